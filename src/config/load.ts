@@ -1,0 +1,190 @@
+// Resolves the configuration from its sources (file < MAOS_* env < flags), reads `*_FILE`
+// secrets, validates once and freezes. The only place in MAOS that reads process.env.
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { AppError } from '../errors/app-error.ts';
+import { type Config, configSchema, SECRET_KEY_PATTERN } from './schema.ts';
+
+export interface LoadConfigOptions {
+  /** Path of a YAML or JSON config file (`--config`); `MAOS_CONFIG` is used when absent. */
+  configPath?: string;
+  /** Environment to read `MAOS_*` variables from. @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Values from CLI flags, highest precedence. Same shape as the file. */
+  overrides?: Record<string, unknown>;
+}
+
+type Tree = Record<string, unknown>;
+
+const ENV_PREFIX = 'MAOS_';
+/** Env variables with this prefix that are not configuration (client-side settings). */
+const NON_CONFIG_ENV = new Set(['MAOS_CONFIG', 'MAOS_SERVER', 'MAOS_TOKEN']);
+
+/** Loads, merges and validates the configuration; throws CONFIG_INVALID listing every problem. */
+export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
+  const env = options.env ?? process.env;
+  const problems: string[] = [];
+  const configPath = options.configPath ?? env.MAOS_CONFIG;
+  const fromFile = configPath ? readConfigFile(configPath, problems) : {};
+  const fromEnv = readEnv(env, problems);
+  const merged = deepMerge(deepMerge(fromFile, fromEnv), options.overrides ?? {});
+  const resolved = resolveFileReferences(merged, '', problems);
+  const parsed = configSchema.safeParse(resolved);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) {
+    throw new AppError('CONFIG_INVALID', `Invalid configuration:\n  - ${problems.join('\n  - ')}`, {
+      details: problems,
+    });
+  }
+  return deepFreeze(parsed.data);
+}
+
+function readConfigFile(path: string, problems: string[]): Tree {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    problems.push(
+      `config file ${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+    return {};
+  }
+  try {
+    const value: unknown = extname(path) === '.json' ? JSON.parse(text) : parseYaml(text);
+    if (value === null || value === undefined) return {};
+    if (!isTree(value)) {
+      problems.push(`config file ${path}: must contain an object at the top level`);
+      return {};
+    }
+    return value;
+  } catch (error) {
+    problems.push(`config file ${path}: ${(error as Error).message.split('\n')[0]}`);
+    return {};
+  }
+}
+
+/**
+ * `MAOS_PORT=8080` → `port`; `MAOS_TASKS__LEASE_SECONDS=10` → `tasks.leaseSeconds` (double underscore
+ * nests, single underscore joins words). Values are parsed as JSON when they are JSON, else kept as text.
+ */
+function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Tree {
+  const tree: Tree = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || raw === undefined || NON_CONFIG_ENV.has(name)) continue;
+    const path = name
+      .slice(ENV_PREFIX.length)
+      .split('__')
+      .map((segment) => envSegmentToKey(segment));
+    if (path.some((segment) => segment.length === 0)) {
+      problems.push(`environment ${name}: malformed variable name`);
+      continue;
+    }
+    setPath(tree, path, parseEnvValue(raw));
+  }
+  return tree;
+}
+
+function envSegmentToKey(segment: string): string {
+  const fileSuffix = segment.endsWith('_FILE') ? '_FILE' : '';
+  const base = fileSuffix ? segment.slice(0, -fileSuffix.length) : segment;
+  const camel = base.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  return camel + fileSuffix;
+}
+
+function parseEnvValue(raw: string): unknown {
+  const trimmed = raw.trim();
+  if (/^(-?\d+(\.\d+)?|true|false|null|\[.*\]|\{.*\})$/s.test(trimmed)) {
+    try {
+      return JSON.parse(trimmed);
+    } catch {
+      return raw;
+    }
+  }
+  return raw;
+}
+
+/** Replaces every `key_FILE: path` with `key: <file contents, trailing newline trimmed>`. */
+function resolveFileReferences(value: unknown, at: string, problems: string[]): unknown {
+  if (Array.isArray(value))
+    return value.map((item, i) => resolveFileReferences(item, `${at}[${i}]`, problems));
+  if (!isTree(value)) return value;
+  const out: Tree = {};
+  for (const [key, child] of Object.entries(value)) {
+    if (!key.endsWith('_FILE')) {
+      out[key] = resolveFileReferences(child, at ? `${at}.${key}` : key, problems);
+    }
+  }
+  for (const [key, child] of Object.entries(value)) {
+    if (!key.endsWith('_FILE')) continue;
+    const target = key.slice(0, -'_FILE'.length);
+    const where = at ? `${at}.${target}` : target;
+    if (value[target] !== undefined) {
+      problems.push(`${where}: set both directly and through ${key}; use one`);
+      continue;
+    }
+    if (typeof child !== 'string') {
+      problems.push(`${where}_FILE: must be a file path`);
+      continue;
+    }
+    try {
+      out[target] = readFileSync(child, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      problems.push(
+        `${where}_FILE: cannot read ${child} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+  }
+  return out;
+}
+
+/** A copy of the config with secret values replaced, for `maos config print` and support bundles. */
+export function redactConfig(value: unknown, key = ''): unknown {
+  if (typeof value === 'string') {
+    if (SECRET_KEY_PATTERN.test(key)) return '[REDACTED]';
+    return value.replace(/(\/\/[^:/@]+:)[^@/]+@/, '$1[REDACTED]@');
+  }
+  if (Array.isArray(value)) return value.map((item) => redactConfig(item, key));
+  if (isTree(value)) {
+    const out: Tree = {};
+    for (const [childKey, child] of Object.entries(value)) out[childKey] = redactConfig(child, childKey);
+    return out;
+  }
+  return value;
+}
+
+function isTree(value: unknown): value is Tree {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function setPath(tree: Tree, path: string[], value: unknown): void {
+  let node = tree;
+  for (const segment of path.slice(0, -1)) {
+    const next = node[segment];
+    if (!isTree(next)) node[segment] = {};
+    node = node[segment] as Tree;
+  }
+  node[path[path.length - 1] as string] = value;
+}
+
+function deepMerge(base: Tree, over: Tree): Tree {
+  const out: Tree = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    out[key] = isTree(current) && isTree(value) ? deepMerge(current, value) : value;
+  }
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,163 @@
+// The one configuration schema of MAOS. Every option has a default and a one-line description;
+// docs/configuration.md is generated from this file (scripts/gen-config-docs.ts) and checked in CI.
+import { z } from 'zod';
+
+const runnerSchema = z
+  .strictObject({
+    command: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe('Program and arguments, run without a shell (e.g. ["npm", "test"]).'),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(600)
+      .describe('Wall-clock limit; the whole process group is killed when it is reached.'),
+    cwd: z
+      .string()
+      .optional()
+      .describe('Working directory; defaults to the session workspace under the data directory.'),
+    env: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('Extra environment variables for the process.'),
+  })
+  .describe(
+    'A command an agent of the `command` runtime may run. Declared by the operator, never by API callers.',
+  );
+
+export type RunnerConfig = z.infer<typeof runnerSchema>;
+
+export const configSchema = z.strictObject({
+  dataDir: z
+    .string()
+    .min(1)
+    .default('./.maos')
+    .describe('Directory for the SQLite database, workspaces and keys. @defaultValue ./.maos'),
+  host: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe('Address the HTTP server binds to. @defaultValue 127.0.0.1'),
+  port: z
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(7070)
+    .describe('HTTP port; 0 picks a free one. @defaultValue 7070'),
+  logLevel: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Minimum log level. @defaultValue info'),
+  store: z
+    .strictObject({
+      url: z
+        .string()
+        .optional()
+        .describe(
+          'Database URL. Unset = SQLite file `maos.db` in dataDir; `sqlite:<path>` for another file.',
+        ),
+      synchronous: z
+        .enum(['full', 'normal'])
+        .default('full')
+        .describe(
+          'SQLite durability: `full` survives a power cut for every acknowledged write; `normal` may lose the last commits on power loss (never corrupts). @defaultValue full',
+        ),
+      busyTimeoutMs: z
+        .number()
+        .int()
+        .positive()
+        .default(5000)
+        .describe('How long a SQLite writer waits for the lock before failing. @defaultValue 5000'),
+    })
+    .default({ synchronous: 'full', busyTimeoutMs: 5000 })
+    .describe('Database settings.'),
+  workers: z
+    .strictObject({
+      concurrency: z
+        .number()
+        .int()
+        .min(0)
+        .max(1024)
+        .default(8)
+        .describe('Task slots in this process; 0 = API only, no task execution. @defaultValue 8'),
+      pollIntervalMs: z
+        .number()
+        .int()
+        .positive()
+        .default(1000)
+        .describe('Fallback poll for ready tasks when no wake-up arrives. @defaultValue 1000'),
+    })
+    .default({ concurrency: 8, pollIntervalMs: 1000 })
+    .describe('Worker settings.'),
+  tasks: z
+    .strictObject({
+      leaseSeconds: z
+        .number()
+        .int()
+        .min(2)
+        .default(30)
+        .describe(
+          'Lease length; a worker heartbeats every third of it, and a task whose lease expires is re-run. @defaultValue 30',
+        ),
+      maxAttempts: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(3)
+        .describe('Runs of a task (first run included) before it fails for good. @defaultValue 3'),
+    })
+    .default({ leaseSeconds: 30, maxAttempts: 3 })
+    .describe('Task execution settings.'),
+  shutdown: z
+    .strictObject({
+      graceSeconds: z
+        .number()
+        .min(0)
+        .default(30)
+        .describe(
+          'On SIGTERM, how long running tasks may finish before their leases are released. @defaultValue 30',
+        ),
+    })
+    .default({ graceSeconds: 30 })
+    .describe('Graceful shutdown.'),
+  http: z
+    .strictObject({
+      bodyLimitBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1_048_576)
+        .describe('Largest accepted request body; larger ones get 413. @defaultValue 1048576'),
+      maxPageSize: z
+        .number()
+        .int()
+        .positive()
+        .max(1000)
+        .default(100)
+        .describe('Largest page a list endpoint returns. @defaultValue 100'),
+      sseKeepAliveSeconds: z
+        .number()
+        .positive()
+        .default(15)
+        .describe('Interval of SSE keep-alive comments (proxies drop idle streams). @defaultValue 15'),
+    })
+    .default({ bodyLimitBytes: 1_048_576, maxPageSize: 100, sseKeepAliveSeconds: 15 })
+    .describe('HTTP server limits.'),
+  runners: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/), runnerSchema)
+    .default({})
+    .describe('Named commands for agents of the `command` runtime.'),
+});
+
+/** The resolved, frozen configuration. */
+export type Config = z.infer<typeof configSchema>;
+/** What a config file, the environment or flags may supply: every key optional. */
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Key names whose values are secrets: redacted by `maos config print` and the support bundle. */
+export const SECRET_KEY_PATTERN =
+  /(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)/i;

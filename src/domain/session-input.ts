@@ -1,0 +1,54 @@
+// What a caller may submit to start a session (REST body, CLI, MCP). Strict: unknown fields are rejected.
+import { z } from 'zod';
+import { STRATEGIES } from './types.ts';
+
+const nameSchema = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,63}$/,
+    'must be 1-64 letters, digits or _.:#- and start with a letter or digit',
+  );
+
+export const agentSpecSchema = z.strictObject({
+  name: nameSchema.optional().describe('Unique name of this task in the plan; defaults to `<role>-<n>`.'),
+  role: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a lowercase role name')
+    .describe('Role from the catalogue (GET /v1/roles).'),
+  task: z.string().min(1).max(20_000).describe('What this agent must do.'),
+  runner: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/)
+    .optional()
+    .describe('Name of a runner declared in the server config (command runtime).'),
+  depends_on: z
+    .array(nameSchema)
+    .max(100)
+    .optional()
+    .describe('Names of tasks that must succeed first (pipeline).'),
+});
+
+export const createSessionInputSchema = z.strictObject({
+  objective: z.string().trim().min(1).max(20_000).describe('What the session must achieve.'),
+  strategy: z
+    .enum(STRATEGIES)
+    .optional()
+    .describe('How tasks are ordered; default `parallel` when agents are given.'),
+  agents: z
+    .array(agentSpecSchema)
+    .min(1)
+    .max(200)
+    .optional()
+    .describe('Explicit tasks; omitted = the orchestrator plans.'),
+  metadata: z
+    .record(z.string().max(128), z.unknown())
+    .optional()
+    .refine(
+      (value) => value === undefined || JSON.stringify(value).length <= 16_384,
+      'must be at most 16 KiB as JSON',
+    )
+    .describe('Free-form caller data kept with the session.'),
+});
+
+export type AgentSpec = z.infer<typeof agentSpecSchema>;
+export type CreateSessionInput = z.infer<typeof createSessionInputSchema>;

@@ -1,0 +1,120 @@
+// Domain vocabulary shared by the engine, the store and every interface (REST, CLI, MCP).
+// Pure types: no I/O here.
+
+export const SESSION_STATUSES = [
+  'pending',
+  'planning',
+  'awaiting_approval',
+  'running',
+  'paused',
+  'completed',
+  'failed',
+  'cancelled',
+] as const;
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
+
+export const TASK_STATUSES = [
+  'pending',
+  'ready',
+  'leased',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const STRATEGIES = ['parallel', 'sequential', 'pipeline', 'adaptive'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+export const TASK_KINDS = ['plan', 'agent', 'synthesize'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+/** Token and cost usage, summed per task, agent and session. */
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  costUsd: number;
+}
+
+export const ZERO_USAGE: Readonly<Usage> = Object.freeze({
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheReadTokens: 0,
+  costUsd: 0,
+});
+
+/** One planned unit of work, as submitted or as produced by the orchestrator. */
+export interface PlannedTask {
+  /** Unique within the plan; other tasks refer to it in `dependsOn`. */
+  name: string;
+  role: string;
+  instructions: string;
+  /** Runner name for the `command` runtime; absent = the role's LLM runtime. */
+  runner?: string;
+  dependsOn: string[];
+}
+
+/** A versioned plan: phases of tasks. Foundation plans have exactly one phase. */
+export interface PlanBody {
+  phases: Array<{ name: string; tasks: PlannedTask[] }>;
+}
+
+export interface SessionRecord {
+  id: string;
+  tenantId: string;
+  objective: string;
+  strategy: Strategy;
+  status: SessionStatus;
+  metadata: Record<string, unknown>;
+  planVersion: number;
+  usage: Usage;
+  error: string | null;
+  result: string | null;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export interface TaskRecord {
+  id: string;
+  tenantId: string;
+  sessionId: string;
+  kind: TaskKind;
+  name: string;
+  role: string;
+  agentId: string | null;
+  instructions: string;
+  runner: string | null;
+  phase: number;
+  status: TaskStatus;
+  dependsOn: string[];
+  attempts: number;
+  maxAttempts: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  result: string | null;
+  error: string | null;
+  usage: Usage;
+  createdAt: number;
+  readyAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/** An entry of a session's append-only, ordered event log. */
+export interface SessionEvent {
+  sessionId: string;
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+  createdAt: number;
+}
+
+/** A session with everything `GET /v1/sessions/:id` shows. */
+export interface SessionDetail extends SessionRecord {
+  plan: PlanBody | null;
+  tasks: TaskRecord[];
+}

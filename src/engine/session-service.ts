@@ -1,0 +1,48 @@
+// The engine's public surface: what REST, CLI, MCP and the console call. Implemented in
+// engine/session-service-impl.ts; interfaces depend on this type only.
+import type { CreateSessionInput } from '../domain/session-input.ts';
+import type { SessionDetail, SessionEvent, SessionRecord, SessionStatus } from '../domain/types.ts';
+
+/** Who is acting: every call is scoped to one tenant. */
+export interface Actor {
+  tenantId: string;
+  principalId: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque cursor for the next page; null when this is the last page. */
+  nextCursor: string | null;
+}
+
+export interface ListSessionsQuery {
+  status?: SessionStatus;
+  limit: number;
+  cursor?: string;
+}
+
+export interface CreateSessionResult {
+  session: SessionDetail;
+  /** False when an earlier request with the same Idempotency-Key already created it. */
+  created: boolean;
+}
+
+export interface SessionService {
+  /** Validates the plan (roles, runners, DAG) and stores the session with its tasks, in one transaction. */
+  createSession(
+    actor: Actor,
+    input: CreateSessionInput,
+    idempotencyKey?: string,
+  ): Promise<CreateSessionResult>;
+  getSession(actor: Actor, sessionId: string): Promise<SessionDetail>;
+  listSessions(actor: Actor, query: ListSessionsQuery): Promise<Page<SessionRecord>>;
+  /** Cancels pending tasks, aborts running ones, ends the session `cancelled`. Idempotent on a cancelled session. */
+  cancelSession(actor: Actor, sessionId: string): Promise<SessionDetail>;
+  /** Events with seq > afterSeq, oldest first. */
+  listEvents(actor: Actor, sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]>;
+  /**
+   * Calls `onWake` whenever new events may exist for the session (in this process or, in cluster
+   * mode, another replica). Returns an unsubscribe function. Readers re-query with listEvents.
+   */
+  watchEvents(sessionId: string, onWake: () => void): () => void;
+}
