@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { AppError } from '../errors/app-error.ts';
+import { loadConfig, redactConfig } from './load.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'maos-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof AppError);
+    assert.equal(error.code, 'CONFIG_INVALID');
+    return error.details as string[];
+  }
+  assert.fail('expected CONFIG_INVALID');
+}
+
+describe('loadConfig', () => {
+  test('defaults when nothing is given', () => {
+    const config = loadConfig({ env: {} });
+    assert.equal(config.dataDir, './.maos');
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.port, 7070);
+    assert.equal(config.store.synchronous, 'full');
+    assert.equal(config.tasks.maxAttempts, 3);
+    assert.ok(Object.isFrozen(config.tasks));
+  });
+
+  test('file < env < flags precedence, YAML and JSON files', () => {
+    const yamlPath = write('a.yaml', 'port: 1000\nhost: 0.0.0.0\ntasks:\n  leaseSeconds: 9\n');
+    const config = loadConfig({
+      configPath: yamlPath,
+      env: { MAOS_PORT: '2000', MAOS_TASKS__MAX_ATTEMPTS: '5' },
+      overrides: { port: 3000 },
+    });
+    assert.equal(config.port, 3000);
+    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.tasks.leaseSeconds, 9);
+    assert.equal(config.tasks.maxAttempts, 5);
+    const jsonPath = write('a.json', JSON.stringify({ workers: { concurrency: 2 } }));
+    assert.equal(loadConfig({ configPath: jsonPath, env: {} }).workers.concurrency, 2);
+  });
+
+  test('runners from the config file', () => {
+    const path = write('r.yaml', 'runners:\n  unit-tests:\n    command: [npm, test]\n');
+    const config = loadConfig({ configPath: path, env: {} });
+    assert.deepEqual(config.runners['unit-tests']?.command, ['npm', 'test']);
+    assert.equal(config.runners['unit-tests']?.timeoutSeconds, 600);
+  });
+
+  test('lists every problem at once', () => {
+    const path = write('bad.yaml', 'port: -1\nworkers:\n  concurrency: lots\nunknownKey: 1\n');
+    const problems = problemsOf(() => loadConfig({ configPath: path, env: {} }));
+    assert.ok(problems.some((p) => p.startsWith('port:')));
+    assert.ok(problems.some((p) => p.startsWith('workers.concurrency:')));
+    assert.ok(problems.some((p) => p.includes('unknownKey')));
+  });
+
+  test('unreadable or malformed file is reported, not thrown raw', () => {
+    assert.ok(
+      problemsOf(() => loadConfig({ configPath: join(dir, 'missing.yaml'), env: {} }))[0]?.includes(
+        'cannot be read',
+      ),
+    );
+    const broken = write('broken.yaml', 'port: [1,\n');
+    assert.equal(problemsOf(() => loadConfig({ configPath: broken, env: {} })).length, 1);
+    const scalar = write('scalar.yaml', '42\n');
+    assert.ok(problemsOf(() => loadConfig({ configPath: scalar, env: {} }))[0]?.includes('object'));
+  });
+
+  test('*_FILE reads a secret from a file and trims one trailing newline', () => {
+    const secret = write('url.txt', 'sqlite:/tmp/x.db\n');
+    const config = loadConfig({ env: { MAOS_STORE__URL_FILE: secret } });
+    assert.equal(config.store.url, 'sqlite:/tmp/x.db');
+  });
+
+  test('*_FILE and the plain value together is an error; a missing file too', () => {
+    const secret = write('u.txt', 'x');
+    const both = problemsOf(() =>
+      loadConfig({ env: { MAOS_STORE__URL: 'y', MAOS_STORE__URL_FILE: secret } }),
+    );
+    assert.ok(both[0]?.includes('both'));
+    const missing = problemsOf(() => loadConfig({ env: { MAOS_STORE__URL_FILE: join(dir, 'nope') } }));
+    assert.ok(missing[0]?.includes('cannot read'));
+  });
+
+  test('client-side variables are not configuration', () => {
+    const config = loadConfig({ env: { MAOS_SERVER: 'http://x', MAOS_TOKEN: 't' } });
+    assert.equal(config.port, 7070);
+  });
+});
+
+describe('redactConfig', () => {
+  test('hides secret keys and passwords inside URLs', () => {
+    const redacted = redactConfig({
+      store: { url: 'postgres://maos:hunter2@db:5432/maos' },
+      providers: { claude: { apiKey: 'sk-123', model: 'm' } },
+    }) as { store: { url: string }; providers: { claude: { apiKey: string; model: string } } };
+    assert.equal(redacted.store.url, 'postgres://maos:[REDACTED]@db:5432/maos');
+    assert.equal(redacted.providers.claude.apiKey, '[REDACTED]');
+    assert.equal(redacted.providers.claude.model, 'm');
+    assert.ok(!JSON.stringify(redacted).includes('hunter2'));
+  });
+});
