@@ -1,0 +1,106 @@
+// The contract every agent runtime implements (command, ai-sdk, …) and the registry the engine
+// picks a runtime from: a task with a `runner` goes to the command runtime, one without to the LLM runtime.
+
+import type { Usage } from '../../domain/types.ts';
+import { AppError } from '../../errors/app-error.ts';
+import type { Logger } from '../../observability/logger.ts';
+
+/** Output of a task this task depends on, handed to the runtime as context. */
+export interface DependencyOutput {
+  taskId: string;
+  name: string;
+  role: string;
+  output: string;
+}
+
+/** Everything a runtime needs to know about the task it runs. */
+export interface RuntimeTask {
+  sessionId: string;
+  tenantId: string;
+  objective: string;
+  taskId: string;
+  name: string;
+  role: string;
+  instructions: string;
+  /** Runner name (command runtime); null for LLM tasks. */
+  runner: string | null;
+  agentId: string | null;
+  /** 1 for the first run. */
+  attempt: number;
+  dependencies: DependencyOutput[];
+}
+
+export type OutputStream = 'stdout' | 'stderr' | 'text';
+
+/** Per-run facilities the engine provides. */
+export interface RuntimeContext {
+  /** Aborted on cancel, shutdown past grace, or lease loss: stop work and throw. */
+  signal: AbortSignal;
+  /** Streams output into the session's events (the engine coalesces writes and splits lines). */
+  emitOutput(stream: OutputStream, chunk: string): void;
+  logger: Logger;
+}
+
+export interface RuntimeResult {
+  output: string;
+  usage?: Partial<Usage>;
+}
+
+/**
+ * One way of running tasks. Failures throw AppError (RUNNER_FAILED, PROVIDER_ERROR, TIMEOUT, …);
+ * the message becomes the task's error.
+ */
+export interface AgentRuntime {
+  /** Short name for logs and metrics, e.g. `command`, `ai`. */
+  readonly kind: string;
+  run(task: RuntimeTask, ctx: RuntimeContext): Promise<RuntimeResult>;
+  /** Whether this runtime can run tasks with the given runner (command runtime: declared runners). */
+  hasRunner?(runner: string): boolean;
+}
+
+/** Where the engine looks up runtimes. */
+export interface RuntimeRegistry {
+  /** The runtime for tasks that name a runner. */
+  registerCommand(runtime: AgentRuntime): void;
+  /** The runtime for tasks without a runner (LLM roles). */
+  registerLlm(runtime: AgentRuntime): void;
+  hasLlm(): boolean;
+  /** Whether a runner name is declared (validated at submit time). */
+  hasRunner(runner: string): boolean;
+  /** The runtime for a task; throws a 400 AppError when none can run it. */
+  resolve(task: { runner: string | null }): AgentRuntime;
+}
+
+/** Creates an empty registry; `src/app.ts` registers the command runtime and, if configured, the LLM one. */
+export function createRuntimeRegistry(): RuntimeRegistry {
+  let command: AgentRuntime | undefined;
+  let llm: AgentRuntime | undefined;
+  return {
+    registerCommand(runtime) {
+      command = runtime;
+    },
+    registerLlm(runtime) {
+      llm = runtime;
+    },
+    hasLlm: () => llm !== undefined,
+    hasRunner: (runner) => command?.hasRunner?.(runner) ?? false,
+    resolve(task) {
+      if (task.runner !== null) {
+        if (!command || !(command.hasRunner?.(task.runner) ?? false)) {
+          throw new AppError(
+            'UNKNOWN_RUNNER',
+            `Runner '${task.runner}' is not declared in the server config`,
+          );
+        }
+        return command;
+      }
+      if (!llm) {
+        throw new AppError(
+          'VALIDATION_FAILED',
+          'The task gives no runner and no LLM provider is configured: name a runner declared in the server config, or configure a provider',
+        );
+      }
+      return llm;
+    },
+  };
+}

@@ -1,0 +1,38 @@
+// Hooks the engine calls as work flows through it; the observability area implements them
+// (Prometheus counters and histograms). All optional, all synchronous and cheap.
+import type { SessionStatus, TaskStatus } from '../domain/types.ts';
+
+/** Engine callbacks for metrics. Must never throw (the engine ignores exceptions from them). */
+export interface EngineObserver {
+  /** A task was claimed; `queueWaitMs` = ready → claimed. */
+  taskClaimed?(info: { queueWaitMs: number; role: string; runtime: string }): void;
+  /** A run of a task ended (success, failure, or cancellation). */
+  taskFinished?(info: { status: TaskStatus; durationMs: number; role: string; runtime: string }): void;
+  /** The reaper found a task whose lease had expired. */
+  leaseExpired?(): void;
+  /** A task is going to be run again (after an expired lease). */
+  taskRetried?(): void;
+  sessionStarted?(): void;
+  sessionFinished?(status: SessionStatus): void;
+}
+
+/** Cheap snapshot for gauges: task counts by queue state and session counts by status. */
+export interface QueueCounts {
+  tasks: { ready: number; leased: number; running: number };
+  sessions: Partial<Record<SessionStatus, number>>;
+}
+
+/** Calls an observer hook, swallowing anything it throws (metrics must never break the engine). */
+export function notifyObserver<K extends keyof EngineObserver>(
+  observer: EngineObserver | undefined,
+  hook: K,
+  ...args: Parameters<NonNullable<EngineObserver[K]>>
+): void {
+  const fn = observer?.[hook] as ((...a: unknown[]) => void) | undefined;
+  if (!fn) return;
+  try {
+    fn.apply(observer, args);
+  } catch {
+    // Deliberately ignored: see the interface comment.
+  }
+}

@@ -1,0 +1,50 @@
+// The shape of the engine as the composition root (src/app.ts) sees it: what it needs and what it offers.
+import type { Kysely } from 'kysely';
+import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
+import type { Config } from '../config/schema.ts';
+import type { CreateSessionInput } from '../domain/session-input.ts';
+import type { PlanBody } from '../domain/types.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Database } from '../store/schema.ts';
+import type { EngineObserver, QueueCounts } from './engine-observer.ts';
+import type { SessionService } from './session-service.ts';
+
+/**
+ * Produces a plan for sessions the caller did not plan (strategy `adaptive`, or no `agents`).
+ * Seam for the LLM planner; without one such sessions are rejected at submit time.
+ */
+export interface Planner {
+  /** Returns the first phase's plan for the objective. Throws AppError on failure. */
+  planInitial(input: {
+    tenantId: string;
+    sessionId: string;
+    objective: string;
+    input: CreateSessionInput;
+  }): Promise<PlanBody> | PlanBody;
+}
+
+export interface EngineDeps {
+  config: Pick<Config, 'workers' | 'tasks' | 'runners'>;
+  db: Kysely<Database>;
+  logger: Logger;
+  runtimes: RuntimeRegistry;
+  observer?: EngineObserver;
+  planner?: Planner;
+  /** Identifies this process's leases; defaults to `<hostname>:<pid>:<random>`. */
+  workerId?: string;
+}
+
+export interface StopOptions {
+  /** How long running tasks may finish before they are aborted and their leases released. */
+  graceMs: number;
+}
+
+export interface Engine {
+  service: SessionService;
+  /** Starts the worker slots, the reaper and the heartbeats. No-op with `workers.concurrency = 0`. */
+  start(): void;
+  /** Stops claiming, waits up to `graceMs` for running tasks, then aborts them and releases their leases. */
+  stop(options: StopOptions): Promise<void>;
+  /** Task and session counts for gauges (one cheap query). */
+  getQueueCounts(): Promise<QueueCounts>;
+}

@@ -1,0 +1,71 @@
+// Opens the database: SQLite (better-sqlite3) by default, behind Kysely so a PostgreSQL dialect
+// can be added without touching callers. Connection pragmas and the data file location live here.
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Config } from '../config/schema.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { Database } from './schema.ts';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+export interface DatabaseHandle {
+  db: Kysely<Database>;
+  dialect: DialectName;
+  /** Where the data lives (file path for SQLite), for logs and `maos serve`. */
+  location: string;
+  close(): Promise<void>;
+}
+
+export type StoreConfig = Pick<Config, 'dataDir' | 'store'>;
+
+/** Resolves the SQLite file from config: `store.url = sqlite:<path>` or `<dataDir>/maos.db`. */
+export function resolveSqlitePath(config: StoreConfig): string {
+  const url = config.store.url;
+  if (url === undefined || url === '') return resolve(config.dataDir, 'maos.db');
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path === '') throw new AppError('CONFIG_INVALID', 'store.url `sqlite:` needs a file path');
+    return resolve(path);
+  }
+  if (url.startsWith('postgres:') || url.startsWith('postgresql:')) {
+    throw new AppError('CONFIG_INVALID', 'store.url: PostgreSQL is not supported by this build yet');
+  }
+  throw new AppError('CONFIG_INVALID', 'store.url must start with `sqlite:` (or be unset)');
+}
+
+/** Opens (creating if needed) the database. Migrations are NOT applied here: see store/migrate.ts. */
+export function createDatabase(config: StoreConfig): DatabaseHandle {
+  const path = resolveSqlitePath(config);
+  mkdirSync(dirname(path), { recursive: true });
+  let sqlite: SqliteDatabase.Database;
+  try {
+    sqlite = new SqliteDatabase(path);
+  } catch (error) {
+    throw new AppError('STORE_UNAVAILABLE', `Cannot open the database file ${path}`, { cause: error });
+  }
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma(`busy_timeout = ${Math.trunc(config.store.busyTimeoutMs)}`);
+  // FULL: every acknowledged commit survives a power cut (fsync per commit; the engine batches
+  // writes to amortise it). NORMAL in WAL mode never corrupts but may lose the last commits.
+  sqlite.pragma(`synchronous = ${config.store.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  let closed = false;
+  return {
+    db,
+    dialect: 'sqlite',
+    location: path,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
+}
+
+/** The default SQLite file for a data directory (for messages and tools). */
+export function defaultDatabasePath(dataDir: string): string {
+  return join(resolve(dataDir), 'maos.db');
+}

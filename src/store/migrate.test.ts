@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { AppError } from '../errors/app-error.ts';
+import { createDatabase } from './db.ts';
+import { getMigrationStatus, migrateToLatest } from './migrate.ts';
+import { MIGRATIONS } from './migrations/index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'maos-migrate-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function open(name: string) {
+  return createDatabase({
+    dataDir: dir,
+    store: { url: `sqlite:${join(dir, name)}`, synchronous: 'full', busyTimeoutMs: 1000 },
+  });
+}
+
+describe('migrations', () => {
+  test('apply all, then report current, and are idempotent', async () => {
+    const handle = open('a.db');
+    try {
+      const before = await getMigrationStatus(handle.db);
+      assert.deepEqual(before.applied, []);
+      assert.equal(before.current, false);
+      const applied = await migrateToLatest(handle.db);
+      assert.deepEqual(
+        applied,
+        MIGRATIONS.map((m) => m.name),
+      );
+      const status = await getMigrationStatus(handle.db);
+      assert.equal(status.current, true);
+      assert.deepEqual(await migrateToLatest(handle.db), []);
+      const tenant = await handle.db
+        .selectFrom('tenants')
+        .selectAll()
+        .where('id', '=', 'default')
+        .executeTakeFirst();
+      assert.equal(tenant?.id, 'default');
+    } finally {
+      await handle.close();
+    }
+  });
+
+  test('sets the connection pragmas', async () => {
+    const handle = open('p.db');
+    try {
+      const journal = await sql<{ journal_mode: string }>`pragma journal_mode`.execute(handle.db);
+      assert.equal(journal.rows[0]?.journal_mode, 'wal');
+      const fk = await sql<{ foreign_keys: number }>`pragma foreign_keys`.execute(handle.db);
+      assert.equal(fk.rows[0]?.foreign_keys, 1);
+      const sync = await sql<{ synchronous: number }>`pragma synchronous`.execute(handle.db);
+      assert.equal(sync.rows[0]?.synchronous, 2);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  test('refuses a database that is newer than the code', async () => {
+    const handle = open('b.db');
+    try {
+      await migrateToLatest(handle.db);
+      await sql`insert into kysely_migration (name, timestamp) values ('9999_from_the_future', '2030-01-01T00:00:00.000Z')`.execute(
+        handle.db,
+      );
+      const status = await getMigrationStatus(handle.db);
+      assert.deepEqual(status.unknown, ['9999_from_the_future']);
+      assert.equal(status.current, false);
+      await assert.rejects(
+        () => migrateToLatest(handle.db),
+        (error: unknown) => error instanceof AppError && error.code === 'DATABASE_NEWER_THAN_CODE',
+      );
+    } finally {
+      await handle.close();
+    }
+  });
+});

@@ -1,0 +1,93 @@
+// Applies and inspects schema migrations (Kysely Migrator with an in-code provider). Used at start,
+// by `maos migrate` and by /readyz. Refuses a database that has migrations this build does not know.
+import { type Kysely, sql } from 'kysely';
+import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import { AppError } from '../errors/app-error.ts';
+import { MIGRATIONS, type NamedMigration } from './migrations/index.ts';
+
+const MIGRATION_TABLE = 'kysely_migration';
+const MIGRATION_LOCK_TABLE = 'kysely_migration_lock';
+
+export interface MigrationStatus {
+  /** Names applied in the database, in order. */
+  applied: string[];
+  /** Names this build knows but the database has not applied yet. */
+  pending: string[];
+  /** Names applied in the database that this build does not know (database newer than code). */
+  unknown: string[];
+  /** True when nothing is pending and nothing is unknown. */
+  current: boolean;
+}
+
+function createProvider(migrations: readonly NamedMigration[]): MigrationProvider {
+  return {
+    async getMigrations() {
+      const record: Record<string, Migration> = {};
+      for (const entry of migrations) record[entry.name] = entry.migration;
+      return record;
+    },
+  };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: works on any schema type
+function createMigrator(db: Kysely<any>, migrations: readonly NamedMigration[]): Migrator {
+  return new Migrator({
+    db,
+    provider: createProvider(migrations),
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: MIGRATION_LOCK_TABLE,
+  });
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: works on any schema type
+async function readAppliedNames(db: Kysely<any>): Promise<string[]> {
+  const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
+  if (!tables.some((table) => table.name === MIGRATION_TABLE)) return [];
+  const rows = await sql<{
+    name: string;
+  }>`select name from ${sql.table(MIGRATION_TABLE)} order by name`.execute(db);
+  return rows.rows.map((row) => row.name);
+}
+
+/** What is applied, pending and unknown. Never changes the database. */
+export async function getMigrationStatus(
+  // biome-ignore lint/suspicious/noExplicitAny: works on any schema type
+  db: Kysely<any>,
+  migrations: readonly NamedMigration[] = MIGRATIONS,
+): Promise<MigrationStatus> {
+  const applied = await readAppliedNames(db);
+  const known = new Set(migrations.map((entry) => entry.name));
+  const appliedSet = new Set(applied);
+  const pending = migrations.map((entry) => entry.name).filter((name) => !appliedSet.has(name));
+  const unknown = applied.filter((name) => !known.has(name));
+  return { applied, pending, unknown, current: pending.length === 0 && unknown.length === 0 };
+}
+
+/**
+ * Applies every pending migration, each in its own transaction. Throws DATABASE_NEWER_THAN_CODE
+ * when the database holds a migration this build does not know, before changing anything.
+ * Returns the names it applied.
+ */
+export async function migrateToLatest(
+  // biome-ignore lint/suspicious/noExplicitAny: works on any schema type
+  db: Kysely<any>,
+  migrations: readonly NamedMigration[] = MIGRATIONS,
+): Promise<string[]> {
+  const status = await getMigrationStatus(db, migrations);
+  if (status.unknown.length > 0) {
+    throw new AppError(
+      'DATABASE_NEWER_THAN_CODE',
+      `The database has migrations this build does not know (${status.unknown.join(', ')}); run a newer MAOS version`,
+      { details: { unknown: status.unknown } },
+    );
+  }
+  if (status.pending.length === 0) return [];
+  const { error, results } = await createMigrator(db, migrations).migrateToLatest();
+  if (error) {
+    const failed = results?.find((result) => result.status === 'Error')?.migrationName;
+    throw new AppError('MIGRATION_REQUIRED', `Migration ${failed ?? '(unknown)'} failed`, { cause: error });
+  }
+  return (results ?? [])
+    .filter((result) => result.status === 'Success')
+    .map((result) => result.migrationName);
+}

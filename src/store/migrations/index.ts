@@ -1,0 +1,13 @@
+// The ordered list of schema migrations, compiled into the code (no files read at run time).
+// Append new migrations at the END with the next number; never rename, reorder or edit a shipped one.
+import type { Migration } from 'kysely/migration';
+import * as foundation from './0001-foundation.ts';
+
+export interface NamedMigration {
+  /** Sorts in apply order: `NNNN_snake_name`. */
+  name: string;
+  migration: Migration;
+}
+
+/** Every migration this build knows, oldest first. Other areas append theirs (0002_security, …). */
+export const MIGRATIONS: NamedMigration[] = [{ name: '0001_foundation', migration: foundation }];

@@ -1,0 +1,142 @@
+// Row types of every table, as Kysely sees them. Timestamps are integer epoch milliseconds and
+// JSON is stored as text, so the same types serve SQLite and (later) PostgreSQL.
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+export interface SessionsTable {
+  id: string;
+  tenant_id: string;
+  objective: string;
+  strategy: string;
+  status: string;
+  /** JSON object. */
+  metadata: string;
+  plan_version: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cost_usd: number;
+  error: string | null;
+  result: string | null;
+  /** Last event seq handed out; the next event gets last_seq + 1 (same transaction). */
+  last_seq: number;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export interface PlansTable {
+  session_id: string;
+  version: number;
+  tenant_id: string;
+  /** JSON PlanBody. */
+  body: string;
+  created_at: number;
+}
+
+export interface AgentsTable {
+  id: string;
+  tenant_id: string;
+  session_id: string;
+  name: string;
+  role: string;
+  runtime: string;
+  created_at: number;
+}
+
+export interface TasksTable {
+  id: string;
+  tenant_id: string;
+  session_id: string;
+  kind: string;
+  name: string;
+  role: string;
+  agent_id: string | null;
+  instructions: string;
+  runner: string | null;
+  phase: number;
+  /** Order of the task inside its plan, for stable listings. */
+  position: number;
+  status: string;
+  attempts: number;
+  max_attempts: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  result: string | null;
+  error: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cost_usd: number;
+  created_at: number;
+  updated_at: number;
+  ready_at: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export interface TaskDependenciesTable {
+  task_id: string;
+  depends_on_task_id: string;
+  session_id: string;
+  tenant_id: string;
+}
+
+export interface MessagesTable {
+  id: string;
+  tenant_id: string;
+  session_id: string;
+  from_agent_id: string | null;
+  to_agent_id: string | null;
+  body: string;
+  created_at: number;
+}
+
+export interface ArtifactsTable {
+  id: string;
+  tenant_id: string;
+  session_id: string;
+  task_id: string | null;
+  name: string;
+  media_type: string;
+  content: string;
+  sha256: string;
+  created_at: number;
+}
+
+export interface EventsTable {
+  session_id: string;
+  seq: number;
+  tenant_id: string;
+  type: string;
+  /** JSON object. */
+  data: string;
+  created_at: number;
+}
+
+export interface IdempotencyKeysTable {
+  tenant_id: string;
+  key: string;
+  request_hash: string;
+  session_id: string;
+  created_at: number;
+}
+
+/** The whole schema. Other areas extend it with their own tables via interface merging or intersection. */
+export interface Database {
+  tenants: TenantsTable;
+  sessions: SessionsTable;
+  plans: PlansTable;
+  agents: AgentsTable;
+  tasks: TasksTable;
+  task_dependencies: TaskDependenciesTable;
+  messages: MessagesTable;
+  artifacts: ArtifactsTable;
+  events: EventsTable;
+  idempotency_keys: IdempotencyKeysTable;
+}
