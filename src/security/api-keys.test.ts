@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { AppError } from '../errors/app-error.ts';
+import { createApiKey, hashSecret, listApiKeys, revokeApiKey, verifyApiKey } from './api-keys.ts';
+import { createTestSecurityDb, type TestSecurityDb } from './test-support.ts';
+
+function isInvalid(reason: string) {
+  return (e: unknown) => e instanceof AppError && e.code === 'INVALID_TOKEN' && e.message.includes(reason);
+}
+
+describe('api keys', () => {
+  let t: TestSecurityDb;
+  before(async () => {
+    t = await createTestSecurityDb();
+  });
+  after(async () => {
+    await t.cleanup();
+  });
+
+  test('created key verifies, maps to tenant and roles, and only its hash is stored', async () => {
+    const { key, info } = await createApiKey(t.db, {
+      tenantId: 't1',
+      name: 'ci',
+      roles: ['operator', 'operator'],
+      createdBy: 'cli',
+    });
+    assert.match(key, /^maos_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+    assert.deepEqual(info.roles, ['operator']);
+    const row = await t.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('id', '=', info.id)
+      .executeTakeFirstOrThrow();
+    const secret = key.slice(18);
+    assert.equal(row.hash, hashSecret(secret));
+    assert.ok(!JSON.stringify(row).includes(secret), 'plaintext secret must not be stored');
+    const verified = await verifyApiKey(t.db, key);
+    assert.equal(verified.tenantId, 't1');
+    assert.deepEqual(verified.roles, ['operator']);
+    assert.ok(verified.lastUsedAt);
+  });
+
+  test('wrong secret, unknown prefix and malformed keys are refused', async () => {
+    const { key } = await createApiKey(t.db, {
+      tenantId: 't1',
+      name: 'x',
+      roles: ['viewer'],
+      createdBy: 'a',
+    });
+    const flipped = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
+    await assert.rejects(verifyApiKey(t.db, flipped), isInvalid('unknown'));
+    await assert.rejects(verifyApiKey(t.db, `maos_000000000000_${key.slice(18)}`), isInvalid('unknown'));
+    await assert.rejects(verifyApiKey(t.db, 'maos_abc'), isInvalid('malformed'));
+    await assert.rejects(verifyApiKey(t.db, ''), isInvalid('malformed'));
+  });
+
+  test('revocation is immediate and tenant-scoped', async () => {
+    const { key, info } = await createApiKey(t.db, {
+      tenantId: 't1',
+      name: 'r',
+      roles: ['viewer'],
+      createdBy: 'a',
+    });
+    await assert.rejects(
+      revokeApiKey(t.db, 't2', info.id),
+      (e: unknown) => e instanceof AppError && e.code === 'NOT_FOUND',
+    );
+    await verifyApiKey(t.db, key);
+    const revoked = await revokeApiKey(t.db, 't1', info.prefix);
+    assert.ok(revoked.revokedAt);
+    await assert.rejects(verifyApiKey(t.db, key), isInvalid('revoked'));
+    const again = await revokeApiKey(t.db, 't1', info.id);
+    assert.equal(again.revokedAt, revoked.revokedAt);
+  });
+
+  test('expiry is enforced', async () => {
+    const now = new Date('2030-01-01T00:00:00Z');
+    const { key } = await createApiKey(
+      t.db,
+      { tenantId: 't1', name: 'e', roles: ['viewer'], createdBy: 'a', expiresAt: '2030-01-02T00:00:00Z' },
+      now,
+    );
+    await verifyApiKey(t.db, key, now);
+    await assert.rejects(verifyApiKey(t.db, key, new Date('2030-01-02T00:00:00Z')), isInvalid('expired'));
+    await assert.rejects(
+      createApiKey(
+        t.db,
+        { tenantId: 't1', name: 'e', roles: ['viewer'], createdBy: 'a', expiresAt: '2029-01-01' },
+        now,
+      ),
+      (e: unknown) => e instanceof AppError && e.code === 'VALIDATION_FAILED',
+    );
+  });
+
+  test('unknown roles and empty role lists are rejected', async () => {
+    for (const roles of [[], ['root'], ['viewer', 'superuser']]) {
+      await assert.rejects(
+        createApiKey(t.db, { tenantId: 't1', name: 'n', roles, createdBy: 'a' }),
+        (e: unknown) => e instanceof AppError && e.code === 'VALIDATION_FAILED',
+      );
+    }
+  });
+
+  test('list shows only the tenant’s keys and never the hash', async () => {
+    await createApiKey(t.db, { tenantId: 't3', name: 'one', roles: ['admin'], createdBy: 'a' });
+    const keys = await listApiKeys(t.db, 't3');
+    assert.equal(keys.length, 1);
+    assert.equal(keys[0]?.name, 'one');
+    assert.ok(!('hash' in (keys[0] as object)));
+    assert.equal((await listApiKeys(t.db, 'nobody')).length, 0);
+  });
+});

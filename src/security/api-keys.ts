@@ -1,0 +1,187 @@
+// API keys for service accounts: generated once, stored only as a SHA-256 hash behind a public
+// lookup prefix, scoped to one tenant and a set of roles, with expiry, last use and revocation.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { uuidv7 } from 'uuidv7';
+import { AppError } from '../errors/app-error.ts';
+import { isRoleName, type RoleName } from './rbac.ts';
+import type { ApiKeysTable, SecurityDb } from './security-tables.ts';
+
+/** Every key starts with this, so secret scanners and log redaction can recognise it. */
+export const API_KEY_PREFIX = 'maos_';
+const LOOKUP_ID_LENGTH = 12;
+// 32 random bytes = 256 bits: far beyond guessing, which is why a fast hash (not a KDF) is enough.
+const SECRET_BYTES = 32;
+const KEY_PATTERN = /^maos_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+// last_used_at is written at most this often per key, so a busy key does not write on every request.
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+/** What may be shown about a key after creation: never the key nor its hash. */
+export interface ApiKeyInfo {
+  id: string;
+  tenantId: string;
+  name: string;
+  prefix: string;
+  roles: RoleName[];
+  createdAt: string;
+  createdBy: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface CreateApiKeyInput {
+  tenantId: string;
+  name: string;
+  roles: readonly string[];
+  createdBy: string;
+  /** RFC 3339 time after which the key is refused; null = no expiry. */
+  expiresAt?: string | null;
+}
+
+export interface CreatedApiKey {
+  /** The full key. Shown to the caller once; it cannot be recovered later. */
+  key: string;
+  info: ApiKeyInfo;
+}
+
+/** Generates a key, stores its hash and returns the key once. */
+export async function createApiKey(
+  db: SecurityDb,
+  input: CreateApiKeyInput,
+  now: Date = new Date(),
+): Promise<CreatedApiKey> {
+  const roles = validateRoles(input.roles);
+  const name = input.name.trim();
+  if (name.length === 0 || name.length > 200) {
+    throw new AppError('VALIDATION_FAILED', 'Key name must be 1–200 characters');
+  }
+  const expiresAt = input.expiresAt ? normaliseTime(input.expiresAt, 'expiresAt') : null;
+  if (expiresAt && Date.parse(expiresAt) <= now.getTime()) {
+    throw new AppError('VALIDATION_FAILED', 'expiresAt must be in the future');
+  }
+  const prefix = randomBytes(LOOKUP_ID_LENGTH / 2).toString('hex');
+  const secret = randomBytes(SECRET_BYTES).toString('base64url');
+  const row: ApiKeysTable = {
+    id: uuidv7(),
+    tenant_id: input.tenantId,
+    name,
+    prefix,
+    hash: hashSecret(secret),
+    roles: JSON.stringify(roles),
+    created_at: now.toISOString(),
+    created_by: input.createdBy,
+    expires_at: expiresAt,
+    last_used_at: null,
+    revoked_at: null,
+  };
+  await db.insertInto('api_keys').values(row).execute();
+  return { key: `${API_KEY_PREFIX}${prefix}_${secret}`, info: toInfo(row) };
+}
+
+/** Keys of one tenant, newest first, without secrets. */
+export async function listApiKeys(db: SecurityDb, tenantId: string): Promise<ApiKeyInfo[]> {
+  const rows = await db
+    .selectFrom('api_keys')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .orderBy('id', 'desc')
+    .execute();
+  return rows.map(toInfo);
+}
+
+/** Revokes a key by id or prefix within the tenant (idempotent). Another tenant's key is NOT_FOUND. */
+export async function revokeApiKey(
+  db: SecurityDb,
+  tenantId: string,
+  idOrPrefix: string,
+  now: Date = new Date(),
+): Promise<ApiKeyInfo> {
+  const row = await db
+    .selectFrom('api_keys')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where((eb) => eb.or([eb('id', '=', idOrPrefix), eb('prefix', '=', idOrPrefix)]))
+    .executeTakeFirst();
+  if (!row) throw new AppError('NOT_FOUND', 'API key not found');
+  if (row.revoked_at === null) {
+    row.revoked_at = now.toISOString();
+    await db.updateTable('api_keys').set({ revoked_at: row.revoked_at }).where('id', '=', row.id).execute();
+  }
+  return toInfo(row);
+}
+
+/** Resolves a presented key to its record; throws INVALID_TOKEN (with a reason) when it is not valid. */
+export async function verifyApiKey(
+  db: SecurityDb,
+  presented: string,
+  now: Date = new Date(),
+): Promise<ApiKeyInfo> {
+  const match = KEY_PATTERN.exec(presented);
+  if (!match) throw invalid('malformed API key');
+  const [, prefix, secret] = match as unknown as [string, string, string];
+  const row = await db.selectFrom('api_keys').selectAll().where('prefix', '=', prefix).executeTakeFirst();
+  // Hash even when the prefix is unknown, so timing does not tell which prefixes exist.
+  const expected = Buffer.from(row?.hash ?? '0'.repeat(64), 'hex');
+  const actual = Buffer.from(hashSecret(secret), 'hex');
+  if (!row || !timingSafeEqual(expected, actual)) throw invalid('unknown API key');
+  if (row.revoked_at !== null) throw invalid('API key revoked');
+  if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) {
+    throw invalid('API key expired');
+  }
+  const lastUsed = row.last_used_at ? Date.parse(row.last_used_at) : 0;
+  if (now.getTime() - lastUsed >= LAST_USED_RESOLUTION_MS) {
+    row.last_used_at = now.toISOString();
+    await db
+      .updateTable('api_keys')
+      .set({ last_used_at: row.last_used_at })
+      .where('id', '=', row.id)
+      .execute();
+  }
+  return toInfo(row);
+}
+
+/** True when a bearer credential looks like a MAOS API key (rather than a JWT). */
+export function looksLikeApiKey(credential: string): boolean {
+  return credential.startsWith(API_KEY_PREFIX);
+}
+
+/** Hex SHA-256 of the secret part of a key. */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+function validateRoles(roles: readonly string[]): RoleName[] {
+  if (roles.length === 0) throw new AppError('VALIDATION_FAILED', 'A key needs at least one role');
+  const unknown = roles.filter((role) => !isRoleName(role));
+  if (unknown.length > 0) {
+    throw new AppError('VALIDATION_FAILED', `Unknown role(s): ${unknown.join(', ')}`, {
+      details: { unknown },
+    });
+  }
+  return [...new Set(roles as RoleName[])];
+}
+
+function normaliseTime(value: string, field: string): string {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new AppError('VALIDATION_FAILED', `${field} is not a valid time`);
+  return new Date(ms).toISOString();
+}
+
+function invalid(reason: string): AppError {
+  return new AppError('INVALID_TOKEN', reason, { details: { reason } });
+}
+
+function toInfo(row: ApiKeysTable): ApiKeyInfo {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    prefix: row.prefix,
+    roles: JSON.parse(row.roles) as RoleName[],
+    createdAt: row.created_at,
+    createdBy: row.created_by,
+    expiresAt: row.expires_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
+  };
+}

@@ -1,0 +1,39 @@
+// Test support for the security module: a real SQLite database in a temp dir with migration
+// 0002_security applied. Used by tests only.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { up } from './migration-0002-security.ts';
+import type { SecurityDb } from './security-tables.ts';
+
+export interface TestSecurityDb {
+  db: SecurityDb;
+  dir: string;
+  file: string;
+  /** Closes the database and removes the temp dir. */
+  cleanup(): Promise<void>;
+}
+
+/** Opens a fresh migrated SQLite file in a new temp dir. */
+export async function createTestSecurityDb(): Promise<TestSecurityDb> {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-sec-'));
+  const file = join(dir, 'maos.db');
+  const db = openSqlite(file);
+  await up(db);
+  return {
+    db,
+    dir,
+    file,
+    async cleanup() {
+      await db.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Opens a SQLite file as a Kysely instance with the security tables. */
+export function openSqlite(file: string): SecurityDb {
+  return new Kysely({ dialect: new SqliteDialect({ database: new Database(file) }) });
+}
