@@ -1,6 +1,7 @@
 // The ordered list of schema migrations, compiled into the code (no files read at run time).
 // Append new migrations at the END with the next number; never rename, reorder or edit a shipped one.
 import type { Migration } from 'kysely/migration';
+import * as security from '../../security/migration-0002-security.ts';
 import * as foundation from './0001-foundation.ts';
 
 export interface NamedMigration {
@@ -10,4 +11,7 @@ export interface NamedMigration {
 }
 
 /** Every migration this build knows, oldest first. Other areas append theirs (0002_security, …). */
-export const MIGRATIONS: NamedMigration[] = [{ name: '0001_foundation', migration: foundation }];
+export const MIGRATIONS: NamedMigration[] = [
+  { name: '0001_foundation', migration: foundation },
+  { name: '0002_security', migration: security },
+];
