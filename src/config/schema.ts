@@ -1,6 +1,7 @@
 // The one configuration schema of MAOS. Every option has a default and a one-line description;
 // docs/configuration.md is generated from this file (scripts/gen-config-docs.ts) and checked in CI.
 import { z } from 'zod';
+import { llmConfigSchema, providersConfigSchema } from './llm-schema.ts';
 
 const runnerSchema = z
   .strictObject({
@@ -147,10 +148,128 @@ export const configSchema = z.strictObject({
     })
     .default({ bodyLimitBytes: 1_048_576, maxPageSize: 100, sseKeepAliveSeconds: 15 })
     .describe('HTTP server limits.'),
+  metrics: z
+    .strictObject({
+      enabled: z
+        .boolean()
+        .default(true)
+        .describe('Serve Prometheus metrics at `/metrics`. @defaultValue true'),
+      port: z
+        .number()
+        .int()
+        .min(0)
+        .max(65535)
+        .optional()
+        .describe(
+          'Serve `/metrics` on this separate port (bound to `metrics.host`) instead of the API port; 0 picks a free one.',
+        ),
+      host: z
+        .string()
+        .min(1)
+        .default('127.0.0.1')
+        .describe(
+          'Address of the separate metrics listener (only with `metrics.port`). @defaultValue 127.0.0.1',
+        ),
+      public: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Let `/metrics` on the API port be scraped without credentials; on a separate port it never needs them. @defaultValue false',
+        ),
+      collectDefaults: z
+        .boolean()
+        .default(true)
+        .describe(
+          'Also export the Node.js process metrics (CPU, memory, event loop, GC). @defaultValue true',
+        ),
+    })
+    .default({ enabled: true, host: '127.0.0.1', public: false, collectDefaults: true })
+    .describe('Prometheus metrics.'),
+  tracing: z
+    .strictObject({
+      captureMessageContent: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Record prompts, completions and tool arguments on GenAI spans (opt-in: they may hold personal data). The exporter itself is configured by the standard OTEL_* variables. @defaultValue false',
+        ),
+    })
+    .default({ captureMessageContent: false })
+    .describe(
+      'OpenTelemetry tracing; off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or OTEL_TRACES_EXPORTER is set.',
+    ),
+  logging: z
+    .strictObject({
+      format: z
+        .enum(['auto', 'json', 'pretty'])
+        .default('auto')
+        .describe(
+          'Log line format: ECS JSON, human-readable, or `auto` = pretty only on a terminal in the development environment. @defaultValue auto',
+        ),
+      environment: z
+        .string()
+        .min(1)
+        .default('production')
+        .describe(
+          'Deployment environment, logged as `service.environment` (e.g. development, staging). @defaultValue production',
+        ),
+    })
+    .default({ format: 'auto', environment: 'production' })
+    .describe('Log output.'),
+  mcp: z
+    .strictObject({
+      enabled: z
+        .boolean()
+        .default(true)
+        .describe('Serve the MCP Streamable HTTP endpoint at `/mcp`. @defaultValue true'),
+      allowedOrigins: z
+        .array(z.url())
+        .default([])
+        .describe(
+          'Browser origins (e.g. https://console.example.com) allowed to call `/mcp` besides loopback ones; any other Origin header is rejected (DNS-rebinding protection). @defaultValue []',
+        ),
+      allowedHosts: z
+        .array(z.string().min(1))
+        .default([])
+        .describe(
+          'Host header names accepted on `/mcp` (e.g. maos.example.com). Empty = only loopback names while the server binds to a loopback address, anything otherwise. @defaultValue []',
+        ),
+      maxSessions: z
+        .number()
+        .int()
+        .positive()
+        .default(1000)
+        .describe('Open MCP sessions per process; more get 429. @defaultValue 1000'),
+      sessionIdleSeconds: z
+        .number()
+        .int()
+        .positive()
+        .default(1800)
+        .describe('An MCP session without requests for this long is closed. @defaultValue 1800'),
+      replayBufferSize: z
+        .number()
+        .int()
+        .min(0)
+        .default(500)
+        .describe(
+          'Messages kept per MCP session so a client can resume an SSE stream with Last-Event-ID; 0 disables resumability. @defaultValue 500',
+        ),
+    })
+    .default({
+      enabled: true,
+      allowedOrigins: [],
+      allowedHosts: [],
+      maxSessions: 1000,
+      sessionIdleSeconds: 1800,
+      replayBufferSize: 500,
+    })
+    .describe('MCP server (Streamable HTTP at `/mcp`; `maos mcp` for stdio).'),
   runners: z
     .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/), runnerSchema)
     .default({})
     .describe('Named commands for agents of the `command` runtime.'),
+  providers: providersConfigSchema,
+  llm: llmConfigSchema,
 });
 
 /** The resolved, frozen configuration. */

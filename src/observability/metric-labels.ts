@@ -1,0 +1,212 @@
+// The allowed values of every metric label: fixed lists, or a pattern plus a cap on distinct
+// values for names that come from config (provider, model, route). Keeps cardinality bounded.
+
+import { SESSION_STATUSES, STRATEGIES, TASK_KINDS } from '../domain/types.ts';
+import { ERROR_CODES } from '../errors/app-error.ts';
+
+/** Value that replaces anything outside a label's allowed set. */
+export const OTHER = '_OTHER';
+
+/** A label's allowed values: a closed list, or an open set bounded by a pattern and a count. */
+export type LabelRule = readonly string[] | { readonly pattern: RegExp; readonly maxDistinct: number };
+
+/** HTTP methods kept as themselves; any other method is counted as `_OTHER` (as OTel does). */
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', OTHER] as const;
+/** Route label of requests that matched no route (fastify-metrics uses the same name). */
+export const UNKNOWN_ROUTE = '__unknown__';
+
+export const SESSION_OUTCOMES = ['completed', 'failed', 'cancelled'] as const;
+/** Task states that make up the queue (pending waits on dependencies; the rest is the backlog). */
+export const QUEUE_STATES = ['pending', 'ready', 'leased', 'running'] as const;
+export const TASK_OUTCOMES = ['succeeded', 'failed', 'cancelled', 'retried'] as const;
+export const SLOT_STATES = ['busy', 'idle'] as const;
+export const GEN_AI_OPERATIONS = [
+  'chat',
+  'text_completion',
+  'generate_content',
+  'embeddings',
+  'execute_tool',
+  'invoke_agent',
+  'invoke_workflow',
+  'create_agent',
+  'plan',
+] as const;
+export const TOKEN_TYPES = ['input', 'output'] as const;
+/** Classes of provider failures; fine-grained enough to route an alert, coarse enough to stay bounded. */
+export const PROVIDER_ERROR_TYPES = [
+  'timeout',
+  'rate_limited',
+  'server_error',
+  'authentication',
+  'bad_request',
+  'network',
+  'content_filter',
+  'cancelled',
+  'circuit_open',
+  OTHER,
+] as const;
+export const CIRCUIT_STATES = ['closed', 'half_open', 'open'] as const;
+export const CACHE_RESULTS = ['hit', 'miss'] as const;
+export const MCP_METHODS = [
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+  'notifications/initialized',
+  'notifications/cancelled',
+  OTHER,
+] as const;
+export const MCP_OUTCOMES = ['success', 'error'] as const;
+export const RATE_LIMITERS = ['requests', 'sessions', 'streams', 'tokens', OTHER] as const;
+export const AUTH_FAILURE_REASONS = [
+  'missing_credentials',
+  'invalid_token',
+  'expired_token',
+  'wrong_audience',
+  'insufficient_scope',
+  'invalid_api_key',
+  'permission_denied',
+  OTHER,
+] as const;
+export const AUDIT_OUTCOMES = ['success', 'failure', 'unknown'] as const;
+export const BUDGET_SCOPES = ['session', 'tenant', 'agent', 'task', OTHER] as const;
+export const READINESS_CHECKS = ['database', 'migrations', 'worker', 'shutdown'] as const;
+
+/** Provider and model names come from config, so they are open but bounded. */
+const PROVIDER_RULE = { pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/, maxDistinct: 32 } as const;
+const MODEL_RULE = { pattern: /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/, maxDistinct: 64 } as const;
+const GEN_AI_LABELS = {
+  gen_ai_operation_name: GEN_AI_OPERATIONS,
+  gen_ai_provider_name: PROVIDER_RULE,
+  gen_ai_request_model: MODEL_RULE,
+} as const;
+
+/** Every metric MAOS defines, with its labels and their allowed values. The single source of truth. */
+export const METRIC_LABELS = {
+  maos_build_info: {
+    version: { pattern: /^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, maxDistinct: 1 },
+    revision: { pattern: /^([0-9a-f]{7,40}|unknown)$/, maxDistinct: 1 },
+  },
+  http_request_duration_seconds: {
+    method: HTTP_METHODS,
+    // Templates come from the route table, so they are as many as the routes in the code.
+    route: { pattern: /^(\/[^\s?#]*|__unknown__)$/, maxDistinct: 256 },
+    status_code: { pattern: /^[1-5]\d\d$/, maxDistinct: 64 },
+  },
+  http_requests_in_flight: {},
+  maos_errors_total: { code: Object.keys(ERROR_CODES) },
+  maos_sessions: { status: SESSION_STATUSES },
+  maos_sessions_started_total: { strategy: STRATEGIES },
+  maos_sessions_finished_total: { outcome: SESSION_OUTCOMES },
+  maos_tasks: { status: QUEUE_STATES },
+  maos_task_duration_seconds: { kind: TASK_KINDS, outcome: TASK_OUTCOMES },
+  maos_task_queue_wait_seconds: { kind: TASK_KINDS },
+  maos_task_lease_expiries_total: {},
+  maos_task_retries_total: { kind: TASK_KINDS },
+  maos_worker_slots: { state: SLOT_STATES },
+  maos_worker_heartbeat_timestamp_seconds: {},
+  gen_ai_client_token_usage: { ...GEN_AI_LABELS, gen_ai_token_type: TOKEN_TYPES },
+  gen_ai_client_operation_duration_seconds: { ...GEN_AI_LABELS, error_type: PROVIDER_ERROR_TYPES },
+  maos_llm_cost_usd_total: { provider: PROVIDER_RULE, model: MODEL_RULE },
+  maos_llm_provider_errors_total: { provider: PROVIDER_RULE, error_type: PROVIDER_ERROR_TYPES },
+  maos_llm_circuit_state: { provider: PROVIDER_RULE, state: CIRCUIT_STATES },
+  maos_llm_cache_requests_total: { provider: PROVIDER_RULE, result: CACHE_RESULTS },
+  maos_sse_connections: {},
+  maos_sse_events_sent_total: {},
+  maos_mcp_requests_total: { mcp_method_name: MCP_METHODS, outcome: MCP_OUTCOMES },
+  maos_rate_limit_rejections_total: { limiter: RATE_LIMITERS },
+  maos_budget_rejections_total: { scope: BUDGET_SCOPES },
+  maos_auth_failures_total: { reason: AUTH_FAILURE_REASONS },
+  maos_audit_records_written_total: { outcome: AUDIT_OUTCOMES },
+  maos_readiness_check_passing: { check: READINESS_CHECKS },
+  maos_data_dir_free_bytes: {},
+  maos_data_dir_capacity_bytes: {},
+} as const satisfies Record<string, Record<string, LabelRule>>;
+
+export type MetricName = keyof typeof METRIC_LABELS;
+export type LabelsOf<M extends MetricName> = keyof (typeof METRIC_LABELS)[M] & string;
+
+/**
+ * Returns a function that maps a raw label value to an allowed one: kept when allowed, `_OTHER`
+ * when outside a closed list, when it fails an open pattern, or when an open label already holds
+ * `maxDistinct` other values (a misconfiguration must not explode the series count).
+ * Returns undefined for a value of a closed list without `_OTHER`: the sample is dropped.
+ */
+export function createLabelGuard(): (metric: MetricName, label: string, value: string) => string | undefined {
+  const seen = new Map<string, Set<string>>();
+  return (metric, label, value) => {
+    const rule = (METRIC_LABELS[metric] as Record<string, LabelRule | undefined>)[label];
+    if (rule === undefined) return undefined;
+    if (isClosedRule(rule)) {
+      if (rule.includes(value)) return value;
+      return rule.includes(OTHER) ? OTHER : undefined;
+    }
+    if (!rule.pattern.test(value)) return OTHER;
+    const key = `${metric}/${label}`;
+    const values = seen.get(key) ?? new Set<string>();
+    seen.set(key, values);
+    if (values.has(value)) return value;
+    if (values.size >= rule.maxDistinct) return OTHER;
+    values.add(value);
+    return value;
+  };
+}
+
+/** One label value found in a scrape that the allow-list does not permit. */
+export interface LabelViolation {
+  metric: string;
+  label: string;
+  value: string;
+  reason: string;
+}
+
+interface ScrapedMetric {
+  name: string;
+  values: Array<{ labels: Record<string, string | number | undefined>; metricName?: string }>;
+}
+
+/**
+ * Checks every label value of MAOS-defined metrics in `registry.getMetricsAsJSON()` output against
+ * METRIC_LABELS. Metrics not in the table (Node process defaults) are ignored; `le` is the
+ * histogram bucket label and always allowed.
+ */
+export function findLabelViolations(scraped: readonly ScrapedMetric[]): LabelViolation[] {
+  const violations: LabelViolation[] = [];
+  for (const metric of scraped) {
+    const rules = (METRIC_LABELS as Record<string, Record<string, LabelRule>>)[metric.name];
+    if (rules === undefined) continue;
+    const distinct = new Map<string, Set<string>>();
+    for (const sample of metric.values) {
+      for (const [label, raw] of Object.entries(sample.labels)) {
+        if (raw === undefined || label === 'le') continue;
+        const value = String(raw);
+        const rule = rules[label];
+        const add = (reason: string) => violations.push({ metric: metric.name, label, value, reason });
+        if (rule === undefined) add('label not declared');
+        else if (isClosedRule(rule)) {
+          if (!rule.includes(value)) add('value not in the allowed list');
+        } else if (value === OTHER) {
+          // the guard's overflow value for open labels
+        } else if (!rule.pattern.test(value)) add(`value does not match ${rule.pattern}`);
+        else {
+          const values = distinct.get(label) ?? new Set<string>();
+          values.add(value);
+          distinct.set(label, values);
+          if (values.size === rule.maxDistinct + 1) add(`more than ${rule.maxDistinct} distinct values`);
+        }
+      }
+    }
+  }
+  return violations;
+}
+
+function isClosedRule(rule: LabelRule): rule is readonly string[] {
+  return Array.isArray(rule);
+}

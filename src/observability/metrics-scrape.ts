@@ -1,0 +1,100 @@
+// Gauges whose values are read when Prometheus scrapes (queue depth, sessions by status, readiness,
+// disk space), so they show the shared database and filesystem, not this process's memory.
+import { statfs } from 'node:fs/promises';
+import { Gauge, type Registry } from 'prom-client';
+import { SESSION_STATUSES, type SessionStatus } from '../domain/types.ts';
+import { QUEUE_STATES, READINESS_CHECKS } from './metric-labels.ts';
+
+export type QueueState = (typeof QUEUE_STATES)[number];
+export type ReadinessCheckName = (typeof READINESS_CHECKS)[number];
+
+/** Values read at scrape time, so gauges reflect the database rather than this process's memory. */
+export interface ScrapeSources {
+  /** Tasks per queue state, across the cluster (the autoscaling signal). */
+  queueCounts?: () => Promise<Partial<Record<QueueState, number>>>;
+  /** Sessions per status, across the cluster. */
+  sessionCounts?: () => Promise<Partial<Record<SessionStatus, number>>>;
+  /** Latest readiness result per check. */
+  readiness?: () => Promise<Partial<Record<ReadinessCheckName, boolean>>>;
+  /** Directory whose filesystem's free space is reported (the SQLite data directory). */
+  dataDir?: string;
+}
+
+/** Registers the scrape-time gauges; they read `sources` (mutable, filled later) on every scrape. */
+export function defineScrapeGauges(
+  registers: Registry[],
+  sources: ScrapeSources,
+  reportError: (source: string, error: unknown) => void,
+): void {
+  new Gauge({
+    name: 'maos_sessions',
+    help: 'Sessions in the database, by status (read at scrape time).',
+    labelNames: ['status'],
+    registers,
+    async collect() {
+      if (!sources.sessionCounts) return;
+      try {
+        const counts = await sources.sessionCounts();
+        for (const status of SESSION_STATUSES) this.set({ status }, counts[status] ?? 0);
+      } catch (error) {
+        this.reset();
+        reportError('sessionCounts', error);
+      }
+    },
+  });
+  new Gauge({
+    name: 'maos_tasks',
+    help: 'Unfinished tasks in the database, by queue state (ready + leased + running = queue depth).',
+    labelNames: ['status'],
+    registers,
+    async collect() {
+      if (!sources.queueCounts) return;
+      try {
+        const counts = await sources.queueCounts();
+        for (const status of QUEUE_STATES) this.set({ status }, counts[status] ?? 0);
+      } catch (error) {
+        this.reset();
+        reportError('queueCounts', error);
+      }
+    },
+  });
+  new Gauge({
+    name: 'maos_readiness_check_passing',
+    help: 'Result of each readiness check at scrape time: 1 passing, 0 failing.',
+    labelNames: ['check'],
+    registers,
+    async collect() {
+      if (!sources.readiness) return;
+      try {
+        const results = await sources.readiness();
+        for (const check of READINESS_CHECKS) {
+          const passing = results[check];
+          if (passing !== undefined) this.set({ check }, passing ? 1 : 0);
+        }
+      } catch (error) {
+        for (const check of READINESS_CHECKS) this.set({ check }, 0);
+        reportError('readiness', error);
+      }
+    },
+  });
+  const diskFree = new Gauge({
+    name: 'maos_data_dir_free_bytes',
+    help: 'Free bytes (for unprivileged users) on the filesystem holding the data directory.',
+    registers,
+  });
+  new Gauge({
+    name: 'maos_data_dir_capacity_bytes',
+    help: 'Size in bytes of the filesystem holding the data directory.',
+    registers,
+    async collect() {
+      if (!sources.dataDir) return;
+      try {
+        const stats = await statfs(sources.dataDir);
+        this.set(stats.blocks * stats.bsize);
+        diskFree.set(stats.bavail * stats.bsize);
+      } catch (error) {
+        reportError('dataDir', error);
+      }
+    },
+  });
+}

@@ -1,0 +1,110 @@
+// Metrics registry: every metric is defined, every label value stays inside the allow-list, and
+// the exposition text passes `promtool check metrics`.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { register as globalRegistry } from 'prom-client';
+import { populateAllMetrics } from '../../test/helpers/populate-metrics.ts';
+import { requireBinary, runPromtool } from '../../test/helpers/promtool.ts';
+import { findLabelViolations, METRIC_LABELS, OTHER } from './metric-labels.ts';
+import { createMetrics } from './metrics.ts';
+
+function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-metrics-'));
+  return fn(dir).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+describe('metrics registry', () => {
+  test('defines every metric of the allow-list and keeps every label value allowed', async () => {
+    await withTempDir(async (dir) => {
+      const metrics = createMetrics({ version: '1.2.3', revision: 'abc1234' });
+      populateAllMetrics(metrics, dir);
+      const scraped = await metrics.registry.getMetricsAsJSON();
+      const names = new Set(scraped.map((metric) => metric.name));
+      for (const name of Object.keys(METRIC_LABELS)) assert.ok(names.has(name), `${name} is defined`);
+      for (const metric of scraped) {
+        if (!(metric.name in METRIC_LABELS)) continue;
+        assert.ok(metric.values.length > 0, `${metric.name} has at least one sample after populating`);
+      }
+      assert.deepEqual(findLabelViolations(scraped), []);
+    });
+  });
+
+  test('maps values outside the allow-list to _OTHER or drops them', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    populateAllMetrics(metrics, tmpdir());
+    const text = await metrics.render();
+    assert.match(
+      text,
+      /http_request_duration_seconds_count\{method="_OTHER",route="__unknown__",status_code="404"\} 1/,
+    );
+    assert.match(text, /maos_mcp_requests_total\{mcp_method_name="_OTHER",outcome="error"\} 1/);
+    assert.match(text, /maos_auth_failures_total\{reason="_OTHER"\} 1/);
+    assert.doesNotMatch(text, /alice@example\.com|Bad Provider|NOT_A_CODE|kaboom|weird/);
+    assert.match(text, /gen_ai_client_operation_duration_seconds_count\{[^}]*error_type="timeout"[^}]*\} 1/);
+    assert.match(text, /maos_build_info\{version="1\.2\.3",revision="unknown"\} 1/);
+  });
+
+  test('caps the distinct values of labels that come from config', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    for (let i = 0; i < 50; i += 1) metrics.recordProviderError(`provider-${i}`, 'timeout');
+    const scraped = await metrics.registry.getMetricsAsJSON();
+    const errors = scraped.find((metric) => metric.name === 'maos_llm_provider_errors_total');
+    const providers = new Set(errors?.values.map((sample) => sample.labels.provider));
+    assert.equal(providers.size, 33, '32 distinct providers plus _OTHER');
+    assert.ok(providers.has(OTHER));
+    assert.deepEqual(findLabelViolations(scraped), []);
+  });
+
+  test('the allow-list check reports a label value outside the allowed set', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const scraped = await metrics.registry.getMetricsAsJSON();
+    const forged = scraped.map((metric) =>
+      metric.name === 'maos_sessions_started_total'
+        ? { ...metric, values: [{ labels: { strategy: 'tenant-42' }, value: 1 }] }
+        : metric,
+    );
+    const violations = findLabelViolations(forged);
+    assert.equal(violations.length, 1);
+    assert.equal(violations[0]?.metric, 'maos_sessions_started_total');
+    assert.equal(violations[0]?.value, 'tenant-42');
+  });
+
+  test('uses a private registry: two instances coexist and the global registry stays empty', async () => {
+    const first = createMetrics({ version: '1.2.3' });
+    const second = createMetrics({ version: '1.2.3' });
+    first.recordSessionStarted('parallel');
+    assert.match(await first.render(), /maos_sessions_started_total\{strategy="parallel"\} 1/);
+    assert.doesNotMatch(await second.render(), /maos_sessions_started_total\{strategy="parallel"\} 1/);
+    assert.equal(globalRegistry.getSingleMetric('maos_build_info'), undefined);
+  });
+
+  test('a failing scrape-time source does not fail the scrape', async () => {
+    const failures: string[] = [];
+    const metrics = createMetrics({
+      version: '1.2.3',
+      collectDefaults: false,
+      onSourceError: (source) => failures.push(source),
+    });
+    metrics.setSources({
+      queueCounts: async () => {
+        throw new Error('database is locked');
+      },
+    });
+    const text = await metrics.render();
+    assert.match(text, /maos_build_info/);
+    assert.deepEqual(failures, ['queueCounts']);
+  });
+
+  test('the exposition text passes promtool check metrics', requireBinary(), async () => {
+    await withTempDir(async (dir) => {
+      const metrics = createMetrics({ version: '1.2.3', revision: 'abc1234' });
+      populateAllMetrics(metrics, dir);
+      const result = runPromtool(['check', 'metrics'], await metrics.render());
+      assert.equal(result.status, 0, `${result.stdout}${result.stderr}`);
+      assert.equal(`${result.stdout}${result.stderr}`.trim(), '');
+    });
+  });
+});

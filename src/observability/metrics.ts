@@ -1,0 +1,396 @@
+// The Prometheus metrics of MAOS: one private prom-client Registry (never the global one, so tests
+// and several servers in one process do not collide) and typed recorders that bound every label.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Strategy, TaskKind } from '../domain/types.ts';
+import { CIRCUIT_STATES, createLabelGuard, type LabelsOf, type MetricName } from './metric-labels.ts';
+import { defineScrapeGauges, type ScrapeSources } from './metrics-scrape.ts';
+
+export type { QueueState, ReadinessCheckName, ScrapeSources } from './metrics-scrape.ts';
+export type CircuitState = (typeof CIRCUIT_STATES)[number];
+
+/** HTTP server buckets from the OTel HTTP semantic conventions; 1 s is a bucket, the latency SLO needs it. */
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+/** Tasks range from a linter run (sub-second) to a long agent conversation (up to an hour). */
+const TASK_DURATION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+/** From "ready" to "claimed": milliseconds when workers are free, minutes when the backlog grows. */
+const QUEUE_WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
+/** gen_ai.client.token.usage buckets prescribed by the GenAI semantic conventions. */
+const TOKEN_BUCKETS = [
+  1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+];
+/** gen_ai.client.operation.duration buckets prescribed by the GenAI semantic conventions: 0.01 doubling to 81.92. */
+const GEN_AI_DURATION_BUCKETS = Array.from({ length: 14 }, (_, i) => Number((0.01 * 2 ** i).toFixed(2)));
+
+/** prom-client default metrics that fail the Prometheus naming lint. */
+const LINT_FAILING_DEFAULTS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+export interface MetricsOptions {
+  version: string;
+  /** VCS revision of the build; `unknown` when not known. */
+  revision?: string;
+  /** Export Node.js process metrics too. @defaultValue true */
+  collectDefaults?: boolean;
+  /** Called when a scrape-time source throws; the scrape continues without that source. */
+  onSourceError?: (source: string, error: unknown) => void;
+}
+
+export interface LlmCallRecord {
+  provider: string;
+  model: string;
+  /** GenAI operation, usually `chat`. */
+  operation: string;
+  durationSeconds: number;
+  inputTokens?: number;
+  outputTokens?: number;
+  costUsd?: number;
+  /** Set on failure: one of PROVIDER_ERROR_TYPES (others count as `_OTHER`). */
+  errorType?: string;
+}
+
+/** The metrics facade: every recorder bounds its labels through the allow-list. */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly contentType: string;
+  /** The exposition text of every metric. */
+  render(): Promise<string>;
+  /** Adds or replaces scrape-time sources. */
+  setSources(sources: ScrapeSources): void;
+  observeHttpRequest(method: string, route: string, statusCode: number, seconds: number): void;
+  trackInFlight(delta: 1 | -1): void;
+  recordError(code: string): void;
+  recordSessionStarted(strategy: Strategy): void;
+  recordSessionFinished(outcome: 'completed' | 'failed' | 'cancelled'): void;
+  recordTaskFinished(
+    kind: TaskKind,
+    outcome: 'succeeded' | 'failed' | 'cancelled' | 'retried',
+    seconds: number,
+  ): void;
+  recordTaskQueueWait(kind: TaskKind, seconds: number): void;
+  recordLeaseExpired(count?: number): void;
+  recordTaskRetry(kind: TaskKind): void;
+  setWorkerSlots(busy: number, total: number): void;
+  recordWorkerHeartbeat(atMs?: number): void;
+  recordLlmCall(call: LlmCallRecord): void;
+  recordProviderError(provider: string, errorType: string): void;
+  setCircuitState(provider: string, state: CircuitState): void;
+  recordCacheResult(provider: string, hit: boolean): void;
+  trackSseConnection(delta: 1 | -1): void;
+  recordSseEventsSent(count?: number): void;
+  recordMcpRequest(method: string, outcome: 'success' | 'error'): void;
+  recordRateLimitRejection(limiter: string): void;
+  recordBudgetRejection(scope: string): void;
+  recordAuthFailure(reason: string): void;
+  recordAuditRecordWritten(outcome: 'success' | 'failure' | 'unknown'): void;
+}
+
+/** Creates a fresh registry with every MAOS metric defined (values start at zero). */
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = new Registry();
+  const guard = createLabelGuard();
+  const sources: ScrapeSources = {};
+  const reportError = options.onSourceError ?? (() => {});
+  const registers = [registry];
+
+  function labels<M extends MetricName>(
+    metric: M,
+    raw: Partial<Record<LabelsOf<M>, string>>,
+  ): Record<string, string> | undefined {
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(raw) as Array<[string, string | undefined]>) {
+      if (value === undefined) continue;
+      const bounded = guard(metric, name, value);
+      if (bounded === undefined) return undefined;
+      out[name] = bounded;
+    }
+    return out;
+  }
+  function names<M extends MetricName>(_metric: M, ...labelNames: Array<LabelsOf<M>>): string[] {
+    return labelNames;
+  }
+
+  if (options.collectDefaults ?? true) {
+    collectDefaultMetrics({ register: registry });
+    // These three are gauges named like counters, which `promtool check metrics` rejects; their
+    // values are the sums of nodejs_active_{handles,requests,resources}{type}, which stay.
+    for (const name of LINT_FAILING_DEFAULTS) registry.removeSingleMetric(name);
+  }
+
+  const buildInfo = new Gauge({
+    name: 'maos_build_info',
+    help: 'Build of the running MAOS process; always 1.',
+    labelNames: names('maos_build_info', 'version', 'revision'),
+    registers,
+  });
+  const build = labels('maos_build_info', {
+    version: options.version,
+    revision: options.revision ?? 'unknown',
+  });
+  if (build) buildInfo.set(build, 1);
+
+  const httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Duration of HTTP requests, by method, route template and status code.',
+    labelNames: names('http_request_duration_seconds', 'method', 'route', 'status_code'),
+    buckets: HTTP_BUCKETS,
+    registers,
+  });
+  const httpInFlight = new Gauge({
+    name: 'http_requests_in_flight',
+    help: 'HTTP requests being served right now.',
+    registers,
+  });
+  const errors = new Counter({
+    name: 'maos_errors_total',
+    help: 'Errors returned to callers, by stable error code.',
+    labelNames: names('maos_errors_total', 'code'),
+    registers,
+  });
+
+  const sessionsStarted = new Counter({
+    name: 'maos_sessions_started_total',
+    help: 'Sessions created, by strategy.',
+    labelNames: names('maos_sessions_started_total', 'strategy'),
+    registers,
+  });
+  const sessionsFinished = new Counter({
+    name: 'maos_sessions_finished_total',
+    help: 'Sessions that reached a final state, by outcome.',
+    labelNames: names('maos_sessions_finished_total', 'outcome'),
+    registers,
+  });
+  const taskDuration = new Histogram({
+    name: 'maos_task_duration_seconds',
+    help: 'Run time of task attempts, from start to finish, by kind and outcome.',
+    labelNames: names('maos_task_duration_seconds', 'kind', 'outcome'),
+    buckets: TASK_DURATION_BUCKETS,
+    registers,
+  });
+  const queueWait = new Histogram({
+    name: 'maos_task_queue_wait_seconds',
+    help: 'Time tasks spent ready before a worker claimed them, by kind.',
+    labelNames: names('maos_task_queue_wait_seconds', 'kind'),
+    buckets: QUEUE_WAIT_BUCKETS,
+    registers,
+  });
+  const leaseExpiries = new Counter({
+    name: 'maos_task_lease_expiries_total',
+    help: 'Task leases that expired without completion (a worker died or stalled).',
+    registers,
+  });
+  const retries = new Counter({
+    name: 'maos_task_retries_total',
+    help: 'Task attempts scheduled again after a failure or an expired lease, by kind.',
+    labelNames: names('maos_task_retries_total', 'kind'),
+    registers,
+  });
+  const workerSlots = new Gauge({
+    name: 'maos_worker_slots',
+    help: 'Task slots of this process, by state (busy / (busy + idle) = utilisation).',
+    labelNames: names('maos_worker_slots', 'state'),
+    registers,
+  });
+  const heartbeat = new Gauge({
+    name: 'maos_worker_heartbeat_timestamp_seconds',
+    help: 'Unix time of the last iteration of this process worker loop.',
+    registers,
+  });
+
+  const tokenUsage = new Histogram({
+    name: 'gen_ai_client_token_usage',
+    help: 'Billable tokens per GenAI operation, by token type (gen_ai.client.token.usage).',
+    labelNames: names(
+      'gen_ai_client_token_usage',
+      'gen_ai_operation_name',
+      'gen_ai_provider_name',
+      'gen_ai_request_model',
+      'gen_ai_token_type',
+    ),
+    buckets: TOKEN_BUCKETS,
+    registers,
+  });
+  const operationDuration = new Histogram({
+    name: 'gen_ai_client_operation_duration_seconds',
+    help: 'Duration of GenAI client operations (gen_ai.client.operation.duration); error_type set on failure.',
+    labelNames: names(
+      'gen_ai_client_operation_duration_seconds',
+      'gen_ai_operation_name',
+      'gen_ai_provider_name',
+      'gen_ai_request_model',
+      'error_type',
+    ),
+    buckets: GEN_AI_DURATION_BUCKETS,
+    registers,
+  });
+  const cost = new Counter({
+    name: 'maos_llm_cost_usd_total',
+    help: 'Estimated LLM spend in US dollars, by provider and model.',
+    labelNames: names('maos_llm_cost_usd_total', 'provider', 'model'),
+    registers,
+  });
+  const providerErrors = new Counter({
+    name: 'maos_llm_provider_errors_total',
+    help: 'Failed LLM provider calls, by provider and error type.',
+    labelNames: names('maos_llm_provider_errors_total', 'provider', 'error_type'),
+    registers,
+  });
+  const circuit = new Gauge({
+    name: 'maos_llm_circuit_state',
+    help: 'Circuit breaker state per provider: 1 for the current state, 0 for the others.',
+    labelNames: names('maos_llm_circuit_state', 'provider', 'state'),
+    registers,
+  });
+  const cache = new Counter({
+    name: 'maos_llm_cache_requests_total',
+    help: 'Prompt cache lookups, by provider and result (hit or miss).',
+    labelNames: names('maos_llm_cache_requests_total', 'provider', 'result'),
+    registers,
+  });
+
+  const sseConnections = new Gauge({
+    name: 'maos_sse_connections',
+    help: 'Open server-sent event streams.',
+    registers,
+  });
+  const sseEvents = new Counter({
+    name: 'maos_sse_events_sent_total',
+    help: 'Events written to server-sent event streams.',
+    registers,
+  });
+  const mcpRequests = new Counter({
+    name: 'maos_mcp_requests_total',
+    help: 'MCP requests handled, by JSON-RPC method and outcome.',
+    labelNames: names('maos_mcp_requests_total', 'mcp_method_name', 'outcome'),
+    registers,
+  });
+  const rateLimited = new Counter({
+    name: 'maos_rate_limit_rejections_total',
+    help: 'Requests rejected by a rate or concurrency limit, by limiter.',
+    labelNames: names('maos_rate_limit_rejections_total', 'limiter'),
+    registers,
+  });
+  const budgetRejections = new Counter({
+    name: 'maos_budget_rejections_total',
+    help: 'Work stopped or refused because a token or cost budget was exhausted, by scope.',
+    labelNames: names('maos_budget_rejections_total', 'scope'),
+    registers,
+  });
+  const authFailures = new Counter({
+    name: 'maos_auth_failures_total',
+    help: 'Rejected authentication or authorization attempts, by reason.',
+    labelNames: names('maos_auth_failures_total', 'reason'),
+    registers,
+  });
+  const auditRecords = new Counter({
+    name: 'maos_audit_records_written_total',
+    help: 'Audit records appended to the audit log, by recorded outcome.',
+    labelNames: names('maos_audit_records_written_total', 'outcome'),
+    registers,
+  });
+  defineScrapeGauges(registers, sources, reportError);
+
+  function inc(counter: Counter<string>, set: Record<string, string> | undefined, by = 1): void {
+    if (set !== undefined && by > 0) counter.inc(set, by);
+  }
+  function observe(
+    histogram: Histogram<string>,
+    set: Record<string, string> | undefined,
+    value: number,
+  ): void {
+    if (set !== undefined && Number.isFinite(value) && value >= 0) histogram.observe(set, value);
+  }
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    setSources(next) {
+      Object.assign(sources, next);
+    },
+    observeHttpRequest(method, route, statusCode, seconds) {
+      const set = labels('http_request_duration_seconds', {
+        method: method.toUpperCase(),
+        route,
+        status_code: String(statusCode),
+      });
+      observe(httpDuration, set, seconds);
+    },
+    trackInFlight: (delta) => httpInFlight.inc(delta),
+    recordError: (code) => inc(errors, labels('maos_errors_total', { code })),
+    recordSessionStarted: (strategy) =>
+      inc(sessionsStarted, labels('maos_sessions_started_total', { strategy })),
+    recordSessionFinished: (outcome) =>
+      inc(sessionsFinished, labels('maos_sessions_finished_total', { outcome })),
+    recordTaskFinished: (kind, outcome, seconds) =>
+      observe(taskDuration, labels('maos_task_duration_seconds', { kind, outcome }), seconds),
+    recordTaskQueueWait: (kind, seconds) =>
+      observe(queueWait, labels('maos_task_queue_wait_seconds', { kind }), seconds),
+    recordLeaseExpired: (count = 1) => leaseExpiries.inc(count),
+    recordTaskRetry: (kind) => inc(retries, labels('maos_task_retries_total', { kind })),
+    setWorkerSlots(busy, total) {
+      workerSlots.set({ state: 'busy' }, busy);
+      workerSlots.set({ state: 'idle' }, Math.max(0, total - busy));
+    },
+    recordWorkerHeartbeat: (atMs = Date.now()) => heartbeat.set(atMs / 1000),
+    recordLlmCall(call) {
+      const base = {
+        gen_ai_operation_name: call.operation,
+        gen_ai_provider_name: call.provider,
+        gen_ai_request_model: call.model,
+      };
+      observe(
+        operationDuration,
+        labels('gen_ai_client_operation_duration_seconds', { ...base, error_type: call.errorType }),
+        call.durationSeconds,
+      );
+      for (const [type, tokens] of [
+        ['input', call.inputTokens],
+        ['output', call.outputTokens],
+      ] as const) {
+        if (tokens === undefined) continue;
+        observe(
+          tokenUsage,
+          labels('gen_ai_client_token_usage', { ...base, gen_ai_token_type: type }),
+          tokens,
+        );
+      }
+      if (call.costUsd !== undefined) {
+        inc(
+          cost,
+          labels('maos_llm_cost_usd_total', { provider: call.provider, model: call.model }),
+          call.costUsd,
+        );
+      }
+      if (call.errorType !== undefined) {
+        inc(
+          providerErrors,
+          labels('maos_llm_provider_errors_total', { provider: call.provider, error_type: call.errorType }),
+        );
+      }
+    },
+    recordProviderError: (provider, errorType) =>
+      inc(providerErrors, labels('maos_llm_provider_errors_total', { provider, error_type: errorType })),
+    setCircuitState(provider, state) {
+      for (const candidate of CIRCUIT_STATES) {
+        const set = labels('maos_llm_circuit_state', { provider, state: candidate });
+        if (set) circuit.set(set, candidate === state ? 1 : 0);
+      }
+    },
+    recordCacheResult: (provider, hit) =>
+      inc(cache, labels('maos_llm_cache_requests_total', { provider, result: hit ? 'hit' : 'miss' })),
+    trackSseConnection: (delta) => sseConnections.inc(delta),
+    recordSseEventsSent: (count = 1) => sseEvents.inc(count),
+    recordMcpRequest: (method, outcome) =>
+      inc(mcpRequests, labels('maos_mcp_requests_total', { mcp_method_name: method, outcome })),
+    recordRateLimitRejection: (limiter) =>
+      inc(rateLimited, labels('maos_rate_limit_rejections_total', { limiter })),
+    recordBudgetRejection: (scope) =>
+      inc(budgetRejections, labels('maos_budget_rejections_total', { scope })),
+    recordAuthFailure: (reason) => inc(authFailures, labels('maos_auth_failures_total', { reason })),
+    recordAuditRecordWritten: (outcome) =>
+      inc(auditRecords, labels('maos_audit_records_written_total', { outcome })),
+  };
+}

@@ -1,0 +1,64 @@
+// Calls every metrics recorder once or twice, with allowed values and with values the label
+// guard must bound, so tests can scrape a registry where every metric has samples.
+import type { Metrics } from '../../src/observability/metrics.ts';
+
+/** Calls every recorder, with allowed values and with values that must be bounded. */
+export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
+  metrics.setSources({
+    queueCounts: async () => ({ ready: 3, leased: 1, running: 2 }),
+    sessionCounts: async () => ({ running: 2, completed: 5 }),
+    readiness: async () => ({ database: true, migrations: true, worker: false, shutdown: true }),
+    dataDir,
+  });
+  metrics.observeHttpRequest('GET', '/v1/sessions/:id', 200, 0.012);
+  metrics.observeHttpRequest('BREW', '__unknown__', 404, 0.001);
+  metrics.observeHttpRequest('post', '/v1/sessions', 201, 0.2);
+  metrics.trackInFlight(1);
+  metrics.recordError('SESSION_NOT_FOUND');
+  metrics.recordError('NOT_A_CODE');
+  metrics.recordSessionStarted('parallel');
+  metrics.recordSessionFinished('completed');
+  metrics.recordTaskFinished('agent', 'succeeded', 12.5);
+  metrics.recordTaskFinished('plan', 'retried', 1);
+  metrics.recordTaskQueueWait('agent', 0.3);
+  metrics.recordLeaseExpired();
+  metrics.recordTaskRetry('agent');
+  metrics.setWorkerSlots(3, 8);
+  metrics.recordWorkerHeartbeat(1_700_000_000_000);
+  metrics.recordLlmCall({
+    provider: 'anthropic',
+    model: 'claude-sonnet-4-5',
+    operation: 'chat',
+    durationSeconds: 2.1,
+    inputTokens: 1200,
+    outputTokens: 300,
+    costUsd: 0.0081,
+  });
+  metrics.recordLlmCall({
+    provider: 'openai',
+    model: 'gpt-4.1-mini',
+    operation: 'chat',
+    durationSeconds: 30,
+    errorType: 'timeout',
+  });
+  metrics.recordLlmCall({
+    provider: 'Bad Provider!',
+    model: 'x',
+    operation: 'weird',
+    durationSeconds: 1,
+    errorType: 'kaboom',
+  });
+  metrics.recordProviderError('anthropic', 'rate_limited');
+  metrics.setCircuitState('anthropic', 'open');
+  metrics.recordCacheResult('anthropic', true);
+  metrics.recordCacheResult('anthropic', false);
+  metrics.trackSseConnection(1);
+  metrics.recordSseEventsSent(4);
+  metrics.recordMcpRequest('tools/call', 'success');
+  metrics.recordMcpRequest('tools/evil', 'error');
+  metrics.recordRateLimitRejection('requests');
+  metrics.recordBudgetRejection('session');
+  metrics.recordAuthFailure('expired_token');
+  metrics.recordAuthFailure('user alice@example.com');
+  metrics.recordAuditRecordWritten('success');
+}
