@@ -1,0 +1,260 @@
+// Configuration of LLM providers and how roles use them (`providers`, `llm` in configSchema).
+// Cross-references (role → provider names) are checked by agents/providers/validate-llm-config.ts.
+import { z } from 'zod';
+
+const providerNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a lowercase provider name');
+
+export const PROVIDER_TYPES = ['anthropic', 'openai', 'openai-compatible'] as const;
+
+const providerSchema = z
+  .strictObject({
+    type: z
+      .enum(PROVIDER_TYPES)
+      .describe(
+        'Wire protocol: `anthropic`, `openai`, or `openai-compatible` (Ollama, vLLM, llama.cpp, LM Studio, OpenRouter).',
+      ),
+    model: z
+      .string()
+      .min(1)
+      .describe('Model id used when a role does not name one (e.g. `claude-sonnet-4-5`).'),
+    apiKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'API key; prefer `apiKey_FILE` or `MAOS_PROVIDERS__<NAME>__API_KEY`. Required for `anthropic` and `openai`.',
+      ),
+    baseURL: z
+      .url()
+      .optional()
+      .describe(
+        'API base URL including the version path (e.g. `http://localhost:11434/v1`). Required for `openai-compatible`.',
+      ),
+    headers: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('Extra HTTP headers sent with every request.'),
+    maxOutputTokens: z
+      .number()
+      .int()
+      .positive()
+      .default(8192)
+      .describe('Upper bound of generated tokens per call. @defaultValue 8192'),
+    timeoutSeconds: z
+      .number()
+      .positive()
+      .default(300)
+      .describe(
+        'Per-call limit; a call still running is aborted and retried as a timeout. @defaultValue 300',
+      ),
+    maxConcurrency: z
+      .number()
+      .int()
+      .positive()
+      .default(16)
+      .describe(
+        'Calls in flight to this provider from one process (bulkhead); others wait. @defaultValue 16',
+      ),
+    cache: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Serve identical temperature-0 requests from the response cache in the store. @defaultValue false',
+      ),
+  })
+  .superRefine((provider, ctx) => {
+    if ((provider.type === 'anthropic' || provider.type === 'openai') && provider.apiKey === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['apiKey'],
+        message: `required for type ${provider.type} (set apiKey, apiKey_FILE or the MAOS_PROVIDERS__<NAME>__API_KEY variable)`,
+      });
+    }
+    if (provider.type === 'openai-compatible' && provider.baseURL === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['baseURL'], message: 'required for type openai-compatible' });
+    }
+  })
+  .describe('A named LLM provider.');
+
+export type ProviderConfig = z.infer<typeof providerSchema>;
+
+const roleRouteSchema = z
+  .strictObject({
+    provider: providerNameSchema.describe('Provider (a key of `providers`) this role calls.'),
+    model: z.string().min(1).optional().describe("Model id; defaults to the provider's `model`."),
+    fallback: z
+      .array(providerNameSchema)
+      .max(5)
+      .default([])
+      .describe('Providers tried in order when this one is unavailable (retries exhausted or circuit open).'),
+    temperature: z
+      .number()
+      .min(0)
+      .max(2)
+      .optional()
+      .describe('Sampling temperature; unset = provider default.'),
+  })
+  .describe('Which provider and model a role uses.');
+
+export type RoleRouteConfig = z.infer<typeof roleRouteSchema>;
+
+const priceSchema = z
+  .strictObject({
+    inputPerMTok: z.number().min(0).describe('USD per million uncached input tokens.'),
+    outputPerMTok: z.number().min(0).describe('USD per million output tokens.'),
+    cacheReadPerMTok: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('USD per million input tokens read from the provider cache; defaults to the input price.'),
+  })
+  .describe('Price of one model.');
+
+export type PriceConfig = z.infer<typeof priceSchema>;
+
+/** `providers`: named LLM endpoints. Empty = no LLM runtime (only `command` tasks run). */
+export const providersConfigSchema = z
+  .record(providerNameSchema, providerSchema)
+  .default({})
+  .describe('Named LLM providers. Empty = no LLM runtime; only tasks with a runner can run.');
+
+/** `llm`: routing of roles to providers, resilience, prices and planner limits. */
+export const llmConfigSchema = z
+  .strictObject({
+    defaultProvider: providerNameSchema
+      .optional()
+      .describe('Provider for roles without a route; unset = the first provider listed.'),
+    defaultFallback: z
+      .array(providerNameSchema)
+      .max(5)
+      .default([])
+      .describe('Fallback providers for roles without a route of their own.'),
+    roles: z
+      .record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/), roleRouteSchema)
+      .default({})
+      .describe('Per-role routes; the key `orchestrator` configures planning and synthesis.'),
+    prices: z
+      .record(z.string().min(1), priceSchema)
+      .default({})
+      .describe('Price table per model id; models not listed cost 0.'),
+    retry: z
+      .strictObject({
+        maxAttempts: z
+          .number()
+          .int()
+          .min(1)
+          .max(10)
+          .default(4)
+          .describe(
+            'Calls per provider (first included) on retryable errors: 429, 5xx, timeouts, resets. @defaultValue 4',
+          ),
+        baseDelayMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(500)
+          .describe('First backoff; doubles per attempt, with jitter. @defaultValue 500'),
+        maxDelayMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(20_000)
+          .describe('Largest backoff between two attempts. @defaultValue 20000'),
+        maxRetryAfterSeconds: z
+          .number()
+          .min(0)
+          .default(60)
+          .describe(
+            'A Retry-After longer than this is not waited for; the fallback provider is used instead. @defaultValue 60',
+          ),
+      })
+      .default({ maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 20_000, maxRetryAfterSeconds: 60 })
+      .describe('Retries of provider calls.'),
+    circuitBreaker: z
+      .strictObject({
+        failureThreshold: z
+          .number()
+          .int()
+          .min(1)
+          .default(5)
+          .describe("Consecutive retryable failures that open a provider's circuit. @defaultValue 5"),
+        openSeconds: z
+          .number()
+          .positive()
+          .default(30)
+          .describe(
+            'How long an open circuit rejects calls before one trial call is let through. @defaultValue 30',
+          ),
+      })
+      .default({ failureThreshold: 5, openSeconds: 30 })
+      .describe('Per-provider circuit breaker.'),
+    planner: z
+      .strictObject({
+        maxRepairs: z
+          .number()
+          .int()
+          .min(0)
+          .max(5)
+          .default(2)
+          .describe(
+            'Times an invalid plan is sent back to the orchestrator with the errors. @defaultValue 2',
+          ),
+        maxPhases: z
+          .number()
+          .int()
+          .min(1)
+          .max(20)
+          .default(5)
+          .describe('Phases an adaptive session may run before it must synthesise. @defaultValue 5'),
+        maxTasksPerPhase: z
+          .number()
+          .int()
+          .min(1)
+          .max(100)
+          .default(12)
+          .describe('Largest number of tasks in one planned phase. @defaultValue 12'),
+        maxAgentsPerRole: z
+          .number()
+          .int()
+          .min(1)
+          .max(50)
+          .default(3)
+          .describe('Largest number of distinct agents of one role in a session. @defaultValue 3'),
+        dependencyOutputChars: z
+          .number()
+          .int()
+          .min(500)
+          .default(12_000)
+          .describe(
+            "Dependency outputs longer than this are shortened (head and tail) in a dependant's prompt. @defaultValue 12000",
+          ),
+      })
+      .default({
+        maxRepairs: 2,
+        maxPhases: 5,
+        maxTasksPerPhase: 12,
+        maxAgentsPerRole: 3,
+        dependencyOutputChars: 12_000,
+      })
+      .describe('Orchestrator limits.'),
+  })
+  .default({
+    defaultFallback: [],
+    roles: {},
+    prices: {},
+    retry: { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 20_000, maxRetryAfterSeconds: 60 },
+    circuitBreaker: { failureThreshold: 5, openSeconds: 30 },
+    planner: {
+      maxRepairs: 2,
+      maxPhases: 5,
+      maxTasksPerPhase: 12,
+      maxAgentsPerRole: 3,
+      dependencyOutputChars: 12_000,
+    },
+  })
+  .describe('How roles use providers: routes, fallbacks, retries, circuit breaker, prices, planner limits.');
+
+export type ProvidersConfig = z.infer<typeof providersConfigSchema>;
+export type LlmConfig = z.infer<typeof llmConfigSchema>;
