@@ -1,0 +1,228 @@
+// Response shapes of the REST API (zod, so they feed OpenAPI) and the mapping from domain records.
+// Field names are camelCase everywhere; timestamps are ISO-8601 strings (null when not reached yet).
+import { z } from 'zod';
+import type { RoleDefinition } from '../agents/roles/role.ts';
+import {
+  SESSION_STATUSES,
+  type SessionDetail,
+  type SessionEvent,
+  type SessionRecord,
+  STRATEGIES,
+  TASK_KINDS,
+  TASK_STATUSES,
+  type TaskRecord,
+  type Usage,
+} from '../domain/types.ts';
+
+const timestamp = z.iso.datetime().describe('ISO-8601 timestamp (UTC).');
+const optionalTimestamp = timestamp.nullable();
+
+export const usageSchema = z
+  .object({
+    inputTokens: z.number().int(),
+    outputTokens: z.number().int(),
+    cacheReadTokens: z.number().int(),
+    costUsd: z.number(),
+  })
+  .meta({ id: 'Usage' })
+  .describe('Token and cost usage.');
+
+export const taskSchema = z
+  .object({
+    id: z.string(),
+    name: z.string().describe('Unique name of the task in the plan.'),
+    kind: z.enum(TASK_KINDS),
+    role: z.string(),
+    agentId: z.string().nullable(),
+    instructions: z.string(),
+    runner: z.string().nullable(),
+    phase: z.number().int(),
+    status: z.enum(TASK_STATUSES),
+    dependsOn: z.array(z.string()),
+    attempts: z.number().int().describe('Runs started so far (first run included).'),
+    maxAttempts: z.number().int(),
+    result: z.string().nullable(),
+    error: z.string().nullable(),
+    usage: usageSchema,
+    createdAt: timestamp,
+    readyAt: optionalTimestamp,
+    startedAt: optionalTimestamp,
+    finishedAt: optionalTimestamp,
+  })
+  .meta({ id: 'Task' })
+  .describe('A task of a session and its state.');
+
+export const sessionSummarySchema = z
+  .object({
+    id: z.string(),
+    tenantId: z.string(),
+    objective: z.string(),
+    strategy: z.enum(STRATEGIES),
+    status: z.enum(SESSION_STATUSES),
+    metadata: z.record(z.string(), z.unknown()),
+    planVersion: z.number().int(),
+    usage: usageSchema,
+    error: z.string().nullable().describe('Why the session failed, when it did.'),
+    result: z.string().nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+    startedAt: optionalTimestamp,
+    finishedAt: optionalTimestamp,
+  })
+  .meta({ id: 'SessionSummary' })
+  .describe('A session without its plan and tasks.');
+
+const plannedTaskSchema = z.object({
+  name: z.string(),
+  role: z.string(),
+  instructions: z.string(),
+  runner: z.string().optional(),
+  dependsOn: z.array(z.string()),
+});
+
+export const planSchema = z
+  .object({
+    phases: z.array(z.object({ name: z.string(), tasks: z.array(plannedTaskSchema) })),
+  })
+  .meta({ id: 'Plan' })
+  .describe('The current version of the plan.');
+
+export const sessionDetailSchema = sessionSummarySchema
+  .extend({ plan: planSchema.nullable(), tasks: z.array(taskSchema) })
+  .meta({ id: 'Session' })
+  .describe('A session with its plan and tasks.');
+
+export const sessionPageSchema = z
+  .object({
+    items: z.array(sessionSummarySchema),
+    nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last.'),
+  })
+  .meta({ id: 'SessionPage' });
+
+export const eventSchema = z
+  .object({
+    sessionId: z.string(),
+    seq: z.number().int().describe('Position in the session event log, from 1, without gaps.'),
+    type: z.string().describe('Event type, e.g. `task.status`, `task.output`, `session.finished`.'),
+    data: z.record(z.string(), z.unknown()),
+    createdAt: timestamp,
+  })
+  .meta({ id: 'SessionEvent' })
+  .describe('An entry of a session event log.');
+
+export const eventPageSchema = z
+  .object({
+    items: z.array(eventSchema),
+    nextAfter: z.number().int().describe('Pass as `after` to read the next page.'),
+  })
+  .meta({ id: 'SessionEventPage' });
+
+export const roleSchema = z
+  .object({
+    name: z.string(),
+    description: z.string(),
+    capabilities: z.array(z.string()),
+    builtIn: z.boolean(),
+  })
+  .meta({ id: 'Role' });
+
+export const roleListSchema = z.object({ items: z.array(roleSchema) }).meta({ id: 'RoleList' });
+
+export type SessionDto = z.infer<typeof sessionDetailSchema>;
+export type SessionSummaryDto = z.infer<typeof sessionSummarySchema>;
+export type TaskDto = z.infer<typeof taskSchema>;
+export type EventDto = z.infer<typeof eventSchema>;
+export type RoleDto = z.infer<typeof roleSchema>;
+
+/** Epoch milliseconds → ISO-8601. */
+export function toIso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function toIsoOrNull(ms: number | null): string | null {
+  return ms === null ? null : toIso(ms);
+}
+
+function toUsageDto(usage: Usage): Usage {
+  return {
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+    cacheReadTokens: usage.cacheReadTokens,
+    costUsd: usage.costUsd,
+  };
+}
+
+/** A session record as the API shows it in lists. */
+export function toSessionSummaryDto(session: SessionRecord): SessionSummaryDto {
+  return {
+    id: session.id,
+    tenantId: session.tenantId,
+    objective: session.objective,
+    strategy: session.strategy,
+    status: session.status,
+    metadata: session.metadata,
+    planVersion: session.planVersion,
+    usage: toUsageDto(session.usage),
+    error: session.error,
+    result: session.result,
+    createdAt: toIso(session.createdAt),
+    updatedAt: toIso(session.updatedAt),
+    startedAt: toIsoOrNull(session.startedAt),
+    finishedAt: toIsoOrNull(session.finishedAt),
+  };
+}
+
+/** A task record as the API shows it (lease internals left out). */
+export function toTaskDto(task: TaskRecord): TaskDto {
+  return {
+    id: task.id,
+    name: task.name,
+    kind: task.kind,
+    role: task.role,
+    agentId: task.agentId,
+    instructions: task.instructions,
+    runner: task.runner,
+    phase: task.phase,
+    status: task.status,
+    dependsOn: task.dependsOn,
+    attempts: task.attempts,
+    maxAttempts: task.maxAttempts,
+    result: task.result,
+    error: task.error,
+    usage: toUsageDto(task.usage),
+    createdAt: toIso(task.createdAt),
+    readyAt: toIsoOrNull(task.readyAt),
+    startedAt: toIsoOrNull(task.startedAt),
+    finishedAt: toIsoOrNull(task.finishedAt),
+  };
+}
+
+/** A session with plan and tasks, as `GET /v1/sessions/:id` shows it. */
+export function toSessionDto(session: SessionDetail): SessionDto {
+  return {
+    ...toSessionSummaryDto(session),
+    plan: session.plan,
+    tasks: session.tasks.map(toTaskDto),
+  };
+}
+
+/** An event as JSON pages and SSE `data` show it. */
+export function toEventDto(event: SessionEvent): EventDto {
+  return {
+    sessionId: event.sessionId,
+    seq: event.seq,
+    type: event.type,
+    data: event.data,
+    createdAt: toIso(event.createdAt),
+  };
+}
+
+/** A role of the catalogue, without its prompt template. */
+export function toRoleDto(role: RoleDefinition): RoleDto {
+  return {
+    name: role.name,
+    description: role.description,
+    capabilities: [...role.capabilities],
+    builtIn: role.builtIn,
+  };
+}

@@ -1,0 +1,106 @@
+// The one place where thrown errors become HTTP responses: AppError → problem+json with the code's
+// status; Fastify's own client errors (validation, body size, media type, bad JSON) → their 4xx
+// code; anything else → 500 INTERNAL, logged once, with nothing of the original error sent.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, type ErrorCode } from '../../errors/app-error.ts';
+import { createProblem, PROBLEM_CONTENT_TYPE } from '../problem.ts';
+
+/** One entry of a VALIDATION_FAILED problem's `details`. */
+export interface ValidationIssue {
+  /** Which part of the request: body, querystring, params or headers. */
+  location: string;
+  /** JSON pointer into that part, e.g. `/agents/0/role`. */
+  path: string;
+  message: string;
+}
+
+/** Fastify error codes that are the caller's fault, and the AppError code each maps to. */
+const FASTIFY_CLIENT_ERRORS: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_FAILED',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'VALIDATION_FAILED',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'VALIDATION_FAILED',
+  FST_ERR_BAD_URL: 'VALIDATION_FAILED',
+  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
+};
+
+/** Maps anything a handler or Fastify threw to the AppError that is sent to the client. */
+export function toHttpAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  const fastifyError = error as Partial<FastifyError> | null;
+  if (fastifyError && Array.isArray(fastifyError.validation)) {
+    const location = fastifyError.validationContext ?? 'request';
+    const issues: ValidationIssue[] = fastifyError.validation.map((issue) => ({
+      location,
+      path: issue.instancePath || '/',
+      message: issue.message ?? 'is invalid',
+    }));
+    const first = issues[0];
+    const summary = first ? `${location}${first.path === '/' ? '' : first.path}: ${first.message}` : '';
+    return new AppError('VALIDATION_FAILED', `Invalid ${location}. ${summary}`.trim(), {
+      details: issues,
+    });
+  }
+  const mapped = fastifyError?.code ? FASTIFY_CLIENT_ERRORS[fastifyError.code] : undefined;
+  if (mapped) return new AppError(mapped, describeFastifyError(fastifyError?.code ?? ''));
+  // Errors raised by body parsing (e.g. malformed JSON from secure-json-parse) carry a 4xx status.
+  const status = fastifyError?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    if (status === 413) return new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large.');
+    if (status === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', 'Unsupported content type.');
+    return new AppError('VALIDATION_FAILED', 'The request is malformed.');
+  }
+  return new AppError('INTERNAL', 'An internal error occurred.', { cause: error });
+}
+
+function describeFastifyError(code: string): string {
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'The request body is larger than the server accepts.';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'Unsupported content type; send application/json.';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'The body is empty but the content type is application/json.';
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'The body is not valid JSON.';
+    case 'FST_ERR_BAD_URL':
+      return 'The URL is malformed.';
+    default:
+      return 'The request is malformed.';
+  }
+}
+
+/** Sends an AppError as problem+json, bypassing the route's response serializer. */
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
+  const problem = createProblem(error, request.url.split('?')[0], String(request.id));
+  if (error.code === 'RATE_LIMITED' || error.code === 'SHUTTING_DOWN') {
+    if (!reply.hasHeader('retry-after')) reply.header('retry-after', '1');
+  }
+  return reply
+    .code(problem.status)
+    .type(PROBLEM_CONTENT_TYPE)
+    .serializer((payload: unknown) => JSON.stringify(payload))
+    .send(problem);
+}
+
+/** Installs the error handler, the 404 handler and the Fastify framework-error handler. */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => {
+    const appError = toHttpAppError(error);
+    if (appError.status >= 500) {
+      request.log.error({ err: error, code: appError.code }, 'request failed');
+    } else {
+      request.log.debug({ code: appError.code, detail: appError.message }, 'request rejected');
+    }
+    return sendProblem(request, reply, appError);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    return sendProblem(
+      request,
+      reply,
+      new AppError('NOT_FOUND', `No route for ${request.method} ${path.slice(0, 200)}.`),
+    );
+  });
+}

@@ -1,0 +1,28 @@
+// GET /v1/roles: the role catalogue agents are picked from.
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { RoleDefinition } from '../../agents/roles/role.ts';
+import { roleListSchema, toRoleDto } from '../dto.ts';
+import { problemResponses } from '../problem.ts';
+
+export interface RoleRoutesOptions {
+  /** Returns the roles the caller may use (built-in catalogue; custom roles come later). */
+  listRoles: () => readonly RoleDefinition[];
+}
+
+/** Registers the roles route on `app`. */
+export function registerRoleRoutes(app: FastifyInstance, options: RoleRoutesOptions): void {
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/v1/roles',
+    {
+      config: { permission: 'roles:read' },
+      schema: {
+        summary: 'List roles',
+        description: 'The role catalogue: names, descriptions and capabilities.',
+        tags: ['roles'],
+        response: { 200: roleListSchema, ...problemResponses(401, 403, 429) },
+      },
+    },
+    async () => ({ items: options.listRoles().map(toRoleDto) }),
+  );
+}

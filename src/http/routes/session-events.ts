@@ -1,0 +1,142 @@
+// GET /v1/sessions/:id/events: the session's event log as JSON pages, or as an SSE stream that
+// replays from Last-Event-ID (or ?after=) out of the events table and follows until the session ends.
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { SessionStatus } from '../../domain/types.ts';
+import type { Actor, SessionService } from '../../engine/session-service.ts';
+import { eventPageSchema, toEventDto } from '../dto.ts';
+import { createLimitSchema, seqSchema, sessionIdParamsSchema } from '../params.ts';
+import { REQUEST_ID_HEADER } from '../plugins/request-id.ts';
+import { problemResponses } from '../problem.ts';
+import { openSseStream, type SseRegistry, type SseStream } from '../sse.ts';
+
+export interface SessionEventRoutesOptions {
+  service: SessionService;
+  maxPageSize: number;
+  keepAliveSeconds: number;
+  streams: SseRegistry;
+}
+
+/** The last event of every session's log; an SSE stream ends after sending it. */
+export const FINAL_EVENT_TYPE = 'session.finished';
+
+/** Events read per query while streaming: large enough to replay fast, small enough to bound memory. */
+const STREAM_BATCH_SIZE = 500;
+
+const TERMINAL: ReadonlySet<SessionStatus> = new Set(['completed', 'failed', 'cancelled']);
+
+/** Registers the events route on `app`. */
+export function registerSessionEventRoutes(app: FastifyInstance, options: SessionEventRoutesOptions): void {
+  const { service, maxPageSize } = options;
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/v1/sessions/:id/events',
+    {
+      config: { permission: 'sessions:read' },
+      schema: {
+        summary: 'Read or stream session events',
+        description:
+          'With `Accept: text/event-stream`: an SSE stream (`id` = seq, `event` = type, `data` = the event as JSON), keep-alive comments, resumable with `Last-Event-ID` (or `?after=`), ending after `session.finished`. Otherwise a JSON page of events with seq > `after`.',
+        tags: ['sessions'],
+        params: sessionIdParamsSchema,
+        querystring: z.strictObject({
+          after: seqSchema.optional().describe('Return events with seq greater than this (default 0).'),
+          limit: createLimitSchema(maxPageSize, maxPageSize),
+        }),
+        headers: z.looseObject({
+          'last-event-id': z
+            .string()
+            .regex(/^\d{1,15}$/, 'must be an event seq (a non-negative integer)')
+            .optional()
+            .describe('SSE resume point; takes precedence over `after`.'),
+        }),
+        response: { 200: eventPageSchema, ...problemResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const lastEventId = request.headers['last-event-id'];
+      const after = lastEventId !== undefined ? Number(lastEventId) : (request.query.after ?? 0);
+      if (!acceptsEventStream(request.headers.accept)) {
+        const events = await service.listEvents(request.actor, id, after, request.query.limit);
+        const last = events.at(-1);
+        return { items: events.map(toEventDto), nextAfter: last ? last.seq : after };
+      }
+      // Existence and access are checked before the stream opens, so errors are still problem+json.
+      await service.getSession(request.actor, id);
+      const stream = openSseStream(reply, {
+        keepAliveMs: options.keepAliveSeconds * 1000,
+        headers: { [REQUEST_ID_HEADER]: String(request.id) },
+      });
+      options.streams.add(stream);
+      try {
+        await pumpEvents(service, request.actor, id, after, stream);
+      } catch (error) {
+        request.log.warn({ err: error, sessionId: id }, 'event stream ended with an error');
+      } finally {
+        options.streams.delete(stream);
+        stream.close();
+      }
+      return reply;
+    },
+  );
+}
+
+function acceptsEventStream(accept: string | undefined): boolean {
+  return accept?.toLowerCase().includes('text/event-stream') ?? false;
+}
+
+/** Sends events after `afterSeq` until the final event, a disconnect or shutdown. */
+async function pumpEvents(
+  service: SessionService,
+  actor: Actor,
+  sessionId: string,
+  afterSeq: number,
+  stream: SseStream,
+): Promise<void> {
+  let after = afterSeq;
+  let woken = true;
+  let wake: (() => void) | null = null;
+  const onWake = (): void => {
+    woken = true;
+    wake?.();
+  };
+  // Subscribe before the first read so that no wake-up between read and wait is lost.
+  const unsubscribe = service.watchEvents(sessionId, onWake);
+  stream.signal.addEventListener('abort', onWake, { once: true });
+  let terminalSeen = false;
+  try {
+    while (!stream.closed) {
+      woken = false;
+      const events = await service.listEvents(actor, sessionId, after, STREAM_BATCH_SIZE);
+      for (const event of events) {
+        await stream.send({
+          id: String(event.seq),
+          event: event.type,
+          data: JSON.stringify(toEventDto(event)),
+        });
+        after = event.seq;
+        if (event.type === FINAL_EVENT_TYPE || stream.closed) return;
+      }
+      if (events.length === STREAM_BATCH_SIZE) continue;
+      if (events.length === 0) {
+        // Caught up. A session that already ended has nothing more to send (e.g. resumed after its end).
+        if (terminalSeen) return;
+        const session = await service.getSession(actor, sessionId);
+        if (TERMINAL.has(session.status)) {
+          terminalSeen = true;
+          continue;
+        }
+      }
+      if (!woken && !stream.closed) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = null;
+      }
+    }
+  } finally {
+    unsubscribe();
+    stream.signal.removeEventListener('abort', onWake);
+  }
+}

@@ -1,0 +1,117 @@
+// /v1/sessions: submit (idempotent), list, show and cancel sessions.
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { createSessionInputSchema } from '../../domain/session-input.ts';
+import { SESSION_STATUSES } from '../../domain/types.ts';
+import type { SessionService } from '../../engine/session-service.ts';
+import { sessionDetailSchema, sessionPageSchema, toSessionDto, toSessionSummaryDto } from '../dto.ts';
+import { createLimitSchema, cursorSchema, sessionIdParamsSchema } from '../params.ts';
+import { problemResponses } from '../problem.ts';
+
+export interface SessionRoutesOptions {
+  service: SessionService;
+  maxPageSize: number;
+}
+
+/** Default page size of `GET /v1/sessions` when `limit` is absent. */
+const DEFAULT_PAGE_SIZE = 20;
+
+/** Idempotency keys are opaque to the server; printable ASCII keeps them safe to store and log. */
+const idempotencyKeySchema = z
+  .string()
+  .regex(/^[\x21-\x7E]{1,255}$/, 'must be 1-255 printable ASCII characters without spaces')
+  .optional()
+  .describe(
+    'Makes the submit safe to retry: the same key with the same body returns the original session (200); the same key with a different body is rejected (409).',
+  );
+
+/** Registers the session routes on `app`. */
+export function registerSessionRoutes(app: FastifyInstance, options: SessionRoutesOptions): void {
+  const { service, maxPageSize } = options;
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+
+  typed.post(
+    '/v1/sessions',
+    {
+      config: { permission: 'sessions:create' },
+      schema: {
+        summary: 'Submit a session',
+        description:
+          'Stores the session with its plan and tasks and starts it. `201` when created; `200` when an earlier request with the same `Idempotency-Key` and body created it.',
+        tags: ['sessions'],
+        headers: z.looseObject({ 'idempotency-key': idempotencyKeySchema }),
+        body: createSessionInputSchema,
+        response: {
+          200: sessionDetailSchema.describe('Replay of an earlier submit with the same Idempotency-Key.'),
+          201: sessionDetailSchema.describe('The new session.'),
+          ...problemResponses(400, 401, 403, 409, 413, 415, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      const result = await service.createSession(request.actor, request.body, key);
+      reply.header('location', `/v1/sessions/${encodeURIComponent(result.session.id)}`);
+      return reply.code(result.created ? 201 : 200).send(toSessionDto(result.session));
+    },
+  );
+
+  typed.get(
+    '/v1/sessions',
+    {
+      config: { permission: 'sessions:read' },
+      schema: {
+        summary: 'List sessions',
+        description: 'Newest first, cursor-paginated, optionally filtered by status.',
+        tags: ['sessions'],
+        querystring: z.strictObject({
+          status: z.enum(SESSION_STATUSES).optional().describe('Only sessions in this status.'),
+          limit: createLimitSchema(maxPageSize, Math.min(DEFAULT_PAGE_SIZE, maxPageSize)),
+          cursor: cursorSchema.optional(),
+        }),
+        response: { 200: sessionPageSchema, ...problemResponses(400, 401, 403, 429) },
+      },
+    },
+    async (request) => {
+      const { status, limit, cursor } = request.query;
+      const page = await service.listSessions(request.actor, {
+        limit,
+        ...(status ? { status } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
+      return { items: page.items.map(toSessionSummaryDto), nextCursor: page.nextCursor };
+    },
+  );
+
+  typed.get(
+    '/v1/sessions/:id',
+    {
+      config: { permission: 'sessions:read' },
+      schema: {
+        summary: 'Show a session',
+        description: 'The session with its plan, tasks and their states, timings and usage.',
+        tags: ['sessions'],
+        params: sessionIdParamsSchema,
+        response: { 200: sessionDetailSchema, ...problemResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    async (request) => toSessionDto(await service.getSession(request.actor, request.params.id)),
+  );
+
+  typed.post(
+    '/v1/sessions/:id/cancel',
+    {
+      config: { permission: 'sessions:cancel' },
+      schema: {
+        summary: 'Cancel a session',
+        description:
+          'Aborts running tasks (their processes are killed), cancels pending ones and ends the session `cancelled`. Cancelling a cancelled session returns it unchanged; a completed or failed one gets 409.',
+        tags: ['sessions'],
+        params: sessionIdParamsSchema,
+        response: { 200: sessionDetailSchema, ...problemResponses(400, 401, 403, 404, 409, 429) },
+      },
+    },
+    async (request) => toSessionDto(await service.cancelSession(request.actor, request.params.id)),
+  );
+}

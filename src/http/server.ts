@@ -1,0 +1,119 @@
+// Builds the Fastify server of MAOS: zod validation/serialisation, OpenAPI, request ids,
+// authentication, problem+json errors, SSE streams and the /v1 routes. No listening here.
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  LogController,
+} from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { RoleDefinition } from '../agents/roles/role.ts';
+import type { Config } from '../config/schema.ts';
+import type { SessionService } from '../engine/session-service.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { Logger } from '../observability/logger.ts';
+import {
+  type Authenticator,
+  createNoAuthAuthenticator,
+  registerAuthentication,
+} from './plugins/authenticate.ts';
+import { registerErrorHandling, sendProblem } from './plugins/error-handler.ts';
+import { registerOpenApi } from './plugins/openapi.ts';
+import { registerRequestIdEcho, resolveRequestId } from './plugins/request-id.ts';
+import { type ReadinessProbe, registerHealthRoutes } from './routes/health.ts';
+import { registerOpenApiRoute } from './routes/openapi.ts';
+import { registerRoleRoutes } from './routes/roles.ts';
+import { registerSessionEventRoutes } from './routes/session-events.ts';
+import { registerSessionRoutes } from './routes/sessions.ts';
+import { createSseRegistry } from './sse.ts';
+import './types.ts';
+
+export interface BuildHttpServerOptions {
+  config: Pick<Config, 'http'>;
+  service: SessionService;
+  logger: Logger;
+  /** Readiness checks for /readyz (database, migrations, shutdown state). */
+  readiness: ReadinessProbe;
+  /** The role catalogue for GET /v1/roles. */
+  listRoles: () => readonly RoleDefinition[];
+  /** Resolves `request.actor`; defaults to auth mode `none`. */
+  authenticate?: Authenticator;
+  /**
+   * Extra plugins (metrics, security headers, rate limits …), registered before the routes and
+   * without encapsulation, so their hooks apply to every route.
+   */
+  plugins?: FastifyPluginAsync[];
+}
+
+/** Builds (but does not start) the HTTP server. Call `listen` or `inject` on the result. */
+export async function buildHttpServer(options: BuildHttpServerOptions): Promise<FastifyInstance> {
+  const { config, service, logger } = options;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Request/response lines are the observability plugin's job; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    bodyLimit: config.http.bodyLimitBytes,
+    genReqId: resolveRequestId,
+    requestIdHeader: false,
+    // SSE streams would keep close() waiting; they are ended in preClose, idle sockets closed here.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    frameworkErrors: (error, request, reply) => {
+      sendProblem(
+        request,
+        reply,
+        new AppError('VALIDATION_FAILED', 'The URL is malformed.', { cause: error }),
+      );
+    },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerJsonParser(app);
+  registerErrorHandling(app);
+  registerRequestIdEcho(app);
+  await registerOpenApi(app);
+  registerAuthentication(app, options.authenticate ?? createNoAuthAuthenticator());
+  for (const plugin of options.plugins ?? []) {
+    await app.register(skipEncapsulation(plugin));
+  }
+
+  const streams = createSseRegistry();
+  app.addHook('preClose', async () => streams.closeAll());
+
+  registerHealthRoutes(app, options.readiness);
+  registerOpenApiRoute(app);
+  registerRoleRoutes(app, { listRoles: options.listRoles });
+  registerSessionRoutes(app, { service, maxPageSize: config.http.maxPageSize });
+  registerSessionEventRoutes(app, {
+    service,
+    maxPageSize: config.http.maxPageSize,
+    keepAliveSeconds: config.http.sseKeepAliveSeconds,
+    streams,
+  });
+  await app.ready();
+  return app;
+}
+
+/** JSON bodies: an empty body counts as no body (so body-less POSTs with a JSON content type work). */
+function registerJsonParser(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, text, (error, value) => {
+      if (error) done(new AppError('VALIDATION_FAILED', 'The body is not valid JSON.'), undefined);
+      else done(null, value);
+    });
+  });
+}
+
+/** Same effect as fastify-plugin's `skip-override`: hooks of the plugin apply to the whole server. */
+function skipEncapsulation(plugin: FastifyPluginAsync): FastifyPluginAsync {
+  const wrapped: FastifyPluginAsync = async (instance, opts) => plugin(instance, opts);
+  Object.defineProperty(wrapped, Symbol.for('skip-override'), { value: true });
+  return wrapped;
+}

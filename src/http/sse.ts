@@ -1,0 +1,122 @@
+// Server-Sent Events on a hijacked Fastify reply: frame formatting (CR/LF rejected in `id`/`event`),
+// keep-alive comments on an unref'd timer, backpressure, and closing on disconnect or shutdown.
+import { once } from 'node:events';
+import type { FastifyReply } from 'fastify';
+
+export interface SseFrame {
+  id?: string;
+  event?: string;
+  /** Already serialised; may span lines (each becomes a `data:` line). */
+  data: string;
+}
+
+export interface SseStreamOptions {
+  /** Interval of `: keep-alive` comments, so proxies keep an idle stream open. */
+  keepAliveMs: number;
+  /** Extra response headers (e.g. X-Request-Id). */
+  headers?: Record<string, string>;
+}
+
+/** An open event stream. `signal` aborts when the client leaves or the server shuts down. */
+export interface SseStream {
+  readonly signal: AbortSignal;
+  readonly closed: boolean;
+  /** Writes one frame; resolves when the socket accepted it (waits on backpressure). */
+  send(frame: SseFrame): Promise<void>;
+  comment(text: string): void;
+  close(): void;
+}
+
+/** Tracks open streams so that server shutdown can end them instead of waiting for clients. */
+export interface SseRegistry {
+  add(stream: SseStream): void;
+  delete(stream: SseStream): void;
+  closeAll(): void;
+  readonly size: number;
+}
+
+/** Creates the registry the server's preClose hook drains. */
+export function createSseRegistry(): SseRegistry {
+  const streams = new Set<SseStream>();
+  return {
+    add: (stream) => streams.add(stream),
+    delete: (stream) => streams.delete(stream),
+    closeAll: () => {
+      for (const stream of [...streams]) stream.close();
+    },
+    get size() {
+      return streams.size;
+    },
+  };
+}
+
+const LINE_BREAK = /[\r\n]/;
+
+/** Formats one SSE frame. Throws on CR/LF in `id` or `event`, which would inject extra fields. */
+export function formatSseFrame(frame: SseFrame): string {
+  let out = '';
+  if (frame.id !== undefined) {
+    if (LINE_BREAK.test(frame.id)) throw new Error('SSE id must not contain CR or LF');
+    out += `id: ${frame.id}\n`;
+  }
+  if (frame.event !== undefined) {
+    if (LINE_BREAK.test(frame.event)) throw new Error('SSE event must not contain CR or LF');
+    out += `event: ${frame.event}\n`;
+  }
+  for (const line of frame.data.split(/\r\n|\r|\n/)) out += `data: ${line}\n`;
+  return `${out}\n`;
+}
+
+/** Takes over the reply and opens an SSE stream on it. */
+export function openSseStream(reply: FastifyReply, options: SseStreamOptions): SseStream {
+  const raw = reply.raw;
+  const controller = new AbortController();
+  let closed = false;
+  reply.hijack();
+  raw.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    // Tells nginx-style proxies not to buffer the stream.
+    'x-accel-buffering': 'no',
+    ...options.headers,
+  });
+  raw.flushHeaders();
+
+  const keepAlive = setInterval(() => stream.comment('keep-alive'), options.keepAliveMs);
+  keepAlive.unref();
+
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    clearInterval(keepAlive);
+    controller.abort();
+    if (!raw.writableEnded) raw.end();
+  };
+  raw.on('close', close);
+  raw.on('error', close);
+
+  const stream: SseStream = {
+    signal: controller.signal,
+    get closed() {
+      return closed;
+    },
+    async send(frame) {
+      if (closed) return;
+      if (raw.write(formatSseFrame(frame))) return;
+      try {
+        await once(raw, 'drain', { signal: controller.signal });
+      } catch {
+        // Aborted while waiting: the stream is closed, nothing more to write.
+      }
+    },
+    comment(text) {
+      if (closed) return;
+      raw.write(`: ${text.replace(/[\r\n]+/g, ' ')}\n\n`);
+    },
+    close,
+  };
+  // Opening comment: lets clients see the stream is live before the first event.
+  stream.comment('stream open');
+  return stream;
+}
