@@ -1,0 +1,348 @@
+// HTTP client of the `maos` CLI for the REST API: JSON calls with problem+json errors mapped to
+// CliError, and an SSE event follower that reconnects with Last-Event-ID until the session ends.
+import type { CreateSessionInput } from '../domain/session-input.ts';
+import type { SessionDetail, SessionEvent, SessionRecord, SessionStatus } from '../domain/types.ts';
+import { CliError, EXIT, exitCodeForStatus } from './exit-codes.ts';
+import { readSseFrames } from './sse-reader.ts';
+
+export interface ApiClientOptions {
+  /** Base URL of the server, e.g. http://127.0.0.1:7070. */
+  server: string;
+  /** Bearer token; sent as `Authorization: Bearer <token>` when set. */
+  token?: string;
+  /** Limit for one non-streaming request. @defaultValue 30000 */
+  requestTimeoutMs?: number;
+}
+
+/** One role of the catalogue as `GET /v1/roles` lists it. */
+export interface RoleSummary {
+  name: string;
+  description: string;
+  capabilities: string[];
+}
+
+export interface SessionPage {
+  items: SessionRecord[];
+  nextCursor: string | null;
+}
+
+export interface StreamOptions {
+  /** Resume after this seq (sent as `Last-Event-ID`); 0 = from the first event. */
+  afterSeq: number;
+  signal?: AbortSignal;
+  /** A stream silent for this long (no event, no keep-alive) counts as dead. @defaultValue 60000 */
+  idleTimeoutMs?: number;
+}
+
+export type ApiClient = ReturnType<typeof createApiClient>;
+
+/** Session states after which nothing more happens. */
+export const FINAL_SESSION_STATUSES: ReadonlySet<SessionStatus> = new Set([
+  'completed',
+  'failed',
+  'cancelled',
+]);
+
+/** Creates a client bound to one server and credentials. */
+export function createApiClient(options: ApiClientOptions) {
+  const baseUrl = normaliseBaseUrl(options.server);
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+
+  function headers(extra: Record<string, string> = {}): Record<string, string> {
+    const out: Record<string, string> = { accept: 'application/json', ...extra };
+    if (options.token) out.authorization = `Bearer ${options.token}`;
+    return out;
+  }
+
+  async function send(url: URL, init: RequestInit): Promise<Response> {
+    try {
+      return await fetch(url, init);
+    } catch (error) {
+      throw toConnectionError(error, baseUrl);
+    }
+  }
+
+  async function requestJson<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<T> {
+    const url = new URL(path, baseUrl);
+    const init: RequestInit = {
+      method,
+      headers: headers(
+        body === undefined ? extraHeaders : { 'content-type': 'application/json', ...extraHeaders },
+      ),
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(requestTimeoutMs),
+    };
+    const response = await send(url, init);
+    const text = await response.text();
+    if (!response.ok) throw toProblemError(response, text);
+    try {
+      return (text === '' ? null : JSON.parse(text)) as T;
+    } catch {
+      throw new CliError(
+        'BAD_RESPONSE',
+        `${method} ${url.pathname}: the server did not return JSON`,
+        EXIT.SERVER,
+      );
+    }
+  }
+
+  return {
+    baseUrl,
+
+    /** `POST /v1/sessions`. */
+    async createSession(input: CreateSessionInput, idempotencyKey?: string): Promise<SessionDetail> {
+      const extra: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
+      const body = await requestJson<unknown>('POST', '/v1/sessions', input, extra);
+      return unwrap<SessionDetail>(body, 'session');
+    },
+
+    /** `GET /v1/sessions` (one page). */
+    async listSessions(query: { status?: string; limit?: number; cursor?: string }): Promise<SessionPage> {
+      const params = new URLSearchParams();
+      if (query.status) params.set('status', query.status);
+      if (query.limit !== undefined) params.set('limit', String(query.limit));
+      if (query.cursor) params.set('cursor', query.cursor);
+      const qs = params.size > 0 ? `?${params}` : '';
+      const body = await requestJson<Record<string, unknown>>('GET', `/v1/sessions${qs}`);
+      return {
+        items: pickList<SessionRecord>(body, ['items', 'sessions', 'data']),
+        nextCursor: (body?.nextCursor ?? body?.next_cursor ?? null) as string | null,
+      };
+    },
+
+    /** `GET /v1/sessions/:id`. */
+    async getSession(id: string): Promise<SessionDetail> {
+      return unwrap<SessionDetail>(
+        await requestJson<unknown>('GET', `/v1/sessions/${encodeId(id)}`),
+        'session',
+      );
+    },
+
+    /** `POST /v1/sessions/:id/cancel`. */
+    async cancelSession(id: string): Promise<SessionDetail> {
+      const body = await requestJson<unknown>('POST', `/v1/sessions/${encodeId(id)}/cancel`);
+      return unwrap<SessionDetail>(body, 'session');
+    },
+
+    /** `GET /v1/sessions/:id/events?after=&limit=` as JSON (one page, oldest first). */
+    async listEvents(id: string, afterSeq: number, limit = 500): Promise<SessionEvent[]> {
+      const path = `/v1/sessions/${encodeId(id)}/events?after=${afterSeq}&limit=${limit}`;
+      const body = await requestJson<unknown>('GET', path);
+      return pickList<unknown>(body, ['items', 'events', 'data']).map((raw) => toSessionEvent(raw, id));
+    },
+
+    /** `GET /v1/roles`. */
+    async listRoles(): Promise<RoleSummary[]> {
+      return pickList<RoleSummary>(await requestJson<unknown>('GET', '/v1/roles'), [
+        'items',
+        'roles',
+        'data',
+      ]);
+    },
+
+    /**
+     * One SSE connection to `GET /v1/sessions/:id/events`: yields events until the server closes
+     * the stream, the signal aborts or the stream stays silent past the idle timeout.
+     */
+    async *streamEvents(id: string, stream: StreamOptions): AsyncGenerator<SessionEvent> {
+      const idleTimeoutMs = stream.idleTimeoutMs ?? 60_000;
+      const controller = new AbortController();
+      const onAbort = () => controller.abort(stream.signal?.reason);
+      stream.signal?.addEventListener('abort', onAbort, { once: true });
+      let idleTimer: NodeJS.Timeout | undefined;
+      const armIdleTimer = () => {
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => controller.abort(new Error('stream idle')), idleTimeoutMs);
+        idleTimer.unref();
+      };
+      try {
+        const extra: Record<string, string> = { accept: 'text/event-stream' };
+        if (stream.afterSeq > 0) extra['last-event-id'] = String(stream.afterSeq);
+        armIdleTimer();
+        const response = await send(new URL(`/v1/sessions/${encodeId(id)}/events`, baseUrl), {
+          method: 'GET',
+          headers: headers(extra),
+          signal: controller.signal,
+        });
+        if (!response.ok) throw toProblemError(response, await response.text());
+        if (!response.body) return;
+        const body = response.body as AsyncIterable<Uint8Array>;
+        const watched = watchActivity(body, armIdleTimer);
+        for await (const frame of readSseFrames(watched)) {
+          const event = parseFrameData(frame.data, frame.id, frame.event, id);
+          if (event) yield event;
+        }
+      } catch (error) {
+        if (stream.signal?.aborted) return;
+        if (error instanceof CliError) throw error;
+        // Dropped or idle connection: the caller reconnects with Last-Event-ID.
+        throw new CliError('STREAM_INTERRUPTED', 'event stream interrupted', EXIT.UNREACHABLE);
+      } finally {
+        clearTimeout(idleTimer);
+        stream.signal?.removeEventListener('abort', onAbort);
+        controller.abort();
+      }
+    },
+  };
+}
+
+async function* watchActivity(
+  body: AsyncIterable<Uint8Array>,
+  onActivity: () => void,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    onActivity();
+    yield chunk;
+  }
+}
+
+function normaliseBaseUrl(server: string): URL {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new CliError('INVALID_SERVER_URL', `not a valid server URL: ${server}`, EXIT.USAGE);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new CliError('INVALID_SERVER_URL', `server URL must be http or https: ${server}`, EXIT.USAGE);
+  }
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  return url;
+}
+
+function encodeId(id: string): string {
+  return encodeURIComponent(id);
+}
+
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EPIPE',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_HEADERS_TIMEOUT',
+]);
+
+function toConnectionError(error: unknown, baseUrl: URL): CliError {
+  const cause = (error as { cause?: { code?: string } } | undefined)?.cause;
+  const code = cause?.code ?? (error as { code?: string } | undefined)?.code;
+  const name = (error as Error | undefined)?.name;
+  const where = baseUrl.origin;
+  if (name === 'TimeoutError') {
+    return new CliError('TIMEOUT', `MAOS at ${where} did not answer in time`, EXIT.UNREACHABLE);
+  }
+  const reason = code && CONNECTION_ERROR_CODES.has(code) ? ` (${code})` : '';
+  return new CliError(
+    'UNREACHABLE',
+    `cannot reach MAOS at ${where}${reason} — is \`maos serve\` running? (set --server or MAOS_SERVER)`,
+    EXIT.UNREACHABLE,
+  );
+}
+
+/** Turns a non-2xx response into a CliError carrying the problem's code and detail. */
+export function toProblemError(response: Response, text: string): CliError {
+  let problem: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed && typeof parsed === 'object') problem = parsed as Record<string, unknown>;
+  } catch {
+    // Not JSON (e.g. a proxy's HTML page): fall back to the status line.
+  }
+  const code = typeof problem.code === 'string' ? problem.code : `HTTP_${response.status}`;
+  const detail =
+    (typeof problem.detail === 'string' && problem.detail) ||
+    (typeof problem.title === 'string' && problem.title) ||
+    response.statusText ||
+    `request failed with status ${response.status}`;
+  return new CliError(code, detail, exitCodeForStatus(response.status), describeDetails(problem));
+}
+
+/** Readable lines from a problem's `errors`/`details` list (validation issues). */
+function describeDetails(problem: Record<string, unknown>): string[] {
+  const list = problem.errors ?? problem.details ?? problem.issues;
+  if (!Array.isArray(list)) return [];
+  return list.slice(0, 50).map((item) => {
+    if (typeof item === 'string') return item;
+    if (item && typeof item === 'object') {
+      const entry = item as Record<string, unknown>;
+      const path = Array.isArray(entry.path) ? entry.path.join('.') : (entry.path ?? entry.pointer ?? '');
+      const message = entry.message ?? entry.detail ?? JSON.stringify(entry);
+      return path ? `${String(path)}: ${String(message)}` : String(message);
+    }
+    return String(item);
+  });
+}
+
+function unwrap<T>(body: unknown, key: string): T {
+  if (body && typeof body === 'object' && !('id' in body) && key in body) {
+    return (body as Record<string, unknown>)[key] as T;
+  }
+  return body as T;
+}
+
+function pickList<T>(body: unknown, keys: string[]): T[] {
+  if (Array.isArray(body)) return body as T[];
+  if (body && typeof body === 'object') {
+    for (const key of keys) {
+      const value = (body as Record<string, unknown>)[key];
+      if (Array.isArray(value)) return value as T[];
+    }
+  }
+  return [];
+}
+
+/** Normalises an event from a JSON page. */
+function toSessionEvent(raw: unknown, sessionId: string): SessionEvent {
+  const entry = (raw ?? {}) as Record<string, unknown>;
+  return {
+    sessionId: typeof entry.sessionId === 'string' ? entry.sessionId : sessionId,
+    seq: Number(entry.seq ?? 0),
+    type: String(entry.type ?? 'message'),
+    data: (entry.data && typeof entry.data === 'object' ? entry.data : {}) as Record<string, unknown>,
+    createdAt: (entry.createdAt ?? entry.created_at ?? Date.now()) as number,
+  };
+}
+
+/**
+ * An SSE frame's data is either the whole event (`{seq, type, data, …}`) or only its payload, with
+ * seq in the frame id and the type in the frame's event name. Frames without a seq are not events.
+ */
+function parseFrameData(
+  data: string,
+  frameId: string | undefined,
+  frameEvent: string,
+  sessionId: string,
+): SessionEvent | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    parsed = { text: data };
+  }
+  const entry = (parsed ?? {}) as Record<string, unknown>;
+  if (typeof entry.seq === 'number' && typeof entry.type === 'string') {
+    return toSessionEvent(entry, sessionId);
+  }
+  const seq = Number(frameId);
+  if (!frameId || !Number.isInteger(seq)) return undefined;
+  return {
+    sessionId,
+    seq,
+    type: frameEvent,
+    data: (typeof parsed === 'object' && parsed !== null ? parsed : { value: parsed }) as Record<
+      string,
+      unknown
+    >,
+    createdAt: Date.now(),
+  };
+}

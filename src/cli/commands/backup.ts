@@ -1,0 +1,49 @@
+// `maos backup <file>`: a consistent copy of the SQLite database while the server keeps running
+// (SQLite online backup API). PostgreSQL deployments use pg_dump (docs/operations.md).
+import type { Command } from 'commander';
+import { readClientEnv } from '../../config/client-env.ts';
+import { loadConfig } from '../../config/load.ts';
+import { AppError } from '../../errors/app-error.ts';
+import { backupSqliteDatabase } from '../../store/backup.ts';
+import { resolveSqlitePath } from '../../store/db.ts';
+import { formatBytes } from '../ops/doctor-checks.ts';
+
+interface BackupFlags {
+  config?: string;
+  json?: boolean;
+}
+
+/** Registers `maos backup` on the program. */
+export function registerBackupCommand(program: Command): void {
+  program
+    .command('backup')
+    .description('Write a consistent copy of the SQLite database to <file> (safe while serving)')
+    .argument('<file>', 'backup file to create (must not exist)')
+    .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
+    .option('--json', 'print the result as JSON')
+    .action(async (file: string, flags: BackupFlags, command: Command) => {
+      const globals = command.optsWithGlobals() as BackupFlags;
+      const config = loadConfig({ configPath: flags.config ?? globals.config ?? readClientEnv().configPath });
+      const source = resolveBackupSource(config);
+      const result = await backupSqliteDatabase(source, file);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ source, ...result })}\n`);
+      } else {
+        process.stdout.write(
+          `Backed up ${source} to ${result.path} (${formatBytes(result.bytes)}, ${result.pages} pages)\n`,
+        );
+      }
+    });
+}
+
+/** The SQLite file to back up; PostgreSQL is backed up with its own tools. */
+export function resolveBackupSource(config: Parameters<typeof resolveSqlitePath>[0]): string {
+  const url = config.store.url ?? '';
+  if (/^postgres(ql)?:/.test(url)) {
+    throw new AppError(
+      'INVALID_STATE',
+      'store.url is PostgreSQL: back it up with `pg_dump --format=custom` (see docs/operations.md)',
+    );
+  }
+  return resolveSqlitePath(config);
+}

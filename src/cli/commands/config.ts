@@ -1,0 +1,53 @@
+// `maos config check|print`: validate the configuration (file < MAOS_* env) and show it resolved,
+// with secrets redacted. Local commands: no server needed.
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { loadConfig, redactConfig } from '../../config/load.ts';
+import { AppError } from '../../errors/app-error.ts';
+import type { ActionFactory, CliContext } from '../context.ts';
+import { EXIT } from '../exit-codes.ts';
+
+interface ConfigOptions {
+  config?: string;
+}
+
+/** Registers `maos config …`. */
+export function registerConfigCommands(program: Command, act: ActionFactory): void {
+  const config = program.command('config').description('check or print the server configuration');
+  config
+    .command('check')
+    .description('validate the configuration; lists every problem and exits 2 when invalid')
+    .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
+    .action(act(checkConfig));
+  config
+    .command('print')
+    .description('print the resolved configuration (defaults applied, secrets redacted) as YAML')
+    .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
+    .action(act(printConfig));
+}
+
+async function checkConfig(ctx: CliContext, command: Command): Promise<number> {
+  const { out } = ctx;
+  try {
+    loadConfig({ configPath: command.opts<ConfigOptions>().config });
+  } catch (error) {
+    if (!(error instanceof AppError) || error.code !== 'CONFIG_INVALID') throw error;
+    const problems = Array.isArray(error.details) ? error.details.map(String) : [error.message];
+    if (out.json) out.printJson({ ok: false, problems });
+    else {
+      out.note(`${out.paint.red('invalid configuration')}: ${problems.length} problem(s)`);
+      for (const problem of problems) out.note(`  - ${problem}`);
+    }
+    return EXIT.USAGE;
+  }
+  if (out.json) out.printJson({ ok: true });
+  else out.line('ok');
+  return EXIT.OK;
+}
+
+async function printConfig(ctx: CliContext, command: Command): Promise<number> {
+  const config = redactConfig(loadConfig({ configPath: command.opts<ConfigOptions>().config }));
+  if (ctx.out.json) ctx.out.printJson(config);
+  else ctx.out.line(stringify(config).trimEnd());
+  return EXIT.OK;
+}

@@ -1,0 +1,68 @@
+// `maos doctor`: checks the configuration and environment of this installation and prints a
+// pass/fail list with a fix for each failure; exits 1 when any check fails.
+import type { Command } from 'commander';
+import { readClientEnv } from '../../config/client-env.ts';
+import { type CheckStatus, type DoctorReport, runDoctor } from '../ops/doctor-checks.ts';
+
+/** Exit status of `maos doctor` when at least one check failed (warnings still exit 0). */
+export const DOCTOR_FAILED_EXIT = 1;
+
+const MARKS: Record<CheckStatus, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
+
+interface DoctorFlags {
+  config?: string;
+  server?: string;
+  json?: boolean;
+  minFreeMb?: string;
+  maxClockSkew?: string;
+}
+
+/** Registers `maos doctor` on the program. */
+export function registerDoctorCommand(program: Command): void {
+  program
+    .command('doctor')
+    .description('Check config, data dir, free space, database, migrations, providers, OIDC and clock')
+    .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
+    .option('--server <url>', 'a running MAOS server, used as clock reference (default: MAOS_SERVER)')
+    .option('--min-free-mb <n>', 'fail when the data dir has less free space than this', '512')
+    .option('--max-clock-skew <seconds>', 'fail when the clock differs more than this', '30')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', `\nExit status: 0 when no check failed, ${DOCTOR_FAILED_EXIT} otherwise.`)
+    .action(async (flags: DoctorFlags, command: Command) => {
+      const globals = command.optsWithGlobals() as DoctorFlags;
+      const clientEnv = readClientEnv();
+      const report = await runDoctor({
+        configPath: flags.config ?? globals.config ?? clientEnv.configPath,
+        server: flags.server ?? clientEnv.server,
+        minFreeBytes: parsePositive(flags.minFreeMb, 512) * 1024 * 1024,
+        maxClockSkewSeconds: parsePositive(flags.maxClockSkew, 30),
+      });
+      process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctorReport(report));
+      if (!report.ok) process.exitCode = DOCTOR_FAILED_EXIT;
+    });
+}
+
+/** The human-readable report: one line per check, an indented fix under each failure or warning. */
+export function renderDoctorReport(report: DoctorReport): string {
+  const width = Math.max(...report.checks.map((check) => check.name.length));
+  const lines: string[] = [];
+  for (const check of report.checks) {
+    lines.push(`${MARKS[check.status]}  ${check.name.padEnd(width)}  ${check.message}`);
+    if (check.fix && (check.status === 'fail' || check.status === 'warn'))
+      lines.push(`      fix: ${check.fix}`);
+  }
+  const failed = report.checks.filter((check) => check.status === 'fail').length;
+  const warned = report.checks.filter((check) => check.status === 'warn').length;
+  lines.push('');
+  lines.push(
+    report.ok
+      ? `All checks passed (${warned} warning(s)).`
+      : `${failed} check(s) failed, ${warned} warning(s).`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+function parsePositive(raw: string | undefined, fallback: number): number {
+  const value = Number(raw);
+  return Number.isFinite(value) && value >= 0 ? value : fallback;
+}

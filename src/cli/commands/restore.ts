@@ -1,0 +1,117 @@
+// `maos restore <file>`: checks a backup (integrity, schema version), refuses to replace an existing
+// database without --force or one a running server uses, installs it, and verifies the result.
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { readClientEnv } from '../../config/client-env.ts';
+import { loadConfig } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
+import { AppError } from '../../errors/app-error.ts';
+import { inspectSqliteFile, replaceDatabaseFile } from '../../store/backup.ts';
+import { probeUrl } from '../ops/doctor-remote.ts';
+import { verifyRestoredAudit } from '../ops/restore-audit.ts';
+import { resolveBackupSource } from './backup.ts';
+
+interface RestoreFlags {
+  config?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+/** What `maos restore` did, printed as text or JSON. */
+export interface RestoreReport {
+  target: string;
+  /** Where the replaced database was moved, when there was one. */
+  previous?: string;
+  integrity: 'ok';
+  /** Migrations the restored database still needs (`maos migrate` or the next start applies them). */
+  pendingMigrations: string[];
+  audit: { status: 'verified' | 'failed' | 'skipped'; message: string };
+}
+
+/** Registers `maos restore` on the program. */
+export function registerRestoreCommand(program: Command): void {
+  program
+    .command('restore')
+    .description('Replace the SQLite database with a backup made by `maos backup` (server must be stopped)')
+    .argument('<file>', 'backup file')
+    .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
+    .option('--force', 'replace an existing database (it is kept as <db>.pre-restore-<time>)')
+    .option('--json', 'print the result as JSON')
+    .action(async (file: string, flags: RestoreFlags, command: Command) => {
+      const globals = command.optsWithGlobals() as RestoreFlags;
+      const config = loadConfig({ configPath: flags.config ?? globals.config ?? readClientEnv().configPath });
+      const report = await restoreBackup(config, file, { force: flags.force === true });
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+      } else {
+        process.stdout.write(renderRestoreReport(report));
+      }
+      if (report.audit.status === 'failed') process.exitCode = 1;
+    });
+}
+
+/** Validates `backupPath`, installs it as the configured database and verifies it. */
+export async function restoreBackup(
+  config: Readonly<Config>,
+  backupPath: string,
+  options: { force: boolean },
+): Promise<RestoreReport> {
+  const target = resolveBackupSource(config);
+  if (!existsSync(backupPath)) throw new AppError('NOT_FOUND', `Backup file ${backupPath} does not exist`);
+  const before = await inspectSqliteFile(backupPath);
+  if (before.integrity.length !== 1 || before.integrity[0] !== 'ok') {
+    throw new AppError('VALIDATION_FAILED', `${backupPath} is not a sound SQLite database: ${before.integrity.slice(0, 5).join('; ')}`);
+  }
+  if (before.migrations.unknown.length > 0) {
+    throw new AppError(
+      'DATABASE_NEWER_THAN_CODE',
+      `${backupPath} was written by a newer MAOS (migrations ${before.migrations.unknown.join(', ')}); restore it with that version`,
+    );
+  }
+  if (before.migrations.applied.length === 0) {
+    throw new AppError('VALIDATION_FAILED', `${backupPath} is not a MAOS database (no migrations applied)`);
+  }
+  const live = await findLiveServer(config);
+  if (live) {
+    throw new AppError('CONFLICT', `A MAOS server answers at ${live}; stop every server using ${target} first`);
+  }
+  if (existsSync(target) && !options.force) {
+    throw new AppError(
+      'CONFLICT',
+      `${target} already exists; pass --force to replace it (the current database is kept beside it)`,
+    );
+  }
+  const previous = await replaceDatabaseFile(backupPath, target, { keepPrevious: true });
+  const after = await inspectSqliteFile(target);
+  if (after.integrity.length !== 1 || after.integrity[0] !== 'ok') {
+    throw new AppError('INTERNAL', `The restored database at ${target} failed its integrity check`);
+  }
+  const audit = await verifyRestoredAudit(config);
+  return {
+    target,
+    ...(previous ? { previous } : {}),
+    integrity: 'ok',
+    pendingMigrations: after.migrations.pending,
+    audit,
+  };
+}
+
+/** The URL of a server answering /healthz at the configured address, if any (loopback probe). */
+async function findLiveServer(config: Readonly<Config>): Promise<string | undefined> {
+  if (config.port === 0) return undefined;
+  const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
+  const probe = await probeUrl(`${base}/healthz`, 1000);
+  return probe.ok ? base : undefined;
+}
+
+/** Human-readable summary of a restore. */
+export function renderRestoreReport(report: RestoreReport): string {
+  const lines = [`Restored ${report.target} (integrity ok).`];
+  if (report.previous) lines.push(`Previous database kept as ${report.previous}`);
+  if (report.pendingMigrations.length > 0) {
+    lines.push(`Pending migrations: ${report.pendingMigrations.join(', ')} (run \`maos migrate\` or start the server)`);
+  }
+  lines.push(`Audit chain: ${report.audit.status} (${report.audit.message})`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,137 @@
+// `maos run <objective> --agent … [--follow]`: submits a session to the server and, with --follow,
+// shows task state changes and output live until it ends (exit 1 if it failed or was cancelled).
+import type { Command } from 'commander';
+import { createSessionInputSchema } from '../../domain/session-input.ts';
+import { type SessionDetail, STRATEGIES } from '../../domain/types.ts';
+import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-spec.ts';
+import type { ActionFactory, CliContext } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+import { followSession } from '../follow.ts';
+import { formatEvent, formatSessionSummary, formatTaskTable, indexTaskNames } from '../output.ts';
+
+interface RunOptions {
+  agent?: string[];
+  depends?: string[];
+  strategy?: string;
+  follow?: boolean;
+  idempotencyKey?: string;
+}
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** Registers `maos run`. */
+export function registerRunCommand(program: Command, act: ActionFactory): void {
+  program
+    .command('run')
+    .description('submit an objective as a session; --follow watches it to the end')
+    .argument('<objective>', 'what the session must achieve')
+    .option(
+      '-a, --agent <spec>',
+      'a task as [name=]role:task[:runner] (repeatable); runner = a runner from the server config',
+      collect,
+    )
+    .option(
+      '-d, --depends <spec>',
+      'name=dep1,dep2: agent "name" runs after dep1 and dep2 (repeatable)',
+      collect,
+    )
+    .option(
+      '-s, --strategy <strategy>',
+      `${STRATEGIES.join('|')} (default: pipeline with --depends, else parallel)`,
+    )
+    .option('-f, --follow', 'show progress and output until the session ends; exit 1 if it failed')
+    .option('--idempotency-key <key>', 'retry-safe submit: the same key and request return the same session')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  maos run "Check the repo" --agent qa:run the unit tests:unit-tests --follow
+  maos run "Build and test" --strategy pipeline \\
+    --agent build=engineer:compile:build --agent test=qa:run tests:unit-tests \\
+    --depends test=build --follow
+`,
+    )
+    .action(act(runSession));
+}
+
+async function runSession(ctx: CliContext, command: Command): Promise<number> {
+  const objective = command.processedArgs[0] as string;
+  const options = command.opts<RunOptions>();
+  const body = buildRequest(objective, options);
+  const client = ctx.client();
+  const session = await client.createSession(body, options.idempotencyKey);
+  const { out } = ctx;
+  if (!options.follow) {
+    if (out.json) out.printJson(session);
+    else {
+      out.line(
+        `session ${session.id} ${session.status} (${session.strategy}, ${session.tasks?.length ?? 0} tasks)`,
+      );
+      out.line(out.paint.dim(`follow it with: maos logs ${session.id} -f`));
+    }
+    return EXIT.OK;
+  }
+  if (!out.json) {
+    out.line(
+      `session ${out.paint.bold(session.id)} submitted (${session.strategy}, ${session.tasks?.length ?? 0} tasks)`,
+    );
+  }
+  const taskNames = indexTaskNames(session.tasks);
+  const signal = ctx.interruptSignal();
+  let final: SessionDetail;
+  try {
+    final = await followSession(client, session.id, {
+      signal,
+      onEvent: (event) => {
+        if (out.json) return;
+        const text = formatEvent(event, taskNames, out.paint);
+        if (text !== undefined) out.line(text);
+      },
+      onReconnect: (attempt) => {
+        if (!out.json) out.note(out.paint.dim(`connection lost; reconnecting (attempt ${attempt})…`));
+      },
+    });
+  } catch (error) {
+    if (!(error instanceof CliError && error.exitCode === EXIT.INTERRUPTED)) throw error;
+    out.note(
+      `stopped following; session ${session.id} keeps running (cancel: maos sessions cancel ${session.id})`,
+    );
+    return EXIT.INTERRUPTED;
+  }
+  if (signal.aborted) {
+    out.note(
+      `stopped following; session ${session.id} keeps running (cancel: maos sessions cancel ${session.id})`,
+    );
+    return EXIT.INTERRUPTED;
+  }
+  if (out.json) out.printJson(final);
+  else {
+    out.line(formatSessionSummary(final, out.paint));
+    if (final.status !== 'completed')
+      for (const line of formatTaskTable(final.tasks, out.paint)) out.line(line);
+  }
+  return final.status === 'completed' ? EXIT.OK : EXIT.SESSION_FAILED;
+}
+
+/** Builds and locally validates the POST /v1/sessions body, so usage mistakes exit 2 before any request. */
+export function buildRequest(objective: string, options: RunOptions) {
+  if (options.strategy !== undefined && !(STRATEGIES as readonly string[]).includes(options.strategy)) {
+    throw new CliError('USAGE', `--strategy must be one of ${STRATEGIES.join(', ')}`, EXIT.USAGE);
+  }
+  const depends = (options.depends ?? []).map(parseDependsSpec);
+  const agents = applyDependencies((options.agent ?? []).map(parseAgentSpec), depends);
+  const strategy = options.strategy ?? (depends.length > 0 ? 'pipeline' : undefined);
+  const candidate = {
+    objective,
+    ...(strategy ? { strategy } : {}),
+    ...(agents.length > 0 ? { agents } : {}),
+  };
+  const parsed = createSessionInputSchema.safeParse(candidate);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (issue) => `${issue.path.join('.') || 'request'}: ${issue.message}`,
+    );
+    throw new CliError('VALIDATION_FAILED', 'the session request is not valid', EXIT.USAGE, problems);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,69 @@
+// `maos sessions list|show|cancel`: read and cancel sessions on the server.
+import type { Command } from 'commander';
+import { SESSION_STATUSES } from '../../domain/types.ts';
+import type { ActionFactory, CliContext } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+import { formatSessionDetail, formatSessionTable } from '../output.ts';
+
+interface ListOptions {
+  status?: string;
+  limit?: string;
+  cursor?: string;
+}
+
+/** Registers `maos sessions …`. */
+export function registerSessionsCommands(program: Command, act: ActionFactory): void {
+  const sessions = program.command('sessions').description('list, show and cancel sessions');
+  sessions
+    .command('list')
+    .description('list sessions, newest first')
+    .option('--status <status>', `only sessions in this state (${SESSION_STATUSES.join('|')})`)
+    .option('--limit <n>', 'page size (the server caps it)', '20')
+    .option('--cursor <cursor>', 'page cursor printed by the previous page')
+    .action(act(listSessions));
+  sessions
+    .command('show')
+    .description('show a session with its tasks')
+    .argument('<id>', 'session id')
+    .action(act(showSession));
+  sessions
+    .command('cancel')
+    .description('cancel a session: running tasks are stopped, pending ones cancelled')
+    .argument('<id>', 'session id')
+    .action(act(cancelSession));
+}
+
+async function listSessions(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<ListOptions>();
+  if (options.status !== undefined && !(SESSION_STATUSES as readonly string[]).includes(options.status)) {
+    throw new CliError('USAGE', `--status must be one of ${SESSION_STATUSES.join(', ')}`, EXIT.USAGE);
+  }
+  const limit = Number(options.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+    throw new CliError('USAGE', '--limit must be an integer from 1 to 1000', EXIT.USAGE);
+  }
+  const page = await ctx.client().listSessions({ status: options.status, limit, cursor: options.cursor });
+  const { out } = ctx;
+  if (out.json) {
+    out.printJson(page);
+    return EXIT.OK;
+  }
+  if (page.items.length === 0) out.line('no sessions');
+  else for (const line of formatSessionTable(page.items, out.paint)) out.line(line);
+  if (page.nextCursor) out.line(out.paint.dim(`more: maos sessions list --cursor ${page.nextCursor}`));
+  return EXIT.OK;
+}
+
+async function showSession(ctx: CliContext, command: Command): Promise<number> {
+  const session = await ctx.client().getSession(command.processedArgs[0] as string);
+  if (ctx.out.json) ctx.out.printJson(session);
+  else for (const line of formatSessionDetail(session, ctx.out.paint)) ctx.out.line(line);
+  return EXIT.OK;
+}
+
+async function cancelSession(ctx: CliContext, command: Command): Promise<number> {
+  const session = await ctx.client().cancelSession(command.processedArgs[0] as string);
+  if (ctx.out.json) ctx.out.printJson(session);
+  else ctx.out.line(`session ${session.id} ${session.status}`);
+  return EXIT.OK;
+}

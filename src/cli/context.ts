@@ -1,0 +1,74 @@
+// What every `maos` command gets: its output, an API client built from --server/--token (or
+// MAOS_SERVER/MAOS_TOKEN), and a signal that aborts on Ctrl-C for long-running commands.
+import type { Command } from 'commander';
+import type { ClientEnv } from '../config/client-env.ts';
+import { type ApiClient, createApiClient } from './client.ts';
+import { createOutput, type Output } from './output.ts';
+
+/** Default server: the local `maos serve` with its default host and port. */
+export const DEFAULT_SERVER = 'http://127.0.0.1:7070';
+
+/** Options shared by every command (defined on the root program). */
+export interface GlobalOptions {
+  server?: string;
+  token?: string;
+  json?: boolean;
+}
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  env: ClientEnv;
+}
+
+export interface CliContext {
+  out: Output;
+  /** The API client (created on first use so local commands never need a server URL). */
+  client(): ApiClient;
+  /** Server base URL in effect. */
+  server: string;
+  /**
+   * A signal aborted by the first Ctrl-C (SIGINT); the handler is installed on first call and
+   * removed when the command ends.
+   */
+  interruptSignal(): AbortSignal;
+  /** Removes handlers installed for this command. */
+  dispose(): void;
+}
+
+/** Builds the context for the command being run. */
+export function createContext(command: Command, io: CliIo): CliContext {
+  const globals = command.optsWithGlobals<GlobalOptions>();
+  const json = globals.json === true;
+  const color = !json && io.stdout.isTTY === true && !io.env.noColor;
+  const out = createOutput({ json, color, stdout: io.stdout, stderr: io.stderr });
+  const server = globals.server ?? io.env.server ?? DEFAULT_SERVER;
+  const token = globals.token ?? io.env.token;
+  let client: ApiClient | undefined;
+  let controller: AbortController | undefined;
+  const onSigint = () => controller?.abort();
+  return {
+    out,
+    server,
+    client: () => {
+      client ??= createApiClient({ server, token });
+      return client;
+    },
+    interruptSignal: () => {
+      if (!controller) {
+        controller = new AbortController();
+        process.once('SIGINT', onSigint);
+      }
+      return controller.signal;
+    },
+    dispose: () => {
+      process.removeListener('SIGINT', onSigint);
+    },
+  };
+}
+
+/** A command body: reads its arguments from `command`, returns an exit code (default 0). */
+export type CommandHandler = (ctx: CliContext, command: Command) => Promise<number | undefined>;
+
+/** Wraps a handler into a commander action; the wrapper gets the io and records the exit code. */
+export type ActionFactory = (handler: CommandHandler) => (...args: unknown[]) => Promise<void>;

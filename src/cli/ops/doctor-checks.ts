@@ -1,0 +1,364 @@
+// The checks behind `maos doctor` (and the support bundle): configuration, data directory,
+// free space, database, migrations, providers, OIDC discovery and clock skew, each with a fix hint.
+import { accessSync, constants, existsSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { sql } from 'kysely';
+import { loadConfig } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
+import { AppError } from '../../errors/app-error.ts';
+import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
+import { getMigrationStatus } from '../../store/migrate.ts';
+import { findOidcIssuer, findProviderEndpoints, probeUrl } from './doctor-remote.ts';
+
+export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
+
+/** One line of the doctor's report. */
+export interface CheckResult {
+  name: string;
+  status: CheckStatus;
+  message: string;
+  /** What to do about a `fail` or `warn`. */
+  fix?: string;
+}
+
+export interface DoctorReport {
+  /** False when any check failed (warnings do not fail the run). */
+  ok: boolean;
+  checks: CheckResult[];
+}
+
+export interface DoctorOptions {
+  configPath?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Base URL of a running MAOS server: its `Date` header is a clock reference. */
+  server?: string;
+  /** Free space below this fails the disk check. @defaultValue 512 MiB */
+  minFreeBytes?: number;
+  /** Clock difference above this fails (JWT validation tolerates 30 s). @defaultValue 30 */
+  maxClockSkewSeconds?: number;
+  /** Limit for each network probe. @defaultValue 5000 */
+  timeoutMs?: number;
+}
+
+// Below this the database cannot checkpoint its WAL or run a backup next to itself.
+const DEFAULT_MIN_FREE_BYTES = 512 * 1024 * 1024;
+
+/** Runs every check in order; later checks are skipped when what they need failed. */
+export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
+  const checks: CheckResult[] = [];
+  const timeoutMs = options.timeoutMs ?? 5000;
+  let config: Readonly<Config> | undefined;
+  try {
+    config = loadConfig({ configPath: options.configPath, env: options.env });
+    const source = options.configPath ?? options.env?.MAOS_CONFIG;
+    checks.push({
+      name: 'config',
+      status: 'pass',
+      message: source ? `valid (${source})` : 'valid (defaults and MAOS_* variables)',
+    });
+  } catch (error) {
+    const problems = error instanceof AppError && Array.isArray(error.details) ? error.details : [];
+    checks.push({
+      name: 'config',
+      status: 'fail',
+      message: `invalid: ${problems.length > 0 ? problems.join('; ') : (error as Error).message}`,
+      fix: 'Correct the listed keys in the config file or the MAOS_* variables (`maos config check`).',
+    });
+  }
+  if (!config) {
+    for (const name of ['data-dir', 'disk-space', 'database', 'migrations', 'providers', 'oidc', 'clock']) {
+      checks.push({ name, status: 'skip', message: 'needs a valid configuration' });
+    }
+    return finish(checks);
+  }
+  checks.push(checkDataDir(config.dataDir));
+  checks.push(checkDiskSpace(config.dataDir, options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES));
+  checks.push(...(await checkDatabase(config)));
+  checks.push(...(await checkProviders(config, timeoutMs)));
+  const oidc = await checkOidc(config, timeoutMs);
+  checks.push(oidc.result);
+  checks.push(await checkClock(oidc.reference, options.server, options.maxClockSkewSeconds ?? 30, timeoutMs));
+  return finish(checks);
+}
+
+function finish(checks: CheckResult[]): DoctorReport {
+  return { ok: checks.every((check) => check.status !== 'fail'), checks };
+}
+
+/** The data directory exists (or can be created), is a directory, and this user can write to it. */
+export function checkDataDir(dataDir: string): CheckResult {
+  const path = resolve(dataDir);
+  const fix = `Create ${path} as a directory owned by the user running MAOS (e.g. \`mkdir -p ${path} && chown $(id -u) ${path}\`), or set dataDir.`;
+  if (!existsSync(path)) {
+    const parent = nearestExisting(path);
+    try {
+      accessSync(parent, constants.W_OK | constants.X_OK);
+      return {
+        name: 'data-dir',
+        status: 'warn',
+        message: `${path} does not exist yet; it will be created on first start`,
+        fix: `Create it now to check ownership: mkdir -p ${path}`,
+      };
+    } catch {
+      return {
+        name: 'data-dir',
+        status: 'fail',
+        message: `${path} is missing and ${parent} is not writable`,
+        fix,
+      };
+    }
+  }
+  const stats = statSync(path);
+  if (!stats.isDirectory()) {
+    return { name: 'data-dir', status: 'fail', message: `${path} is not a directory`, fix };
+  }
+  const probe = join(path, `.doctor-${process.pid}-${Date.now()}`);
+  try {
+    writeFileSync(probe, 'probe');
+    rmSync(probe, { force: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    return { name: 'data-dir', status: 'fail', message: `${path} is not writable (${code})`, fix };
+  }
+  if ((stats.mode & 0o002) !== 0) {
+    return {
+      name: 'data-dir',
+      status: 'warn',
+      message: `${path} is world-writable; it holds the database and keys`,
+      fix: `chmod o-w ${path} (0750 or stricter is recommended)`,
+    };
+  }
+  return { name: 'data-dir', status: 'pass', message: `${path} is writable` };
+}
+
+/** Free space of the file system holding the data directory, via statfs. */
+export function checkDiskSpace(dataDir: string, minFreeBytes: number): CheckResult {
+  const at = nearestExisting(resolve(dataDir));
+  try {
+    const fs = statfsSync(at);
+    const free = fs.bavail * fs.bsize;
+    const total = fs.blocks * fs.bsize;
+    const message = `${formatBytes(free)} free of ${formatBytes(total)} at ${at}`;
+    if (free < minFreeBytes) {
+      return {
+        name: 'disk-space',
+        status: 'fail',
+        message: `${message}; below the ${formatBytes(minFreeBytes)} minimum`,
+        fix: 'Free space or grow the volume; prune old backups and finished sessions (retention).',
+      };
+    }
+    if (total > 0 && free / total < 0.1) {
+      return {
+        name: 'disk-space',
+        status: 'warn',
+        message: `${message} (under 10 %)`,
+        fix: 'Plan to grow the volume before it fills.',
+      };
+    }
+    return { name: 'disk-space', status: 'pass', message };
+  } catch (error) {
+    return {
+      name: 'disk-space',
+      status: 'fail',
+      message: `cannot read free space at ${at}: ${(error as Error).message}`,
+      fix: 'Check that the data directory is on a mounted file system.',
+    };
+  }
+}
+
+/** Opens the database, runs `select 1`, and compares its migrations with this build's. */
+export async function checkDatabase(config: Readonly<Config>): Promise<CheckResult[]> {
+  let sqlitePath: string | undefined;
+  try {
+    sqlitePath = resolveSqlitePath(config);
+  } catch {
+    sqlitePath = undefined; // a server database (PostgreSQL): reachability is checked below
+  }
+  if (sqlitePath !== undefined && !existsSync(sqlitePath)) {
+    return [
+      {
+        name: 'database',
+        status: 'warn',
+        message: `no database at ${sqlitePath} yet`,
+        fix: 'Run `maos migrate` (or start `maos serve`) to create it.',
+      },
+      { name: 'migrations', status: 'skip', message: 'no database yet' },
+    ];
+  }
+  let handle: ReturnType<typeof createDatabase> | undefined;
+  try {
+    handle = createDatabase(config);
+    await sql`select 1`.execute(handle.db);
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    return [
+      {
+        name: 'database',
+        status: 'fail',
+        message: `cannot reach the database: ${(error as Error).message}`,
+        fix: 'Check store.url, credentials, network access and that the database server is up.',
+      },
+      { name: 'migrations', status: 'skip', message: 'database unreachable' },
+    ];
+  }
+  try {
+    const results: CheckResult[] = [
+      { name: 'database', status: 'pass', message: `reachable (${handle.location})` },
+    ];
+    const status = await getMigrationStatus(handle.db);
+    if (status.unknown.length > 0) {
+      results.push({
+        name: 'migrations',
+        status: 'fail',
+        message: `database is newer than this build (unknown: ${status.unknown.join(', ')})`,
+        fix: 'Run the MAOS version that wrote it, or restore a backup taken before the upgrade.',
+      });
+    } else if (status.pending.length > 0) {
+      results.push({
+        name: 'migrations',
+        status: 'fail',
+        message: `${status.pending.length} pending: ${status.pending.join(', ')}`,
+        fix: 'Run `maos migrate` (take a `maos backup` first).',
+      });
+    } else {
+      results.push({
+        name: 'migrations',
+        status: 'pass',
+        message: `current (${status.applied.length} applied)`,
+      });
+    }
+    return results;
+  } catch (error) {
+    return [
+      {
+        name: 'migrations',
+        status: 'fail',
+        message: `cannot read the migration table: ${(error as Error).message}`,
+        fix: 'The database may be damaged: restore the latest good backup (`maos restore <file> --force`).',
+      },
+    ];
+  } finally {
+    await handle.close();
+  }
+}
+
+async function checkProviders(config: Readonly<Config>, timeoutMs: number): Promise<CheckResult[]> {
+  const endpoints = findProviderEndpoints(config);
+  if (endpoints.length === 0)
+    return [{ name: 'providers', status: 'skip', message: 'no provider endpoints configured' }];
+  const results: CheckResult[] = [];
+  for (const endpoint of endpoints) {
+    const probe = await probeUrl(endpoint.url, timeoutMs);
+    results.push(
+      probe.ok
+        ? {
+            name: `provider:${endpoint.name}`,
+            status: 'pass',
+            message: `${endpoint.url} answered HTTP ${probe.status}`,
+          }
+        : {
+            name: `provider:${endpoint.name}`,
+            status: 'fail',
+            message: `${endpoint.url} unreachable (${probe.error})`,
+            fix: 'Check the base URL, DNS, firewall/egress rules and HTTPS proxy settings.',
+          },
+    );
+  }
+  return results;
+}
+
+async function checkOidc(
+  config: Readonly<Config>,
+  timeoutMs: number,
+): Promise<{ result: CheckResult; reference?: { source: string; serverDate: Date; localDate: Date } }> {
+  const issuer = findOidcIssuer(config);
+  if (!issuer) return { result: { name: 'oidc', status: 'skip', message: 'OIDC not configured' } };
+  const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+  const fix = 'Check the issuer URL (it must match the `iss` of tokens exactly), DNS and egress to the IdP.';
+  const probe = await probeUrl(url, timeoutMs, true);
+  const reference = probe.date
+    ? { source: url, serverDate: probe.date, localDate: probe.localDate }
+    : undefined;
+  if (!probe.ok || probe.status !== 200) {
+    const why = probe.ok ? `HTTP ${probe.status}` : probe.error;
+    return {
+      result: { name: 'oidc', status: 'fail', message: `discovery at ${url} failed (${why})`, fix },
+      reference,
+    };
+  }
+  const document = probe.json as { issuer?: unknown; jwks_uri?: unknown } | undefined;
+  if (!document || typeof document.jwks_uri !== 'string') {
+    return { result: { name: 'oidc', status: 'fail', message: `${url} has no jwks_uri`, fix }, reference };
+  }
+  if (document.issuer !== issuer) {
+    return {
+      result: {
+        name: 'oidc',
+        status: 'fail',
+        message: `discovery says issuer ${String(document.issuer)}, config says ${issuer}`,
+        fix: 'Set the issuer exactly as the IdP publishes it (trailing slash included).',
+      },
+      reference,
+    };
+  }
+  const jwks = await probeUrl(document.jwks_uri, timeoutMs, true);
+  if (!jwks.ok || jwks.status !== 200) {
+    return {
+      result: { name: 'oidc', status: 'fail', message: `JWKS at ${document.jwks_uri} unreachable`, fix },
+      reference,
+    };
+  }
+  return {
+    result: { name: 'oidc', status: 'pass', message: `discovery and JWKS reachable at ${issuer}` },
+    reference,
+  };
+}
+
+async function checkClock(
+  reference: { source: string; serverDate: Date; localDate: Date } | undefined,
+  server: string | undefined,
+  maxSkewSeconds: number,
+  timeoutMs: number,
+): Promise<CheckResult> {
+  let ref = reference;
+  if (!ref && server) {
+    const probe = await probeUrl(`${server.replace(/\/+$/, '')}/healthz`, timeoutMs);
+    if (probe.date) ref = { source: server, serverDate: probe.date, localDate: probe.localDate };
+  }
+  if (!ref)
+    return {
+      name: 'clock',
+      status: 'skip',
+      message: 'no reference server (configure OIDC or pass --server)',
+    };
+  // The Date header has one-second resolution: allow that much on top of the limit.
+  const skewSeconds = Math.abs(ref.localDate.getTime() - ref.serverDate.getTime()) / 1000;
+  const message = `${skewSeconds.toFixed(1)} s from ${ref.source}`;
+  if (skewSeconds > maxSkewSeconds + 1) {
+    return {
+      name: 'clock',
+      status: 'fail',
+      message: `${message} (limit ${maxSkewSeconds} s)`,
+      fix: 'Synchronise the clock (NTP: chrony/systemd-timesyncd); tokens are rejected when clocks disagree.',
+    };
+  }
+  return { name: 'clock', status: 'pass', message };
+}
+
+function nearestExisting(path: string): string {
+  let current = path;
+  while (!existsSync(current) && dirname(current) !== current) current = dirname(current);
+  return current;
+}
+
+/** 1536 → "1.5 KiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}

@@ -1,0 +1,243 @@
+// Rendering for the `maos` CLI: human output (aligned tables, colours only on a TTY without
+// NO_COLOR, one line per event) or exactly one JSON document / JSON lines with --json.
+import type { SessionDetail, SessionEvent, SessionRecord, TaskRecord } from '../domain/types.ts';
+import type { CliError } from './exit-codes.ts';
+
+/** Where and how a command writes. */
+export interface Output {
+  json: boolean;
+  color: boolean;
+  /** Writes one line to stdout. */
+  line(text?: string): void;
+  /** Writes one line to stderr (progress notes, warnings). */
+  note(text: string): void;
+  /** Writes a value as one JSON document (pretty) on stdout. */
+  printJson(value: unknown): void;
+  /** Writes a value as one compact JSON line on stdout (JSON lines). */
+  printJsonLine(value: unknown): void;
+  /** Prints `error CODE: message` and the details on stderr. */
+  printError(error: CliError): void;
+  paint: Painter;
+}
+
+export interface OutputOptions {
+  json: boolean;
+  /** Colour wanted: a TTY and NO_COLOR unset. */
+  color: boolean;
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+}
+
+type Painter = Record<
+  'bold' | 'dim' | 'red' | 'green' | 'yellow' | 'blue' | 'cyan',
+  (text: string) => string
+>;
+
+const ANSI: Record<keyof Painter, [number, number]> = {
+  bold: [1, 22],
+  dim: [2, 22],
+  red: [31, 39],
+  green: [32, 39],
+  yellow: [33, 39],
+  blue: [34, 39],
+  cyan: [36, 39],
+};
+
+/** Creates the output of one CLI invocation. */
+export function createOutput(options: OutputOptions): Output {
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const paint = createPainter(options.color);
+  return {
+    json: options.json,
+    color: options.color,
+    paint,
+    line: (text = '') => void stdout.write(`${text}\n`),
+    note: (text) => void stderr.write(`${text}\n`),
+    printJson: (value) => void stdout.write(`${JSON.stringify(value, null, 2)}\n`),
+    printJsonLine: (value) => void stdout.write(`${JSON.stringify(value)}\n`),
+    printError: (error) => {
+      stderr.write(`${paint.red('error')} ${error.code}: ${error.message}\n`);
+      for (const detail of error.details) stderr.write(`  - ${detail}\n`);
+    },
+  };
+}
+
+function createPainter(enabled: boolean): Painter {
+  const painter = {} as Painter;
+  for (const [name, [open, close]] of Object.entries(ANSI) as Array<[keyof Painter, [number, number]]>) {
+    painter[name] = enabled ? (text) => `\u001b[${open}m${text}\u001b[${close}m` : (text) => text;
+  }
+  return painter;
+}
+
+/** Width of text as shown, ignoring ANSI colour codes. */
+function visibleLength(text: string): number {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI escapes is the point.
+  return text.replace(/\u001b\[[0-9;]*m/g, '').length;
+}
+
+/** Renders rows as left-aligned columns under a header; the last column is not padded. */
+export function formatTable(headers: string[], rows: string[][], paint?: Painter): string[] {
+  const widths = headers.map((header, i) =>
+    Math.max(visibleLength(header), ...rows.map((row) => visibleLength(row[i] ?? ''))),
+  );
+  const render = (cells: string[]) =>
+    cells
+      .map((cell, i) =>
+        i === cells.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - visibleLength(cell)),
+      )
+      .join('  ')
+      .trimEnd();
+  const head = render(headers);
+  return [paint ? paint.bold(head) : head, ...rows.map(render)];
+}
+
+/** Colours a session or task status: green done, red failed, yellow cancelled, blue in progress. */
+export function paintStatus(status: string, paint: Painter): string {
+  if (status === 'completed' || status === 'succeeded') return paint.green(status);
+  if (status === 'failed') return paint.red(status);
+  if (status === 'cancelled') return paint.yellow(status);
+  if (status === 'running' || status === 'leased') return paint.blue(status);
+  return status;
+}
+
+/** `2026-11-25 17:50:47` (UTC) from epoch ms or an ISO string; `-` when unset. */
+export function formatTime(value: number | string | null | undefined): string {
+  if (value === null || value === undefined || value === '') return '-';
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return `${date.toISOString().slice(0, 19).replace('T', ' ')}`;
+}
+
+/** `1.2s`, `3m04s`, `-` — from two timestamps. */
+export function formatDuration(
+  start: number | string | null | undefined,
+  end: number | string | null | undefined,
+): string {
+  if (start === null || start === undefined || end === null || end === undefined) return '-';
+  const ms = new Date(end).getTime() - new Date(start).getTime();
+  if (!Number.isFinite(ms) || ms < 0) return '-';
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.floor((ms % 60_000) / 1000);
+  return `${minutes}m${String(seconds).padStart(2, '0')}s`;
+}
+
+/** Cuts text to one line of at most `max` characters. */
+export function truncate(text: string, max: number): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
+}
+
+/** The table of `maos sessions list`. */
+export function formatSessionTable(sessions: SessionRecord[], paint: Painter): string[] {
+  return formatTable(
+    ['ID', 'STATUS', 'STRATEGY', 'CREATED', 'OBJECTIVE'],
+    sessions.map((s) => [
+      s.id,
+      paintStatus(s.status, paint),
+      s.strategy,
+      formatTime(s.createdAt),
+      truncate(s.objective, 60),
+    ]),
+    paint,
+  );
+}
+
+/** The body of `maos sessions show` (and the end of `maos run`). */
+export function formatSessionDetail(session: SessionDetail, paint: Painter): string[] {
+  const lines = [
+    `${paint.bold('Session')}   ${session.id}`,
+    `Objective ${truncate(session.objective, 200)}`,
+    `Status    ${paintStatus(session.status, paint)}`,
+    `Strategy  ${session.strategy}`,
+    `Created   ${formatTime(session.createdAt)}`,
+    `Started   ${formatTime(session.startedAt)}`,
+    `Finished  ${formatTime(session.finishedAt)}  (${formatDuration(session.startedAt, session.finishedAt)})`,
+  ];
+  if (session.error) lines.push(`Error     ${paint.red(session.error)}`);
+  if (session.result) lines.push(`Result    ${truncate(session.result, 500)}`);
+  const tasks = formatTaskTable(session.tasks, paint);
+  if (tasks.length > 0) lines.push('', paint.bold('Tasks'), ...tasks);
+  return lines;
+}
+
+/** The tasks of a session as a table (name, role, status, attempts, dependencies, time, error). */
+export function formatTaskTable(tasks: TaskRecord[] | undefined, paint: Painter): string[] {
+  if (!tasks || tasks.length === 0) return [];
+  const rows = tasks.map((task) => [
+    task.name,
+    task.role,
+    paintStatus(task.status, paint),
+    String(task.attempts ?? 0),
+    (task.dependsOn ?? []).join(',') || '-',
+    formatDuration(task.startedAt, task.finishedAt),
+    task.error ? truncate(task.error, 80) : '',
+  ]);
+  return formatTable(['NAME', 'ROLE', 'STATUS', 'ATTEMPTS', 'DEPENDS ON', 'TIME', 'ERROR'], rows);
+}
+
+/** A one-line summary: `session … completed — 2/2 tasks succeeded in 1.4s`. */
+export function formatSessionSummary(session: SessionDetail, paint: Painter): string {
+  const tasks = session.tasks ?? [];
+  const ok = tasks.filter((t) => t.status === 'succeeded').length;
+  const took = formatDuration(session.startedAt ?? session.createdAt, session.finishedAt);
+  const why = session.error ? ` — ${session.error}` : '';
+  return `session ${session.id} ${paintStatus(session.status, paint)}: ${ok}/${tasks.length} tasks succeeded in ${took}${why}`;
+}
+
+/** Maps task ids to names so events that only carry a task id can be labelled. */
+export function indexTaskNames(tasks: TaskRecord[] | undefined): Map<string, string> {
+  return new Map((tasks ?? []).map((task) => [task.id, task.name]));
+}
+
+const OUTPUT_TEXT_KEYS = ['line', 'text', 'chunk', 'output', 'delta'] as const;
+
+/**
+ * One human line for an event, or undefined for events not worth a line. Output lines are prefixed
+ * with the task's name; state changes read `▸ name: running`.
+ */
+export function formatEvent(
+  event: SessionEvent,
+  taskNames: Map<string, string>,
+  paint: Painter,
+): string | undefined {
+  const data = event.data ?? {};
+  const taskId = pickString(data, ['taskId', 'task_id']);
+  const name =
+    pickString(data, ['taskName', 'task_name', 'task', 'name']) ??
+    (taskId ? taskNames.get(taskId) : undefined);
+  const text = pickString(data, OUTPUT_TEXT_KEYS);
+  if (text !== undefined && /output|log|stdout|stderr|delta|chunk/.test(event.type)) {
+    const stream = pickString(data, ['stream']);
+    const label = paint.cyan(`[${name ?? taskId ?? 'session'}]`);
+    const body = stream === 'stderr' ? paint.yellow(text.replace(/\n$/, '')) : text.replace(/\n$/, '');
+    return `${label} ${body}`;
+  }
+  const status = pickString(data, ['status', 'to', 'state']) ?? event.type.split('.').pop() ?? event.type;
+  const error = pickString(data, ['error', 'reason', 'summary']);
+  const tail = error ? ` — ${error}` : '';
+  if (event.type.startsWith('task')) {
+    const attempt = typeof data.attempt === 'number' && data.attempt > 1 ? ` (attempt ${data.attempt})` : '';
+    return `${paint.dim('▸')} ${name ?? taskId ?? 'task'}: ${paintStatus(status, paint)}${attempt}${tail}`;
+  }
+  if (event.type.startsWith('session')) {
+    return `${paint.dim('▸')} session: ${paintStatus(status, paint)}${tail}`;
+  }
+  return `${paint.dim('▸')} ${event.type} ${JSON.stringify(data)}`;
+}
+
+/** `logs` line: `#12 2026-11-25 17:50:47 <formatted event>`. */
+export function formatLogLine(event: SessionEvent, taskNames: Map<string, string>, paint: Painter): string {
+  const text = formatEvent(event, taskNames, paint) ?? event.type;
+  return `${paint.dim(`#${event.seq} ${formatTime(event.createdAt)}`)} ${text}`;
+}
+
+function pickString(data: Record<string, unknown>, keys: readonly string[]): string | undefined {
+  for (const key of keys) {
+    const value = data[key];
+    if (typeof value === 'string') return value;
+  }
+  return undefined;
+}

@@ -1,0 +1,28 @@
+// Client-side settings of the `maos` CLI that come from the environment (server URL, token,
+// NO_COLOR). Kept in src/config/ because that is the only place that reads process.env.
+
+/** What the CLI takes from its environment; flags override these. */
+export interface ClientEnv {
+  /** `MAOS_SERVER`: base URL of the MAOS server. */
+  server?: string;
+  /** `MAOS_TOKEN`: bearer token sent as `Authorization: Bearer …`. */
+  token?: string;
+  /** `MAOS_CONFIG`: path of the config file for local commands (`config`, `migrate`). */
+  configPath?: string;
+  /** True when `NO_COLOR` is set to a non-empty value (https://no-color.org). */
+  noColor: boolean;
+}
+
+/** Reads the CLI's environment variables; empty values count as unset. */
+export function readClientEnv(env: NodeJS.ProcessEnv = process.env): ClientEnv {
+  return {
+    server: nonEmpty(env.MAOS_SERVER),
+    token: nonEmpty(env.MAOS_TOKEN),
+    configPath: nonEmpty(env.MAOS_CONFIG),
+    noColor: nonEmpty(env.NO_COLOR) !== undefined,
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
