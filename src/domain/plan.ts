@@ -1,0 +1,152 @@
+// Builds and validates the plan of a session from what the caller submitted: names, strategy
+// ordering (parallel / sequential / pipeline DAG), roles and runners. Pure: lookups are passed in.
+import { AppError } from '../errors/app-error.ts';
+import type { AgentSpec } from './session-input.ts';
+import type { PlanBody, PlannedTask, Strategy } from './types.ts';
+
+export interface PlanCheckers {
+  /** True when the role exists (built-in catalogue or tenant role). */
+  isKnownRole(role: string): boolean;
+  /** True when the runner is declared in the server config. */
+  isKnownRunner(runner: string): boolean;
+}
+
+/** The strategy used when the caller gives none: pipeline when any task names dependencies. */
+export function resolveStrategy(strategy: Strategy | undefined, agents: readonly AgentSpec[]): Strategy {
+  if (strategy) return strategy;
+  return agents.some((agent) => (agent.depends_on?.length ?? 0) > 0) ? 'pipeline' : 'parallel';
+}
+
+/**
+ * Turns explicit agent specs into a one-phase plan for `parallel`, `sequential` or `pipeline`.
+ * Throws INVALID_PLAN (names, DAG), INVALID_ROLE or UNKNOWN_RUNNER naming the offending tasks.
+ */
+export function buildPlan(
+  strategy: Strategy,
+  agents: readonly AgentSpec[],
+  checkers: PlanCheckers,
+): PlanBody {
+  if (strategy === 'adaptive') {
+    throw new AppError('INVALID_PLAN', 'Strategy adaptive is planned by the orchestrator, not from agents');
+  }
+  const tasks = nameTasks(agents);
+  if (strategy !== 'pipeline') {
+    const withDeps = tasks.filter((task) => task.dependsOn.length > 0).map((task) => task.name);
+    if (withDeps.length > 0) {
+      throw new AppError(
+        'INVALID_PLAN',
+        `depends_on is only allowed with strategy pipeline (given on: ${withDeps.join(', ')})`,
+        { details: { tasks: withDeps } },
+      );
+    }
+  }
+  if (strategy === 'sequential') {
+    for (let i = 1; i < tasks.length; i++) tasks[i]!.dependsOn = [tasks[i - 1]!.name];
+  }
+  const body: PlanBody = { phases: [{ name: 'main', tasks }] };
+  validatePlan(body, checkers);
+  return body;
+}
+
+function nameTasks(agents: readonly AgentSpec[]): PlannedTask[] {
+  const perRole = new Map<string, number>();
+  const explicit = new Set(agents.flatMap((agent) => (agent.name ? [agent.name] : [])));
+  return agents.map((agent) => {
+    let name = agent.name;
+    if (!name) {
+      // Default names `<role>-<n>` skip names the caller used explicitly.
+      let n = perRole.get(agent.role) ?? 0;
+      do n++;
+      while (explicit.has(`${agent.role}-${n}`));
+      perRole.set(agent.role, n);
+      name = `${agent.role}-${n}`;
+    }
+    const task: PlannedTask = {
+      name,
+      role: agent.role,
+      instructions: agent.task,
+      dependsOn: [...(agent.depends_on ?? [])],
+    };
+    if (agent.runner !== undefined) task.runner = agent.runner;
+    return task;
+  });
+}
+
+/** Checks a plan (also those produced by a planner): unique names, known refs, no cycles, roles, runners. */
+export function validatePlan(body: PlanBody, checkers: PlanCheckers): void {
+  const tasks = body.phases.flatMap((phase) => phase.tasks);
+  if (tasks.length === 0) throw new AppError('INVALID_PLAN', 'The plan has no tasks');
+  const seen = new Set<string>();
+  const duplicates = new Set<string>();
+  for (const task of tasks) {
+    if (seen.has(task.name)) duplicates.add(task.name);
+    seen.add(task.name);
+  }
+  if (duplicates.size > 0) {
+    const names = [...duplicates];
+    throw new AppError('INVALID_PLAN', `Duplicate task names: ${names.join(', ')}`, {
+      details: { tasks: names },
+    });
+  }
+  const unknownRefs = tasks.flatMap((task) =>
+    task.dependsOn.filter((dep) => !seen.has(dep)).map((dep) => `${task.name} → ${dep}`),
+  );
+  if (unknownRefs.length > 0) {
+    throw new AppError('INVALID_PLAN', `depends_on names unknown tasks: ${unknownRefs.join(', ')}`, {
+      details: { references: unknownRefs },
+    });
+  }
+  const cyclic = findCyclicTasks(tasks);
+  if (cyclic.length > 0) {
+    throw new AppError('INVALID_PLAN', `Dependency cycle between tasks: ${cyclic.join(', ')}`, {
+      details: { tasks: cyclic },
+    });
+  }
+  const badRoles = tasks.filter((task) => !checkers.isKnownRole(task.role));
+  if (badRoles.length > 0) {
+    throw new AppError(
+      'INVALID_ROLE',
+      `Unknown role ${badRoles.map((task) => `'${task.role}' (task ${task.name})`).join(', ')}; see GET /v1/roles`,
+      { details: { tasks: badRoles.map((task) => task.name) } },
+    );
+  }
+  const badRunners = tasks.filter(
+    (task) => task.runner !== undefined && !checkers.isKnownRunner(task.runner),
+  );
+  if (badRunners.length > 0) {
+    throw new AppError(
+      'UNKNOWN_RUNNER',
+      `Runner ${badRunners.map((task) => `'${task.runner}' (task ${task.name})`).join(', ')} is not declared in the server config`,
+      { details: { tasks: badRunners.map((task) => task.name) } },
+    );
+  }
+}
+
+/** Names of tasks on or behind a cycle (Kahn's algorithm: whatever cannot be ordered), in plan order. */
+export function findCyclicTasks(tasks: readonly PlannedTask[]): string[] {
+  const indegree = new Map(tasks.map((task) => [task.name, task.dependsOn.length]));
+  const dependants = new Map<string, string[]>();
+  for (const task of tasks) {
+    for (const dep of task.dependsOn) dependants.set(dep, [...(dependants.get(dep) ?? []), task.name]);
+  }
+  const queue = tasks.filter((task) => task.dependsOn.length === 0).map((task) => task.name);
+  const ordered = new Set<string>();
+  while (queue.length > 0) {
+    const name = queue.shift()!;
+    ordered.add(name);
+    for (const next of dependants.get(name) ?? []) {
+      const left = indegree.get(next)! - 1;
+      indegree.set(next, left);
+      if (left === 0) queue.push(next);
+    }
+  }
+  return tasks.filter((task) => !ordered.has(task.name)).map((task) => task.name);
+}
+
+/** Names of the tasks no other task depends on (their outputs form the session result). */
+export function findSinkTasks(
+  tasks: ReadonlyArray<{ name: string; dependsOn: readonly string[] }>,
+): string[] {
+  const depended = new Set(tasks.flatMap((task) => task.dependsOn));
+  return tasks.filter((task) => !depended.has(task.name)).map((task) => task.name);
+}
