@@ -1,7 +1,7 @@
 // The allowed values of every metric label: fixed lists, or a pattern plus a cap on distinct
 // values for names that come from config (provider, model, route). Keeps cardinality bounded.
 
-import { SESSION_STATUSES, STRATEGIES, TASK_KINDS } from '../domain/types.ts';
+import { SESSION_STATUSES } from '../domain/types.ts';
 import { ERROR_CODES } from '../errors/app-error.ts';
 
 /** Value that replaces anything outside a label's allowed set. */
@@ -82,6 +82,9 @@ export const READINESS_CHECKS = ['database', 'migrations', 'worker', 'shutdown']
 /** Provider and model names come from config, so they are open but bounded. */
 const PROVIDER_RULE = { pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/, maxDistinct: 32 } as const;
 const MODEL_RULE = { pattern: /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/, maxDistinct: 64 } as const;
+/** Role names come from the role catalogue and runtimes from the code: open but bounded. */
+const ROLE_RULE = { pattern: /^[a-z0-9][a-z0-9_-]{0,63}$/, maxDistinct: 64 } as const;
+const RUNTIME_RULE = { pattern: /^[a-z0-9][a-z0-9_-]{0,31}$/, maxDistinct: 16 } as const;
 const GEN_AI_LABELS = {
   gen_ai_operation_name: GEN_AI_OPERATIONS,
   gen_ai_provider_name: PROVIDER_RULE,
@@ -103,15 +106,14 @@ export const METRIC_LABELS = {
   http_requests_in_flight: {},
   maos_errors_total: { code: Object.keys(ERROR_CODES) },
   maos_sessions: { status: SESSION_STATUSES },
-  maos_sessions_started_total: { strategy: STRATEGIES },
+  maos_sessions_started_total: {},
   maos_sessions_finished_total: { outcome: SESSION_OUTCOMES },
   maos_tasks: { status: QUEUE_STATES },
-  maos_task_duration_seconds: { kind: TASK_KINDS, outcome: TASK_OUTCOMES },
-  maos_task_queue_wait_seconds: { kind: TASK_KINDS },
+  maos_task_duration_seconds: { runtime: RUNTIME_RULE, role: ROLE_RULE, outcome: TASK_OUTCOMES },
+  maos_task_queue_wait_seconds: { runtime: RUNTIME_RULE, role: ROLE_RULE },
   maos_task_lease_expiries_total: {},
-  maos_task_retries_total: { kind: TASK_KINDS },
+  maos_task_retries_total: {},
   maos_worker_slots: { state: SLOT_STATES },
-  maos_worker_heartbeat_timestamp_seconds: {},
   gen_ai_client_token_usage: { ...GEN_AI_LABELS, gen_ai_token_type: TOKEN_TYPES },
   gen_ai_client_operation_duration_seconds: { ...GEN_AI_LABELS, error_type: PROVIDER_ERROR_TYPES },
   maos_llm_cost_usd_total: { provider: PROVIDER_RULE, model: MODEL_RULE },

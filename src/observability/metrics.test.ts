@@ -62,22 +62,22 @@ describe('metrics registry', () => {
     const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
     const scraped = await metrics.registry.getMetricsAsJSON();
     const forged = scraped.map((metric) =>
-      metric.name === 'maos_sessions_started_total'
-        ? { ...metric, values: [{ labels: { strategy: 'tenant-42' }, value: 1 }] }
+      metric.name === 'maos_sessions_finished_total'
+        ? { ...metric, values: [{ labels: { outcome: 'tenant-42' }, value: 1 }] }
         : metric,
     );
     const violations = findLabelViolations(forged);
     assert.equal(violations.length, 1);
-    assert.equal(violations[0]?.metric, 'maos_sessions_started_total');
+    assert.equal(violations[0]?.metric, 'maos_sessions_finished_total');
     assert.equal(violations[0]?.value, 'tenant-42');
   });
 
   test('uses a private registry: two instances coexist and the global registry stays empty', async () => {
     const first = createMetrics({ version: '1.2.3' });
     const second = createMetrics({ version: '1.2.3' });
-    first.recordSessionStarted('parallel');
-    assert.match(await first.render(), /maos_sessions_started_total\{strategy="parallel"\} 1/);
-    assert.doesNotMatch(await second.render(), /maos_sessions_started_total\{strategy="parallel"\} 1/);
+    first.recordSessionStarted();
+    assert.match(await first.render(), /maos_sessions_started_total 1/);
+    assert.match(await second.render(), /maos_sessions_started_total 0/);
     assert.equal(globalRegistry.getSingleMetric('maos_build_info'), undefined);
   });
 

@@ -1,7 +1,6 @@
 // The Prometheus metrics of MAOS: one private prom-client Registry (never the global one, so tests
 // and several servers in one process do not collide) and typed recorders that bound every label.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Strategy, TaskKind } from '../domain/types.ts';
 import { CIRCUIT_STATES, createLabelGuard, type LabelsOf, type MetricName } from './metric-labels.ts';
 import { defineScrapeGauges, type ScrapeSources } from './metrics-scrape.ts';
 
@@ -51,6 +50,13 @@ export interface LlmCallRecord {
   errorType?: string;
 }
 
+/** Which kind of work a task was: its role and the runtime that ran it. */
+export interface TaskLabels {
+  role: string;
+  runtime: string;
+}
+export type TaskOutcome = 'succeeded' | 'failed' | 'cancelled' | 'retried';
+
 /** The metrics facade: every recorder bounds its labels through the allow-list. */
 export interface Metrics {
   readonly registry: Registry;
@@ -62,18 +68,13 @@ export interface Metrics {
   observeHttpRequest(method: string, route: string, statusCode: number, seconds: number): void;
   trackInFlight(delta: 1 | -1): void;
   recordError(code: string): void;
-  recordSessionStarted(strategy: Strategy): void;
+  recordSessionStarted(): void;
   recordSessionFinished(outcome: 'completed' | 'failed' | 'cancelled'): void;
-  recordTaskFinished(
-    kind: TaskKind,
-    outcome: 'succeeded' | 'failed' | 'cancelled' | 'retried',
-    seconds: number,
-  ): void;
-  recordTaskQueueWait(kind: TaskKind, seconds: number): void;
+  recordTaskFinished(task: TaskLabels, outcome: TaskOutcome, seconds: number): void;
+  recordTaskQueueWait(task: TaskLabels, seconds: number): void;
   recordLeaseExpired(count?: number): void;
-  recordTaskRetry(kind: TaskKind): void;
+  recordTaskRetry(): void;
   setWorkerSlots(busy: number, total: number): void;
-  recordWorkerHeartbeat(atMs?: number): void;
   recordLlmCall(call: LlmCallRecord): void;
   recordProviderError(provider: string, errorType: string): void;
   setCircuitState(provider: string, state: CircuitState): void;
@@ -152,8 +153,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   const sessionsStarted = new Counter({
     name: 'maos_sessions_started_total',
-    help: 'Sessions created, by strategy.',
-    labelNames: names('maos_sessions_started_total', 'strategy'),
+    help: 'Sessions that started running.',
     registers,
   });
   const sessionsFinished = new Counter({
@@ -164,15 +164,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const taskDuration = new Histogram({
     name: 'maos_task_duration_seconds',
-    help: 'Run time of task attempts, from start to finish, by kind and outcome.',
-    labelNames: names('maos_task_duration_seconds', 'kind', 'outcome'),
+    help: 'Run time of task attempts, from claim to finish, by runtime, role and outcome.',
+    labelNames: names('maos_task_duration_seconds', 'runtime', 'role', 'outcome'),
     buckets: TASK_DURATION_BUCKETS,
     registers,
   });
   const queueWait = new Histogram({
     name: 'maos_task_queue_wait_seconds',
-    help: 'Time tasks spent ready before a worker claimed them, by kind.',
-    labelNames: names('maos_task_queue_wait_seconds', 'kind'),
+    help: 'Time tasks spent ready before a worker claimed them, by runtime and role.',
+    labelNames: names('maos_task_queue_wait_seconds', 'runtime', 'role'),
     buckets: QUEUE_WAIT_BUCKETS,
     registers,
   });
@@ -183,19 +183,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const retries = new Counter({
     name: 'maos_task_retries_total',
-    help: 'Task attempts scheduled again after a failure or an expired lease, by kind.',
-    labelNames: names('maos_task_retries_total', 'kind'),
+    help: 'Task attempts scheduled again after an expired lease.',
     registers,
   });
   const workerSlots = new Gauge({
     name: 'maos_worker_slots',
     help: 'Task slots of this process, by state (busy / (busy + idle) = utilisation).',
     labelNames: names('maos_worker_slots', 'state'),
-    registers,
-  });
-  const heartbeat = new Gauge({
-    name: 'maos_worker_heartbeat_timestamp_seconds',
-    help: 'Unix time of the last iteration of this process worker loop.',
     registers,
   });
 
@@ -320,21 +314,27 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     trackInFlight: (delta) => httpInFlight.inc(delta),
     recordError: (code) => inc(errors, labels('maos_errors_total', { code })),
-    recordSessionStarted: (strategy) =>
-      inc(sessionsStarted, labels('maos_sessions_started_total', { strategy })),
+    recordSessionStarted: () => sessionsStarted.inc(),
     recordSessionFinished: (outcome) =>
       inc(sessionsFinished, labels('maos_sessions_finished_total', { outcome })),
-    recordTaskFinished: (kind, outcome, seconds) =>
-      observe(taskDuration, labels('maos_task_duration_seconds', { kind, outcome }), seconds),
-    recordTaskQueueWait: (kind, seconds) =>
-      observe(queueWait, labels('maos_task_queue_wait_seconds', { kind }), seconds),
+    recordTaskFinished: (task, outcome, seconds) =>
+      observe(
+        taskDuration,
+        labels('maos_task_duration_seconds', { runtime: task.runtime, role: task.role, outcome }),
+        seconds,
+      ),
+    recordTaskQueueWait: (task, seconds) =>
+      observe(
+        queueWait,
+        labels('maos_task_queue_wait_seconds', { runtime: task.runtime, role: task.role }),
+        seconds,
+      ),
     recordLeaseExpired: (count = 1) => leaseExpiries.inc(count),
-    recordTaskRetry: (kind) => inc(retries, labels('maos_task_retries_total', { kind })),
+    recordTaskRetry: () => retries.inc(),
     setWorkerSlots(busy, total) {
       workerSlots.set({ state: 'busy' }, busy);
       workerSlots.set({ state: 'idle' }, Math.max(0, total - busy));
     },
-    recordWorkerHeartbeat: (atMs = Date.now()) => heartbeat.set(atMs / 1000),
     recordLlmCall(call) {
       const base = {
         gen_ai_operation_name: call.operation,

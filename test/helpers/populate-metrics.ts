@@ -16,15 +16,14 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.trackInFlight(1);
   metrics.recordError('SESSION_NOT_FOUND');
   metrics.recordError('NOT_A_CODE');
-  metrics.recordSessionStarted('parallel');
+  metrics.recordSessionStarted();
   metrics.recordSessionFinished('completed');
-  metrics.recordTaskFinished('agent', 'succeeded', 12.5);
-  metrics.recordTaskFinished('plan', 'retried', 1);
-  metrics.recordTaskQueueWait('agent', 0.3);
+  metrics.recordTaskFinished({ runtime: 'ai-sdk', role: 'engineer' }, 'succeeded', 12.5);
+  metrics.recordTaskFinished({ runtime: 'command', role: 'qa' }, 'retried', 1);
+  metrics.recordTaskQueueWait({ runtime: 'ai-sdk', role: 'engineer' }, 0.3);
   metrics.recordLeaseExpired();
-  metrics.recordTaskRetry('agent');
+  metrics.recordTaskRetry();
   metrics.setWorkerSlots(3, 8);
-  metrics.recordWorkerHeartbeat(1_700_000_000_000);
   metrics.recordLlmCall({
     provider: 'anthropic',
     model: 'claude-sonnet-4-5',
