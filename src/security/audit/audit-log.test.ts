@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { createTestSecurityDb, type TestSecurityDb } from '../test-support.ts';
+import { type AuditLog, createAuditLog } from './audit-log.ts';
+import {
+  type AuditEventInput,
+  buildAuditRecord,
+  computeChainHash,
+  GENESIS_HASH,
+  serializeAuditRecord,
+} from './audit-record.ts';
+import {
+  readCheckpointDir,
+  readDatabaseCheckpoints,
+  readDatabaseEntries,
+  readExportEntries,
+} from './audit-source.ts';
+import {
+  formatVerifierKey,
+  generateSigningKeyPem,
+  loadCheckpointSigner,
+  parseVerifierKey,
+} from './checkpoint.ts';
+import { formatExportLine, type VerifyReport, verifyAuditEntries } from './verify.ts';
+
+const signer = loadCheckpointSigner('maos.test/audit', generateSigningKeyPem());
+const verifier = parseVerifierKey(formatVerifierKey(signer));
+
+function event(i: number): AuditEventInput {
+  return {
+    action: 'sessions:create',
+    actor: {
+      type: 'service',
+      id: `svc-${i}`,
+      tenant: 'acme',
+      ip: '127.0.0.1',
+      user_agent: 'test',
+      auth_method: 'apikey',
+    },
+    target: { type: 'session', id: `s-${i}`, tenant: 'acme' },
+    outcome: i % 3 === 0 ? 'failure' : 'success',
+    reason: null,
+    request_id: `req-${i}`,
+  };
+}
+
+describe('audit chain known answer', () => {
+  test('h_0 = SHA-256(32 zero bytes ‖ JCS(record)) matches an independently computed digest', () => {
+    const record = buildAuditRecord(
+      {
+        action: 'sessions:create',
+        actor: {
+          type: 'service',
+          id: 'svc-1',
+          tenant: 'acme',
+          ip: '127.0.0.1',
+          user_agent: 'curl/8',
+          auth_method: 'apikey',
+        },
+        target: { type: 'session', id: 's-1', tenant: 'acme' },
+        outcome: 'success',
+        request_id: 'req-1',
+      },
+      { seq: 0, id: '0190a000-0000-7000-8000-000000000000', time: '2026-01-01T00:00:00.000Z' },
+    );
+    const text = serializeAuditRecord(record);
+    assert.equal(
+      text,
+      '{"action":"sessions:create","actor":{"auth_method":"apikey","id":"svc-1","ip":"127.0.0.1","tenant":"acme","type":"service","user_agent":"curl/8"},"id":"0190a000-0000-7000-8000-000000000000","outcome":"success","reason":null,"request_id":"req-1","seq":0,"target":{"id":"s-1","tenant":"acme","type":"session"},"time":"2026-01-01T00:00:00.000Z","trace_id":null}',
+    );
+    // Digest computed with `sha256sum` over the same bytes.
+    assert.equal(
+      computeChainHash(GENESIS_HASH, text),
+      '8eda87a7b6687afab8f47ffdd3611fa34fdc8a6befe0cde1911dfb6f0cd72bb6',
+    );
+  });
+});
+
+describe('audit log on SQLite', () => {
+  let t: TestSecurityDb;
+  let log: AuditLog;
+  let dir: string;
+
+  beforeEach(async () => {
+    t = await createTestSecurityDb();
+    dir = join(t.dir, 'checkpoints');
+    log = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer, checkpointDir: dir });
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  async function fill(n: number) {
+    for (let i = 0; i < n; i += 1) await log.append(event(i));
+  }
+  async function verifyDb(): Promise<VerifyReport> {
+    const notes = [...(await readDatabaseCheckpoints(t.db)), ...readCheckpointDir(dir)];
+    return verifyAuditEntries(readDatabaseEntries(t.db), { checkpoints: notes, verifier });
+  }
+  async function dropTriggers() {
+    for (const name of ['audit_log_no_update', 'audit_log_no_delete']) {
+      await sql.raw(`DROP TRIGGER ${name}`).execute(t.db);
+    }
+  }
+
+  test('an intact log verifies, concurrent appends stay one chain, checkpoint matches', async () => {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => log.append(event(i))));
+    const cp = await log.writeCheckpoint();
+    assert.equal(cp?.size, 20);
+    await log.append(event(20));
+    const report = await verifyDb();
+    assert.deepEqual(
+      { ok: report.ok, size: report.size, broken: report.firstBrokenIndex, cp: report.checkpointSize },
+      { ok: true, size: 21, broken: null, cp: 20 },
+      report.problems.join('\n'),
+    );
+    assert.equal(readCheckpointDir(dir).length, 1, 'checkpoint is also exported outside the database');
+  });
+
+  test('triggers refuse UPDATE and DELETE on the audit tables', async () => {
+    await fill(2);
+    await log.writeCheckpoint();
+    await assert.rejects(sql`UPDATE audit_log SET outcome = 'success'`.execute(t.db), /append-only/);
+    await assert.rejects(sql`DELETE FROM audit_log WHERE seq = 1`.execute(t.db), /append-only/);
+    await assert.rejects(sql`DELETE FROM audit_checkpoints`.execute(t.db), /append-only/);
+    assert.equal((await verifyDb()).ok, true);
+  });
+
+  test('a raw SQL edit of a record is reported at its index', async () => {
+    await fill(10);
+    await dropTriggers();
+    await sql`UPDATE audit_log SET event = replace(event, '"failure"', '"success"') WHERE seq = 6`.execute(
+      t.db,
+    );
+    const report = await verifyDb();
+    assert.equal(report.ok, false);
+    assert.equal(report.firstBrokenIndex, 6, report.problems.join('\n'));
+  });
+
+  test('a deleted record is reported at its index', async () => {
+    await fill(10);
+    await dropTriggers();
+    await sql`DELETE FROM audit_log WHERE seq = 4`.execute(t.db);
+    const report = await verifyDb();
+    assert.equal(report.firstBrokenIndex, 4, report.problems.join('\n'));
+  });
+
+  test('reordered records are reported at the first moved index', async () => {
+    await fill(10);
+    await dropTriggers();
+    // Swap the contents of rows 2 and 3 (the seq column stays in order).
+    await sql`UPDATE audit_log SET seq = -1 WHERE seq = 2`.execute(t.db);
+    await sql`UPDATE audit_log SET seq = 2 WHERE seq = 3`.execute(t.db);
+    await sql`UPDATE audit_log SET seq = 3 WHERE seq = -1`.execute(t.db);
+    const report = await verifyDb();
+    assert.equal(report.firstBrokenIndex, 2, report.problems.join('\n'));
+  });
+
+  test('a deleted tail is detected against the signed checkpoint', async () => {
+    await fill(12);
+    await log.writeCheckpoint();
+    await dropTriggers();
+    await sql`DELETE FROM audit_log WHERE seq >= 9`.execute(t.db);
+    const report = await verifyDb();
+    assert.equal(report.ok, false);
+    assert.equal(report.firstBrokenIndex, 9, report.problems.join('\n'));
+    assert.match(report.problems.join('\n'), /truncated tail/);
+    // Without a checkpoint the same cut would be invisible: that is why checkpoints exist.
+    const unsigned = await verifyAuditEntries(readDatabaseEntries(t.db));
+    assert.equal(unsigned.ok, true);
+  });
+
+  test('a history rewritten with a recomputed chain fails the checkpoint', async () => {
+    await fill(8);
+    await log.writeCheckpoint();
+    await dropTriggers();
+    const rows = await t.db.selectFrom('audit_log').selectAll().orderBy('seq').execute();
+    let prev = GENESIS_HASH;
+    for (const row of rows) {
+      const event = Number(row.seq) === 5 ? row.event.replace('"svc-5"', '"svc-X"') : row.event;
+      const hash = computeChainHash(prev, event);
+      await t.db
+        .updateTable('audit_log')
+        .set({ event, prev_hash: prev, hash })
+        .where('seq', '=', row.seq)
+        .execute();
+      prev = hash;
+    }
+    const report = await verifyDb();
+    assert.equal(report.ok, false);
+    assert.match(report.problems.join('\n'), /rewritten history/);
+  });
+
+  test('export round-trips; inserted or reordered lines in an export are found', async () => {
+    await fill(8);
+    await log.writeCheckpoint();
+    const lines: string[] = [];
+    for await (const entry of readDatabaseEntries(t.db)) lines.push(formatExportLine(entry));
+    const file = join(t.dir, 'export.jsonl');
+    const check = async (content: string[]) => {
+      writeFileSync(file, `${content.join('\n')}\n`);
+      return verifyAuditEntries(readExportEntries(file), { checkpoints: readCheckpointDir(dir), verifier });
+    };
+    assert.equal((await check(lines)).ok, true);
+    // insertion: a forged record placed at position 3
+    const forged = JSON.parse(lines[2] as string);
+    forged.seq = 3;
+    forged.actor.id = 'intruder';
+    const inserted = [...lines.slice(0, 3), JSON.stringify(forged), ...lines.slice(3)];
+    assert.equal((await check(inserted)).firstBrokenIndex, 3);
+    // reorder: swap lines 5 and 6
+    const swapped = [...lines];
+    [swapped[5], swapped[6]] = [swapped[6] as string, swapped[5] as string];
+    assert.equal((await check(swapped)).firstBrokenIndex, 5);
+    // deleted line 0
+    assert.equal((await check(lines.slice(1))).firstBrokenIndex, 0);
+    assert.ok(readFileSync(file, 'utf8').length > 0);
+  });
+
+  test('list filters by tenant and pages with a cursor', async () => {
+    await fill(5);
+    await log.append({ ...event(9), actor: { ...event(9).actor, tenant: 'other' } });
+    const first = await log.list({ tenantId: 'acme', limit: 3 });
+    assert.equal(first.items.length, 3);
+    assert.ok(first.nextCursor);
+    const second = await log.list({ tenantId: 'acme', limit: 3, afterSeq: Number(first.nextCursor) });
+    assert.deepEqual(
+      second.items.map((r) => r.seq),
+      [3, 4],
+    );
+    assert.equal(second.nextCursor, null);
+    assert.equal((await log.list({ tenantId: 'other', limit: 10 })).items.length, 1);
+  });
+
+  test('close writes a final checkpoint; none is written when nothing is new', async () => {
+    await fill(3);
+    await log.close();
+    assert.equal((await log.latestCheckpoint())?.size, 3);
+    assert.equal(await log.writeCheckpoint(), null);
+  });
+});

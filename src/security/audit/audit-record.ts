@@ -1,0 +1,84 @@
+// The audit record: who did what to which resource, with what outcome; and the hash-chain step
+// h_i = SHA-256(h_{i-1} ‖ JCS(record)) that links each record to the one before.
+import { createHash } from 'node:crypto';
+import { canonicalize } from './canonical-json.ts';
+
+/** The hash before the first record: 32 zero bytes, hex. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+export type AuditOutcome = 'success' | 'failure' | 'unknown';
+
+/** Who acted. `auth_method` says how they proved it. */
+export interface AuditActor {
+  type: 'user' | 'service' | 'anonymous' | 'system';
+  id: string | null;
+  tenant: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  auth_method: 'oidc' | 'apikey' | 'none' | 'local' | null;
+}
+
+/** What was acted on. */
+export interface AuditTarget {
+  type: string;
+  id: string | null;
+  tenant: string | null;
+}
+
+/** What a caller supplies; id, seq and time are assigned by the log. */
+export interface AuditEventInput {
+  /** `resource.verb` or the permission checked, e.g. `sessions:create`, `auth.login`. */
+  action: string;
+  actor: AuditActor;
+  target?: AuditTarget | null;
+  outcome: AuditOutcome;
+  reason?: string | null;
+  request_id?: string | null;
+  trace_id?: string | null;
+}
+
+/** A stored record, exactly as hashed (canonical JSON of this object). */
+export interface AuditRecord {
+  seq: number;
+  id: string;
+  time: string;
+  action: string;
+  actor: AuditActor;
+  target: AuditTarget | null;
+  outcome: AuditOutcome;
+  reason: string | null;
+  request_id: string | null;
+  trace_id: string | null;
+}
+
+/** The chain hash of a record given the previous hash (both hex). */
+export function computeChainHash(prevHash: string, canonicalEvent: string): string {
+  return createHash('sha256')
+    .update(Buffer.from(prevHash, 'hex'))
+    .update(canonicalEvent, 'utf8')
+    .digest('hex');
+}
+
+/** Builds the stored record from the input and the log-assigned fields. */
+export function buildAuditRecord(
+  input: AuditEventInput,
+  assigned: { seq: number; id: string; time: string },
+): AuditRecord {
+  return {
+    seq: assigned.seq,
+    id: assigned.id,
+    time: assigned.time,
+    action: input.action,
+    actor: input.actor,
+    target: input.target ?? null,
+    outcome: input.outcome,
+    reason: input.reason ?? null,
+    request_id: input.request_id ?? null,
+    trace_id: input.trace_id ?? null,
+  };
+}
+
+/** Canonical JSON text of a record. */
+export function serializeAuditRecord(record: AuditRecord): string {
+  return canonicalize(record);
+}

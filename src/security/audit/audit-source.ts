@@ -1,0 +1,51 @@
+// Reading the audit log back for verification and export: entries from the database in seq order
+// (batched, so large logs stream), entries from a JSONL export, and stored checkpoint notes.
+import { createReadStream, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { SecurityDb } from '../security-tables.ts';
+import { type AuditEntry, parseExportLine } from './verify.ts';
+
+const BATCH = 1000;
+
+/** Entries from the database, oldest first. */
+export async function* readDatabaseEntries(db: SecurityDb): AsyncGenerator<AuditEntry> {
+  // Page by position (offset), not by seq, so a gap in seq is seen by the verifier, not skipped.
+  for (let offset = 0; ; offset += BATCH) {
+    const rows = await db
+      .selectFrom('audit_log')
+      .select(['seq', 'event', 'prev_hash', 'hash'])
+      .orderBy('seq', 'asc')
+      .limit(BATCH)
+      .offset(offset)
+      .execute();
+    for (const row of rows) yield { ...row, seq: Number(row.seq) };
+    if (rows.length < BATCH) return;
+  }
+}
+
+/** Entries from a JSONL export file; blank lines are ignored. */
+export async function* readExportEntries(file: string): AsyncGenerator<AuditEntry> {
+  const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (line.trim().length === 0) continue;
+    yield parseExportLine(line);
+  }
+}
+
+/** All checkpoint notes stored in the database. */
+export async function readDatabaseCheckpoints(db: SecurityDb): Promise<string[]> {
+  const rows = await db.selectFrom('audit_checkpoints').select('note').orderBy('size').execute();
+  return rows.map((row) => row.note);
+}
+
+/** All checkpoint notes in an export directory (missing directory = none). */
+export function readCheckpointDir(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((name) => /^checkpoint-\d+\.txt$/.test(name));
+  } catch {
+    return [];
+  }
+  return names.sort().map((name) => readFileSync(join(dir, name), 'utf8'));
+}

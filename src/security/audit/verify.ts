@@ -1,0 +1,171 @@
+// Offline verification of the audit log: re-computes the hash chain and the RFC 6962 tree heads
+// and compares them with signed checkpoints. Reports the first broken index and a cut tail.
+
+import { computeChainHash, GENESIS_HASH } from './audit-record.ts';
+import { canonicalize } from './canonical-json.ts';
+import { type Checkpoint, type CheckpointVerifier, openCheckpoint } from './checkpoint.ts';
+import { hashLeaf, MerkleFrontier } from './merkle.ts';
+
+/** One stored entry: the canonical record text and its chain links. */
+export interface AuditEntry {
+  seq: number;
+  event: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface VerifyOptions {
+  /** Signed checkpoint notes (from the database and/or exported files). */
+  checkpoints?: readonly string[];
+  /** Key to check checkpoint signatures; without it checkpoints cannot be trusted and are skipped. */
+  verifier?: CheckpointVerifier | null;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** Entries read. */
+  size: number;
+  /** First position at which the log is not what was written; null when intact. */
+  firstBrokenIndex: number | null;
+  /** Human-readable findings, first one first (capped). */
+  problems: string[];
+  /** Largest checkpoint whose signature verified; null when none. */
+  checkpointSize: number | null;
+  /** Notes that could not be verified (bad signature, other key, malformed). */
+  rejectedCheckpoints: number;
+}
+
+const MAX_PROBLEMS = 50;
+
+/** Verifies entries in log order (any iterable, so huge logs stream). */
+export async function verifyAuditEntries(
+  entries: AsyncIterable<AuditEntry> | Iterable<AuditEntry>,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
+  const problems: string[] = [];
+  let firstBroken: number | null = null;
+  const flag = (index: number, problem: string) => {
+    if (firstBroken === null || index < firstBroken) firstBroken = index;
+    if (problems.length < MAX_PROBLEMS) problems.push(problem);
+  };
+
+  const { checkpoints, rejected } = openCheckpoints(options);
+  let nextCheckpoint = 0;
+  let lastGoodCheckpointSize = 0;
+  const frontier = new MerkleFrontier();
+  let expectedPrev = GENESIS_HASH;
+  let index = 0;
+  // After a gap, expect seqs relative to the last one seen so one deletion is one finding.
+  let seqShift = 0;
+  for await (const entry of entries) {
+    if (Number(entry.seq) !== index + seqShift) {
+      flag(index, `position ${index} holds seq ${entry.seq} (record inserted, deleted or reordered)`);
+      seqShift = Number(entry.seq) - index;
+    }
+    checkEntry(entry, index, expectedPrev, flag);
+    // Continue from the stored hash so one damaged record yields one finding, not a cascade.
+    expectedPrev = entry.hash;
+    frontier.append(hashLeaf(Buffer.from(entry.event, 'utf8')));
+    index += 1;
+    while (nextCheckpoint < checkpoints.length && checkpoints[nextCheckpoint]?.size === index) {
+      const checkpoint = checkpoints[nextCheckpoint] as Checkpoint;
+      if (frontier.root().equals(checkpoint.root)) {
+        lastGoodCheckpointSize = index;
+      } else if (firstBroken !== null && firstBroken >= lastGoodCheckpointSize) {
+        // Already explained by a chain finding after the last good checkpoint.
+        if (problems.length < MAX_PROBLEMS) {
+          problems.push(`the signed checkpoint of size ${index} does not match the log`);
+        }
+      } else {
+        flag(
+          lastGoodCheckpointSize,
+          `records ${lastGoodCheckpointSize}..${index - 1} do not match the signed checkpoint of size ${index} (rewritten history)`,
+        );
+      }
+      nextCheckpoint += 1;
+    }
+  }
+  const largest = checkpoints[checkpoints.length - 1];
+  if (largest && largest.size > index) {
+    flag(
+      index,
+      `log ends at ${index} records but a signed checkpoint covers ${largest.size}: records ${index}..${largest.size - 1} are missing (truncated tail)`,
+    );
+  }
+  if (index === 0 && !largest) problems.push('log is empty');
+  return {
+    ok: firstBroken === null,
+    size: index,
+    firstBrokenIndex: firstBroken,
+    problems,
+    checkpointSize: largest ? largest.size : null,
+    rejectedCheckpoints: rejected,
+  };
+}
+
+function checkEntry(
+  entry: AuditEntry,
+  index: number,
+  expectedPrev: string,
+  flag: (index: number, problem: string) => void,
+): void {
+  let parsed: { seq?: unknown };
+  try {
+    parsed = JSON.parse(entry.event) as { seq?: unknown };
+  } catch {
+    flag(index, `record ${index} is not valid JSON`);
+    return;
+  }
+  if (parsed.seq !== Number(entry.seq)) {
+    flag(index, `record at ${index} carries seq ${String(parsed.seq)} (record moved)`);
+    return;
+  }
+  if (canonicalize(parsed) !== entry.event) {
+    flag(index, `record ${index} is not in canonical form (edited)`);
+    return;
+  }
+  if (entry.prev_hash !== expectedPrev) {
+    flag(index, `record at ${index} does not link to the record before it (chain broken)`);
+    return;
+  }
+  if (computeChainHash(entry.prev_hash, entry.event) !== entry.hash) {
+    flag(index, `record ${index} does not match its hash (edited)`);
+  }
+}
+
+function openCheckpoints(options: VerifyOptions): { checkpoints: Checkpoint[]; rejected: number } {
+  const notes = options.checkpoints ?? [];
+  if (!options.verifier) return { checkpoints: [], rejected: notes.length };
+  const bySize = new Map<number, Checkpoint>();
+  let rejected = 0;
+  for (const note of notes) {
+    try {
+      const checkpoint = openCheckpoint(note, options.verifier);
+      const seen = bySize.get(checkpoint.size);
+      // Two validly signed checkpoints of one size with different roots is a forked log.
+      if (seen && !seen.root.equals(checkpoint.root)) rejected += 1;
+      else bySize.set(checkpoint.size, checkpoint);
+    } catch {
+      rejected += 1;
+    }
+  }
+  const checkpoints = [...bySize.values()].sort((a, b) => a.size - b.size);
+  return { checkpoints, rejected };
+}
+
+/** One JSONL export line: the record's fields plus its chain links, for SIEMs and offline verify. */
+export function formatExportLine(entry: AuditEntry): string {
+  const record = JSON.parse(entry.event) as Record<string, unknown>;
+  return JSON.stringify({ ...record, prev_hash: entry.prev_hash, hash: entry.hash });
+}
+
+/** Parses an export line back into an entry (the record is re-canonicalised exactly). */
+export function parseExportLine(line: string): AuditEntry {
+  const { prev_hash, hash, ...record } = JSON.parse(line) as Record<string, unknown>;
+  return {
+    seq: typeof record.seq === 'number' ? record.seq : Number.NaN,
+    event: canonicalize(record),
+    prev_hash: String(prev_hash),
+    hash: String(hash),
+  };
+}
