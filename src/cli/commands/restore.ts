@@ -60,7 +60,10 @@ export async function restoreBackup(
   if (!existsSync(backupPath)) throw new AppError('NOT_FOUND', `Backup file ${backupPath} does not exist`);
   const before = await inspectSqliteFile(backupPath);
   if (before.integrity.length !== 1 || before.integrity[0] !== 'ok') {
-    throw new AppError('VALIDATION_FAILED', `${backupPath} is not a sound SQLite database: ${before.integrity.slice(0, 5).join('; ')}`);
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `${backupPath} is not a sound SQLite database: ${before.integrity.slice(0, 5).join('; ')}`,
+    );
   }
   if (before.migrations.unknown.length > 0) {
     throw new AppError(
@@ -73,7 +76,10 @@ export async function restoreBackup(
   }
   const live = await findLiveServer(config);
   if (live) {
-    throw new AppError('CONFLICT', `A MAOS server answers at ${live}; stop every server using ${target} first`);
+    throw new AppError(
+      'CONFLICT',
+      `A MAOS server answers at ${live}; stop every server using ${target} first`,
+    );
   }
   if (existsSync(target) && !options.force) {
     throw new AppError(
@@ -110,7 +116,9 @@ export function renderRestoreReport(report: RestoreReport): string {
   const lines = [`Restored ${report.target} (integrity ok).`];
   if (report.previous) lines.push(`Previous database kept as ${report.previous}`);
   if (report.pendingMigrations.length > 0) {
-    lines.push(`Pending migrations: ${report.pendingMigrations.join(', ')} (run \`maos migrate\` or start the server)`);
+    lines.push(
+      `Pending migrations: ${report.pendingMigrations.join(', ')} (run \`maos migrate\` or start the server)`,
+    );
   }
   lines.push(`Audit chain: ${report.audit.status} (${report.audit.message})`);
   return `${lines.join('\n')}\n`;

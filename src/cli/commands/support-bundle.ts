@@ -1,0 +1,226 @@
+// `maos support-bundle`: one .tar.gz an operator can attach to a support request: version, redacted
+// config, doctor report, recent logs, a metrics snapshot and database statistics. No secret values.
+import { closeSync, existsSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { arch, platform, release } from 'node:os';
+import type { Command } from 'commander';
+import { readClientEnv } from '../../config/client-env.ts';
+import { loadConfig, redactConfig } from '../../config/load.ts';
+import { type Config, SECRET_KEY_PATTERN } from '../../config/schema.ts';
+import { collectDatabaseStats } from '../../store/backup.ts';
+import { resolveSqlitePath } from '../../store/db.ts';
+import { VERSION } from '../../version.ts';
+import { runDoctor } from '../ops/doctor-checks.ts';
+import { createTarGz, type TarEntry } from '../ops/tar-writer.ts';
+import { renderDoctorReport } from './doctor.ts';
+
+// Enough recent log lines to see what led to a failure, small enough to attach to a ticket.
+const LOG_TAIL_BYTES = 2 * 1024 * 1024;
+
+interface BundleFlags {
+  config?: string;
+  output?: string;
+  server?: string;
+  logFile?: string;
+}
+
+export interface SupportBundleOptions {
+  configPath?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Base URL of the running server, for the metrics snapshot. */
+  server?: string;
+  /** Bearer token for the server's /metrics (MAOS_TOKEN). */
+  token?: string;
+  logFile?: string;
+  now?: Date;
+}
+
+/** Registers `maos support-bundle` on the program. */
+export function registerSupportBundleCommand(program: Command): void {
+  program
+    .command('support-bundle')
+    .description(
+      'Write a .tar.gz with version, redacted config, doctor report, logs, metrics and database stats',
+    )
+    .option('-o, --output <file>', 'archive to write (default: maos-support-<time>.tar.gz)')
+    .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
+    .option(
+      '--server <url>',
+      'running server to take a metrics snapshot from (default: MAOS_SERVER or config)',
+    )
+    .option('--log-file <file>', 'log file to include the tail of')
+    .action(async (flags: BundleFlags, command: Command) => {
+      const globals = command.optsWithGlobals() as BundleFlags;
+      const clientEnv = readClientEnv();
+      const now = new Date();
+      const output = flags.output ?? `maos-support-${stamp(now)}.tar.gz`;
+      const { archive, files } = await createSupportBundle({
+        configPath: flags.config ?? globals.config ?? clientEnv.configPath,
+        server: flags.server ?? clientEnv.server,
+        token: clientEnv.token,
+        logFile: flags.logFile,
+        now,
+      });
+      writeFileSync(output, archive, { mode: 0o600 });
+      process.stdout.write(`Wrote ${output} (${files.join(', ')})\n`);
+    });
+}
+
+/** Builds the bundle in memory; returns the archive and the names of the files in it. */
+export async function createSupportBundle(
+  options: SupportBundleOptions,
+): Promise<{ archive: Buffer; files: string[] }> {
+  const now = options.now ?? new Date();
+  const root = `maos-support-${stamp(now)}`;
+  const notes: string[] = [];
+  const entries: { name: string; content: string }[] = [];
+  let config: Readonly<Config> | undefined;
+  try {
+    config = loadConfig({ configPath: options.configPath, env: options.env });
+  } catch (error) {
+    notes.push(`config: invalid (${(error as Error).message.split('\n')[0]}); see doctor.txt`);
+  }
+  entries.push({
+    name: 'version.json',
+    content: json({
+      maos: VERSION,
+      node: process.version,
+      platform: platform(),
+      arch: arch(),
+      kernel: release(),
+      createdAt: now.toISOString(),
+    }),
+  });
+  if (config) entries.push({ name: 'config.json', content: json(redactConfig(config)) });
+
+  const report = await runDoctor({
+    configPath: options.configPath,
+    env: options.env,
+    server: options.server,
+  });
+  entries.push(
+    { name: 'doctor.json', content: json(report) },
+    { name: 'doctor.txt', content: renderDoctorReport(report) },
+  );
+
+  const logFile = options.logFile ?? (config ? readLooseString(config, ['logging', 'file']) : undefined);
+  if (logFile && existsSync(logFile))
+    entries.push({ name: 'logs.txt', content: readTail(logFile, LOG_TAIL_BYTES) });
+  else
+    notes.push(
+      logFile
+        ? `logs: ${logFile} not found`
+        : 'logs: no log file configured (logs go to stdout; use --log-file)',
+    );
+
+  if (config) {
+    const metrics = await fetchMetrics(config, options);
+    if (metrics.text !== undefined) entries.push({ name: 'metrics.txt', content: metrics.text });
+    else notes.push(`metrics: ${metrics.reason}`);
+    try {
+      entries.push({ name: 'database.json', content: json(collectDatabaseStats(resolveSqlitePath(config))) });
+    } catch (error) {
+      notes.push(`database: no statistics (${(error as Error).message})`);
+    }
+  }
+  entries.push({
+    name: 'manifest.json',
+    content: json({ files: entries.map((entry) => entry.name), notes }),
+  });
+
+  // Belt and braces: whatever a file holds, no configured secret value leaves in the bundle.
+  const secrets = config ? collectSecretValues(config) : [];
+  const tarEntries: TarEntry[] = entries.map((entry) => ({
+    name: `${root}/${entry.name}`,
+    content: scrub(entry.content, secrets),
+    mode: 0o600,
+    mtime: now,
+  }));
+  return { archive: createTarGz(tarEntries), files: entries.map((entry) => entry.name) };
+}
+
+async function fetchMetrics(
+  config: Readonly<Config>,
+  options: SupportBundleOptions,
+): Promise<{ text?: string; reason?: string }> {
+  const metricsPort = readLooseNumber(config, ['metrics', 'port']);
+  const host = ['0.0.0.0', '::'].includes(config.host) ? '127.0.0.1' : config.host;
+  const url = metricsPort
+    ? `http://${readLooseString(config, ['metrics', 'host']) === '0.0.0.0' ? '127.0.0.1' : (readLooseString(config, ['metrics', 'host']) ?? '127.0.0.1')}:${metricsPort}/metrics`
+    : `${(options.server ?? `http://${host}:${config.port}`).replace(/\/+$/, '')}/metrics`;
+  try {
+    const response = await fetch(url, {
+      signal: AbortSignal.timeout(5000),
+      headers: options.token && !metricsPort ? { authorization: `Bearer ${options.token}` } : {},
+    });
+    if (!response.ok) return { reason: `${url} answered HTTP ${response.status}` };
+    return { text: await response.text() };
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    return { reason: `${url} unreachable (${cause?.code ?? (error as Error).message})` };
+  }
+}
+
+/** Every string value under a secret-looking key, and every password inside a URL. */
+export function collectSecretValues(value: unknown, key = '', out: string[] = []): string[] {
+  if (typeof value === 'string') {
+    if (SECRET_KEY_PATTERN.test(key) && value.length >= 4) out.push(value);
+    const password = /\/\/[^:/@]+:([^@/]+)@/.exec(value)?.[1];
+    if (password && password.length >= 4) out.push(password);
+  } else if (Array.isArray(value)) {
+    for (const item of value) collectSecretValues(item, key, out);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [childKey, child] of Object.entries(value)) collectSecretValues(child, childKey, out);
+  }
+  return out;
+}
+
+function scrub(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) out = out.replaceAll(secret, '[REDACTED]');
+  return out;
+}
+
+function readTail(path: string, maxBytes: number): string {
+  const size = statSync(path).size;
+  const start = Math.max(0, size - maxBytes);
+  const buffer = Buffer.alloc(size - start);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buffer, 0, buffer.length, start);
+  } finally {
+    closeSync(fd);
+  }
+  const text = buffer.toString('utf8');
+  // Drop the partial first line of a cut file.
+  return start > 0 ? text.slice(text.indexOf('\n') + 1) : text;
+}
+
+function readLoose(config: Readonly<Config>, path: string[]): unknown {
+  let node: unknown = config;
+  for (const segment of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<string, unknown>)[segment];
+  }
+  return node;
+}
+
+function readLooseString(config: Readonly<Config>, path: string[]): string | undefined {
+  const value = readLoose(config, path);
+  return typeof value === 'string' ? value : undefined;
+}
+
+function readLooseNumber(config: Readonly<Config>, path: string[]): number | undefined {
+  const value = readLoose(config, path);
+  return typeof value === 'number' && value > 0 ? value : undefined;
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+function stamp(date: Date): string {
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+}

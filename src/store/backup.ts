@@ -1,0 +1,211 @@
+// SQLite backup, restore and inspection for `maos backup`, `maos restore`, `maos doctor` and the
+// support bundle. Backups use SQLite's online backup API, so they are consistent while a server writes.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { AppError } from '../errors/app-error.ts';
+import { getMigrationStatus, type MigrationStatus } from './migrate.ts';
+
+/** Files SQLite keeps beside a database in WAL mode; they belong to that database. */
+const SIDE_FILE_SUFFIXES = ['-wal', '-shm', '-journal'] as const;
+
+export interface BackupResult {
+  /** Where the backup was written. */
+  path: string;
+  bytes: number;
+  pages: number;
+}
+
+export interface SqliteInspection {
+  /** `['ok']` when `PRAGMA integrity_check` found nothing; otherwise its messages. */
+  integrity: string[];
+  migrations: MigrationStatus;
+}
+
+export interface TableStat {
+  name: string;
+  rows: number;
+}
+
+export interface DatabaseStats {
+  path: string;
+  /** Sizes in bytes of the database file and its side files (missing ones are absent). */
+  files: Record<string, number>;
+  pageSize: number;
+  pageCount: number;
+  freelistCount: number;
+  tables: TableStat[];
+}
+
+/**
+ * Copies a live SQLite database to `targetPath` with the online backup API. The copy is taken in
+ * one step, i.e. from one read snapshot: in WAL mode that never blocks writers, and it cannot be
+ * restarted by their commits. Writes to `<target>.partial`, fsyncs, then renames into place.
+ */
+export async function backupSqliteDatabase(sourcePath: string, targetPath: string): Promise<BackupResult> {
+  if (!existsSync(sourcePath)) {
+    throw new AppError('NOT_FOUND', `No database at ${sourcePath}; check dataDir / store.url`);
+  }
+  if (existsSync(targetPath)) {
+    throw new AppError('CONFLICT', `${targetPath} already exists; choose a new file name`);
+  }
+  if (!existsSync(dirname(targetPath))) {
+    throw new AppError('NOT_FOUND', `Directory ${dirname(targetPath)} does not exist`);
+  }
+  const partial = `${targetPath}.partial`;
+  rmSync(partial, { force: true });
+  const source = openSqlite(sourcePath, { readonly: true });
+  try {
+    // A page count far above any real database: the whole copy happens in one backup step.
+    const result = await source.backup(partial, { progress: () => 2_147_483_647 });
+    syncFile(partial);
+    renameSync(partial, targetPath);
+    syncDirectory(dirname(targetPath));
+    return { path: targetPath, bytes: statSync(targetPath).size, pages: result.totalPages };
+  } catch (error) {
+    rmSync(partial, { force: true });
+    if (error instanceof AppError) throw error;
+    throw new AppError('STORE_UNAVAILABLE', `Backup of ${sourcePath} failed: ${(error as Error).message}`, {
+      cause: error,
+    });
+  } finally {
+    source.close();
+  }
+}
+
+/** Runs `PRAGMA integrity_check` and reads the migration status of a database file, read-only. */
+export async function inspectSqliteFile(path: string): Promise<SqliteInspection> {
+  const sqlite = openSqlite(path, { readonly: true });
+  try {
+    let integrity: string[];
+    try {
+      integrity = (sqlite.pragma('integrity_check') as { integrity_check: string }[]).map(
+        (row) => row.integrity_check,
+      );
+    } catch (error) {
+      // Not a database at all (or encrypted / truncated header): SQLite refuses to read it.
+      integrity = [(error as Error).message];
+      return { integrity, migrations: { applied: [], pending: [], unknown: [], current: false } };
+    }
+    const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const migrations = await getMigrationStatus(db);
+    return { integrity, migrations };
+  } finally {
+    if (sqlite.open) sqlite.close();
+  }
+}
+
+/** Row counts of every table and file sizes, for `maos support-bundle`. Read-only. */
+export function collectDatabaseStats(path: string): DatabaseStats {
+  const sqlite = openSqlite(path, { readonly: true });
+  try {
+    const names = sqlite
+      .prepare(
+        "select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name",
+      )
+      .all() as { name: string }[];
+    const tables = names.map(({ name }) => {
+      const row = sqlite.prepare(`select count(*) as n from "${name.replaceAll('"', '""')}"`).get() as {
+        n: number;
+      };
+      return { name, rows: row.n };
+    });
+    return {
+      path,
+      files: readFileSizes(path),
+      pageSize: sqlite.pragma('page_size', { simple: true }) as number,
+      pageCount: sqlite.pragma('page_count', { simple: true }) as number,
+      freelistCount: sqlite.pragma('freelist_count', { simple: true }) as number,
+      tables,
+    };
+  } finally {
+    sqlite.close();
+  }
+}
+
+/** Sizes of the database file and its -wal/-shm side files, keyed by file name. */
+export function readFileSizes(path: string): Record<string, number> {
+  const sizes: Record<string, number> = {};
+  for (const file of [path, ...SIDE_FILE_SUFFIXES.map((suffix) => path + suffix)]) {
+    if (existsSync(file)) sizes[basename(file)] = statSync(file).size;
+  }
+  return sizes;
+}
+
+export interface ReplaceOptions {
+  /** Keep the replaced database as `<target>.pre-restore-<stamp>` instead of deleting it. */
+  keepPrevious: boolean;
+  /** Used in the name of the kept copy. @defaultValue now */
+  now?: Date;
+}
+
+/**
+ * Installs `backupPath` as the database at `targetPath`: copies it beside the target, fsyncs, moves
+ * the old database and its -wal/-shm aside (a stale WAL replayed onto the new file would corrupt it),
+ * then renames the copy into place. Returns the path of the kept previous database, if any.
+ */
+export async function replaceDatabaseFile(
+  backupPath: string,
+  targetPath: string,
+  options: ReplaceOptions,
+): Promise<string | undefined> {
+  mkdirSync(dirname(targetPath), { recursive: true, mode: 0o750 });
+  const staging = join(dirname(targetPath), `.${basename(targetPath)}.restoring`);
+  rmSync(staging, { force: true });
+  // Copy through the backup API too: it writes a clean, self-contained file without a WAL.
+  const source = openSqlite(backupPath, { readonly: true });
+  try {
+    await source.backup(staging, { progress: () => 2_147_483_647 });
+  } finally {
+    source.close();
+  }
+  syncFile(staging);
+  let kept: string | undefined;
+  if (existsSync(targetPath)) {
+    const stamp = (options.now ?? new Date()).toISOString().replace(/[:.]/g, '-');
+    kept = `${targetPath}.pre-restore-${stamp}`;
+    if (options.keepPrevious) renameSync(targetPath, kept);
+    else rmSync(targetPath, { force: true });
+    for (const suffix of SIDE_FILE_SUFFIXES) {
+      const side = targetPath + suffix;
+      if (!existsSync(side)) continue;
+      if (options.keepPrevious) renameSync(side, kept + suffix);
+      else rmSync(side, { force: true });
+    }
+    if (!options.keepPrevious) kept = undefined;
+  }
+  renameSync(staging, targetPath);
+  syncDirectory(dirname(targetPath));
+  return kept;
+}
+
+function openSqlite(path: string, options: { readonly: boolean }): SqliteDatabase.Database {
+  try {
+    return new SqliteDatabase(path, { readonly: options.readonly, fileMustExist: true });
+  } catch (error) {
+    throw new AppError('STORE_UNAVAILABLE', `Cannot open ${path} as a SQLite database`, { cause: error });
+  }
+}
+
+function syncFile(path: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Makes a rename durable; some platforms cannot fsync a directory, which is then skipped. */
+function syncDirectory(path: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Best effort (e.g. not permitted on this file system).
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}

@@ -1,0 +1,201 @@
+// `maos backup` / `maos restore` against real SQLite files: a backup taken while another process
+// keeps committing is consistent, restores into a new data dir, and restore refuses what it must.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { createDatabase } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+
+const CLI = new URL('../fixtures/ops-cli.ts', import.meta.url).pathname;
+const WRITER = new URL('../fixtures/ops-sqlite-writer.ts', import.meta.url).pathname;
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCli(args: string[], timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`maos ${args.join(' ')} timed out`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function writeConfig(dir: string, dataDir: string, port = 0): string {
+  const path = join(dir, `config-${readdirSync(dir).length}.yaml`);
+  writeFileSync(path, `dataDir: ${dataDir}\nport: ${port}\n`);
+  return path;
+}
+
+function countRows(file: string, table: string): number {
+  const db = new Database(file, { readonly: true });
+  try {
+    return (db.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+describe('maos backup and restore (SQLite)', { timeout: 120_000 }, () => {
+  let dir: string;
+  let liveConfig: string;
+  let liveDb: string;
+  let backupFile: string;
+  let sessionsBeforeBackup = 0;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-ops-backup-'));
+    const dataDir = join(dir, 'live');
+    liveConfig = writeConfig(dir, dataDir);
+    const handle = createDatabase({ dataDir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } });
+    await migrateToLatest(handle.db);
+    liveDb = handle.location;
+    await handle.close();
+    const raw = new Database(liveDb);
+    raw.exec('create table backup_probe (id integer primary key, pair integer not null, filler blob)');
+    // ~20 MB of rows, so the copy takes long enough for the writer to commit during it.
+    const insert = raw.prepare('insert into backup_probe (pair, filler) values (?, ?)');
+    const filler = Buffer.alloc(512, 1);
+    raw.transaction(() => {
+      for (let pair = 1; pair <= 20_000; pair += 1) {
+        insert.run(pair, filler);
+        insert.run(pair, filler);
+      }
+    })();
+    raw.close();
+    backupFile = join(dir, 'maos-backup.db');
+  });
+
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('backup while another process commits is consistent and complete', async () => {
+    const writer: ChildProcess = spawn(process.execPath, [WRITER, liveDb], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        writer.stdout?.once('data', () => resolve());
+        writer.once('exit', (code) => reject(new Error(`writer exited early (${code})`)));
+      });
+      // Let it commit for a while, then note what is durably there before the backup starts.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      sessionsBeforeBackup = countRows(liveDb, 'sessions');
+      assert.ok(sessionsBeforeBackup > 0, 'the writer committed sessions before the backup');
+      const result = await runCli(['backup', backupFile, '-c', liveConfig, '--json']);
+      assert.equal(result.code, 0, result.stderr);
+      const output = JSON.parse(result.stdout) as { path: string; bytes: number };
+      assert.equal(output.path, backupFile);
+      assert.ok(output.bytes > 10_000_000);
+      assert.ok(
+        countRows(liveDb, 'sessions') > sessionsBeforeBackup,
+        'the writer kept committing during the backup',
+      );
+    } finally {
+      writer.kill('SIGKILL');
+      await new Promise((resolve) => writer.once('close', resolve));
+    }
+    const copy = new Database(backupFile, { readonly: true });
+    try {
+      assert.deepEqual(copy.pragma('integrity_check'), [{ integrity_check: 'ok' }]);
+      const torn = copy.prepare('select pair from backup_probe group by pair having count(*) != 2').all();
+      assert.deepEqual(torn, [], 'every transaction is in the backup whole or not at all');
+      const sessions = (copy.prepare('select count(*) as n from sessions').get() as { n: number }).n;
+      const pairs = (copy.prepare('select count(*) as n from backup_probe').get() as { n: number }).n / 2;
+      assert.ok(sessions >= sessionsBeforeBackup, 'sessions committed before the backup are present');
+      assert.equal(pairs - 20_000, sessions, 'sessions and probe rows come from the same snapshot');
+    } finally {
+      copy.close();
+    }
+  });
+
+  test('backup refuses to overwrite an existing file', async () => {
+    const result = await runCli(['backup', backupFile, '-c', liveConfig]);
+    assert.equal(result.code, 6);
+    assert.match(result.stderr, /CONFLICT: .*already exists/);
+  });
+
+  test('restore into a new data dir, then refuse to overwrite it without --force', async () => {
+    const dataDir = join(dir, 'restored');
+    const config = writeConfig(dir, dataDir);
+    const first = await runCli(['restore', backupFile, '-c', config, '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    const report = JSON.parse(first.stdout) as {
+      target: string;
+      integrity: string;
+      pendingMigrations: string[];
+    };
+    assert.equal(report.target, join(dataDir, 'maos.db'));
+    assert.equal(report.integrity, 'ok');
+    assert.deepEqual(report.pendingMigrations, []);
+    const restoredSessions = countRows(report.target, 'sessions');
+    assert.equal(restoredSessions, countRows(backupFile, 'sessions'));
+    assert.ok(restoredSessions >= sessionsBeforeBackup);
+
+    const again = await runCli(['restore', backupFile, '-c', config]);
+    assert.equal(again.code, 6, 'CONFLICT exit code');
+    assert.match(again.stderr, /already exists; pass --force/);
+
+    const forced = await runCli(['restore', backupFile, '-c', config, '--force', '--json']);
+    assert.equal(forced.code, 0, forced.stderr);
+    const forcedReport = JSON.parse(forced.stdout) as { previous?: string };
+    assert.ok(forcedReport.previous && existsSync(forcedReport.previous), 'the replaced database is kept');
+    assert.equal(countRows(join(dataDir, 'maos.db'), 'sessions'), restoredSessions);
+  });
+
+  test('restore rejects a damaged file and a file that is not a MAOS database', async () => {
+    const config = writeConfig(dir, join(dir, 'never'));
+    const garbage = join(dir, 'garbage.db');
+    writeFileSync(garbage, Buffer.alloc(8192, 0x5a));
+    const damaged = await runCli(['restore', garbage, '-c', config]);
+    assert.notEqual(damaged.code, 0);
+    assert.match(damaged.stderr, /error (VALIDATION_FAILED|STORE_UNAVAILABLE)/);
+    const empty = join(dir, 'empty.db');
+    new Database(empty).close();
+    const foreign = await runCli(['restore', empty, '-c', config]);
+    assert.equal(foreign.code, 2);
+    assert.match(foreign.stderr, /not a MAOS database/);
+    assert.equal(existsSync(join(dir, 'never', 'maos.db')), false, 'nothing was installed');
+  });
+
+  test('restore refuses while a server answers at the configured address, even with --force', async () => {
+    const server: Server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const dataDir = join(dir, 'busy');
+      mkdirSync(dataDir);
+      const config = writeConfig(dir, dataDir, port);
+      const result = await runCli(['restore', backupFile, '-c', config, '--force']);
+      assert.equal(result.code, 6);
+      assert.match(result.stderr, /server answers at http:\/\/127\.0\.0\.1:\d+; stop/);
+      assert.equal(existsSync(join(dataDir, 'maos.db')), false);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
