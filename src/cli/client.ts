@@ -1,7 +1,8 @@
 // HTTP client of the `maos` CLI for the REST API: JSON calls with problem+json errors mapped to
 // CliError, and an SSE event follower that reconnects with Last-Event-ID until the session ends.
 import type { CreateSessionInput } from '../domain/session-input.ts';
-import type { SessionDetail, SessionEvent, SessionRecord, SessionStatus } from '../domain/types.ts';
+import type { SessionStatus } from '../domain/types.ts';
+import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
 import { CliError, EXIT, exitCodeForStatus } from './exit-codes.ts';
 import { readSseFrames } from './sse-reader.ts';
 
@@ -14,15 +15,8 @@ export interface ApiClientOptions {
   requestTimeoutMs?: number;
 }
 
-/** One role of the catalogue as `GET /v1/roles` lists it. */
-export interface RoleSummary {
-  name: string;
-  description: string;
-  capabilities: string[];
-}
-
 export interface SessionPage {
-  items: SessionRecord[];
+  items: SessionSummaryDto[];
   nextCursor: string | null;
 }
 
@@ -42,6 +36,9 @@ export const FINAL_SESSION_STATUSES: ReadonlySet<SessionStatus> = new Set([
   'failed',
   'cancelled',
 ]);
+
+/** Events per JSON page; the server lowers larger values to its `http.maxPageSize` (default 100). */
+const EVENT_PAGE_SIZE = 100;
 
 /** Creates a client bound to one server and credentials. */
 export function createApiClient(options: ApiClientOptions) {
@@ -95,10 +92,10 @@ export function createApiClient(options: ApiClientOptions) {
     baseUrl,
 
     /** `POST /v1/sessions`. */
-    async createSession(input: CreateSessionInput, idempotencyKey?: string): Promise<SessionDetail> {
+    async createSession(input: CreateSessionInput, idempotencyKey?: string): Promise<SessionDto> {
       const extra: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
       const body = await requestJson<unknown>('POST', '/v1/sessions', input, extra);
-      return unwrap<SessionDetail>(body, 'session');
+      return unwrap<SessionDto>(body, 'session');
     },
 
     /** `GET /v1/sessions` (one page). */
@@ -110,46 +107,39 @@ export function createApiClient(options: ApiClientOptions) {
       const qs = params.size > 0 ? `?${params}` : '';
       const body = await requestJson<Record<string, unknown>>('GET', `/v1/sessions${qs}`);
       return {
-        items: pickList<SessionRecord>(body, ['items', 'sessions', 'data']),
+        items: pickList<SessionSummaryDto>(body, ['items', 'sessions', 'data']),
         nextCursor: (body?.nextCursor ?? body?.next_cursor ?? null) as string | null,
       };
     },
 
     /** `GET /v1/sessions/:id`. */
-    async getSession(id: string): Promise<SessionDetail> {
-      return unwrap<SessionDetail>(
-        await requestJson<unknown>('GET', `/v1/sessions/${encodeId(id)}`),
-        'session',
-      );
+    async getSession(id: string): Promise<SessionDto> {
+      return unwrap<SessionDto>(await requestJson<unknown>('GET', `/v1/sessions/${encodeId(id)}`), 'session');
     },
 
     /** `POST /v1/sessions/:id/cancel`. */
-    async cancelSession(id: string): Promise<SessionDetail> {
+    async cancelSession(id: string): Promise<SessionDto> {
       const body = await requestJson<unknown>('POST', `/v1/sessions/${encodeId(id)}/cancel`);
-      return unwrap<SessionDetail>(body, 'session');
+      return unwrap<SessionDto>(body, 'session');
     },
 
     /** `GET /v1/sessions/:id/events?after=&limit=` as JSON (one page, oldest first). */
-    async listEvents(id: string, afterSeq: number, limit = 500): Promise<SessionEvent[]> {
+    async listEvents(id: string, afterSeq: number, limit = EVENT_PAGE_SIZE): Promise<EventDto[]> {
       const path = `/v1/sessions/${encodeId(id)}/events?after=${afterSeq}&limit=${limit}`;
       const body = await requestJson<unknown>('GET', path);
       return pickList<unknown>(body, ['items', 'events', 'data']).map((raw) => toSessionEvent(raw, id));
     },
 
     /** `GET /v1/roles`. */
-    async listRoles(): Promise<RoleSummary[]> {
-      return pickList<RoleSummary>(await requestJson<unknown>('GET', '/v1/roles'), [
-        'items',
-        'roles',
-        'data',
-      ]);
+    async listRoles(): Promise<RoleDto[]> {
+      return pickList<RoleDto>(await requestJson<unknown>('GET', '/v1/roles'), ['items', 'roles', 'data']);
     },
 
     /**
      * One SSE connection to `GET /v1/sessions/:id/events`: yields events until the server closes
      * the stream, the signal aborts or the stream stays silent past the idle timeout.
      */
-    async *streamEvents(id: string, stream: StreamOptions): AsyncGenerator<SessionEvent> {
+    async *streamEvents(id: string, stream: StreamOptions): AsyncGenerator<EventDto> {
       const idleTimeoutMs = stream.idleTimeoutMs ?? 60_000;
       const controller = new AbortController();
       const onAbort = () => controller.abort(stream.signal?.reason);
@@ -302,14 +292,14 @@ function pickList<T>(body: unknown, keys: string[]): T[] {
 }
 
 /** Normalises an event from a JSON page. */
-function toSessionEvent(raw: unknown, sessionId: string): SessionEvent {
+function toSessionEvent(raw: unknown, sessionId: string): EventDto {
   const entry = (raw ?? {}) as Record<string, unknown>;
   return {
     sessionId: typeof entry.sessionId === 'string' ? entry.sessionId : sessionId,
     seq: Number(entry.seq ?? 0),
     type: String(entry.type ?? 'message'),
     data: (entry.data && typeof entry.data === 'object' ? entry.data : {}) as Record<string, unknown>,
-    createdAt: (entry.createdAt ?? entry.created_at ?? Date.now()) as number,
+    createdAt: String(entry.createdAt ?? new Date().toISOString()),
   };
 }
 
@@ -322,7 +312,7 @@ function parseFrameData(
   frameId: string | undefined,
   frameEvent: string,
   sessionId: string,
-): SessionEvent | undefined {
+): EventDto | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(data);
@@ -343,6 +333,6 @@ function parseFrameData(
       string,
       unknown
     >,
-    createdAt: Date.now(),
+    createdAt: new Date().toISOString(),
   };
 }

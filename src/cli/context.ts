@@ -72,3 +72,17 @@ export type CommandHandler = (ctx: CliContext, command: Command) => Promise<numb
 
 /** Wraps a handler into a commander action; the wrapper gets the io and records the exit code. */
 export type ActionFactory = (handler: CommandHandler) => (...args: unknown[]) => Promise<void>;
+
+/**
+ * Adds `--json` (and, for commands that talk to the server, `--server` and `--token`) to a command.
+ * The root program has the same options; they are repeated on each command because the root uses
+ * positional options, so that commands with their own flags of the same name keep them.
+ */
+export function addCommonOptions(command: Command, remote: boolean): Command {
+  if (remote) {
+    command
+      .option('--server <url>', `MAOS server URL (env MAOS_SERVER; default ${DEFAULT_SERVER})`)
+      .option('--token <token>', 'bearer token for the server (env MAOS_TOKEN)');
+  }
+  return command.option('--json', 'machine-readable output');
+}

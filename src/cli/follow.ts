@@ -1,6 +1,6 @@
 // Follows a session's events to its end over SSE, reconnecting with Last-Event-ID after drops,
 // so `maos run --follow` and `maos logs -f` see every event exactly once and in order.
-import type { SessionDetail, SessionEvent } from '../domain/types.ts';
+import type { EventDto, SessionDto } from '../http/dto.ts';
 import { type ApiClient, FINAL_SESSION_STATUSES } from './client.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 
@@ -8,7 +8,7 @@ export interface FollowOptions {
   /** Start after this seq; 0 = from the first event. */
   afterSeq?: number;
   signal?: AbortSignal;
-  onEvent: (event: SessionEvent) => void;
+  onEvent: (event: EventDto) => void;
   /** Called before each reconnect attempt (after a drop), with the attempt number. */
   onReconnect?: (attempt: number, lastSeq: number) => void;
   /** Consecutive failed reconnects before giving up. @defaultValue 20 */
@@ -29,11 +29,11 @@ export async function followSession(
   client: ApiClient,
   sessionId: string,
   options: FollowOptions,
-): Promise<SessionDetail> {
+): Promise<SessionDto> {
   let lastSeq = options.afterSeq ?? 0;
   let failures = 0;
   const maxReconnects = options.maxReconnects ?? 20;
-  const deliver = (event: SessionEvent) => {
+  const deliver = (event: EventDto) => {
     // Replays after a reconnect may overlap what was already shown; seq makes that exact.
     if (event.seq <= lastSeq) return;
     lastSeq = event.seq;
@@ -81,7 +81,7 @@ async function drainEvents(
   client: ApiClient,
   sessionId: string,
   lastSeq: () => number,
-  deliver: (event: SessionEvent) => void,
+  deliver: (event: EventDto) => void,
 ): Promise<void> {
   for (;;) {
     const page = await client.listEvents(sessionId, lastSeq());
@@ -96,7 +96,7 @@ async function drainEvents(
 export async function readAllEvents(
   client: ApiClient,
   sessionId: string,
-  onEvent: (event: SessionEvent) => void,
+  onEvent: (event: EventDto) => void,
 ): Promise<void> {
   let lastSeq = 0;
   await drainEvents(

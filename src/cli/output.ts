@@ -1,6 +1,6 @@
 // Rendering for the `maos` CLI: human output (aligned tables, colours only on a TTY without
 // NO_COLOR, one line per event) or exactly one JSON document / JSON lines with --json.
-import type { SessionDetail, SessionEvent, SessionRecord, TaskRecord } from '../domain/types.ts';
+import type { EventDto, SessionDto, SessionSummaryDto, TaskDto } from '../http/dto.ts';
 import type { CliError } from './exit-codes.ts';
 
 /** Where and how a command writes. */
@@ -131,7 +131,7 @@ export function truncate(text: string, max: number): string {
 }
 
 /** The table of `maos sessions list`. */
-export function formatSessionTable(sessions: SessionRecord[], paint: Painter): string[] {
+export function formatSessionTable(sessions: SessionSummaryDto[], paint: Painter): string[] {
   return formatTable(
     ['ID', 'STATUS', 'STRATEGY', 'CREATED', 'OBJECTIVE'],
     sessions.map((s) => [
@@ -146,7 +146,7 @@ export function formatSessionTable(sessions: SessionRecord[], paint: Painter): s
 }
 
 /** The body of `maos sessions show` (and the end of `maos run`). */
-export function formatSessionDetail(session: SessionDetail, paint: Painter): string[] {
+export function formatSessionDetail(session: SessionDto, paint: Painter): string[] {
   const lines = [
     `${paint.bold('Session')}   ${session.id}`,
     `Objective ${truncate(session.objective, 200)}`,
@@ -164,7 +164,7 @@ export function formatSessionDetail(session: SessionDetail, paint: Painter): str
 }
 
 /** The tasks of a session as a table (name, role, status, attempts, dependencies, time, error). */
-export function formatTaskTable(tasks: TaskRecord[] | undefined, paint: Painter): string[] {
+export function formatTaskTable(tasks: TaskDto[] | undefined, paint: Painter): string[] {
   if (!tasks || tasks.length === 0) return [];
   const rows = tasks.map((task) => [
     task.name,
@@ -179,7 +179,7 @@ export function formatTaskTable(tasks: TaskRecord[] | undefined, paint: Painter)
 }
 
 /** A one-line summary: `session … completed — 2/2 tasks succeeded in 1.4s`. */
-export function formatSessionSummary(session: SessionDetail, paint: Painter): string {
+export function formatSessionSummary(session: SessionDto, paint: Painter): string {
   const tasks = session.tasks ?? [];
   const ok = tasks.filter((t) => t.status === 'succeeded').length;
   const took = formatDuration(session.startedAt ?? session.createdAt, session.finishedAt);
@@ -188,49 +188,71 @@ export function formatSessionSummary(session: SessionDetail, paint: Painter): st
 }
 
 /** Maps task ids to names so events that only carry a task id can be labelled. */
-export function indexTaskNames(tasks: TaskRecord[] | undefined): Map<string, string> {
+export function indexTaskNames(tasks: TaskDto[] | undefined): Map<string, string> {
   return new Map((tasks ?? []).map((task) => [task.id, task.name]));
 }
 
-const OUTPUT_TEXT_KEYS = ['line', 'text', 'chunk', 'output', 'delta'] as const;
+/** Task states `run --follow` leaves out: bookkeeping steps between ready and running. */
+const QUIET_TASK_STATES = new Set(['pending', 'ready', 'leased']);
 
 /**
- * One human line for an event, or undefined for events not worth a line. Output lines are prefixed
- * with the task's name; state changes read `▸ name: running`.
+ * One human line for an event (see src/domain/events.ts), or undefined when the event is not worth a
+ * line. Output lines are prefixed with the task's name; state changes read `▸ name: running`.
+ * `verbose` (logs) shows every event; otherwise bookkeeping events are skipped (run --follow).
  */
 export function formatEvent(
-  event: SessionEvent,
+  event: EventDto,
   taskNames: Map<string, string>,
   paint: Painter,
+  verbose = false,
 ): string | undefined {
   const data = event.data ?? {};
-  const taskId = pickString(data, ['taskId', 'task_id']);
-  const name =
-    pickString(data, ['taskName', 'task_name', 'task', 'name']) ??
-    (taskId ? taskNames.get(taskId) : undefined);
-  const text = pickString(data, OUTPUT_TEXT_KEYS);
-  if (text !== undefined && /output|log|stdout|stderr|delta|chunk/.test(event.type)) {
-    const stream = pickString(data, ['stream']);
-    const label = paint.cyan(`[${name ?? taskId ?? 'session'}]`);
-    const body = stream === 'stderr' ? paint.yellow(text.replace(/\n$/, '')) : text.replace(/\n$/, '');
-    return `${label} ${body}`;
+  const taskId = pickString(data, ['taskId']);
+  const name = pickString(data, ['name']) ?? (taskId ? taskNames.get(taskId) : undefined) ?? taskId ?? 'task';
+  const marker = paint.dim('▸');
+  switch (event.type) {
+    case 'task.output': {
+      const line = (pickString(data, ['line']) ?? '').replace(/\r?\n$/, '');
+      const body = data.stream === 'stderr' ? paint.yellow(line) : line;
+      return `${paint.cyan(`[${name}]`)} ${body}`;
+    }
+    case 'task.status': {
+      const to = pickString(data, ['to']) ?? '?';
+      if (!verbose && QUIET_TASK_STATES.has(to)) return undefined;
+      const attempt =
+        typeof data.attempt === 'number' && data.attempt > 1 ? ` (attempt ${data.attempt})` : '';
+      const reason = pickString(data, ['reason']);
+      return `${marker} ${name}: ${paintStatus(to, paint)}${attempt}${reason ? ` — ${reason}` : ''}`;
+    }
+    case 'task.result': {
+      const error = pickString(data, ['error']);
+      if (!verbose && !error) return undefined;
+      const status = pickString(data, ['status']) ?? '?';
+      return `${marker} ${name}: result ${paintStatus(status, paint)}${error ? ` — ${paint.red(truncate(error, 300))}` : ''}`;
+    }
+    case 'session.created': {
+      if (!verbose) return undefined;
+      const count = Array.isArray(data.tasks) ? data.tasks.length : 0;
+      return `${marker} session created (${pickString(data, ['strategy']) ?? '?'}, ${count} tasks)`;
+    }
+    case 'session.status': {
+      if (!verbose) return undefined;
+      return `${marker} session: ${paintStatus(pickString(data, ['to']) ?? '?', paint)}`;
+    }
+    case 'session.finished': {
+      if (!verbose) return undefined;
+      const error = pickString(data, ['error']);
+      const status = pickString(data, ['status']) ?? '?';
+      return `${marker} session finished: ${paintStatus(status, paint)}${error ? ` — ${error}` : ''}`;
+    }
+    default:
+      return verbose ? `${marker} ${event.type} ${JSON.stringify(data)}` : undefined;
   }
-  const status = pickString(data, ['status', 'to', 'state']) ?? event.type.split('.').pop() ?? event.type;
-  const error = pickString(data, ['error', 'reason', 'summary']);
-  const tail = error ? ` — ${error}` : '';
-  if (event.type.startsWith('task')) {
-    const attempt = typeof data.attempt === 'number' && data.attempt > 1 ? ` (attempt ${data.attempt})` : '';
-    return `${paint.dim('▸')} ${name ?? taskId ?? 'task'}: ${paintStatus(status, paint)}${attempt}${tail}`;
-  }
-  if (event.type.startsWith('session')) {
-    return `${paint.dim('▸')} session: ${paintStatus(status, paint)}${tail}`;
-  }
-  return `${paint.dim('▸')} ${event.type} ${JSON.stringify(data)}`;
 }
 
 /** `logs` line: `#12 2026-11-25 17:50:47 <formatted event>`. */
-export function formatLogLine(event: SessionEvent, taskNames: Map<string, string>, paint: Painter): string {
-  const text = formatEvent(event, taskNames, paint) ?? event.type;
+export function formatLogLine(event: EventDto, taskNames: Map<string, string>, paint: Painter): string {
+  const text = formatEvent(event, taskNames, paint, true) ?? event.type;
   return `${paint.dim(`#${event.seq} ${formatTime(event.createdAt)}`)} ${text}`;
 }
 

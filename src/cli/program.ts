@@ -2,11 +2,16 @@
 // any failure → `error CODE: message` on stderr with its exit code, never a stack trace.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
+import { registerBackupCommand } from './commands/backup.ts';
 import { registerConfigCommands } from './commands/config.ts';
+import { registerDoctorCommand } from './commands/doctor.ts';
 import { registerLogsCommand } from './commands/logs.ts';
+import { registerMigrateCommand } from './commands/migrate.ts';
+import { registerRestoreCommand } from './commands/restore.ts';
 import { registerRolesCommand } from './commands/roles.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerSessionsCommands } from './commands/sessions.ts';
+import { registerSupportBundleCommand } from './commands/support-bundle.ts';
 import { type ActionFactory, type CliIo, createContext, DEFAULT_SERVER } from './context.ts';
 import { EXIT, toCliError } from './exit-codes.ts';
 import { createOutput } from './output.ts';
@@ -19,6 +24,7 @@ export function createProgram(io: CliIo, act: ActionFactory): Command {
     .option('--server <url>', `MAOS server URL (env MAOS_SERVER; default ${DEFAULT_SERVER})`)
     .option('--token <token>', 'bearer token for the server (env MAOS_TOKEN)')
     .option('--json', 'machine-readable output: one JSON document (JSON lines when following)')
+    .enablePositionalOptions()
     .showHelpAfterError('(run `maos --help` or `maos <command> --help` for usage)')
     .exitOverride()
     .configureOutput({
@@ -30,6 +36,12 @@ export function createProgram(io: CliIo, act: ActionFactory): Command {
   registerLogsCommand(program, act);
   registerRolesCommand(program, act);
   registerConfigCommands(program, act);
+  registerMigrateCommand(program, act);
+  // Operations commands parse their own flags and report through CliError like the rest.
+  registerDoctorCommand(program);
+  registerBackupCommand(program);
+  registerRestoreCommand(program);
+  registerSupportBundleCommand(program);
   return program;
 }
 

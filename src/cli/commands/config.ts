@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { loadConfig, redactConfig } from '../../config/load.ts';
 import { AppError } from '../../errors/app-error.ts';
-import type { ActionFactory, CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 
 interface ConfigOptions {
@@ -14,13 +14,11 @@ interface ConfigOptions {
 /** Registers `maos config …`. */
 export function registerConfigCommands(program: Command, act: ActionFactory): void {
   const config = program.command('config').description('check or print the server configuration');
-  config
-    .command('check')
+  addCommonOptions(config.command('check'), false)
     .description('validate the configuration; lists every problem and exits 2 when invalid')
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
     .action(act(checkConfig));
-  config
-    .command('print')
+  addCommonOptions(config.command('print'), false)
     .description('print the resolved configuration (defaults applied, secrets redacted) as YAML')
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
     .action(act(printConfig));

@@ -1,8 +1,8 @@
 // `maos logs <id> [-f]`: a session's event log; -f follows it live over SSE to the session's end,
 // resuming with Last-Event-ID after a dropped connection.
 import type { Command } from 'commander';
-import type { SessionEvent } from '../../domain/types.ts';
-import type { ActionFactory, CliContext } from '../context.ts';
+import type { EventDto } from '../../http/dto.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession, readAllEvents } from '../follow.ts';
 import { formatLogLine, indexTaskNames } from '../output.ts';
@@ -14,8 +14,7 @@ interface LogsOptions {
 
 /** Registers `maos logs`. */
 export function registerLogsCommand(program: Command, act: ActionFactory): void {
-  program
-    .command('logs')
+  addCommonOptions(program.command('logs'), true)
     .description("print a session's events; -f follows them until the session ends")
     .argument('<id>', 'session id')
     .option('-f, --follow', 'stream new events live (reconnects after drops) until the session ends')
@@ -36,7 +35,7 @@ async function showLogs(ctx: CliContext, command: Command): Promise<number> {
   const session = await client.getSession(id);
   const taskNames = indexTaskNames(session.tasks);
   if (!options.follow) {
-    const events: SessionEvent[] = [];
+    const events: EventDto[] = [];
     await readAllEvents(client, id, (event) => {
       if (event.seq > afterSeq) events.push(event);
     });

@@ -1,12 +1,14 @@
 // `maos roles`: the role catalogue of the server (names, capabilities, descriptions).
 import type { Command } from 'commander';
-import type { ActionFactory, CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import { formatTable, truncate } from '../output.ts';
 
 /** Registers `maos roles`. */
 export function registerRolesCommand(program: Command, act: ActionFactory): void {
-  program.command('roles').description('list the agent roles the server offers').action(act(listRoles));
+  addCommonOptions(program.command('roles'), true)
+    .description('list the agent roles the server offers')
+    .action(act(listRoles));
 }
 
 async function listRoles(ctx: CliContext): Promise<number> {

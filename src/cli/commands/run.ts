@@ -2,9 +2,10 @@
 // shows task state changes and output live until it ends (exit 1 if it failed or was cancelled).
 import type { Command } from 'commander';
 import { createSessionInputSchema } from '../../domain/session-input.ts';
-import { type SessionDetail, STRATEGIES } from '../../domain/types.ts';
+import { STRATEGIES } from '../../domain/types.ts';
+import type { SessionDto } from '../../http/dto.ts';
 import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-spec.ts';
-import type { ActionFactory, CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession } from '../follow.ts';
 import { formatEvent, formatSessionSummary, formatTaskTable, indexTaskNames } from '../output.ts';
@@ -21,7 +22,7 @@ const collect = (value: string, previous: string[] | undefined) => [...(previous
 
 /** Registers `maos run`. */
 export function registerRunCommand(program: Command, act: ActionFactory): void {
-  program
+  const command = program
     .command('run')
     .description('submit an objective as a session; --follow watches it to the end')
     .argument('<objective>', 'what the session must achieve')
@@ -50,8 +51,8 @@ Examples:
     --agent build=engineer:compile:build --agent test=qa:run tests:unit-tests \\
     --depends test=build --follow
 `,
-    )
-    .action(act(runSession));
+    );
+  addCommonOptions(command, true).action(act(runSession));
 }
 
 async function runSession(ctx: CliContext, command: Command): Promise<number> {
@@ -78,7 +79,7 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
   }
   const taskNames = indexTaskNames(session.tasks);
   const signal = ctx.interruptSignal();
-  let final: SessionDetail;
+  let final: SessionDto;
   try {
     final = await followSession(client, session.id, {
       signal,

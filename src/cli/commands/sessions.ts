@@ -1,7 +1,7 @@
 // `maos sessions list|show|cancel`: read and cancel sessions on the server.
 import type { Command } from 'commander';
 import { SESSION_STATUSES } from '../../domain/types.ts';
-import type { ActionFactory, CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatSessionDetail, formatSessionTable } from '../output.ts';
 
@@ -14,20 +14,17 @@ interface ListOptions {
 /** Registers `maos sessions …`. */
 export function registerSessionsCommands(program: Command, act: ActionFactory): void {
   const sessions = program.command('sessions').description('list, show and cancel sessions');
-  sessions
-    .command('list')
+  addCommonOptions(sessions.command('list'), true)
     .description('list sessions, newest first')
     .option('--status <status>', `only sessions in this state (${SESSION_STATUSES.join('|')})`)
     .option('--limit <n>', 'page size (the server caps it)', '20')
     .option('--cursor <cursor>', 'page cursor printed by the previous page')
     .action(act(listSessions));
-  sessions
-    .command('show')
+  addCommonOptions(sessions.command('show'), true)
     .description('show a session with its tasks')
     .argument('<id>', 'session id')
     .action(act(showSession));
-  sessions
-    .command('cancel')
+  addCommonOptions(sessions.command('cancel'), true)
     .description('cancel a session: running tasks are stopped, pending ones cancelled')
     .argument('<id>', 'session id')
     .action(act(cancelSession));
