@@ -43,6 +43,12 @@ export interface BuildHttpServerOptions {
    * without encapsulation, so their hooks apply to every route.
    */
   plugins?: FastifyPluginAsync[];
+  /**
+   * On close, how long in-flight requests may finish before every connection is cut. API requests
+   * take milliseconds and SSE streams are ended first, so this only bounds peers that hold a
+   * connection open without finishing a request. @defaultValue 2000
+   */
+  closeGraceMs?: number;
 }
 
 /** Builds (but does not start) the HTTP server. Call `listen` or `inject` on the result. */
@@ -78,7 +84,11 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   }
 
   const streams = createSseRegistry();
-  app.addHook('preClose', async () => streams.closeAll());
+  const closeGraceMs = options.closeGraceMs ?? 2000;
+  app.addHook('preClose', async () => {
+    streams.closeAll();
+    setTimeout(() => app.server.closeAllConnections(), closeGraceMs).unref();
+  });
 
   registerHealthRoutes(app, options.readiness);
   registerOpenApiRoute(app);

@@ -24,7 +24,8 @@ export interface SseStream {
   /** Writes one frame; resolves when the socket accepted it (waits on backpressure). */
   send(frame: SseFrame): Promise<void>;
   comment(text: string): void;
-  close(): void;
+  /** Ends the stream; `dropConnection` also closes the socket (server shutdown must not wait for it). */
+  close(options?: { dropConnection?: boolean }): void;
 }
 
 /** Tracks open streams so that server shutdown can end them instead of waiting for clients. */
@@ -42,7 +43,7 @@ export function createSseRegistry(): SseRegistry {
     add: (stream) => streams.add(stream),
     delete: (stream) => streams.delete(stream),
     closeAll: () => {
-      for (const stream of [...streams]) stream.close();
+      for (const stream of [...streams]) stream.close({ dropConnection: true });
     },
     get size() {
       return streams.size;
@@ -76,7 +77,8 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
   raw.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
+    // The connection is not reused after a stream: ending it closes the socket, so shutdown never waits.
+    connection: 'close',
     // Tells nginx-style proxies not to buffer the stream.
     'x-accel-buffering': 'no',
     ...options.headers,
@@ -86,15 +88,20 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
   const keepAlive = setInterval(() => stream.comment('keep-alive'), options.keepAliveMs);
   keepAlive.unref();
 
-  const close = (): void => {
+  const socket = raw.socket;
+  const close = (closeOptions: { dropConnection?: boolean } = {}): void => {
     if (closed) return;
     closed = true;
     clearInterval(keepAlive);
     controller.abort();
-    if (!raw.writableEnded) raw.end();
+    const drop = (): void => {
+      if (closeOptions.dropConnection) socket?.destroy();
+    };
+    if (raw.writableEnded) drop();
+    else raw.end(drop);
   };
-  raw.on('close', close);
-  raw.on('error', close);
+  raw.on('close', () => close());
+  raw.on('error', () => close());
 
   const stream: SseStream = {
     signal: controller.signal,

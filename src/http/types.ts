@@ -1,9 +1,7 @@
 // Fastify type extensions shared by every route and plugin: the acting principal on the request
 // and the per-route access declaration that the authentication/RBAC plugin enforces.
 import type { Actor } from '../engine/session-service.ts';
-
-/** Permission names a route may require; the RBAC plugin maps roles to these. */
-export type Permission = 'sessions:create' | 'sessions:read' | 'sessions:cancel' | 'roles:read' | 'admin';
+import type { Permission } from '../security/rbac.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {

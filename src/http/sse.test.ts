@@ -1,0 +1,206 @@
+// SSE framing and the streaming events route over a real socket: replay, live follow, resume
+// from Last-Event-ID, keep-alives, end after session.finished, disconnect and shutdown.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { createSseParser } from '../cli/sse-reader.ts';
+import { createLogger } from '../observability/logger.ts';
+import { createFakeSessionService, type FakeSessionService } from './fake-session-service.test-support.ts';
+import { buildHttpServer } from './server.ts';
+import { formatSseFrame } from './sse.ts';
+
+describe('formatSseFrame', () => {
+  test('writes id, event and one data line per input line', () => {
+    assert.equal(
+      formatSseFrame({ id: '7', event: 'task.output', data: 'a\nb' }),
+      'id: 7\nevent: task.output\ndata: a\ndata: b\n\n',
+    );
+  });
+  test('rejects CR or LF in id and event', () => {
+    assert.throws(() => formatSseFrame({ id: '1\nevent: x', data: '{}' }), /CR or LF/);
+    assert.throws(() => formatSseFrame({ event: 'x\rdata: y', data: '{}' }), /CR or LF/);
+  });
+});
+
+interface Harness {
+  app: FastifyInstance;
+  url: string;
+  service: FakeSessionService;
+  sessionId: string;
+}
+
+async function startHarness(keepAliveSeconds = 15): Promise<Harness> {
+  const service = createFakeSessionService();
+  const app = await buildHttpServer({
+    config: { http: { bodyLimitBytes: 65536, maxPageSize: 100, sseKeepAliveSeconds: keepAliveSeconds } },
+    service,
+    logger: createLogger({ level: 'silent' }),
+    readiness: async () => ({}),
+    listRoles: () => [],
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const created = await fetch(`${url}/v1/sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ objective: 'x', agents: [{ role: 'qa', task: 't', runner: 'ok' }] }),
+  });
+  const sessionId = ((await created.json()) as { id: string }).id;
+  return { app, url, service, sessionId };
+}
+
+/** Reads a stream until it ends or `stopWhen` says so; returns frames and the raw text. */
+async function readStream(
+  response: Response,
+  stopWhen: (frames: Array<{ id?: string; event: string; data: string }>) => boolean = () => false,
+): Promise<{ frames: Array<{ id?: string; event: string; data: string }>; raw: string }> {
+  const parser = createSseParser();
+  const frames: Array<{ id?: string; event: string; data: string }> = [];
+  let raw = '';
+  const decoder = new TextDecoder();
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const text = decoder.decode(value, { stream: true });
+      raw += text;
+      frames.push(...parser.push(text));
+      if (stopWhen(frames)) break;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return { frames, raw };
+}
+
+const streamHeaders = { accept: 'text/event-stream' };
+
+describe('GET /v1/sessions/:id/events as SSE', () => {
+  test('replays, follows live events and ends after session.finished', async (t) => {
+    const h = await startHarness();
+    t.after(() => h.app.close());
+    h.service.appendEvent(h.sessionId, 'task.status', { status: 'running' });
+    const response = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events`, {
+      headers: { ...streamHeaders, 'x-request-id': 'sse-1' },
+      signal: AbortSignal.timeout(10_000),
+    });
+    assert.equal(response.status, 200);
+    assert.match(String(response.headers.get('content-type')), /^text\/event-stream/);
+    assert.equal(response.headers.get('x-request-id'), 'sse-1');
+    setTimeout(() => {
+      h.service.appendEvent(h.sessionId, 'task.output', { line: 'hello\nworld' });
+      h.service.appendEvent(h.sessionId, 'session.finished', { status: 'completed' });
+      h.service.appendEvent(h.sessionId, 'after.end', {});
+    }, 50);
+    const { frames } = await readStream(response);
+    assert.deepEqual(
+      frames.map((f) => [f.id, f.event]),
+      [
+        ['1', 'session.created'],
+        ['2', 'task.status'],
+        ['3', 'task.output'],
+        ['4', 'session.finished'],
+      ],
+    );
+    const output = JSON.parse(frames[2]?.data ?? '{}');
+    assert.equal(output.seq, 3);
+    assert.deepEqual(output.data, { line: 'hello\nworld' });
+    assert.match(output.createdAt, /Z$/);
+  });
+
+  test('Last-Event-ID (and ?after=) resume exactly after the given seq', async (t) => {
+    const h = await startHarness();
+    t.after(() => h.app.close());
+    for (let i = 0; i < 5; i++) h.service.appendEvent(h.sessionId, 'task.output', { i });
+    h.service.appendEvent(h.sessionId, 'session.finished', { status: 'completed' });
+    const resumed = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events?after=1`, {
+      headers: { ...streamHeaders, 'last-event-id': '4' },
+      signal: AbortSignal.timeout(10_000),
+    });
+    const { frames } = await readStream(resumed);
+    assert.deepEqual(
+      frames.map((f) => f.id),
+      ['5', '6', '7'],
+    );
+    const byQuery = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events?after=6`, {
+      headers: streamHeaders,
+      signal: AbortSignal.timeout(10_000),
+    });
+    assert.deepEqual(
+      (await readStream(byQuery)).frames.map((f) => f.id),
+      ['7'],
+    );
+    // Resuming after the final event of an ended session ends at once, without frames.
+    h.service.setStatus(h.sessionId, 'completed');
+    const past = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events`, {
+      headers: { ...streamHeaders, 'last-event-id': '7' },
+      signal: AbortSignal.timeout(10_000),
+    });
+    assert.deepEqual((await readStream(past)).frames, []);
+  });
+
+  test('sends keep-alive comments while idle', async (t) => {
+    const h = await startHarness(0.05);
+    t.after(() => h.app.close());
+    const response = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events`, {
+      headers: streamHeaders,
+      signal: AbortSignal.timeout(10_000),
+    });
+    let raw = '';
+    const decoder = new TextDecoder();
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    while (!raw.includes(': keep-alive\n\n')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      raw += decoder.decode(value, { stream: true });
+    }
+    await reader.cancel();
+    assert.match(raw, /: keep-alive\n\n/);
+  });
+
+  test('a stream of an unknown session is a 404 problem, not a stream', async (t) => {
+    const h = await startHarness();
+    t.after(() => h.app.close());
+    const response = await fetch(`${h.url}/v1/sessions/unknown-id/events`, { headers: streamHeaders });
+    assert.equal(response.status, 404);
+    assert.match(String(response.headers.get('content-type')), /problem\+json/);
+    assert.equal(((await response.json()) as { code: string }).code, 'SESSION_NOT_FOUND');
+  });
+
+  test('client disconnect unsubscribes; server close ends open streams', async (t) => {
+    const h = await startHarness();
+    let watchers = 0;
+    const watch = h.service.watchEvents.bind(h.service);
+    h.service.watchEvents = (id, onWake) => {
+      watchers++;
+      const unsubscribe = watch(id, onWake);
+      return () => {
+        watchers--;
+        unsubscribe();
+      };
+    };
+    const controller = new AbortController();
+    const first = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events`, {
+      headers: streamHeaders,
+      signal: controller.signal,
+    });
+    await readStream(first, (frames) => frames.length >= 1);
+    controller.abort();
+    for (let i = 0; i < 100 && watchers > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(watchers, 0, 'the watcher is removed after the client left');
+
+    const second = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events`, {
+      headers: streamHeaders,
+      signal: AbortSignal.timeout(10_000),
+    });
+    const reading = readStream(second);
+    await new Promise((r) => setTimeout(r, 50));
+    await h.app.close();
+    const { frames } = await reading;
+    assert.deepEqual(
+      frames.map((f) => f.event),
+      ['session.created'],
+    );
+    assert.equal(watchers, 0);
+  });
+});
