@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { AppError } from '../errors/app-error.ts';
+import type { EventDto } from '../http/dto.ts';
+import { CliError, EXIT, exitCodeForStatus, toCliError } from './exit-codes.ts';
+import { createOutput, formatDuration, formatEvent, formatTable } from './output.ts';
+
+const plain = createOutput({
+  json: false,
+  color: false,
+  stdout: new PassThrough(),
+  stderr: new PassThrough(),
+}).paint;
+
+function event(type: string, data: Record<string, unknown>): EventDto {
+  return { sessionId: 's', seq: 1, type, data, createdAt: '2026-01-01T00:00:00.000Z' };
+}
+
+describe('output', () => {
+  test('formatTable aligns columns to the widest cell', () => {
+    const lines = formatTable(
+      ['ID', 'STATUS', 'X'],
+      [
+        ['a', 'running', 'last'],
+        ['longer-id', 'ok', ''],
+      ],
+    );
+    assert.deepEqual(lines, ['ID         STATUS   X', 'a          running  last', 'longer-id  ok']);
+  });
+
+  test('colours only when asked', () => {
+    const stdout = new PassThrough();
+    const coloured = createOutput({ json: false, color: true, stdout, stderr: new PassThrough() });
+    assert.equal(coloured.paint.red('x'), '\u001b[31mx\u001b[39m');
+    assert.equal(plain.red('x'), 'x');
+    // Alignment ignores colour codes.
+    const lines = formatTable(['A', 'B'], [[coloured.paint.green('ok'), 'z']]);
+    assert.equal(lines[1], `${coloured.paint.green('ok')}  z`);
+  });
+
+  test('printError writes `error CODE: message` and details to stderr only', () => {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    createOutput({ json: false, color: false, stdout, stderr }).printError(
+      new CliError('VALIDATION_FAILED', 'bad request', EXIT.USAGE, ['agents.0.role: bad']),
+    );
+    assert.equal(stderr.read()?.toString(), 'error VALIDATION_FAILED: bad request\n  - agents.0.role: bad\n');
+    assert.equal(stdout.read(), null);
+  });
+
+  test('task output is prefixed with the task name; bookkeeping is hidden unless verbose', () => {
+    const names = new Map([['t1', 'build']]);
+    assert.equal(
+      formatEvent(event('task.output', { taskId: 't1', stream: 'stdout', line: 'hello\n' }), names, plain),
+      '[build] hello',
+    );
+    assert.equal(
+      formatEvent(event('task.status', { taskId: 't1', name: 'build', to: 'leased' }), names, plain),
+      undefined,
+    );
+    assert.equal(
+      formatEvent(
+        event('task.status', { taskId: 't1', name: 'build', to: 'failed', attempt: 2, reason: 'exit 1' }),
+        names,
+        plain,
+      ),
+      '▸ build: failed (attempt 2) — exit 1',
+    );
+    assert.equal(formatEvent(event('session.finished', { status: 'completed' }), names, plain), undefined);
+    assert.equal(
+      formatEvent(event('session.finished', { status: 'completed' }), names, plain, true),
+      '▸ session finished: completed',
+    );
+  });
+
+  test('formatDuration works on ISO strings and epoch ms', () => {
+    assert.equal(formatDuration('2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.500Z'), '1.5s');
+    assert.equal(formatDuration(0, 125_000), '2m05s');
+    assert.equal(formatDuration(null, 5), '-');
+  });
+});
+
+describe('exit codes', () => {
+  test('HTTP statuses map to documented exit codes', () => {
+    assert.equal(exitCodeForStatus(400), EXIT.USAGE);
+    assert.equal(exitCodeForStatus(401), EXIT.AUTH);
+    assert.equal(exitCodeForStatus(403), EXIT.AUTH);
+    assert.equal(exitCodeForStatus(404), EXIT.NOT_FOUND);
+    assert.equal(exitCodeForStatus(409), EXIT.CONFLICT);
+    assert.equal(exitCodeForStatus(429), EXIT.SERVER);
+    assert.equal(exitCodeForStatus(503), EXIT.SERVER);
+  });
+
+  test('an invalid config is a usage error listing every problem; unknown errors keep no stack', () => {
+    const error = toCliError(
+      new AppError('CONFIG_INVALID', 'Invalid configuration:\n  - a\n  - b', { details: ['a', 'b'] }),
+    );
+    assert.equal(error.exitCode, EXIT.USAGE);
+    assert.deepEqual(error.details, ['a', 'b']);
+    assert.equal(error.message, 'Invalid configuration:');
+    assert.equal(toCliError(new TypeError('boom')).exitCode, EXIT.SERVER);
+  });
+});
