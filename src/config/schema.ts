@@ -2,6 +2,12 @@
 // docs/configuration.md is generated from this file (scripts/gen-config-docs.ts) and checked in CI.
 import { z } from 'zod';
 import { llmConfigSchema, providersConfigSchema } from './llm-schema.ts';
+import {
+  auditConfigSchema,
+  authConfigSchema,
+  rateLimitConfigSchema,
+  secretsConfigSchema,
+} from './security-schema.ts';
 
 const runnerSchema = z
   .strictObject({
@@ -270,6 +276,10 @@ export const configSchema = z.strictObject({
     .describe('Named commands for agents of the `command` runtime.'),
   providers: providersConfigSchema,
   llm: llmConfigSchema,
+  auth: authConfigSchema,
+  audit: auditConfigSchema,
+  rateLimit: rateLimitConfigSchema,
+  secrets: secretsConfigSchema,
 });
 
 /** The resolved, frozen configuration. */

@@ -1,0 +1,198 @@
+// Configuration of authentication, the audit log, rate limits and secrets at rest (`auth`, `audit`,
+// `rateLimit`, `secrets` in configSchema). Runtime checks (e.g. `none` only on loopback) live in
+// security/auth-config.ts.
+import { z } from 'zod';
+
+const BUILT_IN_ROLE_NAMES = ['viewer', 'developer', 'operator', 'auditor', 'admin'] as const;
+
+const oidcSchema = z
+  .strictObject({
+    issuer: z
+      .url()
+      .optional()
+      .describe('Issuer URL; its discovery document (`/.well-known/openid-configuration`) gives the JWKS.'),
+    audience: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('This API’s resource identifier; tokens must carry it in `aud`.'),
+    algorithms: z
+      .array(
+        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
+      )
+      .min(1)
+      .default(['RS256', 'PS256', 'ES256', 'EdDSA'])
+      .describe(
+        'Accepted JWS algorithms (`none` and HMAC are never accepted). @defaultValue ["RS256","PS256","ES256","EdDSA"]',
+      ),
+    clockToleranceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(300)
+      .default(30)
+      .describe('Leeway for `exp`/`nbf`/`iat` (RFC 9068 §4: no more than a few minutes). @defaultValue 30'),
+    typ: z
+      .enum(['strict', 'lenient'])
+      .default('strict')
+      .describe(
+        '`strict` requires the RFC 9068 header `typ: at+jwt`; `lenient` also accepts `JWT` (Keycloak, Entra ID). @defaultValue strict',
+      ),
+    requiredClaims: z
+      .array(z.string().min(1))
+      .default(['sub', 'client_id', 'iat', 'jti'])
+      .describe(
+        'Claims every access token must carry (RFC 9068 §2.2). @defaultValue ["sub","client_id","iat","jti"]',
+      ),
+    principalClaim: z
+      .string()
+      .min(1)
+      .default('sub')
+      .describe('Claim that names the principal. @defaultValue sub'),
+    tenantClaim: z
+      .string()
+      .min(1)
+      .default('tenant_id')
+      .describe('Claim (dotted path allowed) that names the tenant. @defaultValue tenant_id'),
+    defaultTenant: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Tenant for tokens without the tenant claim; unset = such tokens are refused.'),
+    rolesClaim: z
+      .string()
+      .min(1)
+      .default('roles')
+      .describe(
+        'Claim (dotted path, e.g. `realm_access.roles`; array or space-separated string) holding role or group names. @defaultValue roles',
+      ),
+    roleMapping: z
+      .record(z.string(), z.array(z.enum(BUILT_IN_ROLE_NAMES)))
+      .default({})
+      .describe(
+        'IdP role/group name → MAOS roles (e.g. `{"maos-admins": ["admin"]}`). Built-in role names map to themselves.',
+      ),
+    jwksCooldownMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(30_000)
+      .describe(
+        'Minimum time between JWKS refetches on an unknown `kid` (key rotation). @defaultValue 30000',
+      ),
+    jwksCacheMaxAgeMs: z
+      .number()
+      .int()
+      .positive()
+      .default(600_000)
+      .describe('How long fetched signing keys are trusted before a refetch. @defaultValue 600000'),
+    httpTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(5000)
+      .describe('Timeout of discovery and JWKS requests. @defaultValue 5000'),
+  })
+  .describe('OpenID Connect / OAuth 2 resource-server settings (used when auth.mode is `oidc` or `both`).');
+
+export const authConfigSchema = z
+  .strictObject({
+    mode: z
+      .enum(['none', 'oidc', 'apikey', 'both'])
+      .default('apikey')
+      .describe(
+        '`oidc` (JWT bearer tokens), `apikey` (`maos keys create`), `both`, or `none` (local development only: refused unless `host` is a loopback address). @defaultValue apikey',
+      ),
+    realm: z
+      .string()
+      .regex(/^[^"\\]+$/)
+      .default('maos')
+      .describe('Realm in `WWW-Authenticate` challenges. @defaultValue maos'),
+    noneTenant: z
+      .string()
+      .min(1)
+      .default('default')
+      .describe('Tenant of the anonymous admin in mode `none`. @defaultValue default'),
+    oidc: oidcSchema.default(oidcSchema.parse({})),
+  })
+  .default({
+    mode: 'apikey',
+    realm: 'maos',
+    noneTenant: 'default',
+    oidc: oidcSchema.parse({}),
+  })
+  .describe('Authentication of API, SSE and MCP callers.');
+
+export const auditConfigSchema = z
+  .strictObject({
+    origin: z
+      .string()
+      .regex(/^[^\s+]+$/)
+      .default('maos.local/audit')
+      .describe(
+        'Log identity in signed checkpoints and name of the signing key. @defaultValue maos.local/audit',
+      ),
+    signingKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Ed25519 private key (PKCS#8 PEM) that signs checkpoints; use `signingKey_FILE`. Unset = a key is generated in `<dataDir>/keys/`.',
+      ),
+    checkpointIntervalSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(300)
+      .describe('How often a signed checkpoint is written (also on shutdown). @defaultValue 300'),
+    checkpointDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Directory that receives a copy of every checkpoint, outside the database. @defaultValue <dataDir>/audit-checkpoints',
+      ),
+  })
+  .default({ origin: 'maos.local/audit', checkpointIntervalSeconds: 300 })
+  .describe('Tamper-evident audit log.');
+
+const limitSchema = z.strictObject({
+  points: z.number().int().positive().describe('Requests allowed per window.'),
+  windowSeconds: z.number().int().positive().describe('Window length in seconds.'),
+});
+
+export const rateLimitConfigSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Apply rate limits to API requests. @defaultValue true'),
+    principal: limitSchema
+      .default({ points: 600, windowSeconds: 60 })
+      .describe('Per authenticated principal. @defaultValue 600 per 60 s'),
+    tenant: limitSchema
+      .default({ points: 3000, windowSeconds: 60 })
+      .describe('Per tenant, all principals together. @defaultValue 3000 per 60 s'),
+    anonymous: limitSchema
+      .default({ points: 60, windowSeconds: 60 })
+      .describe(
+        'Per client IP for unauthenticated requests (incl. failed logins). @defaultValue 60 per 60 s',
+      ),
+  })
+  .default({
+    enabled: true,
+    principal: { points: 600, windowSeconds: 60 },
+    tenant: { points: 3000, windowSeconds: 60 },
+    anonymous: { points: 60, windowSeconds: 60 },
+  })
+  .describe('Request rate limits (IETF RateLimit headers, 429 + Retry-After).');
+
+export const secretsConfigSchema = z
+  .strictObject({
+    kekRing: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Key-encryption keys `<id>:<base64 32 bytes>`, comma/newline separated, first = active; use `kekRing_FILE`. Unset = tenant secrets cannot be stored.',
+      ),
+  })
+  .default({})
+  .describe('Encryption of tenant secrets at rest (AES-256-GCM envelope).');

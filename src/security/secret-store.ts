@@ -1,0 +1,90 @@
+// Tenant secrets (e.g. provider API keys) stored encrypted in `tenant_secrets`. Values go in and
+// are read back only by server code; no API returns them. Rotation re-wraps every stored value.
+
+import { decryptSecret, encryptSecret, type KekRing, readEnvelopeKekId, rewrapSecret } from './secrets.ts';
+import type { SecurityDb } from './security-tables.ts';
+
+/** Kind of secret; part of the AAD so a value cannot be replayed as another kind. */
+const SECRET_TYPE = 'tenant_secret';
+
+export interface SecretStore {
+  /** Stores (or replaces) a tenant's secret. */
+  put(tenantId: string, name: string, value: string): Promise<void>;
+  /** The decrypted value, or null when absent. */
+  get(tenantId: string, name: string): Promise<string | null>;
+  /** Names only, never values. */
+  listNames(tenantId: string): Promise<string[]>;
+  delete(tenantId: string, name: string): Promise<boolean>;
+  /** Re-wraps every value not yet under the active KEK; returns how many changed. */
+  rewrapAll(): Promise<number>;
+}
+
+/** A secret store over the database with the given keyring. */
+export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new Date()): SecretStore {
+  const context = (tenantId: string, name: string) => ({ tenantId, type: SECRET_TYPE, id: name });
+  return {
+    async put(tenantId, name, value) {
+      const ciphertext = encryptSecret(ring, value, context(tenantId, name));
+      const at = now().toISOString();
+      await db
+        .insertInto('tenant_secrets')
+        .values({
+          tenant_id: tenantId,
+          name,
+          ciphertext,
+          kek_id: ring.activeId,
+          created_at: at,
+          updated_at: at,
+        })
+        .onConflict((oc) =>
+          oc
+            .columns(['tenant_id', 'name'])
+            .doUpdateSet({ ciphertext, kek_id: ring.activeId, updated_at: at }),
+        )
+        .execute();
+    },
+    async get(tenantId, name) {
+      const row = await db
+        .selectFrom('tenant_secrets')
+        .select('ciphertext')
+        .where('tenant_id', '=', tenantId)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      return row ? decryptSecret(ring, row.ciphertext, context(tenantId, name)) : null;
+    },
+    async listNames(tenantId) {
+      const rows = await db
+        .selectFrom('tenant_secrets')
+        .select('name')
+        .where('tenant_id', '=', tenantId)
+        .orderBy('name')
+        .execute();
+      return rows.map((row) => row.name);
+    },
+    async delete(tenantId, name) {
+      const result = await db
+        .deleteFrom('tenant_secrets')
+        .where('tenant_id', '=', tenantId)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+    async rewrapAll() {
+      const rows = await db
+        .selectFrom('tenant_secrets')
+        .select(['tenant_id', 'name', 'ciphertext'])
+        .where('kek_id', '!=', ring.activeId)
+        .execute();
+      for (const row of rows) {
+        const ciphertext = rewrapSecret(ring, row.ciphertext, context(row.tenant_id, row.name));
+        await db
+          .updateTable('tenant_secrets')
+          .set({ ciphertext, kek_id: readEnvelopeKekId(ciphertext), updated_at: now().toISOString() })
+          .where('tenant_id', '=', row.tenant_id)
+          .where('name', '=', row.name)
+          .execute();
+      }
+      return rows.length;
+    },
+  };
+}
