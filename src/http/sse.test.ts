@@ -169,6 +169,10 @@ describe('GET /v1/sessions/:id/events as SSE', () => {
 
   test('client disconnect unsubscribes; server close ends open streams', async (t) => {
     const h = await startHarness();
+    let closed = false;
+    t.after(async () => {
+      if (!closed) await h.app.close();
+    });
     let watchers = 0;
     const watch = h.service.watchEvents.bind(h.service);
     h.service.watchEvents = (id, onWake) => {
@@ -195,6 +199,7 @@ describe('GET /v1/sessions/:id/events as SSE', () => {
     });
     const reading = readStream(second);
     await new Promise((r) => setTimeout(r, 50));
+    closed = true;
     await h.app.close();
     const { frames } = await reading;
     assert.deepEqual(
