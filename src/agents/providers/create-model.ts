@@ -1,0 +1,59 @@
+// Builds AI SDK language models from the `providers` config: Anthropic messages, OpenAI chat
+// completions, or any OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio, OpenRouter).
+
+import { createAnthropic } from '@ai-sdk/anthropic';
+import { createOpenAI } from '@ai-sdk/openai';
+import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
+import type { LanguageModel } from 'ai';
+import type { ProviderConfig } from '../../config/llm-schema.ts';
+
+/**
+ * The model `modelId` of the named provider. API keys come only from the config: the SDK's own
+ * fallback to ANTHROPIC_API_KEY / OPENAI_API_KEY is bypassed by always passing a value, so the
+ * process environment is read in one place (src/config) and `maos config check` sees every key.
+ */
+export function createLanguageModel(name: string, provider: ProviderConfig, modelId: string): LanguageModel {
+  switch (provider.type) {
+    case 'anthropic':
+      return createAnthropic({
+        apiKey: provider.apiKey ?? '',
+        baseURL: provider.baseURL,
+        headers: provider.headers,
+        name: `${name}.messages`,
+      })(modelId);
+    case 'openai':
+      // Chat completions rather than the Responses API: the protocol every OpenAI-compatible server
+      // also speaks, so one code path (and one test fixture) covers all of them.
+      return createOpenAI({
+        apiKey: provider.apiKey ?? '',
+        baseURL: provider.baseURL,
+        headers: provider.headers,
+        name,
+      }).chat(modelId);
+    case 'openai-compatible':
+      return createOpenAICompatible({
+        name,
+        baseURL: provider.baseURL ?? '',
+        apiKey: provider.apiKey,
+        headers: provider.headers,
+        includeUsage: true,
+        supportsStructuredOutputs: true,
+      }).chatModel(modelId);
+  }
+}
+
+/** Caches models per provider and model id: creating one is cheap but not free, and calls are many. */
+export function createModelCache(providers: Readonly<Record<string, ProviderConfig>>) {
+  const models = new Map<string, LanguageModel>();
+  return (providerName: string, modelId: string): LanguageModel => {
+    const key = `${providerName}\u0000${modelId}`;
+    let model = models.get(key);
+    if (!model) {
+      const provider = providers[providerName];
+      if (!provider) throw new Error(`provider '${providerName}' is not configured`);
+      model = createLanguageModel(providerName, provider, modelId);
+      models.set(key, model);
+    }
+    return model;
+  };
+}

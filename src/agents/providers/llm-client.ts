@@ -1,0 +1,253 @@
+// Calls an LLM for a role with every resilience rule in one place: route → provider chain
+// (fallbacks), circuit breaker and bulkhead per provider, retries with backoff, per-call timeout.
+
+import type { LanguageModel } from 'ai';
+import type { LlmConfig, PriceConfig, ProvidersConfig } from '../../config/llm-schema.ts';
+import { AppError } from '../../errors/app-error.ts';
+import type { Logger } from '../../observability/logger.ts';
+import { type Bulkhead, createBulkhead } from './bulkhead.ts';
+import { type CircuitBreaker, createCircuitBreakerSet } from './circuit-breaker.ts';
+import { createModelCache } from './create-model.ts';
+import {
+  type ClassifiedFailure,
+  classifyProviderError,
+  ProviderTimeoutError,
+  toProviderAppError,
+} from './provider-errors.ts';
+import { callWithRetry, type RetryHooks } from './retry.ts';
+
+/** The provider and model one attempt runs against. */
+export interface CallTarget {
+  provider: string;
+  model: string;
+  temperature?: number;
+  maxOutputTokens: number;
+  price: PriceConfig | undefined;
+  /** Whether identical temperature-0 requests may be answered from the response cache. */
+  cache: boolean;
+}
+
+/** What one attempt receives. `signal` combines the caller's signal and the per-call timeout. */
+export interface AttemptContext {
+  model: LanguageModel;
+  target: CallTarget;
+  signal: AbortSignal;
+  /** 1-based, across all providers of the chain. */
+  attempt: number;
+}
+
+export interface LlmCallResult<T> {
+  value: T;
+  target: CallTarget;
+  attempts: number;
+}
+
+export interface LlmClient {
+  /** Whether any provider is configured (otherwise LLM tasks cannot run). */
+  hasProviders(): boolean;
+  /** The provider chain of a role: its route (or the default) followed by its fallbacks. */
+  resolveChain(role: string): CallTarget[];
+  /**
+   * Runs `attempt` against the role's chain. Retryable failures are retried with backoff, then the
+   * next provider is tried; non-retryable ones (401, 400, 404) fail at once with a clear AppError.
+   */
+  call<T>(
+    role: string,
+    signal: AbortSignal,
+    attempt: (ctx: AttemptContext) => Promise<T>,
+  ): Promise<LlmCallResult<T>>;
+}
+
+export interface LlmClientOptions {
+  providers: ProvidersConfig;
+  llm: LlmConfig;
+  logger?: Logger;
+  /** Replaceable for unit tests. */
+  sleep?: RetryHooks['sleep'];
+  now?: () => number;
+}
+
+/** Raised inside an attempt when the provider's circuit is open: moves on to the fallback. */
+class CircuitOpenError extends Error {
+  constructor(provider: string) {
+    super(`circuit open for provider '${provider}'`);
+    this.name = 'CircuitOpenError';
+  }
+}
+
+/** Availability failures let the chain move on to the next provider; others end the call. */
+function isAvailabilityFailure(failure: ClassifiedFailure, error: unknown): boolean {
+  return (
+    error instanceof CircuitOpenError ||
+    ['rate_limited', 'server', 'network', 'timeout'].includes(failure.kind)
+  );
+}
+
+/** Creates the client; providers, breakers and bulkheads live as long as it does (one per process). */
+export function createLlmClient(options: LlmClientOptions): LlmClient {
+  const { providers, llm } = options;
+  const getModel = createModelCache(providers);
+  const breakerFor = createCircuitBreakerSet({
+    failureThreshold: llm.circuitBreaker.failureThreshold,
+    openMs: llm.circuitBreaker.openSeconds * 1000,
+    now: options.now,
+  });
+  const bulkheads = new Map<string, Bulkhead>();
+  const providerNames = Object.keys(providers);
+  const retryPolicy = {
+    maxAttempts: llm.retry.maxAttempts,
+    baseDelayMs: llm.retry.baseDelayMs,
+    maxDelayMs: llm.retry.maxDelayMs,
+    maxRetryAfterMs: llm.retry.maxRetryAfterSeconds * 1000,
+  };
+
+  function bulkheadFor(name: string): Bulkhead {
+    let bulkhead = bulkheads.get(name);
+    if (!bulkhead) {
+      bulkhead = createBulkhead(providers[name]?.maxConcurrency ?? 16);
+      bulkheads.set(name, bulkhead);
+    }
+    return bulkhead;
+  }
+
+  function targetFor(
+    providerName: string,
+    model: string | undefined,
+    temperature: number | undefined,
+  ): CallTarget {
+    const provider = providers[providerName];
+    if (!provider) {
+      throw new AppError(
+        'CONFIG_INVALID',
+        `LLM route names provider '${providerName}', which is not configured`,
+      );
+    }
+    const modelId = model ?? provider.model;
+    return {
+      provider: providerName,
+      model: modelId,
+      temperature,
+      maxOutputTokens: provider.maxOutputTokens,
+      price: llm.prices[modelId],
+      cache: provider.cache,
+    };
+  }
+
+  function resolveChain(role: string): CallTarget[] {
+    const route = llm.roles[role];
+    const primary = route?.provider ?? llm.defaultProvider ?? providerNames[0];
+    if (primary === undefined) {
+      throw new AppError(
+        'VALIDATION_FAILED',
+        'No LLM provider is configured: add one under `providers` in the server config',
+      );
+    }
+    const fallback = route ? route.fallback : llm.defaultFallback;
+    const chain = [targetFor(primary, route?.model, route?.temperature)];
+    for (const name of fallback) {
+      if (name !== primary) chain.push(targetFor(name, undefined, route?.temperature));
+    }
+    return chain;
+  }
+
+  async function attemptOnce<T>(
+    target: CallTarget,
+    breaker: CircuitBreaker,
+    signal: AbortSignal,
+    attempt: number,
+    run: (ctx: AttemptContext) => Promise<T>,
+  ): Promise<T> {
+    if (!breaker.tryAcquire()) throw new CircuitOpenError(target.provider);
+    const release = await bulkheadFor(target.provider).acquire(signal);
+    const timeoutMs = (providers[target.provider]?.timeoutSeconds ?? 300) * 1000;
+    const timer = new AbortController();
+    const handle = setTimeout(() => timer.abort(new ProviderTimeoutError(timeoutMs)), timeoutMs);
+    handle.unref();
+    const callSignal = AbortSignal.any([signal, timer.signal]);
+    try {
+      const value = await run({
+        model: getModel(target.provider, target.model),
+        target,
+        signal: callSignal,
+        attempt,
+      });
+      breaker.recordSuccess();
+      return value;
+    } catch (error) {
+      if (signal.aborted) {
+        breaker.releaseTrial();
+        throw error;
+      }
+      if (timer.signal.aborted) {
+        breaker.recordFailure();
+        throw timer.signal.reason;
+      }
+      if (classifyProviderError(error).retryable) breaker.recordFailure();
+      else breaker.releaseTrial();
+      throw error;
+    } finally {
+      clearTimeout(handle);
+      release();
+    }
+  }
+
+  return {
+    hasProviders: () => providerNames.length > 0,
+    resolveChain,
+    async call(role, signal, run) {
+      const chain = resolveChain(role);
+      const failures: string[] = [];
+      let attempts = 0;
+      let last:
+        | { failure: ClassifiedFailure; error: unknown; target: CallTarget; attempts: number }
+        | undefined;
+      for (const target of chain) {
+        const breaker = breakerFor(target.provider);
+        const outcome = await callWithRetry(
+          retryPolicy,
+          signal,
+          () => {
+            attempts += 1;
+            return attemptOnce(target, breaker, signal, attempts, run);
+          },
+          {
+            sleep: options.sleep,
+            onRetry: ({ attempt, delayMs, failure }) =>
+              options.logger?.warn(
+                {
+                  provider: target.provider,
+                  model: target.model,
+                  attempt,
+                  delayMs,
+                  status: failure.status,
+                  kind: failure.kind,
+                },
+                'LLM call failed; retrying',
+              ),
+          },
+        );
+        if (outcome.ok) return { value: outcome.value, target, attempts };
+        const failure =
+          outcome.error instanceof CircuitOpenError
+            ? { ...outcome.failure, kind: 'server' as const, detail: 'circuit breaker open' }
+            : outcome.failure;
+        last = { failure, error: outcome.error, target, attempts: outcome.attempts };
+        if (!isAvailabilityFailure(outcome.failure, outcome.error)) {
+          throw toProviderAppError(failure, { ...target, attempts: outcome.attempts }, outcome.error);
+        }
+        failures.push(`${target.provider}: ${failure.detail}`);
+        options.logger?.warn(
+          { provider: target.provider, model: target.model, kind: failure.kind },
+          'LLM provider unavailable; trying the next in the chain',
+        );
+      }
+      if (!last) throw new AppError('INTERNAL', 'empty provider chain');
+      const error = toProviderAppError(last.failure, { ...last.target, attempts: last.attempts }, last.error);
+      if (chain.length === 1) throw error;
+      throw new AppError(error.code, `All providers for role '${role}' failed: ${failures.join('; ')}`, {
+        details: { role, failures },
+        cause: last.error,
+      });
+    },
+  };
+}

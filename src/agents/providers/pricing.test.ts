@@ -1,0 +1,39 @@
+// Unit tests for cost computation from the price table.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { addUsage, computeCostUsd, toUsage } from './pricing.ts';
+
+describe('pricing', () => {
+  test('prices uncached input, cached input and output separately', () => {
+    const cost = computeCostUsd(
+      { inputTokens: 2_000_000, outputTokens: 1_000_000, cacheReadTokens: 1_000_000 },
+      { inputPerMTok: 3, outputPerMTok: 15, cacheReadPerMTok: 0.3 },
+    );
+    assert.equal(cost, 3 + 0.3 + 15);
+  });
+
+  test('cache reads default to the input price; unknown models cost 0', () => {
+    assert.equal(
+      computeCostUsd(
+        { inputTokens: 1_000_000, outputTokens: 0, cacheReadTokens: 500_000 },
+        { inputPerMTok: 2, outputPerMTok: 0 },
+      ),
+      2,
+    );
+    assert.equal(
+      computeCostUsd({ inputTokens: 1_000_000, outputTokens: 1, cacheReadTokens: 0 }, undefined),
+      0,
+    );
+  });
+
+  test('toUsage tolerates missing fields and addUsage sums', () => {
+    const usage = toUsage(undefined, undefined);
+    assert.deepEqual(usage, { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 });
+    const sum = addUsage(
+      { inputTokens: 1, outputTokens: 2, cacheReadTokens: 3, costUsd: 0.1 },
+      { inputTokens: 1, outputTokens: 2, cacheReadTokens: 3, costUsd: 0.2 },
+    );
+    assert.deepEqual(sum, { inputTokens: 2, outputTokens: 4, cacheReadTokens: 6, costUsd: 0.3 });
+  });
+});

@@ -1,0 +1,43 @@
+// Token usage → Usage with cost, from the configured price table (USD per million tokens).
+
+import type { LanguageModelUsage } from 'ai';
+import type { PriceConfig } from '../../config/llm-schema.ts';
+import type { Usage } from '../../domain/types.ts';
+
+const PER_MILLION = 1_000_000;
+
+/**
+ * Cost of one call. `inputTokens` is the total prompt size as the AI SDK reports it (cache reads
+ * included), so cached tokens are priced at the cache price and only the rest at the input price.
+ */
+export function computeCostUsd(usage: Omit<Usage, 'costUsd'>, price: PriceConfig | undefined): number {
+  if (!price) return 0;
+  const cached = Math.min(usage.cacheReadTokens, usage.inputTokens);
+  const uncached = usage.inputTokens - cached;
+  const cost =
+    uncached * price.inputPerMTok +
+    cached * (price.cacheReadPerMTok ?? price.inputPerMTok) +
+    usage.outputTokens * price.outputPerMTok;
+  // Rounded to a millionth of a dollar so sums stay stable across many small calls.
+  return Math.round((cost / PER_MILLION) * 1e6) / 1e6;
+}
+
+/** Converts the SDK's usage (fields may be missing) into MAOS usage with cost. */
+export function toUsage(usage: LanguageModelUsage | undefined, price: PriceConfig | undefined): Usage {
+  const tokens = {
+    inputTokens: usage?.inputTokens ?? 0,
+    outputTokens: usage?.outputTokens ?? 0,
+    cacheReadTokens: usage?.inputTokenDetails?.cacheReadTokens ?? 0,
+  };
+  return { ...tokens, costUsd: computeCostUsd(tokens, price) };
+}
+
+/** Adds usages field by field. */
+export function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    cacheReadTokens: a.cacheReadTokens + b.cacheReadTokens,
+    costUsd: Math.round((a.costUsd + b.costUsd) * 1e6) / 1e6,
+  };
+}

@@ -1,0 +1,95 @@
+// Unit tests for provider error classification, Retry-After parsing and user-facing messages.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { APICallError } from 'ai';
+import {
+  classifyProviderError,
+  ProviderTimeoutError,
+  parseRetryAfter,
+  toProviderAppError,
+} from './provider-errors.ts';
+
+function httpError(statusCode: number | undefined, message = 'boom'): APICallError {
+  return new APICallError({ message, url: 'http://x', requestBodyValues: { secret: 'prompt' }, statusCode });
+}
+
+describe('parseRetryAfter', () => {
+  test('reads seconds, milliseconds and HTTP dates', () => {
+    assert.equal(parseRetryAfter({ 'retry-after': '2' }), 2000);
+    assert.equal(parseRetryAfter({ 'Retry-After': '0.5' }), 500);
+    assert.equal(parseRetryAfter({ 'retry-after-ms': '250', 'retry-after': '9' }), 250);
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    assert.equal(parseRetryAfter({ 'retry-after': 'Thu, 01 Jan 2026 00:00:05 GMT' }, now), 5000);
+  });
+
+  test('ignores absent and invalid values', () => {
+    assert.equal(parseRetryAfter(undefined), undefined);
+    assert.equal(parseRetryAfter({}), undefined);
+    assert.equal(parseRetryAfter({ 'retry-after': 'soon' }), undefined);
+  });
+});
+
+describe('classifyProviderError', () => {
+  test('maps statuses to kinds and retryability', () => {
+    const cases: Array<[number | undefined, string, boolean]> = [
+      [401, 'auth', false],
+      [403, 'auth', false],
+      [400, 'bad_request', false],
+      [404, 'not_found', false],
+      [422, 'bad_request', false],
+      [408, 'timeout', true],
+      [429, 'rate_limited', true],
+      [500, 'server', true],
+      [529, 'server', true],
+      [undefined, 'network', true],
+      [200, 'network', true],
+    ];
+    for (const [status, kind, retryable] of cases) {
+      const failure = classifyProviderError(httpError(status));
+      assert.equal(failure.kind, kind, `status ${status}`);
+      assert.equal(failure.retryable, retryable, `status ${status}`);
+    }
+  });
+
+  test('treats our timeout as retryable and unknown errors as not', () => {
+    assert.equal(classifyProviderError(new ProviderTimeoutError(1000)).retryable, true);
+    assert.equal(classifyProviderError(new TypeError('bug')).retryable, false);
+  });
+});
+
+describe('toProviderAppError', () => {
+  test('names the provider, the status and what to check, without the request body', () => {
+    const failure = classifyProviderError(httpError(401, 'invalid x-api-key'));
+    const error = toProviderAppError(failure, { provider: 'claude', model: 'm', attempts: 1 });
+    assert.equal(error.code, 'PROVIDER_ERROR');
+    assert.equal(
+      error.message,
+      "provider 'claude' (model m) rejected the credentials (HTTP 401): invalid x-api-key. Check providers.claude.apiKey.",
+    );
+    assert.doesNotMatch(JSON.stringify(error.details), /prompt/);
+  });
+
+  test('uses PROVIDER_UNAVAILABLE for exhausted availability failures and TIMEOUT for timeouts', () => {
+    const unavailable = toProviderAppError(classifyProviderError(httpError(503)), {
+      provider: 'p',
+      model: 'm',
+      attempts: 4,
+    });
+    assert.equal(unavailable.code, 'PROVIDER_UNAVAILABLE');
+    assert.match(unavailable.message, /after 4 attempt\(s\) \(HTTP 503\)/);
+    const timeout = toProviderAppError(classifyProviderError(new ProviderTimeoutError(30_000)), {
+      provider: 'p',
+      model: 'm',
+      attempts: 2,
+    });
+    assert.equal(timeout.code, 'TIMEOUT');
+    assert.match(timeout.message, /no answer within 30 s/);
+  });
+
+  test('shortens long provider messages to one line', () => {
+    const failure = classifyProviderError(httpError(400, `line one\n${'x'.repeat(2000)}`));
+    assert.ok(failure.detail.length <= 401);
+    assert.doesNotMatch(failure.detail, /\n/);
+  });
+});

@@ -1,0 +1,178 @@
+// Classifies what a provider call threw (retryable or not, Retry-After) and turns it into an
+// AppError whose message a user can act on: which provider, what HTTP status, what to check.
+
+import { APICallError } from 'ai';
+import { AppError, coerceError } from '../../errors/app-error.ts';
+
+/**
+ * HTTP statuses worth another attempt: request timeout, too early, rate limited, and every 5xx
+ * (529 is Anthropic's "overloaded"). Everything else (400, 401, 403, 404, 422) will fail again.
+ */
+const RETRYABLE_STATUSES = new Set([408, 425, 429]);
+
+/** Network error codes that mean the connection, not the request, failed. */
+const RETRYABLE_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+/** Longest provider text kept in a task error: enough to diagnose, short enough for a table cell. */
+const MAX_PROVIDER_MESSAGE_CHARS = 400;
+
+export type FailureKind =
+  | 'auth'
+  | 'bad_request'
+  | 'not_found'
+  | 'rate_limited'
+  | 'server'
+  | 'network'
+  | 'timeout'
+  | 'other';
+
+/** What the retry loop needs to know about one failed call. */
+export interface ClassifiedFailure {
+  kind: FailureKind;
+  retryable: boolean;
+  status?: number;
+  /** Delay the provider asked for (Retry-After / retry-after-ms), in milliseconds. */
+  retryAfterMs?: number;
+  /** The provider's own explanation, shortened. */
+  detail: string;
+}
+
+/** Raised by our own per-call timer; distinguishable from a caller's abort. */
+export class ProviderTimeoutError extends Error {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super(`no answer within ${Math.round(timeoutMs / 1000)} s`);
+    this.name = 'ProviderTimeoutError';
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** Parses `retry-after-ms`, then `Retry-After` as seconds or an HTTP date; undefined when absent or invalid. */
+export function parseRetryAfter(
+  headers: Record<string, string> | undefined,
+  now = Date.now(),
+): number | undefined {
+  if (!headers) return undefined;
+  const lower = Object.fromEntries(Object.entries(headers).map(([key, value]) => [key.toLowerCase(), value]));
+  const ms = Number(lower['retry-after-ms']);
+  if (lower['retry-after-ms'] !== undefined && Number.isFinite(ms) && ms >= 0) return ms;
+  const raw = lower['retry-after']?.trim();
+  if (!raw) return undefined;
+  if (/^\d+(\.\d+)?$/.test(raw)) return Number(raw) * 1000;
+  const date = Date.parse(raw);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function shorten(text: string): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  return oneLine.length > MAX_PROVIDER_MESSAGE_CHARS
+    ? `${oneLine.slice(0, MAX_PROVIDER_MESSAGE_CHARS)}…`
+    : oneLine;
+}
+
+function findNetworkCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth += 1) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code)) return code;
+    current = current.cause;
+  }
+  return undefined;
+}
+
+function kindForStatus(status: number): FailureKind {
+  if (status === 401 || status === 403) return 'auth';
+  if (status === 404) return 'not_found';
+  if (status === 429) return 'rate_limited';
+  if (status >= 500) return 'server';
+  if (status === 408) return 'timeout';
+  return 'bad_request';
+}
+
+/** Decides whether a failed call may be retried and what the provider said. */
+export function classifyProviderError(error: unknown): ClassifiedFailure {
+  if (error instanceof ProviderTimeoutError)
+    return { kind: 'timeout', retryable: true, detail: error.message };
+  if (APICallError.isInstance(error)) {
+    const status = error.statusCode;
+    // No status: the connection failed. A 2xx status: the response broke off mid-stream.
+    if (status === undefined || status < 400) {
+      return { kind: 'network', retryable: true, detail: shorten(error.message) };
+    }
+    return {
+      kind: kindForStatus(status),
+      retryable: RETRYABLE_STATUSES.has(status) || status >= 500,
+      status,
+      retryAfterMs: parseRetryAfter(error.responseHeaders),
+      detail: shorten(error.message),
+    };
+  }
+  const code = findNetworkCode(error);
+  if (code) return { kind: 'network', retryable: true, detail: code };
+  return { kind: 'other', retryable: false, detail: shorten(coerceError(error).message) };
+}
+
+/** Where a failure happened, for the message. */
+export interface FailureSite {
+  provider: string;
+  model: string;
+  attempts: number;
+}
+
+/** The task-facing error for a call that failed for good. No stack traces, no request bodies. */
+export function toProviderAppError(failure: ClassifiedFailure, site: FailureSite, cause?: unknown): AppError {
+  const where = `provider '${site.provider}' (model ${site.model})`;
+  const status = failure.status === undefined ? '' : ` (HTTP ${failure.status})`;
+  const details = {
+    provider: site.provider,
+    model: site.model,
+    status: failure.status,
+    kind: failure.kind,
+    attempts: site.attempts,
+  };
+  switch (failure.kind) {
+    case 'auth':
+      return new AppError(
+        'PROVIDER_ERROR',
+        `${where} rejected the credentials${status}: ${failure.detail}. Check providers.${site.provider}.apiKey.`,
+        { details, cause },
+      );
+    case 'not_found':
+      return new AppError(
+        'PROVIDER_ERROR',
+        `${where} answered not found${status}: ${failure.detail}. Check the model id and providers.${site.provider}.baseURL.`,
+        { details, cause },
+      );
+    case 'bad_request':
+      return new AppError('PROVIDER_ERROR', `${where} rejected the request${status}: ${failure.detail}`, {
+        details,
+        cause,
+      });
+    case 'timeout':
+      return new AppError(
+        'TIMEOUT',
+        `${where} timed out after ${site.attempts} attempt(s): ${failure.detail}`,
+        { details, cause },
+      );
+    case 'rate_limited':
+    case 'server':
+    case 'network':
+      return new AppError(
+        'PROVIDER_UNAVAILABLE',
+        `${where} is unavailable after ${site.attempts} attempt(s)${status}: ${failure.detail}`,
+        { details, cause },
+      );
+    default:
+      return new AppError('PROVIDER_ERROR', `${where} failed: ${failure.detail}`, { details, cause });
+  }
+}

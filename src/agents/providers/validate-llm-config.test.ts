@@ -1,0 +1,41 @@
+// Unit tests for the cross-checks of the providers and llm config sections.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { llmConfigSchema, providersConfigSchema } from '../../config/llm-schema.ts';
+import { validateLlmConfig } from './validate-llm-config.ts';
+
+describe('validateLlmConfig', () => {
+  const providers = providersConfigSchema.parse({
+    local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:1/v1', model: 'm' },
+  });
+
+  test('accepts routes to configured providers', () => {
+    const llm = llmConfigSchema.parse({ defaultProvider: 'local', roles: { qa: { provider: 'local' } } });
+    assert.deepEqual(validateLlmConfig(providers, llm), []);
+  });
+
+  test('lists every unknown provider with its path', () => {
+    const llm = llmConfigSchema.parse({
+      defaultProvider: 'claude',
+      defaultFallback: ['gpt'],
+      roles: { qa: { provider: 'nope', fallback: ['local', 'other'] } },
+    });
+    assert.deepEqual(validateLlmConfig(providers, llm), [
+      "llm.defaultProvider: unknown provider 'claude' (providers: local)",
+      "llm.defaultFallback[0]: unknown provider 'gpt' (providers: local)",
+      "llm.roles.qa.provider: unknown provider 'nope' (providers: local)",
+      "llm.roles.qa.fallback[1]: unknown provider 'other' (providers: local)",
+    ]);
+  });
+
+  test('the schema requires keys for hosted providers and a base URL for compatible ones', () => {
+    const result = providersConfigSchema.safeParse({
+      claude: { type: 'anthropic', model: 'x' },
+      local: { type: 'openai-compatible', model: 'y' },
+    });
+    assert.equal(result.success, false);
+    const paths = result.error?.issues.map((issue) => issue.path.join('.'));
+    assert.deepEqual(paths?.sort(), ['claude.apiKey', 'local.baseURL']);
+  });
+});

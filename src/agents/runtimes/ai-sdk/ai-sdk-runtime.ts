@@ -1,0 +1,153 @@
+// The LLM agent runtime: runs a task as a streamed AI SDK call for the task's role, through the
+// resilient LLM client (fallbacks, retries, breaker, timeout), and reports output and usage.
+
+import { streamText, type ToolSet } from 'ai';
+import type { Usage } from '../../../domain/types.ts';
+import { AppError } from '../../../errors/app-error.ts';
+import type { LlmClient } from '../../providers/llm-client.ts';
+import { toUsage } from '../../providers/pricing.ts';
+import type { RoleDefinition } from '../../roles/role.ts';
+import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
+import { type AgentTurn, buildAgentMessages } from './build-prompt.ts';
+import { createOutputCoalescer } from './output-coalescer.ts';
+import { computeCacheKey, type ResponseCache } from './response-cache.ts';
+
+/**
+ * Model steps per task when tools are offered (each tool round trip is one step). Bounded so a model
+ * that keeps calling tools cannot run up cost without end.
+ */
+const MAX_TOOL_STEPS = 8;
+
+export interface AiSdkRuntimeOptions {
+  client: LlmClient;
+  /** Finds the role of a task: built-in, or the tenant's custom role. */
+  resolveRole(
+    tenantId: string,
+    name: string,
+  ): Promise<RoleDefinition | undefined> | RoleDefinition | undefined;
+  /** The agent's earlier turns in this session (context across phases); none when absent. */
+  loadHistory?(task: RuntimeTask): Promise<AgentTurn[]>;
+  /** Messages other agents sent to this task's agent, delivered into this turn. */
+  loadInbox?(task: RuntimeTask): Promise<Array<{ from: string; body: string }>>;
+  /** Tools offered to the model for this task (e.g. messaging another agent). */
+  createTools?(task: RuntimeTask, ctx: RuntimeContext): ToolSet | undefined;
+  /** Content-addressed cache of temperature-0 answers, for providers with `cache: true`. */
+  cache?: ResponseCache;
+  /** Dependency outputs longer than this are shortened in the prompt. */
+  dependencyOutputChars: number;
+  /** Called once per finished call, for metrics. */
+  onUsage?(info: { provider: string; model: string; role: string; usage: Usage; cached: boolean }): void;
+  flushIntervalMs?: number;
+  flushBytes?: number;
+}
+
+interface CallOutcome {
+  text: string;
+  usage: Usage;
+  cached: boolean;
+}
+
+/** Creates the runtime registered as the engine's LLM runtime. */
+export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
+  return {
+    kind: 'ai',
+    async run(task: RuntimeTask, ctx: RuntimeContext): Promise<RuntimeResult> {
+      const role = await options.resolveRole(task.tenantId, task.role);
+      if (!role)
+        throw new AppError(
+          'INVALID_ROLE',
+          `Role '${task.role}' is neither built in nor defined for this tenant`,
+        );
+      const history = (await options.loadHistory?.(task)) ?? [];
+      const inbox = (await options.loadInbox?.(task)) ?? [];
+      const { system, messages } = buildAgentMessages({
+        role,
+        task,
+        history,
+        inbox,
+        dependencyOutputChars: options.dependencyOutputChars,
+      });
+      const tools = options.createTools?.(task, ctx);
+      const coalescer = createOutputCoalescer((text) => ctx.emitOutput('text', text), {
+        intervalMs: options.flushIntervalMs,
+        maxBytes: options.flushBytes,
+      });
+      let emittedAny = false;
+      const push = (text: string) => {
+        emittedAny = true;
+        coalescer.push(text);
+      };
+      try {
+        const result = await options.client.call(
+          task.role,
+          ctx.signal,
+          async ({ model, target, signal, attempt }): Promise<CallOutcome> => {
+            if (attempt > 1 && emittedAny)
+              push(`\n\n[attempt ${attempt} via ${target.provider}: the answer starts over]\n\n`);
+            const cacheKey =
+              options.cache && target.cache && target.temperature === 0 && !tools
+                ? computeCacheKey({
+                    tenantId: task.tenantId,
+                    provider: target.provider,
+                    model: target.model,
+                    system,
+                    messages,
+                    maxOutputTokens: target.maxOutputTokens,
+                  })
+                : undefined;
+            if (cacheKey && options.cache) {
+              const hit = await options.cache.get(task.tenantId, cacheKey);
+              if (hit !== undefined) {
+                push(hit);
+                return { text: hit, usage: toUsage(undefined, undefined), cached: true };
+              }
+            }
+            const stream = streamText({
+              model,
+              instructions: system,
+              messages,
+              tools,
+              stopWhen: tools ? ({ steps }) => steps.length >= MAX_TOOL_STEPS : undefined,
+              maxOutputTokens: target.maxOutputTokens,
+              temperature: target.temperature,
+              maxRetries: 0, // retries are ours: they honour Retry-After and feed the circuit breaker
+              abortSignal: signal,
+              // The default handler prints the raw error (request body included) to stderr; errors
+              // arrive as `error` parts below and become a clear AppError instead.
+              onError: () => {},
+            });
+            let text = '';
+            for await (const part of stream.fullStream) {
+              if (part.type === 'text-delta') {
+                text += part.text;
+                push(part.text);
+              } else if (part.type === 'error') {
+                throw part.error;
+              } else if (part.type === 'abort') {
+                throw signal.reason ?? new Error('aborted');
+              }
+            }
+            const usage = toUsage(await stream.usage, target.price);
+            if (cacheKey && options.cache)
+              await options.cache.put(task.tenantId, cacheKey, {
+                provider: target.provider,
+                model: target.model,
+                text,
+              });
+            return { text, usage, cached: false };
+          },
+        );
+        options.onUsage?.({
+          provider: result.target.provider,
+          model: result.target.model,
+          role: task.role,
+          usage: result.value.usage,
+          cached: result.value.cached,
+        });
+        return { output: result.value.text, usage: result.value.usage };
+      } finally {
+        coalescer.close();
+      }
+    },
+  };
+}

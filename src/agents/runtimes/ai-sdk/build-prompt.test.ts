@@ -1,0 +1,65 @@
+// Unit tests for the agent prompt: role as system prompt, history, dependencies, inbox.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { findBuiltInRole } from '../../roles/catalogue.ts';
+import type { RuntimeTask } from '../runtime.ts';
+import { buildAgentMessages, summariseOutput } from './build-prompt.ts';
+
+const role = findBuiltInRole('engineer');
+const task: RuntimeTask = {
+  sessionId: 's',
+  tenantId: 't',
+  objective: 'Ship it',
+  taskId: 'x',
+  name: 'impl',
+  role: 'engineer',
+  instructions: 'Implement the endpoint',
+  runner: null,
+  agentId: 'a',
+  attempt: 1,
+  dependencies: [{ taskId: 'd', name: 'design', role: 'architect', output: 'Use REST' }],
+};
+
+describe('buildAgentMessages', () => {
+  test('puts the role prompt in the system prompt and the task with its dependencies last', () => {
+    assert.ok(role);
+    const { system, messages } = buildAgentMessages({ role, task, history: [], dependencyOutputChars: 1000 });
+    assert.equal(system, role.instructions);
+    assert.equal(messages.length, 1);
+    const content = String(messages[0]?.content);
+    assert.match(content, /Objective of the session: Ship it/);
+    assert.match(content, /Your task \(impl\):\nImplement the endpoint/);
+    assert.match(content, /### design \(architect\)\nUse REST/);
+  });
+
+  test('replays the agent history as earlier turns and delivers the inbox', () => {
+    assert.ok(role);
+    const { messages } = buildAgentMessages({
+      role,
+      task,
+      history: [{ instructions: 'Earlier task', output: 'Earlier output' }],
+      inbox: [{ from: 'qa#1', body: 'Please add tests' }],
+      dependencyOutputChars: 1000,
+    });
+    assert.deepEqual(
+      messages.map((m) => m.role),
+      ['user', 'assistant', 'user'],
+    );
+    assert.equal(messages[1]?.content, 'Earlier output');
+    assert.match(String(messages[2]?.content), /from qa#1: Please add tests/);
+    assert.doesNotMatch(String(messages[2]?.content), /Objective of the session/);
+  });
+});
+
+describe('summariseOutput', () => {
+  test('keeps short outputs and cuts the middle of long ones', () => {
+    assert.equal(summariseOutput('short', 100), 'short');
+    const long = `HEAD${'m'.repeat(5000)}TAIL`;
+    const cut = summariseOutput(long, 1000);
+    assert.ok(cut.length <= 1000);
+    assert.ok(cut.startsWith('HEAD'));
+    assert.ok(cut.endsWith('TAIL'));
+    assert.match(cut, /characters omitted/);
+  });
+});

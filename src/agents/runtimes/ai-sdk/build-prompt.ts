@@ -1,0 +1,58 @@
+// Builds what an LLM agent sees: its role's instructions as the system prompt, then its earlier
+// turns (agent history across phases), then this task with the outputs of the tasks it depends on.
+
+import type { ModelMessage } from 'ai';
+import type { RoleDefinition } from '../../roles/role.ts';
+import type { DependencyOutput, RuntimeTask } from '../runtime.ts';
+
+/** One earlier turn of the same agent (a task it already finished). */
+export interface AgentTurn {
+  instructions: string;
+  output: string;
+}
+
+/**
+ * Shortens a long dependency output to its head and tail: the start usually states the result and
+ * the end the open points, while the middle is detail a dependant rarely needs in full.
+ */
+export function summariseOutput(output: string, maxChars: number): string {
+  if (output.length <= maxChars) return output;
+  const keep = Math.floor((maxChars - 80) / 2);
+  const omitted = output.length - 2 * keep;
+  return `${output.slice(0, keep)}\n\n[… ${omitted} characters omitted …]\n\n${output.slice(-keep)}`;
+}
+
+function formatDependencies(dependencies: DependencyOutput[], maxChars: number): string {
+  if (dependencies.length === 0) return '';
+  const blocks = dependencies.map(
+    (dep) => `### ${dep.name} (${dep.role})\n${summariseOutput(dep.output, maxChars)}`,
+  );
+  return `\n\n## Outputs of the tasks you depend on\n\n${blocks.join('\n\n')}`;
+}
+
+/** The messages of one agent call. `inbox` holds messages other agents sent to this agent. */
+export function buildAgentMessages(input: {
+  role: RoleDefinition;
+  task: RuntimeTask;
+  history: AgentTurn[];
+  inbox?: Array<{ from: string; body: string }>;
+  dependencyOutputChars: number;
+}): { system: string; messages: ModelMessage[] } {
+  const { role, task, history } = input;
+  const messages: ModelMessage[] = [];
+  history.forEach((turn, index) => {
+    const objective = index === 0 ? `Objective of the session: ${task.objective}\n\n` : '';
+    messages.push({ role: 'user', content: `${objective}Your task:\n${turn.instructions}` });
+    messages.push({ role: 'assistant', content: turn.output });
+  });
+  const objective = history.length === 0 ? `Objective of the session: ${task.objective}\n\n` : '';
+  const inbox =
+    input.inbox && input.inbox.length > 0
+      ? `\n\n## Messages from other agents\n\n${input.inbox.map((m) => `- from ${m.from}: ${m.body}`).join('\n')}`
+      : '';
+  messages.push({
+    role: 'user',
+    content: `${objective}Your task (${task.name}):\n${task.instructions}${formatDependencies(task.dependencies, input.dependencyOutputChars)}${inbox}`,
+  });
+  return { system: role.instructions, messages };
+}

@@ -1,0 +1,304 @@
+// The LLM runtime against the scripted LLM server through the real AI SDK providers: streaming into
+// session output, usage and cost, retries with Retry-After, 401, circuit breaker + fallback, timeout, cache.
+
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { createLlmClient, type LlmClient } from '../../src/agents/providers/llm-client.ts';
+import { findBuiltInRole } from '../../src/agents/roles/catalogue.ts';
+import { createAiSdkRuntime } from '../../src/agents/runtimes/ai-sdk/ai-sdk-runtime.ts';
+import {
+  createMemoryResponseCache,
+  type ResponseCache,
+} from '../../src/agents/runtimes/ai-sdk/response-cache.ts';
+import type { RuntimeContext, RuntimeTask } from '../../src/agents/runtimes/runtime.ts';
+import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+const logger = pino({ level: 'silent' });
+
+function makeTask(overrides: Partial<RuntimeTask> = {}): RuntimeTask {
+  return {
+    sessionId: 's1',
+    tenantId: 't1',
+    objective: 'Build a blog API',
+    taskId: 'task-1',
+    name: 'design',
+    role: 'architect',
+    instructions: 'Design the API',
+    runner: null,
+    agentId: 'a1',
+    attempt: 1,
+    dependencies: [],
+    ...overrides,
+  };
+}
+
+function makeContext(signal = new AbortController().signal) {
+  const chunks: string[] = [];
+  const ctx: RuntimeContext = { signal, logger, emitOutput: (_stream, chunk) => chunks.push(chunk) };
+  return { ctx, chunks };
+}
+
+interface Setup {
+  primary: ScriptedLlmServer;
+  backup: ScriptedLlmServer;
+}
+
+function makeClient(
+  setup: Setup,
+  overrides: {
+    llm?: Record<string, unknown>;
+    primaryType?: string;
+    timeoutSeconds?: number;
+    cache?: boolean;
+  } = {},
+): LlmClient {
+  const type = overrides.primaryType ?? 'openai-compatible';
+  const providers = providersConfigSchema.parse({
+    main: {
+      type,
+      model: type === 'anthropic' ? 'claude-test' : 'main-model',
+      apiKey: 'key-main',
+      baseURL: type === 'anthropic' ? setup.primary.anthropicBaseURL : setup.primary.openaiBaseURL,
+      timeoutSeconds: overrides.timeoutSeconds ?? 30,
+      cache: overrides.cache ?? false,
+    },
+    backup: {
+      type: 'openai-compatible',
+      model: 'backup-model',
+      baseURL: setup.backup.openaiBaseURL,
+      apiKey: 'key-backup',
+    },
+  });
+  const llm = llmConfigSchema.parse({
+    defaultProvider: 'main',
+    defaultFallback: ['backup'],
+    retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterSeconds: 5 },
+    circuitBreaker: { failureThreshold: 3, openSeconds: 60 },
+    prices: { 'main-model': { inputPerMTok: 3, outputPerMTok: 15, cacheReadPerMTok: 0.3 } },
+    ...overrides.llm,
+  });
+  return createLlmClient({ providers, llm, logger });
+}
+
+function makeRuntime(client: LlmClient, cache?: ResponseCache) {
+  return createAiSdkRuntime({
+    client,
+    resolveRole: (_tenant, name) => findBuiltInRole(name),
+    dependencyOutputChars: 2000,
+    cache,
+  });
+}
+
+describe('ai-sdk runtime against the scripted LLM server', () => {
+  const setup = {} as Setup;
+  before(async () => {
+    setup.primary = await startLlmServer({ apiKey: 'key-main' });
+    setup.backup = await startLlmServer({ apiKey: 'key-backup' });
+  });
+  after(async () => {
+    await setup.primary.close();
+    await setup.backup.close();
+  });
+  beforeEach(() => {
+    setup.primary.requests.length = 0;
+    setup.backup.requests.length = 0;
+  });
+
+  test('streams output through emitOutput, coalesced, and reports usage with cost', async () => {
+    const text = 'x'.repeat(3000);
+    setup.primary.enqueue({
+      text,
+      chunkSize: 10,
+      usage: { inputTokens: 1_000_000, outputTokens: 100_000, cacheReadTokens: 500_000 },
+    });
+    const { ctx, chunks } = makeContext();
+    const result = await makeRuntime(makeClient(setup)).run(makeTask(), ctx);
+    assert.equal(result.output, text);
+    assert.equal(chunks.join(''), text);
+    assert.ok(chunks.length < 300 / 2, `expected coalescing, got ${chunks.length} chunks for 300 deltas`);
+    assert.ok(chunks.length >= 3, 'a 3000-byte answer is flushed in ~1 KiB pieces');
+    assert.deepEqual(result.usage, {
+      inputTokens: 1_000_000,
+      outputTokens: 100_000,
+      cacheReadTokens: 500_000,
+      // 0.5M uncached × $3 + 0.5M cached × $0.3 + 0.1M out × $15
+      costUsd: 1.5 + 0.15 + 1.5,
+    });
+    const request = setup.primary.requests[0];
+    assert.match(
+      String((request?.body.messages as Array<{ content: string }> | undefined)?.[0]?.content),
+      /software architect/,
+    );
+    assert.match(request?.promptText ?? '', /Design the API/);
+    assert.match(request?.promptText ?? '', /Build a blog API/);
+  });
+
+  test('passes dependency outputs, shortening long ones', async () => {
+    setup.primary.enqueue({ text: 'ok' });
+    const { ctx } = makeContext();
+    const long = `START${'y'.repeat(10_000)}END`;
+    await makeRuntime(makeClient(setup)).run(
+      makeTask({ dependencies: [{ taskId: 'd', name: 'research', role: 'researcher', output: long }] }),
+      ctx,
+    );
+    const prompt = setup.primary.requests[0]?.promptText ?? '';
+    assert.match(prompt, /### research \(researcher\)/);
+    assert.match(prompt, /START/);
+    assert.match(prompt, /END/);
+    assert.match(prompt, /characters omitted/);
+    assert.ok(prompt.length < 5000);
+  });
+
+  test('a 429 with Retry-After is retried after the asked delay and succeeds', async () => {
+    setup.primary.enqueue({ error: 429, retryAfter: 1, message: 'rate limited' }, { text: 'after wait' });
+    const { ctx } = makeContext();
+    const started = Date.now();
+    const result = await makeRuntime(makeClient(setup)).run(makeTask(), ctx);
+    assert.equal(result.output, 'after wait');
+    assert.equal(setup.primary.requests.length, 2);
+    assert.ok(Date.now() - started >= 900, 'the Retry-After of 1 s was honoured');
+    assert.equal(setup.backup.requests.length, 0);
+  });
+
+  test('a 401 fails at once with a clear message and no retry or fallback', async () => {
+    setup.primary.setApiKey('another-key');
+    try {
+      const { ctx } = makeContext();
+      const error = await makeRuntime(makeClient(setup))
+        .run(makeTask(), ctx)
+        .catch((e: unknown) => e);
+      assert.ok(error instanceof AppError);
+      assert.equal(error.code, 'PROVIDER_ERROR');
+      assert.match(
+        error.message,
+        /provider 'main' \(model main-model\) rejected the credentials \(HTTP 401\)/,
+      );
+      assert.match(error.message, /providers\.main\.apiKey/);
+      assert.doesNotMatch(error.message, /\n\s+at /);
+      assert.equal(setup.primary.requests.length, 1);
+      assert.equal(setup.backup.requests.length, 0);
+    } finally {
+      setup.primary.setApiKey('key-main');
+    }
+  });
+
+  test('a 400 is not retried', async () => {
+    setup.primary.enqueue({ error: 400, message: 'context too long' });
+    const { ctx } = makeContext();
+    const error = await makeRuntime(makeClient(setup))
+      .run(makeTask(), ctx)
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof AppError);
+    assert.match(error.message, /rejected the request \(HTTP 400\): context too long/);
+    assert.equal(setup.primary.requests.length, 1);
+  });
+
+  test('5xx exhausts retries, the fallback answers, and the open circuit skips the primary', async () => {
+    const client = makeClient(setup);
+    const runtime = makeRuntime(client);
+    setup.primary.enqueue({ error: 500 }, { error: 503 }, { error: 529 });
+    setup.backup.enqueue({ text: 'from backup' }, { text: 'backup again' });
+    const first = await runtime.run(makeTask(), makeContext().ctx);
+    assert.equal(first.output, 'from backup');
+    assert.equal(setup.primary.requests.length, 3);
+    // Three consecutive failures reached the threshold: the next call goes straight to the backup.
+    const second = await runtime.run(makeTask(), makeContext().ctx);
+    assert.equal(second.output, 'backup again');
+    assert.equal(setup.primary.requests.length, 3);
+    assert.equal(setup.backup.requests.length, 2);
+    assert.equal(setup.backup.requests[0]?.model, 'backup-model');
+  });
+
+  test('all providers failing ends with one message naming each', async () => {
+    setup.primary.enqueue({ error: 500 }, { error: 500 }, { error: 500 });
+    setup.backup.enqueue({ error: 502 }, { error: 502 }, { error: 502 });
+    const error = await makeRuntime(makeClient(setup))
+      .run(makeTask(), makeContext().ctx)
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof AppError);
+    assert.equal(error.code, 'PROVIDER_UNAVAILABLE');
+    assert.match(error.message, /All providers for role 'architect' failed: main: .*; backup: /);
+  });
+
+  test('a slow answer hits the per-call timeout and is retried', async () => {
+    setup.primary.enqueue({ hang: true }, { text: 'second try' });
+    const client = makeClient(setup, { timeoutSeconds: 0.3 });
+    const result = await makeRuntime(client).run(makeTask(), makeContext().ctx);
+    assert.equal(result.output, 'second try');
+    assert.equal(setup.primary.requests.length, 2);
+  });
+
+  test('cancellation aborts the call at once and is not retried', async () => {
+    setup.primary.enqueue({ text: 'z'.repeat(400), chunkSize: 4, chunkDelayMs: 20 });
+    const controller = new AbortController();
+    const { ctx, chunks } = makeContext(controller.signal);
+    const pending = makeRuntime(makeClient(setup)).run(makeTask(), ctx);
+    setTimeout(() => controller.abort(new Error('cancelled by user')), 150);
+    await assert.rejects(pending);
+    assert.equal(setup.primary.requests.length, 1);
+    assert.ok(chunks.join('').length < 400);
+  });
+
+  test('a mid-stream failure restarts the answer and says so in the output', async () => {
+    setup.primary.enqueue(
+      { text: 'partial answer that breaks', chunkSize: 4, dropAfterFrames: 4 },
+      { text: 'complete answer' },
+    );
+    const { ctx, chunks } = makeContext();
+    const result = await makeRuntime(makeClient(setup)).run(makeTask(), ctx);
+    assert.equal(result.output, 'complete answer');
+    const streamed = chunks.join('');
+    assert.match(streamed, /^part/);
+    assert.match(streamed, /\[attempt 2 via main: the answer starts over\]/);
+    assert.match(streamed, /complete answer$/);
+    assert.equal(setup.primary.requests.length, 2);
+  });
+
+  for (const type of ['anthropic', 'openai']) {
+    test(`works with the ${type} provider type`, async () => {
+      setup.primary.enqueue({
+        text: `hello via ${type}`,
+        usage: { inputTokens: 20, outputTokens: 5, cacheReadTokens: 10 },
+      });
+      const { ctx, chunks } = makeContext();
+      const result = await makeRuntime(makeClient(setup, { primaryType: type })).run(makeTask(), ctx);
+      assert.equal(result.output, `hello via ${type}`);
+      assert.equal(chunks.join(''), `hello via ${type}`);
+      assert.equal(result.usage?.inputTokens, 20);
+      assert.equal(result.usage?.cacheReadTokens, 10);
+      assert.equal(setup.primary.requests[0]?.api, type === 'anthropic' ? 'anthropic' : 'openai');
+    });
+  }
+
+  test('a cache hit answers without calling the server (temperature 0, cache on)', async () => {
+    const cache = createMemoryResponseCache();
+    const client = makeClient(setup, {
+      cache: true,
+      llm: { roles: { architect: { provider: 'main', temperature: 0 } } },
+    });
+    const runtime = makeRuntime(client, cache);
+    setup.primary.enqueue({ text: 'cached answer' });
+    const first = await runtime.run(makeTask(), makeContext().ctx);
+    const { ctx, chunks } = makeContext();
+    const second = await runtime.run(makeTask(), ctx);
+    assert.equal(first.output, 'cached answer');
+    assert.equal(second.output, 'cached answer');
+    assert.equal(chunks.join(''), 'cached answer');
+    assert.equal(setup.primary.requests.length, 1);
+    assert.deepEqual(cache.stats(), { hits: 1, misses: 1 });
+    assert.equal(second.usage?.costUsd, 0);
+  });
+
+  test('an unknown role fails with INVALID_ROLE before any call', async () => {
+    const error = await makeRuntime(makeClient(setup))
+      .run(makeTask({ role: 'wizard' }), makeContext().ctx)
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof AppError);
+    assert.equal(error.code, 'INVALID_ROLE');
+    assert.equal(setup.primary.requests.length, 0);
+  });
+});
