@@ -8,11 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { createAuditLog } from '../../src/security/audit/audit-log.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 
 const CLI = new URL('../fixtures/ops-cli.ts', import.meta.url).pathname;
 const WRITER = new URL('../fixtures/ops-sqlite-writer.ts', import.meta.url).pathname;
+const AUDIT_RECORDS = 25;
 
 interface RunResult {
   code: number | null;
@@ -71,6 +74,23 @@ describe('maos backup and restore (SQLite)', { timeout: 120_000 }, () => {
     const handle = createDatabase({ dataDir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } });
     await migrateToLatest(handle.db);
     liveDb = handle.location;
+    const audit = createAuditLog({ db: handle.db as unknown as SecurityDb, origin: 'test/audit' });
+    for (let i = 0; i < AUDIT_RECORDS; i += 1) {
+      await audit.append({
+        action: 'sessions:create',
+        actor: {
+          type: 'service',
+          id: `svc-${i}`,
+          tenant: 'default',
+          ip: null,
+          user_agent: null,
+          auth_method: 'apikey',
+        },
+        target: { type: 'session', id: `s-${i}`, tenant: 'default' },
+        outcome: 'success',
+      });
+    }
+    await audit.close();
     await handle.close();
     const raw = new Database(liveDb);
     raw.exec('create table backup_probe (id integer primary key, pair integer not null, filler blob)');
@@ -178,6 +198,25 @@ describe('maos backup and restore (SQLite)', { timeout: 120_000 }, () => {
     assert.equal(foreign.code, 2);
     assert.match(foreign.stderr, /not a MAOS database/);
     assert.equal(existsSync(join(dir, 'never', 'maos.db')), false, 'nothing was installed');
+  });
+
+  test('restore reports a tampered audit chain and exits non-zero', async () => {
+    const tampered = join(dir, 'tampered.db');
+    const copy = new Database(backupFile, { readonly: true });
+    await copy.backup(tampered);
+    copy.close();
+    const raw = new Database(tampered);
+    raw.exec('drop trigger audit_log_no_update');
+    raw.exec(
+      "update audit_log set event = replace(event, 'svc-7', 'svc-X') where seq = (select min(seq) + 7 from audit_log)",
+    );
+    raw.close();
+    const config = writeConfig(dir, join(dir, 'tampered-restore'));
+    const result = await runCli(['restore', tampered, '-c', config, '--json']);
+    assert.equal(result.code, 1, result.stderr);
+    const report = JSON.parse(result.stdout) as { audit: { status: string; message: string } };
+    assert.equal(report.audit.status, 'failed');
+    assert.match(report.audit.message, /audit chain broken at record 7/);
   });
 
   test('restore refuses while a server answers at the configured address, even with --force', async () => {

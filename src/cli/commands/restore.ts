@@ -92,7 +92,7 @@ export async function restoreBackup(
   if (after.integrity.length !== 1 || after.integrity[0] !== 'ok') {
     throw new AppError('INTERNAL', `The restored database at ${target} failed its integrity check`);
   }
-  const audit = await verifyRestoredAudit(config);
+  const audit = await verifyRestoredAudit(target);
   return {
     target,
     ...(previous ? { previous } : {}),

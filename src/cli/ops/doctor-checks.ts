@@ -8,7 +8,7 @@ import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus } from '../../store/migrate.ts';
-import { findOidcIssuer, findProviderEndpoints, probeUrl } from './doctor-remote.ts';
+import { findOidcIssuer, findProviderEndpoints, type ProviderEndpoint, probeUrl } from './doctor-remote.ts';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -74,8 +74,8 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   checks.push(checkDataDir(config.dataDir));
   checks.push(checkDiskSpace(config.dataDir, options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES));
   checks.push(...(await checkDatabase(config)));
-  checks.push(...(await checkProviders(config, timeoutMs)));
-  const oidc = await checkOidc(config, timeoutMs);
+  checks.push(...(await checkProviders(findProviderEndpoints(config), timeoutMs)));
+  const oidc = await checkOidc(findOidcIssuer(config), timeoutMs);
   checks.push(oidc.result);
   checks.push(await checkClock(oidc.reference, options.server, options.maxClockSkewSeconds ?? 30, timeoutMs));
   return finish(checks);
@@ -242,8 +242,11 @@ export async function checkDatabase(config: Readonly<Config>): Promise<CheckResu
   }
 }
 
-async function checkProviders(config: Readonly<Config>, timeoutMs: number): Promise<CheckResult[]> {
-  const endpoints = findProviderEndpoints(config);
+/** Each provider endpoint answers HTTP at all (any status: reachability, not credentials). */
+export async function checkProviders(
+  endpoints: readonly ProviderEndpoint[],
+  timeoutMs: number,
+): Promise<CheckResult[]> {
   if (endpoints.length === 0)
     return [{ name: 'providers', status: 'skip', message: 'no provider endpoints configured' }];
   const results: CheckResult[] = [];
@@ -267,11 +270,18 @@ async function checkProviders(config: Readonly<Config>, timeoutMs: number): Prom
   return results;
 }
 
-async function checkOidc(
-  config: Readonly<Config>,
+/** A clock reading of a remote server: its Date header and the local time it was read at. */
+export interface ClockReference {
+  source: string;
+  serverDate: Date;
+  localDate: Date;
+}
+
+/** OIDC discovery answers, names the same issuer, and its JWKS is reachable. */
+export async function checkOidc(
+  issuer: string | undefined,
   timeoutMs: number,
-): Promise<{ result: CheckResult; reference?: { source: string; serverDate: Date; localDate: Date } }> {
-  const issuer = findOidcIssuer(config);
+): Promise<{ result: CheckResult; reference?: ClockReference }> {
   if (!issuer) return { result: { name: 'oidc', status: 'skip', message: 'OIDC not configured' } };
   const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
   const fix = 'Check the issuer URL (it must match the `iss` of tokens exactly), DNS and egress to the IdP.';
@@ -314,8 +324,9 @@ async function checkOidc(
   };
 }
 
-async function checkClock(
-  reference: { source: string; serverDate: Date; localDate: Date } | undefined,
+/** Local clock against the OIDC issuer's (or the given server's) Date header. */
+export async function checkClock(
+  reference: ClockReference | undefined,
   server: string | undefined,
   maxSkewSeconds: number,
   timeoutMs: number,

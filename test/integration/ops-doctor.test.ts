@@ -1,0 +1,285 @@
+// `maos doctor` passes on a good installation and fails, with a fix hint and a non-zero exit, on each
+// problem it detects: invalid config, unusable data dir, low disk, bad or outdated database, clock skew,
+// unreachable OIDC discovery or provider.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { checkOidc, checkProviders } from '../../src/cli/ops/doctor-checks.ts';
+import { findOidcIssuer, findProviderEndpoints } from '../../src/cli/ops/doctor-remote.ts';
+import type { Config } from '../../src/config/schema.ts';
+import { createDatabase } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+import { MIGRATIONS } from '../../src/store/migrations/index.ts';
+
+const CLI = new URL('../fixtures/ops-cli.ts', import.meta.url).pathname;
+
+interface Check {
+  name: string;
+  status: string;
+  message: string;
+  fix?: string;
+}
+
+interface Doctor {
+  code: number | null;
+  ok: boolean;
+  checks: Check[];
+  text: string;
+}
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('doctor timed out'));
+    }, 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function doctor(args: string[]): Promise<Doctor> {
+  const json = await run(['doctor', '--json', ...args]);
+  const report = JSON.parse(json.stdout) as { ok: boolean; checks: Check[] };
+  const text = await run(['doctor', ...args]);
+  assert.equal(text.code, json.code, 'text and JSON runs agree');
+  return { code: json.code, ...report, text: text.stdout };
+}
+
+function check(report: Doctor, name: string): Check {
+  const found = report.checks.find((c) => c.name === name);
+  assert.ok(found, `check ${name} is reported`);
+  return found;
+}
+
+/** A server whose Date header is `offsetMs` away from now, optionally serving OIDC discovery. */
+async function startServer(
+  handler: (req: IncomingMessage, res: ServerResponse, base: string) => void,
+): Promise<{ server: Server; base: string }> {
+  let base = '';
+  const server = createServer((req, res) => handler(req, res, base));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return { server, base };
+}
+
+describe('maos doctor', { timeout: 180_000 }, () => {
+  let dir: string;
+  let dataDir: string;
+  let goodConfig: string;
+  let clockServer: { server: Server; base: string };
+  let skewedServer: { server: Server; base: string };
+
+  function writeConfig(body: string): string {
+    const path = join(dir, `config-${readdirSync(dir).length}.yaml`);
+    writeFileSync(path, body);
+    return path;
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-ops-doctor-'));
+    dataDir = join(dir, 'data');
+    mkdirSync(dataDir, { mode: 0o750 });
+    const handle = createDatabase({ dataDir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });
+    await migrateToLatest(handle.db);
+    await handle.close();
+    goodConfig = writeConfig(`dataDir: ${dataDir}\nport: 0\n`);
+    clockServer = await startServer((_req, res) => res.writeHead(200).end('ok'));
+    skewedServer = await startServer((_req, res) => {
+      res.sendDate = false;
+      res.writeHead(200, { date: new Date(Date.now() - 300_000).toUTCString() }).end('ok');
+    });
+  });
+
+  after(async () => {
+    await new Promise((resolve) => clockServer.server.close(resolve));
+    await new Promise((resolve) => skewedServer.server.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('passes on a good installation', async () => {
+    const report = await doctor(['-c', goodConfig, '--server', clockServer.base, '--min-free-mb', '1']);
+    assert.equal(report.code, 0, report.text);
+    assert.equal(report.ok, true);
+    for (const name of ['config', 'data-dir', 'disk-space', 'database', 'migrations', 'clock']) {
+      assert.equal(check(report, name).status, 'pass', `${name}: ${check(report, name).message}`);
+    }
+    assert.equal(check(report, 'oidc').status, 'skip');
+    assert.match(report.text, /^PASS {2}config/m);
+    assert.match(report.text, /All checks passed/);
+  });
+
+  test('fails on an invalid config and skips what needs it', async () => {
+    const bad = writeConfig(`dataDir: ${dataDir}\nport: not-a-port\nnoSuchKey: 1\n`);
+    const report = await doctor(['-c', bad]);
+    assert.equal(report.code, 1);
+    const config = check(report, 'config');
+    assert.equal(config.status, 'fail');
+    assert.match(config.message, /port/);
+    assert.match(config.message, /noSuchKey/);
+    assert.ok(config.fix);
+    assert.equal(check(report, 'database').status, 'skip');
+    assert.match(report.text, /^FAIL {2}config/m);
+    assert.match(report.text, /^ {6}fix: /m);
+  });
+
+  test('fails when the data dir is not a usable directory', async () => {
+    const file = join(dir, 'not-a-dir');
+    writeFileSync(file, 'x');
+    const report = await doctor(['-c', writeConfig(`dataDir: ${file}\nport: 0\n`), '--min-free-mb', '1']);
+    assert.equal(report.code, 1);
+    const dataDirCheck = check(report, 'data-dir');
+    assert.equal(dataDirCheck.status, 'fail');
+    assert.match(dataDirCheck.message, /not a directory/);
+    assert.match(dataDirCheck.fix ?? '', /mkdir -p/);
+  });
+
+  test('fails when free space is below the minimum', async () => {
+    const report = await doctor(['-c', goodConfig, '--min-free-mb', String(1024 * 1024 * 1024)]);
+    assert.equal(report.code, 1);
+    const disk = check(report, 'disk-space');
+    assert.equal(disk.status, 'fail');
+    assert.match(disk.message, /below the .* minimum/);
+    assert.ok(disk.fix);
+  });
+
+  test('fails on pending migrations, a newer database and an unreadable database', async () => {
+    const olderDir = join(dir, 'older');
+    const older = createDatabase({ dataDir: olderDir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });
+    await migrateToLatest(older.db, MIGRATIONS.slice(0, 1));
+    await older.close();
+    const pending = await doctor([
+      '-c',
+      writeConfig(`dataDir: ${olderDir}\nport: 0\n`),
+      '--min-free-mb',
+      '1',
+    ]);
+    assert.equal(pending.code, 1);
+    assert.equal(check(pending, 'migrations').status, 'fail');
+    assert.match(check(pending, 'migrations').fix ?? '', /maos migrate/);
+
+    const newerDir = join(dir, 'newer');
+    const newer = createDatabase({ dataDir: newerDir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });
+    await migrateToLatest(newer.db);
+    await newer.close();
+    const { default: Database } = await import('better-sqlite3');
+    const raw = new Database(join(newerDir, 'maos.db'));
+    raw.exec("insert into kysely_migration (name, timestamp) values ('9999_from_the_future', '2030-01-01')");
+    raw.close();
+    const future = await doctor(['-c', writeConfig(`dataDir: ${newerDir}\nport: 0\n`), '--min-free-mb', '1']);
+    assert.equal(future.code, 1);
+    assert.match(check(future, 'migrations').message, /newer than this build/);
+
+    const brokenDir = join(dir, 'broken');
+    mkdirSync(brokenDir);
+    writeFileSync(join(brokenDir, 'maos.db'), Buffer.alloc(4096, 0x41));
+    const broken = await doctor([
+      '-c',
+      writeConfig(`dataDir: ${brokenDir}\nport: 0\n`),
+      '--min-free-mb',
+      '1',
+    ]);
+    assert.equal(broken.code, 1);
+    assert.equal(check(broken, 'database').status, 'fail');
+    assert.ok(check(broken, 'database').fix);
+  });
+
+  test('fails on clock skew against the reference server', async () => {
+    const report = await doctor(['-c', goodConfig, '--server', skewedServer.base, '--min-free-mb', '1']);
+    assert.equal(report.code, 1);
+    const clock = check(report, 'clock');
+    assert.equal(clock.status, 'fail');
+    assert.match(clock.message, /^300\.\d s from/);
+    assert.match(clock.fix ?? '', /NTP/);
+  });
+});
+
+describe('doctor OIDC and provider probes', { timeout: 60_000 }, () => {
+  let idp: { server: Server; base: string };
+  let claimedIssuer = '';
+
+  before(async () => {
+    idp = await startServer((req, res, base) => {
+      if (req.url === '/.well-known/openid-configuration') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ issuer: claimedIssuer || base, jwks_uri: `${base}/jwks` }));
+      } else if (req.url === '/jwks') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":[]}');
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+  });
+
+  after(async () => {
+    await new Promise((resolve) => idp.server.close(resolve));
+  });
+
+  test('finds the issuer and provider URLs in the configuration by shape', () => {
+    const config = {
+      auth: { oidc: { issuer: 'https://idp.example/realms/a' } },
+      providers: { local: { baseURL: 'http://127.0.0.1:11434/v1' } },
+    } as unknown as Config;
+    assert.equal(findOidcIssuer(config), 'https://idp.example/realms/a');
+    assert.deepEqual(findProviderEndpoints(config), [{ name: 'local', url: 'http://127.0.0.1:11434/v1' }]);
+  });
+
+  test('passes with a reachable discovery document and JWKS, and gives a clock reference', async () => {
+    claimedIssuer = '';
+    const { result, reference } = await checkOidc(idp.base, 2000);
+    assert.equal(result.status, 'pass', result.message);
+    assert.ok(reference && Math.abs(reference.serverDate.getTime() - Date.now()) < 5000);
+  });
+
+  test('fails on an issuer mismatch, a missing document and an unreachable issuer', async () => {
+    claimedIssuer = 'https://someone-else.example';
+    const mismatch = await checkOidc(idp.base, 2000);
+    assert.equal(mismatch.result.status, 'fail');
+    assert.match(mismatch.result.message, /issuer https:\/\/someone-else\.example/);
+    claimedIssuer = '';
+    const missing = await checkOidc(`${idp.base}/nope`, 2000);
+    assert.equal(missing.result.status, 'fail');
+    assert.match(missing.result.message, /HTTP 404/);
+    const closed = await startServer(() => undefined);
+    await new Promise((resolve) => closed.server.close(resolve));
+    const unreachable = await checkOidc(closed.base, 2000);
+    assert.equal(unreachable.result.status, 'fail');
+    assert.match(unreachable.result.message, /ECONNREFUSED/);
+    assert.ok(unreachable.result.fix);
+  });
+
+  test('provider endpoints: reachable passes, refused fails with a hint', async () => {
+    const closed = await startServer(() => undefined);
+    await new Promise((resolve) => closed.server.close(resolve));
+    const results = await checkProviders(
+      [
+        { name: 'up', url: `${idp.base}/v1` },
+        { name: 'down', url: `${closed.base}/v1` },
+      ],
+      2000,
+    );
+    assert.deepEqual(
+      results.map((r) => [r.name, r.status]),
+      [
+        ['provider:up', 'pass'],
+        ['provider:down', 'fail'],
+      ],
+    );
+    assert.match(results[1]?.fix ?? '', /base URL/);
+  });
+});
