@@ -1,0 +1,191 @@
+// `maos support-bundle` writes a .tar.gz (read back with the system tar) holding version, redacted
+// config, doctor report, log tail, metrics snapshot and database stats, and no secret from the config.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createDatabase } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+
+const CLI = new URL('../fixtures/ops-cli.ts', import.meta.url).pathname;
+const RUNNER_SECRET = 'sk-test-6f1d2c9a7e4b4e0fa1b2';
+const FILE_SECRET = 'file-held-secret-93b7d1e2';
+const LOG_SECRET_LINE = `{"message":"provider call","apiToken":"${RUNNER_SECRET}"}`;
+
+function run(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('support-bundle timed out'));
+    }, 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function listFiles(root: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(root, { withFileTypes: true })) {
+    const path = join(root, entry.name);
+    if (entry.isDirectory()) out.push(...listFiles(path));
+    else out.push(path);
+  }
+  return out;
+}
+
+describe('maos support-bundle', { timeout: 120_000 }, () => {
+  let dir: string;
+  let metricsServer: Server;
+  let port = 0;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-ops-bundle-'));
+    const dataDir = join(dir, 'data');
+    const handle = createDatabase({ dataDir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });
+    await migrateToLatest(handle.db);
+    await handle.close();
+    // A stand-in for the running server: /metrics answers only with the right token.
+    metricsServer = createServer((req, res) => {
+      if (req.url === '/metrics' && req.headers.authorization === 'Bearer cli-token-abc') {
+        res
+          .writeHead(200, { 'content-type': 'text/plain' })
+          .end('# HELP maos_build_info x\nmaos_build_info 1\n');
+      } else {
+        res.writeHead(401).end();
+      }
+    });
+    await new Promise<void>((resolve) => metricsServer.listen(0, '127.0.0.1', resolve));
+    port = (metricsServer.address() as { port: number }).port;
+    writeFileSync(join(dir, 'secret.txt'), `${FILE_SECRET}\n`);
+    writeFileSync(
+      join(dir, 'config.yaml'),
+      [
+        `dataDir: ${dataDir}`,
+        'host: 127.0.0.1',
+        `port: ${port}`,
+        'runners:',
+        '  tests:',
+        '    command: ["npm", "test"]',
+        '    env:',
+        `      API_TOKEN: ${RUNNER_SECRET}`,
+        `      DB_PASSWORD_FILE: ${join(dir, 'secret.txt')}`,
+        '      PLAIN: visible-value',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(dir, 'maos.log'), `${'{"message":"old line"}\n'.repeat(10)}${LOG_SECRET_LINE}\n`);
+  });
+
+  after(async () => {
+    await new Promise((resolve) => metricsServer.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('contains the expected files and no secret value from the config', async () => {
+    const output = join(dir, 'bundle.tar.gz');
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+      (resolve, reject) => {
+        const child = spawn(
+          process.execPath,
+          [
+            CLI,
+            'support-bundle',
+            '-o',
+            output,
+            '-c',
+            join(dir, 'config.yaml'),
+            '--log-file',
+            join(dir, 'maos.log'),
+          ],
+          {
+            cwd: dir,
+            env: { ...process.env, MAOS_TOKEN: 'cli-token-abc' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c) => {
+          stdout += c;
+        });
+        child.stderr.on('data', (c) => {
+          stderr += c;
+        });
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /Wrote .*bundle\.tar\.gz/);
+
+    const extracted = join(dir, 'extracted');
+    mkdirSync(extracted);
+    const tar = spawnSync('tar', ['-xzf', output, '-C', extracted], { encoding: 'utf8' });
+    assert.equal(tar.status, 0, tar.stderr);
+    const [root] = readdirSync(extracted);
+    assert.match(root ?? '', /^maos-support-\d{8}T\d{6}Z$/);
+    const names = readdirSync(join(extracted, root as string)).sort();
+    assert.deepEqual(names, [
+      'config.json',
+      'database.json',
+      'doctor.json',
+      'doctor.txt',
+      'logs.txt',
+      'manifest.json',
+      'metrics.txt',
+      'version.json',
+    ]);
+    const read = (name: string) => readFileSync(join(extracted, root as string, name), 'utf8');
+    assert.equal(
+      JSON.parse(read('version.json')).maos,
+      JSON.parse(readFileSync('package.json', 'utf8')).version,
+    );
+    const config = JSON.parse(read('config.json'));
+    assert.equal(config.runners.tests.env.API_TOKEN, '[REDACTED]');
+    assert.equal(config.runners.tests.env.DB_PASSWORD, '[REDACTED]');
+    assert.equal(config.runners.tests.env.PLAIN, 'visible-value', 'non-secret values stay readable');
+    assert.ok(Array.isArray(JSON.parse(read('doctor.json')).checks));
+    assert.match(read('doctor.txt'), /config/);
+    assert.match(read('metrics.txt'), /^maos_build_info 1$/m);
+    assert.match(read('logs.txt'), /provider call/);
+    const stats = JSON.parse(read('database.json'));
+    assert.ok(stats.tables.some((t: { name: string; rows: number }) => t.name === 'tenants' && t.rows === 1));
+    assert.ok(stats.files['maos.db'] > 0);
+
+    for (const file of listFiles(extracted)) {
+      const text = readFileSync(file, 'utf8');
+      assert.ok(!text.includes(RUNNER_SECRET), `${file} holds the runner secret`);
+      assert.ok(!text.includes(FILE_SECRET), `${file} holds the *_FILE secret`);
+      assert.ok(!text.includes('cli-token-abc'), `${file} holds the CLI token`);
+    }
+  });
+
+  test('still writes a bundle when the config is invalid and nothing is reachable', async () => {
+    writeFileSync(join(dir, 'bad.yaml'), 'port: nope\n');
+    const result = await run(['support-bundle', '-c', join(dir, 'bad.yaml')], dir);
+    assert.equal(result.code, 0, result.stderr);
+    const archive = readdirSync(dir).find((name) => /^maos-support-.*\.tar\.gz$/.test(name));
+    assert.ok(archive, 'default output name in the working directory');
+    const listing = spawnSync('tar', ['-tzf', join(dir, archive)], { encoding: 'utf8' });
+    assert.equal(listing.status, 0);
+    const files = listing.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('/')[1]);
+    assert.deepEqual(files.sort(), ['doctor.json', 'doctor.txt', 'manifest.json', 'version.json']);
+  });
+});
