@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { FINAL_EVENT_TYPE } from '../../domain/events.ts';
 import type { SessionStatus } from '../../domain/types.ts';
 import type { Actor, SessionService } from '../../engine/session-service.ts';
 import { eventPageSchema, toEventDto } from '../dto.ts';
@@ -17,9 +18,6 @@ export interface SessionEventRoutesOptions {
   keepAliveSeconds: number;
   streams: SseRegistry;
 }
-
-/** The last event of every session's log; an SSE stream ends after sending it. */
-export const FINAL_EVENT_TYPE = 'session.finished';
 
 /** Events read per query while streaming: large enough to replay fast, small enough to bound memory. */
 const STREAM_BATCH_SIZE = 500;
