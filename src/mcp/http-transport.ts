@@ -1,0 +1,216 @@
+// Fastify plugin serving MCP Streamable HTTP at /mcp: one SDK transport + McpServer per MCP
+// session (Mcp-Session-Id), SSE responses, Last-Event-ID resumption, DNS-rebinding checks.
+// Routes declare `config.permission`, so authentication, RBAC, rate limits and audit of the
+// REST API apply unchanged; each tool then checks its own permission for the same request.
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BUILT_IN_ROLES } from '../agents/roles/catalogue.ts';
+import type { RoleDefinition } from '../agents/roles/role.ts';
+import type { Config } from '../config/schema.ts';
+import type { Actor, SessionService } from '../engine/session-service.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Permission } from '../security/rbac.ts';
+import { type McpCaller, resolveCallerFromAuthInfo, toAuthInfo } from './caller.ts';
+import { BoundedEventStore } from './event-store.ts';
+import { assertOriginAllowed } from './request-guard.ts';
+import { createMcpServer, type MaosMcpServer } from './server.ts';
+
+export interface McpHttpPluginOptions {
+  service: SessionService;
+  config: Pick<Config, 'mcp' | 'host' | 'http'>;
+  /**
+   * Checks that the caller of `request` holds `permission` (throws PERMISSION_DENIED otherwise):
+   * the RBAC check of the security plugin. Absent = every authenticated caller may use every tool.
+   */
+  authorize?: (request: FastifyRequest, permission: Permission) => void;
+  /** Roles for `list_roles` and `maos://roles`; defaults to the built-in catalogue. */
+  listRoles?: (actor: Actor) => Promise<RoleDefinition[]>;
+  logger?: Logger;
+}
+
+interface McpSessionEntry {
+  transport: WebStandardStreamableHTTPServerTransport;
+  mcp: MaosMcpServer;
+  owner: Actor;
+  lastSeenAt: number;
+  /** Open SSE responses; a session listening for notifications is not idle. */
+  openStreams: number;
+}
+
+/** Path of the endpoint; MCP clients are configured with `<base URL>/mcp`. */
+export const MCP_PATH = '/mcp';
+
+/** Minimum permission to reach /mcp at all; each tool checks its own on top. */
+const ROUTE_PERMISSION = 'sessions:read';
+
+/** Why the idle sweep runs at most this often: closing idle sessions is housekeeping, not urgent. */
+const MAX_SWEEP_INTERVAL_MS = 60_000;
+
+function readSessionId(request: FastifyRequest): string | undefined {
+  const value = request.headers['mcp-session-id'];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function sameActor(a: Actor, b: Actor): boolean {
+  return a.tenantId === b.tenantId && a.principalId === b.principalId;
+}
+
+/** The Fastify request as a WHATWG Request (headers only: the body was already parsed). */
+function toWebRequest(request: FastifyRequest): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined) continue;
+    headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  return new Request(new URL(request.url, 'http://localhost'), { method: request.method, headers });
+}
+
+/** Fastify plugin: `app.register(mcpHttpPlugin, options)`. */
+export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPluginOptions): Promise<void> {
+  const { service, config } = options;
+  const logger = options.logger ?? (app.log as unknown as Logger);
+  const listRoles = options.listRoles ?? (async () => [...BUILT_IN_ROLES]);
+  const sessions = new Map<string, McpSessionEntry>();
+  const policy = {
+    allowedOrigins: config.mcp.allowedOrigins,
+    allowedHosts: config.mcp.allowedHosts,
+    bindHost: config.host,
+  };
+
+  function callerFor(request: FastifyRequest): McpCaller {
+    return {
+      actor: request.actor,
+      authorize: (permission) => options.authorize?.(request, permission),
+    };
+  }
+
+  async function openSession(owner: Actor): Promise<McpSessionEntry> {
+    if (sessions.size >= config.mcp.maxSessions) {
+      throw new AppError('RESOURCE_LIMIT_EXCEEDED', 'Too many open MCP sessions; retry later', {
+        details: { limit: config.mcp.maxSessions },
+      });
+    }
+    const replay = config.mcp.replayBufferSize;
+    const entry: McpSessionEntry = {
+      transport: new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          sessions.set(id, entry);
+        },
+        onsessionclosed: (id) => {
+          sessions.delete(id);
+        },
+        ...(replay > 0 ? { eventStore: new BoundedEventStore(replay) } : {}),
+        keepAliveMs: config.http.sseKeepAliveSeconds * 1000,
+      }),
+      mcp: createMcpServer({
+        service,
+        listRoles: (caller) => listRoles(caller.actor),
+        resolveCaller: resolveCallerFromAuthInfo,
+        logger,
+      }),
+      owner: { ...owner },
+      lastSeenAt: Date.now(),
+      openStreams: 0,
+    };
+    entry.transport.onclose = () => {
+      if (entry.transport.sessionId !== undefined) sessions.delete(entry.transport.sessionId);
+      entry.mcp.dispose();
+    };
+    await entry.mcp.server.connect(entry.transport);
+    return entry;
+  }
+
+  async function closeEntry(entry: McpSessionEntry): Promise<void> {
+    try {
+      await entry.mcp.server.close();
+    } catch (error) {
+      logger.warn({ err: error }, 'closing an MCP session failed');
+    }
+  }
+
+  /** Sends the SDK's Response through Fastify, so hooks (logging, metrics, audit) see it. */
+  function sendResponse(reply: FastifyReply, entry: McpSessionEntry, response: Response): FastifyReply {
+    reply.code(response.status);
+    response.headers.forEach((value, name) => {
+      reply.header(name, value);
+    });
+    if (response.body === null) return reply.send();
+    const body = Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
+    if (response.headers.get('content-type')?.startsWith('text/event-stream') === true) {
+      entry.openStreams += 1;
+      body.once('close', () => {
+        entry.openStreams -= 1;
+        entry.lastSeenAt = Date.now();
+      });
+    }
+    return reply.send(body);
+  }
+
+  async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const sessionId = readSessionId(request);
+    let entry: McpSessionEntry;
+    let fresh = false;
+    if (sessionId === undefined) {
+      if (request.method !== 'POST' || !isInitializeRequest(request.body)) {
+        throw new AppError(
+          'VALIDATION_FAILED',
+          'Missing Mcp-Session-Id header: start with an initialize request, then send the session id it returns',
+        );
+      }
+      entry = await openSession(request.actor);
+      fresh = true;
+    } else {
+      const found = sessions.get(sessionId);
+      // Another principal's session id is as good as unknown: no hijacking by guessing or leaking.
+      if (found === undefined || !sameActor(found.owner, request.actor)) {
+        throw new AppError('NOT_FOUND', 'MCP session not found or expired: send a new initialize request');
+      }
+      entry = found;
+    }
+    entry.lastSeenAt = Date.now();
+    const response = await entry.transport.handleRequest(toWebRequest(request), {
+      parsedBody: request.body,
+      authInfo: toAuthInfo(callerFor(request)),
+    });
+    // A rejected initialize leaves an unregistered transport behind: release it.
+    if (fresh && entry.transport.sessionId === undefined) await closeEntry(entry);
+    return sendResponse(reply, entry, response);
+  }
+
+  // A route-level hook, so the check covers /mcp only however the plugin is registered.
+  const routeOptions = {
+    config: { permission: ROUTE_PERMISSION },
+    schema: { hide: true },
+    onRequest: async (request: FastifyRequest) => {
+      assertOriginAllowed({ origin: request.headers.origin, host: request.headers.host }, policy);
+    },
+  } as const;
+  app.post(MCP_PATH, routeOptions, handle);
+  app.get(MCP_PATH, routeOptions, handle);
+  app.delete(MCP_PATH, routeOptions, handle);
+
+  const idleMs = config.mcp.sessionIdleSeconds * 1000;
+  const sweep = setInterval(
+    () => {
+      const cutoff = Date.now() - idleMs;
+      for (const entry of sessions.values()) {
+        if (entry.openStreams === 0 && entry.lastSeenAt < cutoff) void closeEntry(entry);
+      }
+    },
+    Math.min(MAX_SWEEP_INTERVAL_MS, idleMs),
+  );
+  sweep.unref();
+
+  // preClose, not onClose: open SSE streams would otherwise keep the HTTP server from closing.
+  app.addHook('preClose', async () => {
+    clearInterval(sweep);
+    await Promise.all([...sessions.values()].map(closeEntry));
+    sessions.clear();
+  });
+}

@@ -1,0 +1,183 @@
+// MCP resources of MAOS: maos://roles, maos://sessions/{id} (status JSON) and
+// maos://sessions/{id}/agents/{agent}/output, with subscriptions that notify when a session changes.
+import { type McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
+import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { AppError } from '../errors/app-error.ts';
+import type { RequestExtra } from './caller.ts';
+import { findTask, formatSessionUri, readAgentOutput, toSessionStatus } from './session-view.ts';
+import { toProtocolError } from './tool-result.ts';
+import type { ToolDependencies } from './tools.ts';
+
+export const ROLES_URI = 'maos://roles';
+
+/** Sessions listed by `resources/list`: the newest ones; older ones stay readable by URI. */
+const LISTED_SESSIONS = 50;
+
+/**
+ * Notifications for one subscription are coalesced over this window: a running session writes an
+ * event per output line, and a client only needs to know "re-read now", not every line.
+ */
+const NOTIFY_DEBOUNCE_MS = 200;
+
+type ResourceTarget =
+  | { kind: 'roles' }
+  | { kind: 'session'; sessionId: string }
+  | { kind: 'output'; sessionId: string; agent: string };
+
+function decode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new AppError('NOT_FOUND', `Malformed resource URI component: ${part}`);
+  }
+}
+
+/** Parses a MAOS resource URI; throws NOT_FOUND for anything else. */
+export function parseResourceUri(uri: string): ResourceTarget {
+  if (uri === ROLES_URI) return { kind: 'roles' };
+  const match = /^maos:\/\/sessions\/([^/]+)(?:\/agents\/([^/]+)\/output)?$/.exec(uri);
+  if (match?.[1] === undefined) throw new AppError('NOT_FOUND', `Unknown resource ${uri}`);
+  const sessionId = decode(match[1]);
+  if (match[2] === undefined) return { kind: 'session', sessionId };
+  return { kind: 'output', sessionId, agent: decode(match[2]) };
+}
+
+function jsonContents(uri: string, data: unknown): ReadResourceResult {
+  return { contents: [{ uri, mimeType: 'application/json', text: JSON.stringify(data, null, 2) }] };
+}
+
+/** Registers the resources, templates and subscribe/unsubscribe handlers on `server`. */
+export function registerResources(server: McpServer, deps: ToolDependencies): () => void {
+  const { service } = deps;
+
+  /** Runs a resource handler; failures become JSON-RPC errors with the MAOS code in `data.code`. */
+  async function guard<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (error) {
+      throw toProtocolError(error, deps.logger);
+    }
+  }
+
+  async function readTarget(uri: string, extra: RequestExtra): Promise<ReadResourceResult> {
+    const caller = deps.resolveCaller(extra);
+    const target = parseResourceUri(uri);
+    if (target.kind === 'roles') {
+      caller.authorize('roles:read');
+      const roles = await deps.listRoles(caller);
+      return jsonContents(uri, { roles });
+    }
+    caller.authorize('sessions:read');
+    const detail = await service.getSession(caller.actor, target.sessionId);
+    if (target.kind === 'session') return jsonContents(uri, toSessionStatus(detail));
+    const task = findTask(detail, target.agent);
+    if (task === undefined) {
+      throw new AppError('NOT_FOUND', `Session ${detail.id} has no agent ${target.agent}`, {
+        details: { agents: detail.tasks.map((t) => t.name) },
+      });
+    }
+    const text = await readAgentOutput(service, caller.actor, detail, task);
+    return { contents: [{ uri, mimeType: 'text/plain', text }] };
+  }
+
+  server.registerResource(
+    'roles',
+    ROLES_URI,
+    {
+      title: 'Agent roles',
+      description: 'Every role a session can use, with capabilities and system prompt templates.',
+      mimeType: 'application/json',
+    },
+    (uri, extra) => guard(() => readTarget(uri.href, extra)),
+  );
+
+  // Registered before the session template so the more specific pattern is tried first.
+  server.registerResource(
+    'agent-output',
+    new ResourceTemplate('maos://sessions/{id}/agents/{agent}/output', { list: undefined }),
+    {
+      title: 'Agent output',
+      description:
+        "An agent's output in a session: its final result, or while it runs the lines it has produced so far. `agent` is the task name from the session status.",
+      mimeType: 'text/plain',
+    },
+    (uri, _variables, extra) => guard(() => readTarget(uri.href, extra)),
+  );
+
+  server.registerResource(
+    'session',
+    new ResourceTemplate('maos://sessions/{id}', {
+      list: (extra) =>
+        guard(async () => {
+          const caller = deps.resolveCaller(extra);
+          caller.authorize('sessions:read');
+          const page = await service.listSessions(caller.actor, { limit: LISTED_SESSIONS });
+          return {
+            resources: page.items.map((session) => ({
+              uri: formatSessionUri(session.id),
+              name: `session-${session.id}`,
+              title: `${session.status}: ${session.objective.slice(0, 80)}`,
+              mimeType: 'application/json',
+            })),
+          };
+        }),
+    }),
+    {
+      title: 'Session status',
+      description:
+        'Status of a session as JSON: state, plan, per-task progress and result. Subscribe to be notified when it changes.',
+      mimeType: 'application/json',
+    },
+    (uri, _variables, extra) => guard(() => readTarget(uri.href, extra)),
+  );
+
+  const watches = new Map<string, () => void>();
+
+  function watch(uri: string, sessionId: string): () => void {
+    let timer: NodeJS.Timeout | undefined;
+    const stop = service.watchEvents(sessionId, () => {
+      if (timer !== undefined) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        server.server.sendResourceUpdated({ uri }).catch(() => {
+          // The client went away; the transport's close handler removes the watch.
+        });
+      }, NOTIFY_DEBOUNCE_MS);
+      timer.unref();
+    });
+    return () => {
+      clearTimeout(timer);
+      stop();
+    };
+  }
+
+  server.server.setRequestHandler(SubscribeRequestSchema, (request, extra) =>
+    guard(async () => {
+      const { uri } = request.params;
+      const caller = deps.resolveCaller(extra);
+      const target = parseResourceUri(uri);
+      // Roles do not change while the server runs: nothing to watch, but the subscribe is valid.
+      if (target.kind === 'roles') {
+        caller.authorize('roles:read');
+        return {};
+      }
+      caller.authorize('sessions:read');
+      // Checks existence and tenant now: a foreign session is SESSION_NOT_FOUND, as everywhere.
+      const detail = await service.getSession(caller.actor, target.sessionId);
+      if (!watches.has(uri)) watches.set(uri, watch(uri, detail.id));
+      return {};
+    }),
+  );
+
+  server.server.setRequestHandler(UnsubscribeRequestSchema, (request) => {
+    watches.get(request.params.uri)?.();
+    watches.delete(request.params.uri);
+    return {};
+  });
+
+  return () => {
+    for (const stop of watches.values()) stop();
+    watches.clear();
+  };
+}

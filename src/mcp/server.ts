@@ -1,0 +1,58 @@
+// Builds the MAOS MCP server (official SDK McpServer): tools, resources, resource templates and
+// subscriptions. Transport-agnostic: the HTTP plugin and the stdio command connect it.
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { RoleDefinition } from '../agents/roles/role.ts';
+import type { SessionService } from '../engine/session-service.ts';
+import type { Logger } from '../observability/logger.ts';
+import { VERSION } from '../version.ts';
+import type { CallerResolver, McpCaller } from './caller.ts';
+import { registerResources } from './resources.ts';
+import { registerSessionTools } from './tools.ts';
+
+export interface CreateMcpServerOptions {
+  /** The engine, as REST uses it; every call passes the caller's Actor. */
+  service: SessionService;
+  /** Roles the caller may use (built-in plus the tenant's custom ones). */
+  listRoles: (caller: McpCaller) => Promise<RoleDefinition[]>;
+  /** Who is calling, per request. */
+  resolveCaller: CallerResolver;
+  logger?: Logger;
+}
+
+/** Text clients show to the model when they connect: what MAOS is and how to use the tools. */
+const INSTRUCTIONS = [
+  'MAOS orchestrates teams of specialised AI agents (architect, engineer, tester, reviewer, ...).',
+  'Call `list_roles` to see the roles, then `orchestrate` with an objective (and optionally explicit',
+  '`agents`). Track the session with `session_status` or the `maos://sessions/{id}` resource;',
+  "read an agent's full output from `maos://sessions/{id}/agents/{agent}/output`.",
+  'Errors carry stable codes such as SESSION_NOT_FOUND, INVALID_ROLE or RESOURCE_LIMIT_EXCEEDED.',
+].join(' ');
+
+/** An MCP server bound to one client connection, and how to release what it watches. */
+export interface MaosMcpServer {
+  server: McpServer;
+  /** Stops resource subscriptions; also done automatically when the connection closes. */
+  dispose: () => void;
+}
+
+/** Creates one MCP server instance; create one per client connection (MCP session). */
+export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer {
+  const server = new McpServer(
+    { name: 'maos', title: 'MAOS multi-agent orchestration', version: VERSION },
+    {
+      capabilities: {
+        tools: { listChanged: false },
+        resources: { subscribe: true, listChanged: false },
+      },
+      instructions: INSTRUCTIONS,
+    },
+  );
+  registerSessionTools(server, options);
+  const stopSubscriptions = registerResources(server, options);
+  const previousOnClose = server.server.onclose;
+  server.server.onclose = () => {
+    stopSubscriptions();
+    previousOnClose?.();
+  };
+  return { server, dispose: stopSubscriptions };
+}

@@ -1,0 +1,197 @@
+// The MCP tools of MAOS: orchestrate, session_status, list_roles, cancel_session. Each calls the
+// engine only through SessionService with the caller's Actor, after the caller's permission check.
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import type { RoleDefinition } from '../agents/roles/role.ts';
+import { createSessionInputSchema } from '../domain/session-input.ts';
+import type { SessionService } from '../engine/session-service.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { CallerResolver, McpCaller, RequestExtra } from './caller.ts';
+import { listRecentEvents, toSessionStatus } from './session-view.ts';
+import { toToolError, toToolResult } from './tool-result.ts';
+import { waitForSession } from './wait-for-session.ts';
+
+export interface ToolDependencies {
+  service: SessionService;
+  listRoles: (caller: McpCaller) => Promise<RoleDefinition[]>;
+  resolveCaller: CallerResolver;
+  logger?: Logger;
+}
+
+/**
+ * How long `orchestrate` waits when the client asked for progress but set no `wait_seconds`:
+ * below the 60 s default request timeout of the reference SDK client, so the call returns the
+ * current state instead of timing out; clients that want longer set `wait_seconds`.
+ */
+const DEFAULT_PROGRESS_WAIT_SECONDS = 50;
+/** Longest wait a caller may request; a tool call should not hold a connection for hours. */
+const MAX_WAIT_SECONDS = 3_600;
+/** Most recent events `session_status` returns on request; they go into a context window. */
+const MAX_RECENT_EVENTS = 200;
+
+const sessionIdSchema = z.string().min(1).max(128).describe('Session id, as returned by `orchestrate`.');
+
+export const orchestrateInputSchema = createSessionInputSchema.extend({
+  wait_seconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_WAIT_SECONDS)
+    .optional()
+    .describe(
+      `Wait up to this long for the session to finish before returning (progress notifications are sent meanwhile when the request carries a progressToken). Default: 0, or ${DEFAULT_PROGRESS_WAIT_SECONDS} when a progressToken is sent.`,
+    ),
+  idempotency_key: z
+    .string()
+    .regex(/^[\x21-\x7E]{1,255}$/, 'must be 1-255 printable ASCII characters without spaces')
+    .optional()
+    .describe('Makes the call safe to retry: the same key and input return the original session.'),
+});
+
+const statusInputSchema = z.strictObject({
+  session_id: sessionIdSchema,
+  recent_events: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_RECENT_EVENTS)
+    .optional()
+    .describe('Also return the last N events of the session log (task state changes, output lines).'),
+});
+
+const listRolesInputSchema = z.strictObject({
+  include_instructions: z
+    .boolean()
+    .optional()
+    .describe("Also return each role's full system prompt template (long)."),
+});
+
+const cancelInputSchema = z.strictObject({ session_id: sessionIdSchema });
+
+/** Runs a tool body for the resolved caller and turns any failure into an MCP tool error. */
+function runTool(
+  deps: ToolDependencies,
+  body: (caller: McpCaller) => Promise<Record<string, unknown>>,
+): (extra: RequestExtra) => Promise<ReturnType<typeof toToolResult>> {
+  return async (extra) => {
+    try {
+      return toToolResult(await body(deps.resolveCaller(extra)));
+    } catch (error) {
+      return toToolError(error, deps.logger);
+    }
+  };
+}
+
+/** Registers every session tool on `server`. */
+export function registerSessionTools(server: McpServer, deps: ToolDependencies): void {
+  const { service } = deps;
+
+  server.registerTool(
+    'orchestrate',
+    {
+      title: 'Start a MAOS session',
+      description:
+        'Starts a multi-agent session for an objective and returns its id and initial state. Give `agents` (role + task each, optionally `runner`, `depends_on`) to fix the plan yourself, or omit them to let the orchestrator plan. `strategy`: parallel, sequential, pipeline (uses depends_on) or adaptive. Roles come from `list_roles`. Follow up with `session_status` or read the `maos://sessions/{id}` resource (subscribe to be told of changes). Set `wait_seconds` (or send a progressToken) to wait for the result in this call.',
+      inputSchema: orchestrateInputSchema,
+      annotations: { title: 'Start a MAOS session', destructiveHint: false, openWorldHint: true },
+    },
+    (args, extra) =>
+      runTool(deps, async (caller) => {
+        caller.authorize('sessions:create');
+        const { wait_seconds: waitSeconds, idempotency_key: idempotencyKey, ...input } = args;
+        const created = await service.createSession(caller.actor, input, idempotencyKey);
+        const progressToken = extra._meta?.progressToken;
+        const waitFor = waitSeconds ?? (progressToken === undefined ? 0 : DEFAULT_PROGRESS_WAIT_SECONDS);
+        let detail = created.session;
+        if (waitFor > 0) {
+          detail = await waitForSession({
+            service,
+            actor: caller.actor,
+            sessionId: detail.id,
+            timeoutMs: waitFor * 1000,
+            signal: extra.signal,
+            onProgress: async ({ finished, total, status }) => {
+              if (progressToken === undefined) return;
+              await extra.sendNotification({
+                method: 'notifications/progress',
+                params: {
+                  progressToken,
+                  progress: finished,
+                  total,
+                  message: `session ${status}: ${finished}/${total} tasks finished`,
+                },
+              });
+            },
+          });
+        }
+        return { created: created.created, ...toSessionStatus(detail) };
+      })(extra),
+  );
+
+  server.registerTool(
+    'session_status',
+    {
+      title: 'Show a MAOS session',
+      description:
+        'Returns the state of a session: status, whether it is done, the plan, progress counts, every task with its role, state, attempts, error and a preview of its result, token usage, and the final result once the session has completed. Set `recent_events` to include the latest log entries. Full agent output: read the `outputUri` resource of a task.',
+      inputSchema: statusInputSchema,
+      annotations: { title: 'Show a MAOS session', readOnlyHint: true, openWorldHint: false },
+    },
+    (args, extra) =>
+      runTool(deps, async (caller) => {
+        caller.authorize('sessions:read');
+        const detail = await service.getSession(caller.actor, args.session_id);
+        const events =
+          args.recent_events === undefined || args.recent_events === 0
+            ? undefined
+            : await listRecentEvents(service, caller.actor, detail.id, args.recent_events);
+        return toSessionStatus(detail, events);
+      })(extra),
+  );
+
+  server.registerTool(
+    'list_roles',
+    {
+      title: 'List agent roles',
+      description:
+        'Lists the agent roles a session can use (built-in and custom): name, one-line description and capabilities. Use the `name` as `role` in `orchestrate`.',
+      inputSchema: listRolesInputSchema,
+      annotations: { title: 'List agent roles', readOnlyHint: true, openWorldHint: false },
+    },
+    (args, extra) =>
+      runTool(deps, async (caller) => {
+        caller.authorize('roles:read');
+        const roles = await deps.listRoles(caller);
+        return {
+          roles: roles.map((role) => ({
+            name: role.name,
+            description: role.description,
+            capabilities: role.capabilities,
+            builtIn: role.builtIn,
+            ...(args.include_instructions === true ? { instructions: role.instructions } : {}),
+          })),
+        };
+      })(extra),
+  );
+
+  server.registerTool(
+    'cancel_session',
+    {
+      title: 'Cancel a MAOS session',
+      description:
+        'Cancels a session: running agents are stopped, pending tasks are cancelled and the session ends `cancelled`. Cancelling a cancelled session is a no-op; a completed or failed session gives INVALID_STATE. Returns the final state.',
+      inputSchema: cancelInputSchema,
+      annotations: {
+        title: 'Cancel a MAOS session',
+        destructiveHint: true,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
+    },
+    (args, extra) =>
+      runTool(deps, async (caller) => {
+        caller.authorize('sessions:cancel');
+        return toSessionStatus(await service.cancelSession(caller.actor, args.session_id));
+      })(extra),
+  );
+}
