@@ -1,0 +1,145 @@
+// One authentication path for REST, SSE and MCP: reads the credential (Bearer header or X-API-Key),
+// verifies it as an API key or an OIDC token per `auth.mode`, and adds stored role bindings.
+import { isIP } from 'node:net';
+import type { z } from 'zod';
+import type { authConfigSchema } from '../config/security-schema.ts';
+import { AppError } from '../errors/app-error.ts';
+import { looksLikeApiKey, verifyApiKey } from './api-keys.ts';
+import { createOidcVerifier, type OidcVerifier } from './oidc.ts';
+import { authFailure, type Principal } from './principal.ts';
+import { isRoleName, type RoleName } from './rbac.ts';
+import type { SecurityDb } from './security-tables.ts';
+
+export type AuthConfig = z.infer<typeof authConfigSchema>;
+
+/** The credential-bearing parts of a request. */
+export interface CredentialSource {
+  authorization?: string | string[] | undefined;
+  'x-api-key'?: string | string[] | undefined;
+}
+
+export interface Authenticator {
+  readonly mode: AuthConfig['mode'];
+  /** Returns the principal or throws UNAUTHENTICATED / INVALID_TOKEN / VALIDATION_FAILED (RFC 6750). */
+  authenticate(source: CredentialSource): Promise<Principal>;
+}
+
+export interface AuthenticatorOptions {
+  auth: AuthConfig;
+  db: SecurityDb;
+  /** Injected for tests (clock-moved token checks). */
+  oidc?: OidcVerifier;
+  now?: () => Date;
+}
+
+// RFC 6750 §2.1 b64token.
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** Throws CONFIG_INVALID when the auth settings are unsafe for the bind address or incomplete. */
+export function assertAuthConfigAllowed(auth: AuthConfig, host: string): void {
+  if (auth.mode === 'none' && !isLoopbackHost(host)) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      `auth.mode "none" is only allowed when host is a loopback address (host is "${host}"); use apikey or oidc`,
+    );
+  }
+  if ((auth.mode === 'oidc' || auth.mode === 'both') && (!auth.oidc.issuer || !auth.oidc.audience)) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      `auth.mode "${auth.mode}" needs auth.oidc.issuer and auth.oidc.audience`,
+    );
+  }
+}
+
+/** True for 127.0.0.0/8, ::1 and `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (bare === 'localhost' || bare === '::1') return true;
+  return isIP(bare) === 4 && bare.startsWith('127.');
+}
+
+/** Creates the authenticator for the configured mode. */
+export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
+  const { auth, db } = options;
+  const now = options.now ?? (() => new Date());
+  const acceptsKeys = auth.mode === 'apikey' || auth.mode === 'both';
+  const acceptsTokens = auth.mode === 'oidc' || auth.mode === 'both';
+  const oidc = acceptsTokens ? (options.oidc ?? createOidcVerifier(auth.oidc, { now })) : null;
+
+  async function addBindings(principal: Principal): Promise<Principal> {
+    const rows = await db
+      .selectFrom('role_bindings')
+      .select('role')
+      .where('tenant_id', '=', principal.tenantId)
+      .where('principal_id', '=', principal.id)
+      .execute();
+    const roles = new Set<RoleName>(principal.roles);
+    for (const { role } of rows) if (isRoleName(role)) roles.add(role);
+    return { ...principal, roles: [...roles] };
+  }
+
+  return {
+    mode: auth.mode,
+    async authenticate(source) {
+      if (auth.mode === 'none') {
+        return {
+          type: 'anonymous',
+          id: 'local',
+          tenantId: auth.noneTenant,
+          roles: ['admin'],
+          authMethod: 'none',
+          clientId: null,
+        };
+      }
+      const credential = readCredential(source);
+      if (looksLikeApiKey(credential)) {
+        if (!acceptsKeys) throw authFailure('INVALID_TOKEN', 'invalid_token', 'API keys are not accepted');
+        const key = await verifyApiKey(db, credential, now()).catch((error: unknown) => {
+          const reason = error instanceof AppError ? error.message : 'invalid API key';
+          throw authFailure('INVALID_TOKEN', 'invalid_token', reason);
+        });
+        return addBindings({
+          type: 'service',
+          id: `key:${key.id}`,
+          tenantId: key.tenantId,
+          roles: key.roles,
+          authMethod: 'apikey',
+          clientId: key.id,
+        });
+      }
+      if (!oidc)
+        throw authFailure('INVALID_TOKEN', 'invalid_token', 'bearer tokens are not accepted; use an API key');
+      return addBindings(await oidc.verify(credential));
+    },
+  };
+}
+
+function readCredential(source: CredentialSource): string {
+  const { authorization } = source;
+  const apiKey = source['x-api-key'];
+  if (Array.isArray(authorization) || Array.isArray(apiKey)) {
+    throw authFailure('VALIDATION_FAILED', 'invalid_request', 'more than one credential');
+  }
+  if (authorization !== undefined && apiKey !== undefined) {
+    throw authFailure('VALIDATION_FAILED', 'invalid_request', 'more than one credential');
+  }
+  if (apiKey !== undefined) {
+    if (!looksLikeApiKey(apiKey.trim())) {
+      throw authFailure('INVALID_TOKEN', 'invalid_token', 'malformed API key');
+    }
+    return apiKey.trim();
+  }
+  if (authorization === undefined || authorization.trim() === '') {
+    // RFC 6750 §3.1: a request without credentials gets a challenge with no error code.
+    throw authFailure('UNAUTHENTICATED', null, 'authentication required');
+  }
+  const match = /^(\S+)\s+(\S+)\s*$/.exec(authorization.trim());
+  if (!match) throw authFailure('VALIDATION_FAILED', 'invalid_request', 'malformed Authorization header');
+  const [, scheme, token] = match as unknown as [string, string, string];
+  if (scheme.toLowerCase() !== 'bearer') {
+    throw authFailure('UNAUTHENTICATED', null, 'use the Bearer authentication scheme');
+  }
+  if (!B64TOKEN.test(token))
+    throw authFailure('VALIDATION_FAILED', 'invalid_request', 'malformed bearer token');
+  return token;
+}

@@ -1,0 +1,180 @@
+// OIDC / OAuth 2 resource server: verifies RFC 9068 JWT access tokens with jose against the
+// issuer's discovered JWKS and maps their claims to a MAOS principal, tenant and roles.
+import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
+import type { z } from 'zod';
+import type { authConfigSchema } from '../config/security-schema.ts';
+import { AppError } from '../errors/app-error.ts';
+import { authFailure, type Principal } from './principal.ts';
+import { isRoleName, type RoleName } from './rbac.ts';
+
+export type OidcConfig = z.infer<typeof authConfigSchema>['oidc'];
+
+export interface OidcVerifierOptions {
+  /** Clock for `exp`/`nbf` checks; tests move it to probe expiry and skew. */
+  now?: () => Date;
+}
+
+export interface OidcVerifier {
+  /** Verifies a bearer JWT; throws INVALID_TOKEN (401) or AUTH_PROVIDER_UNAVAILABLE (503). */
+  verify(token: string): Promise<Principal>;
+}
+
+interface DiscoveryDocument {
+  issuer: string;
+  jwks_uri: string;
+}
+
+type KeySet = ReturnType<typeof createRemoteJWKSet>;
+
+const STRICT_TYP = 'at+jwt';
+const LENIENT_TYPS = new Set(['at+jwt', 'application/at+jwt', 'jwt']);
+
+/** Creates a verifier for one issuer. Discovery happens on first use and is retried after failures. */
+export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOptions = {}): OidcVerifier {
+  const issuer = config.issuer;
+  const audience = config.audience;
+  if (!issuer || !audience) {
+    throw new AppError('CONFIG_INVALID', 'auth.oidc.issuer and auth.oidc.audience are required for OIDC');
+  }
+  const now = options.now ?? (() => new Date());
+  let keySet: Promise<KeySet> | null = null;
+
+  function getKeySet(): Promise<KeySet> {
+    if (!keySet) {
+      keySet = discover(issuer as string, config.httpTimeoutMs).then((doc) =>
+        createRemoteJWKSet(new URL(doc.jwks_uri), {
+          cooldownDuration: config.jwksCooldownMs,
+          cacheMaxAge: config.jwksCacheMaxAgeMs,
+          timeoutDuration: config.httpTimeoutMs,
+        }),
+      );
+      keySet.catch(() => {
+        keySet = null;
+      });
+    }
+    return keySet;
+  }
+
+  return {
+    async verify(token) {
+      const jwks = await getKeySet();
+      let payload: JWTPayload;
+      let typ: string | undefined;
+      try {
+        const result = await jwtVerify(token, jwks, {
+          issuer,
+          audience,
+          algorithms: config.algorithms,
+          typ: config.typ === 'strict' ? STRICT_TYP : undefined,
+          clockTolerance: config.clockToleranceSeconds,
+          requiredClaims: config.requiredClaims,
+          currentDate: now(),
+        });
+        payload = result.payload;
+        typ = result.protectedHeader.typ;
+      } catch (error) {
+        throw mapJoseError(error);
+      }
+      if (config.typ === 'lenient' && typ !== undefined && !LENIENT_TYPS.has(typ.toLowerCase())) {
+        throw authFailure('INVALID_TOKEN', 'invalid_token', 'unexpected token type');
+      }
+      return mapClaims(payload, config);
+    },
+  };
+}
+
+async function discover(issuer: string, timeoutMs: number): Promise<DiscoveryDocument> {
+  const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  let doc: Partial<DiscoveryDocument>;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    doc = (await response.json()) as Partial<DiscoveryDocument>;
+  } catch (error) {
+    throw new AppError('AUTH_PROVIDER_UNAVAILABLE', 'The identity provider cannot be reached', {
+      cause: error,
+    });
+  }
+  // RFC 8414 §3.3 / OIDC Discovery §4.3: the document's issuer must equal the configured one exactly.
+  if (doc.issuer !== issuer || typeof doc.jwks_uri !== 'string') {
+    throw new AppError(
+      'AUTH_PROVIDER_UNAVAILABLE',
+      'The identity provider discovery document does not match auth.oidc.issuer',
+    );
+  }
+  return { issuer: doc.issuer, jwks_uri: doc.jwks_uri };
+}
+
+function mapJoseError(error: unknown): AppError {
+  const code = (error as { code?: string }).code;
+  const claim = (error as { claim?: string }).claim;
+  const invalid = (reason: string) => authFailure('INVALID_TOKEN', 'invalid_token', reason);
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return invalid('token expired');
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (claim === 'aud') return invalid('token audience is not this API');
+      if (claim === 'iss') return invalid('token issuer is not trusted');
+      if (claim === 'typ') return invalid('not an access token (typ must be at+jwt)');
+      if (claim === 'nbf' || claim === 'iat') return invalid('token not yet valid');
+      return invalid(`token claim ${claim ?? ''} is missing or invalid`.replace('  ', ' '));
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return invalid('token signature is invalid');
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return invalid('token algorithm is not accepted');
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return invalid('token signing key is unknown');
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+      return invalid('token is malformed');
+    default:
+      return new AppError('AUTH_PROVIDER_UNAVAILABLE', 'The identity provider keys cannot be fetched', {
+        cause: error,
+      });
+  }
+}
+
+/** Reads a claim by dotted path (`realm_access.roles`). */
+export function readClaim(payload: Record<string, unknown>, path: string): unknown {
+  let node: unknown = payload;
+  for (const segment of path.split('.')) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<string, unknown>)[segment];
+  }
+  return node;
+}
+
+/** Maps verified claims to a principal, per the configured claim names and role mapping. */
+export function mapClaims(payload: JWTPayload, config: OidcConfig): Principal {
+  const id = readClaim(payload, config.principalClaim);
+  if (typeof id !== 'string' || id.length === 0) {
+    throw authFailure('INVALID_TOKEN', 'invalid_token', `token has no ${config.principalClaim} claim`);
+  }
+  const tenant = readClaim(payload, config.tenantClaim) ?? config.defaultTenant;
+  if (typeof tenant !== 'string' || tenant.length === 0) {
+    throw authFailure('INVALID_TOKEN', 'invalid_token', 'token names no tenant');
+  }
+  const raw = readClaim(payload, config.rolesClaim);
+  const names = Array.isArray(raw)
+    ? raw.filter((v): v is string => typeof v === 'string')
+    : typeof raw === 'string'
+      ? raw.split(' ').filter(Boolean)
+      : [];
+  const roles = new Set<RoleName>();
+  for (const name of names) {
+    const mapped = config.roleMapping[name];
+    if (mapped) for (const role of mapped) roles.add(role);
+    else if (isRoleName(name)) roles.add(name);
+  }
+  const clientId = typeof payload.client_id === 'string' ? payload.client_id : null;
+  return {
+    type: clientId !== null && clientId === id ? 'service' : 'user',
+    id,
+    tenantId: tenant,
+    roles: [...roles],
+    authMethod: 'oidc',
+    clientId,
+  };
+}

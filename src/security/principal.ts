@@ -1,0 +1,57 @@
+// Who is calling, as established by authentication, and the RFC 6750 challenge that tells a
+// caller why it was not accepted. Shared by the OIDC, API-key and HTTP layers.
+import { AppError, type ErrorCode } from '../errors/app-error.ts';
+import type { RoleName } from './rbac.ts';
+
+/** An authenticated caller, always bound to one tenant. */
+export interface Principal {
+  /** `user` (OIDC subject), `service` (API key or client-credentials token), `anonymous` (mode none). */
+  type: 'user' | 'service' | 'anonymous';
+  id: string;
+  tenantId: string;
+  roles: RoleName[];
+  authMethod: 'oidc' | 'apikey' | 'none';
+  /** OAuth client that obtained the token, or the API key id. */
+  clientId: string | null;
+}
+
+/** RFC 6750 error codes. */
+export type BearerError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+
+/** Builds a `WWW-Authenticate: Bearer …` value; each attribute at most once, quotes stripped. */
+export function formatBearerChallenge(
+  realm: string,
+  error?: BearerError,
+  description?: string,
+  extra: Record<string, string> = {},
+): string {
+  const attrs: string[] = [`realm="${clean(realm)}"`];
+  if (error) attrs.push(`error="${error}"`);
+  if (error && description) attrs.push(`error_description="${clean(description)}"`);
+  for (const [key, value] of Object.entries(extra)) attrs.push(`${key}="${clean(value)}"`);
+  return `Bearer ${attrs.join(', ')}`;
+}
+
+// RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E (no `"` or `\`).
+function clean(value: string): string {
+  return value.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '');
+}
+
+/** Details carried by an authentication failure, read by the HTTP layer to set the header. */
+export interface AuthFailureDetails {
+  bearerError: BearerError | null;
+  reason: string;
+}
+
+/** An authentication failure with its RFC 6750 meaning (no credentials, bad request, bad token). */
+export function authFailure(code: ErrorCode, bearerError: BearerError | null, reason: string): AppError {
+  const details: AuthFailureDetails = { bearerError, reason };
+  return new AppError(code, reason, { details });
+}
+
+/** Reads the RFC 6750 error back from an AppError produced by `authFailure`. */
+export function readAuthFailure(error: AppError): AuthFailureDetails | null {
+  const details = error.details as Partial<AuthFailureDetails> | undefined;
+  if (!details || typeof details.reason !== 'string' || details.bearerError === undefined) return null;
+  return { bearerError: details.bearerError ?? null, reason: details.reason };
+}

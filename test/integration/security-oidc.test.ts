@@ -1,0 +1,255 @@
+// OIDC resource-server checks against a real in-process OpenID provider (panva oidc-provider).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { importJWK, SignJWT } from 'jose';
+import { configSchema } from '../../src/config/schema.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import { type AuthConfig, createAuthenticator } from '../../src/security/authenticate.ts';
+import { createOidcVerifier } from '../../src/security/oidc.ts';
+import { formatBearerChallenge, readAuthFailure } from '../../src/security/principal.ts';
+import { createTestSecurityDb, type TestSecurityDb } from '../../src/security/test-support.ts';
+import {
+  CLIENT_ID,
+  OTHER_AUDIENCE,
+  startTestOidcProvider,
+  TEST_AUDIENCE,
+  type TestOidcProvider,
+} from '../fixtures/oidc-provider.ts';
+
+function authConfig(issuer: string, oidc: Record<string, unknown> = {}): AuthConfig {
+  return configSchema.parse({
+    auth: {
+      mode: 'both',
+      oidc: { issuer, audience: TEST_AUDIENCE, roleMapping: { 'idp-admins': ['admin'] }, ...oidc },
+    },
+  }).auth;
+}
+
+function rejectsWith(code: string, reason: RegExp) {
+  return (e: unknown) => {
+    assert.ok(e instanceof AppError, String(e));
+    assert.equal(e.code, code);
+    assert.match(readAuthFailure(e)?.reason ?? e.message, reason);
+    return true;
+  };
+}
+
+async function signWithProviderKey(
+  idp: TestOidcProvider,
+  header: Record<string, unknown>,
+  claims: Record<string, unknown>,
+): Promise<string> {
+  const jwk = idp.keys[0] as Record<string, unknown>;
+  const key = await importJWK(jwk as never, 'ES256');
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256', kid: jwk.kid as string, ...header })
+    .sign(key);
+}
+
+describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
+  let idp: TestOidcProvider;
+  let t: TestSecurityDb;
+  before(async () => {
+    idp = await startTestOidcProvider();
+    t = await createTestSecurityDb();
+  });
+  after(async () => {
+    await idp.close();
+    await t.cleanup();
+  });
+
+  test('a valid token is accepted and mapped to tenant and roles (claims + mapping + bindings)', async () => {
+    await t.db
+      .insertInto('role_bindings')
+      .values({
+        tenant_id: 'acme',
+        principal_id: CLIENT_ID,
+        role: 'auditor',
+        created_at: 'x',
+        created_by: 'test',
+      })
+      .execute();
+    const auth = createAuthenticator({ auth: authConfig(idp.issuer), db: t.db });
+    const token = await idp.getToken({
+      claims: { tenant_id: 'acme', roles: ['operator', 'idp-admins', 'unknown'] },
+    });
+    const principal = await auth.authenticate({ authorization: `Bearer ${token}` });
+    assert.equal(principal.id, CLIENT_ID);
+    assert.equal(principal.tenantId, 'acme');
+    assert.equal(principal.authMethod, 'oidc');
+    assert.equal(principal.type, 'service');
+    assert.deepEqual([...principal.roles].sort(), ['admin', 'auditor', 'operator']);
+  });
+
+  test('a token without a tenant is refused unless a default tenant is configured', async () => {
+    const token = await idp.getToken();
+    const strict = createOidcVerifier(authConfig(idp.issuer).oidc);
+    await assert.rejects(strict.verify(token), rejectsWith('INVALID_TOKEN', /no tenant/));
+    const lenient = createOidcVerifier(authConfig(idp.issuer, { defaultTenant: 'main' }).oidc);
+    assert.equal((await lenient.verify(token)).tenantId, 'main');
+  });
+
+  test('expired token (clock moved past exp + tolerance) is invalid_token', async () => {
+    const token = await idp.getToken({ claims: { tenant_id: 'acme' } });
+    const exp = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).exp as number;
+    const at = (seconds: number) =>
+      createOidcVerifier(authConfig(idp.issuer).oidc, { now: () => new Date((exp + seconds) * 1000) });
+    // clock skew within the 30 s tolerance is accepted, beyond it refused
+    assert.equal((await at(20).verify(token)).tenantId, 'acme');
+    await assert.rejects(at(45).verify(token), rejectsWith('INVALID_TOKEN', /expired/));
+  });
+
+  test('token for another audience is invalid_token', async () => {
+    const token = await idp.getToken({ resource: OTHER_AUDIENCE, claims: { tenant_id: 'acme' } });
+    const verifier = createOidcVerifier(authConfig(idp.issuer).oidc);
+    await assert.rejects(verifier.verify(token), rejectsWith('INVALID_TOKEN', /audience/));
+  });
+
+  test('token from another issuer (same key) is invalid_token', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await signWithProviderKey(
+      idp,
+      { typ: 'at+jwt' },
+      {
+        iss: 'https://evil.example',
+        aud: TEST_AUDIENCE,
+        sub: 'x',
+        client_id: 'x',
+        iat: now,
+        exp: now + 60,
+        jti: 'j1',
+        tenant_id: 'acme',
+      },
+    );
+    const verifier = createOidcVerifier(authConfig(idp.issuer).oidc);
+    await assert.rejects(verifier.verify(token), rejectsWith('INVALID_TOKEN', /issuer/));
+  });
+
+  test('tampered signature and tampered payload are invalid_token', async () => {
+    const token = await idp.getToken({ claims: { tenant_id: 'acme' } });
+    const [h, p, s] = token.split('.') as [string, string, string];
+    const sig = Buffer.from(s, 'base64url');
+    sig[10] = (sig[10] as number) ^ 0xff;
+    const verifier = createOidcVerifier(authConfig(idp.issuer).oidc);
+    await assert.rejects(
+      verifier.verify(`${h}.${p}.${sig.toString('base64url')}`),
+      rejectsWith('INVALID_TOKEN', /signature/),
+    );
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+    claims.tenant_id = 'other-tenant';
+    const forged = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    await assert.rejects(verifier.verify(`${h}.${forged}.${s}`), rejectsWith('INVALID_TOKEN', /signature/));
+  });
+
+  test('alg none is refused', async () => {
+    const token = await idp.getToken({ claims: { tenant_id: 'acme' } });
+    const payload = token.split('.')[1] as string;
+    const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url');
+    const verifier = createOidcVerifier(authConfig(idp.issuer).oidc);
+    await assert.rejects(
+      verifier.verify(`${header}.${payload}.`),
+      rejectsWith('INVALID_TOKEN', /algorithm|malformed/),
+    );
+  });
+
+  test('an ID token is not an access token: refused by typ (strict) and by claims (lenient)', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const idToken = await signWithProviderKey(
+      idp,
+      { typ: 'JWT' },
+      {
+        iss: idp.issuer,
+        aud: CLIENT_ID,
+        azp: CLIENT_ID,
+        sub: 'user-1',
+        iat: now,
+        exp: now + 600,
+        jti: 'id1',
+        tenant_id: 'acme',
+      },
+    );
+    await assert.rejects(
+      createOidcVerifier(authConfig(idp.issuer).oidc).verify(idToken),
+      rejectsWith('INVALID_TOKEN', /typ|access token/),
+    );
+    await assert.rejects(
+      createOidcVerifier(authConfig(idp.issuer, { typ: 'lenient' }).oidc).verify(idToken),
+      rejectsWith('INVALID_TOKEN', /audience|client_id/),
+    );
+    // lenient mode accepts a Keycloak-style access token with typ JWT
+    const kcStyle = await signWithProviderKey(
+      idp,
+      { typ: 'JWT' },
+      {
+        iss: idp.issuer,
+        aud: TEST_AUDIENCE,
+        sub: 'u2',
+        client_id: 'app',
+        iat: now,
+        exp: now + 600,
+        jti: 'a2',
+        tenant_id: 'acme',
+      },
+    );
+    assert.equal(
+      (await createOidcVerifier(authConfig(idp.issuer, { typ: 'lenient' }).oidc).verify(kcStyle)).id,
+      'u2',
+    );
+  });
+
+  test('key rotation: a new kid is refused inside the JWKS cooldown and accepted after it', async () => {
+    const verifier = createOidcVerifier(authConfig(idp.issuer, { jwksCooldownMs: 1000 }).oidc);
+    await verifier.verify(await idp.getToken({ claims: { tenant_id: 'acme' } }));
+    const newKey = await idp.rotateKey();
+    const rotated = await idp.getToken({ claims: { tenant_id: 'acme' } });
+    assert.equal(
+      JSON.parse(Buffer.from(rotated.split('.')[0] as string, 'base64url').toString()).kid,
+      newKey.kid,
+    );
+    await assert.rejects(verifier.verify(rotated), rejectsWith('INVALID_TOKEN', /signing key is unknown/));
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await verifier.verify(rotated)).tenantId, 'acme');
+  });
+
+  test('malformed and missing credentials get the RFC 6750 classification', async () => {
+    const auth = createAuthenticator({ auth: authConfig(idp.issuer), db: t.db });
+    await assert.rejects(auth.authenticate({}), (e: unknown) => {
+      assert.ok(e instanceof AppError);
+      assert.equal(e.status, 401);
+      assert.equal(readAuthFailure(e)?.bearerError, null);
+      return true;
+    });
+    await assert.rejects(
+      auth.authenticate({ authorization: 'Basic dXNlcjpwYXNz' }),
+      rejectsWith('UNAUTHENTICATED', /Bearer/),
+    );
+    await assert.rejects(
+      auth.authenticate({ authorization: 'Bearer a b' }),
+      rejectsWith('VALIDATION_FAILED', /malformed/),
+    );
+    await assert.rejects(
+      auth.authenticate({ authorization: 'Bearer ä' }),
+      rejectsWith('VALIDATION_FAILED', /malformed/),
+    );
+    await assert.rejects(
+      auth.authenticate({ authorization: 'Bearer x', 'x-api-key': 'maos_x' }),
+      rejectsWith('VALIDATION_FAILED', /more than one/),
+    );
+    await assert.rejects(
+      auth.authenticate({ authorization: 'Bearer not.a.jwt' }),
+      rejectsWith('INVALID_TOKEN', /malformed/),
+    );
+    assert.equal(
+      formatBearerChallenge('maos', 'invalid_token', 'token "expired"\\'),
+      'Bearer realm="maos", error="invalid_token", error_description="token expired"',
+    );
+  });
+
+  test('an unreachable provider is 503 AUTH_PROVIDER_UNAVAILABLE, not a token error', async () => {
+    const verifier = createOidcVerifier(authConfig('http://127.0.0.1:9/', { httpTimeoutMs: 2000 }).oidc);
+    await assert.rejects(
+      verifier.verify('a.b.c'),
+      (e: unknown) => e instanceof AppError && e.code === 'AUTH_PROVIDER_UNAVAILABLE',
+    );
+  });
+});
