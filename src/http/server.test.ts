@@ -186,21 +186,35 @@ describe('http server', () => {
         request: { method: 'GET', url: '/v1/sessions/0190a0a0-0000-7000-8000-000000000000' },
       },
       {
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        request: { method: 'POST', url: '/v1/sessions/missing/cancel' },
+      },
+      {
         status: 404,
         code: 'SESSION_NOT_FOUND',
-        request: { method: 'POST', url: '/v1/sessions/missing/cancel' },
+        request: { method: 'POST', url: '/v1/sessions/0190a0a0-0000-7000-8000-000000000001/cancel' },
+      },
+      {
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        request: { method: 'GET', url: "/v1/sessions/0190a0a0-0000-7000-8000-000000000001'%20OR%201=1" },
       },
       { status: 404, code: 'NOT_FOUND', request: { method: 'GET', url: '/v2/nothing' } },
       { status: 404, code: 'NOT_FOUND', request: { method: 'DELETE', url: '/v1/sessions' } },
       {
         status: 400,
         code: 'VALIDATION_FAILED',
-        request: { method: 'GET', url: '/v1/sessions/x/events?after=-5' },
+        request: { method: 'GET', url: '/v1/sessions/0190a0a0-0000-7000-8000-000000000001/events?after=-5' },
       },
       {
         status: 400,
         code: 'VALIDATION_FAILED',
-        request: { method: 'GET', url: '/v1/sessions/x/events', headers: { 'last-event-id': 'abc' } },
+        request: {
+          method: 'GET',
+          url: '/v1/sessions/0190a0a0-0000-7000-8000-000000000001/events',
+          headers: { 'last-event-id': 'abc' },
+        },
       },
       {
         status: 400,

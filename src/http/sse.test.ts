@@ -161,7 +161,9 @@ describe('GET /v1/sessions/:id/events as SSE', () => {
   test('a stream of an unknown session is a 404 problem, not a stream', async (t) => {
     const h = await startHarness();
     t.after(() => h.app.close());
-    const response = await fetch(`${h.url}/v1/sessions/unknown-id/events`, { headers: streamHeaders });
+    const response = await fetch(`${h.url}/v1/sessions/0190a0a0-0000-7000-8000-0000000000ff/events`, {
+      headers: streamHeaders,
+    });
     assert.equal(response.status, 404);
     assert.match(String(response.headers.get('content-type')), /problem\+json/);
     assert.equal(((await response.json()) as { code: string }).code, 'SESSION_NOT_FOUND');
