@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { createRateLimiter } from './rate-limit.ts';
+
+/** Minimal RFC 8941 List parser for items that are sf-strings with integer parameters. */
+function parseSfList(value: string): { item: string; params: Record<string, number> }[] {
+  return value.split(/\s*,\s*/).map((member) => {
+    const match =
+      /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"((?:;[a-z*][a-z0-9_.*-]*=-?\d{1,15})*)$/.exec(member);
+    assert.ok(match, `not a structured-field list member: ${member}`);
+    const params: Record<string, number> = {};
+    for (const param of (match[2] as string).split(';').slice(1)) {
+      const [key, raw] = param.split('=') as [string, string];
+      assert.ok(!(key in params), `duplicate parameter ${key}`);
+      params[key] = Number(raw);
+    }
+    return { item: match[1] as string, params };
+  });
+}
+
+const config = {
+  enabled: true,
+  principal: { points: 3, windowSeconds: 60 },
+  tenant: { points: 5, windowSeconds: 120 },
+  anonymous: { points: 2, windowSeconds: 30 },
+};
+
+describe('rate limits', () => {
+  test('headers parse as structured fields and count down', async () => {
+    const limiter = createRateLimiter(config);
+    const first = await limiter.consume({ tenantId: 't1', principalId: 'p1' });
+    assert.equal(first.allowed, true);
+    const policy = parseSfList(first.headers['RateLimit-Policy'] as string);
+    assert.deepEqual(policy, [
+      { item: 'tenant', params: { q: 5, w: 120 } },
+      { item: 'principal', params: { q: 3, w: 60 } },
+    ]);
+    const state = parseSfList(first.headers.RateLimit as string);
+    assert.deepEqual(
+      state.map((s) => [s.item, s.params.r]),
+      [
+        ['tenant', 4],
+        ['principal', 2],
+      ],
+    );
+    assert.ok((state[1]?.params.t as number) > 0 && (state[1]?.params.t as number) <= 60);
+  });
+
+  test('the N+1th request of a principal is refused with Retry-After; others are unaffected', async () => {
+    const limiter = createRateLimiter(config);
+    for (let i = 0; i < 3; i += 1)
+      assert.equal((await limiter.consume({ tenantId: 't1', principalId: 'p1' })).allowed, true);
+    const refused = await limiter.consume({ tenantId: 't1', principalId: 'p1' });
+    assert.equal(refused.allowed, false);
+    assert.ok(refused.retryAfterSeconds >= 1 && refused.retryAfterSeconds <= 60);
+    assert.equal(parseSfList(refused.headers.RateLimit as string)[1]?.params.r, 0);
+    assert.equal((await limiter.consume({ tenantId: 't1', principalId: 'p2' })).allowed, true);
+  });
+
+  test('the tenant limit caps all principals together', async () => {
+    const limiter = createRateLimiter(config);
+    const results = [];
+    for (let i = 0; i < 6; i += 1)
+      results.push((await limiter.consume({ tenantId: 't9', principalId: `p${i}` })).allowed);
+    assert.deepEqual(results, [true, true, true, true, true, false]);
+    assert.equal((await limiter.consume({ tenantId: 't10', principalId: 'p0' })).allowed, true);
+  });
+
+  test('anonymous requests are limited per IP; disabled limiter allows all without headers', async () => {
+    const limiter = createRateLimiter(config);
+    await limiter.consume({ ip: '10.0.0.1' });
+    await limiter.consume({ ip: '10.0.0.1' });
+    assert.equal((await limiter.consume({ ip: '10.0.0.1' })).allowed, false);
+    assert.equal((await limiter.consume({ ip: '10.0.0.2' })).allowed, true);
+    const off = createRateLimiter({ ...config, enabled: false });
+    const decision = await off.consume({ ip: '10.0.0.1' });
+    assert.equal(decision.allowed, true);
+    assert.deepEqual(decision.headers, {});
+  });
+});
