@@ -1,0 +1,123 @@
+// The orchestrator's prompts: planning an objective, deciding at a phase gate, and synthesising
+// the final answer. Kept apart from the call logic so they can be read and tuned as text.
+
+import type { RoleDefinition } from '../agents/roles/role.ts';
+import { summariseOutput } from '../agents/runtimes/ai-sdk/build-prompt.ts';
+import type { ExistingAgent, PlanLimits } from './planner-validate.ts';
+
+/** Output of a finished task, as the orchestrator sees it. */
+export interface TaskOutputView {
+  name: string;
+  role: string;
+  agent?: string;
+  status: string;
+  output: string;
+}
+
+export interface PlanningContext {
+  objective: string;
+  roles: readonly RoleDefinition[];
+  runners?: readonly string[];
+  limits: PlanLimits;
+  /** Bounded summary of earlier sessions in the same thread. */
+  threadSummary?: string;
+  /** Course corrections the user sent to the running session. */
+  userMessages?: readonly string[];
+}
+
+export const ORCHESTRATOR_SYSTEM_PROMPT = `You are the orchestrator of MAOS, a multi-agent system. You turn an objective into work for specialist agents, judge their results, and decide what happens next.
+
+Planning rules:
+- Use only roles from the catalogue you are given, each for what its description says it is good at.
+- Give every task self-contained instructions: the agent sees the objective, its own instructions and the outputs of the tasks it depends on, nothing else.
+- Use depends_on only when a task needs another task's output; independent tasks run in parallel.
+- Prefer few, substantial tasks over many small ones. Do not add review or test tasks the objective does not need.
+- List concrete deliverables for each task.
+- Answer only with the JSON object requested.`;
+
+function describeRoles(roles: readonly RoleDefinition[]): string {
+  return roles.map((role) => `- ${role.name}: ${role.description}`).join('\n');
+}
+
+function describeContext(ctx: PlanningContext): string {
+  const parts = [`Objective:\n${ctx.objective}`, `Role catalogue:\n${describeRoles(ctx.roles)}`];
+  if (ctx.runners && ctx.runners.length > 0) {
+    parts.push(
+      `Commands the operator declared (not for you to schedule; agents cannot run others): ${ctx.runners.join(', ')}`,
+    );
+  }
+  parts.push(
+    `Limits: at most ${ctx.limits.maxTasksPerPhase} tasks per phase; at most ${ctx.limits.maxAgentsPerRole} agents per role in the whole session.`,
+  );
+  if (ctx.threadSummary) parts.push(`Earlier sessions in this conversation:\n${ctx.threadSummary}`);
+  if (ctx.userMessages && ctx.userMessages.length > 0) {
+    parts.push(`Messages from the user (follow them):\n${ctx.userMessages.map((m) => `- ${m}`).join('\n')}`);
+  }
+  return parts.join('\n\n');
+}
+
+/** First plan of a session. `adaptive`: only the first phase; the rest is decided at phase gates. */
+export function buildInitialPlanPrompt(ctx: PlanningContext, adaptive: boolean): string {
+  const shape = adaptive
+    ? 'Plan ONLY the first phase (exactly one phase). After it runs you will see its outputs and decide the next phase.'
+    : 'Plan the whole objective as one or more phases; each phase starts after the previous one has finished.';
+  return `${describeContext(ctx)}\n\n${shape} Set "agent" to null for every task (no agents exist yet).`;
+}
+
+function describeAgents(agents: readonly ExistingAgent[]): string {
+  if (agents.length === 0) return 'none';
+  return agents.map((agent) => `- ${agent.name} (${agent.role})`).join('\n');
+}
+
+function describeOutputs(outputs: readonly TaskOutputView[], maxChars: number): string {
+  return outputs
+    .map((task) => {
+      const who = task.agent ? `, agent ${task.agent}` : '';
+      return `### ${task.name} (${task.role}${who}) — ${task.status}\n${summariseOutput(task.output, maxChars)}`;
+    })
+    .join('\n\n');
+}
+
+/** Phase gate of an adaptive session: decide the next phase or that the objective is met. */
+export function buildPhaseGatePrompt(input: {
+  ctx: PlanningContext;
+  phaseNumber: number;
+  maxPhases: number;
+  outputs: readonly TaskOutputView[];
+  agents: readonly ExistingAgent[];
+  outputChars: number;
+}): string {
+  const remaining = input.maxPhases - input.phaseNumber;
+  return `${describeContext(input.ctx)}
+
+Phase ${input.phaseNumber} of at most ${input.maxPhases} has finished. Outputs so far:
+
+${describeOutputs(input.outputs, input.outputChars)}
+
+Existing agents (reuse one by setting "agent" to its name when its earlier work is relevant; it keeps its conversation):
+${describeAgents(input.agents)}
+
+Decide: if the outputs meet the objective, answer decision "complete" with next_phase null. Otherwise answer "continue" with the next phase (${remaining} phase(s) left at most). Task names must not repeat names used before.`;
+}
+
+/** Final synthesis: one answer for the user from all agents' outputs. */
+export function buildSynthesisPrompt(input: {
+  objective: string;
+  outputs: readonly TaskOutputView[];
+  outputChars: number;
+  userMessages?: readonly string[];
+}): { system: string; prompt: string } {
+  const messages =
+    input.userMessages && input.userMessages.length > 0
+      ? `\n\nMessages from the user during the session:\n${input.userMessages.map((m) => `- ${m}`).join('\n')}`
+      : '';
+  return {
+    system: `You are the orchestrator of MAOS. Specialist agents have worked on the user's objective. Write ONE answer for the user: lead with the result, integrate the agents' work (resolve contradictions, drop repetition), keep code and concrete artefacts intact, and end with open points if any remain. Do not describe the agents or the process unless it matters to the user. Use Markdown.`,
+    prompt: `Objective:\n${input.objective}${messages}\n\nAgents' outputs:\n\n${describeOutputs(input.outputs, input.outputChars)}`,
+  };
+}
+
+/** The repair request after an invalid plan: every problem, and what to send back. */
+export function buildRepairPrompt(errors: readonly string[]): string {
+  return `That answer is not a valid plan:\n${errors.map((error) => `- ${error}`).join('\n')}\n\nReturn the complete corrected JSON object, fixing every problem listed.`;
+}

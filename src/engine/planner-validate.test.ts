@@ -1,0 +1,137 @@
+// Unit tests for the validation of orchestrator-produced plans.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { LlmPhase, LlmPlannedTask } from './planner-schema.ts';
+import { checkGeneratedPhases, type PlanContext } from './planner-validate.ts';
+
+function task(
+  name: string,
+  role: string,
+  dependsOn: string[] = [],
+  agent: string | null = null,
+): LlmPlannedTask {
+  return {
+    name,
+    role,
+    instructions: `do ${name}`,
+    depends_on: dependsOn,
+    deliverables: [`${name} result`],
+    agent,
+  };
+}
+
+const baseContext: PlanContext = {
+  isKnownRole: (role) => ['architect', 'engineer', 'qa'].includes(role),
+  earlierTaskNames: [],
+  previousPhaseSinks: [],
+  agents: [],
+  limits: { maxTasksPerPhase: 4, maxAgentsPerRole: 2 },
+};
+
+describe('checkGeneratedPhases', () => {
+  test('accepts a valid plan, folds deliverables into instructions and adds the phase barrier', () => {
+    const phases: LlmPhase[] = [
+      { name: 'design', tasks: [task('design', 'architect')] },
+      {
+        name: 'build',
+        tasks: [task('api', 'engineer'), task('ui', 'engineer'), task('check', 'qa', ['api', 'ui'])],
+      },
+    ];
+    const result = checkGeneratedPhases(phases, baseContext);
+    assert.ok(result.ok);
+    const build = result.plan.phases[1]?.tasks ?? [];
+    assert.deepEqual(
+      build.map((t) => [t.name, t.dependsOn]),
+      [
+        ['api', ['design']],
+        ['ui', ['design']],
+        ['check', ['design', 'api', 'ui']],
+      ],
+    );
+    assert.match(result.plan.phases[0]?.tasks[0]?.instructions ?? '', /Deliverables:\n- design result/);
+  });
+
+  test('reports every problem at once', () => {
+    const phases: LlmPhase[] = [
+      {
+        name: 'p1',
+        tasks: [
+          task('a', 'wizard'),
+          task('b', 'engineer', ['missing']),
+          task('c', 'engineer', ['later']),
+          task('b', 'qa'),
+          task('self', 'qa', ['self']),
+        ],
+      },
+      { name: 'p2', tasks: [task('later', 'architect')] },
+    ];
+    const result = checkGeneratedPhases(phases, baseContext);
+    assert.equal(result.ok, false);
+    const errors = result.ok ? [] : result.errors;
+    assert.ok(errors.some((e) => /phase "p1" has 5 tasks; at most 4/.test(e)));
+    assert.ok(errors.some((e) => /task name "b" is used more than once/.test(e)));
+    assert.ok(errors.some((e) => /unknown role "wizard"/.test(e)));
+    assert.ok(errors.some((e) => /depends on unknown task "missing"/.test(e)));
+    assert.ok(errors.some((e) => /depends on "later" of a later phase/.test(e)));
+    assert.ok(errors.some((e) => /"self" depends on itself/.test(e)));
+  });
+
+  test('finds cycles', () => {
+    const result = checkGeneratedPhases(
+      [{ name: 'p', tasks: [task('x', 'qa', ['y']), task('y', 'qa', ['x'])] }],
+      baseContext,
+    );
+    assert.equal(result.ok, false);
+    assert.match(result.ok ? '' : result.errors.join(), /dependency cycle between tasks: x, y/);
+  });
+
+  test('enforces the per-role agent cap, counting existing agents and reuse', () => {
+    const ctx: PlanContext = { ...baseContext, agents: [{ name: 'eng-1', role: 'engineer' }] };
+    const over = checkGeneratedPhases(
+      [{ name: 'p', tasks: [task('e2', 'engineer'), task('e3', 'engineer')] }],
+      ctx,
+    );
+    assert.equal(over.ok, false);
+    assert.match(over.ok ? '' : over.errors.join(), /role "engineer" would have 3 agents; at most 2/);
+    const reuse = checkGeneratedPhases(
+      [{ name: 'p', tasks: [task('e2', 'engineer'), task('e3', 'engineer', [], 'eng-1')] }],
+      ctx,
+    );
+    assert.ok(reuse.ok);
+    assert.equal((reuse.plan.phases[0]?.tasks[1] as { agent?: string } | undefined)?.agent, 'eng-1');
+  });
+
+  test('rejects reuse of unknown agents or agents of another role, and names used in earlier phases', () => {
+    const ctx: PlanContext = {
+      ...baseContext,
+      agents: [{ name: 'arch', role: 'architect' }],
+      earlierTaskNames: ['design'],
+    };
+    const result = checkGeneratedPhases(
+      [
+        {
+          name: 'p',
+          tasks: [
+            task('x', 'engineer', [], 'arch'),
+            task('y', 'qa', [], 'ghost'),
+            task('design', 'qa', ['design']),
+          ],
+        },
+      ],
+      ctx,
+    );
+    assert.equal(result.ok, false);
+    const errors = result.ok ? [] : result.errors;
+    assert.ok(errors.some((e) => /reuses agent "arch" of role "architect"/.test(e)));
+    assert.ok(errors.some((e) => /reuses unknown agent "ghost"/.test(e)));
+    assert.ok(errors.some((e) => /task name "design" is used more than once/.test(e)));
+  });
+
+  test('dependencies on earlier phases are allowed', () => {
+    const ctx: PlanContext = { ...baseContext, earlierTaskNames: ['design'], previousPhaseSinks: ['design'] };
+    const result = checkGeneratedPhases([{ name: 'p', tasks: [task('impl', 'engineer', ['design'])] }], ctx);
+    assert.ok(result.ok);
+    assert.deepEqual(result.plan.phases[0]?.tasks[0]?.dependsOn, ['design']);
+  });
+});

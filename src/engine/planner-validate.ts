@@ -1,0 +1,141 @@
+// Validates an orchestrator-produced plan and turns it into the engine's PlanBody. Collects every
+// problem (not just the first) so one repair round can fix them all. Pure.
+
+import { findCyclicTasks } from '../domain/plan.ts';
+import type { PlanBody, PlannedTask } from '../domain/types.ts';
+import type { LlmPhase, LlmPlannedTask } from './planner-schema.ts';
+
+/** A task of a generated plan: the engine's PlannedTask plus the agent it reuses, if any. */
+export interface GeneratedTask extends PlannedTask {
+  /** Name of an existing agent of the session this task is given to (context continuity). */
+  agent?: string;
+}
+
+/** An agent that already exists in the session (the registry the orchestrator sees). */
+export interface ExistingAgent {
+  name: string;
+  role: string;
+}
+
+export interface PlanLimits {
+  maxTasksPerPhase: number;
+  maxAgentsPerRole: number;
+}
+
+export interface PlanContext {
+  isKnownRole(role: string): boolean;
+  /** Tasks of earlier phases (names and whether they are sinks of the previous phase). */
+  earlierTaskNames: readonly string[];
+  /** Sink tasks of the phase before the first new one: the phase barrier. */
+  previousPhaseSinks: readonly string[];
+  agents: readonly ExistingAgent[];
+  limits: PlanLimits;
+}
+
+export type PlanCheck = { ok: true; plan: PlanBody } | { ok: false; errors: string[] };
+
+function formatInstructions(task: LlmPlannedTask): string {
+  const deliverables = task.deliverables.filter((item) => item.trim().length > 0);
+  if (deliverables.length === 0) return task.instructions;
+  return `${task.instructions}\n\nDeliverables:\n${deliverables.map((item) => `- ${item}`).join('\n')}`;
+}
+
+/**
+ * Checks phases produced by the orchestrator: task count per phase, unique names (also against
+ * earlier phases), known roles, dependencies that exist and are not in a later phase, no cycles,
+ * reused agents that exist with the same role, and the per-role agent cap.
+ *
+ * Tasks of the first new phase wait for the sinks of the previous phase and each later phase waits
+ * for the sinks of the one before (phase barrier), in addition to their own `depends_on`.
+ */
+export function checkGeneratedPhases(phases: readonly LlmPhase[], ctx: PlanContext): PlanCheck {
+  const errors: string[] = [];
+  const earlier = new Set(ctx.earlierTaskNames);
+  const seen = new Set<string>();
+  const phaseOf = new Map<string, number>();
+  phases.forEach((phase, index) => {
+    if (phase.tasks.length > ctx.limits.maxTasksPerPhase) {
+      errors.push(
+        `phase "${phase.name}" has ${phase.tasks.length} tasks; at most ${ctx.limits.maxTasksPerPhase} are allowed`,
+      );
+    }
+    for (const task of phase.tasks) {
+      if (seen.has(task.name) || earlier.has(task.name))
+        errors.push(`task name "${task.name}" is used more than once`);
+      seen.add(task.name);
+      phaseOf.set(task.name, index);
+    }
+  });
+  const agentsByName = new Map(ctx.agents.map((agent) => [agent.name, agent]));
+  const newAgentsPerRole = new Map<string, number>();
+  for (const [index, phase] of phases.entries()) {
+    for (const task of phase.tasks) {
+      if (!ctx.isKnownRole(task.role)) errors.push(`task "${task.name}": unknown role "${task.role}"`);
+      for (const dep of task.depends_on) {
+        if (dep === task.name) errors.push(`task "${task.name}" depends on itself`);
+        else if (!seen.has(dep) && !earlier.has(dep))
+          errors.push(`task "${task.name}" depends on unknown task "${dep}"`);
+        else if ((phaseOf.get(dep) ?? -1) > index)
+          errors.push(`task "${task.name}" depends on "${dep}" of a later phase`);
+      }
+      if (task.agent !== null) {
+        const agent = agentsByName.get(task.agent);
+        if (!agent) errors.push(`task "${task.name}" reuses unknown agent "${task.agent}"`);
+        else if (agent.role !== task.role) {
+          errors.push(
+            `task "${task.name}" has role "${task.role}" but reuses agent "${task.agent}" of role "${agent.role}"`,
+          );
+        }
+      } else {
+        newAgentsPerRole.set(task.role, (newAgentsPerRole.get(task.role) ?? 0) + 1);
+      }
+    }
+  }
+  for (const [role, added] of newAgentsPerRole) {
+    const existing = ctx.agents.filter((agent) => agent.role === role).length;
+    if (existing + added > ctx.limits.maxAgentsPerRole) {
+      errors.push(
+        `role "${role}" would have ${existing + added} agents; at most ${ctx.limits.maxAgentsPerRole} per role (max_agents_per_role) — reuse an existing agent or merge tasks`,
+      );
+    }
+  }
+  const cyclic = findCyclicTasks(
+    phases.flatMap((phase) =>
+      phase.tasks.map((task) => ({
+        name: task.name,
+        role: task.role,
+        instructions: '',
+        dependsOn: task.depends_on.filter((dep) => seen.has(dep)),
+      })),
+    ),
+  );
+  if (cyclic.length > 0) errors.push(`dependency cycle between tasks: ${cyclic.join(', ')}`);
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, plan: toPlanBody(phases, ctx.previousPhaseSinks) };
+}
+
+function sinksOf(tasks: readonly LlmPlannedTask[]): string[] {
+  const depended = new Set(tasks.flatMap((task) => task.depends_on));
+  return tasks.filter((task) => !depended.has(task.name)).map((task) => task.name);
+}
+
+function toPlanBody(phases: readonly LlmPhase[], previousPhaseSinks: readonly string[]): PlanBody {
+  let barrier = [...previousPhaseSinks];
+  return {
+    phases: phases.map((phase) => {
+      const tasks = phase.tasks.map((task): GeneratedTask => {
+        const dependsOn = [...new Set([...barrier, ...task.depends_on])];
+        const planned: GeneratedTask = {
+          name: task.name,
+          role: task.role,
+          instructions: formatInstructions(task),
+          dependsOn,
+        };
+        if (task.agent !== null) planned.agent = task.agent;
+        return planned;
+      });
+      barrier = sinksOf(phase.tasks);
+      return { name: phase.name, tasks };
+    }),
+  };
+}

@@ -1,0 +1,321 @@
+// The orchestrator LLM: plans an objective (structured output validated with zod and the plan
+// rules, repaired by re-asking with the errors), decides adaptive phase gates, synthesises the answer.
+
+import { generateText, type ModelMessage, NoObjectGeneratedError, Output, streamText } from 'ai';
+import type { z } from 'zod';
+import type { LlmClient } from '../agents/providers/llm-client.ts';
+import { addUsage, toUsage } from '../agents/providers/pricing.ts';
+import type { RoleDefinition } from '../agents/roles/role.ts';
+import type { LlmConfig } from '../config/llm-schema.ts';
+import type { PlanBody, Usage } from '../domain/types.ts';
+import { ZERO_USAGE } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { Planner } from './engine-types.ts';
+import {
+  buildInitialPlanPrompt,
+  buildPhaseGatePrompt,
+  buildRepairPrompt,
+  buildSynthesisPrompt,
+  ORCHESTRATOR_SYSTEM_PROMPT,
+  type PlanningContext,
+  type TaskOutputView,
+} from './planner-prompts.ts';
+import { type LlmPhaseGate, type LlmPlan, llmPhaseGateSchema, llmPlanSchema } from './planner-schema.ts';
+import { checkGeneratedPhases, type ExistingAgent, type PlanCheck } from './planner-validate.ts';
+
+/** The route key of the orchestrator in `llm.roles` (planning, phase gates, synthesis). */
+export const ORCHESTRATOR_ROUTE = 'orchestrator';
+
+export interface LlmPlannerOptions {
+  client: LlmClient;
+  /** Built-in plus the tenant's custom roles. */
+  listRoles(tenantId: string): Promise<readonly RoleDefinition[]> | readonly RoleDefinition[];
+  runners?: readonly string[];
+  limits: LlmConfig['planner'];
+}
+
+interface Conversation {
+  tenantId: string;
+  signal?: AbortSignal;
+  threadSummary?: string;
+  userMessages?: readonly string[];
+}
+
+export interface PlanRequest extends Conversation {
+  sessionId: string;
+  objective: string;
+  /** Adaptive sessions get one phase now and the rest at phase gates. */
+  adaptive: boolean;
+}
+
+export interface PlanResult {
+  plan: PlanBody;
+  rationale: string;
+  usage: Usage;
+  /** Calls made, first included (1 = valid at once). */
+  rounds: number;
+}
+
+export interface PhaseGateRequest extends Conversation {
+  sessionId: string;
+  objective: string;
+  /** Phases finished so far (1 after the first phase). */
+  phasesDone: number;
+  outputs: readonly TaskOutputView[];
+  agents: readonly ExistingAgent[];
+  /** Sink tasks of the phase that just finished: the next phase waits for them. */
+  previousPhaseSinks: readonly string[];
+}
+
+export type PhaseGateResult =
+  | { decision: 'continue'; reason: string; phase: PlanBody['phases'][number]; usage: Usage; rounds: number }
+  | { decision: 'complete'; reason: string; usage: Usage; rounds: number };
+
+export interface SynthesisRequest extends Conversation {
+  objective: string;
+  outputs: readonly TaskOutputView[];
+  /** Receives the answer as it streams. */
+  emitOutput?(chunk: string): void;
+}
+
+export interface LlmPlanner extends Planner {
+  createPlan(request: PlanRequest): Promise<PlanResult>;
+  decidePhaseGate(request: PhaseGateRequest): Promise<PhaseGateResult>;
+  synthesize(request: SynthesisRequest): Promise<{ result: string; usage: Usage }>;
+}
+
+type RoundOutcome<T> =
+  | { kind: 'object'; value: T; text: string; usage: Usage }
+  | { kind: 'invalid'; text: string; errors: string[]; usage: Usage };
+
+/** Lists schema problems of an unparseable/invalid answer in words the model can act on. */
+function describeSchemaFailure(text: string | undefined, schema: z.ZodType): string[] {
+  if (!text || text.trim().length === 0) return ['the answer was empty; return the JSON object'];
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return [`the answer is not valid JSON (${(error as Error).message})`];
+  }
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return ['the answer did not match the requested structure'];
+  return parsed.error.issues
+    .slice(0, 20)
+    .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+}
+
+/** Creates the planner the engine calls for objective-only and adaptive sessions. */
+export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
+  const { client, limits } = options;
+  const planLimits = { maxTasksPerPhase: limits.maxTasksPerPhase, maxAgentsPerRole: limits.maxAgentsPerRole };
+
+  async function planningContext(
+    request: Conversation & { objective: string },
+  ): Promise<{ ctx: PlanningContext; roleNames: Set<string> }> {
+    const roles = await options.listRoles(request.tenantId);
+    return {
+      roleNames: new Set(roles.map((role) => role.name)),
+      ctx: {
+        objective: request.objective,
+        roles,
+        runners: options.runners,
+        limits: planLimits,
+        threadSummary: request.threadSummary,
+        userMessages: request.userMessages,
+      },
+    };
+  }
+
+  /** Asks for a structured answer and re-asks with the problems until `check` accepts it. */
+  async function generateChecked<T, R>(
+    schema: z.ZodType<T>,
+    prompt: string,
+    signal: AbortSignal,
+    check: (value: T) => { ok: true; result: R } | { ok: false; errors: string[] },
+  ): Promise<{ result: R; usage: Usage; rounds: number }> {
+    const messages: ModelMessage[] = [{ role: 'user', content: prompt }];
+    let usage: Usage = { ...ZERO_USAGE };
+    let errors: string[] = [];
+    const maxRounds = limits.maxRepairs + 1;
+    for (let round = 1; round <= maxRounds; round += 1) {
+      const { value: outcome } = await client.call(
+        ORCHESTRATOR_ROUTE,
+        signal,
+        async ({ model, target, signal: callSignal }): Promise<RoundOutcome<T>> => {
+          try {
+            const response = await generateText({
+              model,
+              instructions: ORCHESTRATOR_SYSTEM_PROMPT,
+              messages,
+              output: Output.object({ schema }),
+              maxOutputTokens: target.maxOutputTokens,
+              temperature: target.temperature,
+              maxRetries: 0,
+              abortSignal: callSignal,
+            });
+            const value = response.output as T;
+            return {
+              kind: 'object',
+              value,
+              text: JSON.stringify(value),
+              usage: toUsage(response.usage, target.price),
+            };
+          } catch (error) {
+            if (!NoObjectGeneratedError.isInstance(error)) throw error;
+            return {
+              kind: 'invalid',
+              text: error.text ?? '',
+              errors: describeSchemaFailure(error.text, schema),
+              usage: toUsage(error.usage, target.price),
+            };
+          }
+        },
+      );
+      usage = addUsage(usage, outcome.usage);
+      if (outcome.kind === 'object') {
+        const checked = check(outcome.value);
+        if (checked.ok) return { result: checked.result, usage, rounds: round };
+        errors = checked.errors;
+      } else {
+        errors = outcome.errors;
+      }
+      messages.push(
+        { role: 'assistant', content: outcome.text || '(empty answer)' },
+        { role: 'user', content: buildRepairPrompt(errors) },
+      );
+    }
+    throw new AppError(
+      'INVALID_PLAN',
+      `The orchestrator did not produce a valid plan after ${maxRounds} attempt(s): ${errors.join('; ')}`,
+      {
+        details: { errors, usage, rounds: maxRounds },
+      },
+    );
+  }
+
+  async function createPlan(request: PlanRequest): Promise<PlanResult> {
+    const { ctx, roleNames } = await planningContext(request);
+    const prompt = buildInitialPlanPrompt(ctx, request.adaptive);
+    const { result, usage, rounds } = await generateChecked(
+      llmPlanSchema,
+      prompt,
+      request.signal ?? new AbortController().signal,
+      (plan: LlmPlan) => {
+        const extra: string[] = [];
+        if (request.adaptive && plan.phases.length !== 1)
+          extra.push(`plan exactly one phase (got ${plan.phases.length})`);
+        const checked: PlanCheck = checkGeneratedPhases(plan.phases, {
+          isKnownRole: (role) => roleNames.has(role),
+          earlierTaskNames: [],
+          previousPhaseSinks: [],
+          agents: [],
+          limits: planLimits,
+        });
+        const newAgentReuse = plan.phases
+          .flatMap((phase) => phase.tasks)
+          .filter((task) => task.agent !== null);
+        if (newAgentReuse.length > 0) extra.push('no agents exist yet: set "agent" to null on every task');
+        if (!checked.ok || extra.length > 0)
+          return { ok: false, errors: [...extra, ...(checked.ok ? [] : checked.errors)] };
+        return { ok: true, result: { plan: checked.plan, rationale: plan.rationale } };
+      },
+    );
+    return { plan: result.plan, rationale: result.rationale, usage, rounds };
+  }
+
+  return {
+    createPlan,
+
+    async planInitial(input) {
+      const result = await createPlan({
+        tenantId: input.tenantId,
+        sessionId: input.sessionId,
+        objective: input.objective,
+        adaptive: input.input.strategy === 'adaptive',
+      });
+      return result.plan;
+    },
+
+    async decidePhaseGate(request) {
+      const signal = request.signal ?? new AbortController().signal;
+      const { ctx, roleNames } = await planningContext(request);
+      if (request.phasesDone >= limits.maxPhases) {
+        return {
+          decision: 'complete',
+          reason: `the phase limit (${limits.maxPhases}) is reached`,
+          usage: { ...ZERO_USAGE },
+          rounds: 0,
+        };
+      }
+      const prompt = buildPhaseGatePrompt({
+        ctx,
+        phaseNumber: request.phasesDone,
+        maxPhases: limits.maxPhases,
+        outputs: request.outputs,
+        agents: request.agents,
+        outputChars: limits.dependencyOutputChars,
+      });
+      const earlierTaskNames = request.outputs.map((output) => output.name);
+      const { result, usage, rounds } = await generateChecked(
+        llmPhaseGateSchema,
+        prompt,
+        signal,
+        (gate: LlmPhaseGate) => {
+          if (gate.decision === 'complete') return { ok: true, result: { gate, phase: undefined } };
+          if (gate.next_phase === null)
+            return { ok: false, errors: ['decision "continue" needs next_phase'] };
+          const checked = checkGeneratedPhases([gate.next_phase], {
+            isKnownRole: (role) => roleNames.has(role),
+            earlierTaskNames,
+            previousPhaseSinks: request.previousPhaseSinks,
+            agents: request.agents,
+            limits: planLimits,
+          });
+          if (!checked.ok) return checked;
+          return { ok: true, result: { gate, phase: checked.plan.phases[0] } };
+        },
+      );
+      if (result.gate.decision === 'complete' || !result.phase) {
+        return { decision: 'complete', reason: result.gate.reason, usage, rounds };
+      }
+      return { decision: 'continue', reason: result.gate.reason, phase: result.phase, usage, rounds };
+    },
+
+    async synthesize(request) {
+      const signal = request.signal ?? new AbortController().signal;
+      const { system, prompt } = buildSynthesisPrompt({
+        objective: request.objective,
+        outputs: request.outputs,
+        outputChars: limits.dependencyOutputChars,
+        userMessages: request.userMessages,
+      });
+      const { value } = await client.call(
+        ORCHESTRATOR_ROUTE,
+        signal,
+        async ({ model, target, signal: callSignal }) => {
+          const stream = streamText({
+            model,
+            instructions: system,
+            prompt,
+            maxOutputTokens: target.maxOutputTokens,
+            temperature: target.temperature,
+            maxRetries: 0,
+            abortSignal: callSignal,
+            onError: () => {},
+          });
+          let text = '';
+          for await (const part of stream.fullStream) {
+            if (part.type === 'text-delta') {
+              text += part.text;
+              request.emitOutput?.(part.text);
+            } else if (part.type === 'error') {
+              throw part.error;
+            }
+          }
+          return { text, usage: toUsage(await stream.usage, target.price) };
+        },
+      );
+      return { result: value.text, usage: value.usage };
+    },
+  };
+}
