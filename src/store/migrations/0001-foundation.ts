@@ -40,6 +40,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .on('sessions')
     .columns(['tenant_id', 'created_at', 'id'])
     .execute();
+  // Gauges count sessions by status across tenants.
+  await db.schema.createIndex('sessions_status').on('sessions').column('status').execute();
   await db.schema
     .createIndex('sessions_tenant_status_created')
     .on('sessions')

@@ -1,6 +1,7 @@
 // The ordered list of schema migrations, compiled into the code (no files read at run time).
 // Append new migrations at the END with the next number; never rename, reorder or edit a shipped one.
 import type { Migration } from 'kysely/migration';
+import * as llm from '../../agents/providers/migration-0003-llm.ts';
 import * as security from '../../security/migration-0002-security.ts';
 import * as foundation from './0001-foundation.ts';
 
@@ -14,4 +15,5 @@ export interface NamedMigration {
 export const MIGRATIONS: NamedMigration[] = [
   { name: '0001_foundation', migration: foundation },
   { name: '0002_security', migration: security },
+  { name: '0003_llm', migration: llm },
 ];

@@ -1,0 +1,170 @@
+// The `command` runtime: runs a runner declared in the server config (never one supplied by an API
+// caller) as a child process without a shell, in its own process group so the whole tree can be
+// killed on timeout, cancellation or shutdown. Output streams into the session's events.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { RunnerConfig } from '../../../config/schema.ts';
+import { AppError } from '../../../errors/app-error.ts';
+import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
+
+/** Kept of stdout as the task's output (the full text is in the events). */
+const STDOUT_TAIL_CHARS = 64 * 1024;
+/** Kept of stderr for the error message of a failed run. */
+const STDERR_TAIL_CHARS = 4 * 1024;
+/** Between SIGTERM and SIGKILL: enough for a well-behaved process to clean up. */
+const KILL_GRACE_MS = 2000;
+/** Variables passed through from the server's environment; everything else (keys!) stays out. */
+const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME', 'SHELL'];
+
+export interface CommandRuntimeOptions {
+  runners: Readonly<Record<string, RunnerConfig>>;
+  /** Data directory; a runner without `cwd` runs in `<dataDir>/workspaces/<session id>`. */
+  dataDir: string;
+  /** The server's environment: only INHERITED_ENV names are passed to runners. */
+  baseEnv?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Picks the variables runners inherit (PATH, HOME, locale…) from an environment. */
+export function pickInheritedEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of INHERITED_ENV) {
+    const value = env[name];
+    if (value !== undefined) picked[name] = value;
+  }
+  return picked;
+}
+
+function appendTail(tail: string, chunk: string, max: number): string {
+  const joined = tail + chunk;
+  return joined.length > max ? joined.slice(joined.length - max) : joined;
+}
+
+/** Signals the whole process group (negative pid); ignores a group that is already gone. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // ESRCH: the group has already exited.
+  }
+}
+
+/** Creates the runtime for the configured runners. */
+export function createCommandRuntime(options: CommandRuntimeOptions): AgentRuntime {
+  const inherited = pickInheritedEnv(options.baseEnv ?? {});
+  return {
+    kind: 'command',
+    hasRunner: (runner) => Object.hasOwn(options.runners, runner),
+    run(task, ctx) {
+      const runnerName = task.runner;
+      const runner = runnerName === null ? undefined : options.runners[runnerName];
+      if (runnerName === null || runner === undefined) {
+        throw new AppError(
+          'UNKNOWN_RUNNER',
+          `Runner '${runnerName ?? ''}' is not declared in the server config`,
+        );
+      }
+      return runCommand(runnerName, runner, task, ctx, options.dataDir, inherited);
+    },
+  };
+}
+
+function runCommand(
+  runnerName: string,
+  runner: RunnerConfig,
+  task: RuntimeTask,
+  ctx: RuntimeContext,
+  dataDir: string,
+  inherited: Record<string, string>,
+): Promise<RuntimeResult> {
+  const cwd = runner.cwd ? resolve(runner.cwd) : join(resolve(dataDir), 'workspaces', task.sessionId);
+  if (!runner.cwd) mkdirSync(cwd, { recursive: true });
+  const env = {
+    ...inherited,
+    ...runner.env,
+    MAOS_TASK: task.instructions,
+    MAOS_SESSION_ID: task.sessionId,
+    MAOS_TASK_ID: task.taskId,
+    MAOS_TASK_NAME: task.name,
+    MAOS_ROLE: task.role,
+    MAOS_OBJECTIVE: task.objective,
+    MAOS_ATTEMPT: String(task.attempt),
+  };
+  return new Promise<RuntimeResult>((resolvePromise, rejectPromise) => {
+    if (ctx.signal.aborted) {
+      rejectPromise(ctx.signal.reason);
+      return;
+    }
+    const [program, ...args] = runner.command as [string, ...string[]];
+    const child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdoutTail = '';
+    let stderrTail = '';
+    let stopped: 'timeout' | 'abort' | null = null;
+    let killTimer: NodeJS.Timeout | undefined;
+    let settled = false;
+
+    const stop = (why: 'timeout' | 'abort'): void => {
+      if (stopped) return;
+      stopped = why;
+      signalGroup(child, 'SIGTERM');
+      killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), KILL_GRACE_MS);
+      killTimer.unref();
+    };
+    const timeout = setTimeout(() => stop('timeout'), runner.timeoutSeconds * 1000);
+    const onAbort = (): void => stop('abort');
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      stdoutTail = appendTail(stdoutTail, chunk, STDOUT_TAIL_CHARS);
+      ctx.emitOutput('stdout', chunk);
+    });
+    child.stderr.on('data', (chunk: string) => {
+      stderrTail = appendTail(stderrTail, chunk, STDERR_TAIL_CHARS);
+      ctx.emitOutput('stderr', chunk);
+    });
+
+    const finish = (outcome: () => RuntimeResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timeout);
+      ctx.signal.removeEventListener('abort', onAbort);
+      try {
+        resolvePromise(outcome());
+      } catch (error) {
+        rejectPromise(error);
+      }
+    };
+
+    child.on('error', (error) => {
+      finish(() => {
+        throw new AppError('RUNNER_FAILED', `Runner ${runnerName} could not start: ${error.message}`, {
+          cause: error,
+        });
+      });
+    });
+    child.on('exit', () => {
+      // Leftover processes of the group must not outlive the task (nor keep its pipes open).
+      signalGroup(child, 'SIGKILL');
+    });
+    child.on('close', (code, signal) => {
+      if (killTimer) clearTimeout(killTimer);
+      finish(() => {
+        if (stopped === 'abort') {
+          throw ctx.signal.reason instanceof Error
+            ? ctx.signal.reason
+            : new AppError('RUNNER_FAILED', `Runner ${runnerName} was stopped`);
+        }
+        if (stopped === 'timeout') {
+          throw new AppError('TIMEOUT', `Runner ${runnerName} timed out after ${runner.timeoutSeconds}s`);
+        }
+        if (code === 0) return { output: stdoutTail.trimEnd() };
+        const how = code === null ? `was killed by ${signal ?? 'a signal'}` : `exited with code ${code}`;
+        const detail = stderrTail.trim();
+        throw new AppError('RUNNER_FAILED', `Runner ${runnerName} ${how}${detail ? `: ${detail}` : ''}`);
+      });
+    });
+  });
+}

@@ -1,0 +1,188 @@
+// Turns a validated submission into the rows of a new session (plan, agents, tasks, dependencies,
+// first events) and stores them in one transaction, honouring the Idempotency-Key.
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { uuidv7 } from 'uuidv7';
+import type { NewEvent } from '../domain/events.ts';
+import { transitionSession } from '../domain/session-state.ts';
+import { transitionTask } from '../domain/task-state.ts';
+import type { PlanBody, Strategy } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
+import { appendEvents } from '../store/event-store.ts';
+import type { Database, TasksTable } from '../store/schema.ts';
+import { insertSession } from '../store/session-store.ts';
+
+export interface NewSessionSpec {
+  /** Pre-allocated id (e.g. handed to the planner); a new UUIDv7 when absent. */
+  sessionId?: string;
+  tenantId: string;
+  objective: string;
+  strategy: Strategy;
+  metadata: Record<string, unknown>;
+  plan: PlanBody;
+  maxAttempts: number;
+  runtimeOf(runner: string | undefined): string;
+}
+
+/** JSON with object keys sorted, so equal bodies hash equally whatever the key order. */
+export function stableStringify(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+export function hashRequest(body: unknown): string {
+  return createHash('sha256').update(stableStringify(body)).digest('hex');
+}
+
+/**
+ * Stores the session (or finds the one an earlier request with the same key created).
+ * Returns its id and whether it was created now.
+ */
+export async function storeNewSession(
+  trx: Kysely<Database>,
+  spec: NewSessionSpec,
+  idempotency: { key: string; hash: string } | undefined,
+  now: number,
+): Promise<{ sessionId: string; created: boolean; readied: number }> {
+  if (idempotency) {
+    const existing = await trx
+      .selectFrom('idempotency_keys')
+      .select(['request_hash', 'session_id'])
+      .where('tenant_id', '=', spec.tenantId)
+      .where('key', '=', idempotency.key)
+      .executeTakeFirst();
+    if (existing) {
+      if (existing.request_hash !== idempotency.hash) {
+        throw new AppError(
+          'IDEMPOTENCY_KEY_REUSED',
+          'This Idempotency-Key was already used with a different request body',
+        );
+      }
+      return { sessionId: existing.session_id, created: false, readied: 0 };
+    }
+  }
+  const sessionId = spec.sessionId ?? uuidv7();
+  const status = transitionSession('pending', 'start');
+  const planned = spec.plan.phases.flatMap((phase, phaseIndex) =>
+    phase.tasks.map((task) => ({ task, phaseIndex })),
+  );
+  const idByName = new Map(planned.map(({ task }) => [task.name, uuidv7()]));
+  const agents = planned.map(({ task }) => ({
+    id: uuidv7(),
+    tenant_id: spec.tenantId,
+    session_id: sessionId,
+    name: task.name,
+    role: task.role,
+    runtime: spec.runtimeOf(task.runner),
+    created_at: now,
+  }));
+  const tasks: TasksTable[] = planned.map(({ task, phaseIndex }, position) => {
+    const ready = task.dependsOn.length === 0;
+    return {
+      id: idByName.get(task.name)!,
+      tenant_id: spec.tenantId,
+      session_id: sessionId,
+      kind: 'agent',
+      name: task.name,
+      role: task.role,
+      agent_id: agents[position]!.id,
+      instructions: task.instructions,
+      runner: task.runner ?? null,
+      phase: phaseIndex,
+      position,
+      status: ready ? transitionTask('pending', 'dependencies_met') : 'pending',
+      attempts: 0,
+      max_attempts: spec.maxAttempts,
+      lease_owner: null,
+      lease_expires_at: null,
+      result: null,
+      error: null,
+      input_tokens: 0,
+      output_tokens: 0,
+      cache_read_tokens: 0,
+      cost_usd: 0,
+      created_at: now,
+      updated_at: now,
+      ready_at: ready ? now : null,
+      started_at: null,
+      finished_at: null,
+    };
+  });
+  const dependencies = planned.flatMap(({ task }) =>
+    task.dependsOn.map((dep) => ({
+      task_id: idByName.get(task.name)!,
+      depends_on_task_id: idByName.get(dep)!,
+      session_id: sessionId,
+      tenant_id: spec.tenantId,
+    })),
+  );
+  await insertSession(trx, {
+    session: {
+      id: sessionId,
+      tenant_id: spec.tenantId,
+      objective: spec.objective,
+      strategy: spec.strategy,
+      status,
+      metadata: JSON.stringify(spec.metadata),
+      plan_version: 1,
+      input_tokens: 0,
+      output_tokens: 0,
+      cache_read_tokens: 0,
+      cost_usd: 0,
+      error: null,
+      result: null,
+      last_seq: 0,
+      created_at: now,
+      updated_at: now,
+      started_at: now,
+      finished_at: null,
+    },
+    plan: spec.plan,
+    agents,
+    tasks,
+    dependencies,
+  });
+  const events: NewEvent[] = [
+    {
+      type: 'session.created',
+      data: {
+        objective: spec.objective,
+        strategy: spec.strategy,
+        tasks: planned.map(({ task }) => ({
+          id: idByName.get(task.name)!,
+          name: task.name,
+          role: task.role,
+          dependsOn: task.dependsOn,
+        })),
+      },
+    },
+    { type: 'session.status', data: { from: 'pending', to: status } },
+  ];
+  for (const task of tasks) {
+    if (task.status !== 'ready') continue;
+    events.push({
+      type: 'task.status',
+      data: { taskId: task.id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
+    });
+  }
+  await appendEvents(trx, { id: sessionId, tenantId: spec.tenantId }, events, now);
+  if (idempotency) {
+    await trx
+      .insertInto('idempotency_keys')
+      .values({
+        tenant_id: spec.tenantId,
+        key: idempotency.key,
+        request_hash: idempotency.hash,
+        session_id: sessionId,
+        created_at: now,
+      })
+      .execute();
+  }
+  return { sessionId, created: true, readied: tasks.filter((task) => task.status === 'ready').length };
+}

@@ -1,0 +1,98 @@
+// The engine's entry point for the composition root (src/app.ts):
+//
+//   const engine = createEngine({ config, db, logger, runtimes, observer?, planner?, dialect? });
+//   engine.start();                       // worker slots, heartbeats, reaper
+//   engine.service                        // SessionService: REST, CLI, MCP call this
+//   await engine.getQueueCounts();        // gauges
+//   await engine.stop({ graceMs });       // graceful: finish or release running tasks
+//
+// `db` must be migrated first (store/migrate.ts). One engine per process and database.
+import { hostname } from 'node:os';
+import type { Kysely } from 'kysely';
+import { uuidv7 } from 'uuidv7';
+import type { DialectName } from '../store/db.ts';
+import type { Database } from '../store/schema.ts';
+import { createWriteQueue, type WriteQueue } from '../store/write-queue.ts';
+import type { QueueCounts } from './engine-observer.ts';
+import type { Engine, EngineDeps } from './engine-types.ts';
+import { createLocalNotifier, type Notifier } from './notifier.ts';
+import { createScheduler } from './scheduler.ts';
+import { createSessionService } from './session-service-impl.ts';
+
+export type { EngineObserver, QueueCounts } from './engine-observer.ts';
+export type { Engine, EngineDeps, Planner, StopOptions } from './engine-types.ts';
+export type { Notifier } from './notifier.ts';
+
+export interface CreateEngineOptions extends EngineDeps {
+  /** Database dialect; `sqlite` unless the store says otherwise. */
+  dialect?: DialectName;
+  /** Wake-up channel; in-process by default. */
+  notifier?: Notifier;
+}
+
+/** An Engine plus internals that tests and benchmarks inspect. */
+export interface EngineInternals extends Engine {
+  workerId: string;
+  queue: WriteQueue;
+  /** Stops like a crash: running work is dropped and leases stay held until they expire. */
+  halt(): Promise<void>;
+}
+
+/** Builds the engine. Nothing runs until `start()`. */
+export function createEngine(options: CreateEngineOptions): EngineInternals {
+  const dialect = options.dialect ?? 'sqlite';
+  const notifier = options.notifier ?? createLocalNotifier();
+  const queue = createWriteQueue({ db: options.db, dialect });
+  const workerId = options.workerId ?? `${hostname()}:${process.pid}:${uuidv7().slice(-12)}`;
+  const logger = options.logger.child({ component: 'engine', workerId });
+  const scheduler = createScheduler({
+    db: options.db,
+    dialect,
+    queue,
+    notifier,
+    runtimes: options.runtimes,
+    logger,
+    observer: options.observer,
+    workerId,
+    concurrency: options.config.workers.concurrency,
+    leaseMs: options.config.tasks.leaseSeconds * 1000,
+    pollIntervalMs: options.config.workers.pollIntervalMs,
+  });
+  const service = createSessionService({
+    db: options.db,
+    queue,
+    notifier,
+    runtimes: options.runtimes,
+    maxAttempts: options.config.tasks.maxAttempts,
+    observer: options.observer,
+    planner: options.planner,
+    onCancelled: (sessionId) => scheduler.abortSession(sessionId),
+  });
+  return {
+    service,
+    workerId,
+    queue,
+    start: () => scheduler.start(),
+    stop: (stopOptions) => scheduler.stop({ graceMs: stopOptions.graceMs }),
+    halt: () => scheduler.stop({ graceMs: 0, abandon: true }),
+    getQueueCounts: () => countQueue(options.db),
+  };
+}
+
+async function countQueue(db: Kysely<Database>): Promise<QueueCounts> {
+  const tasks = await db
+    .selectFrom('tasks')
+    .select((eb) => ['status', eb.fn.countAll<number>().as('n')])
+    .where('status', 'in', ['ready', 'leased', 'running'])
+    .groupBy('status')
+    .execute();
+  const sessions = await db
+    .selectFrom('sessions')
+    .select((eb) => ['status', eb.fn.countAll<number>().as('n')])
+    .groupBy('status')
+    .execute();
+  const counts: QueueCounts = { tasks: { ready: 0, leased: 0, running: 0 }, sessions: {} };
+  for (const row of tasks) counts.tasks[row.status as 'ready' | 'leased' | 'running'] = Number(row.n);
+  for (const row of sessions) counts.sessions[row.status as keyof QueueCounts['sessions']] = Number(row.n);
+  return counts;
+}

@@ -1,0 +1,48 @@
+// Wake-ups between the parts of the engine: "new events in session X", "tasks became ready".
+// In-process here; a PostgreSQL LISTEN/NOTIFY implementation can replace it for clusters.
+
+export interface Notifier {
+  /** Calls `listener` on every publish to `channel` until the returned function is called. */
+  subscribe(channel: string, listener: () => void): () => void;
+  publish(channel: string): void;
+}
+
+/** Channel of a session's event log. */
+export function sessionChannel(sessionId: string): string {
+  return `session:${sessionId}`;
+}
+
+/** Channel on which "ready tasks may exist" is announced. */
+export const READY_CHANNEL = 'tasks:ready';
+
+/** A notifier for a single process. Listener exceptions are isolated from each other. */
+export function createLocalNotifier(): Notifier {
+  const listeners = new Map<string, Set<() => void>>();
+  return {
+    subscribe(channel, listener) {
+      let set = listeners.get(channel);
+      if (!set) {
+        set = new Set();
+        listeners.set(channel, set);
+      }
+      set.add(listener);
+      return () => {
+        const current = listeners.get(channel);
+        if (!current) return;
+        current.delete(listener);
+        if (current.size === 0) listeners.delete(channel);
+      };
+    },
+    publish(channel) {
+      const set = listeners.get(channel);
+      if (!set) return;
+      for (const listener of [...set]) {
+        try {
+          listener();
+        } catch {
+          // A failing listener must not stop the others.
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,311 @@
+// The lease-based scheduler of one process: worker slots claim ready tasks in batches, run them,
+// heartbeat their leases and finish them through the group-commit write queue; a reaper re-runs
+// tasks whose lease expired. See docs/adr/0002-lease-based-scheduler.md.
+import type { Kysely } from 'kysely';
+import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
+import { AppError, coerceError } from '../errors/app-error.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { DialectName } from '../store/db.ts';
+import type { Database } from '../store/schema.ts';
+import {
+  claimReadyTasks,
+  extendLeases,
+  findExpiredLeases,
+  loadDependencyOutputs,
+} from '../store/task-store.ts';
+import type { WriteQueue } from '../store/write-queue.ts';
+import { type EngineObserver, notifyObserver } from './engine-observer.ts';
+import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
+import { type Claim, expireTaskLease, finishTask, markTaskRunning, releaseTask } from './task-ops.ts';
+import { describeRuntime, runClaimedTask } from './task-runner.ts';
+
+/** Expired leases handled per reaper pass (the rest wait for the next pass). */
+const REAP_BATCH = 200;
+
+type StopReason = 'cancel' | 'lease_lost' | 'shutdown' | 'abandon';
+
+interface ActiveRun {
+  claim: Claim;
+  controller: AbortController;
+  reason: StopReason | null;
+}
+
+export interface SchedulerDeps {
+  db: Kysely<Database>;
+  dialect: DialectName;
+  queue: WriteQueue;
+  notifier: Notifier;
+  runtimes: RuntimeRegistry;
+  logger: Logger;
+  observer?: EngineObserver;
+  workerId: string;
+  concurrency: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  now?: () => number;
+}
+
+export interface Scheduler {
+  start(): void;
+  /** `abandon` drops running work without releasing leases (crash simulation for tests). */
+  stop(options: { graceMs: number; abandon?: boolean }): Promise<void>;
+  /** Aborts this process's runs of a session's tasks (after the session was cancelled). */
+  abortSession(sessionId: string): void;
+  /** Asks idle slots to claim now. */
+  wake(): void;
+  /** Claims of this process currently running. */
+  activeCount(): number;
+}
+
+export function createScheduler(deps: SchedulerDeps): Scheduler {
+  const now = deps.now ?? Date.now;
+  const active = new Map<string, ActiveRun>();
+  const inflight = new Set<Promise<void>>();
+  let started = false;
+  let stopping = false;
+  let abandoned = false;
+  let claiming = false;
+  let wantClaim = false;
+  let unsubscribe: (() => void) | null = null;
+  const timers: NodeJS.Timeout[] = [];
+  let heartbeatTimer: NodeJS.Timeout | null = null;
+
+  function abort(run: ActiveRun, reason: StopReason): void {
+    if (run.reason !== null) return;
+    run.reason = reason;
+    run.controller.abort(new AppError('TIMEOUT', `task stopped: ${reason.replace('_', ' ')}`));
+  }
+
+  function wake(): void {
+    if (!started || stopping) return;
+    const free = deps.concurrency - active.size;
+    if (free <= 0) return;
+    if (claiming) {
+      wantClaim = true;
+      return;
+    }
+    claiming = true;
+    wantClaim = false;
+    const claimDone = deps.queue
+      .run(async (trx) => {
+        const rows = await claimReadyTasks(trx, deps.dialect, {
+          owner: deps.workerId,
+          limit: free,
+          leaseMs: deps.leaseMs,
+          now: now(),
+        });
+        if (rows.length === 0) return [];
+        const sessionIds = [...new Set(rows.map((row) => row.session_id))];
+        const sessions = await trx
+          .selectFrom('sessions')
+          .select(['id', 'objective'])
+          .where('id', 'in', sessionIds)
+          .execute();
+        const objectives = new Map(sessions.map((session) => [session.id, session.objective]));
+        const outputs = await loadDependencyOutputs(
+          trx,
+          rows.map((row) => row.id),
+        );
+        return rows.map((row) => ({
+          readyAt: Number(row.ready_at ?? row.created_at),
+          task: {
+            sessionId: row.session_id,
+            tenantId: row.tenant_id,
+            objective: objectives.get(row.session_id) ?? '',
+            taskId: row.id,
+            name: row.name,
+            role: row.role,
+            instructions: row.instructions,
+            runner: row.runner,
+            agentId: row.agent_id,
+            attempt: Number(row.attempts),
+            dependencies: outputs.get(row.id) ?? [],
+          } satisfies RuntimeTask,
+        }));
+      })
+      .then(async (claimed) => {
+        if (stopping) {
+          // Claimed while stopping: hand the tasks back untouched (a crash simulation keeps them).
+          if (!abandoned) {
+            await Promise.all(
+              claimed.map(({ task }) => deps.queue.run((trx) => releaseTask(trx, toClaim(task), now()))),
+            );
+          }
+          return;
+        }
+        for (const { task, readyAt } of claimed) startRun(task, readyAt);
+        if (claimed.length === free) wantClaim = true;
+      })
+      .catch((error: unknown) => {
+        deps.logger.error({ err: coerceError(error) }, 'claiming tasks failed');
+      })
+      .finally(() => {
+        claiming = false;
+        if (wantClaim) wake();
+      });
+    inflight.add(claimDone);
+    void claimDone.finally(() => inflight.delete(claimDone));
+  }
+
+  function toClaim(task: RuntimeTask): Claim {
+    return {
+      taskId: task.taskId,
+      sessionId: task.sessionId,
+      tenantId: task.tenantId,
+      name: task.name,
+      owner: deps.workerId,
+      attempt: task.attempt,
+    };
+  }
+
+  function startRun(task: RuntimeTask, readyAt: number): void {
+    const claim = toClaim(task);
+    const run: ActiveRun = { claim, controller: new AbortController(), reason: null };
+    active.set(task.taskId, run);
+    const runtimeKind = describeRuntime(deps.runtimes, task.runner);
+    notifyObserver(deps.observer, 'taskClaimed', {
+      queueWaitMs: Math.max(0, now() - readyAt),
+      role: task.role,
+      runtime: runtimeKind,
+    });
+    const startedAt = now();
+    deps.queue
+      .run((trx) => markTaskRunning(trx, claim, now()))
+      .then((held) => {
+        if (!held) abort(run, 'lease_lost');
+        else deps.notifier.publish(sessionChannel(claim.sessionId));
+      })
+      .catch((error: unknown) =>
+        deps.logger.warn({ err: coerceError(error) }, 'could not mark task running'),
+      );
+    const promise = (async () => {
+      const outcome = await runClaimedTask({
+        claim,
+        task,
+        signal: run.controller.signal,
+        runtimes: deps.runtimes,
+        queue: deps.queue,
+        logger: deps.logger,
+        now,
+      });
+      active.delete(task.taskId);
+      // The slot is free now: a claim queued here shares the transaction with this finish.
+      const reason = run.reason;
+      if (reason === 'abandon' || reason === 'cancel' || reason === 'lease_lost') {
+        wake();
+        return;
+      }
+      if (reason === 'shutdown') {
+        await deps.queue.run((trx) => releaseTask(trx, claim, now()));
+        return;
+      }
+      const finishing = deps.queue.run((trx) => finishTask(trx, claim, outcome, now()));
+      wake();
+      const effects = await finishing;
+      notifyObserver(deps.observer, 'taskFinished', {
+        status: effects.applied ? (outcome.ok ? 'succeeded' : 'failed') : 'cancelled',
+        durationMs: now() - startedAt,
+        role: task.role,
+        runtime: runtimeKind,
+      });
+      if (!effects.applied) {
+        deps.logger.warn({ taskId: claim.taskId }, 'completion rejected: the lease is no longer held');
+      }
+      if (effects.readied > 0) deps.notifier.publish(READY_CHANNEL);
+      if (effects.sessionFinished) notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
+      deps.notifier.publish(sessionChannel(claim.sessionId));
+    })().catch((error: unknown) => {
+      active.delete(task.taskId);
+      deps.logger.error({ err: coerceError(error), taskId: claim.taskId }, 'finishing a task failed');
+    });
+    inflight.add(promise);
+    void promise.finally(() => inflight.delete(promise));
+  }
+
+  function heartbeat(): void {
+    if (active.size === 0) return;
+    const runs = [...active.values()];
+    deps.queue
+      .run((trx) =>
+        extendLeases(
+          trx,
+          deps.workerId,
+          runs.map((run) => run.claim.taskId),
+          now() + deps.leaseMs,
+        ),
+      )
+      .then((held) => {
+        for (const run of runs) {
+          if (!held.has(run.claim.taskId) && active.get(run.claim.taskId) === run) abort(run, 'lease_lost');
+        }
+      })
+      .catch((error: unknown) => deps.logger.warn({ err: coerceError(error) }, 'heartbeat failed'));
+  }
+
+  function reap(): void {
+    if (stopping) return;
+    deps.queue
+      .run(async (trx) => {
+        const expired = await findExpiredLeases(trx, now(), REAP_BATCH);
+        const results = [];
+        for (const row of expired) results.push({ row, effects: await expireTaskLease(trx, row, now()) });
+        return results;
+      })
+      .then((results) => {
+        let readied = 0;
+        for (const { row, effects } of results) {
+          if (!effects.applied) continue;
+          notifyObserver(deps.observer, 'leaseExpired');
+          if (effects.retried) notifyObserver(deps.observer, 'taskRetried');
+          if (effects.sessionFinished)
+            notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
+          readied += effects.readied;
+          deps.notifier.publish(sessionChannel(row.session_id));
+          deps.logger.warn({ taskId: row.id, retried: effects.retried }, 'task lease expired');
+        }
+        if (readied > 0) wake();
+      })
+      .catch((error: unknown) => deps.logger.warn({ err: coerceError(error) }, 'reaper pass failed'));
+  }
+
+  return {
+    start() {
+      if (started || deps.concurrency <= 0) return;
+      started = true;
+      unsubscribe = deps.notifier.subscribe(READY_CHANNEL, wake);
+      const third = Math.max(100, Math.floor(deps.leaseMs / 3));
+      timers.push(setInterval(wake, deps.pollIntervalMs), setInterval(reap, third));
+      heartbeatTimer = setInterval(heartbeat, third);
+      reap();
+      wake();
+    },
+    async stop({ graceMs, abandon = false }) {
+      if (!started || stopping) return;
+      stopping = true;
+      abandoned = abandon;
+      unsubscribe?.();
+      for (const timer of timers) clearInterval(timer);
+      if (abandon) {
+        for (const run of active.values()) abort(run, 'abandon');
+      } else if (inflight.size > 0) {
+        let timeout: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.allSettled([...inflight]),
+          new Promise((resolve) => {
+            timeout = setTimeout(resolve, graceMs);
+          }),
+        ]);
+        clearTimeout(timeout);
+        for (const run of active.values()) abort(run, 'shutdown');
+      }
+      await Promise.allSettled([...inflight]);
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      await deps.queue.drain();
+    },
+    abortSession(sessionId) {
+      for (const run of active.values()) if (run.claim.sessionId === sessionId) abort(run, 'cancel');
+    },
+    wake,
+    activeCount: () => active.size,
+  };
+}

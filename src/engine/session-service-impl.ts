@@ -1,0 +1,218 @@
+// The SessionService implementation: validation and planning at submit, tenant-scoped reads,
+// cancellation and event access. Writes go through the group-commit write queue.
+import type { Kysely } from 'kysely';
+import { uuidv7 } from 'uuidv7';
+import { findBuiltInRole } from '../agents/roles/catalogue.ts';
+import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
+import type { NewEvent } from '../domain/events.ts';
+import { buildPlan, resolveStrategy, validatePlan } from '../domain/plan.ts';
+import { createSessionInputSchema } from '../domain/session-input.ts';
+import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
+import type { PlanBody, SessionStatus, TaskStatus } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
+import { appendEvents, listSessionEvents } from '../store/event-store.ts';
+import { toUsage } from '../store/rows.ts';
+import type { Database } from '../store/schema.ts';
+import { getSessionDetail, getSessionRow, listSessionRecords } from '../store/session-store.ts';
+import type { WriteQueue } from '../store/write-queue.ts';
+import { hashRequest, storeNewSession } from './create-session.ts';
+import { type EngineObserver, notifyObserver } from './engine-observer.ts';
+import type { Planner } from './engine-types.ts';
+import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
+import type { SessionService } from './session-service.ts';
+
+/** Largest page of events per call. */
+const MAX_EVENT_PAGE = 1000;
+/** Largest page of sessions per call (the HTTP layer applies its own, smaller, limit too). */
+const MAX_SESSION_PAGE = 1000;
+
+export interface SessionServiceDeps {
+  db: Kysely<Database>;
+  queue: WriteQueue;
+  notifier: Notifier;
+  runtimes: RuntimeRegistry;
+  maxAttempts: number;
+  observer?: EngineObserver;
+  planner?: Planner;
+  /** Called after a session was cancelled, to abort this process's running tasks of it. */
+  onCancelled(sessionId: string): void;
+  now?: () => number;
+}
+
+export function createSessionService(deps: SessionServiceDeps): SessionService {
+  const now = deps.now ?? Date.now;
+  const checkers = {
+    isKnownRole: (role: string) => findBuiltInRole(role) !== undefined,
+    isKnownRunner: (runner: string) => deps.runtimes.hasRunner(runner),
+  };
+
+  async function planSession(
+    tenantId: string,
+    sessionId: string,
+    input: ReturnType<typeof createSessionInputSchema.parse>,
+  ): Promise<{ strategy: ReturnType<typeof resolveStrategy>; plan: PlanBody }> {
+    const agents = input.agents ?? [];
+    const strategy = resolveStrategy(input.strategy, agents);
+    if (strategy !== 'adaptive' && agents.length > 0) {
+      return { strategy, plan: buildPlan(strategy, agents, checkers) };
+    }
+    if (!deps.planner) {
+      throw new AppError(
+        'INVALID_PLAN',
+        strategy === 'adaptive'
+          ? 'Strategy adaptive needs the LLM orchestrator, and no LLM provider is configured; use parallel, sequential or pipeline with explicit agents'
+          : 'No agents were given and no LLM provider is configured to plan them; list the agents explicitly',
+      );
+    }
+    const plan = await deps.planner.planInitial({ tenantId, sessionId, objective: input.objective, input });
+    validatePlan(plan, checkers);
+    return { strategy, plan };
+  }
+
+  return {
+    async createSession(actor, rawInput, idempotencyKey) {
+      const parsed = createSessionInputSchema.safeParse(rawInput);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map(
+          (issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`,
+        );
+        throw new AppError('VALIDATION_FAILED', `Invalid session: ${issues.join('; ')}`, { details: issues });
+      }
+      const input = parsed.data;
+      const sessionId = uuidv7();
+      const { strategy, plan } = await planSession(actor.tenantId, sessionId, input);
+      const llmTasks = plan.phases
+        .flatMap((phase) => phase.tasks)
+        .filter((task) => task.runner === undefined);
+      if (llmTasks.length > 0 && !deps.runtimes.hasLlm()) {
+        throw new AppError(
+          'VALIDATION_FAILED',
+          `Task ${llmTasks.map((task) => task.name).join(', ')} gives no runner and no LLM provider is configured: name a runner declared in the server config, or configure a provider`,
+          { details: { tasks: llmTasks.map((task) => task.name) } },
+        );
+      }
+      const idempotency =
+        idempotencyKey === undefined ? undefined : { key: idempotencyKey, hash: hashRequest(rawInput) };
+      const stored = await deps.queue.run((trx) =>
+        storeNewSession(
+          trx,
+          {
+            sessionId,
+            tenantId: actor.tenantId,
+            objective: input.objective,
+            strategy,
+            metadata: input.metadata ?? {},
+            plan,
+            maxAttempts: deps.maxAttempts,
+            runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
+          },
+          idempotency,
+          now(),
+        ),
+      );
+      if (stored.created) {
+        notifyObserver(deps.observer, 'sessionStarted');
+        if (stored.readied > 0) deps.notifier.publish(READY_CHANNEL);
+      }
+      const session = await getSessionDetail(deps.db, actor.tenantId, stored.sessionId);
+      return { session, created: stored.created };
+    },
+
+    getSession: (actor, sessionId) => getSessionDetail(deps.db, actor.tenantId, sessionId),
+
+    listSessions(actor, query) {
+      const limit = Math.min(Math.max(1, Math.trunc(query.limit) || 1), MAX_SESSION_PAGE);
+      return listSessionRecords(deps.db, actor.tenantId, { ...query, limit });
+    },
+
+    async cancelSession(actor, sessionId) {
+      const cancelled = await deps.queue.run((trx) =>
+        cancelInTransaction(trx, actor.tenantId, sessionId, now()),
+      );
+      if (cancelled) {
+        deps.onCancelled(sessionId);
+        notifyObserver(deps.observer, 'sessionFinished', 'cancelled');
+        deps.notifier.publish(sessionChannel(sessionId));
+      }
+      return getSessionDetail(deps.db, actor.tenantId, sessionId);
+    },
+
+    async listEvents(actor, sessionId, afterSeq, limit) {
+      await getSessionRow(deps.db, actor.tenantId, sessionId);
+      const boundedLimit = Math.min(Math.max(1, Math.trunc(limit) || 1), MAX_EVENT_PAGE);
+      return listSessionEvents(deps.db, sessionId, Math.max(0, Math.trunc(afterSeq) || 0), boundedLimit);
+    },
+
+    watchEvents: (sessionId, onWake) => deps.notifier.subscribe(sessionChannel(sessionId), onWake),
+  };
+}
+
+/** Cancels every unfinished task and the session. False when it was already cancelled. */
+async function cancelInTransaction(
+  trx: Kysely<Database>,
+  tenantId: string,
+  sessionId: string,
+  now: number,
+): Promise<boolean> {
+  const row = await getSessionRow(trx, tenantId, sessionId);
+  const from = row.status as SessionStatus;
+  if (from === 'cancelled') return false;
+  if (isTerminalSessionStatus(from)) {
+    throw new AppError(
+      'INVALID_STATE',
+      `The session is already ${from}; only unfinished sessions can be cancelled`,
+    );
+  }
+  const to = transitionSession(from, 'cancel');
+  const open = await trx
+    .selectFrom('tasks')
+    .select(['id', 'name', 'status', 'attempts'])
+    .where('session_id', '=', sessionId)
+    .where('status', 'in', ['pending', 'ready', 'leased', 'running'])
+    .orderBy('position')
+    .execute();
+  const reason = 'session cancelled';
+  if (open.length > 0) {
+    await trx
+      .updateTable('tasks')
+      .set({
+        status: 'cancelled',
+        error: reason,
+        lease_owner: null,
+        lease_expires_at: null,
+        finished_at: now,
+        updated_at: now,
+      })
+      .where(
+        'id',
+        'in',
+        open.map((task) => task.id),
+      )
+      .execute();
+  }
+  await trx
+    .updateTable('sessions')
+    .set({ status: to, error: 'cancelled on request', finished_at: now, updated_at: now })
+    .where('id', '=', sessionId)
+    .execute();
+  const events: NewEvent[] = open.map((task) => ({
+    type: 'task.status',
+    data: {
+      taskId: task.id,
+      name: task.name,
+      from: task.status as TaskStatus,
+      to: 'cancelled',
+      attempt: Number(task.attempts),
+      reason,
+    },
+  }));
+  events.push(
+    { type: 'session.status', data: { from, to } },
+    {
+      type: 'session.finished',
+      data: { status: 'cancelled', error: 'cancelled on request', result: null, usage: toUsage(row) },
+    },
+  );
+  await appendEvents(trx, { id: sessionId, tenantId }, events, now);
+  return true;
+}

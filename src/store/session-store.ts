@@ -1,0 +1,154 @@
+// Session persistence: inserting a new session with its plan, agents, tasks and dependencies;
+// reading a session's detail; listing with keyset pagination. Every read is scoped to a tenant.
+import type { Kysely } from 'kysely';
+import type { PlanBody, SessionDetail, SessionRecord, SessionStatus } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
+import { toSessionRecord, toTaskRecord } from './rows.ts';
+import type { AgentsTable, Database, SessionsTable, TaskDependenciesTable, TasksTable } from './schema.ts';
+import { loadDependencyNames } from './task-store.ts';
+
+// Bound-variable limit of SQLite: tasks have ~27 columns, so 500 rows per insert is safe.
+const CHUNK = 500;
+
+export interface NewSessionRows {
+  session: SessionsTable;
+  plan: PlanBody;
+  agents: AgentsTable[];
+  tasks: TasksTable[];
+  dependencies: TaskDependenciesTable[];
+}
+
+async function insertChunked<T extends keyof Database>(
+  trx: Kysely<Database>,
+  table: T,
+  rows: ReadonlyArray<Database[T]>,
+): Promise<void> {
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    // Generic over the table, which Kysely's value types cannot follow; rows are typed by the caller.
+    await trx
+      .insertInto(table)
+      .values(rows.slice(i, i + CHUNK) as never)
+      .execute();
+  }
+}
+
+/** Inserts a session and everything planned for it (inside the caller's transaction). */
+export async function insertSession(trx: Kysely<Database>, rows: NewSessionRows): Promise<void> {
+  await trx.insertInto('sessions').values(rows.session).execute();
+  await trx
+    .insertInto('plans')
+    .values({
+      session_id: rows.session.id,
+      version: rows.session.plan_version,
+      tenant_id: rows.session.tenant_id,
+      body: JSON.stringify(rows.plan),
+      created_at: rows.session.created_at,
+    })
+    .execute();
+  await insertChunked(trx, 'agents', rows.agents);
+  await insertChunked(trx, 'tasks', rows.tasks);
+  await insertChunked(trx, 'task_dependencies', rows.dependencies);
+}
+
+/** The session row, or SESSION_NOT_FOUND (also when it belongs to another tenant). */
+export async function getSessionRow(
+  db: Kysely<Database>,
+  tenantId: string,
+  sessionId: string,
+): Promise<SessionsTable> {
+  const row = await db
+    .selectFrom('sessions')
+    .selectAll()
+    .where('id', '=', sessionId)
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirst();
+  if (!row) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
+  return row;
+}
+
+/** Session, latest plan and tasks (in plan order). */
+export async function getSessionDetail(
+  db: Kysely<Database>,
+  tenantId: string,
+  sessionId: string,
+): Promise<SessionDetail> {
+  const row = await getSessionRow(db, tenantId, sessionId);
+  const plan = await db
+    .selectFrom('plans')
+    .select('body')
+    .where('session_id', '=', sessionId)
+    .orderBy('version', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  const tasks = await db
+    .selectFrom('tasks')
+    .selectAll()
+    .where('session_id', '=', sessionId)
+    .orderBy('position')
+    .execute();
+  const deps = await loadDependencyNames(db, sessionId);
+  return {
+    ...toSessionRecord(row),
+    plan: plan ? (JSON.parse(plan.body) as PlanBody) : null,
+    tasks: tasks.map((task) => toTaskRecord(task, deps.get(task.id) ?? [])),
+  };
+}
+
+interface CursorPosition {
+  createdAt: number;
+  id: string;
+}
+
+/** Opaque cursor: base64url of the last item's (created_at, id). */
+export function encodeCursor(position: CursorPosition): string {
+  return Buffer.from(JSON.stringify([position.createdAt, position.id])).toString('base64url');
+}
+
+/** Parses a cursor; INVALID_CURSOR when it was not produced by encodeCursor. */
+export function decodeCursor(cursor: string): CursorPosition {
+  try {
+    if (!/^[A-Za-z0-9_-]{1,512}$/.test(cursor)) throw new Error('shape');
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === 'string' &&
+      value[1].length <= 64
+    ) {
+      return { createdAt: value[0] as number, id: value[1] };
+    }
+  } catch {
+    // Falls through to the error below.
+  }
+  throw new AppError('INVALID_CURSOR', 'The cursor is not valid; start again without it');
+}
+
+/** Newest first; `limit` items plus the cursor of the next page. */
+export async function listSessionRecords(
+  db: Kysely<Database>,
+  tenantId: string,
+  query: { status?: SessionStatus; limit: number; cursor?: string },
+): Promise<{ items: SessionRecord[]; nextCursor: string | null }> {
+  let select = db.selectFrom('sessions').selectAll().where('tenant_id', '=', tenantId);
+  if (query.status) select = select.where('status', '=', query.status);
+  if (query.cursor !== undefined) {
+    const after = decodeCursor(query.cursor);
+    select = select.where((eb) =>
+      eb.or([
+        eb('created_at', '<', after.createdAt),
+        eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)]),
+      ]),
+    );
+  }
+  const rows = await select
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(query.limit + 1)
+    .execute();
+  const items = rows.slice(0, query.limit).map(toSessionRecord);
+  const last = items.at(-1);
+  const nextCursor =
+    rows.length > query.limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null;
+  return { items, nextCursor };
+}

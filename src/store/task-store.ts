@@ -1,0 +1,141 @@
+// Task queue queries: claiming ready tasks with a lease, extending and finding expired leases,
+// and loading a session's task graph. The claim query lives here only, so PostgreSQL can add
+// FOR UPDATE SKIP LOCKED in one place.
+import { type Kysely, sql } from 'kysely';
+import type { DependencyOutput } from '../agents/runtimes/runtime.ts';
+import type { AdvanceTask } from '../domain/advance.ts';
+import type { TaskStatus } from '../domain/types.ts';
+import type { DialectName } from './db.ts';
+import type { Database, TasksTable } from './schema.ts';
+
+export interface ClaimRequest {
+  owner: string;
+  limit: number;
+  leaseMs: number;
+  now: number;
+}
+
+/** Claims up to `limit` ready tasks (oldest ready first): ready → leased, attempts + 1. */
+export async function claimReadyTasks(
+  trx: Kysely<Database>,
+  dialect: DialectName,
+  request: ClaimRequest,
+): Promise<TasksTable[]> {
+  let candidates = trx
+    .selectFrom('tasks')
+    .select('id')
+    .where('status', '=', 'ready')
+    .orderBy('ready_at')
+    .limit(request.limit);
+  // SQLite serialises writers (the write queue holds the lock), so it needs no row locks.
+  if (dialect === 'postgres') candidates = candidates.forUpdate().skipLocked();
+  return trx
+    .updateTable('tasks')
+    .set({
+      status: 'leased',
+      lease_owner: request.owner,
+      lease_expires_at: request.now + request.leaseMs,
+      attempts: sql`attempts + 1`,
+      updated_at: request.now,
+    })
+    .where('id', 'in', candidates)
+    .returningAll()
+    .execute();
+}
+
+/** Extends the leases `owner` still holds on running/leased tasks; returns the ids it still holds. */
+export async function extendLeases(
+  trx: Kysely<Database>,
+  owner: string,
+  taskIds: readonly string[],
+  expiresAt: number,
+): Promise<Set<string>> {
+  if (taskIds.length === 0) return new Set();
+  const rows = await trx
+    .updateTable('tasks')
+    .set({ lease_expires_at: expiresAt })
+    .where('lease_owner', '=', owner)
+    .where('status', 'in', ['leased', 'running'])
+    .where('id', 'in', [...taskIds])
+    .returning('id')
+    .execute();
+  return new Set(rows.map((row) => row.id));
+}
+
+/** Claimed tasks whose lease ran out before `now`. */
+export async function findExpiredLeases(
+  trx: Kysely<Database>,
+  now: number,
+  limit: number,
+): Promise<TasksTable[]> {
+  return trx
+    .selectFrom('tasks')
+    .selectAll()
+    .where('status', 'in', ['leased', 'running'])
+    .where('lease_expires_at', '<', now)
+    .orderBy('lease_expires_at')
+    .limit(limit)
+    .execute();
+}
+
+/** A session's tasks with dependency names, as the pure advance function needs them. */
+export async function loadSessionGraph(
+  trx: Kysely<Database>,
+  sessionId: string,
+): Promise<Array<AdvanceTask & { role: string; position: number }>> {
+  const rows = await trx
+    .selectFrom('tasks')
+    .select(['id', 'name', 'status', 'result', 'error', 'role', 'position'])
+    .where('session_id', '=', sessionId)
+    .orderBy('position')
+    .execute();
+  const deps = await loadDependencyNames(trx, sessionId);
+  return rows.map((row) => ({
+    id: row.id,
+    name: row.name,
+    status: row.status as TaskStatus,
+    result: row.result,
+    error: row.error,
+    role: row.role,
+    position: Number(row.position),
+    dependsOn: deps.get(row.id) ?? [],
+  }));
+}
+
+/** task id → names of the tasks it depends on, for one session. */
+export async function loadDependencyNames(
+  db: Kysely<Database>,
+  sessionId: string,
+): Promise<Map<string, string[]>> {
+  const rows = await db
+    .selectFrom('task_dependencies as d')
+    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
+    .select(['d.task_id', 't.name'])
+    .where('d.session_id', '=', sessionId)
+    .execute();
+  const map = new Map<string, string[]>();
+  for (const row of rows) map.set(row.task_id, [...(map.get(row.task_id) ?? []), row.name]);
+  return map;
+}
+
+/** Outputs of the dependencies of each given task (for the runtime's context). */
+export async function loadDependencyOutputs(
+  db: Kysely<Database>,
+  taskIds: readonly string[],
+): Promise<Map<string, DependencyOutput[]>> {
+  const map = new Map<string, DependencyOutput[]>();
+  if (taskIds.length === 0) return map;
+  const rows = await db
+    .selectFrom('task_dependencies as d')
+    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
+    .select(['d.task_id', 't.id', 't.name', 't.role', 't.result', 't.position'])
+    .where('d.task_id', 'in', [...taskIds])
+    .orderBy('t.position')
+    .execute();
+  for (const row of rows) {
+    const list = map.get(row.task_id) ?? [];
+    list.push({ taskId: row.id, name: row.name, role: row.role, output: row.result ?? '' });
+    map.set(row.task_id, list);
+  }
+  return map;
+}

@@ -1,0 +1,122 @@
+// Group commit: write operations from all worker slots and API calls are queued and applied
+// together in ONE transaction (one fsync), each inside its own savepoint so a failing operation
+// rolls back alone. An operation's promise settles only after the commit, so an acknowledged write is durable.
+import { type Kysely, sql } from 'kysely';
+import { AppError } from '../errors/app-error.ts';
+import type { DialectName } from './db.ts';
+import type { Database } from './schema.ts';
+
+/** A unit of work run inside the shared transaction. Must not keep `trx` after it returns. */
+export type WriteOp<T> = (trx: Kysely<Database>) => Promise<T>;
+
+interface Queued {
+  op: WriteOp<unknown>;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+export interface WriteQueue {
+  /** Queues `op`; resolves with its value after the batch containing it has committed. */
+  run<T>(op: WriteOp<T>): Promise<T>;
+  /** Resolves once every operation queued so far has been committed (or failed). */
+  drain(): Promise<void>;
+  /** Counters for benchmarks and metrics. */
+  stats(): { batches: number; ops: number };
+}
+
+export interface WriteQueueOptions {
+  db: Kysely<Database>;
+  dialect: DialectName;
+  /** Largest batch per transaction; bounds how long readers wait for the connection. */
+  maxBatch?: number;
+}
+
+/** Creates the queue. Batches flush on the next macrotask, so everything queued in one tick shares a commit. */
+export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
+  const maxBatch = options.maxBatch ?? 1000;
+  let queue: Queued[] = [];
+  let flushing: Promise<void> | null = null;
+  let scheduled = false;
+  let batches = 0;
+  let ops = 0;
+  // SQLite: take the write lock up front, so a transaction that reads first never fails to upgrade.
+  const begin = options.dialect === 'sqlite' ? sql`begin immediate` : sql`begin`;
+
+  function schedule(): void {
+    if (scheduled || flushing) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      flushing = flushLoop().finally(() => {
+        flushing = null;
+        if (queue.length > 0) schedule();
+      });
+    });
+  }
+
+  async function flushLoop(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.slice(0, maxBatch);
+      queue = queue.slice(batch.length);
+      await flushBatch(batch);
+    }
+  }
+
+  async function flushBatch(batch: Queued[]): Promise<void> {
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      await options.db.connection().execute(async (conn) => {
+        await begin.execute(conn);
+        try {
+          for (const [index, item] of batch.entries()) {
+            const savepoint = sql.raw(`wq_${index}`);
+            await sql`savepoint ${savepoint}`.execute(conn);
+            try {
+              const value = await item.op(conn);
+              await sql`release savepoint ${savepoint}`.execute(conn);
+              outcomes.push({ ok: true, value });
+            } catch (error) {
+              await sql`rollback to savepoint ${savepoint}`.execute(conn);
+              await sql`release savepoint ${savepoint}`.execute(conn);
+              outcomes.push({ ok: false, error });
+            }
+          }
+          await sql`commit`.execute(conn);
+        } catch (error) {
+          await sql`rollback`.execute(conn).catch(() => undefined);
+          throw error;
+        }
+      });
+    } catch (error) {
+      const failure =
+        error instanceof AppError
+          ? error
+          : new AppError('STORE_UNAVAILABLE', 'The database write failed', { cause: error });
+      for (const item of batch) item.reject(failure);
+      return;
+    }
+    batches++;
+    ops += batch.length;
+    for (const [index, item] of batch.entries()) {
+      const outcome = outcomes[index]!;
+      if (outcome.ok) item.resolve(outcome.value);
+      else item.reject(outcome.error);
+    }
+  }
+
+  return {
+    run<T>(op: WriteOp<T>): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ op, resolve: resolve as (value: unknown) => void, reject });
+        schedule();
+      });
+    },
+    async drain() {
+      while (queue.length > 0 || flushing || scheduled) {
+        if (flushing) await flushing;
+        else await new Promise((resolve) => setImmediate(resolve));
+      }
+    },
+    stats: () => ({ batches, ops }),
+  };
+}
