@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { BUILT_IN_ROLES } from '../agents/roles/catalogue.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { Config } from '../config/schema.ts';
@@ -70,9 +70,18 @@ function toWebRequest(request: FastifyRequest): Request {
   return new Request(new URL(request.url, 'http://localhost'), { method: request.method, headers });
 }
 
+/**
+ * The plugin with its options bound, for `buildHttpServer({ plugins: [...] })`. Registers nothing
+ * when `mcp.enabled` is false. Works encapsulated or not: its only hook is route-level.
+ */
+export function createMcpHttpPlugin(options: McpHttpPluginOptions): FastifyPluginAsync {
+  return async (app) => mcpHttpPlugin(app, options);
+}
+
 /** Fastify plugin: `app.register(mcpHttpPlugin, options)`. */
 export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPluginOptions): Promise<void> {
   const { service, config } = options;
+  if (!config.mcp.enabled) return;
   const logger = options.logger ?? (app.log as unknown as Logger);
   const listRoles = options.listRoles ?? (async () => [...BUILT_IN_ROLES]);
   const sessions = new Map<string, McpSessionEntry>();

@@ -14,7 +14,8 @@ export const FINAL_STATUSES: ReadonlySet<SessionStatus> = new Set(['completed', 
 const RESULT_PREVIEW_CHARS = 2_000;
 
 /**
- * Upper bounds when assembling an agent's output from the event log: enough for any command or
+ * Page size asked of listEvents; a service may return fewer (REST caps pages), so loops stop on an
+ * empty page only. Upper bounds when assembling an agent's output from the event log: enough for any command or
  * LLM transcript a person would read, small enough that one resource read cannot pin the process.
  */
 const OUTPUT_EVENT_PAGE = 500;
@@ -127,7 +128,6 @@ export async function listRecentEvents(
     if (recent.length > count) recent.splice(0, recent.length - count);
     read += page.length;
     after = page[page.length - 1]?.seq ?? after;
-    if (page.length < OUTPUT_EVENT_PAGE) break;
   }
   return recent;
 }
@@ -162,9 +162,9 @@ export async function readAgentOutput(
       lines.push(line);
       chars += line.length + 1;
     }
+    if (page.length === 0) break;
     read += page.length;
     after = page[page.length - 1]?.seq ?? after;
-    if (page.length < OUTPUT_EVENT_PAGE) break;
   }
   if (task.error !== null) lines.push(`error: ${task.error}`);
   return lines.join('\n').slice(0, OUTPUT_MAX_CHARS);

@@ -1,0 +1,101 @@
+// `maos mcp`: an MCP server on stdin/stdout for clients that spawn a process (Claude Desktop,
+// IDEs). Talks to a running MAOS server over REST, or embeds the engine on the local data dir.
+import type { Command } from 'commander';
+import { BUILT_IN_ROLES } from '../../agents/roles/catalogue.ts';
+import { createApp } from '../../app.ts';
+import { readClientEnv } from '../../config/client-env.ts';
+import { loadConfig } from '../../config/load.ts';
+import type { Actor } from '../../engine/session-service.ts';
+import { createRemoteSessionService } from '../../mcp/remote-service.ts';
+import { startStdioServer } from '../../mcp/stdio.ts';
+import { createLogger } from '../../observability/logger.ts';
+import { VERSION } from '../../version.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+
+interface McpOptions {
+  mode: string;
+  server?: string;
+  token?: string;
+  config?: string;
+  dataDir?: string;
+}
+
+/**
+ * Who an embedded server acts as: the default tenant, like auth mode `none` on loopback. Only the
+ * local user who can already read the data directory can start it.
+ */
+const EMBEDDED_ACTOR: Readonly<Actor> = Object.freeze({ tenantId: 'default', principalId: 'local-mcp' });
+
+/** Registers `maos mcp`. `act` comes from the program; without it the command runs standalone. */
+export function registerMcpCommand(program: Command, act?: ActionFactory): void {
+  const command = addCommonOptions(program.command('mcp'), true)
+    .description(
+      'run an MCP server on stdin/stdout: against a running server (--server or MAOS_SERVER) or with an embedded engine on the data directory',
+    )
+    .option(
+      '--mode <mode>',
+      'auto (remote when a server URL is given, else embedded), remote or embedded',
+      'auto',
+    )
+    .option('-c, --config <path>', 'config file for embedded mode (env MAOS_CONFIG)')
+    .option('-d, --data-dir <path>', 'data directory for embedded mode (config `dataDir`)');
+  if (act) command.action(act(runMcp));
+  else command.action(async (_options: unknown, cmd: Command) => void (await runMcp(undefined, cmd)));
+}
+
+async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<number> {
+  const options = command.optsWithGlobals<McpOptions>();
+  const env = readClientEnv();
+  const server = options.server ?? env.server;
+  const token = options.token ?? env.token;
+  if (!['auto', 'remote', 'embedded'].includes(options.mode)) {
+    throw new CliError('USAGE', `--mode must be auto, remote or embedded, not ${options.mode}`, EXIT.USAGE);
+  }
+  const remote = options.mode === 'remote' || (options.mode === 'auto' && server !== undefined);
+  if (remote) {
+    if (server === undefined) {
+      throw new CliError('USAGE', '--mode remote needs --server or MAOS_SERVER', EXIT.USAGE);
+    }
+    const backend = createRemoteSessionService({ server, ...(token === undefined ? {} : { token }) });
+    const running = await startStdioServer({ ...backend, actor: EMBEDDED_ACTOR });
+    await waitForEnd(running);
+    return EXIT.OK;
+  }
+  const overrides: Record<string, unknown> = {};
+  if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
+  const config = loadConfig({ configPath: options.config, overrides });
+  // stdout carries the protocol: every log line goes to stderr.
+  const logger = createLogger({
+    level: config.logLevel,
+    serviceVersion: VERSION,
+    destination: process.stderr,
+  });
+  const app = await createApp(config, { logger });
+  try {
+    app.engine.start();
+    const running = await startStdioServer({
+      service: app.engine.service,
+      listRoles: async () => [...BUILT_IN_ROLES],
+      actor: EMBEDDED_ACTOR,
+      logger,
+    });
+    await waitForEnd(running);
+  } finally {
+    await app.stop();
+  }
+  return EXIT.OK;
+}
+
+/** Resolves when the client closes stdin, or on SIGINT/SIGTERM (the client stopping us). */
+async function waitForEnd(running: { closed: Promise<void>; close(): Promise<void> }): Promise<void> {
+  const onSignal = () => void running.close();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await running.closed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,150 @@
+// A SessionService that calls a running MAOS server over REST, for `maos mcp --server URL`: the
+// stdio MCP server then behaves exactly as /mcp does, with the server's auth, RBAC and audit.
+import type { RoleDefinition } from '../agents/roles/role.ts';
+import { type ApiClient, createApiClient } from '../cli/client.ts';
+import { CliError } from '../cli/exit-codes.ts';
+import type { SessionDetail, SessionEvent, SessionRecord, TaskRecord } from '../domain/types.ts';
+import type { SessionService } from '../engine/session-service.ts';
+import { AppError, isErrorCode } from '../errors/app-error.ts';
+
+export interface RemoteServiceOptions {
+  /** Base URL of the MAOS server, e.g. http://127.0.0.1:7070. */
+  server: string;
+  /** Bearer token or API key; the server derives tenant and principal from it. */
+  token?: string;
+}
+
+/** REST caps event pages at http.maxPageSize (100 by default); larger asks would be rejected. */
+const REMOTE_EVENT_PAGE = 100;
+
+/** Delay before re-opening a dropped event stream; short, because a watcher waits on it. */
+const STREAM_RETRY_MS = 1_000;
+
+/** Turns the REST client's errors back into AppErrors with the server's stable code. */
+function toAppErrorFromRemote(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof CliError) {
+    const details = error.details.length > 0 ? { details: error.details } : {};
+    if (isErrorCode(error.code)) return new AppError(error.code, error.message, details);
+    if (error.code === 'TIMEOUT') return new AppError('TIMEOUT', error.message);
+    return new AppError('PROVIDER_UNAVAILABLE', `MAOS server: ${error.message}`, { cause: error });
+  }
+  return new AppError('INTERNAL', 'Calling the MAOS server failed', { cause: error });
+}
+
+async function remote<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw toAppErrorFromRemote(error);
+  }
+}
+
+function toMs(value: unknown): number {
+  if (typeof value === 'number') return value;
+  const ms = typeof value === 'string' ? Date.parse(value) : Number.NaN;
+  return Number.isNaN(ms) ? 0 : ms;
+}
+
+function toMsOrNull(value: unknown): number | null {
+  return value === null || value === undefined ? null : toMs(value);
+}
+
+/** REST sends ISO timestamps; the domain types carry epoch milliseconds. */
+function toRecord<T extends SessionRecord | TaskRecord>(dto: object): T {
+  const raw = dto as Record<string, unknown>;
+  const out: Record<string, unknown> = { ...raw, createdAt: toMs(raw.createdAt) };
+  for (const key of ['updatedAt', 'readyAt', 'startedAt', 'finishedAt']) {
+    if (key in raw) out[key] = key === 'updatedAt' ? toMs(raw[key]) : toMsOrNull(raw[key]);
+  }
+  return out as unknown as T;
+}
+
+function toDetail(dto: object): SessionDetail {
+  const raw = dto as { plan?: SessionDetail['plan']; tasks?: object[] };
+  return {
+    ...toRecord<SessionRecord>(dto),
+    plan: raw.plan ?? null,
+    tasks: (raw.tasks ?? []).map((task) => toRecord<TaskRecord>(task)),
+  };
+}
+
+function toEvent(dto: object): SessionEvent {
+  const raw = dto as SessionEvent & { createdAt: unknown };
+  return { ...raw, createdAt: toMs(raw.createdAt) };
+}
+
+/** A SessionService and role list backed by the REST API of a running server. */
+export function createRemoteSessionService(options: RemoteServiceOptions): {
+  service: SessionService;
+  listRoles: () => Promise<RoleDefinition[]>;
+  client: ApiClient;
+} {
+  const client = createApiClient({
+    server: options.server,
+    ...(options.token === undefined ? {} : { token: options.token }),
+  });
+
+  const service: SessionService = {
+    createSession: (_actor, input, idempotencyKey) =>
+      remote(async () => {
+        const before = idempotencyKey === undefined ? undefined : Date.now();
+        const session = toDetail(await client.createSession(input, idempotencyKey));
+        // REST tells a replay apart by status code only; a replayed session predates this call.
+        return { session, created: before === undefined || session.createdAt >= before - 1_000 };
+      }),
+    getSession: (_actor, sessionId) => remote(async () => toDetail(await client.getSession(sessionId))),
+    listSessions: (_actor, query) =>
+      remote(async () => {
+        const page = await client.listSessions(query);
+        return {
+          items: page.items.map((item) => toRecord<SessionRecord>(item)),
+          nextCursor: page.nextCursor,
+        };
+      }),
+    cancelSession: (_actor, sessionId) => remote(async () => toDetail(await client.cancelSession(sessionId))),
+    listEvents: (_actor, sessionId, afterSeq, limit) =>
+      remote(async () => {
+        const events = await client.listEvents(sessionId, afterSeq, Math.min(limit, REMOTE_EVENT_PAGE));
+        return events.map(toEvent);
+      }),
+    watchEvents(sessionId, onWake) {
+      const controller = new AbortController();
+      void (async () => {
+        let afterSeq = 0;
+        while (!controller.signal.aborted) {
+          try {
+            for await (const event of client.streamEvents(sessionId, {
+              afterSeq,
+              signal: controller.signal,
+            })) {
+              afterSeq = event.seq;
+              onWake();
+            }
+            // The server ends the stream after the session's final event: nothing more will come.
+            if (!controller.signal.aborted) return;
+          } catch {
+            // Dropped stream or transient error: wake the reader (it re-queries) and reconnect.
+            if (controller.signal.aborted) return;
+            onWake();
+            await new Promise((resolve) => setTimeout(resolve, STREAM_RETRY_MS).unref());
+          }
+        }
+      })();
+      return () => controller.abort();
+    },
+  };
+
+  const listRoles = () =>
+    remote(async () =>
+      (await client.listRoles()).map((role) => ({
+        name: role.name,
+        description: role.description,
+        capabilities: role.capabilities,
+        instructions: (role as { instructions?: string }).instructions ?? '',
+        builtIn: (role as { builtIn?: boolean }).builtIn ?? true,
+      })),
+    );
+
+  return { service, listRoles, client };
+}

@@ -1,0 +1,58 @@
+// MCP over stdio for clients that spawn a process (`maos mcp`): the same McpServer as /mcp,
+// backed either by a running MAOS server over REST or by an engine embedded in this process.
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { RoleDefinition } from '../agents/roles/role.ts';
+import type { Actor, SessionService } from '../engine/session-service.ts';
+import type { Logger } from '../observability/logger.ts';
+import { createFixedCaller } from './caller.ts';
+import { createMcpServer } from './server.ts';
+
+export interface StdioServerOptions {
+  service: SessionService;
+  listRoles: () => Promise<RoleDefinition[]>;
+  /** Who the process acts as (embedded mode); remote mode ignores it, the server uses the token. */
+  actor: Actor;
+  logger?: Logger;
+  /** Protocol streams; default the process's stdin/stdout. Nothing else may write to stdout. */
+  stdin?: NodeJS.ReadableStream;
+  stdout?: NodeJS.WritableStream;
+}
+
+export interface RunningStdioServer {
+  /** Resolves when the client closes stdin or `close()` is called. */
+  closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Connects a MAOS MCP server to stdin/stdout and returns once it is listening. */
+export async function startStdioServer(options: StdioServerOptions): Promise<RunningStdioServer> {
+  const stdin = options.stdin ?? process.stdin;
+  const stdout = options.stdout ?? process.stdout;
+  const caller = createFixedCaller(options.actor);
+  const { server } = createMcpServer({
+    service: options.service,
+    listRoles: () => options.listRoles(),
+    resolveCaller: () => caller,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  });
+  const transport = new StdioServerTransport(
+    stdin as ConstructorParameters<typeof StdioServerTransport>[0],
+    stdout as ConstructorParameters<typeof StdioServerTransport>[1],
+  );
+  const closed = new Promise<void>((resolve) => {
+    transport.onclose = () => resolve();
+  });
+  await server.connect(transport);
+  // The SDK transport does not watch for end of input; a client that exits closes our stdin.
+  const onEnd = () => void server.close();
+  stdin.once('end', onEnd);
+  stdin.once('close', onEnd);
+  return {
+    closed,
+    async close() {
+      stdin.off('end', onEnd);
+      stdin.off('close', onEnd);
+      await server.close();
+    },
+  };
+}
