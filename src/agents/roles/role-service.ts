@@ -1,0 +1,151 @@
+// Roles a tenant can use: the built-in catalogue plus the tenant's custom roles (POST /v1/roles).
+// Validates custom roles, stores them, and answers lookups for the planner, runtime and API.
+
+import { z } from 'zod';
+import { AppError } from '../../errors/app-error.ts';
+import type { LlmDb } from '../providers/llm-tables.ts';
+import { BUILT_IN_ROLES, findBuiltInRole } from './catalogue.ts';
+import type { RoleDefinition } from './role.ts';
+
+/** Custom roles per tenant; a bound keeps the planner prompt (which lists every role) small. */
+export const MAX_CUSTOM_ROLES_PER_TENANT = 50;
+
+/** The body of `POST /v1/roles`. */
+export const createRoleInputSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{1,63}$/, 'must be 2-64 lowercase letters, digits or _ and start with a letter')
+    .describe('Identifier used in plans, e.g. `compliance_officer`.'),
+  description: z
+    .string()
+    .trim()
+    .min(10)
+    .max(300)
+    .describe('One sentence the orchestrator matches tasks against.'),
+  instructions: z
+    .string()
+    .trim()
+    .min(20)
+    .max(20_000)
+    .describe('The system prompt: goal, responsibilities, deliverable format.'),
+  capabilities: z
+    .array(z.string().trim().min(1).max(80))
+    .max(20)
+    .default([])
+    .describe('What this role is good at.'),
+});
+
+export type CreateRoleInput = z.input<typeof createRoleInputSchema>;
+
+export interface RoleService {
+  /** Built-in roles first, then the tenant's custom roles by name. */
+  listRoles(tenantId: string): Promise<RoleDefinition[]>;
+  /** A built-in or custom role by exact name. */
+  findRole(tenantId: string, name: string): Promise<RoleDefinition | undefined>;
+  /** Validates and stores a custom role; CONFLICT when the name is taken. */
+  createRole(tenantId: string, principalId: string, input: unknown): Promise<RoleDefinition>;
+  /** Deletes a custom role; ROLE_NOT_FOUND when there is none, INVALID_STATE for built-in ones. */
+  deleteRole(tenantId: string, name: string): Promise<void>;
+}
+
+function toDefinition(row: {
+  name: string;
+  description: string;
+  capabilities: string;
+  instructions: string;
+}): RoleDefinition {
+  return {
+    name: row.name,
+    description: row.description,
+    capabilities: JSON.parse(row.capabilities) as string[],
+    instructions: row.instructions,
+    builtIn: false,
+  };
+}
+
+/** Creates the service over the store. */
+export function createRoleService(db: LlmDb, now: () => number = Date.now): RoleService {
+  async function listCustom(tenantId: string): Promise<RoleDefinition[]> {
+    const rows = await db
+      .selectFrom('custom_roles')
+      .select(['name', 'description', 'capabilities', 'instructions'])
+      .where('tenant_id', '=', tenantId)
+      .orderBy('name')
+      .execute();
+    return rows.map(toDefinition);
+  }
+
+  return {
+    async listRoles(tenantId) {
+      return [...BUILT_IN_ROLES, ...(await listCustom(tenantId))];
+    },
+
+    async findRole(tenantId, name) {
+      const builtIn = findBuiltInRole(name);
+      if (builtIn) return builtIn;
+      const row = await db
+        .selectFrom('custom_roles')
+        .select(['name', 'description', 'capabilities', 'instructions'])
+        .where('tenant_id', '=', tenantId)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      return row ? toDefinition(row) : undefined;
+    },
+
+    async createRole(tenantId, principalId, input) {
+      const parsed = createRoleInputSchema.safeParse(input);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map(
+          (issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`,
+        );
+        throw new AppError('VALIDATION_FAILED', `Invalid role: ${issues.join('; ')}`, { details: issues });
+      }
+      const role = parsed.data;
+      if (findBuiltInRole(role.name)) {
+        throw new AppError('CONFLICT', `'${role.name}' is a built-in role; choose another name`);
+      }
+      const count = await db
+        .selectFrom('custom_roles')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('tenant_id', '=', tenantId)
+        .executeTakeFirstOrThrow();
+      if (Number(count.n) >= MAX_CUSTOM_ROLES_PER_TENANT) {
+        throw new AppError(
+          'RESOURCE_LIMIT_EXCEEDED',
+          `A tenant may define at most ${MAX_CUSTOM_ROLES_PER_TENANT} custom roles`,
+        );
+      }
+      const at = now();
+      const result = await db
+        .insertInto('custom_roles')
+        .values({
+          tenant_id: tenantId,
+          name: role.name,
+          description: role.description,
+          capabilities: JSON.stringify(role.capabilities),
+          instructions: role.instructions,
+          created_by: principalId,
+          created_at: at,
+          updated_at: at,
+        })
+        .onConflict((oc) => oc.columns(['tenant_id', 'name']).doNothing())
+        .executeTakeFirst();
+      if (Number(result.numInsertedOrUpdatedRows ?? 0) === 0) {
+        throw new AppError('CONFLICT', `A role named '${role.name}' already exists`);
+      }
+      return { ...role, builtIn: false };
+    },
+
+    async deleteRole(tenantId, name) {
+      if (findBuiltInRole(name))
+        throw new AppError('INVALID_STATE', `'${name}' is a built-in role and cannot be deleted`);
+      const result = await db
+        .deleteFrom('custom_roles')
+        .where('tenant_id', '=', tenantId)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (Number(result.numDeletedRows) === 0)
+        throw new AppError('ROLE_NOT_FOUND', `No custom role named '${name}'`);
+    },
+  };
+}

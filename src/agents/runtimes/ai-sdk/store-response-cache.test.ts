@@ -1,0 +1,61 @@
+// The store-backed LLM response cache on a real SQLite file.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createDatabase, type DatabaseHandle } from '../../../store/db.ts';
+import { migrateToLatest } from '../../../store/migrate.ts';
+import type { LlmDb } from '../../providers/llm-tables.ts';
+import { computeCacheKey } from './response-cache.ts';
+import { createStoreResponseCache } from './store-response-cache.ts';
+
+describe('store response cache', () => {
+  let dir: string;
+  let handle: DatabaseHandle;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-cache-'));
+    handle = createDatabase({
+      dataDir: dir,
+      store: { url: `sqlite:${join(dir, 'c.db')}`, synchronous: 'normal', busyTimeoutMs: 1000 },
+    });
+    await migrateToLatest(handle.db);
+  });
+  after(async () => {
+    await handle.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('misses, stores, hits per tenant, and counts', async () => {
+    const db = handle.db as unknown as LlmDb;
+    const cache = createStoreResponseCache(db, () => 1000);
+    const input = {
+      tenantId: 't1',
+      provider: 'p',
+      model: 'm',
+      system: 's',
+      messages: [],
+      maxOutputTokens: 10,
+    };
+    const key = computeCacheKey(input);
+    assert.equal(await cache.get('t1', key), undefined);
+    await cache.put('t1', key, { provider: 'p', model: 'm', text: 'answer' });
+    await cache.put('t1', key, { provider: 'p', model: 'm', text: 'ignored second write' });
+    assert.equal(await cache.get('t1', key), 'answer');
+    assert.equal(await cache.get('t2', key), undefined);
+    assert.deepEqual(cache.stats(), { hits: 1, misses: 2 });
+    const row = await db.selectFrom('llm_response_cache').selectAll().executeTakeFirstOrThrow();
+    assert.equal(row.hits, 1);
+    assert.equal(row.last_hit_at, 1000);
+  });
+
+  test('the key changes with anything that shapes the answer', () => {
+    const base = { tenantId: 't', provider: 'p', model: 'm', system: 's', messages: [], maxOutputTokens: 10 };
+    const key = computeCacheKey(base);
+    assert.notEqual(computeCacheKey({ ...base, model: 'm2' }), key);
+    assert.notEqual(computeCacheKey({ ...base, tenantId: 'u' }), key);
+    assert.notEqual(computeCacheKey({ ...base, system: 'other' }), key);
+    assert.equal(computeCacheKey({ ...base }), key);
+  });
+});
