@@ -1,0 +1,207 @@
+// Leases: expiry re-runs a task (bounded by maxAttempts), a completion from a stale lease holder is
+// rejected, and a crashed engine's sessions are finished by a new one with every completion applied once.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
+import type { SessionEvent } from '../../src/domain/types.ts';
+import { expireTaskLease, finishTask } from '../../src/engine/task-ops.ts';
+import { claimReadyTasks, findExpiredLeases } from '../../src/store/task-store.ts';
+import { ACTOR, createHarness, type Harness, makeTempDir, waitFor } from '../fixtures/engine-harness.ts';
+
+const instant: AgentRuntime = {
+  kind: 'fake',
+  run: async (task) => ({ output: `done ${task.name} attempt ${task.attempt}`, usage: { inputTokens: 1 } }),
+};
+
+const zero = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
+
+/** Claims every ready task as a worker that will never come back (its lease already expired). */
+async function claimAsGhost(h: Harness, owner: string) {
+  return h.engine.queue.run((trx) =>
+    claimReadyTasks(trx, 'sqlite', { owner, limit: 100, leaseMs: -1000, now: Date.now() }),
+  );
+}
+
+async function reapAll(h: Harness) {
+  return h.engine.queue.run(async (trx) => {
+    const results = [];
+    for (const row of await findExpiredLeases(trx, Date.now(), 100))
+      results.push(await expireTaskLease(trx, row, Date.now()));
+    return results;
+  });
+}
+
+function assertContiguous(events: SessionEvent[]): void {
+  assert.deepEqual(
+    events.map((event) => event.seq),
+    events.map((_, index) => index + 1),
+  );
+}
+
+describe('leases', { timeout: 60_000 }, () => {
+  test('an expired lease is re-run with attempt + 1 by the reaper', async () => {
+    const h = await createHarness({ llm: instant, start: false, leaseSeconds: 2 });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [{ name: 'only', role: 'engineer', task: 't' }],
+      });
+      const claimed = await claimAsGhost(h, 'ghost');
+      assert.equal(claimed.length, 1);
+      h.engine.start();
+      const done = await h.waitForSession(session.id);
+      assert.equal(done.status, 'completed');
+      assert.equal(done.tasks[0]!.attempts, 2);
+      assert.equal(done.result, 'done only attempt 2');
+      const reasons = (await h.allEvents(session.id)).map((event) => event.data.reason).filter(Boolean);
+      assert.match(String(reasons[0]), /lease expired \(worker ghost lost\); retrying/);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('retries are bounded by maxAttempts, then the task and session fail with the reason', async () => {
+    const h = await createHarness({ llm: instant, start: false, maxAttempts: 2 });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [
+          { name: 'a', role: 'engineer', task: 't' },
+          { name: 'b', role: 'engineer', task: 't', depends_on: ['a'] },
+        ],
+      });
+      await claimAsGhost(h, 'ghost-1');
+      assert.deepEqual(
+        (await reapAll(h)).map((r) => r.retried),
+        [true],
+      );
+      await claimAsGhost(h, 'ghost-2');
+      const second = await reapAll(h);
+      assert.deepEqual(
+        second.map((r) => [r.retried, r.sessionFinished]),
+        [[false, 'failed']],
+      );
+      const detail = await h.engine.service.getSession(ACTOR, session.id);
+      assert.equal(detail.status, 'failed');
+      assert.match(detail.error!, /task a failed: lease expired on attempt 2 of 2/);
+      assert.deepEqual(
+        detail.tasks.map((task) => task.status),
+        ['failed', 'cancelled'],
+      );
+      const events = await h.allEvents(session.id);
+      assertContiguous(events);
+      assert.equal(events.at(-1)!.type, 'session.finished');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('a completion for a lease no longer held is rejected and never applied twice', async () => {
+    const h = await createHarness({ llm: instant, start: false });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [{ name: 'only', role: 'engineer', task: 't' }],
+      });
+      const [first] = await claimAsGhost(h, 'old-owner');
+      await reapAll(h);
+      const [second] = await h.engine.queue.run((trx) =>
+        claimReadyTasks(trx, 'sqlite', { owner: 'new-owner', limit: 1, leaseMs: 60_000, now: Date.now() }),
+      );
+      assert.equal(second!.attempts, 2);
+      await h.engine.queue.run((trx) =>
+        trx.updateTable('tasks').set({ status: 'running' }).where('id', '=', second!.id).execute(),
+      );
+      const claimOf = (owner: string, attempt: number) => ({
+        taskId: first!.id,
+        sessionId: session.id,
+        tenantId: 'default',
+        name: 'only',
+        owner,
+        attempt,
+      });
+      const ok = { ok: true as const, output: 'x', usage: zero };
+      const stale = await h.engine.queue.run((trx) =>
+        finishTask(trx, claimOf('old-owner', 1), ok, Date.now()),
+      );
+      assert.equal(stale.applied, false);
+      const current = await h.engine.queue.run((trx) =>
+        finishTask(trx, claimOf('new-owner', 2), ok, Date.now()),
+      );
+      assert.equal(current.applied, true);
+      assert.equal(current.sessionFinished, 'completed');
+      const replay = await h.engine.queue.run((trx) =>
+        finishTask(trx, claimOf('new-owner', 2), ok, Date.now()),
+      );
+      assert.equal(replay.applied, false);
+      const events = await h.allEvents(session.id);
+      assert.equal(events.filter((event) => event.type === 'task.result').length, 1);
+      assert.equal(events.filter((event) => event.type === 'session.finished').length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('after a crash mid-run a new engine finishes every session, each completion applied once', async () => {
+    const dir = makeTempDir();
+    // First engine: tasks named `a` finish, the others hang until the "crash".
+    const flaky: AgentRuntime = {
+      kind: 'fake',
+      run: (task, ctx) =>
+        task.name === 'a'
+          ? Promise.resolve({ output: `a of ${task.sessionId}` })
+          : new Promise((_resolve, reject) =>
+              ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+            ),
+    };
+    const first = await createHarness({ dir, llm: flaky, leaseSeconds: 2, concurrency: 4 });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { session } = await first.engine.service.createSession(ACTOR, {
+        objective: `session ${i}`,
+        agents: [
+          { name: 'a', role: 'engineer', task: 't' },
+          { name: 'b', role: 'tester', task: 't', depends_on: ['a'] },
+          { name: 'c', role: 'reviewer', task: 't', depends_on: ['b'] },
+          { name: 'd', role: 'engineer', task: 't' },
+        ],
+      });
+      ids.push(session.id);
+    }
+    await waitFor(async () => {
+      const counts = await first.engine.getQueueCounts();
+      return counts.tasks.running >= 4 ? true : undefined;
+    });
+    await first.close({ crash: true, keepDir: true });
+
+    const second = await createHarness({ dir, llm: instant, leaseSeconds: 2, concurrency: 4 });
+    try {
+      for (const id of ids) {
+        const done = await second.waitForSession(id, 30_000);
+        assert.equal(done.status, 'completed', done.error ?? '');
+        assert.ok(done.tasks.every((task) => task.status === 'succeeded'));
+        const events = await second.allEvents(id);
+        assertContiguous(events);
+        for (const task of done.tasks) {
+          const results = events.filter(
+            (event) => event.type === 'task.result' && event.data.taskId === task.id,
+          );
+          assert.equal(results.length, 1, `task ${task.name} completed ${results.length} times`);
+          const succeeded = events.filter(
+            (event) =>
+              event.type === 'task.status' && event.data.taskId === task.id && event.data.to === 'succeeded',
+          );
+          assert.equal(succeeded.length, 1);
+        }
+        assert.equal(events.at(-1)!.type, 'session.finished');
+        assert.equal(events.filter((event) => event.type === 'session.finished').length, 1);
+      }
+      const retried = (await Promise.all(ids.map((id) => second.engine.service.getSession(ACTOR, id))))
+        .flatMap((detail) => detail.tasks)
+        .filter((task) => task.attempts > 1);
+      assert.ok(retried.length >= 4, 'tasks held by the crashed engine were re-run');
+    } finally {
+      await second.close();
+    }
+  });
+});
