@@ -5,6 +5,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyPluginAsync,
   LogController,
+  type RouteOptions,
 } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { RoleDefinition } from '../agents/roles/role.ts';
@@ -26,7 +27,7 @@ import { registerRoleRoutes } from './routes/roles.ts';
 import { registerSessionEventRoutes } from './routes/session-events.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
 import { createSseRegistry } from './sse.ts';
-import './types.ts';
+import type { RegisteredRoute } from './types.ts';
 
 export interface BuildHttpServerOptions {
   config: Pick<Config, 'http'>;
@@ -75,6 +76,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerJsonParser(app);
+  recordRoutes(app);
   registerErrorHandling(app);
   registerRequestIdEcho(app);
   await registerOpenApi(app);
@@ -104,10 +106,13 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   return app;
 }
 
-/** JSON bodies: an empty body counts as no body (so body-less POSTs with a JSON content type work). */
+/**
+ * The API takes JSON only (other media types get 415). An empty JSON body counts as no body, so
+ * body-less POSTs sent with a JSON content type work.
+ */
 function registerJsonParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') {
@@ -119,6 +124,23 @@ function registerJsonParser(app: FastifyInstance): void {
       else done(null, value);
     });
   });
+}
+
+/** Keeps the options of every route (read lazily: later onRoute hooks may still adjust them). */
+function recordRoutes(app: FastifyInstance): void {
+  const routes: RouteOptions[] = [];
+  app.addHook('onRoute', (route) => {
+    routes.push(route);
+  });
+  app.decorate('listRegisteredRoutes', (): RegisteredRoute[] =>
+    routes.map((route) => ({
+      methods: [route.method].flat().map(String),
+      url: route.url,
+      public: route.config?.public === true,
+      permission: route.config?.permission,
+      hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true,
+    })),
+  );
 }
 
 /** Same effect as fastify-plugin's `skip-override`: hooks of the plugin apply to the whole server. */

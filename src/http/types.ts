@@ -3,7 +3,21 @@
 import type { Actor } from '../engine/session-service.ts';
 import type { Permission } from '../security/rbac.ts';
 
+/** A route as registered, for inventory checks (every route documented, every route guarded). */
+export interface RegisteredRoute {
+  methods: string[];
+  url: string;
+  public: boolean;
+  permission: Permission | undefined;
+  /** Left out of the OpenAPI document (the document itself, the docs UI). */
+  hidden: boolean;
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route of the server, in registration order. */
+    listRegisteredRoutes(): RegisteredRoute[];
+  }
   interface FastifyRequest {
     /** Who is calling; set by the authenticate hook before any non-public handler runs. */
     actor: Actor;

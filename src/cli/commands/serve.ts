@@ -1,0 +1,47 @@
+// `maos serve`: runs the server (API, engine and workers) in this process until SIGTERM/SIGINT,
+// after printing the URL, the data directory and the auth mode it started with.
+import type { Command } from 'commander';
+import { startServer, waitForShutdownSignal } from '../../main.ts';
+import type { ActionFactory, CliContext } from '../context.ts';
+import { EXIT } from '../exit-codes.ts';
+
+interface ServeOptions {
+  config?: string;
+  host?: string;
+  port?: string;
+  dataDir?: string;
+}
+
+/** Registers `maos serve`. */
+export function registerServeCommand(program: Command, act: ActionFactory): void {
+  program
+    .command('serve')
+    .description('run the MAOS server: REST + SSE API, engine and workers, on the local data directory')
+    .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
+    .option('--host <address>', 'address to bind (config `host`, default 127.0.0.1)')
+    .option('-p, --port <port>', 'port to listen on; 0 picks a free one (config `port`, default 7070)')
+    .option('-d, --data-dir <path>', 'data directory (config `dataDir`, default ./.maos)')
+    .action(act(serve));
+}
+
+async function serve(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<ServeOptions>();
+  const overrides: Record<string, unknown> = {};
+  if (options.host !== undefined) overrides.host = options.host;
+  // Left as text when not a number, so config validation reports it like any other bad value.
+  if (options.port !== undefined)
+    overrides.port = /^\d+$/.test(options.port) ? Number(options.port) : options.port;
+  if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
+  const server = await startServer({ configPath: options.config, overrides });
+  const { out } = ctx;
+  if (out.json) {
+    out.printJsonLine({ url: server.url, dataDir: server.dataDir, authMode: server.authMode });
+  } else {
+    out.line(`MAOS listening on ${server.url}`);
+    out.line(`  data directory: ${server.dataDir}`);
+    out.line(`  auth mode:      ${server.authMode}`);
+    out.line(`  API docs:       ${server.url}/docs`);
+  }
+  await waitForShutdownSignal(server);
+  return EXIT.OK;
+}

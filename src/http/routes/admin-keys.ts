@@ -1,0 +1,104 @@
+// /v1/admin/keys: create (key shown once), list and revoke the API keys of the caller's tenant.
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../../security/api-keys.ts';
+import { BUILT_IN_ROLES } from '../../security/rbac.ts';
+import type { SecurityDb } from '../../security/security-tables.ts';
+import { problemResponses } from '../problem.ts';
+
+export interface AdminKeyRoutesOptions {
+  db: SecurityDb;
+}
+
+const apiKeySchema = z
+  .object({
+    id: z.string().describe('Key id.'),
+    name: z.string(),
+    prefix: z.string().describe('Public lookup prefix; the key starts with `maos_<prefix>_`.'),
+    roles: z.array(z.enum(BUILT_IN_ROLES)),
+    createdAt: z.string(),
+    createdBy: z.string(),
+    expiresAt: z.string().nullable(),
+    lastUsedAt: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+  })
+  .meta({ id: 'ApiKey' })
+  .describe('An API key, without its secret.');
+
+const createdKeySchema = apiKeySchema
+  .extend({ key: z.string().describe('The key. Shown only in this response; store it now.') })
+  .meta({ id: 'CreatedApiKey' });
+
+function toDto(info: ApiKeyInfo) {
+  const { tenantId: _tenant, ...rest } = info;
+  return rest;
+}
+
+/** Registers the API-key administration routes on `app`. */
+export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRoutesOptions): void {
+  const { db } = options;
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+
+  typed.post(
+    '/v1/admin/keys',
+    {
+      config: { permission: 'keys:manage' },
+      schema: {
+        summary: 'Create an API key',
+        description: 'Creates a key for a service account of the caller’s tenant. The key is returned once.',
+        tags: ['admin'],
+        body: z.strictObject({
+          name: z.string().min(1).max(200),
+          roles: z.array(z.enum(BUILT_IN_ROLES)).min(1),
+          expiresAt: z.iso.datetime({ offset: true }).optional().describe('RFC 3339 expiry time.'),
+        }),
+        response: { 201: createdKeySchema, ...problemResponses(400, 401, 403, 413, 415, 429) },
+      },
+    },
+    async (request, reply) => {
+      const created = await createApiKey(db, {
+        tenantId: request.actor.tenantId,
+        name: request.body.name,
+        roles: request.body.roles,
+        createdBy: request.actor.principalId,
+        expiresAt: request.body.expiresAt ?? null,
+      });
+      reply.header('cache-control', 'no-store');
+      return reply.code(201).send({ ...toDto(created.info), key: created.key });
+    },
+  );
+
+  typed.get(
+    '/v1/admin/keys',
+    {
+      config: { permission: 'keys:manage' },
+      schema: {
+        summary: 'List API keys',
+        tags: ['admin'],
+        response: { 200: z.object({ items: z.array(apiKeySchema) }), ...problemResponses(401, 403, 429) },
+      },
+    },
+    async (request) => ({ items: (await listApiKeys(db, request.actor.tenantId)).map(toDto) }),
+  );
+
+  typed.delete(
+    '/v1/admin/keys/:id',
+    {
+      config: { permission: 'keys:manage' },
+      schema: {
+        summary: 'Revoke an API key',
+        description: 'Revokes the key (by id or prefix) at once; idempotent.',
+        tags: ['admin'],
+        params: z.strictObject({
+          id: z
+            .string()
+            .regex(/^[0-9a-zA-Z-]{1,64}$/)
+            .describe('Key id or prefix.'),
+        }),
+        response: { 200: apiKeySchema, ...problemResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    async (request) => toDto(await revokeApiKey(db, request.actor.tenantId, request.params.id)),
+  );
+}

@@ -1,0 +1,99 @@
+// /v1/audit: the caller's tenant's audit records (filter, cursor) and the latest signed checkpoint.
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../../errors/app-error.ts';
+import type { AuditLog } from '../../security/audit/audit-log.ts';
+import { createLimitSchema, cursorSchema } from '../params.ts';
+import { problemResponses } from '../problem.ts';
+
+export interface AuditRoutesOptions {
+  auditLog: AuditLog;
+  /** Verifier key text of the checkpoint signer. */
+  verifierKey: string;
+  maxPageSize: number;
+}
+
+const auditRecordSchema = z
+  .object({
+    seq: z.number().int(),
+    id: z.string(),
+    time: z.string(),
+    action: z.string(),
+    actor: z.object({
+      type: z.string(),
+      id: z.string().nullable(),
+      tenant: z.string().nullable(),
+      ip: z.string().nullable(),
+      user_agent: z.string().nullable(),
+      auth_method: z.string().nullable(),
+    }),
+    target: z
+      .object({ type: z.string(), id: z.string().nullable(), tenant: z.string().nullable() })
+      .nullable(),
+    outcome: z.enum(['success', 'failure', 'unknown']),
+    reason: z.string().nullable(),
+    request_id: z.string().nullable(),
+    trace_id: z.string().nullable(),
+  })
+  .meta({ id: 'AuditRecord' });
+
+/** Registers the audit routes on `app`. */
+export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOptions): void {
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  typed.get(
+    '/v1/audit',
+    {
+      config: { permission: 'audit:read' },
+      schema: {
+        summary: 'List audit records',
+        description: 'Records of the caller’s tenant, oldest first, cursor-paginated.',
+        tags: ['audit'],
+        querystring: z.strictObject({
+          action: z.string().max(200).optional(),
+          outcome: z.enum(['success', 'failure', 'unknown']).optional(),
+          limit: createLimitSchema(options.maxPageSize, Math.min(50, options.maxPageSize)),
+          cursor: cursorSchema.optional(),
+        }),
+        response: {
+          200: z.object({ items: z.array(auditRecordSchema), nextCursor: z.string().nullable() }),
+          ...problemResponses(400, 401, 403, 429),
+        },
+      },
+    },
+    async (request) => {
+      const { action, outcome, limit, cursor } = request.query;
+      if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) {
+        throw new AppError('INVALID_CURSOR', 'The cursor is not one returned by this endpoint.');
+      }
+      const afterSeq = cursor === undefined ? undefined : Number(cursor);
+      return options.auditLog.list({
+        tenantId: request.actor.tenantId,
+        limit,
+        ...(action ? { action } : {}),
+        ...(outcome ? { outcome } : {}),
+        ...(afterSeq !== undefined ? { afterSeq } : {}),
+      });
+    },
+  );
+
+  typed.get(
+    '/v1/audit/checkpoint',
+    {
+      config: { permission: 'audit:read' },
+      schema: {
+        summary: 'Latest signed checkpoint',
+        description: 'The latest C2SP signed checkpoint of the whole log and the key that verifies it.',
+        tags: ['audit'],
+        response: {
+          200: z.object({ size: z.number().int(), note: z.string().nullable(), verifierKey: z.string() }),
+          ...problemResponses(401, 403, 429),
+        },
+      },
+    },
+    async () => {
+      const latest = await options.auditLog.latestCheckpoint();
+      return { size: latest?.size ?? 0, note: latest?.note ?? null, verifierKey: options.verifierKey };
+    },
+  );
+}

@@ -1,0 +1,84 @@
+// Server entry: load config → open store → migrate → build engine and HTTP server → listen, with
+// graceful shutdown on SIGTERM/SIGINT. `maos serve` calls startServer; `node src/main.ts` runs it too.
+import { resolve } from 'node:path';
+import { type App, type AuthMode, createApp } from './app.ts';
+import { loadConfig } from './config/load.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { VERSION } from './version.ts';
+
+export interface StartServerOptions {
+  /** Config file path (`--config`); MAOS_CONFIG when absent. */
+  configPath?: string;
+  /** Values from CLI flags (e.g. `{ port: 0, dataDir: '…' }`), highest precedence. */
+  overrides?: Record<string, unknown>;
+  /** Where log lines go; stdout by default. */
+  logDestination?: NodeJS.WritableStream;
+}
+
+export interface RunningServer {
+  url: string;
+  /** Absolute data directory. */
+  dataDir: string;
+  /** Where the database lives (the SQLite file). */
+  databaseLocation: string;
+  authMode: AuthMode;
+  app: App;
+  logger: Logger;
+  /** Graceful stop (idempotent). */
+  stop(): Promise<void>;
+}
+
+/** Loads the config, builds the application and starts listening. Throws CONFIG_INVALID etc. */
+export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
+  const config = loadConfig({ configPath: options.configPath, overrides: options.overrides });
+  const logger = createLogger({
+    level: config.logLevel,
+    serviceVersion: VERSION,
+    destination: options.logDestination,
+  });
+  const app = await createApp(config, { logger });
+  const url = await app.start();
+  logger.info({ url, dataDir: resolve(config.dataDir), authMode: app.authMode }, 'server started');
+  return {
+    url,
+    dataDir: resolve(config.dataDir),
+    databaseLocation: app.database.location,
+    authMode: app.authMode,
+    app,
+    logger,
+    stop: () => app.stop(),
+  };
+}
+
+/**
+ * Stops the server gracefully on the first SIGTERM or SIGINT and resolves when it has stopped.
+ * A second signal during the grace period exits at once with 130 (the operator insists).
+ */
+export function waitForShutdownSignal(server: RunningServer): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        server.logger.warn({ signal }, 'second signal: exiting without waiting');
+        process.exit(130);
+      }
+      stopping = true;
+      server.logger.info({ signal }, 'shutting down');
+      server.stop().then(() => {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        server.logger.info('stopped');
+        resolvePromise();
+      }, reject);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+if (import.meta.main) {
+  const server = await startServer();
+  process.stderr.write(`MAOS ${VERSION} listening on ${server.url}\n`);
+  await waitForShutdownSignal(server);
+  process.exitCode = 0;
+}

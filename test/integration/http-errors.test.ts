@@ -1,0 +1,304 @@
+// Malformed and hostile requests against the real server: every one gets a 4xx
+// application/problem+json with a stable code, never a 500 or a stack trace.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+interface Case {
+  name: string;
+  method?: string;
+  path: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+  status: number;
+  code: string;
+}
+
+const agent = { role: 'qa', task: 'do it', runner: 'ok' };
+const missingId = '0190a0a0-0000-7000-8000-000000000abc';
+
+const CASES: Case[] = [
+  {
+    name: 'unknown field',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: { objective: 'x', agents: [agent], evil: 1 },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'unknown agent field',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: { objective: 'x', agents: [{ ...agent, command: ['rm'] }] },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'wrong types',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: { objective: 1, agents: 'many' },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'null body',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: 'null',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'array body',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: '[]',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'bad JSON',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: '{"objective": "x",',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'proto pollution',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: '{"objective":"x","__proto__":{"admin":true}}',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'objective too long',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: { objective: 'x'.repeat(20_001), agents: [agent] },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'body over the limit',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: { objective: 'x'.repeat(2_000_000) },
+    status: 413,
+    code: 'PAYLOAD_TOO_LARGE',
+  },
+  {
+    name: 'form body',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: 'objective=x',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    status: 415,
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+  },
+  {
+    name: 'text body',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: 'objective',
+    headers: { 'content-type': 'text/plain' },
+    status: 415,
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+  },
+  {
+    name: 'unknown role',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: { objective: 'x', agents: [{ ...agent, role: 'wizard' }] },
+    status: 400,
+    code: 'INVALID_ROLE',
+  },
+  {
+    name: 'unknown runner',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: { objective: 'x', agents: [{ ...agent, runner: 'rm-rf' }] },
+    status: 400,
+    code: 'UNKNOWN_RUNNER',
+  },
+  {
+    name: 'dependency cycle',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: {
+      objective: 'x',
+      strategy: 'pipeline',
+      agents: [
+        { ...agent, name: 'a', depends_on: ['b'] },
+        { ...agent, name: 'b', depends_on: ['a'] },
+      ],
+    },
+    status: 400,
+    code: 'INVALID_PLAN',
+  },
+  {
+    name: 'unknown dependency',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: { objective: 'x', strategy: 'pipeline', agents: [{ ...agent, name: 'a', depends_on: ['ghost'] }] },
+    status: 400,
+    code: 'INVALID_PLAN',
+  },
+  {
+    name: 'bad idempotency key',
+    method: 'POST',
+    path: '/v1/sessions',
+    body: { objective: 'x', agents: [agent] },
+    headers: { 'idempotency-key': 'x'.repeat(300) },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  { name: 'invalid id', path: '/v1/sessions/not-a-uuid', status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'injection in id', path: "/v1/sessions/1'%20OR%20'1'='1", status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'unknown session', path: `/v1/sessions/${missingId}`, status: 404, code: 'SESSION_NOT_FOUND' },
+  {
+    name: 'cancel unknown session',
+    method: 'POST',
+    path: `/v1/sessions/${missingId}/cancel`,
+    status: 404,
+    code: 'SESSION_NOT_FOUND',
+  },
+  {
+    name: 'events of unknown session',
+    path: `/v1/sessions/${missingId}/events`,
+    status: 404,
+    code: 'SESSION_NOT_FOUND',
+  },
+  {
+    name: 'stream of unknown session',
+    path: `/v1/sessions/${missingId}/events`,
+    headers: { accept: 'text/event-stream' },
+    status: 404,
+    code: 'SESSION_NOT_FOUND',
+  },
+  { name: 'negative limit', path: '/v1/sessions?limit=-1', status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'zero limit', path: '/v1/sessions?limit=0', status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'fractional limit', path: '/v1/sessions?limit=1.5', status: 400, code: 'VALIDATION_FAILED' },
+  {
+    name: 'huge limit string',
+    path: `/v1/sessions?limit=${'9'.repeat(400)}`,
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  { name: 'unknown status', path: '/v1/sessions?status=exploded', status: 400, code: 'VALIDATION_FAILED' },
+  {
+    name: 'unknown query parameter',
+    path: '/v1/sessions?admin=true',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'cursor with bad characters',
+    path: '/v1/sessions?cursor=%27%3B--',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'cursor not issued by the server',
+    path: '/v1/sessions?cursor=bm90LWEtY3Vyc29y',
+    status: 400,
+    code: 'INVALID_CURSOR',
+  },
+  {
+    name: 'cursor of plausible shape',
+    path: '/v1/sessions?cursor=AAAAAAAAAAAAAAAAAAAA',
+    status: 400,
+    code: 'INVALID_CURSOR',
+  },
+  {
+    name: 'huge cursor',
+    path: `/v1/sessions?cursor=${'a'.repeat(5000)}`,
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'negative after',
+    path: `/v1/sessions/${missingId}/events?after=-1`,
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'text after',
+    path: `/v1/sessions/${missingId}/events?after=abc`,
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'bad Last-Event-ID',
+    path: `/v1/sessions/${missingId}/events`,
+    headers: { accept: 'text/event-stream', 'last-event-id': '12abc' },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'huge Last-Event-ID',
+    path: `/v1/sessions/${missingId}/events`,
+    headers: { accept: 'text/event-stream', 'last-event-id': '9'.repeat(40) },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  { name: 'unknown route', path: '/v1/nothing', status: 404, code: 'NOT_FOUND' },
+  { name: 'wrong method', method: 'PUT', path: '/v1/sessions', body: {}, status: 404, code: 'NOT_FOUND' },
+  {
+    name: 'malformed percent-encoding',
+    path: '/v1/sessions/%E0%A4%A',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+];
+
+describe('malformed requests against the real server', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ config: { workers: { concurrency: 0 } } });
+  });
+  after(async () => server?.close());
+
+  for (const c of CASES) {
+    test(`${c.name} → ${c.status} ${c.code}`, async () => {
+      const response = await requestJson<Record<string, unknown>>(`${server.url}${c.path}`, {
+        method: c.method ?? 'GET',
+        body: c.body,
+        headers: c.headers,
+      });
+      assert.equal(response.status, c.status, JSON.stringify(response.body));
+      assert.match(String(response.headers.get('content-type')), /^application\/problem\+json/);
+      assert.equal(response.body.code, c.code);
+      assert.equal(response.body.status, c.status);
+      assert.equal(typeof response.body.detail, 'string');
+      assert.doesNotMatch(JSON.stringify(response.body), /node_modules|\.ts:\d+|at [A-Za-z]+ \(/);
+    });
+  }
+
+  test('a cancel of a completed session is 409 INVALID_STATE', async () => {
+    const local = await startTestServer();
+    try {
+      const created = await requestJson<{ id: string }>(`${local.url}/v1/sessions`, {
+        method: 'POST',
+        body: { objective: 'x', agents: [agent] },
+      });
+      const id = created.body.id;
+      const deadline = Date.now() + 20_000;
+      let status = '';
+      while (status !== 'completed' && Date.now() < deadline) {
+        status = (await requestJson<{ status: string }>(`${local.url}/v1/sessions/${id}`)).body.status;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const response = await requestJson<{ code: string }>(`${local.url}/v1/sessions/${id}/cancel`, {
+        method: 'POST',
+      });
+      assert.equal(response.status, 409);
+      assert.equal(response.body.code, 'INVALID_STATE');
+    } finally {
+      await local.close();
+    }
+  });
+});
