@@ -13,7 +13,7 @@ import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 
-const CLI = new URL('../fixtures/ops-cli.ts', import.meta.url).pathname;
+const CLI = new URL('../../bin/maos.js', import.meta.url).pathname;
 const WRITER = new URL('../fixtures/ops-sqlite-writer.ts', import.meta.url).pathname;
 const AUDIT_RECORDS = 25;
 

@@ -15,7 +15,7 @@ import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { MIGRATIONS } from '../../src/store/migrations/index.ts';
 
-const CLI = new URL('../fixtures/ops-cli.ts', import.meta.url).pathname;
+const CLI = new URL('../../bin/maos.js', import.meta.url).pathname;
 
 interface Check {
   name: string;

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 
-const CLI = new URL('../fixtures/ops-cli.ts', import.meta.url).pathname;
+const CLI = new URL('../../bin/maos.js', import.meta.url).pathname;
 const RUNNER_SECRET = 'sk-test-6f1d2c9a7e4b4e0fa1b2';
 const FILE_SECRET = 'file-held-secret-93b7d1e2';
 const LOG_SECRET_LINE = `{"message":"provider call","apiToken":"${RUNNER_SECRET}"}`;

@@ -26,7 +26,7 @@ export function registerBackupCommand(program: Command): void {
       const config = loadConfig({ configPath: flags.config ?? globals.config ?? readClientEnv().configPath });
       const source = resolveBackupSource(config);
       const result = await backupSqliteDatabase(source, file);
-      if (flags.json) {
+      if (flags.json ?? globals.json) {
         process.stdout.write(`${JSON.stringify({ source, ...result })}\n`);
       } else {
         process.stdout.write(

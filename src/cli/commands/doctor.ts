@@ -2,10 +2,11 @@
 // pass/fail list with a fix for each failure; exits 1 when any check fails.
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
+import { CliError, type ExitCode } from '../exit-codes.ts';
 import { type CheckStatus, type DoctorReport, runDoctor } from '../ops/doctor-checks.ts';
 
 /** Exit status of `maos doctor` when at least one check failed (warnings still exit 0). */
-export const DOCTOR_FAILED_EXIT = 1;
+export const DOCTOR_FAILED_EXIT: ExitCode = 1;
 
 const MARKS: Record<CheckStatus, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
 
@@ -33,12 +34,16 @@ export function registerDoctorCommand(program: Command): void {
       const clientEnv = readClientEnv();
       const report = await runDoctor({
         configPath: flags.config ?? globals.config ?? clientEnv.configPath,
-        server: flags.server ?? clientEnv.server,
+        server: flags.server ?? globals.server ?? clientEnv.server,
         minFreeBytes: parsePositive(flags.minFreeMb, 512) * 1024 * 1024,
         maxClockSkewSeconds: parsePositive(flags.maxClockSkew, 30),
       });
-      process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctorReport(report));
-      if (!report.ok) process.exitCode = DOCTOR_FAILED_EXIT;
+      const json = flags.json ?? globals.json;
+      process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctorReport(report));
+      if (!report.ok) {
+        const failed = report.checks.filter((check) => check.status === 'fail').length;
+        throw new CliError('CHECKS_FAILED', `${failed} doctor check(s) failed`, DOCTOR_FAILED_EXIT);
+      }
     });
 }
 

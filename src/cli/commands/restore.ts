@@ -7,6 +7,7 @@ import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { inspectSqliteFile, replaceDatabaseFile } from '../../store/backup.ts';
+import { CliError } from '../exit-codes.ts';
 import { probeUrl } from '../ops/doctor-remote.ts';
 import { verifyRestoredAudit } from '../ops/restore-audit.ts';
 import { resolveBackupSource } from './backup.ts';
@@ -41,12 +42,18 @@ export function registerRestoreCommand(program: Command): void {
       const globals = command.optsWithGlobals() as RestoreFlags;
       const config = loadConfig({ configPath: flags.config ?? globals.config ?? readClientEnv().configPath });
       const report = await restoreBackup(config, file, { force: flags.force === true });
-      if (flags.json) {
+      if (flags.json ?? globals.json) {
         process.stdout.write(`${JSON.stringify(report)}\n`);
       } else {
         process.stdout.write(renderRestoreReport(report));
       }
-      if (report.audit.status === 'failed') process.exitCode = 1;
+      if (report.audit.status === 'failed') {
+        throw new CliError(
+          'AUDIT_CHAIN_BROKEN',
+          `restored, but the audit chain does not verify: ${report.audit.message}`,
+          1,
+        );
+      }
     });
 }
 

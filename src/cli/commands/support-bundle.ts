@@ -20,6 +20,7 @@ interface BundleFlags {
   config?: string;
   output?: string;
   server?: string;
+  token?: string;
   logFile?: string;
 }
 
@@ -55,8 +56,8 @@ export function registerSupportBundleCommand(program: Command): void {
       const output = flags.output ?? `maos-support-${stamp(now)}.tar.gz`;
       const { archive, files } = await createSupportBundle({
         configPath: flags.config ?? globals.config ?? clientEnv.configPath,
-        server: flags.server ?? clientEnv.server,
-        token: clientEnv.token,
+        server: flags.server ?? globals.server ?? clientEnv.server,
+        token: globals.token ?? clientEnv.token,
         logFile: flags.logFile,
         now,
       });
