@@ -51,7 +51,7 @@ describe('rbac permission table', () => {
 });
 
 describe('authorize', () => {
-  const subject = { tenantId: 't1', principalId: 'u1', roles: ['viewer'] };
+  const subject = { tenantId: 't1', roles: ['viewer'] };
 
   test('tenant is checked before the permission: foreign object is NOT_FOUND', () => {
     assert.throws(

@@ -71,10 +71,9 @@ export function hasPermission(roles: readonly string[], permission: Permission):
   return roles.some((role) => roleHasPermission(role, permission));
 }
 
-/** The subject of an authorization decision: who, in which tenant, holding which roles. */
+/** The subject of an authorization decision: its tenant and the roles it holds there. */
 export interface AccessSubject {
   tenantId: string;
-  principalId: string;
   roles: readonly string[];
 }
 

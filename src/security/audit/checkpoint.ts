@@ -78,9 +78,14 @@ export function formatVerifierKey(key: CheckpointVerifier): string {
 
 /** Parses a verifier key text; throws VALIDATION_FAILED when it is malformed or its hash is wrong. */
 export function parseVerifierKey(text: string): CheckpointVerifier {
-  const parts = text.trim().split('+');
-  if (parts.length !== 3) throw badKey('expected <name>+<keyhash>+<key>');
-  const [name, hash, encoded] = parts as [string, string, string];
+  // The base64 key may itself contain '+': only the first two separate fields.
+  const trimmed = text.trim();
+  const first = trimmed.indexOf('+');
+  const second = first < 0 ? -1 : trimmed.indexOf('+', first + 1);
+  if (first <= 0 || second < 0) throw badKey('expected <name>+<keyhash>+<key>');
+  const name = trimmed.slice(0, first);
+  const hash = trimmed.slice(first + 1, second);
+  const encoded = trimmed.slice(second + 1);
   const raw = Buffer.from(encoded, 'base64');
   if (raw.length !== 33 || raw[0] !== ED25519_TYPE) throw badKey('not an Ed25519 key');
   const publicKey = raw.subarray(1);

@@ -1,0 +1,119 @@
+// Builds the security layer from the configuration: authenticator, rate limiter, audit log with
+// its checkpoint signing key, and the HTTP hooks. app.ts wires the result; nothing here listens.
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type AuditLog, createAuditLog } from './audit/audit-log.ts';
+import {
+  type CheckpointSigner,
+  formatVerifierKey,
+  generateSigningKeyPem,
+  loadCheckpointSigner,
+} from './audit/checkpoint.ts';
+import { type Authenticator, assertAuthConfigAllowed, createAuthenticator } from './authenticate.ts';
+import { createHttpSecurity, type HttpSecurity, type SecurityMetrics } from './http-security-plugin.ts';
+import type { OidcVerifier } from './oidc.ts';
+import { createRateLimiter } from './rate-limit.ts';
+import type { SecurityDb } from './security-tables.ts';
+
+export type SecurityConfig = Pick<Config, 'dataDir' | 'host' | 'auth' | 'audit' | 'rateLimit'>;
+
+export interface CreateSecurityOptions {
+  config: SecurityConfig;
+  db: SecurityDb;
+  logger: Logger;
+  metrics?: SecurityMetrics;
+  /** Tests inject a verifier with a moved clock. */
+  oidc?: OidcVerifier;
+}
+
+export interface Security {
+  authenticator: Authenticator;
+  auditLog: AuditLog;
+  http: HttpSecurity;
+  /** `<name>+<hash>+<key>` to give to `maos audit verify --key`. */
+  verifierKey: string;
+  /** Starts periodic checkpoints. */
+  start(): void;
+  /** Stops the timer and writes a final checkpoint. */
+  close(): Promise<void>;
+}
+
+/** File names of the generated audit key in `<dataDir>/keys/`. */
+export const AUDIT_KEY_FILE = 'audit-signing-key.pem';
+export const AUDIT_VERIFIER_FILE = 'audit-verifier-key.txt';
+
+/** Validates the auth settings (refuses `none` off loopback) and builds the security layer. */
+export function createSecurity(options: CreateSecurityOptions): Security {
+  const { config, db, logger } = options;
+  assertAuthConfigAllowed(config.auth, config.host);
+  if (config.auth.mode === 'none') {
+    logger.warn(
+      { host: config.host },
+      'auth.mode is "none": every local caller acts as tenant admin. Never expose this server.',
+    );
+  }
+  const signer = loadAuditSigner(config, logger);
+  const auditLog = createAuditLog({
+    db,
+    origin: config.audit.origin,
+    signer,
+    checkpointDir: resolveCheckpointDir(config),
+    logger,
+  });
+  const authenticator = createAuthenticator({
+    auth: config.auth,
+    db,
+    ...(options.oidc ? { oidc: options.oidc } : {}),
+  });
+  const http = createHttpSecurity({
+    authenticator,
+    rateLimiter: createRateLimiter(config.rateLimit),
+    auditLog,
+    realm: config.auth.realm,
+    logger,
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+  });
+  return {
+    authenticator,
+    auditLog,
+    http,
+    verifierKey: formatVerifierKey(signer),
+    start() {
+      auditLog.startCheckpointTimer(config.audit.checkpointIntervalSeconds * 1000);
+    },
+    close: () => auditLog.close(),
+  };
+}
+
+/** Where checkpoint copies go: `audit.checkpointDir` or `<dataDir>/audit-checkpoints`. */
+export function resolveCheckpointDir(config: Pick<Config, 'dataDir' | 'audit'>): string {
+  return resolve(config.audit.checkpointDir ?? join(config.dataDir, 'audit-checkpoints'));
+}
+
+/**
+ * The checkpoint signer: `audit.signingKey` (or its `_FILE`) when set; otherwise a key generated
+ * once in `<dataDir>/keys/` (mode 0600) with its verifier key beside it, and a warning, because a
+ * key stored next to the log it protects only guards against accidents, not an attacker.
+ */
+export function loadAuditSigner(
+  config: Pick<Config, 'dataDir' | 'audit'>,
+  logger?: Logger,
+): CheckpointSigner {
+  if (config.audit.signingKey) return loadCheckpointSigner(config.audit.origin, config.audit.signingKey);
+  const dir = resolve(config.dataDir, 'keys');
+  const keyFile = join(dir, AUDIT_KEY_FILE);
+  if (!existsSync(keyFile)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(keyFile, generateSigningKeyPem(), { mode: 0o600, flag: 'wx' });
+    chmodSync(keyFile, 0o600);
+  }
+  const signer = loadCheckpointSigner(config.audit.origin, readFileSync(keyFile, 'utf8'));
+  writeFileSync(join(dir, AUDIT_VERIFIER_FILE), `${formatVerifierKey(signer)}\n`);
+  logger?.warn(
+    { keyFile },
+    'audit checkpoints are signed with a key stored in the data directory; set audit.signingKey_FILE to a key kept elsewhere',
+  );
+  return signer;
+}

@@ -1,0 +1,214 @@
+// The HTTP security layer: authentication (via the server's authenticate hook), tenant-first RBAC
+// from each route's `config.permission`, rate limits, RFC 6750 challenges, security headers and
+// an audit record for every state-changing request and every denial.
+import { trace } from '@opentelemetry/api';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Actor } from '../engine/session-service.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { AuditLog } from './audit/audit-log.ts';
+import type { AuditActor, AuditEventInput } from './audit/audit-record.ts';
+import type { Authenticator } from './authenticate.ts';
+import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import { authorize, isPermission, type Permission } from './rbac.ts';
+import { applySecurityHeaders } from './security-headers.ts';
+
+/** Counters the plugin reports to (the metrics registry implements these). */
+export interface SecurityMetrics {
+  recordAuthFailure?(reason: string): void;
+  recordRateLimitRejection?(limiter: string): void;
+  recordAuditRecordWritten?(outcome: 'success' | 'failure' | 'unknown'): void;
+}
+
+export interface HttpSecurityOptions {
+  authenticator: Authenticator;
+  rateLimiter: RateLimiter;
+  auditLog: AuditLog;
+  realm: string;
+  logger: Logger;
+  metrics?: SecurityMetrics;
+}
+
+/** What the layer learned about one request. */
+interface RequestState {
+  principal?: Principal;
+  challenge?: string;
+  retryAfterSeconds?: number;
+  rateLimitHeaders?: Record<string, string>;
+  denial?: string;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export interface HttpSecurity {
+  /** Pass to buildHttpServer as `authenticate`: resolves request.actor or throws (RFC 6750). */
+  authenticate(request: FastifyRequest): Promise<Actor>;
+  /** Pass to buildHttpServer in `plugins`: RBAC, rate limits, headers and audit on every route. */
+  plugin: FastifyPluginAsync;
+  /** RBAC check for an extra permission inside a route (e.g. per MCP tool). */
+  authorizeRequest(request: FastifyRequest, permission: Permission): void;
+  /** The principal of an authenticated request, if any. */
+  getPrincipal(request: FastifyRequest): Principal | undefined;
+}
+
+/** Creates the HTTP security layer. */
+export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
+  const { authenticator, rateLimiter, auditLog, realm, logger, metrics } = options;
+  const states = new WeakMap<FastifyRequest, RequestState>();
+  const stateOf = (request: FastifyRequest): RequestState => {
+    let state = states.get(request);
+    if (!state) {
+      state = {};
+      states.set(request, state);
+    }
+    return state;
+  };
+
+  async function authenticate(request: FastifyRequest): Promise<Actor> {
+    const state = stateOf(request);
+    try {
+      const principal = await authenticator.authenticate({
+        authorization: request.headers.authorization,
+        'x-api-key': request.headers['x-api-key'],
+      });
+      state.principal = principal;
+      return { tenantId: principal.tenantId, principalId: principal.id };
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      const failure = readAuthFailure(error);
+      if (failure) {
+        state.challenge = formatBearerChallenge(
+          realm,
+          failure.bearerError ?? undefined,
+          failure.bearerError ? failure.reason : undefined,
+        );
+        state.denial = failure.reason;
+        metrics?.recordAuthFailure?.(failure.bearerError ?? 'missing_credentials');
+      }
+      // Failed attempts count against the caller's IP, so guessing keys or tokens is throttled.
+      const decision = await rateLimiter.consume({ ip: request.ip });
+      if (!decision.allowed) {
+        state.retryAfterSeconds = decision.retryAfterSeconds;
+        state.rateLimitHeaders = decision.headers;
+        metrics?.recordRateLimitRejection?.('anonymous');
+        throw new AppError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
+      }
+      throw error;
+    }
+  }
+
+  function authorizeRequest(request: FastifyRequest, permission: Permission): void {
+    const principal = states.get(request)?.principal;
+    if (!principal) throw new AppError('UNAUTHENTICATED', 'authentication required');
+    authorize(principal, permission);
+  }
+
+  async function checkAccess(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const config = request.routeOptions.config;
+    if (config?.public === true || request.routeOptions.url === undefined) return;
+    const state = stateOf(request);
+    const principal = state.principal;
+    if (!principal) throw new AppError('UNAUTHENTICATED', 'authentication required');
+    const permission = config?.permission;
+    if (permission === undefined || !isPermission(permission)) {
+      // Deny by default: a route without a declared permission is a bug, never open.
+      logger.error({ route: request.routeOptions.url }, 'route declares no permission; denied');
+      state.denial = 'route declares no permission';
+      throw new AppError('PERMISSION_DENIED', 'This operation is not permitted');
+    }
+    const decision = await rateLimiter.consume({ tenantId: principal.tenantId, principalId: principal.id });
+    for (const [name, value] of Object.entries(decision.headers)) reply.header(name, value);
+    if (!decision.allowed) {
+      state.retryAfterSeconds = decision.retryAfterSeconds;
+      state.denial = 'rate limited';
+      metrics?.recordRateLimitRejection?.(
+        decision.policies.find((p) => p.remaining === 0)?.name ?? 'principal',
+      );
+      throw new AppError('RATE_LIMITED', 'Rate limit exceeded; retry later');
+    }
+    try {
+      authorize(principal, permission);
+    } catch (error) {
+      state.denial = `missing permission ${permission}`;
+      state.challenge = formatBearerChallenge(realm, 'insufficient_scope', `requires ${permission}`);
+      throw error;
+    }
+  }
+
+  function buildAuditEvent(request: FastifyRequest, reply: FastifyReply): AuditEventInput {
+    const state = states.get(request) ?? {};
+    const principal = state.principal;
+    const permission = request.routeOptions.config?.permission;
+    const route = request.routeOptions.url ?? 'unmatched';
+    const actor: AuditActor = {
+      type: principal?.type ?? 'anonymous',
+      id: principal?.id ?? null,
+      tenant: principal?.tenantId ?? null,
+      ip: request.ip,
+      user_agent: String(request.headers['user-agent'] ?? '').slice(0, 256) || null,
+      auth_method: principal?.authMethod ?? null,
+    };
+    const params = request.params as Record<string, unknown> | undefined;
+    const targetId = typeof params?.id === 'string' ? params.id : null;
+    const status = reply.statusCode;
+    return {
+      action: permission ?? `${request.method} ${route}`,
+      actor,
+      target: {
+        type: permission?.split(':')[0] ?? 'route',
+        id: targetId,
+        tenant: principal?.tenantId ?? null,
+      },
+      outcome: status < 400 ? 'success' : 'failure',
+      reason: status < 400 ? null : (state.denial ?? `HTTP ${status}`),
+      request_id: String(request.id),
+      trace_id: trace.getActiveSpan()?.spanContext().traceId ?? null,
+    };
+  }
+
+  const plugin: FastifyPluginAsync = async (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      await checkAccess(request, reply);
+    });
+    app.addHook('onSend', async (request, reply, payload) => {
+      applySecurityHeaders(reply);
+      const state = states.get(request);
+      if (state?.rateLimitHeaders) {
+        for (const [name, value] of Object.entries(state.rateLimitHeaders)) reply.header(name, value);
+      }
+      if (state?.retryAfterSeconds !== undefined && reply.statusCode === 429) {
+        reply.header('retry-after', String(state.retryAfterSeconds));
+      }
+      if (
+        state?.challenge &&
+        (reply.statusCode === 401 || reply.statusCode === 400 || reply.statusCode === 403)
+      ) {
+        reply.header('www-authenticate', state.challenge);
+      } else if (reply.statusCode === 401) {
+        reply.header('www-authenticate', formatBearerChallenge(realm));
+      }
+      return payload;
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      const status = reply.statusCode;
+      const denied = status === 401 || status === 403 || status === 429;
+      if (SAFE_METHODS.has(request.method) && !denied) return;
+      if (request.routeOptions.config?.public === true && !denied) return;
+      const event = buildAuditEvent(request, reply);
+      try {
+        await auditLog.append(event);
+        metrics?.recordAuditRecordWritten?.(event.outcome);
+      } catch (error) {
+        logger.error({ err: error, requestId: String(request.id) }, 'audit record could not be written');
+      }
+    });
+  };
+
+  return {
+    authenticate,
+    plugin,
+    authorizeRequest,
+    getPrincipal: (request) => states.get(request)?.principal,
+  };
+}

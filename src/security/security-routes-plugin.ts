@@ -1,0 +1,25 @@
+// A Fastify plugin with the security layer's own routes (/v1/admin/keys, /v1/audit), so the
+// composition root adds them with one entry in `plugins`.
+import type { FastifyPluginAsync } from 'fastify';
+import { registerAdminKeyRoutes } from '../http/routes/admin-keys.ts';
+import { registerAuditRoutes } from '../http/routes/audit.ts';
+import type { Security } from './create-security.ts';
+import type { SecurityDb } from './security-tables.ts';
+
+export interface SecurityRoutesOptions {
+  db: SecurityDb;
+  security: Pick<Security, 'auditLog' | 'verifierKey'>;
+  maxPageSize: number;
+}
+
+/** Creates the plugin that registers the API-key and audit routes. */
+export function createSecurityRoutesPlugin(options: SecurityRoutesOptions): FastifyPluginAsync {
+  return async (app) => {
+    registerAdminKeyRoutes(app, { db: options.db });
+    registerAuditRoutes(app, {
+      auditLog: options.security.auditLog,
+      verifierKey: options.security.verifierKey,
+      maxPageSize: options.maxPageSize,
+    });
+  };
+}
