@@ -57,6 +57,7 @@ export const ERROR_CODES = {
   PROVIDER_ERROR: { status: 502, category: 'upstream', title: 'LLM provider error' },
   PROVIDER_UNAVAILABLE: { status: 503, category: 'upstream', title: 'LLM provider unavailable' },
   TIMEOUT: { status: 504, category: 'upstream', title: 'Timed out' },
+  SERVER_UNREACHABLE: { status: 502, category: 'upstream', title: 'MAOS server unreachable' },
   INTERNAL: { status: 500, category: 'system', title: 'Internal error' },
 } as const satisfies Record<string, CodeSpec>;
 

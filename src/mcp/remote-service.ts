@@ -27,7 +27,7 @@ function toAppErrorFromRemote(error: unknown): AppError {
     const details = error.details.length > 0 ? { details: error.details } : {};
     if (isErrorCode(error.code)) return new AppError(error.code, error.message, details);
     if (error.code === 'TIMEOUT') return new AppError('TIMEOUT', error.message);
-    return new AppError('PROVIDER_UNAVAILABLE', `MAOS server: ${error.message}`, { cause: error });
+    return new AppError('SERVER_UNREACHABLE', error.message, { cause: error });
   }
   return new AppError('INTERNAL', 'Calling the MAOS server failed', { cause: error });
 }

@@ -2,7 +2,6 @@
 // IDEs). Talks to a running MAOS server over REST, or embeds the engine on the local data dir.
 import type { Command } from 'commander';
 import { BUILT_IN_ROLES } from '../../agents/roles/catalogue.ts';
-import { createApp } from '../../app.ts';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { Actor } from '../../engine/session-service.ts';
@@ -62,6 +61,8 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
     await waitForEnd(running);
     return EXIT.OK;
   }
+  // Loaded on demand: the composition root pulls in the whole server, which remote mode never needs.
+  const { createApp } = await import('../../app.ts');
   const overrides: Record<string, unknown> = {};
   if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
   const config = loadConfig({ configPath: options.config, overrides });
