@@ -17,7 +17,6 @@ export interface TaskOutputView {
 export interface PlanningContext {
   objective: string;
   roles: readonly RoleDefinition[];
-  runners?: readonly string[];
   limits: PlanLimits;
   /** Bounded summary of earlier sessions in the same thread. */
   threadSummary?: string;
@@ -41,11 +40,6 @@ function describeRoles(roles: readonly RoleDefinition[]): string {
 
 function describeContext(ctx: PlanningContext): string {
   const parts = [`Objective:\n${ctx.objective}`, `Role catalogue:\n${describeRoles(ctx.roles)}`];
-  if (ctx.runners && ctx.runners.length > 0) {
-    parts.push(
-      `Commands the operator declared (not for you to schedule; agents cannot run others): ${ctx.runners.join(', ')}`,
-    );
-  }
   parts.push(
     `Limits: at most ${ctx.limits.maxTasksPerPhase} tasks per phase; at most ${ctx.limits.maxAgentsPerRole} agents per role in the whole session.`,
   );

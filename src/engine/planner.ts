@@ -30,7 +30,6 @@ export interface LlmPlannerOptions {
   client: LlmClient;
   /** Built-in plus the tenant's custom roles. */
   listRoles(tenantId: string): Promise<readonly RoleDefinition[]> | readonly RoleDefinition[];
-  runners?: readonly string[];
   limits: LlmConfig['planner'];
 }
 
@@ -118,7 +117,6 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
       ctx: {
         objective: request.objective,
         roles,
-        runners: options.runners,
         limits: planLimits,
         threadSummary: request.threadSummary,
         userMessages: request.userMessages,

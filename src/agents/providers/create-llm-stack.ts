@@ -1,0 +1,72 @@
+// Builds everything LLM-related from the config and the store, for the composition root:
+// the resilient client, the agent runtime, the orchestrator planner, the role service and the cache.
+
+import type { Kysely } from 'kysely';
+import type { Config } from '../../config/schema.ts';
+import { createLlmPlanner, type LlmPlanner } from '../../engine/planner.ts';
+import { AppError } from '../../errors/app-error.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { Database } from '../../store/schema.ts';
+import { createRoleService, type RoleService } from '../roles/role-service.ts';
+import { createAgentMemory } from '../runtimes/ai-sdk/agent-memory.ts';
+import { createAiSdkRuntime } from '../runtimes/ai-sdk/ai-sdk-runtime.ts';
+import type { ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
+import { createStoreResponseCache } from '../runtimes/ai-sdk/store-response-cache.ts';
+import type { AgentRuntime } from '../runtimes/runtime.ts';
+import { createLlmClient, type LlmClient } from './llm-client.ts';
+import type { LlmDb } from './llm-tables.ts';
+import { validateLlmConfig } from './validate-llm-config.ts';
+
+export interface LlmStack {
+  client: LlmClient;
+  /** Register with `runtimes.registerLlm(stack.runtime)`. */
+  runtime: AgentRuntime;
+  /** Pass as `planner` to createEngine. */
+  planner: LlmPlanner;
+  /** Built-in + custom roles: GET/POST /v1/roles and role validation. */
+  roles: RoleService;
+  cache: ResponseCache;
+}
+
+export interface CreateLlmStackOptions {
+  config: Pick<Config, 'providers' | 'llm'>;
+  db: Kysely<Database>;
+  logger: Logger;
+}
+
+/**
+ * The LLM stack, or `undefined` when no provider is configured (MAOS then runs command tasks only).
+ * Throws CONFIG_INVALID listing every inconsistency (e.g. a role routed to an unknown provider).
+ */
+export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undefined {
+  const { config, logger } = options;
+  const problems = validateLlmConfig(config.providers, config.llm);
+  if (problems.length > 0) {
+    throw new AppError('CONFIG_INVALID', `Invalid configuration:\n  - ${problems.join('\n  - ')}`, {
+      details: problems,
+    });
+  }
+  const roles = createRoleService(options.db as unknown as LlmDb);
+  if (Object.keys(config.providers).length === 0) return undefined;
+  const client = createLlmClient({
+    providers: config.providers,
+    llm: config.llm,
+    logger: logger.child({ component: 'llm' }),
+  });
+  const cache = createStoreResponseCache(options.db as unknown as LlmDb);
+  const memory = createAgentMemory(options.db);
+  const runtime = createAiSdkRuntime({
+    client,
+    resolveRole: (tenantId, name) => roles.findRole(tenantId, name),
+    loadHistory: memory.loadHistory,
+    loadInbox: memory.loadInbox,
+    cache,
+    dependencyOutputChars: config.llm.planner.dependencyOutputChars,
+  });
+  const planner = createLlmPlanner({
+    client,
+    listRoles: (tenantId) => roles.listRoles(tenantId),
+    limits: config.llm.planner,
+  });
+  return { client, runtime, planner, roles, cache };
+}

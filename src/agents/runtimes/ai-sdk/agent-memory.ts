@@ -1,0 +1,71 @@
+// An agent's memory from the store: its earlier finished tasks in the session (replayed as
+// conversation turns, so it keeps context across phases) and messages other agents sent it since.
+
+import type { Kysely } from 'kysely';
+import type { Database } from '../../../store/schema.ts';
+import type { RuntimeTask } from '../runtime.ts';
+import type { AgentTurn } from './build-prompt.ts';
+
+/**
+ * Turns replayed per agent. Older turns are dropped first: the latest work matters most and the
+ * prompt must stay within the model's context window.
+ */
+export const MAX_HISTORY_TURNS = 10;
+
+export interface AgentMemory {
+  loadHistory(task: RuntimeTask): Promise<AgentTurn[]>;
+  loadInbox(task: RuntimeTask): Promise<Array<{ from: string; body: string }>>;
+}
+
+/** Reads agent memory from the tasks and messages tables, always scoped to the task's tenant. */
+export function createAgentMemory(db: Kysely<Database>): AgentMemory {
+  async function previousTurns(task: RuntimeTask) {
+    if (task.agentId === null) return [];
+    const rows = await db
+      .selectFrom('tasks')
+      .select(['instructions', 'result', 'finished_at'])
+      .where('tenant_id', '=', task.tenantId)
+      .where('session_id', '=', task.sessionId)
+      .where('agent_id', '=', task.agentId)
+      .where('id', '!=', task.taskId)
+      .where('status', '=', 'succeeded')
+      .orderBy('finished_at', 'desc')
+      .limit(MAX_HISTORY_TURNS)
+      .execute();
+    return rows.reverse();
+  }
+
+  return {
+    async loadHistory(task) {
+      const rows = await previousTurns(task);
+      return rows.map((row) => ({ instructions: row.instructions, output: row.result ?? '' }));
+    },
+
+    async loadInbox(task) {
+      if (task.agentId === null) return [];
+      const last = await db
+        .selectFrom('tasks')
+        .select('finished_at')
+        .where('tenant_id', '=', task.tenantId)
+        .where('agent_id', '=', task.agentId)
+        .where('id', '!=', task.taskId)
+        .where('status', '=', 'succeeded')
+        .orderBy('finished_at', 'desc')
+        .executeTakeFirst();
+      // Messages already seen in an earlier turn are not delivered again.
+      const since = last?.finished_at ?? 0;
+      const rows = await db
+        .selectFrom('messages')
+        .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
+        .select(['messages.body', 'agents.name as from_name'])
+        .where('messages.tenant_id', '=', task.tenantId)
+        .where('messages.session_id', '=', task.sessionId)
+        .where('messages.to_agent_id', '=', task.agentId)
+        .where('messages.created_at', '>', since)
+        .orderBy('messages.created_at')
+        .limit(50)
+        .execute();
+      return rows.map((row) => ({ from: row.from_name ?? 'user', body: row.body }));
+    },
+  };
+}

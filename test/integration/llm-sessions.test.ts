@@ -1,0 +1,228 @@
+// Objective-only sessions end to end: the real engine on SQLite, the LLM stack (planner + AI SDK
+// runtime) and the scripted LLM server. Plan → parallel and pipeline execution → result.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createLlmStack, type LlmStack } from '../../src/agents/providers/create-llm-stack.ts';
+import { createRuntimeRegistry } from '../../src/agents/runtimes/runtime.ts';
+import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
+import type { SessionDetail } from '../../src/domain/types.ts';
+import { createEngine, type EngineInternals } from '../../src/engine/index.ts';
+import type { Actor } from '../../src/engine/session-service.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+import { type RecordedLlmRequest, type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
+
+function task(name: string, role: string, dependsOn: string[] = []) {
+  return {
+    name,
+    role,
+    instructions: `Work on ${name}`,
+    depends_on: dependsOn,
+    deliverables: [],
+    agent: null,
+  };
+}
+
+const plan = {
+  rationale: 'Design, then API and docs in parallel, then review.',
+  phases: [
+    { name: 'design', tasks: [task('design', 'architect')] },
+    { name: 'build', tasks: [task('api', 'backend_engineer'), task('docs', 'documenter')] },
+    { name: 'check', tasks: [task('review', 'reviewer', ['api', 'docs'])] },
+  ],
+};
+
+function isPlanRequest(request: RecordedLlmRequest): boolean {
+  return request.body.response_format !== undefined;
+}
+
+/** Answers agent calls by the task name in the prompt, so parallel tasks get stable answers. */
+function answerAgents(request: RecordedLlmRequest) {
+  const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
+  return { text: `output of ${name}`, usage: { inputTokens: 100, outputTokens: 10 } };
+}
+
+describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, () => {
+  let dir: string;
+  let handle: DatabaseHandle;
+  let server: ScriptedLlmServer;
+  let engine: EngineInternals;
+  let stack: LlmStack;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-llm-sessions-'));
+    server = await startLlmServer({ apiKey: 'k' });
+    handle = createDatabase({ dataDir: dir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } });
+    await migrateToLatest(handle.db);
+    const logger = createLogger({ level: 'silent' });
+    const created = createLlmStack({
+      config: {
+        providers: providersConfigSchema.parse({
+          local: {
+            type: 'openai-compatible',
+            baseURL: server.openaiBaseURL,
+            model: 'local-model',
+            apiKey: 'k',
+          },
+        }),
+        llm: llmConfigSchema.parse({
+          retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 },
+          planner: { maxRepairs: 1 },
+          prices: { 'local-model': { inputPerMTok: 10, outputPerMTok: 100 } },
+        }),
+      },
+      db: handle.db,
+      logger,
+    });
+    assert.ok(created);
+    stack = created;
+    const runtimes = createRuntimeRegistry();
+    runtimes.registerLlm(stack.runtime);
+    engine = createEngine({
+      config: {
+        workers: { concurrency: 4, pollIntervalMs: 100 },
+        tasks: { leaseSeconds: 30, maxAttempts: 1 },
+        runners: {},
+      },
+      db: handle.db,
+      logger,
+      runtimes,
+      planner: stack.planner,
+    });
+    engine.start();
+  });
+
+  after(async () => {
+    await engine.stop({ graceMs: 1000 });
+    await handle.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function waitForSession(sessionId: string): Promise<SessionDetail> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const detail = await engine.service.getSession(ACTOR, sessionId);
+      if (['completed', 'failed', 'cancelled'].includes(detail.status)) return detail;
+      if (Date.now() > deadline) throw new Error(`session still ${detail.status}`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  test('plans the objective, runs the phases in order with outputs passed on, and completes', async () => {
+    server.requests.length = 0;
+    server.setHandler((request) => (isPlanRequest(request) ? { object: plan } : answerAgents(request)));
+    try {
+      const { session } = await engine.service.createSession(ACTOR, {
+        objective: 'Build a blog API with docs',
+      });
+      assert.deepEqual(
+        session.tasks.map((t) => [t.name, t.role]),
+        [
+          ['design', 'architect'],
+          ['api', 'backend_engineer'],
+          ['docs', 'documenter'],
+          ['review', 'reviewer'],
+        ],
+      );
+      const done = await waitForSession(session.id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      assert.equal(done.result, 'output of review');
+      const byName = new Map(done.tasks.map((t) => [t.name, t]));
+      assert.ok((byName.get('api')?.startedAt ?? 0) >= (byName.get('design')?.finishedAt ?? Infinity));
+      assert.ok((byName.get('review')?.startedAt ?? 0) >= (byName.get('docs')?.finishedAt ?? Infinity));
+      assert.deepEqual(byName.get('api')?.usage, {
+        inputTokens: 100,
+        outputTokens: 10,
+        cacheReadTokens: 0,
+        costUsd: 0.002,
+      });
+      const reviewPrompt =
+        server.requests.find((r) => r.promptText.includes('Your task (review)'))?.promptText ?? '';
+      assert.match(reviewPrompt, /### api \(backend_engineer\)\noutput of api/);
+      assert.match(reviewPrompt, /### docs \(documenter\)\noutput of docs/);
+      const apiPrompt = server.requests.find((r) => r.promptText.includes('Your task (api)'));
+      assert.match(
+        String((apiPrompt?.body.messages as Array<{ content: string }> | undefined)?.[0]?.content),
+        /backend engineer/,
+      );
+    } finally {
+      server.setHandler(undefined);
+    }
+  });
+
+  test('an invalid plan that stays invalid rejects the session with the reasons', async () => {
+    server.requests.length = 0;
+    server.setHandler(() => ({
+      object: { rationale: 'x', phases: [{ name: 'p', tasks: [task('a', 'wizard')] }] },
+    }));
+    try {
+      const error = await engine.service
+        .createSession(ACTOR, { objective: 'Anything' })
+        .catch((e: unknown) => e);
+      assert.ok(error instanceof AppError);
+      assert.equal(error.code, 'INVALID_PLAN');
+      assert.match(error.message, /after 2 attempt\(s\): task "a": unknown role "wizard"/);
+      assert.equal(server.requests.length, 2);
+    } finally {
+      server.setHandler(undefined);
+    }
+  });
+
+  test('a rejected API key fails the task and the session with a clear reason', async () => {
+    server.setHandler((request) =>
+      isPlanRequest(request)
+        ? { object: { rationale: 'r', phases: [{ name: 'p', tasks: [task('solo', 'analyst')] }] } }
+        : answerAgents(request),
+    );
+    try {
+      const { session } = await engine.service.createSession(ACTOR, { objective: 'Analyse' });
+      server.setApiKey('rotated');
+      const done = await waitForSession(session.id);
+      assert.equal(done.status, 'failed');
+      assert.match(
+        done.error ?? '',
+        /task solo failed: provider 'local' \(model local-model\) rejected the credentials \(HTTP 401\)/,
+      );
+      assert.doesNotMatch(done.error ?? '', /\n\s+at /);
+    } finally {
+      server.setApiKey('k');
+      server.setHandler(undefined);
+    }
+  });
+
+  test('the planner offers and accepts the tenant'"'"'s custom roles', async () => {
+    await stack.roles.createRole(ACTOR.tenantId, 'test', {
+      name: 'legal_reviewer',
+      description: 'Reviews contracts and terms for legal risk.',
+      instructions: 'You are a legal reviewer. Goal: find legal risks in the material and propose fixes.',
+    });
+    server.requests.length = 0;
+    server.setHandler((request) =>
+      isPlanRequest(request)
+        ? { object: { rationale: 'r', phases: [{ name: 'p', tasks: [task('terms', 'legal_reviewer')] }] } }
+        : answerAgents(request),
+    );
+    try {
+      const planned = await stack.planner.createPlan({
+        tenantId: ACTOR.tenantId,
+        sessionId: 'x',
+        objective: 'Review our terms',
+        adaptive: false,
+      });
+      assert.equal(planned.plan.phases[0]?.tasks[0]?.role, 'legal_reviewer');
+      assert.match(server.requests[0]?.promptText ?? '', /- legal_reviewer: Reviews contracts/);
+    } finally {
+      server.setHandler(undefined);
+    }
+  });
+});
