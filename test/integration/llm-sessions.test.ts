@@ -200,7 +200,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     }
   });
 
-  test('the planner offers and accepts the tenant'"'"'s custom roles', async () => {
+  test('the planner offers and accepts custom roles of the tenant', async () => {
     await stack.roles.createRole(ACTOR.tenantId, 'test', {
       name: 'legal_reviewer',
       description: 'Reviews contracts and terms for legal risk.',
