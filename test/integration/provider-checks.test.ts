@@ -1,0 +1,37 @@
+// Provider checks against the scripted LLM server (real HTTP on loopback).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { checkProviders } from '../../src/agents/providers/check-providers.ts';
+import { providersConfigSchema } from '../../src/config/llm-schema.ts';
+import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+
+describe('checkProviders', () => {
+  let server: ScriptedLlmServer;
+  before(async () => {
+    server = await startLlmServer({ apiKey: 'right' });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  test('passes with the right key, fails with a wrong key or an unreachable server', async () => {
+    const providers = providersConfigSchema.parse({
+      good: { type: 'openai-compatible', baseURL: server.openaiBaseURL, model: 'm', apiKey: 'right' },
+      claude: { type: 'anthropic', baseURL: server.anthropicBaseURL, model: 'c', apiKey: 'wrong' },
+      down: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm' },
+    });
+    const results = await checkProviders(providers, { timeoutMs: 2000 });
+    assert.deepEqual(
+      results.map((r) => [r.name, r.status]),
+      [
+        ['provider:good', 'pass'],
+        ['provider:claude', 'fail'],
+        ['provider:down', 'fail'],
+      ],
+    );
+    assert.match(results[1]?.message ?? '', /rejected the API key \(HTTP 401\)/);
+    assert.match(results[1]?.fix ?? '', /providers\.claude\.apiKey/);
+    assert.match(results[2]?.message ?? '', /not reachable/);
+  });
+});
