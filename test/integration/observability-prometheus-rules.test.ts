@@ -1,0 +1,133 @@
+// Prometheus rules shipped in deploy/prometheus: promtool validates them and runs their unit tests;
+// every alert carries the required labels and annotations, has a runbook, and is tested firing,
+// silent below its threshold, and silent on a short spike.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { requireBinary } from '../helpers/promtool.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const rulesDir = join(root, 'deploy/prometheus/rules');
+const testsDir = join(root, 'deploy/prometheus/tests');
+const ruleFiles = readdirSync(rulesDir)
+  .filter((name) => name.endsWith('.yml'))
+  .map((name) => join(rulesDir, name));
+const testFiles = readdirSync(testsDir)
+  .filter((name) => name.endsWith('.test.yml'))
+  .map((name) => join(testsDir, name));
+
+interface AlertRule {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+interface AlertTest {
+  alertname: string;
+  exp_alerts: unknown[];
+}
+
+function readAlerts(): AlertRule[] {
+  return ruleFiles.flatMap((file) => {
+    const doc = parseYaml(readFileSync(file, 'utf8')) as {
+      groups: Array<{ rules: Array<Partial<AlertRule>> }>;
+    };
+    return doc.groups.flatMap((group) =>
+      group.rules.filter((rule): rule is AlertRule => rule.alert !== undefined),
+    );
+  });
+}
+
+function readAlertTests(): AlertTest[] {
+  return testFiles.flatMap((file) => {
+    const doc = parseYaml(readFileSync(file, 'utf8')) as { tests: Array<{ alert_rule_test?: AlertTest[] }> };
+    return doc.tests.flatMap((entry) => entry.alert_rule_test ?? []);
+  });
+}
+
+/** Runs promtool asynchronously so the test files of different rule groups run in parallel. */
+function promtool(args: string[]): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', args, { cwd: root });
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, output }));
+  });
+}
+
+describe('Prometheus rules', () => {
+  test('every alert has severity, summary, description and an existing runbook', () => {
+    const alerts = readAlerts();
+    assert.ok(alerts.length >= 14, 'all alerts are found');
+    for (const alert of alerts) {
+      assert.match(alert.labels?.severity ?? '', /^(critical|warning|info)$/, `${alert.alert} severity`);
+      for (const key of ['summary', 'description', 'runbook_url']) {
+        assert.ok(alert.annotations?.[key], `${alert.alert} has ${key}`);
+      }
+      assert.equal(alert.annotations?.runbook_url, `docs/runbooks/${alert.alert}.md`);
+      const runbook = join(root, 'docs/runbooks', `${alert.alert}.md`);
+      assert.ok(existsSync(runbook), `runbook for ${alert.alert}`);
+      const text = readFileSync(runbook, 'utf8');
+      for (const section of ['## What it means', '## How to confirm', '## How to fix']) {
+        assert.ok(text.includes(section), `${alert.alert} runbook has "${section}"`);
+      }
+    }
+  });
+
+  test('every alert is unit-tested firing and not firing (below threshold and short spike)', () => {
+    const cases = readAlertTests();
+    for (const alert of readAlerts()) {
+      const mine = cases.filter((entry) => entry.alertname === alert.alert);
+      assert.ok(
+        mine.some((entry) => entry.exp_alerts.length > 0),
+        `${alert.alert} has a test where it fires`,
+      );
+      assert.ok(
+        mine.filter((entry) => entry.exp_alerts.length === 0).length >= 2,
+        `${alert.alert} has tests where it stays silent`,
+      );
+    }
+  });
+
+  test('the burn-rate alerts use the SRE workbook windows and thresholds', () => {
+    const byName = new Map(readAlerts().map((alert) => [alert.alert, alert]));
+    const expectations: Array<[string, string, string, string]> = [
+      ['MaosApiAvailabilityFastBurn', 'rate1h', 'rate5m', '14.4 * 0.001'],
+      ['MaosApiAvailabilitySlowBurn', 'rate6h', 'rate30m', '6 * 0.001'],
+      ['MaosApiAvailabilityBudgetBurn', 'rate3d', 'rate6h', '0.001'],
+      ['MaosApiLatencyFastBurn', 'rate1h', 'rate5m', '14.4 * 0.05'],
+      ['MaosApiLatencySlowBurn', 'rate6h', 'rate30m', '6 * 0.05'],
+      ['MaosApiLatencyBudgetBurn', 'rate3d', 'rate6h', '0.05'],
+    ];
+    for (const [name, long, short, threshold] of expectations) {
+      const expr = byName.get(name)?.expr ?? '';
+      assert.ok(expr.includes(`slo:error_ratio:${long}`) && expr.includes(`slo:error_ratio:${short}`), name);
+      assert.equal(expr.split(threshold).length - 1, 2, `${name}: both windows compare with ${threshold}`);
+      assert.match(expr, /\band\b/, `${name}: both windows must exceed the threshold`);
+    }
+  });
+
+  test('promtool check rules accepts every rule file', requireBinary(), async () => {
+    const result = await promtool(['check', 'rules', ...ruleFiles]);
+    assert.equal(result.status, 0, result.output);
+  });
+
+  test('promtool test rules passes every unit test file', requireBinary(), async () => {
+    assert.ok(testFiles.length >= 3);
+    const results = await Promise.all(testFiles.map((file) => promtool(['test', 'rules', file])));
+    for (const [index, result] of results.entries()) {
+      assert.equal(result.status, 0, `${testFiles[index]}:\n${result.output}`);
+    }
+  });
+});
