@@ -265,7 +265,8 @@ function describeDetails(problem: Record<string, unknown>): string[] {
     if (typeof item === 'string') return item;
     if (item && typeof item === 'object') {
       const entry = item as Record<string, unknown>;
-      const path = Array.isArray(entry.path) ? entry.path.join('.') : (entry.path ?? entry.pointer ?? '');
+      const pointer = Array.isArray(entry.path) ? entry.path.join('.') : (entry.path ?? entry.pointer ?? '');
+      const path = typeof entry.location === 'string' ? `${entry.location}${String(pointer)}` : pointer;
       const message = entry.message ?? entry.detail ?? JSON.stringify(entry);
       return path ? `${String(path)}: ${String(message)}` : String(message);
     }

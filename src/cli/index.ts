@@ -3,6 +3,12 @@
 import { readClientEnv } from '../config/client-env.ts';
 import { runCli } from './program.ts';
 
+// `maos … | head` closes stdout early: that is not an error worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 const code = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,

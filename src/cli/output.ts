@@ -124,6 +124,11 @@ export function formatDuration(
   return `${minutes}m${String(seconds).padStart(2, '0')}s`;
 }
 
+/** `1 task`, `3 tasks`. */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 /** Cuts text to one line of at most `max` characters. */
 export function truncate(text: string, max: number): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
@@ -225,15 +230,16 @@ export function formatEvent(
       return `${marker} ${name}: ${paintStatus(to, paint)}${attempt}${reason ? ` — ${reason}` : ''}`;
     }
     case 'task.result': {
+      // The failing task.status line already carries the error, and the summary table repeats it.
+      if (!verbose) return undefined;
       const error = pickString(data, ['error']);
-      if (!verbose && !error) return undefined;
       const status = pickString(data, ['status']) ?? '?';
       return `${marker} ${name}: result ${paintStatus(status, paint)}${error ? ` — ${paint.red(truncate(error, 300))}` : ''}`;
     }
     case 'session.created': {
       if (!verbose) return undefined;
       const count = Array.isArray(data.tasks) ? data.tasks.length : 0;
-      return `${marker} session created (${pickString(data, ['strategy']) ?? '?'}, ${count} tasks)`;
+      return `${marker} session created (${pickString(data, ['strategy']) ?? '?'}, ${plural(count, 'task')})`;
     }
     case 'session.status': {
       if (!verbose) return undefined;

@@ -8,7 +8,7 @@ import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-sp
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession } from '../follow.ts';
-import { formatEvent, formatSessionSummary, formatTaskTable, indexTaskNames } from '../output.ts';
+import { formatEvent, formatSessionSummary, formatTaskTable, indexTaskNames, plural } from '../output.ts';
 
 interface RunOptions {
   agent?: string[];
@@ -66,7 +66,7 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
     if (out.json) out.printJson(session);
     else {
       out.line(
-        `session ${session.id} ${session.status} (${session.strategy}, ${session.tasks?.length ?? 0} tasks)`,
+        `session ${session.id} ${session.status} (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
       );
       out.line(out.paint.dim(`follow it with: maos logs ${session.id} -f`));
     }
@@ -74,7 +74,7 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
   }
   if (!out.json) {
     out.line(
-      `session ${out.paint.bold(session.id)} submitted (${session.strategy}, ${session.tasks?.length ?? 0} tasks)`,
+      `session ${out.paint.bold(session.id)} submitted (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
     );
   }
   const taskNames = indexTaskNames(session.tasks);

@@ -1,0 +1,144 @@
+// The `maos` CLI as a child process for what needs no server: usage errors, an unreachable server,
+// `config check|print` and `migrate`, with their exit codes.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+
+/** A port nothing listens on: bound once, then released. */
+async function findClosedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const address = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+describe('maos CLI without a server', () => {
+  let dir: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-cli-'));
+  });
+
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('an unreachable server exits 3 with a clear message and no stack trace', async () => {
+    const port = await findClosedPort();
+    const result = await runMaos(['sessions', 'list'], { env: { MAOS_SERVER: `http://127.0.0.1:${port}` } });
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, new RegExp(`cannot reach MAOS at http://127.0.0.1:${port}.*maos serve`));
+    assert.doesNotMatch(result.stderr, /\n\s+at /);
+    assert.equal(result.stdout, '');
+    // --server wins over MAOS_SERVER.
+    const flag = await runMaos(['--server', `http://127.0.0.1:${port}`, 'roles'], {
+      env: { MAOS_SERVER: 'http://127.0.0.1:1' },
+    });
+    assert.match(flag.stderr, new RegExp(`127.0.0.1:${port}`));
+  });
+
+  test('bad usage exits 2 with the usage hint', async () => {
+    for (const args of [
+      ['no-such-command'],
+      ['sessions', 'list', '--no-such-flag'],
+      ['run'],
+      ['run', 'objective', '--agent', 'not a spec'],
+      ['run', 'objective', '--agent', 'qa:x', '--depends', 'ghost=qa-1'],
+      ['run', 'objective', '--agent', 'qa:x', '--strategy', 'random'],
+      ['sessions', 'list', '--status', 'sleeping'],
+      ['--server', 'not a url', 'roles'],
+    ]) {
+      const result = await runMaos(args);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.notEqual(result.stderr, '', args.join(' '));
+      assert.doesNotMatch(result.stderr, /\n\s+at /);
+    }
+  });
+
+  test('--version and --help exit 0', async () => {
+    const version = await runMaos(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+/);
+    const help = await runMaos(['run', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /\[name=\]role:task\[:runner\]/);
+  });
+
+  test('config check lists every problem of an invalid file and exits 2', async () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'port: 99999\nworkers:\n  concurrency: lots\nprot: 1\n');
+    const result = await runMaos(['config', 'check', '--config', file]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /3 problem/);
+    assert.match(result.stderr, /^ {2}- port: /m);
+    assert.match(result.stderr, /^ {2}- workers\.concurrency: /m);
+    assert.match(result.stderr, /^ {2}- .*prot/m);
+
+    const json = await runMaos(['config', 'check', '--config', file, '--json']);
+    assert.equal(json.code, 2);
+    assert.equal((JSON.parse(json.stdout) as { problems: string[] }).problems.length, 3);
+
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, `dataDir: ${JSON.stringify(join(dir, 'data'))}\nport: 8080\n`);
+    const ok = await runMaos(['config', 'check', '--config', good]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout.trim(), 'ok');
+    // MAOS_CONFIG works as well as --config, and env values are validated too.
+    const viaEnv = await runMaos(['config', 'check'], { env: { MAOS_CONFIG: good, MAOS_PORT: 'abc' } });
+    assert.equal(viaEnv.code, 2);
+    assert.match(viaEnv.stderr, /port/);
+  });
+
+  test('config print shows the resolved config with secrets redacted', async () => {
+    const file = join(dir, 'secret.yaml');
+    writeFileSync(
+      file,
+      [
+        'port: 7171',
+        'runners:',
+        '  deploy:',
+        '    command: ["sh", "-c", "echo deploy"]',
+        '    env:',
+        '      DEPLOY_TOKEN: very-secret-value',
+        '',
+      ].join('\n'),
+    );
+    const yaml = await runMaos(['config', 'print', '--config', file]);
+    assert.equal(yaml.code, 0, yaml.stderr);
+    assert.match(yaml.stdout, /^port: 7171$/m);
+    assert.match(yaml.stdout, /DEPLOY_TOKEN: "?\[REDACTED\]"?/);
+    assert.ok(!yaml.stdout.includes('very-secret-value'));
+    const json = await runMaos(['config', 'print', '--config', file, '--json']);
+    const parsed = JSON.parse(json.stdout) as { runners: { deploy: { env: Record<string, string> } } };
+    assert.equal(parsed.runners.deploy.env.DEPLOY_TOKEN, '[REDACTED]');
+    assert.ok(!json.stdout.includes('very-secret-value'));
+  });
+
+  test('migrate applies the migrations once; --status reports them', async () => {
+    const file = join(dir, 'migrate.yaml');
+    writeFileSync(file, `dataDir: ${JSON.stringify(join(dir, 'migrate-data'))}\n`);
+    const before = await runMaos(['migrate', '--status', '--json', '--config', file]);
+    assert.equal(before.code, 0, before.stderr);
+    const pending = (JSON.parse(before.stdout) as { pending: string[] }).pending;
+    assert.ok(pending.length > 0);
+
+    const applied = await runMaos(['migrate', '--json', '--config', file]);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.deepEqual((JSON.parse(applied.stdout) as { applied: string[] }).applied, pending);
+
+    const again = await runMaos(['migrate', '--config', file]);
+    assert.match(again.stdout, /up to date/);
+    const status = JSON.parse(
+      (await runMaos(['migrate', '--status', '--json', '--config', file])).stdout,
+    ) as {
+      current: boolean;
+    };
+    assert.equal(status.current, true);
+  });
+});
