@@ -1,0 +1,81 @@
+{{/* Shared names, labels and mode switches of the MAOS chart. */}}
+
+{{- define "maos.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "maos.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "maos.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "maos.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "maos.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "maos.labels" -}}
+helm.sh/chart: {{ include "maos.chart" . }}
+{{ include "maos.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: maos
+{{- end -}}
+
+{{- define "maos.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "maos.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "maos.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* "true" in PostgreSQL mode, "" in SQLite mode; fails on any other mode. */}}
+{{- define "maos.isPostgres" -}}
+{{- if eq .Values.database.mode "postgres" -}}
+true
+{{- else if ne .Values.database.mode "sqlite" -}}
+{{- fail (printf "database.mode must be sqlite or postgres, not %q" .Values.database.mode) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the Secret the pods read environment variables from. */}}
+{{- define "maos.secretName" -}}
+{{- default (include "maos.fullname" .) .Values.existingSecret -}}
+{{- end -}}
+
+{{- define "maos.pvcName" -}}
+{{- default (printf "%s-data" (include "maos.fullname" .)) .Values.database.sqlite.persistence.existingClaim -}}
+{{- end -}}
+
+{{/* Environment shared by the server, the init container and the migration Job. */}}
+{{- define "maos.env" -}}
+- name: MAOS_CONFIG
+  value: /etc/maos/config.yaml
+- name: MAOS_DATA_DIR
+  value: /data
+- name: MAOS_HOST
+  value: "0.0.0.0"
+- name: MAOS_PORT
+  value: {{ .Values.service.targetPort | quote }}
+- name: MAOS_METRICS__PORT
+  value: {{ .Values.service.metricsPort | quote }}
+- name: MAOS_METRICS__HOST
+  value: "0.0.0.0"
+{{- end -}}

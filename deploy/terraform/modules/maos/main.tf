@@ -1,0 +1,105 @@
+# Deploys MAOS with its Helm chart: an optional namespace, a Secret with the database URL and other
+# secret environment, and the helm_release wired to them. Upgrades run the chart's migration Job.
+
+locals {
+  chart         = coalesce(var.chart_path, "${path.module}/../../../helm/maos")
+  # The chart's resource names: the release name, or <release>-maos when it does not contain "maos".
+  fullname      = strcontains(var.release_name, "maos") ? var.release_name : "${var.release_name}-maos"
+  create_secret = var.existing_secret_name == null
+  secret_name   = local.create_secret ? "${var.release_name}-env" : var.existing_secret_name
+  oidc = var.oidc_issuer == "" ? {} : {
+    issuer     = var.oidc_issuer
+    audience   = var.oidc_audience
+    rolesClaim = var.oidc_roles_claim
+  }
+  values = {
+    image = {
+      repository = var.image_repository
+      tag        = var.image_tag
+    }
+    database = {
+      mode = var.database_mode
+    }
+    existingSecret = local.secret_name
+    replicaCount   = var.replicas
+    autoscaling = {
+      enabled                        = var.autoscaling.enabled
+      minReplicas                    = var.autoscaling.min
+      maxReplicas                    = var.autoscaling.max
+      targetCPUUtilizationPercentage = var.autoscaling.cpu_percent
+    }
+    auth = {
+      mode = var.auth_mode
+      oidc = local.oidc
+    }
+    config = var.config
+    ingress = {
+      enabled   = var.ingress_host != null
+      className = var.ingress_class
+      hosts = var.ingress_host == null ? [] : [{
+        host  = var.ingress_host
+        paths = [{ path = "/", pathType = "Prefix" }]
+      }]
+      tls = var.ingress_tls_secret == null || var.ingress_host == null ? [] : [{
+        secretName = var.ingress_tls_secret
+        hosts      = [var.ingress_host]
+      }]
+    }
+  }
+}
+
+resource "kubernetes_namespace_v1" "maos" {
+  count = var.create_namespace ? 1 : 0
+  metadata {
+    name = var.namespace
+    labels = {
+      "app.kubernetes.io/part-of" = "maos"
+    }
+  }
+}
+
+resource "kubernetes_secret_v1" "env" {
+  count = local.create_secret ? 1 : 0
+  metadata {
+    name      = local.secret_name
+    namespace = var.namespace
+    labels = {
+      "app.kubernetes.io/part-of" = "maos"
+    }
+  }
+  data = merge(
+    var.secret_env,
+    var.database_url == null ? {} : { MAOS_STORE__URL = var.database_url },
+  )
+  depends_on = [kubernetes_namespace_v1.maos]
+
+  lifecycle {
+    precondition {
+      condition     = var.database_mode != "postgres" || var.database_url != null
+      error_message = "postgres mode needs database_url, or existing_secret_name holding MAOS_STORE__URL."
+    }
+  }
+}
+
+resource "helm_release" "maos" {
+  name      = var.release_name
+  namespace = var.namespace
+  chart     = local.chart
+  version   = var.chart_version
+  # Wait for the rollout (and the pre-upgrade migration Job) so a failed upgrade fails the apply.
+  wait            = true
+  atomic          = true
+  cleanup_on_fail = true
+  timeout         = 900
+
+  values = concat([yamlencode(local.values)], var.extra_values)
+
+  depends_on = [kubernetes_namespace_v1.maos, kubernetes_secret_v1.env]
+
+  lifecycle {
+    precondition {
+      condition     = var.auth_mode == "apikey" || var.oidc_issuer != ""
+      error_message = "oidc_issuer is required when auth_mode is oidc or both."
+    }
+  }
+}

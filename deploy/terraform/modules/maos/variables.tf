@@ -1,0 +1,154 @@
+# Inputs of the MAOS module. Secrets (database URL, extra secret env) are marked sensitive and
+# reach the cluster only as a Kubernetes Secret, never as Helm values.
+
+variable "release_name" {
+  description = "Helm release name; also the prefix of the created resources."
+  type        = string
+  default     = "maos"
+}
+
+variable "namespace" {
+  description = "Namespace to deploy into."
+  type        = string
+  default     = "maos"
+}
+
+variable "create_namespace" {
+  description = "Create the namespace (false when it is managed elsewhere)."
+  type        = bool
+  default     = true
+}
+
+variable "chart_path" {
+  description = "Path or repository URL of the MAOS chart; null = the chart in this repository (deploy/helm/maos)."
+  type        = string
+  default     = null
+}
+
+variable "chart_version" {
+  description = "Chart version when chart_path is a repository; ignored for a local path."
+  type        = string
+  default     = null
+}
+
+variable "image_repository" {
+  description = "Container image repository of MAOS."
+  type        = string
+  default     = "ghcr.io/maos-project/maos"
+}
+
+variable "image_tag" {
+  description = "Container image tag; empty = the chart's appVersion. Pin it in production."
+  type        = string
+  default     = ""
+}
+
+variable "database_mode" {
+  description = "sqlite (one replica on a volume) or postgres (replicas share an external PostgreSQL)."
+  type        = string
+  default     = "postgres"
+  validation {
+    condition     = contains(["sqlite", "postgres"], var.database_mode)
+    error_message = "database_mode must be sqlite or postgres."
+  }
+}
+
+variable "database_url" {
+  description = "PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require); stored in the module's Secret. Leave null with existing_secret_name."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "existing_secret_name" {
+  description = "Existing Secret whose keys become the pods' environment (must hold MAOS_STORE__URL in postgres mode); null = the module creates one."
+  type        = string
+  default     = null
+}
+
+variable "secret_env" {
+  description = "Extra secret environment variables (e.g. MAOS_AUDIT__SIGNING_KEY) for the module's Secret."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+}
+
+variable "replicas" {
+  description = "Replicas in postgres mode without autoscaling (sqlite mode always runs one)."
+  type        = number
+  default     = 2
+}
+
+variable "autoscaling" {
+  description = "CPU autoscaling in postgres mode: enabled, min and max replicas, target CPU percent."
+  type = object({
+    enabled     = bool
+    min         = number
+    max         = number
+    cpu_percent = number
+  })
+  default = {
+    enabled     = false
+    min         = 2
+    max         = 10
+    cpu_percent = 70
+  }
+}
+
+variable "auth_mode" {
+  description = "Authentication mode: apikey, oidc or both."
+  type        = string
+  default     = "apikey"
+  validation {
+    condition     = contains(["apikey", "oidc", "both"], var.auth_mode)
+    error_message = "auth_mode must be apikey, oidc or both."
+  }
+}
+
+variable "oidc_issuer" {
+  description = "OIDC issuer URL, exactly as in the tokens' iss claim (required for auth_mode oidc/both)."
+  type        = string
+  default     = ""
+}
+
+variable "oidc_audience" {
+  description = "Audience (resource identifier of this API) that access tokens must carry."
+  type        = string
+  default     = ""
+}
+
+variable "oidc_roles_claim" {
+  description = "Token claim holding role or group names (dotted path allowed)."
+  type        = string
+  default     = "roles"
+}
+
+variable "ingress_host" {
+  description = "Host name of the Ingress; null = no Ingress."
+  type        = string
+  default     = null
+}
+
+variable "ingress_class" {
+  description = "IngressClass of the Ingress (SSE-friendly annotations target ingress-nginx)."
+  type        = string
+  default     = "nginx"
+}
+
+variable "ingress_tls_secret" {
+  description = "TLS Secret of the Ingress host; null = plain HTTP."
+  type        = string
+  default     = null
+}
+
+variable "config" {
+  description = "MAOS configuration (non-secret) merged into the chart's config file, as a map."
+  type        = any
+  default     = {}
+}
+
+variable "extra_values" {
+  description = "Further chart values (YAML strings), applied after the module's own."
+  type        = list(string)
+  default     = []
+}

@@ -1,0 +1,335 @@
+// The Helm chart renders for SQLite and PostgreSQL values, every manifest validates against the
+// Kubernetes (and KEDA / prometheus-operator) JSON schemas of its kind, and the operational rules
+// hold: probes, non-root read-only pods, one replica on SQLite, migration hook, SSE ingress.
+// With a `helm` binary on PATH, `helm lint` and `helm template` run too.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
+import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
+import { Job } from 'kubernetes-models/batch/v1/Job';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { parse as parseYaml } from 'yaml';
+import { configSchema } from '../../src/config/schema.ts';
+import { TemplateSet } from '../fixtures/go-template.ts';
+import { renderChart } from '../fixtures/helm-chart.ts';
+
+const CHART = 'deploy/helm/maos';
+type Doc = Record<string, unknown>;
+// biome-ignore lint/suspicious/noExplicitAny: the models take the plain manifest
+type Model = new (data: any) => { validate(): void };
+
+const MODELS: Record<string, Model> = {
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'apps/v1/Deployment': Deployment,
+  'batch/v1/Job': Job,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/Ingress': Ingress,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'keda.sh/v1alpha1/ScaledObject': ScaledObject,
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
+};
+
+const POSTGRES = {
+  database: { mode: 'postgres', postgres: { url: 'postgres://maos:pw@db.internal:5432/maos' } },
+};
+const POSTGRES_FULL = {
+  ...POSTGRES,
+  autoscaling: { enabled: true },
+  ingress: { enabled: true, tls: [{ secretName: 'maos-tls', hosts: ['maos.example.com'] }] },
+  metrics: {
+    serviceMonitor: { enabled: true, labels: { release: 'kps' } },
+    prometheusRule: { enabled: true },
+  },
+  auth: {
+    mode: 'oidc',
+    oidc: { issuer: 'https://idp.example.com/realms/main', audience: 'https://maos.example.com' },
+  },
+};
+
+/** Renders and validates every manifest against its kind's schema; returns them by kind. */
+function render(values: Doc): { byKind: Map<string, Doc[]>; notes: string } {
+  const { manifests, notes } = renderChart(CHART, values);
+  const byKind = new Map<string, Doc[]>();
+  for (const { file, doc } of manifests) {
+    const key = `${doc.apiVersion}/${doc.kind}`;
+    const model = MODELS[key];
+    assert.ok(model, `${file}: no schema for ${key}`);
+    try {
+      new model(doc).validate();
+    } catch (error) {
+      assert.fail(`${file} (${key}) does not validate: ${(error as Error).message}`);
+    }
+    byKind.set(String(doc.kind), [...(byKind.get(String(doc.kind)) ?? []), doc]);
+  }
+  return { byKind, notes };
+}
+
+function one(byKind: Map<string, Doc[]>, kind: string): Doc {
+  const docs = byKind.get(kind) ?? [];
+  assert.equal(docs.length, 1, `exactly one ${kind}`);
+  return docs[0] as Doc;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: reading nested manifest fields
+function at(doc: Doc, path: string): any {
+  // biome-ignore lint/suspicious/noExplicitAny: reading nested manifest fields
+  return path.split('.').reduce<any>((node, key) => node?.[key], doc);
+}
+
+function assertHardenedContainer(container: Doc, where: string): void {
+  const ctx = at(container, 'securityContext');
+  assert.equal(ctx?.runAsNonRoot, true, `${where}: runAsNonRoot`);
+  assert.equal(ctx?.readOnlyRootFilesystem, true, `${where}: read-only root fs`);
+  assert.equal(ctx?.allowPrivilegeEscalation, false, `${where}: no privilege escalation`);
+  assert.deepEqual(ctx?.capabilities?.drop, ['ALL'], `${where}: drops all capabilities`);
+  assert.ok(at(container, 'resources.requests.memory'), `${where}: memory request`);
+  assert.ok(at(container, 'resources.limits.memory'), `${where}: memory limit`);
+}
+
+describe('Helm chart', () => {
+  test('Chart.yaml and values.yaml parse, and every template value reference exists in values.yaml', () => {
+    const chart = parseYaml(readFileSync(join(CHART, 'Chart.yaml'), 'utf8'));
+    assert.equal(chart.apiVersion, 'v2');
+    assert.equal(chart.name, 'maos');
+    assert.equal(chart.appVersion, JSON.parse(readFileSync('package.json', 'utf8')).version);
+    const values = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8'));
+    const missing: string[] = [];
+    for (const file of readdirSync(join(CHART, 'templates'))) {
+      const text = readFileSync(join(CHART, 'templates', file), 'utf8');
+      for (const match of text.matchAll(/\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)/g)) {
+        const path = (match[1] as string).slice(1).split('.');
+        // biome-ignore lint/suspicious/noExplicitAny: walking parsed YAML
+        let node: any = values;
+        for (const key of path) {
+          if (node === null || typeof node !== 'object' || !(key in node)) {
+            missing.push(`${file}: .Values.${path.join('.')}`);
+            break;
+          }
+          node = node[key];
+        }
+      }
+    }
+    assert.deepEqual(missing, []);
+  });
+
+  test('values.yaml documents every key', () => {
+    const lines = readFileSync(join(CHART, 'values.yaml'), 'utf8').split('\n');
+    const undocumented: string[] = [];
+    for (const [i, line] of lines.entries()) {
+      const top = /^([a-zA-Z]+):/.exec(line);
+      if (!top) continue;
+      const previous = lines[i - 1] ?? '';
+      const next = lines[i + 1] ?? '';
+      if (!previous.startsWith('#') && !next.trimStart().startsWith('#')) undocumented.push(top[1] as string);
+    }
+    assert.deepEqual(undocumented, []);
+  });
+
+  test('SQLite mode (defaults): one replica, Recreate, PVC, init migration, no HPA/PDB/KEDA/hook Job', () => {
+    const { byKind, notes } = render({
+      replicaCount: 5,
+      autoscaling: { enabled: true },
+      keda: { enabled: true },
+    });
+    const deployment = one(byKind, 'Deployment');
+    assert.equal(at(deployment, 'spec.replicas'), 1);
+    assert.equal(at(deployment, 'spec.strategy.type'), 'Recreate');
+    const pod = at(deployment, 'spec.template.spec');
+    assert.equal(at(pod, 'initContainers.0.name'), 'migrate');
+    assert.deepEqual(at(pod, 'initContainers.0.args'), ['migrate']);
+    const dataVolume = pod.volumes.find((v: Doc) => v.name === 'data');
+    assert.equal(
+      dataVolume.persistentVolumeClaim.claimName,
+      at(one(byKind, 'PersistentVolumeClaim'), 'metadata.name'),
+    );
+    for (const kind of ['HorizontalPodAutoscaler', 'PodDisruptionBudget', 'ScaledObject', 'Job']) {
+      assert.equal(byKind.has(kind), false, `${kind} is not rendered in SQLite mode`);
+    }
+    assert.match(notes, /SQLite mode runs exactly one pod/);
+  });
+
+  test('both modes: probes on /healthz and /readyz, hardened non-root pods, config accepted by MAOS', () => {
+    for (const values of [{}, POSTGRES_FULL]) {
+      const { byKind } = render(values);
+      const deployment = one(byKind, 'Deployment');
+      const pod = at(deployment, 'spec.template.spec');
+      assert.equal(pod.securityContext.runAsNonRoot, true);
+      assert.ok(pod.securityContext.runAsUser > 0);
+      assert.equal(pod.automountServiceAccountToken, false);
+      const [server] = pod.containers;
+      assert.deepEqual(server.args, ['serve']);
+      assert.equal(server.startupProbe.httpGet.path, '/healthz');
+      assert.equal(server.livenessProbe.httpGet.path, '/healthz');
+      assert.equal(server.readinessProbe.httpGet.path, '/readyz');
+      assertHardenedContainer(server, 'server');
+      for (const init of pod.initContainers ?? []) assertHardenedContainer(init, 'init container');
+      const mounts = server.volumeMounts.map((m: Doc) => m.mountPath);
+      assert.ok(
+        mounts.includes('/tmp') && mounts.includes('/data'),
+        'writable /tmp and /data on a read-only root',
+      );
+      // The config file plus the chart's environment must be a valid MAOS configuration.
+      const configMap = one(byKind, 'ConfigMap');
+      const file = parseYaml(String(at(configMap, 'data')['config.yaml']));
+      const env = Object.fromEntries(
+        server.env.map((e: { name: string; value: string }) => [e.name, e.value]),
+      );
+      const parsed = configSchema.safeParse({
+        ...file,
+        dataDir: env.MAOS_DATA_DIR,
+        host: env.MAOS_HOST,
+        port: Number(env.MAOS_PORT),
+        metrics: {
+          ...(file.metrics ?? {}),
+          port: Number(env.MAOS_METRICS__PORT),
+          host: env.MAOS_METRICS__HOST,
+        },
+      });
+      assert.ok(parsed.success, `chart config rejected: ${JSON.stringify(parsed.error?.issues)}`);
+      const service = one(byKind, 'Service');
+      assert.deepEqual(
+        at(service, 'spec.ports').map((p: Doc) => p.targetPort),
+        ['http', 'metrics'],
+      );
+      assert.ok(byKind.has('NetworkPolicy'));
+    }
+  });
+
+  test('PostgreSQL mode: scales, HPA, PDB, hook migration Job, SSE ingress, monitoring objects', () => {
+    const { byKind } = render(POSTGRES_FULL);
+    const deployment = one(byKind, 'Deployment');
+    assert.equal(at(deployment, 'spec.replicas'), undefined, 'the HPA owns the replica count');
+    assert.equal(at(deployment, 'spec.strategy.rollingUpdate.maxUnavailable'), 0);
+    assert.equal(at(deployment, 'spec.template.spec.initContainers'), undefined);
+    assert.equal(at(one(byKind, 'HorizontalPodAutoscaler'), 'spec.metrics.0.resource.name'), 'cpu');
+    assert.equal(at(one(byKind, 'PodDisruptionBudget'), 'spec.minAvailable'), 1);
+    const job = one(byKind, 'Job');
+    const hooks = at(job, 'metadata.annotations');
+    assert.equal(hooks['helm.sh/hook'], 'pre-install,pre-upgrade');
+    assert.deepEqual(at(job, 'spec.template.spec.containers.0.args'), ['migrate']);
+    assertHardenedContainer(at(job, 'spec.template.spec.containers.0'), 'migration job');
+    const secrets = byKind.get('Secret') ?? [];
+    const jobSecret = secrets.find((s) => at(s, 'metadata.annotations')?.['helm.sh/hook']);
+    assert.ok(jobSecret, 'a hook Secret exists before the Job runs');
+    assert.ok(
+      Number(at(jobSecret, 'metadata.annotations')['helm.sh/hook-weight']) <
+        Number(hooks['helm.sh/hook-weight']),
+    );
+    assert.equal(
+      at(job, 'spec.template.spec.containers.0.envFrom.0.secretRef.name'),
+      at(jobSecret, 'metadata.name'),
+    );
+    const ingress = at(one(byKind, 'Ingress'), 'metadata.annotations');
+    assert.equal(ingress['nginx.ingress.kubernetes.io/proxy-buffering'], 'off');
+    assert.equal(ingress['nginx.ingress.kubernetes.io/proxy-read-timeout'], '3600');
+    assert.equal(at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0.port'), 'metrics');
+    assert.ok(at(one(byKind, 'PrometheusRule'), 'spec.groups').length > 0);
+    const config = parseYaml(String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+    assert.equal(config.auth.oidc.issuer, 'https://idp.example.com/realms/main');
+  });
+
+  test('KEDA ScaledObject on queue depth, by Prometheus or PostgreSQL, replaces the HPA', () => {
+    for (const trigger of ['prometheus', 'postgresql']) {
+      const { byKind } = render({
+        ...POSTGRES,
+        autoscaling: { enabled: true },
+        keda: { enabled: true, trigger },
+      });
+      const scaled = one(byKind, 'ScaledObject');
+      assert.equal(at(scaled, 'spec.triggers.0.type'), trigger);
+      assert.match(JSON.stringify(at(scaled, 'spec.triggers.0.metadata')), /ready.*leased.*running/);
+      assert.equal(byKind.has('HorizontalPodAutoscaler'), false);
+    }
+  });
+
+  test('existingSecret: no chart Secret, pods and the Job read the named one', () => {
+    const { byKind } = render({ database: { mode: 'postgres' }, existingSecret: 'maos-prod-env' });
+    assert.equal(byKind.has('Secret'), false);
+    const deployment = one(byKind, 'Deployment');
+    assert.equal(at(deployment, 'spec.template.spec.containers.0.envFrom.0.secretRef.name'), 'maos-prod-env');
+    assert.equal(
+      at(one(byKind, 'Job'), 'spec.template.spec.containers.0.envFrom.0.secretRef.name'),
+      'maos-prod-env',
+    );
+  });
+
+  test('canary release: a second Ingress marked as weighted ingress-nginx canary', () => {
+    const values = parseYaml(readFileSync(join(CHART, 'examples/values-canary.yaml'), 'utf8'));
+    const { byKind } = render(values);
+    const annotations = at(one(byKind, 'Ingress'), 'metadata.annotations');
+    assert.equal(annotations['nginx.ingress.kubernetes.io/canary'], 'true');
+    assert.match(annotations['nginx.ingress.kubernetes.io/canary-weight'], /^\d+$/);
+  });
+
+  test('bad values fail the render with a clear message', () => {
+    assert.throws(() => renderChart(CHART, { database: { mode: 'postgres' } }), /database\.postgres\.url/);
+    assert.throws(() => renderChart(CHART, { database: { mode: 'mysql' } }), /sqlite or postgres/);
+    assert.throws(() => renderChart(CHART, { auth: { mode: 'oidc' } }), /auth\.oidc\.issuer is required/);
+  });
+
+  test('helm lint and helm template agree, when a helm binary is installed', (t) => {
+    if (spawnSync('helm', ['version'], { stdio: 'ignore' }).status !== 0) {
+      t.skip('helm not installed (no Debian or npm package); the chart is rendered by the interpreter above');
+      return;
+    }
+    const lint = spawnSync('helm', ['lint', CHART, '--strict'], { encoding: 'utf8' });
+    assert.equal(lint.status, 0, lint.stdout + lint.stderr);
+    const template = spawnSync('helm', ['template', 'maos', CHART], { encoding: 'utf8' });
+    assert.equal(template.status, 0, template.stderr);
+    const kinds = [...template.stdout.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]).sort();
+    const ours = renderChart(CHART)
+      .manifests.map((m) => String(m.doc.kind))
+      .sort();
+    assert.deepEqual(kinds, ours);
+  });
+});
+
+describe('Go template interpreter used to render the chart', () => {
+  const renderOne = (source: string, dot: unknown) => {
+    const set = new TemplateSet();
+    set.add('t', source);
+    return set.render('t', dot);
+  };
+
+  test('follows Go semantics for trimming, range, with/else, and/or and printf', () => {
+    assert.equal(renderOne('a  {{- " b" -}}  c', {}), 'a bc');
+    assert.equal(
+      renderOne('{{ range $k, $v := .m }}{{ $k }}={{ $v }};{{ end }}', { m: { b: 2, a: 1 } }),
+      'a=1;b=2;',
+    );
+    assert.equal(renderOne('{{ with .x }}{{ . }}{{ else }}none{{ end }}', { x: '' }), 'none');
+    assert.equal(renderOne('{{ or .a .b "c" }}|{{ and 1 0 2 }}', { a: '', b: 0 }), 'c|0');
+    assert.equal(renderOne('{{ printf "%s-%d" "x" 3 | quote }}', {}), '"x-3"');
+    assert.equal(
+      renderOne('{{ toYaml .v | nindent 2 }}', { v: { b: [1], a: 'x' } }),
+      '\n  a: x\n  b:\n    - 1',
+    );
+    assert.equal(renderOne('{{ define "n" }}[{{ . }}]{{ end }}{{ include "n" "v" }}', {}), '[v]');
+  });
+
+  test('fails loudly on what Helm would fail on, and on syntax outside the supported subset', () => {
+    assert.throws(() => renderOne('{{ .a.b }}', {}), /nil pointer/);
+    assert.throws(() => renderOne('{{ lookup "v1" "Secret" "ns" "n" }}', {}), /not supported/);
+    assert.throws(() => renderOne('{{ if .a }}x', { a: 1 }), /missing \{\{end\}\}/);
+    assert.throws(() => renderOne('{{ fail "stop here" }}', {}), /stop here/);
+  });
+});
