@@ -302,3 +302,38 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     assert.equal(setup.primary.requests.length, 0);
   });
 });
+
+describe('ai-sdk runtime budget guard', () => {
+  let server: ScriptedLlmServer;
+  before(async () => {
+    server = await startLlmServer({ apiKey: 'key-main' });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  test('crossing the budget mid-stream stops the agent with BUDGET_EXCEEDED and no retry', async () => {
+    server.enqueue({ text: 'w'.repeat(20_000), chunkSize: 200, chunkDelayMs: 5 });
+    const client = makeClient({ primary: server, backup: server });
+    const seen: number[] = [];
+    const runtime = createAiSdkRuntime({
+      client,
+      resolveRole: (_tenant, name) => findBuiltInRole(name),
+      dependencyOutputChars: 2000,
+      flushBytes: 1024,
+      checkBudget: (_task, partial) => {
+        seen.push(partial.outputTokens);
+        return partial.outputTokens > 1000 ? `token budget exceeded: ${partial.outputTokens} of 1000` : null;
+      },
+    });
+    const { ctx, chunks } = makeContext();
+    const error = await runtime.run(makeTask(), ctx).catch((e: unknown) => e);
+    assert.ok(error instanceof AppError, String(error));
+    assert.equal(error.code, 'BUDGET_EXCEEDED');
+    assert.match(error.message, /^Budget exceeded: token budget exceeded/);
+    assert.equal(server.requests.length, 1);
+    const streamed = chunks.join('').length;
+    assert.ok(streamed < 20_000, `the stream was cut short (${streamed} chars)`);
+    assert.ok(seen.length >= 2);
+  });
+});

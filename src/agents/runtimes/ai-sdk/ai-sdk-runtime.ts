@@ -2,6 +2,7 @@
 // resilient LLM client (fallbacks, retries, breaker, timeout), and reports output and usage.
 
 import { streamText, type ToolSet } from 'ai';
+import { estimateStreamingUsage } from '../../../domain/budget.ts';
 import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { LlmClient } from '../../providers/llm-client.ts';
@@ -35,6 +36,11 @@ export interface AiSdkRuntimeOptions {
   cache?: ResponseCache;
   /** Dependency outputs longer than this are shortened in the prompt. */
   dependencyOutputChars: number;
+  /**
+   * Checked at every output flush with the usage estimated so far for this task: a reason string
+   * stops the agent at once (BUDGET_EXCEEDED). The engine adds the session's usage and limits.
+   */
+  checkBudget?(task: RuntimeTask, partialUsage: Usage): string | null;
   /** Called once per finished call, for metrics. */
   onUsage?(info: { provider: string; model: string; role: string; usage: Usage; cached: boolean }): void;
   flushIntervalMs?: number;
@@ -68,10 +74,24 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         dependencyOutputChars: options.dependencyOutputChars,
       });
       const tools = options.createTools?.(task, ctx);
-      const coalescer = createOutputCoalescer((text) => ctx.emitOutput('text', text), {
-        intervalMs: options.flushIntervalMs,
-        maxBytes: options.flushBytes,
-      });
+      const budgetStop = new AbortController();
+      const runSignal = AbortSignal.any([ctx.signal, budgetStop.signal]);
+      const promptChars = system.length + JSON.stringify(messages).length;
+      let streamedChars = 0;
+      const coalescer = createOutputCoalescer(
+        (text) => {
+          ctx.emitOutput('text', text);
+          streamedChars += text.length;
+          const partial = estimateStreamingUsage(promptChars, streamedChars);
+          const overrun = options.checkBudget?.(task, partial);
+          if (overrun && !budgetStop.signal.aborted) {
+            budgetStop.abort(
+              new AppError('BUDGET_EXCEEDED', `Budget exceeded: ${overrun}`, { details: { usage: partial } }),
+            );
+          }
+        },
+        { intervalMs: options.flushIntervalMs, maxBytes: options.flushBytes },
+      );
       let emittedAny = false;
       const push = (text: string) => {
         emittedAny = true;
@@ -80,7 +100,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
       try {
         const result = await options.client.call(
           task.role,
-          ctx.signal,
+          runSignal,
           async ({ model, target, signal, attempt }): Promise<CallOutcome> => {
             if (attempt > 1 && emittedAny)
               push(`\n\n[attempt ${attempt} via ${target.provider}: the answer starts over]\n\n`);

@@ -1,0 +1,65 @@
+// Unit tests for session budgets.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  budgetSchema,
+  estimateStreamingUsage,
+  findBudgetOverrun,
+  mergeBudgets,
+  toBudgetError,
+} from './budget.ts';
+
+const usage = (inputTokens: number, outputTokens: number, costUsd = 0) => ({
+  inputTokens,
+  outputTokens,
+  cacheReadTokens: 0,
+  costUsd,
+});
+
+describe('budgets', () => {
+  test('the schema is strict and needs positive limits', () => {
+    assert.equal(budgetSchema.safeParse({ maxTokens: 10 }).success, true);
+    assert.equal(budgetSchema.safeParse({ maxTokens: 0 }).success, false);
+    assert.equal(budgetSchema.safeParse({ tokens: 10 }).success, false);
+  });
+
+  test('merging takes the stricter limit of each kind', () => {
+    assert.deepEqual(
+      mergeBudgets({ maxTokens: 100, maxCostUsd: 5 }, { maxTokens: 50, deadlineSeconds: 60 }),
+      {
+        maxTokens: 50,
+        maxCostUsd: 5,
+        deadlineSeconds: 60,
+      },
+    );
+    assert.deepEqual(mergeBudgets(undefined, undefined), {});
+  });
+
+  test('reports the first limit crossed', () => {
+    assert.equal(findBudgetOverrun({ maxTokens: 100 }, usage(60, 40), 0, 0), null);
+    assert.equal(
+      findBudgetOverrun({ maxTokens: 100 }, usage(60, 41), 0, 0),
+      'token budget exceeded: 101 of 100 tokens used',
+    );
+    assert.match(
+      findBudgetOverrun({ maxCostUsd: 1 }, usage(0, 0, 1.5), 0, 0) ?? '',
+      /cost budget exceeded: \$1\.5000 of \$1/,
+    );
+    assert.equal(findBudgetOverrun({ deadlineSeconds: 10 }, usage(0, 0), 0, 10_000), null);
+    assert.match(
+      findBudgetOverrun({ deadlineSeconds: 10 }, usage(0, 0), 0, 10_001) ?? '',
+      /deadline exceeded/,
+    );
+  });
+
+  test('the error carries code, budget and usage', () => {
+    const error = toBudgetError('token budget exceeded', usage(1, 2), { maxTokens: 2 });
+    assert.equal(error.code, 'BUDGET_EXCEEDED');
+    assert.deepEqual(error.details, { budget: { maxTokens: 2 }, usage: usage(1, 2) });
+  });
+
+  test('streaming usage is estimated from characters', () => {
+    assert.deepEqual(estimateStreamingUsage(400, 41), usage(100, 11));
+  });
+});

@@ -1,0 +1,74 @@
+// Session budgets (tokens, cost, deadline): the input schema, the effective budget from the session
+// and the tenant default, and the pure check the engine and the LLM runtime apply. No I/O.
+
+import { z } from 'zod';
+import { AppError } from '../errors/app-error.ts';
+import type { Usage } from './types.ts';
+
+/** `budget` of a session submission (and of a tenant default). Every limit is optional. */
+export const budgetSchema = z
+  .strictObject({
+    maxTokens: z.number().int().positive().optional().describe('Input + output tokens over all agents.'),
+    maxCostUsd: z.number().positive().optional().describe('Cost in USD from the configured price table.'),
+    deadlineSeconds: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('Wall-clock limit from the session start.'),
+  })
+  .describe('Limits that end the session `failed` with BUDGET_EXCEEDED when crossed.');
+
+export type Budget = z.infer<typeof budgetSchema>;
+
+/** The stricter of two budgets, limit by limit (a session cannot loosen its tenant's default). */
+export function mergeBudgets(session: Budget | undefined, tenantDefault: Budget | undefined): Budget {
+  const pick = (a: number | undefined, b: number | undefined) =>
+    a === undefined ? b : b === undefined ? a : Math.min(a, b);
+  const merged: Budget = {};
+  const maxTokens = pick(session?.maxTokens, tenantDefault?.maxTokens);
+  const maxCostUsd = pick(session?.maxCostUsd, tenantDefault?.maxCostUsd);
+  const deadlineSeconds = pick(session?.deadlineSeconds, tenantDefault?.deadlineSeconds);
+  if (maxTokens !== undefined) merged.maxTokens = maxTokens;
+  if (maxCostUsd !== undefined) merged.maxCostUsd = maxCostUsd;
+  if (deadlineSeconds !== undefined) merged.deadlineSeconds = deadlineSeconds;
+  return merged;
+}
+
+/** Why a budget is exceeded, or null when it is not. */
+export function findBudgetOverrun(
+  budget: Budget,
+  usage: Usage,
+  startedAt: number,
+  now: number,
+): string | null {
+  const tokens = usage.inputTokens + usage.outputTokens;
+  if (budget.maxTokens !== undefined && tokens > budget.maxTokens) {
+    return `token budget exceeded: ${tokens} of ${budget.maxTokens} tokens used`;
+  }
+  if (budget.maxCostUsd !== undefined && usage.costUsd > budget.maxCostUsd) {
+    return `cost budget exceeded: $${usage.costUsd.toFixed(4)} of $${budget.maxCostUsd} spent`;
+  }
+  if (budget.deadlineSeconds !== undefined && now - startedAt > budget.deadlineSeconds * 1000) {
+    return `deadline exceeded: ${Math.round((now - startedAt) / 1000)} s of ${budget.deadlineSeconds} s`;
+  }
+  return null;
+}
+
+/** The session's error when a budget is crossed; usage so far goes in the details. */
+export function toBudgetError(reason: string, usage: Usage, budget: Budget): AppError {
+  return new AppError('BUDGET_EXCEEDED', `Budget exceeded: ${reason}`, { details: { budget, usage } });
+}
+
+/**
+ * Usage of a call still streaming, estimated at 4 characters per token (the provider reports the
+ * real figures only at the end). Used to stop an agent mid-stream, not for billing.
+ */
+export function estimateStreamingUsage(promptChars: number, outputChars: number): Usage {
+  return {
+    inputTokens: Math.ceil(promptChars / 4),
+    outputTokens: Math.ceil(outputChars / 4),
+    cacheReadTokens: 0,
+    costUsd: 0,
+  };
+}
