@@ -11,11 +11,22 @@ import type { Permission } from '../security/rbac.ts';
 /** The `extra` argument the SDK passes to every request handler. */
 export type RequestExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
+/** One tool call as the audit log records it. */
+export interface ToolCallRecord {
+  tool: string;
+  permission: Permission;
+  sessionId: string | null;
+  /** The error code when the call failed; null on success. */
+  error: string | null;
+}
+
 /** The acting principal of one MCP request and its permission check. */
 export interface McpCaller {
   actor: Actor;
   /** Throws PERMISSION_DENIED (an AppError) unless the caller holds `permission`. */
   authorize(permission: Permission): void;
+  /** Records a state-changing tool call or a denial; absent where nothing is audited (stdio). */
+  audit?(record: ToolCallRecord): Promise<void>;
 }
 
 /** Finds the caller of a request; throws UNAUTHENTICATED when there is none. */

@@ -15,7 +15,7 @@ import type { Actor, SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Permission } from '../security/rbac.ts';
-import { type McpCaller, resolveCallerFromAuthInfo, toAuthInfo } from './caller.ts';
+import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
 import { BoundedEventStore } from './event-store.ts';
 import { assertOriginAllowed } from './request-guard.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
@@ -28,6 +28,8 @@ export interface McpHttpPluginOptions {
    * the RBAC check of the security plugin. Absent = every authenticated caller may use every tool.
    */
   authorize?: (request: FastifyRequest, permission: Permission) => void;
+  /** Records state-changing tool calls and denials (see `createToolAuditor`); absent = none. */
+  auditToolCall?: (request: FastifyRequest, record: ToolCallRecord) => Promise<void>;
   /** Roles for `list_roles` and `maos://roles`; defaults to the built-in catalogue. */
   listRoles?: (actor: Actor) => Promise<RoleDefinition[]>;
   logger?: Logger;
@@ -92,9 +94,11 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   };
 
   function callerFor(request: FastifyRequest): McpCaller {
+    const { auditToolCall } = options;
     return {
       actor: request.actor,
       authorize: (permission) => options.authorize?.(request, permission),
+      ...(auditToolCall ? { audit: (record: ToolCallRecord) => auditToolCall(request, record) } : {}),
     };
   }
 

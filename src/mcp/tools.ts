@@ -5,7 +5,9 @@ import { z } from 'zod';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import { createSessionInputSchema } from '../domain/session-input.ts';
 import type { SessionService } from '../engine/session-service.ts';
+import { toAppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Permission } from '../security/rbac.ts';
 import type { CallerResolver, McpCaller, RequestExtra } from './caller.ts';
 import { listRecentEvents, toSessionStatus } from './session-view.ts';
 import { toToolError, toToolResult } from './tool-result.ts';
@@ -68,16 +70,45 @@ const listRolesInputSchema = z.strictObject({
 
 const cancelInputSchema = z.strictObject({ session_id: sessionIdSchema });
 
-/** Runs a tool body for the resolved caller and turns any failure into an MCP tool error. */
+interface ToolSpec {
+  name: string;
+  permission: Permission;
+  /** State-changing tools are audited on every call; the others only when access is denied. */
+  mutating: boolean;
+}
+
+/**
+ * Runs a tool body for the resolved caller after its permission check, records the call with the
+ * caller's auditor, and turns any failure into an MCP tool error.
+ */
 function runTool(
   deps: ToolDependencies,
+  spec: ToolSpec,
+  sessionIdArg: string | undefined,
   body: (caller: McpCaller) => Promise<Record<string, unknown>>,
 ): (extra: RequestExtra) => Promise<ReturnType<typeof toToolResult>> {
   return async (extra) => {
+    let caller: McpCaller | undefined;
     try {
-      return toToolResult(await body(deps.resolveCaller(extra)));
+      caller = deps.resolveCaller(extra);
+      caller.authorize(spec.permission);
+      const data = await body(caller);
+      if (spec.mutating) {
+        const sessionId = typeof data.sessionId === 'string' ? data.sessionId : (sessionIdArg ?? null);
+        await caller.audit?.({ tool: spec.name, permission: spec.permission, sessionId, error: null });
+      }
+      return toToolResult(data);
     } catch (error) {
-      return toToolError(error, deps.logger);
+      const appError = toAppError(error);
+      if (caller?.audit && (spec.mutating || appError.code === 'PERMISSION_DENIED')) {
+        await caller.audit({
+          tool: spec.name,
+          permission: spec.permission,
+          sessionId: sessionIdArg ?? null,
+          error: appError.code,
+        });
+      }
+      return toToolError(appError, deps.logger);
     }
   };
 }
@@ -96,36 +127,40 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       annotations: { title: 'Start a MAOS session', destructiveHint: false, openWorldHint: true },
     },
     (args, extra) =>
-      runTool(deps, async (caller) => {
-        caller.authorize('sessions:create');
-        const { wait_seconds: waitSeconds, idempotency_key: idempotencyKey, ...input } = args;
-        const created = await service.createSession(caller.actor, input, idempotencyKey);
-        const progressToken = extra._meta?.progressToken;
-        const waitFor = waitSeconds ?? (progressToken === undefined ? 0 : DEFAULT_PROGRESS_WAIT_SECONDS);
-        let detail = created.session;
-        if (waitFor > 0) {
-          detail = await waitForSession({
-            service,
-            actor: caller.actor,
-            sessionId: detail.id,
-            timeoutMs: waitFor * 1000,
-            signal: extra.signal,
-            onProgress: async ({ finished, total, status }) => {
-              if (progressToken === undefined) return;
-              await extra.sendNotification({
-                method: 'notifications/progress',
-                params: {
-                  progressToken,
-                  progress: finished,
-                  total,
-                  message: `session ${status}: ${finished}/${total} tasks finished`,
-                },
-              });
-            },
-          });
-        }
-        return { created: created.created, ...toSessionStatus(detail) };
-      })(extra),
+      runTool(
+        deps,
+        { name: 'orchestrate', permission: 'sessions:create', mutating: true },
+        undefined,
+        async (caller) => {
+          const { wait_seconds: waitSeconds, idempotency_key: idempotencyKey, ...input } = args;
+          const created = await service.createSession(caller.actor, input, idempotencyKey);
+          const progressToken = extra._meta?.progressToken;
+          const waitFor = waitSeconds ?? (progressToken === undefined ? 0 : DEFAULT_PROGRESS_WAIT_SECONDS);
+          let detail = created.session;
+          if (waitFor > 0) {
+            detail = await waitForSession({
+              service,
+              actor: caller.actor,
+              sessionId: detail.id,
+              timeoutMs: waitFor * 1000,
+              signal: extra.signal,
+              onProgress: async ({ finished, total, status }) => {
+                if (progressToken === undefined) return;
+                await extra.sendNotification({
+                  method: 'notifications/progress',
+                  params: {
+                    progressToken,
+                    progress: finished,
+                    total,
+                    message: `session ${status}: ${finished}/${total} tasks finished`,
+                  },
+                });
+              },
+            });
+          }
+          return { created: created.created, ...toSessionStatus(detail) };
+        },
+      )(extra),
   );
 
   server.registerTool(
@@ -138,15 +173,19 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       annotations: { title: 'Show a MAOS session', readOnlyHint: true, openWorldHint: false },
     },
     (args, extra) =>
-      runTool(deps, async (caller) => {
-        caller.authorize('sessions:read');
-        const detail = await service.getSession(caller.actor, args.session_id);
-        const events =
-          args.recent_events === undefined || args.recent_events === 0
-            ? undefined
-            : await listRecentEvents(service, caller.actor, detail.id, args.recent_events);
-        return toSessionStatus(detail, events);
-      })(extra),
+      runTool(
+        deps,
+        { name: 'session_status', permission: 'sessions:read', mutating: false },
+        args.session_id,
+        async (caller) => {
+          const detail = await service.getSession(caller.actor, args.session_id);
+          const events =
+            args.recent_events === undefined || args.recent_events === 0
+              ? undefined
+              : await listRecentEvents(service, caller.actor, detail.id, args.recent_events);
+          return toSessionStatus(detail, events);
+        },
+      )(extra),
   );
 
   server.registerTool(
@@ -159,19 +198,23 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       annotations: { title: 'List agent roles', readOnlyHint: true, openWorldHint: false },
     },
     (args, extra) =>
-      runTool(deps, async (caller) => {
-        caller.authorize('roles:read');
-        const roles = await deps.listRoles(caller);
-        return {
-          roles: roles.map((role) => ({
-            name: role.name,
-            description: role.description,
-            capabilities: role.capabilities,
-            builtIn: role.builtIn,
-            ...(args.include_instructions === true ? { instructions: role.instructions } : {}),
-          })),
-        };
-      })(extra),
+      runTool(
+        deps,
+        { name: 'list_roles', permission: 'roles:read', mutating: false },
+        undefined,
+        async (caller) => {
+          const roles = await deps.listRoles(caller);
+          return {
+            roles: roles.map((role) => ({
+              name: role.name,
+              description: role.description,
+              capabilities: role.capabilities,
+              builtIn: role.builtIn,
+              ...(args.include_instructions === true ? { instructions: role.instructions } : {}),
+            })),
+          };
+        },
+      )(extra),
   );
 
   server.registerTool(
@@ -189,9 +232,13 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       },
     },
     (args, extra) =>
-      runTool(deps, async (caller) => {
-        caller.authorize('sessions:cancel');
-        return toSessionStatus(await service.cancelSession(caller.actor, args.session_id));
-      })(extra),
+      runTool(
+        deps,
+        { name: 'cancel_session', permission: 'sessions:cancel', mutating: true },
+        args.session_id,
+        async (caller) => {
+          return toSessionStatus(await service.cancelSession(caller.actor, args.session_id));
+        },
+      )(extra),
   );
 }

@@ -1,0 +1,53 @@
+// Audit records for MCP tool calls. One POST /mcp can carry any tool, so the HTTP-level record
+// (action = the route's permission) does not say what happened; this adds one record per
+// state-changing tool call and per denied call, in the same hash-chained audit log.
+import { trace } from '@opentelemetry/api';
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from '../observability/logger.ts';
+import type { AuditLog } from '../security/audit/audit-log.ts';
+import type { Principal } from '../security/principal.ts';
+import type { ToolCallRecord } from './caller.ts';
+
+export interface ToolAuditorOptions {
+  auditLog: Pick<AuditLog, 'append'>;
+  /** The authenticated principal of a request (the security layer's `getPrincipal`). */
+  getPrincipal: (request: FastifyRequest) => Principal | undefined;
+  logger?: Logger;
+}
+
+/** A recorder for the HTTP plugin's `auditToolCall` option. Never throws: a failed write is logged. */
+export function createToolAuditor(
+  options: ToolAuditorOptions,
+): (request: FastifyRequest, record: ToolCallRecord) => Promise<void> {
+  return async (request, record) => {
+    const principal = options.getPrincipal(request);
+    try {
+      await options.auditLog.append({
+        action: record.permission,
+        actor: {
+          type: principal?.type ?? 'anonymous',
+          id: principal?.id ?? request.actor?.principalId ?? null,
+          tenant: principal?.tenantId ?? request.actor?.tenantId ?? null,
+          ip: request.ip,
+          user_agent: String(request.headers['user-agent'] ?? '').slice(0, 256) || null,
+          auth_method: principal?.authMethod ?? null,
+        },
+        target: {
+          type: 'sessions',
+          id: record.sessionId,
+          tenant: principal?.tenantId ?? request.actor?.tenantId ?? null,
+        },
+        outcome: record.error === null ? 'success' : 'failure',
+        reason:
+          record.error === null ? `mcp tool ${record.tool}` : `mcp tool ${record.tool}: ${record.error}`,
+        request_id: String(request.id),
+        trace_id: trace.getActiveSpan()?.spanContext().traceId ?? null,
+      });
+    } catch (error) {
+      options.logger?.error(
+        { err: error, requestId: String(request.id) },
+        'audit record could not be written',
+      );
+    }
+  };
+}

@@ -1,0 +1,141 @@
+// /mcp behind the real security layer (API keys, RBAC, tenancy, audit): the same checks as the
+// REST routes, plus each tool's own permission and MCP sessions bound to their principal.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { type CallToolResult, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import {
+  type ConnectedClient,
+  connectHttpClient,
+  type McpTestServer,
+  startMcpTestServer,
+} from '../fixtures/mcp-server.ts';
+
+async function call(client: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
+  return (await client.callTool({ name, arguments: args })) as CallToolResult;
+}
+
+function codeOf(result: CallToolResult): string | undefined {
+  assert.equal(result.isError, true, JSON.stringify(result.structuredContent));
+  return (result.structuredContent as { error?: { code?: string } }).error?.code;
+}
+
+const SIMPLE_SESSION = {
+  objective: 'tenant check',
+  agents: [{ name: 'only', role: 'tester', task: 'run', runner: 'ok' }],
+};
+
+describe('MCP security', { timeout: 120_000 }, () => {
+  let server: McpTestServer;
+  const clients: ConnectedClient[] = [];
+  async function connectAs(key: string): Promise<ConnectedClient> {
+    const connected = await connectHttpClient(server.url, { authorization: `Bearer ${key}` });
+    clients.push(connected);
+    return connected;
+  }
+
+  before(async () => {
+    server = await startMcpTestServer({ secure: true });
+  });
+  after(async () => {
+    for (const connected of clients) await connected.close();
+    await server?.close();
+  });
+
+  test('/mcp without credentials is 401 with a Bearer challenge', async () => {
+    const response = await fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: LATEST_PROTOCOL_VERSION,
+          capabilities: {},
+          clientInfo: { name: 'x', version: '1' },
+        },
+      }),
+    });
+    assert.equal(response.status, 401);
+    assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer realm="maos"/);
+    assert.equal(((await response.json()) as { code: string }).code, 'UNAUTHENTICATED');
+  });
+
+  test('a viewer may read but not orchestrate', async () => {
+    const viewer = await connectAs(await server.createKey('acme', ['viewer']));
+    const { tools } = await viewer.client.listTools();
+    assert.ok(tools.length >= 4);
+    assert.equal(codeOf(await call(viewer.client, 'orchestrate', SIMPLE_SESSION)), 'PERMISSION_DENIED');
+    assert.equal(
+      codeOf(await call(viewer.client, 'cancel_session', { session_id: randomUUID() })),
+      'PERMISSION_DENIED',
+    );
+    const roles = await call(viewer.client, 'list_roles', {});
+    assert.notEqual(roles.isError, true);
+  });
+
+  test("another tenant's session is not found through MCP", async () => {
+    const acme = await connectAs(await server.createKey('acme', ['developer']));
+    const globex = await connectAs(await server.createKey('globex', ['developer']));
+    const started = await call(acme.client, 'orchestrate', SIMPLE_SESSION);
+    assert.notEqual(started.isError, true, JSON.stringify(started.content));
+    const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
+
+    assert.notEqual((await call(acme.client, 'session_status', { session_id: sessionId })).isError, true);
+    assert.equal(
+      codeOf(await call(globex.client, 'session_status', { session_id: sessionId })),
+      'SESSION_NOT_FOUND',
+    );
+    assert.equal(
+      codeOf(await call(globex.client, 'cancel_session', { session_id: sessionId })),
+      'SESSION_NOT_FOUND',
+    );
+    await assert.rejects(
+      globex.client.readResource({ uri: `maos://sessions/${sessionId}` }),
+      /SESSION_NOT_FOUND/,
+    );
+    const listed = await globex.client.listResources();
+    assert.ok(!listed.resources.some((resource) => resource.uri.includes(sessionId)));
+  });
+
+  test('an MCP session id is useless to another principal', async () => {
+    const owner = await connectAs(await server.createKey('acme', ['developer']));
+    const intruderKey = await server.createKey('acme', ['developer']);
+    const response = await fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${intruderKey}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': owner.transport.sessionId ?? '',
+        'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
+    });
+    assert.equal(response.status, 404);
+    await response.body?.cancel();
+  });
+
+  test('tool calls are audited: state changes and denials, with the tool and session', async () => {
+    const developer = await connectAs(await server.createKey('acme', ['developer']));
+    const started = await call(developer.client, 'orchestrate', SIMPLE_SESSION);
+    const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
+    const viewer = await connectAs(await server.createKey('acme', ['viewer']));
+    await call(viewer.client, 'cancel_session', { session_id: sessionId });
+    await call(viewer.client, 'session_status', { session_id: sessionId });
+
+    const records = await server.listAudit();
+    const created = records.find((r) => r.reason === 'mcp tool orchestrate' && r.targetId === sessionId);
+    assert.equal(created?.action, 'sessions:create');
+    assert.equal(created?.outcome, 'success');
+    const denied = records.find(
+      (r) => r.reason === 'mcp tool cancel_session: PERMISSION_DENIED' && r.targetId === sessionId,
+    );
+    assert.equal(denied?.action, 'sessions:cancel');
+    assert.equal(denied?.outcome, 'failure');
+    // Reads that succeed are not state changes: no tool record for them.
+    assert.ok(!records.some((r) => r.reason?.startsWith('mcp tool session_status')));
+  });
+});
