@@ -1,0 +1,227 @@
+// Grafana dashboards in deploy/grafana: valid classic JSON, unique panel ids, the datasource comes
+// from the `datasource` variable (never a hard-coded UID), and every PromQL expression parses and
+// uses only metric names present in a live scrape of MAOS (or defined by the shipped recording rules).
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { startMetricsListener } from '../../src/observability/http-metrics-plugin.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
+import { populateAllMetrics } from '../helpers/populate-metrics.ts';
+import { requireBinary, runPromtool } from '../helpers/promtool.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const dashboardsDir = join(root, 'deploy/grafana/dashboards');
+const dashboardFiles = readdirSync(dashboardsDir).filter((name) => name.endsWith('.json'));
+
+type Json = Record<string, unknown>;
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { x: number; y: number; w: number; h: number };
+  datasource?: { type: string; uid: string };
+  targets?: Array<{ expr: string; refId: string }>;
+  panels?: Panel[];
+}
+
+function readDashboard(name: string): Json & { panels: Panel[] } {
+  return JSON.parse(readFileSync(join(dashboardsDir, name), 'utf8')) as Json & { panels: Panel[] };
+}
+
+function allPanels(panels: Panel[]): Panel[] {
+  return panels.flatMap((panel) => [panel, ...allPanels(panel.panels ?? [])]);
+}
+
+function allExpressions(): Array<{ where: string; expr: string }> {
+  return dashboardFiles.flatMap((file) =>
+    allPanels(readDashboard(file).panels).flatMap((panel) =>
+      (panel.targets ?? []).map((target) => ({ where: `${file} "${panel.title}"`, expr: target.expr })),
+    ),
+  );
+}
+
+/** Every `datasource` object anywhere in the dashboard. */
+function findDatasources(value: unknown, found: Json[] = []): Json[] {
+  if (Array.isArray(value)) for (const item of value) findDatasources(item, found);
+  else if (typeof value === 'object' && value !== null) {
+    for (const [key, child] of Object.entries(value)) {
+      if (key === 'datasource' && typeof child === 'object' && child !== null) found.push(child as Json);
+      else findDatasources(child, found);
+    }
+  }
+  return found;
+}
+
+/** Grafana variables replaced by values PromQL accepts. */
+function expandVariables(expr: string): string {
+  return expr.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.+');
+}
+
+/** Grafana's variable syntax, which every panel must use for its data source. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: a Grafana variable reference, not a JS template
+const DATASOURCE_VARIABLE = '${datasource}';
+
+const PROMQL_WORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'bool', 'offset']);
+
+/** Metric names an expression selects: identifiers that are not functions, keywords or label lists. */
+export function metricNamesIn(expr: string): string[] {
+  const stripped = expandVariables(expr)
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b\d+(\.\d+)?(ms|[smhdwy])\b/g, ' ')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
+  const names: string[] = [];
+  for (const match of stripped.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*(\s*\()?/g)) {
+    const [token, call] = [match[0].replace(/\s*\($/, ''), match[1]];
+    if (call !== undefined || PROMQL_WORDS.has(token)) continue;
+    if (/^\d/.test(token) || /^(e|inf|nan)$/i.test(token)) continue;
+    names.push(token);
+  }
+  return names;
+}
+
+function recordedNames(): Set<string> {
+  const dir = join(root, 'deploy/prometheus/rules');
+  const names = new Set<string>();
+  for (const file of readdirSync(dir)) {
+    const doc = parseYaml(readFileSync(join(dir, file), 'utf8')) as {
+      groups: Array<{ rules: Array<{ record?: string }> }>;
+    };
+    for (const group of doc.groups) for (const rule of group.rules) if (rule.record) names.add(rule.record);
+  }
+  return names;
+}
+
+/** Names of every series in a real HTTP scrape of a registry where every metric has samples. */
+async function scrapeMetricNames(): Promise<Set<string>> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-dash-'));
+  const metrics = createMetrics({ version: '1.2.3', revision: 'abc1234' });
+  populateAllMetrics(metrics, dataDir);
+  const listener = await startMetricsListener(metrics, { host: '127.0.0.1', port: 0 });
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${listener.port}/metrics`)).text();
+    const names = new Set<string>();
+    for (const line of text.split('\n')) {
+      const match = /^([A-Za-z_:][A-Za-z0-9_:]*)[{ ]/.exec(line);
+      if (match?.[1]) names.add(match[1]);
+    }
+    return names;
+  } finally {
+    await listener.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+describe('Grafana dashboards', () => {
+  test('the metric-name extractor finds selectors and skips functions, keywords and labels', () => {
+    assert.deepEqual(
+      metricNamesIn(
+        'histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{job=~"$job",route!~"x|y"}[$__rate_interval]))) / on (job) b and c offset 5m',
+      ),
+      ['a_bucket', 'b', 'c'],
+    );
+  });
+
+  test('each dashboard is a classic JSON model with the datasource and job variables', () => {
+    assert.deepEqual(dashboardFiles.sort(), ['maos-agents-llm.json', 'maos-overview.json', 'maos-slo.json']);
+    const uids = new Set<string>();
+    for (const file of dashboardFiles) {
+      const dashboard = readDashboard(file);
+      for (const key of [
+        'uid',
+        'title',
+        'tags',
+        'time',
+        'schemaVersion',
+        'templating',
+        'panels',
+        'annotations',
+      ]) {
+        assert.ok(key in dashboard, `${file} has ${key}`);
+      }
+      assert.equal(dashboard.id, null, `${file}: id must be null so imports create a new dashboard`);
+      assert.ok(!uids.has(String(dashboard.uid)), `${file}: unique dashboard uid`);
+      uids.add(String(dashboard.uid));
+      const variables = (dashboard.templating as { list: Json[] }).list;
+      const datasource = variables.find((variable) => variable.name === 'datasource');
+      assert.equal(datasource?.type, 'datasource');
+      assert.equal(datasource?.query, 'prometheus');
+      assert.ok(variables.some((variable) => variable.name === 'job'));
+    }
+  });
+
+  test('panel ids are unique and panels fit the 24-column grid', () => {
+    for (const file of dashboardFiles) {
+      const panels = allPanels(readDashboard(file).panels);
+      const ids = panels.map((panel) => panel.id);
+      assert.equal(new Set(ids).size, ids.length, `${file}: duplicate panel id`);
+      for (const panel of panels) {
+        assert.ok(
+          panel.gridPos.x >= 0 && panel.gridPos.x + panel.gridPos.w <= 24,
+          `${file} "${panel.title}" grid`,
+        );
+        if (panel.type !== 'row')
+          assert.ok((panel.targets ?? []).length > 0, `${file} "${panel.title}" has a query`);
+      }
+    }
+  });
+
+  test('no datasource UID is hard-coded', () => {
+    for (const file of dashboardFiles) {
+      for (const datasource of findDatasources(readDashboard(file))) {
+        const uid = String(datasource.uid);
+        const builtIn = datasource.type === 'grafana' && uid === '-- Grafana --';
+        assert.ok(
+          uid === DATASOURCE_VARIABLE || builtIn,
+          `${file}: datasource uid ${uid} must be ${DATASOURCE_VARIABLE}`,
+        );
+      }
+    }
+  });
+
+  test('every expression uses only metrics present in a live scrape or recorded by the rules', async () => {
+    const available = await scrapeMetricNames();
+    for (const name of recordedNames()) available.add(name);
+    available.add('up'); // written by Prometheus itself for every target
+    const expressions = allExpressions();
+    assert.ok(expressions.length > 40);
+    for (const { where, expr } of expressions) {
+      const names = metricNamesIn(expr);
+      assert.ok(names.length > 0, `${where}: no metric in ${expr}`);
+      for (const name of names) assert.ok(available.has(name), `${where}: unknown metric ${name} in ${expr}`);
+    }
+  });
+
+  test('every expression parses (checked by promtool as recording rules)', requireBinary(), () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-dash-rules-'));
+    try {
+      const rules = allExpressions().map(({ expr }, index) => ({
+        record: `dashboard_check_${index}`,
+        expr: expandVariables(expr),
+      }));
+      const file = join(dir, 'dashboard-exprs.yml');
+      writeFileSync(file, stringifyYaml({ groups: [{ name: 'dashboards', rules }] }));
+      const result = runPromtool(['check', 'rules', file]);
+      assert.equal(result.status, 0, `${result.stdout}${result.stderr}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the provisioning file is a file provider', () => {
+    const doc = parseYaml(
+      readFileSync(join(root, 'deploy/grafana/provisioning/dashboards.yaml'), 'utf8'),
+    ) as {
+      apiVersion: number;
+      providers: Array<{ type: string; options: { path: string } }>;
+    };
+    assert.equal(doc.apiVersion, 1);
+    assert.equal(doc.providers[0]?.type, 'file');
+    assert.ok(doc.providers[0]?.options.path);
+  });
+});
