@@ -171,15 +171,21 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       const head = await computeTreeHead();
       if (head.size === 0 || (previous && previous.size >= head.size)) return null;
       const note = signCheckpoint({ origin: options.origin, ...head }, signer);
-      await db
-        .insertInto('audit_checkpoints')
-        .values({
-          size: head.size,
-          root: head.root.toString('base64'),
-          note,
-          created_at: now().toISOString(),
-        })
-        .execute();
+      try {
+        await db
+          .insertInto('audit_checkpoints')
+          .values({
+            size: head.size,
+            root: head.root.toString('base64'),
+            note,
+            created_at: now().toISOString(),
+          })
+          .execute();
+      } catch (error) {
+        // Another process (server and CLI share the file) checkpointed this size first: fine.
+        if (isUniqueViolation(error)) return null;
+        throw error;
+      }
       if (options.checkpointDir) exportCheckpointFile(options.checkpointDir, head.size, note);
       return { size: head.size, note };
     });

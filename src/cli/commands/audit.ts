@@ -1,0 +1,177 @@
+// `maos audit verify|export`: offline checks and SIEM export of the tamper-evident audit log,
+// on the data directory's database or on a JSONL export, against signed checkpoints.
+
+import { once } from 'node:events';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
+import {
+  readCheckpointDir,
+  readDatabaseCheckpoints,
+  readDatabaseEntries,
+  readExportEntries,
+} from '../../security/audit/audit-source.ts';
+import {
+  type CheckpointVerifier,
+  formatVerifierKey,
+  parseVerifierKey,
+} from '../../security/audit/checkpoint.ts';
+import { formatExportLine, verifyAuditEntries } from '../../security/audit/verify.ts';
+import {
+  AUDIT_VERIFIER_FILE,
+  loadAuditSigner,
+  resolveCheckpointDir,
+} from '../../security/create-security.ts';
+import { openLocalSecurityDatabase } from '../../security/local-store.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+
+interface VerifyOptions {
+  config?: string;
+  export?: string;
+  checkpoint?: string[];
+  checkpointDir?: string;
+  key?: string;
+  keyFile?: string;
+}
+
+interface ExportOptions {
+  config?: string;
+  output?: string;
+  tenant?: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** Registers `maos audit`. */
+export function registerAuditCommand(program: Command, act: ActionFactory): void {
+  const audit = program
+    .command('audit')
+    .description('verify and export the tamper-evident audit log (local)');
+  addCommonOptions(audit.command('verify'), false)
+    .description('re-compute the hash chain and tree heads; report the first broken record (exit 1)')
+    .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
+    .option('--export <file>', 'verify a JSONL export instead of the database')
+    .option('--checkpoint <file>', 'signed checkpoint file (repeatable)', collect)
+    .option('--checkpoint-dir <dir>', 'directory of exported checkpoints (default: the configured one)')
+    .option('--key <vkey>', 'verifier key <name>+<hash>+<key> of the checkpoint signer')
+    .option('--key-file <file>', 'file holding the verifier key')
+    .action(act(runVerify));
+  addCommonOptions(audit.command('export'), false)
+    .description('write the audit log as JSON lines (one record per line, with its chain hashes)')
+    .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .option('--tenant <id>', 'only records of this tenant (such an export cannot be chain-verified)')
+    .action(act(runExport));
+}
+
+async function runVerify(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<VerifyOptions>();
+  const config = loadConfig({ configPath: options.config });
+  const verifier = resolveVerifier(ctx, config, options);
+  const notes: string[] = [];
+  for (const file of options.checkpoint ?? []) notes.push(readText(file));
+  notes.push(...readCheckpointDir(options.checkpointDir ?? resolveCheckpointDir(config)));
+  let report: Awaited<ReturnType<typeof verifyAuditEntries>>;
+  let source: string;
+  if (options.export) {
+    source = resolve(options.export);
+    if (!existsSync(source))
+      throw new CliError('NOT_FOUND', `no such export file: ${source}`, EXIT.NOT_FOUND);
+    report = await verifyAuditEntries(readExportEntries(source), { checkpoints: notes, verifier });
+  } else {
+    const store = await openReadOnly(config);
+    try {
+      source = store.location;
+      notes.push(...(await readDatabaseCheckpoints(store.db)));
+      report = await verifyAuditEntries(readDatabaseEntries(store.db), { checkpoints: notes, verifier });
+    } finally {
+      await store.close();
+    }
+  }
+  const { out } = ctx;
+  if (out.json) out.printJson({ source, ...report });
+  else {
+    out.line(`source       ${source}`);
+    out.line(`records      ${report.size}`);
+    out.line(
+      `checkpoint   ${report.checkpointSize === null ? 'none verified' : `size ${report.checkpointSize}`}`,
+    );
+    if (report.rejectedCheckpoints > 0)
+      out.line(`rejected     ${report.rejectedCheckpoints} checkpoint(s) with a bad or foreign signature`);
+    if (report.ok) out.line(out.paint.green('OK: the audit log is intact'));
+    else {
+      out.line(out.paint.red(`BROKEN at record ${report.firstBrokenIndex}`));
+      for (const problem of report.problems) out.line(`  - ${problem}`);
+    }
+  }
+  return report.ok ? EXIT.OK : EXIT.SESSION_FAILED;
+}
+
+function resolveVerifier(
+  ctx: CliContext,
+  config: Readonly<Config>,
+  options: VerifyOptions,
+): CheckpointVerifier {
+  if (options.key) return parseVerifierKey(options.key);
+  if (options.keyFile) return parseVerifierKey(readText(options.keyFile));
+  const local = join(resolve(config.dataDir), 'keys', AUDIT_VERIFIER_FILE);
+  ctx.out.note(
+    'warning: no --key given; using the key of this installation, which an attacker with the same access could replace',
+  );
+  if (existsSync(local) && !config.audit.signingKey) return parseVerifierKey(readText(local));
+  return parseVerifierKey(formatVerifierKey(loadAuditSigner(config)));
+}
+
+async function runExport(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<ExportOptions>();
+  const store = await openReadOnly(loadConfig({ configPath: options.config }));
+  const stream = options.output ? createWriteStream(resolve(options.output), { mode: 0o600 }) : null;
+  let count = 0;
+  try {
+    for await (const entry of readDatabaseEntries(store.db)) {
+      const line = formatExportLine(entry);
+      if (
+        options.tenant &&
+        (JSON.parse(line) as { actor?: { tenant?: string } }).actor?.tenant !== options.tenant
+      )
+        continue;
+      if (stream) {
+        if (!stream.write(`${line}\n`)) await once(stream, 'drain');
+      } else ctx.out.line(line);
+      count += 1;
+    }
+  } finally {
+    if (stream) {
+      stream.end();
+      await once(stream, 'finish');
+    }
+    await store.close();
+  }
+  if (options.output) ctx.out.note(`exported ${count} record(s) to ${resolve(options.output)}`);
+  return EXIT.OK;
+}
+
+/** Opens the database without migrating or writing; a database without the audit tables is refused. */
+async function openReadOnly(config: Readonly<Config>) {
+  const store = openLocalSecurityDatabase(config);
+  if (!(await store.hasAuditLog())) {
+    await store.close();
+    throw new CliError(
+      'NOT_FOUND',
+      `no audit log in ${store.location} (run \`maos migrate\` first)`,
+      EXIT.NOT_FOUND,
+    );
+  }
+  return store;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    throw new CliError('NOT_FOUND', `cannot read ${file}`, EXIT.NOT_FOUND);
+  }
+}

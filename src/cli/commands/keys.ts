@@ -1,0 +1,165 @@
+// `maos keys create|list|revoke`: API keys of service accounts, managed locally on the data
+// directory (no server needed; this is how the first admin key is made). Key changes are audited.
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.ts';
+import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../../security/api-keys.ts';
+import { localOperatorActor, openLocalSecurityStore } from '../../security/local-store.ts';
+import { BUILT_IN_ROLES } from '../../security/rbac.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+import { formatTable } from '../output.ts';
+
+interface KeyOptions {
+  config?: string;
+  tenant: string;
+  role?: string[];
+  name?: string;
+  expires?: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** Registers `maos keys`. */
+export function registerKeysCommand(program: Command, act: ActionFactory): void {
+  const keys = program
+    .command('keys')
+    .description('manage API keys for service accounts (local, on the data directory)');
+  const withBase = (command: Command) =>
+    addCommonOptions(command, false)
+      .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
+      .option('--tenant <id>', 'tenant the key belongs to', 'default');
+  withBase(keys.command('create'))
+    .description(`create a key; it is printed once. Roles: ${BUILT_IN_ROLES.join(', ')}`)
+    .option('--role <role>', 'role of the key (repeatable)', collect)
+    .option('--name <name>', 'label of the key', 'cli')
+    .option('--expires <time>', 'expiry: RFC 3339 time or a duration like 90d, 12h')
+    .action(act(runCreate));
+  withBase(keys.command('list'))
+    .description('list keys of a tenant (never the secrets)')
+    .action(act(runList));
+  withBase(keys.command('revoke'))
+    .description('revoke a key by id or prefix, effective immediately')
+    .argument('<id>', 'key id or prefix')
+    .action(act(runRevoke));
+}
+
+/** `90d`, `12h`, `30m` → a time that far from `now`; RFC 3339 times pass through. */
+export function parseExpiry(value: string, now = new Date()): string {
+  const match = /^(\d{1,6})([dhm])$/.exec(value.trim());
+  if (match) {
+    const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[match[2] as 'd' | 'h' | 'm'];
+    return new Date(now.getTime() + Number(match[1]) * unit).toISOString();
+  }
+  if (Number.isNaN(Date.parse(value))) {
+    throw new CliError(
+      'VALIDATION_FAILED',
+      `--expires: "${value}" is neither a time nor a duration like 90d`,
+      EXIT.USAGE,
+    );
+  }
+  return value;
+}
+
+async function runCreate(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<KeyOptions>();
+  const roles = options.role ?? [];
+  if (roles.length === 0) {
+    throw new CliError(
+      'VALIDATION_FAILED',
+      `--role is required (one of ${BUILT_IN_ROLES.join(', ')})`,
+      EXIT.USAGE,
+    );
+  }
+  const expiresAt = options.expires ? parseExpiry(options.expires) : null;
+  const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
+  try {
+    const actor = localOperatorActor(options.tenant);
+    const created = await createApiKey(store.db, {
+      tenantId: options.tenant,
+      name: options.name ?? 'cli',
+      roles,
+      createdBy: actor.id ?? 'cli',
+      expiresAt,
+    });
+    await store.auditLog.append({
+      action: 'keys:create',
+      actor,
+      target: { type: 'api_key', id: created.info.id, tenant: options.tenant },
+      outcome: 'success',
+    });
+    const { out } = ctx;
+    if (out.json) {
+      out.printJson({ ...created.info, key: created.key });
+      return EXIT.OK;
+    }
+    out.line(created.key);
+    out.note(
+      `key ${created.info.prefix} for tenant ${options.tenant} with roles ${created.info.roles.join(', ')}` +
+        `${expiresAt ? `, expires ${expiresAt}` : ''}. It is shown only now: store it (e.g. MAOS_TOKEN).`,
+    );
+    return EXIT.OK;
+  } finally {
+    await store.close();
+  }
+}
+
+async function runList(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<KeyOptions>();
+  const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
+  try {
+    const keys = await listApiKeys(store.db, options.tenant);
+    const { out } = ctx;
+    if (out.json) {
+      out.printJson({ tenant: options.tenant, items: keys });
+      return EXIT.OK;
+    }
+    if (keys.length === 0) {
+      out.line(`no keys in tenant ${options.tenant}`);
+      return EXIT.OK;
+    }
+    const rows = keys.map((key) => [
+      key.id,
+      key.prefix,
+      key.name,
+      key.roles.join(','),
+      status(key),
+      key.lastUsedAt ?? '-',
+    ]);
+    for (const line of formatTable(
+      ['ID', 'PREFIX', 'NAME', 'ROLES', 'STATUS', 'LAST USED'],
+      rows,
+      out.paint,
+    )) {
+      out.line(line);
+    }
+    return EXIT.OK;
+  } finally {
+    await store.close();
+  }
+}
+
+async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<KeyOptions>();
+  const id = command.args[0] as string;
+  const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
+  try {
+    const revoked = await revokeApiKey(store.db, options.tenant, id);
+    await store.auditLog.append({
+      action: 'keys:revoke',
+      actor: localOperatorActor(options.tenant),
+      target: { type: 'api_key', id: revoked.id, tenant: options.tenant },
+      outcome: 'success',
+    });
+    if (ctx.out.json) ctx.out.printJson(revoked);
+    else ctx.out.line(`revoked ${revoked.prefix} (${revoked.name}) at ${revoked.revokedAt}`);
+    return EXIT.OK;
+  } finally {
+    await store.close();
+  }
+}
+
+function status(key: ApiKeyInfo): string {
+  if (key.revokedAt) return 'revoked';
+  if (key.expiresAt && Date.parse(key.expiresAt) <= Date.now()) return 'expired';
+  return key.expiresAt ? `expires ${key.expiresAt.slice(0, 10)}` : 'active';
+}

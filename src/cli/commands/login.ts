@@ -1,0 +1,127 @@
+// `maos login` / `maos logout`: check a token or API key against `--server` and store it (0600)
+// for later commands, so scripts need neither --token nor MAOS_TOKEN after logging in.
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { type ActionFactory, addCommonOptions, type CliContext, DEFAULT_SERVER } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+
+interface LoginOptions {
+  server?: string;
+  token?: string;
+  credentials?: string;
+}
+
+interface CredentialsFile {
+  servers: Record<string, { token: string; savedAt: string }>;
+}
+
+/** Default location of stored credentials. */
+export function defaultCredentialsPath(): string {
+  return join(homedir(), '.config', 'maos', 'credentials.json');
+}
+
+/** Normalises a server URL so `http://h:1/` and `http://h:1` share one entry. */
+function serverKey(server: string): string {
+  try {
+    const url = new URL(server);
+    return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
+  } catch {
+    throw new CliError('VALIDATION_FAILED', `--server: "${server}" is not a URL`, EXIT.USAGE);
+  }
+}
+
+function readCredentials(path: string): CredentialsFile {
+  try {
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<CredentialsFile>;
+    return { servers: parsed.servers ?? {} };
+  } catch {
+    return { servers: {} };
+  }
+}
+
+function writeCredentials(path: string, content: CredentialsFile): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+/** The token stored by `maos login` for `server`, if any (used when neither --token nor MAOS_TOKEN is set). */
+export function readStoredToken(server: string, path = defaultCredentialsPath()): string | undefined {
+  try {
+    return readCredentials(path).servers[serverKey(server)]?.token;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Registers `maos login` and `maos logout`. */
+export function registerLoginCommand(program: Command, act: ActionFactory): void {
+  addCommonOptions(program.command('login'), true)
+    .description('check a bearer token or API key against the server and store it for later commands')
+    .option('--credentials <file>', 'credentials file (default ~/.config/maos/credentials.json)')
+    .action(act(runLogin));
+  addCommonOptions(program.command('logout'), true)
+    .description('forget the stored credential of the server')
+    .option('--credentials <file>', 'credentials file (default ~/.config/maos/credentials.json)')
+    .action(act(runLogout));
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').trim();
+}
+
+async function runLogin(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.optsWithGlobals<LoginOptions>();
+  const server = options.server ?? ctx.server ?? DEFAULT_SERVER;
+  const path = options.credentials ?? defaultCredentialsPath();
+  // Prefer stdin over a flag: flags end up in shell history and process listings.
+  const token = options.token ?? (process.stdin.isTTY ? '' : await readStdin());
+  if (!token) {
+    throw new CliError(
+      'VALIDATION_FAILED',
+      'give the token on stdin (echo $TOKEN | maos login) or with --token',
+      EXIT.USAGE,
+    );
+  }
+  let status: number;
+  try {
+    const response = await fetch(new URL('/v1/roles', server), {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(10_000),
+    });
+    status = response.status;
+    await response.body?.cancel();
+  } catch {
+    throw new CliError('UNREACHABLE', `cannot reach ${server}`, EXIT.UNREACHABLE);
+  }
+  if (status === 401 || status === 400) {
+    throw new CliError('INVALID_TOKEN', `the server rejected the credential (HTTP ${status})`, EXIT.AUTH);
+  }
+  if (status >= 500) throw new CliError('INTERNAL', `the server failed (HTTP ${status})`, EXIT.SERVER);
+  const content = readCredentials(path);
+  content.servers[serverKey(server)] = { token, savedAt: new Date().toISOString() };
+  writeCredentials(path, content);
+  if (ctx.out.json) ctx.out.printJson({ server: serverKey(server), stored: path, status });
+  else {
+    ctx.out.line(`logged in to ${serverKey(server)}; credential stored in ${path}`);
+    if (status === 403) ctx.out.note('note: the credential is valid but may not read roles (HTTP 403)');
+  }
+  return EXIT.OK;
+}
+
+async function runLogout(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.optsWithGlobals<LoginOptions>();
+  const server = serverKey(options.server ?? ctx.server ?? DEFAULT_SERVER);
+  const path = options.credentials ?? defaultCredentialsPath();
+  const content = readCredentials(path);
+  const existed = server in content.servers;
+  delete content.servers[server];
+  if (existed) writeCredentials(path, content);
+  if (ctx.out.json) ctx.out.printJson({ server, removed: existed });
+  else ctx.out.line(existed ? `logged out of ${server}` : `no stored credential for ${server}`);
+  return EXIT.OK;
+}

@@ -1,0 +1,242 @@
+// `maos keys`, `maos audit verify|export` and `maos login` against a real data directory and a
+// real server: first admin key, tamper detection through the CLI, SIEM export, stored login.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { Command, CommanderError } from 'commander';
+import { sql } from 'kysely';
+import { registerAuditCommand } from '../../src/cli/commands/audit.ts';
+import { registerKeysCommand } from '../../src/cli/commands/keys.ts';
+import { readStoredToken, registerLoginCommand } from '../../src/cli/commands/login.ts';
+import { type ActionFactory, type CliIo, createContext } from '../../src/cli/context.ts';
+import { toCliError } from '../../src/cli/exit-codes.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import { createFakeSessionService } from '../../src/http/fake-session-service.test-support.ts';
+import { buildHttpServer } from '../../src/http/server.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createSecurity } from '../../src/security/create-security.ts';
+import { openSqlite } from '../../src/security/test-support.ts';
+import { createDatabase } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function runCli(argv: string[]): Promise<CliResult> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (chunk) => (out += String(chunk)));
+  stderr.on('data', (chunk) => (err += String(chunk)));
+  const io: CliIo = { stdout, stderr, env: { noColor: true } };
+  let code = 0;
+  const act: ActionFactory =
+    (handler) =>
+    async (...args: unknown[]) => {
+      const command = args[args.length - 1] as Command;
+      const ctx = createContext(command, io);
+      try {
+        code = (await handler(ctx, command)) ?? 0;
+      } finally {
+        ctx.dispose();
+      }
+    };
+  const program = new Command('maos').option('--json').enablePositionalOptions().exitOverride();
+  program.configureOutput({ writeOut: () => {}, writeErr: (text) => void (err += text) });
+  registerKeysCommand(program, act);
+  registerAuditCommand(program, act);
+  registerLoginCommand(program, act);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (thrown) {
+    if (thrown instanceof CommanderError) code = thrown.exitCode === 0 ? 0 : 2;
+    else {
+      const error = toCliError(thrown);
+      err += `error ${error.code}: ${error.message}\n`;
+      code = error.exitCode;
+    }
+  }
+  return { code, stdout: out, stderr: err };
+}
+
+describe('security CLI on a data directory', { timeout: 60_000 }, () => {
+  let dir: string;
+  let configFile: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-cli-sec-'));
+    configFile = join(dir, 'maos.json');
+    writeFileSync(configFile, JSON.stringify({ dataDir: join(dir, 'data') }));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('first admin key: create prints it once, list hides it, revoke works; all audited', async () => {
+    const created = await runCli([
+      'keys',
+      'create',
+      '--role',
+      'admin',
+      '--tenant',
+      'acme',
+      '-c',
+      configFile,
+      '--json',
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const info = JSON.parse(created.stdout) as { key: string; id: string; roles: string[] };
+    assert.match(info.key, /^maos_/);
+    assert.deepEqual(info.roles, ['admin']);
+    const list = await runCli(['keys', 'list', '--tenant', 'acme', '-c', configFile]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /active/);
+    assert.ok(!list.stdout.includes(info.key.slice(18)));
+    const revoked = await runCli(['keys', 'revoke', info.id, '--tenant', 'acme', '-c', configFile]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.match((await runCli(['keys', 'list', '--tenant', 'acme', '-c', configFile])).stdout, /revoked/);
+    assert.equal((await runCli(['keys', 'revoke', info.id, '--tenant', 'other', '-c', configFile])).code, 4);
+    assert.equal((await runCli(['keys', 'create', '--tenant', 'acme', '-c', configFile])).code, 2);
+    assert.equal((await runCli(['keys', 'create', '--role', 'root', '-c', configFile])).code, 2);
+
+    const verified = await runCli(['audit', 'verify', '-c', configFile, '--json']);
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    const report = JSON.parse(verified.stdout) as { ok: boolean; size: number; checkpointSize: number };
+    assert.equal(report.ok, true);
+    assert.equal(report.size, 2);
+    assert.equal(report.checkpointSize, 2);
+  });
+
+  test('export to JSONL verifies offline with the verifier key; tampering is found by index', async () => {
+    await runCli(['keys', 'create', '--role', 'viewer', '-c', configFile]);
+    const exportFile = join(dir, 'audit.jsonl');
+    const exported = await runCli(['audit', 'export', '-c', configFile, '-o', exportFile]);
+    assert.equal(exported.code, 0, exported.stderr);
+    const lines = readFileSync(exportFile, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 3);
+    for (const line of lines) assert.ok(JSON.parse(line).hash);
+    const vkey = readFileSync(join(dir, 'data', 'keys', 'audit-verifier-key.txt'), 'utf8').trim();
+    const offline = await runCli([
+      'audit',
+      'verify',
+      '--export',
+      exportFile,
+      '--key',
+      vkey,
+      '-c',
+      configFile,
+    ]);
+    assert.equal(offline.code, 0, offline.stdout + offline.stderr);
+    assert.match(offline.stdout, /OK: the audit log is intact/);
+
+    writeFileSync(exportFile, `${[lines[0], lines[2]].join('\n')}\n`);
+    const gap = await runCli([
+      'audit',
+      'verify',
+      '--export',
+      exportFile,
+      '--key',
+      vkey,
+      '-c',
+      configFile,
+      '--json',
+    ]);
+    assert.equal(gap.code, 1);
+    assert.equal(JSON.parse(gap.stdout).firstBrokenIndex, 1);
+
+    // edit record 1 in the database itself (triggers dropped to simulate an attacker with file access)
+    const db = openSqlite(join(dir, 'data', 'maos.db'));
+    try {
+      await sql`DROP TRIGGER audit_log_no_update`.execute(db);
+      await sql`UPDATE audit_log SET event = replace(event, 'keys:revoke', 'keys:rotate') WHERE seq = 1`.execute(
+        db,
+      );
+    } finally {
+      await db.destroy();
+    }
+    const edited = await runCli(['audit', 'verify', '-c', configFile, '--key', vkey, '--json']);
+    assert.equal(edited.code, 1);
+    assert.equal(JSON.parse(edited.stdout).firstBrokenIndex, 1);
+  });
+
+  test('a deleted tail is reported against the exported checkpoint', async () => {
+    const vkey = readFileSync(join(dir, 'data', 'keys', 'audit-verifier-key.txt'), 'utf8').trim();
+    const db = openSqlite(join(dir, 'data', 'maos.db'));
+    try {
+      await sql`DROP TRIGGER audit_log_no_delete`.execute(db);
+      await sql`DROP TRIGGER audit_checkpoints_no_delete`.execute(db);
+      await sql`DELETE FROM audit_log WHERE seq >= 2`.execute(db);
+      await sql`DELETE FROM audit_checkpoints`.execute(db);
+    } finally {
+      await db.destroy();
+    }
+    const result = await runCli(['audit', 'verify', '-c', configFile, '--key', vkey]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /truncated tail/);
+  });
+});
+
+describe('maos login', { timeout: 60_000 }, () => {
+  test('stores a credential the server accepts (0600) and refuses one it rejects', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-login-'));
+    const config = configSchema.parse({ dataDir: dir, auth: { mode: 'apikey' } });
+    const handle = createDatabase(config);
+    await migrateToLatest(handle.db);
+    const logger = createLogger({ level: 'silent' });
+    const security = createSecurity({ config, db: handle.db as never, logger });
+    const app = await buildHttpServer({
+      config,
+      service: createFakeSessionService(),
+      logger,
+      readiness: async () => ({}),
+      listRoles: () => [],
+      authenticate: security.http.authenticate,
+      plugins: [security.http.plugin],
+    });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const configFile = join(dir, 'maos.json');
+      writeFileSync(configFile, JSON.stringify({ dataDir: dir }));
+      const key = JSON.parse(
+        (await runCli(['keys', 'create', '--role', 'viewer', '-c', configFile, '--json'])).stdout,
+      ).key as string;
+      const credentials = join(dir, 'creds', 'credentials.json');
+      const ok = await runCli(['login', '--server', url, '--token', key, '--credentials', credentials]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(readStoredToken(`${url}/`, credentials), key);
+      assert.equal(statSync(credentials).mode & 0o777, 0o600);
+      const bad = await runCli([
+        'login',
+        '--server',
+        url,
+        '--token',
+        'maos_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+        '--credentials',
+        credentials,
+      ]);
+      assert.equal(bad.code, 5, bad.stderr);
+      const out = await runCli(['logout', '--server', url, '--credentials', credentials]);
+      assert.equal(out.code, 0);
+      assert.equal(readStoredToken(url, credentials), undefined);
+      const unreachable = await runCli([
+        'login',
+        '--server',
+        'http://127.0.0.1:9',
+        '--token',
+        key,
+        '--credentials',
+        credentials,
+      ]);
+      assert.equal(unreachable.code, 3);
+    } finally {
+      await app.close();
+      await security.close();
+      await handle.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
