@@ -49,7 +49,12 @@ async function runCli(argv: string[]): Promise<CliResult> {
       }
     };
   const program = new Command('maos').option('--json').enablePositionalOptions().exitOverride();
-  program.configureOutput({ writeOut: () => {}, writeErr: (text) => void (err += text) });
+  program.configureOutput({
+    writeOut: () => {},
+    writeErr: (text) => {
+      err += text;
+    },
+  });
   registerKeysCommand(program, act);
   registerAuditCommand(program, act);
   registerLoginCommand(program, act);
