@@ -1,0 +1,242 @@
+// The container image and compose stack follow the operations rules: multi-stage Dockerfile on
+// Node 24 slim, production dependencies only, non-root, exec-form entrypoint (node is PID 1),
+// HEALTHCHECK, data volume, no secrets; compose wires maos, postgres, prometheus, grafana and jaeger
+// to files that exist. No Docker engine is needed: the files are parsed and checked.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { dirname, join, resolve } from 'node:path';
+import { describe, test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { SECRET_KEY_PATTERN } from '../../src/config/schema.ts';
+
+interface Instruction {
+  keyword: string;
+  args: string;
+  line: number;
+}
+
+/** Dockerfile instructions with line continuations joined and comments dropped. */
+function parseDockerfile(text: string): Instruction[] {
+  const out: Instruction[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i += 1) {
+    let line = (lines[i] as string).trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const start = i + 1;
+    while (line.endsWith('\\') && i + 1 < lines.length) {
+      i += 1;
+      const next = (lines[i] as string).trim();
+      line = `${line.slice(0, -1).trimEnd()} ${next.startsWith('#') ? '' : next}`.trim();
+    }
+    const match = /^([A-Za-z]+)\s+(.*)$/.exec(line);
+    assert.ok(match, `Dockerfile line ${start} is not an instruction: ${line}`);
+    out.push({ keyword: (match[1] as string).toUpperCase(), args: match[2] as string, line: start });
+  }
+  return out;
+}
+
+/** Instructions of each build stage (split at FROM). */
+function stages(instructions: Instruction[]): Instruction[][] {
+  const out: Instruction[][] = [];
+  for (const instruction of instructions) {
+    if (instruction.keyword === 'FROM') out.push([]);
+    out[out.length - 1]?.push(instruction);
+  }
+  return out;
+}
+
+function execForm(args: string): string[] {
+  const parsed: unknown = JSON.parse(args);
+  assert.ok(Array.isArray(parsed) && parsed.every((a) => typeof a === 'string'), `not exec form: ${args}`);
+  return parsed as string[];
+}
+
+const dockerfile = parseDockerfile(readFileSync('deploy/docker/Dockerfile', 'utf8'));
+const dockerignore = readFileSync('.dockerignore', 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
+
+describe('Dockerfile', () => {
+  test('is multi-stage on Node.js 24 slim images', () => {
+    const froms = dockerfile.filter((i) => i.keyword === 'FROM');
+    assert.ok(froms.length >= 2, 'at least a dependency stage and a runtime stage');
+    const nodeImage = dockerfile.find((i) => i.keyword === 'ARG' && i.args.startsWith('NODE_IMAGE='));
+    assert.match(nodeImage?.args ?? '', /^NODE_IMAGE=node:24(\.\d+)*-[a-z]+-slim$/);
+    for (const from of froms) assert.match(from.args, /^\$\{NODE_IMAGE\} AS \w+$/);
+  });
+
+  test('installs production dependencies only, with the lockfile', () => {
+    const runs = dockerfile.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+    const installs = runs.filter((r) => /\bnpm (ci|install|i)\b/.test(r));
+    assert.ok(installs.length > 0);
+    for (const install of installs) {
+      assert.match(install, /\bnpm ci\b/, 'npm ci (lockfile) rather than npm install');
+      assert.match(install, /--omit=dev/, 'no dev dependencies');
+    }
+  });
+
+  test('runtime stage: non-root user, exec-form node entrypoint, HEALTHCHECK, data volume', () => {
+    const runtime = stages(dockerfile).at(-1) as Instruction[];
+    const user = runtime.filter((i) => i.keyword === 'USER').at(-1);
+    assert.ok(user, 'USER is set in the runtime stage');
+    assert.doesNotMatch(user.args, /^(root|0)(:|$)/);
+    const entrypoint = runtime.find((i) => i.keyword === 'ENTRYPOINT');
+    assert.ok(entrypoint);
+    const argv = execForm(entrypoint.args);
+    assert.equal(argv[0], 'node', 'node itself is PID 1 (no shell, so SIGTERM reaches it)');
+    assert.ok(existsSync(argv[1] as string), `${argv[1]} exists`);
+    const cmd = runtime.find((i) => i.keyword === 'CMD');
+    assert.deepEqual(execForm(cmd?.args ?? ''), ['serve']);
+    const healthcheck = runtime.find((i) => i.keyword === 'HEALTHCHECK');
+    assert.ok(healthcheck, 'HEALTHCHECK present');
+    const check = execForm(healthcheck.args.replace(/^.*?\bCMD\s+/, ''));
+    assert.equal(check[0], 'node');
+    assert.ok(existsSync(check[1] as string));
+    const volume = runtime.find((i) => i.keyword === 'VOLUME');
+    assert.deepEqual(execForm(volume?.args ?? ''), ['/data']);
+    const env = runtime
+      .filter((i) => i.keyword === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
+    assert.match(env, /MAOS_DATA_DIR=\/data/);
+    assert.match(env, /NODE_ENV=production/);
+  });
+
+  test('holds no secrets and copies only files that exist and are not ignored', () => {
+    for (const instruction of dockerfile.filter((i) => i.keyword === 'ENV' || i.keyword === 'ARG')) {
+      for (const assignment of instruction.args.split(/\s+/)) {
+        const name = assignment.split('=')[0] as string;
+        assert.doesNotMatch(name, SECRET_KEY_PATTERN, `${name} looks like a secret baked into the image`);
+      }
+    }
+    for (const copy of dockerfile.filter((i) => i.keyword === 'COPY' && !i.args.includes('--from='))) {
+      const parts = copy.args.split(/\s+/).filter((p) => !p.startsWith('--'));
+      for (const source of parts.slice(0, -1)) {
+        assert.ok(existsSync(source), `COPY source ${source} exists`);
+        const top = source.split('/')[0] as string;
+        assert.ok(
+          !dockerignore.includes(top) && !dockerignore.includes(source),
+          `${source} is not in .dockerignore`,
+        );
+      }
+    }
+  });
+
+  test('.dockerignore keeps local state, dependencies and secrets out of the build context', () => {
+    for (const entry of ['.git', 'node_modules', '.toolchain', '.maos', '.env', 'test']) {
+      assert.ok(dockerignore.includes(entry), `.dockerignore lists ${entry}`);
+    }
+  });
+
+  test('the healthcheck script exits 0 on a healthy server and 1 otherwise', async () => {
+    let status = 200;
+    const server = createServer((req, res) => {
+      res.writeHead(req.url === '/healthz' ? status : 404).end();
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const port = (server.address() as { port: number }).port;
+    const runCheck = (checkPort: number) =>
+      new Promise<number | null>((done) => {
+        const child = spawn(process.execPath, ['deploy/docker/healthcheck.mjs'], {
+          env: { ...process.env, MAOS_PORT: String(checkPort) },
+          stdio: 'ignore',
+        });
+        child.on('close', done);
+      });
+    try {
+      assert.equal(await runCheck(port), 0);
+      status = 503;
+      assert.equal(await runCheck(port), 1);
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
+    assert.equal(await runCheck(port), 1, 'nothing listening');
+  });
+});
+
+describe('compose stack', () => {
+  const composePath = 'deploy/compose/compose.yaml';
+  const compose = parseYaml(readFileSync(composePath, 'utf8'), { merge: true });
+  const services = compose.services as Record<string, Record<string, unknown>>;
+
+  test('runs maos, its migration, postgres, prometheus, grafana and jaeger', () => {
+    for (const name of ['maos', 'migrate', 'postgres', 'prometheus', 'grafana', 'jaeger']) {
+      assert.ok(services[name], `service ${name}`);
+      assert.ok(services[name]?.image || services[name]?.build, `${name} has an image or a build`);
+    }
+    const build = services.migrate?.build as { context: string; dockerfile: string };
+    const context = resolve(dirname(composePath), build.context);
+    assert.ok(statSync(join(context, build.dockerfile)).isFile(), 'the build points at the Dockerfile');
+    assert.deepEqual(services.migrate?.command, ['migrate']);
+    assert.deepEqual(services.maos?.command, ['serve']);
+    assert.equal(
+      (services.maos?.depends_on as Record<string, { condition: string }> | undefined)?.migrate?.condition,
+      'service_completed_successfully',
+    );
+    assert.equal(
+      (services.migrate?.depends_on as Record<string, { condition: string }> | undefined)?.postgres
+        ?.condition,
+      'service_healthy',
+    );
+  });
+
+  test('maos is configured for PostgreSQL, OTLP to jaeger and a scrapeable metrics port', () => {
+    const env = services.maos?.environment as Record<string, string>;
+    assert.match(
+      env.MAOS_STORE__URL ?? '',
+      /^postgres:\/\/maos:\$\{POSTGRES_PASSWORD:-[^}]+\}@postgres:5432\/maos$/,
+    );
+    assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://jaeger:4318');
+    const prometheus = parseYaml(readFileSync('deploy/compose/prometheus.yml', 'utf8'));
+    const targets = prometheus.scrape_configs.find((c: { job_name: string }) => c.job_name === 'maos')
+      .static_configs[0].targets;
+    assert.deepEqual(targets, [`maos:${env.MAOS_METRICS__PORT}`]);
+    assert.equal(env.MAOS_METRICS__HOST, '0.0.0.0');
+    assert.ok(services.maos?.healthcheck, 'maos has a healthcheck');
+    assert.ok(services.postgres?.healthcheck, 'postgres has a healthcheck');
+    assert.equal(services.maos?.read_only, true);
+  });
+
+  test('passwords come from the environment, not from the file', () => {
+    const text = readFileSync(composePath, 'utf8');
+    for (const match of text.matchAll(/^\s*([A-Z_]*PASSWORD[A-Z_]*):\s*(.+)$/gm)) {
+      assert.match(
+        match[2] as string,
+        /^\$\{[A-Z_]+(:-[^}]*)?\}$/,
+        `${match[1]} is taken from the environment`,
+      );
+    }
+  });
+
+  test('every mounted file exists, named volumes are declared, and the rules and dashboards are loaded', () => {
+    const declared = Object.keys(compose.volumes ?? {});
+    for (const [name, service] of Object.entries(services)) {
+      for (const volume of (service.volumes as string[] | undefined) ?? []) {
+        const [source, target] = volume.split(':');
+        if (source?.startsWith('.')) {
+          assert.ok(existsSync(resolve(dirname(composePath), source)), `${name}: ${source} exists`);
+        } else {
+          assert.ok(declared.includes(source as string), `${name}: volume ${source} is declared`);
+        }
+        assert.ok(target?.startsWith('/'), `${name}: ${volume} mounts at an absolute path`);
+      }
+    }
+    const prometheus = parseYaml(readFileSync('deploy/compose/prometheus.yml', 'utf8'));
+    assert.deepEqual(prometheus.rule_files, ['/etc/prometheus/rules/*.yml']);
+    const rules = readdirSync('deploy/prometheus/rules').filter((f) => f.endsWith('.yml'));
+    assert.ok(rules.length > 0, 'alert and recording rules are shipped');
+    const provider = parseYaml(readFileSync('deploy/grafana/provisioning/dashboards.yaml', 'utf8'));
+    const mount = (services.grafana?.volumes as string[]).find((v) => v.startsWith('../grafana/dashboards:'));
+    assert.equal(
+      mount?.split(':')[1],
+      provider.providers[0].options.path,
+      'dashboards are mounted where the provider looks',
+    );
+    assert.ok(readdirSync('deploy/grafana/dashboards').some((f) => f.endsWith('.json')));
+    const datasources = parseYaml(readFileSync('deploy/compose/grafana/datasources.yaml', 'utf8'));
+    assert.equal(datasources.datasources[0].url, 'http://prometheus:9090');
+  });
+});
