@@ -1,0 +1,36 @@
+// Unit tests for the thread summary given to the orchestrator.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { summariseThread } from './planner-thread.ts';
+
+describe('summariseThread', () => {
+  test('lists earlier sessions oldest first with their results', () => {
+    const text = summariseThread([
+      { objective: 'Second', status: 'completed', result: 'Added auth', createdAt: 2 },
+      { objective: 'First', status: 'completed', result: 'Built the API', createdAt: 1 },
+    ]);
+    assert.equal(
+      text,
+      '- Earlier objective (completed): First\n  Result: Built the API\n- Earlier objective (completed): Second\n  Result: Added auth',
+    );
+  });
+
+  test('stays within the budget, shortening and dropping the oldest first', () => {
+    const sessions = Array.from({ length: 20 }, (_, i) => ({
+      objective: `Objective ${i}`,
+      status: 'completed',
+      result: 'r'.repeat(1000),
+      createdAt: i,
+    }));
+    const text = summariseThread(sessions, 2000);
+    assert.ok(text.length <= 2000, `length ${text.length}`);
+    assert.match(text, /Objective 19/);
+    assert.doesNotMatch(text, /Objective 0\b/);
+    assert.match(text, /older session\(s\) omitted/);
+  });
+
+  test('an empty thread gives an empty summary', () => {
+    assert.equal(summariseThread([]), '');
+  });
+});

@@ -1,0 +1,51 @@
+// The bounded summary of earlier sessions in a thread that the orchestrator receives, so a
+// follow-up objective ("now add pagination") is planned with the earlier work in mind. Pure.
+
+/** What the summary needs from an earlier session of the thread. */
+export interface ThreadSession {
+  objective: string;
+  status: string;
+  result: string | null;
+  createdAt: number;
+}
+
+/** Default size of the whole summary: enough for a few sessions without crowding out the plan. */
+export const DEFAULT_THREAD_SUMMARY_CHARS = 6000;
+
+/**
+ * Newest sessions matter most: they are kept in full first, older ones are shortened, and the
+ * oldest are dropped (counted) once the budget is spent. Returned in chronological order.
+ */
+export function summariseThread(
+  sessions: readonly ThreadSession[],
+  maxChars = DEFAULT_THREAD_SUMMARY_CHARS,
+): string {
+  const newestFirst = [...sessions].sort((a, b) => b.createdAt - a.createdAt);
+  const kept: string[] = [];
+  let used = 0;
+  let dropped = 0;
+  // Room for the "(n older sessions omitted)" line, and a cap per result so the newest session
+  // cannot take the whole budget.
+  const budget = maxChars - 40;
+  const perResult = Math.max(300, Math.floor(maxChars / 3));
+  for (const session of newestFirst) {
+    const left = budget - used;
+    const header = `- Earlier objective (${session.status}): ${session.objective.slice(0, 300)}`;
+    if (left < header.length + 40) {
+      dropped += 1;
+      continue;
+    }
+    const result = (session.result ?? '').replace(/\s+/g, ' ').trim();
+    const room = Math.min(perResult, left - header.length - 12);
+    const body =
+      result.length === 0
+        ? ''
+        : `\n  Result: ${result.length > room ? `${result.slice(0, Math.max(0, room - 1))}…` : result}`;
+    const entry = `${header}${body}`;
+    kept.push(entry);
+    used += entry.length + 1;
+  }
+  const lines = kept.reverse();
+  if (dropped > 0) lines.unshift(`(${dropped} older session(s) omitted)`);
+  return lines.join('\n');
+}
