@@ -17,12 +17,19 @@ import type { Logger } from '../observability/logger.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
 import { BoundedEventStore } from './event-store.ts';
+import {
+  buildMcpResourceMetadata,
+  createChallengeHook,
+  MCP_METADATA_PATH,
+  readOidcIssuer,
+} from './protected-resource.ts';
 import { assertOriginAllowed } from './request-guard.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
 
 export interface McpHttpPluginOptions {
   service: SessionService;
-  config: Pick<Config, 'mcp' | 'host' | 'http'>;
+  /** `auth` (optional) enables the RFC 9728 metadata when OIDC is configured. */
+  config: Pick<Config, 'mcp' | 'host' | 'http'> & Partial<Pick<Config, 'auth'>>;
   /**
    * Checks that the caller of `request` holds `permission` (throws PERMISSION_DENIED otherwise):
    * the RBAC check of the security plugin. Absent = every authenticated caller may use every tool.
@@ -196,14 +203,21 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     return sendResponse(reply, entry, response);
   }
 
-  // A route-level hook, so the check covers /mcp only however the plugin is registered.
+  const issuer = readOidcIssuer(config.auth);
+  // Route-level hooks, so they cover /mcp only however the plugin is registered.
   const routeOptions = {
     config: { permission: ROUTE_PERMISSION },
     schema: { hide: true },
     onRequest: async (request: FastifyRequest) => {
       assertOriginAllowed({ origin: request.headers.origin, host: request.headers.host }, policy);
     },
+    ...(issuer === undefined ? {} : { onSend: createChallengeHook() }),
   } as const;
+  if (issuer !== undefined) {
+    app.get(MCP_METADATA_PATH, { config: { public: true }, schema: { hide: true } }, async (request) =>
+      buildMcpResourceMetadata(request, issuer),
+    );
+  }
   app.post(MCP_PATH, routeOptions, handle);
   app.get(MCP_PATH, routeOptions, handle);
   app.delete(MCP_PATH, routeOptions, handle);

@@ -11,6 +11,7 @@ import {
   type McpTestServer,
   startMcpTestServer,
 } from '../fixtures/mcp-server.ts';
+import { startTestOidcProvider, TEST_AUDIENCE, type TestOidcProvider } from '../fixtures/oidc-provider.ts';
 
 async function call(client: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
@@ -138,4 +139,61 @@ describe('MCP security', { timeout: 120_000 }, () => {
     // Reads that succeed are not state changes: no tool record for them.
     assert.ok(!records.some((r) => r.reason?.startsWith('mcp tool session_status')));
   });
+});
+
+describe('MCP with OIDC', { timeout: 120_000 }, () => {
+  let idp: TestOidcProvider;
+  let server: McpTestServer;
+  before(async () => {
+    idp = await startTestOidcProvider();
+    server = await startMcpTestServer({
+      secure: true,
+      auth: { mode: 'oidc', oidc: { issuer: idp.issuer, audience: TEST_AUDIENCE } },
+    });
+  });
+  after(async () => {
+    await server?.close();
+    await idp?.close();
+  });
+
+  test('publishes RFC 9728 metadata and points to it from the 401 challenge', async () => {
+    const metadataUrl = `${server.url}/.well-known/oauth-protected-resource/mcp`;
+    const metadata = await fetch(metadataUrl);
+    assert.equal(metadata.status, 200);
+    assert.deepEqual(await metadata.json(), {
+      resource: `${server.url}/mcp`,
+      authorization_servers: [idp.issuer],
+      bearer_methods_supported: ['header'],
+      resource_name: 'MAOS MCP server',
+    });
+    const denied = await fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: '{}',
+    });
+    assert.equal(denied.status, 401);
+    const challenge = denied.headers.get('www-authenticate') ?? '';
+    assert.match(challenge, /^Bearer realm="maos"/);
+    assert.ok(challenge.includes(`resource_metadata="${metadataUrl}"`), challenge);
+    await denied.body?.cancel();
+  });
+
+  test('an SDK client with an access token uses the tools', async () => {
+    const token = await idp.getToken({ claims: { tenant_id: 'default', roles: ['developer'] } });
+    const connected = await connectHttpClient(server.url, { authorization: `Bearer ${token}` });
+    try {
+      const started = await call(connected.client, 'orchestrate', SIMPLE_SESSION);
+      assert.notEqual(started.isError, true, JSON.stringify(started.content));
+    } finally {
+      await connected.close();
+    }
+  });
+});
+
+test('without OIDC there is no protected-resource metadata', async (t) => {
+  const server = await startMcpTestServer({ secure: true });
+  t.after(() => server.close());
+  const response = await fetch(`${server.url}/.well-known/oauth-protected-resource/mcp`);
+  assert.equal(response.status, 404);
+  await response.body?.cancel();
 });
