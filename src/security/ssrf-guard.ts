@@ -1,0 +1,118 @@
+// SSRF guard for URLs MAOS fetches on a tenant's behalf (provider base URLs, webhooks, MCP
+// servers): only http(s), and no loopback, link-local, private or other internal destinations
+// unless the operator allows them; every redirect hop is checked again.
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+import { AppError } from '../errors/app-error.ts';
+
+/** Destinations refused by default (IANA special-purpose ranges that reach internal systems). */
+function createInternalRanges(): BlockList {
+  const list = new BlockList();
+  for (const [net, prefix] of [
+    ['0.0.0.0', 8], // "this network"
+    ['10.0.0.0', 8], // RFC 1918
+    ['100.64.0.0', 10], // carrier-grade NAT
+    ['127.0.0.0', 8], // loopback
+    ['169.254.0.0', 16], // link-local, cloud metadata (169.254.169.254)
+    ['172.16.0.0', 12], // RFC 1918
+    ['192.0.0.0', 24], // IETF protocol assignments
+    ['192.168.0.0', 16], // RFC 1918
+    ['198.18.0.0', 15], // benchmarking
+    ['224.0.0.0', 4], // multicast
+    ['240.0.0.0', 4], // reserved, broadcast
+  ] as const) {
+    list.addSubnet(net, prefix, 'ipv4');
+  }
+  for (const [net, prefix] of [
+    ['::', 128], // unspecified
+    ['::1', 128], // loopback
+    ['fc00::', 7], // unique local
+    ['fe80::', 10], // link-local
+    ['ff00::', 8], // multicast
+    ['64:ff9b::', 96], // NAT64 (can embed internal IPv4)
+  ] as const) {
+    list.addSubnet(net, prefix, 'ipv6');
+  }
+  return list;
+}
+
+const INTERNAL = createInternalRanges();
+
+export interface SsrfPolicy {
+  /** Operator opt-in for internal destinations (e.g. a local Ollama). @defaultValue false */
+  allowPrivateNetworks?: boolean;
+  /** Host names always allowed (exact match, lower case). */
+  allowedHosts?: readonly string[];
+  /** Resolver, injectable for tests. */
+  resolve?: (host: string) => Promise<string[]>;
+}
+
+/** True when `address` (IPv4 or IPv6, incl. IPv4-mapped) is in an internal range. */
+export function isInternalAddress(address: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return INTERNAL.check(mapped[1] as string, 'ipv4');
+  const family = isIP(address);
+  if (family === 0) return true; // not an address: refuse rather than guess
+  return INTERNAL.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+async function resolveAll(host: string): Promise<string[]> {
+  const results = await lookup(host, { all: true, verbatim: true });
+  return results.map((r) => r.address);
+}
+
+/**
+ * Throws VALIDATION_FAILED unless `url` is an http(s) URL whose host resolves only to public
+ * addresses (or is allowed by the policy). Returns the parsed URL.
+ */
+export async function assertPublicUrl(url: string, policy: SsrfPolicy = {}): Promise<URL> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new AppError('VALIDATION_FAILED', 'URL is not valid');
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new AppError('VALIDATION_FAILED', 'URL must use http or https');
+  }
+  if (parsed.username || parsed.password) {
+    throw new AppError('VALIDATION_FAILED', 'URL must not contain credentials');
+  }
+  const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (policy.allowPrivateNetworks || policy.allowedHosts?.includes(host)) return parsed;
+  let addresses: string[];
+  try {
+    addresses = isIP(host) ? [host] : await (policy.resolve ?? resolveAll)(host);
+  } catch {
+    throw new AppError('VALIDATION_FAILED', `URL host ${host} does not resolve`);
+  }
+  if (addresses.length === 0 || addresses.some(isInternalAddress)) {
+    throw new AppError('VALIDATION_FAILED', `URL host ${host} points to an internal network address`);
+  }
+  return parsed;
+}
+
+// Why 5: enough for http→https and a CDN hop; more is a loop or an attempt to wander.
+const MAX_REDIRECTS = 5;
+
+/**
+ * fetch() that checks the URL and every redirect target with `assertPublicUrl`. DNS can still
+ * change between the check and the connection (rebinding); deployments that need more use an
+ * egress proxy.
+ */
+export async function fetchPublicUrl(
+  url: string,
+  init: RequestInit = {},
+  policy: SsrfPolicy = {},
+): Promise<Response> {
+  let current = url;
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop += 1) {
+    await assertPublicUrl(current, policy);
+    const response = await fetch(current, { ...init, redirect: 'manual' });
+    const location = response.headers.get('location');
+    if (response.status < 300 || response.status >= 400 || !location) return response;
+    await response.body?.cancel();
+    current = new URL(location, current).toString();
+  }
+  throw new AppError('VALIDATION_FAILED', 'too many redirects');
+}
