@@ -33,7 +33,10 @@ describe('security secrets from *_FILE', () => {
     });
     assert.equal(config.audit.signingKey, pem.replace(/\n$/, ''));
     assert.ok(!config.secrets.kekRing?.endsWith('\n'));
-    assert.equal(loadCheckpointSigner(config.audit.origin, config.audit.signingKey as string).name, 'maos.local/audit');
+    assert.equal(
+      loadCheckpointSigner(config.audit.origin, config.audit.signingKey as string).name,
+      'maos.local/audit',
+    );
     assert.equal(parseKekRing(config.secrets.kekRing as string).activeId, 'k2');
   });
 
@@ -77,7 +80,10 @@ describe('security secrets from *_FILE', () => {
     assert.doesNotThrow(() => assertAuthConfigAllowed(auth, '::1'));
     assert.doesNotThrow(() => assertAuthConfigAllowed(auth, 'localhost'));
     for (const host of ['0.0.0.0', '::', '10.0.0.5', 'example.com']) {
-      assert.throws(() => assertAuthConfigAllowed(auth, host), invalid(/only allowed when host is a loopback/));
+      assert.throws(
+        () => assertAuthConfigAllowed(auth, host),
+        invalid(/only allowed when host is a loopback/),
+      );
     }
     const oidcWithoutIssuer = loadConfig({ env: { MAOS_AUTH__MODE: 'oidc' } }).auth;
     assert.throws(() => assertAuthConfigAllowed(oidcWithoutIssuer, '127.0.0.1'), invalid(/issuer/));
