@@ -2,22 +2,53 @@
 // any failure → `error CODE: message` on stderr with its exit code, never a stack trace.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
-import { registerBackupCommand } from './commands/backup.ts';
-import { registerConfigCommands } from './commands/config.ts';
-import { registerDoctorCommand } from './commands/doctor.ts';
-import { registerLogsCommand } from './commands/logs.ts';
-import { registerMigrateCommand } from './commands/migrate.ts';
-import { registerRestoreCommand } from './commands/restore.ts';
-import { registerRolesCommand } from './commands/roles.ts';
-import { registerRunCommand } from './commands/run.ts';
-import { registerSessionsCommands } from './commands/sessions.ts';
-import { registerSupportBundleCommand } from './commands/support-bundle.ts';
 import { type ActionFactory, type CliIo, createContext, DEFAULT_SERVER } from './context.ts';
 import { EXIT, toCliError } from './exit-codes.ts';
 import { createOutput } from './output.ts';
 
-/** Builds the program; `act` turns command handlers into actions that record the exit code. */
-export function createProgram(io: CliIo, act: ActionFactory): Command {
+type Registrar = (program: Command, act: ActionFactory) => void;
+
+/**
+ * Every command, in help order, loaded on demand: `maos run` should not pay for loading the whole
+ * server (engine, HTTP, providers) that `maos serve` needs.
+ */
+const COMMANDS: Record<string, () => Promise<Registrar>> = {
+  run: async () => (await import('./commands/run.ts')).registerRunCommand,
+  sessions: async () => (await import('./commands/sessions.ts')).registerSessionsCommands,
+  logs: async () => (await import('./commands/logs.ts')).registerLogsCommand,
+  roles: async () => (await import('./commands/roles.ts')).registerRolesCommand,
+  serve: async () => (await import('./commands/serve.ts')).registerServeCommand,
+  mcp: async () => (await import('./commands/mcp.ts')).registerMcpCommand,
+  migrate: async () => (await import('./commands/migrate.ts')).registerMigrateCommand,
+  config: async () => (await import('./commands/config.ts')).registerConfigCommands,
+  doctor: async () => (await import('./commands/doctor.ts')).registerDoctorCommand,
+  backup: async () => (await import('./commands/backup.ts')).registerBackupCommand,
+  restore: async () => (await import('./commands/restore.ts')).registerRestoreCommand,
+  'support-bundle': async () => (await import('./commands/support-bundle.ts')).registerSupportBundleCommand,
+};
+
+/** Root options that take a value, so the scan for the command name can skip it. */
+const ROOT_OPTIONS_WITH_VALUE = new Set(['--server', '--token']);
+
+/** The command named in argv, when it is a known one (else undefined: help, typo, none). */
+export function findCommandName(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] as string;
+    if (ROOT_OPTIONS_WITH_VALUE.has(token)) {
+      i += 1;
+      continue;
+    }
+    if (token.startsWith('-')) continue;
+    return Object.hasOwn(COMMANDS, token) ? token : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Builds the program with the command `only` (all commands when undefined, none when null); `act` turns command
+ * handlers into actions that record the exit code.
+ */
+export async function createProgram(io: CliIo, act: ActionFactory, only?: string | null): Promise<Command> {
   const program = new Command('maos')
     .description('MAOS — multi-agent orchestration: submit objectives, follow sessions, run the server.')
     .version(VERSION, '-V, --version', 'print the version')
@@ -31,17 +62,9 @@ export function createProgram(io: CliIo, act: ActionFactory): Command {
       writeOut: (text) => void io.stdout.write(text),
       writeErr: (text) => void io.stderr.write(text),
     });
-  registerRunCommand(program, act);
-  registerSessionsCommands(program, act);
-  registerLogsCommand(program, act);
-  registerRolesCommand(program, act);
-  registerConfigCommands(program, act);
-  registerMigrateCommand(program, act);
-  // Operations commands parse their own flags and report through CliError like the rest.
-  registerDoctorCommand(program);
-  registerBackupCommand(program);
-  registerRestoreCommand(program);
-  registerSupportBundleCommand(program);
+  const names = only === null ? [] : only ? [only] : Object.keys(COMMANDS);
+  const registrars = await Promise.all(names.map((name) => (COMMANDS[name] as () => Promise<Registrar>)()));
+  for (const register of registrars) register(program, act);
   return program;
 }
 
@@ -59,8 +82,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         ctx.dispose();
       }
     };
-  const program = createProgram(io, act);
   try {
+    // `maos --version` needs no command at all; help and unknown commands need them all.
+    const versionOnly = argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V');
+    const program = await createProgram(io, act, versionOnly ? null : findCommandName(argv));
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
   } catch (thrown) {

@@ -1,0 +1,183 @@
+// The `maos` CLI as a child process against a real server (port 0, temp data dir): run --follow of
+// a pipeline, a failing session, sessions list/show/cancel, logs -f, roles, and error exit codes.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+import { readAllEvents, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+
+describe('maos CLI against a running server', () => {
+  let server: TestServer;
+  let env: Record<string, string>;
+
+  before(async () => {
+    server = await startTestServer();
+    env = { MAOS_SERVER: server.url };
+  });
+
+  after(async () => {
+    await server?.close();
+  });
+
+  test('run --follow of a 2-task pipeline shows each task’s output in order and exits 0', async () => {
+    const result = await runMaos(
+      [
+        'run',
+        'Two step pipeline',
+        '--agent',
+        'first=engineer:count the lines:count',
+        '--agent',
+        'second=qa:report back:echo',
+        '--depends',
+        'second=first',
+        '--follow',
+      ],
+      { env },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.split('\n');
+    const firstOutput = lines.indexOf('[first] line1');
+    const lastFirstOutput = lines.indexOf('[first] line5');
+    const secondOutput = lines.indexOf('[second] task=report back');
+    assert.ok(firstOutput >= 0, result.stdout);
+    assert.ok(secondOutput > lastFirstOutput && lastFirstOutput > firstOutput, result.stdout);
+    assert.ok(lines.includes('▸ second: succeeded'), result.stdout);
+    assert.match(result.stdout, /session \S+ completed: 2\/2 tasks succeeded/);
+    // Every output line exactly once: no replayed duplicates.
+    assert.equal(lines.filter((line) => line === '[first] line3').length, 1);
+    // Not a terminal: no colour codes.
+    assert.ok(!result.stdout.includes('\u001b['), 'no ANSI escapes');
+  });
+
+  test('a failing session exits 1 and says why', async () => {
+    const result = await runMaos(['run', 'Will fail', '--agent', 'qa:break it:fail', '--follow'], { env });
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout, /\[qa-1\] boom/);
+    assert.match(result.stdout, /session \S+ failed/);
+    assert.match(result.stdout, /exited with code 3/);
+  });
+
+  test('run --json prints the created session; sessions list --json and show --json parse', async () => {
+    const created = await runMaos(['run', 'Listed session', '--agent', 'qa:say hi:echo', '--json'], { env });
+    assert.equal(created.code, 0, created.stderr);
+    const session = JSON.parse(created.stdout) as { id: string; tasks: unknown[] };
+    assert.equal(session.tasks.length, 1);
+    await waitForSession(server.url, session.id);
+
+    const listed = await runMaos(['sessions', 'list', '--json', '--limit', '100'], { env });
+    assert.equal(listed.code, 0, listed.stderr);
+    const page = JSON.parse(listed.stdout) as { items: Array<{ id: string }>; nextCursor: string | null };
+    assert.ok(page.items.some((item) => item.id === session.id));
+
+    const filtered = await runMaos(['--json', 'sessions', 'list', '--status', 'failed'], { env });
+    const failedPage = JSON.parse(filtered.stdout) as { items: Array<{ id: string; status: string }> };
+    assert.ok(failedPage.items.every((item) => item.status === 'failed'));
+    assert.ok(!failedPage.items.some((item) => item.id === session.id));
+
+    const shown = await runMaos(['sessions', 'show', session.id, '--json'], { env });
+    assert.equal((JSON.parse(shown.stdout) as { status: string }).status, 'completed');
+
+    const human = await runMaos(['sessions', 'list'], { env });
+    assert.match(human.stdout, /^ID\s+STATUS\s+STRATEGY\s+CREATED\s+OBJECTIVE$/m);
+    assert.match(human.stdout, new RegExp(`^${session.id}\\s+completed\\s+parallel`, 'm'));
+  });
+
+  test('logs -f follows a running session to its end, printing every event once (JSON lines)', async () => {
+    const created = await runMaos(
+      [
+        'run',
+        'Followed by logs',
+        '--agent',
+        'a=qa:slow:slow',
+        '--agent',
+        'b=qa:count:count',
+        '-d',
+        'b=a',
+        '--json',
+      ],
+      { env },
+    );
+    const { id } = JSON.parse(created.stdout) as { id: string };
+    const followed = await runMaos(['logs', id, '-f', '--json'], { env });
+    assert.equal(followed.code, 0, followed.stderr);
+    const events = followed.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { seq: number; type: string });
+    const stored = await readAllEvents<{ seq: number; type: string }>(server.url, id);
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      stored.map((e) => e.seq),
+    );
+    assert.equal(events.at(-1)?.type, 'session.finished');
+
+    const tail = await runMaos(['logs', id, '--after', String(stored.length - 2)], { env });
+    assert.equal(tail.stdout.trim().split('\n').length, 2);
+    assert.match(tail.stdout, /session finished: completed/);
+  });
+
+  test('sessions cancel stops a running session; cancelling a finished one is a conflict (exit 6)', async () => {
+    const created = await runMaos(['run', 'To cancel', '--agent', 'qa:wait:sleep', '--json'], { env });
+    const { id } = JSON.parse(created.stdout) as { id: string };
+    await waitForSession<{ status: string; tasks: Array<{ status: string }> }>(server.url, id, (s) =>
+      s.tasks.some((t) => t.status === 'running'),
+    );
+    const cancelled = await runMaos(['sessions', 'cancel', id], { env });
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.match(cancelled.stdout, /cancelled/);
+    const final = await waitForSession(server.url, id);
+    assert.equal(final.status, 'cancelled');
+
+    const followed = await runMaos(['run', 'Done already', '--agent', 'qa:ok:ok', '--follow', '--json'], {
+      env,
+    });
+    const done = JSON.parse(followed.stdout) as { id: string; status: string };
+    assert.equal(done.status, 'completed');
+    const again = await runMaos(['sessions', 'cancel', done.id], { env });
+    assert.equal(again.code, 6);
+    assert.match(again.stderr, /^error INVALID_STATE: /m);
+  });
+
+  test('roles lists the catalogue', async () => {
+    const result = await runMaos(['roles'], { env });
+    assert.equal(result.code, 0);
+    assert.match(result.stdout, /^architect\s+/m);
+    const json = JSON.parse((await runMaos(['roles', '--json'], { env })).stdout) as Array<{ name: string }>;
+    assert.ok(json.some((role) => role.name === 'qa'));
+  });
+
+  test('a server that requires credentials: no token or a bad token exits 5', async (t) => {
+    const secured = await startTestServer({ config: { auth: { mode: 'apikey' } } });
+    t.after(() => secured.close());
+    const anonymous = await runMaos(['sessions', 'list'], { env: { MAOS_SERVER: secured.url } });
+    assert.equal(anonymous.code, 5, anonymous.stderr);
+    assert.match(anonymous.stderr, /^error UNAUTHENTICATED: /m);
+    // The token is sent (as a bearer token): now it is rejected as invalid rather than missing.
+    const badToken = await runMaos(['sessions', 'list', '--token', 'maos_bogus_token'], {
+      env: { MAOS_SERVER: secured.url },
+    });
+    assert.equal(badToken.code, 5, badToken.stderr);
+    assert.match(badToken.stderr, /^error INVALID_TOKEN: /m);
+    const viaEnv = await runMaos(['sessions', 'list'], {
+      env: { MAOS_SERVER: secured.url, MAOS_TOKEN: 'maos_bogus_token' },
+    });
+    assert.match(viaEnv.stderr, /^error INVALID_TOKEN: /m);
+  });
+
+  test('server-side problems become `error CODE: detail` with the mapped exit code', async () => {
+    const unknownRunner = await runMaos(['run', 'x', '--agent', 'qa:do:no-such-runner'], { env });
+    assert.equal(unknownRunner.code, 2);
+    assert.match(unknownRunner.stderr, /^error UNKNOWN_RUNNER: .*no-such-runner/m);
+
+    const missing = await runMaos(['sessions', 'show', '01a213e0-d712-7cb5-b84e-381bc1d77bf0'], { env });
+    assert.equal(missing.code, 4);
+    assert.match(missing.stderr, /^error SESSION_NOT_FOUND: /m);
+    assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace');
+
+    const cycle = await runMaos(
+      ['run', 'x', '-a', 'a=qa:one:ok', '-a', 'b=qa:two:ok', '-d', 'a=b', '-d', 'b=a'],
+      { env },
+    );
+    assert.equal(cycle.code, 2);
+    assert.match(cycle.stderr, /^error INVALID_PLAN: /m);
+  });
+});
