@@ -84,14 +84,14 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
           failure.bearerError ? failure.reason : undefined,
         );
         state.denial = failure.reason;
-        metrics?.recordAuthFailure?.(failure.bearerError ?? 'missing_credentials');
+        metrics?.recordAuthFailure?.(classifyAuthFailure(failure.bearerError, failure.reason));
       }
       // Failed attempts count against the caller's IP, so guessing keys or tokens is throttled.
       const decision = await rateLimiter.consume({ ip: request.ip });
       if (!decision.allowed) {
         state.retryAfterSeconds = decision.retryAfterSeconds;
         state.rateLimitHeaders = decision.headers;
-        metrics?.recordRateLimitRejection?.('anonymous');
+        metrics?.recordRateLimitRejection?.('requests');
         throw new AppError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
       }
       throw error;
@@ -122,15 +122,14 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     if (!decision.allowed) {
       state.retryAfterSeconds = decision.retryAfterSeconds;
       state.denial = 'rate limited';
-      metrics?.recordRateLimitRejection?.(
-        decision.policies.find((p) => p.remaining === 0)?.name ?? 'principal',
-      );
+      metrics?.recordRateLimitRejection?.('requests');
       throw new AppError('RATE_LIMITED', 'Rate limit exceeded; retry later');
     }
     try {
       authorize(principal, permission);
     } catch (error) {
       state.denial = `missing permission ${permission}`;
+      metrics?.recordAuthFailure?.('permission_denied');
       state.challenge = formatBearerChallenge(realm, 'insufficient_scope', `requires ${permission}`);
       throw error;
     }
@@ -211,4 +210,13 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     authorizeRequest,
     getPrincipal: (request) => states.get(request)?.principal,
   };
+}
+
+/** Metric label for an authentication failure (allow-list in observability/metric-labels.ts). */
+export function classifyAuthFailure(bearerError: string | null, reason: string): string {
+  if (bearerError === null) return 'missing_credentials';
+  if (reason.includes('API key')) return 'invalid_api_key';
+  if (reason === 'token expired') return 'expired_token';
+  if (reason.includes('audience')) return 'wrong_audience';
+  return bearerError === 'invalid_token' ? 'invalid_token' : '_OTHER';
 }
