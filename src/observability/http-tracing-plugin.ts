@@ -1,0 +1,88 @@
+// Fastify plugin for HTTP server spans (OTel HTTP semantic conventions): one SERVER span per
+// request named `{method} {route}`, continuing the caller's W3C traceparent, active while the
+// route runs so that log lines, database and GenAI spans nest under it.
+import {
+  context,
+  propagation,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { METRICS_PATH } from './http-metrics-plugin.ts';
+
+const KNOWN_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'TRACE',
+  'CONNECT',
+]);
+
+export interface HttpTracingPluginOptions {
+  tracer: Tracer;
+}
+
+const spans = new WeakMap<object, Span>();
+
+/** Returns the plugin; register it without encapsulation so it wraps every route. */
+export function createHttpTracingPlugin(options: HttpTracingPluginOptions): FastifyPluginAsync {
+  const { tracer } = options;
+  return async (app: FastifyInstance) => {
+    // A callback hook, so that everything after `done()` (later hooks, the handler and their
+    // promise continuations) runs inside the span's context.
+    app.addHook('onRequest', (request, reply, done) => {
+      const route = request.routeOptions.url;
+      if (route === METRICS_PATH) {
+        done();
+        return;
+      }
+      const method = KNOWN_METHODS.has(request.method) ? request.method : '_OTHER';
+      const parent = propagation.extract(context.active(), request.headers);
+      const span = tracer.startSpan(
+        route ? `${method} ${route}` : method,
+        {
+          kind: SpanKind.SERVER,
+          attributes: {
+            'http.request.method': method,
+            'url.path': request.url.split('?')[0] ?? '/',
+            'url.scheme': request.protocol,
+            ...(route ? { 'http.route': route } : {}),
+            ...(request.headers['user-agent']
+              ? { 'user_agent.original': request.headers['user-agent'] }
+              : {}),
+          },
+        },
+        parent,
+      );
+      spans.set(request, span);
+      // An aborted request never reaches onResponse; end its span when the socket closes.
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) {
+          span.setAttribute('error.type', 'aborted');
+          span.end();
+        }
+      });
+      context.with(trace.setSpan(parent, span), done);
+    });
+    app.addHook('onError', async (request, _reply, error) => {
+      spans.get(request)?.recordException(error);
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      const span = spans.get(request);
+      if (span === undefined) return;
+      span.setAttribute('http.response.status_code', reply.statusCode);
+      if (reply.statusCode >= 500) {
+        span.setAttribute('error.type', String(reply.statusCode));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    });
+  };
+}

@@ -1,0 +1,151 @@
+// OpenTelemetry tracing: a Node tracer provider exporting over OTLP/HTTP when the standard OTEL_*
+// variables ask for it (off otherwise), span helpers, and the W3C trace context stored with a
+// session so that every task of the session, on any replica and after restarts, joins one trace.
+import {
+  type Context,
+  context,
+  type Span,
+  SpanStatusCode,
+  type TextMapGetter,
+  type TextMapSetter,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { OtelEnv } from '../config/otel-env.ts';
+
+/** Instrumentation scope name of every MAOS span. */
+export const TRACER_NAME = 'maos';
+
+export interface TracingOptions {
+  serviceName: string;
+  serviceVersion: string;
+  /** Deployment environment (config `logging.environment`), exported as deployment.environment.name. */
+  environment?: string;
+  otel: OtelEnv;
+  /** Replaces the exporter (tests pass an in-memory one); tracing is then on regardless of OTEL_*. */
+  spanProcessors?: SpanProcessor[];
+}
+
+export interface Tracing {
+  /** False when no exporter is configured: spans are no-ops and cost next to nothing. */
+  readonly enabled: boolean;
+  readonly tracer: Tracer;
+  /** Flushes pending spans and stops exporting (call on shutdown, after the HTTP server closed). */
+  shutdown(): Promise<void>;
+}
+
+/** True when the OTEL_* variables ask for trace export: an exporter other than `none`, or an OTLP endpoint. */
+export function isTracingConfigured(otel: OtelEnv): boolean {
+  if (otel.sdkDisabled) return false;
+  if (otel.tracesExporter !== undefined) return otel.tracesExporter !== 'none';
+  return otel.tracesEndpoint !== undefined;
+}
+
+/**
+ * Starts tracing when configured and registers the provider globally (AsyncLocalStorage context
+ * manager, W3C propagator), so spans started anywhere nest under the active one. Sampling follows
+ * OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on).
+ */
+export function startTracing(options: TracingOptions): Tracing {
+  const processors =
+    options.spanProcessors ??
+    (isTracingConfigured(options.otel) ? [createExportProcessor(options.otel)] : []);
+  if (processors.length === 0) {
+    return { enabled: false, tracer: trace.getTracer(TRACER_NAME), shutdown: async () => {} };
+  }
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({
+      ...options.otel.resourceAttributes,
+      [ATTR_SERVICE_NAME]: options.otel.serviceName ?? options.serviceName,
+      [ATTR_SERVICE_VERSION]: options.serviceVersion,
+      ...(options.environment ? { 'deployment.environment.name': options.environment } : {}),
+    }),
+    spanProcessors: processors,
+  });
+  provider.register();
+  return {
+    enabled: true,
+    tracer: provider.getTracer(TRACER_NAME, options.serviceVersion),
+    shutdown: async () => {
+      await provider.shutdown();
+      trace.disable();
+      context.disable();
+    },
+  };
+}
+
+function createExportProcessor(otel: OtelEnv): SpanProcessor {
+  if (otel.tracesExporter === 'console') return new BatchSpanProcessor(new ConsoleSpanExporter());
+  // Headers, timeout and compression come from OTEL_EXPORTER_OTLP_* read by the exporter itself.
+  return new BatchSpanProcessor(
+    new OTLPTraceExporter(otel.tracesEndpoint ? { url: otel.tracesEndpoint } : {}),
+  );
+}
+
+/**
+ * Runs `fn` with `span` active, records an exception and `error.type` when it throws, and ends
+ * the span either way. Returns what `fn` returns.
+ */
+export async function withSpan<T>(span: Span, fn: (span: Span) => Promise<T> | T): Promise<T> {
+  try {
+    return await context.with(trace.setSpan(context.active(), span), () => fn(span));
+  } catch (error) {
+    markSpanFailed(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+/** Sets ERROR status, `error.type` (the AppError code or the error class) and an exception event. */
+export function markSpanFailed(span: Span, error: unknown): void {
+  const err = error instanceof Error ? error : new Error(String(error));
+  const code = (err as { code?: unknown }).code;
+  span.setAttribute('error.type', typeof code === 'string' ? code : err.name || '_OTHER');
+  span.recordException(err);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+}
+
+/** W3C trace context of a span, as stored with a session (e.g. in its metadata or a column). */
+export interface StoredTraceContext {
+  traceparent: string;
+  tracestate?: string;
+}
+
+const propagator = new W3CTraceContextPropagator();
+const recordSetter: TextMapSetter<Record<string, string>> = {
+  set: (carrier, key, value) => {
+    carrier[key] = value;
+  },
+};
+const recordGetter: TextMapGetter<Record<string, string>> = {
+  get: (carrier, key) => carrier[key],
+  keys: (carrier) => Object.keys(carrier),
+};
+
+/** The trace context of `ctx` (default: the active one), or undefined when no span is recording there. */
+export function serializeTraceContext(ctx: Context = context.active()): StoredTraceContext | undefined {
+  const carrier: Record<string, string> = {};
+  propagator.inject(ctx, carrier, recordSetter);
+  if (carrier.traceparent === undefined) return undefined;
+  return carrier.tracestate
+    ? { traceparent: carrier.traceparent, tracestate: carrier.tracestate }
+    : { traceparent: carrier.traceparent };
+}
+
+/**
+ * A context whose parent is the stored span: spans started in it join the stored trace, in this
+ * process or another one, long after the original span ended. Invalid input yields the root context.
+ */
+export function restoreTraceContext(stored: StoredTraceContext | undefined | null): Context {
+  if (!stored || typeof stored.traceparent !== 'string') return context.active();
+  const carrier: Record<string, string> = { traceparent: stored.traceparent };
+  if (typeof stored.tracestate === 'string') carrier.tracestate = stored.tracestate;
+  return propagator.extract(context.active(), carrier, recordGetter);
+}
