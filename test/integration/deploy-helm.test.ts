@@ -242,7 +242,23 @@ describe('Helm chart', () => {
     assert.equal(ingress['nginx.ingress.kubernetes.io/proxy-buffering'], 'off');
     assert.equal(ingress['nginx.ingress.kubernetes.io/proxy-read-timeout'], '3600');
     assert.equal(at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0.port'), 'metrics');
-    assert.ok(at(one(byKind, 'PrometheusRule'), 'spec.groups').length > 0);
+    // The PrometheusRule carries every rule of deploy/prometheus/rules (the promtool-tested files).
+    const shipped = readdirSync('deploy/prometheus/rules')
+      .filter((f) => f.endsWith('.yml'))
+      .flatMap((f) => parseYaml(readFileSync(join('deploy/prometheus/rules', f), 'utf8')).groups);
+    const rendered = at(one(byKind, 'PrometheusRule'), 'spec.groups');
+    assert.ok(shipped.length > 0);
+    assert.deepEqual(rendered.map((g: Doc) => g.name).sort(), shipped.map((g: Doc) => g.name).sort());
+    const byName = (groups: Doc[]) =>
+      [...groups].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    assert.deepEqual(byName(rendered), byName(shipped), 'rules are carried over unchanged');
+    const alerts = rendered
+      .flatMap((g: { rules: Doc[] }) => g.rules.filter((r) => r.alert).map((r) => r.alert))
+      .sort();
+    const shippedAlerts = shipped
+      .flatMap((g: { rules: Doc[] }) => g.rules.filter((r) => r.alert).map((r) => r.alert))
+      .sort();
+    assert.deepEqual(alerts, shippedAlerts);
     const config = parseYaml(String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
     assert.equal(config.auth.oidc.issuer, 'https://idp.example.com/realms/main');
   });
