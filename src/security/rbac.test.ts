@@ -73,3 +73,15 @@ describe('authorize', () => {
     assert.doesNotThrow(() => authorize(subject, 'sessions:read', 't1'));
   });
 });
+
+describe('docs/security.md', () => {
+  test('embeds the permission table exactly as the code defines it', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { formatPermissionTableMarkdown } = await import('./rbac.ts');
+    const doc = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+    const embedded = /<!-- permission-table:start -->\n([\s\S]*?)\n<!-- permission-table:end -->/.exec(
+      doc,
+    )?.[1];
+    assert.equal(embedded, formatPermissionTableMarkdown());
+  });
+});

@@ -95,3 +95,14 @@ export function authorize(
     });
   }
 }
+
+/** The permission table as Markdown (docs/security.md embeds it; a test keeps them equal). */
+export function formatPermissionTableMarkdown(): string {
+  const header = `| permission | ${BUILT_IN_ROLES.join(' | ')} |`;
+  const rule = `|---|${BUILT_IN_ROLES.map(() => ':-:').join('|')}|`;
+  const rows = listPermissionTable().map(
+    (row) =>
+      `| \`${row.permission}\` | ${BUILT_IN_ROLES.map((role) => (row.roles.includes(role) ? '✓' : '')).join(' | ')} |`,
+  );
+  return [header, rule, ...rows].join('\n');
+}
