@@ -190,6 +190,12 @@ export const llmConfigSchema = z
       })
       .default({ failureThreshold: 5, openSeconds: 30 })
       .describe('Per-provider circuit breaker.'),
+    agentMessaging: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Offer LLM agents the `send_message` tool to address other agents of their session (needs a model with tool calling). @defaultValue true',
+      ),
     planner: z
       .strictObject({
         maxRepairs: z
@@ -242,6 +248,7 @@ export const llmConfigSchema = z
   })
   .default({
     defaultFallback: [],
+    agentMessaging: true,
     roles: {},
     prices: {},
     retry: { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 20_000, maxRetryAfterSeconds: 60 },

@@ -57,6 +57,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
   let server: ScriptedLlmServer;
   let engine: EngineInternals;
   let stack: LlmStack;
+  const sentMessages: Array<{ toAgentId: string; body: string }> = [];
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'maos-llm-sessions-'));
@@ -82,6 +83,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
       },
       db: handle.db,
       logger,
+      onAgentMessage: (message) => sentMessages.push({ toAgentId: message.toAgentId, body: message.body }),
     });
     assert.ok(created);
     stack = created;
@@ -221,6 +223,39 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
       });
       assert.equal(planned.plan.phases[0]?.tasks[0]?.role, 'legal_reviewer');
       assert.match(server.requests[0]?.promptText ?? '', /- legal_reviewer: Reviews contracts/);
+    } finally {
+      server.setHandler(undefined);
+    }
+  });
+
+  test('an agent messages another agent; the message reaches the recipient in its turn', async () => {
+    server.requests.length = 0;
+    const messagePlan = {
+      rationale: 'r',
+      phases: [{ name: 'p', tasks: [task('scout', 'researcher'), task('writer', 'documenter', ['scout'])] }],
+    };
+    server.setHandler((request) => {
+      if (isPlanRequest(request)) return { object: messagePlan };
+      if (
+        request.promptText.includes('Your task (scout)') &&
+        !request.promptText.includes('Message delivered')
+      ) {
+        assert.ok(request.toolNames.includes('send_message'));
+        return {
+          toolCalls: [{ name: 'send_message', input: { to: 'writer', message: 'Mention the rate limits' } }],
+        };
+      }
+      return answerAgents(request);
+    });
+    try {
+      const { session } = await engine.service.createSession(ACTOR, { objective: 'Research and write' });
+      const done = await waitForSession(session.id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      const writer = done.tasks.find((t) => t.name === 'writer');
+      assert.deepEqual(sentMessages, [{ toAgentId: writer?.agentId, body: 'Mention the rate limits' }]);
+      const writerPrompt =
+        server.requests.find((r) => r.promptText.includes('Your task (writer)'))?.promptText ?? '';
+      assert.match(writerPrompt, /## Messages from other agents\n\n- from scout: Mention the rate limits/);
     } finally {
       server.setHandler(undefined);
     }

@@ -9,6 +9,11 @@ import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../store/schema.ts';
 import { createRoleService, type RoleService } from '../roles/role-service.ts';
 import { createAgentMemory } from '../runtimes/ai-sdk/agent-memory.ts';
+import {
+  type AgentMessage,
+  createMessagingTools,
+  createStoreMessaging,
+} from '../runtimes/ai-sdk/agent-tools.ts';
 import { createAiSdkRuntime } from '../runtimes/ai-sdk/ai-sdk-runtime.ts';
 import type { ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { createStoreResponseCache } from '../runtimes/ai-sdk/store-response-cache.ts';
@@ -32,6 +37,8 @@ export interface CreateLlmStackOptions {
   config: Pick<Config, 'providers' | 'llm'>;
   db: Kysely<Database>;
   logger: Logger;
+  /** Called after an agent sent another agent a message (the engine appends the session event). */
+  onAgentMessage?(message: AgentMessage & { id: string }): void;
 }
 
 /**
@@ -55,12 +62,15 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   });
   const cache = createStoreResponseCache(options.db as unknown as LlmDb);
   const memory = createAgentMemory(options.db);
+  const messaging = createStoreMessaging(options.db, options.onAgentMessage);
   const runtime = createAiSdkRuntime({
     client,
     resolveRole: (tenantId, name) => roles.findRole(tenantId, name),
     loadHistory: memory.loadHistory,
     loadInbox: memory.loadInbox,
     cache,
+    createTools: (task) =>
+      config.llm.agentMessaging && task.agentId !== null ? createMessagingTools(messaging, task) : undefined,
     dependencyOutputChars: config.llm.planner.dependencyOutputChars,
   });
   const planner = createLlmPlanner({

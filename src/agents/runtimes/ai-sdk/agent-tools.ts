@@ -1,0 +1,98 @@
+// Tools offered to LLM agents. `send_message` lets an agent address another agent of its session:
+// the message is stored and delivered into the recipient's next turn (see agent-memory.ts).
+
+import { type ToolSet, tool } from 'ai';
+import type { Kysely } from 'kysely';
+import { uuidv7 } from 'uuidv7';
+import { z } from 'zod';
+import type { Database } from '../../../store/schema.ts';
+import type { RuntimeTask } from '../runtime.ts';
+
+/** Longest message an agent may send; longer ones belong in its output, which dependants get. */
+export const MAX_AGENT_MESSAGE_CHARS = 4000;
+
+export interface SessionAgent {
+  id: string;
+  name: string;
+  role: string;
+}
+
+export interface AgentMessage {
+  tenantId: string;
+  sessionId: string;
+  fromAgentId: string | null;
+  toAgentId: string;
+  body: string;
+}
+
+export interface MessagingDeps {
+  listAgents(task: RuntimeTask): Promise<SessionAgent[]>;
+  sendMessage(message: AgentMessage): Promise<void>;
+}
+
+/** The tool set for one task: `send_message` (only when the task belongs to an agent). */
+export function createMessagingTools(deps: MessagingDeps, task: RuntimeTask): ToolSet {
+  return {
+    send_message: tool({
+      description:
+        "Send a short message to another agent of this session (by agent name). It is delivered at the start of that agent's next task. Use it for facts another agent needs, not for your deliverable.",
+      inputSchema: z.object({
+        to: z.string().min(1).describe('Name of the receiving agent.'),
+        message: z.string().min(1).max(MAX_AGENT_MESSAGE_CHARS).describe('The message text.'),
+      }),
+      execute: async ({ to, message }) => {
+        const agents = await deps.listAgents(task);
+        const target = agents.find((agent) => agent.name === to);
+        if (!target)
+          return `No agent named "${to}". Agents of this session: ${agents.map((a) => `${a.name} (${a.role})`).join(', ') || 'none'}.`;
+        if (target.id === task.agentId) return 'You cannot send a message to yourself.';
+        await deps.sendMessage({
+          tenantId: task.tenantId,
+          sessionId: task.sessionId,
+          fromAgentId: task.agentId,
+          toAgentId: target.id,
+          body: message,
+        });
+        return `Message delivered to ${to}.`;
+      },
+    }),
+  };
+}
+
+/**
+ * Messaging over the store: agents from the `agents` table, messages into `messages`. `onSent`
+ * lets the engine append the session event (it owns the event log and its sequence).
+ */
+export function createStoreMessaging(
+  db: Kysely<Database>,
+  onSent?: (message: AgentMessage & { id: string }) => void,
+  now: () => number = Date.now,
+): MessagingDeps {
+  return {
+    async listAgents(task) {
+      return db
+        .selectFrom('agents')
+        .select(['id', 'name', 'role'])
+        .where('tenant_id', '=', task.tenantId)
+        .where('session_id', '=', task.sessionId)
+        .orderBy('created_at')
+        .execute();
+    },
+    async sendMessage(message) {
+      const id = uuidv7();
+      await db
+        .insertInto('messages')
+        .values({
+          id,
+          tenant_id: message.tenantId,
+          session_id: message.sessionId,
+          from_agent_id: message.fromAgentId,
+          to_agent_id: message.toAgentId,
+          body: message.body,
+          created_at: now(),
+        })
+        .execute();
+      onSent?.({ ...message, id });
+    },
+  };
+}
