@@ -1,7 +1,11 @@
-// The process logger: pino with Elastic Common Schema fields, JSON to stdout.
-// Secrets and Authorization headers are redacted; ids go in fields, never in messages.
+// The process logger: pino with Elastic Common Schema fields, JSON to stdout (pretty text on a
+// terminal in development). Lines inside a span carry `trace.id`/`span.id`; secrets and
+// Authorization headers are redacted; ids go in fields, never in messages.
+import { hostname } from 'node:os';
 import { ecsFormat } from '@elastic/ecs-pino-format';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { type Logger, pino } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -9,33 +13,97 @@ export interface LoggerOptions {
   level: string;
   serviceName?: string;
   serviceVersion?: string;
+  /** `service.environment` (config `logging.environment`). @defaultValue production */
+  environment?: string;
+  /** `service.node.name`. @defaultValue the host name */
+  nodeName?: string;
+  /** `json`, `pretty`, or `auto` = pretty only on a terminal in the development environment. @defaultValue auto */
+  format?: 'auto' | 'json' | 'pretty';
   /** Where lines go; defaults to stdout. Tests pass a stream to read them back. */
   destination?: NodeJS.WritableStream;
 }
 
-/** Paths whose values never reach a log line. */
+/** Paths whose values never reach a log line (`*` = any key at that level). */
 export const REDACTED_LOG_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
+  'req.headers["set-cookie"]',
   'req.headers["x-api-key"]',
+  'req.headers["proxy-authorization"]',
   'headers.authorization',
+  'headers.cookie',
+  'headers["x-api-key"]',
   'authorization',
+  'cookie',
   'apiKey',
+  'api_key',
   'token',
+  'accessToken',
+  'refreshToken',
   'password',
   'secret',
+  'clientSecret',
+  '*.authorization',
+  '*.apiKey',
+  '*.api_key',
+  '*.token',
+  '*.accessToken',
+  '*.password',
+  '*.secret',
+  '*.clientSecret',
 ];
 
+/** ECS trace fields of the active span, so a log line links to its trace in Jaeger/Tempo/Elastic. */
+function traceFields(): Record<string, string> {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  if (spanContext === undefined || !isSpanContextValid(spanContext)) return {};
+  return { 'trace.id': spanContext.traceId, 'span.id': spanContext.spanId };
+}
+
+/** True when lines should be human-readable rather than ECS JSON. */
+export function shouldLogPretty(
+  options: Pick<LoggerOptions, 'format' | 'environment' | 'destination'>,
+): boolean {
+  if (options.format === 'pretty') return true;
+  if (options.format === 'json') return false;
+  const destination = (options.destination ?? process.stdout) as NodeJS.WritableStream & { isTTY?: boolean };
+  return options.environment === 'development' && destination.isTTY === true;
+}
+
+/** Creates the logger. Every line has `@timestamp`, `log.level`, `message`, `ecs.version` and `service.*`. */
 export function createLogger(options: LoggerOptions): Logger {
+  const destination = (options.destination ?? process.stdout) as pino.DestinationStream;
+  const redact = { paths: REDACTED_LOG_PATHS, censor: '[REDACTED]' };
+  if (shouldLogPretty(options)) {
+    const pretty = pinoPretty({
+      destination,
+      colorize: true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+    });
+    return pino({ level: options.level, redact, mixin: traceFields }, pretty);
+  }
   const format = ecsFormat({
     serviceName: options.serviceName ?? 'maos',
     serviceVersion: options.serviceVersion,
+    serviceEnvironment: options.environment ?? 'production',
+    serviceNodeName: options.nodeName ?? hostname(),
     convertErr: true,
     convertReqRes: true,
     apmIntegration: false,
   });
-  return pino(
-    { ...format, level: options.level, redact: { paths: REDACTED_LOG_PATHS, censor: '[REDACTED]' } },
-    (options.destination ?? process.stdout) as pino.DestinationStream,
-  );
+  return pino({ ...format, level: options.level, redact, mixin: traceFields }, destination);
+}
+
+/** Ids of the work a log line is about, as ECS-style fields (`maos.*` is this project's namespace). */
+export function workLogFields(ids: {
+  tenantId?: string;
+  sessionId?: string;
+  taskId?: string;
+}): Record<string, string> {
+  const fields: Record<string, string> = {};
+  if (ids.tenantId !== undefined) fields['maos.tenant.id'] = ids.tenantId;
+  if (ids.sessionId !== undefined) fields['maos.session.id'] = ids.sessionId;
+  if (ids.taskId !== undefined) fields['maos.task.id'] = ids.taskId;
+  return fields;
 }

@@ -1,0 +1,134 @@
+// Logs: ECS JSON lines with the required keys, trace.id/span.id of the active span, redaction of
+// secrets (checked with a known fake key), pretty output only on a development terminal.
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import Fastify from 'fastify';
+import { readOtelEnv } from '../config/otel-env.ts';
+import { createLogger, type LoggerOptions, shouldLogPretty, workLogFields } from './logger.ts';
+import { startTracing, type Tracing, withSpan } from './tracing.ts';
+
+const FAKE_KEY = 'sk-test-FAKE-0123456789abcdef';
+let tracing: Tracing;
+
+before(() => {
+  tracing = startTracing({
+    serviceName: 'maos',
+    serviceVersion: '1.2.3',
+    otel: readOtelEnv({}),
+    spanProcessors: [new SimpleSpanProcessor(new InMemorySpanExporter())],
+  });
+});
+after(() => tracing.shutdown());
+
+function capture(options: Partial<LoggerOptions> = {}) {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (chunk) => {
+    text += String(chunk);
+  });
+  const logger = createLogger({ level: 'info', serviceVersion: '1.2.3', destination: stream, ...options });
+  const lines = async (): Promise<Array<Record<string, unknown>>> => {
+    await new Promise((resolve) => setImmediate(resolve));
+    return text
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  };
+  return { logger, lines, raw: () => text };
+}
+
+describe('logger', () => {
+  test('every line is ECS JSON with the required and service keys', async () => {
+    const { logger, lines } = capture({ environment: 'staging', nodeName: 'node-a' });
+    logger.info({ ...workLogFields({ tenantId: 't1', sessionId: 's1' }) }, 'session started');
+    logger.error({ err: new TypeError('bad input') }, 'failed');
+    const [info, error] = await lines();
+    for (const line of [info, error]) {
+      for (const key of [
+        '@timestamp',
+        'log.level',
+        'message',
+        'ecs.version',
+        'service.name',
+        'event.dataset',
+      ]) {
+        assert.ok(line && key in line, `line has ${key}`);
+      }
+    }
+    assert.equal(info?.['service.version'], '1.2.3');
+    assert.equal(info?.['service.environment'], 'staging');
+    assert.equal(info?.['service.node.name'], 'node-a');
+    assert.equal(info?.['maos.session.id'], 's1');
+    assert.equal(info?.message, 'session started');
+    assert.equal(error?.['log.level'], 'error');
+    const ecsError = error?.error as Record<string, string>;
+    assert.equal(ecsError.type, 'TypeError');
+    assert.equal(ecsError.message, 'bad input');
+    assert.match(ecsError.stack_trace ?? '', /TypeError: bad input/);
+  });
+
+  test('lines inside a span carry its trace.id and span.id; lines outside carry none', async () => {
+    const { logger, lines } = capture();
+    const span = tracing.tracer.startSpan('request');
+    await withSpan(span, async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      logger.info('inside');
+    });
+    logger.info('outside');
+    const [inside, outside] = await lines();
+    assert.match(String(inside?.['trace.id']), /^[0-9a-f]{32}$/);
+    assert.equal(inside?.['trace.id'], span.spanContext().traceId);
+    assert.equal(inside?.['span.id'], span.spanContext().spanId);
+    assert.equal(outside?.['trace.id'], undefined);
+  });
+
+  test('secrets never reach a line: fields, nested objects, headers of real requests', async () => {
+    const { logger, lines, raw } = capture();
+    logger.info({ apiKey: FAKE_KEY, token: FAKE_KEY, password: FAKE_KEY }, 'top level');
+    logger.info(
+      { provider: { apiKey: FAKE_KEY, secret: FAKE_KEY }, headers: { authorization: `Bearer ${FAKE_KEY}` } },
+      'nested',
+    );
+    const app = Fastify({ loggerInstance: logger });
+    app.get('/boom', async (request) => {
+      request.log.error({ req: request, headers: request.headers }, 'handler failed');
+      throw new Error('kaboom');
+    });
+    try {
+      const response = await app.inject({
+        url: '/boom',
+        headers: {
+          authorization: `Bearer ${FAKE_KEY}`,
+          cookie: `session=${FAKE_KEY}`,
+          'x-api-key': FAKE_KEY,
+        },
+      });
+      assert.equal(response.statusCode, 500);
+    } finally {
+      await app.close();
+    }
+    const parsed = await lines();
+    assert.ok(parsed.length >= 3);
+    assert.ok(raw().includes('[REDACTED]'));
+    assert.ok(!raw().includes(FAKE_KEY), 'the fake key appears in the log output');
+  });
+
+  test('pretty output only when asked, or on a terminal in development', async () => {
+    const tty = Object.assign(new PassThrough(), { isTTY: true });
+    assert.equal(shouldLogPretty({ format: 'auto', environment: 'development', destination: tty }), true);
+    assert.equal(shouldLogPretty({ format: 'auto', environment: 'production', destination: tty }), false);
+    assert.equal(
+      shouldLogPretty({ format: 'auto', environment: 'development', destination: new PassThrough() }),
+      false,
+    );
+    assert.equal(shouldLogPretty({ format: 'json', environment: 'development', destination: tty }), false);
+    const { logger, raw } = capture({ format: 'pretty' });
+    logger.info({ apiKey: FAKE_KEY }, 'human readable');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.match(raw(), /human readable/);
+    assert.throws(() => JSON.parse(raw().split('\n')[0] ?? ''));
+    assert.ok(!raw().includes(FAKE_KEY));
+  });
+});
