@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import type { ClientEnv } from '../config/client-env.ts';
 import { type ApiClient, createApiClient } from './client.ts';
+import { readStoredToken } from './commands/login.ts';
 import { createOutput, type Output } from './output.ts';
 
 /** Default server: the local `maos serve` with its default host and port. */
@@ -43,7 +44,8 @@ export function createContext(command: Command, io: CliIo): CliContext {
   const color = !json && io.stdout.isTTY === true && !io.env.noColor;
   const out = createOutput({ json, color, stdout: io.stdout, stderr: io.stderr });
   const server = globals.server ?? io.env.server ?? DEFAULT_SERVER;
-  const token = globals.token ?? io.env.token;
+  // A token stored by `maos login` for this server is the last resort.
+  const token = globals.token ?? io.env.token ?? readStoredToken(server);
   let client: ApiClient | undefined;
   let controller: AbortController | undefined;
   const onSigint = () => controller?.abort();

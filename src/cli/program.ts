@@ -17,10 +17,13 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   sessions: async () => (await import('./commands/sessions.ts')).registerSessionsCommands,
   logs: async () => (await import('./commands/logs.ts')).registerLogsCommand,
   roles: async () => (await import('./commands/roles.ts')).registerRolesCommand,
+  login: async () => (await import('./commands/login.ts')).registerLoginCommand,
   serve: async () => (await import('./commands/serve.ts')).registerServeCommand,
   mcp: async () => (await import('./commands/mcp.ts')).registerMcpCommand,
   migrate: async () => (await import('./commands/migrate.ts')).registerMigrateCommand,
   config: async () => (await import('./commands/config.ts')).registerConfigCommands,
+  keys: async () => (await import('./commands/keys.ts')).registerKeysCommand,
+  audit: async () => (await import('./commands/audit.ts')).registerAuditCommand,
   doctor: async () => (await import('./commands/doctor.ts')).registerDoctorCommand,
   backup: async () => (await import('./commands/backup.ts')).registerBackupCommand,
   restore: async () => (await import('./commands/restore.ts')).registerRestoreCommand,
@@ -39,6 +42,8 @@ export function findCommandName(argv: string[]): string | undefined {
       continue;
     }
     if (token.startsWith('-')) continue;
+    // `logout` is registered together with `login`.
+    if (token === 'logout') return 'login';
     return Object.hasOwn(COMMANDS, token) ? token : undefined;
   }
   return undefined;
@@ -63,8 +68,16 @@ export async function createProgram(io: CliIo, act: ActionFactory, only?: string
       writeErr: (text) => void io.stderr.write(text),
     });
   const names = only === null ? [] : only ? [only] : Object.keys(COMMANDS);
-  const registrars = await Promise.all(names.map((name) => (COMMANDS[name] as () => Promise<Registrar>)()));
-  for (const register of registrars) register(program, act);
+  const loaded = await Promise.allSettled(
+    names.map((name) => (COMMANDS[name] as () => Promise<Registrar>)()),
+  );
+  for (const [i, result] of loaded.entries()) {
+    if (result.status === 'fulfilled') result.value(program, act);
+    // The command being run must load; for help and usage errors, one broken module must not hide the rest.
+    else if (only) throw result.reason;
+    else
+      io.stderr.write(`warning: command ${names[i]} is unavailable: ${(result.reason as Error).message}\n`);
+  }
   return program;
 }
 
