@@ -11,6 +11,7 @@ import { createRuntimeRegistry } from '../../src/agents/runtimes/runtime.ts';
 import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
 import type { SessionDetail } from '../../src/domain/types.ts';
 import { createEngine, type EngineInternals } from '../../src/engine/index.ts';
+import { parsePhaseGateOutput, runPhaseGateTask, runSynthesisTask } from '../../src/engine/planner-tasks.ts';
 import type { Actor } from '../../src/engine/session-service.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -259,5 +260,80 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     } finally {
       server.setHandler(undefined);
     }
+  });
+
+  test('phase gate and synthesis tasks see the session outputs, agents and steering messages', async () => {
+    const onePhase = {
+      rationale: 'r',
+      phases: [{ name: 'first', tasks: [task('survey', 'researcher'), task('sketch', 'architect')] }],
+    };
+    server.setHandler((request) => (isPlanRequest(request) ? { object: onePhase } : answerAgents(request)));
+    let sessionId = '';
+    try {
+      const { session } = await engine.service.createSession(ACTOR, { objective: 'Adaptive objective' });
+      sessionId = session.id;
+      const done = await waitForSession(session.id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+    } finally {
+      server.setHandler(undefined);
+    }
+    await handle.db
+      .insertInto('messages')
+      .values({
+        id: 'm-user-1',
+        tenant_id: ACTOR.tenantId,
+        session_id: sessionId,
+        from_agent_id: null,
+        to_agent_id: null,
+        body: 'Prefer SQLite',
+        created_at: Date.now(),
+      })
+      .execute();
+    const ref = { tenantId: ACTOR.tenantId, sessionId, taskId: 'gate-1' };
+    server.requests.length = 0;
+    server.enqueue({
+      object: {
+        decision: 'continue',
+        reason: 'Build next',
+        next_phase: {
+          name: 'second',
+          tasks: [
+            {
+              name: 'refine',
+              role: 'architect',
+              instructions: 'Refine',
+              depends_on: [],
+              deliverables: [],
+              agent: 'sketch',
+            },
+          ],
+        },
+      },
+    });
+    const gate = await runPhaseGateTask(stack.planner, handle.db, ref, {
+      signal: new AbortController().signal,
+    });
+    const decision = parsePhaseGateOutput(gate.output);
+    assert.equal(decision.decision, 'continue');
+    assert.ok(decision.decision === 'continue');
+    assert.deepEqual(decision.phase.tasks[0]?.dependsOn, ['survey', 'sketch']);
+    const gatePrompt = server.requests[0]?.promptText ?? '';
+    assert.match(gatePrompt, /Phase 1 of at most 5 has finished/);
+    assert.match(gatePrompt, /### survey \(researcher, agent survey\) — succeeded\noutput of survey/);
+    assert.match(gatePrompt, /- sketch \(architect\)/);
+    assert.match(gatePrompt, /Prefer SQLite/);
+
+    server.enqueue({ text: 'Final answer for the user', chunkSize: 5 });
+    const chunks: string[] = [];
+    const synthesis = await runSynthesisTask(stack.planner, handle.db, ref, {
+      signal: new AbortController().signal,
+      emitOutput: (_stream, chunk) => chunks.push(chunk),
+    });
+    assert.equal(synthesis.output, 'Final answer for the user');
+    assert.equal(chunks.join(''), 'Final answer for the user');
+    assert.match(
+      server.requests[1]?.promptText ?? '',
+      /### sketch \(architect, agent sketch\) — succeeded\noutput of sketch/,
+    );
   });
 });

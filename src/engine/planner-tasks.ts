@@ -1,0 +1,174 @@
+// Runs the orchestrator's own tasks for the engine: a `plan` task at an adaptive phase gate and the
+// final `synthesize` task. Reads what the orchestrator must see from the store; writes nothing —
+// the engine stores the result and, for a phase gate, creates the next phase from it.
+
+import type { Kysely } from 'kysely';
+import type { RuntimeContext } from '../agents/runtimes/runtime.ts';
+import type { PlanBody, Usage } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { Database } from '../store/schema.ts';
+import type { LlmPlanner } from './planner.ts';
+import type { TaskOutputView } from './planner-prompts.ts';
+import type { ExistingAgent } from './planner-validate.ts';
+
+/** Identifies the session whose orchestrator task runs. */
+export interface OrchestratorTaskRef {
+  tenantId: string;
+  sessionId: string;
+  /** The orchestrator task itself (excluded from the outputs shown). */
+  taskId: string;
+}
+
+/** The JSON result of a phase-gate task; the engine parses it with `parsePhaseGateOutput`. */
+export type PhaseGateOutput =
+  | { decision: 'continue'; reason: string; phase: PlanBody['phases'][number] }
+  | { decision: 'complete'; reason: string };
+
+export interface OrchestratorTaskResult {
+  output: string;
+  usage: Usage;
+}
+
+interface SessionView {
+  objective: string;
+  outputs: TaskOutputView[];
+  agents: ExistingAgent[];
+  lastPhase: number;
+  lastPhaseSinks: string[];
+  userMessages: string[];
+}
+
+/** Loads the session's objective, finished agent-task outputs, agents and steering messages. */
+async function loadSessionView(db: Kysely<Database>, ref: OrchestratorTaskRef): Promise<SessionView> {
+  const session = await db
+    .selectFrom('sessions')
+    .select(['objective'])
+    .where('tenant_id', '=', ref.tenantId)
+    .where('id', '=', ref.sessionId)
+    .executeTakeFirst();
+  if (!session) throw new AppError('SESSION_NOT_FOUND', `Session ${ref.sessionId} not found`);
+  const tasks = await db
+    .selectFrom('tasks')
+    .leftJoin('agents', 'agents.id', 'tasks.agent_id')
+    .select([
+      'tasks.id',
+      'tasks.name',
+      'tasks.role',
+      'tasks.status',
+      'tasks.result',
+      'tasks.error',
+      'tasks.phase',
+      'agents.name as agent_name',
+    ])
+    .where('tasks.tenant_id', '=', ref.tenantId)
+    .where('tasks.session_id', '=', ref.sessionId)
+    .where('tasks.kind', '=', 'agent')
+    .where('tasks.id', '!=', ref.taskId)
+    .orderBy('tasks.phase')
+    .orderBy('tasks.position')
+    .execute();
+  const deps = await db
+    .selectFrom('task_dependencies')
+    .innerJoin('tasks as dependant', 'dependant.id', 'task_dependencies.task_id')
+    .select(['task_dependencies.depends_on_task_id', 'dependant.phase'])
+    .where('task_dependencies.tenant_id', '=', ref.tenantId)
+    .where('task_dependencies.session_id', '=', ref.sessionId)
+    .execute();
+  const agents = await db
+    .selectFrom('agents')
+    .select(['name', 'role'])
+    .where('tenant_id', '=', ref.tenantId)
+    .where('session_id', '=', ref.sessionId)
+    .orderBy('created_at')
+    .execute();
+  const steering = await db
+    .selectFrom('messages')
+    .select('body')
+    .where('tenant_id', '=', ref.tenantId)
+    .where('session_id', '=', ref.sessionId)
+    .where('from_agent_id', 'is', null)
+    .where('to_agent_id', 'is', null)
+    .orderBy('created_at')
+    .execute();
+  const lastPhase = tasks.reduce((max, task) => Math.max(max, task.phase), 0);
+  const dependedInPhase = new Set(
+    deps.filter((dep) => dep.phase === lastPhase).map((dep) => dep.depends_on_task_id),
+  );
+  return {
+    objective: session.objective,
+    outputs: tasks
+      .filter((task) => ['succeeded', 'failed'].includes(task.status))
+      .map((task) => ({
+        name: task.name,
+        role: task.role,
+        agent: task.agent_name ?? undefined,
+        status: task.status,
+        output: task.status === 'succeeded' ? (task.result ?? '') : `(failed: ${task.error ?? 'no reason'})`,
+      })),
+    agents,
+    lastPhase,
+    lastPhaseSinks: tasks
+      .filter((task) => task.phase === lastPhase && !dependedInPhase.has(task.id))
+      .map((task) => task.name),
+    userMessages: steering.map((row) => row.body),
+  };
+}
+
+/**
+ * Runs a phase gate: the orchestrator sees the outputs so far, the agents, and the user's steering
+ * messages, and answers `continue` (with the next phase, validated) or `complete`.
+ */
+export async function runPhaseGateTask(
+  planner: LlmPlanner,
+  db: Kysely<Database>,
+  ref: OrchestratorTaskRef,
+  ctx: Pick<RuntimeContext, 'signal'>,
+  threadSummary?: string,
+): Promise<OrchestratorTaskResult> {
+  const view = await loadSessionView(db, ref);
+  const gate = await planner.decidePhaseGate({
+    tenantId: ref.tenantId,
+    sessionId: ref.sessionId,
+    objective: view.objective,
+    phasesDone: view.lastPhase + 1,
+    outputs: view.outputs,
+    agents: view.agents,
+    previousPhaseSinks: view.lastPhaseSinks,
+    userMessages: view.userMessages,
+    threadSummary,
+    signal: ctx.signal,
+  });
+  const output: PhaseGateOutput =
+    gate.decision === 'continue'
+      ? { decision: 'continue', reason: gate.reason, phase: gate.phase }
+      : { decision: 'complete', reason: gate.reason };
+  return { output: JSON.stringify(output), usage: gate.usage };
+}
+
+/** Runs the final synthesis: one answer for the user, streamed into the task's output. */
+export async function runSynthesisTask(
+  planner: LlmPlanner,
+  db: Kysely<Database>,
+  ref: OrchestratorTaskRef,
+  ctx: Pick<RuntimeContext, 'signal' | 'emitOutput'>,
+): Promise<OrchestratorTaskResult> {
+  const view = await loadSessionView(db, ref);
+  const { result, usage } = await planner.synthesize({
+    tenantId: ref.tenantId,
+    objective: view.objective,
+    outputs: view.outputs,
+    userMessages: view.userMessages,
+    signal: ctx.signal,
+    emitOutput: (chunk) => ctx.emitOutput('text', chunk),
+  });
+  return { output: result, usage };
+}
+
+/** Parses a phase-gate task's stored result back into its decision. */
+export function parsePhaseGateOutput(output: string): PhaseGateOutput {
+  const value = JSON.parse(output) as PhaseGateOutput;
+  if (value.decision !== 'continue' && value.decision !== 'complete') {
+    throw new AppError('INTERNAL', 'A phase-gate result has an unknown decision');
+  }
+  return value;
+}
