@@ -4,29 +4,17 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance, FastifyPluginAsync, InjectOptions } from 'fastify';
-import { configSchema } from '../../src/config/schema.ts';
-import { createFakeSessionService } from '../../src/http/fake-session-service.test-support.ts';
-import { buildHttpServer } from '../../src/http/server.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import type { FastifyInstance, InjectOptions } from 'fastify';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { readDatabaseCheckpoints, readDatabaseEntries } from '../../src/security/audit/audit-source.ts';
 import { parseVerifierKey } from '../../src/security/audit/checkpoint.ts';
 import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
-import { createSecurity, type Security } from '../../src/security/create-security.ts';
-import { createOidcVerifier } from '../../src/security/oidc.ts';
+import type { Security } from '../../src/security/create-security.ts';
 import { BUILT_IN_ROLES, hasPermission, isPermission, type Permission } from '../../src/security/rbac.ts';
 import { SECURITY_HEADERS } from '../../src/security/security-headers.ts';
-import { createSecurityRoutesPlugin } from '../../src/security/security-routes-plugin.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../../src/security/test-support.ts';
 import { startTestOidcProvider, TEST_AUDIENCE, type TestOidcProvider } from '../fixtures/oidc-provider.ts';
-
-interface RouteInfo {
-  method: string;
-  url: string;
-  permission: unknown;
-  public: unknown;
-}
+import { buildSecurityTestApp, type RouteInfo } from '../fixtures/security-app.ts';
 
 const validSession = { objective: 'Ship it', agents: [{ role: 'qa', task: 'test it', runner: 'ok' }] };
 
@@ -35,49 +23,12 @@ async function buildApp(
   overrides: Record<string, unknown>,
   oidcIssuer: string,
   clock: { offsetMs: number },
-): Promise<{ app: FastifyInstance; security: Security; routes: RouteInfo[] }> {
-  const config = configSchema.parse({
-    dataDir: t.dir,
-    auth: { mode: 'both', oidc: { issuer: oidcIssuer, audience: TEST_AUDIENCE } },
-    ...overrides,
-  });
-  const logger = createLogger({ level: 'silent' });
-  const security = createSecurity({
-    config,
-    db: t.db,
-    logger,
-    ...(config.auth.mode === 'both'
-      ? { oidc: createOidcVerifier(config.auth.oidc, { now: () => new Date(Date.now() + clock.offsetMs) }) }
-      : {}),
-  });
-  const routes: RouteInfo[] = [];
-  const collector: FastifyPluginAsync = async (instance) => {
-    instance.addHook('onRoute', (route) => {
-      const methods = Array.isArray(route.method) ? route.method : [route.method];
-      for (const method of methods) {
-        routes.push({
-          method,
-          url: route.url,
-          permission: route.config?.permission,
-          public: route.config?.public,
-        });
-      }
-    });
-  };
-  const app = await buildHttpServer({
-    config,
-    service: createFakeSessionService(),
-    logger,
-    readiness: async () => ({ database: { ok: true, detail: 'ok' } }),
-    listRoles: () => [],
-    authenticate: security.http.authenticate,
-    plugins: [
-      collector,
-      security.http.plugin,
-      createSecurityRoutesPlugin({ db: t.db, security, maxPageSize: config.http.maxPageSize }),
-    ],
-  });
-  return { app, security, routes };
+) {
+  return buildSecurityTestApp(
+    t,
+    { auth: { mode: 'both', oidc: { issuer: oidcIssuer, audience: TEST_AUDIENCE } }, ...overrides },
+    clock,
+  );
 }
 
 function fillPath(url: string): string {
