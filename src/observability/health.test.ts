@@ -1,0 +1,109 @@
+// Readiness checks against a real SQLite database: migrations current or pending, database
+// closed, worker loop silent, shutdown, and a hung database that must not hang the probe.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { migrateToLatest } from '../store/migrate.ts';
+import { createReadinessChecks, runReadinessChecks } from './health.ts';
+
+function openDb(dir: string): Kysely<Record<string, never>> {
+  return new Kysely({ dialect: new SqliteDialect({ database: new Database(join(dir, 'maos.db')) }) });
+}
+
+async function withDb(fn: (db: Kysely<Record<string, never>>) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-health-'));
+  const db = openDb(dir);
+  try {
+    await fn(db);
+  } finally {
+    await db.destroy().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('readiness checks', () => {
+  test('all pass on a migrated database with a live worker loop', async () => {
+    await withDb(async (db) => {
+      await migrateToLatest(db);
+      const report = await runReadinessChecks({
+        db,
+        isShuttingDown: () => false,
+        worker: { slots: 4, lastBeatAt: () => 9_000, maxAgeMs: 5_000 },
+        now: () => 10_000,
+      });
+      assert.equal(report.ready, true, JSON.stringify(report));
+      assert.deepEqual(Object.keys(report.checks), ['database', 'migrations', 'worker', 'shutdown']);
+      assert.match(report.checks.migrations?.detail ?? '', /none pending/);
+    });
+  });
+
+  test('pending migrations, a silent worker loop and shutdown each fail with a detail', async () => {
+    await withDb(async (db) => {
+      let shuttingDown = false;
+      const checks = createReadinessChecks({
+        db,
+        isShuttingDown: () => shuttingDown,
+        worker: { slots: 2, lastBeatAt: () => 1_000, maxAgeMs: 5_000 },
+        now: () => 60_000,
+      });
+      let result = await checks();
+      assert.equal(result.database?.ok, true);
+      assert.equal(result.migrations?.ok, false);
+      assert.match(result.migrations?.detail ?? '', /^pending: /);
+      assert.equal(result.worker?.ok, false);
+      assert.match(result.worker?.detail ?? '', /silent for 59 s/);
+      assert.equal(result.shutdown?.ok, true);
+      shuttingDown = true;
+      result = await checks();
+      assert.deepEqual(result.shutdown, { ok: false, detail: 'shutting down' });
+    });
+  });
+
+  test('an API-only process passes the worker check; a worker that never beat fails it', async () => {
+    await withDb(async (db) => {
+      await migrateToLatest(db);
+      const apiOnly = await runReadinessChecks({
+        db,
+        worker: { slots: 0, lastBeatAt: () => undefined, maxAgeMs: 1 },
+      });
+      assert.equal(apiOnly.checks.worker?.ok, true);
+      const notStarted = await runReadinessChecks({
+        db,
+        worker: { slots: 1, lastBeatAt: () => undefined, maxAgeMs: 1 },
+      });
+      assert.deepEqual(notStarted.checks.worker, { ok: false, detail: 'worker loop has not started' });
+    });
+  });
+
+  test('an unreachable database fails the database check and skips migrations', async () => {
+    const broken = new Kysely<Record<string, never>>({
+      dialect: new SqliteDialect({
+        database: async () => {
+          throw new Error('unable to open database file');
+        },
+      }),
+    });
+    const report = await runReadinessChecks({ db: broken });
+    assert.equal(report.ready, false);
+    assert.deepEqual(report.checks.database, {
+      ok: false,
+      detail: 'unreachable: unable to open database file',
+    });
+    assert.match(report.checks.migrations?.detail ?? '', /database unreachable/);
+  });
+
+  test('a hung database times out instead of hanging the probe', async () => {
+    const hung = new Kysely<Record<string, never>>({
+      dialect: new SqliteDialect({
+        database: async () => new Promise(() => {}),
+      }),
+    });
+    const report = await runReadinessChecks({ db: hung, timeoutMs: 50 });
+    assert.equal(report.checks.database?.ok, false);
+    assert.match(report.checks.database?.detail ?? '', /timed out after 50 ms/);
+  });
+});

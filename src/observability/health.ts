@@ -1,0 +1,108 @@
+// Readiness checks shared by GET /readyz, the maos_readiness_check_passing gauge and `maos doctor`:
+// the database answers, its migrations match this build, the worker loop is alive, and the process
+// is not shutting down. Each check reports its own failure (with a time limit) instead of throwing.
+import { type Kysely, sql } from 'kysely';
+import { coerceError } from '../errors/app-error.ts';
+import { getMigrationStatus } from '../store/migrate.ts';
+
+/** Outcome of one check; `detail` is short, human-readable and safe to show to anyone. */
+export interface CheckResult {
+  ok: boolean;
+  detail: string;
+}
+
+export interface ReadinessReport {
+  ready: boolean;
+  checks: Record<string, CheckResult>;
+}
+
+export interface WorkerLiveness {
+  /** Task slots of this process; 0 = API only (the check passes: there is no worker to watch). */
+  slots: number;
+  /** Unix ms of the worker loop's last iteration, or undefined before its first. */
+  lastBeatAt: () => number | undefined;
+  /** A beat older than this fails the check (e.g. 3 × the poll interval, at least the lease length). */
+  maxAgeMs: number;
+}
+
+export interface ReadinessOptions {
+  // biome-ignore lint/suspicious/noExplicitAny: the checks work on any schema
+  db: Kysely<any>;
+  /** True once shutdown began: readiness fails first so load balancers drain the instance. */
+  isShuttingDown?: () => boolean;
+  /** Worker loop liveness; the `worker` check is left out when absent. */
+  worker?: WorkerLiveness;
+  /** Time limit per check, so a hung database cannot hang the probe. @defaultValue 2000 */
+  timeoutMs?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+/** Builds a readiness function with the shape /readyz expects: check name → {ok, detail}. */
+export function createReadinessChecks(options: ReadinessOptions): () => Promise<Record<string, CheckResult>> {
+  const timeoutMs = options.timeoutMs ?? 2000;
+  return async () => {
+    const database = await withTimeout(checkDatabase(options.db), timeoutMs, 'database');
+    const migrations = database.ok
+      ? await withTimeout(checkMigrations(options.db), timeoutMs, 'migrations')
+      : { ok: false, detail: 'not checked: database unreachable' };
+    const checks: Record<string, CheckResult> = { database, migrations };
+    if (options.worker) checks.worker = checkWorker(options.worker, (options.now ?? Date.now)());
+    const shuttingDown = options.isShuttingDown?.() ?? false;
+    checks.shutdown = { ok: !shuttingDown, detail: shuttingDown ? 'shutting down' : 'running' };
+    return checks;
+  };
+}
+
+/** Runs the checks once and summarises them (for `maos doctor` and scripts). */
+export async function runReadinessChecks(options: ReadinessOptions): Promise<ReadinessReport> {
+  const checks = await createReadinessChecks(options)();
+  return { ready: Object.values(checks).every((check) => check.ok), checks };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: any schema
+async function checkDatabase(db: Kysely<any>): Promise<CheckResult> {
+  try {
+    await sql`select 1`.execute(db);
+    return { ok: true, detail: 'reachable' };
+  } catch (error) {
+    return { ok: false, detail: `unreachable: ${coerceError(error).message.slice(0, 200)}` };
+  }
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: any schema
+async function checkMigrations(db: Kysely<any>): Promise<CheckResult> {
+  try {
+    const status = await getMigrationStatus(db);
+    if (status.current) return { ok: true, detail: `${status.applied.length} applied, none pending` };
+    if (status.unknown.length > 0) {
+      return { ok: false, detail: `database is newer than this build (${status.unknown.join(', ')})` };
+    }
+    return { ok: false, detail: `pending: ${status.pending.join(', ')}` };
+  } catch (error) {
+    return { ok: false, detail: `cannot read migrations: ${coerceError(error).message.slice(0, 200)}` };
+  }
+}
+
+function checkWorker(worker: WorkerLiveness, now: number): CheckResult {
+  if (worker.slots <= 0) return { ok: true, detail: 'no task slots in this process (API only)' };
+  const last = worker.lastBeatAt();
+  if (last === undefined) return { ok: false, detail: 'worker loop has not started' };
+  const ageMs = Math.max(0, now - last);
+  if (ageMs > worker.maxAgeMs) {
+    return { ok: false, detail: `worker loop silent for ${Math.round(ageMs / 1000)} s` };
+  }
+  return { ok: true, detail: `worker loop beat ${Math.round(ageMs / 1000)} s ago` };
+}
+
+function withTimeout(check: Promise<CheckResult>, timeoutMs: number, name: string): Promise<CheckResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<CheckResult>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ ok: false, detail: `${name} check timed out after ${timeoutMs} ms` }),
+      timeoutMs,
+    );
+    timer.unref();
+  });
+  return Promise.race([check, timeout]).finally(() => clearTimeout(timer));
+}
