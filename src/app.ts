@@ -1,6 +1,8 @@
-// Composition root: opens the store, applies migrations, builds the engine and the HTTP server
-// and wires them together. Wiring only; every behaviour lives in the modules it imports.
+// Composition root: opens the store, applies migrations, builds security, metrics, the LLM stack,
+// the engine and the HTTP server (REST, SSE, MCP) and wires them together. Wiring only; every
+// behaviour lives in the modules it imports.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { createLlmStack } from './agents/providers/create-llm-stack.ts';
 import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
 import { createCommandRuntime } from './agents/runtimes/command/command-runtime.ts';
 import { createRuntimeRegistry } from './agents/runtimes/runtime.ts';
@@ -8,18 +10,31 @@ import { readRunnerBaseEnv } from './config/runner-env.ts';
 import type { Config } from './config/schema.ts';
 import type { Engine } from './engine/engine-types.ts';
 import { createEngine } from './engine/index.ts';
+import type { Actor } from './engine/session-service.ts';
 import { createReadinessProbe } from './http/readiness.ts';
 import { buildHttpServer } from './http/server.ts';
+import { createMcpHttpPlugin } from './mcp/http-transport.ts';
+import { connectQueueCounts, createEngineMetricsObserver } from './observability/engine-metrics.ts';
+import {
+  createHttpMetricsPlugin,
+  type MetricsListener,
+  startMetricsListener,
+} from './observability/http-metrics-plugin.ts';
 import type { Logger } from './observability/logger.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createSecurity, type Security } from './security/create-security.ts';
+import { createSecurityRoutesPlugin } from './security/security-routes-plugin.ts';
+import type { SecurityDb } from './security/security-tables.ts';
 import { createDatabase, type DatabaseHandle } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
+import { VERSION } from './version.ts';
 
-/** The auth mode the server runs with; `none` until the security plugin adds OIDC and API keys. */
-export type AuthMode = 'none';
+/** How API callers authenticate (config `auth.mode`). */
+export type AuthMode = Config['auth']['mode'];
 
 export interface AppDeps {
   logger: Logger;
-  /** Extra Fastify plugins (metrics, security), applied to every route. */
+  /** Extra Fastify plugins, applied to every route after the built-in ones. */
   plugins?: FastifyPluginAsync[];
 }
 
@@ -28,8 +43,10 @@ export interface App {
   database: DatabaseHandle;
   engine: Engine;
   http: FastifyInstance;
+  metrics: Metrics;
+  security: Security;
   authMode: AuthMode;
-  /** Starts the workers and listens on config.host:config.port; returns the base URL. */
+  /** Starts workers, audit checkpoints and the metrics listener, then listens; returns the base URL. */
   start(): Promise<string>;
   /**
    * Graceful stop: readiness turns 503, the server stops accepting and ends SSE streams, running
@@ -46,6 +63,20 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
   try {
     const applied = await migrateToLatest(database.db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
+
+    const metrics = createMetrics({
+      version: VERSION,
+      collectDefaults: config.metrics.collectDefaults,
+      onSourceError: (source, error) => logger.warn({ err: error, source }, 'metrics source failed'),
+    });
+    const security = createSecurity({
+      config,
+      db: database.db as unknown as SecurityDb,
+      logger,
+      metrics,
+    });
+    const llm = createLlmStack({ config, db: database.db, logger });
+
     const runtimes = createRuntimeRegistry();
     runtimes.registerCommand(
       createCommandRuntime({
@@ -54,24 +85,83 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         baseEnv: readRunnerBaseEnv(),
       }),
     );
-    const engine = createEngine({ config, db: database.db, dialect: database.dialect, logger, runtimes });
+    if (llm) runtimes.registerLlm(llm.runtime);
+    const engine = createEngine({
+      config,
+      db: database.db,
+      dialect: database.dialect,
+      logger,
+      runtimes,
+      observer: createEngineMetricsObserver(metrics, { slots: config.workers.concurrency }),
+      ...(llm ? { planner: llm.planner } : {}),
+    });
+    connectQueueCounts(metrics, () => engine.getQueueCounts());
+
+    const readiness = createReadinessProbe({ db: database.db, isShuttingDown: () => shuttingDown });
+    metrics.setSources({
+      readiness: async () => {
+        const checks = await readiness();
+        return Object.fromEntries(Object.entries(checks).map(([name, check]) => [name, check.ok]));
+      },
+      dataDir: config.dataDir,
+    });
+    const listRoles = async (actor: Actor) =>
+      llm ? llm.roles.listRoles(actor.tenantId) : [...BUILT_IN_ROLES];
+    const metricsOnOwnPort = config.metrics.port !== undefined;
     const http = await buildHttpServer({
       config,
       service: engine.service,
       logger,
-      readiness: createReadinessProbe({ db: database.db, isShuttingDown: () => shuttingDown }),
-      listRoles: () => BUILT_IN_ROLES,
-      plugins: deps.plugins,
+      readiness,
+      listRoles,
+      authenticate: security.http.authenticate,
+      observer: {
+        problemSent: (code) => metrics.recordError(code),
+        sseConnection: (delta) => metrics.trackSseConnection(delta),
+        sseEventsSent: (count) => metrics.recordSseEventsSent(count),
+      },
+      plugins: [
+        createHttpMetricsPlugin({
+          metrics,
+          exposeRoute: config.metrics.enabled && !metricsOnOwnPort,
+          publicRoute: config.metrics.public,
+        }),
+        security.http.plugin,
+        createSecurityRoutesPlugin({
+          db: database.db as unknown as SecurityDb,
+          security,
+          maxPageSize: config.http.maxPageSize,
+        }),
+        createMcpHttpPlugin({
+          service: engine.service,
+          config,
+          authorize: security.http.authorizeRequest,
+          listRoles: async (actor) => [...(await listRoles(actor))],
+          logger,
+        }),
+        ...(deps.plugins ?? []),
+      ],
     });
+
+    let metricsListener: MetricsListener | undefined;
     let stopping: Promise<void> | undefined;
     return {
       config,
       database,
       engine,
       http,
-      authMode: 'none',
+      metrics,
+      security,
+      authMode: config.auth.mode,
       async start() {
+        if (config.metrics.enabled && config.metrics.port !== undefined) {
+          metricsListener = await startMetricsListener(metrics, {
+            host: config.metrics.host,
+            port: config.metrics.port,
+          });
+        }
         const url = await http.listen({ host: config.host, port: config.port });
+        security.start();
         engine.start();
         return url;
       },
@@ -80,6 +170,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           shuttingDown = true;
           await http.close();
           await engine.stop({ graceMs: config.shutdown.graceSeconds * 1000 });
+          await metricsListener?.close();
+          await security.close();
           await database.close();
         })();
         return stopping;

@@ -8,7 +8,6 @@ import Fastify, {
   type RouteOptions,
 } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { Config } from '../config/schema.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -23,11 +22,11 @@ import { registerOpenApi } from './plugins/openapi.ts';
 import { registerRequestIdEcho, resolveRequestId } from './plugins/request-id.ts';
 import { type ReadinessProbe, registerHealthRoutes } from './routes/health.ts';
 import { registerOpenApiRoute } from './routes/openapi.ts';
-import { registerRoleRoutes } from './routes/roles.ts';
+import { type RoleRoutesOptions, registerRoleRoutes } from './routes/roles.ts';
 import { registerSessionEventRoutes } from './routes/session-events.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
 import { createSseRegistry } from './sse.ts';
-import type { RegisteredRoute } from './types.ts';
+import { type HttpObserver, notifyHttpObserver, type RegisteredRoute } from './types.ts';
 
 export interface BuildHttpServerOptions {
   config: Pick<Config, 'http'>;
@@ -35,8 +34,10 @@ export interface BuildHttpServerOptions {
   logger: Logger;
   /** Readiness checks for /readyz (database, migrations, shutdown state). */
   readiness: ReadinessProbe;
-  /** The role catalogue for GET /v1/roles. */
-  listRoles: () => readonly RoleDefinition[];
+  /** The role catalogue for GET /v1/roles (built-in and the caller's tenant's custom roles). */
+  listRoles: RoleRoutesOptions['listRoles'];
+  /** Counters for problems sent and SSE streams (the metrics registry implements these). */
+  observer?: HttpObserver;
   /** Resolves `request.actor`; defaults to auth mode `none`. */
   authenticate?: Authenticator;
   /**
@@ -77,7 +78,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   app.setSerializerCompiler(serializerCompiler);
   registerJsonParser(app);
   recordRoutes(app);
-  registerErrorHandling(app);
+  registerErrorHandling(app, options.observer);
   registerRequestIdEcho(app);
   await registerOpenApi(app);
   registerAuthentication(app, options.authenticate ?? createNoAuthAuthenticator());
@@ -85,7 +86,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     await app.register(skipEncapsulation(plugin));
   }
 
-  const streams = createSseRegistry();
+  const streams = createSseRegistry((delta) => notifyHttpObserver(options.observer, 'sseConnection', delta));
   const closeGraceMs = options.closeGraceMs ?? 2000;
   app.addHook('preClose', async () => {
     streams.closeAll();
@@ -101,6 +102,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     maxPageSize: config.http.maxPageSize,
     keepAliveSeconds: config.http.sseKeepAliveSeconds,
     streams,
+    onEventsSent: (count) => notifyHttpObserver(options.observer, 'sseEventsSent', count),
   });
   await app.ready();
   return app;

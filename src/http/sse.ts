@@ -36,12 +36,18 @@ export interface SseRegistry {
   readonly size: number;
 }
 
-/** Creates the registry the server's preClose hook drains. */
-export function createSseRegistry(): SseRegistry {
+/** Creates the registry the server's preClose hook drains; `onChange` sees +1/-1 per stream. */
+export function createSseRegistry(onChange: (delta: 1 | -1) => void = () => {}): SseRegistry {
   const streams = new Set<SseStream>();
   return {
-    add: (stream) => streams.add(stream),
-    delete: (stream) => streams.delete(stream),
+    add: (stream) => {
+      if (streams.has(stream)) return;
+      streams.add(stream);
+      onChange(1);
+    },
+    delete: (stream) => {
+      if (streams.delete(stream)) onChange(-1);
+    },
     closeAll: () => {
       for (const stream of [...streams]) stream.close({ dropConnection: true });
     },

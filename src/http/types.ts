@@ -13,6 +13,31 @@ export interface RegisteredRoute {
   hidden: boolean;
 }
 
+/** Hooks the HTTP layer calls for metrics. Optional, synchronous, must not throw. */
+export interface HttpObserver {
+  /** An error response was sent with this code. */
+  problemSent?(code: string, status: number): void;
+  /** An SSE stream opened (+1) or closed (-1). */
+  sseConnection?(delta: 1 | -1): void;
+  /** SSE events were written. */
+  sseEventsSent?(count: number): void;
+}
+
+/** Calls an observer hook, ignoring anything it throws (metrics must never break a request). */
+export function notifyHttpObserver<K extends keyof HttpObserver>(
+  observer: HttpObserver | undefined,
+  hook: K,
+  ...args: Parameters<NonNullable<HttpObserver[K]>>
+): void {
+  const fn = observer?.[hook] as ((...a: unknown[]) => void) | undefined;
+  if (!fn) return;
+  try {
+    fn.apply(observer, args);
+  } catch {
+    // Deliberately ignored: see the interface comment.
+  }
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** Every route of the server, in registration order. */

@@ -68,6 +68,8 @@ test('kill -9 mid-run, restart: every session completes, each task succeeds once
       host: '127.0.0.1',
       port: 0,
       logLevel: 'warn',
+      auth: { mode: 'none' },
+      rateLimit: { enabled: false },
       workers: { concurrency: 4, pollIntervalMs: 200 },
       // Short leases so that tasks held by the killed process are reclaimed quickly.
       tasks: { leaseSeconds: 2, maxAttempts: 5 },

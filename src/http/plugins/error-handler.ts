@@ -4,6 +4,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode } from '../../errors/app-error.ts';
 import { createProblem, PROBLEM_CONTENT_TYPE } from '../problem.ts';
+import { type HttpObserver, notifyHttpObserver } from '../types.ts';
 
 /** One entry of a VALIDATION_FAILED problem's `details`. */
 export interface ValidationIssue {
@@ -84,10 +85,11 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     .send(problem);
 }
 
-/** Installs the error handler, the 404 handler and the Fastify framework-error handler. */
-export function registerErrorHandling(app: FastifyInstance): void {
+/** Installs the error handler and the 404 handler. */
+export function registerErrorHandling(app: FastifyInstance, observer?: HttpObserver): void {
   app.setErrorHandler((error, request, reply) => {
     const appError = toHttpAppError(error);
+    notifyHttpObserver(observer, 'problemSent', appError.code, appError.status);
     if (appError.status >= 500) {
       request.log.error({ err: error, code: appError.code }, 'request failed');
     } else {
@@ -96,6 +98,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     return sendProblem(request, reply, appError);
   });
   app.setNotFoundHandler((request, reply) => {
+    notifyHttpObserver(observer, 'problemSent', 'NOT_FOUND', 404);
     const path = request.url.split('?')[0] ?? '';
     return sendProblem(
       request,

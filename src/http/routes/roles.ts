@@ -2,12 +2,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RoleDefinition } from '../../agents/roles/role.ts';
+import type { Actor } from '../../engine/session-service.ts';
 import { roleListSchema, toRoleDto } from '../dto.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface RoleRoutesOptions {
-  /** Returns the roles the caller may use (built-in catalogue; custom roles come later). */
-  listRoles: () => readonly RoleDefinition[];
+  /** The roles the caller may use: the built-in catalogue and the tenant's custom roles. */
+  listRoles: (actor: Actor) => readonly RoleDefinition[] | Promise<readonly RoleDefinition[]>;
 }
 
 /** Registers the roles route on `app`. */
@@ -23,6 +24,6 @@ export function registerRoleRoutes(app: FastifyInstance, options: RoleRoutesOpti
         response: { 200: roleListSchema, ...problemResponses(401, 403, 429) },
       },
     },
-    async () => ({ items: options.listRoles().map(toRoleDto) }),
+    async (request) => ({ items: (await options.listRoles(request.actor)).map(toRoleDto) }),
   );
 }

@@ -17,6 +17,8 @@ export interface SessionEventRoutesOptions {
   maxPageSize: number;
   keepAliveSeconds: number;
   streams: SseRegistry;
+  /** Called with the number of events written to a stream (metrics). */
+  onEventsSent?: (count: number) => void;
 }
 
 /** Events read per query while streaming: large enough to replay fast, small enough to bound memory. */
@@ -68,7 +70,7 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
       });
       options.streams.add(stream);
       try {
-        await pumpEvents(service, request.actor, id, after, stream);
+        await pumpEvents(service, request.actor, id, after, stream, options.onEventsSent);
       } catch (error) {
         request.log.warn({ err: error, sessionId: id }, 'event stream ended with an error');
       } finally {
@@ -91,6 +93,7 @@ async function pumpEvents(
   sessionId: string,
   afterSeq: number,
   stream: SseStream,
+  onEventsSent: (count: number) => void = () => {},
 ): Promise<void> {
   let after = afterSeq;
   let woken = true;
@@ -114,6 +117,7 @@ async function pumpEvents(
           data: JSON.stringify(toEventDto(event)),
         });
         after = event.seq;
+        onEventsSent(1);
         if (event.type === FINAL_EVENT_TYPE || stream.closed) return;
       }
       if (events.length === STREAM_BATCH_SIZE) continue;
