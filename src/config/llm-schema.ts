@@ -57,6 +57,12 @@ const providerSchema = z
       .describe(
         'Calls in flight to this provider from one process (bulkhead); others wait. @defaultValue 16',
       ),
+    structuredOutputs: z
+      .boolean()
+      .default(true)
+      .describe(
+        '`openai-compatible` only: the server accepts `response_format: json_schema` (vLLM, llama.cpp, recent Ollama); false = JSON mode with the schema in the prompt. @defaultValue true',
+      ),
     cache: z
       .boolean()
       .default(false)

@@ -39,6 +39,7 @@ function makePlanner(
   server: ScriptedLlmServer,
   type: 'openai-compatible' | 'anthropic',
   maxRepairs = 2,
+  structuredOutputs = true,
 ): LlmPlanner {
   const providers = providersConfigSchema.parse({
     orch: {
@@ -46,6 +47,7 @@ function makePlanner(
       model: 'orchestrator-model',
       apiKey: 'k',
       baseURL: type === 'anthropic' ? server.anthropicBaseURL : server.openaiBaseURL,
+      structuredOutputs,
     },
   });
   const llm = llmConfigSchema.parse({
@@ -273,5 +275,17 @@ describe('LLM planner against the scripted LLM server', () => {
       input: { objective: 'o' },
     });
     assert.equal(plan.phases.length, 2);
+  });
+
+  test('servers without JSON-schema support get JSON mode with the schema in the prompt', async () => {
+    server.enqueue({ object: goodPlan });
+    const result = await makePlanner(server, 'openai-compatible', 2, false).createPlan({
+      tenantId: 't',
+      sessionId: 's',
+      objective: 'o',
+      adaptive: false,
+    });
+    assert.equal(result.plan.phases.length, 2);
+    assert.deepEqual(server.requests[0]?.body.response_format, { type: 'json_object' });
   });
 });

@@ -14,7 +14,7 @@ import {
   createMessagingTools,
   createStoreMessaging,
 } from '../runtimes/ai-sdk/agent-tools.ts';
-import { createAiSdkRuntime } from '../runtimes/ai-sdk/ai-sdk-runtime.ts';
+import { type AiSdkRuntimeOptions, createAiSdkRuntime } from '../runtimes/ai-sdk/ai-sdk-runtime.ts';
 import type { ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { createStoreResponseCache } from '../runtimes/ai-sdk/store-response-cache.ts';
 import type { AgentRuntime } from '../runtimes/runtime.ts';
@@ -37,6 +37,8 @@ export interface CreateLlmStackOptions {
   config: Pick<Config, 'providers' | 'llm'>;
   db: Kysely<Database>;
   logger: Logger;
+  /** Called once per finished LLM agent call (tokens and cost metrics). */
+  onUsage?: AiSdkRuntimeOptions['onUsage'];
   /** Called after an agent sent another agent a message (the engine appends the session event). */
   onAgentMessage?(message: AgentMessage & { id: string }): void;
 }
@@ -55,6 +57,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   }
   const roles = createRoleService(options.db as unknown as LlmDb);
   if (Object.keys(config.providers).length === 0) return undefined;
+  routeSdkWarnings(logger);
   const client = createLlmClient({
     providers: config.providers,
     llm: config.llm,
@@ -69,6 +72,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     loadHistory: memory.loadHistory,
     loadInbox: memory.loadInbox,
     cache,
+    onUsage: options.onUsage,
     createTools: (task) =>
       config.llm.agentMessaging && task.agentId !== null ? createMessagingTools(messaging, task) : undefined,
     dependencyOutputChars: config.llm.planner.dependencyOutputChars,
@@ -79,4 +83,20 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     limits: config.llm.planner,
   });
   return { client, runtime, planner, roles, cache };
+}
+
+/**
+ * Sends the AI SDK's warnings (unsupported settings, compatibility modes) to the process logger
+ * instead of stderr. The SDK reads this from a global, so it is set once, unless already set.
+ */
+function routeSdkWarnings(logger: Logger): void {
+  const holder = globalThis as { AI_SDK_LOG_WARNINGS?: unknown };
+  if (holder.AI_SDK_LOG_WARNINGS !== undefined) return;
+  const llmLogger = logger.child({ component: 'llm' });
+  holder.AI_SDK_LOG_WARNINGS = (event: { warnings: unknown[]; provider?: string; model?: string }) => {
+    llmLogger.warn(
+      { provider: event.provider, model: event.model, warnings: event.warnings },
+      'LLM provider warnings',
+    );
+  };
 }

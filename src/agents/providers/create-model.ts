@@ -37,7 +37,7 @@ export function createLanguageModel(name: string, provider: ProviderConfig, mode
         apiKey: provider.apiKey,
         headers: provider.headers,
         includeUsage: true,
-        supportsStructuredOutputs: true,
+        supportsStructuredOutputs: provider.structuredOutputs,
       }).chatModel(modelId);
   }
 }
