@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
+import { createCoalescer } from '../store/coalesce.ts';
 import type { DialectName } from '../store/db.ts';
 import type { Database } from '../store/schema.ts';
 import {
@@ -16,7 +17,14 @@ import {
 import type { WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
-import { type Claim, expireTaskLease, finishTask, markTaskRunning, releaseTask } from './task-ops.ts';
+import {
+  type Claim,
+  expireTaskLease,
+  finishTasks,
+  markTasksRunning,
+  type RunOutcome,
+  releaseTask,
+} from './task-ops.ts';
 import { describeRuntime, runClaimedTask } from './task-runner.ts';
 
 /** Expired leases handled per reaper pass (the rest wait for the next pass). */
@@ -69,6 +77,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   let unsubscribe: (() => void) | null = null;
   const timers: NodeJS.Timeout[] = [];
   let heartbeatTimer: NodeJS.Timeout | null = null;
+  // Starts and finishes of all slots coalesce into one operation per write batch.
+  const markRunning = createCoalescer(deps.queue, (trx, claims: Claim[]) =>
+    markTasksRunning(trx, claims, now()),
+  );
+  const finish = createCoalescer(deps.queue, (trx, items: Array<{ claim: Claim; outcome: RunOutcome }>) =>
+    finishTasks(trx, items, now()),
+  );
 
   function abort(run: ActiveRun, reason: StopReason): void {
     if (run.reason !== null) return;
@@ -169,8 +184,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       runtime: runtimeKind,
     });
     const startedAt = now();
-    deps.queue
-      .run((trx) => markTaskRunning(trx, claim, now()))
+    markRunning(claim)
       .then((held) => {
         if (!held) abort(run, 'lease_lost');
         else deps.notifier.publish(sessionChannel(claim.sessionId));
@@ -199,7 +213,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         await deps.queue.run((trx) => releaseTask(trx, claim, now()));
         return;
       }
-      const finishing = deps.queue.run((trx) => finishTask(trx, claim, outcome, now()));
+      const finishing = finish({ claim, outcome });
       wake();
       const effects = await finishing;
       notifyObserver(deps.observer, 'taskFinished', {

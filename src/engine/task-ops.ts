@@ -2,15 +2,17 @@
 // finish (result + state + usage + events + newly ready dependants + session outcome, atomically),
 // lease expiry, release at shutdown and output lines. Every one is fenced by (owner, attempt),
 // so a completion for a lease that is no longer held is rejected and never applied twice.
+// Start and finish take many tasks at once (coalesced by the scheduler) to keep statements per task low.
 import type { Kysely } from 'kysely';
 import { advanceSession } from '../domain/advance.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
-import { appendEvents } from '../store/event-store.ts';
+import { appendEvents, appendEventsMany, type SessionEvents } from '../store/event-store.ts';
+import { toUsage } from '../store/rows.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
-import { loadSessionGraph } from '../store/task-store.ts';
+import { loadSessionGraphs } from '../store/task-store.ts';
 
 /** Proof of a claim: only the holder of (owner, attempt) may change the task. */
 export interface Claim {
@@ -37,88 +39,137 @@ export interface FinishEffects {
 
 const NOT_APPLIED: FinishEffects = { applied: false, readied: 0, sessionFinished: null };
 
-/** leased → running. Returns false when the lease is gone (cancelled, expired, re-claimed). */
-export async function markTaskRunning(trx: Kysely<Database>, claim: Claim, now: number): Promise<boolean> {
+/** leased → running for many claims; returns, per claim, false when its lease is gone. */
+export async function markTasksRunning(
+  trx: Kysely<Database>,
+  claims: readonly Claim[],
+  now: number,
+): Promise<boolean[]> {
+  if (claims.length === 0) return [];
   const to = transitionTask('leased', 'start');
-  const updated = await trx
-    .updateTable('tasks')
-    .set({ status: to, started_at: now, updated_at: now })
-    .where('id', '=', claim.taskId)
-    .where('status', '=', 'leased')
-    .where('lease_owner', '=', claim.owner)
-    .where('attempts', '=', claim.attempt)
-    .executeTakeFirst();
-  if (Number(updated.numUpdatedRows) === 0) return false;
-  await appendEvents(
+  const held = new Set<string>();
+  for (const owner of new Set(claims.map((claim) => claim.owner))) {
+    const mine = claims.filter((claim) => claim.owner === owner);
+    const rows = await trx
+      .updateTable('tasks')
+      .set({ status: to, started_at: now, updated_at: now })
+      .where('status', '=', 'leased')
+      .where('lease_owner', '=', owner)
+      .where(
+        'id',
+        'in',
+        mine.map((claim) => claim.taskId),
+      )
+      .returning(['id', 'attempts'])
+      .execute();
+    const attempts = new Map(rows.map((row) => [row.id, Number(row.attempts)]));
+    for (const claim of mine) if (attempts.get(claim.taskId) === claim.attempt) held.add(claim.taskId);
+  }
+  await appendEventsMany(
     trx,
-    { id: claim.sessionId, tenantId: claim.tenantId },
-    [
-      {
-        type: 'task.status',
-        data: { taskId: claim.taskId, name: claim.name, from: 'leased', to, attempt: claim.attempt },
-      },
-    ],
+    claims
+      .filter((claim) => held.has(claim.taskId))
+      .map((claim) => ({
+        session: { id: claim.sessionId, tenantId: claim.tenantId },
+        events: [
+          {
+            type: 'task.status' as const,
+            data: {
+              taskId: claim.taskId,
+              name: claim.name,
+              from: 'leased' as const,
+              to,
+              attempt: claim.attempt,
+            },
+          },
+        ],
+      })),
     now,
   );
-  return true;
+  return claims.map((claim) => held.has(claim.taskId));
 }
 
-/** Applies a run's outcome if the claim still holds, then advances the session. */
+/** Applies each run's outcome whose claim still holds, then advances the sessions touched. */
+export async function finishTasks(
+  trx: Kysely<Database>,
+  items: ReadonlyArray<{ claim: Claim; outcome: RunOutcome }>,
+  now: number,
+): Promise<FinishEffects[]> {
+  const touched = new Map<string, Touched>();
+  const applied: boolean[] = [];
+  for (const { claim, outcome } of items) {
+    const to: TaskStatus = outcome.ok
+      ? transitionTask('running', 'succeed')
+      : transitionTask('running', 'fail');
+    const updated = await trx
+      .updateTable('tasks')
+      .set({
+        status: to,
+        result: outcome.ok ? outcome.output : null,
+        error: outcome.ok ? null : outcome.error,
+        input_tokens: outcome.usage.inputTokens,
+        output_tokens: outcome.usage.outputTokens,
+        cache_read_tokens: outcome.usage.cacheReadTokens,
+        cost_usd: outcome.usage.costUsd,
+        lease_owner: null,
+        lease_expires_at: null,
+        finished_at: now,
+        updated_at: now,
+      })
+      .where('id', '=', claim.taskId)
+      .where('status', 'in', outcome.ok ? ['running'] : ['leased', 'running'])
+      .where('lease_owner', '=', claim.owner)
+      .where('attempts', '=', claim.attempt)
+      .returning('status')
+      .executeTakeFirst();
+    applied.push(updated !== undefined);
+    if (!updated) continue;
+    const entry = touch(touched, claim);
+    addUsage(entry.usage, outcome.usage);
+    entry.events.push(
+      {
+        type: 'task.status',
+        data: {
+          taskId: claim.taskId,
+          name: claim.name,
+          from: 'running',
+          to,
+          attempt: claim.attempt,
+          ...(outcome.ok ? {} : { reason: outcome.error }),
+        },
+      },
+      {
+        type: 'task.result',
+        data: {
+          taskId: claim.taskId,
+          name: claim.name,
+          status: outcome.ok ? 'succeeded' : 'failed',
+          ...(outcome.ok ? { output: outcome.output } : { error: outcome.error }),
+          usage: outcome.usage,
+        },
+      },
+    );
+  }
+  const effects = await advanceSessions(trx, touched, now);
+  // Session-level effects are reported once, on the first applied item of each session.
+  const reported = new Set<string>();
+  return items.map(({ claim }, index) => {
+    if (!applied[index]) return NOT_APPLIED;
+    if (reported.has(claim.sessionId)) return { applied: true, readied: 0, sessionFinished: null };
+    reported.add(claim.sessionId);
+    return { applied: true, ...(effects.get(claim.sessionId) ?? { readied: 0, sessionFinished: null }) };
+  });
+}
+
+/** finishTasks for one task. */
 export async function finishTask(
   trx: Kysely<Database>,
   claim: Claim,
   outcome: RunOutcome,
   now: number,
 ): Promise<FinishEffects> {
-  const to: TaskStatus = outcome.ok
-    ? transitionTask('running', 'succeed')
-    : transitionTask('running', 'fail');
-  const updated = await trx
-    .updateTable('tasks')
-    .set({
-      status: to,
-      result: outcome.ok ? outcome.output : null,
-      error: outcome.ok ? null : outcome.error,
-      input_tokens: outcome.usage.inputTokens,
-      output_tokens: outcome.usage.outputTokens,
-      cache_read_tokens: outcome.usage.cacheReadTokens,
-      cost_usd: outcome.usage.costUsd,
-      lease_owner: null,
-      lease_expires_at: null,
-      finished_at: now,
-      updated_at: now,
-    })
-    .where('id', '=', claim.taskId)
-    .where('status', 'in', outcome.ok ? ['running'] : ['leased', 'running'])
-    .where('lease_owner', '=', claim.owner)
-    .where('attempts', '=', claim.attempt)
-    .returning('status')
-    .executeTakeFirst();
-  if (!updated) return NOT_APPLIED;
-  const events: NewEvent[] = [
-    {
-      type: 'task.status',
-      data: {
-        taskId: claim.taskId,
-        name: claim.name,
-        from: 'running',
-        to,
-        attempt: claim.attempt,
-        ...(outcome.ok ? {} : { reason: outcome.error }),
-      },
-    },
-    {
-      type: 'task.result',
-      data: {
-        taskId: claim.taskId,
-        name: claim.name,
-        status: outcome.ok ? 'succeeded' : 'failed',
-        ...(outcome.ok ? { output: outcome.output } : { error: outcome.error }),
-        usage: outcome.usage,
-      },
-    },
-  ];
-  return advanceAfter(trx, claim, events, outcome.usage, now);
+  const [effects] = await finishTasks(trx, [{ claim, outcome }], now);
+  return effects!;
 }
 
 /** The reaper's step for one expired lease: retry (attempt + 1) or fail for good. */
@@ -158,20 +209,14 @@ export async function expireTaskLease(
     await appendEvents(trx, session, [event], now);
     return { applied: true, readied: 1, sessionFinished: null, retried: true };
   }
-  const claim: Claim = {
-    taskId: row.id,
-    sessionId: row.session_id,
-    tenantId: row.tenant_id,
-    name: row.name,
-    owner: row.lease_owner ?? '',
-    attempt: attempts,
-  };
+  const touched = new Map<string, Touched>();
   const failure: NewEvent = {
     type: 'task.result',
     data: { taskId: row.id, name: row.name, status: 'failed', error: reason, usage: zeroUsage() },
   };
-  const effects = await advanceAfter(trx, claim, [event, failure], zeroUsage(), now);
-  return { ...effects, retried: false };
+  touched.set(row.session_id, { tenantId: row.tenant_id, events: [event, failure], usage: zeroUsage() });
+  const effects = (await advanceSessions(trx, touched, now)).get(row.session_id)!;
+  return { applied: true, ...effects, retried: false };
 }
 
 /** Graceful shutdown: gives a claimed task back (→ ready) without counting the attempt. */
@@ -248,59 +293,107 @@ function zeroUsage(): Usage {
   return { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
 }
 
-/** Runs advance on the session after a task reached a terminal state and writes its decisions. */
-async function advanceAfter(
+interface Touched {
+  tenantId: string;
+  events: NewEvent[];
+  usage: Usage;
+}
+
+function touch(touched: Map<string, Touched>, claim: Claim): Touched {
+  let entry = touched.get(claim.sessionId);
+  if (!entry) {
+    entry = { tenantId: claim.tenantId, events: [], usage: zeroUsage() };
+    touched.set(claim.sessionId, entry);
+  }
+  return entry;
+}
+
+function addUsage(total: Usage, more: Usage): void {
+  total.inputTokens += more.inputTokens;
+  total.outputTokens += more.outputTokens;
+  total.cacheReadTokens += more.cacheReadTokens;
+  total.costUsd += more.costUsd;
+}
+
+function isZero(usage: Usage): boolean {
+  return (
+    usage.inputTokens === 0 && usage.outputTokens === 0 && usage.cacheReadTokens === 0 && usage.costUsd === 0
+  );
+}
+
+// Ids per `IN (…)` list: well below SQLite's bound-variable limit.
+const ID_CHUNK = 500;
+
+/**
+ * Runs advance on every session in `touched` (some of whose tasks just reached a terminal state)
+ * and writes the decisions: newly ready tasks, cancelled dependants, usage, session outcome, events.
+ */
+async function advanceSessions(
   trx: Kysely<Database>,
-  claim: Claim,
-  events: NewEvent[],
-  usage: Usage,
+  touched: Map<string, Touched>,
   now: number,
-): Promise<FinishEffects> {
-  const graph = await loadSessionGraph(trx, claim.sessionId);
-  const decision = advanceSession(graph);
-  const byId = new Map(graph.map((task) => [task.id, task]));
-  if (decision.ready.length > 0) {
-    await trx
-      .updateTable('tasks')
-      .set({ status: transitionTask('pending', 'dependencies_met'), ready_at: now, updated_at: now })
-      .where('id', 'in', decision.ready)
-      .where('status', '=', 'pending')
-      .execute();
+): Promise<Map<string, { readied: number; sessionFinished: SessionStatus | null }>> {
+  const result = new Map<string, { readied: number; sessionFinished: SessionStatus | null }>();
+  if (touched.size === 0) return result;
+  const graphs = await loadSessionGraphs(trx, [...touched.keys()]);
+  const ready: string[] = [];
+  const outcomes = new Map<string, NonNullable<ReturnType<typeof advanceSession>['outcome']>>();
+  for (const [sessionId, entry] of touched) {
+    const graph = graphs.get(sessionId) ?? [];
+    const decision = advanceSession(graph);
+    const byId = new Map(graph.map((task) => [task.id, task]));
+    ready.push(...decision.ready);
     for (const id of decision.ready) {
-      events.push({
+      entry.events.push({
         type: 'task.status',
         data: { taskId: id, name: byId.get(id)!.name, from: 'pending', to: 'ready', attempt: 0 },
       });
     }
+    for (const { id, reason } of decision.cancel) {
+      await trx
+        .updateTable('tasks')
+        .set({
+          status: transitionTask('pending', 'cancel'),
+          error: reason,
+          finished_at: now,
+          updated_at: now,
+        })
+        .where('id', '=', id)
+        .where('status', '=', 'pending')
+        .execute();
+      entry.events.push({
+        type: 'task.status',
+        data: { taskId: id, name: byId.get(id)!.name, from: 'pending', to: 'cancelled', attempt: 0, reason },
+      });
+    }
+    if (decision.outcome) outcomes.set(sessionId, decision.outcome);
+    result.set(sessionId, { readied: decision.ready.length, sessionFinished: null });
   }
-  for (const { id, reason } of decision.cancel) {
+  for (let i = 0; i < ready.length; i += ID_CHUNK) {
     await trx
       .updateTable('tasks')
-      .set({ status: transitionTask('pending', 'cancel'), error: reason, finished_at: now, updated_at: now })
-      .where('id', '=', id)
+      .set({ status: transitionTask('pending', 'dependencies_met'), ready_at: now, updated_at: now })
+      .where('id', 'in', ready.slice(i, i + ID_CHUNK))
       .where('status', '=', 'pending')
       .execute();
-    events.push({
-      type: 'task.status',
-      data: { taskId: id, name: byId.get(id)!.name, from: 'pending', to: 'cancelled', attempt: 0, reason },
-    });
   }
-  const session = await trx
-    .updateTable('sessions')
-    .set((eb) => ({
-      input_tokens: eb('input_tokens', '+', usage.inputTokens),
-      output_tokens: eb('output_tokens', '+', usage.outputTokens),
-      cache_read_tokens: eb('cache_read_tokens', '+', usage.cacheReadTokens),
-      cost_usd: eb('cost_usd', '+', usage.costUsd),
-      updated_at: now,
-    }))
-    .where('id', '=', claim.sessionId)
-    .returning(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
-    .executeTakeFirstOrThrow();
-  let sessionFinished: SessionStatus | null = null;
-  const outcome = decision.outcome;
-  const from = session.status as SessionStatus;
-  if (outcome && !isTerminalSessionStatus(from)) {
+  for (const [sessionId, entry] of touched) {
+    const outcome = outcomes.get(sessionId);
+    if (!outcome && isZero(entry.usage)) continue;
+    const session = await trx
+      .updateTable('sessions')
+      .set((eb) => ({
+        input_tokens: eb('input_tokens', '+', entry.usage.inputTokens),
+        output_tokens: eb('output_tokens', '+', entry.usage.outputTokens),
+        cache_read_tokens: eb('cache_read_tokens', '+', entry.usage.cacheReadTokens),
+        cost_usd: eb('cost_usd', '+', entry.usage.costUsd),
+        updated_at: now,
+      }))
+      .where('id', '=', sessionId)
+      .returning(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
+      .executeTakeFirstOrThrow();
+    const from = session.status as SessionStatus;
+    if (!outcome || isTerminalSessionStatus(from)) continue;
     const to = transitionSession(from, outcome.status === 'completed' ? 'complete' : 'fail');
     await trx
       .updateTable('sessions')
@@ -310,9 +403,9 @@ async function advanceAfter(
         error: outcome.status === 'failed' ? outcome.error : null,
         finished_at: now,
       })
-      .where('id', '=', claim.sessionId)
+      .where('id', '=', sessionId)
       .execute();
-    events.push(
+    entry.events.push(
       { type: 'session.status', data: { from, to } },
       {
         type: 'session.finished',
@@ -320,17 +413,16 @@ async function advanceAfter(
           status: outcome.status,
           error: outcome.status === 'failed' ? outcome.error : null,
           result: outcome.status === 'completed' ? outcome.result : null,
-          usage: {
-            inputTokens: Number(session.input_tokens),
-            outputTokens: Number(session.output_tokens),
-            cacheReadTokens: Number(session.cache_read_tokens),
-            costUsd: Number(session.cost_usd),
-          },
+          usage: toUsage(session),
         },
       },
     );
-    sessionFinished = to;
+    result.get(sessionId)!.sessionFinished = to;
   }
-  await appendEvents(trx, { id: claim.sessionId, tenantId: claim.tenantId }, events, now);
-  return { applied: true, readied: decision.ready.length, sessionFinished };
+  const batches: SessionEvents[] = [...touched].map(([sessionId, entry]) => ({
+    session: { id: sessionId, tenantId: entry.tenantId },
+    events: entry.events,
+  }));
+  await appendEventsMany(trx, batches, now);
+  return result;
 }

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from './schema.ts';
@@ -51,7 +51,7 @@ export function createDatabase(config: StoreConfig): DatabaseHandle {
   // FULL: every acknowledged commit survives a power cut (fsync per commit; the engine batches
   // writes to amortise it). NORMAL in WAL mode never corrupts but may lose the last commits.
   sqlite.pragma(`synchronous = ${config.store.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   let closed = false;
   return {
     db,
@@ -61,6 +61,31 @@ export function createDatabase(config: StoreConfig): DatabaseHandle {
       if (closed) return;
       closed = true;
       await db.destroy();
+    },
+  };
+}
+
+/** Prepared statements kept per connection; the engine uses a few dozen distinct statements. */
+const STATEMENT_CACHE_SIZE = 512;
+
+/**
+ * Kysely prepares every query afresh; preparing costs more than running the small indexed
+ * statements of the engine, so statements are cached by SQL text (bounded, oldest evicted).
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database): SqliteDialectDatabase {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      const cached = cache.get(text);
+      // A statement still iterating (streamed query) cannot be reused: prepare a private one.
+      if (cached && !cached.busy) return cached;
+      const statement = sqlite.prepare(text);
+      if (!cached) {
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+        cache.set(text, statement);
+      }
+      return statement;
     },
   };
 }

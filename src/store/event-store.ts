@@ -8,6 +8,15 @@ import type { Database } from './schema.ts';
 // SQLite allows 32766 bound variables per statement; 6 columns × 500 rows stays far below.
 const INSERT_CHUNK = 500;
 
+/** Events for one session, to be appended in order. */
+export interface SessionEvents {
+  session: { id: string; tenantId: string };
+  events: readonly NewEvent[];
+}
+
+// Sessions per seq-allocating UPDATE: two bound values each, far below SQLite's variable limit.
+const SESSION_CHUNK = 1000;
+
 /** Appends events to a session's log (inside the caller's transaction). Returns the last seq. */
 export async function appendEvents(
   trx: Kysely<Database>,
@@ -15,30 +24,66 @@ export async function appendEvents(
   events: readonly NewEvent[],
   now: number,
 ): Promise<number> {
-  if (events.length === 0) return 0;
-  const row = await trx
-    .updateTable('sessions')
-    .set({ last_seq: sql`last_seq + ${events.length}` })
-    .where('id', '=', session.id)
-    .returning('last_seq')
-    .executeTakeFirstOrThrow();
-  const last = Number(row.last_seq);
-  const first = last - events.length + 1;
-  const rows = events.map((event, index) => ({
-    session_id: session.id,
-    seq: first + index,
-    tenant_id: session.tenantId,
-    type: event.type,
-    data: JSON.stringify(event.data),
-    created_at: now,
-  }));
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+  const last = await appendEventsMany(trx, [{ session, events }], now);
+  return last.get(session.id) ?? 0;
+}
+
+/**
+ * Appends events of many sessions with two statements per chunk: one UPDATE reserving each
+ * session's seq range, one multi-row INSERT. Returns each session's last seq.
+ */
+export async function appendEventsMany(
+  trx: Kysely<Database>,
+  batches: readonly SessionEvents[],
+  now: number,
+): Promise<Map<string, number>> {
+  const merged = new Map<string, { tenantId: string; events: NewEvent[] }>();
+  for (const batch of batches) {
+    if (batch.events.length === 0) continue;
+    const entry = merged.get(batch.session.id) ?? { tenantId: batch.session.tenantId, events: [] };
+    entry.events.push(...batch.events);
+    merged.set(batch.session.id, entry);
+  }
+  const lastSeq = new Map<string, number>();
+  const ids = [...merged.keys()];
+  for (let i = 0; i < ids.length; i += SESSION_CHUNK) {
+    const chunk = ids.slice(i, i + SESSION_CHUNK);
+    const rows = await trx
+      .updateTable('sessions')
+      .set({
+        last_seq: sql`last_seq + case id ${sql.join(
+          chunk.map((id) => sql`when ${id} then cast(${merged.get(id)!.events.length} as integer)`),
+          sql` `,
+        )} else 0 end`,
+      })
+      .where('id', 'in', chunk)
+      .returning(['id', 'last_seq'])
+      .execute();
+    for (const row of rows) lastSeq.set(row.id, Number(row.last_seq));
+  }
+  const eventRows = [];
+  for (const [sessionId, entry] of merged) {
+    const last = lastSeq.get(sessionId);
+    if (last === undefined) throw new Error(`session ${sessionId} vanished while appending events`);
+    const first = last - entry.events.length + 1;
+    for (const [index, event] of entry.events.entries()) {
+      eventRows.push({
+        session_id: sessionId,
+        seq: first + index,
+        tenant_id: entry.tenantId,
+        type: event.type,
+        data: JSON.stringify(event.data),
+        created_at: now,
+      });
+    }
+  }
+  for (let i = 0; i < eventRows.length; i += INSERT_CHUNK) {
     await trx
       .insertInto('events')
-      .values(rows.slice(i, i + INSERT_CHUNK))
+      .values(eventRows.slice(i, i + INSERT_CHUNK))
       .execute();
   }
-  return last;
+  return lastSeq;
 }
 
 /** Events with seq > afterSeq, oldest first, at most `limit`. */

@@ -78,28 +78,46 @@ export async function findExpiredLeases(
     .execute();
 }
 
-/** A session's tasks with dependency names, as the pure advance function needs them. */
-export async function loadSessionGraph(
+export type GraphTask = AdvanceTask & { role: string; position: number };
+
+/** The task graphs of several sessions (two statements), keyed by session id, tasks in plan order. */
+export async function loadSessionGraphs(
   trx: Kysely<Database>,
-  sessionId: string,
-): Promise<Array<AdvanceTask & { role: string; position: number }>> {
+  sessionIds: readonly string[],
+): Promise<Map<string, GraphTask[]>> {
+  const graphs = new Map<string, GraphTask[]>();
+  if (sessionIds.length === 0) return graphs;
+  const ids = [...sessionIds];
   const rows = await trx
     .selectFrom('tasks')
-    .select(['id', 'name', 'status', 'result', 'error', 'role', 'position'])
-    .where('session_id', '=', sessionId)
+    .select(['id', 'session_id', 'name', 'status', 'result', 'error', 'role', 'position'])
+    .where('session_id', 'in', ids)
+    .orderBy('session_id')
     .orderBy('position')
     .execute();
-  const deps = await loadDependencyNames(trx, sessionId);
-  return rows.map((row) => ({
-    id: row.id,
-    name: row.name,
-    status: row.status as TaskStatus,
-    result: row.result,
-    error: row.error,
-    role: row.role,
-    position: Number(row.position),
-    dependsOn: deps.get(row.id) ?? [],
-  }));
+  const depRows = await trx
+    .selectFrom('task_dependencies as d')
+    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
+    .select(['d.task_id', 't.name'])
+    .where('d.session_id', 'in', ids)
+    .execute();
+  const deps = new Map<string, string[]>();
+  for (const row of depRows) deps.set(row.task_id, [...(deps.get(row.task_id) ?? []), row.name]);
+  for (const row of rows) {
+    const list = graphs.get(row.session_id) ?? [];
+    list.push({
+      id: row.id,
+      name: row.name,
+      status: row.status as TaskStatus,
+      result: row.result,
+      error: row.error,
+      role: row.role,
+      position: Number(row.position),
+      dependsOn: deps.get(row.id) ?? [],
+    });
+    graphs.set(row.session_id, list);
+  }
+  return graphs;
 }
 
 /** task id → names of the tasks it depends on, for one session. */

@@ -68,8 +68,9 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
       await options.db.connection().execute(async (conn) => {
         await begin.execute(conn);
         try {
-          for (const [index, item] of batch.entries()) {
-            const savepoint = sql.raw(`wq_${index}`);
+          // One name for every savepoint: they never nest, and the statements stay cacheable.
+          const savepoint = sql.raw('wq_op');
+          for (const item of batch) {
             await sql`savepoint ${savepoint}`.execute(conn);
             try {
               const value = await item.op(conn);

@@ -118,6 +118,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addPrimaryKeyConstraint('task_dependencies_pk', ['task_id', 'depends_on_task_id'])
     .execute();
   await db.schema
+    .createIndex('task_dependencies_session')
+    .on('task_dependencies')
+    .column('session_id')
+    .execute();
+  await db.schema
     .createIndex('task_dependencies_depends_on')
     .on('task_dependencies')
     .column('depends_on_task_id')

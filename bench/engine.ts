@@ -1,0 +1,152 @@
+// Engine throughput benchmark: pushes N five-task sessions (a → b,c,d → e) of a trivial in-process
+// runtime through the full durable path (SQLite, synchronous=FULL, WAL) and prints tasks/s and
+// dispatch latency (ready → running), next to bare better-sqlite3 insert+update transactions.
+//   node bench/engine.ts [sessions=2000] [concurrency=256]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { type AgentRuntime, createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
+import { createEngine } from '../src/engine/index.ts';
+import { createLogger } from '../src/observability/logger.ts';
+import { createDatabase } from '../src/store/db.ts';
+import { migrateToLatest } from '../src/store/migrate.ts';
+
+const SESSIONS = Number(process.argv[2] ?? 2000);
+const CONCURRENCY = Number(process.argv[3] ?? 256);
+const TASKS_PER_SESSION = 5;
+const ACTOR = { tenantId: 'default', principalId: 'bench' };
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function baseline(dir: string, transactions: number): number {
+  const db = new SqliteDatabase(join(dir, 'baseline.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec('create table jobs (id integer primary key, payload text not null, status text not null)');
+  const insert = db.prepare("insert into jobs (payload, status) values (?, 'ready')");
+  const update = db.prepare("update jobs set status = 'done' where id = ?");
+  const step = db.transaction((i: number) => {
+    const { lastInsertRowid } = insert.run(`job ${i}`);
+    update.run(lastInsertRowid);
+  });
+  const started = performance.now();
+  for (let i = 0; i < transactions; i++) step(i);
+  const seconds = (performance.now() - started) / 1000;
+  db.close();
+  return transactions / seconds;
+}
+
+async function runEngine(dir: string) {
+  const handle = createDatabase({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });
+  await migrateToLatest(handle.db);
+  const runtime: AgentRuntime = { kind: 'noop', run: async (task) => ({ output: `ok ${task.name}` }) };
+  const runtimes = createRuntimeRegistry();
+  runtimes.registerLlm(runtime);
+  let finished = 0;
+  let resolveAll!: () => void;
+  const allDone = new Promise<void>((resolve) => {
+    resolveAll = resolve;
+  });
+  const engine = createEngine({
+    config: {
+      workers: { concurrency: CONCURRENCY, pollIntervalMs: 1000 },
+      tasks: { leaseSeconds: 60, maxAttempts: 3 },
+      runners: {},
+    },
+    db: handle.db,
+    logger: createLogger({ level: 'silent' }),
+    runtimes,
+    observer: {
+      sessionFinished() {
+        finished++;
+        if (finished === SESSIONS) resolveAll();
+      },
+    },
+  });
+  engine.start();
+  const agents = [
+    { name: 'a', role: 'engineer', task: 'design' },
+    { name: 'b', role: 'engineer', task: 'build', depends_on: ['a'] },
+    { name: 'c', role: 'tester', task: 'test', depends_on: ['a'] },
+    { name: 'd', role: 'security', task: 'audit', depends_on: ['a'] },
+    { name: 'e', role: 'reviewer', task: 'review', depends_on: ['b', 'c', 'd'] },
+  ];
+  const started = performance.now();
+  const cpuBefore = process.cpuUsage();
+  const submissions: Promise<unknown>[] = [];
+  for (let i = 0; i < SESSIONS; i++) {
+    submissions.push(
+      engine.service.createSession(ACTOR, { objective: `bench ${i}`, strategy: 'pipeline', agents }),
+    );
+  }
+  await Promise.all(submissions);
+  const submitted = performance.now();
+  await allDone;
+  const ended = performance.now();
+  const cpu = process.cpuUsage(cpuBefore);
+  await engine.stop({ graceMs: 1000 });
+  const rows = await handle.db.selectFrom('tasks').select(['status', 'ready_at', 'started_at']).execute();
+  const failed = rows.filter((row) => row.status !== 'succeeded').length;
+  const latencies = rows.map((row) => Number(row.started_at) - Number(row.ready_at)).sort((a, b) => a - b);
+  const sessions = await handle.db
+    .selectFrom('sessions')
+    .select('status')
+    .where('status', '!=', 'completed')
+    .execute();
+  const stats = engine.queue.stats();
+  await handle.close();
+  return {
+    tasks: rows.length,
+    failed,
+    sessionsNotCompleted: sessions.length,
+    seconds: (ended - started) / 1000,
+    submitSeconds: (submitted - started) / 1000,
+    latencies,
+    stats,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-bench-'));
+  try {
+    const total = SESSIONS * TASKS_PER_SESSION;
+    console.log(`MAOS engine benchmark: ${SESSIONS} sessions × ${TASKS_PER_SESSION} tasks = ${total} tasks`);
+    console.log(`slots ${CONCURRENCY}, SQLite WAL, synchronous=FULL, node ${process.version}\n`);
+    const base = baseline(dir, total);
+    console.log(`baseline  bare better-sqlite3 insert+update transactions: ${base.toFixed(0)} tx/s`);
+    const result = await runEngine(dir);
+    const tps = result.tasks / result.seconds;
+    console.log(
+      `engine    ${result.tasks} tasks in ${result.seconds.toFixed(2)} s: ${tps.toFixed(0)} tasks/s (${(tps / base).toFixed(2)}× baseline)`,
+    );
+    console.log(
+      `          submissions stored in ${result.submitSeconds.toFixed(2)} s (2,000 createSession calls)`,
+    );
+    console.log(
+      `          dispatch latency ready → running: p50 ${percentile(result.latencies, 50)} ms, p99 ${percentile(result.latencies, 99)} ms, max ${result.latencies.at(-1)} ms`,
+    );
+    console.log(
+      `          write transactions: ${result.stats.batches} commits for ${result.stats.ops} operations (${(result.stats.ops / result.stats.batches).toFixed(1)} per commit)`,
+    );
+    console.log(
+      `          CPU of this process: ${result.cpuSeconds.toFixed(2)} s for ${result.seconds.toFixed(2)} s wall (${((result.cpuSeconds / result.seconds) * 100).toFixed(0)}% of one core), ${((result.cpuSeconds * 1e6) / result.tasks).toFixed(0)} µs per task`,
+    );
+    console.log(`          not succeeded: ${result.failed} tasks, ${result.sessionsNotCompleted} sessions`);
+    console.log(
+      '\nLimits: one fsync per commit is amortised by group commit, so the engine is CPU-bound on the one\n' +
+        'Node thread: query building in Kysely plus SQLite statement execution, ~10 statements per task\n' +
+        '(claim, start, finish with advance, events). All sessions are submitted at once, so latency\n' +
+        'includes queueing behind the backlog, not only the scheduler reaction time.',
+    );
+    if (result.failed > 0 || result.sessionsNotCompleted > 0) process.exitCode = 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
