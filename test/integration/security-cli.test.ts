@@ -11,6 +11,7 @@ import { sql } from 'kysely';
 import { registerAuditCommand } from '../../src/cli/commands/audit.ts';
 import { registerKeysCommand } from '../../src/cli/commands/keys.ts';
 import { readStoredToken, registerLoginCommand } from '../../src/cli/commands/login.ts';
+import { registerSecretsCommand } from '../../src/cli/commands/secrets.ts';
 import { type ActionFactory, type CliIo, createContext } from '../../src/cli/context.ts';
 import { toCliError } from '../../src/cli/exit-codes.ts';
 import { configSchema } from '../../src/config/schema.ts';
@@ -18,6 +19,8 @@ import { createFakeSessionService } from '../../src/http/fake-session-service.te
 import { buildHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createSecurity } from '../../src/security/create-security.ts';
+import { createSecretStore } from '../../src/security/secret-store.ts';
+import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
 import { openSqlite } from '../../src/security/test-support.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
@@ -58,6 +61,7 @@ async function runCli(argv: string[]): Promise<CliResult> {
   registerKeysCommand(program, act);
   registerAuditCommand(program, act);
   registerLoginCommand(program, act);
+  registerSecretsCommand(program, act);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (thrown) {
@@ -241,6 +245,56 @@ describe('maos login', { timeout: 60_000 }, () => {
       await app.close();
       await security.close();
       await handle.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('maos secrets rewrap', { timeout: 60_000 }, () => {
+  test('re-wraps stored secrets under the new KEK so the old one can be retired', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-rewrap-'));
+    try {
+      const k1 = generateKekEntry('k1');
+      const k2 = generateKekEntry('k2');
+      writeFileSync(join(dir, 'ring-old'), k1);
+      writeFileSync(join(dir, 'ring-both'), `${k2},${k1}`);
+      const configOld = join(dir, 'old.json');
+      const configBoth = join(dir, 'both.json');
+      writeFileSync(
+        configOld,
+        JSON.stringify({ dataDir: dir, secrets: { kekRing_FILE: join(dir, 'ring-old') } }),
+      );
+      writeFileSync(
+        configBoth,
+        JSON.stringify({ dataDir: dir, secrets: { kekRing_FILE: join(dir, 'ring-both') } }),
+      );
+      const handle = createDatabase(configSchema.parse({ dataDir: dir }));
+      await migrateToLatest(handle.db);
+      await createSecretStore(handle.db as never, parseKekRing(k1)).put('acme', 'openai', 'sk-1');
+      await handle.close();
+
+      const result = await runCli(['secrets', 'rewrap', '-c', configBoth, '--json']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(JSON.parse(result.stdout), { activeKek: 'k2', rewrapped: 1 });
+      const reopened = createDatabase(configSchema.parse({ dataDir: dir }));
+      try {
+        assert.equal(
+          await createSecretStore(reopened.db as never, parseKekRing(k2)).get('acme', 'openai'),
+          'sk-1',
+        );
+      } finally {
+        await reopened.close();
+      }
+      const again = await runCli(['secrets', 'rewrap', '-c', configBoth, '--json']);
+      assert.equal(JSON.parse(again.stdout).rewrapped, 0);
+      // a ring without the KEK a value is wrapped with cannot touch it
+      const stale = await runCli(['secrets', 'rewrap', '-c', configOld]);
+      assert.equal(stale.code, 7);
+      assert.match(stale.stderr, /KEK k2 is not in the keyring/);
+      const noRing = join(dir, 'none.json');
+      writeFileSync(noRing, JSON.stringify({ dataDir: dir }));
+      assert.equal((await runCli(['secrets', 'rewrap', '-c', noRing])).code, 2);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
