@@ -1,0 +1,208 @@
+// Observability of a real MAOS server that ran real sessions: the /metrics scrape passes
+// `promtool check metrics` without warnings, every label value is inside the allow-list, routes
+// are templates, and a real Prometheus scrapes it, loads the shipped rules and answers queries.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { findLabelViolations, UNKNOWN_ROUTE } from '../../src/observability/metric-labels.ts';
+import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { requireBinary, runPromtool } from '../helpers/promtool.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const PROMETHEUS_HINT =
+  'prometheus not found: as root run `apt-get update && apt-get install -y --no-install-recommends prometheus`';
+
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`${what} not reached in ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
+}
+
+describe('observability of a live server', () => {
+  let server: TestServer;
+  let scrape = '';
+  const sessionIds: string[] = [];
+  const missingId = randomUUID();
+
+  before(async () => {
+    server = await startTestServer({ config: { metrics: { public: true } } });
+    const runs: Array<[string, string]> = [
+      ['ok', 'completed'],
+      ['fail', 'failed'],
+    ];
+    for (const [runner, expected] of runs) {
+      const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+        method: 'POST',
+        body: { objective: `observe ${runner}`, agents: [{ name: 'a', role: 'qa', task: 'run', runner }] },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      sessionIds.push(created.body.id);
+      const session = await waitForSession(server.url, created.body.id);
+      assert.equal(session.status, expected);
+    }
+    await requestJson(`${server.url}/v1/sessions/${sessionIds[0]}`);
+    assert.equal((await requestJson(`${server.url}/v1/sessions/${missingId}`)).status, 404);
+    await fetch(`${server.url}/no/such/route/${sessionIds[0]}`).then((response) => response.body?.cancel());
+    const response = await fetch(`${server.url}/metrics`);
+    assert.equal(response.status, 200);
+    scrape = await response.text();
+  });
+  after(async () => server?.close());
+
+  test('the scrape holds the build, HTTP, engine and queue metrics of what happened', () => {
+    assert.match(scrape, /^maos_build_info\{version="[^"]+",revision="[^"]+"\} 1$/m);
+    assert.equal(sample(scrape, 'maos_sessions_started_total'), 2);
+    assert.equal(sample(scrape, 'maos_sessions_finished_total{outcome="completed"}'), 1);
+    assert.equal(sample(scrape, 'maos_sessions_finished_total{outcome="failed"}'), 1);
+    assert.equal(sample(scrape, 'maos_sessions{status="completed"}'), 1);
+    assert.equal(sample(scrape, 'maos_tasks{status="ready"}'), 0);
+    assert.equal(
+      sample(
+        scrape,
+        'http_request_duration_seconds_count{method="POST",route="/v1/sessions",status_code="201"}',
+      ),
+      2,
+    );
+    assert.ok(
+      (sample(
+        scrape,
+        'http_request_duration_seconds_count{method="GET",route="/v1/sessions/:id",status_code="404"}',
+      ) ?? 0) >= 1,
+    );
+    assert.match(
+      scrape,
+      /maos_task_duration_seconds_count\{runtime="command",role="qa",outcome="succeeded"\} 1/,
+    );
+    assert.match(scrape, /maos_readiness_check_passing\{check="database"\} 1/);
+    assert.ok((sample(scrape, 'maos_data_dir_capacity_bytes') ?? 0) > 0);
+  });
+
+  test('route labels are templates: no session id or raw path becomes a label', () => {
+    for (const id of [...sessionIds, missingId])
+      assert.ok(!scrape.includes(id), `id ${id} leaked into a label`);
+    const routes = new Set([...scrape.matchAll(/route="([^"]*)"/g)].map((match) => match[1]));
+    assert.ok(routes.has(UNKNOWN_ROUTE));
+    assert.ok(!scrape.includes('/no/such/route'));
+  });
+
+  test('every label value of the live registry is inside the allow-list', async () => {
+    const scraped = await server.app.metrics.registry.getMetricsAsJSON();
+    assert.deepEqual(findLabelViolations(scraped), []);
+  });
+
+  test('the live scrape passes promtool check metrics without any warning', requireBinary(), () => {
+    const result = runPromtool(['check', 'metrics'], scrape);
+    assert.equal(result.status, 0, `${result.stdout}${result.stderr}`);
+    assert.equal(`${result.stdout}${result.stderr}`.trim(), '');
+  });
+
+  test(
+    'a real Prometheus scrapes the server, loads the rules and answers queries',
+    requireBinary('prometheus', PROMETHEUS_HINT),
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'maos-prom-'));
+      const target = new URL(server.url).host;
+      const port = await freePort();
+      writeFileSync(
+        join(dir, 'prometheus.yml'),
+        [
+          'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+          'rule_files:',
+          `  - ${join(root, 'deploy/prometheus/rules')}/*.yml`,
+          'scrape_configs:',
+          '  - job_name: maos',
+          `    static_configs: [{ targets: ["${target}"] }]`,
+          '',
+        ].join('\n'),
+      );
+      let child: ChildProcess | undefined;
+      let log = '';
+      try {
+        child = spawn(
+          'prometheus',
+          [
+            `--config.file=${join(dir, 'prometheus.yml')}`,
+            `--storage.tsdb.path=${join(dir, 'data')}`,
+            `--web.listen-address=127.0.0.1:${port}`,
+            '--log.level=warn',
+          ],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        child.stderr?.on('data', (chunk) => {
+          log += chunk;
+        });
+        const api = `http://127.0.0.1:${port}/api/v1`;
+        await poll('target up', async () => {
+          const body = (await (await fetch(`${api}/targets`)).json()) as {
+            data: { activeTargets: Array<{ health: string; labels: { job: string } }> };
+          };
+          return (
+            body.data.activeTargets.some((t) => t.labels.job === 'maos' && t.health === 'up') || undefined
+          );
+        });
+        const query = async (expr: string) => {
+          const body = (await (await fetch(`${api}/query?query=${encodeURIComponent(expr)}`)).json()) as {
+            status: string;
+            data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+          };
+          return body.data.result.length > 0 ? body.data.result : undefined;
+        };
+        const build = await poll('maos_build_info', () => query('maos_build_info{job="maos"}'));
+        assert.equal(build[0]?.value[1], '1');
+        const requests = await poll('http requests', () =>
+          query('sum(http_request_duration_seconds_count{job="maos"})'),
+        );
+        assert.ok(Number(requests[0]?.value[1]) >= 4);
+        await poll('recording rule', () => query('job:maos_tasks:max{status="ready"}'));
+        const rules = (await (await fetch(`${api}/rules`)).json()) as {
+          data: { groups: Array<{ rules: Array<{ name: string; health: string }> }> };
+        };
+        const all = rules.data.groups.flatMap((group) => group.rules);
+        assert.ok(all.some((rule) => rule.name === 'MaosInstanceDown'));
+        const unhealthy = all.filter((rule) => rule.health === 'err');
+        assert.deepEqual(unhealthy, [], 'no rule fails to evaluate');
+      } catch (error) {
+        throw new Error(`${String(error)}\nprometheus log:\n${log}`);
+      } finally {
+        if (child?.pid !== undefined && child.exitCode === null) {
+          const exited = new Promise((resolve) => child?.once('exit', resolve));
+          child.kill('SIGTERM');
+          await exited;
+        }
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+});
