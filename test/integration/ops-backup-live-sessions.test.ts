@@ -61,7 +61,7 @@ describe('backup while 50 sessions run, restore drill', { timeout: 240_000 }, ()
     const liveDir = join(dir, 'live');
     mkdirSync(liveDir);
     // Each session: a 1 s build step, then a check; 4 worker slots keep most of them queued a while.
-    server = await startTestServer({
+    const live = await startTestServer({
       dataDir: liveDir,
       config: {
         store: { synchronous: 'full' },
@@ -71,9 +71,10 @@ describe('backup while 50 sessions run, restore drill', { timeout: 240_000 }, ()
         },
       },
     });
+    server = live;
     const ids: string[] = [];
     for (let i = 0; i < SESSIONS; i += 1) {
-      const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      const created = await requestJson<{ id: string }>(`${live.url}/v1/sessions`, {
         method: 'POST',
         body: {
           objective: `drill ${i}`,
@@ -88,10 +89,10 @@ describe('backup while 50 sessions run, restore drill', { timeout: 240_000 }, ()
       ids.push(created.body.id);
     }
     // Let part of the work finish, then take the backup while the rest is still running.
-    let statuses = await sessionStatuses(server.url);
+    let statuses = await sessionStatuses(live.url);
     for (let i = 0; i < 600 && [...statuses.values()].filter((s) => s === 'completed').length < 5; i += 1) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      statuses = await sessionStatuses(server.url);
+      statuses = await sessionStatuses(live.url);
     }
     const completedBefore = ids.filter((id) => statuses.get(id) === 'completed');
     assert.ok(completedBefore.length >= 5, 'some sessions completed before the backup');
@@ -103,11 +104,11 @@ describe('backup while 50 sessions run, restore drill', { timeout: 240_000 }, ()
     const backup = await runCli(['backup', backupFile, '-c', liveConfig]);
     assert.equal(backup.code, 0, backup.stderr);
 
-    for (const id of ids) await waitForSession(server.url, id, undefined, 120_000);
+    for (const id of ids) await waitForSession(live.url, id, undefined, 120_000);
     const verifierKey = join(dir, AUDIT_VERIFIER_FILE);
     copyFileSync(join(liveDir, 'keys', AUDIT_VERIFIER_FILE), verifierKey);
-    await server.close();
     server = undefined;
+    await live.close();
 
     const restoredDir = join(dir, 'restored');
     const restoredConfig = join(dir, 'restored.yaml');
