@@ -3,7 +3,7 @@
 // the engine stores the result and, for a phase gate, creates the next phase from it.
 
 import type { Kysely } from 'kysely';
-import type { RuntimeContext } from '../agents/runtimes/runtime.ts';
+import type { AgentRuntime, RuntimeContext, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
@@ -171,4 +171,24 @@ export function parsePhaseGateOutput(output: string): PhaseGateOutput {
     throw new AppError('INTERNAL', 'A phase-gate result has an unknown decision');
   }
   return value;
+}
+
+/** A task as the engine hands it to a runtime, plus its kind (`plan` or `synthesize` here). */
+export type OrchestratorRuntimeTask = RuntimeTask & { kind: string };
+
+/**
+ * The orchestrator as an AgentRuntime, for tasks of kind `plan` (phase gate) and `synthesize`: the
+ * engine resolves this runtime for those kinds and everything else stays as it is.
+ */
+export function createOrchestratorRuntime(planner: LlmPlanner, db: Kysely<Database>): AgentRuntime {
+  return {
+    kind: 'orchestrator',
+    async run(task, ctx) {
+      const kind = (task as Partial<OrchestratorRuntimeTask>).kind;
+      const ref = { tenantId: task.tenantId, sessionId: task.sessionId, taskId: task.taskId };
+      if (kind === 'plan') return runPhaseGateTask(planner, db, ref, ctx);
+      if (kind === 'synthesize') return runSynthesisTask(planner, db, ref, ctx);
+      throw new AppError('INTERNAL', `The orchestrator runtime cannot run tasks of kind '${String(kind)}'`);
+    },
+  };
 }

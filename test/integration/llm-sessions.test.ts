@@ -11,7 +11,12 @@ import { createRuntimeRegistry } from '../../src/agents/runtimes/runtime.ts';
 import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
 import type { SessionDetail } from '../../src/domain/types.ts';
 import { createEngine, type EngineInternals } from '../../src/engine/index.ts';
-import { parsePhaseGateOutput, runPhaseGateTask, runSynthesisTask } from '../../src/engine/planner-tasks.ts';
+import {
+  createOrchestratorRuntime,
+  parsePhaseGateOutput,
+  runPhaseGateTask,
+  runSynthesisTask,
+} from '../../src/engine/planner-tasks.ts';
 import type { Actor } from '../../src/engine/session-service.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -334,6 +339,54 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     assert.match(
       server.requests[1]?.promptText ?? '',
       /### sketch \(architect, agent sketch\) — succeeded\noutput of sketch/,
+    );
+  });
+
+  test('the orchestrator runtime dispatches plan and synthesize tasks by kind', async () => {
+    const { session } = await engine.service.createSession(ACTOR, {
+      objective: 'Explicit',
+      agents: [{ name: 'only', role: 'analyst', task: 'Analyse' }],
+    });
+    server.setHandler(answerAgents);
+    try {
+      const done = await waitForSession(session.id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+    } finally {
+      server.setHandler(undefined);
+    }
+    const runtime = createOrchestratorRuntime(stack.planner, handle.db);
+    const base = {
+      sessionId: session.id,
+      tenantId: ACTOR.tenantId,
+      objective: 'Explicit',
+      taskId: 'orchestrator-task',
+      name: 'synthesis',
+      role: 'orchestrator',
+      instructions: '',
+      runner: null,
+      agentId: null,
+      attempt: 1,
+      dependencies: [],
+    };
+    const ctx = {
+      signal: new AbortController().signal,
+      logger: createLogger({ level: 'silent' }),
+      emitOutput: () => {},
+    };
+    server.enqueue(
+      { text: 'synthesised' },
+      { object: { decision: 'complete', reason: 'done', next_phase: null } },
+    );
+    const synthesis = await runtime.run(
+      { ...base, kind: 'synthesize' } as Parameters<typeof runtime.run>[0],
+      ctx,
+    );
+    assert.equal(synthesis.output, 'synthesised');
+    const gate = await runtime.run({ ...base, kind: 'plan' } as Parameters<typeof runtime.run>[0], ctx);
+    assert.deepEqual(parsePhaseGateOutput(gate.output), { decision: 'complete', reason: 'done' });
+    await assert.rejects(
+      runtime.run({ ...base, kind: 'agent' } as Parameters<typeof runtime.run>[0], ctx),
+      /cannot run tasks of kind 'agent'/,
     );
   });
 });
