@@ -3,10 +3,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
+import { Kysely, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from './schema.ts';
+import { createSqliteDialect } from './sqlite-dialect.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -51,7 +52,7 @@ export function createDatabase(config: StoreConfig): DatabaseHandle {
   // FULL: every acknowledged commit survives a power cut (fsync per commit; the engine batches
   // writes to amortise it). NORMAL in WAL mode never corrupts but may lose the last commits.
   sqlite.pragma(`synchronous = ${config.store.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({ dialect: createSqliteDialect(withStatementCache(sqlite)) });
   let closed = false;
   return {
     db,
