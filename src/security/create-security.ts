@@ -73,6 +73,12 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     auditLog,
     realm: config.auth.realm,
     logger,
+    protectedResource:
+      (config.auth.mode === 'oidc' || config.auth.mode === 'both') &&
+      config.auth.oidc.issuer &&
+      config.auth.oidc.audience
+        ? { resource: config.auth.oidc.audience, authorizationServer: config.auth.oidc.issuer }
+        : null,
     ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   return {

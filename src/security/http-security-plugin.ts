@@ -27,6 +27,11 @@ export interface HttpSecurityOptions {
   auditLog: AuditLog;
   realm: string;
   logger: Logger;
+  /**
+   * When OIDC is on: served at `/.well-known/oauth-protected-resource` (RFC 9728) and advertised in
+   * 401 challenges as `resource_metadata`; MCP clients use it to find the authorization server.
+   */
+  protectedResource?: { resource: string; authorizationServer: string } | null;
   metrics?: SecurityMetrics;
 }
 
@@ -167,6 +172,20 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
   }
 
   const plugin: FastifyPluginAsync = async (app) => {
+    const resource = options.protectedResource;
+    if (resource) {
+      const metadata = {
+        resource: resource.resource,
+        authorization_servers: [resource.authorizationServer],
+        bearer_methods_supported: ['header'],
+        resource_name: 'MAOS',
+      };
+      app.get(
+        RESOURCE_METADATA_PATH,
+        { config: { public: true }, schema: { hide: true } },
+        async () => metadata,
+      );
+    }
     app.addHook('onRequest', async (request, reply) => {
       await checkAccess(request, reply);
     });
@@ -179,14 +198,14 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       if (state?.retryAfterSeconds !== undefined && reply.statusCode === 429) {
         reply.header('retry-after', String(state.retryAfterSeconds));
       }
-      if (
-        state?.challenge &&
-        (reply.statusCode === 401 || reply.statusCode === 400 || reply.statusCode === 403)
-      ) {
-        reply.header('www-authenticate', state.challenge);
-      } else if (reply.statusCode === 401) {
-        reply.header('www-authenticate', formatBearerChallenge(realm));
+      let challenge: string | undefined;
+      if (state?.challenge && [400, 401, 403].includes(reply.statusCode)) challenge = state.challenge;
+      else if (reply.statusCode === 401) challenge = formatBearerChallenge(realm);
+      if (challenge && reply.statusCode === 401 && options.protectedResource) {
+        const url = resourceMetadataUrl(request);
+        if (url) challenge += `, resource_metadata="${url}"`;
       }
+      if (challenge) reply.header('www-authenticate', challenge);
       return payload;
     });
     app.addHook('onResponse', async (request, reply) => {
@@ -219,4 +238,14 @@ export function classifyAuthFailure(bearerError: string | null, reason: string):
   if (reason === 'token expired') return 'expired_token';
   if (reason.includes('audience')) return 'wrong_audience';
   return bearerError === 'invalid_token' ? 'invalid_token' : '_OTHER';
+}
+
+/** Path of the RFC 9728 protected-resource metadata document. */
+export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource';
+
+// Only a plain host[:port] is echoed into the header, so a forged Host cannot inject attributes.
+function resourceMetadataUrl(request: FastifyRequest): string | null {
+  const host = request.host;
+  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)) return null;
+  return `${request.protocol}://${host}${RESOURCE_METADATA_PATH}`;
 }

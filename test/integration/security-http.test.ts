@@ -80,7 +80,12 @@ describe('HTTP security layer', { timeout: 120_000 }, () => {
     );
     assert.deepEqual(unprotected, []);
     const publicRoutes = routes.filter((r) => r.public === true).map((r) => r.url);
-    for (const url of publicRoutes) assert.match(url, /^\/(healthz|readyz|openapi\.json|docs|metrics)/, url);
+    for (const url of publicRoutes)
+      assert.match(
+        url,
+        /^\/(healthz|readyz|openapi\.json|docs|metrics|\.well-known\/oauth-protected-resource$)/,
+        url,
+      );
     assert.ok(routes.some((r) => r.url === '/v1/admin/keys' && r.permission === 'keys:manage'));
   });
 
@@ -140,16 +145,23 @@ describe('HTTP security layer', { timeout: 120_000 }, () => {
   });
 
   test('RFC 6750 challenges: missing, malformed and invalid credentials', async () => {
-    const none = await call({ method: 'GET', url: '/v1/roles' });
+    const none = await call({ method: 'GET', url: '/v1/roles', headers: { host: 'maos.test:7070' } });
     assert.equal(none.statusCode, 401);
-    assert.equal(none.headers['www-authenticate'], 'Bearer realm="maos"');
+    const metadataUrl = 'http://maos.test:7070/.well-known/oauth-protected-resource';
+    assert.equal(none.headers['www-authenticate'], `Bearer realm="maos", resource_metadata="${metadataUrl}"`);
+    const metadata = await call({ method: 'GET', url: '/.well-known/oauth-protected-resource' });
+    assert.equal(metadata.statusCode, 200);
+    assert.deepEqual(metadata.json().authorization_servers, [idp.issuer]);
+    assert.equal(metadata.json().resource, TEST_AUDIENCE);
+    const forgedHost = await call({ method: 'GET', url: '/v1/roles', headers: { host: 'evil", error="x' } });
+    assert.equal(forgedHost.headers['www-authenticate'], 'Bearer realm="maos"');
     assert.match(String(none.headers['content-type']), /problem\+json/);
 
     const badKey = await call({ method: 'GET', url: '/v1/roles', key: `${keys.viewer?.slice(0, -2)}xx` });
     assert.equal(badKey.statusCode, 401);
-    assert.equal(
-      badKey.headers['www-authenticate'],
-      'Bearer realm="maos", error="invalid_token", error_description="unknown API key"',
+    assert.match(
+      String(badKey.headers['www-authenticate']),
+      /^Bearer realm="maos", error="invalid_token", error_description="unknown API key", resource_metadata="http:\/\/[^"]+\/\.well-known\/oauth-protected-resource"$/,
     );
 
     const malformed = await call({
@@ -188,9 +200,9 @@ describe('HTTP security layer', { timeout: 120_000 }, () => {
     try {
       const expired = await call({ method: 'GET', url: '/v1/roles', key: token });
       assert.equal(expired.statusCode, 401);
-      assert.equal(
-        expired.headers['www-authenticate'],
-        'Bearer realm="maos", error="invalid_token", error_description="token expired"',
+      assert.match(
+        String(expired.headers['www-authenticate']),
+        /^Bearer realm="maos", error="invalid_token", error_description="token expired", resource_metadata="/,
       );
       assert.ok(!expired.body.includes('at Object'), 'no stack trace');
     } finally {
