@@ -230,13 +230,63 @@ describe('doctor OIDC and provider probes', { timeout: 60_000 }, () => {
     await new Promise((resolve) => idp.server.close(resolve));
   });
 
-  test('finds the issuer and provider URLs in the configuration by shape', () => {
+  test('finds the issuer and the provider endpoints in the configuration', () => {
     const config = {
       auth: { oidc: { issuer: 'https://idp.example/realms/a' } },
-      providers: { local: { baseURL: 'http://127.0.0.1:11434/v1' } },
+      providers: {
+        local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:11434/v1' },
+        claude: { type: 'anthropic' },
+      },
     } as unknown as Config;
     assert.equal(findOidcIssuer(config), 'https://idp.example/realms/a');
-    assert.deepEqual(findProviderEndpoints(config), [{ name: 'local', url: 'http://127.0.0.1:11434/v1' }]);
+    assert.deepEqual(findProviderEndpoints(config), [
+      { name: 'local', url: 'http://127.0.0.1:11434/v1' },
+      { name: 'claude', url: 'https://api.anthropic.com/v1' },
+    ]);
+  });
+
+  test('maos doctor with OIDC and a provider configured: probes both, clock against the issuer', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'maos-ops-doctor-oidc-'));
+    try {
+      const config = join(dataDir, 'config.yaml');
+      const write = (issuer: string) =>
+        writeFileSync(
+          config,
+          [
+            `dataDir: ${join(dataDir, 'data')}`,
+            'port: 0',
+            'auth:',
+            '  mode: oidc',
+            '  oidc:',
+            `    issuer: ${issuer}`,
+            '    audience: https://maos.test',
+            'providers:',
+            '  local:',
+            '    type: openai-compatible',
+            '    model: m',
+            `    baseURL: ${idp.base}/v1`,
+            '',
+          ].join('\n'),
+        );
+      claimedIssuer = '';
+      write(idp.base);
+      const good = await doctor(['-c', config, '--min-free-mb', '1']);
+      assert.equal(check(good, 'oidc').status, 'pass', check(good, 'oidc').message);
+      assert.equal(check(good, 'provider:local').status, 'pass');
+      assert.equal(check(good, 'clock').status, 'pass');
+      assert.match(check(good, 'clock').message, /openid-configuration/);
+      assert.equal(good.code, 0, good.text);
+
+      const closed = await startServer(() => undefined);
+      await new Promise((resolve) => closed.server.close(resolve));
+      write(closed.base);
+      const bad = await doctor(['-c', config, '--min-free-mb', '1']);
+      assert.equal(bad.code, 1);
+      assert.equal(check(bad, 'oidc').status, 'fail');
+      assert.match(bad.text, /^FAIL {2}oidc/m);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('passes with a reachable discovery document and JWKS, and gives a clock reference', async () => {

@@ -79,17 +79,23 @@ export function findOidcIssuer(config: Readonly<Config>): string | undefined {
   return found;
 }
 
-/** Every `baseURL`/`baseUrl` under a `providers` section, named by its key path. */
+// Where the hosted providers' SDKs send requests when no baseURL is configured.
+const DEFAULT_PROVIDER_URLS: Record<string, string> = {
+  anthropic: 'https://api.anthropic.com/v1',
+  openai: 'https://api.openai.com/v1',
+};
+
+/** Every configured provider's endpoint: its `baseURL`, or the hosted default of its type. */
 export function findProviderEndpoints(config: Readonly<Config>): ProviderEndpoint[] {
+  const providers = (config as unknown as { providers?: unknown }).providers;
+  if (!isTree(providers)) return [];
   const endpoints: ProviderEndpoint[] = [];
-  walk(config as unknown as Tree, [], (path, key, value) => {
-    if (typeof value !== 'string' || !/^https?:\/\//.test(value)) return;
-    if (!/^base_?url$/i.test(key) || !path.some((segment) => /provider/i.test(segment))) return;
-    endpoints.push({
-      name: path.filter((segment) => !/^providers?$/i.test(segment)).join('.') || key,
-      url: value,
-    });
-  });
+  for (const [name, provider] of Object.entries(providers)) {
+    if (!isTree(provider)) continue;
+    const base = provider.baseURL ?? provider.baseUrl;
+    const url = typeof base === 'string' ? base : DEFAULT_PROVIDER_URLS[String(provider.type)];
+    if (url) endpoints.push({ name, url });
+  }
   return endpoints;
 }
 
