@@ -1,0 +1,104 @@
+// A model call through the telemetry adapter yields a chat span and the GenAI metrics; a failure
+// yields error_type on both, classified from the provider failure.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { readOtelEnv } from '../config/otel-env.ts';
+import { AppError } from '../errors/app-error.ts';
+import { createGenAiTracer } from './genai-spans.ts';
+import { createLlmTelemetry, toProviderErrorType } from './llm-telemetry.ts';
+import { createMetrics } from './metrics.ts';
+import { startTracing, type Tracing } from './tracing.ts';
+
+const exporter = new InMemorySpanExporter();
+let tracing: Tracing;
+before(() => {
+  tracing = startTracing({
+    serviceName: 'maos',
+    serviceVersion: '1.2.3',
+    otel: readOtelEnv({}),
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
+});
+after(() => tracing.shutdown());
+
+describe('LLM telemetry', () => {
+  test('a successful call records span attributes, duration, tokens and cost', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    let clock = 1000;
+    const telemetry = createLlmTelemetry({
+      metrics,
+      genAi: createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false }),
+      now: () => clock,
+    });
+    const value = await telemetry.observeCall(
+      { provider: 'anthropic', model: 'claude-x' },
+      async () => {
+        clock += 2500;
+        return { text: 'ok', usage: { input: 100, output: 20 } };
+      },
+      (result) => ({ inputTokens: result.usage.input, outputTokens: result.usage.output, costUsd: 0.5 }),
+    );
+    assert.equal(value.text, 'ok');
+    const text = await metrics.render();
+    const labels =
+      'gen_ai_operation_name="chat",gen_ai_provider_name="anthropic",gen_ai_request_model="claude-x"';
+    assert.match(text, new RegExp(`gen_ai_client_operation_duration_seconds_sum\\{${labels}\\} 2.5`));
+    assert.match(
+      text,
+      new RegExp(`gen_ai_client_token_usage_sum\\{${labels},gen_ai_token_type="input"\\} 100`),
+    );
+    assert.match(text, /maos_llm_cost_usd_total\{provider="anthropic",model="claude-x"\} 0.5/);
+    const [span] = exporter.getFinishedSpans();
+    exporter.reset();
+    assert.equal(span?.name, 'chat claude-x');
+    assert.equal(span?.kind, SpanKind.CLIENT);
+    assert.equal(span?.attributes['gen_ai.usage.output_tokens'], 20);
+  });
+
+  test('a failed call records error_type on the duration metric, the error counter and the span', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const telemetry = createLlmTelemetry({
+      metrics,
+      genAi: createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false }),
+    });
+    await assert.rejects(
+      telemetry.observeCall(
+        { provider: 'openai', model: 'gpt-x' },
+        async () => {
+          throw new AppError('RATE_LIMITED', 'slow down');
+        },
+        () => ({}),
+      ),
+      /slow down/,
+    );
+    const text = await metrics.render();
+    assert.match(text, /gen_ai_client_operation_duration_seconds_count\{[^}]*error_type="rate_limited"\} 1/);
+    assert.match(text, /maos_llm_provider_errors_total\{provider="openai",error_type="rate_limited"\} 1/);
+    const [span] = exporter.getFinishedSpans();
+    exporter.reset();
+    assert.equal(span?.status.code, SpanStatusCode.ERROR);
+    assert.equal(span?.attributes['error.type'], 'rate_limited');
+  });
+
+  test('failure kinds map to the bounded provider error types', () => {
+    assert.equal(toProviderErrorType('auth'), 'authentication');
+    assert.equal(toProviderErrorType('server'), 'server_error');
+    assert.equal(toProviderErrorType('something new'), '_OTHER');
+  });
+
+  test('circuit state and cache lookups reach their metrics', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const telemetry = createLlmTelemetry({
+      metrics,
+      genAi: createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false }),
+    });
+    telemetry.circuitStateChanged('openai', 'open');
+    telemetry.cacheLookup('openai', true);
+    const text = await metrics.render();
+    assert.match(text, /maos_llm_circuit_state\{provider="openai",state="open"\} 1/);
+    assert.match(text, /maos_llm_circuit_state\{provider="openai",state="closed"\} 0/);
+    assert.match(text, /maos_llm_cache_requests_total\{provider="openai",result="hit"\} 1/);
+  });
+});

@@ -1,0 +1,134 @@
+// One place where a model call becomes telemetry: a `chat {model}` span, the GenAI duration and
+// token histograms, the cost counter and provider errors by type. The LLM client calls it per attempt.
+import { context, type Span, trace } from '@opentelemetry/api';
+import type { GenAiTracer } from './genai-spans.ts';
+import { OTHER, type PROVIDER_ERROR_TYPES } from './metric-labels.ts';
+import type { CircuitState, Metrics } from './metrics.ts';
+import { markSpanFailed } from './tracing.ts';
+
+/** What a finished call reports; all optional because providers differ in what they return. */
+export interface CallUsage {
+  inputTokens?: number;
+  outputTokens?: number;
+  cacheReadTokens?: number;
+  costUsd?: number;
+  responseModel?: string;
+  finishReasons?: string[];
+}
+
+export interface CallTarget {
+  provider: string;
+  model: string;
+  operation?: 'chat' | 'text_completion' | 'generate_content';
+  serverAddress?: string;
+  maxTokens?: number;
+  temperature?: number;
+}
+
+export interface LlmTelemetryOptions {
+  metrics: Metrics;
+  genAi: GenAiTracer;
+  /** Maps a thrown error to a provider error type; the default reads AppError codes and error names. */
+  classifyError?: (error: unknown) => string;
+  now?: () => number;
+}
+
+export interface LlmTelemetry {
+  /**
+   * Runs one model call attempt inside a `chat {model}` span and records its duration, tokens, cost
+   * and, when it throws, its error type. Returns (or rethrows) what `run` does.
+   */
+  observeCall<T>(
+    target: CallTarget,
+    run: (span: Span) => Promise<T>,
+    usageOf: (value: T) => CallUsage,
+  ): Promise<T>;
+  circuitStateChanged(provider: string, state: CircuitState): void;
+  cacheLookup(provider: string, hit: boolean): void;
+}
+
+/** Failure kinds of the provider layer (and AppError codes) mapped to the provider error types. */
+const ERROR_TYPE_BY_KIND: Record<string, (typeof PROVIDER_ERROR_TYPES)[number]> = {
+  auth: 'authentication',
+  bad_request: 'bad_request',
+  not_found: 'bad_request',
+  rate_limited: 'rate_limited',
+  server: 'server_error',
+  network: 'network',
+  timeout: 'timeout',
+  circuit_open: 'circuit_open',
+  cancelled: 'cancelled',
+  content_filter: 'content_filter',
+  TIMEOUT: 'timeout',
+  RATE_LIMITED: 'rate_limited',
+  PROVIDER_UNAVAILABLE: 'server_error',
+  PROVIDER_ERROR: 'server_error',
+  AbortError: 'cancelled',
+  TimeoutError: 'timeout',
+  ProviderTimeoutError: 'timeout',
+  CircuitOpenError: 'circuit_open',
+};
+
+/** Maps a failure kind, AppError code or error name to a provider error type (`_OTHER` if unknown). */
+export function toProviderErrorType(kindOrCode: string): string {
+  return ERROR_TYPE_BY_KIND[kindOrCode] ?? OTHER;
+}
+
+function defaultClassify(error: unknown): string {
+  if (typeof error === 'object' && error !== null) {
+    const { code, name } = error as { code?: unknown; name?: unknown };
+    if (typeof code === 'string' && ERROR_TYPE_BY_KIND[code]) return toProviderErrorType(code);
+    if (typeof name === 'string') return toProviderErrorType(name);
+  }
+  return OTHER;
+}
+
+/** Creates the adapter between the LLM client and metrics/tracing. */
+export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
+  const { metrics, genAi } = options;
+  const classify = options.classifyError ?? defaultClassify;
+  const now = options.now ?? (() => performance.now());
+  return {
+    async observeCall<T>(
+      target: CallTarget,
+      run: (span: Span) => Promise<T>,
+      usageOf: (value: T) => CallUsage,
+    ): Promise<T> {
+      const operation = target.operation ?? 'chat';
+      const span = genAi.startChat({
+        provider: target.provider,
+        model: target.model,
+        operation,
+        serverAddress: target.serverAddress,
+        maxTokens: target.maxTokens,
+        temperature: target.temperature,
+      });
+      const started = now();
+      const base = { provider: target.provider, model: target.model, operation };
+      let value: T;
+      try {
+        value = await context.with(trace.setSpan(context.active(), span), () => run(span));
+      } catch (error) {
+        const errorType = classify(error);
+        metrics.recordLlmCall({ ...base, durationSeconds: (now() - started) / 1000, errorType });
+        markSpanFailed(span, error);
+        span.setAttribute('error.type', errorType);
+        span.end();
+        throw error;
+      }
+      const usage = usageOf(value);
+      genAi.endChat(span, usage);
+      span.end();
+      metrics.recordLlmCall({
+        ...base,
+        durationSeconds: (now() - started) / 1000,
+        inputTokens: usage.inputTokens,
+        outputTokens: usage.outputTokens,
+        costUsd: usage.costUsd,
+      });
+      return value;
+    },
+    circuitStateChanged: (provider, state) => metrics.setCircuitState(provider, state),
+    cacheLookup: (provider, hit) => metrics.recordCacheResult(provider, hit),
+  };
+}
