@@ -88,9 +88,29 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     verifierKey: formatVerifierKey(signer),
     start() {
       auditLog.startCheckpointTimer(config.audit.checkpointIntervalSeconds * 1000);
+      if (config.auth.mode === 'apikey' || config.auth.mode === 'both') {
+        logFirstStartHint(db, config, logger).catch((error: unknown) => {
+          logger.warn({ err: error }, 'could not check for API keys');
+        });
+      }
     },
     close: () => auditLog.close(),
   };
+}
+
+/** On a fresh install (no API key at all), tells the operator how to create the first admin key. */
+export async function logFirstStartHint(
+  db: SecurityDb,
+  config: Pick<Config, 'dataDir'>,
+  logger: Logger,
+): Promise<boolean> {
+  const any = await db.selectFrom('api_keys').select('id').limit(1).executeTakeFirst();
+  if (any) return false;
+  logger.warn(
+    { dataDir: resolve(config.dataDir) },
+    `No API key exists yet. Create the first admin key on this host: maos keys create --role admin --tenant default (with the same config/data directory as the server). There is no default password.`,
+  );
+  return true;
 }
 
 /** Where checkpoint copies go: `audit.checkpointDir` or `<dataDir>/audit-checkpoints`. */

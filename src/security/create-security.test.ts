@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { configSchema } from '../config/schema.ts';
+import { AppError } from '../errors/app-error.ts';
+import { createLogger } from '../observability/logger.ts';
+import { createApiKey } from './api-keys.ts';
+import { parseVerifierKey } from './audit/checkpoint.ts';
+import { createSecurity, loadAuditSigner, logFirstStartHint } from './create-security.ts';
+import { createTestSecurityDb, type TestSecurityDb } from './test-support.ts';
+
+function captureLogger() {
+  const stream = new PassThrough();
+  const lines: string[] = [];
+  stream.on('data', (chunk) => lines.push(...String(chunk).split('\n').filter(Boolean)));
+  return { logger: createLogger({ level: 'info', destination: stream }), lines };
+}
+
+describe('createSecurity', () => {
+  let t: TestSecurityDb;
+  before(async () => {
+    t = await createTestSecurityDb();
+  });
+  after(async () => {
+    await t.cleanup();
+  });
+
+  test('refuses auth mode none off loopback, warns on loopback', async () => {
+    const { logger, lines } = captureLogger();
+    const config = (host: string) => configSchema.parse({ dataDir: t.dir, host, auth: { mode: 'none' } });
+    assert.throws(
+      () => createSecurity({ config: config('0.0.0.0'), db: t.db, logger }),
+      (e: unknown) => e instanceof AppError && e.code === 'CONFIG_INVALID',
+    );
+    createSecurity({ config: config('127.0.0.1'), db: t.db, logger });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(lines.some((line) => line.includes('auth.mode is \\"none\\"')), lines.join('\n'));
+  });
+
+  test('without a configured key, one is generated once (0600) with its verifier key beside it', () => {
+    const config = configSchema.parse({ dataDir: join(t.dir, 'gen') });
+    const first = loadAuditSigner(config);
+    const keyFile = join(t.dir, 'gen', 'keys', 'audit-signing-key.pem');
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    const second = loadAuditSigner(config);
+    assert.ok(first.publicKey.equals(second.publicKey));
+    const vkey = readFileSync(join(t.dir, 'gen', 'keys', 'audit-verifier-key.txt'), 'utf8');
+    assert.ok(parseVerifierKey(vkey).publicKey.equals(first.publicKey));
+    assert.ok(existsSync(keyFile));
+  });
+
+  test('first start hint is logged only while no API key exists', async () => {
+    const { logger, lines } = captureLogger();
+    assert.equal(await logFirstStartHint(t.db, { dataDir: t.dir }, logger), true);
+    assert.ok(lines.some((line) => line.includes('maos keys create --role admin')));
+    await createApiKey(t.db, { tenantId: 'default', name: 'a', roles: ['admin'], createdBy: 't' });
+    assert.equal(await logFirstStartHint(t.db, { dataDir: t.dir }, logger), false);
+  });
+});
