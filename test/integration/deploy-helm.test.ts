@@ -277,6 +277,14 @@ describe('Helm chart', () => {
     }
   });
 
+  test('PostgreSQL mode warns in NOTES until a shared audit signing key is configured', () => {
+    assert.match(render(POSTGRES).notes, /WARNING: no MAOS_AUDIT__SIGNING_KEY/);
+    const withKey = render({ ...POSTGRES, secretEnv: { MAOS_AUDIT__SIGNING_KEY: 'pem' } });
+    assert.doesNotMatch(withKey.notes, /WARNING/);
+    const secret = withKey.byKind.get('Secret')?.find((doc) => !at(doc, 'metadata.annotations'));
+    assert.equal(at(secret as Doc, 'stringData').MAOS_AUDIT__SIGNING_KEY, 'pem');
+  });
+
   test('existingSecret: no chart Secret, pods and the Job read the named one', () => {
     const { byKind } = render({ database: { mode: 'postgres' }, existingSecret: 'maos-prod-env' });
     assert.equal(byKind.has('Secret'), false);
