@@ -337,3 +337,83 @@ describe('ai-sdk runtime budget guard', () => {
     assert.ok(seen.length >= 2);
   });
 });
+
+describe('ai-sdk runtime telemetry hooks', () => {
+  let server: ScriptedLlmServer;
+  before(async () => {
+    server = await startLlmServer({ apiKey: 'key-main' });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  test('each attempt is observed with its target and usage; breaker changes are reported', async () => {
+    const observed: Array<{
+      provider: string;
+      model: string;
+      serverAddress?: string;
+      ok: boolean;
+      outputTokens?: number;
+    }> = [];
+    const circuit: string[] = [];
+    const providers = providersConfigSchema.parse({
+      main: {
+        type: 'openai-compatible',
+        model: 'main-model',
+        apiKey: 'key-main',
+        baseURL: server.openaiBaseURL,
+      },
+    });
+    const llm = llmConfigSchema.parse({
+      retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 },
+      circuitBreaker: { failureThreshold: 1, openSeconds: 60 },
+    });
+    const client = createLlmClient({
+      providers,
+      llm,
+      logger,
+      telemetry: {
+        async observeCall(target, run, usageOf) {
+          try {
+            const value = await run();
+            observed.push({ ...target, ok: true, outputTokens: usageOf(value).outputTokens });
+            return value;
+          } catch (error) {
+            observed.push({ ...target, ok: false });
+            throw error;
+          }
+        },
+        circuitStateChanged: (provider, state) => circuit.push(`${provider}:${state}`),
+      },
+    });
+    const runtime = createAiSdkRuntime({
+      client,
+      resolveRole: (_t, name) => findBuiltInRole(name),
+      dependencyOutputChars: 1000,
+    });
+    server.enqueue({ text: 'fine', usage: { inputTokens: 5, outputTokens: 3 } }, { error: 503 });
+    await runtime.run(makeTask(), makeContext().ctx);
+    await runtime.run(makeTask(), makeContext().ctx).catch(() => undefined);
+    assert.deepEqual(observed, [
+      {
+        provider: 'main',
+        model: 'main-model',
+        serverAddress: '127.0.0.1',
+        maxTokens: 8192,
+        temperature: undefined,
+        ok: true,
+        outputTokens: 3,
+      },
+      {
+        provider: 'main',
+        model: 'main-model',
+        serverAddress: '127.0.0.1',
+        maxTokens: 8192,
+        temperature: undefined,
+        ok: false,
+      },
+    ]);
+    assert.deepEqual(circuit, ['main:open']);
+    assert.equal(server.requests.length, 2, 'the open circuit stopped the retry');
+  });
+});

@@ -70,4 +70,22 @@ describe('circuit breaker', () => {
     assert.equal(breakerFor('a').state(), 'open');
     assert.equal(breakerFor('b').state(), 'closed');
   });
+
+  test('reports state changes once each', () => {
+    let time = 0;
+    const states: string[] = [];
+    const breaker = createCircuitBreaker({
+      failureThreshold: 2,
+      openMs: 100,
+      now: () => time,
+      onStateChange: (state) => states.push(state),
+    });
+    breaker.recordFailure();
+    breaker.recordFailure();
+    breaker.tryAcquire();
+    time = 100;
+    breaker.tryAcquire();
+    breaker.recordSuccess();
+    assert.deepEqual(states, ['open', 'half_open', 'closed']);
+  });
 });

@@ -7,6 +7,8 @@ export interface CircuitBreakerOptions {
   failureThreshold: number;
   openMs: number;
   now?: () => number;
+  /** Called when the observed state changes (for the circuit-state gauge). */
+  onStateChange?(state: CircuitState): void;
 }
 
 export interface CircuitBreaker {
@@ -27,13 +29,25 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   let openedAt: number | null = null;
   let trialInFlight = false;
 
+  let reported: CircuitState = 'closed';
+
   function currentState(): CircuitState {
     if (openedAt === null) return 'closed';
     return now() - openedAt >= options.openMs ? 'half_open' : 'open';
   }
 
+  /** Half-open is reached by time passing, so changes are noticed (and reported) on the next call. */
+  function report(): void {
+    const state = currentState();
+    if (state !== reported) {
+      reported = state;
+      options.onStateChange?.(state);
+    }
+  }
+
   return {
     tryAcquire() {
+      report();
       const state = currentState();
       if (state === 'closed') return true;
       if (state === 'open' || trialInFlight) return false;
@@ -44,15 +58,17 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       failures = 0;
       openedAt = null;
       trialInFlight = false;
+      report();
     },
     recordFailure() {
       if (currentState() === 'half_open') {
         openedAt = now();
         trialInFlight = false;
-        return;
+      } else {
+        failures += 1;
+        if (failures >= options.failureThreshold) openedAt = now();
       }
-      failures += 1;
-      if (failures >= options.failureThreshold) openedAt = now();
+      report();
     },
     releaseTrial() {
       trialInFlight = false;
@@ -63,13 +79,18 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
 
 /** One breaker per provider name, created on first use. */
 export function createCircuitBreakerSet(
-  options: CircuitBreakerOptions,
+  options: Omit<CircuitBreakerOptions, 'onStateChange'> & {
+    onStateChange?(provider: string, state: CircuitState): void;
+  },
 ): (provider: string) => CircuitBreaker {
   const breakers = new Map<string, CircuitBreaker>();
   return (provider) => {
     let breaker = breakers.get(provider);
     if (!breaker) {
-      breaker = createCircuitBreaker(options);
+      breaker = createCircuitBreaker({
+        ...options,
+        onStateChange: (state) => options.onStateChange?.(provider, state),
+      });
       breakers.set(provider, breaker);
     }
     return breaker;

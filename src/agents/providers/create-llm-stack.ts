@@ -18,7 +18,7 @@ import { type AiSdkRuntimeOptions, createAiSdkRuntime } from '../runtimes/ai-sdk
 import type { ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { createStoreResponseCache } from '../runtimes/ai-sdk/store-response-cache.ts';
 import type { AgentRuntime } from '../runtimes/runtime.ts';
-import { createLlmClient, type LlmClient } from './llm-client.ts';
+import { createLlmClient, type LlmCallObserver, type LlmClient } from './llm-client.ts';
 import type { LlmDb } from './llm-tables.ts';
 import { validateLlmConfig } from './validate-llm-config.ts';
 
@@ -37,6 +37,8 @@ export interface CreateLlmStackOptions {
   config: Pick<Config, 'providers' | 'llm'>;
   db: Kysely<Database>;
   logger: Logger;
+  /** Spans and metrics per provider call, breaker state and cache hits (observability/llm-telemetry.ts). */
+  telemetry?: LlmCallObserver & { cacheLookup?(provider: string, hit: boolean): void };
   /** Called once per finished LLM agent call (tokens and cost metrics). */
   onUsage?: AiSdkRuntimeOptions['onUsage'];
   /** Called after an agent sent another agent a message (the engine appends the session event). */
@@ -62,6 +64,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     providers: config.providers,
     llm: config.llm,
     logger: logger.child({ component: 'llm' }),
+    telemetry: options.telemetry,
   });
   const cache = createStoreResponseCache(options.db as unknown as LlmDb);
   const memory = createAgentMemory(options.db);
@@ -73,6 +76,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     loadInbox: memory.loadInbox,
     cache,
     onUsage: options.onUsage,
+    onCacheLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
     createTools: (task) =>
       config.llm.agentMessaging && task.agentId !== null ? createMessagingTools(messaging, task) : undefined,
     dependencyOutputChars: config.llm.planner.dependencyOutputChars,

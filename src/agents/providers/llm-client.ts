@@ -6,7 +6,7 @@ import type { LlmConfig, PriceConfig, ProvidersConfig } from '../../config/llm-s
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { type Bulkhead, createBulkhead } from './bulkhead.ts';
-import { type CircuitBreaker, createCircuitBreakerSet } from './circuit-breaker.ts';
+import { type CircuitBreaker, type CircuitState, createCircuitBreakerSet } from './circuit-breaker.ts';
 import { createModelCache } from './create-model.ts';
 import {
   type ClassifiedFailure,
@@ -58,13 +58,58 @@ export interface LlmClient {
   ): Promise<LlmCallResult<T>>;
 }
 
+/**
+ * Telemetry per attempt (spans, duration, tokens, cost, error types) and breaker state; implemented
+ * by observability/llm-telemetry.ts. Structural, so the client does not depend on OpenTelemetry.
+ */
+export interface LlmCallObserver {
+  observeCall<T>(
+    target: {
+      provider: string;
+      model: string;
+      serverAddress?: string;
+      maxTokens?: number;
+      temperature?: number;
+    },
+    run: () => Promise<T>,
+    usageOf: (value: T) => {
+      inputTokens?: number;
+      outputTokens?: number;
+      cacheReadTokens?: number;
+      costUsd?: number;
+    },
+  ): Promise<T>;
+  circuitStateChanged?(provider: string, state: CircuitState): void;
+}
+
 export interface LlmClientOptions {
   providers: ProvidersConfig;
   llm: LlmConfig;
   logger?: Logger;
+  telemetry?: LlmCallObserver;
   /** Replaceable for unit tests. */
   sleep?: RetryHooks['sleep'];
   now?: () => number;
+}
+
+/** The usage an attempt's value reports, when it has one (agent calls, plan rounds, synthesis). */
+function usageOf(value: unknown): {
+  inputTokens?: number;
+  outputTokens?: number;
+  cacheReadTokens?: number;
+  costUsd?: number;
+} {
+  const usage = (value as { usage?: unknown } | null)?.usage;
+  return typeof usage === 'object' && usage !== null ? (usage as Record<string, number>) : {};
+}
+
+function serverAddressOf(baseURL: string | undefined): string | undefined {
+  if (!baseURL) return undefined;
+  try {
+    return new URL(baseURL).hostname;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Raised inside an attempt when the provider's circuit is open: moves on to the fallback. */
@@ -91,6 +136,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     failureThreshold: llm.circuitBreaker.failureThreshold,
     openMs: llm.circuitBreaker.openSeconds * 1000,
     now: options.now,
+    onStateChange: (provider, state) => options.telemetry?.circuitStateChanged?.(provider, state),
   });
   const bulkheads = new Map<string, Bulkhead>();
   const providerNames = Object.keys(providers);
@@ -165,12 +211,21 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     handle.unref();
     const callSignal = AbortSignal.any([signal, timer.signal]);
     try {
-      const value = await run({
-        model: getModel(target.provider, target.model),
-        target,
-        signal: callSignal,
-        attempt,
-      });
+      const runAttempt = () =>
+        run({ model: getModel(target.provider, target.model), target, signal: callSignal, attempt });
+      const value = options.telemetry
+        ? await options.telemetry.observeCall(
+            {
+              provider: target.provider,
+              model: target.model,
+              serverAddress: serverAddressOf(providers[target.provider]?.baseURL),
+              maxTokens: target.maxOutputTokens,
+              temperature: target.temperature,
+            },
+            runAttempt,
+            usageOf,
+          )
+        : await runAttempt();
       breaker.recordSuccess();
       return value;
     } catch (error) {

@@ -34,6 +34,8 @@ export interface AiSdkRuntimeOptions {
   createTools?(task: RuntimeTask, ctx: RuntimeContext): ToolSet | undefined;
   /** Content-addressed cache of temperature-0 answers, for providers with `cache: true`. */
   cache?: ResponseCache;
+  /** Called on every cache lookup (hit/miss counter). */
+  onCacheLookup?(provider: string, hit: boolean): void;
   /** Dependency outputs longer than this are shortened in the prompt. */
   dependencyOutputChars: number;
   /**
@@ -117,6 +119,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                 : undefined;
             if (cacheKey && options.cache) {
               const hit = await options.cache.get(task.tenantId, cacheKey);
+              options.onCacheLookup?.(target.provider, hit !== undefined);
               if (hit !== undefined) {
                 push(hit);
                 return { text: hit, usage: toUsage(undefined, undefined), cached: true };
