@@ -11,10 +11,10 @@ import type { Config } from './config/schema.ts';
 import type { Engine } from './engine/engine-types.ts';
 import { createEngine } from './engine/index.ts';
 import type { Actor } from './engine/session-service.ts';
-import { createReadinessProbe } from './http/readiness.ts';
 import { buildHttpServer } from './http/server.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
 import { connectQueueCounts, createEngineMetricsObserver } from './observability/engine-metrics.ts';
+import { createReadinessChecks } from './observability/health.ts';
 import {
   createHttpMetricsPlugin,
   type MetricsListener,
@@ -97,7 +97,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     });
     connectQueueCounts(metrics, () => engine.getQueueCounts());
 
-    const readiness = createReadinessProbe({ db: database.db, isShuttingDown: () => shuttingDown });
+    const readiness = createReadinessChecks({ db: database.db, isShuttingDown: () => shuttingDown });
     metrics.setSources({
       readiness: async () => {
         const checks = await readiness();

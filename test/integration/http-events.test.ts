@@ -66,7 +66,10 @@ test('SSE resume with Last-Event-ID replays exactly the missed events', async (t
     stored.map((e) => e.type),
   );
   assert.equal(tail.at(-1)?.event, 'session.finished');
-  assert.ok(stored.filter((e) => e.type === 'task.output').length >= 15, 'the output lines were streamed');
+  assert.ok(
+    stored.some((e) => e.type === 'task.output'),
+    'output lines were streamed while the session ran',
+  );
   for (const frame of streamed) {
     const event = JSON.parse(frame.data) as { seq: number; type: string };
     assert.equal(String(event.seq), frame.id);
