@@ -6,10 +6,11 @@ import { uuidv7 } from 'uuidv7';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import type { PlanBody, Strategy } from '../domain/types.ts';
+import type { PlanBody, SessionDetail, Strategy } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import { appendEvents } from '../store/event-store.ts';
-import type { Database, TasksTable } from '../store/schema.ts';
+import { insertEventRows } from '../store/event-store.ts';
+import { toSessionRecord, toTaskRecord } from '../store/rows.ts';
+import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { insertSession } from '../store/session-store.ts';
 
 export interface NewSessionSpec {
@@ -49,7 +50,7 @@ export async function storeNewSession(
   spec: NewSessionSpec,
   idempotency: { key: string; hash: string } | undefined,
   now: number,
-): Promise<{ sessionId: string; created: boolean; readied: number }> {
+): Promise<{ sessionId: string; created: boolean; readied: number; detail: SessionDetail | null }> {
   if (idempotency) {
     const existing = await trx
       .selectFrom('idempotency_keys')
@@ -64,7 +65,7 @@ export async function storeNewSession(
           'This Idempotency-Key was already used with a different request body',
         );
       }
-      return { sessionId: existing.session_id, created: false, readied: 0 };
+      return { sessionId: existing.session_id, created: false, readied: 0, detail: null };
     }
   }
   const sessionId = spec.sessionId ?? uuidv7();
@@ -122,32 +123,26 @@ export async function storeNewSession(
       tenant_id: spec.tenantId,
     })),
   );
-  await insertSession(trx, {
-    session: {
-      id: sessionId,
-      tenant_id: spec.tenantId,
-      objective: spec.objective,
-      strategy: spec.strategy,
-      status,
-      metadata: JSON.stringify(spec.metadata),
-      plan_version: 1,
-      input_tokens: 0,
-      output_tokens: 0,
-      cache_read_tokens: 0,
-      cost_usd: 0,
-      error: null,
-      result: null,
-      last_seq: 0,
-      created_at: now,
-      updated_at: now,
-      started_at: now,
-      finished_at: null,
-    },
-    plan: spec.plan,
-    agents,
-    tasks,
-    dependencies,
-  });
+  const sessionRow: SessionsTable = {
+    id: sessionId,
+    tenant_id: spec.tenantId,
+    objective: spec.objective,
+    strategy: spec.strategy,
+    status,
+    metadata: JSON.stringify(spec.metadata),
+    plan_version: 1,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cost_usd: 0,
+    error: null,
+    result: null,
+    last_seq: 0,
+    created_at: now,
+    updated_at: now,
+    started_at: now,
+    finished_at: null,
+  };
   const events: NewEvent[] = [
     {
       type: 'session.created',
@@ -171,7 +166,10 @@ export async function storeNewSession(
       data: { taskId: task.id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
     });
   }
-  await appendEvents(trx, { id: sessionId, tenantId: spec.tenantId }, events, now);
+  // A new session's log starts at seq 1: the counter is written with the row, no UPDATE needed.
+  sessionRow.last_seq = events.length;
+  await insertSession(trx, { session: sessionRow, plan: spec.plan, agents, tasks, dependencies });
+  await insertEventRows(trx, { id: sessionId, tenantId: spec.tenantId }, 1, events, now);
   if (idempotency) {
     await trx
       .insertInto('idempotency_keys')
@@ -184,5 +182,16 @@ export async function storeNewSession(
       })
       .execute();
   }
-  return { sessionId, created: true, readied: tasks.filter((task) => task.status === 'ready').length };
+  // The caller gets the detail from the rows just written, sparing a read of what it wrote.
+  const detail: SessionDetail = {
+    ...toSessionRecord(sessionRow),
+    plan: spec.plan,
+    tasks: tasks.map((task, position) => toTaskRecord(task, [...planned[position]!.task.dependsOn])),
+  };
+  return {
+    sessionId,
+    created: true,
+    readied: tasks.filter((task) => task.status === 'ready').length,
+    detail,
+  };
 }

@@ -114,7 +114,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         notifyObserver(deps.observer, 'sessionStarted');
         if (stored.readied > 0) deps.notifier.publish(READY_CHANNEL);
       }
-      const session = await getSessionDetail(deps.db, actor.tenantId, stored.sessionId);
+      const session = stored.detail ?? (await getSessionDetail(deps.db, actor.tenantId, stored.sessionId));
       return { session, created: stored.created };
     },
 

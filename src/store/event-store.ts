@@ -14,6 +14,30 @@ export interface SessionEvents {
   events: readonly NewEvent[];
 }
 
+/** Inserts events with seqs `firstSeq…` (the caller has reserved them on the session row). */
+export async function insertEventRows(
+  trx: Kysely<Database>,
+  session: { id: string; tenantId: string },
+  firstSeq: number,
+  events: readonly NewEvent[],
+  now: number,
+): Promise<void> {
+  const rows = events.map((event, index) => ({
+    session_id: session.id,
+    seq: firstSeq + index,
+    tenant_id: session.tenantId,
+    type: event.type,
+    data: JSON.stringify(event.data),
+    created_at: now,
+  }));
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await trx
+      .insertInto('events')
+      .values(rows.slice(i, i + INSERT_CHUNK))
+      .execute();
+  }
+}
+
 // Sessions per seq-allocating UPDATE: two bound values each, far below SQLite's variable limit.
 const SESSION_CHUNK = 1000;
 
