@@ -11,6 +11,7 @@ import { createLogger } from '../../observability/logger.ts';
 import { VERSION } from '../../version.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { readStoredToken } from './login.ts';
 
 interface McpOptions {
   mode: string;
@@ -56,7 +57,12 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
     if (server === undefined) {
       throw new CliError('USAGE', '--mode remote needs --server or MAOS_SERVER', EXIT.USAGE);
     }
-    const backend = createRemoteSessionService({ server, ...(token === undefined ? {} : { token }) });
+    // As for every other command, a token stored by `maos login` for this server is the last resort.
+    const credential = token ?? readStoredToken(server);
+    const backend = createRemoteSessionService({
+      server,
+      ...(credential === undefined ? {} : { token: credential }),
+    });
     const running = await startStdioServer({ ...backend, actor: EMBEDDED_ACTOR });
     await waitForEnd(running);
     return EXIT.OK;
