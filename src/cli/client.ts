@@ -59,6 +59,7 @@ export function createApiClient(options: ApiClientOptions) {
     }
   }
 
+  /** One JSON request; `path` is relative to the base URL (so a base path like /maos/ is kept). */
   async function requestJson<T>(
     method: string,
     path: string,
@@ -78,7 +79,7 @@ export function createApiClient(options: ApiClientOptions) {
     const text = await response.text();
     if (!response.ok) throw toProblemError(response, text);
     try {
-      return (text === '' ? null : JSON.parse(text)) as T;
+      return (text === '' ? {} : JSON.parse(text)) as T;
     } catch {
       throw new CliError(
         'BAD_RESPONSE',
@@ -94,8 +95,7 @@ export function createApiClient(options: ApiClientOptions) {
     /** `POST /v1/sessions`. */
     async createSession(input: CreateSessionInput, idempotencyKey?: string): Promise<SessionDto> {
       const extra: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
-      const body = await requestJson<unknown>('POST', '/v1/sessions', input, extra);
-      return unwrap<SessionDto>(body, 'session');
+      return requestJson<SessionDto>('POST', 'v1/sessions', input, extra);
     },
 
     /** `GET /v1/sessions` (one page). */
@@ -105,34 +105,30 @@ export function createApiClient(options: ApiClientOptions) {
       if (query.limit !== undefined) params.set('limit', String(query.limit));
       if (query.cursor) params.set('cursor', query.cursor);
       const qs = params.size > 0 ? `?${params}` : '';
-      const body = await requestJson<Record<string, unknown>>('GET', `/v1/sessions${qs}`);
-      return {
-        items: pickList<SessionSummaryDto>(body, ['items', 'sessions', 'data']),
-        nextCursor: (body?.nextCursor ?? body?.next_cursor ?? null) as string | null,
-      };
+      const body = await requestJson<Partial<SessionPage>>('GET', `v1/sessions${qs}`);
+      return { items: body.items ?? [], nextCursor: body.nextCursor ?? null };
     },
 
     /** `GET /v1/sessions/:id`. */
     async getSession(id: string): Promise<SessionDto> {
-      return unwrap<SessionDto>(await requestJson<unknown>('GET', `/v1/sessions/${encodeId(id)}`), 'session');
+      return requestJson<SessionDto>('GET', `v1/sessions/${encodeId(id)}`);
     },
 
     /** `POST /v1/sessions/:id/cancel`. */
     async cancelSession(id: string): Promise<SessionDto> {
-      const body = await requestJson<unknown>('POST', `/v1/sessions/${encodeId(id)}/cancel`);
-      return unwrap<SessionDto>(body, 'session');
+      return requestJson<SessionDto>('POST', `v1/sessions/${encodeId(id)}/cancel`);
     },
 
     /** `GET /v1/sessions/:id/events?after=&limit=` as JSON (one page, oldest first). */
     async listEvents(id: string, afterSeq: number, limit = EVENT_PAGE_SIZE): Promise<EventDto[]> {
-      const path = `/v1/sessions/${encodeId(id)}/events?after=${afterSeq}&limit=${limit}`;
-      const body = await requestJson<unknown>('GET', path);
-      return pickList<unknown>(body, ['items', 'events', 'data']).map((raw) => toSessionEvent(raw, id));
+      const path = `v1/sessions/${encodeId(id)}/events?after=${afterSeq}&limit=${limit}`;
+      const body = await requestJson<{ items?: unknown[] }>('GET', path);
+      return (body.items ?? []).map((raw) => toSessionEvent(raw, id));
     },
 
     /** `GET /v1/roles`. */
     async listRoles(): Promise<RoleDto[]> {
-      return pickList<RoleDto>(await requestJson<unknown>('GET', '/v1/roles'), ['items', 'roles', 'data']);
+      return (await requestJson<{ items?: RoleDto[] }>('GET', 'v1/roles')).items ?? [];
     },
 
     /**
@@ -154,7 +150,7 @@ export function createApiClient(options: ApiClientOptions) {
         const extra: Record<string, string> = { accept: 'text/event-stream' };
         if (stream.afterSeq > 0) extra['last-event-id'] = String(stream.afterSeq);
         armIdleTimer();
-        const response = await send(new URL(`/v1/sessions/${encodeId(id)}/events`, baseUrl), {
+        const response = await send(new URL(`v1/sessions/${encodeId(id)}/events`, baseUrl), {
           method: 'GET',
           headers: headers(extra),
           signal: controller.signal,
@@ -254,7 +250,11 @@ export function toProblemError(response: Response, text: string): CliError {
     (typeof problem.title === 'string' && problem.title) ||
     response.statusText ||
     `request failed with status ${response.status}`;
-  return new CliError(code, detail, exitCodeForStatus(response.status), describeDetails(problem));
+  // 502/503/504: a proxy without its backend, or a server starting or shutting down.
+  const retryable = response.status === 502 || response.status === 503 || response.status === 504;
+  return new CliError(code, detail, exitCodeForStatus(response.status), describeDetails(problem), {
+    retryable,
+  });
 }
 
 /** Readable lines from a problem's `errors`/`details` list (validation issues). */
@@ -272,24 +272,6 @@ function describeDetails(problem: Record<string, unknown>): string[] {
     }
     return String(item);
   });
-}
-
-function unwrap<T>(body: unknown, key: string): T {
-  if (body && typeof body === 'object' && !('id' in body) && key in body) {
-    return (body as Record<string, unknown>)[key] as T;
-  }
-  return body as T;
-}
-
-function pickList<T>(body: unknown, keys: string[]): T[] {
-  if (Array.isArray(body)) return body as T[];
-  if (body && typeof body === 'object') {
-    for (const key of keys) {
-      const value = (body as Record<string, unknown>)[key];
-      if (Array.isArray(value)) return value as T[];
-    }
-  }
-  return [];
 }
 
 /** Normalises an event from a JSON page. */

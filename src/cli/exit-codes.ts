@@ -32,13 +32,22 @@ export class CliError extends Error {
   readonly exitCode: ExitCode;
   /** Extra lines shown under the message (e.g. every config problem). */
   readonly details: string[];
+  /** True when trying again later may succeed (unreachable, restarting or overloaded server). */
+  readonly retryable: boolean;
 
-  constructor(code: string, message: string, exitCode: ExitCode, details: string[] = []) {
+  constructor(
+    code: string,
+    message: string,
+    exitCode: ExitCode,
+    details: string[] = [],
+    options: { retryable?: boolean } = {},
+  ) {
     super(message);
     this.name = 'CliError';
     this.code = code;
     this.exitCode = exitCode;
     this.details = details;
+    this.retryable = options.retryable ?? exitCode === EXIT.UNREACHABLE;
   }
 }
 

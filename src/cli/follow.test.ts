@@ -118,4 +118,46 @@ describe('followSession', () => {
         error instanceof CliError && error.exitCode === 3 && /cannot reach MAOS/.test(error.message),
     );
   });
+
+  test('a 503 while the server restarts is retried; a base path in the server URL is kept', async () => {
+    let attempts = 0;
+    const paths: string[] = [];
+    const flaky = createServer((req, res) => {
+      paths.push(req.url ?? '');
+      if (req.headers.accept === 'text/event-stream') {
+        attempts += 1;
+        if (attempts === 1) {
+          res.writeHead(503, { 'content-type': 'application/problem+json' });
+          res.end(JSON.stringify({ code: 'SHUTTING_DOWN', detail: 'Server is shutting down', status: 503 }));
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(
+          `id: 1\nevent: session.finished\ndata: ${JSON.stringify({ ...event(1), type: 'session.finished' })}\n\n`,
+        );
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify(req.url?.includes('/events') ? { items: [], nextAfter: 1 } : session('completed')),
+      );
+    });
+    await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (flaky.address() as AddressInfo).port;
+      const client = createApiClient({ server: `http://127.0.0.1:${port}/maos` });
+      const seen: number[] = [];
+      const final = await followSession(client, sessionId, { onEvent: (e) => seen.push(e.seq) });
+      assert.equal(final.status, 'completed');
+      assert.deepEqual(seen, [1]);
+      assert.equal(attempts, 2);
+      assert.ok(
+        paths.every((path) => path.startsWith('/maos/v1/')),
+        paths.join(' '),
+      );
+    } finally {
+      flaky.closeAllConnections();
+      await new Promise((resolve) => flaky.close(resolve));
+    }
+  });
 });

@@ -63,7 +63,7 @@ export async function followSession(
       if (!progressed) failures += 1;
     } catch (error) {
       if (options.signal?.aborted) throw abortError();
-      if (!(error instanceof CliError) || error.exitCode !== EXIT.UNREACHABLE) throw error;
+      if (!(error instanceof CliError) || !error.retryable) throw error;
       if (!progressed) failures += 1;
       if (failures > maxReconnects) throw error;
     }
