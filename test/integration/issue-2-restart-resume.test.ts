@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const ENTRY = ['src/main.ts'];
+/** The real command line, as an operator runs it. */
+const ENTRY = ['bin/maos.js', 'serve'];
 
 interface Event {
   seq: number;
@@ -25,9 +26,9 @@ interface Session {
 
 /** Starts `maos serve` as a child process and resolves with its URL once it listens. */
 function startChild(configPath: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ENTRY, {
+  const child = spawn(process.execPath, [...ENTRY, '--config', configPath], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, MAOS_CONFIG: configPath },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Promise((resolve, reject) => {
@@ -35,7 +36,8 @@ function startChild(configPath: string): Promise<{ child: ChildProcess; url: str
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`server did not start:\n${output}`));
-    }, 20_000);
+      // Generous: module loading alone takes seconds on a busy two-core machine.
+    }, 60_000);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
       const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
