@@ -64,7 +64,8 @@ export function createHttpTracingPlugin(options: HttpTracingPluginOptions): Fast
       spans.set(request, span);
       // An aborted request never reaches onResponse; end its span when the socket closes.
       reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) {
+        if (!reply.raw.writableFinished && spans.get(request) === span) {
+          spans.delete(request);
           span.setAttribute('error.type', 'aborted');
           span.end();
         }
@@ -77,6 +78,7 @@ export function createHttpTracingPlugin(options: HttpTracingPluginOptions): Fast
     app.addHook('onResponse', async (request, reply) => {
       const span = spans.get(request);
       if (span === undefined) return;
+      spans.delete(request);
       span.setAttribute('http.response.status_code', reply.statusCode);
       if (reply.statusCode >= 500) {
         span.setAttribute('error.type', String(reply.statusCode));
