@@ -137,6 +137,25 @@ describe('maos CLI against a running server', () => {
     assert.match(again.stderr, /^error INVALID_STATE: /m);
   });
 
+  test('Ctrl-C stops following with exit 130 and leaves the session running', async () => {
+    let interrupted = false;
+    const result = await runMaos(['run', 'Interrupted follow', '--agent', 'qa:wait:sleep', '--follow'], {
+      env,
+      onStdout: (chunk, child) => {
+        if (!interrupted && chunk.includes('submitted')) {
+          interrupted = true;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    assert.equal(result.code, 130, result.stdout + result.stderr);
+    const id = /session (\S+) keeps running/.exec(result.stderr)?.[1];
+    assert.ok(id, result.stderr);
+    const shown = await runMaos(['sessions', 'show', id, '--json'], { env });
+    assert.ok(['pending', 'running'].includes((JSON.parse(shown.stdout) as { status: string }).status));
+    await runMaos(['sessions', 'cancel', id], { env });
+  });
+
   test('roles lists the catalogue', async () => {
     const result = await runMaos(['roles'], { env });
     assert.equal(result.code, 0);

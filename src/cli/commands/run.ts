@@ -72,13 +72,14 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
     }
     return EXIT.OK;
   }
+  // Ctrl-C from here on stops following (exit 130) instead of killing the process mid-write.
+  const signal = ctx.interruptSignal();
   if (!out.json) {
     out.line(
       `session ${out.paint.bold(session.id)} submitted (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
     );
   }
   const taskNames = indexTaskNames(session.tasks);
-  const signal = ctx.interruptSignal();
   let final: SessionDto;
   try {
     final = await followSession(client, session.id, {
