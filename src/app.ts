@@ -22,6 +22,7 @@ import {
 } from './observability/http-metrics-plugin.ts';
 import type { Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createTelemetry } from './observability/telemetry.ts';
 import { createSecurity, type Security } from './security/create-security.ts';
 import { createSecurityRoutesPlugin } from './security/security-routes-plugin.ts';
 import type { SecurityDb } from './security/security-tables.ts';
@@ -69,13 +70,14 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       collectDefaults: config.metrics.collectDefaults,
       onSourceError: (source, error) => logger.warn({ err: error, source }, 'metrics source failed'),
     });
+    const telemetry = createTelemetry({ config, metrics, serviceVersion: VERSION });
     const security = createSecurity({
       config,
       db: database.db as unknown as SecurityDb,
       logger,
       metrics,
     });
-    const llm = createLlmStack({ config, db: database.db, logger });
+    const llm = createLlmStack({ config, db: database.db, logger, telemetry: telemetry.llm });
 
     const runtimes = createRuntimeRegistry();
     runtimes.registerCommand(
@@ -121,6 +123,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         sseEventsSent: (count) => metrics.recordSseEventsSent(count),
       },
       plugins: [
+        telemetry.httpPlugin,
         createHttpMetricsPlugin({
           metrics,
           exposeRoute: config.metrics.enabled && !metricsOnOwnPort,
@@ -173,6 +176,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           await metricsListener?.close();
           await security.close();
           await database.close();
+          await telemetry.shutdown();
         })();
         return stopping;
       },

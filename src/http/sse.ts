@@ -79,8 +79,15 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
   const raw = reply.raw;
   const controller = new AbortController();
   let closed = false;
+  // Headers set by hooks so far (request id, rate-limit state) go out with the stream.
+  const hookHeaders = Object.fromEntries(
+    Object.entries(reply.getHeaders()).filter(
+      (entry): entry is [string, string | number | string[]] => entry[1] !== undefined,
+    ),
+  );
   reply.hijack();
   raw.writeHead(200, {
+    ...hookHeaders,
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
     // The connection is not reused after a stream: ending it closes the socket, so shutdown never waits.
