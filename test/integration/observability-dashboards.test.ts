@@ -11,11 +11,16 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { startMetricsListener } from '../../src/observability/http-metrics-plugin.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { populateAllMetrics } from '../helpers/populate-metrics.ts';
+import { expandVariables, metricNamesIn, recordedNames, scrapeNames } from '../helpers/promql.ts';
 import { requireBinary, runPromtool } from '../helpers/promtool.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dashboardsDir = join(root, 'deploy/grafana/dashboards');
 const dashboardFiles = readdirSync(dashboardsDir).filter((name) => name.endsWith('.json'));
+
+/** Grafana's variable syntax, which every panel must use for its data source. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: a Grafana variable reference, not a JS template
+const DATASOURCE_VARIABLE = '${datasource}';
 
 type Json = Record<string, unknown>;
 interface Panel {
@@ -56,47 +61,6 @@ function findDatasources(value: unknown, found: Json[] = []): Json[] {
   return found;
 }
 
-/** Grafana variables replaced by values PromQL accepts. */
-function expandVariables(expr: string): string {
-  return expr.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.+');
-}
-
-/** Grafana's variable syntax, which every panel must use for its data source. */
-// biome-ignore lint/suspicious/noTemplateCurlyInString: a Grafana variable reference, not a JS template
-const DATASOURCE_VARIABLE = '${datasource}';
-
-const PROMQL_WORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'bool', 'offset']);
-
-/** Metric names an expression selects: identifiers that are not functions, keywords or label lists. */
-export function metricNamesIn(expr: string): string[] {
-  const stripped = expandVariables(expr)
-    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
-    .replace(/\{[^}]*\}/g, ' ')
-    .replace(/\[[^\]]*\]/g, ' ')
-    .replace(/\b\d+(\.\d+)?(ms|[smhdwy])\b/g, ' ')
-    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
-  const names: string[] = [];
-  for (const match of stripped.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*(\s*\()?/g)) {
-    const [token, call] = [match[0].replace(/\s*\($/, ''), match[1]];
-    if (call !== undefined || PROMQL_WORDS.has(token)) continue;
-    if (/^\d/.test(token) || /^(e|inf|nan)$/i.test(token)) continue;
-    names.push(token);
-  }
-  return names;
-}
-
-function recordedNames(): Set<string> {
-  const dir = join(root, 'deploy/prometheus/rules');
-  const names = new Set<string>();
-  for (const file of readdirSync(dir)) {
-    const doc = parseYaml(readFileSync(join(dir, file), 'utf8')) as {
-      groups: Array<{ rules: Array<{ record?: string }> }>;
-    };
-    for (const group of doc.groups) for (const rule of group.rules) if (rule.record) names.add(rule.record);
-  }
-  return names;
-}
-
 /** Names of every series in a real HTTP scrape of a registry where every metric has samples. */
 async function scrapeMetricNames(): Promise<Set<string>> {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-dash-'));
@@ -105,12 +69,7 @@ async function scrapeMetricNames(): Promise<Set<string>> {
   const listener = await startMetricsListener(metrics, { host: '127.0.0.1', port: 0 });
   try {
     const text = await (await fetch(`http://127.0.0.1:${listener.port}/metrics`)).text();
-    const names = new Set<string>();
-    for (const line of text.split('\n')) {
-      const match = /^([A-Za-z_:][A-Za-z0-9_:]*)[{ ]/.exec(line);
-      if (match?.[1]) names.add(match[1]);
-    }
-    return names;
+    return scrapeNames(text);
   } finally {
     await listener.close();
     rmSync(dataDir, { recursive: true, force: true });

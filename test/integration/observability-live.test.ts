@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { findLabelViolations, UNKNOWN_ROUTE } from '../../src/observability/metric-labels.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { dashboardExpressions, metricNamesIn, recordedNames, scrapeNames } from '../helpers/promql.ts';
 import { requireBinary, runPromtool } from '../helpers/promtool.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -120,6 +121,16 @@ describe('observability of a live server', () => {
   test('every label value of the live registry is inside the allow-list', async () => {
     const scraped = await server.app.metrics.registry.getMetricsAsJSON();
     assert.deepEqual(findLabelViolations(scraped), []);
+  });
+
+  test('every dashboard expression uses metrics this server exposes (or recording rules)', () => {
+    const available = scrapeNames(scrape);
+    for (const name of recordedNames()) available.add(name);
+    available.add('up');
+    for (const { where, expr } of dashboardExpressions()) {
+      for (const name of metricNamesIn(expr))
+        assert.ok(available.has(name), `${where}: ${name} not in the live scrape`);
+    }
   });
 
   test('the live scrape passes promtool check metrics without any warning', requireBinary(), () => {
