@@ -201,6 +201,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         queue: deps.queue,
         logger: deps.logger,
         now,
+        onOutputStored: () => deps.notifier.publish(sessionChannel(claim.sessionId)),
       });
       active.delete(task.taskId);
       // The slot is free now: a claim queued here shares the transaction with this finish.

@@ -21,6 +21,8 @@ export interface TaskRunInput {
   queue: WriteQueue;
   logger: Logger;
   now(): number;
+  /** Called after output lines were committed (wake event watchers). */
+  onOutputStored(): void;
 }
 
 function toUsage(partial: Partial<Usage> | undefined): Usage {
@@ -60,9 +62,14 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
     if (lines.length === 0) return;
     queue
       .run((trx) => appendTaskOutput(trx, claim, lines, input.now()))
-      .catch((error: unknown) => {
-        logger.warn({ err: coerceError(error) }, 'could not store task output');
-      });
+      .then(
+        (stored) => {
+          if (stored) input.onOutputStored();
+        },
+        (error: unknown) => {
+          logger.warn({ err: coerceError(error) }, 'could not store task output');
+        },
+      );
   };
 
   try {

@@ -102,12 +102,21 @@ describe('engine with the command runtime', { timeout: 60_000 }, () => {
         { name: 'next', role: 'tester', task: 'y', runner: 'ok' },
       ],
     });
+    let outputSeenOnWake = false;
+    const unwatch = h.engine.service.watchEvents(session.id, () => {
+      void h.allEvents(session.id).then((events) => {
+        if (events.some((event) => event.type === 'task.output')) outputSeenOnWake = true;
+      });
+    });
     const pid = await waitFor(async () => {
       const events = await h.allEvents(session.id);
       const line = events.find((event) => event.type === 'task.output')?.data.line;
       return typeof line === 'string' ? Number(line.split(' ')[1]) : undefined;
     });
     assert.ok(isAlive(pid));
+    // Watchers (SSE) are woken by output lines, not only by status changes.
+    await waitFor(() => (outputSeenOnWake ? true : undefined), 5000);
+    unwatch();
     const cancelled = await h.engine.service.cancelSession(ACTOR, session.id);
     assert.equal(cancelled.status, 'cancelled');
     assert.deepEqual(
