@@ -158,6 +158,18 @@ describe('GET /v1/sessions/:id/events as SSE', () => {
     assert.match(raw, /: keep-alive\n\n/);
   });
 
+  test('HEAD with Accept: text/event-stream answers at once instead of holding a stream', async (t) => {
+    const h = await startHarness();
+    t.after(() => h.app.close());
+    const response = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events`, {
+      method: 'HEAD',
+      headers: streamHeaders,
+      signal: AbortSignal.timeout(5_000),
+    });
+    assert.equal(response.status, 200);
+    assert.match(String(response.headers.get('content-type')), /^application\/json/);
+  });
+
   test('a stream of an unknown session is a 404 problem, not a stream', async (t) => {
     const h = await startHarness();
     t.after(() => h.app.close());

@@ -57,7 +57,8 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
       const { id } = request.params;
       const lastEventId = request.headers['last-event-id'];
       const after = lastEventId !== undefined ? Number(lastEventId) : (request.query.after ?? 0);
-      if (!acceptsEventStream(request.headers.accept)) {
+      // HEAD never opens a stream: it would hold the connection without ever sending a body.
+      if (request.method !== 'GET' || !acceptsEventStream(request.headers.accept)) {
         const events = await service.listEvents(request.actor, id, after, request.query.limit);
         const last = events.at(-1);
         return { items: events.map(toEventDto), nextAfter: last ? last.seq : after };
