@@ -76,6 +76,25 @@ describe('maos CLI against a running server', () => {
     const shown = await runMaos(['sessions', 'show', session.id, '--json'], { env });
     assert.equal((JSON.parse(shown.stdout) as { status: string }).status, 'completed');
 
+    const another = await runMaos(['run', 'Second listed session', '--agent', 'qa:say hi:ok'], { env });
+    assert.equal(another.code, 0, another.stderr);
+    // Cursor pagination: page 2 continues where page 1 stopped, and the human view prints the next command.
+    const first = JSON.parse(
+      (await runMaos(['sessions', 'list', '--limit', '1', '--json'], { env })).stdout,
+    ) as {
+      items: Array<{ id: string }>;
+      nextCursor: string | null;
+    };
+    assert.equal(first.items.length, 1);
+    assert.ok(first.nextCursor);
+    const second = JSON.parse(
+      (await runMaos(['sessions', 'list', '--limit', '1', '--cursor', first.nextCursor, '--json'], { env }))
+        .stdout,
+    ) as { items: Array<{ id: string }> };
+    assert.notEqual(second.items[0]?.id, first.items[0]?.id);
+    const paged = await runMaos(['sessions', 'list', '--limit', '1'], { env });
+    assert.match(paged.stdout, /^more: maos sessions list --cursor \S+$/m);
+
     const human = await runMaos(['sessions', 'list'], { env });
     assert.match(human.stdout, /^ID\s+STATUS\s+STRATEGY\s+CREATED\s+OBJECTIVE$/m);
     assert.match(human.stdout, new RegExp(`^${session.id}\\s+completed\\s+parallel`, 'm'));
