@@ -103,6 +103,13 @@ describe('Dockerfile', () => {
       .join(' ');
     assert.match(env, /MAOS_DATA_DIR=\/data/);
     assert.match(env, /NODE_ENV=production/);
+    // maos_build_info{revision} reads REVISION beside package.json when there is no .git.
+    const runs = runtime
+      .filter((i) => i.keyword === 'RUN')
+      .map((i) => i.args)
+      .join(' ');
+    assert.match(runs, /echo "\$\{MAOS_REVISION\}" > \/app\/REVISION/);
+    assert.ok(runtime.some((i) => i.keyword === 'ARG' && i.args.startsWith('MAOS_REVISION')));
   });
 
   test('holds no secrets and copies only files that exist and are not ignored', () => {
