@@ -223,7 +223,7 @@ function toConnectionError(error: unknown, baseUrl: URL): CliError {
   const cause = (error as { cause?: { code?: string } } | undefined)?.cause;
   const code = cause?.code ?? (error as { code?: string } | undefined)?.code;
   const name = (error as Error | undefined)?.name;
-  const where = baseUrl.origin;
+  const where = baseUrl.href.replace(/\/$/, '');
   if (name === 'TimeoutError') {
     return new CliError('TIMEOUT', `MAOS at ${where} did not answer in time`, EXIT.UNREACHABLE);
   }
