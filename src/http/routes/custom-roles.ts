@@ -1,0 +1,62 @@
+// POST /v1/roles and DELETE /v1/roles/:name: the tenant's custom agent roles (GET /v1/roles lists
+// them next to the built-in catalogue).
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { createRoleInputSchema, type RoleService } from '../../agents/roles/role-service.ts';
+import { roleSchema, toRoleDto } from '../dto.ts';
+import { problemResponses } from '../problem.ts';
+
+export interface CustomRoleRoutesOptions {
+  roles: Pick<RoleService, 'createRole' | 'deleteRole'>;
+}
+
+/** Registers the custom-role routes on `app`. */
+export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRoleRoutesOptions): void {
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  typed.post(
+    '/v1/roles',
+    {
+      config: { permission: 'roles:manage' },
+      schema: {
+        summary: 'Create a custom role',
+        description:
+          'Adds a role for the caller’s tenant: the orchestrator can plan with it and sessions can name it. Names of built-in roles are reserved.',
+        tags: ['roles'],
+        body: createRoleInputSchema,
+        response: { 201: roleSchema, ...problemResponses(400, 401, 403, 409, 413, 415, 429) },
+      },
+    },
+    async (request, reply) => {
+      const role = await options.roles.createRole(
+        request.actor.tenantId,
+        request.actor.principalId,
+        request.body,
+      );
+      return reply.code(201).send(toRoleDto(role));
+    },
+  );
+  typed.delete(
+    '/v1/roles/:name',
+    {
+      config: { permission: 'roles:manage' },
+      schema: {
+        summary: 'Delete a custom role',
+        tags: ['roles'],
+        params: z.object({
+          name: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a lowercase role name'),
+        }),
+        response: { 204: z.null().describe('Deleted.'), ...problemResponses(400, 401, 403, 404, 409, 429) },
+      },
+    },
+    async (request, reply) => {
+      await options.roles.deleteRole(request.actor.tenantId, request.params.name);
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+/** The routes as a plugin, so the composition root adds them with one entry in `plugins`. */
+export function createCustomRoleRoutesPlugin(options: CustomRoleRoutesOptions): FastifyPluginAsync {
+  return async (app) => registerCustomRoleRoutes(app, options);
+}
