@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { RunnerConfig } from '../../../config/schema.ts';
+import { AppError } from '../../../errors/app-error.ts';
+import { createLogger } from '../../../observability/logger.ts';
+import type { RuntimeContext, RuntimeTask } from '../runtime.ts';
+import { createCommandRuntime, pickInheritedEnv } from './command-runtime.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'maos-cmd-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function runner(command: string[], extra: Partial<RunnerConfig> = {}): RunnerConfig {
+  return { command, timeoutSeconds: 30, env: {}, ...extra };
+}
+
+const runtime = createCommandRuntime({
+  dataDir: dir,
+  baseEnv: { ...process.env, MAOS_SECRET_KEY: 'do-not-leak' },
+  runners: {
+    env: runner(
+      [
+        'sh',
+        '-c',
+        'echo "$MAOS_TASK|$MAOS_SESSION_ID|$MAOS_TASK_NAME|$MAOS_ROLE|$MAOS_OBJECTIVE|$EXTRA|secret=$MAOS_SECRET_KEY"; pwd',
+      ],
+      {
+        env: { EXTRA: 'from-config' },
+      },
+    ),
+    fail: runner(['sh', '-c', 'echo out; echo "first" >&2; echo "last words" >&2; exit 7']),
+    missing: runner(['/nonexistent/program']),
+    slow: runner(['sh', '-c', 'sleep 30'], { timeoutSeconds: 1 }),
+    tree: runner(['sh', '-c', 'sleep 30 & echo "child $!"; wait']),
+  },
+});
+
+const task = (runnerName: string): RuntimeTask => ({
+  sessionId: 'sess-1',
+  tenantId: 'default',
+  objective: 'the objective',
+  taskId: 'task-1',
+  name: 'build',
+  role: 'engineer',
+  instructions: 'do the thing',
+  runner: runnerName,
+  agentId: null,
+  attempt: 1,
+  dependencies: [],
+});
+
+function context(signal = new AbortController().signal) {
+  const output: Array<[string, string]> = [];
+  const ctx: RuntimeContext = {
+    signal,
+    logger: createLogger({ level: 'silent' }),
+    emitOutput: (stream, chunk) => output.push([stream, chunk]),
+  };
+  return { ctx, output };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('command runtime', { timeout: 30_000 }, () => {
+  test('passes the task as environment, not the server secrets, and runs in the session workspace', async () => {
+    const { ctx, output } = context();
+    const result = await runtime.run(task('env'), ctx);
+    const [line, cwd] = result.output.split('\n');
+    assert.equal(line, 'do the thing|sess-1|build|engineer|the objective|from-config|secret=');
+    assert.equal(cwd, join(dir, 'workspaces', 'sess-1'));
+    assert.ok(output.some(([stream]) => stream === 'stdout'));
+  });
+
+  test('non-zero exit fails with the exit code and the tail of stderr', async () => {
+    const { ctx } = context();
+    await assert.rejects(runtime.run(task('fail'), ctx), (error: unknown) => {
+      assert.ok(error instanceof AppError);
+      assert.equal(error.code, 'RUNNER_FAILED');
+      assert.match(error.message, /exited with code 7: first\nlast words/);
+      return true;
+    });
+  });
+
+  test('a program that cannot start fails clearly', async () => {
+    await assert.rejects(runtime.run(task('missing'), context().ctx), /could not start/);
+  });
+
+  test('unknown runner is refused', async () => {
+    assert.equal(runtime.hasRunner?.('nope'), false);
+    assert.throws(() => runtime.run(task('nope'), context().ctx), /not declared/);
+  });
+
+  test('timeout kills the process and fails with TIMEOUT', async () => {
+    await assert.rejects(runtime.run(task('slow'), context().ctx), (error: unknown) => {
+      assert.ok(error instanceof AppError);
+      assert.equal(error.code, 'TIMEOUT');
+      return true;
+    });
+  });
+
+  test('abort kills the whole process group, grandchildren included', async () => {
+    const controller = new AbortController();
+    const { ctx, output } = context(controller.signal);
+    const running = runtime.run(task('tree'), ctx);
+    const started = Date.now();
+    while (!output.some(([, chunk]) => chunk.includes('child ')) && Date.now() - started < 10_000) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const pid = Number(/child (\d+)/.exec(output.map(([, chunk]) => chunk).join(''))![1]);
+    assert.ok(isAlive(pid));
+    controller.abort(new AppError('TIMEOUT', 'cancelled'));
+    await assert.rejects(running, /cancelled/);
+    const deadline = Date.now() + 5000;
+    while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(isAlive(pid), false, 'the grandchild was killed');
+  });
+
+  test('pickInheritedEnv keeps only the allow-listed variables', () => {
+    assert.deepEqual(pickInheritedEnv({ PATH: '/bin', OPENAI_API_KEY: 'k', HOME: '/h' }), {
+      PATH: '/bin',
+      HOME: '/h',
+    });
+  });
+});

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createCoalescer } from './coalesce.ts';
+import { createDatabase, type DatabaseHandle } from './db.ts';
+import { migrateToLatest } from './migrate.ts';
+import { createWriteQueue } from './write-queue.ts';
+
+describe('write queue', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-wq-'));
+  let handle: DatabaseHandle;
+  before(async () => {
+    handle = createDatabase({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 1000 } });
+    await migrateToLatest(handle.db);
+  });
+  after(async () => {
+    await handle.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const insertTenant = (id: string) => (trx: DatabaseHandle['db']) =>
+    trx
+      .insertInto('tenants')
+      .values({ id, name: id, created_at: 1 })
+      .execute()
+      .then(() => id);
+
+  test('operations queued in one tick share one commit; a failing one rolls back alone', async () => {
+    const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
+    const results = await Promise.allSettled([
+      queue.run(insertTenant('t1')),
+      queue.run(async (trx) => {
+        await insertTenant('t-bad')(trx);
+        throw new Error('boom');
+      }),
+      queue.run(insertTenant('t1')), // primary key violation
+      queue.run(insertTenant('t2')),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'rejected', 'fulfilled'],
+    );
+    assert.deepEqual(queue.stats(), { batches: 1, ops: 4 });
+    const ids = (await handle.db.selectFrom('tenants').select('id').orderBy('id').execute()).map((r) => r.id);
+    assert.deepEqual(ids, ['default', 't1', 't2']);
+  });
+
+  test('a value is only acknowledged after its batch committed', async () => {
+    const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
+    await queue.run(insertTenant('t3'));
+    // Read through a second connection: only committed data is visible there.
+    const other = createDatabase({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 1000 } });
+    try {
+      const row = await other.db.selectFrom('tenants').select('id').where('id', '=', 't3').executeTakeFirst();
+      assert.equal(row?.id, 't3');
+    } finally {
+      await other.close();
+    }
+  });
+
+  test('the coalescer hands every item queued before the op runs to one call', async () => {
+    const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
+    const calls: number[][] = [];
+    const double = createCoalescer(queue, async (_trx, items: number[]) => {
+      calls.push(items);
+      return items.map((item) => item * 2);
+    });
+    const values = await Promise.all([double(1), double(2), double(3)]);
+    assert.deepEqual(values, [2, 4, 6]);
+    assert.deepEqual(calls, [[1, 2, 3]]);
+    assert.deepEqual(await double(5), 10);
+    assert.equal(calls.length, 2);
+  });
+
+  test('drain waits for queued work', async () => {
+    const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
+    let done = false;
+    void queue.run(insertTenant('t4')).then(() => {
+      done = true;
+    });
+    await queue.drain();
+    assert.equal(done, true);
+  });
+});
