@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
+import { format } from '@cdktf/hcl-tools';
 import { parse } from '@cdktf/hcl2json';
 import { parse as parseYaml } from 'yaml';
 
@@ -126,6 +127,16 @@ describe('Terraform', () => {
     );
     const undeclared = [...references(example, 'var')].filter((name) => !example.variable?.[name]);
     assert.deepEqual(undeclared, []);
+  });
+
+  test('every file is formatted as `terraform fmt` formats it (HashiCorp hclwrite)', async () => {
+    for (const dir of [MODULE, EXAMPLE]) {
+      for (const file of readdirSync(dir).filter((f) => f.endsWith('.tf'))) {
+        const source = readFileSync(join(dir, file), 'utf8');
+        assert.equal(await format(source), source, `${dir}/${file} is not formatted`);
+      }
+    }
+    assert.notEqual(await format('a   =  1\n'), 'a   =  1\n', 'the formatter does rewrite');
   });
 
   test('invalid HCL is rejected by the parser (the checks above are not vacuous)', async () => {

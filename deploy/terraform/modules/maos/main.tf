@@ -2,7 +2,7 @@
 # secret environment, and the helm_release wired to them. Upgrades run the chart's migration Job.
 
 locals {
-  chart         = coalesce(var.chart_path, "${path.module}/../../../helm/maos")
+  chart = coalesce(var.chart_path, "${path.module}/../../../helm/maos")
   # The chart's resource names: the release name, or <release>-maos when it does not contain "maos".
   fullname      = strcontains(var.release_name, "maos") ? var.release_name : "${var.release_name}-maos"
   create_secret = var.existing_secret_name == null
