@@ -65,7 +65,8 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     requestIdHeader: false,
     // SSE streams would keep close() waiting; they are ended in preClose, idle sockets closed here.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // Replaced by the SHUTTING_DOWN hook below, which answers with a problem document.
+    return503OnClosing: false,
     frameworkErrors: (error, request, reply) => {
       sendProblem(
         request,
@@ -80,6 +81,13 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   recordRoutes(app);
   registerErrorHandling(app, options.observer);
   registerRequestIdEcho(app);
+  let closing = false;
+  app.addHook('onRequest', async (request) => {
+    // Requests that still arrive on open connections during shutdown go to another replica.
+    if (closing && request.routeOptions.url !== '/healthz') {
+      throw new AppError('SHUTTING_DOWN', 'The server is shutting down; retry on another instance.');
+    }
+  });
   await registerOpenApi(app);
   registerAuthentication(app, options.authenticate ?? createNoAuthAuthenticator());
   for (const plugin of options.plugins ?? []) {
@@ -89,6 +97,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   const streams = createSseRegistry((delta) => notifyHttpObserver(options.observer, 'sseConnection', delta));
   const closeGraceMs = options.closeGraceMs ?? 2000;
   app.addHook('preClose', async () => {
+    closing = true;
     streams.closeAll();
     setTimeout(() => app.server.closeAllConnections(), closeGraceMs).unref();
   });
