@@ -1,0 +1,83 @@
+// Plan versions of a session (table `plans`): listing them with the diff to the previous version
+// (GET /v1/sessions/:id/plans) and storing an edited plan as the next version at approval.
+
+import type { Kysely } from 'kysely';
+import type { PlanBody } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { Database } from '../store/schema.ts';
+import { diffPlans, type PlanDiff } from './planner-approval.ts';
+
+export interface PlanVersion {
+  version: number;
+  plan: PlanBody;
+  createdAt: number;
+  /** Changes against the previous version; null for the first one. */
+  diff: PlanDiff | null;
+}
+
+/** Every plan version of the session, oldest first. SESSION_NOT_FOUND for another tenant's session. */
+export async function listPlanVersions(
+  db: Kysely<Database>,
+  tenantId: string,
+  sessionId: string,
+): Promise<PlanVersion[]> {
+  const session = await db
+    .selectFrom('sessions')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', sessionId)
+    .executeTakeFirst();
+  if (!session) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
+  const rows = await db
+    .selectFrom('plans')
+    .select(['version', 'body', 'created_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('session_id', '=', sessionId)
+    .orderBy('version')
+    .execute();
+  let previous: PlanBody | null = null;
+  return rows.map((row) => {
+    const plan = JSON.parse(row.body) as PlanBody;
+    const version: PlanVersion = {
+      version: row.version,
+      plan,
+      createdAt: Number(row.created_at),
+      diff: previous ? diffPlans(previous, plan) : null,
+    };
+    previous = plan;
+    return version;
+  });
+}
+
+/**
+ * Stores `plan` as the session's next version and bumps `sessions.plan_version`, inside the
+ * caller's transaction (the engine's approval transaction). Returns the new version number.
+ */
+export async function storePlanVersion(
+  trx: Kysely<Database>,
+  tenantId: string,
+  sessionId: string,
+  plan: PlanBody,
+  now: number,
+): Promise<number> {
+  const session = await trx
+    .updateTable('sessions')
+    .set((eb) => ({ plan_version: eb('plan_version', '+', 1), updated_at: now }))
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', sessionId)
+    .returning('plan_version')
+    .executeTakeFirst();
+  if (!session) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
+  const version = Number(session.plan_version);
+  await trx
+    .insertInto('plans')
+    .values({
+      session_id: sessionId,
+      version,
+      tenant_id: tenantId,
+      body: JSON.stringify(plan),
+      created_at: now,
+    })
+    .execute();
+  return version;
+}

@@ -1,0 +1,74 @@
+// GET /v1/sessions/:id/plans: every plan version of a session with the diff to the previous one
+// (edits made at approval are visible here).
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { listPlanVersions } from '../../engine/planner-plan-versions.ts';
+import type { Database } from '../../store/schema.ts';
+import { planSchema, toIso } from '../dto.ts';
+import { sessionIdParamsSchema } from '../params.ts';
+import { problemResponses } from '../problem.ts';
+
+const taskChangeSchema = z.object({
+  field: z.enum(['role', 'instructions', 'dependsOn', 'runner', 'phase']),
+  before: z.unknown(),
+  after: z.unknown(),
+});
+
+const planVersionSchema = z
+  .object({
+    version: z.number().int(),
+    createdAt: z.string(),
+    plan: planSchema,
+    diff: z
+      .object({
+        added: z.array(z.string()),
+        removed: z.array(z.string()),
+        changed: z.array(z.object({ name: z.string(), changes: z.array(taskChangeSchema) })),
+      })
+      .nullable()
+      .describe('Changes against the previous version, by task name; null for version 1.'),
+  })
+  .meta({ id: 'PlanVersion' });
+
+export interface SessionPlanRoutesOptions {
+  db: Kysely<Database>;
+}
+
+/** Registers the plan-version route on `app`. */
+export function registerSessionPlanRoutes(app: FastifyInstance, options: SessionPlanRoutesOptions): void {
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/v1/sessions/:id/plans',
+    {
+      config: { permission: 'sessions:read' },
+      schema: {
+        summary: 'List plan versions',
+        description:
+          'Every version of the session’s plan, oldest first, each with its diff to the previous one.',
+        tags: ['sessions'],
+        params: sessionIdParamsSchema,
+        response: {
+          200: z.object({ items: z.array(planVersionSchema) }),
+          ...problemResponses(400, 401, 403, 404, 429),
+        },
+      },
+    },
+    async (request) => {
+      const versions = await listPlanVersions(options.db, request.actor.tenantId, request.params.id);
+      return {
+        items: versions.map((v) => ({
+          version: v.version,
+          createdAt: toIso(v.createdAt),
+          plan: v.plan,
+          diff: v.diff,
+        })),
+      };
+    },
+  );
+}
+
+/** The route as a plugin for the composition root's `plugins`. */
+export function createSessionPlanRoutesPlugin(options: SessionPlanRoutesOptions): FastifyPluginAsync {
+  return async (app) => registerSessionPlanRoutes(app, options);
+}
