@@ -27,6 +27,21 @@ import {
 } from './task-ops.ts';
 import { describeRuntime, runClaimedTask } from './task-runner.ts';
 
+/** How long aborted runs get to wind down at stop before their leases are released regardless. */
+const ABORT_WAIT_MS = 5000;
+
+/** Waits for the promises up to `ms`; true when some were still pending at the deadline. */
+async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<boolean> {
+  let timeout: NodeJS.Timeout | undefined;
+  const deadline = new Promise<true>((resolve) => {
+    timeout = setTimeout(() => resolve(true), ms);
+  });
+  const settled = Promise.allSettled(promises).then(() => false as const);
+  const stuck = await Promise.race([settled, deadline]);
+  clearTimeout(timeout);
+  return stuck;
+}
+
 /** Expired leases handled per reaper pass (the rest wait for the next pass). */
 const REAP_BATCH = 200;
 
@@ -303,17 +318,21 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       if (abandon) {
         for (const run of active.values()) abort(run, 'abandon');
       } else if (inflight.size > 0) {
-        let timeout: NodeJS.Timeout | undefined;
-        await Promise.race([
-          Promise.allSettled([...inflight]),
-          new Promise((resolve) => {
-            timeout = setTimeout(resolve, graceMs);
-          }),
-        ]);
-        clearTimeout(timeout);
+        await settleWithin([...inflight], graceMs);
         for (const run of active.values()) abort(run, 'shutdown');
       }
-      await Promise.allSettled([...inflight]);
+      const stuck = await settleWithin([...inflight], ABORT_WAIT_MS);
+      if (stuck && !abandon) {
+        // A runtime that ignores its AbortSignal must not hold shutdown hostage: give its lease back.
+        const left = [...active.values()];
+        deps.logger.warn(
+          { tasks: left.map((run) => run.claim.taskId) },
+          'tasks ignored abort; releasing leases',
+        );
+        await Promise.allSettled(
+          left.map((run) => deps.queue.run((trx) => releaseTask(trx, run.claim, now()))),
+        );
+      }
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       await deps.queue.drain();
     },

@@ -91,6 +91,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           { details: { tasks: llmTasks.map((task) => task.name) } },
         );
       }
+      if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+        throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1-255 visible ASCII characters');
+      }
       const idempotency =
         idempotencyKey === undefined ? undefined : { key: idempotencyKey, hash: hashRequest(rawInput) };
       const stored = await deps.queue.run((trx) =>

@@ -190,4 +190,22 @@ describe('graceful stop', { timeout: 30_000 }, () => {
     assert.equal(events.at(-1)!.data.reason, 'released at shutdown');
     await h.close();
   });
+
+  test('a runtime that ignores abort does not block stop; its lease is released', async () => {
+    const deaf: AgentRuntime = { kind: 'fake', run: () => new Promise(() => undefined) };
+    const h = await createHarness({ llm: deaf, concurrency: 1 });
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective: 'deaf',
+      agents: [{ name: 'd', role: 'engineer', task: 'wait' }],
+    });
+    await waitFor(async () => {
+      const detail = await h.engine.service.getSession(ACTOR, session.id);
+      return detail.tasks[0]!.status === 'running' ? true : undefined;
+    });
+    await h.engine.stop({ graceMs: 10 });
+    const detail = await h.engine.service.getSession(ACTOR, session.id);
+    assert.equal(detail.tasks[0]!.status, 'ready');
+    assert.equal(detail.tasks[0]!.leaseOwner, null);
+    await h.close();
+  });
 });

@@ -99,6 +99,9 @@ describe('session service', { timeout: 60_000 }, () => {
       h.engine.service.createSession(ACTOR, { ...body, objective: 'other' }, 'key-1'),
       isCode('IDEMPOTENCY_KEY_REUSED'),
     );
+    for (const badKey of ['', 'x'.repeat(256), 'has space', 'é']) {
+      await assert.rejects(h.engine.service.createSession(ACTOR, body, badKey), isCode('VALIDATION_FAILED'));
+    }
     const otherTenant = await h.engine.service.createSession(
       { tenantId: 'default', principalId: 'p2' },
       body,
