@@ -271,3 +271,44 @@ export const llmConfigSchema = z
 
 export type ProvidersConfig = z.infer<typeof providersConfigSchema>;
 export type LlmConfig = z.infer<typeof llmConfigSchema>;
+
+/** A cross-reference problem between `providers` and `llm`, with the path of the offending key. */
+export interface LlmConfigProblem {
+  path: Array<string | number>;
+  message: string;
+}
+
+/**
+ * Every route and fallback must name a configured provider. Checked on the whole config (a field
+ * schema cannot see its siblings), so `maos config check` and start-up list these with the rest.
+ */
+export function findLlmConfigProblems(providers: ProvidersConfig, llm: LlmConfig): LlmConfigProblem[] {
+  const problems: LlmConfigProblem[] = [];
+  const names = new Set(Object.keys(providers));
+  const known = names.size > 0 ? [...names].join(', ') : 'none configured';
+  const check = (path: Array<string | number>, name: string) => {
+    if (!names.has(name))
+      problems.push({ path, message: `unknown provider '${name}' (providers: ${known})` });
+  };
+  if (llm.defaultProvider !== undefined) check(['llm', 'defaultProvider'], llm.defaultProvider);
+  llm.defaultFallback.forEach((name, i) => {
+    check(['llm', 'defaultFallback', i], name);
+  });
+  for (const [role, route] of Object.entries(llm.roles)) {
+    check(['llm', 'roles', role, 'provider'], route.provider);
+    route.fallback.forEach((name, i) => {
+      check(['llm', 'roles', role, 'fallback', i], name);
+    });
+  }
+  return problems;
+}
+
+/** For `configSchema.superRefine`: reports the cross-reference problems as zod issues. */
+export function refineLlmReferences(
+  config: { providers: ProvidersConfig; llm: LlmConfig },
+  ctx: { addIssue(issue: { code: 'custom'; path: Array<string | number>; message: string }): void },
+): void {
+  for (const problem of findLlmConfigProblems(config.providers, config.llm)) {
+    ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+  }
+}

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { llmConfigSchema, providersConfigSchema } from '../../config/llm-schema.ts';
+import { loadConfig } from '../../config/load.ts';
+import { AppError } from '../../errors/app-error.ts';
 import { validateLlmConfig } from './validate-llm-config.ts';
 
 describe('validateLlmConfig', () => {
@@ -37,5 +39,18 @@ describe('validateLlmConfig', () => {
     assert.equal(result.success, false);
     const paths = result.error?.issues.map((issue) => issue.path.join('.'));
     assert.deepEqual(paths?.sort(), ['claude.apiKey', 'local.baseURL']);
+  });
+
+  test('loading the config reports unknown providers (once the sections themselves are valid)', () => {
+    let error: unknown;
+    try {
+      loadConfig({ env: { MAOS_LLM__DEFAULT_PROVIDER: 'ghost' } });
+    } catch (e) {
+      error = e;
+    }
+    assert.ok(error instanceof AppError);
+    assert.equal(error.code, 'CONFIG_INVALID');
+    const problems = (error.details as string[]).join('\n');
+    assert.match(problems, /llm\.defaultProvider: unknown provider 'ghost' \(providers: none configured\)/);
   });
 });
