@@ -12,7 +12,7 @@ import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
 import { appendEvents, appendEventsMany, type SessionEvents } from '../store/event-store.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
-import { loadSessionGraphs } from '../store/task-store.ts';
+import { completeClaimedTasks, loadSessionGraphs } from '../store/task-store.ts';
 
 /** Proof of a claim: only the holder of (owner, attempt) may change the task. */
 export interface Claim {
@@ -96,34 +96,30 @@ export async function finishTasks(
   now: number,
 ): Promise<FinishEffects[]> {
   const touched = new Map<string, Touched>();
-  const applied: boolean[] = [];
-  for (const { claim, outcome } of items) {
-    const to: TaskStatus = outcome.ok
-      ? transitionTask('running', 'succeed')
-      : transitionTask('running', 'fail');
-    const updated = await trx
-      .updateTable('tasks')
-      .set({
-        status: to,
+  const statusOf = (outcome: RunOutcome): TaskStatus =>
+    outcome.ok ? transitionTask('running', 'succeed') : transitionTask('running', 'fail');
+  const updated = new Set<string>();
+  for (const owner of new Set(items.map((item) => item.claim.owner))) {
+    const runs = items
+      .filter((item) => item.claim.owner === owner)
+      .map(({ claim, outcome }) => ({
+        taskId: claim.taskId,
+        attempt: claim.attempt,
+        ok: outcome.ok,
+        status: statusOf(outcome),
         result: outcome.ok ? outcome.output : null,
         error: outcome.ok ? null : outcome.error,
-        input_tokens: outcome.usage.inputTokens,
-        output_tokens: outcome.usage.outputTokens,
-        cache_read_tokens: outcome.usage.cacheReadTokens,
-        cost_usd: outcome.usage.costUsd,
-        lease_owner: null,
-        lease_expires_at: null,
-        finished_at: now,
-        updated_at: now,
-      })
-      .where('id', '=', claim.taskId)
-      .where('status', 'in', outcome.ok ? ['running'] : ['leased', 'running'])
-      .where('lease_owner', '=', claim.owner)
-      .where('attempts', '=', claim.attempt)
-      .returning('status')
-      .executeTakeFirst();
-    applied.push(updated !== undefined);
-    if (!updated) continue;
+        usage: outcome.usage,
+      }));
+    for (const id of await completeClaimedTasks(trx, owner, runs, now)) updated.add(id);
+  }
+  const applied: boolean[] = [];
+  for (const { claim, outcome } of items) {
+    const to = statusOf(outcome);
+    // `delete` makes a task listed twice count once.
+    const wasUpdated = updated.delete(claim.taskId);
+    applied.push(wasUpdated);
+    if (!wasUpdated) continue;
     const entry = touch(touched, claim);
     addUsage(entry.usage, outcome.usage);
     entry.events.push(

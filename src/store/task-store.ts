@@ -157,3 +157,53 @@ export async function loadDependencyOutputs(
   }
   return map;
 }
+
+/** One finished run, as written by completeClaimedTasks. */
+export interface CompletedRun {
+  taskId: string;
+  attempt: number;
+  ok: boolean;
+  /** The new status (succeeded / failed), from the task state machine. */
+  status: TaskStatus;
+  result: string | null;
+  error: string | null;
+  usage: { inputTokens: number; outputTokens: number; cacheReadTokens: number; costUsd: number };
+}
+
+// Runs per multi-row UPDATE: 10 bound values each.
+const COMPLETE_CHUNK = 100;
+
+/**
+ * Writes the outcome of many runs of one lease owner with one `UPDATE … FROM (VALUES …)` per chunk
+ * (SQLite ≥ 3.33 and PostgreSQL). Fenced per row by owner and attempt; a success also needs
+ * `running`, a failure `leased` or `running`. Returns the ids actually updated.
+ */
+export async function completeClaimedTasks(
+  trx: Kysely<Database>,
+  owner: string,
+  runs: readonly CompletedRun[],
+  now: number,
+): Promise<Set<string>> {
+  const updated = new Set<string>();
+  // One row per task: a task listed twice in a batch (a replayed completion) is applied once.
+  const unique = [...new Map(runs.map((run) => [run.taskId, run])).values()];
+  for (let i = 0; i < unique.length; i += COMPLETE_CHUNK) {
+    const values = unique
+      .slice(i, i + COMPLETE_CHUNK)
+      .map(
+        (run) =>
+          sql`(${run.taskId}, cast(${run.attempt} as integer), cast(${run.ok ? 1 : 0} as integer), ${run.status}, ${run.result}, ${run.error}, cast(${run.usage.inputTokens} as bigint), cast(${run.usage.outputTokens} as bigint), cast(${run.usage.cacheReadTokens} as bigint), cast(${run.usage.costUsd} as double precision))`,
+      );
+    const result = await sql<{ id: string }>`
+      update tasks set
+        status = v.column4, result = v.column5, error = v.column6,
+        input_tokens = v.column7, output_tokens = v.column8, cache_read_tokens = v.column9, cost_usd = v.column10,
+        lease_owner = null, lease_expires_at = null, finished_at = ${now}, updated_at = ${now}
+      from (values ${sql.join(values)}) as v
+      where tasks.id = v.column1 and tasks.attempts = v.column2 and tasks.lease_owner = ${owner}
+        and (tasks.status = 'running' or (v.column3 = 0 and tasks.status = 'leased'))
+      returning tasks.id`.execute(trx);
+    for (const row of result.rows) updated.add(row.id);
+  }
+  return updated;
+}
