@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   config: async () => (await import('./commands/config.ts')).registerConfigCommands,
   keys: async () => (await import('./commands/keys.ts')).registerKeysCommand,
   audit: async () => (await import('./commands/audit.ts')).registerAuditCommand,
+  secrets: async () => (await import('./commands/secrets.ts')).registerSecretsCommand,
   doctor: async () => (await import('./commands/doctor.ts')).registerDoctorCommand,
   backup: async () => (await import('./commands/backup.ts')).registerBackupCommand,
   restore: async () => (await import('./commands/restore.ts')).registerRestoreCommand,
