@@ -36,254 +36,254 @@ const runnerSchema = z
 
 export type RunnerConfig = z.infer<typeof runnerSchema>;
 
-export const configSchema = z
-  .strictObject({
-    dataDir: z
-      .string()
-      .min(1)
-      .default('./.maos')
-      .describe('Directory for the SQLite database, workspaces and keys. @defaultValue ./.maos'),
-    host: z
-      .string()
-      .min(1)
-      .default('127.0.0.1')
-      .describe('Address the HTTP server binds to. @defaultValue 127.0.0.1'),
-    port: z
-      .number()
-      .int()
-      .min(0)
-      .max(65535)
-      .default(7070)
-      .describe('HTTP port; 0 picks a free one. @defaultValue 7070'),
-    logLevel: z
-      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-      .default('info')
-      .describe('Minimum log level. @defaultValue info'),
-    store: z
-      .strictObject({
-        url: z
-          .string()
-          .optional()
-          .describe(
-            'Database URL. Unset = SQLite file `maos.db` in dataDir; `sqlite:<path>` for another file.',
-          ),
-        synchronous: z
-          .enum(['full', 'normal'])
-          .default('full')
-          .describe(
-            'SQLite durability: `full` survives a power cut for every acknowledged write; `normal` may lose the last commits on power loss (never corrupts). @defaultValue full',
-          ),
-        busyTimeoutMs: z
-          .number()
-          .int()
-          .positive()
-          .default(5000)
-          .describe('How long a SQLite writer waits for the lock before failing. @defaultValue 5000'),
-      })
-      .default({ synchronous: 'full', busyTimeoutMs: 5000 })
-      .describe('Database settings.'),
-    workers: z
-      .strictObject({
-        concurrency: z
-          .number()
-          .int()
-          .min(0)
-          .max(1024)
-          .default(8)
-          .describe('Task slots in this process; 0 = API only, no task execution. @defaultValue 8'),
-        pollIntervalMs: z
-          .number()
-          .int()
-          .positive()
-          .default(1000)
-          .describe('Fallback poll for ready tasks when no wake-up arrives. @defaultValue 1000'),
-      })
-      .default({ concurrency: 8, pollIntervalMs: 1000 })
-      .describe('Worker settings.'),
-    tasks: z
-      .strictObject({
-        leaseSeconds: z
-          .number()
-          .int()
-          .min(2)
-          .default(30)
-          .describe(
-            'Lease length; a worker heartbeats every third of it, and a task whose lease expires is re-run. @defaultValue 30',
-          ),
-        maxAttempts: z
-          .number()
-          .int()
-          .min(1)
-          .max(100)
-          .default(3)
-          .describe('Runs of a task (first run included) before it fails for good. @defaultValue 3'),
-      })
-      .default({ leaseSeconds: 30, maxAttempts: 3 })
-      .describe('Task execution settings.'),
-    shutdown: z
-      .strictObject({
-        graceSeconds: z
-          .number()
-          .min(0)
-          .default(30)
-          .describe(
-            'On SIGTERM, how long running tasks may finish before their leases are released. @defaultValue 30',
-          ),
-      })
-      .default({ graceSeconds: 30 })
-      .describe('Graceful shutdown.'),
-    http: z
-      .strictObject({
-        bodyLimitBytes: z
-          .number()
-          .int()
-          .positive()
-          .default(1_048_576)
-          .describe('Largest accepted request body; larger ones get 413. @defaultValue 1048576'),
-        maxPageSize: z
-          .number()
-          .int()
-          .positive()
-          .max(1000)
-          .default(100)
-          .describe('Largest page a list endpoint returns. @defaultValue 100'),
-        sseKeepAliveSeconds: z
-          .number()
-          .positive()
-          .default(15)
-          .describe('Interval of SSE keep-alive comments (proxies drop idle streams). @defaultValue 15'),
-      })
-      .default({ bodyLimitBytes: 1_048_576, maxPageSize: 100, sseKeepAliveSeconds: 15 })
-      .describe('HTTP server limits.'),
-    metrics: z
-      .strictObject({
-        enabled: z
-          .boolean()
-          .default(true)
-          .describe('Serve Prometheus metrics at `/metrics`. @defaultValue true'),
-        port: z
-          .number()
-          .int()
-          .min(0)
-          .max(65535)
-          .optional()
-          .describe(
-            'Serve `/metrics` on this separate port (bound to `metrics.host`) instead of the API port; 0 picks a free one.',
-          ),
-        host: z
-          .string()
-          .min(1)
-          .default('127.0.0.1')
-          .describe(
-            'Address of the separate metrics listener (only with `metrics.port`). @defaultValue 127.0.0.1',
-          ),
-        public: z
-          .boolean()
-          .default(false)
-          .describe(
-            'Let `/metrics` on the API port be scraped without credentials; on a separate port it never needs them. @defaultValue false',
-          ),
-        collectDefaults: z
-          .boolean()
-          .default(true)
-          .describe(
-            'Also export the Node.js process metrics (CPU, memory, event loop, GC). @defaultValue true',
-          ),
-      })
-      .default({ enabled: true, host: '127.0.0.1', public: false, collectDefaults: true })
-      .describe('Prometheus metrics.'),
-    tracing: z
-      .strictObject({
-        captureMessageContent: z
-          .boolean()
-          .default(false)
-          .describe(
-            'Record prompts, completions and tool arguments on GenAI spans (opt-in: they may hold personal data). The exporter itself is configured by the standard OTEL_* variables. @defaultValue false',
-          ),
-      })
-      .default({ captureMessageContent: false })
-      .describe(
-        'OpenTelemetry tracing; off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or OTEL_TRACES_EXPORTER is set.',
-      ),
-    logging: z
-      .strictObject({
-        format: z
-          .enum(['auto', 'json', 'pretty'])
-          .default('auto')
-          .describe(
-            'Log line format: ECS JSON, human-readable, or `auto` = pretty only on a terminal in the development environment. @defaultValue auto',
-          ),
-        environment: z
-          .string()
-          .min(1)
-          .default('production')
-          .describe(
-            'Deployment environment, logged as `service.environment` (e.g. development, staging). @defaultValue production',
-          ),
-      })
-      .default({ format: 'auto', environment: 'production' })
-      .describe('Log output.'),
-    mcp: z
-      .strictObject({
-        enabled: z
-          .boolean()
-          .default(true)
-          .describe('Serve the MCP Streamable HTTP endpoint at `/mcp`. @defaultValue true'),
-        allowedOrigins: z
-          .array(z.url())
-          .default([])
-          .describe(
-            'Browser origins (e.g. https://console.example.com) allowed to call `/mcp` besides loopback ones; any other Origin header is rejected (DNS-rebinding protection). @defaultValue []',
-          ),
-        allowedHosts: z
-          .array(z.string().min(1))
-          .default([])
-          .describe(
-            'Host header names accepted on `/mcp` (e.g. maos.example.com). Empty = only loopback names while the server binds to a loopback address, anything otherwise. @defaultValue []',
-          ),
-        maxSessions: z
-          .number()
-          .int()
-          .positive()
-          .default(1000)
-          .describe('Open MCP sessions per process; more get 429. @defaultValue 1000'),
-        sessionIdleSeconds: z
-          .number()
-          .int()
-          .positive()
-          .default(1800)
-          .describe('An MCP session without requests for this long is closed. @defaultValue 1800'),
-        replayBufferSize: z
-          .number()
-          .int()
-          .min(0)
-          .default(500)
-          .describe(
-            'Messages kept per MCP session so a client can resume an SSE stream with Last-Event-ID; 0 disables resumability. @defaultValue 500',
-          ),
-      })
-      .default({
-        enabled: true,
-        allowedOrigins: [],
-        allowedHosts: [],
-        maxSessions: 1000,
-        sessionIdleSeconds: 1800,
-        replayBufferSize: 500,
-      })
-      .describe('MCP server (Streamable HTTP at `/mcp`; `maos mcp` for stdio).'),
-    runners: z
-      .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/), runnerSchema)
-      .default({})
-      .describe('Named commands for agents of the `command` runtime.'),
-    providers: providersConfigSchema,
-    llm: llmConfigSchema,
-    auth: authConfigSchema,
-    audit: auditConfigSchema,
-    rateLimit: rateLimitConfigSchema,
-    secrets: secretsConfigSchema,
-  })
-  // Cross-section rule: every LLM route and fallback names a configured provider.
-  .superRefine(refineLlmReferences);
+const configShape = z.strictObject({
+  dataDir: z
+    .string()
+    .min(1)
+    .default('./.maos')
+    .describe('Directory for the SQLite database, workspaces and keys. @defaultValue ./.maos'),
+  host: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe('Address the HTTP server binds to. @defaultValue 127.0.0.1'),
+  port: z
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .default(7070)
+    .describe('HTTP port; 0 picks a free one. @defaultValue 7070'),
+  logLevel: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Minimum log level. @defaultValue info'),
+  store: z
+    .strictObject({
+      url: z
+        .string()
+        .optional()
+        .describe(
+          'Database URL. Unset = SQLite file `maos.db` in dataDir; `sqlite:<path>` for another file.',
+        ),
+      synchronous: z
+        .enum(['full', 'normal'])
+        .default('full')
+        .describe(
+          'SQLite durability: `full` survives a power cut for every acknowledged write; `normal` may lose the last commits on power loss (never corrupts). @defaultValue full',
+        ),
+      busyTimeoutMs: z
+        .number()
+        .int()
+        .positive()
+        .default(5000)
+        .describe('How long a SQLite writer waits for the lock before failing. @defaultValue 5000'),
+    })
+    .default({ synchronous: 'full', busyTimeoutMs: 5000 })
+    .describe('Database settings.'),
+  workers: z
+    .strictObject({
+      concurrency: z
+        .number()
+        .int()
+        .min(0)
+        .max(1024)
+        .default(8)
+        .describe('Task slots in this process; 0 = API only, no task execution. @defaultValue 8'),
+      pollIntervalMs: z
+        .number()
+        .int()
+        .positive()
+        .default(1000)
+        .describe('Fallback poll for ready tasks when no wake-up arrives. @defaultValue 1000'),
+    })
+    .default({ concurrency: 8, pollIntervalMs: 1000 })
+    .describe('Worker settings.'),
+  tasks: z
+    .strictObject({
+      leaseSeconds: z
+        .number()
+        .int()
+        .min(2)
+        .default(30)
+        .describe(
+          'Lease length; a worker heartbeats every third of it, and a task whose lease expires is re-run. @defaultValue 30',
+        ),
+      maxAttempts: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(3)
+        .describe('Runs of a task (first run included) before it fails for good. @defaultValue 3'),
+    })
+    .default({ leaseSeconds: 30, maxAttempts: 3 })
+    .describe('Task execution settings.'),
+  shutdown: z
+    .strictObject({
+      graceSeconds: z
+        .number()
+        .min(0)
+        .default(30)
+        .describe(
+          'On SIGTERM, how long running tasks may finish before their leases are released. @defaultValue 30',
+        ),
+    })
+    .default({ graceSeconds: 30 })
+    .describe('Graceful shutdown.'),
+  http: z
+    .strictObject({
+      bodyLimitBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1_048_576)
+        .describe('Largest accepted request body; larger ones get 413. @defaultValue 1048576'),
+      maxPageSize: z
+        .number()
+        .int()
+        .positive()
+        .max(1000)
+        .default(100)
+        .describe('Largest page a list endpoint returns. @defaultValue 100'),
+      sseKeepAliveSeconds: z
+        .number()
+        .positive()
+        .default(15)
+        .describe('Interval of SSE keep-alive comments (proxies drop idle streams). @defaultValue 15'),
+    })
+    .default({ bodyLimitBytes: 1_048_576, maxPageSize: 100, sseKeepAliveSeconds: 15 })
+    .describe('HTTP server limits.'),
+  metrics: z
+    .strictObject({
+      enabled: z
+        .boolean()
+        .default(true)
+        .describe('Serve Prometheus metrics at `/metrics`. @defaultValue true'),
+      port: z
+        .number()
+        .int()
+        .min(0)
+        .max(65535)
+        .optional()
+        .describe(
+          'Serve `/metrics` on this separate port (bound to `metrics.host`) instead of the API port; 0 picks a free one.',
+        ),
+      host: z
+        .string()
+        .min(1)
+        .default('127.0.0.1')
+        .describe(
+          'Address of the separate metrics listener (only with `metrics.port`). @defaultValue 127.0.0.1',
+        ),
+      public: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Let `/metrics` on the API port be scraped without credentials; on a separate port it never needs them. @defaultValue false',
+        ),
+      collectDefaults: z
+        .boolean()
+        .default(true)
+        .describe(
+          'Also export the Node.js process metrics (CPU, memory, event loop, GC). @defaultValue true',
+        ),
+    })
+    .default({ enabled: true, host: '127.0.0.1', public: false, collectDefaults: true })
+    .describe('Prometheus metrics.'),
+  tracing: z
+    .strictObject({
+      captureMessageContent: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Record prompts, completions and tool arguments on GenAI spans (opt-in: they may hold personal data). The exporter itself is configured by the standard OTEL_* variables. @defaultValue false',
+        ),
+    })
+    .default({ captureMessageContent: false })
+    .describe(
+      'OpenTelemetry tracing; off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or OTEL_TRACES_EXPORTER is set.',
+    ),
+  logging: z
+    .strictObject({
+      format: z
+        .enum(['auto', 'json', 'pretty'])
+        .default('auto')
+        .describe(
+          'Log line format: ECS JSON, human-readable, or `auto` = pretty only on a terminal in the development environment. @defaultValue auto',
+        ),
+      environment: z
+        .string()
+        .min(1)
+        .default('production')
+        .describe(
+          'Deployment environment, logged as `service.environment` (e.g. development, staging). @defaultValue production',
+        ),
+    })
+    .default({ format: 'auto', environment: 'production' })
+    .describe('Log output.'),
+  mcp: z
+    .strictObject({
+      enabled: z
+        .boolean()
+        .default(true)
+        .describe('Serve the MCP Streamable HTTP endpoint at `/mcp`. @defaultValue true'),
+      allowedOrigins: z
+        .array(z.url())
+        .default([])
+        .describe(
+          'Browser origins (e.g. https://console.example.com) allowed to call `/mcp` besides loopback ones; any other Origin header is rejected (DNS-rebinding protection). @defaultValue []',
+        ),
+      allowedHosts: z
+        .array(z.string().min(1))
+        .default([])
+        .describe(
+          'Host header names accepted on `/mcp` (e.g. maos.example.com). Empty = only loopback names while the server binds to a loopback address, anything otherwise. @defaultValue []',
+        ),
+      maxSessions: z
+        .number()
+        .int()
+        .positive()
+        .default(1000)
+        .describe('Open MCP sessions per process; more get 429. @defaultValue 1000'),
+      sessionIdleSeconds: z
+        .number()
+        .int()
+        .positive()
+        .default(1800)
+        .describe('An MCP session without requests for this long is closed. @defaultValue 1800'),
+      replayBufferSize: z
+        .number()
+        .int()
+        .min(0)
+        .default(500)
+        .describe(
+          'Messages kept per MCP session so a client can resume an SSE stream with Last-Event-ID; 0 disables resumability. @defaultValue 500',
+        ),
+    })
+    .default({
+      enabled: true,
+      allowedOrigins: [],
+      allowedHosts: [],
+      maxSessions: 1000,
+      sessionIdleSeconds: 1800,
+      replayBufferSize: 500,
+    })
+    .describe('MCP server (Streamable HTTP at `/mcp`; `maos mcp` for stdio).'),
+  runners: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/), runnerSchema)
+    .default({})
+    .describe('Named commands for agents of the `command` runtime.'),
+  providers: providersConfigSchema,
+  llm: llmConfigSchema,
+  auth: authConfigSchema,
+  audit: auditConfigSchema,
+  rateLimit: rateLimitConfigSchema,
+  secrets: secretsConfigSchema,
+});
+
+/** The whole schema, with the cross-section rule: every LLM route and fallback names a configured provider. */
+export const configSchema = configShape.superRefine(refineLlmReferences);
 
 /** The resolved, frozen configuration. */
 export type Config = z.infer<typeof configSchema>;
