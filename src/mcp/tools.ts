@@ -31,7 +31,11 @@ const MAX_WAIT_SECONDS = 3_600;
 /** Most recent events `session_status` returns on request; they go into a context window. */
 const MAX_RECENT_EVENTS = 200;
 
-const sessionIdSchema = z.string().min(1).max(128).describe('Session id, as returned by `orchestrate`.');
+/** Session ids are UUIDs, as over REST: anything else is rejected before a lookup. */
+const sessionIdSchema = z
+  .string()
+  .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a UUID')
+  .describe('Session id (UUID), as returned by `orchestrate`.');
 
 export const orchestrateInputSchema = createSessionInputSchema.extend({
   wait_seconds: z

@@ -294,6 +294,9 @@ describe('MCP over Streamable HTTP', { timeout: 120_000 }, () => {
     const invalid = await callTool(mcp.client, 'session_status', { session: 'x' });
     assert.equal(invalid.isError, true);
     assert.match(JSON.stringify(invalid.content), /session_id/);
+    const notUuid = await callTool(mcp.client, 'session_status', { session_id: '../../etc' });
+    assert.equal(notUuid.isError, true);
+    assert.match(JSON.stringify(notUuid.content), /must be a UUID/);
     const unknown = await callTool(mcp.client, 'no_such_tool', {});
     assert.equal(unknown.isError, true);
     assert.match(JSON.stringify(unknown.content), /no_such_tool/);
