@@ -175,14 +175,32 @@ export const rateLimitConfigSchema = z
       .describe(
         'Per client IP for unauthenticated requests (incl. failed logins). @defaultValue 60 per 60 s',
       ),
+    maxConcurrentSessionsPerTenant: z
+      .number()
+      .int()
+      .min(0)
+      .default(100)
+      .describe(
+        'Unfinished sessions a tenant may have at once; a new one beyond it gets 429 QUOTA_EXCEEDED. 0 = no cap. @defaultValue 100',
+      ),
+    maxDailyTokensPerTenant: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        'LLM tokens (input + output) of the sessions a tenant created since 00:00 UTC; at the cap new sessions get 429 QUOTA_EXCEEDED. 0 = no cap. @defaultValue 0',
+      ),
   })
   .default({
     enabled: true,
     principal: { points: 600, windowSeconds: 60 },
     tenant: { points: 3000, windowSeconds: 60 },
     anonymous: { points: 60, windowSeconds: 60 },
+    maxConcurrentSessionsPerTenant: 100,
+    maxDailyTokensPerTenant: 0,
   })
-  .describe('Request rate limits (IETF RateLimit headers, 429 + Retry-After).');
+  .describe('Request rate limits (IETF RateLimit headers, 429 + Retry-After) and tenant quotas.');
 
 export const secretsConfigSchema = z
   .strictObject({

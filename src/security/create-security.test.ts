@@ -36,7 +36,10 @@ describe('createSecurity', () => {
     );
     createSecurity({ config: config('127.0.0.1'), db: t.db, logger });
     await new Promise((resolve) => setImmediate(resolve));
-    assert.ok(lines.some((line) => line.includes('auth.mode is \\"none\\"')), lines.join('\n'));
+    assert.ok(
+      lines.some((line) => line.includes('auth.mode is \\"none\\"')),
+      lines.join('\n'),
+    );
   });
 
   test('without a configured key, one is generated once (0600) with its verifier key beside it', () => {

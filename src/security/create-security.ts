@@ -14,6 +14,7 @@ import {
 import { type Authenticator, assertAuthConfigAllowed, createAuthenticator } from './authenticate.ts';
 import { createHttpSecurity, type HttpSecurity, type SecurityMetrics } from './http-security-plugin.ts';
 import type { OidcVerifier } from './oidc.ts';
+import { createTenantQuotas, type TenantQuotas } from './quotas.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import type { SecurityDb } from './security-tables.ts';
 
@@ -26,6 +27,8 @@ export interface CreateSecurityOptions {
   metrics?: SecurityMetrics;
   /** Tests inject a verifier with a moved clock. */
   oidc?: OidcVerifier;
+  /** Tenant quota check; defaults to one over the store's sessions table (null = none). */
+  quotas?: TenantQuotas | null;
 }
 
 export interface Security {
@@ -73,6 +76,7 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     auditLog,
     realm: config.auth.realm,
     logger,
+    quotas: options.quotas === undefined ? createTenantQuotas(db, config.rateLimit) : options.quotas,
     protectedResource:
       (config.auth.mode === 'oidc' || config.auth.mode === 'both') &&
       config.auth.oidc.issuer &&

@@ -10,6 +10,7 @@ import type { AuditLog } from './audit/audit-log.ts';
 import type { AuditActor, AuditEventInput } from './audit/audit-record.ts';
 import type { Authenticator } from './authenticate.ts';
 import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
+import { secondsUntilUtcMidnight, type TenantQuotas } from './quotas.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { authorize, isPermission, type Permission } from './rbac.ts';
 import { applySecurityHeaders } from './security-headers.ts';
@@ -27,6 +28,8 @@ export interface HttpSecurityOptions {
   auditLog: AuditLog;
   realm: string;
   logger: Logger;
+  /** Checked on `POST` routes that need `sessions:create`. */
+  quotas?: TenantQuotas | null;
   /**
    * When OIDC is on: served at `/.well-known/oauth-protected-resource` (RFC 9728) and advertised in
    * 401 challenges as `resource_metadata`; MCP clients use it to find the authorization server.
@@ -137,6 +140,20 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       metrics?.recordAuthFailure?.('permission_denied');
       state.challenge = formatBearerChallenge(realm, 'insufficient_scope', `requires ${permission}`);
       throw error;
+    }
+    if (permission === 'sessions:create' && request.method === 'POST' && options.quotas) {
+      try {
+        await options.quotas.assertSessionAllowed(principal.tenantId);
+      } catch (error) {
+        if (error instanceof AppError && error.code === 'QUOTA_EXCEEDED') {
+          const quota = (error.details as { quota?: string } | undefined)?.quota;
+          state.denial = 'quota exceeded';
+          // Why 60 s for the session cap: sessions finish on their own schedule; a minute is a polite poll.
+          state.retryAfterSeconds = quota === 'daily_tokens' ? secondsUntilUtcMidnight() : 60;
+          metrics?.recordRateLimitRejection?.(quota === 'daily_tokens' ? 'tokens' : 'sessions');
+        }
+        throw error;
+      }
     }
   }
 

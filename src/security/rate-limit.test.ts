@@ -23,6 +23,8 @@ const config = {
   principal: { points: 3, windowSeconds: 60 },
   tenant: { points: 5, windowSeconds: 120 },
   anonymous: { points: 2, windowSeconds: 30 },
+  maxConcurrentSessionsPerTenant: 0,
+  maxDailyTokensPerTenant: 0,
 };
 
 describe('rate limits', () => {

@@ -1,0 +1,83 @@
+// Tenant quotas checked when a session is submitted: unfinished sessions at once and LLM tokens
+// per UTC day. Over a cap the submit gets 429 QUOTA_EXCEEDED; running sessions are not touched.
+import type { Kysely } from 'kysely';
+import { AppError } from '../errors/app-error.ts';
+
+/** The columns of the engine's `sessions` table the quota check reads. */
+interface QuotaTables {
+  sessions: {
+    tenant_id: string;
+    status: string;
+    input_tokens: number;
+    output_tokens: number;
+    created_at: number;
+  };
+}
+
+const FINISHED = ['completed', 'failed', 'cancelled'];
+
+export interface TenantQuotaConfig {
+  /** 0 = no cap. */
+  maxConcurrentSessionsPerTenant: number;
+  /** 0 = no cap. */
+  maxDailyTokensPerTenant: number;
+}
+
+export interface TenantQuotas {
+  /** Throws QUOTA_EXCEEDED when the tenant may not start another session now. */
+  assertSessionAllowed(tenantId: string): Promise<void>;
+}
+
+/** Creates the quota check over the store's sessions table. */
+export function createTenantQuotas(
+  // biome-ignore lint/suspicious/noExplicitAny: reads one table of the store's schema
+  db: Kysely<any>,
+  config: TenantQuotaConfig,
+  now: () => Date = () => new Date(),
+): TenantQuotas {
+  const sessions = db as unknown as Kysely<QuotaTables>;
+  return {
+    async assertSessionAllowed(tenantId) {
+      if (config.maxConcurrentSessionsPerTenant > 0) {
+        const row = await sessions
+          .selectFrom('sessions')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('tenant_id', '=', tenantId)
+          .where('status', 'not in', FINISHED)
+          .executeTakeFirst();
+        const active = Number(row?.n ?? 0);
+        if (active >= config.maxConcurrentSessionsPerTenant) {
+          throw new AppError(
+            'QUOTA_EXCEEDED',
+            `The tenant already has ${active} unfinished sessions (limit ${config.maxConcurrentSessionsPerTenant})`,
+            { details: { quota: 'concurrent_sessions', limit: config.maxConcurrentSessionsPerTenant } },
+          );
+        }
+      }
+      if (config.maxDailyTokensPerTenant > 0) {
+        const today = now();
+        const dayStart = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
+        const row = await sessions
+          .selectFrom('sessions')
+          .select((eb) => eb.fn.sum<number>(eb('input_tokens', '+', eb.ref('output_tokens'))).as('tokens'))
+          .where('tenant_id', '=', tenantId)
+          .where('created_at', '>=', dayStart)
+          .executeTakeFirst();
+        const used = Number(row?.tokens ?? 0);
+        if (used >= config.maxDailyTokensPerTenant) {
+          throw new AppError(
+            'QUOTA_EXCEEDED',
+            `The tenant used ${used} tokens today (limit ${config.maxDailyTokensPerTenant}); new sessions start after 00:00 UTC`,
+            { details: { quota: 'daily_tokens', limit: config.maxDailyTokensPerTenant } },
+          );
+        }
+      }
+    },
+  };
+}
+
+/** Seconds until the next 00:00 UTC, for Retry-After on the daily token quota. */
+export function secondsUntilUtcMidnight(now: Date = new Date()): number {
+  const next = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
+  return Math.max(1, Math.ceil((next - now.getTime()) / 1000));
+}

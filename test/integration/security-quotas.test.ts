@@ -1,0 +1,142 @@
+// Tenant quotas on the real store schema: unfinished sessions at once and LLM tokens per UTC day,
+// enforced on session submission with 429 QUOTA_EXCEEDED and Retry-After.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { configSchema } from '../../src/config/schema.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import { createTenantQuotas, secondsUntilUtcMidnight } from '../../src/security/quotas.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+import { buildSecurityTestApp } from '../fixtures/security-app.ts';
+
+const validSession = { objective: 'Ship it', agents: [{ role: 'qa', task: 'test it', runner: 'ok' }] };
+
+describe('tenant quotas', { timeout: 60_000 }, () => {
+  let dir: string;
+  let handle: DatabaseHandle;
+  const now = new Date('2026-03-10T15:00:00Z');
+
+  async function addSession(tenant: string, status: string, tokens: number, createdAt: number) {
+    await handle.db
+      .insertInto('sessions')
+      .values({
+        id: randomUUID(),
+        tenant_id: tenant,
+        objective: 'x',
+        strategy: 'parallel',
+        status,
+        input_tokens: tokens,
+        output_tokens: tokens,
+        created_at: createdAt,
+        updated_at: createdAt,
+      } as never)
+      .execute();
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-quota-'));
+    handle = createDatabase(configSchema.parse({ dataDir: dir }));
+    await migrateToLatest(handle.db);
+    for (const id of ['acme', 'globex']) {
+      await handle.db
+        .insertInto('tenants')
+        .values({ id, name: id, created_at: 0 } as never)
+        .execute();
+    }
+  });
+  after(async () => {
+    await handle.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('concurrent cap counts only unfinished sessions of the tenant', async () => {
+    const quotas = createTenantQuotas(
+      handle.db,
+      { maxConcurrentSessionsPerTenant: 2, maxDailyTokensPerTenant: 0 },
+      () => now,
+    );
+    await addSession('acme', 'running', 0, now.getTime());
+    await addSession('acme', 'completed', 0, now.getTime());
+    await addSession('globex', 'running', 0, now.getTime());
+    await quotas.assertSessionAllowed('acme');
+    await addSession('acme', 'awaiting_approval', 0, now.getTime());
+    await assert.rejects(
+      quotas.assertSessionAllowed('acme'),
+      (e: unknown) => e instanceof AppError && e.code === 'QUOTA_EXCEEDED' && e.status === 429,
+    );
+    await quotas.assertSessionAllowed('globex');
+    await createTenantQuotas(handle.db, {
+      maxConcurrentSessionsPerTenant: 0,
+      maxDailyTokensPerTenant: 0,
+    }).assertSessionAllowed('acme');
+  });
+
+  test('daily token cap counts today’s sessions (UTC) only', async () => {
+    const quotas = createTenantQuotas(
+      handle.db,
+      { maxConcurrentSessionsPerTenant: 0, maxDailyTokensPerTenant: 1000 },
+      () => now,
+    );
+    await addSession('globex', 'completed', 400, now.getTime() - 3600_000);
+    await addSession('globex', 'completed', 5000, Date.parse('2026-03-09T23:00:00Z'));
+    await quotas.assertSessionAllowed('globex');
+    await addSession('globex', 'completed', 100, now.getTime());
+    await assert.rejects(quotas.assertSessionAllowed('globex'), /used 1000 tokens today/);
+    assert.equal(secondsUntilUtcMidnight(now), 9 * 3600);
+  });
+
+  test('over the cap, POST /v1/sessions is 429 QUOTA_EXCEEDED with Retry-After, and audited', async () => {
+    const { app, security } = await buildSecurityTestApp(
+      { db: handle.db as unknown as SecurityDb, dir, file: '', cleanup: async () => {} },
+      { auth: { mode: 'apikey' } },
+      { offsetMs: 0 },
+      {
+        quotas: createTenantQuotas(handle.db, {
+          maxConcurrentSessionsPerTenant: 2,
+          maxDailyTokensPerTenant: 0,
+        }),
+      },
+    );
+    try {
+      const { key } = await createApiKey(handle.db as unknown as SecurityDb, {
+        tenantId: 'acme',
+        name: 'k',
+        roles: ['operator'],
+        createdBy: 't',
+      });
+      const response = await app.inject({
+        method: 'POST',
+        url: '/v1/sessions',
+        headers: { authorization: `Bearer ${key}` },
+        payload: validSession,
+      });
+      assert.equal(response.statusCode, 429, response.body);
+      assert.equal(response.json().code, 'QUOTA_EXCEEDED');
+      assert.equal(response.headers['retry-after'], '60');
+      const { key: other } = await createApiKey(handle.db as unknown as SecurityDb, {
+        tenantId: 'globex',
+        name: 'k',
+        roles: ['operator'],
+        createdBy: 't',
+      });
+      const allowed = await app.inject({
+        method: 'POST',
+        url: '/v1/sessions',
+        headers: { authorization: `Bearer ${other}` },
+        payload: validSession,
+      });
+      assert.equal(allowed.statusCode, 201, allowed.body);
+      const audit = await security.auditLog.list({ tenantId: 'acme', limit: 10 });
+      assert.ok(audit.items.some((r) => r.action === 'sessions:create' && r.reason === 'quota exceeded'));
+    } finally {
+      await app.close();
+      await security.close();
+    }
+  });
+});
