@@ -3,6 +3,7 @@
 import { resolve } from 'node:path';
 import { type App, type AuthMode, createApp } from './app.ts';
 import { loadConfig } from './config/load.ts';
+import { AppError } from './errors/app-error.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { VERSION } from './version.ts';
 
@@ -37,7 +38,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     destination: options.logDestination,
   });
   const app = await createApp(config, { logger });
-  const url = await app.start();
+  let url: string;
+  try {
+    url = await app.start();
+  } catch (error) {
+    await app.stop();
+    throw describeListenError(error, config.host, config.port);
+  }
   logger.info({ url, dataDir: resolve(config.dataDir), authMode: app.authMode }, 'server started');
   return {
     url,
@@ -48,6 +55,23 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     logger,
     stop: () => app.stop(),
   };
+}
+
+/** A taken or forbidden address is a configuration problem the operator can fix: say which. */
+function describeListenError(error: unknown, host: string, port: number): unknown {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    const why =
+      code === 'EADDRINUSE'
+        ? 'is already in use'
+        : code === 'EACCES'
+          ? 'is not permitted'
+          : 'is not available';
+    return new AppError('CONFIG_INVALID', `Cannot listen on ${host}:${port}: the address ${why} (${code}).`, {
+      cause: error,
+    });
+  }
+  return error;
 }
 
 /**

@@ -1,0 +1,81 @@
+// `maos serve` as an operator runs it: prints URL, data directory and auth mode, serves, stops on
+// SIGTERM with exit code 0; a port that is taken is a clear configuration error (exit 2).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+function runServe(args: string[]) {
+  const child = spawn(process.execPath, ['bin/maos.js', 'serve', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const killTimer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  exited.finally(() => clearTimeout(killTimer));
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+function tempConfig(): { dir: string; config: string } {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-serve-')));
+  const config = join(dir, 'config.json');
+  writeFileSync(config, JSON.stringify({ auth: { mode: 'none' }, logLevel: 'warn' }));
+  return { dir, config };
+}
+
+test('maos serve prints URL, data directory and auth mode; SIGTERM exits 0', async (t) => {
+  const { dir, config } = tempConfig();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'data');
+  const serve = runServe(['--config', config, '--port', '0', '--data-dir', dataDir]);
+  t.after(() => serve.child.kill('SIGKILL'));
+  let url = '';
+  for (let i = 0; i < 900 && !url; i++) {
+    url = /MAOS listening on (http:\/\/\S+)/.exec(serve.output().stdout)?.[1] ?? '';
+    if (!url) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.ok(url, `banner printed:\n${serve.output().stdout}\n${serve.output().stderr}`);
+  const { stdout } = serve.output();
+  assert.match(stdout, new RegExp(`data directory: ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  assert.match(stdout, /auth mode: +none/);
+  const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(10_000) });
+  assert.equal(health.status, 200);
+  serve.child.kill('SIGTERM');
+  assert.equal(await serve.exited, 0);
+});
+
+test('maos serve on a taken port fails with a clear message and exit code 2', async (t) => {
+  const { dir, config } = tempConfig();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.after(() => blocker.close());
+  const address = blocker.address();
+  assert.ok(address && typeof address === 'object');
+  const serve = runServe([
+    '--config',
+    config,
+    '--port',
+    String(address.port),
+    '--data-dir',
+    join(dir, 'data'),
+  ]);
+  t.after(() => serve.child.kill('SIGKILL'));
+  assert.equal(await serve.exited, 2);
+  assert.match(serve.output().stderr, /CONFIG_INVALID.*already in use/);
+});
