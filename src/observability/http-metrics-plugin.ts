@@ -44,7 +44,11 @@ export function createHttpMetricsPlugin(options: HttpMetricsPluginOptions): Fast
     if (options.exposeRoute ?? true) {
       app.get(
         METRICS_PATH,
-        { config: { public: options.publicRoute ?? false }, schema: { hide: true } },
+        {
+          // Not public: scrapers need a credential whose role holds metrics:read.
+          config: options.publicRoute ? { public: true } : { permission: 'metrics:read' },
+          schema: { hide: true },
+        },
         async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()),
       );
     }

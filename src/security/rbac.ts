@@ -13,6 +13,7 @@ export const PERMISSIONS = [
   'keys:manage',
   'secrets:manage',
   'audit:read',
+  'metrics:read',
   'admin:*',
 ] as const;
 
@@ -30,7 +31,14 @@ export type RoleName = (typeof BUILT_IN_ROLES)[number];
 export const ROLE_PERMISSIONS: Readonly<Record<RoleName, readonly Permission[]>> = {
   viewer: ['sessions:read', 'roles:read'],
   developer: ['sessions:read', 'sessions:create', 'sessions:cancel', 'roles:read', 'roles:manage'],
-  operator: ['sessions:read', 'sessions:create', 'sessions:approve', 'sessions:cancel', 'roles:read'],
+  operator: [
+    'sessions:read',
+    'sessions:create',
+    'sessions:approve',
+    'sessions:cancel',
+    'roles:read',
+    'metrics:read',
+  ],
   auditor: ['sessions:read', 'roles:read', 'audit:read'],
   admin: ['admin:*'],
 };
