@@ -6,6 +6,8 @@ import { requestJson, startTestServer } from '../fixtures/server.ts';
 
 interface Operation {
   summary?: string;
+  description?: string;
+  security?: Array<Record<string, string[]>>;
   tags?: string[];
   responses?: Record<string, { content?: Record<string, { schema?: unknown }> }>;
 }
@@ -20,7 +22,7 @@ test('OpenAPI 3.1 documents every route; every non-public route declares a permi
   } = await requestJson<{
     openapi: string;
     paths: Record<string, Record<string, Operation>>;
-    components: { schemas: Record<string, unknown> };
+    components: { schemas: Record<string, unknown>; securitySchemes?: Record<string, unknown> };
   }>(`${server.url}/openapi.json`);
   assert.equal(status, 200);
   assert.match(String(headers.get('content-type')), /^application\/json/);
@@ -44,6 +46,11 @@ test('OpenAPI 3.1 documents every route; every non-public route declares a permi
         assert.ok(operation.responses?.['500'], `${method} ${path} documents its problem responses`);
         assert.ok(route.permission, `${method} ${path} declares a permission`);
         assert.equal(route.public, false);
+        assert.deepEqual(operation.security, [{ bearerAuth: [] }, { apiKeyHeader: [] }]);
+        assert.ok(
+          operation.description?.includes(`\`${route.permission}\``),
+          `${method} ${path} states its permission`,
+        );
       }
     }
   }
@@ -51,7 +58,10 @@ test('OpenAPI 3.1 documents every route; every non-public route declares a permi
     const route = server.app.http.listRegisteredRoutes().find((r) => r.url === path);
     assert.equal(route?.public, true, `${path} is public`);
   }
+  for (const path of ['/healthz', '/readyz'])
+    assert.deepEqual(doc.paths[path]?.get?.security, [], `${path} needs no credentials`);
   assert.ok(doc.components.schemas.Problem, 'the Problem schema is a shared component');
+  assert.deepEqual(Object.keys(doc.components.securitySchemes ?? {}).sort(), ['apiKeyHeader', 'bearerAuth']);
   const createResponses = doc.paths['/v1/sessions']?.post?.responses ?? {};
   for (const code of ['400', '409', '413', '415'])
     assert.ok(createResponses[code], `POST /v1/sessions documents ${code}`);
