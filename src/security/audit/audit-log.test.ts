@@ -242,3 +242,28 @@ describe('audit log on SQLite', () => {
     assert.equal(await log.writeCheckpoint(), null);
   });
 });
+
+describe('incremental checkpoints', () => {
+  test('a record edited after it was checkpointed is not re-signed by the next checkpoint', async () => {
+    const t = await createTestSecurityDb();
+    try {
+      const log = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+      for (let i = 0; i < 5; i += 1) await log.append(event(i));
+      await log.writeCheckpoint();
+      for (const name of ['audit_log_no_update']) await sql.raw(`DROP TRIGGER ${name}`).execute(t.db);
+      await sql`UPDATE audit_log SET event = replace(event, '"svc-1"', '"svc-X"') WHERE seq = 1`.execute(
+        t.db,
+      );
+      for (let i = 5; i < 8; i += 1) await log.append(event(i));
+      await log.writeCheckpoint();
+      const report = await verifyAuditEntries(readDatabaseEntries(t.db), {
+        checkpoints: await readDatabaseCheckpoints(t.db),
+        verifier,
+      });
+      assert.equal(report.firstBrokenIndex, 1, report.problems.join('\n'));
+      assert.match(report.problems.join('\n'), /the signed checkpoint of size 8 does not match the log/);
+    } finally {
+      await t.cleanup();
+    }
+  });
+});

@@ -145,20 +145,25 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     return row ? { size: Number(row.size), note: row.note } : null;
   }
 
+  // The tree head is kept in memory and extended with new records only, so a checkpoint costs
+  // O(new records), and rows altered after they were folded in are never re-signed.
+  const frontier = new MerkleFrontier();
+  let frontierAfter = -1;
+
   async function computeTreeHead(): Promise<{ size: number; root: Buffer }> {
-    const frontier = new MerkleFrontier();
-    for (let after = -1; ; ) {
+    for (;;) {
       const rows = await db
         .selectFrom('audit_log')
         .select(['seq', 'event'])
-        .where('seq', '>', after)
+        .where('seq', '>', frontierAfter)
         .orderBy('seq', 'asc')
         .limit(CHECKPOINT_BATCH)
         .execute();
-      for (const row of rows) frontier.append(hashLeaf(Buffer.from(row.event, 'utf8')));
-      const last = rows[rows.length - 1];
-      if (!last || rows.length < CHECKPOINT_BATCH) break;
-      after = Number(last.seq);
+      for (const row of rows) {
+        frontier.append(hashLeaf(Buffer.from(row.event, 'utf8')));
+        frontierAfter = Number(row.seq);
+      }
+      if (rows.length < CHECKPOINT_BATCH) break;
     }
     return { size: frontier.size, root: frontier.root() };
   }
