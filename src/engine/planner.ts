@@ -11,6 +11,7 @@ import type { PlanBody, Usage } from '../domain/types.ts';
 import { ZERO_USAGE } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Planner } from './engine-types.ts';
+import { ORCHESTRATOR_PLAN_ORIGIN, type OrchestratedPlanBody } from './planner-continuation.ts';
 import {
   buildInitialPlanPrompt,
   buildPhaseGatePrompt,
@@ -231,7 +232,10 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         objective: input.objective,
         adaptive: input.input.strategy === 'adaptive',
       });
-      return result.plan;
+      // The origin mark (kept in the stored plan) tells the engine to continue the session with
+      // phase gates and a synthesis instead of completing it when the planned tasks are done.
+      const plan: OrchestratedPlanBody = { ...result.plan, origin: ORCHESTRATOR_PLAN_ORIGIN };
+      return plan;
     },
 
     async decidePhaseGate(request) {

@@ -4,6 +4,8 @@
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/schema.ts';
 import { createLlmPlanner, type LlmPlanner } from '../../engine/planner.ts';
+import { ORCHESTRATOR_ROLE } from '../../engine/planner-continuation.ts';
+import { createOrchestratorRuntime, type OrchestratorRuntimeTask } from '../../engine/planner-tasks.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../store/schema.ts';
@@ -69,7 +71,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   const cache = createStoreResponseCache(options.db as unknown as LlmDb);
   const memory = createAgentMemory(options.db);
   const messaging = createStoreMessaging(options.db, options.onAgentMessage);
-  const runtime = createAiSdkRuntime({
+  const agentRuntime = createAiSdkRuntime({
     client,
     resolveRole: (tenantId, name) => roles.findRole(tenantId, name),
     loadHistory: memory.loadHistory,
@@ -86,6 +88,11 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     listRoles: (tenantId) => roles.listRoles(tenantId),
     limits: config.llm.planner,
   });
+  const runtime = routeOrchestratorTasks(
+    agentRuntime,
+    createOrchestratorRuntime(planner, options.db),
+    options.db,
+  );
   return { client, runtime, planner, roles, cache };
 }
 
@@ -102,5 +109,30 @@ function routeSdkWarnings(logger: Logger): void {
       { provider: event.provider, model: event.model, warnings: event.warnings },
       'LLM provider warnings',
     );
+  };
+}
+
+/**
+ * The engine hands every task without a runner to the LLM runtime; the orchestrator's own tasks
+ * (phase gates, synthesis) carry the role `orchestrator` and go to the orchestrator runtime with
+ * their kind read from the store.
+ */
+function routeOrchestratorTasks(
+  agents: AgentRuntime,
+  orchestrator: AgentRuntime,
+  db: Kysely<Database>,
+): AgentRuntime {
+  return {
+    kind: agents.kind,
+    async run(task, ctx) {
+      if (task.role !== ORCHESTRATOR_ROLE) return agents.run(task, ctx);
+      const row = await db
+        .selectFrom('tasks')
+        .select('kind')
+        .where('tenant_id', '=', task.tenantId)
+        .where('id', '=', task.taskId)
+        .executeTakeFirst();
+      return orchestrator.run({ ...task, kind: row?.kind ?? 'agent' } as OrchestratorRuntimeTask, ctx);
+    },
   };
 }

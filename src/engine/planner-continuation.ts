@@ -1,0 +1,272 @@
+// What happens when every task of an orchestrator-planned session has succeeded: instead of
+// completing, the session gets its next orchestrator task — a phase gate (adaptive), the next phase
+// the gate decided, or the final synthesis. Runs inside the engine's finishing transaction.
+
+import type { Kysely } from 'kysely';
+import { uuidv7 } from 'uuidv7';
+import type { NewEvent } from '../domain/events.ts';
+import type { PlanBody } from '../domain/types.ts';
+import type { Database, TasksTable } from '../store/schema.ts';
+import { storePlanVersion } from './planner-plan-versions.ts';
+import { parsePhaseGateOutput } from './planner-tasks.ts';
+import type { GeneratedTask } from './planner-validate.ts';
+
+/** Marks a plan produced by the orchestrator (the engine only continues such sessions). */
+export const ORCHESTRATOR_PLAN_ORIGIN = 'orchestrator';
+/** Role of the orchestrator's own tasks; not a catalogue role, so callers cannot submit it. */
+export const ORCHESTRATOR_ROLE = 'orchestrator';
+/** Names of orchestrator tasks contain ':', which generated task names cannot, so they never clash. */
+export const SYNTHESIS_TASK_NAME = 'orchestrator:synthesis';
+export const phaseGateTaskName = (phase: number) => `orchestrator:phase-gate-${phase}`;
+
+/** A PlanBody as the planner returns it: marked with its origin (kept in the stored JSON). */
+export type OrchestratedPlanBody = PlanBody & { origin?: string };
+
+export interface ContinuationOptions {
+  /** Phases an adaptive session may run (llm.planner.maxPhases). */
+  maxPhases: number;
+  maxAttempts: number;
+}
+
+/** What the engine must do after a continuation: count readied tasks and append the events. */
+export interface Continuation {
+  readied: number;
+  events: NewEvent[];
+}
+
+interface TaskRow {
+  id: string;
+  kind: string;
+  name: string;
+  role: string;
+  phase: number;
+  position: number;
+  status: string;
+  result: string | null;
+}
+
+/**
+ * Called when every task of the session succeeded. Returns null when the session should complete
+ * as usual (not orchestrator-planned, or its synthesis already ran); otherwise inserts the next
+ * tasks (ready to run) and returns the events to append.
+ */
+export async function continueOrchestratedSession(
+  trx: Kysely<Database>,
+  session: { id: string; tenantId: string },
+  options: ContinuationOptions,
+  now: number,
+): Promise<Continuation | null> {
+  const meta = await trx
+    .selectFrom('sessions')
+    .select(['strategy'])
+    .where('id', '=', session.id)
+    .where('tenant_id', '=', session.tenantId)
+    .executeTakeFirst();
+  const planRow = await trx
+    .selectFrom('plans')
+    .select('body')
+    .where('session_id', '=', session.id)
+    .orderBy('version', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  if (!meta || !planRow) return null;
+  const plan = JSON.parse(planRow.body) as OrchestratedPlanBody;
+  if (plan.origin !== ORCHESTRATOR_PLAN_ORIGIN) return null;
+  const tasks: TaskRow[] = await trx
+    .selectFrom('tasks')
+    .select(['id', 'kind', 'name', 'role', 'phase', 'position', 'status', 'result'])
+    .where('session_id', '=', session.id)
+    .orderBy('position')
+    .execute();
+  if (tasks.some((task) => task.kind === 'synthesize')) return null;
+  const ctx = { trx, session, options, now, tasks };
+  if (meta.strategy !== 'adaptive') return insertSynthesis(ctx);
+  const agentPhase = Math.max(0, ...tasks.filter((t) => t.kind === 'agent').map((t) => t.phase));
+  const gate = tasks.find((t) => t.kind === 'plan' && t.phase > agentPhase);
+  if (!gate) {
+    if (agentPhase + 1 >= options.maxPhases) return insertSynthesis(ctx);
+    return insertOrchestratorTasks(ctx, [
+      { kind: 'plan', name: phaseGateTaskName(agentPhase + 1), phase: agentPhase + 1, dependsOn: [] },
+    ]);
+  }
+  const decision = parsePhaseGateOutput(gate.result ?? '{}');
+  if (decision.decision === 'complete') return insertSynthesis(ctx);
+  return insertPhase(ctx, plan, decision.phase, gate.phase);
+}
+
+interface Ctx {
+  trx: Kysely<Database>;
+  session: { id: string; tenantId: string };
+  options: ContinuationOptions;
+  now: number;
+  tasks: TaskRow[];
+}
+
+function baseTaskRow(
+  ctx: Ctx,
+  fields: Pick<
+    TasksTable,
+    'id' | 'kind' | 'name' | 'role' | 'agent_id' | 'instructions' | 'runner' | 'phase' | 'position' | 'status'
+  >,
+): TasksTable {
+  const ready = fields.status === 'ready';
+  return {
+    ...fields,
+    tenant_id: ctx.session.tenantId,
+    session_id: ctx.session.id,
+    attempts: 0,
+    max_attempts: ctx.options.maxAttempts,
+    lease_owner: null,
+    lease_expires_at: null,
+    result: null,
+    error: null,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cost_usd: 0,
+    created_at: ctx.now,
+    updated_at: ctx.now,
+    ready_at: ready ? ctx.now : null,
+    started_at: null,
+    finished_at: null,
+  };
+}
+
+/** The synthesis depends (formally) on every task, so it is the session's only sink: its output is the result. */
+function insertSynthesis(ctx: Ctx): Promise<Continuation> {
+  const dependsOn = ctx.tasks.map((task) => task.name);
+  const phase = Math.max(0, ...ctx.tasks.map((t) => t.phase)) + 1;
+  return insertOrchestratorTasks(ctx, [{ kind: 'synthesize', name: SYNTHESIS_TASK_NAME, phase, dependsOn }]);
+}
+
+async function insertOrchestratorTasks(
+  ctx: Ctx,
+  specs: Array<{ kind: 'plan' | 'synthesize'; name: string; phase: number; dependsOn: string[] }>,
+): Promise<Continuation> {
+  const idByName = new Map(ctx.tasks.map((t) => [t.name, t.id]));
+  let position = Math.max(-1, ...ctx.tasks.map((t) => t.position));
+  const events: NewEvent[] = [];
+  for (const spec of specs) {
+    const id = uuidv7();
+    position += 1;
+    const row = baseTaskRow(ctx, {
+      id,
+      kind: spec.kind,
+      name: spec.name,
+      role: ORCHESTRATOR_ROLE,
+      agent_id: null,
+      instructions:
+        spec.kind === 'plan'
+          ? 'Decide the next phase or that the objective is met.'
+          : 'Write the final answer for the user.',
+      runner: null,
+      phase: spec.phase,
+      position,
+      status: 'ready',
+    });
+    await ctx.trx.insertInto('tasks').values(row).execute();
+    const deps = spec.dependsOn.flatMap((name) => {
+      const dependsOnId = idByName.get(name);
+      return dependsOnId
+        ? [
+            {
+              task_id: id,
+              depends_on_task_id: dependsOnId,
+              session_id: ctx.session.id,
+              tenant_id: ctx.session.tenantId,
+            },
+          ]
+        : [];
+    });
+    if (deps.length > 0) await ctx.trx.insertInto('task_dependencies').values(deps).execute();
+    events.push({
+      type: 'task.status',
+      data: { taskId: id, name: spec.name, from: 'pending', to: 'ready', attempt: 0 },
+    });
+  }
+  return { readied: specs.length, events };
+}
+
+/** Inserts the phase a gate decided: reused agents keep their id, new ones get an agent row. */
+async function insertPhase(
+  ctx: Ctx,
+  plan: OrchestratedPlanBody,
+  phase: PlanBody['phases'][number],
+  phaseIndex: number,
+): Promise<Continuation> {
+  const agents = await ctx.trx
+    .selectFrom('agents')
+    .select(['id', 'name'])
+    .where('session_id', '=', ctx.session.id)
+    .where('tenant_id', '=', ctx.session.tenantId)
+    .execute();
+  const agentIdByName = new Map(agents.map((a) => [a.name, a.id]));
+  const idByName = new Map(ctx.tasks.map((t) => [t.name, t.id]));
+  const succeeded = new Set(ctx.tasks.filter((t) => t.status === 'succeeded').map((t) => t.name));
+  for (const task of phase.tasks) idByName.set(task.name, uuidv7());
+  let position = Math.max(-1, ...ctx.tasks.map((t) => t.position));
+  const events: NewEvent[] = [];
+  let readied = 0;
+  for (const task of phase.tasks as GeneratedTask[]) {
+    let agentId = task.agent ? agentIdByName.get(task.agent) : undefined;
+    if (!agentId) {
+      agentId = uuidv7();
+      await ctx.trx
+        .insertInto('agents')
+        .values({
+          id: agentId,
+          tenant_id: ctx.session.tenantId,
+          session_id: ctx.session.id,
+          name: task.name,
+          role: task.role,
+          runtime: task.runner ? 'command' : 'llm',
+          created_at: ctx.now,
+        })
+        .execute();
+    }
+    const ready = task.dependsOn.every((dep) => succeeded.has(dep));
+    const id = idByName.get(task.name) as string;
+    position += 1;
+    await ctx.trx
+      .insertInto('tasks')
+      .values(
+        baseTaskRow(ctx, {
+          id,
+          kind: 'agent',
+          name: task.name,
+          role: task.role,
+          agent_id: agentId,
+          instructions: task.instructions,
+          runner: task.runner ?? null,
+          phase: phaseIndex,
+          position,
+          status: ready ? 'ready' : 'pending',
+        }),
+      )
+      .execute();
+    const deps = task.dependsOn.flatMap((dep) => {
+      const dependsOnId = idByName.get(dep);
+      return dependsOnId
+        ? [
+            {
+              task_id: id,
+              depends_on_task_id: dependsOnId,
+              session_id: ctx.session.id,
+              tenant_id: ctx.session.tenantId,
+            },
+          ]
+        : [];
+    });
+    if (deps.length > 0) await ctx.trx.insertInto('task_dependencies').values(deps).execute();
+    if (ready) {
+      readied += 1;
+      events.push({
+        type: 'task.status',
+        data: { taskId: id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
+      });
+    }
+  }
+  const nextPlan: OrchestratedPlanBody = { ...plan, phases: [...plan.phases, phase] };
+  await storePlanVersion(ctx.trx, ctx.session.tenantId, ctx.session.id, nextPlan, ctx.now);
+  return { readied, events };
+}

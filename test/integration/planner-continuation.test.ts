@@ -1,0 +1,197 @@
+// The continuation of orchestrator-planned sessions on a real SQLite store: phase gates, the phases
+// they decide (agent reuse, plan versions), the phase limit, and the synthesis as the only sink.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createRuntimeRegistry } from '../../src/agents/runtimes/runtime.ts';
+import { advanceSession } from '../../src/domain/advance.ts';
+import type { PlanBody } from '../../src/domain/types.ts';
+import { createEngine, type EngineInternals } from '../../src/engine/index.ts';
+import {
+  type Continuation,
+  continueOrchestratedSession,
+  ORCHESTRATOR_PLAN_ORIGIN,
+  SYNTHESIS_TASK_NAME,
+} from '../../src/engine/planner-continuation.ts';
+import { listPlanVersions } from '../../src/engine/planner-plan-versions.ts';
+import type { Actor } from '../../src/engine/session-service.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+import { loadSessionGraphs } from '../../src/store/task-store.ts';
+
+const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
+
+const firstPhase: PlanBody = {
+  phases: [
+    {
+      name: 'first',
+      tasks: [
+        { name: 'survey', role: 'researcher', instructions: 'Survey', dependsOn: [] },
+        { name: 'sketch', role: 'architect', instructions: 'Sketch', dependsOn: [] },
+      ],
+    },
+  ],
+};
+
+describe('continuation of orchestrator-planned sessions', () => {
+  let dir: string;
+  let handle: DatabaseHandle;
+  let engine: EngineInternals;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-continue-'));
+    handle = createDatabase({ dataDir: dir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } });
+    await migrateToLatest(handle.db);
+    const runtimes = createRuntimeRegistry();
+    runtimes.registerLlm({ kind: 'ai', run: async () => ({ output: 'unused' }) });
+    engine = createEngine({
+      config: {
+        workers: { concurrency: 0, pollIntervalMs: 1000 },
+        tasks: { leaseSeconds: 30, maxAttempts: 2 },
+        runners: {},
+      },
+      db: handle.db,
+      logger: createLogger({ level: 'silent' }),
+      runtimes,
+      // A planner that marks its plan as the LLM planner does.
+      planner: { planInitial: () => ({ ...firstPhase, origin: ORCHESTRATOR_PLAN_ORIGIN }) as PlanBody },
+    });
+  });
+  after(async () => {
+    await handle.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function succeed(sessionId: string, results: Record<string, string>): Promise<void> {
+    for (const [name, result] of Object.entries(results)) {
+      await handle.db
+        .updateTable('tasks')
+        .set({ status: 'succeeded', result, finished_at: Date.now() })
+        .where('session_id', '=', sessionId)
+        .where('name', '=', name)
+        .execute();
+    }
+  }
+
+  function step(sessionId: string, maxPhases = 3): Promise<Continuation | null> {
+    return handle.db
+      .transaction()
+      .execute((trx) =>
+        continueOrchestratedSession(
+          trx,
+          { id: sessionId, tenantId: ACTOR.tenantId },
+          { maxPhases, maxAttempts: 2 },
+          Date.now(),
+        ),
+      );
+  }
+
+  async function tasksOf(sessionId: string) {
+    return handle.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('session_id', '=', sessionId)
+      .orderBy('position')
+      .execute();
+  }
+
+  test('adaptive: gate → next phase with agent reuse → gate → synthesis, which alone gives the result', async () => {
+    const { session } = await engine.service.createSession(ACTOR, {
+      objective: 'Adaptive',
+      strategy: 'adaptive',
+    });
+    await succeed(session.id, { survey: 'S', sketch: 'K' });
+
+    const gate1 = await step(session.id);
+    assert.equal(gate1?.readied, 1);
+    let tasks = await tasksOf(session.id);
+    const gateRow = tasks.at(-1);
+    assert.deepEqual(
+      [gateRow?.kind, gateRow?.name, gateRow?.role, gateRow?.phase, gateRow?.status],
+      ['plan', 'orchestrator:phase-gate-1', 'orchestrator', 1, 'ready'],
+    );
+
+    const nextPhase = {
+      name: 'second',
+      tasks: [
+        {
+          name: 'refine',
+          role: 'architect',
+          instructions: 'Refine',
+          dependsOn: ['survey', 'sketch'],
+          agent: 'sketch',
+        },
+        { name: 'build', role: 'engineer', instructions: 'Build', dependsOn: ['survey', 'sketch', 'refine'] },
+      ],
+    };
+    await succeed(session.id, {
+      'orchestrator:phase-gate-1': JSON.stringify({ decision: 'continue', reason: 'more', phase: nextPhase }),
+    });
+    const phase = await step(session.id);
+    assert.equal(phase?.readied, 1, 'refine is ready; build waits for refine');
+    tasks = await tasksOf(session.id);
+    const byName = new Map(tasks.map((t) => [t.name, t]));
+    assert.equal(
+      byName.get('refine')?.agent_id,
+      byName.get('sketch')?.agent_id,
+      'the sketch agent is reused',
+    );
+    assert.notEqual(byName.get('build')?.agent_id, null);
+    assert.equal(byName.get('build')?.status, 'pending');
+    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, session.id);
+    assert.deepEqual(versions.at(-1)?.diff?.added, ['refine', 'build']);
+
+    await succeed(session.id, { refine: 'R', build: 'B' });
+    const gate2 = await step(session.id);
+    assert.equal(gate2?.readied, 1);
+    assert.equal((await tasksOf(session.id)).at(-1)?.name, 'orchestrator:phase-gate-2');
+
+    await succeed(session.id, {
+      'orchestrator:phase-gate-2': JSON.stringify({ decision: 'complete', reason: 'done' }),
+    });
+    const synthesis = await step(session.id);
+    assert.equal(synthesis?.readied, 1);
+    tasks = await tasksOf(session.id);
+    assert.equal(tasks.at(-1)?.name, SYNTHESIS_TASK_NAME);
+    assert.equal(tasks.at(-1)?.kind, 'synthesize');
+
+    await succeed(session.id, { [SYNTHESIS_TASK_NAME]: 'The final answer' });
+    assert.equal(await step(session.id), null, 'after the synthesis the session completes');
+    const graph = (await loadSessionGraphs(handle.db, [session.id])).get(session.id) ?? [];
+    assert.deepEqual(advanceSession(graph).outcome, { status: 'completed', result: 'The final answer' });
+  });
+
+  test('the phase limit sends an adaptive session to synthesis instead of another gate', async () => {
+    const { session } = await engine.service.createSession(ACTOR, {
+      objective: 'Short',
+      strategy: 'adaptive',
+    });
+    await succeed(session.id, { survey: 'S', sketch: 'K' });
+    await step(session.id, 1);
+    assert.equal((await tasksOf(session.id)).at(-1)?.name, SYNTHESIS_TASK_NAME);
+  });
+
+  test('a planned non-adaptive session goes straight to synthesis; explicit sessions complete as usual', async () => {
+    const { session } = await engine.service.createSession(ACTOR, { objective: 'Planned' });
+    await succeed(session.id, { survey: 'S', sketch: 'K' });
+    await step(session.id);
+    const tasks = await tasksOf(session.id);
+    assert.equal(tasks.at(-1)?.kind, 'synthesize');
+    const deps = await handle.db
+      .selectFrom('task_dependencies')
+      .select('depends_on_task_id')
+      .where('task_id', '=', tasks.at(-1)?.id ?? '')
+      .execute();
+    assert.equal(deps.length, 2);
+
+    const explicit = await engine.service.createSession(ACTOR, {
+      objective: 'Explicit',
+      agents: [{ role: 'qa', task: 'Check' }],
+    });
+    await succeed(explicit.session.id, { 'qa-1': 'ok' });
+    assert.equal(await step(explicit.session.id), null);
+  });
+});
