@@ -8,6 +8,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../store/schema.ts';
 import type { EngineObserver, QueueCounts } from './engine-observer.ts';
 import type { SessionService } from './session-service.ts';
+import type { ContinueSession } from './task-ops.ts';
 
 /**
  * Produces a plan for sessions the caller did not plan (strategy `adaptive`, or no `agents`).
@@ -30,6 +31,8 @@ export interface EngineDeps {
   runtimes: RuntimeRegistry;
   observer?: EngineObserver;
   planner?: Planner;
+  /** Continues orchestrator-planned sessions when all their tasks succeeded (see task-ops.ts). */
+  continueSession?: ContinueSession;
   /** Identifies this process's leases; defaults to `<hostname>:<pid>:<random>`. */
   workerId?: string;
 }

@@ -22,6 +22,7 @@ import { createSessionService } from './session-service-impl.ts';
 export type { EngineObserver, QueueCounts } from './engine-observer.ts';
 export type { Engine, EngineDeps, Planner, StopOptions } from './engine-types.ts';
 export type { Notifier } from './notifier.ts';
+export type { ContinueSession } from './task-ops.ts';
 
 export interface CreateEngineOptions extends EngineDeps {
   /** Database dialect; `sqlite` unless the store says otherwise. */
@@ -57,6 +58,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     concurrency: options.config.workers.concurrency,
     leaseMs: options.config.tasks.leaseSeconds * 1000,
     pollIntervalMs: options.config.workers.pollIntervalMs,
+    continueSession: options.continueSession,
   });
   const service = createSessionService({
     db: options.db,

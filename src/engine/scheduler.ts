@@ -19,6 +19,7 @@ import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import {
   type Claim,
+  type ContinueSession,
   expireTaskLease,
   finishTasks,
   markTasksRunning,
@@ -66,6 +67,7 @@ export interface SchedulerDeps {
   leaseMs: number;
   pollIntervalMs: number;
   now?: () => number;
+  continueSession?: ContinueSession;
 }
 
 export interface Scheduler {
@@ -97,7 +99,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     markTasksRunning(trx, claims, now()),
   );
   const finish = createCoalescer(deps.queue, (trx, items: Array<{ claim: Claim; outcome: RunOutcome }>) =>
-    finishTasks(trx, items, now()),
+    finishTasks(trx, items, now(), deps.continueSession),
   );
 
   function abort(run: ActiveRun, reason: StopReason): void {

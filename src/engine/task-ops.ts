@@ -24,6 +24,17 @@ export interface Claim {
   attempt: number;
 }
 
+/**
+ * Called in the finishing transaction when every task of a session has succeeded. Returning
+ * non-null keeps the session running: the hook has inserted further (ready) tasks and returns how
+ * many, plus events to append. Seam for orchestrator-planned sessions (phase gates, synthesis).
+ */
+export type ContinueSession = (
+  trx: Kysely<Database>,
+  session: { id: string; tenantId: string },
+  now: number,
+) => Promise<{ readied: number; events: NewEvent[] } | null>;
+
 export type RunOutcome =
   | { ok: true; output: string; usage: Usage }
   | { ok: false; error: string; usage: Usage };
@@ -94,6 +105,7 @@ export async function finishTasks(
   trx: Kysely<Database>,
   items: ReadonlyArray<{ claim: Claim; outcome: RunOutcome }>,
   now: number,
+  continueSession?: ContinueSession,
 ): Promise<FinishEffects[]> {
   const touched = new Map<string, Touched>();
   const statusOf = (outcome: RunOutcome): TaskStatus =>
@@ -146,7 +158,7 @@ export async function finishTasks(
       },
     );
   }
-  const effects = await advanceSessions(trx, touched, now);
+  const effects = await advanceSessions(trx, touched, now, continueSession);
   // Session-level effects are reported once, on the first applied item of each session.
   const reported = new Set<string>();
   return items.map(({ claim }, index) => {
@@ -328,6 +340,7 @@ async function advanceSessions(
   trx: Kysely<Database>,
   touched: Map<string, Touched>,
   now: number,
+  continueSession?: ContinueSession,
 ): Promise<Map<string, { readied: number; sessionFinished: SessionStatus | null }>> {
   const result = new Map<string, { readied: number; sessionFinished: SessionStatus | null }>();
   if (touched.size === 0) return result;
@@ -362,8 +375,19 @@ async function advanceSessions(
         data: { taskId: id, name: byId.get(id)!.name, from: 'pending', to: 'cancelled', attempt: 0, reason },
       });
     }
-    if (decision.outcome) outcomes.set(sessionId, decision.outcome);
-    result.set(sessionId, { readied: decision.ready.length, sessionFinished: null });
+    let readied = decision.ready.length;
+    let outcome = decision.outcome;
+    if (outcome?.status === 'completed' && continueSession) {
+      // Orchestrated sessions continue (phase gate, next phase, synthesis) instead of completing.
+      const next = await continueSession(trx, { id: sessionId, tenantId: entry.tenantId }, now);
+      if (next) {
+        outcome = null;
+        readied += next.readied;
+        entry.events.push(...next.events);
+      }
+    }
+    if (outcome) outcomes.set(sessionId, outcome);
+    result.set(sessionId, { readied, sessionFinished: null });
   }
   for (let i = 0; i < ready.length; i += ID_CHUNK) {
     await trx

@@ -200,4 +200,74 @@ describe('LLM runtime seam', { timeout: 30_000 }, () => {
       await h.close();
     }
   });
+
+  test('a continuation hook can add tasks instead of completing the session', async () => {
+    let calls = 0;
+    const h = await createHarness({
+      llm: instant,
+      continueSession: async (trx, session, now) => {
+        calls++;
+        if (calls > 1) return null;
+        const base = await trx
+          .selectFrom('tasks')
+          .selectAll()
+          .where('session_id', '=', session.id)
+          .executeTakeFirstOrThrow();
+        await trx
+          .insertInto('tasks')
+          .values({
+            ...base,
+            id: `${base.id}-next`,
+            name: 'next',
+            position: 1,
+            status: 'ready',
+            attempts: 0,
+            result: null,
+            ready_at: now,
+            started_at: null,
+            finished_at: null,
+            agent_id: null,
+          })
+          .execute();
+        await trx
+          .insertInto('task_dependencies')
+          .values({
+            task_id: `${base.id}-next`,
+            depends_on_task_id: base.id,
+            session_id: session.id,
+            tenant_id: session.tenantId,
+          })
+          .execute();
+        return {
+          readied: 1,
+          events: [
+            {
+              type: 'task.status',
+              data: { taskId: `${base.id}-next`, name: 'next', from: 'pending', to: 'ready', attempt: 0 },
+            },
+          ],
+        };
+      },
+    });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [{ name: 'first', role: 'researcher', task: 't' }],
+      });
+      const done = await h.waitForSession(session.id);
+      assert.equal(done.status, 'completed');
+      assert.equal(calls, 2);
+      assert.deepEqual(
+        done.tasks.map((task) => [task.name, task.status]),
+        [
+          ['first', 'succeeded'],
+          ['next', 'succeeded'],
+        ],
+      );
+      const events = await h.allEvents(session.id);
+      assert.equal(events.filter((event) => event.type === 'session.finished').length, 1);
+    } finally {
+      await h.close();
+    }
+  });
 });
