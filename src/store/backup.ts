@@ -96,6 +96,26 @@ export async function inspectSqliteFile(path: string): Promise<SqliteInspection>
   }
 }
 
+/**
+ * True when another connection (a server, another CLI) has the database open. Switching a WAL
+ * database to rollback-journal mode needs exclusive access: SQLite keeps `wal` while others are
+ * connected. When nobody is, the switch checkpoints the WAL into the file, so it is self-contained.
+ */
+export function isDatabaseInUse(path: string): boolean {
+  if (!existsSync(path)) return false;
+  const sqlite = openSqlite(path, { readonly: false });
+  try {
+    sqlite.pragma('busy_timeout = 0');
+    const mode = sqlite.pragma('journal_mode = DELETE', { simple: true });
+    return String(mode).toLowerCase() !== 'delete';
+  } catch {
+    // SQLITE_BUSY / locked: another process holds it.
+    return true;
+  } finally {
+    sqlite.close();
+  }
+}
+
 /** Row counts of every table and file sizes, for `maos support-bundle`. Read-only. */
 export function collectDatabaseStats(path: string): DatabaseStats {
   const sqlite = openSqlite(path, { readonly: true });

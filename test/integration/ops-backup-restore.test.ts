@@ -185,6 +185,24 @@ describe('maos backup and restore (SQLite)', { timeout: 120_000 }, () => {
     assert.equal(countRows(join(dataDir, 'maos.db'), 'sessions'), restoredSessions);
   });
 
+  test('restore --force refuses a database another process has open', async () => {
+    const dataDir = join(dir, 'in-use');
+    const config = writeConfig(dir, dataDir);
+    const first = await runCli(['restore', backupFile, '-c', config]);
+    assert.equal(first.code, 0, first.stderr);
+    const holder = new Database(join(dataDir, 'maos.db'));
+    holder.pragma('journal_mode = WAL');
+    try {
+      const result = await runCli(['restore', backupFile, '-c', config, '--force']);
+      assert.equal(result.code, 6);
+      assert.match(result.stderr, /is open in another process/);
+    } finally {
+      holder.close();
+    }
+    const after = await runCli(['restore', backupFile, '-c', config, '--force']);
+    assert.equal(after.code, 0, after.stderr);
+  });
+
   test('restore rejects a damaged file and a file that is not a MAOS database', async () => {
     const config = writeConfig(dir, join(dir, 'never'));
     const garbage = join(dir, 'garbage.db');

@@ -6,7 +6,7 @@ import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
-import { inspectSqliteFile, replaceDatabaseFile } from '../../store/backup.ts';
+import { inspectSqliteFile, isDatabaseInUse, replaceDatabaseFile } from '../../store/backup.ts';
 import { CliError } from '../exit-codes.ts';
 import { probeUrl } from '../ops/doctor-remote.ts';
 import { verifyRestoredAudit } from '../ops/restore-audit.ts';
@@ -87,6 +87,9 @@ export async function restoreBackup(
       'CONFLICT',
       `A MAOS server answers at ${live}; stop every server using ${target} first`,
     );
+  }
+  if (existsSync(target) && options.force && isDatabaseInUse(target)) {
+    throw new AppError('CONFLICT', `${target} is open in another process (a running server?); stop it first`);
   }
   if (existsSync(target) && !options.force) {
     throw new AppError(
