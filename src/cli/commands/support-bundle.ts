@@ -139,19 +139,33 @@ export async function createSupportBundle(
   return { archive: createTarGz(tarEntries), files: entries.map((entry) => entry.name) };
 }
 
+/** An address to reach a local listener bound to `host` (wildcard binds become loopback). */
+function reachableHost(host: string): string {
+  if (['0.0.0.0', '::', ''].includes(host)) return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** The separate metrics listener needs no credentials; /metrics on the API port may. */
+function metricsEndpoint(
+  config: Readonly<Config>,
+  server: string | undefined,
+): { url: string; api: boolean } {
+  if (config.metrics.port) {
+    return { url: `http://${reachableHost(config.metrics.host)}:${config.metrics.port}/metrics`, api: false };
+  }
+  const base = server ?? `http://${reachableHost(config.host)}:${config.port}`;
+  return { url: `${base.replace(/\/+$/, '')}/metrics`, api: true };
+}
+
 async function fetchMetrics(
   config: Readonly<Config>,
   options: SupportBundleOptions,
 ): Promise<{ text?: string; reason?: string }> {
-  const metricsPort = readLooseNumber(config, ['metrics', 'port']);
-  const host = ['0.0.0.0', '::'].includes(config.host) ? '127.0.0.1' : config.host;
-  const url = metricsPort
-    ? `http://${readLooseString(config, ['metrics', 'host']) === '0.0.0.0' ? '127.0.0.1' : (readLooseString(config, ['metrics', 'host']) ?? '127.0.0.1')}:${metricsPort}/metrics`
-    : `${(options.server ?? `http://${host}:${config.port}`).replace(/\/+$/, '')}/metrics`;
+  const { url, api } = metricsEndpoint(config, options.server);
   try {
     const response = await fetch(url, {
       signal: AbortSignal.timeout(5000),
-      headers: options.token && !metricsPort ? { authorization: `Bearer ${options.token}` } : {},
+      headers: options.token && api ? { authorization: `Bearer ${options.token}` } : {},
     });
     if (!response.ok) return { reason: `${url} answered HTTP ${response.status}` };
     return { text: await response.text() };
@@ -208,11 +222,6 @@ function readLoose(config: Readonly<Config>, path: string[]): unknown {
 function readLooseString(config: Readonly<Config>, path: string[]): string | undefined {
   const value = readLoose(config, path);
   return typeof value === 'string' ? value : undefined;
-}
-
-function readLooseNumber(config: Readonly<Config>, path: string[]): number | undefined {
-  const value = readLoose(config, path);
-  return typeof value === 'number' && value > 0 ? value : undefined;
 }
 
 function json(value: unknown): string {
