@@ -45,7 +45,7 @@ async function sessionStatuses(url: string): Promise<Map<string, string>> {
   return new Map(body.items.map((item) => [item.id, item.status]));
 }
 
-describe('backup while 50 sessions run, restore drill', { timeout: 240_000 }, () => {
+describe('backup while 50 sessions run, restore drill', { timeout: 400_000 }, () => {
   let dir: string;
   let server: TestServer | undefined;
 

@@ -60,7 +60,7 @@ function countRows(file: string, table: string): number {
   }
 }
 
-describe('maos backup and restore (SQLite)', { timeout: 120_000 }, () => {
+describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
   let dir: string;
   let liveConfig: string;
   let liveDb: string;

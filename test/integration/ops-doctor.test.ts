@@ -83,7 +83,7 @@ async function startServer(
   return { server, base };
 }
 
-describe('maos doctor', { timeout: 180_000 }, () => {
+describe('maos doctor', { timeout: 400_000 }, () => {
   let dir: string;
   let dataDir: string;
   let goodConfig: string;
@@ -214,7 +214,7 @@ describe('maos doctor', { timeout: 180_000 }, () => {
   });
 });
 
-describe('doctor OIDC and provider probes', { timeout: 60_000 }, () => {
+describe('doctor OIDC and provider probes', { timeout: 240_000 }, () => {
   let idp: { server: Server; base: string };
   let claimedIssuer = '';
 

@@ -47,7 +47,7 @@ function listFiles(root: string): string[] {
   return out;
 }
 
-describe('maos support-bundle', { timeout: 120_000 }, () => {
+describe('maos support-bundle', { timeout: 240_000 }, () => {
   let dir: string;
   let metricsServer: Server;
   let port = 0;
