@@ -12,6 +12,7 @@ import type { Engine } from './engine/engine-types.ts';
 import { createEngine } from './engine/index.ts';
 import type { Actor } from './engine/session-service.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
+import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { buildHttpServer } from './http/server.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
 import { connectQueueCounts, createEngineMetricsObserver } from './observability/engine-metrics.ts';
@@ -143,6 +144,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           listRoles: async (actor) => [...(await listRoles(actor))],
           logger,
         }),
+        createSessionPlanRoutesPlugin({ db: database.db }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
         ...(deps.plugins ?? []),

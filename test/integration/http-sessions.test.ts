@@ -93,6 +93,15 @@ describe('sessions over HTTP with the real engine', () => {
     assert.ok(seqOf('b', 'succeeded') < seqOf('c', 'running'));
     const outputs = events.filter((e) => e.type === 'task.output').map((e) => e.data.line);
     assert.ok(outputs.includes('task=first'), `the runner saw its task text: ${JSON.stringify(outputs)}`);
+
+    const plans = await requestJson<{ items: Array<{ version: number; diff: unknown }> }>(
+      `${server.url}/v1/sessions/${session.id}/plans`,
+    );
+    assert.equal(plans.status, 200, JSON.stringify(plans.body));
+    assert.deepEqual(
+      plans.body.items.map((item) => [item.version, item.diff]),
+      [[1, null]],
+    );
   });
 
   test('a failing task fails its dependants and the session, with a summary', async () => {
