@@ -4,7 +4,11 @@
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/schema.ts';
 import { createLlmPlanner, type LlmPlanner } from '../../engine/planner.ts';
-import { ORCHESTRATOR_ROLE } from '../../engine/planner-continuation.ts';
+import {
+  type Continuation,
+  continueOrchestratedSession,
+  ORCHESTRATOR_ROLE,
+} from '../../engine/planner-continuation.ts';
 import { createOrchestratorRuntime, type OrchestratorRuntimeTask } from '../../engine/planner-tasks.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -32,11 +36,17 @@ export interface LlmStack {
   planner: LlmPlanner;
   /** Built-in + custom roles: GET/POST /v1/roles and role validation. */
   roles: RoleService;
+  /** Pass as `continueSession` to createEngine: phase gates, next phases and synthesis. */
+  continueSession(
+    trx: Kysely<Database>,
+    session: { id: string; tenantId: string },
+    now: number,
+  ): Promise<Continuation | null>;
   cache: ResponseCache;
 }
 
 export interface CreateLlmStackOptions {
-  config: Pick<Config, 'providers' | 'llm'>;
+  config: Pick<Config, 'providers' | 'llm'> & { tasks?: Pick<Config['tasks'], 'maxAttempts'> };
   db: Kysely<Database>;
   logger: Logger;
   /** Spans and metrics per provider call, breaker state and cache hits (observability/llm-telemetry.ts). */
@@ -93,7 +103,18 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     createOrchestratorRuntime(planner, options.db),
     options.db,
   );
-  return { client, runtime, planner, roles, cache };
+  const continuation = {
+    maxPhases: config.llm.planner.maxPhases,
+    maxAttempts: config.tasks?.maxAttempts ?? 3,
+  };
+  return {
+    client,
+    runtime,
+    planner,
+    roles,
+    cache,
+    continueSession: (trx, session, now) => continueOrchestratedSession(trx, session, continuation, now),
+  };
 }
 
 /**
