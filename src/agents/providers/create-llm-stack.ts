@@ -53,6 +53,8 @@ export interface CreateLlmStackOptions {
   telemetry?: LlmCallObserver & { cacheLookup?(provider: string, hit: boolean): void };
   /** Called once per finished LLM agent call (tokens and cost metrics). */
   onUsage?: AiSdkRuntimeOptions['onUsage'];
+  /** Budget check at every output flush of an LLM agent (session usage + the call's estimate). */
+  checkBudget?: AiSdkRuntimeOptions['checkBudget'];
   /** Called after an agent sent another agent a message (the engine appends the session event). */
   onAgentMessage?(message: AgentMessage & { id: string }): void;
 }
@@ -88,6 +90,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     loadInbox: memory.loadInbox,
     cache,
     onUsage: options.onUsage,
+    checkBudget: options.checkBudget,
     onCacheLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
     createTools: (task) =>
       config.llm.agentMessaging && task.agentId !== null ? createMessagingTools(messaging, task) : undefined,
