@@ -79,6 +79,17 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         throw new AppError('VALIDATION_FAILED', `Invalid session: ${issues.join('; ')}`, { details: issues });
       }
       const input = parsed.data;
+      if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+        throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1-255 visible ASCII characters');
+      }
+      const idempotency =
+        idempotencyKey === undefined ? undefined : { key: idempotencyKey, hash: hashRequest(rawInput) };
+      if (idempotency) {
+        // A replay must not plan again (planning may call an LLM); the write below re-checks under the lock.
+        const existing = await findIdempotentSession(deps.db, actor.tenantId, idempotency);
+        if (existing)
+          return { session: await getSessionDetail(deps.db, actor.tenantId, existing), created: false };
+      }
       const sessionId = uuidv7();
       const { strategy, plan } = await planSession(actor.tenantId, sessionId, input);
       const llmTasks = plan.phases
@@ -91,11 +102,6 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           { details: { tasks: llmTasks.map((task) => task.name) } },
         );
       }
-      if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-        throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1-255 visible ASCII characters');
-      }
-      const idempotency =
-        idempotencyKey === undefined ? undefined : { key: idempotencyKey, hash: hashRequest(rawInput) };
       const stored = await deps.queue.run((trx) =>
         storeNewSession(
           trx,
@@ -148,6 +154,28 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     watchEvents: (sessionId, onWake) => deps.notifier.subscribe(sessionChannel(sessionId), onWake),
   };
+}
+
+/** The session an earlier request with this key created; IDEMPOTENCY_KEY_REUSED for another body. */
+async function findIdempotentSession(
+  db: Kysely<Database>,
+  tenantId: string,
+  idempotency: { key: string; hash: string },
+): Promise<string | null> {
+  const row = await db
+    .selectFrom('idempotency_keys')
+    .select(['request_hash', 'session_id'])
+    .where('tenant_id', '=', tenantId)
+    .where('key', '=', idempotency.key)
+    .executeTakeFirst();
+  if (!row) return null;
+  if (row.request_hash !== idempotency.hash) {
+    throw new AppError(
+      'IDEMPOTENCY_KEY_REUSED',
+      'This Idempotency-Key was already used with a different request body',
+    );
+  }
+  return row.session_id;
 }
 
 /** Cancels every unfinished task and the session. False when it was already cancelled. */

@@ -4,15 +4,20 @@
 // so a completion for a lease that is no longer held is rejected and never applied twice.
 // Start and finish take many tasks at once (coalesced by the scheduler) to keep statements per task low.
 import type { Kysely } from 'kysely';
-import { advanceSession } from '../domain/advance.ts';
 import type { NewEvent } from '../domain/events.ts';
-import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
-import { appendEvents, appendEventsMany, type SessionEvents } from '../store/event-store.ts';
-import { toUsage } from '../store/rows.ts';
+import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
-import { completeClaimedTasks, loadSessionGraphs } from '../store/task-store.ts';
+import { completeClaimedTasks } from '../store/task-store.ts';
+import {
+  addUsage,
+  advanceSessions,
+  type ContinueSession,
+  type Touched,
+  touch,
+  zeroUsage,
+} from './advance-sessions.ts';
 
 /** Proof of a claim: only the holder of (owner, attempt) may change the task. */
 export interface Claim {
@@ -24,16 +29,7 @@ export interface Claim {
   attempt: number;
 }
 
-/**
- * Called in the finishing transaction when every task of a session has succeeded. Returning
- * non-null keeps the session running: the hook has inserted further (ready) tasks and returns how
- * many, plus events to append. Seam for orchestrator-planned sessions (phase gates, synthesis).
- */
-export type ContinueSession = (
-  trx: Kysely<Database>,
-  session: { id: string; tenantId: string },
-  now: number,
-) => Promise<{ readied: number; events: NewEvent[] } | null>;
+export type { ContinueSession } from './advance-sessions.ts';
 
 export type RunOutcome =
   | { ok: true; output: string; usage: Usage }
@@ -295,154 +291,4 @@ export async function appendTaskOutput(
     now,
   );
   return true;
-}
-
-function zeroUsage(): Usage {
-  return { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
-}
-
-interface Touched {
-  tenantId: string;
-  events: NewEvent[];
-  usage: Usage;
-}
-
-function touch(touched: Map<string, Touched>, claim: Claim): Touched {
-  let entry = touched.get(claim.sessionId);
-  if (!entry) {
-    entry = { tenantId: claim.tenantId, events: [], usage: zeroUsage() };
-    touched.set(claim.sessionId, entry);
-  }
-  return entry;
-}
-
-function addUsage(total: Usage, more: Usage): void {
-  total.inputTokens += more.inputTokens;
-  total.outputTokens += more.outputTokens;
-  total.cacheReadTokens += more.cacheReadTokens;
-  total.costUsd += more.costUsd;
-}
-
-function isZero(usage: Usage): boolean {
-  return (
-    usage.inputTokens === 0 && usage.outputTokens === 0 && usage.cacheReadTokens === 0 && usage.costUsd === 0
-  );
-}
-
-// Ids per `IN (…)` list: well below SQLite's bound-variable limit.
-const ID_CHUNK = 500;
-
-/**
- * Runs advance on every session in `touched` (some of whose tasks just reached a terminal state)
- * and writes the decisions: newly ready tasks, cancelled dependants, usage, session outcome, events.
- */
-async function advanceSessions(
-  trx: Kysely<Database>,
-  touched: Map<string, Touched>,
-  now: number,
-  continueSession?: ContinueSession,
-): Promise<Map<string, { readied: number; sessionFinished: SessionStatus | null }>> {
-  const result = new Map<string, { readied: number; sessionFinished: SessionStatus | null }>();
-  if (touched.size === 0) return result;
-  const graphs = await loadSessionGraphs(trx, [...touched.keys()]);
-  const ready: string[] = [];
-  const outcomes = new Map<string, NonNullable<ReturnType<typeof advanceSession>['outcome']>>();
-  for (const [sessionId, entry] of touched) {
-    const graph = graphs.get(sessionId) ?? [];
-    const decision = advanceSession(graph);
-    const byId = new Map(graph.map((task) => [task.id, task]));
-    ready.push(...decision.ready);
-    for (const id of decision.ready) {
-      entry.events.push({
-        type: 'task.status',
-        data: { taskId: id, name: byId.get(id)!.name, from: 'pending', to: 'ready', attempt: 0 },
-      });
-    }
-    for (const { id, reason } of decision.cancel) {
-      await trx
-        .updateTable('tasks')
-        .set({
-          status: transitionTask('pending', 'cancel'),
-          error: reason,
-          finished_at: now,
-          updated_at: now,
-        })
-        .where('id', '=', id)
-        .where('status', '=', 'pending')
-        .execute();
-      entry.events.push({
-        type: 'task.status',
-        data: { taskId: id, name: byId.get(id)!.name, from: 'pending', to: 'cancelled', attempt: 0, reason },
-      });
-    }
-    let readied = decision.ready.length;
-    let outcome = decision.outcome;
-    if (outcome?.status === 'completed' && continueSession) {
-      // Orchestrated sessions continue (phase gate, next phase, synthesis) instead of completing.
-      const next = await continueSession(trx, { id: sessionId, tenantId: entry.tenantId }, now);
-      if (next) {
-        outcome = null;
-        readied += next.readied;
-        entry.events.push(...next.events);
-      }
-    }
-    if (outcome) outcomes.set(sessionId, outcome);
-    result.set(sessionId, { readied, sessionFinished: null });
-  }
-  for (let i = 0; i < ready.length; i += ID_CHUNK) {
-    await trx
-      .updateTable('tasks')
-      .set({ status: transitionTask('pending', 'dependencies_met'), ready_at: now, updated_at: now })
-      .where('id', 'in', ready.slice(i, i + ID_CHUNK))
-      .where('status', '=', 'pending')
-      .execute();
-  }
-  for (const [sessionId, entry] of touched) {
-    const outcome = outcomes.get(sessionId);
-    if (!outcome && isZero(entry.usage)) continue;
-    const session = await trx
-      .updateTable('sessions')
-      .set((eb) => ({
-        input_tokens: eb('input_tokens', '+', entry.usage.inputTokens),
-        output_tokens: eb('output_tokens', '+', entry.usage.outputTokens),
-        cache_read_tokens: eb('cache_read_tokens', '+', entry.usage.cacheReadTokens),
-        cost_usd: eb('cost_usd', '+', entry.usage.costUsd),
-        updated_at: now,
-      }))
-      .where('id', '=', sessionId)
-      .returning(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
-      .executeTakeFirstOrThrow();
-    const from = session.status as SessionStatus;
-    if (!outcome || isTerminalSessionStatus(from)) continue;
-    const to = transitionSession(from, outcome.status === 'completed' ? 'complete' : 'fail');
-    await trx
-      .updateTable('sessions')
-      .set({
-        status: to,
-        result: outcome.status === 'completed' ? outcome.result : null,
-        error: outcome.status === 'failed' ? outcome.error : null,
-        finished_at: now,
-      })
-      .where('id', '=', sessionId)
-      .execute();
-    entry.events.push(
-      { type: 'session.status', data: { from, to } },
-      {
-        type: 'session.finished',
-        data: {
-          status: outcome.status,
-          error: outcome.status === 'failed' ? outcome.error : null,
-          result: outcome.status === 'completed' ? outcome.result : null,
-          usage: toUsage(session),
-        },
-      },
-    );
-    result.get(sessionId)!.sessionFinished = to;
-  }
-  const batches: SessionEvents[] = [...touched].map(([sessionId, entry]) => ({
-    session: { id: sessionId, tenantId: entry.tenantId },
-    events: entry.events,
-  }));
-  await appendEventsMany(trx, batches, now);
-  return result;
 }

@@ -33,7 +33,7 @@ export interface WriteQueueOptions {
 
 /** Creates the queue. Batches flush on the next macrotask, so everything queued in one tick shares a commit. */
 export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
-  const maxBatch = options.maxBatch ?? 1000;
+  const maxBatch = options.maxBatch ?? 256;
   let queue: Queued[] = [];
   let flushing: Promise<void> | null = null;
   let scheduled = false;

@@ -1,0 +1,178 @@
+// Advance for many sessions at once: after tasks reached a terminal state in a batch, decide and
+// write each session's next step (ready dependants, cancelled ones, usage, outcome, events) in the
+// finishing transaction. The decision itself is the pure domain/advance.ts.
+import type { Kysely } from 'kysely';
+import { advanceSession } from '../domain/advance.ts';
+import type { NewEvent } from '../domain/events.ts';
+import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
+import { transitionTask } from '../domain/task-state.ts';
+import type { SessionStatus, Usage } from '../domain/types.ts';
+import { appendEventsMany, type SessionEvents } from '../store/event-store.ts';
+import { toUsage } from '../store/rows.ts';
+import type { Database } from '../store/schema.ts';
+import { loadSessionGraphs } from '../store/task-store.ts';
+
+/**
+ * Called in the finishing transaction when every task of a session has succeeded. Returning
+ * non-null keeps the session running: the hook has inserted further (ready) tasks and returns how
+ * many, plus events to append. Seam for orchestrator-planned sessions (phase gates, synthesis).
+ */
+export type ContinueSession = (
+  trx: Kysely<Database>,
+  session: { id: string; tenantId: string },
+  now: number,
+) => Promise<{ readied: number; events: NewEvent[] } | null>;
+
+/** Per-session changes gathered before advancing: events to append and usage to add. */
+export interface Touched {
+  tenantId: string;
+  events: NewEvent[];
+  usage: Usage;
+}
+
+export function zeroUsage(): Usage {
+  return { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
+}
+
+export function touch(
+  touched: Map<string, Touched>,
+  claim: { sessionId: string; tenantId: string },
+): Touched {
+  let entry = touched.get(claim.sessionId);
+  if (!entry) {
+    entry = { tenantId: claim.tenantId, events: [], usage: zeroUsage() };
+    touched.set(claim.sessionId, entry);
+  }
+  return entry;
+}
+
+export function addUsage(total: Usage, more: Usage): void {
+  total.inputTokens += more.inputTokens;
+  total.outputTokens += more.outputTokens;
+  total.cacheReadTokens += more.cacheReadTokens;
+  total.costUsd += more.costUsd;
+}
+
+function isZero(usage: Usage): boolean {
+  return (
+    usage.inputTokens === 0 && usage.outputTokens === 0 && usage.cacheReadTokens === 0 && usage.costUsd === 0
+  );
+}
+
+// Ids per `IN (…)` list: well below SQLite's bound-variable limit.
+const ID_CHUNK = 500;
+
+/**
+ * Runs advance on every session in `touched` (some of whose tasks just reached a terminal state)
+ * and writes the decisions: newly ready tasks, cancelled dependants, usage, session outcome, events.
+ */
+export async function advanceSessions(
+  trx: Kysely<Database>,
+  touched: Map<string, Touched>,
+  now: number,
+  continueSession?: ContinueSession,
+): Promise<Map<string, { readied: number; sessionFinished: SessionStatus | null }>> {
+  const result = new Map<string, { readied: number; sessionFinished: SessionStatus | null }>();
+  if (touched.size === 0) return result;
+  const graphs = await loadSessionGraphs(trx, [...touched.keys()]);
+  const ready: string[] = [];
+  const outcomes = new Map<string, NonNullable<ReturnType<typeof advanceSession>['outcome']>>();
+  for (const [sessionId, entry] of touched) {
+    const graph = graphs.get(sessionId) ?? [];
+    const decision = advanceSession(graph);
+    const byId = new Map(graph.map((task) => [task.id, task]));
+    ready.push(...decision.ready);
+    for (const id of decision.ready) {
+      entry.events.push({
+        type: 'task.status',
+        data: { taskId: id, name: byId.get(id)!.name, from: 'pending', to: 'ready', attempt: 0 },
+      });
+    }
+    for (const { id, reason } of decision.cancel) {
+      await trx
+        .updateTable('tasks')
+        .set({
+          status: transitionTask('pending', 'cancel'),
+          error: reason,
+          finished_at: now,
+          updated_at: now,
+        })
+        .where('id', '=', id)
+        .where('status', '=', 'pending')
+        .execute();
+      entry.events.push({
+        type: 'task.status',
+        data: { taskId: id, name: byId.get(id)!.name, from: 'pending', to: 'cancelled', attempt: 0, reason },
+      });
+    }
+    let readied = decision.ready.length;
+    let outcome = decision.outcome;
+    if (outcome?.status === 'completed' && continueSession) {
+      // Orchestrated sessions continue (phase gate, next phase, synthesis) instead of completing.
+      const next = await continueSession(trx, { id: sessionId, tenantId: entry.tenantId }, now);
+      if (next) {
+        outcome = null;
+        readied += next.readied;
+        entry.events.push(...next.events);
+      }
+    }
+    if (outcome) outcomes.set(sessionId, outcome);
+    result.set(sessionId, { readied, sessionFinished: null });
+  }
+  for (let i = 0; i < ready.length; i += ID_CHUNK) {
+    await trx
+      .updateTable('tasks')
+      .set({ status: transitionTask('pending', 'dependencies_met'), ready_at: now, updated_at: now })
+      .where('id', 'in', ready.slice(i, i + ID_CHUNK))
+      .where('status', '=', 'pending')
+      .execute();
+  }
+  for (const [sessionId, entry] of touched) {
+    const outcome = outcomes.get(sessionId);
+    if (!outcome && isZero(entry.usage)) continue;
+    const session = await trx
+      .updateTable('sessions')
+      .set((eb) => ({
+        input_tokens: eb('input_tokens', '+', entry.usage.inputTokens),
+        output_tokens: eb('output_tokens', '+', entry.usage.outputTokens),
+        cache_read_tokens: eb('cache_read_tokens', '+', entry.usage.cacheReadTokens),
+        cost_usd: eb('cost_usd', '+', entry.usage.costUsd),
+        updated_at: now,
+      }))
+      .where('id', '=', sessionId)
+      .returning(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
+      .executeTakeFirstOrThrow();
+    const from = session.status as SessionStatus;
+    if (!outcome || isTerminalSessionStatus(from)) continue;
+    const to = transitionSession(from, outcome.status === 'completed' ? 'complete' : 'fail');
+    await trx
+      .updateTable('sessions')
+      .set({
+        status: to,
+        result: outcome.status === 'completed' ? outcome.result : null,
+        error: outcome.status === 'failed' ? outcome.error : null,
+        finished_at: now,
+      })
+      .where('id', '=', sessionId)
+      .execute();
+    entry.events.push(
+      { type: 'session.status', data: { from, to } },
+      {
+        type: 'session.finished',
+        data: {
+          status: outcome.status,
+          error: outcome.status === 'failed' ? outcome.error : null,
+          result: outcome.status === 'completed' ? outcome.result : null,
+          usage: toUsage(session),
+        },
+      },
+    );
+    result.get(sessionId)!.sessionFinished = to;
+  }
+  const batches: SessionEvents[] = [...touched].map(([sessionId, entry]) => ({
+    session: { id: sessionId, tenantId: entry.tenantId },
+    events: entry.events,
+  }));
+  await appendEventsMany(trx, batches, now);
+  return result;
+}
