@@ -32,7 +32,7 @@ test('everything the runtime imports is a production dependency', () => {
   for (const file of [...listSources('src'), ...listSources('bin'), 'deploy/docker/healthcheck.mjs']) {
     const text = readFileSync(file, 'utf8');
     const pattern =
-      /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g;
+      /(?:^|\n)\s*(?:import|export)\s(?!type\s)[^'"]*?from\s+['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g;
     for (const match of text.matchAll(pattern)) {
       const specifier = (match[1] ?? match[2] ?? match[3]) as string;
       if (specifier.startsWith('.') || specifier.startsWith('node:') || builtins.has(specifier)) continue;
