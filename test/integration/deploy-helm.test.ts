@@ -274,6 +274,10 @@ describe('Helm chart', () => {
       const scaled = one(byKind, 'ScaledObject');
       assert.equal(at(scaled, 'spec.triggers.0.type'), trigger);
       assert.match(JSON.stringify(at(scaled, 'spec.triggers.0.metadata')), /ready.*leased.*running/);
+      if (trigger === 'prometheus') {
+        // Every replica exports the cluster-wide counts: a plain sum would count them once per replica.
+        assert.match(at(scaled, 'spec.triggers.0.metadata.query'), /^sum\(max by \(status\) \(maos_tasks\{/);
+      }
       assert.equal(byKind.has('HorizontalPodAutoscaler'), false);
     }
   });
