@@ -1,7 +1,8 @@
-// The whole test suite behind `npm test`: brings what the tests need (promtool from Debian's
-// `prometheus` package when running as root), then lint, typecheck, unit and integration tests.
+// The whole test suite behind `npm test`: brings what the tests need (promtool and Go from Debian's
+// packages when running as root), then lint, typecheck, unit and integration tests.
 // Each step runs to the end; the exit code is non-zero if any step failed.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 interface Step {
   name: string;
@@ -11,19 +12,35 @@ interface Step {
 
 const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
 
-/** Installs promtool when it is missing and we may (root with apt-get); tests report it as skipped otherwise. */
-function ensurePromtool(): void {
-  if (spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0) return;
+/** Debian packages some tests need; installed when missing and we may (root with apt-get). */
+const DEBIAN_NEEDS = [
+  // promtool lints /metrics and unit-tests the alert rules (nothing equivalent exists on npm).
+  { present: () => commandWorks('promtool', ['--version']), packages: ['prometheus'] },
+  // Go's own text/template with Sprig renders the Helm chart, as a cross-check of the test renderer.
+  {
+    present: () =>
+      commandWorks('go', ['version']) && existsSync('/usr/share/gocode/src/github.com/Masterminds/sprig'),
+    packages: ['golang-go', 'golang-github-masterminds-sprig-dev', 'golang-gopkg-yaml.v2-dev'],
+  },
+];
+
+function commandWorks(command: string, args: string[]): boolean {
+  return spawnSync(command, args, { stdio: 'ignore' }).status === 0;
+}
+
+/** Installs missing Debian packages when root with apt-get; the tests needing them report a skip otherwise. */
+function ensureDebianPackages(): void {
+  const missing = DEBIAN_NEEDS.filter((need) => !need.present()).flatMap((need) => need.packages);
+  if (missing.length === 0) return;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const hasApt = spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
-  if (!isRoot || !hasApt) {
-    console.log('promtool not found and cannot be installed here: `apt-get install prometheus` as root.');
+  if (!isRoot || !commandWorks('apt-get', ['--version'])) {
+    console.log(`Not installed and cannot install here: \`apt-get install ${missing.join(' ')}\` as root.`);
     return;
   }
-  console.log('Installing promtool (Debian package prometheus)…');
+  console.log(`Installing Debian packages: ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'prometheus'], {
+  spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
     stdio: 'inherit',
     env,
   });
@@ -47,7 +64,7 @@ const steps: Step[] = [
   },
 ];
 
-ensurePromtool();
+ensureDebianPackages();
 const failed: string[] = [];
 for (const step of steps) {
   if (only.length > 0 && step.name !== 'tests') continue;
