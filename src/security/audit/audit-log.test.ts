@@ -267,3 +267,26 @@ describe('incremental checkpoints', () => {
     }
   });
 });
+
+describe('two writers on one database file', () => {
+  test('appends from two connections (server and CLI) interleave into one valid chain', async () => {
+    const t = await createTestSecurityDb();
+    const { openSqlite } = await import('../test-support.ts');
+    const second = openSqlite(t.file);
+    try {
+      const a = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+      const b = createAuditLog({ db: second, origin: 'maos.test/audit', signer });
+      await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? a : b).append(event(i))));
+      await a.writeCheckpoint();
+      assert.equal(await b.writeCheckpoint(), null, 'the same size is not checkpointed twice');
+      const report = await verifyAuditEntries(readDatabaseEntries(t.db), {
+        checkpoints: await readDatabaseCheckpoints(t.db),
+        verifier,
+      });
+      assert.deepEqual([report.ok, report.size], [true, 60], report.problems.join('\n'));
+    } finally {
+      await second.destroy();
+      await t.cleanup();
+    }
+  });
+});

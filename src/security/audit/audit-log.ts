@@ -21,6 +21,9 @@ import { hashLeaf, MerkleFrontier } from './merkle.ts';
 // seq primary key re-reads the chain head and retries this many times.
 const APPEND_ATTEMPTS = 8;
 const CHECKPOINT_BATCH = 1000;
+// Largest number of records written in one transaction (keeps statements well under SQLite's
+// bound-parameter limit: 9 columns × 500 rows).
+const MAX_BATCH = 500;
 
 export interface AuditLogOptions {
   db: SecurityDb;
@@ -80,20 +83,26 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     return run;
   }
 
-  async function appendOnce(input: AuditEventInput): Promise<AuditRecord> {
+  /**
+   * Appends a batch with ONE multi-row INSERT: atomic and one commit (one fsync) for every record
+   * waiting. No explicit transaction: a read-then-write transaction on SQLite deadlocks against a
+   * second writer; instead a writer that lost the race hits the seq primary key and retries.
+   */
+  async function appendBatch(inputs: readonly AuditEventInput[]): Promise<AuditRecord[]> {
     const head = await db
       .selectFrom('audit_log')
       .select(['seq', 'hash'])
       .orderBy('seq', 'desc')
       .limit(1)
       .executeTakeFirst();
-    const seq = head ? Number(head.seq) + 1 : 0;
-    const prevHash = head?.hash ?? GENESIS_HASH;
-    const record = buildAuditRecord(input, { seq, id: uuidv7(), time: now().toISOString() });
-    const event = serializeAuditRecord(record);
-    await db
-      .insertInto('audit_log')
-      .values({
+    let seq = head ? Number(head.seq) + 1 : 0;
+    let prevHash = head?.hash ?? GENESIS_HASH;
+    const records: AuditRecord[] = [];
+    const rows = inputs.map((input) => {
+      const record = buildAuditRecord(input, { seq, id: uuidv7(), time: now().toISOString() });
+      const event = serializeAuditRecord(record);
+      const hash = computeChainHash(prevHash, event);
+      const row = {
         seq,
         id: record.id,
         time: record.time,
@@ -102,21 +111,58 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         outcome: record.outcome,
         event,
         prev_hash: prevHash,
-        hash: computeChainHash(prevHash, event),
-      })
-      .execute();
-    return record;
+        hash,
+      };
+      records.push(record);
+      prevHash = hash;
+      seq += 1;
+      return row;
+    });
+    await db.insertInto('audit_log').values(rows).execute();
+    return records;
   }
 
-  async function append(input: AuditEventInput): Promise<AuditRecord> {
-    return serialize(async () => {
-      for (let attempt = 1; ; attempt += 1) {
+  interface PendingAppend {
+    input: AuditEventInput;
+    resolve(record: AuditRecord): void;
+    reject(error: unknown): void;
+  }
+  let pending: PendingAppend[] = [];
+  let flushing = false;
+
+  // Appends that arrive while a batch is being written wait and go together in the next one, so
+  // a burst costs a few commits instead of one fsync per record.
+  async function flush(): Promise<void> {
+    if (flushing) return;
+    flushing = true;
+    try {
+      while (pending.length > 0) {
+        const batch = pending.slice(0, MAX_BATCH);
+        pending = pending.slice(batch.length);
         try {
-          return await appendOnce(input);
+          const records = await serialize(async () => {
+            for (let attempt = 1; ; attempt += 1) {
+              try {
+                return await appendBatch(batch.map((item) => item.input));
+              } catch (error) {
+                if (attempt >= APPEND_ATTEMPTS || !isRetryableWriteError(error)) throw error;
+              }
+            }
+          });
+          for (const [i, item] of batch.entries()) item.resolve(records[i] as AuditRecord);
         } catch (error) {
-          if (attempt >= APPEND_ATTEMPTS || !isUniqueViolation(error)) throw error;
+          for (const item of batch) item.reject(error);
         }
       }
+    } finally {
+      flushing = false;
+    }
+  }
+
+  function append(input: AuditEventInput): Promise<AuditRecord> {
+    return new Promise<AuditRecord>((resolve, reject) => {
+      pending.push({ input, resolve, reject });
+      void flush();
     });
   }
 
@@ -213,7 +259,11 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     async close() {
       if (timer) clearInterval(timer);
       timer = null;
-      await queue;
+      // Let every queued append reach the database before the final checkpoint.
+      while (flushing || pending.length > 0) {
+        await queue;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       await writeCheckpoint();
     },
   };
@@ -238,4 +288,10 @@ function isUniqueViolation(error: unknown): boolean {
   return (
     code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505' // PostgreSQL unique_violation
   );
+}
+
+/** Lost a race with another process: the chain head moved under us; re-read it and retry. */
+function isRetryableWriteError(error: unknown): boolean {
+  const code = String((error as { code?: unknown }).code ?? '');
+  return isUniqueViolation(error) || code.startsWith('SQLITE_BUSY') || code === '40001';
 }
