@@ -151,8 +151,21 @@ const configShape = z.strictObject({
         .positive()
         .default(15)
         .describe('Interval of SSE keep-alive comments (proxies drop idle streams). @defaultValue 15'),
+      maxSseStreamsPerTenant: z
+        .number()
+        .int()
+        .positive()
+        .default(100)
+        .describe(
+          'Open SSE event streams one tenant may hold in this process; more get 429. @defaultValue 100',
+        ),
     })
-    .default({ bodyLimitBytes: 1_048_576, maxPageSize: 100, sseKeepAliveSeconds: 15 })
+    .default({
+      bodyLimitBytes: 1_048_576,
+      maxPageSize: 100,
+      sseKeepAliveSeconds: 15,
+      maxSseStreamsPerTenant: 100,
+    })
     .describe('HTTP server limits.'),
   metrics: z
     .strictObject({

@@ -29,7 +29,11 @@ import { createSseRegistry } from './sse.ts';
 import { type HttpObserver, notifyHttpObserver, type RegisteredRoute } from './types.ts';
 
 export interface BuildHttpServerOptions {
-  config: Pick<Config, 'http'>;
+  /** HTTP limits; `maxSseStreamsPerTenant` may be left out (then the config default applies). */
+  config: {
+    http: Omit<Config['http'], 'maxSseStreamsPerTenant'> &
+      Partial<Pick<Config['http'], 'maxSseStreamsPerTenant'>>;
+  };
   service: SessionService;
   logger: Logger;
   /** Readiness checks for /readyz (database, migrations, shutdown state). */
@@ -52,6 +56,9 @@ export interface BuildHttpServerOptions {
    */
   closeGraceMs?: number;
 }
+
+/** Same as the config default; used when a caller builds the server with a partial config. */
+const DEFAULT_MAX_SSE_STREAMS_PER_TENANT = 100;
 
 /** Builds (but does not start) the HTTP server. Call `listen` or `inject` on the result. */
 export async function buildHttpServer(options: BuildHttpServerOptions): Promise<FastifyInstance> {
@@ -111,6 +118,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     maxPageSize: config.http.maxPageSize,
     keepAliveSeconds: config.http.sseKeepAliveSeconds,
     streams,
+    maxStreamsPerTenant: config.http.maxSseStreamsPerTenant ?? DEFAULT_MAX_SSE_STREAMS_PER_TENANT,
     onEventsSent: (count) => notifyHttpObserver(options.observer, 'sseEventsSent', count),
   });
   await app.ready();

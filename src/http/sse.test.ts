@@ -29,10 +29,17 @@ interface Harness {
   sessionId: string;
 }
 
-async function startHarness(keepAliveSeconds = 15): Promise<Harness> {
+async function startHarness(keepAliveSeconds = 15, maxSseStreamsPerTenant = 100): Promise<Harness> {
   const service = createFakeSessionService();
   const app = await buildHttpServer({
-    config: { http: { bodyLimitBytes: 65536, maxPageSize: 100, sseKeepAliveSeconds: keepAliveSeconds } },
+    config: {
+      http: {
+        bodyLimitBytes: 65536,
+        maxPageSize: 100,
+        sseKeepAliveSeconds: keepAliveSeconds,
+        maxSseStreamsPerTenant,
+      },
+    },
     service,
     logger: createLogger({ level: 'silent' }),
     readiness: async () => ({}),
@@ -168,6 +175,30 @@ describe('GET /v1/sessions/:id/events as SSE', () => {
     });
     assert.equal(response.status, 200);
     assert.match(String(response.headers.get('content-type')), /^application\/json/);
+  });
+
+  test('a tenant over its stream cap gets 429 until one of its streams closes', async (t) => {
+    const h = await startHarness(15, 1);
+    t.after(() => h.app.close());
+    const url = `${h.url}/v1/sessions/${h.sessionId}/events`;
+    const controller = new AbortController();
+    const first = await fetch(url, { headers: streamHeaders, signal: controller.signal });
+    await readStream(first, (frames) => frames.length >= 1);
+    const second = await fetch(url, { headers: streamHeaders, signal: AbortSignal.timeout(5_000) });
+    assert.equal(second.status, 429);
+    assert.equal(((await second.json()) as { code: string }).code, 'RESOURCE_LIMIT_EXCEEDED');
+    controller.abort();
+    let status = 429;
+    for (let i = 0; i < 100 && status === 429; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const retry = await fetch(`${url}?after=999`, {
+        headers: streamHeaders,
+        signal: AbortSignal.timeout(5_000),
+      });
+      status = retry.status;
+      await retry.body?.cancel();
+    }
+    assert.equal(status, 200, 'a stream can open again once the first one closed');
   });
 
   test('a stream of an unknown session is a 404 problem, not a stream', async (t) => {

@@ -30,26 +30,38 @@ export interface SseStream {
 
 /** Tracks open streams so that server shutdown can end them instead of waiting for clients. */
 export interface SseRegistry {
-  add(stream: SseStream): void;
+  /** Tracks an open stream, counted under `owner` (the tenant) for per-tenant caps. */
+  add(stream: SseStream, owner?: string): void;
   delete(stream: SseStream): void;
+  /** Open streams counted under `owner`. */
+  countOf(owner: string): number;
   closeAll(): void;
   readonly size: number;
 }
 
 /** Creates the registry the server's preClose hook drains; `onChange` sees +1/-1 per stream. */
 export function createSseRegistry(onChange: (delta: 1 | -1) => void = () => {}): SseRegistry {
-  const streams = new Set<SseStream>();
+  const streams = new Map<SseStream, string>();
+  const perOwner = new Map<string, number>();
   return {
-    add: (stream) => {
+    add: (stream, owner = '') => {
       if (streams.has(stream)) return;
-      streams.add(stream);
+      streams.set(stream, owner);
+      perOwner.set(owner, (perOwner.get(owner) ?? 0) + 1);
       onChange(1);
     },
     delete: (stream) => {
-      if (streams.delete(stream)) onChange(-1);
+      const owner = streams.get(stream);
+      if (owner === undefined) return;
+      streams.delete(stream);
+      const left = (perOwner.get(owner) ?? 1) - 1;
+      if (left > 0) perOwner.set(owner, left);
+      else perOwner.delete(owner);
+      onChange(-1);
     },
+    countOf: (owner) => perOwner.get(owner) ?? 0,
     closeAll: () => {
-      for (const stream of [...streams]) stream.close({ dropConnection: true });
+      for (const stream of [...streams.keys()]) stream.close({ dropConnection: true });
     },
     get size() {
       return streams.size;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { FINAL_EVENT_TYPE } from '../../domain/events.ts';
 import type { SessionStatus } from '../../domain/types.ts';
 import type { Actor, SessionService } from '../../engine/session-service.ts';
+import { AppError } from '../../errors/app-error.ts';
 import { eventPageSchema, toEventDto } from '../dto.ts';
 import { createLimitSchema, seqSchema, sessionIdParamsSchema } from '../params.ts';
 import { REQUEST_ID_HEADER } from '../plugins/request-id.ts';
@@ -17,6 +18,8 @@ export interface SessionEventRoutesOptions {
   maxPageSize: number;
   keepAliveSeconds: number;
   streams: SseRegistry;
+  /** Open streams one tenant may hold; more get 429 RESOURCE_LIMIT_EXCEEDED. */
+  maxStreamsPerTenant: number;
   /** Called with the number of events written to a stream (metrics). */
   onEventsSent?: (count: number) => void;
 }
@@ -63,13 +66,20 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
         const last = events.at(-1);
         return { items: events.map(toEventDto), nextAfter: last ? last.seq : after };
       }
-      // Existence and access are checked before the stream opens, so errors are still problem+json.
+      // Existence, access and the stream cap are checked before the stream opens, so errors are
+      // still problem+json.
       await service.getSession(request.actor, id);
+      if (options.streams.countOf(request.actor.tenantId) >= options.maxStreamsPerTenant) {
+        throw new AppError(
+          'RESOURCE_LIMIT_EXCEEDED',
+          `At most ${options.maxStreamsPerTenant} event streams may be open per tenant; close one or poll the JSON pages.`,
+        );
+      }
       const stream = openSseStream(reply, {
         keepAliveMs: options.keepAliveSeconds * 1000,
         headers: { [REQUEST_ID_HEADER]: String(request.id) },
       });
-      options.streams.add(stream);
+      options.streams.add(stream, request.actor.tenantId);
       try {
         await pumpEvents(service, request.actor, id, after, stream, options.onEventsSent);
       } catch (error) {
