@@ -1,0 +1,290 @@
+// Approving or rejecting a plan that waits for a person (session status `awaiting_approval`):
+// approval optionally replaces the not-yet-started tasks with an edited plan (stored as a new plan
+// version) and starts the session; rejection ends it. Runs inside the engine's write transaction.
+
+import type { Kysely } from 'kysely';
+import { uuidv7 } from 'uuidv7';
+import type { NewEvent } from '../domain/events.ts';
+import { transitionSession } from '../domain/session-state.ts';
+import type { PlanBody, PlannedTask, SessionStatus } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
+import { toUsage } from '../store/rows.ts';
+import type { Database } from '../store/schema.ts';
+import { type EditedPlanRules, validateEditedPlan } from './planner-approval.ts';
+import type { OrchestratedPlanBody } from './planner-continuation.ts';
+import { storePlanVersion } from './planner-plan-versions.ts';
+
+export interface ApprovalOptions {
+  /** The edited plan from the request body; absent = approve the plan as it is. */
+  editedPlan?: unknown;
+  rules: Omit<EditedPlanRules, 'lockedTasks'>;
+  maxAttempts: number;
+}
+
+export interface ApprovalResult {
+  /** Tasks made ready (wake idle worker slots). */
+  readied: number;
+  /** Events for the engine to append. */
+  events: NewEvent[];
+  planVersion: number;
+}
+
+interface SessionRef {
+  id: string;
+  tenantId: string;
+}
+
+async function loadAwaiting(trx: Kysely<Database>, session: SessionRef) {
+  const row = await trx
+    .selectFrom('sessions')
+    .selectAll()
+    .where('tenant_id', '=', session.tenantId)
+    .where('id', '=', session.id)
+    .executeTakeFirst();
+  if (!row) throw new AppError('SESSION_NOT_FOUND', `Session ${session.id} not found`);
+  if (row.status !== 'awaiting_approval') {
+    throw new AppError('INVALID_STATE', `The session is ${row.status}, not awaiting approval`, {
+      details: { status: row.status },
+    });
+  }
+  return row;
+}
+
+async function loadTasks(trx: Kysely<Database>, sessionId: string) {
+  const tasks = await trx
+    .selectFrom('tasks')
+    .select([
+      'id',
+      'kind',
+      'name',
+      'role',
+      'instructions',
+      'runner',
+      'status',
+      'phase',
+      'position',
+      'agent_id',
+    ])
+    .where('session_id', '=', sessionId)
+    .orderBy('position')
+    .execute();
+  const deps = await trx
+    .selectFrom('task_dependencies as d')
+    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
+    .select(['d.task_id', 't.name'])
+    .where('d.session_id', '=', sessionId)
+    .execute();
+  const depsOf = new Map<string, string[]>();
+  for (const dep of deps) depsOf.set(dep.task_id, [...(depsOf.get(dep.task_id) ?? []), dep.name]);
+  return tasks.map((task) => ({ ...task, dependsOn: depsOf.get(task.id) ?? [] }));
+}
+
+/** Approves the waiting plan (as is, or edited), stores the version, and starts the session. */
+export async function approvePlan(
+  trx: Kysely<Database>,
+  session: SessionRef,
+  options: ApprovalOptions,
+  now: number,
+): Promise<ApprovalResult> {
+  const row = await loadAwaiting(trx, session);
+  let tasks = await loadTasks(trx, session.id);
+  let planVersion = row.plan_version;
+  const events: NewEvent[] = [];
+  if (options.editedPlan !== undefined) {
+    const locked = new Map<string, PlannedTask>();
+    for (const task of tasks.filter((t) => t.status !== 'pending' && t.kind === 'agent')) {
+      const planned: PlannedTask = {
+        name: task.name,
+        role: task.role,
+        instructions: task.instructions,
+        dependsOn: task.dependsOn,
+      };
+      if (task.runner !== null) planned.runner = task.runner;
+      locked.set(task.name, planned);
+    }
+    const edited = validateEditedPlan(options.editedPlan, { ...options.rules, lockedTasks: locked });
+    await replacePendingTasks(trx, session, tasks, edited, options.maxAttempts, now);
+    const current = await trx
+      .selectFrom('plans')
+      .select('body')
+      .where('session_id', '=', session.id)
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const origin = current ? (JSON.parse(current.body) as OrchestratedPlanBody).origin : undefined;
+    const body: OrchestratedPlanBody = origin ? { ...edited, origin } : edited;
+    planVersion = await storePlanVersion(trx, session.tenantId, session.id, body, now);
+    tasks = await loadTasks(trx, session.id);
+  }
+  const from = row.status as SessionStatus;
+  const to = transitionSession(from, 'start');
+  await trx
+    .updateTable('sessions')
+    .set({ status: to, updated_at: now, started_at: row.started_at ?? now })
+    .where('id', '=', session.id)
+    .execute();
+  events.push({ type: 'session.status', data: { from, to } });
+  const succeeded = new Set(tasks.filter((t) => t.status === 'succeeded').map((t) => t.name));
+  const ready = tasks.filter((t) => t.status === 'pending' && t.dependsOn.every((dep) => succeeded.has(dep)));
+  if (ready.length > 0) {
+    await trx
+      .updateTable('tasks')
+      .set({ status: 'ready', ready_at: now, updated_at: now })
+      .where(
+        'id',
+        'in',
+        ready.map((t) => t.id),
+      )
+      .where('status', '=', 'pending')
+      .execute();
+  }
+  for (const task of ready)
+    events.push({
+      type: 'task.status',
+      data: { taskId: task.id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
+    });
+  return { readied: ready.length, events, planVersion };
+}
+
+/** Replaces every not-yet-started agent task with the edited plan's tasks (locked ones stay). */
+async function replacePendingTasks(
+  trx: Kysely<Database>,
+  session: SessionRef,
+  tasks: Awaited<ReturnType<typeof loadTasks>>,
+  edited: PlanBody,
+  maxAttempts: number,
+  now: number,
+): Promise<void> {
+  const pending = tasks.filter((t) => t.status === 'pending' && t.kind === 'agent');
+  const pendingIds = pending.map((t) => t.id);
+  if (pendingIds.length > 0) {
+    await trx
+      .deleteFrom('task_dependencies')
+      .where('session_id', '=', session.id)
+      .where((eb) => eb.or([eb('task_id', 'in', pendingIds), eb('depends_on_task_id', 'in', pendingIds)]))
+      .execute();
+    await trx.deleteFrom('tasks').where('id', 'in', pendingIds).execute();
+  }
+  const kept = tasks.filter((t) => !pendingIds.includes(t.id));
+  const idByName = new Map(kept.map((t) => [t.name, t.id]));
+  const agents = await trx
+    .selectFrom('agents')
+    .select(['id', 'name'])
+    .where('session_id', '=', session.id)
+    .execute();
+  const agentByName = new Map(agents.map((a) => [a.name, a.id]));
+  const fresh = edited.phases
+    .flatMap((phase, phaseIndex) => phase.tasks.map((task) => ({ task, phaseIndex })))
+    .filter(({ task }) => !idByName.has(task.name));
+  for (const { task } of fresh) idByName.set(task.name, uuidv7());
+  let position = Math.max(-1, ...kept.map((t) => t.position));
+  for (const { task, phaseIndex } of fresh) {
+    let agentId = agentByName.get(task.name);
+    if (!agentId) {
+      agentId = uuidv7();
+      await trx
+        .insertInto('agents')
+        .values({
+          id: agentId,
+          tenant_id: session.tenantId,
+          session_id: session.id,
+          name: task.name,
+          role: task.role,
+          runtime: task.runner ? 'command' : 'llm',
+          created_at: now,
+        })
+        .execute();
+    }
+    position += 1;
+    const id = idByName.get(task.name) as string;
+    await trx
+      .insertInto('tasks')
+      .values({
+        id,
+        tenant_id: session.tenantId,
+        session_id: session.id,
+        kind: 'agent',
+        name: task.name,
+        role: task.role,
+        agent_id: agentId,
+        instructions: task.instructions,
+        runner: task.runner ?? null,
+        phase: phaseIndex,
+        position,
+        status: 'pending',
+        attempts: 0,
+        max_attempts: maxAttempts,
+        lease_owner: null,
+        lease_expires_at: null,
+        result: null,
+        error: null,
+        input_tokens: 0,
+        output_tokens: 0,
+        cache_read_tokens: 0,
+        cost_usd: 0,
+        created_at: now,
+        updated_at: now,
+        ready_at: null,
+        started_at: null,
+        finished_at: null,
+      })
+      .execute();
+    const deps = task.dependsOn.map((dep) => ({
+      task_id: id,
+      depends_on_task_id: idByName.get(dep) as string,
+      session_id: session.id,
+      tenant_id: session.tenantId,
+    }));
+    if (deps.length > 0) await trx.insertInto('task_dependencies').values(deps).execute();
+  }
+}
+
+/** Rejects the waiting plan: the session ends `failed` with the reason; waiting tasks are cancelled. */
+export async function rejectPlan(
+  trx: Kysely<Database>,
+  session: SessionRef,
+  reason: string,
+  now: number,
+): Promise<{ events: NewEvent[] }> {
+  const row = await loadAwaiting(trx, session);
+  const error = `Plan rejected: ${reason.trim() || 'no reason given'}`;
+  const tasks = await loadTasks(trx, session.id);
+  const waiting = tasks.filter((t) => t.status === 'pending' || t.status === 'ready');
+  const events: NewEvent[] = [];
+  if (waiting.length > 0) {
+    await trx
+      .updateTable('tasks')
+      .set({ status: 'cancelled', error, finished_at: now, updated_at: now })
+      .where(
+        'id',
+        'in',
+        waiting.map((t) => t.id),
+      )
+      .execute();
+  }
+  for (const task of waiting) {
+    events.push({
+      type: 'task.status',
+      data: {
+        taskId: task.id,
+        name: task.name,
+        from: task.status as 'pending',
+        to: 'cancelled',
+        attempt: 0,
+        reason: error,
+      },
+    });
+  }
+  const from = row.status as SessionStatus;
+  const to = transitionSession(from, 'fail');
+  await trx
+    .updateTable('sessions')
+    .set({ status: to, error, updated_at: now, finished_at: now })
+    .where('id', '=', session.id)
+    .execute();
+  events.push(
+    { type: 'session.status', data: { from, to } },
+    { type: 'session.finished', data: { status: 'failed', error, result: null, usage: toUsage(row) } },
+  );
+  return { events };
+}
