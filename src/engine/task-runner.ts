@@ -44,13 +44,15 @@ export function describeRuntime(runtimes: RuntimeRegistry, runner: string | null
 }
 
 /**
- * Runs the task to an outcome. Never throws. Output lines written before the outcome are queued
- * ahead of it, so they commit no later than the result.
+ * Runs the task to an outcome. Never throws. Resolves only after the task's output lines are
+ * committed, so they precede the result in the log (finishes are coalesced into operations that
+ * may have been queued earlier than a late output write).
  */
 export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   const { claim, queue } = input;
   const buffer = createOutputBuffer();
   let timer: NodeJS.Timeout | null = null;
+  const writes: Array<Promise<void>> = [];
   const logger = input.logger.child({ sessionId: claim.sessionId, taskId: claim.taskId });
 
   const flush = (final: boolean): void => {
@@ -60,7 +62,7 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
     }
     const lines = buffer.take(final);
     if (lines.length === 0) return;
-    queue
+    const write = queue
       .run((trx) => appendTaskOutput(trx, claim, lines, input.now()))
       .then(
         (stored) => {
@@ -70,8 +72,23 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
           logger.warn({ err: coerceError(error) }, 'could not store task output');
         },
       );
+    writes.push(write);
   };
 
+  const outcome = await runToOutcome(input, logger, buffer, () => {
+    if (timer === null) timer = setTimeout(() => flush(false), OUTPUT_FLUSH_MS);
+  });
+  flush(true);
+  await Promise.all(writes);
+  return outcome;
+}
+
+async function runToOutcome(
+  input: TaskRunInput,
+  logger: Logger,
+  buffer: ReturnType<typeof createOutputBuffer>,
+  scheduleFlush: () => void,
+): Promise<RunOutcome> {
   try {
     let runtime: AgentRuntime;
     try {
@@ -84,14 +101,12 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
       logger,
       emitOutput(stream, chunk) {
         buffer.push(stream, chunk);
-        if (buffer.pending > 0 && timer === null) timer = setTimeout(() => flush(false), OUTPUT_FLUSH_MS);
+        if (buffer.pending > 0) scheduleFlush();
       },
     });
     return { ok: true, output: result.output, usage: toUsage(result.usage) };
   } catch (error) {
     const message = coerceError(error).message || 'the task failed without a message';
     return { ok: false, error: message.slice(0, MAX_ERROR_CHARS), usage: toUsage(undefined) };
-  } finally {
-    flush(true);
   }
 }

@@ -25,6 +25,7 @@ describe('engine with the command runtime', { timeout: 60_000 }, () => {
         hello: { command: ['sh', '-c', 'echo "start $MAOS_TASK_NAME"; echo "task=$MAOS_TASK"'] },
         sleep: { command: ['sh', '-c', 'echo "pid $$"; exec sleep 30'] },
         slow: { command: ['sleep', '30'], timeoutSeconds: 1 },
+        lines: { command: ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do echo "line $i"; done; echo "err" >&2'] },
       },
       concurrency: 4,
     });
@@ -81,6 +82,33 @@ describe('engine with the command runtime', { timeout: 60_000 }, () => {
       done.tasks.find((task) => task.name === 'last')!.error!,
       /dependency broken did not succeed/,
     );
+  });
+
+  test('every output line of concurrent tasks is stored, before the task result', async () => {
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective: 'chatty',
+      agents: Array.from({ length: 8 }, () => ({ role: 'engineer', task: 'talk', runner: 'lines' })),
+    });
+    const done = await h.waitForSession(session.id);
+    assert.equal(done.status, 'completed');
+    const events = await h.allEvents(session.id);
+    for (const task of done.tasks) {
+      const mine = events.filter((event) => event.data.taskId === task.id);
+      const lines = mine.filter((event) => event.type === 'task.output' && event.data.stream === 'stdout');
+      assert.deepEqual(
+        lines.map((event) => event.data.line),
+        Array.from({ length: 8 }, (_, i) => `line ${i + 1}`),
+      );
+      assert.equal(
+        mine.filter((event) => event.type === 'task.output' && event.data.stream === 'stderr').length,
+        1,
+      );
+      const resultSeq = mine.find((event) => event.type === 'task.result')!.seq;
+      assert.ok(
+        lines.every((event) => event.seq < resultSeq),
+        `output of ${task.name} precedes its result`,
+      );
+    }
   });
 
   test('a runner past its timeout is killed and the task fails with TIMEOUT', async () => {
