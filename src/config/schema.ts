@@ -5,6 +5,7 @@ import { llmConfigSchema, providersConfigSchema, refineLlmReferences } from './l
 import {
   auditConfigSchema,
   authConfigSchema,
+  corsConfigSchema,
   rateLimitConfigSchema,
   secretsConfigSchema,
 } from './security-schema.ts';
@@ -293,6 +294,7 @@ const configShape = z.strictObject({
   audit: auditConfigSchema,
   rateLimit: rateLimitConfigSchema,
   secrets: secretsConfigSchema,
+  cors: corsConfigSchema,
 });
 
 /** The whole schema, with the cross-section rule: every LLM route and fallback names a configured provider. */

@@ -214,3 +214,22 @@ export const secretsConfigSchema = z
   })
   .default({})
   .describe('Encryption of tenant secrets at rest (AES-256-GCM envelope).');
+
+export const corsConfigSchema = z
+  .strictObject({
+    allowedOrigins: z
+      .array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be an origin like https://console.example.com'))
+      .default([])
+      .describe(
+        'Browser origins allowed to call the API cross-origin (exact match, e.g. `https://console.example.com`). Empty = same-origin only. @defaultValue []',
+      ),
+    maxAgeSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400)
+      .default(600)
+      .describe('How long browsers may cache a preflight answer. @defaultValue 600'),
+  })
+  .default({ allowedOrigins: [], maxAgeSeconds: 600 })
+  .describe('Cross-origin requests from browsers (CORS allow-list).');

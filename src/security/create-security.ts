@@ -18,7 +18,8 @@ import { createTenantQuotas, type TenantQuotas } from './quotas.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import type { SecurityDb } from './security-tables.ts';
 
-export type SecurityConfig = Pick<Config, 'dataDir' | 'host' | 'auth' | 'audit' | 'rateLimit'>;
+export type SecurityConfig = Pick<Config, 'dataDir' | 'host' | 'auth' | 'audit' | 'rateLimit'> &
+  Partial<Pick<Config, 'cors'>>;
 
 export interface CreateSecurityOptions {
   config: SecurityConfig;
@@ -77,6 +78,7 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     realm: config.auth.realm,
     logger,
     quotas: options.quotas === undefined ? createTenantQuotas(db, config.rateLimit) : options.quotas,
+    ...(config.cors ? { cors: config.cors } : {}),
     protectedResource:
       (config.auth.mode === 'oidc' || config.auth.mode === 'both') &&
       config.auth.oidc.issuer &&

@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { AuditLog } from './audit/audit-log.ts';
 import type { AuditActor, AuditEventInput } from './audit/audit-record.ts';
 import type { Authenticator } from './authenticate.ts';
+import { answerPreflight, applyCorsHeaders, type CorsOptions, isPreflight } from './cors.ts';
 import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
 import { secondsUntilUtcMidnight, type TenantQuotas } from './quotas.ts';
 import type { RateLimiter } from './rate-limit.ts';
@@ -30,6 +31,8 @@ export interface HttpSecurityOptions {
   logger: Logger;
   /** Checked on `POST` routes that need `sessions:create`. */
   quotas?: TenantQuotas | null;
+  /** Browser origins allowed cross-origin; none = same-origin only. */
+  cors?: CorsOptions;
   /**
    * When OIDC is on: served at `/.well-known/oauth-protected-resource` (RFC 9728) and advertised in
    * 401 challenges as `resource_metadata`; MCP clients use it to find the authorization server.
@@ -203,11 +206,18 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         async () => metadata,
       );
     }
+    const cors = options.cors ?? { allowedOrigins: [], maxAgeSeconds: 600 };
     app.addHook('onRequest', async (request, reply) => {
+      // Preflights carry no credentials; routes have no OPTIONS handler, so answer them here.
+      if (isPreflight(request) && request.routeOptions.url === undefined) {
+        return answerPreflight(request, reply, cors);
+      }
       await checkAccess(request, reply);
+      return undefined;
     });
     app.addHook('onSend', async (request, reply, payload) => {
       applySecurityHeaders(reply);
+      applyCorsHeaders(request, reply, cors);
       const state = states.get(request);
       if (state?.rateLimitHeaders) {
         for (const [name, value] of Object.entries(state.rateLimitHeaders)) reply.header(name, value);

@@ -38,6 +38,7 @@ describe('OWASP API Security Top 10 (2023)', { timeout: 120_000 }, () => {
       auth: { mode: 'apikey' },
       http: { bodyLimitBytes: 4096, maxPageSize: 5 },
       rateLimit: { principal: { points: 40, windowSeconds: 60 } },
+      cors: { allowedOrigins: ['https://console.example'] },
     }));
     for (const [name, tenant, role] of [
       ['viewer', 'acme', 'viewer'],
@@ -83,7 +84,7 @@ describe('OWASP API Security Top 10 (2023)', { timeout: 120_000 }, () => {
   test('API2 Broken Authentication: forged, truncated and unknown credentials are refused; keys stored hashed', async () => {
     for (const credential of [
       'maos_abc',
-      `${key.viewer?.slice(0, -1)}A`,
+      `${key.viewer?.slice(0, -1)}${key.viewer?.endsWith('A') ? 'B' : 'A'}`,
       'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.',
     ]) {
       const response = await call({
@@ -227,6 +228,40 @@ describe('OWASP API Security Top 10 (2023)', { timeout: 120_000 }, () => {
     assert.equal(failed.headers['access-control-allow-origin'], undefined);
     for (const [name, value] of Object.entries(SECURITY_HEADERS))
       assert.equal(failed.headers[name], value, name);
+
+    // CORS allow-list: only the configured origin gets CORS headers, on preflights and responses
+    const preflight = (origin: string) =>
+      call({
+        method: 'OPTIONS',
+        url: '/v1/sessions',
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization',
+        },
+      });
+    const allowed = await preflight('https://console.example');
+    assert.equal(allowed.statusCode, 204);
+    assert.equal(allowed.headers['access-control-allow-origin'], 'https://console.example');
+    assert.match(String(allowed.headers['access-control-allow-headers']), /authorization/);
+    const evil = await preflight('https://evil.example');
+    assert.equal(evil.headers['access-control-allow-origin'], undefined);
+    const fromConsole = await call({
+      method: 'GET',
+      url: '/v1/roles',
+      as: 'viewer',
+      headers: { origin: 'https://console.example' },
+    });
+    assert.equal(fromConsole.headers['access-control-allow-origin'], 'https://console.example');
+    assert.match(String(fromConsole.headers['access-control-expose-headers']), /ratelimit/);
+    assert.match(String(fromConsole.headers.vary), /Origin/);
+    const fromEvil = await call({
+      method: 'GET',
+      url: '/v1/roles',
+      as: 'viewer',
+      headers: { origin: 'https://evil.example' },
+    });
+    assert.equal(fromEvil.headers['access-control-allow-origin'], undefined);
   });
 
   test('API9 Improper Inventory Management: every /v1 route is in the OpenAPI document and declares its access', async () => {
