@@ -1,0 +1,146 @@
+// Steering and approval routes through the real HTTP server, engine and SQLite store.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { createSessionSteeringRoutesPlugin } from '../../src/http/routes/session-steering.ts';
+import { buildHttpServer } from '../../src/http/server.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
+
+describe('steering and approval routes', { timeout: 30_000 }, () => {
+  let h: Harness;
+  let app: FastifyInstance;
+  const changed: string[] = [];
+  before(async () => {
+    h = await createHarness({ runners: { ok: { command: ['true'] } }, start: false });
+    app = await buildHttpServer({
+      config: { http: { bodyLimitBytes: 65_536, maxPageSize: 50, sseKeepAliveSeconds: 15 } },
+      service: h.engine.service,
+      logger: createLogger({ level: 'silent' }),
+      readiness: async () => ({ database: { ok: true, detail: 'ok' } }),
+      listRoles: () => [],
+      plugins: [
+        createSessionSteeringRoutesPlugin({
+          db: h.handle.db,
+          planRules: async () => ({
+            isKnownRole: () => true,
+            isKnownRunner: (r) => r === 'ok',
+            maxAgentsPerRole: 3,
+          }),
+          maxAttempts: 1,
+          onChanged: (id) => changed.push(id),
+        }),
+      ],
+    });
+  });
+  after(async () => {
+    await app.close();
+    await h.close();
+  });
+
+  async function awaitingSession(): Promise<string> {
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective: 'o',
+      agents: [{ name: 'build', role: 'engineer', task: 'Build', runner: 'ok' }],
+    });
+    await h.handle.db
+      .updateTable('sessions')
+      .set({ status: 'awaiting_approval' })
+      .where('id', '=', session.id)
+      .execute();
+    await h.handle.db
+      .updateTable('tasks')
+      .set({ status: 'pending', ready_at: null })
+      .where('session_id', '=', session.id)
+      .execute();
+    return session.id;
+  }
+
+  test('a steering message is stored for the orchestrator', async () => {
+    const id = await awaitingSession();
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${id}/messages`,
+      payload: { message: 'Prefer PostgreSQL' },
+    });
+    assert.equal(response.statusCode, 202, response.body);
+    const rows = await h.handle.db.selectFrom('messages').selectAll().where('session_id', '=', id).execute();
+    assert.deepEqual(
+      rows.map((r) => [r.body, r.from_agent_id, r.to_agent_id]),
+      [['Prefer PostgreSQL', null, null]],
+    );
+  });
+
+  test('approve with an edited plan starts the session; a second approval is 409', async () => {
+    const id = await awaitingSession();
+    const plan = {
+      phases: [
+        {
+          name: 'main',
+          tasks: [
+            { name: 'build', role: 'engineer', instructions: 'Build', runner: 'ok' },
+            { name: 'test', role: 'tester', instructions: 'Test', runner: 'ok', depends_on: ['build'] },
+          ],
+        },
+      ],
+    };
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${id}/approve`,
+      payload: { plan },
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    assert.deepEqual(response.json(), { planVersion: 2, readied: 1 });
+    assert.ok(changed.includes(id));
+    const detail = await h.engine.service.getSession(ACTOR, id);
+    assert.equal(detail.status, 'running');
+    assert.deepEqual(
+      detail.tasks.map((t) => [t.name, t.status]),
+      [
+        ['build', 'ready'],
+        ['test', 'pending'],
+      ],
+    );
+    const again = await app.inject({ method: 'POST', url: `/v1/sessions/${id}/approve` });
+    assert.equal(again.statusCode, 409);
+    assert.equal((again.json() as { code: string }).code, 'INVALID_STATE');
+  });
+
+  test('an invalid edited plan is 400 with the problems', async () => {
+    const id = await awaitingSession();
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${id}/approve`,
+      payload: {
+        plan: {
+          phases: [{ name: 'p', tasks: [{ name: 'a', role: 'qa', instructions: 'x', runner: 'nope' }] }],
+        },
+      },
+    });
+    assert.equal(response.statusCode, 400);
+    assert.equal((response.json() as { code: string }).code, 'INVALID_PLAN');
+    assert.match(response.body, /runner \\"nope\\" is not declared/);
+  });
+
+  test('reject ends the session; steering it afterwards is 409; a missing reason is 400', async () => {
+    const id = await awaitingSession();
+    assert.equal(
+      (await app.inject({ method: 'POST', url: `/v1/sessions/${id}/reject`, payload: {} })).statusCode,
+      400,
+    );
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${id}/reject`,
+      payload: { reason: 'Not now' },
+    });
+    assert.equal(response.statusCode, 204, response.body);
+    const detail = await h.engine.service.getSession(ACTOR, id);
+    assert.deepEqual([detail.status, detail.error], ['failed', 'Plan rejected: Not now']);
+    const late = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${id}/messages`,
+      payload: { message: 'hello' },
+    });
+    assert.equal(late.statusCode, 409);
+  });
+});
