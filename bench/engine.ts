@@ -50,6 +50,8 @@ async function runEngine(dir: string) {
   const runtimes = createRuntimeRegistry();
   runtimes.registerLlm(runtime);
   let finished = 0;
+  // Completions the store refused (lease no longer held): must stay 0 in a healthy run.
+  let rejected = 0;
   let resolveAll!: () => void;
   const allDone = new Promise<void>((resolve) => {
     resolveAll = resolve;
@@ -64,6 +66,9 @@ async function runEngine(dir: string) {
     logger: createLogger({ level: 'silent' }),
     runtimes,
     observer: {
+      taskFinished(info) {
+        if (info.status === 'cancelled') rejected++;
+      },
       sessionFinished() {
         finished++;
         if (finished === SESSIONS) resolveAll();
@@ -118,6 +123,7 @@ async function runEngine(dir: string) {
     stats,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     paced,
+    rejected,
   };
 }
 
@@ -183,14 +189,16 @@ async function main(): Promise<void> {
     console.log(
       `          CPU of this process: ${result.cpuSeconds.toFixed(2)} s for ${result.seconds.toFixed(2)} s wall (${((result.cpuSeconds / result.seconds) * 100).toFixed(0)}% of one core), ${((result.cpuSeconds * 1e6) / result.tasks).toFixed(0)} µs per task`,
     );
-    console.log(`          not succeeded: ${result.failed} tasks, ${result.sessionsNotCompleted} sessions`);
+    console.log(
+      `          not succeeded: ${result.failed} tasks, ${result.sessionsNotCompleted} sessions; completions rejected: ${result.rejected}`,
+    );
     console.log(
       '\nLimits: one fsync per commit is amortised by group commit, so the engine is CPU-bound on the one\n' +
         'Node thread: query building in Kysely plus SQLite statement execution, ~10 statements per task\n' +
         '(claim, start, finish with advance, events). All sessions are submitted at once, so latency\n' +
         'includes queueing behind the backlog; the paced phase shows the reaction time without one.',
     );
-    if (result.failed > 0 || result.sessionsNotCompleted > 0) process.exitCode = 1;
+    if (result.failed > 0 || result.sessionsNotCompleted > 0 || result.rejected > 0) process.exitCode = 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

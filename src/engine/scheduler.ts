@@ -201,7 +201,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       runtime: runtimeKind,
     });
     const startedAt = now();
-    markRunning(claim)
+    const startWrite = markRunning(claim)
       .then((held) => {
         if (!held) abort(run, 'lease_lost');
         else deps.notifier.publish(sessionChannel(claim.sessionId));
@@ -231,6 +231,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         await deps.queue.run((trx) => releaseTask(trx, claim, now()));
         return;
       }
+      // The finish must not overtake the start: both are coalesced, and a finish operation queued
+      // earlier than this task's start would otherwise see it still `leased` and reject it.
+      await startWrite;
       const finishing = finish({ claim, outcome });
       wake();
       const effects = await finishing;
