@@ -176,12 +176,13 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     const params = request.params as Record<string, unknown> | undefined;
     const targetId = typeof params?.id === 'string' ? params.id : null;
     const status = reply.statusCode;
+    const rpc = readJsonRpcCall(request.body);
     return {
-      action: permission ?? `${request.method} ${route}`,
+      action: rpc ? `mcp:${rpc.method}` : (permission ?? `${request.method} ${route}`),
       actor,
       target: {
-        type: permission?.split(':')[0] ?? 'route',
-        id: targetId,
+        type: rpc ? 'mcp_tool' : (permission?.split(':')[0] ?? 'route'),
+        id: rpc ? rpc.tool : targetId,
         tenant: principal?.tenantId ?? null,
       },
       outcome: status < 400 ? 'success' : 'failure',
@@ -228,7 +229,9 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       let challenge: string | undefined;
       if (state?.challenge && [400, 401, 403].includes(reply.statusCode)) challenge = state.challenge;
       else if (reply.statusCode === 401) challenge = formatBearerChallenge(realm);
-      if (challenge && reply.statusCode === 401 && options.protectedResource) {
+      // /mcp advertises its own, MCP-specific metadata (mcp/protected-resource.ts); one attribute only.
+      const ownMetadata = request.routeOptions.url?.startsWith('/mcp') === true;
+      if (challenge && reply.statusCode === 401 && options.protectedResource && !ownMetadata) {
         const url = resourceMetadataUrl(request);
         if (url) challenge += `, resource_metadata="${url}"`;
       }
@@ -240,6 +243,9 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       const denied = status === 401 || status === 403 || status === 429;
       if (SAFE_METHODS.has(request.method) && !denied) return;
       if (request.routeOptions.config?.public === true && !denied) return;
+      // MCP sends every message as a POST; only tool calls change anything (reads are not audited).
+      const rpc = readJsonRpcCall(request.body);
+      if (rpc && rpc.method !== 'tools/call' && !denied) return;
       const event = buildAuditEvent(request, reply);
       try {
         await auditLog.append(event);
@@ -275,4 +281,13 @@ function resourceMetadataUrl(request: FastifyRequest): string | null {
   const host = request.host;
   if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)) return null;
   return `${request.protocol}://${host}${RESOURCE_METADATA_PATH}`;
+}
+
+/** The JSON-RPC method (and tool name) of an MCP request body, or null for anything else. */
+export function readJsonRpcCall(body: unknown): { method: string; tool: string | null } | null {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const message = body as { jsonrpc?: unknown; method?: unknown; params?: { name?: unknown } };
+  if (message.jsonrpc !== '2.0' || typeof message.method !== 'string') return null;
+  const tool = typeof message.params?.name === 'string' ? message.params.name.slice(0, 200) : null;
+  return { method: message.method.slice(0, 100), tool };
 }
