@@ -3,7 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { tool } from 'ai';
 import { pino } from 'pino';
+import { z } from 'zod';
 import { createLlmClient, type LlmClient } from '../../src/agents/providers/llm-client.ts';
 import { findBuiltInRole } from '../../src/agents/roles/catalogue.ts';
 import { createAiSdkRuntime } from '../../src/agents/runtimes/ai-sdk/ai-sdk-runtime.ts';
@@ -415,5 +417,56 @@ describe('ai-sdk runtime telemetry hooks', () => {
     ]);
     assert.deepEqual(circuit, ['main:open']);
     assert.equal(server.requests.length, 2, 'the open circuit stopped the retry');
+  });
+});
+
+describe('ai-sdk runtime with models that reject tools', () => {
+  let server: ScriptedLlmServer;
+  before(async () => {
+    server = await startLlmServer({ apiKey: 'key-main' });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  test('a "does not support tools" 400 is answered by retrying the call without tools', async () => {
+    server.setHandler((request) =>
+      request.toolNames.length > 0
+        ? { error: 400, message: 'registry/library/tiny does not support tools' }
+        : { text: 'answer without tools' },
+    );
+    const client = makeClient({ primary: server, backup: server });
+    const runtime = createAiSdkRuntime({
+      client,
+      resolveRole: (_t, name) => findBuiltInRole(name),
+      dependencyOutputChars: 1000,
+      createTools: () => ({
+        noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
+      }),
+    });
+    const result = await runtime.run(makeTask(), makeContext().ctx);
+    assert.equal(result.output, 'answer without tools');
+    assert.deepEqual(
+      server.requests.map((r) => r.toolNames.length > 0),
+      [true, false],
+    );
+  });
+
+  test('other 400s still fail at once', async () => {
+    server.requests.length = 0;
+    server.setHandler(() => ({ error: 400, message: 'prompt is too long' }));
+    const client = makeClient({ primary: server, backup: server });
+    const runtime = createAiSdkRuntime({
+      client,
+      resolveRole: (_t, name) => findBuiltInRole(name),
+      dependencyOutputChars: 1000,
+      createTools: () => ({
+        noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
+      }),
+    });
+    const error = await runtime.run(makeTask(), makeContext().ctx).catch((e: unknown) => e);
+    assert.ok(error instanceof AppError);
+    assert.match(error.message, /prompt is too long/);
+    assert.equal(server.requests.length, 1);
   });
 });

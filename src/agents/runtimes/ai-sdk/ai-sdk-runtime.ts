@@ -1,12 +1,13 @@
 // The LLM agent runtime: runs a task as a streamed AI SDK call for the task's role, through the
 // resilient LLM client (fallbacks, retries, breaker, timeout), and reports output and usage.
 
-import { streamText, type ToolSet } from 'ai';
+import { type LanguageModel, type ModelMessage, streamText, type ToolSet } from 'ai';
 import { estimateStreamingUsage } from '../../../domain/budget.ts';
 import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
-import type { LlmClient } from '../../providers/llm-client.ts';
+import type { CallTarget, LlmClient } from '../../providers/llm-client.ts';
 import { toUsage } from '../../providers/pricing.ts';
+import { classifyProviderError } from '../../providers/provider-errors.ts';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import { type AgentTurn, buildAgentMessages } from './build-prompt.ts';
@@ -125,32 +126,21 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                 return { text: hit, usage: toUsage(undefined, undefined), cached: true };
               }
             }
-            const stream = streamText({
-              model,
-              instructions: system,
-              messages,
-              tools,
-              stopWhen: tools ? ({ steps }) => steps.length >= MAX_TOOL_STEPS : undefined,
-              maxOutputTokens: target.maxOutputTokens,
-              temperature: target.temperature,
-              maxRetries: 0, // retries are ours: they honour Retry-After and feed the circuit breaker
-              abortSignal: signal,
-              // The default handler prints the raw error (request body included) to stderr; errors
-              // arrive as `error` parts below and become a clear AppError instead.
-              onError: () => {},
-            });
-            let text = '';
-            for await (const part of stream.fullStream) {
-              if (part.type === 'text-delta') {
-                text += part.text;
-                push(part.text);
-              } else if (part.type === 'error') {
-                throw part.error;
-              } else if (part.type === 'abort') {
-                throw signal.reason ?? new Error('aborted');
-              }
+            const stream = (withTools: ToolSet | undefined) =>
+              streamAnswer({ model, system, messages, tools: withTools, target, signal, push });
+            let answer: { text: string; usage: Usage };
+            try {
+              answer = await stream(tools);
+            } catch (error) {
+              if (!tools || !isToolsUnsupported(error)) throw error;
+              // Some local models reject any request with tools; the agent then works without them.
+              ctx.logger.warn(
+                { provider: target.provider, model: target.model },
+                'model does not support tools; retrying without them',
+              );
+              answer = await stream(undefined);
             }
-            const usage = toUsage(await stream.usage, target.price);
+            const { text, usage } = answer;
             if (cacheKey && options.cache)
               await options.cache.put(task.tenantId, cacheKey, {
                 provider: target.provider,
@@ -173,4 +163,51 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
       }
     },
   };
+}
+
+/** One streamed model call: text deltas go to `push`; provider errors in the stream are thrown. */
+async function streamAnswer(input: {
+  model: LanguageModel;
+  system: string;
+  messages: ModelMessage[];
+  tools: ToolSet | undefined;
+  target: CallTarget;
+  signal: AbortSignal;
+  push(text: string): void;
+}): Promise<{ text: string; usage: Usage }> {
+  const { tools, target, signal } = input;
+  const stream = streamText({
+    model: input.model,
+    instructions: input.system,
+    messages: input.messages,
+    tools,
+    stopWhen: tools ? ({ steps }) => steps.length >= MAX_TOOL_STEPS : undefined,
+    maxOutputTokens: target.maxOutputTokens,
+    temperature: target.temperature,
+    maxRetries: 0, // retries are ours: they honour Retry-After and feed the circuit breaker
+    abortSignal: signal,
+    // The default handler prints the raw error (request body included) to stderr; errors arrive as
+    // `error` parts below and become a clear AppError instead.
+    onError: () => {},
+  });
+  let text = '';
+  for await (const part of stream.fullStream) {
+    if (part.type === 'text-delta') {
+      text += part.text;
+      input.push(part.text);
+    } else if (part.type === 'error') {
+      throw part.error;
+    } else if (part.type === 'abort') {
+      throw signal.reason ?? new Error('aborted');
+    }
+  }
+  return { text, usage: toUsage(await stream.usage, target.price) };
+}
+
+/** A 4xx that says the model cannot take tools (e.g. Ollama: "… does not support tools"). */
+function isToolsUnsupported(error: unknown): boolean {
+  const failure = classifyProviderError(error);
+  if (failure.kind !== 'bad_request' && failure.kind !== 'not_found') return false;
+  const body = (error as { responseBody?: string }).responseBody ?? '';
+  return /tool/i.test(`${failure.detail} ${body}`);
 }
