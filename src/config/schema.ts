@@ -8,6 +8,7 @@ import {
   corsConfigSchema,
   rateLimitConfigSchema,
   secretsConfigSchema,
+  tlsConfigSchema,
 } from './security-schema.ts';
 
 const runnerSchema = z
@@ -295,6 +296,7 @@ const configShape = z.strictObject({
   rateLimit: rateLimitConfigSchema,
   secrets: secretsConfigSchema,
   cors: corsConfigSchema,
+  tls: tlsConfigSchema,
 });
 
 /** The whole schema, with the cross-section rule: every LLM route and fallback names a configured provider. */

@@ -233,3 +233,17 @@ export const corsConfigSchema = z
   })
   .default({ allowedOrigins: [], maxAgeSeconds: 600 })
   .describe('Cross-origin requests from browsers (CORS allow-list).');
+
+export const tlsConfigSchema = z
+  .strictObject({
+    certFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'PEM certificate chain for HTTPS; set together with `keyFile`. Unset = plain HTTP (e.g. behind a TLS proxy).',
+      ),
+    keyFile: z.string().min(1).optional().describe('PEM private key of `certFile`.'),
+  })
+  .default({})
+  .describe('Optional TLS termination in MAOS itself.');

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Fastify from 'fastify';
+import { AppError } from '../errors/app-error.ts';
+import { createHttpsServerFactory, loadTlsCredentials } from './tls.ts';
+
+let opensslMissing = false;
+try {
+  execFileSync('openssl', ['version'], { stdio: 'ignore' });
+} catch {
+  opensslMissing = true;
+}
+
+describe('optional TLS', { skip: opensslMissing ? 'openssl is not installed' : false }, () => {
+  let dir: string;
+  let certFile: string;
+  let keyFile: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-tls-'));
+    certFile = join(dir, 'cert.pem');
+    keyFile = join(dir, 'key.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const invalid = (pattern: RegExp) => (e: unknown) =>
+    e instanceof AppError && e.code === 'CONFIG_INVALID' && pattern.test(e.message);
+
+  test('not configured = plain HTTP; half-configured or mismatched files are config errors', () => {
+    assert.equal(loadTlsCredentials({}), null);
+    assert.throws(() => loadTlsCredentials({ certFile }), invalid(/set together/));
+    assert.throws(
+      () => loadTlsCredentials({ certFile, keyFile: join(dir, 'missing') }),
+      invalid(/cannot read/),
+    );
+    for (const algorithm of [
+      ['-algorithm', 'ed25519'],
+      ['-algorithm', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'],
+    ]) {
+      const otherKey = join(dir, 'other.pem');
+      execFileSync('openssl', ['genpkey', ...algorithm, '-out', otherKey], { stdio: 'ignore' });
+      assert.throws(() => loadTlsCredentials({ certFile, keyFile: otherKey }), invalid(/not a matching/));
+    }
+    writeFileSync(join(dir, 'garbage.pem'), 'nope');
+    assert.throws(
+      () => loadTlsCredentials({ certFile: join(dir, 'garbage.pem'), keyFile }),
+      invalid(/not a matching/),
+    );
+  });
+
+  test('Fastify served through the factory speaks HTTPS with the certificate', async () => {
+    const credentials = loadTlsCredentials({ certFile, keyFile });
+    assert.ok(credentials);
+    const app = Fastify({ serverFactory: createHttpsServerFactory(credentials) });
+    app.get('/ping', async (request) => ({ protocol: request.protocol }));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const port = (app.server.address() as AddressInfo).port;
+      const body = await new Promise<string>((resolve, reject) => {
+        get({ host: '127.0.0.1', port, path: '/ping', ca: credentials.cert }, (res) => {
+          let text = '';
+          res.on('data', (chunk) => {
+            text += String(chunk);
+          });
+          res.on('end', () => resolve(text));
+        }).on('error', reject);
+      });
+      assert.deepEqual(JSON.parse(body), { protocol: 'https' });
+    } finally {
+      await app.close();
+    }
+  });
+});
