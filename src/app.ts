@@ -28,6 +28,7 @@ import { createTelemetry } from './observability/telemetry.ts';
 import { createSecurity, type Security } from './security/create-security.ts';
 import { createSecurityRoutesPlugin } from './security/security-routes-plugin.ts';
 import type { SecurityDb } from './security/security-tables.ts';
+import { createHttpsServerFactory, loadTlsCredentials } from './security/tls.ts';
 import { createDatabase, type DatabaseHandle } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { VERSION } from './version.ts';
@@ -112,7 +113,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     const listRoles = async (actor: Actor) =>
       llm ? llm.roles.listRoles(actor.tenantId) : [...BUILT_IN_ROLES];
     const metricsOnOwnPort = config.metrics.port !== undefined;
+    const tls = loadTlsCredentials(config.tls);
     const http = await buildHttpServer({
+      ...(tls ? { serverFactory: createHttpsServerFactory(tls) } : {}),
       config,
       service: engine.service,
       logger,
@@ -168,7 +171,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             port: config.metrics.port,
           });
         }
-        const url = await http.listen({ host: config.host, port: config.port });
+        const listened = await http.listen({ host: config.host, port: config.port });
+        // Fastify names the address http:// even when the server factory serves TLS.
+        const url = tls ? listened.replace(/^http:/, 'https:') : listened;
         security.start();
         engine.start();
         return url;

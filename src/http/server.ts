@@ -4,6 +4,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyPluginAsync,
+  type FastifyServerFactory,
   LogController,
   type RouteOptions,
 } from 'fastify';
@@ -55,6 +56,8 @@ export interface BuildHttpServerOptions {
    * connection open without finishing a request. @defaultValue 2000
    */
   closeGraceMs?: number;
+  /** Creates the underlying server, e.g. HTTPS from security/tls.ts; default plain HTTP. */
+  serverFactory?: FastifyServerFactory;
 }
 
 /** Same as the config default; used when a caller builds the server with a partial config. */
@@ -64,6 +67,7 @@ const DEFAULT_MAX_SSE_STREAMS_PER_TENANT = 100;
 export async function buildHttpServer(options: BuildHttpServerOptions): Promise<FastifyInstance> {
   const { config, service, logger } = options;
   const app: FastifyInstance = Fastify({
+    ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
     loggerInstance: logger as FastifyBaseLogger,
     // Request/response lines are the observability plugin's job; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
