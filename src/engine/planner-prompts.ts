@@ -63,11 +63,19 @@ function describeAgents(agents: readonly ExistingAgent[]): string {
   return agents.map((agent) => `- ${agent.name} (${agent.role})`).join('\n');
 }
 
+/**
+ * All outputs together stay within this many characters (~30k tokens): with many tasks each output
+ * gets a smaller share, so a large session still fits the orchestrator's context window.
+ */
+export const MAX_OUTPUTS_CHARS = 120_000;
+
 function describeOutputs(outputs: readonly TaskOutputView[], maxChars: number): string {
+  const share = Math.max(500, Math.floor(MAX_OUTPUTS_CHARS / Math.max(1, outputs.length)));
+  const perOutput = Math.min(maxChars, share);
   return outputs
     .map((task) => {
       const who = task.agent ? `, agent ${task.agent}` : '';
-      return `### ${task.name} (${task.role}${who}) — ${task.status}\n${summariseOutput(task.output, maxChars)}`;
+      return `### ${task.name} (${task.role}${who}) — ${task.status}\n${summariseOutput(task.output, perOutput)}`;
     })
     .join('\n\n');
 }
