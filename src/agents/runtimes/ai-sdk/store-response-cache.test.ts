@@ -9,7 +9,7 @@ import { createDatabase, type DatabaseHandle } from '../../../store/db.ts';
 import { migrateToLatest } from '../../../store/migrate.ts';
 import type { LlmDb } from '../../providers/llm-tables.ts';
 import { computeCacheKey } from './response-cache.ts';
-import { createStoreResponseCache } from './store-response-cache.ts';
+import { createStoreResponseCache, pruneResponseCache } from './store-response-cache.ts';
 
 describe('store response cache', () => {
   let dir: string;
@@ -57,5 +57,16 @@ describe('store response cache', () => {
     assert.notEqual(computeCacheKey({ ...base, tenantId: 'u' }), key);
     assert.notEqual(computeCacheKey({ ...base, system: 'other' }), key);
     assert.equal(computeCacheKey({ ...base }), key);
+  });
+
+  test('pruning removes only entries older than the cut-off', async () => {
+    const db = handle.db as unknown as LlmDb;
+    const old = createStoreResponseCache(db, () => 10);
+    const fresh = createStoreResponseCache(db, () => 5000);
+    await old.put('p', 'old-key', { provider: 'p', model: 'm', text: 'old' });
+    await fresh.put('p', 'new-key', { provider: 'p', model: 'm', text: 'new' });
+    assert.equal(await pruneResponseCache(db, 100), 1);
+    assert.equal(await fresh.get('p', 'old-key'), undefined);
+    assert.equal(await fresh.get('p', 'new-key'), 'new');
   });
 });

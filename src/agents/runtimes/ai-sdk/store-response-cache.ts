@@ -48,3 +48,12 @@ export function createStoreResponseCache(db: LlmDb, now: () => number = Date.now
     stats: () => ({ hits, misses }),
   };
 }
+
+/** Deletes cache entries created before `createdBefore` (epoch ms); for the retention job. Returns how many. */
+export async function pruneResponseCache(db: LlmDb, createdBefore: number): Promise<number> {
+  const result = await db
+    .deleteFrom('llm_response_cache')
+    .where('created_at', '<', createdBefore)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
