@@ -1,6 +1,6 @@
 // Migration 0001: tenants, sessions, plans, agents, tasks and their dependencies, messages,
 // artifacts, events and idempotency keys. Portable DDL only (runs on SQLite and PostgreSQL).
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 /** The tenant every single-tenant installation uses. */
 export const DEFAULT_TENANT_ID = 'default';
@@ -102,11 +102,19 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addUniqueConstraint('tasks_session_name', ['session_id', 'name'])
     .execute();
   // Claim order: oldest ready first. The reaper scans leased/running tasks by expiry.
-  await db.schema.createIndex('tasks_status_ready').on('tasks').columns(['status', 'ready_at']).execute();
+  // Partial indexes: only queued and claimed tasks are in them, so finished tasks (the vast majority)
+  // cost no index upkeep and the claim and reaper scans stay small.
   await db.schema
-    .createIndex('tasks_status_lease')
+    .createIndex('tasks_ready_queue')
     .on('tasks')
-    .columns(['status', 'lease_expires_at'])
+    .column('ready_at')
+    .where(sql.ref('status'), '=', 'ready')
+    .execute();
+  await db.schema
+    .createIndex('tasks_claimed_leases')
+    .on('tasks')
+    .column('lease_expires_at')
+    .where(sql.ref('status'), 'in', ['leased', 'running'])
     .execute();
 
   await db.schema
