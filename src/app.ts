@@ -15,6 +15,7 @@ import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { buildHttpServer } from './http/server.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
+import { createToolAuditor } from './mcp/tool-audit.ts';
 import { connectQueueCounts, createEngineMetricsObserver } from './observability/engine-metrics.ts';
 import { createReadinessChecks } from './observability/health.ts';
 import {
@@ -144,6 +145,11 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           service: engine.service,
           config,
           authorize: security.http.authorizeRequest,
+          auditToolCall: createToolAuditor({
+            auditLog: security.auditLog,
+            getPrincipal: security.http.getPrincipal,
+            logger,
+          }),
           listRoles: async (actor) => [...(await listRoles(actor))],
           logger,
         }),
