@@ -2,11 +2,13 @@
 // runtime through the full durable path (SQLite, synchronous=FULL, WAL) and prints tasks/s and
 // dispatch latency (ready → running), next to bare better-sqlite3 insert+update transactions.
 //   node bench/engine.ts [sessions=2000] [concurrency=256]
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { type AgentRuntime, createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
+import { configSchema } from '../src/config/schema.ts';
 import { createEngine } from '../src/engine/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { createDatabase } from '../src/store/db.ts';
@@ -53,10 +55,12 @@ const AGENTS = [
 
 /** Execution only: all sessions are stored first, then the workers start; times the run alone. */
 async function runExecutionOnly(dir: string): Promise<{ tasksPerSecond: number; cpuMicrosPerTask: number }> {
-  const handle = createDatabase({
-    dataDir: dir,
-    store: { url: `sqlite:${join(dir, 'execution.db')}`, synchronous: 'full', busyTimeoutMs: 5000 },
-  });
+  const handle = createDatabase(
+    configSchema.parse({
+      dataDir: dir,
+      store: { url: `sqlite:${join(dir, 'execution.db')}`, synchronous: 'full', busyTimeoutMs: 5000 },
+    }),
+  );
   await migrateToLatest(handle.db);
   const runtimes = createRuntimeRegistry();
   runtimes.registerLlm({ kind: 'noop', run: async (task) => ({ output: `ok ${task.name}` }) });
@@ -98,7 +102,9 @@ async function runExecutionOnly(dir: string): Promise<{ tasksPerSecond: number; 
 }
 
 async function runEngine(dir: string) {
-  const handle = createDatabase({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });
+  const handle = createDatabase(
+    configSchema.parse({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 5000 } }),
+  );
   await migrateToLatest(handle.db);
   const runtime: AgentRuntime = { kind: 'noop', run: async (task) => ({ output: `ok ${task.name}` }) };
   const runtimes = createRuntimeRegistry();

@@ -2,13 +2,13 @@
 // first events) and stores them in one transaction, honouring the Idempotency-Key.
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { uuidv7 } from 'uuidv7';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import type { PlanBody, SessionDetail, Strategy } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { insertEventRows } from '../store/event-store.ts';
+import { newId } from '../store/ids.ts';
 import { toSessionRecord, toTaskRecord } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { insertSession } from '../store/session-store.ts';
@@ -68,14 +68,14 @@ export async function storeNewSession(
       return { sessionId: existing.session_id, created: false, readied: 0, detail: null };
     }
   }
-  const sessionId = spec.sessionId ?? uuidv7();
+  const sessionId = spec.sessionId ?? newId();
   const status = transitionSession('pending', 'start');
   const planned = spec.plan.phases.flatMap((phase, phaseIndex) =>
     phase.tasks.map((task) => ({ task, phaseIndex })),
   );
-  const idByName = new Map(planned.map(({ task }) => [task.name, uuidv7()]));
+  const idByName = new Map(planned.map(({ task }) => [task.name, newId()]));
   const agents = planned.map(({ task }) => ({
-    id: uuidv7(),
+    id: newId(),
     tenant_id: spec.tenantId,
     session_id: sessionId,
     name: task.name,

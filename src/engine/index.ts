@@ -9,8 +9,8 @@
 // `db` must be migrated first (store/migrate.ts). One engine per process and database.
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
-import { uuidv7 } from 'uuidv7';
 import type { DialectName } from '../store/db.ts';
+import { newId } from '../store/ids.ts';
 import type { Database } from '../store/schema.ts';
 import { createWriteQueue, type WriteQueue } from '../store/write-queue.ts';
 import type { QueueCounts } from './engine-observer.ts';
@@ -44,7 +44,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
   const dialect = options.dialect ?? 'sqlite';
   const notifier = options.notifier ?? createLocalNotifier();
   const queue = createWriteQueue({ db: options.db, dialect });
-  const workerId = options.workerId ?? `${hostname()}:${process.pid}:${uuidv7().slice(-12)}`;
+  const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
   const logger = options.logger.child({ component: 'engine', workerId });
   const scheduler = createScheduler({
     db: options.db,

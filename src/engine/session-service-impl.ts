@@ -1,7 +1,6 @@
 // The SessionService implementation: validation and planning at submit, tenant-scoped reads,
 // cancellation and event access. Writes go through the group-commit write queue.
 import type { Kysely } from 'kysely';
-import { uuidv7 } from 'uuidv7';
 import { findBuiltInRole } from '../agents/roles/catalogue.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import type { NewEvent } from '../domain/events.ts';
@@ -11,6 +10,7 @@ import { isTerminalSessionStatus, transitionSession } from '../domain/session-st
 import type { PlanBody, SessionStatus, TaskStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { appendEvents, listSessionEvents } from '../store/event-store.ts';
+import { newId } from '../store/ids.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { getSessionDetail, getSessionRow, listSessionRecords } from '../store/session-store.ts';
@@ -90,7 +90,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         if (existing)
           return { session: await getSessionDetail(deps.db, actor.tenantId, existing), created: false };
       }
-      const sessionId = uuidv7();
+      const sessionId = newId();
       const { strategy, plan } = await planSession(actor.tenantId, sessionId, input);
       const llmTasks = plan.phases
         .flatMap((phase) => phase.tasks)

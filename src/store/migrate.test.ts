@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { sql } from 'kysely';
+import { configSchema } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createDatabase } from './db.ts';
 import { getMigrationStatus, migrateToLatest } from './migrate.ts';
@@ -13,10 +14,12 @@ const dir = mkdtempSync(join(tmpdir(), 'maos-migrate-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function open(name: string) {
-  return createDatabase({
-    dataDir: dir,
-    store: { url: `sqlite:${join(dir, name)}`, synchronous: 'full', busyTimeoutMs: 1000 },
-  });
+  return createDatabase(
+    configSchema.parse({
+      dataDir: dir,
+      store: { url: `sqlite:${join(dir, name)}`, synchronous: 'full', busyTimeoutMs: 1000 },
+    }),
+  );
 }
 
 describe('migrations', () => {

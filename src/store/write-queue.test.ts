@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { configSchema } from '../config/schema.ts';
 import { createCoalescer } from './coalesce.ts';
 import { createDatabase, type DatabaseHandle } from './db.ts';
 import { migrateToLatest } from './migrate.ts';
@@ -12,7 +13,9 @@ describe('write queue', () => {
   const dir = mkdtempSync(join(tmpdir(), 'maos-wq-'));
   let handle: DatabaseHandle;
   before(async () => {
-    handle = createDatabase({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 1000 } });
+    handle = createDatabase(
+      configSchema.parse({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 1000 } }),
+    );
     await migrateToLatest(handle.db);
   });
   after(async () => {
@@ -51,7 +54,9 @@ describe('write queue', () => {
     const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
     await queue.run(insertTenant('t3'));
     // Read through a second connection: only committed data is visible there.
-    const other = createDatabase({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 1000 } });
+    const other = createDatabase(
+      configSchema.parse({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 1000 } }),
+    );
     try {
       const row = await other.db.selectFrom('tenants').select('id').where('id', '=', 't3').executeTakeFirst();
       assert.equal(row?.id, 't3');
