@@ -59,6 +59,8 @@ const steps: Step[] = [
       '--test',
       '--test-concurrency=2',
       '--test-timeout=180000',
+      // One PostgreSQL server for the whole run (skipped when DATABASE_URL points at one).
+      '--test-global-setup=test/fixtures/postgres-global-setup.ts',
       ...(only.length > 0 ? only : testFiles),
     ],
   },

@@ -66,7 +66,7 @@ const configShape = z.strictObject({
         .string()
         .optional()
         .describe(
-          'Database URL. Unset = SQLite file `maos.db` in dataDir; `sqlite:<path>` for another file.',
+          'Database URL. Unset = SQLite file `maos.db` in dataDir; `sqlite:<path>` for another file; `postgres://user:pass@host:5432/db` for PostgreSQL (cluster mode: several replicas share one database).',
         ),
       synchronous: z
         .enum(['full', 'normal'])
@@ -80,8 +80,25 @@ const configShape = z.strictObject({
         .positive()
         .default(5000)
         .describe('How long a SQLite writer waits for the lock before failing. @defaultValue 5000'),
+      poolSize: z
+        .number()
+        .int()
+        .min(2)
+        .max(1000)
+        .default(10)
+        .describe(
+          "PostgreSQL only: connections in each replica's pool (at least 2: one may hold a lock while another works). @defaultValue 10",
+        ),
+      connectTimeoutMs: z
+        .number()
+        .int()
+        .positive()
+        .default(5000)
+        .describe(
+          'PostgreSQL only: how long a query waits for a pooled connection before failing with STORE_UNAVAILABLE. @defaultValue 5000',
+        ),
     })
-    .default({ synchronous: 'full', busyTimeoutMs: 5000 })
+    .default({ synchronous: 'full', busyTimeoutMs: 5000, poolSize: 10, connectTimeoutMs: 5000 })
     .describe('Database settings.'),
   workers: z
     .strictObject({

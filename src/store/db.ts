@@ -1,11 +1,13 @@
-// Opens the database: SQLite (better-sqlite3) by default, behind Kysely so a PostgreSQL dialect
-// can be added without touching callers. Connection pragmas and the data file location live here.
+// Opens the database: SQLite (better-sqlite3) by default, PostgreSQL (postgres-dialect.ts) when
+// store.url is a postgres:// URL; both behind Kysely so callers do not depend on the dialect.
+// SQLite connection pragmas and the data file location live here.
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
+import { createPostgresDatabase, isPostgresUrl } from './postgres-dialect.ts';
 import type { Database } from './schema.ts';
 import { createSqliteDialect } from './sqlite-dialect.ts';
 
@@ -19,7 +21,12 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-export type StoreConfig = Pick<Config, 'dataDir' | 'store'>;
+type PoolKeys = 'poolSize' | 'connectTimeoutMs';
+
+/** The config the store reads; the PostgreSQL pool settings fall back to their defaults when absent. */
+export type StoreConfig = Pick<Config, 'dataDir'> & {
+  store: Omit<Config['store'], PoolKeys> & Partial<Pick<Config['store'], PoolKeys>>;
+};
 
 /** Resolves the SQLite file from config: `store.url = sqlite:<path>` or `<dataDir>/maos.db`. */
 export function resolveSqlitePath(config: StoreConfig): string {
@@ -31,13 +38,23 @@ export function resolveSqlitePath(config: StoreConfig): string {
     return resolve(path);
   }
   if (url.startsWith('postgres:') || url.startsWith('postgresql:')) {
-    throw new AppError('CONFIG_INVALID', 'store.url: PostgreSQL is not supported by this build yet');
+    throw new AppError('CONFIG_INVALID', 'store.url selects PostgreSQL, which has no SQLite file');
   }
-  throw new AppError('CONFIG_INVALID', 'store.url must start with `sqlite:` (or be unset)');
+  throw new AppError(
+    'CONFIG_INVALID',
+    'store.url must start with `sqlite:` or `postgres://` (or be unset for the default SQLite file)',
+  );
 }
 
 /** Opens (creating if needed) the database. Migrations are NOT applied here: see store/migrate.ts. */
 export function createDatabase(config: StoreConfig): DatabaseHandle {
+  if (isPostgresUrl(config.store.url)) {
+    return createPostgresDatabase({
+      url: config.store.url,
+      poolSize: config.store.poolSize ?? 10,
+      connectTimeoutMs: config.store.connectTimeoutMs ?? 5000,
+    });
+  }
   const path = resolveSqlitePath(config);
   mkdirSync(dirname(path), { recursive: true });
   let sqlite: SqliteDatabase.Database;

@@ -3,6 +3,7 @@
 import { type Kysely, sql } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
 import { AppError } from '../errors/app-error.ts';
+import { LOCK_KEYS, withAdvisoryLock } from './advisory-lock.ts';
 import { MIGRATIONS, type NamedMigration } from './migrations/index.ts';
 
 const MIGRATION_TABLE = 'kysely_migration';
@@ -73,6 +74,13 @@ export async function migrateToLatest(
   db: Kysely<any>,
   migrations: readonly NamedMigration[] = MIGRATIONS,
 ): Promise<string[]> {
+  // Several replicas may start (or run `maos migrate`) at once: on PostgreSQL one migrates while the
+  // others wait, then find nothing pending.
+  return withAdvisoryLock(db, LOCK_KEYS.migrate, () => migrateUnlocked(db, migrations));
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: works on any schema type
+async function migrateUnlocked(db: Kysely<any>, migrations: readonly NamedMigration[]): Promise<string[]> {
   const status = await getMigrationStatus(db, migrations);
   if (status.unknown.length > 0) {
     throw new AppError(

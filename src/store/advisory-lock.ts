@@ -1,0 +1,55 @@
+// PostgreSQL advisory locks: cluster-wide mutual exclusion without a lock table. Used so that only
+// one replica migrates at a time and periodic jobs (lease reaper, retention) run single-flight.
+import { type Kysely, PostgresAdapter, sql } from 'kysely';
+
+/** Lock keys (64-bit in PostgreSQL; small constants here). Never reuse a number for another purpose. */
+export const LOCK_KEYS = {
+  migrate: 72_700_001,
+  leaseReaper: 72_700_002,
+  retention: 72_700_003,
+} as const;
+
+// biome-ignore lint/suspicious/noExplicitAny: works on any schema
+type AnyDb = Kysely<any>;
+
+/** True when `db` talks to PostgreSQL (advisory locks exist there only). */
+export function isPostgres(db: AnyDb): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
+
+/**
+ * Runs `fn` while holding the session-level advisory lock `key`, waiting for it if another replica
+ * holds it. The lock lives on one pooled connection while `fn` uses the others (pool size ≥ 2).
+ * On SQLite (one process owns the file) `fn` just runs.
+ */
+export async function withAdvisoryLock<T>(db: AnyDb, key: number, fn: () => Promise<T>): Promise<T> {
+  if (!isPostgres(db)) return fn();
+  return db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(${key})`.execute(conn);
+    try {
+      return await fn();
+    } finally {
+      await sql`select pg_advisory_unlock(${key})`.execute(conn);
+    }
+  });
+}
+
+/**
+ * Single-flight: runs `fn` only if no other session holds `key`, inside a transaction whose
+ * lifetime bounds the lock (released at commit or rollback, even if the process dies). Returns
+ * `{ ran: false }` when another replica is already doing the job. On SQLite `fn` always runs.
+ */
+export async function runIfLockFree<T>(
+  db: AnyDb,
+  key: number,
+  fn: (trx: AnyDb) => Promise<T>,
+): Promise<{ ran: true; value: T } | { ran: false }> {
+  if (!isPostgres(db)) return { ran: true, value: await fn(db) };
+  return db.transaction().execute(async (trx) => {
+    const row = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${key}) as locked`.execute(
+      trx,
+    );
+    if (!row.rows[0]?.locked) return { ran: false as const };
+    return { ran: true as const, value: await fn(trx) };
+  });
+}
