@@ -1,5 +1,6 @@
 // The shape of the engine as the composition root (src/app.ts) sees it: what it needs and what it offers.
 import type { Kysely } from 'kysely';
+import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import type { Config } from '../config/schema.ts';
 import type { CreateSessionInput } from '../domain/session-input.ts';
@@ -31,6 +32,8 @@ export interface EngineDeps {
   runtimes: RuntimeRegistry;
   observer?: EngineObserver;
   planner?: Planner;
+  /** A tenant's custom role by name (roles/role-service.ts findRole); built-in roles need no lookup. */
+  findRole?: (tenantId: string, name: string) => Promise<RoleDefinition | undefined>;
   /** Continues orchestrator-planned sessions when all their tasks succeeded (see task-ops.ts). */
   continueSession?: ContinueSession;
   /** Identifies this process's leases; defaults to `<hostname>:<pid>:<random>`. */

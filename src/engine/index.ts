@@ -68,6 +68,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     maxAttempts: options.config.tasks.maxAttempts,
     observer: options.observer,
     planner: options.planner,
+    findRole: options.findRole,
     onCancelled: (sessionId) => scheduler.abortSession(sessionId),
   });
   return {

@@ -17,7 +17,7 @@ import { getSessionDetail, getSessionRow, listSessionRecords } from '../store/se
 import type { WriteQueue } from '../store/write-queue.ts';
 import { hashRequest, storeNewSession } from './create-session.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
-import type { Planner } from './engine-types.ts';
+import type { EngineDeps, Planner } from './engine-types.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import type { SessionService } from './session-service.ts';
 
@@ -34,6 +34,8 @@ export interface SessionServiceDeps {
   maxAttempts: number;
   observer?: EngineObserver;
   planner?: Planner;
+  /** Looks up a tenant's custom role; without it only built-in roles are accepted. */
+  findRole?: EngineDeps['findRole'];
   /** Called after a session was cancelled, to abort this process's running tasks of it. */
   onCancelled(sessionId: string): void;
   now?: () => number;
@@ -41,10 +43,21 @@ export interface SessionServiceDeps {
 
 export function createSessionService(deps: SessionServiceDeps): SessionService {
   const now = deps.now ?? Date.now;
-  const checkers = {
-    isKnownRole: (role: string) => findBuiltInRole(role) !== undefined,
-    isKnownRunner: (runner: string) => deps.runtimes.hasRunner(runner),
-  };
+  /** Plan checkers for one tenant: built-in roles, plus the tenant's custom roles among `roleNames`. */
+  async function checkersFor(tenantId: string, roleNames: Iterable<string>) {
+    const custom = new Set<string>();
+    if (deps.findRole) {
+      for (const name of new Set(roleNames)) {
+        if (findBuiltInRole(name) === undefined && (await deps.findRole(tenantId, name)) !== undefined) {
+          custom.add(name);
+        }
+      }
+    }
+    return {
+      isKnownRole: (role: string) => findBuiltInRole(role) !== undefined || custom.has(role),
+      isKnownRunner: (runner: string) => deps.runtimes.hasRunner(runner),
+    };
+  }
 
   async function planSession(
     tenantId: string,
@@ -54,6 +67,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     const agents = input.agents ?? [];
     const strategy = resolveStrategy(input.strategy, agents);
     if (strategy !== 'adaptive' && agents.length > 0) {
+      const checkers = await checkersFor(
+        tenantId,
+        agents.map((agent) => agent.role),
+      );
       return { strategy, plan: buildPlan(strategy, agents, checkers) };
     }
     if (!deps.planner) {
@@ -65,7 +82,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       );
     }
     const plan = await deps.planner.planInitial({ tenantId, sessionId, objective: input.objective, input });
-    validatePlan(plan, checkers);
+    const roles = plan.phases.flatMap((phase) => phase.tasks.map((task) => task.role));
+    validatePlan(plan, await checkersFor(tenantId, roles));
     return { strategy, plan };
   }
 
@@ -102,23 +120,31 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           { details: { tasks: llmTasks.map((task) => task.name) } },
         );
       }
-      const stored = await deps.queue.run((trx) =>
-        storeNewSession(
-          trx,
-          {
-            sessionId,
-            tenantId: actor.tenantId,
-            objective: input.objective,
-            strategy,
-            metadata: input.metadata ?? {},
-            plan,
-            maxAttempts: deps.maxAttempts,
-            runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
-          },
-          idempotency,
-          now(),
-        ),
-      );
+      const stored = await deps.queue
+        .run((trx) =>
+          storeNewSession(
+            trx,
+            {
+              sessionId,
+              tenantId: actor.tenantId,
+              objective: input.objective,
+              strategy,
+              metadata: input.metadata ?? {},
+              plan,
+              maxAttempts: deps.maxAttempts,
+              runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
+            },
+            idempotency,
+            now(),
+          ),
+        )
+        .catch(async (error: unknown) => {
+          // Cluster mode: another replica stored the same key between our check and our insert.
+          if (!idempotency || !isUniqueViolation(error)) throw error;
+          const existing = await findIdempotentSession(deps.db, actor.tenantId, idempotency);
+          if (!existing) throw error;
+          return { sessionId: existing, created: false, readied: 0, detail: null };
+        });
       if (stored.created) {
         notifyObserver(deps.observer, 'sessionStarted');
         if (stored.readied > 0) deps.notifier.publish(READY_CHANNEL);
@@ -154,6 +180,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     watchEvents: (sessionId, onWake) => deps.notifier.subscribe(sessionChannel(sessionId), onWake),
   };
+}
+
+/** A primary-key/unique violation from SQLite or PostgreSQL (23505). */
+function isUniqueViolation(error: unknown): boolean {
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  return code === '23505' || code.startsWith('SQLITE_CONSTRAINT');
 }
 
 /** The session an earlier request with this key created; IDEMPOTENCY_KEY_REUSED for another body. */

@@ -270,4 +270,30 @@ describe('LLM runtime seam', { timeout: 30_000 }, () => {
       await h.close();
     }
   });
+
+  test("a tenant's custom roles are accepted when the engine can look them up", async () => {
+    const h = await createHarness({
+      llm: instant,
+      findRole: async (tenantId, name) =>
+        tenantId === 'default' && name === 'data_wrangler'
+          ? { name, description: 'd', capabilities: [], instructions: 'i', builtIn: false }
+          : undefined,
+    });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [{ role: 'data_wrangler', task: 't' }],
+      });
+      assert.equal((await h.waitForSession(session.id)).status, 'completed');
+      await assert.rejects(
+        h.engine.service.createSession(
+          { tenantId: 'other', principalId: 'p' },
+          { objective: 'x', agents: [{ role: 'data_wrangler', task: 't' }] },
+        ),
+        isCode('INVALID_ROLE'),
+      );
+    } finally {
+      await h.close();
+    }
+  });
 });
