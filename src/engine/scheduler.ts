@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
+import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
 import { createCoalescer } from '../store/coalesce.ts';
 import type { DialectName } from '../store/db.ts';
 import type { Database } from '../store/schema.ts';
@@ -281,6 +282,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (stopping) return;
     deps.queue
       .run(async (trx) => {
+        // Cluster mode: one replica reaps at a time (the others skip this pass).
+        if (!(await tryTransactionLock(trx, LOCK_KEYS.leaseReaper))) return [];
         const expired = await findExpiredLeases(trx, now(), REAP_BATCH);
         const results = [];
         for (const row of expired) results.push({ row, effects: await expireTaskLease(trx, row, now()) });

@@ -53,3 +53,14 @@ export async function runIfLockFree<T>(
     return { ran: true as const, value: await fn(trx) };
   });
 }
+
+/**
+ * Takes the transaction-level advisory lock `key` if it is free and returns whether it did; the lock
+ * is released when the surrounding transaction ends. Always true on SQLite. For periodic jobs that
+ * run inside an existing transaction (e.g. the lease reaper inside a write batch).
+ */
+export async function tryTransactionLock(trx: AnyDb, key: number): Promise<boolean> {
+  if (!isPostgres(trx)) return true;
+  const row = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${key}) as locked`.execute(trx);
+  return row.rows[0]?.locked === true;
+}

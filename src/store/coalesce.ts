@@ -21,11 +21,16 @@ export function createCoalescer<I, R>(
       if (queued) return;
       queued = true;
       let taken: typeof pending = [];
+      let took = false;
       queue
         .run(async (trx) => {
-          taken = pending;
-          pending = [];
-          queued = false;
+          // The queue may run an op again after a transient conflict: it must apply the same items.
+          if (!took) {
+            took = true;
+            taken = pending;
+            pending = [];
+            queued = false;
+          }
           return apply(
             trx,
             taken.map((entry) => entry.item),
@@ -37,8 +42,8 @@ export function createCoalescer<I, R>(
           },
           (error: unknown) => {
             // The op may fail before it took the items (e.g. the whole commit failed).
-            const failed = taken.length > 0 ? taken : pending.splice(0);
-            if (taken.length === 0) queued = false;
+            const failed = took ? taken : pending.splice(0);
+            if (!took) queued = false;
             for (const entry of failed) entry.reject(error);
           },
         );

@@ -31,6 +31,15 @@ export interface WriteQueueOptions {
   maxBatch?: number;
 }
 
+/** Attempts per operation when PostgreSQL reports a deadlock or serialization failure. */
+const TRANSIENT_RETRIES = 5;
+
+/** PostgreSQL deadlock_detected (40P01) or serialization_failure (40001). */
+function isTransientConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
 /** Creates the queue. Batches flush on the next macrotask, so everything queued in one tick shares a commit. */
 export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   const maxBatch = options.maxBatch ?? 256;
@@ -71,15 +80,23 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
           // One name for every savepoint: they never nest, and the statements stay cacheable.
           const savepoint = sql.raw('wq_op');
           for (const item of batch) {
-            await sql`savepoint ${savepoint}`.execute(conn);
-            try {
-              const value = await item.op(conn);
-              await sql`release savepoint ${savepoint}`.execute(conn);
-              outcomes.push({ ok: true, value });
-            } catch (error) {
-              await sql`rollback to savepoint ${savepoint}`.execute(conn);
-              await sql`release savepoint ${savepoint}`.execute(conn);
-              outcomes.push({ ok: false, error });
+            for (let attempt = 1; ; attempt++) {
+              await sql`savepoint ${savepoint}`.execute(conn);
+              try {
+                const value = await item.op(conn);
+                await sql`release savepoint ${savepoint}`.execute(conn);
+                outcomes.push({ ok: true, value });
+                break;
+              } catch (error) {
+                await sql`rollback to savepoint ${savepoint}`.execute(conn);
+                await sql`release savepoint ${savepoint}`.execute(conn);
+                // PostgreSQL with several replicas: batches of different processes can lock the same
+                // rows in different orders; the server aborts one statement of the cycle. Rolling
+                // back to the savepoint undid only this op, so running it again is safe.
+                if (attempt < TRANSIENT_RETRIES && isTransientConflict(error)) continue;
+                outcomes.push({ ok: false, error });
+                break;
+              }
             }
           }
           await sql`commit`.execute(conn);
