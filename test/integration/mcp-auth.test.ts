@@ -119,9 +119,7 @@ describe('MCP security', { timeout: 120_000 }, () => {
     await response.body?.cancel();
   });
 
-  test('tool calls are audited: state changes and denials, with the tool and session', {
-    todo: 'until src/app.ts passes auditToolCall to the MCP plugin',
-  }, async () => {
+  test('tool calls are audited: state changes and denials, with the tool and session', async () => {
     const developer = await connectAs(await server.createKey('acme', ['developer']));
     const started = await call(developer.client, 'orchestrate', SIMPLE_SESSION);
     const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
