@@ -13,6 +13,7 @@ import { createEngine } from './engine/index.ts';
 import type { Actor } from './engine/session-service.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
+import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
 import { buildHttpServer } from './http/server.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
 import { createToolAuditor } from './mcp/tool-audit.ts';
@@ -99,7 +100,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       logger,
       runtimes,
       observer: createEngineMetricsObserver(metrics, { slots: config.workers.concurrency }),
-      ...(llm ? { planner: llm.planner } : {}),
+      ...(llm ? { planner: llm.planner, continueSession: llm.continueSession } : {}),
     });
     connectQueueCounts(metrics, () => engine.getQueueCounts());
 
@@ -156,6 +157,22 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         createSessionPlanRoutesPlugin({ db: database.db }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
+        ...(llm
+          ? [
+              createSessionSteeringRoutesPlugin({
+                db: database.db,
+                planRules: async (tenantId) => {
+                  const names = new Set((await llm.roles.listRoles(tenantId)).map((role) => role.name));
+                  return {
+                    isKnownRole: (role) => names.has(role),
+                    isKnownRunner: (runner) => runtimes.hasRunner(runner),
+                    maxAgentsPerRole: config.llm.planner.maxAgentsPerRole,
+                  };
+                },
+                maxAttempts: config.tasks.maxAttempts,
+              }),
+            ]
+          : []),
         ...(deps.plugins ?? []),
       ],
     });
