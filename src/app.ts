@@ -25,6 +25,7 @@ import {
   startMetricsListener,
 } from './observability/http-metrics-plugin.ts';
 import type { Logger } from './observability/logger.ts';
+import { readBuildRevision } from './observability/build-revision.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createTelemetry } from './observability/telemetry.ts';
 import { createSecurity, type Security } from './security/create-security.ts';
@@ -72,6 +73,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
 
     const metrics = createMetrics({
       version: VERSION,
+      revision: readBuildRevision(),
       collectDefaults: config.metrics.collectDefaults,
       onSourceError: (source, error) => logger.warn({ err: error, source }, 'metrics source failed'),
     });
