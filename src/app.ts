@@ -102,7 +102,13 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       logger,
       runtimes,
       observer: createEngineMetricsObserver(metrics, { slots: config.workers.concurrency }),
-      ...(llm ? { planner: llm.planner, continueSession: llm.continueSession } : {}),
+      ...(llm
+        ? {
+            planner: llm.planner,
+            continueSession: llm.continueSession,
+            findRole: (tenantId: string, name: string) => llm.roles.findRole(tenantId, name),
+          }
+        : {}),
     });
     connectQueueCounts(metrics, () => engine.getQueueCounts());
 

@@ -100,3 +100,40 @@ test('adaptive session over HTTP: phase gate with steering, synthesis as result,
   assert.equal(approve.status, 409);
   assert.equal(approve.body.code, 'INVALID_STATE');
 });
+
+test("a tenant's custom role can be named in explicit agents", async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  llm.setHandler((request) => ({
+    text: request.promptText.includes('legal reviewer') ? 'legal answer' : 'other',
+  }));
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+    },
+  });
+  t.after(() => server.close());
+  const role = await requestJson(`${server.url}/v1/roles`, {
+    method: 'POST',
+    body: {
+      name: 'legal_reviewer',
+      description: 'Reviews terms for legal risk.',
+      instructions: 'You are a legal reviewer. Find legal risks and propose fixes.',
+    },
+  });
+  assert.equal(role.status, 201, JSON.stringify(role.body));
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'Review the terms', agents: [{ role: 'legal_reviewer', task: 'Review section 3' }] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const session = await waitForSession<{ status: string; error: string | null; result: string | null }>(
+    server.url,
+    created.body.id,
+  );
+  assert.equal(session.status, 'completed', session.error ?? '');
+  assert.equal(session.result, 'legal answer');
+});
