@@ -35,6 +35,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const logger = createLogger({
     level: config.logLevel,
     serviceVersion: VERSION,
+    environment: config.logging.environment,
+    format: config.logging.format,
     destination: options.logDestination,
   });
   const app = await createApp(config, { logger });
