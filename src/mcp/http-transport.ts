@@ -25,6 +25,7 @@ import {
 } from './protected-resource.ts';
 import { assertOriginAllowed } from './request-guard.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
+import type { SessionSteering } from './steering-tools.ts';
 
 export interface McpHttpPluginOptions {
   service: SessionService;
@@ -37,6 +38,8 @@ export interface McpHttpPluginOptions {
   authorize?: (request: FastifyRequest, permission: Permission) => void;
   /** Records state-changing tool calls and denials (see `createToolAuditor`); absent = none. */
   auditToolCall?: (request: FastifyRequest, record: ToolCallRecord) => Promise<void>;
+  /** Plan approval and steering messages; without it those tools are not offered. */
+  steering?: SessionSteering;
   /** Roles for `list_roles` and `maos://roles`; defaults to the built-in catalogue. */
   listRoles?: (actor: Actor) => Promise<RoleDefinition[]>;
   logger?: Logger;
@@ -132,6 +135,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         service,
         listRoles: (caller) => listRoles(caller.actor),
         resolveCaller: resolveCallerFromAuthInfo,
+        ...(options.steering ? { steering: options.steering } : {}),
         logger,
       }),
       owner: { ...owner },

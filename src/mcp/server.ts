@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.ts';
 import { VERSION } from '../version.ts';
 import type { CallerResolver, McpCaller } from './caller.ts';
 import { registerResources } from './resources.ts';
+import type { SessionSteering } from './steering-tools.ts';
 import { registerSessionTools } from './tools.ts';
 
 export interface CreateMcpServerOptions {
@@ -16,6 +17,8 @@ export interface CreateMcpServerOptions {
   listRoles: (caller: McpCaller) => Promise<RoleDefinition[]>;
   /** Who is calling, per request. */
   resolveCaller: CallerResolver;
+  /** Plan approval and steering; without it approve_plan, reject_plan and send_message are absent. */
+  steering?: SessionSteering;
   logger?: Logger;
 }
 

@@ -5,18 +5,19 @@ import { z } from 'zod';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import { createSessionInputSchema } from '../domain/session-input.ts';
 import type { SessionService } from '../engine/session-service.ts';
-import { toAppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Permission } from '../security/rbac.ts';
-import type { CallerResolver, McpCaller, RequestExtra } from './caller.ts';
+import type { CallerResolver, McpCaller } from './caller.ts';
 import { listRecentEvents, toSessionStatus } from './session-view.ts';
-import { toToolError, toToolResult } from './tool-result.ts';
+import { registerSteeringTools, type SessionSteering } from './steering-tools.ts';
+import { runTool, sessionIdSchema } from './tool-runner.ts';
 import { waitForSession } from './wait-for-session.ts';
 
 export interface ToolDependencies {
   service: SessionService;
   listRoles: (caller: McpCaller) => Promise<RoleDefinition[]>;
   resolveCaller: CallerResolver;
+  /** Plan approval and steering messages; their tools exist only when this is given. */
+  steering?: SessionSteering;
   logger?: Logger;
 }
 
@@ -30,12 +31,6 @@ const DEFAULT_PROGRESS_WAIT_SECONDS = 50;
 const MAX_WAIT_SECONDS = 3_600;
 /** Most recent events `session_status` returns on request; they go into a context window. */
 const MAX_RECENT_EVENTS = 200;
-
-/** Session ids are UUIDs, as over REST: anything else is rejected before a lookup. */
-const sessionIdSchema = z
-  .string()
-  .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a UUID')
-  .describe('Session id (UUID), as returned by `orchestrate`.');
 
 export const orchestrateInputSchema = createSessionInputSchema.extend({
   wait_seconds: z
@@ -73,49 +68,6 @@ const listRolesInputSchema = z.strictObject({
 });
 
 const cancelInputSchema = z.strictObject({ session_id: sessionIdSchema });
-
-interface ToolSpec {
-  name: string;
-  permission: Permission;
-  /** State-changing tools are audited on every call; the others only when access is denied. */
-  mutating: boolean;
-}
-
-/**
- * Runs a tool body for the resolved caller after its permission check, records the call with the
- * caller's auditor, and turns any failure into an MCP tool error.
- */
-function runTool(
-  deps: ToolDependencies,
-  spec: ToolSpec,
-  sessionIdArg: string | undefined,
-  body: (caller: McpCaller) => Promise<Record<string, unknown>>,
-): (extra: RequestExtra) => Promise<ReturnType<typeof toToolResult>> {
-  return async (extra) => {
-    let caller: McpCaller | undefined;
-    try {
-      caller = deps.resolveCaller(extra);
-      caller.authorize(spec.permission);
-      const data = await body(caller);
-      if (spec.mutating) {
-        const sessionId = typeof data.sessionId === 'string' ? data.sessionId : (sessionIdArg ?? null);
-        await caller.audit?.({ tool: spec.name, permission: spec.permission, sessionId, error: null });
-      }
-      return toToolResult(data);
-    } catch (error) {
-      const appError = toAppError(error);
-      if (caller?.audit && (spec.mutating || appError.code === 'PERMISSION_DENIED')) {
-        await caller.audit({
-          tool: spec.name,
-          permission: spec.permission,
-          sessionId: sessionIdArg ?? null,
-          error: appError.code,
-        });
-      }
-      return toToolError(appError, deps.logger);
-    }
-  };
-}
 
 /** Registers every session tool on `server`. */
 export function registerSessionTools(server: McpServer, deps: ToolDependencies): void {
@@ -245,4 +197,6 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
         },
       )(extra),
   );
+
+  if (deps.steering) registerSteeringTools(server, deps, deps.steering);
 }

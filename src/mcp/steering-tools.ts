@@ -1,0 +1,127 @@
+// Human-in-the-loop MCP tools: approve or reject a plan that waits for approval, and steer a
+// session with a message to its orchestrator. Registered only when the server is given a
+// SessionSteering implementation (the engine's approval and steering operations).
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import type { Actor } from '../engine/session-service.ts';
+import { toSessionStatus } from './session-view.ts';
+import { runTool, sessionIdSchema } from './tool-runner.ts';
+import type { ToolDependencies } from './tools.ts';
+
+/** The engine operations behind the steering tools; every call is scoped to the actor's tenant. */
+export interface SessionSteering {
+  /** Starts a session in `awaiting_approval`, as planned or with an edited plan (a new plan version). */
+  approvePlan(
+    actor: Actor,
+    sessionId: string,
+    editedPlan?: unknown,
+  ): Promise<{ planVersion: number; readied: number }>;
+  /** Ends a session in `awaiting_approval` as failed, with the reason. */
+  rejectPlan(actor: Actor, sessionId: string, reason: string): Promise<void>;
+  /** Stores a message the orchestrator reads at the next phase gate and in the synthesis. */
+  sendMessage(actor: Actor, sessionId: string, message: string): Promise<{ id: string; createdAt: number }>;
+}
+
+/** Steering messages are course corrections, not new objectives (the REST route's limit too). */
+const MAX_MESSAGE_CHARS = 4000;
+
+const approveInputSchema = z.strictObject({
+  session_id: sessionIdSchema,
+  plan: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe(
+      'An edited plan replacing the tasks that have not started: { phases: [{ name, tasks: [{ name, role, instructions, depends_on?, runner? }] }] }. Omit to approve the plan as it is.',
+    ),
+});
+
+const rejectInputSchema = z.strictObject({
+  session_id: sessionIdSchema,
+  reason: z.string().trim().min(1).max(2000).describe('Why the plan is rejected; the session fails with it.'),
+});
+
+const messageInputSchema = z.strictObject({
+  session_id: sessionIdSchema,
+  message: z
+    .string()
+    .trim()
+    .min(1)
+    .max(MAX_MESSAGE_CHARS)
+    .describe('What the orchestrator should take into account from now on.'),
+});
+
+/** Registers approve_plan, reject_plan and send_message on `server`. */
+export function registerSteeringTools(
+  server: McpServer,
+  deps: ToolDependencies,
+  steering: SessionSteering,
+): void {
+  server.registerTool(
+    'approve_plan',
+    {
+      title: 'Approve a session plan',
+      description:
+        'Starts a session that waits for plan approval (status `awaiting_approval`), as planned or with an edited `plan` (validated like a generated one, kept as a new plan version). Returns the new plan version and the session state. Other states give INVALID_STATE.',
+      inputSchema: approveInputSchema,
+      annotations: { title: 'Approve a session plan', destructiveHint: false, openWorldHint: false },
+    },
+    (args, extra) =>
+      runTool(
+        deps,
+        { name: 'approve_plan', permission: 'sessions:approve', mutating: true },
+        args.session_id,
+        async (caller) => {
+          const approved = await steering.approvePlan(caller.actor, args.session_id, args.plan);
+          const detail = await deps.service.getSession(caller.actor, args.session_id);
+          return { ...approved, ...toSessionStatus(detail) };
+        },
+      )(extra),
+  );
+
+  server.registerTool(
+    'reject_plan',
+    {
+      title: 'Reject a session plan',
+      description:
+        'Ends a session that waits for plan approval: it fails with the given reason. Other states give INVALID_STATE.',
+      inputSchema: rejectInputSchema,
+      annotations: { title: 'Reject a session plan', destructiveHint: true, openWorldHint: false },
+    },
+    (args, extra) =>
+      runTool(
+        deps,
+        { name: 'reject_plan', permission: 'sessions:approve', mutating: true },
+        args.session_id,
+        async (caller) => {
+          await steering.rejectPlan(caller.actor, args.session_id, args.reason);
+          return toSessionStatus(await deps.service.getSession(caller.actor, args.session_id));
+        },
+      )(extra),
+  );
+
+  server.registerTool(
+    'send_message',
+    {
+      title: 'Steer a MAOS session',
+      description:
+        'Sends a message to the orchestrator of a running session (e.g. "prefer PostgreSQL", "skip the UI"); it is taken into account at the next phase gate and in the final synthesis. A finished session gives INVALID_STATE.',
+      inputSchema: messageInputSchema,
+      annotations: { title: 'Steer a MAOS session', destructiveHint: false, openWorldHint: false },
+    },
+    (args, extra) =>
+      runTool(
+        deps,
+        // The same permission as POST /v1/sessions/:id/messages.
+        { name: 'send_message', permission: 'sessions:create', mutating: true },
+        args.session_id,
+        async (caller) => {
+          const stored = await steering.sendMessage(caller.actor, args.session_id, args.message);
+          return {
+            sessionId: args.session_id,
+            messageId: stored.id,
+            createdAt: new Date(stored.createdAt).toISOString(),
+          };
+        },
+      )(extra),
+  );
+}

@@ -1,0 +1,125 @@
+// approve_plan, reject_plan and send_message over MCP, backed by the engine's approval and
+// steering operations on the real store (the same functions the REST steering routes call).
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { BUILT_IN_ROLES } from '../../src/agents/roles/catalogue.ts';
+import { approvePlan, rejectPlan } from '../../src/engine/planner-approval-store.ts';
+import { addSteeringMessage } from '../../src/engine/planner-steering.ts';
+import { createFixedCaller } from '../../src/mcp/caller.ts';
+import { createMcpServer } from '../../src/mcp/server.ts';
+import type { SessionSteering } from '../../src/mcp/steering-tools.ts';
+import { appendEvents } from '../../src/store/event-store.ts';
+import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { TEST_RUNNERS } from '../fixtures/server.ts';
+
+const ACTOR = { tenantId: 'default', principalId: 'steering-test' };
+
+async function call(client: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
+  return (await client.callTool({ name, arguments: args })) as CallToolResult;
+}
+
+function codeOf(result: CallToolResult): string | undefined {
+  assert.equal(result.isError, true, JSON.stringify(result.structuredContent));
+  return (result.structuredContent as { error: { code: string } }).error.code;
+}
+
+describe('MCP steering tools', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  let client: Client;
+
+  before(async () => {
+    server = await startMcpTestServer();
+    const { app } = server;
+    const db = app.database.db;
+    const rules = {
+      isKnownRole: (role: string) => BUILT_IN_ROLES.some((r) => r.name === role),
+      isKnownRunner: (runner: string) => Object.hasOwn(TEST_RUNNERS, runner),
+      maxAgentsPerRole: 10,
+    };
+    const steering: SessionSteering = {
+      async approvePlan(actor, sessionId, editedPlan) {
+        const session = { id: sessionId, tenantId: actor.tenantId };
+        return db.transaction().execute(async (trx) => {
+          const approved = await approvePlan(trx, session, { editedPlan, rules, maxAttempts: 2 }, Date.now());
+          await appendEvents(trx, session, approved.events, Date.now());
+          return { planVersion: approved.planVersion, readied: approved.readied };
+        });
+      },
+      async rejectPlan(actor, sessionId, reason) {
+        const session = { id: sessionId, tenantId: actor.tenantId };
+        await db.transaction().execute(async (trx) => {
+          const rejected = await rejectPlan(trx, session, reason, Date.now());
+          await appendEvents(trx, session, rejected.events, Date.now());
+        });
+      },
+      sendMessage: (actor, sessionId, message) => addSteeringMessage(db, actor.tenantId, sessionId, message),
+    };
+    const caller = createFixedCaller(ACTOR);
+    const { server: mcp } = createMcpServer({
+      service: app.engine.service,
+      listRoles: async () => [...BUILT_IN_ROLES],
+      resolveCaller: () => caller,
+      steering,
+    });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await mcp.connect(serverSide);
+    client = new Client({ name: 'steering-test', version: '1' });
+    await client.connect(clientSide);
+  });
+  after(async () => {
+    await client?.close();
+    await server?.close();
+  });
+
+  test('the steering tools are listed with schemas', async () => {
+    const { tools } = await client.listTools();
+    for (const name of ['approve_plan', 'reject_plan', 'send_message']) {
+      const tool = tools.find((t) => t.name === name);
+      assert.ok(tool, `${name} listed`);
+      assert.ok(tool.inputSchema.required?.includes('session_id'));
+    }
+  });
+
+  test('send_message stores a message for a running session', async () => {
+    const started = await call(client, 'orchestrate', {
+      objective: 'steer me',
+      agents: [{ name: 's', role: 'tester', task: 'sleep', runner: 'sleep' }],
+    });
+    const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
+    const sent = await call(client, 'send_message', { session_id: sessionId, message: 'prefer PostgreSQL' });
+    assert.notEqual(sent.isError, true, JSON.stringify(sent.content));
+    const messageId = (sent.structuredContent as { messageId: string }).messageId;
+    const row = await server.app.database.db
+      .selectFrom('messages')
+      .select(['body', 'session_id'])
+      .where('id', '=', messageId)
+      .executeTakeFirst();
+    assert.deepEqual(row, { body: 'prefer PostgreSQL', session_id: sessionId });
+
+    // A session that is not awaiting approval cannot be approved or rejected.
+    assert.equal(codeOf(await call(client, 'approve_plan', { session_id: sessionId })), 'INVALID_STATE');
+    assert.equal(
+      codeOf(await call(client, 'reject_plan', { session_id: sessionId, reason: 'no' })),
+      'INVALID_STATE',
+    );
+
+    await call(client, 'cancel_session', { session_id: sessionId });
+    assert.equal(
+      codeOf(await call(client, 'send_message', { session_id: sessionId, message: 'late' })),
+      'INVALID_STATE',
+    );
+  });
+
+  test('unknown sessions are SESSION_NOT_FOUND', async () => {
+    const id = randomUUID();
+    assert.equal(
+      codeOf(await call(client, 'send_message', { session_id: id, message: 'hi' })),
+      'SESSION_NOT_FOUND',
+    );
+    assert.equal(codeOf(await call(client, 'approve_plan', { session_id: id })), 'SESSION_NOT_FOUND');
+  });
+});
