@@ -34,6 +34,7 @@ import type { SecurityDb } from './security/security-tables.ts';
 import { createHttpsServerFactory, loadTlsCredentials } from './security/tls.ts';
 import { createDatabase, type DatabaseHandle } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
+import { createClusterNotifier } from './store/pg-notifier.ts';
 import { VERSION } from './version.ts';
 
 /** How API callers authenticate (config `auth.mode`). */
@@ -95,10 +96,13 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       }),
     );
     if (llm) runtimes.registerLlm(llm.runtime);
+    // Cluster mode: wake-ups between replicas over LISTEN/NOTIFY (in-process otherwise).
+    const notifier = createClusterNotifier(config, database, logger);
     const engine = createEngine({
       config,
       db: database.db,
       dialect: database.dialect,
+      ...(notifier ? { notifier } : {}),
       logger,
       runtimes,
       observer: createEngineMetricsObserver(metrics, { slots: config.workers.concurrency }),
@@ -206,6 +210,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         // Fastify names the address http:// even when the server factory serves TLS.
         const url = tls ? listened.replace(/^http:/, 'https:') : listened;
         security.start();
+        await notifier?.start();
         engine.start();
         return url;
       },
@@ -214,6 +219,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           shuttingDown = true;
           await http.close();
           await engine.stop({ graceMs: config.shutdown.graceSeconds * 1000 });
+          await notifier?.close();
           await metricsListener?.close();
           await security.close();
           await database.close();

@@ -13,6 +13,7 @@ import { appendEvents, listSessionEvents } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
+import { lockSessions } from '../store/session-locks.ts';
 import { getSessionDetail, getSessionRow, listSessionRecords } from '../store/session-store.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { hashRequest, storeNewSession } from './create-session.ts';
@@ -217,6 +218,7 @@ async function cancelInTransaction(
   sessionId: string,
   now: number,
 ): Promise<boolean> {
+  await lockSessions(trx, [sessionId]);
   const row = await getSessionRow(trx, tenantId, sessionId);
   const from = row.status as SessionStatus;
   if (from === 'cancelled') return false;

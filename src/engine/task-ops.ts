@@ -9,6 +9,7 @@ import { transitionTask } from '../domain/task-state.ts';
 import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
 import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
+import { lockSessions } from '../store/session-locks.ts';
 import { completeClaimedTasks } from '../store/task-store.ts';
 import {
   addUsage,
@@ -103,6 +104,11 @@ export async function finishTasks(
   now: number,
   continueSession?: ContinueSession,
 ): Promise<FinishEffects[]> {
+  // Cluster mode: finishes of one session on two replicas must see each other (last task wins).
+  await lockSessions(
+    trx,
+    items.map((item) => item.claim.sessionId),
+  );
   const touched = new Map<string, Touched>();
   const statusOf = (outcome: RunOutcome): TaskStatus =>
     outcome.ok ? transitionTask('running', 'succeed') : transitionTask('running', 'fail');
@@ -182,6 +188,7 @@ export async function expireTaskLease(
   row: TasksTable,
   now: number,
 ): Promise<FinishEffects & { retried: boolean }> {
+  await lockSessions(trx, [row.session_id]);
   const attempts = Number(row.attempts);
   const from = row.status as TaskStatus;
   const retry = attempts < Number(row.max_attempts);

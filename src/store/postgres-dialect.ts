@@ -1,6 +1,15 @@
 // PostgreSQL for cluster mode: Kysely's PostgresDialect over a `pg` Pool. BIGINT columns hold epoch
 // milliseconds and counters, far below 2^53, so int8 values are parsed to JS numbers (pg's default is strings).
-import { Kysely, PostgresDialect } from 'kysely';
+import {
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  Kysely,
+  PostgresDialect,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely';
 import pg from 'pg';
 import { AppError } from '../errors/app-error.ts';
 import type { DatabaseHandle } from './db.ts';
@@ -59,7 +68,10 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
   // An idle client losing its connection (server restart, network) must not crash the process:
   // the pool drops it and the next query opens a new one.
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({
+    dialect: createUnavailableMappingDialect(new PostgresDialect({ pool })),
+  });
+  poolsByDb.set(db, pool);
   let closed = false;
   return {
     db,
@@ -75,7 +87,123 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
   };
 }
 
+const poolsByDb = new WeakMap<object, pg.Pool>();
+
+/** The pg Pool behind a Kysely instance opened by createPostgresDatabase (undefined otherwise). */
+export function getPostgresPool(db: object): pg.Pool | undefined {
+  return poolsByDb.get(db);
+}
+
 /** True when a store URL selects PostgreSQL. */
 export function isPostgresUrl(url: string | undefined): url is string {
   return url !== undefined && (url.startsWith('postgres://') || url.startsWith('postgresql://'));
+}
+
+/** Network error codes of Node's sockets that mean "the server is not reachable". */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+]);
+
+/**
+ * True for errors that mean the database cannot be reached (as opposed to a bad query): socket
+ * errors, pool timeouts, SQLSTATE class 08 (connection exception) and 57P0x (server shutting down).
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = String((error as { code?: unknown }).code ?? '');
+  if (NETWORK_CODES.has(code) || code.startsWith('08') || /^57P0[1-3]$/.test(code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended/i.test(
+    error.message,
+  );
+}
+
+function toUnavailable(error: unknown): unknown {
+  if (!isConnectionError(error)) return error;
+  return new AppError('STORE_UNAVAILABLE', 'The database cannot be reached', { cause: error });
+}
+
+class UnavailableMappingConnection implements DatabaseConnection {
+  readonly #inner: DatabaseConnection;
+  constructor(inner: DatabaseConnection) {
+    this.#inner = inner;
+  }
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      return await this.#inner.executeQuery<R>(query);
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+  streamQuery<R>(query: CompiledQuery, chunkSize: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.#inner.streamQuery<R>(query, chunkSize);
+  }
+}
+
+/** Kysely's PostgreSQL driver whose "cannot reach the database" errors become STORE_UNAVAILABLE (HTTP 503). */
+class UnavailableMappingDriver implements Driver {
+  readonly #inner: Driver;
+  readonly #wrapped = new WeakMap<DatabaseConnection, UnavailableMappingConnection>();
+  readonly #unwrapped = new WeakMap<UnavailableMappingConnection, DatabaseConnection>();
+  constructor(inner: Driver) {
+    this.#inner = inner;
+  }
+  #unwrap(connection: DatabaseConnection): DatabaseConnection {
+    return this.#unwrapped.get(connection as UnavailableMappingConnection) ?? connection;
+  }
+  init(): Promise<void> {
+    return this.#inner.init();
+  }
+  async acquireConnection(): Promise<DatabaseConnection> {
+    let inner: DatabaseConnection;
+    try {
+      inner = await this.#inner.acquireConnection();
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+    let wrapped = this.#wrapped.get(inner);
+    if (!wrapped) {
+      wrapped = new UnavailableMappingConnection(inner);
+      this.#wrapped.set(inner, wrapped);
+      this.#unwrapped.set(wrapped, inner);
+    }
+    return wrapped;
+  }
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    try {
+      await this.#inner.beginTransaction(this.#unwrap(connection), settings);
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.#inner.commitTransaction(this.#unwrap(connection));
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.rollbackTransaction(this.#unwrap(connection));
+  }
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.releaseConnection(this.#unwrap(connection));
+  }
+  destroy(): Promise<void> {
+    return this.#inner.destroy();
+  }
+}
+
+function createUnavailableMappingDialect(base: PostgresDialect): Dialect {
+  return {
+    createAdapter: () => base.createAdapter(),
+    createDriver: () => new UnavailableMappingDriver(base.createDriver()),
+    createQueryCompiler: () => base.createQueryCompiler(),
+    // biome-ignore lint/suspicious/noExplicitAny: the introspector works on any schema
+    createIntrospector: (db: Kysely<any>) => base.createIntrospector(db),
+  };
 }

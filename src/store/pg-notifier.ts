@@ -1,0 +1,191 @@
+// Cross-replica wake-ups over PostgreSQL LISTEN/NOTIFY behind the engine's Notifier seam. A publish
+// wakes local listeners at once and, batched per tick, every other replica. A periodic sweep and a
+// sweep after every reconnect re-wake all subscribers, so a lost notification only delays work.
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type { Config } from '../config/schema.ts';
+import { createLocalNotifier, type Notifier } from '../engine/notifier.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { DatabaseHandle } from './db.ts';
+import { getPostgresPool } from './postgres-dialect.ts';
+
+/** The one PostgreSQL channel MAOS uses; payload lines are `<origin> <channel>`. */
+const PG_CHANNEL = 'maos_wake';
+/** NOTIFY payloads must stay below 8000 bytes. */
+const MAX_PAYLOAD = 7000;
+const RECONNECT_MIN_MS = 200;
+const RECONNECT_MAX_MS = 5000;
+
+export interface PostgresNotifierOptions {
+  url: string;
+  logger: Logger;
+  /** Pool used to send NOTIFY (shares the store's pool). */
+  pool: pg.Pool;
+  /** Every subscriber is woken this often even without a notification. @defaultValue 5000 */
+  sweepIntervalMs?: number;
+}
+
+export interface PostgresNotifier extends Notifier {
+  /** Connects the listening connection; resolves once LISTEN is active (or rejects on failure). */
+  start(): Promise<void>;
+  /** True while the LISTEN connection is up. */
+  isListening(): boolean;
+  close(): Promise<void>;
+}
+
+/** Creates the notifier. Nothing connects before `start()`. */
+export function createPostgresNotifier(options: PostgresNotifierOptions): PostgresNotifier {
+  const local = createLocalNotifier();
+  const subscribed = new Map<string, number>();
+  const origin = randomUUID().slice(0, 8);
+  const outgoing = new Set<string>();
+  let flushScheduled = false;
+  let client: pg.Client | null = null;
+  let listening = false;
+  let closed = false;
+  let reconnectDelay = RECONNECT_MIN_MS;
+  let reconnectTimer: NodeJS.Timeout | null = null;
+  let sweepTimer: NodeJS.Timeout | null = null;
+
+  /** Wakes every local subscriber: covers notifications lost while disconnected. */
+  function sweep(): void {
+    for (const channel of [...subscribed.keys()]) local.publish(channel);
+  }
+
+  function onNotification(message: pg.Notification): void {
+    if (message.channel !== PG_CHANNEL || !message.payload) return;
+    for (const line of message.payload.split('\n')) {
+      const space = line.indexOf(' ');
+      if (space <= 0 || line.slice(0, space) === origin) continue;
+      local.publish(line.slice(space + 1));
+    }
+  }
+
+  async function connect(): Promise<void> {
+    const next = new pg.Client({ connectionString: options.url, application_name: 'maos-listen' });
+    next.on('notification', onNotification);
+    next.on('error', () => undefined);
+    next.on('end', () => {
+      if (client !== next) return;
+      listening = false;
+      client = null;
+      if (!closed) {
+        options.logger.warn('PostgreSQL LISTEN connection lost; reconnecting');
+        scheduleReconnect();
+      }
+    });
+    await next.connect();
+    await next.query(`LISTEN ${PG_CHANNEL}`);
+    if (closed) {
+      await next.end().catch(() => undefined);
+      return;
+    }
+    client = next;
+    listening = true;
+    reconnectDelay = RECONNECT_MIN_MS;
+  }
+
+  function scheduleReconnect(): void {
+    if (closed || reconnectTimer) return;
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = null;
+      connect()
+        .then(() => {
+          options.logger.info('PostgreSQL LISTEN connection restored');
+          sweep();
+        })
+        .catch(() => {
+          reconnectDelay = Math.min(RECONNECT_MAX_MS, reconnectDelay * 2);
+          scheduleReconnect();
+        });
+    }, reconnectDelay);
+    reconnectTimer.unref();
+  }
+
+  function flush(): void {
+    flushScheduled = false;
+    if (outgoing.size === 0 || closed) return;
+    const lines = [...outgoing].map((channel) => `${origin} ${channel}`);
+    outgoing.clear();
+    const payloads: string[] = [];
+    let current = '';
+    for (const line of lines) {
+      if (current && current.length + line.length + 1 > MAX_PAYLOAD) {
+        payloads.push(current);
+        current = '';
+      }
+      current = current ? `${current}\n${line}` : line;
+    }
+    if (current) payloads.push(current);
+    for (const payload of payloads) {
+      // A failed NOTIFY (database down) is covered by the sweep on the receiving side.
+      options.pool.query('select pg_notify($1, $2)', [PG_CHANNEL, payload]).catch(() => undefined);
+    }
+  }
+
+  return {
+    subscribe(channel, listener) {
+      subscribed.set(channel, (subscribed.get(channel) ?? 0) + 1);
+      const off = local.subscribe(channel, listener);
+      let active = true;
+      return () => {
+        if (!active) return;
+        active = false;
+        off();
+        const left = (subscribed.get(channel) ?? 1) - 1;
+        if (left <= 0) subscribed.delete(channel);
+        else subscribed.set(channel, left);
+      };
+    },
+    publish(channel) {
+      local.publish(channel);
+      outgoing.add(channel);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        // One NOTIFY per tick carries every channel published in it.
+        setImmediate(flush);
+      }
+    },
+    async start() {
+      const interval = options.sweepIntervalMs ?? 5000;
+      sweepTimer = setInterval(sweep, interval);
+      sweepTimer.unref();
+      try {
+        await connect();
+      } catch (error) {
+        // Start anyway: the sweep keeps things moving and the connection is retried.
+        options.logger.warn({ err: error }, 'PostgreSQL LISTEN connection failed; retrying');
+        scheduleReconnect();
+      }
+    },
+    isListening: () => listening,
+    async close() {
+      closed = true;
+      if (sweepTimer) clearInterval(sweepTimer);
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      const current = client;
+      client = null;
+      listening = false;
+      await current?.end().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * The notifier for the composition root: LISTEN/NOTIFY when the store is PostgreSQL, undefined
+ * (the engine's in-process notifier) for SQLite. Subscribers are swept every 2 × workers.pollIntervalMs.
+ */
+export function createClusterNotifier(
+  config: Pick<Config, 'store' | 'workers'>,
+  database: DatabaseHandle,
+  logger: Logger,
+): PostgresNotifier | undefined {
+  const pool = getPostgresPool(database.db);
+  if (database.dialect !== 'postgres' || !pool || !config.store.url) return undefined;
+  return createPostgresNotifier({
+    url: config.store.url,
+    pool,
+    logger: logger.child({ component: 'pg-notifier' }),
+    sweepIntervalMs: Math.max(250, config.workers.pollIntervalMs * 2),
+  });
+}
