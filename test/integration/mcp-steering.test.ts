@@ -1,5 +1,5 @@
 // approve_plan, reject_plan and send_message over MCP, backed by the engine's approval and
-// steering operations on the real store (the same functions the REST steering routes call).
+// steering operations on the real store (createEngineSteering, the same functions the REST routes call).
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
@@ -7,12 +7,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { BUILT_IN_ROLES } from '../../src/agents/roles/catalogue.ts';
-import { approvePlan, rejectPlan } from '../../src/engine/planner-approval-store.ts';
-import { addSteeringMessage } from '../../src/engine/planner-steering.ts';
 import { createFixedCaller } from '../../src/mcp/caller.ts';
+import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
 import { createMcpServer } from '../../src/mcp/server.ts';
-import type { SessionSteering } from '../../src/mcp/steering-tools.ts';
-import { appendEvents } from '../../src/store/event-store.ts';
 import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
 import { TEST_RUNNERS } from '../fixtures/server.ts';
 
@@ -34,30 +31,15 @@ describe('MCP steering tools', { timeout: 60_000 }, () => {
   before(async () => {
     server = await startMcpTestServer();
     const { app } = server;
-    const db = app.database.db;
-    const rules = {
-      isKnownRole: (role: string) => BUILT_IN_ROLES.some((r) => r.name === role),
-      isKnownRunner: (runner: string) => Object.hasOwn(TEST_RUNNERS, runner),
-      maxAgentsPerRole: 10,
-    };
-    const steering: SessionSteering = {
-      async approvePlan(actor, sessionId, editedPlan) {
-        const session = { id: sessionId, tenantId: actor.tenantId };
-        return db.transaction().execute(async (trx) => {
-          const approved = await approvePlan(trx, session, { editedPlan, rules, maxAttempts: 2 }, Date.now());
-          await appendEvents(trx, session, approved.events, Date.now());
-          return { planVersion: approved.planVersion, readied: approved.readied };
-        });
-      },
-      async rejectPlan(actor, sessionId, reason) {
-        const session = { id: sessionId, tenantId: actor.tenantId };
-        await db.transaction().execute(async (trx) => {
-          const rejected = await rejectPlan(trx, session, reason, Date.now());
-          await appendEvents(trx, session, rejected.events, Date.now());
-        });
-      },
-      sendMessage: (actor, sessionId, message) => addSteeringMessage(db, actor.tenantId, sessionId, message),
-    };
+    const steering = createEngineSteering({
+      db: app.database.db,
+      planRules: async () => ({
+        isKnownRole: (role: string) => BUILT_IN_ROLES.some((r) => r.name === role),
+        isKnownRunner: (runner: string) => Object.hasOwn(TEST_RUNNERS, runner),
+        maxAgentsPerRole: 10,
+      }),
+      maxAttempts: 2,
+    });
     const caller = createFixedCaller(ACTOR);
     const { server: mcp } = createMcpServer({
       service: app.engine.service,

@@ -1,0 +1,52 @@
+// SessionSteering over the engine's approval and steering operations, with the options the REST
+// steering routes take (src/http/routes/session-steering.ts), so both interfaces share one setup.
+// The transaction wrapper mirrors that route; it belongs in the engine once SessionService grows
+// approve/reject/message operations, and then this file goes away.
+import type { Kysely } from 'kysely';
+import type { EditedPlanRules } from '../engine/planner-approval.ts';
+import { approvePlan, rejectPlan } from '../engine/planner-approval-store.ts';
+import { addSteeringMessage } from '../engine/planner-steering.ts';
+import { appendEvents } from '../store/event-store.ts';
+import type { Database } from '../store/schema.ts';
+import type { SessionSteering } from './steering-tools.ts';
+
+export interface EngineSteeringOptions {
+  db: Kysely<Database>;
+  /** Rules an edited plan must meet for the tenant (roles include its custom ones). */
+  planRules(tenantId: string): Promise<Omit<EditedPlanRules, 'lockedTasks'>>;
+  maxAttempts: number;
+  /** Called after a change that readied tasks or appended events (wake workers and readers). */
+  onChanged?(sessionId: string): void;
+}
+
+/** Builds the steering operations for the MCP tools. */
+export function createEngineSteering(options: EngineSteeringOptions): SessionSteering {
+  const { db } = options;
+  return {
+    async approvePlan(actor, sessionId, editedPlan) {
+      const session = { id: sessionId, tenantId: actor.tenantId };
+      const rules = await options.planRules(actor.tenantId);
+      const result = await db.transaction().execute(async (trx) => {
+        const approved = await approvePlan(
+          trx,
+          session,
+          { editedPlan, rules, maxAttempts: options.maxAttempts },
+          Date.now(),
+        );
+        await appendEvents(trx, session, approved.events, Date.now());
+        return approved;
+      });
+      options.onChanged?.(sessionId);
+      return { planVersion: result.planVersion, readied: result.readied };
+    },
+    async rejectPlan(actor, sessionId, reason) {
+      const session = { id: sessionId, tenantId: actor.tenantId };
+      await db.transaction().execute(async (trx) => {
+        const rejected = await rejectPlan(trx, session, reason, Date.now());
+        await appendEvents(trx, session, rejected.events, Date.now());
+      });
+      options.onChanged?.(sessionId);
+    },
+    sendMessage: (actor, sessionId, message) => addSteeringMessage(db, actor.tenantId, sessionId, message),
+  };
+}
