@@ -67,6 +67,7 @@ describe('engine metrics', () => {
     assert.equal(sample(text, 'maos_tasks{status="running"}'), 1);
     assert.equal(sample(text, 'maos_sessions{status="running"}'), 3);
     assert.equal(sample(text, 'maos_sessions{status="completed"}'), 0);
+    assert.equal(sample(text, 'maos_tasks{status="pending"}'), undefined, 'not counted, so no series');
   });
 
   test('a failed count query is not reused by the next scrape', async () => {

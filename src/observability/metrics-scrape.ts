@@ -51,7 +51,11 @@ export function defineScrapeGauges(
       if (!sources.queueCounts) return;
       try {
         const counts = await sources.queueCounts();
-        for (const status of QUEUE_STATES) this.set({ status }, counts[status] ?? 0);
+        // States the source does not count (e.g. `pending`) get no series rather than a false 0.
+        for (const status of QUEUE_STATES) {
+          const count = counts[status];
+          if (count !== undefined) this.set({ status }, count);
+        }
       } catch (error) {
         this.reset();
         reportError('queueCounts', error);
