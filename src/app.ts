@@ -15,8 +15,10 @@ import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
 import { buildHttpServer } from './http/server.ts';
+import { createEngineSteering } from './mcp/engine-steering.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
 import { createToolAuditor } from './mcp/tool-audit.ts';
+import { readBuildRevision } from './observability/build-revision.ts';
 import { connectQueueCounts, createEngineMetricsObserver } from './observability/engine-metrics.ts';
 import { createReadinessChecks } from './observability/health.ts';
 import {
@@ -25,7 +27,6 @@ import {
   startMetricsListener,
 } from './observability/http-metrics-plugin.ts';
 import type { Logger } from './observability/logger.ts';
-import { readBuildRevision } from './observability/build-revision.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createTelemetry } from './observability/telemetry.ts';
 import { createSecurity, type Security } from './security/create-security.ts';
@@ -127,6 +128,21 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     const listRoles = async (actor: Actor) =>
       llm ? llm.roles.listRoles(actor.tenantId) : [...BUILT_IN_ROLES];
     const metricsOnOwnPort = config.metrics.port !== undefined;
+    // Plan approval and steering (REST routes and MCP tools) need the LLM orchestrator.
+    const steeringOptions = llm
+      ? {
+          db: database.db,
+          planRules: async (tenantId: string) => {
+            const names = new Set((await llm.roles.listRoles(tenantId)).map((role) => role.name));
+            return {
+              isKnownRole: (role: string) => names.has(role),
+              isKnownRunner: (runner: string) => runtimes.hasRunner(runner),
+              maxAgentsPerRole: config.llm.planner.maxAgentsPerRole,
+            };
+          },
+          maxAttempts: config.tasks.maxAttempts,
+        }
+      : undefined;
     const tls = loadTlsCredentials(config.tls);
     const http = await buildHttpServer({
       ...(tls ? { serverFactory: createHttpsServerFactory(tls) } : {}),
@@ -164,27 +180,13 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             logger,
           }),
           listRoles: async (actor) => [...(await listRoles(actor))],
+          ...(steeringOptions ? { steering: createEngineSteering(steeringOptions) } : {}),
           logger,
         }),
         createSessionPlanRoutesPlugin({ db: database.db }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
-        ...(llm
-          ? [
-              createSessionSteeringRoutesPlugin({
-                db: database.db,
-                planRules: async (tenantId) => {
-                  const names = new Set((await llm.roles.listRoles(tenantId)).map((role) => role.name));
-                  return {
-                    isKnownRole: (role) => names.has(role),
-                    isKnownRunner: (runner) => runtimes.hasRunner(runner),
-                    maxAgentsPerRole: config.llm.planner.maxAgentsPerRole,
-                  };
-                },
-                maxAttempts: config.tasks.maxAttempts,
-              }),
-            ]
-          : []),
+        ...(steeringOptions ? [createSessionSteeringRoutesPlugin(steeringOptions)] : []),
         ...(deps.plugins ?? []),
       ],
     });

@@ -10,7 +10,7 @@ import { BUILT_IN_ROLES } from '../../src/agents/roles/catalogue.ts';
 import { createFixedCaller } from '../../src/mcp/caller.ts';
 import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
 import { createMcpServer } from '../../src/mcp/server.ts';
-import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { connectHttpClient, type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
 import { TEST_RUNNERS } from '../fixtures/server.ts';
 
 const ACTOR = { tenantId: 'default', principalId: 'steering-test' };
@@ -104,4 +104,33 @@ describe('MCP steering tools', { timeout: 60_000 }, () => {
     );
     assert.equal(codeOf(await call(client, 'approve_plan', { session_id: id })), 'SESSION_NOT_FOUND');
   });
+});
+
+test('with an LLM provider configured, the application offers the steering tools over /mcp', async (t) => {
+  const server = await startMcpTestServer({
+    config: {
+      // Never called: explicit agents with command runners need no planning.
+      providers: {
+        local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
+      },
+    },
+  });
+  t.after(() => server.close());
+  const connected = await connectHttpClient(server.url);
+  t.after(() => connected.close());
+  const { tools } = await connected.client.listTools();
+  for (const name of ['approve_plan', 'reject_plan', 'send_message']) {
+    assert.ok(
+      tools.some((tool) => tool.name === name),
+      `${name} offered`,
+    );
+  }
+  const started = await call(connected.client, 'orchestrate', {
+    objective: 'steer over http',
+    agents: [{ name: 's', role: 'tester', task: 'sleep', runner: 'sleep' }],
+  });
+  const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
+  const sent = await call(connected.client, 'send_message', { session_id: sessionId, message: 'hurry up' });
+  assert.notEqual(sent.isError, true, JSON.stringify(sent.content));
+  await call(connected.client, 'cancel_session', { session_id: sessionId });
 });
