@@ -22,17 +22,4 @@ export interface QueueCounts {
   sessions: Partial<Record<SessionStatus, number>>;
 }
 
-/** Calls an observer hook, swallowing anything it throws (metrics must never break the engine). */
-export function notifyObserver<K extends keyof EngineObserver>(
-  observer: EngineObserver | undefined,
-  hook: K,
-  ...args: Parameters<NonNullable<EngineObserver[K]>>
-): void {
-  const fn = observer?.[hook] as ((...a: unknown[]) => void) | undefined;
-  if (!fn) return;
-  try {
-    fn.apply(observer, args);
-  } catch {
-    // Deliberately ignored: see the interface comment.
-  }
-}
+export { notifyObserver } from '../observability/notify-observer.ts';

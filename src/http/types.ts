@@ -1,6 +1,7 @@
 // Fastify type extensions shared by every route and plugin: the acting principal on the request
 // and the per-route access declaration that the authentication/RBAC plugin enforces.
 import type { Actor } from '../engine/session-service.ts';
+import { notifyObserver } from '../observability/notify-observer.ts';
 import type { Permission } from '../security/rbac.ts';
 
 /** A route as registered, for inventory checks (every route documented, every route guarded). */
@@ -23,19 +24,13 @@ export interface HttpObserver {
   sseEventsSent?(count: number): void;
 }
 
-/** Calls an observer hook, ignoring anything it throws (metrics must never break a request). */
+/** Calls an optional HttpObserver hook, ignoring anything it throws. */
 export function notifyHttpObserver<K extends keyof HttpObserver>(
   observer: HttpObserver | undefined,
   hook: K,
   ...args: Parameters<NonNullable<HttpObserver[K]>>
 ): void {
-  const fn = observer?.[hook] as ((...a: unknown[]) => void) | undefined;
-  if (!fn) return;
-  try {
-    fn.apply(observer, args);
-  } catch {
-    // Deliberately ignored: see the interface comment.
-  }
+  notifyObserver(observer, hook, ...(args as never));
 }
 
 declare module 'fastify' {
