@@ -119,6 +119,17 @@ export function createApiClient(options: ApiClientOptions) {
       return requestJson<SessionDto>('POST', `v1/sessions/${encodeId(id)}/cancel`);
     },
 
+    /** `POST /v1/sessions/:id/approve`, as planned or with an edited plan (a new plan version). */
+    async approveSession(id: string, plan?: unknown): Promise<{ planVersion: number; readied: number }> {
+      const body = plan === undefined ? {} : { plan };
+      return requestJson('POST', `v1/sessions/${encodeId(id)}/approve`, body);
+    },
+
+    /** `POST /v1/sessions/:id/reject`: the session fails with the reason. */
+    async rejectSession(id: string, reason: string): Promise<void> {
+      await requestJson('POST', `v1/sessions/${encodeId(id)}/reject`, { reason });
+    },
+
     /** `GET /v1/sessions/:id/events?after=&limit=` as JSON (one page, oldest first). */
     async listEvents(id: string, afterSeq: number, limit = EVENT_PAGE_SIZE): Promise<EventDto[]> {
       const path = `v1/sessions/${encodeId(id)}/events?after=${afterSeq}&limit=${limit}`;

@@ -15,6 +15,8 @@ type Registrar = (program: Command, act: ActionFactory) => void;
 const COMMANDS: Record<string, () => Promise<Registrar>> = {
   run: async () => (await import('./commands/run.ts')).registerRunCommand,
   sessions: async () => (await import('./commands/sessions.ts')).registerSessionsCommands,
+  approve: async () => (await import('./commands/approve.ts')).registerApproveCommand,
+  reject: async () => (await import('./commands/approve.ts')).registerRejectCommand,
   logs: async () => (await import('./commands/logs.ts')).registerLogsCommand,
   roles: async () => (await import('./commands/roles.ts')).registerRolesCommand,
   login: async () => (await import('./commands/login.ts')).registerLoginCommand,

@@ -1,5 +1,6 @@
 // What a caller may submit to start a session (REST body, CLI, MCP). Strict: unknown fields are rejected.
 import { z } from 'zod';
+import { budgetSchema } from './budget.ts';
 import { STRATEGIES } from './types.ts';
 
 const nameSchema = z
@@ -48,6 +49,13 @@ export const createSessionInputSchema = z.strictObject({
       'must be at most 16 KiB as JSON',
     )
     .describe('Free-form caller data kept with the session.'),
+  approval: z
+    .enum(['required', 'none'])
+    .optional()
+    .describe(
+      '`required`: the session stops in `awaiting_approval` after planning until POST /v1/sessions/:id/approve (or /reject); default `none`.',
+    ),
+  budget: budgetSchema.optional(),
 });
 
 export type AgentSpec = z.infer<typeof agentSpecSchema>;

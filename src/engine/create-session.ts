@@ -22,6 +22,8 @@ export interface NewSessionSpec {
   metadata: Record<string, unknown>;
   plan: PlanBody;
   maxAttempts: number;
+  /** Stop in `awaiting_approval` with no task ready until a person approves the plan. */
+  awaitApproval?: boolean;
   runtimeOf(runner: string | undefined): string;
 }
 
@@ -69,7 +71,9 @@ export async function storeNewSession(
     }
   }
   const sessionId = spec.sessionId ?? newId();
-  const status = transitionSession('pending', 'start');
+  const status = spec.awaitApproval
+    ? transitionSession(transitionSession('pending', 'plan'), 'await_approval')
+    : transitionSession('pending', 'start');
   const planned = spec.plan.phases.flatMap((phase, phaseIndex) =>
     phase.tasks.map((task) => ({ task, phaseIndex })),
   );
@@ -84,7 +88,7 @@ export async function storeNewSession(
     created_at: now,
   }));
   const tasks: TasksTable[] = planned.map(({ task, phaseIndex }, position) => {
-    const ready = task.dependsOn.length === 0;
+    const ready = !spec.awaitApproval && task.dependsOn.length === 0;
     return {
       id: idByName.get(task.name)!,
       tenant_id: spec.tenantId,
@@ -140,7 +144,8 @@ export async function storeNewSession(
     last_seq: 0,
     created_at: now,
     updated_at: now,
-    started_at: now,
+    // A session waiting for approval starts when it is approved (approvePlan sets started_at).
+    started_at: spec.awaitApproval ? null : now,
     finished_at: null,
   };
   const events: NewEvent[] = [
@@ -157,7 +162,12 @@ export async function storeNewSession(
         })),
       },
     },
-    { type: 'session.status', data: { from: 'pending', to: status } },
+    ...(spec.awaitApproval
+      ? [
+          { type: 'session.status', data: { from: 'pending', to: 'planning' } } as const,
+          { type: 'session.status', data: { from: 'planning', to: status } } as const,
+        ]
+      : [{ type: 'session.status', data: { from: 'pending', to: status } } as const]),
   ];
   for (const task of tasks) {
     if (task.status !== 'ready') continue;

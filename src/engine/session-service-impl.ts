@@ -109,6 +109,13 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         if (existing)
           return { session: await getSessionDetail(deps.db, actor.tenantId, existing), created: false };
       }
+      if (input.approval === 'required' && !deps.planner) {
+        // The approve/reject routes come with the orchestrator; without it nothing could start the session.
+        throw new AppError(
+          'VALIDATION_FAILED',
+          'approval "required" needs an LLM provider to be configured (the approval routes come with the orchestrator)',
+        );
+      }
       const sessionId = newId();
       const { strategy, plan } = await planSession(actor.tenantId, sessionId, input);
       const llmTasks = plan.phases
@@ -133,6 +140,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
               metadata: input.metadata ?? {},
               plan,
               maxAttempts: deps.maxAttempts,
+              awaitApproval: input.approval === 'required',
               runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
             },
             idempotency,

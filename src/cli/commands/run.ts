@@ -16,6 +16,7 @@ interface RunOptions {
   strategy?: string;
   follow?: boolean;
   idempotencyKey?: string;
+  requireApproval?: boolean;
 }
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -41,6 +42,10 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
       `${STRATEGIES.join('|')} (default: pipeline with --depends, else parallel)`,
     )
     .option('-f, --follow', 'show progress and output until the session ends; exit 1 if it failed')
+    .option(
+      '--require-approval',
+      'stop after planning until `maos approve <id>` (or `maos reject <id> --reason …`)',
+    )
     .option('--idempotency-key <key>', 'retry-safe submit: the same key and request return the same session')
     .addHelpText(
       'after',
@@ -68,6 +73,7 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
       out.line(
         `session ${session.id} ${session.status} (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
       );
+      if (session.status === 'awaiting_approval') printApprovalHint(ctx, session);
       out.line(out.paint.dim(`follow it with: maos logs ${session.id} -f`));
     }
     return EXIT.OK;
@@ -80,6 +86,7 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
     );
   }
   const taskNames = indexTaskNames(session.tasks);
+  if (!out.json && session.status === 'awaiting_approval') printApprovalHint(ctx, session);
   let final: SessionDto;
   try {
     final = await followSession(client, session.id, {
@@ -127,6 +134,7 @@ export function buildRequest(objective: string, options: RunOptions) {
     objective,
     ...(strategy ? { strategy } : {}),
     ...(agents.length > 0 ? { agents } : {}),
+    ...(options.requireApproval ? { approval: 'required' } : {}),
   };
   const parsed = createSessionInputSchema.safeParse(candidate);
   if (!parsed.success) {
@@ -136,4 +144,17 @@ export function buildRequest(objective: string, options: RunOptions) {
     throw new CliError('VALIDATION_FAILED', 'the session request is not valid', EXIT.USAGE, problems);
   }
   return parsed.data;
+}
+
+/** Shows the plan that waits for approval and how to decide on it. */
+function printApprovalHint(ctx: CliContext, session: SessionDto): void {
+  const { out } = ctx;
+  out.line(`session ${session.id} is waiting for plan approval; planned tasks:`);
+  for (const task of session.tasks) {
+    const after = task.dependsOn.length > 0 ? ` (after ${task.dependsOn.join(', ')})` : '';
+    out.line(`  ${task.name} [${task.role}]${after}: ${task.instructions.split('\n')[0]?.slice(0, 120)}`);
+  }
+  out.line(
+    `approve: maos approve ${session.id} [--plan edited.json]   reject: maos reject ${session.id} --reason "…"`,
+  );
 }

@@ -1,0 +1,72 @@
+// `maos approve <id> [--plan file.json]` and `maos reject <id> --reason <text>`: decide on a plan
+// that waits for approval (sessions submitted with approval "required").
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+
+/** Registers `maos approve`. */
+export function registerApproveCommand(program: Command, act: ActionFactory): void {
+  const command = program
+    .command('approve')
+    .description('start a session that waits for plan approval, as planned or with an edited plan')
+    .argument('<id>', 'session id')
+    .option(
+      '--plan <file>',
+      'JSON file with the edited plan: {"phases":[{"name","tasks":[{"name","role","instructions","depends_on"?,"runner"?}]}]}',
+    );
+  addCommonOptions(command, true).action(act(approveSession));
+}
+
+/** Registers `maos reject`. */
+export function registerRejectCommand(program: Command, act: ActionFactory): void {
+  const command = program
+    .command('reject')
+    .description('end a session that waits for plan approval: it fails with the reason')
+    .argument('<id>', 'session id')
+    .requiredOption('--reason <text>', 'why the plan is rejected (kept as the session error)');
+  addCommonOptions(command, true).action(act(rejectSession));
+}
+
+/** Reads the edited plan; a missing file or bad JSON is a usage error, not a stack trace. */
+async function readPlanFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new CliError('USAGE', `cannot read --plan ${path}: ${(error as Error).message}`, EXIT.USAGE);
+  }
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    // Accept the plan itself or a { plan } wrapper (as printed by GET /v1/sessions/:id/plans items).
+    if (parsed !== null && typeof parsed === 'object' && 'plan' in parsed && !('phases' in parsed)) {
+      return (parsed as { plan: unknown }).plan;
+    }
+    return parsed;
+  } catch (error) {
+    throw new CliError('USAGE', `--plan ${path} is not valid JSON: ${(error as Error).message}`, EXIT.USAGE);
+  }
+}
+
+async function approveSession(ctx: CliContext, command: Command): Promise<number> {
+  const id = command.processedArgs[0] as string;
+  const options = command.opts<{ plan?: string }>();
+  const plan = options.plan === undefined ? undefined : await readPlanFile(options.plan);
+  const result = await ctx.client().approveSession(id, plan);
+  if (ctx.out.json) ctx.out.printJson(result);
+  else
+    ctx.out.line(
+      `session ${id} approved (plan version ${result.planVersion}, ${result.readied} task(s) ready); follow it with: maos logs ${id} -f`,
+    );
+  return EXIT.OK;
+}
+
+async function rejectSession(ctx: CliContext, command: Command): Promise<number> {
+  const id = command.processedArgs[0] as string;
+  const { reason } = command.opts<{ reason: string }>();
+  if (reason.trim() === '') throw new CliError('USAGE', '--reason must not be empty', EXIT.USAGE);
+  await ctx.client().rejectSession(id, reason);
+  if (ctx.out.json) ctx.out.printJson({ id, status: 'failed', reason });
+  else ctx.out.line(`session ${id} rejected: ${reason}`);
+  return EXIT.OK;
+}

@@ -1,0 +1,135 @@
+// `maos run --require-approval`, `maos approve [--plan]` and `maos reject --reason` as child
+// processes against a real server (explicit agents on the test runners: no LLM needed).
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+import { startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+
+interface SessionView {
+  status: string;
+  error: string | null;
+  tasks: Array<{ name: string; status: string }>;
+}
+
+describe('maos approve / reject', { timeout: 60_000 }, () => {
+  let server: TestServer;
+  let env: Record<string, string>;
+  let dir: string;
+  let llm: ScriptedLlmServer;
+
+  before(async () => {
+    // The approval routes come with the orchestrator, so a provider is configured; the agents
+    // themselves run on the test runners.
+    llm = await startLlmServer({ apiKey: 'k' });
+    server = await startTestServer({
+      config: {
+        providers: {
+          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+        },
+      },
+    });
+    env = { MAOS_SERVER: server.url };
+    dir = await mkdtemp(join(tmpdir(), 'maos-cli-approval-'));
+  });
+  after(async () => {
+    await server?.close();
+    await llm?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function submitWaiting(): Promise<string> {
+    const result = await runMaos(
+      ['run', 'Needs a go', '--agent', 'first=qa:say hi:echo', '--require-approval'],
+      {
+        env,
+      },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const id = /session (\S+) awaiting_approval/.exec(result.stdout)?.[1];
+    assert.ok(id, result.stdout);
+    assert.match(result.stdout, /waiting for plan approval; planned tasks:\n {2}first \[qa\]: say hi/);
+    assert.match(result.stdout, new RegExp(`maos approve ${id}`));
+    return id;
+  }
+
+  test('run --require-approval waits; approve starts it and it completes', async () => {
+    const id = await submitWaiting();
+    const approved = await runMaos(['approve', id], { env });
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.match(approved.stdout, /approved \(plan version 1, 1 task\(s\) ready\)/);
+    const done = await waitForSession<SessionView>(server.url, id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+  });
+
+  test('approve --plan runs the edited plan', async () => {
+    const id = await submitWaiting();
+    const file = join(dir, 'plan.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        phases: [
+          {
+            name: 'main',
+            tasks: [
+              { name: 'first', role: 'qa', instructions: 'say hi', runner: 'echo' },
+              { name: 'second', role: 'qa', instructions: 'say bye', runner: 'echo', depends_on: ['first'] },
+            ],
+          },
+        ],
+      }),
+    );
+    const approved = await runMaos(['approve', id, '--plan', file, '--json'], { env });
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.deepEqual(JSON.parse(approved.stdout), { planVersion: 2, readied: 1 });
+    const done = await waitForSession<SessionView>(server.url, id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    assert.deepEqual(
+      done.tasks.map((task) => [task.name, task.status]),
+      [
+        ['first', 'succeeded'],
+        ['second', 'succeeded'],
+      ],
+    );
+  });
+
+  test('reject --reason fails the session; approving it afterwards is a clear error', async () => {
+    const id = await submitWaiting();
+    const rejected = await runMaos(['reject', id, '--reason', 'wrong scope'], { env });
+    assert.equal(rejected.code, 0, rejected.stderr);
+    assert.match(rejected.stdout, /rejected: wrong scope/);
+    const done = await waitForSession<SessionView>(server.url, id);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.error, 'Plan rejected: wrong scope');
+    const again = await runMaos(['approve', id], { env });
+    assert.equal(again.code, 6, again.stdout);
+    assert.match(again.stderr, /INVALID_STATE/);
+  });
+
+  test('bad --plan file and missing --reason are usage errors', async () => {
+    const badFile = join(dir, 'bad.json');
+    await writeFile(badFile, '{ not json');
+    const bad = await runMaos(['approve', 'some-id', '--plan', badFile], { env });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /not valid JSON/);
+    const noReason = await runMaos(['reject', 'some-id'], { env });
+    assert.equal(noReason.code, 2);
+    assert.match(noReason.stderr, /--reason/);
+  });
+
+  test('approval "required" without an LLM provider is refused at submit', async () => {
+    const plain = await startTestServer();
+    try {
+      const result = await runMaos(['run', 'x', '--agent', 'qa:say hi:echo', '--require-approval'], {
+        env: { MAOS_SERVER: plain.url },
+      });
+      assert.equal(result.code, 2, result.stdout);
+      assert.match(result.stderr, /VALIDATION_FAILED.*needs an LLM provider/);
+    } finally {
+      await plain.close();
+    }
+  });
+});

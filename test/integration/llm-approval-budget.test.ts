@@ -1,0 +1,167 @@
+// Plan approval and budgets end to end: the real app over HTTP with the scripted LLM server.
+// approval "required" stops after planning; approve (as is or edited) runs it; reject ends it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
+import { readAllEvents, requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+interface SessionView {
+  status: string;
+  error: string | null;
+  result: string | null;
+  tasks: Array<{ name: string; status: string; role: string }>;
+}
+
+function task(name: string, role: string, dependsOn: string[] = []) {
+  return {
+    name,
+    role,
+    instructions: `Work on ${name}`,
+    depends_on: dependsOn,
+    deliverables: [],
+    agent: null,
+  };
+}
+
+async function startStack(t: import('node:test').TestContext, extraConfig: Record<string, unknown> = {}) {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  llm.setHandler((request): ScriptedReply => {
+    if (request.body.response_format !== undefined) {
+      return {
+        object: {
+          rationale: 'r',
+          phases: [
+            {
+              name: 'main',
+              tasks: [task('research', 'researcher'), task('write', 'documenter', ['research'])],
+            },
+          ],
+        },
+      };
+    }
+    if (request.promptText.includes('Write ONE answer for the user')) return { text: 'Final answer' };
+    const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
+    return { text: `output of ${name}` };
+  });
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+      ...extraConfig,
+    },
+  });
+  t.after(() => server.close());
+  return { llm, server };
+}
+
+async function createAwaiting(url: string): Promise<string> {
+  const created = await requestJson<{ id: string; status: string }>(`${url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'Document the API', approval: 'required' },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal(created.body.status, 'awaiting_approval');
+  return created.body.id;
+}
+
+test('approval required: waits with no task ready, then approve with an edited plan runs the edit', async (t) => {
+  const { llm, server } = await startStack(t);
+  const id = await createAwaiting(server.url);
+  const planRequests = llm.requests.length;
+  // Nothing runs while it waits: still awaiting, every task pending, no agent call made.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const waiting = await requestJson<SessionView>(`${server.url}/v1/sessions/${id}`);
+  assert.equal(waiting.body.status, 'awaiting_approval');
+  assert.deepEqual(
+    waiting.body.tasks.map((x) => x.status),
+    ['pending', 'pending'],
+  );
+  assert.equal(llm.requests.length, planRequests);
+
+  const edited = {
+    phases: [
+      {
+        name: 'main',
+        tasks: [
+          { name: 'research', role: 'researcher', instructions: 'Work on research' },
+          { name: 'review', role: 'reviewer', instructions: 'Review the research', depends_on: ['research'] },
+        ],
+      },
+    ],
+  };
+  const approved = await requestJson<{ planVersion: number; readied: number }>(
+    `${server.url}/v1/sessions/${id}/approve`,
+    { method: 'POST', body: { plan: edited } },
+  );
+  assert.equal(approved.status, 200, JSON.stringify(approved.body));
+  assert.deepEqual(approved.body, { planVersion: 2, readied: 1 });
+
+  const done = await waitForSession<SessionView>(server.url, id);
+  assert.equal(done.status, 'completed', done.error ?? '');
+  const agentTasks = done.tasks.filter((x) => !x.name.startsWith('orchestrator:')).map((x) => x.name);
+  assert.deepEqual(agentTasks, ['research', 'review']);
+  assert.ok(llm.requests.some((r) => r.promptText.includes('Review the research')));
+
+  const plans = await requestJson<{
+    items: Array<{ version: number; diff: { added: string[]; removed: string[] } | null }>;
+  }>(`${server.url}/v1/sessions/${id}/plans`);
+  assert.deepEqual(plans.body.items[1]?.diff?.added, ['review']);
+  assert.deepEqual(plans.body.items[1]?.diff?.removed, ['write']);
+
+  const events = await readAllEvents<{ seq: number; type: string; data: { from?: string; to?: string } }>(
+    server.url,
+    id,
+  );
+  const statuses = events
+    .filter((e) => e.type === 'session.status')
+    .map((e) => `${e.data.from}>${e.data.to}`);
+  assert.deepEqual(statuses.slice(0, 3), [
+    'pending>planning',
+    'planning>awaiting_approval',
+    'awaiting_approval>running',
+  ]);
+});
+
+test('approval required: approve as is runs the generated plan', async (t) => {
+  const { server } = await startStack(t);
+  const id = await createAwaiting(server.url);
+  const approved = await requestJson(`${server.url}/v1/sessions/${id}/approve`, { method: 'POST', body: {} });
+  assert.equal(approved.status, 200, JSON.stringify(approved.body));
+  const done = await waitForSession<SessionView>(server.url, id);
+  assert.equal(done.status, 'completed', done.error ?? '');
+  assert.deepEqual(
+    done.tasks.filter((x) => !x.name.startsWith('orchestrator:')).map((x) => x.name),
+    ['research', 'write'],
+  );
+});
+
+test('approval required: reject ends the session failed with the reason', async (t) => {
+  const { server } = await startStack(t);
+  const id = await createAwaiting(server.url);
+  const rejected = await requestJson(`${server.url}/v1/sessions/${id}/reject`, {
+    method: 'POST',
+    body: { reason: 'Too broad' },
+  });
+  assert.equal(rejected.status, 204, JSON.stringify(rejected.body));
+  const done = await waitForSession<SessionView>(server.url, id);
+  assert.equal(done.status, 'failed');
+  assert.equal(done.error, 'Plan rejected: Too broad');
+  assert.ok(done.tasks.every((x) => x.status === 'cancelled'));
+  const events = await readAllEvents<{ seq: number; type: string }>(server.url, id);
+  assert.equal(events.at(-1)?.type, 'session.finished');
+});
+
+test('approval must be required or none', async (t) => {
+  const { server } = await startStack(t);
+  const created = await requestJson<{ code: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'x', approval: 'maybe' },
+  });
+  assert.equal(created.status, 400);
+  assert.equal(created.body.code, 'VALIDATION_FAILED');
+});
