@@ -34,6 +34,8 @@ export interface BuildHttpServerOptions {
   config: {
     http: Omit<Config['http'], 'maxSseStreamsPerTenant'> &
       Partial<Pick<Config['http'], 'maxSseStreamsPerTenant'>>;
+    /** Selects the security schemes the OpenAPI document declares. */
+    auth?: Pick<Config['auth'], 'mode'>;
   };
   service: SessionService;
   logger: Logger;
@@ -99,7 +101,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
       throw new AppError('SHUTTING_DOWN', 'The server is shutting down; retry on another instance.');
     }
   });
-  await registerOpenApi(app);
+  await registerOpenApi(app, config.auth?.mode);
   registerAuthentication(app, options.authenticate ?? createNoAuthAuthenticator());
   for (const plugin of options.plugins ?? []) {
     await app.register(skipEncapsulation(plugin));

@@ -46,7 +46,7 @@ test('OpenAPI 3.1 documents every route; every non-public route declares a permi
         assert.ok(operation.responses?.['500'], `${method} ${path} documents its problem responses`);
         assert.ok(route.permission, `${method} ${path} declares a permission`);
         assert.equal(route.public, false);
-        assert.deepEqual(operation.security, [{ bearerAuth: [] }, { apiKeyHeader: [] }]);
+        assert.deepEqual(operation.security, [{ apiKeyBearer: [] }, { apiKeyHeader: [] }]);
         assert.ok(
           operation.description?.includes(`\`${route.permission}\``),
           `${method} ${path} states its permission`,
@@ -61,7 +61,10 @@ test('OpenAPI 3.1 documents every route; every non-public route declares a permi
   for (const path of ['/healthz', '/readyz'])
     assert.deepEqual(doc.paths[path]?.get?.security, [], `${path} needs no credentials`);
   assert.ok(doc.components.schemas.Problem, 'the Problem schema is a shared component');
-  assert.deepEqual(Object.keys(doc.components.securitySchemes ?? {}).sort(), ['apiKeyHeader', 'bearerAuth']);
+  assert.deepEqual(Object.keys(doc.components.securitySchemes ?? {}).sort(), [
+    'apiKeyBearer',
+    'apiKeyHeader',
+  ]);
   const createResponses = doc.paths['/v1/sessions']?.post?.responses ?? {};
   for (const code of ['400', '409', '413', '415'])
     assert.ok(createResponses[code], `POST /v1/sessions documents ${code}`);

@@ -5,38 +5,69 @@ import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { VERSION } from '../../version.ts';
 
-/** Credentials any protected route accepts (which ones are enabled depends on `auth.mode`). */
-const SECURITY_SCHEMES = {
-  bearerAuth: {
+/** `auth.mode` values (mirrors the config enum; `none` documents the API-key schemes a real install uses). */
+export type OpenApiAuthMode = 'apikey' | 'oidc' | 'both' | 'none';
+
+/** Every scheme MAOS can accept; which ones a server declares depends on `auth.mode`. */
+const ALL_SECURITY_SCHEMES = {
+  oidcBearer: {
     type: 'http',
     scheme: 'bearer',
-    description: 'An API key (`maos_…`) or an OIDC access token (JWT).',
+    bearerFormat: 'JWT',
+    description: 'An OIDC access token (RFC 9068 JWT) from the configured identity provider.',
+  },
+  apiKeyBearer: {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'maos API key',
+    description: 'An API key (`maos_…`) in `Authorization: Bearer`.',
   },
   apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key (`maos_…`).' },
 } as const;
 
-/**
- * The zod transform, plus each operation's auth requirement: none for public routes, a bearer token
- * or API key otherwise, with the permission the route needs stated in its description.
- */
-const transformWithSecurity: SwaggerTransform = (input) => {
-  const out = jsonSchemaTransform(input as Parameters<typeof jsonSchemaTransform>[0]);
-  const config = input.route.config as { public?: boolean; permission?: string } | undefined;
-  const schema = { ...(out.schema as Record<string, unknown>) };
-  if (config?.public === true) {
-    schema.security = [];
-  } else {
-    schema.security = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
-    if (config?.permission) {
-      const description = typeof schema.description === 'string' ? `${schema.description}\n\n` : '';
-      schema.description = `${description}Requires permission \`${config.permission}\`.`;
-    }
-  }
-  return { ...out, schema } as ReturnType<SwaggerTransform>;
-};
+type SchemeName = keyof typeof ALL_SECURITY_SCHEMES;
 
-/** Registers the OpenAPI generator and the /docs UI. Must run before any route is added. */
-export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+/** The schemes the server accepts in `mode`, in the order operations list them. */
+export function listSecuritySchemeNames(mode: OpenApiAuthMode): SchemeName[] {
+  const apiKey: SchemeName[] = ['apiKeyBearer', 'apiKeyHeader'];
+  if (mode === 'oidc') return ['oidcBearer'];
+  if (mode === 'both') return ['oidcBearer', ...apiKey];
+  return apiKey;
+}
+
+/**
+ * The zod transform, plus each operation's auth requirement: none for public routes, one of the
+ * accepted schemes otherwise, with the permission in `x-permission` and in the description.
+ */
+function createSecurityTransform(schemes: readonly SchemeName[]): SwaggerTransform {
+  const requirement = schemes.map((name) => ({ [name]: [] as string[] }));
+  return (input) => {
+    const out = jsonSchemaTransform(input as Parameters<typeof jsonSchemaTransform>[0]);
+    const config = input.route.config as { public?: boolean; permission?: string } | undefined;
+    const schema = { ...(out.schema as Record<string, unknown>) };
+    if (config?.public === true) {
+      schema.security = [];
+    } else {
+      schema.security = requirement;
+      if (config?.permission) {
+        schema['x-permission'] = config.permission;
+        const description = typeof schema.description === 'string' ? `${schema.description}\n\n` : '';
+        schema.description = `${description}Requires permission \`${config.permission}\`.`;
+      }
+    }
+    return { ...out, schema } as ReturnType<SwaggerTransform>;
+  };
+}
+
+/**
+ * Registers the OpenAPI generator and the /docs UI. Must run before any route is added.
+ * `authMode` selects the declared security schemes. @defaultValue 'apikey'
+ */
+export async function registerOpenApi(
+  app: FastifyInstance,
+  authMode: OpenApiAuthMode = 'apikey',
+): Promise<void> {
+  const schemes = listSecuritySchemeNames(authMode);
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
@@ -51,9 +82,11 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         { name: 'roles', description: 'The agent role catalogue.' },
         { name: 'health', description: 'Liveness and readiness probes.' },
       ],
-      components: { securitySchemes: SECURITY_SCHEMES },
+      components: {
+        securitySchemes: Object.fromEntries(schemes.map((name) => [name, ALL_SECURITY_SCHEMES[name]])),
+      },
     },
-    transform: transformWithSecurity,
+    transform: createSecurityTransform(schemes),
     transformObject: jsonSchemaTransformObject,
   });
   // Added before the UI plugin so that its routes (which it registers itself) are marked public.
