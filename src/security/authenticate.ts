@@ -9,6 +9,7 @@ import { createOidcVerifier, type OidcVerifier } from './oidc.ts';
 import { authFailure, type Principal } from './principal.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 import type { SecurityDb } from './security-tables.ts';
+import { createTenantProvisioner } from './tenant-provisioning.ts';
 
 export type AuthConfig = z.infer<typeof authConfigSchema>;
 
@@ -65,8 +66,12 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   const acceptsKeys = auth.mode === 'apikey' || auth.mode === 'both';
   const acceptsTokens = auth.mode === 'oidc' || auth.mode === 'both';
   const oidc = acceptsTokens ? (options.oidc ?? createOidcVerifier(auth.oidc, { now })) : null;
+  const tenants = createTenantProvisioner(db);
 
   async function addBindings(principal: Principal): Promise<Principal> {
+    // A verified principal may be the first of its tenant (a new OIDC tenant claim, a key created for
+    // a new tenant): everything it creates references the tenant row.
+    await tenants.ensure(principal.tenantId);
     const rows = await db
       .selectFrom('role_bindings')
       .select('role')
@@ -82,6 +87,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     mode: auth.mode,
     async authenticate(source) {
       if (auth.mode === 'none') {
+        await tenants.ensure(auth.noneTenant);
         return {
           type: 'anonymous',
           id: 'local',

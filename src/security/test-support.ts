@@ -1,11 +1,11 @@
-// Test support for the security module: a real SQLite database in a temp dir with migration
-// 0002_security applied. Used by tests only.
+// Test support for the security module: a real SQLite database in a temp dir with every migration
+// applied (as in production). Used by tests only.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
-import { up } from './migration-0002-security.ts';
+import { migrateToLatest } from '../store/migrate.ts';
 import type { SecurityDb } from './security-tables.ts';
 
 export interface TestSecurityDb {
@@ -21,7 +21,7 @@ export async function createTestSecurityDb(): Promise<TestSecurityDb> {
   const dir = mkdtempSync(join(tmpdir(), 'maos-sec-'));
   const file = join(dir, 'maos.db');
   const db = openSqlite(file);
-  await up(db);
+  await migrateToLatest(db);
   return {
     db,
     dir,
