@@ -3,6 +3,7 @@
 import type { Kysely } from 'kysely';
 import { findBuiltInRole } from '../agents/roles/catalogue.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
+import { mergeBudgets } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { buildPlan, resolveStrategy, validatePlan } from '../domain/plan.ts';
 import { createSessionInputSchema } from '../domain/session-input.ts';
@@ -20,6 +21,7 @@ import { hashRequest, storeNewSession } from './create-session.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import type { EngineDeps, Planner } from './engine-types.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
+import { createSessionDetailReader } from './session-detail-cache.ts';
 import type { SessionService } from './session-service.ts';
 
 /** Largest page of events per call. */
@@ -37,6 +39,8 @@ export interface SessionServiceDeps {
   planner?: Planner;
   /** Looks up a tenant's custom role; without it only built-in roles are accepted. */
   findRole?: EngineDeps['findRole'];
+  /** Tenant defaults for approval and budget. */
+  sessionDefaults?: EngineDeps['sessionDefaults'];
   /** Called after a session was cancelled, to abort this process's running tasks of it. */
   onCancelled(sessionId: string): void;
   now?: () => number;
@@ -44,6 +48,7 @@ export interface SessionServiceDeps {
 
 export function createSessionService(deps: SessionServiceDeps): SessionService {
   const now = deps.now ?? Date.now;
+  const details = createSessionDetailReader();
   /** Plan checkers for one tenant: built-in roles, plus the tenant's custom roles among `roleNames`. */
   async function checkersFor(tenantId: string, roleNames: Iterable<string>) {
     const custom = new Set<string>();
@@ -109,7 +114,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         if (existing)
           return { session: await getSessionDetail(deps.db, actor.tenantId, existing), created: false };
       }
-      if (input.approval === 'required' && !deps.planner) {
+      const defaults = deps.sessionDefaults?.(actor.tenantId);
+      const approval = input.approval ?? defaults?.approval ?? 'none';
+      const budget = mergeBudgets(input.budget, defaults?.budget);
+      if (approval === 'required' && !deps.planner) {
         // The approve/reject routes come with the orchestrator; without it nothing could start the session.
         throw new AppError(
           'VALIDATION_FAILED',
@@ -140,7 +148,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
               metadata: input.metadata ?? {},
               plan,
               maxAttempts: deps.maxAttempts,
-              awaitApproval: input.approval === 'required',
+              awaitApproval: approval === 'required',
+              settings: {
+                approval,
+                budget: Object.keys(budget).length > 0 ? budget : null,
+                threadId: null,
+              },
               runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
             },
             idempotency,
@@ -162,7 +175,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       return { session, created: stored.created };
     },
 
-    getSession: (actor, sessionId) => getSessionDetail(deps.db, actor.tenantId, sessionId),
+    getSession: (actor, sessionId) => details.read(deps.db, actor.tenantId, sessionId),
 
     listSessions(actor, query) {
       const limit = Math.min(Math.max(1, Math.trunc(query.limit) || 1), MAX_SESSION_PAGE);

@@ -3,8 +3,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { uuidv7 } from 'uuidv7';
 import { AppError } from '../errors/app-error.ts';
+import { precompileQuery } from '../store/compiled-query.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
-import type { ApiKeysTable, SecurityDb } from './security-tables.ts';
+import type { ApiKeysTable, SecurityDb, SecurityTables } from './security-tables.ts';
 
 /** Every key starts with this, so secret scanners and log redaction can recognise it. */
 export const API_KEY_PREFIX = 'maos_';
@@ -110,6 +111,13 @@ export async function revokeApiKey(
   return toInfo(row);
 }
 
+const selectKeyByPrefix = precompileQuery<SecurityTables, ApiKeysTable>(1, (db, [prefix]) =>
+  db
+    .selectFrom('api_keys')
+    .selectAll()
+    .where('prefix', '=', prefix as string),
+);
+
 /** Resolves a presented key to its record; throws INVALID_TOKEN (with a reason) when it is not valid. */
 export async function verifyApiKey(
   db: SecurityDb,
@@ -119,7 +127,8 @@ export async function verifyApiKey(
   const match = KEY_PATTERN.exec(presented);
   if (!match) throw invalid('malformed API key');
   const [, prefix, secret] = match as unknown as [string, string, string];
-  const row = await db.selectFrom('api_keys').selectAll().where('prefix', '=', prefix).executeTakeFirst();
+  // Runs on every authenticated request: compiled once (compiled-query.ts).
+  const row = (await selectKeyByPrefix(db, prefix)).rows[0];
   // Hash even when the prefix is unknown, so timing does not tell which prefixes exist.
   const expected = Buffer.from(row?.hash ?? '0'.repeat(64), 'hex');
   const actual = Buffer.from(hashSecret(secret), 'hex');

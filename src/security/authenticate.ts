@@ -4,11 +4,12 @@ import { isIP } from 'node:net';
 import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
+import { precompileQuery } from '../store/compiled-query.ts';
 import { looksLikeApiKey, verifyApiKey } from './api-keys.ts';
 import { createOidcVerifier, type OidcVerifier } from './oidc.ts';
 import { authFailure, type Principal } from './principal.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
-import type { SecurityDb } from './security-tables.ts';
+import type { SecurityDb, SecurityTables } from './security-tables.ts';
 import { createTenantProvisioner } from './tenant-provisioning.ts';
 
 export type AuthConfig = z.infer<typeof authConfigSchema>;
@@ -59,6 +60,17 @@ export function isLoopbackHost(host: string): boolean {
   return isIP(bare) === 4 && bare.startsWith('127.');
 }
 
+// Runs on every authenticated request: compiled once (store/compiled-query.ts).
+const selectRoleBindings = precompileQuery<SecurityTables, { role: string }>(
+  2,
+  (db, [tenantId, principalId]) =>
+    db
+      .selectFrom('role_bindings')
+      .select('role')
+      .where('tenant_id', '=', tenantId as string)
+      .where('principal_id', '=', principalId as string),
+);
+
 /** Creates the authenticator for the configured mode. */
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
   const { auth, db } = options;
@@ -72,12 +84,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     // A verified principal may be the first of its tenant (a new OIDC tenant claim, a key created for
     // a new tenant): everything it creates references the tenant row.
     await tenants.ensure(principal.tenantId);
-    const rows = await db
-      .selectFrom('role_bindings')
-      .select('role')
-      .where('tenant_id', '=', principal.tenantId)
-      .where('principal_id', '=', principal.id)
-      .execute();
+    const { rows } = await selectRoleBindings(db, principal.tenantId, principal.id);
     const roles = new Set<RoleName>(principal.roles);
     for (const { role } of rows) if (isRoleName(role)) roles.add(role);
     return { ...principal, roles: [...roles] };

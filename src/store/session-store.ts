@@ -1,8 +1,9 @@
 // Session persistence: inserting a new session with its plan, agents, tasks and dependencies;
 // reading a session's detail; listing with keyset pagination. Every read is scoped to a tenant.
 import type { Kysely } from 'kysely';
-import type { PlanBody, SessionDetail, SessionRecord, SessionStatus } from '../domain/types.ts';
+import type { PlanBody, SessionDetail, SessionRecord, SessionStatus, TaskRecord } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
+import { precompileQuery } from './compiled-query.ts';
 import { toSessionRecord, toTaskRecord } from './rows.ts';
 import type { AgentsTable, Database, SessionsTable, TaskDependenciesTable, TasksTable } from './schema.ts';
 import { loadDependencyNames } from './task-store.ts';
@@ -50,20 +51,56 @@ export async function insertSession(trx: Kysely<Database>, rows: NewSessionRows)
   await insertChunked(trx, 'task_dependencies', rows.dependencies);
 }
 
+// Hot path of GET /v1/sessions/:id: compiled once per database, run with fresh values.
+const selectSessionRow = precompileQuery<Database, SessionsTable>(2, (db, [id, tenantId]) =>
+  db
+    .selectFrom('sessions')
+    .selectAll()
+    .where('id', '=', id as string)
+    .where('tenant_id', '=', tenantId as string),
+);
+const selectLatestPlanBody = precompileQuery<Database, { body: string }>(1, (db, [sessionId]) =>
+  db
+    .selectFrom('plans')
+    .select('body')
+    .where('session_id', '=', sessionId as string)
+    .orderBy('version', 'desc')
+    .limit(1),
+);
+const selectSessionTasks = precompileQuery<Database, TasksTable>(1, (db, [sessionId]) =>
+  db
+    .selectFrom('tasks')
+    .selectAll()
+    .where('session_id', '=', sessionId as string)
+    .orderBy('position'),
+);
+
 /** The session row, or SESSION_NOT_FOUND (also when it belongs to another tenant). */
 export async function getSessionRow(
   db: Kysely<Database>,
   tenantId: string,
   sessionId: string,
 ): Promise<SessionsTable> {
-  const row = await db
-    .selectFrom('sessions')
-    .selectAll()
-    .where('id', '=', sessionId)
-    .where('tenant_id', '=', tenantId)
-    .executeTakeFirst();
+  const row = (await selectSessionRow(db, sessionId, tenantId)).rows[0];
   if (!row) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
   return row;
+}
+
+/** What a session's detail adds to its row: the latest plan and the tasks (in plan order). */
+export interface SessionContents {
+  plan: PlanBody | null;
+  tasks: TaskRecord[];
+}
+
+/** Loads the latest plan and the tasks of a session whose row the caller already read (tenant-checked). */
+export async function loadSessionContents(db: Kysely<Database>, sessionId: string): Promise<SessionContents> {
+  const plan = (await selectLatestPlanBody(db, sessionId)).rows[0];
+  const tasks = (await selectSessionTasks(db, sessionId)).rows;
+  const deps = await loadDependencyNames(db, sessionId);
+  return {
+    plan: plan ? (JSON.parse(plan.body) as PlanBody) : null,
+    tasks: tasks.map((task) => toTaskRecord(task, deps.get(task.id) ?? [])),
+  };
 }
 
 /** Session, latest plan and tasks (in plan order). */
@@ -73,25 +110,8 @@ export async function getSessionDetail(
   sessionId: string,
 ): Promise<SessionDetail> {
   const row = await getSessionRow(db, tenantId, sessionId);
-  const plan = await db
-    .selectFrom('plans')
-    .select('body')
-    .where('session_id', '=', sessionId)
-    .orderBy('version', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  const tasks = await db
-    .selectFrom('tasks')
-    .selectAll()
-    .where('session_id', '=', sessionId)
-    .orderBy('position')
-    .execute();
-  const deps = await loadDependencyNames(db, sessionId);
-  return {
-    ...toSessionRecord(row),
-    plan: plan ? (JSON.parse(plan.body) as PlanBody) : null,
-    tasks: tasks.map((task) => toTaskRecord(task, deps.get(task.id) ?? [])),
-  };
+  const contents = await loadSessionContents(db, sessionId);
+  return { ...toSessionRecord(row), plan: contents.plan, tasks: contents.tasks };
 }
 
 interface CursorPosition {

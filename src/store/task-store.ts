@@ -5,6 +5,7 @@ import { type Kysely, sql } from 'kysely';
 import type { DependencyOutput } from '../agents/runtimes/runtime.ts';
 import type { AdvanceTask } from '../domain/advance.ts';
 import type { TaskStatus } from '../domain/types.ts';
+import { precompileQuery } from './compiled-query.ts';
 import type { DialectName } from './db.ts';
 import type { Database, TasksTable } from './schema.ts';
 
@@ -120,17 +121,22 @@ export async function loadSessionGraphs(
   return graphs;
 }
 
+const selectDependencyNames = precompileQuery<Database, { task_id: string; name: string }>(
+  1,
+  (db, [sessionId]) =>
+    db
+      .selectFrom('task_dependencies as d')
+      .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
+      .select(['d.task_id', 't.name'])
+      .where('d.session_id', '=', sessionId as string),
+);
+
 /** task id → names of the tasks it depends on, for one session. */
 export async function loadDependencyNames(
   db: Kysely<Database>,
   sessionId: string,
 ): Promise<Map<string, string[]>> {
-  const rows = await db
-    .selectFrom('task_dependencies as d')
-    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-    .select(['d.task_id', 't.name'])
-    .where('d.session_id', '=', sessionId)
-    .execute();
+  const { rows } = await selectDependencyNames(db, sessionId);
   const map = new Map<string, string[]>();
   for (const row of rows) map.set(row.task_id, [...(map.get(row.task_id) ?? []), row.name]);
   return map;
