@@ -14,6 +14,7 @@ import type { Actor } from './engine/session-service.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
+import { createTenantProviderRoutesPlugin } from './http/routes/tenant-providers.ts';
 import { buildHttpServer } from './http/server.ts';
 import { createEngineSteering } from './mcp/engine-steering.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
@@ -32,6 +33,7 @@ import { createTelemetry } from './observability/telemetry.ts';
 import { createSecurity, type Security } from './security/create-security.ts';
 import { createSecurityRoutesPlugin } from './security/security-routes-plugin.ts';
 import type { SecurityDb } from './security/security-tables.ts';
+import { createTenantProviderCredentialsFromConfig } from './security/tenant-provider-credentials.ts';
 import { createHttpsServerFactory, loadTlsCredentials } from './security/tls.ts';
 import { createDatabase, type DatabaseHandle } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
@@ -86,7 +88,17 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       logger,
       metrics,
     });
-    const llm = createLlmStack({ config, db: database.db, logger, telemetry: telemetry.llm });
+    const providerCredentials = createTenantProviderCredentialsFromConfig(
+      database.db as unknown as SecurityDb,
+      config,
+    );
+    const llm = createLlmStack({
+      config,
+      db: database.db,
+      logger,
+      telemetry: telemetry.llm,
+      tenantCredentials: providerCredentials,
+    });
 
     const runtimes = createRuntimeRegistry();
     runtimes.registerCommand(
@@ -184,6 +196,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           logger,
         }),
         createSessionPlanRoutesPlugin({ db: database.db }),
+        createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
         ...(steeringOptions ? [createSessionSteeringRoutesPlugin(steeringOptions)] : []),

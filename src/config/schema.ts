@@ -8,6 +8,7 @@ import {
   corsConfigSchema,
   rateLimitConfigSchema,
   secretsConfigSchema,
+  ssrfConfigSchema,
   tlsConfigSchema,
 } from './security-schema.ts';
 
@@ -312,6 +313,7 @@ const configShape = z.strictObject({
   audit: auditConfigSchema,
   rateLimit: rateLimitConfigSchema,
   secrets: secretsConfigSchema,
+  ssrf: ssrfConfigSchema,
   cors: corsConfigSchema,
   tls: tlsConfigSchema,
 });

@@ -215,6 +215,26 @@ export const secretsConfigSchema = z
   .default({})
   .describe('Encryption of tenant secrets at rest (AES-256-GCM envelope).');
 
+export const ssrfConfigSchema = z
+  .strictObject({
+    allowPrivateNetworks: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Let tenants point provider base URLs at loopback, link-local (incl. 169.254.169.254), RFC 1918 and other internal ranges. @defaultValue false',
+      ),
+    allowedHosts: z
+      .array(z.string().min(1).toLowerCase())
+      .default([])
+      .describe(
+        'Host names or IP addresses tenants may use even when internal (exact match, e.g. `ollama.internal`). @defaultValue []',
+      ),
+  })
+  .default({ allowPrivateNetworks: false, allowedHosts: [] })
+  .describe(
+    "SSRF guard for URLs MAOS calls on a tenant's behalf (tenant-set provider base URLs). Operator-configured `providers` URLs are trusted.",
+  );
+
 export const corsConfigSchema = z
   .strictObject({
     allowedOrigins: z

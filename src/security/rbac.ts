@@ -12,6 +12,7 @@ export const PERMISSIONS = [
   'roles:manage',
   'keys:manage',
   'secrets:manage',
+  'providers:manage',
   'audit:read',
   'metrics:read',
   'admin:*',

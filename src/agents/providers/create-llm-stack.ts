@@ -26,6 +26,7 @@ import { createStoreResponseCache } from '../runtimes/ai-sdk/store-response-cach
 import type { AgentRuntime } from '../runtimes/runtime.ts';
 import { createLlmClient, type LlmCallObserver, type LlmClient } from './llm-client.ts';
 import type { LlmDb } from './llm-tables.ts';
+import { bindTenantScope, createTenantModelCache, type TenantCredentialSource } from './tenant-models.ts';
 import { validateLlmConfig } from './validate-llm-config.ts';
 
 export interface LlmStack {
@@ -57,6 +58,8 @@ export interface CreateLlmStackOptions {
   checkBudget?: AiSdkRuntimeOptions['checkBudget'];
   /** Called after an agent sent another agent a message (the engine appends the session event). */
   onAgentMessage?(message: AgentMessage & { id: string }): void;
+  /** Tenant-stored provider keys: a tenant's calls use its own key when it stored one. */
+  tenantCredentials?: TenantCredentialSource;
 }
 
 /**
@@ -79,6 +82,9 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     llm: config.llm,
     logger: logger.child({ component: 'llm' }),
     telemetry: options.telemetry,
+    ...(options.tenantCredentials
+      ? { getModel: createTenantModelCache(config.providers, options.tenantCredentials) }
+      : {}),
   });
   const cache = createStoreResponseCache(options.db as unknown as LlmDb);
   const memory = createAgentMemory(options.db);
@@ -112,8 +118,9 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   };
   return {
     client,
-    runtime,
-    planner,
+    // Every call made for a task or a planning request runs as its tenant (tenant-models.ts).
+    runtime: bindTenantScope(runtime),
+    planner: bindTenantScope(planner),
     roles,
     cache,
     continueSession: (trx, session, now) => continueOrchestratedSession(trx, session, continuation, now),

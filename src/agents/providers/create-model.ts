@@ -12,13 +12,21 @@ import type { ProviderConfig } from '../../config/llm-schema.ts';
  * fallback to ANTHROPIC_API_KEY / OPENAI_API_KEY is bypassed by always passing a value, so the
  * process environment is read in one place (src/config) and `maos config check` sees every key.
  */
-export function createLanguageModel(name: string, provider: ProviderConfig, modelId: string): LanguageModel {
+export function createLanguageModel(
+  name: string,
+  provider: ProviderConfig,
+  modelId: string,
+  /** Replaces `fetch` for this model's HTTP calls (e.g. the SSRF-guarded one for tenant URLs). */
+  fetchImpl?: typeof fetch,
+): LanguageModel {
+  const transport = fetchImpl ? { fetch: fetchImpl } : {};
   switch (provider.type) {
     case 'anthropic':
       return createAnthropic({
         apiKey: provider.apiKey ?? '',
         baseURL: provider.baseURL,
         headers: provider.headers,
+        ...transport,
         name: `${name}.messages`,
       })(modelId);
     case 'openai':
@@ -28,6 +36,7 @@ export function createLanguageModel(name: string, provider: ProviderConfig, mode
         apiKey: provider.apiKey ?? '',
         baseURL: provider.baseURL,
         headers: provider.headers,
+        ...transport,
         name,
       }).chat(modelId);
     case 'openai-compatible':
@@ -36,6 +45,7 @@ export function createLanguageModel(name: string, provider: ProviderConfig, mode
         baseURL: provider.baseURL ?? '',
         apiKey: provider.apiKey,
         headers: provider.headers,
+        ...transport,
         includeUsage: true,
         supportsStructuredOutputs: provider.structuredOutputs,
       }).chatModel(modelId);

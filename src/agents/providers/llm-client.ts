@@ -87,6 +87,8 @@ export interface LlmClientOptions {
   llm: LlmConfig;
   logger?: Logger;
   telemetry?: LlmCallObserver;
+  /** Resolves the model of a provider (default: one model per provider and model id from the config). */
+  getModel?: (provider: string, modelId: string) => LanguageModel;
   /** Replaceable for unit tests. */
   sleep?: RetryHooks['sleep'];
   now?: () => number;
@@ -131,7 +133,7 @@ function isAvailabilityFailure(failure: ClassifiedFailure, error: unknown): bool
 /** Creates the client; providers, breakers and bulkheads live as long as it does (one per process). */
 export function createLlmClient(options: LlmClientOptions): LlmClient {
   const { providers, llm } = options;
-  const getModel = createModelCache(providers);
+  const getModel = options.getModel ?? createModelCache(providers);
   const breakerFor = createCircuitBreakerSet({
     failureThreshold: llm.circuitBreaker.failureThreshold,
     openMs: llm.circuitBreaker.openSeconds * 1000,
