@@ -10,6 +10,7 @@ import { readRunnerBaseEnv } from './config/runner-env.ts';
 import type { Config } from './config/schema.ts';
 import type { Engine } from './engine/engine-types.ts';
 import { createEngine } from './engine/index.ts';
+import { createSessionDefaults } from './engine/session-defaults.ts';
 import type { Actor } from './engine/session-service.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
@@ -119,6 +120,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       logger,
       runtimes,
       observer: createEngineMetricsObserver(metrics, { slots: config.workers.concurrency }),
+      sessionDefaults: createSessionDefaults(config.llm),
       ...(llm
         ? {
             planner: llm.planner,

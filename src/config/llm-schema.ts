@@ -1,6 +1,7 @@
 // Configuration of LLM providers and how roles use them (`providers`, `llm` in configSchema).
 // Cross-references (role → provider names) are checked by agents/providers/validate-llm-config.ts.
 import { z } from 'zod';
+import { budgetSchema } from '../domain/budget.ts';
 
 const providerNameSchema = z
   .string()
@@ -251,6 +252,31 @@ export const llmConfigSchema = z
         dependencyOutputChars: 12_000,
       })
       .describe('Orchestrator limits.'),
+    budgets: z
+      .strictObject({
+        default: budgetSchema.optional().describe('Budget of every tenant without an entry in `tenants`.'),
+        tenants: z
+          .record(z.string().min(1).max(128), budgetSchema)
+          .default({})
+          .describe('Budget per tenant id, instead of `default`.'),
+      })
+      .default({ tenants: {} })
+      .describe(
+        "Tenant default budgets: a session's own `budget` can only tighten them (the stricter limit wins).",
+      ),
+    approval: z
+      .strictObject({
+        default: z
+          .enum(['required', 'none'])
+          .default('none')
+          .describe('Plan approval for sessions that do not set `approval`. @defaultValue none'),
+        tenants: z
+          .record(z.string().min(1).max(128), z.enum(['required', 'none']))
+          .default({})
+          .describe('Plan approval default per tenant id, instead of `default`.'),
+      })
+      .default({ default: 'none', tenants: {} })
+      .describe('Tenant defaults for plan approval (human in the loop).'),
   })
   .default({
     defaultFallback: [],
@@ -266,6 +292,8 @@ export const llmConfigSchema = z
       maxAgentsPerRole: 3,
       dependencyOutputChars: 12_000,
     },
+    budgets: { tenants: {} },
+    approval: { default: 'none', tenants: {} },
   })
   .describe('How roles use providers: routes, fallbacks, retries, circuit breaker, prices, planner limits.');
 

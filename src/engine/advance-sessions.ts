@@ -6,11 +6,12 @@ import { advanceSession } from '../domain/advance.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import type { SessionStatus, Usage } from '../domain/types.ts';
+import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
 import { appendEventsMany, type SessionEvents } from '../store/event-store.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { loadSessionGraphs } from '../store/task-store.ts';
+import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
 /**
  * Called in the finishing transaction when every task of a session has succeeded. Returning
@@ -77,7 +78,18 @@ export async function advanceSessions(
   const graphs = await loadSessionGraphs(trx, [...touched.keys()]);
   const ready: string[] = [];
   const outcomes = new Map<string, NonNullable<ReturnType<typeof advanceSession>['outcome']>>();
+  const overruns = await findBudgetOverruns(trx, touched, now);
   for (const [sessionId, entry] of touched) {
+    const overrun = overruns.get(sessionId);
+    if (overrun !== undefined) {
+      // Over budget: nothing more starts; open tasks are cancelled (running agents see the overrun
+      // at their next output flush through the runtime's budget guard) and the session fails.
+      const error = formatBudgetError(overrun);
+      await cancelOpenTasks(trx, sessionId, error, now, entry.events);
+      outcomes.set(sessionId, { status: 'failed', error });
+      result.set(sessionId, { readied: 0, sessionFinished: null });
+      continue;
+    }
     const graph = graphs.get(sessionId) ?? [];
     const decision = advanceSession(graph);
     const byId = new Map(graph.map((task) => [task.id, task]));
@@ -175,4 +187,51 @@ export async function advanceSessions(
   }));
   await appendEventsMany(trx, batches, now);
   return result;
+}
+
+/** Cancels every unfinished task of the session (pending, ready, leased, running), with events. */
+async function cancelOpenTasks(
+  trx: Kysely<Database>,
+  sessionId: string,
+  reason: string,
+  now: number,
+  events: NewEvent[],
+): Promise<void> {
+  const open = await trx
+    .selectFrom('tasks')
+    .select(['id', 'name', 'status', 'attempts'])
+    .where('session_id', '=', sessionId)
+    .where('status', 'in', ['pending', 'ready', 'leased', 'running'])
+    .orderBy('position')
+    .execute();
+  if (open.length === 0) return;
+  await trx
+    .updateTable('tasks')
+    .set({
+      status: 'cancelled',
+      error: reason,
+      lease_owner: null,
+      lease_expires_at: null,
+      finished_at: now,
+      updated_at: now,
+    })
+    .where(
+      'id',
+      'in',
+      open.map((task) => task.id),
+    )
+    .execute();
+  for (const task of open) {
+    events.push({
+      type: 'task.status',
+      data: {
+        taskId: task.id,
+        name: task.name,
+        from: task.status as TaskStatus,
+        to: 'cancelled',
+        attempt: Number(task.attempts),
+        reason,
+      },
+    });
+  }
 }

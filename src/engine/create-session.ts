@@ -2,6 +2,7 @@
 // first events) and stores them in one transaction, honouring the Idempotency-Key.
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import type { Budget } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
@@ -24,6 +25,8 @@ export interface NewSessionSpec {
   maxAttempts: number;
   /** Stop in `awaiting_approval` with no task ready until a person approves the plan. */
   awaitApproval?: boolean;
+  /** Stored in `session_settings` when any is set (the engine reads the budget at each task finish). */
+  settings?: { approval: 'required' | 'none'; budget: Budget | null; threadId: string | null };
   runtimeOf(runner: string | undefined): string;
 }
 
@@ -180,6 +183,20 @@ export async function storeNewSession(
   sessionRow.last_seq = events.length;
   await insertSession(trx, { session: sessionRow, plan: spec.plan, agents, tasks, dependencies });
   await insertEventRows(trx, { id: sessionId, tenantId: spec.tenantId }, 1, events, now);
+  const settings = spec.settings;
+  if (settings && (settings.approval !== 'none' || settings.budget !== null || settings.threadId !== null)) {
+    await trx
+      .insertInto('session_settings')
+      .values({
+        session_id: sessionId,
+        tenant_id: spec.tenantId,
+        approval: settings.approval,
+        budget: settings.budget === null ? null : JSON.stringify(settings.budget),
+        thread_id: settings.threadId,
+        created_at: now,
+      })
+      .execute();
+  }
   if (idempotency) {
     await trx
       .insertInto('idempotency_keys')

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import type { Config } from '../config/schema.ts';
+import type { Budget } from '../domain/budget.ts';
 import type { CreateSessionInput } from '../domain/session-input.ts';
 import type { PlanBody } from '../domain/types.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -25,6 +26,12 @@ export interface Planner {
   }): Promise<PlanBody> | PlanBody;
 }
 
+/** A tenant's defaults for sessions that do not set them (config `llm.approval`, `llm.budgets`). */
+export interface SessionDefaults {
+  approval: 'required' | 'none';
+  budget?: Budget;
+}
+
 export interface EngineDeps {
   config: Pick<Config, 'workers' | 'tasks' | 'runners'>;
   db: Kysely<Database>;
@@ -34,6 +41,8 @@ export interface EngineDeps {
   planner?: Planner;
   /** A tenant's custom role by name (roles/role-service.ts findRole); built-in roles need no lookup. */
   findRole?: (tenantId: string, name: string) => Promise<RoleDefinition | undefined>;
+  /** Tenant defaults for approval and budget; none = no approval, no budget. */
+  sessionDefaults?: (tenantId: string) => SessionDefaults;
   /** Continues orchestrator-planned sessions when all their tasks succeeded (see task-ops.ts). */
   continueSession?: ContinueSession;
   /** Identifies this process's leases; defaults to `<hostname>:<pid>:<random>`. */

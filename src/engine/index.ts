@@ -69,6 +69,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     observer: options.observer,
     planner: options.planner,
     findRole: options.findRole,
+    ...(options.sessionDefaults ? { sessionDefaults: options.sessionDefaults } : {}),
     onCancelled: (sessionId) => scheduler.abortSession(sessionId),
   });
   return {

@@ -127,6 +127,18 @@ export interface IdempotencyKeysTable {
   created_at: number;
 }
 
+/** Orchestration settings of a session (migration 0004); absent row = no budget, no approval, no thread. */
+export interface SessionSettingsTable {
+  session_id: string;
+  tenant_id: string;
+  /** `required` | `none`. */
+  approval: string;
+  /** JSON Budget, or null. */
+  budget: string | null;
+  thread_id: string | null;
+  created_at: number;
+}
+
 /** The whole schema. Other areas extend it with their own tables via interface merging or intersection. */
 export interface Database {
   tenants: TenantsTable;
@@ -139,4 +151,5 @@ export interface Database {
   artifacts: ArtifactsTable;
   events: EventsTable;
   idempotency_keys: IdempotencyKeysTable;
+  session_settings: SessionSettingsTable;
 }

@@ -165,3 +165,162 @@ test('approval must be required or none', async (t) => {
   assert.equal(created.status, 400);
   assert.equal(created.body.code, 'VALIDATION_FAILED');
 });
+
+test('a token budget crossed mid-stream stops the agent; the session fails with BUDGET_EXCEEDED', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  const longText = 'word '.repeat(8000);
+  llm.setHandler(() => ({ text: longText, chunkSize: 200, chunkDelayMs: 5 }));
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+    },
+  });
+  t.after(() => server.close());
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: {
+      objective: 'Write a lot',
+      agents: [
+        { name: 'writer', role: 'documenter', task: 'Write everything' },
+        { name: 'after', role: 'reviewer', task: 'Review it', depends_on: ['writer'] },
+      ],
+      budget: { maxTokens: 2000 },
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const done = await waitForSession<SessionView>(server.url, created.body.id);
+  assert.equal(done.status, 'failed');
+  assert.match(done.error ?? '', /^BUDGET_EXCEEDED: token budget exceeded: \d+ of 2000 tokens used/);
+  assert.deepEqual(
+    done.tasks.map((x) => [x.name, x.status]),
+    [
+      ['writer', 'failed'],
+      ['after', 'cancelled'],
+    ],
+  );
+  const events = await readAllEvents<{ seq: number; type: string; data: { line?: string; error?: string } }>(
+    server.url,
+    created.body.id,
+  );
+  const streamed = events
+    .filter((e) => e.type === 'task.output')
+    .map((e) => e.data.line ?? '')
+    .join('').length;
+  assert.ok(streamed > 0 && streamed < longText.length / 2, `streamed ${streamed} chars`);
+  const result = events.find((e) => e.type === 'task.result');
+  assert.match(result?.data.error ?? '', /^Budget exceeded: token budget exceeded/);
+  // Only the one stopped agent call: the dependant never ran.
+  assert.equal(llm.requests.length, 1);
+});
+
+test('the tenant default cost budget is enforced when a task finishes; the stricter limit wins', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  llm.setHandler(() => ({ text: 'short answer', usage: { inputTokens: 1_000_000, outputTokens: 10 } }));
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: {
+        retry: { maxAttempts: 1 },
+        agentMessaging: false,
+        prices: { m: { inputPerMTok: 3, outputPerMTok: 15 } },
+        budgets: { default: { maxCostUsd: 2 } },
+      },
+    },
+  });
+  t.after(() => server.close());
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: {
+      objective: 'Two steps',
+      strategy: 'sequential',
+      agents: [
+        { name: 'one', role: 'researcher', task: 'Step one' },
+        { name: 'two', role: 'researcher', task: 'Step two' },
+      ],
+      // Looser than the tenant default: the default's $2 still applies.
+      budget: { maxCostUsd: 100 },
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const done = await waitForSession<SessionView & { usage: { costUsd: number } }>(
+    server.url,
+    created.body.id,
+  );
+  assert.equal(done.status, 'failed');
+  assert.match(done.error ?? '', /^BUDGET_EXCEEDED: cost budget exceeded: \$3\.0\d+ of \$2 spent/);
+  assert.deepEqual(
+    done.tasks.map((x) => [x.name, x.status]),
+    [
+      ['one', 'succeeded'],
+      ['two', 'cancelled'],
+    ],
+  );
+  assert.ok(done.usage.costUsd > 2);
+  assert.equal(llm.requests.length, 1);
+  const events = await readAllEvents<{ seq: number; type: string; data: { error?: string } }>(
+    server.url,
+    created.body.id,
+  );
+  const finished = events.at(-1);
+  assert.equal(finished?.type, 'session.finished');
+  assert.match(finished?.data.error ?? '', /^BUDGET_EXCEEDED/);
+});
+
+test('a session within its budget completes; an invalid budget is refused', async (t) => {
+  const { server } = await startStack(t);
+  const ok = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: {
+      objective: 'Small',
+      agents: [{ role: 'researcher', task: 'One thing' }],
+      budget: { maxTokens: 1_000_000, deadlineSeconds: 600 },
+    },
+  });
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  const done = await waitForSession<SessionView>(server.url, ok.body.id);
+  assert.equal(done.status, 'completed', done.error ?? '');
+  const bad = await requestJson<{ code: string; detail: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'x', agents: [{ role: 'researcher', task: 'y' }], budget: { maxTokens: -5 } },
+  });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.code, 'VALIDATION_FAILED');
+});
+
+test('the tenant default approval applies to sessions that do not set it; "none" opts out', async (t) => {
+  const { server } = await startStack(t, {});
+  const strict = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
+      },
+      llm: { approval: { default: 'required' } },
+    },
+  });
+  t.after(() => strict.close());
+  const explicit = { role: 'qa', task: 'say hi', runner: 'echo' };
+  const waiting = await requestJson<{ status: string }>(`${strict.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'defaults', agents: [explicit] },
+  });
+  assert.equal(waiting.status, 201, JSON.stringify(waiting.body));
+  assert.equal(waiting.body.status, 'awaiting_approval');
+  const optOut = await requestJson<{ status: string }>(`${strict.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'defaults', agents: [explicit], approval: 'none' },
+  });
+  assert.equal(optOut.body.status, 'running');
+  // The default server (no approval default) starts sessions at once.
+  const plain = await requestJson<{ status: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'defaults', agents: [explicit] },
+  });
+  assert.equal(plain.body.status, 'running');
+});

@@ -10,6 +10,7 @@ import {
   ORCHESTRATOR_ROLE,
 } from '../../engine/planner-continuation.ts';
 import { createOrchestratorRuntime, type OrchestratorRuntimeTask } from '../../engine/planner-tasks.ts';
+import { createBudgetGuard } from '../../engine/session-budget.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../store/schema.ts';
@@ -54,7 +55,10 @@ export interface CreateLlmStackOptions {
   telemetry?: LlmCallObserver & { cacheLookup?(provider: string, hit: boolean): void };
   /** Called once per finished LLM agent call (tokens and cost metrics). */
   onUsage?: AiSdkRuntimeOptions['onUsage'];
-  /** Budget check at every output flush of an LLM agent (session usage + the call's estimate). */
+  /**
+   * Budget check at every output flush of an LLM agent (session usage + the call's estimate).
+   * Default: the session budgets stored with each session (engine/session-budget.ts).
+   */
   checkBudget?: AiSdkRuntimeOptions['checkBudget'];
   /** Called after an agent sent another agent a message (the engine appends the session event). */
   onAgentMessage?(message: AgentMessage & { id: string }): void;
@@ -89,6 +93,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   const cache = createStoreResponseCache(options.db as unknown as LlmDb);
   const memory = createAgentMemory(options.db);
   const messaging = createStoreMessaging(options.db, options.onAgentMessage);
+  const budgetGuard = options.checkBudget ? undefined : createBudgetGuard(options.db);
   const agentRuntime = createAiSdkRuntime({
     client,
     resolveRole: (tenantId, name) => roles.findRole(tenantId, name),
@@ -96,7 +101,8 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     loadInbox: memory.loadInbox,
     cache,
     onUsage: options.onUsage,
-    checkBudget: options.checkBudget,
+    checkBudget: options.checkBudget ?? budgetGuard?.check,
+    prepareBudget: budgetGuard?.prepare,
     onCacheLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
     createTools: (task) =>
       config.llm.agentMessaging && task.agentId !== null ? createMessagingTools(messaging, task) : undefined,

@@ -2,6 +2,7 @@
 // Append new migrations at the END with the next number; never rename, reorder or edit a shipped one.
 import type { Migration } from 'kysely/migration';
 import * as llm from '../../agents/providers/migration-0003-llm.ts';
+import * as sessionSettings from '../../engine/migration-0004-session-settings.ts';
 import * as security from '../../security/migration-0002-security.ts';
 import * as foundation from './0001-foundation.ts';
 
@@ -16,4 +17,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0001_foundation', migration: foundation },
   { name: '0002_security', migration: security },
   { name: '0003_llm', migration: llm },
+  { name: '0004_session_settings', migration: sessionSettings },
 ];

@@ -44,6 +44,8 @@ export interface AiSdkRuntimeOptions {
    * stops the agent at once (BUDGET_EXCEEDED). The engine adds the session's usage and limits.
    */
   checkBudget?(task: RuntimeTask, partialUsage: Usage): string | null;
+  /** Awaited before the call, so `checkBudget` has the session's budget from the first flush. */
+  prepareBudget?(task: RuntimeTask): Promise<void>;
   /** Called once per finished call, for metrics. */
   onUsage?(info: { provider: string; model: string; role: string; usage: Usage; cached: boolean }): void;
   flushIntervalMs?: number;
@@ -69,6 +71,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         );
       const history = (await options.loadHistory?.(task)) ?? [];
       const inbox = (await options.loadInbox?.(task)) ?? [];
+      await options.prepareBudget?.(task);
       const { system, messages } = buildAgentMessages({
         role,
         task,

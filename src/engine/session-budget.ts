@@ -1,0 +1,159 @@
+// Session budgets at run time: the engine's check when tasks finish (in the finishing transaction)
+// and the guard the LLM runtime consults at every output flush to stop an agent mid-stream.
+import type { Kysely } from 'kysely';
+import { type Budget, findBudgetOverrun } from '../domain/budget.ts';
+import { isTerminalSessionStatus } from '../domain/session-state.ts';
+import type { SessionStatus, Usage } from '../domain/types.ts';
+import { toUsage } from '../store/rows.ts';
+import type { Database } from '../store/schema.ts';
+import type { Touched } from './advance-sessions.ts';
+
+/** Prefix of the error of a task the runtime stopped for its budget (ai-sdk-runtime). */
+const RUNTIME_BUDGET_PREFIX = 'Budget exceeded: ';
+// Ids per `IN (…)` list: well below SQLite's bound-variable limit.
+const ID_CHUNK = 500;
+
+/** The session error for an overrun; the code leads so clients can match it. */
+export function formatBudgetError(reason: string): string {
+  return `BUDGET_EXCEEDED: ${reason}`;
+}
+
+/**
+ * Sessions among `touched` whose budget is now crossed, with the reason: a task the runtime
+ * stopped for its budget, or the session's usage (stored + this batch) over a limit.
+ */
+export async function findBudgetOverruns(
+  trx: Kysely<Database>,
+  touched: ReadonlyMap<string, Touched>,
+  now: number,
+): Promise<Map<string, string>> {
+  const overruns = new Map<string, string>();
+  for (const [sessionId, entry] of touched) {
+    for (const event of entry.events) {
+      if (event.type === 'task.result' && event.data.error?.startsWith(RUNTIME_BUDGET_PREFIX)) {
+        overruns.set(sessionId, event.data.error.slice(RUNTIME_BUDGET_PREFIX.length));
+      }
+    }
+  }
+  const ids = [...touched.keys()];
+  for (let i = 0; i < ids.length; i += ID_CHUNK) {
+    const rows = await trx
+      .selectFrom('session_settings as b')
+      .innerJoin('sessions as s', 's.id', 'b.session_id')
+      .select([
+        's.id',
+        's.status',
+        's.started_at',
+        's.created_at',
+        's.input_tokens',
+        's.output_tokens',
+        's.cache_read_tokens',
+        's.cost_usd',
+        'b.budget',
+      ])
+      .where('b.session_id', 'in', ids.slice(i, i + ID_CHUNK))
+      .where('b.budget', 'is not', null)
+      .execute();
+    for (const row of rows) {
+      if (overruns.has(row.id) || isTerminalSessionStatus(row.status as SessionStatus)) continue;
+      const usage = toUsage(row);
+      const batch = touched.get(row.id)?.usage;
+      if (batch) addInto(usage, batch);
+      const startedAt = Number(row.started_at ?? row.created_at);
+      const reason = findBudgetOverrun(JSON.parse(row.budget as string) as Budget, usage, startedAt, now);
+      if (reason) overruns.set(row.id, reason);
+    }
+  }
+  return overruns;
+}
+
+function addInto(total: Usage, more: Usage): void {
+  total.inputTokens += more.inputTokens;
+  total.outputTokens += more.outputTokens;
+  total.cacheReadTokens += more.cacheReadTokens;
+  total.costUsd += more.costUsd;
+}
+
+interface GuardEntry {
+  budget: Budget | null;
+  usage: Usage;
+  startedAt: number;
+  loadedAt: number;
+}
+
+export interface BudgetGuard {
+  /** Loads the session's budget and usage before an agent starts (awaited by the runtime). */
+  prepare(task: { sessionId: string }): Promise<void>;
+  /** The overrun reason for this task's session with the call's estimated usage added, or null. */
+  check(task: { sessionId: string }, partialUsage: Usage): string | null;
+}
+
+/**
+ * Guard for the LLM runtime's synchronous `checkBudget`: session budget and usage are cached per
+ * session and refreshed in the background (every `refreshMs`), so a flush never waits on the store.
+ */
+export function createBudgetGuard(
+  db: Kysely<Database>,
+  options: { refreshMs?: number; now?: () => number } = {},
+): BudgetGuard {
+  const refreshMs = options.refreshMs ?? 250;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, GuardEntry>();
+  const loading = new Map<string, Promise<void>>();
+
+  async function load(sessionId: string): Promise<void> {
+    const row = await db
+      .selectFrom('sessions as s')
+      .leftJoin('session_settings as b', 'b.session_id', 's.id')
+      .select([
+        's.status',
+        's.started_at',
+        's.created_at',
+        's.input_tokens',
+        's.output_tokens',
+        's.cache_read_tokens',
+        's.cost_usd',
+        'b.budget',
+      ])
+      .where('s.id', '=', sessionId)
+      .executeTakeFirst();
+    if (!row) {
+      cache.delete(sessionId);
+      return;
+    }
+    cache.set(sessionId, {
+      budget: row.budget ? (JSON.parse(row.budget) as Budget) : null,
+      usage: toUsage(row),
+      startedAt: Number(row.started_at ?? row.created_at),
+      loadedAt: now(),
+    });
+  }
+
+  function refresh(sessionId: string): Promise<void> {
+    let pending = loading.get(sessionId);
+    if (!pending) {
+      pending = load(sessionId)
+        .catch(() => {})
+        .finally(() => loading.delete(sessionId));
+      loading.set(sessionId, pending);
+    }
+    return pending;
+  }
+
+  return {
+    async prepare(task) {
+      // Forget sessions not seen for a while, so the cache stays bounded by the active sessions.
+      const stale = now() - 10 * 60_000;
+      for (const [id, entry] of cache) if (entry.loadedAt < stale) cache.delete(id);
+      await refresh(task.sessionId);
+    },
+    check(task, partialUsage) {
+      const entry = cache.get(task.sessionId);
+      if (!entry?.budget) return null;
+      if (now() - entry.loadedAt > refreshMs) void refresh(task.sessionId);
+      const usage = { ...entry.usage };
+      addInto(usage, partialUsage);
+      return findBudgetOverrun(entry.budget, usage, entry.startedAt, now());
+    },
+  };
+}
