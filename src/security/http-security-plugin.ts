@@ -174,7 +174,9 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       auth_method: principal?.authMethod ?? null,
     };
     const params = request.params as Record<string, unknown> | undefined;
-    const targetId = typeof params?.id === 'string' ? params.id : null;
+    // Routes name their object `:id`, or `:name` for named ones (providers, roles).
+    const targetId =
+      typeof params?.id === 'string' ? params.id : typeof params?.name === 'string' ? params.name : null;
     const status = reply.statusCode;
     const rpc = readJsonRpcCall(request.body);
     return {

@@ -232,6 +232,10 @@ describe('tenant provider credentials', () => {
       'the store and the removal are audited',
     );
     assert.ok(audit.every((row) => !row.event.includes(TENANT_KEY)));
+    for (const row of audit) {
+      const event = JSON.parse(row.event) as { target: { type: string; id: string | null } };
+      assert.deepEqual(event.target, { type: 'providers', id: 'main', tenant: 'acme' });
+    }
 
     for (const body of h.bodies) assert.ok(!body.includes(TENANT_KEY), 'no API response contains the key');
     assert.ok(h.logs.length > 0, 'logs were captured');
