@@ -262,6 +262,7 @@ describe('tenant provider credentials', () => {
     assert.equal(notCompatible.status, 400);
     assert.match(notCompatible.body.detail, /openai-compatible/);
     for (const body of h.bodies) assert.ok(!body.includes(TENANT_KEY));
+    for (const line of h.logs) assert.ok(!line.includes(TENANT_KEY), 'rejected requests do not log the key');
   });
 
   test('a tenant base URL on an internal network is refused by default', async () => {
@@ -287,6 +288,7 @@ describe('tenant provider credentials', () => {
       .where('name', '=', 'provider:local')
       .execute();
     assert.deepEqual(stored, [], 'nothing was stored');
+    for (const line of h.logs) assert.ok(!line.includes(TENANT_KEY));
   });
 });
 
