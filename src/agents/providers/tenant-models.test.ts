@@ -1,0 +1,74 @@
+// Tenant-aware models against the scripted LLM server: the tenant's key is used only inside its
+// scope, and a stored tenant base URL is checked by the SSRF guard on every request.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { generateText } from 'ai';
+import { type ScriptedLlmServer, startLlmServer } from '../../../test/fixtures/llm-server.ts';
+import { providersConfigSchema } from '../../config/llm-schema.ts';
+import type { SsrfPolicy } from '../../security/ssrf-guard.ts';
+import { bindTenantScope, createTenantModelCache, readCurrentTenant, runAsTenant } from './tenant-models.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+describe('tenant models', () => {
+  let llm: ScriptedLlmServer;
+  before(async () => {
+    llm = await startLlmServer({ handler: () => ({ text: 'ok' }) });
+  });
+  after(() => llm.close());
+
+  function setup(stored: Record<string, { apiKey: string; baseURL: string | null }>, ssrf: SsrfPolicy = {}) {
+    const providers = providersConfigSchema.parse({
+      local: { type: 'openai-compatible', model: 'm', apiKey: 'server-key', baseURL: llm.openaiBaseURL },
+    });
+    return createTenantModelCache(providers, {
+      ssrf,
+      get: async (tenantId, provider) => stored[`${tenantId}/${provider}`] ?? null,
+    });
+  }
+
+  test('the tenant key is used inside its scope only', async () => {
+    const getModel = setup({ 'acme/local': { apiKey: 'acme-key', baseURL: null } });
+    llm.requests.length = 0;
+    await generateText({ model: getModel('local', 'm'), prompt: 'hi' });
+    await runAsTenant('acme', () => generateText({ model: getModel('local', 'm'), prompt: 'hi' }));
+    await runAsTenant('globex', () => generateText({ model: getModel('local', 'm'), prompt: 'hi' }));
+    assert.deepEqual(
+      llm.requests.map((request) => request.headers.authorization),
+      ['Bearer server-key', 'Bearer acme-key', 'Bearer server-key'],
+    );
+  });
+
+  test('a stored tenant base URL that is internal is refused at call time', async () => {
+    // Stored while allowed (or resolved to a public address then); the guard runs again per request.
+    const getModel = setup({ 'acme/local': { apiKey: 'acme-key', baseURL: llm.openaiBaseURL } });
+    llm.requests.length = 0;
+    await assert.rejects(
+      runAsTenant('acme', () => generateText({ model: getModel('local', 'm'), prompt: 'hi', maxRetries: 0 })),
+      (error: unknown) =>
+        JSON.stringify(error, Object.getOwnPropertyNames(error)).includes('internal network'),
+    );
+    assert.equal(llm.requests.length, 0, 'no request left the process');
+
+    const allowed = setup(
+      { 'acme/local': { apiKey: 'acme-key', baseURL: llm.openaiBaseURL } },
+      { allowedHosts: ['127.0.0.1'] },
+    );
+    await runAsTenant('acme', () => generateText({ model: allowed('local', 'm'), prompt: 'hi' }));
+    assert.equal(llm.requests.at(-1)?.headers.authorization, 'Bearer acme-key');
+  });
+
+  test('bindTenantScope runs methods as the tenant of their first argument', async () => {
+    const target = {
+      kind: 'llm',
+      async run(task: { tenantId: string }) {
+        await Promise.resolve();
+        return `${task.tenantId}:${readCurrentTenant()}`;
+      },
+    };
+    const bound = bindTenantScope(target);
+    assert.equal(bound.kind, 'llm');
+    assert.equal(await bound.run({ tenantId: 'acme' }), 'acme:acme');
+    assert.equal(readCurrentTenant(), undefined);
+  });
+});
