@@ -22,7 +22,14 @@ export const SESSION_TRANSITIONS: Readonly<
   pending: { plan: 'planning', start: 'running', fail: 'failed', cancel: 'cancelled' },
   planning: { await_approval: 'awaiting_approval', start: 'running', fail: 'failed', cancel: 'cancelled' },
   awaiting_approval: { plan: 'planning', start: 'running', fail: 'failed', cancel: 'cancelled' },
-  running: { pause: 'paused', complete: 'completed', fail: 'failed', cancel: 'cancelled' },
+  // await_approval: an adaptive phase gate planned the next phase of a session that needs approval.
+  running: {
+    pause: 'paused',
+    await_approval: 'awaiting_approval',
+    complete: 'completed',
+    fail: 'failed',
+    cancel: 'cancelled',
+  },
   paused: { resume: 'running', fail: 'failed', cancel: 'cancelled' },
   completed: {},
   failed: {},

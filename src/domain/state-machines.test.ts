@@ -33,6 +33,7 @@ const SESSION_LEGAL: Record<string, SessionStatus> = {
   'awaiting_approval/fail': 'failed',
   'awaiting_approval/cancel': 'cancelled',
   'running/pause': 'paused',
+  'running/await_approval': 'awaiting_approval',
   'running/complete': 'completed',
   'running/fail': 'failed',
   'running/cancel': 'cancelled',

@@ -5,7 +5,8 @@
 import type { Kysely } from 'kysely';
 import { uuidv7 } from 'uuidv7';
 import type { NewEvent } from '../domain/events.ts';
-import type { PlanBody } from '../domain/types.ts';
+import { transitionSession } from '../domain/session-state.ts';
+import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import { storePlanVersion } from './planner-plan-versions.ts';
 import { parsePhaseGateOutput } from './planner-tasks.ts';
@@ -207,6 +208,13 @@ async function insertPhase(
   let position = Math.max(-1, ...ctx.tasks.map((t) => t.position));
   const events: NewEvent[] = [];
   let readied = 0;
+  // Sessions with approval "required" stop again at each phase gate's plan (approvePlan resumes them).
+  const settings = await ctx.trx
+    .selectFrom('session_settings')
+    .select('approval')
+    .where('session_id', '=', ctx.session.id)
+    .executeTakeFirst();
+  const awaitApproval = settings?.approval === 'required';
   for (const task of phase.tasks as GeneratedTask[]) {
     let agentId = task.agent ? agentIdByName.get(task.agent) : undefined;
     if (!agentId) {
@@ -224,7 +232,7 @@ async function insertPhase(
         })
         .execute();
     }
-    const ready = task.dependsOn.every((dep) => succeeded.has(dep));
+    const ready = !awaitApproval && task.dependsOn.every((dep) => succeeded.has(dep));
     const id = idByName.get(task.name) as string;
     position += 1;
     await ctx.trx
@@ -268,5 +276,20 @@ async function insertPhase(
   }
   const nextPlan: OrchestratedPlanBody = { ...plan, phases: [...plan.phases, phase] };
   await storePlanVersion(ctx.trx, ctx.session.tenantId, ctx.session.id, nextPlan, ctx.now);
+  if (awaitApproval) {
+    const row = await ctx.trx
+      .selectFrom('sessions')
+      .select('status')
+      .where('id', '=', ctx.session.id)
+      .executeTakeFirstOrThrow();
+    const from = row.status as SessionStatus;
+    const to = transitionSession(from, 'await_approval');
+    await ctx.trx
+      .updateTable('sessions')
+      .set({ status: to, updated_at: ctx.now })
+      .where('id', '=', ctx.session.id)
+      .execute();
+    events.push({ type: 'session.status', data: { from, to } });
+  }
   return { readied, events };
 }

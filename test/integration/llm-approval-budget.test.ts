@@ -324,3 +324,83 @@ test('the tenant default approval applies to sessions that do not set it; "none"
   });
   assert.equal(plain.body.status, 'running');
 });
+
+test('adaptive session with approval required stops at the first plan and again at the phase gate', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  let gates = 0;
+  llm.setHandler((request): ScriptedReply => {
+    if (request.promptText.includes('Write ONE answer for the user')) return { text: 'Final synthesis' };
+    if (request.body.response_format !== undefined) {
+      if (!request.promptText.includes('has finished. Outputs so far')) {
+        return {
+          object: { rationale: 'r', phases: [{ name: 'explore', tasks: [task('explore', 'researcher')] }] },
+        };
+      }
+      gates += 1;
+      return gates === 1
+        ? {
+            object: {
+              decision: 'continue',
+              reason: 'more',
+              next_phase: { name: 'deepen', tasks: [{ ...task('deepen', 'researcher'), agent: 'explore' }] },
+            },
+          }
+        : { object: { decision: 'complete', reason: 'done', next_phase: null } };
+    }
+    const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
+    return { text: `output of ${name}` };
+  });
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+    },
+  });
+  t.after(() => server.close());
+  const created = await requestJson<{ id: string; status: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'Compare hosting options', strategy: 'adaptive', approval: 'required' },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal(created.body.status, 'awaiting_approval');
+  const id = created.body.id;
+  const first = await requestJson(`${server.url}/v1/sessions/${id}/approve`, { method: 'POST', body: {} });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+
+  // The gate plans `deepen`; the session waits again with `deepen` pending.
+  const atGate = await waitForSession<SessionView>(server.url, id, (s) => s.status !== 'running');
+  assert.equal(atGate.status, 'awaiting_approval', atGate.error ?? '');
+  assert.deepEqual(
+    atGate.tasks.map((x) => [x.name, x.status]),
+    [
+      ['explore', 'succeeded'],
+      ['orchestrator:phase-gate-1', 'succeeded'],
+      ['deepen', 'pending'],
+    ],
+  );
+  const second = await requestJson<{ planVersion: number; readied: number }>(
+    `${server.url}/v1/sessions/${id}/approve`,
+    {
+      method: 'POST',
+      body: {},
+    },
+  );
+  assert.equal(second.status, 200, JSON.stringify(second.body));
+  assert.equal(second.body.readied, 1);
+
+  const done = await waitForSession<SessionView>(server.url, id);
+  assert.equal(done.status, 'completed', done.error ?? '');
+  assert.equal(done.result, 'Final synthesis');
+  const events = await readAllEvents<{ seq: number; type: string; data: { from?: string; to?: string } }>(
+    server.url,
+    id,
+  );
+  const waits = events.filter((e) => e.type === 'session.status' && e.data.to === 'awaiting_approval');
+  assert.deepEqual(
+    waits.map((e) => e.data.from),
+    ['planning', 'running'],
+  );
+});

@@ -95,6 +95,13 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
         if (out.json) return;
         const text = formatEvent(event, taskNames, out.paint);
         if (text !== undefined) out.line(text);
+        const data = (event.data ?? {}) as { from?: string; to?: string };
+        // An adaptive phase gate planned the next phase of a session that needs approval.
+        if (event.type === 'session.status' && data.to === 'awaiting_approval' && data.from === 'running') {
+          out.line(
+            `session ${session.id} is waiting for approval of its next phase (see: maos sessions show ${session.id}); approve: maos approve ${session.id} [--plan edited.json]   reject: maos reject ${session.id} --reason "…"`,
+          );
+        }
       },
       onReconnect: (attempt) => {
         if (!out.json) out.note(out.paint.dim(`connection lost; reconnecting (attempt ${attempt})…`));
