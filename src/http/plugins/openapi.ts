@@ -80,6 +80,7 @@ export async function registerOpenApi(
       tags: [
         { name: 'sessions', description: 'Sessions, their tasks and event logs.' },
         { name: 'roles', description: 'The agent role catalogue.' },
+        { name: 'providers', description: 'LLM providers and the tenant’s own provider credentials.' },
         { name: 'health', description: 'Liveness and readiness probes.' },
       ],
       components: {
