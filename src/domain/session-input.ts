@@ -56,6 +56,16 @@ export const createSessionInputSchema = z.strictObject({
       '`required`: the session stops in `awaiting_approval` after planning until POST /v1/sessions/:id/approve (or /reject); default `none`.',
     ),
   budget: budgetSchema.optional(),
+  thread_id: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/,
+      'must be 1-128 letters, digits or _.:- and start with a letter or digit',
+    )
+    .optional()
+    .describe(
+      'Conversation thread: the orchestrator gets a bounded summary of earlier sessions with the same thread_id.',
+    ),
 });
 
 export type AgentSpec = z.infer<typeof agentSpecSchema>;

@@ -23,6 +23,8 @@ export interface Planner {
     sessionId: string;
     objective: string;
     input: CreateSessionInput;
+    /** Summary of earlier sessions in the same thread (`thread_id`), when there are any. */
+    threadSummary?: string;
   }): Promise<PlanBody> | PlanBody;
 }
 

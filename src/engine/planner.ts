@@ -231,6 +231,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         sessionId: input.sessionId,
         objective: input.objective,
         adaptive: input.input.strategy === 'adaptive',
+        ...(input.threadSummary ? { threadSummary: input.threadSummary } : {}),
       });
       // The origin mark (kept in the stored plan) tells the engine to continue the session with
       // phase gates and a synthesis instead of completing it when the planned tasks are done.

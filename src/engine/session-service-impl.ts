@@ -23,6 +23,7 @@ import type { EngineDeps, Planner } from './engine-types.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import { createSessionDetailReader } from './session-detail-cache.ts';
 import type { SessionService } from './session-service.ts';
+import { loadThreadSummary } from './thread-context.ts';
 
 /** Largest page of events per call. */
 const MAX_EVENT_PAGE = 1000;
@@ -87,7 +88,15 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           : 'No agents were given and no LLM provider is configured to plan them; list the agents explicitly',
       );
     }
-    const plan = await deps.planner.planInitial({ tenantId, sessionId, objective: input.objective, input });
+    const threadSummary =
+      input.thread_id === undefined ? undefined : await loadThreadSummary(deps.db, tenantId, input.thread_id);
+    const plan = await deps.planner.planInitial({
+      tenantId,
+      sessionId,
+      objective: input.objective,
+      input,
+      ...(threadSummary ? { threadSummary } : {}),
+    });
     const roles = plan.phases.flatMap((phase) => phase.tasks.map((task) => task.role));
     validatePlan(plan, await checkersFor(tenantId, roles));
     return { strategy, plan };
@@ -152,7 +161,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
               settings: {
                 approval,
                 budget: Object.keys(budget).length > 0 ? budget : null,
-                threadId: null,
+                threadId: input.thread_id ?? null,
               },
               runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
             },
