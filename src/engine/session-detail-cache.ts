@@ -17,6 +17,9 @@ interface Entry {
   planVersion: number;
   status: string;
   contents: SessionContents;
+  /** The last row read and the detail built from it, returned as is while the row is unchanged. */
+  row: SessionsTable;
+  detail: SessionDetail;
 }
 
 /** Reads session details, serving the plan and tasks of finished sessions from memory. */
@@ -36,25 +39,54 @@ export function createSessionDetailReader(capacity = DEFAULT_CAPACITY): SessionD
     async read(db, tenantId, sessionId) {
       const row = await getSessionRow(db, tenantId, sessionId);
       const cached = entries.get(sessionId);
-      let contents: SessionContents;
       if (cached && matches(cached, row)) {
-        contents = cached.contents;
-      } else {
-        contents = await loadSessionContents(db, sessionId);
-        if (cached) entries.delete(sessionId);
-        if (isSettled(row, contents)) {
-          if (entries.size >= capacity) entries.delete(entries.keys().next().value as string);
-          entries.set(sessionId, {
-            updatedAt: Number(row.updated_at),
-            planVersion: Number(row.plan_version),
-            status: row.status,
-            contents,
-          });
-        }
+        // Same row as last time: the same (frozen) detail, so the HTTP layer can reuse its JSON.
+        if (sameRow(cached.row, row)) return cached.detail;
+        cached.row = row;
+        cached.detail = deepFreeze(toDetail(row, cached.contents));
+        return cached.detail;
       }
-      return { ...toSessionRecord(row), plan: contents.plan, tasks: [...contents.tasks] };
+      const contents = await loadSessionContents(db, sessionId);
+      if (cached) entries.delete(sessionId);
+      if (!isSettled(row, contents)) return toDetail(row, contents);
+      if (entries.size >= capacity) entries.delete(entries.keys().next().value as string);
+      const frozen = deepFreeze(contents);
+      const detail = deepFreeze(toDetail(row, frozen));
+      entries.set(sessionId, {
+        updatedAt: Number(row.updated_at),
+        planVersion: Number(row.plan_version),
+        status: row.status,
+        contents: frozen,
+        row,
+        detail,
+      });
+      return detail;
     },
   };
+}
+
+/**
+ * Cached contents are shared by every reader: frozen, so nobody can change them by accident, and so
+ * the HTTP layer can recognise them as immutable and cache their JSON (http/session-serializer.ts).
+ */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function toDetail(row: SessionsTable, contents: SessionContents): SessionDetail {
+  return { ...toSessionRecord(row), plan: contents.plan, tasks: [...contents.tasks] };
+}
+
+/** Column by column: every column is a string, number or null. */
+function sameRow(a: SessionsTable, b: SessionsTable): boolean {
+  const keys = Object.keys(b) as (keyof SessionsTable)[];
+  if (Object.keys(a).length !== keys.length) return false;
+  for (const key of keys) if (a[key] !== b[key]) return false;
+  return true;
 }
 
 function matches(entry: Entry, row: SessionsTable): boolean {

@@ -172,8 +172,24 @@ export function toSessionSummaryDto(session: SessionRecord): SessionSummaryDto {
   };
 }
 
+// DTOs of frozen task records (finished sessions, see engine/session-detail-cache.ts): those records
+// never change, so their DTO is built once and shared (frozen too, so the serializer can cache it).
+const frozenTaskDtos = new WeakMap<TaskRecord, TaskDto>();
+
 /** A task record as the API shows it (lease internals left out). */
 export function toTaskDto(task: TaskRecord): TaskDto {
+  if (!Object.isFrozen(task)) return buildTaskDto(task);
+  let dto = frozenTaskDtos.get(task);
+  if (!dto) {
+    dto = buildTaskDto(task);
+    Object.freeze(dto.usage);
+    Object.freeze(dto);
+    frozenTaskDtos.set(task, dto);
+  }
+  return dto;
+}
+
+function buildTaskDto(task: TaskRecord): TaskDto {
   return {
     id: task.id,
     name: task.name,
@@ -197,8 +213,24 @@ export function toTaskDto(task: TaskRecord): TaskDto {
   };
 }
 
+// DTOs of frozen session details (a finished session whose row did not change since the last read).
+const frozenSessionDtos = new WeakMap<SessionDetail, SessionDto>();
+
 /** A session with plan and tasks, as `GET /v1/sessions/:id` shows it. */
 export function toSessionDto(session: SessionDetail): SessionDto {
+  if (!Object.isFrozen(session)) return buildSessionDto(session);
+  let dto = frozenSessionDtos.get(session);
+  if (!dto) {
+    dto = buildSessionDto(session);
+    Object.freeze(dto.usage);
+    Object.freeze(dto.tasks);
+    Object.freeze(dto);
+    frozenSessionDtos.set(session, dto);
+  }
+  return dto;
+}
+
+function buildSessionDto(session: SessionDetail): SessionDto {
   return {
     ...toSessionSummaryDto(session),
     plan: session.plan,

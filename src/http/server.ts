@@ -26,6 +26,7 @@ import { registerOpenApiRoute } from './routes/openapi.ts';
 import { type RoleRoutesOptions, registerRoleRoutes } from './routes/roles.ts';
 import { registerSessionEventRoutes } from './routes/session-events.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
+import { withSessionDetailSerializer } from './session-serializer.ts';
 import { createSseRegistry } from './sse.ts';
 import { type HttpObserver, notifyHttpObserver, type RegisteredRoute } from './types.ts';
 
@@ -89,7 +90,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     },
   });
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  app.setSerializerCompiler(withSessionDetailSerializer(serializerCompiler));
   registerJsonParser(app);
   recordRoutes(app);
   registerErrorHandling(app, options.observer);

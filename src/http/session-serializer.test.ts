@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isResponseSerializationError } from 'fastify-type-provider-zod';
+import { safeEncode } from 'zod/v4/core';
+import type { SessionDetail, TaskRecord } from '../domain/types.ts';
+import { sessionDetailSchema, toSessionDto } from './dto.ts';
+import { createSessionDetailSerializer } from './session-serializer.ts';
+
+const usage = { inputTokens: 1, outputTokens: 2, cacheReadTokens: 0, costUsd: 0.5 };
+
+function task(name: string, dependsOn: string[]): TaskRecord {
+  return {
+    id: `id-${name}`,
+    tenantId: 'default',
+    sessionId: 's1',
+    kind: 'agent',
+    name,
+    role: 'engineer',
+    agentId: null,
+    instructions: `do ${name} "quoted" \u2028`,
+    runner: 'ok',
+    phase: 0,
+    status: 'succeeded',
+    dependsOn,
+    attempts: 1,
+    maxAttempts: 3,
+    result: 'done',
+    error: null,
+    usage: { ...usage },
+    createdAt: Date.UTC(2026, 0, 1),
+    readyAt: Date.UTC(2026, 0, 1, 0, 0, 1),
+    startedAt: null,
+    finishedAt: Date.UTC(2026, 0, 1, 0, 0, 2),
+  } as TaskRecord;
+}
+
+function session(tasks: TaskRecord[]): SessionDetail {
+  return {
+    id: 's1',
+    tenantId: 'default',
+    objective: 'objective',
+    strategy: 'sequential',
+    status: 'completed',
+    metadata: { team: 'a', nested: { n: 1 } },
+    planVersion: 1,
+    usage: { ...usage },
+    error: null,
+    result: 'ok',
+    createdAt: Date.UTC(2026, 0, 1),
+    updatedAt: Date.UTC(2026, 0, 2),
+    startedAt: Date.UTC(2026, 0, 1),
+    finishedAt: Date.UTC(2026, 0, 2),
+    plan: {
+      phases: [{ name: 'p1', tasks: [{ name: 'a', role: 'engineer', instructions: 'x', dependsOn: [] }] }],
+    },
+    tasks,
+  } as SessionDetail;
+}
+
+const reference = (dto: unknown): string =>
+  JSON.stringify(safeEncode(sessionDetailSchema, dto as never).data);
+
+describe('session detail serializer', () => {
+  test('writes exactly what the zod serializer writes, for fresh and for frozen records', () => {
+    const serialize = createSessionDetailSerializer('GET', '/v1/sessions/:id');
+    const fresh = toSessionDto(session([task('a', []), task('b', ['a'])]));
+    assert.equal(serialize(fresh), reference(fresh));
+    const frozenTasks = [task('a', []), task('b', ['a'])].map((t) => Object.freeze(t));
+    const detail = session(frozenTasks);
+    Object.freeze(detail.plan);
+    const first = toSessionDto(detail);
+    const second = toSessionDto({ ...detail, status: 'failed', error: 'changed' } as SessionDetail);
+    assert.equal(serialize(first), reference(first));
+    // The second call reuses the cached task JSON; the summary fields still change.
+    assert.equal(serialize(second), reference(second));
+    assert.match(serialize(second), /"status":"failed"/);
+    assert.equal(toSessionDto(detail).tasks[0], first.tasks[0], 'DTOs of frozen tasks are shared');
+  });
+
+  test('a session without plan or tasks serialises like the zod serializer', () => {
+    const serialize = createSessionDetailSerializer('GET', '/v1/sessions/:id');
+    const dto = toSessionDto({ ...session([]), plan: null });
+    assert.equal(serialize(dto), reference(dto));
+  });
+
+  test('invalid data is a response serialisation error, as with the zod serializer', () => {
+    const serialize = createSessionDetailSerializer('GET', '/v1/sessions/:id');
+    const dto = toSessionDto(session([task('a', [])]));
+    const broken = { ...dto, tasks: [{ ...dto.tasks[0], status: 'bogus' }] };
+    assert.throws(
+      () => serialize(broken),
+      (error: unknown) => isResponseSerializationError(error),
+    );
+    assert.throws(
+      () => serialize({ ...dto, tasks: undefined }),
+      (error: unknown) => isResponseSerializationError(error),
+    );
+  });
+});
+
+describe('session detail serializer on frozen documents', () => {
+  test('a frozen DTO is encoded once; an equal fresh one still gets its own encoding', () => {
+    const serialize = createSessionDetailSerializer('GET', '/v1/sessions/:id');
+    const detail = session([Object.freeze(task('a', []))]);
+    const frozen = toSessionDto(Object.freeze(detail));
+    assert.ok(Object.isFrozen(frozen), 'DTO of a frozen detail is frozen');
+    assert.equal(toSessionDto(detail), frozen, 'DTO of a frozen detail is shared');
+    assert.equal(serialize(frozen), reference(frozen));
+    assert.equal(serialize(frozen), reference(frozen));
+    const fresh = toSessionDto({ ...detail, result: 'other' } as SessionDetail);
+    assert.equal(serialize(fresh), reference(fresh));
+    assert.match(serialize(fresh), /"result":"other"/);
+  });
+});
