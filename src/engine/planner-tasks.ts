@@ -10,6 +10,7 @@ import type { Database } from '../store/schema.ts';
 import type { LlmPlanner } from './planner.ts';
 import type { TaskOutputView } from './planner-prompts.ts';
 import type { ExistingAgent } from './planner-validate.ts';
+import { loadThreadSummaryFor } from './thread-context.ts';
 
 /** Identifies the session whose orchestrator task runs. */
 export interface OrchestratorTaskRef {
@@ -186,7 +187,10 @@ export function createOrchestratorRuntime(planner: LlmPlanner, db: Kysely<Databa
     async run(task, ctx) {
       const kind = (task as Partial<OrchestratorRuntimeTask>).kind;
       const ref = { tenantId: task.tenantId, sessionId: task.sessionId, taskId: task.taskId };
-      if (kind === 'plan') return runPhaseGateTask(planner, db, ref, ctx);
+      if (kind === 'plan') {
+        const threadSummary = await loadThreadSummaryFor(db, ref.tenantId, ref.sessionId);
+        return runPhaseGateTask(planner, db, ref, ctx, threadSummary);
+      }
       if (kind === 'synthesize') return runSynthesisTask(planner, db, ref, ctx);
       throw new AppError('INTERNAL', `The orchestrator runtime cannot run tasks of kind '${String(kind)}'`);
     },

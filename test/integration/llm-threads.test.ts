@@ -12,6 +12,9 @@ test('the orchestrator receives a summary of earlier sessions in the same thread
   t.after(() => llm.close());
   llm.setHandler((request): ScriptedReply => {
     if (request.body.response_format !== undefined) {
+      if (request.promptText.includes('has finished. Outputs so far')) {
+        return { object: { decision: 'complete', reason: 'done', next_phase: null } };
+      }
       const task = {
         name: 'work',
         role: 'engineer',
@@ -39,10 +42,10 @@ test('the orchestrator receives a summary of earlier sessions in the same thread
   });
   t.after(() => server.close());
 
-  async function run(objective: string, threadId?: string) {
+  async function run(objective: string, threadId?: string, strategy?: string) {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
       method: 'POST',
-      body: { objective, ...(threadId ? { thread_id: threadId } : {}) },
+      body: { objective, ...(threadId ? { thread_id: threadId } : {}), ...(strategy ? { strategy } : {}) },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const done = await waitForSession<{ status: string; error: string | null }>(server.url, created.body.id);
@@ -63,6 +66,16 @@ test('the orchestrator receives a summary of earlier sessions in the same thread
   );
   assert.match(followUp, /Result: API built with 3 endpoints/);
   assert.doesNotMatch(followUp, /Unrelated objective/);
+
+  // Phase gates of an adaptive session get the same summary, without the session itself.
+  await run('Adaptive follow-up', 'conv-1', 'adaptive');
+  const gate =
+    llm.requests.find(
+      (r) =>
+        r.promptText.includes('has finished. Outputs so far') && r.promptText.includes('Adaptive follow-up'),
+    )?.promptText ?? '';
+  assert.match(gate, /Earlier sessions in this conversation:[\s\S]*Now add pagination/);
+  assert.doesNotMatch(gate, /Earlier objective \([a-z]+\): Adaptive follow-up/);
 
   const bad = await requestJson<{ code: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',
