@@ -10,6 +10,7 @@ import { readRunnerBaseEnv } from './config/runner-env.ts';
 import type { Config } from './config/schema.ts';
 import type { Engine } from './engine/engine-types.ts';
 import { createEngine } from './engine/index.ts';
+import { createLocalNotifier, READY_CHANNEL, sessionChannel } from './engine/notifier.ts';
 import { createSessionDefaults } from './engine/session-defaults.ts';
 import type { Actor } from './engine/session-service.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
@@ -112,11 +113,13 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     if (llm) runtimes.registerLlm(llm.runtime);
     // Cluster mode: wake-ups between replicas over LISTEN/NOTIFY (in-process otherwise).
     const notifier = createClusterNotifier(config, database, logger);
+    // Shared with the approval routes, which wake the workers and SSE readers of a session they start.
+    const wakeNotifier = notifier ?? createLocalNotifier();
     const engine = createEngine({
       config,
       db: database.db,
       dialect: database.dialect,
-      ...(notifier ? { notifier } : {}),
+      notifier: wakeNotifier,
       logger,
       runtimes,
       observer: createEngineMetricsObserver(metrics, { slots: config.workers.concurrency }),
@@ -155,6 +158,10 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             };
           },
           maxAttempts: config.tasks.maxAttempts,
+          onChanged: (sessionId: string) => {
+            wakeNotifier.publish(READY_CHANNEL);
+            wakeNotifier.publish(sessionChannel(sessionId));
+          },
         }
       : undefined;
     const tls = loadTlsCredentials(config.tls);

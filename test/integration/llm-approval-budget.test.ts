@@ -127,8 +127,9 @@ test('approval required: waits with no task ready, then approve with an edited p
   ]);
 });
 
-test('approval required: approve as is runs the generated plan', async (t) => {
-  const { server } = await startStack(t);
+test('approval required: approve as is runs the generated plan (approval wakes the workers)', async (t) => {
+  // Workers that practically never poll: only the approval's wake-up can start the tasks in time.
+  const { server } = await startStack(t, { workers: { concurrency: 4, pollIntervalMs: 600_000 } });
   const id = await createAwaiting(server.url);
   const approved = await requestJson(`${server.url}/v1/sessions/${id}/approve`, { method: 'POST', body: {} });
   assert.equal(approved.status, 200, JSON.stringify(approved.body));
