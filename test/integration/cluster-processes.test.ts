@@ -1,0 +1,228 @@
+// The cluster as operators run it: three `maos serve` processes on one PostgreSQL database behind a
+// round-robin proxy. Sessions are submitted through the proxy, one replica is killed with SIGKILL
+// mid-run and restarted: every session completes, each task's completion is applied exactly once,
+// SSE streams that reconnect through another replica receive every event exactly once and in
+// order, and the audit hash chain verifies.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { createSseParser } from '../../src/cli/sse-reader.ts';
+import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { createDatabase } from '../../src/store/db.ts';
+import { waitFor } from '../fixtures/engine-harness.ts';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+import { type RoundRobinProxy, startRoundRobinProxy } from '../fixtures/round-robin-proxy.ts';
+import { readAllEvents, requestJson } from '../fixtures/server.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SESSIONS = 60;
+const STREAMED = 6;
+
+interface Replica {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<void>;
+}
+
+interface EventDto {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+async function startReplica(configPath: string, dataDir: string): Promise<Replica> {
+  const child = spawn(
+    process.execPath,
+    ['bin/maos.js', 'serve', '--config', configPath, '--port', '0', '--data-dir', dataDir],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await waitFor(() => /MAOS listening on (http:\/\/\S+)/.exec(stdout)?.[1], 30_000).catch(() => {
+    child.kill('SIGKILL');
+    throw new Error(`replica did not start:\n${stdout}\n${stderr}`);
+  });
+  return { child, url, exited };
+}
+
+/** Follows a session's SSE stream through the proxy, reconnecting with Last-Event-ID until session.finished. */
+async function followStream(
+  proxyUrl: string,
+  sessionId: string,
+): Promise<{ ids: number[]; reconnects: number }> {
+  const ids: number[] = [];
+  let reconnects = -1;
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    reconnects++;
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (ids.length > 0) headers['last-event-id'] = String(ids.at(-1));
+    try {
+      const response = await fetch(`${proxyUrl}/v1/sessions/${sessionId}/events`, {
+        headers,
+        signal: AbortSignal.timeout(60_000),
+      });
+      if (response.status !== 200) throw new Error(`status ${response.status}`);
+      const parser = createSseParser();
+      const decoder = new TextDecoder();
+      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+        for (const frame of parser.push(decoder.decode(chunk, { stream: true }))) {
+          if (frame.id !== undefined) ids.push(Number(frame.id));
+          if (frame.event === 'session.finished') return { ids, reconnects };
+        }
+      }
+    } catch {
+      // The replica serving the stream died (or the stream was cut): resume through another one.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`stream of ${sessionId} did not finish`);
+}
+
+function sessionBody(i: number) {
+  const work = (name: string, dependsOn: string[] = []) => ({
+    name,
+    role: 'engineer',
+    task: `${name} of ${i}`,
+    runner: 'work',
+    ...(dependsOn.length > 0 ? { depends_on: dependsOn } : {}),
+  });
+  // Mixed shapes: a pipeline, a fan-out/fan-in and a single task.
+  const shapes = [
+    [work('a'), work('b', ['a']), work('c', ['b'])],
+    [work('a'), work('b', ['a']), work('c', ['a']), work('d', ['b', 'c'])],
+    [work('only')],
+  ];
+  return { objective: `cluster ${i}`, agents: shapes[i % shapes.length] };
+}
+
+describe('cluster: three maos serve processes, one killed with SIGKILL mid-run', { timeout: 300_000 }, () => {
+  let database: TestDatabase;
+  let dir: string;
+  let configPath: string;
+  const replicas: Replica[] = [];
+  let proxy: RoundRobinProxy;
+
+  before(async () => {
+    database = await createTestDatabase();
+    dir = mkdtempSync(join(tmpdir(), 'maos-cluster-'));
+    configPath = join(dir, 'config.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        auth: { mode: 'none' },
+        logLevel: 'warn',
+        rateLimit: { enabled: false },
+        store: { url: database.url, poolSize: 5 },
+        workers: { concurrency: 4, pollIntervalMs: 500 },
+        // Short leases so the killed replica's tasks come back quickly; enough attempts for a kill.
+        tasks: { leaseSeconds: 3, maxAttempts: 5 },
+        shutdown: { graceSeconds: 1 },
+        runners: { work: { command: ['sh', '-c', 'sleep 0.2; echo "did $MAOS_TASK"'] } },
+      }),
+    );
+    for (let i = 0; i < 3; i++) replicas.push(await startReplica(configPath, join(dir, `r${i}`)));
+    proxy = await startRoundRobinProxy(replicas.map((replica) => replica.url));
+  });
+
+  after(async () => {
+    await proxy?.close();
+    for (const replica of replicas) {
+      replica.child.kill('SIGTERM');
+      const timer = setTimeout(() => replica.child.kill('SIGKILL'), 10_000);
+      await replica.exited;
+      clearTimeout(timer);
+    }
+    await database?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('every session completes, tasks once, streams exactly once, audit chain verifies', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < SESSIONS; i++) {
+      const created = await requestJson<{ id: string }>(`${proxy.url}/v1/sessions`, {
+        method: 'POST',
+        body: sessionBody(i),
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      ids.push(created.body.id);
+    }
+    const streams = ids.slice(0, STREAMED).map((id) => followStream(proxy.url, id));
+
+    // Kill replica 1 once the cluster is busy, then bring it back on a new port.
+    await waitFor(async () => {
+      const page = await requestJson<{ items: Array<{ status: string }> }>(
+        `${proxy.url}/v1/sessions?status=completed&limit=100`,
+      );
+      return page.body.items.length >= 5 ? true : undefined;
+    }, 60_000);
+    const victim = replicas[1]!;
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    proxy.setUpstreams([replicas[0]!.url, replicas[2]!.url]);
+    replicas[1] = await startReplica(configPath, join(dir, 'r1-restarted'));
+    proxy.setUpstreams(replicas.map((replica) => replica.url));
+
+    for (const id of ids) {
+      const done = await waitFor(async () => {
+        const detail = await requestJson<{ status: string; error: string | null; tasks: unknown[] }>(
+          `${proxy.url}/v1/sessions/${id}`,
+        );
+        return ['completed', 'failed', 'cancelled'].includes(detail.body.status) ? detail.body : undefined;
+      }, 120_000);
+      assert.equal(done.status, 'completed', `${id}: ${done.error}`);
+      const events = await readAllEvents<EventDto>(proxy.url, id);
+      assert.deepEqual(
+        events.map((event) => event.seq),
+        events.map((_, index) => index + 1),
+      );
+      const results = events.filter((event) => event.type === 'task.result');
+      assert.equal(results.length, done.tasks.length, `${id}: one completion per task`);
+      assert.equal(new Set(results.map((event) => event.data.taskId)).size, done.tasks.length);
+      assert.equal(events.filter((event) => event.type === 'session.finished').length, 1);
+    }
+
+    for (const [index, stream] of streams.entries()) {
+      const { ids: streamed } = await stream;
+      const stored = await readAllEvents<EventDto>(proxy.url, ids[index]!);
+      assert.deepEqual(
+        streamed,
+        stored.map((event) => event.seq),
+        'the stream saw every event exactly once, in order, across reconnects',
+      );
+    }
+
+    const handle = createDatabase({
+      dataDir: dir,
+      store: { url: database.url, synchronous: 'full', busyTimeoutMs: 5000 },
+    });
+    try {
+      const db = handle.db as unknown as SecurityDb;
+      const rows = await db
+        .selectFrom('audit_log')
+        .select(['seq', 'event', 'prev_hash', 'hash'])
+        .orderBy('seq')
+        .execute();
+      const report = await verifyAuditEntries(rows.map((row) => ({ ...row, seq: Number(row.seq) })));
+      assert.equal(report.ok, true, report.problems.join('; '));
+    } finally {
+      await handle.close();
+    }
+  });
+});
