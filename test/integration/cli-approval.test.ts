@@ -109,6 +109,40 @@ describe('maos approve / reject', { timeout: 60_000 }, () => {
     assert.match(again.stderr, /INVALID_STATE/);
   });
 
+  test('run --ask: "y" approves the waiting plan and --follow sees it complete', async () => {
+    const result = await runMaos(
+      ['run', 'Asked', '--agent', 'first=qa:say hi:echo', '--require-approval', '--ask', '--follow'],
+      { env, input: 'y\n' },
+    );
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /waiting for plan approval; planned tasks:/);
+    assert.match(result.stdout, /Approve this plan\?/);
+    assert.match(result.stdout, /approved \(plan version 1\)/);
+    assert.match(result.stdout, /session \S+ completed: 1\/1 tasks succeeded/);
+  });
+
+  test('run --ask: "n" asks for the reason and rejects; no answer leaves it waiting', async () => {
+    const rejected = await runMaos(
+      ['run', 'Asked', '--agent', 'first=qa:say hi:echo', '--require-approval', '--ask', '--follow'],
+      { env, input: 'n\nnot this week\n' },
+    );
+    assert.equal(rejected.code, 1, rejected.stdout + rejected.stderr);
+    const id = /session (\S+) rejected: not this week/.exec(rejected.stdout)?.[1];
+    assert.ok(id, rejected.stdout);
+    const done = await waitForSession<SessionView>(server.url, id);
+    assert.equal(done.error, 'Plan rejected: not this week');
+
+    const later = await runMaos(
+      ['run', 'Asked', '--agent', 'first=qa:say hi:echo', '--require-approval', '--ask'],
+      {
+        env,
+        input: '',
+      },
+    );
+    assert.equal(later.code, 0, later.stderr);
+    assert.match(later.stdout, /left waiting; decide later with: maos approve/);
+  });
+
   test('bad --plan file and missing --reason are usage errors', async () => {
     const badFile = join(dir, 'bad.json');
     await writeFile(badFile, '{ not json');

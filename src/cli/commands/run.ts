@@ -1,5 +1,6 @@
 // `maos run <objective> --agent … [--follow]`: submits a session to the server and, with --follow,
 // shows task state changes and output live until it ends (exit 1 if it failed or was cancelled).
+import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { createSessionInputSchema } from '../../domain/session-input.ts';
 import { STRATEGIES } from '../../domain/types.ts';
@@ -17,6 +18,7 @@ interface RunOptions {
   follow?: boolean;
   idempotencyKey?: string;
   requireApproval?: boolean;
+  ask?: boolean;
 }
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -46,6 +48,7 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
       '--require-approval',
       'stop after planning until `maos approve <id>` (or `maos reject <id> --reason …`)',
     )
+    .option('--ask', 'ask on stdin whether to approve a waiting plan even when stdin is not a terminal')
     .option('--idempotency-key <key>', 'retry-safe submit: the same key and request return the same session')
     .addHelpText(
       'after',
@@ -67,6 +70,12 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
   const client = ctx.client();
   const session = await client.createSession(body, options.idempotencyKey);
   const { out } = ctx;
+  if (session.status === 'awaiting_approval' && !out.json && (options.ask || process.stdin.isTTY === true)) {
+    printApprovalHint(ctx, session);
+    const decided = await askForApproval(ctx, session.id);
+    if (decided === 'rejected') return options.follow ? EXIT.SESSION_FAILED : EXIT.OK;
+    if (decided === 'approved') session.status = 'running';
+  }
   if (!options.follow) {
     if (out.json) out.printJson(session);
     else {
@@ -164,4 +173,45 @@ function printApprovalHint(ctx: CliContext, session: SessionDto): void {
   out.line(
     `approve: maos approve ${session.id} [--plan edited.json]   reject: maos reject ${session.id} --reason "…"`,
   );
+}
+
+/**
+ * Asks on stdin whether to approve the waiting plan: `y` approves, `n` rejects (asking for the
+ * reason), anything else (or end of input) leaves it waiting for `maos approve` later.
+ */
+async function askForApproval(
+  ctx: CliContext,
+  sessionId: string,
+): Promise<'approved' | 'rejected' | 'later'> {
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  // Lines are buffered by the iterator, so a piped "n\n<reason>\n" is read in full; end of input
+  // before an answer counts as "decide later".
+  const lines = rl[Symbol.asyncIterator]();
+  const ask = async (question: string): Promise<string | null> => {
+    ctx.out.line(question);
+    const next = await lines.next();
+    return next.done ? null : next.value;
+  };
+  try {
+    const answer = (await ask('Approve this plan? [y]es / [n]o = reject / anything else = decide later'))
+      ?.trim()
+      .toLowerCase();
+    if (answer === 'y' || answer === 'yes') {
+      const result = await ctx.client().approveSession(sessionId);
+      ctx.out.line(`approved (plan version ${result.planVersion})`);
+      return 'approved';
+    }
+    if (answer === 'n' || answer === 'no') {
+      const reason = (await ask('Reason for rejecting:'))?.trim() || 'rejected from maos run';
+      await ctx.client().rejectSession(sessionId, reason);
+      ctx.out.line(`session ${sessionId} rejected: ${reason}`);
+      return 'rejected';
+    }
+    ctx.out.line(
+      `left waiting; decide later with: maos approve ${sessionId} / maos reject ${sessionId} --reason "…"`,
+    );
+    return 'later';
+  } finally {
+    rl.close();
+  }
 }
