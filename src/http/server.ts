@@ -96,11 +96,13 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   registerErrorHandling(app, options.observer);
   registerRequestIdEcho(app);
   let closing = false;
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     // Requests that still arrive on open connections during shutdown go to another replica.
     if (closing && request.routeOptions.url !== '/healthz') {
-      throw new AppError('SHUTTING_DOWN', 'The server is shutting down; retry on another instance.');
+      done(new AppError('SHUTTING_DOWN', 'The server is shutting down; retry on another instance.'));
+      return;
     }
+    done();
   });
   await registerOpenApi(app, config.auth?.mode);
   registerAuthentication(app, options.authenticate ?? createNoAuthAuthenticator());

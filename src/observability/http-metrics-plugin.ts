@@ -27,19 +27,24 @@ const startTimes = new WeakMap<object, bigint>();
 export function createHttpMetricsPlugin(options: HttpMetricsPluginOptions): FastifyPluginAsync {
   const { metrics } = options;
   return async (app: FastifyInstance) => {
-    app.addHook('onRequest', async (request, reply) => {
-      if (request.routeOptions.url === METRICS_PATH) return;
-      startTimes.set(request, process.hrtime.bigint());
-      metrics.trackInFlight(1);
-      // 'close' fires for finished and for aborted responses alike, so the gauge never leaks.
-      reply.raw.once('close', () => metrics.trackInFlight(-1));
+    // Callback hooks: no promise per request on the hot path.
+    app.addHook('onRequest', (request, reply, done) => {
+      if (request.routeOptions.url !== METRICS_PATH) {
+        startTimes.set(request, process.hrtime.bigint());
+        metrics.trackInFlight(1);
+        // 'close' fires for finished and for aborted responses alike, so the gauge never leaks.
+        reply.raw.once('close', () => metrics.trackInFlight(-1));
+      }
+      done();
     });
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       const started = startTimes.get(request);
-      if (started === undefined) return;
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = request.routeOptions.url ?? UNKNOWN_ROUTE;
-      metrics.observeHttpRequest(request.method, route, reply.statusCode, seconds);
+      if (started !== undefined) {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const route = request.routeOptions.url ?? UNKNOWN_ROUTE;
+        metrics.observeHttpRequest(request.method, route, reply.statusCode, seconds);
+      }
+      done();
     });
     if (options.exposeRoute ?? true) {
       app.get(

@@ -218,7 +218,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       await checkAccess(request, reply);
       return undefined;
     });
-    app.addHook('onSend', async (request, reply, payload) => {
+    const addResponseHeaders = (request: FastifyRequest, reply: FastifyReply): void => {
       applySecurityHeaders(reply);
       applyCorsHeaders(request, reply, cors);
       const state = states.get(request);
@@ -238,25 +238,39 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         if (url) challenge += `, resource_metadata="${url}"`;
       }
       if (challenge) reply.header('www-authenticate', challenge);
-      return payload;
+    };
+    // A callback hook: no promise per request on the hot path.
+    app.addHook('onSend', (request, reply, payload, done) => {
+      try {
+        addResponseHeaders(request, reply);
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      done(null, payload);
     });
-    app.addHook('onResponse', async (request, reply) => {
+    // Reads that were not denied (the hot path) return without a promise; audited ones go async.
+    app.addHook('onResponse', (request, reply, done) => {
       const status = reply.statusCode;
       const denied = status === 401 || status === 403 || status === 429;
-      if (SAFE_METHODS.has(request.method) && !denied) return;
-      if (request.routeOptions.config?.public === true && !denied) return;
+      if (SAFE_METHODS.has(request.method) && !denied) return done();
+      if (request.routeOptions.config?.public === true && !denied) return done();
       // MCP sends every message as a POST; only tool calls change anything (reads are not audited).
       const rpc = readJsonRpcCall(request.body);
-      if (rpc && rpc.method !== 'tools/call' && !denied) return;
-      const event = buildAuditEvent(request, reply);
-      try {
-        await auditLog.append(event);
-        metrics?.recordAuditRecordWritten?.(event.outcome);
-      } catch (error) {
-        logger.error({ err: error, requestId: String(request.id) }, 'audit record could not be written');
-      }
+      if (rpc && rpc.method !== 'tools/call' && !denied) return done();
+      writeAudit(request, reply).then(() => done(), done);
     });
   };
+
+  async function writeAudit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const event = buildAuditEvent(request, reply);
+    try {
+      await auditLog.append(event);
+      metrics?.recordAuditRecordWritten?.(event.outcome);
+    } catch (error) {
+      logger.error({ err: error, requestId: String(request.id) }, 'audit record could not be written');
+    }
+  }
 
   return {
     authenticate,

@@ -18,7 +18,9 @@ export function resolveRequestId(request: IncomingMessage): string {
 
 /** Echoes the request id on every response (SSE streams add it themselves, see sse.ts). */
 export function registerRequestIdEcho(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook: no promise per request on the hot path.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, String(request.id));
+    done();
   });
 }
