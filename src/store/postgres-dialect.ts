@@ -68,6 +68,10 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
   // An idle client losing its connection (server restart, network) must not crash the process:
   // the pool drops it and the next query opens a new one.
   pool.on('error', () => undefined);
+  // A checked-out client whose socket dies between two queries (e.g. inside a write batch) emits
+  // 'error' with no listener, which would crash the process: swallow it here; its next query fails
+  // (STORE_UNAVAILABLE) and the pool discards the broken client on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Database>({
     dialect: createUnavailableMappingDialect(new PostgresDialect({ pool })),
   });
