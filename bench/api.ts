@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
-import { createApp } from '../src/app.ts';
+import { createApp, LISTEN_BACKLOG } from '../src/app.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createLogger } from '../src/observability/logger.ts';
 
@@ -43,7 +43,8 @@ async function load(name: string, url: string): Promise<Figures> {
 async function measureBareFastify(): Promise<Figures> {
   const server = Fastify({ logger: false });
   server.get('/', async () => ({ hello: 'world' }));
-  const url = await server.listen({ host: '127.0.0.1', port: 0 });
+  // Same accept queue as MAOS, so only the request handling differs between the two.
+  const url = await server.listen({ host: '127.0.0.1', port: 0, backlog: LISTEN_BACKLOG });
   try {
     return await load('bare Fastify hello-world', url);
   } finally {

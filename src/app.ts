@@ -42,6 +42,13 @@ import { migrateToLatest } from './store/migrate.ts';
 import { createClusterNotifier } from './store/pg-notifier.ts';
 import { VERSION } from './version.ts';
 
+/**
+ * Pending-connection queue of the listening socket. Node's default (511) overflows when many clients
+ * (SSE followers after a deploy, a load balancer's pool) connect at once, and the overflow shows up
+ * as connection errors; the kernel still caps it at net.core.somaxconn.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** How API callers authenticate (config `auth.mode`). */
 export type AuthMode = Config['auth']['mode'];
 
@@ -230,7 +237,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             port: config.metrics.port,
           });
         }
-        const listened = await http.listen({ host: config.host, port: config.port });
+        const listened = await http.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
         // Fastify names the address http:// even when the server factory serves TLS.
         const url = tls ? listened.replace(/^http:/, 'https:') : listened;
         security.start();
