@@ -236,7 +236,9 @@ describe('compose stack', () => {
     const rules = readdirSync('deploy/prometheus/rules').filter((f) => f.endsWith('.yml'));
     assert.ok(rules.length > 0, 'alert and recording rules are shipped');
     const provider = parseYaml(readFileSync('deploy/grafana/provisioning/dashboards.yaml', 'utf8'));
-    const mount = (services.grafana?.volumes as string[]).find((v) => v.startsWith('../grafana/dashboards:'));
+    const mount = ((services.grafana?.volumes ?? []) as string[]).find((v) =>
+      v.startsWith('../grafana/dashboards:'),
+    );
     assert.equal(
       mount?.split(':')[1],
       provider.providers[0].options.path,
