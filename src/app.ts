@@ -33,6 +33,7 @@ import type { Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createTelemetry } from './observability/telemetry.ts';
 import { createSecurity, type Security } from './security/create-security.ts';
+import { withTenantQuotas } from './security/quota-guarded-service.ts';
 import { createSecurityRoutesPlugin } from './security/security-routes-plugin.ts';
 import type { SecurityDb } from './security/security-tables.ts';
 import { createTenantProviderCredentialsFromConfig } from './security/tenant-provider-credentials.ts';
@@ -199,7 +200,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           maxPageSize: config.http.maxPageSize,
         }),
         createMcpHttpPlugin({
-          service: engine.service,
+          service: withTenantQuotas(engine.service, security.quotas),
           config,
           authorize: security.http.authorizeRequest,
           auditToolCall: createToolAuditor({

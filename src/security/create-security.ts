@@ -36,6 +36,8 @@ export interface Security {
   authenticator: Authenticator;
   auditLog: AuditLog;
   http: HttpSecurity;
+  /** Tenant caps on unfinished sessions and daily tokens; null when none are configured away. */
+  quotas: TenantQuotas | null;
   /** `<name>+<hash>+<key>` to give to `maos audit verify --key`. */
   verifierKey: string;
   /** Starts periodic checkpoints. */
@@ -71,13 +73,14 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     db,
     ...(options.oidc ? { oidc: options.oidc } : {}),
   });
+  const quotas = options.quotas === undefined ? createTenantQuotas(db, config.rateLimit) : options.quotas;
   const http = createHttpSecurity({
     authenticator,
     rateLimiter: createRateLimiter(config.rateLimit),
     auditLog,
     realm: config.auth.realm,
     logger,
-    quotas: options.quotas === undefined ? createTenantQuotas(db, config.rateLimit) : options.quotas,
+    quotas,
     ...(config.cors ? { cors: config.cors } : {}),
     protectedResource:
       (config.auth.mode === 'oidc' || config.auth.mode === 'both') &&
@@ -91,6 +94,7 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     authenticator,
     auditLog,
     http,
+    quotas,
     verifierKey: formatVerifierKey(signer),
     start() {
       auditLog.startCheckpointTimer(config.audit.checkpointIntervalSeconds * 1000);
