@@ -190,7 +190,7 @@ export async function advanceSessions(
 }
 
 /** Cancels every unfinished task of the session (pending, ready, leased, running), with events. */
-async function cancelOpenTasks(
+export async function cancelOpenTasks(
   trx: Kysely<Database>,
   sessionId: string,
   reason: string,

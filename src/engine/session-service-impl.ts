@@ -8,7 +8,7 @@ import type { NewEvent } from '../domain/events.ts';
 import { buildPlan, resolveStrategy, validatePlan } from '../domain/plan.ts';
 import { createSessionInputSchema } from '../domain/session-input.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
-import type { PlanBody, SessionStatus, TaskStatus } from '../domain/types.ts';
+import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { appendEvents, listSessionEvents } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
@@ -17,6 +17,7 @@ import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { getSessionDetail, getSessionRow, listSessionRecords } from '../store/session-store.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
+import { cancelOpenTasks } from './advance-sessions.ts';
 import { hashRequest, storeNewSession } from './create-session.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import type { EngineDeps, Planner } from './engine-types.ts';
@@ -259,48 +260,13 @@ async function cancelInTransaction(
     );
   }
   const to = transitionSession(from, 'cancel');
-  const open = await trx
-    .selectFrom('tasks')
-    .select(['id', 'name', 'status', 'attempts'])
-    .where('session_id', '=', sessionId)
-    .where('status', 'in', ['pending', 'ready', 'leased', 'running'])
-    .orderBy('position')
-    .execute();
-  const reason = 'session cancelled';
-  if (open.length > 0) {
-    await trx
-      .updateTable('tasks')
-      .set({
-        status: 'cancelled',
-        error: reason,
-        lease_owner: null,
-        lease_expires_at: null,
-        finished_at: now,
-        updated_at: now,
-      })
-      .where(
-        'id',
-        'in',
-        open.map((task) => task.id),
-      )
-      .execute();
-  }
+  const events: NewEvent[] = [];
+  await cancelOpenTasks(trx, sessionId, 'session cancelled', now, events);
   await trx
     .updateTable('sessions')
     .set({ status: to, error: 'cancelled on request', finished_at: now, updated_at: now })
     .where('id', '=', sessionId)
     .execute();
-  const events: NewEvent[] = open.map((task) => ({
-    type: 'task.status',
-    data: {
-      taskId: task.id,
-      name: task.name,
-      from: task.status as TaskStatus,
-      to: 'cancelled',
-      attempt: Number(task.attempts),
-      reason,
-    },
-  }));
   events.push(
     { type: 'session.status', data: { from, to } },
     {
