@@ -10,7 +10,7 @@ import type { PlanBody, SessionDetail, Strategy } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
-import { toSessionRecord, toTaskRecord } from '../store/rows.ts';
+import { newTaskRow, toSessionRecord, toTaskRecord } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { insertSession } from '../store/session-store.ts';
 
@@ -90,12 +90,11 @@ export async function storeNewSession(
     runtime: spec.runtimeOf(task.runner),
     created_at: now,
   }));
+  const owner = { tenantId: spec.tenantId, sessionId, maxAttempts: spec.maxAttempts, now };
   const tasks: TasksTable[] = planned.map(({ task, phaseIndex }, position) => {
     const ready = !spec.awaitApproval && task.dependsOn.length === 0;
-    return {
+    return newTaskRow(owner, {
       id: idByName.get(task.name)!,
-      tenant_id: spec.tenantId,
-      session_id: sessionId,
       kind: 'agent',
       name: task.name,
       role: task.role,
@@ -105,22 +104,7 @@ export async function storeNewSession(
       phase: phaseIndex,
       position,
       status: ready ? transitionTask('pending', 'dependencies_met') : 'pending',
-      attempts: 0,
-      max_attempts: spec.maxAttempts,
-      lease_owner: null,
-      lease_expires_at: null,
-      result: null,
-      error: null,
-      input_tokens: 0,
-      output_tokens: 0,
-      cache_read_tokens: 0,
-      cost_usd: 0,
-      created_at: now,
-      updated_at: now,
-      ready_at: ready ? now : null,
-      started_at: null,
-      finished_at: null,
-    };
+    });
   });
   const dependencies = planned.flatMap(({ task }) =>
     task.dependsOn.map((dep) => ({

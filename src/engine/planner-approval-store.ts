@@ -8,7 +8,7 @@ import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, PlannedTask, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import { toUsage } from '../store/rows.ts';
+import { newTaskRow, toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { type EditedPlanRules, validateEditedPlan } from './planner-approval.ts';
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
@@ -199,35 +199,23 @@ async function replacePendingTasks(
     const id = idByName.get(task.name) as string;
     await trx
       .insertInto('tasks')
-      .values({
-        id,
-        tenant_id: session.tenantId,
-        session_id: session.id,
-        kind: 'agent',
-        name: task.name,
-        role: task.role,
-        agent_id: agentId,
-        instructions: task.instructions,
-        runner: task.runner ?? null,
-        phase: phaseIndex,
-        position,
-        status: 'pending',
-        attempts: 0,
-        max_attempts: maxAttempts,
-        lease_owner: null,
-        lease_expires_at: null,
-        result: null,
-        error: null,
-        input_tokens: 0,
-        output_tokens: 0,
-        cache_read_tokens: 0,
-        cost_usd: 0,
-        created_at: now,
-        updated_at: now,
-        ready_at: null,
-        started_at: null,
-        finished_at: null,
-      })
+      .values(
+        newTaskRow(
+          { tenantId: session.tenantId, sessionId: session.id, maxAttempts, now },
+          {
+            id,
+            kind: 'agent',
+            name: task.name,
+            role: task.role,
+            agent_id: agentId,
+            instructions: task.instructions,
+            runner: task.runner ?? null,
+            phase: phaseIndex,
+            position,
+            status: 'pending',
+          },
+        ),
+      )
       .execute();
     const deps = task.dependsOn.map((dep) => ({
       task_id: id,

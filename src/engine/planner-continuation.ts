@@ -7,6 +7,7 @@ import { uuidv7 } from 'uuidv7';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
+import { type NewTaskFields, newTaskRow } from '../store/rows.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import { storePlanVersion } from './planner-plan-versions.ts';
 import { parsePhaseGateOutput } from './planner-tasks.ts';
@@ -103,34 +104,16 @@ interface Ctx {
   tasks: TaskRow[];
 }
 
-function baseTaskRow(
-  ctx: Ctx,
-  fields: Pick<
-    TasksTable,
-    'id' | 'kind' | 'name' | 'role' | 'agent_id' | 'instructions' | 'runner' | 'phase' | 'position' | 'status'
-  >,
-): TasksTable {
-  const ready = fields.status === 'ready';
-  return {
-    ...fields,
-    tenant_id: ctx.session.tenantId,
-    session_id: ctx.session.id,
-    attempts: 0,
-    max_attempts: ctx.options.maxAttempts,
-    lease_owner: null,
-    lease_expires_at: null,
-    result: null,
-    error: null,
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_read_tokens: 0,
-    cost_usd: 0,
-    created_at: ctx.now,
-    updated_at: ctx.now,
-    ready_at: ready ? ctx.now : null,
-    started_at: null,
-    finished_at: null,
-  };
+function baseTaskRow(ctx: Ctx, fields: NewTaskFields): TasksTable {
+  return newTaskRow(
+    {
+      tenantId: ctx.session.tenantId,
+      sessionId: ctx.session.id,
+      maxAttempts: ctx.options.maxAttempts,
+      now: ctx.now,
+    },
+    fields,
+  );
 }
 
 /** The synthesis depends (formally) on every task, so it is the session's only sink: its output is the result. */

@@ -71,3 +71,36 @@ export function toTaskRecord(row: TasksTable, dependsOn: string[]): TaskRecord {
     finishedAt: nullableNumber(row.finished_at),
   };
 }
+
+/** The columns a caller decides when it adds a task; everything else starts at its initial value. */
+export type NewTaskFields = Pick<
+  TasksTable,
+  'id' | 'kind' | 'name' | 'role' | 'agent_id' | 'instructions' | 'runner' | 'phase' | 'position' | 'status'
+>;
+
+/** A task row as first inserted: no attempts, lease, result or usage yet; ready_at set when ready. */
+export function newTaskRow(
+  owner: { tenantId: string; sessionId: string; maxAttempts: number; now: number },
+  fields: NewTaskFields,
+): TasksTable {
+  return {
+    ...fields,
+    tenant_id: owner.tenantId,
+    session_id: owner.sessionId,
+    attempts: 0,
+    max_attempts: owner.maxAttempts,
+    lease_owner: null,
+    lease_expires_at: null,
+    result: null,
+    error: null,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cost_usd: 0,
+    created_at: owner.now,
+    updated_at: owner.now,
+    ready_at: fields.status === 'ready' ? owner.now : null,
+    started_at: null,
+    finished_at: null,
+  };
+}
