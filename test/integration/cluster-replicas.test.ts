@@ -5,7 +5,6 @@
 // minute, so only LISTEN/NOTIFY wake-ups can finish the work within the test's time limit.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createSseParser } from '../../src/cli/sse-reader.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 import {
   readAllEvents,
@@ -14,41 +13,12 @@ import {
   type TestServer,
   waitForSession,
 } from '../fixtures/server.ts';
-
-interface Frame {
-  id: string | undefined;
-  event: string;
-  data: string;
-}
+import { readSseFrames } from '../fixtures/sse.ts';
 
 interface EventDto {
   seq: number;
   type: string;
   data: Record<string, unknown>;
-}
-
-/** Reads SSE frames until `count` arrived (then disconnects) or the stream ends. */
-async function readFrames(url: string, headers: Record<string, string>, count = Infinity): Promise<Frame[]> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), 45_000);
-  const frames: Frame[] = [];
-  try {
-    const response = await fetch(url, {
-      headers: { accept: 'text/event-stream', ...headers },
-      signal: controller.signal,
-    });
-    assert.equal(response.status, 200);
-    const parser = createSseParser();
-    const decoder = new TextDecoder();
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-      frames.push(...parser.push(decoder.decode(chunk, { stream: true })));
-      if (frames.length >= count) break;
-    }
-  } finally {
-    clearTimeout(timer);
-    controller.abort();
-  }
-  return frames.slice(0, count);
 }
 
 function replicaConfig(url: string, concurrency: number): Record<string, unknown> {
@@ -155,9 +125,9 @@ describe('cluster: three replicas on one PostgreSQL database', { timeout: 180_00
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const id = created.body.id;
     // Head on B (the session is written by B or C, created on A), the rest on C from Last-Event-ID.
-    const head = await readFrames(`${workerB.url}/v1/sessions/${id}/events`, {}, 5);
+    const head = await readSseFrames(`${workerB.url}/v1/sessions/${id}/events`, {}, 5);
     assert.equal(head.length, 5);
-    const tail = await readFrames(`${workerC.url}/v1/sessions/${id}/events`, {
+    const tail = await readSseFrames(`${workerC.url}/v1/sessions/${id}/events`, {
       'last-event-id': String(head.at(-1)!.id),
     });
     const stored = await readAllEvents<EventDto>(api.url, id);

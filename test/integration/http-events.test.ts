@@ -2,38 +2,8 @@
 // exactly the missed events (no gap, no duplicate) and ends after session.finished.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createSseParser } from '../../src/cli/sse-reader.ts';
 import { readAllEvents, requestJson, startTestServer } from '../fixtures/server.ts';
-
-interface Frame {
-  id: string | undefined;
-  event: string;
-  data: string;
-}
-
-/** Reads frames until `count` frames arrived (then drops the connection) or the stream ends. */
-async function readFrames(url: string, headers: Record<string, string>, count = Infinity): Promise<Frame[]> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), 30_000);
-  const frames: Frame[] = [];
-  try {
-    const response = await fetch(url, {
-      headers: { accept: 'text/event-stream', ...headers },
-      signal: controller.signal,
-    });
-    assert.equal(response.status, 200);
-    const parser = createSseParser();
-    const decoder = new TextDecoder();
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-      frames.push(...parser.push(decoder.decode(chunk, { stream: true })));
-      if (frames.length >= count) break;
-    }
-  } finally {
-    clearTimeout(timer);
-    controller.abort();
-  }
-  return frames.slice(0, count);
-}
+import { readSseFrames } from '../fixtures/sse.ts';
 
 test('SSE resume with Last-Event-ID replays exactly the missed events', async (t) => {
   const server = await startTestServer();
@@ -48,11 +18,11 @@ test('SSE resume with Last-Event-ID replays exactly the missed events', async (t
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const url = `${server.url}/v1/sessions/${created.body.id}/events`;
 
-  const head = await readFrames(url, {}, 4);
+  const head = await readSseFrames(url, {}, 4);
   assert.equal(head.length, 4);
   const lastSeen = head.at(-1)?.id;
   assert.equal(lastSeen, '4');
-  const tail = await readFrames(url, { 'last-event-id': String(lastSeen) });
+  const tail = await readSseFrames(url, { 'last-event-id': String(lastSeen) });
 
   const stored = await readAllEvents<{ seq: number; type: string }>(server.url, created.body.id);
   const streamed = [...head, ...tail];
