@@ -28,6 +28,13 @@ export interface SessionsTable {
   updated_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /**
+   * W3C `traceparent` of the session's workflow span (migration 0005); tasks continue this trace.
+   * Optional in the type: rows written without tracing leave it null.
+   */
+  trace_parent?: string | null;
+  /** W3C `tracestate` that came with `trace_parent`, if any. */
+  trace_state?: string | null;
 }
 
 export interface PlansTable {

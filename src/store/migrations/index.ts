@@ -5,6 +5,7 @@ import * as llm from '../../agents/providers/migration-0003-llm.ts';
 import * as sessionSettings from '../../engine/migration-0004-session-settings.ts';
 import * as security from '../../security/migration-0002-security.ts';
 import * as foundation from './0001-foundation.ts';
+import * as sessionTrace from './0005-session-trace.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -18,4 +19,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0002_security', migration: security },
   { name: '0003_llm', migration: llm },
   { name: '0004_session_settings', migration: sessionSettings },
+  { name: '0005_session_trace', migration: sessionTrace },
 ];
