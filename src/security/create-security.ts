@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import { getPostgresPool } from '../store/postgres-dialect.ts';
 import { type AuditLog, createAuditLog } from './audit/audit-log.ts';
 import {
   type CheckpointSigner,
@@ -76,7 +77,14 @@ export function createSecurity(options: CreateSecurityOptions): Security {
   const quotas = options.quotas === undefined ? createTenantQuotas(db, config.rateLimit) : options.quotas;
   const http = createHttpSecurity({
     authenticator,
-    rateLimiter: createRateLimiter(config.rateLimit),
+    rateLimiter: createRateLimiter(config.rateLimit, {
+      // PostgreSQL (cluster mode): counters shared by every replica; SQLite: in process memory.
+      pool: getPostgresPool(db),
+      onStoreError: throttledWarning(
+        logger,
+        'rate limits: the database is unreachable; counting in this replica only until it is back',
+      ),
+    }),
     auditLog,
     realm: config.auth.realm,
     logger,
@@ -105,6 +113,17 @@ export function createSecurity(options: CreateSecurityOptions): Security {
       }
     },
     close: () => auditLog.close(),
+  };
+}
+
+/** A warning logged at most once a minute (a database outage would otherwise log on every request). */
+function throttledWarning(logger: Logger, message: string): (error: unknown) => void {
+  let lastAt = 0;
+  return (error) => {
+    const now = Date.now();
+    if (now - lastAt < 60_000) return;
+    lastAt = now;
+    logger.warn({ err: error }, message);
   };
 }
 

@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
-import { createRateLimiter } from './rate-limit.ts';
+import pg from 'pg';
+import { counterKey, createRateLimiter } from './rate-limit.ts';
+
+/** A local port with nothing listening (connections are refused at once). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return typeof address === 'object' && address ? address.port : 0;
+}
 
 /** Minimal RFC 8941 List parser for items that are sf-strings with integer parameters. */
 function parseSfList(value: string): { item: string; params: Record<string, number> }[] {
@@ -78,5 +89,36 @@ describe('rate limits', () => {
     const decision = await off.consume({ ip: '10.0.0.1' });
     assert.equal(decision.allowed, true);
     assert.deepEqual(decision.headers, {});
+  });
+
+  test('counter keys hold no NUL, keep parts apart and stay short', () => {
+    assert.notEqual(counterKey(['a/b', 'c']), counterKey(['a', 'b/c']));
+    assert.equal(counterKey(['t\u0000x', 'p']).includes('\u0000'), false);
+    const long = counterKey(['t', 'p'.repeat(500)]);
+    assert.match(long, /^sha256:[0-9a-f]{64}$/);
+  });
+
+  test('an unreachable shared store falls back to per-process counters instead of failing', async () => {
+    const pool = new pg.Pool({
+      host: '127.0.0.1',
+      port: await closedPort(),
+      user: 'nobody',
+      database: 'none',
+      connectionTimeoutMillis: 2000,
+    });
+    pool.on('error', () => undefined);
+    const errors: unknown[] = [];
+    try {
+      const limiter = createRateLimiter(config, { pool, onStoreError: (error) => errors.push(error) });
+      const allowed: boolean[] = [];
+      for (let i = 0; i < 4; i += 1) {
+        allowed.push((await limiter.consume({ tenantId: 't1', principalId: 'p1' })).allowed);
+      }
+      // The principal limit (3) still holds, from the memory insurance.
+      assert.deepEqual(allowed, [true, true, true, false]);
+      assert.ok(errors.length >= 4, 'every failed store query is reported');
+    } finally {
+      await pool.end();
+    }
   });
 });

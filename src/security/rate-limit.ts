@@ -1,11 +1,21 @@
-// Request rate limits per principal, per tenant and per anonymous client IP (rate-limiter-flexible,
-// in-memory store), reported with the IETF RateLimit-Policy / RateLimit header fields.
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+// Request rate limits per principal, per tenant and per anonymous client IP (rate-limiter-flexible),
+// reported with the IETF RateLimit-Policy / RateLimit header fields. On SQLite the counters live in
+// process memory (one process owns the database); on PostgreSQL they live in the `rate_limits` table,
+// so every replica charges the same counters.
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { z } from 'zod';
 import type { rateLimitConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
 
 export type RateLimitConfig = z.infer<typeof rateLimitConfigSchema>;
+
+/** The table the shared counters live in (created by migration 0008, never by the library). */
+export const RATE_LIMIT_TABLE = 'rate_limits';
+
+/** Longest counter key stored as is; longer ones are hashed (the table's key is varchar(255)). */
+const MAX_PLAIN_KEY_CHARS = 200;
 
 /** Which counters a request is charged to. */
 export interface RateLimitSubject {
@@ -37,20 +47,52 @@ export interface RateLimiter {
   consume(subject: RateLimitSubject): Promise<RateLimitDecision>;
 }
 
+export interface RateLimiterOptions {
+  /**
+   * PostgreSQL pool of the store: counters are shared by every replica through the `rate_limits`
+   * table. Absent (SQLite): per-process memory counters.
+   */
+  pool?: pg.Pool;
+  /**
+   * Called when the shared store fails (database unreachable). The request is then charged to a
+   * per-process memory counter with the same limits instead of failing.
+   */
+  onStoreError?: (error: unknown) => void;
+}
+
+type LimiterName = PolicyState['name'];
+
+interface Policy {
+  name: LimiterName;
+  limit: { points: number; windowSeconds: number };
+  limiter: RateLimiterMemory | RateLimiterPostgres;
+}
+
 /**
- * Creates the limiter. The memory store is per process: with N replicas the effective limit is up to
- * N× the configured one until the database-backed store (cluster mode) replaces it.
+ * Creates the limiter. With a pool, each counter is one row of `rate_limits` updated by an atomic
+ * upsert, and a memory limiter with the same limits insures it: while PostgreSQL is unreachable the
+ * limits still hold per replica (up to N× cluster-wide) and no request fails because of the limiter.
  */
-export function createRateLimiter(config: RateLimitConfig): RateLimiter {
-  const make = (name: PolicyState['name'], limit: { points: number; windowSeconds: number }) => ({
-    name,
-    limit,
-    limiter: new RateLimiterMemory({
-      keyPrefix: `maos-${name}`,
-      points: limit.points,
-      duration: limit.windowSeconds,
-    }),
-  });
+export function createRateLimiter(config: RateLimitConfig, options: RateLimiterOptions = {}): RateLimiter {
+  const make = (name: LimiterName, limit: { points: number; windowSeconds: number }): Policy => {
+    const base = { keyPrefix: `maos-${name}`, points: limit.points, duration: limit.windowSeconds };
+    if (!options.pool) return { name, limit, limiter: new RateLimiterMemory(base) };
+    return {
+      name,
+      limit,
+      limiter: new RateLimiterPostgres({
+        ...base,
+        storeClient: reportingClient(options.pool, options.onStoreError),
+        storeType: 'client',
+        tableName: RATE_LIMIT_TABLE,
+        // Created by our migration; the library must not run DDL at start (or race other replicas).
+        tableCreated: true,
+        // Expired rows are removed by the retention job (single-flight), not by a timer per replica.
+        clearExpiredByTimeout: false,
+        insuranceLimiter: new RateLimiterMemory(base),
+      }),
+    };
+  };
   const principal = make('principal', config.principal);
   const tenant = make('tenant', config.tenant);
   const anonymous = make('anonymous', config.anonymous);
@@ -58,24 +100,22 @@ export function createRateLimiter(config: RateLimitConfig): RateLimiter {
   return {
     async consume(subject) {
       if (!config.enabled) return { allowed: true, retryAfterSeconds: 0, headers: {}, policies: [] };
-      const charges: { policy: typeof principal; key: string }[] = [];
-      if (subject.tenantId !== undefined) charges.push({ policy: tenant, key: subject.tenantId });
+      const charges: { policy: Policy; key: string }[] = [];
+      if (subject.tenantId !== undefined)
+        charges.push({ policy: tenant, key: counterKey([subject.tenantId]) });
       if (subject.principalId !== undefined) {
-        charges.push({ policy: principal, key: `${subject.tenantId ?? ''}\u0000${subject.principalId}` });
+        charges.push({ policy: principal, key: counterKey([subject.tenantId ?? '', subject.principalId]) });
       }
-      if (charges.length === 0) charges.push({ policy: anonymous, key: subject.ip ?? 'unknown' });
+      if (charges.length === 0)
+        charges.push({ policy: anonymous, key: counterKey([subject.ip ?? 'unknown']) });
+      // Charged concurrently: with the shared store each charge is a round trip to PostgreSQL.
+      const outcomes = await Promise.all(charges.map(({ policy, key }) => charge(policy, key)));
       const policies: PolicyState[] = [];
       let allowed = true;
       let retryAfterMs = 0;
-      for (const { policy, key } of charges) {
-        let res: RateLimiterRes;
-        try {
-          res = await policy.limiter.consume(key, 1);
-        } catch (rejection) {
-          if (!(rejection instanceof RateLimiterRes)) {
-            throw new AppError('INTERNAL', 'Rate limiter failed', { cause: rejection });
-          }
-          res = rejection;
+      for (const [index, { res, refused }] of outcomes.entries()) {
+        const policy = charges[index]!.policy;
+        if (refused) {
           allowed = false;
           retryAfterMs = Math.max(retryAfterMs, res.msBeforeNext);
         }
@@ -93,6 +133,38 @@ export function createRateLimiter(config: RateLimitConfig): RateLimiter {
         headers: formatRateLimitHeaders(policies),
         policies,
       };
+    },
+  };
+}
+
+/** Charges one point; a refusal comes back as `refused` with the counter state, any other error throws. */
+async function charge(policy: Policy, key: string): Promise<{ res: RateLimiterRes; refused: boolean }> {
+  try {
+    return { res: await policy.limiter.consume(key, 1), refused: false };
+  } catch (rejection) {
+    if (rejection instanceof RateLimiterRes) return { res: rejection, refused: true };
+    throw new AppError('INTERNAL', 'Rate limiter failed', { cause: rejection });
+  }
+}
+
+/**
+ * The stored key of a counter: its parts URI-encoded and joined with `/` (no NUL, which PostgreSQL
+ * text cannot hold, and no ambiguity between parts); hashed when too long for the key column.
+ */
+export function counterKey(parts: readonly string[]): string {
+  const plain = parts.map((part) => encodeURIComponent(part)).join('/');
+  if (plain.length <= MAX_PLAIN_KEY_CHARS) return plain;
+  return `sha256:${createHash('sha256').update(plain).digest('hex')}`;
+}
+
+/** The pool as the library's "client" store type, reporting every failed query before it is rethrown. */
+function reportingClient(pool: pg.Pool, onError: ((error: unknown) => void) | undefined) {
+  return {
+    query(query: pg.QueryConfig) {
+      return pool.query(query).catch((error: unknown) => {
+        onError?.(error);
+        throw error;
+      });
     },
   };
 }

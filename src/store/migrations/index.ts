@@ -6,6 +6,7 @@ import * as sessionSettings from '../../engine/migration-0004-session-settings.t
 import * as security from '../../security/migration-0002-security.ts';
 import * as foundation from './0001-foundation.ts';
 import * as sessionTrace from './0005-session-trace.ts';
+import * as rateLimitsRetention from './0008-rate-limits-retention.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -20,4 +21,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0003_llm', migration: llm },
   { name: '0004_session_settings', migration: sessionSettings },
   { name: '0005_session_trace', migration: sessionTrace },
+  { name: '0008_rate_limits_retention', migration: rateLimitsRetention },
 ];

@@ -1,0 +1,122 @@
+// Cluster mode: rate limits and tenant quotas are shared by the replicas through PostgreSQL. Two app
+// instances on one database refuse the request that exceeds the limit at the same total as a single
+// instance does, with the IETF RateLimit header fields counting down across both.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+const LIMIT = 6;
+const limitedConfig = {
+  rateLimit: {
+    enabled: true,
+    principal: { points: LIMIT, windowSeconds: 60 },
+    tenant: { points: 1000, windowSeconds: 60 },
+  },
+  workers: { concurrency: 0 },
+};
+
+/** Status and principal `r=` of each of `count` GET /v1/sessions sent round-robin to `servers`. */
+async function sendRoundRobin(servers: TestServer[], count: number) {
+  const results: {
+    status: number;
+    remaining: number | null;
+    retryAfter: string | null;
+    policy: string | null;
+  }[] = [];
+  for (let i = 0; i < count; i++) {
+    const response = await requestJson(`${servers[i % servers.length]!.url}/v1/sessions`);
+    const state = response.headers.get('ratelimit') ?? '';
+    const match = /"principal";r=(\d+);t=(\d+)/.exec(state);
+    results.push({
+      status: response.status,
+      remaining: match ? Number(match[1]) : null,
+      retryAfter: response.headers.get('retry-after'),
+      policy: response.headers.get('ratelimit-policy'),
+    });
+  }
+  return results;
+}
+
+describe('cluster: rate limits and quotas shared across replicas', { timeout: 120_000 }, () => {
+  let database: TestDatabase;
+  const servers: TestServer[] = [];
+  before(async () => {
+    database = await createTestDatabase();
+  });
+  after(async () => {
+    await Promise.allSettled(servers.map((server) => server.close()));
+    await database?.drop();
+  });
+
+  test('requests spread over two replicas hit 429 at the same total as on one instance', async () => {
+    const store = { url: database.url, poolSize: 3 };
+    const a = await startTestServer({ config: { ...limitedConfig, store } });
+    servers.push(a);
+    const b = await startTestServer({ config: { ...limitedConfig, store } });
+    servers.push(b);
+    const single = await startTestServer({ config: limitedConfig }); // SQLite, one process
+    servers.push(single);
+
+    const spread = await sendRoundRobin([a, b], LIMIT + 2);
+    const alone = await sendRoundRobin([single], LIMIT + 2);
+    const expected = [...Array(LIMIT).fill(200), 429, 429];
+    assert.deepEqual(
+      spread.map((r) => r.status),
+      expected,
+    );
+    assert.deepEqual(
+      alone.map((r) => r.status),
+      expected,
+    );
+    // One counter: the remaining count goes down across both replicas, exactly as on one instance.
+    assert.deepEqual(
+      spread.map((r) => r.remaining),
+      [5, 4, 3, 2, 1, 0, 0, 0],
+    );
+    assert.deepEqual(
+      spread.map((r) => r.remaining),
+      alone.map((r) => r.remaining),
+    );
+    for (const refused of spread.slice(LIMIT)) {
+      assert.match(refused.retryAfter ?? '', /^[1-9]\d*$/);
+      assert.match(refused.policy ?? '', /"principal";q=6;w=60/);
+    }
+    // The counters are rows of the shared table, not process memory.
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const rows = await client.query<{ key: string; points: number }>(
+        "select key, points from rate_limits where key like 'maos-principal:%'",
+      );
+      assert.equal(rows.rowCount, 1);
+      assert.equal(rows.rows[0]?.points, LIMIT + 2);
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('the concurrent-sessions quota counts the sessions of every replica', async () => {
+    const config = {
+      store: { url: database.url, poolSize: 3 },
+      // No workers: the first session stays unfinished.
+      workers: { concurrency: 0 },
+      rateLimit: { enabled: false, maxConcurrentSessionsPerTenant: 1 },
+    };
+    const a = await startTestServer({ config });
+    servers.push(a);
+    const b = await startTestServer({ config });
+    servers.push(b);
+    const session = { objective: 'quota', agents: [{ role: 'engineer', task: 't', runner: 'ok' }] };
+    // The previous test's database holds no sessions: the first submit is accepted.
+    const first = await requestJson(`${a.url}/v1/sessions`, { method: 'POST', body: session });
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    const second = await requestJson<{ code: string }>(`${b.url}/v1/sessions`, {
+      method: 'POST',
+      body: session,
+    });
+    assert.equal(second.status, 429);
+    assert.equal(second.body.code, 'QUOTA_EXCEEDED');
+  });
+});
