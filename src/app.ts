@@ -108,6 +108,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       logger,
       telemetry: telemetry.llm,
       tenantCredentials: providerCredentials,
+      // The `agent.message` event is stored with the message; wake the session's event streams.
+      onAgentMessage: (message) => wakeNotifier.publish(sessionChannel(message.sessionId)),
     });
 
     const runtimes = createRuntimeRegistry();

@@ -74,6 +74,18 @@ describe('output', () => {
     );
   });
 
+  test('agent and user messages are shown as from → to: text', () => {
+    const names = new Map<string, string>();
+    assert.equal(
+      formatEvent(event('agent.message', { from: 'api', to: 'docs', text: 'Port is 8080' }), names, plain),
+      '▸ message api → docs: Port is 8080',
+    );
+    assert.equal(
+      formatEvent(event('user.message', { from: 'user', to: 'orchestrator', text: 'Cheaper' }), names, plain),
+      '▸ message user → orchestrator: Cheaper',
+    );
+  });
+
   test('formatDuration works on ISO strings and epoch ms', () => {
     assert.equal(formatDuration('2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.500Z'), '1.5s');
     assert.equal(formatDuration(0, 125_000), '2m05s');

@@ -236,6 +236,12 @@ export function formatEvent(
       const status = pickString(data, ['status']) ?? '?';
       return `${marker} ${name}: result ${paintStatus(status, paint)}${error ? ` — ${paint.red(truncate(error, 300))}` : ''}`;
     }
+    case 'agent.message':
+    case 'user.message': {
+      const from = pickString(data, ['from']) ?? '?';
+      const to = pickString(data, ['to']) ?? '?';
+      return `${marker} message ${from} → ${to}: ${truncate(pickString(data, ['text']) ?? '', 300)}`;
+    }
     case 'session.created': {
       if (!verbose) return undefined;
       const count = Array.isArray(data.tasks) ? data.tasks.length : 0;

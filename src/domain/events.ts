@@ -33,6 +33,21 @@ export interface TaskResultData {
   error?: string;
   usage: Usage;
 }
+/**
+ * A message between participants of a session: `agent.message` is one agent's `send_message` to
+ * another (delivered into the recipient's next task); `user.message` is a person steering the
+ * session (`from` "user", `to` "orchestrator"; read at the next phase gate and in the synthesis).
+ */
+export interface MessageData {
+  messageId: string;
+  /** Sender: the agent's name, or "user" for a steering message. */
+  from: string;
+  fromAgentId: string | null;
+  /** Recipient: the agent's name, or "orchestrator" for a steering message. */
+  to: string;
+  toAgentId: string | null;
+  text: string;
+}
 export interface SessionFinishedData {
   status: 'completed' | 'failed' | 'cancelled';
   error: string | null;
@@ -47,6 +62,8 @@ export interface EventDataByType {
   'task.status': TaskStatusData;
   'task.output': TaskOutputData;
   'task.result': TaskResultData;
+  'agent.message': MessageData;
+  'user.message': MessageData;
   'session.finished': SessionFinishedData;
 }
 
@@ -58,6 +75,8 @@ export const EVENT_TYPES = [
   'task.status',
   'task.output',
   'task.result',
+  'agent.message',
+  'user.message',
   'session.finished',
 ] as const satisfies readonly EventType[];
 

@@ -1,15 +1,20 @@
 // Steering a running session: a person's message to the orchestrator, stored as a message without
-// sender or recipient agent; phase gates and the synthesis read it (see planner-tasks.ts).
+// sender or recipient agent; phase gates and the synthesis read it (see planner-tasks.ts). The
+// `user.message` event is appended in the same transaction, so event readers see it too.
 
 import type { Kysely } from 'kysely';
 import { uuidv7 } from 'uuidv7';
 import { AppError } from '../errors/app-error.ts';
+import { appendEvents } from '../store/event-store.ts';
 import type { Database } from '../store/schema.ts';
 
 /** Longest steering message: a course correction, not a new objective. */
 export const MAX_STEERING_MESSAGE_CHARS = 4000;
 
-/** Stores a steering message; the session must exist for the tenant and not be finished. */
+/**
+ * Stores a steering message and its `user.message` event; the session must exist for the tenant and
+ * not be finished. The caller wakes the session's event readers afterwards.
+ */
 export async function addSteeringMessage(
   db: Kysely<Database>,
   tenantId: string,
@@ -21,31 +26,44 @@ export async function addSteeringMessage(
   if (text.length === 0 || text.length > MAX_STEERING_MESSAGE_CHARS) {
     throw new AppError('VALIDATION_FAILED', `message must be 1-${MAX_STEERING_MESSAGE_CHARS} characters`);
   }
-  const session = await db
-    .selectFrom('sessions')
-    .select('status')
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', sessionId)
-    .executeTakeFirst();
-  if (!session) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
-  if (['completed', 'failed', 'cancelled'].includes(session.status)) {
-    throw new AppError(
-      'INVALID_STATE',
-      `The session is ${session.status}; messages can only steer a session that is still going`,
-    );
-  }
   const id = uuidv7();
-  await db
-    .insertInto('messages')
-    .values({
-      id,
-      tenant_id: tenantId,
-      session_id: sessionId,
-      from_agent_id: null,
-      to_agent_id: null,
-      body: text,
-      created_at: now,
-    })
-    .execute();
+  await db.transaction().execute(async (trx) => {
+    const session = await trx
+      .selectFrom('sessions')
+      .select('status')
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', sessionId)
+      .executeTakeFirst();
+    if (!session) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
+    if (['completed', 'failed', 'cancelled'].includes(session.status)) {
+      throw new AppError(
+        'INVALID_STATE',
+        `The session is ${session.status}; messages can only steer a session that is still going`,
+      );
+    }
+    await trx
+      .insertInto('messages')
+      .values({
+        id,
+        tenant_id: tenantId,
+        session_id: sessionId,
+        from_agent_id: null,
+        to_agent_id: null,
+        body: text,
+        created_at: now,
+      })
+      .execute();
+    await appendEvents(
+      trx,
+      { id: sessionId, tenantId },
+      [
+        {
+          type: 'user.message',
+          data: { messageId: id, from: 'user', fromAgentId: null, to: 'orchestrator', toAgentId: null, text },
+        },
+      ],
+      now,
+    );
+  });
   return { id, createdAt: now };
 }

@@ -47,6 +47,10 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
       });
       options.onChanged?.(sessionId);
     },
-    sendMessage: (actor, sessionId, message) => addSteeringMessage(db, actor.tenantId, sessionId, message),
+    async sendMessage(actor, sessionId, message) {
+      const stored = await addSteeringMessage(db, actor.tenantId, sessionId, message);
+      options.onChanged?.(sessionId);
+      return stored;
+    },
   };
 }

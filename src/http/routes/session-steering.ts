@@ -41,7 +41,7 @@ export function registerSessionSteeringRoutes(
       schema: {
         summary: 'Steer a session',
         description:
-          'A message to the orchestrator; it is taken into account at the next phase gate and in the final synthesis.',
+          'A message to the orchestrator; it is taken into account at the next phase gate and in the final synthesis, and appears in the event log as a `user.message` event.',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         body: z.strictObject({ message: z.string().trim().min(1).max(MAX_STEERING_MESSAGE_CHARS) }),
@@ -58,6 +58,8 @@ export function registerSessionSteeringRoutes(
         request.params.id,
         request.body.message,
       );
+      // The `user.message` event was appended: wake the session's event streams.
+      options.onChanged?.(request.params.id);
       return reply.code(202).send({ id: stored.id, createdAt: toIso(stored.createdAt) });
     },
   );

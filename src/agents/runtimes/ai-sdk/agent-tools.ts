@@ -1,10 +1,12 @@
 // Tools offered to LLM agents. `send_message` lets an agent address another agent of its session:
-// the message is stored and delivered into the recipient's next turn (see agent-memory.ts).
+// the message is stored with its `agent.message` session event (one transaction) and delivered into
+// the recipient's next turn (see agent-memory.ts).
 
 import { type ToolSet, tool } from 'ai';
 import type { Kysely } from 'kysely';
 import { uuidv7 } from 'uuidv7';
 import { z } from 'zod';
+import { appendEvents } from '../../../store/event-store.ts';
 import type { Database } from '../../../store/schema.ts';
 import type { RuntimeTask } from '../runtime.ts';
 
@@ -23,6 +25,9 @@ export interface AgentMessage {
   fromAgentId: string | null;
   toAgentId: string;
   body: string;
+  /** Agent names for the session event (ids are shown when absent). */
+  fromName?: string;
+  toName?: string;
 }
 
 export interface MessagingDeps {
@@ -46,12 +51,15 @@ export function createMessagingTools(deps: MessagingDeps, task: RuntimeTask): To
         if (!target)
           return `No agent named "${to}". Agents of this session: ${agents.map((a) => `${a.name} (${a.role})`).join(', ') || 'none'}.`;
         if (target.id === task.agentId) return 'You cannot send a message to yourself.';
+        const sender = agents.find((agent) => agent.id === task.agentId);
         await deps.sendMessage({
           tenantId: task.tenantId,
           sessionId: task.sessionId,
           fromAgentId: task.agentId,
           toAgentId: target.id,
           body: message,
+          toName: target.name,
+          ...(sender ? { fromName: sender.name } : {}),
         });
         return `Message delivered to ${to}.`;
       },
@@ -60,8 +68,8 @@ export function createMessagingTools(deps: MessagingDeps, task: RuntimeTask): To
 }
 
 /**
- * Messaging over the store: agents from the `agents` table, messages into `messages`. `onSent`
- * lets the engine append the session event (it owns the event log and its sequence).
+ * Messaging over the store: agents from the `agents` table, messages into `messages` together with
+ * their `agent.message` event. `onSent` is called after the commit (to wake the session's readers).
  */
 export function createStoreMessaging(
   db: Kysely<Database>,
@@ -80,18 +88,39 @@ export function createStoreMessaging(
     },
     async sendMessage(message) {
       const id = uuidv7();
-      await db
-        .insertInto('messages')
-        .values({
-          id,
-          tenant_id: message.tenantId,
-          session_id: message.sessionId,
-          from_agent_id: message.fromAgentId,
-          to_agent_id: message.toAgentId,
-          body: message.body,
-          created_at: now(),
-        })
-        .execute();
+      const at = now();
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('messages')
+          .values({
+            id,
+            tenant_id: message.tenantId,
+            session_id: message.sessionId,
+            from_agent_id: message.fromAgentId,
+            to_agent_id: message.toAgentId,
+            body: message.body,
+            created_at: at,
+          })
+          .execute();
+        await appendEvents(
+          trx,
+          { id: message.sessionId, tenantId: message.tenantId },
+          [
+            {
+              type: 'agent.message',
+              data: {
+                messageId: id,
+                from: message.fromName ?? message.fromAgentId ?? 'unknown',
+                fromAgentId: message.fromAgentId,
+                to: message.toName ?? message.toAgentId,
+                toAgentId: message.toAgentId,
+                text: message.body,
+              },
+            },
+          ],
+          at,
+        );
+      });
       onSent?.({ ...message, id });
     },
   };

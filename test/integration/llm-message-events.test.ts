@@ -1,0 +1,156 @@
+// Messages in the session event log, over the real app and REST events API: an agent's send_message
+// is an `agent.message` event, a person's steering message a `user.message` event, and an open SSE
+// stream receives the steering message as it is posted. Scripted LLM server, SQLite.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
+import {
+  readAllEvents,
+  requestJson,
+  startTestServer,
+  type TestServer,
+  waitForSession,
+} from '../fixtures/server.ts';
+import { readSseFrames } from '../fixtures/sse.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+interface EventView {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+function task(name: string, role: string, dependsOn: string[] = []) {
+  return {
+    name,
+    role,
+    instructions: `Work on ${name}`,
+    depends_on: dependsOn,
+    deliverables: [],
+    agent: null,
+  };
+}
+
+const plan = {
+  rationale: 'r',
+  phases: [{ name: 'p', tasks: [task('scout', 'researcher'), task('writer', 'documenter', ['scout'])] }],
+};
+
+function answer(request: RecordedLlmRequest): ScriptedReply {
+  if (request.promptText.includes('Write ONE answer for the user')) return { text: 'final' };
+  if (request.body.response_format !== undefined) return { object: plan };
+  if (request.promptText.includes('Your task (scout)') && !request.promptText.includes('Message delivered')) {
+    return {
+      toolCalls: [{ name: 'send_message', input: { to: 'writer', message: 'Mention the rate limits' } }],
+    };
+  }
+  const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
+  return { text: `output of ${name}` };
+}
+
+describe('message events', { timeout: 60_000 }, () => {
+  let llm: Awaited<ReturnType<typeof startLlmServer>>;
+  let server: TestServer;
+
+  before(async () => {
+    llm = await startLlmServer({ apiKey: 'k' });
+    llm.setHandler(answer);
+    server = await startTestServer({
+      config: {
+        providers: {
+          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+        },
+        llm: { retry: { maxAttempts: 1 }, agentMessaging: true },
+      },
+    });
+  });
+  after(async () => {
+    await server?.close();
+    await llm?.close();
+  });
+
+  test("an agent's send_message is an agent.message event (JSON pages and SSE replay)", async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Research and write' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    const done = await waitForSession<{
+      status: string;
+      error: string | null;
+      tasks: Array<{ name: string; agentId: string | null }>;
+    }>(server.url, id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    const agentOf = (name: string) => done.tasks.find((t) => t.name === name)?.agentId;
+
+    const events = await readAllEvents<EventView>(server.url, id);
+    const messages = events.filter((event) => event.type === 'agent.message');
+    assert.equal(messages.length, 1, JSON.stringify(events.map((e) => e.type)));
+    const message = messages[0]!;
+    assert.equal(typeof message.data.messageId, 'string');
+    assert.deepEqual(
+      { ...message.data, messageId: undefined },
+      {
+        messageId: undefined,
+        from: 'scout',
+        fromAgentId: agentOf('scout'),
+        to: 'writer',
+        toAgentId: agentOf('writer'),
+        text: 'Mention the rate limits',
+      },
+    );
+    // Stored with the message: the event comes before the recipient starts its task.
+    const writerRunning = events.find(
+      (event) => event.type === 'task.status' && event.data.name === 'writer' && event.data.to === 'running',
+    );
+    assert.ok(writerRunning && writerRunning.seq > message.seq);
+
+    const frames = await readSseFrames(`${server.url}/v1/sessions/${id}/events`, {});
+    const sseMessage = frames.find((frame) => frame.event === 'agent.message');
+    assert.ok(sseMessage, frames.map((frame) => frame.event).join(','));
+    assert.equal(sseMessage.id, String(message.seq));
+    assert.equal((JSON.parse(sseMessage.data) as EventView).data.text, 'Mention the rate limits');
+  });
+
+  test('a steering message is a user.message event, pushed to an open SSE stream', async () => {
+    const created = await requestJson<{ id: string; status: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Wait for me', approval: 'required' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.status, 'awaiting_approval');
+    const id = created.body.id;
+    const before = await readAllEvents<EventView>(server.url, id);
+    // Nothing else happens to a session waiting for approval: the stream only gets the new event
+    // if posting the message wakes it.
+    const streamed = readSseFrames(`${server.url}/v1/sessions/${id}/events`, {}, before.length + 1, 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const posted = await requestJson<{ id: string }>(`${server.url}/v1/sessions/${id}/messages`, {
+      method: 'POST',
+      body: { message: 'Focus on cost' },
+    });
+    assert.equal(posted.status, 202, JSON.stringify(posted.body));
+    const frames = await streamed;
+    assert.equal(frames.length, before.length + 1);
+    const last = frames.at(-1)!;
+    assert.equal(last.event, 'user.message');
+    assert.deepEqual((JSON.parse(last.data) as EventView).data, {
+      messageId: posted.body.id,
+      from: 'user',
+      fromAgentId: null,
+      to: 'orchestrator',
+      toAgentId: null,
+      text: 'Focus on cost',
+    });
+    const page = await requestJson<{ items: EventView[] }>(`${server.url}/v1/sessions/${id}/events`);
+    assert.equal(page.body.items.at(-1)?.type, 'user.message');
+
+    const rejected = await requestJson(`${server.url}/v1/sessions/${id}/reject`, {
+      method: 'POST',
+      body: { reason: 'done testing' },
+    });
+    assert.equal(rejected.status, 204);
+  });
+});
