@@ -1,6 +1,7 @@
 // Composition root: opens the store, applies migrations, builds security, metrics, the LLM stack,
 // the engine and the HTTP server (REST, SSE, MCP) and wires them together. Wiring only; every
 // behaviour lives in the modules it imports.
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { createLlmStack } from './agents/providers/create-llm-stack.ts';
 import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
@@ -57,6 +58,8 @@ export interface AppDeps {
   logger: Logger;
   /** Extra Fastify plugins, applied to every route after the built-in ones. */
   plugins?: FastifyPluginAsync[];
+  /** Test seam: span processors (e.g. an in-memory exporter); tracing is then on regardless of OTEL_*. */
+  spanProcessors?: SpanProcessor[];
 }
 
 export interface App {
@@ -79,19 +82,33 @@ export interface App {
 /** Builds the application from a resolved config. Nothing listens or runs until `start()`. */
 export async function createApp(config: Readonly<Config>, deps: AppDeps): Promise<App> {
   const { logger } = deps;
-  const database = createDatabase(config);
+  const metrics = createMetrics({
+    version: VERSION,
+    revision: readBuildRevision(),
+    collectDefaults: config.metrics.collectDefaults,
+    onSourceError: (source, error) => logger.warn({ err: error, source }, 'metrics source failed'),
+  });
+  const telemetry = createTelemetry({
+    config,
+    metrics,
+    serviceVersion: VERSION,
+    spanProcessors: deps.spanProcessors,
+  });
+  let database: DatabaseHandle;
+  try {
+    // Database spans only when tracing is on: an untraced process gets no per-query logging work.
+    database = createDatabase(config, {
+      ...(telemetry.tracing.enabled ? { querySpanLogger: telemetry.querySpanLogger } : {}),
+    });
+  } catch (error) {
+    await telemetry.shutdown();
+    throw error;
+  }
   let shuttingDown = false;
   try {
     const applied = await migrateToLatest(database.db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
 
-    const metrics = createMetrics({
-      version: VERSION,
-      revision: readBuildRevision(),
-      collectDefaults: config.metrics.collectDefaults,
-      onSourceError: (source, error) => logger.warn({ err: error, source }, 'metrics source failed'),
-    });
-    const telemetry = createTelemetry({ config, metrics, serviceVersion: VERSION });
     const security = createSecurity({
       config,
       db: database.db as unknown as SecurityDb,
@@ -264,6 +281,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     };
   } catch (error) {
     await database.close();
+    await telemetry.shutdown();
     throw error;
   }
 }

@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
+import { Kysely, type LogEvent, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createPostgresDatabase, isPostgresUrl } from './postgres-dialect.ts';
@@ -46,13 +46,23 @@ export function resolveSqlitePath(config: StoreConfig): string {
   );
 }
 
+export interface DatabaseOptions {
+  /**
+   * Database spans (observability/db-tracing.ts): called once with the dialect's `db.system.name`,
+   * the result becomes Kysely's `log`. Pass it only when tracing is on: without a `log` Kysely
+   * neither times nor wraps queries, so an untraced process pays nothing per query.
+   */
+  querySpanLogger?: (system: 'sqlite' | 'postgresql') => (event: LogEvent) => void;
+}
+
 /** Opens (creating if needed) the database. Migrations are NOT applied here: see store/migrate.ts. */
-export function createDatabase(config: StoreConfig): DatabaseHandle {
+export function createDatabase(config: StoreConfig, options: DatabaseOptions = {}): DatabaseHandle {
   if (isPostgresUrl(config.store.url)) {
     return createPostgresDatabase({
       url: config.store.url,
       poolSize: config.store.poolSize ?? 10,
       connectTimeoutMs: config.store.connectTimeoutMs ?? 5000,
+      log: options.querySpanLogger?.('postgresql'),
     });
   }
   const path = resolveSqlitePath(config);
@@ -69,7 +79,11 @@ export function createDatabase(config: StoreConfig): DatabaseHandle {
   // FULL: every acknowledged commit survives a power cut (fsync per commit; the engine batches
   // writes to amortise it). NORMAL in WAL mode never corrupts but may lose the last commits.
   sqlite.pragma(`synchronous = ${config.store.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-  const db = new Kysely<Database>({ dialect: createSqliteDialect(withStatementCache(sqlite)) });
+  const log = options.querySpanLogger?.('sqlite');
+  const db = new Kysely<Database>({
+    dialect: createSqliteDialect(withStatementCache(sqlite)),
+    ...(log ? { log } : {}),
+  });
   let closed = false;
   return {
     db,

@@ -6,6 +6,7 @@ import {
   type Dialect,
   type Driver,
   Kysely,
+  type LogEvent,
   PostgresDialect,
   type QueryResult,
   type TransactionSettings,
@@ -25,6 +26,8 @@ export interface PostgresStoreOptions {
   poolSize: number;
   /** How long a request waits for a free connection (or a new one) before failing. */
   connectTimeoutMs: number;
+  /** Kysely `log` (database spans when tracing is on); absent = no per-query logging work. */
+  log?: (event: LogEvent) => void;
 }
 
 /** Parses int8 to a number, refusing values a double cannot hold exactly instead of rounding them. */
@@ -74,6 +77,7 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
   pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Database>({
     dialect: createUnavailableMappingDialect(new PostgresDialect({ pool })),
+    ...(options.log ? { log: options.log } : {}),
   });
   poolsByDb.set(db, pool);
   let closed = false;
