@@ -3,12 +3,13 @@
 import { accessSync, constants, existsSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { sql } from 'kysely';
+import { checkProviders as checkProviderCredentials } from '../../agents/providers/check-providers.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus } from '../../store/migrate.ts';
-import { findOidcIssuer, findProviderEndpoints, type ProviderEndpoint, probeUrl } from './doctor-remote.ts';
+import { findOidcIssuer, type ProviderEndpoint, probeUrl } from './doctor-remote.ts';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -74,7 +75,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   checks.push(checkDataDir(config.dataDir));
   checks.push(checkDiskSpace(config.dataDir, options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES));
   checks.push(...(await checkDatabase(config)));
-  checks.push(...(await checkProviders(findProviderEndpoints(config), timeoutMs)));
+  checks.push(...(await checkProviderKeys(config, timeoutMs)));
   const oidc = await checkOidc(findOidcIssuer(config), timeoutMs);
   checks.push(oidc.result);
   checks.push(await checkClock(oidc.reference, options.server, options.maxClockSkewSeconds ?? 30, timeoutMs));
@@ -239,6 +240,29 @@ export async function checkDatabase(config: Readonly<Config>): Promise<CheckResu
     ];
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Each configured provider is reachable and accepts its API key (an authenticated GET of the model
+ * list, see agents/providers/check-providers.ts): a wrong key is a failed check with a fix, never a
+ * stack trace.
+ */
+export async function checkProviderKeys(config: Readonly<Config>, timeoutMs: number): Promise<CheckResult[]> {
+  const providers = config.providers ?? {};
+  if (Object.keys(providers).length === 0)
+    return [{ name: 'providers', status: 'skip', message: 'no providers configured' }];
+  try {
+    return await checkProviderCredentials(providers, { timeoutMs });
+  } catch (error) {
+    return [
+      {
+        name: 'providers',
+        status: 'fail',
+        message: `the provider check could not run: ${(error as Error).message}`,
+        fix: 'Check the providers section of the configuration (`maos config check`).',
+      },
+    ];
   }
 }
 
