@@ -3,6 +3,7 @@
 // behaviour lives in the modules it imports.
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { Kysely } from 'kysely';
 import { createLlmStack } from './agents/providers/create-llm-stack.ts';
 import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
 import { createCommandRuntime } from './agents/runtimes/command/command-runtime.ts';
@@ -21,6 +22,7 @@ import { createTenantProviderRoutesPlugin } from './http/routes/tenant-providers
 import { buildHttpServer } from './http/server.ts';
 import { createEngineSteering } from './mcp/engine-steering.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
+import { createStreamEventLog, type McpStreamEventsDb } from './mcp/stream-event-log.ts';
 import { createToolAuditor } from './mcp/tool-audit.ts';
 import { readBuildRevision } from './observability/build-revision.ts';
 import { connectQueueCounts, createEngineMetricsObserver } from './observability/engine-metrics.ts';
@@ -229,6 +231,10 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           }),
           listRoles: async (actor) => [...(await listRoles(actor))],
           ...(steeringOptions ? { steering: createEngineSteering(steeringOptions) } : {}),
+          streamEvents: createStreamEventLog(database.db as unknown as Kysely<McpStreamEventsDb>, {
+            retentionMs: config.mcp.replayRetentionSeconds * 1000,
+            perStreamLimit: config.mcp.replayBufferSize,
+          }),
           logger,
         }),
         createSessionPlanRoutesPlugin({ db: database.db }),

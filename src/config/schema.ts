@@ -291,7 +291,15 @@ const configShape = z.strictObject({
         .min(0)
         .default(500)
         .describe(
-          'Messages kept per MCP session so a client can resume an SSE stream with Last-Event-ID; 0 disables resumability. @defaultValue 500',
+          'Newest messages kept per SSE stream in the store, so a client can resume a dropped stream with Last-Event-ID on any replica; 0 disables resumability. @defaultValue 500',
+        ),
+      replayRetentionSeconds: z
+        .number()
+        .int()
+        .positive()
+        .default(600)
+        .describe(
+          'Stored SSE messages older than this are deleted; a client must resume a dropped stream within this time. @defaultValue 600',
         ),
     })
     .default({
@@ -301,6 +309,7 @@ const configShape = z.strictObject({
       maxSessions: 1000,
       sessionIdleSeconds: 1800,
       replayBufferSize: 500,
+      replayRetentionSeconds: 600,
     })
     .describe('MCP server (Streamable HTTP at `/mcp`; `maos mcp` for stdio).'),
   runners: z

@@ -1,5 +1,6 @@
 // Fastify plugin serving MCP Streamable HTTP at /mcp: one SDK transport + McpServer per MCP
-// session (Mcp-Session-Id), SSE responses, Last-Event-ID resumption, DNS-rebinding checks.
+// session (Mcp-Session-Id), SSE responses, Last-Event-ID resumption from the durable stream log
+// (on any replica), DNS-rebinding checks.
 // Routes declare `config.permission`, so authentication, RBAC, rate limits and audit of the
 // REST API apply unchanged; each tool then checks its own permission for the same request.
 import { randomUUID } from 'node:crypto';
@@ -16,7 +17,6 @@ import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
-import { BoundedEventStore } from './event-store.ts';
 import {
   buildMcpResourceMetadata,
   createChallengeHook,
@@ -26,6 +26,8 @@ import {
 import { assertOriginAllowed } from './request-guard.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
+import type { StreamEventLog, StreamOwner } from './stream-event-log.ts';
+import { createFollowStream } from './stream-follower.ts';
 
 export interface McpHttpPluginOptions {
   service: SessionService;
@@ -42,6 +44,11 @@ export interface McpHttpPluginOptions {
   steering?: SessionSteering;
   /** Roles for `list_roles` and `maos://roles`; defaults to the built-in catalogue. */
   listRoles?: (actor: Actor) => Promise<RoleDefinition[]>;
+  /**
+   * Durable log of SSE messages (migration 0006) for Last-Event-ID resumption on any replica;
+   * absent, or `mcp.replayBufferSize` 0, = streams cannot be resumed.
+   */
+  streamEvents?: StreamEventLog;
   logger?: Logger;
 }
 
@@ -62,6 +69,17 @@ const ROUTE_PERMISSION = 'sessions:read';
 
 /** Why the idle sweep runs at most this often: closing idle sessions is housekeeping, not urgent. */
 const MAX_SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * How often a stream resumed on a replica that does not hold its MCP session reads the log for
+ * new messages: the session's own process writes them, and no wake-up crosses processes here.
+ */
+const FOLLOW_POLL_MS = 250;
+
+function readLastEventId(request: FastifyRequest): string | undefined {
+  const value = request.headers['last-event-id'];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
 
 function readSessionId(request: FastifyRequest): string | undefined {
   const value = request.headers['mcp-session-id'];
@@ -97,6 +115,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const logger = options.logger ?? (app.log as unknown as Logger);
   const listRoles = options.listRoles ?? (async () => [...BUILT_IN_ROLES]);
   const sessions = new Map<string, McpSessionEntry>();
+  const streamEvents = config.mcp.replayBufferSize > 0 ? options.streamEvents : undefined;
+  /** Ends resumed streams that follow the log when the server shuts down. */
+  const shutdown = new AbortController();
   const policy = {
     allowedOrigins: config.mcp.allowedOrigins,
     allowedHosts: config.mcp.allowedHosts,
@@ -118,17 +139,23 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         details: { limit: config.mcp.maxSessions },
       });
     }
-    const replay = config.mcp.replayBufferSize;
+    // Generated up front: the durable event store is bound to the session id and its owner.
+    const mcpSessionId = randomUUID();
+    const streamOwner: StreamOwner = {
+      tenantId: owner.tenantId,
+      principalId: owner.principalId,
+      mcpSessionId,
+    };
     const entry: McpSessionEntry = {
       transport: new WebStandardStreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
+        sessionIdGenerator: () => mcpSessionId,
         onsessioninitialized: (id) => {
           sessions.set(id, entry);
         },
         onsessionclosed: (id) => {
           sessions.delete(id);
         },
-        ...(replay > 0 ? { eventStore: new BoundedEventStore(replay) } : {}),
+        ...(streamEvents ? { eventStore: streamEvents.forSession(streamOwner) } : {}),
         keepAliveMs: config.http.sseKeepAliveSeconds * 1000,
       }),
       mcp: createMcpServer({
@@ -176,6 +203,46 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     return reply.send(body);
   }
 
+  /**
+   * Resumes a stream of an MCP session this process does not hold (another replica's, or one from
+   * before a restart) from the durable log. Only the session's own tenant and principal get it.
+   */
+  async function resumeElsewhere(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    mcpSessionId: string,
+    lastEventId: string,
+  ): Promise<FastifyReply | undefined> {
+    if (streamEvents === undefined || request.method !== 'GET') return undefined;
+    const owner: StreamOwner = {
+      tenantId: request.actor.tenantId,
+      principalId: request.actor.principalId,
+      mcpSessionId,
+    };
+    const streamId = await streamEvents.findStream(owner, lastEventId);
+    if (streamId === undefined) return undefined;
+    if (request.headers.accept?.includes('text/event-stream') !== true) {
+      throw new AppError('VALIDATION_FAILED', 'Resuming a stream needs `Accept: text/event-stream`');
+    }
+    const body = createFollowStream({
+      log: streamEvents,
+      owner,
+      streamId,
+      afterEventId: lastEventId,
+      pollMs: FOLLOW_POLL_MS,
+      idleMs: config.mcp.sessionIdleSeconds * 1000,
+      keepAliveMs: config.http.sseKeepAliveSeconds * 1000,
+      signal: shutdown.signal,
+      onError: (error) => logger.warn({ err: error }, 'resuming an MCP stream from the log failed'),
+    });
+    reply.code(200);
+    reply.header('content-type', 'text/event-stream');
+    reply.header('cache-control', 'no-cache, no-transform');
+    reply.header('x-accel-buffering', 'no');
+    reply.header('mcp-session-id', mcpSessionId);
+    return reply.send(Readable.fromWeb(body as NodeReadableStream<Uint8Array>));
+  }
+
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const sessionId = readSessionId(request);
     let entry: McpSessionEntry;
@@ -191,6 +258,11 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       fresh = true;
     } else {
       const found = sessions.get(sessionId);
+      const lastEventId = readLastEventId(request);
+      if (found === undefined && lastEventId !== undefined) {
+        const resumed = await resumeElsewhere(request, reply, sessionId, lastEventId);
+        if (resumed !== undefined) return resumed;
+      }
       // Another principal's session id is as good as unknown: no hijacking by guessing or leaking.
       if (found === undefined || !sameActor(found.owner, request.actor)) {
         throw new AppError('NOT_FOUND', 'MCP session not found or expired: send a new initialize request');
@@ -238,9 +310,23 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   );
   sweep.unref();
 
+  // Every replica prunes (deletes are idempotent); retention is about the age of the newest rows.
+  const retentionMs = config.mcp.replayRetentionSeconds * 1000;
+  const pruning = setInterval(
+    () => {
+      streamEvents?.prune().catch((error: unknown) => {
+        logger.warn({ err: error }, 'pruning MCP stream events failed');
+      });
+    },
+    Math.min(MAX_SWEEP_INTERVAL_MS, retentionMs),
+  );
+  pruning.unref();
+
   // preClose, not onClose: open SSE streams would otherwise keep the HTTP server from closing.
   app.addHook('preClose', async () => {
     clearInterval(sweep);
+    clearInterval(pruning);
+    shutdown.abort();
     await Promise.all([...sessions.values()].map(closeEntry));
     sessions.clear();
   });

@@ -3,65 +3,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-import { readSseFrames } from '../../src/cli/sse-reader.ts';
 import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
-
-interface Frame {
-  id: string | undefined;
-  data: string;
-}
-
-const ACCEPT = 'application/json, text/event-stream';
-
-/** Reads SSE frames of a response until `stop(frame)` is true or the stream ends. */
-async function readFrames(response: Response, stop: (frame: Frame) => boolean): Promise<Frame[]> {
-  const frames: Frame[] = [];
-  if (!response.body) return frames;
-  for await (const frame of readSseFrames(response.body as AsyncIterable<Uint8Array>)) {
-    frames.push({ id: frame.id, data: frame.data });
-    if (stop(frame)) break;
-  }
-  return frames;
-}
-
-function messagesOf(frames: Frame[]): Array<Record<string, unknown>> {
-  return frames.filter((f) => f.data.trim() !== '').map((f) => JSON.parse(f.data) as Record<string, unknown>);
-}
-
-async function post(
-  url: string,
-  body: unknown,
-  headers: Record<string, string> = {},
-  signal?: AbortSignal,
-): Promise<Response> {
-  return fetch(`${url}/mcp`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: ACCEPT, ...headers },
-    body: JSON.stringify(body),
-    signal: signal ?? AbortSignal.timeout(30_000),
-  });
-}
-
-/** Initializes an MCP session with `version`; returns its id and the negotiated version. */
-async function initialize(url: string, version: string): Promise<{ sessionId: string; negotiated: string }> {
-  const response = await post(url, {
-    jsonrpc: '2.0',
-    id: 1,
-    method: 'initialize',
-    params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'wire', version: '1' } },
-  });
-  assert.equal(response.status, 200);
-  const sessionId = response.headers.get('mcp-session-id') ?? '';
-  const [result] = messagesOf(await readFrames(response, (f) => f.data.includes('"result"')));
-  const negotiated = (result?.result as { protocolVersion: string } | undefined)?.protocolVersion ?? '';
-  const initialized = await post(
-    url,
-    { jsonrpc: '2.0', method: 'notifications/initialized' },
-    { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated },
-  );
-  assert.equal(initialized.status, 202);
-  return { sessionId, negotiated };
-}
+import {
+  initializeMcp as initialize,
+  messagesOf,
+  postMcp as post,
+  readFrames,
+} from '../fixtures/mcp-wire.ts';
 
 describe('MCP wire conformance', { timeout: 120_000 }, () => {
   let server: McpTestServer;

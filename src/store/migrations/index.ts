@@ -3,6 +3,7 @@
 import type { Migration } from 'kysely/migration';
 import * as llm from '../../agents/providers/migration-0003-llm.ts';
 import * as sessionSettings from '../../engine/migration-0004-session-settings.ts';
+import * as mcpStreamEvents from '../../mcp/migration-0006-mcp-stream-events.ts';
 import * as security from '../../security/migration-0002-security.ts';
 import * as foundation from './0001-foundation.ts';
 import * as sessionTrace from './0005-session-trace.ts';
@@ -21,5 +22,6 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0003_llm', migration: llm },
   { name: '0004_session_settings', migration: sessionSettings },
   { name: '0005_session_trace', migration: sessionTrace },
+  { name: '0006_mcp_stream_events', migration: mcpStreamEvents },
   { name: '0008_rate_limits_retention', migration: rateLimitsRetention },
 ];

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { Kysely } from 'kysely';
+import { configSchema } from '../config/schema.ts';
+import { createDatabase, type DatabaseHandle } from '../store/db.ts';
+import { migrateToLatest } from '../store/migrate.ts';
+import { createStreamEventLog, type McpStreamEventsDb, type StreamOwner } from './stream-event-log.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'maos-mcp-log-'));
+let handle: DatabaseHandle;
+let db: Kysely<McpStreamEventsDb>;
+
+const ALICE: StreamOwner = { tenantId: 'acme', principalId: 'alice', mcpSessionId: 'mcp-1' };
+
+function note(n: number): JSONRPCMessage {
+  return { jsonrpc: '2.0', method: 'notifications/message', params: { n } };
+}
+
+async function replay(
+  store: ReturnType<ReturnType<typeof createStreamEventLog>['forSession']>,
+  after: string,
+): Promise<{ stream: string; ids: string[]; ns: unknown[] }> {
+  const ids: string[] = [];
+  const ns: unknown[] = [];
+  const stream = await store.replayEventsAfter(after, {
+    send: async (id, message) => {
+      ids.push(id);
+      ns.push((message as { params?: { n?: number } }).params?.n);
+    },
+  });
+  return { stream, ids, ns };
+}
+
+before(async () => {
+  handle = createDatabase(configSchema.parse({ dataDir: dir }));
+  await migrateToLatest(handle.db);
+  db = handle.db as unknown as Kysely<McpStreamEventsDb>;
+});
+after(async () => {
+  await handle?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('durable MCP stream event log', () => {
+  test('replays one stream after an id, skipping the priming event, from a second log instance', async () => {
+    const writer = createStreamEventLog(db, { retentionMs: 60_000, perStreamLimit: 100 }).forSession(ALICE);
+    const priming = await writer.storeEvent('s1', {} as JSONRPCMessage);
+    const first = await writer.storeEvent('s1', note(1));
+    await writer.storeEvent('other', note(99));
+    await Promise.all([writer.storeEvent('s1', note(2)), writer.storeEvent('s1', note(3))]);
+    // No per-process state: a fresh log over the same database resolves the ids.
+    const reader = createStreamEventLog(db, { retentionMs: 60_000, perStreamLimit: 100 }).forSession(ALICE);
+    assert.equal(await reader.getStreamIdForEventId?.(first), 's1');
+    const fromPriming = await replay(reader, priming);
+    assert.equal(fromPriming.stream, 's1');
+    assert.deepEqual(fromPriming.ns, [1, 2, 3]);
+    assert.deepEqual((await replay(reader, first)).ns, [2, 3]);
+  });
+
+  test("another tenant, principal or MCP session cannot resolve or replay a stream's events", async () => {
+    const log = createStreamEventLog(db, { retentionMs: 60_000, perStreamLimit: 100 });
+    const id = await log.forSession(ALICE).storeEvent('s2', note(1));
+    await log.forSession(ALICE).storeEvent('s2', note(2));
+    for (const stranger of [
+      { ...ALICE, tenantId: 'other' },
+      { ...ALICE, principalId: 'mallory' },
+      { ...ALICE, mcpSessionId: 'mcp-2' },
+    ]) {
+      assert.equal(await log.findStream(stranger, id), undefined);
+      assert.equal(await log.forSession(stranger).getStreamIdForEventId?.(id), undefined);
+      assert.deepEqual(await replay(log.forSession(stranger), id), { stream: '', ids: [], ns: [] });
+    }
+    assert.equal(await log.findStream(ALICE, id), 's2');
+    for (const bad of ['', 'abc', '0', '-1', '1e3', '99999999999999999999']) {
+      assert.equal(await log.findStream(ALICE, bad), undefined, bad);
+    }
+  });
+
+  test('prune deletes rows past the age limit and beyond the per-stream limit, newest kept', async () => {
+    const owner = { ...ALICE, mcpSessionId: 'mcp-prune' };
+    const log = createStreamEventLog(db, { retentionMs: 60_000, perStreamLimit: 3 });
+    const store = log.forSession(owner);
+    const ids: string[] = [];
+    for (let n = 1; n <= 5; n++) ids.push(await store.storeEvent('long', note(n)));
+    const old = await store.storeEvent('aged', note(7));
+    await db
+      .updateTable('mcp_stream_events')
+      .set({ created_at: Date.now() - 120_000 })
+      .where('id', '=', Number(old))
+      .execute();
+    const deleted = await log.prune();
+    assert.ok(deleted >= 3, `deleted ${deleted}`);
+    assert.equal(await log.findStream(owner, old), undefined);
+    assert.equal(await log.findStream(owner, ids[1]!), undefined);
+    const kept = await log.readAfter(owner, 'long', '0', 10);
+    assert.deepEqual(
+      kept.map((event) => event.id),
+      ids.slice(2),
+    );
+  });
+});

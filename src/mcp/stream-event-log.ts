@@ -1,0 +1,192 @@
+// Durable log of the messages MCP Streamable HTTP sends on SSE streams (table mcp_stream_events):
+// the SDK's EventStore for each MCP session, reads for replay on any replica, bounded retention.
+import type {
+  EventId,
+  EventStore,
+  StreamId,
+} from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { type Generated, type Kysely, sql } from 'kysely';
+
+interface McpStreamEventsTable {
+  id: Generated<number>;
+  tenant_id: string;
+  principal_id: string;
+  mcp_session_id: string;
+  stream_id: string;
+  /** The JSON-RPC message as JSON; `{}` for the SDK's priming event. */
+  message: string;
+  created_at: number;
+}
+
+/** The part of the schema this module uses (migration 0006_mcp_stream_events). */
+export interface McpStreamEventsDb {
+  mcp_stream_events: McpStreamEventsTable;
+}
+
+/** Whose stream: an event is only ever read back by the same tenant, principal and MCP session. */
+export interface StreamOwner {
+  tenantId: string;
+  principalId: string;
+  mcpSessionId: string;
+}
+
+export interface StoredStreamEvent {
+  id: EventId;
+  streamId: StreamId;
+  message: JSONRPCMessage;
+}
+
+export interface StreamEventLogOptions {
+  /** Rows older than this are deleted by `prune`. */
+  retentionMs: number;
+  /** Newest rows kept per stream by `prune`; older ones are deleted. */
+  perStreamLimit: number;
+}
+
+export interface StreamEventLog {
+  /** The SDK EventStore of one MCP session. Writes are serialised, so ids follow send order. */
+  forSession(owner: StreamOwner): EventStore;
+  /** The stream of `eventId` if it belongs to `owner`; undefined when unknown, pruned or someone else's. */
+  findStream(owner: StreamOwner, eventId: EventId): Promise<StreamId | undefined>;
+  /** Up to `limit` events of `owner`'s stream after `afterId`, oldest first. */
+  readAfter(
+    owner: StreamOwner,
+    streamId: StreamId,
+    afterId: EventId,
+    limit: number,
+  ): Promise<StoredStreamEvent[]>;
+  /** Applies retention (age and per-stream count); returns how many rows were deleted. */
+  prune(now?: number): Promise<number>;
+}
+
+/** Event ids are the row ids in decimal; anything else cannot be one of ours. */
+const EVENT_ID_PATTERN = /^[1-9][0-9]{0,15}$/;
+
+/** Replay reads in pages so a long stream never loads at once. */
+const REPLAY_PAGE = 200;
+
+function parseEventId(eventId: EventId): number | undefined {
+  return EVENT_ID_PATTERN.test(eventId) ? Number(eventId) : undefined;
+}
+
+/** The SDK stores `{}` as the priming event of a stream; it carries an id but is no message. */
+export function isPrimingMessage(message: JSONRPCMessage): boolean {
+  return Object.keys(message).length === 0;
+}
+
+/** Creates the log over `db` (which must have migration 0006 applied). */
+export function createStreamEventLog(
+  db: Kysely<McpStreamEventsDb>,
+  options: StreamEventLogOptions,
+): StreamEventLog {
+  function ownedBy(owner: StreamOwner) {
+    return db
+      .selectFrom('mcp_stream_events')
+      .where('mcp_session_id', '=', owner.mcpSessionId)
+      .where('tenant_id', '=', owner.tenantId)
+      .where('principal_id', '=', owner.principalId);
+  }
+
+  async function findStream(owner: StreamOwner, eventId: EventId): Promise<StreamId | undefined> {
+    const id = parseEventId(eventId);
+    if (id === undefined) return undefined;
+    const row = await ownedBy(owner).select('stream_id').where('id', '=', id).executeTakeFirst();
+    return row?.stream_id;
+  }
+
+  async function readAfter(
+    owner: StreamOwner,
+    streamId: StreamId,
+    afterId: EventId,
+    limit: number,
+  ): Promise<StoredStreamEvent[]> {
+    const after = parseEventId(afterId) ?? 0;
+    const rows = await ownedBy(owner)
+      .select(['id', 'message'])
+      .where('stream_id', '=', streamId)
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({
+      id: String(row.id),
+      streamId,
+      message: JSON.parse(row.message) as JSONRPCMessage,
+    }));
+  }
+
+  function forSession(owner: StreamOwner): EventStore {
+    // One writer per MCP session (the process holding its transport). Chaining its inserts means
+    // each commits before the next starts, so a reader's `id > cursor` never skips a late commit.
+    let tail: Promise<unknown> = Promise.resolve();
+    return {
+      storeEvent(streamId, message) {
+        const write = tail.then(async () => {
+          const row = await db
+            .insertInto('mcp_stream_events')
+            .values({
+              tenant_id: owner.tenantId,
+              principal_id: owner.principalId,
+              mcp_session_id: owner.mcpSessionId,
+              stream_id: streamId,
+              message: JSON.stringify(message),
+              created_at: Date.now(),
+            })
+            .returning('id')
+            .executeTakeFirstOrThrow();
+          return String(row.id);
+        });
+        tail = write.catch(() => {});
+        return write;
+      },
+      getStreamIdForEventId: (eventId) => findStream(owner, eventId),
+      async replayEventsAfter(lastEventId, { send }) {
+        const streamId = await findStream(owner, lastEventId);
+        // The SDK asks getStreamIdForEventId first and answers 400 itself; this guards direct use.
+        if (streamId === undefined) return '';
+        let cursor = lastEventId;
+        for (;;) {
+          const page = await readAfter(owner, streamId, cursor, REPLAY_PAGE);
+          for (const event of page) {
+            if (!isPrimingMessage(event.message)) await send(event.id, event.message);
+          }
+          if (page.length < REPLAY_PAGE) return streamId;
+          cursor = page[page.length - 1]!.id;
+        }
+      },
+    };
+  }
+
+  async function prune(now: number = Date.now()): Promise<number> {
+    const aged = await db
+      .deleteFrom('mcp_stream_events')
+      .where('created_at', '<', now - options.retentionMs)
+      .executeTakeFirst();
+    // Row numbers per stream, newest first: everything past the limit goes (SQLite and PostgreSQL).
+    const overflow = await db
+      .deleteFrom('mcp_stream_events')
+      .where(
+        'id',
+        'in',
+        db
+          .selectFrom(
+            db
+              .selectFrom('mcp_stream_events')
+              .select([
+                'id',
+                sql<number>`row_number() over (partition by mcp_session_id, stream_id order by id desc)`.as(
+                  'position',
+                ),
+              ])
+              .as('ranked'),
+          )
+          .select('ranked.id')
+          .where('ranked.position', '>', options.perStreamLimit),
+      )
+      .executeTakeFirst();
+    return Number(aged.numDeletedRows) + Number(overflow.numDeletedRows);
+  }
+
+  return { forSession, findStream, readAfter, prune };
+}

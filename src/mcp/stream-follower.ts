@@ -1,0 +1,107 @@
+// Resumes an MCP SSE stream whose MCP session lives in another process (another replica, or this
+// one before a restart): replays the stored messages after Last-Event-ID from the durable log,
+// then follows the log until the stream's response arrives, the client leaves or it goes idle.
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { isPrimingMessage, type StreamEventLog, type StreamOwner } from './stream-event-log.ts';
+
+export interface FollowStreamOptions {
+  log: StreamEventLog;
+  owner: StreamOwner;
+  streamId: string;
+  /** The client's Last-Event-ID (already checked to belong to `owner` and `streamId`). */
+  afterEventId: string;
+  /** How often the log is read for new messages while none arrive. */
+  pollMs: number;
+  /** The follow ends after this long without a new message (the client may resume again). */
+  idleMs: number;
+  /** SSE comment interval that keeps proxies from closing a quiet stream; 0 = none. */
+  keepAliveMs: number;
+  /** Aborted when the server shuts down. */
+  signal: AbortSignal;
+  onError?: (error: unknown) => void;
+}
+
+/** Id of the SDK's standalone (GET) stream: it has no final response, it only idles out. */
+const STANDALONE_STREAM_ID = '_GET_stream';
+
+/** Messages read per query while catching up. */
+const FOLLOW_PAGE = 100;
+
+/** A response ends a request stream (protocol 2025-06-18 and later carry one request per POST). */
+function isResponse(message: JSONRPCMessage): boolean {
+  return 'id' in message && ('result' in message || 'error' in message) && !('method' in message);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The SSE body of a resumed stream, in the same wire format as the SDK's own streams. */
+export function createFollowStream(options: FollowStreamOptions): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  const stop = new AbortController();
+  const abortOnShutdown = () => stop.abort();
+  options.signal.addEventListener('abort', abortOnShutdown, { once: true });
+  let keepAlive: NodeJS.Timeout | undefined;
+
+  function finish(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    clearInterval(keepAlive);
+    options.signal.removeEventListener('abort', abortOnShutdown);
+    try {
+      controller.close();
+    } catch {
+      // Already closed or cancelled by the client.
+    }
+  }
+
+  async function follow(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    let cursor = options.afterEventId;
+    let lastActivity = Date.now();
+    while (!stop.signal.aborted) {
+      const page = await options.log.readAfter(options.owner, options.streamId, cursor, FOLLOW_PAGE);
+      if (stop.signal.aborted) return;
+      for (const event of page) {
+        cursor = event.id;
+        if (isPrimingMessage(event.message)) continue;
+        controller.enqueue(
+          encoder.encode(`event: message\nid: ${event.id}\ndata: ${JSON.stringify(event.message)}\n\n`),
+        );
+        if (options.streamId !== STANDALONE_STREAM_ID && isResponse(event.message)) return;
+      }
+      if (page.length > 0) lastActivity = Date.now();
+      else if (Date.now() - lastActivity >= options.idleMs) return;
+      if (page.length < FOLLOW_PAGE) await sleep(options.pollMs, stop.signal);
+    }
+  }
+
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (options.keepAliveMs > 0) {
+        keepAlive = setInterval(() => {
+          try {
+            controller.enqueue(encoder.encode(': keepalive\n\n'));
+          } catch {
+            clearInterval(keepAlive);
+          }
+        }, options.keepAliveMs);
+        keepAlive.unref();
+      }
+      follow(controller)
+        .catch((error: unknown) => options.onError?.(error))
+        .finally(() => finish(controller));
+    },
+    cancel() {
+      stop.abort();
+      clearInterval(keepAlive);
+      options.signal.removeEventListener('abort', abortOnShutdown);
+    },
+  });
+}

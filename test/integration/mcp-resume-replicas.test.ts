@@ -1,0 +1,204 @@
+// Resuming a dropped MCP SSE stream where the MCP session does not live: through a second server
+// instance on the same PostgreSQL database while the first still runs the tool call, and through a
+// new instance on the same SQLite file after the first stopped. The resumed stream must carry
+// exactly the stored messages after Last-Event-ID, and only for the stream's own tenant and principal.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import type { Kysely } from 'kysely';
+import type { McpStreamEventsDb } from '../../src/mcp/stream-event-log.ts';
+import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { type Frame, initializeMcp, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+
+const CALL_ID = 42;
+
+const ORCHESTRATE = {
+  jsonrpc: '2.0',
+  id: CALL_ID,
+  method: 'tools/call',
+  params: {
+    name: 'orchestrate',
+    _meta: { progressToken: 'resume-elsewhere' },
+    arguments: {
+      objective: 'resumable across replicas',
+      strategy: 'sequential',
+      agents: [
+        { name: 'a', role: 'tester', task: 'one', runner: 'slow' },
+        { name: 'b', role: 'tester', task: 'two', runner: 'slow' },
+        { name: 'c', role: 'tester', task: 'three', runner: 'slow' },
+      ],
+      wait_seconds: 60,
+    },
+  },
+};
+
+function isCallResponse(frame: Frame): boolean {
+  if (frame.data.trim() === '') return false;
+  const message = JSON.parse(frame.data) as { id?: unknown; method?: unknown };
+  return message.id === CALL_ID && message.method === undefined;
+}
+
+/** Stored messages of the stream after `afterId`, as the wire shows them (priming event left out). */
+async function storedAfter(server: McpTestServer, afterId: string): Promise<Frame[]> {
+  const db = server.app.database.db as unknown as Kysely<McpStreamEventsDb>;
+  const anchor = await db
+    .selectFrom('mcp_stream_events')
+    .select(['mcp_session_id', 'stream_id'])
+    .where('id', '=', Number(afterId))
+    .executeTakeFirstOrThrow();
+  const rows = await db
+    .selectFrom('mcp_stream_events')
+    .select(['id', 'message'])
+    .where('mcp_session_id', '=', anchor.mcp_session_id)
+    .where('stream_id', '=', anchor.stream_id)
+    .where('id', '>', Number(afterId))
+    .orderBy('id')
+    .execute();
+  return rows.filter((row) => row.message !== '{}').map((row) => ({ id: String(row.id), data: row.message }));
+}
+
+/** Starts the tool call on `server`, reads up to the first progress notification, then drops the connection. */
+async function startAndDrop(
+  server: McpTestServer,
+  headers: Record<string, string>,
+): Promise<{ lastEventId: string; seen: Frame[] }> {
+  const controller = new AbortController();
+  const call = await postMcp(server.url, ORCHESTRATE, headers, controller.signal);
+  assert.equal(call.status, 200);
+  const seen = await readFrames(call, (frame) => frame.data.includes('notifications/progress'));
+  controller.abort();
+  const lastEventId = seen.at(-1)?.id;
+  assert.ok(lastEventId, 'the dropped stream delivered event ids');
+  assert.ok(!seen.some(isCallResponse), 'dropped before the result');
+  return { lastEventId, seen };
+}
+
+function resume(url: string, headers: Record<string, string>, lastEventId: string): Promise<Response> {
+  return fetch(`${url}/mcp`, {
+    method: 'GET',
+    headers: { accept: 'text/event-stream', 'last-event-id': lastEventId, ...headers },
+    signal: AbortSignal.timeout(60_000),
+  });
+}
+
+describe('MCP stream resumption on another server instance', { timeout: 180_000 }, () => {
+  describe('two replicas on one PostgreSQL database', () => {
+    let database: TestDatabase;
+    let first: McpTestServer;
+    let second: McpTestServer;
+    before(async () => {
+      database = await createTestDatabase();
+      const config = { store: { url: database.url, synchronous: 'normal', poolSize: 5 } };
+      first = await startMcpTestServer({ secure: true, config });
+      second = await startMcpTestServer({ secure: true, config });
+    });
+    after(async () => {
+      await Promise.allSettled([first?.close(), second?.close()]);
+      await database?.drop();
+    });
+
+    test('a stream dropped on one replica resumes on the other with exactly the missed messages', async () => {
+      const key = await first.createKey('acme', ['developer']);
+      const auth = { authorization: `Bearer ${key}` };
+      const { sessionId } = await initializeMcp(first.url, LATEST_PROTOCOL_VERSION, auth);
+      const headers = {
+        ...auth,
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
+      };
+      const { lastEventId, seen } = await startAndDrop(first, headers);
+
+      // Someone else holding the session id and event id gets nothing: another tenant, or another
+      // principal of the same tenant.
+      for (const strangerKey of [
+        await first.createKey('globex', ['developer']),
+        await first.createKey('acme', ['developer']),
+      ]) {
+        const stranger = await resume(
+          second.url,
+          { ...headers, authorization: `Bearer ${strangerKey}` },
+          lastEventId,
+        );
+        assert.equal(stranger.status, 404);
+        await stranger.body?.cancel();
+      }
+
+      // The second replica does not hold the MCP session; it follows the stream from the database
+      // while the first replica keeps running the tool call and storing its messages.
+      const resumed = await resume(second.url, headers, lastEventId);
+      assert.equal(resumed.status, 200);
+      assert.equal(resumed.headers.get('mcp-session-id'), sessionId);
+      const frames = await readFrames(resumed, isCallResponse);
+      const response = JSON.parse(frames.at(-1)?.data ?? '{}') as {
+        result?: { structuredContent?: { status?: string } };
+      };
+      assert.equal(response.result?.structuredContent?.status, 'completed');
+      assert.ok(
+        frames.some((frame) => frame.data.includes('notifications/progress')),
+        'progress sent after the drop arrives on the resumed stream',
+      );
+      assert.deepEqual(
+        frames.map((frame) => ({ id: frame.id, data: frame.data })),
+        await storedAfter(first, lastEventId),
+      );
+      // Nothing delivered twice: the resumed ids all come after the ones seen before the drop.
+      const before = new Set(seen.map((frame) => frame.id));
+      assert.ok(frames.every((frame) => !before.has(frame.id)));
+    });
+
+    test('an unknown event id or session on a replica that does not hold the session is 404', async () => {
+      const key = await first.createKey('acme', ['developer']);
+      const headers = { authorization: `Bearer ${key}`, 'mcp-session-id': 'not-a-session' };
+      for (const lastEventId of ['1', 'garbage']) {
+        const response = await resume(second.url, headers, lastEventId);
+        assert.equal(response.status, 404);
+        assert.equal(((await response.json()) as { code: string }).code, 'NOT_FOUND');
+      }
+    });
+  });
+
+  describe('one SQLite file, the first instance stopped before the client resumes', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-restart-'));
+    after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+    test('the new instance replays the messages stored by the old one', async () => {
+      const config = { store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' } };
+      const first = await startMcpTestServer({ config });
+      let stored: Frame[];
+      let resumeWith: { headers: Record<string, string>; lastEventId: string };
+      try {
+        const { sessionId } = await initializeMcp(first.url, LATEST_PROTOCOL_VERSION);
+        const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION };
+        const { lastEventId } = await startAndDrop(first, headers);
+        // Let the first instance finish the call (its result is stored), then stop it.
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          stored = await storedAfter(first, lastEventId);
+          if (stored.some(isCallResponse)) break;
+          assert.ok(Date.now() < deadline, 'the tool call finished on the first instance');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        resumeWith = { headers, lastEventId };
+      } finally {
+        await first.close();
+      }
+
+      const second = await startMcpTestServer({ config });
+      try {
+        const resumed = await resume(second.url, resumeWith.headers, resumeWith.lastEventId);
+        assert.equal(resumed.status, 200);
+        const frames = await readFrames(resumed, isCallResponse);
+        assert.deepEqual(
+          frames.map((frame) => ({ id: frame.id, data: frame.data })),
+          stored,
+        );
+      } finally {
+        await second.close();
+      }
+    });
+  });
+});
