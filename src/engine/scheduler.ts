@@ -19,6 +19,7 @@ import type { WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import {
+  appendTaskOutput,
   type Claim,
   type ContinueSession,
   expireTaskLease,
@@ -92,16 +93,40 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   let abandoned = false;
   let claiming = false;
   let wantClaim = false;
+  // Order of claim and finish operations inside the write transactions (see publishReady).
+  let opTick = 0;
+  let lastClaimTick = 0;
+  let ownReadySeen = false;
   let unsubscribe: (() => void) | null = null;
   const timers: NodeJS.Timeout[] = [];
   let heartbeatTimer: NodeJS.Timeout | null = null;
-  // Starts and finishes of all slots coalesce into one operation per write batch.
-  const markRunning = createCoalescer(deps.queue, (trx, claims: Claim[]) =>
-    markTasksRunning(trx, claims, now()),
+  // Finishes of all slots coalesce into one operation per write batch.
+  const finish = createCoalescer(
+    deps.queue,
+    async (trx, items: Array<{ claim: Claim; outcome: RunOutcome }>) => {
+      const tick = ++opTick;
+      const effects = await finishTasks(trx, items, now(), deps.continueSession);
+      return effects.map((effect) => ({ effects: effect, tick }));
+    },
   );
-  const finish = createCoalescer(deps.queue, (trx, items: Array<{ claim: Claim; outcome: RunOutcome }>) =>
-    finishTasks(trx, items, now(), deps.continueSession),
-  );
+
+  /**
+   * Announces ready tasks (other replicas listen too). `seen`: a claim of this process ran after
+   * the finish that readied them, in the same or a later transaction, so this process needs no
+   * further claim round for them (it would be an empty transaction per step).
+   */
+  function publishReady(seen: boolean): void {
+    ownReadySeen = seen;
+    try {
+      deps.notifier.publish(READY_CHANNEL);
+    } finally {
+      ownReadySeen = false;
+    }
+  }
+
+  function onReadyNotice(): void {
+    if (!ownReadySeen) wake();
+  }
 
   function abort(run: ActiveRun, reason: StopReason): void {
     if (run.reason !== null) return;
@@ -121,6 +146,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     wantClaim = false;
     const claimDone = deps.queue
       .run(async (trx) => {
+        lastClaimTick = ++opTick;
         const rows = await claimReadyTasks(trx, deps.dialect, {
           owner: deps.workerId,
           limit: free,
@@ -138,6 +164,20 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         const outputs = await loadDependencyOutputs(
           trx,
           rows.map((row) => row.id),
+        );
+        // leased → running in the claiming transaction: a step costs one commit on the critical
+        // path (this claim shares its batch with the finish that readied the task), not two.
+        await markTasksRunning(
+          trx,
+          rows.map((row) => ({
+            taskId: row.id,
+            sessionId: row.session_id,
+            tenantId: row.tenant_id,
+            name: row.name,
+            owner: deps.workerId,
+            attempt: Number(row.attempts),
+          })),
+          now(),
         );
         return rows.map((row) => ({
           readyAt: Number(row.ready_at ?? row.created_at),
@@ -202,14 +242,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       runtime: runtimeKind,
     });
     const startedAt = now();
-    const startWrite = markRunning(claim)
-      .then((held) => {
-        if (!held) abort(run, 'lease_lost');
-        else deps.notifier.publish(sessionChannel(claim.sessionId));
-      })
-      .catch((error: unknown) =>
-        deps.logger.warn({ err: coerceError(error) }, 'could not mark task running'),
-      );
+    deps.notifier.publish(sessionChannel(claim.sessionId));
     const promise = (async () => {
       const outcome = await runClaimedTask({
         claim,
@@ -229,15 +262,15 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         return;
       }
       if (reason === 'shutdown') {
-        await deps.queue.run((trx) => releaseTask(trx, claim, now()));
+        await deps.queue.run(async (trx) => {
+          if (outcome.lines) await appendTaskOutput(trx, claim, outcome.lines, now());
+          return releaseTask(trx, claim, now());
+        });
         return;
       }
-      // The finish must not overtake the start: both are coalesced, and a finish operation queued
-      // earlier than this task's start would otherwise see it still `leased` and reject it.
-      await startWrite;
       const finishing = finish({ claim, outcome });
       wake();
-      const effects = await finishing;
+      const { effects, tick } = await finishing;
       notifyObserver(deps.observer, 'taskFinished', {
         status: effects.applied ? (outcome.ok ? 'succeeded' : 'failed') : 'cancelled',
         durationMs: now() - startedAt,
@@ -247,7 +280,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       if (!effects.applied) {
         deps.logger.warn({ taskId: claim.taskId }, 'completion rejected: the lease is no longer held');
       }
-      if (effects.readied > 0) deps.notifier.publish(READY_CHANNEL);
+      if (effects.readied > 0) publishReady(lastClaimTick > tick);
       if (effects.sessionFinished) notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
       deps.notifier.publish(sessionChannel(claim.sessionId));
     })().catch((error: unknown) => {
@@ -310,7 +343,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     start() {
       if (started || deps.concurrency <= 0) return;
       started = true;
-      unsubscribe = deps.notifier.subscribe(READY_CHANNEL, wake);
+      unsubscribe = deps.notifier.subscribe(READY_CHANNEL, onReadyNotice);
       const third = Math.max(100, Math.floor(deps.leaseMs / 3));
       timers.push(setInterval(wake, deps.pollIntervalMs), setInterval(reap, third));
       heartbeatTimer = setInterval(heartbeat, third);

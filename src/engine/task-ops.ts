@@ -32,9 +32,16 @@ export interface Claim {
 
 export type { ContinueSession } from './advance-sessions.ts';
 
-export type RunOutcome =
+/** Output lines of a run not stored yet: the finish appends them, before the result, in its own transaction. */
+export interface TrailingOutput {
+  lines?: ReadonlyArray<{ stream: 'stdout' | 'stderr' | 'text'; line: string }>;
+}
+
+export type RunOutcome = (
   | { ok: true; output: string; usage: Usage }
-  | { ok: false; error: string; usage: Usage };
+  | { ok: false; error: string; usage: Usage }
+) &
+  TrailingOutput;
 
 export interface FinishEffects {
   /** False when the lease was no longer held: nothing was written. */
@@ -136,6 +143,8 @@ export async function finishTasks(
     if (!wasUpdated) continue;
     const entry = touch(touched, claim);
     addUsage(entry.usage, outcome.usage);
+    // The run's last output lines share the finish's commit (one fsync per step, not two).
+    if (outcome.lines) entry.events.push(...toOutputEvents(claim, outcome.lines));
     entry.events.push(
       {
         type: 'task.status',
@@ -291,11 +300,15 @@ export async function appendTaskOutput(
   await appendEvents(
     trx,
     { id: claim.sessionId, tenantId: claim.tenantId },
-    lines.map((entry) => ({
-      type: 'task.output' as const,
-      data: { taskId: claim.taskId, name: claim.name, stream: entry.stream, line: entry.line },
-    })),
+    toOutputEvents(claim, lines),
     now,
   );
   return true;
+}
+
+function toOutputEvents(claim: Claim, lines: NonNullable<TrailingOutput['lines']>): NewEvent[] {
+  return lines.map((entry) => ({
+    type: 'task.output' as const,
+    data: { taskId: claim.taskId, name: claim.name, stream: entry.stream, line: entry.line },
+  }));
 }

@@ -44,9 +44,10 @@ export function describeRuntime(runtimes: RuntimeRegistry, runner: string | null
 }
 
 /**
- * Runs the task to an outcome. Never throws. Resolves only after the task's output lines are
- * committed, so they precede the result in the log (finishes are coalesced into operations that
- * may have been queued earlier than a late output write).
+ * Runs the task to an outcome. Never throws. Lines flushed while the task ran are committed before
+ * this resolves, so they precede the result in the log (finishes are coalesced into operations that
+ * may have been queued earlier than a late output write); the lines still buffered at the end are
+ * returned in `outcome.lines` for the finish to write in its own transaction.
  */
 export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   const { claim, queue } = input;
@@ -55,12 +56,9 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   const writes: Array<Promise<void>> = [];
   const logger = input.logger.child({ sessionId: claim.sessionId, taskId: claim.taskId });
 
-  const flush = (final: boolean): void => {
-    if (timer) {
-      clearTimeout(timer);
-      timer = null;
-    }
-    const lines = buffer.take(final);
+  const flush = (): void => {
+    timer = null;
+    const lines = buffer.take(false);
     if (lines.length === 0) return;
     const write = queue
       .run((trx) => appendTaskOutput(trx, claim, lines, input.now()))
@@ -76,11 +74,12 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   };
 
   const outcome = await runToOutcome(input, logger, buffer, () => {
-    if (timer === null) timer = setTimeout(() => flush(false), OUTPUT_FLUSH_MS);
+    if (timer === null) timer = setTimeout(flush, OUTPUT_FLUSH_MS);
   });
-  flush(true);
+  if (timer) clearTimeout(timer);
+  const lines = buffer.take(true);
   await Promise.all(writes);
-  return outcome;
+  return lines.length > 0 ? { ...outcome, lines } : outcome;
 }
 
 async function runToOutcome(
