@@ -35,7 +35,7 @@ export function mergeBudgets(session: Budget | undefined, tenantDefault: Budget 
   return merged;
 }
 
-/** Why a budget is exceeded, or null when it is not. */
+/** Why a budget is exceeded, or null when it is not (`startedAt`: where the deadline counts from). */
 export function findBudgetOverrun(
   budget: Budget,
   usage: Usage,

@@ -13,10 +13,11 @@ import type { DialectName } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import type { Database } from '../store/schema.ts';
 import { createWriteQueue, type WriteQueue } from '../store/write-queue.ts';
-import type { QueueCounts } from './engine-observer.ts';
+import { notifyObserver, type QueueCounts } from './engine-observer.ts';
 import type { Engine, EngineDeps } from './engine-types.ts';
-import { createLocalNotifier, type Notifier } from './notifier.ts';
+import { createLocalNotifier, type Notifier, sessionChannel } from './notifier.ts';
 import { createScheduler } from './scheduler.ts';
+import { createDeadlineSweeper } from './session-deadlines.ts';
 import { createSessionService } from './session-service-impl.ts';
 
 export type { EngineObserver, QueueCounts } from './engine-observer.ts';
@@ -72,13 +73,32 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     ...(options.sessionDefaults ? { sessionDefaults: options.sessionDefaults } : {}),
     onCancelled: (sessionId) => scheduler.abortSession(sessionId),
   });
+  // Budget deadlines also end sessions nothing else advances (waiting for approval, one long task).
+  const deadlines = createDeadlineSweeper({
+    queue,
+    logger,
+    onExpired: (session) => {
+      scheduler.abortSession(session.id);
+      notifyObserver(options.observer, 'sessionFinished', 'failed');
+      notifier.publish(sessionChannel(session.id));
+    },
+  });
   return {
     service,
     workerId,
     queue,
-    start: () => scheduler.start(),
-    stop: (stopOptions) => scheduler.stop({ graceMs: stopOptions.graceMs }),
-    halt: () => scheduler.stop({ graceMs: 0, abandon: true }),
+    start() {
+      scheduler.start();
+      deadlines.start();
+    },
+    async stop(stopOptions) {
+      await deadlines.stop();
+      await scheduler.stop({ graceMs: stopOptions.graceMs });
+    },
+    async halt() {
+      await deadlines.stop();
+      await scheduler.stop({ graceMs: 0, abandon: true });
+    },
     getQueueCounts: () => countQueue(options.db),
   };
 }

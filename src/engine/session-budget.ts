@@ -43,7 +43,6 @@ export async function findBudgetOverruns(
       .select([
         's.id',
         's.status',
-        's.started_at',
         's.created_at',
         's.input_tokens',
         's.output_tokens',
@@ -59,8 +58,13 @@ export async function findBudgetOverruns(
       const usage = toUsage(row);
       const batch = touched.get(row.id)?.usage;
       if (batch) addInto(usage, batch);
-      const startedAt = Number(row.started_at ?? row.created_at);
-      const reason = findBudgetOverrun(JSON.parse(row.budget as string) as Budget, usage, startedAt, now);
+      // The deadline counts from submission: time waiting for approval counts (session-deadlines.ts).
+      const reason = findBudgetOverrun(
+        JSON.parse(row.budget as string) as Budget,
+        usage,
+        Number(row.created_at),
+        now,
+      );
       if (reason) overruns.set(row.id, reason);
     }
   }
@@ -77,7 +81,8 @@ function addInto(total: Usage, more: Usage): void {
 interface GuardEntry {
   budget: Budget | null;
   usage: Usage;
-  startedAt: number;
+  /** Where the deadline counts from: the session's submission. */
+  createdAt: number;
   loadedAt: number;
 }
 
@@ -107,7 +112,6 @@ export function createBudgetGuard(
       .leftJoin('session_settings as b', 'b.session_id', 's.id')
       .select([
         's.status',
-        's.started_at',
         's.created_at',
         's.input_tokens',
         's.output_tokens',
@@ -124,7 +128,7 @@ export function createBudgetGuard(
     cache.set(sessionId, {
       budget: row.budget ? (JSON.parse(row.budget) as Budget) : null,
       usage: toUsage(row),
-      startedAt: Number(row.started_at ?? row.created_at),
+      createdAt: Number(row.created_at),
       loadedAt: now(),
     });
   }
@@ -153,7 +157,7 @@ export function createBudgetGuard(
       if (now() - entry.loadedAt > refreshMs) void refresh(task.sessionId);
       const usage = { ...entry.usage };
       addInto(usage, partialUsage);
-      return findBudgetOverrun(entry.budget, usage, entry.startedAt, now());
+      return findBudgetOverrun(entry.budget, usage, entry.createdAt, now());
     },
   };
 }

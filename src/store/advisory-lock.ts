@@ -7,6 +7,7 @@ export const LOCK_KEYS = {
   migrate: 72_700_001,
   leaseReaper: 72_700_002,
   retention: 72_700_003,
+  sessionDeadlines: 72_700_007,
 } as const;
 
 // biome-ignore lint/suspicious/noExplicitAny: works on any schema

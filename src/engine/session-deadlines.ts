@@ -1,0 +1,155 @@
+// Session deadlines (`budget.deadlineSeconds`) enforced by a periodic sweep: a session past its
+// deadline fails with BUDGET_EXCEEDED even when nothing else happens to it (waiting for approval,
+// paused, or one long task). The deadline is stored data (created_at + budget), so a restarted
+// server, or another replica, expires it just the same.
+import type { Kysely } from 'kysely';
+import { type Budget, findBudgetOverrun } from '../domain/budget.ts';
+import type { NewEvent } from '../domain/events.ts';
+import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
+import type { SessionStatus } from '../domain/types.ts';
+import { coerceError } from '../errors/app-error.ts';
+import type { Logger } from '../observability/logger.ts';
+import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
+import { appendEvents } from '../store/event-store.ts';
+import { toUsage } from '../store/rows.ts';
+import type { Database } from '../store/schema.ts';
+import { lockSessions } from '../store/session-locks.ts';
+import type { WriteQueue } from '../store/write-queue.ts';
+import { cancelOpenTasks } from './advance-sessions.ts';
+import { formatBudgetError } from './session-budget.ts';
+
+/** Statuses in which a session's clock runs: every unfinished one. */
+const OPEN_STATUSES: SessionStatus[] = ['pending', 'planning', 'awaiting_approval', 'running', 'paused'];
+
+/** Sessions expired per sweep (the rest wait for the next one, a second later). */
+const SWEEP_BATCH = 200;
+
+/**
+ * How often the sweep runs. A deadline is given in whole seconds, so a session ends at most about
+ * a second after it; the query reads only unfinished sessions that have a budget.
+ */
+export const DEADLINE_SWEEP_MS = 1000;
+
+/** A session the sweep ended. */
+export interface ExpiredSession {
+  id: string;
+  tenantId: string;
+}
+
+/** When the session's deadline passes (epoch ms), or null without one: the clock starts at submission. */
+export function deadlineOf(budget: Budget | null, createdAt: number): number | null {
+  return budget?.deadlineSeconds === undefined ? null : createdAt + budget.deadlineSeconds * 1000;
+}
+
+/**
+ * Fails every unfinished session whose deadline has passed, inside the caller's write transaction:
+ * open tasks cancelled, status `failed` with `BUDGET_EXCEEDED: deadline exceeded: …`, and the
+ * `session.status` and `session.finished` (with usage) events. Returns the sessions it ended.
+ */
+export async function expireSessionDeadlines(trx: Kysely<Database>, now: number): Promise<ExpiredSession[]> {
+  const candidates = await trx
+    .selectFrom('sessions as s')
+    .innerJoin('session_settings as b', 'b.session_id', 's.id')
+    .select(['s.id', 's.tenant_id', 's.created_at', 'b.budget'])
+    .where('s.status', 'in', OPEN_STATUSES)
+    .where('b.budget', 'is not', null)
+    .execute();
+  const due = candidates.filter((row) => {
+    const deadline = deadlineOf(JSON.parse(row.budget as string) as Budget, Number(row.created_at));
+    return deadline !== null && now > deadline;
+  });
+  const expired: ExpiredSession[] = [];
+  for (const row of due.slice(0, SWEEP_BATCH)) {
+    await lockSessions(trx, [row.id]);
+    // Re-read under the lock: another transaction may have finished it since the scan.
+    const session = await trx
+      .selectFrom('sessions')
+      .select(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
+      .where('id', '=', row.id)
+      .executeTakeFirst();
+    if (!session || isTerminalSessionStatus(session.status as SessionStatus)) continue;
+    const budget = JSON.parse(row.budget as string) as Budget;
+    const usage = toUsage(session);
+    const reason = findBudgetOverrun(
+      { deadlineSeconds: budget.deadlineSeconds },
+      usage,
+      Number(row.created_at),
+      now,
+    );
+    if (reason === null) continue;
+    const error = formatBudgetError(reason);
+    const from = session.status as SessionStatus;
+    const to = transitionSession(from, 'fail');
+    const events: NewEvent[] = [];
+    await cancelOpenTasks(trx, row.id, error, now, events);
+    await trx
+      .updateTable('sessions')
+      .set({ status: to, error, result: null, finished_at: now, updated_at: now })
+      .where('id', '=', row.id)
+      .execute();
+    events.push(
+      { type: 'session.status', data: { from, to } },
+      { type: 'session.finished', data: { status: 'failed', error, result: null, usage } },
+    );
+    await appendEvents(trx, { id: row.id, tenantId: row.tenant_id }, events, now);
+    expired.push({ id: row.id, tenantId: row.tenant_id });
+  }
+  return expired;
+}
+
+export interface DeadlineSweeperDeps {
+  queue: WriteQueue;
+  logger: Logger;
+  /** Called for each session the sweep ended (abort its runs here, wake its readers). */
+  onExpired(session: ExpiredSession): void;
+  intervalMs?: number;
+  now?: () => number;
+}
+
+export interface DeadlineSweeper {
+  /** Sweeps at once (a restarted server expires what passed while it was down), then periodically. */
+  start(): void;
+  /** Stops sweeping; resolves when a sweep in progress has finished. */
+  stop(): Promise<void>;
+}
+
+/** The periodic sweep; one replica at a time sweeps in cluster mode (advisory lock). */
+export function createDeadlineSweeper(deps: DeadlineSweeperDeps): DeadlineSweeper {
+  const now = deps.now ?? Date.now;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | null = null;
+
+  function sweep(): void {
+    // A slow store must not stack sweeps on top of each other.
+    if (running) return;
+    running = deps.queue
+      .run(async (trx) => {
+        if (!(await tryTransactionLock(trx, LOCK_KEYS.sessionDeadlines))) return [];
+        return expireSessionDeadlines(trx, now());
+      })
+      .then((expired) => {
+        for (const session of expired) {
+          deps.logger.info({ sessionId: session.id }, 'session deadline passed; session failed');
+          deps.onExpired(session);
+        }
+      })
+      .catch((error: unknown) => deps.logger.warn({ err: coerceError(error) }, 'deadline sweep failed'))
+      .finally(() => {
+        running = null;
+      });
+  }
+
+  return {
+    start() {
+      if (timer) return;
+      timer = setInterval(sweep, deps.intervalMs ?? DEADLINE_SWEEP_MS);
+      timer.unref();
+      sweep();
+    },
+    async stop() {
+      clearInterval(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+}
