@@ -152,6 +152,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       logger,
       runtimes,
       observer: createEngineMetricsObserver(metrics, { slots: config.workers.concurrency }),
+      // One trace per session (stored with it) and a span per task attempt, only when tracing is on.
+      ...(telemetry.tracing.enabled ? { genAi: telemetry.genAi } : {}),
       sessionDefaults: createSessionDefaults(config.llm),
       ...(llm
         ? {

@@ -8,6 +8,7 @@ import { transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import type { PlanBody, SessionDetail, Strategy } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
+import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
 import { newTaskRow, toSessionRecord, toTaskRecord } from '../store/rows.ts';
@@ -28,6 +29,8 @@ export interface NewSessionSpec {
   /** Stored in `session_settings` when any is set (the engine reads the budget at each task finish). */
   settings?: { approval: 'required' | 'none'; budget: Budget | null; threadId: string | null };
   runtimeOf(runner: string | undefined): string;
+  /** W3C context of the session's workflow span (tracing on): its tasks continue this trace. */
+  traceContext?: StoredTraceContext;
 }
 
 /** JSON with object keys sorted, so equal bodies hash equally whatever the key order. */
@@ -134,6 +137,9 @@ export async function storeNewSession(
     // A session waiting for approval starts when it is approved (approvePlan sets started_at).
     started_at: spec.awaitApproval ? null : now,
     finished_at: null,
+    ...(spec.traceContext
+      ? { trace_parent: spec.traceContext.traceparent, trace_state: spec.traceContext.tracestate ?? null }
+      : {}),
   };
   const events: NewEvent[] = [
     {

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import type { Budget } from '../domain/budget.ts';
 import type { CreateSessionInput } from '../domain/session-input.ts';
 import type { PlanBody } from '../domain/types.ts';
+import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../store/schema.ts';
 import type { EngineObserver, QueueCounts } from './engine-observer.ts';
@@ -49,6 +50,11 @@ export interface EngineDeps {
   continueSession?: ContinueSession;
   /** Identifies this process's leases; defaults to `<hostname>:<pid>:<random>`. */
   workerId?: string;
+  /**
+   * Session traces (observability/session-trace.ts): a workflow span per new session, stored with
+   * it, and an agent span per task attempt in that trace. Absent when tracing is off: no span work.
+   */
+  genAi?: GenAiTracer;
 }
 
 export interface StopOptions {

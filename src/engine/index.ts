@@ -60,6 +60,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     leaseMs: options.config.tasks.leaseSeconds * 1000,
     pollIntervalMs: options.config.workers.pollIntervalMs,
     continueSession: options.continueSession,
+    genAi: options.genAi,
   });
   const service = createSessionService({
     db: options.db,
@@ -72,6 +73,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     findRole: options.findRole,
     ...(options.sessionDefaults ? { sessionDefaults: options.sessionDefaults } : {}),
     onCancelled: (sessionId) => scheduler.abortSession(sessionId),
+    genAi: options.genAi,
   });
   // Budget deadlines also end sessions nothing else advances (waiting for approval, one long task).
   const deadlines = createDeadlineSweeper({

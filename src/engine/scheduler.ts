@@ -4,6 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
+import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
 import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
 import { createCoalescer } from '../store/coalesce.ts';
@@ -28,7 +29,7 @@ import {
   type RunOutcome,
   releaseTask,
 } from './task-ops.ts';
-import { describeRuntime, runClaimedTask } from './task-runner.ts';
+import { describeRuntime, runClaimedTask, type TaskSpanInput, toStoredTrace } from './task-runner.ts';
 
 /** How long aborted runs get to wind down at stop before their leases are released regardless. */
 const ABORT_WAIT_MS = 5000;
@@ -70,6 +71,8 @@ export interface SchedulerDeps {
   pollIntervalMs: number;
   now?: () => number;
   continueSession?: ContinueSession;
+  /** Runs each task attempt in its session's trace (tracing on only). */
+  genAi?: GenAiTracer;
 }
 
 export interface Scheduler {
@@ -157,10 +160,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         const sessionIds = [...new Set(rows.map((row) => row.session_id))];
         const sessions = await trx
           .selectFrom('sessions')
-          .select(['id', 'objective'])
+          .select(['id', 'objective', 'trace_parent', 'trace_state'])
           .where('id', 'in', sessionIds)
           .execute();
         const objectives = new Map(sessions.map((session) => [session.id, session.objective]));
+        const traces = new Map(sessions.map((session) => [session.id, toStoredTrace(session)]));
         const outputs = await loadDependencyOutputs(
           trx,
           rows.map((row) => row.id),
@@ -181,6 +185,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         );
         return rows.map((row) => ({
           readyAt: Number(row.ready_at ?? row.created_at),
+          span: { kind: row.kind, trace: traces.get(row.session_id) },
           task: {
             sessionId: row.session_id,
             tenantId: row.tenant_id,
@@ -206,7 +211,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           }
           return;
         }
-        for (const { task, readyAt } of claimed) startRun(task, readyAt);
+        for (const { task, readyAt, span } of claimed) startRun(task, readyAt, span);
         if (claimed.length === free) wantClaim = true;
       })
       .catch((error: unknown) => {
@@ -231,7 +236,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     };
   }
 
-  function startRun(task: RuntimeTask, readyAt: number): void {
+  function startRun(task: RuntimeTask, readyAt: number, span?: TaskSpanInput): void {
     const claim = toClaim(task);
     const run: ActiveRun = { claim, controller: new AbortController(), reason: null };
     active.set(task.taskId, run);
@@ -253,6 +258,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         logger: deps.logger,
         now,
         onOutputStored: () => deps.notifier.publish(sessionChannel(claim.sessionId)),
+        ...(deps.genAi && span ? { genAi: deps.genAi, span } : {}),
       });
       active.delete(task.taskId);
       // The slot is free now: a claim queued here shares the transaction with this finish.

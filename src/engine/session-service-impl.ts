@@ -10,6 +10,7 @@ import { createSessionInputSchema } from '../domain/session-input.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
+import { startSessionTrace } from '../observability/session-trace.ts';
 import { appendEvents, listSessionEvents } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
 import { toUsage } from '../store/rows.ts';
@@ -45,6 +46,8 @@ export interface SessionServiceDeps {
   sessionDefaults?: EngineDeps['sessionDefaults'];
   /** Called after a session was cancelled, to abort this process's running tasks of it. */
   onCancelled(sessionId: string): void;
+  /** Starts each new session's trace (stored with it); absent when tracing is off. */
+  genAi?: EngineDeps['genAi'];
   now?: () => number;
 }
 
@@ -146,6 +149,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           { details: { tasks: llmTasks.map((task) => task.name) } },
         );
       }
+      const traceContext = deps.genAi
+        ? startSessionTrace(deps.genAi, { id: sessionId, strategy })
+        : undefined;
       const stored = await deps.queue
         .run((trx) =>
           storeNewSession(
@@ -165,6 +171,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
                 threadId: input.thread_id ?? null,
               },
               runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
+              ...(traceContext ? { traceContext } : {}),
             },
             idempotency,
             now(),

@@ -3,7 +3,10 @@
 import type { AgentRuntime, RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import type { Usage } from '../domain/types.ts';
 import { coerceError } from '../errors/app-error.ts';
+import { type GenAiTracer, MAOS_PROVIDER } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
+import { runInSessionTrace } from '../observability/session-trace.ts';
+import type { StoredTraceContext } from '../observability/tracing.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { createOutputBuffer } from './output-buffer.ts';
 import { appendTaskOutput, type Claim, type RunOutcome } from './task-ops.ts';
@@ -23,6 +26,26 @@ export interface TaskRunInput {
   now(): number;
   /** Called after output lines were committed (wake event watchers). */
   onOutputStored(): void;
+  /** Tracing on: the attempt runs in an `invoke_agent`/`plan` span of the session's stored trace. */
+  genAi?: GenAiTracer;
+  span?: TaskSpanInput;
+}
+
+/** What the task's span needs beyond the task: its kind and the session's stored trace context. */
+export interface TaskSpanInput {
+  kind: string;
+  trace: StoredTraceContext | undefined;
+}
+
+/** The stored trace context of a session row (migration 0005 columns), if it has one. */
+export function toStoredTrace(row: {
+  trace_parent?: string | null;
+  trace_state?: string | null;
+}): StoredTraceContext | undefined {
+  if (!row.trace_parent) return undefined;
+  return row.trace_state
+    ? { traceparent: row.trace_parent, tracestate: row.trace_state }
+    : { traceparent: row.trace_parent };
 }
 
 function toUsage(partial: Partial<Usage> | undefined): Usage {
@@ -95,14 +118,32 @@ async function runToOutcome(
     } catch (error) {
       return { ok: false, error: coerceError(error).message, usage: toUsage(undefined) };
     }
-    const result = await runtime.run(input.task, {
-      signal: input.signal,
-      logger,
-      emitOutput(stream, chunk) {
-        buffer.push(stream, chunk);
-        if (buffer.pending > 0) scheduleFlush();
-      },
-    });
+    const execute = () =>
+      runtime.run(input.task, {
+        signal: input.signal,
+        logger,
+        emitOutput(stream, chunk) {
+          buffer.push(stream, chunk);
+          if (buffer.pending > 0) scheduleFlush();
+        },
+      });
+    const { genAi, span, task } = input;
+    const result =
+      genAi && span
+        ? await runInSessionTrace(
+            genAi,
+            span.trace,
+            {
+              sessionId: task.sessionId,
+              role: task.role,
+              kind: span.kind,
+              // The LLM runtime names the provider and model that served the call once it is known.
+              provider: MAOS_PROVIDER,
+              taskId: task.taskId,
+            },
+            execute,
+          )
+        : await execute();
     return { ok: true, output: result.output, usage: toUsage(result.usage) };
   } catch (error) {
     const message = coerceError(error).message || 'the task failed without a message';

@@ -1,19 +1,31 @@
 // Traces of a running server, exported in memory: database spans under the request that ran the
 // query, and one trace per session whose task spans continue it across a restart.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { requestJson, startTestServer } from '../fixtures/server.ts';
+import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 interface Session {
   id: string;
   status: string;
 }
 
-function traced() {
-  const exporter = new InMemorySpanExporter();
-  return { exporter, spanProcessors: [new SimpleSpanProcessor(exporter)] };
+/** Collects every ended span; unlike the in-memory exporter it keeps them after the server stopped. */
+function traced(): { spans: ReadableSpan[]; spanProcessors: SpanProcessor[] } {
+  const spans: ReadableSpan[] = [];
+  const collector: SpanProcessor = {
+    onStart: () => {},
+    onEnd: (span) => {
+      spans.push(span);
+    },
+    forceFlush: async () => {},
+    shutdown: async () => {},
+  };
+  return { spans, spanProcessors: [collector] };
 }
 
 function named(spans: ReadableSpan[], name: string): ReadableSpan {
@@ -24,7 +36,7 @@ function named(spans: ReadableSpan[], name: string): ReadableSpan {
 
 describe('database spans', () => {
   test('queries a request runs become CLIENT spans with db.* attributes inside its trace', async () => {
-    const { exporter, spanProcessors } = traced();
+    const { spans: collected, spanProcessors } = traced();
     const server = await startTestServer({ spanProcessors, config: { workers: { concurrency: 0 } } });
     try {
       const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
@@ -32,7 +44,7 @@ describe('database spans', () => {
         body: { objective: 'db spans', agents: [{ name: 'a', role: 'qa', task: 'x', runner: 'ok' }] },
       });
       assert.equal(created.status, 201);
-      const spans = exporter.getFinishedSpans();
+      const spans = [...collected];
       const request = named(spans, 'POST /v1/sessions');
       const queries = spans.filter(
         (span) => span.attributes['db.system.name'] === 'sqlite' && span.kind === SpanKind.CLIENT,
@@ -47,6 +59,104 @@ describe('database spans', () => {
       assert.doesNotMatch(String(insert.attributes['db.query.text']), /db spans/);
     } finally {
       await server.close();
+    }
+  });
+});
+
+interface SessionWithTasks extends Session {
+  tasks: Array<{ name: string; status: string }>;
+}
+
+const TWO_STEPS = {
+  objective: 'two steps',
+  strategy: 'sequential',
+  agents: [
+    { name: 'first', role: 'qa', task: 'one', runner: 'ok' },
+    { name: 'second', role: 'qa', task: 'two', runner: 'sleep' },
+  ],
+};
+
+describe('one trace per session', () => {
+  test('workflow → agent spans: every task attempt continues the trace stored with the session', async () => {
+    const { spans: collected, spanProcessors } = traced();
+    const server = await startTestServer({ spanProcessors });
+    try {
+      const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
+        method: 'POST',
+        body: {
+          objective: 'traced',
+          strategy: 'sequential',
+          agents: [
+            { name: 'a', role: 'qa', task: 'one', runner: 'ok' },
+            { name: 'b', role: 'engineer', task: 'two', runner: 'echo' },
+          ],
+        },
+      });
+      assert.equal(created.status, 201);
+      assert.equal((await waitForSession(server.url, created.body.id)).status, 'completed');
+      const spans = [...collected];
+      const request = named(spans, 'POST /v1/sessions');
+      const workflow = named(spans, 'invoke_workflow sequential');
+      assert.equal(workflow.parentSpanContext?.spanId, request.spanContext().spanId);
+      assert.equal(workflow.attributes['gen_ai.conversation.id'], created.body.id);
+      const agents = spans.filter((span) => span.name.startsWith('invoke_agent '));
+      assert.deepEqual(agents.map((span) => span.name).sort(), ['invoke_agent engineer', 'invoke_agent qa']);
+      for (const agent of agents) {
+        assert.equal(agent.spanContext().traceId, workflow.spanContext().traceId);
+        assert.equal(agent.parentSpanContext?.spanId, workflow.spanContext().spanId);
+        assert.equal(agent.attributes['gen_ai.operation.name'], 'invoke_agent');
+        assert.equal(agent.attributes['gen_ai.conversation.id'], created.body.id);
+        assert.ok(agent.attributes['gen_ai.provider.name']);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('one trace id across a restart: tasks run after the restart join the stored trace', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'maos-trace-restart-'));
+    try {
+      const before = traced();
+      const first = await startTestServer({ dataDir, spanProcessors: before.spanProcessors });
+      let sessionId: string;
+      try {
+        const created = await requestJson<Session>(`${first.url}/v1/sessions`, {
+          method: 'POST',
+          body: TWO_STEPS,
+        });
+        assert.equal(created.status, 201);
+        sessionId = created.body.id;
+        // `second` runs `sleep 30`: stop the server while it runs, so its lease is handed back.
+        await waitForSession<SessionWithTasks>(first.url, sessionId, (session) =>
+          session.tasks.some((task) => task.name === 'second' && task.status === 'running'),
+        );
+      } finally {
+        await first.close();
+      }
+      const workflow = named(before.spans, 'invoke_workflow sequential');
+      const traceId = workflow.spanContext().traceId;
+
+      const after = traced();
+      // After the restart `sleep` finishes at once, so the released task completes here.
+      const second = await startTestServer({
+        dataDir,
+        spanProcessors: after.spanProcessors,
+        config: { runners: { ok: { command: ['true'] }, sleep: { command: ['true'] } } },
+      });
+      try {
+        assert.equal((await waitForSession(second.url, sessionId)).status, 'completed');
+      } finally {
+        await second.close();
+      }
+      const resumed = after.spans.filter((span) => span.name === 'invoke_agent qa');
+      assert.equal(resumed.length, 1, 'the released task ran once after the restart');
+      assert.equal(resumed[0]?.spanContext().traceId, traceId);
+      assert.equal(resumed[0]?.parentSpanContext?.spanId, workflow.spanContext().spanId);
+      const beforeAgents = before.spans.filter((span) => span.name === 'invoke_agent qa');
+      assert.equal(beforeAgents.length, 2, 'first ran, second was interrupted by the stop');
+      for (const span of beforeAgents) assert.equal(span.spanContext().traceId, traceId);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
