@@ -43,6 +43,7 @@ import { createTenantProviderCredentialsFromConfig } from './security/tenant-pro
 import { createHttpsServerFactory, loadTlsCredentials } from './security/tls.ts';
 import { createDatabase, type DatabaseHandle } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
+import { type RetentionJob, startRetentionJob } from './store/retention.ts';
 import { createClusterNotifier } from './store/pg-notifier.ts';
 import { VERSION } from './version.ts';
 
@@ -249,6 +250,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     });
 
     let metricsListener: MetricsListener | undefined;
+    let retention: RetentionJob | undefined;
     let stopping: Promise<void> | undefined;
     return {
       config,
@@ -271,6 +273,13 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         security.start();
         await notifier?.start();
         engine.start();
+        // Every replica runs it; the retention advisory lock lets one at a time do the deleting.
+        retention = startRetentionJob({
+          db: database.db,
+          config: config.retention,
+          logger,
+          onDeleted: (table, count) => metrics.recordRetentionDeleted(table, count),
+        });
         return url;
       },
       stop() {
@@ -278,6 +287,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           shuttingDown = true;
           await http.close();
           await engine.stop({ graceMs: config.shutdown.graceSeconds * 1000 });
+          await retention?.stop();
           await notifier?.close();
           await metricsListener?.close();
           await security.close();

@@ -2,6 +2,7 @@
 // docs/configuration.md is generated from this file (scripts/gen-config-docs.ts) and checked in CI.
 import { z } from 'zod';
 import { llmConfigSchema, providersConfigSchema, refineLlmReferences } from './llm-schema.ts';
+import { retentionConfigSchema } from './retention-schema.ts';
 import {
   auditConfigSchema,
   authConfigSchema,
@@ -321,6 +322,7 @@ const configShape = z.strictObject({
   auth: authConfigSchema,
   audit: auditConfigSchema,
   rateLimit: rateLimitConfigSchema,
+  retention: retentionConfigSchema,
   secrets: secretsConfigSchema,
   ssrf: ssrfConfigSchema,
   cors: corsConfigSchema,

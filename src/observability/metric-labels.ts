@@ -78,6 +78,16 @@ export const AUTH_FAILURE_REASONS = [
 export const AUDIT_OUTCOMES = ['success', 'failure', 'unknown'] as const;
 export const BUDGET_SCOPES = ['session', 'tenant', 'agent', 'task', OTHER] as const;
 export const READINESS_CHECKS = ['database', 'migrations', 'worker', 'shutdown'] as const;
+/** Tables the retention job deletes from (store/retention-targets.ts RETENTION_TABLES). */
+export const RETENTION_TABLES = [
+  'events',
+  'artifacts',
+  'messages',
+  'idempotency_keys',
+  'rate_limits',
+  'mcp_stream_events',
+  OTHER,
+] as const;
 
 /** Provider and model names come from config, so they are open but bounded. */
 const PROVIDER_RULE = { pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/, maxDistinct: 32 } as const;
@@ -127,6 +137,7 @@ export const METRIC_LABELS = {
   maos_budget_rejections_total: { scope: BUDGET_SCOPES },
   maos_auth_failures_total: { reason: AUTH_FAILURE_REASONS },
   maos_audit_records_written_total: { outcome: AUDIT_OUTCOMES },
+  maos_retention_deleted_rows_total: { table: RETENTION_TABLES },
   maos_readiness_check_passing: { check: READINESS_CHECKS },
   maos_data_dir_free_bytes: {},
   maos_data_dir_capacity_bytes: {},

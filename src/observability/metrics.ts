@@ -86,6 +86,8 @@ export interface Metrics {
   recordBudgetRejection(scope: string): void;
   recordAuthFailure(reason: string): void;
   recordAuditRecordWritten(outcome: 'success' | 'failure' | 'unknown'): void;
+  /** Rows the retention job deleted from `table`. */
+  recordRetentionDeleted(table: string, count: number): void;
 }
 
 /** Creates a fresh registry with every MAOS metric defined (values start at zero). */
@@ -284,6 +286,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_audit_records_written_total', 'outcome'),
     registers,
   });
+  const retentionDeleted = new Counter({
+    name: 'maos_retention_deleted_rows_total',
+    help: 'Rows deleted by the retention job, by table.',
+    labelNames: names('maos_retention_deleted_rows_total', 'table'),
+    registers,
+  });
   defineScrapeGauges(registers, sources, reportError);
 
   function inc(counter: Counter<string>, set: Record<string, string> | undefined, by = 1): void {
@@ -392,5 +400,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordAuthFailure: (reason) => inc(authFailures, labels('maos_auth_failures_total', { reason })),
     recordAuditRecordWritten: (outcome) =>
       inc(auditRecords, labels('maos_audit_records_written_total', { outcome })),
+    recordRetentionDeleted: (table, count) =>
+      inc(retentionDeleted, labels('maos_retention_deleted_rows_total', { table }), count),
   };
 }

@@ -60,4 +60,5 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordAuthFailure('expired_token');
   metrics.recordAuthFailure('user alice@example.com');
   metrics.recordAuditRecordWritten('success');
+  metrics.recordRetentionDeleted('events', 1000);
 }

@@ -1,0 +1,148 @@
+// What the retention job deletes, one target per kind of row, each deleting at most `limit` rows per
+// call. Only rows of FINISHED sessions (or expired rate-limit counters) qualify: running sessions
+// and the audit log (a tamper-evident hash chain) are never touched.
+import type { Kysely } from 'kysely';
+import type { Config } from '../config/schema.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: targets reach tables of several areas' schemas
+export type AnyDb = Kysely<any>;
+
+/** Metric label values of the tables retention deletes from (closed list: bounded cardinality). */
+export const RETENTION_TABLES = [
+  'events',
+  'artifacts',
+  'messages',
+  'idempotency_keys',
+  'rate_limits',
+  'mcp_stream_events',
+] as const;
+export type RetentionTable = (typeof RETENTION_TABLES)[number];
+
+/** One kind of row the job deletes. */
+export interface RetentionTarget {
+  /** Table the rows are deleted from (metric label). */
+  table: RetentionTable;
+  /** Deletes at most `limit` qualifying rows (as of `now`, epoch ms) and returns how many it deleted. */
+  deleteBatch(db: AnyDb, now: number, limit: number): Promise<number>;
+}
+
+const FINISHED = ['completed', 'failed', 'cancelled'];
+const DAY_MS = 86_400_000;
+/**
+ * Finished sessions handled per statement: their rows are deleted up to the batch limit. Small, so
+ * the "which sessions still have rows" probe stays an index lookup per session.
+ */
+const SESSIONS_PER_BATCH = 50;
+
+/**
+ * Ids of up to SESSIONS_PER_BATCH sessions that finished before `cutoff` and still have rows in
+ * `table` (of `type` when given). `sessions_finished_at` (migration 0008) finds the sessions; the
+ * per-table session index answers the EXISTS probe.
+ */
+function finishedSessionsWithRows(db: AnyDb, table: string, cutoff: number, type?: string) {
+  return db
+    .selectFrom('sessions as s')
+    .select('s.id')
+    .where('s.status', 'in', FINISHED)
+    .where('s.finished_at', '<', cutoff)
+    .where((eb) => {
+      let rows = eb
+        .selectFrom(`${table} as r`)
+        .select(eb.lit(1).as('one'))
+        .whereRef('r.session_id', '=', 's.id');
+      if (type !== undefined) rows = rows.where('r.type', '=', type);
+      return eb.exists(rows);
+    })
+    .limit(SESSIONS_PER_BATCH);
+}
+
+function countDeleted(result: { numDeletedRows: bigint } | undefined): number {
+  return Number(result?.numDeletedRows ?? 0n);
+}
+
+/** Events (all types, or only `type`) of sessions finished more than `days` ago. */
+function eventsTarget(days: number, type?: string): RetentionTarget {
+  return {
+    table: 'events',
+    async deleteBatch(db, now, limit) {
+      const cutoff = now - days * DAY_MS;
+      let rows = db
+        .selectFrom('events')
+        .select(['session_id', 'seq'])
+        .where('session_id', 'in', finishedSessionsWithRows(db, 'events', cutoff, type));
+      if (type !== undefined) rows = rows.where('type', '=', type);
+      const result = await db
+        .deleteFrom('events')
+        .where((eb) => eb(eb.refTuple('session_id', 'seq'), 'in', rows.limit(limit)))
+        .executeTakeFirst();
+      return countDeleted(result);
+    },
+  };
+}
+
+/** Rows keyed by `id` with a `session_id` (messages, artifacts) of sessions finished more than `days` ago. */
+function sessionRowsTarget(table: 'messages' | 'artifacts', days: number): RetentionTarget {
+  return {
+    table,
+    async deleteBatch(db, now, limit) {
+      const cutoff = now - days * DAY_MS;
+      const ids = db
+        .selectFrom(table)
+        .select('id')
+        .where('session_id', 'in', finishedSessionsWithRows(db, table, cutoff))
+        .limit(limit);
+      return countDeleted(await db.deleteFrom(table).where('id', 'in', ids).executeTakeFirst());
+    },
+  };
+}
+
+/** Idempotency keys first used more than `days` ago whose session has finished. */
+function idempotencyKeysTarget(days: number): RetentionTarget {
+  return {
+    table: 'idempotency_keys',
+    async deleteBatch(db, now, limit) {
+      const keys = db
+        .selectFrom('idempotency_keys as k')
+        .innerJoin('sessions as s', 's.id', 'k.session_id')
+        .select(['k.tenant_id', 'k.key'])
+        .where('k.created_at', '<', now - days * DAY_MS)
+        .where('s.status', 'in', FINISHED)
+        .limit(limit);
+      const result = await db
+        .deleteFrom('idempotency_keys')
+        .where((eb) => eb(eb.refTuple('tenant_id', 'key'), 'in', keys))
+        .executeTakeFirst();
+      return countDeleted(result);
+    },
+  };
+}
+
+/** PostgreSQL only: rate-limit counters whose window has ended (the library re-creates them on use). */
+export const expiredRateLimitsTarget: RetentionTarget = {
+  table: 'rate_limits',
+  async deleteBatch(db, now, limit) {
+    const keys = db.selectFrom('rate_limits').select('key').where('expire', '<', now).limit(limit);
+    return countDeleted(await db.deleteFrom('rate_limits').where('key', 'in', keys).executeTakeFirst());
+  },
+};
+
+/**
+ * The targets the configuration enables, in the order a pass runs them: output lines before the
+ * rest of the events (so a shorter outputs TTL is honoured first), then messages, artifacts, keys.
+ * `postgres` adds the expired rate-limit counters (SQLite counts in memory).
+ */
+export function buildRetentionTargets(
+  config: Config['retention'],
+  options: { postgres: boolean },
+): RetentionTarget[] {
+  const targets: RetentionTarget[] = [];
+  if (config.outputsDays > 0) {
+    targets.push(eventsTarget(config.outputsDays, 'task.output'));
+    targets.push(sessionRowsTarget('artifacts', config.outputsDays));
+  }
+  if (config.eventsDays > 0) targets.push(eventsTarget(config.eventsDays));
+  if (config.messagesDays > 0) targets.push(sessionRowsTarget('messages', config.messagesDays));
+  if (config.idempotencyKeysDays > 0) targets.push(idempotencyKeysTarget(config.idempotencyKeysDays));
+  if (options.postgres) targets.push(expiredRateLimitsTarget);
+  return targets;
+}

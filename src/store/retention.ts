@@ -1,0 +1,132 @@
+// The retention job: deletes finished sessions' old rows in bounded batches. Every replica runs it
+// on a timer; the retention advisory lock makes it single-flight across the cluster (PostgreSQL).
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { isPostgres, LOCK_KEYS, runIfLockFree } from './advisory-lock.ts';
+import {
+  type AnyDb,
+  buildRetentionTargets,
+  type RetentionTable,
+  type RetentionTarget,
+} from './retention-targets.ts';
+
+export interface RetentionPassOptions {
+  /** Rows per delete statement (one transaction each). */
+  batchSize: number;
+  /** Epoch ms the TTLs are measured from; fixed for the whole pass so it always ends. */
+  now?: number;
+  /** Called after every batch that deleted rows (metrics). */
+  onDeleted?: (table: RetentionTable, count: number) => void;
+  /** Checked between batches: true stops the pass (shutdown). */
+  shouldStop?: () => boolean;
+}
+
+export interface RetentionPassResult {
+  /** True when another replica held the retention lock, so this one stopped. */
+  skipped: boolean;
+  /** Rows deleted by this pass, per table. */
+  deleted: Partial<Record<RetentionTable, number>>;
+}
+
+/**
+ * Runs every target until it has nothing left. Each batch is one short transaction that first takes
+ * the retention advisory lock (`runIfLockFree`): when another replica holds it, this pass stops and
+ * leaves the work to that replica, so two replicas never delete at the same moment and every row is
+ * deleted once. No statement deletes more than `batchSize` rows, so locks on hot tables stay short.
+ */
+export async function runRetentionPass(
+  db: AnyDb,
+  targets: readonly RetentionTarget[],
+  options: RetentionPassOptions,
+): Promise<RetentionPassResult> {
+  const now = options.now ?? Date.now();
+  const deleted: RetentionPassResult['deleted'] = {};
+  for (const target of targets) {
+    for (;;) {
+      if (options.shouldStop?.()) return { skipped: false, deleted };
+      const batch = await runIfLockFree(db, LOCK_KEYS.retention, (trx) =>
+        target.deleteBatch(trx, now, options.batchSize),
+      );
+      if (!batch.ran) return { skipped: true, deleted };
+      if (batch.value > 0) {
+        deleted[target.table] = (deleted[target.table] ?? 0) + batch.value;
+        options.onDeleted?.(target.table, batch.value);
+      }
+      if (batch.value < options.batchSize) break;
+      // Let requests and the engine's writes in between batches.
+      await yieldToEventLoop();
+    }
+  }
+  return { skipped: false, deleted };
+}
+
+export interface RetentionJobOptions {
+  db: AnyDb;
+  config: Config['retention'];
+  logger: Logger;
+  onDeleted?: (table: RetentionTable, count: number) => void;
+  /**
+   * Rows of other areas' tables to prune in the same single-flight passes (e.g. the MCP stream
+   * events), appended after the built-in targets.
+   */
+  extraTargets?: readonly RetentionTarget[];
+}
+
+export interface RetentionJob {
+  /** Runs one pass now (tests, `maos` tooling); resolves when it ends. */
+  runOnce(): Promise<RetentionPassResult>;
+  /** Stops the timer and waits for a running pass to reach its next batch boundary. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the periodic job: the first pass one interval after start (a restarting replica does not
+ * add load at boot), then every `intervalSeconds`. Failures (database down) are logged and retried
+ * at the next interval; the timer never keeps the process alive.
+ */
+export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
+  const { db, config, logger } = options;
+  const targets = [
+    ...buildRetentionTargets(config, { postgres: isPostgres(db) }),
+    ...(options.extraTargets ?? []),
+  ];
+  let stopped = false;
+  let running: Promise<RetentionPassResult> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  const runOnce = (): Promise<RetentionPassResult> => {
+    running ??= runRetentionPass(db, targets, {
+      batchSize: config.batchSize,
+      shouldStop: () => stopped,
+      ...(options.onDeleted ? { onDeleted: options.onDeleted } : {}),
+    }).finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  const schedule = () => {
+    if (stopped || targets.length === 0) return;
+    timer = setTimeout(() => {
+      runOnce()
+        .then((result) => {
+          const total = Object.values(result.deleted).reduce((sum, n) => sum + n, 0);
+          if (total > 0) logger.info({ deleted: result.deleted }, 'retention pass deleted old rows');
+        })
+        .catch((error: unknown) =>
+          logger.warn({ err: error }, 'retention pass failed; retrying next interval'),
+        )
+        .finally(schedule);
+    }, config.intervalSeconds * 1000);
+    timer.unref();
+  };
+  schedule();
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running?.catch(() => undefined);
+    },
+  };
+}
