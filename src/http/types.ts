@@ -47,5 +47,10 @@ declare module 'fastify' {
     permission?: Permission;
     /** Reachable without credentials (health, readiness, OpenAPI, docs). */
     public?: boolean;
+    /**
+     * The route audits its JSON-RPC tool calls itself, one record per call naming the tool (MCP):
+     * the generic per-request record is then skipped for them; denials are still recorded.
+     */
+    auditsToolCalls?: boolean;
   }
 }

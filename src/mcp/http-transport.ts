@@ -282,7 +282,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const issuer = readOidcIssuer(config.auth);
   // Route-level hooks, so they cover /mcp only however the plugin is registered.
   const routeOptions = {
-    config: { permission: ROUTE_PERMISSION },
+    // With a tool auditor, each tool call gets one record naming the tool instead of the
+    // generic per-request one (auth failures and denials on /mcp are still recorded per request).
+    config: { permission: ROUTE_PERMISSION, auditsToolCalls: options.auditToolCall !== undefined },
     schema: { hide: true },
     onRequest: async (request: FastifyRequest) => {
       assertOriginAllowed({ origin: request.headers.origin, host: request.headers.host }, policy);

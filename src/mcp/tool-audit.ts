@@ -1,6 +1,7 @@
 // Audit records for MCP tool calls. One POST /mcp can carry any tool, so the HTTP-level record
-// (action = the route's permission) does not say what happened; this adds one record per
-// state-changing tool call and per denied call, in the same hash-chained audit log.
+// (action = the route's permission) would not say what happened; instead each state-changing tool
+// call and each denied call gets exactly one record (the route skips the generic one), in the
+// same hash-chained audit log.
 import { trace } from '@opentelemetry/api';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from '../observability/logger.ts';

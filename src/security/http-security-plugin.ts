@@ -255,9 +255,11 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       const denied = status === 401 || status === 403 || status === 429;
       if (SAFE_METHODS.has(request.method) && !denied) return done();
       if (request.routeOptions.config?.public === true && !denied) return done();
-      // MCP sends every message as a POST; only tool calls change anything (reads are not audited).
+      // MCP sends every message as a POST; only tool calls change anything (reads are not audited),
+      // and a route that records its tool calls itself (one record naming the tool) gets no second one.
       const rpc = readJsonRpcCall(request.body);
-      if (rpc && rpc.method !== 'tools/call' && !denied) return done();
+      const ownAudit = request.routeOptions.config?.auditsToolCalls === true;
+      if (rpc && (rpc.method !== 'tools/call' || ownAudit) && !denied) return done();
       writeAudit(request, reply).then(() => done(), done);
     });
   };
