@@ -2,6 +2,7 @@
 // problem+json errors, idempotency, pagination, OpenAPI and request ids.
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import type { RoleDefinition } from '../agents/roles/role.ts';
@@ -364,6 +365,41 @@ describe('http server', () => {
     assert.match(String(replaced.headers['x-request-id']), /^[0-9a-f-]{36}$/);
     const problem = await app.inject({ method: 'GET', url: '/nope', headers: { 'x-request-id': 'r-1' } });
     assert.equal(problem.json().requestId, 'r-1');
+  });
+
+  test('log lines of a request carry its request id (the per-request logger is built on first use)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk, _encoding, callback) {
+        lines.push(JSON.parse(String(chunk)));
+        callback();
+      },
+    });
+    const logged = await buildHttpServer({
+      config: { http: { bodyLimitBytes: 4096, maxPageSize: 5, sseKeepAliveSeconds: 15 } },
+      service,
+      logger: createLogger({ level: 'debug', format: 'json', destination }),
+      readiness: async () => ({}),
+      listRoles: () => ROLES,
+    });
+    try {
+      const quiet = await logged.inject({ method: 'GET', url: '/healthz' });
+      assert.equal(quiet.statusCode, 200);
+      const rejected = await logged.inject({
+        method: 'GET',
+        url: '/v1/sessions/not-a-uuid',
+        headers: { 'x-request-id': 'r-log-1' },
+      });
+      assert.equal(rejected.statusCode, 400);
+      await new Promise((resolve) => setImmediate(resolve));
+      const line = lines.find(
+        (entry) => entry.message === 'request rejected' || entry.msg === 'request rejected',
+      );
+      assert.ok(line, JSON.stringify(lines));
+      assert.equal(line.requestId, 'r-log-1');
+    } finally {
+      await logged.close();
+    }
   });
 
   test('OpenAPI 3.1 lists every route with summary, tags and problem responses', async () => {

@@ -19,6 +19,7 @@ import {
   registerAuthentication,
 } from './plugins/authenticate.ts';
 import { registerErrorHandling, sendProblem } from './plugins/error-handler.ts';
+import { createLazyChildLogger } from './plugins/lazy-child-logger.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
 import { registerRequestIdEcho, resolveRequestId } from './plugins/request-id.ts';
 import { type ReadinessProbe, registerHealthRoutes } from './routes/health.ts';
@@ -74,6 +75,8 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     loggerInstance: logger as FastifyBaseLogger,
     // Request/response lines are the observability plugin's job; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    // The per-request child logger (request id binding) is only built when a request logs something.
+    childLoggerFactory: createLazyChildLogger,
     bodyLimit: config.http.bodyLimitBytes,
     genReqId: resolveRequestId,
     requestIdHeader: false,
