@@ -27,6 +27,11 @@ const KNOWN_METHODS = new Set([
 
 export interface HttpTracingPluginOptions {
   tracer: Tracer;
+  /**
+   * False when tracing is off (no exporter): then no hooks are registered at all, because even
+   * no-op spans, context switches and traceparent parsing cost time on every request. @defaultValue true
+   */
+  enabled?: boolean;
 }
 
 const spans = new WeakMap<object, Span>();
@@ -35,6 +40,7 @@ const spans = new WeakMap<object, Span>();
 export function createHttpTracingPlugin(options: HttpTracingPluginOptions): FastifyPluginAsync {
   const { tracer } = options;
   return async (app: FastifyInstance) => {
+    if (options.enabled === false) return;
     // A callback hook, so that everything after `done()` (later hooks, the handler and their
     // promise continuations) runs inside the span's context.
     app.addHook('onRequest', (request, reply, done) => {

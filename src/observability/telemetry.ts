@@ -52,7 +52,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     tracing,
     genAi,
     llm: createLlmTelemetry({ metrics: options.metrics, genAi }),
-    httpPlugin: createHttpTracingPlugin({ tracer: tracing.tracer }),
+    httpPlugin: createHttpTracingPlugin({ tracer: tracing.tracer, enabled: tracing.enabled }),
     querySpanLogger: (system) => createQuerySpanLogger({ tracer: tracing.tracer, system }),
     shutdown: () => tracing.shutdown(),
   };

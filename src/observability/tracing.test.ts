@@ -238,6 +238,22 @@ describe('HTTP and database spans', () => {
     }
   });
 
+  test('with tracing off the plugin adds no hooks and no spans', async () => {
+    const app = Fastify();
+    const plugin: FastifyPluginAsync = createHttpTracingPlugin({ tracer: tracing.tracer, enabled: false });
+    Object.defineProperty(plugin, Symbol.for('skip-override'), { value: true });
+    await app.register(plugin);
+    app.get('/items/:id', async () => ({ active: trace.getActiveSpan() !== undefined }));
+    try {
+      finished();
+      const response = await app.inject({ url: '/items/7' });
+      assert.deepEqual(response.json(), { active: false });
+      assert.equal(finished().length, 0);
+    } finally {
+      await app.close();
+    }
+  });
+
   test('Kysely queries inside a span become database child spans', async () => {
     const db = new Kysely<Record<string, never>>({
       dialect: new SqliteDialect({ database: new Database(':memory:') }),
