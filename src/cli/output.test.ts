@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { AppError } from '../errors/app-error.ts';
 import type { EventDto } from '../http/dto.ts';
 import { CliError, EXIT, exitCodeForStatus, toCliError } from './exit-codes.ts';
-import { createOutput, formatDuration, formatEvent, formatTable } from './output.ts';
+import { createOutput, formatDuration, formatEvent, formatSessionControls, formatTable } from './output.ts';
 
 const plain = createOutput({
   json: false,
@@ -83,6 +83,31 @@ describe('output', () => {
     assert.equal(
       formatEvent(event('user.message', { from: 'user', to: 'orchestrator', text: 'Cheaper' }), names, plain),
       '▸ message user → orchestrator: Cheaper',
+    );
+  });
+
+  test('session controls: approval waiting, budget with usage, deadline, thread; nothing when unset', () => {
+    assert.deepEqual(
+      formatSessionControls({
+        approval: { mode: 'required', pending: true, pendingPhase: 1 },
+        budget: { maxTokens: 1000, maxCostUsd: 2, deadlineSeconds: 60, usedTokens: 120, usedCostUsd: 0.01 },
+        deadline: '2026-01-01T00:01:00.000Z',
+        threadId: 'blog',
+      }),
+      [
+        'Approval  required (waiting: phase 1)',
+        'Budget    120/1000 tokens, $0.0100/$2 spent, deadline 2026-01-01 00:01:00 (60 s)',
+        'Thread    blog',
+      ],
+    );
+    assert.deepEqual(
+      formatSessionControls({
+        approval: { mode: 'none', pending: false, pendingPhase: null },
+        budget: null,
+        deadline: null,
+        threadId: null,
+      }),
+      [],
     );
   });
 

@@ -161,10 +161,36 @@ export function formatSessionDetail(session: SessionDto, paint: Painter): string
     `Started   ${formatTime(session.startedAt)}`,
     `Finished  ${formatTime(session.finishedAt)}  (${formatDuration(session.startedAt, session.finishedAt)})`,
   ];
+  lines.push(...formatSessionControls(session));
   if (session.error) lines.push(`Error     ${paint.red(session.error)}`);
   if (session.result) lines.push(`Result    ${truncate(session.result, 500)}`);
   const tasks = formatTaskTable(session.tasks, paint);
   if (tasks.length > 0) lines.push('', paint.bold('Tasks'), ...tasks);
+  return lines;
+}
+
+/** Approval, budget (limits and usage), deadline and thread lines; none for what is not set. */
+export function formatSessionControls(session: Partial<SessionDto>): string[] {
+  const lines: string[] = [];
+  const approval = session.approval;
+  if (approval?.mode === 'required') {
+    const waiting =
+      approval.pending && approval.pendingPhase !== null
+        ? ` (waiting: ${approval.pendingPhase === 0 ? 'the plan' : `phase ${approval.pendingPhase}`})`
+        : '';
+    lines.push(`Approval  required${waiting}`);
+  }
+  const budget = session.budget;
+  if (budget) {
+    const parts: string[] = [];
+    if (budget.maxTokens !== null) parts.push(`${budget.usedTokens}/${budget.maxTokens} tokens`);
+    if (budget.maxCostUsd !== null)
+      parts.push(`$${budget.usedCostUsd.toFixed(4)}/$${budget.maxCostUsd} spent`);
+    if (budget.deadlineSeconds !== null)
+      parts.push(`deadline ${formatTime(session.deadline ?? null)} (${budget.deadlineSeconds} s)`);
+    lines.push(`Budget    ${parts.join(', ')}`);
+  }
+  if (session.threadId) lines.push(`Thread    ${session.threadId}`);
   return lines;
 }
 

@@ -1,5 +1,6 @@
 // Domain vocabulary shared by the engine, the store and every interface (REST, CLI, MCP).
 // Pure types: no I/O here.
+import type { Budget } from './budget.ts';
 
 export const SESSION_STATUSES = [
   'pending',
@@ -113,8 +114,18 @@ export interface SessionEvent {
   createdAt: number;
 }
 
+/** Orchestration settings fixed at submission (table `session_settings`); they never change. */
+export interface SessionSettings {
+  approval: 'required' | 'none';
+  /** The effective budget (the session's merged with its tenant's default), or null without one. */
+  budget: Budget | null;
+  threadId: string | null;
+}
+
 /** A session with everything `GET /v1/sessions/:id` shows. */
 export interface SessionDetail extends SessionRecord {
   plan: PlanBody | null;
   tasks: TaskRecord[];
+  /** Absent where only the row and tasks were read; shown as no approval, budget or thread. */
+  settings?: SessionSettings;
 }

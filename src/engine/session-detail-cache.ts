@@ -1,12 +1,14 @@
 // Read-through cache of the plan and tasks of finished sessions for GET /v1/sessions/:id: a
 // finished session whose tasks are all finished no longer changes, so its detail needs one row read.
+// The session's settings (approval, budget, thread) never change and come from their own cache.
 import type { Kysely } from 'kysely';
 import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import { isTerminalTaskStatus } from '../domain/task-state.ts';
-import type { SessionDetail, SessionStatus } from '../domain/types.ts';
+import type { SessionDetail, SessionSettings, SessionStatus } from '../domain/types.ts';
 import { toSessionRecord } from '../store/rows.ts';
 import type { Database, SessionsTable } from '../store/schema.ts';
 import { getSessionRow, loadSessionContents, type SessionContents } from '../store/session-store.ts';
+import { createSessionSettingsCache } from './session-settings.ts';
 
 /** Sessions kept; at a few KB each this bounds the cache to a few MB. */
 const DEFAULT_CAPACITY = 1000;
@@ -17,6 +19,7 @@ interface Entry {
   planVersion: number;
   status: string;
   contents: SessionContents;
+  settings: SessionSettings;
   /** The last row read and the detail built from it, returned as is while the row is unchanged. */
   row: SessionsTable;
   detail: SessionDetail;
@@ -25,6 +28,8 @@ interface Entry {
 /** Reads session details, serving the plan and tasks of finished sessions from memory. */
 export interface SessionDetailReader {
   read(db: Kysely<Database>, tenantId: string, sessionId: string): Promise<SessionDetail>;
+  /** `detail` with its settings (for details read elsewhere, e.g. right after a write). */
+  withSettings(db: Kysely<Database>, detail: SessionDetail): Promise<SessionDetail>;
 }
 
 /**
@@ -35,6 +40,7 @@ export interface SessionDetailReader {
  */
 export function createSessionDetailReader(capacity = DEFAULT_CAPACITY): SessionDetailReader {
   const entries = new Map<string, Entry>();
+  const settingsCache = createSessionSettingsCache();
   return {
     async read(db, tenantId, sessionId) {
       const row = await getSessionRow(db, tenantId, sessionId);
@@ -43,24 +49,29 @@ export function createSessionDetailReader(capacity = DEFAULT_CAPACITY): SessionD
         // Same row as last time: the same (frozen) detail, so the HTTP layer can reuse its JSON.
         if (sameRow(cached.row, row)) return cached.detail;
         cached.row = row;
-        cached.detail = deepFreeze(toDetail(row, cached.contents));
+        cached.detail = deepFreeze(toDetail(row, cached.contents, cached.settings));
         return cached.detail;
       }
       const contents = await loadSessionContents(db, sessionId);
+      const settings = await settingsCache.get(db, sessionId);
       if (cached) entries.delete(sessionId);
-      if (!isSettled(row, contents)) return toDetail(row, contents);
+      if (!isSettled(row, contents)) return toDetail(row, contents, settings);
       if (entries.size >= capacity) entries.delete(entries.keys().next().value as string);
       const frozen = deepFreeze(contents);
-      const detail = deepFreeze(toDetail(row, frozen));
+      const detail = deepFreeze(toDetail(row, frozen, settings));
       entries.set(sessionId, {
         updatedAt: Number(row.updated_at),
         planVersion: Number(row.plan_version),
         status: row.status,
         contents: frozen,
+        settings,
         row,
         detail,
       });
       return detail;
+    },
+    async withSettings(db, detail) {
+      return { ...detail, settings: await settingsCache.get(db, detail.id) };
     },
   };
 }
@@ -77,8 +88,8 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function toDetail(row: SessionsTable, contents: SessionContents): SessionDetail {
-  return { ...toSessionRecord(row), plan: contents.plan, tasks: [...contents.tasks] };
+function toDetail(row: SessionsTable, contents: SessionContents, settings: SessionSettings): SessionDetail {
+  return { ...toSessionRecord(row), plan: contents.plan, tasks: [...contents.tasks], settings };
 }
 
 /** Column by column: every column is a string, number or null. */

@@ -125,7 +125,13 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         // A replay must not plan again (planning may call an LLM); the write below re-checks under the lock.
         const existing = await findIdempotentSession(deps.db, actor.tenantId, idempotency);
         if (existing)
-          return { session: await getSessionDetail(deps.db, actor.tenantId, existing), created: false };
+          return {
+            session: await details.withSettings(
+              deps.db,
+              await getSessionDetail(deps.db, actor.tenantId, existing),
+            ),
+            created: false,
+          };
       }
       const defaults = deps.sessionDefaults?.(actor.tenantId);
       const approval = input.approval ?? defaults?.approval ?? 'none';
@@ -188,7 +194,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         notifyObserver(deps.observer, 'sessionStarted');
         if (stored.readied > 0) deps.notifier.publish(READY_CHANNEL);
       }
-      const session = stored.detail ?? (await getSessionDetail(deps.db, actor.tenantId, stored.sessionId));
+      const session = await details.withSettings(
+        deps.db,
+        stored.detail ?? (await getSessionDetail(deps.db, actor.tenantId, stored.sessionId)),
+      );
       return { session, created: stored.created };
     },
 
@@ -208,7 +217,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         notifyObserver(deps.observer, 'sessionFinished', 'cancelled');
         deps.notifier.publish(sessionChannel(sessionId));
       }
-      return getSessionDetail(deps.db, actor.tenantId, sessionId);
+      return details.withSettings(deps.db, await getSessionDetail(deps.db, actor.tenantId, sessionId));
     },
 
     async listEvents(actor, sessionId, afterSeq, limit) {

@@ -87,8 +87,42 @@ export const planSchema = z
   .meta({ id: 'Plan' })
   .describe('The current version of the plan.');
 
+/** Approval, budget, deadline and thread of a session (fixed at submission; usage is live). */
+export const sessionControlSchema = z.object({
+  approval: z
+    .object({
+      mode: z
+        .enum(['required', 'none'])
+        .describe('`required`: the session stops in `awaiting_approval` after each plan and phase gate.'),
+      pending: z.boolean().describe('True while a plan waits for approval (status `awaiting_approval`).'),
+      pendingPhase: z
+        .number()
+        .int()
+        .nullable()
+        .describe('Phase (0 = first) whose tasks wait for approval; null when nothing waits.'),
+    })
+    .meta({ id: 'SessionApproval' }),
+  budget: z
+    .object({
+      maxTokens: z.number().int().nullable(),
+      maxCostUsd: z.number().nullable(),
+      deadlineSeconds: z.number().int().nullable(),
+      usedTokens: z.number().int().describe('Input + output tokens so far (what maxTokens limits).'),
+      usedCostUsd: z.number().describe('Cost so far (what maxCostUsd limits).'),
+    })
+    .nullable()
+    .meta({ id: 'SessionBudget' })
+    .describe(
+      'The effective budget (session and tenant default merged) and the usage against it; null without one.',
+    ),
+  deadline: optionalTimestamp.describe(
+    'When the deadline passes (submission + deadlineSeconds); null without one.',
+  ),
+  threadId: z.string().nullable().describe('The conversation thread the session belongs to.'),
+});
+
 export const sessionDetailSchema = sessionSummarySchema
-  .extend({ plan: planSchema.nullable(), tasks: z.array(taskSchema) })
+  .extend({ ...sessionControlSchema.shape, plan: planSchema.nullable(), tasks: z.array(taskSchema) })
   .meta({ id: 'Session' })
   .describe('A session with its plan and tasks.');
 
@@ -223,6 +257,8 @@ export function toSessionDto(session: SessionDetail): SessionDto {
   if (!dto) {
     dto = buildSessionDto(session);
     Object.freeze(dto.usage);
+    Object.freeze(dto.approval);
+    Object.freeze(dto.budget);
     Object.freeze(dto.tasks);
     Object.freeze(dto);
     frozenSessionDtos.set(session, dto);
@@ -233,8 +269,40 @@ export function toSessionDto(session: SessionDetail): SessionDto {
 function buildSessionDto(session: SessionDetail): SessionDto {
   return {
     ...toSessionSummaryDto(session),
+    ...toSessionControlDto(session),
     plan: session.plan,
     tasks: session.tasks.map(toTaskDto),
+  };
+}
+
+/** The approval, budget, deadline and thread fields of the session document (stored values only). */
+function toSessionControlDto(session: SessionDetail): z.infer<typeof sessionControlSchema> {
+  const settings = session.settings;
+  const budget = settings?.budget ?? null;
+  const pending = session.status === 'awaiting_approval';
+  let pendingPhase: number | null = null;
+  if (pending) {
+    for (const task of session.tasks) {
+      if (task.status === 'pending' && (pendingPhase === null || task.phase < pendingPhase))
+        pendingPhase = task.phase;
+    }
+  }
+  return {
+    approval: { mode: settings?.approval ?? 'none', pending, pendingPhase },
+    budget:
+      budget === null
+        ? null
+        : {
+            maxTokens: budget.maxTokens ?? null,
+            maxCostUsd: budget.maxCostUsd ?? null,
+            deadlineSeconds: budget.deadlineSeconds ?? null,
+            usedTokens: session.usage.inputTokens + session.usage.outputTokens,
+            usedCostUsd: session.usage.costUsd,
+          },
+    // The deadline counts from submission (engine/session-deadlines.ts).
+    deadline:
+      budget?.deadlineSeconds === undefined ? null : toIso(session.createdAt + budget.deadlineSeconds * 1000),
+    threadId: settings?.threadId ?? null,
   };
 }
 

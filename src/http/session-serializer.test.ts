@@ -83,6 +83,24 @@ describe('session detail serializer', () => {
     assert.equal(serialize(dto), reference(dto));
   });
 
+  test('approval, budget, deadline and thread serialise like the zod serializer, in schema order', () => {
+    const serialize = createSessionDetailSerializer('GET', '/v1/sessions/:id');
+    const waiting = {
+      ...session([{ ...task('a', []), status: 'pending', phase: 1 } as TaskRecord]),
+      status: 'awaiting_approval',
+      settings: { approval: 'required', budget: { maxTokens: 10, deadlineSeconds: 60 }, threadId: 't' },
+    } as SessionDetail;
+    const dto = toSessionDto(waiting);
+    assert.equal(serialize(dto), reference(dto));
+    assert.match(
+      serialize(dto),
+      /"finishedAt":"[^"]+","approval":\{"mode":"required","pending":true,"pendingPhase":1\},"budget":\{"maxTokens":10,"maxCostUsd":null,"deadlineSeconds":60,"usedTokens":3,"usedCostUsd":0.5\},"deadline":"2026-01-01T00:01:00.000Z","threadId":"t","plan":/,
+    );
+    const frozen = toSessionDto(Object.freeze({ ...waiting, status: 'completed' }) as SessionDetail);
+    assert.equal(serialize(frozen), reference(frozen));
+    assert.match(serialize(frozen), /"approval":\{"mode":"required","pending":false,"pendingPhase":null\}/);
+  });
+
   test('invalid data is a response serialisation error, as with the zod serializer', () => {
     const serialize = createSessionDetailSerializer('GET', '/v1/sessions/:id');
     const dto = toSessionDto(session([task('a', [])]));

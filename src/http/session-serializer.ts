@@ -4,7 +4,13 @@
 import { ResponseSerializationError } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { safeEncode } from 'zod/v4/core';
-import { planSchema, sessionDetailSchema, sessionSummarySchema, taskSchema } from './dto.ts';
+import {
+  planSchema,
+  sessionControlSchema,
+  sessionDetailSchema,
+  sessionSummarySchema,
+  taskSchema,
+} from './dto.ts';
 
 // The route schema as Fastify hands it to a serializer compiler (only `schema`, `method`, `url` are read).
 type RouteSchema<S> = { schema: S; method: string; url: string };
@@ -25,7 +31,8 @@ export function withSessionDetailSerializer<S>(fallback: SerializerCompiler<S>):
 
 /**
  * JSON of a session DTO, byte-for-byte what `JSON.stringify(sessionDetailSchema.encode(dto))` gives:
- * the summary fields, then `plan`, then `tasks` (the key order of the schema). Frozen plan and task
+ * the summary fields, the control fields (approval, budget, deadline, thread), then `plan`, then
+ * `tasks` (the key order of the schema). Frozen plan and task
  * objects (they never change) have their JSON cached; a validation failure is reported exactly as
  * the zod serializer reports it.
  */
@@ -54,10 +61,13 @@ export function createSessionDetailSerializer(method: string, url: string): (dat
     if (typeof data !== 'object' || data === null || !Array.isArray(dto.tasks)) return fail(data);
     const summary = safeEncode(sessionSummarySchema, data as z.output<typeof sessionSummarySchema>);
     if (summary.error) return fail(data);
+    const control = safeEncode(sessionControlSchema, data as z.output<typeof sessionControlSchema>);
+    if (control.error) return fail(data);
     const plan = encodeCached(planJson, nullablePlanSchema, dto.plan, data);
     const tasks = dto.tasks.map((task) => encodeCached(taskJson, taskSchema, task, data));
     const head = JSON.stringify(summary.data);
-    return `${head.slice(0, -1)},"plan":${plan},"tasks":[${tasks.join(',')}]}`;
+    const controlJson = JSON.stringify(control.data);
+    return `${head.slice(0, -1)},${controlJson.slice(1, -1)},"plan":${plan},"tasks":[${tasks.join(',')}]}`;
   };
   return (data) => {
     // A frozen DTO (and everything in it, see toSessionDto) never changes: its JSON is reused.

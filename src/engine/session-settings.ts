@@ -1,0 +1,52 @@
+// A session's orchestration settings (approval, budget, thread) for the session document. They are
+// fixed at submission, so a bounded in-memory cache serves them: reading a session's detail again
+// costs no query for them.
+import type { Kysely } from 'kysely';
+import type { Budget } from '../domain/budget.ts';
+import type { SessionSettings } from '../domain/types.ts';
+import type { Database } from '../store/schema.ts';
+
+/** What a session without a `session_settings` row has. */
+export const NO_SETTINGS: Readonly<SessionSettings> = Object.freeze({
+  approval: 'none',
+  budget: null,
+  threadId: null,
+});
+
+/** Reads the stored settings of a session (the caller has checked the tenant). */
+export async function loadSessionSettings(db: Kysely<Database>, sessionId: string): Promise<SessionSettings> {
+  const row = await db
+    .selectFrom('session_settings')
+    .select(['approval', 'budget', 'thread_id'])
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
+  if (!row) return NO_SETTINGS;
+  return Object.freeze({
+    approval: row.approval === 'required' ? 'required' : 'none',
+    budget: row.budget === null ? null : (Object.freeze(JSON.parse(row.budget)) as Budget),
+    threadId: row.thread_id,
+  });
+}
+
+/** Sessions whose settings are kept; a few hundred bytes each. */
+const DEFAULT_CAPACITY = 10_000;
+
+export interface SessionSettingsCache {
+  /** The session's settings, from memory after the first read (they never change). Frozen. */
+  get(db: Kysely<Database>, sessionId: string): Promise<SessionSettings>;
+}
+
+/** A bounded cache (oldest entry out first) of immutable settings. */
+export function createSessionSettingsCache(capacity = DEFAULT_CAPACITY): SessionSettingsCache {
+  const entries = new Map<string, SessionSettings>();
+  return {
+    async get(db, sessionId) {
+      const hit = entries.get(sessionId);
+      if (hit) return hit;
+      const settings = await loadSessionSettings(db, sessionId);
+      if (entries.size >= capacity) entries.delete(entries.keys().next().value as string);
+      entries.set(sessionId, settings);
+      return settings;
+    },
+  };
+}
