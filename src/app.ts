@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Kysely } from 'kysely';
 import { createLlmStack } from './agents/providers/create-llm-stack.ts';
 import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
+import type { RoleDefinition } from './agents/roles/role.ts';
 import { createCommandRuntime } from './agents/runtimes/command/command-runtime.ts';
 import { createRuntimeRegistry } from './agents/runtimes/runtime.ts';
 import { readRunnerBaseEnv } from './config/runner-env.ts';
@@ -22,6 +23,7 @@ import { createTenantProviderRoutesPlugin } from './http/routes/tenant-providers
 import { buildHttpServer } from './http/server.ts';
 import { createEngineSteering } from './mcp/engine-steering.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
+import type { SessionSteering } from './mcp/steering-tools.ts';
 import { createStreamEventLog, type McpStreamEventsDb } from './mcp/stream-event-log.ts';
 import { createToolAuditor } from './mcp/tool-audit.ts';
 import { readBuildRevision } from './observability/build-revision.ts';
@@ -71,6 +73,10 @@ export interface App {
   engine: Engine;
   http: FastifyInstance;
   metrics: Metrics;
+  /** Plan approval and steering as the MCP tools use them; absent without an LLM provider. */
+  steering?: SessionSteering;
+  /** The roles a tenant's sessions can use (built-in plus its custom ones), as `/mcp` lists them. */
+  listRoles(actor: Actor): Promise<RoleDefinition[]>;
   security: Security;
   authMode: AuthMode;
   /** Starts workers, audit checkpoints and the metrics listener, then listens; returns the base URL. */
@@ -196,6 +202,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           },
         }
       : undefined;
+    const steering = steeringOptions ? createEngineSteering(steeringOptions) : undefined;
     const tls = loadTlsCredentials(config.tls);
     const http = await buildHttpServer({
       ...(tls ? { serverFactory: createHttpsServerFactory(tls) } : {}),
@@ -233,7 +240,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             logger,
           }),
           listRoles: async (actor) => [...(await listRoles(actor))],
-          ...(steeringOptions ? { steering: createEngineSteering(steeringOptions) } : {}),
+          ...(steering ? { steering } : {}),
           streamEvents: createStreamEventLog(database.db as unknown as Kysely<McpStreamEventsDb>, {
             retentionMs: config.mcp.replayRetentionSeconds * 1000,
             perStreamLimit: config.mcp.replayBufferSize,
@@ -259,6 +266,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       http,
       metrics,
       security,
+      ...(steering ? { steering } : {}),
+      listRoles: async (actor) => [...(await listRoles(actor))],
       authMode: config.auth.mode,
       async start() {
         if (config.metrics.enabled && config.metrics.port !== undefined) {

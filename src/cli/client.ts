@@ -130,6 +130,11 @@ export function createApiClient(options: ApiClientOptions) {
       await requestJson('POST', `v1/sessions/${encodeId(id)}/reject`, { reason });
     },
 
+    /** `POST /v1/sessions/:id/messages`: a steering message for the orchestrator. */
+    async sendMessage(id: string, message: string): Promise<{ id: string; createdAt: string }> {
+      return requestJson('POST', `v1/sessions/${encodeId(id)}/messages`, { message });
+    },
+
     /** `GET /v1/sessions/:id/events?after=&limit=` as JSON (one page, oldest first). */
     async listEvents(id: string, afterSeq: number, limit = EVENT_PAGE_SIZE): Promise<EventDto[]> {
       const path = `v1/sessions/${encodeId(id)}/events?after=${afterSeq}&limit=${limit}`;

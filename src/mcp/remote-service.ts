@@ -1,11 +1,13 @@
-// A SessionService that calls a running MAOS server over REST, for `maos mcp --server URL`: the
-// stdio MCP server then behaves exactly as /mcp does, with the server's auth, RBAC and audit.
+// A SessionService and SessionSteering that call a running MAOS server over REST, for
+// `maos mcp --server URL`: the stdio MCP server then offers the tools of /mcp, with the server's
+// auth, RBAC and audit.
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import { type ApiClient, createApiClient } from '../cli/client.ts';
 import { CliError } from '../cli/exit-codes.ts';
 import type { SessionDetail, SessionEvent, SessionRecord, TaskRecord } from '../domain/types.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import { AppError, isErrorCode } from '../errors/app-error.ts';
+import type { SessionSteering } from './steering-tools.ts';
 
 export interface RemoteServiceOptions {
   /** Base URL of the MAOS server, e.g. http://127.0.0.1:7070. */
@@ -74,9 +76,10 @@ function toEvent(dto: object): SessionEvent {
   return { ...raw, createdAt: toMs(raw.createdAt) };
 }
 
-/** A SessionService and role list backed by the REST API of a running server. */
+/** A SessionService, steering operations and role list backed by the REST API of a running server. */
 export function createRemoteSessionService(options: RemoteServiceOptions): {
   service: SessionService;
+  steering: SessionSteering;
   listRoles: () => Promise<RoleDefinition[]>;
   client: ApiClient;
 } {
@@ -135,6 +138,18 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
     },
   };
 
+  // `POST /v1/sessions/:id/approve|reject|messages`; the server checks `sessions:approve` etc.
+  const steering: SessionSteering = {
+    approvePlan: (_actor, sessionId, editedPlan) =>
+      remote(() => client.approveSession(sessionId, editedPlan)),
+    rejectPlan: (_actor, sessionId, reason) => remote(() => client.rejectSession(sessionId, reason)),
+    sendMessage: (_actor, sessionId, message) =>
+      remote(async () => {
+        const stored = await client.sendMessage(sessionId, message);
+        return { id: stored.id, createdAt: toMs(stored.createdAt) };
+      }),
+  };
+
   const listRoles = () =>
     remote(async () =>
       (await client.listRoles()).map((role) => ({
@@ -146,5 +161,5 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
       })),
     );
 
-  return { service, listRoles, client };
+  return { service, steering, listRoles, client };
 }

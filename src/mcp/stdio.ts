@@ -6,12 +6,15 @@ import type { Actor, SessionService } from '../engine/session-service.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createFixedCaller } from './caller.ts';
 import { createMcpServer } from './server.ts';
+import type { SessionSteering } from './steering-tools.ts';
 
 export interface StdioServerOptions {
   service: SessionService;
   listRoles: () => Promise<RoleDefinition[]>;
   /** Who the process acts as (embedded mode); remote mode ignores it, the server uses the token. */
   actor: Actor;
+  /** Plan approval and steering (approve_plan, reject_plan, send_message); absent = not offered. */
+  steering?: SessionSteering;
   logger?: Logger;
   /** Protocol streams; default the process's stdin/stdout. Nothing else may write to stdout. */
   stdin?: NodeJS.ReadableStream;
@@ -33,6 +36,7 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
     service: options.service,
     listRoles: () => options.listRoles(),
     resolveCaller: () => caller,
+    ...(options.steering === undefined ? {} : { steering: options.steering }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
   const transport = new StdioServerTransport(

@@ -1,7 +1,6 @@
 // `maos mcp`: an MCP server on stdin/stdout for clients that spawn a process (Claude Desktop,
 // IDEs). Talks to a running MAOS server over REST, or embeds the engine on the local data dir.
 import type { Command } from 'commander';
-import { BUILT_IN_ROLES } from '../../agents/roles/catalogue.ts';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { Actor } from '../../engine/session-service.ts';
@@ -83,7 +82,10 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
     app.engine.start();
     const running = await startStdioServer({
       service: app.engine.service,
-      listRoles: async () => [...BUILT_IN_ROLES],
+      // The same roles and steering as /mcp of this configuration (custom roles and plan approval
+      // come with an LLM provider).
+      listRoles: async () => [...(await app.listRoles(EMBEDDED_ACTOR))],
+      ...(app.steering === undefined ? {} : { steering: app.steering }),
       actor: EMBEDDED_ACTOR,
       logger,
     });
