@@ -1,30 +1,34 @@
-// Orchestration overhead per agent step: LLM agents (the real AI SDK provider code) against the
-// scripted LLM server answering at once, through the durable engine (SQLite WAL, synchronous=FULL).
-// Overhead = wall time − time spent inside provider calls (critical path), per step.
-//   node bench/orchestrator.ts [runs=5]
+// Orchestration overhead per agent step, MAOS next to its peers, measured in the same run.
+// MAOS: LLM agents (the real AI SDK provider code) against the scripted LLM server answering at once,
+// through the durable engine (SQLite WAL, synchronous=FULL); overhead = wall time − time spent inside
+// provider calls (critical path), per step. Peers (bench/orchestrator-peers.ts): LangGraph.js with its
+// SQLite checkpointer and Mastra workflows with LibSQL, steps that do nothing, synchronous=FULL.
+// Shapes: a 20-step sequential chain and a 20-way fan-out with a join. See bench/README.md.
+//   npm install --prefix bench        # once, for the peers (MAOS alone is measured without them)
+//   node bench/orchestrator.ts [runs=20]
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
 import { createLlmStack } from '../src/agents/providers/create-llm-stack.ts';
 import { createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
 import { llmConfigSchema, providersConfigSchema } from '../src/config/llm-schema.ts';
 import type { AgentSpec } from '../src/domain/session-input.ts';
+import type { SessionStatus } from '../src/domain/types.ts';
 import { createEngine } from '../src/engine/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { createDatabase } from '../src/store/db.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
 import { startLlmServer } from '../test/fixtures/llm-server.ts';
+import { measurePeers, type PeerReport, type ShapeFigures } from './orchestrator-peers.ts';
 
-const RUNS = Number(process.argv[2] ?? 5);
+const RUNS = Number(process.argv[2] ?? 20);
 const STEPS = 20;
 const ACTOR = { tenantId: 'default', principalId: 'bench' };
-// Reference figures from ../shared/probe.md, measured on this machine class (not in this run).
-const PEERS = { 'Mastra workflows + LibSQL': 0.66, 'LangGraph.js + SQLite checkpointer': 0.95 };
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
 interface CallSpan {
-  task: string;
   start: number;
   end: number;
 }
@@ -34,8 +38,8 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
-async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'maos-bench-orch-'));
+/** MAOS: median µs of orchestration overhead per step for both shapes. */
+async function measureMaos(dir: string): Promise<ShapeFigures & { commitsPerStep: ShapeFigures }> {
   const server = await startLlmServer({
     handler: () => ({ text: 'done', usage: { inputTokens: 10, outputTokens: 1 } }),
   });
@@ -61,7 +65,7 @@ async function main(): Promise<void> {
       async observeCall(_target, run) {
         const start = performance.now();
         const value = await run();
-        calls.push({ task: '', start, end: performance.now() });
+        calls.push({ start, end: performance.now() });
         return value;
       },
     },
@@ -69,6 +73,8 @@ async function main(): Promise<void> {
   if (!stack) throw new Error('no LLM stack');
   const runtimes = createRuntimeRegistry();
   runtimes.registerLlm(stack.runtime);
+  // The bench runs one session at a time: the engine's "session finished" hook ends a run.
+  let onFinished: ((status: SessionStatus) => void) | null = null;
   const engine = createEngine({
     config: {
       workers: { concurrency: 32, pollIntervalMs: 1000 },
@@ -78,32 +84,28 @@ async function main(): Promise<void> {
     db: handle.db,
     logger,
     runtimes,
+    observer: { sessionFinished: (status) => onFinished?.(status) },
   });
   engine.start();
 
   async function runSession(strategy: 'sequential' | 'pipeline', agents: AgentSpec[]) {
     calls.length = 0;
+    const batches = engine.queue.stats().batches;
     const started = performance.now();
-    const { session } = await engine.service.createSession(ACTOR, { objective: 'bench', strategy, agents });
-    await new Promise<void>((resolve, reject) => {
-      const check = () => {
-        engine.service
-          .getSession(ACTOR, session.id)
-          .then((detail) => {
-            if (detail.status === 'completed') {
-              stop();
-              resolve();
-            } else if (['failed', 'cancelled'].includes(detail.status)) {
-              stop();
-              reject(new Error(`session ${detail.status}: ${detail.error}`));
-            }
-          })
-          .catch(reject);
-      };
-      const stop = engine.service.watchEvents(session.id, check);
-      check();
+    const finished = new Promise<SessionStatus>((resolve) => {
+      onFinished = resolve;
     });
-    return { wall: performance.now() - started, calls: [...calls].sort((a, b) => a.start - b.start) };
+    const { session } = await engine.service.createSession(ACTOR, { objective: 'bench', strategy, agents });
+    await finished;
+    // The answer as a client reads it (the finish is committed before the hook runs).
+    const detail = await engine.service.getSession(ACTOR, session.id);
+    const wall = performance.now() - started;
+    if (detail.status !== 'completed') throw new Error(`session ${detail.status}: ${detail.error}`);
+    return {
+      wall,
+      calls: [...calls].sort((a, b) => a.start - b.start),
+      batches: engine.queue.stats().batches - batches,
+    };
   }
 
   const chain: AgentSpec[] = Array.from({ length: STEPS }, (_, i) => ({
@@ -121,13 +123,20 @@ async function main(): Promise<void> {
     },
   ];
 
-  const chainOverheads: number[] = [];
-  const fanOverheads: number[] = [];
-  await runSession('sequential', chain.slice(0, 3)); // warm-up: module loading, JIT, first connections
+  const chainUs: number[] = [];
+  const fanUs: number[] = [];
+  const chainCommits: number[] = [];
+  const fanCommits: number[] = [];
+  // Warm-up: module loading, JIT, first connections.
+  for (let i = 0; i < 3; i++) {
+    await runSession('sequential', chain);
+    await runSession('pipeline', fan);
+  }
   for (let run = 0; run < RUNS; run++) {
     const sequential = await runSession('sequential', chain);
     const providerMs = sequential.calls.reduce((sum, call) => sum + (call.end - call.start), 0);
-    chainOverheads.push((sequential.wall - providerMs) / STEPS);
+    chainUs.push(((sequential.wall - providerMs) * 1000) / STEPS);
+    chainCommits.push(sequential.batches / STEPS);
     const fanOut = await runSession('pipeline', fan);
     // Critical path inside providers: the longest of the parallel calls, then the join's call.
     const branches = fanOut.calls.slice(0, STEPS);
@@ -135,26 +144,100 @@ async function main(): Promise<void> {
     const critical =
       Math.max(...branches.map((call) => call.end - call.start)) +
       (joinCall ? joinCall.end - joinCall.start : 0);
-    fanOverheads.push((fanOut.wall - critical) / (STEPS + 1));
+    fanUs.push(((fanOut.wall - critical) * 1000) / (STEPS + 1));
+    fanCommits.push(fanOut.batches / (STEPS + 1));
   }
   await engine.stop({ graceMs: 1000 });
   await handle.close();
   await server.close();
-  rmSync(dir, { recursive: true, force: true });
+  return {
+    seq: median(chainUs),
+    fan: median(fanUs),
+    commitsPerStep: { seq: median(chainCommits), fan: median(fanCommits) },
+  };
+}
 
-  console.log(
-    `MAOS orchestration overhead per agent step (median of ${RUNS} runs; SQLite WAL, synchronous=FULL;`,
-  );
-  console.log(
-    `LLM agents through the AI SDK against the scripted server answering at once; node ${process.version})\n`,
-  );
-  console.log(`  ${STEPS}-step sequential chain:     ${median(chainOverheads).toFixed(2)} ms/step`);
-  console.log(`  ${STEPS}-way fan-out with a join:   ${median(fanOverheads).toFixed(2)} ms/step`);
-  console.log('\nReference figures for peers (shared/probe.md; not measured in this run):');
-  for (const [name, ms] of Object.entries(PEERS)) console.log(`  ${name}: ~${ms} ms/step`);
-  console.log(
-    `  target: ≤ ${(Math.min(...Object.values(PEERS)) / 5).toFixed(3)} ms/step (one fifth of the better peer)`,
-  );
+/** The durability floor of this disk: one bare better-sqlite3 commit (one insert, WAL, FULL). */
+function measureBareCommit(dir: string): number {
+  const sqlite = new SqliteDatabase(join(dir, 'bare.db'));
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = FULL');
+  sqlite.exec('create table steps (id integer primary key, data text)');
+  const insert = sqlite.prepare('insert into steps (data) values (?)');
+  const commit = sqlite.transaction((data: string) => insert.run(data));
+  const perRun: number[] = [];
+  for (let run = 0; run < RUNS + 3; run++) {
+    const started = performance.now();
+    for (let step = 0; step < STEPS; step++) commit(`step ${step}`);
+    if (run >= 3) perRun.push(((performance.now() - started) * 1000) / STEPS);
+  }
+  sqlite.close();
+  return median(perRun);
+}
+
+function formatUs(value: number): string {
+  return Number.isFinite(value) ? `${Math.round(value).toLocaleString('en-US')} µs` : 'n/a';
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-bench-orch-'));
+  const loadBefore = loadavg();
+  try {
+    const maos = await measureMaos(join(dir, 'maos'));
+    const peers: PeerReport[] = await measurePeers({ runs: RUNS, steps: STEPS, dir });
+    const bare = measureBareCommit(dir);
+    const loadAfter = loadavg();
+
+    const rows: Array<[string, string, string]> = [
+      ['MAOS (LLM agents, AI SDK, scripted server)', formatUs(maos.seq), formatUs(maos.fan)],
+    ];
+    for (const peer of peers) {
+      rows.push(
+        peer.figures
+          ? [peer.name, formatUs(peer.figures.seq), formatUs(peer.figures.fan)]
+          : [peer.name, 'not measured', 'not measured'],
+      );
+    }
+    rows.push(['one bare SQLite commit (fsync) per step', formatUs(bare), '']);
+    const width = Math.max(...rows.map((row) => row[0].length));
+    console.log(
+      `Orchestration overhead per agent step, median of ${RUNS} runs (node ${process.version};` +
+        ` load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before,` +
+        ` ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after)\n`,
+    );
+    console.log(`  ${''.padEnd(width)}  ${STEPS}-step chain   ${STEPS}-way fan-out + join`);
+    for (const [name, seq, fan] of rows)
+      console.log(`  ${name.padEnd(width)}  ${seq.padStart(12)}   ${fan.padStart(12)}`);
+    console.log(
+      `\n  MAOS write transactions per step: ${maos.commitsPerStep.seq.toFixed(2)} (chain), ` +
+        `${maos.commitsPerStep.fan.toFixed(2)} (fan-out)`,
+    );
+    for (const peer of peers) {
+      if (peer.skipped) console.log(`  ${peer.name}: ${peer.skipped}`);
+      else if (peer.storage) console.log(`  ${peer.name}: ${peer.storage}`);
+    }
+    const measured = peers.filter((peer) => peer.figures).map((peer) => peer.figures!);
+    if (measured.length === 0) {
+      console.log(
+        '\n  Peers not measured: install them with `npm install --prefix bench` (see bench/README.md).',
+      );
+      return;
+    }
+    const best = {
+      seq: Math.min(...measured.map((f) => f.seq)),
+      fan: Math.min(...measured.map((f) => f.fan)),
+    };
+    for (const shape of ['seq', 'fan'] as const) {
+      const target = best[shape] / 5;
+      const verdict = maos[shape] <= target ? 'met' : 'NOT met';
+      console.log(
+        `  target (${shape === 'seq' ? 'chain' : 'fan-out'}): ≤ ${formatUs(target)} (one fifth of the better peer): ` +
+          `MAOS ${formatUs(maos[shape])}, ${verdict} (${(best[shape] / maos[shape]).toFixed(1)}× faster than the better peer)`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 await main();
