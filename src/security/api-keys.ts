@@ -90,6 +90,15 @@ export async function listApiKeys(db: SecurityDb, tenantId: string): Promise<Api
   return rows.map(toInfo);
 }
 
+// Counts revocations made by this process; caches of verified keys (api-key-cache.ts) drop every
+// entry whose epoch is older, so a revocation here takes effect on the next request.
+let revocationEpoch = 0;
+
+/** Changes whenever this process revokes a key. */
+export function apiKeyRevocationEpoch(): number {
+  return revocationEpoch;
+}
+
 /** Revokes a key by id or prefix within the tenant (idempotent). Another tenant's key is NOT_FOUND. */
 export async function revokeApiKey(
   db: SecurityDb,
@@ -108,6 +117,8 @@ export async function revokeApiKey(
     row.revoked_at = now.toISOString();
     await db.updateTable('api_keys').set({ revoked_at: row.revoked_at }).where('id', '=', row.id).execute();
   }
+  // After the write: a verification that read the row before it started with the old epoch.
+  revocationEpoch++;
   return toInfo(row);
 }
 
@@ -152,6 +163,18 @@ export async function verifyApiKey(
 /** True when a bearer credential looks like a MAOS API key (rather than a JWT). */
 export function looksLikeApiKey(credential: string): boolean {
   return credential.startsWith(API_KEY_PREFIX);
+}
+
+/** Splits a well-formed key into its lookup prefix and secret; null when malformed. */
+export function parseApiKey(presented: string): { prefix: string; secret: string } | null {
+  const match = KEY_PATTERN.exec(presented);
+  if (!match) return null;
+  return { prefix: match[1] as string, secret: match[2] as string };
+}
+
+/** SHA-256 of the secret part of a key, as bytes (the stored hash is its hex form). */
+export function hashSecretBytes(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
 }
 
 /** Hex SHA-256 of the secret part of a key. */

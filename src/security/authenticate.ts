@@ -5,7 +5,8 @@ import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
-import { looksLikeApiKey, verifyApiKey } from './api-keys.ts';
+import { type ApiKeyCache, createApiKeyCache } from './api-key-cache.ts';
+import { apiKeyRevocationEpoch, looksLikeApiKey, verifyApiKey } from './api-keys.ts';
 import { createOidcVerifier, type OidcVerifier } from './oidc.ts';
 import { authFailure, type Principal } from './principal.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
@@ -32,6 +33,8 @@ export interface AuthenticatorOptions {
   /** Injected for tests (clock-moved token checks). */
   oidc?: OidcVerifier;
   now?: () => Date;
+  /** Verified API keys reused without database reads (default: api-key-cache.ts, 5 s). */
+  apiKeyCache?: ApiKeyCache;
 }
 
 // RFC 6750 §2.1 b64token.
@@ -79,6 +82,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   const acceptsTokens = auth.mode === 'oidc' || auth.mode === 'both';
   const oidc = acceptsTokens ? (options.oidc ?? createOidcVerifier(auth.oidc, { now })) : null;
   const tenants = createTenantProvisioner(db);
+  const keyCache = options.apiKeyCache ?? createApiKeyCache();
 
   async function addBindings(principal: Principal): Promise<Principal> {
     // A verified principal may be the first of its tenant (a new OIDC tenant claim, a key created for
@@ -107,11 +111,14 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       const credential = readCredential(source);
       if (looksLikeApiKey(credential)) {
         if (!acceptsKeys) throw authFailure('INVALID_TOKEN', 'invalid_token', 'API keys are not accepted');
+        const cached = keyCache.lookup(credential, now().getTime());
+        if (cached) return cached;
+        const epoch = apiKeyRevocationEpoch();
         const key = await verifyApiKey(db, credential, now()).catch((error: unknown) => {
           const reason = error instanceof AppError ? error.message : 'invalid API key';
           throw authFailure('INVALID_TOKEN', 'invalid_token', reason);
         });
-        return addBindings({
+        const principal = await addBindings({
           type: 'service',
           id: `key:${key.id}`,
           tenantId: key.tenantId,
@@ -119,6 +126,8 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
           authMethod: 'apikey',
           clientId: key.id,
         });
+        keyCache.store(credential, { principal, keyExpiresAt: key.expiresAt, epoch }, now().getTime());
+        return principal;
       }
       if (!oidc)
         throw authFailure('INVALID_TOKEN', 'invalid_token', 'bearer tokens are not accepted; use an API key');
