@@ -92,6 +92,11 @@ describe('cluster: rate limits and quotas shared across replicas', { timeout: 12
       );
       assert.equal(rows.rowCount, 1);
       assert.equal(rows.rows[0]?.points, LIMIT + 2);
+      // Unlogged: counter updates never wait for a WAL flush.
+      const table = await client.query<{ relpersistence: string }>(
+        "select relpersistence from pg_class where relname = 'rate_limits'",
+      );
+      assert.equal(table.rows[0]?.relpersistence, 'u');
     } finally {
       await client.end();
     }
