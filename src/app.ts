@@ -56,6 +56,15 @@ import { VERSION } from './version.ts';
  */
 export const LISTEN_BACKLOG = 4096;
 
+/**
+ * How old the worker loop's last tick may be before readiness fails: a loop silent for a lease
+ * length can no longer extend its leases (its tasks are being lost), and it ticks at least every
+ * poll interval, so three missed polls also count.
+ */
+export function workerBeatMaxAgeMs(config: Pick<Config, 'workers' | 'tasks'>): number {
+  return Math.max(3 * config.workers.pollIntervalMs, config.tasks.leaseSeconds * 1000);
+}
+
 /** How API callers authenticate (config `auth.mode`). */
 export type AuthMode = Config['auth']['mode'];
 
@@ -172,7 +181,15 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     });
     connectQueueCounts(metrics, () => engine.getQueueCounts());
 
-    const readiness = createReadinessChecks({ db: database.db, isShuttingDown: () => shuttingDown });
+    const readiness = createReadinessChecks({
+      db: database.db,
+      isShuttingDown: () => shuttingDown,
+      worker: {
+        slots: config.workers.concurrency,
+        lastBeatAt: () => engine.lastHeartbeatAt?.(),
+        maxAgeMs: workerBeatMaxAgeMs(config),
+      },
+    });
     metrics.setSources({
       readiness: async () => {
         const checks = await readiness();

@@ -70,4 +70,6 @@ export interface Engine {
   stop(options: StopOptions): Promise<void>;
   /** Task and session counts for gauges (one cheap query). */
   getQueueCounts(): Promise<QueueCounts>;
+  /** Unix ms of the worker loop's last tick (readiness `worker` check); undefined before start. */
+  lastHeartbeatAt?(): number | undefined;
 }

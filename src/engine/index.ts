@@ -102,6 +102,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
       await scheduler.stop({ graceMs: 0, abandon: true });
     },
     getQueueCounts: () => countQueue(options.db),
+    lastHeartbeatAt: () => scheduler.lastBeatAt(),
   };
 }
 

@@ -85,6 +85,11 @@ export interface Scheduler {
   wake(): void;
   /** Claims of this process currently running. */
   activeCount(): number;
+  /**
+   * Unix ms of the loop's last completed tick (a claim round finished, or every slot was busy);
+   * undefined before start. Readiness fails when it is too old (observability/health.ts).
+   */
+  lastBeatAt(): number | undefined;
 }
 
 export function createScheduler(deps: SchedulerDeps): Scheduler {
@@ -103,6 +108,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   let unsubscribe: (() => void) | null = null;
   const timers: NodeJS.Timeout[] = [];
   let heartbeatTimer: NodeJS.Timeout | null = null;
+  let lastBeatAt: number | undefined;
   // Finishes of all slots coalesce into one operation per write batch.
   const finish = createCoalescer(
     deps.queue,
@@ -140,7 +146,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   function wake(): void {
     if (!started || stopping) return;
     const free = deps.concurrency - active.size;
-    if (free <= 0) return;
+    if (free <= 0) {
+      lastBeatAt = now();
+      return;
+    }
     if (claiming) {
       wantClaim = true;
       return;
@@ -219,6 +228,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       })
       .finally(() => {
         claiming = false;
+        lastBeatAt = now();
         if (wantClaim) wake();
       });
     inflight.add(claimDone);
@@ -349,6 +359,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     start() {
       if (started || deps.concurrency <= 0) return;
       started = true;
+      lastBeatAt = now();
       unsubscribe = deps.notifier.subscribe(READY_CHANNEL, onReadyNotice);
       const third = Math.max(100, Math.floor(deps.leaseMs / 3));
       timers.push(setInterval(wake, deps.pollIntervalMs), setInterval(reap, third));
@@ -388,5 +399,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     },
     wake,
     activeCount: () => active.size,
+    lastBeatAt: () => lastBeatAt,
   };
 }

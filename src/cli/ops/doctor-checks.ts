@@ -9,6 +9,7 @@ import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus } from '../../store/migrate.ts';
+import { checkServerReadiness } from './doctor-readiness.ts';
 import { findOidcIssuer, type ProviderEndpoint, probeUrl } from './doctor-remote.ts';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -79,6 +80,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const oidc = await checkOidc(findOidcIssuer(config), timeoutMs);
   checks.push(oidc.result);
   checks.push(await checkClock(oidc.reference, options.server, options.maxClockSkewSeconds ?? 30, timeoutMs));
+  if (options.server) checks.push(await checkServerReadiness(options.server, timeoutMs));
   return finish(checks);
 }
 
