@@ -16,8 +16,6 @@ export interface HttpMetricsPluginOptions {
   publicRoute?: boolean;
 }
 
-const startTimes = new WeakMap<object, bigint>();
-
 /**
  * Returns a plugin that times every request by its route template (`__unknown__` when no route
  * matched, so scanners cannot create series) and counts requests in flight. Scrapes of /metrics
@@ -26,23 +24,23 @@ const startTimes = new WeakMap<object, bigint>();
  */
 export function createHttpMetricsPlugin(options: HttpMetricsPluginOptions): FastifyPluginAsync {
   const { metrics } = options;
+  const leaveFlight = () => metrics.trackInFlight(-1);
   return async (app: FastifyInstance) => {
     // Callback hooks: no promise per request on the hot path.
     app.addHook('onRequest', (request, reply, done) => {
       if (request.routeOptions.url !== METRICS_PATH) {
-        startTimes.set(request, process.hrtime.bigint());
         metrics.trackInFlight(1);
         // 'close' fires for finished and for aborted responses alike, so the gauge never leaks.
-        reply.raw.once('close', () => metrics.trackInFlight(-1));
+        reply.raw.once('close', leaveFlight);
       }
       done();
     });
     app.addHook('onResponse', (request, reply, done) => {
-      const started = startTimes.get(request);
-      if (started !== undefined) {
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        const route = request.routeOptions.url ?? UNKNOWN_ROUTE;
-        metrics.observeHttpRequest(request.method, route, reply.statusCode, seconds);
+      const route = request.routeOptions.url;
+      if (route !== METRICS_PATH) {
+        // Fastify times every request from before the first onRequest hook to the response's end.
+        const seconds = reply.elapsedTime / 1000;
+        metrics.observeHttpRequest(request.method, route ?? UNKNOWN_ROUTE, reply.statusCode, seconds);
       }
       done();
     });

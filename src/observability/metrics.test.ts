@@ -47,6 +47,23 @@ describe('metrics registry', () => {
     assert.match(text, /maos_build_info\{version="1\.2\.3",revision="unknown"\} 1/);
   });
 
+  test('HTTP requests are counted per label set, also beyond the memo of checked label sets', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    metrics.observeHttpRequest('get', '/v1/sessions/:id', 200, 0.01);
+    metrics.observeHttpRequest('GET', '/v1/sessions/:id', 200, 0.02);
+    // More distinct junk methods than the memo holds: each is still counted, as _OTHER.
+    for (let i = 0; i < 1200; i += 1) metrics.observeHttpRequest(`JUNK${i}`, '/v1/sessions/:id', 200, 0.01);
+    const text = await metrics.render();
+    assert.match(
+      text,
+      /http_request_duration_seconds_count\{method="GET",route="\/v1\/sessions\/:id",status_code="200"\} 2/,
+    );
+    assert.match(
+      text,
+      /http_request_duration_seconds_count\{method="_OTHER",route="\/v1\/sessions\/:id",status_code="200"\} 1200/,
+    );
+  });
+
   test('caps the distinct values of labels that come from config', async () => {
     const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
     for (let i = 0; i < 50; i += 1) metrics.recordProviderError(`provider-${i}`, 'timeout');

@@ -90,6 +90,10 @@ export interface Metrics {
   recordRetentionDeleted(table: string, count: number): void;
 }
 
+// Why 1000: routes × methods × status codes of this API stay far below it; junk methods beyond it
+// are still counted, only without the memo.
+const MAX_CACHED_HTTP_LABEL_SETS = 1000;
+
 /** Creates a fresh registry with every MAOS metric defined (values start at zero). */
 export function createMetrics(options: MetricsOptions): Metrics {
   const registry = new Registry();
@@ -294,6 +298,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   defineScrapeGauges(registers, sources, reportError);
 
+  // Raw method strings are caller-chosen, so the memo of checked label sets is capped.
+  const httpLabelSets = new Map<string, Record<string, string> | null>();
   function inc(counter: Counter<string>, set: Record<string, string> | undefined, by = 1): void {
     if (set !== undefined && by > 0) counter.inc(set, by);
   }
@@ -313,12 +319,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
       Object.assign(sources, next);
     },
     observeHttpRequest(method, route, statusCode, seconds) {
-      const set = labels('http_request_duration_seconds', {
-        method: method.toUpperCase(),
-        route,
-        status_code: String(statusCode),
-      });
-      observe(httpDuration, set, seconds);
+      // The label set of a (method, route, status) is checked once, not on every request.
+      const key = `${method} ${route} ${statusCode}`;
+      let set = httpLabelSets.get(key);
+      if (set === undefined) {
+        set = labels('http_request_duration_seconds', {
+          method: method.toUpperCase(),
+          route,
+          status_code: String(statusCode),
+        });
+        if (httpLabelSets.size < MAX_CACHED_HTTP_LABEL_SETS) httpLabelSets.set(key, set ?? null);
+      }
+      if (set !== null) observe(httpDuration, set, seconds);
     },
     trackInFlight: (delta) => httpInFlight.inc(delta),
     recordError: (code) => inc(errors, labels('maos_errors_total', { code })),
