@@ -8,7 +8,8 @@ export interface FollowOptions {
   /** Start after this seq; 0 = from the first event. */
   afterSeq?: number;
   signal?: AbortSignal;
-  onEvent: (event: EventDto) => void;
+  /** Called in order; a returned promise is awaited before the next event (e.g. a question asked). */
+  onEvent: (event: EventDto) => unknown;
   /** Called before each reconnect attempt (after a drop), with the attempt number. */
   onReconnect?: (attempt: number, lastSeq: number) => void;
   /** Consecutive failed reconnects before giving up. @defaultValue 20 */
@@ -33,11 +34,11 @@ export async function followSession(
   let lastSeq = options.afterSeq ?? 0;
   let failures = 0;
   const maxReconnects = options.maxReconnects ?? 20;
-  const deliver = (event: EventDto) => {
+  const deliver = async (event: EventDto) => {
     // Replays after a reconnect may overlap what was already shown; seq makes that exact.
     if (event.seq <= lastSeq) return;
     lastSeq = event.seq;
-    options.onEvent(event);
+    await options.onEvent(event);
   };
 
   for (;;) {
@@ -50,7 +51,7 @@ export async function followSession(
       })) {
         progressed = true;
         failures = 0;
-        deliver(event);
+        await deliver(event);
       }
       if (options.signal?.aborted) return await client.getSession(sessionId);
       // The server closes the stream after the session's final event; confirm, then drain any rest.
@@ -81,13 +82,13 @@ async function drainEvents(
   client: ApiClient,
   sessionId: string,
   lastSeq: () => number,
-  deliver: (event: EventDto) => void,
+  deliver: (event: EventDto) => unknown,
 ): Promise<void> {
   for (;;) {
     const page = await client.listEvents(sessionId, lastSeq());
     if (page.length === 0) return;
     const before = lastSeq();
-    for (const event of page) deliver(event);
+    for (const event of page) await deliver(event);
     if (lastSeq() === before) return;
   }
 }
@@ -96,17 +97,17 @@ async function drainEvents(
 export async function readAllEvents(
   client: ApiClient,
   sessionId: string,
-  onEvent: (event: EventDto) => void,
+  onEvent: (event: EventDto) => unknown,
 ): Promise<void> {
   let lastSeq = 0;
   await drainEvents(
     client,
     sessionId,
     () => lastSeq,
-    (event) => {
+    async (event) => {
       if (event.seq <= lastSeq) return;
       lastSeq = event.seq;
-      onEvent(event);
+      await onEvent(event);
     },
   );
 }

@@ -1,11 +1,13 @@
 // `maos run <objective> --agent … [--follow]`: submits a session to the server and, with --follow,
 // shows task state changes and output live until it ends (exit 1 if it failed or was cancelled).
-import { createInterface } from 'node:readline/promises';
+// A plan waiting for approval (the first one, and with --follow each adaptive phase gate's) is
+// shown, and asked about when a person is there (approval-prompt.ts).
 import type { Command } from 'commander';
 import { createSessionInputSchema } from '../../domain/session-input.ts';
 import { STRATEGIES } from '../../domain/types.ts';
 import type { SessionDto } from '../../http/dto.ts';
 import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-spec.ts';
+import { type ApprovalPrompter, createApprovalPrompter } from '../approval-prompt.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession } from '../follow.ts';
@@ -48,7 +50,10 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
       '--require-approval',
       'stop after planning until `maos approve <id>` (or `maos reject <id> --reason …`)',
     )
-    .option('--ask', 'ask on stdin whether to approve a waiting plan even when stdin is not a terminal')
+    .option(
+      '--ask',
+      'ask on stdin at each plan waiting for approval (the first; with --follow every phase gate) even when stdin is not a terminal',
+    )
     .option('--idempotency-key <key>', 'retry-safe submit: the same key and request return the same session')
     .addHelpText(
       'after',
@@ -70,9 +75,27 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
   const client = ctx.client();
   const session = await client.createSession(body, options.idempotencyKey);
   const { out } = ctx;
-  if (session.status === 'awaiting_approval' && !out.json && (options.ask || process.stdin.isTTY === true)) {
-    printApprovalHint(ctx, session);
-    const decided = await askForApproval(ctx, session.id);
+  // Questions need a person: a terminal on stdin (or --ask for piped answers), never with --json.
+  const approvals = createApprovalPrompter(ctx, {
+    interactive: !out.json && (options.ask === true || process.stdin.isTTY === true),
+  });
+  try {
+    return await submitAndFollow(ctx, options, session, approvals);
+  } finally {
+    approvals.close();
+  }
+}
+
+async function submitAndFollow(
+  ctx: CliContext,
+  options: RunOptions,
+  session: SessionDto,
+  approvals: ApprovalPrompter,
+): Promise<number> {
+  const { out } = ctx;
+  const client = ctx.client();
+  if (session.status === 'awaiting_approval') {
+    const decided = await approvals.decide(session);
     if (decided === 'rejected') return options.follow ? EXIT.SESSION_FAILED : EXIT.OK;
     if (decided === 'approved') session.status = 'running';
   }
@@ -82,7 +105,6 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
       out.line(
         `session ${session.id} ${session.status} (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
       );
-      if (session.status === 'awaiting_approval') printApprovalHint(ctx, session);
       out.line(out.paint.dim(`follow it with: maos logs ${session.id} -f`));
     }
     return EXIT.OK;
@@ -95,21 +117,22 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
     );
   }
   const taskNames = indexTaskNames(session.tasks);
-  if (!out.json && session.status === 'awaiting_approval') printApprovalHint(ctx, session);
   let final: SessionDto;
   try {
     final = await followSession(client, session.id, {
       signal,
-      onEvent: (event) => {
-        if (out.json) return;
-        const text = formatEvent(event, taskNames, out.paint);
-        if (text !== undefined) out.line(text);
+      onEvent: async (event) => {
+        if (!out.json) {
+          const text = formatEvent(event, taskNames, out.paint);
+          if (text !== undefined) out.line(text);
+        }
         const data = (event.data ?? {}) as { from?: string; to?: string };
-        // An adaptive phase gate planned the next phase of a session that needs approval.
+        // An adaptive phase gate planned the next phase of a session that needs approval (the
+        // first plan was handled above; its status events are replays).
         if (event.type === 'session.status' && data.to === 'awaiting_approval' && data.from === 'running') {
-          out.line(
-            `session ${session.id} is waiting for approval of its next phase (see: maos sessions show ${session.id}); approve: maos approve ${session.id} [--plan edited.json]   reject: maos reject ${session.id} --reason "…"`,
-          );
+          const waiting = await client.getSession(session.id);
+          for (const task of waiting.tasks) taskNames.set(task.id, task.name);
+          if (waiting.status === 'awaiting_approval') await approvals.decide(waiting);
         }
       },
       onReconnect: (attempt) => {
@@ -160,58 +183,4 @@ export function buildRequest(objective: string, options: RunOptions) {
     throw new CliError('VALIDATION_FAILED', 'the session request is not valid', EXIT.USAGE, problems);
   }
   return parsed.data;
-}
-
-/** Shows the plan that waits for approval and how to decide on it. */
-function printApprovalHint(ctx: CliContext, session: SessionDto): void {
-  const { out } = ctx;
-  out.line(`session ${session.id} is waiting for plan approval; planned tasks:`);
-  for (const task of session.tasks) {
-    const after = task.dependsOn.length > 0 ? ` (after ${task.dependsOn.join(', ')})` : '';
-    out.line(`  ${task.name} [${task.role}]${after}: ${task.instructions.split('\n')[0]?.slice(0, 120)}`);
-  }
-  out.line(
-    `approve: maos approve ${session.id} [--plan edited.json]   reject: maos reject ${session.id} --reason "…"`,
-  );
-}
-
-/**
- * Asks on stdin whether to approve the waiting plan: `y` approves, `n` rejects (asking for the
- * reason), anything else (or end of input) leaves it waiting for `maos approve` later.
- */
-async function askForApproval(
-  ctx: CliContext,
-  sessionId: string,
-): Promise<'approved' | 'rejected' | 'later'> {
-  const rl = createInterface({ input: process.stdin, terminal: false });
-  // Lines are buffered by the iterator, so a piped "n\n<reason>\n" is read in full; end of input
-  // before an answer counts as "decide later".
-  const lines = rl[Symbol.asyncIterator]();
-  const ask = async (question: string): Promise<string | null> => {
-    ctx.out.line(question);
-    const next = await lines.next();
-    return next.done ? null : next.value;
-  };
-  try {
-    const answer = (await ask('Approve this plan? [y]es / [n]o = reject / anything else = decide later'))
-      ?.trim()
-      .toLowerCase();
-    if (answer === 'y' || answer === 'yes') {
-      const result = await ctx.client().approveSession(sessionId);
-      ctx.out.line(`approved (plan version ${result.planVersion})`);
-      return 'approved';
-    }
-    if (answer === 'n' || answer === 'no') {
-      const reason = (await ask('Reason for rejecting:'))?.trim() || 'rejected from maos run';
-      await ctx.client().rejectSession(sessionId, reason);
-      ctx.out.line(`session ${sessionId} rejected: ${reason}`);
-      return 'rejected';
-    }
-    ctx.out.line(
-      `left waiting; decide later with: maos approve ${sessionId} / maos reject ${sessionId} --reason "…"`,
-    );
-    return 'later';
-  } finally {
-    rl.close();
-  }
 }

@@ -1,0 +1,109 @@
+// `maos run` at a plan waiting for approval (the first plan and each adaptive phase gate): shows
+// what waits and how to decide, and, when interactive, asks on stdin (y = approve, n = reject with a
+// reason, anything else or end of input = decide later).
+import { createInterface, type Interface } from 'node:readline/promises';
+import type { SessionDto, TaskDto } from '../http/dto.ts';
+import type { CliContext } from './context.ts';
+import { CliError } from './exit-codes.ts';
+
+export type ApprovalDecision = 'approved' | 'rejected' | 'later';
+
+export interface ApprovalPrompter {
+  /** Shows the waiting plan or phase; asks when interactive. `later` when nothing was decided here. */
+  decide(session: SessionDto): Promise<ApprovalDecision>;
+  /** Releases stdin (call once the command is done). */
+  close(): void;
+}
+
+export interface ApprovalPrompterOptions {
+  /** Ask on stdin; otherwise only print how to approve or reject. */
+  interactive: boolean;
+  input?: NodeJS.ReadableStream;
+}
+
+/** What waits for approval: the phase number (0 = the first plan), its name and its tasks. */
+export function describeWaiting(session: SessionDto): { phase: number; name: string; tasks: TaskDto[] } {
+  const pending = session.tasks.filter((task) => task.status === 'pending');
+  const phase =
+    session.approval?.pendingPhase ?? pending.reduce((min, task) => Math.min(min, task.phase), Infinity);
+  const number = Number.isFinite(phase) ? phase : 0;
+  return {
+    phase: number,
+    name: session.plan?.phases[number]?.name ?? '',
+    tasks: pending.filter((task) => task.phase === number),
+  };
+}
+
+/** Creates the prompter; one stdin reader serves every question of the command. */
+export function createApprovalPrompter(ctx: CliContext, options: ApprovalPrompterOptions): ApprovalPrompter {
+  const { out } = ctx;
+  // In --json mode stdout carries only JSON: the explanation goes to stderr.
+  const say = (text: string) => (out.json ? out.note(text) : out.line(text));
+  let reader: Interface | undefined;
+  let lines: AsyncIterator<string> | undefined;
+
+  async function ask(question: string): Promise<string | null> {
+    if (!lines) {
+      reader = createInterface({ input: options.input ?? process.stdin, terminal: false });
+      // The iterator buffers lines, so a piped "y\nn\n<reason>\n" answers several questions in turn;
+      // end of input answers every later question with "decide later".
+      lines = reader[Symbol.asyncIterator]();
+    }
+    say(question);
+    const next = await lines.next();
+    return next.done ? null : next.value;
+  }
+
+  return {
+    async decide(session) {
+      const waiting = describeWaiting(session);
+      const what =
+        waiting.phase === 0 ? 'plan' : `phase ${waiting.phase}${waiting.name ? ` (${waiting.name})` : ''}`;
+      say(
+        waiting.phase === 0
+          ? `session ${session.id} is waiting for plan approval; planned tasks:`
+          : `session ${session.id} is waiting for approval of ${what}; planned tasks:`,
+      );
+      for (const task of waiting.tasks) {
+        const after = task.dependsOn.length > 0 ? ` (after ${task.dependsOn.join(', ')})` : '';
+        say(`  ${task.name} [${task.role}]${after}: ${task.instructions.split('\n')[0]?.slice(0, 120)}`);
+      }
+      say(
+        `approve: maos approve ${session.id} [--plan edited.json]   reject: maos reject ${session.id} --reason "…"`,
+      );
+      if (!options.interactive) return 'later';
+      const answer = (
+        await ask(
+          `Approve this ${waiting.phase === 0 ? 'plan' : what}? [y]es / [n]o = reject / anything else = decide later`,
+        )
+      )
+        ?.trim()
+        .toLowerCase();
+      try {
+        if (answer === 'y' || answer === 'yes') {
+          const result = await ctx.client().approveSession(session.id);
+          say(`approved (plan version ${result.planVersion})`);
+          return 'approved';
+        }
+        if (answer === 'n' || answer === 'no') {
+          const reason = (await ask('Reason for rejecting:'))?.trim() || 'rejected from maos run';
+          await ctx.client().rejectSession(session.id, reason);
+          say(`session ${session.id} rejected: ${reason}`);
+          return 'rejected';
+        }
+      } catch (error) {
+        // Someone else decided first (another terminal, the API): report it and carry on following.
+        if (!(error instanceof CliError && error.code === 'INVALID_STATE')) throw error;
+        say(`not decided here: ${error.message}`);
+        return 'later';
+      }
+      say(
+        `left waiting; decide later with: maos approve ${session.id} / maos reject ${session.id} --reason "…"`,
+      );
+      return 'later';
+    },
+    close() {
+      reader?.close();
+    },
+  };
+}
