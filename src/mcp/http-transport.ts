@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
 import {
@@ -50,6 +51,8 @@ export interface McpHttpPluginOptions {
    */
   streamEvents?: StreamEventLog;
   logger?: Logger;
+  /** Counts MCP requests by method and outcome (metrics); absent = not counted. */
+  onRequest?: McpRequestRecorder;
 }
 
 interface McpSessionEntry {
@@ -118,6 +121,8 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const streamEvents = config.mcp.replayBufferSize > 0 ? options.streamEvents : undefined;
   /** Ends resumed streams that follow the log when the server shuts down. */
   const shutdown = new AbortController();
+  /** Resumed streams following the log now; each polls the store, so they are bounded. */
+  let follows = 0;
   const policy = {
     allowedOrigins: config.mcp.allowedOrigins,
     allowedHosts: config.mcp.allowedHosts,
@@ -163,6 +168,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         listRoles: (caller) => listRoles(caller.actor),
         resolveCaller: resolveCallerFromAuthInfo,
         ...(options.steering ? { steering: options.steering } : {}),
+        ...(options.onRequest ? { onRequest: options.onRequest } : {}),
         logger,
       }),
       owner: { ...owner },
@@ -224,6 +230,12 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     if (request.headers.accept?.includes('text/event-stream') !== true) {
       throw new AppError('VALIDATION_FAILED', 'Resuming a stream needs `Accept: text/event-stream`');
     }
+    // As many as MCP sessions: a replica serves at most that many clients' streams.
+    if (follows >= config.mcp.maxSessions) {
+      throw new AppError('RESOURCE_LIMIT_EXCEEDED', 'Too many resumed MCP streams; retry later', {
+        details: { limit: config.mcp.maxSessions },
+      });
+    }
     const body = createFollowStream({
       log: streamEvents,
       owner,
@@ -240,7 +252,12 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     reply.header('cache-control', 'no-cache, no-transform');
     reply.header('x-accel-buffering', 'no');
     reply.header('mcp-session-id', mcpSessionId);
-    return reply.send(Readable.fromWeb(body as NodeReadableStream<Uint8Array>));
+    const stream = Readable.fromWeb(body as NodeReadableStream<Uint8Array>);
+    follows += 1;
+    stream.once('close', () => {
+      follows -= 1;
+    });
+    return reply.send(stream);
   }
 
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {

@@ -84,6 +84,8 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
 
   return new ReadableStream<Uint8Array>({
     start(controller) {
+      // A comment first, so the response headers go out at once even when nothing is pending.
+      controller.enqueue(encoder.encode(': resumed\n\n'));
       if (options.keepAliveMs > 0) {
         keepAlive = setInterval(() => {
           try {

@@ -94,7 +94,7 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
       database = await createTestDatabase();
       const config = { store: { url: database.url, synchronous: 'normal', poolSize: 5 } };
       first = await startMcpTestServer({ secure: true, config });
-      second = await startMcpTestServer({ secure: true, config });
+      second = await startMcpTestServer({ secure: true, config: { ...config, mcp: { maxSessions: 2 } } });
     });
     after(async () => {
       await Promise.allSettled([first?.close(), second?.close()]);
@@ -148,6 +148,65 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
       // Nothing delivered twice: the resumed ids all come after the ones seen before the drop.
       const before = new Set(seen.map((frame) => frame.id));
       assert.ok(frames.every((frame) => !before.has(frame.id)));
+    });
+
+    test('the streams a replica follows for other replicas are bounded by mcp.maxSessions', async () => {
+      const key = await first.createKey('acme', ['developer']);
+      const auth = { authorization: `Bearer ${key}` };
+      const { sessionId } = await initializeMcp(first.url, LATEST_PROTOCOL_VERSION, auth);
+      const headers = {
+        ...auth,
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
+      };
+      // Three tool calls that keep running, each dropped right after its priming event.
+      const lastEventIds: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const controller = new AbortController();
+        const call = await postMcp(
+          first.url,
+          {
+            ...ORCHESTRATE,
+            id: 100 + i,
+            params: {
+              name: 'orchestrate',
+              arguments: {
+                objective: `long ${i}`,
+                agents: [{ name: 'wait', role: 'tester', task: 'wait', runner: 'sleep' }],
+                wait_seconds: 60,
+              },
+            },
+          },
+          headers,
+          controller.signal,
+        );
+        const [priming] = await readFrames(call, () => true);
+        controller.abort();
+        assert.ok(priming?.id);
+        lastEventIds.push(priming.id);
+      }
+      const open = [
+        await resume(second.url, headers, lastEventIds[0]!),
+        await resume(second.url, headers, lastEventIds[1]!),
+      ];
+      assert.deepEqual(
+        open.map((response) => response.status),
+        [200, 200],
+      );
+      const refused = await resume(second.url, headers, lastEventIds[2]!);
+      assert.equal(refused.status, 429);
+      assert.equal(((await refused.json()) as { code: string }).code, 'RESOURCE_LIMIT_EXCEEDED');
+      // Closing one frees its place (the server notices the disconnect asynchronously).
+      await open[0]!.body?.cancel();
+      let status = 0;
+      for (let attempt = 0; attempt < 50 && status !== 200; attempt++) {
+        const response = await resume(second.url, headers, lastEventIds[2]!);
+        status = response.status;
+        await response.body?.cancel();
+        if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(status, 200);
+      await open[1]!.body?.cancel();
     });
 
     test('an unknown event id or session on a replica that does not hold the session is 404', async () => {
