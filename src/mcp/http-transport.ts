@@ -15,7 +15,6 @@ import type { Config } from '../config/schema.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
 import {
@@ -51,8 +50,6 @@ export interface McpHttpPluginOptions {
    */
   streamEvents?: StreamEventLog;
   logger?: Logger;
-  /** Counts MCP requests by method and outcome (metrics); absent = not counted. */
-  onRequest?: McpRequestRecorder;
 }
 
 interface McpSessionEntry {
@@ -168,7 +165,6 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         listRoles: (caller) => listRoles(caller.actor),
         resolveCaller: resolveCallerFromAuthInfo,
         ...(options.steering ? { steering: options.steering } : {}),
-        ...(options.onRequest ? { onRequest: options.onRequest } : {}),
         logger,
       }),
       owner: { ...owner },
