@@ -262,6 +262,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             retentionMs: config.mcp.replayRetentionSeconds * 1000,
             perStreamLimit: config.mcp.replayBufferSize,
           }),
+          onRequest: (method, outcome) => metrics.recordMcpRequest(method, outcome),
           logger,
         }),
         createSessionPlanRoutesPlugin({ db: database.db }),

@@ -72,8 +72,13 @@ export async function advanceSessions(
   touched: Map<string, Touched>,
   now: number,
   continueSession?: ContinueSession,
-): Promise<Map<string, { readied: number; sessionFinished: SessionStatus | null }>> {
-  const result = new Map<string, { readied: number; sessionFinished: SessionStatus | null }>();
+): Promise<
+  Map<string, { readied: number; sessionFinished: SessionStatus | null; budgetExceeded?: boolean }>
+> {
+  const result = new Map<
+    string,
+    { readied: number; sessionFinished: SessionStatus | null; budgetExceeded?: boolean }
+  >();
   if (touched.size === 0) return result;
   const graphs = await loadSessionGraphs(trx, [...touched.keys()]);
   const ready: string[] = [];
@@ -87,7 +92,7 @@ export async function advanceSessions(
       const error = formatBudgetError(overrun);
       await cancelOpenTasks(trx, sessionId, error, now, entry.events);
       outcomes.set(sessionId, { status: 'failed', error });
-      result.set(sessionId, { readied: 0, sessionFinished: null });
+      result.set(sessionId, { readied: 0, sessionFinished: null, budgetExceeded: true });
       continue;
     }
     const graph = graphs.get(sessionId) ?? [];

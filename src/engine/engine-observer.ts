@@ -14,6 +14,8 @@ export interface EngineObserver {
   taskRetried?(): void;
   sessionStarted?(): void;
   sessionFinished?(status: SessionStatus): void;
+  /** A session was failed because it crossed its budget (tokens, cost or deadline). */
+  budgetExceeded?(scope: 'session'): void;
 }
 
 /** Cheap snapshot for gauges: task counts by queue state and session counts by status. */

@@ -298,6 +298,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       }
       if (effects.readied > 0) publishReady(lastClaimTick > tick);
       if (effects.sessionFinished) notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
+      if (effects.budgetExceeded) notifyObserver(deps.observer, 'budgetExceeded', 'session');
       deps.notifier.publish(sessionChannel(claim.sessionId));
     })().catch((error: unknown) => {
       active.delete(task.taskId);

@@ -50,6 +50,8 @@ export interface FinishEffects {
   readied: number;
   /** Set when the session reached a terminal status in this transaction. */
   sessionFinished: SessionStatus | null;
+  /** True when the session failed for its budget in this transaction (metrics). */
+  budgetExceeded?: boolean;
 }
 
 const NOT_APPLIED: FinishEffects = { applied: false, readied: 0, sessionFinished: null };

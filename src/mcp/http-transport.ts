@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
 import {
@@ -50,6 +51,8 @@ export interface McpHttpPluginOptions {
    */
   streamEvents?: StreamEventLog;
   logger?: Logger;
+  /** Counts MCP requests by method and outcome (metrics); absent = not counted. */
+  onRequest?: McpRequestRecorder;
 }
 
 interface McpSessionEntry {
@@ -165,6 +168,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         listRoles: (caller) => listRoles(caller.actor),
         resolveCaller: resolveCallerFromAuthInfo,
         ...(options.steering ? { steering: options.steering } : {}),
+        ...(options.onRequest ? { onRequest: options.onRequest } : {}),
         logger,
       }),
       owner: { ...owner },

@@ -4,6 +4,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import type { Logger } from '../observability/logger.ts';
+import { type McpRequestRecorder, observeMcpRequests } from '../observability/mcp-request-metrics.ts';
 import { VERSION } from '../version.ts';
 import type { CallerResolver, McpCaller } from './caller.ts';
 import { registerResources } from './resources.ts';
@@ -20,6 +21,8 @@ export interface CreateMcpServerOptions {
   /** Plan approval and steering; without it approve_plan, reject_plan and send_message are absent. */
   steering?: SessionSteering;
   logger?: Logger;
+  /** Counts each request by method and outcome (maos_mcp_requests_total); absent = not counted. */
+  onRequest?: McpRequestRecorder;
 }
 
 /** Text clients show to the model when they connect: what MAOS is and how to use the tools. */
@@ -52,6 +55,14 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
   );
   registerSessionTools(server, options);
   const stopSubscriptions = registerResources(server, options);
+  const onRequest = options.onRequest;
+  if (onRequest) {
+    const connect = server.connect.bind(server);
+    server.connect = (transport) => {
+      observeMcpRequests(transport, onRequest);
+      return connect(transport);
+    };
+  }
   const previousOnClose = server.server.onclose;
   server.server.onclose = () => {
     stopSubscriptions();

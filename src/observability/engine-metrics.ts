@@ -50,6 +50,9 @@ export function createEngineMetricsObserver(metrics: Metrics, options: EngineMet
         metrics.recordSessionFinished(status);
       }
     },
+    budgetExceeded(scope) {
+      metrics.recordBudgetRejection(scope);
+    },
   };
 }
 

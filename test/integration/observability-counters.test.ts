@@ -1,0 +1,72 @@
+// Counters fed by real traffic: MCP requests by method and outcome after real MCP calls, and
+// budget rejections after a real session crosses its budget (scripted LLM), read from /metrics.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startLlmServer } from '../fixtures/llm-server.ts';
+import { connectHttpClient } from '../fixtures/mcp-server.ts';
+import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+/** The value of one sample of a scrape (0 when the series is absent). */
+async function sample(baseUrl: string, series: string): Promise<number> {
+  const text = await fetch(`${baseUrl}/metrics`).then((response) => response.text());
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+const mcp = (method: string, outcome: string) =>
+  `maos_mcp_requests_total{mcp_method_name="${method}",outcome="${outcome}"}`;
+
+test('MCP requests are counted by method and outcome, a failed tool call as an error', async (t) => {
+  const server = await startTestServer();
+  t.after(() => server.close());
+  assert.equal(await sample(server.url, mcp('tools/call', 'success')), 0);
+  const client = await connectHttpClient(server.url);
+  t.after(() => client.close());
+  await client.client.listTools();
+  await client.client.callTool({ name: 'list_roles', arguments: {} });
+  const missing = await client.client.callTool({
+    name: 'session_status',
+    arguments: { session_id: '01a21400-0000-7000-8000-00000000dead' },
+  });
+  assert.equal(missing.isError, true);
+  assert.equal(await sample(server.url, mcp('initialize', 'success')), 1);
+  assert.equal(await sample(server.url, mcp('tools/list', 'success')), 1);
+  assert.equal(await sample(server.url, mcp('tools/call', 'success')), 1);
+  assert.equal(await sample(server.url, mcp('tools/call', 'error')), 1);
+});
+
+test('a session failed for its budget counts one budget rejection', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  llm.setHandler(() => ({ text: 'short answer', usage: { inputTokens: 5000, outputTokens: 10 } }));
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+    },
+  });
+  t.after(() => server.close());
+  const series = 'maos_budget_rejections_total{scope="session"}';
+  assert.equal(await sample(server.url, series), 0);
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: {
+      objective: 'Two steps',
+      strategy: 'sequential',
+      agents: [
+        { name: 'one', role: 'researcher', task: 'Step one' },
+        { name: 'two', role: 'researcher', task: 'Step two' },
+      ],
+      budget: { maxTokens: 1000 },
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const done = await waitForSession<{ status: string; error: string | null }>(server.url, created.body.id);
+  assert.equal(done.status, 'failed');
+  assert.match(done.error ?? '', /^BUDGET_EXCEEDED/);
+  assert.equal(await sample(server.url, series), 1);
+});
