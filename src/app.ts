@@ -261,6 +261,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           streamEvents: createStreamEventLog(database.db as unknown as Kysely<McpStreamEventsDb>, {
             retentionMs: config.mcp.replayRetentionSeconds * 1000,
             perStreamLimit: config.mcp.replayBufferSize,
+            onStoreError: (error) => logger.warn({ err: error }, 'an MCP stream message was not stored'),
           }),
           onRequest: (method, outcome) => metrics.recordMcpRequest(method, outcome),
           logger,

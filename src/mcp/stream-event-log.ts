@@ -1,5 +1,7 @@
 // Durable log of the messages MCP Streamable HTTP sends on SSE streams (table mcp_stream_events):
 // the SDK's EventStore for each MCP session, reads for replay on any replica, bounded retention.
+
+import { randomUUID } from 'node:crypto';
 import type {
   EventId,
   EventStore,
@@ -42,6 +44,8 @@ export interface StreamEventLogOptions {
   retentionMs: number;
   /** Newest rows kept per stream by `prune`; older ones are deleted. */
   perStreamLimit: number;
+  /** Told when a message could not be stored (it is still sent, but cannot be resumed from). */
+  onStoreError?: (error: unknown) => void;
 }
 
 export interface StreamEventLog {
@@ -123,6 +127,8 @@ export function createStreamEventLog(
     return {
       storeEvent(streamId, message) {
         const write = tail.then(async () => {
+          // A failed write must not lose the live message: the SDK sends it with this id, which no
+          // replica can resolve, so only resuming from it fails (with 400/404), not the request.
           const row = await db
             .insertInto('mcp_stream_events')
             .values({
@@ -134,8 +140,12 @@ export function createStreamEventLog(
               created_at: Date.now(),
             })
             .returning('id')
-            .executeTakeFirstOrThrow();
-          return String(row.id);
+            .executeTakeFirstOrThrow()
+            .catch((error: unknown) => {
+              options.onStoreError?.(error);
+              return undefined;
+            });
+          return row === undefined ? `unstored-${randomUUID()}` : String(row.id);
         });
         tail = write.catch(() => {});
         return write;

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { Kysely } from 'kysely';
+import { readSseFrames } from '../cli/sse-reader.ts';
+import { configSchema } from '../config/schema.ts';
+import { createDatabase, type DatabaseHandle } from '../store/db.ts';
+import { migrateToLatest } from '../store/migrate.ts';
+import { createStreamEventLog, type McpStreamEventsDb, type StreamEventLog } from './stream-event-log.ts';
+import { createFollowStream, type FollowStreamOptions } from './stream-follower.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'maos-mcp-follow-'));
+let handle: DatabaseHandle;
+let log: StreamEventLog;
+const OWNER = { tenantId: 't', principalId: 'p', mcpSessionId: 'm' };
+
+function note(n: number): JSONRPCMessage {
+  return { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: n } };
+}
+
+function follow(overrides: Partial<FollowStreamOptions>): ReadableStream<Uint8Array> {
+  return createFollowStream({
+    log,
+    owner: OWNER,
+    streamId: 's',
+    afterEventId: '0',
+    pollMs: 10,
+    idleMs: 60_000,
+    keepAliveMs: 0,
+    signal: new AbortController().signal,
+    ...overrides,
+  });
+}
+
+/** Reads data frames until the stream ends. */
+async function readAll(body: ReadableStream<Uint8Array>): Promise<Array<{ id?: string; data: string }>> {
+  const frames: Array<{ id?: string; data: string }> = [];
+  for await (const frame of readSseFrames(body as unknown as AsyncIterable<Uint8Array>)) {
+    if (frame.data !== '')
+      frames.push({ ...(frame.id === undefined ? {} : { id: frame.id }), data: frame.data });
+  }
+  return frames;
+}
+
+before(async () => {
+  handle = createDatabase(configSchema.parse({ dataDir: dir }));
+  await migrateToLatest(handle.db);
+  log = createStreamEventLog(handle.db as unknown as Kysely<McpStreamEventsDb>, {
+    retentionMs: 60_000,
+    perStreamLimit: 100,
+  });
+});
+after(async () => {
+  await handle?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('following a stored MCP stream', () => {
+  test('replays what is stored, follows what is written later, and ends at the response', async () => {
+    const store = log.forSession(OWNER);
+    const priming = await store.storeEvent('s', {} as JSONRPCMessage);
+    const first = await store.storeEvent('s', note(1));
+    const reading = readAll(follow({ afterEventId: priming }));
+    // Written while the follower polls: another stream's message must not show up.
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await log.forSession(OWNER).storeEvent('other', note(99));
+    const second = await store.storeEvent('s', note(2));
+    const response = await store.storeEvent('s', { jsonrpc: '2.0', id: 7, result: { ok: true } });
+    await store.storeEvent('s', note(3));
+    const frames = await reading;
+    assert.deepEqual(
+      frames.map((frame) => frame.id),
+      [first, second, response],
+    );
+    assert.deepEqual(JSON.parse(frames[2]!.data), { jsonrpc: '2.0', id: 7, result: { ok: true } });
+  });
+
+  test('ends after idleMs without a message, and at shutdown', async () => {
+    const owner = { ...OWNER, mcpSessionId: 'quiet' };
+    const id = await log.forSession(owner).storeEvent('s', note(1));
+    assert.deepEqual(await readAll(follow({ owner, afterEventId: id, idleMs: 50 })), []);
+    const shutdown = new AbortController();
+    const reading = readAll(follow({ owner, afterEventId: id, signal: shutdown.signal }));
+    shutdown.abort();
+    assert.deepEqual(await reading, []);
+  });
+
+  test('a message that cannot be stored still gets an id, which resolves to nothing', async () => {
+    const dead = createDatabase(configSchema.parse({ dataDir: join(dir, 'closed') }));
+    await migrateToLatest(dead.db);
+    await dead.close();
+    const errors: unknown[] = [];
+    const broken = createStreamEventLog(dead.db as unknown as Kysely<McpStreamEventsDb>, {
+      retentionMs: 60_000,
+      perStreamLimit: 100,
+      onStoreError: (error) => errors.push(error),
+    });
+    const store = broken.forSession(OWNER);
+    const id = await store.storeEvent('s', note(1));
+    assert.match(id, /^unstored-/);
+    assert.equal(errors.length, 1);
+    assert.equal(await store.getStreamIdForEventId?.(id), undefined);
+    // Later writes are not blocked by the failed one.
+    assert.match(await store.storeEvent('s', note(2)), /^unstored-/);
+  });
+});
