@@ -25,7 +25,9 @@ export async function claimReadyTasks(
   let candidates = trx
     .selectFrom('tasks')
     .select('id')
-    .where('status', '=', 'ready')
+    // A literal, not a bound parameter: only then can SQLite use the partial index tasks_ready_queue
+    // (WHERE status = 'ready'); with `status = ?` every claim scanned the whole tasks table.
+    .where('status', '=', sql.lit('ready'))
     .orderBy('ready_at')
     .limit(request.limit);
   // SQLite serialises writers (the write queue holds the lock), so it needs no row locks.
@@ -69,14 +71,17 @@ export async function findExpiredLeases(
   now: number,
   limit: number,
 ): Promise<TasksTable[]> {
-  return trx
-    .selectFrom('tasks')
-    .selectAll()
-    .where('status', 'in', ['leased', 'running'])
-    .where('lease_expires_at', '<', now)
-    .orderBy('lease_expires_at')
-    .limit(limit)
-    .execute();
+  return (
+    trx
+      .selectFrom('tasks')
+      .selectAll()
+      // Literals so that SQLite can use the partial index tasks_claimed_leases (see claimReadyTasks).
+      .where('status', 'in', [sql.lit('leased'), sql.lit('running')])
+      .where('lease_expires_at', '<', now)
+      .orderBy('lease_expires_at')
+      .limit(limit)
+      .execute()
+  );
 }
 
 export type GraphTask = AdvanceTask & { role: string; position: number };

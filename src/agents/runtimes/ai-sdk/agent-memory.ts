@@ -47,6 +47,9 @@ export function createAgentMemory(db: Kysely<Database>): AgentMemory {
         .selectFrom('tasks')
         .select('finished_at')
         .where('tenant_id', '=', task.tenantId)
+        // Agents belong to one session: the session narrows the search to its tasks (index), where
+        // the agent alone made every agent step scan the whole tasks table.
+        .where('session_id', '=', task.sessionId)
         .where('agent_id', '=', task.agentId)
         .where('id', '!=', task.taskId)
         .where('status', '=', 'succeeded')
