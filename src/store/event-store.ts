@@ -4,6 +4,7 @@ import { type Kysely, sql } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import type { SessionEvent } from '../domain/types.ts';
 import type { Database } from './schema.ts';
+import { lockSessions } from './session-locks.ts';
 
 // SQLite allows 32766 bound variables per statement; 6 columns × 500 rows stays far below.
 const INSERT_CHUNK = 500;
@@ -72,6 +73,9 @@ export async function appendEventsMany(
   const ids = [...merged.keys()];
   for (let i = 0; i < ids.length; i += SESSION_CHUNK) {
     const chunk = ids.slice(i, i + SESSION_CHUNK);
+    // PostgreSQL: take the rows in id order first; an UPDATE locks them in scan order, and two
+    // replicas appending to overlapping sessions in different orders would deadlock.
+    await lockSessions(trx, chunk);
     const rows = await trx
       .updateTable('sessions')
       .set({

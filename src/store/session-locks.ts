@@ -9,10 +9,19 @@ import type { Database } from './schema.ts';
 /**
  * Locks the sessions' rows until the transaction ends, in id order (a fixed order keeps two
  * replicas locking overlapping sets from deadlocking). No-op on SQLite.
+ *
+ * `FOR NO KEY UPDATE`, the lock an UPDATE of a non-key column takes, not `FOR UPDATE`: it excludes
+ * the other lockers and writers of the row just the same, but not the `FOR KEY SHARE` locks that
+ * foreign-key checks take on the session row (inserting events, or updating a task row already
+ * updated in the same transaction, as a claim does). With `FOR UPDATE`, two replicas each holding
+ * such a key-share lock on a session the other was locking deadlocked, one second each (measured
+ * with bench/cluster.ts and the server's deadlock log).
  */
 export async function lockSessions(trx: Kysely<Database>, sessionIds: Iterable<string>): Promise<void> {
   if (!isPostgres(trx)) return;
   const ids = [...new Set(sessionIds)].sort();
   if (ids.length === 0) return;
-  await sql`select id from sessions where id in (${sql.join(ids)}) order by id for update`.execute(trx);
+  await sql`select id from sessions where id in (${sql.join(ids)}) order by id for no key update`.execute(
+    trx,
+  );
 }

@@ -4,6 +4,7 @@
 import { type Kysely, sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import type { DialectName } from './db.ts';
+import { runPostgresOpsInTransactions } from './postgres-write-batch.ts';
 import type { Database } from './schema.ts';
 
 /** A unit of work run inside the shared transaction. Must not keep `trx` after it returns. */
@@ -75,6 +76,16 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     try {
       await options.db.connection().execute(async (conn) => {
+        if (options.dialect === 'postgres') {
+          // Cluster mode: one transaction per operation, so no batch holds row locks across ops.
+          outcomes.push(
+            ...(await runPostgresOpsInTransactions(
+              conn,
+              batch.map((item) => item.op),
+            )),
+          );
+          return;
+        }
         await begin.execute(conn);
         try {
           // One name for every savepoint: they never nest, and the statements stay cacheable.
