@@ -2,6 +2,7 @@
 // Field names are camelCase everywhere; timestamps are ISO-8601 strings (null when not reached yet).
 import { z } from 'zod';
 import type { RoleDefinition } from '../agents/roles/role.ts';
+import { EVENT_TYPES } from '../domain/events.ts';
 import {
   SESSION_STATUSES,
   type SessionDetail,
@@ -137,7 +138,9 @@ export const eventSchema = z
   .object({
     sessionId: z.string(),
     seq: z.number().int().describe('Position in the session event log, from 1, without gaps.'),
-    type: z.string().describe('Event type, e.g. `task.status`, `task.output`, `session.finished`.'),
+    type: z
+      .string()
+      .describe(`Event type: ${EVENT_TYPES.map((type) => `\`${type}\``).join(', ')} (see docs/api.md).`),
     data: z.record(z.string(), z.unknown()),
     createdAt: timestamp,
   })
