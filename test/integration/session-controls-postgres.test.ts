@@ -1,0 +1,94 @@
+// The session controls on PostgreSQL with two replicas: a deadline ends a session waiting for
+// approval (the sweep is single-flight across replicas, the session fails once), a steering message
+// posted to one replica is a `user.message` event in the log read from the other, and the session
+// document shows approval, budget, deadline and thread.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+import {
+  readAllEvents,
+  requestJson,
+  startTestServer,
+  type TestServer,
+  waitForSession,
+} from '../fixtures/server.ts';
+
+interface SessionView {
+  id: string;
+  status: string;
+  error: string | null;
+  approval: { mode: string; pending: boolean; pendingPhase: number | null };
+  budget: { deadlineSeconds: number | null } | null;
+  deadline: string | null;
+  threadId: string | null;
+}
+
+describe('session controls on PostgreSQL', { timeout: 120_000 }, () => {
+  let database: TestDatabase;
+  let llm: ScriptedLlmServer;
+  let first: TestServer;
+  let second: TestServer;
+
+  before(async () => {
+    database = await createTestDatabase();
+    llm = await startLlmServer({ apiKey: 'k' });
+    const config = {
+      store: { url: database.url, synchronous: 'normal', poolSize: 5 },
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+    };
+    first = await startTestServer({ config });
+    second = await startTestServer({ config });
+  });
+  after(async () => {
+    await Promise.allSettled([first?.close(), second?.close()]);
+    await llm?.close();
+    await database?.drop();
+  });
+
+  test('deadline while waiting for approval, steering event and session document', async () => {
+    const created = await requestJson<SessionView>(`${first.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'Waits on PostgreSQL',
+        agents: [{ name: 'first', role: 'qa', task: 'say hi', runner: 'echo' }],
+        approval: 'required',
+        budget: { deadlineSeconds: 2 },
+        thread_id: 'pg-thread',
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    const shown = await requestJson<SessionView>(`${second.url}/v1/sessions/${id}`);
+    assert.deepEqual(shown.body.approval, { mode: 'required', pending: true, pendingPhase: 0 });
+    assert.equal(shown.body.budget?.deadlineSeconds, 2);
+    assert.equal(shown.body.threadId, 'pg-thread');
+    assert.ok(shown.body.deadline);
+
+    const steer = await requestJson(`${first.url}/v1/sessions/${id}/messages`, {
+      method: 'POST',
+      body: { message: 'Hurry' },
+    });
+    assert.equal(steer.status, 202, JSON.stringify(steer.body));
+
+    const done = await waitForSession<SessionView>(second.url, id, undefined, 20_000);
+    assert.equal(done.status, 'failed');
+    assert.match(done.error ?? '', /^BUDGET_EXCEEDED: deadline exceeded: \d+ s of 2 s$/);
+    assert.deepEqual(done.approval, { mode: 'required', pending: false, pendingPhase: null });
+
+    const events = await readAllEvents<{ seq: number; type: string; data: Record<string, unknown> }>(
+      second.url,
+      id,
+    );
+    const steering = events.filter((event) => event.type === 'user.message');
+    assert.deepEqual(
+      steering.map((event) => event.data.text),
+      ['Hurry'],
+    );
+    // Two replicas sweep, one session end: exactly one session.finished.
+    assert.equal(events.filter((event) => event.type === 'session.finished').length, 1);
+    assert.equal(events.at(-1)?.type, 'session.finished');
+  });
+});
