@@ -26,7 +26,7 @@ const SWEEP_BATCH = 200;
 
 /**
  * How often the sweep runs. A deadline is given in whole seconds, so a session ends at most about
- * a second after it; the query reads only unfinished sessions that have a budget.
+ * a second after it; the query reads only unfinished sessions whose budget has a deadline.
  */
 export const DEADLINE_SWEEP_MS = 1000;
 
@@ -52,7 +52,9 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
     .innerJoin('session_settings as b', 'b.session_id', 's.id')
     .select(['s.id', 's.tenant_id', 's.created_at', 'b.budget'])
     .where('s.status', 'in', OPEN_STATUSES)
-    .where('b.budget', 'is not', null)
+    // Only budgets with a deadline (stored as JSON.stringify output): cost- or token-only budgets,
+    // e.g. from a tenant default, are not read and parsed every second.
+    .where('b.budget', 'like', '%"deadlineSeconds"%')
     .execute();
   const due = candidates.filter((row) => {
     const deadline = deadlineOf(JSON.parse(row.budget as string) as Budget, Number(row.created_at));
