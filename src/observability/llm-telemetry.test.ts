@@ -2,7 +2,7 @@
 // yields error_type on both, classified from the provider failure.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { readOtelEnv } from '../config/otel-env.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -100,5 +100,33 @@ describe('LLM telemetry', () => {
     assert.match(text, /maos_llm_circuit_state\{provider="openai",state="open"\} 1/);
     assert.match(text, /maos_llm_circuit_state\{provider="openai",state="closed"\} 0/);
     assert.match(text, /maos_llm_cache_requests_total\{provider="openai",result="hit"\} 1/);
+  });
+
+  test('agentScope: nothing outside a span; inside, tool spans are its children and failures are marked', async () => {
+    const telemetry = createLlmTelemetry({
+      metrics: createMetrics({ version: '1.2.3', collectDefaults: false }),
+      genAi: createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false }),
+    });
+    assert.equal(telemetry.agentScope(), undefined);
+    const agent = tracing.tracer.startSpan('invoke_agent engineer');
+    const scope = context.with(trace.setSpan(context.active(), agent), () => telemetry.agentScope());
+    assert.ok(scope);
+    scope.setModel('openai', 'gpt-x');
+    await assert.rejects(
+      scope.traceTool({ name: 'grep', callId: 'c1', input: { q: 'secret' } }, () =>
+        Promise.reject(new Error('no')),
+      ),
+      /no/,
+    );
+    agent.end();
+    const spans = exporter.getFinishedSpans();
+    exporter.reset();
+    const tool = spans.find((span) => span.name === 'execute_tool grep');
+    assert.equal(tool?.parentSpanContext?.spanId, agent.spanContext().spanId);
+    assert.equal(tool?.status.code, SpanStatusCode.ERROR);
+    assert.equal(tool?.attributes['gen_ai.tool.call.arguments'], undefined);
+    const ended = spans.find((span) => span.name === 'invoke_agent engineer');
+    assert.equal(ended?.attributes['gen_ai.provider.name'], 'openai');
+    assert.equal(ended?.attributes['gen_ai.request.model'], 'gpt-x');
   });
 });

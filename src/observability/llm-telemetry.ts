@@ -45,6 +45,22 @@ export interface LlmTelemetry {
   ): Promise<T>;
   circuitStateChanged(provider: string, state: CircuitState): void;
   cacheLookup(provider: string, hit: boolean): void;
+  /**
+   * The agent span active now (the task's `invoke_agent`), for the runtime to name its model and
+   * trace its tool calls; undefined when no span is recording (tracing off), so nothing is wrapped.
+   */
+  agentScope(): AgentTelemetryScope | undefined;
+}
+
+/** Telemetry bound to one agent span; see LlmTelemetry.agentScope. */
+export interface AgentTelemetryScope {
+  /** Names the provider and model that served the agent (known only after the call). */
+  setModel(provider: string, model: string): void;
+  /**
+   * Runs one tool call in an `execute_tool {name}` span, child of the agent span (a sibling of the
+   * `chat` spans). Arguments and result are recorded only when content capture is opted in.
+   */
+  traceTool<T>(tool: { name: string; callId?: string; input?: unknown }, run: () => Promise<T>): Promise<T>;
 }
 
 /** Failure kinds of the provider layer (and AppError codes) mapped to the provider error types. */
@@ -130,5 +146,33 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
     },
     circuitStateChanged: (provider, state) => metrics.setCircuitState(provider, state),
     cacheLookup: (provider, hit) => metrics.recordCacheResult(provider, hit),
+    agentScope: () => createAgentScope(genAi),
+  };
+}
+
+function createAgentScope(genAi: GenAiTracer): AgentTelemetryScope | undefined {
+  const parent = context.active();
+  const agent = trace.getSpan(parent);
+  if (!agent?.isRecording()) return undefined;
+  return {
+    setModel(provider, model) {
+      agent.setAttributes({ 'gen_ai.provider.name': provider, 'gen_ai.request.model': model });
+    },
+    async traceTool(tool, run) {
+      const span = genAi.startTool(
+        { toolName: tool.name, toolCallId: tool.callId, arguments: tool.input },
+        parent,
+      );
+      try {
+        const output = await context.with(trace.setSpan(parent, span), run);
+        genAi.endTool(span, { output });
+        return output;
+      } catch (error) {
+        markSpanFailed(span, error);
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
   };
 }

@@ -1,13 +1,16 @@
-// Traces of a running server, exported in memory: database spans under the request that ran the
-// query, and one trace per session whose task spans continue it across a restart.
+// Traces of a running server, collected in memory: database spans under the request that ran the
+// query, one trace per session whose task spans continue it across a restart, and tool spans.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
 interface Session {
   id: string;
@@ -158,5 +161,82 @@ describe('one trace per session', () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('tool spans of LLM agents', () => {
+  const SEND = { to: 'writer', message: 'Mention the rate limits' };
+
+  async function runWithToolCall(t: TestContext, config: Record<string, unknown> = {}) {
+    const llm = await startLlmServer({ apiKey: 'k' });
+    t.after(() => llm.close());
+    llm.setHandler((request): ScriptedReply => {
+      // The scout sends one message, then answers once the tool result is in its prompt.
+      if (
+        request.promptText.includes('Your task (scout)') &&
+        !request.promptText.includes('Message delivered')
+      ) {
+        return { toolCalls: [{ id: 'call-42', name: 'send_message', input: SEND }] };
+      }
+      return { text: 'done' };
+    });
+    const { spans, spanProcessors } = traced();
+    const server = await startTestServer({
+      spanProcessors,
+      config: {
+        providers: {
+          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+        },
+        llm: { retry: { maxAttempts: 1 }, agentMessaging: true },
+        ...config,
+      },
+    });
+    t.after(() => server.close());
+    const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'Research and write',
+        strategy: 'sequential',
+        agents: [
+          { name: 'scout', role: 'researcher', task: 'Find facts' },
+          { name: 'writer', role: 'documenter', task: 'Write it up' },
+        ],
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const done = await waitForSession<Session & { error: string | null }>(server.url, created.body.id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    return [...spans];
+  }
+
+  test('each tool call is an execute_tool span under the agent span, without arguments by default', async (t) => {
+    const spans = await runWithToolCall(t);
+    const tool = named(spans, 'execute_tool send_message');
+    const agent = spans.find(
+      (span) =>
+        span.name === 'invoke_agent researcher' &&
+        span.spanContext().spanId === tool.parentSpanContext?.spanId,
+    );
+    assert.ok(agent, 'the tool span is a child of the researcher agent span');
+    assert.equal(tool.kind, SpanKind.INTERNAL);
+    assert.equal(tool.attributes['gen_ai.operation.name'], 'execute_tool');
+    assert.equal(tool.attributes['gen_ai.tool.name'], 'send_message');
+    assert.equal(tool.attributes['gen_ai.tool.call.id'], 'call-42');
+    assert.equal(tool.attributes['gen_ai.tool.type'], 'function');
+    assert.equal(tool.attributes['gen_ai.tool.call.arguments'], undefined);
+    assert.equal(tool.attributes['gen_ai.tool.call.result'], undefined);
+    assert.doesNotMatch(JSON.stringify(tool.attributes), /rate limits/);
+    // The agent span names the provider and model that served it; chat spans are its children too.
+    assert.equal(agent.attributes['gen_ai.provider.name'], 'local');
+    assert.equal(agent.attributes['gen_ai.request.model'], 'm');
+    const chat = named(spans, 'chat m');
+    assert.equal(chat.spanContext().traceId, agent.spanContext().traceId);
+  });
+
+  test('with content capture opted in, arguments and result are recorded', async (t) => {
+    const spans = await runWithToolCall(t, { tracing: { captureMessageContent: true } });
+    const tool = named(spans, 'execute_tool send_message');
+    assert.deepEqual(JSON.parse(String(tool.attributes['gen_ai.tool.call.arguments'])), SEND);
+    assert.equal(tool.attributes['gen_ai.tool.call.result'], 'Message delivered to writer.');
   });
 });

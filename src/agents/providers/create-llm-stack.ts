@@ -22,6 +22,7 @@ import {
   createStoreMessaging,
 } from '../runtimes/ai-sdk/agent-tools.ts';
 import { type AiSdkRuntimeOptions, createAiSdkRuntime } from '../runtimes/ai-sdk/ai-sdk-runtime.ts';
+import type { AgentTelemetry } from '../runtimes/ai-sdk/traced-tools.ts';
 import type { ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { createStoreResponseCache } from '../runtimes/ai-sdk/store-response-cache.ts';
 import type { AgentRuntime } from '../runtimes/runtime.ts';
@@ -52,7 +53,11 @@ export interface CreateLlmStackOptions {
   db: Kysely<Database>;
   logger: Logger;
   /** Spans and metrics per provider call, breaker state and cache hits (observability/llm-telemetry.ts). */
-  telemetry?: LlmCallObserver & { cacheLookup?(provider: string, hit: boolean): void };
+  telemetry?: LlmCallObserver & {
+    cacheLookup?(provider: string, hit: boolean): void;
+    /** The active agent span's telemetry (tool spans, served model); see ai-sdk/traced-tools.ts. */
+    agentScope?(): AgentTelemetry | undefined;
+  };
   /** Called once per finished LLM agent call (tokens and cost metrics). */
   onUsage?: AiSdkRuntimeOptions['onUsage'];
   /**
@@ -104,6 +109,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     checkBudget: options.checkBudget ?? budgetGuard?.check,
     prepareBudget: budgetGuard?.prepare,
     onCacheLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
+    agentTelemetry: () => options.telemetry?.agentScope?.(),
     createTools: (task) =>
       config.llm.agentMessaging && task.agentId !== null ? createMessagingTools(messaging, task) : undefined,
     dependencyOutputChars: config.llm.planner.dependencyOutputChars,

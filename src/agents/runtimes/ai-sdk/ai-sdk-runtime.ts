@@ -13,6 +13,7 @@ import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '.
 import { type AgentTurn, buildAgentMessages } from './build-prompt.ts';
 import { createOutputCoalescer } from './output-coalescer.ts';
 import { computeCacheKey, type ResponseCache } from './response-cache.ts';
+import { type AgentTelemetry, traceToolCalls } from './traced-tools.ts';
 
 /**
  * Model steps per task when tools are offered (each tool round trip is one step). Bounded so a model
@@ -48,6 +49,11 @@ export interface AiSdkRuntimeOptions {
   prepareBudget?(task: RuntimeTask): Promise<void>;
   /** Called once per finished call, for metrics. */
   onUsage?(info: { provider: string; model: string; role: string; usage: Usage; cached: boolean }): void;
+  /**
+   * The task's agent span telemetry, taken when a run starts (undefined when tracing is off): the
+   * model that served the agent is named on it and each tool call becomes an `execute_tool` span.
+   */
+  agentTelemetry?(): AgentTelemetry | undefined;
   flushIntervalMs?: number;
   flushBytes?: number;
 }
@@ -63,6 +69,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
   return {
     kind: 'ai',
     async run(task: RuntimeTask, ctx: RuntimeContext): Promise<RuntimeResult> {
+      const telemetry = options.agentTelemetry?.();
       const role = await options.resolveRole(task.tenantId, task.role);
       if (!role)
         throw new AppError(
@@ -79,7 +86,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         inbox,
         dependencyOutputChars: options.dependencyOutputChars,
       });
-      const tools = options.createTools?.(task, ctx);
+      const tools = traceToolCalls(options.createTools?.(task, ctx), telemetry);
       const budgetStop = new AbortController();
       const runSignal = AbortSignal.any([ctx.signal, budgetStop.signal]);
       const promptChars = system.length + JSON.stringify(messages).length;
@@ -153,6 +160,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
             return { text, usage, cached: false };
           },
         );
+        telemetry?.setModel(result.target.provider, result.target.model);
         options.onUsage?.({
           provider: result.target.provider,
           model: result.target.model,
