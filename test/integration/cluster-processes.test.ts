@@ -20,8 +20,10 @@ import { type RoundRobinProxy, startRoundRobinProxy } from '../fixtures/round-ro
 import { readAllEvents, requestJson } from '../fixtures/server.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SESSIONS = 60;
-const STREAMED = 6;
+const SESSIONS = 200;
+// Streams follow sessions from the end of the backlog, so they are still open when the replica dies.
+const STREAMED = 12;
+const SUBMITTERS = 8;
 
 interface Replica {
   child: ChildProcess;
@@ -68,7 +70,7 @@ async function followStream(
 ): Promise<{ ids: number[]; reconnects: number }> {
   const ids: number[] = [];
   let reconnects = -1;
-  const deadline = Date.now() + 120_000;
+  const deadline = Date.now() + 240_000;
   while (Date.now() < deadline) {
     reconnects++;
     const headers: Record<string, string> = { accept: 'text/event-stream' };
@@ -76,7 +78,8 @@ async function followStream(
     try {
       const response = await fetch(`${proxyUrl}/v1/sessions/${sessionId}/events`, {
         headers,
-        signal: AbortSignal.timeout(60_000),
+        // Only the overall deadline: a reconnect then means the serving replica went away.
+        signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
       });
       if (response.status !== 200) throw new Error(`status ${response.status}`);
       const parser = createSseParser();
@@ -128,7 +131,8 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
       JSON.stringify({
         auth: { mode: 'none' },
         logLevel: 'warn',
-        rateLimit: { enabled: false },
+        // All sessions are submitted up front: no rate limit, no cap on unfinished sessions.
+        rateLimit: { enabled: false, maxConcurrentSessionsPerTenant: 0 },
         store: { url: database.url, poolSize: 5 },
         workers: { concurrency: 4, pollIntervalMs: 500 },
         // Short leases so the killed replica's tasks come back quickly; enough attempts for a kill.
@@ -137,7 +141,13 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
         runners: { work: { command: ['sh', '-c', 'sleep 0.2; echo "did $MAOS_TASK"'] } },
       }),
     );
-    for (let i = 0; i < 3; i++) replicas.push(await startReplica(configPath, join(dir, `r${i}`)));
+    // Started together (the first one migrates, the others wait on the migration lock).
+    const started = await Promise.allSettled(
+      [0, 1, 2].map((i) => startReplica(configPath, join(dir, `r${i}`))),
+    );
+    for (const result of started) if (result.status === 'fulfilled') replicas.push(result.value);
+    const failed = started.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
     proxy = await startRoundRobinProxy(replicas.map((replica) => replica.url));
   });
 
@@ -153,17 +163,28 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('every session completes, tasks once, streams exactly once, audit chain verifies', async () => {
-    const ids: string[] = [];
-    for (let i = 0; i < SESSIONS; i++) {
-      const created = await requestJson<{ id: string }>(`${proxy.url}/v1/sessions`, {
-        method: 'POST',
-        body: sessionBody(i),
-      });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      ids.push(created.body.id);
-    }
-    const streams = ids.slice(0, STREAMED).map((id) => followStream(proxy.url, id));
+  test('every session completes, tasks once, streams exactly once, audit chain verifies', async (t) => {
+    const started = Date.now();
+    const mark = (what: string) =>
+      t.diagnostic(`${what} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    // Submitted by a few clients at once (as a load balancer sees them); ids keep submission order.
+    const ids: string[] = new Array(SESSIONS);
+    let nextSession = 0;
+    const submitter = async () => {
+      for (let i = nextSession++; i < SESSIONS; i = nextSession++) {
+        const created = await requestJson<{ id: string }>(`${proxy.url}/v1/sessions`, {
+          method: 'POST',
+          body: sessionBody(i),
+        });
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+        ids[i] = created.body.id;
+      }
+    };
+    await Promise.all(Array.from({ length: SUBMITTERS }, submitter));
+    mark(`${SESSIONS} sessions submitted`);
+    // Opened back to back, round robin spreads them over all three replicas (the victim included).
+    const streamedIds = ids.slice(-STREAMED);
+    const streams = streamedIds.map((id) => followStream(proxy.url, id));
 
     // Kill replica 1 once the cluster is busy, then bring it back on a new port.
     await waitFor(async () => {
@@ -172,6 +193,7 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
       );
       return page.body.items.length >= 5 ? true : undefined;
     }, 60_000);
+    mark('killing replica 1');
     const victim = replicas[1]!;
     victim.child.kill('SIGKILL');
     await victim.exited;
@@ -179,6 +201,8 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
     replicas[1] = await startReplica(configPath, join(dir, 'r1-restarted'));
     proxy.setUpstreams(replicas.map((replica) => replica.url));
 
+    mark('replica 1 restarted');
+    let leaseExpiries = 0;
     for (const id of ids) {
       const done = await waitFor(async () => {
         const detail = await requestJson<{ status: string; error: string | null; tasks: unknown[] }>(
@@ -192,21 +216,31 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
         events.map((event) => event.seq),
         events.map((_, index) => index + 1),
       );
+      leaseExpiries += events.filter(
+        (event) =>
+          event.type === 'task.status' && String(event.data.reason ?? '').startsWith('lease expired'),
+      ).length;
       const results = events.filter((event) => event.type === 'task.result');
       assert.equal(results.length, done.tasks.length, `${id}: one completion per task`);
       assert.equal(new Set(results.map((event) => event.data.taskId)).size, done.tasks.length);
       assert.equal(events.filter((event) => event.type === 'session.finished').length, 1);
     }
 
+    mark('every session completed and checked');
+    let reconnects = 0;
     for (const [index, stream] of streams.entries()) {
-      const { ids: streamed } = await stream;
-      const stored = await readAllEvents<EventDto>(proxy.url, ids[index]!);
+      const followed = await stream;
+      reconnects += followed.reconnects;
+      const stored = await readAllEvents<EventDto>(proxy.url, streamedIds[index]!);
       assert.deepEqual(
-        streamed,
+        followed.ids,
         stored.map((event) => event.seq),
         'the stream saw every event exactly once, in order, across reconnects',
       );
     }
+    assert.ok(reconnects > 0, 'some streams were served by the killed replica and resumed elsewhere');
+    assert.ok(leaseExpiries > 0, 'the killed replica held leases that other replicas took over');
+    t.diagnostic(`stream reconnects: ${reconnects}, lease expiries: ${leaseExpiries}`);
 
     const handle = createDatabase({
       dataDir: dir,
