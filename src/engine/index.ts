@@ -82,6 +82,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     onExpired: (session) => {
       scheduler.abortSession(session.id);
       notifyObserver(options.observer, 'sessionFinished', 'failed');
+      notifyObserver(options.observer, 'budgetExceeded', 'session');
       notifier.publish(sessionChannel(session.id));
     },
   });

@@ -74,6 +74,9 @@ describe('session deadlines', { timeout: 90_000 }, () => {
           event.data.to === 'failed',
       ),
     );
+    // Counted like every other budget failure.
+    const metrics = await fetch(`${server.url}/metrics`).then((response) => response.text());
+    assert.match(metrics, /^maos_budget_rejections_total\{scope="session"\} 1$/m);
     // Approving afterwards is a clear conflict, not a restart of the session.
     const approve = await requestJson<{ code: string }>(`${server.url}/v1/sessions/${session.id}/approve`, {
       method: 'POST',
