@@ -5,24 +5,7 @@
 // Modules are loaded by name at run time, so the typecheck does not depend on them being installed.
 import { join } from 'node:path';
 
-export interface ShapeFigures {
-  /** Median µs per step of the sequential chain. */
-  seq: number;
-  /** Median µs per step of the fan-out with its join (branches + 1). */
-  fan: number;
-}
-
-export interface PeerReport {
-  name: string;
-  figures?: ShapeFigures;
-  /** Why the peer was not measured (not installed, failed). */
-  skipped?: string;
-  /** Storage settings as verified after the runs. */
-  storage?: string;
-}
-
 export interface PeerOptions {
-  runs: number;
   steps: number;
   /** Temporary folder for the peers' database files. */
   dir: string;
@@ -30,11 +13,6 @@ export interface PeerOptions {
 
 // biome-ignore lint/suspicious/noExplicitAny: peer modules are loaded untyped (see the header)
 type Untyped = any;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
 
 async function load(specifier: string): Promise<Untyped> {
   return import(specifier);
@@ -45,32 +23,17 @@ function isMissing(error: unknown): boolean {
   return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
-/** Runs `seq` and `fan` alternately (after warm-up), `runs` times, and returns median µs per step. */
-async function measureShapes(
-  options: PeerOptions,
-  seq: () => Promise<void>,
-  fan: () => Promise<void>,
-): Promise<ShapeFigures> {
-  for (let i = 0; i < 3; i++) {
-    await seq();
-    await fan();
-  }
-  const seqUs: number[] = [];
-  const fanUs: number[] = [];
-  for (let run = 0; run < options.runs; run++) {
-    let started = performance.now();
-    await seq();
-    seqUs.push(((performance.now() - started) * 1000) / options.steps);
-    started = performance.now();
-    await fan();
-    fanUs.push(((performance.now() - started) * 1000) / (options.steps + 1));
-  }
-  return { seq: median(seqUs), fan: median(fanUs) };
+/** One framework ready to run both shapes; `describe` reports its storage settings after the runs. */
+export interface ShapeRunner {
+  name: string;
+  seq(): Promise<void>;
+  fan(): Promise<void>;
+  describe(): Promise<string>;
+  close(): Promise<void>;
 }
 
 /** LangGraph.js StateGraph, SqliteSaver checkpointer (WAL, synchronous=FULL), default durability. */
-async function measureLangGraph(options: PeerOptions): Promise<PeerReport> {
-  const name = 'LangGraph.js + SQLite checkpointer';
+async function prepareLangGraph(options: PeerOptions): Promise<ShapeRunner> {
   const lg = await load('@langchain/langgraph');
   const { SqliteSaver } = await load('@langchain/langgraph-checkpoint-sqlite');
   const saver = SqliteSaver.fromConnString(join(options.dir, 'langgraph.db'));
@@ -101,25 +64,24 @@ async function measureLangGraph(options: PeerOptions): Promise<PeerReport> {
     const result = await graph.invoke({ n: 0 }, config);
     if (result.n !== expected) throw new Error(`LangGraph returned n=${result.n}, expected ${expected}`);
   };
-  const figures = await measureShapes(
-    options,
-    () => invoke(seqGraph, options.steps),
-    () => invoke(fanGraph, options.steps + 1),
-  );
-  const sync = saver.db.pragma('synchronous', { simple: true });
-  const journal = saver.db.pragma('journal_mode', { simple: true });
-  const checkpoints = saver.db.prepare('select count(*) as n from checkpoints').get().n;
-  saver.db.close();
   return {
-    name,
-    figures,
-    storage: `journal_mode=${journal}, synchronous=${sync} (2 = FULL), ${checkpoints} checkpoints stored`,
+    name: PEER_NAMES.langGraph,
+    seq: () => invoke(seqGraph, options.steps),
+    fan: () => invoke(fanGraph, options.steps + 1),
+    async describe() {
+      const sync = saver.db.pragma('synchronous', { simple: true });
+      const journal = saver.db.pragma('journal_mode', { simple: true });
+      const checkpoints = saver.db.prepare('select count(*) as n from checkpoints').get().n;
+      return `journal_mode=${journal}, synchronous=${sync} (2 = FULL), ${checkpoints} checkpoints stored`;
+    },
+    async close() {
+      saver.db.close();
+    },
   };
 }
 
 /** Mastra workflows (createWorkflow/createStep) with LibSQLStore on a local file, synchronous=FULL. */
-async function measureMastra(options: PeerOptions): Promise<PeerReport> {
-  const name = 'Mastra workflows + LibSQL';
+async function prepareMastra(options: PeerOptions): Promise<ShapeRunner> {
   const { z } = await load('zod');
   const { Mastra } = await load('@mastra/core');
   const { createWorkflow, createStep } = await load('@mastra/core/workflows');
@@ -167,40 +129,51 @@ async function measureMastra(options: PeerOptions): Promise<PeerReport> {
   // LibSQL's workflow store sets synchronous=NORMAL while it initialises: FULL is set after that.
   await start('seq', options.steps);
   await storage.client.execute('PRAGMA synchronous = FULL');
-  const figures = await measureShapes(
-    options,
-    () => start('seq', options.steps),
-    () => start('fan', options.steps + 1),
-  );
-  const sync = (await storage.client.execute('PRAGMA synchronous')).rows[0]?.[0];
-  const journal = (await storage.client.execute('PRAGMA journal_mode')).rows[0]?.[0];
-  const snapshots = (await storage.client.execute('select count(*) from mastra_workflow_snapshot'))
-    .rows[0]?.[0];
-  storage.client.close?.();
   return {
-    name,
-    figures,
-    storage: `journal_mode=${journal}, synchronous=${sync} (2 = FULL), ${snapshots} run snapshots stored`,
+    name: PEER_NAMES.mastra,
+    seq: () => start('seq', options.steps),
+    fan: () => start('fan', options.steps + 1),
+    async describe() {
+      const sync = (await storage.client.execute('PRAGMA synchronous')).rows[0]?.[0];
+      const journal = (await storage.client.execute('PRAGMA journal_mode')).rows[0]?.[0];
+      const snapshots = (await storage.client.execute('select count(*) from mastra_workflow_snapshot'))
+        .rows[0]?.[0];
+      return `journal_mode=${journal}, synchronous=${sync} (2 = FULL), ${snapshots} run snapshots stored`;
+    },
+    async close() {
+      storage.client.close?.();
+    },
   };
 }
 
-/** Measures every installed peer; a missing or failing peer is reported in `skipped`. */
-export async function measurePeers(options: PeerOptions): Promise<PeerReport[]> {
-  const reports: PeerReport[] = [];
-  for (const [name, measure] of [
-    ['LangGraph.js + SQLite checkpointer', measureLangGraph],
-    ['Mastra workflows + LibSQL', measureMastra],
+const PEER_NAMES = {
+  langGraph: 'LangGraph.js + SQLite checkpointer',
+  mastra: 'Mastra workflows + LibSQL',
+} as const;
+
+/**
+ * Prepares every installed peer (graphs and workflows built, storage open and set to FULL). A peer
+ * that is missing or fails to start is returned in `skipped` with the reason.
+ */
+export async function preparePeers(
+  options: PeerOptions,
+): Promise<{ runners: ShapeRunner[]; skipped: Array<{ name: string; reason: string }> }> {
+  const runners: ShapeRunner[] = [];
+  const skipped: Array<{ name: string; reason: string }> = [];
+  for (const [name, prepare] of [
+    [PEER_NAMES.langGraph, prepareLangGraph],
+    [PEER_NAMES.mastra, prepareMastra],
   ] as const) {
     try {
-      reports.push(await measure(options));
+      runners.push(await prepare(options));
     } catch (error) {
-      reports.push({
+      skipped.push({
         name,
-        skipped: isMissing(error)
+        reason: isMissing(error)
           ? 'not installed (run: npm install --prefix bench)'
           : `failed: ${(error as Error).message}`,
       });
     }
   }
-  return reports;
+  return { runners, skipped };
 }

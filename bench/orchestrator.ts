@@ -20,13 +20,22 @@ import { createLogger } from '../src/observability/logger.ts';
 import { createDatabase } from '../src/store/db.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
 import { startLlmServer } from '../test/fixtures/llm-server.ts';
-import { measurePeers, type PeerReport, type ShapeFigures } from './orchestrator-peers.ts';
+import { preparePeers, type ShapeRunner } from './orchestrator-peers.ts';
 
 const RUNS = Number(process.argv[2] ?? 20);
 const STEPS = 20;
 const ACTOR = { tenantId: 'default', principalId: 'bench' };
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+/** A framework measured per run: each call runs one session/graph and returns µs of overhead per step. */
+interface Contender {
+  name: string;
+  seq(): Promise<number>;
+  fan(): Promise<number>;
+  describe?(): Promise<string>;
+  close(): Promise<void>;
+}
 
 interface CallSpan {
   start: number;
@@ -38,8 +47,8 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
-/** MAOS: median µs of orchestration overhead per step for both shapes. */
-async function measureMaos(dir: string): Promise<ShapeFigures & { commitsPerStep: ShapeFigures }> {
+/** MAOS with LLM agents; overhead = wall − provider time on the critical path. */
+async function prepareMaos(dir: string): Promise<Contender> {
   const server = await startLlmServer({
     handler: () => ({ text: 'done', usage: { inputTokens: 10, outputTokens: 1 } }),
   });
@@ -123,56 +132,76 @@ async function measureMaos(dir: string): Promise<ShapeFigures & { commitsPerStep
     },
   ];
 
-  const chainUs: number[] = [];
-  const fanUs: number[] = [];
-  const chainCommits: number[] = [];
-  const fanCommits: number[] = [];
-  // Warm-up: module loading, JIT, first connections.
-  for (let i = 0; i < 3; i++) {
-    await runSession('sequential', chain);
-    await runSession('pipeline', fan);
-  }
-  for (let run = 0; run < RUNS; run++) {
-    const sequential = await runSession('sequential', chain);
-    const providerMs = sequential.calls.reduce((sum, call) => sum + (call.end - call.start), 0);
-    chainUs.push(((sequential.wall - providerMs) * 1000) / STEPS);
-    chainCommits.push(sequential.batches / STEPS);
-    const fanOut = await runSession('pipeline', fan);
-    // Critical path inside providers: the longest of the parallel calls, then the join's call.
-    const branches = fanOut.calls.slice(0, STEPS);
-    const joinCall = fanOut.calls.at(-1);
-    const critical =
-      Math.max(...branches.map((call) => call.end - call.start)) +
-      (joinCall ? joinCall.end - joinCall.start : 0);
-    fanUs.push(((fanOut.wall - critical) * 1000) / (STEPS + 1));
-    fanCommits.push(fanOut.batches / (STEPS + 1));
-  }
-  await engine.stop({ graceMs: 1000 });
-  await handle.close();
-  await server.close();
+  const commits = { seq: [] as number[], fan: [] as number[] };
   return {
-    seq: median(chainUs),
-    fan: median(fanUs),
-    commitsPerStep: { seq: median(chainCommits), fan: median(fanCommits) },
+    name: 'MAOS (LLM agents, AI SDK, scripted server)',
+    async seq() {
+      const sequential = await runSession('sequential', chain);
+      const providerMs = sequential.calls.reduce((sum, call) => sum + (call.end - call.start), 0);
+      commits.seq.push(sequential.batches / STEPS);
+      return ((sequential.wall - providerMs) * 1000) / STEPS;
+    },
+    async fan() {
+      const fanOut = await runSession('pipeline', fan);
+      // Critical path inside providers: the longest of the parallel calls, then the join's call.
+      const branches = fanOut.calls.slice(0, STEPS);
+      const joinCall = fanOut.calls.at(-1);
+      const critical =
+        Math.max(...branches.map((call) => call.end - call.start)) +
+        (joinCall ? joinCall.end - joinCall.start : 0);
+      commits.fan.push(fanOut.batches / (STEPS + 1));
+      return ((fanOut.wall - critical) * 1000) / (STEPS + 1);
+    },
+    async describe() {
+      return (
+        `SQLite WAL, synchronous=FULL; write transactions per step ${median(commits.seq).toFixed(2)} (chain), ` +
+        `${median(commits.fan).toFixed(2)} (fan-out)`
+      );
+    },
+    async close() {
+      await engine.stop({ graceMs: 1000 });
+      await handle.close();
+      await server.close();
+    },
   };
 }
 
-/** The durability floor of this disk: one bare better-sqlite3 commit (one insert, WAL, FULL). */
-function measureBareCommit(dir: string): number {
+/** The durability floor of this disk: one bare better-sqlite3 commit (one insert, WAL, FULL) per step. */
+function prepareBareCommit(dir: string): Contender {
   const sqlite = new SqliteDatabase(join(dir, 'bare.db'));
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = FULL');
   sqlite.exec('create table steps (id integer primary key, data text)');
   const insert = sqlite.prepare('insert into steps (data) values (?)');
   const commit = sqlite.transaction((data: string) => insert.run(data));
-  const perRun: number[] = [];
-  for (let run = 0; run < RUNS + 3; run++) {
+  return {
+    name: 'one bare SQLite commit (fsync) per step',
+    async seq() {
+      const started = performance.now();
+      for (let step = 0; step < STEPS; step++) commit(`step ${step}`);
+      return ((performance.now() - started) * 1000) / STEPS;
+    },
+    fan: async () => Number.NaN,
+    async close() {
+      sqlite.close();
+    },
+  };
+}
+
+/** A peer runs steps that do nothing: its whole wall time is overhead. */
+function timePeer(runner: ShapeRunner): Contender {
+  const timed = async (run: () => Promise<void>, steps: number) => {
     const started = performance.now();
-    for (let step = 0; step < STEPS; step++) commit(`step ${step}`);
-    if (run >= 3) perRun.push(((performance.now() - started) * 1000) / STEPS);
-  }
-  sqlite.close();
-  return median(perRun);
+    await run();
+    return ((performance.now() - started) * 1000) / steps;
+  };
+  return {
+    name: runner.name,
+    seq: () => timed(runner.seq, STEPS),
+    fan: () => timed(runner.fan, STEPS + 1),
+    describe: runner.describe,
+    close: runner.close,
+  };
 }
 
 function formatUs(value: number): string {
@@ -182,60 +211,65 @@ function formatUs(value: number): string {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'maos-bench-orch-'));
   const loadBefore = loadavg();
+  const contenders: Contender[] = [];
   try {
-    const maos = await measureMaos(join(dir, 'maos'));
-    const peers: PeerReport[] = await measurePeers({ runs: RUNS, steps: STEPS, dir });
-    const bare = measureBareCommit(dir);
-    const loadAfter = loadavg();
-
-    const rows: Array<[string, string, string]> = [
-      ['MAOS (LLM agents, AI SDK, scripted server)', formatUs(maos.seq), formatUs(maos.fan)],
-    ];
-    for (const peer of peers) {
-      rows.push(
-        peer.figures
-          ? [peer.name, formatUs(peer.figures.seq), formatUs(peer.figures.fan)]
-          : [peer.name, 'not measured', 'not measured'],
-      );
+    contenders.push(await prepareMaos(join(dir, 'maos')));
+    const peers = await preparePeers({ steps: STEPS, dir });
+    contenders.push(...peers.runners.map(timePeer), prepareBareCommit(dir));
+    // Interleaved: every run measures every contender once, so all see the same disk and CPU load
+    // (fsync latency on a shared machine changes several-fold within minutes).
+    const figures = contenders.map(() => ({ seq: [] as number[], fan: [] as number[] }));
+    for (let run = -3; run < RUNS; run++) {
+      for (const [index, contender] of contenders.entries()) {
+        const seq = await contender.seq();
+        const fan = await contender.fan();
+        if (run < 0) continue; // warm-up: module loading, JIT, first connections
+        figures[index]!.seq.push(seq);
+        figures[index]!.fan.push(fan);
+      }
     }
-    rows.push(['one bare SQLite commit (fsync) per step', formatUs(bare), '']);
-    const width = Math.max(...rows.map((row) => row[0].length));
+    const loadAfter = loadavg();
+    const results = contenders.map((contender, index) => ({
+      name: contender.name,
+      seq: median(figures[index]!.seq),
+      fan: median(figures[index]!.fan),
+    }));
+    const width = Math.max(...results.map((row) => row.name.length));
     console.log(
-      `Orchestration overhead per agent step, median of ${RUNS} runs (node ${process.version};` +
+      `Orchestration overhead per agent step, median of ${RUNS} interleaved runs (node ${process.version};` +
         ` load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before,` +
         ` ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after)\n`,
     );
     console.log(`  ${''.padEnd(width)}  ${STEPS}-step chain   ${STEPS}-way fan-out + join`);
-    for (const [name, seq, fan] of rows)
-      console.log(`  ${name.padEnd(width)}  ${seq.padStart(12)}   ${fan.padStart(12)}`);
-    console.log(
-      `\n  MAOS write transactions per step: ${maos.commitsPerStep.seq.toFixed(2)} (chain), ` +
-        `${maos.commitsPerStep.fan.toFixed(2)} (fan-out)`,
-    );
-    for (const peer of peers) {
-      if (peer.skipped) console.log(`  ${peer.name}: ${peer.skipped}`);
-      else if (peer.storage) console.log(`  ${peer.name}: ${peer.storage}`);
+    for (const row of results) {
+      console.log(
+        `  ${row.name.padEnd(width)}  ${formatUs(row.seq).padStart(12)}   ${formatUs(row.fan).padStart(12)}`,
+      );
     }
-    const measured = peers.filter((peer) => peer.figures).map((peer) => peer.figures!);
+    console.log('');
+    for (const contender of contenders) {
+      if (contender.describe) console.log(`  ${contender.name}: ${await contender.describe()}`);
+    }
+    for (const peer of peers.skipped) console.log(`  ${peer.name}: ${peer.reason}`);
+    const maos = results[0]!;
+    const measured = results.slice(1, 1 + peers.runners.length);
     if (measured.length === 0) {
       console.log(
         '\n  Peers not measured: install them with `npm install --prefix bench` (see bench/README.md).',
       );
       return;
     }
-    const best = {
-      seq: Math.min(...measured.map((f) => f.seq)),
-      fan: Math.min(...measured.map((f) => f.fan)),
-    };
     for (const shape of ['seq', 'fan'] as const) {
-      const target = best[shape] / 5;
-      const verdict = maos[shape] <= target ? 'met' : 'NOT met';
+      const best = Math.min(...measured.map((row) => row[shape]));
+      const target = best / 5;
       console.log(
-        `  target (${shape === 'seq' ? 'chain' : 'fan-out'}): ≤ ${formatUs(target)} (one fifth of the better peer): ` +
-          `MAOS ${formatUs(maos[shape])}, ${verdict} (${(best[shape] / maos[shape]).toFixed(1)}× faster than the better peer)`,
+        `  target (${shape === 'seq' ? 'chain' : 'fan-out'}): ≤ ${formatUs(target)} (one fifth of the better peer); ` +
+          `MAOS ${formatUs(maos[shape])}: ${maos[shape] <= target ? 'met' : 'NOT met'}, ` +
+          `${(best / maos[shape]).toFixed(1)}× the better peer's speed`,
       );
     }
   } finally {
+    for (const contender of contenders) await contender.close().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
