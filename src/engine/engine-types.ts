@@ -64,7 +64,10 @@ export interface StopOptions {
 
 export interface Engine {
   service: SessionService;
-  /** Starts the worker slots, the reaper and the heartbeats. No-op with `workers.concurrency = 0`. */
+  /**
+   * Starts the worker slots, the reaper and the heartbeats (none with `workers.concurrency = 0`), and
+   * the budget deadline sweep (every replica; one sweeps at a time).
+   */
   start(): void;
   /** Stops claiming, waits up to `graceMs` for running tasks, then aborts them and releases their leases. */
   stop(options: StopOptions): Promise<void>;
