@@ -29,18 +29,25 @@ export interface RetentionTarget {
 const FINISHED = ['completed', 'failed', 'cancelled'];
 const DAY_MS = 86_400_000;
 /**
- * Finished sessions handled per statement: their rows are deleted up to the batch limit. Small, so
- * the "which sessions still have rows" probe stays an index lookup per session.
+ * Finished sessions looked up per batch: their rows are then deleted up to the batch limit. Small,
+ * so the "which sessions still have rows" probe stays one index lookup per session.
  */
-const SESSIONS_PER_BATCH = 50;
+export const DEFAULT_SESSIONS_PER_BATCH = 50;
 
 /**
- * Ids of up to SESSIONS_PER_BATCH sessions that finished before `cutoff` and still have rows in
- * `table` (of `type` when given). `sessions_finished_at` (migration 0008) finds the sessions; the
- * per-table session index answers the EXISTS probe.
+ * Ids of up to `count` sessions that finished before `cutoff` and still have rows in `table` (of
+ * `type` when given). `sessions_finished_at` (migration 0008) finds the sessions; the per-table
+ * session index answers the EXISTS probe. The ids are then passed to the delete as values, so its
+ * row lookup uses that index too instead of scanning the table for a semi-join.
  */
-function finishedSessionsWithRows(db: AnyDb, table: string, cutoff: number, type?: string) {
-  return db
+async function findFinishedSessionIds(
+  db: AnyDb,
+  table: string,
+  cutoff: number,
+  count: number,
+  type?: string,
+): Promise<string[]> {
+  const rows = await db
     .selectFrom('sessions as s')
     .select('s.id')
     .where('s.status', 'in', FINISHED)
@@ -53,7 +60,9 @@ function finishedSessionsWithRows(db: AnyDb, table: string, cutoff: number, type
       if (type !== undefined) rows = rows.where('r.type', '=', type);
       return eb.exists(rows);
     })
-    .limit(SESSIONS_PER_BATCH);
+    .limit(count)
+    .execute();
+  return rows.map((row) => row.id as string);
 }
 
 function countDeleted(result: { numDeletedRows: bigint } | undefined): number {
@@ -61,15 +70,19 @@ function countDeleted(result: { numDeletedRows: bigint } | undefined): number {
 }
 
 /** Events (all types, or only `type`) of sessions finished more than `days` ago. */
-function eventsTarget(days: number, type?: string): RetentionTarget {
+function eventsTarget(days: number, sessionsPerBatch: number, type?: string): RetentionTarget {
   return {
     table: 'events',
     async deleteBatch(db, now, limit) {
-      const cutoff = now - days * DAY_MS;
-      let rows = db
-        .selectFrom('events')
-        .select(['session_id', 'seq'])
-        .where('session_id', 'in', finishedSessionsWithRows(db, 'events', cutoff, type));
+      const sessions = await findFinishedSessionIds(
+        db,
+        'events',
+        now - days * DAY_MS,
+        sessionsPerBatch,
+        type,
+      );
+      if (sessions.length === 0) return 0;
+      let rows = db.selectFrom('events').select(['session_id', 'seq']).where('session_id', 'in', sessions);
       if (type !== undefined) rows = rows.where('type', '=', type);
       const result = await db
         .deleteFrom('events')
@@ -81,16 +94,17 @@ function eventsTarget(days: number, type?: string): RetentionTarget {
 }
 
 /** Rows keyed by `id` with a `session_id` (messages, artifacts) of sessions finished more than `days` ago. */
-function sessionRowsTarget(table: 'messages' | 'artifacts', days: number): RetentionTarget {
+function sessionRowsTarget(
+  table: 'messages' | 'artifacts',
+  days: number,
+  sessionsPerBatch: number,
+): RetentionTarget {
   return {
     table,
     async deleteBatch(db, now, limit) {
-      const cutoff = now - days * DAY_MS;
-      const ids = db
-        .selectFrom(table)
-        .select('id')
-        .where('session_id', 'in', finishedSessionsWithRows(db, table, cutoff))
-        .limit(limit);
+      const sessions = await findFinishedSessionIds(db, table, now - days * DAY_MS, sessionsPerBatch);
+      if (sessions.length === 0) return 0;
+      const ids = db.selectFrom(table).select('id').where('session_id', 'in', sessions).limit(limit);
       return countDeleted(await db.deleteFrom(table).where('id', 'in', ids).executeTakeFirst());
     },
   };
@@ -133,15 +147,16 @@ export const expiredRateLimitsTarget: RetentionTarget = {
  */
 export function buildRetentionTargets(
   config: Config['retention'],
-  options: { postgres: boolean },
+  options: { postgres: boolean; sessionsPerBatch?: number },
 ): RetentionTarget[] {
+  const perBatch = options.sessionsPerBatch ?? DEFAULT_SESSIONS_PER_BATCH;
   const targets: RetentionTarget[] = [];
   if (config.outputsDays > 0) {
-    targets.push(eventsTarget(config.outputsDays, 'task.output'));
-    targets.push(sessionRowsTarget('artifacts', config.outputsDays));
+    targets.push(eventsTarget(config.outputsDays, perBatch, 'task.output'));
+    targets.push(sessionRowsTarget('artifacts', config.outputsDays, perBatch));
   }
-  if (config.eventsDays > 0) targets.push(eventsTarget(config.eventsDays));
-  if (config.messagesDays > 0) targets.push(sessionRowsTarget('messages', config.messagesDays));
+  if (config.eventsDays > 0) targets.push(eventsTarget(config.eventsDays, perBatch));
+  if (config.messagesDays > 0) targets.push(sessionRowsTarget('messages', config.messagesDays, perBatch));
   if (config.idempotencyKeysDays > 0) targets.push(idempotencyKeysTarget(config.idempotencyKeysDays));
   if (options.postgres) targets.push(expiredRateLimitsTarget);
   return targets;

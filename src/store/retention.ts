@@ -53,7 +53,8 @@ export async function runRetentionPass(
         deleted[target.table] = (deleted[target.table] ?? 0) + batch.value;
         options.onDeleted?.(target.table, batch.value);
       }
-      if (batch.value < options.batchSize) break;
+      // Only an empty batch means done: a batch is also cut short by the sessions it looked at.
+      if (batch.value === 0) break;
       // Let requests and the engine's writes in between batches.
       await yieldToEventLoop();
     }

@@ -268,7 +268,11 @@ for (const backend of backends) {
     test('two replicas pass at once: old rows of finished sessions deleted once, the rest kept', async () => {
       const [a, b] = handles as [DatabaseHandle, DatabaseHandle];
       await seedAll(a.db);
-      const targets = buildRetentionTargets(retention, { postgres: backend.name === 'postgres' });
+      // Few sessions per batch: a pass needs several session windows, not just several batches.
+      const targets = buildRetentionTargets(retention, {
+        postgres: backend.name === 'postgres',
+        sessionsPerBatch: 5,
+      });
       const counted: Record<string, number> = {};
       const results = await Promise.all(
         [a, b].map((handle) =>
