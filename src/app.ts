@@ -45,8 +45,8 @@ import { createTenantProviderCredentialsFromConfig } from './security/tenant-pro
 import { createHttpsServerFactory, loadTlsCredentials } from './security/tls.ts';
 import { createDatabase, type DatabaseHandle } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
-import { type RetentionJob, startRetentionJob } from './store/retention.ts';
 import { createClusterNotifier } from './store/pg-notifier.ts';
+import { type RetentionJob, startRetentionJob } from './store/retention.ts';
 import { VERSION } from './version.ts';
 
 /**
