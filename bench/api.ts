@@ -1,18 +1,38 @@
 // API latency benchmark: autocannon with many concurrent connections against GET /v1/sessions/:id
 // of a real MAOS server (SQLite, one finished 3-task session), next to a bare Fastify hello-world
-// measured in the same run on the same machine. Prints req/s and p50/p95/p99 latency of both.
-//   node bench/api.ts [connections=1000] [seconds=10]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// measured in the same run on the same machine. Prints req/s, p50/p95/p99 latency and the server's
+// CPU time per request (steadier than req/s on a shared machine).
+//   node bench/api.ts [connections=1000] [seconds=10] [--auth=apikey|none|both] [--in-process]
+//                     [--profile=DIR]
+// By default each server runs in its own process (bench/api-target.ts) and measures what a user
+// runs: auth mode `apikey` (the config default) with rate limits on. `--in-process` runs the servers
+// in this process, sharing one event loop with the load generator.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import Fastify from 'fastify';
-import { createApp, LISTEN_BACKLOG } from '../src/app.ts';
-import { loadConfig } from '../src/config/load.ts';
-import { createLogger } from '../src/observability/logger.ts';
+import { startTarget, type TargetInfo } from './api-target.ts';
 
-const CONNECTIONS = Number(process.argv[2] ?? 1000);
-const SECONDS = Number(process.argv[3] ?? 10);
+const args = process.argv.slice(2);
+const positional = args.filter((arg) => !arg.startsWith('--'));
+const CONNECTIONS = Number(positional[0] ?? 1000);
+const SECONDS = Number(positional[1] ?? 10);
+const flag = (name: string) =>
+  args
+    .find((arg) => arg.startsWith(`--${name}=`))
+    ?.split('=')
+    .slice(1)
+    .join('=');
+const AUTH = flag('auth') ?? 'apikey';
+if (!['apikey', 'none', 'both'].includes(AUTH)) throw new Error('--auth must be apikey, none or both');
+const IN_PROCESS = args.includes('--in-process');
+// Writes a V8 CPU profile of each server during the measured load (not start-up) to this folder.
+const PROFILE_DIR = flag('profile');
+if (PROFILE_DIR && IN_PROCESS) throw new Error('--profile needs the servers in their own process');
+const TARGET_SCRIPT = fileURLToPath(new URL('./api-target.ts', import.meta.url));
 
 interface Figures {
   name: string;
@@ -22,12 +42,28 @@ interface Figures {
   p99: number;
   errors: number;
   non2xx: number;
+  /** Server CPU (user + system) per answered request; null in-process (shared with autocannon). */
+  cpuMicrosPerRequest: number | null;
 }
 
-async function load(name: string, url: string): Promise<Figures> {
+/** A running target: its address and a reading of the CPU time it has used so far. */
+interface Running {
+  info: TargetInfo;
+  readCpuMicros: (() => Promise<number>) | null;
+  /** Sends a command to the target process and waits for its answer line. */
+  command: ((line: string) => Promise<unknown>) | null;
+  stop(): Promise<void>;
+}
+
+async function load(name: string, kind: string, target: Running): Promise<Figures> {
+  const options = { url: target.info.url, headers: target.info.headers, timeout: 30 };
   // Warm-up so JIT and caches are settled before measuring.
-  await autocannon({ url, connections: 50, duration: 2 });
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, timeout: 30 });
+  await autocannon({ ...options, connections: 50, duration: 2 });
+  if (PROFILE_DIR) await target.command?.('profile-start');
+  const cpuBefore = await target.readCpuMicros?.();
+  const result = await autocannon({ ...options, connections: CONNECTIONS, duration: SECONDS });
+  const cpuAfter = await target.readCpuMicros?.();
+  if (PROFILE_DIR) await target.command?.(`profile-stop ${join(resolve(PROFILE_DIR), `${kind}.cpuprofile`)}`);
   return {
     name,
     requestsPerSecond: result.requests.average,
@@ -37,77 +73,103 @@ async function load(name: string, url: string): Promise<Figures> {
     p99: result.latency.p99,
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
+    cpuMicrosPerRequest:
+      cpuBefore === undefined || cpuAfter === undefined
+        ? null
+        : (cpuAfter - cpuBefore) / result.requests.total,
   };
 }
 
-async function measureBareFastify(): Promise<Figures> {
-  const server = Fastify({ logger: false });
-  server.get('/', async () => ({ hello: 'world' }));
-  // Same accept queue as MAOS, so only the request handling differs between the two.
-  const url = await server.listen({ host: '127.0.0.1', port: 0, backlog: LISTEN_BACKLOG });
+/** Starts the target in a child process and waits for its ready line. */
+async function startChild(kind: string): Promise<Running> {
+  const child = spawn(process.execPath, [TARGET_SCRIPT, kind], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit');
+  const lines: Interface = createInterface({ input: child.stdout });
+  const nextLine = async (): Promise<string> => {
+    const [line] = (await Promise.race([
+      once(lines, 'line'),
+      exited.then(([code]) => {
+        throw new Error(`${kind} server exited with code ${code}`);
+      }),
+    ])) as [string];
+    return line;
+  };
   try {
-    return await load('bare Fastify hello-world', url);
-  } finally {
-    await server.close();
+    const info = JSON.parse(await nextLine()) as TargetInfo;
+    const command = async (line: string): Promise<unknown> => {
+      child.stdin.write(`${line}\n`);
+      return JSON.parse(await nextLine());
+    };
+    return {
+      info,
+      readCpuMicros: async () => ((await command('cpu')) as { cpuMicros: number }).cpuMicros,
+      command,
+      stop: async () => {
+        child.kill('SIGTERM');
+        await exited;
+      },
+    };
+  } catch (error) {
+    child.kill('SIGTERM');
+    throw error;
   }
 }
 
-async function measureMaos(): Promise<Figures> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'maos-bench-api-'));
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      dataDir,
-      host: '127.0.0.1',
-      port: 0,
-      logLevel: 'silent',
-      auth: { mode: 'none' },
-      rateLimit: { enabled: false },
-      runners: { ok: { command: ['true'] } },
-    },
-  });
-  const app = await createApp(config, { logger: createLogger({ level: 'silent' }) });
-  const url = await app.start();
+async function startInProcess(kind: string): Promise<Running> {
+  const [info, stop] = await startTarget(kind);
+  return { info, readCpuMicros: null, command: null, stop };
+}
+
+/** Starts a target, measures it and stops it. */
+async function measure(name: string, kind: string): Promise<Figures> {
+  const target = IN_PROCESS ? await startInProcess(kind) : await startChild(kind);
   try {
-    const created = await fetch(`${url}/v1/sessions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        objective: 'benchmark target',
-        strategy: 'sequential',
-        agents: ['architect', 'engineer', 'qa'].map((role) => ({ role, task: `${role} step`, runner: 'ok' })),
-      }),
-    });
-    const session = (await created.json()) as { id: string };
-    for (let i = 0; i < 200; i++) {
-      const current = (await (await fetch(`${url}/v1/sessions/${session.id}`)).json()) as { status: string };
-      if (current.status === 'completed') break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    return await load('MAOS GET /v1/sessions/:id', `${url}/v1/sessions/${session.id}`);
+    return await load(name, kind, target);
   } finally {
-    await app.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await target.stop();
   }
 }
 
 function row(figures: Figures): string {
   return [
-    figures.name.padEnd(28),
-    `${figures.requestsPerSecond.toFixed(0).padStart(8)} req/s`,
-    `p50 ${figures.p50.toFixed(0).padStart(5)} ms`,
-    `p95 ${figures.p95.toFixed(0).padStart(5)} ms`,
-    `p99 ${figures.p99.toFixed(0).padStart(5)} ms`,
+    figures.name.padEnd(34),
+    `${figures.requestsPerSecond.toFixed(0).padStart(7)} req/s`,
+    `p50 ${figures.p50.toFixed(0).padStart(4)} ms`,
+    `p95 ${figures.p95.toFixed(0).padStart(4)} ms`,
+    `p99 ${figures.p99.toFixed(0).padStart(4)} ms`,
+    figures.cpuMicrosPerRequest === null ? '' : `server CPU ${figures.cpuMicrosPerRequest.toFixed(0)} µs/req`,
     `errors ${figures.errors}`,
     `non-2xx ${figures.non2xx}`,
-  ].join('  ');
+  ]
+    .filter(Boolean)
+    .join('  ');
 }
 
-const bare = await measureBareFastify();
-const maos = await measureMaos();
-console.log(`\n${CONNECTIONS} connections, ${SECONDS} s each, load generator on the same machine`);
+if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+const bare = await measure('bare Fastify hello-world', 'bare');
+const results: Figures[] = [];
+if (AUTH === 'apikey' || AUTH === 'both') {
+  results.push(await measure('MAOS GET /v1/sessions/:id (apikey)', 'maos-apikey'));
+}
+if (AUTH === 'none' || AUTH === 'both') {
+  results.push(await measure('MAOS GET /v1/sessions/:id (none)', 'maos-none'));
+}
+console.log(
+  `\n${CONNECTIONS} connections, ${SECONDS} s each, ${IN_PROCESS ? 'servers in the load generator process' : 'each server in its own process'}, same machine`,
+);
+console.log('apikey = the default auth mode: one API key, rate limits on (set high enough never to reject)');
 console.log(row(bare));
-console.log(row(maos));
-const ratio = maos.requestsPerSecond / bare.requestsPerSecond;
-console.log(`\nMAOS / bare throughput: ${(ratio * 100).toFixed(0)} % (target ≥ 50 %)`);
-console.log(`MAOS p95: ${maos.p95.toFixed(0)} ms (target < 250 ms; operators' SLO < 1000 ms)`);
+for (const figures of results) console.log(row(figures));
+console.log('');
+for (const figures of results) {
+  const ratio = figures.requestsPerSecond / bare.requestsPerSecond;
+  const cpuRatio =
+    figures.cpuMicrosPerRequest && bare.cpuMicrosPerRequest
+      ? `; bare/MAOS server CPU per request ${((bare.cpuMicrosPerRequest / figures.cpuMicrosPerRequest) * 100).toFixed(0)} %`
+      : '';
+  console.log(
+    `${figures.name}: ${(ratio * 100).toFixed(0)} % of bare req/s (target ≥ 50 %)${cpuRatio}, p95 ${figures.p95.toFixed(0)} ms (target < 250 ms; SLO < 1000 ms)`,
+  );
+}
