@@ -44,7 +44,8 @@ export interface EngineInternals extends Engine {
 export function createEngine(options: CreateEngineOptions): EngineInternals {
   const dialect = options.dialect ?? 'sqlite';
   const notifier = options.notifier ?? createLocalNotifier();
-  const queue = createWriteQueue({ db: options.db, dialect });
+  // Tracing on: each write runs in its caller's context, so its queries join the caller's trace.
+  const queue = createWriteQueue({ db: options.db, dialect, keepCallerContext: options.genAi !== undefined });
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
   const logger = options.logger.child({ component: 'engine', workerId });
   const scheduler = createScheduler({

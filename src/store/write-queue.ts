@@ -1,6 +1,7 @@
 // Group commit: write operations from all worker slots and API calls are queued and applied
 // together in ONE transaction (one fsync), each inside its own savepoint so a failing operation
 // rolls back alone. An operation's promise settles only after the commit, so an acknowledged write is durable.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Kysely, sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import type { DialectName } from './db.ts';
@@ -30,6 +31,11 @@ export interface WriteQueueOptions {
   dialect: DialectName;
   /** Largest batch per transaction; bounds how long readers wait for the connection. */
   maxBatch?: number;
+  /**
+   * Run each operation in its caller's async context (tracing on: its queries become database spans
+   * of the caller's trace, not of whichever caller's flush picked it up). Off: no per-op cost.
+   */
+  keepCallerContext?: boolean;
 }
 
 /** Attempts per operation when PostgreSQL reports a deadlock or serialization failure. */
@@ -136,7 +142,11 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   return {
     run<T>(op: WriteOp<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
-        queue.push({ op, resolve: resolve as (value: unknown) => void, reject });
+        queue.push({
+          op: options.keepCallerContext ? AsyncLocalStorage.bind(op) : op,
+          resolve: resolve as (value: unknown) => void,
+          reject,
+        });
         schedule();
       });
     },
