@@ -1,11 +1,11 @@
-// Database spans on PostgreSQL: with tracing on, the pooled store passes the query span logger to
-// Kysely too, so queries of a request show up as `postgresql` CLIENT spans in the request's trace.
+// Traces in cluster mode (PostgreSQL): queries of a request are `postgresql` CLIENT spans in the
+// request's trace, and tasks claimed by another replica continue the session's stored trace.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createTestDatabase } from '../fixtures/postgres.ts';
-import { requestJson, startTestServer } from '../fixtures/server.ts';
+import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 test('PostgreSQL queries of a request become db spans with db.system.name=postgresql', async (t) => {
   const database = await createTestDatabase();
@@ -46,4 +46,64 @@ test('PostgreSQL queries of a request become db spans with db.system.name=postgr
   assert.ok(insert, `no postgresql INSERT sessions span among ${spans.map((span) => span.name).join(', ')}`);
   assert.equal(insert.spanContext().traceId, request.spanContext().traceId);
   assert.doesNotMatch(String(insert.attributes['db.query.text']), /pg spans/);
+});
+
+test('replicas share one trace per session: tasks claimed by another replica continue it', async (t) => {
+  const database = await createTestDatabase();
+  const collect = () => {
+    const spans: ReadableSpan[] = [];
+    const processor: SpanProcessor = {
+      onStart: () => {},
+      onEnd: (span) => {
+        spans.push(span);
+      },
+      forceFlush: async () => {},
+      shutdown: async () => {},
+    };
+    return { spans, processor };
+  };
+  const api = collect();
+  const worker = collect();
+  const servers: Array<{ close(): Promise<void> }> = [];
+  // Stopped newest first (the first one registered the process-wide context manager), then dropped.
+  t.after(async () => {
+    for (const server of servers.reverse()) await server.close();
+    await database.drop();
+  });
+  const front = await startTestServer({
+    spanProcessors: [api.processor],
+    config: { store: { url: database.url }, workers: { concurrency: 0 } },
+  });
+  servers.push(front);
+  const back = await startTestServer({
+    spanProcessors: [worker.processor],
+    config: { store: { url: database.url }, workers: { concurrency: 2, pollIntervalMs: 100 } },
+  });
+  servers.push(back);
+  const created = await requestJson<{ id: string }>(`${front.url}/v1/sessions`, {
+    method: 'POST',
+    body: {
+      objective: 'replicas',
+      strategy: 'sequential',
+      agents: [
+        { name: 'a', role: 'qa', task: 'x', runner: 'ok' },
+        { name: 'b', role: 'engineer', task: 'y', runner: 'ok' },
+      ],
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal((await waitForSession(front.url, created.body.id)).status, 'completed');
+  const workflow = api.spans.find((span) => span.name === 'invoke_workflow sequential');
+  assert.ok(workflow);
+  const agents = worker.spans.filter((span) => span.name.startsWith('invoke_agent '));
+  assert.equal(agents.length, 2, 'both tasks ran on the worker replica');
+  for (const agent of agents) {
+    assert.equal(agent.spanContext().traceId, workflow.spanContext().traceId);
+    assert.equal(agent.parentSpanContext?.spanId, workflow.spanContext().spanId);
+  }
+  assert.equal(
+    api.spans.filter((span) => span.name.startsWith('invoke_agent ')).length,
+    0,
+    'the API-only replica ran no task',
+  );
 });
