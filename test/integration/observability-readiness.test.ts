@@ -150,6 +150,9 @@ describe('maos doctor --server readiness line', () => {
       assert.match(stalled.fix ?? '', /worker loop is stalled/);
       const other = await checkServerReadiness(`${base}/elsewhere`, 5000);
       assert.equal(other.status, 'warn');
+      const down = await checkServerReadiness('http://127.0.0.1:1', 5000);
+      assert.equal(down.status, 'warn');
+      assert.match(down.message, /unreachable/);
     } finally {
       await new Promise((resolve) => fake.close(resolve));
     }

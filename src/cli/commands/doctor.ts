@@ -24,7 +24,10 @@ export function registerDoctorCommand(program: Command): void {
     .command('doctor')
     .description('Check config, data dir, free space, database, migrations, providers, OIDC and clock')
     .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
-    .option('--server <url>', 'a running MAOS server, used as clock reference (default: MAOS_SERVER)')
+    .option(
+      '--server <url>',
+      'a running MAOS server: clock reference, and its /readyz checks are shown (default: MAOS_SERVER)',
+    )
     .option('--min-free-mb <n>', 'fail when the data dir has less free space than this', '512')
     .option('--max-clock-skew <seconds>', 'fail when the clock differs more than this', '30')
     .option('--json', 'print the report as JSON')

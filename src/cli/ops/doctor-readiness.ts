@@ -8,7 +8,11 @@ interface ReadinessBody {
   checks?: Record<string, { ok?: unknown; detail?: unknown }>;
 }
 
-/** Reads `<server>/readyz`: pass when ready, fail naming each failing check, warn when unreadable. */
+/**
+ * Reads `<server>/readyz`: pass when ready, fail naming each failing check, warn when the server
+ * cannot be reached (it may not be started yet, e.g. doctor before `systemctl start`) or does not
+ * answer with a readiness report.
+ */
 export async function checkServerReadiness(server: string, timeoutMs: number): Promise<CheckResult> {
   const name = 'server-readiness';
   const url = `${server.replace(/\/+$/, '')}/readyz`;
@@ -16,7 +20,7 @@ export async function checkServerReadiness(server: string, timeoutMs: number): P
   if (!probe.ok) {
     return {
       name,
-      status: 'fail',
+      status: 'warn',
       message: `${url} unreachable: ${probe.error}`,
       fix: 'Check the --server URL and that the server is running (`maos serve`).',
     };
