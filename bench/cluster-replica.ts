@@ -1,0 +1,65 @@
+// One replica of the cluster benchmark (bench/cluster.ts forks it): an engine with its own pool and
+// LISTEN connection in its own process, running no-op tasks. Talks to the parent over IPC:
+// → 'ready' once listening; ← 'start'; ← 'stop'; → stats (CPU time, write batches) before exiting.
+import { type AgentRuntime, createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
+import { createEngine } from '../src/engine/index.ts';
+import { createLogger } from '../src/observability/logger.ts';
+import { createDatabase } from '../src/store/db.ts';
+import { createClusterNotifier } from '../src/store/pg-notifier.ts';
+
+/** What a replica reports when stopped. */
+export interface ReplicaStats {
+  cpuMs: number;
+  batches: number;
+  ops: number;
+}
+
+const [url, concurrencyArg, poolArg] = process.argv.slice(2);
+if (!url || !process.send)
+  throw new Error('usage: forked by bench/cluster.ts with <url> <concurrency> <pool>');
+const concurrency = Number(concurrencyArg ?? 64);
+const poolSize = Number(poolArg ?? 10);
+const logger = createLogger({ level: 'silent' });
+const instant: AgentRuntime = { kind: 'bench', run: async (task) => ({ output: `ok ${task.name}` }) };
+const config = {
+  dataDir: '.',
+  store: { url, synchronous: 'full' as const, busyTimeoutMs: 5000, poolSize, connectTimeoutMs: 10_000 },
+  workers: { concurrency, pollIntervalMs: 1000 },
+};
+const handle = createDatabase(config);
+const notifier = createClusterNotifier(config, handle, logger)!;
+const runtimes = createRuntimeRegistry();
+runtimes.registerLlm(instant);
+const engine = createEngine({
+  config: { workers: config.workers, tasks: { leaseSeconds: 60, maxAttempts: 3 }, runners: {} },
+  db: handle.db,
+  dialect: handle.dialect,
+  notifier,
+  logger,
+  runtimes,
+});
+await notifier.start();
+let cpuAtStart = process.cpuUsage();
+let batchesAtStart = 0;
+let opsAtStart = 0;
+
+process.on('message', async (message) => {
+  if (message === 'start') {
+    cpuAtStart = process.cpuUsage();
+    ({ batches: batchesAtStart, ops: opsAtStart } = engine.queue.stats());
+    engine.start();
+  } else if (message === 'stop') {
+    const cpu = process.cpuUsage(cpuAtStart);
+    const { batches, ops } = engine.queue.stats();
+    await engine.stop({ graceMs: 1000 });
+    await notifier.close();
+    await handle.close();
+    const stats: ReplicaStats = {
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      batches: batches - batchesAtStart,
+      ops: ops - opsAtStart,
+    };
+    process.send!(stats, () => process.exit(0));
+  }
+});
+process.send('ready');
