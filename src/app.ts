@@ -160,6 +160,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     const notifier = createClusterNotifier(config, database, logger);
     // Shared with the approval routes, which wake the workers and SSE readers of a session they start.
     const wakeNotifier = notifier ?? createLocalNotifier();
+    const quotas = security.quotas;
     const engine = createEngine({
       config,
       db: database.db,
@@ -171,6 +172,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       // One trace per session (stored with it) and a span per task attempt, only when tracing is on.
       ...(telemetry.tracing.enabled ? { genAi: telemetry.genAi } : {}),
       sessionDefaults: createSessionDefaults(config.llm),
+      // Tenant quotas re-checked in the insert's transaction: exact under concurrent submits.
+      ...(quotas ? { admitSession: (trx, tenantId) => quotas.assertSessionAllowed(tenantId, trx) } : {}),
       ...(llm
         ? {
             planner: llm.planner,

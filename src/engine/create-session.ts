@@ -13,6 +13,7 @@ import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
 import { newTaskRow, toSessionRecord, toTaskRecord } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
+import { lockTenantSubmissions } from '../store/session-locks.ts';
 import { insertSession } from '../store/session-store.ts';
 
 export interface NewSessionSpec {
@@ -31,6 +32,12 @@ export interface NewSessionSpec {
   runtimeOf(runner: string | undefined): string;
   /** W3C context of the session's workflow span (tracing on): its tasks continue this trace. */
   traceContext?: StoredTraceContext;
+  /**
+   * Admission check (tenant quotas) run in the insert's transaction, after the tenant's submissions
+   * were serialised, so concurrent submits cannot all pass a count taken before any of them
+   * inserted. Throws (e.g. QUOTA_EXCEEDED) to refuse; nothing is written then.
+   */
+  admit?: (trx: Kysely<Database>) => Promise<void>;
 }
 
 /** JSON with object keys sorted, so equal bodies hash equally whatever the key order. */
@@ -59,6 +66,9 @@ export async function storeNewSession(
   idempotency: { key: string; hash: string } | undefined,
   now: number,
 ): Promise<{ sessionId: string; created: boolean; readied: number; detail: SessionDetail | null }> {
+  // Locked before the idempotency lookup: a replay of a submit that took the last slot finds its
+  // session instead of being refused by the quota it counts in.
+  if (spec.admit) await lockTenantSubmissions(trx, spec.tenantId);
   if (idempotency) {
     const existing = await trx
       .selectFrom('idempotency_keys')
@@ -76,6 +86,7 @@ export async function storeNewSession(
       return { sessionId: existing.session_id, created: false, readied: 0, detail: null };
     }
   }
+  await spec.admit?.(trx);
   const sessionId = spec.sessionId ?? newId();
   const status = spec.awaitApproval
     ? transitionSession(transitionSession('pending', 'plan'), 'await_approval')

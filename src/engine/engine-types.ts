@@ -55,6 +55,11 @@ export interface EngineDeps {
    * it, and an agent span per task attempt in that trace. Absent when tracing is off: no span work.
    */
   genAi?: GenAiTracer;
+  /**
+   * Admission check of a new session (tenant quotas), run inside the transaction that inserts it,
+   * with the tenant's submissions serialised; throws an AppError to refuse. None = no check.
+   */
+  admitSession?: (trx: Kysely<Database>, tenantId: string) => Promise<void>;
 }
 
 export interface StopOptions {

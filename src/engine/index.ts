@@ -75,6 +75,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     ...(options.sessionDefaults ? { sessionDefaults: options.sessionDefaults } : {}),
     onCancelled: (sessionId) => scheduler.abortSession(sessionId),
     genAi: options.genAi,
+    ...(options.admitSession ? { admitSession: options.admitSession } : {}),
   });
   // Budget deadlines also end sessions nothing else advances (waiting for approval, one long task).
   const deadlines = createDeadlineSweeper({

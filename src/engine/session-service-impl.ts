@@ -48,11 +48,14 @@ export interface SessionServiceDeps {
   onCancelled(sessionId: string): void;
   /** Starts each new session's trace (stored with it); absent when tracing is off. */
   genAi?: EngineDeps['genAi'];
+  /** Tenant quotas, checked in the insert's transaction (see create-session.ts `admit`). */
+  admitSession?: EngineDeps['admitSession'];
   now?: () => number;
 }
 
 export function createSessionService(deps: SessionServiceDeps): SessionService {
   const now = deps.now ?? Date.now;
+  const admitSession = deps.admitSession;
   const details = createSessionDetailReader();
   /** Plan checkers for one tenant: built-in roles, plus the tenant's custom roles among `roleNames`. */
   async function checkersFor(tenantId: string, roleNames: Iterable<string>) {
@@ -178,6 +181,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
               },
               runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
               ...(traceContext ? { traceContext } : {}),
+              ...(admitSession ? { admit: (trx) => admitSession(trx, actor.tenantId) } : {}),
             },
             idempotency,
             now(),

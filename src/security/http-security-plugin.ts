@@ -148,16 +148,20 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       try {
         await options.quotas.assertSessionAllowed(principal.tenantId);
       } catch (error) {
-        if (error instanceof AppError && error.code === 'QUOTA_EXCEEDED') {
-          const quota = (error.details as { quota?: string } | undefined)?.quota;
-          state.denial = 'quota exceeded';
-          // Why 60 s for the session cap: sessions finish on their own schedule; a minute is a polite poll.
-          state.retryAfterSeconds = quota === 'daily_tokens' ? secondsUntilUtcMidnight() : 60;
-          metrics?.recordRateLimitRejection?.(quota === 'daily_tokens' ? 'tokens' : 'sessions');
-        }
+        noteQuotaDenial(state, error);
         throw error;
       }
     }
+  }
+
+  /** Retry-After, audit reason and metric of a QUOTA_EXCEEDED refusal; other errors pass. */
+  function noteQuotaDenial(state: RequestState, error: unknown): void {
+    if (!(error instanceof AppError) || error.code !== 'QUOTA_EXCEEDED') return;
+    const quota = (error.details as { quota?: string } | undefined)?.quota;
+    state.denial = 'quota exceeded';
+    // Why 60 s for the session cap: sessions finish on their own schedule; a minute is a polite poll.
+    state.retryAfterSeconds = quota === 'daily_tokens' ? secondsUntilUtcMidnight() : 60;
+    metrics?.recordRateLimitRejection?.(quota === 'daily_tokens' ? 'tokens' : 'sessions');
   }
 
   function buildAuditEvent(request: FastifyRequest, reply: FastifyReply): AuditEventInput {
@@ -239,6 +243,15 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       }
       if (challenge) reply.header('www-authenticate', challenge);
     };
+    // A submit that passed the early quota check can still be refused in the insert's transaction
+    // (a concurrent submit took the last slot): same Retry-After, audit reason and metric. Runs
+    // before the error handler renders the problem; errors only, so not on the hot path.
+    app.addHook('onError', (request, _reply, error, done) => {
+      const state = stateOf(request);
+      // Refused by the early check: already noted (this hook sees that error too).
+      if (state.denial === undefined) noteQuotaDenial(state, error);
+      done();
+    });
     // A callback hook: no promise per request on the hot path.
     app.addHook('onSend', (request, reply, payload, done) => {
       try {

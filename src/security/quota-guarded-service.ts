@@ -1,5 +1,6 @@
-// Tenant quotas for entry points that call the session service directly (MCP tools), so no way in
-// can start sessions past the caps that POST /v1/sessions enforces.
+// Tenant quotas for entry points that call the session service directly (MCP tools): the early
+// check POST /v1/sessions makes in its access hook, refusing before any planning. The exact check
+// is the engine's, in the insert's transaction (app.ts passes the quotas as `admitSession`).
 import type { SessionService } from '../engine/session-service.ts';
 import type { TenantQuotas } from './quotas.ts';
 

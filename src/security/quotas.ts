@@ -1,5 +1,8 @@
 // Tenant quotas checked when a session is submitted: unfinished sessions at once and LLM tokens
 // per UTC day. Over a cap the submit gets 429 QUOTA_EXCEEDED; running sessions are not touched.
+// The check runs twice: early, before planning (a cheap refusal that spares an LLM call), and again
+// inside the transaction that inserts the session, with the tenant's submissions serialised
+// (engine `admitSession`), which is what makes the cap exact under concurrent submits.
 import type { Kysely } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 
@@ -23,21 +26,27 @@ export interface TenantQuotaConfig {
   maxDailyTokensPerTenant: number;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: reads one table of the store's schema
+type AnyDb = Kysely<any>;
+
 export interface TenantQuotas {
-  /** Throws QUOTA_EXCEEDED when the tenant may not start another session now. */
-  assertSessionAllowed(tenantId: string): Promise<void>;
+  /**
+   * Throws QUOTA_EXCEEDED when the tenant may not start another session now. Counts through `trx`
+   * when given (the session insert's transaction, so the count and the insert are one step),
+   * through the store otherwise (the early check).
+   */
+  assertSessionAllowed(tenantId: string, trx?: AnyDb): Promise<void>;
 }
 
 /** Creates the quota check over the store's sessions table. */
 export function createTenantQuotas(
-  // biome-ignore lint/suspicious/noExplicitAny: reads one table of the store's schema
-  db: Kysely<any>,
+  db: AnyDb,
   config: TenantQuotaConfig,
   now: () => Date = () => new Date(),
 ): TenantQuotas {
-  const sessions = db as unknown as Kysely<QuotaTables>;
   return {
-    async assertSessionAllowed(tenantId) {
+    async assertSessionAllowed(tenantId, trx) {
+      const sessions = (trx ?? db) as unknown as Kysely<QuotaTables>;
       if (config.maxConcurrentSessionsPerTenant > 0) {
         const row = await sessions
           .selectFrom('sessions')

@@ -1,9 +1,11 @@
 // Row locks on sessions for PostgreSQL: operations that decide a session's fate from the state of
 // all its tasks (finish, lease expiry, cancel) must not run concurrently on two replicas, or each
 // sees the other's task still running and neither finishes the session (write skew under READ
-// COMMITTED). SQLite needs nothing: its writers are serialised already.
+// COMMITTED). SQLite needs nothing: its writers are serialised already. Also the per-tenant lock
+// that makes a quota check and the session insert it admits atomic.
+import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import { isPostgres } from './advisory-lock.ts';
+import { isPostgres, LOCK_KEYS } from './advisory-lock.ts';
 import type { Database } from './schema.ts';
 
 /**
@@ -22,6 +24,26 @@ export async function lockSessions(trx: Kysely<Database>, sessionIds: Iterable<s
   const ids = [...new Set(sessionIds)].sort();
   if (ids.length === 0) return;
   await sql`select id from sessions where id in (${sql.join(ids)}) order by id for no key update`.execute(
+    trx,
+  );
+}
+
+/** A tenant id as a signed 32-bit integer (the second key of PostgreSQL's two-key advisory lock). */
+export function tenantLockKey(tenantId: string): number {
+  return createHash('sha256').update(tenantId).digest().readInt32BE(0);
+}
+
+/**
+ * Serialises the session submissions of one tenant until the transaction ends, so a quota check
+ * and the insert it admits are one atomic step across replicas: a second submit waits here until
+ * the first has committed, then counts its row (READ COMMITTED reads the newest commits per
+ * statement). A transaction-level advisory lock, not a row lock: tenants have no row of their own
+ * (their ids come from API keys and tokens). Two tenants whose hashes collide merely wait for each
+ * other. No-op on SQLite, whose write transactions (BEGIN IMMEDIATE) are serialised already.
+ */
+export async function lockTenantSubmissions(trx: Kysely<Database>, tenantId: string): Promise<void> {
+  if (!isPostgres(trx)) return;
+  await sql`select pg_advisory_xact_lock(${LOCK_KEYS.tenantSubmissions}::int4, ${tenantLockKey(tenantId)}::int4)`.execute(
     trx,
   );
 }
