@@ -3,23 +3,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
-import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
+/** The SDK's in-memory exporter, except that stopping a server (shutdown) keeps its spans. */
+class KeepingSpanExporter extends InMemorySpanExporter {
+  override shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 test('PostgreSQL queries of a request become db spans with db.system.name=postgresql', async (t) => {
   const database = await createTestDatabase();
-  const spans: ReadableSpan[] = [];
-  const collector: SpanProcessor = {
-    onStart: () => {},
-    onEnd: (span) => {
-      spans.push(span);
-    },
-    forceFlush: async () => {},
-    shutdown: async () => {},
-  };
+  const exporter = new KeepingSpanExporter();
   const server = await startTestServer({
-    spanProcessors: [collector],
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
     config: { store: { url: database.url }, workers: { concurrency: 0 } },
   }).catch(async (error: unknown) => {
     await database.drop();
@@ -35,6 +34,7 @@ test('PostgreSQL queries of a request become db spans with db.system.name=postgr
     body: { objective: 'pg spans', agents: [{ name: 'a', role: 'qa', task: 'x', runner: 'ok' }] },
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
+  const spans = exporter.getFinishedSpans();
   const request = spans.find((span) => span.name === 'POST /v1/sessions');
   assert.ok(request);
   const insert = spans.find(
@@ -51,16 +51,13 @@ test('PostgreSQL queries of a request become db spans with db.system.name=postgr
 test('replicas share one trace per session: tasks claimed by another replica continue it', async (t) => {
   const database = await createTestDatabase();
   const collect = () => {
-    const spans: ReadableSpan[] = [];
-    const processor: SpanProcessor = {
-      onStart: () => {},
-      onEnd: (span) => {
-        spans.push(span);
+    const exporter = new KeepingSpanExporter();
+    return {
+      get spans() {
+        return exporter.getFinishedSpans();
       },
-      forceFlush: async () => {},
-      shutdown: async () => {},
+      processor: new SimpleSpanProcessor(exporter),
     };
-    return { spans, processor };
   };
   const api = collect();
   const worker = collect();

@@ -1,12 +1,17 @@
-// Traces of a running server, collected in memory: database spans under the request that ran the
-// query, one trace per session whose task spans continue it across a restart, and tool spans.
+// Traces of a running server, in the in-memory span exporter: database spans under the request that
+// ran the query, one trace per session whose task spans continue it across a restart, tool spans.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
-import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
@@ -17,18 +22,22 @@ interface Session {
   status: string;
 }
 
-/** Collects every ended span; unlike the in-memory exporter it keeps them after the server stopped. */
-function traced(): { spans: ReadableSpan[]; spanProcessors: SpanProcessor[] } {
-  const spans: ReadableSpan[] = [];
-  const collector: SpanProcessor = {
-    onStart: () => {},
-    onEnd: (span) => {
-      spans.push(span);
+/** The SDK's in-memory exporter, except that stopping the server (shutdown) keeps its spans. */
+class KeepingSpanExporter extends InMemorySpanExporter {
+  override shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Span processors for a test server, and the spans it ended so far (also after it stopped). */
+function traced(): { readonly spans: ReadableSpan[]; spanProcessors: SpanProcessor[] } {
+  const exporter = new KeepingSpanExporter();
+  return {
+    get spans() {
+      return exporter.getFinishedSpans();
     },
-    forceFlush: async () => {},
-    shutdown: async () => {},
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
   };
-  return { spans, spanProcessors: [collector] };
 }
 
 function named(spans: ReadableSpan[], name: string): ReadableSpan {
@@ -39,7 +48,8 @@ function named(spans: ReadableSpan[], name: string): ReadableSpan {
 
 describe('database spans', () => {
   test('queries a request runs become CLIENT spans with db.* attributes inside its trace', async () => {
-    const { spans: collected, spanProcessors } = traced();
+    const collected = traced();
+    const { spanProcessors } = collected;
     const server = await startTestServer({ spanProcessors, config: { workers: { concurrency: 0 } } });
     try {
       const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
@@ -47,7 +57,7 @@ describe('database spans', () => {
         body: { objective: 'db spans', agents: [{ name: 'a', role: 'qa', task: 'x', runner: 'ok' }] },
       });
       assert.equal(created.status, 201);
-      const spans = [...collected];
+      const spans = [...collected.spans];
       const request = named(spans, 'POST /v1/sessions');
       const queries = spans.filter(
         (span) => span.attributes['db.system.name'] === 'sqlite' && span.kind === SpanKind.CLIENT,
@@ -81,7 +91,8 @@ const TWO_STEPS = {
 
 describe('one trace per session', () => {
   test('workflow → agent spans: every task attempt continues the trace stored with the session', async () => {
-    const { spans: collected, spanProcessors } = traced();
+    const collected = traced();
+    const { spanProcessors } = collected;
     const server = await startTestServer({ spanProcessors });
     try {
       const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
@@ -97,7 +108,7 @@ describe('one trace per session', () => {
       });
       assert.equal(created.status, 201);
       assert.equal((await waitForSession(server.url, created.body.id)).status, 'completed');
-      const spans = [...collected];
+      const spans = [...collected.spans];
       const request = named(spans, 'POST /v1/sessions');
       const workflow = named(spans, 'invoke_workflow sequential');
       assert.equal(workflow.parentSpanContext?.spanId, request.spanContext().spanId);
@@ -180,7 +191,8 @@ describe('tool spans of LLM agents', () => {
       }
       return { text: 'done' };
     });
-    const { spans, spanProcessors } = traced();
+    const collected = traced();
+    const { spanProcessors } = collected;
     const server = await startTestServer({
       spanProcessors,
       config: {
@@ -206,7 +218,7 @@ describe('tool spans of LLM agents', () => {
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const done = await waitForSession<Session & { error: string | null }>(server.url, created.body.id);
     assert.equal(done.status, 'completed', done.error ?? '');
-    return [...spans];
+    return [...collected.spans];
   }
 
   test('each tool call is an execute_tool span under the agent span, without arguments by default', async (t) => {
