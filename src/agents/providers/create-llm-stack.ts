@@ -22,9 +22,9 @@ import {
   createStoreMessaging,
 } from '../runtimes/ai-sdk/agent-tools.ts';
 import { type AiSdkRuntimeOptions, createAiSdkRuntime } from '../runtimes/ai-sdk/ai-sdk-runtime.ts';
-import type { AgentTelemetry } from '../runtimes/ai-sdk/traced-tools.ts';
 import type { ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { createStoreResponseCache } from '../runtimes/ai-sdk/store-response-cache.ts';
+import type { AgentTelemetry } from '../runtimes/ai-sdk/traced-tools.ts';
 import type { AgentRuntime } from '../runtimes/runtime.ts';
 import { createLlmClient, type LlmCallObserver, type LlmClient } from './llm-client.ts';
 import type { LlmDb } from './llm-tables.ts';
