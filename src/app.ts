@@ -24,7 +24,12 @@ import { buildHttpServer } from './http/server.ts';
 import { createEngineSteering } from './mcp/engine-steering.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
 import type { SessionSteering } from './mcp/steering-tools.ts';
-import { createStreamEventLog, type McpStreamEventsDb } from './mcp/stream-event-log.ts';
+import {
+  createStreamEventLog,
+  createStreamEventsRetentionTarget,
+  type McpStreamEventsDb,
+  streamEventsPruneIntervalSeconds,
+} from './mcp/stream-event-log.ts';
 import { createToolAuditor } from './mcp/tool-audit.ts';
 import { readBuildRevision } from './observability/build-revision.ts';
 import { connectQueueCounts, createEngineMetricsObserver } from './observability/engine-metrics.ts';
@@ -262,8 +267,6 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           listRoles: async (actor) => [...(await listRoles(actor))],
           ...(steering ? { steering } : {}),
           streamEvents: createStreamEventLog(database.db as unknown as Kysely<McpStreamEventsDb>, {
-            retentionMs: config.mcp.replayRetentionSeconds * 1000,
-            perStreamLimit: config.mcp.replayBufferSize,
             onStoreError: (error) => logger.warn({ err: error }, 'an MCP stream message was not stored'),
           }),
           onRequest: (method, outcome) => metrics.recordMcpRequest(method, outcome),
@@ -310,6 +313,16 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           config: config.retention,
           logger,
           onDeleted: (table, count) => metrics.recordRetentionDeleted(table, count),
+          // MCP replay rows (TTL of minutes) on their own cadence and lock; see store/retention.ts.
+          frequent: {
+            targets: [
+              createStreamEventsRetentionTarget({
+                retentionMs: config.mcp.replayRetentionSeconds * 1000,
+                perStreamLimit: config.mcp.replayBufferSize,
+              }),
+            ],
+            intervalSeconds: streamEventsPruneIntervalSeconds(config.mcp.replayRetentionSeconds),
+          },
         });
         return url;
       },

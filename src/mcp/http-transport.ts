@@ -329,22 +329,12 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   );
   sweep.unref();
 
-  // Every replica prunes (deletes are idempotent); retention is about the age of the newest rows.
-  const retentionMs = config.mcp.replayRetentionSeconds * 1000;
-  const pruning = setInterval(
-    () => {
-      streamEvents?.prune().catch((error: unknown) => {
-        logger.warn({ err: error }, 'pruning MCP stream events failed');
-      });
-    },
-    Math.min(MAX_SWEEP_INTERVAL_MS, retentionMs),
-  );
-  pruning.unref();
+  // The stored stream messages are pruned by the store's retention job (single-flight, batched):
+  // see createStreamEventsRetentionTarget in stream-event-log.ts, wired in app.ts.
 
   // preClose, not onClose: open SSE streams would otherwise keep the HTTP server from closing.
   app.addHook('preClose', async () => {
     clearInterval(sweep);
-    clearInterval(pruning);
     shutdown.abort();
     await Promise.all([...sessions.values()].map(closeEntry));
     sessions.clear();

@@ -8,7 +8,12 @@ import type { Kysely } from 'kysely';
 import { configSchema } from '../config/schema.ts';
 import { createDatabase, type DatabaseHandle } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
-import { createStreamEventLog, type McpStreamEventsDb, type StreamOwner } from './stream-event-log.ts';
+import {
+  createStreamEventLog,
+  createStreamEventsRetentionTarget,
+  type McpStreamEventsDb,
+  type StreamOwner,
+} from './stream-event-log.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'maos-mcp-log-'));
 let handle: DatabaseHandle;
@@ -47,13 +52,13 @@ after(async () => {
 
 describe('durable MCP stream event log', () => {
   test('replays one stream after an id, skipping the priming event, from a second log instance', async () => {
-    const writer = createStreamEventLog(db, { retentionMs: 60_000, perStreamLimit: 100 }).forSession(ALICE);
+    const writer = createStreamEventLog(db).forSession(ALICE);
     const priming = await writer.storeEvent('s1', {} as JSONRPCMessage);
     const first = await writer.storeEvent('s1', note(1));
     await writer.storeEvent('other', note(99));
     await Promise.all([writer.storeEvent('s1', note(2)), writer.storeEvent('s1', note(3))]);
     // No per-process state: a fresh log over the same database resolves the ids.
-    const reader = createStreamEventLog(db, { retentionMs: 60_000, perStreamLimit: 100 }).forSession(ALICE);
+    const reader = createStreamEventLog(db).forSession(ALICE);
     assert.equal(await reader.getStreamIdForEventId?.(first), 's1');
     const fromPriming = await replay(reader, priming);
     assert.equal(fromPriming.stream, 's1');
@@ -62,7 +67,7 @@ describe('durable MCP stream event log', () => {
   });
 
   test("another tenant, principal or MCP session cannot resolve or replay a stream's events", async () => {
-    const log = createStreamEventLog(db, { retentionMs: 60_000, perStreamLimit: 100 });
+    const log = createStreamEventLog(db);
     const id = await log.forSession(ALICE).storeEvent('s2', note(1));
     await log.forSession(ALICE).storeEvent('s2', note(2));
     for (const stranger of [
@@ -80,9 +85,10 @@ describe('durable MCP stream event log', () => {
     }
   });
 
-  test('prune deletes rows past the age limit and beyond the per-stream limit, newest kept', async () => {
+  test('the retention target deletes rows past the age limit and beyond the per-stream limit, newest kept, in bounded batches', async () => {
     const owner = { ...ALICE, mcpSessionId: 'mcp-prune' };
-    const log = createStreamEventLog(db, { retentionMs: 60_000, perStreamLimit: 3 });
+    const log = createStreamEventLog(db);
+    const target = createStreamEventsRetentionTarget({ retentionMs: 60_000, perStreamLimit: 3 });
     const store = log.forSession(owner);
     const ids: string[] = [];
     for (let n = 1; n <= 5; n++) ids.push(await store.storeEvent('long', note(n)));
@@ -92,9 +98,18 @@ describe('durable MCP stream event log', () => {
       .set({ created_at: Date.now() - 120_000 })
       .where('id', '=', Number(old))
       .execute();
-    const deleted = await log.prune();
-    assert.ok(deleted >= 3, `deleted ${deleted}`);
+    // A batch never deletes more than its limit: the aged row first, then one overflowing row.
+    assert.equal(await target.deleteBatch(db, Date.now(), 2), 2);
     assert.equal(await log.findStream(owner, old), undefined);
+    let deleted = 2;
+    for (
+      let n = await target.deleteBatch(db, Date.now(), 2);
+      n > 0;
+      n = await target.deleteBatch(db, Date.now(), 2)
+    ) {
+      deleted += n;
+    }
+    assert.ok(deleted >= 3, `deleted ${deleted}`);
     assert.equal(await log.findStream(owner, ids[1]!), undefined);
     const kept = await log.readAfter(owner, 'long', '0', 10);
     assert.deepEqual(

@@ -1,5 +1,6 @@
 // Durable log of the messages MCP Streamable HTTP sends on SSE streams (table mcp_stream_events):
-// the SDK's EventStore for each MCP session, reads for replay on any replica, bounded retention.
+// the SDK's EventStore for each MCP session, reads for replay on any replica, and the retention
+// target the store's retention job prunes the table with (age and per-stream count).
 
 import { randomUUID } from 'node:crypto';
 import type {
@@ -9,6 +10,7 @@ import type {
 } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { type Generated, type Kysely, sql } from 'kysely';
+import type { RetentionTarget } from '../store/retention-targets.ts';
 
 interface McpStreamEventsTable {
   id: Generated<number>;
@@ -40,10 +42,6 @@ export interface StoredStreamEvent {
 }
 
 export interface StreamEventLogOptions {
-  /** Rows older than this are deleted by `prune`. */
-  retentionMs: number;
-  /** Newest rows kept per stream by `prune`; older ones are deleted. */
-  perStreamLimit: number;
   /** Told when a message could not be stored (it is still sent, but cannot be resumed from). */
   onStoreError?: (error: unknown) => void;
 }
@@ -60,8 +58,6 @@ export interface StreamEventLog {
     afterId: EventId,
     limit: number,
   ): Promise<StoredStreamEvent[]>;
-  /** Applies retention (age and per-stream count); returns how many rows were deleted. */
-  prune(now?: number): Promise<number>;
 }
 
 /** Event ids are the row ids in decimal; anything else cannot be one of ours. */
@@ -82,7 +78,7 @@ export function isPrimingMessage(message: JSONRPCMessage): boolean {
 /** Creates the log over `db` (which must have migration 0006 applied). */
 export function createStreamEventLog(
   db: Kysely<McpStreamEventsDb>,
-  options: StreamEventLogOptions,
+  options: StreamEventLogOptions = {},
 ): StreamEventLog {
   function ownedBy(owner: StreamOwner) {
     return db
@@ -168,35 +164,72 @@ export function createStreamEventLog(
     };
   }
 
-  async function prune(now: number = Date.now()): Promise<number> {
-    const aged = await db
-      .deleteFrom('mcp_stream_events')
-      .where('created_at', '<', now - options.retentionMs)
-      .executeTakeFirst();
-    // Row numbers per stream, newest first: everything past the limit goes (SQLite and PostgreSQL).
-    const overflow = await db
-      .deleteFrom('mcp_stream_events')
-      .where(
-        'id',
-        'in',
-        db
-          .selectFrom(
-            db
-              .selectFrom('mcp_stream_events')
-              .select([
-                'id',
-                sql<number>`row_number() over (partition by mcp_session_id, stream_id order by id desc)`.as(
-                  'position',
-                ),
-              ])
-              .as('ranked'),
-          )
-          .select('ranked.id')
-          .where('ranked.position', '>', options.perStreamLimit),
-      )
-      .executeTakeFirst();
-    return Number(aged.numDeletedRows) + Number(overflow.numDeletedRows);
-  }
+  return { forSession, findStream, readAfter };
+}
 
-  return { forSession, findStream, readAfter, prune };
+export interface StreamEventsRetention {
+  /** Rows older than this are deleted (`mcp.replayRetentionSeconds`). */
+  retentionMs: number;
+  /** Newest rows kept per stream; older ones are deleted (`mcp.replayBufferSize`). */
+  perStreamLimit: number;
+}
+
+/**
+ * The `mcp_stream_events` target of the retention job (store/retention.ts), which runs it
+ * single-flight across replicas and in bounded batches: each call deletes at most `limit` rows,
+ * aged ones first, then those past the per-stream limit.
+ */
+export function createStreamEventsRetentionTarget(settings: StreamEventsRetention): RetentionTarget {
+  return {
+    table: 'mcp_stream_events',
+    async deleteBatch(anyDb, now, limit) {
+      const db = anyDb as Kysely<McpStreamEventsDb>;
+      const aged = await db
+        .deleteFrom('mcp_stream_events')
+        .where(
+          'id',
+          'in',
+          db
+            .selectFrom('mcp_stream_events')
+            .select('id')
+            .where('created_at', '<', now - settings.retentionMs)
+            .limit(limit),
+        )
+        .executeTakeFirst();
+      const deleted = Number(aged.numDeletedRows);
+      if (deleted >= limit) return deleted;
+      // Row numbers per stream, newest first: everything past the limit goes (SQLite and PostgreSQL).
+      const ranked = db
+        .selectFrom('mcp_stream_events')
+        .select([
+          'id',
+          sql<number>`row_number() over (partition by mcp_session_id, stream_id order by id desc)`.as(
+            'position',
+          ),
+        ])
+        .as('ranked');
+      const overflow = await db
+        .deleteFrom('mcp_stream_events')
+        .where(
+          'id',
+          'in',
+          db
+            .selectFrom(ranked)
+            .select('ranked.id')
+            .where('ranked.position', '>', settings.perStreamLimit)
+            .limit(limit - deleted),
+        )
+        .executeTakeFirst();
+      return deleted + Number(overflow.numDeletedRows);
+    },
+  };
+}
+
+/**
+ * How often the retention job prunes the replay rows: a tenth of their TTL, between 10 s and 60 s,
+ * so a row outlives `mcp.replayRetentionSeconds` by at most about 10 % (the main retention pass
+ * runs hourly, far too rarely for a 10-minute TTL; more often than every 10 s only adds queries).
+ */
+export function streamEventsPruneIntervalSeconds(retentionSeconds: number): number {
+  return Math.min(60, Math.max(10, Math.round(retentionSeconds / 10)));
 }

@@ -48,10 +48,7 @@ async function readAll(body: ReadableStream<Uint8Array>): Promise<Array<{ id?: s
 before(async () => {
   handle = createDatabase(configSchema.parse({ dataDir: dir }));
   await migrateToLatest(handle.db);
-  log = createStreamEventLog(handle.db as unknown as Kysely<McpStreamEventsDb>, {
-    retentionMs: 60_000,
-    perStreamLimit: 100,
-  });
+  log = createStreamEventLog(handle.db as unknown as Kysely<McpStreamEventsDb>);
 });
 after(async () => {
   await handle?.close();
@@ -94,8 +91,6 @@ describe('following a stored MCP stream', () => {
     await dead.close();
     const errors: unknown[] = [];
     const broken = createStreamEventLog(dead.db as unknown as Kysely<McpStreamEventsDb>, {
-      retentionMs: 60_000,
-      perStreamLimit: 100,
       onStoreError: (error) => errors.push(error),
     });
     const store = broken.forSession(OWNER);

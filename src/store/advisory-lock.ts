@@ -8,6 +8,8 @@ export const LOCK_KEYS = {
   leaseReaper: 72_700_002,
   retention: 72_700_003,
   sessionDeadlines: 72_700_007,
+  /** Short-TTL retention targets (MCP replay rows), apart from the long main retention pass. */
+  frequentRetention: 72_700_009,
   /** First key of the two-key form `(tenantSubmissions, hash(tenant))`: one lock per tenant. */
   tenantSubmissions: 72_700_008,
 } as const;

@@ -1,5 +1,6 @@
-// The retention job: deletes finished sessions' old rows in bounded batches. Every replica runs it
-// on a timer; the retention advisory lock makes it single-flight across the cluster (PostgreSQL).
+// The retention job: deletes finished sessions' old rows in bounded batches, and short-TTL rows
+// (MCP replay messages) on a faster cadence of their own. Every replica runs it on timers; advisory
+// locks make each kind of pass single-flight across the cluster (PostgreSQL).
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -20,6 +21,8 @@ export interface RetentionPassOptions {
   onDeleted?: (table: RetentionTable, count: number) => void;
   /** Checked between batches: true stops the pass (shutdown). */
   shouldStop?: () => boolean;
+  /** Advisory lock each batch takes (single-flight across replicas); `LOCK_KEYS.retention` by default. */
+  lockKey?: number;
 }
 
 export interface RetentionPassResult {
@@ -45,7 +48,7 @@ export async function runRetentionPass(
   for (const target of targets) {
     for (;;) {
       if (options.shouldStop?.()) return { skipped: false, deleted };
-      const batch = await runIfLockFree(db, LOCK_KEYS.retention, (trx) =>
+      const batch = await runIfLockFree(db, options.lockKey ?? LOCK_KEYS.retention, (trx) =>
         target.deleteBatch(trx, now, options.batchSize),
       );
       if (!batch.ran) return { skipped: true, deleted };
@@ -72,6 +75,13 @@ export interface RetentionJobOptions {
    * events), appended after the built-in targets.
    */
   extraTargets?: readonly RetentionTarget[];
+  /**
+   * Targets whose TTL is minutes, not days (the MCP replay rows, `mcp.replayRetentionSeconds`):
+   * pruned by passes of their own every `intervalSeconds`, single-flight under their own advisory
+   * lock (`LOCK_KEYS.frequentRetention`), so a long main pass (a backlog of days of events) never
+   * makes them skip or wait, and the hourly cadence of the main pass does not let them pile up.
+   */
+  frequent?: { targets: readonly RetentionTarget[]; intervalSeconds: number };
 }
 
 export interface RetentionJob {
@@ -83,25 +93,73 @@ export interface RetentionJob {
 
 /**
  * Starts the periodic job: the first pass one interval after start (a restarting replica does not
- * add load at boot), then every `intervalSeconds`. Failures (database down) are logged and retried
- * at the next interval; the timer never keeps the process alive.
+ * add load at boot), then every `intervalSeconds`; the `frequent` targets likewise on their own
+ * interval. Failures (database down) are logged and retried at the next interval; the timers never
+ * keep the process alive.
  */
 export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
   const { db, config, logger } = options;
-  const targets = [
-    ...buildRetentionTargets(config, { postgres: isPostgres(db) }),
-    ...(options.extraTargets ?? []),
+  let stopped = false;
+  const loop = (targets: readonly RetentionTarget[], intervalSeconds: number, lockKey: number) =>
+    startPassLoop({
+      db,
+      targets,
+      intervalMs: intervalSeconds * 1000,
+      logger,
+      // The frequent passes delete something every minute on a busy /mcp: debug, not info.
+      logLevel: lockKey === LOCK_KEYS.retention ? 'info' : 'debug',
+      pass: {
+        batchSize: config.batchSize,
+        lockKey,
+        shouldStop: () => stopped,
+        ...(options.onDeleted ? { onDeleted: options.onDeleted } : {}),
+      },
+    });
+  const loops = [
+    loop(
+      [...buildRetentionTargets(config, { postgres: isPostgres(db) }), ...(options.extraTargets ?? [])],
+      config.intervalSeconds,
+      LOCK_KEYS.retention,
+    ),
+    ...(options.frequent && options.frequent.targets.length > 0
+      ? [loop(options.frequent.targets, options.frequent.intervalSeconds, LOCK_KEYS.frequentRetention)]
+      : []),
   ];
+  return {
+    async runOnce() {
+      const result: RetentionPassResult = { skipped: false, deleted: {} };
+      for (const each of loops) {
+        const pass = await each.runOnce();
+        result.skipped ||= pass.skipped;
+        for (const [table, n] of Object.entries(pass.deleted) as [RetentionTable, number][]) {
+          result.deleted[table] = (result.deleted[table] ?? 0) + n;
+        }
+      }
+      return result;
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all(loops.map((each) => each.stop()));
+    },
+  };
+}
+
+/** One timer running passes over `targets`; a pass never overlaps the previous one. */
+function startPassLoop(options: {
+  db: AnyDb;
+  targets: readonly RetentionTarget[];
+  intervalMs: number;
+  logger: Logger;
+  logLevel: 'info' | 'debug';
+  pass: RetentionPassOptions;
+}): RetentionJob {
+  const { db, targets, logger } = options;
   let stopped = false;
   let running: Promise<RetentionPassResult> | undefined;
   let timer: NodeJS.Timeout | undefined;
 
   const runOnce = (): Promise<RetentionPassResult> => {
-    running ??= runRetentionPass(db, targets, {
-      batchSize: config.batchSize,
-      shouldStop: () => stopped,
-      ...(options.onDeleted ? { onDeleted: options.onDeleted } : {}),
-    }).finally(() => {
+    running ??= runRetentionPass(db, targets, options.pass).finally(() => {
       running = undefined;
     });
     return running;
@@ -112,13 +170,14 @@ export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
       runOnce()
         .then((result) => {
           const total = Object.values(result.deleted).reduce((sum, n) => sum + n, 0);
-          if (total > 0) logger.info({ deleted: result.deleted }, 'retention pass deleted old rows');
+          if (total > 0)
+            logger[options.logLevel]({ deleted: result.deleted }, 'retention pass deleted old rows');
         })
         .catch((error: unknown) =>
           logger.warn({ err: error }, 'retention pass failed; retrying next interval'),
         )
         .finally(schedule);
-    }, config.intervalSeconds * 1000);
+    }, options.intervalMs);
     timer.unref();
   };
   schedule();

@@ -62,3 +62,40 @@ test('maos serve deletes old finished sessions’ events periodically and counts
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
   assert.match(metrics, /maos_retention_deleted_rows_total\{table="events"\} 2\b/);
 });
+
+test('maos serve prunes the MCP replay rows on their own short cadence (not hourly) and counts them', {
+  timeout: 60_000,
+}, async (t) => {
+  // The main pass stays hourly; a 10 s replay TTL gives the shortest replay-row cadence (10 s).
+  const server = await startTestServer({
+    config: {
+      retention: { intervalSeconds: 3600 },
+      mcp: { replayRetentionSeconds: 10 },
+      workers: { concurrency: 0 },
+    },
+  });
+  t.after(() => server.close());
+  // biome-ignore lint/suspicious/noExplicitAny: raw fixture rows
+  const db = server.app.database.db as unknown as Kysely<any>;
+  const row = (stream: string, createdAt: number) => ({
+    tenant_id: 'default',
+    principal_id: 'p',
+    mcp_session_id: 'm',
+    stream_id: stream,
+    message: '{}',
+    created_at: createdAt,
+  });
+  await db
+    .insertInto('mcp_stream_events')
+    .values([row('aged', Date.now() - 3_600_000), row('aged', Date.now() - 3_600_000)])
+    .execute();
+  const countStream = async (stream: string) =>
+    (await db.selectFrom('mcp_stream_events').select('id').where('stream_id', '=', stream).execute()).length;
+  const deadline = Date.now() + 40_000;
+  while ((await countStream('aged')) > 0) {
+    assert.ok(Date.now() < deadline, 'the replay rows were not pruned');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(metrics, /maos_retention_deleted_rows_total\{table="mcp_stream_events"\} 2\b/);
+});

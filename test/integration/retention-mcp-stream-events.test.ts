@@ -1,0 +1,200 @@
+// The MCP replay rows (mcp_stream_events) are pruned by the retention job, not by each replica's MCP
+// transport: two replicas running their passes at once delete every aged or overflowing row exactly
+// once, in bounded batches, single-flight under the frequent-retention advisory lock on PostgreSQL,
+// and a long main retention pass (holding the retention lock) does not hold them up.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type Kysely, sql } from 'kysely';
+import { configSchema } from '../../src/config/schema.ts';
+import { createStreamEventsRetentionTarget } from '../../src/mcp/stream-event-log.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { LOCK_KEYS } from '../../src/store/advisory-lock.ts';
+import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+import { startRetentionJob } from '../../src/store/retention.ts';
+import { createTestDatabase } from '../fixtures/postgres.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: seeds a table of the MCP area's schema
+type AnyDb = Kysely<any>;
+
+const RETENTION_MS = 600_000;
+const PER_STREAM = 4;
+/** Rows past the TTL, across several MCP sessions. */
+const AGED = 57;
+/** Recent rows of one long stream: all but the newest PER_STREAM overflow. */
+const LONG_STREAM = 23;
+/** Recent rows of short streams: all kept. */
+const SHORT_STREAMS = 5;
+const retentionConfig = {
+  intervalSeconds: 3600,
+  // Small batches: a pass needs several of them.
+  batchSize: 10,
+  eventsDays: 90,
+  outputsDays: 30,
+  messagesDays: 90,
+  idempotencyKeysDays: 7,
+};
+const silent = createLogger({ level: 'silent' });
+
+async function seed(db: AnyDb): Promise<{ keptLong: number[] }> {
+  const now = Date.now();
+  const row = (session: string, stream: string, createdAt: number) => ({
+    tenant_id: 'default',
+    principal_id: 'p',
+    mcp_session_id: session,
+    stream_id: stream,
+    message: '{}',
+    created_at: createdAt,
+  });
+  const rows = [];
+  for (let i = 0; i < AGED; i++) rows.push(row(`old-${i % 7}`, 's', now - RETENTION_MS - 60_000 - i));
+  for (let i = 0; i < LONG_STREAM; i++) rows.push(row('busy', 'long', now - 1000));
+  for (let i = 0; i < SHORT_STREAMS; i++) rows.push(row(`quiet-${i}`, 's', now - 1000));
+  await db.insertInto('mcp_stream_events').values(rows).execute();
+  const long = await db
+    .selectFrom('mcp_stream_events')
+    .select('id')
+    .where('mcp_session_id', '=', 'busy')
+    .orderBy('id', 'desc')
+    .limit(PER_STREAM)
+    .execute();
+  return { keptLong: long.map((r) => Number(r.id)).sort((a, b) => a - b) };
+}
+
+function startJob(db: AnyDb, onDeleted: (table: string, n: number) => void) {
+  return startRetentionJob({
+    db,
+    config: retentionConfig,
+    logger: silent,
+    onDeleted: (table, n) => {
+      assert.ok(n <= retentionConfig.batchSize, `a batch deleted ${n} rows`);
+      onDeleted(table, n);
+    },
+    frequent: {
+      targets: [createStreamEventsRetentionTarget({ retentionMs: RETENTION_MS, perStreamLimit: PER_STREAM })],
+      intervalSeconds: 3600,
+    },
+  });
+}
+
+interface Backend {
+  name: string;
+  open(count: number): Promise<{ handles: DatabaseHandle[]; dispose(): Promise<void> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'sqlite',
+    async open(count) {
+      const dir = mkdtempSync(join(tmpdir(), 'maos-retention-mcp-'));
+      const config = configSchema.parse({ dataDir: dir, store: { synchronous: 'normal' } });
+      const handles = Array.from({ length: count }, () => createDatabase(config));
+      await migrateToLatest(handles[0]!.db);
+      return {
+        handles,
+        async dispose() {
+          await Promise.all(handles.map((h) => h.close()));
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    async open(count) {
+      const database = await createTestDatabase();
+      const config = configSchema.parse({ dataDir: tmpdir(), store: { url: database.url, poolSize: 3 } });
+      const handles = Array.from({ length: count }, () => createDatabase(config));
+      return {
+        handles,
+        async dispose() {
+          await Promise.all(handles.map((h) => h.close()));
+          await database.drop();
+        },
+      };
+    },
+  },
+];
+
+for (const backend of backends) {
+  describe(`retention of MCP stream events: ${backend.name}`, { timeout: 120_000 }, () => {
+    let handles: DatabaseHandle[];
+    let dispose: () => Promise<void>;
+    before(async () => {
+      const opened = await backend.open(2);
+      handles = opened.handles;
+      dispose = opened.dispose;
+    });
+    after(async () => {
+      await dispose?.();
+    });
+
+    test('two replicas pass at once: each aged or overflowing row deleted once, in batches', async () => {
+      const [a, b] = handles as [DatabaseHandle, DatabaseHandle];
+      await sql`delete from mcp_stream_events`.execute(a.db);
+      const { keptLong } = await seed(a.db);
+      const counted: Record<string, number> = {};
+      const count = (table: string, n: number) => {
+        counted[table] = (counted[table] ?? 0) + n;
+      };
+      const jobs = [startJob(a.db, count), startJob(b.db, count)];
+      try {
+        const results = await Promise.all(jobs.map((job) => job.runOnce()));
+        const byPasses = results.reduce((sum, r) => sum + (r.deleted.mcp_stream_events ?? 0), 0);
+        const expected = AGED + LONG_STREAM - PER_STREAM;
+        // Deleted exactly once between the two replicas (the counts add up to the rows that went).
+        assert.equal(byPasses, expected);
+        assert.deepEqual(counted, { mcp_stream_events: expected });
+        const left = await (a.db as unknown as AnyDb)
+          .selectFrom('mcp_stream_events')
+          .select(['id', 'mcp_session_id'])
+          .execute();
+        assert.equal(left.length, PER_STREAM + SHORT_STREAMS);
+        assert.deepEqual(
+          left
+            .filter((r) => r.mcp_session_id === 'busy')
+            .map((r) => Number(r.id))
+            .sort((x, y) => x - y),
+          keptLong,
+        );
+        // A later pass finds nothing left.
+        const again = await jobs[1]!.runOnce();
+        assert.equal(again.deleted.mcp_stream_events, undefined);
+      } finally {
+        await Promise.all(jobs.map((job) => job.stop()));
+      }
+    });
+
+    if (backend.name === 'postgres') {
+      test('single-flight under its own lock: skips while another replica prunes, not for the main pass', async () => {
+        const [a, b] = handles as [DatabaseHandle, DatabaseHandle];
+        await sql`delete from mcp_stream_events`.execute(a.db);
+        await seed(a.db);
+        const job = startJob(b.db, () => {});
+        try {
+          const holding = async (key: number) =>
+            a.db.connection().execute(async (conn) => {
+              await sql`select pg_advisory_lock(${key})`.execute(conn);
+              try {
+                return await job.runOnce();
+              } finally {
+                await sql`select pg_advisory_unlock(${key})`.execute(conn);
+              }
+            });
+          // Another replica is pruning the replay rows: this one leaves them alone.
+          const skipped = await holding(LOCK_KEYS.frequentRetention);
+          assert.equal(skipped.skipped, true);
+          assert.equal(skipped.deleted.mcp_stream_events, undefined);
+          // A main retention pass elsewhere (its own lock) does not stop the replay-row pruning.
+          const pruned = await holding(LOCK_KEYS.retention);
+          assert.equal(pruned.deleted.mcp_stream_events, AGED + LONG_STREAM - PER_STREAM);
+        } finally {
+          await job.stop();
+        }
+      });
+    }
+  });
+}
