@@ -10,7 +10,9 @@ import { createSessionInputSchema } from '../domain/session-input.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import { startSessionTrace } from '../observability/session-trace.ts';
+import { MAOS_PROVIDER } from '../observability/genai-spans.ts';
+import { runInSessionTrace, startSessionTrace } from '../observability/session-trace.ts';
+import type { StoredTraceContext } from '../observability/tracing.ts';
 import { appendEvents, listSessionEvents } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
 import { toUsage } from '../store/rows.ts';
@@ -77,6 +79,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     tenantId: string,
     sessionId: string,
     input: ReturnType<typeof createSessionInputSchema.parse>,
+    traceContext?: StoredTraceContext,
   ): Promise<{ strategy: ReturnType<typeof resolveStrategy>; plan: PlanBody }> {
     const agents = input.agents ?? [];
     const strategy = resolveStrategy(input.strategy, agents);
@@ -97,13 +100,24 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     }
     const threadSummary =
       input.thread_id === undefined ? undefined : await loadThreadSummary(deps.db, tenantId, input.thread_id);
-    const plan = await deps.planner.planInitial({
-      tenantId,
-      sessionId,
-      objective: input.objective,
-      input,
-      ...(threadSummary ? { threadSummary } : {}),
-    });
+    const planner = deps.planner;
+    const planInitial = async () =>
+      planner.planInitial({
+        tenantId,
+        sessionId,
+        objective: input.objective,
+        input,
+        ...(threadSummary ? { threadSummary } : {}),
+      });
+    // Tracing on: the orchestrator's planning (its model calls) is a `plan` span of the session's trace.
+    const plan = deps.genAi
+      ? await runInSessionTrace(
+          deps.genAi,
+          traceContext,
+          { sessionId, role: 'orchestrator', kind: 'plan', provider: MAOS_PROVIDER },
+          planInitial,
+        )
+      : await planInitial();
     const roles = plan.phases.flatMap((phase) => phase.tasks.map((task) => task.role));
     validatePlan(plan, await checkersFor(tenantId, roles));
     return { strategy, plan };
@@ -147,7 +161,14 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         );
       }
       const sessionId = newId();
-      const { strategy, plan } = await planSession(actor.tenantId, sessionId, input);
+      // The trace starts before planning, so the planner's model calls are part of it.
+      const traceContext = deps.genAi
+        ? startSessionTrace(deps.genAi, {
+            id: sessionId,
+            strategy: resolveStrategy(input.strategy, input.agents ?? []),
+          })
+        : undefined;
+      const { strategy, plan } = await planSession(actor.tenantId, sessionId, input, traceContext);
       const llmTasks = plan.phases
         .flatMap((phase) => phase.tasks)
         .filter((task) => task.runner === undefined);
@@ -158,9 +179,6 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           { details: { tasks: llmTasks.map((task) => task.name) } },
         );
       }
-      const traceContext = deps.genAi
-        ? startSessionTrace(deps.genAi, { id: sessionId, strategy })
-        : undefined;
       const stored = await deps.queue
         .run((trx) =>
           storeNewSession(

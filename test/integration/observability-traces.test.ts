@@ -252,3 +252,58 @@ describe('tool spans of LLM agents', () => {
     assert.equal(tool.attributes['gen_ai.tool.call.result'], 'Message delivered to writer.');
   });
 });
+
+describe('orchestrator planning in the session trace', () => {
+  test('planning an objective-only session is a plan span under the workflow, with its model call', async (t) => {
+    const llm = await startLlmServer({ apiKey: 'k' });
+    t.after(() => llm.close());
+    llm.setHandler((request): ScriptedReply => {
+      if (request.body.response_format !== undefined) {
+        const task = {
+          name: 'research',
+          role: 'researcher',
+          instructions: 'Look',
+          depends_on: [],
+          deliverables: [],
+          agent: null,
+        };
+        return { object: { rationale: 'r', phases: [{ name: 'main', tasks: [task] }] } };
+      }
+      return { text: 'done' };
+    });
+    const collected = traced();
+    const server = await startTestServer({
+      spanProcessors: collected.spanProcessors,
+      config: {
+        providers: {
+          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+        },
+        llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+      },
+    });
+    t.after(() => server.close());
+    const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Find out' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await waitForSession(server.url, created.body.id);
+    const spans = [...collected.spans];
+    const workflow = spans.find((span) => span.name.startsWith('invoke_workflow '));
+    assert.ok(workflow);
+    const plan = spans.find(
+      (span) =>
+        span.name === 'plan orchestrator' && span.parentSpanContext?.spanId === workflow.spanContext().spanId,
+    );
+    assert.ok(plan, `no plan span under the workflow among ${spans.map((span) => span.name).join(', ')}`);
+    assert.equal(plan.attributes['gen_ai.operation.name'], 'plan');
+    assert.ok(
+      spans.some(
+        (span) => span.name === 'chat m' && span.parentSpanContext?.spanId === plan.spanContext().spanId,
+      ),
+      'the planning model call is a chat span under the plan span',
+    );
+    const agent = spans.find((span) => span.name === 'invoke_agent researcher');
+    assert.equal(agent?.spanContext().traceId, workflow.spanContext().traceId);
+  });
+});
