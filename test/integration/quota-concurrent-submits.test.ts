@@ -80,6 +80,25 @@ describe('tenant quota under concurrent submits', { timeout: 120_000 }, () => {
     }
   });
 
+  test('PostgreSQL, two replicas: retries of one submit (same Idempotency-Key) at the cap all get its session', async () => {
+    const [a, b] = servers as [TestServer, TestServer];
+    const actor = { tenantId: 'default', principalId: 'tester' };
+    // The previous test left the tenant at its cap: free exactly one slot.
+    const open = await a.app.engine.service.listSessions(actor, { limit: 100 });
+    assert.equal(open.items.length, CAP);
+    await a.app.engine.service.cancelSession(actor, open.items[0]!.id);
+    const body = { ...session, objective: 'retried' };
+    // The engine's check alone (no early check): the per-tenant lock is taken before the key lookup,
+    // so a retry waiting behind the first submit finds its session instead of counting it.
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 === 0 ? a : b).app.engine.service.createSession(actor, body, 'retry-key'),
+      ),
+    );
+    assert.equal(new Set(results.map((r) => r.session.id)).size, 1);
+    assert.equal(results.filter((r) => r.created).length, 1);
+  });
+
   test('SQLite, one instance: 20 simultaneous submits against a cap of 3 start exactly 3', async () => {
     const single = await startTestServer({ config: quotaConfig() });
     servers.push(single);
