@@ -165,7 +165,10 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     const notifier = createClusterNotifier(config, database, logger);
     // Shared with the approval routes, which wake the workers and SSE readers of a session they start.
     const wakeNotifier = notifier ?? createLocalNotifier();
-    const quotas = security.quotas;
+    // No cap configured: no check, and no per-tenant lock on session inserts.
+    const quotaCaps =
+      config.rateLimit.maxConcurrentSessionsPerTenant + config.rateLimit.maxDailyTokensPerTenant;
+    const quotas = quotaCaps > 0 ? security.quotas : null;
     const engine = createEngine({
       config,
       db: database.db,
