@@ -21,6 +21,7 @@ export interface SecurityMetrics {
   recordAuthFailure?(reason: string): void;
   recordRateLimitRejection?(limiter: string): void;
   recordAuditRecordWritten?(outcome: 'success' | 'failure' | 'unknown'): void;
+  recordBudgetRejection?(scope: string): void;
 }
 
 export interface HttpSecurityOptions {
@@ -162,6 +163,8 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     // Why 60 s for the session cap: sessions finish on their own schedule; a minute is a polite poll.
     state.retryAfterSeconds = quota === 'daily_tokens' ? secondsUntilUtcMidnight() : 60;
     metrics?.recordRateLimitRejection?.(quota === 'daily_tokens' ? 'tokens' : 'sessions');
+    // The daily token cap is the tenant's budget: its refusals feed the budget-rejection alert too.
+    if (quota === 'daily_tokens') metrics?.recordBudgetRejection?.('tenant');
   }
 
   function buildAuditEvent(request: FastifyRequest, reply: FastifyReply): AuditEventInput {

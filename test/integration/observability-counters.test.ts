@@ -70,3 +70,33 @@ test('a session failed for its budget counts one budget rejection', async (t) =>
   assert.match(done.error ?? '', /^BUDGET_EXCEEDED/);
   assert.equal(await sample(server.url, series), 1);
 });
+
+test('a submit refused by the daily token cap counts one tenant budget rejection', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  llm.setHandler(() => ({ text: 'done', usage: { inputTokens: 600, outputTokens: 10 } }));
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+      rateLimit: { enabled: true, maxDailyTokensPerTenant: 500 },
+    },
+  });
+  t.after(() => server.close());
+  const series = 'maos_budget_rejections_total{scope="tenant"}';
+  const submit = () =>
+    requestJson<{ id: string; code?: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'One step', agents: [{ name: 'one', role: 'researcher', task: 'Step one' }] },
+    });
+  const first = await submit();
+  assert.equal(first.status, 201, JSON.stringify(first.body));
+  await waitForSession(server.url, first.body.id);
+  assert.equal(await sample(server.url, series), 0);
+  const refused = await submit();
+  assert.equal(refused.status, 429, JSON.stringify(refused.body));
+  assert.equal(refused.body.code, 'QUOTA_EXCEEDED');
+  assert.equal(await sample(server.url, series), 1);
+});
