@@ -47,41 +47,50 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
-/** MAOS with LLM agents; overhead = wall − provider time on the critical path. */
-async function prepareMaos(dir: string): Promise<Contender> {
-  const server = await startLlmServer({
-    handler: () => ({ text: 'done', usage: { inputTokens: 10, outputTokens: 1 } }),
-  });
+/**
+ * MAOS. `llm`: LLM agents through the AI SDK against the scripted server; overhead = wall − provider
+ * time on the critical path. `noop`: steps that do nothing (as the peers run), overhead = wall.
+ */
+async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender> {
   const handle = createDatabase({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });
   await migrateToLatest(handle.db);
   const logger = createLogger({ level: 'silent' });
   const calls: CallSpan[] = [];
-  const stack = createLlmStack({
-    config: {
-      providers: providersConfigSchema.parse({
-        local: {
-          type: 'openai-compatible',
-          baseURL: server.openaiBaseURL,
-          model: 'bench-model',
-          maxConcurrency: 64,
-        },
-      }),
-      llm: llmConfigSchema.parse({ agentMessaging: false }),
-    },
-    db: handle.db,
-    logger,
-    telemetry: {
-      async observeCall(_target, run) {
-        const start = performance.now();
-        const value = await run();
-        calls.push({ start, end: performance.now() });
-        return value;
-      },
-    },
-  });
-  if (!stack) throw new Error('no LLM stack');
   const runtimes = createRuntimeRegistry();
-  runtimes.registerLlm(stack.runtime);
+  let server: { close(): Promise<void> } | null = null;
+  if (mode === 'llm') {
+    const llmServer = await startLlmServer({
+      handler: () => ({ text: 'done', usage: { inputTokens: 10, outputTokens: 1 } }),
+    });
+    server = llmServer;
+    const stack = createLlmStack({
+      config: {
+        providers: providersConfigSchema.parse({
+          local: {
+            type: 'openai-compatible',
+            baseURL: llmServer.openaiBaseURL,
+            model: 'bench-model',
+            maxConcurrency: 64,
+          },
+        }),
+        llm: llmConfigSchema.parse({ agentMessaging: false }),
+      },
+      db: handle.db,
+      logger,
+      telemetry: {
+        async observeCall(_target, run) {
+          const start = performance.now();
+          const value = await run();
+          calls.push({ start, end: performance.now() });
+          return value;
+        },
+      },
+    });
+    if (!stack) throw new Error('no LLM stack');
+    runtimes.registerLlm(stack.runtime);
+  } else {
+    runtimes.registerLlm({ kind: 'noop', run: async () => ({ output: 'done' }) });
+  }
   // The bench runs one session at a time: the engine's "session finished" hook ends a run.
   let onFinished: ((status: SessionStatus) => void) | null = null;
   const engine = createEngine({
@@ -134,7 +143,8 @@ async function prepareMaos(dir: string): Promise<Contender> {
 
   const commits = { seq: [] as number[], fan: [] as number[] };
   return {
-    name: 'MAOS (LLM agents, AI SDK, scripted server)',
+    name:
+      mode === 'llm' ? 'MAOS (LLM agents, AI SDK, scripted server)' : 'MAOS engine alone (steps do nothing)',
     async seq() {
       const sequential = await runSession('sequential', chain);
       const providerMs = sequential.calls.reduce((sum, call) => sum + (call.end - call.start), 0);
@@ -147,8 +157,10 @@ async function prepareMaos(dir: string): Promise<Contender> {
       const branches = fanOut.calls.slice(0, STEPS);
       const joinCall = fanOut.calls.at(-1);
       const critical =
-        Math.max(...branches.map((call) => call.end - call.start)) +
-        (joinCall ? joinCall.end - joinCall.start : 0);
+        branches.length === 0
+          ? 0
+          : Math.max(...branches.map((call) => call.end - call.start)) +
+            (joinCall ? joinCall.end - joinCall.start : 0);
       commits.fan.push(fanOut.batches / (STEPS + 1));
       return ((fanOut.wall - critical) * 1000) / (STEPS + 1);
     },
@@ -161,7 +173,7 @@ async function prepareMaos(dir: string): Promise<Contender> {
     async close() {
       await engine.stop({ graceMs: 1000 });
       await handle.close();
-      await server.close();
+      await server?.close();
     },
   };
 }
@@ -213,7 +225,10 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   const contenders: Contender[] = [];
   try {
-    contenders.push(await prepareMaos(join(dir, 'maos')));
+    contenders.push(
+      await prepareMaos(join(dir, 'maos'), 'llm'),
+      await prepareMaos(join(dir, 'noop'), 'noop'),
+    );
     const peers = await preparePeers({ steps: STEPS, dir });
     contenders.push(...peers.runners.map(timePeer), prepareBareCommit(dir));
     // Interleaved: every run measures every contender once, so all see the same disk and CPU load
@@ -252,7 +267,8 @@ async function main(): Promise<void> {
     }
     for (const peer of peers.skipped) console.log(`  ${peer.name}: ${peer.reason}`);
     const maos = results[0]!;
-    const measured = results.slice(1, 1 + peers.runners.length);
+    const engineAlone = results[1]!;
+    const measured = results.slice(2, 2 + peers.runners.length);
     if (measured.length === 0) {
       console.log(
         '\n  Peers not measured: install them with `npm install --prefix bench` (see bench/README.md).',
@@ -262,10 +278,11 @@ async function main(): Promise<void> {
     for (const shape of ['seq', 'fan'] as const) {
       const best = Math.min(...measured.map((row) => row[shape]));
       const target = best / 5;
+      const verdict = (value: number) =>
+        `${formatUs(value)}: ${value <= target ? 'met' : 'NOT met'}, ${(best / value).toFixed(1)}× the better peer's speed`;
       console.log(
         `  target (${shape === 'seq' ? 'chain' : 'fan-out'}): ≤ ${formatUs(target)} (one fifth of the better peer); ` +
-          `MAOS ${formatUs(maos[shape])}: ${maos[shape] <= target ? 'met' : 'NOT met'}, ` +
-          `${(best / maos[shape]).toFixed(1)}× the better peer's speed`,
+          `MAOS ${verdict(maos[shape])}; engine alone ${verdict(engineAlone[shape])}`,
       );
     }
   } finally {
