@@ -1,12 +1,13 @@
 // Task queue queries: claiming ready tasks with a lease, extending and finding expired leases,
-// and loading a session's task graph. The claim query lives here only, so PostgreSQL can add
-// FOR UPDATE SKIP LOCKED in one place.
+// and loading a session's task graph. Claims go through claimReadyTasks only, so PostgreSQL's
+// locking claim (postgres-claim.ts) is chosen in one place.
 import { type Kysely, sql } from 'kysely';
 import type { DependencyOutput } from '../agents/runtimes/runtime.ts';
 import type { AdvanceTask } from '../domain/advance.ts';
 import type { TaskStatus } from '../domain/types.ts';
 import { precompileQuery } from './compiled-query.ts';
 import type { DialectName } from './db.ts';
+import { claimReadyTasksPostgres } from './postgres-claim.ts';
 import type { Database, TasksTable } from './schema.ts';
 
 export interface ClaimRequest {
@@ -22,7 +23,9 @@ export async function claimReadyTasks(
   dialect: DialectName,
   request: ClaimRequest,
 ): Promise<TasksTable[]> {
-  let candidates = trx
+  // PostgreSQL: a claim that never waits for a lock (see postgres-claim.ts).
+  if (dialect === 'postgres') return claimReadyTasksPostgres(trx, request);
+  const candidates = trx
     .selectFrom('tasks')
     .select('id')
     // A literal, not a bound parameter: only then can SQLite use the partial index tasks_ready_queue
@@ -31,7 +34,6 @@ export async function claimReadyTasks(
     .orderBy('ready_at')
     .limit(request.limit);
   // SQLite serialises writers (the write queue holds the lock), so it needs no row locks.
-  if (dialect === 'postgres') candidates = candidates.forUpdate().skipLocked();
   return trx
     .updateTable('tasks')
     .set({
