@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
 import { authConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { API_KEY_CACHE_TTL_MS, createApiKeyCache } from './api-key-cache.ts';
 import { createApiKey, revokeApiKey } from './api-keys.ts';
 import { createAuthenticator } from './authenticate.ts';
+import type { SecurityTables } from './security-tables.ts';
 import { createTestSecurityDb, type TestSecurityDb } from './test-support.ts';
 
 const isInvalidToken = (reason: string) => (error: unknown) =>
@@ -106,6 +109,40 @@ describe('API key cache', () => {
     assert.deepEqual((await auth.authenticate({ 'x-api-key': key })).roles, ['viewer']);
     clock += API_KEY_CACHE_TTL_MS;
     assert.deepEqual((await auth.authenticate({ 'x-api-key': key })).roles.sort(), ['operator', 'viewer']);
+  });
+
+  test('concurrent requests with an uncached key share one database read', async () => {
+    let keyReads = 0;
+    const counted = new Kysely<SecurityTables>({
+      dialect: new SqliteDialect({ database: new Database(t.file) }),
+      log: (event) => {
+        if (event.query.sql.includes('from "api_keys"')) keyReads++;
+      },
+    });
+    try {
+      const auth = createAuthenticator({
+        auth: authConfigSchema.parse({ mode: 'apikey' }),
+        db: counted,
+        now,
+        apiKeyCache: createApiKeyCache(),
+      });
+      const { key } = await newKey('t-flight');
+      const principals = await Promise.all(
+        Array.from({ length: 20 }, () => auth.authenticate({ 'x-api-key': key })),
+      );
+      assert.equal(keyReads, 1);
+      assert.ok(principals.every((principal) => principal.tenantId === 't-flight'));
+      principals[0]?.roles.push('admin');
+      assert.deepEqual(principals[1]?.roles, ['viewer']);
+      // A bad key shares the failure too, and every caller sees it.
+      const bad = `${key.slice(0, -1)}${key.at(-1) === 'A' ? 'B' : 'A'}`;
+      const failures = await Promise.allSettled(
+        Array.from({ length: 5 }, () => auth.authenticate({ 'x-api-key': bad })),
+      );
+      assert.ok(failures.every((result) => result.status === 'rejected'));
+    } finally {
+      await counted.destroy();
+    }
   });
 
   test('TTL 0 turns the cache off: every request reads the key', async () => {

@@ -94,6 +94,26 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     return { ...principal, roles: [...roles] };
   }
 
+  // Verifications of API keys in progress, by presented key (entries live only while reading).
+  const verifying = new Map<string, { epoch: number; promise: Promise<Principal> }>();
+
+  async function verifyKeyPrincipal(credential: string, epoch: number): Promise<Principal> {
+    const key = await verifyApiKey(db, credential, now()).catch((error: unknown) => {
+      const reason = error instanceof AppError ? error.message : 'invalid API key';
+      throw authFailure('INVALID_TOKEN', 'invalid_token', reason);
+    });
+    const principal = await addBindings({
+      type: 'service',
+      id: `key:${key.id}`,
+      tenantId: key.tenantId,
+      roles: key.roles,
+      authMethod: 'apikey',
+      clientId: key.id,
+    });
+    keyCache.store(credential, { principal, keyExpiresAt: key.expiresAt, epoch }, now().getTime());
+    return principal;
+  }
+
   return {
     mode: auth.mode,
     async authenticate(source) {
@@ -114,20 +134,20 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
         const cached = keyCache.lookup(credential, now().getTime());
         if (cached) return cached;
         const epoch = apiKeyRevocationEpoch();
-        const key = await verifyApiKey(db, credential, now()).catch((error: unknown) => {
-          const reason = error instanceof AppError ? error.message : 'invalid API key';
-          throw authFailure('INVALID_TOKEN', 'invalid_token', reason);
-        });
-        const principal = await addBindings({
-          type: 'service',
-          id: `key:${key.id}`,
-          tenantId: key.tenantId,
-          roles: key.roles,
-          authMethod: 'apikey',
-          clientId: key.id,
-        });
-        keyCache.store(credential, { principal, keyExpiresAt: key.expiresAt, epoch }, now().getTime());
-        return principal;
+        // Single flight: when a cache entry expires under load, the requests that arrive while the
+        // key is being read wait for that read instead of each reading (and stamping last use).
+        const inFlight = verifying.get(credential);
+        if (inFlight && inFlight.epoch === epoch) {
+          const shared = await inFlight.promise;
+          return { ...shared, roles: [...shared.roles] };
+        }
+        const promise = verifyKeyPrincipal(credential, epoch);
+        verifying.set(credential, { epoch, promise });
+        try {
+          return await promise;
+        } finally {
+          if (verifying.get(credential)?.promise === promise) verifying.delete(credential);
+        }
       }
       if (!oidc)
         throw authFailure('INVALID_TOKEN', 'invalid_token', 'bearer tokens are not accepted; use an API key');
