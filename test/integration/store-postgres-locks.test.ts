@@ -1,6 +1,7 @@
 // Row locking on PostgreSQL that keeps replicas from deadlocking: session locks do not conflict
-// with the key-share locks of foreign-key checks, and the write queue commits each operation on its
-// own, so no batch holds one operation's locks while the next one waits for another replica.
+// with the key-share locks of foreign-key checks, a claim never waits for a lock, and the write
+// queue commits each operation on its own, so no batch holds one operation's locks while the next
+// one waits for another replica.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
@@ -9,6 +10,7 @@ import { createEngine } from '../../src/engine/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { lockSessions } from '../../src/store/session-locks.ts';
+import { claimReadyTasks } from '../../src/store/task-store.ts';
 import { createWriteQueue } from '../../src/store/write-queue.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 
@@ -116,6 +118,37 @@ describe('PostgreSQL row locks between replicas', { timeout: 60_000 }, () => {
         await sql`rollback`.execute(conn);
       }
     });
+  });
+
+  test('a claim skips ready tasks whose session row another transaction holds, without waiting', async () => {
+    /** Claims in a transaction that is rolled back (the task stays ready for the next test). */
+    const claimOnce = () =>
+      handle.db.connection().execute(async (conn) => {
+        await sql`begin`.execute(conn);
+        try {
+          await sql`set local lock_timeout = '300ms'`.execute(conn);
+          const rows = await claimReadyTasks(conn, 'postgres', {
+            owner: 'test',
+            limit: 10,
+            leaseMs: 30_000,
+            now: Date.now(),
+          });
+          return rows.map((row) => row.session_id);
+        } finally {
+          await sql`rollback`.execute(conn);
+        }
+      });
+    assert.deepEqual(await claimOnce(), [sessionId], 'the session has one ready task');
+    await handle.db.connection().execute(async (conn) => {
+      await sql`begin`.execute(conn);
+      try {
+        await lockSessions(conn, [sessionId]);
+        assert.deepEqual(await claimOnce(), [], 'skipped while the session row is locked');
+      } finally {
+        await sql`rollback`.execute(conn);
+      }
+    });
+    assert.deepEqual(await claimOnce(), [sessionId]);
   });
 
   test('the write queue commits each operation before the next one of the same batch runs', async () => {
