@@ -242,21 +242,30 @@ console.table(Object.fromEntries(runs.map((run) => [run.label, run.activity.stat
 console.log('Ungranted locks per sample (pg_locks), by lock type:');
 console.table(Object.fromEntries(runs.map((run) => [run.label, run.activity.waitingLocks])));
 const maos = runs.filter((run) => run.batches > 0);
-const saturated = maos.filter((run) => run.machineBusy >= 0.95).length;
 const cpuPerTask = (run: Run) =>
   (run.replicaCpuMs + run.activity.backendCpuMs) / (run.perSecond * run.seconds);
+/** What bounded one run, from how busy the machine was and where the connections waited. */
+function describeLimit(run: Run): string {
+  const locks = run.activity.states['Lock:transactionid'] ?? 0;
+  if (run.activity.deadlocks > 0) return `${run.activity.deadlocks} deadlock(s), each a 1 s stall`;
+  if (run.machineBusy >= 0.9) {
+    return `CPU: the cores were ${percent(run.machineBusy)} busy${locks >= 0.5 ? `; ${locks} connections waiting for row locks` : ''}`;
+  }
+  if (run.batches === 0) return 'its own fetch/poll cycle (CPU left idle)';
+  return "the replicas' serial write streams (one transaction at a time each; CPU left idle)";
+}
 console.log(
   [
     `Machine load average ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after, on ${cpus().length} cores.`,
     'Reading: "idle in transaction" = the database waits for the replica (its JavaScript or the next round trip',
     ' of a transaction); "Lock:*" = row-lock waits between replicas (sessions shared by two replicas);',
     '"deadlocks" each stall deadlock_timeout (1 s). "tasks per CPU-second" does not depend on other load.',
-    `What limits it here: the machine's CPU was ≥ 95 % busy in ${saturated} of ${maos.length} MAOS runs. A task`,
-    `costs ${maos.map((run) => cpuPerTask(run).toFixed(2)).join(' / ')} ms of CPU (replica + PostgreSQL backends,`,
-    'for 1 / 2 / 3 replicas), so when the cores are shared by PostgreSQL, the replicas and everything else, more',
-    'replicas only add throughput while one replica is bound by its serial write connection and JavaScript',
-    'thread, not once the cores are full. pg-boss spends far less CPU per job: no events, no dependency graph,',
-    'one fetch and one completion call per 500 jobs.',
+    `A task costs ${maos.map((run) => cpuPerTask(run).toFixed(2)).join(' / ')} ms of CPU (replica + PostgreSQL backends) for ${maos.map((run) => run.label.replace(/\D+/g, '')).join(' / ')} replica(s).`,
+    'What limited each run:',
+    ...runs.map((run) => `  ${run.label}: ${describeLimit(run)}`),
+    'Once the cores are full (PostgreSQL, the replicas and any other load share them), more replicas cannot',
+    'add throughput; they add CPU per task (shared sessions, wake-ups, empty claims). pg-boss spends far less',
+    'CPU per job: no events, no dependency graph, one fetch and one completion call per 500 jobs.',
   ].join('\n'),
 );
 process.exit(0);
