@@ -74,6 +74,8 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     findRole: options.findRole,
     ...(options.sessionDefaults ? { sessionDefaults: options.sessionDefaults } : {}),
     onCancelled: (sessionId) => scheduler.abortSession(sessionId),
+    // Idle slots claim in the new session's own write batch (the claim is queued behind its insert).
+    onSessionQueued: () => scheduler.wake(),
     genAi: options.genAi,
     ...(options.admitSession ? { admitSession: options.admitSession } : {}),
   });

@@ -48,6 +48,11 @@ export interface SessionServiceDeps {
   sessionDefaults?: EngineDeps['sessionDefaults'];
   /** Called after a session was cancelled, to abort this process's running tasks of it. */
   onCancelled(sessionId: string): void;
+  /**
+   * Called right after a new session's insert was queued (before it commits): the engine queues a
+   * claim behind it, so the session's first tasks are claimed in the same commit (one fsync less).
+   */
+  onSessionQueued?(): void;
   /** Starts each new session's trace (stored with it); absent when tracing is off. */
   genAi?: EngineDeps['genAi'];
   /** Tenant quotas, checked in the insert's transaction (see create-session.ts `admit`). */
@@ -179,7 +184,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           { details: { tasks: llmTasks.map((task) => task.name) } },
         );
       }
-      const stored = await deps.queue
+      const storing = deps.queue
         .run((trx) =>
           storeNewSession(
             trx,
@@ -212,6 +217,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           if (!existing) throw error;
           return { sessionId: existing, created: false, readied: 0, detail: null };
         });
+      deps.onSessionQueued?.();
+      const stored = await storing;
       if (stored.created) {
         notifyObserver(deps.observer, 'sessionStarted');
         if (stored.readied > 0) deps.notifier.publish(READY_CHANNEL);

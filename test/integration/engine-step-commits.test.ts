@@ -1,5 +1,6 @@
 // Write transactions per agent step: in a sequential chain, a step's finish (with its last output
-// lines) and the claim + start of the next step share one commit, so a step costs one fsync.
+// lines) and the claim + start of the next step share one commit, so a step costs one fsync; the
+// first step is claimed in the submission's own commit.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
@@ -38,7 +39,8 @@ describe('write transactions per step', { timeout: 60_000 }, () => {
     assert.equal(detail.status, 'completed');
     await h.engine.queue.drain();
     const batches = h.engine.queue.stats().batches - before.batches;
-    // One for the submission, one for the first claim, then one per step (finish + next claim).
+    // One for the submission with the first claim, one per step (finish + next claim), and at most
+    // one read-only claim round woken by the submission's announcement (no fsync: nothing written).
     assert.ok(batches <= STEPS + 2, `${batches} write transactions for ${STEPS} steps`);
 
     const events = await h.allEvents(session.id);
