@@ -3,8 +3,8 @@
 import { type Kysely, sql } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import type { SessionEvent } from '../domain/types.ts';
+import { isPostgres } from './advisory-lock.ts';
 import type { Database } from './schema.ts';
-import { lockSessions } from './session-locks.ts';
 
 // SQLite allows 32766 bound variables per statement; 6 columns × 500 rows stays far below.
 const INSERT_CHUNK = 500;
@@ -73,9 +73,12 @@ export async function appendEventsMany(
   const ids = [...merged.keys()];
   for (let i = 0; i < ids.length; i += SESSION_CHUNK) {
     const chunk = ids.slice(i, i + SESSION_CHUNK);
-    // PostgreSQL: take the rows in id order first; an UPDATE locks them in scan order, and two
-    // replicas appending to overlapping sessions in different orders would deadlock.
-    await lockSessions(trx, chunk);
+    // PostgreSQL: the subquery locks the rows in id order first (in the same statement); an UPDATE
+    // alone locks them in scan order, and two replicas appending to overlapping sessions in
+    // different orders would deadlock. Rows the transaction holds already cost no wait.
+    const targets = isPostgres(trx)
+      ? trx.selectFrom('sessions').select('id').where('id', 'in', chunk).orderBy('id').forNoKeyUpdate()
+      : chunk;
     const rows = await trx
       .updateTable('sessions')
       .set({
@@ -84,7 +87,7 @@ export async function appendEventsMany(
           sql` `,
         )} else 0 end`,
       })
-      .where('id', 'in', chunk)
+      .where('id', 'in', targets)
       .returning(['id', 'last_seq'])
       .execute();
     for (const row of rows) lastSeq.set(row.id, Number(row.last_seq));
