@@ -107,9 +107,9 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
               } catch (error) {
                 await sql`rollback to savepoint ${savepoint}`.execute(conn);
                 await sql`release savepoint ${savepoint}`.execute(conn);
-                // PostgreSQL with several replicas: batches of different processes can lock the same
-                // rows in different orders; the server aborts one statement of the cycle. Rolling
-                // back to the savepoint undid only this op, so running it again is safe.
+                // Deadlock/serialization codes come from PostgreSQL, whose batches take the path
+                // above (postgres-write-batch.ts retries there); kept here for any dialect reporting
+                // them. Rolling back to the savepoint undid only this op, so re-running it is safe.
                 if (attempt < TRANSIENT_RETRIES && isTransientConflict(error)) continue;
                 outcomes.push({ ok: false, error });
                 break;
