@@ -1,6 +1,6 @@
 // API keys for service accounts: generated once, stored only as a SHA-256 hash behind a public
 // lookup prefix, scoped to one tenant and a set of roles, with expiry, last use and revocation.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { uuidv7 } from 'uuidv7';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
@@ -142,7 +142,7 @@ export async function verifyApiKey(
   const row = (await selectKeyByPrefix(db, prefix)).rows[0];
   // Hash even when the prefix is unknown, so timing does not tell which prefixes exist.
   const expected = Buffer.from(row?.hash ?? '0'.repeat(64), 'hex');
-  const actual = Buffer.from(hashSecret(secret), 'hex');
+  const actual = hashSecretBytes(secret);
   if (!row || !timingSafeEqual(expected, actual)) throw invalid('unknown API key');
   if (row.revoked_at !== null) throw invalid('API key revoked');
   if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) {
@@ -174,12 +174,13 @@ export function parseApiKey(presented: string): { prefix: string; secret: string
 
 /** SHA-256 of the secret part of a key, as bytes (the stored hash is its hex form). */
 export function hashSecretBytes(secret: string): Buffer {
-  return createHash('sha256').update(secret, 'utf8').digest();
+  // One-shot hash: several times cheaper than a Hash object, and this runs on every request.
+  return hash('sha256', secret, 'buffer');
 }
 
 /** Hex SHA-256 of the secret part of a key. */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return hash('sha256', secret, 'hex');
 }
 
 function validateRoles(roles: readonly string[]): RoleName[] {
