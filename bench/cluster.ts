@@ -45,6 +45,8 @@ interface Run {
   batches: number;
   ops: number;
   machineBusy: number;
+  /** CPU of this process (watcher + sampler) and of the sampler's backend during the run. */
+  benchCpuMs: number;
 }
 
 /** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
@@ -128,6 +130,7 @@ async function runMaos(replicas: number): Promise<Run> {
     await watcher.connect();
     const sampler = await startActivitySampler(database.url);
     const machineBefore = readMachineCpu();
+    const ownBefore = process.cpuUsage();
     const started = performance.now();
     for (const replica of forked) replica.child.send('start');
     for (;;) {
@@ -135,10 +138,11 @@ async function runMaos(replicas: number): Promise<Run> {
         "select count(*) as n from sessions where status = 'completed'",
       );
       if (Number(rows[0]!.n) >= SESSIONS) break;
-      await new Promise((resolve) => setTimeout(resolve, 25));
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const seconds = (performance.now() - started) / 1000;
     const machineAfter = readMachineCpu();
+    const own = process.cpuUsage(ownBefore);
     const activity = await sampler.stop();
     for (const replica of forked) replica.child.send('stop');
     const stats = await Promise.all(forked.map((replica) => replica.stats));
@@ -151,6 +155,7 @@ async function runMaos(replicas: number): Promise<Run> {
       batches: stats.reduce((sum, s) => sum + s.batches, 0),
       ops: stats.reduce((sum, s) => sum + s.ops, 0),
       machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
+      benchCpuMs: (own.user + own.system) / 1000 + activity.samplerCpuMs,
     };
   } finally {
     for (const replica of forked) if (replica.child.exitCode === null) replica.child.kill('SIGKILL');
@@ -191,15 +196,18 @@ async function runPgBoss(): Promise<Run> {
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
     const machineAfter = readMachineCpu();
+    const activity = await sampler.stop();
     return {
       label: 'pg-boss, same job count, no-op handler, batches of 500',
       perSecond: jobs / seconds,
       seconds,
-      activity: await sampler.stop(),
+      activity,
+      // pg-boss works in this process: its CPU and the sampler's share it (not separable).
       replicaCpuMs: (cpu.user + cpu.system) / 1000,
       batches: 0,
       ops: 0,
       machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
+      benchCpuMs: activity.samplerCpuMs,
     };
   } finally {
     await boss.stop({ graceful: false }).catch(() => undefined);
@@ -229,6 +237,7 @@ console.table(
         'tasks per CPU-second': Math.round(
           (run.perSecond * run.seconds) / ((run.replicaCpuMs + run.activity.backendCpuMs) / 1000),
         ),
+        'bench own CPU (cores)': Number((run.benchCpuMs / 1000 / run.seconds).toFixed(2)),
         'ops/batch': run.batches > 0 ? Number((run.ops / run.batches).toFixed(1)) : '-',
         deadlocks: run.activity.deadlocks,
       },
