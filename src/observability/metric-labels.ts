@@ -3,6 +3,7 @@
 
 import { SESSION_STATUSES } from '../domain/types.ts';
 import { ERROR_CODES } from '../errors/app-error.ts';
+import { RETENTION_TABLES as RETENTION_TARGET_TABLES } from '../store/retention-targets.ts';
 
 /** Value that replaces anything outside a label's allowed set. */
 export const OTHER = '_OTHER';
@@ -78,16 +79,8 @@ export const AUTH_FAILURE_REASONS = [
 export const AUDIT_OUTCOMES = ['success', 'failure', 'unknown'] as const;
 export const BUDGET_SCOPES = ['session', 'tenant', 'agent', 'task', OTHER] as const;
 export const READINESS_CHECKS = ['database', 'migrations', 'worker', 'shutdown'] as const;
-/** Tables the retention job deletes from (store/retention-targets.ts RETENTION_TABLES). */
-export const RETENTION_TABLES = [
-  'events',
-  'artifacts',
-  'messages',
-  'idempotency_keys',
-  'rate_limits',
-  'mcp_stream_events',
-  OTHER,
-] as const;
+/** Tables the retention job deletes from (one list, kept by the job itself). */
+export const RETENTION_TABLES = [...RETENTION_TARGET_TABLES, OTHER] as const;
 
 /** Provider and model names come from config, so they are open but bounded. */
 const PROVIDER_RULE = { pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/, maxDistinct: 32 } as const;
