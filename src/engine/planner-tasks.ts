@@ -4,12 +4,14 @@
 
 import type { Kysely } from 'kysely';
 import type { AgentRuntime, RuntimeContext, RuntimeTask } from '../agents/runtimes/runtime.ts';
+import { estimateStreamingUsage } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
 import type { LlmPlanner } from './planner.ts';
 import type { TaskOutputView } from './planner-prompts.ts';
 import type { ExistingAgent } from './planner-validate.ts';
+import type { BudgetGuard } from './session-budget.ts';
 import { loadThreadSummaryFor } from './thread-context.ts';
 
 /** Identifies the session whose orchestrator task runs. */
@@ -146,23 +148,51 @@ export async function runPhaseGateTask(
   return { output: JSON.stringify(output), usage: gate.usage };
 }
 
-/** Runs the final synthesis: one answer for the user, streamed into the task's output. */
+/**
+ * Runs the final synthesis: one answer for the user, streamed into the task's output. With a budget
+ * guard, the stream is stopped like an agent's once the session's budget is crossed: the task fails
+ * with the runtime's "Budget exceeded: …" error and the engine ends the session BUDGET_EXCEEDED.
+ */
 export async function runSynthesisTask(
   planner: LlmPlanner,
   db: Kysely<Database>,
   ref: OrchestratorTaskRef,
   ctx: Pick<RuntimeContext, 'signal' | 'emitOutput'>,
+  budget?: BudgetGuard,
 ): Promise<OrchestratorTaskResult> {
   const view = await loadSessionView(db, ref);
-  const { result, usage } = await planner.synthesize({
-    tenantId: ref.tenantId,
-    objective: view.objective,
-    outputs: view.outputs,
-    userMessages: view.userMessages,
-    signal: ctx.signal,
-    emitOutput: (chunk) => ctx.emitOutput('text', chunk),
-  });
-  return { output: result, usage };
+  await budget?.prepare(ref);
+  const stop = new AbortController();
+  // The prompt is built inside the planner; its size is estimated from what goes into it.
+  const promptChars = view.objective.length + JSON.stringify(view.outputs).length;
+  let streamedChars = 0;
+  const emitOutput = (chunk: string) => {
+    ctx.emitOutput('text', chunk);
+    if (!budget || stop.signal.aborted) return;
+    streamedChars += chunk.length;
+    const partial = estimateStreamingUsage(promptChars, streamedChars);
+    const overrun = budget.check(ref, partial);
+    if (overrun) {
+      stop.abort(
+        new AppError('BUDGET_EXCEEDED', `Budget exceeded: ${overrun}`, { details: { usage: partial } }),
+      );
+    }
+  };
+  try {
+    const { result, usage } = await planner.synthesize({
+      tenantId: ref.tenantId,
+      objective: view.objective,
+      outputs: view.outputs,
+      userMessages: view.userMessages,
+      signal: AbortSignal.any([ctx.signal, stop.signal]),
+      emitOutput,
+    });
+    return { output: result, usage };
+  } catch (error) {
+    // The client may wrap the abort; the budget reason is what the engine must see.
+    if (stop.signal.aborted && !ctx.signal.aborted) throw stop.signal.reason;
+    throw error;
+  }
 }
 
 /** Parses a phase-gate task's stored result back into its decision. */
@@ -181,7 +211,11 @@ export type OrchestratorRuntimeTask = RuntimeTask & { kind: string };
  * The orchestrator as an AgentRuntime, for tasks of kind `plan` (phase gate) and `synthesize`: the
  * engine resolves this runtime for those kinds and everything else stays as it is.
  */
-export function createOrchestratorRuntime(planner: LlmPlanner, db: Kysely<Database>): AgentRuntime {
+export function createOrchestratorRuntime(
+  planner: LlmPlanner,
+  db: Kysely<Database>,
+  budget?: BudgetGuard,
+): AgentRuntime {
   return {
     kind: 'orchestrator',
     async run(task, ctx) {
@@ -191,7 +225,7 @@ export function createOrchestratorRuntime(planner: LlmPlanner, db: Kysely<Databa
         const threadSummary = await loadThreadSummaryFor(db, ref.tenantId, ref.sessionId);
         return runPhaseGateTask(planner, db, ref, ctx, threadSummary);
       }
-      if (kind === 'synthesize') return runSynthesisTask(planner, db, ref, ctx);
+      if (kind === 'synthesize') return runSynthesisTask(planner, db, ref, ctx, budget);
       throw new AppError('INTERNAL', `The orchestrator runtime cannot run tasks of kind '${String(kind)}'`);
     },
   };

@@ -218,6 +218,60 @@ test('a token budget crossed mid-stream stops the agent; the session fails with 
   assert.equal(llm.requests.length, 1);
 });
 
+test('a token budget crossed while the synthesis streams stops it; the session fails with BUDGET_EXCEEDED', async (t) => {
+  const longText = 'word '.repeat(8000);
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  const small = { inputTokens: 10, outputTokens: 10 };
+  llm.setHandler((request): ScriptedReply => {
+    if (request.body.response_format !== undefined) {
+      return {
+        object: { rationale: 'r', phases: [{ name: 'main', tasks: [task('research', 'researcher')] }] },
+        usage: small,
+      };
+    }
+    if (request.promptText.includes('Write ONE answer for the user')) {
+      return { text: longText, chunkSize: 200, chunkDelayMs: 5, usage: small };
+    }
+    return { text: 'output of research', usage: small };
+  });
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+    },
+  });
+  t.after(() => server.close());
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'Research and answer', budget: { maxTokens: 2000 } },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const done = await waitForSession<SessionView & { tasks: Array<{ kind?: string }> }>(
+    server.url,
+    created.body.id,
+  );
+  assert.equal(done.status, 'failed');
+  assert.match(done.error ?? '', /^BUDGET_EXCEEDED: token budget exceeded: \d+ of 2000 tokens used/);
+  assert.equal(done.result, null);
+  const research = done.tasks.find((x) => x.name === 'research');
+  assert.equal(research?.status, 'succeeded');
+  const events = await readAllEvents<{
+    seq: number;
+    type: string;
+    data: { line?: string; error?: string; taskId?: string };
+  }>(server.url, created.body.id);
+  const stopped = events.find((e) => e.type === 'task.result' && e.data.error?.startsWith('Budget exceeded'));
+  assert.ok(stopped, 'the synthesis task ended with the budget error');
+  const streamed = events
+    .filter((e) => e.type === 'task.output' && e.data.taskId === stopped.data.taskId)
+    .map((e) => e.data.line ?? '')
+    .join('').length;
+  assert.ok(streamed > 0 && streamed < longText.length / 2, `synthesis streamed ${streamed} chars`);
+});
+
 test('the tenant default cost budget is enforced when a task finishes; the stricter limit wins', async (t) => {
   const llm = await startLlmServer({ apiKey: 'k' });
   t.after(() => llm.close());

@@ -121,7 +121,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   });
   const runtime = routeOrchestratorTasks(
     agentRuntime,
-    createOrchestratorRuntime(planner, options.db),
+    createOrchestratorRuntime(planner, options.db, budgetGuard),
     options.db,
   );
   const continuation = {
