@@ -5,7 +5,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Kysely, sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import type { DialectName } from './db.ts';
-import { runPostgresOpsInTransactions } from './postgres-write-batch.ts';
+import { type OpOutcome, runPostgresOpsInTransactions } from './postgres-write-batch.ts';
 import type { Database } from './schema.ts';
 
 /** A unit of work run inside the shared transaction. Must not keep `trx` after it returns. */
@@ -38,15 +38,6 @@ export interface WriteQueueOptions {
   keepCallerContext?: boolean;
 }
 
-/** Attempts per operation when PostgreSQL reports a deadlock or serialization failure. */
-const TRANSIENT_RETRIES = 5;
-
-/** PostgreSQL deadlock_detected (40P01) or serialization_failure (40001). */
-function isTransientConflict(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === '40P01' || code === '40001';
-}
-
 /** Creates the queue. Batches flush on the next macrotask, so everything queued in one tick shares a commit. */
 export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   const maxBatch = options.maxBatch ?? 256;
@@ -55,8 +46,6 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   let scheduled = false;
   let batches = 0;
   let ops = 0;
-  // SQLite: take the write lock up front, so a transaction that reads first never fails to upgrade.
-  const begin = options.dialect === 'sqlite' ? sql`begin immediate` : sql`begin`;
 
   function schedule(): void {
     if (scheduled || flushing) return;
@@ -79,7 +68,7 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   }
 
   async function flushBatch(batch: Queued[]): Promise<void> {
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    const outcomes: OpOutcome[] = [];
     try {
       await options.db.connection().execute(async (conn) => {
         if (options.dialect === 'postgres') {
@@ -92,28 +81,22 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
           );
           return;
         }
-        await begin.execute(conn);
+        // SQLite: take the write lock up front, so a transaction that reads first never fails to upgrade.
+        await sql`begin immediate`.execute(conn);
         try {
           // One name for every savepoint: they never nest, and the statements stay cacheable.
           const savepoint = sql.raw('wq_op');
           for (const item of batch) {
-            for (let attempt = 1; ; attempt++) {
-              await sql`savepoint ${savepoint}`.execute(conn);
-              try {
-                const value = await item.op(conn);
-                await sql`release savepoint ${savepoint}`.execute(conn);
-                outcomes.push({ ok: true, value });
-                break;
-              } catch (error) {
-                await sql`rollback to savepoint ${savepoint}`.execute(conn);
-                await sql`release savepoint ${savepoint}`.execute(conn);
-                // Deadlock/serialization codes come from PostgreSQL, whose batches take the path
-                // above (postgres-write-batch.ts retries there); kept here for any dialect reporting
-                // them. Rolling back to the savepoint undid only this op, so re-running it is safe.
-                if (attempt < TRANSIENT_RETRIES && isTransientConflict(error)) continue;
-                outcomes.push({ ok: false, error });
-                break;
-              }
+            await sql`savepoint ${savepoint}`.execute(conn);
+            try {
+              const value = await item.op(conn);
+              await sql`release savepoint ${savepoint}`.execute(conn);
+              outcomes.push({ ok: true, value });
+            } catch (error) {
+              // Undoes only this op; the others of the batch still commit.
+              await sql`rollback to savepoint ${savepoint}`.execute(conn);
+              await sql`release savepoint ${savepoint}`.execute(conn);
+              outcomes.push({ ok: false, error });
             }
           }
           await sql`commit`.execute(conn);
