@@ -1,6 +1,6 @@
 // Appends to and reads a session's event log. The seq counter lives on the session row and is
 // bumped in the writing transaction, so seqs are contiguous, unique and ordered per session.
-import { type Kysely, sql } from 'kysely';
+import { type Insertable, type Kysely, sql } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import type { SessionEvent } from '../domain/types.ts';
 import { isPostgres } from './advisory-lock.ts';
@@ -15,6 +15,35 @@ export interface SessionEvents {
   events: readonly NewEvent[];
 }
 
+type EventRow = Insertable<Database['events']>;
+
+/** The rows for `events` of one session, numbered from `firstSeq`. */
+function toEventRows(
+  session: { id: string; tenantId: string },
+  firstSeq: number,
+  events: readonly NewEvent[],
+  now: number,
+): EventRow[] {
+  return events.map((event, index) => ({
+    session_id: session.id,
+    seq: firstSeq + index,
+    tenant_id: session.tenantId,
+    type: event.type,
+    data: JSON.stringify(event.data),
+    created_at: now,
+  }));
+}
+
+/** Multi-row INSERTs of at most INSERT_CHUNK rows each. */
+async function insertRows(trx: Kysely<Database>, rows: readonly EventRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await trx
+      .insertInto('events')
+      .values(rows.slice(i, i + INSERT_CHUNK))
+      .execute();
+  }
+}
+
 /** Inserts events with seqs `firstSeq…` (the caller has reserved them on the session row). */
 export async function insertEventRows(
   trx: Kysely<Database>,
@@ -23,20 +52,7 @@ export async function insertEventRows(
   events: readonly NewEvent[],
   now: number,
 ): Promise<void> {
-  const rows = events.map((event, index) => ({
-    session_id: session.id,
-    seq: firstSeq + index,
-    tenant_id: session.tenantId,
-    type: event.type,
-    data: JSON.stringify(event.data),
-    created_at: now,
-  }));
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    await trx
-      .insertInto('events')
-      .values(rows.slice(i, i + INSERT_CHUNK))
-      .execute();
-  }
+  await insertRows(trx, toEventRows(session, firstSeq, events, now));
 }
 
 // Sessions per seq-allocating UPDATE: two bound values each, far below SQLite's variable limit.
@@ -92,28 +108,16 @@ export async function appendEventsMany(
       .execute();
     for (const row of rows) lastSeq.set(row.id, Number(row.last_seq));
   }
-  const eventRows = [];
+  const eventRows: EventRow[] = [];
   for (const [sessionId, entry] of merged) {
     const last = lastSeq.get(sessionId);
     if (last === undefined) throw new Error(`session ${sessionId} vanished while appending events`);
     const first = last - entry.events.length + 1;
-    for (const [index, event] of entry.events.entries()) {
-      eventRows.push({
-        session_id: sessionId,
-        seq: first + index,
-        tenant_id: entry.tenantId,
-        type: event.type,
-        data: JSON.stringify(event.data),
-        created_at: now,
-      });
+    for (const row of toEventRows({ id: sessionId, tenantId: entry.tenantId }, first, entry.events, now)) {
+      eventRows.push(row);
     }
   }
-  for (let i = 0; i < eventRows.length; i += INSERT_CHUNK) {
-    await trx
-      .insertInto('events')
-      .values(eventRows.slice(i, i + INSERT_CHUNK))
-      .execute();
-  }
+  await insertRows(trx, eventRows);
   return lastSeq;
 }
 
