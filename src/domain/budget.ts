@@ -55,9 +55,12 @@ export function findBudgetOverrun(
   return null;
 }
 
+/** Message prefix of a streaming call stopped for its budget; the engine reads the reason after it. */
+export const BUDGET_STOP_PREFIX = 'Budget exceeded: ';
+
 /** The session's error when a budget is crossed; usage so far goes in the details. */
 export function toBudgetError(reason: string, usage: Usage, budget: Budget): AppError {
-  return new AppError('BUDGET_EXCEEDED', `Budget exceeded: ${reason}`, { details: { budget, usage } });
+  return new AppError('BUDGET_EXCEEDED', `${BUDGET_STOP_PREFIX}${reason}`, { details: { budget, usage } });
 }
 
 /**
@@ -70,5 +73,39 @@ export function estimateStreamingUsage(promptChars: number, outputChars: number)
     outputTokens: Math.ceil(outputChars / 4),
     cacheReadTokens: 0,
     costUsd: 0,
+  };
+}
+
+/** Stops one streaming call once its session's budget is crossed. */
+export interface StreamingBudgetStop {
+  /** Aborted with a BUDGET_EXCEEDED AppError (the estimated usage in its details) at the first overrun. */
+  readonly signal: AbortSignal;
+  /** Counts streamed output and checks the estimated usage so far; a no-op once stopped. */
+  addOutput(chars: number): void;
+}
+
+/**
+ * A budget stop for one streaming call (the LLM runtime's agents and the orchestrator's synthesis):
+ * `check` gets the call's estimated usage and returns the overrun reason, or null.
+ */
+export function createStreamingBudgetStop(
+  promptChars: number,
+  check: (partialUsage: Usage) => string | null | undefined,
+): StreamingBudgetStop {
+  const stop = new AbortController();
+  let streamedChars = 0;
+  return {
+    signal: stop.signal,
+    addOutput(chars) {
+      if (stop.signal.aborted) return;
+      streamedChars += chars;
+      const partial = estimateStreamingUsage(promptChars, streamedChars);
+      const overrun = check(partial);
+      if (overrun) {
+        stop.abort(
+          new AppError('BUDGET_EXCEEDED', `${BUDGET_STOP_PREFIX}${overrun}`, { details: { usage: partial } }),
+        );
+      }
+    },
   };
 }

@@ -4,7 +4,7 @@
 
 import type { Kysely } from 'kysely';
 import type { AgentRuntime, RuntimeContext, RuntimeTask } from '../agents/runtimes/runtime.ts';
-import { estimateStreamingUsage } from '../domain/budget.ts';
+import { createStreamingBudgetStop } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
@@ -162,21 +162,14 @@ export async function runSynthesisTask(
 ): Promise<OrchestratorTaskResult> {
   const view = await loadSessionView(db, ref);
   await budget?.prepare(ref);
-  const stop = new AbortController();
   // The prompt is built inside the planner; its size is estimated from what goes into it.
-  const promptChars = view.objective.length + JSON.stringify(view.outputs).length;
-  let streamedChars = 0;
+  const stop = createStreamingBudgetStop(
+    view.objective.length + JSON.stringify(view.outputs).length,
+    (partial) => budget?.check(ref, partial),
+  );
   const emitOutput = (chunk: string) => {
     ctx.emitOutput('text', chunk);
-    if (!budget || stop.signal.aborted) return;
-    streamedChars += chunk.length;
-    const partial = estimateStreamingUsage(promptChars, streamedChars);
-    const overrun = budget.check(ref, partial);
-    if (overrun) {
-      stop.abort(
-        new AppError('BUDGET_EXCEEDED', `Budget exceeded: ${overrun}`, { details: { usage: partial } }),
-      );
-    }
+    stop.addOutput(chunk.length);
   };
   try {
     const { result, usage } = await planner.synthesize({

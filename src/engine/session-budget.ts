@@ -1,15 +1,13 @@
 // Session budgets at run time: the engine's check when tasks finish (in the finishing transaction)
 // and the guard the LLM runtime consults at every output flush to stop an agent mid-stream.
 import type { Kysely } from 'kysely';
-import { type Budget, findBudgetOverrun } from '../domain/budget.ts';
+import { BUDGET_STOP_PREFIX, type Budget, findBudgetOverrun } from '../domain/budget.ts';
 import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import type { SessionStatus, Usage } from '../domain/types.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import type { Touched } from './advance-sessions.ts';
 
-/** Prefix of the error of a task the runtime stopped for its budget (ai-sdk-runtime). */
-const RUNTIME_BUDGET_PREFIX = 'Budget exceeded: ';
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.
 const ID_CHUNK = 500;
 
@@ -30,8 +28,8 @@ export async function findBudgetOverruns(
   const overruns = new Map<string, string>();
   for (const [sessionId, entry] of touched) {
     for (const event of entry.events) {
-      if (event.type === 'task.result' && event.data.error?.startsWith(RUNTIME_BUDGET_PREFIX)) {
-        overruns.set(sessionId, event.data.error.slice(RUNTIME_BUDGET_PREFIX.length));
+      if (event.type === 'task.result' && event.data.error?.startsWith(BUDGET_STOP_PREFIX)) {
+        overruns.set(sessionId, event.data.error.slice(BUDGET_STOP_PREFIX.length));
       }
     }
   }

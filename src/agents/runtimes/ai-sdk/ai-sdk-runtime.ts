@@ -2,7 +2,7 @@
 // resilient LLM client (fallbacks, retries, breaker, timeout), and reports output and usage.
 
 import { type LanguageModel, type ModelMessage, streamText, type ToolSet } from 'ai';
-import { estimateStreamingUsage } from '../../../domain/budget.ts';
+import { createStreamingBudgetStop } from '../../../domain/budget.ts';
 import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { CallTarget, LlmClient } from '../../providers/llm-client.ts';
@@ -87,21 +87,15 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         dependencyOutputChars: options.dependencyOutputChars,
       });
       const tools = traceToolCalls(options.createTools?.(task, ctx), telemetry);
-      const budgetStop = new AbortController();
+      const budgetStop = createStreamingBudgetStop(
+        system.length + JSON.stringify(messages).length,
+        (partial) => options.checkBudget?.(task, partial),
+      );
       const runSignal = AbortSignal.any([ctx.signal, budgetStop.signal]);
-      const promptChars = system.length + JSON.stringify(messages).length;
-      let streamedChars = 0;
       const coalescer = createOutputCoalescer(
         (text) => {
           ctx.emitOutput('text', text);
-          streamedChars += text.length;
-          const partial = estimateStreamingUsage(promptChars, streamedChars);
-          const overrun = options.checkBudget?.(task, partial);
-          if (overrun && !budgetStop.signal.aborted) {
-            budgetStop.abort(
-              new AppError('BUDGET_EXCEEDED', `Budget exceeded: ${overrun}`, { details: { usage: partial } }),
-            );
-          }
+          budgetStop.addOutput(text.length);
         },
         { intervalMs: options.flushIntervalMs, maxBytes: options.flushBytes },
       );
