@@ -3,8 +3,9 @@
 // approval routes answer as documented. Scripted LLM server, real app on SQLite.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
-import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -13,8 +14,7 @@ function task(name: string, role: string, agent: string | null = null) {
 }
 
 test('adaptive session over HTTP: phase gate with steering, synthesis as result, plan versions', async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
+  const { llm, server } = await startLlmAppStack(t);
   let gates = 0;
   let releaseFirstTask!: () => void;
   const firstTaskMayFinish = new Promise<void>((resolve) => {
@@ -44,15 +44,6 @@ test('adaptive session over HTTP: phase gate with steering, synthesis as result,
     if (name === 'explore') await firstTaskMayFinish;
     return { text: `output of ${name}` };
   });
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-    },
-  });
-  t.after(() => server.close());
 
   const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',
@@ -102,20 +93,10 @@ test('adaptive session over HTTP: phase gate with steering, synthesis as result,
 });
 
 test("a tenant's custom role can be named in explicit agents", async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
+  const { llm, server } = await startLlmAppStack(t);
   llm.setHandler((request) => ({
     text: request.promptText.includes('legal reviewer') ? 'legal answer' : 'other',
   }));
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-    },
-  });
-  t.after(() => server.close());
   const role = await requestJson(`${server.url}/v1/roles`, {
     method: 'POST',
     body: {

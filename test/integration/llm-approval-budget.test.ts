@@ -2,7 +2,8 @@
 // approval "required" stops after planning; approve (as is or edited) runs it; reject ends it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import type { ScriptedReply } from '../fixtures/llm-server.ts';
 import { readAllEvents, requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
@@ -25,10 +26,9 @@ function task(name: string, role: string, dependsOn: string[] = []) {
   };
 }
 
-async function startStack(t: import('node:test').TestContext, extraConfig: Record<string, unknown> = {}) {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
-  llm.setHandler((request): ScriptedReply => {
+async function startStack(t: import('node:test').TestContext, config: Record<string, unknown> = {}) {
+  const stack = await startLlmAppStack(t, { config });
+  stack.llm.setHandler((request): ScriptedReply => {
     if (request.body.response_format !== undefined) {
       return {
         object: {
@@ -46,17 +46,7 @@ async function startStack(t: import('node:test').TestContext, extraConfig: Recor
     const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
     return { text: `output of ${name}` };
   });
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-      ...extraConfig,
-    },
-  });
-  t.after(() => server.close());
-  return { llm, server };
+  return stack;
 }
 
 async function createAwaiting(url: string): Promise<string> {
@@ -168,19 +158,9 @@ test('approval must be required or none', async (t) => {
 });
 
 test('a token budget crossed mid-stream stops the agent; the session fails with BUDGET_EXCEEDED', async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
+  const { llm, server } = await startLlmAppStack(t);
   const longText = 'word '.repeat(8000);
   llm.setHandler(() => ({ text: longText, chunkSize: 200, chunkDelayMs: 5 }));
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-    },
-  });
-  t.after(() => server.close());
   const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',
     body: {
@@ -220,8 +200,7 @@ test('a token budget crossed mid-stream stops the agent; the session fails with 
 
 test('a token budget crossed while the synthesis streams stops it; the session fails with BUDGET_EXCEEDED', async (t) => {
   const longText = 'word '.repeat(8000);
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
+  const { llm, server } = await startLlmAppStack(t);
   const small = { inputTokens: 10, outputTokens: 10 };
   llm.setHandler((request): ScriptedReply => {
     if (request.body.response_format !== undefined) {
@@ -235,15 +214,6 @@ test('a token budget crossed while the synthesis streams stops it; the session f
     }
     return { text: 'output of research', usage: small };
   });
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-    },
-  });
-  t.after(() => server.close());
   const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',
     body: { objective: 'Research and answer', budget: { maxTokens: 2000 } },
@@ -273,23 +243,10 @@ test('a token budget crossed while the synthesis streams stops it; the session f
 });
 
 test('the tenant default cost budget is enforced when a task finishes; the stricter limit wins', async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
-  llm.setHandler(() => ({ text: 'short answer', usage: { inputTokens: 1_000_000, outputTokens: 10 } }));
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: {
-        retry: { maxAttempts: 1 },
-        agentMessaging: false,
-        prices: { m: { inputPerMTok: 3, outputPerMTok: 15 } },
-        budgets: { default: { maxCostUsd: 2 } },
-      },
-    },
+  const { llm, server } = await startLlmAppStack(t, {
+    handler: () => ({ text: 'short answer', usage: { inputTokens: 1_000_000, outputTokens: 10 } }),
+    llm: { prices: { m: { inputPerMTok: 3, outputPerMTok: 15 } }, budgets: { default: { maxCostUsd: 2 } } },
   });
-  t.after(() => server.close());
   const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',
     body: {
@@ -381,8 +338,7 @@ test('the tenant default approval applies to sessions that do not set it; "none"
 });
 
 test('adaptive session with approval required stops at the first plan and again at the phase gate', async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
+  const { llm, server } = await startLlmAppStack(t);
   let gates = 0;
   llm.setHandler((request): ScriptedReply => {
     if (request.promptText.includes('Write ONE answer for the user')) return { text: 'Final synthesis' };
@@ -406,15 +362,6 @@ test('adaptive session with approval required stops at the first plan and again 
     const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
     return { text: `output of ${name}` };
   });
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-    },
-  });
-  t.after(() => server.close());
   const created = await requestJson<{ id: string; status: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',
     body: { objective: 'Compare hosting options', strategy: 'adaptive', approval: 'required' },

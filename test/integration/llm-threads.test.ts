@@ -2,14 +2,14 @@
 // sessions of that thread (and only of that thread). Real app over HTTP, scripted LLM server.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
-import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import type { ScriptedReply } from '../fixtures/llm-server.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
 test('the orchestrator receives a summary of earlier sessions in the same thread', async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
+  const { llm, server } = await startLlmAppStack(t);
   llm.setHandler((request): ScriptedReply => {
     if (request.body.response_format !== undefined) {
       if (request.promptText.includes('has finished. Outputs so far')) {
@@ -32,15 +32,6 @@ test('the orchestrator receives a summary of earlier sessions in the same thread
     }
     return { text: 'agent output' };
   });
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-    },
-  });
-  t.after(() => server.close());
 
   async function run(objective: string, threadId?: string, strategy?: string) {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {

@@ -2,7 +2,7 @@
 // budget rejections after a real session crosses its budget (scripted LLM), read from /metrics.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startLlmServer } from '../fixtures/llm-server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { connectHttpClient } from '../fixtures/mcp-server.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
@@ -38,18 +38,8 @@ test('MCP requests are counted by method and outcome, a failed tool call as an e
 });
 
 test('a session failed for its budget counts one budget rejection', async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
+  const { llm, server } = await startLlmAppStack(t);
   llm.setHandler(() => ({ text: 'short answer', usage: { inputTokens: 5000, outputTokens: 10 } }));
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-    },
-  });
-  t.after(() => server.close());
   const series = 'maos_budget_rejections_total{scope="session"}';
   assert.equal(await sample(server.url, series), 0);
   const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
@@ -72,19 +62,10 @@ test('a session failed for its budget counts one budget rejection', async (t) =>
 });
 
 test('a submit refused by the daily token cap counts one tenant budget rejection', async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
-  llm.setHandler(() => ({ text: 'done', usage: { inputTokens: 600, outputTokens: 10 } }));
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-      rateLimit: { enabled: true, maxDailyTokensPerTenant: 500 },
-    },
+  const { server } = await startLlmAppStack(t, {
+    handler: () => ({ text: 'done', usage: { inputTokens: 600, outputTokens: 10 } }),
+    config: { rateLimit: { enabled: true, maxDailyTokensPerTenant: 500 } },
   });
-  t.after(() => server.close());
   const series = 'maos_budget_rejections_total{scope="tenant"}';
   const submit = () =>
     requestJson<{ id: string; code?: string }>(`${server.url}/v1/sessions`, {
