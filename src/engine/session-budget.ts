@@ -16,6 +16,23 @@ export function formatBudgetError(reason: string): string {
   return `BUDGET_EXCEEDED: ${reason}`;
 }
 
+/** Sessions with their stored usage and budget (null when the session has none). */
+function selectBudgetAndUsage(db: Kysely<Database>) {
+  return db
+    .selectFrom('sessions as s')
+    .leftJoin('session_settings as b', 'b.session_id', 's.id')
+    .select([
+      's.id',
+      's.status',
+      's.created_at',
+      's.input_tokens',
+      's.output_tokens',
+      's.cache_read_tokens',
+      's.cost_usd',
+      'b.budget',
+    ]);
+}
+
 /**
  * Sessions among `touched` whose budget is now crossed, with the reason: a task the runtime
  * stopped for its budget, or the session's usage (stored + this batch) over a limit.
@@ -35,20 +52,8 @@ export async function findBudgetOverruns(
   }
   const ids = [...touched.keys()];
   for (let i = 0; i < ids.length; i += ID_CHUNK) {
-    const rows = await trx
-      .selectFrom('session_settings as b')
-      .innerJoin('sessions as s', 's.id', 'b.session_id')
-      .select([
-        's.id',
-        's.status',
-        's.created_at',
-        's.input_tokens',
-        's.output_tokens',
-        's.cache_read_tokens',
-        's.cost_usd',
-        'b.budget',
-      ])
-      .where('b.session_id', 'in', ids.slice(i, i + ID_CHUNK))
+    const rows = await selectBudgetAndUsage(trx)
+      .where('s.id', 'in', ids.slice(i, i + ID_CHUNK))
       .where('b.budget', 'is not', null)
       .execute();
     for (const row of rows) {
@@ -105,20 +110,7 @@ export function createBudgetGuard(
   const loading = new Map<string, Promise<void>>();
 
   async function load(sessionId: string): Promise<void> {
-    const row = await db
-      .selectFrom('sessions as s')
-      .leftJoin('session_settings as b', 'b.session_id', 's.id')
-      .select([
-        's.status',
-        's.created_at',
-        's.input_tokens',
-        's.output_tokens',
-        's.cache_read_tokens',
-        's.cost_usd',
-        'b.budget',
-      ])
-      .where('s.id', '=', sessionId)
-      .executeTakeFirst();
+    const row = await selectBudgetAndUsage(db).where('s.id', '=', sessionId).executeTakeFirst();
     if (!row) {
       cache.delete(sessionId);
       return;
