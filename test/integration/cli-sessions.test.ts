@@ -69,8 +69,12 @@ describe('maos CLI against a running server', () => {
     assert.ok(page.items.some((item) => item.id === session.id));
 
     const filtered = await runMaos(['--json', 'sessions', 'list', '--status', 'failed'], { env });
+    assert.equal(filtered.code, 0, filtered.stderr);
     const failedPage = JSON.parse(filtered.stdout) as { items: Array<{ id: string; status: string }> };
+    // The earlier test left a failed session; the completed one above must be filtered out.
+    assert.ok(failedPage.items.length > 0, filtered.stdout);
     assert.ok(failedPage.items.every((item) => item.status === 'failed'));
+    assert.ok(!failedPage.items.some((item) => item.id === session.id));
     assert.ok(!failedPage.items.some((item) => item.id === session.id));
 
     const shown = await runMaos(['sessions', 'show', session.id, '--json'], { env });

@@ -142,7 +142,13 @@ test('approval required: reject ends the session failed with the reason', async 
   const done = await waitForSession<SessionView>(server.url, id);
   assert.equal(done.status, 'failed');
   assert.equal(done.error, 'Plan rejected: Too broad');
-  assert.ok(done.tasks.every((x) => x.status === 'cancelled'));
+  assert.deepEqual(
+    done.tasks.map((x) => [x.name, x.status]),
+    [
+      ['research', 'cancelled'],
+      ['write', 'cancelled'],
+    ],
+  );
   const events = await readAllEvents<{ seq: number; type: string }>(server.url, id);
   assert.equal(events.at(-1)?.type, 'session.finished');
 });

@@ -127,7 +127,13 @@ describe('plan approval', { timeout: 30_000 }, () => {
     const detail = await engine.service.getSession(ACTOR, sessionId);
     assert.equal(detail.status, 'failed');
     assert.equal(detail.error, 'Plan rejected: too risky');
-    assert.ok(detail.tasks.every((t) => t.status === 'cancelled'));
+    assert.deepEqual(
+      detail.tasks.map((t) => [t.name, t.status]),
+      [
+        ['build', 'cancelled'],
+        ['check', 'cancelled'],
+      ],
+    );
     const events = await engine.service.listEvents(ACTOR, sessionId, 0, 1000);
     assert.equal(events.at(-1)?.type, 'session.finished');
     const again = await handle.db
