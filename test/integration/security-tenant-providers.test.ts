@@ -218,6 +218,7 @@ describe('tenant provider credentials', () => {
     assert.equal(removed.body.tenantCredential, false);
     llm.requests.length = 0;
     assert.equal((await runSession(h, acme)).status, 'completed');
+    assert.ok(llm.requests.length >= 2);
     for (const request of llm.requests) assert.equal(request.headers.authorization, `Bearer ${SERVER_KEY}`);
 
     const audit = await h.db
