@@ -7,47 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Fastify from 'fastify';
+import { createSelfSignedCert, skipWithoutOpenssl } from '../../test/fixtures/tls-cert.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createHttpsServerFactory, loadTlsCredentials } from './tls.ts';
 
-let opensslMissing = false;
-try {
-  execFileSync('openssl', ['version'], { stdio: 'ignore' });
-} catch {
-  opensslMissing = true;
-}
-
-describe('optional TLS', { skip: opensslMissing ? 'openssl is not installed' : false }, () => {
+describe('optional TLS', { skip: skipWithoutOpenssl }, () => {
   let dir: string;
   let certFile: string;
   let keyFile: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'maos-tls-'));
-    certFile = join(dir, 'cert.pem');
-    keyFile = join(dir, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    ({ certFile, keyFile } = createSelfSignedCert(dir));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -1,52 +1,21 @@
 // The real application over HTTPS (tls.certFile/keyFile): it listens with TLS, reports an https
 // URL, and answers with the security headers, HSTS included.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startTestServer } from '../fixtures/server.ts';
-
-let opensslMissing = false;
-try {
-  execFileSync('openssl', ['version'], { stdio: 'ignore' });
-} catch {
-  opensslMissing = true;
-}
+import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 test('maos serves HTTPS when tls.certFile and tls.keyFile are set', {
-  skip: opensslMissing ? 'openssl is not installed' : false,
+  skip: skipWithoutOpenssl,
   timeout: 60_000,
 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'maos-tls-app-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
+  const { certFile, keyFile } = createSelfSignedCert(dir);
   const server = await startTestServer({
     config: { workers: { concurrency: 0 }, tls: { certFile, keyFile } },
   });
