@@ -48,9 +48,10 @@ declare module 'fastify' {
     /** Reachable without credentials (health, readiness, OpenAPI, docs). */
     public?: boolean;
     /**
-     * The route audits its JSON-RPC tool calls itself, one record per call naming the tool (MCP):
-     * the generic per-request record is then skipped for them; denials are still recorded.
+     * The route speaks JSON-RPC (MCP): its audit records name the method and tool, and only tool
+     * calls are recorded, none at all when `auditsToolCalls` (the route records each call itself,
+     * naming the tool); denials are always recorded. Other routes' bodies are never read as JSON-RPC.
      */
-    auditsToolCalls?: boolean;
+    jsonRpc?: { auditsToolCalls: boolean };
   }
 }

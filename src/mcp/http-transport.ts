@@ -301,7 +301,10 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const routeOptions = {
     // With a tool auditor, each tool call gets one record naming the tool instead of the
     // generic per-request one (auth failures and denials on /mcp are still recorded per request).
-    config: { permission: ROUTE_PERMISSION, auditsToolCalls: options.auditToolCall !== undefined },
+    config: {
+      permission: ROUTE_PERMISSION,
+      jsonRpc: { auditsToolCalls: options.auditToolCall !== undefined },
+    },
     schema: { hide: true },
     onRequest: async (request: FastifyRequest) => {
       assertOriginAllowed({ origin: request.headers.origin, host: request.headers.host }, policy);

@@ -167,7 +167,11 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     if (quota === 'daily_tokens') metrics?.recordBudgetRejection?.('tenant');
   }
 
-  function buildAuditEvent(request: FastifyRequest, reply: FastifyReply): AuditEventInput {
+  function buildAuditEvent(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    rpc: JsonRpcCall | null,
+  ): AuditEventInput {
     const state = states.get(request) ?? {};
     const principal = state.principal;
     const permission = request.routeOptions.config?.permission;
@@ -185,7 +189,6 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     const targetId =
       typeof params?.id === 'string' ? params.id : typeof params?.name === 'string' ? params.name : null;
     const status = reply.statusCode;
-    const rpc = readJsonRpcCall(request.body);
     return {
       action: rpc ? `mcp:${rpc.method}` : (permission ?? `${request.method} ${route}`),
       actor,
@@ -273,15 +276,19 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       if (request.routeOptions.config?.public === true && !denied) return done();
       // MCP sends every message as a POST; only tool calls change anything (reads are not audited),
       // and a route that records its tool calls itself (one record naming the tool) gets no second one.
-      const rpc = readJsonRpcCall(request.body);
-      const ownAudit = request.routeOptions.config?.auditsToolCalls === true;
-      if (rpc && (rpc.method !== 'tools/call' || ownAudit) && !denied) return done();
-      writeAudit(request, reply).then(() => done(), done);
+      const jsonRpc = request.routeOptions.config?.jsonRpc;
+      const rpc = jsonRpc ? readJsonRpcCall(request.body) : null;
+      if (rpc && (rpc.method !== 'tools/call' || jsonRpc?.auditsToolCalls) && !denied) return done();
+      writeAudit(request, reply, rpc).then(() => done(), done);
     });
   };
 
-  async function writeAudit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const event = buildAuditEvent(request, reply);
+  async function writeAudit(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    rpc: JsonRpcCall | null,
+  ): Promise<void> {
+    const event = buildAuditEvent(request, reply, rpc);
     try {
       await auditLog.append(event);
       metrics?.recordAuditRecordWritten?.(event.outcome);
@@ -317,8 +324,14 @@ function resourceMetadataUrl(request: FastifyRequest): string | null {
   return `${request.protocol}://${host}${RESOURCE_METADATA_PATH}`;
 }
 
+/** The JSON-RPC method of an MCP request, and the tool a `tools/call` names. */
+export interface JsonRpcCall {
+  method: string;
+  tool: string | null;
+}
+
 /** The JSON-RPC method (and tool name) of an MCP request body, or null for anything else. */
-export function readJsonRpcCall(body: unknown): { method: string; tool: string | null } | null {
+export function readJsonRpcCall(body: unknown): JsonRpcCall | null {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
   const message = body as { jsonrpc?: unknown; method?: unknown; params?: { name?: unknown } };
   if (message.jsonrpc !== '2.0' || typeof message.method !== 'string') return null;
