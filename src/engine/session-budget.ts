@@ -6,7 +6,7 @@ import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import type { SessionStatus, Usage } from '../domain/types.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
-import type { Touched } from './advance-sessions.ts';
+import { addUsage, type Touched } from './advance-sessions.ts';
 
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.
 const ID_CHUNK = 500;
@@ -60,7 +60,7 @@ export async function findBudgetOverruns(
       if (overruns.has(row.id) || isTerminalSessionStatus(row.status as SessionStatus)) continue;
       const usage = toUsage(row);
       const batch = touched.get(row.id)?.usage;
-      if (batch) addInto(usage, batch);
+      if (batch) addUsage(usage, batch);
       // The deadline counts from submission: time waiting for approval counts (session-deadlines.ts).
       const reason = findBudgetOverrun(
         JSON.parse(row.budget as string) as Budget,
@@ -72,13 +72,6 @@ export async function findBudgetOverruns(
     }
   }
   return overruns;
-}
-
-function addInto(total: Usage, more: Usage): void {
-  total.inputTokens += more.inputTokens;
-  total.outputTokens += more.outputTokens;
-  total.cacheReadTokens += more.cacheReadTokens;
-  total.costUsd += more.costUsd;
 }
 
 interface GuardEntry {
@@ -146,7 +139,7 @@ export function createBudgetGuard(
       if (!entry?.budget) return null;
       if (now() - entry.loadedAt > refreshMs) void refresh(task.sessionId);
       const usage = { ...entry.usage };
-      addInto(usage, partialUsage);
+      addUsage(usage, partialUsage);
       return findBudgetOverrun(entry.budget, usage, entry.createdAt, now());
     },
   };
