@@ -3,19 +3,14 @@
 // once, in bounded batches, single-flight under the frequent-retention advisory lock on PostgreSQL,
 // and a long main retention pass (holding the retention lock) does not hold them up.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Kysely, sql } from 'kysely';
-import { configSchema } from '../../src/config/schema.ts';
 import { createStreamEventsRetentionTarget } from '../../src/mcp/stream-event-log.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { LOCK_KEYS } from '../../src/store/advisory-lock.ts';
-import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
-import { migrateToLatest } from '../../src/store/migrate.ts';
+import type { DatabaseHandle } from '../../src/store/db.ts';
 import { startRetentionJob } from '../../src/store/retention.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
+import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: seeds a table of the MCP area's schema
 type AnyDb = Kysely<any>;
@@ -80,46 +75,7 @@ function startJob(db: AnyDb, onDeleted: (table: string, n: number) => void) {
   });
 }
 
-interface Backend {
-  name: string;
-  open(count: number): Promise<{ handles: DatabaseHandle[]; dispose(): Promise<void> }>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'sqlite',
-    async open(count) {
-      const dir = mkdtempSync(join(tmpdir(), 'maos-retention-mcp-'));
-      const config = configSchema.parse({ dataDir: dir, store: { synchronous: 'normal' } });
-      const handles = Array.from({ length: count }, () => createDatabase(config));
-      await migrateToLatest(handles[0]!.db);
-      return {
-        handles,
-        async dispose() {
-          await Promise.all(handles.map((h) => h.close()));
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  },
-  {
-    name: 'postgres',
-    async open(count) {
-      const database = await createTestDatabase();
-      const config = configSchema.parse({ dataDir: tmpdir(), store: { url: database.url, poolSize: 3 } });
-      const handles = Array.from({ length: count }, () => createDatabase(config));
-      return {
-        handles,
-        async dispose() {
-          await Promise.all(handles.map((h) => h.close()));
-          await database.drop();
-        },
-      };
-    },
-  },
-];
-
-for (const backend of backends) {
+for (const backend of STORE_BACKENDS) {
   describe(`retention of MCP stream events: ${backend.name}`, { timeout: 120_000 }, () => {
     let handles: DatabaseHandle[];
     let dispose: () => Promise<void>;

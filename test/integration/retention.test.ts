@@ -3,24 +3,19 @@
 // and the audit log are kept; two replicas running passes at once delete every row exactly once;
 // on PostgreSQL a pass is single-flight through the retention advisory lock.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Kysely, sql } from 'kysely';
-import { configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { METRIC_LABELS } from '../../src/observability/metric-labels.ts';
 import { LOCK_KEYS } from '../../src/store/advisory-lock.ts';
-import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
-import { migrateToLatest } from '../../src/store/migrate.ts';
+import type { DatabaseHandle } from '../../src/store/db.ts';
 import { runRetentionPass, startRetentionJob } from '../../src/store/retention.ts';
 import {
   buildRetentionTargets,
   RETENTION_TABLES,
   type RetentionTable,
 } from '../../src/store/retention-targets.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
+import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: seeds tables of several areas' schemas
 type AnyDb = Kysely<any>;
@@ -212,47 +207,7 @@ function sum(into: Record<string, number>, from: Partial<Record<RetentionTable, 
   for (const [table, n] of Object.entries(from)) into[table] = (into[table] ?? 0) + (n ?? 0);
 }
 
-interface Backend {
-  name: string;
-  /** Opens `count` handles (replicas) on one fresh, migrated database. */
-  open(count: number): Promise<{ handles: DatabaseHandle[]; dispose(): Promise<void> }>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'sqlite',
-    async open(count) {
-      const dir = mkdtempSync(join(tmpdir(), 'maos-retention-'));
-      const config = configSchema.parse({ dataDir: dir, store: { synchronous: 'normal' } });
-      const handles = Array.from({ length: count }, () => createDatabase(config));
-      await migrateToLatest(handles[0]!.db);
-      return {
-        handles,
-        async dispose() {
-          await Promise.all(handles.map((h) => h.close()));
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  },
-  {
-    name: 'postgres',
-    async open(count) {
-      const database = await createTestDatabase();
-      const config = configSchema.parse({ dataDir: tmpdir(), store: { url: database.url, poolSize: 3 } });
-      const handles = Array.from({ length: count }, () => createDatabase(config));
-      return {
-        handles,
-        async dispose() {
-          await Promise.all(handles.map((h) => h.close()));
-          await database.drop();
-        },
-      };
-    },
-  },
-];
-
-for (const backend of backends) {
+for (const backend of STORE_BACKENDS) {
   describe(`retention: ${backend.name}`, { timeout: 120_000 }, () => {
     let handles: DatabaseHandle[];
     let dispose: () => Promise<void>;
