@@ -51,10 +51,7 @@ export async function runIfLockFree<T>(
 ): Promise<{ ran: true; value: T } | { ran: false }> {
   if (!isPostgres(db)) return { ran: true, value: await fn(db) };
   return db.transaction().execute(async (trx) => {
-    const row = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${key}) as locked`.execute(
-      trx,
-    );
-    if (!row.rows[0]?.locked) return { ran: false as const };
+    if (!(await tryTransactionLock(trx, key))) return { ran: false as const };
     return { ran: true as const, value: await fn(trx) };
   });
 }
