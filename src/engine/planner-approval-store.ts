@@ -10,6 +10,7 @@ import type { PlanBody, PlannedTask, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { newTaskRow, toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
+import { getSessionRow } from '../store/session-store.ts';
 import { type EditedPlanRules, validateEditedPlan } from './planner-approval.ts';
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
 import { storePlanVersion } from './planner-plan-versions.ts';
@@ -35,13 +36,7 @@ interface SessionRef {
 }
 
 async function loadAwaiting(trx: Kysely<Database>, session: SessionRef) {
-  const row = await trx
-    .selectFrom('sessions')
-    .selectAll()
-    .where('tenant_id', '=', session.tenantId)
-    .where('id', '=', session.id)
-    .executeTakeFirst();
-  if (!row) throw new AppError('SESSION_NOT_FOUND', `Session ${session.id} not found`);
+  const row = await getSessionRow(trx, session.tenantId, session.id);
   if (row.status !== 'awaiting_approval') {
     throw new AppError('INVALID_STATE', `The session is ${row.status}, not awaiting approval`, {
       details: { status: row.status },

@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import type { PlanBody } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
+import { getSessionRow } from '../store/session-store.ts';
 import { diffPlans, type PlanDiff } from './planner-approval.ts';
 
 export interface PlanVersion {
@@ -21,13 +22,7 @@ export async function listPlanVersions(
   tenantId: string,
   sessionId: string,
 ): Promise<PlanVersion[]> {
-  const session = await db
-    .selectFrom('sessions')
-    .select('id')
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', sessionId)
-    .executeTakeFirst();
-  if (!session) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
+  await getSessionRow(db, tenantId, sessionId);
   const rows = await db
     .selectFrom('plans')
     .select(['version', 'body', 'created_at'])
