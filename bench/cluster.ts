@@ -18,6 +18,7 @@ import { createLogger } from '../src/observability/logger.ts';
 import { createDatabase } from '../src/store/db.ts';
 import { createTestDatabase } from '../test/fixtures/postgres.ts';
 import type { ReplicaStats } from './cluster-replica.ts';
+import { BENCH_ACTOR, FIVE_TASK_AGENTS, TASKS_PER_SESSION } from './five-task-session.ts';
 import { type ActivitySummary, startActivitySampler } from './pg-activity-sampler.ts';
 
 const SESSIONS = Number(process.argv[2] ?? 400);
@@ -25,15 +26,6 @@ const CONCURRENCY = Number(process.argv[3] ?? 64);
 // Optional: which replica counts to run (e.g. "3"); pg-boss runs with the full default list only.
 const REPLICA_COUNTS = (process.argv[4] ?? '1,2,3').split(',').map(Number);
 const POOL_SIZE = 10;
-const TASKS_PER_SESSION = 5;
-const ACTOR = { tenantId: 'default', principalId: 'bench' };
-const AGENTS = [
-  { name: 'a', role: 'engineer', task: 'design' },
-  { name: 'b', role: 'engineer', task: 'build', depends_on: ['a'] },
-  { name: 'c', role: 'tester', task: 'test', depends_on: ['a'] },
-  { name: 'd', role: 'security', task: 'audit', depends_on: ['a'] },
-  { name: 'e', role: 'reviewer', task: 'review', depends_on: ['b', 'c', 'd'] },
-];
 const logger = createLogger({ level: 'silent' });
 
 interface Run {
@@ -82,7 +74,10 @@ async function storeBacklog(url: string): Promise<void> {
     for (let i = 0; i < SESSIONS; i += 50) {
       await Promise.all(
         Array.from({ length: Math.min(50, SESSIONS - i) }, (_, k) =>
-          engine.service.createSession(ACTOR, { objective: `bench ${i + k}`, agents: AGENTS }),
+          engine.service.createSession(BENCH_ACTOR, {
+            objective: `bench ${i + k}`,
+            agents: FIVE_TASK_AGENTS,
+          }),
         ),
       );
     }

@@ -7,17 +7,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { type AgentRuntime, createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
+import { createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
 import { configSchema } from '../src/config/schema.ts';
-import { createEngine } from '../src/engine/index.ts';
+import { createEngine, type EngineObserver } from '../src/engine/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
-import { createDatabase } from '../src/store/db.ts';
+import { createDatabase, type DatabaseHandle } from '../src/store/db.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
+import { BENCH_ACTOR, FIVE_TASK_AGENTS, TASKS_PER_SESSION } from './five-task-session.ts';
 
 const SESSIONS = Number(process.argv[2] ?? 2000);
 const CONCURRENCY = Number(process.argv[3] ?? 256);
-const TASKS_PER_SESSION = 5;
-const ACTOR = { tenantId: 'default', principalId: 'bench' };
 /** Second phase: a steady trickle of sessions to measure reaction latency without a backlog. */
 const PACED_SESSIONS = 200;
 const PACED_SESSIONS_PER_SECOND = 50;
@@ -45,13 +44,22 @@ function baseline(dir: string, transactions: number): number {
   return transactions / seconds;
 }
 
-const AGENTS = [
-  { name: 'a', role: 'engineer', task: 'design' },
-  { name: 'b', role: 'engineer', task: 'build', depends_on: ['a'] },
-  { name: 'c', role: 'tester', task: 'test', depends_on: ['a'] },
-  { name: 'd', role: 'security', task: 'audit', depends_on: ['a'] },
-  { name: 'e', role: 'reviewer', task: 'review', depends_on: ['b', 'c', 'd'] },
-];
+/** The engine with a no-op LLM runtime and CONCURRENCY workers; `observer` sees what finishes. */
+function createNoopEngine(handle: DatabaseHandle, observer: EngineObserver) {
+  const runtimes = createRuntimeRegistry();
+  runtimes.registerLlm({ kind: 'noop', run: async (task) => ({ output: `ok ${task.name}` }) });
+  return createEngine({
+    config: {
+      workers: { concurrency: CONCURRENCY, pollIntervalMs: 1000 },
+      tasks: { leaseSeconds: 60, maxAttempts: 3 },
+      runners: {},
+    },
+    db: handle.db,
+    logger: createLogger({ level: 'silent' }),
+    runtimes,
+    observer,
+  });
+}
 
 /** Execution only: all sessions are stored first, then the workers start; times the run alone. */
 async function runExecutionOnly(dir: string): Promise<{ tasksPerSecond: number; cpuMicrosPerTask: number }> {
@@ -62,31 +70,23 @@ async function runExecutionOnly(dir: string): Promise<{ tasksPerSecond: number; 
     }),
   );
   await migrateToLatest(handle.db);
-  const runtimes = createRuntimeRegistry();
-  runtimes.registerLlm({ kind: 'noop', run: async (task) => ({ output: `ok ${task.name}` }) });
   let finished = 0;
   let resolveAll!: () => void;
   const allDone = new Promise<void>((resolve) => {
     resolveAll = resolve;
   });
-  const engine = createEngine({
-    config: {
-      workers: { concurrency: CONCURRENCY, pollIntervalMs: 1000 },
-      tasks: { leaseSeconds: 60, maxAttempts: 3 },
-      runners: {},
-    },
-    db: handle.db,
-    logger: createLogger({ level: 'silent' }),
-    runtimes,
-    observer: {
-      sessionFinished() {
-        if (++finished === SESSIONS) resolveAll();
-      },
+  const engine = createNoopEngine(handle, {
+    sessionFinished() {
+      if (++finished === SESSIONS) resolveAll();
     },
   });
   await Promise.all(
     Array.from({ length: SESSIONS }, (_, i) =>
-      engine.service.createSession(ACTOR, { objective: `bench ${i}`, strategy: 'pipeline', agents: AGENTS }),
+      engine.service.createSession(BENCH_ACTOR, {
+        objective: `bench ${i}`,
+        strategy: 'pipeline',
+        agents: FIVE_TASK_AGENTS,
+      }),
     ),
   );
   const started = performance.now();
@@ -106,9 +106,6 @@ async function runEngine(dir: string) {
     configSchema.parse({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 5000 } }),
   );
   await migrateToLatest(handle.db);
-  const runtime: AgentRuntime = { kind: 'noop', run: async (task) => ({ output: `ok ${task.name}` }) };
-  const runtimes = createRuntimeRegistry();
-  runtimes.registerLlm(runtime);
   let finished = 0;
   // Completions the store refused (lease no longer held): must stay 0 in a healthy run.
   let rejected = 0;
@@ -116,33 +113,23 @@ async function runEngine(dir: string) {
   const allDone = new Promise<void>((resolve) => {
     resolveAll = resolve;
   });
-  const engine = createEngine({
-    config: {
-      workers: { concurrency: CONCURRENCY, pollIntervalMs: 1000 },
-      tasks: { leaseSeconds: 60, maxAttempts: 3 },
-      runners: {},
+  const engine = createNoopEngine(handle, {
+    taskFinished(info) {
+      if (info.status === 'cancelled') rejected++;
     },
-    db: handle.db,
-    logger: createLogger({ level: 'silent' }),
-    runtimes,
-    observer: {
-      taskFinished(info) {
-        if (info.status === 'cancelled') rejected++;
-      },
-      sessionFinished() {
-        finished++;
-        if (finished === SESSIONS) resolveAll();
-      },
+    sessionFinished() {
+      finished++;
+      if (finished === SESSIONS) resolveAll();
     },
   });
   engine.start();
-  const agents = AGENTS;
+  const agents = FIVE_TASK_AGENTS;
   const started = performance.now();
   const cpuBefore = process.cpuUsage();
   const submissions: Promise<unknown>[] = [];
   for (let i = 0; i < SESSIONS; i++) {
     submissions.push(
-      engine.service.createSession(ACTOR, { objective: `bench ${i}`, strategy: 'pipeline', agents }),
+      engine.service.createSession(BENCH_ACTOR, { objective: `bench ${i}`, strategy: 'pipeline', agents }),
     );
   }
   await Promise.all(submissions);
@@ -194,7 +181,7 @@ async function measurePaced(
   const target = finishedSoFar() + sessions;
   const ids: string[] = [];
   for (let i = 0; i < sessions; i++) {
-    const { session } = await engine.service.createSession(ACTOR, {
+    const { session } = await engine.service.createSession(BENCH_ACTOR, {
       objective: `paced ${i}`,
       strategy: 'pipeline',
       agents,
@@ -205,7 +192,7 @@ async function measurePaced(
   while (finishedSoFar() < target) await new Promise((resolve) => setTimeout(resolve, 20));
   const latencies: number[] = [];
   for (const id of ids) {
-    const detail = await engine.service.getSession(ACTOR, id);
+    const detail = await engine.service.getSession(BENCH_ACTOR, id);
     for (const task of detail.tasks) latencies.push(task.startedAt! - task.readyAt!);
   }
   return {
