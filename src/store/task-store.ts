@@ -109,8 +109,7 @@ export async function loadSessionGraphs(
     .select(['d.task_id', 't.name'])
     .where('d.session_id', 'in', ids)
     .execute();
-  const deps = new Map<string, string[]>();
-  for (const row of depRows) deps.set(row.task_id, [...(deps.get(row.task_id) ?? []), row.name]);
+  const deps = groupDependencyNames(depRows);
   for (const row of rows) {
     const list = graphs.get(row.session_id) ?? [];
     list.push({
@@ -144,8 +143,17 @@ export async function loadDependencyNames(
   sessionId: string,
 ): Promise<Map<string, string[]>> {
   const { rows } = await selectDependencyNames(db, sessionId);
+  return groupDependencyNames(rows);
+}
+
+/** Dependency rows (task id, name of a task it depends on) as task id → names. */
+function groupDependencyNames(rows: readonly { task_id: string; name: string }[]): Map<string, string[]> {
   const map = new Map<string, string[]>();
-  for (const row of rows) map.set(row.task_id, [...(map.get(row.task_id) ?? []), row.name]);
+  for (const row of rows) {
+    const names = map.get(row.task_id);
+    if (names) names.push(row.name);
+    else map.set(row.task_id, [row.name]);
+  }
   return map;
 }
 
