@@ -16,7 +16,9 @@ test('docs/observability.md names every alert', () => {
   const rules = parseYaml(
     readFileSync(new URL('../../deploy/prometheus/rules/maos-alerts.yml', import.meta.url), 'utf8'),
   ) as { groups: Array<{ rules: Array<{ alert: string }> }> };
-  for (const { alert } of rules.groups.flatMap((group) => group.rules)) {
+  const alerts = rules.groups.flatMap((group) => group.rules).map((rule) => rule.alert);
+  assert.ok(alerts.length > 0, 'the rules file holds alerts');
+  for (const alert of alerts) {
     const family = alert.replace(/^MaosApi(Availability|Latency)/, 'MaosApi{Availability,Latency}');
     assert.ok(guide.includes(alert) || guide.includes(family), `${alert} is named`);
   }
