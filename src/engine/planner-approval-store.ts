@@ -3,11 +3,11 @@
 // version) and starts the session; rejection ends it. Runs inside the engine's write transaction.
 
 import type { Kysely } from 'kysely';
-import { uuidv7 } from 'uuidv7';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, PlannedTask, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
+import { newId } from '../store/ids.ts';
 import { newTaskRow, toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { getSessionRow } from '../store/session-store.ts';
@@ -171,12 +171,12 @@ async function replacePendingTasks(
   const fresh = edited.phases
     .flatMap((phase, phaseIndex) => phase.tasks.map((task) => ({ task, phaseIndex })))
     .filter(({ task }) => !idByName.has(task.name));
-  for (const { task } of fresh) idByName.set(task.name, uuidv7());
+  for (const { task } of fresh) idByName.set(task.name, newId());
   let position = Math.max(-1, ...kept.map((t) => t.position));
   for (const { task, phaseIndex } of fresh) {
     let agentId = agentByName.get(task.name);
     if (!agentId) {
-      agentId = uuidv7();
+      agentId = newId();
       await trx
         .insertInto('agents')
         .values({

@@ -3,10 +3,10 @@
 // the gate decided, or the final synthesis. Runs inside the engine's finishing transaction.
 
 import type { Kysely } from 'kysely';
-import { uuidv7 } from 'uuidv7';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
+import { newId } from '../store/ids.ts';
 import { type NewTaskFields, newTaskRow } from '../store/rows.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import { storePlanVersion } from './planner-plan-versions.ts';
@@ -154,7 +154,7 @@ async function insertOrchestratorTasks(
   let position = Math.max(-1, ...ctx.tasks.map((t) => t.position));
   const events: NewEvent[] = [];
   for (const spec of specs) {
-    const id = uuidv7();
+    const id = newId();
     position += 1;
     const row = baseTaskRow(ctx, {
       id,
@@ -197,7 +197,7 @@ async function insertPhase(
   const agentIdByName = new Map(agents.map((a) => [a.name, a.id]));
   const idByName = new Map(ctx.tasks.map((t) => [t.name, t.id]));
   const succeeded = new Set(ctx.tasks.filter((t) => t.status === 'succeeded').map((t) => t.name));
-  for (const task of phase.tasks) idByName.set(task.name, uuidv7());
+  for (const task of phase.tasks) idByName.set(task.name, newId());
   let position = Math.max(-1, ...ctx.tasks.map((t) => t.position));
   const events: NewEvent[] = [];
   let readied = 0;
@@ -211,7 +211,7 @@ async function insertPhase(
   for (const task of phase.tasks as GeneratedTask[]) {
     let agentId = task.agent ? agentIdByName.get(task.agent) : undefined;
     if (!agentId) {
-      agentId = uuidv7();
+      agentId = newId();
       await ctx.trx
         .insertInto('agents')
         .values({

@@ -3,9 +3,9 @@
 // `user.message` event is appended in the same transaction, so event readers see it too.
 
 import type { Kysely } from 'kysely';
-import { uuidv7 } from 'uuidv7';
 import { AppError } from '../errors/app-error.ts';
 import { appendEvents } from '../store/event-store.ts';
+import { newId } from '../store/ids.ts';
 import type { Database } from '../store/schema.ts';
 
 /** Longest steering message: a course correction, not a new objective. */
@@ -26,7 +26,7 @@ export async function addSteeringMessage(
   if (text.length === 0 || text.length > MAX_STEERING_MESSAGE_CHARS) {
     throw new AppError('VALIDATION_FAILED', `message must be 1-${MAX_STEERING_MESSAGE_CHARS} characters`);
   }
-  const id = uuidv7();
+  const id = newId();
   await db.transaction().execute(async (trx) => {
     const session = await trx
       .selectFrom('sessions')
