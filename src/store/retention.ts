@@ -71,11 +71,6 @@ export interface RetentionJobOptions {
   logger: Logger;
   onDeleted?: (table: RetentionTable, count: number) => void;
   /**
-   * Rows of other areas' tables to prune in the same single-flight passes (e.g. the MCP stream
-   * events), appended after the built-in targets.
-   */
-  extraTargets?: readonly RetentionTarget[];
-  /**
    * Targets whose TTL is minutes, not days (the MCP replay rows, `mcp.replayRetentionSeconds`):
    * pruned by passes of their own every `intervalSeconds`, single-flight under their own advisory
    * lock (`LOCK_KEYS.frequentRetention`), so a long main pass (a backlog of days of events) never
@@ -117,7 +112,7 @@ export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
     });
   const loops = [
     loop(
-      [...buildRetentionTargets(config, { postgres: isPostgres(db) }), ...(options.extraTargets ?? [])],
+      buildRetentionTargets(config, { postgres: isPostgres(db) }),
       config.intervalSeconds,
       LOCK_KEYS.retention,
     ),
