@@ -12,7 +12,8 @@ import {
   SimpleSpanProcessor,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import type { ScriptedReply } from '../fixtures/llm-server.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
@@ -179,8 +180,12 @@ describe('tool spans of LLM agents', () => {
   const SEND = { to: 'writer', message: 'Mention the rate limits' };
 
   async function runWithToolCall(t: TestContext, config: Record<string, unknown> = {}) {
-    const llm = await startLlmServer({ apiKey: 'k' });
-    t.after(() => llm.close());
+    const collected = traced();
+    const { llm, server } = await startLlmAppStack(t, {
+      spanProcessors: collected.spanProcessors,
+      llm: { agentMessaging: true },
+      config,
+    });
     llm.setHandler((request): ScriptedReply => {
       // The scout sends one message, then answers once the tool result is in its prompt.
       if (
@@ -191,19 +196,6 @@ describe('tool spans of LLM agents', () => {
       }
       return { text: 'done' };
     });
-    const collected = traced();
-    const { spanProcessors } = collected;
-    const server = await startTestServer({
-      spanProcessors,
-      config: {
-        providers: {
-          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-        },
-        llm: { retry: { maxAttempts: 1 }, agentMessaging: true },
-        ...config,
-      },
-    });
-    t.after(() => server.close());
     const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
       method: 'POST',
       body: {
@@ -255,8 +247,8 @@ describe('tool spans of LLM agents', () => {
 
 describe('orchestrator planning in the session trace', () => {
   test('planning an objective-only session is a plan span under the workflow, with its model call', async (t) => {
-    const llm = await startLlmServer({ apiKey: 'k' });
-    t.after(() => llm.close());
+    const collected = traced();
+    const { llm, server } = await startLlmAppStack(t, { spanProcessors: collected.spanProcessors });
     llm.setHandler((request): ScriptedReply => {
       if (request.body.response_format !== undefined) {
         const task = {
@@ -271,17 +263,6 @@ describe('orchestrator planning in the session trace', () => {
       }
       return { text: 'done' };
     });
-    const collected = traced();
-    const server = await startTestServer({
-      spanProcessors: collected.spanProcessors,
-      config: {
-        providers: {
-          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-        },
-        llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-      },
-    });
-    t.after(() => server.close());
     const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
       method: 'POST',
       body: { objective: 'Find out' },
