@@ -136,19 +136,20 @@ function toUnavailable(error: unknown): unknown {
 }
 
 class UnavailableMappingConnection implements DatabaseConnection {
-  readonly #inner: DatabaseConnection;
+  /** The driver's own connection, handed back to it for transactions and release. */
+  readonly inner: DatabaseConnection;
   constructor(inner: DatabaseConnection) {
-    this.#inner = inner;
+    this.inner = inner;
   }
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     try {
-      return await this.#inner.executeQuery<R>(query);
+      return await this.inner.executeQuery<R>(query);
     } catch (error) {
       throw toUnavailable(error);
     }
   }
   streamQuery<R>(query: CompiledQuery, chunkSize: number): AsyncIterableIterator<QueryResult<R>> {
-    return this.#inner.streamQuery<R>(query, chunkSize);
+    return this.inner.streamQuery<R>(query, chunkSize);
   }
 }
 
@@ -156,12 +157,11 @@ class UnavailableMappingConnection implements DatabaseConnection {
 class UnavailableMappingDriver implements Driver {
   readonly #inner: Driver;
   readonly #wrapped = new WeakMap<DatabaseConnection, UnavailableMappingConnection>();
-  readonly #unwrapped = new WeakMap<UnavailableMappingConnection, DatabaseConnection>();
   constructor(inner: Driver) {
     this.#inner = inner;
   }
   #unwrap(connection: DatabaseConnection): DatabaseConnection {
-    return this.#unwrapped.get(connection as UnavailableMappingConnection) ?? connection;
+    return connection instanceof UnavailableMappingConnection ? connection.inner : connection;
   }
   init(): Promise<void> {
     return this.#inner.init();
@@ -177,7 +177,6 @@ class UnavailableMappingDriver implements Driver {
     if (!wrapped) {
       wrapped = new UnavailableMappingConnection(inner);
       this.#wrapped.set(inner, wrapped);
-      this.#unwrapped.set(wrapped, inner);
     }
     return wrapped;
   }
