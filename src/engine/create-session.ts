@@ -56,6 +56,28 @@ export function hashRequest(body: unknown): string {
   return createHash('sha256').update(stableStringify(body)).digest('hex');
 }
 
+/** The session an earlier request with this key created; IDEMPOTENCY_KEY_REUSED for another body. */
+export async function findIdempotentSession(
+  db: Kysely<Database>,
+  tenantId: string,
+  idempotency: { key: string; hash: string },
+): Promise<string | null> {
+  const row = await db
+    .selectFrom('idempotency_keys')
+    .select(['request_hash', 'session_id'])
+    .where('tenant_id', '=', tenantId)
+    .where('key', '=', idempotency.key)
+    .executeTakeFirst();
+  if (!row) return null;
+  if (row.request_hash !== idempotency.hash) {
+    throw new AppError(
+      'IDEMPOTENCY_KEY_REUSED',
+      'This Idempotency-Key was already used with a different request body',
+    );
+  }
+  return row.session_id;
+}
+
 /**
  * Stores the session (or finds the one an earlier request with the same key created).
  * Returns its id and whether it was created now.
@@ -70,21 +92,8 @@ export async function storeNewSession(
   // session instead of being refused by the quota it counts in.
   if (spec.admit) await lockTenantSubmissions(trx, spec.tenantId);
   if (idempotency) {
-    const existing = await trx
-      .selectFrom('idempotency_keys')
-      .select(['request_hash', 'session_id'])
-      .where('tenant_id', '=', spec.tenantId)
-      .where('key', '=', idempotency.key)
-      .executeTakeFirst();
-    if (existing) {
-      if (existing.request_hash !== idempotency.hash) {
-        throw new AppError(
-          'IDEMPOTENCY_KEY_REUSED',
-          'This Idempotency-Key was already used with a different request body',
-        );
-      }
-      return { sessionId: existing.session_id, created: false, readied: 0, detail: null };
-    }
+    const existing = await findIdempotentSession(trx, spec.tenantId, idempotency);
+    if (existing) return { sessionId: existing, created: false, readied: 0, detail: null };
   }
   await spec.admit?.(trx);
   const sessionId = spec.sessionId ?? newId();

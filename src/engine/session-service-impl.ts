@@ -21,7 +21,7 @@ import { lockSessions } from '../store/session-locks.ts';
 import { getSessionDetail, getSessionRow, listSessionRecords } from '../store/session-store.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { cancelOpenTasks } from './advance-sessions.ts';
-import { hashRequest, storeNewSession } from './create-session.ts';
+import { findIdempotentSession, hashRequest, storeNewSession } from './create-session.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import type { EngineDeps, Planner } from './engine-types.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
@@ -263,28 +263,6 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 function isUniqueViolation(error: unknown): boolean {
   const code = String((error as { code?: unknown } | null)?.code ?? '');
   return code === '23505' || code.startsWith('SQLITE_CONSTRAINT');
-}
-
-/** The session an earlier request with this key created; IDEMPOTENCY_KEY_REUSED for another body. */
-async function findIdempotentSession(
-  db: Kysely<Database>,
-  tenantId: string,
-  idempotency: { key: string; hash: string },
-): Promise<string | null> {
-  const row = await db
-    .selectFrom('idempotency_keys')
-    .select(['request_hash', 'session_id'])
-    .where('tenant_id', '=', tenantId)
-    .where('key', '=', idempotency.key)
-    .executeTakeFirst();
-  if (!row) return null;
-  if (row.request_hash !== idempotency.hash) {
-    throw new AppError(
-      'IDEMPOTENCY_KEY_REUSED',
-      'This Idempotency-Key was already used with a different request body',
-    );
-  }
-  return row.session_id;
 }
 
 /** Cancels every unfinished task and the session. False when it was already cancelled. */
