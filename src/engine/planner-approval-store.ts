@@ -13,7 +13,7 @@ import type { Database } from '../store/schema.ts';
 import { getSessionRow } from '../store/session-store.ts';
 import { type EditedPlanRules, validateEditedPlan } from './planner-approval.ts';
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
-import { storePlanVersion } from './planner-plan-versions.ts';
+import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 
 export interface ApprovalOptions {
   /** The edited plan from the request body; absent = approve the plan as it is. */
@@ -99,14 +99,7 @@ export async function approvePlan(
     }
     const edited = validateEditedPlan(options.editedPlan, { ...options.rules, lockedTasks: locked });
     await replacePendingTasks(trx, session, tasks, edited, options.maxAttempts, now);
-    const current = await trx
-      .selectFrom('plans')
-      .select('body')
-      .where('session_id', '=', session.id)
-      .orderBy('version', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    const origin = current ? (JSON.parse(current.body) as OrchestratedPlanBody).origin : undefined;
+    const origin = (await loadLatestPlan(trx, session.id))?.origin;
     const body: OrchestratedPlanBody = origin ? { ...edited, origin } : edited;
     planVersion = await storePlanVersion(trx, session.tenantId, session.id, body, now);
     tasks = await loadTasks(trx, session.id);

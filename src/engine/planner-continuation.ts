@@ -9,7 +9,7 @@ import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { newId } from '../store/ids.ts';
 import { type NewTaskFields, newTaskRow } from '../store/rows.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
-import { storePlanVersion } from './planner-plan-versions.ts';
+import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 import { parsePhaseGateOutput } from './planner-tasks.ts';
 import type { GeneratedTask } from './planner-validate.ts';
 
@@ -64,15 +64,8 @@ export async function continueOrchestratedSession(
     .where('id', '=', session.id)
     .where('tenant_id', '=', session.tenantId)
     .executeTakeFirst();
-  const planRow = await trx
-    .selectFrom('plans')
-    .select('body')
-    .where('session_id', '=', session.id)
-    .orderBy('version', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  if (!meta || !planRow) return null;
-  const plan = JSON.parse(planRow.body) as OrchestratedPlanBody;
+  const plan = await loadLatestPlan(trx, session.id);
+  if (!meta || !plan) return null;
   if (plan.origin !== ORCHESTRATOR_PLAN_ORIGIN) return null;
   const tasks: TaskRow[] = await trx
     .selectFrom('tasks')

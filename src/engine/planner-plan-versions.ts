@@ -7,6 +7,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
 import { getSessionRow } from '../store/session-store.ts';
 import { diffPlans, type PlanDiff } from './planner-approval.ts';
+import type { OrchestratedPlanBody } from './planner-continuation.ts';
 
 export interface PlanVersion {
   version: number;
@@ -42,6 +43,21 @@ export async function listPlanVersions(
     previous = plan;
     return version;
   });
+}
+
+/** The session's latest plan version (the caller has checked the tenant), or undefined without one. */
+export async function loadLatestPlan(
+  db: Kysely<Database>,
+  sessionId: string,
+): Promise<OrchestratedPlanBody | undefined> {
+  const row = await db
+    .selectFrom('plans')
+    .select('body')
+    .where('session_id', '=', sessionId)
+    .orderBy('version', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? (JSON.parse(row.body) as OrchestratedPlanBody) : undefined;
 }
 
 /**
