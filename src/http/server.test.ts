@@ -466,4 +466,35 @@ describe('http server', () => {
     assert.match(responses[1] ?? '', /content-type: application\/problem\+json/i);
     assert.match(responses[1] ?? '', /"code":"SHUTTING_DOWN"/);
   });
+
+  test('the observer hears about each problem sent; one that throws changes no response', async () => {
+    const problems: [string, number][] = [];
+    const observed = await buildHttpServer({
+      config: { http: { bodyLimitBytes: 4096, maxPageSize: 5, sseKeepAliveSeconds: 15 } },
+      service: createFakeSessionService(),
+      logger: createLogger({ level: 'silent' }),
+      readiness: async () => ({}),
+      listRoles: () => ROLES,
+      observer: {
+        problemSent: (code, status) => {
+          problems.push([code, status]);
+          throw new Error('broken metrics');
+        },
+      },
+    });
+    try {
+      assertProblem(await observed.inject({ method: 'GET', url: '/nowhere' }), 404, 'NOT_FOUND');
+      assertProblem(
+        await observed.inject({ method: 'GET', url: '/v1/sessions/not-a-uuid' }),
+        400,
+        'VALIDATION_FAILED',
+      );
+      assert.deepEqual(problems, [
+        ['NOT_FOUND', 404],
+        ['VALIDATION_FAILED', 400],
+      ]);
+    } finally {
+      await observed.close();
+    }
+  });
 });

@@ -13,6 +13,7 @@ import type { Config } from '../config/schema.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
+import { notifyObserver } from '../observability/notify-observer.ts';
 import {
   type Authenticator,
   createNoAuthAuthenticator,
@@ -29,7 +30,7 @@ import { registerSessionEventRoutes } from './routes/session-events.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
 import { withSessionDetailSerializer } from './session-serializer.ts';
 import { createSseRegistry } from './sse.ts';
-import { type HttpObserver, notifyHttpObserver, type RegisteredRoute } from './types.ts';
+import type { HttpObserver, RegisteredRoute } from './types.ts';
 
 export interface BuildHttpServerOptions {
   /** HTTP limits; `maxSseStreamsPerTenant` may be left out (then the config default applies). */
@@ -113,7 +114,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     await app.register(skipEncapsulation(plugin));
   }
 
-  const streams = createSseRegistry((delta) => notifyHttpObserver(options.observer, 'sseConnection', delta));
+  const streams = createSseRegistry((delta) => notifyObserver(options.observer, 'sseConnection', delta));
   const closeGraceMs = options.closeGraceMs ?? 2000;
   app.addHook('preClose', async () => {
     closing = true;
@@ -131,7 +132,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     keepAliveSeconds: config.http.sseKeepAliveSeconds,
     streams,
     maxStreamsPerTenant: config.http.maxSseStreamsPerTenant ?? DEFAULT_MAX_SSE_STREAMS_PER_TENANT,
-    onEventsSent: (count) => notifyHttpObserver(options.observer, 'sseEventsSent', count),
+    onEventsSent: (count) => notifyObserver(options.observer, 'sseEventsSent', count),
   });
   await app.ready();
   return app;

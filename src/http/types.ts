@@ -1,7 +1,6 @@
 // Fastify type extensions shared by every route and plugin: the acting principal on the request
 // and the per-route access declaration that the authentication/RBAC plugin enforces.
 import type { Actor } from '../engine/session-service.ts';
-import { notifyObserver } from '../observability/notify-observer.ts';
 import type { Permission } from '../security/rbac.ts';
 
 /** A route as registered, for inventory checks (every route documented, every route guarded). */
@@ -14,7 +13,7 @@ export interface RegisteredRoute {
   hidden: boolean;
 }
 
-/** Hooks the HTTP layer calls for metrics. Optional, synchronous, must not throw. */
+/** Hooks the HTTP layer calls for metrics (through notifyObserver). Optional and synchronous. */
 export interface HttpObserver {
   /** An error response was sent with this code. */
   problemSent?(code: string, status: number): void;
@@ -22,15 +21,6 @@ export interface HttpObserver {
   sseConnection?(delta: 1 | -1): void;
   /** SSE events were written. */
   sseEventsSent?(count: number): void;
-}
-
-/** Calls an optional HttpObserver hook, ignoring anything it throws. */
-export function notifyHttpObserver<K extends keyof HttpObserver>(
-  observer: HttpObserver | undefined,
-  hook: K,
-  ...args: Parameters<NonNullable<HttpObserver[K]>>
-): void {
-  notifyObserver(observer, hook, ...(args as never));
 }
 
 declare module 'fastify' {

@@ -3,8 +3,9 @@
 // code; anything else → 500 INTERNAL, logged once, with nothing of the original error sent.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode } from '../../errors/app-error.ts';
+import { notifyObserver } from '../../observability/notify-observer.ts';
 import { createProblem, PROBLEM_CONTENT_TYPE } from '../problem.ts';
-import { type HttpObserver, notifyHttpObserver } from '../types.ts';
+import type { HttpObserver } from '../types.ts';
 
 /** One entry of a VALIDATION_FAILED problem's `details`. */
 export interface ValidationIssue {
@@ -89,7 +90,7 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
 export function registerErrorHandling(app: FastifyInstance, observer?: HttpObserver): void {
   app.setErrorHandler((error, request, reply) => {
     const appError = toHttpAppError(error);
-    notifyHttpObserver(observer, 'problemSent', appError.code, appError.status);
+    notifyObserver(observer, 'problemSent', appError.code, appError.status);
     if (appError.status >= 500) {
       request.log.error({ err: error, code: appError.code }, 'request failed');
     } else {
@@ -98,7 +99,7 @@ export function registerErrorHandling(app: FastifyInstance, observer?: HttpObser
     return sendProblem(request, reply, appError);
   });
   app.setNotFoundHandler((request, reply) => {
-    notifyHttpObserver(observer, 'problemSent', 'NOT_FOUND', 404);
+    notifyObserver(observer, 'problemSent', 'NOT_FOUND', 404);
     const path = request.url.split('?')[0] ?? '';
     return sendProblem(
       request,
