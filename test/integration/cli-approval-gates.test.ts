@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
 import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
@@ -14,30 +15,24 @@ interface SessionView {
   tasks: Array<{ name: string; status: string }>;
 }
 
-function task(name: string, agent: string | null = null) {
-  return {
-    name,
-    role: 'researcher',
-    instructions: `Work on ${name}`,
-    depends_on: [],
-    deliverables: [],
-    agent,
-  };
-}
-
 /** First plan `explore`; gate 1 plans `deepen`, gate 2 plans `polish`, gate 3 completes. */
 function answer(request: RecordedLlmRequest): ScriptedReply {
   if (request.promptText.includes('Write ONE answer for the user')) return { text: 'Final synthesis' };
   if (request.body.response_format !== undefined) {
     if (!request.promptText.includes('has finished. Outputs so far')) {
-      return { object: { rationale: 'r', phases: [{ name: 'explore', tasks: [task('explore')] }] } };
+      return {
+        object: {
+          rationale: 'r',
+          phases: [{ name: 'explore', tasks: [plannedTask('explore', 'researcher')] }],
+        },
+      };
     }
     if (!request.promptText.includes('output of deepen')) {
       return {
         object: {
           decision: 'continue',
           reason: 'more',
-          next_phase: { name: 'deepen', tasks: [task('deepen', 'explore')] },
+          next_phase: { name: 'deepen', tasks: [plannedTask('deepen', 'researcher', { agent: 'explore' })] },
         },
       };
     }
@@ -46,7 +41,7 @@ function answer(request: RecordedLlmRequest): ScriptedReply {
         object: {
           decision: 'continue',
           reason: 'polish',
-          next_phase: { name: 'polish', tasks: [task('polish')] },
+          next_phase: { name: 'polish', tasks: [plannedTask('polish', 'researcher')] },
         },
       };
     }

@@ -20,13 +20,10 @@ import {
   type ScriptedReply,
   startLlmServer,
 } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
-
-function task(name: string, role: string, dependsOn: string[] = [], agent: string | null = null) {
-  return { name, role, instructions: `Work on ${name}`, depends_on: dependsOn, deliverables: [], agent };
-}
 
 type Kind = 'plan' | 'gate' | 'synthesis' | 'agent';
 
@@ -115,7 +112,10 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
             object: {
               rationale: 'start',
               phases: [
-                { name: 'explore', tasks: [task('survey', 'researcher'), task('sketch', 'architect')] },
+                {
+                  name: 'explore',
+                  tasks: [plannedTask('survey', 'researcher'), plannedTask('sketch', 'architect')],
+                },
               ],
             },
           };
@@ -128,7 +128,10 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
                 reason: 'Refine the sketch and build.',
                 next_phase: {
                   name: 'build',
-                  tasks: [task('refine', 'architect', [], 'sketch'), task('build', 'engineer', ['refine'])],
+                  tasks: [
+                    plannedTask('refine', 'architect', { agent: 'sketch' }),
+                    plannedTask('build', 'engineer', { dependsOn: ['refine'] }),
+                  ],
                 },
               },
             };
@@ -189,11 +192,13 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
         if (kind === 'plan') {
           round += 1;
           return round === 1
-            ? { object: { rationale: 'r', phases: [{ name: 'only', tasks: [task('a', 'wizard')] }] } }
+            ? { object: { rationale: 'r', phases: [{ name: 'only', tasks: [plannedTask('a', 'wizard')] }] } }
             : {
                 object: {
                   rationale: 'r',
-                  phases: [{ name: 'only', tasks: [task('a', 'analyst'), task('b', 'documenter')] }],
+                  phases: [
+                    { name: 'only', tasks: [plannedTask('a', 'analyst'), plannedTask('b', 'documenter')] },
+                  ],
                 },
               };
         }

@@ -5,13 +5,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
 import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
-
-function task(name: string, role: string, agent: string | null = null) {
-  return { name, role, instructions: `Work on ${name}`, depends_on: [], deliverables: [], agent };
-}
 
 test('adaptive session over HTTP: phase gate with steering, synthesis as result, plan versions', async (t) => {
   const { llm, server } = await startLlmAppStack(t);
@@ -25,7 +22,10 @@ test('adaptive session over HTTP: phase gate with steering, synthesis as result,
     if (request.body.response_format !== undefined) {
       if (!request.promptText.includes('has finished. Outputs so far')) {
         return {
-          object: { rationale: 'r', phases: [{ name: 'explore', tasks: [task('explore', 'researcher')] }] },
+          object: {
+            rationale: 'r',
+            phases: [{ name: 'explore', tasks: [plannedTask('explore', 'researcher')] }],
+          },
         };
       }
       gates += 1;
@@ -34,7 +34,10 @@ test('adaptive session over HTTP: phase gate with steering, synthesis as result,
             object: {
               decision: 'continue',
               reason: request.promptText.includes('Focus on cost') ? 'steered' : 'not steered',
-              next_phase: { name: 'deepen', tasks: [task('deepen', 'researcher', 'explore')] },
+              next_phase: {
+                name: 'deepen',
+                tasks: [plannedTask('deepen', 'researcher', { agent: 'explore' })],
+              },
             },
           }
         : { object: { decision: 'complete', reason: 'done', next_phase: null } };

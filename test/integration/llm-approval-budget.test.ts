@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import type { ScriptedReply } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
 import { readAllEvents, requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
@@ -13,17 +14,6 @@ interface SessionView {
   error: string | null;
   result: string | null;
   tasks: Array<{ name: string; status: string; role: string }>;
-}
-
-function task(name: string, role: string, dependsOn: string[] = []) {
-  return {
-    name,
-    role,
-    instructions: `Work on ${name}`,
-    depends_on: dependsOn,
-    deliverables: [],
-    agent: null,
-  };
 }
 
 async function startStack(t: import('node:test').TestContext, config: Record<string, unknown> = {}) {
@@ -36,7 +26,10 @@ async function startStack(t: import('node:test').TestContext, config: Record<str
           phases: [
             {
               name: 'main',
-              tasks: [task('research', 'researcher'), task('write', 'documenter', ['research'])],
+              tasks: [
+                plannedTask('research', 'researcher'),
+                plannedTask('write', 'documenter', { dependsOn: ['research'] }),
+              ],
             },
           ],
         },
@@ -211,7 +204,10 @@ test('a token budget crossed while the synthesis streams stops it; the session f
   llm.setHandler((request): ScriptedReply => {
     if (request.body.response_format !== undefined) {
       return {
-        object: { rationale: 'r', phases: [{ name: 'main', tasks: [task('research', 'researcher')] }] },
+        object: {
+          rationale: 'r',
+          phases: [{ name: 'main', tasks: [plannedTask('research', 'researcher')] }],
+        },
         usage: small,
       };
     }
@@ -351,7 +347,10 @@ test('adaptive session with approval required stops at the first plan and again 
     if (request.body.response_format !== undefined) {
       if (!request.promptText.includes('has finished. Outputs so far')) {
         return {
-          object: { rationale: 'r', phases: [{ name: 'explore', tasks: [task('explore', 'researcher')] }] },
+          object: {
+            rationale: 'r',
+            phases: [{ name: 'explore', tasks: [plannedTask('explore', 'researcher')] }],
+          },
         };
       }
       gates += 1;
@@ -360,7 +359,10 @@ test('adaptive session with approval required stops at the first plan and again 
             object: {
               decision: 'continue',
               reason: 'more',
-              next_phase: { name: 'deepen', tasks: [{ ...task('deepen', 'researcher'), agent: 'explore' }] },
+              next_phase: {
+                name: 'deepen',
+                tasks: [{ ...plannedTask('deepen', 'researcher'), agent: 'explore' }],
+              },
             },
           }
         : { object: { decision: 'complete', reason: 'done', next_phase: null } };

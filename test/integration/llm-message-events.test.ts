@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
 import {
   readAllEvents,
   requestJson,
@@ -21,20 +22,17 @@ interface EventView {
   data: Record<string, unknown>;
 }
 
-function task(name: string, role: string, dependsOn: string[] = []) {
-  return {
-    name,
-    role,
-    instructions: `Work on ${name}`,
-    depends_on: dependsOn,
-    deliverables: [],
-    agent: null,
-  };
-}
-
 const plan = {
   rationale: 'r',
-  phases: [{ name: 'p', tasks: [task('scout', 'researcher'), task('writer', 'documenter', ['scout'])] }],
+  phases: [
+    {
+      name: 'p',
+      tasks: [
+        plannedTask('scout', 'researcher'),
+        plannedTask('writer', 'documenter', { dependsOn: ['scout'] }),
+      ],
+    },
+  ],
 };
 
 function answer(request: RecordedLlmRequest): ScriptedReply {

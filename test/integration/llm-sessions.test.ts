@@ -23,27 +23,17 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { type RecordedLlmRequest, type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
 
-function task(name: string, role: string, dependsOn: string[] = []) {
-  return {
-    name,
-    role,
-    instructions: `Work on ${name}`,
-    depends_on: dependsOn,
-    deliverables: [],
-    agent: null,
-  };
-}
-
 const plan = {
   rationale: 'Design, then API and docs in parallel, then review.',
   phases: [
-    { name: 'design', tasks: [task('design', 'architect')] },
-    { name: 'build', tasks: [task('api', 'backend_engineer'), task('docs', 'documenter')] },
-    { name: 'check', tasks: [task('review', 'reviewer', ['api', 'docs'])] },
+    { name: 'design', tasks: [plannedTask('design', 'architect')] },
+    { name: 'build', tasks: [plannedTask('api', 'backend_engineer'), plannedTask('docs', 'documenter')] },
+    { name: 'check', tasks: [plannedTask('review', 'reviewer', { dependsOn: ['api', 'docs'] })] },
   ],
 };
 
@@ -171,7 +161,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
   test('an invalid plan that stays invalid rejects the session with the reasons', async () => {
     server.requests.length = 0;
     server.setHandler(() => ({
-      object: { rationale: 'x', phases: [{ name: 'p', tasks: [task('a', 'wizard')] }] },
+      object: { rationale: 'x', phases: [{ name: 'p', tasks: [plannedTask('a', 'wizard')] }] },
     }));
     try {
       const error = await engine.service
@@ -189,7 +179,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
   test('a rejected API key fails the task and the session with a clear reason', async () => {
     server.setHandler((request) =>
       isPlanRequest(request)
-        ? { object: { rationale: 'r', phases: [{ name: 'p', tasks: [task('solo', 'analyst')] }] } }
+        ? { object: { rationale: 'r', phases: [{ name: 'p', tasks: [plannedTask('solo', 'analyst')] }] } }
         : answerAgents(request),
     );
     try {
@@ -217,7 +207,12 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     server.requests.length = 0;
     server.setHandler((request) =>
       isPlanRequest(request)
-        ? { object: { rationale: 'r', phases: [{ name: 'p', tasks: [task('terms', 'legal_reviewer')] }] } }
+        ? {
+            object: {
+              rationale: 'r',
+              phases: [{ name: 'p', tasks: [plannedTask('terms', 'legal_reviewer')] }],
+            },
+          }
         : answerAgents(request),
     );
     try {
@@ -238,7 +233,15 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     server.requests.length = 0;
     const messagePlan = {
       rationale: 'r',
-      phases: [{ name: 'p', tasks: [task('scout', 'researcher'), task('writer', 'documenter', ['scout'])] }],
+      phases: [
+        {
+          name: 'p',
+          tasks: [
+            plannedTask('scout', 'researcher'),
+            plannedTask('writer', 'documenter', { dependsOn: ['scout'] }),
+          ],
+        },
+      ],
     };
     server.setHandler((request) => {
       if (isPlanRequest(request)) return { object: messagePlan };
@@ -270,7 +273,9 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
   test('phase gate and synthesis tasks see the session outputs, agents and steering messages', async () => {
     const onePhase = {
       rationale: 'r',
-      phases: [{ name: 'first', tasks: [task('survey', 'researcher'), task('sketch', 'architect')] }],
+      phases: [
+        { name: 'first', tasks: [plannedTask('survey', 'researcher'), plannedTask('sketch', 'architect')] },
+      ],
     };
     server.setHandler((request) => (isPlanRequest(request) ? { object: onePhase } : answerAgents(request)));
     let sessionId = '';
