@@ -12,6 +12,7 @@ import type { Database, TasksTable } from '../store/schema.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 import { parsePhaseGateOutput } from './planner-tasks.ts';
 import type { GeneratedTask } from './planner-validate.ts';
+import { loadSessionSettings } from './session-settings.ts';
 
 /** Marks a plan produced by the orchestrator (the engine only continues such sessions). */
 export const ORCHESTRATOR_PLAN_ORIGIN = 'orchestrator';
@@ -195,12 +196,7 @@ async function insertPhase(
   const events: NewEvent[] = [];
   let readied = 0;
   // Sessions with approval "required" stop again at each phase gate's plan (approvePlan resumes them).
-  const settings = await ctx.trx
-    .selectFrom('session_settings')
-    .select('approval')
-    .where('session_id', '=', ctx.session.id)
-    .executeTakeFirst();
-  const awaitApproval = settings?.approval === 'required';
+  const awaitApproval = (await loadSessionSettings(ctx.trx, ctx.session.id)).approval === 'required';
   for (const task of phase.tasks as GeneratedTask[]) {
     let agentId = task.agent ? agentIdByName.get(task.agent) : undefined;
     if (!agentId) {
