@@ -1,27 +1,16 @@
 // A model call through the telemetry adapter yields a chat span and the GenAI metrics; a failure
 // yields error_type on both, classified from the provider failure.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { readOtelEnv } from '../config/otel-env.ts';
+import { useInMemoryTracing } from '../../test/fixtures/in-memory-tracing.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createGenAiTracer } from './genai-spans.ts';
 import { createLlmTelemetry, toProviderErrorType } from './llm-telemetry.ts';
 import { createMetrics } from './metrics.ts';
-import { startTracing, type Tracing } from './tracing.ts';
 
-const exporter = new InMemorySpanExporter();
-let tracing: Tracing;
-before(() => {
-  tracing = startTracing({
-    serviceName: 'maos',
-    serviceVersion: '1.2.3',
-    otel: readOtelEnv({}),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
-  });
-});
-after(() => tracing.shutdown());
+const traces = useInMemoryTracing();
+const { exporter } = traces;
 
 describe('LLM telemetry', () => {
   test('a successful call records span attributes, duration, tokens and cost', async () => {
@@ -29,7 +18,7 @@ describe('LLM telemetry', () => {
     let clock = 1000;
     const telemetry = createLlmTelemetry({
       metrics,
-      genAi: createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false }),
+      genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
       now: () => clock,
     });
     const value = await telemetry.observeCall(
@@ -61,7 +50,7 @@ describe('LLM telemetry', () => {
     const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
     const telemetry = createLlmTelemetry({
       metrics,
-      genAi: createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false }),
+      genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
     });
     await assert.rejects(
       telemetry.observeCall(
@@ -92,7 +81,7 @@ describe('LLM telemetry', () => {
     const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
     const telemetry = createLlmTelemetry({
       metrics,
-      genAi: createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false }),
+      genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
     });
     telemetry.circuitStateChanged('openai', 'open');
     telemetry.cacheLookup('openai', true);
@@ -105,10 +94,10 @@ describe('LLM telemetry', () => {
   test('agentScope: nothing outside a span; inside, tool spans are its children and failures are marked', async () => {
     const telemetry = createLlmTelemetry({
       metrics: createMetrics({ version: '1.2.3', collectDefaults: false }),
-      genAi: createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false }),
+      genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
     });
     assert.equal(telemetry.agentScope(), undefined);
-    const agent = tracing.tracer.startSpan('invoke_agent engineer');
+    const agent = traces.tracing.tracer.startSpan('invoke_agent engineer');
     const scope = context.with(trace.setSpan(context.active(), agent), () => telemetry.agentScope());
     assert.ok(scope);
     scope.setModel('openai', 'gpt-x');

@@ -1,27 +1,16 @@
 // A session's tasks join the session's trace through the stored context, including a plan task.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { trace } from '@opentelemetry/api';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { readOtelEnv } from '../config/otel-env.ts';
+import { useInMemoryTracing } from '../../test/fixtures/in-memory-tracing.ts';
 import { createGenAiTracer } from './genai-spans.ts';
 import { runInSessionTrace, startSessionTrace } from './session-trace.ts';
-import { startTracing, type Tracing } from './tracing.ts';
 
-const exporter = new InMemorySpanExporter();
-let tracing: Tracing;
-before(() => {
-  tracing = startTracing({
-    serviceName: 'maos',
-    serviceVersion: '1.2.3',
-    otel: readOtelEnv({}),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
-  });
-});
-after(() => tracing.shutdown());
+const traces = useInMemoryTracing();
+const { exporter } = traces;
 
 test('tasks run as children of the stored workflow span, in one trace', async () => {
-  const genAi = createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false });
+  const genAi = createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false });
   const stored = startSessionTrace(genAi, { id: 'sess-1', strategy: 'adaptive' });
   assert.ok(stored);
   // Round-trip through JSON, as a database column would.
@@ -64,7 +53,7 @@ test('tasks run as children of the stored workflow span, in one trace', async ()
 
 test('without a stored context a task still gets its own span', async () => {
   exporter.reset();
-  const genAi = createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false });
+  const genAi = createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false });
   await runInSessionTrace(
     genAi,
     null,

@@ -2,13 +2,14 @@
 // across a process restart via the stored W3C context; HTTP server spans; database spans.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import Database from 'better-sqlite3';
 import Fastify, { type FastifyPluginAsync } from 'fastify';
 import { Kysely, SqliteDialect, sql } from 'kysely';
+import { useInMemoryTracing } from '../../test/fixtures/in-memory-tracing.ts';
 import { readOtelEnv } from '../config/otel-env.ts';
 import { createQuerySpanLogger } from './db-tracing.ts';
 import { createGenAiTracer } from './genai-spans.ts';
@@ -18,22 +19,11 @@ import {
   restoreTraceContext,
   serializeTraceContext,
   startTracing,
-  type Tracing,
   withSpan,
 } from './tracing.ts';
 
-const exporter = new InMemorySpanExporter();
-let tracing: Tracing;
-
-before(() => {
-  tracing = startTracing({
-    serviceName: 'maos',
-    serviceVersion: '1.2.3',
-    otel: readOtelEnv({}),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
-  });
-});
-after(() => tracing.shutdown());
+const traces = useInMemoryTracing();
+const { exporter } = traces;
 
 function finished(): ReadableSpan[] {
   const spans = exporter.getFinishedSpans();
@@ -82,7 +72,7 @@ describe('tracing configuration', () => {
 
 describe('GenAI spans', () => {
   test('nest workflow → agent → chat and tool with the required attributes and no content', async () => {
-    const genAi = createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false });
+    const genAi = createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false });
     const workflow = genAi.startWorkflow({ workflowName: 'sequential', conversationId: 'sess-1' });
     await withSpan(workflow, async () => {
       const agent = genAi.startAgent({ agentName: 'engineer', provider: 'anthropic', model: 'claude-x' });
@@ -140,7 +130,7 @@ describe('GenAI spans', () => {
   });
 
   test('records message content only when opted in', () => {
-    const genAi = createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: true });
+    const genAi = createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: true });
     const chat = genAi.startChat({
       provider: 'openai',
       model: 'gpt-x',
@@ -161,7 +151,7 @@ describe('GenAI spans', () => {
   });
 
   test('withSpan marks a failure with error.type and ERROR status', async () => {
-    const span = tracing.tracer.startSpan('failing');
+    const span = traces.tracing.tracer.startSpan('failing');
     const error = Object.assign(new Error('provider down'), { code: 'PROVIDER_UNAVAILABLE' });
     await assert.rejects(
       withSpan(span, () => Promise.reject(error)),
@@ -173,7 +163,7 @@ describe('GenAI spans', () => {
   });
 
   test('a session keeps one trace id across a process restart through its stored context', () => {
-    const genAi = createGenAiTracer({ tracer: tracing.tracer, captureMessageContent: false });
+    const genAi = createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false });
     const workflow = genAi.startWorkflow({ workflowName: 'parallel', conversationId: 'sess-2' });
     const stored = serializeTraceContext(trace.setSpan(context.active(), workflow));
     workflow.end();
@@ -200,7 +190,7 @@ describe('GenAI spans', () => {
 describe('HTTP and database spans', () => {
   test('server spans are named by route template, continue the caller trace and wrap the handler', async () => {
     const app = Fastify();
-    const plugin: FastifyPluginAsync = createHttpTracingPlugin({ tracer: tracing.tracer });
+    const plugin: FastifyPluginAsync = createHttpTracingPlugin({ tracer: traces.tracing.tracer });
     Object.defineProperty(plugin, Symbol.for('skip-override'), { value: true });
     await app.register(plugin);
     let activeInHandler: string | undefined;
@@ -240,7 +230,10 @@ describe('HTTP and database spans', () => {
 
   test('with tracing off the plugin adds no hooks and no spans', async () => {
     const app = Fastify();
-    const plugin: FastifyPluginAsync = createHttpTracingPlugin({ tracer: tracing.tracer, enabled: false });
+    const plugin: FastifyPluginAsync = createHttpTracingPlugin({
+      tracer: traces.tracing.tracer,
+      enabled: false,
+    });
     Object.defineProperty(plugin, Symbol.for('skip-override'), { value: true });
     await app.register(plugin);
     app.get('/items/:id', async () => ({ active: trace.getActiveSpan() !== undefined }));
@@ -257,12 +250,12 @@ describe('HTTP and database spans', () => {
   test('Kysely queries inside a span become database child spans', async () => {
     const db = new Kysely<Record<string, never>>({
       dialect: new SqliteDialect({ database: new Database(':memory:') }),
-      log: createQuerySpanLogger({ tracer: tracing.tracer, system: 'sqlite' }),
+      log: createQuerySpanLogger({ tracer: traces.tracing.tracer, system: 'sqlite' }),
     });
     try {
       await sql`create table notes (id integer primary key, body text)`.execute(db);
       finished();
-      const parent = tracing.tracer.startSpan('task');
+      const parent = traces.tracing.tracer.startSpan('task');
       await withSpan(parent, async () => {
         await sql`insert into notes (body) values (${'secret value'})`.execute(db);
         await sql`select * from notes`.execute(db);
