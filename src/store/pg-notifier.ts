@@ -40,8 +40,8 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
   const origin = randomUUID().slice(0, 8);
   const outgoing = new Set<string>();
   let flushScheduled = false;
+  /** The LISTEN connection while it is up. */
   let client: pg.Client | null = null;
-  let listening = false;
   let closed = false;
   let reconnectDelay = RECONNECT_MIN_MS;
   let reconnectTimer: NodeJS.Timeout | null = null;
@@ -67,7 +67,6 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
     next.on('error', () => undefined);
     next.on('end', () => {
       if (client !== next) return;
-      listening = false;
       client = null;
       if (!closed) {
         options.logger.warn('PostgreSQL LISTEN connection lost; reconnecting');
@@ -81,7 +80,6 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       return;
     }
     client = next;
-    listening = true;
     reconnectDelay = RECONNECT_MIN_MS;
   }
 
@@ -158,14 +156,13 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
         scheduleReconnect();
       }
     },
-    isListening: () => listening,
+    isListening: () => client !== null,
     async close() {
       closed = true;
       if (sweepTimer) clearInterval(sweepTimer);
       if (reconnectTimer) clearTimeout(reconnectTimer);
       const current = client;
       client = null;
-      listening = false;
       await current?.end().catch(() => undefined);
     },
   };
