@@ -267,7 +267,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             getPrincipal: security.http.getPrincipal,
             logger,
           }),
-          listRoles: async (actor) => [...(await listRoles(actor))],
+          listRoles,
           ...(steering ? { steering } : {}),
           streamEvents: createStreamEventLog(database.db as unknown as Kysely<McpStreamEventsDb>, {
             onStoreError: (error) => logger.warn({ err: error }, 'an MCP stream message was not stored'),
@@ -295,7 +295,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       metrics,
       security,
       ...(steering ? { steering } : {}),
-      listRoles: async (actor) => [...(await listRoles(actor))],
+      listRoles,
       authMode: config.auth.mode,
       async start() {
         if (config.metrics.enabled && config.metrics.port !== undefined) {
