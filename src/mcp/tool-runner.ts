@@ -1,7 +1,7 @@
 // Shared plumbing of the MCP tools: the per-call permission check, audit record and error
 // mapping (runTool), and the input schemas several tools use.
-import { z } from 'zod';
 import { toAppError } from '../errors/app-error.ts';
+import { idSchema } from '../http/params.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Permission } from '../security/rbac.ts';
 import type { CallerResolver, McpCaller, RequestExtra } from './caller.ts';
@@ -13,11 +13,8 @@ export interface ToolRunnerDependencies {
   logger?: Logger;
 }
 
-/** Session ids are UUIDs, as over REST: anything else is rejected before a lookup. */
-export const sessionIdSchema = z
-  .string()
-  .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a UUID')
-  .describe('Session id (UUID), as returned by `orchestrate`.');
+/** Session ids are UUIDs, checked as over REST: anything else is rejected before a lookup. */
+export const sessionIdSchema = idSchema.describe('Session id (UUID), as returned by `orchestrate`.');
 
 export interface ToolSpec {
   name: string;
