@@ -4,6 +4,7 @@
 // inside the transaction that inserts the session, with the tenant's submissions serialised
 // (engine `admitSession`), which is what makes the cap exact under concurrent submits.
 import type { Kysely } from 'kysely';
+import { TERMINAL_SESSION_STATUSES } from '../domain/session-state.ts';
 import { AppError } from '../errors/app-error.ts';
 
 /** The columns of the engine's `sessions` table the quota check reads. */
@@ -16,8 +17,6 @@ interface QuotaTables {
     created_at: number;
   };
 }
-
-const FINISHED = ['completed', 'failed', 'cancelled'];
 
 export interface TenantQuotaConfig {
   /** 0 = no cap. */
@@ -52,7 +51,7 @@ export function createTenantQuotas(
           .selectFrom('sessions')
           .select((eb) => eb.fn.countAll<number>().as('n'))
           .where('tenant_id', '=', tenantId)
-          .where('status', 'not in', FINISHED)
+          .where('status', 'not in', TERMINAL_SESSION_STATUSES)
           .executeTakeFirst();
         const active = Number(row?.n ?? 0);
         if (active >= config.maxConcurrentSessionsPerTenant) {
