@@ -135,9 +135,9 @@ export async function verifyApiKey(
   presented: string,
   now: Date = new Date(),
 ): Promise<ApiKeyInfo> {
-  const match = KEY_PATTERN.exec(presented);
-  if (!match) throw invalid('malformed API key');
-  const [, prefix, secret] = match as unknown as [string, string, string];
+  const parsed = parseApiKey(presented);
+  if (!parsed) throw invalid('malformed API key');
+  const { prefix, secret } = parsed;
   // Runs on every authenticated request: compiled once (compiled-query.ts).
   const row = (await selectKeyByPrefix(db, prefix)).rows[0];
   // Hash even when the prefix is unknown, so timing does not tell which prefixes exist.
