@@ -1,7 +1,6 @@
-// SessionSteering over the engine's approval and steering operations, with the options the REST
-// steering routes take (src/http/routes/session-steering.ts), so both interfaces share one setup.
-// The transaction wrapper mirrors that route; it belongs in the engine once SessionService grows
-// approve/reject/message operations, and then this file goes away.
+// SessionSteering over the engine's approval and steering operations, used by the MCP tools and the
+// REST steering routes (src/http/routes/session-steering.ts) alike. The transaction wrapper belongs
+// in the engine once SessionService grows approve/reject/message operations; then this file goes away.
 import type { Kysely } from 'kysely';
 import type { EditedPlanRules } from '../engine/planner-approval.ts';
 import { approvePlan, rejectPlan } from '../engine/planner-approval-store.ts';
@@ -19,7 +18,7 @@ export interface EngineSteeringOptions {
   onChanged?(sessionId: string): void;
 }
 
-/** Builds the steering operations for the MCP tools. */
+/** Builds the steering operations (MCP tools and REST routes). */
 export function createEngineSteering(options: EngineSteeringOptions): SessionSteering {
   const { db } = options;
   return {

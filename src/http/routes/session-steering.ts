@@ -2,25 +2,15 @@
 // next phase gate), and approve (optionally with an edited plan) or reject a plan waiting for approval.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { EditedPlanRules } from '../../engine/planner-approval.ts';
-import { approvePlan, rejectPlan } from '../../engine/planner-approval-store.ts';
-import { addSteeringMessage, MAX_STEERING_MESSAGE_CHARS } from '../../engine/planner-steering.ts';
-import { appendEvents } from '../../store/event-store.ts';
-import type { Database } from '../../store/schema.ts';
+import { MAX_STEERING_MESSAGE_CHARS } from '../../engine/planner-steering.ts';
+import { createEngineSteering, type EngineSteeringOptions } from '../../mcp/engine-steering.ts';
 import { toIso } from '../dto.ts';
 import { sessionIdParamsSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
-export interface SessionSteeringRoutesOptions {
-  db: Kysely<Database>;
-  /** Rules an edited plan must meet, for the caller's tenant (roles include its custom ones). */
-  planRules(tenantId: string): Promise<Omit<EditedPlanRules, 'lockedTasks'>>;
-  maxAttempts: number;
-  /** Called after a change that readied tasks or appended events (wake workers and SSE readers). */
-  onChanged?(sessionId: string): void;
-}
+/** The same operations and options as the MCP steering tools (mcp/engine-steering.ts). */
+export type SessionSteeringRoutesOptions = EngineSteeringOptions;
 
 const approvalResultSchema = z
   .object({ planVersion: z.number().int(), readied: z.number().int() })
@@ -32,7 +22,7 @@ export function registerSessionSteeringRoutes(
   options: SessionSteeringRoutesOptions,
 ): void {
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  const { db } = options;
+  const steering = createEngineSteering(options);
 
   typed.post(
     '/v1/sessions/:id/messages',
@@ -52,14 +42,8 @@ export function registerSessionSteeringRoutes(
       },
     },
     async (request, reply) => {
-      const stored = await addSteeringMessage(
-        db,
-        request.actor.tenantId,
-        request.params.id,
-        request.body.message,
-      );
-      // The `user.message` event was appended: wake the session's event streams.
-      options.onChanged?.(request.params.id);
+      // Appends a `user.message` event and wakes the session's event streams.
+      const stored = await steering.sendMessage(request.actor, request.params.id, request.body.message);
       return reply.code(202).send({ id: stored.id, createdAt: toIso(stored.createdAt) });
     },
   );
@@ -87,22 +71,7 @@ export function registerSessionSteeringRoutes(
         response: { 200: approvalResultSchema, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429) },
       },
     },
-    async (request) => {
-      const session = { id: request.params.id, tenantId: request.actor.tenantId };
-      const rules = await options.planRules(session.tenantId);
-      const result = await db.transaction().execute(async (trx) => {
-        const approved = await approvePlan(
-          trx,
-          session,
-          { editedPlan: request.body?.plan, rules, maxAttempts: options.maxAttempts },
-          Date.now(),
-        );
-        await appendEvents(trx, session, approved.events, Date.now());
-        return approved;
-      });
-      options.onChanged?.(session.id);
-      return { planVersion: result.planVersion, readied: result.readied };
-    },
+    async (request) => steering.approvePlan(request.actor, request.params.id, request.body?.plan),
   );
 
   typed.post(
@@ -122,12 +91,7 @@ export function registerSessionSteeringRoutes(
       },
     },
     async (request, reply) => {
-      const session = { id: request.params.id, tenantId: request.actor.tenantId };
-      await db.transaction().execute(async (trx) => {
-        const rejected = await rejectPlan(trx, session, request.body.reason, Date.now());
-        await appendEvents(trx, session, rejected.events, Date.now());
-      });
-      options.onChanged?.(session.id);
+      await steering.rejectPlan(request.actor, request.params.id, request.body.reason);
       return reply.code(204).send(null);
     },
   );
