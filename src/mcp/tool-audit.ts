@@ -6,6 +6,7 @@ import { trace } from '@opentelemetry/api';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from '../observability/logger.ts';
 import type { AuditLog } from '../security/audit/audit-log.ts';
+import { describeAuditActor } from '../security/http-security-plugin.ts';
 import type { Principal } from '../security/principal.ts';
 import type { ToolCallRecord } from './caller.ts';
 
@@ -22,22 +23,15 @@ export function createToolAuditor(
 ): (request: FastifyRequest, record: ToolCallRecord) => Promise<void> {
   return async (request, record) => {
     const principal = options.getPrincipal(request);
+    const actor = describeAuditActor(request, principal);
+    // Without a security-layer principal, the request's actor still names who called.
+    actor.id ??= request.actor?.principalId ?? null;
+    actor.tenant ??= request.actor?.tenantId ?? null;
     try {
       await options.auditLog.append({
         action: record.permission,
-        actor: {
-          type: principal?.type ?? 'anonymous',
-          id: principal?.id ?? request.actor?.principalId ?? null,
-          tenant: principal?.tenantId ?? request.actor?.tenantId ?? null,
-          ip: request.ip,
-          user_agent: String(request.headers['user-agent'] ?? '').slice(0, 256) || null,
-          auth_method: principal?.authMethod ?? null,
-        },
-        target: {
-          type: 'sessions',
-          id: record.sessionId,
-          tenant: principal?.tenantId ?? request.actor?.tenantId ?? null,
-        },
+        actor,
+        target: { type: 'sessions', id: record.sessionId, tenant: actor.tenant },
         outcome: record.error === null ? 'success' : 'failure',
         reason:
           record.error === null ? `mcp tool ${record.tool}` : `mcp tool ${record.tool}: ${record.error}`,

@@ -176,14 +176,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     const principal = state.principal;
     const permission = request.routeOptions.config?.permission;
     const route = request.routeOptions.url ?? 'unmatched';
-    const actor: AuditActor = {
-      type: principal?.type ?? 'anonymous',
-      id: principal?.id ?? null,
-      tenant: principal?.tenantId ?? null,
-      ip: request.ip,
-      user_agent: String(request.headers['user-agent'] ?? '').slice(0, 256) || null,
-      auth_method: principal?.authMethod ?? null,
-    };
+    const actor = describeAuditActor(request, principal);
     const params = request.params as Record<string, unknown> | undefined;
     // Routes name their object `:id`, or `:name` for named ones (providers, roles).
     const targetId =
@@ -302,6 +295,18 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     plugin,
     authorizeRequest,
     getPrincipal: (request) => states.get(request)?.principal,
+  };
+}
+
+/** The audit-record actor of a request: its principal (anonymous without one), IP and user agent. */
+export function describeAuditActor(request: FastifyRequest, principal: Principal | undefined): AuditActor {
+  return {
+    type: principal?.type ?? 'anonymous',
+    id: principal?.id ?? null,
+    tenant: principal?.tenantId ?? null,
+    ip: request.ip,
+    user_agent: String(request.headers['user-agent'] ?? '').slice(0, 256) || null,
+    auth_method: principal?.authMethod ?? null,
   };
 }
 
