@@ -28,6 +28,9 @@ describe('lazy child logger', () => {
     const lazy = createLazyChildLogger(parent, { requestId: 'r1' }, {});
     assert.equal(children, 0);
     assert.equal(lazy.level, 'info');
+    lazy.debug('below the level: dropped without building the child');
+    lazy.trace('also dropped');
+    assert.equal(children, 0);
     lazy.info('first');
     lazy.warn('second');
     assert.equal(children, 1);

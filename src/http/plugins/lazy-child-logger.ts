@@ -59,7 +59,18 @@ export class LazyChildLogger {
   }
 
   #call(method: LogMethod, args: unknown[]): void {
+    // A line below the level is dropped anyway: no child needs building for it (e.g. the error
+    // handler's debug line on every 4xx at level info).
+    if (this.#child === undefined && this.#belowLevel(method)) return;
     (this.resolve()[method] as (...values: unknown[]) => void)(...args);
+  }
+
+  /** True when the logger's level drops `method`; false when unknown (then the child decides). */
+  #belowLevel(method: LogMethod): boolean {
+    const values = (this.#parent as { levels?: { values?: Record<string, number> } }).levels?.values;
+    const wanted = values?.[method];
+    const threshold = values?.[this.level];
+    return wanted !== undefined && threshold !== undefined && wanted < threshold;
   }
 }
 
