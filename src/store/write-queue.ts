@@ -1,6 +1,8 @@
 // Group commit: write operations from all worker slots and API calls are queued and applied
-// together in ONE transaction (one fsync), each inside its own savepoint so a failing operation
-// rolls back alone. An operation's promise settles only after the commit, so an acknowledged write is durable.
+// together. SQLite: ONE transaction (one fsync) per batch, each operation inside its own savepoint so
+// a failing one rolls back alone; PostgreSQL: one transaction per operation on the batch's connection
+// (postgres-write-batch.ts). An operation's promise settles only after its commit, so an
+// acknowledged write is durable.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Kysely, sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
