@@ -100,6 +100,8 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
       runners: {},
     },
     db: handle.db,
+    // As `maos serve` runs SQLite with synchronous=FULL (src/app.ts).
+    deferredSync: { databasePath: handle.location },
     logger,
     runtimes,
     observer: { sessionFinished: (status) => onFinished?.(status) },

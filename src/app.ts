@@ -173,6 +173,13 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       config,
       db: database.db,
       dialect: database.dialect,
+      // SQLite with synchronous=FULL: the engine's own progress commits without waiting for the
+      // disk, flushed right after; nothing read leaves the process before that (write-queue.ts).
+      ...(database.dialect === 'sqlite' &&
+      config.store.synchronous === 'full' &&
+      !config.store.syncEngineCommits
+        ? { deferredSync: { databasePath: database.location } }
+        : {}),
       notifier: wakeNotifier,
       logger,
       runtimes,

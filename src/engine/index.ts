@@ -13,6 +13,7 @@ import type { DialectName } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import type { Database } from '../store/schema.ts';
 import { createWriteQueue, type WriteQueue } from '../store/write-queue.ts';
+import { withDurableReads } from './durable-reads.ts';
 import { notifyObserver, type QueueCounts } from './engine-observer.ts';
 import type { Engine, EngineDeps } from './engine-types.ts';
 import { createLocalNotifier, type Notifier, sessionChannel } from './notifier.ts';
@@ -30,6 +31,12 @@ export interface CreateEngineOptions extends EngineDeps {
   dialect?: DialectName;
   /** Wake-up channel; in-process by default. */
   notifier?: Notifier;
+  /**
+   * SQLite with synchronous=FULL: the database file. The engine's own progress then commits without
+   * waiting for the disk and its WAL is flushed in the background; reads wait for that flush
+   * (store/write-queue.ts, "Deferred durability"). Unset: every commit waits for the disk.
+   */
+  deferredSync?: { databasePath: string };
 }
 
 /** An Engine plus internals that tests and benchmarks inspect. */
@@ -45,7 +52,12 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
   const dialect = options.dialect ?? 'sqlite';
   const notifier = options.notifier ?? createLocalNotifier();
   // Tracing on: each write runs in its caller's context, so its queries join the caller's trace.
-  const queue = createWriteQueue({ db: options.db, dialect, keepCallerContext: options.genAi !== undefined });
+  const queue = createWriteQueue({
+    db: options.db,
+    dialect,
+    keepCallerContext: options.genAi !== undefined,
+    ...(options.deferredSync ? { deferredSync: options.deferredSync } : {}),
+  });
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
   const logger = options.logger.child({ component: 'engine', workerId });
   const scheduler = createScheduler({
@@ -63,7 +75,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     continueSession: options.continueSession,
     genAi: options.genAi,
   });
-  const service = createSessionService({
+  const storedService = createSessionService({
     db: options.db,
     queue,
     notifier,
@@ -79,6 +91,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     genAi: options.genAi,
     ...(options.admitSession ? { admitSession: options.admitSession } : {}),
   });
+  const service = withDurableReads(storedService, queue);
   // Budget deadlines also end sessions nothing else advances (waiting for approval, one long task).
   const deadlines = createDeadlineSweeper({
     queue,

@@ -46,6 +46,12 @@ async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<b
   return stuck;
 }
 
+/**
+ * The scheduler's writes are the engine's own progress: they may resolve before they are on disk
+ * (store/write-queue.ts, "Deferred durability"); readers outside wait for the flush.
+ */
+const DEFERRED = { deferred: true } as const;
+
 /** Expired leases handled per reaper pass (the rest wait for the next pass). */
 const REAP_BATCH = 200;
 
@@ -117,6 +123,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       const effects = await finishTasks(trx, items, now(), deps.continueSession);
       return effects.map((effect) => ({ effects: effect, tick }));
     },
+    DEFERRED,
   );
 
   /**
@@ -209,13 +216,15 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
             dependencies: outputs.get(row.id) ?? [],
           } satisfies RuntimeTask,
         }));
-      })
+      }, DEFERRED)
       .then(async (claimed) => {
         if (stopping) {
           // Claimed while stopping: hand the tasks back untouched (a crash simulation keeps them).
           if (!abandoned) {
             await Promise.all(
-              claimed.map(({ task }) => deps.queue.run((trx) => releaseTask(trx, toClaim(task), now()))),
+              claimed.map(({ task }) =>
+                deps.queue.run((trx) => releaseTask(trx, toClaim(task), now()), DEFERRED),
+              ),
             );
           }
           return;
@@ -281,7 +290,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         await deps.queue.run(async (trx) => {
           if (outcome.lines) await appendTaskOutput(trx, claim, outcome.lines, now());
           return releaseTask(trx, claim, now());
-        });
+        }, DEFERRED);
         return;
       }
       const finishing = finish({ claim, outcome });
@@ -312,13 +321,15 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (active.size === 0) return;
     const runs = [...active.values()];
     deps.queue
-      .run((trx) =>
-        extendLeases(
-          trx,
-          deps.workerId,
-          runs.map((run) => run.claim.taskId),
-          now() + deps.leaseMs,
-        ),
+      .run(
+        (trx) =>
+          extendLeases(
+            trx,
+            deps.workerId,
+            runs.map((run) => run.claim.taskId),
+            now() + deps.leaseMs,
+          ),
+        DEFERRED,
       )
       .then((held) => {
         for (const run of runs) {
@@ -338,7 +349,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         const results = [];
         for (const row of expired) results.push({ row, effects: await expireTaskLease(trx, row, now()) });
         return results;
-      })
+      }, DEFERRED)
       .then((results) => {
         let readied = 0;
         for (const { row, effects } of results) {
@@ -389,7 +400,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           'tasks ignored abort; releasing leases',
         );
         await Promise.allSettled(
-          left.map((run) => deps.queue.run((trx) => releaseTask(trx, run.claim, now()))),
+          left.map((run) => deps.queue.run((trx) => releaseTask(trx, run.claim, now()), DEFERRED)),
         );
       }
       if (heartbeatTimer) clearInterval(heartbeatTimer);

@@ -84,7 +84,8 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
     const lines = buffer.take(false);
     if (lines.length === 0) return;
     const write = queue
-      .run((trx) => appendTaskOutput(trx, claim, lines, input.now()))
+      // Engine progress: may resolve before the disk flush (store/write-queue.ts).
+      .run((trx) => appendTaskOutput(trx, claim, lines, input.now()), { deferred: true })
       .then(
         (stored) => {
           if (stored) input.onOutputStored();

@@ -2,7 +2,7 @@
 // queue, so a batch of N finishes costs a few multi-row statements instead of N × several.
 import type { Kysely } from 'kysely';
 import type { Database } from './schema.ts';
-import type { WriteQueue } from './write-queue.ts';
+import type { RunOptions, WriteQueue } from './write-queue.ts';
 
 /**
  * Returns a function that queues `item`; all items queued before the operation runs are handed to
@@ -12,6 +12,7 @@ import type { WriteQueue } from './write-queue.ts';
 export function createCoalescer<I, R>(
   queue: WriteQueue,
   apply: (trx: Kysely<Database>, items: I[]) => Promise<R[]>,
+  runOptions?: RunOptions,
 ): (item: I) => Promise<R> {
   let pending: Array<{ item: I; resolve(value: R): void; reject(error: unknown): void }> = [];
   let queued = false;
@@ -35,7 +36,7 @@ export function createCoalescer<I, R>(
             trx,
             taken.map((entry) => entry.item),
           );
-        })
+        }, runOptions)
         .then(
           (results) => {
             for (const [index, entry] of taken.entries()) entry.resolve(results[index]!);

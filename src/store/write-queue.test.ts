@@ -45,7 +45,7 @@ describe('write queue', () => {
       results.map((r) => r.status),
       ['fulfilled', 'rejected', 'rejected', 'fulfilled'],
     );
-    assert.deepEqual(queue.stats(), { batches: 1, ops: 4 });
+    assert.deepEqual(queue.stats(), { batches: 1, ops: 4, deferredBatches: 0, walFlushes: 0 });
     const ids = (await handle.db.selectFrom('tenants').select('id').orderBy('id').execute()).map((r) => r.id);
     assert.deepEqual(ids, ['default', 't1', 't2']);
   });

@@ -3,29 +3,54 @@
 // a failing one rolls back alone; PostgreSQL: one transaction per operation on the batch's connection
 // (postgres-write-batch.ts). An operation's promise settles only after its commit, so an
 // acknowledged write is durable.
+//
+// Deferred durability (SQLite with synchronous=FULL, `deferredSync` set): a batch made only of the
+// engine's own progress (claims, heartbeats, output, finishes: ops queued with `deferred: true`)
+// commits without waiting for the disk, and the WAL is flushed right after on a libuv thread. The
+// chain's next step then never waits for an fsync, and the event loop never blocks on one for
+// them. Nothing read from the database leaves the process before the flush that covers it:
+// readers call `whenDurable()` (the session service does, for every read it answers). A power cut
+// can thus lose only progress nobody outside has seen; those tasks run again, as after an expired
+// lease. See docs/adr/0002-lease-based-scheduler.md.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Kysely, sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import type { DialectName } from './db.ts';
 import { type OpOutcome, runPostgresOpsInTransactions } from './postgres-write-batch.ts';
 import type { Database } from './schema.ts';
+import { createWalFlusher } from './wal-flusher.ts';
 
 /** A unit of work run inside the shared transaction. Must not keep `trx` after it returns. */
 export type WriteOp<T> = (trx: Kysely<Database>) => Promise<T>;
 
 interface Queued {
   op: WriteOp<unknown>;
+  deferred: boolean;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
 
+export interface RunOptions {
+  /**
+   * The engine's internal progress, which nobody is told about directly: may resolve at commit,
+   * before the commit is on disk (only with `deferredSync`; otherwise the same as an ordinary op).
+   */
+  deferred?: boolean;
+}
+
 export interface WriteQueue {
   /** Queues `op`; resolves with its value after the batch containing it has committed. */
-  run<T>(op: WriteOp<T>): Promise<T>;
+  run<T>(op: WriteOp<T>, options?: RunOptions): Promise<T>;
   /** Resolves once every operation queued so far has been committed (or failed). */
   drain(): Promise<void>;
+  /**
+   * Undefined when every commit so far is durable; otherwise a promise that settles once they are
+   * (rejects with STORE_UNAVAILABLE if the disk flush failed). Call it after reading, before
+   * sending what was read out of the process.
+   */
+  whenDurable(): Promise<void> | undefined;
   /** Counters for benchmarks and metrics. */
-  stats(): { batches: number; ops: number };
+  stats(): { batches: number; ops: number; deferredBatches: number; walFlushes: number };
 }
 
 export interface WriteQueueOptions {
@@ -38,6 +63,12 @@ export interface WriteQueueOptions {
    * of the caller's trace, not of whichever caller's flush picked it up). Off: no per-op cost.
    */
   keepCallerContext?: boolean;
+  /**
+   * SQLite opened with synchronous=FULL: the database file, whose WAL (`<file>-wal`) the queue
+   * flushes itself after batches of deferred ops (see the header). Unset: every batch commits with
+   * the connection's own setting.
+   */
+  deferredSync?: { databasePath: string };
 }
 
 /** Creates the queue. Batches flush on the next macrotask, so everything queued in one tick shares a commit. */
@@ -48,6 +79,10 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   let scheduled = false;
   let batches = 0;
   let ops = 0;
+  const durability =
+    options.deferredSync && options.dialect === 'sqlite'
+      ? createWalFlusher(`${options.deferredSync.databasePath}-wal`)
+      : null;
 
   function schedule(): void {
     if (scheduled || flushing) return;
@@ -83,29 +118,15 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
           );
           return;
         }
-        // SQLite: take the write lock up front, so a transaction that reads first never fails to upgrade.
-        await sql`begin immediate`.execute(conn);
+        // Only the engine's own progress: commit without the fsync, flushed right after (header).
+        const deferCommit = durability !== null && batch.every((item) => item.deferred);
+        if (deferCommit) await sql`pragma synchronous = NORMAL`.execute(conn);
         try {
-          // One name for every savepoint: they never nest, and the statements stay cacheable.
-          const savepoint = sql.raw('wq_op');
-          for (const item of batch) {
-            await sql`savepoint ${savepoint}`.execute(conn);
-            try {
-              const value = await item.op(conn);
-              await sql`release savepoint ${savepoint}`.execute(conn);
-              outcomes.push({ ok: true, value });
-            } catch (error) {
-              // Undoes only this op; the others of the batch still commit.
-              await sql`rollback to savepoint ${savepoint}`.execute(conn);
-              await sql`release savepoint ${savepoint}`.execute(conn);
-              outcomes.push({ ok: false, error });
-            }
-          }
-          await sql`commit`.execute(conn);
-        } catch (error) {
-          await sql`rollback`.execute(conn).catch(() => undefined);
-          throw error;
+          await commitSqliteBatch(conn, batch, outcomes);
+        } finally {
+          if (deferCommit) await sql`pragma synchronous = FULL`.execute(conn);
         }
+        if (durability) durability.committed(deferCommit);
       });
     } catch (error) {
       const failure =
@@ -125,10 +146,11 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   }
 
   return {
-    run<T>(op: WriteOp<T>): Promise<T> {
+    run<T>(op: WriteOp<T>, runOptions?: RunOptions): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         queue.push({
           op: options.keepCallerContext ? AsyncLocalStorage.bind(op) : op,
+          deferred: runOptions?.deferred === true,
           resolve: resolve as (value: unknown) => void,
           reject,
         });
@@ -140,7 +162,45 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
         if (flushing) await flushing;
         else await new Promise((resolve) => setImmediate(resolve));
       }
+      await durability?.whenDurable();
     },
-    stats: () => ({ batches, ops }),
+    whenDurable: () => durability?.whenDurable(),
+    stats: () => ({
+      batches,
+      ops,
+      deferredBatches: durability?.deferredCommits() ?? 0,
+      walFlushes: durability?.flushes() ?? 0,
+    }),
   };
+}
+
+/** One SQLite transaction for the batch, each op in its own savepoint; fills `outcomes` in order. */
+async function commitSqliteBatch(
+  conn: Kysely<Database>,
+  batch: Queued[],
+  outcomes: OpOutcome[],
+): Promise<void> {
+  // SQLite: take the write lock up front, so a transaction that reads first never fails to upgrade.
+  await sql`begin immediate`.execute(conn);
+  try {
+    // One name for every savepoint: they never nest, and the statements stay cacheable.
+    const savepoint = sql.raw('wq_op');
+    for (const item of batch) {
+      await sql`savepoint ${savepoint}`.execute(conn);
+      try {
+        const value = await item.op(conn);
+        await sql`release savepoint ${savepoint}`.execute(conn);
+        outcomes.push({ ok: true, value });
+      } catch (error) {
+        // Undoes only this op; the others of the batch still commit.
+        await sql`rollback to savepoint ${savepoint}`.execute(conn);
+        await sql`release savepoint ${savepoint}`.execute(conn);
+        outcomes.push({ ok: false, error });
+      }
+    }
+    await sql`commit`.execute(conn);
+  } catch (error) {
+    await sql`rollback`.execute(conn).catch(() => undefined);
+    throw error;
+  }
 }

@@ -1,0 +1,26 @@
+// The session service with every answer held back until what it read is on disk: the engine's own
+// progress may commit before its WAL flush (store/write-queue.ts, "Deferred durability"), and
+// nothing read from such a commit may leave the process before that flush (a power cut would
+// otherwise take back a status or an event id a client has already seen).
+import type { WriteQueue } from '../store/write-queue.ts';
+import type { SessionService } from './session-service.ts';
+
+/** Wraps the reads of `service` (writes already answer after a synced commit). */
+export function withDurableReads(service: SessionService, queue: WriteQueue): SessionService {
+  // Read first, then wait: the flush awaited covers every commit the read could have seen.
+  const hold = async <T>(read: Promise<T>): Promise<T> => {
+    const value = await read;
+    await queue.whenDurable();
+    return value;
+  };
+  return Object.freeze({
+    createSession: (actor, input, idempotencyKey) =>
+      hold(service.createSession(actor, input, idempotencyKey)),
+    getSession: (actor, sessionId) => hold(service.getSession(actor, sessionId)),
+    listSessions: (actor, query) => hold(service.listSessions(actor, query)),
+    cancelSession: (actor, sessionId) => hold(service.cancelSession(actor, sessionId)),
+    listEvents: (actor, sessionId, afterSeq, limit) =>
+      hold(service.listEvents(actor, sessionId, afterSeq, limit)),
+    watchEvents: (sessionId, onWake) => service.watchEvents(sessionId, onWake),
+  } satisfies SessionService);
+}
