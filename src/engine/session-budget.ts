@@ -132,6 +132,12 @@ export function createBudgetGuard(
       // Forget sessions not seen for a while, so the cache stays bounded by the active sessions.
       const stale = now() - 10 * 60_000;
       for (const [id, entry] of cache) if (entry.loadedAt < stale) cache.delete(id);
+      // A session's budget never changes: one without a budget needs no usage either.
+      const known = cache.get(task.sessionId);
+      if (known && known.budget === null) {
+        known.loadedAt = now();
+        return;
+      }
       await refresh(task.sessionId);
     },
     check(task, partialUsage) {

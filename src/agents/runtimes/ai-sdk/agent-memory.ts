@@ -19,7 +19,19 @@ export interface AgentMemory {
 
 /** Reads agent memory from the tasks and messages tables, always scoped to the task's tenant. */
 export function createAgentMemory(db: Kysely<Database>): AgentMemory {
-  async function previousTurns(task: RuntimeTask) {
+  // The runtime asks for the history, then the inbox, of the same task: one read serves both.
+  const turnsOfTask = new WeakMap<RuntimeTask, ReturnType<typeof readPreviousTurns>>();
+
+  function previousTurns(task: RuntimeTask) {
+    let turns = turnsOfTask.get(task);
+    if (!turns) {
+      turns = readPreviousTurns(task);
+      turnsOfTask.set(task, turns);
+    }
+    return turns;
+  }
+
+  async function readPreviousTurns(task: RuntimeTask) {
     if (task.agentId === null) return [];
     const rows = await db
       .selectFrom('tasks')
@@ -43,20 +55,9 @@ export function createAgentMemory(db: Kysely<Database>): AgentMemory {
 
     async loadInbox(task) {
       if (task.agentId === null) return [];
-      const last = await db
-        .selectFrom('tasks')
-        .select('finished_at')
-        .where('tenant_id', '=', task.tenantId)
-        // Agents belong to one session: the session narrows the search to its tasks (index), where
-        // the agent alone made every agent step scan the whole tasks table.
-        .where('session_id', '=', task.sessionId)
-        .where('agent_id', '=', task.agentId)
-        .where('id', '!=', task.taskId)
-        .where('status', '=', 'succeeded')
-        .orderBy('finished_at', 'desc')
-        .executeTakeFirst();
-      // Messages already seen in an earlier turn are not delivered again.
-      const since = last?.finished_at ?? 0;
+      // Messages already seen in an earlier turn (the agent's latest finished task) are not
+      // delivered again.
+      const since = (await previousTurns(task)).at(-1)?.finished_at ?? 0;
       const rows = await db
         .selectFrom('messages')
         .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
