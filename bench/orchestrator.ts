@@ -1,14 +1,19 @@
 // Orchestration overhead per agent step, MAOS next to its peers, measured in the same run.
-// MAOS: LLM agents (the real AI SDK provider code) against the scripted LLM server answering at once,
+// MAOS: LLM agents (the real AI SDK provider code) against the scripted LLM server answering at once
+// (in a process of its own, as a real provider is remote),
 // through the durable engine (SQLite WAL, synchronous=FULL); overhead = wall time − time spent inside
 // provider calls (critical path), per step. Peers (bench/orchestrator-peers.ts): LangGraph.js with its
 // SQLite checkpointer and Mastra workflows with LibSQL, steps that do nothing, synchronous=FULL.
 // Shapes: a 20-step sequential chain and a 20-way fan-out with a join. See bench/README.md.
 //   npm install --prefix bench        # once, for the peers (MAOS alone is measured without them)
 //   node bench/orchestrator.ts [runs=20]
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
 import { createLlmStack } from '../src/agents/providers/create-llm-stack.ts';
 import { createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
@@ -19,7 +24,6 @@ import { createEngine } from '../src/engine/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { createDatabase } from '../src/store/db.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
-import { startLlmServer } from '../test/fixtures/llm-server.ts';
 import { preparePeers, type ShapeRunner } from './orchestrator-peers.ts';
 
 const RUNS = Number(process.argv[2] ?? 20);
@@ -48,6 +52,35 @@ function median(values: number[]): number {
 }
 
 /**
+ * The scripted LLM server in its own process (bench/llm-provider-process.ts), as a real provider is
+ * remote: its work never runs on MAOS's event loop between steps.
+ */
+async function startProviderProcess(): Promise<{ openaiBaseURL: string; close(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('./llm-provider-process.ts', import.meta.url))],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const exited = once(child, 'exit');
+  const [line] = (await Promise.race([
+    once(createInterface({ input: child.stdout }), 'line'),
+    exited.then(([code]) => {
+      throw new Error(`the scripted LLM server exited with code ${code}`);
+    }),
+  ])) as [string];
+  const { openaiBaseURL } = JSON.parse(line) as { openaiBaseURL: string };
+  return {
+    openaiBaseURL,
+    async close() {
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
+
+/**
  * MAOS. `llm`: LLM agents through the AI SDK against the scripted server; overhead = wall − provider
  * time on the critical path. `noop`: steps that do nothing (as the peers run), overhead = wall.
  */
@@ -59,9 +92,7 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
   const runtimes = createRuntimeRegistry();
   let server: { close(): Promise<void> } | null = null;
   if (mode === 'llm') {
-    const llmServer = await startLlmServer({
-      handler: () => ({ text: 'done', usage: { inputTokens: 10, outputTokens: 1 } }),
-    });
+    const llmServer = await startProviderProcess();
     server = llmServer;
     const stack = createLlmStack({
       config: {
@@ -110,21 +141,23 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
 
   async function runSession(strategy: 'sequential' | 'pipeline', agents: AgentSpec[]) {
     calls.length = 0;
-    const batches = engine.queue.stats().batches;
+    const before = engine.queue.stats();
     const started = performance.now();
     const finished = new Promise<SessionStatus>((resolve) => {
       onFinished = resolve;
     });
     const { session } = await engine.service.createSession(ACTOR, { objective: 'bench', strategy, agents });
     await finished;
-    // The answer as a client reads it (the finish is committed before the hook runs).
+    // The answer as a client reads it: committed before the hook runs, and the read waits until it
+    // is on disk (engine/durable-reads.ts), so each run ends durable.
     const detail = await engine.service.getSession(ACTOR, session.id);
     const wall = performance.now() - started;
     if (detail.status !== 'completed') throw new Error(`session ${detail.status}: ${detail.error}`);
     return {
       wall,
       calls: [...calls].sort((a, b) => a.start - b.start),
-      batches: engine.queue.stats().batches - batches,
+      batches: engine.queue.stats().batches - before.batches,
+      walFlushes: engine.queue.stats().walFlushes - before.walFlushes,
     };
   }
 
@@ -144,6 +177,7 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
   ];
 
   const commits = { seq: [] as number[], fan: [] as number[] };
+  const flushes = { seq: [] as number[], fan: [] as number[] };
   return {
     name:
       mode === 'llm' ? 'MAOS (LLM agents, AI SDK, scripted server)' : 'MAOS engine alone (steps do nothing)',
@@ -151,6 +185,7 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
       const sequential = await runSession('sequential', chain);
       const providerMs = sequential.calls.reduce((sum, call) => sum + (call.end - call.start), 0);
       commits.seq.push(sequential.batches / STEPS);
+      flushes.seq.push(sequential.walFlushes / STEPS);
       return ((sequential.wall - providerMs) * 1000) / STEPS;
     },
     async fan() {
@@ -164,12 +199,14 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
           : Math.max(...branches.map((call) => call.end - call.start)) +
             (joinCall ? joinCall.end - joinCall.start : 0);
       commits.fan.push(fanOut.batches / (STEPS + 1));
+      flushes.fan.push(fanOut.walFlushes / (STEPS + 1));
       return ((fanOut.wall - critical) * 1000) / (STEPS + 1);
     },
     async describe() {
       return (
         `SQLite WAL, synchronous=FULL; write transactions per step ${median(commits.seq).toFixed(2)} (chain), ` +
-        `${median(commits.fan).toFixed(2)} (fan-out)`
+        `${median(commits.fan).toFixed(2)} (fan-out); background WAL flushes per step ` +
+        `${median(flushes.seq).toFixed(2)} / ${median(flushes.fan).toFixed(2)} (engine progress, off the critical path)`
       );
     },
     async close() {
