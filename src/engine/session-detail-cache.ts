@@ -7,7 +7,12 @@ import { isTerminalTaskStatus } from '../domain/task-state.ts';
 import type { SessionDetail, SessionSettings, SessionStatus } from '../domain/types.ts';
 import { toSessionRecord } from '../store/rows.ts';
 import type { Database, SessionsTable } from '../store/schema.ts';
-import { getSessionRow, loadSessionContents, type SessionContents } from '../store/session-store.ts';
+import {
+  getCommittedSessionRow,
+  getSessionRow,
+  loadSessionContents,
+  type SessionContents,
+} from '../store/session-store.ts';
 import { createSessionSettingsCache } from './session-settings.ts';
 
 /** Sessions kept; at a few KB each this bounds the cache to a few MB. */
@@ -43,7 +48,9 @@ export function createSessionDetailReader(capacity = DEFAULT_CAPACITY): SessionD
   const settingsCache = createSessionSettingsCache();
   return {
     async read(db, tenantId, sessionId) {
-      const row = await getSessionRow(db, tenantId, sessionId);
+      // SQLite: the read connection, synchronously (store/read-connection.ts); else the pool.
+      const row =
+        getCommittedSessionRow(db, tenantId, sessionId) ?? (await getSessionRow(db, tenantId, sessionId));
       const cached = entries.get(sessionId);
       if (cached && matches(cached, row)) {
         // Same row as last time: the same (frozen) detail, so the HTTP layer can reuse its JSON.

@@ -8,6 +8,7 @@ import { Kysely, type LogEvent, type SqliteDatabase as SqliteDialectDatabase } f
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createPostgresDatabase, isPostgresUrl } from './postgres-dialect.ts';
+import { attachReadConnection, createReadConnection } from './read-connection.ts';
 import type { Database } from './schema.ts';
 import { createSqliteDialect } from './sqlite-dialect.ts';
 
@@ -84,6 +85,10 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
     dialect: createSqliteDialect(withStatementCache(sqlite)),
     ...(log ? { log } : {}),
   });
+  // The API's hot reads run on a read-only connection (store/read-connection.ts). Not with tracing
+  // on: those reads stay on Kysely so that they get their database spans.
+  const reader = log ? null : createReadConnection(path, { busyTimeoutMs: config.store.busyTimeoutMs });
+  if (reader) attachReadConnection(db, reader);
   let closed = false;
   return {
     db,
@@ -92,6 +97,8 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
     async close() {
       if (closed) return;
       closed = true;
+      // Reader first: the last connection to close checkpoints and removes the WAL files.
+      reader?.close();
       await db.destroy();
     },
   };

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type { PlanBody, SessionDetail, SessionRecord, SessionStatus, TaskRecord } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from './compiled-query.ts';
+import { findReadConnection, precompileReadQuery } from './read-connection.ts';
 import { toSessionRecord, toTaskRecord } from './rows.ts';
 import type { AgentsTable, Database, SessionsTable, TaskDependenciesTable, TasksTable } from './schema.ts';
 import { loadDependencyNames } from './task-store.ts';
@@ -82,6 +83,33 @@ export async function getSessionRow(
   sessionId: string,
 ): Promise<SessionsTable> {
   const row = (await selectSessionRow(db, sessionId, tenantId)).rows[0];
+  if (!row) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
+  return row;
+}
+
+// The same read on the database's read connection (SQLite), synchronously: no connection lock,
+// no promise chain, never behind an open write batch.
+const readSessionRow = precompileReadQuery<Database, SessionsTable>(2, (db, [id, tenantId]) =>
+  db
+    .selectFrom('sessions')
+    .selectAll()
+    .where('id', '=', id as string)
+    .where('tenant_id', '=', tenantId as string),
+);
+
+/**
+ * The session row as last committed, read on the database's read connection; undefined when `db`
+ * has none (PostgreSQL, a transaction, tracing on): then use getSessionRow. SESSION_NOT_FOUND as
+ * getSessionRow.
+ */
+export function getCommittedSessionRow(
+  db: Kysely<Database>,
+  tenantId: string,
+  sessionId: string,
+): SessionsTable | undefined {
+  const reader = findReadConnection(db);
+  if (!reader) return undefined;
+  const row = readSessionRow(db, reader, sessionId, tenantId)[0];
   if (!row) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
   return row;
 }

@@ -1,0 +1,108 @@
+// A second, read-only SQLite connection for the API's hot reads (GET /v1/sessions/:id). In WAL mode
+// a reader sees every committed transaction and never an uncommitted one, and never waits for the
+// writer: the write queue keeps its transaction open across awaits on the one write connection, so
+// reads there would wait behind it (and a raw read there would see its uncommitted rows).
+import SqliteDatabase from 'better-sqlite3';
+import type { Compilable, Kysely } from 'kysely';
+
+/** Runs SELECTs synchronously on the read connection, with prepared statements cached by SQL text. */
+export interface ReadConnection {
+  /** Rows of a SELECT (its SQL as Kysely compiled it for SQLite) with these bound values. */
+  all<Row>(sql: string, parameters: readonly unknown[]): Row[];
+  close(): void;
+}
+
+export interface ReadConnectionOptions {
+  /** SQLite busy timeout: a reader waits only while a crashed writer's WAL is being recovered. */
+  busyTimeoutMs: number;
+}
+
+/**
+ * A read connection to the SQLite file at `path`, opened on first use (after the write connection
+ * created the file, switched it to WAL and migrations ran). Each statement runs in its own read
+ * transaction, so a write acknowledged before the read began is always seen (read-your-writes).
+ */
+export function createReadConnection(path: string, options: ReadConnectionOptions): ReadConnection {
+  let sqlite: SqliteDatabase.Database | null = null;
+  let closed = false;
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  const open = (): SqliteDatabase.Database => {
+    if (closed) throw new Error('read connection is closed');
+    if (sqlite) return sqlite;
+    const opened = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
+    opened.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs)}`);
+    sqlite = opened;
+    return opened;
+  };
+  return {
+    all<Row>(sql: string, parameters: readonly unknown[]): Row[] {
+      let statement = statements.get(sql);
+      if (!statement) {
+        // Why no bound: callers are a fixed handful of compiled queries (see precompileReadQuery).
+        statement = open().prepare(sql);
+        statements.set(sql, statement);
+      }
+      return statement.all(...parameters) as Row[];
+    },
+    close() {
+      closed = true;
+      statements.clear();
+      sqlite?.close();
+      sqlite = null;
+    },
+  };
+}
+
+// The read connection that belongs to a database (set by store/db.ts for SQLite): found from the
+// Kysely instance the engine already holds, so no caller has to carry a second handle.
+const readConnections = new WeakMap<object, ReadConnection>();
+
+/** Records `reader` as the read connection of `db`. */
+export function attachReadConnection(db: Kysely<unknown> | object, reader: ReadConnection): void {
+  readConnections.set(db, reader);
+}
+
+/** The read connection of `db`; undefined for PostgreSQL, a transaction, or SQLite with tracing on. */
+export function findReadConnection(db: object): ReadConnection | undefined {
+  return readConnections.get(db);
+}
+
+/** A SELECT compiled once per database and run synchronously on its read connection. */
+export type ReadQuery<Row> = (
+  db: Kysely<never> | object,
+  reader: ReadConnection,
+  ...values: unknown[]
+) => Row[];
+
+// Placeholder values, as in compiled-query.ts: unique strings whose positions in the compiled
+// parameter list say where each value goes (Kysely may add parameters of its own, e.g. a LIMIT).
+const PLACEHOLDER = '\u0000maos-read-parameter-';
+
+/**
+ * Compiles `build` with the database's own Kysely (its SQLite SQL, nothing hand-written) on first
+ * use, then runs it on the read connection with fresh values. `build` receives one placeholder per
+ * value and must use each exactly as a bound value.
+ */
+export function precompileReadQuery<DB, Row>(
+  arity: number,
+  build: (db: Kysely<DB>, placeholders: readonly string[]) => Compilable<Row>,
+): ReadQuery<Row> {
+  const placeholders = Array.from({ length: arity }, (_, i) => `${PLACEHOLDER}${i}`);
+  const compiled = new WeakMap<object, { sql: string; fixed: readonly unknown[]; slots: number[] }>();
+  return (db, reader, ...values) => {
+    let entry = compiled.get(reader);
+    if (!entry) {
+      const query = build(db as Kysely<DB>, placeholders).compile();
+      const slots = query.parameters.map((value) => placeholders.indexOf(value as string));
+      entry = { sql: query.sql, fixed: query.parameters, slots };
+      compiled.set(reader, entry);
+    }
+    const { sql, fixed, slots } = entry;
+    const parameters = new Array<unknown>(fixed.length);
+    for (let i = 0; i < fixed.length; i++) {
+      const slot = slots[i] as number;
+      parameters[i] = slot < 0 ? fixed[i] : values[slot];
+    }
+    return reader.all<Row>(sql, parameters);
+  };
+}
