@@ -8,6 +8,7 @@ import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes } from 'rate-lim
 import type { z } from 'zod';
 import type { rateLimitConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
+import { createWindowCounters } from './window-counters.ts';
 
 export type RateLimitConfig = z.infer<typeof rateLimitConfigSchema>;
 
@@ -62,87 +63,138 @@ export interface RateLimiterOptions {
 
 type LimiterName = PolicyState['name'];
 
+interface Limit {
+  points: number;
+  windowSeconds: number;
+}
+
+/** A counter's state after a charge. */
+interface Charged {
+  refused: boolean;
+  remaining: number;
+  msBeforeNext: number;
+}
+
+/** Charges one request to a counter key; the shared store answers asynchronously, memory at once. */
 interface Policy {
   name: LimiterName;
-  limit: { points: number; windowSeconds: number };
-  limiter: RateLimiterMemory | RateLimiterPostgres;
+  limit: Limit;
+  charge(key: string): Charged | Promise<Charged>;
 }
 
 /**
- * Creates the limiter. With a pool, each counter is one row of `rate_limits` updated by an atomic
- * upsert, and a memory limiter with the same limits insures it: while PostgreSQL is unreachable the
- * limits still hold per replica (up to N× cluster-wide) and no request fails because of the limiter.
+ * Creates the limiter. Without a pool (SQLite) the counters are fixed windows in this process's
+ * memory, charged synchronously (window-counters.ts). With a pool, each counter is one row of
+ * `rate_limits` updated by an atomic upsert, and a memory limiter with the same limits insures it:
+ * while PostgreSQL is unreachable the limits still hold per replica (up to N× cluster-wide) and no
+ * request fails because of the limiter.
  */
 export function createRateLimiter(config: RateLimitConfig, options: RateLimiterOptions = {}): RateLimiter {
-  const make = (name: LimiterName, limit: { points: number; windowSeconds: number }): Policy => {
+  const make = (name: LimiterName, limit: Limit): Policy => {
+    if (!options.pool) {
+      const counters = createWindowCounters(limit.windowSeconds);
+      return {
+        name,
+        limit,
+        charge(key) {
+          const { consumed, msBeforeNext } = counters.charge(key, Date.now());
+          return { refused: consumed > limit.points, remaining: limit.points - consumed, msBeforeNext };
+        },
+      };
+    }
     const base = { keyPrefix: `maos-${name}`, points: limit.points, duration: limit.windowSeconds };
-    if (!options.pool) return { name, limit, limiter: new RateLimiterMemory(base) };
-    return {
-      name,
-      limit,
-      limiter: new RateLimiterPostgres({
-        ...base,
-        storeClient: reportingClient(options.pool, options.onStoreError),
-        storeType: 'client',
-        tableName: RATE_LIMIT_TABLE,
-        // Created by our migration; the library must not run DDL at start (or race other replicas).
-        tableCreated: true,
-        // Expired rows are removed by the retention job (single-flight), not by a timer per replica.
-        clearExpiredByTimeout: false,
-        insuranceLimiter: new RateLimiterMemory(base),
-      }),
-    };
+    const limiter = new RateLimiterPostgres({
+      ...base,
+      storeClient: reportingClient(options.pool, options.onStoreError),
+      storeType: 'client',
+      tableName: RATE_LIMIT_TABLE,
+      // Created by our migration; the library must not run DDL at start (or race other replicas).
+      tableCreated: true,
+      // Expired rows are removed by the retention job (single-flight), not by a timer per replica.
+      clearExpiredByTimeout: false,
+      insuranceLimiter: new RateLimiterMemory(base),
+    });
+    return { name, limit, charge: (key) => chargeShared(limiter, key) };
   };
   const principal = make('principal', config.principal);
   const tenant = make('tenant', config.tenant);
   const anonymous = make('anonymous', config.anonymous);
+  // RateLimit-Policy depends only on which policies apply: built once per combination.
+  const policyHeaders = new Map<string, string>();
+  const policyHeaderOf = (policies: readonly Policy[]): string => {
+    const names = policies.map((policy) => policy.name).join();
+    let header = policyHeaders.get(names);
+    if (header === undefined) {
+      header = formatPolicyHeader(policies.map(({ name, limit }) => ({ name, ...limit })));
+      policyHeaders.set(names, header);
+    }
+    return header;
+  };
+
+  const decide = (policies: readonly Policy[], outcomes: readonly Charged[]): RateLimitDecision => {
+    const states: PolicyState[] = [];
+    let allowed = true;
+    let retryAfterMs = 0;
+    for (let index = 0; index < outcomes.length; index++) {
+      const outcome = outcomes[index] as Charged;
+      const policy = policies[index] as Policy;
+      if (outcome.refused) {
+        allowed = false;
+        retryAfterMs = Math.max(retryAfterMs, outcome.msBeforeNext);
+      }
+      states.push({
+        name: policy.name,
+        quota: policy.limit.points,
+        windowSeconds: policy.limit.windowSeconds,
+        remaining: Math.max(0, outcome.remaining),
+        resetSeconds: Math.max(0, Math.ceil(outcome.msBeforeNext / 1000)),
+      });
+    }
+    return {
+      allowed,
+      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(retryAfterMs / 1000)),
+      headers: { 'RateLimit-Policy': policyHeaderOf(policies), RateLimit: formatStateHeader(states) },
+      policies: states,
+    };
+  };
 
   return {
     async consume(subject) {
       if (!config.enabled) return { allowed: true, retryAfterSeconds: 0, headers: {}, policies: [] };
-      const charges: { policy: Policy; key: string }[] = [];
-      if (subject.tenantId !== undefined)
-        charges.push({ policy: tenant, key: counterKey([subject.tenantId]) });
+      const policies: Policy[] = [];
+      const keys: string[] = [];
+      if (subject.tenantId !== undefined) {
+        policies.push(tenant);
+        keys.push(counterKey([subject.tenantId]));
+      }
       if (subject.principalId !== undefined) {
-        charges.push({ policy: principal, key: counterKey([subject.tenantId ?? '', subject.principalId]) });
+        policies.push(principal);
+        keys.push(counterKey([subject.tenantId ?? '', subject.principalId]));
       }
-      if (charges.length === 0)
-        charges.push({ policy: anonymous, key: counterKey([subject.ip ?? 'unknown']) });
-      // Charged concurrently: with the shared store each charge is a round trip to PostgreSQL.
-      const outcomes = await Promise.all(charges.map(({ policy, key }) => charge(policy, key)));
-      const policies: PolicyState[] = [];
-      let allowed = true;
-      let retryAfterMs = 0;
-      for (const [index, { res, refused }] of outcomes.entries()) {
-        const policy = charges[index]!.policy;
-        if (refused) {
-          allowed = false;
-          retryAfterMs = Math.max(retryAfterMs, res.msBeforeNext);
-        }
-        policies.push({
-          name: policy.name,
-          quota: policy.limit.points,
-          windowSeconds: policy.limit.windowSeconds,
-          remaining: Math.max(0, res.remainingPoints),
-          resetSeconds: Math.max(0, Math.ceil(res.msBeforeNext / 1000)),
-        });
+      if (policies.length === 0) {
+        policies.push(anonymous);
+        keys.push(counterKey([subject.ip ?? 'unknown']));
       }
-      return {
-        allowed,
-        retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(retryAfterMs / 1000)),
-        headers: formatRateLimitHeaders(policies),
-        policies,
-      };
+      const charged = policies.map((policy, index) => policy.charge(keys[index] as string));
+      // Memory counters answer at once; the shared store's charges run concurrently (a round trip
+      // to PostgreSQL each).
+      const outcomes = charged.some((outcome) => outcome instanceof Promise)
+        ? await Promise.all(charged)
+        : (charged as Charged[]);
+      return decide(policies, outcomes);
     },
   };
 }
 
-/** Charges one point; a refusal comes back as `refused` with the counter state, any other error throws. */
-async function charge(policy: Policy, key: string): Promise<{ res: RateLimiterRes; refused: boolean }> {
+/** Charges one point in the shared store; a refusal is an outcome, any other error throws. */
+async function chargeShared(limiter: RateLimiterPostgres, key: string): Promise<Charged> {
   try {
-    return { res: await policy.limiter.consume(key, 1), refused: false };
+    const res = await limiter.consume(key, 1);
+    return { refused: false, remaining: res.remainingPoints, msBeforeNext: res.msBeforeNext };
   } catch (rejection) {
-    if (rejection instanceof RateLimiterRes) return { res: rejection, refused: true };
+    if (rejection instanceof RateLimiterRes) {
+      return { refused: true, remaining: rejection.remainingPoints, msBeforeNext: rejection.msBeforeNext };
+    }
     throw new AppError('INTERNAL', 'Rate limiter failed', { cause: rejection });
   }
 }
@@ -176,7 +228,21 @@ function reportingClient(pool: pg.Pool, onError: ((error: unknown) => void) | un
 export function formatRateLimitHeaders(policies: readonly PolicyState[]): Record<string, string> {
   if (policies.length === 0) return {};
   return {
-    'RateLimit-Policy': policies.map((p) => `"${p.name}";q=${p.quota};w=${p.windowSeconds}`).join(', '),
-    RateLimit: policies.map((p) => `"${p.name}";r=${p.remaining};t=${p.resetSeconds}`).join(', '),
+    'RateLimit-Policy': formatPolicyHeader(
+      policies.map((p) => ({ name: p.name, points: p.quota, windowSeconds: p.windowSeconds })),
+    ),
+    RateLimit: formatStateHeader(policies),
   };
+}
+
+function formatPolicyHeader(policies: readonly ({ name: LimiterName } & Limit)[]): string {
+  return policies.map((p) => `"${p.name}";q=${p.points};w=${p.windowSeconds}`).join(', ');
+}
+
+function formatStateHeader(policies: readonly PolicyState[]): string {
+  let header = '';
+  for (const p of policies) {
+    header += `${header === '' ? '' : ', '}"${p.name}";r=${p.remaining};t=${p.resetSeconds}`;
+  }
+  return header;
 }
