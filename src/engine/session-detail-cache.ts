@@ -8,9 +8,9 @@ import type { SessionDetail, SessionSettings, SessionStatus } from '../domain/ty
 import { toSessionRecord } from '../store/rows.ts';
 import type { Database, SessionsTable } from '../store/schema.ts';
 import {
-  getCommittedSessionRow,
   getSessionRow,
   loadSessionContents,
+  readCommittedSessionRow,
   type SessionContents,
 } from '../store/session-store.ts';
 import { createSessionSettingsCache } from './session-settings.ts';
@@ -48,9 +48,9 @@ export function createSessionDetailReader(capacity = DEFAULT_CAPACITY): SessionD
   const settingsCache = createSessionSettingsCache();
   return {
     async read(db, tenantId, sessionId) {
-      // SQLite: the read connection, synchronously (store/read-connection.ts); else the pool.
-      const row =
-        getCommittedSessionRow(db, tenantId, sessionId) ?? (await getSessionRow(db, tenantId, sessionId));
+      // SQLite: the read connection (store/read-connection.ts); PostgreSQL: the pool.
+      const row = await (readCommittedSessionRow(db, tenantId, sessionId) ??
+        getSessionRow(db, tenantId, sessionId));
       const cached = entries.get(sessionId);
       if (cached && matches(cached, row)) {
         // Same row as last time: the same (frozen) detail, so the HTTP layer can reuse its JSON.

@@ -8,7 +8,7 @@ import { createDatabase, type DatabaseHandle } from './db.ts';
 import { migrateToLatest } from './migrate.ts';
 import { findReadConnection } from './read-connection.ts';
 import type { Database, SessionsTable } from './schema.ts';
-import { getCommittedSessionRow } from './session-store.ts';
+import { readCommittedSessionRow } from './session-store.ts';
 
 const STORE = { busyTimeoutMs: 1000, synchronous: 'normal' } as const;
 
@@ -57,13 +57,19 @@ describe('SQLite read connection', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  const read = (db: Kysely<Database>, tenantId: string, sessionId: string) => {
+    const pending = readCommittedSessionRow(db, tenantId, sessionId);
+    assert.ok(pending, 'a SQLite database has a read connection');
+    return pending;
+  };
+
   test('sees committed rows, of the right tenant only', async () => {
     await handle.db.insertInto('sessions').values(sessionRow('s1', 't1')).execute();
-    const row = getCommittedSessionRow(handle.db, 't1', 's1');
-    assert.equal(row?.id, 's1');
-    assert.equal(row?.status, 'running');
-    assert.throws(() => getCommittedSessionRow(handle.db, 't2', 's1'), { code: 'SESSION_NOT_FOUND' });
-    assert.throws(() => getCommittedSessionRow(handle.db, 't1', 'missing'), { code: 'SESSION_NOT_FOUND' });
+    const row = await read(handle.db, 't1', 's1');
+    assert.equal(row.id, 's1');
+    assert.equal(row.status, 'running');
+    await assert.rejects(read(handle.db, 't2', 's1'), { code: 'SESSION_NOT_FOUND' });
+    await assert.rejects(read(handle.db, 't1', 'missing'), { code: 'SESSION_NOT_FOUND' });
   });
 
   test('never sees an open transaction, and does not wait for it; sees it once committed', async () => {
@@ -87,15 +93,35 @@ describe('SQLite read connection', () => {
       await released;
     });
     await written;
-    // The write connection is held by the open transaction; the reader answers at once from the
-    // last committed state.
-    assert.equal(getCommittedSessionRow(handle.db, 't1', 's1')?.status, 'running');
-    assert.throws(() => getCommittedSessionRow(handle.db, 't1', 's2'), { code: 'SESSION_NOT_FOUND' });
+    // The write connection is held by the open transaction; the reader answers from the last
+    // committed state without waiting for it.
+    assert.equal((await read(handle.db, 't1', 's1')).status, 'running');
+    await assert.rejects(read(handle.db, 't1', 's2'), { code: 'SESSION_NOT_FOUND' });
     release();
     await transaction;
     // Read-your-writes: the commit has returned, so the next read sees it.
-    assert.equal(getCommittedSessionRow(handle.db, 't1', 's1')?.status, 'completed');
-    assert.equal(getCommittedSessionRow(handle.db, 't1', 's2')?.id, 's2');
+    assert.equal((await read(handle.db, 't1', 's1')).status, 'completed');
+    assert.equal((await read(handle.db, 't1', 's2')).id, 's2');
+  });
+
+  test('reads asked for in one turn share a batch: each gets its own answer, and all see earlier commits', async () => {
+    await handle.db.insertInto('sessions').values(sessionRow('s1', 't1')).execute();
+    const before = read(handle.db, 't1', 's1');
+    const missing = read(handle.db, 't1', 'missing');
+    // Committed before the batch runs (it runs after this turn): every read of the batch sees it,
+    // also the one asked for before the write.
+    await handle.db.updateTable('sessions').set({ status: 'failed' }).where('id', '=', 's1').execute();
+    const after = read(handle.db, 't1', 's1');
+    const otherTenant = read(handle.db, 't2', 's1');
+    assert.equal((await before).status, 'failed');
+    await assert.rejects(missing, { code: 'SESSION_NOT_FOUND' });
+    assert.equal((await after).status, 'failed');
+    await assert.rejects(otherTenant, { code: 'SESSION_NOT_FOUND' });
+    // The shared transaction ended: a later commit is seen by the next batch.
+    await handle.db.updateTable('sessions').set({ status: 'completed' }).where('id', '=', 's1').execute();
+    const [first, second] = await Promise.all([read(handle.db, 't1', 's1'), read(handle.db, 't1', 's1')]);
+    assert.equal(first.status, 'completed');
+    assert.equal(second.status, 'completed');
   });
 
   test('a rolled-back transaction is never seen', async () => {
@@ -106,7 +132,7 @@ describe('SQLite read connection', () => {
       }),
       /roll back/,
     );
-    assert.throws(() => getCommittedSessionRow(handle.db, 't1', 's3'), { code: 'SESSION_NOT_FOUND' });
+    await assert.rejects(read(handle.db, 't1', 's3'), { code: 'SESSION_NOT_FOUND' });
   });
 
   test('is read-only', () => {
@@ -123,7 +149,7 @@ describe('SQLite read connection', () => {
   test('a transaction has none: its reads stay on the transaction', async () => {
     await handle.db.transaction().execute(async (trx) => {
       assert.equal(findReadConnection(trx), undefined);
-      assert.equal(getCommittedSessionRow(trx, 't1', 's1'), undefined);
+      assert.equal(readCommittedSessionRow(trx, 't1', 's1'), undefined);
     });
   });
 });

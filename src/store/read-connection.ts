@@ -5,10 +5,15 @@
 import SqliteDatabase from 'better-sqlite3';
 import type { Compilable, Kysely } from 'kysely';
 
-/** Runs SELECTs synchronously on the read connection, with prepared statements cached by SQL text. */
+/** Runs SELECTs on the read connection, with prepared statements cached by SQL text. */
 export interface ReadConnection {
-  /** Rows of a SELECT (its SQL as Kysely compiled it for SQLite) with these bound values. */
+  /** Rows of a SELECT (its SQL as Kysely compiled it for SQLite) with these bound values, now. */
   all<Row>(sql: string, parameters: readonly unknown[]): Row[];
+  /**
+   * Runs `read` (synchronous reads through `all`) together with the other reads asked for in this
+   * turn of the event loop, in one read transaction that begins after all of them were asked for.
+   */
+  batch<T>(read: () => T): Promise<T>;
   close(): void;
 }
 
@@ -19,8 +24,13 @@ export interface ReadConnectionOptions {
 
 /**
  * A read connection to the SQLite file at `path`, opened on first use (after the write connection
- * created the file, switched it to WAL and migrations ran). Each statement runs in its own read
- * transaction, so a write acknowledged before the read began is always seen (read-your-writes).
+ * created the file, switched it to WAL and migrations ran). Every read transaction begins after
+ * its reads were asked for, so a write acknowledged before a request arrived is always seen
+ * (read-your-writes), whichever process or connection committed it.
+ *
+ * Why batches: starting and ending a read transaction (file and WAL-index locks: system calls)
+ * costs several times the indexed row read itself; under load many requests arrive in one turn of
+ * the event loop and share one transaction. A lone read runs on its own (implicit transaction).
  */
 export function createReadConnection(path: string, options: ReadConnectionOptions): ReadConnection {
   let sqlite: SqliteDatabase.Database | null = null;
@@ -34,7 +44,48 @@ export function createReadConnection(path: string, options: ReadConnectionOption
     sqlite = opened;
     return opened;
   };
+  let queued: Array<() => void> = [];
+  const flush = () => {
+    const reads = queued;
+    queued = [];
+    if (reads.length === 1) {
+      (reads[0] as () => void)();
+      return;
+    }
+    let began = false;
+    try {
+      run('begin');
+      began = true;
+    } catch {
+      // Could not start a shared transaction (e.g. closed): each read then reports its own error.
+    }
+    try {
+      for (const read of reads) read();
+    } finally {
+      if (began) run('commit');
+    }
+  };
+  const run = (sql: string) => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      statement = open().prepare(sql);
+      statements.set(sql, statement);
+    }
+    statement.run();
+  };
   return {
+    batch<T>(read: () => T): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        if (queued.length === 0) setImmediate(flush);
+        queued.push(() => {
+          try {
+            resolve(read());
+          } catch (error) {
+            reject(error);
+          }
+        });
+      });
+    },
     all<Row>(sql: string, parameters: readonly unknown[]): Row[] {
       let statement = statements.get(sql);
       if (!statement) {

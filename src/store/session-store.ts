@@ -98,20 +98,22 @@ const readSessionRow = precompileReadQuery<Database, SessionsTable>(2, (db, [id,
 );
 
 /**
- * The session row as last committed, read on the database's read connection; undefined when `db`
- * has none (PostgreSQL, a transaction, tracing on): then use getSessionRow. SESSION_NOT_FOUND as
- * getSessionRow.
+ * The session row as last committed, read on the database's read connection (in a shared read
+ * transaction, see read-connection.ts); undefined when `db` has none (PostgreSQL, a transaction,
+ * tracing on): then use getSessionRow. Rejects with SESSION_NOT_FOUND as getSessionRow.
  */
-export function getCommittedSessionRow(
+export function readCommittedSessionRow(
   db: Kysely<Database>,
   tenantId: string,
   sessionId: string,
-): SessionsTable | undefined {
+): Promise<SessionsTable> | undefined {
   const reader = findReadConnection(db);
   if (!reader) return undefined;
-  const row = readSessionRow(db, reader, sessionId, tenantId)[0];
-  if (!row) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
-  return row;
+  return reader.batch(() => {
+    const row = readSessionRow(db, reader, sessionId, tenantId)[0];
+    if (!row) throw new AppError('SESSION_NOT_FOUND', `Session ${sessionId} not found`);
+    return row;
+  });
 }
 
 /** What a session's detail adds to its row: the latest plan and the tasks (in plan order). */
