@@ -9,8 +9,8 @@ import { transitionTask } from '../domain/task-state.ts';
 import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
 import { appendEventsMany, type SessionEvents } from '../store/event-store.ts';
 import { toUsage } from '../store/rows.ts';
-import type { Database } from '../store/schema.ts';
-import { loadSessionGraphs } from '../store/task-store.ts';
+import type { Database, TasksTable } from '../store/schema.ts';
+import { loadSessionGraphs, startReadiedTasks } from '../store/task-store.ts';
 import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
 /**
@@ -64,6 +64,21 @@ function isZero(usage: Usage): boolean {
 const ID_CHUNK = 500;
 
 /**
+ * Lets the finishing process start tasks it readies itself, in the finishing transaction, instead
+ * of marking them ready for a later claim: in a chain, the next step goes pending → running in the
+ * UPDATE that would have made it ready, and the claim's scan, its UPDATEs and its event round trip
+ * disappear. Only for free worker slots of this process (SQLite: one process owns the database).
+ */
+export interface HandOff {
+  owner: string;
+  leaseMs: number;
+  /** Free worker slots of this process now. */
+  capacity(): number;
+  /** Receives the rows started (status running, lease held by `owner`). */
+  take(rows: TasksTable[]): void;
+}
+
+/**
  * Runs advance on every session in `touched` (some of whose tasks just reached a terminal state)
  * and writes the decisions: newly ready tasks, cancelled dependants, usage, session outcome, events.
  */
@@ -72,6 +87,7 @@ export async function advanceSessions(
   touched: Map<string, Touched>,
   now: number,
   continueSession?: ContinueSession,
+  handOff?: HandOff,
 ): Promise<
   Map<string, { readied: number; sessionFinished: SessionStatus | null; budgetExceeded?: boolean }>
 > {
@@ -136,13 +152,22 @@ export async function advanceSessions(
     if (outcome) outcomes.set(sessionId, outcome);
     result.set(sessionId, { readied, sessionFinished: null });
   }
-  for (let i = 0; i < ready.length; i += ID_CHUNK) {
+  const started = handOff ? await handOffReady(trx, ready, handOff, touched, now) : new Set<string>();
+  const queued = started.size === 0 ? ready : ready.filter((id) => !started.has(id));
+  for (let i = 0; i < queued.length; i += ID_CHUNK) {
     await trx
       .updateTable('tasks')
       .set({ status: transitionTask('pending', 'dependencies_met'), ready_at: now, updated_at: now })
-      .where('id', 'in', ready.slice(i, i + ID_CHUNK))
+      .where('id', 'in', queued.slice(i, i + ID_CHUNK))
       .where('status', '=', 'pending')
       .execute();
+  }
+  if (started.size > 0) {
+    // Tasks this process started need no claim round: "readied" counts what others may claim.
+    for (const [sessionId, effect] of result) {
+      const graph = graphs.get(sessionId) ?? [];
+      effect.readied -= graph.filter((task) => started.has(task.id)).length;
+    }
   }
   for (const [sessionId, entry] of touched) {
     const outcome = outcomes.get(sessionId);
@@ -192,6 +217,34 @@ export async function advanceSessions(
   }));
   await appendEventsMany(trx, batches, now);
   return result;
+}
+
+/**
+ * Starts up to `handOff.capacity()` of the readied tasks for this process (pending → running, as
+ * ready → leased → running would, with the same events) and returns their ids.
+ */
+async function handOffReady(
+  trx: Kysely<Database>,
+  ready: readonly string[],
+  handOff: HandOff,
+  touched: Map<string, Touched>,
+  now: number,
+): Promise<Set<string>> {
+  const capacity = Math.min(handOff.capacity(), ready.length, ID_CHUNK);
+  if (capacity <= 0) return new Set();
+  const rows = await startReadiedTasks(trx, ready.slice(0, capacity), {
+    owner: handOff.owner,
+    leaseMs: handOff.leaseMs,
+    now,
+  });
+  for (const row of rows) {
+    touched.get(row.session_id)?.events.push({
+      type: 'task.status',
+      data: { taskId: row.id, name: row.name, from: 'leased', to: 'running', attempt: Number(row.attempts) },
+    });
+  }
+  handOff.take(rows);
+  return new Set(rows.map((row) => row.id));
 }
 
 /** Cancels every unfinished task of the session (pending, ready, leased, running), with events. */

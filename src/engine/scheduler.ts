@@ -9,7 +9,7 @@ import type { Logger } from '../observability/logger.ts';
 import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
 import { createCoalescer } from '../store/coalesce.ts';
 import type { DialectName } from '../store/db.ts';
-import type { Database } from '../store/schema.ts';
+import type { Database, TasksTable } from '../store/schema.ts';
 import {
   claimReadyTasks,
   extendLeases,
@@ -25,6 +25,7 @@ import {
   type ContinueSession,
   expireTaskLease,
   finishTasks,
+  type HandOff,
   markTasksRunning,
   type RunOutcome,
   releaseTask,
@@ -56,6 +57,20 @@ const DEFERRED = { deferred: true } as const;
 const REAP_BATCH = 200;
 
 type StopReason = 'cancel' | 'lease_lost' | 'shutdown' | 'abandon';
+
+/** A claimed task with what its run needs, before the run starts. */
+interface PreparedRun {
+  task: RuntimeTask;
+  readyAt: number;
+  span: TaskSpanInput;
+}
+
+/** One run's finish; the batch's operation attaches the tasks it handed to this process to the first. */
+interface FinishItem {
+  claim: Claim;
+  outcome: RunOutcome;
+  handedOff?: PreparedRun[];
+}
 
 interface ActiveRun {
   claim: Claim;
@@ -115,13 +130,41 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const timers: NodeJS.Timeout[] = [];
   let heartbeatTimer: NodeJS.Timeout | null = null;
   let lastBeatAt: number | undefined;
+  // Claimed or handed-off tasks whose runs have not started yet: they hold worker slots.
+  let reserved = 0;
+  // Ready tasks may be waiting for a slot of this process (a wake-up found every slot busy, or a
+  // claim filled every free slot). start() claims whatever is ready, so it starts out false.
+  let backlog = false;
+  const freeSlots = () => deps.concurrency - active.size - reserved;
   // Finishes of all slots coalesce into one operation per write batch.
   const finish = createCoalescer(
     deps.queue,
-    async (trx, items: Array<{ claim: Claim; outcome: RunOutcome }>) => {
+    async (trx, items: FinishItem[]) => {
       const tick = ++opTick;
-      const effects = await finishTasks(trx, items, now(), deps.continueSession);
-      return effects.map((effect) => ({ effects: effect, tick }));
+      const taken: TasksTable[] = [];
+      // SQLite: the next steps readied by these finishes start on the slots just freed, in this
+      // transaction (advance-sessions.ts, HandOff). PostgreSQL keeps the claim, whose row locks
+      // are ordered for several replicas (postgres-claim.ts).
+      const handOff: HandOff | undefined =
+        deps.dialect === 'sqlite'
+          ? {
+              owner: deps.workerId,
+              leaseMs: deps.leaseMs,
+              capacity: () => (stopping ? 0 : freeSlots()),
+              take(rows) {
+                taken.push(...rows);
+                reserved += rows.length;
+              },
+            }
+          : undefined;
+      try {
+        const effects = await finishTasks(trx, items, now(), deps.continueSession, handOff);
+        if (taken.length > 0) items[0]!.handedOff = await prepareRuns(trx, taken);
+        return effects.map((effect) => ({ effects: effect, tick }));
+      } catch (error) {
+        reserved -= taken.length;
+        throw error;
+      }
     },
     DEFERRED,
   );
@@ -152,8 +195,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   function wake(): void {
     if (!started || stopping) return;
-    const free = deps.concurrency - active.size;
-    if (free <= 0) {
+    if (freeSlots() <= 0) {
+      backlog = true;
       lastBeatAt = now();
       return;
     }
@@ -163,76 +206,42 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     }
     claiming = true;
     wantClaim = false;
+    let reservedHere = 0;
+    let limit = 0;
     const claimDone = deps.queue
       .run(async (trx) => {
         lastClaimTick = ++opTick;
+        // Counted now, not when queued: a finish earlier in this batch may have taken slots.
+        limit = freeSlots();
+        if (limit <= 0) return [];
         const rows = await claimReadyTasks(trx, deps.dialect, {
           owner: deps.workerId,
-          limit: free,
+          limit,
           leaseMs: deps.leaseMs,
           now: now(),
         });
         if (rows.length === 0) return [];
-        const sessionIds = [...new Set(rows.map((row) => row.session_id))];
-        const sessions = await trx
-          .selectFrom('sessions')
-          .select(['id', 'objective', 'trace_parent', 'trace_state'])
-          .where('id', 'in', sessionIds)
-          .execute();
-        const objectives = new Map(sessions.map((session) => [session.id, session.objective]));
-        const traces = new Map(sessions.map((session) => [session.id, toStoredTrace(session)]));
-        const outputs = await loadDependencyOutputs(
-          trx,
-          rows.map((row) => row.id),
-        );
+        reserved += rows.length;
+        reservedHere = rows.length;
+        const runs = await prepareRuns(trx, rows);
         // leased → running in the claiming transaction: a step costs one commit on the critical
         // path (this claim shares its batch with the finish that readied the task), not two.
         await markTasksRunning(
           trx,
-          rows.map((row) => ({
-            taskId: row.id,
-            sessionId: row.session_id,
-            tenantId: row.tenant_id,
-            name: row.name,
-            owner: deps.workerId,
-            attempt: Number(row.attempts),
-          })),
+          runs.map(({ task }) => toClaim(task)),
           now(),
         );
-        return rows.map((row) => ({
-          readyAt: Number(row.ready_at ?? row.created_at),
-          span: { kind: row.kind, trace: traces.get(row.session_id) },
-          task: {
-            sessionId: row.session_id,
-            tenantId: row.tenant_id,
-            objective: objectives.get(row.session_id) ?? '',
-            taskId: row.id,
-            name: row.name,
-            role: row.role,
-            instructions: row.instructions,
-            runner: row.runner,
-            agentId: row.agent_id,
-            attempt: Number(row.attempts),
-            dependencies: outputs.get(row.id) ?? [],
-          } satisfies RuntimeTask,
-        }));
+        return runs;
       }, DEFERRED)
       .then(async (claimed) => {
-        if (stopping) {
-          // Claimed while stopping: hand the tasks back untouched (a crash simulation keeps them).
-          if (!abandoned) {
-            await Promise.all(
-              claimed.map(({ task }) =>
-                deps.queue.run((trx) => releaseTask(trx, toClaim(task), now()), DEFERRED),
-              ),
-            );
-          }
-          return;
-        }
-        for (const { task, readyAt, span } of claimed) startRun(task, readyAt, span);
-        if (claimed.length === free) wantClaim = true;
+        reservedHere = 0;
+        await launch(claimed);
+        // Slots ran out before the ready queue did: more tasks may be waiting for a slot.
+        backlog = claimed.length === limit;
+        if (limit > 0 && claimed.length === limit) wantClaim = true;
       })
       .catch((error: unknown) => {
+        reserved -= reservedHere;
         deps.logger.error({ err: coerceError(error) }, 'claiming tasks failed');
       })
       .finally(() => {
@@ -242,6 +251,53 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       });
     inflight.add(claimDone);
     void claimDone.finally(() => inflight.delete(claimDone));
+  }
+
+  /** What a run needs besides the task row: its session's objective and trace, dependency outputs. */
+  async function prepareRuns(trx: Kysely<Database>, rows: readonly TasksTable[]): Promise<PreparedRun[]> {
+    const sessionIds = [...new Set(rows.map((row) => row.session_id))];
+    const sessions = await trx
+      .selectFrom('sessions')
+      .select(['id', 'objective', 'trace_parent', 'trace_state'])
+      .where('id', 'in', sessionIds)
+      .execute();
+    const objectives = new Map(sessions.map((session) => [session.id, session.objective]));
+    const traces = new Map(sessions.map((session) => [session.id, toStoredTrace(session)]));
+    const outputs = await loadDependencyOutputs(
+      trx,
+      rows.map((row) => row.id),
+    );
+    return rows.map((row) => ({
+      readyAt: Number(row.ready_at ?? row.created_at),
+      span: { kind: row.kind, trace: traces.get(row.session_id) },
+      task: {
+        sessionId: row.session_id,
+        tenantId: row.tenant_id,
+        objective: objectives.get(row.session_id) ?? '',
+        taskId: row.id,
+        name: row.name,
+        role: row.role,
+        instructions: row.instructions,
+        runner: row.runner,
+        agentId: row.agent_id,
+        attempt: Number(row.attempts),
+        dependencies: outputs.get(row.id) ?? [],
+      } satisfies RuntimeTask,
+    }));
+  }
+
+  /** Starts claimed runs (their slots were reserved); while stopping, hands the tasks back instead. */
+  async function launch(runs: readonly PreparedRun[]): Promise<void> {
+    reserved -= runs.length;
+    if (!stopping) {
+      for (const { task, readyAt, span } of runs) startRun(task, readyAt, span);
+      return;
+    }
+    // Claimed while stopping: hand the tasks back untouched (a crash simulation keeps them).
+    if (abandoned) return;
+    await Promise.all(
+      runs.map(({ task }) => deps.queue.run((trx) => releaseTask(trx, toClaim(task), now()), DEFERRED)),
+    );
   }
 
   function toClaim(task: RuntimeTask): Claim {
@@ -280,7 +336,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         ...(deps.genAi && span ? { genAi: deps.genAi, span } : {}),
       });
       active.delete(task.taskId);
-      // The slot is free now: a claim queued here shares the transaction with this finish.
       const reason = run.reason;
       if (reason === 'abandon' || reason === 'cancel' || reason === 'lease_lost') {
         wake();
@@ -293,9 +348,22 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         }, DEFERRED);
         return;
       }
-      const finishing = finish({ claim, outcome });
-      wake();
-      const { effects, tick } = await finishing;
+      const item: FinishItem = { claim, outcome };
+      const finishing = finish(item);
+      // The slot is free now: a claim queued here shares the transaction with this finish. With
+      // the hand-off (SQLite) the finish starts what it readies itself; a claim is then only
+      // needed for tasks that waited for a slot.
+      if (deps.dialect !== 'sqlite' || backlog) wake();
+      let finished: Awaited<typeof finishing>;
+      try {
+        finished = await finishing;
+      } catch (error) {
+        // Nothing of the batch committed: the tasks handed to this process were not started either.
+        reserved -= item.handedOff?.length ?? 0;
+        throw error;
+      }
+      const { effects, tick } = finished;
+      if (item.handedOff) await launch(item.handedOff);
       notifyObserver(deps.observer, 'taskFinished', {
         status: effects.applied ? (outcome.ok ? 'succeeded' : 'failed') : 'cancelled',
         durationMs: now() - startedAt,

@@ -15,6 +15,7 @@ import {
   addUsage,
   advanceSessions,
   type ContinueSession,
+  type HandOff,
   type Touched,
   touch,
   zeroUsage,
@@ -30,7 +31,7 @@ export interface Claim {
   attempt: number;
 }
 
-export type { ContinueSession } from './advance-sessions.ts';
+export type { ContinueSession, HandOff } from './advance-sessions.ts';
 
 /** Output lines of a run not stored yet: the finish appends them, before the result, in its own transaction. */
 export interface TrailingOutput {
@@ -112,6 +113,7 @@ export async function finishTasks(
   items: ReadonlyArray<{ claim: Claim; outcome: RunOutcome }>,
   now: number,
   continueSession?: ContinueSession,
+  handOff?: HandOff,
 ): Promise<FinishEffects[]> {
   // Cluster mode: finishes of one session on two replicas must see each other (last task wins).
   await lockSessions(
@@ -171,7 +173,7 @@ export async function finishTasks(
       },
     );
   }
-  const effects = await advanceSessions(trx, touched, now, continueSession);
+  const effects = await advanceSessions(trx, touched, now, continueSession, handOff);
   // Session-level effects are reported once, on the first applied item of each session.
   const reported = new Set<string>();
   return items.map(({ claim }, index) => {

@@ -4,6 +4,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { DependencyOutput } from '../agents/runtimes/runtime.ts';
 import type { AdvanceTask } from '../domain/advance.ts';
+import { transitionTask } from '../domain/task-state.ts';
 import type { TaskStatus } from '../domain/types.ts';
 import { precompileQuery } from './compiled-query.ts';
 import type { DialectName } from './db.ts';
@@ -44,6 +45,39 @@ export async function claimReadyTasks(
       updated_at: request.now,
     })
     .where('id', 'in', candidates)
+    .returningAll()
+    .execute();
+}
+
+/**
+ * Starts pending tasks whose dependencies were just met for `owner` (pending → ready → leased →
+ * running in one UPDATE, attempts + 1, lease from now): the finishing transaction's hand-off of a
+ * chain's next step to the slot that just became free (engine/advance-sessions.ts). Returns the
+ * rows started; a task no longer pending is skipped.
+ */
+export async function startReadiedTasks(
+  trx: Kysely<Database>,
+  taskIds: readonly string[],
+  request: Omit<ClaimRequest, 'limit'>,
+): Promise<TasksTable[]> {
+  if (taskIds.length === 0) return [];
+  const running = transitionTask(
+    transitionTask(transitionTask('pending', 'dependencies_met'), 'claim'),
+    'start',
+  );
+  return trx
+    .updateTable('tasks')
+    .set({
+      status: running,
+      lease_owner: request.owner,
+      lease_expires_at: request.now + request.leaseMs,
+      attempts: sql`attempts + 1`,
+      ready_at: request.now,
+      started_at: request.now,
+      updated_at: request.now,
+    })
+    .where('id', 'in', [...taskIds])
+    .where('status', '=', 'pending')
     .returningAll()
     .execute();
 }
