@@ -154,6 +154,25 @@ describe('SQLite read connection', () => {
   });
 });
 
+describe('SQLite read connection closed with reads still queued', () => {
+  test('the reads are refused; nothing throws outside them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-read-connection-'));
+    const handle = createDatabase({ dataDir: dir, store: STORE });
+    try {
+      await migrateToLatest(handle.db);
+      const reads = [
+        readCommittedSessionRow(handle.db, 't1', 's1'),
+        readCommittedSessionRow(handle.db, 't1', 's2'),
+      ];
+      await handle.close();
+      for (const read of reads) await assert.rejects(read as Promise<unknown>, /read connection is closed/);
+    } finally {
+      await handle.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('SQLite read connection with query tracing on', () => {
   test('is not used, so that every read gets its database span', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'maos-read-connection-'));

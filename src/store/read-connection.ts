@@ -44,27 +44,6 @@ export function createReadConnection(path: string, options: ReadConnectionOption
     sqlite = opened;
     return opened;
   };
-  let queued: Array<() => void> = [];
-  const flush = () => {
-    const reads = queued;
-    queued = [];
-    if (reads.length === 1) {
-      (reads[0] as () => void)();
-      return;
-    }
-    let began = false;
-    try {
-      run('begin');
-      began = true;
-    } catch {
-      // Could not start a shared transaction (e.g. closed): each read then reports its own error.
-    }
-    try {
-      for (const read of reads) read();
-    } finally {
-      if (began) run('commit');
-    }
-  };
   const run = (sql: string) => {
     let statement = statements.get(sql);
     if (!statement) {
@@ -72,6 +51,36 @@ export function createReadConnection(path: string, options: ReadConnectionOption
       statements.set(sql, statement);
     }
     statement.run();
+  };
+  /** Ends an open read transaction; if that fails, drops the connection (it reopens on next use). */
+  const endTransaction = () => {
+    if (!sqlite?.inTransaction) return;
+    try {
+      run('commit');
+    } catch {
+      // Why drop it: a transaction left open would serve its old snapshot to every later read.
+      statements.clear();
+      sqlite.close();
+      sqlite = null;
+    }
+  };
+  let queued: Array<() => void> = [];
+  const flush = () => {
+    const reads = queued;
+    queued = [];
+    endTransaction();
+    let shared = false;
+    if (reads.length > 1) {
+      try {
+        run('begin');
+        shared = true;
+      } catch {
+        // No shared transaction (e.g. closed): each read runs on its own and reports its own error.
+      }
+    }
+    // Each queued read settles its own promise and never throws.
+    for (const read of reads) read();
+    if (shared) endTransaction();
   };
   return {
     batch<T>(read: () => T): Promise<T> {
