@@ -144,6 +144,39 @@ for (const backend of backends) {
       await h.engine.service.cancelSession(ACTOR, session.id);
     });
 
+    test('a claimed task that never started can fail but not succeed (completion fencing)', async () => {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'fencing',
+        agents: [
+          { name: 'f1', role: 'engineer', task: 't' },
+          { name: 'f2', role: 'engineer', task: 't' },
+        ],
+      });
+      const claimed = await h.engine.queue.run((trx) =>
+        claimReadyTasks(trx, h.handle.dialect, { owner: 'w3', limit: 2, leaseMs: 60_000, now: Date.now() }),
+      );
+      const mine = claimed.filter((row) => row.session_id === session.id);
+      assert.equal(mine.length, 2);
+      const claimOf = (row: (typeof mine)[number]) => ({
+        taskId: row.id,
+        sessionId: session.id,
+        tenantId: 'default',
+        name: row.name,
+        owner: 'w3',
+        attempt: Number(row.attempts),
+      });
+      // Still `leased` (never marked running): a result cannot be accepted, a failure can.
+      const success = await h.engine.queue.run((trx) =>
+        finishTask(trx, claimOf(mine[0]!), { ok: true, output: 'never ran', usage: zero }, Date.now()),
+      );
+      assert.equal(success.applied, false);
+      const failure = await h.engine.queue.run((trx) =>
+        finishTask(trx, claimOf(mine[1]!), { ok: false, error: 'could not start', usage: zero }, Date.now()),
+      );
+      assert.equal(failure.applied, true);
+      await h.engine.service.cancelSession(ACTOR, session.id);
+    });
+
     test('an idempotency key returns the first session, not a second one', async () => {
       const input = { objective: 'idem', agents: [{ name: 'a', role: 'engineer', task: 't' }] };
       const first = await h.engine.service.createSession(ACTOR, input, 'key-1');
