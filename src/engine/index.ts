@@ -114,10 +114,12 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     async stop(stopOptions) {
       await deadlines.stop();
       await scheduler.stop({ graceMs: stopOptions.graceMs });
+      await queue.close();
     },
     async halt() {
       await deadlines.stop();
       await scheduler.stop({ graceMs: 0, abandon: true });
+      await queue.close();
     },
     getQueueCounts: () => countQueue(options.db),
     lastHeartbeatAt: () => scheduler.lastBeatAt(),

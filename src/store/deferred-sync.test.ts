@@ -126,6 +126,26 @@ describe('WAL flusher', () => {
     }
   });
 
+  test('close during a flush waits for it; a flush after close opens the file again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-walflush-'));
+    const wal = join(dir, 'x.db-wal');
+    try {
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(wal, 'frames');
+      const flusher = createWalFlusher(wal);
+      flusher.committed(true);
+      const pending = flusher.whenDurable();
+      flusher.close();
+      await pending;
+      flusher.committed(true);
+      await flusher.whenDurable();
+      assert.equal(flusher.flushes(), 2);
+      flusher.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a flush that fails rejects the waiters with STORE_UNAVAILABLE; the next one retries', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'maos-walflush-'));
     const wal = join(dir, 'missing.db-wal');

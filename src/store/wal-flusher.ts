@@ -7,7 +7,7 @@
 // returns, and a commit is durable once those frames are on disk (SQLite's own FULL mode does
 // exactly this fsync, only inline). An fdatasync of the same file through another descriptor
 // flushes the same inode, so a flush started after commit N covers commits 1..N.
-import { open } from 'node:fs/promises';
+import { closeSync, fdatasync, openSync } from 'node:fs';
 import { AppError } from '../errors/app-error.ts';
 
 export interface WalFlusher {
@@ -19,6 +19,8 @@ export interface WalFlusher {
   deferredCommits(): number;
   /** Completed WAL flushes so far (benchmarks, tests). */
   flushes(): number;
+  /** Releases the file descriptor (after the last commit; a later flush opens it again). */
+  close(): void;
 }
 
 interface Waiter {
@@ -35,6 +37,9 @@ export function createWalFlusher(walPath: string): WalFlusher {
   let flushCount = 0;
   let flushing = false;
   let waiters: Waiter[] = [];
+  let fd: number | undefined;
+  // close() while a flush is in flight waits for it: the descriptor must not be reused under it.
+  let closeAfterFlush = false;
 
   function settle(upTo: number): void {
     durableSeq = Math.max(durableSeq, upTo);
@@ -52,28 +57,44 @@ export function createWalFlusher(walPath: string): WalFlusher {
     for (const waiter of failed) waiter.reject(failure);
   }
 
+  function closeFile(): void {
+    closeAfterFlush = false;
+    if (fd === undefined) return;
+    try {
+      closeSync(fd);
+    } catch {
+      // Already gone: nothing to release.
+    }
+    fd = undefined;
+  }
+
   function flush(): void {
     if (flushing || durableSeq >= commitSeq) return;
     flushing = true;
     const target = commitSeq;
-    // Opened per flush: two cheap calls next to the fdatasync, and no descriptor to leak or to go
-    // stale if SQLite ever recreates the file.
-    void (async () => {
-      const handle = await open(walPath, 'r');
+    // One descriptor for the flusher's life and one libuv job per flush: opening and closing the
+    // file per flush cost as much main-thread time as the engine's statements. The database
+    // connection keeps the WAL file (SQLite removes it only when the last connection closes).
+    new Promise<void>((resolve, reject) => {
       try {
-        await handle.datasync();
-      } finally {
-        await handle.close();
+        fd ??= openSync(walPath, 'r');
+      } catch (error) {
+        reject(error);
+        return;
       }
-    })().then(
+      fdatasync(fd, (error) => (error ? reject(error) : resolve()));
+    }).then(
       () => {
         flushCount++;
         flushing = false;
+        if (closeAfterFlush) closeFile();
         settle(target);
         flush();
       },
       (error: unknown) => {
         flushing = false;
+        // Reopened by the next attempt, in case the file was replaced.
+        closeFile();
         // No retry loop on a failing disk: the next commit or reader starts the next attempt.
         fail(target, error);
       },
@@ -100,5 +121,9 @@ export function createWalFlusher(walPath: string): WalFlusher {
     },
     deferredCommits: () => deferredCount,
     flushes: () => flushCount,
+    close() {
+      if (flushing) closeAfterFlush = true;
+      else closeFile();
+    },
   };
 }

@@ -43,6 +43,8 @@ export interface WriteQueue {
   run<T>(op: WriteOp<T>, options?: RunOptions): Promise<T>;
   /** Resolves once every operation queued so far has been committed (or failed). */
   drain(): Promise<void>;
+  /** Drains, then releases the WAL file descriptor of deferred durability (the database stays open). */
+  close(): Promise<void>;
   /**
    * Undefined when every commit so far is durable; otherwise a promise that settles once they are
    * (rejects with STORE_UNAVAILABLE if the disk flush failed). Call it after reading, before
@@ -145,6 +147,14 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
     }
   }
 
+  async function drain(): Promise<void> {
+    while (queue.length > 0 || flushing || scheduled) {
+      if (flushing) await flushing;
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
+    await durability?.whenDurable();
+  }
+
   return {
     run<T>(op: WriteOp<T>, runOptions?: RunOptions): Promise<T> {
       return new Promise<T>((resolve, reject) => {
@@ -157,12 +167,10 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
         schedule();
       });
     },
-    async drain() {
-      while (queue.length > 0 || flushing || scheduled) {
-        if (flushing) await flushing;
-        else await new Promise((resolve) => setImmediate(resolve));
-      }
-      await durability?.whenDurable();
+    drain,
+    async close() {
+      await drain().catch(() => undefined);
+      durability?.close();
     },
     whenDurable: () => durability?.whenDurable(),
     stats: () => ({
