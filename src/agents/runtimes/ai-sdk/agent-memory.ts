@@ -1,7 +1,8 @@
 // An agent's memory from the store: its earlier finished tasks in the session (replayed as
 // conversation turns, so it keeps context across phases) and messages other agents sent it since.
 
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
+import { precompileQuery } from '../../../store/compiled-query.ts';
 import type { Database } from '../../../store/schema.ts';
 import type { RuntimeTask } from '../runtime.ts';
 import type { AgentTurn } from './build-prompt.ts';
@@ -16,6 +17,21 @@ export interface AgentMemory {
   loadHistory(task: RuntimeTask): Promise<AgentTurn[]>;
   loadInbox(task: RuntimeTask): Promise<Array<{ from: string; body: string }>>;
 }
+
+/** The agent's finished tasks in the session other than this one (unordered). */
+const selectAgentTurns = precompileQuery<
+  Database,
+  { instructions: string; result: string | null; finished_at: number | null }
+>(4, (db, [tenantId, sessionId, agentId, taskId]) =>
+  db
+    .selectFrom('tasks')
+    .select(['instructions', 'result', 'finished_at'])
+    .where('tenant_id', '=', tenantId as string)
+    .where('session_id', '=', sessionId as string)
+    .where('agent_id', '=', agentId as string)
+    .where('id', '!=', taskId as string)
+    .where('status', '=', sql.lit('succeeded')),
+);
 
 /** Reads agent memory from the tasks and messages tables, always scoped to the task's tenant. */
 export function createAgentMemory(db: Kysely<Database>): AgentMemory {
@@ -33,18 +49,11 @@ export function createAgentMemory(db: Kysely<Database>): AgentMemory {
 
   async function readPreviousTurns(task: RuntimeTask) {
     if (task.agentId === null) return [];
-    const rows = await db
-      .selectFrom('tasks')
-      .select(['instructions', 'result', 'finished_at'])
-      .where('tenant_id', '=', task.tenantId)
-      .where('session_id', '=', task.sessionId)
-      .where('agent_id', '=', task.agentId)
-      .where('id', '!=', task.taskId)
-      .where('status', '=', 'succeeded')
-      .orderBy('finished_at', 'desc')
-      .limit(MAX_HISTORY_TURNS)
-      .execute();
-    return rows.reverse();
+    const { rows } = await selectAgentTurns(db, task.tenantId, task.sessionId, task.agentId, task.taskId);
+    // Sorted here, not in SQL: the session's tasks (index) hold few of one agent's, and an ORDER BY
+    // on finished_at made SQLite build a temporary B-tree for every agent step.
+    rows.sort((a, b) => Number(a.finished_at) - Number(b.finished_at));
+    return rows.slice(-MAX_HISTORY_TURNS);
   }
 
   return {
