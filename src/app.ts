@@ -282,7 +282,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           onRequest: (method, outcome) => metrics.recordMcpRequest(method, outcome),
           logger,
         }),
-        createSessionPlanRoutesPlugin({ db: database.db }),
+        createSessionPlanRoutesPlugin({ db: database.db, whenDurable: () => engine.queue.whenDurable() }),
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),

@@ -34,6 +34,11 @@ const planVersionSchema = z
 
 export interface SessionPlanRoutesOptions {
   db: Kysely<Database>;
+  /**
+   * The engine's durability barrier (store/write-queue.ts whenDurable): plan versions stored by
+   * the engine's own progress are answered only once they are on disk.
+   */
+  whenDurable?: () => Promise<void> | undefined;
 }
 
 /** Registers the plan-version route on `app`. */
@@ -56,6 +61,7 @@ export function registerSessionPlanRoutes(app: FastifyInstance, options: Session
     },
     async (request) => {
       const versions = await listPlanVersions(options.db, request.actor.tenantId, request.params.id);
+      await options.whenDurable?.();
       return {
         items: versions.map((v) => ({
           version: v.version,
