@@ -278,6 +278,12 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           ...(steering ? { steering } : {}),
           streamEvents: createStreamEventLog(database.db as unknown as Kysely<McpStreamEventsDb>, {
             onStoreError: (error) => logger.warn({ err: error }, 'an MCP stream message was not stored'),
+            // Grouped with the engine's writes, the fsync off the event loop, ids sent once on disk.
+            runInsert: (insert) =>
+              engine.queue.run((trx) => insert(trx as unknown as Kysely<McpStreamEventsDb>), {
+                deferred: true,
+              }),
+            whenDurable: () => engine.queue.whenDurable(),
           }),
           onRequest: (method, outcome) => metrics.recordMcpRequest(method, outcome),
           logger,

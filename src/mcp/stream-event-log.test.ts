@@ -118,3 +118,35 @@ describe('durable MCP stream event log', () => {
     );
   });
 });
+
+describe('MCP stream event log on the write queue (deferred durability)', () => {
+  test('inserts go through the queue in send order; an id is handed out only after the WAL flush', async () => {
+    const { createWriteQueue } = await import('../store/write-queue.ts');
+    const queue = createWriteQueue({
+      db: handle.db,
+      dialect: 'sqlite',
+      deferredSync: { databasePath: handle.location },
+    });
+    let flushesAtHandOut = -1;
+    const log = createStreamEventLog(db, {
+      runInsert: (insert) =>
+        queue.run((trx) => insert(trx as unknown as Kysely<McpStreamEventsDb>), { deferred: true }),
+      whenDurable: () => queue.whenDurable(),
+    });
+    const owner: StreamOwner = { tenantId: 'acme', principalId: 'alice', mcpSessionId: 'mcp-queued' };
+    const writer = log.forSession(owner);
+    const ids = await Promise.all([1, 2, 3].map((n) => writer.storeEvent('q1', note(n))));
+    flushesAtHandOut = queue.stats().walFlushes;
+    assert.ok(queue.stats().deferredBatches >= 1, 'the inserts were deferred commits');
+    assert.ok(flushesAtHandOut >= 1, 'the ids were handed out after a WAL flush');
+    assert.equal(queue.whenDurable(), undefined);
+    assert.deepEqual(
+      ids.map(Number),
+      [...ids.map(Number)].sort((a, b) => a - b),
+      'ids follow send order',
+    );
+    const replayed = await replay(writer, ids[0]!);
+    assert.deepEqual(replayed.ns, [2, 3]);
+    await queue.close();
+  });
+});

@@ -44,6 +44,17 @@ export interface StoredStreamEvent {
 export interface StreamEventLogOptions {
   /** Told when a message could not be stored (it is still sent, but cannot be resumed from). */
   onStoreError?: (error: unknown) => void;
+  /**
+   * Runs the insert of a message (default: directly on `db`, one synced commit each). The server
+   * passes the engine's write queue: inserts then commit grouped with other writes and without
+   * blocking the event loop on an fsync (store/write-queue.ts, deferred durability).
+   */
+  runInsert?: (insert: (db: Kysely<McpStreamEventsDb>) => Promise<number>) => Promise<number>;
+  /**
+   * Awaited before an event id is handed to the SDK (which sends the message with it): with
+   * `runInsert` deferring the fsync, no client sees an id a power cut could take back.
+   */
+  whenDurable?: () => Promise<void> | undefined;
 }
 
 export interface StreamEventLog {
@@ -122,10 +133,8 @@ export function createStreamEventLog(
     let tail: Promise<unknown> = Promise.resolve();
     return {
       storeEvent(streamId, message) {
-        const write = tail.then(async () => {
-          // A failed write must not lose the live message: the SDK sends it with this id, which no
-          // replica can resolve, so only resuming from it fails (with 400/404), not the request.
-          const row = await db
+        const insert = async (into: Kysely<McpStreamEventsDb>) => {
+          const row = await into
             .insertInto('mcp_stream_events')
             .values({
               tenant_id: owner.tenantId,
@@ -136,15 +145,23 @@ export function createStreamEventLog(
               created_at: Date.now(),
             })
             .returning('id')
-            .executeTakeFirstOrThrow()
-            .catch((error: unknown) => {
-              options.onStoreError?.(error);
-              return undefined;
-            });
-          return row === undefined ? `unstored-${randomUUID()}` : String(row.id);
-        });
-        tail = write.catch(() => {});
-        return write;
+            .executeTakeFirstOrThrow();
+          return Number(row.id);
+        };
+        // Chained on the commit only: the next message's insert need not wait for this flush.
+        const committed = tail.then(() => (options.runInsert ? options.runInsert(insert) : insert(db)));
+        tail = committed.catch(() => {});
+        return committed
+          .then(async (id) => {
+            await options.whenDurable?.();
+            return String(id);
+          })
+          .catch((error: unknown) => {
+            // A failed write must not lose the live message: the SDK sends it with this id, which no
+            // replica can resolve, so only resuming from it fails (with 400/404), not the request.
+            options.onStoreError?.(error);
+            return `unstored-${randomUUID()}`;
+          });
       },
       getStreamIdForEventId: (eventId) => findStream(owner, eventId),
       async replayEventsAfter(lastEventId, { send }) {
