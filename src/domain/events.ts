@@ -31,6 +31,8 @@ export interface TaskResultData {
   status: 'succeeded' | 'failed';
   output?: string;
   error?: string;
+  /** Stable code of a failure MAOS itself recognised (e.g. BUDGET_EXCEEDED); absent otherwise. */
+  code?: string;
   usage: Usage;
 }
 /**

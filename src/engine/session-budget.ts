@@ -45,8 +45,13 @@ export async function findBudgetOverruns(
   const overruns = new Map<string, string>();
   for (const [sessionId, entry] of touched) {
     for (const event of entry.events) {
-      if (event.type === 'task.result' && event.data.error?.startsWith(BUDGET_STOP_PREFIX)) {
-        overruns.set(sessionId, event.data.error.slice(BUDGET_STOP_PREFIX.length));
+      // By code, not by text: a runner's error output could begin like a budget stop.
+      if (event.type === 'task.result' && event.data.code === 'BUDGET_EXCEEDED') {
+        const error = event.data.error ?? '';
+        overruns.set(
+          sessionId,
+          error.startsWith(BUDGET_STOP_PREFIX) ? error.slice(BUDGET_STOP_PREFIX.length) : error,
+        );
       }
     }
   }

@@ -40,7 +40,13 @@ export interface TrailingOutput {
 
 export type RunOutcome = (
   | { ok: true; output: string; usage: Usage }
-  | { ok: false; error: string; usage: Usage }
+  | {
+      ok: false;
+      error: string;
+      usage: Usage;
+      /** The AppError code the run failed with (e.g. BUDGET_EXCEEDED from the runtime's budget guard). */
+      code?: string;
+    }
 ) &
   TrailingOutput;
 
@@ -168,6 +174,7 @@ export async function finishTasks(
           name: claim.name,
           status: outcome.ok ? 'succeeded' : 'failed',
           ...(outcome.ok ? { output: outcome.output } : { error: outcome.error }),
+          ...(!outcome.ok && outcome.code ? { code: outcome.code } : {}),
           usage: outcome.usage,
         },
       },

@@ -2,7 +2,7 @@
 // and turns the runtime's result or error into an outcome. Knows nothing about slots or leases.
 import type { AgentRuntime, RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import type { Usage } from '../domain/types.ts';
-import { coerceError } from '../errors/app-error.ts';
+import { AppError, coerceError } from '../errors/app-error.ts';
 import { type GenAiTracer, MAOS_PROVIDER } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
 import { runInSessionTrace } from '../observability/session-trace.ts';
@@ -148,6 +148,12 @@ async function runToOutcome(
     return { ok: true, output: result.output, usage: toUsage(result.usage) };
   } catch (error) {
     const message = coerceError(error).message || 'the task failed without a message';
-    return { ok: false, error: message.slice(0, MAX_ERROR_CHARS), usage: toUsage(undefined) };
+    return {
+      ok: false,
+      error: message.slice(0, MAX_ERROR_CHARS),
+      usage: toUsage(undefined),
+      // The code, not the text, tells the engine why (a runner's stderr could say anything).
+      ...(error instanceof AppError ? { code: error.code } : {}),
+    };
   }
 }
