@@ -33,6 +33,25 @@ const selectAgentTurns = precompileQuery<
     .where('status', '=', sql.lit('succeeded')),
 );
 
+/** Messages delivered into one turn at most: the rest wait for the agent's next turn. */
+const INBOX_LIMIT = 50;
+
+/** Messages to an agent after `since`, oldest first, with the sender's agent name (none: the user). */
+const selectInbox = precompileQuery<Database, { body: string; from_name: string | null }>(
+  4,
+  (db, [tenantId, sessionId, agentId, since]) =>
+    db
+      .selectFrom('messages')
+      .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
+      .select(['messages.body', 'agents.name as from_name'])
+      .where('messages.tenant_id', '=', tenantId as string)
+      .where('messages.session_id', '=', sessionId as string)
+      .where('messages.to_agent_id', '=', agentId as string)
+      .where('messages.created_at', '>', since as never)
+      .orderBy('messages.created_at')
+      .limit(INBOX_LIMIT),
+);
+
 /** Reads agent memory from the tasks and messages tables, always scoped to the task's tenant. */
 export function createAgentMemory(db: Kysely<Database>): AgentMemory {
   // The runtime asks for the history, then the inbox, of the same task: one read serves both.
@@ -67,17 +86,7 @@ export function createAgentMemory(db: Kysely<Database>): AgentMemory {
       // Messages already seen in an earlier turn (the agent's latest finished task) are not
       // delivered again.
       const since = (await previousTurns(task)).at(-1)?.finished_at ?? 0;
-      const rows = await db
-        .selectFrom('messages')
-        .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
-        .select(['messages.body', 'agents.name as from_name'])
-        .where('messages.tenant_id', '=', task.tenantId)
-        .where('messages.session_id', '=', task.sessionId)
-        .where('messages.to_agent_id', '=', task.agentId)
-        .where('messages.created_at', '>', since)
-        .orderBy('messages.created_at')
-        .limit(50)
-        .execute();
+      const { rows } = await selectInbox(db, task.tenantId, task.sessionId, task.agentId, since);
       return rows.map((row) => ({ from: row.from_name ?? 'user', body: row.body }));
     },
   };
