@@ -7,9 +7,10 @@ import type { NewEvent } from '../domain/events.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
+import { precompileQuery } from '../store/compiled-query.ts';
 import { appendEventsMany, type SessionEvents } from '../store/event-store.ts';
 import { toUsage } from '../store/rows.ts';
-import type { Database, TasksTable } from '../store/schema.ts';
+import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { loadSessionGraphs, startReadiedTasks } from '../store/task-store.ts';
 import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
@@ -59,6 +60,24 @@ function isZero(usage: Usage): boolean {
     usage.inputTokens === 0 && usage.outputTokens === 0 && usage.cacheReadTokens === 0 && usage.costUsd === 0
   );
 }
+
+/** Adds a batch's usage to the session row; returns its status and new totals. */
+const addSessionUsage = precompileQuery<
+  Database,
+  Pick<SessionsTable, 'status' | 'input_tokens' | 'output_tokens' | 'cache_read_tokens' | 'cost_usd'>
+>(6, (db, [inputTokens, outputTokens, cacheReadTokens, costUsd, now, sessionId]) =>
+  db
+    .updateTable('sessions')
+    .set((eb) => ({
+      input_tokens: eb('input_tokens', '+', inputTokens as never),
+      output_tokens: eb('output_tokens', '+', outputTokens as never),
+      cache_read_tokens: eb('cache_read_tokens', '+', cacheReadTokens as never),
+      cost_usd: eb('cost_usd', '+', costUsd as never),
+      updated_at: now as never,
+    }))
+    .where('id', '=', sessionId as string)
+    .returning(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd']),
+);
 
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.
 const ID_CHUNK = 500;
@@ -172,18 +191,17 @@ export async function advanceSessions(
   for (const [sessionId, entry] of touched) {
     const outcome = outcomes.get(sessionId);
     if (!outcome && isZero(entry.usage)) continue;
-    const session = await trx
-      .updateTable('sessions')
-      .set((eb) => ({
-        input_tokens: eb('input_tokens', '+', entry.usage.inputTokens),
-        output_tokens: eb('output_tokens', '+', entry.usage.outputTokens),
-        cache_read_tokens: eb('cache_read_tokens', '+', entry.usage.cacheReadTokens),
-        cost_usd: eb('cost_usd', '+', entry.usage.costUsd),
-        updated_at: now,
-      }))
-      .where('id', '=', sessionId)
-      .returning(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
-      .executeTakeFirstOrThrow();
+    const { rows } = await addSessionUsage(
+      trx,
+      entry.usage.inputTokens,
+      entry.usage.outputTokens,
+      entry.usage.cacheReadTokens,
+      entry.usage.costUsd,
+      now,
+      sessionId,
+    );
+    const session = rows[0];
+    if (!session) throw new Error(`session ${sessionId} vanished while advancing`);
     const from = session.status as SessionStatus;
     if (!outcome || isTerminalSessionStatus(from)) continue;
     const to = transitionSession(from, outcome.status === 'completed' ? 'complete' : 'fail');

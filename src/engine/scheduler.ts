@@ -8,8 +8,9 @@ import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
 import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
 import { createCoalescer } from '../store/coalesce.ts';
+import { precompileQuery } from '../store/compiled-query.ts';
 import type { DialectName } from '../store/db.ts';
-import type { Database, TasksTable } from '../store/schema.ts';
+import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import {
   claimReadyTasks,
   extendLeases,
@@ -57,6 +58,18 @@ const DEFERRED = { deferred: true } as const;
 const REAP_BATCH = 200;
 
 type StopReason = 'cancel' | 'lease_lost' | 'shutdown' | 'abandon';
+
+const RUN_SESSION_COLUMNS = ['id', 'objective', 'trace_parent', 'trace_state'] as const;
+
+/** What a run needs of its session (one session: precompiled, no query building per step). */
+const selectRunSession = precompileQuery<Database, Pick<SessionsTable, (typeof RUN_SESSION_COLUMNS)[number]>>(
+  1,
+  (db, [sessionId]) =>
+    db
+      .selectFrom('sessions')
+      .select(RUN_SESSION_COLUMNS)
+      .where('id', '=', sessionId as string),
+);
 
 /** A claimed task with what its run needs, before the run starts. */
 interface PreparedRun {
@@ -256,11 +269,14 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   /** What a run needs besides the task row: its session's objective and trace, dependency outputs. */
   async function prepareRuns(trx: Kysely<Database>, rows: readonly TasksTable[]): Promise<PreparedRun[]> {
     const sessionIds = [...new Set(rows.map((row) => row.session_id))];
-    const sessions = await trx
-      .selectFrom('sessions')
-      .select(['id', 'objective', 'trace_parent', 'trace_state'])
-      .where('id', 'in', sessionIds)
-      .execute();
+    const sessions =
+      sessionIds.length === 1
+        ? (await selectRunSession(trx, sessionIds[0]!)).rows
+        : await trx
+            .selectFrom('sessions')
+            .select(RUN_SESSION_COLUMNS)
+            .where('id', 'in', sessionIds)
+            .execute();
     const objectives = new Map(sessions.map((session) => [session.id, session.objective]));
     const traces = new Map(sessions.map((session) => [session.id, toStoredTrace(session)]));
     const outputs = await loadDependencyOutputs(

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { BUDGET_STOP_PREFIX, type Budget, findBudgetOverrun } from '../domain/budget.ts';
 import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import type { SessionStatus, Usage } from '../domain/types.ts';
+import { precompileQuery } from '../store/compiled-query.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { addUsage, type Touched } from './advance-sessions.ts';
@@ -33,6 +34,16 @@ function selectBudgetAndUsage(db: Kysely<Database>) {
     ]);
 }
 
+/** One session's usage and budget, when it has a budget (an agent step: no query building). */
+const selectBudgetedSession = precompileQuery<
+  Database,
+  Awaited<ReturnType<ReturnType<typeof selectBudgetAndUsage>['executeTakeFirstOrThrow']>>
+>(1, (db, [sessionId]) =>
+  selectBudgetAndUsage(db)
+    .where('s.id', '=', sessionId as string)
+    .where('b.budget', 'is not', null),
+);
+
 /**
  * Sessions among `touched` whose budget is now crossed, with the reason: a task the runtime
  * stopped for its budget, or the session's usage (stored + this batch) over a limit.
@@ -57,10 +68,13 @@ export async function findBudgetOverruns(
   }
   const ids = [...touched.keys()];
   for (let i = 0; i < ids.length; i += ID_CHUNK) {
-    const rows = await selectBudgetAndUsage(trx)
-      .where('s.id', 'in', ids.slice(i, i + ID_CHUNK))
-      .where('b.budget', 'is not', null)
-      .execute();
+    const rows =
+      ids.length === 1
+        ? (await selectBudgetedSession(trx, ids[0]!)).rows
+        : await selectBudgetAndUsage(trx)
+            .where('s.id', 'in', ids.slice(i, i + ID_CHUNK))
+            .where('b.budget', 'is not', null)
+            .execute();
     for (const row of rows) {
       if (overruns.has(row.id) || isTerminalSessionStatus(row.status as SessionStatus)) continue;
       const usage = toUsage(row);

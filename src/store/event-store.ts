@@ -4,6 +4,7 @@ import { type Insertable, type Kysely, sql } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import type { SessionEvent } from '../domain/types.ts';
 import { isPostgres } from './advisory-lock.ts';
+import { type CompiledRunner, precompileQuery } from './compiled-query.ts';
 import type { Database } from './schema.ts';
 
 // SQLite allows 32766 bound variables per statement; 6 columns × 500 rows stays far below.
@@ -34,8 +35,40 @@ function toEventRows(
   }));
 }
 
+// Inserts of up to this many events are precompiled per row count (an agent step appends a few):
+// Kysely building a multi-row INSERT cost more than running it.
+const PRECOMPILED_ROWS = 8;
+const EVENT_COLUMNS = ['session_id', 'seq', 'tenant_id', 'type', 'data', 'created_at'] as const;
+const insertOfRows = new Map<number, CompiledRunner<Database, never>>();
+
+function precompiledInsert(count: number): CompiledRunner<Database, never> {
+  let runner = insertOfRows.get(count);
+  if (!runner) {
+    runner = precompileQuery<Database, never>(count * EVENT_COLUMNS.length, (db, values) =>
+      db
+        .insertInto('events')
+        .values(
+          Array.from(
+            { length: count },
+            (_, row) =>
+              Object.fromEntries(
+                EVENT_COLUMNS.map((column, index) => [column, values[row * EVENT_COLUMNS.length + index]]),
+              ) as unknown as EventRow,
+          ),
+        ),
+    );
+    insertOfRows.set(count, runner);
+  }
+  return runner;
+}
+
 /** Multi-row INSERTs of at most INSERT_CHUNK rows each. */
 async function insertRows(trx: Kysely<Database>, rows: readonly EventRow[]): Promise<void> {
+  if (rows.length > 0 && rows.length <= PRECOMPILED_ROWS) {
+    const values = rows.flatMap((row) => EVENT_COLUMNS.map((column) => row[column]));
+    await precompiledInsert(rows.length)(trx, ...values);
+    return;
+  }
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
     await trx
       .insertInto('events')
@@ -57,6 +90,15 @@ export async function insertEventRows(
 
 // Sessions per seq-allocating UPDATE: two bound values each, far below SQLite's variable limit.
 const SESSION_CHUNK = 1000;
+
+/** Reserves `count` seqs on one session row; returns its new last seq. */
+const reserveSeqs = precompileQuery<Database, { last_seq: number }>(2, (db, [count, id]) =>
+  db
+    .updateTable('sessions')
+    .set({ last_seq: sql`last_seq + cast(${count} as integer)` })
+    .where('id', '=', id as string)
+    .returning('last_seq'),
+);
 
 /** Appends events to a session's log (inside the caller's transaction). Returns the last seq. */
 export async function appendEvents(
@@ -87,7 +129,13 @@ export async function appendEventsMany(
   }
   const lastSeq = new Map<string, number>();
   const ids = [...merged.keys()];
-  for (let i = 0; i < ids.length; i += SESSION_CHUNK) {
+  if (ids.length === 1) {
+    // One session (an agent step): one row, locked by the UPDATE itself on PostgreSQL too.
+    const id = ids[0]!;
+    const { rows } = await reserveSeqs(trx, merged.get(id)!.events.length, id);
+    if (rows[0]) lastSeq.set(id, Number(rows[0].last_seq));
+  }
+  for (let i = 0; i < ids.length && ids.length > 1; i += SESSION_CHUNK) {
     const chunk = ids.slice(i, i + SESSION_CHUNK);
     // PostgreSQL: the subquery locks the rows in id order first (in the same statement); an UPDATE
     // alone locks them in scan order, and two replicas appending to overlapping sessions in

@@ -49,6 +49,30 @@ export async function claimReadyTasks(
     .execute();
 }
 
+/** pending → ready → leased → running, the path a handed-off task takes in one UPDATE. */
+const HANDED_OFF_STATUS = transitionTask(
+  transitionTask(transitionTask('pending', 'dependencies_met'), 'claim'),
+  'start',
+);
+
+/** startReadiedTasks for one task (a chain's next step). */
+const startReadiedTask = precompileQuery<Database, TasksTable>(4, (db, [owner, expiresAt, now, taskId]) =>
+  db
+    .updateTable('tasks')
+    .set({
+      status: HANDED_OFF_STATUS,
+      lease_owner: owner as string,
+      lease_expires_at: expiresAt as never,
+      attempts: sql`attempts + 1`,
+      ready_at: now as never,
+      started_at: now as never,
+      updated_at: now as never,
+    })
+    .where('id', '=', taskId as string)
+    .where('status', '=', sql.lit('pending'))
+    .returningAll(),
+);
+
 /**
  * Starts pending tasks whose dependencies were just met for `owner` (pending → ready → leased →
  * running in one UPDATE, attempts + 1, lease from now): the finishing transaction's hand-off of a
@@ -61,14 +85,14 @@ export async function startReadiedTasks(
   request: Omit<ClaimRequest, 'limit'>,
 ): Promise<TasksTable[]> {
   if (taskIds.length === 0) return [];
-  const running = transitionTask(
-    transitionTask(transitionTask('pending', 'dependencies_met'), 'claim'),
-    'start',
-  );
+  if (taskIds.length === 1) {
+    const { now, owner, leaseMs } = request;
+    return (await startReadiedTask(trx, owner, now + leaseMs, now, taskIds[0]!)).rows;
+  }
   return trx
     .updateTable('tasks')
     .set({
-      status: running,
+      status: HANDED_OFF_STATUS,
       lease_owner: request.owner,
       lease_expires_at: request.now + request.leaseMs,
       attempts: sql`attempts + 1`,
@@ -122,6 +146,19 @@ export async function findExpiredLeases(
 
 export type GraphTask = AdvanceTask & { role: string; position: number };
 
+const GRAPH_COLUMNS = ['id', 'session_id', 'name', 'status', 'result', 'error', 'role', 'position'] as const;
+
+/** The tasks of one session in plan order, as loadSessionGraphs reads them. */
+const selectGraphTasks = precompileQuery<Database, Pick<TasksTable, (typeof GRAPH_COLUMNS)[number]>>(
+  1,
+  (db, [sessionId]) =>
+    db
+      .selectFrom('tasks')
+      .select(GRAPH_COLUMNS)
+      .where('session_id', '=', sessionId as string)
+      .orderBy('position'),
+);
+
 /** The task graphs of several sessions (two statements), keyed by session id, tasks in plan order. */
 export async function loadSessionGraphs(
   trx: Kysely<Database>,
@@ -130,19 +167,26 @@ export async function loadSessionGraphs(
   const graphs = new Map<string, GraphTask[]>();
   if (sessionIds.length === 0) return graphs;
   const ids = [...sessionIds];
-  const rows = await trx
-    .selectFrom('tasks')
-    .select(['id', 'session_id', 'name', 'status', 'result', 'error', 'role', 'position'])
-    .where('session_id', 'in', ids)
-    .orderBy('session_id')
-    .orderBy('position')
-    .execute();
-  const depRows = await trx
-    .selectFrom('task_dependencies as d')
-    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-    .select(['d.task_id', 't.name'])
-    .where('d.session_id', 'in', ids)
-    .execute();
+  // One session (an agent step): precompiled statements, no query building.
+  const rows =
+    ids.length === 1
+      ? (await selectGraphTasks(trx, ids[0]!)).rows
+      : await trx
+          .selectFrom('tasks')
+          .select(GRAPH_COLUMNS)
+          .where('session_id', 'in', ids)
+          .orderBy('session_id')
+          .orderBy('position')
+          .execute();
+  const depRows =
+    ids.length === 1
+      ? (await selectDependencyNames(trx, ids[0]!)).rows
+      : await trx
+          .selectFrom('task_dependencies as d')
+          .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
+          .select(['d.task_id', 't.name'])
+          .where('d.session_id', 'in', ids)
+          .execute();
   const deps = groupDependencyNames(depRows);
   for (const row of rows) {
     const list = graphs.get(row.session_id) ?? [];
@@ -191,6 +235,27 @@ function groupDependencyNames(rows: readonly { task_id: string; name: string }[]
   return map;
 }
 
+const DEPENDENCY_OUTPUT_COLUMNS = [
+  'd.task_id',
+  't.id',
+  't.name',
+  't.role',
+  't.result',
+  't.position',
+] as const;
+
+const selectDependencyOutputs = precompileQuery<
+  Database,
+  { task_id: string; id: string; name: string; role: string; result: string | null; position: number }
+>(1, (db, [taskId]) =>
+  db
+    .selectFrom('task_dependencies as d')
+    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
+    .select(DEPENDENCY_OUTPUT_COLUMNS)
+    .where('d.task_id', '=', taskId as string)
+    .orderBy('t.position'),
+);
+
 /** Outputs of the dependencies of each given task (for the runtime's context). */
 export async function loadDependencyOutputs(
   db: Kysely<Database>,
@@ -198,13 +263,16 @@ export async function loadDependencyOutputs(
 ): Promise<Map<string, DependencyOutput[]>> {
   const map = new Map<string, DependencyOutput[]>();
   if (taskIds.length === 0) return map;
-  const rows = await db
-    .selectFrom('task_dependencies as d')
-    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-    .select(['d.task_id', 't.id', 't.name', 't.role', 't.result', 't.position'])
-    .where('d.task_id', 'in', [...taskIds])
-    .orderBy('t.position')
-    .execute();
+  const rows =
+    taskIds.length === 1
+      ? (await selectDependencyOutputs(db, taskIds[0]!)).rows
+      : await db
+          .selectFrom('task_dependencies as d')
+          .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
+          .select(DEPENDENCY_OUTPUT_COLUMNS)
+          .where('d.task_id', 'in', [...taskIds])
+          .orderBy('t.position')
+          .execute();
   for (const row of rows) {
     const list = map.get(row.task_id) ?? [];
     list.push({ taskId: row.id, name: row.name, role: row.role, output: row.result ?? '' });

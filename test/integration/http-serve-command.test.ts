@@ -45,9 +45,10 @@ test('maos serve prints URL, data directory and auth mode; SIGTERM exits 0', asy
   const serve = runServe(['--config', config, '--port', '0', '--data-dir', dataDir]);
   t.after(() => serve.child.kill('SIGKILL'));
   let url = '';
-  for (let i = 0; i < 900 && !url; i++) {
+  // The banner's lines may arrive in separate chunks: wait for its last line, the auth mode.
+  for (let i = 0; i < 900 && !(url && /auth mode:/.test(serve.output().stdout)); i++) {
     url = /MAOS listening on (http:\/\/\S+)/.exec(serve.output().stdout)?.[1] ?? '';
-    if (!url) await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
   assert.ok(url, `banner printed:\n${serve.output().stdout}\n${serve.output().stderr}`);
   const { stdout } = serve.output();
