@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -149,6 +150,12 @@ function row(figures: Figures): string {
 }
 
 if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+// Figures from a shared machine mean little without its load: printed for the start and the end.
+const formatLoad = () =>
+  loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ');
+const loadAtStart = formatLoad();
 const bare = await measure('bare Fastify hello-world', 'bare');
 const results: Figures[] = [];
 if (AUTH === 'apikey' || AUTH === 'both') {
@@ -161,6 +168,7 @@ console.log(
   `\n${CONNECTIONS} connections, ${SECONDS} s each, ${IN_PROCESS ? 'servers in the load generator process' : 'each server in its own process'}, same machine`,
 );
 console.log('apikey = the default auth mode: one API key, rate limits on (set high enough never to reject)');
+console.log(`load average (1, 5, 15 min): ${loadAtStart} at the start, ${formatLoad()} at the end`);
 console.log(row(bare));
 for (const figures of results) console.log(row(figures));
 console.log('');
