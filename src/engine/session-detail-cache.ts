@@ -99,12 +99,15 @@ function toDetail(row: SessionsTable, contents: SessionContents, settings: Sessi
   return { ...toSessionRecord(row), plan: contents.plan, tasks: [...contents.tasks], settings };
 }
 
-/** Column by column: every column is a string, number or null. */
+/** Column by column: every column is a string, number or null. No key arrays: runs per request. */
 function sameRow(a: SessionsTable, b: SessionsTable): boolean {
-  const keys = Object.keys(b) as (keyof SessionsTable)[];
-  if (Object.keys(a).length !== keys.length) return false;
-  for (const key of keys) if (a[key] !== b[key]) return false;
-  return true;
+  let columns = 0;
+  for (const key in b) {
+    if (a[key as keyof SessionsTable] !== b[key as keyof SessionsTable]) return false;
+    columns++;
+  }
+  for (const _ in a) columns--;
+  return columns === 0;
 }
 
 function matches(entry: Entry, row: SessionsTable): boolean {
