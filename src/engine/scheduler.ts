@@ -6,47 +6,30 @@ import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts
 import { AppError, coerceError } from '../errors/app-error.ts';
 import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
-import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
 import { createCoalescer } from '../store/coalesce.ts';
-import { precompileQuery } from '../store/compiled-query.ts';
 import type { DialectName } from '../store/db.ts';
-import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
-import {
-  claimReadyTasks,
-  extendLeases,
-  findExpiredLeases,
-  loadDependencyOutputs,
-} from '../store/task-store.ts';
+import type { Database, TasksTable } from '../store/schema.ts';
+import { claimReadyTasks, extendLeases } from '../store/task-store.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
+import { reapExpiredLeases } from './lease-reaper.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
+import { type PreparedRun, prepareRuns } from './run-preparation.ts';
+import { settleWithin } from './settle-within.ts';
 import {
   appendTaskOutput,
   type Claim,
   type ContinueSession,
-  expireTaskLease,
   finishTasks,
   type HandOff,
   markTasksRunning,
   type RunOutcome,
   releaseTask,
 } from './task-ops.ts';
-import { describeRuntime, runClaimedTask, type TaskSpanInput, toStoredTrace } from './task-runner.ts';
+import { describeRuntime, runClaimedTask, type TaskSpanInput } from './task-runner.ts';
 
 /** How long aborted runs get to wind down at stop before their leases are released regardless. */
 const ABORT_WAIT_MS = 5000;
-
-/** Waits for the promises up to `ms`; true when some were still pending at the deadline. */
-async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<boolean> {
-  let timeout: NodeJS.Timeout | undefined;
-  const deadline = new Promise<true>((resolve) => {
-    timeout = setTimeout(() => resolve(true), ms);
-  });
-  const settled = Promise.allSettled(promises).then(() => false as const);
-  const stuck = await Promise.race([settled, deadline]);
-  clearTimeout(timeout);
-  return stuck;
-}
 
 /**
  * The scheduler's writes are the engine's own progress: they may resolve before they are on disk
@@ -54,29 +37,7 @@ async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<b
  */
 const DEFERRED = { deferred: true } as const;
 
-/** Expired leases handled per reaper pass (the rest wait for the next pass). */
-const REAP_BATCH = 200;
-
 type StopReason = 'cancel' | 'lease_lost' | 'shutdown' | 'abandon';
-
-const RUN_SESSION_COLUMNS = ['id', 'objective', 'trace_parent', 'trace_state'] as const;
-
-/** What a run needs of its session (one session: precompiled, no query building per step). */
-const selectRunSession = precompileQuery<Database, Pick<SessionsTable, (typeof RUN_SESSION_COLUMNS)[number]>>(
-  1,
-  (db, [sessionId]) =>
-    db
-      .selectFrom('sessions')
-      .select(RUN_SESSION_COLUMNS)
-      .where('id', '=', sessionId as string),
-);
-
-/** A claimed task with what its run needs, before the run starts. */
-interface PreparedRun {
-  task: RuntimeTask;
-  readyAt: number;
-  span: TaskSpanInput;
-}
 
 /** One run's finish; the batch's operation attaches the tasks it handed to this process to the first. */
 interface FinishItem {
@@ -266,42 +227,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     void claimDone.finally(() => inflight.delete(claimDone));
   }
 
-  /** What a run needs besides the task row: its session's objective and trace, dependency outputs. */
-  async function prepareRuns(trx: Kysely<Database>, rows: readonly TasksTable[]): Promise<PreparedRun[]> {
-    const sessionIds = [...new Set(rows.map((row) => row.session_id))];
-    const sessions =
-      sessionIds.length === 1
-        ? (await selectRunSession(trx, sessionIds[0]!)).rows
-        : await trx
-            .selectFrom('sessions')
-            .select(RUN_SESSION_COLUMNS)
-            .where('id', 'in', sessionIds)
-            .execute();
-    const objectives = new Map(sessions.map((session) => [session.id, session.objective]));
-    const traces = new Map(sessions.map((session) => [session.id, toStoredTrace(session)]));
-    const outputs = await loadDependencyOutputs(
-      trx,
-      rows.map((row) => row.id),
-    );
-    return rows.map((row) => ({
-      readyAt: Number(row.ready_at ?? row.created_at),
-      span: { kind: row.kind, trace: traces.get(row.session_id) },
-      task: {
-        sessionId: row.session_id,
-        tenantId: row.tenant_id,
-        objective: objectives.get(row.session_id) ?? '',
-        taskId: row.id,
-        name: row.name,
-        role: row.role,
-        instructions: row.instructions,
-        runner: row.runner,
-        agentId: row.agent_id,
-        attempt: Number(row.attempts),
-        dependencies: outputs.get(row.id) ?? [],
-      } satisfies RuntimeTask,
-    }));
-  }
-
   /** Starts claimed runs (their slots were reserved); while stopping, hands the tasks back instead. */
   async function launch(runs: readonly PreparedRun[]): Promise<void> {
     reserved -= runs.length;
@@ -425,30 +350,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   function reap(): void {
     if (stopping) return;
-    deps.queue
-      .run(async (trx) => {
-        // Cluster mode: one replica reaps at a time (the others skip this pass).
-        if (!(await tryTransactionLock(trx, LOCK_KEYS.leaseReaper))) return [];
-        const expired = await findExpiredLeases(trx, now(), REAP_BATCH);
-        const results = [];
-        for (const row of expired) results.push({ row, effects: await expireTaskLease(trx, row, now()) });
-        return results;
-      }, DEFERRED)
-      .then((results) => {
-        let readied = 0;
-        for (const { row, effects } of results) {
-          if (!effects.applied) continue;
-          notifyObserver(deps.observer, 'leaseExpired');
-          if (effects.retried) notifyObserver(deps.observer, 'taskRetried');
-          if (effects.sessionFinished)
-            notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
-          readied += effects.readied;
-          deps.notifier.publish(sessionChannel(row.session_id));
-          deps.logger.warn({ taskId: row.id, retried: effects.retried }, 'task lease expired');
-        }
-        if (readied > 0) wake();
-      })
-      .catch((error: unknown) => deps.logger.warn({ err: coerceError(error) }, 'reaper pass failed'));
+    void reapExpiredLeases({ ...deps, now, onReadied: wake });
   }
 
   return {

@@ -1,0 +1,57 @@
+// One pass of the lease reaper: tasks whose lease ran out are retried (attempt + 1) or failed for
+// good, in one write operation; in cluster mode one replica reaps at a time. Run by the scheduler
+// every third of a lease.
+
+import { coerceError } from '../errors/app-error.ts';
+import type { Logger } from '../observability/logger.ts';
+import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
+import { findExpiredLeases } from '../store/task-store.ts';
+import type { WriteQueue } from '../store/write-queue.ts';
+import { type EngineObserver, notifyObserver } from './engine-observer.ts';
+import { type Notifier, sessionChannel } from './notifier.ts';
+import { expireTaskLease } from './task-ops.ts';
+
+/** Expired leases handled per reaper pass (the rest wait for the next pass). */
+const REAP_BATCH = 200;
+
+export interface ReaperDeps {
+  queue: WriteQueue;
+  notifier: Notifier;
+  logger: Logger;
+  observer?: EngineObserver;
+  now: () => number;
+  /** Called when retried tasks became ready (wake idle slots). */
+  onReadied(): void;
+}
+
+/** Runs one pass; never throws (a failed pass is logged and the next one tries again). */
+export async function reapExpiredLeases(deps: ReaperDeps): Promise<void> {
+  const { now } = deps;
+  try {
+    const results = await deps.queue.run(
+      async (trx) => {
+        // Cluster mode: one replica reaps at a time (the others skip this pass).
+        if (!(await tryTransactionLock(trx, LOCK_KEYS.leaseReaper))) return [];
+        const expired = await findExpiredLeases(trx, now(), REAP_BATCH);
+        const out = [];
+        for (const row of expired) out.push({ row, effects: await expireTaskLease(trx, row, now()) });
+        return out;
+      },
+      // Engine progress: readers wait for its flush (store/write-queue.ts).
+      { deferred: true },
+    );
+    let readied = 0;
+    for (const { row, effects } of results) {
+      if (!effects.applied) continue;
+      notifyObserver(deps.observer, 'leaseExpired');
+      if (effects.retried) notifyObserver(deps.observer, 'taskRetried');
+      if (effects.sessionFinished) notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
+      readied += effects.readied;
+      deps.notifier.publish(sessionChannel(row.session_id));
+      deps.logger.warn({ taskId: row.id, retried: effects.retried }, 'task lease expired');
+    }
+    if (readied > 0) deps.onReadied();
+  } catch (error) {
+    deps.logger.warn({ err: coerceError(error) }, 'reaper pass failed');
+  }
+}

@@ -1,0 +1,62 @@
+// Turns claimed task rows into runs: the session's objective and trace and the outputs of the
+// task's dependencies, read in the claiming (or handing-off) transaction. Used by the scheduler.
+import type { Kysely } from 'kysely';
+import type { RuntimeTask } from '../agents/runtimes/runtime.ts';
+import { precompileQuery } from '../store/compiled-query.ts';
+import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
+import { loadDependencyOutputs } from '../store/task-store.ts';
+import { type TaskSpanInput, toStoredTrace } from './task-runner.ts';
+
+const RUN_SESSION_COLUMNS = ['id', 'objective', 'trace_parent', 'trace_state'] as const;
+
+/** What a run needs of its session (one session: precompiled, no query building per step). */
+const selectRunSession = precompileQuery<Database, Pick<SessionsTable, (typeof RUN_SESSION_COLUMNS)[number]>>(
+  1,
+  (db, [sessionId]) =>
+    db
+      .selectFrom('sessions')
+      .select(RUN_SESSION_COLUMNS)
+      .where('id', '=', sessionId as string),
+);
+
+/** A claimed task with what its run needs, before the run starts. */
+export interface PreparedRun {
+  task: RuntimeTask;
+  readyAt: number;
+  span: TaskSpanInput;
+}
+
+/** What a run needs besides the task row: its session's objective and trace, dependency outputs. */
+export async function prepareRuns(
+  trx: Kysely<Database>,
+  rows: readonly TasksTable[],
+): Promise<PreparedRun[]> {
+  const sessionIds = [...new Set(rows.map((row) => row.session_id))];
+  const sessions =
+    sessionIds.length === 1
+      ? (await selectRunSession(trx, sessionIds[0]!)).rows
+      : await trx.selectFrom('sessions').select(RUN_SESSION_COLUMNS).where('id', 'in', sessionIds).execute();
+  const objectives = new Map(sessions.map((session) => [session.id, session.objective]));
+  const traces = new Map(sessions.map((session) => [session.id, toStoredTrace(session)]));
+  const outputs = await loadDependencyOutputs(
+    trx,
+    rows.map((row) => row.id),
+  );
+  return rows.map((row) => ({
+    readyAt: Number(row.ready_at ?? row.created_at),
+    span: { kind: row.kind, trace: traces.get(row.session_id) },
+    task: {
+      sessionId: row.session_id,
+      tenantId: row.tenant_id,
+      objective: objectives.get(row.session_id) ?? '',
+      taskId: row.id,
+      name: row.name,
+      role: row.role,
+      instructions: row.instructions,
+      runner: row.runner,
+      agentId: row.agent_id,
+      attempt: Number(row.attempts),
+      dependencies: outputs.get(row.id) ?? [],
+    } satisfies RuntimeTask,
+  }));
+}
