@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import { configSchema } from '../config/schema.ts';
 import { createCoalescer } from './coalesce.ts';
 import { createDatabase, type DatabaseHandle } from './db.ts';
@@ -87,5 +88,72 @@ describe('write queue', () => {
     });
     await queue.drain();
     assert.equal(done, true);
+  });
+
+  // Deferred durability (SQLite, synchronous=FULL): the engine's own progress.
+  const synchronousSetting = async () =>
+    (await sql<{ synchronous: number }>`pragma synchronous`.execute(handle.db)).rows[0]?.synchronous;
+
+  test('a batch of deferred ops commits without its fsync; readers wait for the WAL flush', async () => {
+    const queue = createWriteQueue({
+      db: handle.db,
+      dialect: 'sqlite',
+      deferredSync: { databasePath: handle.location },
+    });
+    assert.equal(queue.whenDurable(), undefined, 'nothing committed yet: nothing to wait for');
+    assert.equal(await queue.run(insertTenant('d1'), { deferred: true }), 'd1');
+    const stats = queue.stats();
+    assert.equal(stats.deferredBatches, 1);
+    const flushed = queue.whenDurable();
+    if (flushed) {
+      // Committed (visible) but not yet known to be on disk: a reader must wait for the flush.
+      await flushed;
+    }
+    assert.equal(queue.whenDurable(), undefined, 'flushed: nobody waits any more');
+    assert.ok(queue.stats().walFlushes >= 1, 'the WAL was flushed by the queue');
+    // The connection is back to FULL for every other writer (API writes outside the queue).
+    assert.equal(await synchronousSetting(), 2);
+  });
+
+  test('an ordinary op in the batch makes it a synced commit, which covers the deferred ops too', async () => {
+    const queue = createWriteQueue({
+      db: handle.db,
+      dialect: 'sqlite',
+      deferredSync: { databasePath: handle.location },
+    });
+    await Promise.all([queue.run(insertTenant('d2'), { deferred: true }), queue.run(insertTenant('d3'))]);
+    assert.equal(queue.stats().batches, 1);
+    assert.equal(queue.stats().deferredBatches, 0);
+    assert.equal(queue.whenDurable(), undefined);
+  });
+
+  test('without deferredSync every op is acknowledged after a synced commit', async () => {
+    const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
+    await queue.run(insertTenant('d4'), { deferred: true });
+    assert.equal(queue.stats().deferredBatches, 0);
+    assert.equal(queue.whenDurable(), undefined);
+  });
+
+  test('a deferred batch that fails still restores synchronous=FULL', async () => {
+    const queue = createWriteQueue({
+      db: handle.db,
+      dialect: 'sqlite',
+      deferredSync: { databasePath: handle.location },
+    });
+    await assert.rejects(queue.run(insertTenant('d1'), { deferred: true })); // duplicate key
+    await queue.drain();
+    assert.equal(await synchronousSetting(), 2);
+  });
+
+  test('drain waits for the flush of deferred commits', async () => {
+    const queue = createWriteQueue({
+      db: handle.db,
+      dialect: 'sqlite',
+      deferredSync: { databasePath: handle.location },
+    });
+    void queue.run(insertTenant('d5'), { deferred: true });
+    await queue.drain();
+    assert.equal(queue.whenDurable(), undefined);
+    assert.equal(queue.stats().walFlushes, 1);
   });
 });

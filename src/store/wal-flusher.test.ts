@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { AppError } from '../errors/app-error.ts';
+import { createWalFlusher } from './wal-flusher.ts';
+
+/** Runs `body` with the path of a WAL file in a temp dir (`exists`: the file is there). */
+async function withWalFile(exists: boolean, body: (wal: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-walflush-'));
+  const wal = join(dir, 'x.db-wal');
+  if (exists) writeFileSync(wal, 'frames');
+  try {
+    await body(wal);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('WAL flusher', () => {
+  test('one flush in flight at a time; commits made meanwhile are covered by the next one', () =>
+    withWalFile(true, async (wal) => {
+      const flusher = createWalFlusher(wal);
+      flusher.committed(true);
+      flusher.committed(true);
+      const first = flusher.whenDurable();
+      assert.ok(first);
+      await first;
+      // The first commit started a flush; the second came during it and needed one more.
+      assert.equal(flusher.flushes(), 2);
+      flusher.committed(true);
+      await flusher.whenDurable();
+      assert.equal(flusher.flushes(), 3);
+      // A synced commit makes everything before it durable at once.
+      flusher.committed(true);
+      flusher.committed(false);
+      assert.equal(flusher.whenDurable(), undefined);
+      assert.equal(flusher.deferredCommits(), 4);
+      flusher.close();
+    }));
+
+  test('close during a flush waits for it; a flush after close opens the file again', () =>
+    withWalFile(true, async (wal) => {
+      const flusher = createWalFlusher(wal);
+      flusher.committed(true);
+      const pending = flusher.whenDurable();
+      flusher.close();
+      await pending;
+      flusher.committed(true);
+      await flusher.whenDurable();
+      assert.equal(flusher.flushes(), 2);
+      flusher.close();
+    }));
+
+  test('a flush that fails rejects the waiters with STORE_UNAVAILABLE; the next one retries', () =>
+    withWalFile(false, async (wal) => {
+      const flusher = createWalFlusher(wal);
+      flusher.committed(true);
+      await assert.rejects(
+        flusher.whenDurable() ?? Promise.resolve(),
+        (error: unknown) => error instanceof AppError && error.code === 'STORE_UNAVAILABLE',
+      );
+      writeFileSync(wal, 'frames');
+      await flusher.whenDurable();
+      assert.equal(flusher.whenDurable(), undefined);
+      flusher.close();
+    }));
+});
