@@ -55,6 +55,9 @@ function createNoopEngine(handle: DatabaseHandle, observer: EngineObserver) {
       runners: {},
     },
     db: handle.db,
+    // As `maos serve` runs SQLite with synchronous=FULL: engine progress flushed off the event loop
+    // (store/write-queue.ts); submissions still wait for their fsync.
+    deferredSync: { databasePath: handle.location },
     logger: createLogger({ level: 'silent' }),
     runtimes,
     observer,
