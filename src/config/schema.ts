@@ -13,6 +13,16 @@ import {
   tlsConfigSchema,
 } from './security-schema.ts';
 
+/**
+ * Defaults that code reading a partial config (tests, tools) falls back to as well: one source for
+ * the schema and for them.
+ */
+export const CONFIG_DEFAULTS = {
+  storePoolSize: 10,
+  storeConnectTimeoutMs: 5000,
+  maxSseStreamsPerTenant: 100,
+} as const;
+
 const runnerSchema = z
   .strictObject({
     command: z
@@ -93,7 +103,7 @@ const configShape = z.strictObject({
         .int()
         .min(2)
         .max(1000)
-        .default(10)
+        .default(CONFIG_DEFAULTS.storePoolSize)
         .describe(
           "PostgreSQL only: connections in each replica's pool (at least 2: one may hold a lock while another works). @defaultValue 10",
         ),
@@ -101,12 +111,17 @@ const configShape = z.strictObject({
         .number()
         .int()
         .positive()
-        .default(5000)
+        .default(CONFIG_DEFAULTS.storeConnectTimeoutMs)
         .describe(
           'PostgreSQL only: how long a query waits for a pooled connection before failing with STORE_UNAVAILABLE. @defaultValue 5000',
         ),
     })
-    .default({ synchronous: 'full', busyTimeoutMs: 5000, poolSize: 10, connectTimeoutMs: 5000 })
+    .default({
+      synchronous: 'full',
+      busyTimeoutMs: 5000,
+      poolSize: CONFIG_DEFAULTS.storePoolSize,
+      connectTimeoutMs: CONFIG_DEFAULTS.storeConnectTimeoutMs,
+    })
     .describe('Database settings.'),
   workers: z
     .strictObject({
@@ -182,7 +197,7 @@ const configShape = z.strictObject({
         .number()
         .int()
         .positive()
-        .default(100)
+        .default(CONFIG_DEFAULTS.maxSseStreamsPerTenant)
         .describe(
           'Open SSE event streams one tenant may hold in this process; more get 429. @defaultValue 100',
         ),
@@ -191,7 +206,7 @@ const configShape = z.strictObject({
       bodyLimitBytes: 1_048_576,
       maxPageSize: 100,
       sseKeepAliveSeconds: 15,
-      maxSseStreamsPerTenant: 100,
+      maxSseStreamsPerTenant: CONFIG_DEFAULTS.maxSseStreamsPerTenant,
     })
     .describe('HTTP server limits.'),
   metrics: z

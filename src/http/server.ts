@@ -9,7 +9,7 @@ import Fastify, {
   type RouteOptions,
 } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import type { Config } from '../config/schema.ts';
+import { CONFIG_DEFAULTS, type Config } from '../config/schema.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -64,9 +64,6 @@ export interface BuildHttpServerOptions {
   /** Creates the underlying server, e.g. HTTPS from security/tls.ts; default plain HTTP. */
   serverFactory?: FastifyServerFactory;
 }
-
-/** Same as the config default; used when a caller builds the server with a partial config. */
-const DEFAULT_MAX_SSE_STREAMS_PER_TENANT = 100;
 
 /** Builds (but does not start) the HTTP server. Call `listen` or `inject` on the result. */
 export async function buildHttpServer(options: BuildHttpServerOptions): Promise<FastifyInstance> {
@@ -131,7 +128,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     maxPageSize: config.http.maxPageSize,
     keepAliveSeconds: config.http.sseKeepAliveSeconds,
     streams,
-    maxStreamsPerTenant: config.http.maxSseStreamsPerTenant ?? DEFAULT_MAX_SSE_STREAMS_PER_TENANT,
+    maxStreamsPerTenant: config.http.maxSseStreamsPerTenant ?? CONFIG_DEFAULTS.maxSseStreamsPerTenant,
     onEventsSent: (count) => notifyObserver(options.observer, 'sseEventsSent', count),
   });
   await app.ready();

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, type LogEvent, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
-import type { Config } from '../config/schema.ts';
+import { CONFIG_DEFAULTS, type Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createPostgresDatabase, isPostgresUrl } from './postgres-dialect.ts';
 import { attachReadConnection, createReadConnection } from './read-connection.ts';
@@ -61,8 +61,8 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
   if (isPostgresUrl(config.store.url)) {
     return createPostgresDatabase({
       url: config.store.url,
-      poolSize: config.store.poolSize ?? 10,
-      connectTimeoutMs: config.store.connectTimeoutMs ?? 5000,
+      poolSize: config.store.poolSize ?? CONFIG_DEFAULTS.storePoolSize,
+      connectTimeoutMs: config.store.connectTimeoutMs ?? CONFIG_DEFAULTS.storeConnectTimeoutMs,
       log: options.querySpanLogger?.('postgresql'),
     });
   }
