@@ -57,6 +57,7 @@ export async function prepareRuns(
       agentId: row.agent_id,
       attempt: Number(row.attempts),
       dependencies: outputs.get(row.id) ?? [],
+      kind: row.kind,
     } satisfies RuntimeTask,
   }));
 }

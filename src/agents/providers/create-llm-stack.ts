@@ -157,8 +157,8 @@ function routeSdkWarnings(logger: Logger): void {
 
 /**
  * The engine hands every task without a runner to the LLM runtime; the orchestrator's own tasks
- * (phase gates, synthesis) carry the role `orchestrator` and go to the orchestrator runtime with
- * their kind read from the store.
+ * (phase gates, synthesis) carry the role `orchestrator` and go to the orchestrator runtime by
+ * their kind.
  */
 function routeOrchestratorTasks(
   agents: AgentRuntime,
@@ -169,13 +169,19 @@ function routeOrchestratorTasks(
     kind: agents.kind,
     async run(task, ctx) {
       if (task.role !== ORCHESTRATOR_ROLE) return agents.run(task, ctx);
-      const row = await db
-        .selectFrom('tasks')
-        .select('kind')
-        .where('tenant_id', '=', task.tenantId)
-        .where('id', '=', task.taskId)
-        .executeTakeFirst();
-      return orchestrator.run({ ...task, kind: row?.kind ?? 'agent' } as OrchestratorRuntimeTask, ctx);
+      // The engine passes the kind with the task; a task built elsewhere has it read from the store.
+      const kind =
+        task.kind ??
+        (
+          await db
+            .selectFrom('tasks')
+            .select('kind')
+            .where('tenant_id', '=', task.tenantId)
+            .where('id', '=', task.taskId)
+            .executeTakeFirst()
+        )?.kind ??
+        'agent';
+      return orchestrator.run({ ...task, kind } as OrchestratorRuntimeTask, ctx);
     },
   };
 }
