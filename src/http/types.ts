@@ -43,5 +43,10 @@ declare module 'fastify' {
      * naming the tool); denials are always recorded. Other routes' bodies are never read as JSON-RPC.
      */
     jsonRpc?: { auditsToolCalls: boolean };
+    /**
+     * The route adds its own `resource_metadata` to 401 challenges (the MCP endpoint, whose metadata
+     * document is MCP-specific); the security layer then leaves that attribute out.
+     */
+    ownResourceMetadata?: boolean;
   }
 }

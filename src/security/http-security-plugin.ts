@@ -235,7 +235,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       if (state?.challenge && [400, 401, 403].includes(reply.statusCode)) challenge = state.challenge;
       else if (reply.statusCode === 401) challenge = formatBearerChallenge(realm);
       // /mcp advertises its own, MCP-specific metadata (mcp/protected-resource.ts); one attribute only.
-      const ownMetadata = request.routeOptions.url?.startsWith('/mcp') === true;
+      const ownMetadata = request.routeOptions.config.ownResourceMetadata === true;
       if (challenge && reply.statusCode === 401 && options.protectedResource && !ownMetadata) {
         const url = resourceMetadataUrl(request);
         if (url) challenge += `, resource_metadata="${url}"`;

@@ -175,6 +175,8 @@ describe('MCP with OIDC', { timeout: 120_000 }, () => {
     const challenge = denied.headers.get('www-authenticate') ?? '';
     assert.match(challenge, /^Bearer realm="maos"/);
     assert.ok(challenge.includes(`resource_metadata="${metadataUrl}"`), challenge);
+    // Only the MCP-specific document: the security layer leaves the attribute to the route.
+    assert.equal(challenge.match(/resource_metadata=/g)?.length, 1, challenge);
     await denied.body?.cancel();
   });
 
