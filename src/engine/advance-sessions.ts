@@ -11,7 +11,8 @@ import { precompileQuery } from '../store/compiled-query.ts';
 import { appendEventsMany, type SessionEvents } from '../store/event-store.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
-import { loadSessionGraphs, startReadiedTasks } from '../store/task-store.ts';
+import { loadSessionGraphs, loadTaskOutputs } from '../store/task-graph.ts';
+import { startReadiedTasks } from '../store/task-store.ts';
 import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
 /**
@@ -130,8 +131,14 @@ export async function advanceSessions(
       result.set(sessionId, { readied: 0, sessionFinished: null, budgetExceeded: true });
       continue;
     }
-    const graph = graphs.get(sessionId) ?? [];
-    const decision = advanceSession(graph);
+    let graph = graphs.get(sessionId) ?? [];
+    let decision = advanceSession(graph);
+    if (decision.outcome) {
+      // The session ends: its result or failure summary needs the tasks' outputs and errors.
+      const outputs = await loadTaskOutputs(trx, sessionId);
+      graph = graph.map((task) => ({ ...task, ...outputs.get(task.id) }));
+      decision = advanceSession(graph);
+    }
     const byId = new Map(graph.map((task) => [task.id, task]));
     ready.push(...decision.ready);
     for (const id of decision.ready) {

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import type { RuntimeTask } from '../agents/runtimes/runtime.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
-import { loadDependencyOutputs } from '../store/task-store.ts';
+import { loadDependencyOutputs } from '../store/task-graph.ts';
 import { type TaskSpanInput, toStoredTrace } from './task-runner.ts';
 
 const RUN_SESSION_COLUMNS = ['id', 'objective', 'trace_parent', 'trace_state'] as const;

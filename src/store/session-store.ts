@@ -7,7 +7,7 @@ import { precompileQuery } from './compiled-query.ts';
 import { findReadConnection, precompileReadQuery } from './read-connection.ts';
 import { toSessionRecord, toTaskRecord } from './rows.ts';
 import type { AgentsTable, Database, SessionsTable, TaskDependenciesTable, TasksTable } from './schema.ts';
-import { loadDependencyNames } from './task-store.ts';
+import { loadDependencyNames } from './task-graph.ts';
 
 // Bound-variable limit of SQLite: tasks have ~27 columns, so 500 rows per insert is safe.
 const CHUNK = 500;

@@ -1,9 +1,8 @@
-// Task queue queries: claiming ready tasks with a lease, extending and finding expired leases,
-// and loading a session's task graph. Claims go through claimReadyTasks only, so PostgreSQL's
-// locking claim (postgres-claim.ts) is chosen in one place.
+// Task queue queries: claiming ready tasks with a lease, starting handed-off tasks, extending and
+// finding expired leases, completing runs (reading task graphs is task-graph.ts). Claims go
+// through claimReadyTasks only, so PostgreSQL's locking claim (postgres-claim.ts) is chosen in
+// one place.
 import { type Kysely, sql } from 'kysely';
-import type { DependencyOutput } from '../agents/runtimes/runtime.ts';
-import type { AdvanceTask } from '../domain/advance.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import type { TaskStatus } from '../domain/types.ts';
 import { precompileQuery } from './compiled-query.ts';
@@ -142,143 +141,6 @@ export async function findExpiredLeases(
       .limit(limit)
       .execute()
   );
-}
-
-export type GraphTask = AdvanceTask & { role: string; position: number };
-
-const GRAPH_COLUMNS = ['id', 'session_id', 'name', 'status', 'result', 'error', 'role', 'position'] as const;
-
-/** The tasks of one session in plan order, as loadSessionGraphs reads them. */
-const selectGraphTasks = precompileQuery<Database, Pick<TasksTable, (typeof GRAPH_COLUMNS)[number]>>(
-  1,
-  (db, [sessionId]) =>
-    db
-      .selectFrom('tasks')
-      .select(GRAPH_COLUMNS)
-      .where('session_id', '=', sessionId as string)
-      .orderBy('position'),
-);
-
-/** The task graphs of several sessions (two statements), keyed by session id, tasks in plan order. */
-export async function loadSessionGraphs(
-  trx: Kysely<Database>,
-  sessionIds: readonly string[],
-): Promise<Map<string, GraphTask[]>> {
-  const graphs = new Map<string, GraphTask[]>();
-  if (sessionIds.length === 0) return graphs;
-  const ids = [...sessionIds];
-  // One session (an agent step): precompiled statements, no query building.
-  const rows =
-    ids.length === 1
-      ? (await selectGraphTasks(trx, ids[0]!)).rows
-      : await trx
-          .selectFrom('tasks')
-          .select(GRAPH_COLUMNS)
-          .where('session_id', 'in', ids)
-          .orderBy('session_id')
-          .orderBy('position')
-          .execute();
-  const depRows =
-    ids.length === 1
-      ? (await selectDependencyNames(trx, ids[0]!)).rows
-      : await trx
-          .selectFrom('task_dependencies as d')
-          .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-          .select(['d.task_id', 't.name'])
-          .where('d.session_id', 'in', ids)
-          .execute();
-  const deps = groupDependencyNames(depRows);
-  for (const row of rows) {
-    const list = graphs.get(row.session_id) ?? [];
-    list.push({
-      id: row.id,
-      name: row.name,
-      status: row.status as TaskStatus,
-      result: row.result,
-      error: row.error,
-      role: row.role,
-      position: Number(row.position),
-      dependsOn: deps.get(row.id) ?? [],
-    });
-    graphs.set(row.session_id, list);
-  }
-  return graphs;
-}
-
-const selectDependencyNames = precompileQuery<Database, { task_id: string; name: string }>(
-  1,
-  (db, [sessionId]) =>
-    db
-      .selectFrom('task_dependencies as d')
-      .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-      .select(['d.task_id', 't.name'])
-      .where('d.session_id', '=', sessionId as string),
-);
-
-/** task id → names of the tasks it depends on, for one session. */
-export async function loadDependencyNames(
-  db: Kysely<Database>,
-  sessionId: string,
-): Promise<Map<string, string[]>> {
-  const { rows } = await selectDependencyNames(db, sessionId);
-  return groupDependencyNames(rows);
-}
-
-/** Dependency rows (task id, name of a task it depends on) as task id → names. */
-function groupDependencyNames(rows: readonly { task_id: string; name: string }[]): Map<string, string[]> {
-  const map = new Map<string, string[]>();
-  for (const row of rows) {
-    const names = map.get(row.task_id);
-    if (names) names.push(row.name);
-    else map.set(row.task_id, [row.name]);
-  }
-  return map;
-}
-
-const DEPENDENCY_OUTPUT_COLUMNS = [
-  'd.task_id',
-  't.id',
-  't.name',
-  't.role',
-  't.result',
-  't.position',
-] as const;
-
-const selectDependencyOutputs = precompileQuery<
-  Database,
-  { task_id: string; id: string; name: string; role: string; result: string | null; position: number }
->(1, (db, [taskId]) =>
-  db
-    .selectFrom('task_dependencies as d')
-    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-    .select(DEPENDENCY_OUTPUT_COLUMNS)
-    .where('d.task_id', '=', taskId as string)
-    .orderBy('t.position'),
-);
-
-/** Outputs of the dependencies of each given task (for the runtime's context). */
-export async function loadDependencyOutputs(
-  db: Kysely<Database>,
-  taskIds: readonly string[],
-): Promise<Map<string, DependencyOutput[]>> {
-  const map = new Map<string, DependencyOutput[]>();
-  if (taskIds.length === 0) return map;
-  const rows =
-    taskIds.length === 1
-      ? (await selectDependencyOutputs(db, taskIds[0]!)).rows
-      : await db
-          .selectFrom('task_dependencies as d')
-          .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-          .select(DEPENDENCY_OUTPUT_COLUMNS)
-          .where('d.task_id', 'in', [...taskIds])
-          .orderBy('t.position')
-          .execute();
-  for (const row of rows) {
-    const list = map.get(row.task_id) ?? [];
-    list.push({ taskId: row.id, name: row.name, role: row.role, output: row.result ?? '' });
-    map.set(row.task_id, list);
-  }
-  return map;
 }
 
 /**

@@ -20,7 +20,7 @@ import type { Actor } from '../../src/engine/session-service.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
-import { loadSessionGraphs } from '../../src/store/task-store.ts';
+import { loadSessionGraphs, loadTaskOutputs } from '../../src/store/task-graph.ts';
 
 const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
 
@@ -160,7 +160,12 @@ describe('continuation of orchestrator-planned sessions', () => {
 
     await succeed(session.id, { [SYNTHESIS_TASK_NAME]: 'The final answer' });
     assert.equal(await step(session.id), null, 'after the synthesis the session completes');
-    const graph = (await loadSessionGraphs(handle.db, [session.id])).get(session.id) ?? [];
+    // As the engine decides an ending session: the graph's states with the tasks' outputs.
+    const outputs = await loadTaskOutputs(handle.db, session.id);
+    const graph = ((await loadSessionGraphs(handle.db, [session.id])).get(session.id) ?? []).map((task) => ({
+      ...task,
+      ...outputs.get(task.id),
+    }));
     assert.deepEqual(advanceSession(graph).outcome, { status: 'completed', result: 'The final answer' });
   });
 
