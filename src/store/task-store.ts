@@ -5,6 +5,7 @@
 import { type Kysely, sql } from 'kysely';
 import { transitionTask } from '../domain/task-state.ts';
 import type { TaskStatus } from '../domain/types.ts';
+import { isPostgres } from './advisory-lock.ts';
 import { precompileQuery } from './compiled-query.ts';
 import type { DialectName } from './db.ts';
 import { claimReadyTasksPostgres } from './postgres-claim.ts';
@@ -212,26 +213,28 @@ export async function completeClaimedTasks(
   const updated = new Set<string>();
   // One row per task: a task listed twice in a batch (a replayed completion) is applied once.
   const unique = [...new Map(runs.map((run) => [run.taskId, run])).values()];
-  if (unique.length === 1) {
-    // One run (every step of a chain): a plain UPDATE by id. SQLite runs an UPDATE … FROM (VALUES)
-    // of one row several times slower (it materialises the VALUES first).
-    const run = unique[0]!;
-    const complete = run.ok ? completeSucceededTask : completeFailedTask;
-    const { rows } = await complete(
-      trx,
-      run.status,
-      run.result,
-      run.error,
-      run.usage.inputTokens,
-      run.usage.outputTokens,
-      run.usage.cacheReadTokens,
-      run.usage.costUsd,
-      now,
-      run.taskId,
-      run.attempt,
-      owner,
-    );
-    for (const row of rows) updated.add(row.id);
+  if (unique.length === 1 || !isPostgres(trx)) {
+    // SQLite (in-process, no round trips) and any single run: a plain precompiled UPDATE by id per
+    // run. SQLite runs an UPDATE … FROM (VALUES) several times slower per row (it materialises the
+    // VALUES first); PostgreSQL gets the multi-row form below to save round trips.
+    for (const run of unique) {
+      const complete = run.ok ? completeSucceededTask : completeFailedTask;
+      const { rows } = await complete(
+        trx,
+        run.status,
+        run.result,
+        run.error,
+        run.usage.inputTokens,
+        run.usage.outputTokens,
+        run.usage.cacheReadTokens,
+        run.usage.costUsd,
+        now,
+        run.taskId,
+        run.attempt,
+        owner,
+      );
+      for (const row of rows) updated.add(row.id);
+    }
     return updated;
   }
   for (let i = 0; i < unique.length; i += COMPLETE_CHUNK) {
