@@ -17,6 +17,7 @@ import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import { type PreparedRun, prepareRuns } from './run-preparation.ts';
 import { settleWithin } from './settle-within.ts';
 import {
+  appendStartEvents,
   appendTaskOutput,
   type Claim,
   type ContinueSession,
@@ -188,23 +189,24 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         // Counted now, not when queued: a finish earlier in this batch may have taken slots.
         limit = freeSlots();
         if (limit <= 0) return [];
+        // SQLite: claimed straight to running in the claim's UPDATE (one writer, one transaction).
+        const startInClaim = deps.dialect === 'sqlite';
         const rows = await claimReadyTasks(trx, deps.dialect, {
           owner: deps.workerId,
           limit,
           leaseMs: deps.leaseMs,
           now: now(),
+          start: startInClaim,
         });
         if (rows.length === 0) return [];
         reserved += rows.length;
         reservedHere = rows.length;
         const runs = await prepareRuns(trx, rows);
+        const claims = runs.map(({ task }) => toClaim(task));
         // leased → running in the claiming transaction: a step costs one commit on the critical
         // path (this claim shares its batch with the finish that readied the task), not two.
-        await markTasksRunning(
-          trx,
-          runs.map(({ task }) => toClaim(task)),
-          now(),
-        );
+        if (startInClaim) await appendStartEvents(trx, claims, now());
+        else await markTasksRunning(trx, claims, now());
         return runs;
       }, DEFERRED)
       .then(async (claimed) => {

@@ -63,6 +63,33 @@ export interface FinishEffects {
 
 const NOT_APPLIED: FinishEffects = { applied: false, readied: 0, sessionFinished: null };
 
+/** The `leased → running` events of claims that started. */
+export async function appendStartEvents(
+  trx: Kysely<Database>,
+  claims: readonly Claim[],
+  now: number,
+): Promise<void> {
+  await appendEventsMany(
+    trx,
+    claims.map((claim) => ({
+      session: { id: claim.sessionId, tenantId: claim.tenantId },
+      events: [
+        {
+          type: 'task.status' as const,
+          data: {
+            taskId: claim.taskId,
+            name: claim.name,
+            from: 'leased' as const,
+            to: transitionTask('leased', 'start'),
+            attempt: claim.attempt,
+          },
+        },
+      ],
+    })),
+    now,
+  );
+}
+
 /** leased → running for many claims; returns, per claim, false when its lease is gone. */
 export async function markTasksRunning(
   trx: Kysely<Database>,
@@ -89,25 +116,9 @@ export async function markTasksRunning(
     const attempts = new Map(rows.map((row) => [row.id, Number(row.attempts)]));
     for (const claim of mine) if (attempts.get(claim.taskId) === claim.attempt) held.add(claim.taskId);
   }
-  await appendEventsMany(
+  await appendStartEvents(
     trx,
-    claims
-      .filter((claim) => held.has(claim.taskId))
-      .map((claim) => ({
-        session: { id: claim.sessionId, tenantId: claim.tenantId },
-        events: [
-          {
-            type: 'task.status' as const,
-            data: {
-              taskId: claim.taskId,
-              name: claim.name,
-              from: 'leased' as const,
-              to,
-              attempt: claim.attempt,
-            },
-          },
-        ],
-      })),
+    claims.filter((claim) => held.has(claim.taskId)),
     now,
   );
   return claims.map((claim) => held.has(claim.taskId));

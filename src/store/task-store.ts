@@ -18,11 +18,24 @@ export interface ClaimRequest {
   now: number;
 }
 
-/** Claims up to `limit` ready tasks (oldest ready first): ready → leased, attempts + 1. */
+/**
+ * Where a task started by one UPDATE ends: a handed-off one goes pending → ready → leased → running,
+ * a claimed one (SQLite) ready → leased → running.
+ */
+const STARTED_STATUS = transitionTask(
+  transitionTask(transitionTask('pending', 'dependencies_met'), 'claim'),
+  'start',
+);
+
+/**
+ * Claims up to `limit` ready tasks (oldest ready first): ready → leased, attempts + 1. With
+ * `start` (SQLite only: the claim and the start share a transaction there anyway) straight on to
+ * running in the same UPDATE; the caller writes the start events.
+ */
 export async function claimReadyTasks(
   trx: Kysely<Database>,
   dialect: DialectName,
-  request: ClaimRequest,
+  request: ClaimRequest & { start?: boolean },
 ): Promise<TasksTable[]> {
   // PostgreSQL: a claim that never waits for a lock (see postgres-claim.ts).
   if (dialect === 'postgres') return claimReadyTasksPostgres(trx, request);
@@ -38,29 +51,24 @@ export async function claimReadyTasks(
   return trx
     .updateTable('tasks')
     .set({
-      status: 'leased',
+      status: request.start ? STARTED_STATUS : transitionTask('ready', 'claim'),
       lease_owner: request.owner,
       lease_expires_at: request.now + request.leaseMs,
       attempts: sql`attempts + 1`,
       updated_at: request.now,
+      ...(request.start ? { started_at: request.now } : {}),
     })
     .where('id', 'in', candidates)
     .returningAll()
     .execute();
 }
 
-/** pending → ready → leased → running, the path a handed-off task takes in one UPDATE. */
-const HANDED_OFF_STATUS = transitionTask(
-  transitionTask(transitionTask('pending', 'dependencies_met'), 'claim'),
-  'start',
-);
-
 /** startReadiedTasks for one task (a chain's next step). */
 const startReadiedTask = precompileQuery<Database, TasksTable>(4, (db, [owner, expiresAt, now, taskId]) =>
   db
     .updateTable('tasks')
     .set({
-      status: HANDED_OFF_STATUS,
+      status: STARTED_STATUS,
       lease_owner: owner as string,
       lease_expires_at: expiresAt as never,
       attempts: sql`attempts + 1`,
@@ -92,7 +100,7 @@ export async function startReadiedTasks(
   return trx
     .updateTable('tasks')
     .set({
-      status: HANDED_OFF_STATUS,
+      status: STARTED_STATUS,
       lease_owner: request.owner,
       lease_expires_at: request.now + request.leaseMs,
       attempts: sql`attempts + 1`,
