@@ -67,7 +67,7 @@ export async function loadSessionGraphs(
           .execute();
   const depRows =
     ids.length === 1
-      ? (await selectDependencyNames(trx, ids[0]!)).rows
+      ? namedDependencies(rows, (await selectDependencyEdges(trx, ids[0]!)).rows)
       : await trx
           .selectFrom('task_dependencies as d')
           .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
@@ -88,6 +88,28 @@ export async function loadSessionGraphs(
     graphs.set(row.session_id, list);
   }
   return graphs;
+}
+
+/** The dependency edges of one session by task id (names come from the graph's own rows). */
+const selectDependencyEdges = precompileQuery<Database, { task_id: string; depends_on_task_id: string }>(
+  1,
+  (db, [sessionId]) =>
+    db
+      .selectFrom('task_dependencies')
+      .select(['task_id', 'depends_on_task_id'])
+      .where('session_id', '=', sessionId as string),
+);
+
+/** Edges by id as (task id, name of the task it depends on), without joining the tasks again. */
+function namedDependencies(
+  tasks: readonly { id: string; name: string }[],
+  edges: readonly { task_id: string; depends_on_task_id: string }[],
+): Array<{ task_id: string; name: string }> {
+  const names = new Map(tasks.map((task) => [task.id, task.name]));
+  return edges.flatMap((edge) => {
+    const name = names.get(edge.depends_on_task_id);
+    return name === undefined ? [] : [{ task_id: edge.task_id, name }];
+  });
 }
 
 const selectDependencyNames = precompileQuery<Database, { task_id: string; name: string }>(
