@@ -11,7 +11,7 @@ const days = (what: string, fallback: number) =>
     .default(fallback)
     .describe(`${what} 0 = keep forever. @defaultValue ${fallback}`);
 
-export const RETENTION_DEFAULTS = {
+const RETENTION_DEFAULTS = {
   intervalSeconds: 3600,
   batchSize: 1000,
   eventsDays: 90,

@@ -32,7 +32,7 @@ const DAY_MS = 86_400_000;
  * Finished sessions looked up per batch: their rows are then deleted up to the batch limit. Small,
  * so the "which sessions still have rows" probe stays one index lookup per session.
  */
-export const DEFAULT_SESSIONS_PER_BATCH = 50;
+const DEFAULT_SESSIONS_PER_BATCH = 50;
 
 /**
  * Ids of up to `count` sessions that finished before `cutoff` and still have rows in `table` (of
@@ -132,7 +132,7 @@ function idempotencyKeysTarget(days: number): RetentionTarget {
 }
 
 /** PostgreSQL only: rate-limit counters whose window has ended (the library re-creates them on use). */
-export const expiredRateLimitsTarget: RetentionTarget = {
+const expiredRateLimitsTarget: RetentionTarget = {
   table: 'rate_limits',
   async deleteBatch(db, now, limit) {
     const keys = db.selectFrom('rate_limits').select('key').where('expire', '<', now).limit(limit);
