@@ -225,16 +225,6 @@ function reportingClient(pool: pg.Pool, onError: ((error: unknown) => void) | un
  * draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy: "tenant";q=3000;w=60, …` and
  * `RateLimit: "tenant";r=2999;t=60, …` (RFC 8941 structured-field Lists).
  */
-export function formatRateLimitHeaders(policies: readonly PolicyState[]): Record<string, string> {
-  if (policies.length === 0) return {};
-  return {
-    'RateLimit-Policy': formatPolicyHeader(
-      policies.map((p) => ({ name: p.name, points: p.quota, windowSeconds: p.windowSeconds })),
-    ),
-    RateLimit: formatStateHeader(policies),
-  };
-}
-
 function formatPolicyHeader(policies: readonly ({ name: LimiterName } & Limit)[]): string {
   return policies.map((p) => `"${p.name}";q=${p.points};w=${p.windowSeconds}`).join(', ');
 }
