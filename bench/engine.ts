@@ -4,7 +4,7 @@
 //   node bench/engine.ts [sessions=2000] [concurrency=256]
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
@@ -219,7 +219,7 @@ async function main(): Promise<void> {
       `engine    ${result.tasks} tasks in ${result.seconds.toFixed(2)} s: ${tps.toFixed(0)} tasks/s (${(tps / base).toFixed(2)}× baseline)`,
     );
     console.log(
-      `          submissions stored in ${result.submitSeconds.toFixed(2)} s (2,000 createSession calls)`,
+      `          submissions stored in ${result.submitSeconds.toFixed(2)} s (${SESSIONS} createSession calls)`,
     );
     console.log(
       `          dispatch latency ready → running: p50 ${percentile(result.latencies, 50)} ms, p99 ${percentile(result.latencies, 99)} ms, max ${result.latencies.at(-1)} ms`,
@@ -233,19 +233,19 @@ async function main(): Promise<void> {
     console.log(
       `          CPU of this process: ${result.cpuSeconds.toFixed(2)} s for ${result.seconds.toFixed(2)} s wall (${((result.cpuSeconds / result.seconds) * 100).toFixed(0)}% of one core), ${((result.cpuSeconds * 1e6) / result.tasks).toFixed(0)} µs per task`,
     );
+    console.log(
+      `          not succeeded: ${result.failed} tasks, ${result.sessionsNotCompleted} sessions; completions rejected: ${result.rejected}`,
+    );
     const execution = await runExecutionOnly(dir);
     console.log(
       `execution ${total} tasks stored first, then run: ${execution.tasksPerSecond.toFixed(0)} tasks/s, ${execution.cpuMicrosPerTask.toFixed(0)} µs CPU per task`,
-    );
-    console.log(
-      `          not succeeded: ${result.failed} tasks, ${result.sessionsNotCompleted} sessions; completions rejected: ${result.rejected}`,
     );
     console.log(
       '\nLimits: group commit amortises the fsync (tens of operations per commit), so the engine is\n' +
         'CPU-bound on its one Node thread: SQLite statement work (rows, indexes, foreign keys) and Kysely\n' +
         'query building. Storing a five-task session (plan, agents, tasks, dependencies, events) costs\n' +
         'about as much CPU as running its five tasks: compare the full path with the execution line.\n' +
-        'CPU below 100% of a core means other processes were competing for the two cores.\n' +
+        `CPU below 100% of a core means other processes were competing for the ${cpus().length} cores.\n` +
         'With all sessions submitted at once, latency includes queueing behind the backlog; the paced\n' +
         'phase shows the reaction time without one.',
     );
