@@ -77,6 +77,17 @@ async function startAndDrop(
   return { lastEventId, seen };
 }
 
+/** An MCP session on `server` for a new developer key of tenant acme, and the headers that use it. */
+async function openSession(
+  server: McpTestServer,
+): Promise<{ sessionId: string; headers: Record<string, string> }> {
+  const key = await server.createKey('acme', ['developer']);
+  const auth = { authorization: `Bearer ${key}` };
+  const { sessionId } = await initializeMcp(server.url, LATEST_PROTOCOL_VERSION, auth);
+  const headers = { ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION };
+  return { sessionId, headers };
+}
+
 function resume(url: string, headers: Record<string, string>, lastEventId: string): Promise<Response> {
   return fetch(`${url}/mcp`, {
     method: 'GET',
@@ -102,14 +113,7 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
     });
 
     test('a stream dropped on one replica resumes on the other with exactly the missed messages', async () => {
-      const key = await first.createKey('acme', ['developer']);
-      const auth = { authorization: `Bearer ${key}` };
-      const { sessionId } = await initializeMcp(first.url, LATEST_PROTOCOL_VERSION, auth);
-      const headers = {
-        ...auth,
-        'mcp-session-id': sessionId,
-        'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
-      };
+      const { sessionId, headers } = await openSession(first);
       const { lastEventId, seen } = await startAndDrop(first, headers);
 
       // Someone else holding the session id and event id gets nothing: another tenant, or another
@@ -151,14 +155,7 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
     });
 
     test('the streams a replica follows for other replicas are bounded by mcp.maxSessions', async () => {
-      const key = await first.createKey('acme', ['developer']);
-      const auth = { authorization: `Bearer ${key}` };
-      const { sessionId } = await initializeMcp(first.url, LATEST_PROTOCOL_VERSION, auth);
-      const headers = {
-        ...auth,
-        'mcp-session-id': sessionId,
-        'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
-      };
+      const { headers } = await openSession(first);
       // Three tool calls that keep running, each dropped right after its priming event.
       const lastEventIds: string[] = [];
       for (let i = 0; i < 3; i++) {
