@@ -2,11 +2,10 @@
 // first events) and stores them in one transaction, honouring the Idempotency-Key.
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { Budget } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import type { PlanBody, SessionDetail, Strategy } from '../domain/types.ts';
+import type { PlanBody, SessionDetail, SessionSettings, Strategy } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
@@ -15,6 +14,7 @@ import { newTaskRow, toSessionRecord, toTaskRecord } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { lockTenantSubmissions } from '../store/session-locks.ts';
 import { insertSession } from '../store/session-store.ts';
+import { NO_SETTINGS } from './session-settings.ts';
 
 export interface NewSessionSpec {
   /** Pre-allocated id (e.g. handed to the planner); a new UUIDv7 when absent. */
@@ -28,7 +28,7 @@ export interface NewSessionSpec {
   /** Stop in `awaiting_approval` with no task ready until a person approves the plan. */
   awaitApproval?: boolean;
   /** Stored in `session_settings` when any is set (the engine reads the budget at each task finish). */
-  settings?: { approval: 'required' | 'none'; budget: Budget | null; threadId: string | null };
+  settings?: SessionSettings;
   runtimeOf(runner: string | undefined): string;
   /** W3C context of the session's workflow span (tracing on): its tasks continue this trace. */
   traceContext?: StoredTraceContext;
@@ -224,6 +224,7 @@ export async function storeNewSession(
     ...toSessionRecord(sessionRow),
     plan: spec.plan,
     tasks: tasks.map((task, position) => toTaskRecord(task, [...planned[position]!.task.dependsOn])),
+    settings: settings ?? NO_SETTINGS,
   };
   return {
     sessionId,

@@ -223,10 +223,13 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         notifyObserver(deps.observer, 'sessionStarted');
         if (stored.readied > 0) deps.notifier.publish(READY_CHANNEL);
       }
-      const session = await details.withSettings(
-        deps.db,
-        stored.detail ?? (await getSessionDetail(deps.db, actor.tenantId, stored.sessionId)),
-      );
+      // A new session's detail carries the settings it was stored with; a replay's is read.
+      const session =
+        stored.detail ??
+        (await details.withSettings(
+          deps.db,
+          await getSessionDetail(deps.db, actor.tenantId, stored.sessionId),
+        ));
       return { session, created: stored.created };
     },
 
