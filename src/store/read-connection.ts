@@ -4,6 +4,12 @@
 // reads there would wait behind it (and a raw read there would see its uncommitted rows).
 import SqliteDatabase from 'better-sqlite3';
 import type { Compilable, Kysely } from 'kysely';
+import {
+  bindPlaceholders,
+  compileWithPlaceholders,
+  createPlaceholders,
+  type PlaceholderQuery,
+} from './compiled-query.ts';
 
 /** Runs SELECTs on the read connection, with prepared statements cached by SQL text. */
 export interface ReadConnection {
@@ -44,13 +50,18 @@ export function createReadConnection(path: string, options: ReadConnectionOption
     sqlite = opened;
     return opened;
   };
-  const run = (sql: string) => {
+  // Why no bound on the cache: its SQL texts are begin/commit and a fixed handful of compiled
+  // queries (see precompileReadQuery).
+  const prepare = (sql: string): SqliteDatabase.Statement => {
     let statement = statements.get(sql);
     if (!statement) {
       statement = open().prepare(sql);
       statements.set(sql, statement);
     }
-    statement.run();
+    return statement;
+  };
+  const run = (sql: string) => {
+    prepare(sql).run();
   };
   /** Ends an open read transaction; if that fails, drops the connection (it reopens on next use). */
   const endTransaction = () => {
@@ -96,13 +107,7 @@ export function createReadConnection(path: string, options: ReadConnectionOption
       });
     },
     all<Row>(sql: string, parameters: readonly unknown[]): Row[] {
-      let statement = statements.get(sql);
-      if (!statement) {
-        // Why no bound: callers are a fixed handful of compiled queries (see precompileReadQuery).
-        statement = open().prepare(sql);
-        statements.set(sql, statement);
-      }
-      return statement.all(...parameters) as Row[];
+      return prepare(sql).all(...parameters) as Row[];
     },
     close() {
       closed = true;
@@ -134,35 +139,23 @@ export type ReadQuery<Row> = (
   ...values: unknown[]
 ) => Row[];
 
-// Placeholder values, as in compiled-query.ts: unique strings whose positions in the compiled
-// parameter list say where each value goes (Kysely may add parameters of its own, e.g. a LIMIT).
-const PLACEHOLDER = '\u0000maos-read-parameter-';
-
 /**
  * Compiles `build` with the database's own Kysely (its SQLite SQL, nothing hand-written) on first
  * use, then runs it on the read connection with fresh values. `build` receives one placeholder per
- * value and must use each exactly as a bound value.
+ * value and must use each exactly as a bound value (as precompileQuery in compiled-query.ts).
  */
 export function precompileReadQuery<DB, Row>(
   arity: number,
   build: (db: Kysely<DB>, placeholders: readonly string[]) => Compilable<Row>,
 ): ReadQuery<Row> {
-  const placeholders = Array.from({ length: arity }, (_, i) => `${PLACEHOLDER}${i}`);
-  const compiled = new WeakMap<object, { sql: string; fixed: readonly unknown[]; slots: number[] }>();
+  const placeholders = createPlaceholders(arity);
+  const compiled = new WeakMap<object, PlaceholderQuery<Row>>();
   return (db, reader, ...values) => {
     let entry = compiled.get(reader);
     if (!entry) {
-      const query = build(db as Kysely<DB>, placeholders).compile();
-      const slots = query.parameters.map((value) => placeholders.indexOf(value as string));
-      entry = { sql: query.sql, fixed: query.parameters, slots };
+      entry = compileWithPlaceholders(db as Kysely<DB>, placeholders, build);
       compiled.set(reader, entry);
     }
-    const { sql, fixed, slots } = entry;
-    const parameters = new Array<unknown>(fixed.length);
-    for (let i = 0; i < fixed.length; i++) {
-      const slot = slots[i] as number;
-      parameters[i] = slot < 0 ? fixed[i] : values[slot];
-    }
-    return reader.all<Row>(sql, parameters);
+    return reader.all<Row>(entry.query.sql, bindPlaceholders(entry, values));
   };
 }
