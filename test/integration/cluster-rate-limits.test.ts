@@ -2,10 +2,10 @@
 // instances on one database refuse the request that exceeds the limit at the same total as a single
 // instance does, with the IETF RateLimit header fields counting down across both.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
-import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
-import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+import { useReplicaSuite } from '../fixtures/replica-suite.ts';
+import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 const LIMIT = 6;
 const limitedConfig = {
@@ -40,24 +40,13 @@ async function sendRoundRobin(servers: TestServer[], count: number) {
 }
 
 describe('cluster: rate limits and quotas shared across replicas', { timeout: 120_000 }, () => {
-  let database: TestDatabase;
-  const servers: TestServer[] = [];
-  before(async () => {
-    database = await createTestDatabase();
-  });
-  after(async () => {
-    await Promise.allSettled(servers.map((server) => server.close()));
-    await database?.drop();
-  });
+  const suite = useReplicaSuite();
 
   test('requests spread over two replicas hit 429 at the same total as on one instance', async () => {
-    const store = { url: database.url, poolSize: 3 };
-    const a = await startTestServer({ config: { ...limitedConfig, store } });
-    servers.push(a);
-    const b = await startTestServer({ config: { ...limitedConfig, store } });
-    servers.push(b);
-    const single = await startTestServer({ config: limitedConfig }); // SQLite, one process
-    servers.push(single);
+    const store = { url: suite.database.url, poolSize: 3 };
+    const a = await suite.start({ config: { ...limitedConfig, store } });
+    const b = await suite.start({ config: { ...limitedConfig, store } });
+    const single = await suite.start({ config: limitedConfig }); // SQLite, one process
 
     const spread = await sendRoundRobin([a, b], LIMIT + 2);
     const alone = await sendRoundRobin([single], LIMIT + 2);
@@ -84,7 +73,7 @@ describe('cluster: rate limits and quotas shared across replicas', { timeout: 12
       assert.match(refused.policy ?? '', /"principal";q=6;w=60/);
     }
     // The counters are rows of the shared table, not process memory.
-    const client = new pg.Client({ connectionString: database.url });
+    const client = new pg.Client({ connectionString: suite.database.url });
     await client.connect();
     try {
       const rows = await client.query<{ key: string; points: number }>(
@@ -104,15 +93,13 @@ describe('cluster: rate limits and quotas shared across replicas', { timeout: 12
 
   test('the concurrent-sessions quota counts the sessions of every replica', async () => {
     const config = {
-      store: { url: database.url, poolSize: 3 },
+      store: { url: suite.database.url, poolSize: 3 },
       // No workers: the first session stays unfinished.
       workers: { concurrency: 0 },
       rateLimit: { enabled: false, maxConcurrentSessionsPerTenant: 1 },
     };
-    const a = await startTestServer({ config });
-    servers.push(a);
-    const b = await startTestServer({ config });
-    servers.push(b);
+    const a = await suite.start({ config });
+    const b = await suite.start({ config });
     const session = { objective: 'quota', agents: [{ role: 'engineer', task: 't', runner: 'ok' }] };
     // The previous test's database holds no sessions: the first submit is accepted.
     const first = await requestJson(`${a.url}/v1/sessions`, { method: 'POST', body: session });

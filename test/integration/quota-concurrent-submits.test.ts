@@ -2,12 +2,12 @@
 // inserts the session, with the tenant's submissions serialised, so 20 simultaneous submits against
 // a cap of 3 start exactly 3 sessions, on two PostgreSQL replicas as on one SQLite instance.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
 import { AppError } from '../../src/errors/app-error.ts';
 import { withTenantQuotas } from '../../src/security/quota-guarded-service.ts';
-import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
-import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+import { useReplicaSuite } from '../fixtures/replica-suite.ts';
+import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 const CAP = 3;
 const SUBMITS = 20;
@@ -53,24 +53,14 @@ function assertExactlyCapAccepted(responses: Awaited<ReturnType<typeof submitAtO
 }
 
 describe('tenant quota under concurrent submits', { timeout: 120_000 }, () => {
-  let database: TestDatabase;
-  const servers: TestServer[] = [];
-  before(async () => {
-    database = await createTestDatabase();
-  });
-  after(async () => {
-    await Promise.allSettled(servers.map((server) => server.close()));
-    await database?.drop();
-  });
+  const suite = useReplicaSuite();
 
   test('PostgreSQL, two replicas: 20 simultaneous submits against a cap of 3 start exactly 3', async () => {
-    const store = { url: database.url, poolSize: 4 };
-    const a = await startTestServer({ config: quotaConfig(store) });
-    servers.push(a);
-    const b = await startTestServer({ config: quotaConfig(store) });
-    servers.push(b);
+    const store = { url: suite.database.url, poolSize: 4 };
+    const a = await suite.start({ config: quotaConfig(store) });
+    const b = await suite.start({ config: quotaConfig(store) });
     assertExactlyCapAccepted(await submitAtOnce([a, b]));
-    const client = new pg.Client({ connectionString: database.url });
+    const client = new pg.Client({ connectionString: suite.database.url });
     await client.connect();
     try {
       const rows = await client.query<{ n: string }>('select count(*) as n from sessions');
@@ -81,7 +71,7 @@ describe('tenant quota under concurrent submits', { timeout: 120_000 }, () => {
   });
 
   test('PostgreSQL, two replicas: retries of one submit (same Idempotency-Key) at the cap all get its session', async () => {
-    const [a, b] = servers as [TestServer, TestServer];
+    const [a, b] = suite.servers as [TestServer, TestServer];
     const actor = { tenantId: 'default', principalId: 'tester' };
     // The previous test left the tenant at its cap: free exactly one slot.
     const open = await a.app.engine.service.listSessions(actor, { limit: 100 });
@@ -100,8 +90,7 @@ describe('tenant quota under concurrent submits', { timeout: 120_000 }, () => {
   });
 
   test('SQLite, one instance: 20 simultaneous submits against a cap of 3 start exactly 3', async () => {
-    const single = await startTestServer({ config: quotaConfig() });
-    servers.push(single);
+    const single = await suite.start({ config: quotaConfig() });
     assertExactlyCapAccepted(await submitAtOnce([single]));
     const list = await requestJson<{ items: unknown[] }>(`${single.url}/v1/sessions?limit=100`);
     assert.equal(list.status, 200);
@@ -109,8 +98,7 @@ describe('tenant quota under concurrent submits', { timeout: 120_000 }, () => {
   });
 
   test('SQLite, through the session service (MCP path): every early check passes, the insert still refuses', async () => {
-    const single = await startTestServer({ config: quotaConfig() });
-    servers.push(single);
+    const single = await suite.start({ config: quotaConfig() });
     // All early checks run before the first insert is queued: they all see 0 sessions, so only the
     // check in the insert's transaction can hold the cap.
     const service = withTenantQuotas(single.app.engine.service, single.app.security.quotas);
