@@ -2,16 +2,11 @@
 // is an `agent.message` event, a person's steering message a `user.message` event, and an open SSE
 // stream receives the steering message as it is posted. Scripted LLM server, SQLite.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
+import { test } from 'node:test';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-import {
-  readAllEvents,
-  requestJson,
-  startTestServer,
-  type TestServer,
-  waitForSession,
-} from '../fixtures/server.ts';
+import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 import { readSseFrames } from '../fixtures/sse.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
@@ -47,28 +42,10 @@ function answer(request: RecordedLlmRequest): ScriptedReply {
   return { text: `output of ${name}` };
 }
 
-describe('message events', { timeout: 60_000 }, () => {
-  let llm: Awaited<ReturnType<typeof startLlmServer>>;
-  let server: TestServer;
+test('message events', { timeout: 60_000 }, async (t) => {
+  const { server } = await startLlmAppStack(t, { handler: answer, llm: { agentMessaging: true } });
 
-  before(async () => {
-    llm = await startLlmServer({ apiKey: 'k' });
-    llm.setHandler(answer);
-    server = await startTestServer({
-      config: {
-        providers: {
-          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-        },
-        llm: { retry: { maxAttempts: 1 }, agentMessaging: true },
-      },
-    });
-  });
-  after(async () => {
-    await server?.close();
-    await llm?.close();
-  });
-
-  test("an agent's send_message is an agent.message event (JSON pages and SSE replay)", async () => {
+  await t.test("an agent's send_message is an agent.message event (JSON pages and SSE replay)", async () => {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
       method: 'POST',
       body: { objective: 'Research and write' },
@@ -112,7 +89,7 @@ describe('message events', { timeout: 60_000 }, () => {
     assert.equal((JSON.parse(sseMessage.data) as EventView).data.text, 'Mention the rate limits');
   });
 
-  test('a steering message is a user.message event, pushed to an open SSE stream', async () => {
+  await t.test('a steering message is a user.message event, pushed to an open SSE stream', async () => {
     const created = await requestJson<{ id: string; status: string }>(`${server.url}/v1/sessions`, {
       method: 'POST',
       body: { objective: 'Wait for me', approval: 'required' },
