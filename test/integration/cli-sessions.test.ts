@@ -75,7 +75,6 @@ describe('maos CLI against a running server', () => {
     assert.ok(failedPage.items.length > 0, filtered.stdout);
     assert.ok(failedPage.items.every((item) => item.status === 'failed'));
     assert.ok(!failedPage.items.some((item) => item.id === session.id));
-    assert.ok(!failedPage.items.some((item) => item.id === session.id));
 
     const shown = await runMaos(['sessions', 'show', session.id, '--json'], { env });
     assert.equal((JSON.parse(shown.stdout) as { status: string }).status, 'completed');
