@@ -15,7 +15,7 @@ export const budgetSchema = z
       .int()
       .positive()
       .optional()
-      .describe('Wall-clock limit from the session start.'),
+      .describe('Wall-clock limit from the session submission (time waiting for approval counts).'),
   })
   .describe('Limits that end the session `failed` with BUDGET_EXCEEDED when crossed.');
 
