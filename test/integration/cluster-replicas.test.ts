@@ -4,15 +4,9 @@
 // stream resumes with Last-Event-ID on a third. Worker polls and the notifier sweep are set to a
 // minute, so only LISTEN/NOTIFY wake-ups can finish the work within the test's time limit.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
-import {
-  readAllEvents,
-  requestJson,
-  startTestServer,
-  type TestServer,
-  waitForSession,
-} from '../fixtures/server.ts';
+import { before, describe, test } from 'node:test';
+import { useReplicaSuite } from '../fixtures/replica-suite.ts';
+import { readAllEvents, requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
 import { readSseFrames } from '../fixtures/sse.ts';
 
 interface EventDto {
@@ -30,20 +24,16 @@ function replicaConfig(url: string, concurrency: number): Record<string, unknown
 }
 
 describe('cluster: three replicas on one PostgreSQL database', { timeout: 180_000 }, () => {
-  let database: TestDatabase;
+  const suite = useReplicaSuite();
   let api: TestServer;
   let workerB: TestServer;
   let workerC: TestServer;
   before(async () => {
-    database = await createTestDatabase();
+    const { url } = suite.database;
     // A is API only (no task slots): everything it accepts must run on B or C.
-    api = await startTestServer({ config: replicaConfig(database.url, 0) });
-    workerB = await startTestServer({ config: replicaConfig(database.url, 4) });
-    workerC = await startTestServer({ config: replicaConfig(database.url, 4) });
-  });
-  after(async () => {
-    await Promise.allSettled([api?.close(), workerB?.close(), workerC?.close()]);
-    await database?.drop();
+    api = await suite.start({ config: replicaConfig(url, 0) });
+    workerB = await suite.start({ config: replicaConfig(url, 4) });
+    workerC = await suite.start({ config: replicaConfig(url, 4) });
   });
 
   test('sessions submitted to every replica complete, each task exactly once', async () => {

@@ -5,14 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
-import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
-import {
-  readAllEvents,
-  requestJson,
-  startTestServer,
-  type TestServer,
-  waitForSession,
-} from '../fixtures/server.ts';
+import { useReplicaSuite } from '../fixtures/replica-suite.ts';
+import { readAllEvents, requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
   id: string;
@@ -25,27 +19,24 @@ interface SessionView {
 }
 
 describe('session controls on PostgreSQL', { timeout: 120_000 }, () => {
-  let database: TestDatabase;
+  const suite = useReplicaSuite();
   let llm: ScriptedLlmServer;
   let first: TestServer;
   let second: TestServer;
 
   before(async () => {
-    database = await createTestDatabase();
     llm = await startLlmServer({ apiKey: 'k' });
     const config = {
-      store: { url: database.url, synchronous: 'normal', poolSize: 5 },
+      store: { url: suite.database.url, synchronous: 'normal', poolSize: 5 },
       providers: {
         local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
       },
     };
-    first = await startTestServer({ config });
-    second = await startTestServer({ config });
+    first = await suite.start({ config });
+    second = await suite.start({ config });
   });
   after(async () => {
-    await Promise.allSettled([first?.close(), second?.close()]);
     await llm?.close();
-    await database?.drop();
   });
 
   test('deadline while waiting for approval, steering event and session document', async () => {
