@@ -15,7 +15,7 @@ import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
-import { cancelOpenTasks } from './advance-sessions.ts';
+import { cancelOpenTasks, zeroUsage } from './advance-sessions.ts';
 import { formatBudgetError } from './session-budget.ts';
 
 /** Statuses in which a session's clock runs: every unfinished one. */
@@ -36,11 +36,6 @@ export interface ExpiredSession {
   tenantId: string;
 }
 
-/** When the session's deadline passes (epoch ms), or null without one: the clock starts at submission. */
-export function deadlineOf(budget: Budget | null, createdAt: number): number | null {
-  return budget?.deadlineSeconds === undefined ? null : createdAt + budget.deadlineSeconds * 1000;
-}
-
 /**
  * Fails every unfinished session whose deadline has passed, inside the caller's write transaction:
  * open tasks cancelled, status `failed` with `BUDGET_EXCEEDED: deadline exceeded: …`, and the
@@ -56,9 +51,12 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
     // e.g. from a tenant default, are not read and parsed every second.
     .where('b.budget', 'like', '%"deadlineSeconds"%')
     .execute();
-  const due = candidates.filter((row) => {
-    const deadline = deadlineOf(JSON.parse(row.budget as string) as Budget, Number(row.created_at));
-    return deadline !== null && now > deadline;
+  // The deadline alone is checked here (the clock starts at submission); tokens and cost are checked
+  // where usage grows (advance-sessions.ts). Budgets and created_at never change: no re-check below.
+  const due = candidates.flatMap((row) => {
+    const { deadlineSeconds } = JSON.parse(row.budget as string) as Budget;
+    const reason = findBudgetOverrun({ deadlineSeconds }, zeroUsage(), Number(row.created_at), now);
+    return reason === null ? [] : [{ ...row, reason }];
   });
   const expired: ExpiredSession[] = [];
   for (const row of due.slice(0, SWEEP_BATCH)) {
@@ -70,16 +68,8 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
       .where('id', '=', row.id)
       .executeTakeFirst();
     if (!session || isTerminalSessionStatus(session.status as SessionStatus)) continue;
-    const budget = JSON.parse(row.budget as string) as Budget;
     const usage = toUsage(session);
-    const reason = findBudgetOverrun(
-      { deadlineSeconds: budget.deadlineSeconds },
-      usage,
-      Number(row.created_at),
-      now,
-    );
-    if (reason === null) continue;
-    const error = formatBudgetError(reason);
+    const error = formatBudgetError(row.reason);
     const from = session.status as SessionStatus;
     const to = transitionSession(from, 'fail');
     const events: NewEvent[] = [];
