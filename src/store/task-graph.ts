@@ -65,16 +65,16 @@ export async function loadSessionGraphs(
           .orderBy('session_id')
           .orderBy('position')
           .execute();
-  const depRows =
+  // Edges by id; the names come from the rows just read (a task depends on tasks of its session).
+  const edges =
     ids.length === 1
-      ? namedDependencies(rows, (await selectDependencyEdges(trx, ids[0]!)).rows)
+      ? (await selectDependencyEdges(trx, ids[0]!)).rows
       : await trx
-          .selectFrom('task_dependencies as d')
-          .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-          .select(['d.task_id', 't.name'])
-          .where('d.session_id', 'in', ids)
+          .selectFrom('task_dependencies')
+          .select(['task_id', 'depends_on_task_id'])
+          .where('session_id', 'in', ids)
           .execute();
-  const deps = groupDependencyNames(depRows);
+  const deps = groupDependencyNames(namedDependencies(rows, edges));
   for (const row of rows) {
     const list = graphs.get(row.session_id) ?? [];
     list.push({

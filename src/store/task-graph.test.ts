@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Kysely } from 'kysely';
+import { createDatabase, type DatabaseHandle } from './db.ts';
+import { migrateToLatest } from './migrate.ts';
+import type { Database, SessionsTable, TasksTable } from './schema.ts';
+import { insertSession } from './session-store.ts';
+import { loadSessionGraphs } from './task-graph.ts';
+
+const TENANT = 'graph-tenant';
+
+function sessionRow(id: string): SessionsTable {
+  return {
+    id,
+    tenant_id: TENANT,
+    objective: 'task graph',
+    strategy: 'sequential',
+    status: 'running',
+    metadata: '{}',
+    plan_version: 1,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cost_usd: 0,
+    error: null,
+    result: null,
+    last_seq: 0,
+    created_at: 1,
+    updated_at: 1,
+    started_at: null,
+    finished_at: null,
+  };
+}
+
+function taskRow(sessionId: string, name: string, position: number, status: string): TasksTable {
+  return {
+    id: `${sessionId}-${name}`,
+    tenant_id: TENANT,
+    session_id: sessionId,
+    kind: 'agent',
+    name,
+    role: 'worker',
+    agent_id: null,
+    instructions: name,
+    runner: null,
+    phase: 0,
+    position,
+    status,
+    attempts: 0,
+    max_attempts: 3,
+    lease_owner: null,
+    lease_expires_at: null,
+    result: `${name} output`,
+    error: null,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cost_usd: 0,
+    created_at: 1,
+    updated_at: 1,
+    ready_at: null,
+    started_at: null,
+    finished_at: null,
+  };
+}
+
+/** A session `a → b`, `a → c`, `b, c → d` (d depends on b and c). */
+async function addDiamond(db: Kysely<Database>, sessionId: string): Promise<void> {
+  const edges: Array<[string, string]> = [
+    ['b', 'a'],
+    ['c', 'a'],
+    ['d', 'b'],
+    ['d', 'c'],
+  ];
+  await insertSession(db, {
+    session: sessionRow(sessionId),
+    plan: { tasks: [] } as never,
+    agents: [],
+    tasks: [
+      taskRow(sessionId, 'a', 0, 'succeeded'),
+      taskRow(sessionId, 'b', 1, 'running'),
+      taskRow(sessionId, 'c', 2, 'ready'),
+      taskRow(sessionId, 'd', 3, 'pending'),
+    ],
+    dependencies: edges.map(([task, dependsOn]) => ({
+      task_id: `${sessionId}-${task}`,
+      depends_on_task_id: `${sessionId}-${dependsOn}`,
+      session_id: sessionId,
+      tenant_id: TENANT,
+    })),
+  });
+}
+
+describe('loadSessionGraphs', () => {
+  let dir: string;
+  let handle: DatabaseHandle;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-task-graph-'));
+    handle = createDatabase({ dataDir: dir, store: { busyTimeoutMs: 1000, synchronous: 'normal' } });
+    await migrateToLatest(handle.db);
+    await (handle.db as unknown as Kysely<{ tenants: { id: string; name: string; created_at: number } }>)
+      .insertInto('tenants')
+      .values({ id: TENANT, name: TENANT, created_at: 1 })
+      .execute();
+    await addDiamond(handle.db, 's1');
+    await addDiamond(handle.db, 's2');
+  });
+  after(async () => {
+    await handle.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const summary = (graph: Awaited<ReturnType<typeof loadSessionGraphs>>, sessionId: string) =>
+    graph
+      .get(sessionId)
+      ?.map((task) => `${task.name}:${task.status}:${[...task.dependsOn].sort().join('+')}`);
+
+  test('one session and several sessions give the same states and dependency names', async () => {
+    const expected = ['a:succeeded:', 'b:running:a', 'c:ready:a', 'd:pending:b+c'];
+    const one = await loadSessionGraphs(handle.db, ['s1']);
+    assert.deepEqual([...one.keys()], ['s1']);
+    assert.deepEqual(summary(one, 's1'), expected);
+    const both = await loadSessionGraphs(handle.db, ['s1', 's2']);
+    assert.deepEqual([...both.keys()].sort(), ['s1', 's2']);
+    assert.deepEqual(summary(both, 's1'), expected);
+    assert.deepEqual(summary(both, 's2'), expected);
+    assert.equal((await loadSessionGraphs(handle.db, [])).size, 0);
+  });
+});
