@@ -2,10 +2,11 @@
 // task's dependencies, read in the claiming (or handing-off) transaction. Used by the scheduler.
 import type { Kysely } from 'kysely';
 import type { RuntimeTask } from '../agents/runtimes/runtime.ts';
+import type { StoredTraceContext } from '../observability/tracing.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { loadDependencyOutputs } from '../store/task-graph.ts';
-import { type TaskSpanInput, toStoredTrace } from './task-runner.ts';
+import { toStoredTrace } from './task-runner.ts';
 
 const RUN_SESSION_COLUMNS = ['id', 'objective', 'trace_parent', 'trace_state'] as const;
 
@@ -23,7 +24,8 @@ const selectRunSession = precompileQuery<Database, Pick<SessionsTable, (typeof R
 export interface PreparedRun {
   task: RuntimeTask;
   readyAt: number;
-  span: TaskSpanInput;
+  /** The session's stored trace context (tracing on), continued by the attempt's span. */
+  trace: StoredTraceContext | undefined;
 }
 
 /** What a run needs besides the task row: its session's objective and trace, dependency outputs. */
@@ -44,7 +46,7 @@ export async function prepareRuns(
   );
   return rows.map((row) => ({
     readyAt: Number(row.ready_at ?? row.created_at),
-    span: { kind: row.kind, trace: traces.get(row.session_id) },
+    trace: traces.get(row.session_id),
     task: {
       sessionId: row.session_id,
       tenantId: row.tenant_id,

@@ -6,6 +6,7 @@ import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts
 import { AppError, coerceError } from '../errors/app-error.ts';
 import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { StoredTraceContext } from '../observability/tracing.ts';
 import { createCoalescer } from '../store/coalesce.ts';
 import type { DialectName } from '../store/db.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
@@ -27,7 +28,7 @@ import {
   type RunOutcome,
   releaseTask,
 } from './task-ops.ts';
-import { describeRuntime, runClaimedTask, type TaskSpanInput } from './task-runner.ts';
+import { describeRuntime, runClaimedTask } from './task-runner.ts';
 
 /** How long aborted runs get to wind down at stop before their leases are released regardless. */
 const ABORT_WAIT_MS = 5000;
@@ -233,7 +234,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   async function launch(runs: readonly PreparedRun[]): Promise<void> {
     reserved -= runs.length;
     if (!stopping) {
-      for (const { task, readyAt, span } of runs) startRun(task, readyAt, span);
+      for (const { task, readyAt, trace } of runs) startRun(task, readyAt, trace);
       return;
     }
     // Claimed while stopping: hand the tasks back untouched (a crash simulation keeps them).
@@ -254,7 +255,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     };
   }
 
-  function startRun(task: RuntimeTask, readyAt: number, span?: TaskSpanInput): void {
+  function startRun(task: RuntimeTask, readyAt: number, trace: StoredTraceContext | undefined): void {
     const claim = toClaim(task);
     const run: ActiveRun = { claim, controller: new AbortController(), reason: null };
     active.set(task.taskId, run);
@@ -276,7 +277,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         logger: deps.logger,
         now,
         onOutputStored: () => deps.notifier.publish(sessionChannel(claim.sessionId)),
-        ...(deps.genAi && span ? { genAi: deps.genAi, span } : {}),
+        ...(deps.genAi ? { genAi: deps.genAi, trace } : {}),
       });
       active.delete(task.taskId);
       const reason = run.reason;

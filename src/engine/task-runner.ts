@@ -28,13 +28,8 @@ export interface TaskRunInput {
   onOutputStored(): void;
   /** Tracing on: the attempt runs in an `invoke_agent`/`plan` span of the session's stored trace. */
   genAi?: GenAiTracer;
-  span?: TaskSpanInput;
-}
-
-/** What the task's span needs beyond the task: its kind and the session's stored trace context. */
-export interface TaskSpanInput {
-  kind: string;
-  trace: StoredTraceContext | undefined;
+  /** The session's stored trace context, which the attempt's span continues. */
+  trace?: StoredTraceContext | undefined;
 }
 
 /** The stored trace context of a session row (migration 0005 columns), if it has one. */
@@ -128,23 +123,22 @@ async function runToOutcome(
           if (buffer.pending > 0) scheduleFlush();
         },
       });
-    const { genAi, span, task } = input;
-    const result =
-      genAi && span
-        ? await runInSessionTrace(
-            genAi,
-            span.trace,
-            {
-              sessionId: task.sessionId,
-              role: task.role,
-              kind: span.kind,
-              // The LLM runtime names the provider and model that served the call once it is known.
-              provider: MAOS_PROVIDER,
-              taskId: task.taskId,
-            },
-            execute,
-          )
-        : await execute();
+    const { genAi, task } = input;
+    const result = genAi
+      ? await runInSessionTrace(
+          genAi,
+          input.trace,
+          {
+            sessionId: task.sessionId,
+            role: task.role,
+            kind: task.kind ?? 'agent',
+            // The LLM runtime names the provider and model that served the call once it is known.
+            provider: MAOS_PROVIDER,
+            taskId: task.taskId,
+          },
+          execute,
+        )
+      : await execute();
     return { ok: true, output: result.output, usage: toUsage(result.usage) };
   } catch (error) {
     const message = coerceError(error).message || 'the task failed without a message';
