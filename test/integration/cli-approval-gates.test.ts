@@ -2,11 +2,12 @@
 // each phase gate (answers piped on stdin), or, without a person (no terminal, no --ask; or --json),
 // prints how to approve and keeps following. Real server, scripted LLM server with two gates.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
-import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
   status: string;
@@ -51,31 +52,12 @@ function answer(request: RecordedLlmRequest): ScriptedReply {
   return { text: `output of ${name}` };
 }
 
-describe('maos run at every approval gate', { timeout: 120_000 }, () => {
-  let llm: Awaited<ReturnType<typeof startLlmServer>>;
-  let server: TestServer;
-  let env: Record<string, string>;
+test('maos run at every approval gate', { timeout: 120_000 }, async (t) => {
+  const { server } = await startLlmAppStack(t, { handler: answer });
+  const env = { MAOS_SERVER: server.url, NO_COLOR: '1' };
   const args = ['run', 'Compare hosting options', '--strategy', 'adaptive', '--require-approval', '--follow'];
 
-  before(async () => {
-    llm = await startLlmServer({ apiKey: 'k' });
-    llm.setHandler(answer);
-    server = await startTestServer({
-      config: {
-        providers: {
-          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-        },
-        llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-      },
-    });
-    env = { MAOS_SERVER: server.url, NO_COLOR: '1' };
-  });
-  after(async () => {
-    await server?.close();
-    await llm?.close();
-  });
-
-  test('--ask: approves the plan and both phase gates from stdin; the session completes', async () => {
+  await t.test('--ask: approves the plan and both gates from stdin; the session completes', async () => {
     const result = await runMaos([...args, '--ask'], { env, input: 'y\ny\nyes\n' });
     assert.equal(result.code, 0, result.stdout + result.stderr);
     const out = result.stdout;
@@ -101,7 +83,7 @@ describe('maos run at every approval gate', { timeout: 120_000 }, () => {
     assert.ok(out.indexOf('Approve this phase 2') < out.indexOf('▸ polish: running'), out);
   });
 
-  test('--ask: "n" at a phase gate rejects it with the reason; exit 1', async () => {
+  await t.test('--ask: "n" at a phase gate rejects it with the reason; exit 1', async () => {
     const result = await runMaos([...args, '--ask'], { env, input: 'y\nn\nnot deeper\n' });
     assert.equal(result.code, 1, result.stdout + result.stderr);
     assert.match(result.stdout, /Approve this phase 1 \(deepen\)\?/);
@@ -113,7 +95,7 @@ describe('maos run at every approval gate', { timeout: 120_000 }, () => {
     assert.equal(done.error, 'Plan rejected: not deeper');
   });
 
-  test('no terminal and no --ask: prints how to approve at each gate and keeps following', async () => {
+  await t.test('no terminal, no --ask: prints how to approve at each gate and keeps following', async () => {
     const approvedAt: string[] = [];
     const approve = (id: string) => {
       approvedAt.push(id);
@@ -140,7 +122,7 @@ describe('maos run at every approval gate', { timeout: 120_000 }, () => {
     assert.match(result.stdout, /session \S+ completed/);
   });
 
-  test('--json: the hints go to stderr, stdout is the final session document', async () => {
+  await t.test('--json: the hints go to stderr, stdout is the final session document', async () => {
     let seen = 0;
     let noted = '';
     const child = runMaos([...args, '--json'], { env });

@@ -2,9 +2,9 @@
 // usage against it, its deadline and its thread; the OpenAPI document describes those fields.
 // Real app on SQLite with a scripted LLM provider (tasks run on the test runners).
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
-import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { test } from 'node:test';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
   id: string;
@@ -23,28 +23,11 @@ interface SessionView {
   threadId: string | null;
 }
 
-describe('session document: approval, budget, deadline, thread', { timeout: 60_000 }, () => {
-  let llm: ScriptedLlmServer;
-  let server: TestServer;
+test('session document: approval, budget, deadline, thread', { timeout: 60_000 }, async (t) => {
+  // The tenant default budget is merged in (the stricter limit wins).
+  const { server } = await startLlmAppStack(t, { llm: { budgets: { default: { maxCostUsd: 5 } } } });
 
-  before(async () => {
-    llm = await startLlmServer({ apiKey: 'k' });
-    server = await startTestServer({
-      config: {
-        providers: {
-          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-        },
-        // The tenant default budget is merged in (the stricter limit wins).
-        llm: { budgets: { default: { maxCostUsd: 5 } } },
-      },
-    });
-  });
-  after(async () => {
-    await server?.close();
-    await llm?.close();
-  });
-
-  test('a session with approval, budget and thread shows them, before and after approval', async () => {
+  await t.test('approval, budget and thread are shown, before and after approval', async () => {
     const created = await requestJson<SessionView>(`${server.url}/v1/sessions`, {
       method: 'POST',
       body: {
@@ -93,7 +76,7 @@ describe('session document: approval, budget, deadline, thread', { timeout: 60_0
     assert.deepEqual(again.body, done);
   });
 
-  test('a session without settings shows no approval, only the tenant budget, no thread', async () => {
+  await t.test('without settings: no approval, only the tenant budget, no thread', async () => {
     const created = await requestJson<SessionView>(`${server.url}/v1/sessions`, {
       method: 'POST',
       body: { objective: 'Plain', agents: [{ role: 'qa', task: 'say hi', runner: 'echo' }] },
@@ -112,7 +95,7 @@ describe('session document: approval, budget, deadline, thread', { timeout: 60_0
     assert.equal(done.threadId, null);
   });
 
-  test('the OpenAPI Session schema lists the fields', async () => {
+  await t.test('the OpenAPI Session schema lists the fields', async () => {
     const doc = await requestJson<{
       components: { schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
     }>(`${server.url}/openapi.json`);
