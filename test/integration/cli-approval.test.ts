@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
-import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
-import { startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { startTestServer, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
   status: string;
@@ -15,31 +15,13 @@ interface SessionView {
   tasks: Array<{ name: string; status: string }>;
 }
 
-describe('maos approve / reject', { timeout: 60_000 }, () => {
-  let server: TestServer;
-  let env: Record<string, string>;
-  let dir: string;
-  let llm: ScriptedLlmServer;
-
-  before(async () => {
-    // The approval routes come with the orchestrator, so a provider is configured; the agents
-    // themselves run on the test runners.
-    llm = await startLlmServer({ apiKey: 'k' });
-    server = await startTestServer({
-      config: {
-        providers: {
-          local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-        },
-      },
-    });
-    env = { MAOS_SERVER: server.url };
-    dir = await mkdtemp(join(tmpdir(), 'maos-cli-approval-'));
-  });
-  after(async () => {
-    await server?.close();
-    await llm?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+test('maos approve / reject', { timeout: 60_000 }, async (t) => {
+  // The approval routes come with the orchestrator, so a provider is configured; the agents
+  // themselves run on the test runners.
+  const { server } = await startLlmAppStack(t);
+  const env = { MAOS_SERVER: server.url };
+  const dir = await mkdtemp(join(tmpdir(), 'maos-cli-approval-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
 
   async function submitWaiting(): Promise<string> {
     const result = await runMaos(
@@ -56,7 +38,7 @@ describe('maos approve / reject', { timeout: 60_000 }, () => {
     return id;
   }
 
-  test('run --require-approval waits; approve starts it and it completes', async () => {
+  await t.test('run --require-approval waits; approve starts it and it completes', async () => {
     const id = await submitWaiting();
     const approved = await runMaos(['approve', id], { env });
     assert.equal(approved.code, 0, approved.stderr);
@@ -65,7 +47,7 @@ describe('maos approve / reject', { timeout: 60_000 }, () => {
     assert.equal(done.status, 'completed', done.error ?? '');
   });
 
-  test('approve --plan runs the edited plan', async () => {
+  await t.test('approve --plan runs the edited plan', async () => {
     const id = await submitWaiting();
     const file = join(dir, 'plan.json');
     await writeFile(
@@ -96,7 +78,7 @@ describe('maos approve / reject', { timeout: 60_000 }, () => {
     );
   });
 
-  test('reject --reason fails the session; approving it afterwards is a clear error', async () => {
+  await t.test('reject --reason fails the session; approving it afterwards is a clear error', async () => {
     const id = await submitWaiting();
     const rejected = await runMaos(['reject', id, '--reason', 'wrong scope'], { env });
     assert.equal(rejected.code, 0, rejected.stderr);
@@ -109,7 +91,7 @@ describe('maos approve / reject', { timeout: 60_000 }, () => {
     assert.match(again.stderr, /INVALID_STATE/);
   });
 
-  test('run --ask: "y" approves the waiting plan and --follow sees it complete', async () => {
+  await t.test('run --ask: "y" approves the waiting plan and --follow sees it complete', async () => {
     const result = await runMaos(
       ['run', 'Asked', '--agent', 'first=qa:say hi:echo', '--require-approval', '--ask', '--follow'],
       { env, input: 'y\n' },
@@ -121,7 +103,7 @@ describe('maos approve / reject', { timeout: 60_000 }, () => {
     assert.match(result.stdout, /session \S+ completed: 1\/1 tasks succeeded/);
   });
 
-  test('run --ask: "n" asks for the reason and rejects; no answer leaves it waiting', async () => {
+  await t.test('run --ask: "n" asks for a reason and rejects; no answer leaves it waiting', async () => {
     const rejected = await runMaos(
       ['run', 'Asked', '--agent', 'first=qa:say hi:echo', '--require-approval', '--ask', '--follow'],
       { env, input: 'n\nnot this week\n' },
@@ -143,7 +125,7 @@ describe('maos approve / reject', { timeout: 60_000 }, () => {
     assert.match(later.stdout, /left waiting; decide later with: maos approve/);
   });
 
-  test('bad --plan file and missing --reason are usage errors', async () => {
+  await t.test('bad --plan file and missing --reason are usage errors', async () => {
     const badFile = join(dir, 'bad.json');
     await writeFile(badFile, '{ not json');
     const bad = await runMaos(['approve', 'some-id', '--plan', badFile], { env });
@@ -154,7 +136,7 @@ describe('maos approve / reject', { timeout: 60_000 }, () => {
     assert.match(noReason.stderr, /--reason/);
   });
 
-  test('approval "required" without an LLM provider is refused at submit', async () => {
+  await t.test('approval "required" without an LLM provider is refused at submit', async () => {
     const plain = await startTestServer();
     try {
       const result = await runMaos(['run', 'x', '--agent', 'qa:say hi:echo', '--require-approval'], {
