@@ -8,11 +8,13 @@ import { configSchema } from '../config/schema.ts';
 import { createCoalescer } from './coalesce.ts';
 import { createDatabase, type DatabaseHandle } from './db.ts';
 import { migrateToLatest } from './migrate.ts';
-import { createWriteQueue } from './write-queue.ts';
+import { createWriteQueue, type WriteQueue } from './write-queue.ts';
 
 describe('write queue', () => {
   const dir = mkdtempSync(join(tmpdir(), 'maos-wq-'));
   let handle: DatabaseHandle;
+  // Queues with deferred durability hold the WAL file open: closed after the tests.
+  const deferredQueues: WriteQueue[] = [];
   before(async () => {
     handle = createDatabase(
       configSchema.parse({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 1000 } }),
@@ -20,6 +22,7 @@ describe('write queue', () => {
     await migrateToLatest(handle.db);
   });
   after(async () => {
+    for (const queue of deferredQueues) await queue.close();
     await handle.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -94,12 +97,18 @@ describe('write queue', () => {
   const synchronousSetting = async () =>
     (await sql<{ synchronous: number }>`pragma synchronous`.execute(handle.db)).rows[0]?.synchronous;
 
-  test('a batch of deferred ops commits without its fsync; readers wait for the WAL flush', async () => {
+  const createDeferredQueue = (): WriteQueue => {
     const queue = createWriteQueue({
       db: handle.db,
       dialect: 'sqlite',
       deferredSync: { databasePath: handle.location },
     });
+    deferredQueues.push(queue);
+    return queue;
+  };
+
+  test('a batch of deferred ops commits without its fsync; readers wait for the WAL flush', async () => {
+    const queue = createDeferredQueue();
     assert.equal(queue.whenDurable(), undefined, 'nothing committed yet: nothing to wait for');
     assert.equal(await queue.run(insertTenant('d1'), { deferred: true }), 'd1');
     const stats = queue.stats();
@@ -116,11 +125,7 @@ describe('write queue', () => {
   });
 
   test('an ordinary op in the batch makes it a synced commit, which covers the deferred ops too', async () => {
-    const queue = createWriteQueue({
-      db: handle.db,
-      dialect: 'sqlite',
-      deferredSync: { databasePath: handle.location },
-    });
+    const queue = createDeferredQueue();
     await Promise.all([queue.run(insertTenant('d2'), { deferred: true }), queue.run(insertTenant('d3'))]);
     assert.equal(queue.stats().batches, 1);
     assert.equal(queue.stats().deferredBatches, 0);
@@ -135,22 +140,14 @@ describe('write queue', () => {
   });
 
   test('a deferred batch that fails still restores synchronous=FULL', async () => {
-    const queue = createWriteQueue({
-      db: handle.db,
-      dialect: 'sqlite',
-      deferredSync: { databasePath: handle.location },
-    });
+    const queue = createDeferredQueue();
     await assert.rejects(queue.run(insertTenant('d1'), { deferred: true })); // duplicate key
     await queue.drain();
     assert.equal(await synchronousSetting(), 2);
   });
 
   test('drain waits for the flush of deferred commits', async () => {
-    const queue = createWriteQueue({
-      db: handle.db,
-      dialect: 'sqlite',
-      deferredSync: { databasePath: handle.location },
-    });
+    const queue = createDeferredQueue();
     void queue.run(insertTenant('d5'), { deferred: true });
     await queue.drain();
     assert.equal(queue.whenDurable(), undefined);
