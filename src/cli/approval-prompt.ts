@@ -22,7 +22,7 @@ export interface ApprovalPrompterOptions {
 }
 
 /** What waits for approval: the phase number (0 = the first plan), its name and its tasks. */
-export function describeWaiting(session: SessionDto): { phase: number; name: string; tasks: TaskDto[] } {
+function describeWaiting(session: SessionDto): { phase: number; name: string; tasks: TaskDto[] } {
   const pending = session.tasks.filter((task) => task.status === 'pending');
   const phase =
     session.approval?.pendingPhase ?? pending.reduce((min, task) => Math.min(min, task.phase), Infinity);
