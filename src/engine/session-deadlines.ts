@@ -115,10 +115,15 @@ export function createDeadlineSweeper(deps: DeadlineSweeperDeps): DeadlineSweepe
     // A slow store must not stack sweeps on top of each other.
     if (running) return;
     running = deps.queue
-      .run(async (trx) => {
-        if (!(await tryTransactionLock(trx, LOCK_KEYS.sessionDeadlines))) return [];
-        return expireSessionDeadlines(trx, now());
-      })
+      .run(
+        async (trx) => {
+          if (!(await tryTransactionLock(trx, LOCK_KEYS.sessionDeadlines))) return [];
+          return expireSessionDeadlines(trx, now());
+        },
+        // Engine progress like the lease reaper's: an ordinary op would make the batch it joins
+        // (every second) wait for the disk (store/write-queue.ts, "Deferred durability").
+        { deferred: true },
+      )
       .then((expired) => {
         for (const session of expired) {
           deps.logger.info({ sessionId: session.id }, 'session deadline passed; session failed');
