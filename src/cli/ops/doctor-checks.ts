@@ -10,7 +10,7 @@ import { AppError } from '../../errors/app-error.ts';
 import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus } from '../../store/migrate.ts';
 import { checkServerReadiness } from './doctor-readiness.ts';
-import { findOidcIssuer, type ProviderEndpoint, probeUrl } from './doctor-remote.ts';
+import { findOidcIssuer, probeUrl } from './doctor-remote.ts';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -266,34 +266,6 @@ export async function checkProviderKeys(config: Readonly<Config>, timeoutMs: num
       },
     ];
   }
-}
-
-/** Each provider endpoint answers HTTP at all (any status: reachability, not credentials). */
-export async function checkProviders(
-  endpoints: readonly ProviderEndpoint[],
-  timeoutMs: number,
-): Promise<CheckResult[]> {
-  if (endpoints.length === 0)
-    return [{ name: 'providers', status: 'skip', message: 'no provider endpoints configured' }];
-  const results: CheckResult[] = [];
-  for (const endpoint of endpoints) {
-    const probe = await probeUrl(endpoint.url, timeoutMs);
-    results.push(
-      probe.ok
-        ? {
-            name: `provider:${endpoint.name}`,
-            status: 'pass',
-            message: `${endpoint.url} answered HTTP ${probe.status}`,
-          }
-        : {
-            name: `provider:${endpoint.name}`,
-            status: 'fail',
-            message: `${endpoint.url} unreachable (${probe.error})`,
-            fix: 'Check the base URL, DNS, firewall/egress rules and HTTPS proxy settings.',
-          },
-    );
-  }
-  return results;
 }
 
 /** A clock reading of a remote server: its Date header and the local time it was read at. */

@@ -15,11 +15,6 @@ export interface ProbeResult {
   json?: unknown;
 }
 
-export interface ProviderEndpoint {
-  name: string;
-  url: string;
-}
-
 /** Fetches `url` (GET, no redirects followed) within `timeoutMs`; never throws. */
 export async function probeUrl(url: string, timeoutMs: number, readJson = false): Promise<ProbeResult> {
   const started = Date.now();
@@ -77,26 +72,6 @@ export function findOidcIssuer(config: Readonly<Config>): string | undefined {
       found = value;
   });
   return found;
-}
-
-// Where the hosted providers' SDKs send requests when no baseURL is configured.
-const DEFAULT_PROVIDER_URLS: Record<string, string> = {
-  anthropic: 'https://api.anthropic.com/v1',
-  openai: 'https://api.openai.com/v1',
-};
-
-/** Every configured provider's endpoint: its `baseURL`, or the hosted default of its type. */
-export function findProviderEndpoints(config: Readonly<Config>): ProviderEndpoint[] {
-  const providers = (config as unknown as { providers?: unknown }).providers;
-  if (!isTree(providers)) return [];
-  const endpoints: ProviderEndpoint[] = [];
-  for (const [name, provider] of Object.entries(providers)) {
-    if (!isTree(provider)) continue;
-    const base = provider.baseURL ?? provider.baseUrl;
-    const url = typeof base === 'string' ? base : DEFAULT_PROVIDER_URLS[String(provider.type)];
-    if (url) endpoints.push({ name, url });
-  }
-  return endpoints;
 }
 
 function walk(
