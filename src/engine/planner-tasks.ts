@@ -3,7 +3,7 @@
 // the engine stores the result and, for a phase gate, creates the next phase from it.
 
 import type { Kysely } from 'kysely';
-import type { AgentRuntime, RuntimeContext, RuntimeTask } from '../agents/runtimes/runtime.ts';
+import type { AgentRuntime, RuntimeContext } from '../agents/runtimes/runtime.ts';
 import { createStreamingBudgetStop } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -197,9 +197,6 @@ export function parsePhaseGateOutput(output: string): PhaseGateOutput {
   return value;
 }
 
-/** A task as the engine hands it to a runtime, plus its kind (`plan` or `synthesize` here). */
-export type OrchestratorRuntimeTask = RuntimeTask & { kind: string };
-
 /**
  * The orchestrator as an AgentRuntime, for tasks of kind `plan` (phase gate) and `synthesize`: the
  * engine resolves this runtime for those kinds and everything else stays as it is.
@@ -212,14 +209,14 @@ export function createOrchestratorRuntime(
   return {
     kind: 'orchestrator',
     async run(task, ctx) {
-      const kind = (task as Partial<OrchestratorRuntimeTask>).kind;
+      const kind = task.kind;
       const ref = { tenantId: task.tenantId, sessionId: task.sessionId, taskId: task.taskId };
       if (kind === 'plan') {
         const threadSummary = await loadThreadSummaryFor(db, ref.tenantId, ref.sessionId);
         return runPhaseGateTask(planner, db, ref, ctx, threadSummary);
       }
       if (kind === 'synthesize') return runSynthesisTask(planner, db, ref, ctx, budget);
-      throw new AppError('INTERNAL', `The orchestrator runtime cannot run tasks of kind '${String(kind)}'`);
+      throw new AppError('INTERNAL', `The orchestrator runtime cannot run tasks of kind '${kind}'`);
     },
   };
 }

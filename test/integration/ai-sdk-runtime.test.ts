@@ -34,6 +34,7 @@ function makeTask(overrides: Partial<RuntimeTask> = {}): RuntimeTask {
     agentId: 'a1',
     attempt: 1,
     dependencies: [],
+    kind: 'agent',
     ...overrides,
   };
 }

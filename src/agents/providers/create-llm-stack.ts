@@ -9,7 +9,7 @@ import {
   continueOrchestratedSession,
   ORCHESTRATOR_ROLE,
 } from '../../engine/planner-continuation.ts';
-import { createOrchestratorRuntime, type OrchestratorRuntimeTask } from '../../engine/planner-tasks.ts';
+import { createOrchestratorRuntime } from '../../engine/planner-tasks.ts';
 import { createBudgetGuard } from '../../engine/session-budget.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -122,7 +122,6 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   const runtime = routeOrchestratorTasks(
     agentRuntime,
     createOrchestratorRuntime(planner, options.db, budgetGuard),
-    options.db,
   );
   const continuation = {
     maxPhases: config.llm.planner.maxPhases,
@@ -160,28 +159,9 @@ function routeSdkWarnings(logger: Logger): void {
  * (phase gates, synthesis) carry the role `orchestrator` and go to the orchestrator runtime by
  * their kind.
  */
-function routeOrchestratorTasks(
-  agents: AgentRuntime,
-  orchestrator: AgentRuntime,
-  db: Kysely<Database>,
-): AgentRuntime {
+function routeOrchestratorTasks(agents: AgentRuntime, orchestrator: AgentRuntime): AgentRuntime {
   return {
     kind: agents.kind,
-    async run(task, ctx) {
-      if (task.role !== ORCHESTRATOR_ROLE) return agents.run(task, ctx);
-      // The engine passes the kind with the task; a task built elsewhere has it read from the store.
-      const kind =
-        task.kind ??
-        (
-          await db
-            .selectFrom('tasks')
-            .select('kind')
-            .where('tenant_id', '=', task.tenantId)
-            .where('id', '=', task.taskId)
-            .executeTakeFirst()
-        )?.kind ??
-        'agent';
-      return orchestrator.run({ ...task, kind } as OrchestratorRuntimeTask, ctx);
-    },
+    run: (task, ctx) => (task.role === ORCHESTRATOR_ROLE ? orchestrator : agents).run(task, ctx),
   };
 }

@@ -28,8 +28,8 @@ export interface RuntimeTask {
   /** 1 for the first run. */
   attempt: number;
   dependencies: DependencyOutput[];
-  /** The task's kind as stored (`agent`, or the orchestrator's `plan` / `synthesize`); set by the engine. */
-  kind?: string;
+  /** The task's kind as stored: `agent`, or the orchestrator's `plan` / `synthesize`. */
+  kind: string;
 }
 
 export type OutputStream = 'stdout' | 'stderr' | 'text';

@@ -19,6 +19,7 @@ const task: RuntimeTask = {
   agentId: 'a',
   attempt: 1,
   dependencies: [{ taskId: 'd', name: 'design', role: 'architect', output: 'Use REST' }],
+  kind: 'agent',
 };
 
 describe('buildAgentMessages', () => {

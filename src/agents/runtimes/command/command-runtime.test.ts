@@ -49,6 +49,7 @@ const task = (runnerName: string): RuntimeTask => ({
   agentId: null,
   attempt: 1,
   dependencies: [],
+  kind: 'agent',
 });
 
 function context(signal = new AbortController().signal) {
