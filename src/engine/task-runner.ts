@@ -131,7 +131,7 @@ async function runToOutcome(
           {
             sessionId: task.sessionId,
             role: task.role,
-            kind: task.kind ?? 'agent',
+            kind: task.kind,
             // The LLM runtime names the provider and model that served the call once it is known.
             provider: MAOS_PROVIDER,
             taskId: task.taskId,
