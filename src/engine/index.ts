@@ -1,7 +1,7 @@
 // The engine's entry point for the composition root (src/app.ts):
 //
 //   const engine = createEngine({ config, db, logger, runtimes, observer?, planner?, dialect? });
-//   engine.start();                       // worker slots, heartbeats, reaper
+//   engine.start();                       // worker slots, heartbeats, reaper, deadline sweep
 //   engine.service                        // SessionService: REST, CLI, MCP call this
 //   await engine.getQueueCounts();        // gauges
 //   await engine.stop({ graceMs });       // graceful: finish or release running tasks
@@ -103,6 +103,12 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
       notifier.publish(sessionChannel(session.id));
     },
   });
+  /** Stops the sweep and the scheduler (see Scheduler.stop for `abandon`), then the write queue. */
+  async function shutDown(stopOptions: { graceMs: number; abandon?: boolean }): Promise<void> {
+    await deadlines.stop();
+    await scheduler.stop(stopOptions);
+    await queue.close();
+  }
   return {
     service,
     workerId,
@@ -111,16 +117,8 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
       scheduler.start();
       deadlines.start();
     },
-    async stop(stopOptions) {
-      await deadlines.stop();
-      await scheduler.stop({ graceMs: stopOptions.graceMs });
-      await queue.close();
-    },
-    async halt() {
-      await deadlines.stop();
-      await scheduler.stop({ graceMs: 0, abandon: true });
-      await queue.close();
-    },
+    stop: (stopOptions) => shutDown({ graceMs: stopOptions.graceMs }),
+    halt: () => shutDown({ graceMs: 0, abandon: true }),
     getQueueCounts: () => countQueue(options.db),
     lastHeartbeatAt: () => scheduler.lastBeatAt(),
   };
