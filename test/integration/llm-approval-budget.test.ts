@@ -361,7 +361,7 @@ test('adaptive session with approval required stops at the first plan and again 
               reason: 'more',
               next_phase: {
                 name: 'deepen',
-                tasks: [{ ...plannedTask('deepen', 'researcher'), agent: 'explore' }],
+                tasks: [plannedTask('deepen', 'researcher', { agent: 'explore' })],
               },
             },
           }
