@@ -146,6 +146,18 @@ describe('write queue', () => {
     assert.equal(await synchronousSetting(), 2);
   });
 
+  test('a deferred batch that changed no row leaves nothing to flush', async () => {
+    const queue = createDeferredQueue();
+    await queue.run(insertTenant('d6'), { deferred: true });
+    await queue.drain();
+    const flushes = queue.stats().walFlushes;
+    // An empty claim round or a reaper pass with nothing expired: reads only.
+    await queue.run((trx) => trx.selectFrom('tenants').select('id').execute(), { deferred: true });
+    assert.equal(queue.whenDurable(), undefined);
+    await queue.drain();
+    assert.equal(queue.stats().walFlushes, flushes);
+  });
+
   test('drain waits for the flush of deferred commits', async () => {
     const queue = createDeferredQueue();
     void queue.run(insertTenant('d5'), { deferred: true });

@@ -106,6 +106,17 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
     }
   }
 
+  // Rows changed on the connection as of the last deferred commit: a deferred batch that changed
+  // none (an empty claim round, a reaper pass with nothing expired) leaves nothing to flush.
+  let changesAtLastDeferredCommit = -1;
+  async function wroteSinceLastDeferredCommit(conn: Kysely<Database>): Promise<boolean> {
+    const { rows } = await sql<{ n: number }>`select total_changes() as n`.execute(conn);
+    const changes = Number(rows[0]?.n ?? -1);
+    const wrote = changes !== changesAtLastDeferredCommit;
+    changesAtLastDeferredCommit = changes;
+    return wrote;
+  }
+
   async function flushBatch(batch: Queued[]): Promise<void> {
     const outcomes: OpOutcome[] = [];
     try {
@@ -128,7 +139,9 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
         } finally {
           if (deferCommit) await sql`pragma synchronous = FULL`.execute(conn);
         }
-        if (durability) durability.committed(deferCommit);
+        if (durability && (!deferCommit || (await wroteSinceLastDeferredCommit(conn)))) {
+          durability.committed(deferCommit);
+        }
       });
     } catch (error) {
       const failure =
