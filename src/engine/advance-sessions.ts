@@ -178,7 +178,8 @@ export async function advanceSessions(
     if (outcome) outcomes.set(sessionId, outcome);
     result.set(sessionId, { readied, sessionFinished: null });
   }
-  const started = handOff ? await handOffReady(trx, ready, handOff, touched, now) : new Set<string>();
+  const startedRows = handOff ? await handOffReady(trx, ready, handOff, touched, now) : [];
+  const started = new Set(startedRows.map((row) => row.id));
   const queued = started.size === 0 ? ready : ready.filter((id) => !started.has(id));
   for (let i = 0; i < queued.length; i += ID_CHUNK) {
     await trx
@@ -188,12 +189,10 @@ export async function advanceSessions(
       .where('status', '=', 'pending')
       .execute();
   }
-  if (started.size > 0) {
-    // Tasks this process started need no claim round: "readied" counts what others may claim.
-    for (const [sessionId, effect] of result) {
-      const graph = graphs.get(sessionId) ?? [];
-      effect.readied -= graph.filter((task) => started.has(task.id)).length;
-    }
+  // Tasks this process started need no claim round: "readied" counts what others may claim.
+  for (const row of startedRows) {
+    const effect = result.get(row.session_id);
+    if (effect) effect.readied--;
   }
   for (const [sessionId, entry] of touched) {
     const outcome = outcomes.get(sessionId);
@@ -246,7 +245,7 @@ export async function advanceSessions(
 
 /**
  * Starts up to `handOff.capacity()` of the readied tasks for this process (pending → running, as
- * ready → leased → running would, with the same events) and returns their ids.
+ * ready → leased → running would, with the same events) and returns their rows.
  */
 async function handOffReady(
   trx: Kysely<Database>,
@@ -254,9 +253,9 @@ async function handOffReady(
   handOff: HandOff,
   touched: Map<string, Touched>,
   now: number,
-): Promise<Set<string>> {
+): Promise<TasksTable[]> {
   const capacity = Math.min(handOff.capacity(), ready.length, ID_CHUNK);
-  if (capacity <= 0) return new Set();
+  if (capacity <= 0) return [];
   const rows = await startReadiedTasks(trx, ready.slice(0, capacity), {
     owner: handOff.owner,
     leaseMs: handOff.leaseMs,
@@ -269,7 +268,7 @@ async function handOffReady(
     });
   }
   handOff.take(rows);
-  return new Set(rows.map((row) => row.id));
+  return rows;
 }
 
 /** Cancels every unfinished task of the session (pending, ready, leased, running), with events. */
