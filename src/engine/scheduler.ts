@@ -190,14 +190,12 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         // Counted now, not when queued: a finish earlier in this batch may have taken slots.
         limit = freeSlots();
         if (limit <= 0) return [];
-        // SQLite: claimed straight to running in the claim's UPDATE (one writer, one transaction).
-        const startInClaim = deps.dialect === 'sqlite';
         const rows = await claimReadyTasks(trx, deps.dialect, {
           owner: deps.workerId,
           limit,
           leaseMs: deps.leaseMs,
           now: now(),
-          start: startInClaim,
+          start: true,
         });
         if (rows.length === 0) return [];
         reserved += rows.length;
@@ -206,7 +204,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         const claims = runs.map(({ task }) => toClaim(task));
         // leased → running in the claiming transaction: a step costs one commit on the critical
         // path (this claim shares its batch with the finish that readied the task), not two.
-        if (startInClaim) await appendStartEvents(trx, claims, now());
+        // SQLite started them in the claim's UPDATE; PostgreSQL's locking claim leaves them leased.
+        if (rows.every((row) => row.status === 'running')) await appendStartEvents(trx, claims, now());
         else await markTasksRunning(trx, claims, now());
         return runs;
       }, DEFERRED)

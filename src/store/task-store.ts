@@ -29,8 +29,9 @@ const STARTED_STATUS = transitionTask(
 
 /**
  * Claims up to `limit` ready tasks (oldest ready first): ready → leased, attempts + 1. With
- * `start` (SQLite only: the claim and the start share a transaction there anyway) straight on to
- * running in the same UPDATE; the caller writes the start events.
+ * `start`, SQLite goes straight on to running in the same UPDATE (one writer: the claim and the
+ * start share a transaction anyway); the rows' status tells the caller whether it still has to
+ * start them. The caller writes the start events.
  */
 export async function claimReadyTasks(
   trx: Kysely<Database>,
