@@ -8,15 +8,13 @@
 // (as in the figures recorded so far); `--separate` starts each server in its own process
 // (bench/api-target.ts) and adds its CPU time per request (steadier than req/s on a shared
 // machine); `--profile=DIR` (implies --separate) writes a V8 CPU profile of each server's load.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startTarget, type TargetInfo } from './api-target.ts';
+import { startJsonLineProcess } from './child-process.ts';
 
 const args = process.argv.slice(2);
 const positional = args.filter((arg) => !arg.startsWith('--'));
@@ -84,39 +82,13 @@ async function load(name: string, kind: string, target: Running): Promise<Figure
 
 /** Starts the target in a child process and waits for its ready line. */
 async function startChild(kind: string): Promise<Running> {
-  const child = spawn(process.execPath, [TARGET_SCRIPT, kind], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const exited = once(child, 'exit');
-  const lines: Interface = createInterface({ input: child.stdout });
-  const nextLine = async (): Promise<string> => {
-    const [line] = (await Promise.race([
-      once(lines, 'line'),
-      exited.then(([code]) => {
-        throw new Error(`${kind} server exited with code ${code}`);
-      }),
-    ])) as [string];
-    return line;
+  const target = await startJsonLineProcess(TARGET_SCRIPT, [kind], `${kind} server`);
+  return {
+    info: target.ready as TargetInfo,
+    readCpuMicros: async () => ((await target.request('cpu')) as { cpuMicros: number }).cpuMicros,
+    command: target.request,
+    stop: target.stop,
   };
-  try {
-    const info = JSON.parse(await nextLine()) as TargetInfo;
-    const command = async (line: string): Promise<unknown> => {
-      child.stdin.write(`${line}\n`);
-      return JSON.parse(await nextLine());
-    };
-    return {
-      info,
-      readCpuMicros: async () => ((await command('cpu')) as { cpuMicros: number }).cpuMicros,
-      command,
-      stop: async () => {
-        child.kill('SIGTERM');
-        await exited;
-      },
-    };
-  } catch (error) {
-    child.kill('SIGTERM');
-    throw error;
-  }
 }
 
 async function startInProcess(kind: string): Promise<Running> {

@@ -7,12 +7,9 @@
 // Shapes: a 20-step sequential chain and a 20-way fan-out with a join. See bench/README.md.
 //   npm install --prefix bench        # once, for the peers (MAOS alone is measured without them)
 //   node bench/orchestrator.ts [runs=20]
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
 import { createLlmStack } from '../src/agents/providers/create-llm-stack.ts';
@@ -24,6 +21,7 @@ import { createEngine } from '../src/engine/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { createDatabase } from '../src/store/db.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
+import { startJsonLineProcess } from './child-process.ts';
 import { preparePeers, type ShapeRunner } from './orchestrator-peers.ts';
 
 const RUNS = Number(process.argv[2] ?? 20);
@@ -56,28 +54,10 @@ function median(values: number[]): number {
  * remote: its work never runs on MAOS's event loop between steps.
  */
 async function startProviderProcess(): Promise<{ openaiBaseURL: string; close(): Promise<void> }> {
-  const child = spawn(
-    process.execPath,
-    [fileURLToPath(new URL('./llm-provider-process.ts', import.meta.url))],
-    {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    },
-  );
-  const exited = once(child, 'exit');
-  const [line] = (await Promise.race([
-    once(createInterface({ input: child.stdout }), 'line'),
-    exited.then(([code]) => {
-      throw new Error(`the scripted LLM server exited with code ${code}`);
-    }),
-  ])) as [string];
-  const { openaiBaseURL } = JSON.parse(line) as { openaiBaseURL: string };
-  return {
-    openaiBaseURL,
-    async close() {
-      child.stdin.end();
-      await exited;
-    },
-  };
+  const script = fileURLToPath(new URL('./llm-provider-process.ts', import.meta.url));
+  const provider = await startJsonLineProcess(script, [], 'the scripted LLM server');
+  const { openaiBaseURL } = provider.ready as { openaiBaseURL: string };
+  return { openaiBaseURL, close: provider.stop };
 }
 
 /**
