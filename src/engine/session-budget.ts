@@ -45,6 +45,14 @@ const selectBudgetedSession = precompileQuery<
 );
 
 /**
+ * Sessions seen without a budget. A session's settings never change after submission, so such a
+ * session's later finishes skip the budget read (one statement per agent step). Ids are random
+ * UUIDv7s, so one set serves every database of the process. Bounded: emptied when full.
+ */
+const unbudgetedSessions = new Set<string>();
+const UNBUDGETED_MAX = 10_000;
+
+/**
  * Sessions among `touched` whose budget is now crossed, with the reason: a task the runtime
  * stopped for its budget, or the session's usage (stored + this batch) over a limit.
  */
@@ -66,15 +74,17 @@ export async function findBudgetOverruns(
       }
     }
   }
-  const ids = [...touched.keys()];
+  const ids = [...touched.keys()].filter((id) => !unbudgetedSessions.has(id));
   for (let i = 0; i < ids.length; i += ID_CHUNK) {
+    const chunk = ids.slice(i, i + ID_CHUNK);
     const rows =
-      ids.length === 1
-        ? (await selectBudgetedSession(trx, ids[0]!)).rows
+      chunk.length === 1
+        ? (await selectBudgetedSession(trx, chunk[0]!)).rows
         : await selectBudgetAndUsage(trx)
-            .where('s.id', 'in', ids.slice(i, i + ID_CHUNK))
+            .where('s.id', 'in', chunk)
             .where('b.budget', 'is not', null)
             .execute();
+    rememberUnbudgeted(chunk, rows);
     for (const row of rows) {
       if (overruns.has(row.id) || isTerminalSessionStatus(row.status as SessionStatus)) continue;
       const usage = toUsage(row);
@@ -91,6 +101,17 @@ export async function findBudgetOverruns(
     }
   }
   return overruns;
+}
+
+/** Records the sessions of `asked` that the budget read returned no row for. */
+function rememberUnbudgeted(asked: readonly string[], budgeted: ReadonlyArray<{ id: string }>): void {
+  if (budgeted.length === asked.length) return;
+  const withBudget = new Set(budgeted.map((row) => row.id));
+  for (const id of asked) {
+    if (withBudget.has(id)) continue;
+    if (unbudgetedSessions.size >= UNBUDGETED_MAX) unbudgetedSessions.clear();
+    unbudgetedSessions.add(id);
+  }
 }
 
 interface GuardEntry {

@@ -1,0 +1,58 @@
+// The budget check at task finishes reads a session's budget only while it may have one: a
+// session's settings never change, so one found without a budget is not read again, while a
+// session with a budget is read (and checked) at every finish.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { zeroUsage } from '../../src/engine/advance-sessions.ts';
+import { findBudgetOverruns } from '../../src/engine/session-budget.ts';
+import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
+import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
+
+describe('budget reads at task finishes', { timeout: 60_000 }, () => {
+  let h: Harness;
+  let counted: DatabaseHandle;
+  const statements: string[] = [];
+  before(async () => {
+    // Not started: the sessions only need to exist.
+    h = await createHarness({ start: false, llm: { kind: 'idle', run: async () => ({ output: '' }) } });
+    // A second connection to the same file whose statements are recorded.
+    counted = createDatabase(
+      { dataDir: h.dir, store: { synchronous: 'full', busyTimeoutMs: 1000 } },
+      {
+        querySpanLogger: () => (event) => {
+          if (event.level === 'query') statements.push(event.query.sql);
+        },
+      },
+    );
+  });
+  after(async () => {
+    await counted.close();
+    await h.close();
+  });
+
+  const agents = [{ name: 'a', role: 'engineer', task: 'work' }];
+  const touchedOf = (ids: string[], inputTokens = 0) =>
+    new Map(
+      ids.map((id) => [id, { tenantId: ACTOR.tenantId, events: [], usage: { ...zeroUsage(), inputTokens } }]),
+    );
+  const budgetReads = async (ids: string[], inputTokens = 0) => {
+    statements.length = 0;
+    const overruns = await findBudgetOverruns(counted.db, touchedOf(ids, inputTokens), Date.now());
+    return { reads: statements.filter((text) => text.includes('session_settings')).length, overruns };
+  };
+
+  test('a session without a budget is read once; one with a budget at every finish', async () => {
+    const plain = (await h.engine.service.createSession(ACTOR, { objective: 'plain', agents })).session.id;
+    const budgeted = (
+      await h.engine.service.createSession(ACTOR, { objective: 'capped', agents, budget: { maxTokens: 100 } })
+    ).session.id;
+
+    assert.deepEqual(await budgetReads([plain, budgeted]), { reads: 1, overruns: new Map() });
+    assert.deepEqual(await budgetReads([plain]), { reads: 0, overruns: new Map() });
+    assert.deepEqual(await budgetReads([budgeted]), { reads: 1, overruns: new Map() });
+    const over = await budgetReads([plain, budgeted], 500);
+    assert.equal(over.reads, 1);
+    assert.deepEqual([...over.overruns.keys()], [budgeted]);
+    assert.match(over.overruns.get(budgeted) ?? '', /token/i);
+  });
+});
