@@ -11,7 +11,7 @@ import { precompileQuery } from '../store/compiled-query.ts';
 import { appendEventsMany, type SessionEvents } from '../store/event-store.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
-import { loadSessionGraphs, loadTaskOutputs } from '../store/task-graph.ts';
+import { type GraphTask, loadSessionGraphs, loadTaskOutputs } from '../store/task-graph.ts';
 import { startReadiedTasks } from '../store/task-store.ts';
 import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
@@ -94,8 +94,12 @@ export interface HandOff {
   leaseMs: number;
   /** Free worker slots of this process now. */
   capacity(): number;
-  /** Receives the rows started (status running, lease held by `owner`). */
-  take(rows: TasksTable[]): void;
+  /**
+   * Receives the rows started (status running, lease held by `owner`) and, per row, the tasks it
+   * depends on as the graph lists them (in plan order), so outputs finished in this same
+   * transaction need not be read back.
+   */
+  take(rows: TasksTable[], dependencies: ReadonlyMap<string, GraphTask[]>): void;
 }
 
 /**
@@ -178,7 +182,7 @@ export async function advanceSessions(
     if (outcome) outcomes.set(sessionId, outcome);
     result.set(sessionId, { readied, sessionFinished: null });
   }
-  const startedRows = handOff ? await handOffReady(trx, ready, handOff, touched, now) : [];
+  const startedRows = handOff ? await handOffReady(trx, ready, handOff, touched, graphs, now) : [];
   const started = new Set(startedRows.map((row) => row.id));
   const queued = started.size === 0 ? ready : ready.filter((id) => !started.has(id));
   for (let i = 0; i < queued.length; i += ID_CHUNK) {
@@ -252,6 +256,7 @@ async function handOffReady(
   ready: readonly string[],
   handOff: HandOff,
   touched: Map<string, Touched>,
+  graphs: ReadonlyMap<string, GraphTask[]>,
   now: number,
 ): Promise<TasksTable[]> {
   const capacity = Math.min(handOff.capacity(), ready.length, ID_CHUNK);
@@ -267,8 +272,25 @@ async function handOffReady(
       data: { taskId: row.id, name: row.name, from: 'leased', to: 'running', attempt: Number(row.attempts) },
     });
   }
-  handOff.take(rows);
+  handOff.take(rows, dependenciesOf(rows, graphs));
   return rows;
+}
+
+/** The graph's tasks each row depends on, in plan order; rows whose graph lacks one are left out. */
+function dependenciesOf(
+  rows: readonly TasksTable[],
+  graphs: ReadonlyMap<string, GraphTask[]>,
+): Map<string, GraphTask[]> {
+  const result = new Map<string, GraphTask[]>();
+  for (const row of rows) {
+    const graph = graphs.get(row.session_id) ?? [];
+    const task = graph.find((candidate) => candidate.id === row.id);
+    if (!task) continue;
+    const names = new Set(task.dependsOn);
+    const dependencies = graph.filter((candidate) => names.has(candidate.name));
+    if (dependencies.length === names.size) result.set(row.id, dependencies);
+  }
+  return result;
 }
 
 /** Cancels every unfinished task of the session (pending, ready, leased, running), with events. */

@@ -1,7 +1,7 @@
 // Turns claimed task rows into runs: the session's objective and trace and the outputs of the
 // task's dependencies, read in the claiming (or handing-off) transaction. Used by the scheduler.
 import type { Kysely } from 'kysely';
-import type { RuntimeTask } from '../agents/runtimes/runtime.ts';
+import type { DependencyOutput, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
@@ -28,10 +28,15 @@ export interface PreparedRun {
   trace: StoredTraceContext | undefined;
 }
 
-/** What a run needs besides the task row: its session's objective and trace, dependency outputs. */
+/**
+ * What a run needs besides the task row: its session's objective and trace, dependency outputs.
+ * `knownDependencies`: rows whose dependency outputs the caller already holds (a hand-off whose
+ * dependencies all finished in the same transaction); only the others are read.
+ */
 export async function prepareRuns(
   trx: Kysely<Database>,
   rows: readonly TasksTable[],
+  knownDependencies?: ReadonlyMap<string, DependencyOutput[]>,
 ): Promise<PreparedRun[]> {
   const sessionIds = [...new Set(rows.map((row) => row.session_id))];
   const sessions =
@@ -42,7 +47,7 @@ export async function prepareRuns(
   const traces = new Map(sessions.map((session) => [session.id, toStoredTrace(session)]));
   const outputs = await loadDependencyOutputs(
     trx,
-    rows.map((row) => row.id),
+    rows.filter((row) => !knownDependencies?.has(row.id)).map((row) => row.id),
   );
   return rows.map((row) => ({
     readyAt: Number(row.ready_at ?? row.created_at),
@@ -58,7 +63,7 @@ export async function prepareRuns(
       runner: row.runner,
       agentId: row.agent_id,
       attempt: Number(row.attempts),
-      dependencies: outputs.get(row.id) ?? [],
+      dependencies: knownDependencies?.get(row.id) ?? outputs.get(row.id) ?? [],
       kind: row.kind,
     } satisfies RuntimeTask,
   }));

@@ -2,7 +2,7 @@
 // heartbeat their leases and finish them through the group-commit write queue; a reaper re-runs
 // tasks whose lease expired. See docs/adr/0002-lease-based-scheduler.md.
 import type { Kysely } from 'kysely';
-import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
+import type { DependencyOutput, RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
 import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -10,6 +10,7 @@ import type { StoredTraceContext } from '../observability/tracing.ts';
 import { createCoalescer } from '../store/coalesce.ts';
 import type { DialectName } from '../store/db.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
+import type { GraphTask } from '../store/task-graph.ts';
 import { claimReadyTasks, extendLeases } from '../store/task-store.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
@@ -118,6 +119,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     async (trx, items: FinishItem[]) => {
       const tick = ++opTick;
       const taken: TasksTable[] = [];
+      let takenDependencies: ReadonlyMap<string, GraphTask[]> = new Map();
       // SQLite: the next steps readied by these finishes start on the slots just freed, in this
       // transaction (advance-sessions.ts, HandOff). PostgreSQL keeps the claim, whose row locks
       // are ordered for several replicas (postgres-claim.ts).
@@ -127,15 +129,19 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
               owner: deps.workerId,
               leaseMs: deps.leaseMs,
               capacity: () => (stopping ? 0 : freeSlots()),
-              take(rows) {
+              take(rows, dependencies) {
                 taken.push(...rows);
+                takenDependencies = dependencies;
                 reserved += rows.length;
               },
             }
           : undefined;
       try {
         const effects = await finishTasks(trx, items, now(), deps.continueSession, handOff);
-        if (taken.length > 0) items[0]!.handedOff = await prepareRuns(trx, taken);
+        if (taken.length > 0) {
+          const known = outputsFinishedHere(items, takenDependencies);
+          items[0]!.handedOff = await prepareRuns(trx, taken, known);
+        }
         return effects.map((effect) => ({ effects: effect, tick }));
       } catch (error) {
         reserved -= taken.length;
@@ -144,6 +150,32 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     },
     DEFERRED,
   );
+
+  /**
+   * The dependency outputs of handed-off tasks whose dependencies all succeeded in this batch
+   * (a chain's next step): they are in memory, so the run's preparation need not read them back.
+   */
+  function outputsFinishedHere(
+    items: readonly FinishItem[],
+    dependencies: ReadonlyMap<string, GraphTask[]>,
+  ): Map<string, DependencyOutput[]> {
+    const outputs = new Map<string, string>();
+    for (const { claim, outcome } of items) if (outcome.ok) outputs.set(claim.taskId, outcome.output);
+    const known = new Map<string, DependencyOutput[]>();
+    for (const [taskId, tasks] of dependencies) {
+      if (!tasks.every((task) => outputs.has(task.id))) continue;
+      known.set(
+        taskId,
+        tasks.map((task) => ({
+          taskId: task.id,
+          name: task.name,
+          role: task.role,
+          output: outputs.get(task.id)!,
+        })),
+      );
+    }
+    return known;
+  }
 
   /**
    * Announces ready tasks (other replicas listen too). `seen`: a claim of this process ran after

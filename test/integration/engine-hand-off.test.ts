@@ -1,10 +1,11 @@
 // The hand-off (SQLite): a finish starts the tasks it readies on the slots just freed, in its own
 // transaction, instead of leaving them for a claim round. The chain case (one write operation per
 // step, the claim path's events) is checked in engine-step-commits.test.ts; here: the worker slot
-// limit holds when a finish readies more tasks than there are free slots.
+// limit holds when a finish readies more tasks than there are free slots, and a started task gets
+// its dependencies' outputs (from the finishing batch's memory or the store) as the store has them.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
+import type { AgentRuntime, DependencyOutput } from '../../src/agents/runtimes/runtime.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 
 describe('hand-off of readied tasks to the finishing process', { timeout: 60_000 }, () => {
@@ -48,5 +49,47 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
     assert.equal(detail.status, 'completed');
     assert.equal(maxRunning, 2, 'never more runs than worker slots');
     for (const task of detail.tasks) assert.equal(task.status, 'succeeded');
+  });
+
+  test('a handed-off task sees the outputs of its dependencies in plan order, whether they finished in its batch or earlier', async () => {
+    const seen = new Map<string, DependencyOutput[]>();
+    const llm: AgentRuntime = {
+      kind: 'fake-llm',
+      async run(task) {
+        seen.set(task.name, task.dependencies);
+        // `slow` finishes well after `fast`, so `both` is readied by a batch holding only `slow`.
+        if (task.name === 'slow') await new Promise((resolve) => setTimeout(resolve, 50));
+        return { output: `output of ${task.name} (${task.role})` };
+      },
+    };
+    const h = await createHarness({ llm, concurrency: 4, pollIntervalMs: 600_000, leaseSeconds: 600 });
+    harnesses.push(h);
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective: 'dependency outputs',
+      strategy: 'pipeline',
+      agents: [
+        { name: 'first', role: 'architect', task: 'first' },
+        { name: 'second', role: 'engineer', task: 'second', depends_on: ['first'] },
+        { name: 'slow', role: 'researcher', task: 'slow', depends_on: ['second'] },
+        { name: 'fast', role: 'qa', task: 'fast', depends_on: ['second'] },
+        { name: 'both', role: 'reviewer', task: 'both', depends_on: ['slow', 'fast'] },
+      ],
+    });
+    const detail = await h.waitForSession(session.id);
+    assert.equal(detail.status, 'completed');
+    const idOf = new Map(detail.tasks.map((task) => [task.name, task.id]));
+    const expected = (names: string[], roles: string[]) =>
+      names.map((name, i) => ({
+        taskId: idOf.get(name),
+        name,
+        role: roles[i],
+        output: `output of ${name} (${roles[i]})`,
+      }));
+    assert.deepEqual(seen.get('first'), []);
+    // Chain step: its only dependency finished in the batch that started it.
+    assert.deepEqual(seen.get('second'), expected(['first'], ['architect']));
+    assert.deepEqual(seen.get('fast'), expected(['second'], ['engineer']));
+    // Join: one dependency finished earlier (read from the store), one in the starting batch.
+    assert.deepEqual(seen.get('both'), expected(['slow', 'fast'], ['researcher', 'qa']));
   });
 });
