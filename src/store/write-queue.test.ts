@@ -54,6 +54,28 @@ describe('write queue', () => {
     assert.deepEqual(ids, ['default', 't1', 't2']);
   });
 
+  test('an operation alone in its batch that fails leaves none of its writes; the next batch commits', async () => {
+    const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
+    await assert.rejects(
+      queue.run(async (trx) => {
+        await insertTenant('t-alone')(trx);
+        throw new Error('boom');
+      }),
+      /boom/,
+    );
+    await queue.run(insertTenant('t-after'));
+    assert.deepEqual(queue.stats(), { batches: 2, ops: 2, deferredBatches: 0, walFlushes: 0 });
+    const ids = await handle.db
+      .selectFrom('tenants')
+      .select('id')
+      .where('id', 'in', ['t-alone', 't-after'])
+      .execute();
+    assert.deepEqual(
+      ids.map((row) => row.id),
+      ['t-after'],
+    );
+  });
+
   test('a value is only acknowledged after its batch committed', async () => {
     const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
     await queue.run(insertTenant('t3'));

@@ -203,6 +203,26 @@ async function commitSqliteBatch(
 ): Promise<void> {
   // SQLite: take the write lock up front, so a transaction that reads first never fails to upgrade.
   await sql`begin immediate`.execute(conn);
+  if (batch.length === 1) {
+    // Alone in its batch (a chain's step): its failure rolls back the whole transaction, which
+    // holds nothing else, so it needs no savepoint of its own.
+    let value: unknown;
+    try {
+      value = await batch[0]!.op(conn);
+    } catch (error) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      outcomes.push({ ok: false, error });
+      return;
+    }
+    try {
+      await sql`commit`.execute(conn);
+    } catch (error) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw error;
+    }
+    outcomes.push({ ok: true, value });
+    return;
+  }
   try {
     // One name for every savepoint: they never nest, and the statements stay cacheable.
     const savepoint = sql.raw('wq_op');
