@@ -57,7 +57,8 @@ function createNoopEngine(handle: DatabaseHandle, observer: EngineObserver) {
     db: handle.db,
     // As `maos serve` runs SQLite with synchronous=FULL: engine progress flushed off the event loop
     // (store/write-queue.ts); submissions still wait for their fsync.
-    deferredSync: { databasePath: handle.location },
+    durability: handle.durability,
+    deferCommits: true,
     logger: createLogger({ level: 'silent' }),
     runtimes,
     observer,

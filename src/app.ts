@@ -173,12 +173,10 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       config,
       db: database.db,
       dialect: database.dialect,
-      // SQLite with synchronous=FULL: the engine's own progress commits without waiting for the
-      // disk, flushed right after; nothing read leaves the process before that (write-queue.ts).
-      ...(database.dialect === 'sqlite' &&
-      config.store.synchronous === 'full' &&
-      !config.store.syncEngineCommits
-        ? { deferredSync: { databasePath: database.location } }
+      // SQLite with synchronous=FULL: the engine's own progress is acknowledged at commit, flushed
+      // right after; nothing read leaves the process before that (write-queue.ts).
+      ...(database.durability
+        ? { durability: database.durability, deferCommits: !config.store.syncEngineCommits }
         : {}),
       notifier: wakeNotifier,
       logger,

@@ -84,13 +84,13 @@ const configShape = z.strictObject({
         .enum(['full', 'normal'])
         .default('full')
         .describe(
-          'SQLite durability: `full` survives a power cut for every acknowledged write; `normal` may lose the last commits on power loss (never corrupts). @defaultValue full',
+          "SQLite durability: `full` survives a power cut for every acknowledged write (each commit's WAL is flushed with fdatasync off the event loop before the write is acknowledged; the connection itself reports synchronous=NORMAL); `normal` may lose the last commits on power loss (never corrupts). @defaultValue full",
         ),
       syncEngineCommits: z
         .boolean()
         .optional()
         .describe(
-          "SQLite with `synchronous: full`. Unset or `false` (the default) lets the engine's own progress (claims, output, task finishes) commit without waiting for the disk; the WAL is flushed right after in the background and nothing read leaves the process (API answers, SSE events, MCP) before that flush, so a power cut can only take back progress nobody has seen (those tasks run again). `true` makes every such commit wait for its fsync before the next step starts: slower, but a dependant never starts on an output a power cut could take back. @defaultValue false",
+          "SQLite with `synchronous: full`. Unset or `false` (the default) lets the engine's own progress (claims, output, task finishes) be acknowledged at commit, without waiting for the disk; the WAL is flushed right after in the background and nothing read leaves the process (API answers, SSE events, MCP) before that flush, so a power cut can only take back progress nobody has seen (those tasks run again). `true` makes every such commit wait for its fsync before the next step starts: slower, but a dependant never starts on an output a power cut could take back. @defaultValue false",
         ),
       busyTimeoutMs: z
         .number()

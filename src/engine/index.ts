@@ -9,6 +9,7 @@
 // `db` must be migrated first (store/migrate.ts). One engine per process and database.
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
+import type { CommitDurability } from '../store/commit-durability.ts';
 import type { DialectName } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import type { Database } from '../store/schema.ts';
@@ -31,12 +32,14 @@ export interface CreateEngineOptions extends EngineDeps {
   dialect?: DialectName;
   /** Wake-up channel; in-process by default. */
   notifier?: Notifier;
+  /** The database's commit durability (SQLite `synchronous: full`; DatabaseHandle.durability). */
+  durability?: CommitDurability;
   /**
-   * SQLite with synchronous=FULL: the database file. The engine's own progress then commits without
-   * waiting for the disk and its WAL is flushed in the background; reads wait for that flush
-   * (store/write-queue.ts, "Deferred durability"). Unset: every commit waits for the disk.
+   * With `durability`: the engine's own progress is acknowledged at commit and flushed in the
+   * background; reads wait for that flush (store/write-queue.ts, "Deferred durability"). Unset:
+   * every commit waits for the disk.
    */
-  deferredSync?: { databasePath: string };
+  deferCommits?: boolean;
 }
 
 /** An Engine plus internals that tests and benchmarks inspect. */
@@ -56,7 +59,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     db: options.db,
     dialect,
     keepCallerContext: options.genAi !== undefined,
-    ...(options.deferredSync ? { deferredSync: options.deferredSync } : {}),
+    ...(options.durability ? { durability: options.durability, deferCommits: options.deferCommits } : {}),
   });
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
   const logger = options.logger.child({ component: 'engine', workerId });

@@ -125,7 +125,8 @@ describe('MCP stream event log on the write queue (deferred durability)', () => 
     const queue = createWriteQueue({
       db: handle.db,
       dialect: 'sqlite',
-      deferredSync: { databasePath: handle.location },
+      durability: handle.durability,
+      deferCommits: true,
     });
     let flushesAtHandOut = -1;
     const log = createStreamEventLog(db, {

@@ -4,9 +4,15 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, type LogEvent, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
+import {
+  Kysely,
+  type LogEvent,
+  type SqliteDatabase as SqliteDialectDatabase,
+  type SqliteStatement,
+} from 'kysely';
 import { CONFIG_DEFAULTS, type Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
+import { type CommitDurability, createCommitDurability } from './commit-durability.ts';
 import { createPostgresDatabase, isPostgresUrl } from './postgres-dialect.ts';
 import { attachReadConnection, createReadConnection } from './read-connection.ts';
 import type { Database } from './schema.ts';
@@ -19,6 +25,11 @@ export interface DatabaseHandle {
   dialect: DialectName;
   /** Where the data lives (file path for SQLite), for logs and `maos serve`. */
   location: string;
+  /**
+   * SQLite with `synchronous: full`: commits are flushed off the event loop and acknowledged after
+   * their flush (commit-durability.ts); the write queue may defer that for the engine's progress.
+   */
+  durability?: CommitDurability;
   close(): Promise<void>;
 }
 
@@ -77,12 +88,18 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma(`busy_timeout = ${Math.trunc(config.store.busyTimeoutMs)}`);
-  // FULL: every acknowledged commit survives a power cut (fsync per commit; the engine batches
-  // writes to amortise it). NORMAL in WAL mode never corrupts but may lose the last commits.
-  sqlite.pragma(`synchronous = ${config.store.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+  // `full`: every acknowledged commit survives a power cut. SQLite's FULL would fsync inside each
+  // commit, on the event loop; instead the connection runs NORMAL and each commit's WAL is flushed
+  // on a libuv thread before the write is acknowledged (commit-durability.ts). `normal` in WAL
+  // mode never corrupts but may lose the last commits.
+  sqlite.pragma('synchronous = NORMAL');
+  const durability =
+    config.store.synchronous === 'normal'
+      ? undefined
+      : createCommitDurability(`${path}-wal`, () => sqlite.inTransaction);
   const log = options.querySpanLogger?.('sqlite');
   const db = new Kysely<Database>({
-    dialect: createSqliteDialect(withStatementCache(sqlite)),
+    dialect: createSqliteDialect(withStatementCache(sqlite, durability), durability),
     ...(log ? { log } : {}),
   });
   // The API's hot reads run on a read-only connection (store/read-connection.ts). Not with tracing
@@ -94,12 +111,14 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
     db,
     dialect: 'sqlite',
     location: path,
+    ...(durability ? { durability } : {}),
     async close() {
       if (closed) return;
       closed = true;
       // Reader first: the last connection to close checkpoints and removes the WAL files.
       reader?.close();
       await db.destroy();
+      durability?.close();
     },
   };
 }
@@ -109,22 +128,29 @@ const STATEMENT_CACHE_SIZE = 512;
 
 /**
  * Kysely prepares every query afresh; preparing costs more than running the small indexed
- * statements of the engine, so statements are cached by SQL text (bounded, oldest evicted).
+ * statements of the engine, so statements are cached by SQL text (bounded, oldest evicted). With
+ * `durability`, each statement is wrapped so that the commits it makes are noticed.
  */
-function withStatementCache(sqlite: SqliteDatabase.Database): SqliteDialectDatabase {
-  const cache = new Map<string, SqliteDatabase.Statement>();
+function withStatementCache(
+  sqlite: SqliteDatabase.Database,
+  durability: CommitDurability | undefined,
+): SqliteDialectDatabase {
+  const cache = new Map<string, { statement: SqliteDatabase.Statement; wrapped: SqliteStatement }>();
+  const wrap = (statement: SqliteDatabase.Statement, text: string): SqliteStatement =>
+    durability ? durability.track(statement, text) : statement;
   return {
     close: () => sqlite.close(),
     prepare(text: string) {
       const cached = cache.get(text);
       // A statement still iterating (streamed query) cannot be reused: prepare a private one.
-      if (cached && !cached.busy) return cached;
+      if (cached && !cached.statement.busy) return cached.wrapped;
       const statement = sqlite.prepare(text);
+      const wrapped = wrap(statement, text);
       if (!cached) {
         if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
-        cache.set(text, statement);
+        cache.set(text, { statement, wrapped });
       }
-      return statement;
+      return wrapped;
     },
   };
 }

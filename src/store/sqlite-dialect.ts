@@ -1,6 +1,8 @@
 // Kysely's SQLite dialect with a FIFO connection lock. Kysely's own single-connection mutex wakes
 // every waiter on each release (O(n²) under load: 1,000 concurrent requests spent most CPU there);
-// this hands the one connection to the next waiter in order, O(1) per hand-off.
+// this hands the one connection to the next waiter in order, O(1) per hand-off. With commit
+// durability (commit-durability.ts), a use of the connection that committed is answered only once
+// its commits are on disk, while the connection already serves the next caller.
 import {
   type DatabaseConnection,
   type Dialect,
@@ -11,6 +13,7 @@ import {
   SqliteDialect,
   type TransactionSettings,
 } from 'kysely';
+import type { CommitDurability } from './commit-durability.ts';
 
 /** A FIFO lock: `acquire` resolves when the caller holds it; `release` passes it to the next in line. */
 function createFifoLock(): { acquire(): Promise<void>; release(): void } {
@@ -42,9 +45,11 @@ class FifoAdapter extends SqliteAdapter {
 class FifoDriver implements Driver {
   readonly #inner: Driver;
   readonly #lock = createFifoLock();
+  readonly #durability: CommitDurability | undefined;
 
-  constructor(inner: Driver) {
+  constructor(inner: Driver, durability: CommitDurability | undefined) {
     this.#inner = inner;
+    this.#durability = durability;
   }
   init(): Promise<void> {
     return this.#inner.init();
@@ -63,20 +68,26 @@ class FifoDriver implements Driver {
     return this.#inner.rollbackTransaction(connection);
   }
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    const flushed = this.#durability?.endOfUse();
     await this.#inner.releaseConnection(connection);
     this.#lock.release();
+    // Acknowledged once on disk; the connection already serves the next caller meanwhile.
+    if (flushed) await flushed;
   }
   destroy(): Promise<void> {
     return this.#inner.destroy();
   }
 }
 
-/** The SQLite dialect MAOS uses: Kysely's compiler and introspector, FIFO access to the connection. */
-export function createSqliteDialect(database: SqliteDatabase): Dialect {
+/**
+ * The SQLite dialect MAOS uses: Kysely's compiler and introspector, FIFO access to the connection,
+ * and (with `durability`) each use of the connection answered once its commits are on disk.
+ */
+export function createSqliteDialect(database: SqliteDatabase, durability?: CommitDurability): Dialect {
   const base = new SqliteDialect({ database });
   return {
     createAdapter: () => new FifoAdapter(),
-    createDriver: () => new FifoDriver(base.createDriver()),
+    createDriver: () => new FifoDriver(base.createDriver(), durability),
     createQueryCompiler: () => base.createQueryCompiler(),
     // biome-ignore lint/suspicious/noExplicitAny: the introspector works on any schema
     createIntrospector: (db: Kysely<any>) => base.createIntrospector(db),

@@ -1,7 +1,7 @@
-// Makes deferred SQLite commits durable off the event loop: after a commit made with
-// synchronous=NORMAL (no fsync), the WAL file is flushed with fdatasync on a libuv thread, and
-// whoever must not send unflushed data out of the process waits for that flush. Used by the write
-// queue (write-queue.ts, "Deferred durability").
+// Makes SQLite commits durable off the event loop: the connection runs with synchronous=NORMAL (a
+// commit writes its WAL frames without an fsync), and after each commit the WAL file is flushed
+// with fdatasync on a libuv thread; whoever must not act on unflushed data waits for that flush.
+// Used by commit-durability.ts, which finds the commits and decides who waits.
 //
 // Why this is sound: in WAL mode every commit appends its frames to `<db>-wal` before the commit
 // returns, and a commit is durable once those frames are on disk (SQLite's own FULL mode does
@@ -11,7 +11,10 @@ import { closeSync, fdatasync, openSync } from 'node:fs';
 import { AppError } from '../errors/app-error.ts';
 
 export interface WalFlusher {
-  /** Call after every commit: `deferred` when it was made without its own fsync. */
+  /**
+   * Call after every commit; starts a flush unless one is running. `deferred`: nobody waits for
+   * this one now (counted for benchmarks and metrics).
+   */
   committed(deferred: boolean): void;
   /** Undefined when every commit so far is on disk; otherwise settles once they are. */
   whenDurable(): Promise<void> | undefined;
@@ -104,12 +107,7 @@ export function createWalFlusher(walPath: string): WalFlusher {
   return {
     committed(deferred) {
       commitSeq++;
-      if (!deferred) {
-        // SQLite synced the WAL itself, which covers every earlier commit too.
-        settle(commitSeq);
-        return;
-      }
-      deferredCount++;
+      if (deferred) deferredCount++;
       flush();
     },
     whenDurable() {

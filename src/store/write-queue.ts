@@ -1,24 +1,24 @@
 // Group commit: write operations from all worker slots and API calls are queued and applied
-// together. SQLite: ONE transaction (one fsync) per batch, each operation inside its own savepoint so
-// a failing one rolls back alone; PostgreSQL: one transaction per operation on the batch's connection
-// (postgres-write-batch.ts). An operation's promise settles only after its commit, so an
-// acknowledged write is durable.
+// together. SQLite: ONE transaction (one WAL flush) per batch, each operation inside its own
+// savepoint so a failing one rolls back alone; PostgreSQL: one transaction per operation on the
+// batch's connection (postgres-write-batch.ts). An operation's promise settles only after its
+// commit, and (SQLite `synchronous: full`) after the WAL flush that puts it on disk
+// (commit-durability.ts), so an acknowledged write is durable.
 //
-// Deferred durability (SQLite with synchronous=FULL, `deferredSync` set): a batch made only of the
+// Deferred durability (SQLite `synchronous: full`, `deferCommits` set): a batch made only of the
 // engine's own progress (claims, heartbeats, output, finishes: ops queued with `deferred: true`)
-// commits without waiting for the disk, and the WAL is flushed right after on a libuv thread. The
-// chain's next step then never waits for an fsync, and the event loop never blocks on one for
-// them. Nothing read from the database leaves the process before the flush that covers it:
-// readers call `whenDurable()` (the session service does, for every read it answers). A power cut
-// can thus lose only progress nobody outside has seen; those tasks run again, as after an expired
-// lease. See docs/adr/0002-lease-based-scheduler.md.
+// is acknowledged at commit, and its WAL flush runs right after on a libuv thread. The chain's
+// next step then never waits for an fsync. Nothing read from the database leaves the process
+// before the flush that covers it: readers call `whenDurable()` (the session service does, for
+// every read it answers). A power cut can thus lose only progress nobody outside has seen; those
+// tasks run again, as after an expired lease. See docs/adr/0002-lease-based-scheduler.md.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Kysely, sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
+import type { CommitDurability } from './commit-durability.ts';
 import type { DialectName } from './db.ts';
 import { type OpOutcome, runPostgresOpsInTransactions } from './postgres-write-batch.ts';
 import type { Database } from './schema.ts';
-import { createWalFlusher } from './wal-flusher.ts';
 
 /** A unit of work run inside the shared transaction. Must not keep `trx` after it returns. */
 export type WriteOp<T> = (trx: Kysely<Database>) => Promise<T>;
@@ -33,7 +33,7 @@ interface Queued {
 export interface RunOptions {
   /**
    * The engine's internal progress, which nobody is told about directly: may resolve at commit,
-   * before the commit is on disk (only with `deferredSync`; otherwise the same as an ordinary op).
+   * before the commit is on disk (only with `deferCommits`; otherwise the same as an ordinary op).
    */
   deferred?: boolean;
 }
@@ -43,7 +43,7 @@ export interface WriteQueue {
   run<T>(op: WriteOp<T>, options?: RunOptions): Promise<T>;
   /** Resolves once every operation queued so far has been committed (or failed). */
   drain(): Promise<void>;
-  /** Drains, then releases the WAL file descriptor of deferred durability (the database stays open). */
+  /** Drains: every queued operation committed and on disk. */
   close(): Promise<void>;
   /**
    * Undefined when every commit so far is durable; otherwise a promise that settles once they are
@@ -65,12 +65,10 @@ export interface WriteQueueOptions {
    * of the caller's trace, not of whichever caller's flush picked it up). Off: no per-op cost.
    */
   keepCallerContext?: boolean;
-  /**
-   * SQLite opened with synchronous=FULL: the database file, whose WAL (`<file>-wal`) the queue
-   * flushes itself after batches of deferred ops (see the header). Unset: every batch commits with
-   * the connection's own setting.
-   */
-  deferredSync?: { databasePath: string };
+  /** The database's commit durability (SQLite `synchronous: full`): what `whenDurable` waits for. */
+  durability?: CommitDurability;
+  /** Acknowledge batches of deferred ops at commit, before their flush (see the header). */
+  deferCommits?: boolean;
 }
 
 /** Creates the queue. Batches flush on the next macrotask, so everything queued in one tick shares a commit. */
@@ -81,10 +79,8 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   let scheduled = false;
   let batches = 0;
   let ops = 0;
-  const durability =
-    options.deferredSync && options.dialect === 'sqlite'
-      ? createWalFlusher(`${options.deferredSync.databasePath}-wal`)
-      : null;
+  const durability = options.dialect === 'sqlite' ? options.durability : undefined;
+  const deferCommits = durability !== undefined && options.deferCommits === true;
 
   function schedule(): void {
     if (scheduled || flushing) return;
@@ -106,17 +102,6 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
     }
   }
 
-  // Rows changed on the connection as of the last deferred commit: a deferred batch that changed
-  // none (an empty claim round, a reaper pass with nothing expired) leaves nothing to flush.
-  let changesAtLastDeferredCommit = -1;
-  async function wroteSinceLastDeferredCommit(conn: Kysely<Database>): Promise<boolean> {
-    const { rows } = await sql<{ n: number }>`select total_changes() as n`.execute(conn);
-    const changes = Number(rows[0]?.n ?? -1);
-    const wrote = changes !== changesAtLastDeferredCommit;
-    changesAtLastDeferredCommit = changes;
-    return wrote;
-  }
-
   async function flushBatch(batch: Queued[]): Promise<void> {
     const outcomes: OpOutcome[] = [];
     try {
@@ -131,17 +116,10 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
           );
           return;
         }
-        // Only the engine's own progress: commit without the fsync, flushed right after (header).
-        const deferCommit = durability !== null && batch.every((item) => item.deferred);
-        if (deferCommit) await sql`pragma synchronous = NORMAL`.execute(conn);
-        try {
-          await commitSqliteBatch(conn, batch, outcomes);
-        } finally {
-          if (deferCommit) await sql`pragma synchronous = FULL`.execute(conn);
-        }
-        if (durability && (!deferCommit || (await wroteSinceLastDeferredCommit(conn)))) {
-          durability.committed(deferCommit);
-        }
+        // Only the engine's own progress: acknowledged at commit, flushed right after (header).
+        // Otherwise the connection's release waits for the flush (sqlite-dialect.ts).
+        if (deferCommits && batch.every((item) => item.deferred)) durability?.deferCurrentCommits();
+        await commitSqliteBatch(conn, batch, outcomes);
       });
     } catch (error) {
       const failure =
@@ -183,14 +161,13 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
     drain,
     async close() {
       await drain().catch(() => undefined);
-      durability?.close();
     },
     whenDurable: () => durability?.whenDurable(),
     stats: () => ({
       batches,
       ops,
-      deferredBatches: durability?.deferredCommits() ?? 0,
-      walFlushes: durability?.flushes() ?? 0,
+      deferredBatches: durability?.stats().deferredCommits ?? 0,
+      walFlushes: durability?.stats().flushes ?? 0,
     }),
   };
 }
