@@ -112,7 +112,8 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
     },
     db: handle.db,
     // As `maos serve` runs SQLite with synchronous=FULL (src/app.ts).
-    deferredSync: { databasePath: handle.location },
+    durability: handle.durability,
+    deferCommits: true,
     logger,
     runtimes,
     observer: { sessionFinished: (status) => onFinished?.(status) },
@@ -235,6 +236,18 @@ function timePeer(runner: ShapeRunner): Contender {
   };
 }
 
+/** Runs `run` and also returns the CPU µs per step this thread spent meanwhile. */
+async function withThreadCpu(
+  run: () => Promise<number>,
+  steps: number,
+): Promise<{ value: number; cpuUs: number }> {
+  const before = process.threadCpuUsage();
+  const value = await run();
+  const used = process.threadCpuUsage(before);
+  // A shape the contender does not run (NaN) has no CPU figure either.
+  return { value, cpuUs: Number.isNaN(value) ? Number.NaN : (used.user + used.system) / steps };
+}
+
 function formatUs(value: number): string {
   return Number.isFinite(value) ? `${Math.round(value).toLocaleString('en-US')} µs` : 'n/a';
 }
@@ -252,14 +265,21 @@ async function main(): Promise<void> {
     contenders.push(...peers.runners.map(timePeer), prepareBareCommit(dir));
     // Interleaved: every run measures every contender once, so all see the same disk and CPU load
     // (fsync latency on a shared machine changes several-fold within minutes).
-    const figures = contenders.map(() => ({ seq: [] as number[], fan: [] as number[] }));
+    const figures = contenders.map(() => ({
+      seq: [] as number[],
+      fan: [] as number[],
+      cpuSeq: [] as number[],
+      cpuFan: [] as number[],
+    }));
     for (let run = -3; run < RUNS; run++) {
       for (const [index, contender] of contenders.entries()) {
-        const seq = await contender.seq();
-        const fan = await contender.fan();
+        const seq = await withThreadCpu(() => contender.seq(), STEPS);
+        const fan = await withThreadCpu(() => contender.fan(), STEPS + 1);
         if (run < 0) continue; // warm-up: module loading, JIT, first connections
-        figures[index]!.seq.push(seq);
-        figures[index]!.fan.push(fan);
+        figures[index]!.seq.push(seq.value);
+        figures[index]!.fan.push(fan.value);
+        figures[index]!.cpuSeq.push(seq.cpuUs);
+        figures[index]!.cpuFan.push(fan.cpuUs);
       }
     }
     const loadAfter = loadavg();
@@ -267,6 +287,8 @@ async function main(): Promise<void> {
       name: contender.name,
       seq: median(figures[index]!.seq),
       fan: median(figures[index]!.fan),
+      cpuSeq: median(figures[index]!.cpuSeq),
+      cpuFan: median(figures[index]!.cpuFan),
     }));
     const width = Math.max(...results.map((row) => row.name.length));
     console.log(
@@ -278,6 +300,15 @@ async function main(): Promise<void> {
     for (const row of results) {
       console.log(
         `  ${row.name.padEnd(width)}  ${formatUs(row.seq).padStart(12)}   ${formatUs(row.fan).padStart(12)}`,
+      );
+    }
+    // Steadier than wall time on a shared machine: CPU of the benchmark's own thread per step
+    // (for MAOS with LLM agents this includes the AI SDK's HTTP and stream work inside the calls,
+    // which the overhead above leaves out; background fsyncs run on other threads).
+    console.log(`\n  Main-thread CPU per step (median):`);
+    for (const row of results) {
+      console.log(
+        `  ${row.name.padEnd(width)}  ${formatUs(row.cpuSeq).padStart(12)}   ${formatUs(row.cpuFan).padStart(12)}`,
       );
     }
     console.log('');
