@@ -470,4 +470,54 @@ describe('ai-sdk runtime with models that reject tools', () => {
     assert.match(error.message, /prompt is too long/);
     assert.equal(server.requests.length, 1);
   });
+
+  for (const type of ['openai-compatible', 'anthropic'] as const) {
+    test(`tool calls (${type}): executed and answered, bad input answered with the error, usage summed over the steps`, async () => {
+      server.requests.length = 0;
+      const received: string[] = [];
+      let round = 0;
+      server.setHandler(() => {
+        round += 1;
+        if (round === 1) {
+          return {
+            text: 'Let me note that.',
+            toolCalls: [
+              { id: 'c1', name: 'note', input: { text: 'first' } },
+              { id: 'c2', name: 'note', input: { wrong: 1 } },
+            ],
+            usage: { inputTokens: 100, outputTokens: 10 },
+          };
+        }
+        return { text: 'Noted.', usage: { inputTokens: 150, outputTokens: 5, cacheReadTokens: 20 } };
+      });
+      const client = makeClient({ primary: server, backup: server }, { primaryType: type });
+      const runtime = createAiSdkRuntime({
+        client,
+        resolveRole: (_t, name) => findBuiltInRole(name),
+        dependencyOutputChars: 1000,
+        createTools: () => ({
+          note: tool({
+            description: 'Notes a text',
+            inputSchema: z.object({ text: z.string() }),
+            execute: async ({ text }) => {
+              received.push(text);
+              return `noted ${text}`;
+            },
+          }),
+        }),
+      });
+      const result = await runtime.run(makeTask(), makeContext().ctx);
+      assert.equal(result.output, 'Let me note that.Noted.');
+      assert.deepEqual(received, ['first'], 'only the valid call ran');
+      assert.deepEqual(
+        { inputTokens: result.usage?.inputTokens, outputTokens: result.usage?.outputTokens },
+        { inputTokens: 250, outputTokens: 15 },
+      );
+      assert.equal(result.usage?.cacheReadTokens, 20);
+      // The second request carries both tool results: the output, and the validation error.
+      const second = JSON.stringify(server.requests[1]?.body);
+      assert.match(second, /noted first/);
+      assert.match(second, /Invalid input for note/);
+    });
+  }
 });

@@ -24,11 +24,18 @@ export function computeCostUsd(usage: Omit<Usage, 'costUsd'>, price: PriceConfig
 
 /** Converts the SDK's usage (fields may be missing) into MAOS usage with cost. */
 export function toUsage(usage: LanguageModelUsage | undefined, price: PriceConfig | undefined): Usage {
-  const tokens = {
-    inputTokens: usage?.inputTokens ?? 0,
-    outputTokens: usage?.outputTokens ?? 0,
-    cacheReadTokens: usage?.inputTokenDetails?.cacheReadTokens ?? 0,
-  };
+  return priceUsage(
+    {
+      inputTokens: usage?.inputTokens ?? 0,
+      outputTokens: usage?.outputTokens ?? 0,
+      cacheReadTokens: usage?.inputTokenDetails?.cacheReadTokens ?? 0,
+    },
+    price,
+  );
+}
+
+/** Token counts as the provider reported them, with their cost. */
+export function priceUsage(tokens: Omit<Usage, 'costUsd'>, price: PriceConfig | undefined): Usage {
   return { ...tokens, costUsd: computeCostUsd(tokens, price) };
 }
 

@@ -1,16 +1,19 @@
-// The LLM agent runtime: runs a task as a streamed AI SDK call for the task's role, through the
-// resilient LLM client (fallbacks, retries, breaker, timeout), and reports output and usage.
+// The LLM agent runtime: runs a task as a streamed call of the role's AI SDK provider model
+// (model-stream.ts), through the resilient LLM client (fallbacks, retries, breaker, timeout), and
+// reports output and usage.
 
-import { type LanguageModel, type ModelMessage, streamText, type ToolSet } from 'ai';
+import type { LanguageModel, ModelMessage, ToolSet } from 'ai';
 import { createStreamingBudgetStop } from '../../../domain/budget.ts';
 import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
+import type { Logger } from '../../../observability/logger.ts';
 import type { CallTarget, LlmClient } from '../../providers/llm-client.ts';
-import { toUsage } from '../../providers/pricing.ts';
+import { priceUsage, toUsage } from '../../providers/pricing.ts';
 import { classifyProviderError } from '../../providers/provider-errors.ts';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import { type AgentTurn, buildAgentMessages } from './build-prompt.ts';
+import { streamModelCall } from './model-stream.ts';
 import { createOutputCoalescer } from './output-coalescer.ts';
 import { computeCacheKey, type ResponseCache } from './response-cache.ts';
 import { type AgentTelemetry, traceToolCalls } from './traced-tools.ts';
@@ -131,7 +134,16 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
               }
             }
             const stream = (withTools: ToolSet | undefined) =>
-              streamAnswer({ model, system, messages, tools: withTools, target, signal, push });
+              streamAnswer({
+                model,
+                system,
+                messages,
+                tools: withTools,
+                target,
+                signal,
+                push,
+                logger: ctx.logger,
+              });
             let answer: { text: string; usage: Usage };
             try {
               answer = await stream(tools);
@@ -170,7 +182,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
   };
 }
 
-/** One streamed model call: text deltas go to `push`; provider errors in the stream are thrown. */
+/** One streamed model call: text deltas go to `push`; provider errors are thrown. */
 async function streamAnswer(input: {
   model: LanguageModel;
   system: string;
@@ -179,34 +191,26 @@ async function streamAnswer(input: {
   target: CallTarget;
   signal: AbortSignal;
   push(text: string): void;
+  logger: Logger;
 }): Promise<{ text: string; usage: Usage }> {
-  const { tools, target, signal } = input;
-  const stream = streamText({
+  const { target } = input;
+  const { text, usage } = await streamModelCall({
     model: input.model,
-    instructions: input.system,
+    system: input.system,
     messages: input.messages,
-    tools,
-    stopWhen: tools ? ({ steps }) => steps.length >= MAX_TOOL_STEPS : undefined,
+    tools: input.tools,
+    maxSteps: MAX_TOOL_STEPS,
     maxOutputTokens: target.maxOutputTokens,
     temperature: target.temperature,
-    maxRetries: 0, // retries are ours: they honour Retry-After and feed the circuit breaker
-    abortSignal: signal,
-    // The default handler prints the raw error (request body included) to stderr; errors arrive as
-    // `error` parts below and become a clear AppError instead.
-    onError: () => {},
+    signal: input.signal,
+    push: input.push,
+    warn: (warnings) =>
+      input.logger.warn(
+        { provider: target.provider, model: target.model, warnings },
+        'LLM provider warnings',
+      ),
   });
-  let text = '';
-  for await (const part of stream.fullStream) {
-    if (part.type === 'text-delta') {
-      text += part.text;
-      input.push(part.text);
-    } else if (part.type === 'error') {
-      throw part.error;
-    } else if (part.type === 'abort') {
-      throw signal.reason ?? new Error('aborted');
-    }
-  }
-  return { text, usage: toUsage(await stream.usage, target.price) };
+  return { text, usage: priceUsage(usage, target.price) };
 }
 
 /** A 4xx that says the model cannot take tools (e.g. Ollama: "… does not support tools"). */

@@ -1,0 +1,229 @@
+// One agent call on the provider model's own streaming interface (`doStream` of the AI SDK's
+// language model specification), with the tool loop: text deltas go out as they arrive, tool calls
+// are validated, executed and answered, and usage is summed over every step. The provider packages
+// (@ai-sdk/anthropic, openai, openai-compatible) still speak the wire protocols; what this skips is
+// `streamText`'s stream plumbing, which cost about as much CPU again as the provider's own HTTP and
+// SSE work for every agent step (docs/adr/0003-llm-providers-ai-sdk.md, point 8).
+import type {
+  LanguageModelV4,
+  LanguageModelV4CallOptions,
+  LanguageModelV4FunctionTool,
+  LanguageModelV4Message,
+  LanguageModelV4ToolCall,
+  LanguageModelV4ToolResultOutput,
+  LanguageModelV4ToolResultPart,
+  LanguageModelV4Usage,
+} from '@ai-sdk/provider';
+import { asSchema, type LanguageModel, type ModelMessage, type ToolSet } from 'ai';
+import { AppError } from '../../../errors/app-error.ts';
+
+export interface ModelStreamInput {
+  model: LanguageModel;
+  system: string;
+  messages: ModelMessage[];
+  /** Offered to the model; its calls are executed and answered, up to `maxSteps` model calls. */
+  tools: ToolSet | undefined;
+  maxSteps: number;
+  maxOutputTokens: number;
+  temperature: number | undefined;
+  signal: AbortSignal;
+  /** Each text delta, as it arrives. */
+  push(text: string): void;
+  /** The provider's warnings about the request (unsupported settings), when it has any. */
+  warn?(warnings: readonly unknown[]): void;
+}
+
+export interface TokenCounts {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+}
+
+/** Streams the answer; provider errors (HTTP or in the stream) are thrown as the SDK raised them. */
+export async function streamModelCall(
+  input: ModelStreamInput,
+): Promise<{ text: string; usage: TokenCounts }> {
+  const model = asSpecModel(input.model);
+  const prompt: LanguageModelV4Message[] = [
+    { role: 'system', content: input.system },
+    ...input.messages.map(toPromptMessage),
+  ];
+  const tools = input.tools ? await describeTools(input.tools) : undefined;
+  const usage: TokenCounts = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0 };
+  let text = '';
+  for (let step = 1; ; step++) {
+    const { stepText, calls } = await streamStep(
+      model,
+      {
+        prompt,
+        maxOutputTokens: input.maxOutputTokens,
+        temperature: input.temperature,
+        abortSignal: input.signal,
+        ...(tools ? { tools } : {}),
+      },
+      input,
+      usage,
+      (delta) => {
+        text += delta;
+      },
+    );
+    if (calls.length === 0 || !input.tools) return { text, usage };
+    const toolSet = input.tools;
+    const results = await Promise.all(calls.map((call) => runToolCall(toolSet, call, input.signal)));
+    if (step >= input.maxSteps) return { text, usage };
+    prompt.push(
+      {
+        role: 'assistant',
+        content: [
+          ...(stepText ? [{ type: 'text' as const, text: stepText }] : []),
+          ...results.map(({ call, input: args }) => ({
+            type: 'tool-call' as const,
+            toolCallId: call.toolCallId,
+            toolName: call.toolName,
+            input: args,
+          })),
+        ],
+      },
+      { role: 'tool', content: results.map((result) => result.part) },
+    );
+  }
+}
+
+/** One model call: its text, its tool calls; usage added to `usage`. */
+async function streamStep(
+  model: LanguageModelV4,
+  options: LanguageModelV4CallOptions,
+  input: ModelStreamInput,
+  usage: TokenCounts,
+  onText: (delta: string) => void,
+): Promise<{ stepText: string; calls: LanguageModelV4ToolCall[] }> {
+  let stepText = '';
+  const calls: LanguageModelV4ToolCall[] = [];
+  try {
+    const { stream } = await model.doStream(options);
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        const { done, value: part } = await reader.read();
+        if (done) break;
+        if (part.type === 'text-delta') {
+          stepText += part.delta;
+          onText(part.delta);
+          input.push(part.delta);
+        } else if (part.type === 'tool-call') {
+          if (!part.providerExecuted) calls.push(part);
+        } else if (part.type === 'finish') {
+          addUsage(usage, part.usage);
+        } else if (part.type === 'stream-start') {
+          if (part.warnings.length > 0) input.warn?.(part.warnings);
+        } else if (part.type === 'error') {
+          throw part.error;
+        }
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  } catch (error) {
+    // Stopped by the caller (cancel, budget, per-call timeout): its reason, not the fetch's abort.
+    throw input.signal.aborted ? input.signal.reason : error;
+  }
+  return { stepText, calls };
+}
+
+function addUsage(total: TokenCounts, step: LanguageModelV4Usage): void {
+  total.inputTokens += step.inputTokens.total ?? 0;
+  total.outputTokens += step.outputTokens.total ?? 0;
+  total.cacheReadTokens += step.inputTokens.cacheRead ?? 0;
+}
+
+function asSpecModel(model: LanguageModel): LanguageModelV4 {
+  if (typeof model === 'string' || model.specificationVersion !== 'v4') {
+    throw new AppError('INTERNAL', 'agent calls need a provider model of the v4 specification');
+  }
+  return model;
+}
+
+/** Our prompts hold text only (build-prompt.ts); anything else would be a programming error. */
+function toPromptMessage(message: ModelMessage): LanguageModelV4Message {
+  if (message.role === 'system') return { role: 'system', content: message.content };
+  if (message.role !== 'user' && message.role !== 'assistant') {
+    throw new AppError('INTERNAL', `unexpected ${message.role} message in an agent prompt`);
+  }
+  const parts =
+    typeof message.content === 'string'
+      ? [{ type: 'text' as const, text: message.content }]
+      : message.content.map((part) => {
+          if (part.type !== 'text')
+            throw new AppError('INTERNAL', `unexpected ${part.type} part in an agent prompt`);
+          return { type: 'text' as const, text: part.text };
+        });
+  return { role: message.role, content: parts };
+}
+
+async function describeTools(tools: ToolSet): Promise<LanguageModelV4FunctionTool[]> {
+  return Promise.all(
+    Object.entries(tools).map(async ([name, tool]) => ({
+      type: 'function' as const,
+      name,
+      // Our tools describe themselves with a fixed text (a function form needs a tool context).
+      ...(typeof tool.description === 'string' ? { description: tool.description } : {}),
+      inputSchema: await asSchema(tool.inputSchema).jsonSchema,
+    })),
+  );
+}
+
+type ExecuteTool = (
+  input: unknown,
+  options: { toolCallId: string; messages: ModelMessage[]; abortSignal: AbortSignal; context: undefined },
+) => unknown;
+
+/**
+ * Runs one tool call. A bad call (unknown tool, input that is not JSON or fails the tool's schema,
+ * a tool that throws) is answered with the error, so the model can correct itself.
+ */
+async function runToolCall(
+  tools: ToolSet,
+  call: LanguageModelV4ToolCall,
+  signal: AbortSignal,
+): Promise<{ call: LanguageModelV4ToolCall; input: unknown; part: LanguageModelV4ToolResultPart }> {
+  const answer = (args: unknown, output: LanguageModelV4ToolResultOutput) => ({
+    call,
+    input: args,
+    part: { type: 'tool-result' as const, toolCallId: call.toolCallId, toolName: call.toolName, output },
+  });
+  const tool = tools[call.toolName];
+  const execute = tool?.execute as ExecuteTool | undefined;
+  if (!tool || !execute) return answer({}, errorOutput(`There is no tool named ${call.toolName}.`));
+  let args: unknown;
+  try {
+    args = call.input.trim() === '' ? {} : JSON.parse(call.input);
+  } catch {
+    return answer(call.input, errorOutput(`The input of ${call.toolName} is not valid JSON.`));
+  }
+  const validated = await asSchema(tool.inputSchema).validate?.(args);
+  if (validated && !validated.success) {
+    return answer(args, errorOutput(`Invalid input for ${call.toolName}: ${validated.error.message}`));
+  }
+  const value = validated ? validated.value : args;
+  try {
+    const output = await execute(value, {
+      toolCallId: call.toolCallId,
+      messages: [],
+      abortSignal: signal,
+      context: undefined,
+    });
+    return answer(
+      value,
+      typeof output === 'string'
+        ? { type: 'text', value: output }
+        : { type: 'json', value: (output ?? null) as never },
+    );
+  } catch (error) {
+    if (signal.aborted) throw signal.reason;
+    return answer(value, errorOutput(error instanceof Error ? error.message : String(error)));
+  }
+}
+
+function errorOutput(message: string): LanguageModelV4ToolResultOutput {
+  return { type: 'error-text', value: message };
+}
