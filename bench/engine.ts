@@ -1,5 +1,5 @@
 // Engine throughput benchmark: pushes N five-task sessions (a → b,c,d → e) of a trivial in-process
-// runtime through the full durable path (SQLite, synchronous=FULL, WAL) and prints tasks/s and
+// runtime through the full durable path (SQLite WAL, `store.synchronous: full`) and prints tasks/s and
 // dispatch latency (ready → running), next to bare better-sqlite3 insert+update transactions.
 //   node bench/engine.ts [sessions=2000] [concurrency=256]
 
@@ -55,8 +55,8 @@ function createNoopEngine(handle: DatabaseHandle, observer: EngineObserver) {
       runners: {},
     },
     db: handle.db,
-    // As `maos serve` runs SQLite with synchronous=FULL: engine progress flushed off the event loop
-    // (store/write-queue.ts); submissions still wait for their fsync.
+    // As `maos serve` runs SQLite with `synchronous: full`: every commit is flushed off the event
+    // loop; engine progress is acknowledged before its flush, submissions after (store/write-queue.ts).
     durability: handle.durability,
     deferCommits: true,
     logger: createLogger({ level: 'silent' }),
@@ -211,7 +211,7 @@ async function main(): Promise<void> {
   try {
     const total = SESSIONS * TASKS_PER_SESSION;
     console.log(`MAOS engine benchmark: ${SESSIONS} sessions × ${TASKS_PER_SESSION} tasks = ${total} tasks`);
-    console.log(`slots ${CONCURRENCY}, SQLite WAL, synchronous=FULL, node ${process.version}\n`);
+    console.log(`slots ${CONCURRENCY}, SQLite WAL, store.synchronous full, node ${process.version}\n`);
     const base = baseline(dir, total);
     console.log(`baseline  bare better-sqlite3 insert+update transactions: ${base.toFixed(0)} tx/s`);
     const result = await runEngine(dir);

@@ -1,7 +1,7 @@
 // Orchestration overhead per agent step, MAOS next to its peers, measured in the same run.
 // MAOS: LLM agents (the real AI SDK provider code) against the scripted LLM server answering at once
 // (in a process of its own, as a real provider is remote),
-// through the durable engine (SQLite WAL, synchronous=FULL); overhead = wall time − time spent inside
+// through the durable engine (SQLite WAL, `store.synchronous: full`); overhead = wall time − time spent inside
 // provider calls (critical path), per step. Peers (bench/orchestrator-peers.ts): LangGraph.js with its
 // SQLite checkpointer and Mastra workflows with LibSQL, steps that do nothing, synchronous=FULL.
 // Shapes: a 20-step sequential chain and a 20-way fan-out with a join. See bench/README.md.
@@ -111,7 +111,7 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
       runners: {},
     },
     db: handle.db,
-    // As `maos serve` runs SQLite with synchronous=FULL (src/app.ts).
+    // As `maos serve` runs SQLite with `store.synchronous: full` (src/app.ts).
     durability: handle.durability,
     deferCommits: true,
     logger,
@@ -185,7 +185,7 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
     },
     async describe() {
       return (
-        `SQLite WAL, synchronous=FULL; write transactions per step ${median(commits.seq).toFixed(2)} (chain), ` +
+        `SQLite WAL, store.synchronous full (each commit flushed off the event loop); write transactions per step ${median(commits.seq).toFixed(2)} (chain), ` +
         `${median(commits.fan).toFixed(2)} (fan-out); background WAL flushes per step ` +
         `${median(flushes.seq).toFixed(2)} / ${median(flushes.fan).toFixed(2)} (engine progress, off the critical path)`
       );
