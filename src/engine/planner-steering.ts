@@ -4,8 +4,8 @@
 
 import type { Kysely } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
-import { appendEvents } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
+import { insertMessage } from '../store/message-store.ts';
 import type { Database } from '../store/schema.ts';
 
 /** Longest steering message: a course correction, not a new objective. */
@@ -41,28 +41,13 @@ export async function addSteeringMessage(
         `The session is ${session.status}; messages can only steer a session that is still going`,
       );
     }
-    await trx
-      .insertInto('messages')
-      .values({
-        id,
-        tenant_id: tenantId,
-        session_id: sessionId,
-        from_agent_id: null,
-        to_agent_id: null,
-        body: text,
-        created_at: now,
-      })
-      .execute();
-    await appendEvents(
+    await insertMessage(
       trx,
-      { id: sessionId, tenantId },
-      [
-        {
-          type: 'user.message',
-          data: { messageId: id, from: 'user', fromAgentId: null, to: 'orchestrator', toAgentId: null, text },
-        },
-      ],
-      now,
+      { id, tenantId, sessionId, fromAgentId: null, toAgentId: null, body: text, createdAt: now },
+      {
+        type: 'user.message',
+        data: { messageId: id, from: 'user', fromAgentId: null, to: 'orchestrator', toAgentId: null, text },
+      },
     );
   });
   return { id, createdAt: now };

@@ -1,9 +1,9 @@
 // API keys for service accounts: generated once, stored only as a SHA-256 hash behind a public
 // lookup prefix, scoped to one tenant and a set of roles, with expiry, last use and revocation.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { uuidv7 } from 'uuidv7';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
+import { newId } from '../store/ids.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 import type { ApiKeysTable, SecurityDb, SecurityTables } from './security-tables.ts';
 
@@ -63,7 +63,7 @@ export async function createApiKey(
   const prefix = randomBytes(LOOKUP_ID_LENGTH / 2).toString('hex');
   const secret = randomBytes(SECRET_BYTES).toString('base64url');
   const row: ApiKeysTable = {
-    id: uuidv7(),
+    id: newId(),
     tenant_id: input.tenantId,
     name,
     prefix,

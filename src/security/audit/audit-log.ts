@@ -2,9 +2,9 @@
 // with a cursor, and writes signed checkpoints periodically, on demand and on shutdown.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { uuidv7 } from 'uuidv7';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { newId } from '../../store/ids.ts';
 import type { SecurityDb } from '../security-tables.ts';
 import {
   type AuditEventInput,
@@ -99,7 +99,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     let prevHash = head?.hash ?? GENESIS_HASH;
     const records: AuditRecord[] = [];
     const rows = inputs.map((input) => {
-      const record = buildAuditRecord(input, { seq, id: uuidv7(), time: now().toISOString() });
+      const record = buildAuditRecord(input, { seq, id: newId(), time: now().toISOString() });
       const event = serializeAuditRecord(record);
       const hash = computeChainHash(prevHash, event);
       const row = {

@@ -4,9 +4,9 @@
 
 import { type ToolSet, tool } from 'ai';
 import type { Kysely } from 'kysely';
-import { uuidv7 } from 'uuidv7';
 import { z } from 'zod';
-import { appendEvents } from '../../../store/event-store.ts';
+import { newId } from '../../../store/ids.ts';
+import { insertMessage } from '../../../store/message-store.ts';
 import type { Database } from '../../../store/schema.ts';
 import type { RuntimeTask } from '../runtime.ts';
 
@@ -87,40 +87,25 @@ export function createStoreMessaging(
         .execute();
     },
     async sendMessage(message) {
-      const id = uuidv7();
+      const id = newId();
       const at = now();
-      await db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('messages')
-          .values({
-            id,
-            tenant_id: message.tenantId,
-            session_id: message.sessionId,
-            from_agent_id: message.fromAgentId,
-            to_agent_id: message.toAgentId,
-            body: message.body,
-            created_at: at,
-          })
-          .execute();
-        await appendEvents(
+      await db.transaction().execute((trx) =>
+        insertMessage(
           trx,
-          { id: message.sessionId, tenantId: message.tenantId },
-          [
-            {
-              type: 'agent.message',
-              data: {
-                messageId: id,
-                from: message.fromName ?? message.fromAgentId ?? 'unknown',
-                fromAgentId: message.fromAgentId,
-                to: message.toName ?? message.toAgentId,
-                toAgentId: message.toAgentId,
-                text: message.body,
-              },
+          { ...message, id, createdAt: at },
+          {
+            type: 'agent.message',
+            data: {
+              messageId: id,
+              from: message.fromName ?? message.fromAgentId ?? 'unknown',
+              fromAgentId: message.fromAgentId,
+              to: message.toName ?? message.toAgentId,
+              toAgentId: message.toAgentId,
+              text: message.body,
             },
-          ],
-          at,
-        );
-      });
+          },
+        ),
+      );
       onSent?.({ ...message, id });
     },
   };
