@@ -1,29 +1,10 @@
 // Orchestrated sessions end to end on the real engine: adaptive phases with two phase gates and agent
 // reuse, then synthesis; a planned session's synthesis as its result. Scripted LLM server, SQLite.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createLlmStack, type LlmStack } from '../../src/agents/providers/create-llm-stack.ts';
-import { createRuntimeRegistry } from '../../src/agents/runtimes/runtime.ts';
-import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
-import type { SessionDetail } from '../../src/domain/types.ts';
-import { createEngine, type EngineInternals } from '../../src/engine/index.ts';
-import type { Actor } from '../../src/engine/session-service.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
-import { migrateToLatest } from '../../src/store/migrate.ts';
-import {
-  type RecordedLlmRequest,
-  type ScriptedLlmServer,
-  type ScriptedReply,
-  startLlmServer,
-} from '../fixtures/llm-server.ts';
+import { ACTOR, answerByTaskName, type LlmEngine, startLlmEngine } from '../fixtures/llm-engine.ts';
+import type { RecordedLlmRequest } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-
-(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
-const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
 
 type Kind = 'plan' | 'gate' | 'synthesis' | 'agent';
 
@@ -33,79 +14,21 @@ function classify(request: RecordedLlmRequest): Kind {
   return request.promptText.includes('has finished. Outputs so far') ? 'gate' : 'plan';
 }
 
-function agentReply(request: RecordedLlmRequest): ScriptedReply {
-  const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
-  return { text: `output of ${name}`, usage: { inputTokens: 100, outputTokens: 10 } };
-}
-
 describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
-  let dir: string;
-  let handle: DatabaseHandle;
-  let server: ScriptedLlmServer;
-  let engine: EngineInternals;
-  let stack: LlmStack;
-
+  let llm: LlmEngine;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'maos-adaptive-'));
-    server = await startLlmServer();
-    handle = createDatabase({ dataDir: dir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } });
-    await migrateToLatest(handle.db);
-    const logger = createLogger({ level: 'silent' });
-    const created = createLlmStack({
-      config: {
-        providers: providersConfigSchema.parse({
-          local: { type: 'openai-compatible', baseURL: server.openaiBaseURL, model: 'm' },
-        }),
-        llm: llmConfigSchema.parse({
-          agentMessaging: false,
-          retry: { maxAttempts: 1 },
-          planner: { maxPhases: 4 },
-        }),
-        tasks: { maxAttempts: 1 },
-      },
-      db: handle.db,
-      logger,
+    llm = await startLlmEngine({
+      model: 'm',
+      continueSessions: true,
+      llm: { agentMessaging: false, retry: { maxAttempts: 1 }, planner: { maxPhases: 4 } },
     });
-    assert.ok(created);
-    stack = created;
-    const runtimes = createRuntimeRegistry();
-    runtimes.registerLlm(stack.runtime);
-    engine = createEngine({
-      config: {
-        workers: { concurrency: 4, pollIntervalMs: 100 },
-        tasks: { leaseSeconds: 30, maxAttempts: 1 },
-        runners: {},
-      },
-      db: handle.db,
-      logger,
-      runtimes,
-      planner: stack.planner,
-      continueSession: stack.continueSession,
-    });
-    engine.start();
   });
-
-  after(async () => {
-    await engine.stop({ graceMs: 1000 });
-    await handle.close();
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  async function waitForSession(sessionId: string): Promise<SessionDetail> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const detail = await engine.service.getSession(ACTOR, sessionId);
-      if (['completed', 'failed', 'cancelled'].includes(detail.status)) return detail;
-      if (Date.now() > deadline) throw new Error(`session still ${detail.status}`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
+  after(() => llm.close());
 
   test('adaptive: two phase gates, agent reuse with history, synthesis as the result', async () => {
-    server.requests.length = 0;
+    llm.server.requests.length = 0;
     let gates = 0;
-    server.setHandler((request) => {
+    llm.server.setHandler((request) => {
       switch (classify(request)) {
         case 'plan':
           return {
@@ -140,15 +63,15 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
         case 'synthesis':
           return { text: 'Synthesised answer', usage: { inputTokens: 50, outputTokens: 5 } };
         default:
-          return agentReply(request);
+          return answerByTaskName(request);
       }
     });
     try {
-      const { session } = await engine.service.createSession(ACTOR, {
+      const { session } = await llm.engine.service.createSession(ACTOR, {
         objective: 'Design and build a service',
         strategy: 'adaptive',
       });
-      const done = await waitForSession(session.id);
+      const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'completed', done.error ?? '');
       assert.equal(done.result, 'Synthesised answer');
       assert.deepEqual(
@@ -165,7 +88,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
       );
       const byName = new Map(done.tasks.map((t) => [t.name, t]));
       assert.equal(byName.get('refine')?.agentId, byName.get('sketch')?.agentId);
-      const refinePrompt = server.requests.find((r) => r.promptText.includes('Your task (refine)'));
+      const refinePrompt = llm.server.requests.find((r) => r.promptText.includes('Your task (refine)'));
       const messages = (refinePrompt?.body.messages ?? []) as Array<{ role: string; content: string }>;
       assert.deepEqual(
         messages.map((m) => m.role),
@@ -173,13 +96,13 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
         'the reused agent sees its earlier turn',
       );
       assert.equal(messages[2]?.content, 'output of sketch');
-      const gate2 = server.requests.filter((r) => classify(r) === 'gate')[1]?.promptText ?? '';
+      const gate2 = llm.server.requests.filter((r) => classify(r) === 'gate')[1]?.promptText ?? '';
       assert.match(gate2, /### build \(engineer, agent build\) — succeeded\noutput of build/);
       assert.equal(done.usage.outputTokens > 0, true);
       assert.equal(done.plan?.phases.length, 2);
       assert.equal(done.planVersion, 2);
     } finally {
-      server.setHandler(undefined);
+      llm.server.setHandler(undefined);
     }
   });
 
@@ -187,7 +110,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
     try {
       // The first plan uses an unknown role and is repaired in the same request cycle.
       let round = 0;
-      server.setHandler((request) => {
+      llm.server.setHandler((request) => {
         const kind = classify(request);
         if (kind === 'plan') {
           round += 1;
@@ -203,10 +126,12 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
               };
         }
         if (kind === 'synthesis') return { text: 'One answer' };
-        return agentReply(request);
+        return answerByTaskName(request);
       });
-      const { session } = await engine.service.createSession(ACTOR, { objective: 'Analyse and document' });
-      const done = await waitForSession(session.id);
+      const { session } = await llm.engine.service.createSession(ACTOR, {
+        objective: 'Analyse and document',
+      });
+      const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'completed', done.error ?? '');
       assert.equal(done.result, 'One answer');
       assert.equal(round, 2);
@@ -214,7 +139,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
       assert.equal(synthesis?.kind, 'synthesize');
       assert.deepEqual([...(synthesis?.dependsOn ?? [])].sort(), ['a', 'b']);
     } finally {
-      server.setHandler(undefined);
+      llm.server.setHandler(undefined);
     }
   });
 });

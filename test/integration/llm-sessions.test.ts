@@ -2,31 +2,18 @@
 // runtime) and the scripted LLM server. Plan → parallel and pipeline execution → result.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createLlmStack, type LlmStack } from '../../src/agents/providers/create-llm-stack.ts';
-import { createRuntimeRegistry } from '../../src/agents/runtimes/runtime.ts';
-import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
-import type { SessionDetail } from '../../src/domain/types.ts';
-import { createEngine, type EngineInternals } from '../../src/engine/index.ts';
 import {
   createOrchestratorRuntime,
   parsePhaseGateOutput,
   runPhaseGateTask,
   runSynthesisTask,
 } from '../../src/engine/planner-tasks.ts';
-import type { Actor } from '../../src/engine/session-service.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
-import { migrateToLatest } from '../../src/store/migrate.ts';
-import { type RecordedLlmRequest, type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+import { ACTOR, answerByTaskName, type LlmEngine, startLlmEngine } from '../fixtures/llm-engine.ts';
+import type { RecordedLlmRequest } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-
-(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
-const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
 
 const plan = {
   rationale: 'Design, then API and docs in parallel, then review.',
@@ -41,86 +28,30 @@ function isPlanRequest(request: RecordedLlmRequest): boolean {
   return request.body.response_format !== undefined;
 }
 
-/** Answers agent calls by the task name in the prompt, so parallel tasks get stable answers. */
-function answerAgents(request: RecordedLlmRequest) {
-  const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
-  return { text: `output of ${name}`, usage: { inputTokens: 100, outputTokens: 10 } };
-}
-
 describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, () => {
-  let dir: string;
-  let handle: DatabaseHandle;
-  let server: ScriptedLlmServer;
-  let engine: EngineInternals;
-  let stack: LlmStack;
+  let llm: LlmEngine;
   const sentMessages: Array<{ toAgentId: string; body: string }> = [];
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'maos-llm-sessions-'));
-    server = await startLlmServer({ apiKey: 'k' });
-    handle = createDatabase({ dataDir: dir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } });
-    await migrateToLatest(handle.db);
-    const logger = createLogger({ level: 'silent' });
-    const created = createLlmStack({
-      config: {
-        providers: providersConfigSchema.parse({
-          local: {
-            type: 'openai-compatible',
-            baseURL: server.openaiBaseURL,
-            model: 'local-model',
-            apiKey: 'k',
-          },
-        }),
-        llm: llmConfigSchema.parse({
-          retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 },
-          planner: { maxRepairs: 1 },
-          prices: { 'local-model': { inputPerMTok: 10, outputPerMTok: 100 } },
-        }),
+    llm = await startLlmEngine({
+      apiKey: 'k',
+      llm: {
+        retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 },
+        planner: { maxRepairs: 1 },
+        prices: { 'local-model': { inputPerMTok: 10, outputPerMTok: 100 } },
       },
-      db: handle.db,
-      logger,
       onAgentMessage: (message) => sentMessages.push({ toAgentId: message.toAgentId, body: message.body }),
     });
-    assert.ok(created);
-    stack = created;
-    const runtimes = createRuntimeRegistry();
-    runtimes.registerLlm(stack.runtime);
-    engine = createEngine({
-      config: {
-        workers: { concurrency: 4, pollIntervalMs: 100 },
-        tasks: { leaseSeconds: 30, maxAttempts: 1 },
-        runners: {},
-      },
-      db: handle.db,
-      logger,
-      runtimes,
-      planner: stack.planner,
-    });
-    engine.start();
   });
-
-  after(async () => {
-    await engine.stop({ graceMs: 1000 });
-    await handle.close();
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  async function waitForSession(sessionId: string): Promise<SessionDetail> {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const detail = await engine.service.getSession(ACTOR, sessionId);
-      if (['completed', 'failed', 'cancelled'].includes(detail.status)) return detail;
-      if (Date.now() > deadline) throw new Error(`session still ${detail.status}`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
+  after(() => llm.close());
 
   test('plans the objective, runs the phases in order with outputs passed on, and completes', async () => {
-    server.requests.length = 0;
-    server.setHandler((request) => (isPlanRequest(request) ? { object: plan } : answerAgents(request)));
+    llm.server.requests.length = 0;
+    llm.server.setHandler((request) =>
+      isPlanRequest(request) ? { object: plan } : answerByTaskName(request),
+    );
     try {
-      const { session } = await engine.service.createSession(ACTOR, {
+      const { session } = await llm.engine.service.createSession(ACTOR, {
         objective: 'Build a blog API with docs',
       });
       assert.deepEqual(
@@ -132,7 +63,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
           ['review', 'reviewer'],
         ],
       );
-      const done = await waitForSession(session.id);
+      const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'completed', done.error ?? '');
       assert.equal(done.result, 'output of review');
       const byName = new Map(done.tasks.map((t) => [t.name, t]));
@@ -145,47 +76,47 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
         costUsd: 0.002,
       });
       const reviewPrompt =
-        server.requests.find((r) => r.promptText.includes('Your task (review)'))?.promptText ?? '';
+        llm.server.requests.find((r) => r.promptText.includes('Your task (review)'))?.promptText ?? '';
       assert.match(reviewPrompt, /### api \(backend_engineer\)\noutput of api/);
       assert.match(reviewPrompt, /### docs \(documenter\)\noutput of docs/);
-      const apiPrompt = server.requests.find((r) => r.promptText.includes('Your task (api)'));
+      const apiPrompt = llm.server.requests.find((r) => r.promptText.includes('Your task (api)'));
       assert.match(
         String((apiPrompt?.body.messages as Array<{ content: string }> | undefined)?.[0]?.content),
         /backend engineer/,
       );
     } finally {
-      server.setHandler(undefined);
+      llm.server.setHandler(undefined);
     }
   });
 
   test('an invalid plan that stays invalid rejects the session with the reasons', async () => {
-    server.requests.length = 0;
-    server.setHandler(() => ({
+    llm.server.requests.length = 0;
+    llm.server.setHandler(() => ({
       object: { rationale: 'x', phases: [{ name: 'p', tasks: [plannedTask('a', 'wizard')] }] },
     }));
     try {
-      const error = await engine.service
+      const error = await llm.engine.service
         .createSession(ACTOR, { objective: 'Anything' })
         .catch((e: unknown) => e);
       assert.ok(error instanceof AppError);
       assert.equal(error.code, 'INVALID_PLAN');
       assert.match(error.message, /after 2 attempt\(s\): task "a": unknown role "wizard"/);
-      assert.equal(server.requests.length, 2);
+      assert.equal(llm.server.requests.length, 2);
     } finally {
-      server.setHandler(undefined);
+      llm.server.setHandler(undefined);
     }
   });
 
   test('a rejected API key fails the task and the session with a clear reason', async () => {
-    server.setHandler((request) =>
+    llm.server.setHandler((request) =>
       isPlanRequest(request)
         ? { object: { rationale: 'r', phases: [{ name: 'p', tasks: [plannedTask('solo', 'analyst')] }] } }
-        : answerAgents(request),
+        : answerByTaskName(request),
     );
     try {
-      const { session } = await engine.service.createSession(ACTOR, { objective: 'Analyse' });
-      server.setApiKey('rotated');
-      const done = await waitForSession(session.id);
+      const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Analyse' });
+      llm.server.setApiKey('rotated');
+      const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'failed');
       assert.match(
         done.error ?? '',
@@ -193,19 +124,19 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
       );
       assert.doesNotMatch(done.error ?? '', /\n\s+at /);
     } finally {
-      server.setApiKey('k');
-      server.setHandler(undefined);
+      llm.server.setApiKey('k');
+      llm.server.setHandler(undefined);
     }
   });
 
   test('the planner offers and accepts custom roles of the tenant', async () => {
-    await stack.roles.createRole(ACTOR.tenantId, 'test', {
+    await llm.stack.roles.createRole(ACTOR.tenantId, 'test', {
       name: 'legal_reviewer',
       description: 'Reviews contracts and terms for legal risk.',
       instructions: 'You are a legal reviewer. Goal: find legal risks in the material and propose fixes.',
     });
-    server.requests.length = 0;
-    server.setHandler((request) =>
+    llm.server.requests.length = 0;
+    llm.server.setHandler((request) =>
       isPlanRequest(request)
         ? {
             object: {
@@ -213,24 +144,24 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
               phases: [{ name: 'p', tasks: [plannedTask('terms', 'legal_reviewer')] }],
             },
           }
-        : answerAgents(request),
+        : answerByTaskName(request),
     );
     try {
-      const planned = await stack.planner.createPlan({
+      const planned = await llm.stack.planner.createPlan({
         tenantId: ACTOR.tenantId,
         sessionId: 'x',
         objective: 'Review our terms',
         adaptive: false,
       });
       assert.equal(planned.plan.phases[0]?.tasks[0]?.role, 'legal_reviewer');
-      assert.match(server.requests[0]?.promptText ?? '', /- legal_reviewer: Reviews contracts/);
+      assert.match(llm.server.requests[0]?.promptText ?? '', /- legal_reviewer: Reviews contracts/);
     } finally {
-      server.setHandler(undefined);
+      llm.server.setHandler(undefined);
     }
   });
 
   test('an agent messages another agent; the message reaches the recipient in its turn', async () => {
-    server.requests.length = 0;
+    llm.server.requests.length = 0;
     const messagePlan = {
       rationale: 'r',
       phases: [
@@ -243,7 +174,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
         },
       ],
     };
-    server.setHandler((request) => {
+    llm.server.setHandler((request) => {
       if (isPlanRequest(request)) return { object: messagePlan };
       if (
         request.promptText.includes('Your task (scout)') &&
@@ -254,19 +185,19 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
           toolCalls: [{ name: 'send_message', input: { to: 'writer', message: 'Mention the rate limits' } }],
         };
       }
-      return answerAgents(request);
+      return answerByTaskName(request);
     });
     try {
-      const { session } = await engine.service.createSession(ACTOR, { objective: 'Research and write' });
-      const done = await waitForSession(session.id);
+      const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Research and write' });
+      const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'completed', done.error ?? '');
       const writer = done.tasks.find((t) => t.name === 'writer');
       assert.deepEqual(sentMessages, [{ toAgentId: writer?.agentId, body: 'Mention the rate limits' }]);
       const writerPrompt =
-        server.requests.find((r) => r.promptText.includes('Your task (writer)'))?.promptText ?? '';
+        llm.server.requests.find((r) => r.promptText.includes('Your task (writer)'))?.promptText ?? '';
       assert.match(writerPrompt, /## Messages from other agents\n\n- from scout: Mention the rate limits/);
     } finally {
-      server.setHandler(undefined);
+      llm.server.setHandler(undefined);
     }
   });
 
@@ -277,17 +208,19 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
         { name: 'first', tasks: [plannedTask('survey', 'researcher'), plannedTask('sketch', 'architect')] },
       ],
     };
-    server.setHandler((request) => (isPlanRequest(request) ? { object: onePhase } : answerAgents(request)));
+    llm.server.setHandler((request) =>
+      isPlanRequest(request) ? { object: onePhase } : answerByTaskName(request),
+    );
     let sessionId = '';
     try {
-      const { session } = await engine.service.createSession(ACTOR, { objective: 'Adaptive objective' });
+      const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Adaptive objective' });
       sessionId = session.id;
-      const done = await waitForSession(session.id);
+      const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'completed', done.error ?? '');
     } finally {
-      server.setHandler(undefined);
+      llm.server.setHandler(undefined);
     }
-    await handle.db
+    await llm.handle.db
       .insertInto('messages')
       .values({
         id: 'm-user-1',
@@ -300,8 +233,8 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
       })
       .execute();
     const ref = { tenantId: ACTOR.tenantId, sessionId, taskId: 'gate-1' };
-    server.requests.length = 0;
-    server.enqueue({
+    llm.server.requests.length = 0;
+    llm.server.enqueue({
       object: {
         decision: 'continue',
         reason: 'Build next',
@@ -320,46 +253,46 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
         },
       },
     });
-    const gate = await runPhaseGateTask(stack.planner, handle.db, ref, {
+    const gate = await runPhaseGateTask(llm.stack.planner, llm.handle.db, ref, {
       signal: new AbortController().signal,
     });
     const decision = parsePhaseGateOutput(gate.output);
     assert.equal(decision.decision, 'continue');
     assert.ok(decision.decision === 'continue');
     assert.deepEqual(decision.phase.tasks[0]?.dependsOn, ['survey', 'sketch']);
-    const gatePrompt = server.requests[0]?.promptText ?? '';
+    const gatePrompt = llm.server.requests[0]?.promptText ?? '';
     assert.match(gatePrompt, /Phase 1 of at most 5 has finished/);
     assert.match(gatePrompt, /### survey \(researcher, agent survey\) — succeeded\noutput of survey/);
     assert.match(gatePrompt, /- sketch \(architect\)/);
     assert.match(gatePrompt, /Prefer SQLite/);
 
-    server.enqueue({ text: 'Final answer for the user', chunkSize: 5 });
+    llm.server.enqueue({ text: 'Final answer for the user', chunkSize: 5 });
     const chunks: string[] = [];
-    const synthesis = await runSynthesisTask(stack.planner, handle.db, ref, {
+    const synthesis = await runSynthesisTask(llm.stack.planner, llm.handle.db, ref, {
       signal: new AbortController().signal,
       emitOutput: (_stream, chunk) => chunks.push(chunk),
     });
     assert.equal(synthesis.output, 'Final answer for the user');
     assert.equal(chunks.join(''), 'Final answer for the user');
     assert.match(
-      server.requests[1]?.promptText ?? '',
+      llm.server.requests[1]?.promptText ?? '',
       /### sketch \(architect, agent sketch\) — succeeded\noutput of sketch/,
     );
   });
 
   test('the orchestrator runtime dispatches plan and synthesize tasks by kind', async () => {
-    const { session } = await engine.service.createSession(ACTOR, {
+    const { session } = await llm.engine.service.createSession(ACTOR, {
       objective: 'Explicit',
       agents: [{ name: 'only', role: 'analyst', task: 'Analyse' }],
     });
-    server.setHandler(answerAgents);
+    llm.server.setHandler(answerByTaskName);
     try {
-      const done = await waitForSession(session.id);
+      const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'completed', done.error ?? '');
     } finally {
-      server.setHandler(undefined);
+      llm.server.setHandler(undefined);
     }
-    const runtime = createOrchestratorRuntime(stack.planner, handle.db);
+    const runtime = createOrchestratorRuntime(llm.stack.planner, llm.handle.db);
     const base = {
       sessionId: session.id,
       tenantId: ACTOR.tenantId,
@@ -378,7 +311,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
       logger: createLogger({ level: 'silent' }),
       emitOutput: () => {},
     };
-    server.enqueue(
+    llm.server.enqueue(
       { text: 'synthesised' },
       { object: { decision: 'complete', reason: 'done', next_phase: null } },
     );
