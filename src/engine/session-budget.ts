@@ -141,6 +141,16 @@ export function createBudgetGuard(
   const now = options.now ?? Date.now;
   const cache = new Map<string, GuardEntry>();
   const loading = new Map<string, Promise<void>>();
+  let sweptAt = now();
+
+  /** Forgets sessions not seen for a while (at most once a minute: the sweep walks the whole cache). */
+  function sweep(): void {
+    const at = now();
+    if (at - sweptAt < 60_000) return;
+    sweptAt = at;
+    const stale = at - 10 * 60_000;
+    for (const [id, entry] of cache) if (entry.loadedAt < stale) cache.delete(id);
+  }
 
   async function load(sessionId: string): Promise<void> {
     const row = await selectBudgetAndUsage(db).where('s.id', '=', sessionId).executeTakeFirst();
@@ -169,9 +179,8 @@ export function createBudgetGuard(
 
   return {
     async prepare(task) {
-      // Forget sessions not seen for a while, so the cache stays bounded by the active sessions.
-      const stale = now() - 10 * 60_000;
-      for (const [id, entry] of cache) if (entry.loadedAt < stale) cache.delete(id);
+      // The cache stays bounded by the sessions active in the last minutes.
+      sweep();
       // A session's budget never changes: one without a budget needs no usage either.
       const known = cache.get(task.sessionId);
       if (known && known.budget === null) {

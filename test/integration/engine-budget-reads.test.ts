@@ -1,10 +1,11 @@
 // The budget check at task finishes reads a session's budget only while it may have one: a
 // session's settings never change, so one found without a budget is not read again, while a
-// session with a budget is read (and checked) at every finish.
+// session with a budget is read (and checked) at every finish. The runtime's budget guard caches
+// the same way and forgets sessions it has not seen for ten minutes.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { zeroUsage } from '../../src/engine/advance-sessions.ts';
-import { findBudgetOverruns } from '../../src/engine/session-budget.ts';
+import { createBudgetGuard, findBudgetOverruns } from '../../src/engine/session-budget.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 
@@ -54,5 +55,32 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
     assert.equal(over.reads, 1);
     assert.deepEqual([...over.overruns.keys()], [budgeted]);
     assert.match(over.overruns.get(budgeted) ?? '', /token/i);
+  });
+
+  test('the budget guard reads a session once, checks streamed usage, and forgets idle sessions', async () => {
+    let clock = 1_000_000;
+    const guard = createBudgetGuard(counted.db, { now: () => clock });
+    const budgeted = (
+      await h.engine.service.createSession(ACTOR, {
+        objective: 'guarded',
+        agents,
+        budget: { maxTokens: 100 },
+      })
+    ).session.id;
+    const plain = (await h.engine.service.createSession(ACTOR, { objective: 'free', agents })).session.id;
+    const reads = async (run: () => Promise<void>) => {
+      statements.length = 0;
+      await run();
+      return statements.filter((text) => text.includes('session_settings')).length;
+    };
+    assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 1);
+    assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 0, 'no budget: known for good');
+    assert.equal(guard.check({ sessionId: plain }, { ...zeroUsage(), inputTokens: 10_000 }), null);
+    assert.equal(await reads(() => guard.prepare({ sessionId: budgeted })), 1);
+    assert.equal(guard.check({ sessionId: budgeted }, { ...zeroUsage(), inputTokens: 50 }), null);
+    assert.match(guard.check({ sessionId: budgeted }, { ...zeroUsage(), inputTokens: 500 }) ?? '', /token/i);
+    // Eleven minutes later the idle entries are swept: the next agent start reads again.
+    clock += 11 * 60_000;
+    assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 1);
   });
 });
