@@ -10,7 +10,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
-import { newTaskRow, toSessionRecord, toTaskRecord } from '../store/rows.ts';
+import { newSessionRow, newTaskRow, toSessionRecord, toTaskRecord } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { lockTenantSubmissions } from '../store/session-locks.ts';
 import { insertSession } from '../store/session-store.ts';
@@ -138,25 +138,19 @@ export async function storeNewSession(
     })),
   );
   const sessionRow: SessionsTable = {
-    id: sessionId,
-    tenant_id: spec.tenantId,
-    objective: spec.objective,
-    strategy: spec.strategy,
-    status,
-    metadata: JSON.stringify(spec.metadata),
-    plan_version: 1,
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_read_tokens: 0,
-    cost_usd: 0,
-    error: null,
-    result: null,
-    last_seq: 0,
-    created_at: now,
-    updated_at: now,
-    // A session waiting for approval starts when it is approved (approvePlan sets started_at).
-    started_at: spec.awaitApproval ? null : now,
-    finished_at: null,
+    ...newSessionRow(
+      {
+        id: sessionId,
+        tenant_id: spec.tenantId,
+        objective: spec.objective,
+        strategy: spec.strategy,
+        status,
+        metadata: JSON.stringify(spec.metadata),
+        // A session waiting for approval starts when it is approved (approvePlan sets started_at).
+        started_at: spec.awaitApproval ? null : now,
+      },
+      now,
+    ),
     ...(spec.traceContext
       ? { trace_parent: spec.traceContext.traceparent, trace_state: spec.traceContext.tracestate ?? null }
       : {}),

@@ -7,32 +7,15 @@ import type { Kysely } from 'kysely';
 import { createDatabase, type DatabaseHandle } from './db.ts';
 import { migrateToLatest } from './migrate.ts';
 import { findReadConnection } from './read-connection.ts';
+import { newSessionRow } from './rows.ts';
 import type { Database, SessionsTable } from './schema.ts';
 import { readCommittedSessionRow } from './session-store.ts';
 
 const STORE = { busyTimeoutMs: 1000, synchronous: 'normal' } as const;
 
 function sessionRow(id: string, tenantId: string, status = 'running'): SessionsTable {
-  return {
-    id,
-    tenant_id: tenantId,
-    objective: 'read connection',
-    strategy: 'sequential',
-    status,
-    metadata: '{}',
-    plan_version: 1,
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_read_tokens: 0,
-    cost_usd: 0,
-    error: null,
-    result: null,
-    last_seq: 0,
-    created_at: 1,
-    updated_at: 1,
-    started_at: null,
-    finished_at: null,
-  };
+  const fields = { objective: 'read connection', strategy: 'sequential', metadata: '{}', started_at: null };
+  return newSessionRow({ id, tenant_id: tenantId, status, ...fields }, 1);
 }
 
 async function addTenant(db: Kysely<Database>, id: string): Promise<void> {

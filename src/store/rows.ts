@@ -72,6 +72,30 @@ export function toTaskRecord(row: TasksTable, dependsOn: string[]): TaskRecord {
   };
 }
 
+/** The columns a caller decides when it adds a session; everything else starts at its initial value. */
+export type NewSessionFields = Pick<
+  SessionsTable,
+  'id' | 'tenant_id' | 'objective' | 'strategy' | 'status' | 'metadata' | 'started_at'
+>;
+
+/** A session row as first inserted: plan version 1, no usage, events, result or error yet. */
+export function newSessionRow(fields: NewSessionFields, now: number): SessionsTable {
+  return {
+    ...fields,
+    plan_version: 1,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cost_usd: 0,
+    error: null,
+    result: null,
+    last_seq: 0,
+    created_at: now,
+    updated_at: now,
+    finished_at: null,
+  };
+}
+
 /** The columns a caller decides when it adds a task; everything else starts at its initial value. */
 export type NewTaskFields = Pick<
   TasksTable,

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
 import { createDatabase, type DatabaseHandle } from './db.ts';
 import { migrateToLatest } from './migrate.ts';
+import { newSessionRow, newTaskRow } from './rows.ts';
 import type { Database, SessionsTable, TasksTable } from './schema.ts';
 import { insertSession } from './session-store.ts';
 import { loadSessionGraphs } from './task-graph.ts';
@@ -13,58 +14,22 @@ import { loadSessionGraphs } from './task-graph.ts';
 const TENANT = 'graph-tenant';
 
 function sessionRow(id: string): SessionsTable {
-  return {
-    id,
-    tenant_id: TENANT,
-    objective: 'task graph',
-    strategy: 'sequential',
-    status: 'running',
-    metadata: '{}',
-    plan_version: 1,
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_read_tokens: 0,
-    cost_usd: 0,
-    error: null,
-    result: null,
-    last_seq: 0,
-    created_at: 1,
-    updated_at: 1,
-    started_at: null,
-    finished_at: null,
-  };
+  const fields = { objective: 'task graph', strategy: 'sequential', status: 'running', metadata: '{}' };
+  return newSessionRow({ id, tenant_id: TENANT, started_at: null, ...fields }, 1);
 }
 
 function taskRow(sessionId: string, name: string, position: number, status: string): TasksTable {
-  return {
-    id: `${sessionId}-${name}`,
-    tenant_id: TENANT,
-    session_id: sessionId,
+  const owner = { tenantId: TENANT, sessionId, maxAttempts: 3, now: 1 };
+  const id = `${sessionId}-${name}`;
+  const fields = {
     kind: 'agent',
-    name,
     role: 'worker',
     agent_id: null,
     instructions: name,
     runner: null,
     phase: 0,
-    position,
-    status,
-    attempts: 0,
-    max_attempts: 3,
-    lease_owner: null,
-    lease_expires_at: null,
-    result: `${name} output`,
-    error: null,
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_read_tokens: 0,
-    cost_usd: 0,
-    created_at: 1,
-    updated_at: 1,
-    ready_at: null,
-    started_at: null,
-    finished_at: null,
   };
+  return { ...newTaskRow(owner, { id, name, position, status, ...fields }), result: `${name} output` };
 }
 
 /** A session `a → b`, `a → c`, `b, c → d` (d depends on b and c). */
