@@ -172,7 +172,11 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   };
 }
 
-/** One SQLite transaction for the batch, each op in its own savepoint; fills `outcomes` in order. */
+/**
+ * One SQLite transaction for the batch, each op in its own savepoint; fills `outcomes` in order. An
+ * op alone in its batch (a chain's step) needs no savepoint: its failure rolls back the whole
+ * transaction, which holds nothing else.
+ */
 async function commitSqliteBatch(
   conn: Kysely<Database>,
   batch: Queued[],
@@ -180,40 +184,25 @@ async function commitSqliteBatch(
 ): Promise<void> {
   // SQLite: take the write lock up front, so a transaction that reads first never fails to upgrade.
   await sql`begin immediate`.execute(conn);
-  if (batch.length === 1) {
-    // Alone in its batch (a chain's step): its failure rolls back the whole transaction, which
-    // holds nothing else, so it needs no savepoint of its own.
-    let value: unknown;
-    try {
-      value = await batch[0]!.op(conn);
-    } catch (error) {
-      await sql`rollback`.execute(conn).catch(() => undefined);
-      outcomes.push({ ok: false, error });
-      return;
-    }
-    try {
-      await sql`commit`.execute(conn);
-    } catch (error) {
-      await sql`rollback`.execute(conn).catch(() => undefined);
-      throw error;
-    }
-    outcomes.push({ ok: true, value });
-    return;
-  }
+  const alone = batch.length === 1;
+  // One name for every savepoint: they never nest, and the statements stay cacheable.
+  const savepoint = sql.raw('wq_op');
   try {
-    // One name for every savepoint: they never nest, and the statements stay cacheable.
-    const savepoint = sql.raw('wq_op');
     for (const item of batch) {
-      await sql`savepoint ${savepoint}`.execute(conn);
+      if (!alone) await sql`savepoint ${savepoint}`.execute(conn);
       try {
         const value = await item.op(conn);
-        await sql`release savepoint ${savepoint}`.execute(conn);
+        if (!alone) await sql`release savepoint ${savepoint}`.execute(conn);
         outcomes.push({ ok: true, value });
       } catch (error) {
+        outcomes.push({ ok: false, error });
+        if (alone) {
+          await sql`rollback`.execute(conn);
+          return;
+        }
         // Undoes only this op; the others of the batch still commit.
         await sql`rollback to savepoint ${savepoint}`.execute(conn);
         await sql`release savepoint ${savepoint}`.execute(conn);
-        outcomes.push({ ok: false, error });
       }
     }
     await sql`commit`.execute(conn);
