@@ -63,10 +63,8 @@ export async function streamModelCall(
       },
       input,
       usage,
-      (delta) => {
-        text += delta;
-      },
     );
+    text += stepText;
     if (calls.length === 0 || !input.tools) return { text, usage };
     const toolSet = input.tools;
     const results = await Promise.all(calls.map((call) => runToolCall(toolSet, call, input.signal)));
@@ -95,7 +93,6 @@ async function streamStep(
   options: LanguageModelV4CallOptions,
   input: ModelStreamInput,
   usage: TokenCounts,
-  onText: (delta: string) => void,
 ): Promise<{ stepText: string; calls: LanguageModelV4ToolCall[] }> {
   let stepText = '';
   const calls: LanguageModelV4ToolCall[] = [];
@@ -108,7 +105,6 @@ async function streamStep(
         if (done) break;
         if (part.type === 'text-delta') {
           stepText += part.delta;
-          onText(part.delta);
           input.push(part.delta);
         } else if (part.type === 'tool-call') {
           if (!part.providerExecuted) calls.push(part);
