@@ -62,7 +62,7 @@ function precompiledInsert(count: number): CompiledRunner<Database, never> {
   return runner;
 }
 
-/** Multi-row INSERTs of at most INSERT_CHUNK rows each. */
+/** Multi-row INSERTs of at most INSERT_CHUNK rows each; a few rows (an agent step) in one precompiled INSERT. */
 async function insertRows(trx: Kysely<Database>, rows: readonly EventRow[]): Promise<void> {
   if (rows.length > 0 && rows.length <= PRECOMPILED_ROWS) {
     const values = rows.flatMap((row) => EVENT_COLUMNS.map((column) => row[column]));
@@ -134,27 +134,28 @@ export async function appendEventsMany(
     const id = ids[0]!;
     const { rows } = await reserveSeqs(trx, merged.get(id)!.events.length, id);
     if (rows[0]) lastSeq.set(id, Number(rows[0].last_seq));
-  }
-  for (let i = 0; i < ids.length && ids.length > 1; i += SESSION_CHUNK) {
-    const chunk = ids.slice(i, i + SESSION_CHUNK);
-    // PostgreSQL: the subquery locks the rows in id order first (in the same statement); an UPDATE
-    // alone locks them in scan order, and two replicas appending to overlapping sessions in
-    // different orders would deadlock. Rows the transaction holds already cost no wait.
-    const targets = isPostgres(trx)
-      ? trx.selectFrom('sessions').select('id').where('id', 'in', chunk).orderBy('id').forNoKeyUpdate()
-      : chunk;
-    const rows = await trx
-      .updateTable('sessions')
-      .set({
-        last_seq: sql`last_seq + case id ${sql.join(
-          chunk.map((id) => sql`when ${id} then cast(${merged.get(id)!.events.length} as integer)`),
-          sql` `,
-        )} else 0 end`,
-      })
-      .where('id', 'in', targets)
-      .returning(['id', 'last_seq'])
-      .execute();
-    for (const row of rows) lastSeq.set(row.id, Number(row.last_seq));
+  } else {
+    for (let i = 0; i < ids.length; i += SESSION_CHUNK) {
+      const chunk = ids.slice(i, i + SESSION_CHUNK);
+      // PostgreSQL: the subquery locks the rows in id order first (in the same statement); an UPDATE
+      // alone locks them in scan order, and two replicas appending to overlapping sessions in
+      // different orders would deadlock. Rows the transaction holds already cost no wait.
+      const targets = isPostgres(trx)
+        ? trx.selectFrom('sessions').select('id').where('id', 'in', chunk).orderBy('id').forNoKeyUpdate()
+        : chunk;
+      const rows = await trx
+        .updateTable('sessions')
+        .set({
+          last_seq: sql`last_seq + case id ${sql.join(
+            chunk.map((id) => sql`when ${id} then cast(${merged.get(id)!.events.length} as integer)`),
+            sql` `,
+          )} else 0 end`,
+        })
+        .where('id', 'in', targets)
+        .returning(['id', 'last_seq'])
+        .execute();
+      for (const row of rows) lastSeq.set(row.id, Number(row.last_seq));
+    }
   }
   const eventRows: EventRow[] = [];
   for (const [sessionId, entry] of merged) {

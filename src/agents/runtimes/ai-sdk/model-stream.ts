@@ -109,7 +109,7 @@ async function streamStep(
         } else if (part.type === 'tool-call') {
           if (!part.providerExecuted) calls.push(part);
         } else if (part.type === 'finish') {
-          addUsage(usage, part.usage);
+          addStepUsage(usage, part.usage);
         } else if (part.type === 'stream-start') {
           if (part.warnings.length > 0) input.warn?.(part.warnings);
         } else if (part.type === 'error') {
@@ -126,7 +126,7 @@ async function streamStep(
   return { stepText, calls };
 }
 
-function addUsage(total: TokenCounts, step: LanguageModelV4Usage): void {
+function addStepUsage(total: TokenCounts, step: LanguageModelV4Usage): void {
   total.inputTokens += step.inputTokens.total ?? 0;
   total.outputTokens += step.outputTokens.total ?? 0;
   total.cacheReadTokens += step.inputTokens.cacheRead ?? 0;
