@@ -45,12 +45,18 @@ const selectBudgetedSession = precompileQuery<
 );
 
 /**
- * Sessions seen without a budget. A session's settings never change after submission, so such a
- * session's later finishes skip the budget read (one statement per agent step). Ids are random
- * UUIDv7s, so one set serves every database of the process. Bounded: emptied when full.
+ * Sessions seen without a budget. A session's settings never change after submission, so neither
+ * its finishes nor its agents' starts read its budget again (one statement per agent step each).
+ * Ids are random UUIDv7s, so one set serves every database of the process. Bounded: emptied when
+ * full.
  */
 const unbudgetedSessions = new Set<string>();
 const UNBUDGETED_MAX = 10_000;
+
+function rememberUnbudgeted(sessionId: string): void {
+  if (unbudgetedSessions.size >= UNBUDGETED_MAX) unbudgetedSessions.clear();
+  unbudgetedSessions.add(sessionId);
+}
 
 /**
  * Sessions among `touched` whose budget is now crossed, with the reason: a task the runtime
@@ -84,7 +90,9 @@ export async function findBudgetOverruns(
             .where('s.id', 'in', chunk)
             .where('b.budget', 'is not', null)
             .execute();
-    rememberUnbudgeted(chunk, rows);
+    // No row: the session has no budget.
+    const budgeted = new Set(rows.map((row) => row.id));
+    for (const id of chunk) if (!budgeted.has(id)) rememberUnbudgeted(id);
     for (const row of rows) {
       if (overruns.has(row.id) || isTerminalSessionStatus(row.status as SessionStatus)) continue;
       const usage = toUsage(row);
@@ -103,19 +111,9 @@ export async function findBudgetOverruns(
   return overruns;
 }
 
-/** Records the sessions of `asked` that the budget read returned no row for. */
-function rememberUnbudgeted(asked: readonly string[], budgeted: ReadonlyArray<{ id: string }>): void {
-  if (budgeted.length === asked.length) return;
-  const withBudget = new Set(budgeted.map((row) => row.id));
-  for (const id of asked) {
-    if (withBudget.has(id)) continue;
-    if (unbudgetedSessions.size >= UNBUDGETED_MAX) unbudgetedSessions.clear();
-    unbudgetedSessions.add(id);
-  }
-}
-
+/** A session with a budget, as the guard last read it. */
 interface GuardEntry {
-  budget: Budget | null;
+  budget: Budget;
   usage: Usage;
   /** Where the deadline counts from: the session's submission. */
   createdAt: number;
@@ -154,12 +152,13 @@ export function createBudgetGuard(
 
   async function load(sessionId: string): Promise<void> {
     const row = await selectBudgetAndUsage(db).where('s.id', '=', sessionId).executeTakeFirst();
-    if (!row) {
+    if (!row?.budget) {
       cache.delete(sessionId);
+      if (row) rememberUnbudgeted(sessionId);
       return;
     }
     cache.set(sessionId, {
-      budget: row.budget ? (JSON.parse(row.budget) as Budget) : null,
+      budget: JSON.parse(row.budget) as Budget,
       usage: toUsage(row),
       createdAt: Number(row.created_at),
       loadedAt: now(),
@@ -179,19 +178,15 @@ export function createBudgetGuard(
 
   return {
     async prepare(task) {
-      // The cache stays bounded by the sessions active in the last minutes.
-      sweep();
       // A session's budget never changes: one without a budget needs no usage either.
-      const known = cache.get(task.sessionId);
-      if (known && known.budget === null) {
-        known.loadedAt = now();
-        return;
-      }
+      if (unbudgetedSessions.has(task.sessionId)) return;
+      // The cache stays bounded by the budgeted sessions active in the last minutes.
+      sweep();
       await refresh(task.sessionId);
     },
     check(task, partialUsage) {
       const entry = cache.get(task.sessionId);
-      if (!entry?.budget) return null;
+      if (!entry) return null;
       if (now() - entry.loadedAt > refreshMs) void refresh(task.sessionId);
       const usage = { ...entry.usage };
       addUsage(usage, partialUsage);

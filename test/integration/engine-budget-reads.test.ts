@@ -1,7 +1,7 @@
 // The budget check at task finishes reads a session's budget only while it may have one: a
 // session's settings never change, so one found without a budget is not read again, while a
-// session with a budget is read (and checked) at every finish. The runtime's budget guard caches
-// the same way and forgets sessions it has not seen for ten minutes.
+// session with a budget is read (and checked) at every finish. The runtime's budget guard shares
+// that knowledge, and forgets the budgeted sessions it has not seen for ten minutes.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { zeroUsage } from '../../src/engine/advance-sessions.ts';
@@ -57,7 +57,7 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
     assert.match(over.overruns.get(budgeted) ?? '', /token/i);
   });
 
-  test('the budget guard reads a session once, checks streamed usage, and forgets idle sessions', async () => {
+  test('the budget guard reads an unbudgeted session once, checks streamed usage, and forgets idle sessions', async () => {
     let clock = 1_000_000;
     const guard = createBudgetGuard(counted.db, { now: () => clock });
     const budgeted = (
@@ -76,11 +76,14 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
     assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 1);
     assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 0, 'no budget: known for good');
     assert.equal(guard.check({ sessionId: plain }, { ...zeroUsage(), inputTokens: 10_000 }), null);
+    // The finishes of that session know it too.
+    assert.equal((await budgetReads([plain])).reads, 0);
     assert.equal(await reads(() => guard.prepare({ sessionId: budgeted })), 1);
     assert.equal(guard.check({ sessionId: budgeted }, { ...zeroUsage(), inputTokens: 50 }), null);
     assert.match(guard.check({ sessionId: budgeted }, { ...zeroUsage(), inputTokens: 500 }) ?? '', /token/i);
-    // Eleven minutes later the idle entries are swept: the next agent start reads again.
+    // Eleven minutes later the idle entry is swept (at the next agent start, of any session).
     clock += 11 * 60_000;
-    assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 1);
+    await guard.prepare({ sessionId: 'another-session' });
+    assert.equal(guard.check({ sessionId: budgeted }, { ...zeroUsage(), inputTokens: 500 }), null);
   });
 });
