@@ -11,6 +11,7 @@ import { newId } from '../store/ids.ts';
 import { newTaskRow, toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { getSessionRow } from '../store/session-store.ts';
+import { insertTaskDependencies } from '../store/task-store.ts';
 import { type EditedPlanRules, validateEditedPlan } from './planner-approval.ts';
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
@@ -205,13 +206,7 @@ async function replacePendingTasks(
         ),
       )
       .execute();
-    const deps = task.dependsOn.map((dep) => ({
-      task_id: id,
-      depends_on_task_id: idByName.get(dep) as string,
-      session_id: session.id,
-      tenant_id: session.tenantId,
-    }));
-    if (deps.length > 0) await trx.insertInto('task_dependencies').values(deps).execute();
+    await insertTaskDependencies(trx, session, id, task.dependsOn, idByName);
   }
 }
 

@@ -9,6 +9,7 @@ import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { newId } from '../store/ids.ts';
 import { type NewTaskFields, newTaskRow } from '../store/rows.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
+import { insertTaskDependencies } from '../store/task-store.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 import { parsePhaseGateOutput } from './planner-tasks.ts';
 import type { GeneratedTask } from './planner-validate.ts';
@@ -110,29 +111,6 @@ function baseTaskRow(ctx: Ctx, fields: NewTaskFields): TasksTable {
   );
 }
 
-/** Stores the task's dependencies on the named tasks (names without a task id are skipped). */
-async function insertDependencies(
-  ctx: Ctx,
-  taskId: string,
-  dependsOn: readonly string[],
-  idByName: ReadonlyMap<string, string>,
-): Promise<void> {
-  const deps = dependsOn.flatMap((name) => {
-    const dependsOnId = idByName.get(name);
-    return dependsOnId
-      ? [
-          {
-            task_id: taskId,
-            depends_on_task_id: dependsOnId,
-            session_id: ctx.session.id,
-            tenant_id: ctx.session.tenantId,
-          },
-        ]
-      : [];
-  });
-  if (deps.length > 0) await ctx.trx.insertInto('task_dependencies').values(deps).execute();
-}
-
 /** The synthesis depends (formally) on every task, so it is the session's only sink: its output is the result. */
 function insertSynthesis(ctx: Ctx): Promise<Continuation> {
   const dependsOn = ctx.tasks.map((task) => task.name);
@@ -166,7 +144,7 @@ async function insertOrchestratorTasks(
       status: 'ready',
     });
     await ctx.trx.insertInto('tasks').values(row).execute();
-    await insertDependencies(ctx, id, spec.dependsOn, idByName);
+    await insertTaskDependencies(ctx.trx, ctx.session, id, spec.dependsOn, idByName);
     events.push({
       type: 'task.status',
       data: { taskId: id, name: spec.name, from: 'pending', to: 'ready', attempt: 0 },
@@ -234,7 +212,7 @@ async function insertPhase(
         }),
       )
       .execute();
-    await insertDependencies(ctx, id, task.dependsOn, idByName);
+    await insertTaskDependencies(ctx.trx, ctx.session, id, task.dependsOn, idByName);
     if (ready) {
       readied += 1;
       events.push({

@@ -266,3 +266,30 @@ export async function completeClaimedTasks(
   }
   return updated;
 }
+
+/**
+ * Stores that `taskId` depends on the named tasks of its session (names without a task id are
+ * skipped): for tasks added to a running session (a new phase, an edited plan).
+ */
+export async function insertTaskDependencies(
+  trx: Kysely<Database>,
+  session: { id: string; tenantId: string },
+  taskId: string,
+  dependsOn: readonly string[],
+  idByName: ReadonlyMap<string, string>,
+): Promise<void> {
+  const rows = dependsOn.flatMap((name) => {
+    const dependsOnId = idByName.get(name);
+    return dependsOnId
+      ? [
+          {
+            task_id: taskId,
+            depends_on_task_id: dependsOnId,
+            session_id: session.id,
+            tenant_id: session.tenantId,
+          },
+        ]
+      : [];
+  });
+  if (rows.length > 0) await trx.insertInto('task_dependencies').values(rows).execute();
+}
