@@ -5,7 +5,7 @@
 import type { WriteQueue } from '../store/write-queue.ts';
 import type { SessionService } from './session-service.ts';
 
-/** Wraps the reads of `service` (writes already answer after a synced commit). */
+/** Wraps the reads of `service` (its writes already answer only once their commit is on disk). */
 export function withDurableReads(service: SessionService, queue: WriteQueue): SessionService {
   // Read first, then wait: the flush awaited covers every commit the read could have seen.
   const hold = async <T>(read: Promise<T>): Promise<T> => {

@@ -45,9 +45,9 @@ export interface StreamEventLogOptions {
   /** Told when a message could not be stored (it is still sent, but cannot be resumed from). */
   onStoreError?: (error: unknown) => void;
   /**
-   * Runs the insert of a message (default: directly on `db`, one synced commit each). The server
-   * passes the engine's write queue: inserts then commit grouped with other writes and without
-   * blocking the event loop on an fsync (store/write-queue.ts, deferred durability).
+   * Runs the insert of a message (default: directly on `db`, each answered once on disk). The server
+   * passes the engine's write queue: inserts then commit grouped with other writes and are
+   * acknowledged before their flush (store/write-queue.ts, deferred durability).
    */
   runInsert?: (insert: (db: Kysely<McpStreamEventsDb>) => Promise<number>) => Promise<number>;
   /**
