@@ -122,6 +122,11 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     // Database spans only when tracing is on: an untraced process gets no per-query logging work.
     database = createDatabase(config, {
       ...(telemetry.tracing.enabled ? { querySpanLogger: telemetry.querySpanLogger } : {}),
+      onCheckpointFailure: (message) =>
+        logger.warn(
+          { reason: message },
+          'background WAL checkpoints stopped; SQLite checkpoints inline again',
+        ),
     });
   } catch (error) {
     await telemetry.shutdown();

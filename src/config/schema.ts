@@ -92,6 +92,12 @@ const configShape = z.strictObject({
         .describe(
           "SQLite with `synchronous: full`. Unset or `false` (the default) lets the engine's own progress (claims, output, task finishes) be acknowledged at commit, without waiting for the disk; the WAL is flushed right after in the background and nothing read leaves the process (API answers, SSE events, MCP) before that flush, so a power cut can only take back progress nobody has seen (those tasks run again). `true` makes every such commit wait for its fsync before the next step starts: slower, but a dependant never starts on an output a power cut could take back. @defaultValue false",
         ),
+      walCheckpoint: z
+        .enum(['background', 'inline'])
+        .optional()
+        .describe(
+          "SQLite: who copies the write-ahead log into the database file. Unset or `background` (the default): a worker thread with its own connection, once the log has grown past 1 MiB, whenever 1000 frames wait, so the copy and its fsync never stall requests or agent steps on the event loop; if that worker fails, checkpoints return to the write connection and a warning is logged. `inline`: SQLite's own automatic checkpoint inside the commit that crosses 1000 frames. @defaultValue background",
+        ),
       busyTimeoutMs: z
         .number()
         .int()

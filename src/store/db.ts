@@ -17,6 +17,7 @@ import { createPostgresDatabase, isPostgresUrl } from './postgres-dialect.ts';
 import { attachReadConnection, createReadConnection } from './read-connection.ts';
 import type { Database } from './schema.ts';
 import { createSqliteDialect } from './sqlite-dialect.ts';
+import { startWalCheckpointer } from './wal-checkpointer.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -65,6 +66,8 @@ export interface DatabaseOptions {
    * neither times nor wraps queries, so an untraced process pays nothing per query.
    */
   querySpanLogger?: (system: 'sqlite' | 'postgresql') => (event: LogEvent) => void;
+  /** SQLite: the background checkpoint worker failed and checkpoints are back inline (for a log line). */
+  onCheckpointFailure?: (message: string) => void;
 }
 
 /** Opens (creating if needed) the database. Migrations are NOT applied here: see store/migrate.ts. */
@@ -106,6 +109,14 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
   // on: those reads stay on Kysely so that they get their database spans.
   const reader = log ? null : createReadConnection(path, { busyTimeoutMs: config.store.busyTimeoutMs });
   if (reader) attachReadConnection(db, reader);
+  const checkpointer =
+    config.store.walCheckpoint === 'inline'
+      ? undefined
+      : startWalCheckpointer({
+          path,
+          sqlite,
+          ...(options.onCheckpointFailure ? { onFailure: options.onCheckpointFailure } : {}),
+        });
   let closed = false;
   return {
     db,
@@ -115,7 +126,9 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
     async close() {
       if (closed) return;
       closed = true;
-      // Reader first: the last connection to close checkpoints and removes the WAL files.
+      // The checkpoint worker and the reader first: the last connection to close checkpoints and
+      // removes the WAL files.
+      await checkpointer?.close();
       reader?.close();
       await db.destroy();
       durability?.close();

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import SqliteDatabase from 'better-sqlite3';
+import { createDatabase } from './db.ts';
+import { INLINE_CHECKPOINT_FRAMES, startWalCheckpointer } from './wal-checkpointer.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'maos-checkpoint-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Bytes of one WAL frame at the default page size (a 24-byte frame header and the page). */
+const FRAME_BYTES = 24 + 4096;
+
+function openWal(name: string): { path: string; sqlite: SqliteDatabase.Database } {
+  const path = join(dir, name);
+  const sqlite = new SqliteDatabase(path);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.exec('create table rows (id integer primary key, body text not null)');
+  return { path, sqlite };
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !check(); waited += 10) {
+    if (waited > 10_000) assert.fail(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** `commits` one-row transactions of a 1 KiB body, yielding to the event loop every ten. */
+async function writeRows(sqlite: SqliteDatabase.Database, commits: number): Promise<void> {
+  const insert = sqlite.prepare('insert into rows (body) values (?)');
+  for (let i = 0; i < commits; i++) {
+    insert.run('x'.repeat(1024));
+    if (i % 10 === 9) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe('WAL checkpoints on a worker thread', () => {
+  test('the worker takes over the checkpoints, keeps the WAL short under steady writes and loses nothing', async () => {
+    const { path, sqlite } = openWal('steady.db');
+    const failures: string[] = [];
+    const checkpointer = startWalCheckpointer({
+      path,
+      sqlite,
+      startAtBytes: 1,
+      intervalMs: 5,
+      thresholdFrames: 16,
+      onFailure: (message) => failures.push(message),
+    });
+    await writeRows(sqlite, 20);
+    await until(() => checkpointer.running(), 'the worker to start');
+    // The write connection no longer checkpoints by itself.
+    assert.equal(sqlite.pragma('wal_autocheckpoint', { simple: true }), 0);
+
+    await writeRows(sqlite, 3000);
+    assert.ok(checkpointer.checkpointedFrames() > 0, 'the worker copied frames');
+    // With the automatic checkpoint off and no restart, the WAL would hold a frame or more for each
+    // of the 3000 commits. The worker keeps it near its restart length (4 × 16 frames), plus what
+    // was committed between two of its looks (many, on a loaded machine).
+    const walFrames = statSync(`${path}-wal`).size / FRAME_BYTES;
+    assert.ok(walFrames < 1000, `WAL of ${walFrames} frames`);
+
+    await checkpointer.close();
+    assert.equal(checkpointer.running(), false);
+    assert.equal(sqlite.pragma('wal_autocheckpoint', { simple: true }), INLINE_CHECKPOINT_FRAMES);
+    sqlite.close();
+    assert.deepEqual(failures, []);
+
+    const reopened = new SqliteDatabase(path, { readonly: true });
+    assert.deepEqual(reopened.prepare('select count(*) as n from rows').get(), { n: 3020 });
+    assert.equal(reopened.pragma('integrity_check', { simple: true }), 'ok');
+    reopened.close();
+  });
+
+  test('a small database never starts the worker', async () => {
+    const { path, sqlite } = openWal('small.db');
+    const checkpointer = startWalCheckpointer({ path, sqlite, startAtBytes: 1024 * 1024, intervalMs: 5 });
+    await writeRows(sqlite, 20);
+    await sleep(50);
+    assert.equal(checkpointer.running(), false);
+    assert.equal(sqlite.pragma('wal_autocheckpoint', { simple: true }), INLINE_CHECKPOINT_FRAMES);
+    await checkpointer.close();
+    sqlite.close();
+  });
+
+  test('a worker that cannot open the database reports why and leaves checkpoints inline', async () => {
+    const { sqlite } = openWal('failing.db');
+    // A WAL file without its database: the watcher starts the worker, which cannot open the file.
+    const missing = join(dir, 'missing.db');
+    writeFileSync(`${missing}-wal`, Buffer.alloc(FRAME_BYTES));
+    const failures: string[] = [];
+    const checkpointer = startWalCheckpointer({
+      path: missing,
+      sqlite,
+      startAtBytes: 1,
+      intervalMs: 5,
+      onFailure: (message) => failures.push(message),
+    });
+    await until(() => failures.length > 0, 'the failure');
+    assert.match(failures[0]!, /unable to open|no such file|cannot open/i);
+    assert.equal(checkpointer.running(), false);
+    assert.equal(sqlite.pragma('wal_autocheckpoint', { simple: true }), INLINE_CHECKPOINT_FRAMES);
+    await checkpointer.close();
+    sqlite.close();
+  });
+
+  test('createDatabase checkpoints in the background by default, inline when configured so', async () => {
+    const { sql } = await import('kysely');
+    /** The write connection's wal_autocheckpoint once its WAL passed the 1 MiB start size. */
+    const autocheckpointAfterWrites = async (
+      name: string,
+      waitMs: number,
+      walCheckpoint?: 'background' | 'inline',
+    ) => {
+      const handle = createDatabase({
+        dataDir: join(dir, name),
+        store: { synchronous: 'normal', busyTimeoutMs: 1000, ...(walCheckpoint ? { walCheckpoint } : {}) },
+      });
+      try {
+        await sql`create table rows (id integer primary key, body text not null)`.execute(handle.db);
+        for (let i = 0; i < 400; i++) {
+          await sql`insert into rows (body) values (${'x'.repeat(4096)})`.execute(handle.db);
+        }
+        const read = async () =>
+          (await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(handle.db)).rows[0]!
+            .wal_autocheckpoint;
+        // The watcher looks every 100 ms; the worker then starts and says it is ready.
+        for (let waited = 0; waited < waitMs && (await read()) !== 0; waited += 50) await sleep(50);
+        return await read();
+      } finally {
+        await handle.close();
+      }
+    };
+    assert.equal(await autocheckpointAfterWrites('default', 5000), 0);
+    // Longer than the default case takes to switch (well under a second).
+    assert.equal(await autocheckpointAfterWrites('inline', 1000, 'inline'), INLINE_CHECKPOINT_FRAMES);
+  });
+});
