@@ -3,7 +3,6 @@
 
 import { type Kysely, sql } from 'kysely';
 import { precompileQuery } from '../../../store/compiled-query.ts';
-import { findReadConnection, precompileReadQuery } from '../../../store/read-connection.ts';
 import type { Database } from '../../../store/schema.ts';
 import type { RuntimeTask } from '../runtime.ts';
 import type { AgentTurn } from './build-prompt.ts';
@@ -20,7 +19,10 @@ export interface AgentMemory {
 }
 
 /** The agent's finished tasks in the session other than this one (unordered). */
-const buildAgentTurns = (db: Kysely<Database>, [tenantId, sessionId, agentId, taskId]: readonly string[]) =>
+const selectAgentTurns = precompileQuery<
+  Database,
+  { instructions: string; result: string | null; finished_at: number | null }
+>(4, (db, [tenantId, sessionId, agentId, taskId]) =>
   db
     .selectFrom('tasks')
     .select(['instructions', 'result', 'finished_at'])
@@ -28,96 +30,64 @@ const buildAgentTurns = (db: Kysely<Database>, [tenantId, sessionId, agentId, ta
     .where('session_id', '=', sessionId as string)
     .where('agent_id', '=', agentId as string)
     .where('id', '!=', taskId as string)
-    .where('status', '=', sql.lit('succeeded'));
-
-type TurnRow = { instructions: string; result: string | null; finished_at: number | null };
-type InboxRow = { body: string; from_name: string | null };
+    .where('status', '=', sql.lit('succeeded')),
+);
 
 /** Messages delivered into one turn at most: the rest wait for the agent's next turn. */
 const INBOX_LIMIT = 50;
 
 /** Messages to an agent after `since`, oldest first, with the sender's agent name (none: the user). */
-const buildInbox = (db: Kysely<Database>, [tenantId, sessionId, agentId, since]: readonly string[]) =>
-  db
-    .selectFrom('messages')
-    .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
-    .select(['messages.body', 'agents.name as from_name'])
-    .where('messages.tenant_id', '=', tenantId as string)
-    .where('messages.session_id', '=', sessionId as string)
-    .where('messages.to_agent_id', '=', agentId as string)
-    .where('messages.created_at', '>', since as never)
-    .orderBy('messages.created_at')
-    .limit(INBOX_LIMIT);
-
-// Each read twice: on the read connection (SQLite) and through Kysely (PostgreSQL, tracing on).
-const readAgentTurns = precompileReadQuery<Database, TurnRow>(4, buildAgentTurns);
-const readInbox = precompileReadQuery<Database, InboxRow>(4, buildInbox);
-const selectAgentTurns = precompileQuery<Database, TurnRow>(4, buildAgentTurns);
-const selectInbox = precompileQuery<Database, InboxRow>(4, buildInbox);
-
-interface Memory {
-  turns: TurnRow[];
-  inbox: InboxRow[];
-}
-
-/**
- * The latest MAX_HISTORY_TURNS turns, oldest first. Sorted here, not in SQL: the session's tasks
- * (index) hold few of one agent's, and an ORDER BY on finished_at made SQLite build a temporary
- * B-tree for every agent step.
- */
-function latestTurns(rows: TurnRow[]): TurnRow[] {
-  rows.sort((a, b) => Number(a.finished_at) - Number(b.finished_at));
-  return rows.slice(-MAX_HISTORY_TURNS);
-}
-
-/**
- * Messages already seen in an earlier turn (the agent's latest finished task) are not delivered
- * again: the inbox starts after it.
- */
-const inboxSince = (turns: readonly TurnRow[]) => turns.at(-1)?.finished_at ?? 0;
+const selectInbox = precompileQuery<Database, { body: string; from_name: string | null }>(
+  4,
+  (db, [tenantId, sessionId, agentId, since]) =>
+    db
+      .selectFrom('messages')
+      .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
+      .select(['messages.body', 'agents.name as from_name'])
+      .where('messages.tenant_id', '=', tenantId as string)
+      .where('messages.session_id', '=', sessionId as string)
+      .where('messages.to_agent_id', '=', agentId as string)
+      .where('messages.created_at', '>', since as never)
+      .orderBy('messages.created_at')
+      .limit(INBOX_LIMIT),
+);
 
 /** Reads agent memory from the tasks and messages tables, always scoped to the task's tenant. */
 export function createAgentMemory(db: Kysely<Database>): AgentMemory {
   // The runtime asks for the history, then the inbox, of the same task: one read serves both.
-  const memoryOfTask = new WeakMap<RuntimeTask, Promise<Memory>>();
+  const turnsOfTask = new WeakMap<RuntimeTask, ReturnType<typeof readPreviousTurns>>();
 
-  function memoryOf(task: RuntimeTask): Promise<Memory> {
-    let memory = memoryOfTask.get(task);
-    if (!memory) {
-      memory = readMemory(task);
-      memoryOfTask.set(task, memory);
+  function previousTurns(task: RuntimeTask) {
+    let turns = turnsOfTask.get(task);
+    if (!turns) {
+      turns = readPreviousTurns(task);
+      turnsOfTask.set(task, turns);
     }
-    return memory;
+    return turns;
   }
 
-  async function readMemory(task: RuntimeTask): Promise<Memory> {
-    const agentId = task.agentId;
-    if (agentId === null) return { turns: [], inbox: [] };
-    const key = [task.tenantId, task.sessionId, agentId] as const;
-    // SQLite: both reads on the read connection, in the read transaction of this turn of the event
-    // loop (agents starting together share it), never behind the engine's open write batch. What
-    // it sees is committed: an agent's task is started after the commit that finished the last one.
-    const reader = findReadConnection(db);
-    if (reader) {
-      return reader.batch(() => {
-        const turns = latestTurns(readAgentTurns(db, reader, ...key, task.taskId));
-        return { turns, inbox: readInbox(db, reader, ...key, inboxSince(turns)) };
-      });
-    }
-    const turns = latestTurns((await selectAgentTurns(db, ...key, task.taskId)).rows);
-    const { rows: inbox } = await selectInbox(db, ...key, inboxSince(turns));
-    return { turns, inbox };
+  async function readPreviousTurns(task: RuntimeTask) {
+    if (task.agentId === null) return [];
+    const { rows } = await selectAgentTurns(db, task.tenantId, task.sessionId, task.agentId, task.taskId);
+    // Sorted here, not in SQL: the session's tasks (index) hold few of one agent's, and an ORDER BY
+    // on finished_at made SQLite build a temporary B-tree for every agent step.
+    rows.sort((a, b) => Number(a.finished_at) - Number(b.finished_at));
+    return rows.slice(-MAX_HISTORY_TURNS);
   }
 
   return {
     async loadHistory(task) {
-      const { turns } = await memoryOf(task);
-      return turns.map((row) => ({ instructions: row.instructions, output: row.result ?? '' }));
+      const rows = await previousTurns(task);
+      return rows.map((row) => ({ instructions: row.instructions, output: row.result ?? '' }));
     },
 
     async loadInbox(task) {
-      const { inbox } = await memoryOf(task);
-      return inbox.map((row) => ({ from: row.from_name ?? 'user', body: row.body }));
+      if (task.agentId === null) return [];
+      // Messages already seen in an earlier turn (the agent's latest finished task) are not
+      // delivered again.
+      const since = (await previousTurns(task)).at(-1)?.finished_at ?? 0;
+      const { rows } = await selectInbox(db, task.tenantId, task.sessionId, task.agentId, since);
+      return rows.map((row) => ({ from: row.from_name ?? 'user', body: row.body }));
     },
   };
 }
