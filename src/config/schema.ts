@@ -90,7 +90,7 @@ const configShape = z.strictObject({
         .boolean()
         .optional()
         .describe(
-          "SQLite with `synchronous: full`. Unset or `false` (the default) lets the engine's own progress (claims, output, task finishes) be acknowledged at commit, without waiting for the disk; the WAL is flushed right after in the background and nothing read leaves the process (API answers, SSE events, MCP) before that flush, so a power cut can only take back progress nobody has seen (those tasks run again). `true` makes every such commit wait for its fsync before the next step starts: slower, but a dependant never starts on an output a power cut could take back. @defaultValue false",
+          "SQLite with `synchronous: full`. Unset or `false` (the default) lets the engine's own progress (claims, output, task finishes) be acknowledged at commit, without waiting for the disk; the WAL is flushed right after in the background and nothing read leaves the process (API answers, SSE events, MCP) before that flush, so a power cut can only take back progress nobody has seen (those tasks run again). `true` makes every such commit wait for its fsync before the next step starts: slower, but a dependant never starts on an output a power cut could take back, and no task starts before its session's submit is on disk. @defaultValue false",
         ),
       walCheckpoint: z
         .enum(['background', 'inline'])

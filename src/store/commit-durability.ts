@@ -5,8 +5,8 @@
 // waits for it, so `await db.insertInto(…).execute()` or a transaction resolves once its data is
 // on disk, as with FULL, while other requests keep running during the fsync.
 //
-// One exception, the write queue's deferred batches (write-queue.ts, "Deferred durability"): the
-// engine's own progress is acknowledged at commit and flushed right after; readers that send data
+// The write queue waits for the flush per operation instead of at the release (write-queue.ts), and
+// acknowledges the engine's own progress at commit ("Deferred durability"); readers that send data
 // out of the process wait for `whenDurable()`. See docs/adr/0002-lease-based-scheduler.md.
 import type { Statement } from 'better-sqlite3';
 import type { SqliteStatement } from 'kysely';
@@ -16,8 +16,9 @@ export interface CommitDurability {
   /** Wraps a prepared statement of the connection so that the commits it makes are noticed. */
   track(statement: Statement, text: string): SqliteStatement;
   /**
-   * The write queue, inside a batch of deferred operations: the commits of the current use of the
-   * connection are acknowledged without waiting for their flush.
+   * The write queue, inside a batch: the release of the connection does not wait for the flush of
+   * this use's commits; the queue waits for `whenDurable()` per operation instead (or, for the
+   * engine's own progress, not at all).
    */
   deferCurrentCommits(): void;
   /**
@@ -27,8 +28,8 @@ export interface CommitDurability {
   endOfUse(): Promise<void> | undefined;
   /** Undefined when every commit so far is on disk; otherwise settles once they are. */
   whenDurable(): Promise<void> | undefined;
-  /** Commits acknowledged before their flush, and WAL flushes done (benchmarks, metrics). */
-  stats(): { deferredCommits: number; flushes: number };
+  /** WAL flushes done (benchmarks, metrics). */
+  stats(): { flushes: number };
   /** Releases the WAL file descriptor (after the connection closed). */
   close(): void;
 }
@@ -103,7 +104,7 @@ export function createCommitDurability(walPath: string, inTransaction: () => boo
       return wasDeferred ? undefined : flusher.whenDurable();
     },
     whenDurable: () => flusher.whenDurable(),
-    stats: () => ({ deferredCommits: flusher.deferredCommits(), flushes: flusher.flushes() }),
+    stats: () => ({ flushes: flusher.flushes() }),
     close: () => flusher.close(),
   };
 }

@@ -139,14 +139,48 @@ describe('write queue', () => {
     assert.equal(rows[0]?.synchronous, 1);
   });
 
-  test('an ordinary op in the batch makes the whole batch wait for its flush', async () => {
+  test('in a batch with an ordinary op, the deferred op is acknowledged at commit and the ordinary one after its flush', async () => {
     const queue = createDeferredQueue();
-    const before = queue.stats().deferredBatches;
+    await queue.drain();
     const flushed = flushes();
-    await Promise.all([queue.run(insertTenant('d2'), { deferred: true }), queue.run(insertTenant('d3'))]);
-    assert.equal(queue.stats().deferredBatches, before, 'not acknowledged before its flush');
+    // Both in one batch (queued in the same turn); the deferred one settles first, not yet on disk.
+    let durableAtDeferred: boolean | undefined;
+    const deferredOp = queue.run(insertTenant('d2'), { deferred: true }).then((value) => {
+      durableAtDeferred = queue.whenDurable() === undefined;
+      return value;
+    });
+    const ordinary = queue.run(insertTenant('d3'));
+    assert.equal(await ordinary, 'd3');
+    assert.equal(await deferredOp, 'd2');
+    assert.equal(durableAtDeferred, false, 'the deferred op did not wait for the flush');
     assert.ok(flushes() > flushed);
-    assert.equal(queue.whenDurable(), undefined, 'acknowledged: already on disk');
+    assert.equal(queue.whenDurable(), undefined, 'the ordinary op was acknowledged once on disk');
+    assert.equal(queue.stats().batches, 1);
+  });
+
+  test('the queue commits the next batch while the last one is being flushed', async () => {
+    const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite', durability: handle.durability });
+    await queue.drain();
+    // The second op is queued once the first batch has committed (its op ran), before its flush.
+    let second: Promise<string> | undefined;
+    let secondCommittedBeforeFirstFlush: boolean | undefined;
+    const first = queue.run(async (trx) => {
+      const value = await insertTenant('p1')(trx);
+      second = queue.run(async (inner) => {
+        const id = await insertTenant('p2')(inner);
+        secondCommittedBeforeFirstFlush = !firstAcknowledged;
+        return id;
+      });
+      return value;
+    });
+    let firstAcknowledged = false;
+    void first.then(() => {
+      firstAcknowledged = true;
+    });
+    assert.equal(await first, 'p1');
+    assert.equal(await second, 'p2');
+    assert.equal(queue.stats().batches, 2);
+    assert.equal(secondCommittedBeforeFirstFlush, true, 'the second batch waited for the first flush');
   });
 
   test('without deferCommits every op is acknowledged after its flush', async () => {

@@ -3,12 +3,13 @@
 // savepoint so a failing one rolls back alone; PostgreSQL: one transaction per operation on the
 // batch's connection (postgres-write-batch.ts). An operation's promise settles only after its
 // commit, and (SQLite `synchronous: full`) after the WAL flush that puts it on disk
-// (commit-durability.ts), so an acknowledged write is durable.
+// (commit-durability.ts), so an acknowledged write is durable. The queue does not wait for that
+// flush itself: the next batch commits while the last one is being flushed.
 //
-// Deferred durability (SQLite `synchronous: full`, `deferCommits` set): a batch made only of the
-// engine's own progress (claims, heartbeats, output, finishes: ops queued with `deferred: true`)
-// is acknowledged at commit, and its WAL flush runs right after on a libuv thread. The chain's
-// next step then never waits for an fsync. Nothing read from the database leaves the process
+// Deferred durability (SQLite `synchronous: full`, `deferCommits` set): the engine's own progress
+// (claims, heartbeats, output, finishes: ops queued with `deferred: true`) is acknowledged at
+// commit, also when it shares its batch with other writes, and the WAL flush runs right after on a
+// libuv thread. The chain's next step then never waits for an fsync. Nothing read from the database leaves the process
 // before the flush that covers it: readers call `whenDurable()` (the session service does, for
 // every read it answers). A power cut can thus lose only progress nobody outside has seen; those
 // tasks run again, as after an expired lease. See docs/adr/0002-lease-based-scheduler.md.
@@ -79,6 +80,8 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
   let scheduled = false;
   let batches = 0;
   let ops = 0;
+  // Batches with operations acknowledged at commit, before their flush.
+  let deferredBatches = 0;
   const durability = options.dialect === 'sqlite' ? options.durability : undefined;
   const deferCommits = durability !== undefined && options.deferCommits === true;
 
@@ -116,9 +119,9 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
           );
           return;
         }
-        // Only the engine's own progress: acknowledged at commit, flushed right after (header).
-        // Otherwise the connection's release waits for the flush (sqlite-dialect.ts).
-        if (deferCommits && batch.every((item) => item.deferred)) durability?.deferCurrentCommits();
+        // The connection is released at commit: each operation below waits for the flush itself
+        // (or, the engine's own progress, does not), so the next batch commits meanwhile.
+        durability?.deferCurrentCommits();
         await commitSqliteBatch(conn, batch, outcomes);
       });
     } catch (error) {
@@ -131,10 +134,17 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
     }
     batches++;
     ops += batch.length;
+    const atCommit = (item: Queued) => deferCommits && item.deferred;
+    // Acknowledged once on disk, except the engine's own progress (header): in a batch that mixes
+    // both, a new session's first claim starts its tasks while the session's insert is flushed.
+    const waiting = batch.some((item) => !atCommit(item));
+    const flushed = waiting ? durability?.whenDurable() : undefined;
+    if (durability && batch.some(atCommit)) deferredBatches++;
     for (const [index, item] of batch.entries()) {
       const outcome = outcomes[index]!;
-      if (outcome.ok) item.resolve(outcome.value);
-      else item.reject(outcome.error);
+      if (!outcome.ok) item.reject(outcome.error);
+      else if (!flushed || atCommit(item)) item.resolve(outcome.value);
+      else flushed.then(() => item.resolve(outcome.value), item.reject);
     }
   }
 
@@ -166,7 +176,7 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
     stats: () => ({
       batches,
       ops,
-      deferredBatches: durability?.stats().deferredCommits ?? 0,
+      deferredBatches,
       walFlushes: durability?.stats().flushes ?? 0,
     }),
   };
