@@ -32,3 +32,24 @@ describe('createDatabase query logging', () => {
     }
   });
 });
+
+describe('createDatabase SQLite connection settings', () => {
+  test('WAL journal, foreign keys, the busy timeout and temporary B-trees in memory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-db-'));
+    const handle = createDatabase({ dataDir: dir, store: { busyTimeoutMs: 1234, synchronous: 'full' } });
+    try {
+      const read = async (pragma: string) =>
+        Object.values((await sql.raw(`pragma ${pragma}`).execute(handle.db)).rows[0] as object)[0];
+      assert.equal(await read('journal_mode'), 'wal');
+      assert.equal(await read('foreign_keys'), 1);
+      assert.equal(await read('busy_timeout'), 1234);
+      // 2 = MEMORY: RETURNING and unindexed sorts build their temporary B-trees without files.
+      assert.equal(await read('temp_store'), 2);
+      // 1 = NORMAL: `full` flushes each commit's WAL itself, off the event loop (commit-durability.ts).
+      assert.equal(await read('synchronous'), 1);
+    } finally {
+      await handle.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -91,6 +91,10 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma(`busy_timeout = ${Math.trunc(config.store.busyTimeoutMs)}`);
+  // Temporary B-trees in memory, not in temporary files: SQLite builds one for every RETURNING
+  // (the engine's claims and starts return their rows) and for sorts without an index; the
+  // queries that need them are bounded (single sessions, pages of lists, retention batches).
+  sqlite.pragma('temp_store = MEMORY');
   // `full`: every acknowledged commit survives a power cut. SQLite's FULL would fsync inside each
   // commit, on the event loop; instead the connection runs NORMAL and each commit's WAL is flushed
   // on a libuv thread before the write is acknowledged (commit-durability.ts). `normal` in WAL
