@@ -128,11 +128,15 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
       onFinished = resolve;
     });
     const { session } = await engine.service.createSession(ACTOR, { objective: 'bench', strategy, agents });
+    const submitted = performance.now();
     await finished;
     // The answer as a client reads it: committed before the hook runs, and the read waits until it
     // is on disk (engine/durable-reads.ts), so each run ends durable.
+    const reading = performance.now();
     const detail = await engine.service.getSession(ACTOR, session.id);
     const wall = performance.now() - started;
+    sessionEnds.submitMs.push(submitted - started);
+    sessionEnds.readMs.push(performance.now() - reading);
     if (detail.status !== 'completed') throw new Error(`session ${detail.status}: ${detail.error}`);
     return {
       wall,
@@ -157,6 +161,9 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
     },
   ];
 
+  // The two ends of a session every step shares: the submit's answer (stored on disk; its first
+  // tasks start before it) and the final read (which waits for the last commit's flush).
+  const sessionEnds = { submitMs: [] as number[], readMs: [] as number[] };
   const commits = { seq: [] as number[], fan: [] as number[] };
   const flushes = { seq: [] as number[], fan: [] as number[] };
   return {
@@ -187,7 +194,9 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
       return (
         `SQLite WAL, store.synchronous full (each commit flushed off the event loop); write transactions per step ${median(commits.seq).toFixed(2)} (chain), ` +
         `${median(commits.fan).toFixed(2)} (fan-out); background WAL flushes per step ` +
-        `${median(flushes.seq).toFixed(2)} / ${median(flushes.fan).toFixed(2)} (engine progress, off the critical path)`
+        `${median(flushes.seq).toFixed(2)} / ${median(flushes.fan).toFixed(2)} (engine progress, off the critical path); ` +
+        `per session, submit answered after ${median(sessionEnds.submitMs).toFixed(2)} ms, final read ` +
+        `${median(sessionEnds.readMs).toFixed(2)} ms`
       );
     },
     async close() {

@@ -59,4 +59,23 @@ describe('durable reads', () => {
     );
     await assert.rejects(service.getSession(actor, 's1'), failure);
   });
+
+  test('a session created now is answered at once (its own write is on disk); a replay waits for the flush', async () => {
+    const { queue, release } = queueWithPendingFlush();
+    const created = { session: { id: 'new' } as SessionDetail, created: true };
+    const replayed = { session: { id: 'old' } as SessionDetail, created: false };
+    let next = created;
+    const service = withDurableReads({ createSession: async () => next } as unknown as SessionService, queue);
+    assert.equal(await service.createSession(actor, { objective: 'o' }), created);
+    next = replayed;
+    let answered = false;
+    const replay = service.createSession(actor, { objective: 'o' }, 'key').then((value) => {
+      answered = true;
+      return value;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(answered, false, 'a replay read its session: held back until the flush');
+    release();
+    assert.equal(await replay, replayed);
+  });
 });

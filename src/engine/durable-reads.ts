@@ -14,8 +14,14 @@ export function withDurableReads(service: SessionService, queue: WriteQueue): Se
     return value;
   };
   return Object.freeze({
-    createSession: (actor, input, idempotencyKey) =>
-      hold(service.createSession(actor, input, idempotencyKey)),
+    // A session created now is answered from the rows its own write stored, acknowledged once on
+    // disk: waiting for later commits (the engine keeps committing its steps meanwhile) would only
+    // delay the answer. A replay's session is read, and is held back like any read.
+    createSession: async (actor, input, idempotencyKey) => {
+      const result = await service.createSession(actor, input, idempotencyKey);
+      if (!result.created) await queue.whenDurable();
+      return result;
+    },
     getSession: (actor, sessionId) => hold(service.getSession(actor, sessionId)),
     listSessions: (actor, query) => hold(service.listSessions(actor, query)),
     cancelSession: (actor, sessionId) => hold(service.cancelSession(actor, sessionId)),
