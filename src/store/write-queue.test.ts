@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { configSchema } from '../config/schema.ts';
+import { AppError } from '../errors/app-error.ts';
 import { createCoalescer } from './coalesce.ts';
 import { createDatabase, type DatabaseHandle } from './db.ts';
 import { migrateToLatest } from './migrate.ts';
@@ -181,6 +182,51 @@ describe('write queue', () => {
     assert.equal(await second, 'p2');
     assert.equal(queue.stats().batches, 2);
     assert.equal(secondCommittedBeforeFirstFlush, true, 'the second batch waited for the first flush');
+  });
+
+  test('a failed flush rejects the ops that wait for it, and only those; none goes unobserved', async () => {
+    const diskError = new AppError('STORE_UNAVAILABLE', 'Flushing the database log to disk failed');
+    // The real connection commits; the flush after it fails (a disk that refuses fdatasync).
+    const failingDurability = {
+      ...handle.durability!,
+      deferCurrentCommits: () => undefined,
+      whenDurable: () => Promise.reject(diskError),
+    };
+    const queue = createWriteQueue({
+      db: handle.db,
+      dialect: 'sqlite',
+      durability: failingDurability,
+      deferCommits: true,
+    });
+    const unobserved: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unobserved.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // One batch: an engine op (acknowledged at commit), an API write (waits for the flush) and an
+      // API write that fails by itself (rolled back to its savepoint, waits for nothing).
+      const [engine, api, failing] = await Promise.allSettled([
+        queue.run(insertTenant('f1'), { deferred: true }),
+        queue.run(insertTenant('f2')),
+        queue.run(async () => {
+          throw new AppError('VALIDATION_FAILED', 'bad input');
+        }),
+      ]);
+      assert.deepEqual(engine, { status: 'fulfilled', value: 'f1' });
+      assert.deepEqual(api, { status: 'rejected', reason: diskError });
+      assert.equal(failing.status, 'rejected');
+      assert.equal((failing as PromiseRejectedResult).reason.code, 'VALIDATION_FAILED');
+      // A batch whose only waiting op failed by itself asks for no flush at all.
+      await Promise.allSettled([
+        queue.run(insertTenant('f3'), { deferred: true }),
+        queue.run(async () => {
+          throw new AppError('VALIDATION_FAILED', 'bad input');
+        }),
+      ]);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(unobserved, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 
   test('without deferCommits every op is acknowledged after its flush', async () => {

@@ -9,10 +9,11 @@
 // Deferred durability (SQLite `synchronous: full`, `deferCommits` set): the engine's own progress
 // (claims, heartbeats, output, finishes: ops queued with `deferred: true`) is acknowledged at
 // commit, also when it shares its batch with other writes, and the WAL flush runs right after on a
-// libuv thread. The chain's next step then never waits for an fsync. Nothing read from the database leaves the process
-// before the flush that covers it: readers call `whenDurable()` (the session service does, for
-// every read it answers). A power cut can thus lose only progress nobody outside has seen; those
-// tasks run again, as after an expired lease. See docs/adr/0002-lease-based-scheduler.md.
+// libuv thread. The chain's next step then never waits for an fsync. Nothing read from the
+// database leaves the process before the flush that covers it: readers call `whenDurable()` (the
+// session service does, for every read it answers). A power cut can thus lose only progress nobody
+// outside has seen; those tasks run again, as after an expired lease. See
+// docs/adr/0002-lease-based-scheduler.md.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Kysely, sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
@@ -137,7 +138,8 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
     const atCommit = (item: Queued) => deferCommits && item.deferred;
     // Acknowledged once on disk, except the engine's own progress (header): in a batch that mixes
     // both, a new session's first claim starts its tasks while the session's insert is flushed.
-    const waiting = batch.some((item) => !atCommit(item));
+    // Only operations that succeeded wait: a flush nobody waits for must not reject unobserved.
+    const waiting = batch.some((item, index) => outcomes[index]!.ok && !atCommit(item));
     const flushed = waiting ? durability?.whenDurable() : undefined;
     if (durability && batch.some(atCommit)) deferredBatches++;
     for (const [index, item] of batch.entries()) {
