@@ -17,7 +17,7 @@ export interface CheckpointWorkerData {
 /** Messages to the main thread. */
 export type CheckpointWorkerMessage =
   | { type: 'ready' }
-  | { type: 'checkpointed'; frames: number }
+  | { type: 'checkpointed' }
   /** The write connection's `wal_autocheckpoint` from now on (see restartNeeded). */
   | { type: 'autocheckpoint'; frames: number }
   | { type: 'failed'; message: string };
@@ -68,7 +68,7 @@ function catchUp(): void {
       checkpointed: number;
     }>;
     if (!result || result.log < 0) return;
-    post({ type: 'checkpointed', frames: result.checkpointed });
+    post({ type: 'checkpointed' });
     if (result.checkpointed >= result.log) return;
   }
 }

@@ -29,8 +29,8 @@ export interface WalCheckpointerOptions {
 export interface WalCheckpointer {
   /** Whether the worker runs and the write connection does not checkpoint. */
   running(): boolean;
-  /** Frames the worker copied into the database so far (tests, benchmarks). */
-  checkpointedFrames(): number;
+  /** Checkpoints the worker has run so far (tests, benchmarks). */
+  checkpoints(): number;
   /** Stops the worker (before the write connection closes, which checkpoints one last time). */
   close(): Promise<void>;
 }
@@ -54,7 +54,7 @@ export function startWalCheckpointer(options: WalCheckpointerOptions): WalCheckp
   let worker: Worker | undefined;
   let running = false;
   let closed = false;
-  let frames = 0;
+  let checkpoints = 0;
 
   const inline = () => options.sqlite.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_FRAMES}`);
 
@@ -79,7 +79,7 @@ export function startWalCheckpointer(options: WalCheckpointerOptions): WalCheckp
         options.sqlite.pragma('wal_autocheckpoint = 0');
         running = true;
       } else if (message.type === 'checkpointed') {
-        frames += message.frames;
+        checkpoints++;
       } else if (message.type === 'autocheckpoint' && running) {
         // The write connection finishes the worker's checkpoint (and so restarts the WAL) when the
         // worker sees the WAL grow long; the bulk is copied already, so that checkpoint is small.
@@ -113,7 +113,7 @@ export function startWalCheckpointer(options: WalCheckpointerOptions): WalCheckp
 
   return {
     running: () => running,
-    checkpointedFrames: () => frames,
+    checkpoints: () => checkpoints,
     async close() {
       if (closed) return;
       closed = true;
