@@ -14,13 +14,17 @@ export type GraphTask = AdvanceTask & { role: string; position: number };
 // (loadTaskOutputs), so a step's read does not grow with the size of earlier agents' answers.
 const GRAPH_COLUMNS = ['id', 'session_id', 'name', 'status', 'role', 'position'] as const;
 
+// Each read below is built once here; the one-session (one-task) form is precompiled, the form
+// for several is built per call.
+const graphTasks = (db: Kysely<Database>) => db.selectFrom('tasks').select(GRAPH_COLUMNS);
+const dependencyEdges = (db: Kysely<Database>) =>
+  db.selectFrom('task_dependencies').select(['task_id', 'depends_on_task_id']);
+
 /** The tasks of one session in plan order, as loadSessionGraphs reads them. */
 const selectGraphTasks = precompileQuery<Database, Pick<TasksTable, (typeof GRAPH_COLUMNS)[number]>>(
   1,
   (db, [sessionId]) =>
-    db
-      .selectFrom('tasks')
-      .select(GRAPH_COLUMNS)
+    graphTasks(db)
       .where('session_id', '=', sessionId as string)
       .orderBy('position'),
 );
@@ -58,9 +62,7 @@ export async function loadSessionGraphs(
   const rows =
     ids.length === 1
       ? (await selectGraphTasks(trx, ids[0]!)).rows
-      : await trx
-          .selectFrom('tasks')
-          .select(GRAPH_COLUMNS)
+      : await graphTasks(trx)
           .where('session_id', 'in', ids)
           .orderBy('session_id')
           .orderBy('position')
@@ -69,11 +71,7 @@ export async function loadSessionGraphs(
   const edges =
     ids.length === 1
       ? (await selectDependencyEdges(trx, ids[0]!)).rows
-      : await trx
-          .selectFrom('task_dependencies')
-          .select(['task_id', 'depends_on_task_id'])
-          .where('session_id', 'in', ids)
-          .execute();
+      : await dependencyEdges(trx).where('session_id', 'in', ids).execute();
   const deps = groupDependencyNames(namedDependencies(rows, edges));
   for (const row of rows) {
     const list = graphs.get(row.session_id) ?? [];
@@ -93,11 +91,7 @@ export async function loadSessionGraphs(
 /** The dependency edges of one session by task id (names come from the graph's own rows). */
 const selectDependencyEdges = precompileQuery<Database, { task_id: string; depends_on_task_id: string }>(
   1,
-  (db, [sessionId]) =>
-    db
-      .selectFrom('task_dependencies')
-      .select(['task_id', 'depends_on_task_id'])
-      .where('session_id', '=', sessionId as string),
+  (db, [sessionId]) => dependencyEdges(db).where('session_id', '=', sessionId as string),
 );
 
 /** Edges by id as (task id, name of the task it depends on), without joining the tasks again. */
@@ -142,26 +136,18 @@ function groupDependencyNames(rows: readonly { task_id: string; name: string }[]
   return map;
 }
 
-const DEPENDENCY_OUTPUT_COLUMNS = [
-  'd.task_id',
-  't.id',
-  't.name',
-  't.role',
-  't.result',
-  't.position',
-] as const;
-
-const selectDependencyOutputs = precompileQuery<
-  Database,
-  { task_id: string; id: string; name: string; role: string; result: string | null; position: number }
->(1, (db, [taskId]) =>
+/** The tasks a task depends on, with their outputs, in plan order. */
+const dependencyOutputs = (db: Kysely<Database>) =>
   db
     .selectFrom('task_dependencies as d')
     .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-    .select(DEPENDENCY_OUTPUT_COLUMNS)
-    .where('d.task_id', '=', taskId as string)
-    .orderBy('t.position'),
-);
+    .select(['d.task_id', 't.id', 't.name', 't.role', 't.result'])
+    .orderBy('t.position');
+
+const selectDependencyOutputs = precompileQuery<
+  Database,
+  { task_id: string; id: string; name: string; role: string; result: string | null }
+>(1, (db, [taskId]) => dependencyOutputs(db).where('d.task_id', '=', taskId as string));
 
 /** Outputs of the dependencies of each given task (for the runtime's context). */
 export async function loadDependencyOutputs(
@@ -173,12 +159,8 @@ export async function loadDependencyOutputs(
   const rows =
     taskIds.length === 1
       ? (await selectDependencyOutputs(db, taskIds[0]!)).rows
-      : await db
-          .selectFrom('task_dependencies as d')
-          .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
-          .select(DEPENDENCY_OUTPUT_COLUMNS)
+      : await dependencyOutputs(db)
           .where('d.task_id', 'in', [...taskIds])
-          .orderBy('t.position')
           .execute();
   for (const row of rows) {
     const list = map.get(row.task_id) ?? [];
