@@ -100,7 +100,7 @@ export function createCommitDurability(walPath: string, inTransaction: () => boo
       commitsInUse = 0;
       deferred = false;
       if (commits === 0) return undefined;
-      flusher.committed(wasDeferred);
+      flusher.committed();
       return wasDeferred ? undefined : flusher.whenDurable();
     },
     whenDurable: () => flusher.whenDurable(),

@@ -22,32 +22,29 @@ describe('WAL flusher', () => {
   test('one flush in flight at a time; commits made meanwhile are covered by the next one', () =>
     withWalFile(true, async (wal) => {
       const flusher = createWalFlusher(wal);
-      flusher.committed(true);
-      flusher.committed(true);
+      flusher.committed();
+      flusher.committed();
       const first = flusher.whenDurable();
       assert.ok(first);
       await first;
       // The first commit started a flush; the second came during it and needed one more.
       assert.equal(flusher.flushes(), 2);
-      flusher.committed(true);
+      flusher.committed();
       await flusher.whenDurable();
       assert.equal(flusher.flushes(), 3);
-      // A commit somebody waits for is flushed the same way; only the deferred ones are counted.
-      flusher.committed(false);
-      await flusher.whenDurable();
+      // Once flushed, nothing is left to wait for.
       assert.equal(flusher.whenDurable(), undefined);
-      assert.equal(flusher.deferredCommits(), 3);
       flusher.close();
     }));
 
   test('close during a flush waits for it; a flush after close opens the file again', () =>
     withWalFile(true, async (wal) => {
       const flusher = createWalFlusher(wal);
-      flusher.committed(true);
+      flusher.committed();
       const pending = flusher.whenDurable();
       flusher.close();
       await pending;
-      flusher.committed(true);
+      flusher.committed();
       await flusher.whenDurable();
       assert.equal(flusher.flushes(), 2);
       flusher.close();
@@ -56,7 +53,7 @@ describe('WAL flusher', () => {
   test('a flush that fails rejects the waiters with STORE_UNAVAILABLE; the next one retries', () =>
     withWalFile(false, async (wal) => {
       const flusher = createWalFlusher(wal);
-      flusher.committed(true);
+      flusher.committed();
       await assert.rejects(
         flusher.whenDurable() ?? Promise.resolve(),
         (error: unknown) => error instanceof AppError && error.code === 'STORE_UNAVAILABLE',

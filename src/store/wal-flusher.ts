@@ -11,15 +11,10 @@ import { closeSync, fdatasync, openSync } from 'node:fs';
 import { AppError } from '../errors/app-error.ts';
 
 export interface WalFlusher {
-  /**
-   * Call after every commit; starts a flush unless one is running. `deferred`: nobody waits for
-   * this one now (counted for benchmarks and metrics).
-   */
-  committed(deferred: boolean): void;
+  /** Call after every commit; starts a flush unless one is running. */
+  committed(): void;
   /** Undefined when every commit so far is on disk; otherwise settles once they are. */
   whenDurable(): Promise<void> | undefined;
-  /** Deferred commits so far (benchmarks). */
-  deferredCommits(): number;
   /** Completed WAL flushes so far (benchmarks, tests). */
   flushes(): number;
   /** Releases the file descriptor (after the last commit; a later flush opens it again). */
@@ -36,7 +31,6 @@ interface Waiter {
 export function createWalFlusher(walPath: string): WalFlusher {
   let commitSeq = 0;
   let durableSeq = 0;
-  let deferredCount = 0;
   let flushCount = 0;
   let flushing = false;
   let waiters: Waiter[] = [];
@@ -105,9 +99,8 @@ export function createWalFlusher(walPath: string): WalFlusher {
   }
 
   return {
-    committed(deferred) {
+    committed() {
       commitSeq++;
-      if (deferred) deferredCount++;
       flush();
     },
     whenDurable() {
@@ -117,7 +110,6 @@ export function createWalFlusher(walPath: string): WalFlusher {
       flush();
       return promise;
     },
-    deferredCommits: () => deferredCount,
     flushes: () => flushCount,
     close() {
       if (flushing) closeAfterFlush = true;
