@@ -64,7 +64,7 @@ export async function claimReadyTasks(
     .execute();
 }
 
-/** startReadiedTasks for one task (a chain's next step). */
+/** Starts one handed-off task (see startReadiedTasks). */
 const startReadiedTask = precompileQuery<Database, TasksTable>(4, (db, [owner, expiresAt, now, taskId]) =>
   db
     .updateTable('tasks')
@@ -84,35 +84,22 @@ const startReadiedTask = precompileQuery<Database, TasksTable>(4, (db, [owner, e
 
 /**
  * Starts pending tasks whose dependencies were just met for `owner` (pending → ready → leased →
- * running in one UPDATE, attempts + 1, lease from now): the finishing transaction's hand-off of a
- * chain's next step to the slot that just became free (engine/advance-sessions.ts). Returns the
- * rows started; a task no longer pending is skipped.
+ * running in one UPDATE each, attempts + 1, lease from now): the finishing transaction's hand-off
+ * of a chain's next step to the slot that just became free (engine/advance-sessions.ts). SQLite
+ * only (in process: a precompiled UPDATE by id per task costs no round trip). Returns the rows
+ * started, in the order given; a task no longer pending is skipped.
  */
 export async function startReadiedTasks(
   trx: Kysely<Database>,
   taskIds: readonly string[],
   request: Omit<ClaimRequest, 'limit'>,
 ): Promise<TasksTable[]> {
-  if (taskIds.length === 0) return [];
-  if (taskIds.length === 1) {
-    const { now, owner, leaseMs } = request;
-    return (await startReadiedTask(trx, owner, now + leaseMs, now, taskIds[0]!)).rows;
+  const { now, owner, leaseMs } = request;
+  const started: TasksTable[] = [];
+  for (const taskId of taskIds) {
+    started.push(...(await startReadiedTask(trx, owner, now + leaseMs, now, taskId)).rows);
   }
-  return trx
-    .updateTable('tasks')
-    .set({
-      status: STARTED_STATUS,
-      lease_owner: request.owner,
-      lease_expires_at: request.now + request.leaseMs,
-      attempts: sql`attempts + 1`,
-      ready_at: request.now,
-      started_at: request.now,
-      updated_at: request.now,
-    })
-    .where('id', 'in', [...taskIds])
-    .where('status', '=', 'pending')
-    .returningAll()
-    .execute();
+  return started;
 }
 
 /** Extends the leases `owner` still holds on running/leased tasks; returns the ids it still holds. */
