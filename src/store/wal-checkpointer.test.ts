@@ -48,6 +48,7 @@ describe('WAL checkpoints on a worker thread', () => {
       sqlite,
       startAtBytes: 1,
       intervalMs: 5,
+      watchIntervalMs: 5,
       thresholdFrames: 16,
       onFailure: (message) => failures.push(message),
     });
@@ -78,7 +79,13 @@ describe('WAL checkpoints on a worker thread', () => {
 
   test('a small database never starts the worker', async () => {
     const { path, sqlite } = openWal('small.db');
-    const checkpointer = startWalCheckpointer({ path, sqlite, startAtBytes: 1024 * 1024, intervalMs: 5 });
+    const checkpointer = startWalCheckpointer({
+      path,
+      sqlite,
+      startAtBytes: 1024 * 1024,
+      intervalMs: 5,
+      watchIntervalMs: 5,
+    });
     await writeRows(sqlite, 20);
     await sleep(50);
     assert.equal(checkpointer.running(), false);
@@ -98,6 +105,7 @@ describe('WAL checkpoints on a worker thread', () => {
       sqlite,
       startAtBytes: 1,
       intervalMs: 5,
+      watchIntervalMs: 5,
       onFailure: (message) => failures.push(message),
     });
     await until(() => failures.length > 0, 'the failure');
@@ -128,7 +136,7 @@ describe('WAL checkpoints on a worker thread', () => {
         const read = async () =>
           (await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(handle.db)).rows[0]!
             .wal_autocheckpoint;
-        // The watcher looks every 100 ms; the worker then starts and says it is ready.
+        // The watcher looks every second; the worker then starts and says it is ready.
         for (let waited = 0; waited < waitMs && (await read()) !== 0; waited += 50) await sleep(50);
         return await read();
       } finally {
@@ -136,7 +144,7 @@ describe('WAL checkpoints on a worker thread', () => {
       }
     };
     assert.equal(await autocheckpointAfterWrites('default', 5000), 0);
-    // Longer than the default case takes to switch (well under a second).
-    assert.equal(await autocheckpointAfterWrites('inline', 1000, 'inline'), INLINE_CHECKPOINT_FRAMES);
+    // Longer than the default case takes to switch (about a second).
+    assert.equal(await autocheckpointAfterWrites('inline', 2500, 'inline'), INLINE_CHECKPOINT_FRAMES);
   });
 });

@@ -18,8 +18,10 @@ export interface WalCheckpointerOptions {
   sqlite: SqliteDatabase.Database;
   /** The worker starts once the WAL file has reached this size (small databases never need it). */
   startAtBytes?: number;
-  /** How often the WAL's size (before the start) and its backlog (after) are looked at. */
+  /** How often the worker looks at the WAL's backlog. */
   intervalMs?: number;
+  /** How often the WAL file's size is looked at before the worker starts. */
+  watchIntervalMs?: number;
   /** The worker checkpoints once this many frames wait to be copied. */
   thresholdFrames?: number;
   /** The worker failed: checkpoints are back on the write connection. */
@@ -38,7 +40,15 @@ export interface WalCheckpointer {
 /** How long close() waits for the worker to finish its checkpoint and exit. */
 const STOP_TIMEOUT_MS = 10_000;
 
-const DEFAULTS = { startAtBytes: 1024 * 1024, intervalMs: 100, thresholdFrames: INLINE_CHECKPOINT_FRAMES };
+// The watch before the start is slower than the worker's look at the backlog: an idle or small
+// database (and every short CLI command) costs one stat a second, and 1 MiB of WAL takes longer
+// than that to write on the way to the first checkpoint at 4 MiB.
+const DEFAULTS = {
+  startAtBytes: 1024 * 1024,
+  intervalMs: 100,
+  watchIntervalMs: 1000,
+  thresholdFrames: INLINE_CHECKPOINT_FRAMES,
+};
 
 /**
  * Watches the WAL of `path` and hands its checkpoints to a worker thread once it is in use. A worker
@@ -49,6 +59,7 @@ export function startWalCheckpointer(options: WalCheckpointerOptions): WalCheckp
   const settings = {
     startAtBytes: options.startAtBytes ?? DEFAULTS.startAtBytes,
     intervalMs: options.intervalMs ?? DEFAULTS.intervalMs,
+    watchIntervalMs: options.watchIntervalMs ?? DEFAULTS.watchIntervalMs,
     thresholdFrames: options.thresholdFrames ?? DEFAULTS.thresholdFrames,
   };
   let worker: Worker | undefined;
@@ -108,7 +119,7 @@ export function startWalCheckpointer(options: WalCheckpointerOptions): WalCheckp
     stat(`${options.path}-wal`, (error, stats) => {
       if (!error && !closed && !worker && stats.size >= settings.startAtBytes) start();
     });
-  }, settings.intervalMs);
+  }, settings.watchIntervalMs);
   watch.unref();
 
   return {
