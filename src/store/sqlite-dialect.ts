@@ -11,6 +11,7 @@ import {
   SqliteAdapter,
   type SqliteDatabase,
   SqliteDialect,
+  SqliteQueryCompiler,
   type TransactionSettings,
 } from 'kysely';
 import type { CommitDurability } from './commit-durability.ts';
@@ -80,15 +81,35 @@ class FifoDriver implements Driver {
 }
 
 /**
- * The SQLite dialect MAOS uses: Kysely's compiler and introspector, FIFO access to the connection,
- * and (with `durability`) each use of the connection answered once its commits are on disk.
+ * Kysely's SQLite compiler, with each bound value written `+?` instead of `?`.
+ *
+ * Why: where a parameter's value could change a statement's plan (an `= ?` the planner reads as a
+ * possible 0 or 1, a `LIMIT ?`, a `LIKE ?` pattern, a match against a partial index), SQLite marks
+ * the statement to be compiled again once that parameter is rebound, and better-sqlite3 clears the
+ * bindings after every run. Such a statement was compiled anew at every execution: on the engine's
+ * hot path, the task-graph read of every step (`where session_id = ? order by position`).
+ * A unary plus returns its operand unchanged (value, type, no affinity), so results are the same;
+ * the planner just no longer looks through it to a parameter. Consequence for schema work: a partial
+ * index is used only by queries that name its condition with literals (`sql.lit`), as the
+ * ready-queue and lease queries do.
+ */
+class StablePlanSqliteCompiler extends SqliteQueryCompiler {
+  protected override getCurrentParameterPlaceholder(): string {
+    return '+?';
+  }
+}
+
+/**
+ * The SQLite dialect MAOS uses: Kysely's compiler (parameters written so that plans stay put, see
+ * StablePlanSqliteCompiler) and introspector, FIFO access to the connection, and (with
+ * `durability`) each use of the connection answered once its commits are on disk.
  */
 export function createSqliteDialect(database: SqliteDatabase, durability?: CommitDurability): Dialect {
   const base = new SqliteDialect({ database });
   return {
     createAdapter: () => new FifoAdapter(),
     createDriver: () => new FifoDriver(base.createDriver(), durability),
-    createQueryCompiler: () => base.createQueryCompiler(),
+    createQueryCompiler: () => new StablePlanSqliteCompiler(),
     // biome-ignore lint/suspicious/noExplicitAny: the introspector works on any schema
     createIntrospector: (db: Kysely<any>) => base.createIntrospector(db),
   };

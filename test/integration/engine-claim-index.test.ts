@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
-import { type CompiledQuery, Kysely, SqliteDialect } from 'kysely';
+import { type CompiledQuery, Kysely } from 'kysely';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import type { Database } from '../../src/store/schema.ts';
+import { createSqliteDialect } from '../../src/store/sqlite-dialect.ts';
 import { claimReadyTasks, findExpiredLeases } from '../../src/store/task-store.ts';
 
 describe('queue queries on SQLite', { timeout: 30_000 }, () => {
@@ -22,7 +23,8 @@ describe('queue queries on SQLite', { timeout: 30_000 }, () => {
     dir = mkdtempSync(join(tmpdir(), 'maos-claim-index-'));
     sqlite = new SqliteDatabase(join(dir, 'maos.db'));
     db = new Kysely<Database>({
-      dialect: new SqliteDialect({ database: sqlite }),
+      // MAOS's dialect, whose compiler writes parameters `+?` (sqlite-dialect.ts).
+      dialect: createSqliteDialect(sqlite),
       log: (event) => {
         if (event.level === 'query') executed.push(event.query);
       },
