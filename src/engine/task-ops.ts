@@ -8,6 +8,7 @@ import type { NewEvent } from '../domain/events.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
 import { appendEvents, appendEventsMany } from '../store/event-store.ts';
+import { markMessagesDelivered } from '../store/message-store.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { completeClaimedTasks } from '../store/task-store.ts';
@@ -39,7 +40,13 @@ export interface TrailingOutput {
 }
 
 export type RunOutcome = (
-  | { ok: true; output: string; usage: Usage }
+  | {
+      ok: true;
+      output: string;
+      usage: Usage;
+      /** Messages the turn received (store/message-store.ts): marked delivered with the finish. */
+      deliveredMessageIds?: string[];
+    }
   | {
       ok: false;
       error: string;
@@ -164,6 +171,9 @@ export async function finishTasks(
     if (!wasUpdated) continue;
     const entry = touch(touched, claim);
     addUsage(entry.usage, outcome.usage);
+    if (outcome.ok && outcome.deliveredMessageIds) {
+      await markMessagesDelivered(trx, claim, outcome.deliveredMessageIds);
+    }
     // The run's last output lines share the finish's commit (one fsync per step, not two).
     if (outcome.lines) entry.events.push(...toOutputEvents(claim, outcome.lines));
     entry.events.push(

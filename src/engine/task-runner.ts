@@ -139,7 +139,12 @@ async function runToOutcome(
           execute,
         )
       : await execute();
-    return { ok: true, output: result.output, usage: toUsage(result.usage) };
+    return {
+      ok: true,
+      output: result.output,
+      usage: toUsage(result.usage),
+      ...(result.deliveredMessageIds?.length ? { deliveredMessageIds: result.deliveredMessageIds } : {}),
+    };
   } catch (error) {
     const message = coerceError(error).message || 'the task failed without a message';
     return {

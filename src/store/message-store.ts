@@ -1,6 +1,7 @@
 // Messages of a session (agent to agent, or a person steering the orchestrator), each stored with the
 // session event that announces it, in the caller's transaction: event readers and the recipient's
-// next turn see the same messages.
+// next turn see the same messages. A message to an agent is marked with the task whose turn received
+// it once that task succeeds, so it is delivered into one finished turn.
 import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import { appendEvents } from './event-store.ts';
@@ -37,4 +38,24 @@ export async function insertMessage(
     })
     .execute();
   await appendEvents(trx, { id: message.sessionId, tenantId: message.tenantId }, [event], message.createdAt);
+}
+
+/**
+ * Marks `messageIds` as delivered in the (succeeded) task `taskId`, within its session; a message
+ * some other turn received first keeps that turn. Call inside the transaction that finishes the task.
+ */
+export async function markMessagesDelivered(
+  trx: Kysely<Database>,
+  scope: { tenantId: string; sessionId: string; taskId: string },
+  messageIds: readonly string[],
+): Promise<void> {
+  if (messageIds.length === 0) return;
+  await trx
+    .updateTable('messages')
+    .set({ delivered_task_id: scope.taskId })
+    .where('tenant_id', '=', scope.tenantId)
+    .where('session_id', '=', scope.sessionId)
+    .where('id', 'in', messageIds)
+    .where('delivered_task_id', 'is', null)
+    .execute();
 }

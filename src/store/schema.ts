@@ -102,6 +102,8 @@ export interface MessagesTable {
   to_agent_id: string | null;
   body: string;
   created_at: number;
+  /** The task whose turn received this message (migration 0009); null until then. */
+  delivered_task_id?: string | null;
 }
 
 export interface ArtifactsTable {

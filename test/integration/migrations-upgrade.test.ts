@@ -89,6 +89,23 @@ async function seedFoundationData(db: Kysely<any>): Promise<void> {
       finished_at: NOW,
     })
     .execute();
+  // To the agent: one sent before its task finished (the old inbox rule counted it as received),
+  // one after.
+  await db
+    .insertInto('messages')
+    .values(
+      [
+        { id: `${SESSION_ID}-m1`, body: 'before the finish', created_at: NOW - 1 },
+        { id: `${SESSION_ID}-m2`, body: 'after the finish', created_at: NOW + 1 },
+      ].map((message) => ({
+        ...message,
+        tenant_id: 'default',
+        session_id: SESSION_ID,
+        from_agent_id: null,
+        to_agent_id: AGENT_ID,
+      })),
+    )
+    .execute();
   await db
     .insertInto('events')
     .values([
@@ -126,6 +143,16 @@ describe('schema upgrades from every earlier version', () => {
         assert.equal(before.pending.length, MIGRATIONS.length - applied);
         assert.deepEqual(await migrateToLatest(old.db), before.pending);
         assert.equal((await getMigrationStatus(old.db)).current, true);
+        // 0009: messages an earlier turn counted as received are marked with that turn's task.
+        const marks = await old.db
+          .selectFrom('messages')
+          .select(['body', 'delivered_task_id'])
+          .orderBy('created_at')
+          .execute();
+        assert.deepEqual(marks, [
+          { body: 'before the finish', delivered_task_id: TASK_ID },
+          { body: 'after the finish', delivered_task_id: null },
+        ]);
         await old.close();
 
         // The current code on the upgraded file: old data reads back, new work runs.

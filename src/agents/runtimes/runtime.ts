@@ -46,6 +46,8 @@ export interface RuntimeContext {
 export interface RuntimeResult {
   output: string;
   usage?: Partial<Usage>;
+  /** Messages to the agent that this turn received (LLM runtime); marked delivered if it succeeds. */
+  deliveredMessageIds?: string[];
 }
 
 /**

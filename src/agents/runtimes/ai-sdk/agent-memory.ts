@@ -1,5 +1,6 @@
 // An agent's memory from the store: its earlier finished tasks in the session (replayed as
-// conversation turns, so it keeps context across phases) and messages other agents sent it since.
+// conversation turns, so it keeps context across phases) and the messages sent to it that no
+// finished turn of it has received yet (marked when a turn succeeds: store/message-store.ts).
 
 import { type Kysely, sql } from 'kysely';
 import { precompileQuery } from '../../../store/compiled-query.ts';
@@ -15,7 +16,14 @@ export const MAX_HISTORY_TURNS = 10;
 
 export interface AgentMemory {
   loadHistory(task: RuntimeTask): Promise<AgentTurn[]>;
-  loadInbox(task: RuntimeTask): Promise<Array<{ from: string; body: string }>>;
+  loadInbox(task: RuntimeTask): Promise<InboxMessage[]>;
+}
+
+/** A message delivered into a turn: its id is reported back so that the finish can mark it. */
+export interface InboxMessage {
+  id: string;
+  from: string;
+  body: string;
 }
 
 /** The agent's finished tasks in the session other than this one (unordered). */
@@ -36,36 +44,28 @@ const selectAgentTurns = precompileQuery<
 /** Messages delivered into one turn at most: the rest wait for the agent's next turn. */
 const INBOX_LIMIT = 50;
 
-/** Messages to an agent after `since`, oldest first, with the sender's agent name (none: the user). */
-const selectInbox = precompileQuery<Database, { body: string; from_name: string | null }>(
-  4,
-  (db, [tenantId, sessionId, agentId, since]) =>
+/**
+ * Messages to an agent not yet received by a finished turn of it, oldest first, with the sender's
+ * agent name (none: the user). Not "newer than its latest turn": a message sent while the agent was
+ * running arrived after that turn had read its inbox, and must reach the next one.
+ */
+const selectInbox = precompileQuery<Database, { id: string; body: string; from_name: string | null }>(
+  3,
+  (db, [tenantId, sessionId, agentId]) =>
     db
       .selectFrom('messages')
       .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
-      .select(['messages.body', 'agents.name as from_name'])
+      .select(['messages.id', 'messages.body', 'agents.name as from_name'])
       .where('messages.tenant_id', '=', tenantId as string)
       .where('messages.session_id', '=', sessionId as string)
       .where('messages.to_agent_id', '=', agentId as string)
-      .where('messages.created_at', '>', since as never)
+      .where('messages.delivered_task_id', 'is', null)
       .orderBy('messages.created_at')
       .limit(INBOX_LIMIT),
 );
 
 /** Reads agent memory from the tasks and messages tables, always scoped to the task's tenant. */
 export function createAgentMemory(db: Kysely<Database>): AgentMemory {
-  // The runtime asks for the history, then the inbox, of the same task: one read serves both.
-  const turnsOfTask = new WeakMap<RuntimeTask, ReturnType<typeof readPreviousTurns>>();
-
-  function previousTurns(task: RuntimeTask) {
-    let turns = turnsOfTask.get(task);
-    if (!turns) {
-      turns = readPreviousTurns(task);
-      turnsOfTask.set(task, turns);
-    }
-    return turns;
-  }
-
   async function readPreviousTurns(task: RuntimeTask) {
     if (task.agentId === null) return [];
     const { rows } = await selectAgentTurns(db, task.tenantId, task.sessionId, task.agentId, task.taskId);
@@ -77,17 +77,14 @@ export function createAgentMemory(db: Kysely<Database>): AgentMemory {
 
   return {
     async loadHistory(task) {
-      const rows = await previousTurns(task);
+      const rows = await readPreviousTurns(task);
       return rows.map((row) => ({ instructions: row.instructions, output: row.result ?? '' }));
     },
 
     async loadInbox(task) {
       if (task.agentId === null) return [];
-      // Messages already seen in an earlier turn (the agent's latest finished task) are not
-      // delivered again.
-      const since = (await previousTurns(task)).at(-1)?.finished_at ?? 0;
-      const { rows } = await selectInbox(db, task.tenantId, task.sessionId, task.agentId, since);
-      return rows.map((row) => ({ from: row.from_name ?? 'user', body: row.body }));
+      const { rows } = await selectInbox(db, task.tenantId, task.sessionId, task.agentId);
+      return rows.map((row) => ({ id: row.id, from: row.from_name ?? 'user', body: row.body }));
     },
   };
 }

@@ -12,6 +12,7 @@ import { priceUsage, toUsage } from '../../providers/pricing.ts';
 import { classifyProviderError } from '../../providers/provider-errors.ts';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
+import type { InboxMessage } from './agent-memory.ts';
 import { type AgentTurn, buildAgentMessages } from './build-prompt.ts';
 import { streamModelCall } from './model-stream.ts';
 import { createOutputCoalescer } from './output-coalescer.ts';
@@ -33,8 +34,11 @@ export interface AiSdkRuntimeOptions {
   ): Promise<RoleDefinition | undefined> | RoleDefinition | undefined;
   /** The agent's earlier turns in this session (context across phases); none when absent. */
   loadHistory?(task: RuntimeTask): Promise<AgentTurn[]>;
-  /** Messages other agents sent to this task's agent, delivered into this turn. */
-  loadInbox?(task: RuntimeTask): Promise<Array<{ from: string; body: string }>>;
+  /**
+   * Messages sent to this task's agent that no finished turn of it has received, delivered into
+   * this turn; their ids come back in the result so that the finish marks them delivered.
+   */
+  loadInbox?(task: RuntimeTask): Promise<InboxMessage[]>;
   /** Tools offered to the model for this task (e.g. messaging another agent). */
   createTools?(task: RuntimeTask, ctx: RuntimeContext): ToolSet | undefined;
   /** Content-addressed cache of temperature-0 answers, for providers with `cache: true`. */
@@ -174,7 +178,11 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
           usage: result.value.usage,
           cached: result.value.cached,
         });
-        return { output: result.value.text, usage: result.value.usage };
+        return {
+          output: result.value.text,
+          usage: result.value.usage,
+          ...(inbox.length > 0 ? { deliveredMessageIds: inbox.map((message) => message.id) } : {}),
+        };
       } finally {
         coalescer.close();
       }

@@ -1,0 +1,112 @@
+// A message sent to an agent while that agent is running reaches its next turn, once. The scripted
+// server orders the calls: the sender's tool call is answered only after the recipient's call has
+// started (so its inbox was already read), and the recipient's answer only after the message is
+// stored. Real engine, adaptive phases with agent reuse, SQLite.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ACTOR, answerByTaskName, type LlmEngine, startLlmEngine } from '../fixtures/llm-engine.ts';
+import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+
+const MESSAGE = 'The rate limit is 50 requests per second';
+
+function kindOf(request: RecordedLlmRequest): 'plan' | 'gate' | 'synthesis' | 'agent' {
+  if (request.promptText.includes('Write ONE answer for the user')) return 'synthesis';
+  if (request.body.response_format === undefined) return 'agent';
+  return request.promptText.includes('has finished. Outputs so far') ? 'gate' : 'plan';
+}
+
+/** A promise with its resolve function. */
+function signal(): { promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
+}
+
+let llm: LlmEngine;
+before(async () => {
+  llm = await startLlmEngine({
+    model: 'm',
+    continueSessions: true,
+    llm: { agentMessaging: true, retry: { maxAttempts: 1 }, planner: { maxPhases: 4 } },
+  });
+});
+after(() => llm.close());
+
+test('a message sent while its recipient runs is delivered into the next turn, and only that one', {
+  timeout: 60_000,
+}, async () => {
+  const sketchCalled = signal();
+  const messageSent = signal();
+  let gates = 0;
+  llm.server.setHandler(async (request): Promise<ScriptedReply> => {
+    const kind = kindOf(request);
+    if (kind === 'plan') {
+      return {
+        object: {
+          rationale: 'two in parallel',
+          phases: [
+            {
+              name: 'explore',
+              tasks: [plannedTask('survey', 'researcher'), plannedTask('sketch', 'architect')],
+            },
+          ],
+        },
+      };
+    }
+    if (kind === 'gate') {
+      gates += 1;
+      const next = ['refine', 'polish'][gates - 1];
+      return next
+        ? {
+            object: {
+              decision: 'continue',
+              reason: `Now ${next}.`,
+              next_phase: { name: next, tasks: [plannedTask(next, 'architect', { agent: 'sketch' })] },
+            },
+          }
+        : { object: { decision: 'complete', reason: 'Done.', next_phase: null } };
+    }
+    if (kind === 'synthesis') return { text: 'answer' };
+    if (request.promptText.includes('Your task (sketch)')) {
+      sketchCalled.resolve();
+      await messageSent.promise;
+      return { text: 'output of sketch' };
+    }
+    if (request.promptText.includes('Your task (survey)')) {
+      if (request.promptText.includes('Message delivered')) {
+        messageSent.resolve();
+        return { text: 'output of survey' };
+      }
+      await sketchCalled.promise;
+      return { toolCalls: [{ name: 'send_message', input: { to: 'sketch', message: MESSAGE } }] };
+    }
+    return answerByTaskName(request);
+  });
+  try {
+    const { session } = await llm.engine.service.createSession(ACTOR, {
+      objective: 'Survey, sketch, refine and polish',
+      strategy: 'adaptive',
+    });
+    const done = await llm.waitForSession(session.id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    const prompt = (name: string) =>
+      llm.server.requests.find((request) => request.promptText.includes(`Your task (${name})`))?.promptText ??
+      '';
+    assert.doesNotMatch(prompt('sketch'), /Messages from other agents/, 'sent after sketch read its inbox');
+    assert.match(prompt('refine'), new RegExp(`- from survey: ${MESSAGE}`));
+    assert.doesNotMatch(prompt('polish'), /Messages from other agents/, 'delivered once');
+
+    const refine = done.tasks.find((task) => task.name === 'refine');
+    const rows = await llm.handle.db
+      .selectFrom('messages')
+      .select(['body', 'delivered_task_id'])
+      .where('session_id', '=', session.id)
+      .execute();
+    assert.deepEqual(rows, [{ body: MESSAGE, delivered_task_id: refine?.id }]);
+  } finally {
+    llm.server.setHandler(undefined);
+  }
+});
