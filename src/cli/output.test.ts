@@ -2,9 +2,16 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { AppError } from '../errors/app-error.ts';
-import type { EventDto } from '../http/dto.ts';
+import type { EventDto, TaskDto } from '../http/dto.ts';
 import { CliError, EXIT, exitCodeForStatus, toCliError } from './exit-codes.ts';
-import { createOutput, formatDuration, formatEvent, formatSessionControls, formatTable } from './output.ts';
+import {
+  createOutput,
+  formatAgentTable,
+  formatDuration,
+  formatEvent,
+  formatSessionControls,
+  formatTable,
+} from './output.ts';
 
 const plain = createOutput({
   json: false,
@@ -27,6 +34,32 @@ describe('output', () => {
       ],
     );
     assert.deepEqual(lines, ['ID         STATUS   X', 'a          running  last', 'longer-id  ok']);
+  });
+
+  test('usage by agent: tasks, tokens and cost per agent and for the session; none without tokens', () => {
+    const usage = (inputTokens: number, outputTokens: number, costUsd: number) => ({
+      inputTokens,
+      outputTokens,
+      cacheReadTokens: 0,
+      costUsd,
+    });
+    const task = (agentId: string | null) => ({ agentId }) as TaskDto;
+    const session = {
+      usage: usage(330, 33, 0.0042),
+      tasks: [task('a1'), task('a2'), task('a1'), task(null)],
+      agents: [
+        { id: 'a1', name: 'sketch', role: 'architect', usage: usage(200, 20, 0.0025) },
+        { id: 'a2', name: 'survey', role: 'researcher', usage: usage(100, 10, 0.0012) },
+      ],
+    };
+    assert.deepEqual(formatAgentTable(session), [
+      'AGENT      ROLE        TASKS  INPUT  OUTPUT  CACHE READ  COST',
+      'sketch     architect   2      200    20      0           $0.0025',
+      'survey     researcher  1      100    10      0           $0.0012',
+      '(session)              4      330    33      0           $0.0042',
+    ]);
+    const idle = { ...session, agents: session.agents.map((agent) => ({ ...agent, usage: usage(0, 0, 0) })) };
+    assert.deepEqual(formatAgentTable(idle), []);
   });
 
   test('colours only when asked', () => {

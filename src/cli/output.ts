@@ -166,7 +166,37 @@ export function formatSessionDetail(session: SessionDto, paint: Painter): string
   if (session.result) lines.push(`Result    ${truncate(session.result, 500)}`);
   const tasks = formatTaskTable(session.tasks, paint);
   if (tasks.length > 0) lines.push('', paint.bold('Tasks'), ...tasks);
+  const agents = formatAgentTable(session);
+  if (agents.length > 0) lines.push('', paint.bold('Usage by agent'), ...agents);
   return lines;
+}
+
+/**
+ * The session's agents with their tasks, tokens and cost, and a total line; nothing when no agent
+ * used tokens (sessions of command runners).
+ */
+export function formatAgentTable(session: Pick<SessionDto, 'agents' | 'tasks' | 'usage'>): string[] {
+  const agents = session.agents ?? [];
+  if (!agents.some((agent) => agent.usage.inputTokens + agent.usage.outputTokens > 0)) return [];
+  const taskCount = new Map<string, number>();
+  for (const task of session.tasks ?? []) {
+    if (task.agentId !== null) taskCount.set(task.agentId, (taskCount.get(task.agentId) ?? 0) + 1);
+  }
+  const usageCells = (usage: SessionDto['usage']) => [
+    String(usage.inputTokens),
+    String(usage.outputTokens),
+    String(usage.cacheReadTokens),
+    `$${usage.costUsd.toFixed(4)}`,
+  ];
+  const rows = agents.map((agent) => [
+    agent.name,
+    agent.role,
+    String(taskCount.get(agent.id) ?? 0),
+    ...usageCells(agent.usage),
+  ]);
+  // The session total also counts the orchestrator's planning, phase gates and synthesis.
+  rows.push(['(session)', '', String(session.tasks?.length ?? 0), ...usageCells(session.usage)]);
+  return formatTable(['AGENT', 'ROLE', 'TASKS', 'INPUT', 'OUTPUT', 'CACHE READ', 'COST'], rows);
 }
 
 /** Approval, budget (limits and usage), deadline and thread lines; none for what is not set. */

@@ -105,6 +105,14 @@ export interface TaskRecord {
   finishedAt: number | null;
 }
 
+/** An agent of a session: it worked on the tasks whose `agentId` is its id; `usage` sums theirs. */
+export interface AgentRecord {
+  id: string;
+  name: string;
+  role: string;
+  usage: Usage;
+}
+
 /** An entry of a session's append-only, ordered event log. */
 export interface SessionEvent {
   sessionId: string;
@@ -126,6 +134,8 @@ export interface SessionSettings {
 export interface SessionDetail extends SessionRecord {
   plan: PlanBody | null;
   tasks: TaskRecord[];
+  /** In the order of their first task in the plan. */
+  agents: AgentRecord[];
   /** Absent where only the row and tasks were read; shown as no approval, budget or thread. */
   settings?: SessionSettings;
 }

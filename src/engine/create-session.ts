@@ -13,7 +13,7 @@ import { newId } from '../store/ids.ts';
 import { newSessionRow, newTaskRow, toSessionRecord, toTaskRecord } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { lockTenantSubmissions } from '../store/session-locks.ts';
-import { insertSession } from '../store/session-store.ts';
+import { insertSession, toAgentRecords } from '../store/session-store.ts';
 import { NO_SETTINGS } from './session-settings.ts';
 
 export interface NewSessionSpec {
@@ -214,10 +214,14 @@ export async function storeNewSession(
       .execute();
   }
   // The caller gets the detail from the rows just written, sparing a read of what it wrote.
+  const taskRecords = tasks.map((task, position) =>
+    toTaskRecord(task, [...planned[position]!.task.dependsOn]),
+  );
   const detail: SessionDetail = {
     ...toSessionRecord(sessionRow),
     plan: spec.plan,
-    tasks: tasks.map((task, position) => toTaskRecord(task, [...planned[position]!.task.dependsOn])),
+    tasks: taskRecords,
+    agents: toAgentRecords(agents, taskRecords),
     settings: settings ?? NO_SETTINGS,
   };
   return {

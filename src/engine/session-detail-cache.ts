@@ -96,7 +96,13 @@ function deepFreeze<T>(value: T): T {
 }
 
 function toDetail(row: SessionsTable, contents: SessionContents, settings: SessionSettings): SessionDetail {
-  return { ...toSessionRecord(row), plan: contents.plan, tasks: [...contents.tasks], settings };
+  return {
+    ...toSessionRecord(row),
+    plan: contents.plan,
+    tasks: [...contents.tasks],
+    agents: [...contents.agents],
+    settings,
+  };
 }
 
 /** Column by column: every column is a string, number or null. No key arrays: runs per request. */

@@ -122,10 +122,27 @@ export const sessionControlSchema = z.object({
   threadId: z.string().nullable().describe('The conversation thread the session belongs to.'),
 });
 
+export const agentSchema = z
+  .object({
+    id: z.string().describe('The `agentId` of the tasks this agent worked on.'),
+    name: z.string(),
+    role: z.string(),
+    usage: usageSchema.describe('Usage of all its tasks (an agent reused across phases has several).'),
+  })
+  .meta({ id: 'Agent' })
+  .describe('An agent of the session, in the order of its first task.');
+
+export const agentListSchema = z.array(agentSchema);
+
 export const sessionDetailSchema = sessionSummarySchema
-  .extend({ ...sessionControlSchema.shape, plan: planSchema.nullable(), tasks: z.array(taskSchema) })
+  .extend({
+    ...sessionControlSchema.shape,
+    plan: planSchema.nullable(),
+    tasks: z.array(taskSchema),
+    agents: agentListSchema,
+  })
   .meta({ id: 'Session' })
-  .describe('A session with its plan and tasks.');
+  .describe('A session with its plan, tasks and agents.');
 
 export const sessionPageSchema = z
   .object({
@@ -263,6 +280,8 @@ export function toSessionDto(session: SessionDetail): SessionDto {
     Object.freeze(dto.approval);
     Object.freeze(dto.budget);
     Object.freeze(dto.tasks);
+    for (const agent of dto.agents) Object.freeze(agent.usage);
+    Object.freeze(dto.agents);
     Object.freeze(dto);
     frozenSessionDtos.set(session, dto);
   }
@@ -275,6 +294,12 @@ function buildSessionDto(session: SessionDetail): SessionDto {
     ...toSessionControlDto(session),
     plan: session.plan,
     tasks: session.tasks.map(toTaskDto),
+    agents: session.agents.map((agent) => ({
+      id: agent.id,
+      name: agent.name,
+      role: agent.role,
+      usage: toUsageDto(agent.usage),
+    })),
   };
 }
 

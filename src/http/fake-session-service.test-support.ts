@@ -74,6 +74,7 @@ export function createFakeSessionService(): FakeSessionService {
         finishedAt: null,
         plan: null,
         tasks: [],
+        agents: [],
       };
       sessions.set(id, session);
       events.set(id, []);

@@ -54,6 +54,7 @@ function session(tasks: TaskRecord[]): SessionDetail {
       phases: [{ name: 'p1', tasks: [{ name: 'a', role: 'engineer', instructions: 'x', dependsOn: [] }] }],
     },
     tasks,
+    agents: [{ id: 'agent-1', name: 'a', role: 'engineer', usage: { ...usage } }],
   } as SessionDetail;
 }
 
@@ -65,6 +66,7 @@ describe('session detail serializer', () => {
     const serialize = createSessionDetailSerializer('GET', '/v1/sessions/:id');
     const fresh = toSessionDto(session([task('a', []), task('b', ['a'])]));
     assert.equal(serialize(fresh), reference(fresh));
+    assert.match(serialize(fresh), /"agents":\[\{"id":"agent-1","name":"a","role":"engineer","usage":\{/);
     const frozenTasks = [task('a', []), task('b', ['a'])].map((t) => Object.freeze(t));
     const detail = session(frozenTasks);
     Object.freeze(detail.plan);
@@ -111,6 +113,10 @@ describe('session detail serializer', () => {
     );
     assert.throws(
       () => serialize({ ...dto, tasks: undefined }),
+      (error: unknown) => isResponseSerializationError(error),
+    );
+    assert.throws(
+      () => serialize({ ...dto, agents: [{ ...dto.agents[0], usage: undefined }] }),
       (error: unknown) => isResponseSerializationError(error),
     );
   });

@@ -5,6 +5,7 @@ import { ResponseSerializationError } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { safeEncode } from 'zod/v4/core';
 import {
+  agentListSchema,
   planSchema,
   sessionControlSchema,
   sessionDetailSchema,
@@ -31,14 +32,15 @@ export function withSessionDetailSerializer<S>(fallback: SerializerCompiler<S>):
 
 /**
  * JSON of a session DTO, byte-for-byte what `JSON.stringify(sessionDetailSchema.encode(dto))` gives:
- * the summary fields, the control fields (approval, budget, deadline, thread), then `plan`, then
- * `tasks` (the key order of the schema). Frozen plan and task
- * objects (they never change) have their JSON cached; a validation failure is reported exactly as
- * the zod serializer reports it.
+ * the summary fields, the control fields (approval, budget, deadline, thread), then `plan`, `tasks`
+ * and `agents` (the key order of the schema). Frozen plan, task and agent-list objects (they never
+ * change) have their JSON cached; a validation failure is reported exactly as the zod serializer
+ * reports it.
  */
 export function createSessionDetailSerializer(method: string, url: string): (data: unknown) => string {
   const planJson = new WeakMap<object, string>();
   const taskJson = new WeakMap<object, string>();
+  const agentsJson = new WeakMap<object, string>();
   const fail = (data: unknown): never => {
     const result = safeEncode(sessionDetailSchema, data as z.output<typeof sessionDetailSchema>);
     throw new ResponseSerializationError(method, url, { cause: result.error as z.core.$ZodError });
@@ -57,17 +59,19 @@ export function createSessionDetailSerializer(method: string, url: string): (dat
   };
   const sessionJson = new WeakMap<object, string>();
   const serializeFresh = (data: unknown): string => {
-    const dto = data as { plan?: unknown; tasks?: unknown };
-    if (typeof data !== 'object' || data === null || !Array.isArray(dto.tasks)) return fail(data);
+    const dto = data as { plan?: unknown; tasks?: unknown; agents?: unknown };
+    if (typeof data !== 'object' || data === null || !Array.isArray(dto.tasks) || !Array.isArray(dto.agents))
+      return fail(data);
     const summary = safeEncode(sessionSummarySchema, data as z.output<typeof sessionSummarySchema>);
     if (summary.error) return fail(data);
     const control = safeEncode(sessionControlSchema, data as z.output<typeof sessionControlSchema>);
     if (control.error) return fail(data);
     const plan = encodeCached(planJson, nullablePlanSchema, dto.plan, data);
     const tasks = dto.tasks.map((task) => encodeCached(taskJson, taskSchema, task, data));
+    const agents = encodeCached(agentsJson, agentListSchema, dto.agents, data);
     const head = JSON.stringify(summary.data);
     const controlJson = JSON.stringify(control.data);
-    return `${head.slice(0, -1)},${controlJson.slice(1, -1)},"plan":${plan},"tasks":[${tasks.join(',')}]}`;
+    return `${head.slice(0, -1)},${controlJson.slice(1, -1)},"plan":${plan},"tasks":[${tasks.join(',')}],"agents":${agents}}`;
   };
   return (data) => {
     // A frozen DTO (and everything in it, see toSessionDto) never changes: its JSON is reused.

@@ -63,11 +63,12 @@ function toRecord<T extends SessionRecord | TaskRecord>(dto: object): T {
 }
 
 function toDetail(dto: object): SessionDetail {
-  const raw = dto as { plan?: SessionDetail['plan']; tasks?: object[] };
+  const raw = dto as { plan?: SessionDetail['plan']; tasks?: object[]; agents?: SessionDetail['agents'] };
   return {
     ...toRecord<SessionRecord>(dto),
     plan: raw.plan ?? null,
     tasks: (raw.tasks ?? []).map((task) => toRecord<TaskRecord>(task)),
+    agents: raw.agents ?? [],
   };
 }
 

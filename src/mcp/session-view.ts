@@ -91,6 +91,7 @@ export function toSessionStatus(
     plan: detail.plan,
     tasks: detail.tasks.map((task) => summariseTask(detail.id, task)),
     usage: detail.usage,
+    agents: detail.agents,
     error: detail.error,
     result: detail.result,
     metadata: detail.metadata,

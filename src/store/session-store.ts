@@ -1,7 +1,15 @@
 // Session persistence: inserting a new session with its plan, agents, tasks and dependencies;
 // reading a session's detail; listing with keyset pagination. Every read is scoped to a tenant.
 import type { Kysely } from 'kysely';
-import type { PlanBody, SessionDetail, SessionRecord, SessionStatus, TaskRecord } from '../domain/types.ts';
+import type {
+  AgentRecord,
+  PlanBody,
+  SessionDetail,
+  SessionRecord,
+  SessionStatus,
+  TaskRecord,
+  Usage,
+} from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from './compiled-query.ts';
 import { findReadConnection, precompileReadQuery } from './read-connection.ts';
@@ -75,6 +83,14 @@ const selectSessionTasks = precompileQuery<Database, TasksTable>(1, (db, [sessio
     .where('session_id', '=', sessionId as string)
     .orderBy('position'),
 );
+const selectSessionAgents = precompileQuery<Database, { id: string; name: string; role: string }>(
+  1,
+  (db, [sessionId]) =>
+    db
+      .selectFrom('agents')
+      .select(['id', 'name', 'role'])
+      .where('session_id', '=', sessionId as string),
+);
 
 /** The session row, or SESSION_NOT_FOUND (also when it belongs to another tenant). */
 export async function getSessionRow(
@@ -116,20 +132,58 @@ export function readCommittedSessionRow(
   });
 }
 
-/** What a session's detail adds to its row: the latest plan and the tasks (in plan order). */
+/** What a session's detail adds to its row: the latest plan, the tasks (in plan order), the agents. */
 export interface SessionContents {
   plan: PlanBody | null;
   tasks: TaskRecord[];
+  agents: AgentRecord[];
+}
+
+/**
+ * The agents with the usage of their tasks summed, in the order of each one's first task (plan
+ * order); an agent without a task (none is created so) comes last.
+ */
+export function toAgentRecords(
+  agents: ReadonlyArray<{ id: string; name: string; role: string }>,
+  tasks: readonly TaskRecord[],
+): AgentRecord[] {
+  const usageOf = new Map<string, Usage>();
+  for (const task of tasks) {
+    if (task.agentId === null) continue;
+    const usage = usageOf.get(task.agentId);
+    if (usage) {
+      usage.inputTokens += task.usage.inputTokens;
+      usage.outputTokens += task.usage.outputTokens;
+      usage.cacheReadTokens += task.usage.cacheReadTokens;
+      usage.costUsd += task.usage.costUsd;
+    } else {
+      usageOf.set(task.agentId, { ...task.usage });
+    }
+  }
+  // Map insertion order is the order of each agent's first task.
+  const firstTask = new Map([...usageOf.keys()].map((id, index) => [id, index]));
+  const rank = (id: string) => firstTask.get(id) ?? firstTask.size;
+  return [...agents]
+    .sort((a, b) => rank(a.id) - rank(b.id))
+    .map((agent) => ({
+      id: agent.id,
+      name: agent.name,
+      role: agent.role,
+      usage: usageOf.get(agent.id) ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 },
+    }));
 }
 
 /** Loads the latest plan and the tasks of a session whose row the caller already read (tenant-checked). */
 export async function loadSessionContents(db: Kysely<Database>, sessionId: string): Promise<SessionContents> {
   const plan = (await selectLatestPlanBody(db, sessionId)).rows[0];
-  const tasks = (await selectSessionTasks(db, sessionId)).rows;
+  const rows = (await selectSessionTasks(db, sessionId)).rows;
   const deps = await loadDependencyNames(db, sessionId);
+  const agents = (await selectSessionAgents(db, sessionId)).rows;
+  const tasks = rows.map((task) => toTaskRecord(task, deps.get(task.id) ?? []));
   return {
     plan: plan ? (JSON.parse(plan.body) as PlanBody) : null,
-    tasks: tasks.map((task) => toTaskRecord(task, deps.get(task.id) ?? [])),
+    tasks,
+    agents: toAgentRecords(agents, tasks),
   };
 }
 
@@ -141,7 +195,7 @@ export async function getSessionDetail(
 ): Promise<SessionDetail> {
   const row = await getSessionRow(db, tenantId, sessionId);
   const contents = await loadSessionContents(db, sessionId);
-  return { ...toSessionRecord(row), plan: contents.plan, tasks: contents.tasks };
+  return { ...toSessionRecord(row), plan: contents.plan, tasks: contents.tasks, agents: contents.agents };
 }
 
 interface CursorPosition {

@@ -88,6 +88,20 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
       );
       const byName = new Map(done.tasks.map((t) => [t.name, t]));
       assert.equal(byName.get('refine')?.agentId, byName.get('sketch')?.agentId);
+      // Usage per agent: the reused agent's two tasks are summed.
+      assert.deepEqual(
+        done.agents.map((agent) => [agent.name, agent.role]),
+        [
+          ['survey', 'researcher'],
+          ['sketch', 'architect'],
+          ['build', 'engineer'],
+        ],
+      );
+      const sketchAgent = done.agents.find((agent) => agent.name === 'sketch');
+      const tokensOf = (name: string) => byName.get(name)?.usage.inputTokens ?? 0;
+      assert.equal(sketchAgent?.id, byName.get('sketch')?.agentId);
+      assert.ok(tokensOf('refine') > 0);
+      assert.equal(sketchAgent?.usage.inputTokens, tokensOf('sketch') + tokensOf('refine'));
       const refinePrompt = llm.server.requests.find((r) => r.promptText.includes('Your task (refine)'));
       const messages = (refinePrompt?.body.messages ?? []) as Array<{ role: string; content: string }>;
       assert.deepEqual(

@@ -56,8 +56,18 @@ test('message events', { timeout: 60_000 }, async (t) => {
       status: string;
       error: string | null;
       tasks: Array<{ name: string; agentId: string | null }>;
+      agents: Array<{ id: string; name: string; role: string; usage: { inputTokens: number } }>;
     }>(server.url, id);
     assert.equal(done.status, 'completed', done.error ?? '');
+    // The session document lists its agents with their usage.
+    assert.deepEqual(
+      done.agents.map((agent) => [agent.name, agent.role]),
+      [
+        ['scout', 'researcher'],
+        ['writer', 'documenter'],
+      ],
+    );
+    assert.equal(done.agents[0]?.id, done.tasks.find((task) => task.name === 'scout')?.agentId);
     const agentOf = (name: string) => done.tasks.find((t) => t.name === name)?.agentId;
 
     const events = await readAllEvents<EventView>(server.url, id);
