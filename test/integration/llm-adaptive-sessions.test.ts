@@ -3,16 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ACTOR, answerByTaskName, type LlmEngine, startLlmEngine } from '../fixtures/llm-engine.ts';
-import type { RecordedLlmRequest } from '../fixtures/llm-server.ts';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-
-type Kind = 'plan' | 'gate' | 'synthesis' | 'agent';
-
-function classify(request: RecordedLlmRequest): Kind {
-  if (request.promptText.includes('Write ONE answer for the user')) return 'synthesis';
-  if (request.body.response_format === undefined) return 'agent';
-  return request.promptText.includes('has finished. Outputs so far') ? 'gate' : 'plan';
-}
 
 describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
   let llm: LlmEngine;
@@ -29,7 +21,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
     llm.server.requests.length = 0;
     let gates = 0;
     llm.server.setHandler((request) => {
-      switch (classify(request)) {
+      switch (llmRequestKind(request)) {
         case 'plan':
           return {
             object: {
@@ -110,7 +102,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
         'the reused agent sees its earlier turn',
       );
       assert.equal(messages[2]?.content, 'output of sketch');
-      const gate2 = llm.server.requests.filter((r) => classify(r) === 'gate')[1]?.promptText ?? '';
+      const gate2 = llm.server.requests.filter((r) => llmRequestKind(r) === 'gate')[1]?.promptText ?? '';
       assert.match(gate2, /### build \(engineer, agent build\) — succeeded\noutput of build/);
       assert.equal(done.usage.outputTokens > 0, true);
       assert.equal(done.plan?.phases.length, 2);
@@ -125,7 +117,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
       // The first plan uses an unknown role and is repaired in the same request cycle.
       let round = 0;
       llm.server.setHandler((request) => {
-        const kind = classify(request);
+        const kind = llmRequestKind(request);
         if (kind === 'plan') {
           round += 1;
           return round === 1

@@ -5,16 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ACTOR, answerByTaskName, type LlmEngine, startLlmEngine } from '../fixtures/llm-engine.ts';
-import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import type { ScriptedReply } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
 
 const MESSAGE = 'The rate limit is 50 requests per second';
-
-function kindOf(request: RecordedLlmRequest): 'plan' | 'gate' | 'synthesis' | 'agent' {
-  if (request.promptText.includes('Write ONE answer for the user')) return 'synthesis';
-  if (request.body.response_format === undefined) return 'agent';
-  return request.promptText.includes('has finished. Outputs so far') ? 'gate' : 'plan';
-}
 
 /** A promise with its resolve function. */
 function signal(): { promise: Promise<void>; resolve(): void } {
@@ -42,7 +37,7 @@ test('a message sent while its recipient runs is delivered into the next turn, a
   const messageSent = signal();
   let gates = 0;
   llm.server.setHandler(async (request): Promise<ScriptedReply> => {
-    const kind = kindOf(request);
+    const kind = llmRequestKind(request);
     if (kind === 'plan') {
       return {
         object: {
