@@ -209,7 +209,10 @@ describe('maos doctor', { timeout: 400_000 }, () => {
     assert.equal(report.code, 1);
     const clock = check(report, 'clock');
     assert.equal(clock.status, 'fail');
-    assert.match(clock.message, /^300\.\d s from/);
+    // 300 s behind, read through a one-second Date header against the request's midpoint: on a busy
+    // machine a slow round trip moves the figure by up to half of it either way.
+    const seconds = Number(/^(\d+\.\d) s from /.exec(clock.message)?.[1]);
+    assert.ok(seconds >= 299 && seconds <= 302, clock.message);
     assert.match(clock.fix ?? '', /NTP/);
   });
 });
