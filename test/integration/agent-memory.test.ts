@@ -138,6 +138,9 @@ describe('agent memory', () => {
           Array.from({ length: MAX_HISTORY_TURNS }, (_, i) => `output of w${i + 2}`),
         );
         assert.equal(history[0]!.instructions, 'do w2');
+        // A replayed turn carries the messages it received.
+        assert.deepEqual(history.at(-1)?.inbox, [{ from: 'critic', body: 'seen in an earlier turn' }]);
+        assert.equal(history[0]!.inbox, undefined);
         const id = (name: string) => `${task.sessionId}-${name}`;
         assert.deepEqual(await memory.loadInbox(task), [
           { id: id('m-during'), from: 'critic', body: 'sent while w11 ran' },

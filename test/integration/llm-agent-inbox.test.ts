@@ -92,7 +92,13 @@ test('a message sent while its recipient runs is delivered into the next turn, a
       '';
     assert.doesNotMatch(prompt('sketch'), /Messages from other agents/, 'sent after sketch read its inbox');
     assert.match(prompt('refine'), new RegExp(`- from survey: ${MESSAGE}`));
-    assert.doesNotMatch(prompt('polish'), /Messages from other agents/, 'delivered once');
+    // Delivered once: the next turn has it only in the replay of the turn that received it.
+    const polish = llm.server.requests.find((request) => request.promptText.includes('Your task (polish)'));
+    const turns = (polish?.body.messages ?? []) as Array<{ role: string; content: string }>;
+    const users = turns.filter((message) => message.role === 'user').map((message) => message.content);
+    assert.equal(users.length, 3, 'sketch and refine replayed, then polish');
+    assert.match(users[1] ?? '', new RegExp(`Work on refine[\\s\\S]*- from survey: ${MESSAGE}`));
+    assert.doesNotMatch(users[2] ?? '', /Messages from other agents/);
 
     const refine = done.tasks.find((task) => task.name === 'refine');
     const rows = await llm.handle.db

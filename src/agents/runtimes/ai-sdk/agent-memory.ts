@@ -1,12 +1,13 @@
-// An agent's memory from the store: its earlier finished tasks in the session (replayed as
-// conversation turns, so it keeps context across phases) and the messages sent to it that no
-// finished turn of it has received yet (marked when a turn succeeds: store/message-store.ts).
+// An agent's memory from the store: its earlier finished tasks in the session with the messages
+// each of them received (replayed as conversation turns, so it keeps context across phases) and the
+// messages sent to it that no finished turn of it has received yet (marked when a turn succeeds:
+// store/message-store.ts).
 
 import { type Kysely, sql } from 'kysely';
 import { precompileQuery } from '../../../store/compiled-query.ts';
 import type { Database } from '../../../store/schema.ts';
 import type { RuntimeTask } from '../runtime.ts';
-import type { AgentTurn } from './build-prompt.ts';
+import type { AgentTurn, InboxLine } from './build-prompt.ts';
 
 /**
  * Turns replayed per agent. Older turns are dropped first: the latest work matters most and the
@@ -20,20 +21,18 @@ export interface AgentMemory {
 }
 
 /** A message delivered into a turn: its id is reported back so that the finish can mark it. */
-export interface InboxMessage {
+export interface InboxMessage extends InboxLine {
   id: string;
-  from: string;
-  body: string;
 }
 
 /** The agent's finished tasks in the session other than this one (unordered). */
 const selectAgentTurns = precompileQuery<
   Database,
-  { instructions: string; result: string | null; finished_at: number | null }
+  { id: string; instructions: string; result: string | null; finished_at: number | null }
 >(4, (db, [tenantId, sessionId, agentId, taskId]) =>
   db
     .selectFrom('tasks')
-    .select(['instructions', 'result', 'finished_at'])
+    .select(['id', 'instructions', 'result', 'finished_at'])
     .where('tenant_id', '=', tenantId as string)
     .where('session_id', '=', sessionId as string)
     .where('agent_id', '=', agentId as string)
@@ -64,6 +63,22 @@ const selectInbox = precompileQuery<Database, { id: string; body: string; from_n
       .limit(INBOX_LIMIT),
 );
 
+/** Messages to an agent that its finished turns received, oldest first, with the turn's task id. */
+const selectReceived = precompileQuery<
+  Database,
+  { delivered_task_id: string | null; body: string; from_name: string | null }
+>(3, (db, [tenantId, sessionId, agentId]) =>
+  db
+    .selectFrom('messages')
+    .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
+    .select(['messages.delivered_task_id', 'messages.body', 'agents.name as from_name'])
+    .where('messages.tenant_id', '=', tenantId as string)
+    .where('messages.session_id', '=', sessionId as string)
+    .where('messages.to_agent_id', '=', agentId as string)
+    .where('messages.delivered_task_id', 'is not', null)
+    .orderBy('messages.created_at'),
+);
+
 /** Reads agent memory from the tasks and messages tables, always scoped to the task's tenant. */
 export function createAgentMemory(db: Kysely<Database>): AgentMemory {
   async function readPreviousTurns(task: RuntimeTask) {
@@ -75,10 +90,28 @@ export function createAgentMemory(db: Kysely<Database>): AgentMemory {
     return rows.slice(-MAX_HISTORY_TURNS);
   }
 
+  /** The messages each earlier turn received, by its task id (read only when there are turns). */
+  async function readReceived(task: RuntimeTask, agentId: string) {
+    const { rows } = await selectReceived(db, task.tenantId, task.sessionId, agentId);
+    const byTask = new Map<string, InboxLine[]>();
+    for (const { delivered_task_id: taskId, from_name, body } of rows) {
+      if (taskId === null) continue;
+      const lines = byTask.get(taskId) ?? [];
+      lines.push({ from: from_name ?? 'user', body });
+      byTask.set(taskId, lines);
+    }
+    return byTask;
+  }
+
   return {
     async loadHistory(task) {
       const rows = await readPreviousTurns(task);
-      return rows.map((row) => ({ instructions: row.instructions, output: row.result ?? '' }));
+      if (rows.length === 0 || task.agentId === null) return [];
+      const received = await readReceived(task, task.agentId);
+      return rows.map((row) => {
+        const inbox = received.get(row.id);
+        return { instructions: row.instructions, output: row.result ?? '', ...(inbox ? { inbox } : {}) };
+      });
     },
 
     async loadInbox(task) {

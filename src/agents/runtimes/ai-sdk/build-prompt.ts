@@ -5,10 +5,22 @@ import type { ModelMessage } from 'ai';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { DependencyOutput, RuntimeTask } from '../runtime.ts';
 
-/** One earlier turn of the same agent (a task it already finished). */
+/** One earlier turn of the same agent (a task it already finished) and the messages it received. */
 export interface AgentTurn {
   instructions: string;
   output: string;
+  inbox?: InboxLine[];
+}
+
+/** A message from another agent (or `user`) as the agent reads it. */
+export interface InboxLine {
+  from: string;
+  body: string;
+}
+
+function formatInbox(inbox: readonly InboxLine[] | undefined): string {
+  if (!inbox || inbox.length === 0) return '';
+  return `\n\n## Messages from other agents\n\n${inbox.map((m) => `- from ${m.from}: ${m.body}`).join('\n')}`;
 }
 
 /**
@@ -30,29 +42,31 @@ function formatDependencies(dependencies: DependencyOutput[], maxChars: number):
   return `\n\n## Outputs of the tasks you depend on\n\n${blocks.join('\n\n')}`;
 }
 
-/** The messages of one agent call. `inbox` holds messages other agents sent to this agent. */
+/**
+ * The messages of one agent call. `inbox` holds messages other agents sent to this agent; an earlier
+ * turn is replayed with the messages it received, so what the agent was told stays in its context.
+ */
 export function buildAgentMessages(input: {
   role: RoleDefinition;
   task: RuntimeTask;
   history: AgentTurn[];
-  inbox?: Array<{ from: string; body: string }>;
+  inbox?: InboxLine[];
   dependencyOutputChars: number;
 }): { system: string; messages: ModelMessage[] } {
   const { role, task, history } = input;
   const messages: ModelMessage[] = [];
   history.forEach((turn, index) => {
     const objective = index === 0 ? `Objective of the session: ${task.objective}\n\n` : '';
-    messages.push({ role: 'user', content: `${objective}Your task:\n${turn.instructions}` });
+    messages.push({
+      role: 'user',
+      content: `${objective}Your task:\n${turn.instructions}${formatInbox(turn.inbox)}`,
+    });
     messages.push({ role: 'assistant', content: turn.output });
   });
   const objective = history.length === 0 ? `Objective of the session: ${task.objective}\n\n` : '';
-  const inbox =
-    input.inbox && input.inbox.length > 0
-      ? `\n\n## Messages from other agents\n\n${input.inbox.map((m) => `- from ${m.from}: ${m.body}`).join('\n')}`
-      : '';
   messages.push({
     role: 'user',
-    content: `${objective}Your task (${task.name}):\n${task.instructions}${formatDependencies(task.dependencies, input.dependencyOutputChars)}${inbox}`,
+    content: `${objective}Your task (${task.name}):\n${task.instructions}${formatDependencies(task.dependencies, input.dependencyOutputChars)}${formatInbox(input.inbox)}`,
   });
   return { system: role.instructions, messages };
 }
