@@ -55,7 +55,10 @@ describe('buildAgentMessages', () => {
     );
     assert.equal(messages[1]?.content, 'Earlier output');
     // The earlier turn is replayed with what it was told, the new turn gets only its new messages.
-    assert.match(String(messages[0]?.content), /Earlier task\n\n## Messages from other agents\n\n- from pm: Keep the old route$/);
+    assert.match(
+      String(messages[0]?.content),
+      /Earlier task\n\n## Messages from other agents\n\n- from pm: Keep the old route$/,
+    );
     assert.match(String(messages[2]?.content), /from qa#1: Please add tests/);
     assert.doesNotMatch(String(messages[2]?.content), /Keep the old route/);
     assert.doesNotMatch(String(messages[2]?.content), /Objective of the session/);
