@@ -86,9 +86,14 @@ describe('WAL checkpoints on a worker thread', () => {
       // a pause, makes the worker ask the write connection to checkpoint after its commits...
       await write(200, false);
       await until(() => autocheckpoint() === 64, 'the worker to ask for a restart');
-      // ...which restarts the WAL from its beginning, and the worker takes the checkpoints back.
-      await write(2, false);
-      await until(() => walLength(path) < 64, 'the WAL to start over');
+      // ...which restarts the WAL from its beginning at a later commit (one at which the previous
+      // commit's checkpoint found the worker's own checkpoint finished and copied every frame), and
+      // the worker takes the checkpoints back. One commit per look until then.
+      await until(() => {
+        sqlite.prepare('insert into rows (body) values (?)').run('x');
+        rows++;
+        return walLength(path) < 64;
+      }, 'the WAL to start over');
       await until(() => autocheckpoint() === 0, 'the checkpoints back on the worker');
     } finally {
       await checkpointer.close();
