@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
 import { createLlmStack } from '../src/agents/providers/create-llm-stack.ts';
-import { createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
+import { type AgentRuntime, createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
 import { llmConfigSchema, providersConfigSchema } from '../src/config/llm-schema.ts';
 import type { AgentSpec } from '../src/domain/session-input.ts';
 import type { SessionStatus } from '../src/domain/types.ts';
@@ -69,6 +69,19 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
   await migrateToLatest(handle.db);
   const logger = createLogger({ level: 'silent' });
   const calls: CallSpan[] = [];
+  // Each agent run (the runtime's run, provider call included), for the chain's breakdown below.
+  const runs: CallSpan[] = [];
+  const timed = (runtime: AgentRuntime): AgentRuntime => ({
+    ...runtime,
+    async run(task, ctx) {
+      const start = performance.now();
+      try {
+        return await runtime.run(task, ctx);
+      } finally {
+        runs.push({ start, end: performance.now() });
+      }
+    },
+  });
   const runtimes = createRuntimeRegistry();
   let server: { close(): Promise<void> } | null = null;
   if (mode === 'llm') {
@@ -98,9 +111,9 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
       },
     });
     if (!stack) throw new Error('no LLM stack');
-    runtimes.registerLlm(stack.runtime);
+    runtimes.registerLlm(timed(stack.runtime));
   } else {
-    runtimes.registerLlm({ kind: 'noop', run: async () => ({ output: 'done' }) });
+    runtimes.registerLlm(timed({ kind: 'noop', run: async () => ({ output: 'done' }) }));
   }
   // The bench runs one session at a time: the engine's "session finished" hook ends a run.
   let onFinished: ((status: SessionStatus) => void) | null = null;
@@ -122,6 +135,7 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
 
   async function runSession(strategy: 'sequential' | 'pipeline', agents: AgentSpec[]) {
     calls.length = 0;
+    runs.length = 0;
     const before = engine.queue.stats();
     const started = performance.now();
     const finished = new Promise<SessionStatus>((resolve) => {
@@ -134,16 +148,39 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
     // is on disk (engine/durable-reads.ts), so each run ends durable.
     const reading = performance.now();
     const detail = await engine.service.getSession(ACTOR, session.id);
-    const wall = performance.now() - started;
+    const ended = performance.now();
+    const wall = ended - started;
     sessionEnds.submitMs.push(submitted - started);
-    sessionEnds.readMs.push(performance.now() - reading);
+    sessionEnds.readMs.push(ended - reading);
     if (detail.status !== 'completed') throw new Error(`session ${detail.status}: ${detail.error}`);
     return {
       wall,
+      started,
+      ended,
+      runs: [...runs].sort((a, b) => a.start - b.start),
       calls: [...calls].sort((a, b) => a.start - b.start),
       batches: engine.queue.stats().batches - before.batches,
       walFlushes: engine.queue.stats().walFlushes - before.walFlushes,
     };
+  }
+
+  /** The chain's breakdown of one session (see chainParts). */
+  function recordChainParts(session: Awaited<ReturnType<typeof runSession>>): void {
+    const { runs: steps, calls: providerCalls } = session;
+    const first = steps[0];
+    const last = steps.at(-1);
+    if (!first || !last) return;
+    const perStep = (part: (index: number) => number | undefined) =>
+      median(steps.map((_, index) => part(index)).filter((value): value is number => value !== undefined));
+    chainParts.handOff.push(
+      perStep((i) => (i === 0 ? undefined : (steps[i]!.start - steps[i - 1]!.end) * 1000)),
+    );
+    if (providerCalls.length === steps.length) {
+      chainParts.toCall.push(perStep((i) => (providerCalls[i]!.start - steps[i]!.start) * 1000));
+      chainParts.afterCall.push(perStep((i) => (steps[i]!.end - providerCalls[i]!.end) * 1000));
+    }
+    chainParts.firstRunMs.push(first.start - session.started);
+    chainParts.lastRunToReadMs.push(session.ended - last.end);
   }
 
   const chain: AgentSpec[] = Array.from({ length: STEPS }, (_, i) => ({
@@ -165,6 +202,15 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
   // tasks start before it) and the final read (which waits for the last commit's flush).
   const sessionEnds = { submitMs: [] as number[], readMs: [] as number[] };
   const commits = { seq: [] as number[], fan: [] as number[] };
+  // Where the chain's time outside the provider goes, per run: medians over its steps (µs) and the
+  // two session ends (ms).
+  const chainParts = {
+    handOff: [] as number[],
+    toCall: [] as number[],
+    afterCall: [] as number[],
+    firstRunMs: [] as number[],
+    lastRunToReadMs: [] as number[],
+  };
   const flushes = { seq: [] as number[], fan: [] as number[] };
   return {
     name:
@@ -172,6 +218,7 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
     async seq() {
       const sequential = await runSession('sequential', chain);
       const providerMs = sequential.calls.reduce((sum, call) => sum + (call.end - call.start), 0);
+      recordChainParts(sequential);
       commits.seq.push(sequential.batches / STEPS);
       flushes.seq.push(sequential.walFlushes / STEPS);
       return ((sequential.wall - providerMs) * 1000) / STEPS;
@@ -191,7 +238,16 @@ async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender
       return ((fanOut.wall - critical) * 1000) / (STEPS + 1);
     },
     async describe() {
+      const us = (values: number[]) => Math.round(median(values)).toLocaleString('en-US');
+      const chainSteps =
+        `chain step outside the provider, median µs: finish → next agent's run ${us(chainParts.handOff)}` +
+        (mode === 'llm'
+          ? `, run → provider call ${us(chainParts.toCall)}, provider answer → run end ${us(chainParts.afterCall)}`
+          : '') +
+        `; per session: submit → first run ${median(chainParts.firstRunMs).toFixed(2)} ms, last run → answer read ` +
+        `${median(chainParts.lastRunToReadMs).toFixed(2)} ms`;
       return (
+        `${chainSteps}\n    ` +
         `SQLite WAL, store.synchronous full (each commit flushed off the event loop); write transactions per step ${median(commits.seq).toFixed(2)} (chain), ` +
         `${median(commits.fan).toFixed(2)} (fan-out); background WAL flushes per step ` +
         `${median(flushes.seq).toFixed(2)} / ${median(flushes.fan).toFixed(2)} (engine progress, off the critical path); ` +
