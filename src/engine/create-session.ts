@@ -10,10 +10,10 @@ import { AppError } from '../errors/app-error.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
-import { newSessionRow, newTaskRow, toSessionRecord, toTaskRecord } from '../store/rows.ts';
+import { newSessionRow, newTaskRow, toAgentRecords, toSessionRecord, toTaskRecord } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { lockTenantSubmissions } from '../store/session-locks.ts';
-import { insertSession, toAgentRecords } from '../store/session-store.ts';
+import { insertSession } from '../store/session-store.ts';
 import { NO_SETTINGS } from './session-settings.ts';
 
 export interface NewSessionSpec {

@@ -1,5 +1,6 @@
 // Maps database rows to domain records (numbers from bigint columns, JSON text to objects).
 import type {
+  AgentRecord,
   SessionRecord,
   SessionStatus,
   Strategy,
@@ -70,6 +71,40 @@ export function toTaskRecord(row: TasksTable, dependsOn: string[]): TaskRecord {
     startedAt: nullableNumber(row.started_at),
     finishedAt: nullableNumber(row.finished_at),
   };
+}
+
+/**
+ * The agents with the usage of their tasks summed, in the order of each one's first task (plan
+ * order); an agent without a task (none is created so) comes last.
+ */
+export function toAgentRecords(
+  agents: ReadonlyArray<{ id: string; name: string; role: string }>,
+  tasks: readonly TaskRecord[],
+): AgentRecord[] {
+  const usageOf = new Map<string, Usage>();
+  for (const task of tasks) {
+    if (task.agentId === null) continue;
+    const usage = usageOf.get(task.agentId);
+    if (usage) {
+      usage.inputTokens += task.usage.inputTokens;
+      usage.outputTokens += task.usage.outputTokens;
+      usage.cacheReadTokens += task.usage.cacheReadTokens;
+      usage.costUsd += task.usage.costUsd;
+    } else {
+      usageOf.set(task.agentId, { ...task.usage });
+    }
+  }
+  // Map insertion order is the order of each agent's first task.
+  const firstTask = new Map([...usageOf.keys()].map((id, index) => [id, index]));
+  const rank = (id: string) => firstTask.get(id) ?? firstTask.size;
+  return [...agents]
+    .sort((a, b) => rank(a.id) - rank(b.id))
+    .map((agent) => ({
+      id: agent.id,
+      name: agent.name,
+      role: agent.role,
+      usage: usageOf.get(agent.id) ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 },
+    }));
 }
 
 /** The columns a caller decides when it adds a session; everything else starts at its initial value. */

@@ -8,12 +8,11 @@ import type {
   SessionRecord,
   SessionStatus,
   TaskRecord,
-  Usage,
 } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from './compiled-query.ts';
 import { findReadConnection, precompileReadQuery } from './read-connection.ts';
-import { toSessionRecord, toTaskRecord } from './rows.ts';
+import { toAgentRecords, toSessionRecord, toTaskRecord } from './rows.ts';
 import type { AgentsTable, Database, SessionsTable, TaskDependenciesTable, TasksTable } from './schema.ts';
 import { loadDependencyNames } from './task-graph.ts';
 
@@ -137,40 +136,6 @@ export interface SessionContents {
   plan: PlanBody | null;
   tasks: TaskRecord[];
   agents: AgentRecord[];
-}
-
-/**
- * The agents with the usage of their tasks summed, in the order of each one's first task (plan
- * order); an agent without a task (none is created so) comes last.
- */
-export function toAgentRecords(
-  agents: ReadonlyArray<{ id: string; name: string; role: string }>,
-  tasks: readonly TaskRecord[],
-): AgentRecord[] {
-  const usageOf = new Map<string, Usage>();
-  for (const task of tasks) {
-    if (task.agentId === null) continue;
-    const usage = usageOf.get(task.agentId);
-    if (usage) {
-      usage.inputTokens += task.usage.inputTokens;
-      usage.outputTokens += task.usage.outputTokens;
-      usage.cacheReadTokens += task.usage.cacheReadTokens;
-      usage.costUsd += task.usage.costUsd;
-    } else {
-      usageOf.set(task.agentId, { ...task.usage });
-    }
-  }
-  // Map insertion order is the order of each agent's first task.
-  const firstTask = new Map([...usageOf.keys()].map((id, index) => [id, index]));
-  const rank = (id: string) => firstTask.get(id) ?? firstTask.size;
-  return [...agents]
-    .sort((a, b) => rank(a.id) - rank(b.id))
-    .map((agent) => ({
-      id: agent.id,
-      name: agent.name,
-      role: agent.role,
-      usage: usageOf.get(agent.id) ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 },
-    }));
 }
 
 /** Loads the latest plan and the tasks of a session whose row the caller already read (tenant-checked). */
