@@ -43,40 +43,40 @@ const selectAgentTurns = precompileQuery<
 /** Messages delivered into one turn at most: the rest wait for the agent's next turn. */
 const INBOX_LIMIT = 50;
 
+/** Messages to one agent of a session, oldest first, with the sender's agent name (none: the user). */
+function messagesTo(db: Kysely<Database>, tenantId: unknown, sessionId: unknown, agentId: unknown) {
+  return db
+    .selectFrom('messages')
+    .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
+    .select(['messages.body', 'agents.name as from_name'])
+    .where('messages.tenant_id', '=', tenantId as string)
+    .where('messages.session_id', '=', sessionId as string)
+    .where('messages.to_agent_id', '=', agentId as string)
+    .orderBy('messages.created_at');
+}
+
 /**
- * Messages to an agent not yet received by a finished turn of it, oldest first, with the sender's
- * agent name (none: the user). Not "newer than its latest turn": a message sent while the agent was
- * running arrived after that turn had read its inbox, and must reach the next one.
+ * Messages to an agent not yet received by a finished turn of it. Not "newer than its latest
+ * turn": a message sent while the agent was running arrived after that turn had read its inbox,
+ * and must reach the next one.
  */
 const selectInbox = precompileQuery<Database, { id: string; body: string; from_name: string | null }>(
   3,
   (db, [tenantId, sessionId, agentId]) =>
-    db
-      .selectFrom('messages')
-      .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
-      .select(['messages.id', 'messages.body', 'agents.name as from_name'])
-      .where('messages.tenant_id', '=', tenantId as string)
-      .where('messages.session_id', '=', sessionId as string)
-      .where('messages.to_agent_id', '=', agentId as string)
+    messagesTo(db, tenantId, sessionId, agentId)
+      .select('messages.id')
       .where('messages.delivered_task_id', 'is', null)
-      .orderBy('messages.created_at')
       .limit(INBOX_LIMIT),
 );
 
-/** Messages to an agent that its finished turns received, oldest first, with the turn's task id. */
+/** Messages to an agent that its finished turns received, with the turn's task id. */
 const selectReceived = precompileQuery<
   Database,
   { delivered_task_id: string | null; body: string; from_name: string | null }
 >(3, (db, [tenantId, sessionId, agentId]) =>
-  db
-    .selectFrom('messages')
-    .leftJoin('agents', 'agents.id', 'messages.from_agent_id')
-    .select(['messages.delivered_task_id', 'messages.body', 'agents.name as from_name'])
-    .where('messages.tenant_id', '=', tenantId as string)
-    .where('messages.session_id', '=', sessionId as string)
-    .where('messages.to_agent_id', '=', agentId as string)
-    .where('messages.delivered_task_id', 'is not', null)
-    .orderBy('messages.created_at'),
+  messagesTo(db, tenantId, sessionId, agentId)
+    .select('messages.delivered_task_id')
+    .where('messages.delivered_task_id', 'is not', null),
 );
 
 /** Reads agent memory from the tasks and messages tables, always scoped to the task's tenant. */
