@@ -46,6 +46,14 @@ export const ZERO_USAGE: Readonly<Usage> = Object.freeze({
   costUsd: 0,
 });
 
+/** Adds `more` into `total`, field by field. */
+export function addUsage(total: Usage, more: Readonly<Usage>): void {
+  total.inputTokens += more.inputTokens;
+  total.outputTokens += more.outputTokens;
+  total.cacheReadTokens += more.cacheReadTokens;
+  total.costUsd += more.costUsd;
+}
+
 /** One planned unit of work, as submitted or as produced by the orchestrator. */
 export interface PlannedTask {
   /** Unique within the plan; other tasks refer to it in `dependsOn`. */

@@ -49,13 +49,6 @@ export function touch(
   return entry;
 }
 
-export function addUsage(total: Usage, more: Usage): void {
-  total.inputTokens += more.inputTokens;
-  total.outputTokens += more.outputTokens;
-  total.cacheReadTokens += more.cacheReadTokens;
-  total.costUsd += more.costUsd;
-}
-
 function isZero(usage: Usage): boolean {
   return (
     usage.inputTokens === 0 && usage.outputTokens === 0 && usage.cacheReadTokens === 0 && usage.costUsd === 0

@@ -3,11 +3,11 @@
 import type { Kysely } from 'kysely';
 import { BUDGET_STOP_PREFIX, type Budget, findBudgetOverrun } from '../domain/budget.ts';
 import { isTerminalSessionStatus } from '../domain/session-state.ts';
-import type { SessionStatus, Usage } from '../domain/types.ts';
+import { addUsage, type SessionStatus, type Usage } from '../domain/types.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
-import { addUsage, type Touched } from './advance-sessions.ts';
+import type { Touched } from './advance-sessions.ts';
 
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.
 const ID_CHUNK = 500;

@@ -6,14 +6,13 @@
 import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
+import { addUsage, type SessionStatus, type TaskStatus, type Usage } from '../domain/types.ts';
 import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import { markMessagesDelivered } from '../store/message-store.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { completeClaimedTasks } from '../store/task-store.ts';
 import {
-  addUsage,
   advanceSessions,
   type ContinueSession,
   type HandOff,

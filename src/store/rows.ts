@@ -1,13 +1,15 @@
 // Maps database rows to domain records (numbers from bigint columns, JSON text to objects).
-import type {
-  AgentRecord,
-  SessionRecord,
-  SessionStatus,
-  Strategy,
-  TaskKind,
-  TaskRecord,
-  TaskStatus,
-  Usage,
+import {
+  type AgentRecord,
+  addUsage,
+  type SessionRecord,
+  type SessionStatus,
+  type Strategy,
+  type TaskKind,
+  type TaskRecord,
+  type TaskStatus,
+  type Usage,
+  ZERO_USAGE,
 } from '../domain/types.ts';
 import type { SessionsTable, TasksTable } from './schema.ts';
 
@@ -81,30 +83,20 @@ export function toAgentRecords(
   agents: ReadonlyArray<{ id: string; name: string; role: string }>,
   tasks: readonly TaskRecord[],
 ): AgentRecord[] {
+  // Insertion order: agents in the order of their first task.
   const usageOf = new Map<string, Usage>();
   for (const task of tasks) {
     if (task.agentId === null) continue;
-    const usage = usageOf.get(task.agentId);
-    if (usage) {
-      usage.inputTokens += task.usage.inputTokens;
-      usage.outputTokens += task.usage.outputTokens;
-      usage.cacheReadTokens += task.usage.cacheReadTokens;
-      usage.costUsd += task.usage.costUsd;
-    } else {
-      usageOf.set(task.agentId, { ...task.usage });
-    }
+    let usage = usageOf.get(task.agentId);
+    if (!usage) usageOf.set(task.agentId, (usage = { ...ZERO_USAGE }));
+    addUsage(usage, task.usage);
   }
-  // Map insertion order is the order of each agent's first task.
-  const firstTask = new Map([...usageOf.keys()].map((id, index) => [id, index]));
-  const rank = (id: string) => firstTask.get(id) ?? firstTask.size;
-  return [...agents]
-    .sort((a, b) => rank(a.id) - rank(b.id))
-    .map((agent) => ({
-      id: agent.id,
-      name: agent.name,
-      role: agent.role,
-      usage: usageOf.get(agent.id) ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 },
-    }));
+  for (const agent of agents) if (!usageOf.has(agent.id)) usageOf.set(agent.id, { ...ZERO_USAGE });
+  const byId = new Map(agents.map((agent) => [agent.id, agent]));
+  return [...usageOf].flatMap(([id, usage]) => {
+    const agent = byId.get(id);
+    return agent ? [{ id, name: agent.name, role: agent.role, usage }] : [];
+  });
 }
 
 /** The columns a caller decides when it adds a session; everything else starts at its initial value. */
