@@ -60,7 +60,8 @@ export function createCommitDurability(walPath: string, inTransaction: () => boo
   const flusher = createWalFlusher(walPath);
   // Rows written in the open transaction (or by the last autocommit statement) not yet committed.
   let uncommittedWrite = false;
-  let commitsInUse = 0;
+  // A commit since the connection was acquired (endOfUse resets it).
+  let committedInUse = false;
   let deferred = false;
 
   function afterStatement(wrote: boolean, text: string): void {
@@ -68,7 +69,7 @@ export function createCommitDurability(walPath: string, inTransaction: () => boo
     if (!uncommittedWrite || inTransaction()) return;
     uncommittedWrite = false;
     // A rolled-back transaction left nothing to flush.
-    if (!ROLLBACK.test(text)) commitsInUse++;
+    if (!ROLLBACK.test(text)) committedInUse = true;
   }
 
   return {
@@ -95,11 +96,11 @@ export function createCommitDurability(walPath: string, inTransaction: () => boo
       deferred = true;
     },
     endOfUse() {
-      const commits = commitsInUse;
+      const committed = committedInUse;
       const wasDeferred = deferred;
-      commitsInUse = 0;
+      committedInUse = false;
       deferred = false;
-      if (commits === 0) return undefined;
+      if (!committed) return undefined;
       flusher.committed();
       return wasDeferred ? undefined : flusher.whenDurable();
     },

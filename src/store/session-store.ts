@@ -138,7 +138,7 @@ export interface SessionContents {
   agents: AgentRecord[];
 }
 
-/** Loads the latest plan and the tasks of a session whose row the caller already read (tenant-checked). */
+/** Loads the latest plan, the tasks and the agents of a session whose row the caller already read (tenant-checked). */
 export async function loadSessionContents(db: Kysely<Database>, sessionId: string): Promise<SessionContents> {
   const plan = (await selectLatestPlanBody(db, sessionId)).rows[0];
   const rows = (await selectSessionTasks(db, sessionId)).rows;
