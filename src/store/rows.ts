@@ -87,9 +87,9 @@ export function toAgentRecords(
   const usageOf = new Map<string, Usage>();
   for (const task of tasks) {
     if (task.agentId === null) continue;
-    let usage = usageOf.get(task.agentId);
-    if (!usage) usageOf.set(task.agentId, (usage = { ...ZERO_USAGE }));
+    const usage = usageOf.get(task.agentId) ?? { ...ZERO_USAGE };
     addUsage(usage, task.usage);
+    usageOf.set(task.agentId, usage);
   }
   for (const agent of agents) if (!usageOf.has(agent.id)) usageOf.set(agent.id, { ...ZERO_USAGE });
   const byId = new Map(agents.map((agent) => [agent.id, agent]));
