@@ -4,6 +4,7 @@
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Kysely } from 'kysely';
+import { type ProviderKeyCheck, startProviderKeyCheck } from './agents/providers/check-providers.ts';
 import { createLlmStack } from './agents/providers/create-llm-stack.ts';
 import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
 import type { RoleDefinition } from './agents/roles/role.ts';
@@ -231,6 +232,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
               isKnownRole: (role: string) => names.has(role),
               isKnownRunner: (runner: string) => runtimes.hasRunner(runner),
               maxAgentsPerRole: config.llm.planner.maxAgentsPerRole,
+              maxTasksPerPhase: config.llm.planner.maxTasksPerPhase,
             };
           },
           maxAttempts: config.tasks.maxAttempts,
@@ -302,6 +304,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
 
     let metricsListener: MetricsListener | undefined;
     let retention: RetentionJob | undefined;
+    let providerKeyCheck: ProviderKeyCheck | undefined;
     let stopping: Promise<void> | undefined;
     return {
       config,
@@ -323,6 +326,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         const listened = await http.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
         // Fastify names the address http:// even when the server factory serves TLS.
         const url = tls ? listened.replace(/^http:/, 'https:') : listened;
+        // Not awaited: a wrong key is logged as a warning without holding up the start.
+        if (llm && config.llm.checkKeysAtStart)
+          providerKeyCheck = startProviderKeyCheck(config.providers, logger.child({ component: 'llm' }));
         security.start();
         await notifier?.start();
         engine.start();
@@ -348,6 +354,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       stop() {
         stopping ??= (async () => {
           shuttingDown = true;
+          providerKeyCheck?.stop();
           await http.close();
           await engine.stop({ graceMs: config.shutdown.graceSeconds * 1000 });
           await retention?.stop();

@@ -5,6 +5,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { EventDto, TaskDto } from '../http/dto.ts';
 import { CliError, EXIT, exitCodeForStatus, toCliError } from './exit-codes.ts';
 import {
+  createEventPrinter,
   createOutput,
   formatAgentTable,
   formatDuration,
@@ -104,6 +105,37 @@ describe('output', () => {
     assert.equal(
       formatEvent(event('session.finished', { status: 'completed' }), names, plain, true),
       '▸ session finished: completed',
+    );
+  });
+
+  test('the pieces of a streamed line print as one line; another event or the end closes it', () => {
+    const names = new Map([
+      ['t1', 'writer'],
+      ['t2', 'coder'],
+    ]);
+    let printed = '';
+    const printer = createEventPrinter({ write: (text) => (printed += text), paint: plain }, names);
+    const piece = (taskId: string, line: string, partial?: true) =>
+      event('task.output', { taskId, stream: 'text', line, ...(partial ? { partial } : {}) });
+    printer.print(piece('t1', 'The plan ', true));
+    printer.print(piece('t1', 'has two ', true));
+    printer.print(piece('t1', 'steps.'));
+    printer.print(piece('t1', 'Second ', true));
+    printer.print(piece('t2', 'other task', true));
+    printer.print(event('task.status', { taskId: 't2', name: 'coder', to: 'failed', reason: 'exit 1' }));
+    printer.print(piece('t1', 'tail', true));
+    printer.end();
+    printer.end();
+    assert.equal(
+      printed,
+      [
+        '[writer] The plan has two steps.',
+        '[writer] Second ',
+        '[coder] other task',
+        '▸ coder: failed — exit 1',
+        '[writer] tail',
+        '',
+      ].join('\n'),
     );
   });
 

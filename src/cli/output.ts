@@ -9,6 +9,8 @@ export interface Output {
   color: boolean;
   /** Writes one line to stdout. */
   line(text?: string): void;
+  /** Writes text to stdout as it is (a streamed line's pieces). */
+  write(text: string): void;
   /** Writes one line to stderr (progress notes, warnings). */
   note(text: string): void;
   /** Writes a value as one JSON document (pretty) on stdout. */
@@ -53,6 +55,7 @@ export function createOutput(options: OutputOptions): Output {
     color: options.color,
     paint,
     line: (text = '') => void stdout.write(`${text}\n`),
+    write: (text) => void stdout.write(text),
     note: (text) => void stderr.write(`${text}\n`),
     printJson: (value) => void stdout.write(`${JSON.stringify(value, null, 2)}\n`),
     printJsonLine: (value) => void stdout.write(`${JSON.stringify(value)}\n`),
@@ -272,11 +275,8 @@ export function formatEvent(
   const name = pickString(data, ['name']) ?? (taskId ? taskNames.get(taskId) : undefined) ?? taskId ?? 'task';
   const marker = paint.dim('▸');
   switch (event.type) {
-    case 'task.output': {
-      const line = (pickString(data, ['line']) ?? '').replace(/\r?\n$/, '');
-      const body = data.stream === 'stderr' ? paint.yellow(line) : line;
-      return `${paint.cyan(`[${name}]`)} ${body}`;
-    }
+    case 'task.output':
+      return `${paint.cyan(`[${name}]`)} ${formatOutputBody(data, paint)}`;
     case 'task.status': {
       const to = pickString(data, ['to']) ?? '?';
       if (!verbose && QUIET_TASK_STATES.has(to)) return undefined;
@@ -316,6 +316,61 @@ export function formatEvent(
     default:
       return verbose ? `${marker} ${event.type} ${JSON.stringify(data)}` : undefined;
   }
+}
+
+/** Prints followed events; see {@link createEventPrinter}. */
+export interface EventPrinter {
+  print(event: EventDto): void;
+  /** Ends a streamed line left open (the stream stopped). */
+  end(): void;
+}
+
+/**
+ * Prints followed events, one line each, except that the pieces of a streamed line (`task.output`
+ * with `partial`, see docs/api.md) are printed as one line: the `[name]` prefix starts it, each
+ * piece continues it, and a line break ends it — the line's own, or the next event that is not its
+ * continuation.
+ */
+export function createEventPrinter(
+  out: Pick<Output, 'write' | 'paint'>,
+  taskNames: Map<string, string>,
+): EventPrinter {
+  // `taskId stream` of the line a partial piece left open.
+  let open: string | undefined;
+  const close = () => {
+    if (open !== undefined) out.write('\n');
+    open = undefined;
+  };
+  return {
+    print(event) {
+      const data = event.data ?? {};
+      if (event.type === 'task.output') {
+        const key = `${String(data.taskId)} ${String(data.stream)}`;
+        if (open === key) {
+          out.write(formatOutputBody(data, out.paint));
+        } else {
+          close();
+          out.write(formatEvent(event, taskNames, out.paint) ?? '');
+        }
+        if (data.partial === true) open = key;
+        else {
+          open = undefined;
+          out.write('\n');
+        }
+        return;
+      }
+      const text = formatEvent(event, taskNames, out.paint);
+      if (text === undefined) return;
+      close();
+      out.write(`${text}\n`);
+    },
+    end: close,
+  };
+}
+
+function formatOutputBody(data: Record<string, unknown>, paint: Painter): string {
+  const line = (pickString(data, ['line']) ?? '').replace(/\r?\n$/, '');
+  return data.stream === 'stderr' ? paint.yellow(line) : line;
 }
 
 /** `logs` line: `#12 2026-11-25 17:50:47 <formatted event>`. */

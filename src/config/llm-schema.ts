@@ -203,6 +203,12 @@ export const llmConfigSchema = z
       .describe(
         'Offer LLM agents the `send_message` tool to address other agents of their session (needs a model with tool calling). @defaultValue true',
       ),
+    checkKeysAtStart: z
+      .boolean()
+      .default(true)
+      .describe(
+        '`maos serve` asks each provider for its model list with the configured key right after it listens (in the background; no tokens spent) and logs a warning per rejected key. @defaultValue true',
+      ),
     planner: z
       .strictObject({
         maxRepairs: z
@@ -281,6 +287,7 @@ export const llmConfigSchema = z
   .default({
     defaultFallback: [],
     agentMessaging: true,
+    checkKeysAtStart: true,
     roles: {},
     prices: {},
     retry: { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 20_000, maxRetryAfterSeconds: 60 },

@@ -1,5 +1,6 @@
 // The `retention` config section: how long finished sessions' events, outputs, agent messages and
-// idempotency keys are kept before the periodic retention job deletes them (store/retention.ts).
+// idempotency keys (and LLM response cache entries) are kept before the periodic retention job
+// deletes them (store/retention.ts).
 import { z } from 'zod';
 
 const days = (what: string, fallback: number) =>
@@ -18,6 +19,7 @@ const RETENTION_DEFAULTS = {
   outputsDays: 30,
   messagesDays: 90,
   idempotencyKeysDays: 7,
+  responseCacheDays: 30,
 } as const;
 
 export const retentionConfigSchema = z
@@ -56,8 +58,12 @@ export const retentionConfigSchema = z
       'Days after an `Idempotency-Key` was first used before it is forgotten, once its session has finished (a retry after that creates a new session).',
       RETENTION_DEFAULTS.idempotencyKeysDays,
     ),
+    responseCacheDays: days(
+      'Days after an LLM response was stored in the response cache (providers with `cache: true`) before it is deleted; a later identical call asks the provider again.',
+      RETENTION_DEFAULTS.responseCacheDays,
+    ),
   })
   .default(RETENTION_DEFAULTS)
   .describe(
-    'Retention of finished sessions’ data. Running sessions and the audit log are never touched; expired rate-limit counters (PostgreSQL) are always removed.',
+    'Retention of finished sessions’ data and of the LLM response cache. Running sessions and the audit log are never touched; expired rate-limit counters (PostgreSQL) are always removed.',
   );

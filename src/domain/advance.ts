@@ -13,6 +13,8 @@ export interface AdvanceTask {
   dependsOn: readonly string[];
   result?: string | null;
   error?: string | null;
+  /** `plan` tasks (the orchestrator's planning and phase gates) decide; their output is no result. */
+  kind?: string;
 }
 
 export interface AdvanceDecision {
@@ -73,7 +75,7 @@ function decideOutcome(
   if (notDone.length > 0) {
     return { status: 'failed', error: `tasks did not succeed: ${notDone.join(', ')}` };
   }
-  const sinks = new Set(findSinkTasks(tasks));
+  const sinks = new Set(findSinkTasks(tasks.filter((task) => task.kind !== 'plan')));
   const outputs = tasks.filter((task) => sinks.has(task.name));
   const result =
     outputs.length === 1

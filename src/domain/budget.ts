@@ -63,17 +63,26 @@ export function toBudgetError(reason: string, usage: Usage, budget: Budget): App
   return new AppError('BUDGET_EXCEEDED', `${BUDGET_STOP_PREFIX}${reason}`, { details: { budget, usage } });
 }
 
+/** Token counts of a usage, without its cost. */
+export type TokenCounts = Omit<Usage, 'costUsd'>;
+
 /**
  * Usage of a call still streaming, estimated at 4 characters per token (the provider reports the
- * real figures only at the end). Used to stop an agent mid-stream, not for billing.
+ * real figures only at the end). Used to stop an agent mid-stream, not for billing. `costOf` prices
+ * the estimate with the price of the model being called; without it the cost is 0, and a cost
+ * budget could only be enforced when the call ends.
  */
-export function estimateStreamingUsage(promptChars: number, outputChars: number): Usage {
-  return {
+export function estimateStreamingUsage(
+  promptChars: number,
+  outputChars: number,
+  costOf?: (tokens: TokenCounts) => number,
+): Usage {
+  const tokens = {
     inputTokens: Math.ceil(promptChars / 4),
     outputTokens: Math.ceil(outputChars / 4),
     cacheReadTokens: 0,
-    costUsd: 0,
   };
+  return { ...tokens, costUsd: costOf?.(tokens) ?? 0 };
 }
 
 /** Stops one streaming call once its session's budget is crossed. */
@@ -86,11 +95,13 @@ export interface StreamingBudgetStop {
 
 /**
  * A budget stop for one streaming call (the LLM runtime's agents and the orchestrator's synthesis):
- * `check` gets the call's estimated usage and returns the overrun reason, or null.
+ * `check` gets the call's estimated usage, priced with `costOf` (see estimateStreamingUsage), and
+ * returns the overrun reason, or null.
  */
 export function createStreamingBudgetStop(
   promptChars: number,
   check: (partialUsage: Usage) => string | null | undefined,
+  costOf?: (tokens: TokenCounts) => number,
 ): StreamingBudgetStop {
   const stop = new AbortController();
   let streamedChars = 0;
@@ -99,7 +110,7 @@ export function createStreamingBudgetStop(
     addOutput(chars) {
       if (stop.signal.aborted) return;
       streamedChars += chars;
-      const partial = estimateStreamingUsage(promptChars, streamedChars);
+      const partial = estimateStreamingUsage(promptChars, streamedChars, costOf);
       const overrun = check(partial);
       if (overrun) {
         stop.abort(

@@ -24,6 +24,11 @@ export interface TaskOutputData {
   name: string;
   stream: 'stdout' | 'stderr' | 'text';
   line: string;
+  /**
+   * No line break follows `line`: the next `task.output` of the task's stream continues it (or the
+   * run's output ended without one). The text is `line + (partial ? '' : '\n')` over the events.
+   */
+  partial?: true;
 }
 export interface TaskResultData {
   taskId: string;

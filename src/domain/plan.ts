@@ -4,6 +4,12 @@ import { AppError } from '../errors/app-error.ts';
 import type { AgentSpec } from './session-input.ts';
 import type { PlanBody, PlannedTask, Strategy } from './types.ts';
 
+/**
+ * Names of the orchestrator's own tasks start with this (`orchestrator:plan`, …). Generated task
+ * names cannot contain ':', and an edited plan may not use the prefix, so they never clash.
+ */
+export const ORCHESTRATOR_TASK_PREFIX = 'orchestrator:';
+
 export interface PlanCheckers {
   /** True when the role exists (built-in catalogue or tenant role). */
   isKnownRole(role: string): boolean;

@@ -13,6 +13,7 @@ import { toUsage } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { type GraphTask, loadSessionGraphs, loadTaskOutputs } from '../store/task-graph.ts';
 import { startReadiedTasks } from '../store/task-store.ts';
+import { applyInitialPlan, isPlanningGraph } from './initial-plan.ts';
 import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
 /**
@@ -163,7 +164,18 @@ export async function advanceSessions(
     }
     let readied = decision.ready.length;
     let outcome = decision.outcome;
-    if (outcome?.status === 'completed' && continueSession) {
+    // The orchestrator's planning task succeeded: the session goes on with the plan it returned.
+    const planned =
+      outcome?.status === 'completed' && isPlanningGraph(graph)
+        ? await applyInitialPlan(trx, { id: sessionId, tenantId: entry.tenantId }, graph[0]!, now)
+        : null;
+    if (planned && 'error' in planned) {
+      outcome = { status: 'failed', error: planned.error };
+    } else if (planned) {
+      outcome = null;
+      readied += planned.readied;
+      entry.events.push(...planned.events);
+    } else if (outcome?.status === 'completed' && continueSession) {
       // Orchestrated sessions continue (phase gate, next phase, synthesis) instead of completing.
       const next = await continueSession(trx, { id: sessionId, tenantId: entry.tenantId }, now);
       if (next) {

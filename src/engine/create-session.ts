@@ -1,11 +1,12 @@
 // Turns a validated submission into the rows of a new session (plan, agents, tasks, dependencies,
-// first events) and stores them in one transaction, honouring the Idempotency-Key.
+// first events) and stores them in one transaction, honouring the Idempotency-Key. A session the
+// orchestrator plans is stored with its `plan` task instead of a plan.
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { NewEvent } from '../domain/events.ts';
+import type { NewEvent, SessionCreatedData } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import type { PlanBody, SessionDetail, SessionSettings, Strategy } from '../domain/types.ts';
+import type { PlanBody, SessionDetail, SessionSettings, Strategy, TaskRecord } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
@@ -13,7 +14,8 @@ import { newId } from '../store/ids.ts';
 import { newSessionRow, newTaskRow, toAgentRecords, toSessionRecord, toTaskRecord } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { lockTenantSubmissions } from '../store/session-locks.ts';
-import { insertSession } from '../store/session-store.ts';
+import { insertSession, type PlannedRows } from '../store/session-store.ts';
+import { INITIAL_PLAN_TASK_NAME, ORCHESTRATOR_ROLE } from './planner-continuation.ts';
 import { NO_SETTINGS } from './session-settings.ts';
 
 export interface NewSessionSpec {
@@ -23,9 +25,13 @@ export interface NewSessionSpec {
   objective: string;
   strategy: Strategy;
   metadata: Record<string, unknown>;
-  plan: PlanBody;
+  /**
+   * The plan; null when the orchestrator plans the session: it is stored in status `planning` with
+   * one `plan` task, whose result becomes plan version 1 (initial-plan.ts).
+   */
+  plan: PlanBody | null;
   maxAttempts: number;
-  /** Stop in `awaiting_approval` with no task ready until a person approves the plan. */
+  /** Stop in `awaiting_approval` with no task ready until a person approves the (first) plan. */
   awaitApproval?: boolean;
   /** Stored in `session_settings` when any is set (the engine reads the budget at each task finish). */
   settings?: SessionSettings;
@@ -78,6 +84,127 @@ export async function findIdempotentSession(
   return row.session_id;
 }
 
+/** A plan's agents, tasks and dependencies for a session, with what its first events say about them. */
+export interface PlannedSessionRows extends PlannedRows {
+  /** Every planned task, for the `session.created` event. */
+  created: SessionCreatedData['tasks'];
+  /** The `task.status` events of the tasks made ready. */
+  readyEvents: NewEvent[];
+  /** Each task's record with its dependencies, in plan order. */
+  taskRecords: TaskRecord[];
+}
+
+/**
+ * Turns a plan's phases into the rows of its agents, tasks and dependencies: one agent per task,
+ * tasks without dependencies ready unless the plan waits for approval. Shared by a session stored
+ * with its plan and by one whose first plan the orchestrator's `plan` task just produced.
+ */
+export function buildPlannedRows(spec: {
+  tenantId: string;
+  sessionId: string;
+  plan: PlanBody;
+  maxAttempts: number;
+  awaitApproval: boolean;
+  runtimeOf(runner: string | undefined): string;
+  /** Position of the first task (after the tasks the session already has). */
+  firstPosition: number;
+  now: number;
+}): PlannedSessionRows {
+  const { sessionId, now } = spec;
+  const planned = spec.plan.phases.flatMap((phase, phaseIndex) =>
+    phase.tasks.map((task) => ({ task, phaseIndex })),
+  );
+  const idByName = new Map(planned.map(({ task }) => [task.name, newId()]));
+  const agents = planned.map(({ task }) => ({
+    id: newId(),
+    tenant_id: spec.tenantId,
+    session_id: sessionId,
+    name: task.name,
+    role: task.role,
+    runtime: spec.runtimeOf(task.runner),
+    created_at: now,
+  }));
+  const owner = { tenantId: spec.tenantId, sessionId, maxAttempts: spec.maxAttempts, now };
+  const tasks: TasksTable[] = planned.map(({ task, phaseIndex }, index) => {
+    const ready = !spec.awaitApproval && task.dependsOn.length === 0;
+    return newTaskRow(owner, {
+      id: idByName.get(task.name)!,
+      kind: 'agent',
+      name: task.name,
+      role: task.role,
+      agent_id: agents[index]!.id,
+      instructions: task.instructions,
+      runner: task.runner ?? null,
+      phase: phaseIndex,
+      position: spec.firstPosition + index,
+      status: ready ? transitionTask('pending', 'dependencies_met') : 'pending',
+    });
+  });
+  const dependencies = planned.flatMap(({ task }) =>
+    task.dependsOn.map((dep) => ({
+      task_id: idByName.get(task.name)!,
+      depends_on_task_id: idByName.get(dep)!,
+      session_id: sessionId,
+      tenant_id: spec.tenantId,
+    })),
+  );
+  const readyEvents: NewEvent[] = tasks
+    .filter((task) => task.status === 'ready')
+    .map((task) => ({
+      type: 'task.status',
+      data: { taskId: task.id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
+    }));
+  const taskRecords = tasks.map((task, index) => toTaskRecord(task, [...planned[index]!.task.dependsOn]));
+  return {
+    agents,
+    tasks,
+    dependencies,
+    created: planned.map(({ task }) => ({
+      id: idByName.get(task.name)!,
+      name: task.name,
+      role: task.role,
+      dependsOn: task.dependsOn,
+    })),
+    readyEvents,
+    taskRecords,
+  };
+}
+
+/**
+ * The one task of a session the orchestrator plans: it runs like any task (lease, retries,
+ * cancellation); its result is the first plan (initial-plan.ts applies it).
+ */
+function buildInitialPlanTask(spec: NewSessionSpec, sessionId: string, now: number): PlannedSessionRows {
+  const task = newTaskRow(
+    { tenantId: spec.tenantId, sessionId, maxAttempts: spec.maxAttempts, now },
+    {
+      id: newId(),
+      kind: 'plan',
+      name: INITIAL_PLAN_TASK_NAME,
+      role: ORCHESTRATOR_ROLE,
+      agent_id: null,
+      instructions: 'Plan the objective.',
+      runner: null,
+      phase: 0,
+      position: 0,
+      status: transitionTask('pending', 'dependencies_met'),
+    },
+  );
+  return {
+    agents: [],
+    tasks: [task],
+    dependencies: [],
+    created: [{ id: task.id, name: task.name, role: task.role, dependsOn: [] }],
+    readyEvents: [
+      {
+        type: 'task.status',
+        data: { taskId: task.id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
+      },
+    ],
+    taskRecords: [toTaskRecord(task, [])],
+  };
+}
+
 /**
  * Stores the session (or finds the one an earlier request with the same key created).
  * Returns its id and whether it was created now.
@@ -97,46 +224,27 @@ export async function storeNewSession(
   }
   await spec.admit?.(trx);
   const sessionId = spec.sessionId ?? newId();
-  const status = spec.awaitApproval
-    ? transitionSession(transitionSession('pending', 'plan'), 'await_approval')
-    : transitionSession('pending', 'start');
-  const planned = spec.plan.phases.flatMap((phase, phaseIndex) =>
-    phase.tasks.map((task) => ({ task, phaseIndex })),
-  );
-  const idByName = new Map(planned.map(({ task }) => [task.name, newId()]));
-  const agents = planned.map(({ task }) => ({
-    id: newId(),
-    tenant_id: spec.tenantId,
-    session_id: sessionId,
-    name: task.name,
-    role: task.role,
-    runtime: spec.runtimeOf(task.runner),
-    created_at: now,
-  }));
-  const owner = { tenantId: spec.tenantId, sessionId, maxAttempts: spec.maxAttempts, now };
-  const tasks: TasksTable[] = planned.map(({ task, phaseIndex }, position) => {
-    const ready = !spec.awaitApproval && task.dependsOn.length === 0;
-    return newTaskRow(owner, {
-      id: idByName.get(task.name)!,
-      kind: 'agent',
-      name: task.name,
-      role: task.role,
-      agent_id: agents[position]!.id,
-      instructions: task.instructions,
-      runner: task.runner ?? null,
-      phase: phaseIndex,
-      position,
-      status: ready ? transitionTask('pending', 'dependencies_met') : 'pending',
-    });
-  });
-  const dependencies = planned.flatMap(({ task }) =>
-    task.dependsOn.map((dep) => ({
-      task_id: idByName.get(task.name)!,
-      depends_on_task_id: idByName.get(dep)!,
-      session_id: sessionId,
-      tenant_id: spec.tenantId,
-    })),
-  );
+  const awaitApproval = spec.awaitApproval === true;
+  // Without a plan the orchestrator plans in a task; approval, if required, comes after it.
+  const status =
+    spec.plan === null
+      ? transitionSession('pending', 'plan')
+      : awaitApproval
+        ? transitionSession(transitionSession('pending', 'plan'), 'await_approval')
+        : transitionSession('pending', 'start');
+  const rows =
+    spec.plan === null
+      ? buildInitialPlanTask(spec, sessionId, now)
+      : buildPlannedRows({
+          tenantId: spec.tenantId,
+          sessionId,
+          plan: spec.plan,
+          maxAttempts: spec.maxAttempts,
+          awaitApproval,
+          runtimeOf: spec.runtimeOf,
+          firstPosition: 0,
+          now,
+        });
   const sessionRow: SessionsTable = {
     ...newSessionRow(
       {
@@ -146,11 +254,14 @@ export async function storeNewSession(
         strategy: spec.strategy,
         status,
         metadata: JSON.stringify(spec.metadata),
-        // A session waiting for approval starts when it is approved (approvePlan sets started_at).
-        started_at: spec.awaitApproval ? null : now,
+        // A session starts when its plan's tasks may run: at once, once planned, or once approved
+        // (initial-plan.ts and approvePlan set started_at then).
+        started_at: status === 'running' ? now : null,
       },
       now,
     ),
+    // Version 1 is the first plan: stored now, or when the orchestrator's plan task produced it.
+    ...(spec.plan === null ? { plan_version: 0 } : {}),
     ...(spec.traceContext
       ? { trace_parent: spec.traceContext.traceparent, trace_state: spec.traceContext.tracestate ?? null }
       : {}),
@@ -158,34 +269,19 @@ export async function storeNewSession(
   const events: NewEvent[] = [
     {
       type: 'session.created',
-      data: {
-        objective: spec.objective,
-        strategy: spec.strategy,
-        tasks: planned.map(({ task }) => ({
-          id: idByName.get(task.name)!,
-          name: task.name,
-          role: task.role,
-          dependsOn: task.dependsOn,
-        })),
-      },
+      data: { objective: spec.objective, strategy: spec.strategy, tasks: rows.created },
     },
-    ...(spec.awaitApproval
+    ...(status === 'awaiting_approval'
       ? [
           { type: 'session.status', data: { from: 'pending', to: 'planning' } } as const,
           { type: 'session.status', data: { from: 'planning', to: status } } as const,
         ]
       : [{ type: 'session.status', data: { from: 'pending', to: status } } as const]),
+    ...rows.readyEvents,
   ];
-  for (const task of tasks) {
-    if (task.status !== 'ready') continue;
-    events.push({
-      type: 'task.status',
-      data: { taskId: task.id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
-    });
-  }
   // A new session's log starts at seq 1: the counter is written with the row, no UPDATE needed.
   sessionRow.last_seq = events.length;
-  await insertSession(trx, { session: sessionRow, plan: spec.plan, agents, tasks, dependencies });
+  await insertSession(trx, { session: sessionRow, plan: spec.plan, ...rows });
   await insertEventRows(trx, { id: sessionId, tenantId: spec.tenantId }, 1, events, now);
   const settings = spec.settings;
   if (settings && (settings.approval !== 'none' || settings.budget !== null || settings.threadId !== null)) {
@@ -214,20 +310,17 @@ export async function storeNewSession(
       .execute();
   }
   // The caller gets the detail from the rows just written, sparing a read of what it wrote.
-  const taskRecords = tasks.map((task, position) =>
-    toTaskRecord(task, [...planned[position]!.task.dependsOn]),
-  );
   const detail: SessionDetail = {
     ...toSessionRecord(sessionRow),
     plan: spec.plan,
-    tasks: taskRecords,
-    agents: toAgentRecords(agents, taskRecords),
+    tasks: rows.taskRecords,
+    agents: toAgentRecords(rows.agents, rows.taskRecords),
     settings: settings ?? NO_SETTINGS,
   };
   return {
     sessionId,
     created: true,
-    readied: tasks.filter((task) => task.status === 'ready').length,
+    readied: rows.tasks.filter((task) => task.status === 'ready').length,
     detail,
   };
 }

@@ -4,8 +4,7 @@ import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import type { Config } from '../config/schema.ts';
 import type { Budget } from '../domain/budget.ts';
-import type { CreateSessionInput } from '../domain/session-input.ts';
-import type { PlanBody } from '../domain/types.ts';
+import type { PlanBody, Usage } from '../domain/types.ts';
 import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../store/schema.ts';
@@ -14,19 +13,29 @@ import type { SessionService } from './session-service.ts';
 import type { ContinueSession } from './task-ops.ts';
 
 /**
- * Produces a plan for sessions the caller did not plan (strategy `adaptive`, or no `agents`).
- * Seam for the LLM planner; without one such sessions are rejected at submit time.
+ * The orchestrator that plans sessions the caller did not plan (strategy `adaptive`, or no
+ * `agents`). Such a session is stored at once in status `planning` with one `plan` task; the
+ * orchestrator runtime runs that task through `planInitial`, and its result becomes plan version 1
+ * (initial-plan.ts). Without a planner such sessions are rejected at submit time.
  */
 export interface Planner {
-  /** Returns the first phase's plan for the objective. Throws AppError on failure. */
+  /**
+   * The first plan for the objective (one phase when adaptive), marked with the orchestrator's
+   * origin, and the usage of every call it took (repairs included). Throws AppError (INVALID_PLAN
+   * when the plan stays invalid after the repairs).
+   */
   planInitial(input: {
     tenantId: string;
     sessionId: string;
     objective: string;
-    input: CreateSessionInput;
+    /** Adaptive sessions get one phase now and the rest at phase gates. */
+    adaptive: boolean;
     /** Summary of earlier sessions in the same thread (`thread_id`), when there are any. */
     threadSummary?: string;
-  }): Promise<PlanBody> | PlanBody;
+    /** Steering messages sent while the session was planning. */
+    userMessages?: readonly string[];
+    signal?: AbortSignal;
+  }): Promise<{ plan: PlanBody; usage: Usage; rounds: number }>;
 }
 
 /** A tenant's defaults for sessions that do not set them (config `llm.approval`, `llm.budgets`). */

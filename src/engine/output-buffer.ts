@@ -1,70 +1,134 @@
 // Splits a task's output chunks into lines and hands them over in batches, so a chatty process
-// costs one write per flush interval rather than one transaction per line.
+// costs one write per flush interval rather than one transaction per line. A line still unfinished
+// after an interval (a model writing a paragraph) is handed over in pieces, so readers see it grow.
 import type { OutputStream } from '../agents/runtimes/runtime.ts';
 
 /** Longest line kept in an event; longer ones are cut (a single minified blob must not bloat the log). */
 export const MAX_LINE_CHARS = 8192;
 /** Lines per task run kept in events; beyond that one notice is written (protects the database). */
 export const MAX_LINES_PER_RUN = 20_000;
+/**
+ * Unfinished text handed over before its line ends, whatever its age: matches the LLM runtime's
+ * 1 KiB batches, so a streamed paragraph becomes events of about that size, not of 8 KiB.
+ */
+export const PARTIAL_LINE_CHARS = 1024;
 
 export interface OutputLine {
   stream: OutputStream;
   line: string;
+  /**
+   * No line break follows `line`: the stream's next piece continues it (or the output ended
+   * without one). Readers rebuild the text as `line + (partial ? '' : '\n')`.
+   */
+  partial?: true;
 }
 
 export interface OutputBuffer {
   push(stream: OutputStream, chunk: string): void;
-  /** Takes the complete lines gathered so far (and, with `final`, the unterminated rests). */
+  /**
+   * A flush interval starts: the unfinished lines held now will have waited a whole interval at the
+   * next `take(false)`, which hands them over even though they have not ended.
+   */
+  startInterval(): void;
+  /**
+   * Takes the complete lines gathered so far, the unfinished ones that are due (see
+   * `startInterval`) as partial pieces, and, with `final`, every unfinished rest.
+   */
   take(final: boolean): OutputLine[];
-  /** Lines waiting to be taken. */
+  /** Pieces waiting to be taken: complete lines, plus one per stream with unfinished text. */
   readonly pending: number;
 }
 
+/** A stream's unfinished line; `due` once it was held when a flush interval started. */
+interface HeldText {
+  text: string;
+  due: boolean;
+}
+
 export function createOutputBuffer(): OutputBuffer {
-  const partial = new Map<OutputStream, string>();
+  const held = new Map<OutputStream, HeldText>();
   let lines: OutputLine[] = [];
   let emitted = 0;
   let truncatedNoticeGiven = false;
 
-  function add(stream: OutputStream, line: string): void {
+  function add(entry: OutputLine): void {
     if (emitted >= MAX_LINES_PER_RUN) {
       if (!truncatedNoticeGiven) {
         truncatedNoticeGiven = true;
-        lines.push({ stream, line: `[maos: output truncated after ${MAX_LINES_PER_RUN} lines]` });
+        lines.push({
+          stream: entry.stream,
+          line: `[maos: output truncated after ${MAX_LINES_PER_RUN} lines]`,
+        });
       }
       return;
     }
     emitted++;
-    lines.push({
+    lines.push(entry);
+  }
+
+  function addLine(stream: OutputStream, line: string): void {
+    const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+    add({
       stream,
-      line: line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}… [line truncated]` : line,
+      line: text.length > MAX_LINE_CHARS ? `${text.slice(0, MAX_LINE_CHARS)}… [line truncated]` : text,
     });
+  }
+
+  /** Hands over unfinished text whole, in pieces of at most MAX_LINE_CHARS (nothing is cut away). */
+  function addPartial(stream: OutputStream, text: string): void {
+    let start = 0;
+    while (text.length - start > MAX_LINE_CHARS) {
+      let end = start + MAX_LINE_CHARS;
+      // Never split a surrogate pair: each piece must be valid text on its own (JSON, PostgreSQL).
+      if (isHighSurrogate(text.charCodeAt(end - 1))) end--;
+      add({ stream, line: text.slice(start, end), partial: true });
+      start = end;
+    }
+    add({ stream, line: start === 0 ? text : text.slice(start), partial: true });
   }
 
   return {
     push(stream, chunk) {
-      const text = (partial.get(stream) ?? '') + chunk;
-      const parts = text.split('\n');
-      partial.set(stream, parts.pop()!);
-      for (const part of parts) add(stream, part.endsWith('\r') ? part.slice(0, -1) : part);
-      // A never-ending line is flushed in pieces rather than held in memory forever.
-      const rest = partial.get(stream)!;
-      if (rest.length > MAX_LINE_CHARS) {
-        add(stream, rest);
-        partial.set(stream, '');
+      if (chunk.length === 0) return;
+      const previous = held.get(stream);
+      let text = previous ? previous.text + chunk : chunk;
+      let due = previous?.due ?? false;
+      const lastBreak = text.lastIndexOf('\n');
+      if (lastBreak >= 0) {
+        for (const line of text.slice(0, lastBreak).split('\n')) addLine(stream, line);
+        text = text.slice(lastBreak + 1);
+        // What follows the last break is a new line that has not waited yet.
+        due = false;
       }
+      if (text.length >= PARTIAL_LINE_CHARS) {
+        addPartial(stream, text);
+        text = '';
+      }
+      if (text.length === 0) held.delete(stream);
+      else if (previous) {
+        previous.text = text;
+        previous.due = due;
+      } else held.set(stream, { text, due });
+    },
+    startInterval() {
+      for (const rest of held.values()) rest.due = true;
     },
     take(final) {
-      if (final) {
-        for (const [stream, rest] of partial) if (rest.length > 0) add(stream, rest);
-        partial.clear();
+      for (const [stream, rest] of held) {
+        if (!final && !rest.due) continue;
+        addPartial(stream, rest.text);
+        held.delete(stream);
       }
       const taken = lines;
       lines = [];
       return taken;
     },
     get pending() {
-      return lines.length;
+      return lines.length + held.size;
     },
   };
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }

@@ -5,21 +5,27 @@
 import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
-import type { PlanBody, PlannedTask, SessionStatus } from '../domain/types.ts';
+import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { newId } from '../store/ids.ts';
 import { newTaskRow, toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { getSessionRow } from '../store/session-store.ts';
 import { insertTaskDependencies } from '../store/task-store.ts';
-import { type EditedPlanRules, validateEditedPlan } from './planner-approval.ts';
+import {
+  type CurrentTask,
+  type EditedPlanRules,
+  type EditedPlanSession,
+  validateEditedPlan,
+} from './planner-approval.ts';
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
+import type { ExistingAgent, GeneratedTask } from './planner-validate.ts';
 
 export interface ApprovalOptions {
   /** The edited plan from the request body; absent = approve the plan as it is. */
   editedPlan?: unknown;
-  rules: Omit<EditedPlanRules, 'lockedTasks'>;
+  rules: EditedPlanRules;
   maxAttempts: number;
 }
 
@@ -49,20 +55,24 @@ async function loadAwaiting(trx: Kysely<Database>, session: SessionRef) {
 async function loadTasks(trx: Kysely<Database>, sessionId: string) {
   const tasks = await trx
     .selectFrom('tasks')
+    .leftJoin('agents', 'agents.id', 'tasks.agent_id')
     .select([
-      'id',
-      'kind',
-      'name',
-      'role',
-      'instructions',
-      'runner',
-      'status',
-      'phase',
-      'position',
-      'agent_id',
+      'tasks.id',
+      'tasks.kind',
+      'tasks.name',
+      'tasks.role',
+      'tasks.instructions',
+      'tasks.runner',
+      'tasks.status',
+      'tasks.phase',
+      'tasks.position',
+      'tasks.agent_id',
+      'agents.name as agent_name',
+      'agents.role as agent_role',
+      'agents.runtime as agent_runtime',
     ])
-    .where('session_id', '=', sessionId)
-    .orderBy('position')
+    .where('tasks.session_id', '=', sessionId)
+    .orderBy('tasks.position')
     .execute();
   const deps = await trx
     .selectFrom('task_dependencies as d')
@@ -73,6 +83,32 @@ async function loadTasks(trx: Kysely<Database>, sessionId: string) {
   const depsOf = new Map<string, string[]>();
   for (const dep of deps) depsOf.set(dep.task_id, [...(depsOf.get(dep.task_id) ?? []), dep.name]);
   return tasks.map((task) => ({ ...task, dependsOn: depsOf.get(task.id) ?? [] }));
+}
+
+type TaskRow = Awaited<ReturnType<typeof loadTasks>>[number];
+
+/** The session as an edit meets it: its agent tasks with their agents, and the agents that worked. */
+function describeSession(tasks: readonly TaskRow[]): EditedPlanSession {
+  const current = new Map<string, CurrentTask>();
+  const agents = new Map<string, ExistingAgent>();
+  for (const task of tasks) {
+    if (task.kind !== 'agent') continue;
+    const started = task.status !== 'pending';
+    const entry: CurrentTask = {
+      name: task.name,
+      role: task.role,
+      instructions: task.instructions,
+      dependsOn: task.dependsOn,
+      agent: task.agent_name ?? task.name,
+      started,
+    };
+    if (task.runner !== null) entry.runner = task.runner;
+    current.set(task.name, entry);
+    // Only an LLM agent has a history worth continuing; a command agent just runs its command.
+    if (started && task.agent_name !== null && task.agent_role !== null && task.agent_runtime === 'llm')
+      agents.set(task.agent_name, { name: task.agent_name, role: task.agent_role });
+  }
+  return { tasks: current, agents: [...agents.values()] };
 }
 
 /** Approves the waiting plan (as is, or edited), stores the version, and starts the session. */
@@ -87,18 +123,7 @@ export async function approvePlan(
   let planVersion = row.plan_version;
   const events: NewEvent[] = [];
   if (options.editedPlan !== undefined) {
-    const locked = new Map<string, PlannedTask>();
-    for (const task of tasks.filter((t) => t.status !== 'pending' && t.kind === 'agent')) {
-      const planned: PlannedTask = {
-        name: task.name,
-        role: task.role,
-        instructions: task.instructions,
-        dependsOn: task.dependsOn,
-      };
-      if (task.runner !== null) planned.runner = task.runner;
-      locked.set(task.name, planned);
-    }
-    const edited = validateEditedPlan(options.editedPlan, { ...options.rules, lockedTasks: locked });
+    const edited = validateEditedPlan(options.editedPlan, options.rules, describeSession(tasks));
     await replacePendingTasks(trx, session, tasks, edited, options.maxAttempts, now);
     const origin = (await loadLatestPlan(trx, session.id))?.origin;
     const body: OrchestratedPlanBody = origin ? { ...edited, origin } : edited;
@@ -135,11 +160,15 @@ export async function approvePlan(
   return { readied: ready.length, events, planVersion };
 }
 
-/** Replaces every not-yet-started agent task with the edited plan's tasks (locked ones stay). */
+/**
+ * Replaces every not-yet-started agent task with the edited plan's tasks (started ones stay). A task
+ * gets the agent it names (a reused agent keeps its id, so its history is replayed) or else its own,
+ * named after it: the row it already has when that agent never worked, or a new one.
+ */
 async function replacePendingTasks(
   trx: Kysely<Database>,
   session: SessionRef,
-  tasks: Awaited<ReturnType<typeof loadTasks>>,
+  tasks: readonly TaskRow[],
   edited: PlanBody,
   maxAttempts: number,
   now: number,
@@ -156,19 +185,26 @@ async function replacePendingTasks(
   }
   const kept = tasks.filter((t) => !pendingIds.includes(t.id));
   const idByName = new Map(kept.map((t) => [t.name, t.id]));
+  const worked = new Set(kept.map((t) => t.agent_id));
   const agents = await trx
     .selectFrom('agents')
-    .select(['id', 'name'])
+    .select(['id', 'name', 'role', 'runtime'])
     .where('session_id', '=', session.id)
     .execute();
-  const agentByName = new Map(agents.map((a) => [a.name, a.id]));
+  const agentByName = new Map(agents.map((a) => [a.name, a]));
   const fresh = edited.phases
-    .flatMap((phase, phaseIndex) => phase.tasks.map((task) => ({ task, phaseIndex })))
+    .flatMap((phase, phaseIndex) => phase.tasks.map((task) => ({ task: task as GeneratedTask, phaseIndex })))
     .filter(({ task }) => !idByName.has(task.name));
   for (const { task } of fresh) idByName.set(task.name, newId());
   let position = Math.max(-1, ...kept.map((t) => t.position));
   for (const { task, phaseIndex } of fresh) {
-    let agentId = agentByName.get(task.name);
+    const runtime = task.runner ? 'command' : 'llm';
+    const agent = agentByName.get(task.agent ?? task.name);
+    let agentId = agent?.id;
+    if (agent && !worked.has(agent.id) && (agent.role !== task.role || agent.runtime !== runtime)) {
+      // The task's own agent has not worked yet: it follows the task's edited role and runner.
+      await trx.updateTable('agents').set({ role: task.role, runtime }).where('id', '=', agent.id).execute();
+    }
     if (!agentId) {
       agentId = newId();
       await trx
@@ -179,7 +215,7 @@ async function replacePendingTasks(
           session_id: session.id,
           name: task.name,
           role: task.role,
-          runtime: task.runner ? 'command' : 'llm',
+          runtime,
           created_at: now,
         })
         .execute();
@@ -208,6 +244,15 @@ async function replacePendingTasks(
       .execute();
     await insertTaskDependencies(trx, session, id, task.dependsOn, idByName);
   }
+  // Agents of removed tasks never worked: dropped, so neither the orchestrator's agent list nor the
+  // per-role cap counts them, and a later task may take their name.
+  await trx
+    .deleteFrom('agents')
+    .where('session_id', '=', session.id)
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('tasks').select('tasks.id').whereRef('tasks.agent_id', '=', 'agents.id'))),
+    )
+    .execute();
 }
 
 /** Rejects the waiting plan: the session ends `failed` with the reason; waiting tasks are cancelled. */

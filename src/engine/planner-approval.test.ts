@@ -4,12 +4,20 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { PlanBody } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import { diffPlans, type EditedPlanRules, validateEditedPlan } from './planner-approval.ts';
+import {
+  type CurrentTask,
+  diffPlans,
+  type EditedPlanRules,
+  type EditedPlanSession,
+  validateEditedPlan,
+} from './planner-approval.ts';
+import type { GeneratedTask } from './planner-validate.ts';
 
 const rules: EditedPlanRules = {
   isKnownRole: (role) => ['architect', 'engineer', 'qa'].includes(role),
   isKnownRunner: (runner) => runner === 'tests',
   maxAgentsPerRole: 2,
+  maxTasksPerPhase: 12,
 };
 
 function failure(fn: () => unknown): AppError {
@@ -20,6 +28,41 @@ function failure(fn: () => unknown): AppError {
     return error;
   }
   assert.fail('expected a failure');
+}
+
+/** A task the session has when the edit arrives; its own agent (named after it) unless given. */
+function current(
+  name: string,
+  role: string,
+  options: { started?: boolean; agent?: string; dependsOn?: string[] } = {},
+): CurrentTask {
+  return {
+    name,
+    role,
+    instructions: `do ${name}`,
+    dependsOn: options.dependsOn ?? [],
+    agent: options.agent ?? name,
+    started: options.started ?? false,
+  };
+}
+
+/** The session of `tasks`: the agents of the started ones have worked. */
+function session(tasks: CurrentTask[]): EditedPlanSession {
+  const agents = tasks
+    .filter((task) => task.started && task.agent === task.name)
+    .map((task) => ({ name: task.name, role: task.role }));
+  return { tasks: new Map(tasks.map((task) => [task.name, task])), agents };
+}
+
+/** A task of a validated plan, with the agent it reuses if any. */
+function taskOf(body: PlanBody, phase: number, index: number): GeneratedTask {
+  const task = body.phases[phase]?.tasks[index];
+  assert.ok(task, `no task ${index} in phase ${phase}`);
+  return task;
+}
+
+function renamed(prefix: string) {
+  return <T extends { name: string }>(task: T): T => ({ ...task, name: `${prefix}${task.name}` });
 }
 
 describe('validateEditedPlan', () => {
@@ -82,30 +125,292 @@ describe('validateEditedPlan', () => {
       /runner "nope" is not declared/,
       /unknown task "ghost"/,
       /dependency cycle between tasks: b, c/,
-      /role "qa" has 3 agents; at most 2/,
+      /role "qa" would have 3 agents; at most 2 per role/,
     ]) {
       assert.match(error.message, expected);
     }
   });
 
   test('tasks that already started cannot be removed or changed', () => {
-    const locked = new Map([
-      ['design', { name: 'design', role: 'architect', instructions: 'Design it', dependsOn: [] }],
-    ]);
+    const started = session([current('design', 'architect', { started: true })]);
     const removed = failure(() =>
       validateEditedPlan(
         { phases: [{ name: 'p', tasks: [{ name: 'x', role: 'qa', instructions: 'y' }] }] },
-        { ...rules, lockedTasks: locked },
+        rules,
+        started,
       ),
     );
     assert.match(removed.message, /"design" has already started and cannot be removed/);
     const changed = failure(() =>
       validateEditedPlan(
         { phases: [{ name: 'p', tasks: [{ name: 'design', role: 'architect', instructions: 'Other' }] }] },
-        { ...rules, lockedTasks: locked },
+        rules,
+        started,
       ),
     );
     assert.match(changed.message, /"design" has already started and cannot be changed/);
+  });
+
+  test('a phase may hold at most maxTasksPerPhase tasks', () => {
+    const tasks = (count: number) =>
+      Array.from({ length: count }, (_, i) => ({
+        name: `t${i}`,
+        role: 'qa',
+        instructions: 'x',
+        runner: 'tests',
+      }));
+    const error = failure(() =>
+      validateEditedPlan(
+        {
+          phases: [
+            { name: 'one', tasks: tasks(1) },
+            { name: 'wide', tasks: tasks(4).map(renamed('w')) },
+          ],
+        },
+        { ...rules, maxTasksPerPhase: 3 },
+      ),
+    );
+    assert.equal(error.code, 'INVALID_PLAN');
+    assert.match(error.message, /phase "wide" has 4 tasks; at most 3 are allowed/);
+    assert.doesNotMatch(error.message, /phase "one"/);
+    validateEditedPlan({ phases: [{ name: 'p', tasks: tasks(12) }] }, rules);
+    const over = failure(() => validateEditedPlan({ phases: [{ name: 'p', tasks: tasks(13) }] }, rules));
+    assert.match(over.message, /phase "p" has 13 tasks; at most 12 are allowed/);
+  });
+
+  test("task names may not take the orchestrator's own prefix", () => {
+    const error = failure(() =>
+      validateEditedPlan(
+        { phases: [{ name: 'p', tasks: [{ name: 'orchestrator:plan', role: 'qa', instructions: 'x' }] }] },
+        rules,
+      ),
+    );
+    assert.equal(error.code, 'INVALID_PLAN');
+    assert.match(error.message, /must not start with "orchestrator:"/);
+  });
+
+  test('a task may not depend on a task of a later phase', () => {
+    const error = failure(() =>
+      validateEditedPlan(
+        {
+          phases: [
+            {
+              name: 'one',
+              tasks: [{ name: 'build', role: 'engineer', instructions: 'x', depends_on: ['design'] }],
+            },
+            { name: 'two', tasks: [{ name: 'design', role: 'architect', instructions: 'y' }] },
+          ],
+        },
+        rules,
+      ),
+    );
+    assert.equal(error.code, 'INVALID_PLAN');
+    assert.match(error.message, /task "build" depends on "design" of a later phase/);
+  });
+
+  test('each phase waits for the sinks of the phase before it (phase barrier)', () => {
+    const body = validateEditedPlan(
+      {
+        phases: [
+          {
+            name: 'one',
+            tasks: [
+              { name: 'design', role: 'architect', instructions: 'x' },
+              { name: 'review', role: 'qa', instructions: 'y', depends_on: ['design'] },
+              { name: 'spike', role: 'engineer', instructions: 'z' },
+            ],
+          },
+          { name: 'two', tasks: [{ name: 'build', role: 'engineer', instructions: 'b' }] },
+          { name: 'three', tasks: [{ name: 'check', role: 'qa', instructions: 'c', runner: 'tests' }] },
+        ],
+      },
+      rules,
+    );
+    assert.deepEqual(
+      body.phases.map((phase) => phase.tasks.map((task) => [task.name, [...task.dependsOn].sort()])),
+      [
+        [
+          ['design', []],
+          ['review', ['design']],
+          ['spike', []],
+        ],
+        [['build', ['review', 'spike']]],
+        [['check', ['build']]],
+      ],
+    );
+    assert.equal(body.phases[2]?.tasks[0]?.runner, 'tests');
+  });
+
+  test('a task may reuse an agent that already worked, of its role', () => {
+    const atGate = session([
+      current('sketch', 'architect', { started: true }),
+      current('survey', 'qa', { started: true }),
+    ]);
+    const plan = (agent: unknown, role = 'architect') => ({
+      phases: [
+        {
+          name: 'one',
+          tasks: [
+            { name: 'sketch', role: 'architect', instructions: 'do sketch' },
+            { name: 'survey', role: 'qa', instructions: 'do survey' },
+          ],
+        },
+        { name: 'two', tasks: [{ name: 'refine', role, instructions: 'Refine', agent }] },
+      ],
+    });
+    const body = validateEditedPlan(plan('sketch'), rules, atGate);
+    const refine = taskOf(body, 1, 0);
+    assert.equal(refine.agent, 'sketch');
+    assert.deepEqual([...refine.dependsOn].sort(), ['sketch', 'survey']);
+    // Started tasks keep their own agents: no `agent` on them, as in a generated plan.
+    assert.equal(taskOf(body, 0, 0).agent, undefined);
+    assert.match(
+      failure(() => validateEditedPlan(plan('ghost'), rules, atGate)).message,
+      /task "refine" reuses unknown agent "ghost"/,
+    );
+    assert.match(
+      failure(() => validateEditedPlan(plan('sketch', 'engineer'), rules, atGate)).message,
+      /task "refine" has role "engineer" but reuses agent "sketch" of role "architect"/,
+    );
+    // An agent that has not worked yet (its task is only planned) is no agent to reuse.
+    const planned = session([current('sketch', 'architect')]);
+    assert.match(
+      failure(() =>
+        validateEditedPlan(
+          {
+            phases: [
+              {
+                name: 'p',
+                tasks: [{ name: 'refine', role: 'architect', instructions: 'x', agent: 'sketch' }],
+              },
+            ],
+          },
+          rules,
+          planned,
+        ),
+      ).message,
+      /task "refine" reuses unknown agent "sketch"/,
+    );
+    const runner = failure(() =>
+      validateEditedPlan(
+        {
+          phases: [
+            {
+              name: 'p',
+              tasks: [
+                { name: 'sketch', role: 'architect', instructions: 'do sketch' },
+                { name: 'survey', role: 'qa', instructions: 'do survey' },
+                { name: 'check', role: 'qa', instructions: 'x', runner: 'tests', agent: 'survey' },
+              ],
+            },
+          ],
+        },
+        rules,
+        atGate,
+      ),
+    );
+    assert.match(runner.message, /task "check" runs runner "tests" and cannot reuse agent "survey"/);
+  });
+
+  test('without `agent` a planned task keeps its agent; `null` gives it a new one', () => {
+    const atGate = session([
+      current('sketch', 'architect', { started: true }),
+      current('refine', 'architect', { agent: 'sketch', dependsOn: ['sketch'] }),
+    ]);
+    const plan = (refine: Record<string, unknown>) => ({
+      phases: [
+        { name: 'one', tasks: [{ name: 'sketch', role: 'architect', instructions: 'do sketch' }] },
+        {
+          name: 'two',
+          tasks: [{ name: 'refine', role: 'architect', instructions: 'Refine more', ...refine }],
+        },
+      ],
+    });
+    const kept = validateEditedPlan(plan({}), rules, atGate);
+    assert.equal(taskOf(kept, 1, 0).agent, 'sketch');
+    const renewed = validateEditedPlan(plan({ agent: null }), rules, atGate);
+    assert.equal(taskOf(renewed, 1, 0).agent, undefined);
+    // A started task keeps the agent it ran with: naming it (or null, its own) is no change.
+    const ranTogether = session([
+      current('sketch', 'architect', { started: true }),
+      current('other', 'architect', { started: true }),
+    ]);
+    for (const agent of [undefined, null, 'other']) {
+      validateEditedPlan(
+        {
+          phases: [
+            {
+              name: 'one',
+              tasks: [
+                { name: 'sketch', role: 'architect', instructions: 'do sketch' },
+                { name: 'other', role: 'architect', instructions: 'do other', agent },
+              ],
+            },
+          ],
+        },
+        rules,
+        ranTogether,
+      );
+    }
+    const changedAgent = failure(() =>
+      validateEditedPlan(
+        {
+          phases: [
+            {
+              name: 'one',
+              tasks: [
+                { name: 'sketch', role: 'architect', instructions: 'do sketch' },
+                { name: 'other', role: 'architect', instructions: 'do other', agent: 'sketch' },
+              ],
+            },
+          ],
+        },
+        rules,
+        ranTogether,
+      ),
+    );
+    assert.match(changedAgent.message, /task "other" has already started and cannot be changed/);
+  });
+
+  test('the per-role cap counts the agents that already worked, not the tasks reusing them', () => {
+    const atGate = session([
+      current('a1', 'architect', { started: true }),
+      current('a2', 'architect', { started: true }),
+    ]);
+    const phaseOne = {
+      name: 'one',
+      tasks: [
+        { name: 'a1', role: 'architect', instructions: 'do a1' },
+        { name: 'a2', role: 'architect', instructions: 'do a2' },
+      ],
+    };
+    const reusing = validateEditedPlan(
+      {
+        phases: [
+          phaseOne,
+          {
+            name: 'two',
+            tasks: [
+              { name: 'b1', role: 'architect', instructions: 'x', agent: 'a1' },
+              { name: 'b2', role: 'architect', instructions: 'y', agent: 'a2' },
+            ],
+          },
+        ],
+      },
+      rules,
+      atGate,
+    );
+    assert.equal(reusing.phases.length, 2);
+    const adding = failure(() =>
+      validateEditedPlan(
+        {
+          phases: [phaseOne, { name: 'two', tasks: [{ name: 'b1', role: 'architect', instructions: 'x' }] }],
+        },
+        rules,
+        atGate,
+      ),
+    );
+    assert.match(adding.message, /role "architect" would have 3 agents; at most 2 per role/);
   });
 });
 
@@ -149,5 +454,29 @@ describe('diffPlans', () => {
       ],
     });
     assert.deepEqual(diffPlans(before, before), { added: [], removed: [], changed: [] });
+  });
+
+  test('a task given to another existing agent is a change of its agent', () => {
+    const plan = (agent?: string): PlanBody => ({
+      phases: [
+        {
+          name: 'p',
+          tasks: [
+            {
+              name: 'refine',
+              role: 'architect',
+              instructions: 'R',
+              dependsOn: [],
+              ...(agent ? { agent } : {}),
+            },
+          ],
+        },
+      ],
+    });
+    assert.deepEqual(diffPlans(plan('sketch'), plan()), {
+      added: [],
+      removed: [],
+      changed: [{ name: 'refine', changes: [{ field: 'agent', before: 'sketch', after: null }] }],
+    });
   });
 });

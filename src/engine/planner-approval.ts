@@ -2,13 +2,24 @@
 // between two plan versions (shown by GET /v1/sessions/:id/plans). Pure.
 
 import { z } from 'zod';
-import { findCyclicTasks } from '../domain/plan.ts';
+import { ORCHESTRATOR_TASK_PREFIX } from '../domain/plan.ts';
 import type { PlanBody, PlannedTask } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
+import {
+  checkGeneratedPhases,
+  type ExistingAgent,
+  type GeneratedTask,
+  type PhaseToCheck,
+  type TaskToCheck,
+  toPlanBody,
+} from './planner-validate.ts';
 
 const taskNameSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,63}$/, 'must be 1-64 letters, digits or _.:#-');
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,63}$/, 'must be 1-64 letters, digits or _.:#-')
+  .refine((name) => !name.startsWith(ORCHESTRATOR_TASK_PREFIX), {
+    message: `must not start with "${ORCHESTRATOR_TASK_PREFIX}" (the orchestrator's own tasks)`,
+  });
 
 /** The body of an edited plan in `POST /v1/sessions/:id/approve` (`{ plan: … }`). */
 export const editedPlanSchema = z.strictObject({
@@ -27,6 +38,8 @@ export const editedPlanSchema = z.strictObject({
                 .string()
                 .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/)
                 .optional(),
+              // Agents are named after the task they were created for, hence the task-name rule.
+              agent: taskNameSchema.nullable().optional(),
             }),
           )
           .min(1)
@@ -37,19 +50,106 @@ export const editedPlanSchema = z.strictObject({
     .max(20),
 });
 
+type EditedTask = z.infer<typeof editedPlanSchema>['phases'][number]['tasks'][number];
+
 export interface EditedPlanRules {
   isKnownRole(role: string): boolean;
   isKnownRunner(runner: string): boolean;
   maxAgentsPerRole: number;
-  /** Tasks that already ran or are running: an edit may not remove or change them. */
-  lockedTasks?: ReadonlyMap<string, PlannedTask>;
+  /** llm.planner.maxTasksPerPhase, as for a generated plan. */
+  maxTasksPerPhase: number;
+}
+
+/** An agent task of the session when the edit arrives. */
+export interface CurrentTask extends PlannedTask {
+  /** Name of the agent the task is given to (its own one is named after it). */
+  agent: string;
+  /** It already ran or runs: an edit may not remove or change it. */
+  started: boolean;
+}
+
+/** What an edit meets in the session: the tasks it has, and the agents that already worked. */
+export interface EditedPlanSession {
+  /** The session's agent tasks by name (the plan waiting for approval and what already ran). */
+  tasks: ReadonlyMap<string, CurrentTask>;
+  /** LLM agents with a task that started: the ones a task may reuse (they keep their history). */
+  agents: readonly ExistingAgent[];
+}
+
+const NEW_SESSION: EditedPlanSession = { tasks: new Map(), agents: [] };
+
+/**
+ * The agent an edited task is given to, as the phase check sees it: the name of an agent that
+ * already worked, or null for a new one named after the task. A named `agent` is checked as a reuse,
+ * as in a generated plan; `agent` absent keeps the agent the task has, so an unchanged task that
+ * reuses an agent keeps it (and its history); `null` asks for the task's own agent. A runner task
+ * runs a command, so it always has its own (command) agent.
+ */
+function agentToCheck(task: EditedTask, session: EditedPlanSession): string | null {
+  if (task.runner !== undefined) return null;
+  if (typeof task.agent === 'string') return task.agent;
+  const name = (task.agent === undefined ? session.tasks.get(task.name)?.agent : undefined) ?? task.name;
+  // The task's own agent is new unless it already worked (a started task checked again).
+  return session.agents.some((agent) => agent.name === name) ? name : null;
+}
+
+/** An edited task in the form generated tasks are checked in: no deliverables, instructions as written. */
+function toTaskToCheck(task: EditedTask, session: EditedPlanSession): TaskToCheck {
+  const checked: TaskToCheck = {
+    name: task.name,
+    role: task.role,
+    instructions: task.instructions,
+    depends_on: task.depends_on,
+    deliverables: [],
+    agent: agentToCheck(task, session),
+  };
+  if (task.runner !== undefined) checked.runner = task.runner;
+  return checked;
+}
+
+/** Problems only an edited plan can have: runners, and tasks that already started. */
+function checkEdit(
+  edited: readonly EditedTask[],
+  built: ReadonlyMap<string, GeneratedTask>,
+  rules: EditedPlanRules,
+  session: EditedPlanSession,
+): string[] {
+  const errors: string[] = [];
+  for (const task of edited) {
+    if (task.runner === undefined) continue;
+    if (!rules.isKnownRunner(task.runner))
+      errors.push(`task "${task.name}": runner "${task.runner}" is not declared in the server config`);
+    if (typeof task.agent === 'string')
+      errors.push(`task "${task.name}" runs runner "${task.runner}" and cannot reuse agent "${task.agent}"`);
+  }
+  for (const [name, current] of session.tasks) {
+    if (!current.started) continue;
+    const after = built.get(name);
+    if (!after) {
+      errors.push(`task "${name}" has already started and cannot be removed`);
+      continue;
+    }
+    const agent = after.runner === undefined ? (after.agent ?? name) : name;
+    // The agent is compared by the name it resolves to (a task's own agent is named after it).
+    const changed = describeTaskChanges(current, after).some((change) => change.field !== 'agent');
+    if (changed || agent !== current.agent)
+      errors.push(`task "${name}" has already started and cannot be changed`);
+  }
+  return errors;
 }
 
 /**
- * Parses and checks an edited plan the same way a generated one is checked (names, references,
- * cycles, roles, runners, per-role cap); throws INVALID_PLAN listing every problem.
+ * Parses and checks an edited plan exactly as a generated one is checked (checkGeneratedPhases:
+ * tasks per phase, names, roles, dependencies that exist and are not in a later phase, cycles,
+ * reused agents, per-role cap) and builds it the same way (each phase waits for the one before),
+ * plus runners and the tasks of `session` that already started. Throws INVALID_PLAN listing every
+ * problem. A task that reuses an agent carries its name in `agent`, as a generated one does.
  */
-export function validateEditedPlan(input: unknown, rules: EditedPlanRules): PlanBody {
+export function validateEditedPlan(
+  input: unknown,
+  rules: EditedPlanRules,
+  session: EditedPlanSession = NEW_SESSION,
+): PlanBody {
   const parsed = editedPlanSchema.safeParse(input);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => `plan.${issue.path.join('.')}: ${issue.message}`);
@@ -57,55 +157,38 @@ export function validateEditedPlan(input: unknown, rules: EditedPlanRules): Plan
       details: issues,
     });
   }
-  const body: PlanBody = {
-    phases: parsed.data.phases.map((phase) => ({
-      name: phase.name,
-      tasks: phase.tasks.map((task) => {
-        const planned: PlannedTask = {
-          name: task.name,
-          role: task.role,
-          instructions: task.instructions,
-          dependsOn: task.depends_on,
-        };
-        if (task.runner !== undefined) planned.runner = task.runner;
-        return planned;
-      }),
-    })),
-  };
-  const errors: string[] = [];
-  const tasks = body.phases.flatMap((phase) => phase.tasks);
-  const names = new Set<string>();
-  for (const task of tasks) {
-    if (names.has(task.name)) errors.push(`task name "${task.name}" is used more than once`);
-    names.add(task.name);
-    if (!rules.isKnownRole(task.role)) errors.push(`task "${task.name}": unknown role "${task.role}"`);
-    if (task.runner !== undefined && !rules.isKnownRunner(task.runner)) {
-      errors.push(`task "${task.name}": runner "${task.runner}" is not declared in the server config`);
-    }
+  const phases: PhaseToCheck[] = parsed.data.phases.map((phase) => ({
+    name: phase.name,
+    tasks: phase.tasks.map((task) => toTaskToCheck(task, session)),
+  }));
+  // The whole plan is checked, earlier phases included: nothing comes before its first phase.
+  const checked = checkGeneratedPhases(phases, {
+    isKnownRole: rules.isKnownRole,
+    earlierTaskNames: [],
+    previousPhaseSinks: [],
+    agents: session.agents,
+    limits: {
+      maxTasksPerPhase: rules.maxTasksPerPhase,
+      maxAgentsPerRole: rules.maxAgentsPerRole,
+    },
+  });
+  const body = checked.ok ? checked.plan : toPlanBody(phases, []);
+  for (const task of body.phases.flatMap((phase) => phase.tasks) as GeneratedTask[]) {
+    // A task's own agent is the default: only a reused one is named, as in a generated plan.
+    if (task.agent === task.name) delete task.agent;
   }
-  for (const task of tasks) {
-    for (const dep of task.dependsOn)
-      if (!names.has(dep)) errors.push(`task "${task.name}" depends on unknown task "${dep}"`);
-  }
-  const cyclic = findCyclicTasks(
-    tasks.map((task) => ({ ...task, dependsOn: task.dependsOn.filter((dep) => names.has(dep)) })),
+  const built = new Map(
+    body.phases.flatMap((phase) => phase.tasks.map((task) => [task.name, task as GeneratedTask] as const)),
   );
-  if (cyclic.length > 0) errors.push(`dependency cycle between tasks: ${cyclic.join(', ')}`);
-  const perRole = new Map<string, number>();
-  for (const task of tasks)
-    if (task.runner === undefined) perRole.set(task.role, (perRole.get(task.role) ?? 0) + 1);
-  for (const [role, count] of perRole) {
-    if (count > rules.maxAgentsPerRole)
-      errors.push(
-        `role "${role}" has ${count} agents; at most ${rules.maxAgentsPerRole} (max_agents_per_role)`,
-      );
-  }
-  for (const [name, locked] of rules.lockedTasks ?? []) {
-    const edited = tasks.find((task) => task.name === name);
-    if (!edited) errors.push(`task "${name}" has already started and cannot be removed`);
-    else if (describeTaskChanges(locked, edited).length > 0)
-      errors.push(`task "${name}" has already started and cannot be changed`);
-  }
+  const errors = [
+    ...(checked.ok ? [] : checked.errors),
+    ...checkEdit(
+      parsed.data.phases.flatMap((phase) => phase.tasks),
+      built,
+      rules,
+      session,
+    ),
+  ];
   if (errors.length > 0) {
     throw new AppError('INVALID_PLAN', `The edited plan is not valid: ${errors.join('; ')}`, {
       details: errors,
@@ -115,7 +198,7 @@ export function validateEditedPlan(input: unknown, rules: EditedPlanRules): Plan
 }
 
 export interface TaskChange {
-  field: 'role' | 'instructions' | 'dependsOn' | 'runner' | 'phase';
+  field: 'role' | 'instructions' | 'dependsOn' | 'runner' | 'agent' | 'phase';
   before: unknown;
   after: unknown;
 }
@@ -127,7 +210,7 @@ export interface PlanDiff {
   changed: Array<{ name: string; changes: TaskChange[] }>;
 }
 
-function describeTaskChanges(before: PlannedTask, after: PlannedTask): TaskChange[] {
+function describeTaskChanges(before: GeneratedTask, after: GeneratedTask): TaskChange[] {
   const changes: TaskChange[] = [];
   if (before.role !== after.role) changes.push({ field: 'role', before: before.role, after: after.role });
   if (before.instructions !== after.instructions)
@@ -137,6 +220,8 @@ function describeTaskChanges(before: PlannedTask, after: PlannedTask): TaskChang
   }
   if ((before.runner ?? null) !== (after.runner ?? null))
     changes.push({ field: 'runner', before: before.runner ?? null, after: after.runner ?? null });
+  if ((before.agent ?? null) !== (after.agent ?? null))
+    changes.push({ field: 'agent', before: before.agent ?? null, after: after.agent ?? null });
   return changes;
 }
 

@@ -4,6 +4,7 @@
 
 import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
+import { ORCHESTRATOR_TASK_PREFIX } from '../domain/plan.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { newId } from '../store/ids.ts';
@@ -19,9 +20,11 @@ import { loadSessionSettings } from './session-settings.ts';
 export const ORCHESTRATOR_PLAN_ORIGIN = 'orchestrator';
 /** Role of the orchestrator's own tasks; not a catalogue role, so callers cannot submit it. */
 export const ORCHESTRATOR_ROLE = 'orchestrator';
-/** Names of orchestrator tasks contain ':', which generated task names cannot, so they never clash. */
-export const SYNTHESIS_TASK_NAME = 'orchestrator:synthesis';
-export const phaseGateTaskName = (phase: number) => `orchestrator:phase-gate-${phase}`;
+/** Names of orchestrator tasks start with ORCHESTRATOR_TASK_PREFIX, so they never clash with others. */
+export const SYNTHESIS_TASK_NAME = `${ORCHESTRATOR_TASK_PREFIX}synthesis`;
+/** The `plan` task of a session submitted without agents: its result is the first plan. */
+export const INITIAL_PLAN_TASK_NAME = `${ORCHESTRATOR_TASK_PREFIX}plan`;
+export const phaseGateTaskName = (phase: number) => `${ORCHESTRATOR_TASK_PREFIX}phase-gate-${phase}`;
 
 /** A PlanBody as the planner returns it: marked with its origin (kept in the stored JSON). */
 export type OrchestratedPlanBody = PlanBody & { origin?: string };

@@ -1,14 +1,18 @@
-// Runs the orchestrator's own tasks for the engine: a `plan` task at an adaptive phase gate and the
-// final `synthesize` task. Reads what the orchestrator must see from the store; writes nothing —
+// Runs the orchestrator's own tasks for the engine: the `plan` task that plans a session submitted
+// without agents, a `plan` task at an adaptive phase gate, and the final `synthesize` task. Reads what the orchestrator must see from the store; writes nothing —
 // the engine stores the result and, for a phase gate, creates the next phase from it.
 
 import type { Kysely } from 'kysely';
+import { computeCostUsd } from '../agents/providers/pricing.ts';
 import type { AgentRuntime, RuntimeContext } from '../agents/runtimes/runtime.ts';
+import type { PriceConfig } from '../config/llm-schema.ts';
 import { createStreamingBudgetStop } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
+import type { Planner } from './engine-types.ts';
 import type { LlmPlanner } from './planner.ts';
+import { INITIAL_PLAN_TASK_NAME } from './planner-continuation.ts';
 import type { TaskOutputView } from './planner-prompts.ts';
 import type { ExistingAgent } from './planner-validate.ts';
 import type { BudgetGuard } from './session-budget.ts';
@@ -84,15 +88,7 @@ async function loadSessionView(db: Kysely<Database>, ref: OrchestratorTaskRef): 
     .where('session_id', '=', ref.sessionId)
     .orderBy('created_at')
     .execute();
-  const steering = await db
-    .selectFrom('messages')
-    .select('body')
-    .where('tenant_id', '=', ref.tenantId)
-    .where('session_id', '=', ref.sessionId)
-    .where('from_agent_id', 'is', null)
-    .where('to_agent_id', 'is', null)
-    .orderBy('created_at')
-    .execute();
+  const userMessages = await loadSteeringMessages(db, ref);
   const lastPhase = tasks.reduce((max, task) => Math.max(max, task.phase), 0);
   const dependedInPhase = new Set(
     deps.filter((dep) => dep.phase === lastPhase).map((dep) => dep.depends_on_task_id),
@@ -113,8 +109,70 @@ async function loadSessionView(db: Kysely<Database>, ref: OrchestratorTaskRef): 
     lastPhaseSinks: tasks
       .filter((task) => task.phase === lastPhase && !dependedInPhase.has(task.id))
       .map((task) => task.name),
-    userMessages: steering.map((row) => row.body),
+    userMessages,
   };
+}
+
+/** Steering messages of the session (a person's messages to the orchestrator), oldest first. */
+async function loadSteeringMessages(db: Kysely<Database>, ref: OrchestratorTaskRef): Promise<string[]> {
+  const rows = await db
+    .selectFrom('messages')
+    .select('body')
+    .where('tenant_id', '=', ref.tenantId)
+    .where('session_id', '=', ref.sessionId)
+    .where('from_agent_id', 'is', null)
+    .where('to_agent_id', 'is', null)
+    .orderBy('created_at')
+    .execute();
+  return rows.map((row) => row.body);
+}
+
+/**
+ * Runs a session's planning task: the orchestrator plans the objective (with the thread summary and
+ * any steering message), repairing an invalid plan a bounded number of times. The result is the
+ * plan (with its origin mark) as JSON; the engine applies it when the task succeeds. A plan still
+ * invalid after the repairs fails the task with an error that starts with INVALID_PLAN.
+ */
+export async function runInitialPlanTask(
+  planner: Planner,
+  db: Kysely<Database>,
+  ref: OrchestratorTaskRef,
+  ctx: Pick<RuntimeContext, 'signal'>,
+  threadSummary?: string,
+): Promise<OrchestratorTaskResult> {
+  const session = await db
+    .selectFrom('sessions')
+    .select(['objective', 'strategy'])
+    .where('tenant_id', '=', ref.tenantId)
+    .where('id', '=', ref.sessionId)
+    .executeTakeFirst();
+  if (!session) throw new AppError('SESSION_NOT_FOUND', `Session ${ref.sessionId} not found`);
+  const userMessages = await loadSteeringMessages(db, ref);
+  try {
+    const { plan, usage } = await planner.planInitial({
+      tenantId: ref.tenantId,
+      sessionId: ref.sessionId,
+      objective: session.objective,
+      adaptive: session.strategy === 'adaptive',
+      ...(threadSummary ? { threadSummary } : {}),
+      ...(userMessages.length > 0 ? { userMessages } : {}),
+      signal: ctx.signal,
+    });
+    return { output: JSON.stringify(plan), usage };
+  } catch (error) {
+    // The task's error (and so the session's) names the code, as a budget stop's does.
+    if (
+      error instanceof AppError &&
+      error.code === 'INVALID_PLAN' &&
+      !error.message.startsWith('INVALID_PLAN')
+    ) {
+      throw new AppError('INVALID_PLAN', `INVALID_PLAN: ${error.message}`, {
+        details: error.details,
+        cause: error,
+      });
+    }
+    throw error;
+  }
 }
 
 /**
@@ -162,10 +220,13 @@ export async function runSynthesisTask(
 ): Promise<OrchestratorTaskResult> {
   const view = await loadSessionView(db, ref);
   await budget?.prepare(ref);
+  // The model's price, once the call has picked it: the streaming estimate is priced with it.
+  let price: PriceConfig | undefined;
   // The prompt is built inside the planner; its size is estimated from what goes into it.
   const stop = createStreamingBudgetStop(
     view.objective.length + JSON.stringify(view.outputs).length,
     (partial) => budget?.check(ref, partial),
+    (tokens) => computeCostUsd(tokens, price),
   );
   const emitOutput = (chunk: string) => {
     ctx.emitOutput('text', chunk);
@@ -179,6 +240,9 @@ export async function runSynthesisTask(
       userMessages: view.userMessages,
       signal: AbortSignal.any([ctx.signal, stop.signal]),
       emitOutput,
+      onAttempt(attemptPrice) {
+        price = attemptPrice;
+      },
     });
     return { output: result, usage };
   } catch (error) {
@@ -198,7 +262,7 @@ export function parsePhaseGateOutput(output: string): PhaseGateOutput {
 }
 
 /**
- * The orchestrator as an AgentRuntime, for tasks of kind `plan` (phase gate) and `synthesize`: the
+ * The orchestrator as an AgentRuntime, for tasks of kind `plan` (planning, phase gate) and `synthesize`: the
  * engine resolves this runtime for those kinds and everything else stays as it is.
  */
 export function createOrchestratorRuntime(
@@ -211,12 +275,34 @@ export function createOrchestratorRuntime(
     async run(task, ctx) {
       const kind = task.kind;
       const ref = { tenantId: task.tenantId, sessionId: task.sessionId, taskId: task.taskId };
-      if (kind === 'plan') {
-        const threadSummary = await loadThreadSummaryFor(db, ref.tenantId, ref.sessionId);
-        return runPhaseGateTask(planner, db, ref, ctx, threadSummary);
+      try {
+        if (kind === 'plan') {
+          const threadSummary = await loadThreadSummaryFor(db, ref.tenantId, ref.sessionId);
+          if (task.name === INITIAL_PLAN_TASK_NAME)
+            return await runInitialPlanTask(planner, db, ref, ctx, threadSummary);
+          return await runPhaseGateTask(planner, db, ref, ctx, threadSummary);
+        }
+        if (kind === 'synthesize') return await runSynthesisTask(planner, db, ref, ctx, budget);
+      } catch (error) {
+        // Rounds of a plan that stayed invalid, a synthesis stopped for its budget: charged.
+        const spent = usageOfFailure(error);
+        if (spent) ctx.reportFailedRunUsage?.(spent);
+        throw error;
       }
-      if (kind === 'synthesize') return runSynthesisTask(planner, db, ref, ctx, budget);
       throw new AppError('INTERNAL', `The orchestrator runtime cannot run tasks of kind '${kind}'`);
     },
+  };
+}
+
+/** The usage a failure of the planner carries in its details (INVALID_PLAN, BUDGET_EXCEEDED). */
+function usageOfFailure(error: unknown): Usage | undefined {
+  if (!(error instanceof AppError)) return undefined;
+  const usage = (error.details as { usage?: Partial<Usage> } | undefined)?.usage;
+  if (!usage || typeof usage !== 'object') return undefined;
+  return {
+    inputTokens: Number(usage.inputTokens ?? 0),
+    outputTokens: Number(usage.outputTokens ?? 0),
+    cacheReadTokens: Number(usage.cacheReadTokens ?? 0),
+    costUsd: Number(usage.costUsd ?? 0),
   };
 }

@@ -1,9 +1,10 @@
 // Validates an orchestrator-produced plan and turns it into the engine's PlanBody. Collects every
-// problem (not just the first) so one repair round can fix them all. Pure.
+// problem (not just the first) so one repair round can fix them all. A plan a person edited at
+// approval goes through the same checks and construction (planner-approval.ts). Pure.
 
 import { findCyclicTasks } from '../domain/plan.ts';
 import type { PlanBody, PlannedTask } from '../domain/types.ts';
-import type { LlmPhase, LlmPlannedTask } from './planner-schema.ts';
+import type { LlmPlannedTask } from './planner-schema.ts';
 
 /** A task of a generated plan: the engine's PlannedTask plus the agent it reuses, if any. */
 export interface GeneratedTask extends PlannedTask {
@@ -34,6 +35,19 @@ export interface PlanContext {
 
 export type PlanCheck = { ok: true; plan: PlanBody } | { ok: false; errors: string[] };
 
+/**
+ * A task to check: the orchestrator's, or one of a plan edited at approval, which may also name a
+ * runner. A runner task runs a command, not an LLM agent, so it does not count towards
+ * max_agents_per_role (generated tasks never have one).
+ */
+export type TaskToCheck = LlmPlannedTask & { runner?: string };
+
+/** A phase to check: a generated one (LlmPhase) or one of an edited plan. */
+export interface PhaseToCheck {
+  name: string;
+  tasks: readonly TaskToCheck[];
+}
+
 function formatInstructions(task: LlmPlannedTask): string {
   const deliverables = task.deliverables.filter((item) => item.trim().length > 0);
   if (deliverables.length === 0) return task.instructions;
@@ -41,14 +55,14 @@ function formatInstructions(task: LlmPlannedTask): string {
 }
 
 /**
- * Checks phases produced by the orchestrator: task count per phase, unique names (also against
- * earlier phases), known roles, dependencies that exist and are not in a later phase, no cycles,
- * reused agents that exist with the same role, and the per-role agent cap.
+ * Checks phases produced by the orchestrator (or edited at approval): task count per phase, unique
+ * names (also against earlier phases), known roles, dependencies that exist and are not in a later
+ * phase, no cycles, reused agents that exist with the same role, and the per-role agent cap.
  *
  * Tasks of the first new phase wait for the sinks of the previous phase and each later phase waits
  * for the sinks of the one before (phase barrier), in addition to their own `depends_on`.
  */
-export function checkGeneratedPhases(phases: readonly LlmPhase[], ctx: PlanContext): PlanCheck {
+export function checkGeneratedPhases(phases: readonly PhaseToCheck[], ctx: PlanContext): PlanCheck {
   const errors: string[] = [];
   const earlier = new Set(ctx.earlierTaskNames);
   const seen = new Set<string>();
@@ -86,7 +100,7 @@ export function checkGeneratedPhases(phases: readonly LlmPhase[], ctx: PlanConte
             `task "${task.name}" has role "${task.role}" but reuses agent "${task.agent}" of role "${agent.role}"`,
           );
         }
-      } else {
+      } else if (task.runner === undefined) {
         newAgentsPerRole.set(task.role, (newAgentsPerRole.get(task.role) ?? 0) + 1);
       }
     }
@@ -114,12 +128,16 @@ export function checkGeneratedPhases(phases: readonly LlmPhase[], ctx: PlanConte
   return { ok: true, plan: toPlanBody(phases, ctx.previousPhaseSinks) };
 }
 
-function sinksOf(tasks: readonly LlmPlannedTask[]): string[] {
+function sinksOf(tasks: readonly TaskToCheck[]): string[] {
   const depended = new Set(tasks.flatMap((task) => task.depends_on));
   return tasks.filter((task) => !depended.has(task.name)).map((task) => task.name);
 }
 
-function toPlanBody(phases: readonly LlmPhase[], previousPhaseSinks: readonly string[]): PlanBody {
+/**
+ * Builds the engine's plan from checked phases: deliverables folded into the instructions, and each
+ * task waits for the sinks of the phase before its own (the phase barrier) besides its `depends_on`.
+ */
+export function toPlanBody(phases: readonly PhaseToCheck[], previousPhaseSinks: readonly string[]): PlanBody {
   let barrier = [...previousPhaseSinks];
   return {
     phases: phases.map((phase) => {
@@ -131,6 +149,7 @@ function toPlanBody(phases: readonly LlmPhase[], previousPhaseSinks: readonly st
           instructions: formatInstructions(task),
           dependsOn,
         };
+        if (task.runner !== undefined) planned.runner = task.runner;
         if (task.agent !== null) planned.agent = task.agent;
         return planned;
       });

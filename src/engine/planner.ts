@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
 import { addUsage, toUsage } from '../agents/providers/pricing.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
-import type { LlmConfig } from '../config/llm-schema.ts';
+import type { LlmConfig, PriceConfig } from '../config/llm-schema.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { ZERO_USAGE } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -76,6 +76,8 @@ export interface SynthesisRequest extends Conversation {
   outputs: readonly TaskOutputView[];
   /** Receives the answer as it streams. */
   emitOutput?(chunk: string): void;
+  /** Told the price of the model each attempt calls (undefined: not in the price table). */
+  onAttempt?(price: PriceConfig | undefined): void;
 }
 
 export interface LlmPlanner extends Planner {
@@ -230,13 +232,15 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         tenantId: input.tenantId,
         sessionId: input.sessionId,
         objective: input.objective,
-        adaptive: input.input.strategy === 'adaptive',
+        adaptive: input.adaptive,
         ...(input.threadSummary ? { threadSummary: input.threadSummary } : {}),
+        ...(input.userMessages?.length ? { userMessages: input.userMessages } : {}),
+        ...(input.signal ? { signal: input.signal } : {}),
       });
       // The origin mark (kept in the stored plan) tells the engine to continue the session with
       // phase gates and a synthesis instead of completing it when the planned tasks are done.
       const plan: OrchestratedPlanBody = { ...result.plan, origin: ORCHESTRATOR_PLAN_ORIGIN };
-      return plan;
+      return { plan, usage: result.usage, rounds: result.rounds };
     },
 
     async decidePhaseGate(request) {
@@ -296,6 +300,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         ORCHESTRATOR_ROUTE,
         signal,
         async ({ model, target, signal: callSignal }) => {
+          request.onAttempt?.(target.price);
           const stream = streamText({
             model,
             instructions: system,

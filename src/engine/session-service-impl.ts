@@ -1,18 +1,16 @@
-// The SessionService implementation: validation and planning at submit, tenant-scoped reads,
-// cancellation and event access. Writes go through the group-commit write queue.
+// The SessionService implementation: validation at submit (a session without agents is stored with
+// the orchestrator's `plan` task), tenant-scoped reads, cancellation and event access. Writes go through the group-commit write queue.
 import type { Kysely } from 'kysely';
 import { findBuiltInRole } from '../agents/roles/catalogue.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import { mergeBudgets } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
-import { buildPlan, resolveStrategy, validatePlan } from '../domain/plan.ts';
+import { buildPlan, resolveStrategy } from '../domain/plan.ts';
 import { createSessionInputSchema } from '../domain/session-input.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import { MAOS_PROVIDER } from '../observability/genai-spans.ts';
-import { runInSessionTrace, startSessionTrace } from '../observability/session-trace.ts';
-import type { StoredTraceContext } from '../observability/tracing.ts';
+import { startSessionTrace } from '../observability/session-trace.ts';
 import { appendEvents, listSessionEvents } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
 import { toUsage } from '../store/rows.ts';
@@ -27,7 +25,6 @@ import type { EngineDeps, Planner } from './engine-types.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import { createSessionDetailReader } from './session-detail-cache.ts';
 import type { SessionService } from './session-service.ts';
-import { loadThreadSummary } from './thread-context.ts';
 
 /** Largest page of events per call. */
 const MAX_EVENT_PAGE = 1000;
@@ -80,12 +77,14 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     };
   }
 
+  /**
+   * The plan of a session the caller planned (explicit agents), or null when the orchestrator plans
+   * it: the session is then stored with a `plan` task the engine runs like any other task.
+   */
   async function planSession(
     tenantId: string,
-    sessionId: string,
     input: ReturnType<typeof createSessionInputSchema.parse>,
-    traceContext?: StoredTraceContext,
-  ): Promise<{ strategy: ReturnType<typeof resolveStrategy>; plan: PlanBody }> {
+  ): Promise<{ strategy: ReturnType<typeof resolveStrategy>; plan: PlanBody | null }> {
     const agents = input.agents ?? [];
     const strategy = resolveStrategy(input.strategy, agents);
     if (strategy !== 'adaptive' && agents.length > 0) {
@@ -103,29 +102,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           : 'No agents were given and no LLM provider is configured to plan them; list the agents explicitly',
       );
     }
-    const threadSummary =
-      input.thread_id === undefined ? undefined : await loadThreadSummary(deps.db, tenantId, input.thread_id);
-    const planner = deps.planner;
-    const planInitial = async () =>
-      planner.planInitial({
-        tenantId,
-        sessionId,
-        objective: input.objective,
-        input,
-        ...(threadSummary ? { threadSummary } : {}),
-      });
-    // Tracing on: the orchestrator's planning (its model calls) is a `plan` span of the session's trace.
-    const plan = deps.genAi
-      ? await runInSessionTrace(
-          deps.genAi,
-          traceContext,
-          { sessionId, role: 'orchestrator', kind: 'plan', provider: MAOS_PROVIDER },
-          planInitial,
-        )
-      : await planInitial();
-    const roles = plan.phases.flatMap((phase) => phase.tasks.map((task) => task.role));
-    validatePlan(plan, await checkersFor(tenantId, roles));
-    return { strategy, plan };
+    return { strategy, plan: null };
   }
 
   return {
@@ -144,7 +121,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const idempotency =
         idempotencyKey === undefined ? undefined : { key: idempotencyKey, hash: hashRequest(rawInput) };
       if (idempotency) {
-        // A replay must not plan again (planning may call an LLM); the write below re-checks under the lock.
+        // A replay answers with the session stored first; the write below re-checks under the lock.
         const existing = await findIdempotentSession(deps.db, actor.tenantId, idempotency);
         if (existing)
           return {
@@ -166,15 +143,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         );
       }
       const sessionId = newId();
-      // The trace starts before planning, so the planner's model calls are part of it.
+      const { strategy, plan } = await planSession(actor.tenantId, input);
+      // The session's trace: its tasks' spans, the orchestrator's planning task first, continue it.
       const traceContext = deps.genAi
-        ? startSessionTrace(deps.genAi, {
-            id: sessionId,
-            strategy: resolveStrategy(input.strategy, input.agents ?? []),
-          })
+        ? startSessionTrace(deps.genAi, { id: sessionId, strategy })
         : undefined;
-      const { strategy, plan } = await planSession(actor.tenantId, sessionId, input, traceContext);
-      const llmTasks = plan.phases
+      const llmTasks = (plan?.phases ?? [])
         .flatMap((phase) => phase.tasks)
         .filter((task) => task.runner === undefined);
       if (llmTasks.length > 0 && !deps.runtimes.hasLlm()) {

@@ -35,7 +35,7 @@ export type { ContinueSession, HandOff } from './advance-sessions.ts';
 
 /** Output lines of a run not stored yet: the finish appends them, before the result, in its own transaction. */
 export interface TrailingOutput {
-  lines?: ReadonlyArray<{ stream: 'stdout' | 'stderr' | 'text'; line: string }>;
+  lines?: ReadonlyArray<{ stream: 'stdout' | 'stderr' | 'text'; line: string; partial?: true }>;
 }
 
 export type RunOutcome = (
@@ -315,7 +315,7 @@ export async function releaseTask(trx: Kysely<Database>, claim: Claim, now: numb
 export async function appendTaskOutput(
   trx: Kysely<Database>,
   claim: Claim,
-  lines: ReadonlyArray<{ stream: 'stdout' | 'stderr' | 'text'; line: string }>,
+  lines: NonNullable<TrailingOutput['lines']>,
   now: number,
 ): Promise<boolean> {
   if (lines.length === 0) return true;
@@ -340,6 +340,12 @@ export async function appendTaskOutput(
 function toOutputEvents(claim: Claim, lines: NonNullable<TrailingOutput['lines']>): NewEvent[] {
   return lines.map((entry) => ({
     type: 'task.output' as const,
-    data: { taskId: claim.taskId, name: claim.name, stream: entry.stream, line: entry.line },
+    data: {
+      taskId: claim.taskId,
+      name: claim.name,
+      stream: entry.stream,
+      line: entry.line,
+      ...(entry.partial ? { partial: true as const } : {}),
+    },
   }));
 }

@@ -11,7 +11,10 @@ import type { WriteQueue } from '../store/write-queue.ts';
 import { createOutputBuffer } from './output-buffer.ts';
 import { appendTaskOutput, type Claim, type RunOutcome } from './task-ops.ts';
 
-/** How long output lines gather before they are written (one transaction per flush, not per line). */
+/**
+ * How long output lines gather before they are written (one transaction per flush, not per line);
+ * also how long an unfinished line waits before it is written in pieces (see output-buffer.ts).
+ */
 const OUTPUT_FLUSH_MS = 100;
 /** Longest error message kept on a task. */
 const MAX_ERROR_CHARS = 4000;
@@ -74,9 +77,15 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   const writes: Array<Promise<void>> = [];
   const logger = input.logger.child({ sessionId: claim.sessionId, taskId: claim.taskId });
 
+  const startFlushTimer = (): void => {
+    timer = setTimeout(flush, OUTPUT_FLUSH_MS);
+    buffer.startInterval();
+  };
   const flush = (): void => {
     timer = null;
     const lines = buffer.take(false);
+    // An unfinished line begun during this interval has not waited a whole one yet: next time.
+    if (buffer.pending > 0) startFlushTimer();
     if (lines.length === 0) return;
     const write = queue
       // Engine progress: may resolve before the disk flush (store/write-queue.ts).
@@ -93,7 +102,7 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   };
 
   const outcome = await runToOutcome(input, logger, buffer, () => {
-    if (timer === null) timer = setTimeout(flush, OUTPUT_FLUSH_MS);
+    if (timer === null) startFlushTimer();
   });
   if (timer) clearTimeout(timer);
   const lines = buffer.take(true);
@@ -107,6 +116,8 @@ async function runToOutcome(
   buffer: ReturnType<typeof createOutputBuffer>,
   scheduleFlush: () => void,
 ): Promise<RunOutcome> {
+  // What the runtime says the run spent before it failed (see RuntimeContext.reportFailedRunUsage).
+  let spentBeforeFailure: Usage | undefined;
   try {
     let runtime: AgentRuntime;
     try {
@@ -118,6 +129,9 @@ async function runToOutcome(
       runtime.run(input.task, {
         signal: input.signal,
         logger,
+        reportFailedRunUsage(usage) {
+          spentBeforeFailure = usage;
+        },
         emitOutput(stream, chunk) {
           buffer.push(stream, chunk);
           if (buffer.pending > 0) scheduleFlush();
@@ -150,7 +164,7 @@ async function runToOutcome(
     return {
       ok: false,
       error: message.slice(0, MAX_ERROR_CHARS),
-      usage: toUsage(undefined),
+      usage: toUsage(spentBeforeFailure),
       // The code, not the text, tells the engine why (a runner's stderr could say anything).
       ...(error instanceof AppError ? { code: error.code } : {}),
     };

@@ -79,6 +79,12 @@ const plannedTaskSchema = z.object({
   instructions: z.string(),
   runner: z.string().optional(),
   dependsOn: z.array(z.string()),
+  agent: z
+    .string()
+    .optional()
+    .describe(
+      'An existing agent of the session this task is given to (its earlier turns are replayed); absent: the task has an agent of its own.',
+    ),
 });
 
 export const planSchema = z

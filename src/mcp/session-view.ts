@@ -152,21 +152,21 @@ export async function readAgentOutput(
   task: TaskRecord,
 ): Promise<string> {
   if (task.result !== null) return task.result;
-  const lines: string[] = [];
-  let chars = 0;
+  // Pieces of a line (`partial`) are joined without the line break a whole line ends with.
+  let text = '';
   let after = 0;
-  for (let read = 0; read < OUTPUT_MAX_EVENTS && chars < OUTPUT_MAX_CHARS; ) {
+  for (let read = 0; read < OUTPUT_MAX_EVENTS && text.length < OUTPUT_MAX_CHARS; ) {
     const page = await service.listEvents(actor, detail.id, after, OUTPUT_EVENT_PAGE);
     for (const event of page) {
       if (event.type !== 'task.output' || event.data.taskId !== task.id) continue;
       const line = typeof event.data.line === 'string' ? event.data.line : '';
-      lines.push(line);
-      chars += line.length + 1;
+      text += event.data.partial === true ? line : `${line}\n`;
     }
     if (page.length === 0) break;
     read += page.length;
     after = page[page.length - 1]?.seq ?? after;
   }
-  if (task.error !== null) lines.push(`error: ${task.error}`);
-  return lines.join('\n').slice(0, OUTPUT_MAX_CHARS);
+  if (text.endsWith('\n')) text = text.slice(0, -1);
+  if (task.error !== null) text += `${text ? '\n' : ''}error: ${task.error}`;
+  return text.slice(0, OUTPUT_MAX_CHARS);
 }

@@ -1,6 +1,6 @@
 // What the retention job deletes, one target per kind of row, each deleting at most `limit` rows per
-// call. Only rows of FINISHED sessions (or expired rate-limit counters) qualify: running sessions
-// and the audit log (a tamper-evident hash chain) are never touched.
+// call. Only rows of FINISHED sessions (or expired rate-limit counters, old LLM response cache
+// entries) qualify: running sessions and the audit log (a tamper-evident hash chain) are never touched.
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/schema.ts';
 
@@ -15,6 +15,7 @@ export const RETENTION_TABLES = [
   'idempotency_keys',
   'rate_limits',
   'mcp_stream_events',
+  'llm_response_cache',
 ] as const;
 export type RetentionTable = (typeof RETENTION_TABLES)[number];
 
@@ -131,6 +132,25 @@ function idempotencyKeysTarget(days: number): RetentionTarget {
   };
 }
 
+/** LLM response cache entries stored more than `days` ago (index `llm_response_cache_created_idx`). */
+function responseCacheTarget(days: number): RetentionTarget {
+  return {
+    table: 'llm_response_cache',
+    async deleteBatch(db, now, limit) {
+      const keys = db
+        .selectFrom('llm_response_cache')
+        .select(['tenant_id', 'key'])
+        .where('created_at', '<', now - days * DAY_MS)
+        .limit(limit);
+      const result = await db
+        .deleteFrom('llm_response_cache')
+        .where((eb) => eb(eb.refTuple('tenant_id', 'key'), 'in', keys))
+        .executeTakeFirst();
+      return countDeleted(result);
+    },
+  };
+}
+
 /** PostgreSQL only: rate-limit counters whose window has ended (the library re-creates them on use). */
 const expiredRateLimitsTarget: RetentionTarget = {
   table: 'rate_limits',
@@ -142,7 +162,8 @@ const expiredRateLimitsTarget: RetentionTarget = {
 
 /**
  * The targets the configuration enables, in the order a pass runs them: output lines before the
- * rest of the events (so a shorter outputs TTL is honoured first), then messages, artifacts, keys.
+ * rest of the events (so a shorter outputs TTL is honoured first), then messages, artifacts, keys,
+ * the LLM response cache.
  * `postgres` adds the expired rate-limit counters (SQLite counts in memory).
  */
 export function buildRetentionTargets(
@@ -158,6 +179,7 @@ export function buildRetentionTargets(
   if (config.eventsDays > 0) targets.push(eventsTarget(config.eventsDays, perBatch));
   if (config.messagesDays > 0) targets.push(sessionRowsTarget('messages', config.messagesDays, perBatch));
   if (config.idempotencyKeysDays > 0) targets.push(idempotencyKeysTarget(config.idempotencyKeysDays));
+  if (config.responseCacheDays > 0) targets.push(responseCacheTarget(config.responseCacheDays));
   if (options.postgres) targets.push(expiredRateLimitsTarget);
   return targets;
 }

@@ -19,12 +19,17 @@ import { loadDependencyNames } from './task-graph.ts';
 // Bound-variable limit of SQLite: tasks have ~27 columns, so 500 rows per insert is safe.
 const CHUNK = 500;
 
-export interface NewSessionRows {
-  session: SessionsTable;
-  plan: PlanBody;
+/** The agents, tasks and dependencies of planned work (a new session's plan, or its first plan). */
+export interface PlannedRows {
   agents: AgentsTable[];
   tasks: TasksTable[];
   dependencies: TaskDependenciesTable[];
+}
+
+export interface NewSessionRows extends PlannedRows {
+  session: SessionsTable;
+  /** Null for a session the orchestrator has yet to plan (its plan task is among `tasks`). */
+  plan: PlanBody | null;
 }
 
 async function insertChunked<T extends keyof Database>(
@@ -44,16 +49,23 @@ async function insertChunked<T extends keyof Database>(
 /** Inserts a session and everything planned for it (inside the caller's transaction). */
 export async function insertSession(trx: Kysely<Database>, rows: NewSessionRows): Promise<void> {
   await trx.insertInto('sessions').values(rows.session).execute();
-  await trx
-    .insertInto('plans')
-    .values({
-      session_id: rows.session.id,
-      version: rows.session.plan_version,
-      tenant_id: rows.session.tenant_id,
-      body: JSON.stringify(rows.plan),
-      created_at: rows.session.created_at,
-    })
-    .execute();
+  if (rows.plan !== null) {
+    await trx
+      .insertInto('plans')
+      .values({
+        session_id: rows.session.id,
+        version: rows.session.plan_version,
+        tenant_id: rows.session.tenant_id,
+        body: JSON.stringify(rows.plan),
+        created_at: rows.session.created_at,
+      })
+      .execute();
+  }
+  await insertPlannedRows(trx, rows);
+}
+
+/** Inserts planned agents, tasks and dependencies (inside the caller's transaction). */
+export async function insertPlannedRows(trx: Kysely<Database>, rows: PlannedRows): Promise<void> {
   await insertChunked(trx, 'agents', rows.agents);
   await insertChunked(trx, 'tasks', rows.tasks);
   await insertChunked(trx, 'task_dependencies', rows.dependencies);

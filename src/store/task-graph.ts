@@ -29,22 +29,22 @@ const selectGraphTasks = precompileQuery<Database, Pick<TasksTable, (typeof GRAP
       .orderBy('position'),
 );
 
-const selectTaskOutputs = precompileQuery<Database, Pick<TasksTable, 'id' | 'result' | 'error'>>(
+const selectTaskOutputs = precompileQuery<Database, Pick<TasksTable, 'id' | 'kind' | 'result' | 'error'>>(
   1,
   (db, [sessionId]) =>
     db
       .selectFrom('tasks')
-      .select(['id', 'result', 'error'])
+      .select(['id', 'kind', 'result', 'error'])
       .where('session_id', '=', sessionId as string),
 );
 
-/** Result and error of every task of a session, by task id (for the session's outcome). */
+/** Kind, result and error of every task of a session, by task id (for the session's outcome). */
 export async function loadTaskOutputs(
   trx: Kysely<Database>,
   sessionId: string,
-): Promise<Map<string, { result: string | null; error: string | null }>> {
+): Promise<Map<string, { kind: string; result: string | null; error: string | null }>> {
   const { rows } = await selectTaskOutputs(trx, sessionId);
-  return new Map(rows.map((row) => [row.id, { result: row.result, error: row.error }]));
+  return new Map(rows.map((row) => [row.id, { kind: row.kind, result: row.result, error: row.error }]));
 }
 
 /**

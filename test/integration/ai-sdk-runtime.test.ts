@@ -6,7 +6,10 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { tool } from 'ai';
 import { pino } from 'pino';
 import { z } from 'zod';
+import { createModelCache } from '../../src/agents/providers/create-model.ts';
 import { createLlmClient, type LlmClient } from '../../src/agents/providers/llm-client.ts';
+import { withResponseCache } from '../../src/agents/providers/response-cache-model.ts';
+import { runAsTenant } from '../../src/agents/providers/tenant-models.ts';
 import { findBuiltInRole } from '../../src/agents/roles/catalogue.ts';
 import { createAiSdkRuntime } from '../../src/agents/runtimes/ai-sdk/ai-sdk-runtime.ts';
 import {
@@ -56,7 +59,8 @@ function makeClient(
     llm?: Record<string, unknown>;
     primaryType?: string;
     timeoutSeconds?: number;
-    cache?: boolean;
+    /** Turns on `cache` for the primary provider, answering from this cache. */
+    cache?: ResponseCache;
   } = {},
 ): LlmClient {
   const type = overrides.primaryType ?? 'openai-compatible';
@@ -67,7 +71,7 @@ function makeClient(
       apiKey: 'key-main',
       baseURL: type === 'anthropic' ? setup.primary.anthropicBaseURL : setup.primary.openaiBaseURL,
       timeoutSeconds: overrides.timeoutSeconds ?? 30,
-      cache: overrides.cache ?? false,
+      cache: overrides.cache !== undefined,
     },
     backup: {
       type: 'openai-compatible',
@@ -84,15 +88,17 @@ function makeClient(
     prices: { 'main-model': { inputPerMTok: 3, outputPerMTok: 15, cacheReadPerMTok: 0.3 } },
     ...overrides.llm,
   });
-  return createLlmClient({ providers, llm, logger });
+  const getModel = overrides.cache
+    ? withResponseCache(createModelCache(providers), { providers, cache: overrides.cache })
+    : undefined;
+  return createLlmClient({ providers, llm, logger, ...(getModel ? { getModel } : {}) });
 }
 
-function makeRuntime(client: LlmClient, cache?: ResponseCache) {
+function makeRuntime(client: LlmClient) {
   return createAiSdkRuntime({
     client,
     resolveRole: (_tenant, name) => findBuiltInRole(name),
     dependencyOutputChars: 2000,
-    cache,
   });
 }
 
@@ -280,20 +286,69 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
   test('a cache hit answers without calling the server (temperature 0, cache on)', async () => {
     const cache = createMemoryResponseCache();
     const client = makeClient(setup, {
-      cache: true,
+      cache,
       llm: { roles: { architect: { provider: 'main', temperature: 0 } } },
     });
-    const runtime = makeRuntime(client, cache);
+    const runtime = makeRuntime(client);
     setup.primary.enqueue({ text: 'cached answer' });
-    const first = await runtime.run(makeTask(), makeContext().ctx);
+    // The app runs every task as its tenant (bindTenantScope); cache entries are per tenant.
+    const first = await runAsTenant('t1', () => runtime.run(makeTask(), makeContext().ctx));
     const { ctx, chunks } = makeContext();
-    const second = await runtime.run(makeTask(), ctx);
+    const second = await runAsTenant('t1', () => runtime.run(makeTask(), ctx));
     assert.equal(first.output, 'cached answer');
     assert.equal(second.output, 'cached answer');
     assert.equal(chunks.join(''), 'cached answer');
     assert.equal(setup.primary.requests.length, 1);
     assert.deepEqual(cache.stats(), { hits: 1, misses: 1 });
     assert.equal(second.usage?.costUsd, 0);
+  });
+
+  test('a cached answer with a tool call replays the call: the tool runs again on a hit', async () => {
+    const cache = createMemoryResponseCache();
+    const client = makeClient(setup, {
+      cache,
+      llm: { roles: { architect: { provider: 'main', temperature: 0 } } },
+    });
+    const notes: string[] = [];
+    const runtime = createAiSdkRuntime({
+      client,
+      resolveRole: (_tenant, name) => findBuiltInRole(name),
+      dependencyOutputChars: 2000,
+      createTools: () => ({
+        note: tool({
+          description: 'Notes a text',
+          inputSchema: z.object({ text: z.string() }),
+          execute: async ({ text }) => {
+            notes.push(text);
+            return `noted ${text}`;
+          },
+        }),
+      }),
+    });
+    setup.primary.enqueue(
+      { toolCalls: [{ id: 'c1', name: 'note', input: { text: 'remember' } }] },
+      { text: 'Done.' },
+    );
+    const first = await runAsTenant('t1', () => runtime.run(makeTask(), makeContext().ctx));
+    const second = await runAsTenant('t1', () => runtime.run(makeTask(), makeContext().ctx));
+    assert.equal(first.output, 'Done.');
+    assert.equal(second.output, 'Done.');
+    assert.equal(setup.primary.requests.length, 2, 'both steps of the second run came from the cache');
+    assert.deepEqual(notes, ['remember', 'remember'], 'the cached tool call was executed again');
+    assert.deepEqual(cache.stats(), { hits: 2, misses: 2 });
+    // A different tool set is a different request: no hit.
+    const other = createAiSdkRuntime({
+      client,
+      resolveRole: (_tenant, name) => findBuiltInRole(name),
+      dependencyOutputChars: 2000,
+      createTools: () => ({
+        note: tool({ description: 'Notes a text, briefly', inputSchema: z.object({ text: z.string() }) }),
+      }),
+    });
+    setup.primary.enqueue({ text: 'fresh' });
+    const third = await runAsTenant('t1', () => other.run(makeTask(), makeContext().ctx));
+    assert.equal(third.output, 'fresh');
+    assert.equal(setup.primary.requests.length, 3);
   });
 
   test('an unknown role fails with INVALID_ROLE before any call', async () => {

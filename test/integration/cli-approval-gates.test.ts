@@ -125,7 +125,13 @@ test('maos run at every approval gate', { timeout: 120_000 }, async (t) => {
   await t.test('--json: the hints go to stderr, stdout is the final session document', async () => {
     let seen = 0;
     let noted = '';
-    const child = runMaos([...args, '--json'], { env });
+    let stderr = '';
+    const child = runMaos([...args, '--json'], {
+      env,
+      onStderr: (chunk) => {
+        stderr += chunk;
+      },
+    });
     // --json output comes at the end; approve over the API as the session waits.
     const id = await (async () => {
       const deadline = Date.now() + 30_000;
@@ -141,6 +147,11 @@ test('maos run at every approval gate', { timeout: 120_000 }, async (t) => {
     })();
     for (let gate = 0; gate < 3; gate += 1) {
       await waitForSession<SessionView>(server.url, id, (s) => s.status === 'awaiting_approval', 30_000);
+      // The first plan exists once the orchestrator's planning task ran: the CLI shows it when it
+      // sees the session leave `planning`, so it is approved here only after that.
+      for (let i = 0; gate === 0 && i < 600 && !stderr.includes('waiting for plan approval'); i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
       const approved = await requestJson(`${server.url}/v1/sessions/${id}/approve`, {
         method: 'POST',
         body: {},
@@ -154,7 +165,7 @@ test('maos run at every approval gate', { timeout: 120_000 }, async (t) => {
     assert.equal(seen, 3);
     const final = JSON.parse(result.stdout) as SessionView;
     assert.equal(final.status, 'completed');
-    // The first plan's hint is printed from the submit response, before anyone could approve it.
+    // The first plan's hint is printed once the planning is over, before it was approved.
     assert.match(noted, new RegExp(`waiting for plan approval[^]*approve: maos approve ${id}`));
   });
 });

@@ -91,3 +91,85 @@ test('objective-only session over HTTP runs through the configured LLM stack; cu
   );
   assert.ok(roles.body.items.some((item) => item.name === 'architect' && item.builtIn));
 });
+
+test('POST with only an objective answers 201 `planning` before the orchestrator has answered', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  // The plan call waits until the test has seen the POST's answer.
+  let releasePlan: () => void = () => {};
+  const planReleased = new Promise<void>((resolve) => {
+    releasePlan = resolve;
+  });
+  let planAnswered = false;
+  llm.setHandler(async (request: RecordedLlmRequest) => {
+    if (request.body.response_format !== undefined) {
+      await planReleased;
+      planAnswered = true;
+      return { object: plan };
+    }
+    const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
+    return { text: `output of ${name}` };
+  });
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'local-model', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 } },
+    },
+  });
+  t.after(async () => {
+    releasePlan();
+    await server.close();
+  });
+
+  interface Created {
+    id: string;
+    status: string;
+    plan: unknown;
+    planVersion: number;
+    tasks: Array<{ name: string; kind: string }>;
+  }
+  const body = { objective: 'Design and review a blog API' };
+  const created = await requestJson<Created>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body,
+    headers: { 'idempotency-key': 'plan-later-1' },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal(planAnswered, false);
+  assert.equal(created.body.status, 'planning');
+  assert.equal(created.body.plan, null);
+  assert.equal(created.body.planVersion, 0);
+  assert.deepEqual(
+    created.body.tasks.map((task) => [task.kind, task.name]),
+    [['plan', 'orchestrator:plan']],
+  );
+  const replay = await requestJson<Created>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body,
+    headers: { 'idempotency-key': 'plan-later-1' },
+  });
+  assert.equal(replay.status, 200, JSON.stringify(replay.body));
+  assert.equal(replay.body.id, created.body.id);
+  const noPlans = await requestJson<{ items: unknown[] }>(
+    `${server.url}/v1/sessions/${created.body.id}/plans`,
+  );
+  assert.deepEqual(noPlans.body.items, []);
+
+  releasePlan();
+  const done = await waitForSession<{ status: string; error: string | null; planVersion: number }>(
+    server.url,
+    created.body.id,
+  );
+  assert.equal(done.status, 'completed', done.error ?? '');
+  assert.equal(planAnswered, true);
+  assert.equal(done.planVersion, 1);
+  const plans = await requestJson<{ items: Array<{ version: number }> }>(
+    `${server.url}/v1/sessions/${created.body.id}/plans`,
+  );
+  assert.deepEqual(
+    plans.body.items.map((item) => item.version),
+    [1],
+  );
+});

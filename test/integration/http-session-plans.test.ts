@@ -56,7 +56,12 @@ describe('plan versions', { timeout: 30_000 }, () => {
           },
         ],
       },
-      { isKnownRole: () => true, isKnownRunner: (r) => r === 'ok', maxAgentsPerRole: 3 },
+      {
+        isKnownRole: () => true,
+        isKnownRunner: (r) => r === 'ok',
+        maxAgentsPerRole: 3,
+        maxTasksPerPhase: 12,
+      },
     );
     const version = await h.handle.db
       .transaction()

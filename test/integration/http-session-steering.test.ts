@@ -26,6 +26,7 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
             isKnownRole: () => true,
             isKnownRunner: (r) => r === 'ok',
             maxAgentsPerRole: 3,
+            maxTasksPerPhase: 12,
           }),
           maxAttempts: 1,
           onChanged: (id) => changed.push(id),

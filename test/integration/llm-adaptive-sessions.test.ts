@@ -69,6 +69,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
       assert.deepEqual(
         done.tasks.map((t) => [t.kind, t.name, t.status]),
         [
+          ['plan', 'orchestrator:plan', 'succeeded'],
           ['agent', 'survey', 'succeeded'],
           ['agent', 'sketch', 'succeeded'],
           ['plan', 'orchestrator:phase-gate-1', 'succeeded'],
@@ -143,7 +144,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
       assert.equal(round, 2);
       const synthesis = done.tasks.at(-1);
       assert.equal(synthesis?.kind, 'synthesize');
-      assert.deepEqual([...(synthesis?.dependsOn ?? [])].sort(), ['a', 'b']);
+      assert.deepEqual([...(synthesis?.dependsOn ?? [])].sort(), ['a', 'b', 'orchestrator:plan']);
     } finally {
       llm.server.setHandler(undefined);
     }

@@ -71,7 +71,14 @@ test('adaptive session over HTTP: phase gate with steering, synthesis as result,
   assert.equal(session.result, 'Final synthesis');
   assert.deepEqual(
     session.tasks.map((task) => task.name),
-    ['explore', 'orchestrator:phase-gate-1', 'deepen', 'orchestrator:phase-gate-2', 'orchestrator:synthesis'],
+    [
+      'orchestrator:plan',
+      'explore',
+      'orchestrator:phase-gate-1',
+      'deepen',
+      'orchestrator:phase-gate-2',
+      'orchestrator:synthesis',
+    ],
   );
   const gatePrompt =
     llm.requests.find((r) => r.promptText.includes('has finished. Outputs so far'))?.promptText ?? '';

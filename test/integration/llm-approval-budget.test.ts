@@ -1,5 +1,5 @@
 // Plan approval and budgets end to end: the real app over HTTP with the scripted LLM server.
-// approval "required" stops after planning; approve (as is or edited) runs it; reject ends it.
+// approval "required" stops after the planning task; approve (as is or edited) runs it; reject ends it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
@@ -48,7 +48,10 @@ async function createAwaiting(url: string): Promise<string> {
     body: { objective: 'Document the API', approval: 'required' },
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  assert.equal(created.body.status, 'awaiting_approval');
+  // The orchestrator plans after the POST answered; the plan then waits for approval.
+  assert.equal(created.body.status, 'planning');
+  const planned = await waitForSession<SessionView>(url, created.body.id, (s) => s.status !== 'planning');
+  assert.equal(planned.status, 'awaiting_approval');
   return created.body.id;
 }
 
@@ -61,8 +64,12 @@ test('approval required: waits with no task ready, then approve with an edited p
   const waiting = await requestJson<SessionView>(`${server.url}/v1/sessions/${id}`);
   assert.equal(waiting.body.status, 'awaiting_approval');
   assert.deepEqual(
-    waiting.body.tasks.map((x) => x.status),
-    ['pending', 'pending'],
+    waiting.body.tasks.map((x) => [x.name, x.status]),
+    [
+      ['orchestrator:plan', 'succeeded'],
+      ['research', 'pending'],
+      ['write', 'pending'],
+    ],
   );
   assert.equal(llm.requests.length, planRequests);
 
@@ -138,6 +145,7 @@ test('approval required: reject ends the session failed with the reason', async 
   assert.deepEqual(
     done.tasks.map((x) => [x.name, x.status]),
     [
+      ['orchestrator:plan', 'succeeded'],
       ['research', 'cancelled'],
       ['write', 'cancelled'],
     ],
@@ -375,8 +383,10 @@ test('adaptive session with approval required stops at the first plan and again 
     body: { objective: 'Compare hosting options', strategy: 'adaptive', approval: 'required' },
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  assert.equal(created.body.status, 'awaiting_approval');
+  assert.equal(created.body.status, 'planning');
   const id = created.body.id;
+  const planned = await waitForSession<SessionView>(server.url, id, (s) => s.status !== 'planning');
+  assert.equal(planned.status, 'awaiting_approval', planned.error ?? '');
   const first = await requestJson(`${server.url}/v1/sessions/${id}/approve`, { method: 'POST', body: {} });
   assert.equal(first.status, 200, JSON.stringify(first.body));
 
@@ -386,6 +396,7 @@ test('adaptive session with approval required stops at the first plan and again 
   assert.deepEqual(
     atGate.tasks.map((x) => [x.name, x.status]),
     [
+      ['orchestrator:plan', 'succeeded'],
       ['explore', 'succeeded'],
       ['orchestrator:phase-gate-1', 'succeeded'],
       ['deepen', 'pending'],

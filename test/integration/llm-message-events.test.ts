@@ -105,8 +105,9 @@ test('message events', { timeout: 60_000 }, async (t) => {
       body: { objective: 'Wait for me', approval: 'required' },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
-    assert.equal(created.body.status, 'awaiting_approval');
     const id = created.body.id;
+    const planned = await waitForSession(server.url, id, (s) => s.status !== 'planning');
+    assert.equal(planned.status, 'awaiting_approval');
     const before = await readAllEvents<EventView>(server.url, id);
     // Nothing else happens to a session waiting for approval: the stream only gets the new event
     // if posting the message wakes it.

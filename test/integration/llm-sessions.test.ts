@@ -1,15 +1,16 @@
 // Objective-only sessions end to end: the real engine on SQLite, the LLM stack (planner + AI SDK
-// runtime) and the scripted LLM server. Plan → parallel and pipeline execution → result.
+// runtime) and the scripted LLM server. Planning task → parallel and pipeline execution → result;
+// planning usage, a plan that stays invalid, a budget crossed by planning, cancel while planning.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { INITIAL_PLAN_TASK_NAME } from '../../src/engine/planner-continuation.ts';
 import {
   createOrchestratorRuntime,
   parsePhaseGateOutput,
   runPhaseGateTask,
   runSynthesisTask,
 } from '../../src/engine/planner-tasks.ts';
-import { AppError } from '../../src/errors/app-error.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { ACTOR, answerByTaskName, type LlmEngine, startLlmEngine } from '../fixtures/llm-engine.ts';
 import type { RecordedLlmRequest } from '../fixtures/llm-server.ts';
@@ -54,9 +55,18 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
       const { session } = await llm.engine.service.createSession(ACTOR, {
         objective: 'Build a blog API with docs',
       });
+      assert.equal(session.status, 'planning');
+      assert.equal(session.plan, null);
       assert.deepEqual(
-        session.tasks.map((t) => [t.name, t.role]),
+        session.tasks.map((t) => [t.kind, t.name]),
+        [['plan', INITIAL_PLAN_TASK_NAME]],
+      );
+      const planned = await llm.waitWhilePlanning(session.id);
+      assert.equal(planned.planVersion, 1);
+      assert.deepEqual(
+        planned.tasks.map((t) => [t.name, t.role]),
         [
+          [INITIAL_PLAN_TASK_NAME, 'orchestrator'],
           ['design', 'architect'],
           ['api', 'backend_engineer'],
           ['docs', 'documenter'],
@@ -65,7 +75,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
       );
       const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'completed', done.error ?? '');
-      assert.equal(done.result, 'output of review');
+      assert.equal(done.result, 'output of review', 'the plan is not part of the result');
       const byName = new Map(done.tasks.map((t) => [t.name, t]));
       assert.ok((byName.get('api')?.startedAt ?? 0) >= (byName.get('design')?.finishedAt ?? Infinity));
       assert.ok((byName.get('review')?.startedAt ?? 0) >= (byName.get('docs')?.finishedAt ?? Infinity));
@@ -79,6 +89,11 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
         llm.server.requests.find((r) => r.promptText.includes('Your task (review)'))?.promptText ?? '';
       assert.match(reviewPrompt, /### api \(backend_engineer\)\noutput of api/);
       assert.match(reviewPrompt, /### docs \(documenter\)\noutput of docs/);
+      assert.doesNotMatch(
+        llm.server.requests.find((r) => r.promptText.includes('Your task (design)'))?.promptText ?? '',
+        /orchestrator:plan/,
+        'the plan is no dependency output of the first tasks',
+      );
       const apiPrompt = llm.server.requests.find((r) => r.promptText.includes('Your task (api)'));
       assert.match(
         String((apiPrompt?.body.messages as Array<{ content: string }> | undefined)?.[0]?.content),
@@ -89,33 +104,134 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     }
   });
 
-  test('an invalid plan that stays invalid rejects the session with the reasons', async () => {
+  test('planning usage, a repair round included, counts on the planning task and the session', async () => {
+    let planCalls = 0;
+    llm.server.setHandler((request) => {
+      if (!isPlanRequest(request)) return answerByTaskName(request);
+      planCalls += 1;
+      const usage = { inputTokens: 1000, outputTokens: 200 };
+      return planCalls === 1
+        ? { object: { rationale: 'x', phases: [{ name: 'p', tasks: [plannedTask('a', 'wizard')] }] }, usage }
+        : {
+            object: { rationale: 'r', phases: [{ name: 'p', tasks: [plannedTask('solo', 'analyst')] }] },
+            usage,
+          };
+    });
+    try {
+      const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Count me' });
+      const done = await llm.waitForSession(session.id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      assert.equal(planCalls, 2);
+      const planning = done.tasks.find((t) => t.name === INITIAL_PLAN_TASK_NAME);
+      // 2 × (1000 in at $10/MTok + 200 out at $100/MTok).
+      assert.deepEqual(planning?.usage, {
+        inputTokens: 2000,
+        outputTokens: 400,
+        cacheReadTokens: 0,
+        costUsd: 0.06,
+      });
+      const solo = done.tasks.find((t) => t.name === 'solo');
+      assert.equal(done.usage.inputTokens, 2000 + (solo?.usage.inputTokens ?? 0));
+      assert.equal(done.usage.outputTokens, 400 + (solo?.usage.outputTokens ?? 0));
+      assert.ok(Math.abs(done.usage.costUsd - (0.06 + (solo?.usage.costUsd ?? 0))) < 1e-9);
+    } finally {
+      llm.server.setHandler(undefined);
+    }
+  });
+
+  test('a plan that stays invalid ends the session failed with INVALID_PLAN and the reasons', async () => {
     llm.server.requests.length = 0;
     llm.server.setHandler(() => ({
       object: { rationale: 'x', phases: [{ name: 'p', tasks: [plannedTask('a', 'wizard')] }] },
+      usage: { inputTokens: 1000, outputTokens: 100 },
     }));
     try {
-      const error = await llm.engine.service
-        .createSession(ACTOR, { objective: 'Anything' })
-        .catch((e: unknown) => e);
-      assert.ok(error instanceof AppError);
-      assert.equal(error.code, 'INVALID_PLAN');
-      assert.match(error.message, /after 2 attempt\(s\): task "a": unknown role "wizard"/);
+      const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Anything' });
+      assert.equal(session.status, 'planning');
+      const done = await llm.waitForSession(session.id);
+      assert.equal(done.status, 'failed');
+      assert.match(done.error ?? '', /INVALID_PLAN: .*after 2 attempt\(s\): task "a": unknown role "wizard"/);
+      const planning = done.tasks.find((t) => t.name === INITIAL_PLAN_TASK_NAME);
+      assert.equal(planning?.status, 'failed');
+      assert.match(planning?.error ?? '', /^INVALID_PLAN: /);
+      assert.equal(done.plan, null);
+      assert.equal(done.tasks.length, 1, 'no agent task was created');
       assert.equal(llm.server.requests.length, 2);
+      // Both rounds are charged to the failed plan task and the session ($10 / $100 per MTok).
+      const spent = { inputTokens: 2000, outputTokens: 200, cacheReadTokens: 0, costUsd: 0.04 };
+      assert.deepEqual(planning?.usage, spent);
+      assert.deepEqual(done.usage, spent);
+    } finally {
+      llm.server.setHandler(undefined);
+    }
+  });
+
+  test('a token budget below the planning call ends the session BUDGET_EXCEEDED before any agent', async () => {
+    llm.server.requests.length = 0;
+    llm.server.setHandler((request) =>
+      isPlanRequest(request)
+        ? {
+            object: { rationale: 'r', phases: [{ name: 'p', tasks: [plannedTask('solo', 'analyst')] }] },
+            usage: { inputTokens: 1000, outputTokens: 200 },
+          }
+        : answerByTaskName(request),
+    );
+    try {
+      const { session } = await llm.engine.service.createSession(ACTOR, {
+        objective: 'Too dear',
+        budget: { maxTokens: 500 },
+      });
+      const done = await llm.waitForSession(session.id);
+      assert.equal(done.status, 'failed');
+      assert.match(done.error ?? '', /^BUDGET_EXCEEDED: token budget exceeded: 1200 of 500 tokens/);
+      assert.deepEqual(
+        done.tasks.map((t) => [t.name, t.status]),
+        [[INITIAL_PLAN_TASK_NAME, 'succeeded']],
+      );
+      assert.equal(done.usage.inputTokens + done.usage.outputTokens, 1200);
+      assert.equal(llm.server.requests.filter((r) => !isPlanRequest(r)).length, 0, 'no agent ran');
+    } finally {
+      llm.server.setHandler(undefined);
+    }
+  });
+
+  test('cancelling a session while it plans aborts the orchestrator call', async () => {
+    llm.server.requests.length = 0;
+    llm.server.setHandler(() => ({ hang: true }));
+    try {
+      const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Never mind' });
+      for (let i = 0; i < 400 && llm.server.requests.length === 0; i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(llm.server.requests.length, 1, 'the planning call is under way');
+      const cancelled = await llm.engine.service.cancelSession(ACTOR, session.id);
+      assert.equal(cancelled.status, 'cancelled');
+      assert.deepEqual(
+        cancelled.tasks.map((t) => [t.name, t.status]),
+        [[INITIAL_PLAN_TASK_NAME, 'cancelled']],
+      );
+      // The orchestrator's call is aborted: the client closes the hanging response.
+      for (let i = 0; i < 400 && llm.server.openResponses() > 0; i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(llm.server.openResponses(), 0, 'the planning call was aborted');
+      const after = await llm.engine.service.getSession(ACTOR, session.id);
+      assert.equal(after.status, 'cancelled');
+      assert.equal(llm.server.requests.length, 1, 'no retry after the cancel');
     } finally {
       llm.server.setHandler(undefined);
     }
   });
 
   test('a rejected API key fails the task and the session with a clear reason', async () => {
-    llm.server.setHandler((request) =>
-      isPlanRequest(request)
-        ? { object: { rationale: 'r', phases: [{ name: 'p', tasks: [plannedTask('solo', 'analyst')] }] } }
-        : answerByTaskName(request),
-    );
+    llm.server.setHandler((request) => {
+      if (!isPlanRequest(request)) return answerByTaskName(request);
+      // Rotated once the plan is asked for: the agent's call is the first one refused.
+      llm.server.setApiKey('rotated');
+      return { object: { rationale: 'r', phases: [{ name: 'p', tasks: [plannedTask('solo', 'analyst')] }] } };
+    });
     try {
       const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Analyse' });
-      llm.server.setApiKey('rotated');
       const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'failed');
       assert.match(

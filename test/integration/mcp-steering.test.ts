@@ -37,6 +37,7 @@ describe('MCP steering tools', { timeout: 60_000 }, () => {
         isKnownRole: (role: string) => BUILT_IN_ROLES.some((r) => r.name === role),
         isKnownRunner: (runner: string) => Object.hasOwn(TEST_RUNNERS, runner),
         maxAgentsPerRole: 10,
+        maxTasksPerPhase: 12,
       }),
       maxAttempts: 2,
     });

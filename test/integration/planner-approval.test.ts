@@ -18,7 +18,12 @@ import { appendEvents } from '../../src/store/event-store.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 
 const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
-const rules = { isKnownRole: () => true, isKnownRunner: () => false, maxAgentsPerRole: 3 };
+const rules = {
+  isKnownRole: () => true,
+  isKnownRunner: () => false,
+  maxAgentsPerRole: 3,
+  maxTasksPerPhase: 12,
+};
 
 describe('plan approval', { timeout: 30_000 }, () => {
   let dir: string;

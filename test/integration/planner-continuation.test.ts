@@ -1,5 +1,6 @@
-// The continuation of orchestrator-planned sessions on a real SQLite store: phase gates, the phases
-// they decide (agent reuse, plan versions), the phase limit, and the synthesis as the only sink.
+// The continuation of orchestrator-planned sessions on a real SQLite store: the first plan from the
+// planning task, phase gates, the phases they decide (agent reuse, plan versions), the phase limit,
+// and the synthesis as the only sink.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,11 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createRuntimeRegistry } from '../../src/agents/runtimes/runtime.ts';
 import { advanceSession } from '../../src/domain/advance.ts';
-import type { PlanBody } from '../../src/domain/types.ts';
+import { type PlanBody, ZERO_USAGE } from '../../src/domain/types.ts';
 import { createEngine, type EngineInternals } from '../../src/engine/index.ts';
+import { applyInitialPlan } from '../../src/engine/initial-plan.ts';
 import {
   type Continuation,
   continueOrchestratedSession,
+  INITIAL_PLAN_TASK_NAME,
   ORCHESTRATOR_PLAN_ORIGIN,
   SYNTHESIS_TASK_NAME,
 } from '../../src/engine/planner-continuation.ts';
@@ -56,8 +59,10 @@ describe('continuation of orchestrator-planned sessions', () => {
       db: handle.db,
       logger: createLogger({ level: 'silent' }),
       runtimes,
-      // A planner that marks its plan as the LLM planner does.
-      planner: { planInitial: () => ({ ...firstPhase, origin: ORCHESTRATOR_PLAN_ORIGIN }) as PlanBody },
+      // No worker runs the planning task here: `plan` below stores its result as the planner would.
+      planner: {
+        planInitial: async () => ({ plan: firstPhase, usage: { ...ZERO_USAGE }, rounds: 1 }),
+      },
     });
   });
   after(async () => {
@@ -74,6 +79,29 @@ describe('continuation of orchestrator-planned sessions', () => {
         .where('name', '=', name)
         .execute();
     }
+  }
+
+  /** Finishes the session's planning task with the first phase (marked as the LLM planner marks it). */
+  async function plan(sessionId: string): Promise<void> {
+    const result = JSON.stringify({ ...firstPhase, origin: ORCHESTRATOR_PLAN_ORIGIN });
+    await succeed(sessionId, { [INITIAL_PLAN_TASK_NAME]: result });
+    const task = await handle.db
+      .selectFrom('tasks')
+      .select('id')
+      .where('session_id', '=', sessionId)
+      .where('name', '=', INITIAL_PLAN_TASK_NAME)
+      .executeTakeFirstOrThrow();
+    const applied = await handle.db
+      .transaction()
+      .execute((trx) =>
+        applyInitialPlan(
+          trx,
+          { id: sessionId, tenantId: ACTOR.tenantId },
+          { id: task.id, result },
+          Date.now(),
+        ),
+      );
+    assert.ok(applied && !('error' in applied));
   }
 
   function step(sessionId: string, maxPhases = 3): Promise<Continuation | null> {
@@ -98,11 +126,52 @@ describe('continuation of orchestrator-planned sessions', () => {
       .execute();
   }
 
+  test("a session without agents is stored planning with its planning task; the task's plan becomes version 1", async () => {
+    const { session } = await engine.service.createSession(ACTOR, { objective: 'Plan me' });
+    assert.equal(session.status, 'planning');
+    assert.equal(session.plan, null);
+    assert.equal(session.planVersion, 0);
+    assert.equal(session.startedAt, null);
+    assert.deepEqual(
+      session.tasks.map((t) => [t.kind, t.name, t.role, t.phase, t.status]),
+      [['plan', INITIAL_PLAN_TASK_NAME, 'orchestrator', 0, 'ready']],
+    );
+    assert.deepEqual(await listPlanVersions(handle.db, ACTOR.tenantId, session.id), []);
+
+    await plan(session.id);
+    const detail = await engine.service.getSession(ACTOR, session.id);
+    assert.equal(detail.status, 'running');
+    assert.equal(detail.planVersion, 1);
+    assert.notEqual(detail.startedAt, null);
+    assert.deepEqual(
+      detail.plan?.phases.map((phase) => phase.tasks.map((t) => t.name)),
+      [['survey', 'sketch']],
+    );
+    assert.deepEqual(
+      detail.tasks.map((t) => [t.name, t.status]),
+      [
+        [INITIAL_PLAN_TASK_NAME, 'succeeded'],
+        ['survey', 'ready'],
+        ['sketch', 'ready'],
+      ],
+    );
+    assert.deepEqual(
+      detail.agents.map((a) => a.name),
+      ['survey', 'sketch'],
+    );
+    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, session.id);
+    assert.deepEqual(
+      versions.map((v) => [v.version, v.diff]),
+      [[1, null]],
+    );
+  });
+
   test('adaptive: gate → next phase with agent reuse → gate → synthesis, which alone gives the result', async () => {
     const { session } = await engine.service.createSession(ACTOR, {
       objective: 'Adaptive',
       strategy: 'adaptive',
     });
+    await plan(session.id);
     await succeed(session.id, { survey: 'S', sketch: 'K' });
 
     const gate1 = await step(session.id);
@@ -174,6 +243,7 @@ describe('continuation of orchestrator-planned sessions', () => {
       objective: 'Short',
       strategy: 'adaptive',
     });
+    await plan(session.id);
     await succeed(session.id, { survey: 'S', sketch: 'K' });
     await step(session.id, 1);
     assert.equal((await tasksOf(session.id)).at(-1)?.name, SYNTHESIS_TASK_NAME);
@@ -181,6 +251,7 @@ describe('continuation of orchestrator-planned sessions', () => {
 
   test('a planned non-adaptive session goes straight to synthesis; explicit sessions complete as usual', async () => {
     const { session } = await engine.service.createSession(ACTOR, { objective: 'Planned' });
+    await plan(session.id);
     await succeed(session.id, { survey: 'S', sketch: 'K' });
     await step(session.id);
     const tasks = await tasksOf(session.id);
@@ -190,7 +261,7 @@ describe('continuation of orchestrator-planned sessions', () => {
       .select('depends_on_task_id')
       .where('task_id', '=', tasks.at(-1)?.id ?? '')
       .execute();
-    assert.equal(deps.length, 2);
+    assert.equal(deps.length, 3, 'the agent tasks and the planning task');
 
     const explicit = await engine.service.createSession(ACTOR, {
       objective: 'Explicit',

@@ -266,15 +266,24 @@ describe('LLM planner against the scripted LLM server', () => {
     assert.match(prompt, /Write ONE answer for the user/);
   });
 
-  test('planInitial (the engine seam) returns the plan body', async () => {
+  test('planInitial (what the planning task runs) returns the marked plan and the usage of every round', async () => {
+    server.enqueue({ object: { ...goodPlan, phases: [] } });
     server.enqueue({ object: goodPlan });
-    const plan = await makePlanner(server, 'openai-compatible').planInitial({
+    const { plan, usage, rounds } = await makePlanner(server, 'openai-compatible').planInitial({
       tenantId: 't',
       sessionId: 's',
       objective: 'o',
-      input: { objective: 'o' },
+      adaptive: false,
+      userMessages: ['keep it small'],
     });
     assert.equal(plan.phases.length, 2);
+    assert.equal((plan as { origin?: string }).origin, 'orchestrator');
+    assert.equal(rounds, 2);
+    const first = server.requests[0]!;
+    assert.match(first.promptText, /keep it small/);
+    const perCall = server.requests.length;
+    assert.equal(perCall, 2);
+    assert.ok(usage.inputTokens > 0 && usage.outputTokens > 0);
   });
 
   test('servers without JSON-schema support get JSON mode with the schema in the prompt', async () => {

@@ -31,6 +31,7 @@ const retentionConfig = {
   outputsDays: 30,
   messagesDays: 90,
   idempotencyKeysDays: 7,
+  responseCacheDays: 30,
 };
 const silent = createLogger({ level: 'silent' });
 

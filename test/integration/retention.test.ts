@@ -1,5 +1,5 @@
 // Retention job contract on SQLite and PostgreSQL: finished sessions' old events, outputs, messages,
-// artifacts and idempotency keys are deleted in bounded batches; running sessions, recent sessions
+// artifacts, idempotency keys and old LLM response cache entries are deleted in bounded batches; running sessions, recent sessions
 // and the audit log are kept; two replicas running passes at once delete every row exactly once;
 // on PostgreSQL a pass is single-flight through the retention advisory lock.
 import assert from 'node:assert/strict';
@@ -30,6 +30,7 @@ const retention = {
   outputsDays: 30,
   messagesDays: 90,
   idempotencyKeysDays: 7,
+  responseCacheDays: 30,
 };
 
 interface SeedSession {
@@ -147,6 +148,26 @@ async function seedAll(db: AnyDb): Promise<void> {
       keyDaysAgo: 120,
     });
   }
+  // LLM response cache entries: a TTL from when they were stored, whoever's they are.
+  for (const [key, daysAgo] of [
+    ['fresh', 2],
+    ['stale-1', 31],
+    ['stale-2', 400],
+  ] as const) {
+    await db
+      .insertInto('llm_response_cache')
+      .values({
+        tenant_id: TENANT,
+        key,
+        provider: 'p',
+        model: 'm',
+        response: '{}',
+        hits: 0,
+        created_at: NOW - daysAgo * DAY,
+        last_hit_at: null,
+      })
+      .execute();
+  }
   // The audit log is a hash chain: retention never deletes from it, however old.
   await db
     .insertInto('audit_log')
@@ -170,6 +191,7 @@ const EXPECTED_DELETED: Record<string, number> = {
   artifacts: 2 + BULK,
   messages: BULK * 3,
   idempotency_keys: 1 + BULK,
+  llm_response_cache: 2,
 };
 
 async function countBy(db: AnyDb, table: string): Promise<Record<string, number>> {
@@ -193,6 +215,11 @@ async function expectRemaining(db: AnyDb): Promise<void> {
   assert.deepEqual(await countBy(db, 'messages'), { 'running-old': 2, 'done-recent': 1, 'done-45d': 2 });
   assert.deepEqual(await countBy(db, 'artifacts'), { 'running-old': 1, 'done-recent': 1 });
   assert.deepEqual(await countBy(db, 'idempotency_keys'), { 'running-old': 1, 'done-recent': 1 });
+  const cache = await db.selectFrom('llm_response_cache').select('key').execute();
+  assert.deepEqual(
+    cache.map((row) => row.key),
+    ['fresh'],
+  );
   // Sessions themselves and the audit log stay.
   const sessions = await db.selectFrom('sessions').select('id').execute();
   assert.equal(sessions.length, 3 + BULK);
@@ -250,7 +277,14 @@ for (const backend of STORE_BACKENDS) {
     });
 
     test('0 keeps forever: a pass with every TTL at 0 deletes nothing', async () => {
-      const off = { ...retention, eventsDays: 0, outputsDays: 0, messagesDays: 0, idempotencyKeysDays: 0 };
+      const off = {
+        ...retention,
+        eventsDays: 0,
+        outputsDays: 0,
+        messagesDays: 0,
+        idempotencyKeysDays: 0,
+        responseCacheDays: 0,
+      };
       const [a] = handles as [DatabaseHandle];
       await seedSession(a.db, {
         id: 'kept-forever',

@@ -1,7 +1,9 @@
 // Start-up and `maos doctor` check of each configured provider: reachable, and the API key accepted
 // (a cheap authenticated GET of the model list), so a wrong key is found before a task fails on it.
+// `maos doctor` prints every result; `maos serve` logs only rejected keys, in the background.
 
 import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
+import type { Logger } from '../../observability/logger.ts';
 
 /** Default base URLs of the hosted APIs (the SDK's own defaults). */
 const DEFAULT_BASE_URLS: Record<ProviderConfig['type'], string | undefined> = {
@@ -36,24 +38,44 @@ function authHeaders(provider: ProviderConfig): Record<string, string> {
   return headers;
 }
 
+/** What the provider answered to `GET <base>/models`: an HTTP status, or why nothing came back. */
+type ModelListProbe = { base: string } & ({ status: number } | { unreachable: string });
+
+async function probeModelList(
+  provider: ProviderConfig,
+  options: CheckProvidersOptions & { signal?: AbortSignal },
+): Promise<ModelListProbe> {
+  const base = (provider.baseURL ?? DEFAULT_BASE_URLS[provider.type] ?? '').replace(/\/+$/, '');
+  const doFetch = options.fetch ?? fetch;
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 5000);
+  try {
+    const response = await doFetch(`${base}/models`, {
+      headers: authHeaders(provider),
+      signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
+    });
+    await response.body?.cancel();
+    return { base, status: response.status };
+  } catch (error) {
+    return {
+      base,
+      unreachable: (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name,
+    };
+  }
+}
+
+function isKeyRejected(status: number): boolean {
+  return status === 401 || status === 403;
+}
+
 async function checkOne(
   name: string,
   provider: ProviderConfig,
   options: CheckProvidersOptions,
 ): Promise<ProviderCheck> {
-  const base = (provider.baseURL ?? DEFAULT_BASE_URLS[provider.type] ?? '').replace(/\/+$/, '');
-  const url = `${base}/models`;
-  const doFetch = options.fetch ?? fetch;
-  let status: number;
-  try {
-    const response = await doFetch(url, {
-      headers: authHeaders(provider),
-      signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
-    });
-    status = response.status;
-    await response.body?.cancel();
-  } catch (error) {
-    const reason = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
+  const probe = await probeModelList(provider, options);
+  const { base } = probe;
+  if ('unreachable' in probe) {
+    const reason = probe.unreachable;
     return {
       name: `provider:${name}`,
       status: 'fail',
@@ -61,7 +83,8 @@ async function checkOne(
       fix: `Check providers.${name}.baseURL and that the server is running and reachable from here.`,
     };
   }
-  if (status === 401 || status === 403) {
+  const { status } = probe;
+  if (isKeyRejected(status)) {
     return {
       name: `provider:${name}`,
       status: 'fail',
@@ -90,4 +113,48 @@ export async function checkProviders(
   options: CheckProvidersOptions = {},
 ): Promise<ProviderCheck[]> {
   return Promise.all(Object.entries(providers).map(([name, provider]) => checkOne(name, provider, options)));
+}
+
+/** The background key check of `maos serve`; `stop()` abandons requests still in flight. */
+export interface ProviderKeyCheck {
+  /** Settles when every provider has answered or failed (never rejects). */
+  done: Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Starts the key check of every provider without waiting for it: one warning per provider that
+ * rejected its key (name and reason, never the key), nothing for the others. The request is the
+ * model list, which spends no tokens; an unreachable provider is not a key problem and is left to
+ * the task error and `maos doctor` (a local model server is often started after MAOS).
+ */
+export function startProviderKeyCheck(
+  providers: ProvidersConfig,
+  logger: Logger,
+  options: CheckProvidersOptions = {},
+): ProviderKeyCheck {
+  const controller = new AbortController();
+  const checkOneKey = async (name: string, provider: ProviderConfig): Promise<boolean> => {
+    const probe = await probeModelList(provider, { ...options, signal: controller.signal });
+    if (!('status' in probe) || !isKeyRejected(probe.status)) return false;
+    logger.warn(
+      {
+        provider: name,
+        reason: `${probe.base}/models answered HTTP ${probe.status}`,
+        fix: `set a valid key in providers.${name}.apiKey`,
+      },
+      'LLM provider rejected the configured API key; calls with it will fail until it is fixed',
+    );
+    return true;
+  };
+  const done = Promise.all(
+    Object.entries(providers).map(([name, provider]) => checkOneKey(name, provider).catch(() => false)),
+  ).then((rejected) => {
+    if (!controller.signal.aborted)
+      logger.debug(
+        { providers: rejected.length, rejected: rejected.filter(Boolean).length },
+        'provider key check finished',
+      );
+  });
+  return { done, stop: () => controller.abort() };
 }

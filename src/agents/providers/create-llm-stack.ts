@@ -26,8 +26,10 @@ import type { ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { createStoreResponseCache } from '../runtimes/ai-sdk/store-response-cache.ts';
 import type { AgentTelemetry } from '../runtimes/ai-sdk/traced-tools.ts';
 import type { AgentRuntime } from '../runtimes/runtime.ts';
+import { createModelCache } from './create-model.ts';
 import { createLlmClient, type LlmCallObserver, type LlmClient } from './llm-client.ts';
 import type { LlmDb } from './llm-tables.ts';
+import { withResponseCache } from './response-cache-model.ts';
 import { bindTenantScope, createTenantModelCache, type TenantCredentialSource } from './tenant-models.ts';
 import { validateLlmConfig } from './validate-llm-config.ts';
 
@@ -86,16 +88,27 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   const roles = createRoleService(options.db as unknown as LlmDb);
   if (Object.keys(config.providers).length === 0) return undefined;
   routeSdkWarnings(logger);
+  const llmLogger = logger.child({ component: 'llm' });
+  const cache = createStoreResponseCache(options.db as unknown as LlmDb);
   const client = createLlmClient({
     providers: config.providers,
     llm: config.llm,
-    logger: logger.child({ component: 'llm' }),
+    logger: llmLogger,
     telemetry: options.telemetry,
-    ...(options.tenantCredentials
-      ? { getModel: createTenantModelCache(config.providers, options.tenantCredentials) }
-      : {}),
+    // Outside the tenant models: a hit needs no credential look-up (entries are per tenant anyway).
+    getModel: withResponseCache(
+      options.tenantCredentials
+        ? createTenantModelCache(config.providers, options.tenantCredentials)
+        : createModelCache(config.providers),
+      {
+        providers: config.providers,
+        cache,
+        onLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
+        onError: (error) =>
+          llmLogger.warn({ err: error }, 'LLM response cache unavailable; calling the provider'),
+      },
+    ),
   });
-  const cache = createStoreResponseCache(options.db as unknown as LlmDb);
   const memory = createAgentMemory(options.db);
   const messaging = createStoreMessaging(options.db, options.onAgentMessage);
   const budgetGuard = options.checkBudget ? undefined : createBudgetGuard(options.db);
@@ -104,11 +117,9 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     resolveRole: (tenantId, name) => roles.findRole(tenantId, name),
     loadHistory: memory.loadHistory,
     loadInbox: memory.loadInbox,
-    cache,
     onUsage: options.onUsage,
     checkBudget: options.checkBudget ?? budgetGuard?.check,
     prepareBudget: budgetGuard?.prepare,
-    onCacheLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
     agentTelemetry: () => options.telemetry?.agentScope?.(),
     createTools: (task) =>
       config.llm.agentMessaging && task.agentId !== null ? createMessagingTools(messaging, task) : undefined,

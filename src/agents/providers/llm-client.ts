@@ -23,8 +23,6 @@ export interface CallTarget {
   temperature?: number;
   maxOutputTokens: number;
   price: PriceConfig | undefined;
-  /** Whether identical temperature-0 requests may be answered from the response cache. */
-  cache: boolean;
 }
 
 /** What one attempt receives. `signal` combines the caller's signal and the per-call timeout. */
@@ -177,7 +175,6 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
       temperature,
       maxOutputTokens: provider.maxOutputTokens,
       price: llm.prices[modelId],
-      cache: provider.cache,
     };
   }
 

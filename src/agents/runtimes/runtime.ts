@@ -41,6 +41,13 @@ export interface RuntimeContext {
   /** Streams output into the session's events (the engine coalesces writes and splits lines). */
   emitOutput(stream: OutputStream, chunk: string): void;
   logger: Logger;
+  /**
+   * What a run spent before it failed (model calls that finished, a call cut off mid-stream,
+   * attempts that were retried): a runtime reports it before it throws, so that the task, its agent
+   * and the session are charged for it and count it against the budget. A run that succeeds gives
+   * its usage in its result instead.
+   */
+  reportFailedRunUsage?(usage: Usage): void;
 }
 
 export interface RuntimeResult {

@@ -13,7 +13,7 @@ export function registerApproveCommand(program: Command, act: ActionFactory): vo
     .argument('<id>', 'session id')
     .option(
       '--plan <file>',
-      'JSON file with the edited plan: {"phases":[{"name","tasks":[{"name","role","instructions","depends_on"?,"runner"?}]}]}',
+      'JSON file with the edited plan: {"phases":[{"name","tasks":[{"name","role","instructions","depends_on"?,"runner"?,"agent"?}]}]}',
     );
   addCommonOptions(command, true).action(act(approveSession));
 }

@@ -1,7 +1,8 @@
 // `maos run <objective> --agent … [--follow]`: submits a session to the server and, with --follow,
 // shows task state changes and output live until it ends (exit 1 if it failed or was cancelled).
 // A plan waiting for approval (the first one, and with --follow each adaptive phase gate's) is
-// shown, and asked about when a person is there (approval-prompt.ts).
+// shown, and asked about when a person is there (approval-prompt.ts); a session the orchestrator
+// plans is waited for until its plan exists.
 import type { Command } from 'commander';
 import { createSessionInputSchema } from '../../domain/session-input.ts';
 import { STRATEGIES } from '../../domain/types.ts';
@@ -11,7 +12,13 @@ import { type ApprovalPrompter, createApprovalPrompter } from '../approval-promp
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession } from '../follow.ts';
-import { formatEvent, formatSessionSummary, formatTaskTable, indexTaskNames, plural } from '../output.ts';
+import {
+  createEventPrinter,
+  formatSessionSummary,
+  formatTaskTable,
+  indexTaskNames,
+  plural,
+} from '../output.ts';
 
 interface RunOptions {
   agent?: string[];
@@ -89,11 +96,18 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
 async function submitAndFollow(
   ctx: CliContext,
   options: RunOptions,
-  session: SessionDto,
+  submitted: SessionDto,
   approvals: ApprovalPrompter,
 ): Promise<number> {
+  let session = submitted;
   const { out } = ctx;
   const client = ctx.client();
+  if (session.status === 'planning' && session.approval?.mode === 'required') {
+    // The orchestrator plans after the submit: the plan to approve exists once planning is over.
+    const planned = await waitWhilePlanning(ctx, session);
+    if (planned === undefined) return EXIT.INTERRUPTED;
+    session = planned;
+  }
   if (session.status === 'awaiting_approval') {
     const decided = await approvals.decide(session);
     if (decided === 'rejected') return options.follow ? EXIT.SESSION_FAILED : EXIT.OK;
@@ -103,7 +117,9 @@ async function submitAndFollow(
     if (out.json) out.printJson(session);
     else {
       out.line(
-        `session ${session.id} ${session.status} (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
+        session.status === 'planning'
+          ? `session ${session.id} planning (${session.strategy}; the orchestrator plans its tasks)`
+          : `session ${session.id} ${session.status} (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
       );
       out.line(out.paint.dim(`follow it with: maos logs ${session.id} -f`));
     }
@@ -117,21 +133,20 @@ async function submitAndFollow(
     );
   }
   const taskNames = indexTaskNames(session.tasks);
+  const printer = createEventPrinter(out, taskNames);
   let final: SessionDto;
   try {
     final = await followSession(client, session.id, {
       signal,
       onEvent: async (event) => {
-        if (!out.json) {
-          const text = formatEvent(event, taskNames, out.paint);
-          if (text !== undefined) out.line(text);
-        }
+        if (!out.json) printer.print(event);
         const data = (event.data ?? {}) as { from?: string; to?: string };
         // An adaptive phase gate planned the next phase of a session that needs approval (the
         // first plan was handled above; its status events are replays).
         if (event.type === 'session.status' && data.to === 'awaiting_approval' && data.from === 'running') {
           const waiting = await client.getSession(session.id);
           for (const task of waiting.tasks) taskNames.set(task.id, task.name);
+          printer.end();
           if (waiting.status === 'awaiting_approval') await approvals.decide(waiting);
         }
       },
@@ -140,12 +155,14 @@ async function submitAndFollow(
       },
     });
   } catch (error) {
+    printer.end();
     if (!(error instanceof CliError && error.exitCode === EXIT.INTERRUPTED)) throw error;
     out.note(
       `stopped following; session ${session.id} keeps running (cancel: maos sessions cancel ${session.id})`,
     );
     return EXIT.INTERRUPTED;
   }
+  printer.end();
   if (signal.aborted) {
     out.note(
       `stopped following; session ${session.id} keeps running (cancel: maos sessions cancel ${session.id})`,
@@ -159,6 +176,47 @@ async function submitAndFollow(
       for (const line of formatTaskTable(final.tasks, out.paint)) out.line(line);
   }
   return final.status === 'completed' ? EXIT.OK : EXIT.SESSION_FAILED;
+}
+
+/** Polling interval while the orchestrator plans: quick at first, then gentler. */
+const PLANNING_POLL_MIN_MS = 200;
+const PLANNING_POLL_MAX_MS = 2_000;
+
+/**
+ * Waits until the session has left `planning` (the orchestrator's plan task ran) and returns it;
+ * undefined when the person pressed Ctrl-C (the session goes on).
+ */
+async function waitWhilePlanning(ctx: CliContext, session: SessionDto): Promise<SessionDto | undefined> {
+  const { out } = ctx;
+  const client = ctx.client();
+  const signal = ctx.interruptSignal();
+  out.note(out.paint.dim(`session ${session.id}: the orchestrator is planning…`));
+  let current = session;
+  let delay = PLANNING_POLL_MIN_MS;
+  while (current.status === 'planning') {
+    const stopped = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => finish(false), delay);
+      function finish(aborted: boolean): void {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(aborted);
+      }
+      function onAbort(): void {
+        finish(true);
+      }
+      if (signal.aborted) finish(true);
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    if (stopped) {
+      out.note(
+        `stopped waiting; session ${session.id} keeps planning (show it: maos sessions show ${session.id})`,
+      );
+      return undefined;
+    }
+    delay = Math.min(PLANNING_POLL_MAX_MS, delay * 2);
+    current = await client.getSession(session.id);
+  }
+  return current;
 }
 
 /** Builds and locally validates the POST /v1/sessions body, so usage mistakes exit 2 before any request. */

@@ -11,7 +11,7 @@ import { sessionIdParamsSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
 const taskChangeSchema = z.object({
-  field: z.enum(['role', 'instructions', 'dependsOn', 'runner', 'phase']),
+  field: z.enum(['role', 'instructions', 'dependsOn', 'runner', 'agent', 'phase']),
   before: z.unknown(),
   after: z.unknown(),
 });

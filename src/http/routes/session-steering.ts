@@ -55,7 +55,7 @@ export function registerSessionSteeringRoutes(
       schema: {
         summary: 'Approve the plan',
         description:
-          'Starts a session waiting for approval, as planned or with an edited plan (validated like a generated one and stored as a new plan version; see GET /v1/sessions/:id/plans).',
+          'Starts a session waiting for approval, as planned or with an edited plan (checked and built like a generated one: at most llm.planner.maxTasksPerPhase tasks per phase, dependencies only on the same or earlier phases, each phase waiting for the one before; stored as a new plan version, see GET /v1/sessions/:id/plans).',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         body: z
@@ -64,7 +64,7 @@ export function registerSessionSteeringRoutes(
               .unknown()
               .optional()
               .describe(
-                'The edited plan: { phases: [{ name, tasks: [{ name, role, instructions, depends_on?, runner? }] }] }.',
+                'The edited plan: { phases: [{ name, tasks: [{ name, role, instructions, depends_on?, runner?, agent? }] }] }. `agent` names an agent of the session that already worked, of the same role, for the task to reuse (it keeps its history); null gives the task a new agent; absent keeps the agent the task has.',
               ),
           })
           .nullish(),

@@ -38,7 +38,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
       schema: {
         summary: 'Submit a session',
         description:
-          'Stores the session with its plan and tasks and starts it. `201` when created; `200` when an earlier request with the same `Idempotency-Key` and body created it.',
+          'Stores the session with its plan and tasks and starts it. Without `agents` the orchestrator plans it: the session is stored in status `planning` with one `plan` task and no plan yet (`plan` null, `planVersion` 0); the plan and its tasks follow when that task succeeds. `201` when created; `200` when an earlier request with the same `Idempotency-Key` and body created it.',
         tags: ['sessions'],
         headers: z.looseObject({ 'idempotency-key': idempotencyKeySchema }),
         body: createSessionInputSchema,

@@ -1,14 +1,15 @@
 // The LLM agent runtime: runs a task as a streamed call of the role's AI SDK provider model
 // (model-stream.ts), through the resilient LLM client (fallbacks, retries, breaker, timeout), and
-// reports output and usage.
+// reports output and usage. The response cache sits below, at each model call of the client's
+// models (providers/response-cache-model.ts), so cached steps replay their tool calls here.
 
 import type { LanguageModel, ModelMessage, ToolSet } from 'ai';
-import { createStreamingBudgetStop } from '../../../domain/budget.ts';
+import { createStreamingBudgetStop, type TokenCounts } from '../../../domain/budget.ts';
 import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { Logger } from '../../../observability/logger.ts';
 import type { CallTarget, LlmClient } from '../../providers/llm-client.ts';
-import { priceUsage, toUsage } from '../../providers/pricing.ts';
+import { priceUsage } from '../../providers/pricing.ts';
 import { classifyProviderError } from '../../providers/provider-errors.ts';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
@@ -16,7 +17,7 @@ import type { InboxMessage } from './agent-memory.ts';
 import { type AgentTurn, buildAgentMessages } from './build-prompt.ts';
 import { streamModelCall } from './model-stream.ts';
 import { createOutputCoalescer } from './output-coalescer.ts';
-import { computeCacheKey, type ResponseCache } from './response-cache.ts';
+import { createRunUsageMeter } from './run-usage.ts';
 import { type AgentTelemetry, traceToolCalls } from './traced-tools.ts';
 
 /**
@@ -41,10 +42,6 @@ export interface AiSdkRuntimeOptions {
   loadInbox?(task: RuntimeTask): Promise<InboxMessage[]>;
   /** Tools offered to the model for this task (e.g. messaging another agent). */
   createTools?(task: RuntimeTask, ctx: RuntimeContext): ToolSet | undefined;
-  /** Content-addressed cache of temperature-0 answers, for providers with `cache: true`. */
-  cache?: ResponseCache;
-  /** Called on every cache lookup (hit/miss counter). */
-  onCacheLookup?(provider: string, hit: boolean): void;
   /** Dependency outputs longer than this are shortened in the prompt. */
   dependencyOutputChars: number;
   /**
@@ -55,7 +52,7 @@ export interface AiSdkRuntimeOptions {
   /** Awaited before the call, so `checkBudget` has the session's budget from the first flush. */
   prepareBudget?(task: RuntimeTask): Promise<void>;
   /** Called once per finished call, for metrics. */
-  onUsage?(info: { provider: string; model: string; role: string; usage: Usage; cached: boolean }): void;
+  onUsage?(info: { provider: string; model: string; role: string; usage: Usage }): void;
   /**
    * The task's agent span telemetry, taken when a run starts (undefined when tracing is off): the
    * model that served the agent is named on it and each tool call becomes an `execute_tool` span.
@@ -68,7 +65,6 @@ export interface AiSdkRuntimeOptions {
 interface CallOutcome {
   text: string;
   usage: Usage;
-  cached: boolean;
 }
 
 /** Creates the runtime registered as the engine's LLM runtime. */
@@ -94,9 +90,13 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         dependencyOutputChars: options.dependencyOutputChars,
       });
       const tools = traceToolCalls(options.createTools?.(task, ctx), telemetry);
+      const promptChars = system.length + JSON.stringify(messages).length;
+      const spent = createRunUsageMeter(promptChars);
+      // The streaming estimate is priced at the model being called, so a cost budget stops it too.
       const budgetStop = createStreamingBudgetStop(
-        system.length + JSON.stringify(messages).length,
+        promptChars,
         (partial) => options.checkBudget?.(task, partial),
+        spent.costOf,
       );
       const runSignal = AbortSignal.any([ctx.signal, budgetStop.signal]);
       const coalescer = createOutputCoalescer(
@@ -118,39 +118,29 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
           async ({ model, target, signal, attempt }): Promise<CallOutcome> => {
             if (attempt > 1 && emittedAny)
               push(`\n\n[attempt ${attempt} via ${target.provider}: the answer starts over]\n\n`);
-            const cacheKey =
-              options.cache && target.cache && target.temperature === 0 && !tools
-                ? computeCacheKey({
-                    tenantId: task.tenantId,
-                    provider: target.provider,
-                    model: target.model,
-                    system,
-                    messages,
-                    maxOutputTokens: target.maxOutputTokens,
-                  })
-                : undefined;
-            if (cacheKey && options.cache) {
-              const hit = await options.cache.get(task.tenantId, cacheKey);
-              options.onCacheLookup?.(target.provider, hit !== undefined);
-              if (hit !== undefined) {
-                push(hit);
-                return { text: hit, usage: toUsage(undefined, undefined), cached: true };
+            const stream = async (withTools: ToolSet | undefined) => {
+              spent.startAttempt(target.price);
+              try {
+                return await streamAnswer({
+                  model,
+                  system,
+                  messages,
+                  tools: withTools,
+                  target,
+                  signal,
+                  push(text) {
+                    spent.streamed(text.length);
+                    push(text);
+                  },
+                  onStepUsage: spent.callFinished,
+                  logger: ctx.logger,
+                });
+              } finally {
+                spent.endAttempt();
               }
-            }
-            const stream = (withTools: ToolSet | undefined) =>
-              streamAnswer({
-                model,
-                system,
-                messages,
-                tools: withTools,
-                target,
-                signal,
-                push,
-                logger: ctx.logger,
-              });
-            let answer: { text: string; usage: Usage };
+            };
             try {
-              answer = await stream(tools);
+              return await stream(tools);
             } catch (error) {
               if (!tools || !isToolsUnsupported(error)) throw error;
               // Some local models reject any request with tools; the agent then works without them.
@@ -158,16 +148,8 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                 { provider: target.provider, model: target.model },
                 'model does not support tools; retrying without them',
               );
-              answer = await stream(undefined);
+              return await stream(undefined);
             }
-            const { text, usage } = answer;
-            if (cacheKey && options.cache)
-              await options.cache.put(task.tenantId, cacheKey, {
-                provider: target.provider,
-                model: target.model,
-                text,
-              });
-            return { text, usage, cached: false };
           },
         );
         telemetry?.setModel(result.target.provider, result.target.model);
@@ -176,13 +158,16 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
           model: result.target.model,
           role: task.role,
           usage: result.value.usage,
-          cached: result.value.cached,
         });
         return {
           output: result.value.text,
-          usage: result.value.usage,
+          // Every attempt's, not only the one that answered.
+          usage: spent.total(),
           ...(inbox.length > 0 ? { deliveredMessageIds: inbox.map((message) => message.id) } : {}),
         };
+      } catch (error) {
+        ctx.reportFailedRunUsage?.(spent.total());
+        throw error;
       } finally {
         coalescer.close();
       }
@@ -199,6 +184,7 @@ async function streamAnswer(input: {
   target: CallTarget;
   signal: AbortSignal;
   push(text: string): void;
+  onStepUsage(usage: TokenCounts): void;
   logger: Logger;
 }): Promise<{ text: string; usage: Usage }> {
   const { target } = input;
@@ -212,6 +198,7 @@ async function streamAnswer(input: {
     temperature: target.temperature,
     signal: input.signal,
     push: input.push,
+    onStepUsage: input.onStepUsage,
     warn: (warnings) =>
       input.logger.warn(
         { provider: target.provider, model: target.model, warnings },

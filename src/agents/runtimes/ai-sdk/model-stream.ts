@@ -15,6 +15,7 @@ import type {
   LanguageModelV4Usage,
 } from '@ai-sdk/provider';
 import { asSchema, type LanguageModel, type ModelMessage, type ToolSet } from 'ai';
+import type { TokenCounts } from '../../../domain/budget.ts';
 import { AppError } from '../../../errors/app-error.ts';
 
 export interface ModelStreamInput {
@@ -31,12 +32,8 @@ export interface ModelStreamInput {
   push(text: string): void;
   /** The provider's warnings about the request (unsupported settings), when it has any. */
   warn?(warnings: readonly unknown[]): void;
-}
-
-export interface TokenCounts {
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
+  /** Each model call's usage as its provider reported it, when the call finishes. */
+  onStepUsage?(usage: TokenCounts): void;
 }
 
 /** Streams the answer; provider errors (HTTP or in the stream) are thrown as the SDK raised them. */
@@ -109,7 +106,9 @@ async function streamStep(
         } else if (part.type === 'tool-call') {
           if (!part.providerExecuted) calls.push(part);
         } else if (part.type === 'finish') {
-          addStepUsage(usage, part.usage);
+          const stepUsage = toTokenCounts(part.usage);
+          addTokenCounts(usage, stepUsage);
+          input.onStepUsage?.(stepUsage);
         } else if (part.type === 'stream-start') {
           if (part.warnings.length > 0) input.warn?.(part.warnings);
         } else if (part.type === 'error') {
@@ -126,10 +125,18 @@ async function streamStep(
   return { stepText, calls };
 }
 
-function addStepUsage(total: TokenCounts, step: LanguageModelV4Usage): void {
-  total.inputTokens += step.inputTokens.total ?? 0;
-  total.outputTokens += step.outputTokens.total ?? 0;
-  total.cacheReadTokens += step.inputTokens.cacheRead ?? 0;
+function toTokenCounts(step: LanguageModelV4Usage): TokenCounts {
+  return {
+    inputTokens: step.inputTokens.total ?? 0,
+    outputTokens: step.outputTokens.total ?? 0,
+    cacheReadTokens: step.inputTokens.cacheRead ?? 0,
+  };
+}
+
+function addTokenCounts(total: TokenCounts, step: TokenCounts): void {
+  total.inputTokens += step.inputTokens;
+  total.outputTokens += step.outputTokens;
+  total.cacheReadTokens += step.cacheReadTokens;
 }
 
 function asSpecModel(model: LanguageModel): LanguageModelV4 {

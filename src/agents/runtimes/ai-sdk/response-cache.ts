@@ -1,28 +1,41 @@
 // Content-addressed cache of LLM answers (opt-in per provider, temperature 0 only): an identical
 // request is answered from the store without calling the provider. Hits and misses are counted.
+// Where calls are looked up and what an entry holds: agents/providers/response-cache-model.ts.
 
 import { createHash } from 'node:crypto';
-import type { ModelMessage } from 'ai';
 
 export interface ResponseCache {
   get(tenantId: string, key: string): Promise<string | undefined>;
-  put(tenantId: string, key: string, entry: { provider: string; model: string; text: string }): Promise<void>;
+  /** Keeps the first answer of a key; a later write of the same key changes nothing. */
+  put(
+    tenantId: string,
+    key: string,
+    entry: { provider: string; model: string; response: string },
+  ): Promise<void>;
   stats(): { hits: number; misses: number };
 }
 
 /**
- * The cache key: SHA-256 over everything that shapes the answer. The tenant is part of it so one
- * tenant can never learn from timing that another asked the same thing.
+ * Version of the key and of the stored answer. Raised when either changes, so an entry written in
+ * an older form is never read as the new one: its key can no longer be computed.
+ */
+const CACHE_FORMAT = 2;
+
+/**
+ * The cache key: SHA-256 over everything that shapes the answer, i.e. the provider, the model and
+ * the request as the provider receives it. The tenant is part of it so one tenant can never learn
+ * from timing that another asked the same thing.
  */
 export function computeCacheKey(input: {
   tenantId: string;
   provider: string;
   model: string;
-  system: string;
-  messages: ModelMessage[];
-  maxOutputTokens: number;
+  /** The answer-shaping fields of the provider call (prompt, settings, tools, tool choice, format). */
+  request: unknown;
 }): string {
-  return createHash('sha256').update(JSON.stringify(input)).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify({ format: CACHE_FORMAT, ...input }))
+    .digest('hex');
 }
 
 /** An in-memory cache, for tests and for single-process use without a store. */
@@ -38,7 +51,7 @@ export function createMemoryResponseCache(): ResponseCache {
       return value;
     },
     async put(tenantId, key, entry) {
-      entries.set(`${tenantId}:${key}`, entry.text);
+      if (!entries.has(`${tenantId}:${key}`)) entries.set(`${tenantId}:${key}`, entry.response);
     },
     stats: () => ({ hits, misses }),
   };

@@ -9,7 +9,7 @@ import { createDatabase, type DatabaseHandle } from '../../../store/db.ts';
 import { migrateToLatest } from '../../../store/migrate.ts';
 import type { LlmDb } from '../../providers/llm-tables.ts';
 import { computeCacheKey } from './response-cache.ts';
-import { createStoreResponseCache, pruneResponseCache } from './store-response-cache.ts';
+import { createStoreResponseCache } from './store-response-cache.ts';
 
 describe('store response cache', () => {
   let dir: string;
@@ -30,18 +30,11 @@ describe('store response cache', () => {
   test('misses, stores, hits per tenant, and counts', async () => {
     const db = handle.db as unknown as LlmDb;
     const cache = createStoreResponseCache(db, () => 1000);
-    const input = {
-      tenantId: 't1',
-      provider: 'p',
-      model: 'm',
-      system: 's',
-      messages: [],
-      maxOutputTokens: 10,
-    };
+    const input = { tenantId: 't1', provider: 'p', model: 'm', request: { prompt: [], maxOutputTokens: 10 } };
     const key = computeCacheKey(input);
     assert.equal(await cache.get('t1', key), undefined);
-    await cache.put('t1', key, { provider: 'p', model: 'm', text: 'answer' });
-    await cache.put('t1', key, { provider: 'p', model: 'm', text: 'ignored second write' });
+    await cache.put('t1', key, { provider: 'p', model: 'm', response: 'answer' });
+    await cache.put('t1', key, { provider: 'p', model: 'm', response: 'ignored second write' });
     assert.equal(await cache.get('t1', key), 'answer');
     assert.equal(await cache.get('t2', key), undefined);
     assert.deepEqual(cache.stats(), { hits: 1, misses: 2 });
@@ -51,22 +44,13 @@ describe('store response cache', () => {
   });
 
   test('the key changes with anything that shapes the answer', () => {
-    const base = { tenantId: 't', provider: 'p', model: 'm', system: 's', messages: [], maxOutputTokens: 10 };
+    const request = { prompt: [{ role: 'system', content: 's' }], maxOutputTokens: 10 };
+    const base = { tenantId: 't', provider: 'p', model: 'm', request };
     const key = computeCacheKey(base);
     assert.notEqual(computeCacheKey({ ...base, model: 'm2' }), key);
+    assert.notEqual(computeCacheKey({ ...base, provider: 'q' }), key);
     assert.notEqual(computeCacheKey({ ...base, tenantId: 'u' }), key);
-    assert.notEqual(computeCacheKey({ ...base, system: 'other' }), key);
-    assert.equal(computeCacheKey({ ...base }), key);
-  });
-
-  test('pruning removes only entries older than the cut-off', async () => {
-    const db = handle.db as unknown as LlmDb;
-    const old = createStoreResponseCache(db, () => 10);
-    const fresh = createStoreResponseCache(db, () => 5000);
-    await old.put('p', 'old-key', { provider: 'p', model: 'm', text: 'old' });
-    await fresh.put('p', 'new-key', { provider: 'p', model: 'm', text: 'new' });
-    assert.equal(await pruneResponseCache(db, 100), 1);
-    assert.equal(await fresh.get('p', 'old-key'), undefined);
-    assert.equal(await fresh.get('p', 'new-key'), 'new');
+    assert.notEqual(computeCacheKey({ ...base, request: { ...request, maxOutputTokens: 11 } }), key);
+    assert.equal(computeCacheKey({ ...base, request: { ...request } }), key);
   });
 });

@@ -37,7 +37,7 @@ export function createStoreResponseCache(db: LlmDb, now: () => number = Date.now
           key,
           provider: entry.provider,
           model: entry.model,
-          response: entry.text,
+          response: entry.response,
           hits: 0,
           created_at: now(),
           last_hit_at: null,
@@ -47,13 +47,4 @@ export function createStoreResponseCache(db: LlmDb, now: () => number = Date.now
     },
     stats: () => ({ hits, misses }),
   };
-}
-
-/** Deletes cache entries created before `createdBefore` (epoch ms); for the retention job. Returns how many. */
-export async function pruneResponseCache(db: LlmDb, createdBefore: number): Promise<number> {
-  const result = await db
-    .deleteFrom('llm_response_cache')
-    .where('created_at', '<', createdBefore)
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
 }

@@ -1,0 +1,221 @@
+// The response cache at the model call: what is cacheable, what the key covers, what is kept and
+// how a hit is replayed. A fake provider model counts the calls that reach it.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type {
+  LanguageModelV4,
+  LanguageModelV4CallOptions,
+  LanguageModelV4FinishReason,
+  LanguageModelV4StreamPart,
+} from '@ai-sdk/provider';
+import { providersConfigSchema } from '../../config/llm-schema.ts';
+import { createMemoryResponseCache, type ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
+import { withResponseCache } from './response-cache-model.ts';
+import { runAsTenant } from './tenant-models.ts';
+
+const USAGE = {
+  inputTokens: { total: 10, noCache: 10, cacheRead: 0, cacheWrite: 0 },
+  outputTokens: { total: 5, text: 5, reasoning: 0 },
+};
+const STOP: LanguageModelV4FinishReason = { unified: 'stop', raw: 'stop' };
+
+function fakeModel(answer: () => LanguageModelV4StreamPart[]) {
+  const calls: LanguageModelV4CallOptions[] = [];
+  const model: LanguageModelV4 = {
+    specificationVersion: 'v4',
+    provider: 'fake',
+    modelId: 'm',
+    supportedUrls: {},
+    async doGenerate(options) {
+      calls.push(options);
+      return {
+        content: [{ type: 'text', text: 'generated' }],
+        finishReason: STOP,
+        usage: USAGE,
+        warnings: [],
+      };
+    },
+    async doStream(options) {
+      calls.push(options);
+      const parts = answer();
+      return {
+        stream: new ReadableStream({
+          start(controller) {
+            for (const part of parts) controller.enqueue(part);
+            controller.close();
+          },
+        }),
+      };
+    },
+  };
+  return { model, calls };
+}
+
+const textAnswer = (text: string): LanguageModelV4StreamPart[] => [
+  { type: 'stream-start', warnings: [] },
+  { type: 'text-start', id: 't' },
+  { type: 'text-delta', id: 't', delta: text.slice(0, 2) },
+  { type: 'text-delta', id: 't', delta: text.slice(2) },
+  { type: 'text-end', id: 't' },
+  { type: 'finish', usage: USAGE, finishReason: STOP },
+];
+
+function setup(
+  answer: () => LanguageModelV4StreamPart[] = () => textAnswer('hello'),
+  cache: ResponseCache = createMemoryResponseCache(),
+  cacheOn = true,
+) {
+  const providers = providersConfigSchema.parse({
+    p: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', cache: cacheOn },
+  });
+  const fake = fakeModel(answer);
+  const lookups: boolean[] = [];
+  const errors: unknown[] = [];
+  const getModel = withResponseCache(() => fake.model, {
+    providers,
+    cache,
+    onLookup: (_provider, hit) => lookups.push(hit),
+    onError: (error) => errors.push(error),
+  });
+  const model = getModel('p', 'm') as LanguageModelV4;
+  return { model, calls: fake.calls, lookups, errors };
+}
+
+const request = (overrides: Partial<LanguageModelV4CallOptions> = {}): LanguageModelV4CallOptions => ({
+  prompt: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }],
+  temperature: 0,
+  maxOutputTokens: 100,
+  ...overrides,
+});
+
+async function readAll(model: LanguageModelV4, options: LanguageModelV4CallOptions) {
+  const { stream } = await model.doStream(options);
+  const parts: LanguageModelV4StreamPart[] = [];
+  for await (const part of stream) parts.push(part);
+  return parts;
+}
+
+const textOf = (parts: LanguageModelV4StreamPart[]) =>
+  parts.map((part) => (part.type === 'text-delta' ? part.delta : '')).join('');
+
+describe('response cache at the model call', () => {
+  test('a repeated temperature-0 stream is answered from the cache, with zero usage', async () => {
+    const { model, calls, lookups } = setup();
+    const first = await runAsTenant('t1', () => readAll(model, request()));
+    const second = await runAsTenant('t1', () => readAll(model, request()));
+    assert.equal(calls.length, 1);
+    assert.deepEqual(lookups, [false, true]);
+    assert.equal(textOf(first), 'hello');
+    assert.equal(textOf(second), 'hello');
+    const finish = second.find((part) => part.type === 'finish');
+    assert.equal(finish?.type === 'finish' && finish.usage.inputTokens.total, 0);
+  });
+
+  test('doGenerate (structured output) is cached too', async () => {
+    const { model, calls } = setup();
+    const options = request({ responseFormat: { type: 'json', schema: { type: 'object' } } });
+    await runAsTenant('t1', () => model.doGenerate(options));
+    const hit = await runAsTenant('t1', () => model.doGenerate(options));
+    assert.equal(calls.length, 1);
+    assert.deepEqual(hit.content, [{ type: 'text', text: 'generated' }]);
+    assert.equal(hit.usage.outputTokens.total, 0);
+  });
+
+  test('the key covers tools (name, description, schema), tool choice and the response format', async () => {
+    const { model, calls } = setup();
+    const tool = {
+      type: 'function' as const,
+      name: 'send_message',
+      description: 'Send a message',
+      inputSchema: { type: 'object', properties: { to: { type: 'string' } } },
+    };
+    const variants: LanguageModelV4CallOptions[] = [
+      request(),
+      request({ tools: [tool] }),
+      request({ tools: [{ ...tool, name: 'other' }] }),
+      request({ tools: [{ ...tool, description: 'Send a note' }] }),
+      request({ tools: [{ ...tool, inputSchema: { type: 'object' } }] }),
+      request({ tools: [tool], toolChoice: { type: 'required' } }),
+      request({ responseFormat: { type: 'json' } }),
+      request({ maxOutputTokens: 99 }),
+    ];
+    for (const options of variants) await runAsTenant('t1', () => readAll(model, options));
+    assert.equal(calls.length, variants.length, 'every variant is its own entry');
+    for (const options of variants) await runAsTenant('t1', () => readAll(model, options));
+    assert.equal(calls.length, variants.length, 'and each is found again');
+    // Another tenant never sees them.
+    await runAsTenant('t2', () => readAll(model, request()));
+    assert.equal(calls.length, variants.length + 1);
+  });
+
+  test('not cached: temperature other than 0, no tenant, provider without `cache`', async () => {
+    const warm = setup();
+    await runAsTenant('t1', () => readAll(warm.model, request({ temperature: 0.2 })));
+    await runAsTenant('t1', () => readAll(warm.model, request({ temperature: 0.2 })));
+    await readAll(warm.model, request());
+    await readAll(warm.model, request());
+    assert.equal(warm.calls.length, 4);
+    assert.deepEqual(warm.lookups, []);
+    const off = setup(undefined, undefined, false);
+    await runAsTenant('t1', () => readAll(off.model, request()));
+    await runAsTenant('t1', () => readAll(off.model, request()));
+    assert.equal(off.calls.length, 2);
+  });
+
+  test('tool calls are kept and replayed as tool calls, so the caller runs the tool again', async () => {
+    const { model, calls } = setup(() => [
+      { type: 'stream-start', warnings: [] },
+      { type: 'tool-input-start', id: 'c1', toolName: 'send_message' },
+      { type: 'tool-input-delta', id: 'c1', delta: '{"to":"w"}' },
+      { type: 'tool-input-end', id: 'c1' },
+      { type: 'tool-call', toolCallId: 'c1', toolName: 'send_message', input: '{"to":"w"}' },
+      { type: 'finish', usage: USAGE, finishReason: { unified: 'tool-calls', raw: 'tool_calls' } },
+    ]);
+    await runAsTenant('t1', () => readAll(model, request()));
+    const replay = await runAsTenant('t1', () => readAll(model, request()));
+    assert.equal(calls.length, 1);
+    assert.deepEqual(
+      replay.filter((part) => part.type === 'tool-call'),
+      [{ type: 'tool-call', toolCallId: 'c1', toolName: 'send_message', input: '{"to":"w"}' }],
+    );
+  });
+
+  test('answers that failed, stopped oddly or hold provider-executed parts are not kept', async () => {
+    const answers: LanguageModelV4StreamPart[][] = [
+      [...textAnswer('x').slice(0, 3), { type: 'error', error: new Error('broke') }],
+      textAnswer('x').slice(0, 3), // no finish: the stream ended early
+      [
+        ...textAnswer('x').slice(0, -1),
+        { type: 'finish', usage: USAGE, finishReason: { unified: 'other', raw: undefined } },
+      ],
+      [
+        { type: 'tool-call', toolCallId: 's', toolName: 'web_search', input: '{}', providerExecuted: true },
+        { type: 'finish', usage: USAGE, finishReason: STOP },
+      ],
+    ];
+    for (const parts of answers) {
+      const { model, calls } = setup(() => parts);
+      await runAsTenant('t1', () => readAll(model, request()));
+      await runAsTenant('t1', () => readAll(model, request()));
+      assert.equal(calls.length, 2, JSON.stringify(parts.at(-1)));
+    }
+  });
+
+  test('a failing cache is reported and the call goes to the provider', async () => {
+    const broken: ResponseCache = {
+      get: async () => {
+        throw new Error('store down');
+      },
+      put: async () => {
+        throw new Error('store down');
+      },
+      stats: () => ({ hits: 0, misses: 0 }),
+    };
+    const { model, calls, errors, lookups } = setup(undefined, broken);
+    const parts = await runAsTenant('t1', () => readAll(model, request()));
+    assert.equal(textOf(parts), 'hello');
+    assert.equal(calls.length, 1);
+    assert.equal(errors.length, 2, 'the read and the write');
+    assert.deepEqual(lookups, []);
+  });
+});

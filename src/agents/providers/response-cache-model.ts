@@ -1,0 +1,312 @@
+// The LLM response cache at the provider call: each model call (`doGenerate`/`doStream`) of a
+// provider with `cache: true` at temperature 0 is answered from the cache when the identical request
+// was answered before. Agent steps, the orchestrator's plans and phase gates and the synthesis all
+// reach the provider through here, so all of them are cached alike.
+//
+// Why per model call, with tool calls replayed as tool calls: a call's answer may ask for tools
+// (e.g. `send_message`). The cache keeps that answer as the model gave it, tool calls included, and
+// the caller (model-stream.ts, the AI SDK's generateText/streamText) executes them as it would after
+// a fresh answer, so the side effect happens on a hit too. Caching the final text of a whole tool
+// loop instead would skip the tool calls, and the message would silently not be sent. The step after
+// a tool call has the tool results in its prompt, so it is its own cache entry, and it hits only if
+// the tools answered the same as when it was stored.
+
+import type {
+  LanguageModelV4,
+  LanguageModelV4CallOptions,
+  LanguageModelV4Content,
+  LanguageModelV4FinishReason,
+  LanguageModelV4GenerateResult,
+  LanguageModelV4StreamPart,
+  LanguageModelV4Usage,
+} from '@ai-sdk/provider';
+import type { LanguageModel } from 'ai';
+import type { ProvidersConfig } from '../../config/llm-schema.ts';
+import { computeCacheKey, type ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
+import { readCurrentTenant } from './tenant-models.ts';
+
+/** A part of a cached answer: what the runtime and the SDK act on, nothing provider-executed. */
+type CachedPart = Extract<LanguageModelV4Content, { type: 'text' | 'reasoning' | 'tool-call' }>;
+
+/** What is stored per request (JSON in `llm_response_cache.response`). */
+interface CachedAnswer {
+  content: CachedPart[];
+  finishReason: LanguageModelV4FinishReason;
+  structuredOutputText?: string;
+}
+
+export interface ResponseCacheModelOptions {
+  providers: ProvidersConfig;
+  cache: ResponseCache;
+  /** Called on every lookup (the hit/miss counter `maos_llm_cache_requests_total`). */
+  onLookup?(provider: string, hit: boolean): void;
+  /** A failed cache read or write; the call then goes on uncached (the cache never fails a task). */
+  onError?(error: unknown): void;
+}
+
+/**
+ * Only answers that ended normally are kept: an error, an interruption or an unknown stop would
+ * be replayed as if the model had meant it.
+ */
+const CACHEABLE_FINISH = new Set(['stop', 'length', 'tool-calls']);
+
+/** A served answer cost nothing: no tokens, so no price (pricing.ts). */
+const ZERO_USAGE: LanguageModelV4Usage = {
+  inputTokens: { total: 0, noCache: 0, cacheRead: 0, cacheWrite: 0 },
+  outputTokens: { total: 0, text: 0, reasoning: 0 },
+};
+
+/**
+ * Wraps a `getModel` for the LLM client: models of providers with `cache: true` answer cacheable
+ * calls from `options.cache`; the others are returned as they are.
+ */
+export function withResponseCache(
+  getModel: (provider: string, modelId: string) => LanguageModel,
+  options: ResponseCacheModelOptions,
+): (provider: string, modelId: string) => LanguageModel {
+  return (provider, modelId) => {
+    const model = getModel(provider, modelId);
+    if (!options.providers[provider]?.cache) return model;
+    if (typeof model === 'string' || model.specificationVersion !== 'v4') return model;
+    return createCachingModel(model, provider, modelId, options);
+  };
+}
+
+function createCachingModel(
+  model: LanguageModelV4,
+  provider: string,
+  modelId: string,
+  options: ResponseCacheModelOptions,
+): LanguageModelV4 {
+  const { cache } = options;
+
+  /** The tenant and key of a cacheable call; none for the others. */
+  function cacheSlot(call: LanguageModelV4CallOptions): { tenantId: string; key: string } | undefined {
+    if (call.temperature !== 0) return undefined;
+    // Entries are per tenant; a call outside any tenant's work is never cached. A tenant's own
+    // stored key or base URL (tenant-models.ts) is not in the key: the wrapped model picks it per call.
+    const tenantId = readCurrentTenant();
+    if (tenantId === undefined) return undefined;
+    return {
+      tenantId,
+      key: computeCacheKey({ tenantId, provider, model: modelId, request: answerShaping(call) }),
+    };
+  }
+
+  async function lookup(slot: { tenantId: string; key: string }): Promise<CachedAnswer | undefined> {
+    let stored: string | undefined;
+    try {
+      stored = await cache.get(slot.tenantId, slot.key);
+    } catch (error) {
+      options.onError?.(error);
+      return undefined;
+    }
+    const answer = stored === undefined ? undefined : parseAnswer(stored);
+    options.onLookup?.(provider, answer !== undefined);
+    return answer;
+  }
+
+  async function store(slot: { tenantId: string; key: string }, answer: CachedAnswer): Promise<void> {
+    try {
+      await cache.put(slot.tenantId, slot.key, {
+        provider,
+        model: modelId,
+        response: JSON.stringify(answer),
+      });
+    } catch (error) {
+      options.onError?.(error);
+    }
+  }
+
+  return {
+    specificationVersion: model.specificationVersion,
+    provider: model.provider,
+    modelId: model.modelId,
+    supportedUrls: model.supportedUrls,
+    async doGenerate(call) {
+      const slot = cacheSlot(call);
+      if (!slot) return model.doGenerate(call);
+      const hit = await lookup(slot);
+      if (hit) return replayGenerate(hit);
+      const result = await model.doGenerate(call);
+      const answer = toCachedAnswer(result.content, result.finishReason, result.structuredOutputText);
+      if (answer) await store(slot, answer);
+      return result;
+    },
+    async doStream(call) {
+      const slot = cacheSlot(call);
+      if (!slot) return model.doStream(call);
+      const hit = await lookup(slot);
+      if (hit) return { stream: replayStream(hit) };
+      const result = await model.doStream(call);
+      return { ...result, stream: result.stream.pipeThrough(recordStream((answer) => store(slot, answer))) };
+    },
+  };
+}
+
+/**
+ * The fields of a call that determine its answer (the SDK's own list for batch requests): prompt,
+ * sampling settings, structured-output format, tool definitions (names, descriptions, JSON schemas)
+ * and tool choice. Not the abort signal, the per-call headers or raw-chunk streaming.
+ */
+function answerShaping(call: LanguageModelV4CallOptions): Record<string, unknown> {
+  return {
+    prompt: call.prompt,
+    maxOutputTokens: call.maxOutputTokens,
+    temperature: call.temperature,
+    stopSequences: call.stopSequences,
+    topP: call.topP,
+    topK: call.topK,
+    presencePenalty: call.presencePenalty,
+    frequencyPenalty: call.frequencyPenalty,
+    seed: call.seed,
+    reasoning: call.reasoning,
+    responseFormat: call.responseFormat,
+    tools: call.tools,
+    toolChoice: call.toolChoice,
+    providerOptions: call.providerOptions,
+  };
+}
+
+/** The answer to keep, or none when it has parts a replay could not reproduce (files, sources, provider-run tools). */
+function toCachedAnswer(
+  content: readonly LanguageModelV4Content[],
+  finishReason: LanguageModelV4FinishReason,
+  structuredOutputText: string | undefined,
+): CachedAnswer | undefined {
+  if (!CACHEABLE_FINISH.has(finishReason.unified)) return undefined;
+  const parts: CachedPart[] = [];
+  for (const part of content) {
+    if (part.type === 'text' || part.type === 'reasoning') parts.push(part);
+    else if (part.type === 'tool-call' && !part.providerExecuted) parts.push(part);
+    else return undefined;
+  }
+  return {
+    content: parts,
+    finishReason,
+    ...(structuredOutputText !== undefined ? { structuredOutputText } : {}),
+  };
+}
+
+function parseAnswer(stored: string): CachedAnswer | undefined {
+  try {
+    const value = JSON.parse(stored) as Partial<CachedAnswer> | null;
+    if (!value || !Array.isArray(value.content) || typeof value.finishReason !== 'object') return undefined;
+    return value as CachedAnswer;
+  } catch {
+    // Not an answer of this format (e.g. a damaged row): asked again, as on a miss.
+    return undefined;
+  }
+}
+
+function replayGenerate(answer: CachedAnswer): LanguageModelV4GenerateResult {
+  return {
+    content: answer.content,
+    finishReason: answer.finishReason,
+    usage: ZERO_USAGE,
+    warnings: [],
+    ...(answer.structuredOutputText !== undefined
+      ? { structuredOutputText: answer.structuredOutputText }
+      : {}),
+  };
+}
+
+/** The cached answer as a provider stream: each text whole in one delta, tool calls as tool calls. */
+function replayStream(answer: CachedAnswer): ReadableStream<LanguageModelV4StreamPart> {
+  const parts: LanguageModelV4StreamPart[] = [{ type: 'stream-start', warnings: [] }];
+  answer.content.forEach((part, index) => {
+    const id = String(index);
+    const meta = part.providerMetadata ? { providerMetadata: part.providerMetadata } : {};
+    if (part.type === 'tool-call') {
+      parts.push(part);
+    } else if (part.type === 'text') {
+      parts.push(
+        { type: 'text-start', id, ...meta },
+        { type: 'text-delta', id, delta: part.text },
+        { type: 'text-end', id },
+      );
+    } else {
+      parts.push(
+        { type: 'reasoning-start', id, ...meta },
+        { type: 'reasoning-delta', id, delta: part.text },
+        { type: 'reasoning-end', id },
+      );
+    }
+  });
+  parts.push({ type: 'finish', usage: ZERO_USAGE, finishReason: answer.finishReason });
+  return new ReadableStream({
+    start(controller) {
+      for (const part of parts) controller.enqueue(part);
+      controller.close();
+    },
+  });
+}
+
+/**
+ * Passes a provider stream through unchanged and, once it has finished without an error, hands the
+ * whole answer to `onComplete` (awaited before the stream closes, so the entry exists by the time the
+ * caller has the answer). A stream the caller stops reading early is not kept.
+ */
+function recordStream(
+  onComplete: (answer: CachedAnswer) => Promise<void>,
+): TransformStream<LanguageModelV4StreamPart, LanguageModelV4StreamPart> {
+  const content: LanguageModelV4Content[] = [];
+  const open = new Map<string, { type: 'text' | 'reasoning'; text: string }>();
+  let finishReason: LanguageModelV4FinishReason | undefined;
+  let failed = false;
+  const block = (
+    type: 'text' | 'reasoning',
+    id: string,
+    providerMetadata?: CachedPart['providerMetadata'],
+  ) => {
+    let part = open.get(`${type}:${id}`);
+    if (!part) {
+      part = { type, text: '', ...(providerMetadata ? { providerMetadata } : {}) };
+      open.set(`${type}:${id}`, part);
+      content.push(part as CachedPart);
+    }
+    return part;
+  };
+  return new TransformStream({
+    transform(part, controller) {
+      switch (part.type) {
+        case 'text-start':
+        case 'reasoning-start':
+          block(part.type === 'text-start' ? 'text' : 'reasoning', part.id, part.providerMetadata);
+          break;
+        case 'text-delta':
+        case 'reasoning-delta':
+          block(part.type === 'text-delta' ? 'text' : 'reasoning', part.id).text += part.delta;
+          break;
+        case 'tool-call':
+          content.push(part);
+          break;
+        case 'finish':
+          finishReason = part.finishReason;
+          break;
+        case 'error':
+          failed = true;
+          break;
+        case 'file':
+        case 'reasoning-file':
+        case 'source':
+        case 'tool-result':
+        case 'tool-approval-request':
+        case 'custom':
+          // Parts a replay would not reproduce: this answer is passed on, not kept.
+          content.push(part);
+          break;
+        default:
+          // stream-start, ends of blocks, tool-input deltas (the tool-call part carries the input),
+          // response metadata, raw chunks and pings change nothing in the answer.
+          break;
+      }
+      controller.enqueue(part);
+    },
+    async flush() {
+      if (failed || !finishReason) return;
+      const answer = toCachedAnswer(content, finishReason, undefined);
+      if (answer) await onComplete(answer);
+    },
+  });
+}

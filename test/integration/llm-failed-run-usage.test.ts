@@ -1,0 +1,142 @@
+// What an agent spent before it failed is charged to its task, its agent and its session, and a
+// cost budget stops an agent while it streams: the real app over HTTP with the scripted LLM server.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import type { ScriptedReply } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  costUsd: number;
+}
+
+interface SessionView {
+  status: string;
+  error: string | null;
+  usage: Usage;
+  tasks: Array<{ name: string; status: string; usage: Usage }>;
+  agents: Array<{ name: string; usage: Usage }>;
+}
+
+/** $0.01 per output token and $0.001 per input token for the scripted provider's model `m`. */
+const PRICES = { m: { inputPerMTok: 1000, outputPerMTok: 10_000 } };
+
+async function runSession(url: string, body: Record<string, unknown>): Promise<SessionView> {
+  const created = await requestJson<{ id: string }>(`${url}/v1/sessions`, { method: 'POST', body });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return waitForSession<SessionView>(url, created.body.id);
+}
+
+test('a cost budget crossed mid-stream stops the agent; what it streamed is charged', async (t) => {
+  const { llm, server } = await startLlmAppStack(t, { llm: { prices: PRICES } });
+  const longText = 'word '.repeat(8000);
+  llm.setHandler(() => ({ text: longText, chunkSize: 200, chunkDelayMs: 5 }));
+  const done = await runSession(server.url, {
+    objective: 'Write a lot',
+    agents: [{ name: 'writer', role: 'documenter', task: 'Write everything' }],
+    // 1,000 output tokens (4,000 characters) at $0.01; the whole answer would cost $100.
+    budget: { maxCostUsd: 10 },
+  });
+  assert.equal(done.status, 'failed');
+  assert.match(done.error ?? '', /^BUDGET_EXCEEDED: cost budget exceeded: \$\d+\.\d+ of \$10 spent/);
+  const [writer] = done.tasks;
+  assert.equal(writer?.status, 'failed');
+  // Charged what it streamed (estimated at 4 characters per token), priced: past the budget, far
+  // below the whole answer.
+  assert.ok(writer.usage.costUsd > 10 && writer.usage.costUsd < 50, JSON.stringify(writer.usage));
+  assert.ok(writer.usage.outputTokens >= 1000, JSON.stringify(writer.usage));
+  assert.deepEqual(done.usage, writer.usage);
+  assert.deepEqual(done.agents[0]?.usage, writer.usage);
+});
+
+test('a model call that finished before the run failed is charged to the task and the session', async (t) => {
+  const { llm, server } = await startLlmAppStack(t, {
+    llm: { prices: PRICES, agentMessaging: true },
+  });
+  llm.setHandler((request): ScriptedReply => {
+    const afterToolCall = JSON.stringify(request.body.messages).includes('Message delivered to');
+    if (request.promptText.includes('Your task (writer)') && !afterToolCall) {
+      // Step 1 finishes with a tool call and its usage; step 2 is refused (400: not retried).
+      return {
+        toolCalls: [{ name: 'send_message', input: { to: 'reader', message: 'heads up' } }],
+        usage: { inputTokens: 300, outputTokens: 40 },
+      };
+    }
+    if (request.promptText.includes('Your task (writer)')) return { error: 400, message: 'bad request' };
+    return { text: 'read', usage: { inputTokens: 10, outputTokens: 2 } };
+  });
+  const done = await runSession(server.url, {
+    objective: 'Write, then read',
+    agents: [
+      { name: 'writer', role: 'documenter', task: 'Write' },
+      { name: 'reader', role: 'reviewer', task: 'Read' },
+    ],
+  });
+  assert.equal(done.status, 'failed');
+  const writer = done.tasks.find((task) => task.name === 'writer');
+  assert.equal(writer?.status, 'failed');
+  // 300 input tokens at $0.001 and 40 output tokens at $0.01.
+  const expected = { inputTokens: 300, outputTokens: 40, cacheReadTokens: 0, costUsd: 0.7 };
+  assert.deepEqual(writer.usage, expected);
+  assert.equal(done.usage.inputTokens, 300 + 10);
+  assert.equal(done.usage.outputTokens, 40 + 2);
+});
+
+test('an attempt cut off mid-stream and retried is charged next to the answer that succeeded', async (t) => {
+  const { llm, server } = await startLlmAppStack(t, {
+    llm: { prices: PRICES, retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 } },
+  });
+  const partial = 'x'.repeat(4000);
+  let calls = 0;
+  llm.setHandler((): ScriptedReply => {
+    calls += 1;
+    // First attempt: 4,000 characters (about 1,000 tokens) streamed, then the connection drops.
+    if (calls === 1) return { text: `${partial}${partial}`, chunkSize: 1000, dropAfterFrames: 5 };
+    return { text: 'done', usage: { inputTokens: 50, outputTokens: 5 } };
+  });
+  const done = await runSession(server.url, {
+    objective: 'Write',
+    agents: [{ name: 'writer', role: 'documenter', task: 'Write' }],
+  });
+  assert.equal(done.status, 'completed', done.error ?? '');
+  assert.equal(calls, 2);
+  const [writer] = done.tasks;
+  // The answer's 5 output tokens plus the estimate of the cut-off attempt's streamed text.
+  assert.ok(writer!.usage.outputTokens >= 5 + 900, JSON.stringify(writer!.usage));
+  assert.ok(writer!.usage.inputTokens > 50, JSON.stringify(writer!.usage));
+  assert.deepEqual(done.usage, writer!.usage);
+});
+
+test('a cost budget crossed while the synthesis streams stops it; what it streamed is charged', async (t) => {
+  const { llm, server } = await startLlmAppStack(t, { llm: { prices: PRICES } });
+  const small = { inputTokens: 10, outputTokens: 10 };
+  llm.setHandler((request): ScriptedReply => {
+    if (request.body.response_format !== undefined) {
+      return {
+        object: {
+          rationale: 'r',
+          phases: [{ name: 'main', tasks: [plannedTask('research', 'researcher')] }],
+        },
+        usage: small,
+      };
+    }
+    if (request.promptText.includes('Write ONE answer for the user')) {
+      return { text: 'word '.repeat(8000), chunkSize: 200, chunkDelayMs: 5, usage: small };
+    }
+    return { text: 'output of research', usage: small };
+  });
+  const done = await runSession(server.url, { objective: 'Research and answer', budget: { maxCostUsd: 10 } });
+  assert.equal(done.status, 'failed');
+  assert.match(done.error ?? '', /^BUDGET_EXCEEDED: cost budget exceeded/);
+  const synthesis = done.tasks.find((task) => task.status === 'failed');
+  assert.ok(synthesis, JSON.stringify(done.tasks.map((task) => [task.name, task.status])));
+  assert.ok(synthesis.usage.costUsd > 9 && synthesis.usage.costUsd < 50, JSON.stringify(synthesis.usage));
+  const total = done.tasks.reduce((sum, task) => sum + task.usage.costUsd, 0);
+  assert.ok(Math.abs(done.usage.costUsd - total) < 1e-6, `${done.usage.costUsd} vs ${total}`);
+});

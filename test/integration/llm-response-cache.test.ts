@@ -1,0 +1,124 @@
+// The LLM response cache through the real app: a provider with `cache: true`, temperature-0 routes
+// and the default agent messaging (every agent is offered `send_message`). The same objective run
+// twice is answered the second time from the store, planner and synthesis included, and an agent
+// answer that called a tool replays the call, so the message is sent again. Scripted LLM, SQLite.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { LlmDb } from '../../src/agents/providers/llm-tables.ts';
+import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+import { readAllEvents, requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+const plan = {
+  rationale: 'r',
+  phases: [
+    {
+      name: 'p',
+      tasks: [
+        plannedTask('scout', 'researcher'),
+        plannedTask('writer', 'documenter', { dependsOn: ['scout'] }),
+      ],
+    },
+  ],
+};
+
+/** scout messages writer first (a tool call), then answers; everyone else answers at once. */
+function answer(request: RecordedLlmRequest): ScriptedReply {
+  if (request.promptText.includes('Write ONE answer for the user')) return { text: 'final' };
+  if (request.body.response_format !== undefined) return { object: plan };
+  if (request.promptText.includes('Your task (scout)') && !request.promptText.includes('Message delivered')) {
+    return {
+      toolCalls: [{ name: 'send_message', input: { to: 'writer', message: 'Mention the rate limits' } }],
+    };
+  }
+  const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
+  return { text: `output of ${name}` };
+}
+
+interface EventView {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+async function cacheCounter(baseUrl: string, result: 'hit' | 'miss'): Promise<number> {
+  const text = await fetch(`${baseUrl}/metrics`).then((response) => response.text());
+  const line = text
+    .split('\n')
+    .find((row) => row.startsWith(`maos_llm_cache_requests_total{provider="local",result="${result}"}`));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+test('response cache with tools offered (default agent messaging)', { timeout: 60_000 }, async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k', handler: answer });
+  t.after(() => llm.close());
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: {
+          type: 'openai-compatible',
+          baseURL: llm.openaiBaseURL,
+          model: 'm',
+          apiKey: 'k',
+          cache: true,
+        },
+      },
+      llm: {
+        retry: { maxAttempts: 1 },
+        roles: {
+          orchestrator: { provider: 'local', temperature: 0 },
+          researcher: { provider: 'local', temperature: 0 },
+          documenter: { provider: 'local', temperature: 0 },
+        },
+      },
+    },
+  });
+  t.after(() => server.close());
+
+  async function runSession() {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Research and write' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const done = await waitForSession<{
+      id: string;
+      status: string;
+      error: string | null;
+      result: string | null;
+      tasks: Array<{ name: string; output: string | null }>;
+      usage: { inputTokens: number };
+    }>(server.url, created.body.id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    const events = await readAllEvents<EventView>(server.url, done.id);
+    return { done, messages: events.filter((event) => event.type === 'agent.message') };
+  }
+
+  const first = await runSession();
+  // plan, scout (tool call, then its answer), writer, synthesis
+  assert.equal(llm.requests.length, 5);
+  assert.ok(llm.requests.filter((request) => request.toolNames.includes('send_message')).length >= 3);
+  assert.equal(first.messages.length, 1);
+  assert.equal(await cacheCounter(server.url, 'hit'), 0);
+  assert.equal(await cacheCounter(server.url, 'miss'), 5);
+
+  const second = await runSession();
+  assert.equal(llm.requests.length, 5, 'the second session made no provider call');
+  assert.equal(await cacheCounter(server.url, 'hit'), 5);
+  assert.equal(await cacheCounter(server.url, 'miss'), 5);
+  assert.equal(second.done.result, first.done.result);
+  assert.equal(second.done.usage.inputTokens, 0, 'answers from the cache cost no tokens');
+  // scout's cached answer was a send_message call: it ran again, so writer got the message (its
+  // prompt, which holds the message, matched the cached one) and the session shows the event.
+  assert.equal(second.messages.length, 1);
+  assert.equal(second.messages[0]?.data.text, 'Mention the rate limits');
+  assert.equal(second.messages[0]?.data.to, 'writer');
+
+  // The entries are the store's (llm_response_cache), shared by every replica, not a process's.
+  const db = server.app.database.db as unknown as LlmDb;
+  const rows = await db.selectFrom('llm_response_cache').select(['provider', 'hits']).execute();
+  assert.equal(rows.length, 5);
+  assert.ok(rows.every((row) => row.provider === 'local' && row.hits === 1));
+});

@@ -1,0 +1,151 @@
+// `maos serve` checks the providers' API keys in the background once it listens: one warning per
+// rejected key (name and reason, never the key), nothing when the keys are good or a provider is
+// unreachable, and a provider that does not answer holds up neither the start nor the stop.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { type TestContext, test } from 'node:test';
+import { type App, createApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { startLlmServer } from '../fixtures/llm-server.ts';
+
+type LogLine = Record<string, unknown> & { message: string; 'log.level': string };
+
+/** Starts the app with `providers`, its log lines (debug and up) collected as parsed JSON. */
+async function startApp(
+  t: TestContext,
+  providers: Record<string, unknown>,
+  llm: Record<string, unknown> = {},
+): Promise<{ app: App; lines: LogLine[] }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-keys-'));
+  const lines: LogLine[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString('utf8').split('\n'))
+        if (text) lines.push(JSON.parse(text) as LogLine);
+      callback();
+    },
+  });
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      dataDir,
+      host: '127.0.0.1',
+      port: 0,
+      auth: { mode: 'none' },
+      store: { synchronous: 'normal' },
+      shutdown: { graceSeconds: 1 },
+      providers,
+      llm,
+    },
+  });
+  const app = await createApp(config, {
+    logger: createLogger({ level: 'debug', format: 'json', destination }),
+  });
+  t.after(async () => {
+    await app.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  await app.start();
+  return { app, lines };
+}
+
+async function waitFor<T>(find: () => T | undefined, what: string): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const keyCheckFinished = (lines: LogLine[]) =>
+  waitFor(() => lines.find((line) => line.message === 'provider key check finished'), 'the key check');
+/** Warnings of the LLM component (the app also warns about auth mode `none` and the audit key). */
+const warnings = (lines: LogLine[]) =>
+  lines.filter((line) => line['log.level'] === 'warn' && line.component === 'llm');
+
+test('a rejected key is one warning with the provider and the reason, never the key', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'right-key' });
+  t.after(() => llm.close());
+  const { lines } = await startApp(t, {
+    good: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'right-key' },
+    bad: { type: 'openai', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'sk-wrong-key-123' },
+    claude: { type: 'anthropic', baseURL: llm.anthropicBaseURL, model: 'c', apiKey: 'wrong-too' },
+  });
+  await keyCheckFinished(lines);
+  const warned = warnings(lines);
+  assert.deepEqual(warned.map((line) => line.provider).sort(), ['bad', 'claude']);
+  for (const line of warned) {
+    assert.match(line.message, /rejected the configured API key/);
+    assert.match(String(line.reason), /\/models answered HTTP 401/);
+  }
+  const everything = lines.map((line) => JSON.stringify(line)).join('\n');
+  assert.doesNotMatch(everything, /sk-wrong-key-123|wrong-too|right-key/);
+});
+
+test('good keys and unreachable providers log no warning', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'right-key' });
+  t.after(() => llm.close());
+  const { lines } = await startApp(t, {
+    good: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'right-key' },
+    // Port 9 (discard) has no listener on loopback: the connection is refused.
+    down: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm' },
+  });
+  const finished = await keyCheckFinished(lines);
+  assert.equal(finished.rejected, 0);
+  assert.deepEqual(warnings(lines), []);
+});
+
+test('a provider that does not answer holds up neither the start nor the stop', async (t) => {
+  const pending: IncomingMessage[] = [];
+  // Answers nothing: every request stays open until the client gives up.
+  const silent = createServer((req) => {
+    pending.push(req);
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    silent.closeAllConnections();
+    silent.close();
+  });
+  const { port } = silent.address() as AddressInfo;
+  const { app, lines } = await startApp(t, {
+    slow: { type: 'openai-compatible', baseURL: `http://127.0.0.1:${port}/v1`, model: 'm', apiKey: 'k' },
+  });
+  // start() has returned while the check's request is still unanswered.
+  await waitFor(() => pending.at(0), 'the model-list request');
+  const health = await fetch(`http://127.0.0.1:${(app.http.server.address() as AddressInfo).port}/healthz`);
+  assert.equal(health.status, 200);
+  assert.equal(
+    lines.some((line) => line.message === 'provider key check finished'),
+    false,
+  );
+  await app.stop();
+  assert.deepEqual(warnings(lines), []);
+});
+
+test('llm.checkKeysAtStart: false turns the check off', async (t) => {
+  let modelListRequests = 0;
+  const rejecting = createServer((req, res) => {
+    if (req.url?.endsWith('/models')) modelListRequests += 1;
+    res.writeHead(401).end();
+  });
+  await new Promise<void>((resolve) => rejecting.listen(0, '127.0.0.1', resolve));
+  t.after(() => rejecting.close());
+  const { port } = rejecting.address() as AddressInfo;
+  const { lines } = await startApp(
+    t,
+    { bad: { type: 'openai', baseURL: `http://127.0.0.1:${port}/v1`, model: 'm', apiKey: 'wrong' } },
+    { checkKeysAtStart: false },
+  );
+  // With the check on, its request reaches a loopback server within milliseconds of the start.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(modelListRequests, 0);
+  assert.deepEqual(warnings(lines), []);
+});
