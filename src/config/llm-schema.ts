@@ -247,7 +247,7 @@ export const llmConfigSchema = z
           .min(500)
           .default(12_000)
           .describe(
-            "Dependency outputs longer than this are shortened (head and tail) in a dependant's prompt. @defaultValue 12000",
+            "Dependency outputs longer than this are summarised in a dependant's prompt (the agent's own Summary and Open points, the Deliverable's start; head and tail without a summary). @defaultValue 12000",
           ),
       })
       .default({

@@ -1,5 +1,6 @@
 // The SessionService implementation: validation at submit (a session without agents is stored with
-// the orchestrator's `plan` task), tenant-scoped reads, cancellation and event access. Writes go through the group-commit write queue.
+// the orchestrator's `plan` task), tenant-scoped reads, cancellation and event access. Writes go
+// through the group-commit write queue.
 import type { Kysely } from 'kysely';
 import { findBuiltInRole } from '../agents/roles/catalogue.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';

@@ -75,4 +75,31 @@ describe('summariseOutput', () => {
     assert.ok(cut.endsWith('TAIL'));
     assert.match(cut, /characters omitted/);
   });
+
+  test('a long agent answer is summarised by its own summary, deliverable start and open points', () => {
+    const answer = [
+      '## Summary',
+      'Chose PostgreSQL; the schema is below.',
+      '## Deliverable',
+      `create table a (id int);\n${'-- detail\n'.repeat(800)}`,
+      '## Open points',
+      'Index sizes are a guess.',
+    ].join('\n');
+    const shown = summariseOutput(answer, 1000);
+    assert.ok(shown.length <= 1000, `${shown.length} characters`);
+    assert.ok(shown.startsWith('## Summary\nChose PostgreSQL; the schema is below.'));
+    assert.match(shown, /## Deliverable \(start\)\ncreate table a \(id int\);/);
+    assert.match(
+      shown,
+      /## Open points\nIndex sizes are a guess\.\n\n\[… summarised: the full output has \d+ characters …\]$/,
+    );
+    assert.doesNotMatch(shown, /characters omitted/);
+  });
+
+  test('a summary that does not fit falls back to head and tail', () => {
+    const answer = `## Summary\n${'s'.repeat(2000)}\n## Deliverable\nD`;
+    const shown = summariseOutput(answer, 1000);
+    assert.ok(shown.length <= 1000);
+    assert.match(shown, /characters omitted/);
+  });
 });

@@ -24,11 +24,62 @@ function formatInbox(inbox: readonly InboxLine[] | undefined): string {
 }
 
 /**
- * Shortens a long dependency output to its head and tail: the start usually states the result and
- * the end the open points, while the middle is detail a dependant rarely needs in full.
+ * What a reader is shown of an output longer than `maxChars` (a dependant, the orchestrator). Agents
+ * answer with `## Summary`, `## Deliverable` and `## Open points` (roles/catalogue.ts), so a long
+ * output is summarised by its own summary and open points, with as much of the deliverable's start
+ * as fits: what the agent concluded, not an arbitrary cut. An output without a summary section
+ * (custom roles, command runners), or whose summary alone does not fit, keeps its head and tail.
  */
 export function summariseOutput(output: string, maxChars: number): string {
   if (output.length <= maxChars) return output;
+  const sections = splitSections(output);
+  const summary = sections.get('summary');
+  if (summary) {
+    const openPoints = sections.get('open points');
+    const note = `\n\n[… summarised: the full output has ${output.length} characters …]`;
+    const head = `## Summary\n${summary}`;
+    const tail = openPoints ? `\n\n## Open points\n${openPoints}` : '';
+    const room = maxChars - head.length - tail.length - note.length;
+    if (room >= 0) {
+      const deliverable = sections.get('deliverable') ?? '';
+      const label = '\n\n## Deliverable (start)\n';
+      const start =
+        deliverable && room > label.length + 200
+          ? `${label}${deliverable.slice(0, room - label.length - 2)}${deliverable.length > room - label.length - 2 ? ' …' : ''}`
+          : '';
+      return `${head}${start}${tail}${note}`;
+    }
+  }
+  return headAndTail(output, maxChars);
+}
+
+/** Level-2 Markdown sections by lower-case heading (`## Summary` → `summary`), bodies trimmed. */
+function splitSections(text: string): Map<string, string> {
+  const sections = new Map<string, string>();
+  let heading: string | undefined;
+  let body: string[] = [];
+  const close = () => {
+    if (heading !== undefined && !sections.has(heading)) sections.set(heading, body.join('\n').trim());
+  };
+  for (const line of text.split('\n')) {
+    const match = /^##\s+(.+?)\s*$/.exec(line);
+    if (match) {
+      close();
+      heading = match[1]!.toLowerCase();
+      body = [];
+    } else {
+      body.push(line);
+    }
+  }
+  close();
+  return sections;
+}
+
+/**
+ * Head and tail of a long output: the start usually states the result and the end the open points,
+ * while the middle is detail a reader rarely needs in full.
+ */
+function headAndTail(output: string, maxChars: number): string {
   const keep = Math.floor((maxChars - 80) / 2);
   const omitted = output.length - 2 * keep;
   return `${output.slice(0, keep)}\n\n[… ${omitted} characters omitted …]\n\n${output.slice(-keep)}`;
