@@ -8,14 +8,16 @@ import type { Logger } from '../observability/logger.ts';
 import { runInSessionTrace } from '../observability/session-trace.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
+import { createFlushClock } from './flush-clock.ts';
 import { createOutputBuffer } from './output-buffer.ts';
 import { appendTaskOutput, type Claim, type RunOutcome } from './task-ops.ts';
 
 /**
- * How long output lines gather before they are written (one transaction per flush, not per line);
- * also how long an unfinished line waits before it is written in pieces (see output-buffer.ts).
+ * How often gathered output lines are written (one transaction per flush, not per line); an
+ * unfinished line is written in pieces once it has waited a whole interval (see output-buffer.ts).
  */
 const OUTPUT_FLUSH_MS = 100;
+const outputFlushClock = createFlushClock(OUTPUT_FLUSH_MS);
 /** Longest error message kept on a task. */
 const MAX_ERROR_CHARS = 4000;
 
@@ -73,19 +75,20 @@ export function describeRuntime(runtimes: RuntimeRegistry, runner: string | null
 export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   const { claim, queue } = input;
   const buffer = createOutputBuffer();
-  let timer: NodeJS.Timeout | null = null;
+  // Whether this run's flush waits for the clock's next tick.
+  let waiting = false;
   const writes: Array<Promise<void>> = [];
   const logger = input.logger.child({ sessionId: claim.sessionId, taskId: claim.taskId });
 
-  const startFlushTimer = (): void => {
-    timer = setTimeout(flush, OUTPUT_FLUSH_MS);
-    buffer.startInterval();
-  };
   const flush = (): void => {
-    timer = null;
+    waiting = false;
     const lines = buffer.take(false);
-    // An unfinished line begun during this interval has not waited a whole one yet: next time.
-    if (buffer.pending > 0) startFlushTimer();
+    // The unfinished lines held now are written at the next tick, after a whole interval.
+    buffer.startInterval();
+    if (buffer.pending > 0) {
+      waiting = true;
+      outputFlushClock.join(flush);
+    }
     if (lines.length === 0) return;
     const write = queue
       // Engine progress: may resolve before the disk flush (store/write-queue.ts).
@@ -102,9 +105,11 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   };
 
   const outcome = await runToOutcome(input, logger, buffer, () => {
-    if (timer === null) startFlushTimer();
+    if (waiting) return;
+    waiting = true;
+    outputFlushClock.join(flush);
   });
-  if (timer) clearTimeout(timer);
+  if (waiting) outputFlushClock.leave(flush);
   const lines = buffer.take(true);
   await Promise.all(writes);
   return lines.length > 0 ? { ...outcome, lines } : outcome;
