@@ -111,24 +111,35 @@ function sessionRowsTarget(
   };
 }
 
+/** Deletes the rows of a table keyed by (tenant_id, key) that `keys` selects (at most its limit). */
+async function deleteByTenantKey(
+  db: AnyDb,
+  table: 'idempotency_keys' | 'llm_response_cache',
+  keys: ReturnType<AnyDb['selectFrom']>,
+): Promise<number> {
+  const result = await db
+    .deleteFrom(table)
+    .where((eb) => eb(eb.refTuple('tenant_id', 'key'), 'in', keys))
+    .executeTakeFirst();
+  return countDeleted(result);
+}
+
 /** Idempotency keys first used more than `days` ago whose session has finished. */
 function idempotencyKeysTarget(days: number): RetentionTarget {
   return {
     table: 'idempotency_keys',
-    async deleteBatch(db, now, limit) {
-      const keys = db
-        .selectFrom('idempotency_keys as k')
-        .innerJoin('sessions as s', 's.id', 'k.session_id')
-        .select(['k.tenant_id', 'k.key'])
-        .where('k.created_at', '<', now - days * DAY_MS)
-        .where('s.status', 'in', FINISHED)
-        .limit(limit);
-      const result = await db
-        .deleteFrom('idempotency_keys')
-        .where((eb) => eb(eb.refTuple('tenant_id', 'key'), 'in', keys))
-        .executeTakeFirst();
-      return countDeleted(result);
-    },
+    deleteBatch: (db, now, limit) =>
+      deleteByTenantKey(
+        db,
+        'idempotency_keys',
+        db
+          .selectFrom('idempotency_keys as k')
+          .innerJoin('sessions as s', 's.id', 'k.session_id')
+          .select(['k.tenant_id', 'k.key'])
+          .where('k.created_at', '<', now - days * DAY_MS)
+          .where('s.status', 'in', FINISHED)
+          .limit(limit),
+      ),
   };
 }
 
@@ -136,18 +147,16 @@ function idempotencyKeysTarget(days: number): RetentionTarget {
 function responseCacheTarget(days: number): RetentionTarget {
   return {
     table: 'llm_response_cache',
-    async deleteBatch(db, now, limit) {
-      const keys = db
-        .selectFrom('llm_response_cache')
-        .select(['tenant_id', 'key'])
-        .where('created_at', '<', now - days * DAY_MS)
-        .limit(limit);
-      const result = await db
-        .deleteFrom('llm_response_cache')
-        .where((eb) => eb(eb.refTuple('tenant_id', 'key'), 'in', keys))
-        .executeTakeFirst();
-      return countDeleted(result);
-    },
+    deleteBatch: (db, now, limit) =>
+      deleteByTenantKey(
+        db,
+        'llm_response_cache',
+        db
+          .selectFrom('llm_response_cache')
+          .select(['tenant_id', 'key'])
+          .where('created_at', '<', now - days * DAY_MS)
+          .limit(limit),
+      ),
   };
 }
 
