@@ -106,6 +106,12 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
         onLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
         onError: (error) =>
           llmLogger.warn({ err: error }, 'LLM response cache unavailable; calling the provider'),
+        ...(options.tenantCredentials
+          ? {
+              tenantEndpoint: async (tenantId: string, provider: string) =>
+                (await options.tenantCredentials?.get(tenantId, provider))?.baseURL ?? undefined,
+            }
+          : {}),
       },
     ),
   });

@@ -64,6 +64,7 @@ function setup(
   answer: () => LanguageModelV4StreamPart[] = () => textAnswer('hello'),
   cache: ResponseCache = createMemoryResponseCache(),
   cacheOn = true,
+  tenantEndpoint?: (tenantId: string, provider: string) => Promise<string | undefined>,
 ) {
   const providers = providersConfigSchema.parse({
     p: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', cache: cacheOn },
@@ -76,6 +77,7 @@ function setup(
     cache,
     onLookup: (_provider, hit) => lookups.push(hit),
     onError: (error) => errors.push(error),
+    ...(tenantEndpoint ? { tenantEndpoint } : {}),
   });
   const model = getModel('p', 'm') as LanguageModelV4;
   return { model, calls: fake.calls, lookups, errors };
@@ -109,6 +111,28 @@ describe('response cache at the model call', () => {
     assert.equal(textOf(second), 'hello');
     const finish = second.find((part) => part.type === 'finish');
     assert.equal(finish?.type === 'finish' && finish.usage.inputTokens.total, 0);
+  });
+
+  test("a tenant's own base URL is part of the key; not knowing it means no caching", async () => {
+    let endpoint: string | undefined = 'http://a.example/v1';
+    let failing = false;
+    const { model, calls, errors } = setup(undefined, undefined, true, async () => {
+      if (failing) throw new Error('store down');
+      return endpoint;
+    });
+    await runAsTenant('t1', () => readAll(model, request()));
+    await runAsTenant('t1', () => readAll(model, request()));
+    assert.equal(calls.length, 1);
+    endpoint = 'http://b.example/v1';
+    await runAsTenant('t1', () => readAll(model, request()));
+    assert.equal(calls.length, 2, 'another endpoint: asked again');
+    endpoint = undefined;
+    await runAsTenant('t1', () => readAll(model, request()));
+    assert.equal(calls.length, 3, 'the server endpoint: its own entry');
+    failing = true;
+    await runAsTenant('t1', () => readAll(model, request()));
+    assert.equal(calls.length, 4);
+    assert.equal(errors.length, 1);
   });
 
   test('doGenerate (structured output) is cached too', async () => {

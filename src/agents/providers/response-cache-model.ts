@@ -42,6 +42,11 @@ export interface ResponseCacheModelOptions {
   onLookup?(provider: string, hit: boolean): void;
   /** A failed cache read or write; the call then goes on uncached (the cache never fails a task). */
   onError?(error: unknown): void;
+  /**
+   * The base URL a tenant stored for a provider (tenant-models.ts), if any: part of the key, so a
+   * tenant that points a provider at another server does not get the old server's answers.
+   */
+  tenantEndpoint?(tenantId: string, provider: string): Promise<string | undefined>;
 }
 
 /**
@@ -81,16 +86,24 @@ function createCachingModel(
   const { cache } = options;
 
   /** The tenant and key of a cacheable call; none for the others. */
-  function cacheSlot(call: LanguageModelV4CallOptions): { tenantId: string; key: string } | undefined {
+  async function cacheSlot(
+    call: LanguageModelV4CallOptions,
+  ): Promise<{ tenantId: string; key: string } | undefined> {
     if (call.temperature !== 0) return undefined;
-    // Entries are per tenant; a call outside any tenant's work is never cached. A tenant's own
-    // stored key or base URL (tenant-models.ts) is not in the key: the wrapped model picks it per call.
+    // Entries are per tenant; a call outside any tenant's work is never cached. A tenant's own key
+    // (tenant-models.ts) is not in the key (the same model answers alike), its own base URL is.
     const tenantId = readCurrentTenant();
     if (tenantId === undefined) return undefined;
-    return {
-      tenantId,
-      key: computeCacheKey({ tenantId, provider, model: modelId, request: answerShaping(call) }),
-    };
+    let endpoint: string | undefined;
+    try {
+      endpoint = await options.tenantEndpoint?.(tenantId, provider);
+    } catch (error) {
+      // Not known: not cached (an entry could belong to another endpoint).
+      options.onError?.(error);
+      return undefined;
+    }
+    const request = endpoint === undefined ? answerShaping(call) : { ...answerShaping(call), endpoint };
+    return { tenantId, key: computeCacheKey({ tenantId, provider, model: modelId, request }) };
   }
 
   async function lookup(slot: { tenantId: string; key: string }): Promise<CachedAnswer | undefined> {
@@ -124,7 +137,7 @@ function createCachingModel(
     modelId: model.modelId,
     supportedUrls: model.supportedUrls,
     async doGenerate(call) {
-      const slot = cacheSlot(call);
+      const slot = await cacheSlot(call);
       if (!slot) return model.doGenerate(call);
       const hit = await lookup(slot);
       if (hit) return replayGenerate(hit);
@@ -134,7 +147,7 @@ function createCachingModel(
       return result;
     },
     async doStream(call) {
-      const slot = cacheSlot(call);
+      const slot = await cacheSlot(call);
       if (!slot) return model.doStream(call);
       const hit = await lookup(slot);
       if (hit) return { stream: replayStream(hit) };
