@@ -46,12 +46,15 @@ export const ZERO_USAGE: Readonly<Usage> = Object.freeze({
   costUsd: 0,
 });
 
-/** Adds `more` into `total`, field by field. */
+/**
+ * Adds `more` into `total`, field by field. The cost is kept to the millionth of a dollar costs are
+ * priced in, so sums over many calls do not drift with floating-point noise.
+ */
 export function addUsage(total: Usage, more: Readonly<Usage>): void {
   total.inputTokens += more.inputTokens;
   total.outputTokens += more.outputTokens;
   total.cacheReadTokens += more.cacheReadTokens;
-  total.costUsd += more.costUsd;
+  total.costUsd = Math.round((total.costUsd + more.costUsd) * 1e6) / 1e6;
 }
 
 /** One planned unit of work, as submitted or as produced by the orchestrator. */

@@ -4,11 +4,11 @@
 import { generateText, type ModelMessage, NoObjectGeneratedError, Output, streamText } from 'ai';
 import type { z } from 'zod';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
-import { addUsage, toUsage } from '../agents/providers/pricing.ts';
+import { toUsage } from '../agents/providers/pricing.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { LlmConfig, PriceConfig } from '../config/llm-schema.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
-import { ZERO_USAGE } from '../domain/types.ts';
+import { addUsage, ZERO_USAGE } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Planner } from './engine-types.ts';
 import { ORCHESTRATOR_PLAN_ORIGIN, type OrchestratedPlanBody } from './planner-continuation.ts';
@@ -135,7 +135,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
     check: (value: T) => { ok: true; result: R } | { ok: false; errors: string[] },
   ): Promise<{ result: R; usage: Usage; rounds: number }> {
     const messages: ModelMessage[] = [{ role: 'user', content: prompt }];
-    let usage: Usage = { ...ZERO_USAGE };
+    const usage: Usage = { ...ZERO_USAGE };
     let errors: string[] = [];
     const maxRounds = limits.maxRepairs + 1;
     for (let round = 1; round <= maxRounds; round += 1) {
@@ -172,7 +172,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
           }
         },
       );
-      usage = addUsage(usage, outcome.usage);
+      addUsage(usage, outcome.usage);
       if (outcome.kind === 'object') {
         const checked = check(outcome.value);
         if (checked.ok) return { result: checked.result, usage, rounds: round };

@@ -2,7 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { addUsage, computeCostUsd, toUsage } from './pricing.ts';
+import { addUsage } from '../../domain/types.ts';
+import { computeCostUsd, toUsage } from './pricing.ts';
 
 describe('pricing', () => {
   test('prices uncached input, cached input and output separately', () => {
@@ -30,10 +31,9 @@ describe('pricing', () => {
   test('toUsage tolerates missing fields and addUsage sums', () => {
     const usage = toUsage(undefined, undefined);
     assert.deepEqual(usage, { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 });
-    const sum = addUsage(
-      { inputTokens: 1, outputTokens: 2, cacheReadTokens: 3, costUsd: 0.1 },
-      { inputTokens: 1, outputTokens: 2, cacheReadTokens: 3, costUsd: 0.2 },
-    );
+    const sum = { inputTokens: 1, outputTokens: 2, cacheReadTokens: 3, costUsd: 0.1 };
+    addUsage(sum, { inputTokens: 1, outputTokens: 2, cacheReadTokens: 3, costUsd: 0.2 });
+    // 0.1 + 0.2 is 0.30000000000000004 in floating point: sums keep micro-dollars.
     assert.deepEqual(sum, { inputTokens: 2, outputTokens: 4, cacheReadTokens: 6, costUsd: 0.3 });
   });
 });

@@ -38,13 +38,3 @@ export function toUsage(usage: LanguageModelUsage | undefined, price: PriceConfi
 export function priceUsage(tokens: Omit<Usage, 'costUsd'>, price: PriceConfig | undefined): Usage {
   return { ...tokens, costUsd: computeCostUsd(tokens, price) };
 }
-
-/** Adds usages field by field. */
-export function addUsage(a: Usage, b: Usage): Usage {
-  return {
-    inputTokens: a.inputTokens + b.inputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    cacheReadTokens: a.cacheReadTokens + b.cacheReadTokens,
-    costUsd: Math.round((a.costUsd + b.costUsd) * 1e6) / 1e6,
-  };
-}

@@ -9,7 +9,6 @@ import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { Logger } from '../../../observability/logger.ts';
 import type { CallTarget, LlmClient } from '../../providers/llm-client.ts';
-import { priceUsage } from '../../providers/pricing.ts';
 import { classifyProviderError } from '../../providers/provider-errors.ts';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
@@ -118,26 +117,29 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
           async ({ model, target, signal, attempt }): Promise<CallOutcome> => {
             if (attempt > 1 && emittedAny)
               push(`\n\n[attempt ${attempt} via ${target.provider}: the answer starts over]\n\n`);
-            const stream = async (withTools: ToolSet | undefined) => {
+            const stream = async (withTools: ToolSet | undefined): Promise<CallOutcome> => {
               spent.startAttempt(target.price);
+              let text: string;
               try {
-                return await streamAnswer({
+                text = await streamAnswer({
                   model,
                   system,
                   messages,
                   tools: withTools,
                   target,
                   signal,
-                  push(text) {
-                    spent.streamed(text.length);
-                    push(text);
+                  push(chunk) {
+                    spent.streamed(chunk.length);
+                    push(chunk);
                   },
                   onStepUsage: spent.callFinished,
                   logger: ctx.logger,
                 });
-              } finally {
+              } catch (error) {
                 spent.endAttempt();
+                throw error;
               }
+              return { text, usage: spent.endAttempt() };
             };
             try {
               return await stream(tools);
@@ -175,7 +177,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
   };
 }
 
-/** One streamed model call: text deltas go to `push`; provider errors are thrown. */
+/** One streamed model call: text deltas go to `push`, each step's usage to `onStepUsage`; provider errors are thrown. */
 async function streamAnswer(input: {
   model: LanguageModel;
   system: string;
@@ -186,9 +188,9 @@ async function streamAnswer(input: {
   push(text: string): void;
   onStepUsage(usage: TokenCounts): void;
   logger: Logger;
-}): Promise<{ text: string; usage: Usage }> {
+}): Promise<string> {
   const { target } = input;
-  const { text, usage } = await streamModelCall({
+  return streamModelCall({
     model: input.model,
     system: input.system,
     messages: input.messages,
@@ -205,7 +207,6 @@ async function streamAnswer(input: {
         'LLM provider warnings',
       ),
   });
-  return { text, usage: priceUsage(usage, target.price) };
 }
 
 /** A 4xx that says the model cannot take tools (e.g. Ollama: "… does not support tools"). */

@@ -33,20 +33,17 @@ export interface ModelStreamInput {
   /** The provider's warnings about the request (unsupported settings), when it has any. */
   warn?(warnings: readonly unknown[]): void;
   /** Each model call's usage as its provider reported it, when the call finishes. */
-  onStepUsage?(usage: TokenCounts): void;
+  onStepUsage(usage: TokenCounts): void;
 }
 
 /** Streams the answer; provider errors (HTTP or in the stream) are thrown as the SDK raised them. */
-export async function streamModelCall(
-  input: ModelStreamInput,
-): Promise<{ text: string; usage: TokenCounts }> {
+export async function streamModelCall(input: ModelStreamInput): Promise<string> {
   const model = asSpecModel(input.model);
   const prompt: LanguageModelV4Message[] = [
     { role: 'system', content: input.system },
     ...input.messages.map(toPromptMessage),
   ];
   const tools = input.tools ? await describeTools(input.tools) : undefined;
-  const usage: TokenCounts = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0 };
   let text = '';
   for (let step = 1; ; step++) {
     const { stepText, calls } = await streamStep(
@@ -59,13 +56,12 @@ export async function streamModelCall(
         ...(tools ? { tools } : {}),
       },
       input,
-      usage,
     );
     text += stepText;
-    if (calls.length === 0 || !input.tools) return { text, usage };
+    if (calls.length === 0 || !input.tools) return text;
     const toolSet = input.tools;
     const results = await Promise.all(calls.map((call) => runToolCall(toolSet, call, input.signal)));
-    if (step >= input.maxSteps) return { text, usage };
+    if (step >= input.maxSteps) return text;
     prompt.push(
       {
         role: 'assistant',
@@ -84,12 +80,11 @@ export async function streamModelCall(
   }
 }
 
-/** One model call: its text, its tool calls; usage added to `usage`. */
+/** One model call: its text, its tool calls; its usage goes to `input.onStepUsage`. */
 async function streamStep(
   model: LanguageModelV4,
   options: LanguageModelV4CallOptions,
   input: ModelStreamInput,
-  usage: TokenCounts,
 ): Promise<{ stepText: string; calls: LanguageModelV4ToolCall[] }> {
   let stepText = '';
   const calls: LanguageModelV4ToolCall[] = [];
@@ -106,9 +101,7 @@ async function streamStep(
         } else if (part.type === 'tool-call') {
           if (!part.providerExecuted) calls.push(part);
         } else if (part.type === 'finish') {
-          const stepUsage = toTokenCounts(part.usage);
-          addTokenCounts(usage, stepUsage);
-          input.onStepUsage?.(stepUsage);
+          input.onStepUsage(toTokenCounts(part.usage));
         } else if (part.type === 'stream-start') {
           if (part.warnings.length > 0) input.warn?.(part.warnings);
         } else if (part.type === 'error') {
@@ -131,12 +124,6 @@ function toTokenCounts(step: LanguageModelV4Usage): TokenCounts {
     outputTokens: step.outputTokens.total ?? 0,
     cacheReadTokens: step.inputTokens.cacheRead ?? 0,
   };
-}
-
-function addTokenCounts(total: TokenCounts, step: TokenCounts): void {
-  total.inputTokens += step.inputTokens;
-  total.outputTokens += step.outputTokens;
-  total.cacheReadTokens += step.cacheReadTokens;
 }
 
 function asSpecModel(model: LanguageModel): LanguageModelV4 {
