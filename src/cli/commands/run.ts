@@ -178,45 +178,36 @@ async function submitAndFollow(
   return final.status === 'completed' ? EXIT.OK : EXIT.SESSION_FAILED;
 }
 
-/** Polling interval while the orchestrator plans: quick at first, then gentler. */
-const PLANNING_POLL_MIN_MS = 200;
-const PLANNING_POLL_MAX_MS = 2_000;
-
 /**
  * Waits until the session has left `planning` (the orchestrator's plan task ran) and returns it;
- * undefined when the person pressed Ctrl-C (the session goes on).
+ * undefined when the person pressed Ctrl-C (the session goes on). Follows the session's events, so
+ * the `session.status` change out of `planning` ends the wait as it happens (a change that came
+ * before the stream opened is in its replay).
  */
 async function waitWhilePlanning(ctx: CliContext, session: SessionDto): Promise<SessionDto | undefined> {
   const { out } = ctx;
-  const client = ctx.client();
-  const signal = ctx.interruptSignal();
+  const interrupt = ctx.interruptSignal();
+  const planned = new AbortController();
   out.note(out.paint.dim(`session ${session.id}: the orchestrator is planning…`));
-  let current = session;
-  let delay = PLANNING_POLL_MIN_MS;
-  while (current.status === 'planning') {
-    const stopped = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => finish(false), delay);
-      function finish(aborted: boolean): void {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        resolve(aborted);
-      }
-      function onAbort(): void {
-        finish(true);
-      }
-      if (signal.aborted) finish(true);
-      else signal.addEventListener('abort', onAbort, { once: true });
+  const client = ctx.client();
+  try {
+    const current = await followSession(client, session.id, {
+      signal: AbortSignal.any([interrupt, planned.signal]),
+      onEvent: (event) => {
+        const from = (event.data as { from?: unknown } | undefined)?.from;
+        if (event.type === 'session.status' && from === 'planning') planned.abort();
+      },
     });
-    if (stopped) {
-      out.note(
-        `stopped waiting; session ${session.id} keeps planning (show it: maos sessions show ${session.id})`,
-      );
-      return undefined;
-    }
-    delay = Math.min(PLANNING_POLL_MAX_MS, delay * 2);
-    current = await client.getSession(session.id);
+    if (!interrupt.aborted) return current;
+  } catch (error) {
+    // Stopping the stream mid-read may end it with an abort error: the session is read again.
+    if (!interrupt.aborted && !planned.signal.aborted) throw error;
+    if (!interrupt.aborted) return client.getSession(session.id);
   }
-  return current;
+  out.note(
+    `stopped waiting; session ${session.id} keeps planning (show it: maos sessions show ${session.id})`,
+  );
+  return undefined;
 }
 
 /** Builds and locally validates the POST /v1/sessions body, so usage mistakes exit 2 before any request. */
