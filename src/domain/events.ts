@@ -90,5 +90,10 @@ export const EVENT_TYPES = [
 /** An event before it has a seq (the store assigns it in the writing transaction). */
 export type NewEvent = { [K in EventType]: { type: K; data: EventDataByType[K] } }[EventType];
 
+/** The event of a task that became ready to run (its dependencies met, or its plan approved). */
+export function taskReadyEvent(taskId: string, name: string): NewEvent {
+  return { type: 'task.status', data: { taskId, name, from: 'pending', to: 'ready', attempt: 0 } };
+}
+
 /** The type of the last event of every session: SSE streams end after it. */
 export const FINAL_EVENT_TYPE: EventType = 'session.finished';

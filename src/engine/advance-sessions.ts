@@ -3,7 +3,7 @@
 // finishing transaction. The decision itself is the pure domain/advance.ts.
 import type { Kysely } from 'kysely';
 import { advanceSession } from '../domain/advance.ts';
-import type { NewEvent } from '../domain/events.ts';
+import { type NewEvent, taskReadyEvent } from '../domain/events.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
@@ -140,10 +140,7 @@ export async function advanceSessions(
     const byId = new Map(graph.map((task) => [task.id, task]));
     ready.push(...decision.ready);
     for (const id of decision.ready) {
-      entry.events.push({
-        type: 'task.status',
-        data: { taskId: id, name: byId.get(id)!.name, from: 'pending', to: 'ready', attempt: 0 },
-      });
+      entry.events.push(taskReadyEvent(id, byId.get(id)!.name));
     }
     for (const { id, reason } of decision.cancel) {
       await trx

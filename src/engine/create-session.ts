@@ -3,7 +3,7 @@
 // orchestrator plans is stored with its `plan` task instead of a plan.
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { NewEvent, SessionCreatedData } from '../domain/events.ts';
+import { type NewEvent, type SessionCreatedData, taskReadyEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import type { PlanBody, SessionDetail, SessionSettings, Strategy, TaskRecord } from '../domain/types.ts';
@@ -148,12 +148,9 @@ export function buildPlannedRows(spec: {
       tenant_id: spec.tenantId,
     })),
   );
-  const readyEvents: NewEvent[] = tasks
+  const readyEvents = tasks
     .filter((task) => task.status === 'ready')
-    .map((task) => ({
-      type: 'task.status',
-      data: { taskId: task.id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
-    }));
+    .map((task) => taskReadyEvent(task.id, task.name));
   const taskRecords = tasks.map((task, index) => toTaskRecord(task, [...planned[index]!.task.dependsOn]));
   return {
     agents,
@@ -195,12 +192,7 @@ function buildInitialPlanTask(spec: NewSessionSpec, sessionId: string, now: numb
     tasks: [task],
     dependencies: [],
     created: [{ id: task.id, name: task.name, role: task.role, dependsOn: [] }],
-    readyEvents: [
-      {
-        type: 'task.status',
-        data: { taskId: task.id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
-      },
-    ],
+    readyEvents: [taskReadyEvent(task.id, task.name)],
     taskRecords: [toTaskRecord(task, [])],
   };
 }

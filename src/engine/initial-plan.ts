@@ -48,7 +48,7 @@ function parsePlan(result: string | null | undefined): PlanBody | null {
 export async function applyInitialPlan(
   trx: Kysely<Database>,
   session: { id: string; tenantId: string },
-  planTask: { id: string; result?: string | null },
+  planTask: { id: string; position: number; result?: string | null },
   now: number,
 ): Promise<InitialPlanOutcome | null> {
   const row = await trx
@@ -60,9 +60,10 @@ export async function applyInitialPlan(
   if (row?.status !== 'planning') return null;
   const plan = parsePlan(planTask.result);
   if (!plan) return { error: 'INVALID_PLAN: the planning task returned no plan' };
+  // The planned tasks get the attempts the planning task was given (the engine's setting then).
   const task = await trx
     .selectFrom('tasks')
-    .select(['max_attempts', 'position'])
+    .select('max_attempts')
     .where('id', '=', planTask.id)
     .executeTakeFirstOrThrow();
   const awaitApproval = (await loadSessionSettings(trx, session.id)).approval === 'required';
@@ -73,7 +74,7 @@ export async function applyInitialPlan(
     maxAttempts: Number(task.max_attempts),
     awaitApproval,
     runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
-    firstPosition: Number(task.position) + 1,
+    firstPosition: planTask.position + 1,
     now,
   });
   await insertPlannedRows(trx, rows);

@@ -3,7 +3,7 @@
 // version) and starts the session; rejection ends it. Runs inside the engine's write transaction.
 
 import type { Kysely } from 'kysely';
-import type { NewEvent } from '../domain/events.ts';
+import { type NewEvent, taskReadyEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -152,11 +152,7 @@ export async function approvePlan(
       .where('status', '=', 'pending')
       .execute();
   }
-  for (const task of ready)
-    events.push({
-      type: 'task.status',
-      data: { taskId: task.id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
-    });
+  for (const task of ready) events.push(taskReadyEvent(task.id, task.name));
   return { readied: ready.length, events, planVersion };
 }
 

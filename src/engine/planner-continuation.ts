@@ -3,7 +3,7 @@
 // the gate decided, or the final synthesis. Runs inside the engine's finishing transaction.
 
 import type { Kysely } from 'kysely';
-import type { NewEvent } from '../domain/events.ts';
+import { type NewEvent, taskReadyEvent } from '../domain/events.ts';
 import { ORCHESTRATOR_TASK_PREFIX } from '../domain/plan.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
@@ -148,10 +148,7 @@ async function insertOrchestratorTasks(
     });
     await ctx.trx.insertInto('tasks').values(row).execute();
     await insertTaskDependencies(ctx.trx, ctx.session, id, spec.dependsOn, idByName);
-    events.push({
-      type: 'task.status',
-      data: { taskId: id, name: spec.name, from: 'pending', to: 'ready', attempt: 0 },
-    });
+    events.push(taskReadyEvent(id, spec.name));
   }
   return { readied: specs.length, events };
 }
@@ -218,10 +215,7 @@ async function insertPhase(
     await insertTaskDependencies(ctx.trx, ctx.session, id, task.dependsOn, idByName);
     if (ready) {
       readied += 1;
-      events.push({
-        type: 'task.status',
-        data: { taskId: id, name: task.name, from: 'pending', to: 'ready', attempt: 0 },
-      });
+      events.push(taskReadyEvent(id, task.name));
     }
   }
   const nextPlan: OrchestratedPlanBody = { ...plan, phases: [...plan.phases, phase] };

@@ -1,5 +1,6 @@
 // Runs the orchestrator's own tasks for the engine: the `plan` task that plans a session submitted
-// without agents, a `plan` task at an adaptive phase gate, and the final `synthesize` task. Reads what the orchestrator must see from the store; writes nothing —
+// without agents, a `plan` task at an adaptive phase gate, and the final `synthesize` task. Reads
+// what the orchestrator must see from the store; writes nothing —
 // the engine stores the result and, for a phase gate, creates the next phase from it.
 
 import type { Kysely } from 'kysely';
@@ -262,8 +263,8 @@ export function parsePhaseGateOutput(output: string): PhaseGateOutput {
 }
 
 /**
- * The orchestrator as an AgentRuntime, for tasks of kind `plan` (planning, phase gate) and `synthesize`: the
- * engine resolves this runtime for those kinds and everything else stays as it is.
+ * The orchestrator as an AgentRuntime, for tasks of kind `plan` (planning, phase gate) and
+ * `synthesize`: the engine resolves this runtime for those kinds and everything else stays as it is.
  */
 export function createOrchestratorRuntime(
   planner: LlmPlanner,

@@ -87,7 +87,7 @@ describe('continuation of orchestrator-planned sessions', () => {
     await succeed(sessionId, { [INITIAL_PLAN_TASK_NAME]: result });
     const task = await handle.db
       .selectFrom('tasks')
-      .select('id')
+      .select(['id', 'position'])
       .where('session_id', '=', sessionId)
       .where('name', '=', INITIAL_PLAN_TASK_NAME)
       .executeTakeFirstOrThrow();
@@ -97,7 +97,7 @@ describe('continuation of orchestrator-planned sessions', () => {
         applyInitialPlan(
           trx,
           { id: sessionId, tenantId: ACTOR.tenantId },
-          { id: task.id, result },
+          { id: task.id, position: Number(task.position), result },
           Date.now(),
         ),
       );

@@ -177,7 +177,10 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
   };
 }
 
-/** One streamed model call: text deltas go to `push`, each step's usage to `onStepUsage`; provider errors are thrown. */
+/**
+ * One streamed model call: text deltas go to `push`, each step's usage to `onStepUsage`; provider
+ * errors are thrown.
+ */
 async function streamAnswer(input: {
   model: LanguageModel;
   system: string;

@@ -43,10 +43,10 @@ export function summariseOutput(output: string, maxChars: number): string {
     if (room >= 0) {
       const deliverable = sections.get('deliverable') ?? '';
       const label = '\n\n## Deliverable (start)\n';
-      const start =
-        deliverable && room > label.length + 200
-          ? `${label}${deliverable.slice(0, room - label.length - 2)}${deliverable.length > room - label.length - 2 ? ' …' : ''}`
-          : '';
+      // Room for the deliverable's text and the ' …' that marks it cut.
+      const fits = room - label.length - 2;
+      const cut = deliverable.length > fits ? `${deliverable.slice(0, fits)} …` : deliverable;
+      const start = deliverable && fits > 200 ? `${label}${cut}` : '';
       return `${head}${start}${tail}${note}`;
     }
   }
