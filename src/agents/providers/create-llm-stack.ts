@@ -29,7 +29,11 @@ import type { AgentRuntime } from '../runtimes/runtime.ts';
 import { createModelCache } from './create-model.ts';
 import { createLlmClient, type LlmCallObserver, type LlmClient } from './llm-client.ts';
 import type { LlmDb } from './llm-tables.ts';
-import { withResponseCache } from './response-cache-model.ts';
+import {
+  createCacheModel,
+  type ResponseCacheModelOptions,
+  withResponseCache,
+} from './response-cache-model.ts';
 import { bindTenantScope, createTenantModelCache, type TenantCredentialSource } from './tenant-models.ts';
 import { validateLlmConfig } from './validate-llm-config.ts';
 
@@ -90,30 +94,22 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   routeSdkWarnings(logger);
   const llmLogger = logger.child({ component: 'llm' });
   const cache = createStoreResponseCache(options.db as unknown as LlmDb);
+  const cacheOptions: ResponseCacheModelOptions = {
+    providers: config.providers,
+    cache,
+    onLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
+    onError: (error) =>
+      llmLogger.warn({ err: error }, 'LLM response cache unavailable; calling the provider'),
+  };
   const client = createLlmClient({
     providers: config.providers,
     llm: config.llm,
     logger: llmLogger,
     telemetry: options.telemetry,
-    // Outside the tenant models: a hit needs no credential look-up (entries are per tenant anyway).
-    getModel: withResponseCache(
-      options.tenantCredentials
-        ? createTenantModelCache(config.providers, options.tenantCredentials)
-        : createModelCache(config.providers),
-      {
-        providers: config.providers,
-        cache,
-        onLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
-        onError: (error) =>
-          llmLogger.warn({ err: error }, 'LLM response cache unavailable; calling the provider'),
-        ...(options.tenantCredentials
-          ? {
-              tenantEndpoint: async (tenantId: string, provider: string) =>
-                (await options.tenantCredentials?.get(tenantId, provider))?.baseURL ?? undefined,
-            }
-          : {}),
-      },
-    ),
+    // Each model behind the response cache: a tenant's own models with the base URL it stored.
+    getModel: options.tenantCredentials
+      ? createTenantModelCache(config.providers, options.tenantCredentials, createCacheModel(cacheOptions))
+      : withResponseCache(createModelCache(config.providers), cacheOptions),
   });
   const memory = createAgentMemory(options.db);
   const messaging = createStoreMessaging(options.db, options.onAgentMessage);

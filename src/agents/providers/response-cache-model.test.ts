@@ -10,7 +10,7 @@ import type {
 } from '@ai-sdk/provider';
 import { providersConfigSchema } from '../../config/llm-schema.ts';
 import { createMemoryResponseCache, type ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
-import { withResponseCache } from './response-cache-model.ts';
+import { createCacheModel, withResponseCache } from './response-cache-model.ts';
 import { runAsTenant } from './tenant-models.ts';
 
 const USAGE = {
@@ -64,7 +64,6 @@ function setup(
   answer: () => LanguageModelV4StreamPart[] = () => textAnswer('hello'),
   cache: ResponseCache = createMemoryResponseCache(),
   cacheOn = true,
-  tenantEndpoint?: (tenantId: string, provider: string) => Promise<string | undefined>,
 ) {
   const providers = providersConfigSchema.parse({
     p: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', cache: cacheOn },
@@ -77,7 +76,6 @@ function setup(
     cache,
     onLookup: (_provider, hit) => lookups.push(hit),
     onError: (error) => errors.push(error),
-    ...(tenantEndpoint ? { tenantEndpoint } : {}),
   });
   const model = getModel('p', 'm') as LanguageModelV4;
   return { model, calls: fake.calls, lookups, errors };
@@ -113,26 +111,26 @@ describe('response cache at the model call', () => {
     assert.equal(finish?.type === 'finish' && finish.usage.inputTokens.total, 0);
   });
 
-  test("a tenant's own base URL is part of the key; not knowing it means no caching", async () => {
-    let endpoint: string | undefined = 'http://a.example/v1';
-    let failing = false;
-    const { model, calls, errors } = setup(undefined, undefined, true, async () => {
-      if (failing) throw new Error('store down');
-      return endpoint;
+  test("a tenant's own base URL is part of the key", async () => {
+    const providers = providersConfigSchema.parse({
+      p: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', cache: true },
     });
-    await runAsTenant('t1', () => readAll(model, request()));
-    await runAsTenant('t1', () => readAll(model, request()));
-    assert.equal(calls.length, 1);
-    endpoint = 'http://b.example/v1';
-    await runAsTenant('t1', () => readAll(model, request()));
-    assert.equal(calls.length, 2, 'another endpoint: asked again');
-    endpoint = undefined;
-    await runAsTenant('t1', () => readAll(model, request()));
-    assert.equal(calls.length, 3, 'the server endpoint: its own entry');
-    failing = true;
-    await runAsTenant('t1', () => readAll(model, request()));
-    assert.equal(calls.length, 4);
-    assert.equal(errors.length, 1);
+    const cacheModel = createCacheModel({ providers, cache: createMemoryResponseCache() });
+    // One model object per endpoint, as tenant-models.ts builds them.
+    const server = fakeModel(() => textAnswer('server'));
+    const tenantA = fakeModel(() => textAnswer('from a'));
+    const tenantB = fakeModel(() => textAnswer('from b'));
+    const read = (fake: ReturnType<typeof fakeModel>, endpoint?: string) =>
+      runAsTenant('t1', () =>
+        readAll(cacheModel(fake.model, 'p', 'm', endpoint) as LanguageModelV4, request()),
+      );
+    assert.equal(textOf(await read(tenantA, 'http://a.example/v1')), 'from a');
+    assert.equal(textOf(await read(tenantA, 'http://a.example/v1')), 'from a');
+    assert.equal(tenantA.calls.length, 1, 'same endpoint: served from the cache');
+    assert.equal(textOf(await read(tenantB, 'http://b.example/v1')), 'from b');
+    assert.equal(tenantB.calls.length, 1, 'another endpoint: asked');
+    assert.equal(textOf(await read(server)), 'server');
+    assert.equal(server.calls.length, 1, "the server's endpoint: its own entry");
   });
 
   test('doGenerate (structured output) is cached too', async () => {

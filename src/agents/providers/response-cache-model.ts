@@ -42,12 +42,19 @@ export interface ResponseCacheModelOptions {
   onLookup?(provider: string, hit: boolean): void;
   /** A failed cache read or write; the call then goes on uncached (the cache never fails a task). */
   onError?(error: unknown): void;
-  /**
-   * The base URL a tenant stored for a provider (tenant-models.ts), if any: part of the key, so a
-   * tenant that points a provider at another server does not get the old server's answers.
-   */
-  tenantEndpoint?(tenantId: string, provider: string): Promise<string | undefined>;
 }
+
+/**
+ * Puts the response cache in front of one model: `endpoint` is the base URL a tenant stored for the
+ * provider (tenant-models.ts), undefined for the server's own. Models of providers without
+ * `cache: true` come back as they are.
+ */
+export type CacheModel = (
+  model: LanguageModel,
+  provider: string,
+  modelId: string,
+  endpoint?: string,
+) => LanguageModel;
 
 /**
  * Only answers that ended normally are kept: an error, an interruption or an unknown stop would
@@ -62,46 +69,48 @@ const ZERO_USAGE: LanguageModelV4Usage = {
 };
 
 /**
- * Wraps a `getModel` for the LLM client: models of providers with `cache: true` answer cacheable
- * calls from `options.cache`; the others are returned as they are.
+ * The cache in front of models (see CacheModel). Each model gets one caching wrapper, made the first
+ * time; a model object always serves one provider, model id and endpoint.
  */
+export function createCacheModel(options: ResponseCacheModelOptions): CacheModel {
+  const wrapped = new WeakMap<LanguageModelV4, LanguageModelV4>();
+  return (model, provider, modelId, endpoint) => {
+    if (!options.providers[provider]?.cache) return model;
+    if (typeof model === 'string' || model.specificationVersion !== 'v4') return model;
+    let caching = wrapped.get(model);
+    if (!caching) {
+      caching = createCachingModel(model, provider, modelId, endpoint, options);
+      wrapped.set(model, caching);
+    }
+    return caching;
+  };
+}
+
+/** A `getModel` for the LLM client whose models are behind the cache (server models only). */
 export function withResponseCache(
   getModel: (provider: string, modelId: string) => LanguageModel,
   options: ResponseCacheModelOptions,
 ): (provider: string, modelId: string) => LanguageModel {
-  return (provider, modelId) => {
-    const model = getModel(provider, modelId);
-    if (!options.providers[provider]?.cache) return model;
-    if (typeof model === 'string' || model.specificationVersion !== 'v4') return model;
-    return createCachingModel(model, provider, modelId, options);
-  };
+  const cacheModel = createCacheModel(options);
+  return (provider, modelId) => cacheModel(getModel(provider, modelId), provider, modelId);
 }
 
 function createCachingModel(
   model: LanguageModelV4,
   provider: string,
   modelId: string,
+  endpoint: string | undefined,
   options: ResponseCacheModelOptions,
 ): LanguageModelV4 {
   const { cache } = options;
 
   /** The tenant and key of a cacheable call; none for the others. */
-  async function cacheSlot(
-    call: LanguageModelV4CallOptions,
-  ): Promise<{ tenantId: string; key: string } | undefined> {
+  function cacheSlot(call: LanguageModelV4CallOptions): { tenantId: string; key: string } | undefined {
     if (call.temperature !== 0) return undefined;
     // Entries are per tenant; a call outside any tenant's work is never cached. A tenant's own key
-    // (tenant-models.ts) is not in the key (the same model answers alike), its own base URL is.
+    // is not in the key (the same model answers alike), the base URL it stored is.
     const tenantId = readCurrentTenant();
     if (tenantId === undefined) return undefined;
-    let endpoint: string | undefined;
-    try {
-      endpoint = await options.tenantEndpoint?.(tenantId, provider);
-    } catch (error) {
-      // Not known: not cached (an entry could belong to another endpoint).
-      options.onError?.(error);
-      return undefined;
-    }
     const request = endpoint === undefined ? answerShaping(call) : { ...answerShaping(call), endpoint };
     return { tenantId, key: computeCacheKey({ tenantId, provider, model: modelId, request }) };
   }
@@ -137,7 +146,7 @@ function createCachingModel(
     modelId: model.modelId,
     supportedUrls: model.supportedUrls,
     async doGenerate(call) {
-      const slot = await cacheSlot(call);
+      const slot = cacheSlot(call);
       if (!slot) return model.doGenerate(call);
       const hit = await lookup(slot);
       if (hit) return replayGenerate(hit);
@@ -147,7 +156,7 @@ function createCachingModel(
       return result;
     },
     async doStream(call) {
-      const slot = await cacheSlot(call);
+      const slot = cacheSlot(call);
       if (!slot) return model.doStream(call);
       const hit = await lookup(slot);
       if (hit) return { stream: replayStream(hit) };

@@ -58,6 +58,33 @@ describe('tenant models', () => {
     assert.equal(llm.requests.at(-1)?.headers.authorization, 'Bearer acme-key');
   });
 
+  test('each model is put behind the response cache with its endpoint: the tenant base URL or none', async () => {
+    const providers = providersConfigSchema.parse({
+      local: { type: 'openai-compatible', model: 'm', apiKey: 'server-key', baseURL: llm.openaiBaseURL },
+    });
+    const seen: Array<string | undefined> = [];
+    const getModel = createTenantModelCache(
+      providers,
+      {
+        ssrf: { allowedHosts: ['127.0.0.1'] },
+        get: async (tenantId) =>
+          tenantId === 'acme' ? { apiKey: 'acme-key', baseURL: llm.openaiBaseURL } : null,
+      },
+      (model, _provider, _modelId, endpoint) => {
+        seen.push(endpoint);
+        return model;
+      },
+    );
+    await runAsTenant('acme', () => generateText({ model: getModel('local', 'm'), prompt: 'hi' }));
+    await runAsTenant('globex', () => generateText({ model: getModel('local', 'm'), prompt: 'hi' }));
+    // The server model for each getModel call, the tenant model once, with its base URL.
+    assert.ok(seen.includes(llm.openaiBaseURL), JSON.stringify(seen));
+    assert.deepEqual(
+      seen.filter((endpoint) => endpoint !== undefined),
+      [llm.openaiBaseURL],
+    );
+  });
+
   test('bindTenantScope runs methods as the tenant of their first argument', async () => {
     const target = {
       kind: 'llm',

@@ -6,6 +6,7 @@ import type { LanguageModel } from 'ai';
 import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
 import { fetchPublicUrl, type SsrfPolicy } from '../../security/ssrf-guard.ts';
 import { createLanguageModel, createModelCache } from './create-model.ts';
+import type { CacheModel } from './response-cache-model.ts';
 
 /** The model interface the provider packages in use implement. */
 type LanguageModelV4 = Extract<LanguageModel, { specificationVersion: 'v4' }>;
@@ -59,6 +60,7 @@ const MAX_TENANT_MODELS = 1000;
 export function createTenantModelCache(
   providers: ProvidersConfig,
   credentials: TenantCredentialSource,
+  cacheModel: CacheModel = (model) => model,
 ): (provider: string, modelId: string) => LanguageModel {
   const serverModel = createModelCache(providers);
   const tenantModels = new Map<string, LanguageModelV4>();
@@ -89,11 +91,11 @@ export function createTenantModelCache(
         apiKey: credential.apiKey,
         baseURL: credential.baseURL ?? provider.baseURL,
       };
-      model = createLanguageModel(
+      model = cacheModel(
+        createLanguageModel(name, config, modelId, credential.baseURL ? guardedFetch : undefined),
         name,
-        config,
         modelId,
-        credential.baseURL ? guardedFetch : undefined,
+        credential.baseURL ?? undefined,
       ) as LanguageModelV4;
       if (tenantModels.size >= MAX_TENANT_MODELS) tenantModels.clear();
       tenantModels.set(key, model);
@@ -102,7 +104,7 @@ export function createTenantModelCache(
   }
 
   return (name, modelId) => {
-    const fallback = serverModel(name, modelId) as LanguageModelV4;
+    const fallback = cacheModel(serverModel(name, modelId), name, modelId) as LanguageModelV4;
     const provider = providers[name];
     if (!provider) return fallback;
     return {
