@@ -186,11 +186,15 @@ describe('write queue', () => {
 
   test('a failed flush rejects the ops that wait for it, and only those; none goes unobserved', async () => {
     const diskError = new AppError('STORE_UNAVAILABLE', 'Flushing the database log to disk failed');
+    let flushRequests = 0;
     // The real connection commits; the flush after it fails (a disk that refuses fdatasync).
     const failingDurability = {
       ...handle.durability!,
       deferCurrentCommits: () => undefined,
-      whenDurable: () => Promise.reject(diskError),
+      whenDurable: () => {
+        flushRequests += 1;
+        return Promise.reject(diskError);
+      },
     };
     const queue = createWriteQueue({
       db: handle.db,
@@ -216,6 +220,7 @@ describe('write queue', () => {
       assert.equal(failing.status, 'rejected');
       assert.equal((failing as PromiseRejectedResult).reason.code, 'VALIDATION_FAILED');
       // A batch whose only waiting op failed by itself asks for no flush at all.
+      const requestsBefore = flushRequests;
       await Promise.allSettled([
         queue.run(insertTenant('f3'), { deferred: true }),
         queue.run(async () => {
@@ -223,6 +228,7 @@ describe('write queue', () => {
         }),
       ]);
       await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(flushRequests, requestsBefore);
       assert.deepEqual(unobserved, []);
     } finally {
       process.off('unhandledRejection', onUnhandled);

@@ -152,6 +152,7 @@ test('maos run at every approval gate', { timeout: 120_000 }, async (t) => {
       for (let i = 0; gate === 0 && i < 600 && !stderr.includes('waiting for plan approval'); i += 1) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+      if (gate === 0) assert.match(stderr, /waiting for plan approval/, 'the hint came before the approval');
       const approved = await requestJson(`${server.url}/v1/sessions/${id}/approve`, {
         method: 'POST',
         body: {},

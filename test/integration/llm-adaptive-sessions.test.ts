@@ -115,7 +115,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
 
   test('a planned (non-adaptive) session ends with the synthesis as its result', async () => {
     try {
-      // The first plan uses an unknown role and is repaired in the same request cycle.
+      // The first plan uses an unknown role and is repaired by a second call of the planning task.
       let round = 0;
       llm.server.setHandler((request) => {
         const kind = llmRequestKind(request);

@@ -140,6 +140,7 @@ test('an approved edited two-phase plan runs its second phase only after the fir
     events.find((e) => e.type === 'task.status' && e.data.name === name && e.data.to === to)?.seq ?? -1;
   const reviewStarted = seqOf('review', 'running');
   assert.ok(reviewStarted > 0, 'review ran');
+  assert.ok(seqOf('survey', 'succeeded') > 0 && seqOf('draft', 'succeeded') > 0, 'both first tasks ran');
   assert.ok(reviewStarted > seqOf('survey', 'succeeded'), 'review started after survey finished');
   assert.ok(reviewStarted > seqOf('draft', 'succeeded'), 'review started after draft finished');
   assert.deepEqual(approved.body, { planVersion: 2, readied: 2 }, 'only the first phase was made ready');
@@ -282,5 +283,7 @@ test('an edit at a phase gate keeps the agent a task reuses: same agent, history
   const done2 = await waitForSession<SessionView>(server.url, id2);
   assert.equal(done2.status, 'completed', done2.error ?? '');
   const tasks2 = new Map(done2.tasks.map((task) => [task.name, task]));
-  assert.equal(tasks2.get('refine')?.agentId, tasks2.get('sketch')?.agentId);
+  const sketchAgentId = tasks2.get('sketch')?.agentId;
+  assert.ok(sketchAgentId, 'sketch has an agent');
+  assert.equal(tasks2.get('refine')?.agentId, sketchAgentId);
 });

@@ -135,7 +135,11 @@ test('a cost budget crossed while the synthesis streams stops it; what it stream
   assert.equal(done.status, 'failed');
   assert.match(done.error ?? '', /^BUDGET_EXCEEDED: cost budget exceeded/);
   const synthesis = done.tasks.find((task) => task.status === 'failed');
-  assert.ok(synthesis, JSON.stringify(done.tasks.map((task) => [task.name, task.status])));
+  assert.equal(
+    synthesis?.name,
+    'orchestrator:synthesis',
+    JSON.stringify(done.tasks.map((task) => [task.name, task.status])),
+  );
   assert.ok(synthesis.usage.costUsd > 9 && synthesis.usage.costUsd < 50, JSON.stringify(synthesis.usage));
   const total = done.tasks.reduce((sum, task) => sum + task.usage.costUsd, 0);
   assert.ok(Math.abs(done.usage.costUsd - total) < 1e-6, `${done.usage.costUsd} vs ${total}`);

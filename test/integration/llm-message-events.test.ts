@@ -4,8 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
-import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
-import { plannedTask } from '../fixtures/planned-task.ts';
+import { answerScoutWriter, SCOUT_MESSAGE } from '../fixtures/scout-writer.ts';
 import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 import { readSseFrames } from '../fixtures/sse.ts';
 
@@ -17,33 +16,8 @@ interface EventView {
   data: Record<string, unknown>;
 }
 
-const plan = {
-  rationale: 'r',
-  phases: [
-    {
-      name: 'p',
-      tasks: [
-        plannedTask('scout', 'researcher'),
-        plannedTask('writer', 'documenter', { dependsOn: ['scout'] }),
-      ],
-    },
-  ],
-};
-
-function answer(request: RecordedLlmRequest): ScriptedReply {
-  if (request.promptText.includes('Write ONE answer for the user')) return { text: 'final' };
-  if (request.body.response_format !== undefined) return { object: plan };
-  if (request.promptText.includes('Your task (scout)') && !request.promptText.includes('Message delivered')) {
-    return {
-      toolCalls: [{ name: 'send_message', input: { to: 'writer', message: 'Mention the rate limits' } }],
-    };
-  }
-  const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
-  return { text: `output of ${name}` };
-}
-
 test('message events', { timeout: 60_000 }, async (t) => {
-  const { server } = await startLlmAppStack(t, { handler: answer, llm: { agentMessaging: true } });
+  const { server } = await startLlmAppStack(t, { handler: answerScoutWriter, llm: { agentMessaging: true } });
 
   await t.test("an agent's send_message is an agent.message event (JSON pages and SSE replay)", async () => {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
@@ -83,7 +57,7 @@ test('message events', { timeout: 60_000 }, async (t) => {
         fromAgentId: agentOf('scout'),
         to: 'writer',
         toAgentId: agentOf('writer'),
-        text: 'Mention the rate limits',
+        text: SCOUT_MESSAGE,
       },
     );
     // Stored with the message: the event comes before the recipient starts its task.
@@ -96,7 +70,7 @@ test('message events', { timeout: 60_000 }, async (t) => {
     const sseMessage = frames.find((frame) => frame.event === 'agent.message');
     assert.ok(sseMessage, frames.map((frame) => frame.event).join(','));
     assert.equal(sseMessage.id, String(message.seq));
-    assert.equal((JSON.parse(sseMessage.data) as EventView).data.text, 'Mention the rate limits');
+    assert.equal((JSON.parse(sseMessage.data) as EventView).data.text, SCOUT_MESSAGE);
   });
 
   await t.test('a steering message is a user.message event, pushed to an open SSE stream', async () => {

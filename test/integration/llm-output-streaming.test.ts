@@ -22,7 +22,7 @@ test('a long paragraph streamed slowly appears in output events while the task r
   assert.ok(!PARAGRAPH.includes('\n') && PARAGRAPH.length > 2000);
   // 40 characters every 8 ms: the answer takes about half a second to stream.
   const { server } = await startLlmAppStack(t, {
-    handler: () => ({ text: PARAGRAPH, chunkSize: 40, chunkDelayMs: 8 }),
+    handler: () => ({ text: PARAGRAPH, chunkSize: 40, chunkDelayMs: 15 }),
   });
   const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',

@@ -5,37 +5,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { LlmDb } from '../../src/agents/providers/llm-tables.ts';
-import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
-import { plannedTask } from '../fixtures/planned-task.ts';
+import { startLlmServer } from '../fixtures/llm-server.ts';
+import { answerScoutWriter, SCOUT_MESSAGE } from '../fixtures/scout-writer.ts';
 import { readAllEvents, requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
-
-const plan = {
-  rationale: 'r',
-  phases: [
-    {
-      name: 'p',
-      tasks: [
-        plannedTask('scout', 'researcher'),
-        plannedTask('writer', 'documenter', { dependsOn: ['scout'] }),
-      ],
-    },
-  ],
-};
-
-/** scout messages writer first (a tool call), then answers; everyone else answers at once. */
-function answer(request: RecordedLlmRequest): ScriptedReply {
-  if (request.promptText.includes('Write ONE answer for the user')) return { text: 'final' };
-  if (request.body.response_format !== undefined) return { object: plan };
-  if (request.promptText.includes('Your task (scout)') && !request.promptText.includes('Message delivered')) {
-    return {
-      toolCalls: [{ name: 'send_message', input: { to: 'writer', message: 'Mention the rate limits' } }],
-    };
-  }
-  const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown';
-  return { text: `output of ${name}` };
-}
 
 interface EventView {
   seq: number;
@@ -52,7 +26,7 @@ async function cacheCounter(baseUrl: string, result: 'hit' | 'miss'): Promise<nu
 }
 
 test('response cache with tools offered (default agent messaging)', { timeout: 60_000 }, async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k', handler: answer });
+  const llm = await startLlmServer({ apiKey: 'k', handler: answerScoutWriter });
   t.after(() => llm.close());
   const server = await startTestServer({
     config: {
@@ -113,7 +87,7 @@ test('response cache with tools offered (default agent messaging)', { timeout: 6
   // scout's cached answer was a send_message call: it ran again, so writer got the message (its
   // prompt, which holds the message, matched the cached one) and the session shows the event.
   assert.equal(second.messages.length, 1);
-  assert.equal(second.messages[0]?.data.text, 'Mention the rate limits');
+  assert.equal(second.messages[0]?.data.text, SCOUT_MESSAGE);
   assert.equal(second.messages[0]?.data.to, 'writer');
 
   // The entries are the store's (llm_response_cache), shared by every replica, not a process's.

@@ -15,6 +15,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { ACTOR, answerByTaskName, type LlmEngine, startLlmEngine } from '../fixtures/llm-engine.ts';
 import type { RecordedLlmRequest } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
+import { SCOUT_WRITER_PLAN } from '../fixtures/scout-writer.ts';
 
 const plan = {
   rationale: 'Design, then API and docs in parallel, then review.',
@@ -278,20 +279,8 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
 
   test('an agent messages another agent; the message reaches the recipient in its turn', async () => {
     llm.server.requests.length = 0;
-    const messagePlan = {
-      rationale: 'r',
-      phases: [
-        {
-          name: 'p',
-          tasks: [
-            plannedTask('scout', 'researcher'),
-            plannedTask('writer', 'documenter', { dependsOn: ['scout'] }),
-          ],
-        },
-      ],
-    };
     llm.server.setHandler((request) => {
-      if (isPlanRequest(request)) return { object: messagePlan };
+      if (isPlanRequest(request)) return { object: SCOUT_WRITER_PLAN };
       if (
         request.promptText.includes('Your task (scout)') &&
         !request.promptText.includes('Message delivered')

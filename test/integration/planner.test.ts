@@ -267,8 +267,8 @@ describe('LLM planner against the scripted LLM server', () => {
   });
 
   test('planInitial (what the planning task runs) returns the marked plan and the usage of every round', async () => {
-    server.enqueue({ object: { ...goodPlan, phases: [] } });
-    server.enqueue({ object: goodPlan });
+    server.enqueue({ object: { ...goodPlan, phases: [] }, usage: { inputTokens: 300, outputTokens: 20 } });
+    server.enqueue({ object: goodPlan, usage: { inputTokens: 500, outputTokens: 90 } });
     const { plan, usage, rounds } = await makePlanner(server, 'openai-compatible').planInitial({
       tenantId: 't',
       sessionId: 's',
@@ -281,9 +281,10 @@ describe('LLM planner against the scripted LLM server', () => {
     assert.equal(rounds, 2);
     const first = server.requests[0]!;
     assert.match(first.promptText, /keep it small/);
-    const perCall = server.requests.length;
-    assert.equal(perCall, 2);
-    assert.ok(usage.inputTokens > 0 && usage.outputTokens > 0);
+    assert.equal(server.requests.length, 2);
+    // Both rounds, the refused one included.
+    assert.equal(usage.inputTokens, 300 + 500);
+    assert.equal(usage.outputTokens, 20 + 90);
   });
 
   test('servers without JSON-schema support get JSON mode with the schema in the prompt', async () => {

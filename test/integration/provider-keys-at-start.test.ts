@@ -126,7 +126,15 @@ test('a provider that does not answer holds up neither the start nor the stop', 
     lines.some((line) => line.message === 'provider key check finished'),
     false,
   );
+  // stop() aborts the check: the unanswered request is closed by the client, and the check never
+  // reports that it finished.
+  const closed = new Promise<void>((resolve) => pending[0]!.socket.once('close', () => resolve()));
   await app.stop();
+  await closed;
+  assert.equal(
+    lines.some((line) => line.message === 'provider key check finished'),
+    false,
+  );
   assert.deepEqual(warnings(lines), []);
 });
 
@@ -139,13 +147,14 @@ test('llm.checkKeysAtStart: false turns the check off', async (t) => {
   await new Promise<void>((resolve) => rejecting.listen(0, '127.0.0.1', resolve));
   t.after(() => rejecting.close());
   const { port } = rejecting.address() as AddressInfo;
-  const { lines } = await startApp(
-    t,
-    { bad: { type: 'openai', baseURL: `http://127.0.0.1:${port}/v1`, model: 'm', apiKey: 'wrong' } },
-    { checkKeysAtStart: false },
-  );
-  // With the check on, its request reaches a loopback server within milliseconds of the start.
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.equal(modelListRequests, 0);
-  assert.deepEqual(warnings(lines), []);
+  const bad = {
+    bad: { type: 'openai', baseURL: `http://127.0.0.1:${port}/v1`, model: 'm', apiKey: 'wrong' },
+  };
+  const off = await startApp(t, bad, { checkKeysAtStart: false });
+  // Control: an app started after it with the check on is heard from; a check of the first app,
+  // started earlier, would have been heard from by then too.
+  const on = await startApp(t, bad);
+  await keyCheckFinished(on.lines);
+  assert.equal(modelListRequests, 1);
+  assert.deepEqual(warnings(off.lines), []);
 });
