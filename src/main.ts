@@ -1,7 +1,9 @@
 // Server entry: load config → open store → migrate → build engine and HTTP server → listen, with
-// graceful shutdown on SIGTERM/SIGINT. `maos serve` calls startServer; `node src/main.ts` runs it too.
+// graceful shutdown on SIGTERM/SIGINT. `maos serve` calls startServer; `node src/main.ts` runs it too,
+// configured by MAOS_CONFIG and the environment only (flags belong to `maos serve`).
 import { resolve } from 'node:path';
 import { type App, type AuthMode, createApp } from './app.ts';
+import { EXIT } from './cli/exit-codes.ts';
 import { loadConfig } from './config/load.ts';
 import { AppError } from './errors/app-error.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -103,6 +105,16 @@ export function waitForShutdownSignal(server: RunningServer): Promise<void> {
 }
 
 if (import.meta.main) {
+  const flags = process.argv.slice(2);
+  if (flags.length > 0) {
+    // Ignoring them would start a server on the defaults (auth, port, data directory) the operator
+    // meant to change.
+    process.stderr.write(
+      `error: src/main.ts takes no arguments (got: ${flags.join(' ')}). ` +
+        `Run \`maos serve ${flags.join(' ')}\` for flags, or set MAOS_CONFIG to the config file.\n`,
+    );
+    process.exit(EXIT.USAGE);
+  }
   const server = await startServer();
   process.stderr.write(`MAOS ${VERSION} listening on ${server.url}\n`);
   await waitForShutdownSignal(server);

@@ -80,3 +80,25 @@ test('maos serve on a taken port fails with a clear message and exit code 2', as
   assert.equal(await serve.exited, 2);
   assert.match(serve.output().stderr, /CONFIG_INVALID.*already in use/);
 });
+
+test('node src/main.ts refuses flags instead of serving on the defaults it would have ignored', async (t) => {
+  const { dir, config } = tempConfig();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const child = spawn(process.execPath, ['src/main.ts', '--config', config], {
+    cwd: ROOT,
+    // Should the flags be ignored again, the server it starts stays out of the way until killed.
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, MAOS_DATA_DIR: join(dir, 'data'), MAOS_PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const killTimer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(killTimer);
+  assert.equal(code, 2, stderr);
+  assert.match(stderr, /src\/main\.ts takes no arguments \(got: --config /);
+  assert.match(stderr, /maos serve --config /);
+});
