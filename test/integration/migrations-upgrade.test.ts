@@ -143,14 +143,16 @@ describe('schema upgrades from every earlier version', () => {
         assert.equal(before.pending.length, MIGRATIONS.length - applied);
         assert.deepEqual(await migrateToLatest(old.db), before.pending);
         assert.equal((await getMigrationStatus(old.db)).current, true);
-        // 0009: messages an earlier turn counted as received are marked with that turn's task.
+        // 0009: messages an earlier turn counted as received are marked with that turn's task (data
+        // written after 0009 ran has no such marks to gain).
+        const marked = before.pending.includes('0009_message_delivery') ? TASK_ID : null;
         const marks = await old.db
           .selectFrom('messages')
           .select(['body', 'delivered_task_id'])
           .orderBy('created_at')
           .execute();
         assert.deepEqual(marks, [
-          { body: 'before the finish', delivered_task_id: TASK_ID },
+          { body: 'before the finish', delivered_task_id: marked },
           { body: 'after the finish', delivered_task_id: null },
         ]);
         await old.close();

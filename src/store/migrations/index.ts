@@ -9,6 +9,7 @@ import * as foundation from './0001-foundation.ts';
 import * as sessionTrace from './0005-session-trace.ts';
 import * as rateLimitsRetention from './0008-rate-limits-retention.ts';
 import * as messageDelivery from './0009-message-delivery.ts';
+import * as taskAgentIndex from './0010-task-agent-index.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -26,4 +27,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0006_mcp_stream_events', migration: mcpStreamEvents },
   { name: '0008_rate_limits_retention', migration: rateLimitsRetention },
   { name: '0009_message_delivery', migration: messageDelivery },
+  { name: '0010_task_agent_index', migration: taskAgentIndex },
 ];
