@@ -88,7 +88,14 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   ): Promise<{ strategy: ReturnType<typeof resolveStrategy>; plan: PlanBody | null }> {
     const agents = input.agents ?? [];
     const strategy = resolveStrategy(input.strategy, agents);
-    if (strategy !== 'adaptive' && agents.length > 0) {
+    if (strategy === 'adaptive' && agents.length > 0) {
+      // The orchestrator plans every phase of an adaptive session: agents given here would be dropped.
+      throw new AppError(
+        'VALIDATION_FAILED',
+        'Strategy adaptive is planned by the orchestrator phase by phase, so it takes no agents: leave them out, or run your agents with parallel, sequential or pipeline',
+      );
+    }
+    if (agents.length > 0) {
       const checkers = await checkersFor(
         tenantId,
         agents.map((agent) => agent.role),

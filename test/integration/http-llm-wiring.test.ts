@@ -173,3 +173,30 @@ test('POST with only an objective answers 201 `planning` before the orchestrator
     [1],
   );
 });
+
+test('an adaptive session with agents is refused (the orchestrator plans it), not run without them', async (t) => {
+  const llm = await startLlmServer();
+  t.after(() => llm.close());
+  llm.setHandler(() => ({ object: plan }));
+  const server = await startTestServer({
+    config: { providers: { local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm' } } },
+  });
+  t.after(() => server.close());
+  const refused = await requestJson<{ code: string; detail: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'x', strategy: 'adaptive', agents: [{ role: 'engineer', task: 'mine' }] },
+  });
+  assert.equal(refused.status, 400, JSON.stringify(refused.body));
+  assert.equal(refused.body.code, 'VALIDATION_FAILED');
+  assert.match(refused.body.detail, /adaptive .* takes no agents/);
+  const listed = await requestJson<{ items: unknown[] }>(`${server.url}/v1/sessions`);
+  assert.deepEqual(listed.body.items, []);
+  assert.equal(llm.requests.length, 0);
+  // The same session without its agents is planned as usual.
+  const planned = await requestJson<{ status: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'x', strategy: 'adaptive' },
+  });
+  assert.equal(planned.status, 201, JSON.stringify(planned.body));
+  assert.equal(planned.body.status, 'planning');
+});

@@ -69,8 +69,17 @@ describe('session service', { timeout: 60_000 }, () => {
         strategy: 'adaptive',
         agents: [{ role: 'engineer', task: 't', runner: 'ok' }],
       }),
-      isCode('INVALID_PLAN'),
+      (error: unknown) => {
+        isCode('VALIDATION_FAILED')(error);
+        assert.match((error as Error).message, /adaptive .* takes no agents/);
+        return true;
+      },
     );
+    await assert.rejects(create({ objective: 'x', strategy: 'adaptive' }), (error: unknown) => {
+      isCode('INVALID_PLAN')(error);
+      assert.match((error as Error).message, /Strategy adaptive needs the LLM orchestrator/);
+      return true;
+    });
     await assert.rejects(
       create({ objective: 'x', agents: [{ role: 'engineer', task: 't' }] }),
       (error: unknown) => {
