@@ -34,7 +34,9 @@ export const createSessionInputSchema = z.strictObject({
   strategy: z
     .enum(STRATEGIES)
     .optional()
-    .describe('How tasks are ordered; default `parallel` when agents are given.'),
+    .describe(
+      'How tasks are ordered; default `parallel` when agents are given. `adaptive`: the orchestrator plans phase by phase (no agents).',
+    ),
   agents: z
     .array(agentSpecSchema)
     .min(1)
