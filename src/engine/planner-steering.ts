@@ -1,12 +1,16 @@
 // Steering a running session: a person's message to the orchestrator, stored as a message without
 // sender or recipient agent; phase gates and the synthesis read it (see planner-tasks.ts). The
-// `user.message` event is appended in the same transaction, so event readers see it too.
+// `user.message` event is appended in the same transaction, so event readers see it too. A session
+// no orchestrator will read again (its agents were given by the caller, or its synthesis has begun)
+// refuses the message instead of storing one that nobody reads.
 
 import type { Kysely } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import { newId } from '../store/ids.ts';
 import { insertMessage } from '../store/message-store.ts';
 import type { Database } from '../store/schema.ts';
+import { ORCHESTRATOR_PLAN_ORIGIN } from './planner-continuation.ts';
+import { loadLatestPlan } from './planner-plan-versions.ts';
 
 /** Longest steering message: a course correction, not a new objective. */
 export const MAX_STEERING_MESSAGE_CHARS = 4000;
@@ -39,6 +43,26 @@ export async function addSteeringMessage(
       throw new AppError(
         'INVALID_STATE',
         `The session is ${session.status}; messages can only steer a session that is still going`,
+      );
+    }
+    // A session still planning has no plan yet; its orchestrator reads the message later.
+    const plan = await loadLatestPlan(trx, sessionId);
+    if (plan && plan.origin !== ORCHESTRATOR_PLAN_ORIGIN) {
+      throw new AppError(
+        'INVALID_STATE',
+        'The session runs the agents it was submitted with and has no orchestrator to read a steering message (messages reach the orchestrator at phase gates and the final synthesis)',
+      );
+    }
+    const synthesis = await trx
+      .selectFrom('tasks')
+      .select('status')
+      .where('session_id', '=', sessionId)
+      .where('kind', '=', 'synthesize')
+      .executeTakeFirst();
+    if (synthesis && (synthesis.status === 'running' || synthesis.status === 'succeeded')) {
+      throw new AppError(
+        'INVALID_STATE',
+        'The orchestrator is already writing the final answer; no phase gate is left to read a steering message',
       );
     }
     await insertMessage(

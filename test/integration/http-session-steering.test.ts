@@ -6,6 +6,7 @@ import { createSessionSteeringRoutesPlugin } from '../../src/http/routes/session
 import { buildHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
+import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
 
 describe('steering and approval routes', { timeout: 30_000 }, () => {
   let h: Harness;
@@ -59,6 +60,7 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
 
   test('a steering message is stored for the orchestrator', async () => {
     const id = await awaitingSession();
+    await markPlanOrchestrated(h.handle.db, id);
     const response = await app.inject({
       method: 'POST',
       url: `/v1/sessions/${id}/messages`,
@@ -70,6 +72,40 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
       rows.map((r) => [r.body, r.from_agent_id, r.to_agent_id]),
       [['Prefer PostgreSQL', null, null]],
     );
+  });
+
+  test('steering is refused where no orchestrator would read it: given agents, synthesis begun', async () => {
+    const given = await awaitingSession();
+    const refused = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${given}/messages`,
+      payload: { message: 'Prefer PostgreSQL' },
+    });
+    assert.equal(refused.statusCode, 409, refused.body);
+    assert.equal(refused.json().code, 'INVALID_STATE');
+    assert.match(refused.json().detail, /runs the agents it was submitted with/);
+
+    const writing = await awaitingSession();
+    await markPlanOrchestrated(h.handle.db, writing);
+    // The synthesis has started: its prompt, the last the orchestrator reads, is built.
+    await h.handle.db
+      .updateTable('tasks')
+      .set({ kind: 'synthesize', status: 'running' })
+      .where('session_id', '=', writing)
+      .execute();
+    const late = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${writing}/messages`,
+      payload: { message: 'Prefer PostgreSQL' },
+    });
+    assert.equal(late.statusCode, 409, late.body);
+    assert.match(late.json().detail, /already writing the final answer/);
+    const stored = await h.handle.db
+      .selectFrom('messages')
+      .select('id')
+      .where('session_id', 'in', [given, writing])
+      .execute();
+    assert.deepEqual(stored, []);
   });
 
   test('approve with an edited plan starts the session; a second approval is 409', async () => {

@@ -11,6 +11,7 @@ import { createFixedCaller } from '../../src/mcp/caller.ts';
 import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
 import { createMcpServer } from '../../src/mcp/server.ts';
 import { connectHttpClient, type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
 import { TEST_RUNNERS } from '../fixtures/server.ts';
 
 const ACTOR = { tenantId: 'default', principalId: 'steering-test' };
@@ -73,6 +74,12 @@ describe('MCP steering tools', { timeout: 60_000 }, () => {
       agents: [{ name: 's', role: 'tester', task: 'sleep', runner: 'sleep' }],
     });
     const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
+    // Its agents were given: no orchestrator would read a message.
+    assert.equal(
+      codeOf(await call(client, 'send_message', { session_id: sessionId, message: 'prefer PostgreSQL' })),
+      'INVALID_STATE',
+    );
+    await markPlanOrchestrated(server.app.database.db, sessionId);
     const sent = await call(client, 'send_message', { session_id: sessionId, message: 'prefer PostgreSQL' });
     assert.notEqual(sent.isError, true, JSON.stringify(sent.content));
     const messageId = (sent.structuredContent as { messageId: string }).messageId;
@@ -131,6 +138,7 @@ test('with an LLM provider configured, the application offers the steering tools
     agents: [{ name: 's', role: 'tester', task: 'sleep', runner: 'sleep' }],
   });
   const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
+  await markPlanOrchestrated(server.app.database.db, sessionId);
   const sent = await call(connected.client, 'send_message', { session_id: sessionId, message: 'hurry up' });
   assert.notEqual(sent.isError, true, JSON.stringify(sent.content));
   await call(connected.client, 'cancel_session', { session_id: sessionId });

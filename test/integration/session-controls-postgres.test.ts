@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 import { readAllEvents, requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
 
@@ -58,6 +59,8 @@ describe('session controls on PostgreSQL', { timeout: 120_000 }, () => {
     assert.equal(shown.body.threadId, 'pg-thread');
     assert.ok(shown.body.deadline);
 
+    // Its agents were given; marked as planned by the orchestrator, which reads steering messages.
+    await markPlanOrchestrated(first.app.database.db, id);
     const steer = await requestJson(`${first.url}/v1/sessions/${id}/messages`, {
       method: 'POST',
       body: { message: 'Hurry' },
