@@ -2,6 +2,7 @@
 // HTTP is planned and run by LLM agents (scripted LLM server), and custom roles can be added.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { LlmDb } from '../../src/agents/providers/llm-tables.ts';
 import { type RecordedLlmRequest, startLlmServer } from '../fixtures/llm-server.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
@@ -199,4 +200,46 @@ test('an adaptive session with agents is refused (the orchestrator plans it), no
   });
   assert.equal(planned.status, 201, JSON.stringify(planned.body));
   assert.equal(planned.body.status, 'planning');
+});
+
+test('an agent whose role is named `orchestrator` runs as an agent, not as an orchestrator task', async (t) => {
+  const llm = await startLlmServer();
+  t.after(() => llm.close());
+  llm.setHandler((request: RecordedLlmRequest) =>
+    request.body.response_format !== undefined ? { object: plan } : { text: 'agent answer' },
+  );
+  const server = await startTestServer({
+    config: { providers: { local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm' } } },
+  });
+  t.after(() => server.close());
+  // A custom role of that name, as one stored before the name was reserved.
+  await (server.app.database.db as unknown as LlmDb)
+    .insertInto('custom_roles')
+    .values({
+      tenant_id: 'default',
+      name: 'orchestrator',
+      description: 'Coordinates the release.',
+      capabilities: '[]',
+      instructions: 'You coordinate the release of the work.',
+      created_by: 'test',
+      created_at: 1,
+      updated_at: 1,
+    })
+    .execute();
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'release', agents: [{ name: 'lead', role: 'orchestrator', task: 'Coordinate it' }] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const done = await waitForSession<{
+    status: string;
+    error: string | null;
+    tasks: Array<{ name: string; kind: string; result: string | null }>;
+  }>(server.url, created.body.id);
+  assert.equal(done.status, 'completed', done.error ?? '');
+  assert.deepEqual(
+    done.tasks.map((task) => [task.name, task.kind, task.result]),
+    [['lead', 'agent', 'agent answer']],
+  );
+  assert.match(llm.requests[0]?.promptText ?? '', /Your task \(lead\)/);
 });

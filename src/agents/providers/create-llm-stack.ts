@@ -4,11 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config/schema.ts';
 import { createLlmPlanner, type LlmPlanner } from '../../engine/planner.ts';
-import {
-  type Continuation,
-  continueOrchestratedSession,
-  ORCHESTRATOR_ROLE,
-} from '../../engine/planner-continuation.ts';
+import { type Continuation, continueOrchestratedSession } from '../../engine/planner-continuation.ts';
 import { createOrchestratorRuntime } from '../../engine/planner-tasks.ts';
 import { createBudgetGuard } from '../../engine/session-budget.ts';
 import { AppError } from '../../errors/app-error.ts';
@@ -169,12 +165,12 @@ function routeSdkWarnings(logger: Logger): void {
 
 /**
  * The engine hands every task without a runner to the LLM runtime; the orchestrator's own tasks
- * (phase gates, synthesis) carry the role `orchestrator` and go to the orchestrator runtime by
- * their kind.
+ * (plan, phase gates, synthesis) go to the orchestrator runtime by their kind. Not by their role
+ * `orchestrator`: a role is a name from the plan, and an agent's must never reach the orchestrator.
  */
 function routeOrchestratorTasks(agents: AgentRuntime, orchestrator: AgentRuntime): AgentRuntime {
   return {
     kind: agents.kind,
-    run: (task, ctx) => (task.role === ORCHESTRATOR_ROLE ? orchestrator : agents).run(task, ctx),
+    run: (task, ctx) => (task.kind === 'agent' ? agents : orchestrator).run(task, ctx),
   };
 }

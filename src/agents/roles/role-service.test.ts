@@ -65,6 +65,10 @@ describe('role service', () => {
       (await rejection(roles.createRole('t3', 'u', { ...validRole, name: 'architect' }))).code,
       'CONFLICT',
     );
+    const reserved = await rejection(roles.createRole('t3', 'u', { ...validRole, name: 'orchestrator' }));
+    assert.equal(reserved.code, 'CONFLICT');
+    assert.match(reserved.message, /reserved for the orchestrator/);
+    assert.equal(await roles.findRole('t3', 'orchestrator'), undefined);
     const invalid = await rejection(
       roles.createRole('t3', 'u', { name: 'Bad Name', description: 'short', extra: 1 }),
     );

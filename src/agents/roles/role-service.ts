@@ -2,6 +2,7 @@
 // Validates custom roles, stores them, and answers lookups for the planner, runtime and API.
 
 import { z } from 'zod';
+import { ORCHESTRATOR_ROLE } from '../../engine/planner-continuation.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { LlmDb } from '../providers/llm-tables.ts';
 import { BUILT_IN_ROLES, findBuiltInRole } from './catalogue.ts';
@@ -103,6 +104,13 @@ export function createRoleService(db: LlmDb, now: () => number = Date.now): Role
       const role = parsed.data;
       if (findBuiltInRole(role.name)) {
         throw new AppError('CONFLICT', `'${role.name}' is a built-in role; choose another name`);
+      }
+      if (role.name === ORCHESTRATOR_ROLE) {
+        // The role of MAOS's own planning and synthesis tasks, and the name of their LLM route.
+        throw new AppError(
+          'CONFLICT',
+          `'${role.name}' is reserved for the orchestrator; choose another name`,
+        );
       }
       const count = await db
         .selectFrom('custom_roles')
