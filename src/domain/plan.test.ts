@@ -144,6 +144,8 @@ describe('buildPlan', () => {
     assert.equal(resolveStrategy(undefined, specs), 'parallel');
     assert.equal(resolveStrategy(undefined, [{ role: 'a', task: 'x', depends_on: ['b'] }]), 'pipeline');
     assert.equal(resolveStrategy('sequential', specs), 'sequential');
+    // No agents: the orchestrator plans a dependency graph.
+    assert.equal(resolveStrategy(undefined, []), 'pipeline');
   });
 });
 

@@ -17,9 +17,13 @@ export interface PlanCheckers {
   isKnownRunner(runner: string): boolean;
 }
 
-/** The strategy used when the caller gives none: pipeline when any task names dependencies. */
+/**
+ * The strategy used when the caller gives none: pipeline when any task names dependencies, or when
+ * no agents are given (the orchestrator's plan is a dependency graph); otherwise parallel.
+ */
 export function resolveStrategy(strategy: Strategy | undefined, agents: readonly AgentSpec[]): Strategy {
   if (strategy) return strategy;
+  if (agents.length === 0) return 'pipeline';
   return agents.some((agent) => (agent.depends_on?.length ?? 0) > 0) ? 'pipeline' : 'parallel';
 }
 

@@ -35,7 +35,7 @@ export const createSessionInputSchema = z.strictObject({
     .enum(STRATEGIES)
     .optional()
     .describe(
-      'How tasks are ordered; default `parallel` when agents are given. `adaptive`: the orchestrator plans phase by phase (no agents).',
+      'How tasks are ordered; default `parallel` when agents are given (`pipeline` with depends_on). Without agents the orchestrator plans: `pipeline` (default) or `adaptive` (phase by phase).',
     ),
   agents: z
     .array(agentSpecSchema)

@@ -95,6 +95,13 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         'Strategy adaptive is planned by the orchestrator phase by phase, so it takes no agents: leave them out, or run your agents with parallel, sequential or pipeline',
       );
     }
+    if (agents.length === 0 && (strategy === 'parallel' || strategy === 'sequential')) {
+      // They order the agents a caller gives; the orchestrator's plan carries its own dependencies.
+      throw new AppError(
+        'VALIDATION_FAILED',
+        `Strategy ${strategy} orders the agents you give; without agents the orchestrator plans the tasks and their dependencies: leave strategy out (or use pipeline or adaptive)`,
+      );
+    }
     if (agents.length > 0) {
       const checkers = await checkersFor(
         tenantId,

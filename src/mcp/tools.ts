@@ -78,7 +78,7 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
     {
       title: 'Start a MAOS session',
       description:
-        'Starts a multi-agent session for an objective and returns its id and initial state. Give `agents` (role + task each, optionally `runner`, `depends_on`) to fix the plan yourself, or omit them to let the orchestrator plan (the session then starts in status `planning`, with no plan yet, until the `plan` task of the orchestrator has run). `strategy`: parallel, sequential, pipeline (uses depends_on) or adaptive (the orchestrator plans phase by phase; give no agents). Roles come from `list_roles`. Follow up with `session_status` or read the `maos://sessions/{id}` resource (subscribe to be told of changes). Set `wait_seconds` (or send a progressToken) to wait for the result in this call.',
+        'Starts a multi-agent session for an objective and returns its id and initial state. Give `agents` (role + task each, optionally `runner`, `depends_on`) to fix the plan yourself, or omit them to let the orchestrator plan (the session then starts in status `planning`, with no plan yet, until the `plan` task of the orchestrator has run). `strategy`: parallel, sequential or pipeline (uses depends_on) for the agents you give; without agents, pipeline (default) or adaptive (the orchestrator plans phase by phase). Roles come from `list_roles`. Follow up with `session_status` or read the `maos://sessions/{id}` resource (subscribe to be told of changes). Set `wait_seconds` (or send a progressToken) to wait for the result in this call.',
       inputSchema: orchestrateInputSchema,
       annotations: { title: 'Start a MAOS session', destructiveHint: false, openWorldHint: true },
     },

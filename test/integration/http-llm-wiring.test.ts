@@ -175,7 +175,7 @@ test('POST with only an objective answers 201 `planning` before the orchestrator
   );
 });
 
-test('an adaptive session with agents is refused (the orchestrator plans it), not run without them', async (t) => {
+test('strategies that contradict who plans are refused: adaptive with agents, parallel or sequential without', async (t) => {
   const llm = await startLlmServer();
   t.after(() => llm.close());
   llm.setHandler(() => ({ object: plan }));
@@ -193,6 +193,17 @@ test('an adaptive session with agents is refused (the orchestrator plans it), no
   const listed = await requestJson<{ items: unknown[] }>(`${server.url}/v1/sessions`);
   assert.deepEqual(listed.body.items, []);
   assert.equal(llm.requests.length, 0);
+  // parallel and sequential order given agents: without any, the orchestrator orders its plan.
+  for (const strategy of ['parallel', 'sequential']) {
+    const unordered = await requestJson<{ code: string; detail: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'x', strategy },
+    });
+    assert.equal(unordered.status, 400, JSON.stringify(unordered.body));
+    assert.equal(unordered.body.code, 'VALIDATION_FAILED');
+    assert.match(unordered.body.detail, new RegExp(`Strategy ${strategy} orders the agents you give`));
+  }
+  assert.equal(llm.requests.length, 0);
   // The same session without its agents is planned as usual.
   const planned = await requestJson<{ status: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',
@@ -200,6 +211,13 @@ test('an adaptive session with agents is refused (the orchestrator plans it), no
   });
   assert.equal(planned.status, 201, JSON.stringify(planned.body));
   assert.equal(planned.body.status, 'planning');
+  // Without a strategy, the orchestrator's plan is a dependency graph: pipeline.
+  const graph = await requestJson<{ strategy: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'x' },
+  });
+  assert.equal(graph.status, 201, JSON.stringify(graph.body));
+  assert.equal(graph.body.strategy, 'pipeline');
 });
 
 test('an agent whose role is named `orchestrator` runs as an agent, not as an orchestrator task', async (t) => {

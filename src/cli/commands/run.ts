@@ -50,7 +50,7 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
     )
     .option(
       '-s, --strategy <strategy>',
-      `${STRATEGIES.join('|')} (default: pipeline with --depends, else parallel)`,
+      `${STRATEGIES.join('|')} (default: pipeline with --depends or without --agent, else parallel)`,
     )
     .option('-f, --follow', 'show progress and output until the session ends; exit 1 if it failed')
     .option(
