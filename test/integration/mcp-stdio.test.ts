@@ -155,8 +155,10 @@ async function checkApprovalTools(client: Client): Promise<void> {
   assert.equal((again.structuredContent as { error: { code: string } }).error.code, 'INVALID_STATE');
 
   const rejectedId = await startAwaitingApproval(client);
+  // Its agents were given: no orchestrator would read a steering message, so it is refused.
   const steered = await call(client, 'send_message', { session_id: rejectedId, message: 'keep it small' });
-  assert.notEqual(steered.isError, true, JSON.stringify(steered.content));
+  assert.equal(steered.isError, true, JSON.stringify(steered.content));
+  assert.equal((steered.structuredContent as { error: { code: string } }).error.code, 'INVALID_STATE');
   const rejected = await call(client, 'reject_plan', { session_id: rejectedId, reason: 'not today' });
   assert.notEqual(rejected.isError, true, JSON.stringify(rejected.content));
   await waitForStatus(client, rejectedId, 'failed');
