@@ -347,3 +347,36 @@ export function refineLlmReferences(
     ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
   }
 }
+
+/** A model the configured routes can call that `llm.prices` does not list. */
+export interface UnpricedModel {
+  provider: string;
+  model: string;
+  /** The warning shown by `maos config check` and logged by `maos serve`. */
+  message: string;
+}
+
+/**
+ * Models the providers and role routes can call without an `llm.prices` entry. Not an error: a
+ * local model may well be free. But its calls count as $0, so usage shows no cost for them and a
+ * `maxCostUsd` budget never stops them; the operator should know (an entry with 0 silences it).
+ */
+export function findUnpricedModels(providers: ProvidersConfig, llm: LlmConfig): UnpricedModel[] {
+  const callable = new Map<string, string>();
+  for (const [name, provider] of Object.entries(providers)) {
+    if (!callable.has(provider.model)) callable.set(provider.model, name);
+  }
+  for (const route of Object.values(llm.roles)) {
+    const model = route.model ?? providers[route.provider]?.model;
+    if (model !== undefined && !callable.has(model)) callable.set(model, route.provider);
+  }
+  return [...callable]
+    .filter(([model]) => llm.prices[model] === undefined)
+    .map(([model, provider]) => ({
+      provider,
+      model,
+      message:
+        `llm.prices has no entry for model '${model}' (provider ${provider}): its calls count as $0, ` +
+        'so usage shows no cost for them and maxCostUsd budgets do not limit them (add an entry, 0 for a free model)',
+    }));
+}

@@ -95,6 +95,45 @@ describe('maos CLI without a server', () => {
     assert.match(viaEnv.stderr, /port/);
   });
 
+  test('config check warns, still exit 0, about models whose calls would cost $0', async () => {
+    const file = join(dir, 'unpriced.yaml');
+    const config = (prices: string) =>
+      [
+        `dataDir: ${JSON.stringify(join(dir, 'data'))}`,
+        'providers:',
+        '  cloud: { type: openai, apiKey: k, model: big-model }',
+        '  local: { type: openai-compatible, baseURL: "http://127.0.0.1:9/v1", model: small-model }',
+        'llm:',
+        '  roles:',
+        '    reviewer: { provider: cloud, model: review-model }',
+        prices,
+        '',
+      ].join('\n');
+    writeFileSync(file, config('  prices: { big-model: { inputPerMTok: 3, outputPerMTok: 15 } }'));
+    const warned = await runMaos(['config', 'check', '--config', file]);
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.equal(warned.stdout.trim(), 'ok');
+    const lines = warned.stderr.trim().split('\n');
+    assert.equal(lines.length, 2, warned.stderr);
+    assert.match(
+      lines[0] ?? '',
+      /warning: llm\.prices has no entry for model 'small-model' \(provider local\)/,
+    );
+    assert.match(lines[1] ?? '', /'review-model' \(provider cloud\).*maxCostUsd budgets do not limit them/);
+    const json = await runMaos(['config', 'check', '--config', file, '--json']);
+    assert.equal((JSON.parse(json.stdout) as { warnings: string[] }).warnings.length, 2);
+
+    // A price of 0 (a free local model) is a price.
+    const zero = '{ inputPerMTok: 0, outputPerMTok: 0 }';
+    writeFileSync(
+      file,
+      config(`  prices: { big-model: ${zero}, small-model: ${zero}, review-model: ${zero} }`),
+    );
+    const quiet = await runMaos(['config', 'check', '--config', file]);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.equal(quiet.stderr, '');
+  });
+
   test('config print shows the resolved config with secrets redacted', async () => {
     const file = join(dir, 'secret.yaml');
     writeFileSync(

@@ -68,8 +68,10 @@ async function waitFor<T>(find: () => T | undefined, what: string): Promise<T> {
 const keyCheckFinished = (lines: LogLine[]) =>
   waitFor(() => lines.find((line) => line.message === 'provider key check finished'), 'the key check');
 /** Warnings of the LLM component (the app also warns about auth mode `none` and the audit key). */
-const warnings = (lines: LogLine[]) =>
+const llmWarnings = (lines: LogLine[]) =>
   lines.filter((line) => line['log.level'] === 'warn' && line.component === 'llm');
+/** The key check's warnings (the LLM component also warns, at start, about models without a price). */
+const warnings = (lines: LogLine[]) => llmWarnings(lines).filter((line) => /API key/.test(line.message));
 
 test('a rejected key is one warning with the provider and the reason, never the key', async (t) => {
   const llm = await startLlmServer({ apiKey: 'right-key' });
@@ -157,4 +159,30 @@ test('llm.checkKeysAtStart: false turns the check off', async (t) => {
   await keyCheckFinished(on.lines);
   assert.equal(modelListRequests, 1);
   assert.deepEqual(warnings(off.lines), []);
+});
+
+test('each model the routes can call without a price is one warning at start; priced ones none', async (t) => {
+  const providers = {
+    cloud: { type: 'openai', baseURL: 'http://127.0.0.1:9/v1', model: 'big', apiKey: 'k' },
+    local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'small' },
+  };
+  const unpriced = (lines: LogLine[]) =>
+    llmWarnings(lines)
+      .filter((line) => /llm\.prices has no entry/.test(line.message))
+      .map((line) => [line.provider, line.model]);
+  const { lines } = await startApp(t, providers, {
+    checkKeysAtStart: false,
+    roles: { reviewer: { provider: 'cloud', model: 'review' } },
+    prices: { big: { inputPerMTok: 3, outputPerMTok: 15 } },
+  });
+  assert.deepEqual(unpriced(lines), [
+    ['local', 'small'],
+    ['cloud', 'review'],
+  ]);
+  const free = { inputPerMTok: 0, outputPerMTok: 0 };
+  const priced = await startApp(t, providers, {
+    checkKeysAtStart: false,
+    prices: { big: free, small: free },
+  });
+  assert.deepEqual(unpriced(priced.lines), []);
 });

@@ -2,6 +2,7 @@
 // the resilient client, the agent runtime, the orchestrator planner, the role service and the cache.
 
 import type { Kysely } from 'kysely';
+import { findUnpricedModels } from '../../config/llm-schema.ts';
 import type { Config } from '../../config/schema.ts';
 import { createLlmPlanner, type LlmPlanner } from '../../engine/planner.ts';
 import { type Continuation, continueOrchestratedSession } from '../../engine/planner-continuation.ts';
@@ -89,6 +90,9 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   if (Object.keys(config.providers).length === 0) return undefined;
   routeSdkWarnings(logger);
   const llmLogger = logger.child({ component: 'llm' });
+  for (const unpriced of findUnpricedModels(config.providers, config.llm)) {
+    llmLogger.warn({ provider: unpriced.provider, model: unpriced.model }, unpriced.message);
+  }
   const cache = createStoreResponseCache(options.db as unknown as LlmDb);
   const cacheOptions: ResponseCacheModelOptions = {
     providers: config.providers,

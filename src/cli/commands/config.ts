@@ -2,6 +2,7 @@
 // with secrets redacted. Local commands: no server needed.
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
+import { findUnpricedModels } from '../../config/llm-schema.ts';
 import { loadConfig, redactConfig } from '../../config/load.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
@@ -26,8 +27,9 @@ export function registerConfigCommands(program: Command, act: ActionFactory): vo
 
 async function checkConfig(ctx: CliContext, command: Command): Promise<number> {
   const { out } = ctx;
+  let config: ReturnType<typeof loadConfig>;
   try {
-    loadConfig({ configPath: command.opts<ConfigOptions>().config });
+    config = loadConfig({ configPath: command.opts<ConfigOptions>().config });
   } catch (error) {
     if (!(error instanceof AppError) || error.code !== 'CONFIG_INVALID') throw error;
     const problems = Array.isArray(error.details) ? error.details.map(String) : [error.message];
@@ -38,8 +40,13 @@ async function checkConfig(ctx: CliContext, command: Command): Promise<number> {
     }
     return EXIT.USAGE;
   }
-  if (out.json) out.printJson({ ok: true });
-  else out.line('ok');
+  // Valid, but worth knowing before a budget is relied on.
+  const warnings = findUnpricedModels(config.providers, config.llm).map((unpriced) => unpriced.message);
+  if (out.json) out.printJson({ ok: true, warnings });
+  else {
+    out.line('ok');
+    for (const warning of warnings) out.note(`${out.paint.yellow('warning')}: ${warning}`);
+  }
   return EXIT.OK;
 }
 
