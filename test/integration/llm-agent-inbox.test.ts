@@ -36,6 +36,8 @@ test('a message sent while its recipient runs is delivered into the next turn, a
   const sketchCalled = signal();
   const messageSent = signal();
   let gates = 0;
+  // What send_message answered survey.
+  let surveyToolAnswer = '';
   llm.server.setHandler(async (request): Promise<ScriptedReply> => {
     const kind = llmRequestKind(request);
     if (kind === 'plan') {
@@ -71,7 +73,11 @@ test('a message sent while its recipient runs is delivered into the next turn, a
       return { text: 'output of sketch' };
     }
     if (request.promptText.includes('Your task (survey)')) {
-      if (request.promptText.includes('Message delivered')) {
+      const toolAnswer = (request.body.messages as Array<{ role: string; content: unknown }>).find(
+        (message) => message.role === 'tool',
+      );
+      if (toolAnswer) {
+        surveyToolAnswer = JSON.stringify(toolAnswer.content);
         messageSent.resolve();
         return { text: 'output of survey' };
       }
@@ -91,6 +97,8 @@ test('a message sent while its recipient runs is delivered into the next turn, a
       llm.server.requests.find((request) => request.promptText.includes(`Your task (${name})`))?.promptText ??
       '';
     assert.doesNotMatch(prompt('sketch'), /Messages from other agents/, 'sent after sketch read its inbox');
+    // sketch was running with no task waiting (refine came with the next phase): survey was told.
+    assert.match(surveyToolAnswer, /Message stored for sketch, which has no task waiting/);
     assert.match(prompt('refine'), new RegExp(`- from survey: ${MESSAGE}`));
     // Delivered once: the next turn has it only in the replay of the turn that received it.
     const polish = llm.server.requests.find((request) => request.promptText.includes('Your task (polish)'));

@@ -60,7 +60,9 @@ test('a model call that finished before the run failed is charged to the task an
     llm: { prices: PRICES, agentMessaging: true },
   });
   llm.setHandler((request): ScriptedReply => {
-    const afterToolCall = JSON.stringify(request.body.messages).includes('Message delivered to');
+    const afterToolCall = (request.body.messages as Array<{ role: string }>).some(
+      (message) => message.role === 'tool',
+    );
     if (request.promptText.includes('Your task (writer)') && !afterToolCall) {
       // Step 1 finishes with a tool call and its usage; step 2 is refused (400: not retried).
       return {

@@ -33,6 +33,8 @@ export interface AgentMessage {
 export interface MessagingDeps {
   listAgents(task: RuntimeTask): Promise<SessionAgent[]>;
   sendMessage(message: AgentMessage): Promise<void>;
+  /** Whether the agent has a task that has not started yet (its start reads the agent's inbox). */
+  hasWaitingTask(task: RuntimeTask, agentId: string): Promise<boolean>;
 }
 
 /** The tool set for one task: `send_message` (only when the task belongs to an agent). */
@@ -61,7 +63,12 @@ export function createMessagingTools(deps: MessagingDeps, task: RuntimeTask): To
           toName: target.name,
           ...(sender ? { fromName: sender.name } : {}),
         });
-        return `Message delivered to ${to}.`;
+        if (await deps.hasWaitingTask(task, target.id)) return `Message delivered to ${to}.`;
+        // Told, so that the model does not count on a message no task of the recipient may read.
+        return (
+          `Message stored for ${to}, which has no task waiting: ${to} reads it only if a later phase ` +
+          'gives it another task. Put what the others need in your output; the tasks that depend on yours receive it.'
+        );
       },
     }),
   };
@@ -85,6 +92,18 @@ export function createStoreMessaging(
         .where('session_id', '=', task.sessionId)
         .orderBy('created_at')
         .execute();
+    },
+    async hasWaitingTask(task, agentId) {
+      const waiting = await db
+        .selectFrom('tasks')
+        .select('id')
+        .where('tenant_id', '=', task.tenantId)
+        .where('session_id', '=', task.sessionId)
+        .where('agent_id', '=', agentId)
+        .where('status', 'in', ['pending', 'ready', 'leased'])
+        .limit(1)
+        .executeTakeFirst();
+      return waiting !== undefined;
     },
     async sendMessage(message) {
       const id = newId();
