@@ -128,6 +128,46 @@ describe('checkGeneratedPhases', () => {
     assert.ok(errors.some((e) => /task name "design" is used more than once/.test(e)));
   });
 
+  test('tasks that reuse one agent run one after another, in plan order unless already ordered', () => {
+    const ctx: PlanContext = {
+      ...baseContext,
+      agents: [
+        { name: 'eng-1', role: 'engineer' },
+        { name: 'rev', role: 'qa' },
+      ],
+      limits: { maxTasksPerPhase: 6, maxAgentsPerRole: 2 },
+    };
+    const result = checkGeneratedPhases(
+      [
+        {
+          name: 'p',
+          tasks: [
+            // b already waits for a (through c); d waits for b (and so for a); f for e.
+            task('a', 'engineer', [], 'eng-1'),
+            task('c', 'architect', ['a']),
+            task('b', 'engineer', ['c'], 'eng-1'),
+            task('d', 'engineer', [], 'eng-1'),
+            task('e', 'qa', [], 'rev'),
+            task('f', 'qa', [], 'rev'),
+          ],
+        },
+      ],
+      ctx,
+    );
+    assert.ok(result.ok, result.ok ? '' : result.errors.join());
+    assert.deepEqual(
+      result.plan.phases[0]?.tasks.map((t) => [t.name, t.dependsOn]),
+      [
+        ['a', []],
+        ['c', ['a']],
+        ['b', ['c']],
+        ['d', ['b']],
+        ['e', []],
+        ['f', ['e']],
+      ],
+    );
+  });
+
   test('dependencies on earlier phases are allowed', () => {
     const ctx: PlanContext = { ...baseContext, earlierTaskNames: ['design'], previousPhaseSinks: ['design'] };
     const result = checkGeneratedPhases([{ name: 'p', tasks: [task('impl', 'engineer', ['design'])] }], ctx);

@@ -128,6 +128,41 @@ export function checkGeneratedPhases(phases: readonly PhaseToCheck[], ctx: PlanC
   return { ok: true, plan: toPlanBody(phases, ctx.previousPhaseSinks) };
 }
 
+/**
+ * An agent works on one task at a time: its turns form one conversation, and its inbox is read by
+ * one turn. Tasks of a phase that reuse the same agent, where neither depends on the other, are
+ * ordered as the plan lists them (the later one depends on the earlier), so that every pair of them
+ * is ordered. An edge between two tasks neither of which reaches the other cannot create a cycle.
+ */
+export function orderTasksOfOneAgent(tasks: readonly TaskToCheck[]): TaskToCheck[] {
+  const dependsOn = new Map(tasks.map((task) => [task.name, new Set(task.depends_on)]));
+  const reaches = (from: string, to: string): boolean => {
+    const seen = new Set<string>();
+    const stack = [from];
+    while (stack.length > 0) {
+      const name = stack.pop()!;
+      if (name === to) return true;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      stack.push(...(dependsOn.get(name) ?? []));
+    }
+    return false;
+  };
+  const earlierOfAgent = new Map<string, string[]>();
+  for (const task of tasks) {
+    if (task.agent === null) continue;
+    const earlier = earlierOfAgent.get(task.agent) ?? [];
+    // Latest first: once the task waits for it, the earlier ones it already waits for need no edge.
+    for (const previous of [...earlier].reverse()) {
+      if (!reaches(task.name, previous) && !reaches(previous, task.name))
+        dependsOn.get(task.name)!.add(previous);
+    }
+    earlier.push(task.name);
+    earlierOfAgent.set(task.agent, earlier);
+  }
+  return tasks.map((task) => ({ ...task, depends_on: [...dependsOn.get(task.name)!] }));
+}
+
 function sinksOf(tasks: readonly TaskToCheck[]): string[] {
   const depended = new Set(tasks.flatMap((task) => task.depends_on));
   return tasks.filter((task) => !depended.has(task.name)).map((task) => task.name);
@@ -140,7 +175,8 @@ function sinksOf(tasks: readonly TaskToCheck[]): string[] {
 export function toPlanBody(phases: readonly PhaseToCheck[], previousPhaseSinks: readonly string[]): PlanBody {
   let barrier = [...previousPhaseSinks];
   return {
-    phases: phases.map((phase) => {
+    phases: phases.map((unordered) => {
+      const phase = { name: unordered.name, tasks: orderTasksOfOneAgent(unordered.tasks) };
       const tasks = phase.tasks.map((task): GeneratedTask => {
         const dependsOn = [...new Set([...barrier, ...task.depends_on])];
         const planned: GeneratedTask = {
