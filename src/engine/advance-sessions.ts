@@ -74,6 +74,24 @@ const addSessionUsage = precompileQuery<
     .returning(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd']),
 );
 
+/** Adds `usage` to the session's (a run charged outside its task's finish: task-ops.ts). */
+export async function chargeSessionUsage(
+  trx: Kysely<Database>,
+  sessionId: string,
+  usage: Usage,
+  now: number,
+): Promise<void> {
+  await addSessionUsage(
+    trx,
+    usage.inputTokens,
+    usage.outputTokens,
+    usage.cacheReadTokens,
+    usage.costUsd,
+    now,
+    sessionId,
+  );
+}
+
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.
 const ID_CHUNK = 500;
 

@@ -250,6 +250,8 @@ export async function runSynthesisTask(
     // The client may wrap the abort; the budget reason is what the engine must see.
     if (stop.signal.aborted && !ctx.signal.aborted) throw stop.signal.reason;
     throw error;
+  } finally {
+    budget?.release(ref);
   }
 }
 

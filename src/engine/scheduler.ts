@@ -23,6 +23,7 @@ import {
   appendTaskOutput,
   type Claim,
   type ContinueSession,
+  chargeUnappliedRun,
   finishTasks,
   type HandOff,
   markTasksRunning,
@@ -313,12 +314,22 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       active.delete(task.taskId);
       const reason = run.reason;
       if (reason === 'abandon' || reason === 'cancel' || reason === 'lease_lost') {
+        // The task is no longer this run's to finish, but what its model calls cost was spent.
+        await deps.queue
+          .run((trx) => chargeUnappliedRun(trx, claim, outcome.usage, now()), DEFERRED)
+          .catch((error: unknown) =>
+            deps.logger.warn(
+              { err: coerceError(error), taskId: claim.taskId },
+              'could not charge a stopped run',
+            ),
+          );
         wake();
         return;
       }
       if (reason === 'shutdown') {
         await deps.queue.run(async (trx) => {
           if (outcome.lines) await appendTaskOutput(trx, claim, outcome.lines, now());
+          await chargeUnappliedRun(trx, claim, outcome.usage, now());
           return releaseTask(trx, claim, now());
         }, DEFERRED);
         return;
@@ -349,7 +360,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         deps.logger.warn({ taskId: claim.taskId }, 'completion rejected: the lease is no longer held');
       }
       if (effects.readied > 0) publishReady(lastClaimTick > tick);
-      if (effects.sessionFinished) notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
+      if (effects.sessionFinished) {
+        // Ended with tasks still running here (over its budget: they were cancelled with it): stop
+        // them now instead of at their next lease renewal or budget check.
+        for (const other of active.values())
+          if (other.claim.sessionId === claim.sessionId) abort(other, 'cancel');
+        notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
+      }
       if (effects.budgetExceeded) notifyObserver(deps.observer, 'budgetExceeded', 'session');
       deps.notifier.publish(sessionChannel(claim.sessionId));
     })().catch((error: unknown) => {

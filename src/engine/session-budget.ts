@@ -120,11 +120,23 @@ interface GuardEntry {
   loadedAt: number;
 }
 
+/** A running task, as the guard tells its streams apart. */
+export interface GuardedTask {
+  sessionId: string;
+  taskId: string;
+}
+
 export interface BudgetGuard {
   /** Loads the session's budget and usage before an agent starts (awaited by the runtime). */
   prepare(task: { sessionId: string }): Promise<void>;
-  /** The overrun reason for this task's session with the call's estimated usage added, or null. */
-  check(task: { sessionId: string }, partialUsage: Usage): string | null;
+  /**
+   * The overrun reason for this task's session, or null: its stored usage plus what this task and
+   * the session's other running tasks in this process have streamed so far (`partialUsage` is this
+   * task's).
+   */
+  check(task: GuardedTask, partialUsage: Usage): string | null;
+  /** The task's run has ended: its streamed usage stops counting (its finish stores what it spent). */
+  release(task: GuardedTask): void;
 }
 
 /**
@@ -139,6 +151,9 @@ export function createBudgetGuard(
   const now = options.now ?? Date.now;
   const cache = new Map<string, GuardEntry>();
   const loading = new Map<string, Promise<void>>();
+  // Per session, the usage each of its running tasks has streamed so far: parallel agents each
+  // under the budget may be over it together.
+  const streaming = new Map<string, Map<string, Usage>>();
   let sweptAt = now();
 
   /** Forgets sessions not seen for a while (at most once a minute: the sweep walks the whole cache). */
@@ -188,9 +203,21 @@ export function createBudgetGuard(
       const entry = cache.get(task.sessionId);
       if (!entry) return null;
       if (now() - entry.loadedAt > refreshMs) void refresh(task.sessionId);
+      let running = streaming.get(task.sessionId);
+      if (!running) {
+        running = new Map();
+        streaming.set(task.sessionId, running);
+      }
+      running.set(task.taskId, partialUsage);
       const usage = { ...entry.usage };
-      addUsage(usage, partialUsage);
+      for (const streamed of running.values()) addUsage(usage, streamed);
       return findBudgetOverrun(entry.budget, usage, entry.createdAt, now());
+    },
+    release(task) {
+      const running = streaming.get(task.sessionId);
+      if (!running) return;
+      running.delete(task.taskId);
+      if (running.size === 0) streaming.delete(task.sessionId);
     },
   };
 }

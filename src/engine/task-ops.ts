@@ -15,6 +15,7 @@ import { completeClaimedTasks } from '../store/task-store.ts';
 import {
   advanceSessions,
   type ContinueSession,
+  chargeSessionUsage,
   type HandOff,
   type Touched,
   touch,
@@ -162,12 +163,20 @@ export async function finishTasks(
     for (const id of await completeClaimedTasks(trx, owner, runs, now)) updated.add(id);
   }
   const applied: boolean[] = [];
+  // Tasks of this batch already settled: a task listed twice (a replayed completion) counts once.
+  const settled = new Set<string>();
   for (const { claim, outcome } of items) {
     const to = statusOf(outcome);
-    // `delete` makes a task listed twice count once.
     const wasUpdated = updated.delete(claim.taskId);
     applied.push(wasUpdated);
-    if (!wasUpdated) continue;
+    const first = !settled.has(claim.taskId);
+    settled.add(claim.taskId);
+    if (!wasUpdated) {
+      // The claim no longer held (the task was cancelled, or its lease expired and another attempt
+      // took over), but the run's model calls were made and paid for: charged all the same.
+      if (first) await chargeUnappliedRun(trx, claim, outcome.usage, now);
+      continue;
+    }
     const entry = touch(touched, claim);
     addUsage(entry.usage, outcome.usage);
     if (outcome.ok && outcome.deliveredMessageIds) {
@@ -209,6 +218,31 @@ export async function finishTasks(
     reported.add(claim.sessionId);
     return { applied: true, ...(effects.get(claim.sessionId) ?? { readied: 0, sessionFinished: null }) };
   });
+}
+
+/**
+ * Adds what a run spent to its task (whatever its state now) and session: for a run whose claim no
+ * longer held when it ended (cancelled, lease lost, given back at shutdown). Once per run.
+ */
+export async function chargeUnappliedRun(
+  trx: Kysely<Database>,
+  claim: Claim,
+  usage: Usage,
+  now: number,
+): Promise<void> {
+  if (usage.inputTokens === 0 && usage.outputTokens === 0 && usage.costUsd === 0) return;
+  await trx
+    .updateTable('tasks')
+    .set((eb) => ({
+      input_tokens: eb('input_tokens', '+', usage.inputTokens),
+      output_tokens: eb('output_tokens', '+', usage.outputTokens),
+      cache_read_tokens: eb('cache_read_tokens', '+', usage.cacheReadTokens),
+      cost_usd: eb('cost_usd', '+', usage.costUsd),
+      updated_at: now,
+    }))
+    .where('id', '=', claim.taskId)
+    .execute();
+  await chargeSessionUsage(trx, claim.sessionId, usage, now);
 }
 
 /** finishTasks for one task. */

@@ -153,19 +153,20 @@ function precompileCompleteTask(fromStatuses: readonly TaskStatus[]) {
     ) =>
       db
         .updateTable('tasks')
-        .set({
+        // Usage adds up: an earlier attempt whose lease expired may have been charged already.
+        .set((eb) => ({
           status: status as TaskStatus,
           result: result as string,
           error: error as string,
-          input_tokens: inputTokens as never,
-          output_tokens: outputTokens as never,
-          cache_read_tokens: cacheReadTokens as never,
-          cost_usd: costUsd as never,
+          input_tokens: eb('input_tokens', '+', inputTokens as never),
+          output_tokens: eb('output_tokens', '+', outputTokens as never),
+          cache_read_tokens: eb('cache_read_tokens', '+', cacheReadTokens as never),
+          cost_usd: eb('cost_usd', '+', costUsd as never),
           lease_owner: null,
           lease_expires_at: null,
           finished_at: now as never,
           updated_at: now as never,
-        })
+        }))
         .where('id', '=', id as string)
         .where('attempts', '=', attempt as never)
         .where('lease_owner', '=', owner as string)
@@ -243,7 +244,8 @@ export async function completeClaimedTasks(
     const result = await sql<{ id: string }>`
       update tasks set
         status = v.column4, result = v.column5, error = v.column6,
-        input_tokens = v.column7, output_tokens = v.column8, cache_read_tokens = v.column9, cost_usd = v.column10,
+        input_tokens = tasks.input_tokens + v.column7, output_tokens = tasks.output_tokens + v.column8,
+        cache_read_tokens = tasks.cache_read_tokens + v.column9, cost_usd = tasks.cost_usd + v.column10,
         lease_owner = null, lease_expires_at = null, finished_at = ${now}, updated_at = ${now}
       from (values ${sql.join(values)}) as v
       where tasks.id = v.column1 and tasks.attempts = v.column2 and tasks.lease_owner = ${owner}

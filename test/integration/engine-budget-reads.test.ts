@@ -75,15 +75,45 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
     };
     assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 1);
     assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 0, 'no budget: known for good');
-    assert.equal(guard.check({ sessionId: plain }, { ...zeroUsage(), inputTokens: 10_000 }), null);
+    assert.equal(
+      guard.check({ sessionId: plain, taskId: 't1' }, { ...zeroUsage(), inputTokens: 10_000 }),
+      null,
+    );
     // The finishes of that session know it too.
     assert.equal((await budgetReads([plain])).reads, 0);
     assert.equal(await reads(() => guard.prepare({ sessionId: budgeted })), 1);
-    assert.equal(guard.check({ sessionId: budgeted }, { ...zeroUsage(), inputTokens: 50 }), null);
-    assert.match(guard.check({ sessionId: budgeted }, { ...zeroUsage(), inputTokens: 500 }) ?? '', /token/i);
+    const task = { sessionId: budgeted, taskId: 't1' };
+    assert.equal(guard.check(task, { ...zeroUsage(), inputTokens: 50 }), null);
+    assert.match(guard.check(task, { ...zeroUsage(), inputTokens: 500 }) ?? '', /token/i);
+    guard.release(task);
     // Eleven minutes later the idle entry is swept (at the next agent start, of any session).
     clock += 11 * 60_000;
     await guard.prepare({ sessionId: 'another-session' });
-    assert.equal(guard.check({ sessionId: budgeted }, { ...zeroUsage(), inputTokens: 500 }), null);
+    assert.equal(guard.check(task, { ...zeroUsage(), inputTokens: 500 }), null);
+  });
+
+  test('the guard adds up what the running tasks of a session have streamed, until each run ends', async () => {
+    const guard = createBudgetGuard(counted.db);
+    const sessionId = (
+      await h.engine.service.createSession(ACTOR, {
+        objective: 'parallel streams',
+        agents,
+        budget: { maxTokens: 100 },
+      })
+    ).session.id;
+    await guard.prepare({ sessionId });
+    const first = { sessionId, taskId: 'first' };
+    const second = { sessionId, taskId: 'second' };
+    const tokens = (outputTokens: number) => ({ ...zeroUsage(), outputTokens });
+    // Each under the budget, together over it.
+    assert.equal(guard.check(first, tokens(60)), null);
+    assert.match(guard.check(second, tokens(60)) ?? '', /token budget exceeded: 120 of 100/);
+    // A later flush replaces the task's figure, it does not add to it.
+    assert.match(guard.check(first, tokens(70)) ?? '', /130 of 100/);
+    guard.release(first);
+    assert.equal(guard.check(second, tokens(60)), null);
+    // Another session's streams do not count.
+    assert.equal(guard.check({ sessionId: 'elsewhere', taskId: 'first' }, tokens(99)), null);
+    guard.release(second);
   });
 });

@@ -146,3 +146,76 @@ test('a cost budget crossed while the synthesis streams stops it; what it stream
   const total = done.tasks.reduce((sum, task) => sum + task.usage.costUsd, 0);
   assert.ok(Math.abs(done.usage.costUsd - total) < 1e-6, `${done.usage.costUsd} vs ${total}`);
 });
+
+test('parallel agents each under a budget but over it together are stopped, and all they spent is charged', async (t) => {
+  const { llm, server } = await startLlmAppStack(t, { llm: { prices: PRICES } });
+  // Each answer: 4,000 characters (about 1,000 tokens, about $10), streamed over about a second.
+  const answer = 'word '.repeat(800);
+  llm.setHandler(() => ({ text: answer, chunkSize: 100, chunkDelayMs: 25 }));
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: {
+      objective: 'Write twice',
+      agents: [
+        { name: 'left', role: 'documenter', task: 'Write' },
+        { name: 'right', role: 'documenter', task: 'Write' },
+      ],
+      // One answer fits; two do not.
+      budget: { maxCostUsd: 16 },
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const done = await waitForSession<SessionView>(server.url, created.body.id);
+  assert.equal(done.status, 'failed');
+  assert.match(done.error ?? '', /^BUDGET_EXCEEDED: cost budget exceeded/);
+  // The agent stopped with the session (cancelled) is charged what it streamed too; that charge
+  // may land just after the session's end is visible.
+  const charged = await waitForSession<SessionView>(
+    server.url,
+    created.body.id,
+    (session) => session.tasks.every((task) => task.usage.outputTokens > 0),
+    10_000,
+  );
+  const tasks = charged.tasks.map((task) => [task.name, task.status, task.usage.outputTokens > 0]);
+  assert.deepEqual(tasks.map(([, status]) => status).sort(), ['cancelled', 'failed'], JSON.stringify(tasks));
+  assert.equal(
+    charged.usage.outputTokens,
+    charged.tasks.reduce((sum, task) => sum + task.usage.outputTokens, 0),
+  );
+  // Stopped once the two together crossed $16, before the two whole answers ($20 and more).
+  assert.ok(charged.usage.costUsd > 16 && charged.usage.costUsd < 19.5, JSON.stringify(charged.usage));
+});
+
+test('an agent stopped by the session being cancelled is charged what it streamed', async (t) => {
+  const { llm, server } = await startLlmAppStack(t, { llm: { prices: PRICES } });
+  let streaming!: () => void;
+  const started = new Promise<void>((resolve) => {
+    streaming = resolve;
+  });
+  llm.setHandler(() => {
+    streaming();
+    return { text: 'word '.repeat(2000), chunkSize: 100, chunkDelayMs: 20 };
+  });
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'Write', agents: [{ name: 'writer', role: 'documenter', task: 'Write' }] },
+  });
+  await started;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const cancelled = await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, {
+    method: 'POST',
+  });
+  assert.ok(cancelled.status < 300, JSON.stringify(cancelled.body));
+  const charged = await waitForSession<SessionView>(
+    server.url,
+    created.body.id,
+    (session) => session.status === 'cancelled' && session.usage.outputTokens > 0,
+    10_000,
+  );
+  assert.equal(charged.status, 'cancelled');
+  const [writer] = charged.tasks;
+  assert.equal(writer?.status, 'cancelled');
+  // Part of the 10,000 characters (about 2,500 tokens) streamed before the cancel.
+  assert.ok(writer.usage.outputTokens > 0 && writer.usage.outputTokens < 2500, JSON.stringify(writer.usage));
+  assert.deepEqual(charged.usage, writer.usage);
+});

@@ -122,6 +122,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     onUsage: options.onUsage,
     checkBudget: options.checkBudget ?? budgetGuard?.check,
     prepareBudget: budgetGuard?.prepare,
+    releaseBudget: budgetGuard?.release,
     agentTelemetry: () => options.telemetry?.agentScope?.(),
     createTools: (task) =>
       config.llm.agentMessaging && task.agentId !== null ? createMessagingTools(messaging, task) : undefined,

@@ -50,6 +50,8 @@ export interface AiSdkRuntimeOptions {
   checkBudget?(task: RuntimeTask, partialUsage: Usage): string | null;
   /** Awaited before the call, so `checkBudget` has the session's budget from the first flush. */
   prepareBudget?(task: RuntimeTask): Promise<void>;
+  /** Called once the run has ended (after its last flush): its streamed usage stops counting. */
+  releaseBudget?(task: RuntimeTask): void;
   /** Called once per finished call, for metrics. */
   onUsage?(info: { provider: string; model: string; role: string; usage: Usage }): void;
   /**
@@ -172,6 +174,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         throw error;
       } finally {
         coalescer.close();
+        options.releaseBudget?.(task);
       }
     },
   };
