@@ -19,7 +19,13 @@ describe('tenant models', () => {
 
   function setup(stored: Record<string, { apiKey: string; baseURL: string | null }>, ssrf: SsrfPolicy = {}) {
     const providers = providersConfigSchema.parse({
-      local: { type: 'openai-compatible', model: 'm', apiKey: 'server-key', baseURL: llm.openaiBaseURL },
+      local: {
+        type: 'openai-compatible',
+        model: 'm',
+        apiKey: 'server-key',
+        baseURL: llm.openaiBaseURL,
+        headers: { 'x-gateway-secret': 'operator-only' },
+      },
     });
     return createTenantModelCache(providers, {
       ssrf,
@@ -36,6 +42,11 @@ describe('tenant models', () => {
     assert.deepEqual(
       llm.requests.map((request) => request.headers.authorization),
       ['Bearer server-key', 'Bearer acme-key', 'Bearer server-key'],
+    );
+    // The operator's URL gets the operator's headers, also with a tenant key.
+    assert.deepEqual(
+      llm.requests.map((request) => request.headers['x-gateway-secret']),
+      ['operator-only', 'operator-only', 'operator-only'],
     );
   });
 
@@ -56,6 +67,8 @@ describe('tenant models', () => {
     );
     await runAsTenant('acme', () => generateText({ model: allowed('local', 'm'), prompt: 'hi' }));
     assert.equal(llm.requests.at(-1)?.headers.authorization, 'Bearer acme-key');
+    // A base URL of the tenant's own never receives the operator's headers.
+    assert.equal(llm.requests.at(-1)?.headers['x-gateway-secret'], undefined);
   });
 
   test('each model is put behind the response cache with its endpoint: the tenant base URL or none', async () => {

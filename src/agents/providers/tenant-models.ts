@@ -86,10 +86,13 @@ export function createTenantModelCache(
     const key = `${tenantId}\u0000${name}\u0000${modelId}\u0000${digest}`;
     let model = tenantModels.get(key);
     if (!model) {
+      // The operator's extra headers (often a gateway's secret) belong to the operator's URL: a
+      // base URL of the tenant's own gets the tenant's key and nothing of the operator's.
       const config = {
         ...provider,
         apiKey: credential.apiKey,
         baseURL: credential.baseURL ?? provider.baseURL,
+        headers: credential.baseURL ? {} : provider.headers,
       };
       model = cacheModel(
         createLanguageModel(name, config, modelId, credential.baseURL ? guardedFetch : undefined),
