@@ -304,7 +304,8 @@ export function describeAuditActor(request: FastifyRequest, principal: Principal
     type: principal?.type ?? 'anonymous',
     id: principal?.id ?? null,
     tenant: principal?.tenantId ?? null,
-    ip: request.ip,
+    // Undefined once the client's socket has closed (a record written after a long MCP wait).
+    ip: request.ip ?? null,
     user_agent: String(request.headers['user-agent'] ?? '').slice(0, 256) || null,
     auth_method: principal?.authMethod ?? null,
   };

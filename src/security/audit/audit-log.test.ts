@@ -235,6 +235,29 @@ describe('audit log on SQLite', () => {
     assert.equal((await log.list({ tenantId: 'other', limit: 10 })).items.length, 1);
   });
 
+  test('an actor field left undefined is stored as null; an older record without it lists as null', async () => {
+    // The IP of a request whose socket had closed before the record was written.
+    const gone = { ...event(1).actor, ip: undefined as unknown as null };
+    const appended = await log.append({ ...event(1), actor: gone });
+    assert.equal(appended.actor.ip, null);
+    const stored = await t.db.selectFrom('audit_log').select('event').executeTakeFirstOrThrow();
+    assert.match(stored.event, /"ip":null/);
+    // A record stored by an earlier version, without the field (written past the triggers).
+    const { ip: _dropped, ...withoutIp } = event(2).actor;
+    const old = buildAuditRecord(
+      { ...event(2), actor: withoutIp as never },
+      { seq: 1, id: 'old', time: 'x' },
+    );
+    const text = JSON.stringify({ ...old, actor: withoutIp });
+    await sql`insert into audit_log (seq, id, time, tenant_id, action, outcome, event, prev_hash, hash)
+      values (1, 'old', 'x', 'acme', 'sessions:create', 'success', ${text}, 'p', 'h')`.execute(t.db);
+    const listed = await log.list({ tenantId: 'acme', limit: 10 });
+    assert.deepEqual(
+      listed.items.map((record) => record.actor.ip),
+      [null, null],
+    );
+  });
+
   test('close writes a final checkpoint; none is written when nothing is new', async () => {
     await fill(3);
     await log.close();

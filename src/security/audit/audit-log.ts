@@ -10,6 +10,7 @@ import {
   type AuditEventInput,
   type AuditRecord,
   buildAuditRecord,
+  completeActor,
   computeChainHash,
   GENESIS_HASH,
   serializeAuditRecord,
@@ -176,7 +177,11 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     const page = rows.slice(0, query.limit);
     const last = page[page.length - 1];
     return {
-      items: page.map((row) => JSON.parse(row.event) as AuditRecord),
+      // Records stored before every actor field was written out read back complete.
+      items: page.map((row) => {
+        const record = JSON.parse(row.event) as AuditRecord;
+        return { ...record, actor: completeActor(record.actor) };
+      }),
       nextCursor: rows.length > query.limit && last ? String(last.seq) : null,
     };
   }

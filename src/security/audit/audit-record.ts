@@ -59,6 +59,21 @@ export function computeChainHash(prevHash: string, canonicalEvent: string): stri
     .digest('hex');
 }
 
+/**
+ * Every actor field present, null when unknown: an undefined one (the IP of a request whose socket
+ * had closed) would be left out of the stored JSON, which readers expect complete.
+ */
+export function completeActor(actor: AuditActor): AuditActor {
+  return {
+    type: actor.type,
+    id: actor.id ?? null,
+    tenant: actor.tenant ?? null,
+    ip: actor.ip ?? null,
+    user_agent: actor.user_agent ?? null,
+    auth_method: actor.auth_method ?? null,
+  };
+}
+
 /** Builds the stored record from the input and the log-assigned fields. */
 export function buildAuditRecord(
   input: AuditEventInput,
@@ -69,7 +84,7 @@ export function buildAuditRecord(
     id: assigned.id,
     time: assigned.time,
     action: input.action,
-    actor: input.actor,
+    actor: completeActor(input.actor),
     target: input.target ?? null,
     outcome: input.outcome,
     reason: input.reason ?? null,
