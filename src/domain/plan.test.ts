@@ -140,6 +140,18 @@ describe('buildPlan', () => {
     rejectsWith('INVALID_PLAN', ['adaptive'], () => buildPlan('adaptive', specs, checkers));
   });
 
+  test('a dependency named twice is one', () => {
+    const plan = buildPlan(
+      'pipeline',
+      [
+        { name: 'a', role: 'engineer', task: 'x' },
+        { name: 'b', role: 'engineer', task: 'y', depends_on: ['a', 'a'] },
+      ],
+      checkers,
+    );
+    assert.deepEqual(plan.phases[0]?.tasks[1]?.dependsOn, ['a']);
+  });
+
   test('resolveStrategy infers pipeline from depends_on', () => {
     assert.equal(resolveStrategy(undefined, specs), 'parallel');
     assert.equal(resolveStrategy(undefined, [{ role: 'a', task: 'x', depends_on: ['b'] }]), 'pipeline');

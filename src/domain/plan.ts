@@ -75,7 +75,8 @@ function nameTasks(agents: readonly AgentSpec[]): PlannedTask[] {
       name,
       role: agent.role,
       instructions: agent.task,
-      dependsOn: [...(agent.depends_on ?? [])],
+      // Named twice, a dependency is still one (the store keeps one row per pair).
+      dependsOn: [...new Set(agent.depends_on ?? [])],
     };
     if (agent.runner !== undefined) task.runner = agent.runner;
     return task;
