@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { AppError } from '../errors/app-error.ts';
-import { loadConfig, redactConfig } from './load.ts';
+import { loadConfig } from './load.ts';
+import { collectSecretValues, redactConfig } from './secrets-in-config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'maos-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -111,5 +112,45 @@ describe('redactConfig', () => {
     assert.equal(redacted.providers.claude.apiKey, '[REDACTED]');
     assert.equal(redacted.providers.claude.model, 'm');
     assert.ok(!JSON.stringify(redacted).includes('hunter2'));
+  });
+
+  test('hides provider headers, runner environments, URL passwords with any character, query values', () => {
+    const config = {
+      providers: {
+        gw: {
+          baseURL: 'https://gw.example.com/v1?key=QUERYSECRET&region=eu',
+          headers: { Authorization: 'Bearer sk-HEADER', 'x-api-key': 'sk-XAPIKEY', 'api-key': 'AZUREKEY' },
+        },
+      },
+      runners: { deploy: { command: ['sh'], env: { GH_PAT: 'ghp_RUNNERPAT123', REGION: 'eu-west-1' } } },
+      store: { url: 'postgres://app:pa/ss@db:5432/x' },
+    };
+    const printed = JSON.stringify(redactConfig(config));
+    for (const secret of [
+      'QUERYSECRET',
+      'sk-HEADER',
+      'sk-XAPIKEY',
+      'AZUREKEY',
+      'ghp_RUNNERPAT123',
+      'pa/ss',
+    ]) {
+      assert.ok(!printed.includes(secret), `${secret} printed: ${printed}`);
+    }
+    const redacted = redactConfig(config) as typeof config;
+    assert.equal(redacted.providers.gw.baseURL, 'https://gw.example.com/v1?key=[REDACTED]&region=[REDACTED]');
+    assert.deepEqual(Object.keys(redacted.providers.gw.headers), ['Authorization', 'x-api-key', 'api-key']);
+    assert.equal(redacted.runners.deploy.env.REGION, '[REDACTED]');
+    assert.deepEqual(redacted.runners.deploy.command, ['sh']);
+    assert.equal(redacted.store.url, 'postgres://app:[REDACTED]@db:5432/x');
+    // The support bundle scrubs its logs of the same values.
+    assert.deepEqual(collectSecretValues(config).sort(), [
+      'AZUREKEY',
+      'Bearer sk-HEADER',
+      'QUERYSECRET',
+      'eu-west-1',
+      'ghp_RUNNERPAT123',
+      'pa/ss',
+      'sk-XAPIKEY',
+    ]);
   });
 });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
-import { type Config, configSchema, SECRET_KEY_PATTERN } from './schema.ts';
+import { type Config, configSchema } from './schema.ts';
 
 export interface LoadConfigOptions {
   /** Path of a YAML or JSON config file (`--config`); `MAOS_CONFIG` is used when absent. */
@@ -140,21 +140,6 @@ function resolveFileReferences(value: unknown, at: string, problems: string[]): 
     }
   }
   return out;
-}
-
-/** A copy of the config with secret values replaced, for `maos config print` and support bundles. */
-export function redactConfig(value: unknown, key = ''): unknown {
-  if (typeof value === 'string') {
-    if (SECRET_KEY_PATTERN.test(key)) return '[REDACTED]';
-    return value.replace(/(\/\/[^:/@]+:)[^@/]+@/, '$1[REDACTED]@');
-  }
-  if (Array.isArray(value)) return value.map((item) => redactConfig(item, key));
-  if (isTree(value)) {
-    const out: Tree = {};
-    for (const [childKey, child] of Object.entries(value)) out[childKey] = redactConfig(child, childKey);
-    return out;
-  }
-  return value;
 }
 
 function isTree(value: unknown): value is Tree {

@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { findUnpricedModels } from '../../config/llm-schema.ts';
-import { loadConfig, redactConfig } from '../../config/load.ts';
+import { loadConfig } from '../../config/load.ts';
+import { redactConfig } from '../../config/secrets-in-config.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';

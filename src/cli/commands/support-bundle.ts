@@ -4,8 +4,9 @@ import { closeSync, existsSync, openSync, readSync, statSync, writeFileSync } fr
 import { arch, platform, release } from 'node:os';
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
-import { loadConfig, redactConfig } from '../../config/load.ts';
-import { type Config, SECRET_KEY_PATTERN } from '../../config/schema.ts';
+import { loadConfig } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
+import { collectSecretValues, redactConfig } from '../../config/secrets-in-config.ts';
 import { collectDatabaseStats } from '../../store/backup.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { VERSION } from '../../version.ts';
@@ -173,20 +174,6 @@ async function fetchMetrics(
     const cause = (error as { cause?: { code?: string } }).cause;
     return { reason: `${url} unreachable (${cause?.code ?? (error as Error).message})` };
   }
-}
-
-/** Every string value under a secret-looking key, and every password inside a URL. */
-export function collectSecretValues(value: unknown, key = '', out: string[] = []): string[] {
-  if (typeof value === 'string') {
-    if (SECRET_KEY_PATTERN.test(key) && value.length >= 4) out.push(value);
-    const password = /\/\/[^:/@]+:([^@/]+)@/.exec(value)?.[1];
-    if (password && password.length >= 4) out.push(password);
-  } else if (Array.isArray(value)) {
-    for (const item of value) collectSecretValues(item, key, out);
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [childKey, child] of Object.entries(value)) collectSecretValues(child, childKey, out);
-  }
-  return out;
 }
 
 function scrub(text: string, secrets: readonly string[]): string {

@@ -1,0 +1,75 @@
+// Which values of a configuration are secrets, for `maos config print` (redacted) and the support
+// bundle (redacted, and scrubbed from the log lines it collects). One walk for both, so the two
+// never disagree about what is secret.
+import { SECRET_KEY_PATTERN } from './schema.ts';
+
+const REDACTED = '[REDACTED]';
+
+/**
+ * Maps whose every value is a secret whatever its name: HTTP headers sent to a provider (an
+ * `Authorization`, an `x-api-key`, a gateway's token) and the environment of a runner.
+ */
+const SECRET_MAPS = new Set(['headers', 'env']);
+
+/** `scheme://user:password@host`: the password may hold any character but `@` and spaces. */
+const URL_PASSWORD = /(\/\/[^:/@\s]+:)([^@\s]+)@/;
+/** A query parameter's value in a URL (`?key=…`, `&token=…`). */
+const URL_QUERY_VALUE = /([?&][^=&#\s]+=)([^&#\s]*)/g;
+const LOOKS_LIKE_URL = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+interface Found {
+  /** The whole string is a secret. */
+  whole: boolean;
+  /** Secret parts of a URL (password, query values), when the whole string is not. */
+  parts: string[];
+}
+
+function classify(text: string, key: string, inSecretMap: boolean): Found {
+  if (inSecretMap || SECRET_KEY_PATTERN.test(key)) return { whole: true, parts: [] };
+  const parts: string[] = [];
+  const password = URL_PASSWORD.exec(text)?.[2];
+  if (password) parts.push(password);
+  if (LOOKS_LIKE_URL.test(text)) {
+    for (const match of text.matchAll(URL_QUERY_VALUE)) if (match[2]) parts.push(match[2]);
+  }
+  return { whole: false, parts };
+}
+
+function walk(
+  value: unknown,
+  visit: (text: string, found: Found) => unknown,
+  key = '',
+  inSecretMap = false,
+): unknown {
+  if (typeof value === 'string') return visit(value, classify(value, key, inSecretMap));
+  if (Array.isArray(value)) return value.map((item) => walk(item, visit, key, inSecretMap));
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [childKey, child] of Object.entries(value)) {
+      out[childKey] = walk(child, visit, childKey, inSecretMap || SECRET_MAPS.has(childKey));
+    }
+    return out;
+  }
+  return value;
+}
+
+/** A copy of `config` with every secret replaced by `[REDACTED]`. */
+export function redactConfig(config: unknown): unknown {
+  return walk(config, (text, found) => {
+    if (found.whole) return REDACTED;
+    if (found.parts.length === 0) return text;
+    let redacted = text.replace(URL_PASSWORD, `$1${REDACTED}@`);
+    if (LOOKS_LIKE_URL.test(redacted)) redacted = redacted.replace(URL_QUERY_VALUE, `$1${REDACTED}`);
+    return redacted;
+  });
+}
+
+/** Every secret string of `config` (whole values and URL parts) at least `minLength` long. */
+export function collectSecretValues(config: unknown, minLength = 4): string[] {
+  const out: string[] = [];
+  walk(config, (text, found) => {
+    for (const secret of found.whole ? [text] : found.parts) if (secret.length >= minLength) out.push(secret);
+    return text;
+  });
+  return out;
+}
