@@ -140,6 +140,17 @@ describe('audit log on SQLite', () => {
     assert.equal(report.firstBrokenIndex, 6, report.problems.join('\n'));
   });
 
+  test('an edit of a listing column (tenant, action, outcome) is reported at its index', async () => {
+    await fill(10);
+    await dropTriggers();
+    // Hides a denial from its tenant's listing without touching the hashed record.
+    await sql`UPDATE audit_log SET tenant_id = 'nobody', outcome = 'success' WHERE seq = 6`.execute(t.db);
+    const report = await verifyDb();
+    assert.equal(report.ok, false);
+    assert.equal(report.firstBrokenIndex, 6, report.problems.join('\n'));
+    assert.match(report.problems.join('\n'), /record 6: its tenant_id, outcome column\(s\) do not match/);
+  });
+
   test('a deleted record is reported at its index', async () => {
     await fill(10);
     await dropTriggers();

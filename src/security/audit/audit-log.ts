@@ -13,6 +13,7 @@ import {
   completeActor,
   computeChainHash,
   GENESIS_HASH,
+  indexedColumnsOf,
   serializeAuditRecord,
 } from './audit-record.ts';
 import { type CheckpointSigner, signCheckpoint } from './checkpoint.ts';
@@ -107,9 +108,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         seq,
         id: record.id,
         time: record.time,
-        tenant_id: record.actor.tenant ?? record.target?.tenant ?? null,
-        action: record.action,
-        outcome: record.outcome,
+        ...indexedColumnsOf(record),
         event,
         prev_hash: prevHash,
         hash,

@@ -93,6 +93,22 @@ export function buildAuditRecord(
   };
 }
 
+/**
+ * The columns stored next to a record so the log can be listed by them (`GET /v1/audit` filters on
+ * them). Not hashed themselves: verification checks that they say what the hashed record says.
+ */
+export function indexedColumnsOf(record: Pick<AuditRecord, 'actor' | 'target' | 'action' | 'outcome'>): {
+  tenant_id: string | null;
+  action: string;
+  outcome: string;
+} {
+  return {
+    tenant_id: record.actor?.tenant ?? record.target?.tenant ?? null,
+    action: record.action,
+    outcome: record.outcome,
+  };
+}
+
 /** Canonical JSON text of a record. */
 export function serializeAuditRecord(record: AuditRecord): string {
   return canonicalize(record);

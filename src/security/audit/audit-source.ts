@@ -14,12 +14,14 @@ export async function* readDatabaseEntries(db: SecurityDb): AsyncGenerator<Audit
   for (let offset = 0; ; offset += BATCH) {
     const rows = await db
       .selectFrom('audit_log')
-      .select(['seq', 'event', 'prev_hash', 'hash'])
+      .select(['seq', 'event', 'prev_hash', 'hash', 'tenant_id', 'action', 'outcome'])
       .orderBy('seq', 'asc')
       .limit(BATCH)
       .offset(offset)
       .execute();
-    for (const row of rows) yield { ...row, seq: Number(row.seq) };
+    for (const { tenant_id, action, outcome, ...row } of rows) {
+      yield { ...row, seq: Number(row.seq), columns: { tenant_id, action, outcome } };
+    }
     if (rows.length < BATCH) return;
   }
 }

@@ -1,7 +1,7 @@
 // Offline verification of the audit log: re-computes the hash chain and the RFC 6962 tree heads
 // and compares them with signed checkpoints. Reports the first broken index and a cut tail.
 
-import { computeChainHash, GENESIS_HASH } from './audit-record.ts';
+import { type AuditRecord, computeChainHash, GENESIS_HASH, indexedColumnsOf } from './audit-record.ts';
 import { canonicalize } from './canonical-json.ts';
 import { type Checkpoint, type CheckpointVerifier, openCheckpoint } from './checkpoint.ts';
 import { hashLeaf, MerkleFrontier } from './merkle.ts';
@@ -12,6 +12,8 @@ export interface AuditEntry {
   event: string;
   prev_hash: string;
   hash: string;
+  /** The listing columns stored next to the record (database only; an export has none). */
+  columns?: { tenant_id: string | null; action: string; outcome: string };
 }
 
 export interface VerifyOptions {
@@ -130,6 +132,17 @@ function checkEntry(
   }
   if (computeChainHash(entry.prev_hash, entry.event) !== entry.hash) {
     flag(index, `record ${index} does not match its hash (edited)`);
+    return;
+  }
+  // The listing filters on these columns: one edited there would hide the record from its tenant.
+  if (entry.columns) {
+    const expected = indexedColumnsOf(parsed as AuditRecord);
+    const edited = (['tenant_id', 'action', 'outcome'] as const).filter(
+      (column) => entry.columns?.[column] !== expected[column],
+    );
+    if (edited.length > 0) {
+      flag(index, `record ${index}: its ${edited.join(', ')} column(s) do not match the record (edited)`);
+    }
   }
 }
 
