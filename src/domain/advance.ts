@@ -60,11 +60,21 @@ export function advanceSession(tasks: readonly AdvanceTask[]): AdvanceDecision {
   return { ready, cancel, outcome: decideOutcome(tasks, status) };
 }
 
+/** An error text that leads with a stable code, e.g. `INVALID_PLAN: …`. */
+const CODED_ERROR = /^[A-Z][A-Z_]+: /;
+
 function decideOutcome(
   tasks: readonly AdvanceTask[],
   status: ReadonlyMap<string, TaskStatus>,
 ): NonNullable<AdvanceDecision['outcome']> {
   const failed = tasks.filter((task) => status.get(task.name) === 'failed');
+  const [only] = failed;
+  const byOrchestrator = only?.kind === 'plan' || only?.kind === 'synthesize';
+  if (failed.length === 1 && byOrchestrator && CODED_ERROR.test(only?.error ?? '')) {
+    // The orchestrator's own task (plan, phase gate, synthesis) failing is the session's reason, and
+    // its error leads with the code (`INVALID_PLAN: …`) that clients match on.
+    return { status: 'failed', error: only!.error! };
+  }
   if (failed.length > 0) {
     const cancelled = tasks.filter((task) => status.get(task.name) === 'cancelled').map((task) => task.name);
     const reasons = failed.map((task) => `task ${task.name} failed: ${task.error ?? 'unknown error'}`);

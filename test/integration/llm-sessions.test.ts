@@ -151,7 +151,11 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
       assert.equal(session.status, 'planning');
       const done = await llm.waitForSession(session.id);
       assert.equal(done.status, 'failed');
-      assert.match(done.error ?? '', /INVALID_PLAN: .*after 2 attempt\(s\): task "a": unknown role "wizard"/);
+      // The session's error leads with the code, as documented (not "task orchestrator:plan failed: …").
+      assert.match(
+        done.error ?? '',
+        /^INVALID_PLAN: .*after 2 attempt\(s\): task "a": unknown role "wizard"/,
+      );
       const planning = done.tasks.find((t) => t.name === INITIAL_PLAN_TASK_NAME);
       assert.equal(planning?.status, 'failed');
       assert.match(planning?.error ?? '', /^INVALID_PLAN: /);
