@@ -89,6 +89,15 @@ describe('maos CLI without a server', () => {
     const ok = await runMaos(['config', 'check', '--config', good]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout.trim(), 'ok');
+    // What serve refuses at start is refused here too: auth mode none off loopback.
+    const open = join(dir, 'open.yaml');
+    writeFileSync(
+      open,
+      `dataDir: ${JSON.stringify(join(dir, 'data'))}\nhost: 0.0.0.0\nauth: { mode: none }\n`,
+    );
+    const refused = await runMaos(['config', 'check', '--config', open]);
+    assert.equal(refused.code, 2, refused.stdout);
+    assert.match(refused.stderr, /auth\.mode "none" is only allowed when host is a loopback address/);
     // MAOS_CONFIG works as well as --config, and env values are validated too.
     const viaEnv = await runMaos(['config', 'check'], { env: { MAOS_CONFIG: good, MAOS_PORT: 'abc' } });
     assert.equal(viaEnv.code, 2);
