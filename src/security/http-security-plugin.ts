@@ -81,8 +81,8 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     const state = stateOf(request);
     try {
       const principal = await authenticator.authenticate({
-        authorization: request.headers.authorization,
-        'x-api-key': request.headers['x-api-key'],
+        authorization: headerAsSent(request, 'authorization'),
+        'x-api-key': headerAsSent(request, 'x-api-key'),
       });
       state.principal = principal;
       return { tenantId: principal.tenantId, principalId: principal.id };
@@ -296,6 +296,18 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     authorizeRequest,
     getPrincipal: (request) => states.get(request)?.principal,
   };
+}
+
+/**
+ * A header's values as the client sent them: several when it was repeated. `request.headers` keeps
+ * only the first `Authorization` and joins repeated `x-api-key` values with ", ", so two credentials
+ * (which a proxy in front might read the other way) would pass as one.
+ */
+function headerAsSent(request: FastifyRequest, name: string): string | string[] | undefined {
+  // `headersDistinct` is Node's; an injected test request may lack it.
+  const values = request.raw.headersDistinct?.[name];
+  if (values === undefined) return request.headers[name];
+  return values.length === 1 ? values[0] : values;
 }
 
 /** The audit-record actor of a request: its principal (anonymous without one), IP and user agent. */

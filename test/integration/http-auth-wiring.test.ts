@@ -2,8 +2,23 @@
 // and the SSE stream refuse anonymous callers with a problem and a Bearer challenge; probes and the
 // OpenAPI document stay public; responses carry the security headers.
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+/** GET with each header sent as given: an array value becomes repeated header lines. */
+function getWithRawHeaders(url: string, headers: Record<string, string | string[]>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('authentication wired into the real server', () => {
   let server: TestServer;
@@ -41,6 +56,25 @@ describe('authentication wired into the real server', () => {
     });
     assert.equal(response.status, 401);
     assert.equal(response.body.code, 'INVALID_TOKEN');
+  });
+
+  test('a credential sent twice is refused, whichever comes first', async () => {
+    const db = server.app.database.db as unknown as SecurityDb;
+    const mint = async (tenantId: string, roles: string[]) =>
+      (await createApiKey(db, { tenantId, name: `k-${tenantId}`, roles, createdBy: 'test' })).key;
+    const viewer = await mint('default', ['viewer']);
+    const admin = await mint('other', ['admin']);
+    const url = `${server.url}/v1/admin/keys`;
+    // Control: each alone is accepted or refused on its own merits.
+    assert.equal(await getWithRawHeaders(url, { authorization: `Bearer ${admin}` }), 200);
+    const pairs: Array<Record<string, string[]>> = [
+      { authorization: [`Bearer ${viewer}`, `Bearer ${admin}`] },
+      { authorization: [`Bearer ${admin}`, `Bearer ${viewer}`] },
+      { 'x-api-key': [admin, viewer] },
+    ];
+    for (const pair of pairs) {
+      assert.equal(await getWithRawHeaders(url, pair), 400, JSON.stringify(Object.keys(pair)));
+    }
   });
 
   test('probes and the OpenAPI document are public and carry security headers', async () => {
