@@ -1,5 +1,6 @@
 // Builds the Fastify server of MAOS: zod validation/serialisation, OpenAPI, request ids,
 // authentication, problem+json errors, SSE streams and the /v1 routes. No listening here.
+
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -14,6 +15,7 @@ import type { SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { notifyObserver } from '../observability/notify-observer.ts';
+import { answerClientError } from './client-error.ts';
 import {
   type Authenticator,
   createNoAuthAuthenticator,
@@ -82,6 +84,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     forceCloseConnections: 'idle',
     // Replaced by the SHUTTING_DOWN hook below, which answers with a problem document.
     return503OnClosing: false,
+    clientErrorHandler: answerClientError,
     frameworkErrors: (error, request, reply) => {
       sendProblem(
         request,

@@ -1,6 +1,7 @@
 // Malformed and hostile requests against the real server: every one gets a 4xx
 // application/problem+json with a stable code, never a 500 or a stack trace.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
 
@@ -275,6 +276,46 @@ describe('malformed requests against the real server', () => {
       assert.equal(response.body.status, c.status);
       assert.equal(typeof response.body.detail, 'string');
       assert.doesNotMatch(JSON.stringify(response.body), /node_modules|\.ts:\d+|at [A-Za-z]+ \(/);
+    });
+  }
+
+  /** Sends `raw` over a fresh connection and returns everything the server answers. */
+  function sendRaw(raw: string): Promise<string> {
+    const { hostname, port } = new URL(server.url);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => socket.write(raw));
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString('utf8');
+      });
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+    });
+  }
+
+  for (const [name, raw, status, code] of [
+    [
+      'headers over the size limit',
+      `GET /v1/roles HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'HEADERS_TOO_LARGE',
+    ],
+    [
+      'a control character in a header',
+      'GET /v1/roles HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\x01b\r\n\r\n',
+      400,
+      'VALIDATION_FAILED',
+    ],
+    ['a request line that is not HTTP', 'HELLO THERE\r\n\r\n', 400, 'VALIDATION_FAILED'],
+  ] as const) {
+    test(`${name}, refused by the HTTP parser → ${status} ${code} as a problem`, async () => {
+      const answer = await sendRaw(raw);
+      const [head = '', body = ''] = answer.split('\r\n\r\n');
+      assert.match(head, new RegExp(`^HTTP/1\\.1 ${status} `));
+      assert.match(head, /content-type: application\/problem\+json/i);
+      const problem = JSON.parse(body) as { code: string; status: number };
+      assert.equal(problem.code, code);
+      assert.equal(problem.status, status);
     });
   }
 

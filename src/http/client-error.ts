@@ -1,0 +1,36 @@
+// Requests Node's HTTP parser rejects before Fastify sees them (headers too large, a malformed
+// request line or header, a request not received in time): answered with a problem document like
+// every other error of the API, instead of Fastify's default plain JSON without a code.
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { AppError } from '../errors/app-error.ts';
+import { createProblem, PROBLEM_CONTENT_TYPE } from './problem.ts';
+
+/** The AppError for a parser error code (llhttp's `HPE_*`, Node's `ERR_HTTP_*`). */
+function toAppError(code: string | undefined): AppError {
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return new AppError('HEADERS_TOO_LARGE', 'The request headers are larger than the server accepts.');
+  }
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new AppError('REQUEST_TIMEOUT', 'The request was not received in time.');
+  }
+  return new AppError('VALIDATION_FAILED', 'The request is not valid HTTP.');
+}
+
+/** Fastify's `clientErrorHandler`: writes the problem and closes the connection. */
+export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  // A peer that went away (or a response already under way) gets nothing more.
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const problem = createProblem(toAppError(error.code));
+  const body = JSON.stringify(problem);
+  socket.end(
+    `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? ''}\r\n` +
+      `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}
