@@ -33,6 +33,9 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     overrides.port = /^\d+$/.test(options.port) ? Number(options.port) : options.port;
   if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
   const server = await startServer({ configPath: options.config, overrides });
+  // Listen for SIGTERM/SIGINT before announcing the server: a supervisor may stop it as soon as the
+  // banner appears, and a signal without a handler would kill it without a graceful shutdown.
+  const stopped = waitForShutdownSignal(server);
   const { out } = ctx;
   if (out.json) {
     out.printJsonLine({ url: server.url, dataDir: server.dataDir, authMode: server.authMode });
@@ -42,6 +45,6 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     out.line(`  auth mode:      ${server.authMode}`);
     out.line(`  API docs:       ${server.url}/docs`);
   }
-  await waitForShutdownSignal(server);
+  await stopped;
   return EXIT.OK;
 }
