@@ -1,11 +1,32 @@
 // `maos serve` as a supervisor sees it: once the banner appears, SIGTERM shuts the server down
-// gracefully (exit 0) however soon it comes.
+// gracefully (exit 0) however soon it comes; `--json`, before or after the command, makes the banner
+// one JSON line.
 import assert from 'node:assert/strict';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { type CliResult, runMaos } from '../fixtures/cli.ts';
+
+interface ServeBanner {
+  url: string;
+  dataDir: string;
+  authMode: string;
+}
+
+/** The banner among the complete lines on stdout (log lines are JSON too, but carry no authMode). */
+function findBanner(stdout: string): ServeBanner | undefined {
+  for (const line of stdout.split('\n').slice(0, -1)) {
+    let parsed: Partial<ServeBanner>;
+    try {
+      parsed = JSON.parse(line) as Partial<ServeBanner>;
+    } catch {
+      continue; // not JSON: the assertion on the missing banner shows stdout
+    }
+    if (typeof parsed.url === 'string' && typeof parsed.authMode === 'string') return parsed as ServeBanner;
+  }
+  return undefined;
+}
 
 /** A config for a server on a free port with auth off and only warnings logged. */
 function tempServeArgs(dir: string, name: string): string[] {
@@ -40,4 +61,24 @@ describe('maos serve', { timeout: 300_000 }, () => {
       assert.equal(result.code, 0, `round ${round}: killed before its shutdown handler\n${result.stderr}`);
     }
   });
+
+  for (const order of [
+    ['serve', '--json'],
+    ['--json', 'serve'],
+  ]) {
+    test(`maos ${order.join(' ')} prints one JSON line with url, dataDir and authMode`, async (t) => {
+      const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      const result = await serveUntilAnnounced([...order, ...tempServeArgs(dir, 'data')], (stdout) =>
+        Boolean(findBanner(stdout)),
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const banner = findBanner(result.stdout);
+      assert.ok(banner, `no banner line in:\n${result.stdout}`);
+      assert.match(banner.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(banner.dataDir, join(dir, 'data'));
+      assert.equal(banner.authMode, 'none');
+      assert.doesNotMatch(result.stdout, /MAOS listening on/);
+    });
+  }
 });

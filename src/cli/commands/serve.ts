@@ -2,7 +2,7 @@
 // after printing the URL, the data directory and the auth mode it started with.
 import type { Command } from 'commander';
 import { startServer, waitForShutdownSignal } from '../../main.ts';
-import type { ActionFactory, CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 
 interface ServeOptions {
@@ -14,8 +14,8 @@ interface ServeOptions {
 
 /** Registers `maos serve`. */
 export function registerServeCommand(program: Command, act: ActionFactory): void {
-  program
-    .command('serve')
+  // Only --json: the server talks to no other server, so --server/--token would mean nothing here.
+  addCommonOptions(program.command('serve'), false)
     .description('run the MAOS server: REST + SSE API, engine and workers, on the local data directory')
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
     .option('--host <address>', 'address to bind (config `host`, default 127.0.0.1)')
