@@ -66,9 +66,9 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
       'after',
       `
 Examples:
-  maos run "Check the repo" --agent qa:run the unit tests:unit-tests --follow
+  maos run "Check the repo" --agent qa:"run the unit tests":unit-tests --follow
   maos run "Build and test" --strategy pipeline \\
-    --agent build=engineer:compile:build --agent test=qa:run tests:unit-tests \\
+    --agent build=engineer:compile:build --agent test=qa:"run tests":unit-tests \\
     --depends test=build --follow
 `,
     );

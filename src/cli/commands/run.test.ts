@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { describe, test } from 'node:test';
+import type { Command } from 'commander';
+import type { ActionFactory, CliIo } from '../context.ts';
+import { createProgram, runCli } from '../program.ts';
+import { buildRequest } from './run.ts';
+
+/** A CLI io that keeps what is written to stdout. */
+function captureIo(): { io: CliIo; stdout: () => string } {
+  let text = '';
+  const sink = new Writable({
+    write: (chunk: Buffer, _encoding, done) => {
+      text += chunk.toString();
+      done();
+    },
+  });
+  const io: CliIo = {
+    stdout: sink,
+    stderr: new Writable({ write: (_c, _e, done) => done() }),
+    env: { noColor: true },
+  };
+  return { io, stdout: () => text };
+}
+
+/** Splits a command line into words as a POSIX shell does with quotes (no escapes, no expansions). */
+function splitShellWords(line: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let quote: string | undefined;
+  for (const char of line) {
+    if (quote !== undefined) {
+      if (char === quote) quote = undefined;
+      else word = (word ?? '') + char;
+    } else if (char === '"' || char === "'") {
+      quote = char;
+      word ??= '';
+    } else if (/\s/.test(char)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else {
+      word = (word ?? '') + char;
+    }
+  }
+  assert.equal(quote, undefined, `unclosed quote in: ${line}`);
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+/** The `maos …` commands in the Examples section of a help text, continuation lines joined. */
+function findExamples(help: string): string[] {
+  const section = help.split(/^Examples:$/m)[1] ?? '';
+  return section
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('maos '));
+}
+
+/** Parses `maos run …` words with the real program; returns what the command's action received. */
+async function parseRun(words: string[]): Promise<{ objective: string; options: Record<string, unknown> }> {
+  let parsed: { objective: string; options: Record<string, unknown> } | undefined;
+  const act: ActionFactory =
+    () =>
+    async (...args: unknown[]) => {
+      const command = args[args.length - 1] as Command;
+      parsed = { objective: command.processedArgs[0] as string, options: command.opts() };
+    };
+  const program = await createProgram(captureIo().io, act, 'run');
+  await program.parseAsync(words, { from: 'user' });
+  assert.ok(parsed, `no action ran for: ${words.join(' ')}`);
+  return parsed;
+}
+
+describe('maos run --help', () => {
+  test('every example parses as shown and builds a valid request when pasted into a shell', async () => {
+    const { io, stdout } = captureIo();
+    assert.equal(await runCli(['run', '--help'], io), 0);
+    const examples = findExamples(stdout());
+    assert.ok(examples.length >= 2, `examples found:\n${stdout()}`);
+    for (const example of examples) {
+      const [maos, ...words] = splitShellWords(example);
+      assert.equal(maos, 'maos');
+      const { objective, options } = await parseRun(words);
+      // The local validation `maos run` does before sending: agent and depends specs, strategy.
+      assert.doesNotThrow(() => buildRequest(objective, options), example);
+    }
+  });
+});
