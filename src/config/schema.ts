@@ -307,6 +307,14 @@ const configShape = z.strictObject({
         .positive()
         .default(1000)
         .describe('Open MCP sessions per process; more get 429. @defaultValue 1000'),
+      maxSessionsPerTenant: z
+        .number()
+        .int()
+        .positive()
+        .default(100)
+        .describe(
+          'Open MCP sessions one tenant may hold in this process (and resumed MCP streams it may follow), so one tenant cannot fill `mcp.maxSessions`; more get 429. @defaultValue 100',
+        ),
       sessionIdleSeconds: z
         .number()
         .int()
@@ -335,6 +343,7 @@ const configShape = z.strictObject({
       allowedOrigins: [],
       allowedHosts: [],
       maxSessions: 1000,
+      maxSessionsPerTenant: 100,
       sessionIdleSeconds: 1800,
       replayBufferSize: 500,
       replayRetentionSeconds: 600,

@@ -18,6 +18,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
+import { createCapacitySlots, type ReleaseSlot } from './capacity-slots.ts';
 import {
   buildMcpResourceMetadata,
   createChallengeHook,
@@ -62,6 +63,8 @@ interface McpSessionEntry {
   lastSeenAt: number;
   /** Open SSE responses; a session listening for notifications is not idle. */
   openStreams: number;
+  /** Gives the session's capacity slot back; called when its transport closes. */
+  releaseSlot: ReleaseSlot;
 }
 
 /** Path of the endpoint; MCP clients are configured with `<base URL>/mcp`. */
@@ -118,11 +121,21 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const logger = options.logger ?? (app.log as unknown as Logger);
   const listRoles = options.listRoles ?? (async () => [...BUILT_IN_ROLES]);
   const sessions = new Map<string, McpSessionEntry>();
+  const perTenant = { max: config.mcp.maxSessionsPerTenant, setting: 'mcp.maxSessionsPerTenant' };
+  const sessionSlots = createCapacitySlots({
+    what: 'open MCP sessions',
+    total: { max: config.mcp.maxSessions, setting: 'mcp.maxSessions' },
+    perTenant,
+  });
+  // As many as MCP sessions: a replica serves at most that many clients' streams.
+  const followSlots = createCapacitySlots({
+    what: 'resumed MCP streams',
+    total: { max: config.mcp.maxSessions, setting: 'mcp.maxSessions' },
+    perTenant,
+  });
   const streamEvents = config.mcp.replayBufferSize > 0 ? options.streamEvents : undefined;
   /** Ends resumed streams that follow the log when the server shuts down. */
   const shutdown = new AbortController();
-  /** Resumed streams following the log now; each polls the store, so they are bounded. */
-  let follows = 0;
   const policy = {
     allowedOrigins: config.mcp.allowedOrigins,
     allowedHosts: config.mcp.allowedHosts,
@@ -139,11 +152,18 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   }
 
   async function openSession(owner: Actor): Promise<McpSessionEntry> {
-    if (sessions.size >= config.mcp.maxSessions) {
-      throw new AppError('RESOURCE_LIMIT_EXCEEDED', 'Too many open MCP sessions; retry later', {
-        details: { limit: config.mcp.maxSessions },
-      });
+    // Taken before the first await: the session only enters `sessions` once the SDK has
+    // initialized it, so counting that map would let concurrent initializes overshoot the caps.
+    const releaseSlot = sessionSlots.reserve(owner.tenantId);
+    try {
+      return await createSessionEntry(owner, releaseSlot);
+    } catch (error) {
+      releaseSlot();
+      throw error;
     }
+  }
+
+  async function createSessionEntry(owner: Actor, releaseSlot: ReleaseSlot): Promise<McpSessionEntry> {
     // Generated up front: the durable event store is bound to the session id and its owner.
     const mcpSessionId = randomUUID();
     const streamOwner: StreamOwner = {
@@ -174,9 +194,12 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       owner: { ...owner },
       lastSeenAt: Date.now(),
       openStreams: 0,
+      releaseSlot,
     };
+    // Every way a session ends (DELETE, idle sweep, rejected initialize, shutdown) closes its transport.
     entry.transport.onclose = () => {
       if (entry.transport.sessionId !== undefined) sessions.delete(entry.transport.sessionId);
+      entry.releaseSlot();
       entry.mcp.dispose();
     };
     await entry.mcp.server.connect(entry.transport);
@@ -230,12 +253,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     if (request.headers.accept?.includes('text/event-stream') !== true) {
       throw new AppError('VALIDATION_FAILED', 'Resuming a stream needs `Accept: text/event-stream`');
     }
-    // As many as MCP sessions: a replica serves at most that many clients' streams.
-    if (follows >= config.mcp.maxSessions) {
-      throw new AppError('RESOURCE_LIMIT_EXCEEDED', 'Too many resumed MCP streams; retry later', {
-        details: { limit: config.mcp.maxSessions },
-      });
-    }
+    const releaseFollow = followSlots.reserve(owner.tenantId);
     const body = createFollowStream({
       log: streamEvents,
       owner,
@@ -253,10 +271,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     reply.header('x-accel-buffering', 'no');
     reply.header('mcp-session-id', mcpSessionId);
     const stream = Readable.fromWeb(body as NodeReadableStream<Uint8Array>);
-    follows += 1;
-    stream.once('close', () => {
-      follows -= 1;
-    });
+    stream.once('close', releaseFollow);
     return reply.send(stream);
   }
 
@@ -287,11 +302,17 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       entry = found;
     }
     entry.lastSeenAt = Date.now();
-    const response = await entry.transport.handleRequest(toWebRequest(request), {
-      parsedBody: request.body,
-      authInfo: toAuthInfo(callerFor(request)),
-    });
-    // A rejected initialize leaves an unregistered transport behind: release it.
+    let response: Response;
+    try {
+      response = await entry.transport.handleRequest(toWebRequest(request), {
+        parsedBody: request.body,
+        authInfo: toAuthInfo(callerFor(request)),
+      });
+    } catch (error) {
+      if (fresh) await closeEntry(entry);
+      throw error;
+    }
+    // A rejected initialize leaves an unregistered transport behind: release it (and its slot).
     if (fresh && entry.transport.sessionId === undefined) await closeEntry(entry);
     return sendResponse(reply, entry, response);
   }

@@ -1,0 +1,84 @@
+// Capacity of /mcp with real API keys: one tenant cannot hold more than mcp.maxSessionsPerTenant
+// MCP sessions, so it cannot lock the others out; ending a session frees its slot. (Concurrent
+// initializes against the caps: src/mcp/http-transport.test.ts.)
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { postMcp } from '../fixtures/mcp-wire.ts';
+
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: {
+    protocolVersion: LATEST_PROTOCOL_VERSION,
+    capabilities: {},
+    clientInfo: { name: 'cap', version: '1' },
+  },
+};
+
+interface Problem {
+  code: string;
+  detail: string;
+  details?: { setting?: string; limit?: number };
+}
+
+/** Sends an initialize; returns its status with the session id, or the problem of a refusal. */
+async function initialize(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; sessionId: string | null; problem?: Problem }> {
+  const response = await postMcp(url, INITIALIZE, headers);
+  const sessionId = response.headers.get('mcp-session-id');
+  if (response.status === 200) {
+    await response.body?.cancel();
+    return { status: 200, sessionId };
+  }
+  return { status: response.status, sessionId, problem: (await response.json()) as Problem };
+}
+
+async function deleteSession(url: string, sessionId: string, headers: Record<string, string>): Promise<void> {
+  const response = await fetch(`${url}/mcp`, {
+    method: 'DELETE',
+    headers: { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+    signal: AbortSignal.timeout(10_000),
+  });
+  assert.equal(response.status, 200);
+  await response.body?.cancel();
+}
+
+describe('MCP sessions per tenant', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  let acme: Record<string, string>;
+  let globex: Record<string, string>;
+  before(async () => {
+    server = await startMcpTestServer({
+      secure: true,
+      config: { mcp: { maxSessions: 10, maxSessionsPerTenant: 3 } },
+    });
+    acme = { authorization: `Bearer ${await server.createKey('acme', ['viewer'])}` };
+    globex = { authorization: `Bearer ${await server.createKey('globex', ['viewer'])}` };
+  });
+  after(async () => server?.close());
+
+  test('a tenant at mcp.maxSessionsPerTenant gets 429 naming the limit; other tenants still get in', async () => {
+    const opened = await Promise.all(Array.from({ length: 8 }, () => initialize(server.url, acme)));
+    const acmeSessions = opened.filter((result) => result.status === 200);
+    assert.equal(acmeSessions.length, 3);
+    const refused = opened.find((result) => result.status === 429);
+    assert.equal(refused?.problem?.code, 'RESOURCE_LIMIT_EXCEEDED');
+    assert.match(refused?.problem?.detail ?? '', /mcp\.maxSessionsPerTenant/);
+    assert.deepEqual(refused?.problem?.details, { setting: 'mcp.maxSessionsPerTenant', limit: 3 });
+
+    const other = await initialize(server.url, globex);
+    assert.equal(other.status, 200, JSON.stringify(other.problem));
+
+    // Ending a session gives its slot back.
+    const first = acmeSessions[0]?.sessionId;
+    assert.ok(first);
+    await deleteSession(server.url, first, acme);
+    assert.equal((await initialize(server.url, acme)).status, 200);
+    assert.equal((await initialize(server.url, acme)).status, 429);
+  });
+});
