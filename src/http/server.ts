@@ -25,6 +25,7 @@ import { registerErrorHandling, sendProblem } from './plugins/error-handler.ts';
 import { createLazyChildLogger } from './plugins/lazy-child-logger.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
 import { registerRequestIdEcho, resolveRequestId } from './plugins/request-id.ts';
+import { refuseUndeclaredInput } from './plugins/strict-input.ts';
 import { type ReadinessProbe, registerHealthRoutes } from './routes/health.ts';
 import { registerOpenApiRoute } from './routes/openapi.ts';
 import { type RoleRoutesOptions, registerRoleRoutes } from './routes/roles.ts';
@@ -97,6 +98,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   app.setSerializerCompiler(withSessionDetailSerializer(serializerCompiler));
   registerJsonParser(app);
   recordRoutes(app);
+  refuseUndeclaredInput(app);
   registerErrorHandling(app, options.observer);
   registerRequestIdEcho(app);
   let closing = false;

@@ -20,6 +20,26 @@ const missingId = '0190a0a0-0000-7000-8000-000000000abc';
 
 const CASES: Case[] = [
   {
+    name: 'a query parameter a route does not take',
+    path: `/v1/sessions/${missingId}?limit=5`,
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'a query parameter on the role catalogue',
+    path: '/v1/roles?x=1',
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    name: 'a body on cancel, which takes none',
+    method: 'POST',
+    path: `/v1/sessions/${missingId}/cancel`,
+    body: { force: true },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
     name: 'unknown field',
     method: 'POST',
     path: '/v1/sessions',
