@@ -1,11 +1,16 @@
 // `maos migrate [--status]`: applies pending schema migrations to the configured database (local,
 // no server needed), or shows what is applied and pending. Refuses a database newer than the code.
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
-import { createDatabase } from '../../store/db.ts';
-import { getMigrationStatus, migrateToLatest } from '../../store/migrate.ts';
+import type { Config } from '../../config/schema.ts';
+import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
+import { getMigrationStatus, type MigrationStatus, migrateToLatest } from '../../store/migrate.ts';
+import { MIGRATIONS } from '../../store/migrations/index.ts';
+import { isPostgresUrl } from '../../store/postgres-dialect.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
+import { type Output, plural } from '../output.ts';
 
 interface MigrateOptions {
   config?: string;
@@ -24,23 +29,10 @@ export function registerMigrateCommand(program: Command, act: ActionFactory): vo
 async function runMigrate(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<MigrateOptions>();
   const config = loadConfig({ configPath: options.config });
-  const handle = createDatabase(config);
   const { out } = ctx;
+  if (options.status) return showStatus(out, config);
+  const handle = createDatabase(config);
   try {
-    if (options.status) {
-      const status = await getMigrationStatus(handle.db);
-      if (out.json) {
-        out.printJson({ database: handle.location, ...status });
-        return EXIT.OK;
-      }
-      out.line(`database  ${handle.location}`);
-      for (const name of status.applied) out.line(`${out.paint.green('applied')}   ${name}`);
-      for (const name of status.pending) out.line(`${out.paint.yellow('pending')}   ${name}`);
-      for (const name of status.unknown)
-        out.line(`${out.paint.red('unknown')}   ${name} (newer than this build)`);
-      out.line(status.current ? 'up to date' : `${status.pending.length} pending`);
-      return EXIT.OK;
-    }
     const applied = await migrateToLatest(handle.db);
     if (out.json) out.printJson({ database: handle.location, applied });
     else {
@@ -52,4 +44,45 @@ async function runMigrate(ctx: CliContext, command: Command): Promise<number> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * `--status` changes nothing: opening a SQLite file that does not exist would create it (and the
+ * data directory), so a missing file is reported as a database with every migration pending.
+ */
+async function showStatus(out: Output, config: Readonly<Config>): Promise<number> {
+  const missing = findMissingSqliteFile(config);
+  if (missing !== undefined) {
+    const pending = MIGRATIONS.map((entry) => entry.name);
+    printStatus(out, missing, false, { applied: [], pending, unknown: [], current: pending.length === 0 });
+    return EXIT.OK;
+  }
+  const handle = createDatabase(config);
+  try {
+    printStatus(out, handle.location, true, await getMigrationStatus(handle.db));
+    return EXIT.OK;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The configured SQLite file when it does not exist yet; undefined for PostgreSQL or an existing file. */
+function findMissingSqliteFile(config: Readonly<Config>): string | undefined {
+  if (isPostgresUrl(config.store.url)) return undefined;
+  const path = resolveSqlitePath(config);
+  return existsSync(path) ? undefined : path;
+}
+
+function printStatus(out: Output, database: string, exists: boolean, status: MigrationStatus): void {
+  if (out.json) {
+    out.printJson({ database, exists, ...status });
+    return;
+  }
+  out.line(`database  ${database}${exists ? '' : ' (does not exist yet)'}`);
+  for (const name of status.applied) out.line(`${out.paint.green('applied')}   ${name}`);
+  for (const name of status.pending) out.line(`${out.paint.yellow('pending')}   ${name}`);
+  for (const name of status.unknown)
+    out.line(`${out.paint.red('unknown')}   ${name} (newer than this build)`);
+  if (!exists) out.line(`no database yet: ${plural(status.pending.length, 'migration')} pending`);
+  else out.line(status.current ? 'up to date' : `${status.pending.length} pending`);
 }
