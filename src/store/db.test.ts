@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { type LogEvent, sql } from 'kysely';
+import { AppError } from '../errors/app-error.ts';
 import { createDatabase } from './db.ts';
 
 describe('createDatabase query logging', () => {
@@ -49,6 +50,32 @@ describe('createDatabase SQLite connection settings', () => {
       assert.equal(await read('synchronous'), 1);
     } finally {
       await handle.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('createDatabase data directory', () => {
+  test('a data directory that cannot be created is STORE_UNAVAILABLE naming it, not a defect', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-db-'));
+    try {
+      // A file where the data directory should be.
+      const file = join(dir, 'not-a-directory');
+      writeFileSync(file, '');
+      assert.throws(
+        () =>
+          createDatabase({
+            dataDir: join(file, 'data'),
+            store: { busyTimeoutMs: 1000, synchronous: 'normal' },
+          }),
+        (error: unknown) => {
+          assert.ok(error instanceof AppError);
+          assert.equal(error.code, 'STORE_UNAVAILABLE');
+          assert.match(error.message, /Cannot create the data directory .*not-a-directory\/data \(ENOTDIR\)/);
+          return true;
+        },
+      );
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -81,7 +81,15 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
     });
   }
   const path = resolveSqlitePath(config);
-  mkdirSync(dirname(path), { recursive: true });
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (error) {
+    // Not writable, or a file where a directory should be: the operator's to fix, not a defect.
+    const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+    throw new AppError('STORE_UNAVAILABLE', `Cannot create the data directory ${dirname(path)} (${code})`, {
+      cause: error,
+    });
+  }
   let sqlite: SqliteDatabase.Database;
   try {
     sqlite = new SqliteDatabase(path);
