@@ -1,5 +1,6 @@
 // What every `maos` command gets: its output, an API client built from --server/--token (or
-// MAOS_SERVER/MAOS_TOKEN), and a signal that aborts on Ctrl-C for long-running commands.
+// MAOS_SERVER/MAOS_TOKEN, or the token `maos login` stored in --credentials), and a signal that
+// aborts on Ctrl-C for long-running commands.
 import type { Command } from 'commander';
 import type { ClientEnv } from '../config/client-env.ts';
 import { type ApiClient, createApiClient } from './client.ts';
@@ -13,6 +14,8 @@ export const DEFAULT_SERVER = 'http://127.0.0.1:7070';
 export interface GlobalOptions {
   server?: string;
   token?: string;
+  /** The credentials file of `maos login` (its default when absent). */
+  credentials?: string;
   json?: boolean;
 }
 
@@ -45,7 +48,7 @@ export function createContext(command: Command, io: CliIo): CliContext {
   const out = createOutput({ json, color, stdout: io.stdout, stderr: io.stderr });
   const server = globals.server ?? io.env.server ?? DEFAULT_SERVER;
   // A token stored by `maos login` for this server is the last resort.
-  const token = globals.token ?? io.env.token ?? readStoredToken(server);
+  const token = globals.token ?? io.env.token ?? readStoredToken(server, globals.credentials);
   let client: ApiClient | undefined;
   let controller: AbortController | undefined;
   const onSigint = () => controller?.abort();
@@ -75,8 +78,13 @@ export type CommandHandler = (ctx: CliContext, command: Command) => Promise<numb
 /** Wraps a handler into a commander action; the wrapper gets the io and records the exit code. */
 export type ActionFactory = (handler: CommandHandler) => (...args: unknown[]) => Promise<void>;
 
+/** Help of `--credentials`, on the root program and on every command that talks to the server. */
+export const CREDENTIALS_OPTION_HELP =
+  'file of the tokens `maos login` stores (default ~/.config/maos/credentials.json)';
+
 /**
- * Adds `--json` (and, for commands that talk to the server, `--server` and `--token`) to a command.
+ * Adds `--json` (and, for commands that talk to the server, `--server`, `--token` and
+ * `--credentials`) to a command.
  * The root program has the same options; they are repeated on each command because the root uses
  * positional options, so that commands with their own flags of the same name keep them.
  */
@@ -84,7 +92,8 @@ export function addCommonOptions(command: Command, remote: boolean): Command {
   if (remote) {
     command
       .option('--server <url>', `MAOS server URL (env MAOS_SERVER; default ${DEFAULT_SERVER})`)
-      .option('--token <token>', 'bearer token for the server (env MAOS_TOKEN)');
+      .option('--token <token>', 'bearer token for the server (env MAOS_TOKEN)')
+      .option('--credentials <file>', CREDENTIALS_OPTION_HELP);
   }
   return command.option('--json', 'machine-readable output');
 }

@@ -2,7 +2,13 @@
 // any failure → `error CODE: message` on stderr with its exit code, never a stack trace.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.ts';
-import { type ActionFactory, type CliIo, createContext, DEFAULT_SERVER } from './context.ts';
+import {
+  type ActionFactory,
+  type CliIo,
+  CREDENTIALS_OPTION_HELP,
+  createContext,
+  DEFAULT_SERVER,
+} from './context.ts';
 import { EXIT, toCliError } from './exit-codes.ts';
 import { createOutput } from './output.ts';
 
@@ -34,7 +40,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
 };
 
 /** Root options that take a value, so the scan for the command name can skip it. */
-const ROOT_OPTIONS_WITH_VALUE = new Set(['--server', '--token']);
+const ROOT_OPTIONS_WITH_VALUE = new Set(['--server', '--token', '--credentials']);
 
 /** The command named in argv, when it is a known one (else undefined: help, typo, none). */
 export function findCommandName(argv: string[]): string | undefined {
@@ -62,6 +68,7 @@ export async function createProgram(io: CliIo, act: ActionFactory, only?: string
     .version(VERSION, '-V, --version', 'print the version')
     .option('--server <url>', `MAOS server URL (env MAOS_SERVER; default ${DEFAULT_SERVER})`)
     .option('--token <token>', 'bearer token for the server (env MAOS_TOKEN)')
+    .option('--credentials <file>', CREDENTIALS_OPTION_HELP)
     .option('--json', 'machine-readable output: one JSON document (JSON lines when following)')
     .enablePositionalOptions()
     .showHelpAfterError('(run `maos --help` or `maos <command> --help` for usage)')

@@ -58,13 +58,12 @@ export function readStoredToken(server: string, path = defaultCredentialsPath())
 
 /** Registers `maos login` and `maos logout`. */
 export function registerLoginCommand(program: Command, act: ActionFactory): void {
+  // --credentials comes with the common options: the file written here is the one commands read.
   addCommonOptions(program.command('login'), true)
     .description('check a bearer token or API key against the server and store it for later commands')
-    .option('--credentials <file>', 'credentials file (default ~/.config/maos/credentials.json)')
     .action(act(runLogin));
   addCommonOptions(program.command('logout'), true)
     .description('forget the stored credential of the server')
-    .option('--credentials <file>', 'credentials file (default ~/.config/maos/credentials.json)')
     .action(act(runLogout));
 }
 

@@ -16,6 +16,7 @@ interface McpOptions {
   mode: string;
   server?: string;
   token?: string;
+  credentials?: string;
   config?: string;
   dataDir?: string;
 }
@@ -57,7 +58,7 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
       throw new CliError('USAGE', '--mode remote needs --server or MAOS_SERVER', EXIT.USAGE);
     }
     // As for every other command, a token stored by `maos login` for this server is the last resort.
-    const credential = token ?? readStoredToken(server);
+    const credential = token ?? readStoredToken(server, options.credentials);
     const backend = createRemoteSessionService({
       server,
       ...(credential === undefined ? {} : { token: credential }),

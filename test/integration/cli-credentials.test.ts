@@ -1,0 +1,97 @@
+// `--credentials <file>`: the token `maos login --credentials <file>` stores is the one later
+// commands send when given the same file (before or after the command), `maos mcp` included; with
+// another file (or none) the server never sees it.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { runMaos } from '../fixtures/cli.ts';
+
+const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
+const TOKEN = 'maos_test_credentials_file_token';
+
+/** A stand-in server whose GET /v1/roles answers only with TOKEN, recording every Authorization. */
+async function startRolesServer(): Promise<{ url: string; seen: string[]; server: Server }> {
+  const seen: string[] = [];
+  const server = createServer((request, response) => {
+    const authorization = request.headers.authorization ?? '';
+    seen.push(authorization);
+    if (authorization !== `Bearer ${TOKEN}`) {
+      response.writeHead(401, { 'content-type': 'application/problem+json' });
+      response.end(JSON.stringify({ status: 401, code: 'UNAUTHENTICATED', title: 'no valid credential' }));
+      return;
+    }
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(
+      JSON.stringify({ items: [{ name: 'qa', description: 'checks things', capabilities: ['test'] }] }),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return { url: `http://127.0.0.1:${address.port}`, seen, server };
+}
+
+describe('maos --credentials', { timeout: 120_000 }, () => {
+  let dir: string;
+  let home: string;
+  let credentials: string;
+  let roles: Awaited<ReturnType<typeof startRolesServer>>;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-cli-credentials-'));
+    // An empty home: the default credentials file does not exist, so only --credentials can help.
+    home = join(dir, 'home');
+    credentials = join(dir, 'elsewhere', 'credentials.json');
+    roles = await startRolesServer();
+    const login = await runMaos(['login', '--server', roles.url, '--credentials', credentials], {
+      env: { HOME: home },
+      input: `${TOKEN}\n`,
+    });
+    assert.equal(login.code, 0, login.stderr);
+  });
+
+  after(async () => {
+    await new Promise((resolve) => roles?.server.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('commands send the token stored in the file given before or after the command', async () => {
+    for (const args of [
+      ['roles', '--json', '--server', roles.url, '--credentials', credentials],
+      ['--credentials', credentials, '--server', roles.url, 'roles', '--json'],
+    ]) {
+      const result = await runMaos(args, { env: { HOME: home } });
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      assert.deepEqual(
+        (JSON.parse(result.stdout) as Array<{ name: string }>).map((role) => role.name),
+        ['qa'],
+      );
+    }
+    // Without the file the stored token is not found: the server rejects the call.
+    const without = await runMaos(['roles', '--server', roles.url], { env: { HOME: home } });
+    assert.equal(without.code, 5, without.stderr);
+  });
+
+  test('maos mcp in remote mode sends the token stored in the file', async (t) => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [MAOS_BIN, 'mcp', '--server', roles.url, '--credentials', credentials],
+      env: { PATH: process.env.PATH ?? '', HOME: home },
+      stderr: 'pipe',
+    });
+    const client = new Client({ name: 'maos-credentials-test', version: '1.0.0' });
+    await client.connect(transport);
+    t.after(() => client.close());
+    roles.seen.length = 0;
+    const result = await client.readResource({ uri: 'maos://roles' });
+    const first = result.contents[0];
+    assert.match(first && 'text' in first ? first.text : '', /"qa"/);
+    assert.deepEqual(roles.seen, [`Bearer ${TOKEN}`]);
+  });
+});
