@@ -3,6 +3,7 @@
 import type { SessionDetail, SessionEvent, SessionStatus, TaskRecord, TaskStatus } from '../domain/types.ts';
 import { TASK_STATUSES } from '../domain/types.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
+import { findLastSeq, findLogBoundary, readLogBackwards, type SessionLog } from './session-log-search.ts';
 
 /** Session states after which nothing changes any more. */
 export const FINAL_STATUSES: ReadonlySet<SessionStatus> = new Set(['completed', 'failed', 'cancelled']);
@@ -14,13 +15,23 @@ export const FINAL_STATUSES: ReadonlySet<SessionStatus> = new Set(['completed', 
 const RESULT_PREVIEW_CHARS = 2_000;
 
 /**
- * Page size asked of listEvents; a service may return fewer (REST caps pages), so loops stop on an
- * empty page only. Upper bounds when assembling an agent's output from the event log: enough for any command or
- * LLM transcript a person would read, small enough that one resource read cannot pin the process.
+ * Bounds when assembling an agent's output from the event log: enough for any command or LLM
+ * transcript a person would read, small enough that one resource read cannot pin the process.
+ * The log is read backwards in windows of OUTPUT_WINDOW seqs, at most OUTPUT_MAX_EVENTS of them.
  */
-const OUTPUT_EVENT_PAGE = 500;
+const OUTPUT_WINDOW = 500;
 const OUTPUT_MAX_EVENTS = 20_000;
 const OUTPUT_MAX_CHARS = 1_000_000;
+
+/**
+ * Slack on timestamps compared across processes (a task's row and its output lines may be written
+ * by different replicas). Going back: a minute, well above the clock skew NTP leaves, since reading
+ * further back only costs time. Going forward from a finished task it is kept small: the task's
+ * lines were written before its end (by the process that ran it), and every event read past that
+ * is another agent's output counted against OUTPUT_MAX_EVENTS.
+ */
+const START_SLACK_MS = 60_000;
+const END_SLACK_MS = 1_000;
 
 /** `maos://sessions/{id}`. */
 export function formatSessionUri(sessionId: string): string {
@@ -111,8 +122,8 @@ export function toSessionStatus(
 }
 
 /**
- * The last `count` events of a session, oldest first. The service pages forward only, so this
- * walks the log; bounded by OUTPUT_MAX_EVENTS like every other log walk here.
+ * The last `count` events of a session, oldest first, read from the end of the log however long
+ * it is. Where retention pruned old output lines, fewer may come back than asked.
  */
 export async function listRecentEvents(
   service: SessionService,
@@ -120,17 +131,15 @@ export async function listRecentEvents(
   sessionId: string,
   count: number,
 ): Promise<SessionEvent[]> {
+  const log: SessionLog = { service, actor, sessionId };
+  const endSeq = await findLastSeq(log);
   const recent: SessionEvent[] = [];
-  let after = 0;
-  for (let read = 0; read < OUTPUT_MAX_EVENTS; ) {
-    const page = await service.listEvents(actor, sessionId, after, OUTPUT_EVENT_PAGE);
-    if (page.length === 0) break;
-    recent.push(...page);
-    if (recent.length > count) recent.splice(0, recent.length - count);
-    read += page.length;
-    after = page[page.length - 1]?.seq ?? after;
+  const windows = readLogBackwards(log, { endSeq, windowSize: count, maxSeqs: OUTPUT_MAX_EVENTS });
+  for await (const window of windows) {
+    recent.unshift(...window);
+    if (recent.length >= count) break;
   }
-  return recent;
+  return recent.slice(-count);
 }
 
 /** Finds a task by name, id or agent id; the resource URI uses the name. */
@@ -142,8 +151,25 @@ export function findTask(detail: SessionDetail, agent: string): TaskRecord | und
 }
 
 /**
+ * The earliest time the task can have produced output: not before it existed, nor before the
+ * tasks it depends on finished (a pipeline's later agents start after the earlier ones' output).
+ */
+function earliestOutputAt(detail: SessionDetail, task: TaskRecord): number {
+  let at = task.createdAt;
+  for (const name of task.dependsOn) {
+    const finishedAt = detail.tasks.find((other) => other.name === name)?.finishedAt ?? null;
+    if (finishedAt !== null) at = Math.max(at, finishedAt);
+  }
+  return at - START_SLACK_MS;
+}
+
+/**
  * An agent's output: its final result once it has one, otherwise (while it runs, or when it
  * failed without a result) the lines it has streamed so far, followed by its error.
+ *
+ * The lines are read backwards from the task's end (the log's end while it runs) and only back
+ * to when it could have started, so other agents' output before or after it does not count
+ * against the bounds; past them, the newest lines are kept.
  */
 export async function readAgentOutput(
   service: SessionService,
@@ -152,21 +178,35 @@ export async function readAgentOutput(
   task: TaskRecord,
 ): Promise<string> {
   if (task.result !== null) return task.result;
+  const log: SessionLog = { service, actor, sessionId: detail.id };
+  const { finishedAt } = task;
+  const endSeq =
+    finishedAt === null
+      ? await findLastSeq(log)
+      : await findLogBoundary(log, (event) => event.createdAt <= finishedAt + END_SLACK_MS);
+  const startAt = earliestOutputAt(detail, task);
   // Pieces of a line (`partial`) are joined without the line break a whole line ends with.
-  let text = '';
-  let after = 0;
-  for (let read = 0; read < OUTPUT_MAX_EVENTS && text.length < OUTPUT_MAX_CHARS; ) {
-    const page = await service.listEvents(actor, detail.id, after, OUTPUT_EVENT_PAGE);
-    for (const event of page) {
+  const windows: string[] = [];
+  let chars = 0;
+  for await (const window of readLogBackwards(log, {
+    endSeq,
+    windowSize: OUTPUT_WINDOW,
+    maxSeqs: OUTPUT_MAX_EVENTS,
+  })) {
+    let text = '';
+    for (const event of window) {
       if (event.type !== 'task.output' || event.data.taskId !== task.id) continue;
       const line = typeof event.data.line === 'string' ? event.data.line : '';
       text += event.data.partial === true ? line : `${line}\n`;
     }
-    if (page.length === 0) break;
-    read += page.length;
-    after = page[page.length - 1]?.seq ?? after;
+    windows.push(text);
+    chars += text.length;
+    const oldest = window[0];
+    if (chars >= OUTPUT_MAX_CHARS || (oldest !== undefined && oldest.createdAt < startAt)) break;
   }
+  let text = windows.reverse().join('');
+  if (text.length > OUTPUT_MAX_CHARS) text = text.slice(-OUTPUT_MAX_CHARS);
   if (text.endsWith('\n')) text = text.slice(0, -1);
   if (task.error !== null) text += `${text ? '\n' : ''}error: ${task.error}`;
-  return text.slice(0, OUTPUT_MAX_CHARS);
+  return text;
 }

@@ -1,0 +1,129 @@
+// Reading long session logs for MCP: the newest events and an agent's output come from the end of
+// the log (or the agent's own stretch of it), however many events come before.
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { type SessionDetail, type TaskRecord, ZERO_USAGE } from '../domain/types.ts';
+import type { Actor, SessionService } from '../engine/session-service.ts';
+import {
+  createFakeSessionService,
+  type FakeSessionService,
+} from '../http/fake-session-service.test-support.ts';
+import { findLastSeq } from './session-log-search.ts';
+import { listRecentEvents, readAgentOutput } from './session-view.ts';
+
+const actor: Actor = { tenantId: 't1', principalId: 'p1' };
+
+/** More events than any earlier fixed bound on log walks (20000). */
+const LONG_LOG = 25_000;
+
+/** The fake, with pages capped at 100 events as the REST API caps them for remote mode. */
+function withRestPageCap(service: FakeSessionService): SessionService {
+  return {
+    ...service,
+    listEvents: (a, id, after, limit) => service.listEvents(a, id, after, Math.min(limit, 100)),
+  };
+}
+
+function task(detail: SessionDetail, fields: Partial<TaskRecord> & { id: string; name: string }): TaskRecord {
+  return {
+    tenantId: detail.tenantId,
+    sessionId: detail.id,
+    kind: 'agent',
+    role: 'tester',
+    agentId: null,
+    instructions: '',
+    runner: 'echo',
+    phase: 0,
+    status: 'running',
+    dependsOn: [],
+    attempts: 1,
+    maxAttempts: 2,
+    leaseOwner: null,
+    leaseExpiresAt: null,
+    result: null,
+    error: null,
+    usage: { ...ZERO_USAGE },
+    createdAt: detail.createdAt,
+    readyAt: detail.createdAt,
+    startedAt: detail.createdAt,
+    finishedAt: null,
+    ...fields,
+  } as TaskRecord;
+}
+
+describe('session logs longer than a walk from the start', () => {
+  let fake: FakeSessionService;
+  let service: SessionService;
+  let detail: SessionDetail;
+  let early: TaskRecord;
+  let late: TaskRecord;
+
+  before(async () => {
+    fake = createFakeSessionService();
+    service = withRestPageCap(fake);
+    ({ session: detail } = await fake.createSession(actor, {
+      objective: 'long',
+      agents: [{ role: 'tester', task: 't', runner: 'echo' }],
+    } as never));
+    // `early` prints a few lines and fails without a result; `chatty` then prints a lot; `late`
+    // (after `chatty`) prints its lines at the end of the log.
+    fake.appendEvent(detail.id, 'task.output', { taskId: 'early', line: 'early one' });
+    fake.appendEvent(detail.id, 'task.output', { taskId: 'early', line: 'early two' });
+    const earlyEnd = fake.appendEvent(detail.id, 'task.result', { taskId: 'early', status: 'failed' });
+    for (let i = 0; i < LONG_LOG; i += 1)
+      fake.appendEvent(detail.id, 'task.output', { taskId: 'chatty', line: `c${i}` });
+    const chattyEnd = fake.appendEvent(detail.id, 'task.result', { taskId: 'chatty', status: 'succeeded' });
+    fake.appendEvent(detail.id, 'task.output', { taskId: 'late', line: 'late ', partial: true });
+    fake.appendEvent(detail.id, 'task.output', { taskId: 'late', line: 'one' });
+    fake.appendEvent(detail.id, 'task.output', { taskId: 'late', line: 'late two' });
+    early = task(detail, {
+      id: 'early',
+      name: 'early',
+      status: 'failed',
+      error: 'boom',
+      finishedAt: earlyEnd.createdAt,
+    });
+    const chatty = task(detail, {
+      id: 'chatty',
+      name: 'chatty',
+      status: 'succeeded',
+      result: 'ok',
+      finishedAt: chattyEnd.createdAt,
+    });
+    late = task(detail, { id: 'late', name: 'late', dependsOn: ['chatty'], createdAt: detail.createdAt });
+    detail = { ...detail, tasks: [early, chatty, late] };
+  });
+
+  test('findLastSeq finds the newest seq', async () => {
+    const all = await fake.listEvents(actor, detail.id, 0, 1_000_000);
+    assert.equal(await findLastSeq({ service, actor, sessionId: detail.id }), all.at(-1)?.seq);
+  });
+
+  test('recent_events returns the last N events', async () => {
+    const all = await fake.listEvents(actor, detail.id, 0, 1_000_000);
+    const recent = await listRecentEvents(service, actor, detail.id, 5);
+    assert.deepEqual(
+      recent.map((event) => event.seq),
+      all.slice(-5).map((event) => event.seq),
+    );
+    assert.equal(recent.at(-1)?.data.line, 'late two');
+  });
+
+  test('an agent whose output starts after the first 20000 events has it read', async () => {
+    assert.equal(await readAgentOutput(service, actor, detail, late), 'late one\nlate two');
+  });
+
+  test('a finished agent early in a long log keeps its output and error', async () => {
+    assert.equal(await readAgentOutput(service, actor, detail, early), 'early one\nearly two\nerror: boom');
+  });
+
+  test('a short log still gives every recent event', async () => {
+    const { session } = await fake.createSession(actor, { objective: 'short', agents: [] } as never);
+    fake.appendEvent(session.id, 'task.output', { taskId: 'x', line: 'only' });
+    const recent = await listRecentEvents(service, actor, session.id, 10);
+    assert.deepEqual(
+      recent.map((event) => event.type),
+      ['session.created', 'task.output'],
+    );
+  });
+});
