@@ -31,6 +31,8 @@ export interface CliContext {
   client(): ApiClient;
   /** Server base URL in effect. */
   server: string;
+  /** The credentials file given (`--credentials`, else MAOS_CREDENTIALS); undefined: the default. */
+  credentialsPath: string | undefined;
   /**
    * A signal aborted by the first Ctrl-C (SIGINT); the handler is installed on first call and
    * removed when the command ends.
@@ -48,13 +50,15 @@ export function createContext(command: Command, io: CliIo): CliContext {
   const out = createOutput({ json, color, stdout: io.stdout, stderr: io.stderr });
   const server = globals.server ?? io.env.server ?? DEFAULT_SERVER;
   // A token stored by `maos login` for this server is the last resort.
-  const token = globals.token ?? io.env.token ?? readStoredToken(server, globals.credentials);
+  const credentialsPath = globals.credentials ?? io.env.credentialsPath;
+  const token = globals.token ?? io.env.token ?? readStoredToken(server, credentialsPath);
   let client: ApiClient | undefined;
   let controller: AbortController | undefined;
   const onSigint = () => controller?.abort();
   return {
     out,
     server,
+    credentialsPath,
     client: () => {
       client ??= createApiClient({ server, token });
       return client;
@@ -80,7 +84,7 @@ export type ActionFactory = (handler: CommandHandler) => (...args: unknown[]) =>
 
 /** Help of `--credentials`, on the root program and on every command that talks to the server. */
 export const CREDENTIALS_OPTION_HELP =
-  'file of the tokens `maos login` stores (default ~/.config/maos/credentials.json)';
+  'file of the tokens `maos login` stores (env MAOS_CREDENTIALS; default ~/.config/maos/credentials.json)';
 
 /**
  * Adds `--json` (and, for commands that talk to the server, `--server`, `--token` and

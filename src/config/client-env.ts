@@ -1,5 +1,5 @@
 // Client-side settings of the `maos` CLI that come from the environment (server URL, token,
-// NO_COLOR). Kept in src/config/ because that is the only place that reads process.env.
+// credentials file, NO_COLOR). Kept in src/config/ because that is the only place that reads process.env.
 
 /** What the CLI takes from its environment; flags override these. */
 export interface ClientEnv {
@@ -9,6 +9,8 @@ export interface ClientEnv {
   token?: string;
   /** `MAOS_CONFIG`: path of the config file for local commands (`config`, `migrate`). */
   configPath?: string;
+  /** `MAOS_CREDENTIALS`: the file `maos login` stores tokens in, and commands read them from. */
+  credentialsPath?: string;
   /** True when `NO_COLOR` is set to a non-empty value (https://no-color.org). */
   noColor: boolean;
 }
@@ -19,6 +21,7 @@ export function readClientEnv(env: NodeJS.ProcessEnv = process.env): ClientEnv {
     server: nonEmpty(env.MAOS_SERVER),
     token: nonEmpty(env.MAOS_TOKEN),
     configPath: nonEmpty(env.MAOS_CONFIG),
+    credentialsPath: nonEmpty(env.MAOS_CREDENTIALS),
     noColor: nonEmpty(env.NO_COLOR) !== undefined,
   };
 }

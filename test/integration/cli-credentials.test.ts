@@ -78,6 +78,21 @@ describe('maos --credentials', { timeout: 120_000 }, () => {
     assert.equal(without.code, 5, without.stderr);
   });
 
+  test('MAOS_CREDENTIALS names the file for login and for every command', async () => {
+    const viaEnv = join(dir, 'env', 'credentials.json');
+    const env = { HOME: home, MAOS_CREDENTIALS: viaEnv };
+    const login = await runMaos(['login', '--server', roles.url], { env, input: `${TOKEN}\n` });
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout + login.stderr, new RegExp(viaEnv.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    const listed = await runMaos(['roles', '--json', '--server', roles.url], { env });
+    assert.equal(listed.code, 0, listed.stderr);
+    // --credentials wins over the variable.
+    const flag = await runMaos(['roles', '--server', roles.url, '--credentials', join(dir, 'none.json')], {
+      env,
+    });
+    assert.equal(flag.code, 5, flag.stderr);
+  });
+
   test('maos mcp in remote mode sends the token stored in the file', async (t) => {
     const transport = new StdioClientTransport({
       command: process.execPath,

@@ -10,7 +10,6 @@ import { CliError, EXIT } from '../exit-codes.ts';
 interface LoginOptions {
   server?: string;
   token?: string;
-  credentials?: string;
 }
 
 interface CredentialsFile {
@@ -76,7 +75,7 @@ async function readStdin(): Promise<string> {
 async function runLogin(ctx: CliContext, command: Command): Promise<number> {
   const options = command.optsWithGlobals<LoginOptions>();
   const server = options.server ?? ctx.server ?? DEFAULT_SERVER;
-  const path = options.credentials ?? defaultCredentialsPath();
+  const path = ctx.credentialsPath ?? defaultCredentialsPath();
   // Prefer stdin over a flag: flags end up in shell history and process listings.
   const token = options.token ?? (process.stdin.isTTY ? '' : await readStdin());
   if (!token) {
@@ -115,7 +114,7 @@ async function runLogin(ctx: CliContext, command: Command): Promise<number> {
 async function runLogout(ctx: CliContext, command: Command): Promise<number> {
   const options = command.optsWithGlobals<LoginOptions>();
   const server = serverKey(options.server ?? ctx.server ?? DEFAULT_SERVER);
-  const path = options.credentials ?? defaultCredentialsPath();
+  const path = ctx.credentialsPath ?? defaultCredentialsPath();
   const content = readCredentials(path);
   const existed = server in content.servers;
   delete content.servers[server];

@@ -58,7 +58,7 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
       throw new CliError('USAGE', '--mode remote needs --server or MAOS_SERVER', EXIT.USAGE);
     }
     // As for every other command, a token stored by `maos login` for this server is the last resort.
-    const credential = token ?? readStoredToken(server, options.credentials);
+    const credential = token ?? readStoredToken(server, options.credentials ?? env.credentialsPath);
     const backend = createRemoteSessionService({
       server,
       ...(credential === undefined ? {} : { token: credential }),
