@@ -3,7 +3,7 @@
 import type { CreateSessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
 import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
-import { CliError, EXIT, exitCodeForStatus } from './exit-codes.ts';
+import { CliError, EXIT, type ExitCode, exitCodeForStatus } from './exit-codes.ts';
 import { readSseFrames } from './sse-reader.ts';
 
 export interface ApiClientOptions {
@@ -66,6 +66,16 @@ export function createApiClient(options: ApiClientOptions) {
     body?: unknown,
     extraHeaders: Record<string, string> = {},
   ): Promise<T> {
+    return (await requestWithStatus<T>(method, path, body, extraHeaders)).body;
+  }
+
+  /** `requestJson` with the success status, for answers where it carries meaning (201 vs 200). */
+  async function requestWithStatus<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<{ status: number; body: T }> {
     const url = new URL(path, baseUrl);
     const init: RequestInit = {
       method,
@@ -79,7 +89,7 @@ export function createApiClient(options: ApiClientOptions) {
     const text = await response.text();
     if (!response.ok) throw toProblemError(response, text);
     try {
-      return (text === '' ? {} : JSON.parse(text)) as T;
+      return { status: response.status, body: (text === '' ? {} : JSON.parse(text)) as T };
     } catch {
       throw new CliError(
         'BAD_RESPONSE',
@@ -89,14 +99,28 @@ export function createApiClient(options: ApiClientOptions) {
     }
   }
 
+  /**
+   * `POST /v1/sessions`, telling a new session (201) from the replay of an earlier request with the
+   * same Idempotency-Key (200).
+   */
+  async function submitSession(
+    input: CreateSessionInput,
+    idempotencyKey?: string,
+  ): Promise<{ session: SessionDto; created: boolean }> {
+    const extra: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
+    const { status, body } = await requestWithStatus<SessionDto>('POST', 'v1/sessions', input, extra);
+    return { session: body, created: status === 201 };
+  }
+
   return {
     baseUrl,
 
     /** `POST /v1/sessions`. */
     async createSession(input: CreateSessionInput, idempotencyKey?: string): Promise<SessionDto> {
-      const extra: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
-      return requestJson<SessionDto>('POST', 'v1/sessions', input, extra);
+      return (await submitSession(input, idempotencyKey)).session;
     },
+
+    submitSession,
 
     /** `GET /v1/sessions` (one page). */
     async listSessions(query: { status?: string; limit?: number; cursor?: string }): Promise<SessionPage> {
@@ -251,6 +275,26 @@ function toConnectionError(error: unknown, baseUrl: URL): CliError {
   );
 }
 
+/**
+ * An error answer of the server: a CliError that also keeps the problem's machine-readable
+ * `details` as sent, for callers that pass them on (the MCP server in remote mode).
+ */
+export class ApiProblemError extends CliError {
+  /** The problem's `details`; undefined when it had none. */
+  readonly problemDetails: unknown;
+
+  constructor(
+    code: string,
+    message: string,
+    exitCode: ExitCode,
+    details: string[],
+    options: { retryable: boolean; problemDetails: unknown },
+  ) {
+    super(code, message, exitCode, details, { retryable: options.retryable });
+    this.problemDetails = options.problemDetails;
+  }
+}
+
 /** Turns a non-2xx response into a CliError carrying the problem's code and detail. */
 export function toProblemError(response: Response, text: string): CliError {
   let problem: Record<string, unknown> = {};
@@ -268,8 +312,9 @@ export function toProblemError(response: Response, text: string): CliError {
     `request failed with status ${response.status}`;
   // 502/503/504: a proxy without its backend, or a server starting or shutting down.
   const retryable = response.status === 502 || response.status === 503 || response.status === 504;
-  return new CliError(code, detail, exitCodeForStatus(response.status), describeDetails(problem), {
+  return new ApiProblemError(code, detail, exitCodeForStatus(response.status), describeDetails(problem), {
     retryable,
+    problemDetails: problem.details,
   });
 }
 

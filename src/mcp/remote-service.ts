@@ -2,7 +2,7 @@
 // `maos mcp --server URL`: the stdio MCP server then offers the tools of /mcp, with the server's
 // auth, RBAC and audit.
 import type { RoleDefinition } from '../agents/roles/role.ts';
-import { type ApiClient, createApiClient } from '../cli/client.ts';
+import { type ApiClient, ApiProblemError, createApiClient } from '../cli/client.ts';
 import { CliError } from '../cli/exit-codes.ts';
 import type { SessionDetail, SessionEvent, SessionRecord, TaskRecord } from '../domain/types.ts';
 import type { SessionService } from '../engine/session-service.ts';
@@ -26,7 +26,9 @@ const STREAM_RETRY_MS = 1_000;
 function toAppErrorFromRemote(error: unknown): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof CliError) {
-    const details = error.details.length > 0 ? { details: error.details } : {};
+    // The server's details as it sent them, so tools answer as over /mcp and in embedded mode.
+    const raw = error instanceof ApiProblemError ? error.problemDetails : undefined;
+    const details = raw !== undefined ? { details: raw } : {};
     if (isErrorCode(error.code)) return new AppError(error.code, error.message, details);
     if (error.code === 'TIMEOUT') return new AppError('TIMEOUT', error.message);
     return new AppError('SERVER_UNREACHABLE', error.message, { cause: error });
@@ -92,10 +94,9 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
   const service: SessionService = {
     createSession: (_actor, input, idempotencyKey) =>
       remote(async () => {
-        const before = idempotencyKey === undefined ? undefined : Date.now();
-        const session = toDetail(await client.createSession(input, idempotencyKey));
-        // REST tells a replay apart by status code only; a replayed session predates this call.
-        return { session, created: before === undefined || session.createdAt >= before - 1_000 };
+        // REST answers 201 for a new session, 200 for the replay of an Idempotency-Key.
+        const { session, created } = await client.submitSession(input, idempotencyKey);
+        return { session: toDetail(session), created };
       }),
     getSession: (_actor, sessionId) => remote(async () => toDetail(await client.getSession(sessionId))),
     listSessions: (_actor, query) =>

@@ -1,0 +1,91 @@
+// `maos mcp --server URL` (stdio, remote mode) answers like /mcp: an orchestrate replayed with its
+// idempotency key reports `created: false` however soon it comes, and tool errors keep the
+// server's `details` as sent.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  type ConnectedClient,
+  connectHttpClient,
+  type McpTestServer,
+  startMcpTestServer,
+} from '../fixtures/mcp-server.ts';
+
+const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
+
+async function call(client: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
+  return (await client.callTool({ name, arguments: args })) as CallToolResult;
+}
+
+function errorOf(result: CallToolResult): { code: string; message: string; details?: unknown } {
+  assert.equal(result.isError, true, JSON.stringify(result.structuredContent));
+  return (result.structuredContent as { error: { code: string; message: string; details?: unknown } }).error;
+}
+
+describe('maos mcp in remote mode', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  let remote: Client;
+  let http: ConnectedClient;
+
+  before(async () => {
+    server = await startMcpTestServer();
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [MAOS_BIN, 'mcp', '--server', server.url],
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+      stderr: 'pipe',
+    });
+    remote = new Client({ name: 'maos-remote-test', version: '1.0.0' });
+    await remote.connect(transport);
+    http = await connectHttpClient(server.url);
+  });
+  after(async () => {
+    await remote?.close();
+    await http?.close();
+    await server?.close();
+  });
+
+  test('an orchestrate replayed at once with its idempotency key is created: false', async () => {
+    const args = {
+      objective: 'once only',
+      agents: [{ name: 'a', role: 'tester', task: 'x', runner: 'ok' }],
+      idempotency_key: randomUUID(),
+    };
+    const first = (await call(remote, 'orchestrate', args)).structuredContent as {
+      created: boolean;
+      sessionId: string;
+    };
+    const replay = (await call(remote, 'orchestrate', args)).structuredContent as {
+      created: boolean;
+      sessionId: string;
+    };
+    assert.equal(first.created, true);
+    assert.equal(replay.sessionId, first.sessionId);
+    assert.equal(replay.created, false);
+  });
+
+  for (const [problem, args] of [
+    [
+      'a plan naming an unknown dependency',
+      {
+        objective: 'bad plan',
+        agents: [{ name: 'a', role: 'tester', task: 'x', runner: 'ok', depends_on: ['ghost'] }],
+      },
+    ],
+    [
+      'an unknown role',
+      { objective: 'bad role', agents: [{ role: 'astronaut', task: 'fly', runner: 'ok' }] },
+    ],
+  ] as const) {
+    test(`the error for ${problem} has the same details as over /mcp`, async () => {
+      const overHttp = errorOf(await call(http.client, 'orchestrate', args));
+      const overRemote = errorOf(await call(remote, 'orchestrate', args));
+      assert.notEqual(overHttp.details, undefined, 'the server sends details');
+      assert.deepEqual(overRemote, overHttp);
+    });
+  }
+});
