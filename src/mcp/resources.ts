@@ -2,9 +2,14 @@
 // maos://sessions/{id}/agents/{agent}/output, with subscriptions that notify when a session changes.
 import { type McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
-import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ReadResourceRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { SessionDetail, TaskRecord } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import type { RequestExtra } from './caller.ts';
+import type { McpCaller, RequestExtra } from './caller.ts';
 import { findTask, formatSessionUri, readAgentOutput, toSessionStatus } from './session-view.ts';
 import { toProtocolError } from './tool-result.ts';
 import type { ToolDependencies } from './tools.ts';
@@ -24,6 +29,12 @@ type ResourceTarget =
   | { kind: 'roles' }
   | { kind: 'session'; sessionId: string }
   | { kind: 'output'; sessionId: string; agent: string };
+
+/** A target the caller may see and that exists, with what was read to check it. */
+type ResolvedTarget =
+  | { kind: 'roles' }
+  | { kind: 'session'; detail: SessionDetail }
+  | { kind: 'output'; detail: SessionDetail; task: TaskRecord };
 
 function decode(part: string): string {
   try {
@@ -60,24 +71,34 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
     }
   }
 
-  async function readTarget(uri: string, extra: RequestExtra): Promise<ReadResourceResult> {
-    const caller = deps.resolveCaller(extra);
+  /**
+   * Checks the caller's permission and that what `uri` names exists for them (a foreign session is
+   * SESSION_NOT_FOUND, as everywhere): the same checks for reads and subscriptions.
+   */
+  async function resolveTarget(uri: string, caller: McpCaller): Promise<ResolvedTarget> {
     const target = parseResourceUri(uri);
     if (target.kind === 'roles') {
       caller.authorize('roles:read');
-      const roles = await deps.listRoles(caller);
-      return jsonContents(uri, { roles });
+      return target;
     }
     caller.authorize('sessions:read');
     const detail = await service.getSession(caller.actor, target.sessionId);
-    if (target.kind === 'session') return jsonContents(uri, toSessionStatus(detail));
+    if (target.kind === 'session') return { kind: 'session', detail };
     const task = findTask(detail, target.agent);
     if (task === undefined) {
       throw new AppError('NOT_FOUND', `Session ${detail.id} has no agent ${target.agent}`, {
         details: { agents: detail.tasks.map((t) => t.name) },
       });
     }
-    const text = await readAgentOutput(service, caller.actor, detail, task);
+    return { kind: 'output', detail, task };
+  }
+
+  async function readTarget(uri: string, extra: RequestExtra): Promise<ReadResourceResult> {
+    const caller = deps.resolveCaller(extra);
+    const target = await resolveTarget(uri, caller);
+    if (target.kind === 'roles') return jsonContents(uri, { roles: await deps.listRoles(caller) });
+    if (target.kind === 'session') return jsonContents(uri, toSessionStatus(target.detail));
+    const text = await readAgentOutput(service, caller.actor, target.detail, target.task);
     return { contents: [{ uri, mimeType: 'text/plain', text }] };
   }
 
@@ -152,20 +173,19 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
     };
   }
 
+  // Every read goes through readTarget, also for URIs no registration matches: the SDK's own
+  // dispatcher answers those with -32602 and no MAOS code, where the docs promise -32002 NOT_FOUND.
+  server.server.setRequestHandler(ReadResourceRequestSchema, (request, extra) =>
+    guard(() => readTarget(request.params.uri, extra)),
+  );
+
   server.server.setRequestHandler(SubscribeRequestSchema, (request, extra) =>
     guard(async () => {
       const { uri } = request.params;
-      const caller = deps.resolveCaller(extra);
-      const target = parseResourceUri(uri);
+      const target = await resolveTarget(uri, deps.resolveCaller(extra));
       // Roles do not change while the server runs: nothing to watch, but the subscribe is valid.
-      if (target.kind === 'roles') {
-        caller.authorize('roles:read');
-        return {};
-      }
-      caller.authorize('sessions:read');
-      // Checks existence and tenant now: a foreign session is SESSION_NOT_FOUND, as everywhere.
-      const detail = await service.getSession(caller.actor, target.sessionId);
-      if (!watches.has(uri)) watches.set(uri, watch(uri, detail.id));
+      if (target.kind === 'roles') return {};
+      if (!watches.has(uri)) watches.set(uri, watch(uri, target.detail.id));
       return {};
     }),
   );
