@@ -3,8 +3,8 @@
 // their handlers interleave as they do under load.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance } from 'fastify';
+import { initializeRequest } from '../../test/fixtures/mcp-wire.ts';
 import { loadConfig } from '../config/load.ts';
 import { createFakeSessionService } from '../http/fake-session-service.test-support.ts';
 import { buildHttpServer } from '../http/server.ts';
@@ -25,16 +25,7 @@ function createGate(size: number): () => Promise<void> {
   };
 }
 
-const INITIALIZE = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: LATEST_PROTOCOL_VERSION,
-    capabilities: {},
-    clientInfo: { name: 't', version: '1' },
-  },
-};
+const INITIALIZE = initializeRequest('t');
 
 async function startApp(
   mcp: { maxSessions: number; maxSessionsPerTenant: number },

@@ -5,18 +5,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
-import { postMcp } from '../fixtures/mcp-wire.ts';
+import { initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
 
-const INITIALIZE = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: LATEST_PROTOCOL_VERSION,
-    capabilities: {},
-    clientInfo: { name: 'cap', version: '1' },
-  },
-};
+const INITIALIZE = initializeRequest('cap');
 
 interface Problem {
   code: string;
