@@ -17,6 +17,7 @@ import { createEngine } from './engine/index.ts';
 import { createLocalNotifier, READY_CHANNEL, sessionChannel } from './engine/notifier.ts';
 import { createSessionDefaults } from './engine/session-defaults.ts';
 import type { Actor } from './engine/session-service.ts';
+import { createSteeringWithoutOrchestrator } from './engine/steering-without-orchestrator.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
@@ -297,7 +298,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
-        ...(steeringOptions ? [createSessionSteeringRoutesPlugin(steeringOptions)] : []),
+        createSessionSteeringRoutesPlugin(steering ?? createSteeringWithoutOrchestrator(engine.service)),
         ...(deps.plugins ?? []),
       ],
     });

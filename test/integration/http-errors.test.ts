@@ -339,6 +339,33 @@ describe('malformed requests against the real server', () => {
     });
   }
 
+  test('without an LLM provider, approve, reject and steering say why they cannot apply', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'x', agents: [agent] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    for (const [path, body] of [
+      ['approve', {}],
+      ['reject', { reason: 'no' }],
+      ['messages', { message: 'faster' }],
+    ] as const) {
+      const refused = await requestJson<{ code: string; detail: string }>(
+        `${server.url}/v1/sessions/${created.body.id}/${path}`,
+        { method: 'POST', body },
+      );
+      assert.equal(refused.status, 409, `${path}: ${JSON.stringify(refused.body)}`);
+      assert.equal(refused.body.code, 'INVALID_STATE');
+      assert.match(refused.body.detail, /no LLM provider configured/);
+      const unknown = await requestJson<{ code: string }>(`${server.url}/v1/sessions/${missingId}/${path}`, {
+        method: 'POST',
+        body,
+      });
+      assert.equal(unknown.status, 404, path);
+      assert.equal(unknown.body.code, 'SESSION_NOT_FOUND');
+    }
+  });
+
   test('a cancel of a completed session is 409 INVALID_STATE', async () => {
     const local = await startTestServer();
     try {

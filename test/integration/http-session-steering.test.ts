@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { createSessionSteeringRoutesPlugin } from '../../src/http/routes/session-steering.ts';
 import { buildHttpServer } from '../../src/http/server.ts';
+import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
@@ -21,17 +22,19 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
       readiness: async () => ({ database: { ok: true, detail: 'ok' } }),
       listRoles: () => [],
       plugins: [
-        createSessionSteeringRoutesPlugin({
-          db: h.handle.db,
-          planRules: async () => ({
-            isKnownRole: () => true,
-            isKnownRunner: (r) => r === 'ok',
-            maxAgentsPerRole: 3,
-            maxTasksPerPhase: 12,
+        createSessionSteeringRoutesPlugin(
+          createEngineSteering({
+            db: h.handle.db,
+            planRules: async () => ({
+              isKnownRole: () => true,
+              isKnownRunner: (r) => r === 'ok',
+              maxAgentsPerRole: 3,
+              maxTasksPerPhase: 12,
+            }),
+            maxAttempts: 1,
+            onChanged: (id) => changed.push(id),
           }),
-          maxAttempts: 1,
-          onChanged: (id) => changed.push(id),
-        }),
+        ),
       ],
     });
   });

@@ -4,25 +4,18 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MAX_STEERING_MESSAGE_CHARS } from '../../engine/planner-steering.ts';
-import { createEngineSteering, type EngineSteeringOptions } from '../../mcp/engine-steering.ts';
+import type { SessionSteering } from '../../mcp/steering-tools.ts';
 import { toIso } from '../dto.ts';
 import { sessionIdParamsSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
-
-/** The same operations and options as the MCP steering tools (mcp/engine-steering.ts). */
-export type SessionSteeringRoutesOptions = EngineSteeringOptions;
 
 const approvalResultSchema = z
   .object({ planVersion: z.number().int(), readied: z.number().int() })
   .meta({ id: 'ApprovalResult' });
 
 /** Registers the steering and approval routes on `app`. */
-export function registerSessionSteeringRoutes(
-  app: FastifyInstance,
-  options: SessionSteeringRoutesOptions,
-): void {
+export function registerSessionSteeringRoutes(app: FastifyInstance, steering: SessionSteering): void {
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  const steering = createEngineSteering(options);
 
   typed.post(
     '/v1/sessions/:id/messages',
@@ -97,7 +90,10 @@ export function registerSessionSteeringRoutes(
   );
 }
 
-/** The routes as a plugin for the composition root's `plugins`. */
-export function createSessionSteeringRoutesPlugin(options: SessionSteeringRoutesOptions): FastifyPluginAsync {
-  return async (app) => registerSessionSteeringRoutes(app, options);
+/**
+ * The routes as a plugin for the composition root's `plugins`: the operations the MCP steering tools
+ * use (mcp/engine-steering.ts), or, without an LLM provider, ones that say why they cannot apply.
+ */
+export function createSessionSteeringRoutesPlugin(steering: SessionSteering): FastifyPluginAsync {
+  return async (app) => registerSessionSteeringRoutes(app, steering);
 }
