@@ -178,9 +178,17 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     const route = request.routeOptions.url ?? 'unmatched';
     const actor = describeAuditActor(request, principal);
     const params = request.params as Record<string, unknown> | undefined;
-    // Routes name their object `:id`, or `:name` for named ones (providers, roles).
+    // Routes name their object `:id`, or `:name` for named ones (providers, roles); a create names
+    // the object it made in its `Location` header.
+    const created = reply.getHeader('location');
     const targetId =
-      typeof params?.id === 'string' ? params.id : typeof params?.name === 'string' ? params.name : null;
+      typeof params?.id === 'string'
+        ? params.id
+        : typeof params?.name === 'string'
+          ? params.name
+          : typeof created === 'string'
+            ? decodeURIComponent(created.slice(created.lastIndexOf('/') + 1))
+            : null;
     const status = reply.statusCode;
     return {
       action: rpc ? `mcp:${rpc.method}` : (permission ?? `${request.method} ${route}`),

@@ -257,6 +257,15 @@ describe('HTTP security layer', { timeout: 120_000 }, () => {
 
   test('audit trail: state changes and denials are recorded, tenant-scoped, and the chain verifies', async () => {
     await call({ method: 'POST', url: '/v1/sessions', key: keys.viewer, payload: validSession });
+    const made = await call({
+      method: 'POST',
+      url: '/v1/admin/keys',
+      key: keys.admin,
+      payload: { name: 'audited', roles: ['viewer'] },
+    });
+    assert.equal(made.statusCode, 201, made.body);
+    const madeId = (made.json() as { id: string }).id;
+    assert.equal(made.headers.location, `/v1/admin/keys/${madeId}`);
     const page = await call({ method: 'GET', url: '/v1/audit?limit=100', key: keys.auditor });
     assert.equal(page.statusCode, 200, page.body);
     const items = page.json().items as {
@@ -264,6 +273,7 @@ describe('HTTP security layer', { timeout: 120_000 }, () => {
       outcome: string;
       reason: string | null;
       actor: { tenant: string; auth_method: string };
+      target: { id: string | null } | null;
     }[];
     assert.ok(items.length > 0);
     assert.ok(items.every((r) => r.actor.tenant === 'acme'));
@@ -277,6 +287,11 @@ describe('HTTP security layer', { timeout: 120_000 }, () => {
       ),
     );
     assert.ok(items.some((r) => r.action === 'keys:manage' && r.outcome === 'success'));
+    // A create names the object it made (from its Location header).
+    assert.ok(
+      items.some((r) => r.action === 'keys:manage' && r.target?.id === madeId),
+      JSON.stringify(items.filter((r) => r.action === 'keys:manage')),
+    );
     // login failures have no tenant: visible in the full log (CLI export), not via a tenant's API
     const all = await security.auditLog.list({ limit: 1000 });
     assert.ok(all.items.some((r) => r.actor.type === 'anonymous' && r.reason === 'token expired'));

@@ -65,6 +65,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
         expiresAt: request.body.expiresAt ?? null,
       });
       reply.header('cache-control', 'no-store');
+      reply.header('location', `/v1/admin/keys/${encodeURIComponent(created.info.id)}`);
       return reply.code(201).send({ ...toDto(created.info), key: created.key });
     },
   );

@@ -33,6 +33,7 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
         request.actor.principalId,
         request.body,
       );
+      reply.header('location', `/v1/roles/${encodeURIComponent(role.name)}`);
       return reply.code(201).send(toRoleDto(role));
     },
   );
