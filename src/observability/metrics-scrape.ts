@@ -1,5 +1,6 @@
 // Gauges whose values are read when Prometheus scrapes (queue depth, sessions by status, readiness,
 // disk space), so they show the shared database and filesystem, not this process's memory.
+import type { StatsFs } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { Gauge, type Registry } from 'prom-client';
 import { SESSION_STATUSES, type SessionStatus } from '../domain/types.ts';
@@ -81,24 +82,48 @@ export function defineScrapeGauges(
       }
     },
   });
-  const diskFree = new Gauge({
+  const readDataDirStats = createSharedStatfs(sources, reportError);
+  new Gauge({
     name: 'maos_data_dir_free_bytes',
     help: 'Free bytes (for unprivileged users) on the filesystem holding the data directory.',
     registers,
+    async collect() {
+      const stats = await readDataDirStats();
+      if (stats) this.set(stats.bavail * stats.bsize);
+    },
   });
   new Gauge({
     name: 'maos_data_dir_capacity_bytes',
     help: 'Size in bytes of the filesystem holding the data directory.',
     registers,
     async collect() {
-      if (!sources.dataDir) return;
-      try {
-        const stats = await statfs(sources.dataDir);
-        this.set(stats.blocks * stats.bsize);
-        diskFree.set(stats.bavail * stats.bsize);
-      } catch (error) {
-        reportError('dataDir', error);
-      }
+      const stats = await readDataDirStats();
+      if (stats) this.set(stats.blocks * stats.bsize);
     },
   });
+}
+
+/**
+ * One statfs per scrape for both disk gauges: the registry collects every metric at once, so the
+ * second caller joins the read the first one started. Each gauge needs its own collect — a value
+ * set from another metric's collect is serialized one scrape late (or as 0 on the first scrape).
+ * A failed read is reported once and leaves both gauges at their last value.
+ */
+function createSharedStatfs(
+  sources: ScrapeSources,
+  reportError: (source: string, error: unknown) => void,
+): () => Promise<StatsFs | undefined> {
+  let pending: Promise<StatsFs | undefined> | undefined;
+  return () => {
+    if (!sources.dataDir) return Promise.resolve(undefined);
+    pending ??= statfs(sources.dataDir)
+      .catch((error: unknown) => {
+        reportError('dataDir', error);
+        return undefined;
+      })
+      .finally(() => {
+        pending = undefined;
+      });
+    return pending;
+  };
 }

@@ -1,7 +1,7 @@
 // Metrics registry: every metric is defined, every label value stays inside the allow-list, and
 // the exposition text passes `promtool check metrics`.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -113,6 +113,29 @@ describe('metrics registry', () => {
     const text = await metrics.render();
     assert.match(text, /maos_build_info/);
     assert.deepEqual(failures, ['queueCounts']);
+  });
+
+  test('data directory free bytes are current on the first scrape, from one statfs', async () => {
+    await withTempDir(async (dir) => {
+      const failures: string[] = [];
+      const metrics = createMetrics({
+        version: '1.2.3',
+        collectDefaults: false,
+        onSourceError: (source) => failures.push(source),
+      });
+      metrics.setSources({ dataDir: dir });
+      const stats = statfsSync(dir);
+      const first = await metrics.render();
+      const free = Number(/^maos_data_dir_free_bytes (\S+)$/m.exec(first)?.[1]);
+      const capacity = Number(/^maos_data_dir_capacity_bytes (\S+)$/m.exec(first)?.[1]);
+      assert.equal(capacity, stats.blocks * stats.bsize);
+      assert.ok(free > 0, `free bytes on the first scrape: ${free}`);
+      assert.ok(free <= capacity);
+
+      metrics.setSources({ dataDir: join(dir, 'missing') });
+      await metrics.render();
+      assert.deepEqual(failures, ['dataDir'], 'a failed read is reported once per scrape');
+    });
   });
 
   test('the exposition text passes promtool check metrics', requireBinary(), async () => {
