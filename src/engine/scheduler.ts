@@ -313,6 +313,16 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       });
       active.delete(task.taskId);
       const reason = run.reason;
+      if (reason !== null) {
+        // Its slot is free too: a run stopped for its session, its lease or the shutdown ends as
+        // cancelled, or as one that will run again.
+        notifyObserver(deps.observer, 'taskFinished', {
+          status: reason === 'cancel' || reason === 'abandon' ? 'cancelled' : 'ready',
+          durationMs: now() - startedAt,
+          role: task.role,
+          runtime: runtimeKind,
+        });
+      }
       if (reason === 'abandon' || reason === 'cancel' || reason === 'lease_lost') {
         // The task is no longer this run's to finish, but what its model calls cost was spent.
         await deps.queue

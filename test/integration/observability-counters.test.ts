@@ -81,3 +81,27 @@ test('a submit refused by the daily token cap counts one tenant budget rejection
   assert.equal(refused.body.code, 'QUOTA_EXCEEDED');
   assert.equal(await sample(server.url, series), 1);
 });
+
+test('a run stopped by its session being cancelled frees its slot and counts as cancelled', async (t) => {
+  const server = await startTestServer();
+  t.after(() => server.close());
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'wait', agents: [{ name: 'w', role: 'qa', task: 'wait', runner: 'sleep' }] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  await waitForSession<{ tasks: Array<{ status: string }> }>(
+    server.url,
+    created.body.id,
+    (session) => session.tasks[0]?.status === 'running',
+  );
+  assert.equal(await sample(server.url, 'maos_worker_slots{state="busy"}'), 1);
+  const cancel = await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, { method: 'POST' });
+  assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
+  const cancelled = 'maos_task_duration_seconds_count{runtime="command",role="qa",outcome="cancelled"}';
+  for (let i = 0; i < 100 && (await sample(server.url, cancelled)) === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(await sample(server.url, cancelled), 1);
+  assert.equal(await sample(server.url, 'maos_worker_slots{state="busy"}'), 0);
+});
