@@ -1,6 +1,7 @@
 // One place where a model call becomes telemetry: a `chat {model}` span, the GenAI duration and
 // token histograms, the cost counter and provider errors by type. The LLM client calls it per attempt.
 import { context, type Span, trace } from '@opentelemetry/api';
+import { classifyProviderError } from '../agents/providers/provider-errors.ts';
 import type { GenAiTracer } from './genai-spans.ts';
 import { OTHER, type PROVIDER_ERROR_TYPES } from './metric-labels.ts';
 import type { CircuitState, Metrics } from './metrics.ts';
@@ -28,7 +29,10 @@ export interface CallTarget {
 export interface LlmTelemetryOptions {
   metrics: Metrics;
   genAi: GenAiTracer;
-  /** Maps a thrown error to a provider error type; the default reads AppError codes and error names. */
+  /**
+   * Maps a thrown error to a provider error type; the default classifies provider failures (HTTP
+   * status, timeout, network) like the retry loop does, then AppError codes and error names.
+   */
   classifyError?: (error: unknown) => string;
   now?: () => number;
 }
@@ -44,6 +48,8 @@ export interface LlmTelemetry {
     usageOf: (value: T) => CallUsage,
   ): Promise<T>;
   circuitStateChanged(provider: string, state: CircuitState): void;
+  /** A call its provider's open circuit breaker refused before it started (no span, no duration). */
+  circuitRejected(provider: string): void;
   cacheLookup(provider: string, hit: boolean): void;
   /**
    * The agent span active now (the task's `invoke_agent`), for the runtime to name its model and
@@ -90,7 +96,14 @@ export function toProviderErrorType(kindOrCode: string): string {
   return ERROR_TYPE_BY_KIND[kindOrCode] ?? OTHER;
 }
 
+/**
+ * The provider layer's own classification first: the AI SDK's HTTP errors (APICallError) carry a
+ * status code, not a `code`, so a 500 would otherwise count as `_OTHER`. What it cannot place
+ * (kind `other`: AppErrors, aborts, our circuit breaker) is mapped by code, then by name.
+ */
 function defaultClassify(error: unknown): string {
+  const { kind } = classifyProviderError(error);
+  if (kind !== 'other') return toProviderErrorType(kind);
   if (typeof error === 'object' && error !== null) {
     const { code, name } = error as { code?: unknown; name?: unknown };
     if (typeof code === 'string' && ERROR_TYPE_BY_KIND[code]) return toProviderErrorType(code);
@@ -145,6 +158,7 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
       return value;
     },
     circuitStateChanged: (provider, state) => metrics.setCircuitState(provider, state),
+    circuitRejected: (provider) => metrics.recordProviderError(provider, 'circuit_open'),
     cacheLookup: (provider, hit) => metrics.recordCacheResult(provider, hit),
     agentScope: () => createAgentScope(genAi),
   };

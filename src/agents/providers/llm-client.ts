@@ -78,6 +78,8 @@ export interface LlmCallObserver {
     },
   ): Promise<T>;
   circuitStateChanged?(provider: string, state: CircuitState): void;
+  /** A call the provider's open circuit refused: counted as a provider error, though no call was made. */
+  circuitRejected?(provider: string): void;
 }
 
 export interface LlmClientOptions {
@@ -202,7 +204,10 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     attempt: number,
     run: (ctx: AttemptContext) => Promise<T>,
   ): Promise<T> {
-    if (!breaker.tryAcquire()) throw new CircuitOpenError(target.provider);
+    if (!breaker.tryAcquire()) {
+      options.telemetry?.circuitRejected?.(target.provider);
+      throw new CircuitOpenError(target.provider);
+    }
     const release = await bulkheadFor(target.provider).acquire(signal);
     const timeoutMs = (providers[target.provider]?.timeoutSeconds ?? 300) * 1000;
     const timer = new AbortController();
