@@ -24,6 +24,7 @@ import {
 import { registerErrorHandling, sendProblem } from './plugins/error-handler.ts';
 import { createLazyChildLogger } from './plugins/lazy-child-logger.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
+import { isOutermost } from './plugins/outermost.ts';
 import { registerRequestIdEcho, resolveRequestId } from './plugins/request-id.ts';
 import { refuseUndeclaredInput } from './plugins/strict-input.ts';
 import { type ReadinessProbe, registerHealthRoutes } from './routes/health.ts';
@@ -55,7 +56,8 @@ export interface BuildHttpServerOptions {
   authenticate?: Authenticator;
   /**
    * Extra plugins (metrics, security headers, rate limits …), registered before the routes and
-   * without encapsulation, so their hooks apply to every route.
+   * without encapsulation, so their hooks apply to every route; after authentication, except the
+   * ones marked outermost (plugins/outermost.ts), which come before the server's own hooks.
    */
   plugins?: FastifyPluginAsync[];
   /**
@@ -100,6 +102,10 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   recordRoutes(app);
   refuseUndeclaredInput(app);
   registerErrorHandling(app, options.observer);
+  // Hooks run in registration order: tracing goes before the shutdown and authentication hooks, so
+  // the requests they refuse get a server span too. The other plugins may need `request.actor`.
+  const plugins = options.plugins ?? [];
+  for (const plugin of plugins.filter(isOutermost)) await app.register(skipEncapsulation(plugin));
   registerRequestIdEcho(app);
   let closing = false;
   app.addHook('onRequest', (request, _reply, done) => {
@@ -112,7 +118,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   });
   await registerOpenApi(app, config.auth?.mode);
   registerAuthentication(app, options.authenticate ?? createNoAuthAuthenticator());
-  for (const plugin of options.plugins ?? []) {
+  for (const plugin of plugins.filter((plugin) => !isOutermost(plugin))) {
     await app.register(skipEncapsulation(plugin));
   }
 

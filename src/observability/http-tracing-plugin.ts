@@ -11,6 +11,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { markOutermost } from '../http/plugins/outermost.ts';
 import { METRICS_PATH } from './http-metrics-plugin.ts';
 
 const KNOWN_METHODS = new Set([
@@ -36,10 +37,14 @@ export interface HttpTracingPluginOptions {
 
 const spans = new WeakMap<object, Span>();
 
-/** Returns the plugin; register it without encapsulation so it wraps every route. */
+/**
+ * Returns the plugin; register it without encapsulation so it wraps every route. It is marked
+ * outermost: its span starts before the shutdown and authentication hooks, so the requests they
+ * refuse (503, 401) are traced and their log lines carry `trace.id`.
+ */
 export function createHttpTracingPlugin(options: HttpTracingPluginOptions): FastifyPluginAsync {
   const { tracer } = options;
-  return async (app: FastifyInstance) => {
+  return markOutermost(async (app: FastifyInstance) => {
     if (options.enabled === false) return;
     // A callback hook, so that everything after `done()` (later hooks, the handler and their
     // promise continuations) runs inside the span's context.
@@ -92,5 +97,5 @@ export function createHttpTracingPlugin(options: HttpTracingPluginOptions): Fast
       }
       span.end();
     });
-  };
+  });
 }
