@@ -290,6 +290,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   function startRun(task: RuntimeTask, readyAt: number, trace: StoredTraceContext | undefined): void {
     const claim = toClaim(task);
     const run: ActiveRun = { claim, controller: new AbortController(), reason: null };
+    // A run of an earlier attempt still going here lost its lease (a stall longer than the lease):
+    // stopped, so the task never runs twice at once in one process.
+    const earlier = active.get(task.taskId);
+    if (earlier) abort(earlier, 'lease_lost');
     active.set(task.taskId, run);
     const runtimeKind = describeRuntime(deps.runtimes, task.runner);
     notifyObserver(deps.observer, 'taskClaimed', {
@@ -311,7 +315,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         onOutputStored: () => deps.notifier.publish(sessionChannel(claim.sessionId)),
         ...(deps.genAi ? { genAi: deps.genAi, trace } : {}),
       });
-      active.delete(task.taskId);
+      // A run of an earlier attempt (its lease lost in a stall) ends after the task was claimed again
+      // here: the entry is the later run's then, and its lease must go on being renewed.
+      if (active.get(task.taskId) === run) active.delete(task.taskId);
       const reason = run.reason;
       if (reason !== null) {
         // Its slot is free too: a run stopped for its session, its lease or the shutdown ends as
@@ -380,7 +386,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       if (effects.budgetExceeded) notifyObserver(deps.observer, 'budgetExceeded', 'session');
       deps.notifier.publish(sessionChannel(claim.sessionId));
     })().catch((error: unknown) => {
-      active.delete(task.taskId);
+      if (active.get(task.taskId) === run) active.delete(task.taskId);
       deps.logger.error({ err: coerceError(error), taskId: claim.taskId }, 'finishing a task failed');
     });
     inflight.add(promise);
@@ -403,7 +409,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       )
       .then((held) => {
         for (const run of runs) {
-          if (!held.has(run.claim.taskId) && active.get(run.claim.taskId) === run) abort(run, 'lease_lost');
+          if (held.get(run.claim.taskId) !== run.claim.attempt) abort(run, 'lease_lost');
         }
       })
       .catch((error: unknown) => deps.logger.warn({ err: coerceError(error) }, 'heartbeat failed'));

@@ -108,17 +108,19 @@ export async function extendLeases(
   owner: string,
   taskIds: readonly string[],
   expiresAt: number,
-): Promise<Set<string>> {
-  if (taskIds.length === 0) return new Set();
+): Promise<Map<string, number>> {
+  if (taskIds.length === 0) return new Map();
   const rows = await trx
     .updateTable('tasks')
     .set({ lease_expires_at: expiresAt })
     .where('lease_owner', '=', owner)
     .where('status', 'in', ['leased', 'running'])
     .where('id', 'in', [...taskIds])
-    .returning('id')
+    .returning(['id', 'attempts'])
     .execute();
-  return new Set(rows.map((row) => row.id));
+  // With its attempt: a run of an earlier attempt of the same task, in the same process (its lease
+  // expired during a stall and the task was claimed again), does not hold the lease.
+  return new Map(rows.map((row) => [row.id, Number(row.attempts)]));
 }
 
 /** Claimed tasks whose lease ran out before `now`. */

@@ -60,6 +60,61 @@ describe('leases', { timeout: 60_000 }, () => {
     }
   });
 
+  test('after a stall longer than the lease, the earlier run stops and the new attempt keeps its lease', async () => {
+    // Attempt 1 runs until aborted; attempt 2 takes longer than a lease, so it lives only if its
+    // lease goes on being renewed after attempt 1 ended.
+    let concurrent = 0;
+    let maxConcurrent = 0;
+    let firstStopped = false;
+    const runtime: AgentRuntime = {
+      kind: 'fake',
+      async run(task, ctx) {
+        concurrent++;
+        maxConcurrent = Math.max(maxConcurrent, concurrent);
+        try {
+          if (task.attempt === 1) {
+            await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+            firstStopped = true;
+            throw new Error('stopped');
+          }
+          await new Promise((resolve) => setTimeout(resolve, 3000));
+          return { output: `attempt ${task.attempt}` };
+        } finally {
+          concurrent--;
+        }
+      },
+    };
+    const h = await createHarness({ llm: runtime, leaseSeconds: 1, maxAttempts: 5 });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [{ name: 'only', role: 'engineer', task: 't' }],
+      });
+      await waitFor(
+        async () => (await h.engine.service.getSession(ACTOR, session.id)).tasks[0]?.status === 'running',
+      );
+      // The stall: the lease runs out under the running attempt, and the reaper re-queues it (in one
+      // transaction, so that no heartbeat renews the lease in between).
+      const expired = await h.engine.queue.run(async (trx) => {
+        await trx
+          .updateTable('tasks')
+          .set({ lease_expires_at: Date.now() - 1 })
+          .where('session_id', '=', session.id)
+          .execute();
+        const rows = await findExpiredLeases(trx, Date.now(), 10);
+        return Promise.all(rows.map((row) => expireTaskLease(trx, row, Date.now())));
+      });
+      assert.equal(expired[0]?.retried, true);
+      const done = await h.waitForSession(session.id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      assert.equal(done.tasks[0]!.attempts, 2, 'attempt 2 was not expired in turn');
+      assert.equal(done.result, 'attempt 2');
+      assert.equal(firstStopped, true, 'the earlier run was stopped');
+    } finally {
+      await h.close();
+    }
+  });
+
   test('retries are bounded by maxAttempts, then the task and session fail with the reason', async () => {
     const h = await createHarness({ llm: instant, start: false, maxAttempts: 2 });
     try {

@@ -90,7 +90,7 @@ test('a run stopped by its session being cancelled frees its slot and counts as 
     body: { objective: 'wait', agents: [{ name: 'w', role: 'qa', task: 'wait', runner: 'sleep' }] },
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  await waitForSession<{ tasks: Array<{ status: string }> }>(
+  await waitForSession<{ status: string; tasks: Array<{ status: string }> }>(
     server.url,
     created.body.id,
     (session) => session.tasks[0]?.status === 'running',
