@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import Fastify from 'fastify';
 import { readOtelEnv } from '../config/otel-env.ts';
-import { createLogger, type LoggerOptions, shouldLogPretty, workLogFields } from './logger.ts';
+import { createLogger, type LoggerOptions, shouldLogPretty } from './logger.ts';
 import { startTracing, type Tracing, withSpan } from './tracing.ts';
 
 const FAKE_KEY = 'sk-test-FAKE-0123456789abcdef';
@@ -42,7 +42,7 @@ function capture(options: Partial<LoggerOptions> = {}) {
 describe('logger', () => {
   test('every line is ECS JSON with the required and service keys', async () => {
     const { logger, lines } = capture({ environment: 'staging', nodeName: 'node-a' });
-    logger.info({ ...workLogFields({ tenantId: 't1', sessionId: 's1' }) }, 'session started');
+    logger.info({ sessionId: 's1' }, 'session started');
     logger.error({ err: new TypeError('bad input') }, 'failed');
     const [info, error] = await lines();
     for (const line of [info, error]) {
@@ -60,7 +60,7 @@ describe('logger', () => {
     assert.equal(info?.['service.version'], '1.2.3');
     assert.equal(info?.['service.environment'], 'staging');
     assert.equal(info?.['service.node.name'], 'node-a');
-    assert.equal(info?.['maos.session.id'], 's1');
+    assert.equal(info?.sessionId, 's1');
     assert.equal(info?.message, 'session started');
     assert.equal(error?.['log.level'], 'error');
     const ecsError = error?.error as Record<string, string>;

@@ -94,16 +94,3 @@ export function createLogger(options: LoggerOptions): Logger {
   });
   return pino({ ...format, level: options.level, redact, mixin: traceFields }, destination);
 }
-
-/** Ids of the work a log line is about, as ECS-style fields (`maos.*` is this project's namespace). */
-export function workLogFields(ids: {
-  tenantId?: string;
-  sessionId?: string;
-  taskId?: string;
-}): Record<string, string> {
-  const fields: Record<string, string> = {};
-  if (ids.tenantId !== undefined) fields['maos.tenant.id'] = ids.tenantId;
-  if (ids.sessionId !== undefined) fields['maos.session.id'] = ids.sessionId;
-  if (ids.taskId !== undefined) fields['maos.task.id'] = ids.taskId;
-  return fields;
-}
