@@ -2,6 +2,7 @@
 // gracefully (exit 0) however soon it comes; `--json`, before or after the command, makes the banner
 // one JSON line.
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,17 +36,25 @@ function tempServeArgs(dir: string, name: string): string[] {
   return ['--config', config, '--port', '0', '--data-dir', join(dir, name)];
 }
 
-/** Runs `maos <args>` and sends SIGTERM once, as soon as `isAnnounced(stdout so far)` holds. */
-function serveUntilAnnounced(args: string[], isAnnounced: (stdout: string) => boolean): Promise<CliResult> {
+/**
+ * Runs `maos <args>` and sends SIGTERM once, as soon as `isAnnounced(output so far)` holds for the
+ * stream the banner is on (stdout for `--json`, stderr for the text banner).
+ */
+function serveUntilAnnounced(
+  args: string[],
+  isAnnounced: (output: string) => boolean,
+  stream: 'stdout' | 'stderr' = 'stdout',
+): Promise<CliResult> {
   let seen = '';
   let stopped = false;
+  const watch = (chunk: string, child: ChildProcess) => {
+    seen += chunk;
+    // Once only: a second signal makes serve exit 130 without waiting for the shutdown.
+    if (!stopped && isAnnounced(seen)) stopped = child.kill('SIGTERM');
+  };
   return runMaos(args, {
     timeoutMs: 90_000,
-    onStdout: (chunk, child) => {
-      seen += chunk;
-      // Once only: a second signal makes serve exit 130 without waiting for the shutdown.
-      if (!stopped && isAnnounced(seen)) stopped = child.kill('SIGTERM');
-    },
+    ...(stream === 'stdout' ? { onStdout: watch } : { onStderr: watch }),
   });
 }
 
@@ -55,8 +64,10 @@ describe('maos serve', { timeout: 300_000 }, () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     // The race it guards against is narrow: a few rounds make it show without the fix.
     for (let round = 0; round < 4; round++) {
-      const result = await serveUntilAnnounced(['serve', ...tempServeArgs(dir, `race-${round}`)], (stdout) =>
-        /MAOS listening on/.test(stdout),
+      const result = await serveUntilAnnounced(
+        ['serve', ...tempServeArgs(dir, `race-${round}`)],
+        (stderr) => /MAOS listening on/.test(stderr),
+        'stderr',
       );
       assert.equal(result.code, 0, `round ${round}: killed before its shutdown handler\n${result.stderr}`);
     }
@@ -81,4 +92,19 @@ describe('maos serve', { timeout: 300_000 }, () => {
       assert.doesNotMatch(result.stdout, /MAOS listening on/);
     });
   }
+
+  test('the text banner is on stderr: stdout carries only JSON log lines', async (t) => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const result = await serveUntilAnnounced(
+      ['serve', ...tempServeArgs(dir, 'data')],
+      (stderr) => /API docs:/.test(stderr),
+      'stderr',
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /MAOS listening on http:\/\/127\.0\.0\.1:\d+/);
+    for (const line of result.stdout.split('\n').filter((text) => text.trim() !== '')) {
+      assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line: ${line}`);
+    }
+  });
 });

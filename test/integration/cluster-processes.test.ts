@@ -57,7 +57,7 @@ async function startReplica(configPath: string, dataDir: string): Promise<Replic
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // Generous: a replica's start (type stripping of the whole app) takes 15–20 s on 2 busy cores.
-  const url = await waitFor(() => /MAOS listening on (http:\/\/\S+)/.exec(stdout)?.[1], 90_000).catch(() => {
+  const url = await waitFor(() => /MAOS listening on (http:\/\/\S+)/.exec(stderr)?.[1], 90_000).catch(() => {
     child.kill('SIGKILL');
     throw new Error(`replica did not start:\n${stdout}\n${stderr}`);
   });

@@ -1,4 +1,4 @@
-// `maos serve` as an operator runs it: prints URL, data directory and auth mode, serves, stops on
+// `maos serve` as an operator runs it: prints URL, data directory and auth mode (on stderr), serves, stops on
 // SIGTERM with exit code 0; a port that is taken is a clear configuration error (exit 2).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -46,14 +46,14 @@ test('maos serve prints URL, data directory and auth mode; SIGTERM exits 0', asy
   t.after(() => serve.child.kill('SIGKILL'));
   let url = '';
   // The banner's lines may arrive in separate chunks: wait for its last line, the auth mode.
-  for (let i = 0; i < 900 && !(url && /auth mode:/.test(serve.output().stdout)); i++) {
-    url = /MAOS listening on (http:\/\/\S+)/.exec(serve.output().stdout)?.[1] ?? '';
+  for (let i = 0; i < 900 && !(url && /auth mode:/.test(serve.output().stderr)); i++) {
+    url = /MAOS listening on (http:\/\/\S+)/.exec(serve.output().stderr)?.[1] ?? '';
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   assert.ok(url, `banner printed:\n${serve.output().stdout}\n${serve.output().stderr}`);
-  const { stdout } = serve.output();
-  assert.match(stdout, new RegExp(`data directory: ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-  assert.match(stdout, /auth mode: +none/);
+  const { stderr } = serve.output();
+  assert.match(stderr, new RegExp(`data directory: ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  assert.match(stderr, /auth mode: +none/);
   const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(10_000) });
   assert.equal(health.status, 200);
   serve.child.kill('SIGTERM');

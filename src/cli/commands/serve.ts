@@ -40,10 +40,12 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
   if (out.json) {
     out.printJsonLine({ url: server.url, dataDir: server.dataDir, authMode: server.authMode });
   } else {
-    out.line(`MAOS listening on ${server.url}`);
-    out.line(`  data directory: ${server.dataDir}`);
-    out.line(`  auth mode:      ${server.authMode}`);
-    out.line(`  API docs:       ${server.url}/docs`);
+    // On stderr: stdout carries the log, one ECS JSON object per line, for log shippers to read
+    // without parsing rules.
+    out.note(`MAOS listening on ${server.url}`);
+    out.note(`  data directory: ${server.dataDir}`);
+    out.note(`  auth mode:      ${server.authMode}`);
+    out.note(`  API docs:       ${server.url}/docs`);
   }
   await stopped;
   return EXIT.OK;
