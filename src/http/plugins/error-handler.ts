@@ -86,15 +86,30 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     .send(problem);
 }
 
+/**
+ * ECS HTTP fields of an error line, flat like the logger's other dotted keys, so the runbooks can
+ * select 5xx lines (`http.response.status_code >= 500`) and group them by route template.
+ */
+function httpLogFields(request: FastifyRequest, status: number): Record<string, string | number> {
+  const route = request.routeOptions.url;
+  return {
+    'http.request.method': request.method,
+    ...(route === undefined ? {} : { 'http.route': route }),
+    'url.path': request.url.split('?')[0] ?? '/',
+    'http.response.status_code': status,
+  };
+}
+
 /** Installs the error handler and the 404 handler. */
 export function registerErrorHandling(app: FastifyInstance, observer?: HttpObserver): void {
   app.setErrorHandler((error, request, reply) => {
     const appError = toHttpAppError(error);
     notifyObserver(observer, 'problemSent', appError.code, appError.status);
+    const fields = { code: appError.code, ...httpLogFields(request, appError.status) };
     if (appError.status >= 500) {
-      request.log.error({ err: error, code: appError.code }, 'request failed');
+      request.log.error({ err: error, ...fields }, 'request failed');
     } else {
-      request.log.debug({ code: appError.code, detail: appError.message }, 'request rejected');
+      request.log.debug({ ...fields, detail: appError.message }, 'request rejected');
     }
     return sendProblem(request, reply, appError);
   });
