@@ -98,7 +98,8 @@ export interface App {
   /** Starts workers, audit checkpoints and the metrics listener, then listens; returns the base URL. */
   start(): Promise<string>;
   /**
-   * Graceful stop: readiness turns 503, the server stops accepting and ends SSE streams, running
+   * Graceful stop: readiness turns 503 (for `shutdown.drainDelaySeconds` while the API still
+   * serves), the server stops accepting and ends SSE streams, running
    * tasks get `shutdown.graceSeconds` to finish before their leases are released, the store closes.
    */
   stop(): Promise<void>;
@@ -356,6 +357,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         stopping ??= (async () => {
           shuttingDown = true;
           providerKeyCheck?.stop();
+          // Readiness is 503 from here; the API keeps answering until load balancers have noticed.
+          const drainMs = config.shutdown.drainDelaySeconds * 1000;
+          if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
           await http.close();
           await engine.stop({ graceMs: config.shutdown.graceSeconds * 1000 });
           await retention?.stop();

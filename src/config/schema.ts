@@ -176,8 +176,16 @@ const configShape = z.strictObject({
         .describe(
           'On SIGTERM, how long running tasks may finish before their leases are released. @defaultValue 30',
         ),
+      drainDelaySeconds: z
+        .number()
+        .min(0)
+        .max(300)
+        .default(0)
+        .describe(
+          'On SIGTERM, how long `/readyz` answers 503 while the API still serves, before the listener closes: time for a load balancer (a Kubernetes Service) to stop routing here, so requests already on their way are not refused. The Helm chart sets 5. @defaultValue 0',
+        ),
     })
-    .default({ graceSeconds: 30 })
+    .default({ graceSeconds: 30, drainDelaySeconds: 0 })
     .describe('Graceful shutdown.'),
   http: z
     .strictObject({
