@@ -78,7 +78,11 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   // Whether this run's flush waits for the clock's next tick.
   let waiting = false;
   const writes: Array<Promise<void>> = [];
-  const logger = input.logger.child({ sessionId: claim.sessionId, taskId: claim.taskId });
+  const logger = input.logger.child({
+    tenantId: claim.tenantId,
+    sessionId: claim.sessionId,
+    taskId: claim.taskId,
+  });
 
   const flush = (): void => {
     waiting = false;
