@@ -54,6 +54,7 @@ import { createDatabase, type DatabaseHandle } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { createClusterNotifier } from './store/pg-notifier.ts';
 import { type RetentionJob, startRetentionJob } from './store/retention.ts';
+import { acquireServerLock, type ServerLock } from './store/server-lock.ts';
 import { VERSION } from './version.ts';
 
 /**
@@ -121,6 +122,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     spanProcessors: deps.spanProcessors,
   });
   let database: DatabaseHandle;
+  let serverLock: ServerLock | undefined;
   try {
     // Database spans only when tracing is on: an untraced process gets no per-query logging work.
     database = createDatabase(config, {
@@ -132,6 +134,14 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         ),
     });
   } catch (error) {
+    await telemetry.shutdown();
+    throw error;
+  }
+  try {
+    // SQLite: one server per database file; a second `maos serve` on it is refused here.
+    if (database.dialect === 'sqlite') serverLock = acquireServerLock(database.location);
+  } catch (error) {
+    await database.close();
     await telemetry.shutdown();
     throw error;
   }
@@ -367,6 +377,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           await metricsListener?.close();
           await security.close();
           await database.close();
+          serverLock?.release();
           await telemetry.shutdown();
         })();
         return stopping;
@@ -374,6 +385,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     };
   } catch (error) {
     await database.close();
+    serverLock?.release();
     await telemetry.shutdown();
     throw error;
   }
