@@ -108,8 +108,21 @@ export function createStoreMessaging(
     async sendMessage(message) {
       const id = newId();
       const at = now();
-      await db.transaction().execute((trx) =>
-        insertMessage(
+      const stored = await db.transaction().execute(async (trx) => {
+        // A task run again (after a crash or a lost lease) tends to send what its earlier attempt
+        // sent: the same words from the same agent, not received yet, are that message, not another.
+        const same = await trx
+          .selectFrom('messages')
+          .select('id')
+          .where('tenant_id', '=', message.tenantId)
+          .where('session_id', '=', message.sessionId)
+          .where('to_agent_id', '=', message.toAgentId)
+          .where('from_agent_id', message.fromAgentId === null ? 'is' : '=', message.fromAgentId)
+          .where('body', '=', message.body)
+          .where('delivered_task_id', 'is', null)
+          .executeTakeFirst();
+        if (same) return false;
+        await insertMessage(
           trx,
           { ...message, id, createdAt: at },
           {
@@ -123,9 +136,10 @@ export function createStoreMessaging(
               text: message.body,
             },
           },
-        ),
-      );
-      onSent?.({ ...message, id });
+        );
+        return true;
+      });
+      if (stored) onSent?.({ ...message, id });
     },
   };
 }
