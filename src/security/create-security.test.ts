@@ -42,12 +42,17 @@ describe('createSecurity', () => {
     );
   });
 
-  test('without a configured key, one is generated once (0600) with its verifier key beside it', () => {
+  test('without a configured key, one is generated once (0600) with its verifier key beside it', async () => {
     const config = configSchema.parse({ dataDir: join(t.dir, 'gen') });
     const first = loadAuditSigner(config);
     const keyFile = join(t.dir, 'gen', 'keys', 'audit-signing-key.pem');
     assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    const verifierFile = join(t.dir, 'gen', 'keys', 'audit-verifier-key.txt');
+    const written = statSync(verifierFile).mtimeMs;
+    await new Promise((resolve) => setTimeout(resolve, 20));
     const second = loadAuditSigner(config);
+    // Not written again at the next start: a read-only data directory must not stop it.
+    assert.equal(statSync(verifierFile).mtimeMs, written);
     assert.ok(first.publicKey.equals(second.publicKey));
     const vkey = readFileSync(join(t.dir, 'gen', 'keys', 'audit-verifier-key.txt'), 'utf8');
     assert.ok(parseVerifierKey(vkey).publicKey.equals(first.publicKey));

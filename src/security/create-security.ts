@@ -165,7 +165,12 @@ export function loadAuditSigner(
     chmodSync(keyFile, 0o600);
   }
   const signer = loadCheckpointSigner(config.audit.origin, readFileSync(keyFile, 'utf8'));
-  writeFileSync(join(dir, AUDIT_VERIFIER_FILE), `${formatVerifierKey(signer)}\n`);
+  // Written when missing or changed only: a read-only data directory must not stop a restart.
+  const verifierFile = join(dir, AUDIT_VERIFIER_FILE);
+  const verifier = `${formatVerifierKey(signer)}\n`;
+  if (!existsSync(verifierFile) || readFileSync(verifierFile, 'utf8') !== verifier) {
+    writeFileSync(verifierFile, verifier);
+  }
   logger?.warn(
     { keyFile },
     'audit checkpoints are signed with a key stored in the data directory; set audit.signingKey_FILE to a key kept elsewhere',
