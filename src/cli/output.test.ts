@@ -139,6 +139,20 @@ describe('output', () => {
     );
   });
 
+  test('a line an earlier attempt left unfinished is not continued by the next attempt', () => {
+    let printed = '';
+    const printer = createEventPrinter(
+      { write: (text) => (printed += text), paint: plain },
+      new Map([['t1', 'writer']]),
+    );
+    const piece = (attempt: number, line: string, partial?: true) =>
+      event('task.output', { taskId: 't1', stream: 'text', line, attempt, ...(partial ? { partial } : {}) });
+    printer.print(piece(1, 'SYNTH', true));
+    printer.print(piece(2, 'SYNTHESIS done'));
+    printer.end();
+    assert.equal(printed, ['[writer] SYNTH', '[writer] SYNTHESIS done', ''].join('\n'));
+  });
+
   test('agent and user messages are shown as from → to: text', () => {
     const names = new Map<string, string>();
     assert.equal(

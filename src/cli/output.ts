@@ -335,7 +335,7 @@ export function createEventPrinter(
   out: Pick<Output, 'write' | 'paint'>,
   taskNames: Map<string, string>,
 ): EventPrinter {
-  // `taskId stream` of the line a partial piece left open.
+  // `taskId stream attempt` of the line a partial piece left open.
   let open: string | undefined;
   const close = () => {
     if (open !== undefined) out.write('\n');
@@ -345,7 +345,8 @@ export function createEventPrinter(
     print(event) {
       const data = event.data ?? {};
       if (event.type === 'task.output') {
-        const key = `${String(data.taskId)} ${String(data.stream)}`;
+        // A new attempt of the task starts a new line, whatever the last one left open.
+        const key = `${String(data.taskId)} ${String(data.stream)} ${String(data.attempt)}`;
         if (open === key) {
           out.write(formatOutputBody(data, out.paint));
         } else {

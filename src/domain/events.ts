@@ -25,10 +25,16 @@ export interface TaskOutputData {
   stream: 'stdout' | 'stderr' | 'text';
   line: string;
   /**
-   * No line break follows `line`: the next `task.output` of the task's stream continues it (or the
-   * run's output ended without one). The text is `line + (partial ? '' : '\n')` over the events.
+   * No line break follows `line`: the next `task.output` of the task's stream and attempt continues
+   * it (or the run's output ended without one). The text is `line + (partial ? '' : '\n')` over the
+   * events of one attempt.
    */
   partial?: true;
+  /**
+   * The run that wrote it: a task run again (after a crash or a lost lease) starts its output anew,
+   * so a line the earlier attempt left unfinished is not continued by the next one's.
+   */
+  attempt?: number;
 }
 export interface TaskResultData {
   taskId: string;

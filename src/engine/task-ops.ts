@@ -380,6 +380,7 @@ function toOutputEvents(claim: Claim, lines: NonNullable<TrailingOutput['lines']
       stream: entry.stream,
       line: entry.line,
       ...(entry.partial ? { partial: true as const } : {}),
+      attempt: claim.attempt,
     },
   }));
 }

@@ -117,6 +117,15 @@ describe('session logs longer than a walk from the start', () => {
     assert.equal(await readAgentOutput(service, actor, detail, early), 'early one\nearly two\nerror: boom');
   });
 
+  test('a line an earlier attempt left unfinished is not continued by the next attempt', async () => {
+    const { session } = await fake.createSession(actor, { objective: 'retried', agents: [] } as never);
+    fake.appendEvent(session.id, 'task.output', { taskId: 'r', line: 'SYNTH', partial: true, attempt: 1 });
+    fake.appendEvent(session.id, 'task.output', { taskId: 'r', line: 'SYNTHESIS done', attempt: 2 });
+    const retried = task(session, { id: 'r', name: 'r', attempts: 2 });
+    const view = { ...session, tasks: [retried] };
+    assert.equal(await readAgentOutput(service, actor, view, retried), 'SYNTH\nSYNTHESIS done');
+  });
+
   test('a short log still gives every recent event', async () => {
     const { session } = await fake.createSession(actor, { objective: 'short', agents: [] } as never);
     fake.appendEvent(session.id, 'task.output', { taskId: 'x', line: 'only' });

@@ -194,10 +194,14 @@ export async function readAgentOutput(
     maxSeqs: OUTPUT_MAX_EVENTS,
   })) {
     let text = '';
+    // A line an earlier attempt left unfinished ends where the next attempt's output starts.
+    let open: { attempt: unknown } | undefined;
     for (const event of window) {
       if (event.type !== 'task.output' || event.data.taskId !== task.id) continue;
       const line = typeof event.data.line === 'string' ? event.data.line : '';
+      if (open !== undefined && open.attempt !== event.data.attempt) text += '\n';
       text += event.data.partial === true ? line : `${line}\n`;
+      open = event.data.partial === true ? { attempt: event.data.attempt } : undefined;
     }
     windows.push(text);
     chars += text.length;
