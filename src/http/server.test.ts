@@ -1,10 +1,10 @@
 // Route-level tests of the HTTP server against an in-memory SessionService: status codes,
 // problem+json errors, idempotency, pagination, OpenAPI and request ids.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import { sendDuringShutdown } from '../../test/fixtures/request-during-shutdown.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createFakeSessionService, type FakeSessionService } from './fake-session-service.test-support.ts';
@@ -431,34 +431,12 @@ describe('http server', () => {
 
   test('requests still arriving during shutdown get 503 SHUTTING_DOWN as problem+json', async () => {
     const local = createFakeSessionService();
-    const server = await build(local);
-    const address = await server.listen({ host: '127.0.0.1', port: 0 });
-    const { port } = new URL(address);
-    let release = (): void => {};
-    const list = local.listSessions.bind(local);
-    local.listSessions = async (actor, query) => {
-      await new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      return list(actor, query);
-    };
     // A blocks in its handler; B arrives on the same connection after close() has begun.
-    const socket = connect(Number(port), '127.0.0.1');
-    let received = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      received += chunk;
-    });
-    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    socket.write('GET /v1/sessions HTTP/1.1\r\nHost: x\r\n\r\n');
-    await new Promise((r) => setTimeout(r, 150));
-    const closing = server.close();
-    await new Promise((r) => setTimeout(r, 100));
-    socket.write('GET /v1/roles HTTP/1.1\r\nHost: x\r\n\r\n');
-    await new Promise((r) => setTimeout(r, 100));
-    release();
-    await closing;
-    await ended;
+    const received = await sendDuringShutdown(
+      await build(local),
+      local,
+      'GET /v1/roles HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
     const responses = received.split(/(?=HTTP\/1\.1 )/);
     assert.equal(responses.length, 2, received);
     assert.match(responses[0] ?? '', /^HTTP\/1\.1 200/);

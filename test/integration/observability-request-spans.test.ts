@@ -2,7 +2,6 @@
 // still get a SERVER span in the caller's trace, and their log lines carry that trace's id.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -16,6 +15,7 @@ import { buildHttpServer } from '../../src/http/server.ts';
 import { createHttpTracingPlugin } from '../../src/observability/http-tracing-plugin.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { useInMemoryTracing } from '../fixtures/in-memory-tracing.ts';
+import { sendDuringShutdown } from '../fixtures/request-during-shutdown.ts';
 
 const traces = useInMemoryTracing();
 
@@ -90,32 +90,12 @@ describe('server spans of refused requests', () => {
       listRoles: () => [],
       plugins: [createHttpTracingPlugin({ tracer: traces.tracing.tracer })],
     });
-    const { port } = new URL(await server.listen({ host: '127.0.0.1', port: 0 }));
-    let release = (): void => {};
-    const list = service.listSessions.bind(service);
-    service.listSessions = async (actor, query) => {
-      await new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      return list(actor, query);
-    };
     // The first request holds close() open; the second arrives on the same connection meanwhile.
-    const socket = connect(Number(port), '127.0.0.1');
-    let received = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      received += chunk;
-    });
-    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    socket.write('GET /v1/sessions HTTP/1.1\r\nHost: x\r\n\r\n');
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    const closing = server.close();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    socket.write(`GET /v1/roles HTTP/1.1\r\nHost: x\r\ntraceparent: ${TRACEPARENT}\r\n\r\n`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    release();
-    await closing;
-    await ended;
+    const received = await sendDuringShutdown(
+      server,
+      service,
+      `GET /v1/roles HTTP/1.1\r\nHost: x\r\ntraceparent: ${TRACEPARENT}\r\n\r\n`,
+    );
     assert.match(received, /HTTP\/1\.1 503/);
     const span = serverSpanOf(traces.exporter.getFinishedSpans(), 'GET /v1/roles');
     assert.equal(span.spanContext().traceId, TRACE_ID);
