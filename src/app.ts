@@ -9,6 +9,7 @@ import { createLlmStack } from './agents/providers/create-llm-stack.ts';
 import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
 import type { RoleDefinition } from './agents/roles/role.ts';
 import { createCommandRuntime } from './agents/runtimes/command/command-runtime.ts';
+import { killOrphanedRuns } from './agents/runtimes/command/run-records.ts';
 import { createRuntimeRegistry } from './agents/runtimes/runtime.ts';
 import { readRunnerBaseEnv } from './config/runner-env.ts';
 import type { Config } from './config/schema.ts';
@@ -343,6 +344,12 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           providerKeyCheck = startProviderKeyCheck(config.providers, logger.child({ component: 'llm' }));
         security.start();
         await notifier?.start();
+        // Runners a previous server on this data directory left running (it died without stopping
+        // them) go before the engine re-runs their tasks: a command never runs twice at once. SQLite
+        // only, where the server lock makes this process the directory's one server; cluster
+        // replicas may share a volume, and another's runs are not orphans.
+        const orphans = serverLock ? killOrphanedRuns(config.dataDir) : 0;
+        if (orphans > 0) logger.warn({ orphans }, 'stopped runner processes a previous server left running');
         engine.start();
         // Every replica runs it; the retention advisory lock lets one at a time do the deleting.
         retention = startRetentionJob({

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -123,6 +123,20 @@ describe('command runtime', { timeout: 30_000 }, () => {
     const deadline = Date.now() + 5000;
     while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     assert.equal(isAlive(pid), false, 'the grandchild was killed');
+  });
+
+  test('a running command is recorded under <dataDir>/runs, and forgotten when it ends', async () => {
+    const runs = join(dir, 'runs');
+    const controller = new AbortController();
+    const { ctx } = context(controller.signal);
+    const running = runtime.run(task('tree'), ctx);
+    for (let i = 0; i < 100 && !(existsSync(runs) && readdirSync(runs).length > 0); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.deepEqual(readdirSync(runs), ['task-1-1.json']);
+    controller.abort(new Error('stop'));
+    await assert.rejects(running);
+    assert.deepEqual(readdirSync(runs), []);
   });
 
   test('pickInheritedEnv keeps only the allow-listed variables', () => {

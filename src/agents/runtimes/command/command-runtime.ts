@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import type { RunnerConfig } from '../../../config/schema.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
+import { recordRun } from './run-records.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
 const STDOUT_TAIL_CHARS = 64 * 1024;
@@ -98,6 +99,9 @@ function runCommand(
     }
     const [program, ...args] = runner.command as [string, ...string[]];
     const child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Recorded while it runs: should the server die without stopping it, the next start kills it.
+    const forgetRun =
+      child.pid === undefined ? () => {} : recordRun(dataDir, `${task.taskId}-${task.attempt}`, child.pid);
     let stdoutTail = '';
     let stderrTail = '';
     let stopped: 'timeout' | 'abort' | null = null;
@@ -148,6 +152,7 @@ function runCommand(
     child.on('exit', () => {
       // Leftover processes of the group must not outlive the task (nor keep its pipes open).
       signalGroup(child, 'SIGKILL');
+      forgetRun();
     });
     child.on('close', (code, signal) => {
       if (killTimer) clearTimeout(killTimer);
