@@ -94,14 +94,18 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
 
   test('the guard adds up what the running tasks of a session have streamed, until each run ends', async () => {
     const guard = createBudgetGuard(counted.db);
-    const sessionId = (
-      await h.engine.service.createSession(ACTOR, {
-        objective: 'parallel streams',
-        agents,
-        budget: { maxTokens: 100 },
-      })
-    ).session.id;
+    const budgeted = async () =>
+      (
+        await h.engine.service.createSession(ACTOR, {
+          objective: 'parallel streams',
+          agents,
+          budget: { maxTokens: 100 },
+        })
+      ).session.id;
+    const sessionId = await budgeted();
+    const other = await budgeted();
     await guard.prepare({ sessionId });
+    await guard.prepare({ sessionId: other });
     const first = { sessionId, taskId: 'first' };
     const second = { sessionId, taskId: 'second' };
     const tokens = (outputTokens: number) => ({ ...zeroUsage(), outputTokens });
@@ -112,8 +116,9 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
     assert.match(guard.check(first, tokens(70)) ?? '', /130 of 100/);
     guard.release(first);
     assert.equal(guard.check(second, tokens(60)), null);
-    // Another session's streams do not count.
-    assert.equal(guard.check({ sessionId: 'elsewhere', taskId: 'first' }, tokens(99)), null);
+    // Another budgeted session's streams do not count towards this one, nor this one's towards it.
+    assert.equal(guard.check({ sessionId: other, taskId: 'first' }, tokens(60)), null);
+    assert.equal(guard.check(second, tokens(60)), null);
     guard.release(second);
   });
 });

@@ -2,6 +2,7 @@
 // propagation, cancel killing the child process, idempotency and pagination.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { isAlive, waitUntilGone } from '../fixtures/processes.ts';
 import {
   readAllEvents,
   requestJson,
@@ -35,15 +36,6 @@ function taskNamed(session: Session, name: string): Task {
   const task = session.tasks.find((t) => t.name === name);
   assert.ok(task, `task ${name} exists`);
   return task;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('sessions over HTTP with the real engine', () => {
@@ -160,8 +152,7 @@ describe('sessions over HTTP with the real engine', () => {
     const session = await waitForSession<Session>(server.url, id);
     assert.equal(session.status, 'cancelled');
     assert.equal(taskNamed(session, 'sleeper').status, 'cancelled');
-    for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(isAlive(pid), false, `process ${pid} was killed`);
+    assert.equal(await waitUntilGone(pid), true, `process ${pid} was killed`);
     const events = await readAllEvents<Event>(server.url, id);
     assert.equal(events.at(-1)?.type, 'session.finished');
     assert.equal(events.at(-1)?.data.status, 'cancelled');

@@ -2,7 +2,6 @@
 // with CONFLICT (it would run a second engine whose wake-ups and event streams the first never sees);
 // once the first has stopped, a new one starts. A `maos serve` process refuses with exit code 6.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { test } from 'node:test';
 import { recordRun } from '../../src/agents/runtimes/command/run-records.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { runMaos } from '../fixtures/cli.ts';
+import { spawnDetachedGroup, waitUntilGone } from '../fixtures/processes.ts';
 import { startTestServer } from '../fixtures/server.ts';
 
 test('a second server on the same SQLite data directory is refused until the first stops', async (t) => {
@@ -48,25 +48,10 @@ test('a server starting on a data directory stops the runner processes a dead se
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-orphans-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   // What a server killed mid-run leaves: a runner's process group, still recorded.
-  const orphan = spawn('sh', ['-c', 'exec sleep 30'], { detached: true, stdio: 'ignore' });
-  orphan.unref();
-  const pid = orphan.pid!;
-  t.after(() => {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {}
-  });
-  recordRun(dataDir, 'task-from-before', pid);
+  const orphan = spawnDetachedGroup('exec sleep 30');
+  t.after(orphan.kill);
+  recordRun(dataDir, 'task-from-before', orphan.pid);
   const server = await startTestServer({ dataDir });
   t.after(() => server.close());
-  let alive = true;
-  for (let i = 0; i < 100 && alive; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    try {
-      process.kill(pid, 0);
-    } catch {
-      alive = false;
-    }
-  }
-  assert.equal(alive, false, 'the orphaned runner was stopped at start');
+  assert.equal(await waitUntilGone(orphan.pid), true, 'the orphaned runner was stopped at start');
 });

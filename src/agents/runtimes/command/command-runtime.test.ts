@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { isAlive, waitUntilGone } from '../../../../test/fixtures/processes.ts';
 import type { RunnerConfig } from '../../../config/schema.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import { createLogger } from '../../../observability/logger.ts';
@@ -62,15 +63,6 @@ function context(signal = new AbortController().signal) {
   return { ctx, output };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('command runtime', { timeout: 30_000 }, () => {
   test('passes the task as environment, not the server secrets, and runs in the session workspace', async () => {
     const { ctx, output } = context();
@@ -120,9 +112,7 @@ describe('command runtime', { timeout: 30_000 }, () => {
     assert.ok(isAlive(pid));
     controller.abort(new AppError('TIMEOUT', 'cancelled'));
     await assert.rejects(running, /cancelled/);
-    const deadline = Date.now() + 5000;
-    while (isAlive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.equal(isAlive(pid), false, 'the grandchild was killed');
+    assert.equal(await waitUntilGone(pid), true, 'the grandchild was killed');
   });
 
   test('a running command is recorded under <dataDir>/runs, and forgotten when it ends', async () => {

@@ -1,34 +1,20 @@
 // Orphaned runner processes: a recorded process group that is still alive is killed at the next
 // start; a record whose process is gone, or whose pid now belongs to another process, kills nothing.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { isAlive, spawnDetachedGroup, waitUntilGone } from '../../../../test/fixtures/processes.ts';
 import { killOrphanedRuns, recordRun } from './run-records.ts';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('a recorded group still running is killed at the next start; stale records kill nothing', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-runs-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   // An orphan: its own group, as the command runtime starts runners, with a grandchild in it.
-  const orphan = spawn('sh', ['-c', 'sleep 30 & exec sleep 30'], { detached: true, stdio: 'ignore' });
-  orphan.unref();
-  const pid = orphan.pid!;
-  t.after(() => {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {}
-  });
+  const orphan = spawnDetachedGroup('sleep 30 & exec sleep 30');
+  t.after(orphan.kill);
+  const { pid } = orphan;
   recordRun(dataDir, 'task-1', pid);
   // A record whose process is gone, and one whose pid is alive but another process (this one).
   writeFileSync(join(dataDir, 'runs', 'gone.json'), JSON.stringify({ pid: 2_000_000_000, startTime: '1' }));
@@ -39,8 +25,7 @@ test('a recorded group still running is killed at the next start; stale records 
   assert.equal(existsSync(join(dataDir, 'runs', 'task-2.json')), false);
 
   assert.equal(killOrphanedRuns(dataDir), 1);
-  for (let i = 0; i < 50 && isAlive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-  assert.equal(isAlive(pid), false, 'the orphan group was killed');
+  assert.equal(await waitUntilGone(pid), true, 'the orphan group was killed');
   assert.equal(isAlive(process.pid), true);
   assert.deepEqual(
     ['task-1', 'gone', 'reused'].filter((name) => existsSync(join(dataDir, 'runs', `${name}.json`))),
