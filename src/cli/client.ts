@@ -166,6 +166,22 @@ export function createApiClient(options: ApiClientOptions) {
       return (body.items ?? []).map((raw) => toSessionEvent(raw, id));
     },
 
+    /**
+     * `GET /v1/sessions/:id/events?order=desc&before=&limit=` (one page, NEWEST first): the events
+     * with seq < `beforeSeq`, or the newest ones when it is null.
+     */
+    async listEventsBefore(
+      id: string,
+      beforeSeq: number | null,
+      limit = EVENT_PAGE_SIZE,
+    ): Promise<EventDto[]> {
+      const params = new URLSearchParams({ order: 'desc', limit: String(limit) });
+      if (beforeSeq !== null) params.set('before', String(beforeSeq));
+      const path = `v1/sessions/${encodeId(id)}/events?${params}`;
+      const body = await requestJson<{ items?: unknown[] }>('GET', path);
+      return (body.items ?? []).map((raw) => toSessionEvent(raw, id));
+    },
+
     /** `GET /v1/roles`. */
     async listRoles(): Promise<RoleDto[]> {
       return (await requestJson<{ items?: RoleDto[] }>('GET', 'v1/roles')).items ?? [];

@@ -27,6 +27,8 @@ export function withDurableReads(service: SessionService, queue: WriteQueue): Se
     cancelSession: (actor, sessionId) => hold(service.cancelSession(actor, sessionId)),
     listEvents: (actor, sessionId, afterSeq, limit) =>
       hold(service.listEvents(actor, sessionId, afterSeq, limit)),
+    listEventsBefore: (actor, sessionId, beforeSeq, limit) =>
+      hold(service.listEventsBefore(actor, sessionId, beforeSeq, limit)),
     watchEvents: (sessionId, onWake) => service.watchEvents(sessionId, onWake),
   } satisfies SessionService);
 }

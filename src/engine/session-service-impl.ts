@@ -12,7 +12,7 @@ import { isTerminalSessionStatus, transitionSession } from '../domain/session-st
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { startSessionTrace } from '../observability/session-trace.ts';
-import { appendEvents, listSessionEvents } from '../store/event-store.ts';
+import { appendEvents, listSessionEvents, listSessionEventsBefore } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
@@ -245,6 +245,13 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       await getSessionRow(deps.db, actor.tenantId, sessionId);
       const boundedLimit = Math.min(Math.max(1, Math.trunc(limit) || 1), MAX_EVENT_PAGE);
       return listSessionEvents(deps.db, sessionId, Math.max(0, Math.trunc(afterSeq) || 0), boundedLimit);
+    },
+
+    async listEventsBefore(actor, sessionId, beforeSeq, limit) {
+      await getSessionRow(deps.db, actor.tenantId, sessionId);
+      const boundedLimit = Math.min(Math.max(1, Math.trunc(limit) || 1), MAX_EVENT_PAGE);
+      const before = beforeSeq === null ? null : Math.max(0, Math.trunc(beforeSeq) || 0);
+      return listSessionEventsBefore(deps.db, sessionId, before, boundedLimit);
     },
 
     watchEvents: (sessionId, onWake) => deps.notifier.subscribe(sessionChannel(sessionId), onWake),

@@ -41,6 +41,16 @@ export interface SessionService {
   /** Events with seq > afterSeq, oldest first. */
   listEvents(actor: Actor, sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]>;
   /**
+   * Events with seq < beforeSeq, or the newest events when beforeSeq is null, NEWEST FIRST: reads
+   * the end of a log of any length in one call. Same access rules and page cap as listEvents.
+   */
+  listEventsBefore(
+    actor: Actor,
+    sessionId: string,
+    beforeSeq: number | null,
+    limit: number,
+  ): Promise<SessionEvent[]>;
+  /**
    * Calls `onWake` whenever new events may exist for the session (in this process or, in cluster
    * mode, another replica). Returns an unsubscribe function. Readers re-query with listEvents.
    */

@@ -174,6 +174,14 @@ export const eventPageSchema = z
   .object({
     items: z.array(eventSchema),
     nextAfter: z.number().int().describe('Pass as `after` to read the next page.'),
+    nextBefore: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe(
+        'Only with `order=desc`: pass as `before` to read the next older page; null when the start of the log is reached.',
+      ),
   })
   .meta({ id: 'SessionEventPage' });
 

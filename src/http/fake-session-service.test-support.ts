@@ -120,6 +120,12 @@ export function createFakeSessionService(): FakeSessionService {
       find(actor, id);
       return (events.get(id) ?? []).filter((e) => e.seq > afterSeq).slice(0, limit);
     },
+    async listEventsBefore(actor, id, beforeSeq, limit) {
+      checkFailure();
+      find(actor, id);
+      const older = (events.get(id) ?? []).filter((e) => beforeSeq === null || e.seq < beforeSeq);
+      return older.slice(-limit).reverse();
+    },
     watchEvents(id, onWake) {
       const set = watchers.get(id) ?? new Set();
       set.add(onWake);

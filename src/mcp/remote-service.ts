@@ -113,6 +113,11 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
         const events = await client.listEvents(sessionId, afterSeq, Math.min(limit, REMOTE_EVENT_PAGE));
         return events.map(toEvent);
       }),
+    listEventsBefore: (_actor, sessionId, beforeSeq, limit) =>
+      remote(async () => {
+        const page = Math.min(limit, REMOTE_EVENT_PAGE);
+        return (await client.listEventsBefore(sessionId, beforeSeq, page)).map(toEvent);
+      }),
     watchEvents(sessionId, onWake) {
       const controller = new AbortController();
       void (async () => {

@@ -8,7 +8,7 @@ import {
   createFakeSessionService,
   type FakeSessionService,
 } from '../http/fake-session-service.test-support.ts';
-import { findLastSeq } from './session-log-search.ts';
+import { findLogBoundary } from './session-log-search.ts';
 import { listRecentEvents, readAgentOutput } from './session-view.ts';
 
 const actor: Actor = { tenantId: 't1', principalId: 'p1' };
@@ -16,11 +16,27 @@ const actor: Actor = { tenantId: 't1', principalId: 'p1' };
 /** More events than any earlier fixed bound on log walks (20000). */
 const LONG_LOG = 25_000;
 
-/** The fake, with pages capped at 100 events as the REST API caps them for remote mode. */
-function withRestPageCap(service: FakeSessionService): SessionService {
+/** Reads the service answered, by method. */
+interface ReadCounts {
+  forward: number;
+  backward: number;
+}
+
+/**
+ * The fake, with pages capped at 100 events as the REST API caps them for remote mode, counting
+ * the reads made through it.
+ */
+function withRestPageCap(service: FakeSessionService, reads: ReadCounts): SessionService {
   return {
     ...service,
-    listEvents: (a, id, after, limit) => service.listEvents(a, id, after, Math.min(limit, 100)),
+    listEvents: (a, id, after, limit) => {
+      reads.forward += 1;
+      return service.listEvents(a, id, after, Math.min(limit, 100));
+    },
+    listEventsBefore: (a, id, before, limit) => {
+      reads.backward += 1;
+      return service.listEventsBefore(a, id, before, Math.min(limit, 100));
+    },
   };
 }
 
@@ -54,13 +70,18 @@ function task(detail: SessionDetail, fields: Partial<TaskRecord> & { id: string;
 describe('session logs longer than a walk from the start', () => {
   let fake: FakeSessionService;
   let service: SessionService;
+  const reads: ReadCounts = { forward: 0, backward: 0 };
+  const resetReads = (): void => {
+    reads.forward = 0;
+    reads.backward = 0;
+  };
   let detail: SessionDetail;
   let early: TaskRecord;
   let late: TaskRecord;
 
   before(async () => {
     fake = createFakeSessionService();
-    service = withRestPageCap(fake);
+    service = withRestPageCap(fake, reads);
     ({ session: detail } = await fake.createSession(actor, {
       objective: 'long',
       agents: [{ role: 'tester', task: 't', runner: 'echo' }],
@@ -94,19 +115,43 @@ describe('session logs longer than a walk from the start', () => {
     detail = { ...detail, tasks: [early, chatty, late] };
   });
 
-  test('findLastSeq finds the newest seq', async () => {
+  test('findLogBoundary finds where a time condition stops holding, from either end', async () => {
     const all = await fake.listEvents(actor, detail.id, 0, 1_000_000);
-    assert.equal(await findLastSeq({ service, actor, sessionId: detail.id }), all.at(-1)?.seq);
+    const log = { service, actor, sessionId: detail.id };
+    for (const index of [0, 1, 2, 3, 4_000, all.length - 2, all.length - 1]) {
+      const at = all[index]?.createdAt ?? 0;
+      const boundary = await findLogBoundary(log, (event) => event.createdAt < at);
+      assert.equal(boundary, all[index]?.seq, `boundary at index ${index}`);
+    }
+    assert.equal(await findLogBoundary(log, () => true), null, 'holds for the whole log');
+    resetReads();
+    // A point near the end of a 25,000-event log is found in a few reads, not by a walk from the start.
+    await findLogBoundary(log, (event) => event.createdAt < (all.at(-3)?.createdAt ?? 0));
+    assert.ok(reads.backward <= 6, `${reads.backward} reads`);
+    assert.equal(reads.forward, 0);
   });
 
-  test('recent_events returns the last N events', async () => {
+  test('recent_events returns the last N events in one read', async () => {
     const all = await fake.listEvents(actor, detail.id, 0, 1_000_000);
+    resetReads();
     const recent = await listRecentEvents(service, actor, detail.id, 5);
     assert.deepEqual(
       recent.map((event) => event.seq),
       all.slice(-5).map((event) => event.seq),
     );
     assert.equal(recent.at(-1)?.data.line, 'late two');
+    assert.deepEqual(reads, { forward: 0, backward: 1 });
+  });
+
+  test('more recent events than one capped page are read page by page back', async () => {
+    const all = await fake.listEvents(actor, detail.id, 0, 1_000_000);
+    resetReads();
+    const recent = await listRecentEvents(service, actor, detail.id, 250);
+    assert.deepEqual(
+      recent.map((event) => event.seq),
+      all.slice(-250).map((event) => event.seq),
+    );
+    assert.equal(reads.backward, 3);
   });
 
   test('an agent whose output starts after the first 20000 events has it read', async () => {

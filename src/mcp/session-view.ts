@@ -3,7 +3,12 @@
 import type { SessionDetail, SessionEvent, SessionStatus, TaskRecord, TaskStatus } from '../domain/types.ts';
 import { TASK_STATUSES } from '../domain/types.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
-import { findLastSeq, findLogBoundary, readLogBackwards, type SessionLog } from './session-log-search.ts';
+import {
+  findLogBoundary,
+  readLogBackwards,
+  readNewestEvents,
+  type SessionLog,
+} from './session-log-search.ts';
 
 /** Session states after which nothing changes any more. */
 export const FINAL_STATUSES: ReadonlySet<SessionStatus> = new Set(['completed', 'failed', 'cancelled']);
@@ -17,9 +22,9 @@ const RESULT_PREVIEW_CHARS = 2_000;
 /**
  * Bounds when assembling an agent's output from the event log: enough for any command or LLM
  * transcript a person would read, small enough that one resource read cannot pin the process.
- * The log is read backwards in windows of OUTPUT_WINDOW seqs, at most OUTPUT_MAX_EVENTS of them.
+ * The log is read backwards in pages of OUTPUT_PAGE events, at most OUTPUT_MAX_EVENTS of them.
  */
-const OUTPUT_WINDOW = 500;
+const OUTPUT_PAGE = 500;
 const OUTPUT_MAX_EVENTS = 20_000;
 const OUTPUT_MAX_CHARS = 1_000_000;
 
@@ -123,7 +128,7 @@ export function toSessionStatus(
 
 /**
  * The last `count` events of a session, oldest first, read from the end of the log however long
- * it is. Where retention pruned old output lines, fewer may come back than asked.
+ * it is (one read of the newest events). A log with fewer events gives them all.
  */
 export async function listRecentEvents(
   service: SessionService,
@@ -131,15 +136,7 @@ export async function listRecentEvents(
   sessionId: string,
   count: number,
 ): Promise<SessionEvent[]> {
-  const log: SessionLog = { service, actor, sessionId };
-  const endSeq = await findLastSeq(log);
-  const recent: SessionEvent[] = [];
-  const windows = readLogBackwards(log, { endSeq, windowSize: count, maxSeqs: OUTPUT_MAX_EVENTS });
-  for await (const window of windows) {
-    recent.unshift(...window);
-    if (recent.length >= count) break;
-  }
-  return recent.slice(-count);
+  return (await readNewestEvents({ service, actor, sessionId }, null, count)).reverse();
 }
 
 /** Finds a task by name, id or agent id; the resource URI uses the name. */
@@ -180,37 +177,48 @@ export async function readAgentOutput(
   if (task.result !== null) return task.result;
   const log: SessionLog = { service, actor, sessionId: detail.id };
   const { finishedAt } = task;
-  const endSeq =
+  // A running task's output ends at the end of the log; a finished one's where it finished.
+  const beforeSeq =
     finishedAt === null
-      ? await findLastSeq(log)
+      ? null
       : await findLogBoundary(log, (event) => event.createdAt <= finishedAt + END_SLACK_MS);
   const startAt = earliestOutputAt(detail, task);
-  // Pieces of a line (`partial`) are joined without the line break a whole line ends with.
-  const windows: string[] = [];
+  /** The task's output lines, newest first. */
+  const lines: SessionEvent[] = [];
   let chars = 0;
-  for await (const window of readLogBackwards(log, {
-    endSeq,
-    windowSize: OUTPUT_WINDOW,
-    maxSeqs: OUTPUT_MAX_EVENTS,
+  for await (const page of readLogBackwards(log, {
+    beforeSeq,
+    pageSize: OUTPUT_PAGE,
+    maxEvents: OUTPUT_MAX_EVENTS,
   })) {
-    let text = '';
-    // A line an earlier attempt left unfinished ends where the next attempt's output starts.
-    let open: { attempt: unknown } | undefined;
-    for (const event of window) {
+    for (const event of page) {
       if (event.type !== 'task.output' || event.data.taskId !== task.id) continue;
-      const line = typeof event.data.line === 'string' ? event.data.line : '';
-      if (open !== undefined && open.attempt !== event.data.attempt) text += '\n';
-      text += event.data.partial === true ? line : `${line}\n`;
-      open = event.data.partial === true ? { attempt: event.data.attempt } : undefined;
+      lines.push(event);
+      chars += typeof event.data.line === 'string' ? event.data.line.length + 1 : 1;
     }
-    windows.push(text);
-    chars += text.length;
-    const oldest = window[0];
+    const oldest = page.at(-1);
     if (chars >= OUTPUT_MAX_CHARS || (oldest !== undefined && oldest.createdAt < startAt)) break;
   }
-  let text = windows.reverse().join('');
+  let text = joinOutputLines(lines.reverse());
   if (text.length > OUTPUT_MAX_CHARS) text = text.slice(-OUTPUT_MAX_CHARS);
   if (text.endsWith('\n')) text = text.slice(0, -1);
   if (task.error !== null) text += `${text ? '\n' : ''}error: ${task.error}`;
+  return text;
+}
+
+/**
+ * The text of a task's output events, oldest first. Pieces of a line (`partial`) are joined
+ * without the line break a whole line ends with; a line an earlier attempt left unfinished ends
+ * where the next attempt's output starts.
+ */
+function joinOutputLines(events: readonly SessionEvent[]): string {
+  let text = '';
+  let open: { attempt: unknown } | undefined;
+  for (const event of events) {
+    const line = typeof event.data.line === 'string' ? event.data.line : '';
+    if (open !== undefined && open.attempt !== event.data.attempt) text += '\n';
+    text += event.data.partial === true ? line : `${line}\n`;
+    open = event.data.partial === true ? { attempt: event.data.attempt } : undefined;
+  }
   return text;
 }

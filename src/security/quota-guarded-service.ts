@@ -23,6 +23,7 @@ function bindAll(service: SessionService): SessionService {
     listSessions: service.listSessions.bind(service),
     cancelSession: service.cancelSession.bind(service),
     listEvents: service.listEvents.bind(service),
+    listEventsBefore: service.listEventsBefore.bind(service),
     watchEvents: service.watchEvents.bind(service),
   };
 }

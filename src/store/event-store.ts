@@ -185,11 +185,38 @@ export async function listSessionEvents(
     .orderBy('seq')
     .limit(limit)
     .execute();
-  return rows.map((row) => ({
+  return rows.map(toSessionEvent);
+}
+
+/**
+ * Events with seq < beforeSeq (the newest when null), NEWEST FIRST, at most `limit`. Walks the
+ * (session_id, seq) primary key backwards from its end or from `beforeSeq`: no sort, and only the
+ * rows returned are read however long the log is.
+ */
+export async function listSessionEventsBefore(
+  db: Kysely<Database>,
+  sessionId: string,
+  beforeSeq: number | null,
+  limit: number,
+): Promise<SessionEvent[]> {
+  let query = db
+    .selectFrom('events')
+    .select(['session_id', 'seq', 'type', 'data', 'created_at'])
+    .where('session_id', '=', sessionId);
+  if (beforeSeq !== null) query = query.where('seq', '<', beforeSeq);
+  const rows = await query.orderBy('seq', 'desc').limit(limit).execute();
+  return rows.map(toSessionEvent);
+}
+
+/** A row as read; PostgreSQL returns bigint columns as strings, hence the Number() calls. */
+function toSessionEvent(
+  row: Pick<Database['events'], 'session_id' | 'seq' | 'type' | 'data' | 'created_at'>,
+): SessionEvent {
+  return {
     sessionId: row.session_id,
     seq: Number(row.seq),
     type: row.type,
     data: JSON.parse(row.data) as Record<string, unknown>,
     createdAt: Number(row.created_at),
-  }));
+  };
 }

@@ -1,14 +1,16 @@
-// GET /v1/sessions/:id/events: the session's event log as JSON pages, or as an SSE stream that
-// replays from Last-Event-ID (or ?after=) out of the events table and follows until the session ends.
+// GET /v1/sessions/:id/events: the session's event log as JSON pages (oldest first, or newest
+// first with ?order=desc), or as an SSE stream that replays from Last-Event-ID (or ?after=) out of
+// the events table and follows until the session ends.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { FINAL_EVENT_TYPE } from '../../domain/events.ts';
-import type { SessionStatus } from '../../domain/types.ts';
+import type { SessionEvent, SessionStatus } from '../../domain/types.ts';
 import type { Actor, SessionService } from '../../engine/session-service.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { eventPageSchema, toEventDto } from '../dto.ts';
 import { createLimitSchema, seqSchema, sessionIdParamsSchema } from '../params.ts';
+import type { ValidationIssue } from '../plugins/error-handler.ts';
 import { REQUEST_ID_HEADER } from '../plugins/request-id.ts';
 import { problemResponses } from '../problem.ts';
 import { openSseStream, type SseRegistry, type SseStream } from '../sse.ts';
@@ -39,11 +41,24 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
       schema: {
         summary: 'Read or stream session events',
         description:
-          'With `Accept: text/event-stream`: an SSE stream (`id` = seq, `event` = type, `data` = the event as JSON), keep-alive comments, resumable with `Last-Event-ID` (or `?after=`), ending after `session.finished`. Otherwise a JSON page of events with seq > `after`.',
+          'With `Accept: text/event-stream`: an SSE stream (`id` = seq, `event` = type, `data` = the event as JSON), keep-alive comments, resumable with `Last-Event-ID` (or `?after=`), ending after `session.finished`. Otherwise a JSON page of events with seq > `after`, oldest first; with `order=desc`, the newest events (or those with seq < `before`), newest first, and `nextBefore` to page further back.',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         querystring: z.strictObject({
-          after: seqSchema.optional().describe('Return events with seq greater than this (default 0).'),
+          after: seqSchema
+            .optional()
+            .describe('Return events with seq greater than this (default 0). Not with `order=desc`.'),
+          before: seqSchema
+            .optional()
+            .describe(
+              "With `order=desc`: return events with seq less than this (default: from the newest event). Pass the previous page's `nextBefore`.",
+            ),
+          order: z
+            .enum(['asc', 'desc'])
+            .optional()
+            .describe(
+              '`asc` (default): oldest first from `after`. `desc`: newest first, back from `before`; JSON pages only.',
+            ),
           limit: createLimitSchema(maxPageSize, maxPageSize),
         }),
         headers: z.looseObject({
@@ -59,9 +74,16 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
     async (request, reply) => {
       const { id } = request.params;
       const lastEventId = request.headers['last-event-id'];
-      const after = lastEventId !== undefined ? Number(lastEventId) : (request.query.after ?? 0);
       // HEAD never opens a stream: it would hold the connection without ever sending a body.
-      if (request.method !== 'GET' || !acceptsEventStream(request.headers.accept)) {
+      const streaming = request.method === 'GET' && acceptsEventStream(request.headers.accept);
+      if (request.query.order === 'desc' || request.query.before !== undefined) {
+        assertBackwardRead(request.query, lastEventId, streaming);
+        const { before = null, limit } = request.query;
+        const events = await service.listEventsBefore(request.actor, id, before, limit);
+        return toBackwardPage(events, before, limit);
+      }
+      const after = lastEventId !== undefined ? Number(lastEventId) : (request.query.after ?? 0);
+      if (!streaming) {
         const events = await service.listEvents(request.actor, id, after, request.query.limit);
         const last = events.at(-1);
         return { items: events.map(toEventDto), nextAfter: last ? last.seq : after };
@@ -91,6 +113,48 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
       return reply;
     },
   );
+}
+
+/** Rejects what a newest-first read cannot honour, naming the parameter at fault. */
+function assertBackwardRead(
+  query: { after?: number; order?: 'asc' | 'desc' },
+  lastEventId: string | undefined,
+  streaming: boolean,
+): void {
+  const fail = (location: string, path: string, message: string): never => {
+    const issue: ValidationIssue = { location, path, message };
+    throw new AppError('VALIDATION_FAILED', `Invalid ${location}. ${path.slice(1)}: ${message}`, {
+      details: [issue],
+    });
+  };
+  if (query.order !== 'desc') {
+    fail('querystring', '/before', 'only with order=desc (events are then returned newest first)');
+  }
+  if (query.after !== undefined) {
+    fail('querystring', '/after', 'not with order=desc; page back with before=<nextBefore>');
+  }
+  if (lastEventId !== undefined) {
+    fail('headers', '/last-event-id', 'resumes a forward read; not with order=desc');
+  }
+  if (streaming) {
+    fail('querystring', '/order', 'an event stream only goes forward; order=desc returns JSON pages');
+  }
+}
+
+/**
+ * A newest-first page. `nextBefore` continues further back (null once the start of the log is
+ * reached: fewer events than asked, or seq 1); `nextAfter` follows forward from the newest event
+ * of the page, e.g. to show the tail of a log and then poll or stream what comes next.
+ */
+function toBackwardPage(events: SessionEvent[], before: number | null, limit: number) {
+  const oldest = events.at(-1);
+  const newest = events[0];
+  const reachedStart = oldest === undefined || events.length < limit || oldest.seq <= 1;
+  return {
+    items: events.map(toEventDto),
+    nextAfter: newest ? newest.seq : Math.max(0, (before ?? 1) - 1),
+    nextBefore: reachedStart ? null : oldest.seq,
+  };
 }
 
 function acceptsEventStream(accept: string | undefined): boolean {
