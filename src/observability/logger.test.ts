@@ -69,6 +69,27 @@ describe('logger', () => {
     assert.match(ecsError.stack_trace ?? '', /TypeError: bad input/);
   });
 
+  test("an error's causes are in its stack trace, a cycle of causes ends", async () => {
+    const { logger, lines } = capture();
+    const driver = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    logger.error({ err: new Error('The database write failed', { cause: driver }) }, 'request failed');
+    const looping = new Error('outer');
+    looping.cause = looping;
+    logger.error({ err: looping }, 'cyclic');
+    logger.error({ err: new Error('plain') }, 'no cause');
+    const [wrapped, cyclic, plain] = (await lines()).map((line) => line.error as Record<string, string>);
+    const wrappedError = wrapped ?? {};
+    assert.equal(wrappedError.message, 'The database write failed');
+    assert.match(
+      wrappedError.stack_trace ?? '',
+      /Error: The database write failed[\s\S]*\nCaused by: Error: database or disk is full\n/,
+    );
+    const cyclicTrace = cyclic?.stack_trace ?? '';
+    assert.equal(cyclicTrace.split('Caused by:').length - 1, 4, 'bounded');
+    assert.match(plain?.stack_trace ?? '', /Error: plain/);
+    assert.doesNotMatch(plain?.stack_trace ?? '', /Caused by/);
+  });
+
   test('lines inside a span carry its trace.id and span.id; lines outside carry none', async () => {
     const { logger, lines } = capture();
     const span = tracing.tracer.startSpan('request');

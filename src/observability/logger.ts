@@ -92,5 +92,45 @@ export function createLogger(options: LoggerOptions): Logger {
     convertReqRes: true,
     apmIntegration: false,
   });
-  return pino({ ...format, level: options.level, redact, mixin: traceFields }, destination);
+  return pino({ ...withCauseStacks(format), level: options.level, redact, mixin: traceFields }, destination);
+}
+
+/** Causes a logged error's stack trace follows: enough for a wrapped driver error, bounded for cycles. */
+const MAX_LOGGED_CAUSES = 4;
+
+type EcsPinoOptions = ReturnType<typeof ecsFormat>;
+
+/**
+ * The ECS format with each logged error's causes appended to `error.stack_trace` ("Caused by: …",
+ * as Java and Elastic show them): the ECS formatter keeps only the outer error, so a
+ * STORE_UNAVAILABLE would be logged without the database error that explains it.
+ */
+function withCauseStacks(format: EcsPinoOptions): EcsPinoOptions {
+  const formatLog = format.formatters?.log;
+  if (!formatLog) return format;
+  return {
+    ...format,
+    formatters: {
+      ...format.formatters,
+      log(object) {
+        const fields = formatLog(object);
+        const error = fields.error as { stack_trace?: string } | undefined;
+        const logged = object.err;
+        if (logged instanceof Error && logged.cause !== undefined && error)
+          error.stack_trace = stackWithCauses(logged);
+        return fields;
+      },
+    },
+  };
+}
+
+/** The error's stack followed by those of its causes. */
+export function stackWithCauses(error: Error): string {
+  let text = error.stack ?? `${error.name}: ${error.message}`;
+  let cause = error.cause;
+  for (let depth = 0; cause !== undefined && depth < MAX_LOGGED_CAUSES; depth++) {
+    text += `\nCaused by: ${cause instanceof Error ? (cause.stack ?? `${cause.name}: ${cause.message}`) : String(cause)}`;
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return text;
 }

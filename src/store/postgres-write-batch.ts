@@ -7,8 +7,8 @@
 // savepoint per operation (BEGIN/COMMIT instead of SAVEPOINT/RELEASE); the coalesced operations
 // (all finishes, all claims of a tick) keep the number of commits per task low.
 import { type Kysely, sql } from 'kysely';
-import { AppError } from '../errors/app-error.ts';
 import type { Database } from './schema.ts';
+import { asStorageFailure, toStoreWriteError } from './store-failure.ts';
 
 /** The outcome of one operation, in batch order. */
 export type OpOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -50,7 +50,7 @@ async function runOne(
     } catch (error) {
       await sql`rollback`.execute(conn).catch(() => undefined);
       if (attempt < TRANSIENT_RETRIES && isTransientConflict(error)) continue;
-      return { ok: false, error };
+      return { ok: false, error: asStorageFailure(error) };
     }
     try {
       await sql`commit`.execute(conn);
@@ -59,10 +59,7 @@ async function runOne(
       await sql`rollback`.execute(conn).catch(() => undefined);
       return {
         ok: false,
-        error:
-          error instanceof AppError
-            ? error
-            : new AppError('STORE_UNAVAILABLE', 'The database write failed', { cause: error }),
+        error: toStoreWriteError(error),
       };
     }
   }

@@ -8,7 +8,7 @@
 // exactly this fsync, only inline). An fdatasync of the same file through another descriptor
 // flushes the same inode, so a flush started after commit N covers commits 1..N.
 import { closeSync, fdatasync, openSync } from 'node:fs';
-import { AppError } from '../errors/app-error.ts';
+import { toStoreWriteError } from './store-failure.ts';
 
 export interface WalFlusher {
   /** Call after every commit; starts a flush unless one is running. */
@@ -46,9 +46,7 @@ export function createWalFlusher(walPath: string): WalFlusher {
   }
 
   function fail(upTo: number, error: unknown): void {
-    const failure = new AppError('STORE_UNAVAILABLE', 'Flushing the database log to disk failed', {
-      cause: error,
-    });
+    const failure = toStoreWriteError(error, 'Flushing the database log to disk failed');
     const failed = waiters.filter((waiter) => waiter.seq <= upTo);
     waiters = waiters.filter((waiter) => waiter.seq > upTo);
     for (const waiter of failed) waiter.reject(failure);

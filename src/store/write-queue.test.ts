@@ -74,6 +74,46 @@ describe('write queue', () => {
     );
   });
 
+  test('a full disk fails the ops of its batch with the reason, alone or not; the queue goes on', async () => {
+    const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
+    const pages = await sql<{ page_count: number }>`pragma page_count`.execute(handle.db);
+    await sql.raw(`pragma max_page_count = ${pages.rows[0]?.page_count ?? 0}`).execute(handle.db);
+    const insertLarge = (id: string) => (trx: DatabaseHandle['db']) =>
+      trx
+        .insertInto('tenants')
+        .values({ id, name: 'x'.repeat(200_000), created_at: 1 })
+        .execute();
+    try {
+      const full = /^The database write failed: the disk holding the database is full$/;
+      const batch = await Promise.allSettled([
+        queue.run(insertTenant('t-full-1')),
+        queue.run(insertLarge('t-full-2')),
+        queue.run(insertTenant('t-full-3')),
+      ]);
+      for (const result of batch) {
+        assert.equal(result.status, 'rejected');
+        assert.ok(
+          result.reason instanceof AppError && result.reason.code === 'STORE_UNAVAILABLE',
+          String(result.reason),
+        );
+        assert.match(result.reason.message, full);
+      }
+      await assert.rejects(queue.run(insertLarge('t-full-alone')), (error: unknown) => {
+        assert.ok(error instanceof AppError && error.code === 'STORE_UNAVAILABLE', String(error));
+        assert.match(error.message, full);
+        return true;
+      });
+    } finally {
+      await sql.raw('pragma max_page_count = 1073741823').execute(handle.db);
+    }
+    await queue.run(insertTenant('t-full-after'));
+    const ids = await handle.db.selectFrom('tenants').select('id').where('id', 'like', 't-full%').execute();
+    assert.deepEqual(
+      ids.map((row) => row.id),
+      ['t-full-after'],
+    );
+  });
+
   test('a value is only acknowledged after its batch committed', async () => {
     const queue = createWriteQueue({ db: handle.db, dialect: 'sqlite' });
     await queue.run(insertTenant('t3'));

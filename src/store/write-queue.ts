@@ -16,11 +16,11 @@
 // docs/adr/0002-lease-based-scheduler.md.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Kysely, sql } from 'kysely';
-import { AppError } from '../errors/app-error.ts';
 import type { CommitDurability } from './commit-durability.ts';
 import type { DialectName } from './db.ts';
 import { type OpOutcome, runPostgresOpsInTransactions } from './postgres-write-batch.ts';
 import type { Database } from './schema.ts';
+import { asStorageFailure, toStoreWriteError } from './store-failure.ts';
 
 /** A unit of work run inside the shared transaction. Must not keep `trx` after it returns. */
 export type WriteOp<T> = (trx: Kysely<Database>) => Promise<T>;
@@ -126,10 +126,7 @@ export function createWriteQueue(options: WriteQueueOptions): WriteQueue {
         await commitSqliteBatch(conn, batch, outcomes);
       });
     } catch (error) {
-      const failure =
-        error instanceof AppError
-          ? error
-          : new AppError('STORE_UNAVAILABLE', 'The database write failed', { cause: error });
+      const failure = toStoreWriteError(error);
       for (const item of batch) item.reject(failure);
       return;
     }
@@ -207,14 +204,20 @@ async function commitSqliteBatch(
         if (!alone) await sql`release savepoint ${savepoint}`.execute(conn);
         outcomes.push({ ok: true, value });
       } catch (error) {
-        outcomes.push({ ok: false, error });
-        if (alone) {
-          await sql`rollback`.execute(conn);
-          return;
+        outcomes.push({ ok: false, error: asStorageFailure(error) });
+        try {
+          if (alone) {
+            await sql`rollback`.execute(conn);
+            return;
+          }
+          // Undoes only this op; the others of the batch still commit.
+          await sql`rollback to savepoint ${savepoint}`.execute(conn);
+          await sql`release savepoint ${savepoint}`.execute(conn);
+        } catch {
+          // SQLite itself rolled the whole transaction back (disk full, I/O error): nothing of the
+          // batch is stored, so every op of it fails with the error that ended it.
+          throw error;
         }
-        // Undoes only this op; the others of the batch still commit.
-        await sql`rollback to savepoint ${savepoint}`.execute(conn);
-        await sql`release savepoint ${savepoint}`.execute(conn);
       }
     }
     await sql`commit`.execute(conn);
