@@ -199,13 +199,24 @@ export async function listSessionEventsBefore(
   beforeSeq: number | null,
   limit: number,
 ): Promise<SessionEvent[]> {
-  let query = db
+  const rows = await selectEventsBefore(db, sessionId, beforeSeq, limit).execute();
+  return rows.map(toSessionEvent);
+}
+
+/** The query of listSessionEventsBefore, unexecuted (tests check its plan on each dialect). */
+export function selectEventsBefore(
+  db: Kysely<Database>,
+  sessionId: string,
+  beforeSeq: number | null,
+  limit: number,
+) {
+  const query = db
     .selectFrom('events')
     .select(['session_id', 'seq', 'type', 'data', 'created_at'])
     .where('session_id', '=', sessionId);
-  if (beforeSeq !== null) query = query.where('seq', '<', beforeSeq);
-  const rows = await query.orderBy('seq', 'desc').limit(limit).execute();
-  return rows.map(toSessionEvent);
+  return (beforeSeq === null ? query : query.where('seq', '<', beforeSeq))
+    .orderBy('seq', 'desc')
+    .limit(limit);
 }
 
 /** A row as read; PostgreSQL returns bigint columns as strings, hence the Number() calls. */
