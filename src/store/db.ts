@@ -148,6 +148,26 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
   };
 }
 
+/**
+ * Opens an existing SQLite file read-only, for inspection (`maos migrate --status`): unlike
+ * createDatabase it changes nothing — no journal mode switch, no checkpoint of the WAL at close, no
+ * background worker — so it is safe next to a running server and on a copy kept as evidence.
+ */
+export function openSqliteReadOnly(
+  path: string,
+  busyTimeoutMs: number,
+): { db: Kysely<Database>; close(): Promise<void> } {
+  let sqlite: SqliteDatabase.Database;
+  try {
+    sqlite = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new AppError('STORE_UNAVAILABLE', `Cannot open the database file ${path}`, { cause: error });
+  }
+  sqlite.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+  const db = new Kysely<Database>({ dialect: createSqliteDialect(sqlite) });
+  return { db, close: () => db.destroy() };
+}
+
 /** Prepared statements kept per connection; the engine uses a few dozen distinct statements. */
 const STATEMENT_CACHE_SIZE = 512;
 

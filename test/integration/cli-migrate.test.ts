@@ -1,10 +1,20 @@
 // `maos migrate --status` changes nothing: on a database that does not exist yet it reports every
-// migration pending without creating the data directory or the SQLite file.
+// migration pending without creating the data directory or the SQLite file; an existing one is
+// read as it is, its WAL included, and left byte for byte as it was.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
 import { runMaos } from '../fixtures/cli.ts';
 
 interface StatusJson {
@@ -61,4 +71,34 @@ test('migrate --status on a missing database reports it pending and creates noth
   assert.equal(after.exists, true);
   assert.deepEqual(after.applied, before.pending);
   assert.equal(after.current, true);
+});
+
+test('migrate --status reads an existing database with its WAL and leaves both unchanged', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-migrate-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const live = join(dir, 'live');
+  const file = join(dir, 'maos.yaml');
+  writeFileSync(file, `dataDir: ${JSON.stringify(live)}\n`);
+  assert.equal((await runMaos(['migrate', '--config', file])).code, 0);
+
+  // The state a killed server leaves: commits in maos.db-wal not yet copied into maos.db.
+  const writer = new SqliteDatabase(join(live, 'maos.db'));
+  writer.pragma('wal_autocheckpoint = 0');
+  writer.prepare("insert into kysely_migration (name, timestamp) values ('9999_from_the_future', 'x')").run();
+  const crashed = join(dir, 'crashed');
+  mkdirSync(crashed);
+  for (const name of ['maos.db', 'maos.db-wal']) copyFileSync(join(live, name), join(crashed, name));
+  writer.close();
+  const crashedFile = join(dir, 'crashed.yaml');
+  writeFileSync(crashedFile, `dataDir: ${JSON.stringify(crashed)}\n`);
+  const before = ['maos.db', 'maos.db-wal'].map((name) => readFileSync(join(crashed, name)));
+
+  const status = await runMaos(['migrate', '--status', '--json', '--config', crashedFile]);
+  assert.equal(status.code, 0, status.stderr);
+  const json = JSON.parse(status.stdout) as StatusJson & { unknown: string[] };
+  assert.deepEqual(json.unknown, ['9999_from_the_future'], 'the commit in the WAL is read');
+  assert.equal(json.current, false);
+  const after = ['maos.db', 'maos.db-wal'].map((name) => readFileSync(join(crashed, name)));
+  assert.ok(before[0]?.equals(after[0] ?? Buffer.alloc(0)), 'maos.db unchanged');
+  assert.ok(before[1]?.equals(after[1] ?? Buffer.alloc(0)), 'maos.db-wal unchanged (not checkpointed)');
 });

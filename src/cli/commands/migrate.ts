@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
-import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
+import { createDatabase, openSqliteReadOnly, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus, type MigrationStatus, migrateToLatest } from '../../store/migrate.ts';
 import { MIGRATIONS } from '../../store/migrations/index.ts';
 import { isPostgresUrl } from '../../store/postgres-dialect.ts';
@@ -48,7 +48,8 @@ async function runMigrate(ctx: CliContext, command: Command): Promise<number> {
 
 /**
  * `--status` changes nothing: opening a SQLite file that does not exist would create it (and the
- * data directory), so a missing file is reported as a database with every migration pending.
+ * data directory), so a missing file is reported as a database with every migration pending; an
+ * existing one is opened read-only (a read-write open would checkpoint its WAL at close).
  */
 async function showStatus(out: Output, config: Readonly<Config>): Promise<number> {
   const missing = findMissingSqliteFile(config);
@@ -57,7 +58,12 @@ async function showStatus(out: Output, config: Readonly<Config>): Promise<number
     printStatus(out, missing, false, { applied: [], pending, unknown: [], current: pending.length === 0 });
     return EXIT.OK;
   }
-  const handle = createDatabase(config);
+  const handle = isPostgresUrl(config.store.url)
+    ? createDatabase(config)
+    : {
+        ...openSqliteReadOnly(resolveSqlitePath(config), config.store.busyTimeoutMs),
+        location: resolveSqlitePath(config),
+      };
   try {
     printStatus(out, handle.location, true, await getMigrationStatus(handle.db));
     return EXIT.OK;
