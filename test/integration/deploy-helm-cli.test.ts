@@ -1,0 +1,280 @@
+// The Helm chart under the real `helm` (3 and 4, pinned official binaries that `npm test` installs with
+// scripts/install-helm.ts): lint --strict, template with default and production values, values
+// rejected by values.schema.json and the chart's own checks, the packaged chart, and the test
+// renderer (test/fixtures/helm-chart.ts) producing exactly helm's manifests.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { installedHelms } from '../../scripts/install-helm.ts';
+import { configSchema } from '../../src/config/schema.ts';
+import { renderChart } from '../fixtures/helm-chart.ts';
+import {
+  assertValidManifest,
+  at,
+  CHART,
+  type Doc,
+  groupByKind,
+  one,
+  POSTGRES,
+  POSTGRES_FULL,
+} from '../fixtures/helm-manifests.ts';
+
+const INSTALL_HINT =
+  'helm not found: run `node scripts/install-helm.ts` (npm test does) or put helm 3+ on PATH';
+const PRODUCTION_VALUES = join(CHART, 'examples/values-postgres.yaml');
+
+interface Helm {
+  version: string;
+  path: string;
+}
+
+/** The pinned binaries, else a helm on PATH. */
+function findHelms(): Helm[] {
+  const pinned = installedHelms();
+  if (pinned.length > 0) return pinned;
+  const onPath = spawnSync('helm', ['version', '--short'], { encoding: 'utf8' });
+  return onPath.status === 0 ? [{ version: onPath.stdout.trim(), path: 'helm' }] : [];
+}
+
+interface Rendered {
+  /** Every manifest with the template file it came from (`# Source:` of helm's output). */
+  manifests: { file: string; doc: Doc }[];
+  byKind: Map<string, Doc[]>;
+}
+
+/** Splits `helm template` output into manifests, by source file. */
+function parseTemplateOutput(text: string): Rendered {
+  const manifests: Rendered['manifests'] = [];
+  for (const chunk of text.split(/^---\s*$/m)) {
+    const source = /^# Source: [^/]+\/templates\/(.+)$/m.exec(chunk);
+    const doc = parseYaml(chunk, { version: '1.1' }) as Doc | null;
+    if (!doc) continue;
+    assert.ok(source, `a manifest without a # Source line:\n${chunk}`);
+    manifests.push({ file: source[1] as string, doc });
+  }
+  return { manifests, byKind: groupByKind(manifests.map((m) => m.doc)) };
+}
+
+/** The rule groups of deploy/prometheus/rules (the promtool-tested files), by name. */
+function shippedRuleGroups(): Doc[] {
+  return readdirSync('deploy/prometheus/rules')
+    .filter((f) => f.endsWith('.yml'))
+    .flatMap((f) => parseYaml(readFileSync(join('deploy/prometheus/rules', f), 'utf8')).groups as Doc[])
+    .sort((a, b) => String(a.name).localeCompare(String(b.name)));
+}
+
+const helms = findHelms();
+
+if (helms.length === 0) {
+  // Under CI the suite must really run helm: a missing binary fails instead of skipping.
+  test('helm is installed', { skip: process.env.CI === 'true' ? false : INSTALL_HINT }, () => {
+    assert.fail(INSTALL_HINT);
+  });
+}
+
+for (const helm of helms) {
+  describe(`Helm chart under helm ${helm.version}`, () => {
+    let work = '';
+    let env: NodeJS.ProcessEnv = {};
+
+    before(() => {
+      work = mkdtempSync(join(tmpdir(), 'maos-helm-'));
+      // Keep helm's cache, config and data out of the user's home.
+      env = {
+        ...process.env,
+        HELM_CACHE_HOME: join(work, 'cache'),
+        HELM_CONFIG_HOME: join(work, 'config'),
+        HELM_DATA_HOME: join(work, 'data'),
+      };
+    });
+    after(() => rmSync(work, { recursive: true, force: true }));
+
+    const run = (args: string[]) => {
+      const result = spawnSync(helm.path, args, { encoding: 'utf8', env, timeout: 60_000 });
+      assert.ifError(result.error);
+      return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+    };
+    let files = 0;
+    /** Writes values to a file for `-f` (JSON is YAML). */
+    const valuesFile = (values: Doc) => {
+      const file = join(work, `values-${files++}.yaml`);
+      writeFileSync(file, JSON.stringify(values));
+      return file;
+    };
+    const template = (...args: string[]): Rendered => {
+      const result = run(['template', 'maos', ...args]);
+      assert.equal(result.status, 0, result.stderr);
+      const rendered = parseTemplateOutput(result.stdout);
+      for (const { file, doc } of rendered.manifests) assertValidManifest(doc, file);
+      return rendered;
+    };
+    const assertRejected = (args: string[], message: RegExp) => {
+      const result = run(['template', 'maos', CHART, ...args]);
+      assert.notEqual(result.status, 0, `accepted: ${args.join(' ')}`);
+      assert.match(result.stderr, message);
+    };
+
+    test('helm lint --strict passes with the default, example and cluster values', () => {
+      const sets = [
+        [],
+        ...readdirSync(join(CHART, 'examples')).map((f) => ['-f', join(CHART, 'examples', f)]),
+        ['-f', valuesFile(POSTGRES_FULL)],
+      ];
+      for (const args of sets) {
+        const lint = run(['lint', CHART, '--strict', ...args]);
+        assert.equal(lint.status, 0, `${args.join(' ')}\n${lint.stdout}${lint.stderr}`);
+        assert.match(lint.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+        assert.doesNotMatch(lint.stdout, /\[(WARNING|ERROR)\]/);
+      }
+      const bad = run(['lint', CHART, '--strict', '--set', 'replicaCount=two']);
+      assert.notEqual(bad.status, 0, 'lint checks the values against values.schema.json');
+    });
+
+    test('default values: SQLite on a kept PVC, one Recreate pod migrated by an init container', () => {
+      const { byKind } = template(CHART);
+      assert.deepEqual([...byKind.keys()].sort(), [
+        'ConfigMap',
+        'Deployment',
+        'NetworkPolicy',
+        'PersistentVolumeClaim',
+        'Secret',
+        'Service',
+        'ServiceAccount',
+      ]);
+      const deployment = one(byKind, 'Deployment');
+      assert.equal(at(deployment, 'spec.replicas'), 1);
+      assert.equal(at(deployment, 'spec.strategy.type'), 'Recreate');
+      const pod = at(deployment, 'spec.template.spec');
+      assert.deepEqual(at(pod, 'initContainers.0.args'), ['migrate']);
+      const pvc = one(byKind, 'PersistentVolumeClaim');
+      assert.equal(at(pvc, 'metadata.annotations')['helm.sh/resource-policy'], 'keep');
+      const data = pod.volumes.find((v: Doc) => v.name === 'data');
+      assert.equal(data.persistentVolumeClaim.claimName, at(pvc, 'metadata.name'));
+      assert.deepEqual(Object.keys(at(one(byKind, 'Secret'), 'stringData') ?? {}), []);
+      const config = parseYaml(String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+      assert.equal(config.auth.mode, 'apikey');
+      for (const doc of [...byKind.values()].flat()) {
+        assert.equal(at(doc, 'metadata.labels')['app.kubernetes.io/managed-by'], 'Helm');
+      }
+    });
+
+    test('production values (cluster mode: PostgreSQL, KEDA, OIDC, TLS ingress, monitoring)', () => {
+      const { byKind } = template(CHART, '-f', PRODUCTION_VALUES);
+      const deployment = one(byKind, 'Deployment');
+      const name = at(deployment, 'metadata.name');
+      assert.equal(at(deployment, 'spec.replicas'), undefined, 'KEDA owns the replica count');
+      assert.equal(at(deployment, 'spec.strategy.rollingUpdate.maxUnavailable'), 0);
+      const pod = at(deployment, 'spec.template.spec');
+      assert.equal(pod.initContainers, undefined);
+      assert.equal(at(pod, 'containers.0.envFrom.0.secretRef.name'), 'maos-env');
+      assert.ok(pod.volumes.find((v: Doc) => v.name === 'data').emptyDir, 'no state in the pods');
+      assert.equal(byKind.has('Secret'), false, 'existingSecret: the chart creates no Secret');
+      assert.equal(byKind.has('PersistentVolumeClaim'), false);
+      assert.equal(byKind.has('HorizontalPodAutoscaler'), false, 'KEDA replaces the HPA');
+      const scaled = one(byKind, 'ScaledObject');
+      assert.equal(at(scaled, 'spec.scaleTargetRef.name'), name);
+      assert.equal(at(scaled, 'spec.minReplicaCount'), 2);
+      assert.equal(at(scaled, 'spec.maxReplicaCount'), 20);
+      assert.equal(at(scaled, 'spec.triggers.0.type'), 'prometheus');
+      assert.equal(at(one(byKind, 'PodDisruptionBudget'), 'spec.minAvailable'), 1);
+      const job = one(byKind, 'Job');
+      assert.equal(at(job, 'metadata.annotations')['helm.sh/hook'], 'pre-install,pre-upgrade');
+      assert.deepEqual(at(job, 'spec.template.spec.containers.0.args'), ['migrate']);
+      assert.equal(at(job, 'spec.template.spec.containers.0.envFrom.0.secretRef.name'), 'maos-env');
+      const ingress = one(byKind, 'Ingress');
+      assert.deepEqual(at(ingress, 'spec.tls.0'), { secretName: 'maos-tls', hosts: ['maos.example.com'] });
+      assert.equal(at(ingress, 'metadata.annotations')['nginx.ingress.kubernetes.io/proxy-buffering'], 'off');
+      assert.equal(at(ingress, 'spec.rules.0.http.paths.0.backend.service.name'), name);
+      assert.equal(at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0.port'), 'metrics');
+      const groups = [...at(one(byKind, 'PrometheusRule'), 'spec.groups')].sort((a: Doc, b: Doc) =>
+        String(a.name).localeCompare(String(b.name)),
+      );
+      assert.deepEqual(groups, shippedRuleGroups(), 'the promtool-tested rules, unchanged');
+      const egress = at(one(byKind, 'NetworkPolicy'), 'spec.egress.1.ports').map((p: Doc) => p.port);
+      assert.ok(egress.includes(5432) && egress.includes(443));
+      // The config file plus the chart's environment is a configuration MAOS accepts, with OIDC on.
+      const file = parseYaml(String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+      const vars = Object.fromEntries(
+        at(pod, 'containers.0.env').map((e: { name: string; value: string }) => [e.name, e.value]),
+      );
+      const parsed = configSchema.safeParse({
+        ...file,
+        dataDir: vars.MAOS_DATA_DIR,
+        host: vars.MAOS_HOST,
+        port: Number(vars.MAOS_PORT),
+        metrics: {
+          ...(file.metrics ?? {}),
+          port: Number(vars.MAOS_METRICS__PORT),
+          host: vars.MAOS_METRICS__HOST,
+        },
+      });
+      assert.ok(parsed.success, `chart config rejected: ${JSON.stringify(parsed.error?.issues)}`);
+      assert.equal(parsed.data.auth.mode, 'oidc');
+      assert.equal(parsed.data.auth.oidc.issuer, 'https://idp.example.com/realms/main');
+      assert.equal(parsed.data.auth.oidc.audience, 'https://maos.example.com');
+    });
+
+    test('bad values are rejected before anything reaches a cluster, each with a clear message', () => {
+      // values.schema.json: typos, wrong types, values outside the documented choices.
+      assertRejected(['--set', 'databse.mode=postgres'], /databse/);
+      assertRejected(['--set', 'replicaCount=two'], /replicaCount/);
+      assertRejected(['--set', 'database.mode=mysql'], /database[./]mode/);
+      assertRejected(['--set', 'auth.mode=none'], /auth[./]mode/);
+      assertRejected(['--set', 'keda.trigger=cpu'], /keda[./]trigger/);
+      assertRejected(['--set', 'ingress.canary.weight=150'], /weight/);
+      assertRejected(['--set', 'config.auth.mode=none'], /config/);
+      assertRejected(
+        ['--set', 'auth.mode=both', '--set', 'auth.oidc.issuer=https://idp.example.com'],
+        /audience/,
+      );
+      // The chart's own checks: PostgreSQL without a database URL, a cluster older than supported.
+      assertRejected(['--set', 'database.mode=postgres'], /database\.postgres\.url \(or existingSecret/);
+      assertRejected(['--kube-version', '1.26.0'], /kubeVersion/);
+    });
+
+    test('the packaged chart carries the Prometheus rules behind the rules/ link', () => {
+      const pack = run(['package', CHART, '--destination', work]);
+      assert.equal(pack.status, 0, pack.stderr);
+      const archive = join(work, readdirSync(work).find((f) => f.endsWith('.tgz')) as string);
+      const { byKind } = template(archive, '-f', valuesFile(POSTGRES_FULL));
+      const groups = [...at(one(byKind, 'PrometheusRule'), 'spec.groups')].sort((a: Doc, b: Doc) =>
+        String(a.name).localeCompare(String(b.name)),
+      );
+      assert.deepEqual(groups, shippedRuleGroups());
+    });
+
+    test('the test renderer produces exactly the manifests helm renders', () => {
+      const sets: Doc[] = [
+        {},
+        POSTGRES_FULL,
+        parseYaml(readFileSync(PRODUCTION_VALUES, 'utf8')),
+        { ...POSTGRES, ...parseYaml(readFileSync(join(CHART, 'examples/values-canary.yaml'), 'utf8')) },
+        {
+          database: { mode: 'postgres' },
+          existingSecret: 'ex',
+          keda: { enabled: true, trigger: 'postgresql' },
+          secretEnv: { MAOS_AUDIT__SIGNING_KEY: 'pem' },
+        },
+        {
+          ...POSTGRES,
+          nodeSelector: { n: 'x' },
+          extraEnv: [{ name: 'X', value: '1' }],
+          podAnnotations: { 'example.com/a': 'b' },
+          networkPolicy: { apiFrom: [{ podSelector: { matchLabels: { app: 'gw' } } }] },
+        },
+      ];
+      const key = (m: { file: string; doc: Doc }) => `${m.file} ${m.doc.kind} ${at(m.doc, 'metadata.name')}`;
+      const sorted = (list: { file: string; doc: Doc }[]) =>
+        [...list].sort((a, b) => key(a).localeCompare(key(b)));
+      for (const values of sets) {
+        const ours = renderChart(CHART, values).manifests;
+        const theirs = template(CHART, '-f', valuesFile(values)).manifests;
+        assert.deepEqual(sorted(ours), sorted(theirs), JSON.stringify(values));
+      }
+    });
+  });
+}
