@@ -29,6 +29,12 @@ export interface ChatStart {
   maxTokens?: number;
   temperature?: number;
   conversationId?: string;
+  /**
+   * MAOS's own: the 1-based attempt of the LLM client (retries and fallbacks count on) and the
+   * model call's 1-based step in an agent's tool loop (`maos.llm.attempt`, `maos.llm.step`).
+   */
+  attempt?: number;
+  step?: number;
   /** Opt-in content: the request messages and system instructions. */
   inputMessages?: unknown;
   systemInstructions?: unknown;
@@ -139,6 +145,8 @@ export function createGenAiTracer(options: GenAiTracerOptions): GenAiTracer {
         'gen_ai.conversation.id': input.conversationId,
         'server.address': input.serverAddress,
         'server.port': input.serverPort,
+        'maos.llm.attempt': input.attempt,
+        'maos.llm.step': input.step,
       });
       if (captureMessageContent) {
         if (input.inputMessages !== undefined)

@@ -91,15 +91,17 @@ describe('LLM telemetry', () => {
     assert.match(text, /maos_llm_cache_requests_total\{provider="openai",result="hit"\} 1/);
   });
 
-  test('agentScope: nothing outside a span; inside, tool spans are its children and failures are marked', async () => {
+  test('agentScope: no tool tracing outside a span; inside, tool spans are its children and failures are marked', async () => {
     const telemetry = createLlmTelemetry({
       metrics: createMetrics({ version: '1.2.3', collectDefaults: false }),
       genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
     });
-    assert.equal(telemetry.agentScope(), undefined);
+    const untraced = telemetry.agentScope();
+    assert.equal(untraced.traceTool, undefined);
+    assert.equal(telemetry.agentScope(), untraced, 'outside a span: one shared object, nothing per run');
     const agent = traces.tracing.tracer.startSpan('invoke_agent engineer');
     const scope = context.with(trace.setSpan(context.active(), agent), () => telemetry.agentScope());
-    assert.ok(scope);
+    assert.ok(scope.traceTool);
     scope.setModel('openai', 'gpt-x');
     await assert.rejects(
       scope.traceTool({ name: 'grep', callId: 'c1', input: { q: 'secret' } }, () =>

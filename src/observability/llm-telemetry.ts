@@ -1,8 +1,16 @@
 // One place where a model call becomes telemetry: a `chat {model}` span, the GenAI duration and
-// token histograms, the cost counter and provider errors by type. The LLM client calls it per attempt.
-import { context, type Span, trace } from '@opentelemetry/api';
+// token histograms, the cost counter and provider errors by type. The LLM client calls it per
+// attempt; an LLM agent takes its attempts over, so that each model call of its tool loop is one
+// span and one sample (llm-telemetry-model-calls.ts).
+import { type Context, context, trace } from '@opentelemetry/api';
 import { classifyProviderError } from '../agents/providers/provider-errors.ts';
 import type { GenAiTracer } from './genai-spans.ts';
+import {
+  createModelCallTelemetry,
+  type ModelCallDeps,
+  type ModelCallTelemetry,
+  type TokenUsage,
+} from './llm-telemetry-model-calls.ts';
 import { OTHER, type PROVIDER_ERROR_TYPES } from './metric-labels.ts';
 import type { CircuitState, Metrics } from './metrics.ts';
 import { markSpanFailed } from './tracing.ts';
@@ -39,34 +47,39 @@ export interface LlmTelemetryOptions {
 
 export interface LlmTelemetry {
   /**
-   * Runs one model call attempt inside a `chat {model}` span and records its duration, tokens, cost
-   * and, when it throws, its error type. Returns (or rethrows) what `run` does.
+   * Runs one model call attempt, records its duration, tokens, cost and, when it throws, its error
+   * type, in a `chat {model}` span. Returns (or rethrows) what `run` does. An attempt an agent
+   * claims (AgentTelemetryScope.claimAttempt) records its model calls instead, each on its own.
    */
-  observeCall<T>(
-    target: CallTarget,
-    run: (span: Span) => Promise<T>,
-    usageOf: (value: T) => CallUsage,
-  ): Promise<T>;
+  observeCall<T>(target: CallTarget, run: () => Promise<T>, usageOf: (value: T) => CallUsage): Promise<T>;
   circuitStateChanged(provider: string, state: CircuitState): void;
   /** A call its provider's open circuit breaker refused before it started (no span, no duration). */
   circuitRejected(provider: string): void;
   cacheLookup(provider: string, hit: boolean): void;
   /**
-   * The agent span active now (the task's `invoke_agent`), for the runtime to name its model and
-   * trace its tool calls; undefined when no span is recording (tracing off), so nothing is wrapped.
+   * The telemetry of the agent run starting now. Bound to the active span (the task's
+   * `invoke_agent`) when it records: chat and tool spans become its children. Otherwise (tracing
+   * off) metrics only, and the same object every time.
    */
-  agentScope(): AgentTelemetryScope | undefined;
+  agentScope(): AgentTelemetryScope;
 }
 
-/** Telemetry bound to one agent span; see LlmTelemetry.agentScope. */
+/** Telemetry of one agent run; see LlmTelemetry.agentScope. */
 export interface AgentTelemetryScope {
   /** Names the provider and model that served the agent (known only after the call). */
   setModel(provider: string, model: string): void;
   /**
    * Runs one tool call in an `execute_tool {name}` span, child of the agent span (a sibling of the
    * `chat` spans). Arguments and result are recorded only when content capture is opted in.
+   * Absent when the agent span does not record.
    */
-  traceTool<T>(tool: { name: string; callId?: string; input?: unknown }, run: () => Promise<T>): Promise<T>;
+  traceTool?<T>(tool: { name: string; callId?: string; input?: unknown }, run: () => Promise<T>): Promise<T>;
+  /**
+   * Takes over the attempt `observeCall` is starting right now: it then records no span or sample
+   * of its own, and the returned telemetry records each model call. Only during the synchronous
+   * start of `run` (see observeCall); undefined otherwise.
+   */
+  claimAttempt(attempt: number, costOf: (tokens: TokenUsage) => number): ModelCallTelemetry | undefined;
 }
 
 /** Failure kinds of the provider layer (and AppError codes) mapped to the provider error types. */
@@ -117,12 +130,66 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
   const { metrics, genAi } = options;
   const classify = options.classifyError ?? defaultClassify;
   const now = options.now ?? (() => performance.now());
+  const deps: ModelCallDeps = { metrics, genAi, classify, now };
+  // The hand-over of an attempt to the agent that runs it. The LLM client calls `run` (the agent's
+  // attempt callback) synchronously inside observeCall, and the agent claims the attempt before its
+  // first await, so `offered` is only set while that call is on the stack: concurrent attempts
+  // cannot see each other's. No context or AsyncLocalStorage needed, which tracing-off lacks.
+  let offered: CallTarget | undefined;
+  let claimed: ModelCallTelemetry | undefined;
+
+  function claim(
+    attempt: number,
+    costOf: (tokens: TokenUsage) => number,
+    parent: Context | undefined,
+  ): ModelCallTelemetry | undefined {
+    if (offered === undefined) return undefined;
+    claimed = createModelCallTelemetry(deps, { target: offered, attempt, costOf, parent });
+    offered = undefined;
+    return claimed;
+  }
+  const untracedScope: AgentTelemetryScope = {
+    setModel() {},
+    claimAttempt: (attempt, costOf) => claim(attempt, costOf, undefined),
+  };
+
+  async function observeClaimed<T>(
+    target: CallTarget,
+    calls: ModelCallTelemetry,
+    running: Promise<T>,
+  ): Promise<T> {
+    try {
+      return await running;
+    } catch (error) {
+      // Failed outside a model call (e.g. its timeout hit during a tool run): still a failed
+      // attempt for the provider error counter, without a duration sample (no call to time).
+      if (!calls.lastCallFailed) metrics.recordProviderError(target.provider, classify(error));
+      throw error;
+    }
+  }
+
   return {
     async observeCall<T>(
       target: CallTarget,
-      run: (span: Span) => Promise<T>,
+      run: () => Promise<T>,
       usageOf: (value: T) => CallUsage,
     ): Promise<T> {
+      const started = now();
+      let running: Promise<T>;
+      offered = target;
+      claimed = undefined;
+      try {
+        running = run();
+      } catch (error) {
+        running = Promise.reject(error);
+      } finally {
+        offered = undefined;
+      }
+      const calls = claimed;
+      claimed = undefined;
+      if (calls) return observeClaimed(target, calls, running);
+      // One model call (planning, synthesis): the attempt is the call. Its span starts once `run`
+      // has started (a few microseconds later), as only then is it known not to be claimed.
       const operation = target.operation ?? 'chat';
       const span = genAi.startChat({
         provider: target.provider,
@@ -132,11 +199,10 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
         maxTokens: target.maxTokens,
         temperature: target.temperature,
       });
-      const started = now();
       const base = { provider: target.provider, model: target.model, operation };
       let value: T;
       try {
-        value = await context.with(trace.setSpan(context.active(), span), () => run(span));
+        value = await running;
       } catch (error) {
         const errorType = classify(error);
         metrics.recordLlmCall({ ...base, durationSeconds: (now() - started) / 1000, errorType });
@@ -160,33 +226,39 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
     circuitStateChanged: (provider, state) => metrics.setCircuitState(provider, state),
     circuitRejected: (provider) => metrics.recordProviderError(provider, 'circuit_open'),
     cacheLookup: (provider, hit) => metrics.recordCacheResult(provider, hit),
-    agentScope: () => createAgentScope(genAi),
+    agentScope() {
+      const parent = context.active();
+      const agent = trace.getSpan(parent);
+      if (!agent?.isRecording()) return untracedScope;
+      return {
+        setModel(provider, model) {
+          agent.setAttributes({ 'gen_ai.provider.name': provider, 'gen_ai.request.model': model });
+        },
+        traceTool: (tool, run) => traceTool(genAi, parent, tool, run),
+        claimAttempt: (attempt, costOf) => claim(attempt, costOf, parent),
+      };
+    },
   };
 }
 
-function createAgentScope(genAi: GenAiTracer): AgentTelemetryScope | undefined {
-  const parent = context.active();
-  const agent = trace.getSpan(parent);
-  if (!agent?.isRecording()) return undefined;
-  return {
-    setModel(provider, model) {
-      agent.setAttributes({ 'gen_ai.provider.name': provider, 'gen_ai.request.model': model });
-    },
-    async traceTool(tool, run) {
-      const span = genAi.startTool(
-        { toolName: tool.name, toolCallId: tool.callId, arguments: tool.input },
-        parent,
-      );
-      try {
-        const output = await context.with(trace.setSpan(parent, span), run);
-        genAi.endTool(span, { output });
-        return output;
-      } catch (error) {
-        markSpanFailed(span, error);
-        throw error;
-      } finally {
-        span.end();
-      }
-    },
-  };
+async function traceTool<T>(
+  genAi: GenAiTracer,
+  parent: Context,
+  tool: { name: string; callId?: string; input?: unknown },
+  run: () => Promise<T>,
+): Promise<T> {
+  const span = genAi.startTool(
+    { toolName: tool.name, toolCallId: tool.callId, arguments: tool.input },
+    parent,
+  );
+  try {
+    const output = await context.with(trace.setSpan(parent, span), run);
+    genAi.endTool(span, { output });
+    return output;
+  } catch (error) {
+    markSpanFailed(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
 }

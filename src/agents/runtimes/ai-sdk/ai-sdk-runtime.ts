@@ -14,7 +14,7 @@ import type { RoleDefinition } from '../../roles/role.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import type { InboxMessage } from './agent-memory.ts';
 import { type AgentTurn, buildAgentMessages } from './build-prompt.ts';
-import { streamModelCall } from './model-stream.ts';
+import { type ModelCallObserver, streamModelCall } from './model-stream.ts';
 import { createOutputCoalescer } from './output-coalescer.ts';
 import { createRunUsageMeter } from './run-usage.ts';
 import { type AgentTelemetry, traceToolCalls } from './traced-tools.ts';
@@ -55,8 +55,9 @@ export interface AiSdkRuntimeOptions {
   /** Called once per finished call, for metrics. */
   onUsage?(info: { provider: string; model: string; role: string; usage: Usage }): void;
   /**
-   * The task's agent span telemetry, taken when a run starts (undefined when tracing is off): the
-   * model that served the agent is named on it and each tool call becomes an `execute_tool` span.
+   * The task's agent telemetry, taken when a run starts: each model call of an attempt becomes a
+   * `chat` span and metric sample, each tool call an `execute_tool` span (when traced), and the
+   * model that served the agent is named on its span.
    */
   agentTelemetry?(): AgentTelemetry | undefined;
   flushIntervalMs?: number;
@@ -117,6 +118,8 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
           task.role,
           runSignal,
           async ({ model, target, signal, attempt }): Promise<CallOutcome> => {
+            // First, before any await: the client's telemetry offers the attempt only until then.
+            const observer = telemetry?.claimAttempt(attempt, spent.costOf);
             if (attempt > 1 && emittedAny)
               push(`\n\n[attempt ${attempt} via ${target.provider}: the answer starts over]\n\n`);
             const stream = async (withTools: ToolSet | undefined): Promise<CallOutcome> => {
@@ -135,6 +138,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                     push(chunk);
                   },
                   onStepUsage: spent.callFinished,
+                  observer,
                   logger: ctx.logger,
                 });
               } catch (error) {
@@ -181,8 +185,8 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
 }
 
 /**
- * One streamed model call: text deltas go to `push`, each step's usage to `onStepUsage`; provider
- * errors are thrown.
+ * One streamed agent call (its tool loop included): text deltas go to `push`, each model call's
+ * usage to `onStepUsage` and the calls themselves to `observer`; provider errors are thrown.
  */
 async function streamAnswer(input: {
   model: LanguageModel;
@@ -193,6 +197,7 @@ async function streamAnswer(input: {
   signal: AbortSignal;
   push(text: string): void;
   onStepUsage(usage: TokenCounts): void;
+  observer: ModelCallObserver | undefined;
   logger: Logger;
 }): Promise<string> {
   const { target } = input;
@@ -207,6 +212,7 @@ async function streamAnswer(input: {
     signal: input.signal,
     push: input.push,
     onStepUsage: input.onStepUsage,
+    observer: input.observer,
     warn: (warnings) =>
       input.logger.warn(
         { provider: target.provider, model: target.model, warnings },

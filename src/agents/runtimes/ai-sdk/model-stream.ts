@@ -34,6 +34,26 @@ export interface ModelStreamInput {
   warn?(warnings: readonly unknown[]): void;
   /** Each model call's usage as its provider reported it, when the call finishes. */
   onStepUsage(usage: TokenCounts): void;
+  /** Telemetry of each model call (span, duration and token samples); none when not observed. */
+  observer?: ModelCallObserver;
+}
+
+/**
+ * Telemetry of the model calls of one attempt, which run one after the other (never two at once),
+ * so it keeps the call in progress itself and no object is made per call for it.
+ */
+export interface ModelCallObserver {
+  /** A model call starts: `step` is its 1-based number in the attempt's tool loop. */
+  callStarted(step: number): void;
+  /** It answered: the usage, finish reason, model and response id its provider reported, if any. */
+  callFinished(
+    usage: TokenCounts | undefined,
+    finishReason: string | undefined,
+    responseModel: string | undefined,
+    responseId: string | undefined,
+  ): void;
+  /** It failed (provider error, stream error, or stopped by the attempt's signal). */
+  callFailed(error: unknown): void;
 }
 
 /** Streams the answer; provider errors (HTTP or in the stream) are thrown as the SDK raised them. */
@@ -47,6 +67,7 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
   let text = '';
   for (let step = 1; ; step++) {
     const { stepText, calls } = await streamStep(
+      step,
       model,
       {
         prompt,
@@ -80,14 +101,24 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
   }
 }
 
-/** One model call: its text, its tool calls; its usage goes to `input.onStepUsage`. */
+/**
+ * One model call: its text, its tool calls; its usage goes to `input.onStepUsage`, and the call as
+ * a whole (from the request to the stream's end, or its failure) to `input.observer`.
+ */
 async function streamStep(
+  step: number,
   model: LanguageModelV4,
   options: LanguageModelV4CallOptions,
   input: ModelStreamInput,
 ): Promise<{ stepText: string; calls: LanguageModelV4ToolCall[] }> {
   let stepText = '';
   const calls: LanguageModelV4ToolCall[] = [];
+  const { observer } = input;
+  let usage: TokenCounts | undefined;
+  let finishReason: string | undefined;
+  let responseModel: string | undefined;
+  let responseId: string | undefined;
+  observer?.callStarted(step);
   try {
     const { stream } = await model.doStream(options);
     const reader = stream.getReader();
@@ -101,7 +132,12 @@ async function streamStep(
         } else if (part.type === 'tool-call') {
           if (!part.providerExecuted) calls.push(part);
         } else if (part.type === 'finish') {
-          input.onStepUsage(toTokenCounts(part.usage));
+          usage = toTokenCounts(part.usage);
+          finishReason = part.finishReason.raw ?? part.finishReason.unified;
+          input.onStepUsage(usage);
+        } else if (part.type === 'response-metadata') {
+          responseModel = part.modelId;
+          responseId = part.id;
         } else if (part.type === 'stream-start') {
           if (part.warnings.length > 0) input.warn?.(part.warnings);
         } else if (part.type === 'error') {
@@ -113,8 +149,11 @@ async function streamStep(
     }
   } catch (error) {
     // Stopped by the caller (cancel, budget, per-call timeout): its reason, not the fetch's abort.
-    throw input.signal.aborted ? input.signal.reason : error;
+    const failure = input.signal.aborted ? input.signal.reason : error;
+    observer?.callFailed(failure);
+    throw failure;
   }
+  observer?.callFinished(usage, finishReason, responseModel, responseId);
   return { stepText, calls };
 }
 
