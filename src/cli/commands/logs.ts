@@ -1,7 +1,9 @@
-// `maos logs <id> [-f]`: a session's event log; -f follows it live over SSE to the session's end,
-// resuming with Last-Event-ID after a dropped connection.
+// `maos logs <id> [-f] [--tail n]`: a session's event log (or its last n events, read newest first
+// from the end); -f follows it live over SSE to the session's end, resuming with Last-Event-ID
+// after a dropped connection.
 import type { Command } from 'commander';
 import type { EventDto } from '../../http/dto.ts';
+import type { ApiClient } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession, readAllEvents } from '../follow.ts';
@@ -10,7 +12,11 @@ import { formatLogLine, indexTaskNames } from '../output.ts';
 interface LogsOptions {
   follow?: boolean;
   after?: string;
+  tail?: string;
 }
+
+/** Events asked per newest-first page; the server lowers it to its `http.maxPageSize`. */
+const TAIL_PAGE = 100;
 
 /** Registers `maos logs`. */
 export function registerLogsCommand(program: Command, act: ActionFactory): void {
@@ -19,22 +25,85 @@ export function registerLogsCommand(program: Command, act: ActionFactory): void 
     .argument('<id>', 'session id')
     .option('-f, --follow', 'stream new events live (reconnects after drops) until the session ends')
     .option('--after <seq>', 'only events after this sequence number', '0')
+    .option('-n, --tail <n>', 'only the last n events (read from the end of the log); with -f, then follow')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  maos logs 0190a0a0-0000-7000-8000-000000000001 --tail 20
+  maos logs 0190a0a0-0000-7000-8000-000000000001 --tail 0 -f
+`,
+    )
     .action(act(showLogs));
+}
+
+/** Parses --tail; undefined when absent. */
+function parseTail(options: LogsOptions, command: Command): number | undefined {
+  if (options.tail === undefined) return undefined;
+  const count = Number(options.tail);
+  if (!/^\d+$/.test(options.tail) || !Number.isSafeInteger(count)) {
+    throw new CliError('USAGE', '--tail must be a non-negative integer', EXIT.USAGE);
+  }
+  if (command.getOptionValueSource('after') === 'cli') {
+    throw new CliError('USAGE', '--tail and --after cannot be combined', EXIT.USAGE);
+  }
+  return count;
+}
+
+/**
+ * The last `count` events of the session, oldest first, and the newest seq of the log (where a
+ * follow continues; 0 for an empty log). Pages back from the end, newest first, one request per
+ * TAIL_PAGE events.
+ */
+async function readLastEvents(
+  client: ApiClient,
+  id: string,
+  count: number,
+): Promise<{ events: EventDto[]; newestSeq: number }> {
+  const events: EventDto[] = [];
+  let newestSeq = 0;
+  let before: number | null = null;
+  // With count 0 one event is still read: -f needs the newest seq to start after.
+  for (let left = Math.max(count, 1); left > 0; ) {
+    const page = await client.listEventsBefore(id, before, Math.min(left, TAIL_PAGE));
+    const oldest = page.at(-1);
+    if (oldest === undefined) break;
+    newestSeq = Math.max(newestSeq, page[0]?.seq ?? 0);
+    events.push(...page);
+    left -= page.length;
+    if (oldest.seq <= 1) break;
+    before = oldest.seq;
+  }
+  return { events: events.slice(0, count).reverse(), newestSeq };
 }
 
 async function showLogs(ctx: CliContext, command: Command): Promise<number> {
   const id = command.processedArgs[0] as string;
   const options = command.opts<LogsOptions>();
-  const afterSeq = Number(options.after);
+  let afterSeq = Number(options.after);
   if (!Number.isInteger(afterSeq) || afterSeq < 0) {
     throw new CliError('USAGE', '--after must be a non-negative integer', EXIT.USAGE);
   }
+  const tail = parseTail(options, command);
   const { out } = ctx;
   const client = ctx.client();
   // Also turns an unknown id into NOT_FOUND before any streaming starts.
   const session = await client.getSession(id);
   const taskNames = indexTaskNames(session.tasks);
-  if (!options.follow) {
+  if (tail !== undefined) {
+    const { events, newestSeq } = await readLastEvents(client, id, tail);
+    if (!options.follow) {
+      if (out.json) out.printJson(events);
+      else for (const event of events) out.line(formatLogLine(event, taskNames, out.paint));
+      return EXIT.OK;
+    }
+    // Followed as JSON lines, like the events that come after them.
+    for (const event of events) {
+      if (out.json) out.printJsonLine(event);
+      else out.line(formatLogLine(event, taskNames, out.paint));
+    }
+    afterSeq = newestSeq;
+  } else if (!options.follow) {
     const events: EventDto[] = [];
     await readAllEvents(client, id, (event) => {
       if (event.seq > afterSeq) events.push(event);
