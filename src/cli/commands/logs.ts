@@ -30,8 +30,8 @@ export function registerLogsCommand(program: Command, act: ActionFactory): void 
       'after',
       `
 Examples:
-  maos logs 0190a0a0-0000-7000-8000-000000000001 --tail 20
-  maos logs 0190a0a0-0000-7000-8000-000000000001 --tail 0 -f
+  maos logs 0190a0a0-0000-7000-8000-000000000001 --tail 20     # the last 20 events
+  maos logs 0190a0a0-0000-7000-8000-000000000001 --tail 0 -f   # only the events still to come
 `,
     )
     .action(act(showLogs));
