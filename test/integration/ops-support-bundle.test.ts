@@ -176,6 +176,65 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
     }
   });
 
+  test('takes --token, or the token `maos login` stored for the server; --json reports the archive', async () => {
+    interface BundleJson {
+      output: string;
+      files: string[];
+      notes: string[];
+    }
+    const config = join(dir, 'config.yaml');
+    const withToken = await run(
+      ['support-bundle', '--token', 'cli-token-abc', '--json', '-o', join(dir, 'token.tar.gz'), '-c', config],
+      dir,
+    );
+    assert.equal(withToken.code, 0, withToken.stderr);
+    const reported = JSON.parse(withToken.stdout) as BundleJson;
+    assert.equal(reported.output, join(dir, 'token.tar.gz'));
+    assert.ok(reported.files.includes('metrics.txt'), withToken.stdout);
+    assert.ok(reported.notes.some((note) => note.startsWith('logs:')));
+
+    // No token given: the one stored for the config's server address is used.
+    const credentials = join(dir, 'credentials.json');
+    writeFileSync(
+      credentials,
+      JSON.stringify({ servers: { [`http://127.0.0.1:${port}`]: { token: 'cli-token-abc' } } }),
+    );
+    const stored = await run(
+      [
+        'support-bundle',
+        '--credentials',
+        credentials,
+        '--json',
+        '-o',
+        join(dir, 'stored.tar.gz'),
+        '-c',
+        config,
+      ],
+      dir,
+    );
+    assert.equal(stored.code, 0, stored.stderr);
+    assert.ok((JSON.parse(stored.stdout) as BundleJson).files.includes('metrics.txt'), stored.stdout);
+
+    const without = await run(
+      [
+        'support-bundle',
+        '--credentials',
+        join(dir, 'no-credentials.json'),
+        '--json',
+        '-o',
+        join(dir, 'none.tar.gz'),
+        '-c',
+        config,
+      ],
+      dir,
+    );
+    const notes = (JSON.parse(without.stdout) as BundleJson).notes;
+    assert.ok(
+      notes.some((note) => /metrics: .* answered HTTP 401/.test(note)),
+      notes.join('\n'),
+    );
+  });
+
   test('still writes a bundle when the config is invalid and nothing is reachable', async () => {
     writeFileSync(join(dir, 'bad.yaml'), 'port: nope\n');
     const result = await run(['support-bundle', '-c', join(dir, 'bad.yaml')], dir);

@@ -10,9 +10,12 @@ import { collectSecretValues, redactConfig } from '../../config/secrets-in-confi
 import { collectDatabaseStats } from '../../store/backup.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { VERSION } from '../../version.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { EXIT } from '../exit-codes.ts';
 import { runDoctor } from '../ops/doctor-checks.ts';
 import { createTarGz, type TarEntry } from '../ops/tar-writer.ts';
 import { renderDoctorReport } from './doctor.ts';
+import { readStoredToken } from './login.ts';
 
 // Enough recent log lines to see what led to a failure, small enough to attach to a ticket.
 const LOG_TAIL_BYTES = 2 * 1024 * 1024;
@@ -22,6 +25,7 @@ interface BundleFlags {
   output?: string;
   server?: string;
   token?: string;
+  credentials?: string;
   logFile?: string;
 }
 
@@ -30,47 +34,57 @@ export interface SupportBundleOptions {
   env?: NodeJS.ProcessEnv;
   /** Base URL of the running server, for the metrics snapshot. */
   server?: string;
-  /** Bearer token for the server's /metrics (MAOS_TOKEN). */
-  token?: string;
+  /**
+   * Bearer token for /metrics on the API port; a function so that the token `maos login` stored
+   * for the server in effect (from the config when no server is given) can be looked up.
+   */
+  token?: string | ((server: string) => string | undefined);
   logFile?: string;
   now?: Date;
 }
 
 /** Registers `maos support-bundle` on the program. */
-export function registerSupportBundleCommand(program: Command): void {
-  program
-    .command('support-bundle')
+export function registerSupportBundleCommand(program: Command, act: ActionFactory): void {
+  addCommonOptions(program.command('support-bundle'), true)
     .description(
       'Write a .tar.gz with version, redacted config, doctor report, logs, metrics and database stats',
     )
     .option('-o, --output <file>', 'archive to write (default: maos-support-<time>.tar.gz)')
     .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
-    .option(
-      '--server <url>',
-      'running server to take a metrics snapshot from (default: MAOS_SERVER or config)',
-    )
     .option('--log-file <file>', 'log file to include the tail of')
-    .action(async (flags: BundleFlags, command: Command) => {
-      const globals = command.optsWithGlobals() as BundleFlags;
-      const clientEnv = readClientEnv();
-      const now = new Date();
-      const output = flags.output ?? `maos-support-${stamp(now)}.tar.gz`;
-      const { archive, files } = await createSupportBundle({
-        configPath: flags.config ?? globals.config ?? clientEnv.configPath,
-        server: flags.server ?? globals.server ?? clientEnv.server,
-        token: globals.token ?? clientEnv.token,
-        logFile: flags.logFile,
-        now,
-      });
-      writeFileSync(output, archive, { mode: 0o600 });
-      process.stdout.write(`Wrote ${output} (${files.join(', ')})\n`);
-    });
+    .addHelpText(
+      'after',
+      '\nThe metrics snapshot comes from --server (default: MAOS_SERVER, else the address in the config);\n' +
+        'with /metrics on the API port it sends --token, MAOS_TOKEN or the token `maos login` stored.',
+    )
+    .action(act(runSupportBundle));
+}
+
+async function runSupportBundle(ctx: CliContext, command: Command): Promise<number> {
+  const flags = command.optsWithGlobals<BundleFlags>();
+  const clientEnv = readClientEnv();
+  const now = new Date();
+  const output = flags.output ?? `maos-support-${stamp(now)}.tar.gz`;
+  const { archive, files, notes } = await createSupportBundle({
+    configPath: flags.config ?? clientEnv.configPath,
+    server: flags.server ?? clientEnv.server,
+    token: (server) => flags.token ?? clientEnv.token ?? readStoredToken(server, ctx.credentialsPath),
+    logFile: flags.logFile,
+    now,
+  });
+  writeFileSync(output, archive, { mode: 0o600 });
+  if (ctx.out.json) ctx.out.printJson({ output, files, notes });
+  else {
+    ctx.out.line(`Wrote ${output} (${files.join(', ')})`);
+    for (const note of notes) ctx.out.line(`  ${note}`);
+  }
+  return EXIT.OK;
 }
 
 /** Builds the bundle in memory; returns the archive and the names of the files in it. */
 export async function createSupportBundle(
   options: SupportBundleOptions,
-): Promise<{ archive: Buffer; files: string[] }> {
+): Promise<{ archive: Buffer; files: string[]; notes: string[] }> {
   const now = options.now ?? new Date();
   const root = `maos-support-${stamp(now)}`;
   const notes: string[] = [];
@@ -137,7 +151,7 @@ export async function createSupportBundle(
     mode: 0o600,
     mtime: now,
   }));
-  return { archive: createTarGz(tarEntries), files: entries.map((entry) => entry.name) };
+  return { archive: createTarGz(tarEntries), files: entries.map((entry) => entry.name), notes };
 }
 
 /** An address to reach a local listener bound to `host` (wildcard binds become loopback). */
@@ -150,23 +164,25 @@ function reachableHost(host: string): string {
 function metricsEndpoint(
   config: Readonly<Config>,
   server: string | undefined,
-): { url: string; api: boolean } {
+): { url: string; api: boolean; base: string } {
+  const base = (server ?? `http://${reachableHost(config.host)}:${config.port}`).replace(/\/+$/, '');
   if (config.metrics.port) {
-    return { url: `http://${reachableHost(config.metrics.host)}:${config.metrics.port}/metrics`, api: false };
+    const url = `http://${reachableHost(config.metrics.host)}:${config.metrics.port}/metrics`;
+    return { url, api: false, base };
   }
-  const base = server ?? `http://${reachableHost(config.host)}:${config.port}`;
-  return { url: `${base.replace(/\/+$/, '')}/metrics`, api: true };
+  return { url: `${base}/metrics`, api: true, base };
 }
 
 async function fetchMetrics(
   config: Readonly<Config>,
   options: SupportBundleOptions,
 ): Promise<{ text?: string; reason?: string }> {
-  const { url, api } = metricsEndpoint(config, options.server);
+  const { url, api, base } = metricsEndpoint(config, options.server);
+  const token = typeof options.token === 'function' ? options.token(base) : options.token;
   try {
     const response = await fetch(url, {
       signal: AbortSignal.timeout(5000),
-      headers: options.token && api ? { authorization: `Bearer ${options.token}` } : {},
+      headers: token && api ? { authorization: `Bearer ${token}` } : {},
     });
     if (!response.ok) return { reason: `${url} answered HTTP ${response.status}` };
     return { text: await response.text() };
