@@ -236,6 +236,34 @@ for (const helm of helms) {
       assertRejected(['--kube-version', '1.26.0'], /kubeVersion/);
     });
 
+    test('pods roll when the config file or the chart Secret changes', () => {
+      const checksums = (values: Doc) =>
+        at(
+          one(template(CHART, '-f', valuesFile(values)).byKind, 'Deployment'),
+          'spec.template.metadata.annotations',
+        );
+      const base = checksums(POSTGRES);
+      const newUrl = checksums({
+        database: { mode: 'postgres', postgres: { url: 'postgres://maos:new@db:5432/maos' } },
+      });
+      assert.match(base['checksum/secret'], /^[0-9a-f]{64}$/);
+      assert.notEqual(
+        newUrl['checksum/secret'],
+        base['checksum/secret'],
+        'a new database URL rolls the pods',
+      );
+      assert.equal(newUrl['checksum/config'], base['checksum/config']);
+      const newConfig = checksums({ ...POSTGRES, config: { logLevel: 'debug' } });
+      assert.notEqual(
+        newConfig['checksum/config'],
+        base['checksum/config'],
+        'a config change rolls the pods',
+      );
+      assert.equal(newConfig['checksum/secret'], base['checksum/secret']);
+      const external = checksums({ database: { mode: 'postgres' }, existingSecret: 'maos-env' });
+      assert.equal(external['checksum/secret'], undefined, 'the chart cannot see an existing Secret');
+    });
+
     test('the packaged chart carries the Prometheus rules behind the rules/ link', () => {
       const pack = run(['package', CHART, '--destination', work]);
       assert.equal(pack.status, 0, pack.stderr);

@@ -98,8 +98,8 @@ resource "helm_release" "maos" {
 
   lifecycle {
     precondition {
-      condition     = var.auth_mode == "apikey" || var.oidc_issuer != ""
-      error_message = "oidc_issuer is required when auth_mode is oidc or both."
+      condition     = var.auth_mode == "apikey" || (var.oidc_issuer != "" && var.oidc_audience != "")
+      error_message = "oidc_issuer and oidc_audience are required when auth_mode is oidc or both."
     }
   }
 }

@@ -112,7 +112,7 @@ variable "oidc_issuer" {
 }
 
 variable "oidc_audience" {
-  description = "Audience (resource identifier of this API) that access tokens must carry."
+  description = "Audience (resource identifier of this API) that access tokens must carry (required for auth_mode oidc/both)."
   type        = string
   default     = ""
 }
