@@ -1,10 +1,13 @@
 // A session whose event log is longer than 20000 events, on the real store: `session_status` with
 // `recent_events` returns the log's last events, and an agent whose output starts after event
-// 20000 has it in its output resource.
+// 20000 has it in its output resource; in remote mode (over REST) too, reading from the end.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { NewEvent } from '../../src/domain/events.ts';
+import type { SessionService } from '../../src/engine/session-service.ts';
+import { createRemoteSessionService } from '../../src/mcp/remote-service.ts';
+import { listRecentEvents, readAgentOutput } from '../../src/mcp/session-view.ts';
 import { appendEvents } from '../../src/store/event-store.ts';
 import {
   type ConnectedClient,
@@ -88,5 +91,32 @@ describe('MCP reads of a long session log', { timeout: 120_000 }, () => {
     const result = await mcp.client.readResource({ uri: `maos://sessions/${sessionId}/agents/quiet/output` });
     const first = result.contents[0];
     assert.equal(first && 'text' in first ? first.text : undefined, 'q1\nq2\nq3');
+  });
+
+  test('remote mode reads the end of the log over REST in one request per page', async () => {
+    const { service: remote } = createRemoteSessionService({ server: server.url });
+    const requests: string[] = [];
+    const counted: SessionService = {
+      ...remote,
+      listEvents: (...args) => {
+        requests.push('forward');
+        return remote.listEvents(...args);
+      },
+      listEventsBefore: (...args) => {
+        requests.push('backward');
+        return remote.listEventsBefore(...args);
+      },
+    };
+    const actor = { tenantId: 'default', principalId: 'test' };
+    const recent = await listRecentEvents(counted, actor, sessionId, 3);
+    assert.deepEqual(
+      recent.map((event) => event.data.line),
+      ['q1', 'q2', 'q3'],
+    );
+    assert.deepEqual(requests, ['backward']);
+    const detail = await remote.getSession(actor, sessionId);
+    const quiet = detail.tasks.find((task) => task.name === 'quiet');
+    assert.ok(quiet);
+    assert.equal(await readAgentOutput(counted, actor, detail, quiet), 'q1\nq2\nq3');
   });
 });
