@@ -135,9 +135,11 @@ function installRelease(release: HelmRelease): void {
       throw new Error(`helm ${release.version}: binary hash is not the pinned one`);
     const target = helmPath(release);
     mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(`${target}.partial`, helm);
-    chmodSync(`${target}.partial`, 0o755);
-    renameSync(`${target}.partial`, target);
+    // Written aside and renamed, so a concurrent run or an interrupted one never leaves half a binary.
+    const partial = `${target}.${process.pid}.partial`;
+    writeFileSync(partial, helm);
+    chmodSync(partial, 0o755);
+    renameSync(partial, target);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
