@@ -25,7 +25,11 @@ describe('durable reads', () => {
     const { queue, release } = queueWithPendingFlush();
     const detail = { id: 's1' } as SessionDetail;
     const service = withDurableReads(
-      { getSession: async () => detail, listEvents: async () => [] } as unknown as SessionService,
+      {
+        getSession: async () => detail,
+        listEvents: async () => [],
+        listEventsBefore: async () => [],
+      } as unknown as SessionService,
       queue,
     );
     let answered = false;
@@ -34,11 +38,18 @@ describe('durable reads', () => {
       return value;
     });
     const events = service.listEvents(actor, 's1', 0, 10);
+    let newestAnswered = false;
+    const newest = service.listEventsBefore(actor, 's1', null, 10).then((value) => {
+      newestAnswered = true;
+      return value;
+    });
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(answered, false, 'nothing leaves before the WAL flush');
+    assert.equal(newestAnswered, false, 'a newest-first read is held back too');
     release();
     assert.equal(await reading, detail);
     assert.deepEqual(await events, []);
+    assert.deepEqual(await newest, []);
   });
 
   test('with nothing pending, reads answer at once', async () => {
