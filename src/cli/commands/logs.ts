@@ -21,7 +21,7 @@ const TAIL_PAGE = 100;
 /** Registers `maos logs`. */
 export function registerLogsCommand(program: Command, act: ActionFactory): void {
   addCommonOptions(program.command('logs'), true)
-    .description("print a session's events; -f follows them until the session ends")
+    .description("print a session's events (--tail: only the last n); -f follows them until the session ends")
     .argument('<id>', 'session id')
     .option('-f, --follow', 'stream new events live (reconnects after drops) until the session ends')
     .option('--after <seq>', 'only events after this sequence number', '0')
