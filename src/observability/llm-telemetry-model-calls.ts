@@ -57,78 +57,94 @@ export interface AttemptOfCalls {
   parent: Context | undefined;
 }
 
-/** Creates the telemetry of one attempt's model calls. */
-export function createModelCallTelemetry(deps: ModelCallDeps, of: AttemptOfCalls): ModelCallTelemetry {
-  const { metrics, genAi, classify, now } = deps;
-  const { target, parent } = of;
-  const operation = target.operation ?? 'chat';
-  let started = 0;
-  let span: Span | undefined;
-  let lastCallFailed = false;
-  const seconds = () => (now() - started) / 1000;
-  return {
-    get lastCallFailed() {
-      return lastCallFailed;
-    },
-    callStarted(step) {
-      lastCallFailed = false;
-      started = now();
-      if (parent === undefined) return;
-      span = genAi.startChat(
-        {
-          provider: target.provider,
-          model: target.model,
-          operation,
-          serverAddress: target.serverAddress,
-          maxTokens: target.maxTokens,
-          temperature: target.temperature,
-          attempt: of.attempt,
-          step,
-        },
-        parent,
-      );
-    },
-    callFinished(usage, finishReason, responseModel, responseId) {
-      const durationSeconds = seconds();
-      if (span) {
-        genAi.endChat(span, {
-          responseModel,
-          responseId,
-          finishReasons: finishReason === undefined ? undefined : [finishReason],
-          inputTokens: usage?.inputTokens,
-          outputTokens: usage?.outputTokens,
-          cacheReadTokens: usage?.cacheReadTokens,
-        });
-        span.end();
-        span = undefined;
-      }
-      metrics.recordLlmCall({
+/**
+ * The telemetry of one attempt's model calls. A class, so that the one object made per attempt
+ * carries no closures (this runs on every agent step).
+ */
+export class AttemptModelCalls implements ModelCallTelemetry {
+  lastCallFailed = false;
+  #deps: ModelCallDeps;
+  #of: AttemptOfCalls;
+  #operation: 'chat' | 'text_completion' | 'generate_content';
+  #started = 0;
+  #span: Span | undefined;
+
+  constructor(deps: ModelCallDeps, of: AttemptOfCalls) {
+    this.#deps = deps;
+    this.#of = of;
+    this.#operation = of.target.operation ?? 'chat';
+  }
+
+  callStarted(step: number): void {
+    this.lastCallFailed = false;
+    this.#started = this.#deps.now();
+    const { target, parent } = this.#of;
+    if (parent === undefined) return;
+    this.#span = this.#deps.genAi.startChat(
+      {
         provider: target.provider,
         model: target.model,
-        operation,
-        durationSeconds,
+        operation: this.#operation,
+        serverAddress: target.serverAddress,
+        maxTokens: target.maxTokens,
+        temperature: target.temperature,
+        attempt: this.#of.attempt,
+        step,
+      },
+      parent,
+    );
+  }
+
+  callFinished(
+    usage: TokenUsage | undefined,
+    finishReason: string | undefined,
+    responseModel: string | undefined,
+    responseId: string | undefined,
+  ): void {
+    const durationSeconds = (this.#deps.now() - this.#started) / 1000;
+    const span = this.#span;
+    if (span) {
+      this.#span = undefined;
+      this.#deps.genAi.endChat(span, {
+        responseModel,
+        responseId,
+        finishReasons: finishReason === undefined ? undefined : [finishReason],
         inputTokens: usage?.inputTokens,
         outputTokens: usage?.outputTokens,
-        costUsd: usage ? of.costOf(usage) : undefined,
+        cacheReadTokens: usage?.cacheReadTokens,
       });
-    },
-    callFailed(error) {
-      const durationSeconds = seconds();
-      const errorType = classify(error);
-      lastCallFailed = true;
-      if (span) {
-        markSpanFailed(span, error);
-        span.setAttribute('error.type', errorType);
-        span.end();
-        span = undefined;
-      }
-      metrics.recordLlmCall({
-        provider: target.provider,
-        model: target.model,
-        operation,
-        durationSeconds,
-        errorType,
-      });
-    },
-  };
+      span.end();
+    }
+    const { target } = this.#of;
+    this.#deps.metrics.recordLlmCall({
+      provider: target.provider,
+      model: target.model,
+      operation: this.#operation,
+      durationSeconds,
+      inputTokens: usage?.inputTokens,
+      outputTokens: usage?.outputTokens,
+      costUsd: usage ? this.#of.costOf(usage) : undefined,
+    });
+  }
+
+  callFailed(error: unknown): void {
+    const durationSeconds = (this.#deps.now() - this.#started) / 1000;
+    const errorType = this.#deps.classify(error);
+    this.lastCallFailed = true;
+    const span = this.#span;
+    if (span) {
+      this.#span = undefined;
+      markSpanFailed(span, error);
+      span.setAttribute('error.type', errorType);
+      span.end();
+    }
+    const { target } = this.#of;
+    this.#deps.metrics.recordLlmCall({
+      provider: target.provider,
+      model: target.model,
+      operation: this.#operation,
+      durationSeconds,
+      errorType,
+    });
+  }
 }

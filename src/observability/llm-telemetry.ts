@@ -6,7 +6,7 @@ import { type Context, context, trace } from '@opentelemetry/api';
 import { classifyProviderError } from '../agents/providers/provider-errors.ts';
 import type { GenAiTracer } from './genai-spans.ts';
 import {
-  createModelCallTelemetry,
+  AttemptModelCalls,
   type ModelCallDeps,
   type ModelCallTelemetry,
   type TokenUsage,
@@ -144,7 +144,7 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
     parent: Context | undefined,
   ): ModelCallTelemetry | undefined {
     if (offered === undefined) return undefined;
-    claimed = createModelCallTelemetry(deps, { target: offered, attempt, costOf, parent });
+    claimed = new AttemptModelCalls(deps, { target: offered, attempt, costOf, parent });
     offered = undefined;
     return claimed;
   }
@@ -152,21 +152,6 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
     setModel() {},
     claimAttempt: (attempt, costOf) => claim(attempt, costOf, undefined),
   };
-
-  async function observeClaimed<T>(
-    target: CallTarget,
-    calls: ModelCallTelemetry,
-    running: Promise<T>,
-  ): Promise<T> {
-    try {
-      return await running;
-    } catch (error) {
-      // Failed outside a model call (e.g. its timeout hit during a tool run): still a failed
-      // attempt for the provider error counter, without a duration sample (no call to time).
-      if (!calls.lastCallFailed) metrics.recordProviderError(target.provider, classify(error));
-      throw error;
-    }
-  }
 
   return {
     async observeCall<T>(
@@ -185,9 +170,20 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
       } finally {
         offered = undefined;
       }
-      const calls = claimed;
+      // Set by `claim` while `run` was starting (TypeScript cannot see that assignment).
+      const calls = claimed as ModelCallTelemetry | undefined;
       claimed = undefined;
-      if (calls) return observeClaimed(target, calls, running);
+      if (calls) {
+        // Claimed by the agent: each model call recorded itself.
+        try {
+          return await running;
+        } catch (error) {
+          // Failed outside a model call (e.g. its timeout hit during a tool run): still a failed
+          // attempt for the provider error counter, without a duration sample (no call to time).
+          if (!calls.lastCallFailed) metrics.recordProviderError(target.provider, classify(error));
+          throw error;
+        }
+      }
       // One model call (planning, synthesis): the attempt is the call. Its span starts once `run`
       // has started (a few microseconds later), as only then is it known not to be claimed.
       const operation = target.operation ?? 'chat';
