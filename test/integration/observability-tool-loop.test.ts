@@ -31,11 +31,11 @@ function scoutLoop(request: RecordedLlmRequest): ScriptedReply {
 /** Runs a scout (the tool loop) and a writer session; returns the spans and the metrics scrape. */
 async function runToolLoop(
   t: TestContext,
-  options: { llm?: Record<string, unknown>; failFirstScoutCall?: boolean } = {},
+  options: { llm?: Record<string, unknown>; failFirstScoutCall?: boolean; traced?: boolean } = {},
 ): Promise<{ spans: ReadableSpan[]; metrics: string; scoutCalls: number }> {
   const exporter = new InMemorySpanExporter();
   const { llm, server } = await startLlmAppStack(t, {
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    ...(options.traced === false ? {} : { spanProcessors: [new SimpleSpanProcessor(exporter)] }),
     llm: { agentMessaging: true, ...options.llm },
   });
   let failNext = options.failFirstScoutCall === true;
@@ -179,5 +179,13 @@ describe('an agent tool loop in telemetry', () => {
       all.reduce((sum, match) => sum + Number(match[1]), 0),
       5,
     );
+  });
+
+  test('with tracing off, the samples are per model call all the same', async (t) => {
+    const { metrics, scoutCalls } = await runToolLoop(t, { traced: false });
+    assert.equal(scoutCalls, 3);
+    assert.equal(sampleCount(metrics, 'gen_ai_client_operation_duration_seconds'), 4);
+    assert.equal(sampleCount(metrics, 'gen_ai_client_token_usage', 'gen_ai_token_type="input"'), 4);
+    assert.equal(sampleSum(metrics, 'gen_ai_client_token_usage', 'gen_ai_token_type="input"'), 607);
   });
 });
