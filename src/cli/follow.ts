@@ -93,13 +93,14 @@ async function drainEvents(
   }
 }
 
-/** Delivers every event recorded so far, page by page (`maos logs` without -f). */
+/** Delivers every event after `afterSeq` recorded so far, page by page (`maos logs` without -f). */
 export async function readAllEvents(
   client: ApiClient,
   sessionId: string,
   onEvent: (event: EventDto) => unknown,
+  afterSeq = 0,
 ): Promise<void> {
-  let lastSeq = 0;
+  let lastSeq = afterSeq;
   await drainEvents(
     client,
     sessionId,

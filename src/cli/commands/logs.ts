@@ -105,9 +105,8 @@ async function showLogs(ctx: CliContext, command: Command): Promise<number> {
     afterSeq = newestSeq;
   } else if (!options.follow) {
     const events: EventDto[] = [];
-    await readAllEvents(client, id, (event) => {
-      if (event.seq > afterSeq) events.push(event);
-    });
+    // Read from `afterSeq` on, not from the start: the server pages the rest.
+    await readAllEvents(client, id, (event) => events.push(event), afterSeq);
     if (out.json) out.printJson(events);
     else for (const event of events) out.line(formatLogLine(event, taskNames, out.paint));
     return EXIT.OK;
