@@ -58,7 +58,7 @@ export interface CreateLlmStackOptions {
   /** Spans and metrics per provider call, breaker state and cache hits (observability/llm-telemetry.ts). */
   telemetry?: LlmCallObserver & {
     cacheLookup?(provider: string, hit: boolean): void;
-    /** The active agent span's telemetry (tool spans, served model); see ai-sdk/traced-tools.ts. */
+    /** The active agent span's telemetry (model call and tool spans, served model); see ai-sdk/traced-tools.ts. */
     agentScope?(): AgentTelemetry | undefined;
   };
   /** Called once per finished LLM agent call (tokens and cost metrics). */

@@ -57,8 +57,10 @@ export interface LlmClient {
 }
 
 /**
- * Telemetry per attempt (spans, duration, tokens, cost, error types) and breaker state; implemented
- * by observability/llm-telemetry.ts. Structural, so the client does not depend on OpenTelemetry.
+ * Telemetry of each attempt (spans, duration, tokens, cost, error types) and breaker state; implemented
+ * by observability/llm-telemetry.ts. An agent's runtime takes its attempts over and records each
+ * model call of its tool loop on its own (the agent scope's model calls); planner and synthesis
+ * calls make one model call per attempt. Structural, so the client does not depend on OpenTelemetry.
  */
 export interface LlmCallObserver {
   observeCall<T>(
