@@ -1,6 +1,12 @@
 // Client-side settings of the `maos` CLI that come from the environment (server URL, token,
 // credentials file, NO_COLOR). Kept in src/config/ because that is the only place that reads process.env.
 
+/**
+ * The `MAOS_*` variables of the CLI itself, not configuration: the config loader skips them, so a
+ * shell that exports them for the CLI can still start the server or run local commands.
+ */
+export const CLIENT_ENV_NAMES = ['MAOS_CONFIG', 'MAOS_SERVER', 'MAOS_TOKEN', 'MAOS_CREDENTIALS'] as const;
+
 /** What the CLI takes from its environment; flags override these. */
 export interface ClientEnv {
   /** `MAOS_SERVER`: base URL of the MAOS server. */

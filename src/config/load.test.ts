@@ -97,7 +97,9 @@ describe('loadConfig', () => {
   });
 
   test('client-side variables are not configuration', () => {
-    const config = loadConfig({ env: { MAOS_SERVER: 'http://x', MAOS_TOKEN: 't' } });
+    const config = loadConfig({
+      env: { MAOS_SERVER: 'http://x', MAOS_TOKEN: 't', MAOS_CREDENTIALS: '/tmp/creds.json' },
+    });
     assert.equal(config.port, 7070);
   });
 });

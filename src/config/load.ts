@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
+import { CLIENT_ENV_NAMES } from './client-env.ts';
 import { type Config, configSchema } from './schema.ts';
 
 export interface LoadConfigOptions {
@@ -19,7 +20,7 @@ type Tree = Record<string, unknown>;
 
 const ENV_PREFIX = 'MAOS_';
 /** Env variables with this prefix that are not configuration (client-side settings). */
-const NON_CONFIG_ENV = new Set(['MAOS_CONFIG', 'MAOS_SERVER', 'MAOS_TOKEN']);
+const NON_CONFIG_ENV: ReadonlySet<string> = new Set(CLIENT_ENV_NAMES);
 
 /** Loads, merges and validates the configuration; throws CONFIG_INVALID listing every problem. */
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
