@@ -96,7 +96,21 @@ describe('maos CLI against a running server', () => {
     ) as { items: Array<{ id: string }> };
     assert.notEqual(second.items[0]?.id, first.items[0]?.id);
     const paged = await runMaos(['sessions', 'list', '--limit', '1'], { env });
-    assert.match(paged.stdout, /^more: maos sessions list --cursor \S+$/m);
+    assert.match(paged.stdout, /^more: maos sessions list --limit 1 --cursor \S+$/m);
+    // The printed command continues the same listing: it keeps the status filter and page size.
+    const filteredPage = await runMaos(['sessions', 'list', '--status', 'completed', '--limit', '1'], {
+      env,
+    });
+    const more = /^more: maos (sessions list --status completed --limit 1 --cursor \S+)$/m.exec(
+      filteredPage.stdout,
+    );
+    assert.ok(more?.[1], filteredPage.stdout);
+    const next = await runMaos([...more[1].split(' '), '--json'], { env });
+    const nextItems = (JSON.parse(next.stdout) as { items: Array<{ status: string }> }).items;
+    assert.deepEqual(
+      nextItems.map((item) => item.status),
+      ['completed'],
+    );
 
     const human = await runMaos(['sessions', 'list'], { env });
     assert.match(human.stdout, /^ID\s+STATUS\s+STRATEGY\s+CREATED\s+OBJECTIVE$/m);

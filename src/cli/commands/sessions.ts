@@ -47,8 +47,15 @@ async function listSessions(ctx: CliContext, command: Command): Promise<number> 
   }
   if (page.items.length === 0) out.line('no sessions');
   else for (const line of formatSessionTable(page.items, out.paint)) out.line(line);
-  if (page.nextCursor) out.line(out.paint.dim(`more: maos sessions list --cursor ${page.nextCursor}`));
+  if (page.nextCursor) out.line(out.paint.dim(`more: ${nextPageCommand(options, limit, page.nextCursor)}`));
   return EXIT.OK;
+}
+
+/** The command for the next page: the cursor only continues the same filter and page size. */
+function nextPageCommand(options: ListOptions, limit: number, cursor: string): string {
+  const status = options.status === undefined ? '' : ` --status ${options.status}`;
+  const size = limit === 20 ? '' : ` --limit ${limit}`;
+  return `maos sessions list${status}${size} --cursor ${cursor}`;
 }
 
 async function showSession(ctx: CliContext, command: Command): Promise<number> {
