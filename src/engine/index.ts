@@ -21,6 +21,7 @@ import { createLocalNotifier, type Notifier, sessionChannel } from './notifier.t
 import { createScheduler } from './scheduler.ts';
 import { createDeadlineSweeper } from './session-deadlines.ts';
 import { createSessionService } from './session-service-impl.ts';
+import { sessionStopChannel, withSessionStops } from './session-stop.ts';
 
 export type { EngineObserver, QueueCounts } from './engine-observer.ts';
 export type { Engine, EngineDeps, Planner, StopOptions } from './engine-types.ts';
@@ -63,12 +64,21 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
   });
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
   const logger = options.logger.child({ component: 'engine', workerId });
+  // A cancel or deadline committed on another replica stops this one's runs of the session at once.
+  const runtimes = withSessionStops(options.runtimes, notifier, (sessionId) =>
+    scheduler.abortSession(sessionId),
+  );
+  /** Stops the session's runs here and, through the notifier, on every other replica. */
+  const stopSessionRuns = (sessionId: string) => {
+    scheduler.abortSession(sessionId);
+    notifier.publish(sessionStopChannel(sessionId));
+  };
   const scheduler = createScheduler({
     db: options.db,
     dialect,
     queue,
     notifier,
-    runtimes: options.runtimes,
+    runtimes,
     logger,
     observer: options.observer,
     workerId,
@@ -88,7 +98,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     planner: options.planner,
     findRole: options.findRole,
     ...(options.sessionDefaults ? { sessionDefaults: options.sessionDefaults } : {}),
-    onCancelled: (sessionId) => scheduler.abortSession(sessionId),
+    onCancelled: stopSessionRuns,
     // Idle slots claim in the new session's own write batch (the claim is queued behind its insert).
     onSessionQueued: () => scheduler.wake(),
     genAi: options.genAi,
@@ -100,7 +110,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     queue,
     logger,
     onExpired: (session) => {
-      scheduler.abortSession(session.id);
+      stopSessionRuns(session.id);
       notifyObserver(options.observer, 'sessionFinished', 'failed');
       notifyObserver(options.observer, 'budgetExceeded', 'session');
       notifier.publish(sessionChannel(session.id));

@@ -1,0 +1,98 @@
+// Cancelling through another replica: the session is cancelled on an API-only replica while its
+// task runs on a worker replica. The run there stops at once (NOTIFY), not at its next lease
+// renewal: leases are long here (renewed every 100 s), so only the cross-replica stop can end it.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { waitFor } from '../fixtures/engine-harness.ts';
+import { startLlmServer } from '../fixtures/llm-server.ts';
+import { isAlive } from '../fixtures/processes.ts';
+import { useReplicaSuite } from '../fixtures/replica-suite.ts';
+import { readAllEvents, requestJson, type TestServer } from '../fixtures/server.ts';
+
+interface EventDto {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+const LONG_LEASE = { leaseSeconds: 300, maxAttempts: 2 };
+// Long polls too: nothing but NOTIFY moves work between the replicas within the test's waits.
+const SLOW_POLL = 60_000;
+// Prints its pid and sleeps in that process for longer than the test's waits.
+const RUNNERS = { long: { command: ['sh', '-c', 'echo "pid=$$"; exec sleep 300'] } };
+
+async function submit(server: TestServer, agent: Record<string, unknown>): Promise<string> {
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: {
+      objective: 'cancel across replicas',
+      agents: [{ name: 'a', role: 'engineer', task: 't', ...agent }],
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return created.body.id;
+}
+
+describe('cluster: cancel through another replica', { timeout: 120_000 }, () => {
+  const suite = useReplicaSuite();
+
+  test('a runner process on the worker replica is killed at once', async () => {
+    const config = (concurrency: number) => ({
+      store: { url: suite.database.url, poolSize: 4 },
+      tasks: LONG_LEASE,
+      workers: { concurrency, pollIntervalMs: SLOW_POLL },
+      runners: RUNNERS,
+    });
+    const api = await suite.start({ config: config(0) });
+    await suite.start({ config: config(2) });
+    const sessionId = await submit(api, { runner: 'long' });
+    const pid = await waitFor(async () => {
+      for (const event of await readAllEvents<EventDto>(api.url, sessionId)) {
+        const match = /pid=(\d+)/.exec(JSON.stringify(event.data));
+        if (match) return Number(match[1]);
+      }
+      return undefined;
+    }, 30_000);
+    assert.ok(isAlive(pid));
+
+    const cancelled = await requestJson<{ status: string }>(`${api.url}/v1/sessions/${sessionId}/cancel`, {
+      method: 'POST',
+    });
+    assert.equal(cancelled.status, 200);
+    assert.equal(cancelled.body.status, 'cancelled');
+    // Without the stop notification the process lives until the worker's next renewal (100 s).
+    const killed = await waitFor(() => (isAlive(pid) ? undefined : true), 30_000).catch(() => false);
+    if (!killed) process.kill(pid, 'SIGKILL');
+    assert.ok(killed, 'the runner process on the worker replica was not killed');
+  });
+
+  test('an LLM agent on the worker replica has its model call aborted at once', async (t) => {
+    const llm = await startLlmServer({ apiKey: 'k' });
+    t.after(() => llm.close());
+    llm.setHandler(() => ({ hang: true }));
+    const config = (concurrency: number) => ({
+      store: { url: suite.database.url, poolSize: 4 },
+      tasks: LONG_LEASE,
+      workers: { concurrency, pollIntervalMs: SLOW_POLL },
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+    });
+    const api = await suite.start({ config: config(0) });
+    await suite.start({ config: config(2) });
+    const sessionId = await submit(api, {});
+    await waitFor(() => (llm.openResponses() > 0 ? true : undefined), 30_000);
+
+    const cancelled = await requestJson(`${api.url}/v1/sessions/${sessionId}/cancel`, { method: 'POST' });
+    assert.equal(cancelled.status, 200);
+    await waitFor(() => (llm.openResponses() === 0 ? true : undefined), 30_000);
+    const task = await waitFor(async () => {
+      const detail = await requestJson<{ tasks: Array<{ status: string }> }>(
+        `${api.url}/v1/sessions/${sessionId}`,
+      );
+      return detail.body.tasks[0];
+    });
+    assert.equal(task.status, 'cancelled');
+  });
+});
