@@ -38,7 +38,7 @@ export function registerKeysCommand(program: Command, act: ActionFactory): void 
     .description('list keys of a tenant (never the secrets)')
     .action(act(runList));
   withBase(keys.command('revoke'))
-    .description('revoke a key by id or prefix, effective immediately')
+    .description('revoke a key by id or prefix; running servers refuse it within 5 seconds')
     .argument('<id>', 'key id or prefix')
     .action(act(runRevoke));
 }
