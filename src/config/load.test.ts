@@ -96,6 +96,17 @@ describe('loadConfig', () => {
     assert.ok(missing[0]?.includes('cannot read'));
   });
 
+  test('a key named …File is set by its MAOS_* variable, not read from a file', () => {
+    const config = loadConfig({
+      env: { MAOS_TLS__CERT_FILE: '/etc/maos/cert.pem', MAOS_TLS__KEY_FILE: '/etc/maos/key.pem' },
+    });
+    assert.deepEqual(config.tls, { certFile: '/etc/maos/cert.pem', keyFile: '/etc/maos/key.pem' });
+    // Other …_FILE variables still read the value from the file.
+    const path = join(dir, 'store-url');
+    writeFileSync(path, 'postgres://db/maos\n');
+    assert.equal(loadConfig({ env: { MAOS_STORE__URL_FILE: path } }).store.url, 'postgres://db/maos');
+  });
+
   test('client-side variables are not configuration', () => {
     const config = loadConfig({
       env: { MAOS_SERVER: 'http://x', MAOS_TOKEN: 't', MAOS_CREDENTIALS: '/tmp/creds.json' },

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES } from './client-env.ts';
 import { type Config, configSchema } from './schema.ts';
+import { isConfigPath } from './schema-paths.ts';
 
 export interface LoadConfigOptions {
   /** Path of a YAML or JSON config file (`--config`); `MAOS_CONFIG` is used when absent. */
@@ -85,9 +86,20 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Tree {
       problems.push(`environment ${name}: malformed variable name`);
       continue;
     }
-    setPath(tree, path, parseEnvValue(raw));
+    setPath(tree, keyEndingInFile(path), parseEnvValue(raw));
   }
   return tree;
+}
+
+/**
+ * `…_FILE` normally reads the key's value from a file, but a key whose own name ends in `File`
+ * (`tls.certFile` from `MAOS_TLS__CERT_FILE`) is that key: the schema decides.
+ */
+function keyEndingInFile(path: string[]): string[] {
+  const last = path[path.length - 1] as string;
+  if (!last.endsWith('_FILE')) return path;
+  const asKey = [...path.slice(0, -1), `${last.slice(0, -'_FILE'.length)}File`];
+  return isConfigPath(asKey) ? asKey : path;
 }
 
 function envSegmentToKey(segment: string): string {
