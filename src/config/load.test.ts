@@ -107,6 +107,21 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ env: { MAOS_STORE__URL_FILE: path } }).store.url, 'postgres://db/maos');
   });
 
+  test('keys spelt with capitals are set by their MAOS_* variables', () => {
+    const config = loadConfig({
+      env: {
+        MAOS_PROVIDERS__LOCAL__TYPE: 'openai-compatible',
+        MAOS_PROVIDERS__LOCAL__MODEL: 'qwen',
+        MAOS_PROVIDERS__LOCAL__BASE_URL: 'http://127.0.0.1:11434/v1',
+        MAOS_LLM__PRICES__QWEN__INPUT_PER_MTOK: '0',
+        MAOS_LLM__PRICES__QWEN__OUTPUT_PER_MTOK: '0',
+        MAOS_LLM__PRICES__QWEN__CACHE_READ_PER_MTOK: '0',
+      },
+    });
+    assert.equal(config.providers.local?.baseURL, 'http://127.0.0.1:11434/v1');
+    assert.deepEqual(config.llm.prices.qwen, { inputPerMTok: 0, outputPerMTok: 0, cacheReadPerMTok: 0 });
+  });
+
   test('client-side variables are not configuration', () => {
     const config = loadConfig({
       env: { MAOS_SERVER: 'http://x', MAOS_TOKEN: 't', MAOS_CREDENTIALS: '/tmp/creds.json' },

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES } from './client-env.ts';
 import { type Config, configSchema } from './schema.ts';
-import { isConfigPath } from './schema-paths.ts';
+import { configPathOfEnvWords } from './schema-paths.ts';
 
 export interface LoadConfigOptions {
   /** Path of a YAML or JSON config file (`--config`); `MAOS_CONFIG` is used when absent. */
@@ -77,36 +77,26 @@ function readConfigFile(path: string, problems: string[]): Tree {
 function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Tree {
   const tree: Tree = {};
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || raw === undefined || NON_CONFIG_ENV.has(name)) continue;
-    const path = name
-      .slice(ENV_PREFIX.length)
-      .split('__')
-      .map((segment) => envSegmentToKey(segment));
+    if (raw === undefined) continue;
+    const path = configPathOfEnvName(name);
+    if (path === undefined) continue;
     if (path.some((segment) => segment.length === 0)) {
       problems.push(`environment ${name}: malformed variable name`);
       continue;
     }
-    setPath(tree, keyEndingInFile(path), parseEnvValue(raw));
+    setPath(tree, path, parseEnvValue(raw));
   }
   return tree;
 }
 
 /**
- * `…_FILE` normally reads the key's value from a file, but a key whose own name ends in `File`
- * (`tls.certFile` from `MAOS_TLS__CERT_FILE`) is that key: the schema decides.
+ * The config key path a `MAOS_*` variable sets (`MAOS_TASKS__LEASE_SECONDS` → `tasks.leaseSeconds`,
+ * `MAOS_STORE__URL_FILE` → `store.url_FILE`), or undefined for other and client-side variables.
  */
-function keyEndingInFile(path: string[]): string[] {
-  const last = path[path.length - 1] as string;
-  if (!last.endsWith('_FILE')) return path;
-  const asKey = [...path.slice(0, -1), `${last.slice(0, -'_FILE'.length)}File`];
-  return isConfigPath(asKey) ? asKey : path;
-}
-
-function envSegmentToKey(segment: string): string {
-  const fileSuffix = segment.endsWith('_FILE') ? '_FILE' : '';
-  const base = fileSuffix ? segment.slice(0, -fileSuffix.length) : segment;
-  const camel = base.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-  return camel + fileSuffix;
+export function configPathOfEnvName(name: string): string[] | undefined {
+  if (!name.startsWith(ENV_PREFIX) || NON_CONFIG_ENV.has(name)) return undefined;
+  const words = name.slice(ENV_PREFIX.length).split('__');
+  return words.some((word) => word.length === 0) ? [''] : configPathOfEnvWords(words);
 }
 
 function parseEnvValue(raw: string): unknown {

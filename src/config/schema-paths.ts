@@ -1,5 +1,5 @@
-// Asks whether a key path exists in the config schema, for the loader's reading of `MAOS_*`
-// names whose last word is FILE (`MAOS_TLS__CERT_FILE` names `tls.certFile`, not a `_FILE` secret).
+// Reads config key paths against the schema: whether a path exists, and which key a `MAOS_*`
+// variable names, so keys spelt with capitals (`baseURL`, `inputPerMTok`, `certFile`) can be set too.
 import { z } from 'zod';
 import { configSchema } from './schema.ts';
 
@@ -11,18 +11,68 @@ interface JsonSchemaNode {
 
 let root: JsonSchemaNode | undefined;
 
-/** True when `path` (e.g. `['tls', 'certFile']`) names a key of the schema; map entries match any name. */
-export function isConfigPath(path: readonly string[]): boolean {
+function schemaRoot(): JsonSchemaNode {
   root ??= z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
-  return walk(root, path);
+  return root;
 }
 
-function walk(node: JsonSchemaNode, path: readonly string[]): boolean {
-  const [head, ...rest] = path;
-  if (head === undefined) return true;
-  if (node.anyOf) return node.anyOf.some((option) => walk(option, path));
-  const child = node.properties?.[head];
-  if (child) return walk(child, rest);
-  const entry = node.additionalProperties;
-  return typeof entry === 'object' && walk(entry, rest);
+/** True when `path` (e.g. `['tls', 'certFile']`) names a key of the schema; map entries match any name. */
+export function isConfigPath(path: readonly string[]): boolean {
+  let nodes = [schemaRoot()];
+  for (const key of path) {
+    nodes = nodes.flatMap((node) => childrenOf(node, key));
+    if (nodes.length === 0) return false;
+  }
+  return true;
+}
+
+/**
+ * The key path that the words of a `MAOS_*` variable name (split at `__`) stand for: each word is
+ * matched to the schema's key of the same letters (`BASE_URL` → `baseURL`, `CERT_FILE` → `certFile`);
+ * `<KEY>_FILE` of a key that has no such name reads that key from a file (`URL_FILE` → `url_FILE`);
+ * map entries and words the schema does not know become camelCase (`MY_MODEL` → `myModel`).
+ */
+export function configPathOfEnvWords(words: readonly string[]): string[] {
+  let nodes = [schemaRoot()];
+  const path: string[] = [];
+  for (const word of words) {
+    const key = keyFor(nodes, word);
+    path.push(key);
+    nodes = nodes.flatMap((node) => childrenOf(node, key));
+  }
+  return path;
+}
+
+function keyFor(nodes: readonly JsonSchemaNode[], word: string): string {
+  const named = (letters: string): string | undefined =>
+    nodes
+      .flatMap((node) => optionsOf(node))
+      .flatMap((node) => Object.keys(node.properties ?? {}))
+      .find((key) => key.toLowerCase() === letters);
+  const exact = named(word.replace(/_/g, '').toLowerCase());
+  if (exact) return exact;
+  if (word.endsWith('_FILE')) {
+    const target = named(word.slice(0, -'_FILE'.length).replace(/_/g, '').toLowerCase());
+    if (target) return `${target}_FILE`;
+  }
+  return camelCase(word);
+}
+
+function camelCase(word: string): string {
+  const fileSuffix = word.endsWith('_FILE') ? '_FILE' : '';
+  const base = fileSuffix ? word.slice(0, -fileSuffix.length) : word;
+  return base.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) + fileSuffix;
+}
+
+function optionsOf(node: JsonSchemaNode): JsonSchemaNode[] {
+  return node.anyOf ? node.anyOf.flatMap(optionsOf) : [node];
+}
+
+function childrenOf(node: JsonSchemaNode, key: string): JsonSchemaNode[] {
+  return optionsOf(node).flatMap((option) => {
+    const child = option.properties?.[key];
+    if (child) return [child];
+    const entry = option.additionalProperties;
+    return typeof entry === 'object' ? [entry] : [];
+  });
 }
