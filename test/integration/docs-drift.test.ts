@@ -1,10 +1,179 @@
-// Drift guard: the configuration reference is generated from the schema and must match it.
+// Drift guards for the docs: the configuration reference is generated from the schema and must
+// match it, and what the guides name (links, config keys, env variables, error codes, metrics) exists.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { renderConfigDocs } from '../../scripts/gen-config-docs.ts';
+import { CLIENT_ENV_NAMES } from '../../src/config/client-env.ts';
+import { configPathOfEnvName } from '../../src/config/load.ts';
+import { isConfigPath } from '../../src/config/schema-paths.ts';
+import { ERROR_CODES } from '../../src/errors/app-error.ts';
+import { METRIC_LABELS } from '../../src/observability/metric-labels.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
+
+/** README.md and every Markdown file under docs/, as paths relative to the checkout. */
+function markdownFiles(): string[] {
+  const files = ['README.md'];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.md')) files.push(path);
+    }
+  };
+  walk('docs');
+  return files;
+}
+
+/** The guides a newcomer reads first; their config keys are checked against the schema. */
+const USER_GUIDES = [
+  'README.md',
+  'docs/index.md',
+  'docs/user-guide.md',
+  'docs/api.md',
+  'docs/mcp.md',
+  'docs/llm-providers.md',
+  'docs/security.md',
+  'docs/troubleshooting.md',
+];
+
+const withoutCodeBlocks = (text: string): string => text.replace(/^```[\s\S]*?^```/gm, '');
+
+/** Spans in `backticks`, where the docs name keys, codes, variables and metrics. */
+const codeSpans = (text: string): string[] => [...text.matchAll(/`([^`\n]+)`/g)].map((m) => m[1] as string);
+
+/** GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens, repeats numbered. */
+function anchorsOf(path: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  for (const match of withoutCodeBlocks(readFileSync(path, 'utf8')).matchAll(/^#{1,6}\s+(.+?)\s*#*$/gm)) {
+    const base = (match[1] as string)
+      .replace(/`/g, '')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N} _-]/gu, '')
+      .replace(/ /g, '-');
+    const count = seen.get(base) ?? 0;
+    seen.set(base, count + 1);
+    anchors.add(count === 0 ? base : `${base}-${count}`);
+  }
+  return anchors;
+}
 
 test('docs/configuration.md matches the config schema (run `node scripts/gen-config-docs.ts`)', () => {
   const committed = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
   assert.equal(committed, renderConfigDocs());
+});
+
+test('every variable in docs/configuration.md sets the key it is listed for', () => {
+  const rows = [...read('docs/configuration.md').matchAll(/^\| `([^`]+)` \|.*\| `(MAOS_[^`]+)` \|/gm)];
+  assert.ok(rows.length > 50, 'the reference lists the keys');
+  for (const [, key, env] of rows) {
+    const path = (key as string).split('.').map((part) => (part.startsWith('<') ? 'x' : part));
+    const name = (env as string).replace(/<[A-Z]+>/g, 'X');
+    assert.deepEqual(configPathOfEnvName(name), path, `${env} sets ${key}`);
+  }
+});
+
+test('links between the docs resolve to files and headings', () => {
+  const broken: string[] = [];
+  for (const file of markdownFiles()) {
+    const text = withoutCodeBlocks(read(file));
+    for (const match of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const href = match[1] as string;
+      if (/^[a-z][a-z0-9+.-]*:/i.test(href)) continue;
+      const [target = '', anchor] = href.split('#');
+      const path = target === '' ? join(ROOT, file) : resolve(dirname(join(ROOT, file)), target);
+      if (!existsSync(path)) broken.push(`${file}: ${href} (no such file)`);
+      else if (anchor && statSync(path).isFile() && !anchorsOf(path).has(anchor))
+        broken.push(`${file}: ${href} (no such heading in ${relative(ROOT, path)})`);
+    }
+  }
+  assert.deepEqual(broken, []);
+});
+
+test('config keys named in the user guides exist in the config schema', () => {
+  const unknown: string[] = [];
+  for (const file of USER_GUIDES) {
+    for (const span of codeSpans(read(file))) {
+      for (const match of span.matchAll(/(?<![\w/.-])([a-z][A-Za-z]*(?:\.(?:[A-Za-z0-9_*-]+|<[^>]+>))+)/g)) {
+        const parts = (match[1] as string).split('.');
+        if (!isConfigPath(parts.slice(0, 1))) continue;
+        // File names (`secret-store.ts`) and database columns (`tasks.agent_id`) are not config keys.
+        if (/\.(ts|md|json|ya?ml|txt|pem|jsonl)$/.test(match[1] as string)) continue;
+        const path = parts.map((part) => part.replace(/_FILE$/, ''));
+        if (path.some((part) => part.includes('_'))) continue;
+        const wildcard = path.indexOf('*');
+        if (!isConfigPath(wildcard < 0 ? path : path.slice(0, wildcard)))
+          unknown.push(`${file}: ${match[1]}`);
+      }
+    }
+  }
+  assert.deepEqual(unknown, []);
+});
+
+test('MAOS_* variables named in the docs are read: configuration, the CLI or a runner', () => {
+  const runtime = read('src/agents/runtimes/command/command-runtime.ts');
+  const runnerVars = new Set([...runtime.matchAll(/\b(MAOS_[A-Z_]+):/g)].map((m) => m[1] as string));
+  assert.ok(runnerVars.has('MAOS_TASK'), 'runner variables found');
+  const client = new Set<string>(CLIENT_ENV_NAMES);
+  const unknown: string[] = [];
+  for (const file of markdownFiles()) {
+    for (const match of read(file).matchAll(/\bMAOS_(?:[A-Z0-9_]|<[A-Z]+>)+/g)) {
+      const name = match[0].replace(/<[A-Z]+>/g, 'X');
+      if (client.has(name) || runnerVars.has(name)) continue;
+      const path = configPathOfEnvName(name);
+      const key = path?.map((part) => part.replace(/_FILE$/, ''));
+      if (!key || !isConfigPath(key)) unknown.push(`${file}: ${match[0]}`);
+    }
+  }
+  assert.deepEqual([...new Set(unknown)], []);
+});
+
+test('error codes named in the docs exist (AppError codes, or the CLI’s own)', () => {
+  const cliCodes = new Set<string>();
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.ts'))
+        for (const m of read(path).matchAll(/CliError\(\s*'([A-Z_]+)'/g)) cliCodes.add(m[1] as string);
+    }
+  };
+  walk('src/cli');
+  assert.ok(cliCodes.has('USAGE') && cliCodes.has('UNREACHABLE'), 'CLI codes found');
+  // Upper-case names in the docs that are not error codes: other tools' variables, SQLite's codes and
+  // constants of the source.
+  const notCodes =
+    /^(OTEL_\w+|METRIC_LABELS|ERROR_CODES|NO_COLOR|ANTHROPIC_API_KEY|OPENAI_API_KEY|DATABASE_URL|SQLITE_\w+)$/;
+  const unknown: string[] = [];
+  for (const file of markdownFiles()) {
+    for (const span of codeSpans(read(file))) {
+      for (const match of span.matchAll(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g)) {
+        const name = match[0];
+        if (name.startsWith('MAOS_') || notCodes.test(name)) continue;
+        if (!(name in ERROR_CODES) && !cliCodes.has(name)) unknown.push(`${file}: ${name}`);
+      }
+    }
+  }
+  assert.deepEqual([...new Set(unknown)], []);
+});
+
+test('maos_* metrics named in the docs are defined', () => {
+  // `maos_wake` is the PostgreSQL notification channel, not a metric.
+  const notMetrics = new Set(['maos_wake']);
+  const unknown: string[] = [];
+  for (const file of markdownFiles()) {
+    for (const span of codeSpans(read(file))) {
+      for (const match of span.matchAll(/\bmaos_[a-z0-9_]*[a-z0-9](?![<\w])/g)) {
+        const name = match[0].replace(/_(bucket|sum|count)$/, '');
+        if (notMetrics.has(name)) continue;
+        if (!(name in METRIC_LABELS) && !(match[0] in METRIC_LABELS)) unknown.push(`${file}: ${match[0]}`);
+      }
+    }
+  }
+  assert.deepEqual([...new Set(unknown)], []);
 });
