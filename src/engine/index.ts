@@ -9,6 +9,9 @@
 // `db` must be migrated first (store/migrate.ts). One engine per process and database.
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
+import { isTerminalSessionStatus } from '../domain/session-state.ts';
+import type { SessionStatus } from '../domain/types.ts';
+import { coerceError } from '../errors/app-error.ts';
 import type { CommitDurability } from '../store/commit-durability.ts';
 import type { DialectName } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
@@ -65,9 +68,19 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
   const logger = options.logger.child({ component: 'engine', workerId });
   // A cancel or deadline committed on another replica stops this one's runs of the session at once.
-  const runtimes = withSessionStops(options.runtimes, notifier, (sessionId) =>
-    scheduler.abortSession(sessionId),
-  );
+  const runtimes = withSessionStops(options.runtimes, {
+    notifier,
+    hasEnded: async (sessionId) => {
+      const row = await options.db
+        .selectFrom('sessions')
+        .select('status')
+        .where('id', '=', sessionId)
+        .executeTakeFirst();
+      return row !== undefined && isTerminalSessionStatus(row.status as SessionStatus);
+    },
+    abortSession: (sessionId) => scheduler.abortSession(sessionId),
+    onError: (error) => logger.warn({ err: coerceError(error) }, 'could not check a stopped session'),
+  });
   /** Stops the session's runs here and, through the notifier, on every other replica. */
   const stopSessionRuns = (sessionId: string) => {
     scheduler.abortSession(sessionId);

@@ -12,6 +12,22 @@ export function sessionChannel(sessionId: string): string {
   return `session:${sessionId}`;
 }
 
+/** Channel on which "session X ended: stop its runs" is announced (engine/session-stop.ts). */
+export function sessionStopChannel(sessionId: string): string {
+  return `${SESSION_STOP_PREFIX}${sessionId}`;
+}
+
+const SESSION_STOP_PREFIX = 'session-stop:';
+
+/**
+ * Whether a periodic or reconnect sweep should wake this channel. Stop channels are left out: a
+ * lost stop is covered by the run's next lease renewal, and a sweep would cost a session read per
+ * run and sweep.
+ */
+export function isSweptChannel(channel: string): boolean {
+  return !channel.startsWith(SESSION_STOP_PREFIX);
+}
+
 /** Channel on which "ready tasks may exist" is announced. */
 export const READY_CHANNEL = 'tasks:ready';
 

@@ -1,24 +1,42 @@
 // "Stop the runs of session X" across replicas: a cancel or an expired deadline committed on one
 // replica aborts that session's runs on every replica at once, instead of at their next lease renewal.
 import type { AgentRuntime, RuntimeRegistry } from '../agents/runtimes/runtime.ts';
-import type { Notifier } from './notifier.ts';
+import { type Notifier, sessionStopChannel } from './notifier.ts';
 
-/** Channel on which "session X ended: stop its runs" is announced (PostgreSQL: to every replica). */
-export function sessionStopChannel(sessionId: string): string {
-  return `session-stop:${sessionId}`;
+export { sessionStopChannel };
+
+export interface SessionStopDeps {
+  notifier: Notifier;
+  /**
+   * Whether the session has ended (read from the store). A wake-up alone proves nothing: notifiers
+   * may wake subscribers spuriously (the PostgreSQL one re-wakes channels after a reconnect), and a
+   * run must never be stopped for a session that still runs.
+   */
+  hasEnded(sessionId: string): Promise<boolean>;
+  /** Stops this process's runs of the session (the scheduler's abort: the run's AbortSignal). */
+  abortSession(sessionId: string): void;
+  onError(error: unknown): void;
 }
 
 /**
- * Wraps the registry so that every run listens on its session's stop channel while it runs and,
- * when that channel fires, `abortSession` stops this process's runs of the session. Runs are
- * subscribed through the runtime (not the scheduler) because the runtime call is where a run starts
- * and ends; the scheduler's abort (the run's AbortSignal) does the stopping, as for a local cancel.
+ * Wraps the registry so that every run listens on its session's stop channel while it runs; on a
+ * wake-up for a session that has ended, this process's runs of it are aborted. Runs subscribe
+ * through the runtime call because that is where a run starts and ends.
  */
-export function withSessionStops(
-  runtimes: RuntimeRegistry,
-  notifier: Notifier,
-  abortSession: (sessionId: string) => void,
-): RuntimeRegistry {
+export function withSessionStops(runtimes: RuntimeRegistry, deps: SessionStopDeps): RuntimeRegistry {
+  const checking = new Set<string>();
+  const onStop = (sessionId: string) => {
+    // One read per session at a time: several runs of it here share a wake-up.
+    if (checking.has(sessionId)) return;
+    checking.add(sessionId);
+    deps
+      .hasEnded(sessionId)
+      .then((ended) => {
+        if (ended) deps.abortSession(sessionId);
+      })
+      .catch(deps.onError)
+      .finally(() => checking.delete(sessionId));
+  };
   const wrapped = new WeakMap<AgentRuntime, AgentRuntime>();
   const wrap = (runtime: AgentRuntime): AgentRuntime => {
     let stoppable = wrapped.get(runtime);
@@ -27,8 +45,8 @@ export function withSessionStops(
         kind: runtime.kind,
         ...(runtime.hasRunner ? { hasRunner: (runner: string) => runtime.hasRunner!(runner) } : {}),
         async run(task, ctx) {
-          const off = notifier.subscribe(sessionStopChannel(task.sessionId), () =>
-            abortSession(task.sessionId),
+          const off = deps.notifier.subscribe(sessionStopChannel(task.sessionId), () =>
+            onStop(task.sessionId),
           );
           try {
             return await runtime.run(task, ctx);

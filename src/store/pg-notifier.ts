@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Config } from '../config/schema.ts';
-import { createLocalNotifier, type Notifier } from '../engine/notifier.ts';
+import { createLocalNotifier, isSweptChannel, type Notifier } from '../engine/notifier.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { DatabaseHandle } from './db.ts';
 import { getPostgresPool } from './postgres-dialect.ts';
@@ -49,7 +49,7 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
 
   /** Wakes every local subscriber: covers notifications lost while disconnected. */
   function sweep(): void {
-    for (const channel of [...subscribed.keys()]) local.publish(channel);
+    for (const channel of [...subscribed.keys()]) if (isSweptChannel(channel)) local.publish(channel);
   }
 
   function onNotification(message: pg.Notification): void {

@@ -7,7 +7,7 @@ import { waitFor } from '../fixtures/engine-harness.ts';
 import { startLlmServer } from '../fixtures/llm-server.ts';
 import { isAlive } from '../fixtures/processes.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
-import { readAllEvents, requestJson, type TestServer } from '../fixtures/server.ts';
+import { readAllEvents, requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
 
 interface EventDto {
   seq: number;
@@ -19,7 +19,10 @@ const LONG_LEASE = { leaseSeconds: 300, maxAttempts: 2 };
 // Long polls too: nothing but NOTIFY moves work between the replicas within the test's waits.
 const SLOW_POLL = 60_000;
 // Prints its pid and sleeps in that process for longer than the test's waits.
-const RUNNERS = { long: { command: ['sh', '-c', 'echo "pid=$$"; exec sleep 300'] } };
+const RUNNERS = {
+  long: { command: ['sh', '-c', 'echo "pid=$$"; exec sleep 300'] },
+  seconds: { command: ['sh', '-c', 'sleep 2; echo done'] },
+};
 
 async function submit(server: TestServer, agent: Record<string, unknown>): Promise<string> {
   const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
@@ -33,7 +36,8 @@ async function submit(server: TestServer, agent: Record<string, unknown>): Promi
   return created.body.id;
 }
 
-describe('cluster: cancel through another replica', { timeout: 120_000 }, () => {
+// One database per case: a replica left from another case must not claim this one's task.
+describe('cluster: cancel through another replica, command runner', { timeout: 120_000 }, () => {
   const suite = useReplicaSuite();
 
   test('a runner process on the worker replica is killed at once', async () => {
@@ -65,6 +69,10 @@ describe('cluster: cancel through another replica', { timeout: 120_000 }, () => 
     if (!killed) process.kill(pid, 'SIGKILL');
     assert.ok(killed, 'the runner process on the worker replica was not killed');
   });
+});
+
+describe('cluster: cancel through another replica, LLM agent', { timeout: 120_000 }, () => {
+  const suite = useReplicaSuite();
 
   test('an LLM agent on the worker replica has its model call aborted at once', async (t) => {
     const llm = await startLlmServer({ apiKey: 'k' });
@@ -94,5 +102,31 @@ describe('cluster: cancel through another replica', { timeout: 120_000 }, () => 
       return detail.body.tasks[0];
     });
     assert.equal(task.status, 'cancelled');
+  });
+});
+
+describe('cluster: stop notifications', { timeout: 120_000 }, () => {
+  const suite = useReplicaSuite();
+
+  test('a run is not stopped by the wake-up sweeps of a replica whose session still runs', async () => {
+    // Polls of 100 ms: the notifier re-wakes its channels every 250 ms, several times per run.
+    const server = await suite.start({
+      config: {
+        store: { url: suite.database.url, poolSize: 4 },
+        tasks: LONG_LEASE,
+        workers: { concurrency: 2, pollIntervalMs: 100 },
+        runners: RUNNERS,
+      },
+    });
+    const sessionId = await submit(server, { runner: 'seconds' });
+    // A run stopped by a sweep would stay `running` until its 300 s lease ran out.
+    const done = await waitForSession<{ status: string; tasks: Array<{ status: string; attempts: number }> }>(
+      server.url,
+      sessionId,
+      undefined,
+      30_000,
+    );
+    assert.equal(done.status, 'completed');
+    assert.equal(done.tasks[0]!.attempts, 1);
   });
 });
