@@ -332,7 +332,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       if (reason === 'abandon' || reason === 'cancel' || reason === 'lease_lost') {
         // The task is no longer this run's to finish, but what its model calls cost was spent.
         await deps.queue
-          .run((trx) => chargeUnappliedRun(trx, claim, outcome.usage, now()), DEFERRED)
+          .run((trx) => chargeUnappliedRun(trx, claim, outcome, now()), DEFERRED)
           .catch((error: unknown) =>
             deps.logger.warn(
               { err: coerceError(error), taskId: claim.taskId },
@@ -345,7 +345,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       if (reason === 'shutdown') {
         await deps.queue.run(async (trx) => {
           if (outcome.lines) await appendTaskOutput(trx, claim, outcome.lines, now());
-          await chargeUnappliedRun(trx, claim, outcome.usage, now());
+          await chargeUnappliedRun(trx, claim, outcome, now());
           return releaseTask(trx, claim, now());
         }, DEFERRED);
         return;

@@ -21,6 +21,7 @@ import {
   touch,
   zeroUsage,
 } from './advance-sessions.ts';
+import { parseUnsettledUsage, settleStoppedRun, usageOf } from './run-spend.ts';
 
 /** Proof of a claim: only the holder of (owner, attempt) may change the task. */
 export interface Claim {
@@ -37,6 +38,8 @@ export type { ContinueSession, HandOff } from './advance-sessions.ts';
 /** Output lines of a run not stored yet: the finish appends them, before the result, in its own transaction. */
 export interface TrailingOutput {
   lines?: ReadonlyArray<{ stream: 'stdout' | 'stderr' | 'text'; line: string; partial?: true }>;
+  /** The spend the run last recorded on its task while it ran (engine/run-spend.ts), if any. */
+  spendOnRecord?: Usage;
 }
 
 export type RunOutcome = (
@@ -174,7 +177,7 @@ export async function finishTasks(
     if (!wasUpdated) {
       // The claim no longer held (the task was cancelled, or its lease expired and another attempt
       // took over), but the run's model calls were made and paid for: charged all the same.
-      if (first) await chargeUnappliedRun(trx, claim, outcome.usage, now);
+      if (first) await chargeUnappliedRun(trx, claim, outcome, now);
       continue;
     }
     const entry = touch(touched, claim);
@@ -227,9 +230,11 @@ export async function finishTasks(
 export async function chargeUnappliedRun(
   trx: Kysely<Database>,
   claim: Claim,
-  usage: Usage,
+  outcome: Pick<RunOutcome, 'usage' | 'spendOnRecord'>,
   now: number,
 ): Promise<void> {
+  // Less what the lease reaper already charged from the spend this run recorded on its task.
+  const usage = await settleStoppedRun(trx, claim, outcome.usage, outcome.spendOnRecord);
   if (usage.inputTokens === 0 && usage.outputTokens === 0 && usage.costUsd === 0) return;
   await trx
     .updateTable('tasks')
@@ -270,15 +275,24 @@ export async function expireTaskLease(
     ? `lease expired (worker ${row.lease_owner ?? 'unknown'} lost); retrying`
     : `lease expired on attempt ${attempts} of ${row.max_attempts} (worker lost or stalled); giving up`;
   const to = transitionTask(from, retry ? 'retry' : 'fail');
+  // What the lost run recorded having spent: its process is gone, so it is charged here.
+  const record = parseUnsettledUsage(row.unsettled_usage);
+  const lost =
+    record?.attempt === attempts && record.owner === row.lease_owner ? usageOf(record) : zeroUsage();
   const updated = await trx
     .updateTable('tasks')
-    .set({
+    .set((eb) => ({
       status: to,
       lease_owner: null,
       lease_expires_at: null,
       updated_at: now,
+      unsettled_usage: null,
+      input_tokens: eb('input_tokens', '+', lost.inputTokens),
+      output_tokens: eb('output_tokens', '+', lost.outputTokens),
+      cache_read_tokens: eb('cache_read_tokens', '+', lost.cacheReadTokens),
+      cost_usd: eb('cost_usd', '+', lost.costUsd),
       ...(retry ? { ready_at: now, started_at: null } : { error: reason, finished_at: now }),
-    })
+    }))
     .where('id', '=', row.id)
     .where('status', '=', from)
     .where('attempts', '=', attempts)
@@ -291,15 +305,18 @@ export async function expireTaskLease(
   };
   const session = { id: row.session_id, tenantId: row.tenant_id };
   if (retry) {
+    if (lost.inputTokens > 0 || lost.outputTokens > 0 || lost.costUsd > 0) {
+      await chargeSessionUsage(trx, row.session_id, lost, now);
+    }
     await appendEvents(trx, session, [event], now);
     return { applied: true, readied: 1, sessionFinished: null, retried: true };
   }
   const touched = new Map<string, Touched>();
   const failure: NewEvent = {
     type: 'task.result',
-    data: { taskId: row.id, name: row.name, status: 'failed', error: reason, usage: zeroUsage() },
+    data: { taskId: row.id, name: row.name, status: 'failed', error: reason, usage: lost },
   };
-  touched.set(row.session_id, { tenantId: row.tenant_id, events: [event, failure], usage: zeroUsage() });
+  touched.set(row.session_id, { tenantId: row.tenant_id, events: [event, failure], usage: { ...lost } });
   const effects = (await advanceSessions(trx, touched, now)).get(row.session_id)!;
   return { applied: true, ...effects, retried: false };
 }

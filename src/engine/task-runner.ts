@@ -10,6 +10,7 @@ import type { StoredTraceContext } from '../observability/tracing.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { createFlushClock } from './flush-clock.ts';
 import { createOutputBuffer } from './output-buffer.ts';
+import { isSameUsage, recordUnsettledUsage } from './run-spend.ts';
 import { appendTaskOutput, type Claim, type RunOutcome } from './task-ops.ts';
 
 /**
@@ -84,6 +85,12 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
     taskId: claim.taskId,
   });
 
+  // The run's spend as the runtime last reported it, as last queued for writing, and as last
+  // committed on the task (engine/run-spend.ts): recorded with the output flushes.
+  let spend: Usage | undefined;
+  let spendQueued: Usage | undefined;
+  let spendOnRecord: Usage | undefined;
+
   const flush = (): void => {
     waiting = false;
     const lines = buffer.take(false);
@@ -93,13 +100,24 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
       waiting = true;
       outputFlushClock.join(flush);
     }
-    if (lines.length === 0) return;
+    const newSpend = isSameUsage(spend, spendQueued) ? undefined : spend;
+    if (lines.length === 0 && newSpend === undefined) return;
+    spendQueued = spend;
     const write = queue
       // Engine progress: may resolve before the disk flush (store/write-queue.ts).
-      .run((trx) => appendTaskOutput(trx, claim, lines, input.now()), { deferred: true })
+      .run(
+        async (trx) => {
+          const now = input.now();
+          if (newSpend && !(await recordUnsettledUsage(trx, claim, newSpend, now))) return false;
+          return appendTaskOutput(trx, claim, lines, now);
+        },
+        { deferred: true },
+      )
       .then(
         (stored) => {
-          if (stored) input.onOutputStored();
+          if (!stored) return;
+          if (newSpend) spendOnRecord = newSpend;
+          if (lines.length > 0) input.onOutputStored();
         },
         (error: unknown) => {
           logger.warn({ err: coerceError(error) }, 'could not store task output');
@@ -107,16 +125,24 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
       );
     writes.push(write);
   };
-
-  const outcome = await runToOutcome(input, logger, buffer, () => {
+  const scheduleFlush = () => {
     if (waiting) return;
     waiting = true;
     outputFlushClock.join(flush);
+  };
+
+  const outcome = await runToOutcome(input, logger, buffer, scheduleFlush, (usage) => {
+    spend = usage;
+    scheduleFlush();
   });
   if (waiting) outputFlushClock.leave(flush);
   const lines = buffer.take(true);
   await Promise.all(writes);
-  return lines.length > 0 ? { ...outcome, lines } : outcome;
+  const trailing = {
+    ...(lines.length > 0 ? { lines } : {}),
+    ...(spendOnRecord ? { spendOnRecord } : {}),
+  };
+  return lines.length > 0 || spendOnRecord ? { ...outcome, ...trailing } : outcome;
 }
 
 async function runToOutcome(
@@ -124,6 +150,7 @@ async function runToOutcome(
   logger: Logger,
   buffer: ReturnType<typeof createOutputBuffer>,
   scheduleFlush: () => void,
+  reportSpend: (usage: Usage) => void,
 ): Promise<RunOutcome> {
   // What the runtime says the run spent before it failed (see RuntimeContext.reportFailedRunUsage).
   let spentBeforeFailure: Usage | undefined;
@@ -141,6 +168,7 @@ async function runToOutcome(
         reportFailedRunUsage(usage) {
           spentBeforeFailure = usage;
         },
+        reportSpend,
         emitOutput(stream, chunk) {
           buffer.push(stream, chunk);
           if (buffer.pending > 0) scheduleFlush();

@@ -80,6 +80,11 @@ export interface TasksTable {
   output_tokens: number;
   cache_read_tokens: number;
   cost_usd: number;
+  /**
+   * What the running attempt has spent and nobody was charged for yet (JSON UnsettledUsage,
+   * engine/run-spend.ts); charged by whoever takes the attempt over if its process dies.
+   */
+  unsettled_usage?: string | null;
   created_at: number;
   updated_at: number;
   ready_at: number | null;

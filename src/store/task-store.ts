@@ -164,6 +164,8 @@ function precompileCompleteTask(fromStatuses: readonly TaskStatus[]) {
           output_tokens: eb('output_tokens', '+', outputTokens as never),
           cache_read_tokens: eb('cache_read_tokens', '+', cacheReadTokens as never),
           cost_usd: eb('cost_usd', '+', costUsd as never),
+          // The finish charges all the run spent: its record of spend so far is settled with it.
+          unsettled_usage: null,
           lease_owner: null,
           lease_expires_at: null,
           finished_at: now as never,
@@ -248,7 +250,7 @@ export async function completeClaimedTasks(
         status = v.column4, result = v.column5, error = v.column6,
         input_tokens = tasks.input_tokens + v.column7, output_tokens = tasks.output_tokens + v.column8,
         cache_read_tokens = tasks.cache_read_tokens + v.column9, cost_usd = tasks.cost_usd + v.column10,
-        lease_owner = null, lease_expires_at = null, finished_at = ${now}, updated_at = ${now}
+        unsettled_usage = null, lease_owner = null, lease_expires_at = null, finished_at = ${now}, updated_at = ${now}
       from (values ${sql.join(values)}) as v
       where tasks.id = v.column1 and tasks.attempts = v.column2 and tasks.lease_owner = ${owner}
         and (tasks.status = 'running' or (v.column3 = 0 and tasks.status = 'leased'))

@@ -1,17 +1,13 @@
 // Issue 2: a server killed with SIGKILL mid-run and restarted on the same data directory finishes
 // every session; each task succeeds exactly once and every session's event log stays contiguous.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { killServeChildren, startServeChild as startChild, waitForExit } from '../fixtures/serve-child.ts';
 import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** The real command line, as an operator runs it. */
-const ENTRY = ['bin/maos.js', 'serve'];
 
 interface Event {
   seq: number;
@@ -22,42 +18,6 @@ interface Session {
   id: string;
   status: string;
   tasks: Array<{ id: string; name: string; status: string; attempts: number }>;
-}
-
-/** Starts `maos serve` as a child process and resolves with its URL once it listens. */
-function startChild(configPath: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [...ENTRY, '--config', configPath], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`server did not start:\n${output}`));
-      // Generous: module loading alone takes seconds on a busy two-core machine.
-    }, 60_000);
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve({ child, url: match[1] });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${output}`));
-    });
-  });
-}
-
-function waitForExit(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
 test('kill -9 mid-run, restart: every session completes, each task succeeds once, no event lost or doubled', async (t) => {
@@ -81,12 +41,7 @@ test('kill -9 mid-run, restart: every session completes, each task succeeds once
   );
   const children: ChildProcess[] = [];
   t.after(async () => {
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await waitForExit(child);
-      }
-    }
+    await killServeChildren(children);
     rmSync(dataDir, { recursive: true, force: true });
   });
 

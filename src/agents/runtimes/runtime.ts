@@ -48,6 +48,13 @@ export interface RuntimeContext {
    * its usage in its result instead.
    */
   reportFailedRunUsage?(usage: Usage): void;
+  /**
+   * What the run has spent so far, all attempts and model calls included (a call in progress at
+   * an estimate of what it streamed). The engine records it on the task with the run's output, so
+   * that the spend of a process killed mid-run is still charged (engine/run-spend.ts). Cheap to
+   * call often: it is written at most once per output flush.
+   */
+  reportSpend?(usage: Usage): void;
 }
 
 export interface RuntimeResult {

@@ -10,6 +10,7 @@ import * as sessionTrace from './0005-session-trace.ts';
 import * as rateLimitsRetention from './0008-rate-limits-retention.ts';
 import * as messageDelivery from './0009-message-delivery.ts';
 import * as taskAgentIndex from './0010-task-agent-index.ts';
+import * as taskUnsettledUsage from './0011-task-unsettled-usage.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -28,4 +29,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0008_rate_limits_retention', migration: rateLimitsRetention },
   { name: '0009_message_delivery', migration: messageDelivery },
   { name: '0010_task_agent_index', migration: taskAgentIndex },
+  { name: '0011_task_unsettled_usage', migration: taskUnsettledUsage },
 ];

@@ -103,6 +103,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
       const runSignal = AbortSignal.any([ctx.signal, budgetStop.signal]);
       const coalescer = createOutputCoalescer(
         (text) => {
+          ctx.reportSpend?.(spent.snapshot());
           ctx.emitOutput('text', text);
           budgetStop.addOutput(text.length);
         },
@@ -137,7 +138,11 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                     spent.streamed(chunk.length);
                     push(chunk);
                   },
-                  onStepUsage: spent.callFinished,
+                  onStepUsage(tokens) {
+                    spent.callFinished(tokens);
+                    // A tool loop's finished call is paid for whatever happens to the rest of it.
+                    ctx.reportSpend?.(spent.snapshot());
+                  },
                   observer,
                   logger: ctx.logger,
                 });

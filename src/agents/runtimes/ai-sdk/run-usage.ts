@@ -4,6 +4,7 @@
 // token, the estimate budgets stop on — and a call refused before it answered is charged nothing,
 // as providers do not bill those. A run that fails is charged what this adds up to
 // (RuntimeContext.reportFailedRunUsage); a run that succeeds too, so retried attempts are not lost.
+// While it runs, `snapshot` is what it has spent so far (RuntimeContext.reportSpend).
 import type { PriceConfig } from '../../../config/llm-schema.ts';
 import { estimateStreamingUsage, type TokenCounts } from '../../../domain/budget.ts';
 import { addUsage, type Usage, ZERO_USAGE } from '../../../domain/types.ts';
@@ -23,6 +24,8 @@ export interface RunUsageMeter {
   endAttempt(): Usage;
   /** Everything settled so far. */
   total(): Usage;
+  /** Everything spent so far: settled, plus the attempt in progress (a call streaming at its estimate). */
+  snapshot(): Usage;
   /** Cost of token counts at the current attempt's price (for the budget's streaming estimate). */
   costOf(tokens: TokenCounts): number;
 }
@@ -61,6 +64,17 @@ export function createRunUsageMeter(promptChars: number): RunUsageMeter {
       return priced;
     },
     total: () => ({ ...settled }),
+    snapshot() {
+      const current = { ...attempt };
+      if (unreported > 0) {
+        const estimate = estimateStreamingUsage(promptChars, unreported);
+        current.inputTokens += estimate.inputTokens;
+        current.outputTokens += estimate.outputTokens;
+      }
+      const usage = { ...settled };
+      addUsage(usage, priceUsage(current, price));
+      return usage;
+    },
     costOf: (tokens) => computeCostUsd(tokens, price),
   };
 }

@@ -1,0 +1,127 @@
+// What a running attempt has spent, kept on its task while it runs (`tasks.unsettled_usage`) so that
+// a process killed mid-run (kill -9, a lost node) does not take the cost of its model calls with it.
+// The attempt records its spend with its output flushes; whoever ends the attempt settles it once:
+// - the run itself, at its finish (charges what it spent in all, clears the record);
+// - the run, when its task is no longer its own (cancelled, given back): charges what it spent,
+//   less what someone else already settled from its record;
+// - the lease reaper, when the run's process is gone: charges the record, since nobody else will.
+import { type Kysely, sql } from 'kysely';
+import { addUsage, type Usage, ZERO_USAGE } from '../domain/types.ts';
+import type { Database } from '../store/schema.ts';
+
+/** The spend an attempt recorded, with the attempt it belongs to. */
+export interface UnsettledUsage extends Usage {
+  attempt: number;
+  owner: string;
+}
+
+/** The attempt a spend record is checked against. */
+export interface AttemptRef {
+  taskId: string;
+  attempt: number;
+  owner: string;
+}
+
+/** Parses a stored record; null for none or anything unreadable (never throws on stored data). */
+export function parseUnsettledUsage(text: string | null | undefined): UnsettledUsage | null {
+  if (!text) return null;
+  try {
+    const value = JSON.parse(text) as Partial<UnsettledUsage>;
+    if (typeof value.attempt !== 'number' || typeof value.owner !== 'string') return null;
+    return {
+      attempt: value.attempt,
+      owner: value.owner,
+      inputTokens: Number(value.inputTokens) || 0,
+      outputTokens: Number(value.outputTokens) || 0,
+      cacheReadTokens: Number(value.cacheReadTokens) || 0,
+      costUsd: Number(value.costUsd) || 0,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** True when two usages are the same (a record need not be written again). */
+export function isSameUsage(a: Usage | undefined, b: Usage | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return (
+    a.inputTokens === b.inputTokens &&
+    a.outputTokens === b.outputTokens &&
+    a.cacheReadTokens === b.cacheReadTokens &&
+    a.costUsd === b.costUsd
+  );
+}
+
+/** `total` less `part`, never below zero (an estimate may have been above what was reported). */
+export function subtractUsage(total: Usage, part: Usage): Usage {
+  return {
+    inputTokens: Math.max(0, total.inputTokens - part.inputTokens),
+    outputTokens: Math.max(0, total.outputTokens - part.outputTokens),
+    cacheReadTokens: Math.max(0, total.cacheReadTokens - part.cacheReadTokens),
+    costUsd: Math.max(0, total.costUsd - part.costUsd),
+  };
+}
+
+/**
+ * Records the attempt's spend so far on its task, if the attempt still holds it. Returns whether
+ * it does (the caller's output lines are written only then).
+ */
+export async function recordUnsettledUsage(
+  trx: Kysely<Database>,
+  attempt: AttemptRef,
+  spend: Usage,
+  now: number,
+): Promise<boolean> {
+  const record: UnsettledUsage = { ...spend, attempt: attempt.attempt, owner: attempt.owner };
+  const updated = await trx
+    .updateTable('tasks')
+    .set({ unsettled_usage: JSON.stringify(record), updated_at: now })
+    .where('id', '=', attempt.taskId)
+    .where('status', 'in', [sql.lit('leased'), sql.lit('running')])
+    .where('lease_owner', '=', attempt.owner)
+    .where('attempts', '=', attempt.attempt)
+    .executeTakeFirst();
+  return Number(updated.numUpdatedRows) > 0;
+}
+
+/**
+ * Takes the attempt's record off its task, if it is still there: what the attempt recorded and
+ * nobody has settled. Null when there is none (never recorded, or settled by someone else).
+ */
+export async function takeUnsettledUsage(
+  trx: Kysely<Database>,
+  attempt: AttemptRef,
+): Promise<UnsettledUsage | null> {
+  const row = await trx
+    .selectFrom('tasks')
+    .select('unsettled_usage')
+    .where('id', '=', attempt.taskId)
+    .executeTakeFirst();
+  const record = parseUnsettledUsage(row?.unsettled_usage);
+  if (!record || record.attempt !== attempt.attempt || record.owner !== attempt.owner) return null;
+  await trx.updateTable('tasks').set({ unsettled_usage: null }).where('id', '=', attempt.taskId).execute();
+  return record;
+}
+
+/**
+ * What a run that ended without finishing its task must still be charged: all it spent when its
+ * record is still unsettled (taken off now), or what it spent beyond the record it last wrote when
+ * someone else settled that record.
+ */
+export async function settleStoppedRun(
+  trx: Kysely<Database>,
+  attempt: AttemptRef,
+  spent: Usage,
+  lastRecorded: Usage | undefined,
+): Promise<Usage> {
+  const record = await takeUnsettledUsage(trx, attempt);
+  if (record || !lastRecorded) return spent;
+  return subtractUsage(spent, lastRecorded);
+}
+
+/** The usage part of a record (for charging it). */
+export function usageOf(record: UnsettledUsage): Usage {
+  const usage = { ...ZERO_USAGE };
+  addUsage(usage, record);
+  return usage;
+}

@@ -1,0 +1,112 @@
+// A server killed with SIGKILL while an LLM agent streams its answer: the provider bills what it
+// streamed, and the process that could have charged it is gone. The spend the run recorded with
+// its output is charged when its lease is reclaimed after the restart, to the task and the session,
+// on top of what the attempt that ran again spent.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startLlmServer } from '../fixtures/llm-server.ts';
+import { killServeChildren, startServeChild, waitForExit } from '../fixtures/serve-child.ts';
+import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
+
+interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  costUsd: number;
+}
+interface Session {
+  id: string;
+  status: string;
+  usage: Usage;
+  tasks: Array<{ id: string; status: string; attempts: number; usage: Usage }>;
+}
+
+/** Tokens the second attempt's provider reports; the first never gets to report any. */
+const RERUN_USAGE = { inputTokens: 11, outputTokens: 7 };
+/** The first attempt's answer: streamed slowly, so the kill lands in the middle of it. */
+const LONG_ANSWER = 'streamed and billed. '.repeat(400);
+
+test('kill -9 mid-stream: the spend the killed run recorded is charged after the restart', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  let calls = 0;
+  llm.setHandler(() => {
+    calls += 1;
+    return calls === 1
+      ? { text: LONG_ANSWER, chunkSize: 40, chunkDelayMs: 20 }
+      : { text: 'done again', usage: RERUN_USAGE };
+  });
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-killed-spend-'));
+  const configPath = join(dataDir, 'config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      dataDir,
+      host: '127.0.0.1',
+      port: 0,
+      logLevel: 'warn',
+      auth: { mode: 'none' },
+      rateLimit: { enabled: false },
+      workers: { concurrency: 2, pollIntervalMs: 200 },
+      // A short lease, so that the killed attempt is reclaimed soon after the restart.
+      tasks: { leaseSeconds: 2, maxAttempts: 3 },
+      shutdown: { graceSeconds: 1 },
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: {
+        retry: { maxAttempts: 1 },
+        agentMessaging: false,
+        prices: { m: { inputPerMTok: 1, outputPerMTok: 2 } },
+      },
+    }),
+  );
+  const children: ChildProcess[] = [];
+  t.after(async () => {
+    await killServeChildren(children);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const first = await startServeChild(configPath);
+  children.push(first.child);
+  const created = await requestJson<Session>(`${first.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'write', agents: [{ name: 'writer', role: 'engineer', task: 'write it all' }] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.id;
+  // Kill once some of the answer was stored: the spend so far is recorded with the same flush.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const events = await readAllEvents<{ seq: number; type: string }>(first.url, id);
+    if (events.filter((event) => event.type === 'task.output').length >= 3) break;
+    assert.ok(Date.now() < deadline, 'the answer started streaming');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  first.child.kill('SIGKILL');
+  await waitForExit(first.child);
+
+  const second = await startServeChild(configPath);
+  children.push(second.child);
+  const session = await waitForSession<Session>(second.url, id, undefined, 60_000);
+  assert.equal(session.status, 'completed', JSON.stringify(session));
+  const [task] = session.tasks;
+  assert.ok(task);
+  assert.equal(task.attempts, 2, 'the killed attempt ran again');
+  // The rerun reported 11 and 7 tokens; the killed attempt streamed part of a long answer
+  // (an estimate at 4 characters per token) after a prompt of a few hundred tokens.
+  assert.ok(task.usage.outputTokens > RERUN_USAGE.outputTokens + 10, JSON.stringify(task.usage));
+  assert.ok(task.usage.inputTokens > RERUN_USAGE.inputTokens + 100, JSON.stringify(task.usage));
+  assert.ok(
+    task.usage.outputTokens < RERUN_USAGE.outputTokens + LONG_ANSWER.length / 4,
+    'not the whole answer',
+  );
+  assert.ok(task.usage.costUsd > 0);
+  assert.deepEqual(session.usage, task.usage, 'the session is charged the same');
+  second.child.kill('SIGTERM');
+  await waitForExit(second.child);
+});
