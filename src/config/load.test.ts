@@ -122,6 +122,20 @@ describe('loadConfig', () => {
     assert.deepEqual(config.llm.prices.qwen, { inputPerMTok: 0, outputPerMTok: 0, cacheReadPerMTok: 0 });
   });
 
+  test('map entries named with underscores keep their names (runners, role routes)', () => {
+    const config = loadConfig({
+      env: {
+        MAOS_RUNNERS__UNIT_TESTS__COMMAND: '["npm","test"]',
+        MAOS_PROVIDERS__LOCAL__TYPE: 'openai-compatible',
+        MAOS_PROVIDERS__LOCAL__MODEL: 'qwen',
+        MAOS_PROVIDERS__LOCAL__BASE_URL: 'http://127.0.0.1:11434/v1',
+        MAOS_LLM__ROLES__BACKEND_ENGINEER__PROVIDER: 'local',
+      },
+    });
+    assert.deepEqual(config.runners.unit_tests?.command, ['npm', 'test']);
+    assert.equal(config.llm.roles.backend_engineer?.provider, 'local');
+  });
+
   test('client-side variables are not configuration', () => {
     const config = loadConfig({
       env: { MAOS_SERVER: 'http://x', MAOS_TOKEN: 't', MAOS_CREDENTIALS: '/tmp/creds.json' },

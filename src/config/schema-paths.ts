@@ -30,7 +30,8 @@ export function isConfigPath(path: readonly string[]): boolean {
  * The key path that the words of a `MAOS_*` variable name (split at `__`) stand for: each word is
  * matched to the schema's key of the same letters (`BASE_URL` → `baseURL`, `CERT_FILE` → `certFile`);
  * `<KEY>_FILE` of a key that has no such name reads that key from a file (`URL_FILE` → `url_FILE`);
- * map entries and words the schema does not know become camelCase (`MY_MODEL` → `myModel`).
+ * a map entry's name is the word in lower case (`BACKEND_ENGINEER` → `backend_engineer`), and a
+ * word the schema does not know becomes camelCase (`MAX_THINGS` → `maxThings`) for the error.
  */
 export function configPathOfEnvWords(words: readonly string[]): string[] {
   let nodes = [schemaRoot()];
@@ -55,7 +56,9 @@ function keyFor(nodes: readonly JsonSchemaNode[], word: string): string {
     const target = named(word.slice(0, -'_FILE'.length).replace(/_/g, '').toLowerCase());
     if (target) return `${target}_FILE`;
   }
-  return camelCase(word);
+  // Names of map entries (runners, providers, roles, tenants) are lower case with `_` and `-`.
+  const isMap = nodes.flatMap(optionsOf).some((node) => typeof node.additionalProperties === 'object');
+  return isMap ? word.toLowerCase() : camelCase(word);
 }
 
 function camelCase(word: string): string {
