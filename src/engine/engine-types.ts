@@ -35,6 +35,8 @@ export interface Planner {
     /** Steering messages sent while the session was planning. */
     userMessages?: readonly string[];
     signal?: AbortSignal;
+    /** Told what the calls made so far have spent, after each round (RuntimeContext.reportSpend). */
+    onSpend?(usage: Usage): void;
   }): Promise<{ plan: PlanBody; usage: Usage; rounds: number }>;
 }
 

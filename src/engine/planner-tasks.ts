@@ -138,7 +138,7 @@ export async function runInitialPlanTask(
   planner: Planner,
   db: Kysely<Database>,
   ref: OrchestratorTaskRef,
-  ctx: Pick<RuntimeContext, 'signal'>,
+  ctx: Pick<RuntimeContext, 'signal' | 'reportSpend'>,
   threadSummary?: string,
 ): Promise<OrchestratorTaskResult> {
   const session = await db
@@ -158,6 +158,7 @@ export async function runInitialPlanTask(
       ...(threadSummary ? { threadSummary } : {}),
       ...(userMessages.length > 0 ? { userMessages } : {}),
       signal: ctx.signal,
+      ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
     });
     return { output: JSON.stringify(plan), usage };
   } catch (error) {
@@ -184,7 +185,7 @@ export async function runPhaseGateTask(
   planner: LlmPlanner,
   db: Kysely<Database>,
   ref: OrchestratorTaskRef,
-  ctx: Pick<RuntimeContext, 'signal'>,
+  ctx: Pick<RuntimeContext, 'signal' | 'reportSpend'>,
   threadSummary?: string,
 ): Promise<OrchestratorTaskResult> {
   const view = await loadSessionView(db, ref);
@@ -198,6 +199,7 @@ export async function runPhaseGateTask(
     previousPhaseSinks: view.lastPhaseSinks,
     userMessages: view.userMessages,
     threadSummary,
+    ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
     signal: ctx.signal,
   });
   const output: PhaseGateOutput =

@@ -37,6 +37,8 @@ export interface LlmPlannerOptions {
 interface Conversation {
   tenantId: string;
   signal?: AbortSignal;
+  /** Told what the rounds made so far have spent, after each round (RuntimeContext.reportSpend). */
+  onSpend?(usage: Usage): void;
   threadSummary?: string;
   userMessages?: readonly string[];
 }
@@ -133,6 +135,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
     prompt: string,
     signal: AbortSignal,
     check: (value: T) => { ok: true; result: R } | { ok: false; errors: string[] },
+    onSpend?: (usage: Usage) => void,
   ): Promise<{ result: R; usage: Usage; rounds: number }> {
     const messages: ModelMessage[] = [{ role: 'user', content: prompt }];
     const usage: Usage = { ...ZERO_USAGE };
@@ -173,6 +176,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         },
       );
       addUsage(usage, outcome.usage);
+      onSpend?.({ ...usage });
       if (outcome.kind === 'object') {
         const checked = check(outcome.value);
         if (checked.ok) return { result: checked.result, usage, rounds: round };
@@ -220,6 +224,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
           return { ok: false, errors: [...extra, ...(checked.ok ? [] : checked.errors)] };
         return { ok: true, result: { plan: checked.plan, rationale: plan.rationale } };
       },
+      request.onSpend,
     );
     return { plan: result.plan, rationale: result.rationale, usage, rounds };
   }
@@ -236,6 +241,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         ...(input.threadSummary ? { threadSummary: input.threadSummary } : {}),
         ...(input.userMessages?.length ? { userMessages: input.userMessages } : {}),
         ...(input.signal ? { signal: input.signal } : {}),
+        ...(input.onSpend ? { onSpend: input.onSpend } : {}),
       });
       // The origin mark (kept in the stored plan) tells the engine to continue the session with
       // phase gates and a synthesis instead of completing it when the planned tasks are done.
@@ -281,6 +287,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
           if (!checked.ok) return checked;
           return { ok: true, result: { gate, phase: checked.plan.phases[0] } };
         },
+        request.onSpend,
       );
       if (result.gate.decision === 'complete' || !result.phase) {
         return { decision: 'complete', reason: result.gate.reason, usage, rounds };

@@ -52,6 +52,20 @@ export function isSameUsage(a: Usage | undefined, b: Usage | undefined): boolean
   );
 }
 
+/**
+ * The larger of each figure: a run's final usage is never below what it recorded while it ran (a
+ * run stopped mid-call may report nothing for calls whose spend it had already recorded).
+ */
+export function maxUsage(a: Usage, b: Usage | undefined): Usage {
+  if (!b) return a;
+  return {
+    inputTokens: Math.max(a.inputTokens, b.inputTokens),
+    outputTokens: Math.max(a.outputTokens, b.outputTokens),
+    cacheReadTokens: Math.max(a.cacheReadTokens, b.cacheReadTokens),
+    costUsd: Math.max(a.costUsd, b.costUsd),
+  };
+}
+
 /** `total` less `part`, never below zero (an estimate may have been above what was reported). */
 export function subtractUsage(total: Usage, part: Usage): Usage {
   return {

@@ -10,7 +10,7 @@ import type { StoredTraceContext } from '../observability/tracing.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { createFlushClock } from './flush-clock.ts';
 import { createOutputBuffer } from './output-buffer.ts';
-import { isSameUsage, recordUnsettledUsage } from './run-spend.ts';
+import { isSameUsage, maxUsage, recordUnsettledUsage } from './run-spend.ts';
 import { appendTaskOutput, type Claim, type RunOutcome } from './task-ops.ts';
 
 /**
@@ -138,11 +138,13 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   if (waiting) outputFlushClock.leave(flush);
   const lines = buffer.take(true);
   await Promise.all(writes);
-  const trailing = {
+  if (lines.length === 0 && !spendOnRecord) return outcome;
+  return {
+    ...outcome,
     ...(lines.length > 0 ? { lines } : {}),
-    ...(spendOnRecord ? { spendOnRecord } : {}),
+    // Charged at least what the run recorded: the finish settles that record with it.
+    ...(spendOnRecord ? { spendOnRecord, usage: maxUsage(outcome.usage, spendOnRecord) } : {}),
   };
-  return lines.length > 0 || spendOnRecord ? { ...outcome, ...trailing } : outcome;
 }
 
 async function runToOutcome(

@@ -228,6 +228,48 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     }
   });
 
+  test('planning cancelled in its repair round is charged the round it finished, recorded while it ran', async () => {
+    let planCalls = 0;
+    llm.server.setHandler(() => {
+      planCalls += 1;
+      return planCalls === 1
+        ? {
+            object: { rationale: 'x', phases: [{ name: 'p', tasks: [plannedTask('a', 'wizard')] }] },
+            usage: { inputTokens: 1000, outputTokens: 200 },
+          }
+        : { hang: true };
+    });
+    try {
+      const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Cancel me' });
+      // The first round's spend is on the task while the repair round hangs (a killed server's
+      // reaper would charge it from there).
+      for (let i = 0; i < 400; i += 1) {
+        const row = await llm.handle.db
+          .selectFrom('tasks')
+          .select('unsettled_usage')
+          .where('session_id', '=', session.id)
+          .executeTakeFirst();
+        if (row?.unsettled_usage) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(planCalls, 2, 'the repair round is under way');
+      await llm.engine.service.cancelSession(ACTOR, session.id);
+      let planning: { usage: { inputTokens: number; outputTokens: number; costUsd: number } } | undefined;
+      for (let i = 0; i < 400; i += 1) {
+        const detail = await llm.engine.service.getSession(ACTOR, session.id);
+        planning = detail.tasks.find((t) => t.name === INITIAL_PLAN_TASK_NAME);
+        if ((planning?.usage.costUsd ?? 0) > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // The aborted round reports nothing; the finished one is charged: 1000 in, 200 out.
+      assert.equal(planning?.usage.inputTokens, 1000);
+      assert.equal(planning?.usage.outputTokens, 200);
+      assert.ok(Math.abs((planning?.usage.costUsd ?? 0) - 0.03) < 1e-9);
+    } finally {
+      llm.server.setHandler(undefined);
+    }
+  });
+
   test('a rejected API key fails the task and the session with a clear reason', async () => {
     llm.server.setHandler((request) => {
       if (!isPlanRequest(request)) return answerByTaskName(request);
