@@ -2,11 +2,16 @@
 // every session; each task succeeds exactly once and every session's event log stays contiguous.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { killServeChildren, startServeChild as startChild, waitForExit } from '../fixtures/serve-child.ts';
+import {
+  killServeChildren,
+  startServeChild as startChild,
+  waitForExit,
+  writeServeConfig,
+} from '../fixtures/serve-child.ts';
 import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 
 interface Event {
@@ -22,23 +27,11 @@ interface Session {
 
 test('kill -9 mid-run, restart: every session completes, each task succeeds once, no event lost or doubled', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-restart-'));
-  const configPath = join(dataDir, 'config.json');
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      dataDir,
-      host: '127.0.0.1',
-      port: 0,
-      logLevel: 'warn',
-      auth: { mode: 'none' },
-      rateLimit: { enabled: false },
-      workers: { concurrency: 4, pollIntervalMs: 200 },
-      // Short leases so that tasks held by the killed process are reclaimed quickly.
-      tasks: { leaseSeconds: 2, maxAttempts: 5 },
-      shutdown: { graceSeconds: 1 },
-      runners: { work: { command: ['sh', '-c', 'sleep 1; echo "done $MAOS_TASK_NAME"'] } },
-    }),
-  );
+  const configPath = writeServeConfig(dataDir, {
+    workers: { concurrency: 4, pollIntervalMs: 200 },
+    tasks: { maxAttempts: 5 },
+    runners: { work: { command: ['sh', '-c', 'sleep 1; echo "done $MAOS_TASK_NAME"'] } },
+  });
   const children: ChildProcess[] = [];
   t.after(async () => {
     await killServeChildren(children);

@@ -4,12 +4,17 @@
 // on top of what the attempt that ran again spent.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startLlmServer } from '../fixtures/llm-server.ts';
-import { killServeChildren, startServeChild, waitForExit } from '../fixtures/serve-child.ts';
+import {
+  killServeChildren,
+  startServeChild,
+  waitForExit,
+  writeServeConfig,
+} from '../fixtures/serve-child.ts';
 import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 
 interface Usage {
@@ -41,30 +46,18 @@ test('kill -9 mid-stream: the spend the killed run recorded is charged after the
       : { text: 'done again', usage: RERUN_USAGE };
   });
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-killed-spend-'));
-  const configPath = join(dataDir, 'config.json');
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      dataDir,
-      host: '127.0.0.1',
-      port: 0,
-      logLevel: 'warn',
-      auth: { mode: 'none' },
-      rateLimit: { enabled: false },
-      workers: { concurrency: 2, pollIntervalMs: 200 },
-      // A short lease, so that the killed attempt is reclaimed soon after the restart.
-      tasks: { leaseSeconds: 2, maxAttempts: 3 },
-      shutdown: { graceSeconds: 1 },
-      providers: {
-        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-      },
-      llm: {
-        retry: { maxAttempts: 1 },
-        agentMessaging: false,
-        prices: { m: { inputPerMTok: 1, outputPerMTok: 2 } },
-      },
-    }),
-  );
+  const configPath = writeServeConfig(dataDir, {
+    workers: { concurrency: 2, pollIntervalMs: 200 },
+    tasks: { maxAttempts: 3 },
+    providers: {
+      local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+    },
+    llm: {
+      retry: { maxAttempts: 1 },
+      agentMessaging: false,
+      prices: { m: { inputPerMTok: 1, outputPerMTok: 2 } },
+    },
+  });
   const children: ChildProcess[] = [];
   t.after(async () => {
     await killServeChildren(children);
