@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, sql } from 'kysely';
 import { migrateToLatest } from '../store/migrate.ts';
 import { createReadinessChecks, runReadinessChecks } from './health.ts';
 
@@ -60,6 +60,19 @@ describe('readiness checks', () => {
       shuttingDown = true;
       result = await checks();
       assert.deepEqual(result.shutdown, { ok: false, detail: 'shutting down' });
+    });
+  });
+
+  test('a database a newer release migrated under the running process stays ready (rolling upgrade)', async () => {
+    await withDb(async (db) => {
+      await migrateToLatest(db);
+      await sql`insert into kysely_migration (name, timestamp) values ('9999-next-release', '2030-01-01')`.execute(
+        db,
+      );
+      const report = await runReadinessChecks({ db });
+      assert.equal(report.ready, true);
+      assert.equal(report.checks.migrations?.ok, true);
+      assert.match(report.checks.migrations?.detail ?? '', /newer than this build \(9999-next-release\)/);
     });
   });
 

@@ -75,8 +75,15 @@ async function checkMigrations(db: Kysely<any>): Promise<CheckResult> {
   try {
     const status = await getMigrationStatus(db);
     if (status.current) return { ok: true, detail: `${status.applied.length} applied, none pending` };
-    if (status.unknown.length > 0) {
-      return { ok: false, detail: `database is newer than this build (${status.unknown.join(', ')})` };
+    if (status.pending.length === 0) {
+      // Only migrations this build does not know: a newer release migrated the database under this
+      // running process (its start refuses such a database), i.e. a rolling upgrade is under way.
+      // Failing here would take every old replica out of the load balancer at once, before any new
+      // one is ready; this one keeps serving until it is replaced. Migrations only add to the schema.
+      return {
+        ok: true,
+        detail: `database is newer than this build (${status.unknown.join(', ')}); serving until replaced`,
+      };
     }
     return { ok: false, detail: `pending: ${status.pending.join(', ')}` };
   } catch (error) {
