@@ -115,11 +115,7 @@ export class AttemptModelCalls implements ModelCallTelemetry {
       });
       span.end();
     }
-    const { target } = this.#of;
-    this.#deps.metrics.recordLlmCall({
-      provider: target.provider,
-      model: target.model,
-      operation: this.#operation,
+    this.#record({
       durationSeconds,
       inputTokens: usage?.inputTokens,
       outputTokens: usage?.outputTokens,
@@ -138,13 +134,17 @@ export class AttemptModelCalls implements ModelCallTelemetry {
       span.setAttribute('error.type', errorType);
       span.end();
     }
+    this.#record({ durationSeconds, errorType });
+  }
+
+  /** One model call's metric samples, labelled with the attempt's provider, model and operation. */
+  #record(call: Omit<Parameters<Metrics['recordLlmCall']>[0], 'provider' | 'model' | 'operation'>): void {
     const { target } = this.#of;
     this.#deps.metrics.recordLlmCall({
       provider: target.provider,
       model: target.model,
       operation: this.#operation,
-      durationSeconds,
-      errorType,
+      ...call,
     });
   }
 }

@@ -8,6 +8,7 @@ import type { GenAiTracer } from './genai-spans.ts';
 import {
   AttemptModelCalls,
   type ModelCallDeps,
+  type ModelCallTarget,
   type ModelCallTelemetry,
   type TokenUsage,
 } from './llm-telemetry-model-calls.ts';
@@ -25,14 +26,8 @@ export interface CallUsage {
   finishReasons?: string[];
 }
 
-export interface CallTarget {
-  provider: string;
-  model: string;
-  operation?: 'chat' | 'text_completion' | 'generate_content';
-  serverAddress?: string;
-  maxTokens?: number;
-  temperature?: number;
-}
+/** What a call is made against (provider, model, request settings): one type for calls and model calls. */
+export type CallTarget = ModelCallTarget;
 
 export interface LlmTelemetryOptions {
   metrics: Metrics;
