@@ -368,16 +368,20 @@ export async function appendTaskOutput(
   claim: Claim,
   lines: NonNullable<TrailingOutput['lines']>,
   now: number,
+  /** The caller has just checked that the claim holds, in this transaction. */
+  knownHeld = false,
 ): Promise<boolean> {
   if (lines.length === 0) return true;
-  const held = await trx
-    .selectFrom('tasks')
-    .select('id')
-    .where('id', '=', claim.taskId)
-    .where('status', 'in', ['leased', 'running'])
-    .where('lease_owner', '=', claim.owner)
-    .where('attempts', '=', claim.attempt)
-    .executeTakeFirst();
+  const held =
+    knownHeld ||
+    (await trx
+      .selectFrom('tasks')
+      .select('id')
+      .where('id', '=', claim.taskId)
+      .where('status', 'in', ['leased', 'running'])
+      .where('lease_owner', '=', claim.owner)
+      .where('attempts', '=', claim.attempt)
+      .executeTakeFirst());
   if (!held) return false;
   await appendEvents(
     trx,

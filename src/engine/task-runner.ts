@@ -108,8 +108,9 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
       .run(
         async (trx) => {
           const now = input.now();
+          // Recording the spend checks the claim holds, as the output lines need.
           if (newSpend && !(await recordUnsettledUsage(trx, claim, newSpend, now))) return false;
-          return appendTaskOutput(trx, claim, lines, now);
+          return appendTaskOutput(trx, claim, lines, now, newSpend !== undefined);
         },
         { deferred: true },
       )
