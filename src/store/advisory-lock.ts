@@ -10,6 +10,8 @@ export const LOCK_KEYS = {
   sessionDeadlines: 72_700_007,
   /** Short-TTL retention targets (MCP replay rows), apart from the long main retention pass. */
   frequentRetention: 72_700_009,
+  /** Appends to the audit hash chain: one writer at a time across replicas. */
+  auditAppend: 72_700_010,
   /** First key of the two-key form `(tenantSubmissions, hash(tenant))`: one lock per tenant. */
   tenantSubmissions: 72_700_008,
 } as const;

@@ -2,8 +2,10 @@
 // with a cursor, and writes signed checkpoints periodically, on demand and on shutdown.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { isPostgres, LOCK_KEYS } from '../../store/advisory-lock.ts';
 import { newId } from '../../store/ids.ts';
 import type { SecurityDb } from '../security-tables.ts';
 import {
@@ -87,10 +89,21 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
 
   /**
    * Appends a batch with ONE multi-row INSERT: atomic and one commit (one fsync) for every record
-   * waiting. No explicit transaction: a read-then-write transaction on SQLite deadlocks against a
-   * second writer; instead a writer that lost the race hits the seq primary key and retries.
+   * waiting. SQLite: no explicit transaction (a read-then-write transaction deadlocks against a
+   * second writer); a writer that lost the race hits the seq primary key and retries. PostgreSQL:
+   * the head is read and the batch inserted under a transaction-level advisory lock, so the
+   * replicas append one at a time; with retries alone, replicas racing for the head kept losing and
+   * gave appends up after APPEND_ATTEMPTS.
    */
   async function appendBatch(inputs: readonly AuditEventInput[]): Promise<AuditRecord[]> {
+    if (!isPostgres(db)) return appendAfterHead(db, inputs);
+    return db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(${LOCK_KEYS.auditAppend})`.execute(trx);
+      return appendAfterHead(trx, inputs);
+    });
+  }
+
+  async function appendAfterHead(db: SecurityDb, inputs: readonly AuditEventInput[]): Promise<AuditRecord[]> {
     const head = await db
       .selectFrom('audit_log')
       .select(['seq', 'hash'])
