@@ -52,7 +52,10 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
       '-s, --strategy <strategy>',
       `${STRATEGIES.join('|')} (default: pipeline with --depends or without --agent, else parallel)`,
     )
-    .option('-f, --follow', 'show progress and output until the session ends; exit 1 if it failed')
+    .option(
+      '-f, --follow',
+      'show progress and output until the session ends; exit 1 if it failed or was cancelled',
+    )
     .option(
       '--require-approval',
       'stop after planning until `maos approve <id>` (or `maos reject <id> --reason …`)',
