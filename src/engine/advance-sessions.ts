@@ -9,11 +9,13 @@ import { transitionTask } from '../domain/task-state.ts';
 import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import { appendEventsMany, type SessionEvents } from '../store/event-store.ts';
+import { notifyAtCommit } from '../store/notify-at-commit.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { type GraphTask, loadSessionGraphs, loadTaskOutputs } from '../store/task-graph.ts';
 import { startReadiedTasks } from '../store/task-store.ts';
 import { applyInitialPlan, isPlanningGraph } from './initial-plan.ts';
+import { sessionStopChannel } from './notifier.ts';
 import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
 /**
@@ -345,6 +347,11 @@ export async function cancelOpenTasks(
       open.map((task) => task.id),
     )
     .execute();
+  // Runs of these tasks may be going on other replicas: at commit, every replica running one stops
+  // it (engine/session-stop.ts) instead of at its next lease renewal.
+  if (open.some((task) => task.status === 'leased' || task.status === 'running')) {
+    await notifyAtCommit(trx, sessionStopChannel(sessionId));
+  }
   for (const task of open) {
     events.push({
       type: 'task.status',

@@ -24,7 +24,7 @@ import { createLocalNotifier, type Notifier, sessionChannel } from './notifier.t
 import { createScheduler } from './scheduler.ts';
 import { createDeadlineSweeper } from './session-deadlines.ts';
 import { createSessionService } from './session-service-impl.ts';
-import { sessionStopChannel, withSessionStops } from './session-stop.ts';
+import { withSessionStops } from './session-stop.ts';
 
 export type { EngineObserver, QueueCounts } from './engine-observer.ts';
 export type { Engine, EngineDeps, Planner, StopOptions } from './engine-types.ts';
@@ -67,7 +67,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
   });
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
   const logger = options.logger.child({ component: 'engine', workerId });
-  // A cancel or deadline committed on another replica stops this one's runs of the session at once.
+  // A cancel, deadline or budget committed on another replica stops this one's runs of the session at once.
   const runtimes = withSessionStops(options.runtimes, {
     notifier,
     hasEnded: async (sessionId) => {
@@ -81,11 +81,6 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     abortSession: (sessionId) => scheduler.abortSession(sessionId),
     onError: (error) => logger.warn({ err: coerceError(error) }, 'could not check a stopped session'),
   });
-  /** Stops the session's runs here and, through the notifier, on every other replica. */
-  const stopSessionRuns = (sessionId: string) => {
-    scheduler.abortSession(sessionId);
-    notifier.publish(sessionStopChannel(sessionId));
-  };
   const scheduler = createScheduler({
     db: options.db,
     dialect,
@@ -111,7 +106,8 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     planner: options.planner,
     findRole: options.findRole,
     ...(options.sessionDefaults ? { sessionDefaults: options.sessionDefaults } : {}),
-    onCancelled: stopSessionRuns,
+    // Runs on other replicas are stopped by the cancel's own commit (cancelOpenTasks notifies).
+    onCancelled: (sessionId) => scheduler.abortSession(sessionId),
     // Idle slots claim in the new session's own write batch (the claim is queued behind its insert).
     onSessionQueued: () => scheduler.wake(),
     genAi: options.genAi,
@@ -123,7 +119,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     queue,
     logger,
     onExpired: (session) => {
-      stopSessionRuns(session.id);
+      scheduler.abortSession(session.id);
       notifyObserver(options.observer, 'sessionFinished', 'failed');
       notifyObserver(options.observer, 'budgetExceeded', 'session');
       notifier.publish(sessionChannel(session.id));

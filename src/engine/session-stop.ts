@@ -1,9 +1,9 @@
-// "Stop the runs of session X" across replicas: a cancel or an expired deadline committed on one
-// replica aborts that session's runs on every replica at once, instead of at their next lease renewal.
+// "Stop the runs of session X" across replicas: a transaction that cancels running tasks (a cancel,
+// an expired deadline, a crossed budget) notifies their session's stop channel at commit
+// (advance-sessions.ts cancelOpenTasks), and every replica running one aborts it at once instead of
+// at its next lease renewal.
 import type { AgentRuntime, RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import { type Notifier, sessionStopChannel } from './notifier.ts';
-
-export { sessionStopChannel };
 
 export interface SessionStopDeps {
   notifier: Notifier;

@@ -7,10 +7,9 @@ import type { Config } from '../config/schema.ts';
 import { createLocalNotifier, isSweptChannel, type Notifier } from '../engine/notifier.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { DatabaseHandle } from './db.ts';
+import { PG_CHANNEL } from './notify-at-commit.ts';
 import { getPostgresPool } from './postgres-dialect.ts';
 
-/** The one PostgreSQL channel MAOS uses; payload lines are `<origin> <channel>`. */
-const PG_CHANNEL = 'maos_wake';
 /** NOTIFY payloads must stay below 8000 bytes. */
 const MAX_PAYLOAD = 7000;
 const RECONNECT_MIN_MS = 200;

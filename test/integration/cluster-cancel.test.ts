@@ -1,6 +1,7 @@
-// Cancelling through another replica: the session is cancelled on an API-only replica while its
-// task runs on a worker replica. The run there stops at once (NOTIFY), not at its next lease
-// renewal: leases are long here (renewed every 100 s), so only the cross-replica stop can end it.
+// Stopping runs across replicas: a session cancelled on an API-only replica while its task runs on
+// a worker replica, and a session whose budget a task finishing on one replica crossed while its
+// other task runs on another. The runs stop at once (NOTIFY at the commit), not at their next lease
+// renewal: leases are long here (renewed every 100 s), so only the cross-replica stop can end them.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { waitFor } from '../fixtures/engine-harness.ts';
@@ -128,5 +129,56 @@ describe('cluster: stop notifications', { timeout: 120_000 }, () => {
     );
     assert.equal(done.status, 'completed');
     assert.equal(done.tasks[0]!.attempts, 1);
+  });
+});
+
+describe('cluster: a budget crossed on one replica', { timeout: 120_000 }, () => {
+  const suite = useReplicaSuite();
+
+  test("stops the session's model call running on another replica", async (t) => {
+    const llm = await startLlmServer({ apiKey: 'k' });
+    t.after(() => llm.close());
+    // `slow` never answers; `fast` answers after a moment with more tokens than the budget allows.
+    llm.setHandler((request) =>
+      request.promptText.includes('Your task (slow)')
+        ? { hang: true }
+        : { text: 'done', usage: { inputTokens: 5000, outputTokens: 5000 }, delayMs: 300 },
+    );
+    // One slot each: the two tasks run on different replicas.
+    const config = {
+      store: { url: suite.database.url, poolSize: 4 },
+      tasks: LONG_LEASE,
+      workers: { concurrency: 1, pollIntervalMs: SLOW_POLL },
+      providers: {
+        local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+    };
+    const first = await suite.start({ config });
+    await suite.start({ config });
+    const created = await requestJson<{ id: string }>(`${first.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'budget across replicas',
+        strategy: 'parallel',
+        budget: { maxTokens: 1000 },
+        agents: [
+          { name: 'slow', role: 'engineer', task: 't' },
+          { name: 'fast', role: 'engineer', task: 't' },
+        ],
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const done = await waitForSession<{ status: string; error: string | null }>(
+      first.url,
+      created.body.id,
+      undefined,
+      30_000,
+    );
+    assert.equal(done.status, 'failed');
+    assert.match(done.error ?? '', /BUDGET_EXCEEDED/);
+    // The slow call was made on the other replica; it is aborted there without a lease renewal.
+    assert.ok(llm.requests.some((request) => request.promptText.includes('Your task (slow)')));
+    await waitFor(() => (llm.openResponses() === 0 ? true : undefined), 30_000);
   });
 });
