@@ -41,20 +41,16 @@ export function withSessionStops(runtimes: RuntimeRegistry, deps: SessionStopDep
   const wrap = (runtime: AgentRuntime): AgentRuntime => {
     let stoppable = wrapped.get(runtime);
     if (!stoppable) {
-      stoppable = {
-        kind: runtime.kind,
-        ...(runtime.hasRunner ? { hasRunner: (runner: string) => runtime.hasRunner!(runner) } : {}),
-        async run(task, ctx) {
-          const off = deps.notifier.subscribe(sessionStopChannel(task.sessionId), () =>
-            onStop(task.sessionId),
-          );
-          try {
-            return await runtime.run(task, ctx);
-          } finally {
-            off();
-          }
-        },
+      // Everything but run() is the runtime's own (through the prototype), members added later too.
+      const run: AgentRuntime['run'] = async (task, ctx) => {
+        const off = deps.notifier.subscribe(sessionStopChannel(task.sessionId), () => onStop(task.sessionId));
+        try {
+          return await runtime.run(task, ctx);
+        } finally {
+          off();
+        }
       };
+      stoppable = Object.assign(Object.create(runtime) as AgentRuntime, { run });
       wrapped.set(runtime, stoppable);
     }
     return stoppable;
