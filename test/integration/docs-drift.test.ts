@@ -1,16 +1,20 @@
 // Drift guards for the docs: the configuration reference is generated from the schema and must
 // match it, and what the guides name (links, config keys, env variables, error codes, metrics) exists.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { renderConfigDocs } from '../../scripts/gen-config-docs.ts';
 import { CLIENT_ENV_NAMES } from '../../src/config/client-env.ts';
-import { configPathOfEnvName } from '../../src/config/load.ts';
+import { findUnpricedModels } from '../../src/config/llm-schema.ts';
+import { configPathOfEnvName, loadConfig } from '../../src/config/load.ts';
 import { isConfigPath } from '../../src/config/schema-paths.ts';
 import { ERROR_CODES } from '../../src/errors/app-error.ts';
 import { METRIC_LABELS } from '../../src/observability/metric-labels.ts';
+import { assertAuthConfigAllowed } from '../../src/security/authenticate.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
@@ -176,4 +180,38 @@ test('maos_* metrics named in the docs are defined', () => {
     }
   }
   assert.deepEqual([...new Set(unknown)], []);
+});
+
+/** `key_FILE: path` becomes `key: <placeholder>`: the docs point at secret files of the reader's machine. */
+function withoutFileReferences(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutFileReferences);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, child]) =>
+      key.endsWith('_FILE')
+        ? [key.slice(0, -'_FILE'.length), 'secret-from-file']
+        : [key, withoutFileReferences(child)],
+    ),
+  );
+}
+
+test('YAML config examples in the user guides pass `maos config check` without warnings', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-docs-yaml-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let checked = 0;
+  for (const file of USER_GUIDES) {
+    for (const match of read(file).matchAll(/^```ya?ml\n([\s\S]*?)^```/gm)) {
+      const example = parseYaml(match[1] as string) as Record<string, unknown>;
+      // Only whole server configs: every top-level key a config section (not chart values, say).
+      if (!Object.keys(example).every((key) => isConfigPath([key.replace(/_FILE$/, '')]))) continue;
+      const path = join(dir, `example-${checked}.yaml`);
+      writeFileSync(path, stringifyYaml(withoutFileReferences(example)));
+      const where = `${file}, example starting "${(match[1] as string).split('\n')[0]}"`;
+      const config = loadConfig({ configPath: path, env: {} });
+      assert.doesNotThrow(() => assertAuthConfigAllowed(config.auth, config.host), where);
+      assert.deepEqual(findUnpricedModels(config.providers, config.llm), [], `${where}: every model priced`);
+      checked += 1;
+    }
+  }
+  assert.ok(checked >= 5, `checked ${checked} examples`);
 });
