@@ -44,6 +44,8 @@ export interface CreateEngineOptions extends EngineDeps {
    * every commit waits for the disk.
    */
   deferCommits?: boolean;
+  /** This process's clock (Unix ms), for tests of replicas whose clocks disagree. @defaultValue Date.now */
+  now?: () => number;
 }
 
 /** An Engine plus internals that tests and benchmarks inspect. */
@@ -95,6 +97,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     pollIntervalMs: options.config.workers.pollIntervalMs,
     continueSession: options.continueSession,
     genAi: options.genAi,
+    ...(options.now ? { now: options.now } : {}),
   });
   const storedService = createSessionService({
     db: options.db,

@@ -403,7 +403,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
             trx,
             deps.workerId,
             runs.map((run) => run.claim.taskId),
-            now() + deps.leaseMs,
+            now(),
+            deps.leaseMs,
           ),
         DEFERRED,
       )

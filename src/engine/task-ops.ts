@@ -8,6 +8,7 @@ import type { NewEvent } from '../domain/events.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import { addUsage, type SessionStatus, type TaskStatus, type Usage } from '../domain/types.ts';
 import { appendEvents, appendEventsMany } from '../store/event-store.ts';
+import { leaseNow } from '../store/lease-clock.ts';
 import { markMessagesDelivered } from '../store/message-store.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
@@ -296,7 +297,7 @@ export async function expireTaskLease(
     .where('id', '=', row.id)
     .where('status', '=', from)
     .where('attempts', '=', attempts)
-    .where('lease_expires_at', '<', now)
+    .where('lease_expires_at', '<', leaseNow(trx, now))
     .executeTakeFirst();
   if (Number(updated.numUpdatedRows) === 0) return { ...NOT_APPLIED, retried: false };
   const event: NewEvent = {

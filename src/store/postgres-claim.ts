@@ -5,6 +5,7 @@
 // that replica's finish of the task then waits for this claim while this claim waited for the
 // session row held by that finish (seen in the server's deadlock log under bench/cluster.ts).
 import { type Kysely, sql } from 'kysely';
+import { leaseDeadline } from './lease-clock.ts';
 import type { Database, TasksTable } from './schema.ts';
 import type { ClaimRequest } from './task-store.ts';
 
@@ -21,7 +22,7 @@ export async function claimReadyTasksPostgres(
   const { rows } = await sql<TasksTable>`
     update tasks set
       status = 'leased', lease_owner = ${request.owner},
-      lease_expires_at = ${request.now + request.leaseMs}, attempts = attempts + 1,
+      lease_expires_at = ${leaseDeadline(trx, request.now, request.leaseMs)}, attempts = attempts + 1,
       updated_at = ${request.now}
     where id in (
       select t.id from tasks t join sessions s on s.id = t.session_id

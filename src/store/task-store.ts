@@ -8,6 +8,7 @@ import type { TaskStatus } from '../domain/types.ts';
 import { isPostgres } from './advisory-lock.ts';
 import { precompileQuery } from './compiled-query.ts';
 import type { DialectName } from './db.ts';
+import { leaseDeadline, leaseNow } from './lease-clock.ts';
 import { claimReadyTasksPostgres } from './postgres-claim.ts';
 import type { Database, TasksTable } from './schema.ts';
 
@@ -102,17 +103,21 @@ export async function startReadiedTasks(
   return started;
 }
 
-/** Extends the leases `owner` still holds on running/leased tasks; returns the ids it still holds. */
+/**
+ * Extends the leases `owner` still holds on running/leased tasks to `leaseMs` from now (by the
+ * lease clock, store/lease-clock.ts); returns the ids it still holds.
+ */
 export async function extendLeases(
   trx: Kysely<Database>,
   owner: string,
   taskIds: readonly string[],
-  expiresAt: number,
+  now: number,
+  leaseMs: number,
 ): Promise<Map<string, number>> {
   if (taskIds.length === 0) return new Map();
   const rows = await trx
     .updateTable('tasks')
-    .set({ lease_expires_at: expiresAt })
+    .set({ lease_expires_at: leaseDeadline(trx, now, leaseMs) })
     .where('lease_owner', '=', owner)
     .where('status', 'in', ['leased', 'running'])
     .where('id', 'in', [...taskIds])
@@ -135,7 +140,7 @@ export async function findExpiredLeases(
       .selectAll()
       // Literals so that SQLite can use the partial index tasks_claimed_leases (see claimReadyTasks).
       .where('status', 'in', [sql.lit('leased'), sql.lit('running')])
-      .where('lease_expires_at', '<', now)
+      .where('lease_expires_at', '<', leaseNow(trx, now))
       .orderBy('lease_expires_at')
       .limit(limit)
       .execute()
