@@ -130,6 +130,7 @@ export const METRIC_LABELS = {
   maos_budget_rejections_total: { scope: BUDGET_SCOPES },
   maos_auth_failures_total: { reason: AUTH_FAILURE_REASONS },
   maos_audit_records_written_total: { outcome: AUDIT_OUTCOMES },
+  maos_audit_write_failures_total: {},
   maos_retention_deleted_rows_total: { table: RETENTION_TABLES },
   maos_readiness_check_passing: { check: READINESS_CHECKS },
   maos_data_dir_free_bytes: {},

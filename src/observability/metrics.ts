@@ -86,6 +86,8 @@ export interface Metrics {
   recordBudgetRejection(scope: string): void;
   recordAuthFailure(reason: string): void;
   recordAuditRecordWritten(outcome: 'success' | 'failure' | 'unknown'): void;
+  /** An audit record could not be appended (the request was answered already). */
+  recordAuditWriteFailure(): void;
   /** Rows the retention job deleted from `table`. */
   recordRetentionDeleted(table: string, count: number): void;
 }
@@ -290,6 +292,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_audit_records_written_total', 'outcome'),
     registers,
   });
+  const auditWriteFailures = new Counter({
+    name: 'maos_audit_write_failures_total',
+    help: 'Audit records that could not be appended to the audit log (each is logged at error level).',
+    registers,
+  });
   const retentionDeleted = new Counter({
     name: 'maos_retention_deleted_rows_total',
     help: 'Rows deleted by the retention job, by table.',
@@ -412,6 +419,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordAuthFailure: (reason) => inc(authFailures, labels('maos_auth_failures_total', { reason })),
     recordAuditRecordWritten: (outcome) =>
       inc(auditRecords, labels('maos_audit_records_written_total', { outcome })),
+    recordAuditWriteFailure: () => auditWriteFailures.inc(),
     recordRetentionDeleted: (table, count) =>
       inc(retentionDeleted, labels('maos_retention_deleted_rows_total', { table }), count),
   };

@@ -21,6 +21,7 @@ export interface SecurityMetrics {
   recordAuthFailure?(reason: string): void;
   recordRateLimitRejection?(limiter: string): void;
   recordAuditRecordWritten?(outcome: 'success' | 'failure' | 'unknown'): void;
+  recordAuditWriteFailure?(): void;
   recordBudgetRejection?(scope: string): void;
 }
 
@@ -294,6 +295,8 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       await auditLog.append(event);
       metrics?.recordAuditRecordWritten?.(event.outcome);
     } catch (error) {
+      // The request was answered already: the loss is made visible (alert MaosAuditWriteFailures).
+      metrics?.recordAuditWriteFailure?.();
       logger.error({ err: error, requestId: String(request.id) }, 'audit record could not be written');
     }
   }
