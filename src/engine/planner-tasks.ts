@@ -218,7 +218,7 @@ export async function runSynthesisTask(
   planner: LlmPlanner,
   db: Kysely<Database>,
   ref: OrchestratorTaskRef,
-  ctx: Pick<RuntimeContext, 'signal' | 'emitOutput'>,
+  ctx: Pick<RuntimeContext, 'signal' | 'emitOutput' | 'reportSpend'>,
   budget?: BudgetGuard,
 ): Promise<OrchestratorTaskResult> {
   const view = await loadSessionView(db, ref);
@@ -228,7 +228,11 @@ export async function runSynthesisTask(
   // The prompt is built inside the planner; its size is estimated from what goes into it.
   const stop = createStreamingBudgetStop(
     view.objective.length + JSON.stringify(view.outputs).length,
-    (partial) => budget?.check(ref, partial),
+    (partial) => {
+      // The same estimate goes on record: a server killed mid-synthesis still charges it.
+      ctx.reportSpend?.(partial);
+      return budget?.check(ref, partial);
+    },
     (tokens) => computeCostUsd(tokens, price),
   );
   const emitOutput = (chunk: string) => {

@@ -53,8 +53,8 @@ export function isSameUsage(a: Usage | undefined, b: Usage | undefined): boolean
 }
 
 /**
- * The larger of each figure: a run's final usage is never below what it recorded while it ran (a
- * run stopped mid-call may report nothing for calls whose spend it had already recorded).
+ * The larger of each figure: a failed run's usage is never below what it said it had spent while it
+ * ran (a run stopped mid-call may report nothing for calls whose spend it had already reported).
  */
 export function maxUsage(a: Usage, b: Usage | undefined): Usage {
   if (!b) return a;

@@ -139,12 +139,16 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   if (waiting) outputFlushClock.leave(flush);
   const lines = buffer.take(true);
   await Promise.all(writes);
-  if (lines.length === 0 && !spendOnRecord) return outcome;
+  // A run that succeeded reports its usage as the provider counted it. One that failed may report
+  // less than it spent (a planner aborted mid-round reports nothing of its finished rounds): it is
+  // charged at least what it last said it had spent, which is also at least its record.
+  const usage = outcome.ok ? outcome.usage : maxUsage(outcome.usage, spend);
+  if (lines.length === 0 && !spendOnRecord && usage === outcome.usage) return outcome;
   return {
     ...outcome,
+    usage,
     ...(lines.length > 0 ? { lines } : {}),
-    // Charged at least what the run recorded: the finish settles that record with it.
-    ...(spendOnRecord ? { spendOnRecord, usage: maxUsage(outcome.usage, spendOnRecord) } : {}),
+    ...(spendOnRecord ? { spendOnRecord } : {}),
   };
 }
 

@@ -100,3 +100,34 @@ test('a run stopped at shutdown is charged once; the reaper that takes its lease
     await second.close();
   }
 });
+
+test('a run that succeeds is charged the usage it reports, even below an estimate it recorded', async () => {
+  const estimate: Usage = { inputTokens: 300, outputTokens: 200, cacheReadTokens: 0, costUsd: 0.05 };
+  const counted: Usage = { inputTokens: 250, outputTokens: 180, cacheReadTokens: 0, costUsd: 0.04 };
+  const agent: AgentRuntime = {
+    kind: 'llm',
+    async run(_task, ctx) {
+      ctx.reportSpend?.(estimate);
+      ctx.emitOutput('text', 'streaming\n');
+      // Past an output flush tick: the estimate is on record.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return { output: 'done', usage: counted };
+    },
+  };
+  const h = await createHarness({ llm: agent, concurrency: 1 });
+  try {
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective: 'estimate',
+      agents: [{ name: 'a', role: 'engineer', task: 'work' }],
+    });
+    const done = await h.waitForSession(session.id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    const { task } = await storedUsage(h, session.id);
+    assert.equal(task.input_tokens, counted.inputTokens);
+    assert.equal(task.output_tokens, counted.outputTokens);
+    assert.ok(close(task.cost_usd, counted.costUsd));
+    assert.equal(task.unsettled_usage, null);
+  } finally {
+    await h.close();
+  }
+});

@@ -419,12 +419,22 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
 
     llm.server.enqueue({ text: 'Final answer for the user', chunkSize: 5 });
     const chunks: string[] = [];
+    const spent: number[] = [];
     const synthesis = await runSynthesisTask(llm.stack.planner, llm.handle.db, ref, {
       signal: new AbortController().signal,
       emitOutput: (_stream, chunk) => chunks.push(chunk),
+      reportSpend: (usage) => spent.push(usage.outputTokens),
     });
     assert.equal(synthesis.output, 'Final answer for the user');
     assert.equal(chunks.join(''), 'Final answer for the user');
+    // What it streamed is reported as it goes (kept on the task for a killed server's reaper).
+    assert.equal(spent.length, chunks.length);
+    assert.deepEqual(
+      spent,
+      [...spent].sort((a, b) => a - b),
+      'the estimate only grows',
+    );
+    assert.equal(spent.at(-1), Math.ceil('Final answer for the user'.length / 4));
     assert.match(
       llm.server.requests[1]?.promptText ?? '',
       /### sketch \(architect, agent sketch\) — succeeded\noutput of sketch/,
