@@ -7,6 +7,7 @@ import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import type { Usage } from '../../src/domain/types.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { ACTOR, createHarness, type Harness, makeTempDir, waitFor } from '../fixtures/engine-harness.ts';
+import { createTestDatabase } from '../fixtures/postgres.ts';
 
 const RECORDED: Usage = { inputTokens: 100, outputTokens: 50, cacheReadTokens: 0, costUsd: 0.01 };
 const SPENT: Usage = { inputTokens: 100, outputTokens: 80, cacheReadTokens: 0, costUsd: 0.02 };
@@ -74,32 +75,41 @@ test('a cancelled run is charged all it spent, once; its record is settled with 
   }
 });
 
-test('a run stopped at shutdown is charged once; the reaper that takes its lease over adds nothing', async () => {
-  const dir = makeTempDir();
-  const first = await createHarness({ dir, llm: stoppableAgent, leaseSeconds: 1, concurrency: 1 });
-  const id = await startSession(first);
-  // Stops the run at once (its spend charged by the run), leaving its lease to expire.
-  await first.close({ crash: true, keepDir: true });
+for (const store of ['sqlite', 'postgres'] as const) {
+  test(`${store}: a run stopped at shutdown is charged once; the reaper that takes its lease over adds nothing`, async (t) => {
+    const dir = makeTempDir();
+    let storeUrl: string | undefined;
+    if (store === 'postgres') {
+      const database = await createTestDatabase();
+      t.after(() => database.drop());
+      storeUrl = database.url;
+    }
+    const on = { dir, leaseSeconds: 1, ...(storeUrl ? { storeUrl } : {}) };
+    const first = await createHarness({ ...on, llm: stoppableAgent, concurrency: 1, workerId: 'first' });
+    const id = await startSession(first);
+    // Stops the run at once (its spend charged by the run), leaving its lease to expire.
+    await first.close({ crash: true, keepDir: true });
 
-  const rerun: AgentRuntime = { kind: 'llm', run: async () => ({ output: 'again', usage: RERUN }) };
-  const second = await createHarness({ dir, llm: rerun, leaseSeconds: 1, workerId: 'second' });
-  try {
-    const done = await second.waitForSession(id);
-    assert.equal(done.status, 'completed', done.error ?? '');
-    const { task, session } = await storedUsage(second, id);
-    assert.equal(task.input_tokens, SPENT.inputTokens + RERUN.inputTokens);
-    assert.equal(
-      task.output_tokens,
-      SPENT.outputTokens + RERUN.outputTokens,
-      'the record is not charged again',
-    );
-    assert.ok(close(task.cost_usd, SPENT.costUsd + RERUN.costUsd));
-    assert.equal(task.unsettled_usage, null);
-    assert.equal(session.outputTokens, SPENT.outputTokens + RERUN.outputTokens);
-  } finally {
-    await second.close();
-  }
-});
+    const rerun: AgentRuntime = { kind: 'llm', run: async () => ({ output: 'again', usage: RERUN }) };
+    const second = await createHarness({ ...on, llm: rerun, workerId: 'second' });
+    try {
+      const done = await second.waitForSession(id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      const { task, session } = await storedUsage(second, id);
+      assert.equal(Number(task.input_tokens), SPENT.inputTokens + RERUN.inputTokens);
+      assert.equal(
+        Number(task.output_tokens),
+        SPENT.outputTokens + RERUN.outputTokens,
+        'the record is not charged again',
+      );
+      assert.ok(close(Number(task.cost_usd), SPENT.costUsd + RERUN.costUsd));
+      assert.equal(task.unsettled_usage, null);
+      assert.equal(session.outputTokens, SPENT.outputTokens + RERUN.outputTokens);
+    } finally {
+      await second.close();
+    }
+  });
+}
 
 test('a run that succeeds is charged the usage it reports, even below an estimate it recorded', async () => {
   const estimate: Usage = { inputTokens: 300, outputTokens: 200, cacheReadTokens: 0, costUsd: 0.05 };
