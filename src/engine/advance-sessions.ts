@@ -6,7 +6,7 @@ import { advanceSession } from '../domain/advance.ts';
 import { type NewEvent, taskReadyEvent } from '../domain/events.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import type { SessionStatus, TaskStatus, Usage } from '../domain/types.ts';
+import { addUsage, type SessionStatus, type TaskStatus, type Usage } from '../domain/types.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import { appendEventsMany, type SessionEvents } from '../store/event-store.ts';
 import { notifyAtCommit } from '../store/notify-at-commit.ts';
@@ -16,6 +16,7 @@ import { type GraphTask, loadSessionGraphs, loadTaskOutputs } from '../store/tas
 import { startReadiedTasks } from '../store/task-store.ts';
 import { applyInitialPlan, isPlanningGraph } from './initial-plan.ts';
 import { sessionStopChannel } from './notifier.ts';
+import { addTaskUsage, parseUnsettledUsage } from './run-spend.ts';
 import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
 /**
@@ -141,8 +142,8 @@ export async function advanceSessions(
   for (const [sessionId, entry] of touched) {
     const overrun = overruns.get(sessionId);
     if (overrun !== undefined) {
-      // Over budget: nothing more starts; open tasks are cancelled (running agents see the overrun
-      // at their next output flush through the runtime's budget guard) and the session fails.
+      // Over budget: nothing more starts; open tasks are cancelled (their runs here and on other
+      // replicas are stopped at commit, engine/session-stop.ts) and the session fails.
       const error = formatBudgetError(overrun);
       await cancelOpenTasks(trx, sessionId, error, now, entry.events);
       outcomes.set(sessionId, { status: 'failed', error });
@@ -315,22 +316,40 @@ function dependenciesOf(
   return result;
 }
 
-/** Cancels every unfinished task of the session (pending, ready, leased, running), with events. */
+/**
+ * Cancels every unfinished task of the session (pending, ready, leased, running), with events. The
+ * spend a running attempt recorded (engine/run-spend.ts) is charged here, to its task and the
+ * session: its process may be dead, and nobody else would. A live run then charges only what it
+ * spent beyond that record. Returns what was charged. Call with the session locked (lockSessions).
+ */
 export async function cancelOpenTasks(
   trx: Kysely<Database>,
   sessionId: string,
   reason: string,
   now: number,
   events: NewEvent[],
-): Promise<void> {
+): Promise<Usage> {
+  const settled = zeroUsage();
   const open = await trx
     .selectFrom('tasks')
-    .select(['id', 'name', 'status', 'attempts'])
+    .select(['id', 'name', 'status', 'attempts', 'lease_owner', 'unsettled_usage'])
     .where('session_id', '=', sessionId)
     .where('status', 'in', ['pending', 'ready', 'leased', 'running'])
     .orderBy('position')
     .execute();
-  if (open.length === 0) return;
+  if (open.length === 0) return settled;
+  // Runs of these tasks may be going on other replicas: at commit, every replica running one stops
+  // it (engine/session-stop.ts) instead of at its next lease renewal.
+  if (open.some((task) => task.status === 'leased' || task.status === 'running')) {
+    await notifyAtCommit(trx, sessionStopChannel(sessionId));
+  }
+  for (const task of open) {
+    const record = parseUnsettledUsage(task.unsettled_usage);
+    if (!record || record.attempt !== Number(task.attempts) || record.owner !== task.lease_owner) continue;
+    await addTaskUsage(trx, task.id, record, now);
+    addUsage(settled, record);
+  }
+  if (!isZero(settled)) await chargeSessionUsage(trx, sessionId, settled, now);
   await trx
     .updateTable('tasks')
     .set({
@@ -338,6 +357,7 @@ export async function cancelOpenTasks(
       error: reason,
       lease_owner: null,
       lease_expires_at: null,
+      unsettled_usage: null,
       finished_at: now,
       updated_at: now,
     })
@@ -347,11 +367,6 @@ export async function cancelOpenTasks(
       open.map((task) => task.id),
     )
     .execute();
-  // Runs of these tasks may be going on other replicas: at commit, every replica running one stops
-  // it (engine/session-stop.ts) instead of at its next lease renewal.
-  if (open.some((task) => task.status === 'leased' || task.status === 'running')) {
-    await notifyAtCommit(trx, sessionStopChannel(sessionId));
-  }
   for (const task of open) {
     events.push({
       type: 'task.status',
@@ -365,4 +380,5 @@ export async function cancelOpenTasks(
       },
     });
   }
+  return settled;
 }

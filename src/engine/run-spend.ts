@@ -4,7 +4,11 @@
 // - the run itself, at its finish (charges what it spent in all, clears the record);
 // - the run, when its task is no longer its own (cancelled, given back): charges what it spent,
 //   less what someone else already settled from its record;
-// - the lease reaper, when the run's process is gone: charges the record, since nobody else will.
+// - the lease reaper, when the run's process is gone: charges the record, since nobody else will;
+// - a cancel (user, deadline, budget) and a release at shutdown: charge the record, as the run's
+//   process may be gone; a live run then charges what it spent beyond it.
+// Every writer of the record locks the session row first (lockSessions), as finishes and cancels
+// do, so the record a settler reads under that lock is the last one.
 import { type Kysely, sql } from 'kysely';
 import { addUsage, type Usage, ZERO_USAGE } from '../domain/types.ts';
 import type { Database } from '../store/schema.ts';
@@ -113,8 +117,34 @@ export async function takeUnsettledUsage(
     .executeTakeFirst();
   const record = parseUnsettledUsage(row?.unsettled_usage);
   if (!record || record.attempt !== attempt.attempt || record.owner !== attempt.owner) return null;
-  await trx.updateTable('tasks').set({ unsettled_usage: null }).where('id', '=', attempt.taskId).execute();
+  await trx
+    .updateTable('tasks')
+    .set({ unsettled_usage: null })
+    .where('id', '=', attempt.taskId)
+    // Only the record read: another writer's newer one is not wiped unread.
+    .where('unsettled_usage', '=', row?.unsettled_usage ?? '')
+    .execute();
   return record;
+}
+
+/** Adds `usage` to the task's usage (its session's is the caller's to charge). */
+export async function addTaskUsage(
+  trx: Kysely<Database>,
+  taskId: string,
+  usage: Usage,
+  now: number,
+): Promise<void> {
+  await trx
+    .updateTable('tasks')
+    .set((eb) => ({
+      input_tokens: eb('input_tokens', '+', usage.inputTokens),
+      output_tokens: eb('output_tokens', '+', usage.outputTokens),
+      cache_read_tokens: eb('cache_read_tokens', '+', usage.cacheReadTokens),
+      cost_usd: eb('cost_usd', '+', usage.costUsd),
+      updated_at: now,
+    }))
+    .where('id', '=', taskId)
+    .execute();
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely';
 import { type Budget, findBudgetOverrun } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
-import type { SessionStatus } from '../domain/types.ts';
+import { addUsage, type SessionStatus } from '../domain/types.ts';
 import { coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
@@ -73,7 +73,7 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
     const from = session.status as SessionStatus;
     const to = transitionSession(from, 'fail');
     const events: NewEvent[] = [];
-    await cancelOpenTasks(trx, row.id, error, now, events);
+    addUsage(usage, await cancelOpenTasks(trx, row.id, error, now, events));
     await trx
       .updateTable('sessions')
       .set({ status: to, error, result: null, finished_at: now, updated_at: now })

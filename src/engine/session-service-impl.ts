@@ -9,7 +9,7 @@ import type { NewEvent } from '../domain/events.ts';
 import { buildPlan, resolveStrategy } from '../domain/plan.ts';
 import { createSessionInputSchema } from '../domain/session-input.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
-import type { PlanBody, SessionStatus } from '../domain/types.ts';
+import { addUsage, type PlanBody, type SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { startSessionTrace } from '../observability/session-trace.ts';
 import { appendEvents, listSessionEvents, listSessionEventsBefore } from '../store/event-store.ts';
@@ -283,7 +283,9 @@ async function cancelInTransaction(
   }
   const to = transitionSession(from, 'cancel');
   const events: NewEvent[] = [];
-  await cancelOpenTasks(trx, sessionId, 'session cancelled', now, events);
+  // What running attempts had recorded spending is charged with the cancel (engine/run-spend.ts).
+  const usage = toUsage(row);
+  addUsage(usage, await cancelOpenTasks(trx, sessionId, 'session cancelled', now, events));
   await trx
     .updateTable('sessions')
     .set({ status: to, error: 'cancelled on request', finished_at: now, updated_at: now })
@@ -293,7 +295,7 @@ async function cancelInTransaction(
     { type: 'session.status', data: { from, to } },
     {
       type: 'session.finished',
-      data: { status: 'cancelled', error: 'cancelled on request', result: null, usage: toUsage(row) },
+      data: { status: 'cancelled', error: 'cancelled on request', result: null, usage },
     },
   );
   await appendEvents(trx, { id: sessionId, tenantId }, events, now);

@@ -22,7 +22,14 @@ import {
   touch,
   zeroUsage,
 } from './advance-sessions.ts';
-import { parseUnsettledUsage, settleStoppedRun, usageOf } from './run-spend.ts';
+import {
+  addTaskUsage,
+  parseUnsettledUsage,
+  recordUnsettledUsage,
+  settleStoppedRun,
+  takeUnsettledUsage,
+  usageOf,
+} from './run-spend.ts';
 
 /** Proof of a claim: only the holder of (owner, attempt) may change the task. */
 export interface Claim {
@@ -234,20 +241,12 @@ export async function chargeUnappliedRun(
   outcome: Pick<RunOutcome, 'usage' | 'spendOnRecord'>,
   now: number,
 ): Promise<void> {
-  // Less what the lease reaper already charged from the spend this run recorded on its task.
+  // Session before task, as finishes and cancels lock them (no lock cycle between replicas).
+  await lockSessions(trx, [claim.sessionId]);
+  // Less what a cancel or the lease reaper already charged from the spend this run recorded.
   const usage = await settleStoppedRun(trx, claim, outcome.usage, outcome.spendOnRecord);
   if (usage.inputTokens === 0 && usage.outputTokens === 0 && usage.costUsd === 0) return;
-  await trx
-    .updateTable('tasks')
-    .set((eb) => ({
-      input_tokens: eb('input_tokens', '+', usage.inputTokens),
-      output_tokens: eb('output_tokens', '+', usage.outputTokens),
-      cache_read_tokens: eb('cache_read_tokens', '+', usage.cacheReadTokens),
-      cost_usd: eb('cost_usd', '+', usage.costUsd),
-      updated_at: now,
-    }))
-    .where('id', '=', claim.taskId)
-    .execute();
+  await addTaskUsage(trx, claim.taskId, usage, now);
   await chargeSessionUsage(trx, claim.sessionId, usage, now);
 }
 
@@ -276,8 +275,14 @@ export async function expireTaskLease(
     ? `lease expired (worker ${row.lease_owner ?? 'unknown'} lost); retrying`
     : `lease expired on attempt ${attempts} of ${row.max_attempts} (worker lost or stalled); giving up`;
   const to = transitionTask(from, retry ? 'retry' : 'fail');
-  // What the lost run recorded having spent: its process is gone, so it is charged here.
-  const record = parseUnsettledUsage(row.unsettled_usage);
+  // What the lost run recorded having spent: its process is gone, so it is charged here. Read
+  // again under the session lock: a flush may have recorded more since the scan (PostgreSQL).
+  const current = await trx
+    .selectFrom('tasks')
+    .select('unsettled_usage')
+    .where('id', '=', row.id)
+    .executeTakeFirst();
+  const record = parseUnsettledUsage(current?.unsettled_usage);
   const lost =
     record?.attempt === attempts && record.owner === row.lease_owner ? usageOf(record) : zeroUsage();
   const updated = await trx
@@ -324,6 +329,14 @@ export async function expireTaskLease(
 
 /** Graceful shutdown: gives a claimed task back (→ ready) without counting the attempt. */
 export async function releaseTask(trx: Kysely<Database>, claim: Claim, now: number): Promise<boolean> {
+  await lockSessions(trx, [claim.sessionId]);
+  // A run that ignored its abort has not charged its spend: its record is charged now, before the
+  // attempt number is given back (the next claim reuses it).
+  const record = await takeUnsettledUsage(trx, claim);
+  if (record) {
+    await addTaskUsage(trx, claim.taskId, usageOf(record), now);
+    await chargeSessionUsage(trx, claim.sessionId, usageOf(record), now);
+  }
   const row = await trx
     .updateTable('tasks')
     .set({
@@ -361,6 +374,25 @@ export async function releaseTask(trx: Kysely<Database>, claim: Claim, now: numb
     now,
   );
   return true;
+}
+
+/**
+ * One output flush of a run: its spend so far (when it changed) and its output lines, if the claim
+ * still holds. The session row is locked before the task row, as finishes and cancels lock them,
+ * so a flush and a cancel on two replicas never wait for each other in a cycle.
+ */
+export async function recordRunProgress(
+  trx: Kysely<Database>,
+  claim: Claim,
+  lines: NonNullable<TrailingOutput['lines']>,
+  spend: Usage | undefined,
+  now: number,
+): Promise<boolean> {
+  if (spend === undefined) return appendTaskOutput(trx, claim, lines, now);
+  await lockSessions(trx, [claim.sessionId]);
+  // Recording the spend checks the claim holds, as the output lines need.
+  if (!(await recordUnsettledUsage(trx, claim, spend, now))) return false;
+  return appendTaskOutput(trx, claim, lines, now, true);
 }
 
 /** Appends output lines while the claim still holds (never after the session's final event). */

@@ -10,8 +10,8 @@ import type { StoredTraceContext } from '../observability/tracing.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { createFlushClock } from './flush-clock.ts';
 import { createOutputBuffer } from './output-buffer.ts';
-import { isSameUsage, maxUsage, recordUnsettledUsage } from './run-spend.ts';
-import { appendTaskOutput, type Claim, type RunOutcome } from './task-ops.ts';
+import { isSameUsage, maxUsage } from './run-spend.ts';
+import { type Claim, type RunOutcome, recordRunProgress } from './task-ops.ts';
 
 /**
  * How often gathered output lines are written (one transaction per flush, not per line); an
@@ -19,6 +19,8 @@ import { appendTaskOutput, type Claim, type RunOutcome } from './task-ops.ts';
  */
 const OUTPUT_FLUSH_MS = 100;
 const outputFlushClock = createFlushClock(OUTPUT_FLUSH_MS);
+/** Least time between two writes of a run's spend record (engine/run-spend.ts). */
+const SPEND_RECORD_MS = 1000;
 /** Longest error message kept on a task. */
 const MAX_ERROR_CHARS = 4000;
 
@@ -89,6 +91,7 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   // committed on the task (engine/run-spend.ts): recorded with the output flushes.
   let spend: Usage | undefined;
   let spendQueued: Usage | undefined;
+  let spendQueuedAt = Number.NEGATIVE_INFINITY;
   let spendOnRecord: Usage | undefined;
 
   const flush = (): void => {
@@ -100,20 +103,23 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
       waiting = true;
       outputFlushClock.join(flush);
     }
-    const newSpend = isSameUsage(spend, spendQueued) ? undefined : spend;
+    // The spend is recorded at most once a SPEND_RECORD_MS: a streaming estimate changes at every
+    // flush, and a killed run loses at most that much of it.
+    const spendChanged = !isSameUsage(spend, spendQueued);
+    const spendDue = spendChanged && input.now() - spendQueuedAt >= SPEND_RECORD_MS;
+    if (spendChanged && !spendDue && !waiting) {
+      waiting = true;
+      outputFlushClock.join(flush);
+    }
+    const newSpend = spendDue ? spend : undefined;
     if (lines.length === 0 && newSpend === undefined) return;
-    spendQueued = spend;
+    if (newSpend) {
+      spendQueued = newSpend;
+      spendQueuedAt = input.now();
+    }
     const write = queue
       // Engine progress: may resolve before the disk flush (store/write-queue.ts).
-      .run(
-        async (trx) => {
-          const now = input.now();
-          // Recording the spend checks the claim holds, as the output lines need.
-          if (newSpend && !(await recordUnsettledUsage(trx, claim, newSpend, now))) return false;
-          return appendTaskOutput(trx, claim, lines, now, newSpend !== undefined);
-        },
-        { deferred: true },
-      )
+      .run((trx) => recordRunProgress(trx, claim, lines, newSpend, input.now()), { deferred: true })
       .then(
         (stored) => {
           if (!stored) return;
