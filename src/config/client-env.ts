@@ -7,6 +7,20 @@
  */
 export const CLIENT_ENV_NAMES = ['MAOS_CONFIG', 'MAOS_SERVER', 'MAOS_TOKEN', 'MAOS_CREDENTIALS'] as const;
 
+/**
+ * Variables the command runtime gives every runner (agents/runtimes/command): not configuration,
+ * so a runner that calls `maos` itself is not refused for "unknown keys".
+ */
+export const RUNNER_ENV_NAMES = [
+  'MAOS_TASK',
+  'MAOS_SESSION_ID',
+  'MAOS_TASK_ID',
+  'MAOS_TASK_NAME',
+  'MAOS_ROLE',
+  'MAOS_OBJECTIVE',
+  'MAOS_ATTEMPT',
+] as const;
+
 /** What the CLI takes from its environment; flags override these. */
 export interface ClientEnv {
   /** `MAOS_SERVER`: base URL of the MAOS server. */

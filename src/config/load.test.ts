@@ -136,11 +136,44 @@ describe('loadConfig', () => {
     assert.equal(config.llm.roles.backend_engineer?.provider, 'local');
   });
 
-  test('client-side variables are not configuration', () => {
+  test('client-side variables and those a runner gets are not configuration', () => {
     const config = loadConfig({
-      env: { MAOS_SERVER: 'http://x', MAOS_TOKEN: 't', MAOS_CREDENTIALS: '/tmp/creds.json' },
+      env: {
+        MAOS_SERVER: 'http://x',
+        MAOS_TOKEN: 't',
+        MAOS_CREDENTIALS: '/tmp/creds.json',
+        // A runner that calls `maos` itself has these (agents/runtimes/command).
+        MAOS_TASK: 'write it',
+        MAOS_SESSION_ID: 's',
+        MAOS_TASK_ID: 't',
+        MAOS_TASK_NAME: 'a',
+        MAOS_ROLE: 'engineer',
+        MAOS_OBJECTIVE: 'o',
+        MAOS_ATTEMPT: '1',
+      },
     });
     assert.equal(config.port, 7070);
+  });
+
+  test('runner env names are kept as written, header names get - for _; _FILE reads a map entry from a file', () => {
+    const secret = join(dir, 'gateway-secret');
+    writeFileSync(secret, 'Bearer s3cret\n');
+    const token = join(dir, 'runner-token');
+    writeFileSync(token, 'tok\n');
+    const config = loadConfig({
+      env: {
+        MAOS_PROVIDERS__GW__TYPE: 'openai-compatible',
+        MAOS_PROVIDERS__GW__MODEL: 'm',
+        MAOS_PROVIDERS__GW__BASE_URL: 'http://127.0.0.1:9/v1',
+        MAOS_PROVIDERS__GW__HEADERS__AUTHORIZATION_FILE: secret,
+        MAOS_PROVIDERS__GW__HEADERS__X_TEAM: 'core',
+        MAOS_RUNNERS__UNIT_TESTS__COMMAND: '["npm","test"]',
+        MAOS_RUNNERS__UNIT_TESTS__ENV__NODE_ENV: 'test',
+        MAOS_RUNNERS__UNIT_TESTS__ENV__NPM_TOKEN_FILE: token,
+      },
+    });
+    assert.deepEqual(config.providers.gw?.headers, { AUTHORIZATION: 'Bearer s3cret', 'X-TEAM': 'core' });
+    assert.deepEqual(config.runners.unit_tests?.env, { NODE_ENV: 'test', NPM_TOKEN: 'tok' });
   });
 });
 

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
-import { CLIENT_ENV_NAMES } from './client-env.ts';
+import { CLIENT_ENV_NAMES, RUNNER_ENV_NAMES } from './client-env.ts';
 import { type Config, configSchema } from './schema.ts';
 import { configPathOfEnvWords } from './schema-paths.ts';
 
@@ -20,8 +20,8 @@ export interface LoadConfigOptions {
 type Tree = Record<string, unknown>;
 
 const ENV_PREFIX = 'MAOS_';
-/** Env variables with this prefix that are not configuration (client-side settings). */
-const NON_CONFIG_ENV: ReadonlySet<string> = new Set(CLIENT_ENV_NAMES);
+/** Env variables with this prefix that are not configuration (client settings, runner context). */
+const NON_CONFIG_ENV: ReadonlySet<string> = new Set([...CLIENT_ENV_NAMES, ...RUNNER_ENV_NAMES]);
 
 /** Loads, merges and validates the configuration; throws CONFIG_INVALID listing every problem. */
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {

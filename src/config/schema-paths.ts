@@ -30,21 +30,23 @@ export function isConfigPath(path: readonly string[]): boolean {
  * The key path that the words of a `MAOS_*` variable name (split at `__`) stand for: each word is
  * matched to the schema's key of the same letters (`BASE_URL` → `baseURL`, `CERT_FILE` → `certFile`);
  * `<KEY>_FILE` of a key that has no such name reads that key from a file (`URL_FILE` → `url_FILE`);
- * a map entry's name is the word in lower case (`BACKEND_ENGINEER` → `backend_engineer`), and a
- * word the schema does not know becomes camelCase (`MAX_THINGS` → `maxThings`) for the error.
+ * a map entry's name is the word in lower case (`BACKEND_ENGINEER` → `backend_engineer`; its
+ * `_FILE` stays), except in a runner's `env` (kept as written) and a provider's `headers` (`-` for
+ * `_`); a word the schema does not know becomes camelCase (`MAX_THINGS` → `maxThings`) for the
+ * error.
  */
 export function configPathOfEnvWords(words: readonly string[]): string[] {
   let nodes = [schemaRoot()];
   const path: string[] = [];
   for (const word of words) {
-    const key = keyFor(nodes, word);
+    const key = keyFor(nodes, word, path.at(-1));
     path.push(key);
     nodes = nodes.flatMap((node) => childrenOf(node, key));
   }
   return path;
 }
 
-function keyFor(nodes: readonly JsonSchemaNode[], word: string): string {
+function keyFor(nodes: readonly JsonSchemaNode[], word: string, parent: string | undefined): string {
   const named = (letters: string): string | undefined =>
     nodes
       .flatMap((node) => optionsOf(node))
@@ -56,9 +58,21 @@ function keyFor(nodes: readonly JsonSchemaNode[], word: string): string {
     const target = named(word.slice(0, -'_FILE'.length).replace(/_/g, '').toLowerCase());
     if (target) return `${target}_FILE`;
   }
-  // Names of map entries (runners, providers, roles, tenants) are lower case with `_` and `-`.
-  const isMap = nodes.flatMap(optionsOf).some((node) => typeof node.additionalProperties === 'object');
-  return isMap ? word.toLowerCase() : camelCase(word);
+  const entries = nodes
+    .flatMap(optionsOf)
+    .map((node) => node.additionalProperties)
+    .filter((entry): entry is JsonSchemaNode => typeof entry === 'object');
+  if (entries.length === 0) return camelCase(word);
+  // A runner's `env` keeps the name as written (`NODE_ENV` is the variable's own name); a provider's
+  // `headers` too, with `-` for `_` (`X_TEAM` → `X-TEAM`; header names ignore case).
+  if (parent === 'env') return word;
+  if (parent === 'headers') {
+    const file = word.endsWith('_FILE') ? '_FILE' : '';
+    return word.slice(0, word.length - file.length).replace(/_/g, '-') + file;
+  }
+  // Names of other map entries (runners, providers, roles, tenants) are lower case with `_` and `-`;
+  // `_FILE` still reads the entry's value from a file.
+  return word.endsWith('_FILE') ? `${word.slice(0, -'_FILE'.length).toLowerCase()}_FILE` : word.toLowerCase();
 }
 
 function camelCase(word: string): string {
