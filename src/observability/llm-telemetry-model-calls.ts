@@ -36,6 +36,8 @@ export interface ModelCallTelemetry {
     responseId: string | undefined,
   ): void;
   callFailed(error: unknown): void;
+  /** The model refused the tools offered (the attempt retries without them): span only, no samples. */
+  callRefusedTools(error: unknown): void;
   /** Whether the last model call failed: the attempt's failure is then already recorded. */
   readonly lastCallFailed: boolean;
 }
@@ -135,6 +137,16 @@ export class AttemptModelCalls implements ModelCallTelemetry {
       span.end();
     }
     this.#record({ durationSeconds, errorType });
+  }
+
+  callRefusedTools(error: unknown): void {
+    this.lastCallFailed = false;
+    const span = this.#span;
+    if (!span) return;
+    this.#span = undefined;
+    markSpanFailed(span, error);
+    span.setAttribute('error.type', 'tools_unsupported');
+    span.end();
   }
 
   /** One model call's metric samples, labelled with the attempt's provider, model and operation. */

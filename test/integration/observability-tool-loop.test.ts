@@ -31,7 +31,13 @@ function scoutLoop(request: RecordedLlmRequest): ScriptedReply {
 /** Runs a scout (the tool loop) and a writer session; returns the spans and the metrics scrape. */
 async function runToolLoop(
   t: TestContext,
-  options: { llm?: Record<string, unknown>; failFirstScoutCall?: boolean; traced?: boolean } = {},
+  options: {
+    llm?: Record<string, unknown>;
+    failFirstScoutCall?: boolean;
+    traced?: boolean;
+    /** The scout's model refuses tools (a 400 saying so) and answers when asked without them. */
+    toolsRefused?: boolean;
+  } = {},
 ): Promise<{ spans: ReadableSpan[]; metrics: string; scoutCalls: number }> {
   const exporter = new InMemorySpanExporter();
   const { llm, server } = await startLlmAppStack(t, {
@@ -46,6 +52,10 @@ async function runToolLoop(
     if (failNext) {
       failNext = false;
       return { error: 503, message: 'overloaded' };
+    }
+    if (options.toolsRefused) {
+      if (request.toolNames.length > 0) return { error: 400, message: 'this model does not support tools' };
+      return { text: 'done without tools', usage: { inputTokens: 50, outputTokens: 5 } };
     }
     return scoutLoop(request);
   });
@@ -179,6 +189,18 @@ describe('an agent tool loop in telemetry', () => {
       all.reduce((sum, match) => sum + Number(match[1]), 0),
       5,
     );
+  });
+
+  test('a model that refuses tools is no provider error: its refused call is a span, not a sample', async (t) => {
+    const { spans, metrics, scoutCalls } = await runToolLoop(t, { toolsRefused: true });
+    assert.equal(scoutCalls, 2, 'the refused call with tools, then the call without them');
+    const { chats } = scoutSpans(spans);
+    assert.equal(chats.length, 2);
+    assert.equal(chats[0]?.attributes['error.type'], 'tools_unsupported');
+    assert.equal(chats[1]?.status.code, SpanStatusCode.UNSET);
+    // Two answered calls (scout without tools, writer): no error sample, no provider error.
+    assert.equal(sampleCount(metrics, 'gen_ai_client_operation_duration_seconds'), 2);
+    assert.doesNotMatch(metrics, /error_type="/);
   });
 
   test('with tracing off, the samples are per model call all the same', async (t) => {

@@ -9,7 +9,6 @@ import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { Logger } from '../../../observability/logger.ts';
 import type { CallTarget, LlmClient } from '../../providers/llm-client.ts';
-import { classifyProviderError } from '../../providers/provider-errors.ts';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import type { InboxMessage } from './agent-memory.ts';
@@ -17,6 +16,7 @@ import { type AgentTurn, buildAgentMessages } from './build-prompt.ts';
 import { type ModelCallObserver, streamModelCall } from './model-stream.ts';
 import { createOutputCoalescer } from './output-coalescer.ts';
 import { createRunUsageMeter } from './run-usage.ts';
+import { isToolsUnsupported } from './tools-unsupported.ts';
 import { type AgentTelemetry, traceToolCalls } from './traced-tools.ts';
 
 /**
@@ -224,12 +224,4 @@ async function streamAnswer(input: {
         'LLM provider warnings',
       ),
   });
-}
-
-/** A 4xx that says the model cannot take tools (e.g. Ollama: "… does not support tools"). */
-function isToolsUnsupported(error: unknown): boolean {
-  const failure = classifyProviderError(error);
-  if (failure.kind !== 'bad_request' && failure.kind !== 'not_found') return false;
-  const body = (error as { responseBody?: string }).responseBody ?? '';
-  return /tool/i.test(`${failure.detail} ${body}`);
 }

@@ -17,6 +17,7 @@ import type {
 import { asSchema, type LanguageModel, type ModelMessage, type ToolSet } from 'ai';
 import type { TokenCounts } from '../../../domain/budget.ts';
 import { AppError } from '../../../errors/app-error.ts';
+import { isToolsUnsupported } from './tools-unsupported.ts';
 
 export interface ModelStreamInput {
   model: LanguageModel;
@@ -54,6 +55,11 @@ export interface ModelCallObserver {
   ): void;
   /** It failed (provider error, stream error, or stopped by the attempt's signal). */
   callFailed(error: unknown): void;
+  /**
+   * The model refused the tools it was offered; the attempt asks again without them. Not a failed
+   * call: a deployment of such a model would otherwise show one provider error per agent step.
+   */
+  callRefusedTools(error: unknown): void;
 }
 
 /** Streams the answer; provider errors (HTTP or in the stream) are thrown as the SDK raised them. */
@@ -150,7 +156,8 @@ async function streamStep(
   } catch (error) {
     // Stopped by the caller (cancel, budget, per-call timeout): its reason, not the fetch's abort.
     const failure = input.signal.aborted ? input.signal.reason : error;
-    observer?.callFailed(failure);
+    if (input.tools && isToolsUnsupported(failure)) observer?.callRefusedTools(failure);
+    else observer?.callFailed(failure);
     throw failure;
   }
   observer?.callFinished(usage, finishReason, responseModel, responseId);
