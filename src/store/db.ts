@@ -150,8 +150,9 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
 
 /**
  * Opens an existing SQLite file read-only, for inspection (`maos migrate --status`): unlike
- * createDatabase it changes nothing — no journal mode switch, no checkpoint of the WAL at close, no
- * background worker — so it is safe next to a running server and on a copy kept as evidence.
+ * createDatabase it changes no data — no journal mode switch, no checkpoint of the WAL at close, no
+ * background worker — so it is safe next to a running server and on a copy kept as evidence. (SQLite
+ * may still create the `-wal` and `-shm` side files a WAL database is read through.)
  */
 export function openSqliteReadOnly(
   path: string,

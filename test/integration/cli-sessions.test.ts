@@ -112,6 +112,13 @@ describe('maos CLI against a running server', () => {
       ['completed'],
     );
 
+    // A server given on the command line is kept too (not the environment's: it still applies).
+    const flagged = await runMaos(['sessions', 'list', '--server', server.url, '--limit', '1'], { env: {} });
+    const onServer = /^more: maos (sessions list --server \S+ --limit 1 --cursor \S+)$/m.exec(flagged.stdout);
+    assert.ok(onServer?.[1], flagged.stdout);
+    const followed = await runMaos([...onServer[1].split(' '), '--json'], { env: {} });
+    assert.equal(followed.code, 0, followed.stderr);
+
     const human = await runMaos(['sessions', 'list'], { env });
     assert.match(human.stdout, /^ID\s+STATUS\s+STRATEGY\s+CREATED\s+OBJECTIVE$/m);
     assert.match(human.stdout, new RegExp(`^${session.id}\\s+completed\\s+parallel`, 'm'));

@@ -22,7 +22,7 @@ export function registerMigrateCommand(program: Command, act: ActionFactory): vo
   addCommonOptions(program.command('migrate'), false)
     .description('apply pending database migrations (the server also applies them at start)')
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
-    .option('--status', 'only show applied and pending migrations; change nothing')
+    .option('--status', 'only show applied and pending migrations; change no data')
     .action(act(runMigrate));
 }
 
@@ -47,7 +47,7 @@ async function runMigrate(ctx: CliContext, command: Command): Promise<number> {
 }
 
 /**
- * `--status` changes nothing: opening a SQLite file that does not exist would create it (and the
+ * `--status` changes no data: opening a SQLite file that does not exist would create it (and the
  * data directory), so a missing file is reported as a database with every migration pending; an
  * existing one is opened read-only (a read-write open would checkpoint its WAL at close).
  */

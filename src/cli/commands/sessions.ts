@@ -47,15 +47,35 @@ async function listSessions(ctx: CliContext, command: Command): Promise<number> 
   }
   if (page.items.length === 0) out.line('no sessions');
   else for (const line of formatSessionTable(page.items, out.paint)) out.line(line);
-  if (page.nextCursor) out.line(out.paint.dim(`more: ${nextPageCommand(options, limit, page.nextCursor)}`));
+  if (page.nextCursor) {
+    const connection = command.optsWithGlobals<{ server?: string; credentials?: string }>();
+    out.line(out.paint.dim(`more: ${nextPageCommand(options, limit, page.nextCursor, connection)}`));
+  }
   return EXIT.OK;
 }
 
-/** The command for the next page: the cursor only continues the same filter and page size. */
-function nextPageCommand(options: ListOptions, limit: number, cursor: string): string {
+/**
+ * The command for the next page: the cursor only continues the same filter and page size, on the
+ * same server. A `--token` given on the command line is not repeated (it would end up in the
+ * terminal's scrollback); the printed command then needs it again, or MAOS_TOKEN.
+ */
+function nextPageCommand(
+  options: ListOptions,
+  limit: number,
+  cursor: string,
+  connection: { server?: string; credentials?: string },
+): string {
+  const server = connection.server === undefined ? '' : ` --server ${shellWord(connection.server)}`;
+  const credentials =
+    connection.credentials === undefined ? '' : ` --credentials ${shellWord(connection.credentials)}`;
   const status = options.status === undefined ? '' : ` --status ${options.status}`;
   const size = limit === 20 ? '' : ` --limit ${limit}`;
-  return `maos sessions list${status}${size} --cursor ${cursor}`;
+  return `maos sessions list${server}${credentials}${status}${size} --cursor ${cursor}`;
+}
+
+/** `value` as one word for a POSIX shell: quoted when it holds anything but safe characters. */
+function shellWord(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
 }
 
 async function showSession(ctx: CliContext, command: Command): Promise<number> {

@@ -10,7 +10,7 @@ import { collectSecretValues, redactConfig } from '../../config/secrets-in-confi
 import { collectDatabaseStats } from '../../store/backup.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { VERSION } from '../../version.ts';
-import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import { runDoctor } from '../ops/doctor-checks.ts';
 import { createTarGz, type TarEntry } from '../ops/tar-writer.ts';
@@ -45,7 +45,16 @@ export interface SupportBundleOptions {
 
 /** Registers `maos support-bundle` on the program. */
 export function registerSupportBundleCommand(program: Command, act: ActionFactory): void {
-  addCommonOptions(program.command('support-bundle'), true)
+  program
+    .command('support-bundle')
+    // The common options, but --server defaults to the config's address, not the CLI's default.
+    .option(
+      '--server <url>',
+      'server to take the metrics snapshot from (default: MAOS_SERVER, else the config)',
+    )
+    .option('--token <token>', 'bearer token for its /metrics (env MAOS_TOKEN)')
+    .option('--credentials <file>', CREDENTIALS_OPTION_HELP)
+    .option('--json', 'machine-readable output')
     .description(
       'Write a .tar.gz with version, redacted config, doctor report, logs, metrics and database stats',
     )
