@@ -178,7 +178,12 @@ export function createApiClient(options: ApiClientOptions) {
       const params = new URLSearchParams({ order: 'desc', limit: String(limit) });
       if (beforeSeq !== null) params.set('before', String(beforeSeq));
       const path = `v1/sessions/${encodeId(id)}/events?${params}`;
-      const body = await requestJson<{ items?: unknown[] }>('GET', path);
+      let body: { items?: unknown[] };
+      try {
+        body = await requestJson<{ items?: unknown[] }>('GET', path);
+      } catch (error) {
+        throw explainOlderServer(error);
+      }
       return (body.items ?? []).map((raw) => toSessionEvent(raw, id));
     },
 
@@ -309,6 +314,21 @@ export class ApiProblemError extends CliError {
     super(code, message, exitCode, details, { retryable: options.retryable });
     this.problemDetails = options.problemDetails;
   }
+}
+
+/**
+ * A server older than this client refuses the newest-first event read as an unknown `order`
+ * parameter: said so, instead of a bare validation error about a parameter the user never typed.
+ */
+function explainOlderServer(error: unknown): unknown {
+  if (!(error instanceof CliError) || error.code !== 'VALIDATION_FAILED') return error;
+  if (!/\border\b/.test([error.message, ...error.details].join(' '))) return error;
+  return new CliError(
+    error.code,
+    'The server cannot read events newest first: it is older than this client. Upgrade the server, or read the log from its start (maos logs without --tail).',
+    error.exitCode,
+    [error.message, ...error.details],
+  );
 }
 
 /** Turns a non-2xx response into a CliError carrying the problem's code and detail. */

@@ -1,0 +1,33 @@
+// The API client against a server older than itself: a newest-first event read that the server
+// refuses for its unknown `order` parameter is explained, not shown as a bare validation error.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { createApiClient } from './client.ts';
+import { CliError } from './exit-codes.ts';
+
+test('a server that does not know order=desc is named as older than the client', async (t) => {
+  const server = createServer((_request, response) => {
+    // What a server of the previous release answers (its querystring schema is strict).
+    response.writeHead(400, { 'content-type': 'application/problem+json' }).end(
+      JSON.stringify({
+        type: 'urn:maos:error:VALIDATION_FAILED',
+        title: 'Request validation failed',
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        detail: 'Invalid querystring. querystring: Unrecognized key: "order"',
+      }),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const client = createApiClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+  await assert.rejects(client.listEventsBefore('s1', null, 10), (error: unknown) => {
+    assert.ok(error instanceof CliError);
+    assert.equal(error.code, 'VALIDATION_FAILED');
+    assert.match(error.message, /older than this client/);
+    assert.ok(error.details.some((line) => line.includes('Unrecognized key: "order"')));
+    return true;
+  });
+});
