@@ -343,11 +343,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         return;
       }
       if (reason === 'shutdown') {
-        await deps.queue.run(async (trx) => {
+        const released = await deps.queue.run(async (trx) => {
           if (outcome.lines) await appendTaskOutput(trx, claim, outcome.lines, now());
           await chargeUnappliedRun(trx, claim, outcome, now());
           return releaseTask(trx, claim, now());
         }, DEFERRED);
+        // Other replicas claim it at once, not at their next poll.
+        if (released) deps.notifier.publish(READY_CHANNEL);
         return;
       }
       const item: FinishItem = { claim, outcome };
@@ -456,6 +458,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         await Promise.allSettled(
           left.map((run) => deps.queue.run((trx) => releaseTask(trx, run.claim, now()), DEFERRED)),
         );
+        deps.notifier.publish(READY_CHANNEL);
       }
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       await deps.queue.drain();

@@ -99,9 +99,10 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
     reconnectTimer.unref();
   }
 
-  function flush(): void {
+  /** Sends what was published since the last flush; resolves once the NOTIFYs were answered. */
+  function flush(): Promise<void> {
     flushScheduled = false;
-    if (outgoing.size === 0 || closed) return;
+    if (outgoing.size === 0 || closed) return Promise.resolve();
     const lines = [...outgoing].map((channel) => `${origin} ${channel}`);
     outgoing.clear();
     const payloads: string[] = [];
@@ -114,10 +115,11 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       current = current ? `${current}\n${line}` : line;
     }
     if (current) payloads.push(current);
-    for (const payload of payloads) {
-      // A failed NOTIFY (database down) is covered by the sweep on the receiving side.
-      options.pool.query('select pg_notify($1, $2)', [PG_CHANNEL, payload]).catch(() => undefined);
-    }
+    // A failed NOTIFY (database down) is covered by the sweep on the receiving side.
+    const sent = payloads.map((payload) =>
+      options.pool.query('select pg_notify($1, $2)', [PG_CHANNEL, payload]).catch(() => undefined),
+    );
+    return Promise.all(sent).then(() => undefined);
   }
 
   return {
@@ -140,7 +142,7 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       if (!flushScheduled) {
         flushScheduled = true;
         // One NOTIFY per tick carries every channel published in it.
-        setImmediate(flush);
+        setImmediate(() => void flush());
       }
     },
     async start() {
@@ -157,6 +159,8 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
     },
     isListening: () => client !== null,
     async close() {
+      // What was published last (e.g. the tasks a stopping replica gave back) still goes out.
+      await flush();
       closed = true;
       if (sweepTimer) clearInterval(sweepTimer);
       if (reconnectTimer) clearTimeout(reconnectTimer);
