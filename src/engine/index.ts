@@ -69,20 +69,25 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
   });
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
   const logger = options.logger.child({ component: 'engine', workerId });
-  // A cancel, deadline or budget committed on another replica stops this one's runs of the session at once.
-  const runtimes = withSessionStops(options.runtimes, {
-    notifier,
-    hasEnded: async (sessionId) => {
-      const row = await options.db
-        .selectFrom('sessions')
-        .select('status')
-        .where('id', '=', sessionId)
-        .executeTakeFirst();
-      return row !== undefined && isTerminalSessionStatus(row.status as SessionStatus);
-    },
-    abortSession: (sessionId) => scheduler.abortSession(sessionId),
-    onError: (error) => logger.warn({ err: coerceError(error) }, 'could not check a stopped session'),
-  });
+  // A cancel, deadline or budget committed on another replica stops this one's runs of the session
+  // at once. PostgreSQL only: on SQLite this process commits every stop itself and aborts its runs
+  // directly, so runs need no subscription (it would cost every step a subscribe and unsubscribe).
+  const runtimes =
+    dialect !== 'postgres'
+      ? options.runtimes
+      : withSessionStops(options.runtimes, {
+          notifier,
+          hasEnded: async (sessionId) => {
+            const row = await options.db
+              .selectFrom('sessions')
+              .select('status')
+              .where('id', '=', sessionId)
+              .executeTakeFirst();
+            return row !== undefined && isTerminalSessionStatus(row.status as SessionStatus);
+          },
+          abortSession: (sessionId) => scheduler.abortSession(sessionId),
+          onError: (error) => logger.warn({ err: coerceError(error) }, 'could not check a stopped session'),
+        });
   const scheduler = createScheduler({
     db: options.db,
     dialect,
