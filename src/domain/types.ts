@@ -57,6 +57,45 @@ export function addUsage(total: Usage, more: Readonly<Usage>): void {
   total.costUsd = Math.round((total.costUsd + more.costUsd) * 1e6) / 1e6;
 }
 
+/** True when nothing was spent. */
+export function isZeroUsage(usage: Readonly<Usage>): boolean {
+  return (
+    usage.inputTokens === 0 && usage.outputTokens === 0 && usage.cacheReadTokens === 0 && usage.costUsd === 0
+  );
+}
+
+/** True when both are the same figures (or both absent). */
+export function isSameUsage(a: Readonly<Usage> | undefined, b: Readonly<Usage> | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return (
+    a.inputTokens === b.inputTokens &&
+    a.outputTokens === b.outputTokens &&
+    a.cacheReadTokens === b.cacheReadTokens &&
+    a.costUsd === b.costUsd
+  );
+}
+
+/** The larger of each figure of `a` and `b` (`a` when `b` is absent). */
+export function maxUsage(a: Readonly<Usage>, b: Readonly<Usage> | undefined): Usage {
+  if (!b) return { ...a };
+  return {
+    inputTokens: Math.max(a.inputTokens, b.inputTokens),
+    outputTokens: Math.max(a.outputTokens, b.outputTokens),
+    cacheReadTokens: Math.max(a.cacheReadTokens, b.cacheReadTokens),
+    costUsd: Math.max(a.costUsd, b.costUsd),
+  };
+}
+
+/** `total` less `part`, field by field, never below zero; the cost kept to the millionth as in addUsage. */
+export function subtractUsage(total: Readonly<Usage>, part: Readonly<Usage>): Usage {
+  return {
+    inputTokens: Math.max(0, total.inputTokens - part.inputTokens),
+    outputTokens: Math.max(0, total.outputTokens - part.outputTokens),
+    cacheReadTokens: Math.max(0, total.cacheReadTokens - part.cacheReadTokens),
+    costUsd: Math.max(0, Math.round((total.costUsd - part.costUsd) * 1e6) / 1e6),
+  };
+}
+
 /** One planned unit of work, as submitted or as produced by the orchestrator. */
 export interface PlannedTask {
   /** Unique within the plan; other tasks refer to it in `dependsOn`. */

@@ -6,7 +6,7 @@ import { advanceSession } from '../domain/advance.ts';
 import { type NewEvent, taskReadyEvent } from '../domain/events.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import { addUsage, type SessionStatus, type TaskStatus, type Usage } from '../domain/types.ts';
+import { addUsage, isZeroUsage, type SessionStatus, type TaskStatus, type Usage } from '../domain/types.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import { appendEventsMany, type SessionEvents } from '../store/event-store.ts';
 import { notifyAtCommit } from '../store/notify-at-commit.ts';
@@ -51,12 +51,6 @@ export function touch(
     touched.set(claim.sessionId, entry);
   }
   return entry;
-}
-
-function isZero(usage: Usage): boolean {
-  return (
-    usage.inputTokens === 0 && usage.outputTokens === 0 && usage.cacheReadTokens === 0 && usage.costUsd === 0
-  );
 }
 
 /** Adds a batch's usage to the session row; returns its status and new totals. */
@@ -223,7 +217,7 @@ export async function advanceSessions(
   }
   for (const [sessionId, entry] of touched) {
     const outcome = outcomes.get(sessionId);
-    if (!outcome && isZero(entry.usage)) continue;
+    if (!outcome && isZeroUsage(entry.usage)) continue;
     const { rows } = await addSessionUsage(
       trx,
       entry.usage.inputTokens,
@@ -346,10 +340,10 @@ export async function cancelOpenTasks(
   for (const task of open) {
     const record = parseUnsettledUsage(task.unsettled_usage);
     if (!record || record.attempt !== Number(task.attempts) || record.owner !== task.lease_owner) continue;
-    await addTaskUsage(trx, task.id, record, now);
-    addUsage(settled, record);
+    await addTaskUsage(trx, task.id, record.usage, now);
+    addUsage(settled, record.usage);
   }
-  if (!isZero(settled)) await chargeSessionUsage(trx, sessionId, settled, now);
+  if (!isZeroUsage(settled)) await chargeSessionUsage(trx, sessionId, settled, now);
   await trx
     .updateTable('tasks')
     .set({

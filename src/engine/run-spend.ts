@@ -10,13 +10,14 @@
 // Every writer of the record locks the session row first (lockSessions), as finishes and cancels
 // do, so the record a settler reads under that lock is the last one.
 import { type Kysely, sql } from 'kysely';
-import { addUsage, type Usage, ZERO_USAGE } from '../domain/types.ts';
+import { subtractUsage, type Usage } from '../domain/types.ts';
 import type { Database } from '../store/schema.ts';
 
 /** The spend an attempt recorded, with the attempt it belongs to. */
-export interface UnsettledUsage extends Usage {
+export interface UnsettledUsage {
   attempt: number;
   owner: string;
+  usage: Usage;
 }
 
 /** The attempt a spend record is checked against. */
@@ -30,54 +31,22 @@ export interface AttemptRef {
 export function parseUnsettledUsage(text: string | null | undefined): UnsettledUsage | null {
   if (!text) return null;
   try {
-    const value = JSON.parse(text) as Partial<UnsettledUsage>;
+    // Stored flat: the usage figures with the attempt and owner beside them.
+    const value = JSON.parse(text) as Partial<Usage & { attempt: number; owner: string }>;
     if (typeof value.attempt !== 'number' || typeof value.owner !== 'string') return null;
     return {
       attempt: value.attempt,
       owner: value.owner,
-      inputTokens: Number(value.inputTokens) || 0,
-      outputTokens: Number(value.outputTokens) || 0,
-      cacheReadTokens: Number(value.cacheReadTokens) || 0,
-      costUsd: Number(value.costUsd) || 0,
+      usage: {
+        inputTokens: Number(value.inputTokens) || 0,
+        outputTokens: Number(value.outputTokens) || 0,
+        cacheReadTokens: Number(value.cacheReadTokens) || 0,
+        costUsd: Number(value.costUsd) || 0,
+      },
     };
   } catch {
     return null;
   }
-}
-
-/** True when two usages are the same (a record need not be written again). */
-export function isSameUsage(a: Usage | undefined, b: Usage | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return (
-    a.inputTokens === b.inputTokens &&
-    a.outputTokens === b.outputTokens &&
-    a.cacheReadTokens === b.cacheReadTokens &&
-    a.costUsd === b.costUsd
-  );
-}
-
-/**
- * The larger of each figure: a failed run's usage is never below what it said it had spent while it
- * ran (a run stopped mid-call may report nothing for calls whose spend it had already reported).
- */
-export function maxUsage(a: Usage, b: Usage | undefined): Usage {
-  if (!b) return a;
-  return {
-    inputTokens: Math.max(a.inputTokens, b.inputTokens),
-    outputTokens: Math.max(a.outputTokens, b.outputTokens),
-    cacheReadTokens: Math.max(a.cacheReadTokens, b.cacheReadTokens),
-    costUsd: Math.max(a.costUsd, b.costUsd),
-  };
-}
-
-/** `total` less `part`, never below zero (an estimate may have been above what was reported). */
-export function subtractUsage(total: Usage, part: Usage): Usage {
-  return {
-    inputTokens: Math.max(0, total.inputTokens - part.inputTokens),
-    outputTokens: Math.max(0, total.outputTokens - part.outputTokens),
-    cacheReadTokens: Math.max(0, total.cacheReadTokens - part.cacheReadTokens),
-    costUsd: Math.max(0, total.costUsd - part.costUsd),
-  };
 }
 
 /**
@@ -90,7 +59,7 @@ export async function recordUnsettledUsage(
   spend: Usage,
   now: number,
 ): Promise<boolean> {
-  const record: UnsettledUsage = { ...spend, attempt: attempt.attempt, owner: attempt.owner };
+  const record = { ...spend, attempt: attempt.attempt, owner: attempt.owner };
   const updated = await trx
     .updateTable('tasks')
     .set({ unsettled_usage: JSON.stringify(record), updated_at: now })
@@ -161,11 +130,4 @@ export async function settleStoppedRun(
   const record = await takeUnsettledUsage(trx, attempt);
   if (record || !lastRecorded) return spent;
   return subtractUsage(spent, lastRecorded);
-}
-
-/** The usage part of a record (for charging it). */
-export function usageOf(record: UnsettledUsage): Usage {
-  const usage = { ...ZERO_USAGE };
-  addUsage(usage, record);
-  return usage;
 }

@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import { addUsage, type SessionStatus, type TaskStatus, type Usage } from '../domain/types.ts';
+import { addUsage, isZeroUsage, type SessionStatus, type TaskStatus, type Usage } from '../domain/types.ts';
 import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import { leaseNow } from '../store/lease-clock.ts';
 import { markMessagesDelivered } from '../store/message-store.ts';
@@ -28,7 +28,6 @@ import {
   recordUnsettledUsage,
   settleStoppedRun,
   takeUnsettledUsage,
-  usageOf,
 } from './run-spend.ts';
 
 /** Proof of a claim: only the holder of (owner, attempt) may change the task. */
@@ -245,9 +244,19 @@ export async function chargeUnappliedRun(
   await lockSessions(trx, [claim.sessionId]);
   // Less what a cancel or the lease reaper already charged from the spend this run recorded.
   const usage = await settleStoppedRun(trx, claim, outcome.usage, outcome.spendOnRecord);
-  if (usage.inputTokens === 0 && usage.outputTokens === 0 && usage.costUsd === 0) return;
-  await addTaskUsage(trx, claim.taskId, usage, now);
-  await chargeSessionUsage(trx, claim.sessionId, usage, now);
+  await chargeTaskAndSession(trx, claim, usage, now);
+}
+
+/** Adds `usage` to the task's and its session's usage (nothing to write when it is zero). */
+async function chargeTaskAndSession(
+  trx: Kysely<Database>,
+  task: { taskId: string; sessionId: string },
+  usage: Usage,
+  now: number,
+): Promise<void> {
+  if (isZeroUsage(usage)) return;
+  await addTaskUsage(trx, task.taskId, usage, now);
+  await chargeSessionUsage(trx, task.sessionId, usage, now);
 }
 
 /** finishTasks for one task. */
@@ -283,8 +292,7 @@ export async function expireTaskLease(
     .where('id', '=', row.id)
     .executeTakeFirst();
   const record = parseUnsettledUsage(current?.unsettled_usage);
-  const lost =
-    record?.attempt === attempts && record.owner === row.lease_owner ? usageOf(record) : zeroUsage();
+  const lost = record?.attempt === attempts && record.owner === row.lease_owner ? record.usage : zeroUsage();
   const updated = await trx
     .updateTable('tasks')
     .set((eb) => ({
@@ -311,9 +319,7 @@ export async function expireTaskLease(
   };
   const session = { id: row.session_id, tenantId: row.tenant_id };
   if (retry) {
-    if (lost.inputTokens > 0 || lost.outputTokens > 0 || lost.costUsd > 0) {
-      await chargeSessionUsage(trx, row.session_id, lost, now);
-    }
+    if (!isZeroUsage(lost)) await chargeSessionUsage(trx, row.session_id, lost, now);
     await appendEvents(trx, session, [event], now);
     return { applied: true, readied: 1, sessionFinished: null, retried: true };
   }
@@ -333,10 +339,7 @@ export async function releaseTask(trx: Kysely<Database>, claim: Claim, now: numb
   // A run that ignored its abort has not charged its spend: its record is charged now, before the
   // attempt number is given back (the next claim reuses it).
   const record = await takeUnsettledUsage(trx, claim);
-  if (record) {
-    await addTaskUsage(trx, claim.taskId, usageOf(record), now);
-    await chargeSessionUsage(trx, claim.sessionId, usageOf(record), now);
-  }
+  if (record) await chargeTaskAndSession(trx, claim, record.usage, now);
   const row = await trx
     .updateTable('tasks')
     .set({
@@ -392,7 +395,8 @@ export async function recordRunProgress(
   await lockSessions(trx, [claim.sessionId]);
   // Recording the spend checks the claim holds, as the output lines need.
   if (!(await recordUnsettledUsage(trx, claim, spend, now))) return false;
-  return appendTaskOutput(trx, claim, lines, now, true);
+  await appendOutputEvents(trx, claim, lines, now);
+  return true;
 }
 
 /** Appends output lines while the claim still holds (never after the session's final event). */
@@ -401,28 +405,35 @@ export async function appendTaskOutput(
   claim: Claim,
   lines: NonNullable<TrailingOutput['lines']>,
   now: number,
-  /** The caller has just checked that the claim holds, in this transaction. */
-  knownHeld = false,
 ): Promise<boolean> {
   if (lines.length === 0) return true;
-  const held =
-    knownHeld ||
-    (await trx
-      .selectFrom('tasks')
-      .select('id')
-      .where('id', '=', claim.taskId)
-      .where('status', 'in', ['leased', 'running'])
-      .where('lease_owner', '=', claim.owner)
-      .where('attempts', '=', claim.attempt)
-      .executeTakeFirst());
+  const held = await trx
+    .selectFrom('tasks')
+    .select('id')
+    .where('id', '=', claim.taskId)
+    .where('status', 'in', ['leased', 'running'])
+    .where('lease_owner', '=', claim.owner)
+    .where('attempts', '=', claim.attempt)
+    .executeTakeFirst();
   if (!held) return false;
+  await appendOutputEvents(trx, claim, lines, now);
+  return true;
+}
+
+/** The lines as `task.output` events of the claim's attempt (the claim is known to hold). */
+async function appendOutputEvents(
+  trx: Kysely<Database>,
+  claim: Claim,
+  lines: NonNullable<TrailingOutput['lines']>,
+  now: number,
+): Promise<void> {
+  if (lines.length === 0) return;
   await appendEvents(
     trx,
     { id: claim.sessionId, tenantId: claim.tenantId },
     toOutputEvents(claim, lines),
     now,
   );
-  return true;
 }
 
 function toOutputEvents(claim: Claim, lines: NonNullable<TrailingOutput['lines']>): NewEvent[] {

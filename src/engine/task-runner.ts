@@ -1,7 +1,7 @@
 // Runs one claimed task: resolves its runtime, streams its output into events in batches,
 // and turns the runtime's result or error into an outcome. Knows nothing about slots or leases.
 import type { AgentRuntime, RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
-import type { Usage } from '../domain/types.ts';
+import { isSameUsage, maxUsage, type Usage } from '../domain/types.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
 import { type GenAiTracer, MAOS_PROVIDER } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -10,7 +10,6 @@ import type { StoredTraceContext } from '../observability/tracing.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { createFlushClock } from './flush-clock.ts';
 import { createOutputBuffer } from './output-buffer.ts';
-import { isSameUsage, maxUsage } from './run-spend.ts';
 import { type Claim, type RunOutcome, recordRunProgress } from './task-ops.ts';
 
 /**
@@ -94,23 +93,24 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   let spendQueuedAt = Number.NEGATIVE_INFINITY;
   let spendOnRecord: Usage | undefined;
 
+  /** The next tick of the flush clock writes what is gathered by then. */
+  function scheduleFlush(): void {
+    if (waiting) return;
+    waiting = true;
+    outputFlushClock.join(flush);
+  }
+
   const flush = (): void => {
     waiting = false;
     const lines = buffer.take(false);
     // The unfinished lines held now are written at the next tick, after a whole interval.
     buffer.startInterval();
-    if (buffer.pending > 0) {
-      waiting = true;
-      outputFlushClock.join(flush);
-    }
+    if (buffer.pending > 0) scheduleFlush();
     // The spend is recorded at most once a SPEND_RECORD_MS: a streaming estimate changes at every
     // flush, and a killed run loses at most that much of it.
     const spendChanged = !isSameUsage(spend, spendQueued);
     const spendDue = spendChanged && input.now() - spendQueuedAt >= SPEND_RECORD_MS;
-    if (spendChanged && !spendDue && !waiting) {
-      waiting = true;
-      outputFlushClock.join(flush);
-    }
+    if (spendChanged && !spendDue) scheduleFlush();
     const newSpend = spendDue ? spend : undefined;
     if (lines.length === 0 && newSpend === undefined) return;
     if (newSpend) {
@@ -131,11 +131,6 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
         },
       );
     writes.push(write);
-  };
-  const scheduleFlush = () => {
-    if (waiting) return;
-    waiting = true;
-    outputFlushClock.join(flush);
   };
 
   const outcome = await runToOutcome(input, logger, buffer, scheduleFlush, (usage) => {

@@ -81,8 +81,8 @@ export interface TasksTable {
   cache_read_tokens: number;
   cost_usd: number;
   /**
-   * What the running attempt has spent and nobody was charged for yet (JSON UnsettledUsage,
-   * engine/run-spend.ts); charged by whoever takes the attempt over if its process dies.
+   * What the running attempt has spent and nobody was charged for yet (JSON: the usage figures
+   * with `attempt` and `owner`, engine/run-spend.ts); settled once by whoever ends the attempt.
    */
   unsettled_usage?: string | null;
   created_at: number;
