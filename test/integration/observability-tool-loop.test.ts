@@ -9,7 +9,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
-import { requestJson, waitForSession } from '../fixtures/server.ts';
+import { runScoutThenWriter } from '../fixtures/scout-writer.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -59,20 +59,7 @@ async function runToolLoop(
     }
     return scoutLoop(request);
   });
-  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
-    method: 'POST',
-    body: {
-      objective: 'Research and write',
-      strategy: 'sequential',
-      agents: [
-        { name: 'scout', role: 'researcher', task: 'Find facts' },
-        { name: 'writer', role: 'documenter', task: 'Write it up' },
-      ],
-    },
-  });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const done = await waitForSession<{ status: string; error: string | null }>(server.url, created.body.id);
-  assert.equal(done.status, 'completed', done.error ?? '');
+  await runScoutThenWriter(server.url);
   const metrics = await fetch(`${server.url}/metrics`).then((response) => response.text());
   const scoutCalls = llm.requests.filter((request) => request.promptText.includes(SCOUT)).length;
   return { spans: exporter.getFinishedSpans(), metrics, scoutCalls };

@@ -14,6 +14,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import type { ScriptedReply } from '../fixtures/llm-server.ts';
+import { runScoutThenWriter } from '../fixtures/scout-writer.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
@@ -196,20 +197,7 @@ describe('tool spans of LLM agents', () => {
       }
       return { text: 'done' };
     });
-    const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
-      method: 'POST',
-      body: {
-        objective: 'Research and write',
-        strategy: 'sequential',
-        agents: [
-          { name: 'scout', role: 'researcher', task: 'Find facts' },
-          { name: 'writer', role: 'documenter', task: 'Write it up' },
-        ],
-      },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const done = await waitForSession<Session & { error: string | null }>(server.url, created.body.id);
-    assert.equal(done.status, 'completed', done.error ?? '');
+    await runScoutThenWriter(server.url);
     return [...collected.spans];
   }
 
