@@ -1,10 +1,17 @@
 // Telemetry of each model call of one LLM agent attempt: a `chat {model}` span (child of the agent
 // span, when it records) and one duration sample and one pair of token samples per call, as the
 // GenAI conventions define the inference operation, rather than one for the attempt's whole tool loop.
+// A call the response cache answered is a span that says so, without samples: no provider was called.
 import type { Context, Span } from '@opentelemetry/api';
 import type { GenAiTracer } from './genai-spans.ts';
 import type { Metrics } from './metrics.ts';
 import { markSpanFailed } from './tracing.ts';
+
+/**
+ * Span attribute of a model call the response cache was asked for: true when the answer came from
+ * the cache (no provider call), false when the provider was called. MAOS's own: GenAI defines none.
+ */
+export const RESPONSE_CACHE_HIT = 'maos.llm.response_cache.hit';
 
 /** Token counts of one model call, as its provider reported them. */
 export interface TokenUsage {
@@ -38,6 +45,11 @@ export interface ModelCallTelemetry {
   callFailed(error: unknown): void;
   /** The model refused the tools offered (the attempt retries without them): span only, no samples. */
   callRefusedTools(error: unknown): void;
+  /**
+   * The response cache was asked for the call in progress: on a hit the call is no provider call,
+   * and records no duration, token, cost or error sample.
+   */
+  cacheLookedUp(hit: boolean): void;
   /** Whether the last model call failed: the attempt's failure is then already recorded. */
   readonly lastCallFailed: boolean;
 }
@@ -70,6 +82,8 @@ export class AttemptModelCalls implements ModelCallTelemetry {
   #operation: 'chat' | 'text_completion' | 'generate_content';
   #started = 0;
   #span: Span | undefined;
+  /** The call in progress was answered from the response cache. */
+  #fromCache = false;
 
   constructor(deps: ModelCallDeps, of: AttemptOfCalls) {
     this.#deps = deps;
@@ -79,6 +93,7 @@ export class AttemptModelCalls implements ModelCallTelemetry {
 
   callStarted(step: number): void {
     this.lastCallFailed = false;
+    this.#fromCache = false;
     this.#started = this.#deps.now();
     const { target, parent } = this.#of;
     if (parent === undefined) return;
@@ -117,6 +132,7 @@ export class AttemptModelCalls implements ModelCallTelemetry {
       });
       span.end();
     }
+    if (this.#fromCache) return;
     this.#record({
       durationSeconds,
       inputTokens: usage?.inputTokens,
@@ -136,7 +152,7 @@ export class AttemptModelCalls implements ModelCallTelemetry {
       span.setAttribute('error.type', errorType);
       span.end();
     }
-    this.#record({ durationSeconds, errorType });
+    if (!this.#fromCache) this.#record({ durationSeconds, errorType });
   }
 
   callRefusedTools(error: unknown): void {
@@ -147,6 +163,11 @@ export class AttemptModelCalls implements ModelCallTelemetry {
     markSpanFailed(span, error);
     span.setAttribute('error.type', 'tools_unsupported');
     span.end();
+  }
+
+  cacheLookedUp(hit: boolean): void {
+    this.#fromCache = hit;
+    this.#span?.setAttribute(RESPONSE_CACHE_HIT, hit);
   }
 
   /** One model call's metric samples, labelled with the attempt's provider, model and operation. */

@@ -91,6 +91,93 @@ describe('LLM telemetry', () => {
     assert.match(text, /maos_llm_cache_requests_total\{provider="openai",result="hit"\} 1/);
   });
 
+  test('a call answered from the response cache is a cache hit on its span, not a provider call', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const telemetry = createLlmTelemetry({
+      metrics,
+      genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
+    });
+    // What the cache model does inside the attempt: a lookup, after an await, then the answer.
+    const answer = (hit: boolean) => async () => {
+      await Promise.resolve();
+      telemetry.cacheLookup('openai', hit);
+      return { usage: { inputTokens: hit ? 0 : 10, outputTokens: hit ? 0 : 2 } };
+    };
+    const usage = (value: { usage: { inputTokens: number; outputTokens: number } }) => value.usage;
+    await telemetry.observeCall({ provider: 'openai', model: 'gpt-x' }, answer(false), usage);
+    await telemetry.observeCall({ provider: 'openai', model: 'gpt-x' }, answer(true), usage);
+    await assert.rejects(
+      telemetry.observeCall(
+        { provider: 'openai', model: 'gpt-x' },
+        async () => {
+          await Promise.resolve();
+          telemetry.cacheLookup('openai', true);
+          throw new AppError('TIMEOUT', 'stopped while replaying');
+        },
+        () => ({}),
+      ),
+      /stopped/,
+    );
+    const text = await metrics.render();
+    assert.match(text, /maos_llm_cache_requests_total\{provider="openai",result="hit"\} 2/);
+    assert.match(text, /maos_llm_cache_requests_total\{provider="openai",result="miss"\} 1/);
+    assert.match(text, /^gen_ai_client_operation_duration_seconds_count\{[^}]*\} 1$/m, 'only the miss');
+    assert.doesNotMatch(text, /error_type="/);
+    assert.doesNotMatch(text, /^maos_llm_provider_errors_total\{/m);
+    assert.match(text, /gen_ai_client_token_usage_count\{[^}]*gen_ai_token_type="input"\} 1/);
+    const spans = exporter.getFinishedSpans();
+    exporter.reset();
+    assert.deepEqual(
+      spans.map((span) => span.attributes['maos.llm.response_cache.hit']),
+      [false, true, true],
+    );
+  });
+
+  test('an agent attempt: only the model calls answered by the provider are samples', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const telemetry = createLlmTelemetry({
+      metrics,
+      genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
+    });
+    const agent = traces.tracing.tracer.startSpan('invoke_agent engineer');
+    const scope = context.with(trace.setSpan(context.active(), agent), () => telemetry.agentScope());
+    const tokens = { inputTokens: 5, outputTokens: 1, cacheReadTokens: 0 };
+    await telemetry.observeCall(
+      { provider: 'openai', model: 'gpt-x' },
+      async () => {
+        const calls = scope.claimAttempt(1, () => 0);
+        assert.ok(calls);
+        // Step 1 from the cache, step 2 from the provider (its prompt holds a new tool result).
+        for (const hit of [true, false]) {
+          calls.callStarted(hit ? 1 : 2);
+          await Promise.resolve();
+          telemetry.cacheLookup('openai', hit);
+          calls.callFinished(
+            hit ? { ...tokens, inputTokens: 0, outputTokens: 0 } : tokens,
+            'stop',
+            'gpt-x',
+            'r',
+          );
+        }
+        return {};
+      },
+      () => ({}),
+    );
+    agent.end();
+    const text = await metrics.render();
+    assert.match(text, /^gen_ai_client_operation_duration_seconds_count\{[^}]*\} 1$/m);
+    assert.match(text, /gen_ai_client_token_usage_sum\{[^}]*gen_ai_token_type="input"\} 5$/m);
+    const chats = exporter.getFinishedSpans().filter((span) => span.name === 'chat gpt-x');
+    exporter.reset();
+    assert.deepEqual(
+      chats.map((span) => [span.attributes['maos.llm.step'], span.attributes['maos.llm.response_cache.hit']]),
+      [
+        [1, true],
+        [2, false],
+      ],
+    );
+  });
+
   test('agentScope: no tool tracing outside a span; inside, tool spans are its children and failures are marked', async () => {
     const telemetry = createLlmTelemetry({
       metrics: createMetrics({ version: '1.2.3', collectDefaults: false }),

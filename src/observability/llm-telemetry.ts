@@ -1,8 +1,10 @@
 // One place where a model call becomes telemetry: a `chat {model}` span, the GenAI duration and
 // token histograms, the cost counter and provider errors by type. The LLM client calls it per
 // attempt; an LLM agent takes its attempts over, so that each model call of its tool loop is one
-// span and one sample (llm-telemetry-model-calls.ts).
-import { type Context, context, trace } from '@opentelemetry/api';
+// span and one sample (llm-telemetry-model-calls.ts). A call answered from the response cache is
+// no provider call: a cache hit on its span and counter, no duration, token or error sample.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { type Context, context, type Span, trace } from '@opentelemetry/api';
 import { classifyProviderError } from '../agents/providers/provider-errors.ts';
 import type { GenAiTracer } from './genai-spans.ts';
 import {
@@ -10,6 +12,7 @@ import {
   type ModelCallDeps,
   type ModelCallTarget,
   type ModelCallTelemetry,
+  RESPONSE_CACHE_HIT,
   type TokenUsage,
 } from './llm-telemetry-model-calls.ts';
 import { OTHER, type PROVIDER_ERROR_TYPES } from './metric-labels.ts';
@@ -50,6 +53,10 @@ export interface LlmTelemetry {
   circuitStateChanged(provider: string, state: CircuitState): void;
   /** A call its provider's open circuit breaker refused before it started (no span, no duration). */
   circuitRejected(provider: string): void;
+  /**
+   * A response cache lookup (maos_llm_cache_requests_total). Inside an observed attempt it also
+   * marks the model call in progress: a hit then records no provider sample (see observeCall).
+   */
   cacheLookup(provider: string, hit: boolean): void;
   /**
    * The telemetry of the agent run starting now. Bound to the active span (the task's
@@ -120,12 +127,26 @@ function defaultClassify(error: unknown): string {
   return OTHER;
 }
 
+/**
+ * Where the response cache's lookups of one attempt go: to the model call in progress of an
+ * attempt an agent claimed, or else to the attempt itself (one model call).
+ */
+interface CacheLookups {
+  calls: ModelCallTelemetry | undefined;
+  /** The attempt's lookup result, when unclaimed; undefined when the cache was not consulted. */
+  hit: boolean | undefined;
+}
+
 /** Creates the adapter between the LLM client and metrics/tracing. */
 export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
   const { metrics, genAi } = options;
   const classify = options.classifyError ?? defaultClassify;
   const now = options.now ?? (() => performance.now());
   const deps: ModelCallDeps = { metrics, genAi, classify, now };
+  // The response cache sits below the LLM client, inside the model (providers/response-cache-model.ts),
+  // and reports only (provider, hit). The attempt's async context tells which call it was for;
+  // attempts run concurrently, so nothing shared can.
+  const lookups = new AsyncLocalStorage<CacheLookups>();
   // The hand-over of an attempt to the agent that runs it. The LLM client calls `run` (the agent's
   // attempt callback) synchronously inside observeCall, and the agent claims the attempt before its
   // first await, so `offered` is only set while that call is on the stack: concurrent attempts
@@ -141,6 +162,8 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
     if (offered === undefined) return undefined;
     claimed = new AttemptModelCalls(deps, { target: offered, attempt, costOf, parent });
     offered = undefined;
+    const sink = lookups.getStore();
+    if (sink) sink.calls = claimed;
     return claimed;
   }
   const untracedScope: AgentTelemetryScope = {
@@ -156,10 +179,11 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
     ): Promise<T> {
       const started = now();
       let running: Promise<T>;
+      const sink: CacheLookups = { calls: undefined, hit: undefined };
       offered = target;
       claimed = undefined;
       try {
-        running = run();
+        running = lookups.run(sink, run);
       } catch (error) {
         running = Promise.reject(error);
       } finally {
@@ -196,15 +220,21 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
         value = await running;
       } catch (error) {
         const errorType = classify(error);
-        metrics.recordLlmCall({ ...base, durationSeconds: (now() - started) / 1000, errorType });
+        if (sink.hit !== true) {
+          metrics.recordLlmCall({ ...base, durationSeconds: (now() - started) / 1000, errorType });
+        }
+        markCacheResult(span, sink.hit);
         markSpanFailed(span, error);
         span.setAttribute('error.type', errorType);
         span.end();
         throw error;
       }
       const usage = usageOf(value);
+      markCacheResult(span, sink.hit);
       genAi.endChat(span, usage);
       span.end();
+      // Served from the cache: not a call of the provider, so none of its samples.
+      if (sink.hit === true) return value;
       metrics.recordLlmCall({
         ...base,
         durationSeconds: (now() - started) / 1000,
@@ -216,7 +246,13 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
     },
     circuitStateChanged: (provider, state) => metrics.setCircuitState(provider, state),
     circuitRejected: (provider) => metrics.recordProviderError(provider, 'circuit_open'),
-    cacheLookup: (provider, hit) => metrics.recordCacheResult(provider, hit),
+    cacheLookup(provider, hit) {
+      metrics.recordCacheResult(provider, hit);
+      const sink = lookups.getStore();
+      if (sink === undefined) return;
+      if (sink.calls) sink.calls.cacheLookedUp(hit);
+      else sink.hit = hit;
+    },
     agentScope() {
       const parent = context.active();
       const agent = trace.getSpan(parent);
@@ -230,6 +266,11 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
       };
     },
   };
+}
+
+/** Says on a chat span whether its answer came from the response cache (absent: not consulted). */
+function markCacheResult(span: Span, hit: boolean | undefined): void {
+  if (hit !== undefined) span.setAttribute(RESPONSE_CACHE_HIT, hit);
 }
 
 async function traceTool<T>(
