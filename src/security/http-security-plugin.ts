@@ -50,6 +50,8 @@ interface RequestState {
   retryAfterSeconds?: number;
   rateLimitHeaders?: Record<string, string>;
   denial?: string;
+  /** Its audit record was written (or attempted) before the response was sent. */
+  audited?: boolean;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -260,7 +262,9 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       if (state.denial === undefined) noteQuotaDenial(state, error);
       done();
     });
-    // A callback hook: no promise per request on the hot path.
+    // The audit record is stored BEFORE the response leaves (awaited here, in onSend): a client
+    // that has its answer knows the record of it is stored (durably with SQLite `synchronous: full`).
+    // A callback hook: reads that were not denied (the hot path) pass without a promise.
     app.addHook('onSend', (request, reply, payload, done) => {
       try {
         addResponseHeaders(request, reply);
@@ -268,36 +272,63 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         done(error as Error);
         return;
       }
-      done(null, payload);
+      const rpc = auditCallOf(request, reply);
+      if (rpc === undefined) return done(null, payload);
+      stateOf(request).audited = true;
+      writeAudit(request, reply, rpc).then(
+        (stored) => {
+          // The change was made and is answered as the handler answered it (see writeAudit); the
+          // header tells the client its record is missing.
+          if (!stored) reply.header(AUDIT_FAILED_HEADER, 'not-recorded');
+          done(null, payload);
+        },
+        (error: Error) => done(error),
+      );
     });
-    // Reads that were not denied (the hot path) return without a promise; audited ones go async.
+    // Replies that skip onSend (an SSE stream takes the socket over) are recorded once answered.
     app.addHook('onResponse', (request, reply, done) => {
-      const status = reply.statusCode;
-      const denied = status === 401 || status === 403 || status === 429;
-      if (SAFE_METHODS.has(request.method) && !denied) return done();
-      if (request.routeOptions.config?.public === true && !denied) return done();
-      // MCP sends every message as a POST; only tool calls change anything (reads are not audited),
-      // and a route that records its tool calls itself (one record naming the tool) gets no second one.
-      const jsonRpc = request.routeOptions.config?.jsonRpc;
-      const rpc = jsonRpc ? readJsonRpcCall(request.body) : null;
-      if (rpc && (rpc.method !== 'tools/call' || jsonRpc?.auditsToolCalls) && !denied) return done();
+      if (states.get(request)?.audited === true) return done();
+      const rpc = auditCallOf(request, reply);
+      if (rpc === undefined) return done();
       writeAudit(request, reply, rpc).then(() => done(), done);
     });
   };
+
+  /**
+   * Whether a request gets an audit record: undefined when not, else the JSON-RPC call it carried
+   * (null for a plain REST request). State changes and denials are recorded; reads are not.
+   */
+  function auditCallOf(request: FastifyRequest, reply: FastifyReply): JsonRpcCall | null | undefined {
+    const status = reply.statusCode;
+    const denied = status === 401 || status === 403 || status === 429;
+    if (SAFE_METHODS.has(request.method) && !denied) return undefined;
+    if (request.routeOptions.config?.public === true && !denied) return undefined;
+    // MCP sends every message as a POST; only tool calls change anything (reads are not audited),
+    // and a route that records its tool calls itself (one record naming the tool) gets no second one.
+    const jsonRpc = request.routeOptions.config?.jsonRpc;
+    const rpc = jsonRpc ? readJsonRpcCall(request.body) : null;
+    if (rpc && (rpc.method !== 'tools/call' || jsonRpc?.auditsToolCalls) && !denied) return undefined;
+    return rpc;
+  }
 
   async function writeAudit(
     request: FastifyRequest,
     reply: FastifyReply,
     rpc: JsonRpcCall | null,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const event = buildAuditEvent(request, reply, rpc);
     try {
       await auditLog.append(event);
       metrics?.recordAuditRecordWritten?.(event.outcome);
+      return true;
     } catch (error) {
-      // The request was answered already: the loss is made visible (alert MaosAuditWriteFailures).
+      // The change (if any) is made and cannot be taken back; answering 5xx instead would say it
+      // failed, invite a retry that repeats it, and lose a body shown once (a new API key). So the
+      // answer stays the handler's, and the loss is made visible: counted (alert
+      // MaosAuditWriteFailures), logged with the request id, flagged in a response header.
       metrics?.recordAuditWriteFailure?.();
       logger.error({ err: error, requestId: String(request.id) }, 'audit record could not be written');
+      return false;
     }
   }
 
@@ -342,6 +373,9 @@ export function classifyAuthFailure(bearerError: string | null, reason: string):
   if (reason.includes('audience')) return 'wrong_audience';
   return bearerError === 'invalid_token' ? 'invalid_token' : '_OTHER';
 }
+
+/** Response header set when the request's audit record could not be stored (value `not-recorded`). */
+export const AUDIT_FAILED_HEADER = 'maos-audit';
 
 /** Path of the RFC 9728 protected-resource metadata document. */
 export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource';
