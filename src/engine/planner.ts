@@ -11,6 +11,7 @@ import type { PlanBody, Usage } from '../domain/types.ts';
 import { addUsage, ZERO_USAGE } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Planner } from './engine-types.ts';
+import { recoverJsonAnswer } from './planner-answer.ts';
 import { ORCHESTRATOR_PLAN_ORIGIN, type OrchestratedPlanBody } from './planner-continuation.ts';
 import {
   buildInitialPlanPrompt,
@@ -95,6 +96,13 @@ type RoundOutcome<T> =
 /** Lists schema problems of an unparseable/invalid answer in words the model can act on. */
 function describeSchemaFailure(text: string | undefined, schema: z.ZodType): string[] {
   if (!text || text.trim().length === 0) return ['the answer was empty; return the JSON object'];
+  const recovered = recoverJsonAnswer(text, schema);
+  if (recovered && !recovered.ok) {
+    return [
+      'answer with the JSON object alone, without Markdown fences or text around it',
+      ...describeIssues(recovered.issues),
+    ];
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -103,9 +111,11 @@ function describeSchemaFailure(text: string | undefined, schema: z.ZodType): str
   }
   const parsed = schema.safeParse(value);
   if (parsed.success) return ['the answer did not match the requested structure'];
-  return parsed.error.issues
-    .slice(0, 20)
-    .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  return describeIssues(parsed.error.issues);
+}
+
+function describeIssues(issues: z.ZodError['issues']): string[] {
+  return issues.slice(0, 20).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
 }
 
 /** Creates the planner the engine calls for objective-only and adaptive sessions. */
@@ -166,6 +176,17 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
             };
           } catch (error) {
             if (!NoObjectGeneratedError.isInstance(error)) throw error;
+            // A valid object in a Markdown fence (or after a sentence) is the answer asked for: no
+            // repair round, which would cost a call and fail a session whose model always fences.
+            const recovered = recoverJsonAnswer(error.text ?? '', schema);
+            if (recovered?.ok) {
+              return {
+                kind: 'object',
+                value: recovered.value,
+                text: JSON.stringify(recovered.value),
+                usage: toUsage(error.usage, target.price),
+              };
+            }
             return {
               kind: 'invalid',
               text: error.text ?? '',

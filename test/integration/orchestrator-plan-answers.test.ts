@@ -1,0 +1,99 @@
+// How the orchestrator copes with what models really answer, over both wire formats: a plan in a
+// Markdown fence or after a sentence is taken as is (no repair call), a fenced answer that breaks the
+// schema is repaired with the schema's problems. Real app over HTTP, scripted LLM server, SQLite.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { type LlmRequestKind, llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
+import { startOrchestratorStack, type WireFormat } from '../fixtures/orchestrator-stack.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+
+interface SessionView {
+  status: string;
+  error: string | null;
+  result: string | null;
+  tasks: Array<{ name: string; role: string; status: string }>;
+}
+
+const AGENT_ANSWER = '## Summary\nDone.\n## Deliverable\nIt.\n## Open points\nNone.';
+const PLAN = {
+  rationale: 'one task',
+  phases: [{ name: 'build', tasks: [plannedTask('build', 'engineer')] }],
+};
+const fenced = (value: unknown) => `\`\`\`json\n${JSON.stringify(value, null, 2)}\n\`\`\``;
+
+/** Answers by kind; `plan` and `gate` replies come from the scenario. */
+function handlerFor(
+  replies: Partial<Record<LlmRequestKind, (request: RecordedLlmRequest) => ScriptedReply>>,
+) {
+  return (request: RecordedLlmRequest): ScriptedReply => {
+    const kind = llmRequestKind(request);
+    const reply = replies[kind];
+    if (reply) return reply(request);
+    if (kind === 'synthesis') return { text: 'The answer.' };
+    if (kind === 'gate') return { object: { decision: 'complete', reason: 'met', next_phase: null } };
+    return { text: AGENT_ANSWER };
+  };
+}
+
+function count(requests: readonly RecordedLlmRequest[], kind: LlmRequestKind): number {
+  return requests.filter((request) => llmRequestKind(request) === kind).length;
+}
+
+for (const api of ['openai', 'anthropic'] as const satisfies readonly WireFormat[]) {
+  describe(`orchestrator answers over the ${api} wire format`, { timeout: 90_000 }, () => {
+    test('a plan in a Markdown fence is the plan: one planning call', async (t) => {
+      const stack = await startOrchestratorStack(t, { api });
+      stack.llm.setHandler(handlerFor({ plan: () => ({ text: fenced(PLAN) }) }));
+      const id = await stack.submit({ objective: 'Build the thing' });
+      const done = await stack.wait<SessionView>(id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      assert.equal(done.result, 'The answer.');
+      assert.equal(count(stack.llm.requests, 'plan'), 1, 'no repair round');
+      assert.deepEqual(
+        done.tasks.map((task) => [task.name, task.status]),
+        [
+          ['orchestrator:plan', 'succeeded'],
+          ['build', 'succeeded'],
+          ['orchestrator:synthesis', 'succeeded'],
+        ],
+      );
+    });
+
+    test('a plan after a sentence, and a phase gate in a fence, are taken too', async (t) => {
+      const stack = await startOrchestratorStack(t, { api });
+      stack.llm.setHandler(
+        handlerFor({
+          plan: () => ({ text: `Here is the plan you asked for:\n\n${JSON.stringify(PLAN)}\n\nGood luck!` }),
+          gate: () => ({ text: fenced({ decision: 'complete', reason: 'met', next_phase: null }) }),
+        }),
+      );
+      const id = await stack.submit({ objective: 'Build the thing in phases', strategy: 'adaptive' });
+      const done = await stack.wait<SessionView>(id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      assert.equal(count(stack.llm.requests, 'plan'), 1);
+      assert.equal(count(stack.llm.requests, 'gate'), 1);
+    });
+
+    test('a fenced plan that breaks the schema is repaired with its problems', async (t) => {
+      const stack = await startOrchestratorStack(t, { api });
+      let round = 0;
+      stack.llm.setHandler(
+        handlerFor({
+          plan: () => {
+            round += 1;
+            return round === 1 ? { text: fenced({ rationale: 'r', phases: [] }) } : { object: PLAN };
+          },
+        }),
+      );
+      const id = await stack.submit({ objective: 'Build the thing' });
+      const done = await stack.wait<SessionView>(id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      const repair = stack.llm.requests.filter((request) => llmRequestKind(request) === 'plan')[1];
+      assert.ok(repair);
+      assert.match(repair.promptText, /without Markdown fences/);
+      assert.match(repair.promptText, /phases: Too small/);
+      assert.doesNotMatch(repair.promptText, /not valid JSON/);
+    });
+  });
+}
