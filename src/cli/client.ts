@@ -26,6 +26,8 @@ export interface StreamOptions {
   signal?: AbortSignal;
   /** A stream silent for this long (no event, no keep-alive) counts as dead. @defaultValue 60000 */
   idleTimeoutMs?: number;
+  /** Called once the server accepted the stream (200), before any event. */
+  onOpen?: () => void;
 }
 
 export type ApiClient = ReturnType<typeof createApiClient>;
@@ -217,6 +219,7 @@ export function createApiClient(options: ApiClientOptions) {
           signal: controller.signal,
         });
         if (!response.ok) throw toProblemError(response, await response.text());
+        stream.onOpen?.();
         if (!response.body) return;
         const body = response.body as AsyncIterable<Uint8Array>;
         const watched = watchActivity(body, armIdleTimer);
@@ -262,7 +265,9 @@ function normaliseBaseUrl(server: string): URL {
   return url;
 }
 
+/** A session id as one path segment; an empty one would address the collection instead. */
 function encodeId(id: string): string {
+  if (id.trim() === '') throw new CliError('USAGE', 'the session id must not be empty', EXIT.USAGE);
   return encodeURIComponent(id);
 }
 
@@ -280,19 +285,40 @@ const CONNECTION_ERROR_CODES = new Set([
   'UND_ERR_HEADERS_TIMEOUT',
 ]);
 
+/**
+ * A request that failed before any answer came. `refused` is true when the connection was refused:
+ * then nothing reached the server, so even a non-idempotent request may be sent again.
+ */
+export class UnreachableError extends CliError {
+  readonly refused: boolean;
+
+  constructor(code: string, message: string, refused: boolean) {
+    super(code, message, EXIT.UNREACHABLE);
+    this.refused = refused;
+  }
+}
+
 function toConnectionError(error: unknown, baseUrl: URL): CliError {
-  const cause = (error as { cause?: { code?: string } } | undefined)?.cause;
+  const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
   const code = cause?.code ?? (error as { code?: string } | undefined)?.code;
   const name = (error as Error | undefined)?.name;
   const where = baseUrl.href.replace(/\/$/, '');
   if (name === 'TimeoutError') {
-    return new CliError('TIMEOUT', `MAOS at ${where} did not answer in time`, EXIT.UNREACHABLE);
+    return new UnreachableError('TIMEOUT', `MAOS at ${where} did not answer in time`, false);
+  }
+  if (cause?.message === 'bad port') {
+    // fetch refuses ports browsers block (e.g. 6000, 6665): no server there is reachable from here.
+    return new CliError(
+      'INVALID_SERVER_URL',
+      `port ${baseUrl.port} of ${where} is a blocked port for HTTP clients; run the server on another port`,
+      EXIT.USAGE,
+    );
   }
   const reason = code && CONNECTION_ERROR_CODES.has(code) ? ` (${code})` : '';
-  return new CliError(
+  return new UnreachableError(
     'UNREACHABLE',
     `cannot reach MAOS at ${where}${reason} — is \`maos serve\` running? (set --server or MAOS_SERVER)`,
-    EXIT.UNREACHABLE,
+    code === 'ECONNREFUSED',
   );
 }
 
@@ -340,18 +366,33 @@ export function toProblemError(response: Response, text: string): CliError {
   } catch {
     // Not JSON (e.g. a proxy's HTML page): fall back to the status line.
   }
+  // 502/503/504: a proxy without its backend, or a server starting or shutting down.
+  const retryable = response.status === 502 || response.status === 503 || response.status === 504;
   const code = typeof problem.code === 'string' ? problem.code : `HTTP_${response.status}`;
   const detail =
     (typeof problem.detail === 'string' && problem.detail) ||
     (typeof problem.title === 'string' && problem.title) ||
-    response.statusText ||
-    `request failed with status ${response.status}`;
-  // 502/503/504: a proxy without its backend, or a server starting or shutting down.
-  const retryable = response.status === 502 || response.status === 503 || response.status === 504;
+    describeBareStatus(response, retryable);
   return new ApiProblemError(code, detail, exitCodeForStatus(response.status), describeDetails(problem), {
     retryable,
     problemDetails: problem.details,
   });
+}
+
+/**
+ * An error answer without a problem document (a proxy or load balancer answered, not MAOS): the
+ * status, where it came from and, for 502/503/504, what it usually means.
+ */
+function describeBareStatus(response: Response, unavailable: boolean): string {
+  const status = `${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
+  let where = '';
+  try {
+    where = ` from ${new URL(response.url).origin}`;
+  } catch {
+    // No URL on a synthetic response.
+  }
+  const hint = unavailable ? ' (no MAOS server ready behind it; try again shortly)' : '';
+  return `HTTP ${status}${where}${hint}`;
 }
 
 /** Readable lines from a problem's `errors`/`details` list (validation issues). */

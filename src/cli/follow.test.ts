@@ -113,7 +113,7 @@ describe('followSession', () => {
     await new Promise((resolve) => closed.close(resolve));
     const client = createApiClient({ server: `http://127.0.0.1:${port}` });
     await assert.rejects(
-      followSession(client, sessionId, { onEvent: () => {}, maxReconnects: 1 }),
+      followSession(client, sessionId, { onEvent: () => {}, retryForMs: 300 }),
       (error: unknown) =>
         error instanceof CliError && error.exitCode === 3 && /cannot reach MAOS/.test(error.message),
     );

@@ -2,7 +2,15 @@
 // so `maos run --follow` and `maos logs -f` see every event exactly once and in order.
 import type { EventDto, SessionDto } from '../http/dto.ts';
 import { type ApiClient, FINAL_SESSION_STATUSES } from './client.ts';
-import { CliError, EXIT } from './exit-codes.ts';
+import type { CliError } from './exit-codes.ts';
+import {
+  createOutage,
+  DEFAULT_RETRY_FOR_MS,
+  giveUpError,
+  interruptedError,
+  isTransient,
+  sleep,
+} from './retry.ts';
 
 export interface FollowOptions {
   /** Start after this seq; 0 = from the first event. */
@@ -10,21 +18,38 @@ export interface FollowOptions {
   signal?: AbortSignal;
   /** Called in order; a returned promise is awaited before the next event (e.g. a question asked). */
   onEvent: (event: EventDto) => unknown;
-  /** Called before each reconnect attempt (after a drop), with the attempt number. */
-  onReconnect?: (attempt: number, lastSeq: number) => void;
-  /** Consecutive failed reconnects before giving up. @defaultValue 20 */
-  maxReconnects?: number;
+  /**
+   * Called before each new attempt after a failed or dropped one (also when the very first request
+   * failed), with the attempt number, the last seq delivered and why.
+   */
+  onReconnect?: (attempt: number, lastSeq: number, info: ReconnectInfo) => void;
+  /**
+   * Give up once the server has been unavailable this long (retry.ts; 0: fail at the first
+   * failure). @defaultValue DEFAULT_RETRY_FOR_MS
+   */
+  retryForMs?: number;
   /** Passed to the stream; see StreamOptions. */
   idleTimeoutMs?: number;
 }
 
-/** Backoff between reconnects: fast at first (a restart takes ~1 s), capped so a long outage polls gently. */
-const RECONNECT_BASE_MS = 250;
-const RECONNECT_MAX_MS = 5_000;
+/** Why a follower tries again. */
+export interface ReconnectInfo {
+  /** The failure; undefined when the server closed the stream before the session ended. */
+  error?: CliError;
+  /** Wait before the attempt. */
+  delayMs: number;
+  /** False while no stream was ever opened (the first request has not succeeded yet). */
+  connected: boolean;
+}
+
+/** An open stream that lived this long counted as a recovered server even without events. */
+const HEALTHY_STREAM_MS = 10_000;
 
 /**
  * Streams every event of the session until it has ended and all its events were delivered; returns
- * the final session. Returns early (with the latest session) when the signal aborts.
+ * the final session. Returns early (with the latest session) when the signal aborts. Every request,
+ * the first one included, is retried while the server is unavailable (retry.ts); errors that will
+ * not go away (401, 403, 404, 400) fail at once.
  */
 export async function followSession(
   client: ApiClient,
@@ -32,8 +57,11 @@ export async function followSession(
   options: FollowOptions,
 ): Promise<SessionDto> {
   let lastSeq = options.afterSeq ?? 0;
-  let failures = 0;
-  const maxReconnects = options.maxReconnects ?? 20;
+  let connected = false;
+  const outage = createOutage(options.retryForMs ?? DEFAULT_RETRY_FOR_MS);
+  // Streams the server closes before the session ended (e.g. while it shuts down) are no outage,
+  // but reopening them is backed off the same way.
+  const quietCloses = createOutage(Number.POSITIVE_INFINITY);
   const deliver = async (event: EventDto) => {
     // Replays after a reconnect may overlap what was already shown; seq makes that exact.
     if (event.seq <= lastSeq) return;
@@ -42,15 +70,23 @@ export async function followSession(
   };
 
   for (;;) {
+    let delayMs: number;
+    let reason: CliError | undefined;
     let progressed = false;
+    let openedAt: number | undefined;
     try {
       for await (const event of client.streamEvents(sessionId, {
         afterSeq: lastSeq,
         signal: options.signal,
         idleTimeoutMs: options.idleTimeoutMs,
+        onOpen: () => {
+          connected = true;
+          openedAt = Date.now();
+        },
       })) {
         progressed = true;
-        failures = 0;
+        outage.recover();
+        quietCloses.recover();
         await deliver(event);
       }
       if (options.signal?.aborted) return await client.getSession(sessionId);
@@ -60,20 +96,26 @@ export async function followSession(
         await drainEvents(client, sessionId, () => lastSeq, deliver);
         return session;
       }
-      // Closed early without news (e.g. the server is restarting): back off like after a drop.
-      if (!progressed) failures += 1;
+      if (progressed) quietCloses.recover();
+      delayMs = quietCloses.fail() ?? 0;
     } catch (error) {
-      if (options.signal?.aborted) throw abortError();
-      if (!(error instanceof CliError) || !error.retryable) throw error;
-      if (!progressed) failures += 1;
-      if (failures > maxReconnects) throw error;
+      if (options.signal?.aborted) throw interruptedError();
+      if (!isTransient(error)) throw error;
+      // A stream that delivered events, or stayed open a while (keep-alives), ended an outage; one
+      // that breaks right after opening is part of it (else a half-broken server is retried forever).
+      if (openedAt !== undefined && Date.now() - openedAt >= HEALTHY_STREAM_MS) outage.recover();
+      const delay = outage.fail();
+      if (delay === undefined) throw giveUpError(error, outage);
+      delayMs = delay;
+      reason = error;
     }
-    options.onReconnect?.(failures, lastSeq);
-    await sleep(
-      Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.max(0, failures - 1)),
-      options.signal,
-    );
-    if (options.signal?.aborted) throw abortError();
+    options.onReconnect?.(Math.max(outage.failures, quietCloses.failures), lastSeq, {
+      error: reason,
+      delayMs,
+      connected,
+    });
+    await sleep(delayMs, options.signal);
+    if (options.signal?.aborted) throw interruptedError();
   }
 }
 
@@ -111,20 +153,4 @@ export async function readAllEvents(
       await onEvent(event);
     },
   );
-}
-
-function abortError(): CliError {
-  return new CliError('INTERRUPTED', 'interrupted', EXIT.INTERRUPTED);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

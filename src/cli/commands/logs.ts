@@ -8,11 +8,19 @@ import { type ActionFactory, addCommonOptions, type CliContext } from '../contex
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession, readAllEvents } from '../follow.ts';
 import { formatLogLine, indexTaskNames } from '../output.ts';
+import {
+  DEFAULT_RETRY_FOR_MS,
+  describeRetry,
+  formatDelay,
+  parseRetryFor,
+  retryWhileUnavailable,
+} from '../retry.ts';
 
 interface LogsOptions {
   follow?: boolean;
   after?: string;
   tail?: string;
+  retryFor?: string;
 }
 
 /** Events asked per newest-first page; the server lowers it to its `http.maxPageSize`. */
@@ -26,6 +34,11 @@ export function registerLogsCommand(program: Command, act: ActionFactory): void 
     .option('-f, --follow', 'stream new events live (reconnects after drops) until the session ends')
     .option('--after <seq>', 'only events after this sequence number', '0')
     .option('-n, --tail <n>', 'only the last n events (read from the end of the log); with -f, then follow')
+    .option(
+      '--retry-for <seconds>',
+      'with -f: how long to keep retrying a server that is unavailable (refused, 502/503/504) before giving up; 0 = at once',
+      String(DEFAULT_RETRY_FOR_MS / 1000),
+    )
     .addHelpText(
       'after',
       `
@@ -78,6 +91,16 @@ async function readLastEvents(
 }
 
 async function showLogs(ctx: CliContext, command: Command): Promise<number> {
+  try {
+    return await printLogs(ctx, command);
+  } catch (error) {
+    // Ctrl-C while following or while waiting for the server: exit 130 without an error line.
+    if (error instanceof CliError && error.exitCode === EXIT.INTERRUPTED) return EXIT.INTERRUPTED;
+    throw error;
+  }
+}
+
+async function printLogs(ctx: CliContext, command: Command): Promise<number> {
   const id = command.processedArgs[0] as string;
   const options = command.opts<LogsOptions>();
   let afterSeq = Number(options.after);
@@ -85,13 +108,24 @@ async function showLogs(ctx: CliContext, command: Command): Promise<number> {
     throw new CliError('USAGE', '--after must be a non-negative integer', EXIT.USAGE);
   }
   const tail = parseTail(options, command);
+  const retryForMs = parseRetryFor(options.retryFor);
   const { out } = ctx;
   const client = ctx.client();
+  // Following waits anyway: its first requests ride out a restarting server like its reconnects
+  // do. A one-shot read fails at once (exit 3 or 7), as scripts expect.
+  const firstRequest = <T>(call: () => Promise<T>): Promise<T> =>
+    options.follow
+      ? retryWhileUnavailable(call, {
+          retryForMs,
+          signal: ctx.interruptSignal(),
+          onRetry: (retry, error, delayMs) => out.note(describeRetry(error, retry, delayMs, retryForMs)),
+        })
+      : call();
   // Also turns an unknown id into NOT_FOUND before any streaming starts.
-  const session = await client.getSession(id);
+  const session = await firstRequest(() => client.getSession(id));
   const taskNames = indexTaskNames(session.tasks);
   if (tail !== undefined) {
-    const { events, newestSeq } = await readLastEvents(client, id, tail);
+    const { events, newestSeq } = await firstRequest(() => readLastEvents(client, id, tail));
     if (!options.follow) {
       if (out.json) out.printJson(events);
       else for (const event of events) out.line(formatLogLine(event, taskNames, out.paint));
@@ -111,21 +145,19 @@ async function showLogs(ctx: CliContext, command: Command): Promise<number> {
     else for (const event of events) out.line(formatLogLine(event, taskNames, out.paint));
     return EXIT.OK;
   }
-  try {
-    await followSession(client, id, {
-      afterSeq,
-      signal: ctx.interruptSignal(),
-      onEvent: (event) => {
-        if (out.json) out.printJsonLine(event);
-        else out.line(formatLogLine(event, taskNames, out.paint));
-      },
-      onReconnect: (attempt, lastSeq) => {
-        out.note(out.paint.dim(`connection lost after #${lastSeq}; reconnecting (attempt ${attempt})…`));
-      },
-    });
-  } catch (error) {
-    if (error instanceof CliError && error.exitCode === EXIT.INTERRUPTED) return EXIT.INTERRUPTED;
-    throw error;
-  }
+  await followSession(client, id, {
+    afterSeq,
+    signal: ctx.interruptSignal(),
+    retryForMs,
+    onEvent: (event) => {
+      if (out.json) out.printJsonLine(event);
+      else out.line(formatLogLine(event, taskNames, out.paint));
+    },
+    onReconnect: (attempt, lastSeq, { error, delayMs, connected }) => {
+      const what = connected ? `connection lost after #${lastSeq}` : 'event stream not open yet';
+      const why = error ? ` (${error.code}: ${error.message})` : '';
+      out.note(out.paint.dim(`${what}${why}; reconnecting in ${formatDelay(delayMs)} (attempt ${attempt})…`));
+    },
+  });
   return ctx.interruptSignal().aborted ? EXIT.INTERRUPTED : EXIT.OK;
 }

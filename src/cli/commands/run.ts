@@ -9,9 +9,10 @@ import { STRATEGIES } from '../../domain/types.ts';
 import type { SessionDto } from '../../http/dto.ts';
 import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-spec.ts';
 import { type ApprovalPrompter, createApprovalPrompter } from '../approval-prompt.ts';
+import { UnreachableError } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { followSession } from '../follow.ts';
+import { type FollowOptions, followSession } from '../follow.ts';
 import {
   createEventPrinter,
   formatSessionSummary,
@@ -19,6 +20,14 @@ import {
   indexTaskNames,
   plural,
 } from '../output.ts';
+import {
+  DEFAULT_RETRY_FOR_MS,
+  describeRetry,
+  formatDelay,
+  isTransient,
+  parseRetryFor,
+  retryWhileUnavailable,
+} from '../retry.ts';
 
 interface RunOptions {
   agent?: string[];
@@ -28,6 +37,7 @@ interface RunOptions {
   idempotencyKey?: string;
   requireApproval?: boolean;
   ask?: boolean;
+  retryFor?: string;
 }
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -65,6 +75,11 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
       'ask on stdin at each plan waiting for approval (the first; with --follow every phase gate) even when stdin is not a terminal',
     )
     .option('--idempotency-key <key>', 'retry-safe submit: the same key and request return the same session')
+    .option(
+      '--retry-for <seconds>',
+      'with --follow: how long to keep retrying a server that is unavailable (refused, 502/503/504) before giving up; 0 = at once',
+      String(DEFAULT_RETRY_FOR_MS / 1000),
+    )
     .addHelpText(
       'after',
       `
@@ -82,18 +97,67 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
   const objective = command.processedArgs[0] as string;
   const options = command.opts<RunOptions>();
   const body = buildRequest(objective, options);
-  const client = ctx.client();
-  const session = await client.createSession(body, options.idempotencyKey);
+  const retryForMs = parseRetryFor(options.retryFor);
   const { out } = ctx;
+  let session: SessionDto;
+  try {
+    session = await submit(ctx, options, body, retryForMs);
+  } catch (error) {
+    if (error instanceof CliError && error.exitCode === EXIT.INTERRUPTED) return EXIT.INTERRUPTED;
+    throw error;
+  }
   // Questions need a person: a terminal on stdin (or --ask for piped answers), never with --json.
   const approvals = createApprovalPrompter(ctx, {
     interactive: !out.json && (options.ask === true || process.stdin.isTTY === true),
   });
   try {
-    return await submitAndFollow(ctx, options, session, approvals);
+    return await submitAndFollow(ctx, options, session, approvals, retryForMs);
   } finally {
     approvals.close();
   }
+}
+
+/**
+ * Submits the session. With --follow (the command waits anyway) a server that is unavailable is
+ * retried like a dropped stream, but only where a repeat cannot create a second session: when the
+ * connection was refused (nothing was sent) or the submit carries an Idempotency-Key.
+ */
+async function submit(
+  ctx: CliContext,
+  options: RunOptions,
+  body: ReturnType<typeof buildRequest>,
+  retryForMs: number,
+): Promise<SessionDto> {
+  const client = ctx.client();
+  const call = () => client.createSession(body, options.idempotencyKey);
+  if (!options.follow) return call();
+  const safeToRepeat = (error: CliError) =>
+    options.idempotencyKey !== undefined || (error instanceof UnreachableError && error.refused);
+  try {
+    return await retryWhileUnavailable(call, {
+      retryForMs,
+      signal: ctx.interruptSignal(),
+      canRetry: safeToRepeat,
+      onRetry: (retry, error, delayMs) => ctx.out.note(describeRetry(error, retry, delayMs, retryForMs)),
+    });
+  } catch (error) {
+    if (!isTransient(error) || safeToRepeat(error)) throw error;
+    throw new CliError(error.code, error.message, error.exitCode, [
+      ...error.details,
+      'not retried: the server may have stored the session already; --idempotency-key makes the submit safe to retry',
+    ]);
+  }
+}
+
+/** The note for a follower's next attempt (stderr, so --json output stays one document per line). */
+function reconnectNote(ctx: CliContext): NonNullable<FollowOptions['onReconnect']> {
+  return (attempt, _lastSeq, { error, delayMs, connected }) => {
+    const what = connected ? 'connection lost' : 'event stream not open yet';
+    const why = error ? ` (${error.code}: ${error.message})` : '';
+    ctx.out.note(
+      ctx.out.paint.dim(`${what}${why}; reconnecting in ${formatDelay(delayMs)} (attempt ${attempt})…`),
+    );
+  };
 }
 
 async function submitAndFollow(
@@ -101,13 +165,14 @@ async function submitAndFollow(
   options: RunOptions,
   submitted: SessionDto,
   approvals: ApprovalPrompter,
+  retryForMs: number,
 ): Promise<number> {
   let session = submitted;
   const { out } = ctx;
   const client = ctx.client();
   if (session.status === 'planning' && session.approval?.mode === 'required') {
     // The orchestrator plans after the submit: the plan to approve exists once planning is over.
-    const planned = await waitWhilePlanning(ctx, session);
+    const planned = await waitWhilePlanning(ctx, session, retryForMs);
     if (planned === undefined) return EXIT.INTERRUPTED;
     session = planned;
   }
@@ -141,6 +206,7 @@ async function submitAndFollow(
   try {
     final = await followSession(client, session.id, {
       signal,
+      retryForMs,
       onEvent: async (event) => {
         if (!out.json) printer.print(event);
         const data = (event.data ?? {}) as { from?: string; to?: string };
@@ -153,9 +219,7 @@ async function submitAndFollow(
           if (waiting.status === 'awaiting_approval') await approvals.decide(waiting);
         }
       },
-      onReconnect: (attempt) => {
-        if (!out.json) out.note(out.paint.dim(`connection lost; reconnecting (attempt ${attempt})…`));
-      },
+      onReconnect: reconnectNote(ctx),
     });
   } catch (error) {
     printer.end();
@@ -187,7 +251,11 @@ async function submitAndFollow(
  * the `session.status` change out of `planning` ends the wait as it happens (a change that came
  * before the stream opened is in its replay).
  */
-async function waitWhilePlanning(ctx: CliContext, session: SessionDto): Promise<SessionDto | undefined> {
+async function waitWhilePlanning(
+  ctx: CliContext,
+  session: SessionDto,
+  retryForMs: number,
+): Promise<SessionDto | undefined> {
   const { out } = ctx;
   const interrupt = ctx.interruptSignal();
   const planned = new AbortController();
@@ -196,6 +264,8 @@ async function waitWhilePlanning(ctx: CliContext, session: SessionDto): Promise<
   try {
     const current = await followSession(client, session.id, {
       signal: AbortSignal.any([interrupt, planned.signal]),
+      retryForMs,
+      onReconnect: reconnectNote(ctx),
       onEvent: (event) => {
         const from = (event.data as { from?: unknown } | undefined)?.from;
         if (event.type === 'session.status' && from === 'planning') planned.abort();
