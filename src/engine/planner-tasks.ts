@@ -149,7 +149,7 @@ export async function runInitialPlanTask(
     .executeTakeFirst();
   if (!session) throw new AppError('SESSION_NOT_FOUND', `Session ${ref.sessionId} not found`);
   const userMessages = await loadSteeringMessages(db, ref);
-  try {
+  return withPlanErrorCode(async () => {
     const { plan, usage } = await planner.planInitial({
       tenantId: ref.tenantId,
       sessionId: ref.sessionId,
@@ -161,8 +161,18 @@ export async function runInitialPlanTask(
       ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
     });
     return { output: JSON.stringify(plan), usage };
+  });
+}
+
+/**
+ * Runs a planning call (first plan or phase gate) so that a plan that stayed invalid fails the task
+ * with an error that leads with INVALID_PLAN: the task's error is then the session's (advance.ts),
+ * with the code clients match on, as a budget stop's is.
+ */
+async function withPlanErrorCode<T>(plan: () => Promise<T>): Promise<T> {
+  try {
+    return await plan();
   } catch (error) {
-    // The task's error (and so the session's) names the code, as a budget stop's does.
     if (
       error instanceof AppError &&
       error.code === 'INVALID_PLAN' &&
@@ -189,19 +199,21 @@ export async function runPhaseGateTask(
   threadSummary?: string,
 ): Promise<OrchestratorTaskResult> {
   const view = await loadSessionView(db, ref);
-  const gate = await planner.decidePhaseGate({
-    tenantId: ref.tenantId,
-    sessionId: ref.sessionId,
-    objective: view.objective,
-    phasesDone: view.lastPhase + 1,
-    outputs: view.outputs,
-    agents: view.agents,
-    previousPhaseSinks: view.lastPhaseSinks,
-    userMessages: view.userMessages,
-    threadSummary,
-    ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
-    signal: ctx.signal,
-  });
+  const gate = await withPlanErrorCode(() =>
+    planner.decidePhaseGate({
+      tenantId: ref.tenantId,
+      sessionId: ref.sessionId,
+      objective: view.objective,
+      phasesDone: view.lastPhase + 1,
+      outputs: view.outputs,
+      agents: view.agents,
+      previousPhaseSinks: view.lastPhaseSinks,
+      userMessages: view.userMessages,
+      threadSummary,
+      ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
+      signal: ctx.signal,
+    }),
+  );
   const output: PhaseGateOutput =
     gate.decision === 'continue'
       ? { decision: 'continue', reason: gate.reason, phase: gate.phase }
