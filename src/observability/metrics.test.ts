@@ -138,6 +138,15 @@ describe('metrics registry', () => {
     });
   });
 
+  test('the response cache counter is not described as a provider prompt cache', async () => {
+    // Prompt caching is the provider's own (gen_ai.usage.cache_read.input_tokens); this counter
+    // counts MAOS's response cache, whose hits never reach the provider.
+    const text = await createMetrics({ version: '1.2.3', collectDefaults: false }).render();
+    const help = /^# HELP maos_llm_cache_requests_total (.*)$/m.exec(text)?.[1] ?? '';
+    assert.match(help, /response cache/i);
+    assert.doesNotMatch(help, /prompt cache/i);
+  });
+
   test('the exposition text passes promtool check metrics', requireBinary(), async () => {
     await withTempDir(async (dir) => {
       const metrics = createMetrics({ version: '1.2.3', revision: 'abc1234' });

@@ -247,7 +247,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const cache = new Counter({
     name: 'maos_llm_cache_requests_total',
-    help: 'Prompt cache lookups, by provider and result (hit or miss).',
+    help: 'LLM response cache lookups (an answer served from the store is no provider call), by provider and result (hit or miss).',
     labelNames: names('maos_llm_cache_requests_total', 'provider', 'result'),
     registers,
   });

@@ -156,6 +156,15 @@ describe('Grafana dashboards', () => {
     }
   });
 
+  test('panels on the response cache say so: it is no provider prompt cache', () => {
+    const panels = dashboardFiles.flatMap((file) => allPanels(readDashboard(file).panels));
+    const cachePanels = panels.filter((panel) =>
+      (panel.targets ?? []).some((target) => target.expr.includes('maos_llm_cache_requests_total')),
+    );
+    assert.ok(cachePanels.length > 0);
+    for (const panel of cachePanels) assert.match(panel.title, /^Response cache/, panel.title);
+  });
+
   test('every expression parses (checked by promtool as recording rules)', requireBinary(), () => {
     const dir = mkdtempSync(join(tmpdir(), 'maos-dash-rules-'));
     try {
