@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BUILT_IN_ROLES } from '../agents/roles/catalogue.ts';
 import {
+  boundSteeringMessages,
   buildInitialPlanPrompt,
   buildRepairPrompt,
   buildSynthesisPrompt,
@@ -46,5 +47,22 @@ describe('planning prompts', () => {
 
   test('the repair prompt lists every error', () => {
     assert.match(buildRepairPrompt(['a', 'b']), /- a\n- b/);
+  });
+});
+
+describe('steering messages in prompts', () => {
+  test('the newest that fit, oldest first, after a note counting the rest', () => {
+    const newestFirst = ['m5', 'm4', 'm3', 'm2'];
+    assert.deepEqual(boundSteeringMessages(newestFirst, 6, 4), [
+      '(4 earlier message(s) from the user omitted; the newest follow)',
+      'm4',
+      'm5',
+    ]);
+  });
+
+  test('all of them when they fit, and always the newest even when it alone is over', () => {
+    assert.deepEqual(boundSteeringMessages(['b', 'a'], 2, 100), ['a', 'b']);
+    assert.deepEqual(boundSteeringMessages(['long message'], 1, 3), ['long message']);
+    assert.deepEqual(boundSteeringMessages([], 0), []);
   });
 });

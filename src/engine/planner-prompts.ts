@@ -50,6 +50,39 @@ function describeContext(ctx: PlanningContext): string {
   return parts.join('\n\n');
 }
 
+/**
+ * All steering messages an orchestrator prompt shows stay within this many characters (~3k tokens,
+ * three of the longest messages): a session can receive any number of messages, and every planning
+ * call, phase gate and synthesis repeats them, so without a bound they would crowd out the outputs
+ * and finally exceed the model's context window, failing the session.
+ */
+export const MAX_STEERING_PROMPT_CHARS = 12_000;
+
+/**
+ * The steering messages a prompt shows: the newest ones that fit `maxChars` (the latest word wins
+ * when corrections contradict each other), oldest first, after a note counting the older ones left
+ * out. `newestFirst` may be a prefix of the messages; `total` counts them all. Pure.
+ */
+export function boundSteeringMessages(
+  newestFirst: readonly string[],
+  total: number,
+  maxChars: number = MAX_STEERING_PROMPT_CHARS,
+): string[] {
+  const kept: string[] = [];
+  let used = 0;
+  for (const message of newestFirst) {
+    if (kept.length > 0 && used + message.length > maxChars) break;
+    kept.push(message);
+    used += message.length;
+  }
+  const omitted = total - kept.length;
+  const oldestFirst = kept.reverse();
+  if (omitted > 0) {
+    oldestFirst.unshift(`(${omitted} earlier message(s) from the user omitted; the newest follow)`);
+  }
+  return oldestFirst;
+}
+
 /** First plan of a session. `adaptive`: only the first phase; the rest is decided at phase gates. */
 export function buildInitialPlanPrompt(ctx: PlanningContext, adaptive: boolean): string {
   const shape = adaptive

@@ -14,7 +14,7 @@ import type { Database } from '../store/schema.ts';
 import type { Planner } from './engine-types.ts';
 import type { LlmPlanner } from './planner.ts';
 import { INITIAL_PLAN_TASK_NAME } from './planner-continuation.ts';
-import type { TaskOutputView } from './planner-prompts.ts';
+import { boundSteeringMessages, type TaskOutputView } from './planner-prompts.ts';
 import type { ExistingAgent } from './planner-validate.ts';
 import type { BudgetGuard } from './session-budget.ts';
 import { loadThreadSummaryFor } from './thread-context.ts';
@@ -114,18 +114,39 @@ async function loadSessionView(db: Kysely<Database>, ref: OrchestratorTaskRef): 
   };
 }
 
-/** Steering messages of the session (a person's messages to the orchestrator), oldest first. */
+/** Newest steering messages read per prompt: more than MAX_STEERING_PROMPT_CHARS can hold anyway. */
+const MAX_STEERING_MESSAGES_READ = 200;
+
+/**
+ * Steering messages of the session (a person's messages to the orchestrator) for a prompt, oldest
+ * first: the newest that fit the prompt's bound, after a note counting the ones left out.
+ */
 async function loadSteeringMessages(db: Kysely<Database>, ref: OrchestratorTaskRef): Promise<string[]> {
-  const rows = await db
+  const steering = db
     .selectFrom('messages')
-    .select('body')
     .where('tenant_id', '=', ref.tenantId)
     .where('session_id', '=', ref.sessionId)
     .where('from_agent_id', 'is', null)
-    .where('to_agent_id', 'is', null)
-    .orderBy('created_at')
+    .where('to_agent_id', 'is', null);
+  const rows = await steering
+    .select('body')
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(MAX_STEERING_MESSAGES_READ)
     .execute();
-  return rows.map((row) => row.body);
+  if (rows.length < MAX_STEERING_MESSAGES_READ) {
+    return boundSteeringMessages(
+      rows.map((row) => row.body),
+      rows.length,
+    );
+  }
+  const { count } = await steering
+    .select((eb) => eb.fn.countAll<string | number>().as('count'))
+    .executeTakeFirstOrThrow();
+  return boundSteeringMessages(
+    rows.map((row) => row.body),
+    Number(count),
+  );
 }
 
 /**
