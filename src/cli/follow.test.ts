@@ -160,4 +160,61 @@ describe('followSession', () => {
       await new Promise((resolve) => flaky.close(resolve));
     }
   });
+  test('a stream that opens and breaks at once each time is an outage: it gives up within retryForMs', async () => {
+    let opened = 0;
+    const broken = createServer((req, res) => {
+      if (req.headers.accept === 'text/event-stream') {
+        opened += 1;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': hello\n\n');
+        setTimeout(() => res.destroy(), 5);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(session('running')));
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (broken.address() as AddressInfo).port;
+      const client = createApiClient({ server: `http://127.0.0.1:${port}` });
+      const infos: boolean[] = [];
+      await assert.rejects(
+        followSession(client, sessionId, {
+          onEvent: () => {},
+          retryForMs: 600,
+          onReconnect: (_attempt, _lastSeq, info) => infos.push(info.connected),
+        }),
+        (error: unknown) =>
+          error instanceof CliError &&
+          error.code === 'STREAM_INTERRUPTED' &&
+          error.exitCode === 3 &&
+          /gave up after \d+ attempts/.test(error.message),
+      );
+      assert.ok(opened >= 2, `opened ${opened}`);
+      assert.ok(infos.every(Boolean), 'each attempt had opened the stream');
+    } finally {
+      broken.closeAllConnections();
+      await new Promise((resolve) => broken.close(resolve));
+    }
+  });
+
+  test('the very first stream request refused: retried, reported as not connected yet', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const client = createApiClient({ server: `http://127.0.0.1:${port}` });
+    const infos: Array<{ connected: boolean; code: string | undefined }> = [];
+    await assert.rejects(
+      followSession(client, sessionId, {
+        onEvent: () => {},
+        retryForMs: 400,
+        onReconnect: (_attempt, _lastSeq, info) =>
+          infos.push({ connected: info.connected, code: info.error?.code }),
+      }),
+      (error: unknown) => error instanceof CliError && error.exitCode === 3,
+    );
+    assert.ok(infos.length >= 1);
+    assert.deepEqual(infos[0], { connected: false, code: 'UNREACHABLE' });
+  });
 });

@@ -116,6 +116,7 @@ export function interruptedError(): CliError {
 
 /** Waits `ms`, or less when the signal aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
     function done() {
