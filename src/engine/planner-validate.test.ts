@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LlmPhase, LlmPlannedTask } from './planner-schema.ts';
-import { checkGeneratedPhases, type PlanContext } from './planner-validate.ts';
+import { checkGeneratedPhases, type PlanContext, withCatalogueRoleNames } from './planner-validate.ts';
 
 function task(
   name: string,
@@ -173,5 +173,25 @@ describe('checkGeneratedPhases', () => {
     const result = checkGeneratedPhases([{ name: 'p', tasks: [task('impl', 'engineer', ['design'])] }], ctx);
     assert.ok(result.ok);
     assert.deepEqual(result.plan.phases[0]?.tasks[0]?.dependsOn, ['design']);
+  });
+});
+
+describe('withCatalogueRoleNames', () => {
+  const roles = new Set(['engineer', 'backend_engineer', 'qa']);
+  const phase = (role: string) => ({
+    name: 'p',
+    tasks: [{ name: 'a', role, instructions: 'i', depends_on: [], deliverables: [], agent: null }],
+  });
+  test('case, spaces and hyphens are read as the catalogue name', () => {
+    for (const [written, expected] of [
+      ['Engineer', 'engineer'],
+      ['Backend Engineer', 'backend_engineer'],
+      ['backend-engineer', 'backend_engineer'],
+      ['QA', 'qa'],
+      ['qa', 'qa'],
+      ['wizard', 'wizard'],
+    ]) {
+      assert.equal(withCatalogueRoleNames([phase(written!)], roles)[0]?.tasks[0]?.role, expected);
+    }
   });
 });

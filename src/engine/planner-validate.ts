@@ -48,6 +48,33 @@ export interface PhaseToCheck {
   tasks: readonly TaskToCheck[];
 }
 
+/** A role name as written in the catalogue's style: lower case, words joined by `_`. */
+function roleKey(role: string): string {
+  return role
+    .trim()
+    .toLowerCase()
+    .replace(/[\s-]+/g, '_');
+}
+
+/**
+ * The phases with each task's role spelled as in the catalogue when the model wrote a known role
+ * another way ("Engineer", "Backend Engineer", "QA"): the meaning is unambiguous, and a repair round
+ * for spelling would cost a call (and the session, if the model keeps writing it so). Roles that
+ * match nothing are left as written, for the check to report.
+ */
+export function withCatalogueRoleNames<P extends { tasks: readonly LlmPlannedTask[] }>(
+  phases: readonly P[],
+  roleNames: ReadonlySet<string>,
+): P[] {
+  const byKey = new Map([...roleNames].map((name) => [roleKey(name), name]));
+  return phases.map((phase) => ({
+    ...phase,
+    tasks: phase.tasks.map((task) =>
+      roleNames.has(task.role) ? task : { ...task, role: byKey.get(roleKey(task.role)) ?? task.role },
+    ),
+  }));
+}
+
 function formatInstructions(task: LlmPlannedTask): string {
   const deliverables = task.deliverables.filter((item) => item.trim().length > 0);
   if (deliverables.length === 0) return task.instructions;

@@ -23,7 +23,12 @@ import {
   type TaskOutputView,
 } from './planner-prompts.ts';
 import { type LlmPhaseGate, type LlmPlan, llmPhaseGateSchema, llmPlanSchema } from './planner-schema.ts';
-import { checkGeneratedPhases, type ExistingAgent, type PlanCheck } from './planner-validate.ts';
+import {
+  checkGeneratedPhases,
+  type ExistingAgent,
+  type PlanCheck,
+  withCatalogueRoleNames,
+} from './planner-validate.ts';
 
 /** The route key of the orchestrator in `llm.roles` (planning, phase gates, synthesis). */
 export const ORCHESTRATOR_ROUTE = 'orchestrator';
@@ -230,7 +235,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         const extra: string[] = [];
         if (request.adaptive && plan.phases.length !== 1)
           extra.push(`plan exactly one phase (got ${plan.phases.length})`);
-        const checked: PlanCheck = checkGeneratedPhases(plan.phases, {
+        const checked: PlanCheck = checkGeneratedPhases(withCatalogueRoleNames(plan.phases, roleNames), {
           isKnownRole: (role) => roleNames.has(role),
           earlierTaskNames: [],
           previousPhaseSinks: [],
@@ -298,7 +303,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
           if (gate.decision === 'complete') return { ok: true, result: { gate, phase: undefined } };
           if (gate.next_phase === null)
             return { ok: false, errors: ['decision "continue" needs next_phase'] };
-          const checked = checkGeneratedPhases([gate.next_phase], {
+          const checked = checkGeneratedPhases(withCatalogueRoleNames([gate.next_phase], roleNames), {
             isKnownRole: (role) => roleNames.has(role),
             earlierTaskNames,
             previousPhaseSinks: request.previousPhaseSinks,

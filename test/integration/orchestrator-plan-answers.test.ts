@@ -7,6 +7,7 @@ import { type LlmRequestKind, llmRequestKind } from '../fixtures/llm-request-kin
 import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
 import { startOrchestratorStack, type WireFormat } from '../fixtures/orchestrator-stack.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
+import { requestJson } from '../fixtures/server.ts';
 
 interface SessionView {
   status: string;
@@ -97,3 +98,68 @@ for (const api of ['openai', 'anthropic'] as const satisfies readonly WireFormat
     });
   });
 }
+
+describe('role names written another way', { timeout: 60_000 }, () => {
+  test('"Engineer", "Backend Engineer", "QA" and a custom "Poet" are the catalogue roles: no repair', async (t) => {
+    const stack = await startOrchestratorStack(t);
+    const role = await requestJson(`${stack.server.url}/v1/roles`, {
+      method: 'POST',
+      body: {
+        name: 'poet',
+        description: 'Writes short poems',
+        instructions: 'You write short, vivid poems.',
+      },
+    });
+    assert.equal(role.status, 201, JSON.stringify(role.body));
+    stack.llm.setHandler(
+      handlerFor({
+        plan: () => ({
+          object: {
+            rationale: 'r',
+            phases: [
+              {
+                name: 'all',
+                tasks: [
+                  plannedTask('a', 'Engineer'),
+                  plannedTask('b', 'Backend Engineer'),
+                  plannedTask('c', 'QA'),
+                  plannedTask('d', ' Poet '),
+                ],
+              },
+            ],
+          },
+        }),
+      }),
+    );
+    const id = await stack.submit({ objective: 'Build and celebrate' });
+    const done = await stack.wait<SessionView>(id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    assert.equal(count(stack.llm.requests, 'plan'), 1, 'no repair round');
+    assert.deepEqual(
+      done.tasks
+        .filter((task) => !task.name.startsWith('orchestrator:'))
+        .map((task) => [task.name, task.role]),
+      [
+        ['a', 'engineer'],
+        ['b', 'backend_engineer'],
+        ['c', 'qa'],
+        ['d', 'poet'],
+      ],
+    );
+  });
+
+  test('a role that matches nothing is still repaired and named in the error', async (t) => {
+    const stack = await startOrchestratorStack(t, { llm: { planner: { maxRepairs: 0 } } });
+    stack.llm.setHandler(
+      handlerFor({
+        plan: () => ({
+          object: { rationale: 'r', phases: [{ name: 'p', tasks: [plannedTask('a', 'Wizard')] }] },
+        }),
+      }),
+    );
+    const id = await stack.submit({ objective: 'Do magic' });
+    const done = await stack.wait<SessionView>(id);
+    assert.equal(done.status, 'failed');
+    assert.match(done.error ?? '', /^INVALID_PLAN: .*task "a": unknown role "Wizard"/);
+  });
+});
