@@ -4,7 +4,11 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
 import { summariseThread } from './planner-thread.ts';
 
-/** The thread summary for a session's phase gates: its thread's other sessions, if it has a thread. */
+/**
+ * The thread summary for a session's planning and phase gates: the sessions of its thread submitted
+ * before it, if it has a thread. Later ones are left out: a phase gate of a long session runs after
+ * follow-ups were submitted, and they are not earlier work this session builds on.
+ */
 export async function loadThreadSummaryFor(
   db: Kysely<Database>,
   tenantId: string,
@@ -12,23 +16,29 @@ export async function loadThreadSummaryFor(
 ): Promise<string | undefined> {
   const row = await db
     .selectFrom('session_settings')
-    .select('thread_id')
+    .select(['thread_id', 'created_at'])
     .where('session_id', '=', sessionId)
     .where('tenant_id', '=', tenantId)
     .executeTakeFirst();
   if (!row?.thread_id) return undefined;
-  return loadThreadSummary(db, tenantId, row.thread_id, sessionId);
+  return loadThreadSummary(db, tenantId, row.thread_id, {
+    sessionId,
+    createdAt: Number(row.created_at),
+  });
 }
 
 /** Earlier sessions read per thread; older ones would be dropped from the summary anyway. */
 const MAX_THREAD_SESSIONS = 20;
 
-/** The summary of the thread's earlier sessions (all but `excludeSessionId`), or undefined when none. */
+/**
+ * The summary of the thread's sessions, or undefined when none: all of them, or with `before` only
+ * those submitted before that session (ties of the same millisecond by id, which grows with time).
+ */
 export async function loadThreadSummary(
   db: Kysely<Database>,
   tenantId: string,
   threadId: string,
-  excludeSessionId?: string,
+  before?: { sessionId: string; createdAt: number },
 ): Promise<string | undefined> {
   let query = db
     .selectFrom('session_settings as b')
@@ -38,7 +48,14 @@ export async function loadThreadSummary(
     .where('b.thread_id', '=', threadId)
     .orderBy('b.created_at', 'desc')
     .limit(MAX_THREAD_SESSIONS);
-  if (excludeSessionId !== undefined) query = query.where('b.session_id', '!=', excludeSessionId);
+  if (before !== undefined) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('b.created_at', '<', before.createdAt),
+        eb.and([eb('b.created_at', '=', before.createdAt), eb('b.session_id', '<', before.sessionId)]),
+      ]),
+    );
+  }
   const rows = await query.execute();
   if (rows.length === 0) return undefined;
   return summariseThread(
