@@ -37,6 +37,7 @@ import { createToolAuditor } from './mcp/tool-audit.ts';
 import { readBuildRevision } from './observability/build-revision.ts';
 import { connectQueueCounts, createEngineMetricsObserver } from './observability/engine-metrics.ts';
 import { createReadinessChecks } from './observability/health.ts';
+import { createHttpAccessLogPlugin } from './observability/http-access-log-plugin.ts';
 import {
   createHttpMetricsPlugin,
   type MetricsListener,
@@ -277,6 +278,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           exposeRoute: config.metrics.enabled && !metricsOnOwnPort,
           publicRoute: config.metrics.public,
         }),
+        createHttpAccessLogPlugin(),
         security.http.plugin,
         createSecurityRoutesPlugin({
           db: database.db as unknown as SecurityDb,

@@ -6,6 +6,7 @@ import { AppError, coerceError } from '../errors/app-error.ts';
 import { type GenAiTracer, MAOS_PROVIDER } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
 import { runInSessionTrace } from '../observability/session-trace.ts';
+import { logTaskAttemptFailed } from '../observability/task-attempt-log.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
 import { createFlushClock } from './flush-clock.ts';
@@ -169,19 +170,29 @@ async function runToOutcome(
     } catch (error) {
       return { ok: false, error: coerceError(error).message, usage: toUsage(undefined) };
     }
-    const execute = () =>
-      runtime.run(input.task, {
-        signal: input.signal,
-        logger,
-        reportFailedRunUsage(usage) {
-          spentBeforeFailure = usage;
-        },
-        reportSpend,
-        emitOutput(stream, chunk) {
-          buffer.push(stream, chunk);
-          if (buffer.pending > 0) scheduleFlush();
-        },
-      });
+    const execute = async () => {
+      try {
+        return await runtime.run(input.task, {
+          signal: input.signal,
+          logger,
+          reportFailedRunUsage(usage) {
+            spentBeforeFailure = usage;
+          },
+          reportSpend,
+          emitOutput(stream, chunk) {
+            buffer.push(stream, chunk);
+            if (buffer.pending > 0) scheduleFlush();
+          },
+        });
+      } catch (error) {
+        // Still inside the attempt's span: the line carries the session's trace.id and span.id.
+        logTaskAttemptFailed(logger, error, {
+          attempt: input.claim.attempt,
+          stopped: input.signal.aborted,
+        });
+        throw error;
+      }
+    };
     const { genAi, task } = input;
     const result = genAi
       ? await runInSessionTrace(

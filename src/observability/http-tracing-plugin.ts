@@ -5,6 +5,7 @@ import {
   context,
   propagation,
   type Span,
+  type SpanContext,
   SpanKind,
   SpanStatusCode,
   type Tracer,
@@ -36,6 +37,13 @@ export interface HttpTracingPluginOptions {
 }
 
 const spans = new WeakMap<object, Span>();
+/** Each traced request's server span context, kept after the span ended (for the access log). */
+const spanContexts = new WeakMap<object, SpanContext>();
+
+/** The server span context of a traced request, also once its span has ended; undefined when not traced. */
+export function serverSpanContextOf(request: object): SpanContext | undefined {
+  return spanContexts.get(request);
+}
 
 /**
  * Returns the plugin; register it without encapsulation so it wraps every route. It is marked
@@ -73,6 +81,7 @@ export function createHttpTracingPlugin(options: HttpTracingPluginOptions): Fast
         parent,
       );
       spans.set(request, span);
+      spanContexts.set(request, span.spanContext());
       // An aborted request never reaches onResponse; end its span when the socket closes.
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished && spans.get(request) === span) {

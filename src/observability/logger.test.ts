@@ -90,6 +90,21 @@ describe('logger', () => {
     assert.doesNotMatch(plain?.stack_trace ?? '', /Caused by/);
   });
 
+  test('log.logger names the component, the HTTP request or the service, once per line', async () => {
+    const { logger, lines, raw } = capture();
+    logger.info('root');
+    const engine = logger.child({ component: 'engine', workerId: 'w1' });
+    engine.child({ taskId: 't1' }).warn('task line');
+    logger.child({ requestId: 'r1' }).info('request line');
+    const [root, task, request] = await lines();
+    assert.equal(root?.['log.logger'], 'maos');
+    assert.equal(task?.['log.logger'], 'maos.engine');
+    assert.equal(request?.['log.logger'], 'maos.http');
+    for (const line of raw().trim().split('\n')) {
+      assert.equal(line.split('"log.logger"').length - 1, 1, `one log.logger key: ${line}`);
+    }
+  });
+
   test('lines inside a span carry its trace.id and span.id; lines outside carry none', async () => {
     const { logger, lines } = capture();
     const span = tracing.tracer.startSpan('request');

@@ -60,6 +60,29 @@ function traceFields(): Record<string, string> {
   return { 'trace.id': spanContext.traceId, 'span.id': spanContext.spanId };
 }
 
+/** `log.logger` of each logger instance, worked out once from its bindings (see loggerName). */
+const loggerNames = new WeakMap<object, string>();
+
+/**
+ * ECS `log.logger`: `<service>.<component>` for the component loggers (`engine`, `llm`, …),
+ * `<service>.http` for a request's logger, the service name for the root. Added by the mixin, not
+ * as a binding: a child's bindings are appended to its parent's, so a binding would repeat the key.
+ */
+function loggerName(serviceName: string, logger: Logger): string {
+  let name = loggerNames.get(logger);
+  if (name === undefined) {
+    const bindings = logger.bindings() as { component?: unknown; requestId?: unknown };
+    name =
+      typeof bindings.component === 'string'
+        ? `${serviceName}.${bindings.component}`
+        : bindings.requestId !== undefined
+          ? `${serviceName}.http`
+          : serviceName;
+    loggerNames.set(logger, name);
+  }
+  return name;
+}
+
 /** True when lines should be human-readable rather than ECS JSON. */
 export function shouldLogPretty(
   options: Pick<LoggerOptions, 'format' | 'environment' | 'destination'>,
@@ -70,10 +93,14 @@ export function shouldLogPretty(
   return options.environment === 'development' && destination.isTTY === true;
 }
 
-/** Creates the logger. Every line has `@timestamp`, `log.level`, `message`, `ecs.version` and `service.*`. */
+/**
+ * Creates the logger. Every line has `@timestamp`, `log.level`, `message`, `ecs.version`,
+ * `service.*`, `event.dataset` and `log.logger`, and `trace.id`/`span.id` inside a span.
+ */
 export function createLogger(options: LoggerOptions): Logger {
   const destination = (options.destination ?? process.stdout) as pino.DestinationStream;
   const redact = { paths: REDACTED_LOG_PATHS, censor: '[REDACTED]' };
+  const serviceName = options.serviceName ?? 'maos';
   if (shouldLogPretty(options)) {
     const pretty = pinoPretty({
       destination,
@@ -84,7 +111,7 @@ export function createLogger(options: LoggerOptions): Logger {
     return pino({ level: options.level, redact, mixin: traceFields }, pretty);
   }
   const format = ecsFormat({
-    serviceName: options.serviceName ?? 'maos',
+    serviceName,
     serviceVersion: options.serviceVersion,
     serviceEnvironment: options.environment ?? 'production',
     serviceNodeName: options.nodeName ?? hostname(),
@@ -92,7 +119,11 @@ export function createLogger(options: LoggerOptions): Logger {
     convertReqRes: true,
     apmIntegration: false,
   });
-  return pino({ ...withCauseStacks(format), level: options.level, redact, mixin: traceFields }, destination);
+  const mixin = (_object: object, _level: number, logger: Logger) => ({
+    'log.logger': loggerName(serviceName, logger),
+    ...traceFields(),
+  });
+  return pino({ ...withCauseStacks(format), level: options.level, redact, mixin }, destination);
 }
 
 /** Causes a logged error's stack trace follows: enough for a wrapped driver error, bounded for cycles. */

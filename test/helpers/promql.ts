@@ -1,8 +1,10 @@
-// PromQL helpers for tests of the shipped dashboards and rules: the metric names an expression
-// selects, the metric families in a scrape, and the dashboards' expressions.
+// PromQL helpers for tests of the shipped dashboards and rules: the metric names and labels an
+// expression selects, the metric families and labels in a scrape, the dashboards' expressions and
+// the rules of the shipped rule files.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dashboardsDir = join(root, 'deploy/grafana/dashboards');
@@ -87,4 +89,84 @@ export function recordedNames(): Set<string> {
     }
   }
   return names;
+}
+
+/** A selector of an expression: the metric name and the label names its matchers use. */
+export interface Selector {
+  name: string;
+  labels: string[];
+}
+
+/** Every `name{matchers}` (and bare `name`) of an expression, with the label names matched on. */
+export function selectorsIn(expr: string): Selector[] {
+  const expanded = expandVariables(expr).replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  const withMatchers = [...expanded.matchAll(/([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}/g)].map((match) => ({
+    name: match[1] ?? '',
+    labels: [...(match[2] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map(
+      (label) => label[1] ?? '',
+    ),
+  }));
+  const matched = new Set(withMatchers.map((selector) => selector.name));
+  const bare = metricNamesIn(expr)
+    .filter((name) => !matched.has(name))
+    .map((name) => ({ name, labels: [] }));
+  return [...withMatchers, ...bare];
+}
+
+/** Label names of `by`, `without`, `on`, `ignoring` and `group_left/right` clauses. */
+export function groupingLabelsIn(expr: string): string[] {
+  const labels: string[] = [];
+  for (const match of expr.matchAll(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g)) {
+    for (const label of (match[1] ?? '').split(',')) if (label.trim()) labels.push(label.trim());
+  }
+  return labels;
+}
+
+/** A rule of a shipped rule file: a recording rule (`record`) or an alert (`alert`). */
+export interface ShippedRule {
+  file: string;
+  record?: string;
+  alert?: string;
+  expr: string;
+  labels?: Record<string, string>;
+}
+
+/** Every rule of the given rule directories (default: deploy/prometheus/rules). */
+export function shippedRules(dirs = ['deploy/prometheus/rules']): ShippedRule[] {
+  return dirs.flatMap((dir) =>
+    readdirSync(join(root, dir))
+      .filter((name) => name.endsWith('.yml') || name.endsWith('.yaml'))
+      .flatMap((name) => {
+        const doc = parseYaml(readFileSync(join(root, dir, name), 'utf8')) as {
+          groups: Array<{ rules: Array<Omit<ShippedRule, 'file'>> }>;
+        };
+        return doc.groups.flatMap((group) =>
+          group.rules.map((rule) => ({ file: `${dir}/${name}`, ...rule })),
+        );
+      }),
+  );
+}
+
+/**
+ * Label names of every series in a scrape, by series name (`_bucket`, `_sum`, `_count` apart), plus
+ * the names of declared families that have no sample yet (with no labels known).
+ */
+export function scrapeLabels(text: string): Map<string, Set<string>> {
+  const labels = new Map<string, Set<string>>();
+  const add = (name: string) => {
+    let set = labels.get(name);
+    if (!set) {
+      set = new Set();
+      labels.set(name, set);
+    }
+    return set;
+  };
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const sample = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s/.exec(line);
+    if (!sample?.[1]) continue;
+    const set = add(sample[1]);
+    for (const label of (sample[2] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)="/g)) set.add(label[1] ?? '');
+  }
+  return labels;
 }
