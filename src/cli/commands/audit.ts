@@ -2,7 +2,7 @@
 // on the data directory's database or on a JSONL export, against signed checkpoints.
 
 import { once } from 'node:events';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
@@ -18,7 +18,7 @@ import {
   formatVerifierKey,
   parseVerifierKey,
 } from '../../security/audit/checkpoint.ts';
-import { formatExportLine, verifyAuditEntries } from '../../security/audit/verify.ts';
+import { type AuditEntry, formatExportLine, verifyAuditEntries } from '../../security/audit/verify.ts';
 import {
   AUDIT_VERIFIER_FILE,
   loadAuditSigner,
@@ -80,7 +80,7 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
     source = resolve(options.export);
     if (!existsSync(source))
       throw new CliError('NOT_FOUND', `no such export file: ${source}`, EXIT.NOT_FOUND);
-    report = await verifyAuditEntries(readExportEntries(source), { checkpoints: notes, verifier });
+    report = await verifyAuditEntries(readExportFile(source), { checkpoints: notes, verifier });
   } else {
     const store = await openReadOnly(config);
     try {
@@ -125,10 +125,49 @@ function resolveVerifier(
   return parseVerifierKey(formatVerifierKey(loadAuditSigner(config)));
 }
 
+/**
+ * The records of a JSONL export; a file that is not one (another format, a directory) is the
+ * user's input, so a usage error naming the record, not a parser's stack-less internal error.
+ */
+async function* readExportFile(source: string): AsyncGenerator<AuditEntry> {
+  let record = 0;
+  try {
+    for await (const entry of readExportEntries(source)) {
+      record += 1;
+      yield entry;
+    }
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const where = record === 0 ? source : `${source} after record ${record}`;
+    throw new CliError(
+      'USAGE',
+      `--export ${where} is not a JSONL audit export (maos audit export): ${(error as Error).message}`,
+      EXIT.USAGE,
+    );
+  }
+}
+
+/** Opens --output for writing before any record is read: a bad path is a usage error, not a crash. */
+function openOutput(path: string): number {
+  try {
+    return openSync(resolve(path), 'w', 0o600);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new CliError('USAGE', `cannot write --output ${resolve(path)} (${reason})`, EXIT.USAGE);
+  }
+}
+
 async function runExport(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<ExportOptions>();
   const store = await openReadOnly(loadConfig({ configPath: options.config }));
-  const stream = options.output ? createWriteStream(resolve(options.output), { mode: 0o600 }) : null;
+  let fd: number | undefined;
+  try {
+    fd = options.output ? openOutput(options.output) : undefined;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const stream = fd === undefined ? null : createWriteStream('', { fd });
   let count = 0;
   try {
     for await (const entry of readDatabaseEntries(store.db)) {

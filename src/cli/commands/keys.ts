@@ -60,8 +60,15 @@ export function parseExpiry(value: string, now = new Date()): string {
   return value;
 }
 
-async function runCreate(ctx: CliContext, command: Command): Promise<number> {
+/** The options, with --tenant checked: an empty tenant would store a key no one can use. */
+function readKeyOptions(command: Command): KeyOptions {
   const options = command.opts<KeyOptions>();
+  if (options.tenant.trim() === '') throw new CliError('USAGE', '--tenant must not be empty', EXIT.USAGE);
+  return options;
+}
+
+async function runCreate(ctx: CliContext, command: Command): Promise<number> {
+  const options = readKeyOptions(command);
   const roles = options.role ?? [];
   if (roles.length === 0) {
     throw new CliError(
@@ -104,7 +111,7 @@ async function runCreate(ctx: CliContext, command: Command): Promise<number> {
 }
 
 async function runList(ctx: CliContext, command: Command): Promise<number> {
-  const options = command.opts<KeyOptions>();
+  const options = readKeyOptions(command);
   const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
   try {
     const keys = await listApiKeys(store.db, options.tenant);
@@ -139,8 +146,9 @@ async function runList(ctx: CliContext, command: Command): Promise<number> {
 }
 
 async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
-  const options = command.opts<KeyOptions>();
+  const options = readKeyOptions(command);
   const id = command.args[0] as string;
+  if (id.trim() === '') throw new CliError('USAGE', 'the key id or prefix must not be empty', EXIT.USAGE);
   const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
   try {
     const revoked = await revokeApiKey(store.db, options.tenant, id);

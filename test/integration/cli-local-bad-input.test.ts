@@ -1,0 +1,71 @@
+// Local commands (`maos keys`, `maos audit`) given bad arguments: one `error CODE: message` line and
+// exit 2, never an INTERNAL error (exit 7) from a file or parser, nor a key stored for no tenant.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'maos-cli-bad-input-'));
+const config = join(dir, 'maos.json');
+
+before(async () => {
+  writeFileSync(config, JSON.stringify({ dataDir: join(dir, 'data'), logLevel: 'silent' }));
+  // Creates the database with its audit log.
+  const migrated = await runMaos(['migrate', '--config', config]);
+  assert.equal(migrated.code, 0, migrated.stderr);
+});
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function assertUsage(result: { code: number | null; stderr: string }, message: RegExp): void {
+  assert.equal(result.code, 2, result.stderr);
+  const errors = result.stderr.split('\n').filter((line) => line.startsWith('error '));
+  assert.equal(errors.length, 1, result.stderr);
+  assert.match(errors[0] as string, /^error USAGE: /);
+  assert.match(errors[0] as string, message);
+  assert.doesNotMatch(result.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
+}
+
+describe('maos audit', () => {
+  test('export to a folder that does not exist, or onto a folder: exit 2 naming --output', async () => {
+    const missing = await runMaos(['audit', 'export', '--config', config, '-o', join(dir, 'no', 'x.jsonl')]);
+    assertUsage(missing, /cannot write --output .*x\.jsonl \(ENOENT\)/);
+    const folder = await runMaos(['audit', 'export', '--config', config, '-o', dir]);
+    assertUsage(folder, /cannot write --output .* \(EISDIR\)/);
+  });
+
+  test('verify --export of a file that is not a JSONL export, or of a folder: exit 2', async () => {
+    const notJsonl = join(dir, 'notes.txt');
+    writeFileSync(notJsonl, 'these are not audit records\n');
+    const text = await runMaos(['audit', 'verify', '--config', config, '--export', notJsonl]);
+    assertUsage(text, /notes\.txt is not a JSONL audit export/);
+    const folder = join(dir, 'a-folder');
+    mkdirSync(folder);
+    const dirResult = await runMaos(['audit', 'verify', '--config', config, '--export', folder]);
+    assertUsage(dirResult, /a-folder is not a JSONL audit export/);
+  });
+
+  test('a real export still verifies (exit 0)', async () => {
+    const file = join(dir, 'good.jsonl');
+    const exported = await runMaos(['audit', 'export', '--config', config, '-o', file]);
+    assert.equal(exported.code, 0, exported.stderr);
+    const verified = await runMaos(['audit', 'verify', '--config', config, '--export', file]);
+    assert.equal(verified.code, 0, verified.stderr);
+  });
+});
+
+describe('maos keys', () => {
+  test('an empty --tenant is refused before any key is stored', async () => {
+    const created = await runMaos(['keys', 'create', '--config', config, '--role', 'viewer', '--tenant', '']);
+    assertUsage(created, /--tenant must not be empty/);
+    const listed = await runMaos(['keys', 'list', '--config', config, '--tenant', ' ']);
+    assertUsage(listed, /--tenant must not be empty/);
+  });
+
+  test('revoke with an empty id is a usage error', async () => {
+    const revoked = await runMaos(['keys', 'revoke', '--config', config, '']);
+    assertUsage(revoked, /key id or prefix must not be empty/);
+  });
+});
