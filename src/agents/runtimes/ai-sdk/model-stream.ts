@@ -72,6 +72,10 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
   const tools = input.tools ? await describeTools(input.tools) : undefined;
   let text = '';
   for (let step = 1; ; step++) {
+    // The last call allowed still lists the tools (the prompt holds tool calls, and Anthropic
+    // refuses those without tool definitions) but forbids using them: a model that would go on
+    // calling tools must answer now, else the task would end with no answer at all.
+    const last = step >= input.maxSteps;
     const { stepText, calls } = await streamStep(
       step,
       model,
@@ -80,15 +84,14 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
         maxOutputTokens: input.maxOutputTokens,
         temperature: input.temperature,
         abortSignal: input.signal,
-        ...(tools ? { tools } : {}),
+        ...(tools ? { tools, ...(last ? { toolChoice: { type: 'none' as const } } : {}) } : {}),
       },
       input,
     );
     text += stepText;
-    if (calls.length === 0 || !input.tools) return text;
+    if (calls.length === 0 || !input.tools || last) return text;
     const toolSet = input.tools;
     const results = await Promise.all(calls.map((call) => runToolCall(toolSet, call, input.signal)));
-    if (step >= input.maxSteps) return text;
     prompt.push(
       {
         role: 'assistant',
