@@ -28,6 +28,20 @@ export interface ModelCallTarget {
   serverAddress?: string;
   maxTokens?: number;
   temperature?: number;
+  /**
+   * The caller's signal (cancel, budget stop, lease lost, shutdown), without the per-call timeout:
+   * a call it stopped is `cancelled`, whatever it was stopped with, not a provider failure.
+   */
+  signal?: AbortSignal;
+}
+
+/** The error type of a failed call: `cancelled` when its caller stopped it, else as classified. */
+export function errorTypeOf(
+  target: ModelCallTarget,
+  error: unknown,
+  classify: (error: unknown) => string,
+): string {
+  return target.signal?.aborted ? 'cancelled' : classify(error);
 }
 
 /**
@@ -143,7 +157,7 @@ export class AttemptModelCalls implements ModelCallTelemetry {
 
   callFailed(error: unknown): void {
     const durationSeconds = (this.#deps.now() - this.#started) / 1000;
-    const errorType = this.#deps.classify(error);
+    const errorType = errorTypeOf(this.#of.target, error, this.#deps.classify);
     this.lastCallFailed = true;
     const span = this.#span;
     if (span) {

@@ -9,6 +9,7 @@ import { classifyProviderError } from '../agents/providers/provider-errors.ts';
 import type { GenAiTracer } from './genai-spans.ts';
 import {
   AttemptModelCalls,
+  errorTypeOf,
   type ModelCallDeps,
   type ModelCallTarget,
   type ModelCallTelemetry,
@@ -199,7 +200,9 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
         } catch (error) {
           // Failed outside a model call (e.g. its timeout hit during a tool run): still a failed
           // attempt for the provider error counter, without a duration sample (no call to time).
-          if (!calls.lastCallFailed) metrics.recordProviderError(target.provider, classify(error));
+          if (!calls.lastCallFailed) {
+            metrics.recordProviderError(target.provider, errorTypeOf(target, error, classify));
+          }
           throw error;
         }
       }
@@ -219,7 +222,7 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
       try {
         value = await running;
       } catch (error) {
-        const errorType = classify(error);
+        const errorType = errorTypeOf(target, error, classify);
         if (sink.hit !== true) {
           metrics.recordLlmCall({ ...base, durationSeconds: (now() - started) / 1000, errorType });
         }

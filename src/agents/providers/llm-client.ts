@@ -70,6 +70,8 @@ export interface LlmCallObserver {
       serverAddress?: string;
       maxTokens?: number;
       temperature?: number;
+      /** The caller's signal (not the per-call timeout): a call it stopped is no provider failure. */
+      signal?: AbortSignal;
     },
     run: () => Promise<T>,
     usageOf: (value: T) => {
@@ -227,6 +229,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
               serverAddress: serverAddressOf(providers[target.provider]?.baseURL),
               maxTokens: target.maxOutputTokens,
               temperature: target.temperature,
+              signal,
             },
             runAttempt,
             usageOf,
