@@ -71,6 +71,33 @@ describe('LLM telemetry', () => {
     assert.equal(span?.attributes['error.type'], 'rate_limited');
   });
 
+  test('a call its caller stopped is cancelled, whatever it was stopped with', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const telemetry = createLlmTelemetry({
+      metrics,
+      genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
+    });
+    const caller = new AbortController();
+    caller.abort(new AppError('TIMEOUT', 'task stopped: cancel'));
+    await assert.rejects(
+      telemetry.observeCall(
+        { provider: 'openai', model: 'gpt-x', signal: caller.signal },
+        async () => {
+          throw caller.signal.reason;
+        },
+        () => ({}),
+      ),
+      /task stopped/,
+    );
+    const text = await metrics.render();
+    assert.match(text, /gen_ai_client_operation_duration_seconds_count\{[^}]*error_type="cancelled"\} 1/);
+    assert.match(text, /maos_llm_provider_errors_total\{provider="openai",error_type="cancelled"\} 1/);
+    assert.doesNotMatch(text, /error_type="timeout"/);
+    const [span] = exporter.getFinishedSpans();
+    exporter.reset();
+    assert.equal(span?.attributes['error.type'], 'cancelled');
+  });
+
   test('failure kinds map to the bounded provider error types', () => {
     assert.equal(toProviderErrorType('auth'), 'authentication');
     assert.equal(toProviderErrorType('server'), 'server_error');

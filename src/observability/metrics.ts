@@ -203,7 +203,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   const tokenUsage = new Histogram({
     name: 'gen_ai_client_token_usage',
-    help: 'Billable tokens per GenAI operation, by token type (gen_ai.client.token.usage).',
+    help: 'Billable tokens per GenAI operation a provider answered, by token type (gen_ai.client.token.usage); response cache answers are not samples.',
     labelNames: names(
       'gen_ai_client_token_usage',
       'gen_ai_operation_name',
@@ -216,7 +216,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const operationDuration = new Histogram({
     name: 'gen_ai_client_operation_duration_seconds',
-    help: 'Duration of GenAI client operations (gen_ai.client.operation.duration); error_type set on failure.',
+    help: 'Duration of GenAI client operations sent to a provider (gen_ai.client.operation.duration); error_type set on failure, cancelled when MAOS stopped the call; response cache answers are not samples.',
     labelNames: names(
       'gen_ai_client_operation_duration_seconds',
       'gen_ai_operation_name',
@@ -235,7 +235,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const providerErrors = new Counter({
     name: 'maos_llm_provider_errors_total',
-    help: 'Failed LLM provider calls, by provider and error type.',
+    help: 'Failed LLM provider calls (circuit_open: refused by the open breaker; cancelled: stopped by MAOS), by provider and error type.',
     labelNames: names('maos_llm_provider_errors_total', 'provider', 'error_type'),
     registers,
   });
