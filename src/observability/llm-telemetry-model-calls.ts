@@ -26,6 +26,7 @@ export interface ModelCallTarget {
   model: string;
   operation?: 'chat' | 'text_completion' | 'generate_content';
   serverAddress?: string;
+  serverPort?: number;
   maxTokens?: number;
   temperature?: number;
   /**
@@ -117,6 +118,7 @@ export class AttemptModelCalls implements ModelCallTelemetry {
         model: target.model,
         operation: this.#operation,
         serverAddress: target.serverAddress,
+        serverPort: target.serverPort,
         maxTokens: target.maxTokens,
         temperature: target.temperature,
         attempt: this.#of.attempt,

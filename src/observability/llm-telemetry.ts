@@ -214,6 +214,7 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
         model: target.model,
         operation,
         serverAddress: target.serverAddress,
+        serverPort: target.serverPort,
         maxTokens: target.maxTokens,
         temperature: target.temperature,
       });

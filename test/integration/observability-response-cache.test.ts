@@ -85,6 +85,11 @@ test('cache hits count as cache hits, not as provider calls', { timeout: 60_000 
   const missSpans = chatSpans(exporter.getFinishedSpans());
   assert.equal(missSpans.length, 5);
   assert.ok(missSpans.every((span) => span.attributes[CACHE_HIT] === false));
+  const port = Number(new URL(llm.url).port);
+  assert.ok(
+    missSpans.every((span) => span.attributes['server.port'] === port),
+    'server.port of the provider',
+  );
   exporter.reset();
 
   await runSession(server.url);

@@ -68,6 +68,7 @@ export interface LlmCallObserver {
       provider: string;
       model: string;
       serverAddress?: string;
+      serverPort?: number;
       maxTokens?: number;
       temperature?: number;
       /** The caller's signal (not the per-call timeout): a call it stopped is no provider failure. */
@@ -113,6 +114,18 @@ function serverAddressOf(baseURL: string | undefined): string | undefined {
   if (!baseURL) return undefined;
   try {
     return new URL(baseURL).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The port of a base URL (the scheme's default when it names none), for the `server.port` span attribute. */
+function serverPortOf(baseURL: string | undefined): number | undefined {
+  if (!baseURL) return undefined;
+  try {
+    const url = new URL(baseURL);
+    if (url.port) return Number(url.port);
+    return url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : undefined;
   } catch {
     return undefined;
   }
@@ -227,6 +240,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
               provider: target.provider,
               model: target.model,
               serverAddress: serverAddressOf(providers[target.provider]?.baseURL),
+              serverPort: serverPortOf(providers[target.provider]?.baseURL),
               maxTokens: target.maxOutputTokens,
               temperature: target.temperature,
               signal,
