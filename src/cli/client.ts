@@ -329,16 +329,19 @@ function toConnectionError(error: unknown, baseUrl: URL): CliError {
 export class ApiProblemError extends CliError {
   /** The problem's `details`; undefined when it had none. */
   readonly problemDetails: unknown;
+  /** The HTTP status of the answer. */
+  readonly status: number;
 
   constructor(
     code: string,
     message: string,
     exitCode: ExitCode,
     details: string[],
-    options: { retryable: boolean; problemDetails: unknown },
+    options: { retryable: boolean; problemDetails: unknown; status: number },
   ) {
     super(code, message, exitCode, details, { retryable: options.retryable });
     this.problemDetails = options.problemDetails;
+    this.status = options.status;
   }
 }
 
@@ -376,6 +379,7 @@ export function toProblemError(response: Response, text: string): CliError {
   return new ApiProblemError(code, detail, exitCodeForStatus(response.status), describeDetails(problem), {
     retryable,
     problemDetails: problem.details,
+    status: response.status,
   });
 }
 

@@ -69,3 +69,16 @@ describe('maos keys', () => {
     assertUsage(revoked, /key id or prefix must not be empty/);
   });
 });
+
+describe('maos doctor', () => {
+  test('a flag value that is not a number is a usage error, not silently the default', async () => {
+    for (const args of [
+      ['--min-free-mb', 'lots'],
+      ['--max-clock-skew', '-5'],
+    ]) {
+      const result = await runMaos(['doctor', '--config', config, ...args]);
+      assertUsage(result, new RegExp(`${args[0]} must be a number`));
+      assert.equal(result.stdout, '', 'no report printed');
+    }
+  });
+});

@@ -3,6 +3,7 @@
 // never go away (400/401/403/404). Following retries its very first request like its reconnects;
 // everything else fails at once with one `error CODE: message` line and the documented exit code.
 import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -300,5 +301,43 @@ describe('one-shot commands fail at once with one line and the documented exit c
     assert.equal(result.code, 2, result.stderr);
     assertOneErrorLine(result.stderr, 'INVALID_SERVER_URL');
     assert.match(result.stderr, /port 6000 .*blocked port/);
+  });
+});
+
+describe('maos login checks the credential like every other request', () => {
+  const credentials = join(tmpdir(), `maos-cli-login-${process.pid}.json`);
+  after(() => rmSync(credentials, { force: true }));
+
+  test('a server without the MAOS API (404): exit 4, nothing stored', async () => {
+    const server = await startServer((_req, res) => sendGatewayPage(res, 404));
+    const result = await maos(server.url, ['login', '--token', 't'], {
+      env: { MAOS_CREDENTIALS: credentials },
+    });
+    assert.equal(result.code, 4, result.stderr);
+    assertOneErrorLine(result.stderr, 'NOT_FOUND');
+    assert.match(result.stderr, /has no MAOS API/);
+    assert.equal(existsSync(credentials), false);
+  });
+
+  test('a 503: exit 7 with the answer, not an INTERNAL error', async () => {
+    const server = await startServer((_req, res) => sendGatewayPage(res, 503));
+    const result = await maos(server.url, ['login', '--token', 't'], {
+      env: { MAOS_CREDENTIALS: credentials },
+    });
+    assert.equal(result.code, 7, result.stderr);
+    assertOneErrorLine(result.stderr, 'HTTP_503');
+    assert.equal(existsSync(credentials), false);
+  });
+
+  test('a base path in --server is kept for the check', async () => {
+    const server = await startServer((req, res) =>
+      req.url === '/maos/v1/roles' ? sendJson(res, 200, { items: [] }) : sendGatewayPage(res, 404),
+    );
+    const result = await maos(`${server.url}/maos`, ['login', '--token', 't'], {
+      env: { MAOS_CREDENTIALS: credentials },
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(server.requests, ['GET /maos/v1/roles']);
+    assert.equal(existsSync(credentials), true);
   });
 });

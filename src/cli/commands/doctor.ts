@@ -2,7 +2,7 @@
 // pass/fail list with a fix for each failure; exits 1 when any check fails.
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
-import { CliError, type ExitCode } from '../exit-codes.ts';
+import { CliError, EXIT, type ExitCode } from '../exit-codes.ts';
 import { type CheckStatus, type DoctorReport, runDoctor } from '../ops/doctor-checks.ts';
 
 /** Exit status of `maos doctor` when at least one check failed (warnings still exit 0). */
@@ -38,8 +38,8 @@ export function registerDoctorCommand(program: Command): void {
       const report = await runDoctor({
         configPath: flags.config ?? globals.config ?? clientEnv.configPath,
         server: flags.server ?? globals.server ?? clientEnv.server,
-        minFreeBytes: parsePositive(flags.minFreeMb, 512) * 1024 * 1024,
-        maxClockSkewSeconds: parsePositive(flags.maxClockSkew, 30),
+        minFreeBytes: parsePositive(flags.minFreeMb, 512, '--min-free-mb') * 1024 * 1024,
+        maxClockSkewSeconds: parsePositive(flags.maxClockSkew, 30, '--max-clock-skew'),
       });
       const json = flags.json ?? globals.json;
       process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderDoctorReport(report));
@@ -70,7 +70,12 @@ export function renderDoctorReport(report: DoctorReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-function parsePositive(raw: string | undefined, fallback: number): number {
+/** A non-negative number flag; a typo is a usage error, not a silent fallback to the default. */
+function parsePositive(raw: string | undefined, fallback: number, flag: string): number {
+  if (raw === undefined) return fallback;
   const value = Number(raw);
-  return Number.isFinite(value) && value >= 0 ? value : fallback;
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0) {
+    throw new CliError('USAGE', `${flag} must be a number ≥ 0 (got "${raw}")`, EXIT.USAGE);
+  }
+  return value;
 }

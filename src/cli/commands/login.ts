@@ -4,6 +4,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { ApiProblemError, createApiClient } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, DEFAULT_SERVER } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 
@@ -85,21 +86,7 @@ async function runLogin(ctx: CliContext, command: Command): Promise<number> {
       EXIT.USAGE,
     );
   }
-  let status: number;
-  try {
-    const response = await fetch(new URL('/v1/roles', server), {
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
-      signal: AbortSignal.timeout(10_000),
-    });
-    status = response.status;
-    await response.body?.cancel();
-  } catch {
-    throw new CliError('UNREACHABLE', `cannot reach ${server}`, EXIT.UNREACHABLE);
-  }
-  if (status === 401 || status === 400) {
-    throw new CliError('INVALID_TOKEN', `the server rejected the credential (HTTP ${status})`, EXIT.AUTH);
-  }
-  if (status >= 500) throw new CliError('INTERNAL', `the server failed (HTTP ${status})`, EXIT.SERVER);
+  const status = await checkCredential(server, token);
   const content = readCredentials(path);
   content.servers[serverKey(server)] = { token, savedAt: new Date().toISOString() };
   writeCredentials(path, content);
@@ -109,6 +96,36 @@ async function runLogin(ctx: CliContext, command: Command): Promise<number> {
     if (status === 403) ctx.out.note('note: the credential is valid but may not read roles (HTTP 403)');
   }
   return EXIT.OK;
+}
+
+/**
+ * Reads the roles with the credential (through the API client, so a base path in --server is kept
+ * and errors read like every other command's): 200 or 403 means the server knows the credential.
+ */
+async function checkCredential(server: string, token: string): Promise<number> {
+  const client = createApiClient({ server, token, requestTimeoutMs: 10_000 });
+  try {
+    await client.listRoles();
+    return 200;
+  } catch (error) {
+    if (!(error instanceof ApiProblemError)) throw error;
+    if (error.status === 403) return 403;
+    if (error.status === 401 || error.status === 400) {
+      throw new CliError(
+        'INVALID_TOKEN',
+        `the server rejected the credential (HTTP ${error.status}: ${error.message})`,
+        EXIT.AUTH,
+      );
+    }
+    if (error.status === 404) {
+      throw new CliError(
+        'NOT_FOUND',
+        `${server} has no MAOS API (GET v1/roles answered 404); check --server`,
+        EXIT.NOT_FOUND,
+      );
+    }
+    throw error;
+  }
 }
 
 async function runLogout(ctx: CliContext, command: Command): Promise<number> {
