@@ -1,0 +1,115 @@
+// Role × route on the real application: every registered route (read from the route table, so a new
+// route is covered without touching this file), for every built-in role, answers 403
+// insufficient_scope exactly when the role lacks the route's permission according to the table
+// PUBLISHED in docs/security.md (not the code's table: the two must agree); without credentials,
+// every route but the documented public ones answers 401.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { BUILT_IN_ROLES, type RoleName } from '../../src/security/rbac.ts';
+import { type ProbeStack, sendProbe, startProbeStack } from '../fixtures/security-probe.ts';
+
+/** Public routes the security guide names: probes, the API description and its viewer. */
+const DOCUMENTED_PUBLIC = /^\/(healthz|readyz|openapi\.json|docs(\/.*)?)$/;
+
+/** docs/security.md's permission table: for each permission, the roles that hold it. */
+function readPublishedTable(): Map<string, Set<string>> {
+  const text = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+  const block = /<!-- permission-table:start -->([\s\S]*?)<!-- permission-table:end -->/.exec(text)?.[1];
+  assert.ok(block, 'docs/security.md has the permission table');
+  const lines = block.trim().split('\n');
+  const roles = (lines[0] ?? '')
+    .split('|')
+    .map((cell) => cell.trim())
+    .filter((cell) => cell !== '' && cell !== 'permission');
+  const table = new Map<string, Set<string>>();
+  for (const line of lines.slice(2)) {
+    const cells = line.split('|').slice(1, -1);
+    const permission = (cells[0] ?? '').trim().replace(/`/g, '');
+    table.set(permission, new Set(roles.filter((_role, i) => (cells[i + 1] ?? '').includes('✓'))));
+  }
+  return table;
+}
+
+/** Whether the published table grants `permission` to `role` (`admin:*` implies every permission). */
+function publishedGrant(table: Map<string, Set<string>>, role: string, permission: string): boolean {
+  return table.get(permission)?.has(role) === true || table.get('admin:*')?.has(role) === true;
+}
+
+/** A path for `url` with ids nobody owns (a granted call then fails on the lookup, not on access). */
+function pathWithUnknownIds(url: string): string {
+  return url
+    .replace(/:id\b/g, randomUUID())
+    .replace(/:name\b/g, 'probe-unknown')
+    .replace(/\*$/, 'x');
+}
+
+describe('role × route matrix on the real application', { timeout: 180_000 }, () => {
+  let stack: ProbeStack;
+  const keys = new Map<RoleName, string>();
+
+  const cleanups: (() => unknown)[] = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+  before(async () => {
+    stack = await startProbeStack({ after: (fn: () => unknown) => cleanups.push(fn) });
+    for (const role of BUILT_IN_ROLES) keys.set(role, await stack.mint('tenant-rbac', [role]));
+  });
+
+  test('the published table names the same roles and permissions as the route table uses', () => {
+    const table = readPublishedTable();
+    for (const route of stack.routes.filter((r) => !r.public)) {
+      assert.ok(
+        route.permission !== undefined && table.has(route.permission),
+        `${route.method} ${route.url}: permission ${route.permission} is in docs/security.md`,
+      );
+    }
+    const published = new Set([...table.values()].flatMap((roles) => [...roles]));
+    assert.deepEqual([...published].sort(), [...BUILT_IN_ROLES].sort());
+  });
+
+  test('without credentials: 401 everywhere but the documented public routes', async () => {
+    for (const route of stack.routes) {
+      if (route.method === 'OPTIONS') continue;
+      const path = pathWithUnknownIds(route.url);
+      if (route.public) {
+        assert.match(route.url, DOCUMENTED_PUBLIC, `${route.url} is public but not documented as such`);
+        continue;
+      }
+      const answer = await sendProbe(stack.server.url, route.method, path, route.url, {});
+      assert.equal(answer.status, 401, `${route.method} ${route.url} without credentials`);
+      assert.match(String(answer.headers.get('www-authenticate')), /^Bearer realm="maos"/);
+    }
+  });
+
+  test('each role: 403 insufficient_scope exactly where docs/security.md does not grant it', async () => {
+    const table = readPublishedTable();
+    const mismatches: string[] = [];
+    for (const role of BUILT_IN_ROLES) {
+      const key = keys.get(role) as string;
+      for (const route of stack.routes) {
+        if (route.public || route.method === 'OPTIONS') continue;
+        const granted = publishedGrant(table, role, route.permission ?? '');
+        const path = pathWithUnknownIds(route.url);
+        const answer = await sendProbe(stack.server.url, route.method, path, route.url, {
+          authorization: `Bearer ${key}`,
+        });
+        const label = `${role} ${route.method} ${route.url} (${route.permission}, ${granted ? 'granted' : 'not granted'}) → ${answer.status}`;
+        if (granted ? answer.status === 401 || answer.status === 403 : answer.status !== 403) {
+          mismatches.push(label);
+          continue;
+        }
+        if (!granted) {
+          const challenge = String(answer.headers.get('www-authenticate'));
+          if (!challenge.includes('error="insufficient_scope"')) mismatches.push(`${label}: ${challenge}`);
+          if (route.method !== 'HEAD' && !answer.text.includes('"PERMISSION_DENIED"')) {
+            mismatches.push(`${label}: ${answer.text.slice(0, 200)}`);
+          }
+        }
+      }
+    }
+    assert.deepEqual(mismatches, []);
+  });
+});
