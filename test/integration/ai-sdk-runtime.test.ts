@@ -431,7 +431,9 @@ describe('ai-sdk runtime telemetry hooks', () => {
       llm,
       logger,
       telemetry: {
-        async observeCall(target, run, usageOf) {
+        async observeCall({ signal, ...target }, run, usageOf) {
+          // The caller's signal (cancel, budget stop) comes along; it is not part of the target.
+          assert.ok(signal instanceof AbortSignal);
           try {
             const value = await run();
             observed.push({ ...target, ok: true, outputTokens: usageOf(value).outputTokens });
@@ -457,6 +459,7 @@ describe('ai-sdk runtime telemetry hooks', () => {
         provider: 'main',
         model: 'main-model',
         serverAddress: '127.0.0.1',
+        serverPort: Number(new URL(server.url).port),
         maxTokens: 8192,
         temperature: undefined,
         ok: true,
@@ -466,6 +469,7 @@ describe('ai-sdk runtime telemetry hooks', () => {
         provider: 'main',
         model: 'main-model',
         serverAddress: '127.0.0.1',
+        serverPort: Number(new URL(server.url).port),
         maxTokens: 8192,
         temperature: undefined,
         ok: false,
