@@ -1,13 +1,16 @@
 // Role × route on the real application: every registered route (read from the route table, so a new
 // route is covered without touching this file), for every built-in role, answers 403
 // insufficient_scope exactly when the role lacks the route's permission according to the table
-// PUBLISHED in docs/security.md (not the code's table: the two must agree); without credentials,
-// every route but the documented public ones answers 401.
+// PUBLISHED in docs/security.md (not the code's table: the two must agree); each route's
+// permission is the one docs/api.md names; every MCP tool the same way, by docs/mcp.md's table;
+// without credentials, every route but the documented public ones answers 401.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { BUILT_IN_ROLES, type RoleName } from '../../src/security/rbac.ts';
+import { connectHttpClient } from '../fixtures/mcp-server.ts';
 import { type ProbeStack, sendProbe, startProbeStack } from '../fixtures/security-probe.ts';
 
 /** Public routes the security guide names: probes, the API description and its viewer. */
@@ -32,6 +35,19 @@ function readPublishedTable(): Map<string, Set<string>> {
   return table;
 }
 
+/** The rows of the Markdown tables of a doc: first cell → the backquoted words of the second. */
+function readDocTable(file: string): { subject: string; permissions: string[] }[] {
+  const text = readFileSync(new URL(`../../docs/${file}`, import.meta.url), 'utf8');
+  const rows: { subject: string; permissions: string[] }[] = [];
+  for (const line of text.split('\n')) {
+    const cells = line.split('|').slice(1, -1);
+    if (cells.length < 2) continue;
+    const permissions = [...(cells[1] ?? '').matchAll(/`([a-z]+:[a-z*]+)`/g)].map((m) => m[1] as string);
+    if (permissions.length > 0) rows.push({ subject: (cells[0] ?? '').trim(), permissions });
+  }
+  return rows;
+}
+
 /** Whether the published table grants `permission` to `role` (`admin:*` implies every permission). */
 function publishedGrant(table: Map<string, Set<string>>, role: string, permission: string): boolean {
   return table.get(permission)?.has(role) === true || table.get('admin:*')?.has(role) === true;
@@ -43,6 +59,18 @@ function pathWithUnknownIds(url: string): string {
     .replace(/:id\b/g, randomUUID())
     .replace(/:name\b/g, 'probe-unknown')
     .replace(/\*$/, 'x');
+}
+
+/** Arguments a tool accepts, naming a session nobody owns (a granted call fails on the lookup). */
+function toolArguments(schema: { properties?: Record<string, unknown>; required?: string[] }) {
+  const args: Record<string, unknown> = {};
+  for (const name of schema.required ?? []) {
+    if (name === 'session_id') args[name] = randomUUID();
+    else if (name === 'objective') args[name] = 'probe objective';
+    else args[name] = 'probe';
+  }
+  if (args.objective !== undefined) args.agents = [{ role: 'engineer', task: 't', runner: 'ok' }];
+  return args;
 }
 
 describe('role × route matrix on the real application', { timeout: 180_000 }, () => {
@@ -68,6 +96,68 @@ describe('role × route matrix on the real application', { timeout: 180_000 }, (
     }
     const published = new Set([...table.values()].flatMap((roles) => [...roles]));
     assert.deepEqual([...published].sort(), [...BUILT_IN_ROLES].sort());
+  });
+
+  test('each /v1 route requires the permission docs/api.md names for it', () => {
+    const rows = readDocTable('api.md');
+    const problems: string[] = [];
+    for (const route of stack.routes) {
+      if (route.public || route.method === 'HEAD' || route.method === 'OPTIONS') continue;
+      if (!route.url.startsWith('/v1/') && route.url !== '/mcp') continue;
+      const documented = `${route.method} ${route.url.replace(/:([A-Za-z]+)/g, '{$1}')}`;
+      // A row for the method and path, or else one naming the path's prefix (`/v1/audit…`, `/mcp`).
+      const exact = rows.find((row) => row.subject === `\`${documented}\``);
+      const grouped = rows.find((row) =>
+        [...row.subject.matchAll(/`(\/[^`]*?)…?`/g)].some((m) => route.url.startsWith(m[1] as string)),
+      );
+      const row = exact ?? grouped;
+      if (!row) problems.push(`${documented} is not in docs/api.md`);
+      else if (!row.permissions.includes(route.permission ?? '')) {
+        problems.push(
+          `${documented}: docs/api.md says ${row.permissions.join(', ')}, the route ${route.permission}`,
+        );
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  test('MCP: each role may call exactly the tools docs/mcp.md and docs/security.md grant it', async () => {
+    const table = readPublishedTable();
+    const toolPermissions = new Map(
+      readDocTable('mcp.md').map((row) => [row.subject.replace(/`/g, ''), row.permissions[0] as string]),
+    );
+    const problems: string[] = [];
+    for (const role of BUILT_IN_ROLES) {
+      const connected = await connectHttpClient(stack.server.url, {
+        authorization: `Bearer ${keys.get(role)}`,
+      });
+      try {
+        const { tools } = await connected.client.listTools();
+        assert.ok(tools.length >= 7, 'the orchestrator tools are offered');
+        for (const tool of tools) {
+          const permission = toolPermissions.get(tool.name);
+          if (permission === undefined) {
+            problems.push(`tool ${tool.name} is not in docs/mcp.md`);
+            continue;
+          }
+          const result = (await connected.client.callTool({
+            name: tool.name,
+            arguments: toolArguments(tool.inputSchema),
+          })) as CallToolResult;
+          const code = (result.structuredContent as { error?: { code?: string } } | undefined)?.error?.code;
+          const denied = result.isError === true && code === 'PERMISSION_DENIED';
+          const granted = publishedGrant(table, role, permission);
+          if (denied === granted) {
+            problems.push(
+              `${role} ${tool.name} (${permission}): ${denied ? 'denied' : `not denied (${code})`}`,
+            );
+          }
+        }
+      } finally {
+        await connected.close();
+      }
+    }
+    assert.deepEqual(problems, []);
   });
 
   test('without credentials: 401 everywhere but the documented public routes', async () => {
