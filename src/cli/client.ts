@@ -331,17 +331,20 @@ export class ApiProblemError extends CliError {
   readonly problemDetails: unknown;
   /** The HTTP status of the answer. */
   readonly status: number;
+  /** The wait the server asked for in its Retry-After header, in ms. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(
     code: string,
     message: string,
     exitCode: ExitCode,
     details: string[],
-    options: { retryable: boolean; problemDetails: unknown; status: number },
+    options: { retryable: boolean; problemDetails: unknown; status: number; retryAfterMs?: number },
   ) {
     super(code, message, exitCode, details, { retryable: options.retryable });
     this.problemDetails = options.problemDetails;
     this.status = options.status;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 
@@ -369,18 +372,28 @@ export function toProblemError(response: Response, text: string): CliError {
   } catch {
     // Not JSON (e.g. a proxy's HTML page): fall back to the status line.
   }
-  // 502/503/504: a proxy without its backend, or a server starting or shutting down.
-  const retryable = response.status === 502 || response.status === 503 || response.status === 504;
+  // 502/503/504: a proxy without its backend, or a server starting or shutting down; 429: rate
+  // limited (the request was not processed; Retry-After says when to come back).
+  const retryable = [429, 502, 503, 504].includes(response.status);
   const code = typeof problem.code === 'string' ? problem.code : `HTTP_${response.status}`;
   const detail =
     (typeof problem.detail === 'string' && problem.detail) ||
     (typeof problem.title === 'string' && problem.title) ||
-    describeBareStatus(response, retryable);
+    describeBareStatus(response, response.status !== 429 && retryable);
   return new ApiProblemError(code, detail, exitCodeForStatus(response.status), describeDetails(problem), {
     retryable,
     problemDetails: problem.details,
     status: response.status,
+    retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
   });
+}
+
+/** Retry-After as delay-seconds or an HTTP date, in ms from now; undefined when absent or invalid. */
+function parseRetryAfter(header: string | null): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 /**

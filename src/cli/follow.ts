@@ -9,6 +9,7 @@ import {
   giveUpError,
   interruptedError,
   isTransient,
+  requestedDelayMs,
   sleep,
 } from './retry.ts';
 
@@ -104,7 +105,7 @@ export async function followSession(
       // A stream that delivered events, or stayed open a while (keep-alives), ended an outage; one
       // that breaks right after opening is part of it (else a half-broken server is retried forever).
       if (openedAt !== undefined && Date.now() - openedAt >= HEALTHY_STREAM_MS) outage.recover();
-      const delay = outage.fail();
+      const delay = outage.fail(requestedDelayMs(error));
       if (delay === undefined) throw giveUpError(error, outage);
       delayMs = delay;
       reason = error;

@@ -39,6 +39,14 @@ describe('createOutage', () => {
     assert.equal(outage.failures, 1);
   });
 
+  test('a wait the server asked for is kept when it fits the bound, else it gives up', () => {
+    let now = 0;
+    const outage = createOutage(10_000, () => now);
+    assert.equal(outage.fail(3_000), 3_000);
+    now += 3_000;
+    assert.equal(outage.fail(60_000), undefined);
+  });
+
   test('a bound of 0 gives up at the first failure', () => {
     assert.equal(createOutage(0).fail(), undefined);
   });

@@ -17,9 +17,10 @@ export interface Outage {
   recover(): void;
   /**
    * Records a failure and returns the delay before the next attempt, or undefined when the server
-   * has been unavailable for `retryForMs` already (0: the first failure gives up).
+   * has been unavailable for `retryForMs` already (0: the first failure gives up) or asked to wait
+   * (`minDelayMs`, its Retry-After) past that bound.
    */
-  fail(): number | undefined;
+  fail(minDelayMs?: number): number | undefined;
   /** Milliseconds since the first failure of this outage (0 when there is none). */
   elapsedMs(): number;
 }
@@ -36,12 +37,13 @@ export function createOutage(retryForMs: number, now: () => number = Date.now): 
       failures = 0;
       since = undefined;
     },
-    fail() {
+    fail(minDelayMs = 0) {
       failures += 1;
       since ??= now();
       const elapsed = now() - since;
-      if (elapsed >= retryForMs) return undefined;
-      return Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1), retryForMs - elapsed);
+      if (elapsed >= retryForMs || elapsed + minDelayMs > retryForMs) return undefined;
+      const backoff = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1), retryForMs - elapsed);
+      return Math.max(backoff, minDelayMs);
     },
     elapsedMs() {
       return since === undefined ? 0 : now() - since;
@@ -52,6 +54,12 @@ export function createOutage(retryForMs: number, now: () => number = Date.now): 
 /** True for failures that may go away by themselves; 400, 401, 403, 404 and 409 never do. */
 export function isTransient(error: unknown): error is CliError {
   return error instanceof CliError && error.retryable;
+}
+
+/** The wait the server asked for (Retry-After of a 429 or 503), in ms; 0 when it named none. */
+export function requestedDelayMs(error: CliError): number {
+  const value = (error as { retryAfterMs?: unknown }).retryAfterMs;
+  return typeof value === 'number' && value > 0 ? value : 0;
 }
 
 /** The final error after the retries ran out: the last failure, saying how long it was tried. */
@@ -90,7 +98,7 @@ export async function retryWhileUnavailable<T>(
     } catch (error) {
       if (options.signal?.aborted) throw interruptedError();
       if (!isTransient(error) || (options.canRetry && !options.canRetry(error))) throw error;
-      const delay = outage.fail();
+      const delay = outage.fail(requestedDelayMs(error));
       if (delay === undefined) throw giveUpError(error, outage);
       options.onRetry?.(outage.failures, error, delay);
       await sleep(delay, options.signal);

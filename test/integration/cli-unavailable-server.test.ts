@@ -187,6 +187,27 @@ describe('maos logs -f: the first request waits for an unavailable server', () =
     });
   }
 
+  test('a 429 is waited out as its Retry-After asks; one past --retry-for fails at once', async () => {
+    const limited = await startServer((req, res, n) => {
+      if (n > 1) return answerLikeMaos(req, res);
+      res.writeHead(429, { 'content-type': 'application/problem+json', 'retry-after': '1' });
+      res.end(JSON.stringify({ status: 429, code: 'RATE_LIMITED', detail: 'Too many requests' }));
+    });
+    const waited = await maos(limited.url, ['logs', SESSION, '-f']);
+    assert.equal(waited.code, 0, waited.stderr);
+    assert.match(waited.stderr, /RATE_LIMITED: Too many requests — retrying in 1 s/);
+
+    const quota = await startServer((_req, res) => {
+      res.writeHead(429, { 'content-type': 'application/problem+json', 'retry-after': '3600' });
+      res.end(JSON.stringify({ status: 429, code: 'QUOTA_EXCEEDED', detail: 'Daily quota used up' }));
+    });
+    const refused = await maos(quota.url, ['logs', SESSION, '-f']);
+    assert.equal(refused.code, 7, refused.stderr);
+    assertOneErrorLine(refused.stderr, 'QUOTA_EXCEEDED');
+    assert.doesNotMatch(refused.stderr, /retrying/);
+    assert.equal(quota.requests.length, 1);
+  });
+
   test('Ctrl-C while waiting for the server ends with 130 and no error line', async () => {
     const port = await freePort();
     const result = await maos(`http://127.0.0.1:${port}`, ['logs', SESSION, '-f'], {
@@ -222,6 +243,17 @@ describe('maos run --follow against an unavailable server', () => {
     assertOneErrorLine(result.stderr, 'HTTP_503');
     assert.match(result.stderr, /--idempotency-key makes the submit safe to retry/);
     assert.equal(server.requests.length, 1);
+  });
+
+  test('a 429 on the submit is retried without a key (the server did not process it)', async () => {
+    const server = await startServer((req, res, n) => {
+      if (n > 1) return answerLikeMaos(req, res);
+      res.writeHead(429, { 'content-type': 'application/problem+json' });
+      res.end(JSON.stringify({ status: 429, code: 'RATE_LIMITED', detail: 'Too many requests' }));
+    });
+    const result = await maos(server.url, ['run', 'x', '--follow']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(server.requests.slice(0, 2), ['POST /v1/sessions', 'POST /v1/sessions']);
   });
 
   test('a 503 on the submit is retried with an idempotency key, then the stream is followed', async () => {

@@ -9,7 +9,7 @@ import { STRATEGIES } from '../../domain/types.ts';
 import type { SessionDto } from '../../http/dto.ts';
 import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-spec.ts';
 import { type ApprovalPrompter, createApprovalPrompter } from '../approval-prompt.ts';
-import { UnreachableError } from '../client.ts';
+import { ApiProblemError, UnreachableError } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { type FollowOptions, followSession } from '../follow.ts';
@@ -131,8 +131,11 @@ async function submit(
   const client = ctx.client();
   const call = () => client.createSession(body, options.idempotencyKey);
   if (!options.follow) return call();
+  // Refused connections and 429 answers were not processed: repeating them cannot make a duplicate.
   const safeToRepeat = (error: CliError) =>
-    options.idempotencyKey !== undefined || (error instanceof UnreachableError && error.refused);
+    options.idempotencyKey !== undefined ||
+    (error instanceof UnreachableError && error.refused) ||
+    (error instanceof ApiProblemError && error.status === 429);
   try {
     return await retryWhileUnavailable(call, {
       retryForMs,
