@@ -108,7 +108,14 @@ function describeSession(tasks: readonly TaskRow[]): EditedPlanSession {
     if (started && task.agent_name !== null && task.agent_role !== null && task.agent_runtime === 'llm')
       agents.set(task.agent_name, { name: task.agent_name, role: task.agent_role });
   }
-  return { tasks: current, agents: [...agents.values()] };
+  // The phase waiting for approval is the first one with a task not started yet.
+  const waiting = tasks.filter((task) => task.kind === 'agent' && task.status === 'pending');
+  const pendingPhase = waiting.length > 0 ? Math.min(...waiting.map((task) => task.phase)) : undefined;
+  return {
+    tasks: current,
+    agents: [...agents.values()],
+    ...(pendingPhase === undefined ? {} : { pendingPhase }),
+  };
 }
 
 /** Approves the waiting plan (as is, or edited), stores the version, and starts the session. */

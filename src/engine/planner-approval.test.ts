@@ -480,3 +480,32 @@ describe('diffPlans', () => {
     });
   });
 });
+
+describe('edits at a phase gate', () => {
+  const ran = { name: 'explore', tasks: [{ name: 'survey', role: 'qa', instructions: 'do survey' }] };
+  const atGate: EditedPlanSession = {
+    ...session([current('survey', 'qa', { started: true }), current('deepen', 'qa')]),
+    pendingPhase: 1,
+  };
+  test('an edit that leaves no task to run is refused', () => {
+    const error = failure(() => validateEditedPlan({ phases: [ran] }, rules, atGate));
+    assert.match(error.message, /no task left to run/);
+  });
+  test('a new task in a phase that already ran is refused', () => {
+    const plan = {
+      phases: [{ ...ran, tasks: [...ran.tasks, { name: 'x', role: 'qa', instructions: 'x' }] }],
+    };
+    const error = failure(() => validateEditedPlan(plan, rules, atGate));
+    assert.match(error.message, /task "x" is new but in phase 0 \("explore"\), which has already run/);
+  });
+  test('new tasks in the waiting phase or later are accepted', () => {
+    const plan = {
+      phases: [
+        ran,
+        { name: 'next', tasks: [{ name: 'y', role: 'engineer', instructions: 'y' }] },
+        { name: 'last', tasks: [{ name: 'z', role: 'architect', instructions: 'z' }] },
+      ],
+    };
+    assert.equal(validateEditedPlan(plan, rules, atGate).phases.length, 3);
+  });
+});

@@ -74,6 +74,11 @@ export interface EditedPlanSession {
   tasks: ReadonlyMap<string, CurrentTask>;
   /** LLM agents with a task that started: the ones a task may reuse (they keep their history). */
   agents: readonly ExistingAgent[];
+  /**
+   * Index of the phase waiting for approval (0 for a first plan, n at the n-th phase gate): new tasks
+   * go there or later. Unset: not checked.
+   */
+  pendingPhase?: number;
 }
 
 const NEW_SESSION: EditedPlanSession = { tasks: new Map(), agents: [] };
@@ -139,11 +144,44 @@ function checkEdit(
 }
 
 /**
+ * Problems of an edit at a phase gate (some tasks already started): it must leave a task to run —
+ * an approved plan with none would leave the session running with nothing to do — and new tasks may
+ * not go into a phase that already ran, since the session continues after the phase waiting for
+ * approval (a task added before it would run, and the gate's phase would come back).
+ */
+function checkGateEdit(
+  phases: ReadonlyArray<{ name: string; tasks: readonly EditedTask[] }>,
+  session: EditedPlanSession,
+): string[] {
+  const pending = session.pendingPhase;
+  const started = new Set(
+    [...session.tasks.values()].filter((task) => task.started).map((task) => task.name),
+  );
+  if (pending === undefined || started.size === 0) return [];
+  const errors: string[] = [];
+  const toRun = phases.flatMap((phase) => phase.tasks).filter((task) => !started.has(task.name));
+  if (toRun.length === 0) {
+    errors.push(
+      'the edited plan has no task left to run: keep or add at least one task in the phase waiting for approval (or reject the plan to end the session)',
+    );
+  }
+  phases.slice(0, pending).forEach((phase, index) => {
+    for (const task of phase.tasks) {
+      if (started.has(task.name)) continue;
+      errors.push(
+        `task "${task.name}" is new but in phase ${index} ("${phase.name}"), which has already run: add new tasks to the phase waiting for approval (phase ${pending}) or a later one`,
+      );
+    }
+  });
+  return errors;
+}
+
+/**
  * Parses and checks an edited plan exactly as a generated one is checked (checkGeneratedPhases:
  * tasks per phase, names, roles, dependencies that exist and are not in a later phase, cycles,
  * reused agents, per-role cap) and builds it the same way (each phase waits for the one before),
- * plus runners and the tasks of `session` that already started. Throws INVALID_PLAN listing every
- * problem. A task that reuses an agent carries its name in `agent`, as a generated one does.
+ * plus runners, the tasks of `session` that already started and, at a phase gate, where new tasks
+ * go. Throws INVALID_PLAN listing every problem. A task that reuses an agent carries its name in `agent`, as a generated one does.
  */
 export function validateEditedPlan(
   input: unknown,
@@ -188,6 +226,7 @@ export function validateEditedPlan(
       rules,
       session,
     ),
+    ...checkGateEdit(parsed.data.phases, session),
   ];
   if (errors.length > 0) {
     throw new AppError('INVALID_PLAN', `The edited plan is not valid: ${errors.join('; ')}`, {
