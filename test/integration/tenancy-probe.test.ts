@@ -6,6 +6,7 @@
 // lists and every other answer carry nothing of A's, and A's objects are unchanged afterwards.
 // MCP: B can neither use A's MCP session nor reach A's session through any tool or resource.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Kysely } from 'kysely';
@@ -53,6 +54,36 @@ function targetOf(
 /** A's session request (B sends the same body, with the same Idempotency-Key, later). */
 function sessionBody(objective: string) {
   return { objective, thread_id: THREAD_A, agents: [{ role: 'engineer', task: 't', runner: 'ok' }] };
+}
+
+/** The route with ids and names nobody has (and, for /mcp, an MCP session id nobody has). */
+function unknownCounterpart(url: string, params: Record<string, string>) {
+  const values: string[] = [];
+  let path = url;
+  for (const name of Object.keys(params)) {
+    const value = name === 'id' ? randomUUID() : 'nobody_has_this';
+    values.push(value);
+    path = path.replace(`:${name}`, value);
+  }
+  const headers: Record<string, string> = {};
+  if (url === '/mcp') {
+    headers['mcp-session-id'] = randomUUID();
+    values.push(headers['mcp-session-id']);
+  }
+  return { path, headers, values };
+}
+
+/** Status and problem fields of an answer, with the ids it was asked about blanked out. */
+function comparable(status: number, text: string, ids: string[]): string {
+  let problem: Record<string, unknown> = {};
+  try {
+    problem = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    problem = { text };
+  }
+  let detail = JSON.stringify([problem.code, problem.title, problem.detail, problem.error]);
+  for (const id of ids) detail = detail.split(id).join('<id>');
+  return `${status} ${detail}`;
 }
 
 function markersOf(a: TenantAObjects): string[] {
@@ -173,6 +204,21 @@ describe('tenant B cannot see or touch tenant A’s objects, on any route', { ti
       if (expect404 && answer.status !== 404)
         problems.push(`${label}: expected 404 ${answer.text.slice(0, 200)}`);
       if (!expect404 && answer.status >= 500) problems.push(`${label}: ${answer.text.slice(0, 200)}`);
+      if (expect404) {
+        // The same request for an object that never existed must answer the same: nothing tells
+        // "someone else's" from "nobody's".
+        const unknown = unknownCounterpart(route.url, target?.params ?? {});
+        const control = await sendProbe(url, route.method, unknown.path, route.url, {
+          ...asB(),
+          ...unknown.headers,
+        });
+        const mine = comparable(answer.status, answer.text, [
+          ...Object.values(target?.params ?? {}),
+          a.mcpSessionId,
+        ]);
+        const nobodys = comparable(control.status, control.text, unknown.values);
+        if (mine !== nobodys) problems.push(`${label}: A's object ${mine} but nobody's ${nobodys}`);
+      }
       // B's own audit records name the ids B sent: what B sent so far is B's knowledge, no leak.
       sentByB += ` ${path} ${headers['mcp-session-id'] ?? ''}`;
       const leaked = leakedMarkers(answer.text, answer.headers, markers, sentByB);
@@ -224,6 +270,19 @@ describe('tenant B cannot see or touch tenant A’s objects, on any route', { ti
       }
       const leaked = markers.filter((m) => JSON.stringify(result).includes(m));
       if (leaked.length > 0) problems.push(`tool ${tool.name} holds A's ${leaked.join(', ')}`);
+      // A session nobody has answers the same.
+      const nobodyId = randomUUID();
+      const control = (await b.client.callTool({
+        name: tool.name,
+        arguments: { ...args, session_id: nobodyId },
+      })) as CallToolResult;
+      const mine = JSON.stringify(result.structuredContent ?? result.content)
+        .split(a.sessionId)
+        .join('<id>');
+      const nobodys = JSON.stringify(control.structuredContent ?? control.content)
+        .split(nobodyId)
+        .join('<id>');
+      if (mine !== nobodys) problems.push(`tool ${tool.name}: A's session ${mine} but nobody's ${nobodys}`);
     }
     for (const uri of [`maos://sessions/${a.sessionId}`, `maos://sessions/${a.sessionId}/agents/x/output`]) {
       const read = await b.client.readResource({ uri }).then(
@@ -259,6 +318,11 @@ describe('tenant B cannot see or touch tenant A’s objects, on any route', { ti
       },
     });
     assert.equal(role.status, 201, JSON.stringify(role.body));
+    // Deleting it deletes B's: A's role of that name stays.
+    const deleted = await fetch(`${url}/v1/roles/${a.roleName}`, { method: 'DELETE', headers: asB() });
+    assert.equal(deleted.status, 204);
+    const rolesOfA = await requestJson(`${url}/v1/roles`, { headers: asA() });
+    assert.ok(JSON.stringify(rolesOfA.body).includes(a.roleName), 'A’s role of that name stays');
     // A's Idempotency-Key: B gets a session of its own, not A's nor a reuse error (keys are per
     // tenant; were they global, this other body would be IDEMPOTENCY_KEY_REUSED).
     const replay = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
