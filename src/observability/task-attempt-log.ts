@@ -1,6 +1,7 @@
 // The log line of a task attempt that ended without a result: `task attempt failed` (warn) when
-// its runtime failed, `task attempt stopped` (info) when the engine stopped it (cancel, lease lost,
-// shutdown, budget). Written inside the attempt's span, so it carries the session's trace.
+// its runtime failed (a runner's exit code, a provider error, its own budget stop), `task attempt
+// stopped` (info) when the engine stopped it (cancel, its session ended, lease lost, shutdown).
+// Written inside the attempt's span, so it carries the session's trace.
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from './logger.ts';
 
