@@ -82,11 +82,15 @@ async function loadSessionView(db: Kysely<Database>, ref: OrchestratorTaskRef): 
     .where('task_dependencies.tenant_id', '=', ref.tenantId)
     .where('task_dependencies.session_id', '=', ref.sessionId)
     .execute();
+  // Only LLM agents can be reused, as in an edited plan: a command agent (a runner task added at
+  // approval) has no conversation to continue, and an LLM task given to it would take the
+  // command's output for its own earlier answer.
   const agents = await db
     .selectFrom('agents')
     .select(['name', 'role'])
     .where('tenant_id', '=', ref.tenantId)
     .where('session_id', '=', ref.sessionId)
+    .where('runtime', '=', 'llm')
     .orderBy('created_at')
     .execute();
   const userMessages = await loadSteeringMessages(db, ref);
