@@ -12,6 +12,7 @@ import {
   generateSigningKeyPem,
   loadCheckpointSigner,
 } from './audit/checkpoint.ts';
+import { countAuditWrites } from './audit/counted-audit-log.ts';
 import { type Authenticator, assertAuthConfigAllowed, createAuthenticator } from './authenticate.ts';
 import { createHttpSecurity, type HttpSecurity, type SecurityMetrics } from './http-security-plugin.ts';
 import type { OidcVerifier } from './oidc.ts';
@@ -62,13 +63,17 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     );
   }
   const signer = loadAuditSigner(config, logger);
-  const auditLog = createAuditLog({
-    db,
-    origin: config.audit.origin,
-    signer,
-    checkpointDir: resolveCheckpointDir(config),
-    logger,
-  });
+  // Counted here, so every writer's records and losses are (MCP tool calls as well as requests).
+  const auditLog = countAuditWrites(
+    createAuditLog({
+      db,
+      origin: config.audit.origin,
+      signer,
+      checkpointDir: resolveCheckpointDir(config),
+      logger,
+    }),
+    options.metrics,
+  );
   const authenticator = createAuthenticator({
     auth: config.auth,
     db,

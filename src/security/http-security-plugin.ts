@@ -8,6 +8,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AuditLog } from './audit/audit-log.ts';
 import type { AuditActor, AuditEventInput } from './audit/audit-record.ts';
+import type { AuditWriteCounters } from './audit/counted-audit-log.ts';
 import type { Authenticator } from './authenticate.ts';
 import { answerPreflight, applyCorsHeaders, type CorsOptions, isPreflight } from './cors.ts';
 import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
@@ -16,18 +17,20 @@ import type { RateLimiter } from './rate-limit.ts';
 import { authorize, isPermission, type Permission } from './rbac.ts';
 import { applySecurityHeaders } from './security-headers.ts';
 
-/** Counters the plugin reports to (the metrics registry implements these). */
-export interface SecurityMetrics {
+/**
+ * Counters the security layer reports to (the metrics registry implements these). Audit writes are
+ * counted by the audit log itself (createSecurity wraps it with countAuditWrites).
+ */
+export interface SecurityMetrics extends AuditWriteCounters {
   recordAuthFailure?(reason: string): void;
   recordRateLimitRejection?(limiter: string): void;
-  recordAuditRecordWritten?(outcome: 'success' | 'failure' | 'unknown'): void;
-  recordAuditWriteFailure?(): void;
   recordBudgetRejection?(scope: string): void;
 }
 
 export interface HttpSecurityOptions {
   authenticator: Authenticator;
   rateLimiter: RateLimiter;
+  /** Counted by the caller (countAuditWrites): the layer itself does not count appends. */
   auditLog: AuditLog;
   realm: string;
   logger: Logger;
@@ -319,14 +322,13 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     const event = buildAuditEvent(request, reply, rpc);
     try {
       await auditLog.append(event);
-      metrics?.recordAuditRecordWritten?.(event.outcome);
       return true;
     } catch (error) {
       // The change (if any) is made and cannot be taken back; answering 5xx instead would say it
       // failed, invite a retry that repeats it, and lose a body shown once (a new API key). So the
-      // answer stays the handler's, and the loss is made visible: counted (alert
-      // MaosAuditWriteFailures), logged with the request id, flagged in a response header.
-      metrics?.recordAuditWriteFailure?.();
+      // answer stays the handler's, and the loss is made visible: counted by the log (alert
+      // MaosAuditWriteFailures, audit/counted-audit-log.ts), logged with the request id, flagged
+      // in a response header.
       logger.error({ err: error, requestId: String(request.id) }, 'audit record could not be written');
       return false;
     }

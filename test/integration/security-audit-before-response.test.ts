@@ -1,8 +1,9 @@
 // The audit record of a request is stored before its response leaves the server: read through a
 // separate connection the moment the client has the answer, without waiting or polling. When the
 // append fails, the change stands and the answer stays the handler's, flagged by `Maos-Audit:
-// not-recorded` and counted in maos_audit_write_failures_total. On SQLite and on PostgreSQL (the
-// latter needs the PostgreSQL global setup: test/fixtures/postgres-global-setup.ts).
+// not-recorded` and counted in maos_audit_write_failures_total (as is a lost MCP tool-call
+// record). On SQLite and on PostgreSQL (the latter needs the PostgreSQL global setup:
+// test/fixtures/postgres-global-setup.ts).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { connectHttpClient } from '../fixtures/mcp-server.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
 
@@ -179,6 +181,26 @@ for (const backend of BACKENDS) {
       assert.equal(revoked.headers.get('maos-audit'), null);
       assert.ok((await side.storedRequestIds()).has(String(revoked.headers.get('x-request-id'))));
       assert.equal(await readFailures(server.url, adminKey), before + 1);
+    });
+
+    test('an MCP tool call whose record is refused is counted as a lost record too', async () => {
+      const client = await connectHttpClient(server.url, auth());
+      try {
+        const before = await readFailures(server.url, adminKey);
+        await side.refuseAuditWrites(true);
+        try {
+          const result = await client.client.callTool({
+            name: 'orchestrate',
+            arguments: { objective: 'unaudited', agents: [{ role: 'engineer', task: 't', runner: 'ok' }] },
+          });
+          assert.notEqual(result.isError, true, JSON.stringify(result));
+        } finally {
+          await side.refuseAuditWrites(false);
+        }
+        assert.equal(await readFailures(server.url, adminKey), before + 1);
+      } finally {
+        await client.close();
+      }
     });
 
     after(async () => {
