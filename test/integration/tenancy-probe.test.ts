@@ -307,6 +307,18 @@ describe('tenant B cannot see or touch tenant A’s objects, on any route', { ti
   });
   test('look-alikes are per tenant: names, idempotency keys, cursors, threads, streams', async () => {
     const url = stack.server.url;
+    // A session naming A's custom role is refused as one naming a role nobody has.
+    const refusals = [];
+    for (const role of [a.roleName, 'nobody_has_this']) {
+      const answer = await requestJson<Record<string, unknown>>(`${url}/v1/sessions`, {
+        method: 'POST',
+        headers: asB(),
+        body: { objective: 'borrow a role', agents: [{ role, task: 't' }] },
+      });
+      refusals.push(comparable(answer.status, JSON.stringify(answer.body), [role]));
+    }
+    assert.match(refusals[0] ?? '', /^4\d\d /);
+    assert.equal(refusals[0], refusals[1]);
     // A custom role of the same name: B's own, not a 409 that would tell A's exists.
     const role = await requestJson(`${url}/v1/roles`, {
       method: 'POST',
