@@ -307,11 +307,14 @@ function toConnectionError(error: unknown, baseUrl: URL): CliError {
     return new UnreachableError('TIMEOUT', `MAOS at ${where} did not answer in time`, false);
   }
   if (cause?.message === 'bad port') {
-    // fetch refuses ports browsers block (e.g. 6000, 6665): no server there is reachable from here.
+    // fetch refuses ports browsers block (e.g. 6000, 6665): no server there is reachable from
+    // here, now or later, so it is said as such and never retried.
     return new CliError(
-      'INVALID_SERVER_URL',
-      `port ${baseUrl.port} of ${where} is a blocked port for HTTP clients; run the server on another port`,
-      EXIT.USAGE,
+      'UNREACHABLE',
+      `cannot reach MAOS at ${where}: port ${baseUrl.port} is a blocked port for HTTP clients; run the server on another port`,
+      EXIT.UNREACHABLE,
+      [],
+      { retryable: false },
     );
   }
   const reason = code && CONNECTION_ERROR_CODES.has(code) ? ` (${code})` : '';

@@ -328,11 +328,12 @@ describe('one-shot commands fail at once with one line and the documented exit c
     assert.deepEqual(server.requests, []);
   });
 
-  test('a port HTTP clients refuse to use is reported as such (exit 2), not as a server that is down', async () => {
-    const result = await maos('http://127.0.0.1:6000', ['sessions', 'list']);
-    assert.equal(result.code, 2, result.stderr);
-    assertOneErrorLine(result.stderr, 'INVALID_SERVER_URL');
-    assert.match(result.stderr, /port 6000 .*blocked port/);
+  test('a port HTTP clients refuse to use is reported as such, not as a server that is down', async () => {
+    const result = await maos('http://127.0.0.1:6000', ['logs', SESSION, '-f']);
+    assert.equal(result.code, 3, result.stderr);
+    assertOneErrorLine(result.stderr, 'UNREACHABLE');
+    assert.match(result.stderr, /port 6000 is a blocked port/);
+    assert.doesNotMatch(result.stderr, /retrying|maos serve` running/, 'never retried');
   });
 });
 
