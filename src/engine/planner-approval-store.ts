@@ -10,6 +10,7 @@ import { AppError } from '../errors/app-error.ts';
 import { newId } from '../store/ids.ts';
 import { newTaskRow, toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
+import { lockSessions } from '../store/session-locks.ts';
 import { getSessionRow } from '../store/session-store.ts';
 import { insertTaskDependencies } from '../store/task-store.ts';
 import {
@@ -42,7 +43,14 @@ interface SessionRef {
   tenantId: string;
 }
 
+/**
+ * The session, locked for the rest of the transaction (PostgreSQL), which must be waiting for
+ * approval. The lock makes approve, reject, cancel and the deadline sweep decide one after the
+ * other: without it two of them, on two connections or replicas, each read `awaiting_approval`
+ * under READ COMMITTED and both went ahead (a rejected session started, two `session.finished`).
+ */
 async function loadAwaiting(trx: Kysely<Database>, session: SessionRef) {
+  await lockSessions(trx, [session.id]);
   const row = await getSessionRow(trx, session.tenantId, session.id);
   if (row.status !== 'awaiting_approval') {
     throw new AppError('INVALID_STATE', `The session is ${row.status}, not awaiting approval`, {
