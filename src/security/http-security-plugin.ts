@@ -7,15 +7,19 @@ import type { Actor } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AuditLog } from './audit/audit-log.ts';
-import type { AuditActor, AuditEventInput } from './audit/audit-record.ts';
+import type { AuditEventInput } from './audit/audit-record.ts';
 import type { AuditWriteCounters } from './audit/counted-audit-log.ts';
 import type { Authenticator } from './authenticate.ts';
 import { answerPreflight, applyCorsHeaders, type CorsOptions, isPreflight } from './cors.ts';
+import { describeAuditActor, type JsonRpcCall, readJsonRpcCall } from './http-audit-fields.ts';
 import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
 import { secondsUntilUtcMidnight, type TenantQuotas } from './quotas.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { authorize, isPermission, type Permission } from './rbac.ts';
 import { applySecurityHeaders } from './security-headers.ts';
+
+// Importers of these helpers from here keep working.
+export { describeAuditActor, type JsonRpcCall, readJsonRpcCall } from './http-audit-fields.ts';
 
 /**
  * Counters the security layer reports to (the metrics registry implements these). Audit writes are
@@ -275,6 +279,8 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         done(error as Error);
         return;
       }
+      // Once per request: an error in a later onSend hook sends an error reply through here again.
+      if (states.get(request)?.audited === true) return done(null, payload);
       const rpc = auditCallOf(request, reply);
       if (rpc === undefined) return done(null, payload);
       stateOf(request).audited = true;
@@ -354,19 +360,6 @@ function headerAsSent(request: FastifyRequest, name: string): string | string[] 
   return values.length === 1 ? values[0] : values;
 }
 
-/** The audit-record actor of a request: its principal (anonymous without one), IP and user agent. */
-export function describeAuditActor(request: FastifyRequest, principal: Principal | undefined): AuditActor {
-  return {
-    type: principal?.type ?? 'anonymous',
-    id: principal?.id ?? null,
-    tenant: principal?.tenantId ?? null,
-    // Undefined once the client's socket has closed (a record written after a long MCP wait).
-    ip: request.ip ?? null,
-    user_agent: String(request.headers['user-agent'] ?? '').slice(0, 256) || null,
-    auth_method: principal?.authMethod ?? null,
-  };
-}
-
 /** Metric label for an authentication failure (allow-list in observability/metric-labels.ts). */
 export function classifyAuthFailure(bearerError: string | null, reason: string): string {
   if (bearerError === null) return 'missing_credentials';
@@ -387,19 +380,4 @@ function resourceMetadataUrl(request: FastifyRequest): string | null {
   const host = request.host;
   if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)) return null;
   return `${request.protocol}://${host}${RESOURCE_METADATA_PATH}`;
-}
-
-/** The JSON-RPC method of an MCP request, and the tool a `tools/call` names. */
-export interface JsonRpcCall {
-  method: string;
-  tool: string | null;
-}
-
-/** The JSON-RPC method (and tool name) of an MCP request body, or null for anything else. */
-export function readJsonRpcCall(body: unknown): JsonRpcCall | null {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
-  const message = body as { jsonrpc?: unknown; method?: unknown; params?: { name?: unknown } };
-  if (message.jsonrpc !== '2.0' || typeof message.method !== 'string') return null;
-  const tool = typeof message.params?.name === 'string' ? message.params.name.slice(0, 200) : null;
-  return { method: message.method.slice(0, 100), tool };
 }
