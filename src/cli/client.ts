@@ -1,10 +1,21 @@
 // HTTP client of the `maos` CLI for the REST API: JSON calls with problem+json errors mapped to
-// CliError, and an SSE event follower that reconnects with Last-Event-ID until the session ends.
+// CliError (client-errors.ts), and an SSE event reader that the follower (follow.ts) reconnects.
 import type { CreateSessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
 import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
-import { CliError, EXIT, type ExitCode, exitCodeForStatus } from './exit-codes.ts';
+import {
+  ApiProblemError,
+  checkToken,
+  explainOlderServer,
+  toConnectionError,
+  toProblemError,
+  UnreachableError,
+} from './client-errors.ts';
+import { CliError, EXIT } from './exit-codes.ts';
 import { readSseFrames } from './sse-reader.ts';
+
+// The error types are part of the client's interface (callers test for them).
+export { ApiProblemError, toProblemError, UnreachableError };
 
 export interface ApiClientOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:7070. */
@@ -45,6 +56,7 @@ const EVENT_PAGE_SIZE = 100;
 /** Creates a client bound to one server and credentials. */
 export function createApiClient(options: ApiClientOptions) {
   const baseUrl = normaliseBaseUrl(options.server);
+  checkToken(options.token);
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
 
   function headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -269,167 +281,6 @@ function normaliseBaseUrl(server: string): URL {
 function encodeId(id: string): string {
   if (id.trim() === '') throw new CliError('USAGE', 'the session id must not be empty', EXIT.USAGE);
   return encodeURIComponent(id);
-}
-
-const CONNECTION_ERROR_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'EPIPE',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_HEADERS_TIMEOUT',
-]);
-
-/**
- * A request that failed before any answer came. `refused` is true when the connection was refused:
- * then nothing reached the server, so even a non-idempotent request may be sent again.
- */
-export class UnreachableError extends CliError {
-  readonly refused: boolean;
-
-  constructor(code: string, message: string, refused: boolean) {
-    super(code, message, EXIT.UNREACHABLE);
-    this.refused = refused;
-  }
-}
-
-function toConnectionError(error: unknown, baseUrl: URL): CliError {
-  const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
-  const code = cause?.code ?? (error as { code?: string } | undefined)?.code;
-  const name = (error as Error | undefined)?.name;
-  const where = baseUrl.href.replace(/\/$/, '');
-  if (name === 'TimeoutError') {
-    return new UnreachableError('TIMEOUT', `MAOS at ${where} did not answer in time`, false);
-  }
-  if (cause?.message === 'bad port') {
-    // fetch refuses ports browsers block (e.g. 6000, 6665): no server there is reachable from
-    // here, now or later, so it is said as such and never retried.
-    return new CliError(
-      'UNREACHABLE',
-      `cannot reach MAOS at ${where}: port ${baseUrl.port} is a blocked port for HTTP clients; run the server on another port`,
-      EXIT.UNREACHABLE,
-      [],
-      { retryable: false },
-    );
-  }
-  const reason = code && CONNECTION_ERROR_CODES.has(code) ? ` (${code})` : '';
-  return new UnreachableError(
-    'UNREACHABLE',
-    `cannot reach MAOS at ${where}${reason} — is \`maos serve\` running? (set --server or MAOS_SERVER)`,
-    code === 'ECONNREFUSED',
-  );
-}
-
-/**
- * An error answer of the server: a CliError that also keeps the problem's machine-readable
- * `details` as sent, for callers that pass them on (the MCP server in remote mode).
- */
-export class ApiProblemError extends CliError {
-  /** The problem's `details`; undefined when it had none. */
-  readonly problemDetails: unknown;
-  /** The HTTP status of the answer. */
-  readonly status: number;
-  /** The wait the server asked for in its Retry-After header, in ms. */
-  readonly retryAfterMs: number | undefined;
-
-  constructor(
-    code: string,
-    message: string,
-    exitCode: ExitCode,
-    details: string[],
-    options: { retryable: boolean; problemDetails: unknown; status: number; retryAfterMs?: number },
-  ) {
-    super(code, message, exitCode, details, { retryable: options.retryable });
-    this.problemDetails = options.problemDetails;
-    this.status = options.status;
-    this.retryAfterMs = options.retryAfterMs;
-  }
-}
-
-/**
- * A server older than this client refuses the newest-first event read as an unknown `order`
- * parameter: said so, instead of a bare validation error about a parameter the user never typed.
- */
-function explainOlderServer(error: unknown): unknown {
-  if (!(error instanceof CliError) || error.code !== 'VALIDATION_FAILED') return error;
-  if (!/\border\b/.test([error.message, ...error.details].join(' '))) return error;
-  return new CliError(
-    error.code,
-    'The server cannot read events newest first: it is older than this client. Upgrade the server, or read the log from its start (maos logs without --tail).',
-    error.exitCode,
-    [error.message, ...error.details],
-  );
-}
-
-/** Turns a non-2xx response into a CliError carrying the problem's code and detail. */
-export function toProblemError(response: Response, text: string): CliError {
-  let problem: Record<string, unknown> = {};
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (parsed && typeof parsed === 'object') problem = parsed as Record<string, unknown>;
-  } catch {
-    // Not JSON (e.g. a proxy's HTML page): fall back to the status line.
-  }
-  // 502/503/504: a proxy without its backend, or a server starting or shutting down; 429: rate
-  // limited (the request was not processed; Retry-After says when to come back).
-  const retryable = [429, 502, 503, 504].includes(response.status);
-  const code = typeof problem.code === 'string' ? problem.code : `HTTP_${response.status}`;
-  const detail =
-    (typeof problem.detail === 'string' && problem.detail) ||
-    (typeof problem.title === 'string' && problem.title) ||
-    describeBareStatus(response, response.status !== 429 && retryable);
-  return new ApiProblemError(code, detail, exitCodeForStatus(response.status), describeDetails(problem), {
-    retryable,
-    problemDetails: problem.details,
-    status: response.status,
-    retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
-  });
-}
-
-/** Retry-After as delay-seconds or an HTTP date, in ms from now; undefined when absent or invalid. */
-function parseRetryAfter(header: string | null): number | undefined {
-  if (header === null || header.trim() === '') return undefined;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
-
-/**
- * An error answer without a problem document (a proxy or load balancer answered, not MAOS): the
- * status, where it came from and, for 502/503/504, what it usually means.
- */
-function describeBareStatus(response: Response, unavailable: boolean): string {
-  const status = `${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
-  let where = '';
-  try {
-    where = ` from ${new URL(response.url).origin}`;
-  } catch {
-    // No URL on a synthetic response.
-  }
-  const hint = unavailable ? ' (no MAOS server ready behind it; try again shortly)' : '';
-  return `HTTP ${status}${where}${hint}`;
-}
-
-/** Readable lines from a problem's `errors`/`details` list (validation issues). */
-function describeDetails(problem: Record<string, unknown>): string[] {
-  const list = problem.errors ?? problem.details ?? problem.issues;
-  if (!Array.isArray(list)) return [];
-  return list.slice(0, 50).map((item) => {
-    if (typeof item === 'string') return item;
-    if (item && typeof item === 'object') {
-      const entry = item as Record<string, unknown>;
-      const pointer = Array.isArray(entry.path) ? entry.path.join('.') : (entry.path ?? entry.pointer ?? '');
-      const path = typeof entry.location === 'string' ? `${entry.location}${String(pointer)}` : pointer;
-      const message = entry.message ?? entry.detail ?? JSON.stringify(entry);
-      return path ? `${String(path)}: ${String(message)}` : String(message);
-    }
-    return String(item);
-  });
 }
 
 /** Normalises an event from a JSON page. */

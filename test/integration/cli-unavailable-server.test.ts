@@ -328,6 +328,21 @@ describe('one-shot commands fail at once with one line and the documented exit c
     assert.deepEqual(server.requests, []);
   });
 
+  test('a token with a line break is a usage error, not an unreachable server (and never retried)', async () => {
+    const server = await startServer((req, res) => answerLikeMaos(req, res));
+    for (const args of [
+      ['--token', 'maos_abc\nmaos_def', 'sessions', 'list'],
+      ['--token', 'maos_abc\nmaos_def', 'logs', SESSION, '-f'],
+    ]) {
+      const result = await maos(server.url, args);
+      assert.equal(result.code, 2, result.stderr);
+      assertOneErrorLine(result.stderr, 'INVALID_TOKEN');
+      assert.match(result.stderr, /line break/);
+      assert.doesNotMatch(result.stderr, /retrying|cannot reach/);
+    }
+    assert.deepEqual(server.requests, []);
+  });
+
   test('a port HTTP clients refuse to use is reported as such, not as a server that is down', async () => {
     const result = await maos('http://127.0.0.1:6000', ['logs', SESSION, '-f']);
     assert.equal(result.code, 3, result.stderr);
