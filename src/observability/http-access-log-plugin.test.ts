@@ -58,6 +58,9 @@ describe('HTTP access log', () => {
     assert.equal(rejected?.['http.request.method'], 'GET');
     assert.equal(rejected?.['http.route'], '/v1/roles');
     assert.equal(rejected?.['url.path'], '/v1/roles', 'no query string: it may hold anything');
+    assert.ok(!JSON.stringify(lines).includes('secret-looking'));
+    assert.equal(rejected?.['log.logger'], 'maos.http');
+    assert.match(String(rejected?.requestId), /^[0-9a-f-]{36}$/);
     assert.equal(rejected?.['http.response.status_code'], 400);
     assert.equal(rejected?.['event.outcome'], 'failure');
     assert.deepEqual(rejected?.['event.type'], ['access']);

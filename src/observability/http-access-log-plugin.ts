@@ -50,13 +50,19 @@ export function accessLogFields(request: FastifyRequest, reply: FastifyReply): R
  */
 export function createHttpAccessLogPlugin(): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
+    // One logger for every line, with the request id as a field: a request's own logger is built
+    // on first use (plugins/lazy-child-logger.ts), and building it for every request costs more
+    // than the line itself. Without redaction: the line holds only the fields above (no header,
+    // body or query string), and the redaction's wildcard paths cost about 13 µs of CPU per line,
+    // three times the rest of it.
+    const logger = app.log.child({ component: 'http' }, { redact: [] });
     app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url;
       const level = route !== undefined && POLLED_ROUTES.has(route) ? 'debug' : 'info';
-      // Checked on the server's logger: the request's is built lazily and has no such check, and
-      // the fields are not worth gathering for a line that is dropped.
-      if (isLevelEnabled(app.log, level))
-        request.log[level](accessLogFields(request, reply), 'request completed');
+      // The fields are not worth gathering for a line that is dropped.
+      if (isLevelEnabled(logger, level)) {
+        logger[level]({ requestId: request.id, ...accessLogFields(request, reply) }, 'request completed');
+      }
       done();
     });
   };
