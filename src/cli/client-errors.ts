@@ -38,8 +38,8 @@ const CONNECTION_ERROR_CODES = new Set([
 export class UnreachableError extends CliError {
   readonly refused: boolean;
 
-  constructor(code: string, message: string, refused: boolean) {
-    super(code, message, EXIT.UNREACHABLE);
+  constructor(code: string, message: string, refused: boolean, retryable = true) {
+    super(code, message, EXIT.UNREACHABLE, [], { retryable });
     this.refused = refused;
   }
 }
@@ -66,6 +66,15 @@ export function toConnectionError(error: unknown, baseUrl: URL): CliError {
   if (error instanceof TypeError && cause === undefined) {
     // fetch refused to build the request (e.g. an invalid header): nothing to do with the network.
     return new CliError('BAD_REQUEST', `the request could not be sent: ${error.message}`, EXIT.USAGE);
+  }
+  if (code === 'ENOTFOUND') {
+    // No such host name: a typo in the URL, not a restart; retrying would only delay the answer.
+    return new UnreachableError(
+      'UNREACHABLE',
+      `cannot reach MAOS at ${where}: no such host ${baseUrl.hostname} (ENOTFOUND) — check --server or MAOS_SERVER`,
+      false,
+      false,
+    );
   }
   const reason = code && CONNECTION_ERROR_CODES.has(code) ? ` (${code})` : '';
   return new UnreachableError(
