@@ -14,6 +14,7 @@ import {
   ProviderTimeoutError,
   toProviderAppError,
 } from './provider-errors.ts';
+import { countModelCalls, type ModelCallTally } from './response-cache-model.ts';
 import { callWithRetry, type RetryHooks } from './retry.ts';
 
 /** The provider and model one attempt runs against. */
@@ -231,9 +232,12 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     const handle = setTimeout(() => timer.abort(new ProviderTimeoutError(timeoutMs)), timeoutMs);
     handle.unref();
     const callSignal = AbortSignal.any([signal, timer.signal]);
+    const tally: ModelCallTally = { fromCache: 0, toProvider: 0 };
     try {
       const runAttempt = () =>
-        run({ model: getModel(target.provider, target.model), target, signal: callSignal, attempt });
+        countModelCalls(tally, () =>
+          run({ model: getModel(target.provider, target.model), target, signal: callSignal, attempt }),
+        );
       const value = options.telemetry
         ? await options.telemetry.observeCall(
             {
@@ -249,7 +253,10 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
             usageOf,
           )
         : await runAttempt();
-      breaker.recordSuccess();
+      // Answered from the response cache only: nothing was learnt about the provider, so neither
+      // its count of consecutive failures is reset nor a half-open circuit closed.
+      if (tally.fromCache > 0 && tally.toProvider === 0) breaker.releaseTrial();
+      else breaker.recordSuccess();
       return value;
     } catch (error) {
       if (signal.aborted) {

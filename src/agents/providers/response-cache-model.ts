@@ -11,6 +11,7 @@
 // a tool call has the tool results in its prompt, so it is its own cache entry, and it hits only if
 // the tools answered the same as when it was stored.
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type {
   LanguageModelV4,
   LanguageModelV4CallOptions,
@@ -42,6 +43,25 @@ export interface ResponseCacheModelOptions {
   onLookup?(provider: string, hit: boolean): void;
   /** A failed cache read or write; the call then goes on uncached (the cache never fails a task). */
   onError?(error: unknown): void;
+}
+
+/** How the model calls of one LLM client attempt were answered (see countModelCalls). */
+export interface ModelCallTally {
+  /** Answered from the cache: the provider was not asked. */
+  fromCache: number;
+  /** Passed on to the provider (a miss, or a call the cache does not keep). */
+  toProvider: number;
+}
+
+const tallies = new AsyncLocalStorage<ModelCallTally>();
+
+/**
+ * Runs `run` (an LLM client attempt) counting how its model calls behind the cache were answered,
+ * so that the client's circuit breaker judges the provider only by the calls it got. Models of
+ * providers without `cache: true` are not behind the cache and are not counted.
+ */
+export function countModelCalls<T>(tally: ModelCallTally, run: () => T): T {
+  return tallies.run(tally, run);
 }
 
 /**
@@ -93,6 +113,14 @@ export function withResponseCache(
 ): (provider: string, modelId: string) => LanguageModel {
   const cacheModel = createCacheModel(options);
   return (provider, modelId) => cacheModel(getModel(provider, modelId), provider, modelId);
+}
+
+/** Counts a model call in the attempt's tally, when the attempt keeps one. */
+function count(fromCache: boolean): void {
+  const tally = tallies.getStore();
+  if (tally === undefined) return;
+  if (fromCache) tally.fromCache += 1;
+  else tally.toProvider += 1;
 }
 
 function createCachingModel(
@@ -147,8 +175,9 @@ function createCachingModel(
     supportedUrls: model.supportedUrls,
     async doGenerate(call) {
       const slot = cacheSlot(call);
+      const hit = slot ? await lookup(slot) : undefined;
+      count(hit !== undefined);
       if (!slot) return model.doGenerate(call);
-      const hit = await lookup(slot);
       if (hit) return replayGenerate(hit);
       const result = await model.doGenerate(call);
       const answer = toCachedAnswer(result.content, result.finishReason, result.structuredOutputText);
@@ -157,8 +186,9 @@ function createCachingModel(
     },
     async doStream(call) {
       const slot = cacheSlot(call);
+      const hit = slot ? await lookup(slot) : undefined;
+      count(hit !== undefined);
       if (!slot) return model.doStream(call);
-      const hit = await lookup(slot);
       if (hit) return { stream: replayStream(hit) };
       const result = await model.doStream(call);
       return { ...result, stream: result.stream.pipeThrough(recordStream((answer) => store(slot, answer))) };
