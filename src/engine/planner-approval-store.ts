@@ -137,7 +137,9 @@ export async function approvePlan(
   let tasks = await loadTasks(trx, session.id);
   let planVersion = row.plan_version;
   const events: NewEvent[] = [];
-  if (options.editedPlan !== undefined) {
+  if (options.editedPlan === undefined) {
+    checkWaitingTasks(tasks, options.rules);
+  } else {
     const edited = validateEditedPlan(options.editedPlan, options.rules, describeSession(tasks));
     await replacePendingTasks(trx, session, tasks, edited, options.maxAttempts, now);
     const origin = (await loadLatestPlan(trx, session.id))?.origin;
@@ -169,6 +171,28 @@ export async function approvePlan(
   }
   for (const task of ready) events.push(taskReadyEvent(task.id, task.name));
   return { readied: ready.length, events, planVersion };
+}
+
+/**
+ * A plan approved as it is must still be runnable: a custom role its tasks use may have been deleted
+ * (or a runner dropped from the config by a restart) while it waited. Refused like an invalid edit,
+ * so the plan still waits and an edited one can replace the role, instead of a started session whose
+ * tasks fail one by one.
+ */
+function checkWaitingTasks(tasks: readonly TaskRow[], rules: EditedPlanRules): void {
+  const errors: string[] = [];
+  for (const task of tasks) {
+    if (task.kind !== 'agent' || task.status !== 'pending') continue;
+    if (!rules.isKnownRole(task.role)) errors.push(`task "${task.name}": unknown role "${task.role}"`);
+    if (task.runner !== null && !rules.isKnownRunner(task.runner))
+      errors.push(`task "${task.name}": runner "${task.runner}" is not declared in the server config`);
+  }
+  if (errors.length === 0) return;
+  throw new AppError(
+    'INVALID_PLAN',
+    `The plan cannot start as it is: ${errors.join('; ')} — approve an edited plan instead`,
+    { details: errors },
+  );
 }
 
 /**

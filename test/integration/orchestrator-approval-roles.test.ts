@@ -1,0 +1,71 @@
+// A custom role deleted while a plan that uses it waits for approval: approving the plan as it is
+// is refused with INVALID_PLAN naming the tasks (the plan still waits, and an edited plan with
+// another role is accepted), instead of starting a session whose tasks then fail. SQLite.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+import { requestJson } from '../fixtures/server.ts';
+
+interface SessionView {
+  status: string;
+  error: string | null;
+  tasks: Array<{ name: string; role: string; status: string }>;
+}
+
+describe('approval of a plan whose custom role was deleted', { timeout: 60_000 }, () => {
+  test('is refused with INVALID_PLAN; an edit with another role runs', async (t) => {
+    const stack = await startOrchestratorStack(t);
+    const url = stack.server.url;
+    const created = await requestJson(`${url}/v1/roles`, {
+      method: 'POST',
+      body: {
+        name: 'poet',
+        description: 'Writes short poems',
+        instructions: 'You write short, vivid poems.',
+      },
+    });
+    assert.equal(created.status, 201);
+    stack.llm.setHandler((request) => {
+      switch (llmRequestKind(request)) {
+        case 'plan':
+          return {
+            object: { rationale: 'r', phases: [{ name: 'one', tasks: [plannedTask('verse', 'poet')] }] },
+          };
+        case 'synthesis':
+          return { text: 'The answer.' };
+        default:
+          return { text: '## Summary\nDone.' };
+      }
+    });
+    const id = await stack.submit({ objective: 'Write a verse', approval: 'required' });
+    await stack.wait(id, (session) => session.status === 'awaiting_approval');
+    assert.equal((await requestJson(`${url}/v1/roles/poet`, { method: 'DELETE' })).status, 204);
+
+    const refused = await requestJson<{ code: string; details: string[] }>(
+      `${url}/v1/sessions/${id}/approve`,
+      {
+        method: 'POST',
+        body: {},
+      },
+    );
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.equal(refused.body.code, 'INVALID_PLAN');
+    assert.match(refused.body.details.join('\n'), /task "verse": unknown role "poet"/);
+    assert.equal((await stack.wait<SessionView>(id, () => true)).status, 'awaiting_approval');
+
+    const edited = await requestJson(`${url}/v1/sessions/${id}/approve`, {
+      method: 'POST',
+      body: {
+        plan: {
+          phases: [{ name: 'one', tasks: [{ name: 'verse', role: 'documenter', instructions: 'A verse' }] }],
+        },
+      },
+    });
+    assert.equal(edited.status, 200, JSON.stringify(edited.body));
+    const done = await stack.wait<SessionView>(id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    assert.equal(done.tasks.find((task) => task.name === 'verse')?.role, 'documenter');
+  });
+});
