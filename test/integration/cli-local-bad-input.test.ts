@@ -82,3 +82,12 @@ describe('maos doctor', () => {
     }
   });
 });
+
+describe('maos support-bundle', () => {
+  test('an --output in a missing folder, or onto a folder, is a usage error before anything is collected', async () => {
+    const missing = await runMaos(['support-bundle', '--config', config, '-o', join(dir, 'no', 'b.tar.gz')]);
+    assertUsage(missing, /cannot write --output .*b\.tar\.gz \(ENOENT\)/);
+    const folder = await runMaos(['support-bundle', '--config', config, '-o', dir]);
+    assertUsage(folder, /cannot write --output .* \(EISDIR/);
+  });
+});

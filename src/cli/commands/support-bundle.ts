@@ -1,7 +1,17 @@
 // `maos support-bundle`: one .tar.gz an operator can attach to a support request: version, redacted
 // config, doctor report, recent logs, a metrics snapshot and database statistics. No secret values.
-import { closeSync, existsSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  openSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { arch, platform, release } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
@@ -11,7 +21,7 @@ import { collectDatabaseStats } from '../../store/backup.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { VERSION } from '../../version.ts';
 import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
-import { EXIT } from '../exit-codes.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
 import { runDoctor } from '../ops/doctor-checks.ts';
 import { createTarGz, type TarEntry } from '../ops/tar-writer.ts';
 import { renderDoctorReport } from './doctor.ts';
@@ -69,11 +79,31 @@ export function registerSupportBundleCommand(program: Command, act: ActionFactor
     .action(act(runSupportBundle));
 }
 
+/** Refuses an --output whose folder is missing or read-only, or that is a folder itself. */
+function checkOutputPath(output: string): void {
+  const target = resolve(output);
+  if (existsSync(target) && statSync(target).isDirectory()) {
+    throw new CliError('USAGE', `cannot write --output ${target} (EISDIR: it is a folder)`, EXIT.USAGE);
+  }
+  try {
+    accessSync(dirname(target), constants.W_OK);
+  } catch (error) {
+    throw outputError(output, error);
+  }
+}
+
+function outputError(output: string, error: unknown): CliError {
+  const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  return new CliError('USAGE', `cannot write --output ${resolve(output)} (${reason})`, EXIT.USAGE);
+}
+
 async function runSupportBundle(ctx: CliContext, command: Command): Promise<number> {
   const flags = command.optsWithGlobals<BundleFlags>();
   const clientEnv = readClientEnv();
   const now = new Date();
   const output = flags.output ?? `maos-support-${stamp(now)}.tar.gz`;
+  // Checked before the (slow) collection: a bad path is a usage error, not a crash at the end.
+  checkOutputPath(output);
   const { archive, files, notes } = await createSupportBundle({
     configPath: flags.config ?? clientEnv.configPath,
     server: flags.server ?? clientEnv.server,
@@ -81,7 +111,11 @@ async function runSupportBundle(ctx: CliContext, command: Command): Promise<numb
     logFile: flags.logFile,
     now,
   });
-  writeFileSync(output, archive, { mode: 0o600 });
+  try {
+    writeFileSync(output, archive, { mode: 0o600 });
+  } catch (error) {
+    throw outputError(output, error);
+  }
   if (ctx.out.json) ctx.out.printJson({ output, files, notes });
   else {
     ctx.out.line(`Wrote ${output} (${files.join(', ')})`);
