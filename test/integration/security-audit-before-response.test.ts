@@ -122,6 +122,14 @@ for (const backend of BACKENDS) {
         assert.equal(created.status, 201);
         assert.equal(created.headers.get('maos-audit'), null);
         const requestId = String(created.headers.get('x-request-id'));
+        // SQLite `synchronous: full`: every commit made so far, the record's included, is on disk.
+        if (backend.name === 'sqlite') {
+          assert.equal(
+            server.app.database.durability?.whenDurable(),
+            undefined,
+            `create ${i} answered before its fsync`,
+          );
+        }
         // Read at once, on another connection: no wait, no poll.
         assert.ok((await side.storedRequestIds()).has(requestId), `record of create ${i} is stored`);
         requestIds.push(requestId);
@@ -131,6 +139,7 @@ for (const backend of BACKENDS) {
           body: { name: 'x', roles: ['viewer'] },
         });
         assert.equal(denied.status, 401);
+        if (backend.name === 'sqlite') assert.equal(server.app.database.durability?.whenDurable(), undefined);
         assert.ok((await side.storedRequestIds()).has(String(denied.headers.get('x-request-id'))));
       }
       // And through the API, in the caller's tenant's listing.
