@@ -10,6 +10,7 @@ import {
   type ExistingAgent,
   type GeneratedTask,
   type PhaseToCheck,
+  roleKey,
   type TaskToCheck,
   toPlanBody,
 } from './planner-validate.ts';
@@ -31,7 +32,8 @@ export const editedPlanSchema = z.strictObject({
           .array(
             z.strictObject({
               name: taskNameSchema,
-              role: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a lowercase role name'),
+              // Checked against the catalogue with the plan's other problems (toTaskToCheck).
+              role: z.string().trim().min(1).max(64),
               instructions: z.string().min(1).max(20_000),
               depends_on: z.array(taskNameSchema).max(100).default([]),
               runner: z
@@ -98,11 +100,21 @@ function agentToCheck(task: EditedTask, session: EditedPlanSession): string | nu
   return session.agents.some((agent) => agent.name === name) ? name : null;
 }
 
+/**
+ * The catalogue's name of a role written another way ("Engineer", "Backend Engineer"), as for a
+ * generated plan; a role that matches nothing stays as written, for the check to report.
+ */
+function catalogueRole(role: string, rules: EditedPlanRules): string {
+  if (rules.isKnownRole(role)) return role;
+  const key = roleKey(role);
+  return rules.isKnownRole(key) ? key : role;
+}
+
 /** An edited task in the form generated tasks are checked in: no deliverables, instructions as written. */
-function toTaskToCheck(task: EditedTask, session: EditedPlanSession): TaskToCheck {
+function toTaskToCheck(task: EditedTask, session: EditedPlanSession, rules: EditedPlanRules): TaskToCheck {
   const checked: TaskToCheck = {
     name: task.name,
-    role: task.role,
+    role: catalogueRole(task.role, rules),
     instructions: task.instructions,
     depends_on: task.depends_on,
     deliverables: [],
@@ -197,7 +209,7 @@ export function validateEditedPlan(
   }
   const phases: PhaseToCheck[] = parsed.data.phases.map((phase) => ({
     name: phase.name,
-    tasks: phase.tasks.map((task) => toTaskToCheck(task, session)),
+    tasks: phase.tasks.map((task) => toTaskToCheck(task, session, rules)),
   }));
   // The whole plan is checked, earlier phases included: nothing comes before its first phase.
   const checked = checkGeneratedPhases(phases, {

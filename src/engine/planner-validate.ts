@@ -49,7 +49,7 @@ export interface PhaseToCheck {
 }
 
 /** A role name as written in the catalogue's style: lower case, words joined by `_`. */
-function roleKey(role: string): string {
+export function roleKey(role: string): string {
   return role
     .trim()
     .toLowerCase()
