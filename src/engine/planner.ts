@@ -192,10 +192,18 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
                 usage: toUsage(error.usage, target.price),
               };
             }
+            // Cut off at the token limit: the JSON is incomplete, and saying only "not valid JSON"
+            // would have the model (and the operator reading the error) retry the same length.
+            const cutOff =
+              error.finishReason === 'length'
+                ? [
+                    `the answer was cut off at the output token limit (${target.maxOutputTokens} tokens, providers.${target.provider}.maxOutputTokens) before the JSON object was complete: answer with fewer tasks and shorter instructions`,
+                  ]
+                : [];
             return {
               kind: 'invalid',
               text: error.text ?? '',
-              errors: describeSchemaFailure(error.text, schema),
+              errors: cutOff.length > 0 ? cutOff : describeSchemaFailure(error.text, schema),
               usage: toUsage(error.usage, target.price),
             };
           }

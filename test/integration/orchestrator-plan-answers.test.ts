@@ -163,3 +163,20 @@ describe('role names written another way', { timeout: 60_000 }, () => {
     assert.match(done.error ?? '', /^INVALID_PLAN: .*task "a": unknown role "Wizard"/);
   });
 });
+
+describe('a plan cut off at the output token limit', { timeout: 60_000 }, () => {
+  test('the repair and the session error say so and name the limit to raise', async (t) => {
+    const stack = await startOrchestratorStack(t, { llm: { planner: { maxRepairs: 1 } } });
+    const cut = JSON.stringify(PLAN).slice(0, 40);
+    stack.llm.setHandler(handlerFor({ plan: () => ({ text: cut, truncated: true }) }));
+    const id = await stack.submit({ objective: 'Plan something huge' });
+    const done = await stack.wait<SessionView>(id);
+    assert.equal(done.status, 'failed');
+    assert.match(
+      done.error ?? '',
+      /^INVALID_PLAN: .*cut off at the output token limit \(8192 tokens, providers\.local\.maxOutputTokens\)/,
+    );
+    const repair = stack.llm.requests.filter((request) => llmRequestKind(request) === 'plan')[1];
+    assert.match(repair?.promptText ?? '', /cut off at the output token limit[^\n]*fewer tasks/);
+  });
+});
