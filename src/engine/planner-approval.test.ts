@@ -509,3 +509,13 @@ describe('edits at a phase gate', () => {
     assert.equal(validateEditedPlan(plan, rules, atGate).phases.length, 3);
   });
 });
+
+describe('schema problems of an edited plan', () => {
+  test('name their path from `plan`, the plan itself included', () => {
+    assert.match(
+      failure(() => validateEditedPlan('x', rules)).message,
+      /: plan: Invalid input: expected object/,
+    );
+    assert.match(failure(() => validateEditedPlan({}, rules)).message, /: plan\.phases: Invalid input/);
+  });
+});

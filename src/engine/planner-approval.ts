@@ -202,7 +202,9 @@ export function validateEditedPlan(
 ): PlanBody {
   const parsed = editedPlanSchema.safeParse(input);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((issue) => `plan.${issue.path.join('.')}: ${issue.message}`);
+    const issues = parsed.error.issues.map(
+      (issue) => `${['plan', ...issue.path].join('.')}: ${issue.message}`,
+    );
     throw new AppError('INVALID_PLAN', `The edited plan is not valid: ${issues.join('; ')}`, {
       details: issues,
     });
