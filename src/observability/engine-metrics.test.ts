@@ -14,7 +14,7 @@ describe('engine metrics', () => {
   test('the observer records claims, finishes, retries, lease expiries and sessions', async () => {
     const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
     const observer = createEngineMetricsObserver(metrics, { slots: 4 });
-    const task = { role: 'engineer', runtime: 'ai-sdk' };
+    const task = { role: 'engineer', runtime: 'llm' };
     observer.sessionStarted?.();
     observer.taskClaimed?.({ ...task, queueWaitMs: 250 });
     observer.taskClaimed?.({ ...task, queueWaitMs: 50 });
@@ -33,11 +33,11 @@ describe('engine metrics', () => {
     assert.equal(sample(text, 'maos_sessions_finished_total{outcome="completed"}'), 1);
     assert.doesNotMatch(text, /outcome="running"/);
     const wait = 'maos_task_queue_wait_seconds';
-    assert.equal(sample(text, `${wait}_count{runtime="ai-sdk",role="engineer"}`), 2);
-    assert.equal(sample(text, `${wait}_sum{runtime="ai-sdk",role="engineer"}`), 0.3);
+    assert.equal(sample(text, `${wait}_count{runtime="llm",role="engineer"}`), 2);
+    assert.equal(sample(text, `${wait}_sum{runtime="llm",role="engineer"}`), 0.3);
     const duration = 'maos_task_duration_seconds_count';
-    assert.equal(sample(text, `${duration}{runtime="ai-sdk",role="engineer",outcome="succeeded"}`), 1);
-    assert.equal(sample(text, `${duration}{runtime="ai-sdk",role="engineer",outcome="retried"}`), 1);
+    assert.equal(sample(text, `${duration}{runtime="llm",role="engineer",outcome="succeeded"}`), 1);
+    assert.equal(sample(text, `${duration}{runtime="llm",role="engineer",outcome="retried"}`), 1);
     assert.equal(sample(text, 'maos_task_lease_expiries_total'), 1);
     assert.equal(sample(text, 'maos_task_retries_total'), 1);
   });

@@ -18,9 +18,9 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordError('NOT_A_CODE');
   metrics.recordSessionStarted();
   metrics.recordSessionFinished('completed');
-  metrics.recordTaskFinished({ runtime: 'ai-sdk', role: 'engineer' }, 'succeeded', 12.5);
+  metrics.recordTaskFinished({ runtime: 'llm', role: 'engineer' }, 'succeeded', 12.5);
   metrics.recordTaskFinished({ runtime: 'command', role: 'qa' }, 'retried', 1);
-  metrics.recordTaskQueueWait({ runtime: 'ai-sdk', role: 'engineer' }, 0.3);
+  metrics.recordTaskQueueWait({ runtime: 'llm', role: 'engineer' }, 0.3);
   metrics.recordLeaseExpired();
   metrics.recordTaskRetry();
   metrics.setWorkerSlots(3, 8);

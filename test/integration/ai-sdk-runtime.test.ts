@@ -475,7 +475,7 @@ describe('ai-sdk runtime telemetry hooks', () => {
         ok: false,
       },
     ]);
-    assert.deepEqual(circuit, ['main:open']);
+    assert.deepEqual(circuit, ['main:closed', 'main:open']);
     assert.equal(server.requests.length, 2, 'the open circuit stopped the retry');
   });
 });

@@ -37,7 +37,7 @@ describe('plan approval', { timeout: 30_000 }, () => {
     await migrateToLatest(handle.db);
     const runtimes = createRuntimeRegistry();
     runtimes.registerLlm({
-      kind: 'ai',
+      kind: 'llm',
       run: async (task) => {
         ran.push({ name: task.name, instructions: task.instructions });
         return { output: `output of ${task.name}` };

@@ -49,7 +49,7 @@ describe('continuation of orchestrator-planned sessions', () => {
     handle = createDatabase({ dataDir: dir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } });
     await migrateToLatest(handle.db);
     const runtimes = createRuntimeRegistry();
-    runtimes.registerLlm({ kind: 'ai', run: async () => ({ output: 'unused' }) });
+    runtimes.registerLlm({ kind: 'llm', run: async () => ({ output: 'unused' }) });
     engine = createEngine({
       config: {
         workers: { concurrency: 0, pollIntervalMs: 1000 },

@@ -50,6 +50,7 @@ describe('LLM client telemetry of provider failures', () => {
     await assert.rejects(ask(), /circuit breaker open/);
 
     const text = await metrics.render();
+    assert.match(text, /maos_llm_circuit_state\{provider="main",state="open"\} 1/);
     assert.match(
       text,
       /gen_ai_client_operation_duration_seconds_count\{[^}]*gen_ai_provider_name="main"[^}]*error_type="server_error"\} 1/,
@@ -63,5 +64,26 @@ describe('LLM client telemetry of provider failures', () => {
       /gen_ai_client_operation_duration_seconds_count\{[^}]*error_type="circuit_open"/,
     );
     assert.equal(server.requests.length, 1);
+  });
+
+  test('every configured provider has a circuit-state series from the start: closed', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    createLlmClient({
+      providers: providersConfigSchema.parse({
+        main: { type: 'openai-compatible', model: 'm', apiKey: 'k', baseURL: server.openaiBaseURL },
+        spare: { type: 'openai-compatible', model: 'm', apiKey: 'k', baseURL: server.openaiBaseURL },
+      }),
+      llm: llmConfigSchema.parse({}),
+      logger: pino({ level: 'silent' }),
+      telemetry: createLlmTelemetry({
+        metrics,
+        genAi: createGenAiTracer({ tracer: trace.getTracer('test'), captureMessageContent: false }),
+      }),
+    });
+    const text = await metrics.render();
+    for (const provider of ['main', 'spare']) {
+      assert.match(text, new RegExp(`maos_llm_circuit_state\\{provider="${provider}",state="closed"\\} 1`));
+      assert.match(text, new RegExp(`maos_llm_circuit_state\\{provider="${provider}",state="open"\\} 0`));
+    }
   });
 });

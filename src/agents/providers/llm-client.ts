@@ -160,6 +160,9 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
   });
   const bulkheads = new Map<string, Bulkhead>();
   const providerNames = Object.keys(providers);
+  // Each configured provider starts closed: its circuit-state series exists from the first scrape,
+  // so a dashboard or alert sees `closed` instead of no data until a breaker first trips.
+  for (const name of providerNames) options.telemetry?.circuitStateChanged?.(name, 'closed');
   const retryPolicy = {
     maxAttempts: llm.retry.maxAttempts,
     baseDelayMs: llm.retry.baseDelayMs,

@@ -69,7 +69,7 @@ export interface RuntimeResult {
  * the message becomes the task's error.
  */
 export interface AgentRuntime {
-  /** Short name for logs and metrics, e.g. `command`, `ai`. */
+  /** Short name for logs and metrics (the `runtime` label): `llm` or `command`, as tasks store it. */
   readonly kind: string;
   run(task: RuntimeTask, ctx: RuntimeContext): Promise<RuntimeResult>;
   /** Whether this runtime can run tasks with the given runner (command runtime: declared runners). */

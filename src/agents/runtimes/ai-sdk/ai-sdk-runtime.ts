@@ -72,7 +72,7 @@ interface CallOutcome {
 /** Creates the runtime registered as the engine's LLM runtime. */
 export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
   return {
-    kind: 'ai',
+    kind: 'llm',
     async run(task: RuntimeTask, ctx: RuntimeContext): Promise<RuntimeResult> {
       const telemetry = options.agentTelemetry?.();
       const role = await options.resolveRole(task.tenantId, task.role);
