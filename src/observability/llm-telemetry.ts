@@ -59,6 +59,8 @@ export interface LlmTelemetry {
    * marks the model call in progress: a hit then records no provider sample (see observeCall).
    */
   cacheLookup(provider: string, hit: boolean): void;
+  /** A cache read that failed (the call went to the provider): `result="error"`. */
+  cacheReadFailed(provider: string): void;
   /**
    * The telemetry of the agent run starting now. Bound to the active span (the task's
    * `invoke_agent`) when it records: chat and tool spans become its children. Otherwise (tracing
@@ -250,8 +252,9 @@ export function createLlmTelemetry(options: LlmTelemetryOptions): LlmTelemetry {
     },
     circuitStateChanged: (provider, state) => metrics.setCircuitState(provider, state),
     circuitRejected: (provider) => metrics.recordProviderError(provider, 'circuit_open'),
+    cacheReadFailed: (provider) => metrics.recordCacheResult(provider, 'error'),
     cacheLookup(provider, hit) {
-      metrics.recordCacheResult(provider, hit);
+      metrics.recordCacheResult(provider, hit ? 'hit' : 'miss');
       const sink = lookups.getStore();
       if (sink === undefined) return;
       if (sink.calls) sink.calls.cacheLookedUp(hit);

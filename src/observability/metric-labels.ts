@@ -47,7 +47,7 @@ export const PROVIDER_ERROR_TYPES = [
   OTHER,
 ] as const;
 export const CIRCUIT_STATES = ['closed', 'half_open', 'open'] as const;
-export const CACHE_RESULTS = ['hit', 'miss'] as const;
+export const CACHE_RESULTS = ['hit', 'miss', 'error'] as const;
 export const MCP_METHODS = [
   'initialize',
   'ping',

@@ -1,7 +1,13 @@
 // The Prometheus metrics of MAOS: one private prom-client Registry (never the global one, so tests
 // and several servers in one process do not collide) and typed recorders that bound every label.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { CIRCUIT_STATES, createLabelGuard, type LabelsOf, type MetricName } from './metric-labels.ts';
+import {
+  type CACHE_RESULTS,
+  CIRCUIT_STATES,
+  createLabelGuard,
+  type LabelsOf,
+  type MetricName,
+} from './metric-labels.ts';
 import { defineScrapeGauges, type ScrapeSources } from './metrics-scrape.ts';
 
 export type { QueueState, ReadinessCheckName, ScrapeSources } from './metrics-scrape.ts';
@@ -78,7 +84,7 @@ export interface Metrics {
   recordLlmCall(call: LlmCallRecord): void;
   recordProviderError(provider: string, errorType: string): void;
   setCircuitState(provider: string, state: CircuitState): void;
-  recordCacheResult(provider: string, hit: boolean): void;
+  recordCacheResult(provider: string, result: (typeof CACHE_RESULTS)[number]): void;
   trackSseConnection(delta: 1 | -1): void;
   recordSseEventsSent(count?: number): void;
   recordMcpRequest(method: string, outcome: 'success' | 'error'): void;
@@ -247,7 +253,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const cache = new Counter({
     name: 'maos_llm_cache_requests_total',
-    help: 'LLM response cache lookups (an answer served from the store is no provider call), by provider and result (hit or miss).',
+    help: 'LLM response cache lookups (an answer served from the store is no provider call), by provider and result (hit, miss, or error: the store could not be read and the provider was called).',
     labelNames: names('maos_llm_cache_requests_total', 'provider', 'result'),
     registers,
   });
@@ -406,8 +412,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
         if (set) circuit.set(set, candidate === state ? 1 : 0);
       }
     },
-    recordCacheResult: (provider, hit) =>
-      inc(cache, labels('maos_llm_cache_requests_total', { provider, result: hit ? 'hit' : 'miss' })),
+    recordCacheResult: (provider, result) =>
+      inc(cache, labels('maos_llm_cache_requests_total', { provider, result })),
     trackSseConnection: (delta) => sseConnections.inc(delta),
     recordSseEventsSent: (count = 1) => sseEvents.inc(count),
     recordMcpRequest: (method, outcome) =>

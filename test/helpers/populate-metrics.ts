@@ -49,8 +49,8 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   });
   metrics.recordProviderError('anthropic', 'rate_limited');
   metrics.setCircuitState('anthropic', 'open');
-  metrics.recordCacheResult('anthropic', true);
-  metrics.recordCacheResult('anthropic', false);
+  metrics.recordCacheResult('anthropic', 'hit');
+  metrics.recordCacheResult('anthropic', 'miss');
   metrics.trackSseConnection(1);
   metrics.recordSseEventsSent(4);
   metrics.recordMcpRequest('tools/call', 'success');

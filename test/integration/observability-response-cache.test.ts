@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { sql } from 'kysely';
 import { startLlmServer } from '../fixtures/llm-server.ts';
 import { answerScoutWriter } from '../fixtures/scout-writer.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
@@ -114,4 +115,19 @@ test('cache hits count as cache hits, not as provider calls', { timeout: 60_000 
     assert.equal(span.attributes[CACHE_HIT], true, `${span.name} says it came from the cache`);
     assert.equal(span.attributes['gen_ai.usage.input_tokens'], 0);
   }
+});
+
+test('a cache that cannot be read counts result="error" and the call goes to the provider', {
+  timeout: 60_000,
+}, async (t) => {
+  const { llm, server } = await startCachedStack(t);
+  // The store loses its cache table (a broken restore, a failed migration): every lookup fails.
+  await sql`alter table llm_response_cache rename to llm_response_cache_gone`.execute(server.app.database.db);
+  await runSession(server.url);
+  assert.equal(llm.requests.length, 5, 'each model call went to the provider');
+  const scrape = await fetch(`${server.url}/metrics`).then((response) => response.text());
+  assert.equal(total(scrape, 'maos_llm_cache_requests_total', 'result="error"'), 5);
+  assert.equal(total(scrape, 'maos_llm_cache_requests_total', 'result="hit"'), 0);
+  assert.equal(total(scrape, 'maos_llm_cache_requests_total', 'result="miss"'), 0);
+  assert.equal(total(scrape, 'gen_ai_client_operation_duration_seconds_count'), 5);
 });

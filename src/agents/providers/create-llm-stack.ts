@@ -58,6 +58,7 @@ export interface CreateLlmStackOptions {
   /** Spans and metrics per provider call, breaker state and cache hits (observability/llm-telemetry.ts). */
   telemetry?: LlmCallObserver & {
     cacheLookup?(provider: string, hit: boolean): void;
+    cacheReadFailed?(provider: string): void;
     /** The active agent span's telemetry (model call and tool spans, served model); see ai-sdk/traced-tools.ts. */
     agentScope?(): AgentTelemetry | undefined;
   };
@@ -98,8 +99,13 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     providers: config.providers,
     cache,
     onLookup: (provider, hit) => options.telemetry?.cacheLookup?.(provider, hit),
-    onError: (error) =>
-      llmLogger.warn({ err: error }, 'LLM response cache unavailable; calling the provider'),
+    onError: (error, provider, stage) => {
+      if (stage === 'read') options.telemetry?.cacheReadFailed?.(provider);
+      llmLogger.warn(
+        { err: error, provider },
+        `LLM response cache ${stage} failed; the call goes on uncached`,
+      );
+    },
   };
   const client = createLlmClient({
     providers: config.providers,

@@ -39,10 +39,13 @@ interface CachedAnswer {
 export interface ResponseCacheModelOptions {
   providers: ProvidersConfig;
   cache: ResponseCache;
-  /** Called on every lookup (the hit/miss counter `maos_llm_cache_requests_total`). */
+  /** Called on every lookup the store answered (the hit/miss counter `maos_llm_cache_requests_total`). */
   onLookup?(provider: string, hit: boolean): void;
-  /** A failed cache read or write; the call then goes on uncached (the cache never fails a task). */
-  onError?(error: unknown): void;
+  /**
+   * A failed cache read or write; the call then goes on uncached (the cache never fails a task).
+   * A failed read is a lookup without an answer (`result="error"` of the counter).
+   */
+  onError?(error: unknown, provider: string, stage: 'read' | 'write'): void;
 }
 
 /** How the model calls of one LLM client attempt were answered (see countModelCalls). */
@@ -148,7 +151,7 @@ function createCachingModel(
     try {
       stored = await cache.get(slot.tenantId, slot.key);
     } catch (error) {
-      options.onError?.(error);
+      options.onError?.(error, provider, 'read');
       return undefined;
     }
     const answer = stored === undefined ? undefined : parseAnswer(stored);
@@ -164,7 +167,7 @@ function createCachingModel(
         response: JSON.stringify(answer),
       });
     } catch (error) {
-      options.onError?.(error);
+      options.onError?.(error, provider, 'write');
     }
   }
 
