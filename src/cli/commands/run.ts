@@ -184,6 +184,9 @@ async function submitAndFollow(
     if (decided === 'rejected') return options.follow ? EXIT.SESSION_FAILED : EXIT.OK;
     if (decided === 'approved') session.status = 'running';
   }
+  // The session ended while the command waited for its plan (planning failed, or it was cancelled
+  // meanwhile): report it as `run --follow` does, with the error and the exit code of its outcome.
+  if (!options.follow && ENDED.has(session.status)) return printEnded(ctx, session);
   if (!options.follow) {
     if (out.json) out.printJson(session);
     else {
@@ -239,6 +242,18 @@ async function submitAndFollow(
     );
     return EXIT.INTERRUPTED;
   }
+  return printEnded(ctx, final);
+}
+
+/** Statuses a session never leaves. */
+const ENDED = new Set(['completed', 'failed', 'cancelled']);
+
+/**
+ * Prints an ended session (the summary with its error, and the task table unless it completed; with
+ * --json the session) and returns the exit code of its outcome: 0 completed, 1 failed or cancelled.
+ */
+function printEnded(ctx: CliContext, final: SessionDto): number {
+  const { out } = ctx;
   if (out.json) out.printJson(final);
   else {
     out.line(formatSessionSummary(final, out.paint));
