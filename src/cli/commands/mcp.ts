@@ -72,10 +72,13 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
   const overrides: Record<string, unknown> = {};
   if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
   const config = loadConfig({ configPath: options.config, overrides });
-  // stdout carries the protocol: every log line goes to stderr.
+  // Logged as `maos serve` logs (environment, format), but stdout carries the protocol: every log
+  // line, pretty ones included, goes to stderr.
   const logger = createLogger({
     level: config.logLevel,
     serviceVersion: VERSION,
+    environment: config.logging.environment,
+    format: config.logging.format,
     destination: process.stderr,
   });
   const app = await createApp(config, { logger });
