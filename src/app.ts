@@ -19,6 +19,7 @@ import { createLocalNotifier, READY_CHANNEL, sessionChannel } from './engine/not
 import { createSessionDefaults } from './engine/session-defaults.ts';
 import type { Actor } from './engine/session-service.ts';
 import { createSteeringWithoutOrchestrator } from './engine/steering-without-orchestrator.ts';
+import { createConsoleRoutesPlugin } from './http/routes/console.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
@@ -313,6 +314,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
         createSessionSteeringRoutesPlugin(steering ?? createSteeringWithoutOrchestrator(engine.service)),
+        createConsoleRoutesPlugin(),
         ...(deps.plugins ?? []),
       ],
     });

@@ -16,9 +16,9 @@ interface OpenApiDoc {
   components: { securitySchemes?: Record<string, { type: string; scheme?: string; bearerFormat?: string }> };
 }
 
-// Routes left out of the document on purpose (transport endpoints and the document itself); each
-// is still protected or public in the route table (security-route-table.test.ts).
-const HIDDEN = /^\/(mcp|metrics|openapi\.json|\.well-known\/.*)$/;
+// Routes left out of the document on purpose (transport endpoints, the document itself, the console's
+// static files); each is still protected or public in the route table (security-route-table.test.ts).
+const HIDDEN = /^\/(mcp|metrics|openapi\.json|\.well-known\/.*|console(\/.*)?)$/;
 
 async function loadDocument(mode: 'apikey' | 'oidc' | 'both') {
   const auth =

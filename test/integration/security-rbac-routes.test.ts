@@ -13,8 +13,8 @@ import { BUILT_IN_ROLES, type RoleName } from '../../src/security/rbac.ts';
 import { connectHttpClient } from '../fixtures/mcp-server.ts';
 import { type ProbeStack, sendProbe, startProbeStack } from '../fixtures/security-probe.ts';
 
-/** Public routes the security guide names: probes, the API description and its viewer. */
-const DOCUMENTED_PUBLIC = /^\/(healthz|readyz|openapi\.json|docs(\/.*)?)$/;
+/** Public routes the security guide names: probes, the API description and its viewer, the console files. */
+const DOCUMENTED_PUBLIC = /^\/(healthz|readyz|openapi\.json|docs(\/.*)?|console(\/.*)?)$/;
 
 /** docs/security.md's permission table: for each permission, the roles that hold it. */
 function readPublishedTable(): Map<string, Set<string>> {

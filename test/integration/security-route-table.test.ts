@@ -9,7 +9,7 @@ import { isPermission } from '../../src/security/rbac.ts';
 import { startTestServer } from '../fixtures/server.ts';
 
 const EXPECTED_PUBLIC =
-  /^\/(healthz|readyz|openapi\.json|docs(\/.*)?|metrics|\.well-known\/oauth-protected-resource)$/;
+  /^\/(healthz|readyz|openapi\.json|docs(\/.*)?|console(\/.*)?|metrics|\.well-known\/oauth-protected-resource)$/;
 
 test('every route of the application is protected by a declared permission or explicitly public', async (t) => {
   const server = await startTestServer({ config: { workers: { concurrency: 0 }, auth: { mode: 'apikey' } } });

@@ -1,0 +1,110 @@
+// The web console's static files at /console/: read once at start from web/console into a fixed
+// manifest, so a request can only ever name a file of that list (no path ever reaches the disk).
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../errors/app-error.ts';
+
+/** One file the console serves. */
+export interface ConsoleAsset {
+  body: Buffer;
+  contentType: string;
+  etag: string;
+  cacheControl: string;
+}
+
+/** Console path (relative to /console/, forward slashes) → its file. */
+export type ConsoleManifest = ReadonlyMap<string, ConsoleAsset>;
+
+/** The only file types served; anything else in the folder (notes, editor files) stays private. */
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
+};
+
+/**
+ * Every file is revalidated on each use (`no-cache` + ETag, so an unchanged one costs a 304): the ES
+ * modules are imported by fixed names, and a cached old module next to a new one after an upgrade
+ * would break the page in ways a short max-age only makes rarer.
+ */
+const CACHE_CONTROL = 'no-cache';
+
+/** Why bounded: the manifest lives in memory for the process's life; the console is tens of KiB. */
+const MAX_FILES = 200;
+const MAX_TOTAL_BYTES = 4 * 1024 * 1024;
+
+/** The console's folder in the checkout (or the image): web/console beside src/. */
+export const CONSOLE_ROOT = fileURLToPath(new URL('../../../web/console/', import.meta.url));
+
+/** Reads the files of `root` (recursively, skipping dot-files and unknown types) into a manifest. */
+export function loadConsoleManifest(root: string = CONSOLE_ROOT): ConsoleManifest {
+  const manifest = new Map<string, ConsoleAsset>();
+  let total = 0;
+  const visit = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.name.startsWith('.')) continue;
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        visit(full);
+        continue;
+      }
+      const contentType = CONTENT_TYPES[extname(entry.name).toLowerCase()];
+      if (!entry.isFile() || contentType === undefined) continue;
+      const body = readFileSync(full);
+      total += body.length;
+      if (manifest.size >= MAX_FILES || total > MAX_TOTAL_BYTES) {
+        throw new Error(`the console folder ${root} holds more than the ${MAX_FILES} files / 4 MiB served`);
+      }
+      const hash = createHash('sha256').update(body).digest('base64url').slice(0, 22);
+      manifest.set(relative(root, full).split(sep).join('/'), {
+        body,
+        contentType,
+        etag: `"${hash}"`,
+        cacheControl: CACHE_CONTROL,
+      });
+    }
+  };
+  if (statSync(root, { throwIfNoEntry: false })?.isDirectory()) visit(root);
+  return manifest;
+}
+
+/** Sends one manifest file, or 304 when the caller's copy (If-None-Match) is current. */
+function sendAsset(request: FastifyRequest, reply: FastifyReply, asset: ConsoleAsset): FastifyReply {
+  reply.header('cache-control', asset.cacheControl).header('etag', asset.etag);
+  const ifNoneMatch = request.headers['if-none-match'];
+  if (typeof ifNoneMatch === 'string' && ifNoneMatch.split(/\s*,\s*/).includes(asset.etag)) {
+    return reply.code(304).send();
+  }
+  return reply.type(asset.contentType).send(asset.body);
+}
+
+/** Registers GET /console (redirect), /console/ (index.html) and /console/<file of the manifest>. */
+export function registerConsoleRoutes(app: FastifyInstance, manifest: ConsoleManifest): void {
+  const options = { config: { public: true }, schema: { hide: true } } as const;
+  const notFound = (path: string) =>
+    new AppError('NOT_FOUND', `No console file ${JSON.stringify(path.slice(0, 200))}.`);
+  app.get('/console', options, async (_request, reply) => reply.redirect('/console/', 308));
+  app.get('/console/', options, async (request, reply) => {
+    const index = manifest.get('index.html');
+    if (!index) throw notFound('index.html');
+    return sendAsset(request, reply, index);
+  });
+  app.get('/console/*', options, async (request, reply) => {
+    // An exact key of the manifest or nothing: `..`, encoded or not, names no key.
+    const path = (request.params as { '*': string })['*'];
+    const asset = manifest.get(path);
+    if (!asset) throw notFound(path);
+    return sendAsset(request, reply, asset);
+  });
+}
+
+/** The console routes as a plugin for the composition root; the folder is read here, once. */
+export function createConsoleRoutesPlugin(root: string = CONSOLE_ROOT): FastifyPluginAsync {
+  const manifest = loadConsoleManifest(root);
+  return async (app) => registerConsoleRoutes(app, manifest);
+}

@@ -1,0 +1,167 @@
+// The console in real Chromium against the real server (auth mode apikey): the sign-in form refuses
+// a wrong key with the server's message, accepts a key from `maos keys create`, lists sessions with
+// their status filter and next-page cursor, creates a session through the form and returns to the
+// sign-in form when the key is refused later; with auth mode `none` no sign-in is asked.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { launchTestBrowser, type PageProblems, type TestBrowser } from '../fixtures/browser.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+const cleanups: Array<() => unknown> = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+
+async function signIn(page: Page, token: string): Promise<void> {
+  await page.getByLabel('API key or access token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
+  let server: TestServer;
+  let browser: TestBrowser;
+  let page: Page;
+  let problems: PageProblems;
+  let key: string;
+  let keyId: string;
+  const auth = () => ({ authorization: `Bearer ${key}` });
+
+  before(async () => {
+    // Workers off: sessions stay where they are, so the list is predictable.
+    ({ server } = await startLlmAppStack(t, {
+      config: { auth: { mode: 'apikey' }, workers: { concurrency: 0 } },
+    }));
+    const created = await createApiKey(server.app.database.db as unknown as SecurityDb, {
+      tenantId: 'console-tenant',
+      name: 'console-e2e',
+      roles: ['admin'],
+      createdBy: 'test',
+    });
+    key = created.key;
+    keyId = created.info.id;
+    browser = await launchTestBrowser(t);
+    ({ page, problems } = await browser.openPage({ width: 420, height: 900 }));
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  test('a wrong key is refused with the problem of the 401; the right one signs in', async () => {
+    await page.goto(`${server.url}/console/`);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await signIn(page, 'maos_not_a_real_key');
+    const refused = page.getByRole('alert');
+    await refused.waitFor();
+    const text = (await refused.textContent()) ?? '';
+    assert.match(text, /Sign-in refused/);
+    assert.match(text, /INVALID_TOKEN|UNAUTHENTICATED/);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'a refused token is not kept');
+
+    await signIn(page, key);
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('maos.console.token')), key);
+    await page.getByText('No sessions.').waitFor();
+  });
+
+  test('the list pages with the cursor and filters by status', async () => {
+    // 21 running sessions (no workers: they stay so) (one more than a page) and nothing else.
+    for (let i = 1; i <= 21; i += 1) {
+      const created = await requestJson(`${server.url}/v1/sessions`, {
+        method: 'POST',
+        headers: auth(),
+        body: { objective: `listed ${i}`, agents: [{ role: 'qa', task: 't', runner: 'ok' }] },
+      });
+      assert.equal(created.status, 201);
+    }
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByText('Page 1: 20 sessions.').waitFor();
+    // Newest first: "listed 21" on page 1, "listed 1" alone on page 2.
+    await page.getByRole('link', { name: 'listed 21', exact: true }).waitFor();
+    const rows = page.locator('#sessions-body tr');
+    assert.equal(await rows.count(), 20);
+    assert.match((await rows.first().textContent()) ?? '', /running.*0 tokens · \$0\.0000/);
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText('Page 2: 1 sessions.').waitFor();
+    assert.equal(await page.locator('#sessions-body tr').count(), 1);
+    await page.getByRole('link', { name: 'listed 1', exact: true }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'First page' }).click();
+    await page.getByText('Page 1: 20 sessions.').waitFor();
+
+    await page.getByLabel('Status').selectOption('completed');
+    await page.getByText('No sessions.').waitFor();
+    await page.getByLabel('Status').selectOption('running');
+    await page.getByText('Page 1: 20 sessions.').waitFor();
+  });
+
+  test('the new-session form posts the objective, strategy, approval and budget', async () => {
+    await page.getByLabel('Objective').fill('Write <b>release</b> notes & "quotes"');
+    await page.getByLabel('Strategy').selectOption('adaptive');
+    await page.getByLabel('Require approval of the plan before it runs').check();
+    await page.getByLabel('Max tokens').fill('5000');
+    await page.getByLabel('Max cost (USD)').fill('2.5');
+    await page.getByRole('button', { name: 'Create session' }).click();
+    await page.waitForURL(/#\/sessions\/[0-9a-f-]{36}$/);
+    const id = page.url().split('/').at(-1) as string;
+    // The objective is text, never markup.
+    await page.getByRole('heading', { name: 'Write <b>release</b> notes & "quotes"' }).waitFor();
+    const session = await requestJson<{
+      objective: string;
+      strategy: string;
+      approval: { mode: string };
+      budget: { maxTokens: number; maxCostUsd: number };
+    }>(`${server.url}/v1/sessions/${id}`, { headers: auth() });
+    assert.equal(session.body.objective, 'Write <b>release</b> notes & "quotes"');
+    assert.equal(session.body.strategy, 'adaptive');
+    assert.equal(session.body.approval.mode, 'required');
+    assert.equal(session.body.budget.maxTokens, 5000);
+    assert.equal(session.body.budget.maxCostUsd, 2.5);
+  });
+
+  test('a refused submit shows the problem with its code', async () => {
+    await page.goto(`${server.url}/console/#/sessions`);
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    // Only whitespace: the browser's own check passes, the server's refuses it.
+    await page.getByLabel('Objective').fill('   ');
+    await page.getByRole('button', { name: 'Create session' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent()) ?? '';
+    assert.match(text, /Creating the session/);
+    assert.match(text, /VALIDATION_FAILED/);
+    assert.match(text, /HTTP 400/);
+  });
+
+  test('a key revoked while signed in returns to the sign-in form with the message', async () => {
+    const revoked = await requestJson(`${server.url}/v1/admin/keys/${keyId}`, {
+      method: 'DELETE',
+      headers: auth(),
+    });
+    assert.ok(revoked.status < 300, `revoke: ${revoked.status} ${JSON.stringify(revoked.body)}`);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.match((await page.getByRole('alert').textContent()) ?? '', /INVALID_TOKEN/);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  });
+
+  test('with auth mode none the console opens without a sign-in', async () => {
+    const open = await startTestServer({ config: { workers: { concurrency: 0 } } });
+    cleanups.push(() => open.close());
+    const other = await browser.openPage();
+    await other.page.goto(`${open.url}/console/`);
+    await other.page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await other.page.getByText('No sign-in needed').waitFor();
+    assert.deepEqual(other.problems.messages, []);
+  });
+
+  test('no errors or warnings in the page', () => {
+    // The refused sign-ins and submits log their failed requests as console errors in Chromium;
+    // everything else must be clean.
+    const unexpected = problems.messages.filter(
+      (line) => !/Failed to load resource: the server responded with a status of (400|401)/.test(line),
+    );
+    assert.deepEqual(unexpected, []);
+  });
+});

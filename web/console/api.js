@@ -1,0 +1,117 @@
+// The console's client of the public REST API: bearer token from sessionStorage, JSON in and out,
+// problem+json errors raised as ApiError. No endpoint here exists for the console alone.
+
+const TOKEN_KEY = 'maos.console.token';
+
+/** An API error: `problem` is the problem+json document (title, detail, code, status …). */
+export class ApiError extends Error {
+  /** @param {{title?: string, detail?: string, code?: string, status: number}} problem */
+  constructor(problem) {
+    super(problem.detail ?? problem.title ?? `HTTP ${problem.status}`);
+    this.name = 'ApiError';
+    this.problem = problem;
+    this.status = problem.status;
+    this.code = problem.code;
+  }
+}
+
+/** The token kept for this tab (sessionStorage: gone when the tab closes), or null. */
+export function readToken() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** Keeps `token` for this tab; null or empty forgets it. */
+export function storeToken(token) {
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/** Called with the ApiError of every 401, so the app can return to the sign-in form. */
+let onUnauthorized = () => {};
+
+/** Sets what happens on a 401 (the app shows the sign-in form with the problem's message). */
+export function setUnauthorizedHandler(handler) {
+  onUnauthorized = handler;
+}
+
+/** Request headers with the bearer token, when there is one. */
+export function authHeaders(extra = {}) {
+  const token = readToken();
+  return token ? { ...extra, authorization: `Bearer ${token}` } : { ...extra };
+}
+
+/**
+ * Turns a non-2xx response into an ApiError (a problem document, or a made-up one if it is not);
+ * a 401 is also reported to the unauthorized handler.
+ */
+export async function failureOf(response) {
+  const error = await toApiError(response);
+  if (response.status === 401) onUnauthorized(error);
+  return error;
+}
+
+async function toApiError(response) {
+  const text = await response.text().catch(() => '');
+  let problem = null;
+  try {
+    problem = text ? JSON.parse(text) : null;
+  } catch {
+    problem = null;
+  }
+  if (!problem || typeof problem !== 'object') {
+    problem = { title: response.statusText || 'Request failed', detail: text.slice(0, 300) || undefined };
+  }
+  return new ApiError({ ...problem, status: response.status });
+}
+
+/**
+ * Sends a request to the API and returns the parsed JSON (null for an empty body).
+ * @param {string} path e.g. "/v1/sessions"
+ * @param {{method?: string, body?: unknown, headers?: Record<string, string>, signal?: AbortSignal}} [init]
+ */
+export async function request(path, init = {}) {
+  const headers = authHeaders({ accept: 'application/json', ...init.headers });
+  let body;
+  if (init.body !== undefined) {
+    headers['content-type'] = 'application/json';
+    body = JSON.stringify(init.body);
+  }
+  let response;
+  try {
+    response = await fetch(path, { method: init.method ?? 'GET', headers, body, signal: init.signal });
+  } catch (error) {
+    if (error?.name === 'AbortError') throw error;
+    throw new ApiError({
+      status: 0,
+      title: 'The server cannot be reached',
+      detail: String(error?.message ?? error),
+    });
+  }
+  if (!response.ok) throw await failureOf(response);
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+/** The API calls the views use, one per route of docs/api.md. */
+export const api = {
+  listSessions: ({ status, cursor, limit = 20 } = {}) => {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (status) query.set('status', status);
+    if (cursor) query.set('cursor', cursor);
+    return request(`/v1/sessions?${query}`);
+  },
+  createSession: (body, idempotencyKey) =>
+    request('/v1/sessions', { method: 'POST', body, headers: { 'idempotency-key': idempotencyKey } }),
+  getSession: (id) => request(`/v1/sessions/${encodeURIComponent(id)}`),
+  listPlans: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/plans`),
+  approve: (id, plan) =>
+    request(`/v1/sessions/${encodeURIComponent(id)}/approve`, {
+      method: 'POST',
+      body: plan === undefined ? {} : { plan },
+    }),
+  reject: (id, reason) =>
+    request(`/v1/sessions/${encodeURIComponent(id)}/reject`, { method: 'POST', body: { reason } }),
+  sendMessage: (id, message) =>
+    request(`/v1/sessions/${encodeURIComponent(id)}/messages`, { method: 'POST', body: { message } }),
+  cancel: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/cancel`, { method: 'POST' }),
+};

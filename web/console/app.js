@@ -1,0 +1,85 @@
+// Entry point of the console: checks whether the API needs a token, then routes between the
+// sign-in form, the sessions list (#/sessions) and one session (#/sessions/<id>).
+import { api, readToken, setUnauthorizedHandler, storeToken } from './api.js';
+import { h, replaceChildren } from './dom.js';
+import { renderProblem } from './problem.js';
+import { renderSession } from './views/session.js';
+import { renderSessions } from './views/sessions.js';
+import { renderSignIn } from './views/signin.js';
+
+const main = document.getElementById('main');
+const account = document.getElementById('account');
+const SESSION_ROUTE = /^#\/sessions\/([0-9a-fA-F-]{36})$/;
+
+let signedIn = false;
+/** Teardown of the current view (closes its event stream). */
+let leaveView = () => {};
+
+function showView(render) {
+  leaveView();
+  leaveView = () => {};
+  const cleanup = render();
+  if (typeof cleanup === 'function') leaveView = cleanup;
+}
+
+function renderAccount() {
+  if (!signedIn) {
+    replaceChildren(account);
+    return;
+  }
+  const signOut = h(
+    'button',
+    { type: 'button', className: 'secondary', on: { click: () => signOutAndShowForm() } },
+    'Sign out',
+  );
+  replaceChildren(
+    account,
+    readToken() ? h('span', {}, 'Signed in') : h('span', {}, 'No sign-in needed'),
+    signOut,
+  );
+}
+
+function signOutAndShowForm(error) {
+  storeToken(null);
+  signedIn = false;
+  renderAccount();
+  showView(() => renderSignIn(main, { error, onSignedIn }));
+}
+
+function onSignedIn() {
+  signedIn = true;
+  renderAccount();
+  route();
+}
+
+function route() {
+  if (!signedIn) return;
+  const match = SESSION_ROUTE.exec(location.hash);
+  showView(() => (match ? renderSession(main, match[1]) : renderSessions(main)));
+  main.focus();
+}
+
+// Any 401 (token expired, key revoked) returns to the sign-in form with the server's message.
+setUnauthorizedHandler((error) => {
+  if (signedIn || readToken()) signOutAndShowForm(error);
+});
+window.addEventListener('hashchange', route);
+
+async function start() {
+  try {
+    // Works without a token when the server runs with auth mode `none`.
+    await api.listSessions({ limit: 1 });
+    onSignedIn();
+  } catch (error) {
+    if (error?.status === 401) {
+      // A stored token that is refused brings its message; no token is just the form.
+      if (!signedIn)
+        showView(() => renderSignIn(main, { error: readToken() ? error : undefined, onSignedIn }));
+      storeToken(null);
+      return;
+    }
+    replaceChildren(main, renderProblem(error, 'Loading the console'));
+  }
+}
+
+start();

@@ -1,0 +1,78 @@
+// DOM helpers of the console: elements are built with properties and textContent only, so text
+// from the API (objectives, agent output, error details) can never become markup.
+
+/**
+ * Creates an element. `props` are set as properties (`className`, `type`, `disabled`, `htmlFor` …),
+ * except `on` (event listeners), `attrs` (attributes such as aria-*) and `dataset`. Children are
+ * nodes or strings (added as text), null/false skipped.
+ * @param {string} tag
+ * @param {Record<string, unknown>} [props]
+ * @param {...(Node|string|number|null|undefined|false)} children
+ * @returns {HTMLElement}
+ */
+export function h(tag, props = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null) continue;
+    if (key === 'on') {
+      for (const [type, listener] of Object.entries(value)) element.addEventListener(type, listener);
+    } else if (key === 'attrs') {
+      for (const [name, attr] of Object.entries(value)) {
+        if (attr !== undefined && attr !== null && attr !== false) element.setAttribute(name, String(attr));
+      }
+    } else if (key === 'dataset') {
+      Object.assign(element.dataset, value);
+    } else {
+      element[key] = value;
+    }
+  }
+  append(element, ...children);
+  return element;
+}
+
+/** Appends nodes or text to `parent`. */
+export function append(parent, ...children) {
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    parent.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return parent;
+}
+
+/** Replaces every child of `parent`. */
+export function replaceChildren(parent, ...children) {
+  parent.replaceChildren();
+  return append(parent, ...children);
+}
+
+/** A labelled form field: `<label for=id>text</label>` followed by the control. */
+export function field(labelText, control, hint) {
+  const hintElement = hint ? h('small', { className: 'hint', id: `${control.id}-hint` }, hint) : null;
+  if (hintElement) control.setAttribute('aria-describedby', hintElement.id);
+  return h(
+    'div',
+    { className: 'field' },
+    h('label', { htmlFor: control.id }, labelText),
+    control,
+    hintElement,
+  );
+}
+
+/** Local date and time of an ISO timestamp, or an em dash. */
+export function formatTime(iso) {
+  if (!iso) return '—';
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+}
+
+/** "1,234 tokens · $0.0123" from a usage object. */
+export function formatUsage(usage) {
+  if (!usage) return '—';
+  const tokens = (usage.inputTokens ?? 0) + (usage.outputTokens ?? 0);
+  return `${tokens.toLocaleString()} tokens · $${Number(usage.costUsd ?? 0).toFixed(4)}`;
+}
+
+/** A status badge; the class lets the stylesheet colour it, the text says it. */
+export function statusBadge(status) {
+  return h('span', { className: `badge status-${String(status).replace(/[^a-z_]/g, '')}` }, status);
+}

@@ -1,0 +1,118 @@
+// Follows a session's event stream over fetch (EventSource cannot send an Authorization header):
+// parses the SSE frames, and on a dropped connection resumes after the last event seen with
+// Last-Event-ID, so no event is lost or shown twice. Stops after `session.finished`.
+import { authHeaders, failureOf } from './api.js';
+
+/** Why these delays: a restarting server is back within seconds; a stream open for hours need not hammer it. */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 10_000;
+
+/**
+ * Splits SSE text into frames. Feed it chunks; it calls `onFrame({id, event, data})` per frame.
+ * Comment lines (`: keep-alive`) are dropped.
+ */
+export function createSseParser(onFrame) {
+  let buffer = '';
+  let frame = { id: null, event: 'message', data: [] };
+  const dispatch = () => {
+    if (frame.data.length > 0) onFrame({ id: frame.id, event: frame.event, data: frame.data.join('\n') });
+    frame = { id: null, event: 'message', data: [] };
+  };
+  const line = (text) => {
+    if (text === '') return dispatch();
+    if (text.startsWith(':')) return;
+    const colon = text.indexOf(':');
+    const name = colon === -1 ? text : text.slice(0, colon);
+    let value = colon === -1 ? '' : text.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (name === 'id') frame.id = value;
+    else if (name === 'event') frame.event = value;
+    else if (name === 'data') frame.data.push(value);
+  };
+  // A CR ending one chunk and the LF starting the next are one line break, not two.
+  let skipLf = false;
+  return {
+    push(chunk) {
+      const text = skipLf && chunk.startsWith('\n') ? chunk.slice(1) : chunk;
+      skipLf = text.endsWith('\r');
+      buffer += text;
+      const lines = buffer.split(/\r\n|\r|\n/);
+      // The last piece is an unfinished line (empty when the chunk ended with a line break).
+      buffer = lines.pop() ?? '';
+      for (const entry of lines) line(entry);
+    },
+  };
+}
+
+/**
+ * Follows `/v1/sessions/:id/events` from after `afterSeq`.
+ * @param {string} sessionId
+ * @param {{afterSeq?: number, onEvent: (event: {seq: number, type: string, data: Record<string, unknown>, createdAt: string}) => void, onState?: (state: 'live'|'reconnecting'|'ended'|'failed', error?: unknown) => void}} options
+ * @returns {{close(): void}}
+ */
+export function followSessionEvents(sessionId, options) {
+  const controller = new AbortController();
+  let lastSeq = options.afterSeq ?? 0;
+  let finished = false;
+  const setState = (state, error) => options.onState?.(state, error);
+
+  async function readOnce() {
+    const headers = authHeaders({ accept: 'text/event-stream' });
+    if (lastSeq > 0) headers['last-event-id'] = String(lastSeq);
+    const response = await fetch(`/v1/sessions/${encodeURIComponent(sessionId)}/events`, {
+      headers,
+      signal: controller.signal,
+      cache: 'no-store',
+    });
+    if (!response.ok) throw await failureOf(response);
+    setState('live');
+    const parser = createSseParser((frame) => {
+      let event;
+      try {
+        event = JSON.parse(frame.data);
+      } catch {
+        return;
+      }
+      // Replays never repeat: skip anything at or before what was already shown.
+      if (typeof event?.seq !== 'number' || event.seq <= lastSeq) return;
+      lastSeq = event.seq;
+      if (event.type === 'session.finished') finished = true;
+      options.onEvent(event);
+    });
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.push(value);
+    }
+  }
+
+  (async () => {
+    let delay = RETRY_FIRST_MS;
+    while (!controller.signal.aborted && !finished) {
+      try {
+        await readOnce();
+        delay = RETRY_FIRST_MS;
+      } catch (error) {
+        if (controller.signal.aborted) return;
+        // A refusal (unknown session, no permission, signed out) will not change by retrying;
+        // 429 (too many streams) and 5xx/network errors may.
+        const status = error?.status;
+        if (typeof status === 'number' && status >= 400 && status < 500 && status !== 429) {
+          setState('failed', error);
+          return;
+        }
+        setState('reconnecting', error);
+      }
+      if (finished || controller.signal.aborted) break;
+      setState('reconnecting');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
+    }
+    if (finished) setState('ended');
+  })();
+
+  return {
+    close: () => controller.abort(),
+  };
+}
