@@ -2,9 +2,9 @@
 // between two plan versions (shown by GET /v1/sessions/:id/plans). Pure.
 
 import { z } from 'zod';
-import { ORCHESTRATOR_TASK_PREFIX } from '../domain/plan.ts';
 import type { PlanBody, PlannedTask } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
+import { EDITED_TASK_NAMES, normaliseTaskNames } from './planner-names.ts';
 import {
   checkGeneratedPhases,
   type ExistingAgent,
@@ -15,12 +15,9 @@ import {
   toPlanBody,
 } from './planner-validate.ts';
 
-const taskNameSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,63}$/, 'must be 1-64 letters, digits or _.:#-')
-  .refine((name) => !name.startsWith(ORCHESTRATOR_TASK_PREFIX), {
-    message: `must not start with "${ORCHESTRATOR_TASK_PREFIX}" (the orchestrator's own tasks)`,
-  });
+// The name form (planner-names.ts EDITED_TASK_NAMES) is checked after the parse: a name written
+// with spaces ("Design API") is read as "Design-API", in `depends_on` and `agent` too.
+const taskNameSchema = z.string().min(1).max(200);
 
 /** The body of an edited plan in `POST /v1/sessions/:id/approve` (`{ plan: … }`). */
 export const editedPlanSchema = z.strictObject({
@@ -209,7 +206,18 @@ export function validateEditedPlan(
       details: issues,
     });
   }
-  const phases: PhaseToCheck[] = parsed.data.phases.map((phase) => ({
+  const named = normaliseTaskNames(
+    parsed.data.phases,
+    { earlierTaskNames: [], agentNames: session.agents.map((agent) => agent.name) },
+    EDITED_TASK_NAMES,
+  );
+  if (!named.ok) {
+    throw new AppError('INVALID_PLAN', `The edited plan is not valid: ${named.errors.join('; ')}`, {
+      details: named.errors,
+    });
+  }
+  const editedPhases = named.phases;
+  const phases: PhaseToCheck[] = editedPhases.map((phase) => ({
     name: phase.name,
     tasks: phase.tasks.map((task) => toTaskToCheck(task, session, rules)),
   }));
@@ -235,12 +243,12 @@ export function validateEditedPlan(
   const errors = [
     ...(checked.ok ? [] : checked.errors),
     ...checkEdit(
-      parsed.data.phases.flatMap((phase) => phase.tasks),
+      editedPhases.flatMap((phase) => phase.tasks),
       built,
       rules,
       session,
     ),
-    ...checkGateEdit(parsed.data.phases, session),
+    ...checkGateEdit(editedPhases, session),
   ];
   if (errors.length > 0) {
     throw new AppError('INVALID_PLAN', `The edited plan is not valid: ${errors.join('; ')}`, {

@@ -8,10 +8,13 @@ import { z } from 'zod';
  * where optional) because OpenAI's strict structured outputs reject optional properties.
  */
 export const llmPlannedTaskSchema = z.object({
+  // The name form (planner-names.ts GENERATED_TASK_NAMES) is checked after the answer is read, not
+  // here: a name written another way ("Design API") is rewritten instead of failing the schema.
   name: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9_-]{0,47}$/, 'must be 1-48 lowercase letters, digits, _ or -')
-    .describe('Unique short id of the task, e.g. "design-api".'),
+    .min(1)
+    .max(200)
+    .describe('Unique short id of the task: 1-48 lowercase letters, digits, _ or -, e.g. "design-api".'),
   role: z.string().describe('One role name from the catalogue.'),
   instructions: z.string().min(1).max(8000).describe('What the agent must do, self-contained.'),
   depends_on: z

@@ -13,6 +13,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { Planner } from './engine-types.ts';
 import { recoverJsonAnswer } from './planner-answer.ts';
 import { ORCHESTRATOR_PLAN_ORIGIN, type OrchestratedPlanBody } from './planner-continuation.ts';
+import { GENERATED_TASK_NAMES, normaliseTaskNames } from './planner-names.ts';
 import {
   buildInitialPlanPrompt,
   buildPhaseGatePrompt,
@@ -243,7 +244,13 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         const extra: string[] = [];
         if (request.adaptive && plan.phases.length !== 1)
           extra.push(`plan exactly one phase (got ${plan.phases.length})`);
-        const checked: PlanCheck = checkGeneratedPhases(withCatalogueRoleNames(plan.phases, roleNames), {
+        const named = normaliseTaskNames(
+          withCatalogueRoleNames(plan.phases, roleNames),
+          { earlierTaskNames: [], agentNames: [] },
+          GENERATED_TASK_NAMES,
+        );
+        if (!named.ok) return { ok: false, errors: [...extra, ...named.errors] };
+        const checked: PlanCheck = checkGeneratedPhases(named.phases, {
           isKnownRole: (role) => roleNames.has(role),
           earlierTaskNames: [],
           previousPhaseSinks: [],
@@ -311,7 +318,13 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
           if (gate.decision === 'complete') return { ok: true, result: { gate, phase: undefined } };
           if (gate.next_phase === null)
             return { ok: false, errors: ['decision "continue" needs next_phase'] };
-          const checked = checkGeneratedPhases(withCatalogueRoleNames([gate.next_phase], roleNames), {
+          const named = normaliseTaskNames(
+            withCatalogueRoleNames([gate.next_phase], roleNames),
+            { earlierTaskNames, agentNames: request.agents.map((agent) => agent.name) },
+            GENERATED_TASK_NAMES,
+          );
+          if (!named.ok) return named;
+          const checked = checkGeneratedPhases(named.phases, {
             isKnownRole: (role) => roleNames.has(role),
             earlierTaskNames,
             previousPhaseSinks: request.previousPhaseSinks,
