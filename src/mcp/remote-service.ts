@@ -4,6 +4,8 @@
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import { type ApiClient, ApiProblemError, createApiClient } from '../cli/client.ts';
 import { CliError } from '../cli/exit-codes.ts';
+import { followSession } from '../cli/follow.ts';
+import { DEFAULT_RETRY_FOR_MS } from '../cli/retry.ts';
 import type { SessionDetail, SessionEvent, SessionRecord, TaskRecord } from '../domain/types.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import { AppError, isErrorCode } from '../errors/app-error.ts';
@@ -14,13 +16,15 @@ export interface RemoteServiceOptions {
   server: string;
   /** Bearer token or API key; the server derives tenant and principal from it. */
   token?: string;
+  /**
+   * How long an event watch keeps retrying a server that is unavailable before it ends.
+   * @defaultValue DEFAULT_RETRY_FOR_MS (90 s, as `maos logs -f`)
+   */
+  retryForMs?: number;
 }
 
 /** REST caps event pages at http.maxPageSize (100 by default); larger asks would be rejected. */
 const REMOTE_EVENT_PAGE = 100;
-
-/** Delay before re-opening a dropped event stream; short, because a watcher waits on it. */
-const STREAM_RETRY_MS = 1_000;
 
 /** Turns the REST client's errors back into AppErrors with the server's stable code. */
 function toAppErrorFromRemote(error: unknown): AppError {
@@ -86,6 +90,7 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
   listRoles: () => Promise<RoleDefinition[]>;
   client: ApiClient;
 } {
+  const retryForMs = options.retryForMs ?? DEFAULT_RETRY_FOR_MS;
   const client = createApiClient({
     server: options.server,
     ...(options.token === undefined ? {} : { token: options.token }),
@@ -120,27 +125,19 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
       }),
     watchEvents(sessionId, onWake) {
       const controller = new AbortController();
-      void (async () => {
-        let afterSeq = 0;
-        while (!controller.signal.aborted) {
-          try {
-            for await (const event of client.streamEvents(sessionId, {
-              afterSeq,
-              signal: controller.signal,
-            })) {
-              afterSeq = event.seq;
-              onWake();
-            }
-            // The server ends the stream after the session's final event: nothing more will come.
-            if (!controller.signal.aborted) return;
-          } catch {
-            // Dropped stream or transient error: wake the reader (it re-queries) and reconnect.
-            if (controller.signal.aborted) return;
-            onWake();
-            await new Promise((resolve) => setTimeout(resolve, STREAM_RETRY_MS).unref());
-          }
-        }
-      })();
+      // The CLI's follower and its one retry policy (cli/retry.ts): a dropped stream or an
+      // unavailable server (refused, 502/503/504, 429) is retried with backoff for `retryForMs`;
+      // 401, 403, 404 and other answers that will not change end the watch at once. It also ends
+      // once the session has ended and every event was delivered.
+      void followSession(client, sessionId, {
+        signal: controller.signal,
+        retryForMs,
+        onEvent: () => onWake(),
+      }).catch(() => {
+        // The watch is over for good: one last wake makes the reader query again, and that query
+        // reports the failure with the server's code (SESSION_NOT_FOUND, UNAUTHORIZED, …).
+        if (!controller.signal.aborted) onWake();
+      });
       return () => controller.abort();
     },
   };
