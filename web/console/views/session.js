@@ -1,15 +1,179 @@
-// One session: status, plan tasks, live agent output and events, result, actions and plan versions.
+// One session: status and error, the plan's tasks with their usage, live agent output and events
+// (SSE over fetch), the result, the actions the API offers and the plan versions.
 import { api } from '../api.js';
-import { h, replaceChildren, statusBadge } from '../dom.js';
+import { formatTime, formatUsage, h, replaceChildren, statusBadge } from '../dom.js';
 import { renderProblem } from '../problem.js';
+import { followSessionEvents } from '../sse.js';
+import { createLiveEvents } from './live-events.js';
+import { createPlanVersions } from './plan-versions.js';
+import { createSessionActions } from './session-actions.js';
 
-/** Renders the view of session `id` into `root`; returns its teardown. */
-export function renderSession(root, id) {
-  const view = h('div', {}, h('p', { className: 'loading' }, 'Loading…'));
-  replaceChildren(root, h('a', { href: '#/sessions' }, '← Sessions'), view);
-  api.getSession(id).then(
-    (session) => replaceChildren(view, h('h1', {}, session.objective), statusBadge(session.status)),
-    (error) => replaceChildren(view, renderProblem(error, 'Loading the session')),
+/** Events after which the session document (status, tasks, usage) has changed. */
+const REFRESHING_EVENTS = new Set([
+  'session.status',
+  'task.status',
+  'task.result',
+  'session.finished',
+  'user.message',
+]);
+/** Why a short delay: a burst of events (a phase starting) becomes one read of the session. */
+const REFRESH_DELAY_MS = 150;
+
+function fact(term, value) {
+  return [h('dt', {}, term), h('dd', {}, value)];
+}
+
+function describeBudget(budget) {
+  if (!budget) return 'none';
+  const limits = [];
+  if (budget.maxTokens !== null)
+    limits.push(`${budget.usedTokens.toLocaleString()} / ${budget.maxTokens.toLocaleString()} tokens`);
+  if (budget.maxCostUsd !== null) limits.push(`$${budget.usedCostUsd.toFixed(4)} / $${budget.maxCostUsd}`);
+  if (budget.deadlineSeconds !== null) limits.push(`deadline ${budget.deadlineSeconds} s`);
+  return limits.join(' · ') || 'none';
+}
+
+function renderFacts(session) {
+  return h(
+    'dl',
+    { className: 'facts', id: 'session-facts' },
+    ...fact('Status', statusBadge(session.status)),
+    ...fact('Strategy', session.strategy),
+    ...fact('Approval', session.approval?.mode === 'required' ? 'required' : 'none'),
+    ...fact('Created', formatTime(session.createdAt)),
+    ...fact('Started', formatTime(session.startedAt)),
+    ...fact('Finished', formatTime(session.finishedAt)),
+    ...fact('Usage', formatUsage(session.usage)),
+    ...fact('Budget', describeBudget(session.budget)),
+    ...fact('Plan version', String(session.planVersion)),
+    ...(session.error ? fact('Error', h('span', { id: 'session-error' }, session.error)) : []),
   );
-  return () => {};
+}
+
+function renderTasks(tasks) {
+  if (tasks.length === 0) return h('p', { className: 'muted' }, 'No tasks yet.');
+  return h(
+    'div',
+    { className: 'table-wrap' },
+    h(
+      'table',
+      { id: 'tasks-table' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ...['Task', 'Role', 'Status', 'Depends on', 'Usage'].map((name) => h('th', { scope: 'col' }, name)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        ...tasks.map((task) =>
+          h(
+            'tr',
+            { dataset: { task: task.name } },
+            h('td', {}, task.name, task.error ? h('div', { className: 'muted' }, task.error) : null),
+            h('td', {}, task.role),
+            h('td', {}, statusBadge(task.status)),
+            h('td', {}, task.dependsOn.join(', ') || '—'),
+            h('td', {}, formatUsage(task.usage)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Renders the view of session `id` into `root`; returns its teardown (closes the stream). */
+export function renderSession(root, id) {
+  const title = h('h1', {}, 'Session');
+  const facts = h('div', {}, h('p', { className: 'loading' }, 'Loading…'));
+  const errors = h('div');
+  const tasks = h('div', { id: 'tasks' });
+  const result = h('section', { id: 'result', hidden: true });
+  const live = createLiveEvents();
+  const plans = createPlanVersions(id);
+  let stream = null;
+  let closed = false;
+  let refreshTimer = null;
+  let lastPlanVersion = -1;
+
+  async function refresh() {
+    try {
+      const session = await api.getSession(id);
+      if (closed) return;
+      replaceChildren(errors);
+      title.textContent = session.objective || 'Session';
+      replaceChildren(facts, renderFacts(session));
+      replaceChildren(tasks, renderTasks(session.tasks));
+      result.hidden = session.result === null || session.result === undefined;
+      replaceChildren(
+        result,
+        h('h2', {}, 'Result'),
+        h('pre', { id: 'session-result' }, session.result ?? ''),
+      );
+      actions.update(session);
+      if (session.planVersion !== lastPlanVersion) {
+        lastPlanVersion = session.planVersion;
+        await plans.reload();
+      }
+    } catch (error) {
+      if (!closed) replaceChildren(errors, renderProblem(error, 'Loading the session'));
+    }
+  }
+
+  function scheduleRefresh() {
+    if (refreshTimer !== null) return;
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      refresh();
+    }, REFRESH_DELAY_MS);
+  }
+
+  const actions = createSessionActions({ id, onChanged: refresh });
+
+  replaceChildren(
+    root,
+    h('p', {}, h('a', { href: '#/sessions' }, '← Sessions')),
+    title,
+    errors,
+    facts,
+    result,
+    h('h2', {}, 'Tasks'),
+    tasks,
+    actions.element,
+    h('h2', {}, 'Agent output ', live.state),
+    live.outputs,
+    h('h2', {}, 'Events'),
+    live.list,
+    h('h2', {}, 'Plan versions'),
+    plans.element,
+  );
+
+  refresh().then(() => {
+    if (closed) return;
+    stream = followSessionEvents(id, {
+      onEvent: (event) => {
+        live.handleEvent(event);
+        if (REFRESHING_EVENTS.has(event.type)) scheduleRefresh();
+      },
+      onState: (state, error) => {
+        if (state === 'live') live.setState('live');
+        else if (state === 'reconnecting') live.setState('reconnecting…');
+        else if (state === 'ended') live.setState('ended');
+        else if (state === 'failed') {
+          live.setState('stopped');
+          replaceChildren(errors, renderProblem(error, 'Following the events'));
+        }
+      },
+    });
+  });
+
+  return () => {
+    closed = true;
+    stream?.close();
+    if (refreshTimer !== null) clearTimeout(refreshTimer);
+  };
 }

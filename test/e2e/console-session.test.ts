@@ -1,0 +1,237 @@
+// One session in the console, in real Chromium against the real server and a scripted LLM: the plan
+// appears for approval, an invalid edit is refused with its problem code, a fixed edit is approved,
+// agent output streams in live, the result shows; a plan is rejected with a reason; a running
+// session is steered and cancelled; every control is disabled where the API would refuse it.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import type { ScriptedLlmServer } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+import { requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+const cleanups: Array<() => unknown> = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+
+/** The streamed answer of the `research` agent: three lines, sent a few characters at a time. */
+const RESEARCH_OUTPUT = 'research line one\nresearch line two\nresearch line three';
+
+/** A task that waits until the test lets it go, so its session stays running meanwhile. */
+let releaseBlocked: () => void = () => {};
+const blocked = new Promise<void>((resolve) => {
+  releaseBlocked = resolve;
+});
+
+function scriptLlm(llm: ScriptedLlmServer): void {
+  llm.setHandler(async (request) => {
+    const kind = llmRequestKind(request);
+    if (kind === 'plan') {
+      const task = request.promptText.includes('Steer me')
+        ? plannedTask('blocked', 'researcher')
+        : plannedTask('research', 'researcher');
+      return { object: { rationale: 'r', phases: [{ name: 'main', tasks: [task] }] } };
+    }
+    if (kind === 'synthesis') return { text: 'Final answer for the user' };
+    const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1];
+    if (name === 'blocked') {
+      await blocked;
+      return { text: 'released' };
+    }
+    // Slow enough that the page shows the first lines before the last one arrives.
+    if (name === 'research') return { text: RESEARCH_OUTPUT, chunkSize: 6, chunkDelayMs: 150 };
+    return { text: `output of ${name}` };
+  });
+}
+
+async function openSession(page: Page, url: string, id: string): Promise<void> {
+  await page.goto(`${url}/console/#/sessions/${id}`);
+  await page.locator('#session-facts').waitFor();
+}
+
+/** Waits until the status badge of the session facts reads `status`. */
+async function waitForStatus(page: Page, status: string): Promise<void> {
+  await page.waitForFunction(
+    (expected) => document.querySelector('#session-facts .badge')?.textContent === expected,
+    status,
+  );
+}
+
+describe('console: one session', { timeout: 180_000 }, () => {
+  let server: TestServer;
+  let page: Page;
+  let problems: PageProblems;
+
+  before(async () => {
+    const stack = await startLlmAppStack(t, {});
+    server = stack.server;
+    scriptLlm(stack.llm);
+    const browser = await launchTestBrowser(t);
+    ({ page, problems } = await browser.openPage());
+  });
+  after(async () => {
+    releaseBlocked();
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  test('create with approval, refuse an invalid edit, approve a fixed one, watch it run', async () => {
+    await page.goto(`${server.url}/console/`);
+    await page.getByLabel('Objective').fill('Survey the field');
+    await page.getByLabel('Require approval of the plan before it runs').check();
+    await page.getByRole('button', { name: 'Create session' }).click();
+    await page.waitForURL(/#\/sessions\/[0-9a-f-]{36}$/);
+    const id = page.url().split('/').at(-1) as string;
+
+    // The plan appears and waits: its task is listed, the approval controls come alive.
+    await waitForStatus(page, 'awaiting_approval');
+    await page.locator('#tasks-table tr[data-task="research"]').waitFor();
+    const editor = page.getByLabel('Edited plan (JSON)');
+    const shown = JSON.parse(await editor.inputValue());
+    assert.deepEqual(shown.phases[0].tasks[0], {
+      name: 'research',
+      role: 'researcher',
+      instructions: 'Work on research',
+      depends_on: [],
+    });
+    assert.equal(await page.getByRole('button', { name: 'Approve as planned' }).isEnabled(), true);
+
+    // An edit naming a task that does not exist: the server's problem, with its code; still waiting.
+    const edited = structuredClone(shown);
+    edited.phases[0].tasks[0].instructions = 'Survey three sources';
+    edited.phases[0].tasks.push({
+      name: 'summary',
+      role: 'documenter',
+      instructions: 'Summarise the survey',
+      depends_on: ['ghost'],
+    });
+    await editor.fill(JSON.stringify(edited, null, 2));
+    await page.getByRole('button', { name: 'Approve edited plan' }).click();
+    const refused = page.locator('#approve-output .problem');
+    await refused.waitFor();
+    const text = (await refused.textContent()) ?? '';
+    assert.match(text, /Approving the edited plan/);
+    assert.match(text, /INVALID_PLAN/);
+    assert.match(text, /HTTP 400/);
+    assert.match(text, /ghost/);
+    await waitForStatus(page, 'awaiting_approval');
+    assert.match(await editor.inputValue(), /ghost/, 'the refused edit stays in the editor');
+
+    // Not JSON at all: said in the page, nothing sent.
+    await editor.fill('{ not json');
+    await page.getByRole('button', { name: 'Approve edited plan' }).click();
+    await page.getByText('The edited plan is not valid JSON').waitFor();
+
+    edited.phases[0].tasks[1].depends_on = ['research'];
+    await editor.fill(JSON.stringify(edited, null, 2));
+    await page.getByRole('button', { name: 'Approve edited plan' }).click();
+    await page.getByText('Approved the edited plan: version 2').waitFor();
+
+    // Output arrives while the agent is still writing: the first line before the last.
+    await page.waitForFunction(() => {
+      const output = document.querySelector('pre[data-task="research"]')?.textContent ?? '';
+      return output.includes('research line one') && !output.includes('research line three');
+    });
+    await page.locator('#session-result', { hasText: 'Final answer for the user' }).waitFor();
+    await waitForStatus(page, 'completed');
+    assert.equal(
+      await page.locator('pre[data-task="research"]').textContent(),
+      RESEARCH_OUTPUT,
+      'every piece once, in order (the last line has no line break, as the agent wrote it)',
+    );
+    assert.match((await page.locator('pre[data-task="summary"]').textContent()) ?? '', /output of summary/);
+    assert.equal(await page.locator('#event-log li[data-type="session.finished"]').count(), 1);
+    assert.equal(await page.locator('#stream-state').textContent(), 'ended');
+
+    // The plan versions: version 2 is the edit, with its diff.
+    const latest = page.locator('#plan-versions details[data-version="2"]');
+    await latest.waitFor();
+    const diff = (await latest.textContent()) ?? '';
+    assert.match(diff, /\+ added summary/);
+    assert.match(diff, /~ research: instructions: "Work on research" → "Survey three sources"/);
+    assert.equal(await page.locator('#plan-versions details[data-version="1"]').count(), 1);
+
+    // A finished session: nothing to approve, steer or cancel.
+    for (const name of [
+      'Approve as planned',
+      'Approve edited plan',
+      'Reject plan',
+      'Send message',
+      'Cancel session',
+    ]) {
+      assert.equal(await page.getByRole('button', { name }).isDisabled(), true, name);
+    }
+    const done = await requestJson<{ status: string; planVersion: number }>(
+      `${server.url}/v1/sessions/${id}`,
+    );
+    assert.equal(done.body.status, 'completed');
+    assert.equal(done.body.planVersion, 2);
+  });
+
+  test('reject a plan with a reason', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Reject me', approval: 'required' },
+    });
+    assert.equal(created.status, 201);
+    await openSession(page, server.url, created.body.id);
+    await waitForStatus(page, 'awaiting_approval');
+    await page.getByRole('button', { name: 'Reject plan' }).click();
+    await page.getByText('Give a reason for rejecting the plan.').waitFor();
+    await page.getByLabel('Reason for rejecting').fill('Too broad <script>alert(1)</script>');
+    await page.getByRole('button', { name: 'Reject plan' }).click();
+    await waitForStatus(page, 'failed');
+    await page.locator('#session-error', { hasText: 'Too broad <script>alert(1)</script>' }).waitFor();
+    assert.equal(await page.locator('#session-error script').count(), 0, 'the reason is text');
+    assert.equal(await page.getByRole('button', { name: 'Approve as planned' }).isDisabled(), true);
+    const session = await waitForSession<{ status: string; error: string }>(server.url, created.body.id);
+    assert.equal(session.status, 'failed');
+  });
+
+  test('steer a running session, then cancel it', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Steer me', approval: 'required' },
+    });
+    assert.equal(created.status, 201);
+    await openSession(page, server.url, created.body.id);
+    await waitForStatus(page, 'awaiting_approval');
+    await page.getByRole('button', { name: 'Approve as planned' }).click();
+    await page.getByText('Approved: plan version 1').waitFor();
+    await waitForStatus(page, 'running');
+    assert.equal(await page.getByRole('button', { name: 'Reject plan' }).isDisabled(), true);
+
+    await page.getByLabel('Message to the orchestrator').fill('Focus on the open-source options');
+    await page.getByRole('button', { name: 'Send message' }).click();
+    await page.getByText('Message sent').waitFor();
+    await page
+      .locator('#event-log li[data-type="user.message"]', { hasText: 'Focus on the open-source options' })
+      .waitFor();
+
+    await page.getByRole('button', { name: 'Cancel session' }).click();
+    await waitForStatus(page, 'cancelled');
+    await page.locator('#event-log li[data-type="session.finished"]').waitFor();
+    for (const name of ['Send message', 'Cancel session', 'Approve as planned']) {
+      assert.equal(await page.getByRole('button', { name }).isDisabled(), true, name);
+    }
+    const session = await requestJson<{ status: string }>(`${server.url}/v1/sessions/${created.body.id}`);
+    assert.equal(session.body.status, 'cancelled');
+  });
+
+  test('an unknown session is shown as its problem, not a blank page', async () => {
+    await page.goto(`${server.url}/console/#/sessions/00000000-0000-4000-8000-000000000000`);
+    const alert = page.locator('.problem').first();
+    await alert.waitFor();
+    assert.match((await alert.textContent()) ?? '', /SESSION_NOT_FOUND/);
+  });
+
+  test('no errors or warnings in the page', () => {
+    // Refused requests (the invalid edit's 400, the unknown session's 404) are logged by Chromium.
+    const unexpected = problems.messages.filter(
+      (line) => !/Failed to load resource: the server responded with a status of (400|404)/.test(line),
+    );
+    assert.deepEqual(unexpected, []);
+  });
+});

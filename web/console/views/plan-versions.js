@@ -1,0 +1,77 @@
+// Plan versions of a session (GET /v1/sessions/:id/plans): each version's tasks and the diff to
+// the one before, so an edit made at approval is visible.
+import { api } from '../api.js';
+import { formatTime, h, replaceChildren } from '../dom.js';
+import { renderProblem } from '../problem.js';
+
+function describeChange(change) {
+  const show = (value) => (value === undefined || value === null ? '—' : JSON.stringify(value));
+  return `${change.field}: ${show(change.before)} → ${show(change.after)}`;
+}
+
+function renderDiff(diff) {
+  if (!diff) return h('p', { className: 'muted' }, 'First version.');
+  const items = [
+    ...diff.added.map((name) => h('li', { className: 'diff-added' }, `+ added ${name}`)),
+    ...diff.removed.map((name) => h('li', { className: 'diff-removed' }, `− removed ${name}`)),
+    ...diff.changed.map((task) =>
+      h('li', {}, `~ ${task.name}: ${task.changes.map(describeChange).join('; ')}`),
+    ),
+  ];
+  return items.length === 0
+    ? h('p', { className: 'muted' }, 'No change.')
+    : h('ul', { className: 'diff' }, ...items);
+}
+
+function renderTasks(plan) {
+  return h(
+    'ul',
+    {},
+    ...plan.phases.flatMap((phase) =>
+      phase.tasks.map((task) =>
+        h(
+          'li',
+          {},
+          `${phase.name} / ${task.name} (${task.role})`,
+          task.dependsOn.length > 0 ? ` after ${task.dependsOn.join(', ')}` : '',
+        ),
+      ),
+    ),
+  );
+}
+
+/** The plan-versions panel of session `id`; `reload()` reads the versions again. */
+export function createPlanVersions(id) {
+  const body = h('div', { id: 'plan-versions' }, h('p', { className: 'muted' }, 'No plan yet.'));
+  let shown = -1;
+  async function reload() {
+    try {
+      const { items } = await api.listPlans(id);
+      if (items.length === shown) return;
+      shown = items.length;
+      if (items.length === 0) {
+        replaceChildren(body, h('p', { className: 'muted' }, 'No plan yet.'));
+        return;
+      }
+      replaceChildren(
+        body,
+        ...items
+          .slice()
+          .reverse()
+          .map((version, index) =>
+            h(
+              'details',
+              { open: index === 0, dataset: { version: String(version.version) } },
+              h('summary', {}, `Version ${version.version} · ${formatTime(version.createdAt)}`),
+              renderDiff(version.diff),
+              renderTasks(version.plan),
+            ),
+          ),
+      );
+    } catch (error) {
+      shown = -1;
+      replaceChildren(body, renderProblem(error, 'Loading the plan versions'));
+    }
+  }
+  return { element: body, reload };
+}

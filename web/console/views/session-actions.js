@@ -1,0 +1,238 @@
+// What a person can do to a session, as the API offers it: approve the waiting plan as planned or
+// edited (JSON), reject it with a reason, steer with a message, cancel. Each control is enabled only
+// in the states where the API accepts it; a refusal is shown with its problem code.
+import { api } from '../api.js';
+import { field, h, replaceChildren } from '../dom.js';
+import { renderProblem } from '../problem.js';
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+/** The session's plan in the shape POST /approve takes (`depends_on`, no empty optionals). */
+export function toEditablePlan(plan) {
+  if (!plan) return { phases: [] };
+  return {
+    phases: plan.phases.map((phase) => ({
+      name: phase.name,
+      tasks: phase.tasks.map((task) => ({
+        name: task.name,
+        role: task.role,
+        instructions: task.instructions,
+        depends_on: task.dependsOn ?? [],
+        ...(task.runner ? { runner: task.runner } : {}),
+        ...(task.agent ? { agent: task.agent } : {}),
+      })),
+    })),
+  };
+}
+
+/**
+ * Runs `action` with `button` disabled; shows a notice or the problem in `output`, then `onChanged`.
+ * The button's enabled state is restored by the next `update` from the refreshed session. Returns
+ * whether the API accepted it.
+ */
+async function runAction(button, output, context, action, notice, onChanged) {
+  button.disabled = true;
+  replaceChildren(output);
+  let ok = false;
+  try {
+    const result = await action();
+    replaceChildren(output, h('p', { className: 'notice', attrs: { role: 'status' } }, notice(result)));
+    ok = true;
+  } catch (error) {
+    replaceChildren(output, renderProblem(error, context));
+  } finally {
+    await onChanged();
+  }
+  return ok;
+}
+
+/**
+ * The action panel of session `id`; `update(session)` enables what its state allows.
+ * @param {{id: string, onChanged: () => Promise<void>}} options
+ */
+export function createSessionActions({ id, onChanged }) {
+  let session = null;
+  let busy = false;
+  /** The plan text is only replaced while the person has not edited it. */
+  let planEdited = false;
+  let planKey = '';
+
+  const approveOutput = h('div', { id: 'approve-output' });
+  const approve = h('button', { type: 'button', disabled: true }, 'Approve as planned');
+  const planText = h('textarea', {
+    id: 'plan-editor',
+    className: 'code',
+    spellcheck: false,
+    disabled: true,
+  });
+  const approveEdited = h('button', { type: 'button', disabled: true }, 'Approve edited plan');
+  const reason = h('input', { id: 'reject-reason', type: 'text', maxLength: 2000, disabled: true });
+  const reject = h('button', { type: 'button', className: 'danger', disabled: true }, 'Reject plan');
+  const approvalNote = h('p', { className: 'muted' });
+
+  const message = h('textarea', { id: 'steer-message', maxLength: 8000, disabled: true });
+  const send = h('button', { type: 'button', disabled: true }, 'Send message');
+  const steerOutput = h('div', { id: 'steer-output' });
+
+  const cancel = h('button', { type: 'button', className: 'danger', disabled: true }, 'Cancel session');
+  const cancelOutput = h('div', { id: 'cancel-output' });
+
+  const guarded = (run) => async () => {
+    busy = true;
+    try {
+      await run();
+    } finally {
+      busy = false;
+      if (session) update(session);
+    }
+  };
+
+  planText.addEventListener('input', () => {
+    planEdited = true;
+  });
+  approve.addEventListener(
+    'click',
+    guarded(() =>
+      runAction(
+        approve,
+        approveOutput,
+        'Approving the plan',
+        () => api.approve(id),
+        (result) => `Approved: plan version ${result.planVersion}, ${result.readied} tasks ready.`,
+        onChanged,
+      ),
+    ),
+  );
+  approveEdited.addEventListener(
+    'click',
+    guarded(async () => {
+      let plan;
+      try {
+        plan = JSON.parse(planText.value);
+      } catch (error) {
+        replaceChildren(
+          approveOutput,
+          renderProblem(
+            new Error(`The edited plan is not valid JSON: ${error.message}`),
+            'Approving the edited plan',
+          ),
+        );
+        return;
+      }
+      const approved = await runAction(
+        approveEdited,
+        approveOutput,
+        'Approving the edited plan',
+        () => api.approve(id, plan),
+        (result) => `Approved the edited plan: version ${result.planVersion}, ${result.readied} tasks ready.`,
+        onChanged,
+      );
+      // A refused edit stays in the editor to be fixed.
+      if (approved) planEdited = false;
+    }),
+  );
+  reject.addEventListener(
+    'click',
+    guarded(async () => {
+      if (!reason.value.trim()) {
+        replaceChildren(
+          approveOutput,
+          renderProblem(new Error('Give a reason for rejecting the plan.'), 'Rejecting'),
+        );
+        reason.focus();
+        return;
+      }
+      await runAction(
+        reject,
+        approveOutput,
+        'Rejecting the plan',
+        () => api.reject(id, reason.value.trim()),
+        () => 'Rejected: the session ends as failed.',
+        onChanged,
+      );
+    }),
+  );
+  send.addEventListener(
+    'click',
+    guarded(async () => {
+      if (!message.value.trim()) return;
+      await runAction(
+        send,
+        steerOutput,
+        'Sending the message',
+        async () => {
+          const sent = await api.sendMessage(id, message.value.trim());
+          message.value = '';
+          return sent;
+        },
+        () => 'Message sent: the orchestrator reads it at the next phase gate or the final synthesis.',
+        onChanged,
+      );
+    }),
+  );
+  cancel.addEventListener(
+    'click',
+    guarded(() =>
+      runAction(
+        cancel,
+        cancelOutput,
+        'Cancelling',
+        () => api.cancel(id),
+        () => 'Cancelled.',
+        onChanged,
+      ),
+    ),
+  );
+
+  /** Enables the controls the session's state allows and refreshes the plan text. */
+  function update(next) {
+    session = next;
+    const waiting = next.status === 'awaiting_approval' && next.approval?.pending === true;
+    const open = !TERMINAL.has(next.status);
+    for (const control of [approve, approveEdited, planText, reason, reject])
+      control.disabled = busy || !waiting;
+    for (const control of [message, send]) control.disabled = busy || !open;
+    cancel.disabled = busy || !open;
+    approvalNote.textContent = waiting
+      ? `The plan (phase ${(next.approval.pendingPhase ?? 0) + 1}) waits for your approval.`
+      : 'No plan is waiting for approval.';
+    const key = `${next.planVersion}:${next.approval?.pendingPhase}`;
+    if (waiting && (!planEdited || key !== planKey)) {
+      planText.value = JSON.stringify(toEditablePlan(next.plan), null, 2);
+      planEdited = false;
+    }
+    planKey = key;
+  }
+
+  const element = h(
+    'div',
+    { className: 'actions' },
+    h(
+      'section',
+      { className: 'card', attrs: { 'aria-labelledby': 'approval-title' } },
+      h('h2', { id: 'approval-title' }, 'Plan approval'),
+      approvalNote,
+      h('div', { className: 'row' }, approve),
+      field(
+        'Edited plan (JSON)',
+        planText,
+        'Phases of tasks: name, role, instructions, depends_on, runner, agent.',
+      ),
+      h('div', { className: 'row' }, approveEdited),
+      h('div', { className: 'row' }, field('Reason for rejecting', reason), reject),
+      approveOutput,
+    ),
+    h(
+      'section',
+      { className: 'card', attrs: { 'aria-labelledby': 'steer-title' } },
+      h('h2', { id: 'steer-title' }, 'Steer'),
+      field('Message to the orchestrator', message),
+      h('div', { className: 'row' }, send),
+      steerOutput,
+      h('h2', {}, 'Stop'),
+      h('div', { className: 'row' }, cancel),
+      cancelOutput,
+    ),
+  );
+  return { element, update };
+}
