@@ -9,6 +9,7 @@ import { AppError } from '../errors/app-error.ts';
 import { newId } from '../store/ids.ts';
 import { insertMessage } from '../store/message-store.ts';
 import type { Database } from '../store/schema.ts';
+import { lockSessions } from '../store/session-locks.ts';
 import { ORCHESTRATOR_PLAN_ORIGIN } from './planner-continuation.ts';
 import { loadLatestPlan } from './planner-plan-versions.ts';
 
@@ -32,6 +33,13 @@ export async function addSteeringMessage(
   }
   const id = newId();
   await db.transaction().execute(async (trx) => {
+    // The session row lock first, as cancel, approve and reject take it (PostgreSQL; SQLite's writers
+    // are serialised already). The claim that starts the synthesis locks the same row and skips a
+    // session whose row is locked: the message either commits before the synthesis is claimed (the
+    // synthesis then reads it) or, waiting here, finds the synthesis running and is refused. Without
+    // it a message read as "synthesis not started" could commit after the synthesis had read the
+    // messages, accepted and never read.
+    await lockSessions(trx, [sessionId]);
     const session = await trx
       .selectFrom('sessions')
       .select('status')

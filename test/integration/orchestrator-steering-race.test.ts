@@ -1,0 +1,112 @@
+// Steering messages racing the start of the final synthesis, on PostgreSQL with two replicas (two
+// connection pools, READ COMMITTED) and on SQLite: every message the API accepts (202) reaches the
+// synthesis prompt the LLM server receives; the others are refused with 409 INVALID_STATE. None is
+// accepted and then never read.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import { startLlmServer } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+import { createTestDatabase } from '../fixtures/postgres.ts';
+import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+
+interface SessionView {
+  status: string;
+  error: string | null;
+}
+
+const ROUNDS = 8;
+const POSTERS = 6;
+/** Per round; their text stays far below the prompt's steering bound (12,000 characters, 200 messages). */
+const MAX_MESSAGES = 120;
+
+for (const store of ['sqlite', 'postgres'] as const) {
+  describe(`steering racing the synthesis start (${store})`, { timeout: 240_000 }, () => {
+    test('every accepted message is in the synthesis prompt', async (t) => {
+      const closers: Array<() => Promise<void>> = [];
+      t.after(async () => {
+        for (const close of closers.reverse()) await close();
+      });
+      const llm = await startLlmServer({ apiKey: 'k' });
+      closers.push(() => llm.close());
+      llm.setHandler((request) => {
+        switch (llmRequestKind(request)) {
+          case 'plan':
+            return {
+              object: { rationale: 'r', phases: [{ name: 'one', tasks: [plannedTask('a', 'engineer')] }] },
+            };
+          case 'synthesis':
+            return { text: 'The answer.' };
+          default:
+            return { text: '## Summary\nDone.', delayMs: 150 };
+        }
+      });
+      let storeConfig: Record<string, unknown> = { synchronous: 'normal' };
+      if (store === 'postgres') {
+        const database = await createTestDatabase();
+        closers.push(() => database.drop());
+        storeConfig = { url: database.url, poolSize: 6 };
+      }
+      const servers: TestServer[] = [];
+      for (let i = 0; i < (store === 'postgres' ? 2 : 1); i += 1) {
+        const server = await startTestServer({
+          config: {
+            store: storeConfig,
+            providers: {
+              local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
+            },
+            llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+          },
+        });
+        servers.push(server);
+        closers.push(() => server.close());
+      }
+      const at = (i: number) => servers[i % servers.length]!.url;
+
+      let refusedInRace = 0;
+      for (let round = 0; round < ROUNDS; round += 1) {
+        const objective = `Race ${round}`;
+        const created = await requestJson<{ id: string }>(`${at(round)}/v1/sessions`, {
+          method: 'POST',
+          body: { objective },
+        });
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+        const id = created.body.id;
+        const accepted: string[] = [];
+        let sent = 0;
+        let stop = false;
+        const post = async (poster: number) => {
+          while (!stop && sent < MAX_MESSAGES) {
+            const text = `steer r${round} n${sent++} p${poster}`;
+            const reply = await requestJson<{ code?: string }>(`${at(sent)}/v1/sessions/${id}/messages`, {
+              method: 'POST',
+              body: { message: text },
+            });
+            if (reply.status === 202) {
+              accepted.push(text);
+              continue;
+            }
+            assert.equal(reply.status, 409, JSON.stringify(reply.body));
+            assert.equal(reply.body.code, 'INVALID_STATE');
+            stop = true;
+          }
+        };
+        await Promise.all(Array.from({ length: POSTERS }, (_, poster) => post(poster)));
+        const done = await waitForSession<SessionView>(at(0), id, undefined, 60_000);
+        assert.equal(done.status, 'completed', done.error ?? '');
+        const synthesis = llm.requests.filter(
+          (request) => llmRequestKind(request) === 'synthesis' && request.promptText.includes(objective),
+        );
+        assert.equal(synthesis.length, 1);
+        const prompt = synthesis[0]!.promptText;
+        const lost = accepted.filter(
+          (text) => !prompt.includes(`- ${text}\n`) && !prompt.endsWith(`- ${text}`),
+        );
+        assert.deepEqual(lost, [], `round ${round}: accepted (202) but never shown to the orchestrator`);
+        if (stop) refusedInRace += 1;
+      }
+      // The posts ran into the synthesis start (a 409) in most rounds, so the race was exercised.
+      assert.ok(refusedInRace > 0, 'no round reached the synthesis start');
+    });
+  });
+}
