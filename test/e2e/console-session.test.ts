@@ -3,6 +3,8 @@
 // agent output streams in live, the result shows; a plan is rejected with a reason; a running
 // session is steered and cancelled; every control is disabled where the API would refuse it.
 import assert from 'node:assert/strict';
+import { createServer, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
@@ -10,7 +12,7 @@ import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import type { ScriptedLlmServer } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-import { requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { readAllEvents, requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -58,6 +60,48 @@ async function waitForStatus(page: Page, status: string): Promise<void> {
     (expected) => document.querySelector('#session-facts .badge')?.textContent === expected,
     status,
   );
+}
+
+/**
+ * A pass-through proxy in front of the server that can cut the open event streams (a dropped
+ * connection, as a restarting load balancer makes) and records the Last-Event-ID of each stream request.
+ */
+async function startCuttingProxy(target: string) {
+  const streams = new Set<ServerResponse>();
+  const resumedFrom: Array<string | undefined> = [];
+  const proxy = createServer((req, res) => {
+    const isStream = /\/events$/.test(req.url ?? '') && req.headers.accept === 'text/event-stream';
+    if (isStream) resumedFrom.push(req.headers['last-event-id'] as string | undefined);
+    const upstream = request(
+      new URL(req.url ?? '/', target),
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+        if (isStream) {
+          streams.add(res);
+          res.on('close', () => streams.delete(res));
+        }
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    res.on('close', () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    resumedFrom,
+    openStreams: () => streams.size,
+    cutStreams: () => {
+      for (const res of streams) res.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        proxy.closeAllConnections();
+        proxy.close(() => resolve());
+      }),
+  };
 }
 
 describe('console: one session', { timeout: 180_000 }, () => {
@@ -220,6 +264,57 @@ describe('console: one session', { timeout: 180_000 }, () => {
     assert.equal(session.body.status, 'cancelled');
   });
 
+  test('a dropped event stream resumes after the last event seen, nothing shown twice', async () => {
+    const proxy = await startCuttingProxy(server.url);
+    cleanups.push(() => proxy.close());
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Steer me again', approval: 'required' },
+    });
+    const id = created.body.id;
+    await waitForSession(server.url, id, (s) => s.status === 'awaiting_approval');
+    const approved = await requestJson(`${server.url}/v1/sessions/${id}/approve`, {
+      method: 'POST',
+      body: {},
+    });
+    assert.equal(approved.status, 200);
+    await openSession(page, proxy.url, id);
+    await page
+      .locator('#event-log li[data-type="task.status"]', { hasText: 'blocked: leased → running' })
+      .waitFor();
+    await page.waitForFunction(() => document.querySelector('#stream-state')?.textContent === 'live');
+    const seen = await page.locator('#event-log li .seq').allTextContents();
+    const lastSeen = seen.at(-1)?.slice(1);
+
+    proxy.cutStreams();
+    await page.waitForFunction(
+      () => document.querySelector('#stream-state')?.textContent === 'reconnecting…',
+    );
+    await page.waitForFunction(() => document.querySelector('#stream-state')?.textContent === 'live');
+    assert.deepEqual(
+      proxy.resumedFrom,
+      [undefined, lastSeen],
+      'the second stream starts after the last event',
+    );
+
+    // Events after the drop arrive on the new stream.
+    const cancelled = await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
+    assert.equal(cancelled.status, 200);
+    await page.locator('#event-log li[data-type="session.finished"]').waitFor();
+    await waitForStatus(page, 'cancelled');
+    const all = (await page.locator('#event-log li .seq').allTextContents()).map((text) =>
+      Number(text.slice(1)),
+    );
+    assert.deepEqual(
+      all,
+      [...new Set(all)].sort((a, b) => a - b),
+      'each event once, in order',
+    );
+    const events = await readAllEvents<{ seq: number; type: string }>(server.url, id);
+    const listed = events.filter((event) => event.type !== 'task.output').map((event) => event.seq);
+    assert.deepEqual(all, listed, 'the page shows the whole log');
+  });
+
   test('an unknown session is shown as its problem, not a blank page', async () => {
     await page.goto(`${server.url}/console/#/sessions/00000000-0000-4000-8000-000000000000`);
     const alert = page.locator('.problem').first();
@@ -228,10 +323,13 @@ describe('console: one session', { timeout: 180_000 }, () => {
   });
 
   test('no errors or warnings in the page', () => {
-    // Refused requests (the invalid edit's 400, the unknown session's 404) are logged by Chromium.
-    const unexpected = problems.messages.filter(
-      (line) => !/Failed to load resource: the server responded with a status of (400|404)/.test(line),
-    );
+    // Chromium logs the refused requests (the invalid edit's 400, the unknown session's 404) and the
+    // stream the proxy cut on purpose; nothing else may appear.
+    const expected = [
+      /Failed to load resource: the server responded with a status of (400|404)/,
+      /Failed to load resource: net::ERR_INCOMPLETE_CHUNKED_ENCODING/,
+    ];
+    const unexpected = problems.messages.filter((line) => !expected.some((pattern) => pattern.test(line)));
     assert.deepEqual(unexpected, []);
   });
 });
