@@ -321,7 +321,18 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
             : outcome.failure;
         last = { failure, error: outcome.error, target, attempts: outcome.attempts };
         if (!isAvailabilityFailure(outcome.failure, outcome.error)) {
-          throw toProviderAppError(failure, { ...target, attempts: outcome.attempts }, outcome.error);
+          const error = toProviderAppError(failure, { ...target, attempts: outcome.attempts }, outcome.error);
+          if (failures.length === 0) throw error;
+          // A fallback that fails for good: the providers tried before it are named too, or the
+          // error would show only a provider the role does not normally use.
+          throw new AppError(
+            error.code,
+            `All providers for role '${role}' failed: ${failures.join('; ')}; then ${error.message}`,
+            {
+              details: { role, failures: [...failures, `${target.provider}: ${failure.detail}`] },
+              cause: outcome.error,
+            },
+          );
         }
         failures.push(`${target.provider}: ${failure.detail}`);
         options.logger?.warn(
