@@ -222,6 +222,10 @@ describe('console: one session', { timeout: 180_000 }, () => {
     assert.equal(created.status, 201);
     await openSession(page, server.url, created.body.id);
     await waitForStatus(page, 'awaiting_approval');
+    // In a phone-width window the page still fits: nothing scrolls sideways.
+    await page.setViewportSize({ width: 380, height: 800 });
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true);
+    await page.setViewportSize({ width: 1200, height: 900 });
     await page.getByRole('button', { name: 'Reject plan' }).click();
     await page.getByText('Give a reason for rejecting the plan.').waitFor();
     await page.getByLabel('Reason for rejecting').fill('Too broad <script>alert(1)</script>');

@@ -59,7 +59,9 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     assert.match(text, /INVALID_TOKEN|UNAUTHENTICATED/);
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'a refused token is not kept');
 
-    await signIn(page, key);
+    // Keyboard only: the re-shown form has the focus in its field; Enter submits.
+    await page.keyboard.type(key);
+    await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('maos.console.token')), key);
     await page.getByText('No sessions.').waitFor();
@@ -89,6 +91,13 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
     await page.getByRole('button', { name: 'First page' }).click();
     await page.getByText('Page 1: 20 sessions.').waitFor();
+
+    // The page fits the narrow window (420 px): wide tables scroll inside their box.
+    assert.equal(
+      await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+      true,
+      'no horizontal scrolling of the page',
+    );
 
     await page.getByLabel('Status').selectOption('completed');
     await page.getByText('No sessions.').waitFor();
