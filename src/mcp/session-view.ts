@@ -116,14 +116,69 @@ export function toSessionStatus(
     finishedAt: iso(detail.finishedAt),
   };
   if (recentEvents !== undefined) {
-    view.recentEvents = recentEvents.map((event) => ({
+    const { events, omitted } = boundRecentEvents(recentEvents);
+    view.recentEvents = events;
+    if (omitted > 0) view.recentEventsOmitted = omitted;
+  }
+  return view;
+}
+
+/**
+ * Longest text kept per string field of an event in `recentEvents`: an output line may be tens of
+ * KB, and the list goes into a model's context window (the full text is at `outputUri`).
+ */
+const RECENT_EVENT_TEXT_CHARS = 2_000;
+/** Budget of the whole `recentEvents` list, in JSON characters; the newest events that fit are kept. */
+const RECENT_EVENTS_MAX_CHARS = 50_000;
+
+/**
+ * The events as listed in a status document, long texts cut to RECENT_EVENT_TEXT_CHARS (the event
+ * then says `truncated: true`), and only the newest that fit RECENT_EVENTS_MAX_CHARS; `omitted`
+ * counts the older ones left out.
+ */
+function boundRecentEvents(recentEvents: readonly SessionEvent[]): {
+  events: Array<Record<string, unknown>>;
+  omitted: number;
+} {
+  const events: Array<Record<string, unknown>> = [];
+  let used = 0;
+  for (let index = recentEvents.length - 1; index >= 0; index--) {
+    const event = recentEvents[index] as SessionEvent;
+    const { data, truncated } = clipTexts(event.data);
+    const view: Record<string, unknown> = {
       seq: event.seq,
       type: event.type,
       at: iso(event.createdAt),
-      data: event.data,
-    }));
+      data,
+    };
+    if (truncated) view.truncated = true;
+    used += JSON.stringify(view).length;
+    if (used > RECENT_EVENTS_MAX_CHARS && events.length > 0)
+      return { events: events.reverse(), omitted: index + 1 };
+    events.push(view);
   }
-  return view;
+  return { events: events.reverse(), omitted: 0 };
+}
+
+function clipTexts(data: unknown): { data: unknown; truncated: boolean } {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return { data, truncated: false };
+  let truncated = false;
+  const clipped: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(data)) {
+    if (typeof value === 'string' && value.length > RECENT_EVENT_TEXT_CHARS) {
+      clipped[key] = `${value.slice(0, RECENT_EVENT_TEXT_CHARS)}…`;
+      truncated = true;
+    } else if (
+      value !== null &&
+      typeof value === 'object' &&
+      JSON.stringify(value).length > RECENT_EVENT_TEXT_CHARS
+    ) {
+      // A nested value (e.g. a plan) is not cut in the middle: it is left out, marked as such.
+      clipped[key] = '[left out: too long; read the session or the task output]';
+      truncated = true;
+    } else clipped[key] = value;
+  }
+  return { data: clipped, truncated };
 }
 
 /**

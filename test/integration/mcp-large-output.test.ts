@@ -1,0 +1,89 @@
+// Very large agent output over MCP: `session_status` with `recent_events` stays sized for a
+// model's context window (long texts cut, the newest events that fit kept, the rest counted),
+// and the full output stays one resource read away. Real server, SDK client over /mcp.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { connectHttpClient, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { TEST_RUNNERS } from '../fixtures/server.ts';
+
+interface EventView {
+  seq: number;
+  type: string;
+  data: { line?: string };
+  truncated?: true;
+}
+
+interface StatusView {
+  sessionId: string;
+  status: string;
+  tasks: Array<{ outputUri: string }>;
+  recentEvents: EventView[];
+  recentEventsOmitted?: number;
+}
+
+test('session_status recent_events on a session with very large output', { timeout: 90_000 }, async (t) => {
+  const server = await startMcpTestServer({
+    config: {
+      runners: {
+        ...TEST_RUNNERS,
+        // One 300 KB line, then 60 lines of 5 KB: several MB if every event were returned whole.
+        big: {
+          command: [
+            'sh',
+            '-c',
+            'head -c 300000 /dev/zero | tr "\\0" a; echo; i=0; while [ $i -lt 60 ]; do head -c 5000 /dev/zero | tr "\\0" b; echo; i=$((i+1)); done',
+          ],
+        },
+      },
+    },
+  });
+  t.after(() => server.close());
+  const mcp = await connectHttpClient(server.url);
+  t.after(() => mcp.close());
+
+  const started = await mcp.client.callTool({
+    name: 'orchestrate',
+    arguments: {
+      objective: 'lots of output',
+      agents: [{ name: 'loud', role: 'tester', task: 'talk', runner: 'big' }],
+      wait_seconds: 45,
+    },
+  });
+  const session = started.structuredContent as unknown as StatusView;
+  assert.equal(session.status, 'completed', JSON.stringify(started.content).slice(0, 500));
+
+  const result = await mcp.client.callTool({
+    name: 'session_status',
+    arguments: { session_id: session.sessionId, recent_events: 200 },
+  });
+  assert.notEqual(result.isError, true);
+  const view = result.structuredContent as unknown as StatusView;
+  const size = JSON.stringify(view.recentEvents).length;
+  assert.ok(size <= 60_000, `recentEvents is ${size} characters`);
+  // The newest events are kept, oldest first, and the older ones that did not fit are counted.
+  assert.equal(view.recentEvents.at(-1)?.type, 'session.finished');
+  const seqs = view.recentEvents.map((event) => event.seq);
+  assert.deepEqual(
+    seqs,
+    [...seqs].sort((a, b) => a - b),
+  );
+  assert.ok((view.recentEventsOmitted ?? 0) > 0, 'older events were left out and counted');
+  const outputs = view.recentEvents.filter((event) => event.type === 'task.output');
+  assert.ok(outputs.length > 0);
+  for (const event of outputs) {
+    assert.ok((event.data.line ?? '').length <= 2_001, `line of ${event.data.line?.length}`);
+  }
+  assert.ok(
+    outputs.some((event) => event.truncated === true && event.data.line?.endsWith('…')),
+    'cut lines say so',
+  );
+  // A few events ask for little: nothing is left out.
+  const few = (
+    await mcp.client.callTool({
+      name: 'session_status',
+      arguments: { session_id: session.sessionId, recent_events: 3 },
+    })
+  ).structuredContent as unknown as StatusView;
+  assert.equal(few.recentEvents.length, 3);
+  assert.equal(few.recentEventsOmitted, undefined);
+});
