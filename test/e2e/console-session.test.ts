@@ -319,6 +319,31 @@ describe('console: one session', { timeout: 180_000 }, () => {
     assert.deepEqual(all, listed, 'the page shows the whole log');
   });
 
+  test('the SSE parser of the page: frames split anywhere, CRLF across chunks, comments, multi-line data', async () => {
+    const frames = await page.evaluate(async () => {
+      // The module as the page loads it (a variable: it is the browser's URL, not a file for tsc).
+      const moduleUrl = '/console/sse.js';
+      const { createSseParser } = await import(moduleUrl);
+      const out: Array<{ id: string | null; event: string; data: string }> = [];
+      const parser = createSseParser((frame: { id: string | null; event: string; data: string }) =>
+        out.push(frame),
+      );
+      const text =
+        ': stream open\r\n\r\nid: 1\r\nevent: a\r\ndata: {"x":1}\r\n\r\nid: 2\nevent: b\ndata: one\ndata: two\n\n: keep-alive\n\nid:3\ndata:x\r\r';
+      // Every split point, including between a CR and its LF.
+      for (const size of [1, 2, 5]) {
+        for (let i = 0; i < text.length; i += size) parser.push(text.slice(i, i + size));
+      }
+      return out;
+    });
+    const once = [
+      { id: '1', event: 'a', data: '{"x":1}' },
+      { id: '2', event: 'b', data: 'one\ntwo' },
+      { id: '3', event: 'message', data: 'x' },
+    ];
+    assert.deepEqual(frames, [...once, ...once, ...once]);
+  });
+
   test('an unknown session is shown as its problem, not a blank page', async () => {
     await page.goto(`${server.url}/console/#/sessions/00000000-0000-4000-8000-000000000000`);
     const alert = page.locator('.problem').first();

@@ -155,6 +155,23 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
   });
 
+  test("an action the key's role lacks is shown as its 403 problem", async () => {
+    const viewer = await createApiKey(server.app.database.db as unknown as SecurityDb, {
+      tenantId: 'console-tenant',
+      name: 'console-viewer',
+      roles: ['viewer'],
+      createdBy: 'test',
+    });
+    await signIn(page, viewer.key);
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await page.getByText('Page 1: 20 sessions.').waitFor();
+    await page.getByLabel('Objective').fill('Not allowed');
+    await page.getByRole('button', { name: 'Create session' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match((await alert.textContent()) ?? '', /PERMISSION_DENIED.*HTTP 403/s);
+  });
+
   test('with auth mode none the console opens without a sign-in', async () => {
     const open = await startTestServer({ config: { workers: { concurrency: 0 } } });
     cleanups.push(() => open.close());
@@ -166,10 +183,10 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
   });
 
   test('no errors or warnings in the page', () => {
-    // The refused sign-ins and submits log their failed requests as console errors in Chromium;
+    // The refused sign-ins and submits (400, 401, 403) log their failed requests in Chromium;
     // everything else must be clean.
     const unexpected = problems.messages.filter(
-      (line) => !/Failed to load resource: the server responded with a status of (400|401)/.test(line),
+      (line) => !/Failed to load resource: the server responded with a status of (400|401|403)/.test(line),
     );
     assert.deepEqual(unexpected, []);
   });
