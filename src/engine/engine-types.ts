@@ -37,6 +37,11 @@ export interface Planner {
     signal?: AbortSignal;
     /** Told what the calls made so far have spent, after each round (RuntimeContext.reportSpend). */
     onSpend?(usage: Usage): void;
+    /**
+     * The session's budget overrun with the rounds' usage added, or null; asked before a repair
+     * round, which is not made once the budget is crossed (BUDGET_EXCEEDED).
+     */
+    checkBudget?(usage: Usage): string | null;
   }): Promise<{ plan: PlanBody; usage: Usage; rounds: number }>;
 }
 

@@ -165,6 +165,7 @@ export async function runInitialPlanTask(
   ref: OrchestratorTaskRef,
   ctx: Pick<RuntimeContext, 'signal' | 'reportSpend'>,
   threadSummary?: string,
+  budget?: BudgetGuard,
 ): Promise<OrchestratorTaskResult> {
   const session = await db
     .selectFrom('sessions')
@@ -174,19 +175,40 @@ export async function runInitialPlanTask(
     .executeTakeFirst();
   if (!session) throw new AppError('SESSION_NOT_FOUND', `Session ${ref.sessionId} not found`);
   const userMessages = await loadSteeringMessages(db, ref);
-  return withPlanErrorCode(async () => {
-    const { plan, usage } = await planner.planInitial({
-      tenantId: ref.tenantId,
-      sessionId: ref.sessionId,
-      objective: session.objective,
-      adaptive: session.strategy === 'adaptive',
-      ...(threadSummary ? { threadSummary } : {}),
-      ...(userMessages.length > 0 ? { userMessages } : {}),
-      signal: ctx.signal,
-      ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
-    });
-    return { output: JSON.stringify(plan), usage };
-  });
+  return withPlanningBudget(budget, ref, (checkBudget) =>
+    withPlanErrorCode(async () => {
+      const { plan, usage } = await planner.planInitial({
+        tenantId: ref.tenantId,
+        sessionId: ref.sessionId,
+        objective: session.objective,
+        adaptive: session.strategy === 'adaptive',
+        ...(threadSummary ? { threadSummary } : {}),
+        ...(userMessages.length > 0 ? { userMessages } : {}),
+        signal: ctx.signal,
+        ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
+        ...(checkBudget ? { checkBudget } : {}),
+      });
+      return { output: JSON.stringify(plan), usage };
+    }),
+  );
+}
+
+/**
+ * Runs planning rounds with the session's budget guard (when there is one): the planner asks it
+ * before each repair round, and stops once the rounds so far have crossed the budget.
+ */
+async function withPlanningBudget<T>(
+  budget: BudgetGuard | undefined,
+  ref: OrchestratorTaskRef,
+  run: (checkBudget?: (usage: Usage) => string | null) => Promise<T>,
+): Promise<T> {
+  if (!budget) return run();
+  await budget.prepare(ref);
+  try {
+    return await run((usage) => budget.check(ref, usage));
+  } finally {
+    budget.release(ref);
+  }
 }
 
 /**
@@ -222,22 +244,26 @@ export async function runPhaseGateTask(
   ref: OrchestratorTaskRef,
   ctx: Pick<RuntimeContext, 'signal' | 'reportSpend'>,
   threadSummary?: string,
+  budget?: BudgetGuard,
 ): Promise<OrchestratorTaskResult> {
   const view = await loadSessionView(db, ref);
-  const gate = await withPlanErrorCode(() =>
-    planner.decidePhaseGate({
-      tenantId: ref.tenantId,
-      sessionId: ref.sessionId,
-      objective: view.objective,
-      phasesDone: view.lastPhase + 1,
-      outputs: view.outputs,
-      agents: view.agents,
-      previousPhaseSinks: view.lastPhaseSinks,
-      userMessages: view.userMessages,
-      threadSummary,
-      ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
-      signal: ctx.signal,
-    }),
+  const gate = await withPlanningBudget(budget, ref, (checkBudget) =>
+    withPlanErrorCode(() =>
+      planner.decidePhaseGate({
+        tenantId: ref.tenantId,
+        sessionId: ref.sessionId,
+        objective: view.objective,
+        phasesDone: view.lastPhase + 1,
+        outputs: view.outputs,
+        agents: view.agents,
+        previousPhaseSinks: view.lastPhaseSinks,
+        userMessages: view.userMessages,
+        threadSummary,
+        ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
+        ...(checkBudget ? { checkBudget } : {}),
+        signal: ctx.signal,
+      }),
+    ),
   );
   const output: PhaseGateOutput =
     gate.decision === 'continue'
@@ -325,8 +351,8 @@ export function createOrchestratorRuntime(
         if (kind === 'plan') {
           const threadSummary = await loadThreadSummaryFor(db, ref.tenantId, ref.sessionId);
           if (task.name === INITIAL_PLAN_TASK_NAME)
-            return await runInitialPlanTask(planner, db, ref, ctx, threadSummary);
-          return await runPhaseGateTask(planner, db, ref, ctx, threadSummary);
+            return await runInitialPlanTask(planner, db, ref, ctx, threadSummary, budget);
+          return await runPhaseGateTask(planner, db, ref, ctx, threadSummary, budget);
         }
         if (kind === 'synthesize') return await runSynthesisTask(planner, db, ref, ctx, budget);
       } catch (error) {

@@ -7,6 +7,7 @@ import type { LlmClient } from '../agents/providers/llm-client.ts';
 import { toUsage } from '../agents/providers/pricing.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { LlmConfig, PriceConfig } from '../config/llm-schema.ts';
+import { BUDGET_STOP_PREFIX } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { addUsage, ZERO_USAGE } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -46,6 +47,8 @@ interface Conversation {
   signal?: AbortSignal;
   /** Told what the rounds made so far have spent, after each round (RuntimeContext.reportSpend). */
   onSpend?(usage: Usage): void;
+  /** The session's budget overrun with the rounds' usage added, or null (asked before a repair). */
+  checkBudget?(usage: Usage): string | null;
   threadSummary?: string;
   userMessages?: readonly string[];
 }
@@ -151,8 +154,9 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
     prompt: string,
     signal: AbortSignal,
     check: (value: T) => { ok: true; result: R } | { ok: false; errors: string[] },
-    onSpend?: (usage: Usage) => void,
+    conversation: Pick<Conversation, 'onSpend' | 'checkBudget'>,
   ): Promise<{ result: R; usage: Usage; rounds: number }> {
+    const { onSpend, checkBudget } = conversation;
     const messages: ModelMessage[] = [{ role: 'user', content: prompt }];
     const usage: Usage = { ...ZERO_USAGE };
     let errors: string[] = [];
@@ -219,6 +223,15 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
       } else {
         errors = outcome.errors;
       }
+      // A repair round costs another call: not made once the rounds so far have crossed the
+      // session's budget (the first round of a small budget's plan can), which would multiply the
+      // overrun by the number of repairs. The engine ends the session BUDGET_EXCEEDED.
+      const overrun = round < maxRounds ? (checkBudget?.({ ...usage }) ?? null) : null;
+      if (overrun !== null) {
+        throw new AppError('BUDGET_EXCEEDED', `${BUDGET_STOP_PREFIX}${overrun}`, {
+          details: { usage, rounds: round, errors },
+        });
+      }
       messages.push(
         { role: 'assistant', content: outcome.text || '(empty answer)' },
         { role: 'user', content: buildRepairPrompt(errors) },
@@ -265,7 +278,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
           return { ok: false, errors: [...extra, ...(checked.ok ? [] : checked.errors)] };
         return { ok: true, result: { plan: checked.plan, rationale: plan.rationale } };
       },
-      request.onSpend,
+      request,
     );
     return { plan: result.plan, rationale: result.rationale, usage, rounds };
   }
@@ -283,6 +296,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         ...(input.userMessages?.length ? { userMessages: input.userMessages } : {}),
         ...(input.signal ? { signal: input.signal } : {}),
         ...(input.onSpend ? { onSpend: input.onSpend } : {}),
+        ...(input.checkBudget ? { checkBudget: input.checkBudget } : {}),
       });
       // The origin mark (kept in the stored plan) tells the engine to continue the session with
       // phase gates and a synthesis instead of completing it when the planned tasks are done.
@@ -334,7 +348,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
           if (!checked.ok) return checked;
           return { ok: true, result: { gate, phase: checked.plan.phases[0] } };
         },
-        request.onSpend,
+        request,
       );
       if (result.gate.decision === 'complete' || !result.phase) {
         return { decision: 'complete', reason: result.gate.reason, usage, rounds };
