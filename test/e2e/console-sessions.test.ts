@@ -153,6 +153,13 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     assert.match((await page.getByRole('alert').textContent()) ?? '', /INVALID_TOKEN/);
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+
+    // A kept token refused at the next page load: the form, with the reason.
+    await page.evaluate((token) => sessionStorage.setItem('maos.console.token', token), key);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.match((await page.getByRole('alert').textContent()) ?? '', /Sign-in refused.*INVALID_TOKEN/s);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
   });
 
   test("an action the key's role lacks is shown as its 403 problem", async () => {

@@ -59,23 +59,24 @@ function route() {
   main.focus();
 }
 
-// Any 401 (token expired, key revoked) returns to the sign-in form with the server's message.
+// A 401 while signed in (token expired, key revoked) returns to the sign-in form with the server's
+// message; before that, the start and the sign-in form handle their own 401s.
 setUnauthorizedHandler((error) => {
-  if (signedIn || readToken()) signOutAndShowForm(error);
+  if (signedIn) signOutAndShowForm(error);
 });
 window.addEventListener('hashchange', route);
 
 async function start() {
+  const hadToken = readToken() !== null;
   try {
     // Works without a token when the server runs with auth mode `none`.
     await api.listSessions({ limit: 1 });
     onSignedIn();
   } catch (error) {
     if (error?.status === 401) {
-      // A stored token that is refused brings its message; no token is just the form.
-      if (!signedIn)
-        showView(() => renderSignIn(main, { error: readToken() ? error : undefined, onSignedIn }));
+      // A kept token refused now (e.g. at a reload) brings its message; no token is just the form.
       storeToken(null);
+      showView(() => renderSignIn(main, { error: hadToken ? error : undefined, onSignedIn }));
       return;
     }
     replaceChildren(main, renderProblem(error, 'Loading the console'));

@@ -37,10 +37,12 @@ export function renderSignIn(root, { error, onSignedIn }) {
             onSignedIn();
           } catch (failure) {
             storeToken(null);
-            // A 401 re-renders this form through the app's handler; other errors are shown here.
-            if (failure?.status !== 401) replaceChildren(errors, renderProblem(failure, 'Signing in'));
-            else replaceChildren(errors, renderProblem(failure, 'Sign-in refused'));
+            const context = failure?.status === 401 ? 'Sign-in refused' : 'Signing in';
+            replaceChildren(errors, renderProblem(failure, context));
             submit.disabled = false;
+            // Back in the field, ready for another try from the keyboard.
+            token.select();
+            token.focus();
           }
         },
       },
