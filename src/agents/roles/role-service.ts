@@ -1,6 +1,7 @@
 // Roles a tenant can use: the built-in catalogue plus the tenant's custom roles (POST /v1/roles).
 // Validates custom roles, stores them, and answers lookups for the planner, runtime and API.
 
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { ORCHESTRATOR_ROLE } from '../../engine/planner-continuation.ts';
 import { AppError } from '../../errors/app-error.ts';
@@ -62,6 +63,26 @@ function toDefinition(row: {
     instructions: row.instructions,
     builtIn: false,
   };
+}
+
+/** Sessions listed in the refusal of a delete: enough to act on, a bounded message. */
+const MAX_USERS_LISTED = 5;
+
+/**
+ * Sessions that are running (or pending, planning, paused) with a task of the role still to finish:
+ * its run resolves the role when it starts, so it would fail with an unknown role. Sessions waiting
+ * for approval are not counted: their approval checks the roles and takes an edited plan.
+ */
+async function findSessionsRunningRole(db: LlmDb, tenantId: string, role: string): Promise<string[]> {
+  const { rows } = await sql<{ session_id: string }>`
+    select distinct t.session_id from sessions s join tasks t on t.session_id = s.id
+    where s.tenant_id = ${tenantId}
+      and s.status in ('pending', 'planning', 'running', 'paused')
+      and t.role = ${role}
+      and t.status in ('pending', 'ready', 'leased', 'running')
+    order by t.session_id
+    limit ${MAX_USERS_LISTED}`.execute(db);
+  return rows.map((row) => row.session_id);
 }
 
 /** Creates the service over the store. */
@@ -147,6 +168,14 @@ export function createRoleService(db: LlmDb, now: () => number = Date.now): Role
     async deleteRole(tenantId, name) {
       if (findBuiltInRole(name))
         throw new AppError('INVALID_STATE', `'${name}' is a built-in role and cannot be deleted`);
+      const users = await findSessionsRunningRole(db, tenantId, name);
+      if (users.length > 0) {
+        throw new AppError(
+          'INVALID_STATE',
+          `Role '${name}' is used by unfinished tasks of running session(s) ${users.join(', ')}: deleting it would fail them when they start; cancel the session(s) or wait until they end, then delete the role`,
+          { details: { sessions: users } },
+        );
+      }
       const result = await db
         .deleteFrom('custom_roles')
         .where('tenant_id', '=', tenantId)
