@@ -9,6 +9,7 @@ import { VERSION } from '../version.ts';
 import type { CallerResolver, McpCaller } from './caller.ts';
 import { registerResources } from './resources.ts';
 import type { SessionSteering } from './steering-tools.ts';
+import { checkToolInputs } from './tool-input-errors.ts';
 import { registerSessionTools } from './tools.ts';
 
 export interface CreateMcpServerOptions {
@@ -53,6 +54,7 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
       instructions: INSTRUCTIONS,
     },
   );
+  checkToolInputs(server);
   registerSessionTools(server, options);
   const stopSubscriptions = registerResources(server, options);
   const onRequest = options.onRequest;

@@ -1,0 +1,62 @@
+// Tool calls with arguments that do not match the tool's schema, or naming no tool, answered as
+// every other MAOS tool error: `VALIDATION_FAILED` / `NOT_FOUND` in `structuredContent.error`, with
+// one `{location, path, message}` entry per problem, as REST's VALIDATION_FAILED lists them.
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { z } from 'zod';
+import { AppError } from '../errors/app-error.ts';
+import { toToolError } from './tool-result.ts';
+
+type ToolCallback = (args: unknown, extra: unknown) => unknown;
+
+/**
+ * Answers `tools/call` for the tools registered on `server` afterwards: the arguments are checked
+ * against the tool's input schema first, then its callback runs. Replaces the SDK's handler, whose
+ * answer to bad arguments is a bare text (`MCP error -32602: Input validation error: …`) without
+ * the stable code clients read. Call it right after creating the server, before registering tools.
+ */
+export function checkToolInputs(server: McpServer): void {
+  const tools = new Map<string, { schema: z.ZodType | undefined; callback: ToolCallback }>();
+  const registerTool = server.registerTool.bind(server);
+  server.registerTool = ((name: string, config: { inputSchema?: unknown }, callback: ToolCallback) => {
+    tools.set(name, { schema: config.inputSchema as z.ZodType | undefined, callback });
+    return (registerTool as (...args: unknown[]) => unknown)(name, config, callback);
+  }) as typeof server.registerTool;
+
+  server.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const { name, arguments: args } = request.params;
+    const tool = tools.get(name);
+    if (tool === undefined) {
+      return toToolError(
+        new AppError('NOT_FOUND', `Unknown tool ${JSON.stringify(name)}; tools/list names the tools`),
+      );
+    }
+    // A tool without an input schema takes no arguments: the SDK calls it with `extra` alone.
+    if (tool.schema === undefined)
+      return (await (tool.callback as (extra: unknown) => unknown)(extra)) as CallToolResult;
+    const parsed = await tool.schema.safeParseAsync(args ?? {});
+    if (!parsed.success) return toToolError(toValidationError(name, parsed.error));
+    try {
+      return (await tool.callback(parsed.data, extra)) as CallToolResult;
+    } catch (error) {
+      // The tools catch their own failures (runTool); anything else is still a tool error.
+      return toToolError(error);
+    }
+  });
+}
+
+/** A zod failure as VALIDATION_FAILED: the first problem in the message, every problem in details. */
+function toValidationError(tool: string, error: z.ZodError): AppError {
+  const issues = error.issues.map((issue) => ({
+    location: 'arguments',
+    path: `/${issue.path.map(String).join('/')}`,
+    message: issue.message,
+  }));
+  const first = issues[0];
+  const where = first && first.path !== '/' ? `${first.path.slice(1)}: ` : '';
+  return new AppError(
+    'VALIDATION_FAILED',
+    `Invalid arguments for tool ${tool}${first ? `: ${where}${first.message}` : ''}`,
+    { details: issues },
+  );
+}
