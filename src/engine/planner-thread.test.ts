@@ -30,6 +30,17 @@ describe('summariseThread', () => {
     assert.match(text, /older session\(s\) omitted/);
   });
 
+  test('a session still going is shown as not finished, without a result', () => {
+    const text = summariseThread([
+      { objective: 'Build the API', status: 'running', result: null, createdAt: 1 },
+      { objective: 'Plan it', status: 'awaiting_approval', result: null, createdAt: 2 },
+    ]);
+    assert.equal(
+      text,
+      '- Earlier objective (running, not finished: its result is not known yet, do not assume its work is done): Build the API\n- Earlier objective (awaiting_approval, not finished: its result is not known yet, do not assume its work is done): Plan it',
+    );
+  });
+
   test('an empty thread gives an empty summary', () => {
     assert.equal(summariseThread([]), '');
   });

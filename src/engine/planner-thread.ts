@@ -9,6 +9,18 @@ export interface ThreadSession {
   createdAt: number;
 }
 
+const ENDED_STATUSES = new Set(['completed', 'failed', 'cancelled']);
+
+/**
+ * A session's status as the orchestrator reads it. One still going (a follow-up submitted before it
+ * ended does not wait for it) has no result yet: said in words, or the orchestrator plans as if its
+ * work were done. Phase gates read the summary again, with the result once it has ended.
+ */
+function describeStatus(status: string): string {
+  if (ENDED_STATUSES.has(status)) return status;
+  return `${status}, not finished: its result is not known yet, do not assume its work is done`;
+}
+
 /** Default size of the whole summary: enough for a few sessions without crowding out the plan. */
 export const DEFAULT_THREAD_SUMMARY_CHARS = 6000;
 
@@ -30,7 +42,7 @@ export function summariseThread(
   const perResult = Math.max(300, Math.floor(maxChars / 3));
   for (const session of newestFirst) {
     const left = budget - used;
-    const header = `- Earlier objective (${session.status}): ${session.objective.slice(0, 300)}`;
+    const header = `- Earlier objective (${describeStatus(session.status)}): ${session.objective.slice(0, 300)}`;
     if (left < header.length + 40) {
       dropped += 1;
       continue;
