@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.ts';
 import { type McpRequestRecorder, observeMcpRequests } from '../observability/mcp-request-metrics.ts';
 import { VERSION } from '../version.ts';
 import type { CallerResolver, McpCaller } from './caller.ts';
+import { checkRequestParams } from './request-params-check.ts';
 import { registerResources } from './resources.ts';
 import type { SessionSteering } from './steering-tools.ts';
 import { checkToolInputs } from './tool-input-errors.ts';
@@ -65,6 +66,8 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
       return connect(transport);
     };
   }
+  // After the metrics wrapper: a malformed request is answered before the protocol layer sees it.
+  checkRequestParams(server);
   const previousOnClose = server.server.onclose;
   server.server.onclose = () => {
     stopSubscriptions();

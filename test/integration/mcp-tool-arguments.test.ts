@@ -1,12 +1,14 @@
 // Tool calls with bad arguments or an unknown tool name get the same kind of answer as every other
 // MAOS tool error — `isError`, a text starting with the code, the code in `structuredContent` —
-// over /mcp and over stdio (`maos mcp`), never a bare SDK message without a code.
+// over /mcp and over stdio (`maos mcp`), never a bare SDK message without a code. Requests whose
+// params have the wrong shape are JSON-RPC -32602 with VALIDATION_FAILED, not -32603.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
 import { connectHttpClient, type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
 
 const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
@@ -61,6 +63,39 @@ async function checkArgumentErrors(client: Client): Promise<void> {
   assert.notEqual(roles.isError, true);
 }
 
+/** Sends a request as given (the client does not check params) and returns the JSON-RPC error. */
+async function requestFailing(client: Client, method: string, params: unknown): Promise<McpError> {
+  try {
+    await client.request({ method, params } as never, z.looseObject({}));
+  } catch (error) {
+    assert.ok(error instanceof McpError, String(error));
+    return error;
+  }
+  return assert.fail(`${method} succeeded`);
+}
+
+async function checkMalformedParams(client: Client): Promise<void> {
+  for (const [method, params, path] of [
+    ['tools/call', { name: 'list_roles', arguments: 'all of them' }, '/arguments'],
+    ['tools/call', { arguments: {} }, '/name'],
+    ['resources/read', { uri: 5 }, '/uri'],
+    ['resources/subscribe', {}, '/uri'],
+  ] as const) {
+    const error = await requestFailing(client, method, params);
+    assert.equal(error.code, -32602, `${method}: ${error.message}`);
+    assert.match(
+      error.message,
+      new RegExp(`VALIDATION_FAILED: Invalid params for ${method}: ${path.slice(1)}: `),
+    );
+    const data = error.data as { code: string; details: Array<{ path: string }> };
+    assert.equal(data.code, 'VALIDATION_FAILED');
+    assert.equal(data.details[0]?.path, path);
+  }
+  // The connection is still good.
+  const roles = (await client.callTool({ name: 'list_roles', arguments: {} })) as CallToolResult;
+  assert.notEqual(roles.isError, true);
+}
+
 describe('MCP tool calls with bad arguments', { timeout: 60_000 }, () => {
   let server: McpTestServer;
   before(async () => {
@@ -72,6 +107,7 @@ describe('MCP tool calls with bad arguments', { timeout: 60_000 }, () => {
     const mcp = await connectHttpClient(server.url);
     t.after(() => mcp.close());
     await checkArgumentErrors(mcp.client);
+    await checkMalformedParams(mcp.client);
   });
 
   test('over stdio (maos mcp --server)', async (t) => {
@@ -86,5 +122,6 @@ describe('MCP tool calls with bad arguments', { timeout: 60_000 }, () => {
     );
     t.after(() => client.close());
     await checkArgumentErrors(client);
+    await checkMalformedParams(client);
   });
 });
