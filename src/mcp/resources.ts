@@ -25,6 +25,13 @@ const LISTED_SESSIONS = 50;
  */
 const NOTIFY_DEBOUNCE_MS = 200;
 
+/**
+ * Subscriptions one MCP connection may hold. In stdio remote mode each one keeps an SSE stream to
+ * the server open, counted against `http.maxSseStreamsPerTenant` (100 by default): one client must
+ * not take every stream of its tenant.
+ */
+export const MAX_SUBSCRIPTIONS = 50;
+
 type ResourceTarget =
   | { kind: 'roles' }
   | { kind: 'session'; sessionId: string }
@@ -185,7 +192,15 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
       const target = await resolveTarget(uri, deps.resolveCaller(extra));
       // Roles do not change while the server runs: nothing to watch, but the subscribe is valid.
       if (target.kind === 'roles') return {};
-      if (!watches.has(uri)) watches.set(uri, watch(uri, target.detail.id));
+      if (watches.has(uri)) return {};
+      if (watches.size >= MAX_SUBSCRIPTIONS) {
+        throw new AppError(
+          'RESOURCE_LIMIT_EXCEEDED',
+          `At most ${MAX_SUBSCRIPTIONS} resource subscriptions per MCP connection; unsubscribe from one first`,
+          { details: { limit: MAX_SUBSCRIPTIONS } },
+        );
+      }
+      watches.set(uri, watch(uri, target.detail.id));
       return {};
     }),
   );

@@ -1,0 +1,109 @@
+// MCP resource subscriptions under load and when the client goes away: one connection holds at most
+// MAX_SUBSCRIPTIONS (more is a clear RESOURCE_LIMIT_EXCEEDED error, duplicates and unsubscribe
+// free no slot twice), and in stdio remote mode the event streams a client's subscriptions opened
+// on the server close when the client disconnects. Real server, SDK clients over /mcp and stdio.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { MAX_SUBSCRIPTIONS } from '../../src/mcp/resources.ts';
+import { connectHttpClient, type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { requestJson } from '../fixtures/server.ts';
+
+const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
+
+/** Creates `count` sessions over REST; each runs one agent `only` on `runner`. */
+async function createSessions(url: string, count: number, runner: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let index = 0; index < count; index++) {
+    const created = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: `subscribed ${index}`,
+        agents: [{ name: 'only', role: 'tester', task: 'work', runner }],
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    ids.push(created.body.id);
+  }
+  return ids;
+}
+
+/** The server's `maos_sse_connections` gauge (open SSE event streams). */
+async function readSseConnections(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((entry) => entry.startsWith('maos_sse_connections'));
+  return Number(line?.split(' ').at(-1) ?? 0);
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let tries = 0; tries < 200; tries++) {
+    if (await check()) return;
+    await delay(100);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe('MCP subscriptions', { timeout: 120_000 }, () => {
+  let server: McpTestServer;
+  before(async () => {
+    server = await startMcpTestServer({ config: { metrics: { enabled: true, public: true } } });
+  });
+  after(async () => server?.close());
+
+  test(`at most ${MAX_SUBSCRIPTIONS} per connection, then RESOURCE_LIMIT_EXCEEDED`, async (t) => {
+    const ids = await createSessions(server.url, MAX_SUBSCRIPTIONS / 2 + 1, 'ok');
+    const uris = ids.flatMap((id) => [`maos://sessions/${id}`, `maos://sessions/${id}/agents/only/output`]);
+    const mcp = await connectHttpClient(server.url);
+    t.after(() => mcp.close());
+    await Promise.all(uris.slice(0, MAX_SUBSCRIPTIONS).map((uri) => mcp.client.subscribeResource({ uri })));
+    // Subscribing again to a URI already watched takes no new slot.
+    await mcp.client.subscribeResource({ uri: uris[0] as string });
+
+    const over = uris[MAX_SUBSCRIPTIONS] as string;
+    const refused = await mcp.client.subscribeResource({ uri: over }).then(
+      () => assert.fail('the subscription over the limit was accepted'),
+      (error: unknown) => error,
+    );
+    assert.ok(refused instanceof McpError);
+    assert.equal(refused.code, -32602);
+    assert.match(
+      refused.message,
+      new RegExp(`RESOURCE_LIMIT_EXCEEDED: At most ${MAX_SUBSCRIPTIONS} resource`),
+    );
+    assert.equal((refused.data as { code: string }).code, 'RESOURCE_LIMIT_EXCEEDED');
+
+    // Unsubscribing frees a slot.
+    await mcp.client.unsubscribeResource({ uri: uris[1] as string });
+    await mcp.client.subscribeResource({ uri: over });
+  });
+
+  test('stdio remote mode: the streams of a client that disconnects are closed', async () => {
+    const ids = await createSessions(server.url, 3, 'sleep');
+    try {
+      const before = await readSseConnections(server.url);
+      const client = new Client({ name: 'maos-subscriptions-test', version: '1.0.0' });
+      await client.connect(
+        new StdioClientTransport({
+          command: process.execPath,
+          args: [MAOS_BIN, 'mcp', '--server', server.url],
+          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+          stderr: 'pipe',
+        }),
+      );
+      for (const id of ids) await client.subscribeResource({ uri: `maos://sessions/${id}` });
+      await waitFor(
+        'one stream per subscription',
+        async () => (await readSseConnections(server.url)) >= before + 3,
+      );
+      // Gone without unsubscribing (stdin closed, as when the client quits).
+      await client.close();
+      await waitFor('the streams to close', async () => (await readSseConnections(server.url)) <= before);
+    } finally {
+      for (const id of ids) await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
+    }
+  });
+});
