@@ -1,6 +1,8 @@
 // MCP over stdio for clients that spawn a process (`maos mcp`): the same McpServer as /mcp,
 // backed either by a running MAOS server over REST or by an engine embedded in this process.
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -47,6 +49,7 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
     transport.onclose = () => resolve();
   });
   await server.connect(transport);
+  answerUnreadableLines(server.server, transport, options.logger);
   // The SDK transport does not watch for end of input; a client that exits closes our stdin.
   const onEnd = () => void server.close();
   stdin.once('end', onEnd);
@@ -58,5 +61,26 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
       stdin.off('close', onEnd);
       await server.close();
     },
+  };
+}
+
+/**
+ * A line on stdin that is not JSON (-32700 Parse error) or not a JSON-RPC message (-32600 Invalid
+ * Request) is answered as JSON-RPC says, with `id: null`: the SDK transport skips it silently, and
+ * a client (or a person typing) would wait for an answer that never comes.
+ */
+function answerUnreadableLines(server: Server, transport: StdioServerTransport, logger?: Logger): void {
+  const previous = server.onerror;
+  server.onerror = (error) => {
+    previous?.(error);
+    const code = error instanceof SyntaxError ? -32700 : error.name === 'ZodError' ? -32600 : undefined;
+    if (code === undefined) return;
+    logger?.warn({ code }, 'MCP stdio: unreadable input line answered with an error');
+    const message =
+      code === -32700 ? 'Parse error: the line is not JSON' : 'Invalid Request: not a JSON-RPC 2.0 message';
+    const answer = { jsonrpc: '2.0', id: null, error: { code, message } };
+    transport.send(answer as unknown as JSONRPCMessage).catch(() => {
+      // stdout is gone: the client went away.
+    });
   };
 }
