@@ -314,7 +314,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
         createSessionSteeringRoutesPlugin(steering ?? createSteeringWithoutOrchestrator(engine.service)),
-        createConsoleRoutesPlugin(),
+        createConsoleRoutesPlugin(undefined, config.auth),
         ...(deps.plugins ?? []),
       ],
     });

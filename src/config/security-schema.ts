@@ -5,6 +5,37 @@ import { z } from 'zod';
 
 const BUILT_IN_ROLE_NAMES = ['viewer', 'developer', 'operator', 'auditor', 'admin'] as const;
 
+const oidcConsoleSchema = z
+  .strictObject({
+    clientId: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Client id of the web console at the IdP: a public client (no secret; authorization code + PKCE) whose redirect URI is `<public origin>/console/`. Unset = the console offers API-key/token paste only.',
+      ),
+    scopes: z
+      .array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/))
+      .min(1)
+      .default(['openid'])
+      .describe(
+        'Scopes the console requests (e.g. `["openid","sessions:read"]`; Entra ID: `api://<app>/.default`). @defaultValue ["openid"]',
+      ),
+    audienceParameter: z
+      .enum(['resource', 'audience', 'none'])
+      .default('resource')
+      .describe(
+        'How the console asks for a token for `auth.oidc.audience`: `resource` (RFC 8707), `audience` (Auth0 and others) or `none` (the IdP sets the audience itself, e.g. Keycloak with an audience mapper). @defaultValue resource',
+      ),
+    displayName: z
+      .string()
+      .min(1)
+      .max(60)
+      .optional()
+      .describe('Name on the sign-in button ("Sign in with <name>"). Unset = the issuer host.'),
+  })
+  .describe('Browser sign-in of the web console with the IdP (authorization code flow with PKCE).');
+
 const oidcSchema = z
   .strictObject({
     issuer: z
@@ -92,6 +123,7 @@ const oidcSchema = z
       .positive()
       .default(5000)
       .describe('Timeout of discovery and JWKS requests. @defaultValue 5000'),
+    console: oidcConsoleSchema.default(oidcConsoleSchema.parse({})),
   })
   .describe('OpenID Connect / OAuth 2 resource-server settings (used when auth.mode is `oidc` or `both`).');
 

@@ -7,7 +7,8 @@ import { AppError } from '../errors/app-error.ts';
 import { authFailure, type Principal } from './principal.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 
-export type OidcConfig = z.infer<typeof authConfigSchema>['oidc'];
+/** The resource-server part of `auth.oidc` (the console's browser sign-in is not the verifier's). */
+export type OidcConfig = Omit<z.infer<typeof authConfigSchema>['oidc'], 'console'>;
 
 export interface OidcVerifierOptions {
   /** Clock for `exp`/`nbf` checks; tests move it to probe expiry and skew. */

@@ -2,6 +2,10 @@
 // problem+json errors raised as ApiError. No endpoint here exists for the console alone.
 
 const TOKEN_KEY = 'maos.console.token';
+/** How the token was obtained (`paste` or `oidc`), to word the message when it is refused. */
+const METHOD_KEY = 'maos.console.signInMethod';
+/** The method of the token forgotten last (sign-out or 401), for the sign-in form shown next. */
+let lastMethod = null;
 
 /** An API error: `problem` is the problem+json document (title, detail, code, status …). */
 export class ApiError extends Error {
@@ -20,10 +24,25 @@ export function readToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-/** Keeps `token` for this tab; null or empty forgets it. */
-export function storeToken(token) {
-  if (token) sessionStorage.setItem(TOKEN_KEY, token);
-  else sessionStorage.removeItem(TOKEN_KEY);
+/**
+ * Keeps `token` for this tab; null or empty forgets it.
+ * @param {string | null} token
+ * @param {'paste' | 'oidc'} [method] how it was obtained (an IdP sign-in or a pasted key/token)
+ */
+export function storeToken(token, method = 'paste') {
+  if (token) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    sessionStorage.setItem(METHOD_KEY, method);
+  } else {
+    lastMethod = sessionStorage.getItem(METHOD_KEY) ?? lastMethod;
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(METHOD_KEY);
+  }
+}
+
+/** How the current (or last forgotten) token was obtained: `paste`, `oidc` or null. */
+export function readSignInMethod() {
+  return sessionStorage.getItem(METHOD_KEY) ?? lastMethod;
 }
 
 /** Called with the ApiError of every 401, so the app can return to the sign-in form. */

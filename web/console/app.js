@@ -2,6 +2,7 @@
 // sign-in form, the sessions list (#/sessions) and one session (#/sessions/<id>).
 import { api, readToken, setUnauthorizedHandler, storeToken } from './api.js';
 import { h, replaceChildren } from './dom.js';
+import { completeSignIn, isSignInCallback } from './oidc.js';
 import { renderProblem } from './problem.js';
 import { renderSession } from './views/session.js';
 import { renderSessions } from './views/sessions.js';
@@ -67,6 +68,16 @@ setUnauthorizedHandler((error) => {
 window.addEventListener('hashchange', route);
 
 async function start() {
+  // Back from the IdP (?code=…&state=… or ?error=…): finish the sign-in, or show why it failed.
+  if (isSignInCallback()) {
+    try {
+      storeToken(await completeSignIn(), 'oidc');
+    } catch (error) {
+      storeToken(null);
+      showView(() => renderSignIn(main, { error, onSignedIn }));
+      return;
+    }
+  }
   const hadToken = readToken() !== null;
   try {
     // Works without a token when the server runs with auth mode `none`.

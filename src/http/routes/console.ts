@@ -6,6 +6,7 @@ import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors/app-error.ts';
+import { SECURITY_HEADERS } from '../../security/security-headers.ts';
 
 /** One file the console serves. */
 export interface ConsoleAsset {
@@ -73,9 +74,39 @@ export function loadConsoleManifest(root: string = CONSOLE_ROOT): ConsoleManifes
   return manifest;
 }
 
+/** How the console signs in with the IdP (authorization code + PKCE); null = token paste only. */
+export interface ConsoleOidcSignIn {
+  issuer: string;
+  clientId: string;
+  scopes: string[];
+  /** The API's resource identifier (`auth.oidc.audience`) the access token must be issued for. */
+  audience: string;
+  audienceParameter: 'resource' | 'audience' | 'none';
+  displayName?: string;
+}
+
+/** Path of the public document telling the console how to sign in. */
+export const CONSOLE_SIGN_IN_PATH = '/console/sign-in.json';
+
+/**
+ * The server CSP with `connect-src` widened by exactly the issuer's origin (discovery and token
+ * exchange are browser fetches to the IdP); without OIDC sign-in it is the server CSP unchanged.
+ */
+export function buildConsoleCsp(signIn: ConsoleOidcSignIn | null): string {
+  const base = SECURITY_HEADERS['content-security-policy'] as string;
+  if (!signIn) return base;
+  return `${base};connect-src 'self' ${new URL(signIn.issuer).origin}`;
+}
+
 /** Sends one manifest file, or 304 when the caller's copy (If-None-Match) is current. */
-function sendAsset(request: FastifyRequest, reply: FastifyReply, asset: ConsoleAsset): FastifyReply {
+function sendAsset(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  asset: ConsoleAsset,
+  csp: string,
+): FastifyReply {
   reply.header('cache-control', asset.cacheControl).header('etag', asset.etag);
+  reply.header('content-security-policy', csp);
   const ifNoneMatch = request.headers['if-none-match'];
   if (typeof ifNoneMatch === 'string' && ifNoneMatch.split(/\s*,\s*/).includes(asset.etag)) {
     return reply.code(304).send();
@@ -83,28 +114,76 @@ function sendAsset(request: FastifyRequest, reply: FastifyReply, asset: ConsoleA
   return reply.type(asset.contentType).send(asset.body);
 }
 
-/** Registers GET /console (redirect), /console/ (index.html) and /console/<file of the manifest>. */
-export function registerConsoleRoutes(app: FastifyInstance, manifest: ConsoleManifest): void {
+/**
+ * Registers GET /console (redirect), /console/ (index.html), /console/sign-in.json and
+ * /console/<file of the manifest>.
+ */
+export function registerConsoleRoutes(
+  app: FastifyInstance,
+  manifest: ConsoleManifest,
+  signIn: ConsoleOidcSignIn | null = null,
+): void {
   const options = { config: { public: true }, schema: { hide: true } } as const;
+  const csp = buildConsoleCsp(signIn);
+  // Public on purpose: the IdP's discovery document already tells anyone the issuer; a public
+  // client's id is no secret (PKCE protects the code, not the id).
+  const signInDocument = { oidc: signIn };
+  app.get(CONSOLE_SIGN_IN_PATH, options, async (_request, reply) =>
+    reply.header('cache-control', 'no-cache').send(signInDocument),
+  );
   const notFound = (path: string) =>
     new AppError('NOT_FOUND', `No console file ${JSON.stringify(path.slice(0, 200))}.`);
   app.get('/console', options, async (_request, reply) => reply.redirect('/console/', 308));
   app.get('/console/', options, async (request, reply) => {
     const index = manifest.get('index.html');
     if (!index) throw notFound('index.html');
-    return sendAsset(request, reply, index);
+    return sendAsset(request, reply, index, csp);
   });
   app.get('/console/*', options, async (request, reply) => {
     // An exact key of the manifest or nothing: `..`, encoded or not, names no key.
     const path = (request.params as { '*': string })['*'];
     const asset = manifest.get(path);
     if (!asset) throw notFound(path);
-    return sendAsset(request, reply, asset);
+    return sendAsset(request, reply, asset, csp);
   });
 }
 
+/** The parts of the `auth` config the console's sign-in needs. */
+export interface ConsoleAuthConfig {
+  mode: string;
+  oidc: {
+    issuer?: string | undefined;
+    audience?: string | undefined;
+    console: {
+      clientId?: string | undefined;
+      scopes: string[];
+      audienceParameter: 'resource' | 'audience' | 'none';
+      displayName?: string | undefined;
+    };
+  };
+}
+
+/** The console's OIDC sign-in from `auth`: on when OIDC is on and a console client id is set. */
+export function resolveConsoleSignIn(auth: ConsoleAuthConfig | undefined): ConsoleOidcSignIn | null {
+  if (!auth || (auth.mode !== 'oidc' && auth.mode !== 'both')) return null;
+  const { issuer, audience, console: consoleClient } = auth.oidc;
+  if (!issuer || !audience || !consoleClient.clientId) return null;
+  return {
+    issuer,
+    clientId: consoleClient.clientId,
+    scopes: consoleClient.scopes,
+    audience,
+    audienceParameter: consoleClient.audienceParameter,
+    ...(consoleClient.displayName ? { displayName: consoleClient.displayName } : {}),
+  };
+}
+
 /** The console routes as a plugin for the composition root; the folder is read here, once. */
-export function createConsoleRoutesPlugin(root: string = CONSOLE_ROOT): FastifyPluginAsync {
+export function createConsoleRoutesPlugin(
+  root: string = CONSOLE_ROOT,
+  auth?: ConsoleAuthConfig,
+): FastifyPluginAsync {
   const manifest = loadConsoleManifest(root);
-  return async (app) => registerConsoleRoutes(app, manifest);
+  const signIn = resolveConsoleSignIn(auth);
+  return async (app) => registerConsoleRoutes(app, manifest, signIn);
 }

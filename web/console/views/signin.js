@@ -1,8 +1,42 @@
-// Sign-in form: takes an API key (`maos keys create`) or an access token, keeps it for this tab
-// only (sessionStorage) and checks it with one API call before going on.
-import { api, storeToken } from '../api.js';
+// Sign-in form: "Sign in with <IdP>" when the server offers OIDC browser sign-in (oidc.js), and an
+// API key (`maos keys create`) or access token to paste, kept for this tab only (sessionStorage)
+// and checked with one API call before going on.
+import { api, readSignInMethod, storeToken } from '../api.js';
 import { field, h, replaceChildren } from '../dom.js';
+import { beginSignIn, loadSignInOptions, providerName } from '../oidc.js';
 import { renderProblem } from '../problem.js';
+
+/** Fetched once per page load: the server's sign-in options do not change while it runs. */
+let signInOptions = null;
+
+/** The context line of a refusal: an IdP token that stopped working says so. */
+function refusalContext(error) {
+  if (error?.status === 401 && readSignInMethod() === 'oidc') {
+    return 'Your sign-in has ended (expired or revoked); sign in again';
+  }
+  return 'Sign-in refused';
+}
+
+/** The "Sign in with <IdP>" section, or null when the server offers no IdP sign-in. */
+function renderIdpSignIn(options, errors) {
+  const button = h('button', { type: 'button', id: 'signin-oidc' }, `Sign in with ${providerName(options)}`);
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    replaceChildren(errors);
+    try {
+      await beginSignIn(options);
+    } catch (failure) {
+      replaceChildren(errors, renderProblem(failure, 'Signing in'));
+      button.disabled = false;
+    }
+  });
+  return h(
+    'section',
+    { className: 'signin-idp', attrs: { 'aria-label': 'Sign in with your identity provider' } },
+    button,
+    h('p', { className: 'muted' }, 'Or, for service accounts:'),
+  );
+}
 
 /**
  * Renders the form into `root`.
@@ -19,7 +53,12 @@ export function renderSignIn(root, { error, onSignedIn }) {
     spellcheck: false,
   });
   const submit = h('button', { type: 'submit' }, 'Sign in');
-  const errors = h('div', { id: 'signin-errors' }, error ? renderProblem(error, 'Sign-in refused') : null);
+  const errors = h(
+    'div',
+    { id: 'signin-errors' },
+    error ? renderProblem(error, refusalContext(error)) : null,
+  );
+  const idp = h('div', { id: 'signin-idp' });
   const form = h(
     'form',
     {
@@ -48,6 +87,7 @@ export function renderSignIn(root, { error, onSignedIn }) {
       },
     },
     h('h1', { id: 'signin-title' }, 'Sign in'),
+    idp,
     h(
       'p',
       { className: 'muted' },
@@ -59,4 +99,8 @@ export function renderSignIn(root, { error, onSignedIn }) {
   );
   replaceChildren(root, form);
   token.focus();
+  signInOptions ??= loadSignInOptions();
+  signInOptions.then((options) => {
+    if (options && idp.isConnected) replaceChildren(idp, renderIdpSignIn(options, errors));
+  });
 }

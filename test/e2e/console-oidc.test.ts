@@ -1,0 +1,182 @@
+// The console's OIDC browser sign-in in real Chromium against the real server (auth mode oidc) and
+// an in-process OpenID provider: the console route's CSP allows exactly the issuer's origin; a full
+// login through the provider's pages lands on the sessions list with an IdP access token the API
+// accepts; a cancelled login (access_denied) and a forged callback (state mismatch) are shown and
+// refused; API-key/token paste stays on the form.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { launchTestBrowser, type PageProblems, type TestBrowser } from '../fixtures/browser.ts';
+import {
+  type BrowserOidcProvider,
+  CONSOLE_AUDIENCE,
+  CONSOLE_CLIENT_ID,
+  startBrowserOidcProvider,
+} from '../fixtures/oidc-browser-provider.ts';
+import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+const TOKEN_KEY = 'maos.console.token';
+
+/**
+ * The page's problems minus the expected ones: the start's probe without a token (401) and the
+ * IdP's own login page importing a web font from the internet (no DNS in the test machine).
+ */
+function unexpectedProblems(problems: PageProblems): string[] {
+  return problems.messages.filter(
+    (line) =>
+      !/Failed to load resource: the server responded with a status of 401/.test(line) &&
+      !/Failed to load resource: net::ERR_NAME_NOT_RESOLVED/.test(line),
+  );
+}
+
+describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () => {
+  const cleanups: Array<() => unknown> = [];
+  let idp: BrowserOidcProvider;
+  let server: TestServer;
+  let browser: TestBrowser;
+
+  before(async () => {
+    idp = await startBrowserOidcProvider();
+    cleanups.push(() => idp.close());
+    server = await startTestServer({
+      config: {
+        auth: {
+          mode: 'oidc',
+          oidc: {
+            issuer: idp.issuer,
+            audience: CONSOLE_AUDIENCE,
+            console: { clientId: CONSOLE_CLIENT_ID, scopes: ['openid', 'sessions:read'] },
+          },
+        },
+        workers: { concurrency: 0 },
+      },
+    });
+    cleanups.push(() => server.close());
+    idp.registerConsole(`${server.url}/console/`);
+    const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+    browser = await launchTestBrowser(t);
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  async function openSignIn(): Promise<{ page: Page; problems: PageProblems }> {
+    const opened = await browser.openPage();
+    await opened.page.goto(`${server.url}/console/`);
+    await opened.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    return opened;
+  }
+
+  const idpButton = (page: Page) =>
+    page.getByRole('button', { name: `Sign in with ${new URL(idp.issuer).host}` });
+
+  test('the console CSP adds exactly the issuer origin to connect-src; sign-in.json names the client', async () => {
+    for (const path of ['/console/', '/console/app.js']) {
+      const response = await fetch(`${server.url}${path}`);
+      await response.arrayBuffer();
+      const csp = response.headers.get('content-security-policy') ?? '';
+      const connect = csp.split(';').filter((d) => d.startsWith('connect-src'));
+      assert.deepEqual(connect, [`connect-src 'self' ${idp.issuer}`], csp);
+      assert.match(csp, /^default-src 'self';/);
+    }
+    // Other routes keep the server's CSP.
+    const api = await fetch(`${server.url}/healthz`);
+    await api.arrayBuffer();
+    assert.doesNotMatch(api.headers.get('content-security-policy') ?? '', /connect-src/);
+
+    const options = await requestJson<{ oidc: Record<string, unknown> }>(
+      `${server.url}/console/sign-in.json`,
+    );
+    assert.equal(options.status, 200);
+    assert.deepEqual(options.body.oidc, {
+      issuer: idp.issuer,
+      clientId: CONSOLE_CLIENT_ID,
+      scopes: ['openid', 'sessions:read'],
+      audience: CONSOLE_AUDIENCE,
+      audienceParameter: 'resource',
+    });
+  });
+
+  test('a full login through the IdP lands on the sessions list; its access token works on the API', async () => {
+    const { page, problems } = await openSignIn();
+    // Token paste stays available beside the IdP button.
+    await page.getByLabel('API key or access token').waitFor();
+    await idpButton(page).click();
+
+    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    await page.locator('input[name="login"]').fill('alice');
+    await page.locator('input[name="password"]').fill('any');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    await page.getByRole('button', { name: 'Continue' }).click();
+
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    const url = new URL(page.url());
+    assert.equal(url.search, '', 'code and state are removed from the address bar');
+    assert.equal(url.pathname, '/console/');
+    const stored = await page.evaluate(() => ({ ...sessionStorage }));
+    const token = stored[TOKEN_KEY];
+    assert.ok(token, 'the access token is kept for this tab');
+    assert.deepEqual(Object.keys(stored).sort(), [TOKEN_KEY, 'maos.console.signInMethod'].sort());
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+
+    // The token is an RFC 9068 JWT for the MAOS audience, issued to the console client.
+    const [header, payload] = token
+      .split('.')
+      .slice(0, 2)
+      .map((part: string) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')));
+    assert.equal(header.typ, 'at+jwt');
+    assert.equal(payload.aud, CONSOLE_AUDIENCE);
+    assert.equal(payload.client_id, CONSOLE_CLIENT_ID);
+    assert.equal(payload.sub, 'alice');
+
+    // An API call with it succeeds (and without it is refused).
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: { objective: 'from the console', agents: [{ role: 'qa', task: 't', runner: 'ok' }] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const anonymous = await requestJson(`${server.url}/v1/sessions`);
+    assert.equal(anonymous.status, 401);
+    // The console itself lists it after a reload with the kept token.
+    await page.reload();
+    await page.getByText('from the console').waitFor();
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('cancelling at the IdP (access_denied) is shown on the sign-in form', async () => {
+    const { page, problems } = await openSignIn();
+    await idpButton(page).click();
+    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    await page.getByRole('link', { name: '[ Cancel ]' }).click();
+
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent()) ?? '';
+    assert.match(text, /Sign-in cancelled or denied at the identity provider/);
+    assert.match(text, /access_denied/);
+    assert.equal(new URL(page.url()).search, '');
+    assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
+    // The form is usable again: the IdP button and the paste field.
+    await idpButton(page).waitFor();
+    await page.getByLabel('API key or access token').waitFor();
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('a callback whose state this tab did not send is refused without a token exchange', async () => {
+    const { page, problems } = await openSignIn();
+    await idpButton(page).click();
+    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    // A forged return: a code with some other state (as a CSRF link would carry).
+    await page.goto(`${server.url}/console/?code=forged-code&state=not-the-one-sent`);
+
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent()) ?? '';
+    assert.match(text, /does not match/);
+    assert.match(text, /OIDC_STATE_MISMATCH/);
+    assert.equal(new URL(page.url()).search, '', 'the forged code is removed from the address bar');
+    assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+});

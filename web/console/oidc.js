@@ -1,0 +1,279 @@
+// Browser sign-in with the organisation's IdP: OAuth 2 authorization code flow with PKCE (S256) for
+// a public client, `state` and `nonce` kept in sessionStorage across the redirect, code exchanged
+// at the token endpoint by a CORS fetch. Only the access token is kept (api.js); no refresh token.
+
+const PENDING_KEY = 'maos.console.oidc.pending';
+/** Why 10 minutes: a login page left open longer is a stale attempt, not one to finish. */
+const PENDING_MAX_AGE_MS = 10 * 60 * 1000;
+/** Why 10 s: discovery and the code exchange are single small requests; longer is an IdP down. */
+const FETCH_TIMEOUT_MS = 10_000;
+
+/** A sign-in failure with a title and a detail, shaped like a problem document for renderProblem. */
+export class SignInError extends Error {
+  /** @param {string} title @param {string} detail @param {string} [code] */
+  constructor(title, detail, code = 'OIDC_SIGN_IN_FAILED') {
+    super(detail);
+    this.name = 'SignInError';
+    this.problem = { title, detail, code, status: 0 };
+    this.status = 0;
+    this.code = code;
+  }
+}
+
+/**
+ * What the server says about IdP sign-in (`/console/sign-in.json`), or null when it offers none.
+ * @returns {Promise<null | {issuer: string, clientId: string, scopes: string[], audience: string, audienceParameter: string, displayName?: string}>}
+ */
+export async function loadSignInOptions() {
+  try {
+    const response = await fetch('sign-in.json', { headers: { accept: 'application/json' } });
+    if (!response.ok) return null;
+    const document = await response.json();
+    return document?.oidc ?? null;
+  } catch {
+    // Token paste still works without it.
+    return null;
+  }
+}
+
+/** The name on the button: the configured one, else the issuer's host. */
+export function providerName(options) {
+  if (options.displayName) return options.displayName;
+  try {
+    return new URL(options.issuer).host;
+  } catch {
+    return options.issuer;
+  }
+}
+
+/** The console's own URL, registered at the IdP as the redirect URI. */
+export function redirectUri() {
+  return `${location.origin}/console/`;
+}
+
+function randomString(bytes = 32) {
+  return base64Url(crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
+function base64Url(bytes) {
+  let text = '';
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+async function pkceChallenge(verifier) {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+  return base64Url(new Uint8Array(digest));
+}
+
+async function fetchJson(url, init, what) {
+  let response;
+  try {
+    response = await fetch(url, { ...init, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  } catch (error) {
+    throw new SignInError(
+      `The identity provider cannot be reached (${what})`,
+      `${new URL(url).origin}: ${String(error?.message ?? error)}`,
+      'AUTH_PROVIDER_UNAVAILABLE',
+    );
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  return { response, body };
+}
+
+/** The IdP's discovery document, checked against the configured issuer (OIDC Discovery §4.3). */
+async function discover(issuer) {
+  const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  const { response, body } = await fetchJson(url, { headers: { accept: 'application/json' } }, 'discovery');
+  if (!response.ok || !body || typeof body !== 'object') {
+    throw new SignInError(
+      'The identity provider cannot be reached (discovery)',
+      `${url} answered HTTP ${response.status}.`,
+      'AUTH_PROVIDER_UNAVAILABLE',
+    );
+  }
+  if (body.issuer !== issuer) {
+    throw new SignInError(
+      'The identity provider is misconfigured',
+      `Its discovery document names issuer ${body.issuer}, not ${issuer}.`,
+    );
+  }
+  for (const name of ['authorization_endpoint', 'token_endpoint']) {
+    if (typeof body[name] !== 'string') {
+      throw new SignInError(
+        'The identity provider is misconfigured',
+        `Its discovery document has no ${name}.`,
+      );
+    }
+  }
+  // The console's CSP allows fetches to the issuer's origin only (see docs/security.md).
+  if (new URL(body.token_endpoint).origin !== new URL(issuer).origin) {
+    throw new SignInError(
+      'The identity provider is not supported for browser sign-in',
+      `Its token endpoint ${body.token_endpoint} is not on the issuer's origin; use an API key or paste an access token.`,
+    );
+  }
+  return body;
+}
+
+/**
+ * Starts the sign-in: keeps state, nonce and the PKCE verifier for this tab, then leaves the page
+ * for the IdP's authorization endpoint. Throws a SignInError when the IdP cannot be reached.
+ */
+export async function beginSignIn(options) {
+  const metadata = await discover(options.issuer);
+  const verifier = randomString(48);
+  const pending = {
+    state: randomString(),
+    nonce: randomString(),
+    verifier,
+    issuer: options.issuer,
+    clientId: options.clientId,
+    audience: options.audience,
+    audienceParameter: options.audienceParameter,
+    tokenEndpoint: metadata.token_endpoint,
+    // Where the user was (e.g. #/sessions/<id>), restored after the return.
+    hash: location.hash,
+    startedAt: Date.now(),
+  };
+  sessionStorage.setItem(PENDING_KEY, JSON.stringify(pending));
+  const url = new URL(metadata.authorization_endpoint);
+  url.searchParams.set('response_type', 'code');
+  url.searchParams.set('client_id', options.clientId);
+  url.searchParams.set('redirect_uri', redirectUri());
+  url.searchParams.set('scope', options.scopes.join(' '));
+  url.searchParams.set('state', pending.state);
+  url.searchParams.set('nonce', pending.nonce);
+  url.searchParams.set('code_challenge', await pkceChallenge(verifier));
+  url.searchParams.set('code_challenge_method', 'S256');
+  addAudience(url.searchParams, pending);
+  location.assign(url.href);
+}
+
+function addAudience(params, pending) {
+  if (pending.audienceParameter === 'resource') params.set('resource', pending.audience);
+  else if (pending.audienceParameter === 'audience') params.set('audience', pending.audience);
+}
+
+/** True when this page load is the IdP sending the browser back (code or error, with state). */
+export function isSignInCallback() {
+  const params = new URLSearchParams(location.search);
+  return params.has('state') && (params.has('code') || params.has('error'));
+}
+
+/** Removes code, state and the rest of the callback from the address bar (and history). */
+function cleanAddressBar(hash) {
+  history.replaceState(null, '', `${location.pathname}${hash ?? ''}`);
+}
+
+function readPending() {
+  const raw = sessionStorage.getItem(PENDING_KEY);
+  sessionStorage.removeItem(PENDING_KEY);
+  if (!raw) return null;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Finishes the sign-in on return from the IdP: checks `state`, exchanges the code for tokens
+ * (PKCE verifier, same redirect URI) and checks the ID token's nonce. Always cleans the address bar.
+ * @returns {Promise<string>} the access token
+ */
+export async function completeSignIn() {
+  const params = new URLSearchParams(location.search);
+  const pending = readPending();
+  cleanAddressBar(pending?.hash);
+  const state = params.get('state');
+  if (!pending || !state || state !== pending.state) {
+    throw new SignInError(
+      'Sign-in refused: the answer from the identity provider does not match',
+      'The state of this answer is not the one this tab sent (an old link, another tab, or a forged request). Start the sign-in again.',
+      'OIDC_STATE_MISMATCH',
+    );
+  }
+  if (Date.now() - pending.startedAt > PENDING_MAX_AGE_MS) {
+    throw new SignInError('Sign-in expired', 'The sign-in took longer than 10 minutes. Start it again.');
+  }
+  const error = params.get('error');
+  if (error) {
+    const description = params.get('error_description');
+    const title =
+      error === 'access_denied'
+        ? 'Sign-in cancelled or denied at the identity provider'
+        : 'The identity provider refused the sign-in';
+    throw new SignInError(title, description ? `${error}: ${description}` : error, error);
+  }
+  // RFC 9207: when the IdP names itself, it must be the one we went to (mix-up defence).
+  const iss = params.get('iss');
+  if (iss !== null && iss !== pending.issuer) {
+    throw new SignInError(
+      'Sign-in refused',
+      `The answer came from ${iss}, not ${pending.issuer}.`,
+      'OIDC_ISSUER_MISMATCH',
+    );
+  }
+  const body = new URLSearchParams({
+    grant_type: 'authorization_code',
+    code: params.get('code') ?? '',
+    redirect_uri: redirectUri(),
+    client_id: pending.clientId,
+    code_verifier: pending.verifier,
+  });
+  addAudience(body, pending);
+  const { response, body: tokens } = await fetchJson(
+    pending.tokenEndpoint,
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body,
+    },
+    'token exchange',
+  );
+  if (!response.ok || typeof tokens?.access_token !== 'string') {
+    const reason = tokens?.error
+      ? `${tokens.error}${tokens.error_description ? `: ${tokens.error_description}` : ''}`
+      : `HTTP ${response.status}`;
+    throw new SignInError(
+      'The identity provider refused to issue a token',
+      reason,
+      tokens?.error ?? 'OIDC_TOKEN_REFUSED',
+    );
+  }
+  if (typeof tokens.id_token === 'string') checkIdToken(tokens.id_token, pending);
+  return tokens.access_token;
+}
+
+/**
+ * Checks the ID token's `iss`, `aud` and `nonce`. Its signature is not checked: it came straight
+ * from the token endpoint over the connection the browser opened (OIDC Core §3.1.3.7), and it
+ * grants nothing here (the API checks the access token itself).
+ */
+function checkIdToken(idToken, pending) {
+  let claims;
+  try {
+    const part = idToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '=')));
+  } catch {
+    throw new SignInError('Sign-in refused', 'The identity provider sent an ID token that cannot be read.');
+  }
+  const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (
+    claims.iss !== pending.issuer ||
+    !audiences.includes(pending.clientId) ||
+    claims.nonce !== pending.nonce
+  ) {
+    throw new SignInError(
+      'Sign-in refused',
+      'The ID token does not match this sign-in (issuer, client or nonce).',
+      'OIDC_NONCE_MISMATCH',
+    );
+  }
+}
