@@ -15,9 +15,9 @@ import { getSessionRow } from '../store/session-store.ts';
 import { insertTaskDependencies } from '../store/task-store.ts';
 import {
   type CurrentTask,
+  checkEditedPlan,
   type EditedPlanRules,
   type EditedPlanSession,
-  validateEditedPlan,
 } from './planner-approval.ts';
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
@@ -36,6 +36,11 @@ export interface ApprovalResult {
   /** Events for the engine to append. */
   events: NewEvent[];
   planVersion: number;
+  /**
+   * Task names of an edited plan written another way, as written → as used ("Design API" →
+   * "Design-API"); empty when none was (or the plan was approved as it is).
+   */
+  renamedTasks: Record<string, string>;
 }
 
 interface SessionRef {
@@ -136,11 +141,14 @@ export async function approvePlan(
   const row = await loadAwaiting(trx, session);
   let tasks = await loadTasks(trx, session.id);
   let planVersion = row.plan_version;
+  let renamedTasks: Record<string, string> = {};
   const events: NewEvent[] = [];
   if (options.editedPlan === undefined) {
     checkWaitingTasks(tasks, options.rules);
   } else {
-    const edited = validateEditedPlan(options.editedPlan, options.rules, describeSession(tasks));
+    const checked = checkEditedPlan(options.editedPlan, options.rules, describeSession(tasks));
+    const edited = checked.plan;
+    renamedTasks = checked.renamedTasks;
     await replacePendingTasks(trx, session, tasks, edited, options.maxAttempts, now);
     const origin = (await loadLatestPlan(trx, session.id))?.origin;
     const body: OrchestratedPlanBody = origin ? { ...edited, origin } : edited;
@@ -170,7 +178,7 @@ export async function approvePlan(
       .execute();
   }
   for (const task of ready) events.push(taskReadyEvent(task.id, task.name));
-  return { readied: ready.length, events, planVersion };
+  return { readied: ready.length, events, planVersion, renamedTasks };
 }
 
 /**

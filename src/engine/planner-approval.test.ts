@@ -6,6 +6,7 @@ import type { PlanBody } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import {
   type CurrentTask,
+  checkEditedPlan,
   diffPlans,
   type EditedPlanRules,
   type EditedPlanSession,
@@ -517,5 +518,32 @@ describe('schema problems of an edited plan', () => {
       /: plan: Invalid input: expected object/,
     );
     assert.match(failure(() => validateEditedPlan({}, rules)).message, /: plan\.phases: Invalid input/);
+  });
+});
+
+describe('checkEditedPlan', () => {
+  test('tells the names written with spaces and the names used', () => {
+    const { plan, renamedTasks } = checkEditedPlan(
+      {
+        phases: [
+          {
+            name: 'p',
+            tasks: [
+              { name: 'Design API', role: 'qa', instructions: 'x' },
+              { name: 'build', role: 'qa', instructions: 'y', depends_on: ['Design API'] },
+            ],
+          },
+        ],
+      },
+      rules,
+    );
+    assert.deepEqual(renamedTasks, { 'Design API': 'Design-API' });
+    assert.deepEqual(
+      plan.phases[0]?.tasks.map((task) => [task.name, task.dependsOn]),
+      [
+        ['Design-API', []],
+        ['build', ['Design-API']],
+      ],
+    );
   });
 });

@@ -197,6 +197,18 @@ export function validateEditedPlan(
   rules: EditedPlanRules,
   session: EditedPlanSession = NEW_SESSION,
 ): PlanBody {
+  return checkEditedPlan(input, rules, session).plan;
+}
+
+/**
+ * validateEditedPlan, also telling which task names were written another way and the names used
+ * instead (as written → as used; "Design API" → "Design-API"), for the approval's answer.
+ */
+export function checkEditedPlan(
+  input: unknown,
+  rules: EditedPlanRules,
+  session: EditedPlanSession = NEW_SESSION,
+): { plan: PlanBody; renamedTasks: Record<string, string> } {
   const parsed = editedPlanSchema.safeParse(input);
   if (!parsed.success) {
     const issues = parsed.error.issues.map(
@@ -255,7 +267,7 @@ export function validateEditedPlan(
       details: errors,
     });
   }
-  return body;
+  return { plan: body, renamedTasks: Object.fromEntries(named.renamed) };
 }
 
 export interface TaskChange {
