@@ -141,7 +141,46 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     // The console itself lists it after a reload with the kept token.
     await page.reload();
     await page.getByText('from the console').waitFor();
+
+    // A token the API no longer accepts (here: its signature broken, as good as expired) brings the
+    // form back with a message that says the sign-in ended.
+    await page.evaluate(
+      ([key, value]) => sessionStorage.setItem(key as string, value as string),
+      [TOKEN_KEY, `${token.slice(0, -6)}AAAAAA`],
+    );
+    await page.reload();
+    const ended = page.getByRole('alert');
+    await ended.waitFor();
+    assert.match((await ended.textContent()) ?? '', /Your sign-in has ended.*sign in again/);
+    await idpButton(page).waitFor();
+    assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
     assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('a code the IdP did not issue is refused at the token endpoint, and that is shown', async () => {
+    const { page, problems } = await openSignIn();
+    const authorize = page.waitForRequest((request) => request.url().startsWith(`${idp.issuer}/auth`));
+    await idpButton(page).click();
+    const sent = new URL((await authorize).url());
+    assert.equal(sent.searchParams.get('code_challenge_method'), 'S256');
+    assert.equal(sent.searchParams.get('resource'), CONSOLE_AUDIENCE);
+    assert.equal(sent.searchParams.get('redirect_uri'), `${server.url}/console/`);
+    assert.ok(sent.searchParams.get('nonce'));
+    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    // The right state (this tab's), but a code of nobody's: the exchange itself must fail.
+    const state = sent.searchParams.get('state') ?? '';
+    await page.goto(`${server.url}/console/?code=never-issued&state=${encodeURIComponent(state)}`);
+
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent()) ?? '';
+    assert.match(text, /The identity provider refused to issue a token/);
+    assert.match(text, /invalid_grant/);
+    assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
+    assert.deepEqual(
+      unexpectedProblems(problems).filter((line) => !/status of 400/.test(line)),
+      [],
+    );
   });
 
   test('cancelling at the IdP (access_denied) is shown on the sign-in form', async () => {
@@ -167,6 +206,10 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     const { page, problems } = await openSignIn();
     await idpButton(page).click();
     await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    const tokenRequests: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().startsWith(`${idp.issuer}/token`)) tokenRequests.push(request.url());
+    });
     // A forged return: a code with some other state (as a CSRF link would carry).
     await page.goto(`${server.url}/console/?code=forged-code&state=not-the-one-sent`);
 
@@ -175,8 +218,26 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     const text = (await alert.textContent()) ?? '';
     assert.match(text, /does not match/);
     assert.match(text, /OIDC_STATE_MISMATCH/);
+    assert.deepEqual(tokenRequests, [], 'no code exchange for a state this tab did not send');
     assert.equal(new URL(page.url()).search, '', 'the forged code is removed from the address bar');
     assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
     assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  // Last: it stops the provider.
+  test('an unreachable IdP is reported on the form, which stays usable for a pasted token', async () => {
+    const { page, problems } = await openSignIn();
+    await idp.close();
+    await idpButton(page).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match((await alert.textContent()) ?? '', /The identity provider cannot be reached \(discovery\)/);
+    await idpButton(page).waitFor({ state: 'visible' });
+    assert.equal(await idpButton(page).isEnabled(), true);
+    await page.getByLabel('API key or access token').waitFor();
+    assert.deepEqual(
+      unexpectedProblems(problems).filter((line) => !/ERR_CONNECTION_REFUSED|CORS|Access-Control/.test(line)),
+      [],
+    );
   });
 });

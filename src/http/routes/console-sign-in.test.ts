@@ -1,0 +1,46 @@
+// The console's OIDC sign-in settings and CSP: on only with OIDC and a console client id; the CSP
+// widens connect-src by the issuer's origin alone (never its path, never anything else).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { configSchema } from '../../config/schema.ts';
+import { SECURITY_HEADERS } from '../../security/security-headers.ts';
+import { buildConsoleCsp, resolveConsoleSignIn } from './console.ts';
+
+function auth(mode: string, console: Record<string, unknown> = { clientId: 'maos-console' }) {
+  return configSchema.parse({
+    auth: {
+      mode,
+      oidc: { issuer: 'https://idp.example.com/realms/acme', audience: 'https://maos.example', console },
+    },
+  }).auth;
+}
+
+describe('console OIDC sign-in settings', () => {
+  test('on with mode oidc or both and a client id; off otherwise', () => {
+    assert.deepEqual(resolveConsoleSignIn(auth('oidc')), {
+      issuer: 'https://idp.example.com/realms/acme',
+      clientId: 'maos-console',
+      scopes: ['openid'],
+      audience: 'https://maos.example',
+      audienceParameter: 'resource',
+    });
+    assert.equal(resolveConsoleSignIn(auth('both'))?.clientId, 'maos-console');
+    assert.equal(resolveConsoleSignIn(auth('apikey')), null);
+    assert.equal(resolveConsoleSignIn(auth('oidc', {})), null);
+    assert.equal(resolveConsoleSignIn(undefined), null);
+  });
+
+  test('the CSP adds exactly the issuer origin to connect-src', () => {
+    const csp = buildConsoleCsp(resolveConsoleSignIn(auth('oidc')));
+    assert.equal(
+      csp,
+      `${SECURITY_HEADERS['content-security-policy']};connect-src 'self' https://idp.example.com`,
+    );
+    assert.equal(buildConsoleCsp(null), SECURITY_HEADERS['content-security-policy']);
+  });
+
+  test('a scope with a space or quote is refused by the config schema', () => {
+    assert.throws(() => auth('oidc', { clientId: 'c', scopes: ['openid profile'] }));
+    assert.throws(() => auth('oidc', { clientId: 'c', scopes: ['a"b'] }));
+  });
+});
