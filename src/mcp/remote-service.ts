@@ -129,13 +129,21 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
       // unavailable server (refused, 502/503/504, 429) is retried with backoff for `retryForMs`;
       // 401, 403, 404 and other answers that will not change end the watch at once. It also ends
       // once the session has ended and every event was delivered.
-      void followSession(client, sessionId, {
-        signal: controller.signal,
-        retryForMs,
-        onEvent: () => onWake(),
-      }).catch(() => {
+      // The watch only needs what comes next: it starts after the newest event so far instead of
+      // replaying the whole log (a wake per past event). When that read fails, from the start.
+      const watch = async () => {
+        const newest = await client.listEventsBefore(sessionId, null, 1).catch(() => []);
+        if (controller.signal.aborted) return;
+        await followSession(client, sessionId, {
+          afterSeq: newest[0]?.seq ?? 0,
+          signal: controller.signal,
+          retryForMs,
+          onEvent: () => onWake(),
+        });
+      };
+      watch().catch(() => {
         // The watch is over for good: one last wake makes the reader query again, and that query
-        // reports the failure with the server's code (SESSION_NOT_FOUND, UNAUTHORIZED, …).
+        // reports the failure with the server's code (SESSION_NOT_FOUND, INVALID_TOKEN, …).
         if (!controller.signal.aborted) onWake();
       });
       return () => controller.abort();

@@ -14,12 +14,14 @@ import { startMcpTestServer } from '../fixtures/mcp-server.ts';
 const SESSION_ID = '01935f43-0000-7000-8000-000000000001';
 const ACTOR = { tenantId: 'default', principalId: 'test' };
 
-/** A node:http server answering every request with `answer(n)` (n = 1 for the first); counts them. */
+/** A node:http server answering every event stream request with `answer(n)` (n = 1 for the first); counts them. */
 async function startFakeServer(
   answer: (n: number, request: IncomingMessage, response: ServerResponse) => void,
 ): Promise<{ url: string; requests: () => number; close(): Promise<void> }> {
   let count = 0;
   const server = createServer((request, response) => {
+    // Only the event stream requests count (the watch first reads the newest event as JSON).
+    if (request.headers.accept !== 'text/event-stream') return problem(response, 404, 'SESSION_NOT_FOUND');
     count += 1;
     answer(count, request, response);
   });
@@ -125,6 +127,35 @@ test('remote event watch and the retry policy', { timeout: 60_000 }, async (t) =
     await delay(1_500);
     assert.ok(fake.requests() <= after + 1, 'at most the request in flight');
     assert.equal(watched.wakes(), 0);
+  });
+
+  await t.test('real server: the watch starts after the newest event, then wakes on new ones', async () => {
+    const server = await startMcpTestServer();
+    t.after(() => server.close());
+    const { service } = createRemoteSessionService({ server: server.url });
+    const { session: ended } = await service.createSession(ACTOR, {
+      objective: 'talks',
+      agents: [{ name: 'only', role: 'tester', task: 'count', runner: 'count' }],
+    });
+    for (;;) {
+      if ((await service.getSession(ACTOR, ended.id)).status === 'completed') break;
+      await delay(50);
+    }
+    // An ended session's past events wake nobody (the old watch replayed the log: a wake each).
+    const quiet = watch(service, ended.id);
+    t.after(quiet.stop);
+    await delay(1_500);
+    assert.equal(quiet.wakes(), 0);
+
+    const { session: running } = await service.createSession(ACTOR, {
+      objective: 'sleeps',
+      agents: [{ name: 'only', role: 'tester', task: 'wait', runner: 'sleep' }],
+    });
+    const live = watch(service, running.id);
+    t.after(live.stop);
+    await delay(500);
+    await service.cancelSession(ACTOR, running.id);
+    await within(live.woken, 10_000, 'wake on the cancel');
   });
 
   await t.test("real server: another tenant's session (404) and a bad key (401) end the watch", async () => {
