@@ -2,15 +2,21 @@
 // sign-in form, the sessions list (#/sessions) and one session (#/sessions/<id>).
 import { api, readToken, setUnauthorizedHandler, storeToken } from './api.js';
 import { h, replaceChildren } from './dom.js';
+import { markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback } from './oidc.js';
 import { renderProblem } from './problem.js';
+import { renderAudit } from './views/audit.js';
+import { renderKeys } from './views/keys.js';
 import { renderSession } from './views/session.js';
 import { renderSessions } from './views/sessions.js';
 import { renderSignIn } from './views/signin.js';
+import { renderUsage } from './views/usage.js';
 
 const main = document.getElementById('main');
 const account = document.getElementById('account');
 const SESSION_ROUTE = /^#\/sessions\/([0-9a-fA-F-]{36})$/;
+/** The other sections of the navigation (#/usage, #/audit, #/keys); anything else is the list. */
+const SECTION_VIEWS = { '#/usage': renderUsage, '#/audit': renderAudit, '#/keys': renderKeys };
 
 let signedIn = false;
 /** Teardown of the current view (closes its event stream). */
@@ -24,6 +30,7 @@ function showView(render) {
 }
 
 function renderAccount() {
+  showNav(signedIn);
   if (!signedIn) {
     replaceChildren(account);
     return;
@@ -56,7 +63,9 @@ function onSignedIn() {
 function route() {
   if (!signedIn) return;
   const match = SESSION_ROUTE.exec(location.hash);
-  showView(() => (match ? renderSession(main, match[1]) : renderSessions(main)));
+  const section = Object.hasOwn(SECTION_VIEWS, location.hash) ? SECTION_VIEWS[location.hash] : null;
+  markCurrentSection(location.hash);
+  showView(() => (match ? renderSession(main, match[1]) : section ? section(main) : renderSessions(main)));
   main.focus();
 }
 

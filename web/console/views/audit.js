@@ -1,0 +1,226 @@
+// The audit log (#/audit): the tenant's records from GET /v1/audit in the order the API lists them
+// (oldest first), its action and outcome filters and cursor, and the latest signed checkpoint
+// (GET /v1/audit/checkpoint). Needs audit:read: a 403 is shown and the section leaves the navigation.
+import { request } from '../api.js';
+import { field, formatTime, h, replaceChildren } from '../dom.js';
+import { hideSection } from '../nav.js';
+import { renderProblem } from '../problem.js';
+
+const PAGE_SIZE = 50;
+/** Actions of HTTP records are the route's permission (docs/security.md); offered as suggestions. */
+const KNOWN_ACTIONS = [
+  'sessions:create',
+  'sessions:read',
+  'sessions:approve',
+  'sessions:cancel',
+  'roles:read',
+  'roles:manage',
+  'keys:manage',
+  'secrets:manage',
+  'providers:manage',
+  'audit:read',
+  'metrics:read',
+];
+
+function actorText(actor) {
+  if (!actor) return '—';
+  const who = actor.id ? `${actor.type} ${actor.id}` : actor.type;
+  return actor.auth_method ? `${who} (${actor.auth_method})` : who;
+}
+
+function targetText(target) {
+  if (!target) return '—';
+  return target.id ? `${target.type} ${target.id}` : target.type;
+}
+
+function auditRow(record) {
+  return h(
+    'tr',
+    { dataset: { seq: String(record.seq) } },
+    h('td', {}, String(record.seq)),
+    h('td', {}, formatTime(record.time)),
+    h('td', { className: 'wrap' }, actorText(record.actor)),
+    h('td', {}, h('code', {}, record.action)),
+    h('td', { className: 'wrap' }, targetText(record.target)),
+    h(
+      'td',
+      {},
+      h(
+        'span',
+        { className: `badge outcome-${record.outcome === 'success' ? 'success' : 'failure'}` },
+        record.outcome,
+      ),
+      record.reason ? h('div', { className: 'muted wrap' }, record.reason) : null,
+    ),
+    h('td', { className: 'wrap' }, record.request_id ? h('code', {}, record.request_id) : '—'),
+  );
+}
+
+function renderCheckpoint(checkpoint) {
+  if (!checkpoint.note || checkpoint.size === 0) {
+    return h(
+      'p',
+      { className: 'muted' },
+      'No signed checkpoint yet: the server signs one every audit.checkpointIntervalSeconds and at shutdown.',
+    );
+  }
+  return h(
+    'div',
+    {},
+    h(
+      'p',
+      {},
+      `The latest signed checkpoint covers the first ${checkpoint.size.toLocaleString()} records of the whole log (all tenants).`,
+    ),
+    h('pre', { id: 'audit-checkpoint-note' }, checkpoint.note),
+    h('p', {}, 'Verifier key: ', h('code', { className: 'wrap' }, checkpoint.verifierKey)),
+    h(
+      'p',
+      { className: 'muted' },
+      'The console shows the checkpoint; it does not check it. Verify the log against it with `maos audit verify --key …` on a machine you trust.',
+    ),
+  );
+}
+
+/** Renders the view into `root`; returns its teardown. */
+export function renderAudit(root) {
+  let cursor = null;
+  let pageNumber = 1;
+  let loading = null;
+  const action = h('input', {
+    id: 'audit-action',
+    name: 'action',
+    type: 'text',
+    autocomplete: 'off',
+    spellcheck: false,
+    attrs: { list: 'audit-actions' },
+  });
+  const actions = h(
+    'datalist',
+    { id: 'audit-actions' },
+    ...KNOWN_ACTIONS.map((name) => h('option', { value: name })),
+  );
+  const outcome = h(
+    'select',
+    { id: 'audit-outcome', name: 'outcome' },
+    h('option', { value: '' }, 'all'),
+    h('option', { value: 'success' }, 'success'),
+    h('option', { value: 'failure' }, 'failure'),
+    h('option', { value: 'unknown' }, 'unknown'),
+  );
+  const apply = h('button', { type: 'submit' }, 'Apply filters');
+  const body = h('tbody', { id: 'audit-body' });
+  const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
+  const errors = h('div');
+  const checkpoint = h('div', { id: 'audit-checkpoint' });
+  const first = h('button', { type: 'button', className: 'secondary', disabled: true }, 'First page');
+  const next = h('button', { type: 'button', className: 'secondary', disabled: true }, 'Next page');
+  const content = h('div');
+
+  function showDenied(error) {
+    hideSection('audit');
+    replaceChildren(
+      content,
+      renderProblem(error, 'Reading the audit log'),
+      h('p', {}, 'The audit log needs the permission audit:read (roles auditor and admin).'),
+    );
+  }
+
+  async function load(pageCursor, page) {
+    loading?.abort();
+    const controller = new AbortController();
+    loading = controller;
+    replaceChildren(errors);
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (action.value.trim()) query.set('action', action.value.trim());
+    if (outcome.value) query.set('outcome', outcome.value);
+    if (pageCursor) query.set('cursor', pageCursor);
+    try {
+      const result = await request(`/v1/audit?${query}`, { signal: controller.signal });
+      if (controller.signal.aborted) return;
+      pageNumber = page;
+      cursor = result.nextCursor;
+      replaceChildren(body, ...result.items.map(auditRow));
+      info.textContent =
+        result.items.length === 0
+          ? 'No audit records.'
+          : `Page ${pageNumber}: ${result.items.length} records${cursor ? '' : ' (the last page)'}.`;
+      next.disabled = !cursor;
+      first.disabled = pageNumber === 1;
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      if (error?.status === 403) showDenied(error);
+      else replaceChildren(errors, renderProblem(error, 'Reading the audit log'));
+    }
+  }
+
+  async function loadCheckpoint() {
+    try {
+      replaceChildren(checkpoint, renderCheckpoint(await request('/v1/audit/checkpoint')));
+    } catch (error) {
+      replaceChildren(checkpoint, renderProblem(error, 'Reading the audit checkpoint'));
+    }
+  }
+
+  const filters = h(
+    'form',
+    {
+      className: 'row',
+      attrs: { 'aria-label': 'Audit filters' },
+      on: {
+        submit: (event) => {
+          event.preventDefault();
+          load(null, 1);
+        },
+      },
+    },
+    field('Action', action, 'Exact action, e.g. sessions:create'),
+    actions,
+    field('Outcome', outcome),
+    apply,
+  );
+  outcome.addEventListener('change', () => load(null, 1));
+  next.addEventListener('click', () => cursor && load(cursor, pageNumber + 1));
+  first.addEventListener('click', () => load(null, 1));
+
+  replaceChildren(
+    content,
+    h(
+      'p',
+      { className: 'muted' },
+      'Records of your tenant, oldest first as the API lists them: state changes and refused requests. Next page continues with later records.',
+    ),
+    filters,
+    errors,
+    h(
+      'div',
+      { className: 'table-wrap' },
+      h(
+        'table',
+        { id: 'audit-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['Seq', 'Time', 'Actor', 'Action', 'Target', 'Outcome', 'Request id'].map((name) =>
+              h('th', { scope: 'col' }, name),
+            ),
+          ),
+        ),
+        body,
+      ),
+    ),
+    info,
+    h('div', { className: 'pager' }, first, next),
+    h('h2', {}, 'Signed checkpoint'),
+    checkpoint,
+  );
+  replaceChildren(root, h('h1', {}, 'Audit log'), content);
+  // The checkpoint is read once the list succeeded: a role without audit:read gets one 403, not two.
+  load(null, 1).then(() => {
+    if (content.contains(checkpoint)) loadCheckpoint();
+  });
+  return () => loading?.abort();
+}

@@ -1,0 +1,221 @@
+// API keys of the tenant (#/keys) over /v1/admin/keys: the list (never a secret: the API has none to
+// give), a create form whose new key is shown once with a copy button, and revoke after a
+// confirmation. Needs keys:manage (role admin): a 403 is shown and the section leaves the navigation.
+import { request } from '../api.js';
+import { field, formatTime, h, replaceChildren } from '../dom.js';
+import { hideSection } from '../nav.js';
+import { renderProblem } from '../problem.js';
+
+const ROLES = ['viewer', 'developer', 'operator', 'auditor', 'admin'];
+
+/** Renders the view into `root`; returns its teardown. */
+export function renderKeys(root) {
+  let left = false;
+  const body = h('tbody', { id: 'keys-body' });
+  const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
+  const errors = h('div');
+  const notice = h('p', { className: 'notice', attrs: { role: 'status' } });
+  const created = h('div', { id: 'key-created', attrs: { 'aria-live': 'polite' } });
+  const content = h('div');
+
+  function showDenied(error) {
+    hideSection('keys');
+    replaceChildren(
+      content,
+      renderProblem(error, 'Managing API keys'),
+      h('p', {}, 'API keys need the permission keys:manage (role admin).'),
+    );
+  }
+
+  function fail(error, context) {
+    if (error?.status === 403) showDenied(error);
+    else replaceChildren(errors, renderProblem(error, context));
+  }
+
+  async function load() {
+    try {
+      const result = await request('/v1/admin/keys');
+      if (left) return;
+      replaceChildren(body, ...result.items.map(keyRow));
+      const active = result.items.filter((key) => !key.revokedAt).length;
+      info.textContent = `${result.items.length} keys, ${active} not revoked.`;
+    } catch (error) {
+      if (!left) fail(error, 'Listing API keys');
+    }
+  }
+
+  function keyRow(key) {
+    const actions = h('td', {});
+    const revoke = h(
+      'button',
+      {
+        type: 'button',
+        className: 'danger',
+        disabled: Boolean(key.revokedAt),
+        attrs: { 'aria-label': `Revoke ${key.name}` },
+      },
+      'Revoke',
+    );
+    revoke.addEventListener('click', () => confirmRevoke(key, actions, revoke));
+    actions.append(revoke);
+    return h(
+      'tr',
+      { dataset: { keyId: key.id } },
+      h('td', { className: 'wrap' }, key.name),
+      h('td', {}, h('code', {}, `maos_${key.prefix}_…`)),
+      h('td', {}, key.roles.join(', ')),
+      h('td', {}, formatTime(key.createdAt), h('div', { className: 'muted wrap' }, key.createdBy)),
+      h('td', {}, formatTime(key.expiresAt)),
+      h('td', {}, formatTime(key.lastUsedAt)),
+      h('td', {}, key.revokedAt ? `revoked ${formatTime(key.revokedAt)}` : 'active'),
+      actions,
+    );
+  }
+
+  /** Replaces the Revoke button by a question and two buttons; Cancel puts it back. */
+  function confirmRevoke(key, cell, revoke) {
+    const yes = h('button', { type: 'button', className: 'danger' }, 'Confirm revoke');
+    const no = h('button', { type: 'button', className: 'secondary' }, 'Keep key');
+    const question = h(
+      'div',
+      { className: 'confirm', attrs: { role: 'group', 'aria-label': `Revoke ${key.name}?` } },
+      h('span', {}, `Revoke ${key.name}? Callers using it are refused at once.`),
+      yes,
+      no,
+    );
+    no.addEventListener('click', () => {
+      replaceChildren(cell, revoke);
+      revoke.focus();
+    });
+    yes.addEventListener('click', async () => {
+      yes.disabled = true;
+      no.disabled = true;
+      replaceChildren(errors);
+      notice.textContent = '';
+      try {
+        await request(`/v1/admin/keys/${encodeURIComponent(key.id)}`, { method: 'DELETE' });
+        await load();
+        notice.textContent = `Key ${key.name} revoked.`;
+      } catch (error) {
+        fail(error, 'Revoking the key');
+        replaceChildren(cell, revoke);
+      }
+    });
+    replaceChildren(cell, question);
+    no.focus();
+  }
+
+  /** The new key, shown once: a read-only field, a copy button and Done, which forgets it. */
+  function showCreatedKey(key) {
+    const secret = h('input', {
+      id: 'key-secret',
+      type: 'text',
+      readOnly: true,
+      value: key.key,
+      spellcheck: false,
+      autocomplete: 'off',
+    });
+    const status = h('span', { className: 'muted', attrs: { role: 'status' } });
+    const copy = h('button', { type: 'button', className: 'secondary' }, 'Copy key');
+    const done = h('button', { type: 'button' }, 'Done');
+    copy.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(secret.value);
+        status.textContent = 'Copied.';
+      } catch {
+        secret.select();
+        status.textContent = 'Copying is not allowed here: the key is selected, copy it with the keyboard.';
+      }
+    });
+    done.addEventListener('click', () => replaceChildren(created));
+    replaceChildren(
+      created,
+      h(
+        'div',
+        { className: 'card notice-card' },
+        h('strong', {}, `Key ${key.name} created. Store it now: it is shown only this once.`),
+        field('New API key', secret),
+        h('div', { className: 'row' }, copy, done, status),
+      ),
+    );
+    secret.focus();
+    secret.select();
+  }
+
+  const name = h('input', { id: 'key-name', name: 'name', type: 'text', required: true, maxLength: 200 });
+  const roleBoxes = ROLES.map((role) =>
+    h('input', { id: `key-role-${role}`, type: 'checkbox', value: role, checked: role === 'viewer' }),
+  );
+  const expires = h('input', { id: 'key-expires', name: 'expiresAt', type: 'datetime-local' });
+  const submit = h('button', { type: 'submit' }, 'Create key');
+  const form = h(
+    'form',
+    { className: 'card', attrs: { 'aria-labelledby': 'key-create-title' } },
+    h('h2', { id: 'key-create-title' }, 'Create a key'),
+    field('Name', name),
+    h(
+      'fieldset',
+      { className: 'roles' },
+      h('legend', {}, 'Roles'),
+      ...roleBoxes.map((box) => h('label', { className: 'check', htmlFor: box.id }, box, box.value)),
+    ),
+    field('Expires (optional, your local time)', expires),
+    submit,
+  );
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    replaceChildren(errors);
+    const roles = roleBoxes.filter((box) => box.checked).map((box) => box.value);
+    const body = { name: name.value.trim(), roles };
+    if (expires.value) body.expiresAt = new Date(expires.value).toISOString();
+    submit.disabled = true;
+    try {
+      const key = await request('/v1/admin/keys', { method: 'POST', body });
+      form.reset();
+      roleBoxes[0].checked = true;
+      showCreatedKey(key);
+      await load();
+    } catch (error) {
+      fail(error, 'Creating the key');
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  replaceChildren(
+    content,
+    form,
+    created,
+    errors,
+    notice,
+    h('h2', {}, 'Keys of your tenant'),
+    h(
+      'div',
+      { className: 'table-wrap' },
+      h(
+        'table',
+        { id: 'keys-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['Name', 'Key', 'Roles', 'Created', 'Expires', 'Last used', 'State', 'Actions'].map((label) =>
+              h('th', { scope: 'col' }, label),
+            ),
+          ),
+        ),
+        body,
+      ),
+    ),
+    info,
+  );
+  replaceChildren(root, h('h1', {}, 'API keys'), content);
+  load();
+  return () => {
+    left = true;
+    // The secret is not kept once the view is left.
+    replaceChildren(created);
+  };
+}

@@ -1,0 +1,182 @@
+// Usage across sessions (#/usage): tokens in and out, cache reads and cost of each session as
+// GET /v1/sessions reports them, and their totals over exactly the sessions loaded (no server
+// total is invented: the API has none). "Load more" follows the cursor to older sessions.
+import { request } from '../api.js';
+import { field, formatTime, h, replaceChildren, statusBadge } from '../dom.js';
+import { renderProblem } from '../problem.js';
+
+/** Why 100: the API's default http.maxPageSize; a larger limit is lowered to it anyway. */
+const PAGE_SIZE = 100;
+const STATUSES = [
+  'pending',
+  'planning',
+  'awaiting_approval',
+  'running',
+  'paused',
+  'completed',
+  'failed',
+  'cancelled',
+];
+
+function formatCount(value) {
+  return Number(value ?? 0).toLocaleString();
+}
+
+function formatCost(value) {
+  return `$${Number(value ?? 0).toFixed(6)}`;
+}
+
+/** A number cell: the formatted text, the exact value in data-value. */
+function numberCell(value, text) {
+  return h('td', { className: 'num', dataset: { value: String(value) } }, text);
+}
+
+/** Sums usage; cost in whole micro-dollars (prices are rounded so) to keep the sum exact. */
+function sumUsage(sessions) {
+  const total = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costMicroUsd: 0 };
+  for (const { usage } of sessions) {
+    total.inputTokens += usage?.inputTokens ?? 0;
+    total.outputTokens += usage?.outputTokens ?? 0;
+    total.cacheReadTokens += usage?.cacheReadTokens ?? 0;
+    total.costMicroUsd += Math.round((usage?.costUsd ?? 0) * 1e6);
+  }
+  return { ...total, costUsd: total.costMicroUsd / 1e6 };
+}
+
+function usageCells(usage) {
+  return [
+    numberCell(usage.inputTokens, formatCount(usage.inputTokens)),
+    numberCell(usage.outputTokens, formatCount(usage.outputTokens)),
+    numberCell(usage.cacheReadTokens, formatCount(usage.cacheReadTokens)),
+    numberCell(usage.costUsd, formatCost(usage.costUsd)),
+  ];
+}
+
+function sessionRow(session) {
+  const usage = session.usage ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
+  return h(
+    'tr',
+    { dataset: { sessionId: session.id } },
+    h(
+      'td',
+      { className: 'objective' },
+      h('a', { href: `#/sessions/${session.id}` }, session.objective || '(no objective)'),
+    ),
+    h('td', {}, statusBadge(session.status)),
+    h('td', {}, formatTime(session.createdAt)),
+    ...usageCells(usage),
+  );
+}
+
+/** Says over which sessions the totals are, so nobody reads them as the tenant's whole usage. */
+function describeRange(sessions, complete, status, readAt) {
+  if (sessions.length === 0) return status ? `No sessions with status ${status}.` : 'No sessions.';
+  const oldest = sessions[sessions.length - 1].createdAt;
+  const newest = sessions[0].createdAt;
+  const which = status ? `sessions with status ${status}` : 'sessions';
+  const scope = complete
+    ? `These are all the ${which} of your tenant.`
+    : `Older ${which} exist and are not counted: Load more to include them.`;
+  return `Totals over the ${sessions.length} ${which} listed, created ${formatTime(oldest)} to ${formatTime(newest)}, as read at ${formatTime(readAt)}. ${scope} Sessions still running may use more.`;
+}
+
+/** Renders the view into `root`; returns its teardown. */
+export function renderUsage(root) {
+  let sessions = [];
+  let cursor = null;
+  let loading = null;
+  let readAt = null;
+  const status = h(
+    'select',
+    { id: 'usage-status', name: 'status' },
+    h('option', { value: '' }, 'all'),
+    ...STATUSES.map((name) => h('option', { value: name }, name)),
+  );
+  const body = h('tbody', { id: 'usage-body' });
+  const totals = h('tr', { id: 'usage-totals' });
+  const range = h('p', { id: 'usage-range', attrs: { 'aria-live': 'polite' } });
+  const errors = h('div');
+  const more = h('button', { type: 'button', className: 'secondary', disabled: true }, 'Load more');
+  const refresh = h('button', { type: 'button', className: 'secondary' }, 'Refresh');
+
+  function show() {
+    replaceChildren(body, ...sessions.map(sessionRow));
+    const sum = sumUsage(sessions);
+    replaceChildren(
+      totals,
+      h('th', { scope: 'row', colSpan: 3 }, `Total (${sessions.length} sessions)`),
+      ...usageCells(sum),
+    );
+    range.textContent = describeRange(sessions, cursor === null, status.value, readAt);
+    more.disabled = cursor === null;
+  }
+
+  async function load(fromStart) {
+    loading?.abort();
+    const controller = new AbortController();
+    loading = controller;
+    replaceChildren(errors);
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (status.value) query.set('status', status.value);
+    if (!fromStart && cursor) query.set('cursor', cursor);
+    try {
+      const page = await request(`/v1/sessions?${query}`, { signal: controller.signal });
+      if (controller.signal.aborted) return;
+      // Why from the first page on a new read: the cursor belongs to the list it came from.
+      if (fromStart) sessions = [];
+      sessions = sessions.concat(page.items);
+      cursor = page.nextCursor;
+      readAt = new Date().toISOString();
+      show();
+    } catch (error) {
+      if (!controller.signal.aborted) replaceChildren(errors, renderProblem(error, 'Listing sessions'));
+    }
+  }
+
+  status.addEventListener('change', () => load(true));
+  refresh.addEventListener('click', () => load(true));
+  more.addEventListener('click', () => cursor && load(false));
+
+  replaceChildren(
+    root,
+    h('h1', {}, 'Usage'),
+    h(
+      'p',
+      { className: 'muted' },
+      'Tokens and cost per session as the API reports them (planning, tasks and synthesis included), newest first, with their sum.',
+    ),
+    h('div', { className: 'row' }, field('Status', status), refresh),
+    errors,
+    range,
+    h(
+      'div',
+      { className: 'table-wrap' },
+      h(
+        'table',
+        { id: 'usage-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...[
+              'Objective',
+              'Status',
+              'Created',
+              'Input tokens',
+              'Output tokens',
+              'Cache reads (of input)',
+              'Cost (USD)',
+            ].map((name) => h('th', { scope: 'col' }, name)),
+          ),
+        ),
+        body,
+        h('tfoot', {}, totals),
+      ),
+    ),
+    h('div', { className: 'pager' }, more),
+  );
+  load(true);
+  return () => loading?.abort();
+}
