@@ -253,6 +253,26 @@ describe('Helm chart', () => {
       /auth\.oidc\.audience are required when auth\.mode is oidc or both/,
     );
   });
+
+  test('auth.oidc.console renders only with a client id, as a config MAOS accepts', () => {
+    const oidc = { issuer: 'https://idp.example.com', audience: 'maos-api' };
+    const configOf = (values: Doc) =>
+      parseYaml(String(at(one(render(values).byKind, 'ConfigMap'), 'data')['config.yaml']));
+    assert.equal(configOf({ auth: { mode: 'oidc', oidc } }).auth.oidc.console, undefined);
+    const file = configOf({
+      auth: {
+        mode: 'both',
+        oidc: { ...oidc, console: { clientId: 'maos-console', scopes: ['openid', 'maos'] } },
+      },
+    });
+    assert.deepEqual(file.auth.oidc.console, {
+      clientId: 'maos-console',
+      scopes: ['openid', 'maos'],
+      audienceParameter: 'resource',
+    });
+    const parsed = configSchema.safeParse({ auth: file.auth });
+    assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
+  });
 });
 
 describe('Go template interpreter used to render the chart', () => {
