@@ -11,6 +11,9 @@ locals {
     issuer     = var.oidc_issuer
     audience   = var.oidc_audience
     rolesClaim = var.oidc_roles_claim
+    console = {
+      clientId = var.oidc_console_client_id
+    }
   }
   values = {
     image = {

@@ -123,6 +123,12 @@ variable "oidc_roles_claim" {
   default     = "roles"
 }
 
+variable "oidc_console_client_id" {
+  description = "Client id of the web console at the IdP (public client, authorization code + PKCE, redirect URI https://<host>/console/); empty = API key/token paste only."
+  type        = string
+  default     = ""
+}
+
 variable "ingress_host" {
   description = "Host name of the Ingress; null = no Ingress."
   type        = string
