@@ -60,9 +60,9 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  async function openSignIn(): Promise<{ page: Page; problems: PageProblems }> {
+  async function openSignIn(hash = ''): Promise<{ page: Page; problems: PageProblems }> {
     const opened = await browser.openPage();
-    await opened.page.goto(`${server.url}/console/`);
+    await opened.page.goto(`${server.url}/console/${hash}`);
     await opened.page.getByRole('heading', { name: 'Sign in' }).waitFor();
     return opened;
   }
@@ -184,7 +184,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
   });
 
   test('cancelling at the IdP (access_denied) is shown on the sign-in form', async () => {
-    const { page, problems } = await openSignIn();
+    const { page, problems } = await openSignIn('#/sessions');
     await idpButton(page).click();
     await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
     await page.getByRole('link', { name: '[ Cancel ]' }).click();
@@ -195,6 +195,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.match(text, /Sign-in cancelled or denied at the identity provider/);
     assert.match(text, /access_denied/);
     assert.equal(new URL(page.url()).search, '');
+    assert.equal(new URL(page.url()).hash, '#/sessions', 'back where the sign-in started');
     assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
     // The form is usable again: the IdP button and the paste field.
     await idpButton(page).waitFor();
