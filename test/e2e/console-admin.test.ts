@@ -122,6 +122,15 @@ describe('console: usage, audit and API keys', { timeout: 240_000 }, () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
+  test('the new modules are in the manifest of the static route', async () => {
+    for (const file of ['nav.js', 'views/usage.js', 'views/audit.js', 'views/keys.js']) {
+      const response = await fetch(`${server.url}/console/${file}`, { signal: AbortSignal.timeout(10_000) });
+      assert.equal(response.status, 200, file);
+      assert.match(response.headers.get('content-type') ?? '', /^text\/javascript/);
+      await response.arrayBuffer();
+    }
+  });
+
   test('usage: per-session rows and totals equal the sum of the usage the API lists', async () => {
     const page = await openPage();
     await signIn(page, server.url, admin.key);

@@ -137,7 +137,7 @@ export function renderAudit(root) {
     if (pageCursor) query.set('cursor', pageCursor);
     try {
       const result = await request(`/v1/audit?${query}`, { signal: controller.signal });
-      if (controller.signal.aborted) return;
+      if (controller.signal.aborted) return false;
       pageNumber = page;
       cursor = result.nextCursor;
       replaceChildren(body, ...result.items.map(auditRow));
@@ -147,10 +147,12 @@ export function renderAudit(root) {
           : `Page ${pageNumber}: ${result.items.length} records${cursor ? '' : ' (the last page)'}.`;
       next.disabled = !cursor;
       first.disabled = pageNumber === 1;
+      return true;
     } catch (error) {
-      if (controller.signal.aborted) return;
+      if (controller.signal.aborted) return false;
       if (error?.status === 403) showDenied(error);
       else replaceChildren(errors, renderProblem(error, 'Reading the audit log'));
+      return false;
     }
   }
 
@@ -219,8 +221,8 @@ export function renderAudit(root) {
   );
   replaceChildren(root, h('h1', {}, 'Audit log'), content);
   // The checkpoint is read once the list succeeded: a role without audit:read gets one 403, not two.
-  load(null, 1).then(() => {
-    if (content.contains(checkpoint)) loadCheckpoint();
+  load(null, 1).then((listed) => {
+    if (listed) loadCheckpoint();
   });
   return () => loading?.abort();
 }
