@@ -340,6 +340,51 @@ describe('console: usage, audit and API keys', { timeout: 240_000 }, () => {
     assert.ok(onKey.every((record) => record.actor.id === `key:${admin.id}`));
   });
 
+  test('usage: the totals cover the sessions loaded, and Load more adds the older ones', async () => {
+    // 98 more sessions (a test runner: no usage) make 101, one more than a page: the oldest LLM
+    // session is on the second page.
+    for (let i = 0; i < 98; i += 1) {
+      const created = await requestJson(`${server.url}/v1/sessions`, {
+        method: 'POST',
+        headers: asAdmin(),
+        body: { objective: `filler ${i}`, agents: [{ role: 'qa', task: 't', runner: 'ok' }] },
+      });
+      assert.equal(created.status, 201);
+    }
+    const sumOf = (items: Array<{ usage: Usage }>) =>
+      items.reduce((sum, { usage }) => sum + usage.inputTokens, 0);
+    const first = await requestJson<{ items: Array<{ usage: Usage }>; nextCursor: string | null }>(
+      `${server.url}/v1/sessions?limit=100`,
+      { headers: asAdmin() },
+    );
+    assert.ok(first.body.nextCursor);
+    const rest = await requestJson<{ items: Array<{ usage: Usage }> }>(
+      `${server.url}/v1/sessions?limit=100&cursor=${encodeURIComponent(first.body.nextCursor)}`,
+      { headers: asAdmin() },
+    );
+    assert.equal(rest.body.items.length, 1);
+
+    const page = await openPage();
+    await signIn(page, server.url, admin.key, '#/usage');
+    await page.getByText(/Totals over the 100 sessions listed/).waitFor();
+    assert.match(
+      (await page.locator('#usage-range').textContent()) ?? '',
+      /Older sessions exist and are not counted/,
+    );
+    const inputTotal = () =>
+      page
+        .locator('#usage-totals td')
+        .first()
+        .evaluate((cell) => Number((cell as HTMLElement).dataset.value));
+    assert.equal(await inputTotal(), sumOf(first.body.items));
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await page.getByText(/Totals over the 101 sessions listed/).waitFor();
+    assert.equal(await inputTotal(), sumOf(first.body.items) + sumOf(rest.body.items));
+    assert.ok(sumOf(rest.body.items) > 0, 'the oldest session, with usage, came with the second page');
+    assert.match((await page.locator('#usage-range').textContent()) ?? '', /all the sessions of your tenant/);
+    assert.equal(await page.locator('#usage-body tr').count(), 101);
+  });
+
   test('no errors or warnings in the pages', () => {
     const unexpected = pages
       .flatMap((problems) => problems.messages)
