@@ -158,7 +158,10 @@ export function createApiClient(options: ApiClientOptions) {
     },
 
     /** `POST /v1/sessions/:id/approve`, as planned or with an edited plan (a new plan version). */
-    async approveSession(id: string, plan?: unknown): Promise<{ planVersion: number; readied: number }> {
+    async approveSession(
+      id: string,
+      plan?: unknown,
+    ): Promise<{ planVersion: number; readied: number; renamedTasks?: Record<string, string> }> {
       const body = plan === undefined ? {} : { plan };
       return requestJson('POST', `v1/sessions/${encodeId(id)}/approve`, body);
     },

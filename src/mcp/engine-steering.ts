@@ -36,7 +36,7 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
         return approved;
       });
       options.onChanged?.(sessionId);
-      return { planVersion: result.planVersion, readied: result.readied };
+      return { planVersion: result.planVersion, readied: result.readied, renamedTasks: result.renamedTasks };
     },
     async rejectPlan(actor, sessionId, reason) {
       const session = { id: sessionId, tenantId: actor.tenantId };

@@ -8,14 +8,21 @@ import { toSessionStatus } from './session-view.ts';
 import { runTool, sessionIdSchema } from './tool-runner.ts';
 import type { ToolDependencies } from './tools.ts';
 
+/** What an approval answers: the plan version started, its ready tasks, and the task names it rewrote. */
+export interface ApprovalAnswer {
+  planVersion: number;
+  readied: number;
+  /**
+   * Task name as written in the edited plan → the name used (spaces joined by `-`); `{}` when none
+   * (absent in the answer of an older server, for `maos mcp` in remote mode).
+   */
+  renamedTasks?: Record<string, string>;
+}
+
 /** The engine operations behind the steering tools; every call is scoped to the actor's tenant. */
 export interface SessionSteering {
   /** Starts a session in `awaiting_approval`, as planned or with an edited plan (a new plan version). */
-  approvePlan(
-    actor: Actor,
-    sessionId: string,
-    editedPlan?: unknown,
-  ): Promise<{ planVersion: number; readied: number }>;
+  approvePlan(actor: Actor, sessionId: string, editedPlan?: unknown): Promise<ApprovalAnswer>;
   /** Ends a session in `awaiting_approval` as failed, with the reason. */
   rejectPlan(actor: Actor, sessionId: string, reason: string): Promise<void>;
   /** Stores a message the orchestrator reads at the next phase gate and in the synthesis. */

@@ -66,7 +66,7 @@ test('maos approve / reject', { timeout: 60_000 }, async (t) => {
     );
     const approved = await runMaos(['approve', id, '--plan', file, '--json'], { env });
     assert.equal(approved.code, 0, approved.stderr);
-    assert.deepEqual(JSON.parse(approved.stdout), { planVersion: 2, readied: 1 });
+    assert.deepEqual(JSON.parse(approved.stdout), { planVersion: 2, readied: 1, renamedTasks: {} });
     const done = await waitForSession<SessionView>(server.url, id);
     assert.equal(done.status, 'completed', done.error ?? '');
     assert.deepEqual(

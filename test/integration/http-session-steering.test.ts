@@ -130,7 +130,7 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
       payload: { plan },
     });
     assert.equal(response.statusCode, 200, response.body);
-    assert.deepEqual(response.json(), { planVersion: 2, readied: 1 });
+    assert.deepEqual(response.json(), { planVersion: 2, readied: 1, renamedTasks: {} });
     assert.ok(changed.includes(id));
     const detail = await h.engine.service.getSession(ACTOR, id);
     assert.equal(detail.status, 'running');

@@ -89,7 +89,7 @@ test('approval required: waits with no task ready, then approve with an edited p
     { method: 'POST', body: { plan: edited } },
   );
   assert.equal(approved.status, 200, JSON.stringify(approved.body));
-  assert.deepEqual(approved.body, { planVersion: 2, readied: 1 });
+  assert.deepEqual(approved.body, { planVersion: 2, readied: 1, renamedTasks: {} });
 
   const done = await waitForSession<SessionView>(server.url, id);
   assert.equal(done.status, 'completed', done.error ?? '');

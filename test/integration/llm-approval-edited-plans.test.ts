@@ -143,7 +143,11 @@ test('an approved edited two-phase plan runs its second phase only after the fir
   assert.ok(seqOf('survey', 'succeeded') > 0 && seqOf('draft', 'succeeded') > 0, 'both first tasks ran');
   assert.ok(reviewStarted > seqOf('survey', 'succeeded'), 'review started after survey finished');
   assert.ok(reviewStarted > seqOf('draft', 'succeeded'), 'review started after draft finished');
-  assert.deepEqual(approved.body, { planVersion: 2, readied: 2 }, 'only the first phase was made ready');
+  assert.deepEqual(
+    approved.body,
+    { planVersion: 2, readied: 2, renamedTasks: {} },
+    'only the first phase was made ready',
+  );
   const review = done.tasks.find((task) => task.name === 'review');
   assert.deepEqual([...(review?.dependsOn ?? [])].sort(), ['draft', 'survey']);
   // It was given the first phase's outputs as its dependencies'.

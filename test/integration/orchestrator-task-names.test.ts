@@ -167,7 +167,7 @@ describe('an edited plan with names written with spaces', { timeout: 90_000 }, (
     );
     const id = await stack.submit({ objective: 'Edit me', approval: 'required' });
     await stack.wait(id, (session) => session.status === 'awaiting_approval');
-    const approved = await requestJson<{ planVersion: number }>(
+    const approved = await requestJson<{ planVersion: number; renamedTasks: Record<string, string> }>(
       `${stack.server.url}/v1/sessions/${id}/approve`,
       {
         method: 'POST',
@@ -192,6 +192,8 @@ describe('an edited plan with names written with spaces', { timeout: 90_000 }, (
       },
     );
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    // The answer says which names were used for the names as written.
+    assert.deepEqual(approved.body.renamedTasks, { ' Design API ': 'Design-API', 'Build It': 'Build-It' });
     const done = await stack.wait<SessionView>(id);
     assert.equal(done.status, 'completed', done.error ?? '');
     assert.deepEqual(agentTasks(done), [

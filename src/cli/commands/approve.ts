@@ -53,11 +53,16 @@ async function approveSession(ctx: CliContext, command: Command): Promise<number
   const options = command.opts<{ plan?: string }>();
   const plan = options.plan === undefined ? undefined : await readPlanFile(options.plan);
   const result = await ctx.client().approveSession(id, plan);
-  if (ctx.out.json) ctx.out.printJson(result);
-  else
-    ctx.out.line(
-      `session ${id} approved (plan version ${result.planVersion}, ${result.readied} task(s) ready); follow it with: maos logs ${id} -f`,
-    );
+  if (ctx.out.json) {
+    ctx.out.printJson(result);
+    return EXIT.OK;
+  }
+  ctx.out.line(
+    `session ${id} approved (plan version ${result.planVersion}, ${result.readied} task(s) ready); follow it with: maos logs ${id} -f`,
+  );
+  for (const [written, used] of Object.entries(result.renamedTasks ?? {})) {
+    ctx.out.line(`  task "${written}" is named ${used}`);
+  }
   return EXIT.OK;
 }
 

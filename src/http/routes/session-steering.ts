@@ -10,7 +10,15 @@ import { sessionIdParamsSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
 const approvalResultSchema = z
-  .object({ planVersion: z.number().int(), readied: z.number().int() })
+  .object({
+    planVersion: z.number().int(),
+    readied: z.number().int(),
+    renamedTasks: z
+      .record(z.string(), z.string())
+      .describe(
+        'Task names of the edited plan that were rewritten (spaces joined by `-`): as written → as used.',
+      ),
+  })
   .meta({ id: 'ApprovalResult' });
 
 /** Registers the steering and approval routes on `app`. */
@@ -64,7 +72,10 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         response: { 200: approvalResultSchema, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429) },
       },
     },
-    async (request) => steering.approvePlan(request.actor, request.params.id, request.body?.plan),
+    async (request) => {
+      const approved = await steering.approvePlan(request.actor, request.params.id, request.body?.plan);
+      return { ...approved, renamedTasks: approved.renamedTasks ?? {} };
+    },
   );
 
   typed.post(
