@@ -6,6 +6,27 @@ import { h, replaceChildren } from '../dom.js';
 const MAX_EVENT_ITEMS = 300;
 const MAX_OUTPUT_CHARS = 200_000;
 
+/**
+ * Scrolls each element of `pending` to its end once per frame. Why not per event: reading
+ * scrollHeight forces a layout, and a replay of a long session delivers thousands of events per
+ * frame (100k events = 100k layouts froze the tab).
+ */
+function createScroller() {
+  const pending = new Set();
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    for (const element of pending) element.scrollTop = element.scrollHeight;
+    pending.clear();
+  };
+  return (element) => {
+    pending.add(element);
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(flush);
+  };
+}
+
 /** One line saying what an event was; output pieces are shown in the output panel instead. */
 export function describeEvent(event) {
   const d = event.data ?? {};
@@ -35,8 +56,9 @@ export function createLiveEvents() {
   outputs.append(empty);
   const list = h('ol', { id: 'event-log', className: 'events' });
   const state = h('span', { id: 'stream-state', className: 'stream-state muted', attrs: { role: 'status' } });
-  /** taskId → {pre, attempt} */
+  /** taskId → {pre, attempt, chars}; `chars` counts the pre's text without reading it back. */
   const blocks = new Map();
+  const scrollToEnd = createScroller();
 
   function outputBlock(data) {
     let block = blocks.get(data.taskId);
@@ -45,12 +67,14 @@ export function createLiveEvents() {
       const details = h('details', { open: true }, h('summary', {}, String(data.name)), pre);
       empty.remove();
       outputs.append(details);
-      block = { pre, attempt: data.attempt };
+      block = { pre, attempt: data.attempt, chars: 0 };
       blocks.set(data.taskId, block);
     }
     if (data.attempt !== block.attempt) {
       block.attempt = data.attempt;
-      block.pre.append(document.createTextNode(`\n— attempt ${data.attempt} —\n`));
+      const marker = `\n— attempt ${data.attempt} —\n`;
+      block.pre.append(document.createTextNode(marker));
+      block.chars += marker.length;
     }
     return block;
   }
@@ -60,11 +84,16 @@ export function createLiveEvents() {
     // A piece marked partial is followed by more of the same line; others end a line.
     const text = `${data.line ?? ''}${data.partial ? '' : '\n'}`;
     block.pre.append(document.createTextNode(text));
-    // Keep the newest output when a task writes more than the panel keeps.
-    if (block.pre.textContent.length > MAX_OUTPUT_CHARS) {
-      block.pre.textContent = `…${block.pre.textContent.slice(-MAX_OUTPUT_CHARS / 2)}`;
+    block.chars += text.length;
+    // Keep the newest output when a task writes more than the panel keeps. The text is read only
+    // here (once per MAX_OUTPUT_CHARS / 2 new characters), not per piece: reading textContent of
+    // a pre of many pieces costs its whole length each time.
+    if (block.chars > MAX_OUTPUT_CHARS) {
+      const kept = `…${block.pre.textContent.slice(-MAX_OUTPUT_CHARS / 2)}`;
+      block.pre.textContent = kept;
+      block.chars = kept.length;
     }
-    block.pre.scrollTop = block.pre.scrollHeight;
+    scrollToEnd(block.pre);
   }
 
   return {
@@ -87,7 +116,7 @@ export function createLiveEvents() {
         ),
       );
       while (list.childElementCount > MAX_EVENT_ITEMS) list.firstElementChild?.remove();
-      list.scrollTop = list.scrollHeight;
+      scrollToEnd(list);
     },
     setState(text) {
       replaceChildren(state, text);

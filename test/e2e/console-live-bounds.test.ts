@@ -1,0 +1,101 @@
+// The console's live view under a long session, in real Chromium: tens of thousands of events go
+// through the event log and the output panel without a forced layout or a full text read per
+// event, both stay bounded, and the SSE parser drops a frame or line without end instead of
+// keeping it in memory.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { startTestServer, type TestServer } from '../fixtures/server.ts';
+
+const cleanups: Array<() => unknown> = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+
+describe('console live view bounds', () => {
+  let server: TestServer;
+  let page: Page;
+  let problems: PageProblems;
+
+  before(async () => {
+    server = await startTestServer({ config: { workers: { concurrency: 0 } } });
+    cleanups.push(() => server.close());
+    const browser = await launchTestBrowser(t);
+    ({ page, problems } = await browser.openPage());
+    await page.goto(`${server.url}/console/`);
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  // Why a timeout: before the fix this froze the tab for minutes (a read of the whole panel per event).
+  test('20,000 events: layout and text reads per frame, not per event; log and output stay bounded', {
+    timeout: 60_000,
+  }, async () => {
+    const result = await page.evaluate(async () => {
+      // The module as the page loads it (a variable: it is the browser's URL, not a file for tsc).
+      const moduleUrl = '/console/views/live-events.js';
+      const { createLiveEvents } = await import(moduleUrl);
+      const live = createLiveEvents();
+      document.body.append(live.outputs, live.list);
+      // Count the reads that cost the whole page (layout) or the whole panel (its text).
+      const counts = { scrollHeight: 0, textContent: 0 };
+      const spy = (proto: object, name: 'scrollHeight' | 'textContent') => {
+        const original = Object.getOwnPropertyDescriptor(proto, name);
+        if (!original?.get) throw new Error(`no getter ${name}`);
+        const get = original.get;
+        Object.defineProperty(proto, name, {
+          ...original,
+          get() {
+            counts[name] += 1;
+            return get.call(this);
+          },
+        });
+        return () => Object.defineProperty(proto, name, original);
+      };
+      const restore = [spy(Element.prototype, 'scrollHeight'), spy(Node.prototype, 'textContent')];
+      const line = 'x'.repeat(40);
+      for (let seq = 1; seq <= 20_000; seq += 1) {
+        if (seq % 2 === 0) {
+          live.handleEvent({
+            seq,
+            type: 'task.output',
+            data: { taskId: 't1', name: 'research', attempt: 1, line: `${seq} ${line}` },
+          });
+        } else {
+          live.handleEvent({ seq, type: 'task.status', data: { name: 'research', from: 'a', to: 'b' } });
+        }
+      }
+      const duringFeed = { ...counts };
+      await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+      for (const undo of restore) undo();
+      const pre = live.outputs.querySelector('pre');
+      return {
+        duringFeed,
+        items: live.list.childElementCount,
+        lastItem: live.list.lastElementChild?.textContent ?? '',
+        outputChars: pre?.textContent?.length ?? 0,
+        outputEnd: pre?.textContent?.trimEnd().slice(-10) ?? '',
+        listScrolled: live.list.scrollTop + live.list.clientHeight >= live.list.scrollHeight - 1,
+      };
+    });
+    // Trimming the output reads its text once per 100,000 new characters (about 4 times here).
+    assert.ok(
+      result.duringFeed.scrollHeight === 0,
+      `layout reads while feeding: ${result.duringFeed.scrollHeight}`,
+    );
+    assert.ok(
+      result.duringFeed.textContent < 20,
+      `text reads while feeding: ${result.duringFeed.textContent}`,
+    );
+    assert.equal(result.items, 300);
+    assert.match(result.lastItem, /#19999/);
+    assert.ok(result.outputChars <= 200_000, `output panel holds ${result.outputChars} chars`);
+    assert.ok(result.outputEnd.endsWith('x'), result.outputEnd);
+    assert.ok(result.listScrolled, 'the log is scrolled to its newest event after the frame');
+  });
+
+  test('no errors or warnings in the page', () => {
+    assert.deepEqual(problems.messages, []);
+  });
+});
