@@ -95,6 +95,47 @@ describe('console live view bounds', () => {
     assert.ok(result.listScrolled, 'the log is scrolled to its newest event after the frame');
   });
 
+  test('the SSE parser drops a frame or a line without end beyond its limit and keeps parsing', {
+    timeout: 30_000,
+  }, async () => {
+    const result = await page.evaluate(async () => {
+      const moduleUrl = '/console/sse.js';
+      const { createSseParser } = await import(moduleUrl);
+      const frames: Array<{ id: string | null; data: string }> = [];
+      let held = 0;
+      const limit = 1000;
+      const parser = createSseParser(
+        (frame: { id: string | null; data: string }) => frames.push(frame),
+        limit,
+      );
+      parser.push('id: 1\ndata: small\n\n');
+      // One line of 50 × 100 characters without a break, then its end and the next frame.
+      parser.push('id: 2\ndata: ');
+      for (let i = 0; i < 50; i += 1) parser.push('y'.repeat(100));
+      parser.push('\n\nid: 3\ndata: after\n\n');
+      // Many short data lines of one frame, together over the limit.
+      parser.push('id: 4\n');
+      for (let i = 0; i < 100; i += 1) parser.push('data: zzzzzzzzzz\n');
+      parser.push('\nid: 5\ndata: last\n\n');
+      // The unfinished text the parser holds never passes the limit: measured via a line without end.
+      const probe = createSseParser(() => {}, limit);
+      for (let i = 0; i < 100; i += 1) {
+        probe.push('w'.repeat(100));
+        held = Math.max(held, probe.pending());
+      }
+      return { frames, held };
+    });
+    assert.deepEqual(
+      result.frames.map((frame) => [frame.id, frame.data]),
+      [
+        ['1', 'small'],
+        ['3', 'after'],
+        ['5', 'last'],
+      ],
+    );
+    assert.ok(result.held <= 1000, `parser held ${result.held} chars`);
+  });
+
   test('no errors or warnings in the page', () => {
     assert.deepEqual(problems.messages, []);
   });

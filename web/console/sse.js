@@ -6,20 +6,40 @@ import { authHeaders, failureOf } from './api.js';
 /** Why these delays: a restarting server is back within seconds; a stream open for hours need not hammer it. */
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 10_000;
+/**
+ * Why bounded: a frame is one event (agent output lines are cut at 8 KiB by the server); a stream
+ * sending a line or frame without end must not grow the tab's memory with it. A frame over this
+ * size is dropped whole, and the parser goes on with the next one.
+ */
+export const MAX_FRAME_CHARS = 1024 * 1024;
 
 /**
  * Splits SSE text into frames. Feed it chunks; it calls `onFrame({id, event, data})` per frame.
- * Comment lines (`: keep-alive`) are dropped.
+ * Comment lines (`: keep-alive`) are dropped, and so is a frame longer than `maxFrameChars`.
  */
-export function createSseParser(onFrame) {
+export function createSseParser(onFrame, maxFrameChars = MAX_FRAME_CHARS) {
   let buffer = '';
   let frame = { id: null, event: 'message', data: [] };
+  /** Characters of the frame so far; past the limit the frame is dropped at its end. */
+  let frameChars = 0;
+  let oversized = false;
   const dispatch = () => {
-    if (frame.data.length > 0) onFrame({ id: frame.id, event: frame.event, data: frame.data.join('\n') });
+    if (frame.data.length > 0 && !oversized) {
+      onFrame({ id: frame.id, event: frame.event, data: frame.data.join('\n') });
+    }
     frame = { id: null, event: 'message', data: [] };
+    frameChars = 0;
+    oversized = false;
   };
   const line = (text) => {
     if (text === '') return dispatch();
+    if (oversized) return;
+    frameChars += text.length + 1;
+    if (frameChars > maxFrameChars) {
+      oversized = true;
+      frame.data = [];
+      return;
+    }
     if (text.startsWith(':')) return;
     const colon = text.indexOf(':');
     const name = colon === -1 ? text : text.slice(0, colon);
@@ -40,7 +60,15 @@ export function createSseParser(onFrame) {
       // The last piece is an unfinished line (empty when the chunk ended with a line break).
       buffer = lines.pop() ?? '';
       for (const entry of lines) line(entry);
+      // A line that alone passes the limit: its frame is dropped, so its text need not be kept.
+      if (frameChars + buffer.length > maxFrameChars) {
+        oversized = true;
+        frame.data = [];
+        buffer = '';
+      }
     },
+    /** Characters of an unfinished line held until its line break (at most the frame limit). */
+    pending: () => buffer.length,
   };
 }
 
