@@ -25,6 +25,7 @@ import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
 import { createTenantProviderRoutesPlugin } from './http/routes/tenant-providers.ts';
 import { buildHttpServer } from './http/server.ts';
+import { createUsageRoutesPlugin } from './http/routes/usage.ts';
 import { createEngineSteering } from './mcp/engine-steering.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
 import type { SessionSteering } from './mcp/steering-tools.ts';
@@ -313,6 +314,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
+        createUsageRoutesPlugin({ db: database.db }),
         createSessionSteeringRoutesPlugin(steering ?? createSteeringWithoutOrchestrator(engine.service)),
         createConsoleRoutesPlugin(undefined, config.auth),
         ...(deps.plugins ?? []),

@@ -103,6 +103,12 @@ function markersOf(a: TenantAObjects): string[] {
   ];
 }
 
+/** `from=&to=` of a 2-day range around `now` (for GET /v1/usage). */
+function usageRangeAround(now: number): string {
+  const day = 86_400_000;
+  return `from=${new Date(now - day).toISOString()}&to=${new Date(now + day).toISOString()}`;
+}
+
 /** A's markers found in an answer, except the ones B sent itself (a path echoed back is no leak). */
 function leakedMarkers(text: string, headers: Headers, markers: string[], sent: string): string[] {
   const seen = `${text}\n${[...headers.entries()].map(([k, v]) => `${k}: ${v}`).join('\n')}`;
@@ -194,6 +200,20 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       assert.ok(JSON.stringify(roles.body).includes(a.roleName));
     });
 
+    test('usage: B’s report over the range of A’s session counts nothing of A’s', async () => {
+      const url = `${stack.server.url}/v1/usage?${usageRangeAround(Date.now())}&groupBy=role`;
+      type Report = { totals: { sessions: number; tasks: number }; groups: unknown[] };
+      const mine = await requestJson<Report>(url, { headers: asA() });
+      assert.equal(mine.status, 200);
+      assert.ok(mine.body.totals.sessions >= 1, 'control: A’s report counts A’s session');
+      const theirs = await requestJson<Report>(url, { headers: asB() });
+      assert.equal(theirs.status, 200);
+      assert.deepEqual(
+        [theirs.body.totals.sessions, theirs.body.totals.tasks, theirs.body.groups],
+        [0, 0, []],
+      );
+    });
+
     test('every route: 404 for A’s objects, nothing of A’s in any answer, A unchanged', async () => {
       const url = stack.server.url;
       const markers = markersOf(a);
@@ -206,6 +226,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         for (const [name, value] of Object.entries(target?.params ?? {}))
           path = path.replace(`:${name}`, value);
         path = path.replace(/\*$/, 'x');
+        // /v1/usage needs a range: the one around A's session (a 400 would probe nothing).
+        if (route.url === '/v1/usage') path += `?${usageRangeAround(Date.now())}`;
         // /mcp names its session in a header: B sends A's.
         const headers: Record<string, string> =
           route.url === '/mcp' ? { ...asB(), 'mcp-session-id': a.mcpSessionId } : asB();

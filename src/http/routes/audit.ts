@@ -38,6 +38,25 @@ const auditRecordSchema = z
   })
   .meta({ id: 'AuditRecord' });
 
+// Ascending cursors stay the bare seq (what clients already hold); descending ones carry a `d`
+// prefix, so a cursor is never silently read in the other order.
+const CURSOR_PATTERNS = { asc: /^(\d{1,15})$/, desc: /^d(\d{1,15})$/ } as const;
+
+function readCursor(cursor: string, order: 'asc' | 'desc'): number {
+  const match = CURSOR_PATTERNS[order].exec(cursor);
+  if (!match) {
+    throw new AppError(
+      'INVALID_CURSOR',
+      `The cursor is not one returned by this endpoint for order=${order}.`,
+    );
+  }
+  return Number(match[1]);
+}
+
+function writeCursor(seq: string, order: 'asc' | 'desc'): string {
+  return order === 'desc' ? `d${seq}` : seq;
+}
+
 /** Registers the audit routes on `app`. */
 export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOptions): void {
   const typed = app.withTypeProvider<ZodTypeProvider>();
@@ -47,11 +66,16 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       config: { permission: 'audit:read' },
       schema: {
         summary: 'List audit records',
-        description: 'Records of the caller’s tenant, oldest first, cursor-paginated.',
+        description:
+          'Records of the caller’s tenant, cursor-paginated: oldest first by default, newest first with `order=desc` (its cursor pages further back). A cursor only continues the order it came from.',
         tags: ['audit'],
         querystring: z.strictObject({
           action: z.string().max(200).optional(),
           outcome: z.enum(['success', 'failure', 'unknown']).optional(),
+          order: z
+            .enum(['asc', 'desc'])
+            .default('asc')
+            .describe('`asc`: oldest first (default); `desc`: newest first.'),
           limit: createLimitSchema(options.maxPageSize, Math.min(50, options.maxPageSize)),
           cursor: cursorSchema.optional(),
         }),
@@ -62,18 +86,20 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       },
     },
     async (request) => {
-      const { action, outcome, limit, cursor } = request.query;
-      if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) {
-        throw new AppError('INVALID_CURSOR', 'The cursor is not one returned by this endpoint.');
-      }
-      const afterSeq = cursor === undefined ? undefined : Number(cursor);
-      return options.auditLog.list({
+      const { action, outcome, order, limit, cursor } = request.query;
+      const seq = cursor === undefined ? undefined : readCursor(cursor, order);
+      const page = await options.auditLog.list({
         tenantId: request.actor.tenantId,
         limit,
+        order,
         ...(action ? { action } : {}),
         ...(outcome ? { outcome } : {}),
-        ...(afterSeq !== undefined ? { afterSeq } : {}),
+        ...(seq === undefined ? {} : order === 'desc' ? { beforeSeq: seq } : { afterSeq: seq }),
       });
+      return {
+        items: page.items,
+        nextCursor: page.nextCursor === null ? null : writeCursor(page.nextCursor, order),
+      };
     },
   );
 

@@ -45,13 +45,18 @@ export interface AuditListQuery {
   tenantId?: string;
   action?: string;
   outcome?: string;
-  /** Only records with seq greater than this (the cursor). */
+  /** Only records with seq greater than this (the ascending cursor). */
   afterSeq?: number;
+  /** Only records with seq less than this (the descending cursor). */
+  beforeSeq?: number;
+  /** `asc` (default): oldest first; `desc`: newest first. */
+  order?: 'asc' | 'desc';
   limit: number;
 }
 
 export interface AuditPage {
   items: AuditRecord[];
+  /** The seq of the page's last record (as text) when more follow in the same order, else null. */
   nextCursor: string | null;
 }
 
@@ -180,11 +185,16 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   }
 
   async function list(query: AuditListQuery): Promise<AuditPage> {
-    let q = db.selectFrom('audit_log').select(['seq', 'event']).orderBy('seq', 'asc');
+    // Both orders walk the (tenant_id, seq) index, forwards or backwards.
+    let q = db
+      .selectFrom('audit_log')
+      .select(['seq', 'event'])
+      .orderBy('seq', query.order === 'desc' ? 'desc' : 'asc');
     if (query.tenantId !== undefined) q = q.where('tenant_id', '=', query.tenantId);
     if (query.action !== undefined) q = q.where('action', '=', query.action);
     if (query.outcome !== undefined) q = q.where('outcome', '=', query.outcome);
     if (query.afterSeq !== undefined) q = q.where('seq', '>', query.afterSeq);
+    if (query.beforeSeq !== undefined) q = q.where('seq', '<', query.beforeSeq);
     const rows = await q.limit(query.limit + 1).execute();
     const page = rows.slice(0, query.limit);
     const last = page[page.length - 1];

@@ -1,0 +1,98 @@
+// GET /v1/usage: the caller's tenant's token and cost usage over the sessions created in a time
+// range, in total and optionally per UTC day or per task role.
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { readUsageReport } from '../../engine/usage-report.ts';
+import { AppError } from '../../errors/app-error.ts';
+import type { Database } from '../../store/schema.ts';
+import { problemResponses } from '../problem.ts';
+
+// One query sums every session in the range: a bound keeps it to about a year of sessions.
+const MAX_RANGE_DAYS = 366;
+const DAY_MS = 86_400_000;
+
+const figuresSchema = z.object({
+  sessions: z.number().int().describe('Sessions created in the range.'),
+  tasks: z.number().int().describe('Tasks of those sessions.'),
+  inputTokens: z.number().int(),
+  outputTokens: z.number().int(),
+  cacheReadTokens: z.number().int(),
+  costUsd: z.number().describe('US dollars, exact to the millionth.'),
+});
+
+const usageReportSchema = z
+  .object({
+    from: z.string(),
+    to: z.string(),
+    totals: figuresSchema,
+    groups: z
+      .array(figuresSchema.extend({ key: z.string().describe('`YYYY-MM-DD` (UTC) or the task role.') }))
+      .optional()
+      .describe('Present with `groupBy`, ordered by key.'),
+  })
+  .meta({ id: 'UsageReport' });
+
+const instantSchema = z.iso
+  .datetime({ offset: true })
+  .describe('RFC 3339 date-time with `Z` or an offset, e.g. `2026-11-01T00:00:00Z`.');
+
+export interface UsageRoutesOptions {
+  db: Kysely<Database>;
+}
+
+/** Registers the usage route on `app`. */
+export function registerUsageRoutes(app: FastifyInstance, options: UsageRoutesOptions): void {
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/v1/usage',
+    {
+      config: { permission: 'sessions:read' },
+      schema: {
+        summary: 'Usage over a time range',
+        description: `Tokens, cost, sessions and tasks of the caller’s tenant over the sessions created in [from, to) (at most ${MAX_RANGE_DAYS} days), summed from what each session and task was charged.`,
+        tags: ['sessions'],
+        querystring: z.strictObject({
+          from: instantSchema.describe('Start of the range (included), RFC 3339.'),
+          to: instantSchema.describe('End of the range (excluded), RFC 3339.'),
+          groupBy: z
+            .enum(['day', 'role'])
+            .optional()
+            .describe('`day`: per UTC day the sessions were created; `role`: per task role.'),
+        }),
+        response: {
+          200: usageReportSchema,
+          ...problemResponses(400, 401, 403, 429),
+        },
+      },
+    },
+    async (request) => {
+      const { from, to, groupBy } = request.query;
+      const fromMs = Date.parse(from);
+      const toMs = Date.parse(to);
+      if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) {
+        throw rangeError('from and to must be valid RFC 3339 date-times.', { from, to });
+      }
+      if (toMs <= fromMs) throw rangeError('to must be later than from.', { from, to });
+      if (toMs - fromMs > MAX_RANGE_DAYS * DAY_MS) {
+        throw rangeError(`The range must not be longer than ${MAX_RANGE_DAYS} days.`, { from, to });
+      }
+      const report = await readUsageReport(options.db, {
+        tenantId: request.actor.tenantId,
+        fromMs,
+        toMs,
+        ...(groupBy ? { groupBy } : {}),
+      });
+      return { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), ...report };
+    },
+  );
+}
+
+function rangeError(message: string, range: { from: string; to: string }): AppError {
+  return new AppError('VALIDATION_FAILED', message, { details: { ...range, maxDays: MAX_RANGE_DAYS } });
+}
+
+/** The route as a plugin for the composition root's `plugins`. */
+export function createUsageRoutesPlugin(options: UsageRoutesOptions): FastifyPluginAsync {
+  return async (app) => registerUsageRoutes(app, options);
+}
