@@ -71,3 +71,32 @@ test('the routes serve manifest keys only, with a 304 for a current ETag', async
     assert.equal(refused.statusCode, 404, url);
   }
 });
+
+test('If-None-Match compares weakly: a weak copy of the ETag (as a compressing proxy sends) and * are a 304', async (t) => {
+  const root = makeConsoleDir();
+  t.after(() => {
+    rmSync(root, { recursive: true, force: true });
+    rmSync(`${root}-outside.js`, { force: true });
+  });
+  const app = Fastify();
+  t.after(() => app.close());
+  registerConsoleRoutes(app, loadConsoleManifest(root));
+  const file = await app.inject({ method: 'GET', url: '/console/app.js' });
+  const etag = String(file.headers.etag);
+  for (const header of [`W/${etag}`, `"x" , W/${etag}`, '*']) {
+    const again = await app.inject({
+      method: 'GET',
+      url: '/console/app.js',
+      headers: { 'if-none-match': header },
+    });
+    assert.equal(again.statusCode, 304, header);
+  }
+  for (const header of ['"x"', 'W/"x"', etag.replace(/"$/, 'z"')]) {
+    const changed = await app.inject({
+      method: 'GET',
+      url: '/console/app.js',
+      headers: { 'if-none-match': header },
+    });
+    assert.equal(changed.statusCode, 200, header);
+  }
+});

@@ -98,6 +98,18 @@ export function buildConsoleCsp(signIn: ConsoleOidcSignIn | null): string {
   return `${base};connect-src 'self' ${new URL(signIn.issuer).origin}`;
 }
 
+/**
+ * If-None-Match with the weak comparison RFC 9110 §13.1.2 asks for: `W/"x"` matches `"x"` (a
+ * compressing reverse proxy turns the strong ETag into a weak one), and `*` matches any file.
+ */
+export function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {
+  if (typeof header !== 'string') return false;
+  return header
+    .split(',')
+    .map((tag) => tag.trim().replace(/^W\//, ''))
+    .some((tag) => tag === '*' || tag === etag);
+}
+
 /** Sends one manifest file, or 304 when the caller's copy (If-None-Match) is current. */
 function sendAsset(
   request: FastifyRequest,
@@ -107,10 +119,7 @@ function sendAsset(
 ): FastifyReply {
   reply.header('cache-control', asset.cacheControl).header('etag', asset.etag);
   reply.header('content-security-policy', csp);
-  const ifNoneMatch = request.headers['if-none-match'];
-  if (typeof ifNoneMatch === 'string' && ifNoneMatch.split(/\s*,\s*/).includes(asset.etag)) {
-    return reply.code(304).send();
-  }
+  if (matchesIfNoneMatch(request.headers['if-none-match'], asset.etag)) return reply.code(304).send();
   return reply.type(asset.contentType).send(asset.body);
 }
 
