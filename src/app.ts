@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Kysely } from 'kysely';
 import { type ProviderKeyCheck, startProviderKeyCheck } from './agents/providers/check-providers.ts';
 import { createLlmStack } from './agents/providers/create-llm-stack.ts';
+import type { LlmDb } from './agents/providers/llm-tables.ts';
 import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
 import type { RoleDefinition } from './agents/roles/role.ts';
 import { createCommandRuntime } from './agents/runtimes/command/command-runtime.ts';
@@ -24,8 +25,8 @@ import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
 import { createTenantProviderRoutesPlugin } from './http/routes/tenant-providers.ts';
-import { buildHttpServer } from './http/server.ts';
 import { createUsageRoutesPlugin } from './http/routes/usage.ts';
+import { buildHttpServer } from './http/server.ts';
 import { createEngineSteering } from './mcp/engine-steering.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
 import type { SessionSteering } from './mcp/steering-tools.ts';
@@ -242,8 +243,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     const steeringOptions = llm
       ? {
           db: database.db,
-          planRules: async (tenantId: string) => {
-            const names = new Set((await llm.roles.listRoles(tenantId)).map((role) => role.name));
+          planRules: async (tenantId: string, trx: typeof database.db) => {
+            const roles = await llm.roles.listRoles(tenantId, trx as unknown as LlmDb);
+            const names = new Set(roles.map((role) => role.name));
             return {
               isKnownRole: (role: string) => names.has(role),
               isKnownRunner: (runner: string) => runtimes.hasRunner(runner),
@@ -312,9 +314,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         }),
         createSessionPlanRoutesPlugin({ db: database.db, whenDurable: () => engine.queue.whenDurable() }),
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
+        createUsageRoutesPlugin({ db: database.db }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
-        createUsageRoutesPlugin({ db: database.db }),
         createSessionSteeringRoutesPlugin(steering ?? createSteeringWithoutOrchestrator(engine.service)),
         createConsoleRoutesPlugin(undefined, config.auth),
         ...(deps.plugins ?? []),

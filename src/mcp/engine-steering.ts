@@ -7,12 +7,16 @@ import { approvePlan, rejectPlan } from '../engine/planner-approval-store.ts';
 import { addSteeringMessage } from '../engine/planner-steering.ts';
 import { appendEvents } from '../store/event-store.ts';
 import type { Database } from '../store/schema.ts';
+import { lockSessions } from '../store/session-locks.ts';
 import type { SessionSteering } from './steering-tools.ts';
 
 export interface EngineSteeringOptions {
   db: Kysely<Database>;
-  /** Rules an edited plan must meet for the tenant (roles include its custom ones). */
-  planRules(tenantId: string): Promise<Omit<EditedPlanRules, 'lockedTasks'>>;
+  /**
+   * Rules an edited plan must meet for the tenant (roles include its custom ones), read through `db`:
+   * the approval's transaction, after the session lock, so a custom role deleted meanwhile is seen.
+   */
+  planRules(tenantId: string, db: Kysely<Database>): Promise<Omit<EditedPlanRules, 'lockedTasks'>>;
   maxAttempts: number;
   /** Called after a change that readied tasks or appended events (wake workers and readers). */
   onChanged?(sessionId: string): void;
@@ -24,8 +28,13 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
   return {
     async approvePlan(actor, sessionId, editedPlan) {
       const session = { id: sessionId, tenantId: actor.tenantId };
-      const rules = await options.planRules(actor.tenantId);
       const result = await db.transaction().execute(async (trx) => {
+        // The roles are read after the session lock, in this transaction: read before it, a custom
+        // role deleted in between (allowed while the plan waits) passed the check, and the session
+        // started with tasks that fail with an unknown role. deleteRole locks the sessions with
+        // unfinished tasks of the role, so on PostgreSQL the two go one after the other.
+        await lockSessions(trx, [sessionId]);
+        const rules = await options.planRules(actor.tenantId, trx);
         const approved = await approvePlan(
           trx,
           session,

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import { ORCHESTRATOR_ROLE } from '../../engine/planner-continuation.ts';
 import { AppError } from '../../errors/app-error.ts';
+import { isPostgres } from '../../store/advisory-lock.ts';
 import type { LlmDb } from '../providers/llm-tables.ts';
 import { BUILT_IN_ROLES, findBuiltInRole } from './catalogue.ts';
 import type { RoleDefinition } from './role.ts';
@@ -40,8 +41,11 @@ export const createRoleInputSchema = z.strictObject({
 export type CreateRoleInput = z.input<typeof createRoleInputSchema>;
 
 export interface RoleService {
-  /** Built-in roles first, then the tenant's custom roles by name. */
-  listRoles(tenantId: string): Promise<RoleDefinition[]>;
+  /**
+   * Built-in roles first, then the tenant's custom roles by name; read through `db` when given (a
+   * caller's transaction, e.g. a plan approval that must see a delete that committed before it).
+   */
+  listRoles(tenantId: string, db?: LlmDb): Promise<RoleDefinition[]>;
   /** A built-in or custom role by exact name. */
   findRole(tenantId: string, name: string): Promise<RoleDefinition | undefined>;
   /** Validates and stores a custom role; CONFLICT when the name is taken. */
@@ -85,10 +89,28 @@ async function findSessionsRunningRole(db: LlmDb, tenantId: string, role: string
   return rows.map((row) => row.session_id);
 }
 
+/**
+ * Locks (PostgreSQL, in id order as lockSessions does) the rows of the tenant's sessions not ended
+ * that have an unfinished task of the role, those waiting for approval included: an approval takes
+ * the same session lock before it reads the roles.
+ */
+async function lockSessionsWithRole(db: LlmDb, tenantId: string, role: string): Promise<void> {
+  if (!isPostgres(db)) return;
+  await sql`
+    select s.id from sessions s
+    where s.tenant_id = ${tenantId}
+      and s.status not in ('completed', 'failed', 'cancelled')
+      and exists (
+        select 1 from tasks t where t.session_id = s.id and t.role = ${role}
+          and t.status in ('pending', 'ready', 'leased', 'running'))
+    order by s.id
+    for no key update of s`.execute(db);
+}
+
 /** Creates the service over the store. */
 export function createRoleService(db: LlmDb, now: () => number = Date.now): RoleService {
-  async function listCustom(tenantId: string): Promise<RoleDefinition[]> {
-    const rows = await db
+  async function listCustom(tenantId: string, reader: LlmDb = db): Promise<RoleDefinition[]> {
+    const rows = await reader
       .selectFrom('custom_roles')
       .select(['name', 'description', 'capabilities', 'instructions'])
       .where('tenant_id', '=', tenantId)
@@ -98,8 +120,8 @@ export function createRoleService(db: LlmDb, now: () => number = Date.now): Role
   }
 
   return {
-    async listRoles(tenantId) {
-      return [...BUILT_IN_ROLES, ...(await listCustom(tenantId))];
+    async listRoles(tenantId, reader) {
+      return [...BUILT_IN_ROLES, ...(await listCustom(tenantId, reader))];
     },
 
     async findRole(tenantId, name) {
@@ -168,21 +190,27 @@ export function createRoleService(db: LlmDb, now: () => number = Date.now): Role
     async deleteRole(tenantId, name) {
       if (findBuiltInRole(name))
         throw new AppError('INVALID_STATE', `'${name}' is a built-in role and cannot be deleted`);
-      const users = await findSessionsRunningRole(db, tenantId, name);
-      if (users.length > 0) {
-        throw new AppError(
-          'INVALID_STATE',
-          `Role '${name}' is used by unfinished tasks of running session(s) ${users.join(', ')}: deleting it would fail them when they start; cancel the session(s) or wait until they end, then delete the role`,
-          { details: { sessions: users } },
-        );
-      }
-      const result = await db
-        .deleteFrom('custom_roles')
-        .where('tenant_id', '=', tenantId)
-        .where('name', '=', name)
-        .executeTakeFirst();
-      if (Number(result.numDeletedRows) === 0)
-        throw new AppError('ROLE_NOT_FOUND', `No custom role named '${name}'`);
+      // One transaction, the sessions with unfinished tasks of the role locked first (PostgreSQL;
+      // SQLite serialises writers): an approval racing this delete either committed before (its
+      // session is then running and counted) or waits and reads the roles after it (INVALID_PLAN).
+      await db.transaction().execute(async (trx) => {
+        await lockSessionsWithRole(trx, tenantId, name);
+        const users = await findSessionsRunningRole(trx, tenantId, name);
+        if (users.length > 0) {
+          throw new AppError(
+            'INVALID_STATE',
+            `Role '${name}' is used by unfinished tasks of running session(s) ${users.join(', ')}: deleting it would fail them when they start; cancel the session(s) or wait until they end, then delete the role`,
+            { details: { sessions: users } },
+          );
+        }
+        const result = await trx
+          .deleteFrom('custom_roles')
+          .where('tenant_id', '=', tenantId)
+          .where('name', '=', name)
+          .executeTakeFirst();
+        if (Number(result.numDeletedRows) === 0)
+          throw new AppError('ROLE_NOT_FOUND', `No custom role named '${name}'`);
+      });
     },
   };
 }
