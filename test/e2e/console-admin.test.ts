@@ -179,6 +179,44 @@ describe('console: usage, audit and API keys', { timeout: 240_000 }, () => {
     }
     assert.match((await page.locator('#usage-range').textContent()) ?? '', /all the sessions of your tenant/);
     assert.equal(await page.getByRole('button', { name: 'Load more' }).isDisabled(), true);
+
+    // The date range (default: the last 30 UTC days) shows GET /v1/usage's totals for it: here the
+    // same three sessions, so the same sums.
+    await page.getByText(/usage over all 3 sessions created from/).waitFor();
+    const fromDay = await page.getByLabel('From').inputValue();
+    const toDay = await page.getByLabel('To').inputValue();
+    assert.equal(Date.parse(toDay) - Date.parse(fromDay), 29 * 86_400_000, '30 days, both included');
+    const nextDay = new Date(Date.parse(toDay) + 86_400_000).toISOString();
+    const report = await requestJson<{ totals: Usage & { sessions: number; tasks: number } }>(
+      `${server.url}/v1/usage?from=${fromDay}T00:00:00Z&to=${nextDay}`,
+      { headers: asAdmin() },
+    );
+    assert.equal(report.status, 200);
+    const periodValues = await page
+      .locator('#usage-period-totals td')
+      .evaluateAll((cells) => cells.map((cell) => Number((cell as HTMLElement).dataset.value)));
+    const t = report.body.totals;
+    assert.deepEqual(periodValues, [
+      t.sessions,
+      t.tasks,
+      t.inputTokens,
+      t.outputTokens,
+      t.cacheReadTokens,
+      t.costUsd,
+    ]);
+    assert.deepEqual(periodValues.slice(2), values, 'the range totals equal the sum over the three sessions');
+    assert.equal(t.sessions, 3);
+    assert.ok(t.tasks >= 3);
+    // A range before the sessions: zeros. An inverted one is refused in the page, no request sent.
+    await page.getByLabel('From').fill('2020-01-01');
+    await page.getByLabel('To').fill('2020-01-31');
+    await page.getByRole('button', { name: 'Show usage' }).click();
+    await page.getByText(/usage over all 0 sessions created from 2020-01-01 to 2020-01-31/).waitFor();
+    assert.deepEqual(await rowCells(page, '#usage-period-totals'), ['0', '0', '0', '0', '0', '$0.000000']);
+    await page.getByLabel('To').fill('2019-12-31');
+    await page.getByRole('button', { name: 'Show usage' }).click();
+    await page.getByText('The end date must not be before the start date.').waitFor();
+    assert.equal(await page.locator('#usage-period-totals td').count(), 0);
     assert.equal(
       await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
       true,
@@ -208,7 +246,7 @@ describe('console: usage, audit and API keys', { timeout: 240_000 }, () => {
     // The three submits of the admin, with its key as the actor.
     await page.getByLabel('Action').fill('sessions:create');
     await page.getByLabel('Outcome').selectOption('success');
-    await page.getByText('Page 1: 3 records (the last page).').waitFor();
+    await page.getByText('Page 1: 3 records, newest first (no older records).').waitFor();
     for (const row of await page.locator('#audit-body tr').all()) {
       const cells = (await row.locator('td').allTextContents()).map((text) => text.trim());
       assert.match(cells[2] ?? '', new RegExp(`service key:${admin.id} \\(apikey\\)`));
@@ -218,23 +256,39 @@ describe('console: usage, audit and API keys', { timeout: 240_000 }, () => {
       assert.match(cells[6] ?? '', /\S/, 'a request id');
     }
 
-    // The refusals: 55 records, 50 then 5 with the cursor.
+    // The refusals: 55 records, the newest 50 then the 5 older ones with the cursor.
     await page.getByLabel('Outcome').selectOption('failure');
-    await page.getByText('Page 1: 50 records.').waitFor();
+    await page.getByText('Page 1: 50 records, newest first.').waitFor();
     const firstPage = await page
       .locator('#audit-body tr')
       .evaluateAll((rows) => rows.map((row) => Number((row as HTMLElement).dataset.seq)));
+    assert.deepEqual(
+      firstPage,
+      [...firstPage].sort((a, b) => b - a),
+      'newest first',
+    );
+    const newest = await requestJson<{ items: Array<{ seq: number }> }>(
+      `${server.url}/v1/audit?outcome=failure&order=desc&limit=50`,
+      { headers: asAdmin() },
+    );
+    assert.deepEqual(
+      firstPage,
+      newest.body.items.map((record) => record.seq),
+      'the page is the API’s newest 50',
+    );
     assert.match(
       (await page.locator('#audit-body tr').first().textContent()) ?? '',
       /PERMISSION_DENIED|HTTP 403|permission/i,
     );
-    await page.getByRole('button', { name: 'Next page' }).click();
-    await page.getByText('Page 2: 5 records (the last page).').waitFor();
+    await page.getByRole('button', { name: 'Older records' }).click();
+    await page.getByText('Page 2: 5 records, newest first (no older records).').waitFor();
     const secondPage = await page
       .locator('#audit-body tr')
       .evaluateAll((rows) => rows.map((row) => Number((row as HTMLElement).dataset.seq)));
-    assert.ok(Math.min(...secondPage) > Math.max(...firstPage), 'the next page holds later records');
-    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    assert.ok(Math.max(...secondPage) < Math.min(...firstPage), 'the next page holds older records');
+    assert.equal(await page.getByRole('button', { name: 'Older records' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Newest' }).click();
+    await page.getByText('Page 1: 50 records, newest first.').waitFor();
     // The checkpoint section says what the API has (none signed yet in a fresh server, or one).
     await page.locator('#audit-checkpoint p').first().waitFor();
     assert.equal(
@@ -383,6 +437,15 @@ describe('console: usage, audit and API keys', { timeout: 240_000 }, () => {
     assert.ok(sumOf(rest.body.items) > 0, 'the oldest session, with usage, came with the second page');
     assert.match((await page.locator('#usage-range').textContent()) ?? '', /all the sessions of your tenant/);
     assert.equal(await page.locator('#usage-body tr').count(), 101);
+    // The date range counts all 101 from the start, whatever was loaded below.
+    await page.getByText(/usage over all 101 sessions created from/).waitFor();
+    assert.equal(
+      await page
+        .locator('#usage-period-totals td')
+        .nth(2)
+        .evaluate((cell) => Number((cell as HTMLElement).dataset.value)),
+      sumOf(first.body.items) + sumOf(rest.body.items),
+    );
   });
 
   test('no errors or warnings in the pages', () => {

@@ -1,5 +1,5 @@
-// The audit log (#/audit): the tenant's records from GET /v1/audit in the order the API lists them
-// (oldest first), its action and outcome filters and cursor, and the latest signed checkpoint
+// The audit log (#/audit): the tenant's records from GET /v1/audit?order=desc (newest first; the
+// cursor pages further back), its action and outcome filters, and the latest signed checkpoint
 // (GET /v1/audit/checkpoint). Needs audit:read: a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
 import { field, formatTime, h, replaceChildren } from '../dom.js';
@@ -113,8 +113,8 @@ export function renderAudit(root) {
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
   const checkpoint = h('div', { id: 'audit-checkpoint' });
-  const first = h('button', { type: 'button', className: 'secondary', disabled: true }, 'First page');
-  const next = h('button', { type: 'button', className: 'secondary', disabled: true }, 'Next page');
+  const first = h('button', { type: 'button', className: 'secondary', disabled: true }, 'Newest');
+  const next = h('button', { type: 'button', className: 'secondary', disabled: true }, 'Older records');
   const content = h('div');
 
   function showDenied(error) {
@@ -131,7 +131,7 @@ export function renderAudit(root) {
     const controller = new AbortController();
     loading = controller;
     replaceChildren(errors);
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    const query = new URLSearchParams({ order: 'desc', limit: String(PAGE_SIZE) });
     if (action.value.trim()) query.set('action', action.value.trim());
     if (outcome.value) query.set('outcome', outcome.value);
     if (pageCursor) query.set('cursor', pageCursor);
@@ -144,7 +144,7 @@ export function renderAudit(root) {
       info.textContent =
         result.items.length === 0
           ? 'No audit records.'
-          : `Page ${pageNumber}: ${result.items.length} records${cursor ? '' : ' (the last page)'}.`;
+          : `Page ${pageNumber}: ${result.items.length} records, newest first${cursor ? '' : ' (no older records)'}.`;
       next.disabled = !cursor;
       first.disabled = pageNumber === 1;
       return true;
@@ -190,7 +190,7 @@ export function renderAudit(root) {
     h(
       'p',
       { className: 'muted' },
-      'Records of your tenant, oldest first as the API lists them: state changes and refused requests. Next page continues with later records.',
+      'Records of your tenant, newest first: state changes and refused requests. Older records continues further back; Newest returns to the latest.',
     ),
     filters,
     errors,

@@ -1,12 +1,18 @@
-// Usage across sessions (#/usage): tokens in and out, cache reads and cost of each session as
-// GET /v1/sessions reports them, and their totals over exactly the sessions loaded (no server
-// total is invented: the API has none). "Load more" follows the cursor to older sessions.
+// Usage (#/usage): the tenant's totals over a date range from GET /v1/usage (computed by the
+// server over every session created in it; default the last 30 days), then tokens in and out,
+// cache reads and cost of each session as GET /v1/sessions reports them, with their totals over
+// exactly the sessions loaded. "Load more" follows the cursor to older sessions.
 import { request } from '../api.js';
 import { field, formatTime, h, replaceChildren, statusBadge } from '../dom.js';
 import { renderProblem } from '../problem.js';
 
 /** Why 100: the API's default http.maxPageSize; a larger limit is lowered to it anyway. */
 const PAGE_SIZE = 100;
+/** The default range: the last 30 UTC days, today included. */
+const DEFAULT_DAYS = 30;
+/** The longest range GET /v1/usage accepts (docs/api.md). */
+const MAX_DAYS = 366;
+const DAY_MS = 86_400_000;
 const STATUSES = [
   'pending',
   'planning',
@@ -68,6 +74,29 @@ function sessionRow(session) {
   );
 }
 
+/** `YYYY-MM-DD` of the UTC day `days` days after the one of `ms`. */
+function utcDay(ms, days = 0) {
+  return new Date(ms + days * DAY_MS).toISOString().slice(0, 10);
+}
+
+/** The API range for the UTC days `fromDay` to `toDay`, both included: [from 00:00Z, day after toDay). */
+function periodRange(fromDay, toDay) {
+  const fromMs = Date.parse(`${fromDay}T00:00:00Z`);
+  const toMs = Date.parse(`${toDay}T00:00:00Z`) + DAY_MS;
+  if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) return { error: 'Choose both dates.' };
+  if (toMs <= fromMs) return { error: 'The end date must not be before the start date.' };
+  if (toMs - fromMs > MAX_DAYS * DAY_MS) return { error: `Choose at most ${MAX_DAYS} days.` };
+  return { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() };
+}
+
+function periodCells(totals) {
+  return [
+    numberCell(totals.sessions, formatCount(totals.sessions)),
+    numberCell(totals.tasks, formatCount(totals.tasks)),
+    ...usageCells(totals),
+  ];
+}
+
 /** Says over which sessions the totals are, so nobody reads them as the tenant's whole usage. */
 function describeRange(sessions, complete, status, readAt) {
   if (sessions.length === 0) return status ? `No sessions with status ${status}.` : 'No sessions.';
@@ -82,6 +111,44 @@ function describeRange(sessions, complete, status, readAt) {
 
 /** Renders the view into `root`; returns its teardown. */
 export function renderUsage(root) {
+  let period = null;
+  const today = Date.now();
+  const fromDay = h('input', {
+    id: 'usage-from',
+    name: 'from',
+    type: 'date',
+    value: utcDay(today, 1 - DEFAULT_DAYS),
+  });
+  const toDay = h('input', { id: 'usage-to', name: 'to', type: 'date', value: utcDay(today) });
+  const periodTotals = h('tr', { id: 'usage-period-totals' });
+  const periodText = h('p', { id: 'usage-period-text', attrs: { 'aria-live': 'polite' } });
+  const periodErrors = h('div');
+
+  async function loadPeriod() {
+    period?.abort();
+    const controller = new AbortController();
+    period = controller;
+    replaceChildren(periodErrors);
+    const range = periodRange(fromDay.value, toDay.value);
+    if (range.error) {
+      replaceChildren(periodTotals);
+      periodText.textContent = range.error;
+      return;
+    }
+    const query = new URLSearchParams({ from: range.from, to: range.to });
+    try {
+      const report = await request(`/v1/usage?${query}`, { signal: controller.signal });
+      if (controller.signal.aborted) return;
+      replaceChildren(periodTotals, ...periodCells(report.totals));
+      periodText.textContent = `Your tenant's usage over all ${report.totals.sessions} sessions created from ${fromDay.value} to ${toDay.value} (UTC days, both included), whatever their status, as charged at ${formatTime(new Date().toISOString())}; sessions still running may use more. Computed by the server, not limited to the sessions listed below.`;
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      replaceChildren(periodTotals);
+      periodText.textContent = '';
+      replaceChildren(periodErrors, renderProblem(error, 'Reading usage'));
+    }
+  }
+
   let sessions = [];
   let cursor = null;
   let loading = null;
@@ -133,6 +200,23 @@ export function renderUsage(root) {
     }
   }
 
+  const periodForm = h(
+    'form',
+    {
+      className: 'row',
+      attrs: { 'aria-label': 'Usage date range' },
+      on: {
+        submit: (event) => {
+          event.preventDefault();
+          loadPeriod();
+        },
+      },
+    },
+    field('From', fromDay),
+    field('To', toDay, 'UTC days, both included'),
+    h('button', { type: 'submit' }, 'Show usage'),
+  );
+
   status.addEventListener('change', () => load(true));
   refresh.addEventListener('click', () => load(true));
   more.addEventListener('click', () => cursor && load(false));
@@ -140,10 +224,40 @@ export function renderUsage(root) {
   replaceChildren(
     root,
     h('h1', {}, 'Usage'),
+    h('h2', {}, 'Date range'),
+    periodForm,
+    periodErrors,
+    periodText,
+    h(
+      'div',
+      { className: 'table-wrap' },
+      h(
+        'table',
+        { id: 'usage-period-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...[
+              'Sessions',
+              'Tasks',
+              'Input tokens',
+              'Output tokens',
+              'Cache reads (of input)',
+              'Cost (USD)',
+            ].map((name) => h('th', { scope: 'col' }, name)),
+          ),
+        ),
+        h('tbody', {}, periodTotals),
+      ),
+    ),
+    h('h2', {}, 'Listed sessions'),
     h(
       'p',
       { className: 'muted' },
-      'Tokens and cost per session as the API reports them (planning, tasks and synthesis included), newest first, with their sum.',
+      'Tokens and cost per session as the API reports them (planning, tasks and synthesis included), newest first, with their sum over the sessions listed here only.',
     ),
     h('div', { className: 'row' }, field('Status', status), refresh),
     errors,
@@ -177,6 +291,10 @@ export function renderUsage(root) {
     ),
     h('div', { className: 'pager' }, more),
   );
+  loadPeriod();
   load(true);
-  return () => loading?.abort();
+  return () => {
+    period?.abort();
+    loading?.abort();
+  };
 }
