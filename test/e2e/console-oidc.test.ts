@@ -225,6 +225,32 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.deepEqual(unexpectedProblems(problems), []);
   });
 
+  test('a stray callback in a signed-in tab (an old callback URL, a CSRF link) keeps the sign-in', async () => {
+    const { page, problems } = await openSignIn();
+    await idpButton(page).click();
+    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    await page.locator('input[name="login"]').fill('bob');
+    await page.locator('input[name="password"]').fill('any');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    const token = await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY);
+    assert.ok(token);
+    const tokenRequests: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().startsWith(`${idp.issuer}/token`)) tokenRequests.push(request.url());
+    });
+
+    // The same tab opens a callback it did not start: nothing to exchange, and no reason to sign out.
+    await page.goto(`${server.url}/console/?code=replayed-code&state=some-old-state#/sessions`);
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), token);
+    assert.equal(new URL(page.url()).search, '', 'the stray code is removed from the address bar');
+    assert.deepEqual(tokenRequests, []);
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
   // Last: it stops the provider.
   test('an unreachable IdP is reported on the form, which stays usable for a pasted token', async () => {
     const { page, problems } = await openSignIn();

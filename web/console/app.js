@@ -82,9 +82,14 @@ async function start() {
     try {
       storeToken(await completeSignIn(), 'oidc');
     } catch (error) {
-      storeToken(null);
-      showView(() => renderSignIn(main, { error, onSignedIn }));
-      return;
+      // A tab already signed in started no sign-in: the callback is stray (an old callback URL
+      // reached through history, a link someone sent). Its address is cleaned; it must not sign
+      // the tab out (completeSignIn exchanged nothing, as no state of this tab matched).
+      if (!(error?.code === 'OIDC_STATE_MISMATCH' && readToken() !== null)) {
+        storeToken(null);
+        showView(() => renderSignIn(main, { error, onSignedIn }));
+        return;
+      }
     }
   }
   const hadToken = readToken() !== null;
