@@ -1,10 +1,33 @@
 // DOM helpers of the console: elements are built with properties and textContent only, so text
 // from the API (objectives, agent output, error details) can never become markup.
 
+/** Properties and attributes that parse their value as markup or run it: never set through h(). */
+const MARKUP_NAMES = new Set(['innerhtml', 'outerhtml', 'srcdoc', 'style']);
+/** Properties and attributes whose value is a URL the browser follows or loads. */
+const URL_NAMES = new Set(['href', 'src', 'action', 'formaction', 'xlink:href', 'poster', 'data']);
+/** The URLs the console builds: its own hash routes, same-origin paths and http(s) links. */
+const SAFE_URL = /^(#|\/(?![/\\])|https?:)/i;
+
+/**
+ * Throws when `name` = `value` could turn data into markup, script or a `javascript:` link. Why
+ * throw: every call site names its keys in code, so this fires only on a bug or on data that tries
+ * to be a URL it must not be, and a broken view is better than a working injection.
+ */
+function checkSafe(name, value) {
+  const lower = name.toLowerCase();
+  if (MARKUP_NAMES.has(lower) || lower.startsWith('on')) {
+    throw new TypeError(`h(): "${name}" is not set from the console's code (markup or script)`);
+  }
+  if (URL_NAMES.has(lower) && !SAFE_URL.test(String(value).trim())) {
+    throw new TypeError(`h(): "${name}" must be a #route, a /path or an http(s) URL`);
+  }
+}
+
 /**
  * Creates an element. `props` are set as properties (`className`, `type`, `disabled`, `htmlFor` …),
  * except `on` (event listeners), `attrs` (attributes such as aria-*) and `dataset`. Children are
- * nodes or strings (added as text), null/false skipped.
+ * nodes or strings (added as text), null/false skipped. Markup, inline handlers and URLs other than
+ * `#…`, `/…` and `http(s):` are refused (checkSafe).
  * @param {string} tag
  * @param {Record<string, unknown>} [props]
  * @param {...(Node|string|number|null|undefined|false)} children
@@ -18,11 +41,14 @@ export function h(tag, props = {}, ...children) {
       for (const [type, listener] of Object.entries(value)) element.addEventListener(type, listener);
     } else if (key === 'attrs') {
       for (const [name, attr] of Object.entries(value)) {
-        if (attr !== undefined && attr !== null && attr !== false) element.setAttribute(name, String(attr));
+        if (attr === undefined || attr === null || attr === false) continue;
+        checkSafe(name, attr);
+        element.setAttribute(name, String(attr));
       }
     } else if (key === 'dataset') {
       Object.assign(element.dataset, value);
     } else {
+      checkSafe(key, value);
       element[key] = value;
     }
   }

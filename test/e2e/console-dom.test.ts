@@ -1,0 +1,79 @@
+// The console's element builder h() in real Chromium: text stays text, and neither a data value nor
+// a mistaken call site can set markup, an inline handler or a `javascript:`/`data:` URL through it.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { startTestServer, type TestServer } from '../fixtures/server.ts';
+
+const cleanups: Array<() => unknown> = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+
+describe('console element builder', () => {
+  let server: TestServer;
+  let page: Page;
+  let problems: PageProblems;
+
+  before(async () => {
+    server = await startTestServer({ config: { workers: { concurrency: 0 } } });
+    cleanups.push(() => server.close());
+    const browser = await launchTestBrowser(t);
+    ({ page, problems } = await browser.openPage());
+    await page.goto(`${server.url}/console/`);
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  test('markup, handlers and unsafe URLs are refused; routes, paths and http(s) links are kept', async () => {
+    const result = await page.evaluate(async () => {
+      // The module as the page loads it (a variable: it is the browser's URL, not a file for tsc).
+      const moduleUrl = '/console/dom.js';
+      const { h } = await import(moduleUrl);
+      const refused = (props: Record<string, unknown>) => {
+        try {
+          h('a', props);
+          return false;
+        } catch (error) {
+          return error instanceof TypeError;
+        }
+      };
+      return {
+        refused: [
+          { innerHTML: '<img src=x onerror=alert(1)>' },
+          { outerHTML: '<b>x</b>' },
+          { href: 'javascript:alert(1)' },
+          { href: ' JavaScript:alert(1)' },
+          { href: 'data:text/html,<script>alert(1)</script>' },
+          { href: '//evil.example/' },
+          { href: '/\\evil.example/' },
+          { onclick: 'alert(1)' },
+          { attrs: { onclick: 'alert(1)' } },
+          { attrs: { href: 'javascript:alert(1)' } },
+          { attrs: { style: 'background:url(x)' } },
+          { attrs: { srcdoc: '<script></script>' } },
+        ].map(refused),
+        kept: [
+          h('a', { href: '#/sessions/0191d9a0-0000-7000-8000-000000000000' }).getAttribute('href'),
+          h('a', { href: '/console/' }).getAttribute('href'),
+          h('a', { href: 'https://example.com/x' }).getAttribute('href'),
+          h('a', { attrs: { 'aria-label': '<b>x</b>' } }).getAttribute('aria-label'),
+          h('p', {}, '<img src=x onerror=alert(1)>').innerHTML,
+        ],
+      };
+    });
+    assert.deepEqual(result.refused, Array(12).fill(true));
+    assert.deepEqual(result.kept, [
+      '#/sessions/0191d9a0-0000-7000-8000-000000000000',
+      '/console/',
+      'https://example.com/x',
+      '<b>x</b>',
+      '&lt;img src=x onerror=alert(1)&gt;',
+    ]);
+  });
+
+  test('no errors or warnings in the page', () => {
+    assert.deepEqual(problems.messages, []);
+  });
+});
