@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { AuditLog } from './audit/audit-log.ts';
 import type { AuditEventInput } from './audit/audit-record.ts';
 import type { AuditWriteCounters } from './audit/counted-audit-log.ts';
+import { AUDIT_WAIT_MS, waitForAuditAppend } from './audit-wait.ts';
 import type { Authenticator } from './authenticate.ts';
 import { answerPreflight, applyCorsHeaders, type CorsOptions, isPreflight } from './cors.ts';
 import { describeAuditActor, type JsonRpcCall, readJsonRpcCall } from './http-audit-fields.ts';
@@ -48,6 +49,8 @@ export interface HttpSecurityOptions {
    */
   protectedResource?: { resource: string; authorizationServer: string } | null;
   metrics?: SecurityMetrics;
+  /** How long a response waits for its audit record (audit-wait.ts). @defaultValue AUDIT_WAIT_MS */
+  auditWaitMs?: number;
 }
 
 /** What the layer learned about one request. */
@@ -77,6 +80,7 @@ export interface HttpSecurity {
 /** Creates the HTTP security layer. */
 export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
   const { authenticator, rateLimiter, auditLog, realm, logger, metrics } = options;
+  const auditWaitMs = options.auditWaitMs ?? AUDIT_WAIT_MS;
   const states = new WeakMap<FastifyRequest, RequestState>();
   const stateOf = (request: FastifyRequest): RequestState => {
     let state = states.get(request);
@@ -284,11 +288,16 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       const rpc = auditCallOf(request, reply);
       if (rpc === undefined) return done(null, payload);
       stateOf(request).audited = true;
-      writeAudit(request, reply, rpc).then(
-        (stored) => {
+      const onLate = () =>
+        logger.warn(
+          { requestId: String(request.id), waitedMs: auditWaitMs },
+          'audit record not stored yet: answered without it (the append goes on)',
+        );
+      waitForAuditAppend(writeAudit(request, reply, rpc), auditWaitMs, onLate).then(
+        (outcome) => {
           // The change was made and is answered as the handler answered it (see writeAudit); the
-          // header tells the client its record is missing.
-          if (!stored) reply.header(AUDIT_FAILED_HEADER, 'not-recorded');
+          // header tells the client its record is missing, or not stored yet.
+          if (outcome !== 'stored') reply.header(AUDIT_FAILED_HEADER, outcome);
           done(null, payload);
         },
         (error: Error) => done(error),
@@ -369,7 +378,10 @@ export function classifyAuthFailure(bearerError: string | null, reason: string):
   return bearerError === 'invalid_token' ? 'invalid_token' : '_OTHER';
 }
 
-/** Response header set when the request's audit record could not be stored (value `not-recorded`). */
+/**
+ * Response header set when the request's audit record could not be stored (`not-recorded`), or was
+ * not stored yet when the answer could wait no longer (`pending`, see AUDIT_WAIT_MS).
+ */
 export const AUDIT_FAILED_HEADER = 'maos-audit';
 
 /** Path of the RFC 9728 protected-resource metadata document. */
