@@ -251,6 +251,40 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.deepEqual(unexpectedProblems(problems), []);
   });
 
+  test('a token response without the ID token, or with one of another nonce, is refused and keeps no token', async () => {
+    for (const tamper of ['drop', 'nonce'] as const) {
+      const { page, problems } = await openSignIn();
+      // The IdP's answer changed on its way to the page, as a broken or hostile token endpoint would.
+      await page.route(`${idp.issuer}/token`, async (route) => {
+        const response = await route.fetch();
+        const tokens = await response.json();
+        if (tamper === 'drop') delete tokens.id_token;
+        else {
+          const [header, payload, signature] = String(tokens.id_token).split('.');
+          const claims = JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'));
+          claims.nonce = 'another-nonce';
+          tokens.id_token = [
+            header,
+            Buffer.from(JSON.stringify(claims)).toString('base64url'),
+            signature,
+          ].join('.');
+        }
+        await route.fulfill({ response, json: tokens });
+      });
+      await idpButton(page).click();
+      await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+      await page.locator('input[name="login"]').fill('carol');
+      await page.locator('input[name="password"]').fill('any');
+      await page.getByRole('button', { name: 'Sign-in' }).click();
+      await page.getByRole('button', { name: 'Continue' }).click();
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      assert.match((await alert.textContent()) ?? '', /OIDC_NONCE_MISMATCH/, tamper);
+      assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null, tamper);
+      assert.deepEqual(unexpectedProblems(problems), [], tamper);
+    }
+  });
+
   // Last: it stops the provider.
   test('an unreachable IdP is reported on the form, which stays usable for a pasted token', async () => {
     const { page, problems } = await openSignIn();

@@ -137,6 +137,8 @@ export async function beginSignIn(options) {
     audience: options.audience,
     audienceParameter: options.audienceParameter,
     tokenEndpoint: metadata.token_endpoint,
+    // With `openid` the IdP must return an ID token (OIDC Core §3.1.3.3), whose nonce is checked.
+    openid: options.scopes.includes('openid'),
     // Where the user was (e.g. #/sessions/<id>), restored after the return.
     hash: location.hash,
     startedAt: Date.now(),
@@ -248,6 +250,14 @@ export async function completeSignIn() {
     );
   }
   if (typeof tokens.id_token === 'string') checkIdToken(tokens.id_token, pending);
+  else if (pending.openid) {
+    // Without it the nonce is never checked: a token response that drops it is refused.
+    throw new SignInError(
+      'Sign-in refused',
+      'The identity provider sent no ID token although the scope openid was asked for.',
+      'OIDC_NONCE_MISMATCH',
+    );
+  }
   return tokens.access_token;
 }
 
