@@ -1,5 +1,6 @@
 // The console's element builder h() in real Chromium: text stays text, and neither a data value nor
-// a mistaken call site can set markup, an inline handler or a `javascript:`/`data:` URL through it.
+// a mistaken call site can set markup, an inline handler or a `javascript:`/`data:` URL through it;
+// the API client sends the bearer token to this origin's /v1/ paths only.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -71,6 +72,43 @@ describe('console element builder', () => {
       '<b>x</b>',
       '&lt;img src=x onerror=alert(1)&gt;',
     ]);
+  });
+
+  test('the API client sends the bearer token to its own /v1/ paths only', async () => {
+    const result = await page.evaluate(async () => {
+      const moduleUrl = '/console/api.js';
+      const { request } = await import(moduleUrl);
+      sessionStorage.setItem('maos.console.token', 'secret-token');
+      const sent: string[] = [];
+      const realFetch = window.fetch;
+      window.fetch = async (url: RequestInfo | URL) => {
+        sent.push(String(url));
+        return new Response('{}', { headers: { 'content-type': 'application/json' } });
+      };
+      const outcomes: string[] = [];
+      try {
+        for (const path of [
+          'https://idp.example/userinfo',
+          '//evil.example/v1/x',
+          '/\\evil.example/',
+          'v1/x',
+          '/v1/sessions',
+        ]) {
+          try {
+            await request(path);
+            outcomes.push('sent');
+          } catch (error) {
+            outcomes.push(error instanceof TypeError ? 'refused' : String(error));
+          }
+        }
+      } finally {
+        window.fetch = realFetch;
+        sessionStorage.removeItem('maos.console.token');
+      }
+      return { outcomes, sent };
+    });
+    assert.deepEqual(result.outcomes, ['refused', 'refused', 'refused', 'refused', 'sent']);
+    assert.deepEqual(result.sent, ['/v1/sessions']);
   });
 
   test('no errors or warnings in the page', () => {

@@ -85,10 +85,13 @@ async function toApiError(response) {
 
 /**
  * Sends a request to the API and returns the parsed JSON (null for an empty body).
- * @param {string} path e.g. "/v1/sessions"
+ * @param {string} path e.g. "/v1/sessions" (a path of this origin's API; anything else is refused)
  * @param {{method?: string, body?: unknown, headers?: Record<string, string>, signal?: AbortSignal}} [init]
  */
 export async function request(path, init = {}) {
+  // The bearer token goes to this origin's API only: never to another origin, not even the IdP's
+  // (which the console's CSP lets fetches reach).
+  if (!/^\/v1\//.test(path)) throw new TypeError(`request(): ${path} is not a path of this API`);
   const headers = authHeaders({ accept: 'application/json', ...init.headers });
   let body;
   if (init.body !== undefined) {
