@@ -192,7 +192,15 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
       const target = await resolveTarget(uri, deps.resolveCaller(extra));
       // Roles do not change while the server runs: nothing to watch, but the subscribe is valid.
       if (target.kind === 'roles') return {};
-      if (watches.has(uri)) return {};
+      // A subscribe again restarts the watch, in the same slot: a watch can end for good while the
+      // subscription stands (stdio remote mode, a server unavailable past the retry bound), and a
+      // client that subscribes again expects notifications again.
+      const running = watches.get(uri);
+      if (running !== undefined) {
+        running();
+        watches.set(uri, watch(uri, target.detail.id));
+        return {};
+      }
       if (watches.size >= MAX_SUBSCRIPTIONS) {
         throw new AppError(
           'RESOURCE_LIMIT_EXCEEDED',

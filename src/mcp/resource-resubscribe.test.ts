@@ -1,0 +1,54 @@
+// Subscribing again to a resource restarts its watch. A watch can end for good while the
+// subscription stands (in stdio remote mode, once the server stayed unavailable longer than the
+// retry bound): before, a second subscribe was a no-op and the resource never notified again.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { SessionDetail } from '../domain/types.ts';
+import type { SessionService } from '../engine/session-service.ts';
+import { createMcpServer } from './server.ts';
+
+describe('a second subscribe to a resource', { timeout: 10_000 }, () => {
+  test('starts a new watch (the old one stopped), which notifies', async (t) => {
+    const wakes: Array<() => void> = [];
+    let stopped = 0;
+    const service = {
+      getSession: async () => ({ id: 's1', tasks: [] }) as unknown as SessionDetail,
+      watchEvents: (_sessionId: string, onWake: () => void) => {
+        wakes.push(onWake);
+        return () => {
+          stopped += 1;
+        };
+      },
+    } as unknown as SessionService;
+    const { server } = createMcpServer({
+      service,
+      listRoles: async () => [],
+      resolveCaller: () => ({ actor: { tenantId: 't', principalId: 'p' }, authorize() {} }),
+    });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const client = new Client({ name: 'test', version: '1' });
+    const updated: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (note) => {
+      updated.push(note.params.uri);
+    });
+    await client.connect(clientSide);
+    t.after(() => client.close());
+
+    const uri = 'maos://sessions/s1';
+    await client.subscribeResource({ uri });
+    assert.equal(wakes.length, 1);
+    // The first watch has ended for good (it never wakes again); the client subscribes again.
+    await client.subscribeResource({ uri });
+    assert.equal(wakes.length, 2, 'the second subscribe started no new watch');
+    assert.equal(stopped, 1, 'the old watch was not stopped');
+    wakes[1]?.();
+    for (let tries = 0; tries < 50 && updated.length === 0; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.deepEqual(updated, [uri]);
+  });
+});
