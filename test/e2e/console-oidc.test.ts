@@ -285,6 +285,24 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     }
   });
 
+  test('a discovery document whose authorization_endpoint is not http(s) is refused with a message', async () => {
+    const { page, problems } = await openSignIn();
+    await page.route(`${idp.issuer}/.well-known/openid-configuration`, async (route) => {
+      const response = await route.fetch();
+      const metadata = await response.json();
+      metadata.authorization_endpoint = 'javascript:alert(document.domain)';
+      await route.fulfill({ response, json: metadata });
+    });
+    await idpButton(page).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match((await alert.textContent()) ?? '', /authorization_endpoint that is not an http\(s\) URL/);
+    assert.equal(new URL(page.url()).origin, new URL(server.url).origin);
+    await idpButton(page).waitFor();
+    assert.equal(await idpButton(page).isEnabled(), true);
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
   // Last: it stops the provider.
   test('an unreachable IdP is reported on the form, which stays usable for a pasted token', async () => {
     const { page, problems } = await openSignIn();

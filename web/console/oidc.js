@@ -86,6 +86,15 @@ async function fetchJson(url, init, what) {
   return { response, body };
 }
 
+/** The scheme of `url` (e.g. `https:`), or '' when it is no URL. */
+function safeProtocol(url) {
+  try {
+    return new URL(url).protocol;
+  } catch {
+    return '';
+  }
+}
+
 /** The IdP's discovery document, checked against the configured issuer (OIDC Discovery §4.3). */
 async function discover(issuer) {
   const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
@@ -110,6 +119,14 @@ async function discover(issuer) {
         `Its discovery document has no ${name}.`,
       );
     }
+  }
+  // The browser is sent to the authorization endpoint: an http(s) page, never a `javascript:` or
+  // `data:` URL from a tampered or broken discovery document.
+  if (!/^https?:$/.test(safeProtocol(body.authorization_endpoint))) {
+    throw new SignInError(
+      'The identity provider is misconfigured',
+      'Its discovery document names an authorization_endpoint that is not an http(s) URL.',
+    );
   }
   // The console's CSP allows fetches to the issuer's origin only (see docs/security.md).
   if (new URL(body.token_endpoint).origin !== new URL(issuer).origin) {
