@@ -302,6 +302,37 @@ describe('incremental checkpoints', () => {
   });
 });
 
+describe('a stalled store', () => {
+  test('records past maxPending are refused at once; the waiting ones are written once the store is back', async () => {
+    const t = await createTestSecurityDb();
+    const { openSqlite } = await import('../test-support.ts');
+    // Another connection holds the write lock: the first batch waits for it, the next records queue.
+    const blocker = openSqlite(t.file);
+    try {
+      const log = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer, maxPending: 2 });
+      await sql`begin immediate`.execute(blocker);
+      const writing = log.append(event(0));
+      const queued = [log.append(event(1)), log.append(event(2))];
+      await assert.rejects(log.append(event(3)), (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'STORE_UNAVAILABLE');
+        assert.match(error.message, /not keeping up: 2 records wait/);
+        return true;
+      });
+      await sql`commit`.execute(blocker);
+      const written = await Promise.all([writing, ...queued]);
+      assert.deepEqual(
+        written.map((record) => record.seq),
+        [0, 1, 2],
+      );
+      const report = await verifyAuditEntries(readDatabaseEntries(t.db), { checkpoints: [], verifier });
+      assert.deepEqual([report.ok, report.size], [true, 3], report.problems.join('\n'));
+    } finally {
+      await blocker.destroy();
+      await t.cleanup();
+    }
+  });
+});
+
 describe('two writers on one database file', () => {
   test('appends from two connections (server and CLI) interleave into one valid chain', async () => {
     const t = await createTestSecurityDb();

@@ -28,6 +28,14 @@ const CHECKPOINT_BATCH = 1000;
 // Largest number of records written in one transaction (keeps statements well under SQLite's
 // bound-parameter limit: 9 columns × 500 rows).
 const MAX_BATCH = 500;
+// Records waiting behind the batch being written. Answers wait for their record only so long
+// (security/audit-wait.ts); past this bound a stalled store (a lock held elsewhere, a database that
+// does not answer) would grow the queue without end, so further records are refused (and counted
+// as lost by the caller) instead: about 10,000 × 1–2 KiB at most.
+const DEFAULT_MAX_PENDING = 10_000;
+// PostgreSQL: how long an append waits for another replica's append lock before it fails (and is
+// counted as lost) instead of queueing behind a replica that froze inside its transaction.
+const APPEND_LOCK_TIMEOUT = '30s';
 
 export interface AuditLogOptions {
   db: SecurityDb;
@@ -39,6 +47,8 @@ export interface AuditLogOptions {
   checkpointDir?: string | null;
   logger?: Logger;
   now?: () => Date;
+  /** Records that may wait to be written before further ones are refused (default 10,000). */
+  maxPending?: number;
 }
 
 export interface AuditListQuery {
@@ -103,6 +113,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   async function appendBatch(inputs: readonly AuditEventInput[]): Promise<AuditRecord[]> {
     if (!isPostgres(db)) return appendAfterHead(db, inputs);
     return db.transaction().execute(async (trx) => {
+      await sql`select set_config('lock_timeout', ${APPEND_LOCK_TIMEOUT}, true)`.execute(trx);
       await sql`select pg_advisory_xact_lock(${LOCK_KEYS.auditAppend})`.execute(trx);
       return appendAfterHead(trx, inputs);
     });
@@ -177,7 +188,17 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     }
   }
 
+  const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+
   function append(input: AuditEventInput): Promise<AuditRecord> {
+    if (pending.length >= maxPending) {
+      return Promise.reject(
+        new AppError(
+          'STORE_UNAVAILABLE',
+          `The audit log is not keeping up: ${pending.length} records wait to be written, so this one is not kept`,
+        ),
+      );
+    }
     return new Promise<AuditRecord>((resolve, reject) => {
       pending.push({ input, resolve, reject });
       void flush();
