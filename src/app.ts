@@ -6,7 +6,6 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Kysely } from 'kysely';
 import { type ProviderKeyCheck, startProviderKeyCheck } from './agents/providers/check-providers.ts';
 import { createLlmStack } from './agents/providers/create-llm-stack.ts';
-import type { LlmDb } from './agents/providers/llm-tables.ts';
 import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
 import type { RoleDefinition } from './agents/roles/role.ts';
 import { createCommandRuntime } from './agents/runtimes/command/command-runtime.ts';
@@ -16,7 +15,7 @@ import { readRunnerBaseEnv } from './config/runner-env.ts';
 import type { Config } from './config/schema.ts';
 import type { Engine } from './engine/engine-types.ts';
 import { createEngine } from './engine/index.ts';
-import { createLocalNotifier, READY_CHANNEL, sessionChannel } from './engine/notifier.ts';
+import { createLocalNotifier, sessionChannel } from './engine/notifier.ts';
 import { createSessionDefaults } from './engine/session-defaults.ts';
 import type { Actor } from './engine/session-service.ts';
 import { createSteeringWithoutOrchestrator } from './engine/steering-without-orchestrator.ts';
@@ -27,7 +26,7 @@ import { createSessionSteeringRoutesPlugin } from './http/routes/session-steerin
 import { createTenantProviderRoutesPlugin } from './http/routes/tenant-providers.ts';
 import { createUsageRoutesPlugin } from './http/routes/usage.ts';
 import { buildHttpServer } from './http/server.ts';
-import { createEngineSteering } from './mcp/engine-steering.ts';
+import { createOrchestratorSteering } from './mcp/engine-steering.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
 import type { SessionSteering } from './mcp/steering-tools.ts';
 import {
@@ -240,27 +239,15 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       llm ? llm.roles.listRoles(actor.tenantId) : [...BUILT_IN_ROLES];
     const metricsOnOwnPort = config.metrics.port !== undefined;
     // Plan approval and steering (REST routes and MCP tools) need the LLM orchestrator.
-    const steeringOptions = llm
-      ? {
+    const steering = llm
+      ? createOrchestratorSteering({
+          config,
           db: database.db,
-          planRules: async (tenantId: string, trx: typeof database.db) => {
-            const roles = await llm.roles.listRoles(tenantId, trx as unknown as LlmDb);
-            const names = new Set(roles.map((role) => role.name));
-            return {
-              isKnownRole: (role: string) => names.has(role),
-              isKnownRunner: (runner: string) => runtimes.hasRunner(runner),
-              maxAgentsPerRole: config.llm.planner.maxAgentsPerRole,
-              maxTasksPerPhase: config.llm.planner.maxTasksPerPhase,
-            };
-          },
-          maxAttempts: config.tasks.maxAttempts,
-          onChanged: (sessionId: string) => {
-            wakeNotifier.publish(READY_CHANNEL);
-            wakeNotifier.publish(sessionChannel(sessionId));
-          },
-        }
+          roles: llm.roles,
+          runtimes,
+          notifier: wakeNotifier,
+        })
       : undefined;
-    const steering = steeringOptions ? createEngineSteering(steeringOptions) : undefined;
     const tls = loadTlsCredentials(config.tls);
     const http = await buildHttpServer({
       ...(tls ? { serverFactory: createHttpsServerFactory(tls) } : {}),

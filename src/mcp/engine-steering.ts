@@ -2,6 +2,11 @@
 // REST steering routes (src/http/routes/session-steering.ts) alike. The transaction wrapper belongs
 // in the engine once SessionService grows approve/reject/message operations; then this file goes away.
 import type { Kysely } from 'kysely';
+import type { LlmDb } from '../agents/providers/llm-tables.ts';
+import type { RoleService } from '../agents/roles/role-service.ts';
+import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
+import type { Config } from '../config/schema.ts';
+import { type Notifier, READY_CHANNEL, sessionChannel } from '../engine/notifier.ts';
 import type { EditedPlanRules } from '../engine/planner-approval.ts';
 import { approvePlan, rejectPlan } from '../engine/planner-approval-store.ts';
 import { addSteeringMessage } from '../engine/planner-steering.ts';
@@ -61,4 +66,38 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
       return stored;
     },
   };
+}
+
+/**
+ * The steering of a server with an LLM orchestrator: edited plans are checked against the tenant's
+ * roles (read in the approval's transaction, so a role deleted meanwhile is seen) and the declared
+ * runners, and a change wakes the workers and the session's event readers.
+ */
+export function createOrchestratorSteering(options: {
+  config: Readonly<Pick<Config, 'llm' | 'tasks'>>;
+  db: Kysely<Database>;
+  roles: Pick<RoleService, 'listRoles'>;
+  runtimes: Pick<RuntimeRegistry, 'hasRunner'>;
+  notifier: Pick<Notifier, 'publish'>;
+}): SessionSteering {
+  const { config, roles, runtimes, notifier } = options;
+  return createEngineSteering({
+    db: options.db,
+    planRules: async (tenantId, trx) => {
+      const names = new Set(
+        (await roles.listRoles(tenantId, trx as unknown as LlmDb)).map((role) => role.name),
+      );
+      return {
+        isKnownRole: (role: string) => names.has(role),
+        isKnownRunner: (runner: string) => runtimes.hasRunner(runner),
+        maxAgentsPerRole: config.llm.planner.maxAgentsPerRole,
+        maxTasksPerPhase: config.llm.planner.maxTasksPerPhase,
+      };
+    },
+    maxAttempts: config.tasks.maxAttempts,
+    onChanged: (sessionId) => {
+      notifier.publish(READY_CHANNEL);
+      notifier.publish(sessionChannel(sessionId));
+    },
+  });
 }
