@@ -1,17 +1,12 @@
 // The Prometheus metrics of MAOS: one private prom-client Registry (never the global one, so tests
 // and several servers in one process do not collide) and typed recorders that bound every label.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import {
-  type CACHE_RESULTS,
-  CIRCUIT_STATES,
-  createLabelGuard,
-  type LabelsOf,
-  type MetricName,
-} from './metric-labels.ts';
+import { createLabelGuard, type LabelsOf, type MetricName } from './metric-labels.ts';
+import { defineLlmMetrics, type LlmMetrics } from './metrics-llm.ts';
 import { defineScrapeGauges, type ScrapeSources } from './metrics-scrape.ts';
 
+export type { CircuitState, LlmCallRecord } from './metrics-llm.ts';
 export type { QueueState, ReadinessCheckName, ScrapeSources } from './metrics-scrape.ts';
-export type CircuitState = (typeof CIRCUIT_STATES)[number];
 
 /** HTTP server buckets from the OTel HTTP semantic conventions; 1 s is a bucket, the latency SLO needs it. */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
@@ -19,12 +14,6 @@ const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 
 const TASK_DURATION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 /** From "ready" to "claimed": milliseconds when workers are free, minutes when the backlog grows. */
 const QUEUE_WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
-/** gen_ai.client.token.usage buckets prescribed by the GenAI semantic conventions. */
-const TOKEN_BUCKETS = [
-  1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
-];
-/** gen_ai.client.operation.duration buckets prescribed by the GenAI semantic conventions: 0.01 doubling to 81.92. */
-const GEN_AI_DURATION_BUCKETS = Array.from({ length: 14 }, (_, i) => Number((0.01 * 2 ** i).toFixed(2)));
 
 /** prom-client default metrics that fail the Prometheus naming lint. */
 const LINT_FAILING_DEFAULTS = [
@@ -43,19 +32,6 @@ export interface MetricsOptions {
   onSourceError?: (source: string, error: unknown) => void;
 }
 
-export interface LlmCallRecord {
-  provider: string;
-  model: string;
-  /** GenAI operation, usually `chat`. */
-  operation: string;
-  durationSeconds: number;
-  inputTokens?: number;
-  outputTokens?: number;
-  costUsd?: number;
-  /** Set on failure: one of PROVIDER_ERROR_TYPES (others count as `_OTHER`). */
-  errorType?: string;
-}
-
 /** Which kind of work a task was: its role and the runtime that ran it. */
 export interface TaskLabels {
   role: string;
@@ -64,7 +40,7 @@ export interface TaskLabels {
 export type TaskOutcome = 'succeeded' | 'failed' | 'cancelled' | 'retried';
 
 /** The metrics facade: every recorder bounds its labels through the allow-list. */
-export interface Metrics {
+export interface Metrics extends LlmMetrics {
   readonly registry: Registry;
   readonly contentType: string;
   /** The exposition text of every metric. */
@@ -81,10 +57,6 @@ export interface Metrics {
   recordLeaseExpired(count?: number): void;
   recordTaskRetry(): void;
   setWorkerSlots(busy: number, total: number): void;
-  recordLlmCall(call: LlmCallRecord): void;
-  recordProviderError(provider: string, errorType: string): void;
-  setCircuitState(provider: string, state: CircuitState): void;
-  recordCacheResult(provider: string, result: (typeof CACHE_RESULTS)[number]): void;
   trackSseConnection(delta: 1 | -1): void;
   recordSseEventsSent(count?: number): void;
   recordMcpRequest(method: string, outcome: 'success' | 'error'): void;
@@ -207,56 +179,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers,
   });
 
-  const tokenUsage = new Histogram({
-    name: 'gen_ai_client_token_usage',
-    help: 'Billable tokens per GenAI operation a provider answered, by token type (gen_ai.client.token.usage); response cache answers are not samples.',
-    labelNames: names(
-      'gen_ai_client_token_usage',
-      'gen_ai_operation_name',
-      'gen_ai_provider_name',
-      'gen_ai_request_model',
-      'gen_ai_token_type',
-    ),
-    buckets: TOKEN_BUCKETS,
-    registers,
-  });
-  const operationDuration = new Histogram({
-    name: 'gen_ai_client_operation_duration_seconds',
-    help: 'Duration of GenAI client operations sent to a provider (gen_ai.client.operation.duration); error_type set on failure, cancelled when MAOS stopped the call; response cache answers are not samples.',
-    labelNames: names(
-      'gen_ai_client_operation_duration_seconds',
-      'gen_ai_operation_name',
-      'gen_ai_provider_name',
-      'gen_ai_request_model',
-      'error_type',
-    ),
-    buckets: GEN_AI_DURATION_BUCKETS,
-    registers,
-  });
-  const cost = new Counter({
-    name: 'maos_llm_cost_usd_total',
-    help: 'Estimated LLM spend in US dollars, by provider and model.',
-    labelNames: names('maos_llm_cost_usd_total', 'provider', 'model'),
-    registers,
-  });
-  const providerErrors = new Counter({
-    name: 'maos_llm_provider_errors_total',
-    help: 'Failed LLM provider calls (circuit_open: refused by the open breaker; cancelled: stopped by MAOS), by provider and error type.',
-    labelNames: names('maos_llm_provider_errors_total', 'provider', 'error_type'),
-    registers,
-  });
-  const circuit = new Gauge({
-    name: 'maos_llm_circuit_state',
-    help: 'Circuit breaker state per provider: 1 for the current state, 0 for the others.',
-    labelNames: names('maos_llm_circuit_state', 'provider', 'state'),
-    registers,
-  });
-  const cache = new Counter({
-    name: 'maos_llm_cache_requests_total',
-    help: 'LLM response cache lookups (an answer served from the store is no provider call), by provider and result (hit, miss, or error: the store could not be read and the provider was called).',
-    labelNames: names('maos_llm_cache_requests_total', 'provider', 'result'),
-    registers,
-  });
+  const llm = defineLlmMetrics({ registers, labels, names, inc, observe });
 
   const sseConnections = new Gauge({
     name: 'maos_sse_connections',
@@ -368,52 +291,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       workerSlots.set({ state: 'busy' }, busy);
       workerSlots.set({ state: 'idle' }, Math.max(0, total - busy));
     },
-    recordLlmCall(call) {
-      const base = {
-        gen_ai_operation_name: call.operation,
-        gen_ai_provider_name: call.provider,
-        gen_ai_request_model: call.model,
-      };
-      observe(
-        operationDuration,
-        labels('gen_ai_client_operation_duration_seconds', { ...base, error_type: call.errorType }),
-        call.durationSeconds,
-      );
-      for (const [type, tokens] of [
-        ['input', call.inputTokens],
-        ['output', call.outputTokens],
-      ] as const) {
-        if (tokens === undefined) continue;
-        observe(
-          tokenUsage,
-          labels('gen_ai_client_token_usage', { ...base, gen_ai_token_type: type }),
-          tokens,
-        );
-      }
-      if (call.costUsd !== undefined) {
-        inc(
-          cost,
-          labels('maos_llm_cost_usd_total', { provider: call.provider, model: call.model }),
-          call.costUsd,
-        );
-      }
-      if (call.errorType !== undefined) {
-        inc(
-          providerErrors,
-          labels('maos_llm_provider_errors_total', { provider: call.provider, error_type: call.errorType }),
-        );
-      }
-    },
-    recordProviderError: (provider, errorType) =>
-      inc(providerErrors, labels('maos_llm_provider_errors_total', { provider, error_type: errorType })),
-    setCircuitState(provider, state) {
-      for (const candidate of CIRCUIT_STATES) {
-        const set = labels('maos_llm_circuit_state', { provider, state: candidate });
-        if (set) circuit.set(set, candidate === state ? 1 : 0);
-      }
-    },
-    recordCacheResult: (provider, result) =>
-      inc(cache, labels('maos_llm_cache_requests_total', { provider, result })),
+    ...llm,
     trackSseConnection: (delta) => sseConnections.inc(delta),
     recordSseEventsSent: (count = 1) => sseEvents.inc(count),
     recordMcpRequest: (method, outcome) =>
