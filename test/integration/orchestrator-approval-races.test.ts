@@ -4,16 +4,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
-import { startLlmServer } from '../fixtures/llm-server.ts';
+import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
-import {
-  readAllEvents,
-  requestJson,
-  startTestServer,
-  type TestServer,
-  waitForSession,
-} from '../fixtures/server.ts';
+import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
   status: string;
@@ -27,12 +20,7 @@ const ROUNDS = 6;
 for (const store of ['sqlite', 'postgres'] as const) {
   describe(`approval races (${store})`, { timeout: 180_000 }, () => {
     test('approve, approve with an edit, reject and cancel at once: one wins, the session stays whole', async (t) => {
-      const closers: Array<() => Promise<void>> = [];
-      t.after(async () => {
-        for (const close of closers.reverse()) await close();
-      });
-      const llm = await startLlmServer({ apiKey: 'k' });
-      closers.push(() => llm.close());
+      const { llm, at } = await startOrchestratorStack(t, { store, replicas: store === 'postgres' ? 2 : 1 });
       llm.setHandler((request) => {
         switch (llmRequestKind(request)) {
           case 'plan':
@@ -45,27 +33,6 @@ for (const store of ['sqlite', 'postgres'] as const) {
             return { text: '## Summary\nDone.', delayMs: 50 };
         }
       });
-      let storeConfig: Record<string, unknown> = { synchronous: 'normal' };
-      if (store === 'postgres') {
-        const database = await createTestDatabase();
-        closers.push(() => database.drop());
-        storeConfig = { url: database.url, poolSize: 6 };
-      }
-      const servers: TestServer[] = [];
-      for (let i = 0; i < (store === 'postgres' ? 2 : 1); i += 1) {
-        const server = await startTestServer({
-          config: {
-            store: storeConfig,
-            providers: {
-              local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-            },
-            llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-          },
-        });
-        servers.push(server);
-        closers.push(() => server.close());
-      }
-      const at = (i: number) => servers[i % servers.length]!.url;
 
       for (let round = 0; round < ROUNDS; round += 1) {
         const created = await requestJson<{ id: string }>(`${at(0)}/v1/sessions`, {

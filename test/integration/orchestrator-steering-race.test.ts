@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
-import { startLlmServer } from '../fixtures/llm-server.ts';
+import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
-import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
   status: string;
@@ -23,12 +22,7 @@ const MAX_MESSAGES = 120;
 for (const store of ['sqlite', 'postgres'] as const) {
   describe(`steering racing the synthesis start (${store})`, { timeout: 240_000 }, () => {
     test('every accepted message is in the synthesis prompt', async (t) => {
-      const closers: Array<() => Promise<void>> = [];
-      t.after(async () => {
-        for (const close of closers.reverse()) await close();
-      });
-      const llm = await startLlmServer({ apiKey: 'k' });
-      closers.push(() => llm.close());
+      const { llm, at } = await startOrchestratorStack(t, { store, replicas: store === 'postgres' ? 2 : 1 });
       llm.setHandler((request) => {
         switch (llmRequestKind(request)) {
           case 'plan':
@@ -41,27 +35,6 @@ for (const store of ['sqlite', 'postgres'] as const) {
             return { text: '## Summary\nDone.', delayMs: 150 };
         }
       });
-      let storeConfig: Record<string, unknown> = { synchronous: 'normal' };
-      if (store === 'postgres') {
-        const database = await createTestDatabase();
-        closers.push(() => database.drop());
-        storeConfig = { url: database.url, poolSize: 6 };
-      }
-      const servers: TestServer[] = [];
-      for (let i = 0; i < (store === 'postgres' ? 2 : 1); i += 1) {
-        const server = await startTestServer({
-          config: {
-            store: storeConfig,
-            providers: {
-              local: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'k' },
-            },
-            llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-          },
-        });
-        servers.push(server);
-        closers.push(() => server.close());
-      }
-      const at = (i: number) => servers[i % servers.length]!.url;
 
       let refusedInRace = 0;
       for (let round = 0; round < ROUNDS; round += 1) {
