@@ -58,16 +58,18 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
   checkToolInputs(server);
   registerSessionTools(server, options);
   const stopSubscriptions = registerResources(server, options);
+  // A malformed request is answered here, before the protocol layer sees it.
+  checkRequestParams(server);
   const onRequest = options.onRequest;
   if (onRequest) {
+    // Watches the transport once connected, outside the params check, so that the requests the
+    // check refuses are counted too (as errors), not only those the protocol layer answers.
     const connect = server.connect.bind(server);
-    server.connect = (transport) => {
+    server.connect = async (transport) => {
+      await connect(transport);
       observeMcpRequests(transport, onRequest);
-      return connect(transport);
     };
   }
-  // After the metrics wrapper: a malformed request is answered before the protocol layer sees it.
-  checkRequestParams(server);
   const previousOnClose = server.server.onclose;
   server.server.onclose = () => {
     stopSubscriptions();

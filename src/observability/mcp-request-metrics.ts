@@ -18,8 +18,9 @@ function requestIdOf(message: { id?: unknown }): RequestId | undefined {
 }
 
 /**
- * Instruments `transport` before the MCP server connects to it (the SDK chains an existing
- * `onmessage`). A JSON-RPC error and a tool result with `isError: true` count as `error`.
+ * Instruments `transport`, before or after the MCP server connects to it (the SDK chains an
+ * existing `onmessage`; transports call whichever `onmessage` is set when a message arrives).
+ * A JSON-RPC error and a tool result with `isError: true` count as `error`.
  */
 export function observeMcpRequests(transport: Transport, record: McpRequestRecorder): void {
   const pending = new Map<RequestId, string>();
