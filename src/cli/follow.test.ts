@@ -217,4 +217,44 @@ describe('followSession', () => {
     assert.ok(infos.length >= 1);
     assert.deepEqual(infos[0], { connected: false, code: 'UNREACHABLE' });
   });
+  test('stopped by its caller: fails with INTERRUPTED without asking for the session', async () => {
+    // Counts the requests of one follow; its stream sends two events and then stays open.
+    const requests: string[] = [];
+    const open = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      if (req.headers.accept === 'text/event-stream') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const seq of [1, 2]) {
+          res.write(`id: ${seq}\nevent: ${event(seq).type}\ndata: ${JSON.stringify(event(seq))}\n\n`);
+        }
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(session('running')));
+    });
+    await new Promise<void>((resolve) => open.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (open.address() as AddressInfo).port;
+      const client = createApiClient({ server: `http://127.0.0.1:${port}` });
+      const controller = new AbortController();
+      const seen: number[] = [];
+      await assert.rejects(
+        followSession(client, sessionId, {
+          signal: controller.signal,
+          onEvent: (e) => {
+            seen.push(e.seq);
+            if (e.seq === 2) controller.abort();
+          },
+        }),
+        (error: unknown) =>
+          error instanceof CliError && error.code === 'INTERRUPTED' && error.exitCode === 130,
+      );
+      assert.deepEqual(seen, [1, 2]);
+      // The stream and nothing else: no GET /v1/sessions/:id whose answer nobody reads.
+      assert.deepEqual(requests, [`GET /v1/sessions/${sessionId}/events`]);
+    } finally {
+      open.closeAllConnections();
+      await new Promise((resolve) => open.close(resolve));
+    }
+  });
 });

@@ -48,9 +48,9 @@ const HEALTHY_STREAM_MS = 10_000;
 
 /**
  * Streams every event of the session until it has ended and all its events were delivered; returns
- * the final session. Returns early (with the latest session) when the signal aborts. Every request,
- * the first one included, is retried while the server is unavailable (retry.ts); errors that will
- * not go away (401, 403, 404, 400) fail at once.
+ * the final session. Fails with INTERRUPTED (exit 130), without another request, when the signal
+ * aborts. Every request, the first one included, is retried while the server is unavailable
+ * (retry.ts); errors that will not go away (401, 403, 404, 400) fail at once.
  */
 export async function followSession(
   client: ApiClient,
@@ -90,7 +90,8 @@ export async function followSession(
         quietCloses.recover();
         await deliver(event);
       }
-      if (options.signal?.aborted) return await client.getSession(sessionId);
+      // Stopped by the caller (Ctrl-C, an MCP unsubscribe): nobody reads a final state, so none is asked.
+      if (options.signal?.aborted) throw interruptedError();
       // The server closes the stream after the session's final event; confirm, then drain any rest.
       const session = await client.getSession(sessionId);
       if (FINAL_SESSION_STATUSES.has(session.status)) {
