@@ -2,7 +2,8 @@
 // an in-process OpenID provider: the console route's CSP allows exactly the issuer's origin; a full
 // login through the provider's pages lands on the sessions list with an IdP access token the API
 // accepts; a cancelled login (access_denied) and a forged callback (state mismatch) are shown and
-// refused; API-key/token paste stays on the form.
+// refused; API-key/token paste stays on the form; "Sign out" after an IdP sign-in ends the IdP
+// session too (RP-initiated logout), so the next IdP sign-in asks for the login again.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -16,6 +17,7 @@ import {
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
 
 const TOKEN_KEY = 'maos.console.token';
+const LOGOUT_KEY = 'maos.console.oidc.logout';
 
 /**
  * The page's problems minus the expected ones: the start's probe without a token (401) and the
@@ -116,7 +118,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     const stored = await page.evaluate(() => ({ ...sessionStorage }));
     const token = stored[TOKEN_KEY];
     assert.ok(token, 'the access token is kept for this tab');
-    assert.deepEqual(Object.keys(stored).sort(), [TOKEN_KEY, 'maos.console.signInMethod'].sort());
+    assert.deepEqual(Object.keys(stored).sort(), [TOKEN_KEY, 'maos.console.signInMethod', LOGOUT_KEY].sort());
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
 
     // The token is an RFC 9068 JWT for the MAOS audience, issued to the console client.
@@ -154,6 +156,65 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.match((await ended.textContent()) ?? '', /Your sign-in has ended.*sign in again/);
     await idpButton(page).waitFor();
     assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  /** Signs in through the IdP's login and consent pages as `user`; returns the access token. */
+  async function signInAtIdp(page: Page, user: string): Promise<string> {
+    await idpButton(page).click();
+    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    await page.locator('input[name="login"]').fill(user);
+    await page.locator('input[name="password"]').fill('any');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    const token = await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY);
+    assert.ok(token);
+    return token;
+  }
+
+  test('signing out after an IdP sign-in ends the IdP session: the next sign-in asks for the login', async () => {
+    const { page, problems } = await openSignIn();
+    await signInAtIdp(page, 'dave');
+    const endSession = page.waitForRequest((request) =>
+      request.url().startsWith(`${idp.issuer}/session/end`),
+    );
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    const sent = new URL((await endSession).url());
+    assert.ok(sent.searchParams.get('id_token_hint'), 'the ID token names the session to end');
+    assert.equal(sent.searchParams.get('client_id'), CONSOLE_CLIENT_ID);
+    assert.equal(sent.searchParams.get('post_logout_redirect_uri'), `${server.url}/console/`);
+    assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
+
+    // The IdP asks for confirmation, then sends the browser back to the console's sign-in form.
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.equal(new URL(page.url()).origin, new URL(server.url).origin);
+    assert.deepEqual(await page.evaluate(() => ({ ...sessionStorage })), {});
+
+    // Not silent: the IdP shows its login form again.
+    await idpButton(page).click();
+    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    await page.locator('input[name="login"]').waitFor();
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('signing out of a pasted token only forgets it: no visit to the IdP', async () => {
+    const signedIn = await openSignIn();
+    const token = await signInAtIdp(signedIn.page, 'erin');
+    const { page, problems } = await openSignIn();
+    const idpRequests: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().startsWith(idp.issuer)) idpRequests.push(request.url());
+    });
+    await page.getByLabel('API key or access token').fill(token);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.equal(new URL(page.url()).origin, new URL(server.url).origin);
+    assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
+    assert.deepEqual(idpRequests, []);
     assert.deepEqual(unexpectedProblems(problems), []);
   });
 

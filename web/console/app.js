@@ -1,9 +1,9 @@
 // Entry point of the console: checks whether the API needs a token, then routes between the
 // sign-in form, the sessions list (#/sessions) and one session (#/sessions/<id>).
-import { api, readToken, setUnauthorizedHandler, storeToken } from './api.js';
+import { api, readSignInMethod, readToken, setUnauthorizedHandler, storeToken } from './api.js';
 import { h, replaceChildren } from './dom.js';
 import { markCurrentSection, showNav } from './nav.js';
-import { completeSignIn, isSignInCallback } from './oidc.js';
+import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
 import { renderProblem } from './problem.js';
 import { renderAudit } from './views/audit.js';
 import { renderKeys } from './views/keys.js';
@@ -37,7 +37,7 @@ function renderAccount() {
   }
   const signOut = h(
     'button',
-    { type: 'button', className: 'secondary', on: { click: () => signOutAndShowForm() } },
+    { type: 'button', className: 'secondary', on: { click: () => signOutOfTab() } },
     'Sign out',
   );
   replaceChildren(
@@ -47,7 +47,26 @@ function renderAccount() {
   );
 }
 
+/**
+ * "Sign out": forgets the token; after an IdP sign-in whose IdP offers RP-initiated logout, also
+ * ends the IdP session (else the next "Sign in with …" would be silent), which sends the browser
+ * back to the console's sign-in form.
+ */
+function signOutOfTab() {
+  const viaIdp = readToken() !== null && readSignInMethod() === 'oidc';
+  const idpSignOut = takeIdpSignOutUrl();
+  if (viaIdp && idpSignOut) {
+    storeToken(null);
+    signedIn = false;
+    location.assign(idpSignOut);
+    return;
+  }
+  signOutAndShowForm();
+}
+
 function signOutAndShowForm(error) {
+  // A refused token (expired, revoked) leaves the IdP session alone, so signing in again is quick.
+  takeIdpSignOutUrl();
   storeToken(null);
   signedIn = false;
   renderAccount();

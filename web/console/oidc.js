@@ -1,8 +1,11 @@
 // Browser sign-in with the organisation's IdP: OAuth 2 authorization code flow with PKCE (S256) for
 // a public client, `state` and `nonce` kept in sessionStorage across the redirect, code exchanged
-// at the token endpoint by a CORS fetch. Only the access token is kept (api.js); no refresh token.
+// at the token endpoint by a CORS fetch. The access token is kept (api.js), and the ID token only for
+// RP-initiated logout (signing out of the IdP too); no refresh token.
 
 const PENDING_KEY = 'maos.console.oidc.pending';
+/** What "Sign out" needs to end the IdP session: its end_session_endpoint, client and ID token. */
+const LOGOUT_KEY = 'maos.console.oidc.logout';
 /** Why 10 minutes: a login page left open longer is a stale attempt, not one to finish. */
 const PENDING_MAX_AGE_MS = 10 * 60 * 1000;
 /** Why 10 s: discovery and the code exchange are single small requests; longer is an IdP down. */
@@ -154,6 +157,11 @@ export async function beginSignIn(options) {
     audience: options.audience,
     audienceParameter: options.audienceParameter,
     tokenEndpoint: metadata.token_endpoint,
+    // RP-initiated logout, when the IdP offers it: like the authorization endpoint, a page the
+    // browser is sent to, so only an http(s) URL is used.
+    endSessionEndpoint: /^https?:$/.test(safeProtocol(metadata.end_session_endpoint))
+      ? metadata.end_session_endpoint
+      : null,
     // With `openid` the IdP must return an ID token (OIDC Core §3.1.3.3), whose nonce is checked.
     openid: options.scopes.includes('openid'),
     // Where the user was (e.g. #/sessions/<id>), restored after the return.
@@ -275,7 +283,45 @@ export async function completeSignIn() {
       'OIDC_NONCE_MISMATCH',
     );
   }
+  keepLogout(pending, typeof tokens.id_token === 'string' ? tokens.id_token : null);
   return tokens.access_token;
+}
+
+/**
+ * Keeps, for this tab, what ending the IdP session at sign-out takes. The ID token sits beside the
+ * access token (same tab-only storage, forgotten at sign-out); it grants nothing at the API and is
+ * sent only to the IdP, as `id_token_hint`, so that it knows whose session to end.
+ */
+function keepLogout(pending, idToken) {
+  if (!pending.endSessionEndpoint) {
+    sessionStorage.removeItem(LOGOUT_KEY);
+    return;
+  }
+  const logout = { endpoint: pending.endSessionEndpoint, clientId: pending.clientId, idToken };
+  sessionStorage.setItem(LOGOUT_KEY, JSON.stringify(logout));
+}
+
+/**
+ * Forgets what IdP sign-out needs and returns the URL that ends the IdP session (OpenID Connect
+ * RP-Initiated Logout: `id_token_hint` when an ID token was kept, `client_id`, and
+ * `post_logout_redirect_uri` back to the console), or null when the tab's sign-in offered none.
+ * @returns {string | null}
+ */
+export function takeIdpSignOutUrl() {
+  const raw = sessionStorage.getItem(LOGOUT_KEY);
+  sessionStorage.removeItem(LOGOUT_KEY);
+  if (!raw) return null;
+  try {
+    const logout = JSON.parse(raw);
+    const url = new URL(logout.endpoint);
+    if (!/^https?:$/.test(url.protocol)) return null;
+    if (typeof logout.idToken === 'string') url.searchParams.set('id_token_hint', logout.idToken);
+    url.searchParams.set('client_id', logout.clientId);
+    url.searchParams.set('post_logout_redirect_uri', redirectUri());
+    return url.href;
+  } catch {
+    return null;
+  }
 }
 
 /**
