@@ -116,12 +116,14 @@ export async function request(path, init = {}) {
 
 /** The API calls the views use, one per route of docs/api.md. */
 export const api = {
-  listSessions: ({ status, cursor, limit = 20 } = {}) => {
+  listSessions: ({ status, cursor, limit = 20, signal } = {}) => {
     const query = new URLSearchParams({ limit: String(limit) });
     if (status) query.set('status', status);
     if (cursor) query.set('cursor', cursor);
-    return request(`/v1/sessions?${query}`);
+    return request(`/v1/sessions?${query}`, { signal });
   },
+  usageReport: ({ from, to, signal }) =>
+    request(`/v1/usage?${new URLSearchParams({ from, to })}`, { signal }),
   createSession: (body, idempotencyKey) =>
     request('/v1/sessions', { method: 'POST', body, headers: { 'idempotency-key': idempotencyKey } }),
   getSession: (id) => request(`/v1/sessions/${encodeURIComponent(id)}`),

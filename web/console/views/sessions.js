@@ -1,48 +1,19 @@
 // The sessions list (GET /v1/sessions): status filter, next-page cursor, usage per session, and
 // the new-session form above it.
 import { api } from '../api.js';
-import { field, formatTime, formatUsage, h, replaceChildren, statusBadge } from '../dom.js';
+import { field, formatUsage, h, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { createNewSessionForm } from './new-session.js';
+import { sessionRow, statusSelect } from './session-cells.js';
 
-const STATUSES = [
-  'pending',
-  'planning',
-  'awaiting_approval',
-  'running',
-  'paused',
-  'completed',
-  'failed',
-  'cancelled',
-];
 const PAGE_SIZE = 20;
-
-function sessionRow(session) {
-  return h(
-    'tr',
-    { dataset: { sessionId: session.id } },
-    h(
-      'td',
-      { className: 'objective' },
-      h('a', { href: `#/sessions/${session.id}` }, session.objective || '(no objective)'),
-    ),
-    h('td', {}, statusBadge(session.status)),
-    h('td', {}, formatTime(session.createdAt)),
-    h('td', {}, formatUsage(session.usage)),
-  );
-}
 
 /** Renders the view into `root`; returns its teardown. */
 export function renderSessions(root) {
   let cursor = null;
   let pageNumber = 1;
   let loading = null;
-  const status = h(
-    'select',
-    { id: 'filter-status', name: 'status' },
-    h('option', { value: '' }, 'all'),
-    ...STATUSES.map((name) => h('option', { value: name }, name)),
-  );
+  const status = statusSelect('filter-status');
   const body = h('tbody', { id: 'sessions-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
@@ -56,11 +27,19 @@ export function renderSessions(root) {
     loading = controller;
     replaceChildren(errors);
     try {
-      const result = await api.listSessions({ status: status.value, cursor: pageCursor, limit: PAGE_SIZE });
+      const result = await api.listSessions({
+        status: status.value,
+        cursor: pageCursor,
+        limit: PAGE_SIZE,
+        signal: controller.signal,
+      });
       if (controller.signal.aborted) return;
       pageNumber = page;
       cursor = result.nextCursor;
-      replaceChildren(body, ...result.items.map(sessionRow));
+      replaceChildren(
+        body,
+        ...result.items.map((session) => sessionRow(session, h('td', {}, formatUsage(session.usage)))),
+      );
       info.textContent =
         result.items.length === 0 ? 'No sessions.' : `Page ${pageNumber}: ${result.items.length} sessions.`;
       next.disabled = !cursor;

@@ -2,9 +2,10 @@
 // server over every session created in it; default the last 30 days), then tokens in and out,
 // cache reads and cost of each session as GET /v1/sessions reports them, with their totals over
 // exactly the sessions loaded. "Load more" follows the cursor to older sessions.
-import { request } from '../api.js';
-import { field, formatTime, h, replaceChildren, statusBadge } from '../dom.js';
+import { api } from '../api.js';
+import { field, formatTime, h, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
+import { sessionRow, statusSelect } from './session-cells.js';
 
 /** Why 100: the API's default http.maxPageSize; a larger limit is lowered to it anyway. */
 const PAGE_SIZE = 100;
@@ -13,16 +14,6 @@ const DEFAULT_DAYS = 30;
 /** The longest range GET /v1/usage accepts (docs/api.md). */
 const MAX_DAYS = 366;
 const DAY_MS = 86_400_000;
-const STATUSES = [
-  'pending',
-  'planning',
-  'awaiting_approval',
-  'running',
-  'paused',
-  'completed',
-  'failed',
-  'cancelled',
-];
 
 function formatCount(value) {
   return Number(value ?? 0).toLocaleString();
@@ -58,20 +49,10 @@ function usageCells(usage) {
   ];
 }
 
-function sessionRow(session) {
-  const usage = session.usage ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
-  return h(
-    'tr',
-    { dataset: { sessionId: session.id } },
-    h(
-      'td',
-      { className: 'objective' },
-      h('a', { href: `#/sessions/${session.id}` }, session.objective || '(no objective)'),
-    ),
-    h('td', {}, statusBadge(session.status)),
-    h('td', {}, formatTime(session.createdAt)),
-    ...usageCells(usage),
-  );
+const NO_USAGE = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
+
+function usageRow(session) {
+  return sessionRow(session, ...usageCells(session.usage ?? NO_USAGE));
 }
 
 /** `YYYY-MM-DD` of the UTC day `days` days after the one of `ms`. */
@@ -135,9 +116,8 @@ export function renderUsage(root) {
       periodText.textContent = range.error;
       return;
     }
-    const query = new URLSearchParams({ from: range.from, to: range.to });
     try {
-      const report = await request(`/v1/usage?${query}`, { signal: controller.signal });
+      const report = await api.usageReport({ from: range.from, to: range.to, signal: controller.signal });
       if (controller.signal.aborted) return;
       replaceChildren(periodTotals, ...periodCells(report.totals));
       periodText.textContent = `Your tenant's usage over all ${report.totals.sessions} sessions created from ${fromDay.value} to ${toDay.value} (UTC days, both included), whatever their status, as charged at ${formatTime(new Date().toISOString())}; sessions still running may use more. Computed by the server, not limited to the sessions listed below.`;
@@ -153,12 +133,7 @@ export function renderUsage(root) {
   let cursor = null;
   let loading = null;
   let readAt = null;
-  const status = h(
-    'select',
-    { id: 'usage-status', name: 'status' },
-    h('option', { value: '' }, 'all'),
-    ...STATUSES.map((name) => h('option', { value: name }, name)),
-  );
+  const status = statusSelect('usage-status');
   const body = h('tbody', { id: 'usage-body' });
   const totals = h('tr', { id: 'usage-totals' });
   const range = h('p', { id: 'usage-range', attrs: { 'aria-live': 'polite' } });
@@ -167,7 +142,7 @@ export function renderUsage(root) {
   const refresh = h('button', { type: 'button', className: 'secondary' }, 'Refresh');
 
   function show() {
-    replaceChildren(body, ...sessions.map(sessionRow));
+    replaceChildren(body, ...sessions.map(usageRow));
     const sum = sumUsage(sessions);
     replaceChildren(
       totals,
@@ -183,11 +158,13 @@ export function renderUsage(root) {
     const controller = new AbortController();
     loading = controller;
     replaceChildren(errors);
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-    if (status.value) query.set('status', status.value);
-    if (!fromStart && cursor) query.set('cursor', cursor);
     try {
-      const page = await request(`/v1/sessions?${query}`, { signal: controller.signal });
+      const page = await api.listSessions({
+        status: status.value,
+        cursor: fromStart ? null : cursor,
+        limit: PAGE_SIZE,
+        signal: controller.signal,
+      });
       if (controller.signal.aborted) return;
       // Why from the first page on a new read: the cursor belongs to the list it came from.
       if (fromStart) sessions = [];
