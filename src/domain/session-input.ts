@@ -3,12 +3,12 @@ import { z } from 'zod';
 import { budgetSchema } from './budget.ts';
 import { STRATEGIES } from './types.ts';
 
+/** A task (agent) name of a session, as a caller or a person editing a plan may write it. */
+export const TASK_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,63}$/;
+
 const nameSchema = z
   .string()
-  .regex(
-    /^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,63}$/,
-    'must be 1-64 letters, digits or _.:#- and start with a letter or digit',
-  );
+  .regex(TASK_NAME_PATTERN, 'must be 1-64 letters, digits or _.:#- and start with a letter or digit');
 
 export const agentSpecSchema = z.strictObject({
   name: nameSchema.optional().describe('Unique name of this task in the plan; defaults to `<role>-<n>`.'),

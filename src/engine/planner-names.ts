@@ -3,6 +3,7 @@
 // so, or that no rewrite makes valid, are reported for repair. Pure.
 
 import { ORCHESTRATOR_TASK_PREFIX } from '../domain/plan.ts';
+import { TASK_NAME_PATTERN } from '../domain/session-input.ts';
 
 /** The name form of one kind of plan: what is valid, and how a name written another way is read. */
 export interface TaskNameForm {
@@ -34,15 +35,13 @@ export const GENERATED_TASK_NAMES: TaskNameForm = {
   rule: '1-48 lowercase letters, digits, _ or - (e.g. "design-api")',
 };
 
-const EDITED_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,63}$/;
-
 /**
  * Names of a plan a person edited at approval: letters in either case are valid there, so only the
  * spaces are rewrite ("Design API" is "Design-API"). Lower-casing would rename tasks a person named
  * on purpose, and a task that already ran must keep its name.
  */
 export const EDITED_TASK_NAMES: TaskNameForm = {
-  isValid: (name) => EDITED_NAME.test(name) && !name.startsWith(ORCHESTRATOR_TASK_PREFIX),
+  isValid: (name) => TASK_NAME_PATTERN.test(name) && !name.startsWith(ORCHESTRATOR_TASK_PREFIX),
   normalise: joinNameWords,
   rule: `1-64 letters, digits or _.:#- (names must not start with "${ORCHESTRATOR_TASK_PREFIX}", the orchestrator's own tasks)`,
 };
