@@ -4,28 +4,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
-import { startTestServer, type TestServer } from '../fixtures/server.ts';
-
-const cleanups: Array<() => unknown> = [];
-const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+import { type IdleConsole, openConsoleOnIdleServer, type PageProblems } from '../fixtures/browser.ts';
 
 describe('console element builder', () => {
-  let server: TestServer;
+  let consoleTab: IdleConsole;
   let page: Page;
   let problems: PageProblems;
 
   before(async () => {
-    server = await startTestServer({ config: { workers: { concurrency: 0 } } });
-    cleanups.push(() => server.close());
-    const browser = await launchTestBrowser(t);
-    ({ page, problems } = await browser.openPage());
-    await page.goto(`${server.url}/console/`);
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    consoleTab = await openConsoleOnIdleServer();
+    ({ page, problems } = consoleTab);
   });
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
+  after(() => consoleTab?.close());
 
   test('markup, handlers and unsafe URLs are refused; routes, paths and http(s) links are kept', async () => {
     const result = await page.evaluate(async () => {
