@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
 import { type LogEvent, sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import { createDatabase } from './db.ts';
@@ -72,6 +73,35 @@ describe('createDatabase data directory', () => {
           assert.ok(error instanceof AppError);
           assert.equal(error.code, 'STORE_UNAVAILABLE');
           assert.match(error.message, /Cannot create the data directory .*not-a-directory\/data \(ENOTDIR\)/);
+          return true;
+        },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a database whose -wal file cannot be created is STORE_UNAVAILABLE naming it, not INTERNAL', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-db-'));
+    try {
+      const path = join(dir, 'maos.db');
+      const existing = new SqliteDatabase(path);
+      existing.pragma('journal_mode = WAL');
+      existing.exec('create table t (x)');
+      existing.close();
+      // What a read-only data directory does (root ignores permissions, so a test cannot chmod it):
+      // the open succeeds and the first statement fails to open the WAL beside the file.
+      mkdirSync(`${path}-wal`);
+      assert.throws(
+        () => createDatabase({ dataDir: dir, store: { busyTimeoutMs: 1000, synchronous: 'normal' } }),
+        (error: unknown) => {
+          assert.ok(error instanceof AppError);
+          assert.equal(error.code, 'STORE_UNAVAILABLE');
+          assert.match(
+            error.message,
+            /Cannot open the database file .*maos\.db: unable to open database file/,
+          );
+          assert.match(error.message, /must be writable/);
           return true;
         },
       );

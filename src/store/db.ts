@@ -96,7 +96,18 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
   } catch (error) {
     throw new AppError('STORE_UNAVAILABLE', `Cannot open the database file ${path}`, { cause: error });
   }
-  sqlite.pragma('journal_mode = WAL');
+  try {
+    // The first statement that touches the file: in a read-only directory (or on a read-only
+    // file) SQLite cannot create the -wal/-shm files beside it and fails here, not at the open.
+    sqlite.pragma('journal_mode = WAL');
+  } catch (error) {
+    sqlite.close();
+    throw new AppError(
+      'STORE_UNAVAILABLE',
+      `Cannot open the database file ${path}: ${(error as Error).message} (the file and its directory must be writable)`,
+      { cause: error },
+    );
+  }
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma(`busy_timeout = ${Math.trunc(config.store.busyTimeoutMs)}`);
   // Temporary B-trees in memory, not in temporary files: SQLite builds one for every RETURNING
