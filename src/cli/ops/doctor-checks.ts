@@ -199,7 +199,11 @@ export async function checkDatabase(config: Readonly<Config>): Promise<CheckResu
         name: 'database',
         status: 'fail',
         message: `cannot reach the database: ${(error as Error).message}`,
-        fix: 'Check store.url, credentials, network access and that the database server is up.',
+        // A SQLite file has no server, credentials or network: point at what does break it.
+        fix:
+          sqlitePath === undefined
+            ? 'Check store.url, credentials, network access and that the database server is up.'
+            : `Check that ${sqlitePath} and its directory are writable by this user (see data-dir); if the file is damaged, restore the latest good backup (\`maos restore <file> --force\`).`,
       },
       { name: 'migrations', status: 'skip', message: 'database unreachable' },
     ];
