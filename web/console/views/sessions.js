@@ -1,16 +1,20 @@
 // The sessions list (GET /v1/sessions): status filter, next-page cursor, usage per session, and
-// the new-session form above it.
+// the new-session form above it. The page shown refreshes itself while the tab is visible (poll.js).
 import { api } from '../api.js';
 import { field, formatUsage, h, replaceChildren } from '../dom.js';
+import { pollWhileVisible } from '../poll.js';
 import { renderProblem } from '../problem.js';
 import { createNewSessionForm } from './new-session.js';
+import { syncRows } from './row-sync.js';
 import { sessionRow, statusSelect } from './session-cells.js';
 
 const PAGE_SIZE = 20;
 
 /** Renders the view into `root`; returns its teardown. */
 export function renderSessions(root) {
+  /** The cursor of the next page, and the one the page shown was read with (for its refresh). */
   let cursor = null;
+  let pageCursor = null;
   let pageNumber = 1;
   let loading = null;
   const status = statusSelect('filter-status');
@@ -21,38 +25,66 @@ export function renderSessions(root) {
   const next = h('button', { type: 'button', className: 'secondary', disabled: true }, 'Next page');
   const refresh = h('button', { type: 'button', className: 'secondary' }, 'Refresh');
 
-  async function load(pageCursor, page) {
+  /**
+   * Reads the page at `fromCursor` and shows it. A background refresh (`quiet`) leaves the rows
+   * that did not change alone and shows an error only until a later refresh succeeds.
+   * @returns {Promise<'changed' | 'unchanged' | 'failed' | 'skipped'>}
+   */
+  async function load(fromCursor, page, { quiet = false } = {}) {
+    // One request at a time: a newer one (a click, the filter) supersedes the one in flight.
     loading?.abort();
     const controller = new AbortController();
     loading = controller;
-    replaceChildren(errors);
+    if (!quiet) replaceChildren(errors);
     try {
       const result = await api.listSessions({
         status: status.value,
-        cursor: pageCursor,
+        cursor: fromCursor,
         limit: PAGE_SIZE,
         signal: controller.signal,
       });
-      if (controller.signal.aborted) return;
+      if (controller.signal.aborted) return 'skipped';
+      const moved = page !== pageNumber || fromCursor !== pageCursor;
       pageNumber = page;
+      pageCursor = fromCursor;
       cursor = result.nextCursor;
-      replaceChildren(
-        body,
-        ...result.items.map((session) => sessionRow(session, h('td', {}, formatUsage(session.usage)))),
+      const rows = result.items.map((session) =>
+        sessionRow(session, h('td', {}, formatUsage(session.usage))),
       );
-      info.textContent =
+      let changed = errors.hasChildNodes();
+      replaceChildren(errors);
+      if (moved) replaceChildren(body, ...rows);
+      else if (syncRows(body, rows)) changed = true;
+      const text =
         result.items.length === 0 ? 'No sessions.' : `Page ${pageNumber}: ${result.items.length} sessions.`;
+      // Set only when it differs: the line is a live region, re-announced on every write.
+      if (info.textContent !== text) info.textContent = text;
       next.disabled = !cursor;
       first.disabled = pageNumber === 1;
+      return changed || moved ? 'changed' : 'unchanged';
     } catch (error) {
-      if (!controller.signal.aborted) replaceChildren(errors, renderProblem(error, 'Listing sessions'));
+      if (controller.signal.aborted) return 'skipped';
+      replaceChildren(errors, renderProblem(error, 'Listing sessions'));
+      return 'failed';
+    } finally {
+      if (loading === controller) loading = null;
     }
   }
 
-  status.addEventListener('change', () => load(null, 1));
-  next.addEventListener('click', () => cursor && load(cursor, pageNumber + 1));
-  first.addEventListener('click', () => load(null, 1));
-  refresh.addEventListener('click', () => load(null, 1));
+  const poller = pollWhileVisible(() =>
+    // A load the user started is in flight: it is the refresh.
+    loading ? Promise.resolve('skipped') : load(pageCursor, pageNumber, { quiet: true }),
+  );
+  /** A load the user asked for; the background refresh counts again from it. */
+  function loadByUser(fromCursor, page) {
+    poller.restart();
+    return load(fromCursor, page);
+  }
+
+  status.addEventListener('change', () => loadByUser(null, 1));
+  next.addEventListener('click', () => cursor && loadByUser(cursor, pageNumber + 1));
+  first.addEventListener('click', () => loadByUser(null, 1));
+  refresh.addEventListener('click', () => loadByUser(null, 1));
 
   replaceChildren(
     root,
@@ -89,6 +121,9 @@ export function renderSessions(root) {
     info,
     h('div', { className: 'pager' }, first, next),
   );
-  load(null, 1);
-  return () => loading?.abort();
+  loadByUser(null, 1);
+  return () => {
+    poller.stop();
+    loading?.abort();
+  };
 }
