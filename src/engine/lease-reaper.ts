@@ -6,10 +6,10 @@ import { coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
 import { findExpiredLeases } from '../store/task-store.ts';
-import type { WriteQueue } from '../store/write-queue.ts';
+import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
+import { expireTaskLease } from './lease-expiry.ts';
 import { type Notifier, sessionChannel } from './notifier.ts';
-import { expireTaskLease } from './task-ops.ts';
 
 /** Expired leases handled per reaper pass (the rest wait for the next pass). */
 const REAP_BATCH = 200;
@@ -28,18 +28,14 @@ export interface ReaperDeps {
 export async function reapExpiredLeases(deps: ReaperDeps): Promise<void> {
   const { now } = deps;
   try {
-    const results = await deps.queue.run(
-      async (trx) => {
-        // Cluster mode: one replica reaps at a time (the others skip this pass).
-        if (!(await tryTransactionLock(trx, LOCK_KEYS.leaseReaper))) return [];
-        const expired = await findExpiredLeases(trx, now(), REAP_BATCH);
-        const out = [];
-        for (const row of expired) out.push({ row, effects: await expireTaskLease(trx, row, now()) });
-        return out;
-      },
-      // Engine progress: readers wait for its flush (store/write-queue.ts).
-      { deferred: true },
-    );
+    const results = await deps.queue.run(async (trx) => {
+      // Cluster mode: one replica reaps at a time (the others skip this pass).
+      if (!(await tryTransactionLock(trx, LOCK_KEYS.leaseReaper))) return [];
+      const expired = await findExpiredLeases(trx, now(), REAP_BATCH);
+      const out = [];
+      for (const row of expired) out.push({ row, effects: await expireTaskLease(trx, row, now()) });
+      return out;
+    }, ENGINE_PROGRESS);
     let readied = 0;
     for (const { row, effects } of results) {
       if (!effects.applied) continue;

@@ -2,7 +2,7 @@
 // heartbeat their leases and finish them through the group-commit write queue; a reaper re-runs
 // tasks whose lease expired. See docs/adr/0002-lease-based-scheduler.md.
 import type { Kysely } from 'kysely';
-import type { DependencyOutput, RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
+import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
 import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -11,37 +11,29 @@ import { createCoalescer } from '../store/coalesce.ts';
 import type { DialectName } from '../store/db.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import type { GraphTask } from '../store/task-graph.ts';
-import { claimReadyTasks, extendLeases } from '../store/task-store.ts';
-import type { WriteQueue } from '../store/write-queue.ts';
+import { claimReadyTasks } from '../store/task-store.ts';
+import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
+import { outputsFinishedHere } from './hand-off-outputs.ts';
+import { renewLeases } from './lease-heartbeat.ts';
 import { reapExpiredLeases } from './lease-reaper.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import { type PreparedRun, prepareRuns } from './run-preparation.ts';
 import { settleWithin } from './settle-within.ts';
+import { endStoppedRun, releaseIgnoredRuns, type StopReason } from './stopped-run.ts';
 import {
   appendStartEvents,
-  appendTaskOutput,
-  type Claim,
   type ContinueSession,
-  chargeUnappliedRun,
   finishTasks,
   type HandOff,
   markTasksRunning,
-  type RunOutcome,
   releaseTask,
 } from './task-ops.ts';
+import { type Claim, claimOf, type RunOutcome } from './task-outcome.ts';
 import { describeRuntime, runClaimedTask } from './task-runner.ts';
 
 /** How long aborted runs get to wind down at stop before their leases are released regardless. */
 const ABORT_WAIT_MS = 5000;
-
-/**
- * The scheduler's writes are the engine's own progress: they may resolve before they are on disk
- * (store/write-queue.ts, "Deferred durability"); readers outside wait for the flush.
- */
-const DEFERRED = { deferred: true } as const;
-
-type StopReason = 'cancel' | 'lease_lost' | 'shutdown' | 'abandon';
 
 /** One run's finish; the batch's operation attaches the tasks it handed to this process to the first. */
 interface FinishItem {
@@ -149,34 +141,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         throw error;
       }
     },
-    DEFERRED,
+    ENGINE_PROGRESS,
   );
-
-  /**
-   * The dependency outputs of handed-off tasks whose dependencies all succeeded in this batch
-   * (a chain's next step): they are in memory, so the run's preparation need not read them back.
-   */
-  function outputsFinishedHere(
-    items: readonly FinishItem[],
-    dependencies: ReadonlyMap<string, GraphTask[]>,
-  ): Map<string, DependencyOutput[]> {
-    const outputs = new Map<string, string>();
-    for (const { claim, outcome } of items) if (outcome.ok) outputs.set(claim.taskId, outcome.output);
-    const known = new Map<string, DependencyOutput[]>();
-    for (const [taskId, tasks] of dependencies) {
-      if (!tasks.every((task) => outputs.has(task.id))) continue;
-      known.set(
-        taskId,
-        tasks.map((task) => ({
-          taskId: task.id,
-          name: task.name,
-          role: task.role,
-          output: outputs.get(task.id)!,
-        })),
-      );
-    }
-    return known;
-  }
 
   /**
    * Announces ready tasks (other replicas listen too). `seen`: a claim of this process ran after
@@ -234,14 +200,14 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         reserved += rows.length;
         reservedHere = rows.length;
         const runs = await prepareRuns(trx, rows);
-        const claims = runs.map(({ task }) => toClaim(task));
+        const claims = runs.map(({ task }) => claimOf(task, deps.workerId));
         // leased → running in the claiming transaction: a step costs one commit on the critical
         // path (this claim shares its batch with the finish that readied the task), not two.
         // SQLite started them in the claim's UPDATE; PostgreSQL's locking claim leaves them leased.
         if (rows.every((row) => row.status === 'running')) await appendStartEvents(trx, claims, now());
         else await markTasksRunning(trx, claims, now());
         return runs;
-      }, DEFERRED)
+      }, ENGINE_PROGRESS)
       .then(async (claimed) => {
         reservedHere = 0;
         await launch(claimed);
@@ -272,23 +238,14 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     // Claimed while stopping: hand the tasks back untouched (a crash simulation keeps them).
     if (abandoned) return;
     await Promise.all(
-      runs.map(({ task }) => deps.queue.run((trx) => releaseTask(trx, toClaim(task), now()), DEFERRED)),
+      runs.map(({ task }) =>
+        deps.queue.run((trx) => releaseTask(trx, claimOf(task, deps.workerId), now()), ENGINE_PROGRESS),
+      ),
     );
   }
 
-  function toClaim(task: RuntimeTask): Claim {
-    return {
-      taskId: task.taskId,
-      sessionId: task.sessionId,
-      tenantId: task.tenantId,
-      name: task.name,
-      owner: deps.workerId,
-      attempt: task.attempt,
-    };
-  }
-
   function startRun(task: RuntimeTask, readyAt: number, trace: StoredTraceContext | undefined): void {
-    const claim = toClaim(task);
+    const claim = claimOf(task, deps.workerId);
     const run: ActiveRun = { claim, controller: new AbortController(), reason: null };
     // A run of an earlier attempt still going here lost its lease (a stall longer than the lease):
     // stopped, so the task never runs twice at once in one process.
@@ -328,28 +285,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           role: task.role,
           runtime: runtimeKind,
         });
-      }
-      if (reason === 'abandon' || reason === 'cancel' || reason === 'lease_lost') {
-        // The task is no longer this run's to finish, but what its model calls cost was spent.
-        await deps.queue
-          .run((trx) => chargeUnappliedRun(trx, claim, outcome, now()), DEFERRED)
-          .catch((error: unknown) =>
-            deps.logger.warn(
-              { err: coerceError(error), taskId: claim.taskId },
-              'could not charge a stopped run',
-            ),
-          );
-        wake();
-        return;
-      }
-      if (reason === 'shutdown') {
-        const released = await deps.queue.run(async (trx) => {
-          if (outcome.lines) await appendTaskOutput(trx, claim, outcome.lines, now());
-          await chargeUnappliedRun(trx, claim, outcome, now());
-          return releaseTask(trx, claim, now());
-        }, DEFERRED);
-        // Other replicas claim it at once, not at their next poll.
-        if (released) deps.notifier.publish(READY_CHANNEL);
+        await endStoppedRun(deps, claim, outcome, reason, now);
+        // A stopped run's slot may take a waiting task (a shutdown claims nothing more).
+        if (reason !== 'shutdown') wake();
         return;
       }
       const item: FinishItem = { claim, outcome };
@@ -398,24 +336,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   function heartbeat(): void {
     if (active.size === 0) return;
     const runs = [...active.values()];
-    deps.queue
-      .run(
-        (trx) =>
-          extendLeases(
-            trx,
-            deps.workerId,
-            runs.map((run) => run.claim.taskId),
-            now(),
-            deps.leaseMs,
-          ),
-        DEFERRED,
-      )
-      .then((held) => {
-        for (const run of runs) {
-          if (held.get(run.claim.taskId) !== run.claim.attempt) abort(run, 'lease_lost');
-        }
-      })
-      .catch((error: unknown) => deps.logger.warn({ err: coerceError(error) }, 'heartbeat failed'));
+    void renewLeases(
+      deps,
+      runs.map((run) => run.claim),
+      now(),
+    ).then((lost) => {
+      for (const run of runs) if (lost.has(run.claim)) abort(run, 'lease_lost');
+    });
   }
 
   function reap(): void {
@@ -450,15 +377,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       const stuck = await settleWithin([...inflight], ABORT_WAIT_MS);
       if (stuck && !abandon) {
         // A runtime that ignores its AbortSignal must not hold shutdown hostage: give its lease back.
-        const left = [...active.values()];
-        deps.logger.warn(
-          { tasks: left.map((run) => run.claim.taskId) },
-          'tasks ignored abort; releasing leases',
+        await releaseIgnoredRuns(
+          deps,
+          [...active.values()].map((run) => run.claim),
+          now,
         );
-        await Promise.allSettled(
-          left.map((run) => deps.queue.run((trx) => releaseTask(trx, run.claim, now()), DEFERRED)),
-        );
-        deps.notifier.publish(READY_CHANNEL);
       }
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       await deps.queue.drain();

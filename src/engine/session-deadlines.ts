@@ -14,7 +14,7 @@ import { appendEvents } from '../store/event-store.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
-import type { WriteQueue } from '../store/write-queue.ts';
+import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { cancelOpenTasks, zeroUsage } from './advance-sessions.ts';
 import { formatBudgetError } from './session-budget.ts';
 
@@ -122,7 +122,7 @@ export function createDeadlineSweeper(deps: DeadlineSweeperDeps): DeadlineSweepe
         },
         // Engine progress like the lease reaper's: an ordinary op would make the batch it joins
         // (every second) wait for the disk (store/write-queue.ts, "Deferred durability").
-        { deferred: true },
+        ENGINE_PROGRESS,
       )
       .then((expired) => {
         for (const session of expired) {

@@ -1,16 +1,15 @@
 // The write operations of a task's life, each run inside a write-queue transaction: start,
-// finish (result + state + usage + events + newly ready dependants + session outcome, atomically),
-// lease expiry, release at shutdown and output lines. Every one is fenced by (owner, attempt),
-// so a completion for a lease that is no longer held is rejected and never applied twice.
-// Start and finish take many tasks at once (coalesced by the scheduler) to keep statements per task low.
+// finish (result + state + usage + events + newly ready dependants + session outcome, atomically)
+// and release at shutdown (lease expiry: lease-expiry.ts; output lines: task-output.ts). Every one
+// is fenced by (owner, attempt), so a completion for a lease that is no longer held is rejected and
+// never applied twice. Start and finish take many tasks at once (coalesced by the scheduler) to keep
+// statements per task low.
 import type { Kysely } from 'kysely';
-import type { NewEvent } from '../domain/events.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import { addUsage, isZeroUsage, type SessionStatus, type TaskStatus, type Usage } from '../domain/types.ts';
+import { addUsage, isZeroUsage, type TaskStatus, type Usage } from '../domain/types.ts';
 import { appendEvents, appendEventsMany } from '../store/event-store.ts';
-import { leaseNow } from '../store/lease-clock.ts';
 import { markMessagesDelivered } from '../store/message-store.ts';
-import type { Database, TasksTable } from '../store/schema.ts';
+import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { completeClaimedTasks } from '../store/task-store.ts';
 import {
@@ -20,65 +19,12 @@ import {
   type HandOff,
   type Touched,
   touch,
-  zeroUsage,
 } from './advance-sessions.ts';
-import {
-  addTaskUsage,
-  parseUnsettledUsage,
-  recordUnsettledUsage,
-  settleStoppedRun,
-  takeUnsettledUsage,
-} from './run-spend.ts';
-
-/** Proof of a claim: only the holder of (owner, attempt) may change the task. */
-export interface Claim {
-  taskId: string;
-  sessionId: string;
-  tenantId: string;
-  name: string;
-  owner: string;
-  attempt: number;
-}
+import { addTaskUsage, settleStoppedRun, takeUnsettledUsage } from './run-spend.ts';
+import { type Claim, type FinishEffects, NOT_APPLIED, type RunOutcome } from './task-outcome.ts';
+import { toOutputEvents } from './task-output.ts';
 
 export type { ContinueSession, HandOff } from './advance-sessions.ts';
-
-/** Output lines of a run not stored yet: the finish appends them, before the result, in its own transaction. */
-export interface TrailingOutput {
-  lines?: ReadonlyArray<{ stream: 'stdout' | 'stderr' | 'text'; line: string; partial?: true }>;
-  /** The spend the run last recorded on its task while it ran (engine/run-spend.ts), if any. */
-  spendOnRecord?: Usage;
-}
-
-export type RunOutcome = (
-  | {
-      ok: true;
-      output: string;
-      usage: Usage;
-      /** Messages the turn received (store/message-store.ts): marked delivered with the finish. */
-      deliveredMessageIds?: string[];
-    }
-  | {
-      ok: false;
-      error: string;
-      usage: Usage;
-      /** The AppError code the run failed with (e.g. BUDGET_EXCEEDED from the runtime's budget guard). */
-      code?: string;
-    }
-) &
-  TrailingOutput;
-
-export interface FinishEffects {
-  /** False when the lease was no longer held: nothing was written. */
-  applied: boolean;
-  /** Tasks that became ready (wake idle slots). */
-  readied: number;
-  /** Set when the session reached a terminal status in this transaction. */
-  sessionFinished: SessionStatus | null;
-  /** True when the session failed for its budget in this transaction (metrics). */
-  budgetExceeded?: boolean;
-}
-
-const NOT_APPLIED: FinishEffects = { applied: false, readied: 0, sessionFinished: null };
 
 /** The `leased → running` events of claims that started. */
 export async function appendStartEvents(
@@ -270,69 +216,6 @@ export async function finishTask(
   return effects!;
 }
 
-/** The reaper's step for one expired lease: retry (attempt + 1) or fail for good. */
-export async function expireTaskLease(
-  trx: Kysely<Database>,
-  row: TasksTable,
-  now: number,
-): Promise<FinishEffects & { retried: boolean }> {
-  await lockSessions(trx, [row.session_id]);
-  const attempts = Number(row.attempts);
-  const from = row.status as TaskStatus;
-  const retry = attempts < Number(row.max_attempts);
-  const reason = retry
-    ? `lease expired (worker ${row.lease_owner ?? 'unknown'} lost); retrying`
-    : `lease expired on attempt ${attempts} of ${row.max_attempts} (worker lost or stalled); giving up`;
-  const to = transitionTask(from, retry ? 'retry' : 'fail');
-  // What the lost run recorded having spent: its process is gone, so it is charged here. Read
-  // again under the session lock: a flush may have recorded more since the scan (PostgreSQL).
-  const current = await trx
-    .selectFrom('tasks')
-    .select('unsettled_usage')
-    .where('id', '=', row.id)
-    .executeTakeFirst();
-  const record = parseUnsettledUsage(current?.unsettled_usage);
-  const lost = record?.attempt === attempts && record.owner === row.lease_owner ? record.usage : zeroUsage();
-  const updated = await trx
-    .updateTable('tasks')
-    .set((eb) => ({
-      status: to,
-      lease_owner: null,
-      lease_expires_at: null,
-      updated_at: now,
-      unsettled_usage: null,
-      input_tokens: eb('input_tokens', '+', lost.inputTokens),
-      output_tokens: eb('output_tokens', '+', lost.outputTokens),
-      cache_read_tokens: eb('cache_read_tokens', '+', lost.cacheReadTokens),
-      cost_usd: eb('cost_usd', '+', lost.costUsd),
-      ...(retry ? { ready_at: now, started_at: null } : { error: reason, finished_at: now }),
-    }))
-    .where('id', '=', row.id)
-    .where('status', '=', from)
-    .where('attempts', '=', attempts)
-    .where('lease_expires_at', '<', leaseNow(trx, now))
-    .executeTakeFirst();
-  if (Number(updated.numUpdatedRows) === 0) return { ...NOT_APPLIED, retried: false };
-  const event: NewEvent = {
-    type: 'task.status',
-    data: { taskId: row.id, name: row.name, from, to, attempt: attempts, reason },
-  };
-  const session = { id: row.session_id, tenantId: row.tenant_id };
-  if (retry) {
-    if (!isZeroUsage(lost)) await chargeSessionUsage(trx, row.session_id, lost, now);
-    await appendEvents(trx, session, [event], now);
-    return { applied: true, readied: 1, sessionFinished: null, retried: true };
-  }
-  const touched = new Map<string, Touched>();
-  const failure: NewEvent = {
-    type: 'task.result',
-    data: { taskId: row.id, name: row.name, status: 'failed', error: reason, usage: lost },
-  };
-  touched.set(row.session_id, { tenantId: row.tenant_id, events: [event, failure], usage: { ...lost } });
-  const effects = (await advanceSessions(trx, touched, now)).get(row.session_id)!;
-  return { applied: true, ...effects, retried: false };
-}
-
 /** Graceful shutdown: gives a claimed task back (→ ready) without counting the attempt. */
 export async function releaseTask(trx: Kysely<Database>, claim: Claim, now: number): Promise<boolean> {
   await lockSessions(trx, [claim.sessionId]);
@@ -377,75 +260,4 @@ export async function releaseTask(trx: Kysely<Database>, claim: Claim, now: numb
     now,
   );
   return true;
-}
-
-/**
- * One output flush of a run: its spend so far (when it changed) and its output lines, if the claim
- * still holds. The session row is locked before the task row, as finishes and cancels lock them,
- * so a flush and a cancel on two replicas never wait for each other in a cycle.
- */
-export async function recordRunProgress(
-  trx: Kysely<Database>,
-  claim: Claim,
-  lines: NonNullable<TrailingOutput['lines']>,
-  spend: Usage | undefined,
-  now: number,
-): Promise<boolean> {
-  if (spend === undefined) return appendTaskOutput(trx, claim, lines, now);
-  await lockSessions(trx, [claim.sessionId]);
-  // Recording the spend checks the claim holds, as the output lines need.
-  if (!(await recordUnsettledUsage(trx, claim, spend, now))) return false;
-  await appendOutputEvents(trx, claim, lines, now);
-  return true;
-}
-
-/** Appends output lines while the claim still holds (never after the session's final event). */
-export async function appendTaskOutput(
-  trx: Kysely<Database>,
-  claim: Claim,
-  lines: NonNullable<TrailingOutput['lines']>,
-  now: number,
-): Promise<boolean> {
-  if (lines.length === 0) return true;
-  const held = await trx
-    .selectFrom('tasks')
-    .select('id')
-    .where('id', '=', claim.taskId)
-    .where('status', 'in', ['leased', 'running'])
-    .where('lease_owner', '=', claim.owner)
-    .where('attempts', '=', claim.attempt)
-    .executeTakeFirst();
-  if (!held) return false;
-  await appendOutputEvents(trx, claim, lines, now);
-  return true;
-}
-
-/** The lines as `task.output` events of the claim's attempt (the claim is known to hold). */
-async function appendOutputEvents(
-  trx: Kysely<Database>,
-  claim: Claim,
-  lines: NonNullable<TrailingOutput['lines']>,
-  now: number,
-): Promise<void> {
-  if (lines.length === 0) return;
-  await appendEvents(
-    trx,
-    { id: claim.sessionId, tenantId: claim.tenantId },
-    toOutputEvents(claim, lines),
-    now,
-  );
-}
-
-function toOutputEvents(claim: Claim, lines: NonNullable<TrailingOutput['lines']>): NewEvent[] {
-  return lines.map((entry) => ({
-    type: 'task.output' as const,
-    data: {
-      taskId: claim.taskId,
-      name: claim.name,
-      stream: entry.stream,
-      line: entry.line,
-      ...(entry.partial ? { partial: true as const } : {}),
-      attempt: claim.attempt,
-    },
-  }));
 }

@@ -8,10 +8,11 @@ import type { Logger } from '../observability/logger.ts';
 import { runInSessionTrace } from '../observability/session-trace.ts';
 import { logTaskAttemptFailed } from '../observability/task-attempt-log.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
-import type { WriteQueue } from '../store/write-queue.ts';
+import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { createFlushClock } from './flush-clock.ts';
 import { createOutputBuffer } from './output-buffer.ts';
-import { type Claim, type RunOutcome, recordRunProgress } from './task-ops.ts';
+import type { Claim, RunOutcome } from './task-outcome.ts';
+import { recordRunProgress } from './task-output.ts';
 
 /**
  * How often gathered output lines are written (one transaction per flush, not per line); an
@@ -119,8 +120,7 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
       spendQueuedAt = input.now();
     }
     const write = queue
-      // Engine progress: may resolve before the disk flush (store/write-queue.ts).
-      .run((trx) => recordRunProgress(trx, claim, lines, newSpend, input.now()), { deferred: true })
+      .run((trx) => recordRunProgress(trx, claim, lines, newSpend, input.now()), ENGINE_PROGRESS)
       .then(
         (stored) => {
           if (!stored) return;

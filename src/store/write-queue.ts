@@ -40,6 +40,12 @@ export interface RunOptions {
   deferred?: boolean;
 }
 
+/**
+ * The options of the engine's own progress (claims, heartbeats, output, finishes, expiries): it may
+ * resolve before it is on disk; readers that send data out of the process wait for the flush.
+ */
+export const ENGINE_PROGRESS: RunOptions = { deferred: true };
+
 export interface WriteQueue {
   /** Queues `op`; resolves with its value after the batch containing it has committed. */
   run<T>(op: WriteOp<T>, options?: RunOptions): Promise<T>;

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import type { SessionEvent } from '../../src/domain/types.ts';
-import { expireTaskLease, finishTask } from '../../src/engine/task-ops.ts';
+import { expireTaskLease } from '../../src/engine/lease-expiry.ts';
+import { finishTask } from '../../src/engine/task-ops.ts';
 import { claimReadyTasks, findExpiredLeases } from '../../src/store/task-store.ts';
 import { ACTOR, createHarness, type Harness, makeTempDir, waitFor } from '../fixtures/engine-harness.ts';
 

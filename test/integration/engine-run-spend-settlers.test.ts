@@ -6,14 +6,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import type { Usage } from '../../src/domain/types.ts';
+import { expireTaskLease } from '../../src/engine/lease-expiry.ts';
 import { recordUnsettledUsage } from '../../src/engine/run-spend.ts';
-import {
-  type Claim,
-  chargeUnappliedRun,
-  expireTaskLease,
-  recordRunProgress,
-  releaseTask,
-} from '../../src/engine/task-ops.ts';
+import { chargeUnappliedRun, releaseTask } from '../../src/engine/task-ops.ts';
+import type { Claim } from '../../src/engine/task-outcome.ts';
+import { recordRunProgress } from '../../src/engine/task-output.ts';
 import { findExpiredLeases } from '../../src/store/task-store.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';

@@ -1,0 +1,76 @@
+// The lease reaper's step for one task whose lease ran out (engine/lease-reaper.ts): the attempt is
+// retried or the task fails for good, and what the lost run recorded having spent is charged.
+import type { Kysely } from 'kysely';
+import type { NewEvent } from '../domain/events.ts';
+import { transitionTask } from '../domain/task-state.ts';
+import { isZeroUsage, type TaskStatus } from '../domain/types.ts';
+import { appendEvents } from '../store/event-store.ts';
+import { leaseNow } from '../store/lease-clock.ts';
+import type { Database, TasksTable } from '../store/schema.ts';
+import { lockSessions } from '../store/session-locks.ts';
+import { advanceSessions, chargeSessionUsage, type Touched, zeroUsage } from './advance-sessions.ts';
+import { parseUnsettledUsage } from './run-spend.ts';
+import { type FinishEffects, NOT_APPLIED } from './task-outcome.ts';
+
+/** The reaper's step for one expired lease: retry (attempt + 1) or fail for good. */
+export async function expireTaskLease(
+  trx: Kysely<Database>,
+  row: TasksTable,
+  now: number,
+): Promise<FinishEffects & { retried: boolean }> {
+  await lockSessions(trx, [row.session_id]);
+  const attempts = Number(row.attempts);
+  const from = row.status as TaskStatus;
+  const retry = attempts < Number(row.max_attempts);
+  const reason = retry
+    ? `lease expired (worker ${row.lease_owner ?? 'unknown'} lost); retrying`
+    : `lease expired on attempt ${attempts} of ${row.max_attempts} (worker lost or stalled); giving up`;
+  const to = transitionTask(from, retry ? 'retry' : 'fail');
+  // What the lost run recorded having spent: its process is gone, so it is charged here. Read
+  // again under the session lock: a flush may have recorded more since the scan (PostgreSQL).
+  const current = await trx
+    .selectFrom('tasks')
+    .select('unsettled_usage')
+    .where('id', '=', row.id)
+    .executeTakeFirst();
+  const record = parseUnsettledUsage(current?.unsettled_usage);
+  const lost = record?.attempt === attempts && record.owner === row.lease_owner ? record.usage : zeroUsage();
+  const updated = await trx
+    .updateTable('tasks')
+    .set((eb) => ({
+      status: to,
+      lease_owner: null,
+      lease_expires_at: null,
+      updated_at: now,
+      unsettled_usage: null,
+      input_tokens: eb('input_tokens', '+', lost.inputTokens),
+      output_tokens: eb('output_tokens', '+', lost.outputTokens),
+      cache_read_tokens: eb('cache_read_tokens', '+', lost.cacheReadTokens),
+      cost_usd: eb('cost_usd', '+', lost.costUsd),
+      ...(retry ? { ready_at: now, started_at: null } : { error: reason, finished_at: now }),
+    }))
+    .where('id', '=', row.id)
+    .where('status', '=', from)
+    .where('attempts', '=', attempts)
+    .where('lease_expires_at', '<', leaseNow(trx, now))
+    .executeTakeFirst();
+  if (Number(updated.numUpdatedRows) === 0) return { ...NOT_APPLIED, retried: false };
+  const event: NewEvent = {
+    type: 'task.status',
+    data: { taskId: row.id, name: row.name, from, to, attempt: attempts, reason },
+  };
+  const session = { id: row.session_id, tenantId: row.tenant_id };
+  if (retry) {
+    if (!isZeroUsage(lost)) await chargeSessionUsage(trx, row.session_id, lost, now);
+    await appendEvents(trx, session, [event], now);
+    return { applied: true, readied: 1, sessionFinished: null, retried: true };
+  }
+  const touched = new Map<string, Touched>();
+  const failure: NewEvent = {
+    type: 'task.result',
+    data: { taskId: row.id, name: row.name, status: 'failed', error: reason, usage: lost },
+  };
+  touched.set(row.session_id, { tenantId: row.tenant_id, events: [event, failure], usage: { ...lost } });
+  const effects = (await advanceSessions(trx, touched, now)).get(row.session_id)!;
+  return { applied: true, ...effects, retried: false };
+}
