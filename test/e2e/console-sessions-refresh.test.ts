@@ -7,9 +7,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
-import { POLL_ERROR_MAX_MS, POLL_MAX_MS, POLL_MIN_MS } from '../../web/console/poll.js';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+// The browser module itself (plain JS, no types): its intervals, not copies of them.
+const pollModule: string = '../../web/console/poll.js';
+const { POLL_ERROR_MAX_MS, POLL_MAX_MS, POLL_MIN_MS } = (await import(pollModule)) as {
+  POLL_ERROR_MAX_MS: number;
+  POLL_MAX_MS: number;
+  POLL_MIN_MS: number;
+};
 
 describe('console: the sessions list refreshes itself', { timeout: 180_000 }, () => {
   const cleanups: Array<() => unknown> = [];
@@ -25,7 +32,7 @@ describe('console: the sessions list refreshes itself', { timeout: 180_000 }, ()
     // Workers off: a session stays where the test puts it.
     server = await startTestServer({ config: { workers: { concurrency: 0 } } });
     cleanups.push(() => server.close());
-    const browser = await launchTestBrowser({ after: (fn) => cleanups.push(fn) });
+    const browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
     ({ page, problems } = await browser.openPage());
     const isList = (url: string) => new URL(url).pathname === '/v1/sessions';
     page.on('request', (request) => {
