@@ -59,6 +59,7 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   try {
     // A page count far above any real database: the whole copy happens in one backup step.
     const result = await source.backup(partial, { progress: () => 2_147_483_647 });
+    useRollbackJournal(partial);
     syncFile(partial);
     renameSync(partial, targetPath);
     syncDirectory(dirname(targetPath));
@@ -198,6 +199,21 @@ export async function replaceDatabaseFile(
   renameSync(staging, targetPath);
   syncDirectory(dirname(targetPath));
   return kept;
+}
+
+/**
+ * The backup API copies the source's header, so a copy of a WAL database says WAL: reading it, even
+ * read-only, then needs a `-shm` file beside it, which fails on read-only backup media and leaves
+ * `-wal`/`-shm` files next to every backup a restore or a check opened. A backup nobody writes to
+ * needs no WAL: switch the copy to a rollback journal, a single self-contained file.
+ */
+function useRollbackJournal(path: string): void {
+  const copy = openSqlite(path, { readonly: false });
+  try {
+    copy.pragma('journal_mode = DELETE');
+  } finally {
+    copy.close();
+  }
 }
 
 function openSqlite(path: string, options: { readonly: boolean }): SqliteDatabase.Database {

@@ -2,7 +2,15 @@
 // keeps committing is consistent, restores into a new data dir, and restore refuses what it must.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +159,20 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     }
   });
 
+  test('a backup is one self-contained file: no WAL, and restoring it writes nothing beside it', async () => {
+    const shelf = join(dir, 'shelf');
+    mkdirSync(shelf);
+    const file = join(shelf, 'self-contained.db');
+    const result = await runCli(['backup', file, '-c', liveConfig]);
+    assert.equal(result.code, 0, result.stderr);
+    // Header bytes 18 and 19: 1 = rollback journal, 2 = WAL (which needs a -shm file to be read).
+    const header = readFileSync(file).subarray(18, 20);
+    assert.deepEqual([...header], [1, 1], 'the backup is in rollback-journal mode');
+    const restored = await runCli(['restore', file, '-c', writeConfig(dir, join(dir, 'from-shelf'))]);
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.deepEqual(readdirSync(shelf), ['self-contained.db'], 'no -wal/-shm left beside the backup');
+  });
+
   test('backup refuses to overwrite an existing file', async () => {
     const result = await runCli(['backup', backupFile, '-c', liveConfig]);
     assert.equal(result.code, 6);
@@ -191,7 +213,9 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     const first = await runCli(['restore', backupFile, '-c', config]);
     assert.equal(first.code, 0, first.stderr);
     const holder = new Database(join(dataDir, 'maos.db'));
+    // As a server does at start: WAL mode (a restored backup is in rollback-journal mode), then reads.
     holder.pragma('journal_mode = WAL');
+    holder.prepare('select count(*) from sessions').get();
     try {
       const result = await runCli(['restore', backupFile, '-c', config, '--force']);
       assert.equal(result.code, 6);
