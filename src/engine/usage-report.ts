@@ -1,12 +1,22 @@
 // One tenant's usage over a time range, summed in SQL over the stored per-session and per-task
-// usage: totals, and optionally the same figures per UTC day or per task role.
+// usage: totals, and optionally the same figures per UTC day, per task role or per model.
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../store/schema.ts';
 
 const DAY_MS = 86_400_000;
+// Costs are kept to the millionth: a session's cost above its models' by less than half of one is
+// float drift in the sums, not unattributed spend.
+const COST_EPSILON = 0.0000005;
 
 /** What the report breaks the totals down by. */
-export type UsageGroupBy = 'day' | 'role';
+export type UsageGroupBy = 'day' | 'role' | 'model';
+
+/**
+ * The model group's key for what no model can be named for: tasks that no model served (runner
+ * tasks, tasks not run) and spend charged without its model (store/task-model-usage.ts). Model
+ * keys are `provider/model`, always with a slash, so this one cannot collide with them.
+ */
+export const UNATTRIBUTED_MODEL_KEY = 'unattributed';
 
 /** Usage figures of a set of sessions (and their tasks). */
 export interface UsageFigures {
@@ -19,8 +29,12 @@ export interface UsageFigures {
 }
 
 export interface UsageGroup extends UsageFigures {
-  /** `YYYY-MM-DD` (UTC day the sessions were created) or the task role. */
+  /** `YYYY-MM-DD` (UTC day the sessions were created), the task role, or `provider/model`. */
   key: string;
+  /** Model groups: the provider's name in the server config (absent on the unattributed group). */
+  provider?: string;
+  /** Model groups: the model id (absent on the unattributed group). */
+  model?: string;
 }
 
 export interface UsageReport {
@@ -70,6 +84,7 @@ export async function readUsageReport(db: Kysely<Database>, query: UsageReportQu
       .map(({ day, ...figures }) => ({ key: new Date(day * DAY_MS).toISOString().slice(0, 10), ...figures }));
     return { totals, groups };
   }
+  if (query.groupBy === 'model') return { totals, groups: await modelGroups(db, query, totals) };
   const rows = await tasksInRange(db, query)
     .select((eb) => [
       't.role as key',
@@ -87,6 +102,107 @@ export async function readUsageReport(db: Kysely<Database>, query: UsageReportQu
     totals,
     groups: rows.map((row) => ({ key: String(row.key), ...toFigures(row, Number(row.tasks)) })),
   };
+}
+
+/**
+ * Per provider and model: what the tasks of the sessions in range spent on it (a task served by
+ * two models counts in both groups, with its spend split as it was served), ordered by key; then
+ * the unattributed group for the rest of the totals, when there is any, so the groups add up to
+ * the totals in every figure but `sessions` and `tasks`.
+ */
+async function modelGroups(
+  db: Kysely<Database>,
+  query: UsageReportQuery,
+  totals: UsageFigures,
+): Promise<UsageGroup[]> {
+  const rows = await db
+    .selectFrom('task_model_usage as m')
+    .innerJoin('sessions as s', 's.id', 'm.session_id')
+    .where('s.tenant_id', '=', query.tenantId)
+    .where('m.tenant_id', '=', query.tenantId)
+    .where('s.created_at', '>=', query.fromMs)
+    .where('s.created_at', '<', query.toMs)
+    .select((eb) => [
+      'm.provider',
+      'm.model',
+      eb.fn.count<number>(eb.ref('m.session_id')).distinct().as('sessions'),
+      // One row per task and model: the rows are the tasks.
+      eb.fn.countAll<number>().as('tasks'),
+      eb.fn.sum<number>('m.input_tokens').as('input_tokens'),
+      eb.fn.sum<number>('m.output_tokens').as('output_tokens'),
+      eb.fn.sum<number>('m.cache_read_tokens').as('cache_read_tokens'),
+      eb.fn.sum<number>('m.cost_usd').as('cost_usd'),
+    ])
+    .groupBy(['m.provider', 'm.model'])
+    .execute();
+  const groups: UsageGroup[] = rows
+    .map((row) => ({
+      key: `${row.provider}/${row.model}`,
+      provider: String(row.provider),
+      model: String(row.model),
+      ...toFigures(row, Number(row.tasks)),
+    }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const rest = await unattributedFigures(db, query, totals, groups);
+  return rest ? [...groups, { key: UNATTRIBUTED_MODEL_KEY, ...rest }] : groups;
+}
+
+/**
+ * The totals less what the model groups account for; its sessions are those charged more than
+ * their tasks' model rows, or with a task no model served. Undefined when nothing is left.
+ */
+async function unattributedFigures(
+  db: Kysely<Database>,
+  query: UsageReportQuery,
+  totals: UsageFigures,
+  groups: readonly UsageGroup[],
+): Promise<UsageFigures | undefined> {
+  const { tenantId, fromMs, toMs } = query;
+  const rest = { ...totals };
+  for (const group of groups) {
+    rest.inputTokens -= group.inputTokens;
+    rest.outputTokens -= group.outputTokens;
+    rest.cacheReadTokens -= group.cacheReadTokens;
+    rest.costUsd -= group.costUsd;
+  }
+  const withoutModel = sql`exists (select 1 from tasks t where t.session_id = s.id and t.tenant_id = ${tenantId}
+    and not exists (select 1 from task_model_usage u where u.task_id = t.id))`;
+  const counts = await sql<{ sessions: unknown; tasks: unknown }>`
+    select
+      (select count(*) from sessions s
+        left join (
+          select m.session_id, sum(m.input_tokens) as i, sum(m.output_tokens) as o,
+            sum(m.cache_read_tokens) as c, sum(m.cost_usd) as u
+          from task_model_usage m join sessions s2 on s2.id = m.session_id
+          where s2.tenant_id = ${tenantId} and s2.created_at >= ${fromMs} and s2.created_at < ${toMs}
+            and m.tenant_id = ${tenantId}
+          group by m.session_id
+        ) a on a.session_id = s.id
+        where s.tenant_id = ${tenantId} and s.created_at >= ${fromMs} and s.created_at < ${toMs}
+          and (s.input_tokens > coalesce(a.i, 0) or s.output_tokens > coalesce(a.o, 0)
+            or s.cache_read_tokens > coalesce(a.c, 0) or s.cost_usd > coalesce(a.u, 0) + ${COST_EPSILON}
+            or ${withoutModel})) as sessions,
+      (select count(*) from tasks t join sessions s on s.id = t.session_id
+        where s.tenant_id = ${tenantId} and t.tenant_id = ${tenantId}
+          and s.created_at >= ${fromMs} and s.created_at < ${toMs}
+          and not exists (select 1 from task_model_usage u where u.task_id = t.id)) as tasks`.execute(db);
+  const row = counts.rows[0];
+  const figures: UsageFigures = {
+    sessions: Number(row?.sessions ?? 0),
+    tasks: Number(row?.tasks ?? 0),
+    inputTokens: Math.max(0, rest.inputTokens),
+    outputTokens: Math.max(0, rest.outputTokens),
+    cacheReadTokens: Math.max(0, rest.cacheReadTokens),
+    costUsd: Math.max(0, Math.round(rest.costUsd * 1e6) / 1e6),
+  };
+  const empty =
+    figures.sessions === 0 &&
+    figures.tasks === 0 &&
+    figures.inputTokens === 0 &&
+    figures.outputTokens === 0 &&
+    figures.cacheReadTokens === 0 &&
+    figures.costUsd === 0;
+  return empty ? undefined : figures;
 }
 
 function sessionSums(db: Kysely<Database>, query: UsageReportQuery) {

@@ -92,6 +92,25 @@ export interface TasksTable {
   finished_at: number | null;
 }
 
+/**
+ * What a task spent per provider and model that served it (migration 0012): one row per model,
+ * added to at each finish of the task's runs. Spend nobody could attribute to a model (a run
+ * killed mid-call, a non-LLM runner) is on the task only.
+ */
+export interface TaskModelUsageTable {
+  task_id: string;
+  /** The provider's name in the server config, as the `provider` metric label. */
+  provider: string;
+  /** The model id, as the `model` metric label. */
+  model: string;
+  session_id: string;
+  tenant_id: string;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cost_usd: number;
+}
+
 export interface TaskDependenciesTable {
   task_id: string;
   depends_on_task_id: string;
@@ -161,6 +180,7 @@ export interface Database {
   agents: AgentsTable;
   tasks: TasksTable;
   task_dependencies: TaskDependenciesTable;
+  task_model_usage: TaskModelUsageTable;
   messages: MessagesTable;
   artifacts: ArtifactsTable;
   events: EventsTable;

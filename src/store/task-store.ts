@@ -11,6 +11,7 @@ import type { DialectName } from './db.ts';
 import { leaseDeadline, leaseNow } from './lease-clock.ts';
 import { claimReadyTasksPostgres } from './postgres-claim.ts';
 import type { Database, TasksTable } from './schema.ts';
+import { addTaskModelUsage, type TaskModelUsageRows, takeRunModelUsage } from './task-model-usage.ts';
 
 export interface ClaimRequest {
   owner: string;
@@ -208,7 +209,8 @@ const COMPLETE_CHUNK = 100;
 /**
  * Writes the outcome of many runs of one lease owner with one `UPDATE … FROM (VALUES …)` per chunk
  * (SQLite ≥ 3.33 and PostgreSQL). Fenced per row by owner and attempt; a success also needs
- * `running`, a failure `leased` or `running`. Returns the ids actually updated.
+ * `running`, a failure `leased` or `running`. Returns the ids actually updated. The spend per model
+ * that the runs' runtime held (store/task-model-usage.ts) is added for those ids.
  */
 export async function completeClaimedTasks(
   trx: Kysely<Database>,
@@ -216,9 +218,27 @@ export async function completeClaimedTasks(
   runs: readonly CompletedRun[],
   now: number,
 ): Promise<Set<string>> {
-  const updated = new Set<string>();
   // One row per task: a task listed twice in a batch (a replayed completion) is applied once.
   const unique = [...new Map(runs.map((run) => [run.taskId, run])).values()];
+  const updated = await updateCompletedTasks(trx, owner, unique, now);
+  // The runs' spend per model rides on the same transaction: one INSERT for the batch, for the
+  // finishes applied only (a run whose claim no longer held is charged without a model).
+  const modelRows: TaskModelUsageRows[] = [];
+  for (const run of unique) {
+    const spend = takeRunModelUsage(run.taskId, run.attempt);
+    if (spend && updated.has(run.taskId)) modelRows.push({ taskId: run.taskId, ...spend });
+  }
+  if (modelRows.length > 0) await addTaskModelUsage(trx, modelRows);
+  return updated;
+}
+
+async function updateCompletedTasks(
+  trx: Kysely<Database>,
+  owner: string,
+  unique: readonly CompletedRun[],
+  now: number,
+): Promise<Set<string>> {
+  const updated = new Set<string>();
   if (unique.length === 1 || !isPostgres(trx)) {
     // SQLite (in-process, no round trips) and any single run: a plain precompiled UPDATE by id per
     // run. SQLite runs an UPDATE … FROM (VALUES) several times slower per row (it materialises the

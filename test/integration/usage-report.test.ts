@@ -243,7 +243,7 @@ describe('GET /v1/usage over HTTP', { timeout: 60_000 }, () => {
       'from=2026-10-02T00:00:00Z&to=2026-10-01T00:00:00Z',
       'from=2026-10-01T00:00:00Z&to=2026-10-01T00:00:00Z',
       'from=2025-01-01T00:00:00Z&to=2026-10-01T00:00:00Z',
-      'from=2026-10-01T00:00:00Z&to=2026-10-02T00:00:00Z&groupBy=model',
+      'from=2026-10-01T00:00:00Z&to=2026-10-02T00:00:00Z&groupBy=provider',
     ]) {
       const answer = await requestJson<{ code: string }>(`${server.url}/v1/usage?${query}`);
       assert.equal(answer.status, 400, query);

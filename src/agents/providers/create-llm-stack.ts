@@ -26,6 +26,7 @@ import type { AgentRuntime } from '../runtimes/runtime.ts';
 import { createModelCache } from './create-model.ts';
 import { createLlmClient, type LlmCallObserver, type LlmClient } from './llm-client.ts';
 import type { LlmDb } from './llm-tables.ts';
+import { withModelSpendLedger } from './model-spend.ts';
 import {
   createCacheModel,
   type ResponseCacheModelOptions,
@@ -139,9 +140,9 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     listRoles: (tenantId) => roles.listRoles(tenantId),
     limits: config.llm.planner,
   });
-  const runtime = routeOrchestratorTasks(
-    agentRuntime,
-    createOrchestratorRuntime(planner, options.db, budgetGuard),
+  // Each task run's spend per provider and model is kept for its finish (usage by model).
+  const runtime = withModelSpendLedger(
+    routeOrchestratorTasks(agentRuntime, createOrchestratorRuntime(planner, options.db, budgetGuard)),
   );
   const continuation = {
     maxPhases: config.llm.planner.maxPhases,

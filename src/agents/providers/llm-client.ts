@@ -8,6 +8,7 @@ import type { Logger } from '../../observability/logger.ts';
 import { type Bulkhead, createBulkhead } from './bulkhead.ts';
 import { type CircuitBreaker, type CircuitState, createCircuitBreakerSet } from './circuit-breaker.ts';
 import { createModelCache } from './create-model.ts';
+import { recordModelSpend } from './model-spend.ts';
 import {
   type ClassifiedFailure,
   classifyProviderError,
@@ -256,6 +257,8 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
             usageOf,
           )
         : await runAttempt();
+      // The run's spend on this provider and model (the value's usage is what the caller charges).
+      recordModelSpend(target, usageOf(value));
       // Answered from the response cache only: nothing was learnt about the provider, so neither
       // its count of consecutive failures is reset nor a half-open circuit closed.
       if (tally.fromCache > 0 && tally.toProvider === 0) breaker.releaseTrial();

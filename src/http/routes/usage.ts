@@ -1,10 +1,10 @@
 // GET /v1/usage: the caller's tenant's token and cost usage over the sessions created in a time
-// range, in total and optionally per UTC day or per task role.
+// range, in total and optionally per UTC day, per task role or per model.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { readUsageReport } from '../../engine/usage-report.ts';
+import { readUsageReport, UNATTRIBUTED_MODEL_KEY } from '../../engine/usage-report.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Database } from '../../store/schema.ts';
 import { problemResponses } from '../problem.ts';
@@ -28,9 +28,24 @@ const usageReportSchema = z
     to: z.string(),
     totals: figuresSchema,
     groups: z
-      .array(figuresSchema.extend({ key: z.string().describe('`YYYY-MM-DD` (UTC) or the task role.') }))
+      .array(
+        figuresSchema.extend({
+          key: z
+            .string()
+            .describe(
+              `\`YYYY-MM-DD\` (UTC), the task role, or \`provider/model\` (\`${UNATTRIBUTED_MODEL_KEY}\`: what no model can be named for).`,
+            ),
+          provider: z
+            .string()
+            .optional()
+            .describe('`groupBy=model`: the provider’s name in the server config.'),
+          model: z.string().optional().describe('`groupBy=model`: the model id.'),
+        }),
+      )
       .optional()
-      .describe('Present with `groupBy`, ordered by key.'),
+      .describe(
+        `Present with \`groupBy\`, ordered by key (\`${UNATTRIBUTED_MODEL_KEY}\` last). Per model, a task served by two models counts in both groups with its spend split between them.`,
+      ),
   })
   .meta({ id: 'UsageReport' });
 
@@ -56,9 +71,11 @@ export function registerUsageRoutes(app: FastifyInstance, options: UsageRoutesOp
           from: instantSchema.describe('Start of the range (included), RFC 3339.'),
           to: instantSchema.describe('End of the range (excluded), RFC 3339.'),
           groupBy: z
-            .enum(['day', 'role'])
+            .enum(['day', 'role', 'model'])
             .optional()
-            .describe('`day`: per UTC day the sessions were created; `role`: per task role.'),
+            .describe(
+              '`day`: per UTC day the sessions were created; `role`: per task role; `model`: per provider and model that served the tasks.',
+            ),
         }),
         response: {
           200: usageReportSchema,

@@ -11,6 +11,7 @@ import * as rateLimitsRetention from './0008-rate-limits-retention.ts';
 import * as messageDelivery from './0009-message-delivery.ts';
 import * as taskAgentIndex from './0010-task-agent-index.ts';
 import * as taskUnsettledUsage from './0011-task-unsettled-usage.ts';
+import * as taskModelUsage from './0012-task-model-usage.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -30,4 +31,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0009_message_delivery', migration: messageDelivery },
   { name: '0010_task_agent_index', migration: taskAgentIndex },
   { name: '0011_task_unsettled_usage', migration: taskUnsettledUsage },
+  { name: '0012_task_model_usage', migration: taskModelUsage },
 ];

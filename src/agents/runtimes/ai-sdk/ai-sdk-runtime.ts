@@ -9,6 +9,7 @@ import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { Logger } from '../../../observability/logger.ts';
 import type { CallTarget, LlmClient } from '../../providers/llm-client.ts';
+import { recordFailedAttemptSpend } from '../../providers/model-spend.ts';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import type { InboxMessage } from './agent-memory.ts';
@@ -147,7 +148,9 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                   logger: ctx.logger,
                 });
               } catch (error) {
-                spent.endAttempt();
+                // Paid for, though it did not answer: the run's spend on this model (an answer's
+                // spend is added by the client, providers/model-spend.ts).
+                recordFailedAttemptSpend(target, spent.endAttempt());
                 throw error;
               }
               return { text, usage: spent.endAttempt() };
