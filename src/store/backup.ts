@@ -85,6 +85,15 @@ export async function inspectSqliteFile(path: string): Promise<SqliteInspection>
         (row) => row.integrity_check,
       );
     } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_CANTOPEN') {
+        // A sound file SQLite cannot read in place: in WAL mode (backups before rollback-journal
+        // copies, a copied live database) it needs to create `-shm`/`-wal` beside the file.
+        throw new AppError(
+          'STORE_UNAVAILABLE',
+          `Cannot read ${path}: ${(error as Error).message}. A database in WAL mode needs a writable directory (SQLite creates ${basename(path)}-shm beside it): copy the file to a writable directory and use the copy`,
+          { cause: error },
+        );
+      }
       // Not a database at all (or encrypted / truncated header): SQLite refuses to read it.
       integrity = [(error as Error).message];
       return { integrity, migrations: { applied: [], pending: [], unknown: [], current: false } };

@@ -173,6 +173,25 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     assert.deepEqual(readdirSync(shelf), ['self-contained.db'], 'no -wal/-shm left beside the backup');
   });
 
+  test('a WAL-mode backup SQLite cannot read in place is named as such, not as damaged', async () => {
+    const shelf = join(dir, 'wal-shelf');
+    mkdirSync(shelf);
+    const file = join(shelf, 'wal-mode.db');
+    const copy = new Database(file);
+    copy.pragma('journal_mode = WAL');
+    copy.exec('create table t (x)');
+    copy.close();
+    // What a read-only backup volume does (root ignores permissions): the -wal cannot be created.
+    mkdirSync(`${file}-wal`);
+    const result = await runCli(['restore', file, '-c', writeConfig(dir, join(dir, 'never-wal'))]);
+    assert.equal(result.code, 7, result.stderr);
+    assert.match(
+      result.stderr,
+      /STORE_UNAVAILABLE: Cannot read .*wal-mode\.db: .*WAL mode needs a writable directory/,
+    );
+    assert.doesNotMatch(result.stderr, /not a sound SQLite database/);
+  });
+
   test('backup refuses to overwrite an existing file', async () => {
     const result = await runCli(['backup', backupFile, '-c', liveConfig]);
     assert.equal(result.code, 6);
