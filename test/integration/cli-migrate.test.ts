@@ -98,6 +98,12 @@ test('migrate --status reads an existing database with its WAL and leaves both u
   const json = JSON.parse(status.stdout) as StatusJson & { unknown: string[] };
   assert.deepEqual(json.unknown, ['9999_from_the_future'], 'the commit in the WAL is read');
   assert.equal(json.current, false);
+  // The text summary says what the unknown migration means, not "0 pending".
+  const text = await runMaos(['migrate', '--status', '--config', crashedFile]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /unknown {3}9999_from_the_future \(newer than this build\)/);
+  assert.match(text.stdout, /newer than this build: 1 unknown migration; this build refuses to run on it/);
+  assert.doesNotMatch(text.stdout, /^0 pending$/m);
   const after = ['maos.db', 'maos.db-wal'].map((name) => readFileSync(join(crashed, name)));
   assert.ok(before[0]?.equals(after[0] ?? Buffer.alloc(0)), 'maos.db unchanged');
   assert.ok(before[1]?.equals(after[1] ?? Buffer.alloc(0)), 'maos.db-wal unchanged (not checkpointed)');

@@ -90,5 +90,11 @@ function printStatus(out: Output, database: string, exists: boolean, status: Mig
   for (const name of status.unknown)
     out.line(`${out.paint.red('unknown')}   ${name} (newer than this build)`);
   if (!exists) out.line(`no database yet: ${plural(status.pending.length, 'migration')} pending`);
+  else if (status.unknown.length > 0)
+    // Not "0 pending": this build refuses such a database (serve and migrate exit with
+    // DATABASE_NEWER_THAN_CODE), which is what the summary must say.
+    out.line(
+      `newer than this build: ${plural(status.unknown.length, 'unknown migration')}; this build refuses to run on it (run the newer MAOS version, or restore a backup taken before the upgrade)`,
+    );
   else out.line(status.current ? 'up to date' : `${status.pending.length} pending`);
 }
