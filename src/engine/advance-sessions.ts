@@ -21,14 +21,16 @@ import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
 /**
  * Called in the finishing transaction when every task of a session has succeeded. Returning
- * non-null keeps the session running: the hook has inserted further (ready) tasks and returns how
- * many, plus events to append. Seam for orchestrator-planned sessions (phase gates, synthesis).
+ * `{ readied, events }` keeps the session running: the hook has inserted further (ready) tasks and
+ * returns how many, plus events to append. `{ error }`: it wrote nothing and the session fails
+ * with that error (a phase naming a role deleted meanwhile). Seam for orchestrator-planned
+ * sessions (phase gates, synthesis).
  */
 export type ContinueSession = (
   trx: Kysely<Database>,
   session: { id: string; tenantId: string },
   now: number,
-) => Promise<{ readied: number; events: NewEvent[] } | null>;
+) => Promise<{ readied: number; events: NewEvent[] } | { error: string } | null>;
 
 /** Per-session changes gathered before advancing: events to append and usage to add. */
 export interface Touched {
@@ -190,7 +192,9 @@ export async function advanceSessions(
     } else if (outcome?.status === 'completed' && continueSession) {
       // Orchestrated sessions continue (phase gate, next phase, synthesis) instead of completing.
       const next = await continueSession(trx, { id: sessionId, tenantId: entry.tenantId }, now);
-      if (next) {
+      if (next && 'error' in next) {
+        outcome = { status: 'failed', error: next.error };
+      } else if (next) {
         outcome = null;
         readied += next.readied;
         entry.events.push(...next.events);

@@ -3,6 +3,7 @@
 // orchestrator plans is stored with its `plan` task instead of a plan.
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { describeMissingRoles, findMissingRoles } from '../agents/roles/role-locks.ts';
 import { type NewEvent, type SessionCreatedData, taskReadyEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
@@ -198,6 +199,32 @@ function buildInitialPlanTask(spec: NewSessionSpec, sessionId: string, now: numb
 }
 
 /**
+ * Checks again, in the insert's transaction, that the plan's roles exist: the submit checked them
+ * before it queued the insert, and a custom role deleted in between would leave the session with
+ * tasks of an unknown role. Locked until the commit on PostgreSQL (role-locks.ts), so a delete
+ * racing the insert waits for it and is then refused because the session uses the role.
+ */
+async function checkPlanRoles(trx: Kysely<Database>, tenantId: string, plan: PlanBody): Promise<void> {
+  const tasks = plan.phases.flatMap((phase) => phase.tasks);
+  const missing = await findMissingRoles(
+    trx,
+    tenantId,
+    tasks.map((task) => task.role),
+  );
+  if (missing.length === 0) return;
+  throw new AppError(
+    'INVALID_ROLE',
+    `Unknown role ${describeMissingRoles(missing, tasks)}: it was deleted while the session was being submitted; see GET /v1/roles`,
+    {
+      details: {
+        roles: missing,
+        tasks: tasks.filter((task) => missing.includes(task.role)).map((t) => t.name),
+      },
+    },
+  );
+}
+
+/**
  * Stores the session (or finds the one an earlier request with the same key created).
  * Returns its id and whether it was created now.
  */
@@ -215,6 +242,7 @@ export async function storeNewSession(
     if (existing) return { sessionId: existing, created: false, readied: 0, detail: null };
   }
   await spec.admit?.(trx);
+  if (spec.plan !== null) await checkPlanRoles(trx, spec.tenantId, spec.plan);
   const sessionId = spec.sessionId ?? newId();
   const awaitApproval = spec.awaitApproval === true;
   // Without a plan the orchestrator plans in a task; approval, if required, comes after it.

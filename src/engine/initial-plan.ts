@@ -3,6 +3,7 @@
 // or awaiting_approval) happens in the transaction that finishes that task (advance-sessions.ts).
 
 import type { Kysely } from 'kysely';
+import { deletedRolesError, findMissingRoles } from '../agents/roles/role-locks.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody } from '../domain/types.ts';
@@ -40,6 +41,11 @@ function parsePlan(result: string | null | undefined): PlanBody | null {
   }
 }
 
+/** The roles of a plan's tasks. */
+function planRoles(plan: PlanBody): string[] {
+  return plan.phases.flatMap((phase) => phase.tasks.map((task) => task.role));
+}
+
 /**
  * Stores the planning task's result as plan version 1 and inserts its phases as a submitted plan's
  * are inserted; the session goes `planning → running`, or `planning → awaiting_approval` (tasks
@@ -67,6 +73,14 @@ export async function applyInitialPlan(
     .where('id', '=', planTask.id)
     .executeTakeFirstOrThrow();
   const awaitApproval = (await loadSessionSettings(trx, session.id)).approval === 'required';
+  // The planner checked the roles before its answer; one deleted since would fail the tasks when
+  // they start. Checked (and locked, role-locks.ts) here, where the tasks are written. A plan that
+  // waits for approval is checked when it is approved, and can be edited then.
+  const missing = awaitApproval ? [] : await findMissingRoles(trx, session.tenantId, planRoles(plan));
+  if (missing.length > 0) {
+    const tasks = plan.phases.flatMap((phase) => phase.tasks);
+    return { error: deletedRolesError(missing, tasks, 'The first plan') };
+  }
   const rows = buildPlannedRows({
     tenantId: session.tenantId,
     sessionId: session.id,

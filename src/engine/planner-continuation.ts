@@ -3,6 +3,7 @@
 // the gate decided, or the final synthesis. Runs inside the engine's finishing transaction.
 
 import type { Kysely } from 'kysely';
+import { deletedRolesError, findMissingRoles } from '../agents/roles/role-locks.ts';
 import { type NewEvent, taskReadyEvent } from '../domain/events.ts';
 import { ORCHESTRATOR_TASK_PREFIX } from '../domain/plan.ts';
 import { transitionSession } from '../domain/session-state.ts';
@@ -41,6 +42,11 @@ export interface Continuation {
   events: NewEvent[];
 }
 
+/** A continuation that cannot go on (nothing was written): the session fails with `error`. */
+export interface ContinuationFailure {
+  error: string;
+}
+
 interface TaskRow {
   id: string;
   kind: string;
@@ -62,7 +68,7 @@ export async function continueOrchestratedSession(
   session: { id: string; tenantId: string },
   options: ContinuationOptions,
   now: number,
-): Promise<Continuation | null> {
+): Promise<Continuation | ContinuationFailure | null> {
   const meta = await trx
     .selectFrom('sessions')
     .select(['strategy'])
@@ -159,7 +165,22 @@ async function insertPhase(
   plan: OrchestratedPlanBody,
   phase: PlanBody['phases'][number],
   phaseIndex: number,
-): Promise<Continuation> {
+): Promise<Continuation | ContinuationFailure> {
+  // Sessions with approval "required" stop again at each phase gate's plan (approvePlan resumes them).
+  const awaitApproval = (await loadSessionSettings(ctx.trx, ctx.session.id)).approval === 'required';
+  // The gate checked the roles before its answer; one deleted since would fail the tasks when they
+  // start. Checked (and locked, role-locks.ts) here, where the tasks are written; a phase waiting
+  // for approval is checked when it is approved, and can be edited then.
+  const missing = awaitApproval
+    ? []
+    : await findMissingRoles(
+        ctx.trx,
+        ctx.session.tenantId,
+        phase.tasks.map((task) => task.role),
+      );
+  if (missing.length > 0) {
+    return { error: deletedRolesError(missing, phase.tasks, 'The next phase') };
+  }
   const agents = await ctx.trx
     .selectFrom('agents')
     .select(['id', 'name'])
@@ -173,8 +194,6 @@ async function insertPhase(
   let position = Math.max(-1, ...ctx.tasks.map((t) => t.position));
   const events: NewEvent[] = [];
   let readied = 0;
-  // Sessions with approval "required" stop again at each phase gate's plan (approvePlan resumes them).
-  const awaitApproval = (await loadSessionSettings(ctx.trx, ctx.session.id)).approval === 'required';
   for (const task of phase.tasks as GeneratedTask[]) {
     let agentId = task.agent ? agentIdByName.get(task.agent) : undefined;
     if (!agentId) {

@@ -104,8 +104,8 @@ describe('continuation of orchestrator-planned sessions', () => {
     assert.ok(applied && !('error' in applied));
   }
 
-  function step(sessionId: string, maxPhases = 3): Promise<Continuation | null> {
-    return handle.db
+  async function step(sessionId: string, maxPhases = 3): Promise<Continuation | null> {
+    const next = await handle.db
       .transaction()
       .execute((trx) =>
         continueOrchestratedSession(
@@ -115,6 +115,8 @@ describe('continuation of orchestrator-planned sessions', () => {
           Date.now(),
         ),
       );
+    assert.ok(next === null || !('error' in next), JSON.stringify(next));
+    return next;
   }
 
   async function tasksOf(sessionId: string) {

@@ -5,7 +5,11 @@ import type { Kysely } from 'kysely';
 import { findUnpricedModels } from '../../config/llm-schema.ts';
 import type { Config } from '../../config/schema.ts';
 import { createLlmPlanner, type LlmPlanner } from '../../engine/planner.ts';
-import { type Continuation, continueOrchestratedSession } from '../../engine/planner-continuation.ts';
+import {
+  type Continuation,
+  type ContinuationFailure,
+  continueOrchestratedSession,
+} from '../../engine/planner-continuation.ts';
 import { createOrchestratorRuntime } from '../../engine/planner-tasks.ts';
 import { createBudgetGuard } from '../../engine/session-budget.ts';
 import { AppError } from '../../errors/app-error.ts';
@@ -48,7 +52,7 @@ export interface LlmStack {
     trx: Kysely<Database>,
     session: { id: string; tenantId: string },
     now: number,
-  ): Promise<Continuation | null>;
+  ): Promise<Continuation | ContinuationFailure | null>;
   cache: ResponseCache;
 }
 

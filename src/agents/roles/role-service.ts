@@ -44,6 +44,8 @@ export interface RoleService {
   /**
    * Built-in roles first, then the tenant's custom roles by name; read through `db` when given (a
    * caller's transaction, e.g. a plan approval that must see a delete that committed before it).
+   * On PostgreSQL the custom roles read through `db` stay locked (`FOR KEY SHARE`) until that
+   * transaction ends, so a delete of one waits for it and then counts the tasks it wrote.
    */
   listRoles(tenantId: string, db?: LlmDb): Promise<RoleDefinition[]>;
   /** A built-in or custom role by exact name. */
@@ -107,16 +109,32 @@ async function lockSessionsWithRole(db: LlmDb, tenantId: string, role: string): 
     for no key update of s`.execute(db);
 }
 
+/**
+ * Locks the custom role's row (PostgreSQL) for its delete, after the sessions (lockSessionsWithRole):
+ * every writer of tasks takes a session lock, if any, before the role's, so no lock cycle forms.
+ */
+async function lockRoleRow(db: LlmDb, tenantId: string, role: string): Promise<void> {
+  if (!isPostgres(db)) return;
+  await db
+    .selectFrom('custom_roles')
+    .select('name')
+    .where('tenant_id', '=', tenantId)
+    .where('name', '=', role)
+    .forUpdate()
+    .execute();
+}
+
 /** Creates the service over the store. */
 export function createRoleService(db: LlmDb, now: () => number = Date.now): RoleService {
   async function listCustom(tenantId: string, reader: LlmDb = db): Promise<RoleDefinition[]> {
-    const rows = await reader
+    const query = reader
       .selectFrom('custom_roles')
       .select(['name', 'description', 'capabilities', 'instructions'])
       .where('tenant_id', '=', tenantId)
-      .orderBy('name')
-      .execute();
-    return rows.map(toDefinition);
+      .orderBy('name');
+    // A caller's transaction (an approval) writes tasks of the roles it reads: held until its commit.
+    const locked = reader !== db && isPostgres(reader) ? query.forKeyShare() : query;
+    return (await locked.execute()).map(toDefinition);
   }
 
   return {
@@ -190,11 +208,15 @@ export function createRoleService(db: LlmDb, now: () => number = Date.now): Role
     async deleteRole(tenantId, name) {
       if (findBuiltInRole(name))
         throw new AppError('INVALID_STATE', `'${name}' is a built-in role and cannot be deleted`);
-      // One transaction, the sessions with unfinished tasks of the role locked first (PostgreSQL;
-      // SQLite serialises writers): an approval racing this delete either committed before (its
-      // session is then running and counted) or waits and reads the roles after it (INVALID_PLAN).
+      // One transaction, the sessions with unfinished tasks of the role locked first, then the
+      // role's row (PostgreSQL; SQLite serialises writers): an approval racing this delete either
+      // committed before (its session is then running and counted) or waits and reads the roles
+      // after it (INVALID_PLAN). A write of tasks of the role (a submit, a first plan, a phase
+      // gate, an approval) holds the row `FOR KEY SHARE` from its check to its commit
+      // (role-locks.ts): the lock below waits for it, and the count that follows sees its tasks.
       await db.transaction().execute(async (trx) => {
         await lockSessionsWithRole(trx, tenantId, name);
+        await lockRoleRow(trx, tenantId, name);
         const users = await findSessionsRunningRole(trx, tenantId, name);
         if (users.length > 0) {
           throw new AppError(
