@@ -170,16 +170,27 @@ export interface ReplaceOptions {
   now?: Date;
 }
 
+/** What `replaceDatabaseFile` moved out of the way. */
+export interface ReplaceResult {
+  /** Where the replaced database was moved, when there was one (and `keepPrevious`). */
+  previous?: string;
+  /**
+   * `-wal`/`-shm`/`-journal` files found beside the target while no database file was there (a
+   * deleted `maos.db`, say): moved to these paths (`keepPrevious`) or deleted, never left in place.
+   */
+  strayFiles?: string[];
+}
+
 /**
  * Installs `backupPath` as the database at `targetPath`: copies it beside the target, fsyncs, moves
- * the old database and its -wal/-shm aside (a stale WAL replayed onto the new file would corrupt it),
- * then renames the copy into place. Returns the path of the kept previous database, if any.
+ * the old database and its -wal/-shm aside (a stale WAL replayed onto the new file would corrupt it;
+ * so are side files left without their database), then renames the copy into place.
  */
 export async function replaceDatabaseFile(
   backupPath: string,
   targetPath: string,
   options: ReplaceOptions,
-): Promise<string | undefined> {
+): Promise<ReplaceResult> {
   mkdirSync(dirname(targetPath), { recursive: true, mode: 0o750 });
   const staging = join(dirname(targetPath), `.${basename(targetPath)}.restoring`);
   rmSync(staging, { force: true });
@@ -191,23 +202,29 @@ export async function replaceDatabaseFile(
     source.close();
   }
   syncFile(staging);
-  let kept: string | undefined;
-  if (existsSync(targetPath)) {
-    const stamp = (options.now ?? new Date()).toISOString().replace(/[:.]/g, '-');
-    kept = `${targetPath}.pre-restore-${stamp}`;
-    if (options.keepPrevious) renameSync(targetPath, kept);
-    else rmSync(targetPath, { force: true });
-    for (const suffix of SIDE_FILE_SUFFIXES) {
-      const side = targetPath + suffix;
-      if (!existsSync(side)) continue;
-      if (options.keepPrevious) renameSync(side, kept + suffix);
-      else rmSync(side, { force: true });
-    }
-    if (!options.keepPrevious) kept = undefined;
+  const stamp = (options.now ?? new Date()).toISOString().replace(/[:.]/g, '-');
+  const kept = `${targetPath}.pre-restore-${stamp}`;
+  const result: ReplaceResult = {};
+  const hadDatabase = existsSync(targetPath);
+  if (hadDatabase) {
+    if (options.keepPrevious) {
+      renameSync(targetPath, kept);
+      result.previous = kept;
+    } else rmSync(targetPath, { force: true });
+  }
+  for (const suffix of SIDE_FILE_SUFFIXES) {
+    const side = targetPath + suffix;
+    if (!existsSync(side)) continue;
+    // SQLite pairs a WAL with a database by name only: left here, the next open would replay it
+    // onto the restored file.
+    if (options.keepPrevious) renameSync(side, kept + suffix);
+    else rmSync(side, { force: true });
+    if (!hadDatabase)
+      result.strayFiles = [...(result.strayFiles ?? []), options.keepPrevious ? kept + suffix : side];
   }
   renameSync(staging, targetPath);
   syncDirectory(dirname(targetPath));
-  return kept;
+  return result;
 }
 
 /**

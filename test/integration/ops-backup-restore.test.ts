@@ -226,6 +226,45 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     assert.equal(countRows(join(dataDir, 'maos.db'), 'sessions'), restoredSessions);
   });
 
+  test('restore moves aside a -wal/-shm left without their database instead of replaying them', async () => {
+    // An operator deleted maos.db of a server killed with commits still in its WAL, then restores.
+    const dataDir = join(dir, 'stale-wal');
+    const config = writeConfig(dir, dataDir);
+    assert.equal((await runCli(['restore', backupFile, '-c', config])).code, 0);
+    const live = join(dataDir, 'maos.db');
+    const writer = new Database(live);
+    writer.pragma('journal_mode = WAL');
+    writer.pragma('wal_autocheckpoint = 0');
+    writer.exec("update sessions set objective = 'from the stale WAL'");
+    const stale = { wal: readFileSync(`${live}-wal`), shm: readFileSync(`${live}-shm`) };
+    writer.close();
+    rmSync(live);
+    writeFileSync(`${live}-wal`, stale.wal);
+    writeFileSync(`${live}-shm`, stale.shm);
+
+    const result = await runCli(['restore', backupFile, '-c', config, '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as { previous?: string; strayFiles?: string[] };
+    assert.equal(report.previous, undefined, 'there was no database to keep');
+    assert.equal(report.strayFiles?.length, 2);
+    for (const moved of report.strayFiles ?? []) assert.ok(existsSync(moved), `${moved} kept as evidence`);
+    // Opened read-write, as the server opens it: nothing of the stale WAL shows up.
+    const restored = new Database(live);
+    try {
+      restored.pragma('journal_mode = WAL');
+      const replayed = restored
+        .prepare("select count(*) as n from sessions where objective = 'from the stale WAL'")
+        .get() as { n: number };
+      assert.equal(replayed.n, 0, 'the stale WAL was replayed onto the restored database');
+      assert.equal(
+        countRows(backupFile, 'sessions'),
+        (restored.prepare('select count(*) as n from sessions').get() as { n: number }).n,
+      );
+    } finally {
+      restored.close();
+    }
+  });
+
   test('restore --force refuses a database another process has open', async () => {
     const dataDir = join(dir, 'in-use');
     const config = writeConfig(dir, dataDir);

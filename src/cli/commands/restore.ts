@@ -23,6 +23,8 @@ export interface RestoreReport {
   target: string;
   /** Where the replaced database was moved, when there was one. */
   previous?: string;
+  /** Side files (`-wal`, `-shm`) found without their database, moved aside so none replays onto the restore. */
+  strayFiles?: string[];
   integrity: 'ok';
   /** Migrations the restored database still needs (`maos migrate` or the next start applies them). */
   pendingMigrations: string[];
@@ -97,7 +99,7 @@ export async function restoreBackup(
       `${target} already exists; pass --force to replace it (the current database is kept beside it)`,
     );
   }
-  const previous = await replaceDatabaseFile(backupPath, target, { keepPrevious: true });
+  const { previous, strayFiles } = await replaceDatabaseFile(backupPath, target, { keepPrevious: true });
   const after = await inspectSqliteFile(target);
   if (after.integrity.length !== 1 || after.integrity[0] !== 'ok') {
     throw new AppError('INTERNAL', `The restored database at ${target} failed its integrity check`);
@@ -106,6 +108,7 @@ export async function restoreBackup(
   return {
     target,
     ...(previous ? { previous } : {}),
+    ...(strayFiles ? { strayFiles } : {}),
     integrity: 'ok',
     pendingMigrations: after.migrations.pending,
     audit,
@@ -125,6 +128,9 @@ async function findLiveServer(config: Readonly<Config>): Promise<string | undefi
 export function renderRestoreReport(report: RestoreReport): string {
   const lines = [`Restored ${report.target} (integrity ok).`];
   if (report.previous) lines.push(`Previous database kept as ${report.previous}`);
+  if (report.strayFiles) {
+    lines.push(`Files left without their database moved aside: ${report.strayFiles.join(', ')}`);
+  }
   if (report.pendingMigrations.length > 0) {
     lines.push(
       `Pending migrations: ${report.pendingMigrations.join(', ')} (run \`maos migrate\` or start the server)`,
