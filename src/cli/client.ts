@@ -41,6 +41,24 @@ export interface StreamOptions {
   onOpen?: () => void;
 }
 
+/** Figures of GET /v1/usage (totals, or one group's). */
+export interface UsageFiguresDto {
+  sessions: number;
+  tasks: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  costUsd: number;
+}
+
+/** The answer of GET /v1/usage. */
+export interface UsageReportDto {
+  from: string;
+  to: string;
+  totals: UsageFiguresDto;
+  groups?: Array<UsageFiguresDto & { key: string; provider?: string; model?: string }>;
+}
+
 export type ApiClient = ReturnType<typeof createApiClient>;
 
 /** Session states after which nothing more happens. */
@@ -207,6 +225,17 @@ export function createApiClient(options: ApiClientOptions) {
     /** `GET /v1/roles`. */
     async listRoles(): Promise<RoleDto[]> {
       return (await requestJson<{ items?: RoleDto[] }>('GET', 'v1/roles')).items ?? [];
+    },
+
+    /** `GET /v1/usage?from=&to=[&groupBy=]`: the tenant's usage over the sessions created in [from, to). */
+    async usageReport(query: {
+      from: string;
+      to: string;
+      groupBy?: 'day' | 'role' | 'model';
+    }): Promise<UsageReportDto> {
+      const params = new URLSearchParams({ from: query.from, to: query.to });
+      if (query.groupBy) params.set('groupBy', query.groupBy);
+      return requestJson<UsageReportDto>('GET', `v1/usage?${params}`);
     },
 
     /**

@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   reject: async () => (await import('./commands/approve.ts')).registerRejectCommand,
   logs: async () => (await import('./commands/logs.ts')).registerLogsCommand,
   roles: async () => (await import('./commands/roles.ts')).registerRolesCommand,
+  usage: async () => (await import('./commands/usage.ts')).registerUsageCommand,
   login: async () => (await import('./commands/login.ts')).registerLoginCommand,
   serve: async () => (await import('./commands/serve.ts')).registerServeCommand,
   mcp: async () => (await import('./commands/mcp.ts')).registerMcpCommand,

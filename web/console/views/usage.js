@@ -1,8 +1,9 @@
 // Usage (#/usage): the tenant's totals over a date range from GET /v1/usage (computed by the
-// server over every session created in it; default the last 30 days), then tokens in and out,
+// server over every session created in it; default the last 30 days), optionally broken down per
+// UTC day, task role or model (`groupBy`), then tokens in and out,
 // cache reads and cost of each session as GET /v1/sessions reports them, with their totals over
 // exactly the sessions loaded. "Load more" follows the cursor to older sessions.
-import { api } from '../api.js';
+import { api, request } from '../api.js';
 import { field, formatTime, h, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { sessionRow, statusSelect } from './session-cells.js';
@@ -14,6 +15,15 @@ const DEFAULT_DAYS = 30;
 /** The longest range GET /v1/usage accepts (docs/api.md). */
 const MAX_DAYS = 366;
 const DAY_MS = 86_400_000;
+/** The `groupBy` values of GET /v1/usage, with what the view calls them. */
+const GROUPINGS = [
+  ['', 'no breakdown'],
+  ['day', 'day (UTC)'],
+  ['role', 'task role'],
+  ['model', 'model (provider/model)'],
+];
+/** The model grouping's key for spend and tasks no model served (docs/api.md). */
+const UNATTRIBUTED_KEY = 'unattributed';
 
 function formatCount(value) {
   return Number(value ?? 0).toLocaleString();
@@ -78,6 +88,33 @@ function periodCells(totals) {
   ];
 }
 
+/**
+ * The report over [from, to), broken down by `groupBy` when one is chosen. Through `request`
+ * because `api.usageReport` sends no `groupBy`.
+ */
+function readUsageReport({ from, to, groupBy, signal }) {
+  if (!groupBy) return api.usageReport({ from, to, signal });
+  return request(`/v1/usage?${new URLSearchParams({ from, to, groupBy })}`, { signal });
+}
+
+/** What a group's key is called in the first column (the unattributed model group explained). */
+function groupLabel(groupBy, key) {
+  if (groupBy === 'model' && key === UNATTRIBUTED_KEY) {
+    return 'no model (runner tasks, tasks not run, spend charged without its model)';
+  }
+  return key;
+}
+
+/** One row per group: its key, then the figures as in the totals row. */
+function groupRow(groupBy, group) {
+  return h(
+    'tr',
+    { dataset: { key: group.key } },
+    h('th', { scope: 'row' }, groupLabel(groupBy, group.key)),
+    ...periodCells(group),
+  );
+}
+
 /** Says over which sessions the totals are, so nobody reads them as the tenant's whole usage. */
 function describeRange(sessions, complete, status, readAt) {
   if (sessions.length === 0) return status ? `No sessions with status ${status}.` : 'No sessions.';
@@ -101,9 +138,66 @@ export function renderUsage(root) {
     value: utcDay(today, 1 - DEFAULT_DAYS),
   });
   const toDay = h('input', { id: 'usage-to', name: 'to', type: 'date', value: utcDay(today) });
+  const groupBy = h(
+    'select',
+    { id: 'usage-group-by', name: 'groupBy' },
+    ...GROUPINGS.map(([value, text]) => h('option', { value }, text)),
+  );
+  const groupsHead = h('th', { scope: 'col' }, 'Group');
+  const groupsBody = h('tbody', { id: 'usage-groups-body' });
+  const groupsNote = h('p', { id: 'usage-groups-note', className: 'muted' });
+  const groupsSection = h(
+    'div',
+    { id: 'usage-groups', hidden: true },
+    groupsNote,
+    h(
+      'div',
+      { className: 'table-wrap' },
+      h(
+        'table',
+        { id: 'usage-groups-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            groupsHead,
+            ...[
+              'Sessions',
+              'Tasks',
+              'Input tokens',
+              'Output tokens',
+              'Cache reads (of input)',
+              'Cost (USD)',
+            ].map((name) => h('th', { scope: 'col' }, name)),
+          ),
+        ),
+        groupsBody,
+      ),
+    ),
+  );
   const periodTotals = h('tr', { id: 'usage-period-totals' });
   const periodText = h('p', { id: 'usage-period-text', attrs: { 'aria-live': 'polite' } });
   const periodErrors = h('div');
+
+  /** Shows the breakdown's rows (null: no breakdown asked for, or none read). */
+  function showGroups(breakdown) {
+    groupsSection.hidden = breakdown === null;
+    if (breakdown === null) {
+      replaceChildren(groupsBody);
+      return;
+    }
+    const { groupBy: grouping, groups } = breakdown;
+    groupsHead.textContent = GROUPINGS.find(([value]) => value === grouping)?.[1] ?? grouping;
+    replaceChildren(groupsBody, ...groups.map((group) => groupRow(grouping, group)));
+    groupsNote.textContent =
+      groups.length === 0
+        ? 'No usage in this range.'
+        : grouping === 'model'
+          ? 'Per provider and model that served the tasks: a task answered partly by a fallback provider counts under both models, each with the spend it served, so the task counts add up to more than the total; tokens and cost add up to the totals.'
+          : 'The groups add up to the totals.';
+  }
 
   async function loadPeriod() {
     period?.abort();
@@ -113,17 +207,26 @@ export function renderUsage(root) {
     const range = periodRange(fromDay.value, toDay.value);
     if (range.error) {
       replaceChildren(periodTotals);
+      showGroups(null);
       periodText.textContent = range.error;
       return;
     }
     try {
-      const report = await api.usageReport({ from: range.from, to: range.to, signal: controller.signal });
+      const grouping = groupBy.value;
+      const report = await readUsageReport({
+        from: range.from,
+        to: range.to,
+        groupBy: grouping,
+        signal: controller.signal,
+      });
       if (controller.signal.aborted) return;
       replaceChildren(periodTotals, ...periodCells(report.totals));
+      showGroups(grouping ? { groupBy: grouping, groups: report.groups ?? [] } : null);
       periodText.textContent = `Your tenant's usage over all ${report.totals.sessions} sessions created from ${fromDay.value} to ${toDay.value} (UTC days, both included), whatever their status, as charged at ${formatTime(new Date().toISOString())}; sessions still running may use more. Computed by the server, not limited to the sessions listed below.`;
     } catch (error) {
       if (controller.signal.aborted) return;
       replaceChildren(periodTotals);
+      showGroups(null);
       periodText.textContent = '';
       replaceChildren(periodErrors, renderProblem(error, 'Reading usage'));
     }
@@ -191,9 +294,11 @@ export function renderUsage(root) {
     },
     field('From', fromDay),
     field('To', toDay, 'UTC days, both included'),
+    field('Break down by', groupBy),
     h('button', { type: 'submit' }, 'Show usage'),
   );
 
+  groupBy.addEventListener('change', () => loadPeriod());
   status.addEventListener('change', () => load(true));
   refresh.addEventListener('click', () => load(true));
   more.addEventListener('click', () => cursor && load(false));
@@ -230,6 +335,7 @@ export function renderUsage(root) {
         h('tbody', {}, periodTotals),
       ),
     ),
+    groupsSection,
     h('h2', {}, 'Listed sessions'),
     h(
       'p',

@@ -1,0 +1,87 @@
+// `maos usage`: the tenant's tokens and cost over a time range from GET /v1/usage, in total and
+// optionally per UTC day, task role or model (`--group-by`). Default range: this UTC month.
+import type { Command } from 'commander';
+import type { UsageReportDto } from '../client.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+import { formatTable } from '../output.ts';
+
+const GROUPINGS = ['day', 'role', 'model'] as const;
+
+interface UsageOptions {
+  from?: string;
+  to?: string;
+  groupBy?: string;
+}
+
+/** Registers `maos usage`. */
+export function registerUsageCommand(program: Command, act: ActionFactory): void {
+  addCommonOptions(program.command('usage'), true)
+    .description('tokens and cost of the sessions created in [from, to), optionally per day, role or model')
+    .option(
+      '--from <date>',
+      'start (included): YYYY-MM-DD (UTC) or an RFC 3339 date-time; default: this month',
+    )
+    .option('--to <date>', 'end (excluded): YYYY-MM-DD (UTC) or an RFC 3339 date-time; default: next month')
+    .option('--group-by <what>', `break the totals down (${GROUPINGS.join('|')})`)
+    .action(act(showUsage));
+}
+
+/** `YYYY-MM-DD` as midnight UTC; anything else is passed on for the server to check. */
+function toInstant(value: string): string {
+  return /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value;
+}
+
+/** The current UTC month: [first day 00:00Z, first day of the next month 00:00Z). */
+function thisMonth(now: Date): { from: string; to: string } {
+  const from = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+  const to = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+  return { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
+}
+
+async function showUsage(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<UsageOptions>();
+  const groupBy = options.groupBy;
+  if (groupBy !== undefined && !(GROUPINGS as readonly string[]).includes(groupBy)) {
+    throw new CliError('USAGE', `--group-by must be one of ${GROUPINGS.join(', ')}`, EXIT.USAGE);
+  }
+  const month = thisMonth(new Date());
+  const report = await ctx.client().usageReport({
+    from: options.from === undefined ? month.from : toInstant(options.from),
+    to: options.to === undefined ? month.to : toInstant(options.to),
+    ...(groupBy ? { groupBy: groupBy as (typeof GROUPINGS)[number] } : {}),
+  });
+  const { out } = ctx;
+  if (out.json) {
+    out.printJson(report);
+    return EXIT.OK;
+  }
+  out.line(`sessions created from ${report.from} to ${report.to} (excluded)`);
+  const figures = (row: UsageReportDto['totals']) => [
+    String(row.sessions),
+    String(row.tasks),
+    String(row.inputTokens),
+    String(row.outputTokens),
+    String(row.cacheReadTokens),
+    `$${row.costUsd.toFixed(6)}`,
+  ];
+  const rows = (report.groups ?? []).map((group) => [group.key, ...figures(group)]);
+  rows.push(['(total)', ...figures(report.totals)]);
+  const head = groupBy === undefined ? '' : groupBy.toUpperCase();
+  for (const line of formatTable(
+    [head, 'SESSIONS', 'TASKS', 'INPUT', 'OUTPUT', 'CACHE READ', 'COST'],
+    rows,
+    out.paint,
+  )) {
+    out.line(line);
+  }
+  if (groupBy === 'model') {
+    // Why a note: the task counts of the model rows do not add up to the total's.
+    out.line(
+      out.paint.dim(
+        'A task served by two models (a fallback provider) counts under both; `unattributed`: runner tasks and spend charged without its model.',
+      ),
+    );
+  }
+  return EXIT.OK;
+}

@@ -1,0 +1,94 @@
+// `maos usage` as a child process against the real server and a scripted LLM: the totals and the
+// per-model rows (an LLM agent's model, the runner task unattributed), the JSON answer, the
+// default range (this UTC month), and usage errors for a bad --group-by or range.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+const cleanups: Array<() => unknown> = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+
+interface Report {
+  from: string;
+  to: string;
+  totals: { sessions: number; tasks: number; inputTokens: number; costUsd: number };
+  groups?: Array<{ key: string; tasks: number; inputTokens: number; costUsd: number }>;
+}
+
+describe('maos usage', { timeout: 120_000 }, () => {
+  let server: TestServer;
+  let env: Record<string, string>;
+  // Today and tomorrow (UTC): the session was created today.
+  const today = new Date().toISOString().slice(0, 10);
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+
+  before(async () => {
+    const stack = await startLlmAppStack(t, {
+      llm: { prices: { m: { inputPerMTok: 1000, outputPerMTok: 10_000 } } },
+    });
+    server = stack.server;
+    env = { MAOS_SERVER: server.url };
+    stack.llm.setHandler(() => ({ text: 'done', usage: { inputTokens: 1000, outputTokens: 100 } }));
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'usage from the CLI',
+        agents: [
+          { name: 'research', role: 'researcher', task: 'Find out' },
+          { name: 'build', role: 'engineer', task: 'Build it', runner: 'ok' },
+        ],
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const done = await waitForSession<{ status: string }>(server.url, created.body.id);
+    assert.equal(done.status, 'completed');
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  test('--group-by model prints a row per model, the unattributed runner task and the total', async () => {
+    const result = await runMaos(['usage', '--from', today, '--to', tomorrow, '--group-by', 'model'], {
+      env,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.split('\n');
+    assert.match(lines[0] ?? '', new RegExp(`from ${today}T00:00:00.000Z to ${tomorrow}T00:00:00.000Z`));
+    assert.match(lines[1] ?? '', /^MODEL\s+SESSIONS\s+TASKS\s+INPUT\s+OUTPUT\s+CACHE READ\s+COST/);
+    // 1,000 input tokens at $0.001 and 100 output tokens at $0.01: $2.
+    assert.match(result.stdout, /^local\/m\s+1\s+1\s+1000\s+100\s+0\s+\$2\.000000$/m);
+    assert.match(result.stdout, /^unattributed\s+1\s+1\s+0\s+0\s+0\s+\$0\.000000$/m);
+    assert.match(result.stdout, /^\(total\)\s+1\s+2\s+1000\s+100\s+0\s+\$2\.000000$/m);
+  });
+
+  test('--json prints the API answer; without --from/--to the range is this UTC month', async () => {
+    const result = await runMaos(['usage', '--json', '--group-by', 'model'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as Report;
+    const now = new Date();
+    const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString();
+    const nextMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString();
+    assert.deepEqual([report.from, report.to], [monthStart, nextMonth]);
+    assert.deepEqual(
+      report.groups?.map((group) => [group.key, group.tasks, group.inputTokens, group.costUsd]),
+      [
+        ['local/m', 1, 1000, 2],
+        ['unattributed', 1, 0, 0],
+      ],
+    );
+    assert.deepEqual([report.totals.sessions, report.totals.tasks, report.totals.costUsd], [1, 2, 2]);
+  });
+
+  test('an unknown --group-by and a range the server refuses are usage errors (exit 2)', async () => {
+    const bad = await runMaos(['usage', '--group-by', 'provider'], { env });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /error USAGE: --group-by must be one of day, role, model/);
+    const inverted = await runMaos(['usage', '--from', tomorrow, '--to', today], { env });
+    assert.equal(inverted.code, 2);
+    assert.match(inverted.stderr, /error VALIDATION_FAILED: to must be later than from/);
+  });
+});
