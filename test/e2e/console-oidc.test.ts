@@ -18,6 +18,7 @@ import { requestJson, startTestServer, type TestServer } from '../fixtures/serve
 
 const TOKEN_KEY = 'maos.console.token';
 const LOGOUT_KEY = 'maos.console.oidc.logout';
+const RENEWAL_KEY = 'maos.console.oidc.renewal';
 
 /**
  * The page's problems minus the expected ones: the start's probe without a token (401) and the
@@ -118,8 +119,20 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     const stored = await page.evaluate(() => ({ ...sessionStorage }));
     const token = stored[TOKEN_KEY];
     assert.ok(token, 'the access token is kept for this tab');
-    assert.deepEqual(Object.keys(stored).sort(), [TOKEN_KEY, 'maos.console.signInMethod', LOGOUT_KEY].sort());
+    assert.deepEqual(
+      Object.keys(stored).sort(),
+      [TOKEN_KEY, 'maos.console.signInMethod', LOGOUT_KEY, RENEWAL_KEY].sort(),
+    );
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    // This IdP issues no refresh token: the token's expiry is kept, and shown as the sign-in's end.
+    const renewal = JSON.parse(stored[RENEWAL_KEY] as string);
+    assert.equal(renewal.refreshToken, null);
+    assert.ok(Math.abs(renewal.expiresAt - (Date.now() + 600_000)) < 60_000, 'expires_in 600 s');
+    const until = await page.evaluate(
+      (time) => new Date(time).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }),
+      renewal.expiresAt as number,
+    );
+    assert.equal(await page.locator('#account-state').textContent(), `Signed in until ${until}`);
 
     // The token is an RFC 9068 JWT for the MAOS audience, issued to the console client.
     const [header, payload] = token
@@ -312,8 +325,17 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.deepEqual(unexpectedProblems(problems), []);
   });
 
-  test('a token response without the ID token, or with one of another nonce, is refused and keeps no token', async () => {
-    for (const tamper of ['drop', 'nonce'] as const) {
+  test('a token response without the ID token, or with one of another nonce, client or authorized party, is refused and keeps no token', async () => {
+    // OIDC Core §3.1.3.7: `aud` must contain the client id, and `azp`, when present (and it must be
+    // when `aud` names several), must be the client id.
+    const cases = {
+      drop: 'OIDC_NONCE_MISMATCH',
+      nonce: 'OIDC_NONCE_MISMATCH',
+      aud: 'OIDC_NONCE_MISMATCH',
+      'several audiences, no azp': 'OIDC_AZP_MISMATCH',
+      'azp of another client': 'OIDC_AZP_MISMATCH',
+    } as const;
+    for (const [tamper, code] of Object.entries(cases)) {
       const { page, problems } = await openSignIn();
       // The IdP's answer changed on its way to the page, as a broken or hostile token endpoint would.
       await page.route(`${idp.issuer}/token`, async (route) => {
@@ -323,7 +345,13 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
         else {
           const [header, payload, signature] = String(tokens.id_token).split('.');
           const claims = JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'));
-          claims.nonce = 'another-nonce';
+          if (tamper === 'nonce') claims.nonce = 'another-nonce';
+          if (tamper === 'aud') claims.aud = 'another-client';
+          if (tamper === 'several audiences, no azp') {
+            claims.aud = [CONSOLE_CLIENT_ID, 'another-client'];
+            delete claims.azp;
+          }
+          if (tamper === 'azp of another client') claims.azp = 'another-client';
           tokens.id_token = [
             header,
             Buffer.from(JSON.stringify(claims)).toString('base64url'),
@@ -340,7 +368,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
       await page.getByRole('button', { name: 'Continue' }).click();
       const alert = page.getByRole('alert');
       await alert.waitFor();
-      assert.match((await alert.textContent()) ?? '', /OIDC_NONCE_MISMATCH/, tamper);
+      assert.match((await alert.textContent()) ?? '', new RegExp(code), tamper);
       assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null, tamper);
       assert.deepEqual(unexpectedProblems(problems), [], tamper);
     }

@@ -1,5 +1,7 @@
 // The console's client of the public REST API: bearer token from sessionStorage, JSON in and out,
-// problem+json errors raised as ApiError. No endpoint here exists for the console alone.
+// problem+json errors raised as ApiError. No endpoint here exists for the console alone. An IdP
+// access token is renewed shortly before it expires and once on a 401 (token-renewal.js).
+import { canRenew, keepRenewal, renewAccessToken, renewalDueAt, tokenExpiresAt } from './token-renewal.js';
 
 const TOKEN_KEY = 'maos.console.token';
 /** How the token was obtained (`paste` or `oidc`), to word the message when it is refused. */
@@ -25,19 +27,96 @@ export function readToken() {
 }
 
 /**
- * Keeps `token` for this tab; null or empty forgets it.
+ * Keeps `token` for this tab; null or empty forgets it (and what renewing it takes).
  * @param {string | null} token
  * @param {'paste' | 'oidc'} [method] how it was obtained (an IdP sign-in or a pasted key/token)
+ * @param {object | null} [renewal] after an IdP sign-in: its refresh token, token endpoint, expiry
  */
-export function storeToken(token, method = 'paste') {
+export function storeToken(token, method = 'paste', renewal = null) {
+  clearTimeout(renewalTimer);
+  renewalTimer = null;
   if (token) {
     sessionStorage.setItem(TOKEN_KEY, token);
     sessionStorage.setItem(METHOD_KEY, method);
+    keepRenewal(renewal);
   } else {
     lastMethod = sessionStorage.getItem(METHOD_KEY) ?? lastMethod;
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(METHOD_KEY);
+    keepRenewal(null);
   }
+}
+
+/** When this tab's access token expires (epoch ms), when known and not renewed by itself. */
+export function signInEndsAt() {
+  return readToken() !== null && !canRenew() ? tokenExpiresAt() : null;
+}
+
+/** Why 15 s: an IdP briefly unreachable is asked again well before the token expires. */
+const RENEWAL_RETRY_MS = 15_000;
+let renewalTimer = null;
+
+/** True when the token in use is an IdP token this tab can renew. */
+function renewable() {
+  return readToken() !== null && canRenew();
+}
+
+/** The 401 problem of a failed renewal: the sign-in has ended, and why. */
+function renewalFailure(error) {
+  const problem = error?.problem ?? {};
+  const reason = [problem.title, problem.detail].filter(Boolean).join(': ');
+  return new ApiError({
+    status: 401,
+    title: 'Your sign-in could not be renewed',
+    detail: reason || String(error?.message ?? error),
+    code: 'OIDC_RENEWAL_FAILED',
+  });
+}
+
+/**
+ * Renews the token now. When `tolerateOutage` and the IdP cannot be reached while the token is
+ * still valid, it is kept (and false returned); any other failure signs the tab out through the
+ * unauthorized handler and throws the 401 problem.
+ */
+async function renewNow(tolerateOutage) {
+  try {
+    const token = await renewAccessToken();
+    // Signed out while the renewal ran: nothing to keep.
+    if (readToken() === null) return false;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    scheduleRenewal();
+    return true;
+  } catch (error) {
+    const expiresAt = tokenExpiresAt();
+    const valid = typeof expiresAt === 'number' && expiresAt > Date.now();
+    if (tolerateOutage && valid && error?.code === 'AUTH_PROVIDER_UNAVAILABLE' && canRenew()) {
+      return false;
+    }
+    const failure = renewalFailure(error);
+    if (readToken() !== null) onUnauthorized(failure);
+    throw failure;
+  }
+}
+
+/**
+ * Plans the renewal of an IdP token shortly before it expires (token-renewal.js says when);
+ * nothing for a token that cannot be renewed. Called once signed in and after each renewal.
+ */
+export function scheduleRenewal() {
+  clearTimeout(renewalTimer);
+  renewalTimer = null;
+  const due = renewalDueAt();
+  if (due === null || !renewable()) return;
+  // setTimeout holds at most 2^31-1 ms (24.8 days); a later renewal is planned again then.
+  const wait = Math.min(Math.max(due - Date.now(), 0), 2 ** 31 - 1);
+  renewalTimer = setTimeout(async () => {
+    renewalTimer = null;
+    const renewed = await renewNow(true).catch(() => null);
+    if (renewed === false && renewable()) {
+      const left = (tokenExpiresAt() ?? Date.now()) - Date.now();
+      renewalTimer = setTimeout(scheduleRenewal, Math.max(0, Math.min(RENEWAL_RETRY_MS, left)));
+    }
+  }, wait);
 }
 
 /** How the current (or last forgotten) token was obtained: `paste`, `oidc` or null. */
@@ -84,15 +163,37 @@ async function toApiError(response) {
 }
 
 /**
+ * Fetches `path` of this origin's API with the bearer token: an IdP token due for renewal is renewed
+ * first, and a 401 answer to a renewable one renews it once and sends the request once more. A
+ * failed renewal signs the tab out and throws the 401 problem (ApiError); other answers, 4xx and
+ * 5xx included, are returned.
+ * @param {string} path e.g. "/v1/sessions" (anything else is refused)
+ * @param {RequestInit & {headers?: Record<string, string>}} [init]
+ * @returns {Promise<Response>}
+ */
+export async function fetchWithToken(path, init = {}) {
+  // The bearer token goes to this origin's API only: never to another origin, not even the IdP's
+  // (which the console's CSP lets fetches reach).
+  if (!/^\/v1\//.test(path)) throw new TypeError(`request(): ${path} is not a path of this API`);
+  const due = renewalDueAt();
+  if (due !== null && Date.now() >= due && renewable()) await renewNow(true);
+  const send = () => fetch(path, { ...init, headers: authHeaders(init.headers) });
+  const response = await send();
+  if (response.status !== 401 || !renewable()) return response;
+  // Expired early, or revoked at the API: one renewal, one retry; a second 401 is final.
+  await response.body?.cancel().catch(() => {});
+  await renewNow(false);
+  return send();
+}
+
+/**
  * Sends a request to the API and returns the parsed JSON (null for an empty body).
  * @param {string} path e.g. "/v1/sessions" (a path of this origin's API; anything else is refused)
  * @param {{method?: string, body?: unknown, headers?: Record<string, string>, signal?: AbortSignal}} [init]
  */
 export async function request(path, init = {}) {
-  // The bearer token goes to this origin's API only: never to another origin, not even the IdP's
-  // (which the console's CSP lets fetches reach).
   if (!/^\/v1\//.test(path)) throw new TypeError(`request(): ${path} is not a path of this API`);
-  const headers = authHeaders({ accept: 'application/json', ...init.headers });
+  const headers = { accept: 'application/json', ...init.headers };
   let body;
   if (init.body !== undefined) {
     headers['content-type'] = 'application/json';
@@ -100,9 +201,15 @@ export async function request(path, init = {}) {
   }
   let response;
   try {
-    response = await fetch(path, { method: init.method ?? 'GET', headers, body, signal: init.signal });
+    response = await fetchWithToken(path, {
+      method: init.method ?? 'GET',
+      headers,
+      body,
+      signal: init.signal,
+    });
   } catch (error) {
-    if (error?.name === 'AbortError') throw error;
+    // An abort, or a failed renewal (already a 401 problem), is not a server out of reach.
+    if (error?.name === 'AbortError' || error instanceof ApiError) throw error;
     throw new ApiError({
       status: 0,
       title: 'The server cannot be reached',

@@ -1,6 +1,14 @@
 // Entry point of the console: checks whether the API needs a token, then routes between the
 // sign-in form, the sessions list (#/sessions) and one session (#/sessions/<id>).
-import { api, readSignInMethod, readToken, setUnauthorizedHandler, storeToken } from './api.js';
+import {
+  api,
+  readSignInMethod,
+  readToken,
+  scheduleRenewal,
+  setUnauthorizedHandler,
+  signInEndsAt,
+  storeToken,
+} from './api.js';
 import { h, replaceChildren } from './dom.js';
 import { markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
@@ -40,11 +48,19 @@ function renderAccount() {
     { type: 'button', className: 'secondary', on: { click: () => signOutOfTab() } },
     'Sign out',
   );
-  replaceChildren(
-    account,
-    readToken() ? h('span', {}, 'Signed in') : h('span', {}, 'No sign-in needed'),
-    signOut,
-  );
+  replaceChildren(account, h('span', { id: 'account-state' }, accountState()), signOut);
+}
+
+/**
+ * "Signed in", with the time the sign-in ends when the token expires and cannot be renewed (the
+ * IdP issued no refresh token): the next call after it brings the sign-in form back.
+ */
+function accountState() {
+  if (!readToken()) return 'No sign-in needed';
+  const endsAt = signInEndsAt();
+  if (endsAt === null) return 'Signed in';
+  const time = new Date(endsAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return `Signed in until ${time}`;
 }
 
 /**
@@ -75,6 +91,8 @@ function signOutAndShowForm(error) {
 
 function onSignedIn() {
   signedIn = true;
+  // An IdP token with a refresh token is renewed shortly before it expires.
+  scheduleRenewal();
   renderAccount();
   route();
 }
@@ -99,7 +117,8 @@ async function start() {
   // Back from the IdP (?code=…&state=… or ?error=…): finish the sign-in, or show why it failed.
   if (isSignInCallback()) {
     try {
-      storeToken(await completeSignIn(), 'oidc');
+      const { accessToken, renewal } = await completeSignIn();
+      storeToken(accessToken, 'oidc', renewal);
     } catch (error) {
       // A tab already signed in started no sign-in: the callback is stray (an old callback URL
       // reached through history, a link someone sent). Its address is cleaned; it must not sign

@@ -1,7 +1,12 @@
 // Browser sign-in with the organisation's IdP: OAuth 2 authorization code flow with PKCE (S256) for
 // a public client, `state` and `nonce` kept in sessionStorage across the redirect, code exchanged
-// at the token endpoint by a CORS fetch. The access token is kept (api.js), and the ID token only for
-// RP-initiated logout (signing out of the IdP too); no refresh token.
+// at the token endpoint by a CORS fetch. The access token is kept (api.js), the ID token only for
+// RP-initiated logout (signing out of the IdP too), and a refresh token, when the IdP issues one,
+// for renewing the access token before it expires (token-renewal.js).
+import { checkIdTokenAudience, readIdTokenClaims } from './id-token.js';
+import { SignInError } from './sign-in-error.js';
+
+export { SignInError };
 
 const PENDING_KEY = 'maos.console.oidc.pending';
 /** What "Sign out" needs to end the IdP session: its end_session_endpoint, client and ID token. */
@@ -10,18 +15,6 @@ const LOGOUT_KEY = 'maos.console.oidc.logout';
 const PENDING_MAX_AGE_MS = 10 * 60 * 1000;
 /** Why 10 s: discovery and the code exchange are single small requests; longer is an IdP down. */
 const FETCH_TIMEOUT_MS = 10_000;
-
-/** A sign-in failure with a title and a detail, shaped like a problem document for renderProblem. */
-export class SignInError extends Error {
-  /** @param {string} title @param {string} detail @param {string} [code] */
-  constructor(title, detail, code = 'OIDC_SIGN_IN_FAILED') {
-    super(detail);
-    this.name = 'SignInError';
-    this.problem = { title, detail, code, status: 0 };
-    this.status = 0;
-    this.code = code;
-  }
-}
 
 /**
  * What the server says about IdP sign-in (`/console/sign-in.json`), or null when it offers none.
@@ -182,7 +175,8 @@ export async function beginSignIn(options) {
   location.assign(url.href);
 }
 
-function addAudience(params, pending) {
+/** Adds the API audience to `params` the way the IdP expects it (`resource`, `audience` or none). */
+export function addAudience(params, pending) {
   if (pending.audienceParameter === 'resource') params.set('resource', pending.audience);
   else if (pending.audienceParameter === 'audience') params.set('audience', pending.audience);
 }
@@ -211,8 +205,9 @@ function readPending() {
 
 /**
  * Finishes the sign-in on return from the IdP: checks `state`, exchanges the code for tokens
- * (PKCE verifier, same redirect URI) and checks the ID token's nonce. Always cleans the address bar.
- * @returns {Promise<string>} the access token
+ * (PKCE verifier, same redirect URI) and checks the ID token. Always cleans the address bar.
+ * @returns {Promise<{accessToken: string, renewal: object}>} the access token, and what renewing it
+ *   takes (the refresh token is null when the IdP issued none)
  */
 export async function completeSignIn() {
   const params = new URLSearchParams(location.search);
@@ -255,14 +250,56 @@ export async function completeSignIn() {
     code_verifier: pending.verifier,
   });
   addAudience(body, pending);
+  const tokens = await requestTokens(pending.tokenEndpoint, body, 'token exchange');
+  if (typeof tokens.id_token === 'string') checkIdToken(tokens.id_token, pending);
+  else if (pending.openid) {
+    // Without it the nonce is never checked: a token response that drops it is refused.
+    throw new SignInError(
+      'Sign-in refused',
+      'The identity provider sent no ID token although the scope openid was asked for.',
+      'OIDC_NONCE_MISMATCH',
+    );
+  }
+  keepLogout(pending, typeof tokens.id_token === 'string' ? tokens.id_token : null);
+  return {
+    accessToken: tokens.access_token,
+    renewal: {
+      issuer: pending.issuer,
+      clientId: pending.clientId,
+      audience: pending.audience,
+      audienceParameter: pending.audienceParameter,
+      tokenEndpoint: pending.tokenEndpoint,
+      refreshToken: typeof tokens.refresh_token === 'string' ? tokens.refresh_token : null,
+      subject: typeof tokens.id_token === 'string' ? readIdTokenClaims(tokens.id_token).sub : undefined,
+      ...tokenLifetime(tokens),
+    },
+  };
+}
+
+/**
+ * When the access token of a token response expires (`expires_in`, seconds), as `expiresAt` (epoch
+ * ms) and `lifetimeMs`; nothing when the IdP does not say.
+ */
+export function tokenLifetime(tokens) {
+  const seconds = Number(tokens?.expires_in);
+  if (!Number.isFinite(seconds) || seconds <= 0) return { expiresAt: null, lifetimeMs: null };
+  return { expiresAt: Date.now() + seconds * 1000, lifetimeMs: seconds * 1000 };
+}
+
+/**
+ * POSTs a form to the IdP's token endpoint and returns its token response; throws a SignInError
+ * with the IdP's `error` (e.g. `invalid_grant`) when it issues no access token.
+ * @param {string} tokenEndpoint @param {URLSearchParams} body @param {string} what for the message
+ */
+export async function requestTokens(tokenEndpoint, body, what) {
   const { response, body: tokens } = await fetchJson(
-    pending.tokenEndpoint,
+    tokenEndpoint,
     {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body,
     },
-    'token exchange',
+    what,
   );
   if (!response.ok || typeof tokens?.access_token !== 'string') {
     const reason = tokens?.error
@@ -274,17 +311,18 @@ export async function completeSignIn() {
       tokens?.error ?? 'OIDC_TOKEN_REFUSED',
     );
   }
-  if (typeof tokens.id_token === 'string') checkIdToken(tokens.id_token, pending);
-  else if (pending.openid) {
-    // Without it the nonce is never checked: a token response that drops it is refused.
-    throw new SignInError(
-      'Sign-in refused',
-      'The identity provider sent no ID token although the scope openid was asked for.',
-      'OIDC_NONCE_MISMATCH',
-    );
+  return tokens;
+}
+
+/** Replaces the ID token kept for sign-out by a newer one (from a renewal), if one is kept. */
+export function updateIdTokenHint(idToken) {
+  const raw = sessionStorage.getItem(LOGOUT_KEY);
+  if (!raw) return;
+  try {
+    sessionStorage.setItem(LOGOUT_KEY, JSON.stringify({ ...JSON.parse(raw), idToken }));
+  } catch {
+    // A broken record: sign-out then only forgets the tokens.
   }
-  keepLogout(pending, typeof tokens.id_token === 'string' ? tokens.id_token : null);
-  return tokens.access_token;
 }
 
 /**
@@ -325,24 +363,13 @@ export function takeIdpSignOutUrl() {
 }
 
 /**
- * Checks the ID token's `iss`, `aud` and `nonce`. Its signature is not checked: it came straight
- * from the token endpoint over the connection the browser opened (OIDC Core §3.1.3.7), and it
- * grants nothing here (the API checks the access token itself).
+ * Checks the ID token's `iss`, `aud`, `azp` and `nonce`. Its signature is not checked: it came
+ * straight from the token endpoint over the connection the browser opened (OIDC Core §3.1.3.7),
+ * and it grants nothing here (the API checks the access token itself).
  */
 function checkIdToken(idToken, pending) {
-  let claims;
-  try {
-    const part = idToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), '=')));
-  } catch {
-    throw new SignInError('Sign-in refused', 'The identity provider sent an ID token that cannot be read.');
-  }
-  const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-  if (
-    claims.iss !== pending.issuer ||
-    !audiences.includes(pending.clientId) ||
-    claims.nonce !== pending.nonce
-  ) {
+  const claims = checkIdTokenAudience(idToken, pending);
+  if (claims.nonce !== pending.nonce) {
     throw new SignInError(
       'Sign-in refused',
       'The ID token does not match this sign-in (issuer, client or nonce).',

@@ -1,7 +1,7 @@
 // Follows a session's event stream over fetch (EventSource cannot send an Authorization header):
 // parses the SSE frames, and on a dropped connection resumes after the last event seen with
 // Last-Event-ID, so no event is lost or shown twice. Stops after `session.finished`.
-import { authHeaders, failureOf } from './api.js';
+import { failureOf, fetchWithToken } from './api.js';
 
 /** Why these delays: a restarting server is back within seconds; a stream open for hours need not hammer it. */
 const RETRY_FIRST_MS = 500;
@@ -85,9 +85,10 @@ export function followSessionEvents(sessionId, options) {
   const setState = (state, error) => options.onState?.(state, error);
 
   async function readOnce() {
-    const headers = authHeaders({ accept: 'text/event-stream' });
+    const headers = { accept: 'text/event-stream' };
     if (lastSeq > 0) headers['last-event-id'] = String(lastSeq);
-    const response = await fetch(`/v1/sessions/${encodeURIComponent(sessionId)}/events`, {
+    // With the token renewed when due (and once on a 401), like every API call of the console.
+    const response = await fetchWithToken(`/v1/sessions/${encodeURIComponent(sessionId)}/events`, {
       headers,
       signal: controller.signal,
       cache: 'no-store',

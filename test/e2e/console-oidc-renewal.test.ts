@@ -1,0 +1,212 @@
+// The console renews an IdP access token in real Chromium against the real server and an
+// in-process OpenID provider issuing short-lived access tokens and rotating refresh tokens: shortly
+// before expiry by itself (the page's clock is Playwright's fake one, moved forward), once on a 401
+// with one retry of the request, and when the IdP refuses the renewal the sign-in form comes back
+// with the reason. The spent refresh token is refused by the IdP (rotation).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { launchTestBrowser, type PageProblems, type TestBrowser } from '../fixtures/browser.ts';
+import {
+  type BrowserOidcProvider,
+  CONSOLE_AUDIENCE,
+  CONSOLE_CLIENT_ID,
+  startBrowserOidcProvider,
+} from '../fixtures/oidc-browser-provider.ts';
+import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+const TOKEN_KEY = 'maos.console.token';
+const RENEWAL_KEY = 'maos.console.oidc.renewal';
+/** Short, so that the renewal is due early; the fake clock makes it due at once. */
+const ACCESS_TOKEN_TTL_SECONDS = 20;
+
+interface Renewal {
+  refreshToken: string | null;
+  expiresAt: number | null;
+  tokenEndpoint: string;
+}
+
+/** The page's expected problems: the start's probe without a token, refused calls, the IdP's web font. */
+function unexpectedProblems(problems: PageProblems): string[] {
+  return problems.messages.filter(
+    (line) =>
+      !/Failed to load resource: the server responded with a status of (400|401)/.test(line) &&
+      !/Failed to load resource: net::ERR_NAME_NOT_RESOLVED/.test(line),
+  );
+}
+
+describe('console: renewal of the IdP access token', { timeout: 180_000 }, () => {
+  const cleanups: Array<() => unknown> = [];
+  let idp: BrowserOidcProvider;
+  let server: TestServer;
+  let browser: TestBrowser;
+
+  before(async () => {
+    idp = await startBrowserOidcProvider({
+      accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokens: true,
+    });
+    cleanups.push(() => idp.close());
+    server = await startTestServer({
+      config: {
+        auth: {
+          mode: 'oidc',
+          oidc: {
+            issuer: idp.issuer,
+            audience: CONSOLE_AUDIENCE,
+            console: { clientId: CONSOLE_CLIENT_ID, scopes: ['openid'] },
+          },
+        },
+        workers: { concurrency: 0 },
+      },
+    });
+    cleanups.push(() => server.close());
+    idp.registerConsole(`${server.url}/console/`);
+    browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  /** A new tab (fake clock) signed in through the IdP's login and consent pages as `user`. */
+  async function signedInPage(user: string): Promise<{ page: Page; problems: PageProblems }> {
+    const opened = await browser.openPage();
+    const { page } = opened;
+    await page.clock.install();
+    await page.goto(`${server.url}/console/`);
+    await page.getByRole('button', { name: `Sign in with ${new URL(idp.issuer).host}` }).click();
+    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    await page.locator('input[name="login"]').fill(user);
+    await page.locator('input[name="password"]').fill('any');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    return opened;
+  }
+
+  const stored = (page: Page) =>
+    page.evaluate(
+      ([tokenKey, renewalKey]) => ({
+        token: sessionStorage.getItem(tokenKey as string),
+        renewal: JSON.parse(sessionStorage.getItem(renewalKey as string) ?? 'null'),
+      }),
+      [TOKEN_KEY, RENEWAL_KEY],
+    ) as Promise<{ token: string | null; renewal: Renewal | null }>;
+
+  async function listWith(token: string): Promise<number> {
+    return (await requestJson(`${server.url}/v1/sessions`, { headers: { authorization: `Bearer ${token}` } }))
+      .status;
+  }
+
+  test('the token is renewed before it expires; the refresh token rotates and the spent one is refused', async () => {
+    const { page, problems } = await signedInPage('alice');
+    const first = await stored(page);
+    assert.ok(first.token);
+    assert.ok(first.renewal?.refreshToken, 'the IdP issued a refresh token, kept for this tab');
+    assert.equal(typeof first.renewal?.expiresAt, 'number');
+    // It renews itself: no end time to show.
+    assert.equal(await page.locator('#account-state').textContent(), 'Signed in');
+
+    const renewals: string[] = [];
+    page.on('request', (request) => {
+      if (request.url() === first.renewal?.tokenEndpoint) renewals.push(request.postData() ?? '');
+    });
+    await page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
+    await page.waitForFunction(
+      ([key, old]) => {
+        const token = sessionStorage.getItem(key as string);
+        return token !== null && token !== old;
+      },
+      [TOKEN_KEY, first.token],
+    );
+    const second = await stored(page);
+    assert.equal(renewals.length, 1);
+    const sent = new URLSearchParams(renewals[0]);
+    assert.equal(sent.get('grant_type'), 'refresh_token');
+    assert.equal(sent.get('client_id'), CONSOLE_CLIENT_ID);
+    assert.equal(sent.get('refresh_token'), first.renewal?.refreshToken);
+    assert.equal(sent.get('client_secret'), null);
+    assert.ok(second.renewal?.refreshToken);
+    assert.notEqual(second.renewal?.refreshToken, first.renewal?.refreshToken, 'rotated');
+    assert.ok((second.renewal?.expiresAt ?? 0) > (first.renewal?.expiresAt ?? 0));
+    assert.equal(await listWith(second.token as string), 200, 'the renewed token works on the API');
+    // The page goes on with it.
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByText('No sessions.').waitFor();
+    assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
+
+    // The spent refresh token is refused by the IdP.
+    const reuse = await fetch(first.renewal?.tokenEndpoint as string, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: first.renewal?.refreshToken as string,
+        client_id: CONSOLE_CLIENT_ID,
+      }),
+    });
+    assert.equal(reuse.status, 400);
+    assert.equal(((await reuse.json()) as { error: string }).error, 'invalid_grant');
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('a 401 renews the token once and the request is sent again', async () => {
+    const { page, problems } = await signedInPage('bob');
+    const first = await stored(page);
+    const calls: Array<{ url: string; status: number }> = [];
+    page.on('response', (response) => {
+      const url = response.url();
+      if (url.startsWith(`${server.url}/v1/sessions`) || url === first.renewal?.tokenEndpoint) {
+        calls.push({ url: new URL(url).pathname, status: response.status() });
+      }
+    });
+    // A token the API refuses although its expiry is not near (revoked, or expired early).
+    await page.evaluate(
+      ([key, value]) => sessionStorage.setItem(key as string, value as string),
+      [TOKEN_KEY, `${(first.token as string).slice(0, -6)}AAAAAA`],
+    );
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.waitForFunction(
+      ([key, old]) => {
+        const token = sessionStorage.getItem(key as string);
+        return token !== null && !token.endsWith('AAAAAA') && token !== old;
+      },
+      [TOKEN_KEY, first.token],
+    );
+    await page.getByText('No sessions.').waitFor();
+    const tokenPath = new URL(first.renewal?.tokenEndpoint as string).pathname;
+    assert.deepEqual(calls, [
+      { url: '/v1/sessions', status: 401 },
+      { url: tokenPath, status: 200 },
+      { url: '/v1/sessions', status: 200 },
+    ]);
+    assert.equal(await page.getByRole('alert').count(), 0);
+    assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('a renewal the IdP refuses returns to the sign-in form with the reason', async () => {
+    const { page, problems } = await signedInPage('carol');
+    // The refresh token is no longer valid at the IdP (revoked, expired) and the token is refused.
+    await page.evaluate(
+      ([tokenKey, renewalKey]) => {
+        const renewal = JSON.parse(sessionStorage.getItem(renewalKey as string) as string);
+        sessionStorage.setItem(renewalKey as string, JSON.stringify({ ...renewal, refreshToken: 'revoked' }));
+        sessionStorage.setItem(tokenKey as string, `${sessionStorage.getItem(tokenKey as string)}x`);
+      },
+      [TOKEN_KEY, RENEWAL_KEY],
+    );
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    const text = (await page.getByRole('alert').textContent()) ?? '';
+    assert.match(text, /Your sign-in has ended/);
+    assert.match(text, /Your sign-in could not be renewed/);
+    assert.match(text, /invalid_grant/);
+    assert.match(text, /OIDC_RENEWAL_FAILED/);
+    const left = await stored(page);
+    assert.equal(left.token, null);
+    assert.equal(left.renewal, null, 'the refused refresh token is forgotten');
+    await page.getByRole('button', { name: `Sign in with ${new URL(idp.issuer).host}` }).waitFor();
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+});

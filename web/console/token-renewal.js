@@ -1,0 +1,109 @@
+// Renewal of an IdP access token with the refresh token the IdP issued at sign-in (OAuth 2
+// refresh_token grant, public client: client_id and no secret). The refresh token is kept in this
+// tab's sessionStorage beside the access token and replaced by the new one each renewal returns
+// (rotation, which IdPs require of public clients); one renewal at a time.
+import { checkIdTokenAudience } from './id-token.js';
+import { addAudience, requestTokens, tokenLifetime, updateIdTokenHint } from './oidc.js';
+import { SignInError } from './sign-in-error.js';
+
+const RENEWAL_KEY = 'maos.console.oidc.renewal';
+/** Why 60 s: ahead of expiry by more than a slow renewal and a clock a little off take. */
+const RENEW_AHEAD_MAX_MS = 60_000;
+
+/**
+ * @typedef {{issuer: string, clientId: string, audience: string, audienceParameter: string,
+ *   tokenEndpoint: string, refreshToken: string | null, subject?: string,
+ *   expiresAt: number | null, lifetimeMs: number | null}} Renewal
+ */
+
+/** Keeps what renewing the access token takes (and when it expires); null forgets it. */
+export function keepRenewal(renewal) {
+  if (renewal) sessionStorage.setItem(RENEWAL_KEY, JSON.stringify(renewal));
+  else sessionStorage.removeItem(RENEWAL_KEY);
+}
+
+/** @returns {Renewal | null} */
+function readRenewal() {
+  const raw = sessionStorage.getItem(RENEWAL_KEY);
+  if (!raw) return null;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return null;
+  }
+}
+
+/** When the kept IdP access token expires (epoch ms), or null when unknown or not an IdP token. */
+export function tokenExpiresAt() {
+  return readRenewal()?.expiresAt ?? null;
+}
+
+/** True when the IdP issued a refresh token for this tab's sign-in. */
+export function canRenew() {
+  return typeof readRenewal()?.refreshToken === 'string';
+}
+
+/**
+ * When the next renewal is due (epoch ms): a quarter of the token's lifetime before it expires, at
+ * most 60 s before; null when there is nothing to renew or no known expiry.
+ */
+export function renewalDueAt() {
+  const renewal = readRenewal();
+  if (typeof renewal?.refreshToken !== 'string' || typeof renewal.expiresAt !== 'number') return null;
+  const ahead = Math.min(RENEW_AHEAD_MAX_MS, (renewal.lifetimeMs ?? 0) / 4);
+  return renewal.expiresAt - ahead;
+}
+
+let renewing = null;
+
+/**
+ * Renews the access token; calls made while one renewal runs share it (a refresh token is used
+ * once). Resolves to the new access token; rejects with a SignInError, and forgets the refresh token
+ * when the IdP refused it (an IdP that cannot be reached leaves it for a later try).
+ * @returns {Promise<string>}
+ */
+export function renewAccessToken() {
+  renewing ??= renew().finally(() => {
+    renewing = null;
+  });
+  return renewing;
+}
+
+async function renew() {
+  const renewal = readRenewal();
+  if (typeof renewal?.refreshToken !== 'string') {
+    throw new SignInError('No renewal possible', 'The identity provider issued no refresh token.');
+  }
+  const body = new URLSearchParams({
+    grant_type: 'refresh_token',
+    refresh_token: renewal.refreshToken,
+    client_id: renewal.clientId,
+  });
+  addAudience(body, renewal);
+  let tokens;
+  try {
+    tokens = await requestTokens(renewal.tokenEndpoint, body, 'token renewal');
+    // OIDC Core §12.2: a new ID token names the same issuer, client and user.
+    if (typeof tokens.id_token === 'string') {
+      const claims = checkIdTokenAudience(tokens.id_token, renewal);
+      if (renewal.subject !== undefined && claims.sub !== renewal.subject) {
+        throw new SignInError(
+          'Renewal refused',
+          'The renewed ID token names another user.',
+          'OIDC_SUBJECT_MISMATCH',
+        );
+      }
+    }
+  } catch (error) {
+    if (error?.code !== 'AUTH_PROVIDER_UNAVAILABLE') keepRenewal(null);
+    throw error;
+  }
+  if (typeof tokens.id_token === 'string') updateIdTokenHint(tokens.id_token);
+  keepRenewal({
+    ...renewal,
+    // Rotation: the old refresh token is spent; an IdP that does not rotate leaves it valid.
+    refreshToken: typeof tokens.refresh_token === 'string' ? tokens.refresh_token : renewal.refreshToken,
+    ...tokenLifetime(tokens),
+  });
+  return tokens.access_token;
+}
