@@ -2,6 +2,8 @@
 // status filter, event wake-ups, queue counts and observer calls.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { LlmDb } from '../../src/agents/providers/llm-tables.ts';
+import { createRoleService } from '../../src/agents/roles/role-service.ts';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import { AppError, type ErrorCode } from '../../src/errors/app-error.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
@@ -289,6 +291,12 @@ describe('LLM runtime seam', { timeout: 30_000 }, () => {
           : undefined,
     });
     try {
+      // Stored too: the insert checks the roles again in its transaction, in the roles table.
+      await createRoleService(h.handle.db as unknown as LlmDb).createRole('default', 'p', {
+        name: 'data_wrangler',
+        description: 'Wrangles the data',
+        instructions: 'You clean and reshape data sets.',
+      });
       const { session } = await h.engine.service.createSession(ACTOR, {
         objective: 'x',
         agents: [{ role: 'data_wrangler', task: 't' }],
