@@ -3,6 +3,7 @@
 // configured by MAOS_CONFIG and the environment only (flags belong to `maos serve`).
 import { resolve } from 'node:path';
 import { type App, type AuthMode, createApp } from './app.ts';
+import { killChildProcessGroups } from './child-process-groups.ts';
 import { EXIT } from './cli/exit-codes.ts';
 import { loadConfig } from './config/load.ts';
 import { AppError } from './errors/app-error.ts';
@@ -87,7 +88,12 @@ export function waitForShutdownSignal(server: RunningServer): Promise<void> {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stopping) {
-        server.logger.warn({ signal }, 'second signal: exiting without waiting');
+        // Runners lead process groups of their own: without this they would outlive the exit.
+        const runners = killChildProcessGroups();
+        server.logger.warn(
+          { signal, runners },
+          'second signal: runner processes killed, exiting without waiting',
+        );
         process.exit(130);
       }
       stopping = true;
