@@ -117,7 +117,9 @@ if (import.meta.main) {
     // meant to change.
     process.stderr.write(
       `error: src/main.ts takes no arguments (got: ${flags.join(' ')}). ` +
-        `Run \`maos serve ${flags.join(' ')}\` for flags, or set MAOS_CONFIG to the config file.\n`,
+        // `node src/main.ts serve --config x` (the CLI's words given to the server entry): the command
+        // to suggest is `maos serve --config x`, not `maos serve serve …`.
+        `Run \`maos serve ${(flags[0] === 'serve' ? flags.slice(1) : flags).join(' ')}\` for flags, or set MAOS_CONFIG to the config file.\n`,
     );
     process.exit(EXIT.USAGE);
   }

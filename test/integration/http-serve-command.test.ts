@@ -81,24 +81,37 @@ test('maos serve on a taken port fails with a clear message and exit code 2', as
   assert.match(serve.output().stderr, /CONFIG_INVALID.*already in use/);
 });
 
-test('node src/main.ts refuses flags instead of serving on the defaults it would have ignored', async (t) => {
-  const { dir, config } = tempConfig();
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn(process.execPath, ['src/main.ts', '--config', config], {
-    cwd: ROOT,
-    // Should the flags be ignored again, the server it starts stays out of the way until killed.
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, MAOS_DATA_DIR: join(dir, 'data'), MAOS_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+for (const leading of [[], ['serve']]) {
+  test(`node src/main.ts${leading.map((word) => ` ${word}`).join('')} --config … is refused with the maos serve command to run instead`, async (t) => {
+    const { dir, config } = tempConfig();
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const child = spawn(process.execPath, ['src/main.ts', ...leading, '--config', config], {
+      cwd: ROOT,
+      // Should the flags be ignored again, the server it starts stays out of the way until killed.
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        MAOS_DATA_DIR: join(dir, 'data'),
+        MAOS_PORT: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.after(() => child.kill('SIGKILL'));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const killTimer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    clearTimeout(killTimer);
+    assert.equal(code, 2, stderr);
+    assert.match(
+      stderr,
+      new RegExp(
+        `src/main\\.ts takes no arguments \\(got: ${leading.map((word) => `${word} `).join('')}--config `,
+      ),
+    );
+    // The command to run instead is `maos serve --config …`, not `maos serve serve --config …`.
+    assert.match(stderr, /Run `maos serve --config /);
   });
-  t.after(() => child.kill('SIGKILL'));
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const killTimer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  clearTimeout(killTimer);
-  assert.equal(code, 2, stderr);
-  assert.match(stderr, /src\/main\.ts takes no arguments \(got: --config /);
-  assert.match(stderr, /maos serve --config /);
-});
+}
