@@ -33,6 +33,16 @@ const oidcConsoleSchema = z
       .max(60)
       .optional()
       .describe('Name on the sign-in button ("Sign in with <name>"). Unset = the issuer host.'),
+    tokenEndpointOrigin: z
+      .url({ protocol: /^https?$/ })
+      .refine((value) => {
+        const url = new URL(value);
+        return url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+      }, 'an origin (scheme://host[:port]) without path, query or credentials')
+      .optional()
+      .describe(
+        'Origin of the IdP token endpoint when it is not the issuer origin (e.g. `https://login.example.net`): the console CSP then allows browser fetches to it too, and the console accepts a token endpoint there. Unset = the token endpoint must be on the issuer origin.',
+      ),
   })
   .describe('Browser sign-in of the web console with the IdP (authorization code flow with PKCE).');
 

@@ -272,6 +272,18 @@ describe('Helm chart', () => {
     });
     const parsed = configSchema.safeParse({ auth: file.auth });
     assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
+    // A token endpoint on another origin than the issuer's, for the console's CSP.
+    const other = configOf({
+      auth: {
+        mode: 'oidc',
+        oidc: {
+          ...oidc,
+          console: { clientId: 'maos-console', tokenEndpointOrigin: 'https://login.example.net' },
+        },
+      },
+    });
+    assert.equal(other.auth.oidc.console.tokenEndpointOrigin, 'https://login.example.net');
+    assert.ok(configSchema.safeParse({ auth: other.auth }).success);
   });
 });
 

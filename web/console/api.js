@@ -178,11 +178,13 @@ export async function fetchWithToken(path, init = {}) {
   const due = renewalDueAt();
   if (due !== null && Date.now() >= due && renewable()) await renewNow(true);
   const send = () => fetch(path, { ...init, headers: authHeaders(init.headers) });
+  const sentWith = readToken();
   const response = await send();
   if (response.status !== 401 || !renewable()) return response;
-  // Expired early, or revoked at the API: one renewal, one retry; a second 401 is final.
+  // Expired early, or revoked at the API: one renewal, one retry; a second 401 is final. A token
+  // renewed meanwhile (by a request answered first) is simply tried.
   await response.body?.cancel().catch(() => {});
-  await renewNow(false);
+  if (readToken() === sentWith) await renewNow(false);
   return send();
 }
 

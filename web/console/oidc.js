@@ -18,7 +18,7 @@ const FETCH_TIMEOUT_MS = 10_000;
 
 /**
  * What the server says about IdP sign-in (`/console/sign-in.json`), or null when it offers none.
- * @returns {Promise<null | {issuer: string, clientId: string, scopes: string[], audience: string, audienceParameter: string, displayName?: string}>}
+ * @returns {Promise<null | {issuer: string, clientId: string, scopes: string[], audience: string, audienceParameter: string, displayName?: string, tokenEndpointOrigin?: string}>}
  */
 export async function loadSignInOptions() {
   try {
@@ -91,8 +91,11 @@ function safeProtocol(url) {
   }
 }
 
-/** The IdP's discovery document, checked against the configured issuer (OIDC Discovery §4.3). */
-async function discover(issuer) {
+/**
+ * The IdP's discovery document, checked against the configured issuer (OIDC Discovery §4.3) and
+ * the origins the console's CSP lets the page fetch from.
+ */
+async function discover({ issuer, tokenEndpointOrigin }) {
   const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
   const { response, body } = await fetchJson(url, { headers: { accept: 'application/json' } }, 'discovery');
   if (!response.ok || !body || typeof body !== 'object') {
@@ -124,11 +127,21 @@ async function discover(issuer) {
       'Its discovery document names an authorization_endpoint that is not an http(s) URL.',
     );
   }
-  // The console's CSP allows fetches to the issuer's origin only (see docs/security.md).
-  if (new URL(body.token_endpoint).origin !== new URL(issuer).origin) {
+  // The console's CSP allows fetches to the issuer's origin, and to the token endpoint's origin
+  // when the server names it (auth.oidc.console.tokenEndpointOrigin; see docs/security.md).
+  const allowed = [new URL(issuer).origin, tokenEndpointOrigin].filter(Boolean);
+  let tokenOrigin = null;
+  try {
+    tokenOrigin = new URL(body.token_endpoint).origin;
+  } catch {
+    tokenOrigin = null;
+  }
+  if (!allowed.includes(tokenOrigin)) {
     throw new SignInError(
       'The identity provider is not supported for browser sign-in',
-      `Its token endpoint ${body.token_endpoint} is not on the issuer's origin; use an API key or paste an access token.`,
+      tokenEndpointOrigin
+        ? `Its token endpoint ${body.token_endpoint} is neither on the issuer's origin nor on ${tokenEndpointOrigin} (auth.oidc.console.tokenEndpointOrigin); use an API key or paste an access token.`
+        : `Its token endpoint ${body.token_endpoint} is not on the issuer's origin; set auth.oidc.console.tokenEndpointOrigin to its origin, or use an API key or paste an access token.`,
     );
   }
   return body;
@@ -139,7 +152,7 @@ async function discover(issuer) {
  * for the IdP's authorization endpoint. Throws a SignInError when the IdP cannot be reached.
  */
 export async function beginSignIn(options) {
-  const metadata = await discover(options.issuer);
+  const metadata = await discover(options);
   const verifier = randomString(48);
   const pending = {
     state: randomString(),

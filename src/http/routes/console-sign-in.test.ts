@@ -39,6 +39,31 @@ describe('console OIDC sign-in settings', () => {
     assert.equal(buildConsoleCsp(null), SECURITY_HEADERS['content-security-policy']);
   });
 
+  test('a token endpoint origin of its own is added to connect-src, and only as an origin', () => {
+    const signIn = resolveConsoleSignIn(
+      auth('oidc', { clientId: 'c', tokenEndpointOrigin: 'https://login.example.net/' }),
+    );
+    assert.equal(signIn?.tokenEndpointOrigin, 'https://login.example.net');
+    assert.equal(
+      buildConsoleCsp(signIn),
+      `${SECURITY_HEADERS['content-security-policy']};connect-src 'self' https://idp.example.com https://login.example.net`,
+    );
+    // The issuer's own origin is not listed twice.
+    const same = resolveConsoleSignIn(
+      auth('oidc', { clientId: 'c', tokenEndpointOrigin: 'https://idp.example.com' }),
+    );
+    assert.match(buildConsoleCsp(same), /connect-src 'self' https:\/\/idp\.example\.com$/);
+    for (const bad of [
+      'https://login.example.net/oauth2/token',
+      'https://login.example.net/?x=1',
+      'ftp://login.example.net',
+      'https://user:pw@login.example.net',
+      'login.example.net',
+    ]) {
+      assert.throws(() => auth('oidc', { clientId: 'c', tokenEndpointOrigin: bad }), bad);
+    }
+  });
+
   test('a scope with a space or quote is refused by the config schema', () => {
     assert.throws(() => auth('oidc', { clientId: 'c', scopes: ['openid profile'] }));
     assert.throws(() => auth('oidc', { clientId: 'c', scopes: ['a"b'] }));

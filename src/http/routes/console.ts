@@ -83,19 +83,24 @@ export interface ConsoleOidcSignIn {
   audience: string;
   audienceParameter: 'resource' | 'audience' | 'none';
   displayName?: string;
+  /** The token endpoint's origin when it is not the issuer's (`auth.oidc.console.tokenEndpointOrigin`). */
+  tokenEndpointOrigin?: string;
 }
 
 /** Path of the public document telling the console how to sign in. */
 export const CONSOLE_SIGN_IN_PATH = '/console/sign-in.json';
 
 /**
- * The server CSP with `connect-src` widened by exactly the issuer's origin (discovery and token
- * exchange are browser fetches to the IdP); without OIDC sign-in it is the server CSP unchanged.
+ * The server CSP with `connect-src` widened by exactly the issuer's origin (discovery, token
+ * exchange and renewal are browser fetches to the IdP), and the token endpoint's origin when it is
+ * configured as another one; without OIDC sign-in it is the server CSP unchanged.
  */
 export function buildConsoleCsp(signIn: ConsoleOidcSignIn | null): string {
   const base = SECURITY_HEADERS['content-security-policy'] as string;
   if (!signIn) return base;
-  return `${base};connect-src 'self' ${new URL(signIn.issuer).origin}`;
+  const origins = new Set([new URL(signIn.issuer).origin]);
+  if (signIn.tokenEndpointOrigin) origins.add(new URL(signIn.tokenEndpointOrigin).origin);
+  return `${base};connect-src 'self' ${[...origins].join(' ')}`;
 }
 
 /**
@@ -168,6 +173,7 @@ export interface ConsoleAuthConfig {
       scopes: string[];
       audienceParameter: 'resource' | 'audience' | 'none';
       displayName?: string | undefined;
+      tokenEndpointOrigin?: string | undefined;
     };
   };
 }
@@ -184,6 +190,10 @@ export function resolveConsoleSignIn(auth: ConsoleAuthConfig | undefined): Conso
     audience,
     audienceParameter: consoleClient.audienceParameter,
     ...(consoleClient.displayName ? { displayName: consoleClient.displayName } : {}),
+    // As an origin (no trailing slash), the form the console compares and the CSP lists.
+    ...(consoleClient.tokenEndpointOrigin
+      ? { tokenEndpointOrigin: new URL(consoleClient.tokenEndpointOrigin).origin }
+      : {}),
   };
 }
 

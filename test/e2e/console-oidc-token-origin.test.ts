@@ -1,0 +1,121 @@
+// An IdP whose token endpoint is on another origin than its issuer, in real Chromium against the
+// real server and an in-process OpenID provider: with `auth.oidc.console.tokenEndpointOrigin` the
+// console's CSP allows exactly that origin besides the issuer's, and the sign-in exchanges its code
+// there; a token endpoint on any third origin is still refused with a message naming the setting.
+// The provider answers on 127.0.0.1 (its issuer) and on localhost (the "other" origin).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { launchTestBrowser, type PageProblems, type TestBrowser } from '../fixtures/browser.ts';
+import {
+  type BrowserOidcProvider,
+  CONSOLE_AUDIENCE,
+  CONSOLE_CLIENT_ID,
+  startBrowserOidcProvider,
+} from '../fixtures/oidc-browser-provider.ts';
+import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+/** The start's probe without a token (401), and the IdP's login page importing a web font. */
+function unexpectedProblems(problems: PageProblems): string[] {
+  return problems.messages.filter(
+    (line) =>
+      !/Failed to load resource: the server responded with a status of 401/.test(line) &&
+      !/Failed to load resource: net::ERR_NAME_NOT_RESOLVED/.test(line),
+  );
+}
+
+describe('console: an IdP token endpoint on another origin', { timeout: 180_000 }, () => {
+  const cleanups: Array<() => unknown> = [];
+  let idp: BrowserOidcProvider;
+  let server: TestServer;
+  let browser: TestBrowser;
+  /** The same provider reached through another host name: another origin to the browser. */
+  let tokenOrigin: string;
+
+  before(async () => {
+    idp = await startBrowserOidcProvider();
+    cleanups.push(() => idp.close());
+    tokenOrigin = `http://localhost:${new URL(idp.issuer).port}`;
+    server = await startTestServer({
+      config: {
+        auth: {
+          mode: 'oidc',
+          oidc: {
+            issuer: idp.issuer,
+            audience: CONSOLE_AUDIENCE,
+            console: { clientId: CONSOLE_CLIENT_ID, tokenEndpointOrigin: tokenOrigin },
+          },
+        },
+        workers: { concurrency: 0 },
+      },
+    });
+    cleanups.push(() => server.close());
+    idp.registerConsole(`${server.url}/console/`);
+    browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  /** A sign-in form whose IdP's discovery document names `tokenEndpoint`. */
+  async function openSignIn(tokenEndpoint: string): Promise<{ page: Page; problems: PageProblems }> {
+    const opened = await browser.openPage();
+    await opened.page.route(`${idp.issuer}/.well-known/openid-configuration`, async (route) => {
+      const response = await route.fetch();
+      const metadata = await response.json();
+      metadata.token_endpoint = tokenEndpoint;
+      await route.fulfill({ response, json: metadata });
+    });
+    await opened.page.goto(`${server.url}/console/`);
+    await opened.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    return opened;
+  }
+
+  const idpButton = (page: Page) =>
+    page.getByRole('button', { name: `Sign in with ${new URL(idp.issuer).host}` });
+
+  test('the console CSP lists the issuer origin and the token endpoint origin, nothing else', async () => {
+    const response = await fetch(`${server.url}/console/`);
+    await response.arrayBuffer();
+    const csp = response.headers.get('content-security-policy') ?? '';
+    const connect = csp.split(';').filter((directive) => directive.startsWith('connect-src'));
+    assert.deepEqual(connect, [`connect-src 'self' ${idp.issuer} ${tokenOrigin}`]);
+    const options = await requestJson<{ oidc: Record<string, unknown> }>(
+      `${server.url}/console/sign-in.json`,
+    );
+    assert.equal(options.body.oidc.tokenEndpointOrigin, tokenOrigin);
+  });
+
+  test('the code is exchanged at the token endpoint on the configured origin', async () => {
+    const { page, problems } = await openSignIn(`${tokenOrigin}/token`);
+    const exchange = page.waitForRequest((request) => request.url() === `${tokenOrigin}/token`);
+    await idpButton(page).click();
+    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+    await page.locator('input[name="login"]').fill('alice');
+    await page.locator('input[name="password"]').fill('any');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    assert.equal((await exchange).method(), 'POST');
+    const token = await page.evaluate(() => sessionStorage.getItem('maos.console.token'));
+    assert.ok(token);
+    const listed = await requestJson(`${server.url}/v1/sessions`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(listed.status, 200);
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('a token endpoint on a third origin is refused before leaving the page', async () => {
+    const { page, problems } = await openSignIn('https://tokens.elsewhere.test/token');
+    await idpButton(page).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    const text = (await alert.textContent()) ?? '';
+    assert.match(text, /not supported for browser sign-in/);
+    assert.match(text, /tokens\.elsewhere\.test/);
+    assert.match(text, /auth\.oidc\.console\.tokenEndpointOrigin/);
+    assert.equal(new URL(page.url()).origin, new URL(server.url).origin);
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+});
