@@ -48,6 +48,7 @@ import {
 import type { Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createTelemetry } from './observability/telemetry.ts';
+import { assertConfigUsable } from './security/config-preflight.ts';
 import { createSecurity, type Security } from './security/create-security.ts';
 import { withTenantQuotas } from './security/quota-guarded-service.ts';
 import { createSecurityRoutesPlugin } from './security/security-routes-plugin.ts';
@@ -113,6 +114,9 @@ export interface App {
 /** Builds the application from a resolved config. Nothing listens or runs until `start()`. */
 export async function createApp(config: Readonly<Config>, deps: AppDeps): Promise<App> {
   const { logger } = deps;
+  // Before anything touches the data directory: a server that will refuse its auth, TLS or key
+  // settings must not first create the directory, migrate the database or generate a signing key.
+  assertConfigUsable(config);
   const metrics = createMetrics({
     version: VERSION,
     revision: readBuildRevision(),

@@ -6,7 +6,7 @@ import { findUnpricedModels } from '../../config/llm-schema.ts';
 import { loadConfig } from '../../config/load.ts';
 import { redactConfig } from '../../config/secrets-in-config.ts';
 import { AppError } from '../../errors/app-error.ts';
-import { assertAuthConfigAllowed } from '../../security/authenticate.ts';
+import { assertConfigUsable } from '../../security/config-preflight.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 
@@ -32,8 +32,9 @@ async function checkConfig(ctx: CliContext, command: Command): Promise<number> {
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig({ configPath: command.opts<ConfigOptions>().config });
-    // What `maos serve` refuses at start beyond the schema: an unsafe or incomplete auth setup.
-    assertAuthConfigAllowed(config.auth, config.host);
+    // What `maos serve` refuses at start beyond the schema: an unsafe or incomplete auth setup,
+    // unreadable TLS files, a bad audit signing key or KEK ring.
+    assertConfigUsable(config);
   } catch (error) {
     if (!(error instanceof AppError) || error.code !== 'CONFIG_INVALID') throw error;
     const problems = Array.isArray(error.details) ? error.details.map(String) : [error.message];
