@@ -49,7 +49,8 @@ function planRoles(plan: PlanBody): string[] {
 /**
  * Stores the planning task's result as plan version 1 and inserts its phases as a submitted plan's
  * are inserted; the session goes `planning → running`, or `planning → awaiting_approval` (tasks
- * stored, none ready) when it needs approval. Null when the session is no longer planning.
+ * stored, none ready) when it needs approval. Null when the session is no longer planning; an
+ * error (nothing written) when the plan is not one, or names a custom role deleted since.
  */
 export async function applyInitialPlan(
   trx: Kysely<Database>,

@@ -61,7 +61,8 @@ interface TaskRow {
 /**
  * Called when every task of the session succeeded. Returns null when the session should complete
  * as usual (not orchestrator-planned, or its synthesis already ran); otherwise inserts the next
- * tasks (ready to run) and returns the events to append.
+ * tasks (ready to run) and returns the events to append, or, when the phase a gate decided names a
+ * custom role deleted since, writes nothing and returns the session's INVALID_ROLE error.
  */
 export async function continueOrchestratedSession(
   trx: Kysely<Database>,
