@@ -192,6 +192,18 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     assert.doesNotMatch(result.stderr, /not a sound SQLite database/);
   });
 
+  test('backup and restore refuse a PostgreSQL store.url, each naming its own PostgreSQL tool', async () => {
+    // No server is needed: the URL alone decides, before any connection.
+    const config = join(dir, 'postgres.yaml');
+    writeFileSync(config, 'store:\n  url: postgres://maos@127.0.0.1:1/maos\nport: 0\n');
+    const backup = await runCli(['backup', join(dir, 'never.db'), '-c', config]);
+    assert.equal(backup.code, 6, backup.stderr);
+    assert.match(backup.stderr, /INVALID_STATE: store\.url is PostgreSQL: back it up with `pg_dump/);
+    const restore = await runCli(['restore', backupFile, '-c', config]);
+    assert.equal(restore.code, 6, restore.stderr);
+    assert.match(restore.stderr, /INVALID_STATE: store\.url is PostgreSQL: restore it with `pg_restore/);
+  });
+
   test('backup refuses to overwrite an existing file', async () => {
     const result = await runCli(['backup', backupFile, '-c', liveConfig]);
     assert.equal(result.code, 6);

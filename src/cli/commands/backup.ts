@@ -36,13 +36,18 @@ export function registerBackupCommand(program: Command): void {
     });
 }
 
-/** The SQLite file to back up; PostgreSQL is backed up with its own tools. */
-export function resolveBackupSource(config: Parameters<typeof resolveSqlitePath>[0]): string {
+/** The SQLite file to back up (or restore); PostgreSQL is backed up and restored with its own tools. */
+export function resolveBackupSource(
+  config: Parameters<typeof resolveSqlitePath>[0],
+  purpose: 'backup' | 'restore' = 'backup',
+): string {
   const url = config.store.url ?? '';
   if (/^postgres(ql)?:/.test(url)) {
     throw new AppError(
       'INVALID_STATE',
-      'store.url is PostgreSQL: back it up with `pg_dump --format=custom` (see docs/operations.md)',
+      purpose === 'backup'
+        ? 'store.url is PostgreSQL: back it up with `pg_dump --format=custom` (see docs/operations.md)'
+        : 'store.url is PostgreSQL: restore it with `pg_restore --clean --if-exists` from a `pg_dump` (see docs/operations.md)',
     );
   }
   return resolveSqlitePath(config);

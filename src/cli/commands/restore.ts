@@ -65,7 +65,7 @@ export async function restoreBackup(
   backupPath: string,
   options: { force: boolean },
 ): Promise<RestoreReport> {
-  const target = resolveBackupSource(config);
+  const target = resolveBackupSource(config, 'restore');
   if (!existsSync(backupPath)) throw new AppError('NOT_FOUND', `Backup file ${backupPath} does not exist`);
   const before = await inspectSqliteFile(backupPath);
   if (before.integrity.length !== 1 || before.integrity[0] !== 'ok') {
