@@ -1,10 +1,11 @@
 // The console renews an IdP access token in real Chromium against the real server and an
 // in-process OpenID provider issuing short-lived access tokens and rotating refresh tokens: shortly
 // before expiry by itself (the page's clock is Playwright's fake one, moved forward), once on a 401
-// with one retry of the request, and when the IdP refuses the renewal the sign-in form comes back
-// with the reason. The spent refresh token is refused by the IdP (rotation).
+// with one retry of the request, again a little later when the IdP cannot be reached, and when the
+// IdP refuses the renewal the sign-in form comes back with the reason. The spent refresh token is refused by the IdP (rotation).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import { launchTestBrowser, type PageProblems, type TestBrowser } from '../fixtures/browser.ts';
 import {
@@ -183,6 +184,39 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     assert.equal(await page.getByRole('alert').count(), 0);
     assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
     assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('an IdP out of reach at renewal time is asked again while the token is valid', async () => {
+    const { page, problems } = await signedInPage('dave');
+    const first = await stored(page);
+    const tokenEndpoint = first.renewal?.tokenEndpoint as string;
+    let refused = 0;
+    await page.route(tokenEndpoint, async (route) => {
+      refused += 1;
+      await route.abort('connectionrefused');
+    });
+    // Due a quarter of the lifetime (5 s) before expiry; the retry comes before expiry too.
+    await page.clock.fastForward((ACCESS_TOKEN_TTL_SECONDS - 4) * 1000);
+    const deadline = Date.now() + 10_000;
+    while (refused === 0 && Date.now() < deadline) await sleep(50);
+    assert.equal(refused, 1, 'one renewal attempt');
+    assert.equal((await stored(page)).token, first.token, 'the valid token is kept');
+    assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
+
+    await page.unroute(tokenEndpoint);
+    await page.clock.fastForward(4_000);
+    await page.waitForFunction(
+      ([key, old]) => {
+        const token = sessionStorage.getItem(key as string);
+        return token !== null && token !== old;
+      },
+      [TOKEN_KEY, first.token],
+    );
+    assert.equal(await page.getByRole('heading', { name: 'Sessions', exact: true }).count(), 1);
+    assert.deepEqual(
+      unexpectedProblems(problems).filter((line) => !/ERR_CONNECTION_REFUSED|ERR_FAILED/.test(line)),
+      [],
+    );
   });
 
   test('a renewal the IdP refuses returns to the sign-in form with the reason', async () => {
