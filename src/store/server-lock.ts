@@ -14,8 +14,9 @@ export interface ServerLock {
 /** Takes the server lock of the SQLite database at `databasePath`; CONFLICT when a server holds it. */
 export function acquireServerLock(databasePath: string): ServerLock {
   const lockPath = `${databasePath}.server-lock`;
-  const sqlite = new SqliteDatabase(lockPath);
+  let sqlite: SqliteDatabase.Database | undefined;
   try {
+    sqlite = new SqliteDatabase(lockPath);
     sqlite.pragma('busy_timeout = 0');
     // Exclusive locking mode keeps the lock after the write that takes it, until the file closes.
     sqlite.pragma('locking_mode = EXCLUSIVE');
@@ -25,16 +26,27 @@ export function acquireServerLock(databasePath: string): ServerLock {
     sqlite.prepare('insert into holder (pid) values (?)').run(process.pid);
     sqlite.exec('commit');
   } catch (error) {
-    sqlite.close();
+    sqlite?.close();
+    // Only a lock held by another connection means another server; a lock file this user cannot
+    // write (left by a server run as another user, say) is a permissions problem to fix instead.
+    const code = (error as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+      throw new AppError(
+        'CONFLICT',
+        `Another MAOS server is running on ${databasePath}: the SQLite store takes one server process (stop it first, or use PostgreSQL for several replicas)`,
+        { cause: error },
+      );
+    }
     throw new AppError(
-      'CONFLICT',
-      `Another MAOS server is running on ${databasePath}: the SQLite store takes one server process (stop it first, or use PostgreSQL for several replicas)`,
+      'STORE_UNAVAILABLE',
+      `Cannot take the server lock ${lockPath}: ${(error as Error).message} (the file and its directory must be writable by the user running MAOS)`,
       { cause: error },
     );
   }
+  const held = sqlite;
   return {
     release() {
-      if (sqlite.open) sqlite.close();
+      if (held.open) held.close();
     },
   };
 }
