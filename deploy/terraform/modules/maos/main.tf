@@ -12,7 +12,8 @@ locals {
     audience   = var.oidc_audience
     rolesClaim = var.oidc_roles_claim
     console = {
-      clientId = var.oidc_console_client_id
+      clientId            = var.oidc_console_client_id
+      tokenEndpointOrigin = var.oidc_console_token_endpoint_origin
     }
   }
   values = {

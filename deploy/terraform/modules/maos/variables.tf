@@ -129,6 +129,12 @@ variable "oidc_console_client_id" {
   default     = ""
 }
 
+variable "oidc_console_token_endpoint_origin" {
+  description = "Origin (https://host[:port]) of the IdP token endpoint when it is not the issuer's, added to the console CSP; empty = on the issuer's origin."
+  type        = string
+  default     = ""
+}
+
 variable "ingress_host" {
   description = "Host name of the Ingress; null = no Ingress."
   type        = string
