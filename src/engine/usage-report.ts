@@ -1,6 +1,7 @@
 // One tenant's usage over a time range, summed in SQL over the stored per-session and per-task
 // usage: totals, and optionally the same figures per UTC day, per task role or per model.
 import { type Kysely, sql } from 'kysely';
+import { isPostgres } from '../store/advisory-lock.ts';
 import type { Database } from '../store/schema.ts';
 
 const DAY_MS = 86_400_000;
@@ -115,26 +116,14 @@ async function modelGroups(
   query: UsageReportQuery,
   totals: UsageFigures,
 ): Promise<UsageGroup[]> {
-  const rows = await db
-    .selectFrom('task_model_usage as m')
-    .innerJoin('sessions as s', 's.id', 'm.session_id')
-    .where('s.tenant_id', '=', query.tenantId)
-    .where('m.tenant_id', '=', query.tenantId)
-    .where('s.created_at', '>=', query.fromMs)
-    .where('s.created_at', '<', query.toMs)
-    .select((eb) => [
-      'm.provider',
-      'm.model',
-      eb.fn.count<number>(eb.ref('m.session_id')).distinct().as('sessions'),
-      // One row per task and model: the rows are the tasks.
-      eb.fn.countAll<number>().as('tasks'),
-      eb.fn.sum<number>('m.input_tokens').as('input_tokens'),
-      eb.fn.sum<number>('m.output_tokens').as('output_tokens'),
-      eb.fn.sum<number>('m.cache_read_tokens').as('cache_read_tokens'),
-      eb.fn.sum<number>('m.cost_usd').as('cost_usd'),
-    ])
-    .groupBy(['m.provider', 'm.model'])
-    .execute();
+  const entry = modelUsageEntries(db, query);
+  const { rows } = await sql<SumRow & { provider: unknown; model: unknown }>`
+    select ${entry.provider} as provider, ${entry.model} as model,
+      count(distinct t.session_id) as sessions, count(distinct t.id) as tasks,
+      sum(${entry.inputTokens}) as input_tokens, sum(${entry.outputTokens}) as output_tokens,
+      sum(${entry.cacheReadTokens}) as cache_read_tokens, sum(${entry.costUsd}) as cost_usd
+    ${entry.from}
+    group by 1, 2`.execute(db);
   const groups: UsageGroup[] = rows
     .map((row) => ({
       key: `${row.provider}/${row.model}`,
@@ -148,8 +137,36 @@ async function modelGroups(
 }
 
 /**
+ * The entries of `tasks.model_usage` (a JSON array, store/task-model-usage.ts) of the tasks of the
+ * sessions in range, one row each: the FROM clause and each field. SQLite's json_each and
+ * PostgreSQL's jsonb_array_elements, the one place the two differ.
+ */
+function modelUsageEntries(db: Kysely<Database>, query: UsageReportQuery) {
+  const postgres = isPostgres(db);
+  const elements = postgres
+    ? sql`jsonb_array_elements(cast(t.model_usage as jsonb)) as e(value)`
+    : sql`json_each(t.model_usage) as e`;
+  const text = (name: string) =>
+    postgres ? sql`(e.value ->> ${sql.lit(name)})` : sql`json_extract(e.value, ${sql.lit(`$.${name}`)})`;
+  const number = (name: string, type: 'bigint' | 'double precision') =>
+    postgres ? sql`cast(${text(name)} as ${sql.raw(type)})` : text(name);
+  return {
+    from: sql`from tasks t join sessions s on s.id = t.session_id cross join ${elements}
+      where s.tenant_id = ${query.tenantId} and t.tenant_id = ${query.tenantId}
+        and s.created_at >= ${query.fromMs} and s.created_at < ${query.toMs}
+        and t.model_usage is not null`,
+    provider: text('provider'),
+    model: text('model'),
+    inputTokens: number('inputTokens', 'bigint'),
+    outputTokens: number('outputTokens', 'bigint'),
+    cacheReadTokens: number('cacheReadTokens', 'bigint'),
+    costUsd: number('costUsd', 'double precision'),
+  };
+}
+
+/**
  * The totals less what the model groups account for; its sessions are those charged more than
- * their tasks' model rows, or with a task no model served. Undefined when nothing is left.
+ * their tasks' models, or with a task no model served. Undefined when nothing is left.
  */
 async function unattributedFigures(
   db: Kysely<Database>,
@@ -165,28 +182,25 @@ async function unattributedFigures(
     rest.cacheReadTokens -= group.cacheReadTokens;
     rest.costUsd -= group.costUsd;
   }
-  const withoutModel = sql`exists (select 1 from tasks t where t.session_id = s.id and t.tenant_id = ${tenantId}
-    and not exists (select 1 from task_model_usage u where u.task_id = t.id))`;
-  const counts = await sql<{ sessions: unknown; tasks: unknown }>`
+  const entry = modelUsageEntries(db, query);
+  const inRange = sql`s.tenant_id = ${tenantId} and s.created_at >= ${fromMs} and s.created_at < ${toMs}`;
+  const { rows } = await sql<{ sessions: unknown; tasks: unknown }>`
+    with m as (
+      select t.session_id, sum(${entry.inputTokens}) as i, sum(${entry.outputTokens}) as o,
+        sum(${entry.cacheReadTokens}) as c, sum(${entry.costUsd}) as u
+      ${entry.from}
+      group by t.session_id
+    )
     select
-      (select count(*) from sessions s
-        left join (
-          select m.session_id, sum(m.input_tokens) as i, sum(m.output_tokens) as o,
-            sum(m.cache_read_tokens) as c, sum(m.cost_usd) as u
-          from task_model_usage m join sessions s2 on s2.id = m.session_id
-          where s2.tenant_id = ${tenantId} and s2.created_at >= ${fromMs} and s2.created_at < ${toMs}
-            and m.tenant_id = ${tenantId}
-          group by m.session_id
-        ) a on a.session_id = s.id
-        where s.tenant_id = ${tenantId} and s.created_at >= ${fromMs} and s.created_at < ${toMs}
-          and (s.input_tokens > coalesce(a.i, 0) or s.output_tokens > coalesce(a.o, 0)
-            or s.cache_read_tokens > coalesce(a.c, 0) or s.cost_usd > coalesce(a.u, 0) + ${COST_EPSILON}
-            or ${withoutModel})) as sessions,
+      (select count(*) from sessions s left join m on m.session_id = s.id
+        where ${inRange}
+          and (s.input_tokens > coalesce(m.i, 0) or s.output_tokens > coalesce(m.o, 0)
+            or s.cache_read_tokens > coalesce(m.c, 0) or s.cost_usd > coalesce(m.u, 0) + ${COST_EPSILON}
+            or exists (select 1 from tasks t where t.session_id = s.id and t.tenant_id = ${tenantId}
+              and t.model_usage is null))) as sessions,
       (select count(*) from tasks t join sessions s on s.id = t.session_id
-        where s.tenant_id = ${tenantId} and t.tenant_id = ${tenantId}
-          and s.created_at >= ${fromMs} and s.created_at < ${toMs}
-          and not exists (select 1 from task_model_usage u where u.task_id = t.id)) as tasks`.execute(db);
-  const row = counts.rows[0];
+        where ${inRange} and t.tenant_id = ${tenantId} and t.model_usage is null) as tasks`.execute(db);
+  const row = rows[0];
   const figures: UsageFigures = {
     sessions: Number(row?.sessions ?? 0),
     tasks: Number(row?.tasks ?? 0),

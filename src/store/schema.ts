@@ -85,30 +85,17 @@ export interface TasksTable {
    * with `attempt` and `owner`, engine/run-spend.ts); settled once by whoever ends the attempt.
    */
   unsettled_usage?: string | null;
+  /**
+   * What the task spent per provider and model that served it (migration 0012): a JSON array of
+   * `{provider, model, inputTokens, outputTokens, cacheReadTokens, costUsd}`, appended to at each
+   * applied finish of an LLM run (store/task-model-usage.ts); null when no model served it.
+   */
+  model_usage?: string | null;
   created_at: number;
   updated_at: number;
   ready_at: number | null;
   started_at: number | null;
   finished_at: number | null;
-}
-
-/**
- * What a task spent per provider and model that served it (migration 0012): one row per model,
- * added to at each finish of the task's runs. Spend nobody could attribute to a model (a run
- * killed mid-call, a non-LLM runner) is on the task only.
- */
-export interface TaskModelUsageTable {
-  task_id: string;
-  /** The provider's name in the server config, as the `provider` metric label. */
-  provider: string;
-  /** The model id, as the `model` metric label. */
-  model: string;
-  session_id: string;
-  tenant_id: string;
-  input_tokens: number;
-  output_tokens: number;
-  cache_read_tokens: number;
-  cost_usd: number;
 }
 
 export interface TaskDependenciesTable {
@@ -180,7 +167,6 @@ export interface Database {
   agents: AgentsTable;
   tasks: TasksTable;
   task_dependencies: TaskDependenciesTable;
-  task_model_usage: TaskModelUsageTable;
   messages: MessagesTable;
   artifacts: ArtifactsTable;
   events: EventsTable;

@@ -1,8 +1,9 @@
-// What each task spent per provider and model that served it (table task_model_usage, migration
+// What each task spent per provider and model that served it (`tasks.model_usage`, migration
 // 0012). A run's LLM runtime holds its per-model spend here when the run ends (agents/providers/
-// model-spend.ts); the run's finish takes it and writes it in the finish's own transaction, only
-// for a finish that was applied (fenced like the task's UPDATE), so a replayed finish adds nothing.
-import type { Kysely } from 'kysely';
+// model-spend.ts); the run's finish takes it and appends it in the finish's own UPDATE
+// (store/task-store.ts), so it is written only when that finish applies, once, at no extra
+// statement per step.
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { Usage } from '../domain/types.ts';
 import type { Database } from './schema.ts';
 
@@ -18,22 +19,14 @@ export interface ModelUsage extends Usage {
 export interface ModelUsageRun {
   taskId: string;
   attempt: number;
-  sessionId: string;
-  tenantId: string;
 }
 
-interface HeldRun {
-  sessionId: string;
-  tenantId: string;
-  models: ModelUsage[];
-}
-
-// Runs whose finish has not taken their spend yet, by task id and attempt. A run's finish is in
-// the process that ran it (fenced by owner), so a process-local map suffices. Bounded: a run given
-// back at shutdown, or whose finish never came, leaves an entry behind; its spend is then charged
-// to its task without a model, as the lease reaper does with a run that died.
+// Runs whose finish has not taken their spend yet, by task id and attempt, as the JSON to append.
+// A run's finish is in the process that ran it (fenced by owner), so a process-local map suffices.
+// Bounded: a run given back at shutdown, or whose finish never came, leaves an entry behind; its
+// spend is then charged to its task without a model, as the lease reaper does with a run that died.
 const MAX_HELD_RUNS = 10_000;
-const held = new Map<string, HeldRun>();
+const held = new Map<string, string>();
 
 function keyOf(taskId: string, attempt: number): string {
   return `${taskId}#${attempt}`;
@@ -46,115 +39,96 @@ export function holdRunModelUsage(run: ModelUsageRun, models: readonly ModelUsag
     const oldest = held.keys().next().value;
     if (oldest !== undefined) held.delete(oldest);
   }
-  held.set(keyOf(run.taskId, run.attempt), {
-    sessionId: run.sessionId,
-    tenantId: run.tenantId,
-    models: [...models],
-  });
+  held.set(keyOf(run.taskId, run.attempt), encodeModelUsage(models));
 }
 
-/** Takes (and forgets) what a run held; undefined when it held nothing. */
-export function takeRunModelUsage(taskId: string, attempt: number): HeldRun | undefined {
+/** Takes (and forgets) what a run held, as the JSON array to append; null when it held nothing. */
+export function takeRunModelUsage(taskId: string, attempt: number): string | null {
   const key = keyOf(taskId, attempt);
-  const run = held.get(key);
+  const json = held.get(key);
+  if (json === undefined) return null;
   held.delete(key);
-  return run;
+  return json;
 }
 
-/** One task's per-model spend to add. */
-export interface TaskModelUsageRows {
-  taskId: string;
-  sessionId: string;
-  tenantId: string;
-  models: readonly ModelUsage[];
+/** The JSON array stored for `models` (figures only, in a fixed key order). */
+export function encodeModelUsage(models: readonly ModelUsage[]): string {
+  return JSON.stringify(
+    models.map((usage) => ({
+      provider: usage.provider,
+      model: usage.model,
+      inputTokens: usage.inputTokens,
+      outputTokens: usage.outputTokens,
+      cacheReadTokens: usage.cacheReadTokens,
+      costUsd: usage.costUsd,
+    })),
+  );
 }
 
 /**
- * Adds per-model spend to the tasks' rows in one statement (an earlier attempt's row for the same
- * model is added to, as the task's own usage is).
+ * The new value of `tasks.model_usage` with the JSON array `appended` added to its entries (an
+ * earlier attempt's entries stay: the same model may appear twice, readers add them up). Plain
+ * string functions of both SQLite and PostgreSQL: `[a]` + `[b]` → `[a,b]`. The value is cast so
+ * PostgreSQL knows its type where it is only compared with null.
  */
-export async function addTaskModelUsage(
-  trx: Kysely<Database>,
-  tasks: readonly TaskModelUsageRows[],
-): Promise<void> {
-  const rows = tasks.flatMap((task) =>
-    mergeModelUsage(task.models).map((usage) => ({
-      task_id: task.taskId,
-      provider: usage.provider,
-      model: usage.model,
-      session_id: task.sessionId,
-      tenant_id: task.tenantId,
-      input_tokens: usage.inputTokens,
-      output_tokens: usage.outputTokens,
-      cache_read_tokens: usage.cacheReadTokens,
-      cost_usd: usage.costUsd,
-    })),
-  );
-  if (rows.length === 0) return;
-  await trx
-    .insertInto('task_model_usage')
-    .values(rows)
-    .onConflict((oc) =>
-      oc.columns(['task_id', 'provider', 'model']).doUpdateSet((eb) => ({
-        input_tokens: eb('task_model_usage.input_tokens', '+', eb.ref('excluded.input_tokens')),
-        output_tokens: eb('task_model_usage.output_tokens', '+', eb.ref('excluded.output_tokens')),
-        cache_read_tokens: eb(
-          'task_model_usage.cache_read_tokens',
-          '+',
-          eb.ref('excluded.cache_read_tokens'),
-        ),
-        cost_usd: eb('task_model_usage.cost_usd', '+', eb.ref('excluded.cost_usd')),
-      })),
-    )
-    .execute();
+export function appendModelUsageSql(
+  current: RawBuilder<unknown>,
+  appended: unknown,
+): RawBuilder<string | null> {
+  const value = sql`cast(${appended} as text)`;
+  return sql<string | null>`case when ${value} is null then ${current} when ${current} is null then ${value}
+    else substr(${current}, 1, length(${current}) - 1) || ',' || substr(${value}, 2) end`;
 }
 
-/** One row per provider and model (an insert may not name the same key twice). */
-function mergeModelUsage(models: readonly ModelUsage[]): ModelUsage[] {
-  const byKey = new Map<string, ModelUsage>();
-  for (const usage of models) {
-    const key = `${usage.provider}\u0000${usage.model}`;
-    const seen = byKey.get(key);
-    if (!seen) {
-      byKey.set(key, { ...usage });
-      continue;
-    }
-    seen.inputTokens += usage.inputTokens;
-    seen.outputTokens += usage.outputTokens;
-    seen.cacheReadTokens += usage.cacheReadTokens;
-    seen.costUsd = Math.round((seen.costUsd + usage.costUsd) * 1e6) / 1e6;
+/** Reads a stored `model_usage`: one entry per provider and model (repeats added up), by name. */
+export function parseModelUsage(text: string | null | undefined): ModelUsage[] {
+  if (!text) return [];
+  let entries: unknown;
+  try {
+    entries = JSON.parse(text);
+  } catch {
+    return [];
   }
-  return [...byKey.values()];
+  if (!Array.isArray(entries)) return [];
+  const byKey = new Map<string, ModelUsage>();
+  for (const entry of entries as Array<Partial<ModelUsage>>) {
+    if (typeof entry?.provider !== 'string' || typeof entry.model !== 'string') continue;
+    const key = `${entry.provider}\u0000${entry.model}`;
+    const seen = byKey.get(key) ?? {
+      provider: entry.provider,
+      model: entry.model,
+      inputTokens: 0,
+      outputTokens: 0,
+      cacheReadTokens: 0,
+      costUsd: 0,
+    };
+    seen.inputTokens += Number(entry.inputTokens) || 0;
+    seen.outputTokens += Number(entry.outputTokens) || 0;
+    seen.cacheReadTokens += Number(entry.cacheReadTokens) || 0;
+    seen.costUsd = Math.round((seen.costUsd + (Number(entry.costUsd) || 0)) * 1e6) / 1e6;
+    byKey.set(key, seen);
+  }
+  return [...byKey.values()].sort((a, b) =>
+    a.provider === b.provider ? compare(a.model, b.model) : compare(a.provider, b.provider),
+  );
 }
 
-/** The per-model spend of a session's tasks, by task id, each task's models ordered by name. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The per-model spend of a session's tasks, by task id (tasks no model served are left out). */
 export async function readSessionModelUsage(
   db: Kysely<Database>,
   tenantId: string,
   sessionId: string,
 ): Promise<Map<string, ModelUsage[]>> {
   const rows = await db
-    .selectFrom('task_model_usage')
-    .selectAll()
+    .selectFrom('tasks')
+    .select(['id', 'model_usage'])
     .where('session_id', '=', sessionId)
     .where('tenant_id', '=', tenantId)
-    .orderBy('task_id')
-    .orderBy('provider')
-    .orderBy('model')
+    .where('model_usage', 'is not', null)
     .execute();
-  const byTask = new Map<string, ModelUsage[]>();
-  for (const row of rows) {
-    const list = byTask.get(row.task_id) ?? [];
-    // PostgreSQL returns bigint columns as text.
-    list.push({
-      provider: row.provider,
-      model: row.model,
-      inputTokens: Number(row.input_tokens),
-      outputTokens: Number(row.output_tokens),
-      cacheReadTokens: Number(row.cache_read_tokens),
-      costUsd: Number(row.cost_usd),
-    });
-    byTask.set(row.task_id, list);
-  }
-  return byTask;
+  return new Map(rows.map((row) => [row.id, parseModelUsage(row.model_usage)]));
 }

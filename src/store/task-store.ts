@@ -11,7 +11,7 @@ import type { DialectName } from './db.ts';
 import { leaseDeadline, leaseNow } from './lease-clock.ts';
 import { claimReadyTasksPostgres } from './postgres-claim.ts';
 import type { Database, TasksTable } from './schema.ts';
-import { addTaskModelUsage, type TaskModelUsageRows, takeRunModelUsage } from './task-model-usage.ts';
+import { appendModelUsageSql, takeRunModelUsage } from './task-model-usage.ts';
 
 export interface ClaimRequest {
   owner: string;
@@ -154,10 +154,23 @@ export async function findExpiredLeases(
  */
 function precompileCompleteTask(fromStatuses: readonly TaskStatus[]) {
   return precompileQuery<Database, { id: string }>(
-    11,
+    12,
     (
       db,
-      [status, result, error, inputTokens, outputTokens, cacheReadTokens, costUsd, now, id, attempt, owner],
+      [
+        status,
+        result,
+        error,
+        inputTokens,
+        outputTokens,
+        cacheReadTokens,
+        costUsd,
+        modelUsage,
+        now,
+        id,
+        attempt,
+        owner,
+      ],
     ) =>
       db
         .updateTable('tasks')
@@ -170,6 +183,8 @@ function precompileCompleteTask(fromStatuses: readonly TaskStatus[]) {
           output_tokens: eb('output_tokens', '+', outputTokens as never),
           cache_read_tokens: eb('cache_read_tokens', '+', cacheReadTokens as never),
           cost_usd: eb('cost_usd', '+', costUsd as never),
+          // The run's spend per model (store/task-model-usage.ts), in the same UPDATE.
+          model_usage: appendModelUsageSql(sql.ref('model_usage'), modelUsage),
           // The finish charges all the run spent: its record of spend so far is settled with it.
           unsettled_usage: null,
           lease_owner: null,
@@ -203,14 +218,14 @@ export interface CompletedRun {
   usage: { inputTokens: number; outputTokens: number; cacheReadTokens: number; costUsd: number };
 }
 
-// Runs per multi-row UPDATE: 10 bound values each.
+// Runs per multi-row UPDATE: 11 bound values each.
 const COMPLETE_CHUNK = 100;
 
 /**
  * Writes the outcome of many runs of one lease owner with one `UPDATE … FROM (VALUES …)` per chunk
  * (SQLite ≥ 3.33 and PostgreSQL). Fenced per row by owner and attempt; a success also needs
  * `running`, a failure `leased` or `running`. Returns the ids actually updated. The spend per model
- * that the runs' runtime held (store/task-model-usage.ts) is added for those ids.
+ * that each run's runtime held (store/task-model-usage.ts) is appended by the same UPDATE.
  */
 export async function completeClaimedTasks(
   trx: Kysely<Database>,
@@ -218,27 +233,9 @@ export async function completeClaimedTasks(
   runs: readonly CompletedRun[],
   now: number,
 ): Promise<Set<string>> {
+  const updated = new Set<string>();
   // One row per task: a task listed twice in a batch (a replayed completion) is applied once.
   const unique = [...new Map(runs.map((run) => [run.taskId, run])).values()];
-  const updated = await updateCompletedTasks(trx, owner, unique, now);
-  // The runs' spend per model rides on the same transaction: one INSERT for the batch, for the
-  // finishes applied only (a run whose claim no longer held is charged without a model).
-  const modelRows: TaskModelUsageRows[] = [];
-  for (const run of unique) {
-    const spend = takeRunModelUsage(run.taskId, run.attempt);
-    if (spend && updated.has(run.taskId)) modelRows.push({ taskId: run.taskId, ...spend });
-  }
-  if (modelRows.length > 0) await addTaskModelUsage(trx, modelRows);
-  return updated;
-}
-
-async function updateCompletedTasks(
-  trx: Kysely<Database>,
-  owner: string,
-  unique: readonly CompletedRun[],
-  now: number,
-): Promise<Set<string>> {
-  const updated = new Set<string>();
   if (unique.length === 1 || !isPostgres(trx)) {
     // SQLite (in-process, no round trips) and any single run: a plain precompiled UPDATE by id per
     // run. SQLite runs an UPDATE … FROM (VALUES) several times slower per row (it materialises the
@@ -254,6 +251,7 @@ async function updateCompletedTasks(
         run.usage.outputTokens,
         run.usage.cacheReadTokens,
         run.usage.costUsd,
+        takeRunModelUsage(run.taskId, run.attempt),
         now,
         run.taskId,
         run.attempt,
@@ -268,13 +266,14 @@ async function updateCompletedTasks(
       .slice(i, i + COMPLETE_CHUNK)
       .map(
         (run) =>
-          sql`(${run.taskId}, cast(${run.attempt} as integer), cast(${run.ok ? 1 : 0} as integer), ${run.status}, ${run.result}, ${run.error}, cast(${run.usage.inputTokens} as bigint), cast(${run.usage.outputTokens} as bigint), cast(${run.usage.cacheReadTokens} as bigint), cast(${run.usage.costUsd} as double precision))`,
+          sql`(${run.taskId}, cast(${run.attempt} as integer), cast(${run.ok ? 1 : 0} as integer), ${run.status}, ${run.result}, ${run.error}, cast(${run.usage.inputTokens} as bigint), cast(${run.usage.outputTokens} as bigint), cast(${run.usage.cacheReadTokens} as bigint), cast(${run.usage.costUsd} as double precision), cast(${takeRunModelUsage(run.taskId, run.attempt)} as text))`,
       );
     const result = await sql<{ id: string }>`
       update tasks set
         status = v.column4, result = v.column5, error = v.column6,
         input_tokens = tasks.input_tokens + v.column7, output_tokens = tasks.output_tokens + v.column8,
         cache_read_tokens = tasks.cache_read_tokens + v.column9, cost_usd = tasks.cost_usd + v.column10,
+        model_usage = ${appendModelUsageSql(sql.ref('tasks.model_usage'), sql.ref('v.column11'))},
         unsettled_usage = null, lease_owner = null, lease_expires_at = null, finished_at = ${now}, updated_at = ${now}
       from (values ${sql.join(values)}) as v
       where tasks.id = v.column1 and tasks.attempts = v.column2 and tasks.lease_owner = ${owner}

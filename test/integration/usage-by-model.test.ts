@@ -163,8 +163,8 @@ for (const backend of STORE_BACKENDS) {
       // The writer's primary was cut off mid-stream, the fallback answered: two models, one task.
       const writerModels = [spend('local', 'm', 40, 0.04), spend('backup', 'b', 200, 0.5)];
       const readerModels = [spend('local', 'm', 10, 0.01)];
-      holdRunModelUsage({ taskId: writer, attempt: 1, sessionId, tenantId: tenant }, writerModels);
-      holdRunModelUsage({ taskId: reader, attempt: 1, sessionId, tenantId: tenant }, readerModels);
+      holdRunModelUsage({ taskId: writer, attempt: 1 }, writerModels);
+      holdRunModelUsage({ taskId: reader, attempt: 1 }, readerModels);
       // Two runs in one batch: PostgreSQL's multi-row UPDATE, SQLite's UPDATE per run.
       const runs = [run(writer, 1, sumOf(...writerModels)), run(reader, 1, sumOf(...readerModels), false)];
       const updated = await db
@@ -172,7 +172,7 @@ for (const backend of STORE_BACKENDS) {
         .execute((trx) => completeClaimedTasks(trx, OWNER, runs, FROM + 20));
       assert.deepEqual([...updated].sort(), [writer, reader].sort());
       // A replayed finish is fenced out: nothing added twice.
-      holdRunModelUsage({ taskId: writer, attempt: 1, sessionId, tenantId: tenant }, writerModels);
+      holdRunModelUsage({ taskId: writer, attempt: 1 }, writerModels);
       const replay = await db
         .transaction()
         .execute((trx) => completeClaimedTasks(trx, OWNER, [runs[0]!], FROM + 30));
@@ -184,7 +184,7 @@ for (const backend of STORE_BACKENDS) {
         .where('id', '=', reader)
         .execute();
       const secondModels = [spend('local', 'm', 5, 0.005)];
-      holdRunModelUsage({ taskId: reader, attempt: 2, sessionId, tenantId: tenant }, secondModels);
+      holdRunModelUsage({ taskId: reader, attempt: 2 }, secondModels);
       await db
         .transaction()
         .execute((trx) =>
@@ -221,7 +221,7 @@ for (const backend of STORE_BACKENDS) {
       });
       const { sessionId: second, taskIds } = await seedRunningSession(db, tenant, FROM + DAY, ['solo']);
       const soloModels = [spend('local', 'm', 100, 0.1)];
-      holdRunModelUsage({ taskId: taskIds[0]!, attempt: 1, sessionId: second, tenantId: tenant }, soloModels);
+      holdRunModelUsage({ taskId: taskIds[0]!, attempt: 1 }, soloModels);
       await db
         .transaction()
         .execute((trx) =>

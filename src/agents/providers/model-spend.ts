@@ -2,7 +2,8 @@
 // ledger of its own (async context); the LLM client adds each attempt that answered (the agent's
 // streamed call with its tool loop, a planner round, a response-cache replay) under the provider
 // and model it ran against, and the agent runtime adds attempts that failed after spending (a
-// call cut off mid-stream, charged its estimate). Held for the run's finish (store/task-model-usage.ts).
+// call cut off mid-stream, charged its estimate). Held for the run's finish, which stores it on
+// the task (store/task-model-usage.ts).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Usage } from '../../domain/types.ts';
 import { holdRunModelUsage, type ModelUsage } from '../../store/task-model-usage.ts';
@@ -76,7 +77,7 @@ export function withModelSpendLedger(runtime: AgentRuntime): AgentRuntime {
       try {
         return await currentLedger.run(ledger, () => runtime.run(task, ctx));
       } finally {
-        holdRunModelUsage(task, ledger.entries());
+        holdRunModelUsage({ taskId: task.taskId, attempt: task.attempt }, ledger.entries());
       }
     },
   };
