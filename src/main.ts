@@ -48,7 +48,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     url = await app.start();
   } catch (error) {
     await app.stop();
-    throw describeListenError(error, config.host, config.port);
+    throw describeListenError(error, config);
   }
   logger.info({ url, dataDir: resolve(config.dataDir), authMode: app.authMode }, 'server started');
   return {
@@ -62,9 +62,16 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   };
 }
 
-/** A taken or forbidden address is a configuration problem the operator can fix: say which. */
-function describeListenError(error: unknown, host: string, port: number): unknown {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
+/**
+ * A taken or forbidden address is a configuration problem the operator can fix: say which address,
+ * and which setting names it (the API's `port` or the separate `metrics.port`, whichever failed).
+ */
+function describeListenError(
+  error: unknown,
+  config: Readonly<{ host: string; port: number; metrics: { host: string; port?: number | undefined } }>,
+): unknown {
+  const failed = error as (NodeJS.ErrnoException & { address?: string; port?: number }) | null;
+  const code = failed?.code;
   if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
     const why =
       code === 'EADDRINUSE'
@@ -72,9 +79,19 @@ function describeListenError(error: unknown, host: string, port: number): unknow
         : code === 'EACCES'
           ? 'is not permitted'
           : 'is not available';
-    return new AppError('CONFIG_INVALID', `Cannot listen on ${host}:${port}: the address ${why} (${code}).`, {
-      cause: error,
-    });
+    // Node names the address it tried on the error; the metrics listener starts before the API's.
+    const onMetricsPort =
+      config.metrics.port !== undefined &&
+      failed?.port === config.metrics.port &&
+      config.metrics.port !== config.port;
+    const host = onMetricsPort ? config.metrics.host : config.host;
+    const port = onMetricsPort ? config.metrics.port : config.port;
+    const setting = onMetricsPort ? 'metrics.port' : 'port';
+    return new AppError(
+      'CONFIG_INVALID',
+      `Cannot listen on ${host}:${port} (${setting}): the address ${why} (${code}).`,
+      { cause: error },
+    );
   }
   return error;
 }

@@ -78,7 +78,40 @@ test('maos serve on a taken port fails with a clear message and exit code 2', as
   ]);
   t.after(() => serve.child.kill('SIGKILL'));
   assert.equal(await serve.exited, 2);
-  assert.match(serve.output().stderr, /CONFIG_INVALID.*already in use/);
+  assert.match(
+    serve.output().stderr,
+    new RegExp(
+      `CONFIG_INVALID: Cannot listen on 127\\.0\\.0\\.1:${address.port} \\(port\\): .*already in use`,
+    ),
+  );
+});
+
+test('maos serve with a taken metrics.port names that port and setting, not the API port', async (t) => {
+  const { dir } = tempConfig();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.after(() => blocker.close());
+  const address = blocker.address();
+  assert.ok(address && typeof address === 'object');
+  const withMetricsPort = join(dir, 'metrics.json');
+  writeFileSync(
+    withMetricsPort,
+    JSON.stringify({
+      auth: { mode: 'none' },
+      logLevel: 'warn',
+      metrics: { host: '127.0.0.1', port: address.port },
+    }),
+  );
+  const serve = runServe(['--config', withMetricsPort, '--port', '0', '--data-dir', join(dir, 'data')]);
+  t.after(() => serve.child.kill('SIGKILL'));
+  assert.equal(await serve.exited, 2);
+  assert.match(
+    serve.output().stderr,
+    new RegExp(
+      `CONFIG_INVALID: Cannot listen on 127\\.0\\.0\\.1:${address.port} \\(metrics\\.port\\): .*already in use`,
+    ),
+  );
 });
 
 for (const leading of [[], ['serve']]) {
