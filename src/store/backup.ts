@@ -1,6 +1,16 @@
 // SQLite backup, restore and inspection for `maos backup`, `maos restore`, `maos doctor` and the
 // support bundle. Backups use SQLite's online backup API, so they are consistent while a server writes.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
@@ -60,6 +70,9 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
     // A page count far above any real database: the whole copy happens in one backup step.
     const result = await source.backup(partial, { progress: () => 2_147_483_647 });
     useRollbackJournal(partial);
+    // The whole database (API key hashes, sealed tenant secrets, every session's output) in one
+    // file, often kept on shared backup volumes: owner-only, like the support bundle.
+    chmodSync(partial, 0o600);
     syncFile(partial);
     renameSync(partial, targetPath);
     syncDirectory(dirname(targetPath));

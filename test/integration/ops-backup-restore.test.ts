@@ -9,6 +9,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -168,6 +169,7 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     // Header bytes 18 and 19: 1 = rollback journal, 2 = WAL (which needs a -shm file to be read).
     const header = readFileSync(file).subarray(18, 20);
     assert.deepEqual([...header], [1, 1], 'the backup is in rollback-journal mode');
+    assert.equal(statSync(file).mode & 0o777, 0o600, 'the backup is readable by its owner only');
     const restored = await runCli(['restore', file, '-c', writeConfig(dir, join(dir, 'from-shelf'))]);
     assert.equal(restored.code, 0, restored.stderr);
     assert.deepEqual(readdirSync(shelf), ['self-contained.db'], 'no -wal/-shm left beside the backup');
