@@ -39,6 +39,14 @@ export interface Usage {
   costUsd: number;
 }
 
+/** Usage of one provider and model (a task's spend per model that served it). */
+export interface ModelUsage extends Usage {
+  /** The provider's name in the server config (the `provider` metric label). */
+  provider: string;
+  /** The model id (the `model` metric label). */
+  model: string;
+}
+
 export const ZERO_USAGE: Readonly<Usage> = Object.freeze({
   inputTokens: 0,
   outputTokens: 0,
@@ -149,6 +157,8 @@ export interface TaskRecord {
   result: string | null;
   error: string | null;
   usage: Usage;
+  /** `usage` per provider and model that served the task, by name; absent when none did. */
+  models?: ModelUsage[];
   createdAt: number;
   readyAt: number | null;
   startedAt: number | null;

@@ -28,6 +28,14 @@ export const usageSchema = z
   .meta({ id: 'Usage' })
   .describe('Token and cost usage.');
 
+const modelUsageSchema = usageSchema
+  .extend({
+    provider: z.string().describe('The provider’s name in the server config.'),
+    model: z.string().describe('The model id.'),
+  })
+  .meta({ id: 'ModelUsage' })
+  .describe('Token and cost usage on one provider and model.');
+
 export const taskSchema = z
   .object({
     id: z.string(),
@@ -45,6 +53,12 @@ export const taskSchema = z
     result: z.string().nullable(),
     error: z.string().nullable(),
     usage: usageSchema,
+    models: z
+      .array(modelUsageSchema)
+      .optional()
+      .describe(
+        '`usage` per provider and model that served the task (a fallback provider’s part apart), by name; absent when no model did (a runner task, not run yet). Spend charged without its model (a run whose process died) is in `usage` only.',
+      ),
     createdAt: timestamp,
     readyAt: optionalTimestamp,
     startedAt: optionalTimestamp,
@@ -274,6 +288,7 @@ function buildTaskDto(task: TaskRecord): TaskDto {
     result: task.result,
     error: task.error,
     usage: toUsageDto(task.usage),
+    ...(task.models ? { models: task.models.map((usage) => ({ ...usage })) } : {}),
     createdAt: toIso(task.createdAt),
     readyAt: toIsoOrNull(task.readyAt),
     startedAt: toIsoOrNull(task.startedAt),

@@ -12,6 +12,7 @@ import {
   ZERO_USAGE,
 } from '../domain/types.ts';
 import type { SessionsTable, TasksTable } from './schema.ts';
+import { parseModelUsage } from './task-model-usage.ts';
 
 type UsageColumns = Pick<SessionsTable, 'input_tokens' | 'output_tokens' | 'cache_read_tokens' | 'cost_usd'>;
 
@@ -68,6 +69,7 @@ export function toTaskRecord(row: TasksTable, dependsOn: string[]): TaskRecord {
     result: row.result,
     error: row.error,
     usage: toUsage(row),
+    ...(row.model_usage ? { models: parseModelUsage(row.model_usage) } : {}),
     createdAt: Number(row.created_at),
     readyAt: nullableNumber(row.ready_at),
     startedAt: nullableNumber(row.started_at),

@@ -4,16 +4,10 @@
 // (store/task-store.ts), so it is written only when that finish applies, once, at no extra
 // statement per step.
 import { type Kysely, type RawBuilder, sql } from 'kysely';
-import type { Usage } from '../domain/types.ts';
+import type { ModelUsage } from '../domain/types.ts';
 import type { Database } from './schema.ts';
 
-/** The spend of one task (or one run) on one provider and model. */
-export interface ModelUsage extends Usage {
-  /** The provider's name in the server config (the `provider` metric label). */
-  provider: string;
-  /** The model id (the `model` metric label). */
-  model: string;
-}
+export type { ModelUsage };
 
 /** The run a per-model spend belongs to. */
 export interface ModelUsageRun {

@@ -276,7 +276,9 @@ function taskNameOf(request: RecordedLlmRequest): string {
 interface TaskView {
   name: string;
   kind: string;
+  runner: string | null;
   usage: Usage;
+  models?: Array<Usage & { provider: string; model: string }>;
 }
 
 interface ReportView {
@@ -351,6 +353,29 @@ describe('usage by model over HTTP, with a fallback provider', { timeout: 60_000
     assert.ok(backup.requests.length > 0, 'the fallback answered');
     const writer = done.tasks.find((task) => task.name === 'writer');
     assert.ok(writer && writer.usage.costUsd > 0);
+    // The session detail shows the writer's spend per model: the fallback's answer as reported,
+    // the primary's cut-off call at its estimate, together the task's usage.
+    assert.deepEqual(
+      writer.models?.map((usage) => [usage.provider, usage.model]),
+      [
+        ['backup', 'b'],
+        ['local', 'm'],
+      ],
+    );
+    const [writerOnBackup, writerOnLocal] = writer.models ?? [];
+    assert.deepEqual([writerOnBackup?.inputTokens, writerOnBackup?.outputTokens], [200, 20]);
+    assert.ok((writerOnLocal?.outputTokens ?? 0) > 0, 'the cut-off call is charged what it streamed');
+    for (const field of ['inputTokens', 'outputTokens', 'cacheReadTokens', 'costUsd'] as const) {
+      const sum = Math.round(((writerOnBackup?.[field] ?? 0) + (writerOnLocal?.[field] ?? 0)) * 1e6) / 1e6;
+      assert.equal(sum, writer.usage[field], field);
+    }
+    for (const task of done.tasks.filter((task) => task.name !== 'writer')) {
+      assert.deepEqual(
+        task.models?.map((usage) => `${usage.provider}/${usage.model}`),
+        ['local/m'],
+        task.name,
+      );
+    }
 
     const to = new Date(Date.now() + 60_000).toISOString();
     const answer = await requestJson<ReportView>(
