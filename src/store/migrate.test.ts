@@ -83,4 +83,42 @@ describe('migrations', () => {
       await handle.close();
     }
   });
+
+  test('a failed migration names itself and the reason, and leaves the ones before it applied', async () => {
+    const handle = open('c.db');
+    try {
+      const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      const failing = [
+        ...MIGRATIONS.slice(0, 1),
+        {
+          name: '0002_fails',
+          migration: {
+            async up() {
+              throw full;
+            },
+          },
+        },
+      ];
+      await assert.rejects(
+        () => migrateToLatest(handle.db, failing),
+        (error: unknown) => {
+          assert.ok(error instanceof AppError);
+          assert.equal(error.code, 'MIGRATION_REQUIRED');
+          // The operator reads what to fix, not just that something failed.
+          assert.equal(error.message, 'Migration 0002_fails failed: the disk holding the database is full');
+          return true;
+        },
+      );
+      const odd = [
+        { name: '0002_fails', migration: { up: async () => Promise.reject(new Error('no such column: x')) } },
+      ];
+      await assert.rejects(
+        () => migrateToLatest(handle.db, [...MIGRATIONS.slice(0, 1), ...odd]),
+        /Migration 0002_fails failed: no such column: x/,
+      );
+      assert.deepEqual((await getMigrationStatus(handle.db, failing)).applied, [MIGRATIONS[0]?.name]);
+    } finally {
+      await handle.close();
+    }
+  });
 });

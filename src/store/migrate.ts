@@ -5,6 +5,7 @@ import { type Migration, type MigrationProvider, Migrator } from 'kysely/migrati
 import { AppError } from '../errors/app-error.ts';
 import { LOCK_KEYS, withAdvisoryLock } from './advisory-lock.ts';
 import { MIGRATIONS, type NamedMigration } from './migrations/index.ts';
+import { describeStoreFailure } from './store-failure.ts';
 
 const MIGRATION_TABLE = 'kysely_migration';
 const MIGRATION_LOCK_TABLE = 'kysely_migration_lock';
@@ -93,7 +94,12 @@ async function migrateUnlocked(db: Kysely<any>, migrations: readonly NamedMigrat
   const { error, results } = await createMigrator(db, migrations).migrateToLatest();
   if (error) {
     const failed = results?.find((result) => result.status === 'Error')?.migrationName;
-    throw new AppError('MIGRATION_REQUIRED', `Migration ${failed ?? '(unknown)'} failed`, { cause: error });
+    // The reason belongs in the message: an operator reads `maos migrate`'s one line, not the cause
+    // chain (a full disk is the usual one, told in words when the database names it).
+    const reason = describeStoreFailure(error) ?? (error instanceof Error ? error.message : String(error));
+    throw new AppError('MIGRATION_REQUIRED', `Migration ${failed ?? '(unknown)'} failed: ${reason}`, {
+      cause: error,
+    });
   }
   return (results ?? [])
     .filter((result) => result.status === 'Success')
