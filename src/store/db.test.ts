@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,5 +109,37 @@ describe('createDatabase data directory', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('a data directory under a read-only file system is STORE_UNAVAILABLE (EROFS), not ENOENT', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-db-'));
+    const readOnly = join(dir, 'ro');
+    mkdirSync(readOnly);
+    // A read-only bind mount of a temp dir: only root can make one; elsewhere there is nothing to see.
+    try {
+      execFileSync('mount', ['--bind', readOnly, readOnly], { stdio: 'ignore' });
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+      t.skip('needs root to mount a read-only file system');
+      return;
+    }
+    t.after(() => {
+      execFileSync('umount', [readOnly], { stdio: 'ignore' });
+      rmSync(dir, { recursive: true, force: true });
+    });
+    execFileSync('mount', ['-o', 'remount,bind,ro', readOnly], { stdio: 'ignore' });
+    assert.throws(
+      () =>
+        createDatabase({
+          dataDir: join(readOnly, 'data', 'maos'),
+          store: { busyTimeoutMs: 1000, synchronous: 'normal' },
+        }),
+      (error: unknown) => {
+        assert.ok(error instanceof AppError);
+        assert.equal(error.code, 'STORE_UNAVAILABLE');
+        assert.match(error.message, /Cannot create the data directory .*ro\/data\/maos \(EROFS\)/);
+        return true;
+      },
+    );
   });
 });

@@ -1,7 +1,7 @@
 // Opens the database: SQLite (better-sqlite3) by default, PostgreSQL (postgres-dialect.ts) when
 // store.url is a postgres:// URL; both behind Kysely so callers do not depend on the dialect.
 // SQLite connection pragmas and the data file location live here.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -70,6 +70,23 @@ export interface DatabaseOptions {
   onCheckpointFailure?: (message: string) => void;
 }
 
+/**
+ * Creates `dir` and its missing parents. Node's recursive mkdir reports ENOENT when the parent is
+ * on a read-only file system (a container's read-only root without a volume); one level at a time
+ * reports the real reason (EROFS, EACCES) for the operator.
+ */
+function makeDirectory(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const missing: string[] = [];
+  for (let at = dir; !existsSync(at) && dirname(at) !== at; at = dirname(at)) missing.unshift(at);
+  for (const each of missing) mkdirSync(each);
+}
+
 /** Opens (creating if needed) the database. Migrations are NOT applied here: see store/migrate.ts. */
 export function createDatabase(config: StoreConfig, options: DatabaseOptions = {}): DatabaseHandle {
   if (isPostgresUrl(config.store.url)) {
@@ -82,7 +99,7 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
   }
   const path = resolveSqlitePath(config);
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirectory(dirname(path));
   } catch (error) {
     // Not writable, or a file where a directory should be: the operator's to fix, not a defect.
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
