@@ -118,6 +118,28 @@ describe('Prometheus rules', () => {
     }
   });
 
+  test('bucket bounds are matched in the Prometheus 2 and 3 forms (le="1" and le="1.0")', () => {
+    // Prometheus 3 normalises `le` to a float on ingestion, so le="1" selects nothing there; a
+    // whole-number bound must be matched by a regex that also takes the ".0" form.
+    const sources = [
+      ...ruleFiles,
+      ...readdirSync(join(root, 'deploy/grafana/dashboards')).map((f) =>
+        join(root, 'deploy/grafana/dashboards', f),
+      ),
+    ];
+    const offenders: string[] = [];
+    for (const file of sources) {
+      // Comments may name the Prometheus 2 form; only the queries count.
+      const queries = readFileSync(file, 'utf8').replace(/^\s*#.*$/gm, '');
+      for (const match of queries.matchAll(/\ble\s*=\s*\\?"(\d+)\\?"/g)) {
+        offenders.push(`${file.slice(root.length)}: ${match[0]}`);
+      }
+    }
+    assert.deepEqual(offenders, []);
+    const tested = testFiles.some((file) => readFileSync(file, 'utf8').includes('le="1.0"'));
+    assert.ok(tested, 'a promtool unit test feeds the latency SLO the le="1.0" form');
+  });
+
   test('promtool check rules accepts every rule file', requireBinary(), async () => {
     const result = await promtool(['check', 'rules', ...ruleFiles]);
     assert.equal(result.status, 0, result.output);
