@@ -6,10 +6,15 @@ import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
+import { resolveCheckpointDir } from '../../security/create-security.ts';
 import { inspectSqliteFile, isDatabaseInUse, replaceDatabaseFile } from '../../store/backup.ts';
 import { CliError } from '../exit-codes.ts';
 import { probeUrl } from '../ops/doctor-remote.ts';
-import { verifyRestoredAudit } from '../ops/restore-audit.ts';
+import {
+  type SetAsideCheckpoints,
+  setAsideLaterCheckpoints,
+  verifyRestoredAudit,
+} from '../ops/restore-audit.ts';
 import { resolveBackupSource } from './backup.ts';
 
 interface RestoreFlags {
@@ -29,6 +34,8 @@ export interface RestoreReport {
   /** Migrations the restored database still needs (`maos migrate` or the next start applies them). */
   pendingMigrations: string[];
   audit: { status: 'verified' | 'failed' | 'skipped'; message: string };
+  /** Checkpoint files signed after the backup, moved aside so the restored log verifies. */
+  supersededCheckpoints?: SetAsideCheckpoints;
 }
 
 /** Registers `maos restore` on the program. */
@@ -104,7 +111,9 @@ export async function restoreBackup(
   if (after.integrity.length !== 1 || after.integrity[0] !== 'ok') {
     throw new AppError('INTERNAL', `The restored database at ${target} failed its integrity check`);
   }
-  const audit = await verifyRestoredAudit(target);
+  const { size, ...audit } = await verifyRestoredAudit(target);
+  const superseded =
+    size === undefined ? undefined : setAsideLaterCheckpoints(resolveCheckpointDir(config), size);
   return {
     target,
     ...(previous ? { previous } : {}),
@@ -112,6 +121,7 @@ export async function restoreBackup(
     integrity: 'ok',
     pendingMigrations: after.migrations.pending,
     audit,
+    ...(superseded ? { supersededCheckpoints: superseded } : {}),
   };
 }
 
@@ -137,5 +147,10 @@ export function renderRestoreReport(report: RestoreReport): string {
     );
   }
   lines.push(`Audit chain: ${report.audit.status} (${report.audit.message})`);
+  if (report.supersededCheckpoints) {
+    lines.push(
+      `Audit checkpoints signed after the backup (${report.supersededCheckpoints.files.length}) moved to ${report.supersededCheckpoints.directory}`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
