@@ -112,8 +112,12 @@ export async function restoreBackup(
     throw new AppError('INTERNAL', `The restored database at ${target} failed its integrity check`);
   }
   const { size, ...audit } = await verifyRestoredAudit(target);
+  // Only a log whose chain verifies is a plain rollback; a broken one keeps every checkpoint in
+  // place for `maos audit verify` to locate what was changed.
   const superseded =
-    size === undefined ? undefined : setAsideLaterCheckpoints(resolveCheckpointDir(config), size);
+    size === undefined || audit.status !== 'verified'
+      ? undefined
+      : setAsideLaterCheckpoints(resolveCheckpointDir(config), size);
   return {
     target,
     ...(previous ? { previous } : {}),
