@@ -271,6 +271,7 @@ for (const helm of helms) {
           {},
           POSTGRES,
           { ...POSTGRES_FULL, secretEnv: { MAOS_AUDIT__SIGNING_KEY: 'pem' } },
+          { ...POSTGRES, keda: { enabled: true } },
         ];
         for (const values of sets) {
           const result = run(['install', 'maos', CHART, '--dry-run=client', '-f', valuesFile(values)]);
@@ -314,6 +315,8 @@ for (const helm of helms) {
           podAnnotations: { 'example.com/a': 'b' },
           networkPolicy: { apiFrom: [{ podSelector: { matchLabels: { app: 'gw' } } }] },
         },
+        { ...POSTGRES, keda: { enabled: true, trigger: 'postgresql' } },
+        { ...POSTGRES, replicaCount: 1, podDisruptionBudget: { minAvailable: '50%' } },
       ];
       const key = (m: { file: string; doc: Doc }) => `${m.file} ${m.doc.kind} ${at(m.doc, 'metadata.name')}`;
       const sorted = (list: { file: string; doc: Doc }[]) =>

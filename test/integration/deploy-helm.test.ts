@@ -196,6 +196,32 @@ describe('Helm chart', () => {
     assert.equal(config.auth.oidc.issuer, 'https://idp.example.com/realms/main');
   });
 
+  test('PodDisruptionBudget only above minAvailable replicas: a budget nothing can meet blocks drains', () => {
+    const pdbOf = (values: Doc) => render({ ...POSTGRES, ...values });
+    // One replica (replicaCount, KEDA's default floor, an HPA floor of 1) and minAvailable 1: no PDB.
+    for (const values of [
+      { replicaCount: 1 },
+      { keda: { enabled: true } },
+      { autoscaling: { enabled: true, minReplicas: 1 } },
+      { replicaCount: 3, podDisruptionBudget: { minAvailable: 3 } },
+    ]) {
+      const { byKind, notes } = pdbOf(values);
+      assert.equal(byKind.has('PodDisruptionBudget'), false, JSON.stringify(values));
+      assert.match(notes, /No PodDisruptionBudget: at \d+ replica\(s\)/);
+    }
+    for (const values of [
+      {},
+      { keda: { enabled: true, minReplicaCount: 2 } },
+      { autoscaling: { enabled: true } },
+      { replicaCount: 1, podDisruptionBudget: { minAvailable: '50%' } },
+    ]) {
+      const { byKind, notes } = pdbOf(values);
+      assert.ok(byKind.has('PodDisruptionBudget'), JSON.stringify(values));
+      assert.doesNotMatch(notes, /No PodDisruptionBudget/);
+    }
+    assert.doesNotMatch(pdbOf({ replicaCount: 1, podDisruptionBudget: { enabled: false } }).notes, /Budget/);
+  });
+
   test('KEDA ScaledObject on queue depth, by Prometheus or PostgreSQL, replaces the HPA', () => {
     for (const trigger of ['prometheus', 'postgresql']) {
       const { byKind } = render({

@@ -55,6 +55,31 @@ true
 {{- end -}}
 {{- end -}}
 
+{{/* The fewest replicas PostgreSQL mode runs: KEDA's floor, the HPA's floor or replicaCount. */}}
+{{- define "maos.minReplicas" -}}
+{{- if .Values.keda.enabled -}}
+{{- .Values.keda.minReplicaCount -}}
+{{- else if .Values.autoscaling.enabled -}}
+{{- .Values.autoscaling.minReplicas -}}
+{{- else -}}
+{{- .Values.replicaCount -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the PodDisruptionBudget is rendered: PostgreSQL mode, enabled, and more replicas than
+minAvailable at the floor. With minAvailable at or above the replica floor no pod may ever be
+evicted, so a node drain (cluster upgrade) would wait forever; a percentage is taken as it is.
+*/}}
+{{- define "maos.pdbEnabled" -}}
+{{- if and (include "maos.isPostgres" .) .Values.podDisruptionBudget.enabled -}}
+{{- $min := .Values.podDisruptionBudget.minAvailable -}}
+{{- if or (contains "%" (toString $min)) (gt (int (include "maos.minReplicas" .)) (int $min)) -}}
+true
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Name of the Secret the pods read environment variables from. */}}
 {{- define "maos.secretName" -}}
 {{- default (include "maos.fullname" .) .Values.existingSecret -}}
