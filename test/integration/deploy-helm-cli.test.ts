@@ -234,6 +234,11 @@ for (const helm of helms) {
       // The chart's own checks: PostgreSQL without a database URL, a cluster older than supported.
       assertRejected(['--set', 'database.mode=postgres'], /database\.postgres\.url \(or existingSecret/);
       assertRejected(['--kube-version', '1.26.0'], /kubeVersion/);
+      // A pod killed before its running tasks finish and release their leases.
+      assertRejected(
+        ['--set', 'config.shutdown.graceSeconds=120'],
+        /terminationGracePeriodSeconds \(45\) must be at least/,
+      );
     });
 
     test('pods roll when the config file or the chart Secret changes', () => {

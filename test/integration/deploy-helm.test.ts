@@ -267,6 +267,25 @@ describe('Helm chart', () => {
     assert.match(annotations['nginx.ingress.kubernetes.io/canary-weight'], /^\d+$/);
   });
 
+  test('a termination grace shorter than the shutdown drain + grace is refused', () => {
+    const stopRule = /terminationGracePeriodSeconds \(45\) must be at least .*\(130\)/;
+    assert.throws(() => renderChart(CHART, { config: { shutdown: { graceSeconds: 120 } } }), stopRule);
+    assert.throws(
+      () => renderChart(CHART, { terminationGracePeriodSeconds: 30 }),
+      /terminationGracePeriodSeconds \(30\) must be at least .*\(40\)/,
+    );
+    // The server's defaults (grace 30, no drain) when the chart's config has no shutdown section.
+    assert.throws(
+      () => renderChart(CHART, { config: { shutdown: null }, terminationGracePeriodSeconds: 34 }),
+      /\(35\)/,
+    );
+    const fits = render({
+      config: { shutdown: { graceSeconds: 120, drainDelaySeconds: 10 } },
+      terminationGracePeriodSeconds: 135,
+    });
+    assert.equal(at(one(fits.byKind, 'Deployment'), 'spec.template.spec.terminationGracePeriodSeconds'), 135);
+  });
+
   test('bad values fail the render with a clear message', () => {
     assert.throws(() => renderChart(CHART, { database: { mode: 'postgres' } }), /database\.postgres\.url/);
     assert.throws(() => renderChart(CHART, { database: { mode: 'mysql' } }), /sqlite or postgres/);
