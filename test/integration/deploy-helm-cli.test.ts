@@ -225,6 +225,7 @@ for (const helm of helms) {
       assertRejected(['--set', 'database.mode=mysql'], /database[./]mode/);
       assertRejected(['--set', 'auth.mode=none'], /auth[./]mode/);
       assertRejected(['--set', 'keda.trigger=cpu'], /keda[./]trigger/);
+      assertRejected(['--set-json', 'extraVolumeMounts=[{"name":"files"}]'], /mountPath/);
       assertRejected(['--set', 'ingress.canary.weight=150'], /weight/);
       assertRejected(['--set', 'config.auth.mode=none'], /config/);
       assertRejected(
@@ -322,6 +323,15 @@ for (const helm of helms) {
         },
         { ...POSTGRES, keda: { enabled: true, trigger: 'postgresql' } },
         { ...POSTGRES, replicaCount: 1, podDisruptionBudget: { minAvailable: '50%' } },
+        {
+          extraVolumes: [{ name: 'files', secret: { secretName: 'maos-files' } }],
+          extraVolumeMounts: [{ name: 'files', mountPath: '/run/secrets/maos', readOnly: true }],
+        },
+        {
+          ...POSTGRES,
+          extraVolumes: [{ name: 'ca', configMap: { name: 'db-ca' } }],
+          extraVolumeMounts: [{ name: 'ca', mountPath: '/etc/maos-ca' }],
+        },
       ];
       const key = (m: { file: string; doc: Doc }) => `${m.file} ${m.doc.kind} ${at(m.doc, 'metadata.name')}`;
       const sorted = (list: { file: string; doc: Doc }[]) =>

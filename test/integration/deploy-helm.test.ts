@@ -267,6 +267,42 @@ describe('Helm chart', () => {
     assert.match(annotations['nginx.ingress.kubernetes.io/canary-weight'], /^\d+$/);
   });
 
+  test('extraVolumes are mounted where *_FILE keys and database URL files point, in every container', () => {
+    const files = {
+      extraVolumes: [
+        { name: 'maos-files', secret: { secretName: 'maos-files' } },
+        { name: 'db-ca', configMap: { name: 'db-ca' } },
+      ],
+      extraVolumeMounts: [
+        { name: 'maos-files', mountPath: '/run/secrets/maos', readOnly: true },
+        { name: 'db-ca', mountPath: '/etc/maos-ca', readOnly: true },
+      ],
+      config: { audit: { signingKey_FILE: '/run/secrets/maos/audit-key' } },
+    };
+    const mounted = (container: Doc) => container.volumeMounts.map((m: Doc) => m.mountPath);
+    const volumes = (pod: Doc) => pod.volumes.map((v: Doc) => v.name);
+    const sqlite = at(one(render(files).byKind, 'Deployment'), 'spec.template.spec');
+    const postgres = render({
+      ...files,
+      database: {
+        mode: 'postgres',
+        postgres: { url: 'postgres://m:p@db/maos?sslmode=verify-full&sslrootcert=/etc/maos-ca/ca.crt' },
+      },
+    }).byKind;
+    const job = at(one(postgres, 'Job'), 'spec.template.spec');
+    for (const [pod, containers] of [
+      [sqlite, [...sqlite.containers, ...sqlite.initContainers]],
+      [job, job.containers],
+    ]) {
+      assert.ok(volumes(pod).includes('maos-files') && volumes(pod).includes('db-ca'));
+      for (const container of containers) {
+        assert.ok(mounted(container).includes('/run/secrets/maos'), container.name);
+        assert.ok(mounted(container).includes('/etc/maos-ca'), container.name);
+        assert.ok(mounted(container).includes('/tmp'), 'the chart mounts stay');
+      }
+    }
+  });
+
   test('a termination grace shorter than the shutdown drain + grace is refused', () => {
     const stopRule = /terminationGracePeriodSeconds \(45\) must be at least .*\(130\)/;
     assert.throws(() => renderChart(CHART, { config: { shutdown: { graceSeconds: 120 } } }), stopRule);
