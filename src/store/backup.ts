@@ -2,6 +2,7 @@
 // support bundle. Backups use SQLite's online backup API, so they are consistent while a server writes.
 import {
   chmodSync,
+  chownSync,
   closeSync,
   existsSync,
   fsyncSync,
@@ -214,6 +215,7 @@ export async function replaceDatabaseFile(
   } finally {
     source.close();
   }
+  keepOwner(staging, existsSync(targetPath) ? targetPath : dirname(targetPath));
   syncFile(staging);
   const stamp = (options.now ?? new Date()).toISOString().replace(/[:.]/g, '-');
   const kept = `${targetPath}.pre-restore-${stamp}`;
@@ -253,6 +255,17 @@ function useRollbackJournal(path: string): void {
   } finally {
     copy.close();
   }
+}
+
+/**
+ * `sudo maos restore` for a server that runs as another user: the new file would belong to root and
+ * the server could not open it. Run as root, the copy gets the owner of the database it replaces
+ * (or of its directory); any other user can only create files it owns, which is then right.
+ */
+function keepOwner(path: string, ownerOf: string): void {
+  if (process.getuid?.() !== 0) return;
+  const owner = statSync(ownerOf);
+  chownSync(path, owner.uid, owner.gid);
 }
 
 function openSqlite(path: string, options: { readonly: boolean }): SqliteDatabase.Database {

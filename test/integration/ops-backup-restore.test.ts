@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
+  chownSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -277,6 +278,22 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     } finally {
       restored.close();
     }
+  });
+
+  test('restore run as root gives the restored database the owner of the one it replaces', {
+    skip: process.getuid?.() !== 0 && 'only root can restore for another user',
+  }, async () => {
+    const dataDir = join(dir, 'owned');
+    const config = writeConfig(dir, dataDir);
+    assert.equal((await runCli(['restore', backupFile, '-c', config])).code, 0);
+    // The service user's database (here: nobody), restored by root with --force.
+    const nobody = 65534;
+    chownSync(dataDir, nobody, nobody);
+    chownSync(join(dataDir, 'maos.db'), nobody, nobody);
+    const forced = await runCli(['restore', backupFile, '-c', config, '--force']);
+    assert.equal(forced.code, 0, forced.stderr);
+    const restored = statSync(join(dataDir, 'maos.db'));
+    assert.deepEqual([restored.uid, restored.gid], [nobody, nobody], 'the service user can open it');
   });
 
   test('restore --force refuses a database another process has open', async () => {
