@@ -240,6 +240,19 @@ describe('Helm chart', () => {
     }
   });
 
+  test('NOTES tell how to create the first admin key (API key modes) and where the console is', () => {
+    const firstKey =
+      /kubectl exec deploy\/maos -- node bin\/maos\.js keys create --role admin --tenant default/;
+    const apikey = render({}).notes;
+    assert.match(apikey, firstKey);
+    assert.match(apikey, /http:\/\/127\.0\.0\.1:7070\/console\//);
+    const full = render(POSTGRES_FULL).notes;
+    assert.doesNotMatch(full, /keys create/, 'auth.mode oidc has no API keys');
+    assert.match(full, /Web console: https:\/\/maos\.example\.com\/console\//);
+    const both = { mode: 'both', oidc: { issuer: 'https://idp.example.com', audience: 'maos' } };
+    assert.match(render({ auth: both }).notes, firstKey);
+  });
+
   test('PostgreSQL mode warns in NOTES until a shared audit signing key is configured', () => {
     assert.match(render(POSTGRES).notes, /WARNING: no MAOS_AUDIT__SIGNING_KEY/);
     const withKey = render({ ...POSTGRES, secretEnv: { MAOS_AUDIT__SIGNING_KEY: 'pem' } });
