@@ -115,6 +115,7 @@ export async function finishTasks(
         result: outcome.ok ? outcome.output : null,
         error: outcome.ok ? null : outcome.error,
         usage: outcome.usage,
+        ...(outcome.modelUsage ? { modelUsage: outcome.modelUsage } : {}),
       }));
     for (const id of await completeClaimedTasks(trx, owner, runs, now)) updated.add(id);
   }

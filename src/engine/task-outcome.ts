@@ -1,6 +1,6 @@
 // What the engine's task operations exchange: the proof of a claim, a run's outcome with its
 // trailing output, and what a finish changed (engine/task-ops.ts, task-output.ts, lease-expiry.ts).
-import type { SessionStatus, Usage } from '../domain/types.ts';
+import type { ModelUsage, SessionStatus, Usage } from '../domain/types.ts';
 
 /** Proof of a claim: only the holder of (owner, attempt) may change the task. */
 export interface Claim {
@@ -17,6 +17,8 @@ export interface TrailingOutput {
   lines?: ReadonlyArray<{ stream: 'stdout' | 'stderr' | 'text'; line: string; partial?: true }>;
   /** The spend the run last recorded on its task while it ran (engine/run-spend.ts), if any. */
   spendOnRecord?: Usage;
+  /** What the run spent per provider and model (LLM runtime): stored on the task by its finish. */
+  modelUsage?: ModelUsage[];
 }
 
 export type RunOutcome = (

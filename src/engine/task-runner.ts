@@ -1,7 +1,7 @@
 // Runs one claimed task: resolves its runtime, streams its output into events in batches,
 // and turns the runtime's result or error into an outcome. Knows nothing about slots or leases.
 import type { AgentRuntime, RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
-import { isSameUsage, maxUsage, type Usage } from '../domain/types.ts';
+import { isSameUsage, type ModelUsage, maxUsage, type Usage } from '../domain/types.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
 import { type GenAiTracer, MAOS_PROVIDER } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -163,6 +163,9 @@ async function runToOutcome(
 ): Promise<RunOutcome> {
   // What the runtime says the run spent before it failed (see RuntimeContext.reportFailedRunUsage).
   let spentBeforeFailure: Usage | undefined;
+  // What it spent per provider and model (see RuntimeContext.reportModelUsage), answered or failed.
+  let modelUsage: ModelUsage[] | undefined;
+  const withModels = () => (modelUsage ? { modelUsage } : {});
   try {
     let runtime: AgentRuntime;
     try {
@@ -177,6 +180,9 @@ async function runToOutcome(
           logger,
           reportFailedRunUsage(usage) {
             spentBeforeFailure = usage;
+          },
+          reportModelUsage(models) {
+            modelUsage = models;
           },
           reportSpend,
           emitOutput(stream, chunk) {
@@ -214,6 +220,7 @@ async function runToOutcome(
       output: result.output,
       usage: toUsage(result.usage),
       ...(result.deliveredMessageIds?.length ? { deliveredMessageIds: result.deliveredMessageIds } : {}),
+      ...withModels(),
     };
   } catch (error) {
     const message = coerceError(error).message || 'the task failed without a message';
@@ -221,6 +228,7 @@ async function runToOutcome(
       ok: false,
       error: message.slice(0, MAX_ERROR_CHARS),
       usage: toUsage(spentBeforeFailure),
+      ...withModels(),
       // The code, not the text, tells the engine why (a runner's stderr could say anything).
       ...(error instanceof AppError ? { code: error.code } : {}),
     };

@@ -1,11 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  encodeModelUsage,
-  holdRunModelUsage,
-  parseModelUsage,
-  takeRunModelUsage,
-} from './task-model-usage.ts';
+import { encodeModelUsage, parseModelUsage } from './task-model-usage.ts';
 
 const local = {
   provider: 'local',
@@ -25,15 +20,6 @@ const backup = {
 };
 
 describe('stored spend per model', () => {
-  test('a held run is taken once, as the JSON its finish appends', () => {
-    holdRunModelUsage({ taskId: 't1', attempt: 1 }, [local]);
-    assert.equal(takeRunModelUsage('t1', 2), null, 'another attempt holds nothing');
-    assert.deepEqual(parseModelUsage(takeRunModelUsage('t1', 1)), [local]);
-    assert.equal(takeRunModelUsage('t1', 1), null, 'taken already');
-    holdRunModelUsage({ taskId: 't2', attempt: 1 }, []);
-    assert.equal(takeRunModelUsage('t2', 1), null, 'nothing to hold');
-  });
-
   test('entries of the same model add up (cost to the millionth); ordered by provider, then model', () => {
     const appended = `[${encodeModelUsage([local, backup]).slice(1, -1)},${encodeModelUsage([local]).slice(1, -1)}]`;
     assert.deepEqual(parseModelUsage(appended), [

@@ -1,49 +1,13 @@
 // What each task spent per provider and model that served it (`tasks.model_usage`, migration
-// 0012). A run's LLM runtime holds its per-model spend here when the run ends (agents/providers/
-// model-spend.ts); the run's finish takes it and appends it in the finish's own UPDATE
-// (store/task-store.ts), so it is written only when that finish applies, once, at no extra
-// statement per step.
+// 0012). A run's LLM runtime reports its per-model spend when the run ends (agents/providers/
+// model-spend.ts); the run's finish appends it in the finish's own UPDATE (store/task-store.ts),
+// so it is written only when that finish applies, once, at no extra statement per step. A run
+// stopped before its finish (cancel, lease lost, shutdown) is charged without its models.
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { ModelUsage } from '../domain/types.ts';
 import type { Database } from './schema.ts';
 
 export type { ModelUsage };
-
-/** The run a per-model spend belongs to. */
-export interface ModelUsageRun {
-  taskId: string;
-  attempt: number;
-}
-
-// Runs whose finish has not taken their spend yet, by task id and attempt, as the JSON to append.
-// A run's finish is in the process that ran it (fenced by owner), so a process-local map suffices.
-// Bounded: a run given back at shutdown, or whose finish never came, leaves an entry behind; its
-// spend is then charged to its task without a model, as the lease reaper does with a run that died.
-const MAX_HELD_RUNS = 10_000;
-const held = new Map<string, string>();
-
-function keyOf(taskId: string, attempt: number): string {
-  return `${taskId}#${attempt}`;
-}
-
-/** Keeps a run's per-model spend until its finish takes it (nothing kept when it is empty). */
-export function holdRunModelUsage(run: ModelUsageRun, models: readonly ModelUsage[]): void {
-  if (models.length === 0) return;
-  if (held.size >= MAX_HELD_RUNS) {
-    const oldest = held.keys().next().value;
-    if (oldest !== undefined) held.delete(oldest);
-  }
-  held.set(keyOf(run.taskId, run.attempt), encodeModelUsage(models));
-}
-
-/** Takes (and forgets) what a run held, as the JSON array to append; null when it held nothing. */
-export function takeRunModelUsage(taskId: string, attempt: number): string | null {
-  const key = keyOf(taskId, attempt);
-  const json = held.get(key);
-  if (json === undefined) return null;
-  held.delete(key);
-  return json;
-}
 
 /** The JSON array stored for `models` (figures only, in a fixed key order). */
 export function encodeModelUsage(models: readonly ModelUsage[]): string {

@@ -11,7 +11,7 @@ import type { DialectName } from './db.ts';
 import { leaseDeadline, leaseNow } from './lease-clock.ts';
 import { claimReadyTasksPostgres } from './postgres-claim.ts';
 import type { Database, TasksTable } from './schema.ts';
-import { appendModelUsageSql, takeRunModelUsage } from './task-model-usage.ts';
+import { appendModelUsageSql, encodeModelUsage, type ModelUsage } from './task-model-usage.ts';
 
 export interface ClaimRequest {
   owner: string;
@@ -216,6 +216,13 @@ export interface CompletedRun {
   result: string | null;
   error: string | null;
   usage: { inputTokens: number; outputTokens: number; cacheReadTokens: number; costUsd: number };
+  /** What the run spent per provider and model (LLM runtime), appended to `tasks.model_usage`. */
+  modelUsage?: readonly ModelUsage[];
+}
+
+/** The JSON array a run's finish appends to `tasks.model_usage`; null when no model served it. */
+function modelUsageJson(run: CompletedRun): string | null {
+  return run.modelUsage?.length ? encodeModelUsage(run.modelUsage) : null;
 }
 
 // Runs per multi-row UPDATE: 11 bound values each.
@@ -251,7 +258,7 @@ export async function completeClaimedTasks(
         run.usage.outputTokens,
         run.usage.cacheReadTokens,
         run.usage.costUsd,
-        takeRunModelUsage(run.taskId, run.attempt),
+        modelUsageJson(run),
         now,
         run.taskId,
         run.attempt,
@@ -266,7 +273,7 @@ export async function completeClaimedTasks(
       .slice(i, i + COMPLETE_CHUNK)
       .map(
         (run) =>
-          sql`(${run.taskId}, cast(${run.attempt} as integer), cast(${run.ok ? 1 : 0} as integer), ${run.status}, ${run.result}, ${run.error}, cast(${run.usage.inputTokens} as bigint), cast(${run.usage.outputTokens} as bigint), cast(${run.usage.cacheReadTokens} as bigint), cast(${run.usage.costUsd} as double precision), cast(${takeRunModelUsage(run.taskId, run.attempt)} as text))`,
+          sql`(${run.taskId}, cast(${run.attempt} as integer), cast(${run.ok ? 1 : 0} as integer), ${run.status}, ${run.result}, ${run.error}, cast(${run.usage.inputTokens} as bigint), cast(${run.usage.outputTokens} as bigint), cast(${run.usage.cacheReadTokens} as bigint), cast(${run.usage.costUsd} as double precision), cast(${modelUsageJson(run)} as text))`,
       );
     const result = await sql<{ id: string }>`
       update tasks set

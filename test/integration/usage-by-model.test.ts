@@ -11,11 +11,7 @@ import type { Usage } from '../../src/domain/types.ts';
 import { readUsageReport, type UsageGroup } from '../../src/engine/usage-report.ts';
 import { newSessionRow, newTaskRow } from '../../src/store/rows.ts';
 import type { Database } from '../../src/store/schema.ts';
-import {
-  holdRunModelUsage,
-  type ModelUsage,
-  readSessionModelUsage,
-} from '../../src/store/task-model-usage.ts';
+import { type ModelUsage, readSessionModelUsage } from '../../src/store/task-model-usage.ts';
 import { type CompletedRun, completeClaimedTasks } from '../../src/store/task-store.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
@@ -98,7 +94,7 @@ async function seedRunningSession(
   return { sessionId, taskIds };
 }
 
-function run(taskId: string, attempt: number, usage: Usage, ok = true): CompletedRun {
+function run(taskId: string, attempt: number, models: ModelUsage[], ok = true): CompletedRun {
   return {
     taskId,
     attempt,
@@ -106,7 +102,8 @@ function run(taskId: string, attempt: number, usage: Usage, ok = true): Complete
     status: ok ? 'succeeded' : 'failed',
     result: ok ? 'done' : null,
     error: ok ? null : 'failed',
-    usage,
+    usage: sumOf(...models),
+    modelUsage: models,
   };
 }
 
@@ -163,16 +160,13 @@ for (const backend of STORE_BACKENDS) {
       // The writer's primary was cut off mid-stream, the fallback answered: two models, one task.
       const writerModels = [spend('local', 'm', 40, 0.04), spend('backup', 'b', 200, 0.5)];
       const readerModels = [spend('local', 'm', 10, 0.01)];
-      holdRunModelUsage({ taskId: writer, attempt: 1 }, writerModels);
-      holdRunModelUsage({ taskId: reader, attempt: 1 }, readerModels);
       // Two runs in one batch: PostgreSQL's multi-row UPDATE, SQLite's UPDATE per run.
-      const runs = [run(writer, 1, sumOf(...writerModels)), run(reader, 1, sumOf(...readerModels), false)];
+      const runs = [run(writer, 1, writerModels), run(reader, 1, readerModels, false)];
       const updated = await db
         .transaction()
         .execute((trx) => completeClaimedTasks(trx, OWNER, runs, FROM + 20));
       assert.deepEqual([...updated].sort(), [writer, reader].sort());
       // A replayed finish is fenced out: nothing added twice.
-      holdRunModelUsage({ taskId: writer, attempt: 1 }, writerModels);
       const replay = await db
         .transaction()
         .execute((trx) => completeClaimedTasks(trx, OWNER, [runs[0]!], FROM + 30));
@@ -184,12 +178,9 @@ for (const backend of STORE_BACKENDS) {
         .where('id', '=', reader)
         .execute();
       const secondModels = [spend('local', 'm', 5, 0.005)];
-      holdRunModelUsage({ taskId: reader, attempt: 2 }, secondModels);
       await db
         .transaction()
-        .execute((trx) =>
-          completeClaimedTasks(trx, OWNER, [run(reader, 2, sumOf(...secondModels))], FROM + 40),
-        );
+        .execute((trx) => completeClaimedTasks(trx, OWNER, [run(reader, 2, secondModels)], FROM + 40));
 
       const byTask = await readSessionModelUsage(db, tenant, sessionId);
       assert.deepEqual(
@@ -221,12 +212,9 @@ for (const backend of STORE_BACKENDS) {
       });
       const { sessionId: second, taskIds } = await seedRunningSession(db, tenant, FROM + DAY, ['solo']);
       const soloModels = [spend('local', 'm', 100, 0.1)];
-      holdRunModelUsage({ taskId: taskIds[0]!, attempt: 1 }, soloModels);
       await db
         .transaction()
-        .execute((trx) =>
-          completeClaimedTasks(trx, OWNER, [run(taskIds[0]!, 1, sumOf(...soloModels))], FROM + DAY),
-        );
+        .execute((trx) => completeClaimedTasks(trx, OWNER, [run(taskIds[0]!, 1, soloModels)], FROM + DAY));
       const reaped: Usage = { inputTokens: 7, outputTokens: 3, cacheReadTokens: 0, costUsd: 0.3 };
       const secondTotal = await chargeSession(db, second, reaped);
 

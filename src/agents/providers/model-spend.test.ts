@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseModelUsage, takeRunModelUsage } from '../../store/task-model-usage.ts';
-import type { AgentRuntime, RuntimeTask } from '../runtimes/runtime.ts';
+import type { ModelUsage } from '../../domain/types.ts';
+import type { AgentRuntime, RuntimeContext, RuntimeTask } from '../runtimes/runtime.ts';
 import { recordFailedAttemptSpend, recordModelSpend, withModelSpendLedger } from './model-spend.ts';
 
 const usage = (inputTokens: number, costUsd: number) => ({
@@ -28,10 +28,23 @@ function task(taskId: string): RuntimeTask {
   };
 }
 
-const ctx = { signal: new AbortController().signal, emitOutput() {}, logger: {} as never };
+/** A run context that keeps what the run reports per model, by task id. */
+function reporting(): { reported: Map<string, ModelUsage[]>; ctx: (taskId: string) => RuntimeContext } {
+  const reported = new Map<string, ModelUsage[]>();
+  return {
+    reported,
+    ctx: (taskId) => ({
+      signal: new AbortController().signal,
+      emitOutput() {},
+      logger: {} as never,
+      reportModelUsage: (models) => reported.set(taskId, models),
+    }),
+  };
+}
 
 describe('a run’s spend per model', () => {
-  test('each attempt counts under its provider and model; the run holds the sum for its finish', async () => {
+  test('each attempt counts under its provider and model; the run reports the sum for its finish', async () => {
+    const { reported, ctx } = reporting();
     const runtime = withModelSpendLedger({
       kind: 'llm',
       async run() {
@@ -46,14 +59,16 @@ describe('a run’s spend per model', () => {
         return { output: 'ok' };
       },
     });
-    assert.deepEqual(await runtime.run(task('a'), ctx), { output: 'ok' });
-    assert.deepEqual(parseModelUsage(takeRunModelUsage('a', 1)), [
-      { provider: 'backup', model: 'b', ...usage(200, 0.5) },
+    assert.deepEqual(await runtime.run(task('a'), ctx('a')), { output: 'ok' });
+    // In the order first served; repeats of a model add up.
+    assert.deepEqual(reported.get('a'), [
       { provider: 'local', model: 'm', inputTokens: 50, outputTokens: 2, cacheReadTokens: 0, costUsd: 0.05 },
+      { provider: 'backup', model: 'b', ...usage(200, 0.5) },
     ]);
   });
 
-  test('a run that throws holds what it spent too; spend outside a run is ignored', async () => {
+  test('a run that throws reports what it spent too; spend outside a run is ignored', async () => {
+    const { reported, ctx } = reporting();
     const failing: AgentRuntime = {
       kind: 'llm',
       async run() {
@@ -61,15 +76,17 @@ describe('a run’s spend per model', () => {
         throw new Error('provider down');
       },
     };
-    await assert.rejects(withModelSpendLedger(failing).run(task('b'), ctx), /provider down/);
-    assert.deepEqual(parseModelUsage(takeRunModelUsage('b', 1)), [
-      { provider: 'local', model: 'm', ...usage(7, 0.07) },
-    ]);
+    await assert.rejects(withModelSpendLedger(failing).run(task('b'), ctx('b')), /provider down/);
+    assert.deepEqual(reported.get('b'), [{ provider: 'local', model: 'm', ...usage(7, 0.07) }]);
     recordModelSpend({ provider: 'local', model: 'm' }, usage(1, 1));
-    assert.equal(takeRunModelUsage('c', 1), null);
+    assert.equal(reported.size, 1);
+    // A run no model served reports nothing.
+    await withModelSpendLedger({ kind: 'llm', run: async () => ({ output: '' }) }).run(task('c'), ctx('c'));
+    assert.equal(reported.has('c'), false);
   });
 
   test('concurrent runs keep their ledgers apart', async () => {
+    const { reported, ctx } = reporting();
     const runtime = withModelSpendLedger({
       kind: 'llm',
       async run(t) {
@@ -78,13 +95,13 @@ describe('a run’s spend per model', () => {
         return { output: t.taskId };
       },
     });
-    await Promise.all([runtime.run(task('d'), ctx), runtime.run(task('e'), ctx)]);
+    await Promise.all([runtime.run(task('d'), ctx('d')), runtime.run(task('e'), ctx('e'))]);
     assert.deepEqual(
-      parseModelUsage(takeRunModelUsage('d', 1)).map((entry) => entry.provider),
+      reported.get('d')?.map((entry) => entry.provider),
       ['d'],
     );
     assert.deepEqual(
-      parseModelUsage(takeRunModelUsage('e', 1)).map((entry) => entry.provider),
+      reported.get('e')?.map((entry) => entry.provider),
       ['e'],
     );
   });

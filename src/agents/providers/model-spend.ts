@@ -2,11 +2,10 @@
 // ledger of its own (async context); the LLM client adds each attempt that answered (the agent's
 // streamed call with its tool loop, a planner round, a response-cache replay) under the provider
 // and model it ran against, and the agent runtime adds attempts that failed after spending (a
-// call cut off mid-stream, charged its estimate). Held for the run's finish, which stores it on
-// the task (store/task-model-usage.ts).
+// call cut off mid-stream, charged its estimate). Reported to the engine when the run ends; the
+// run's finish stores it on the task (store/task-model-usage.ts).
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Usage } from '../../domain/types.ts';
-import { holdRunModelUsage, type ModelUsage } from '../../store/task-model-usage.ts';
+import type { ModelUsage, Usage } from '../../domain/types.ts';
 import type { AgentRuntime } from '../runtimes/runtime.ts';
 
 /** The spend of one run, per provider and model. */
@@ -67,7 +66,7 @@ export function recordFailedAttemptSpend(
 
 /**
  * `runtime` with each run in a ledger of its own; when the run ends (answered or failed), its
- * per-model spend is held for its finish.
+ * per-model spend is reported to the engine (RuntimeContext.reportModelUsage) for its finish.
  */
 export function withModelSpendLedger(runtime: AgentRuntime): AgentRuntime {
   return {
@@ -77,7 +76,8 @@ export function withModelSpendLedger(runtime: AgentRuntime): AgentRuntime {
       try {
         return await currentLedger.run(ledger, () => runtime.run(task, ctx));
       } finally {
-        holdRunModelUsage({ taskId: task.taskId, attempt: task.attempt }, ledger.entries());
+        const models = ledger.entries();
+        if (models.length > 0) ctx.reportModelUsage?.(models);
       }
     },
   };

@@ -1,7 +1,7 @@
 // The contract every agent runtime implements (command, ai-sdk, …) and the registry the engine
 // picks a runtime from: a task with a `runner` goes to the command runtime, one without to the LLM runtime.
 
-import type { Usage } from '../../domain/types.ts';
+import type { ModelUsage, Usage } from '../../domain/types.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
 
@@ -55,6 +55,11 @@ export interface RuntimeContext {
    * call often: it is written at most once per output flush.
    */
   reportSpend?(usage: Usage): void;
+  /**
+   * What the run spent per provider and model that served it (LLM runtime), reported once as the
+   * run ends, answered or failed: its finish stores it on the task (store/task-model-usage.ts).
+   */
+  reportModelUsage?(models: ModelUsage[]): void;
 }
 
 export interface RuntimeResult {
