@@ -231,8 +231,8 @@ export const api = {
     if (cursor) query.set('cursor', cursor);
     return request(`/v1/sessions?${query}`, { signal });
   },
-  usageReport: ({ from, to, signal }) =>
-    request(`/v1/usage?${new URLSearchParams({ from, to })}`, { signal }),
+  usageReport: ({ from, to, groupBy, signal }) =>
+    request(`/v1/usage?${new URLSearchParams({ from, to, ...(groupBy ? { groupBy } : {}) })}`, { signal }),
   createSession: (body, idempotencyKey) =>
     request('/v1/sessions', { method: 'POST', body, headers: { 'idempotency-key': idempotencyKey } }),
   getSession: (id) => request(`/v1/sessions/${encodeURIComponent(id)}`),

@@ -3,7 +3,7 @@
 // UTC day, task role or model (`groupBy`), then tokens in and out,
 // cache reads and cost of each session as GET /v1/sessions reports them, with their totals over
 // exactly the sessions loaded. "Load more" follows the cursor to older sessions.
-import { api, request } from '../api.js';
+import { api } from '../api.js';
 import { field, formatTime, h, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { sessionRow, statusSelect } from './session-cells.js';
@@ -86,15 +86,6 @@ function periodCells(totals) {
     numberCell(totals.tasks, formatCount(totals.tasks)),
     ...usageCells(totals),
   ];
-}
-
-/**
- * The report over [from, to), broken down by `groupBy` when one is chosen. Through `request`
- * because `api.usageReport` sends no `groupBy`.
- */
-function readUsageReport({ from, to, groupBy, signal }) {
-  if (!groupBy) return api.usageReport({ from, to, signal });
-  return request(`/v1/usage?${new URLSearchParams({ from, to, groupBy })}`, { signal });
 }
 
 /** What a group's key is called in the first column (the unattributed model group explained). */
@@ -213,7 +204,7 @@ export function renderUsage(root) {
     }
     try {
       const grouping = groupBy.value;
-      const report = await readUsageReport({
+      const report = await api.usageReport({
         from: range.from,
         to: range.to,
         groupBy: grouping,
