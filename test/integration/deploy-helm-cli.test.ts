@@ -17,6 +17,7 @@ import {
   at,
   CHART,
   type Doc,
+  ENTRA_LIKE_AUTH,
   groupByKind,
   one,
   POSTGRES,
@@ -323,6 +324,7 @@ for (const helm of helms) {
         },
         { ...POSTGRES, keda: { enabled: true, trigger: 'postgresql' } },
         { ...POSTGRES, replicaCount: 1, podDisruptionBudget: { minAvailable: '50%' } },
+        { auth: ENTRA_LIKE_AUTH },
         {
           extraVolumes: [{ name: 'files', secret: { secretName: 'maos-files' } }],
           extraVolumeMounts: [{ name: 'files', mountPath: '/run/secrets/maos', readOnly: true }],

@@ -3,11 +3,14 @@
 // hold: probes, non-root read-only pods, one replica on SQLite, migration hook, SSE ingress.
 // The real `helm` binary checks the chart in deploy-helm-cli.test.ts.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../src/config/load.ts';
 import { configSchema } from '../../src/config/schema.ts';
+import { assertConfigUsable } from '../../src/security/config-preflight.ts';
 import { TemplateSet } from '../fixtures/go-template.ts';
 import { renderChart } from '../fixtures/helm-chart.ts';
 import {
@@ -15,6 +18,7 @@ import {
   at,
   CHART,
   type Doc,
+  ENTRA_LIKE_AUTH,
   groupByKind,
   one,
   POSTGRES,
@@ -346,6 +350,50 @@ describe('Helm chart', () => {
       () => renderChart(CHART, { auth: { mode: 'both', oidc: { issuer: 'https://idp.example.com' } } }),
       /auth\.oidc\.audience are required when auth\.mode is oidc or both/,
     );
+  });
+
+  test('the OIDC claim settings an IdP needs (role mapping, tenant, claims) reach the server config', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-chart-oidc-'));
+    try {
+      const { byKind } = render({ auth: ENTRA_LIKE_AUTH });
+      const configPath = join(dir, 'config.yaml');
+      writeFileSync(configPath, String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+      const env = Object.fromEntries(
+        at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0.env').map(
+          (e: { name: string; value: string }) => [e.name, e.value],
+        ),
+      );
+      // The real loader and the start-up checks `maos serve` runs, on the file the pod mounts.
+      const config = loadConfig({ configPath, env: { ...env, MAOS_DATA_DIR: dir } });
+      assertConfigUsable(config);
+      const oidc = config.auth.oidc;
+      assert.deepEqual(oidc.roleMapping, { '0b1c-admins': ['admin'], 'ops group': ['operator', 'viewer'] });
+      assert.equal(oidc.defaultTenant, 'acme');
+      assert.equal(oidc.principalClaim, 'oid');
+      assert.deepEqual(oidc.requiredClaims, ['sub', 'iat']);
+      assert.deepEqual(oidc.algorithms, ['RS256']);
+      assert.equal(oidc.console.displayName, 'Entra ID');
+      // Unset chart values leave the server's defaults in place.
+      const defaults = configSchema.parse({}).auth.oidc;
+      const plain = parseYaml(
+        String(
+          at(
+            one(
+              render({ auth: { mode: 'oidc', oidc: { issuer: 'https://i.example', audience: 'a' } } }).byKind,
+              'ConfigMap',
+            ),
+            'data',
+          )['config.yaml'],
+        ),
+      );
+      const resolved = configSchema.parse(plain).auth.oidc;
+      assert.deepEqual(resolved.requiredClaims, defaults.requiredClaims);
+      assert.deepEqual(resolved.algorithms, defaults.algorithms);
+      assert.deepEqual(resolved.roleMapping, {});
+      assert.equal(resolved.principalClaim, defaults.principalClaim);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('auth.oidc.console renders only with a client id, as a config MAOS accepts', () => {
