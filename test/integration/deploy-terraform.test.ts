@@ -1,13 +1,29 @@
 // The Terraform module and example parse as HCL (HashiCorp's parser, compiled to WebAssembly), every
 // variable is typed and documented, every `var.`/`local.` reference is declared, the example passes
 // only inputs the module has (and all it requires), and the chart values the module sets exist.
+// Where a `terraform` binary is installed, it evaluates the module's chart values (no providers or
+// cluster needed) and the chart renders them into a configuration MAOS accepts.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { format } from '@cdktf/hcl-tools';
 import { parse } from '@cdktf/hcl2json';
 import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../src/config/load.ts';
+import { assertConfigUsable } from '../../src/security/config-preflight.ts';
+import { renderChart } from '../fixtures/helm-chart.ts';
+import { assertValidManifest, at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
 
 type Block = Record<string, unknown>;
 interface Parsed {
@@ -144,5 +160,98 @@ describe('Terraform', () => {
       parse('broken.tf', 'variable "x" {\n  type = string\n'),
       /Unclosed configuration block/,
     );
+  });
+});
+
+const TERRAFORM_HINT = 'terraform not found: put a terraform >= 1.5 binary on PATH to evaluate the module';
+const hasTerraform = spawnSync('terraform', ['version'], { stdio: 'ignore' }).status === 0;
+
+/**
+ * The chart values the module hands to helm_release, as terraform computes them for `vars`: the
+ * module's locals and variables in a root module of their own (no providers, no resources, so no
+ * download and no cluster), applied with local state in a temporary directory.
+ */
+function evaluateModuleValues(vars: Record<string, string>): Doc {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-tf-'));
+  try {
+    const main = readFileSync(join(MODULE, 'main.tf'), 'utf8');
+    const locals = /^locals \{\n[\s\S]*?\n\}\n/m.exec(main);
+    assert.ok(locals, 'main.tf has a top-level locals block');
+    writeFileSync(join(dir, 'main.tf'), `${locals[0]}\noutput "values" {\n  value = local.values\n}\n`);
+    copyFileSync(join(MODULE, 'variables.tf'), join(dir, 'variables.tf'));
+    const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
+    const run = (args: string[]) => {
+      const result = spawnSync('terraform', [...args, '-no-color'], {
+        cwd: dir,
+        env,
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      assert.equal(result.status, 0, `terraform ${args[0]}:\n${result.stdout}${result.stderr}`);
+      return result.stdout;
+    };
+    run(['init', '-backend=false']);
+    run(['apply', '-auto-approve', ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`])]);
+    return JSON.parse(run(['output', '-json'])).values.value as Doc;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('Terraform module evaluated by terraform', () => {
+  test('its chart values render into a configuration MAOS accepts, with and without OIDC', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    const cases: Array<{ vars: Record<string, string>; check(config: ReturnType<typeof loadConfig>): void }> =
+      [
+        {
+          vars: {},
+          check: (config) => assert.equal(config.auth.mode, 'apikey'),
+        },
+        {
+          vars: {
+            auth_mode: 'oidc',
+            oidc_issuer: 'https://idp.example.com/realms/main',
+            oidc_audience: 'https://maos.example.com',
+            oidc_console_client_id: 'maos-console',
+            oidc_console_token_endpoint_origin: 'https://login.example.net',
+            oidc_role_mapping: '{"maos-admins" = ["admin"]}',
+            ingress_host: 'maos.example.com',
+            ingress_tls_secret: 'maos-tls',
+          },
+          check: (config) => {
+            assert.equal(config.auth.mode, 'oidc');
+            assert.equal(config.auth.oidc.issuer, 'https://idp.example.com/realms/main');
+            assert.equal(config.auth.oidc.console.clientId, 'maos-console');
+            assert.equal(config.auth.oidc.console.tokenEndpointOrigin, 'https://login.example.net');
+            assert.deepEqual(config.auth.oidc.roleMapping, { 'maos-admins': ['admin'] });
+          },
+        },
+      ];
+    for (const { vars, check } of cases) {
+      const values = evaluateModuleValues(vars);
+      const { manifests } = renderChart(CHART, values);
+      for (const { file, doc } of manifests) assertValidManifest(doc, file);
+      const byKind = groupByKind(manifests.map((m) => m.doc));
+      const dir = mkdtempSync(join(tmpdir(), 'maos-tf-config-'));
+      try {
+        const configPath = join(dir, 'config.yaml');
+        writeFileSync(configPath, String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+        const env = Object.fromEntries(
+          at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0.env').map(
+            (e: { name: string; value: string }) => [e.name, e.value],
+          ),
+        );
+        const config = loadConfig({
+          configPath,
+          env: { ...env, MAOS_DATA_DIR: dir, MAOS_STORE__URL: 'postgres://maos:pw@db:5432/maos' },
+        });
+        assertConfigUsable(config);
+        check(config);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
   });
 });

@@ -7,10 +7,13 @@ locals {
   fullname      = strcontains(var.release_name, "maos") ? var.release_name : "${var.release_name}-maos"
   create_secret = var.existing_secret_name == null
   secret_name   = local.create_secret ? "${var.release_name}-env" : var.existing_secret_name
-  oidc = var.oidc_issuer == "" ? {} : {
-    issuer     = var.oidc_issuer
-    audience   = var.oidc_audience
-    rolesClaim = var.oidc_roles_claim
+  # Always the same object type (a conditional between {} and this object does not type-check); with
+  # an empty issuer the chart renders no oidc section, and empty values keep the chart's defaults.
+  oidc = {
+    issuer      = var.oidc_issuer
+    audience    = var.oidc_audience
+    rolesClaim  = var.oidc_roles_claim
+    roleMapping = var.oidc_role_mapping
     console = {
       clientId            = var.oidc_console_client_id
       tokenEndpointOrigin = var.oidc_console_token_endpoint_origin

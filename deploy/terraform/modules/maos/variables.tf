@@ -123,6 +123,12 @@ variable "oidc_roles_claim" {
   default     = "roles"
 }
 
+variable "oidc_role_mapping" {
+  description = "IdP role or group name to MAOS built-in roles (viewer, developer, operator, auditor, admin), e.g. { \"maos-admins\" = [\"admin\"] }; empty = only built-in role names count."
+  type        = map(list(string))
+  default     = {}
+}
+
 variable "oidc_console_client_id" {
   description = "Client id of the web console at the IdP (public client, authorization code + PKCE, redirect URI https://<host>/console/); empty = API key/token paste only."
   type        = string
