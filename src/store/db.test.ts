@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -58,6 +58,30 @@ describe('createDatabase SQLite connection settings', () => {
 });
 
 describe('createDatabase data directory', () => {
+  test('a new data directory and database are the service user’s only; existing ones keep their modes', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'maos-db-'));
+    const dir = join(root, 'data', 'maos');
+    const mode = (path: string) => statSync(path).mode & 0o777;
+    try {
+      const handle = createDatabase({ dataDir: dir, store: { busyTimeoutMs: 1000, synchronous: 'full' } });
+      await sql`create table t (x integer)`.execute(handle.db);
+      assert.equal(mode(dir), 0o750);
+      assert.equal(mode(join(root, 'data')), 0o750);
+      assert.equal(mode(join(dir, 'maos.db')), 0o600);
+      // SQLite gives its -wal and -shm files the database file's permissions.
+      assert.equal(mode(join(dir, 'maos.db-wal')), 0o600);
+      await handle.close();
+
+      chmodSync(join(dir, 'maos.db'), 0o640);
+      const again = createDatabase({ dataDir: dir, store: { busyTimeoutMs: 1000, synchronous: 'full' } });
+      await sql`insert into t values (1)`.execute(again.db);
+      await again.close();
+      assert.equal(mode(join(dir, 'maos.db')), 0o640, 'an operator’s choice is kept');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   test('a data directory that cannot be created is STORE_UNAVAILABLE naming it, not a defect', () => {
     const dir = mkdtempSync(join(tmpdir(), 'maos-db-'));
     try {

@@ -1,7 +1,7 @@
 // Opens the database: SQLite (better-sqlite3) by default, PostgreSQL (postgres-dialect.ts) when
 // store.url is a postgres:// URL; both behind Kysely so callers do not depend on the dialect.
 // SQLite connection pragmas and the data file location live here.
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -71,20 +71,41 @@ export interface DatabaseOptions {
 }
 
 /**
+ * The data directory and the database file hold every tenant's sessions, outputs and audit log:
+ * created for the service user (and its group, for the directory) only. Existing ones keep theirs.
+ */
+const DATA_DIR_MODE = 0o750;
+const DATABASE_FILE_MODE = 0o600;
+
+/**
  * Creates `dir` and its missing parents. Node's recursive mkdir reports ENOENT when the parent is
  * on a read-only file system (a container's read-only root without a volume); one level at a time
  * reports the real reason (EROFS, EACCES) for the operator.
  */
 function makeDirectory(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: DATA_DIR_MODE });
     return;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   const missing: string[] = [];
   for (let at = dir; !existsSync(at) && dirname(at) !== at; at = dirname(at)) missing.unshift(at);
-  for (const each of missing) mkdirSync(each);
+  for (const each of missing) mkdirSync(each, { mode: DATA_DIR_MODE });
+}
+
+/**
+ * Creates an empty database file readable by the service user only, if there is none: SQLite would
+ * create it world-readable (0644 under the usual umask), and creates its -wal and -shm files with
+ * the database file's permissions.
+ */
+function createDatabaseFile(path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', DATABASE_FILE_MODE));
+  } catch (error) {
+    // Already there (the usual case, or created meanwhile): its permissions are the operator's.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
 }
 
 /** Opens (creating if needed) the database. Migrations are NOT applied here: see store/migrate.ts. */
@@ -109,6 +130,7 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
   }
   let sqlite: SqliteDatabase.Database;
   try {
+    createDatabaseFile(path);
     sqlite = new SqliteDatabase(path);
   } catch (error) {
     throw new AppError('STORE_UNAVAILABLE', `Cannot open the database file ${path}`, { cause: error });
