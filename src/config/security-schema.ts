@@ -5,6 +5,14 @@ import { z } from 'zod';
 
 const BUILT_IN_ROLE_NAMES = ['viewer', 'developer', 'operator', 'auditor', 'admin'] as const;
 
+/**
+ * An https origin (http only on loopback), optionally with a trailing slash: letters, digits, dots
+ * and hyphens in the host, or a bracketed IPv6 address, and a port. Nothing that CSP reads as
+ * syntax (`;`, `,`, quotes, `*`, spaces) can pass.
+ */
+const CONSOLE_ORIGIN_PATTERN =
+  /^(?:https:\/\/(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])|http:\/\/(?:localhost|127(?:\.\d{1,3}){3}|\[::1\]))(?::\d{1,5})?\/?$/;
+
 const oidcConsoleSchema = z
   .strictObject({
     clientId: z
@@ -33,15 +41,17 @@ const oidcConsoleSchema = z
       .max(60)
       .optional()
       .describe('Name on the sign-in button ("Sign in with <name>"). Unset = the issuer host.'),
+    // Checked character by character, not with new URL(): URL parsing accepts hosts such as
+    // `a.com;script-src` or `*.a.com`, which would add directives or a wildcard to the console CSP.
     tokenEndpointOrigin: z
-      .url({ protocol: /^https?$/ })
-      .refine((value) => {
-        const url = new URL(value);
-        return url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
-      }, 'an origin (scheme://host[:port]) without path, query or credentials')
+      .string()
+      .regex(
+        CONSOLE_ORIGIN_PATTERN,
+        'must be an origin: https://host[:port] (http:// only for localhost, 127.0.0.1 or [::1]), without path, query, wildcard or quotes',
+      )
       .optional()
       .describe(
-        'Origin of the IdP token endpoint when it is not the issuer origin (e.g. `https://login.example.net`): the console CSP then allows browser fetches to it too, and the console accepts a token endpoint there. Unset = the token endpoint must be on the issuer origin.',
+        'Origin of the IdP token endpoint when it is not the issuer origin (e.g. `https://login.example.net`; `http://` only on loopback): the console CSP then allows browser fetches to it too, and the console accepts a token endpoint there. Unset = the token endpoint must be on the issuer origin.',
       ),
   })
   .describe('Browser sign-in of the web console with the IdP (authorization code flow with PKCE).');

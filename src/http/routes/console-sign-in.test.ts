@@ -64,6 +64,67 @@ describe('console OIDC sign-in settings', () => {
     }
   });
 
+  test('an origin that would add CSP syntax, a wildcard or plain http off loopback is a config error', () => {
+    for (const bad of [
+      'https://login.example.net;script-src',
+      'https://login.example.net%3Bframe-src',
+      "https://login.example.net'unsafe-inline'",
+      'https://*.example.net',
+      'https://a.example.net,b.example.net',
+      'https://login.example.net;script-src *',
+      'https://login example.net',
+      'http://login.example.net',
+      'javascript:alert(1)',
+      'data:text/plain,x',
+    ]) {
+      // A ZodError (reported as CONFIG_INVALID by the loader), never a TypeError out of the schema.
+      const parsed = configSchema.safeParse({
+        auth: {
+          mode: 'oidc',
+          oidc: {
+            issuer: 'https://idp.example.com',
+            audience: 'a',
+            console: { clientId: 'c', tokenEndpointOrigin: bad },
+          },
+        },
+      });
+      assert.equal(parsed.success, false, bad);
+      assert.match(
+        parsed.error?.issues.map((issue) => issue.message).join(' ') ?? '',
+        /must be an origin/,
+        bad,
+      );
+    }
+    for (const good of [
+      'https://login.example.net:8443',
+      'http://localhost:9000',
+      'http://127.0.0.1:1',
+      'https://[2001:db8::1]',
+    ]) {
+      assert.ok(
+        resolveConsoleSignIn(auth('oidc', { clientId: 'c', tokenEndpointOrigin: good }))?.tokenEndpointOrigin,
+        good,
+      );
+    }
+  });
+
+  test('the CSP builder refuses an issuer or origin whose URL keeps CSP syntax in its host', () => {
+    const signIn = resolveConsoleSignIn(auth('oidc'));
+    assert.ok(signIn);
+    for (const bad of ['https://idp.example.com;frame-src *', 'https://*.example.com', "https://idp'self'"]) {
+      assert.throws(
+        () => buildConsoleCsp({ ...signIn, issuer: bad }),
+        (error: { code?: string }) => error.code === 'CONFIG_INVALID',
+        bad,
+      );
+      assert.throws(
+        () => buildConsoleCsp({ ...signIn, tokenEndpointOrigin: bad }),
+        (error: { code?: string }) => error.code === 'CONFIG_INVALID',
+        bad,
+      );
+    }
+  });
+
   test('a scope with a space or quote is refused by the config schema', () => {
     assert.throws(() => auth('oidc', { clientId: 'c', scopes: ['openid profile'] }));
     assert.throws(() => auth('oidc', { clientId: 'c', scopes: ['a"b'] }));

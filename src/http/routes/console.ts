@@ -98,9 +98,35 @@ export const CONSOLE_SIGN_IN_PATH = '/console/sign-in.json';
 export function buildConsoleCsp(signIn: ConsoleOidcSignIn | null): string {
   const base = SECURITY_HEADERS['content-security-policy'] as string;
   if (!signIn) return base;
-  const origins = new Set([new URL(signIn.issuer).origin]);
-  if (signIn.tokenEndpointOrigin) origins.add(new URL(signIn.tokenEndpointOrigin).origin);
+  const origins = new Set([cspOrigin(signIn.issuer, 'auth.oidc.issuer')]);
+  if (signIn.tokenEndpointOrigin) {
+    origins.add(cspOrigin(signIn.tokenEndpointOrigin, 'auth.oidc.console.tokenEndpointOrigin'));
+  }
   return `${base};connect-src 'self' ${[...origins].join(' ')}`;
+}
+
+/** What a CSP source may hold here: scheme, a plain host name or bracketed IPv6, a port. */
+const CSP_SAFE_ORIGIN = /^https?:\/\/(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The origin of `url` as a CSP source. Why checked again here: URL parsing keeps `;`, `,`, quotes
+ * and `*` in a host, which in the header would add a directive or a wildcard; such a setting stops
+ * the start with CONFIG_INVALID instead.
+ */
+function cspOrigin(url: string, setting: string): string {
+  let origin = '';
+  try {
+    origin = new URL(url).origin;
+  } catch {
+    origin = '';
+  }
+  if (!CSP_SAFE_ORIGIN.test(origin)) {
+    throw new AppError(
+      'CONFIG_INVALID',
+      `${setting} ${JSON.stringify(url.slice(0, 200))} has no origin the console CSP can list (https://host[:port]; no wildcard, quotes, commas or semicolons).`,
+    );
+  }
+  return origin;
 }
 
 /**
