@@ -1,11 +1,13 @@
 // The container image and compose stack follow the operations rules: multi-stage Dockerfile on
-// Node 24 slim, production dependencies only, non-root, exec-form entrypoint (node is PID 1),
+// Node 24 slim, production dependencies only, non-root, exec-form entrypoint (tini as PID 1 reaping
+// orphaned runner processes, node under it),
 // HEALTHCHECK, data volume, no secrets; compose wires maos, postgres, prometheus, grafana and jaeger
 // to files that exist. No Docker engine is needed: the files are parsed and checked.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
@@ -53,6 +55,9 @@ function execForm(args: string): string[] {
   return parsed as string[];
 }
 
+/** The init of the image (Debian's tini package). */
+const TINI = '/usr/bin/tini';
+
 const dockerfile = parseDockerfile(readFileSync('deploy/docker/Dockerfile', 'utf8'));
 const dockerignore = readFileSync('.dockerignore', 'utf8')
   .split('\n')
@@ -86,8 +91,14 @@ describe('Dockerfile', () => {
     const entrypoint = runtime.find((i) => i.keyword === 'ENTRYPOINT');
     assert.ok(entrypoint);
     const argv = execForm(entrypoint.args);
-    assert.equal(argv[0], 'node', 'node itself is PID 1 (no shell, so SIGTERM reaches it)');
-    assert.ok(existsSync(argv[1] as string), `${argv[1]} exists`);
+    // No shell (SIGTERM reaches node through tini); tini reaps what node never waits for.
+    assert.deepEqual(argv.slice(0, 3), [TINI, '--', 'node'], 'tini is PID 1 and runs node');
+    assert.ok(existsSync(argv[3] as string), `${argv[3]} exists`);
+    const installs = runtime.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+    assert.ok(
+      installs.some((r) => /apt-get install .*\btini\b/.test(r)),
+      'the runtime stage installs tini',
+    );
     const cmd = runtime.find((i) => i.keyword === 'CMD');
     assert.deepEqual(execForm(cmd?.args ?? ''), ['serve']);
     const healthcheck = runtime.find((i) => i.keyword === 'HEALTHCHECK');
@@ -161,6 +172,60 @@ describe('Dockerfile', () => {
       await new Promise((done) => server.close(done));
     }
     assert.equal(await runCheck(port), 1, 'nothing listening');
+  });
+});
+
+/** Zombie processes in the current PID namespace (state Z in /proc/<pid>/stat). */
+const COUNT_ZOMBIES = `
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+// A runner as MAOS starts one: its own process group, with children of its own; then killed whole.
+const child = spawn('sh', ['-c', 'sleep 60 & sleep 60 & wait'], { detached: true, stdio: 'ignore' });
+await new Promise((r) => setTimeout(r, 500));
+process.kill(-child.pid, 'SIGKILL');
+await new Promise((r) => child.on('exit', r));
+await new Promise((r) => setTimeout(r, 500));
+const zombies = readdirSync('/proc').filter((d) => /^\\d+$/.test(d)).filter((d) => {
+  try { return / Z /.test(readFileSync('/proc/' + d + '/stat', 'utf8')); } catch { return false; }
+});
+console.log(zombies.length);
+`;
+
+/** Runs `argv` as PID 1 of a new PID namespace (Linux, root); returns its stdout. */
+function runAsPid1(argv: string[]): string {
+  const result = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', ...argv], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.equal(result.status, 0, result.stderr);
+  return result.stdout.trim();
+}
+
+const canUnshare =
+  process.platform === 'linux' &&
+  process.getuid?.() === 0 &&
+  spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' }).status === 0;
+
+describe('the image init (tini) as PID 1', () => {
+  const skip = !canUnshare
+    ? 'needs Linux, root and unshare to run a process as PID 1'
+    : existsSync(TINI)
+      ? false
+      : `${TINI} not found: apt-get install -y --no-install-recommends tini`;
+
+  test('reaps the processes of a killed runner group, which node as PID 1 leaves as zombies', {
+    skip,
+  }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-pid1-'));
+    try {
+      const script = join(dir, 'runner.mjs');
+      writeFileSync(script, COUNT_ZOMBIES);
+      // Why the image has an init: node as PID 1 never waits for the orphaned sleeps.
+      assert.equal(runAsPid1([process.execPath, script]), '2');
+      assert.equal(runAsPid1([TINI, '--', process.execPath, script]), '0');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
