@@ -1,0 +1,169 @@
+// The pod the Helm chart renders, run as the kubelet would run it (without a cluster): the init
+// container's command, then the server with the container's environment and the ConfigMap's config
+// file; every probe and the ServiceMonitor endpoint answer on the ports they name, the commands the
+// install notes print work in that environment, and SIGTERM stops the server with status 0.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { renderChart } from '../fixtures/helm-chart.ts';
+import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A TCP port free right now on all interfaces (the chart binds 0.0.0.0). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '0.0.0.0', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET on loopback; the status, or 0 while nothing answers. */
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
+    return { status: response.status, body: await response.text() };
+  } catch {
+    return { status: 0, body: '' };
+  }
+}
+
+describe('the pod the chart renders (SQLite mode), run as the kubelet runs it', () => {
+  let dir = '';
+  let server: ChildProcess | undefined;
+  let exited: Promise<number | null> | undefined;
+  let pod: Doc = {};
+  let container: Doc = {};
+  let byKind = new Map<string, Doc[]>();
+  let env: NodeJS.ProcessEnv = {};
+  let output = '';
+
+  /** The container port a probe or Service names (by name or number). */
+  const containerPort = (name: string | number): number => {
+    if (typeof name === 'number') return name;
+    const port = container.ports.find((p: Doc) => p.name === name);
+    assert.ok(port, `the container declares the port ${name}`);
+    return port.containerPort;
+  };
+
+  /** Runs `node bin/maos.js <args>` in the container's environment. */
+  const runCli = (args: string[]) =>
+    spawnSync(process.execPath, ['bin/maos.js', ...args], {
+      cwd: ROOT,
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-pod-'));
+    const values = {
+      service: { targetPort: await freePort(), metricsPort: await freePort() },
+      metrics: { serviceMonitor: { enabled: true } },
+    };
+    byKind = groupByKind(renderChart(CHART, values).manifests.map((m) => m.doc));
+    pod = at(one(byKind, 'Deployment'), 'spec.template.spec');
+    container = pod.containers[0];
+    // The volumes the pod mounts, as directories of the test: the ConfigMap, the PVC and /tmp.
+    const mounts = new Map<string, string>();
+    for (const mount of container.volumeMounts as Doc[]) {
+      const local = join(dir, String(mount.name));
+      mkdirSync(local, { recursive: true });
+      mounts.set(String(mount.mountPath), local);
+    }
+    const configMount = (container.volumeMounts as Doc[]).find((m) => m.name === 'config') as Doc;
+    for (const [key, text] of Object.entries(
+      at(one(byKind, 'ConfigMap'), 'data') as Record<string, string>,
+    )) {
+      writeFileSync(join(mounts.get(String(configMount.mountPath)) as string, key), text);
+    }
+    const toLocal = (value: string) => {
+      for (const [mountPath, local] of mounts) {
+        if (value === mountPath || value.startsWith(`${mountPath}/`))
+          return local + value.slice(mountPath.length);
+      }
+      return value;
+    };
+    env = { PATH: process.env.PATH, HOME: dir, TMPDIR: mounts.get('/tmp') };
+    for (const variable of container.env as { name: string; value: string }[]) {
+      env[variable.name] = toLocal(variable.value);
+    }
+  });
+
+  after(async () => {
+    if (server && server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the init container migrates the volume, then the server starts with the pod environment', async () => {
+    const init = pod.initContainers[0];
+    assert.deepEqual(init.env, container.env, 'the init container sees the same configuration');
+    const migrate = runCli(init.args);
+    assert.equal(migrate.status, 0, migrate.stderr);
+    server = spawn(process.execPath, ['bin/maos.js', ...container.args], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    server.stdout?.on('data', (chunk) => {
+      output += chunk;
+    });
+    server.stderr?.on('data', (chunk) => {
+      output += chunk;
+    });
+    const child = server;
+    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    // The startup probe, polled as the kubelet does (module loading takes seconds on a busy machine).
+    const startup = container.startupProbe.httpGet;
+    const deadline = Date.now() + 90_000;
+    while ((await get(containerPort(startup.port), startup.path)).status !== 200) {
+      assert.equal(server.exitCode, null, `the server exited:\n${output}`);
+      assert.ok(Date.now() < deadline, `the startup probe never passed:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  });
+
+  test('liveness and readiness answer 200 on the paths and ports they name', async () => {
+    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+      const { path, port } = container[probe].httpGet;
+      const answer = await get(containerPort(port), path);
+      assert.equal(answer.status, 200, `${probe} ${path} on ${port}: ${answer.body}`);
+    }
+  });
+
+  test('the ServiceMonitor endpoint, through the Service port, serves the MAOS metrics', async () => {
+    const endpoint = at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0');
+    const servicePort = at(one(byKind, 'Service'), 'spec.ports').find((p: Doc) => p.name === endpoint.port);
+    assert.ok(servicePort, `the Service has the port ${endpoint.port}`);
+    const answer = await get(containerPort(servicePort.targetPort), endpoint.path);
+    assert.equal(answer.status, 200);
+    assert.match(answer.body, /^maos_build_info\{/m);
+    assert.match(answer.body, /^maos_readiness_check_passing\{/m);
+  });
+
+  test('the install notes commands work in the pod: doctor, and the first admin key', () => {
+    const doctor = runCli(['doctor']);
+    assert.equal(doctor.status, 0, `${doctor.stdout}${doctor.stderr}`);
+    const key = runCli(['keys', 'create', '--role', 'admin', '--tenant', 'default', '--name', 'first-admin']);
+    assert.equal(key.status, 0, key.stderr);
+    assert.match(key.stdout, /^maos_\S+$/m);
+  });
+
+  test('SIGTERM (the kubelet stopping the pod) stops the server with status 0', async () => {
+    assert.ok(server, 'the server runs');
+    server.kill('SIGTERM');
+    assert.equal(await exited, 0, output);
+  });
+});
