@@ -41,8 +41,10 @@ describe('the pod the chart renders (SQLite mode), run as the kubelet runs it', 
   let dir = '';
   let server: ChildProcess | undefined;
   let exited: Promise<number | null> | undefined;
-  let pod: Doc = {};
-  let container: Doc = {};
+  // biome-ignore lint/suspicious/noExplicitAny: the parsed pod spec of the rendered Deployment
+  let pod: any = {};
+  // biome-ignore lint/suspicious/noExplicitAny: its server container
+  let container: any = {};
   let byKind = new Map<string, Doc[]>();
   let env: NodeJS.ProcessEnv = {};
   let output = '';

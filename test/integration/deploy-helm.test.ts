@@ -296,8 +296,8 @@ describe('Helm chart', () => {
       ],
       config: { audit: { signingKey_FILE: '/run/secrets/maos/audit-key' } },
     };
-    const mounted = (container: Doc) => container.volumeMounts.map((m: Doc) => m.mountPath);
-    const volumes = (pod: Doc) => pod.volumes.map((v: Doc) => v.name);
+    const mounted = (container: Doc) => at(container, 'volumeMounts').map((m: Doc) => m.mountPath);
+    const volumes = (pod: Doc) => at(pod, 'volumes').map((v: Doc) => v.name);
     const sqlite = at(one(render(files).byKind, 'Deployment'), 'spec.template.spec');
     const postgres = render({
       ...files,
