@@ -374,6 +374,62 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     }
   });
 
+  test('an expired ID token, a token_type other than Bearer and a redirecting token endpoint are refused', async () => {
+    // The code and PKCE verifier must never follow a redirect; a token the console cannot send as a
+    // bearer token (RFC 6749 §7.1) or an ID token past its exp (OIDC Core §3.1.3.7) is no sign-in.
+    const cases = {
+      'expired ID token': { code: 'OIDC_ID_TOKEN_EXPIRED', text: /has expired/ },
+      'ID token without exp': { code: 'OIDC_ID_TOKEN_EXPIRED', text: /has no exp/ },
+      'token_type DPoP': { code: 'OIDC_TOKEN_TYPE_UNSUPPORTED', text: /"DPoP"/ },
+      'redirect to another path': { code: 'OIDC_TOKEN_REFUSED', text: /answered with a redirect/ },
+    } as const;
+    for (const [tamper, expected] of Object.entries(cases)) {
+      const { page, problems } = await openSignIn();
+      const followed: string[] = [];
+      page.on('request', (request) => {
+        if (request.url().includes('/followed-redirect')) followed.push(request.postData() ?? '');
+      });
+      await page.route(`${idp.issuer}/token`, async (route) => {
+        if (tamper === 'redirect to another path') {
+          await route.fulfill({
+            status: 307,
+            headers: { location: `${idp.issuer}/followed-redirect`, 'access-control-allow-origin': '*' },
+          });
+          return;
+        }
+        const response = await route.fetch();
+        const tokens = await response.json();
+        if (tamper === 'token_type DPoP') tokens.token_type = 'DPoP';
+        else {
+          const [header, payload, signature] = String(tokens.id_token).split('.');
+          const claims = JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'));
+          if (tamper === 'expired ID token') claims.exp = Math.floor(Date.now() / 1000) - 3600;
+          else delete claims.exp;
+          tokens.id_token = [
+            header,
+            Buffer.from(JSON.stringify(claims)).toString('base64url'),
+            signature,
+          ].join('.');
+        }
+        await route.fulfill({ response, json: tokens });
+      });
+      await idpButton(page).click();
+      await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
+      await page.locator('input[name="login"]').fill('carol');
+      await page.locator('input[name="password"]').fill('any');
+      await page.getByRole('button', { name: 'Sign-in' }).click();
+      await page.getByRole('button', { name: 'Continue' }).click();
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      const text = (await alert.textContent()) ?? '';
+      assert.match(text, new RegExp(expected.code), tamper);
+      assert.match(text, expected.text, tamper);
+      assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null, tamper);
+      assert.deepEqual(followed, [], `${tamper}: the form went nowhere but the token endpoint`);
+      assert.deepEqual(unexpectedProblems(problems), [], tamper);
+    }
+  });
+
   test('a discovery document whose authorization_endpoint is not http(s) is refused with a message', async () => {
     const { page, problems } = await openSignIn();
     await page.route(`${idp.issuer}/.well-known/openid-configuration`, async (route) => {

@@ -14,10 +14,14 @@ export function readIdTokenClaims(idToken) {
   }
 }
 
+/** Why 5 minutes: a browser's clock may be off by that much; more is a token to refuse. */
+const CLOCK_LEEWAY_MS = 5 * 60 * 1000;
+
 /**
  * Checks an ID token's issuer and audience (OIDC Core §3.1.3.7, items 2–5): `iss` is the issuer,
  * `aud` contains the client id, and `azp`, when present — required when `aud` names more than
  * this client — is the client id, so a token issued to another client cannot stand in for ours.
+ * Also its times (items 9–10): `exp` not passed and `iat` not in the future, within 5 minutes.
  * @returns {Record<string, unknown>} the claims
  */
 export function checkIdTokenAudience(idToken, { issuer, clientId }) {
@@ -37,6 +41,19 @@ export function checkIdTokenAudience(idToken, { issuer, clientId }) {
         ? 'The ID token names several audiences but no authorized party (azp).'
         : 'The ID token was issued to another client (its azp is not this console).',
       'OIDC_AZP_MISMATCH',
+    );
+  }
+  const now = Date.now();
+  if (
+    typeof claims.exp !== 'number' ||
+    typeof claims.iat !== 'number' ||
+    claims.exp * 1000 + CLOCK_LEEWAY_MS <= now ||
+    claims.iat * 1000 - CLOCK_LEEWAY_MS > now
+  ) {
+    throw new SignInError(
+      'Sign-in refused',
+      "The ID token has expired, has no exp or iat, or was issued in the future (is this computer's clock right?).",
+      'OIDC_ID_TOKEN_EXPIRED',
     );
   }
   return claims;
