@@ -265,6 +265,26 @@ describe('Helm chart', () => {
     assert.equal(at(secret as Doc, 'stringData').MAOS_AUDIT__SIGNING_KEY, 'pem');
   });
 
+  test('PostgreSQL mode names MAOS_STORE__URL: a Secret without it stops the pod, not a silent SQLite', () => {
+    const storeUrl = (container: Doc) =>
+      at(container, 'env').find((e: Doc) => e.name === 'MAOS_STORE__URL')?.valueFrom?.secretKeyRef;
+    for (const [values, secret, jobSecret] of [
+      [{ database: { mode: 'postgres' }, existingSecret: 'maos-prod-env' }, 'maos-prod-env', 'maos-prod-env'],
+      [POSTGRES, 'maos', 'maos-migration'],
+    ] as const) {
+      const { byKind } = render(values);
+      const server = at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0');
+      const job = at(one(byKind, 'Job'), 'spec.template.spec.containers.0');
+      assert.deepEqual(storeUrl(server), { name: secret, key: 'MAOS_STORE__URL' });
+      assert.deepEqual(storeUrl(job), { name: jobSecret, key: 'MAOS_STORE__URL' });
+    }
+    // SQLite mode reads no database URL.
+    const sqlite = at(one(render({}).byKind, 'Deployment'), 'spec.template.spec');
+    for (const container of [...sqlite.containers, ...sqlite.initContainers]) {
+      assert.equal(storeUrl(container), undefined);
+    }
+  });
+
   test('existingSecret: no chart Secret, pods and the Job read the named one', () => {
     const { byKind } = render({ database: { mode: 'postgres' }, existingSecret: 'maos-prod-env' });
     assert.equal(byKind.has('Secret'), false);

@@ -103,4 +103,13 @@ true
   value: {{ .Values.service.metricsPort | quote }}
 - name: MAOS_METRICS__HOST
   value: "0.0.0.0"
+{{- if include "maos.isPostgres" . }}
+{{- /* Named, not only read through envFrom: without the key the kubelet refuses to start the pod,
+where the server would otherwise run on a SQLite file of its own in every pod. */}}
+- name: MAOS_STORE__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "maos.secretName" . }}
+      key: MAOS_STORE__URL
+{{- end }}
 {{- end -}}
