@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { assertConfigUsable } from '../../src/security/config-preflight.ts';
 import { TemplateSet } from '../fixtures/go-template.ts';
-import { renderChart } from '../fixtures/helm-chart.ts';
+import { mergeValues, renderChart } from '../fixtures/helm-chart.ts';
 import {
   assertValidManifest,
   at,
@@ -302,6 +302,23 @@ describe('Helm chart', () => {
     const annotations = at(one(byKind, 'Ingress'), 'metadata.annotations');
     assert.equal(annotations['nginx.ingress.kubernetes.io/canary'], 'true');
     assert.match(annotations['nginx.ingress.kubernetes.io/canary-weight'], /^\d+$/);
+  });
+
+  test('canary on top of the production values (as the docs install it): one pod, no second rules', () => {
+    const production = parseYaml(readFileSync(join(CHART, 'examples/values-postgres.yaml'), 'utf8'));
+    const canary = parseYaml(readFileSync(join(CHART, 'examples/values-canary.yaml'), 'utf8'));
+    const { byKind } = render(mergeValues(production, canary));
+    assert.equal(at(one(byKind, 'Deployment'), 'spec.replicas'), 1);
+    for (const kind of [
+      'ScaledObject',
+      'HorizontalPodAutoscaler',
+      'PrometheusRule',
+      'Job',
+      'PodDisruptionBudget',
+    ]) {
+      assert.equal(byKind.has(kind), false, `the canary renders no ${kind}`);
+    }
+    assert.ok(byKind.has('ServiceMonitor'), 'the canary is scraped, to compare it with the stable release');
   });
 
   test('extraVolumes are mounted where *_FILE keys and database URL files point, in every container', () => {
