@@ -70,9 +70,21 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
   });
 
   /** A new tab (fake clock) signed in through the IdP's login and consent pages as `user`. */
-  async function signedInPage(user: string): Promise<{ page: Page; problems: PageProblems }> {
+  async function signedInPage(
+    user: string,
+    { withoutEndSession = false } = {},
+  ): Promise<{ page: Page; problems: PageProblems }> {
     const opened = await browser.openPage();
     const { page } = opened;
+    if (withoutEndSession) {
+      // An IdP without RP-initiated logout: Sign out stays in the page and shows the form.
+      await page.route(`${idp.issuer}/.well-known/openid-configuration`, async (route) => {
+        const response = await route.fetch();
+        const metadata = await response.json();
+        delete metadata.end_session_endpoint;
+        await route.fulfill({ response, json: metadata });
+      });
+    }
     await page.clock.install();
     await page.goto(`${server.url}/console/`);
     await page.getByRole('button', { name: `Sign in with ${new URL(idp.issuer).host}` }).click();
@@ -242,5 +254,76 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     assert.equal(left.renewal, null, 'the refused refresh token is forgotten');
     await page.getByRole('button', { name: `Sign in with ${new URL(idp.issuer).host}` }).waitFor();
     assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('a renewal answered after Sign out and a pasted token writes nothing back', async () => {
+    const { page, problems } = await signedInPage('erin', { withoutEndSession: true });
+    const first = await stored(page);
+    const tokenEndpoint = first.renewal?.tokenEndpoint as string;
+    // The IdP answers the renewal only when the test says so.
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = 0;
+    await page.route(tokenEndpoint, async (route) => {
+      held += 1;
+      await released;
+      await route.continue();
+    });
+    await page.clock.fastForward((ACCESS_TOKEN_TTL_SECONDS - 4) * 1000);
+    const deadline = Date.now() + 10_000;
+    while (held === 0 && Date.now() < deadline) await sleep(50);
+    assert.equal(held, 1, 'the renewal is under way');
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.equal((await stored(page)).renewal, null, 'signing out forgets the refresh token');
+    // Another identity's token, pasted into the same tab while the old renewal is still out.
+    const other = await signedInPage('frank');
+    const pasted = (await stored(other.page)).token as string;
+    await page.getByLabel('API key or access token').fill(pasted);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+
+    const answered = page.waitForResponse((response) => response.url() === tokenEndpoint);
+    release();
+    assert.equal((await answered).status(), 200, 'the IdP renewed (and rotated) the old refresh token');
+    // Whatever the late answer's handling does, it has happened once the page has run its tasks.
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 0)));
+    await page.clock.runFor(1);
+    const after = await stored(page);
+    assert.equal(after.token, pasted, "the pasted token stays; the old sign-in's renewed one is dropped");
+    assert.equal(after.renewal, null, 'the renewed refresh token is not written back');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('maos.console.signInMethod')), 'paste');
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
+
+  test('an IdP error that reads like an outage code is a refusal: the refresh token is forgotten', async () => {
+    const { page, problems } = await signedInPage('gina');
+    const first = await stored(page);
+    let asked = 0;
+    await page.route(first.renewal?.tokenEndpoint as string, async (route) => {
+      asked += 1;
+      await route.fulfill({
+        status: 400,
+        headers: { 'access-control-allow-origin': '*' },
+        json: { error: 'AUTH_PROVIDER_UNAVAILABLE', error_description: `refused ${'x'.repeat(5000)}` },
+      });
+    });
+    // While the token is still valid an outage would keep it and ask again; a refusal ends the
+    // sign-in at once.
+    await page.clock.fastForward((ACCESS_TOKEN_TTL_SECONDS - 4) * 1000);
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    const text = (await page.getByRole('alert').textContent()) ?? '';
+    assert.match(text, /OIDC_RENEWAL_FAILED/);
+    assert.match(text, /AUTH_PROVIDER_UNAVAILABLE: refused x+…/);
+    assert.equal(asked, 1, 'refused once, not asked again as if it were out of reach');
+    assert.ok(text.length < 1000, 'the IdP text is clipped');
+    assert.deepEqual(await stored(page), { token: null, renewal: null });
+    assert.deepEqual(
+      unexpectedProblems(problems).filter((line) => !/status of 400/.test(line)),
+      [],
+    );
   });
 });

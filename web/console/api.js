@@ -81,8 +81,8 @@ function renewalFailure(error) {
 async function renewNow(tolerateOutage) {
   try {
     const token = await renewAccessToken();
-    // Signed out while the renewal ran: nothing to keep.
-    if (readToken() === null) return false;
+    // Signed out, or signed in anew, while the renewal ran: nothing of it to keep.
+    if (token === null || readToken() === null) return false;
     sessionStorage.setItem(TOKEN_KEY, token);
     scheduleRenewal();
     return true;

@@ -9,6 +9,8 @@ import { SignInError } from './sign-in-error.js';
 const RENEWAL_KEY = 'maos.console.oidc.renewal';
 /** Why 60 s: ahead of expiry by more than a slow renewal and a clock a little off take. */
 const RENEW_AHEAD_MAX_MS = 60_000;
+/** Why 5 s: the shortest gap between two planned renewals, whatever lifetime the IdP states. */
+const RENEW_MIN_GAP_MS = 5_000;
 
 /**
  * @typedef {{issuer: string, clientId: string, audience: string, audienceParameter: string,
@@ -50,17 +52,22 @@ export function canRenew() {
 export function renewalDueAt() {
   const renewal = readRenewal();
   if (typeof renewal?.refreshToken !== 'string' || typeof renewal.expiresAt !== 'number') return null;
-  const ahead = Math.min(RENEW_AHEAD_MAX_MS, (renewal.lifetimeMs ?? 0) / 4);
-  return renewal.expiresAt - ahead;
+  const lifetime = renewal.lifetimeMs ?? 0;
+  const ahead = Math.min(RENEW_AHEAD_MAX_MS, lifetime / 4);
+  // Never sooner than 5 s after the token was issued: an IdP answering `expires_in: 1` (or 0.001)
+  // would otherwise be asked again and again in a tight loop. Such a token is renewed on its 401.
+  return Math.max(renewal.expiresAt - ahead, renewal.expiresAt - lifetime + RENEW_MIN_GAP_MS);
 }
 
 let renewing = null;
 
 /**
  * Renews the access token; calls made while one renewal runs share it (a refresh token is used
- * once). Resolves to the new access token; rejects with a SignInError, and forgets the refresh token
- * when the IdP refused it (an IdP that cannot be reached leaves it for a later try).
- * @returns {Promise<string>}
+ * once). Resolves to the new access token, or to null when the tab signed out or signed in anew
+ * while the IdP answered (nothing of the old sign-in is written back then); rejects with a
+ * SignInError, and forgets the refresh token when the IdP refused it (an IdP that cannot be
+ * reached leaves it for a later try).
+ * @returns {Promise<string | null>}
  */
 export function renewAccessToken() {
   renewing ??= renew().finally(() => {
@@ -95,9 +102,13 @@ async function renew() {
       }
     }
   } catch (error) {
+    if (!isCurrent(renewal)) return null;
     if (error?.code !== 'AUTH_PROVIDER_UNAVAILABLE') keepRenewal(null);
     throw error;
   }
+  // Signed out (or in with an API key or another IdP sign-in) while the IdP answered: its refresh
+  // token must not come back into the tab, nor its access token replace the new sign-in's.
+  if (!isCurrent(renewal)) return null;
   if (typeof tokens.id_token === 'string') updateIdTokenHint(tokens.id_token);
   keepRenewal({
     ...renewal,
@@ -106,4 +117,9 @@ async function renew() {
     ...tokenLifetime(tokens),
   });
   return tokens.access_token;
+}
+
+/** True while `renewal`'s refresh token is still the one this tab keeps (same sign-in). */
+function isCurrent(renewal) {
+  return readRenewal()?.refreshToken === renewal.refreshToken;
 }
