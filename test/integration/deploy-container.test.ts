@@ -5,7 +5,17 @@
 // to files that exist. No Docker engine is needed: the files are parsed and checked.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -223,6 +233,56 @@ describe('the image init (tini) as PID 1', () => {
       // Why the image has an init: node as PID 1 never waits for the orphaned sleeps.
       assert.equal(runAsPid1([process.execPath, script]), '2');
       assert.equal(runAsPid1([TINI, '--', process.execPath, script]), '0');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the docs container commands, as the image user', () => {
+  const docs = readFileSync('docs/operations.md', 'utf8');
+  const section = docs.slice(docs.indexOf('### Container image'), docs.indexOf('### Docker Compose'));
+  const commands = /```bash\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+  const canSwitchUser = process.platform === 'linux' && process.getuid?.() === 0;
+  const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
+
+  test('every host file mounted into the container is handed to the image user (uid 1000) first', () => {
+    const mounts = [...commands.matchAll(/-v "\$PWD\/([^:"]+):/g)].map((m) => m[1] as string);
+    assert.ok(mounts.length > 0, 'the docs mount a key file');
+    for (const file of mounts) {
+      assert.match(commands, new RegExp(`chown 1000(:1000)? ${file.replace('.', '\\.')}\\b`), file);
+    }
+  });
+
+  test('the documented key (openssl genpkey, mode 0600) is unreadable for uid 1000 until chowned', {
+    skip: canSwitchUser && hasOpenssl ? false : 'needs Linux, root (to run as uid 1000) and openssl',
+  }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-keyfile-'));
+    try {
+      chmodSync(dir, 0o755);
+      const key = join(dir, 'audit-signing-key.pem');
+      const made = spawnSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', key]);
+      assert.equal(made.status, 0, String(made.stderr));
+      // `maos config check` as the image's user, with the variable the docs set.
+      const check = () =>
+        spawnSync(process.execPath, ['bin/maos.js', 'config', 'check'], {
+          uid: 1000,
+          gid: 1000,
+          encoding: 'utf8',
+          timeout: 60_000,
+          env: {
+            PATH: process.env.PATH,
+            HOME: dir,
+            MAOS_DATA_DIR: join(dir, 'data'),
+            MAOS_AUDIT__SIGNING_KEY_FILE: key,
+          },
+        });
+      const refused = check();
+      assert.equal(refused.status, 2);
+      assert.match(refused.stderr, /audit\.signingKey_FILE: cannot read .* \(EACCES\)/);
+      chownSync(key, 1000, 1000);
+      const accepted = check();
+      assert.equal(accepted.status, 0, accepted.stderr);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
