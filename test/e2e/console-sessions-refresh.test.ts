@@ -138,6 +138,41 @@ describe('console: the sessions list refreshes itself', { timeout: 180_000 }, ()
     assert.deepEqual(problems.messages, []);
   });
 
+  // After the check of page errors above: the 429 below is logged by the browser.
+  test('a 429 with Retry-After is honoured: nothing is asked before it', async () => {
+    const retryAfterSeconds = 110;
+    let refused = 0;
+    const isList = (url: URL) => url.pathname === '/v1/sessions';
+    await page.route(isList, async (route) => {
+      if (refused > 0) return route.continue();
+      refused += 1;
+      await route.fulfill({
+        status: 429,
+        headers: { 'retry-after': String(retryAfterSeconds) },
+        contentType: 'application/problem+json',
+        body: JSON.stringify({ title: 'Too many requests', status: 429, code: 'RATE_LIMITED' }),
+      });
+    });
+    const before = listRequests.length;
+    await page.clock.fastForward(POLL_MAX_MS);
+    await waitForRequestsAfter(before);
+    assert.equal(refused, 1);
+    await page.getByRole('alert').filter({ hasText: 'Too many requests' }).waitFor();
+    const afterRefusal = listRequests.length;
+    // Past the doubled failure interval (at most 60 s here), short of the Retry-After.
+    assert.ok(Math.min(POLL_MAX_MS * 2, POLL_ERROR_MAX_MS) < 90_000);
+    await page.clock.fastForward(90_000);
+    // Showing the tab again does not jump the wait either.
+    await setVisibility('hidden');
+    await setVisibility('visible');
+    await sleep(300);
+    assert.equal(listRequests.length, afterRefusal, 'nothing asked before the Retry-After');
+    await page.clock.fastForward((retryAfterSeconds - 90 + 5) * 1000);
+    await waitForRequestsAfter(afterRefusal);
+    await page.getByRole('alert').waitFor({ state: 'detached' });
+    await page.unroute(isList);
+  });
+
   /**
    * Moves the page's clock past the longest quiet interval until `locator` shows (a few rounds at
    * most: a refresh still in flight when the clock jumps plans the next one from then on).

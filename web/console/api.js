@@ -12,13 +12,24 @@ let lastMethod = null;
 /** An API error: `problem` is the problem+json document (title, detail, code, status …). */
 export class ApiError extends Error {
   /** @param {{title?: string, detail?: string, code?: string, status: number}} problem */
-  constructor(problem) {
+  constructor(problem, { retryAfterMs = null } = {}) {
     super(problem.detail ?? problem.title ?? `HTTP ${problem.status}`);
     this.name = 'ApiError';
     this.problem = problem;
     this.status = problem.status;
     this.code = problem.code;
+    /** How long the server asked to wait (Retry-After of a 429 or 503), in ms, or null. */
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/** The Retry-After header (delay-seconds or an HTTP date) in ms from now, or null. */
+function readRetryAfter(response) {
+  const value = response.headers.get('retry-after')?.trim();
+  if (!value) return null;
+  if (/^\d{1,9}$/.test(value)) return Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
 }
 
 /** The token kept for this tab (sessionStorage: gone when the tab closes), or null. */
@@ -159,7 +170,7 @@ async function toApiError(response) {
   if (!problem || typeof problem !== 'object') {
     problem = { title: response.statusText || 'Request failed', detail: text.slice(0, 300) || undefined };
   }
-  return new ApiError({ ...problem, status: response.status });
+  return new ApiError({ ...problem, status: response.status }, { retryAfterMs: readRetryAfter(response) });
 }
 
 /**

@@ -28,7 +28,7 @@ export function renderSessions(root) {
   /**
    * Reads the page at `fromCursor` and shows it. A background refresh (`quiet`) leaves the rows
    * that did not change alone and shows an error only until a later refresh succeeds.
-   * @returns {Promise<'changed' | 'unchanged' | 'failed' | 'skipped'>}
+   * @returns {Promise<'changed' | 'unchanged' | 'skipped' | {outcome: 'failed', retryAfterMs: number | null}>}
    */
   async function load(fromCursor, page, { quiet = false } = {}) {
     // One request at a time: a newer one (a click, the filter) supersedes the one in flight.
@@ -65,7 +65,8 @@ export function renderSessions(root) {
     } catch (error) {
       if (controller.signal.aborted) return 'skipped';
       replaceChildren(errors, renderProblem(error, 'Listing sessions'));
-      return 'failed';
+      // A 429 or 503 says when to ask again; the background refresh waits that long.
+      return { outcome: 'failed', retryAfterMs: error?.retryAfterMs ?? null };
     } finally {
       if (loading === controller) loading = null;
     }
