@@ -236,6 +236,8 @@ for (const helm of helms) {
       // The chart's own checks: PostgreSQL without a database URL, a cluster older than supported.
       assertRejected(['--set', 'database.mode=postgres'], /database\.postgres\.url \(or existingSecret/);
       assertRejected(['--kube-version', '1.26.0'], /kubeVersion/);
+      assertRejected(['--set', 'config.store.url=postgres://maos:pw@db/maos'], /password in a ConfigMap/);
+      assertRejected(['--set', 'config.metrics.port=9100'], /service\.metricsPort/);
       // A pod killed before its running tasks finish and release their leases.
       assertRejected(
         ['--set', 'config.shutdown.graceSeconds=120'],

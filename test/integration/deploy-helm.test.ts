@@ -376,6 +376,28 @@ describe('Helm chart', () => {
     assert.equal(at(one(fits.byKind, 'Deployment'), 'spec.template.spec.terminationGracePeriodSeconds'), 135);
   });
 
+  test('config refuses a database URL (a password in a ConfigMap) and the metrics listener the chart sets', () => {
+    assert.throws(
+      () => renderChart(CHART, { config: { store: { url: 'postgres://maos:pw@db/maos' } } }),
+      /config\.store\.url would put the database URL and its password in a ConfigMap/,
+    );
+    assert.throws(
+      () => renderChart(CHART, { config: { metrics: { port: 9100 } } }),
+      /set service\.metricsPort instead/,
+    );
+    assert.throws(() => renderChart(CHART, { config: { metrics: { host: '::' } } }), /service\.metricsPort/);
+    // A SQLite file path is no secret, a *_FILE reference holds none, other metrics keys are free.
+    const allowed = render({
+      config: {
+        store: { url: 'sqlite:/data/other.db', busyTimeoutMs: 9000 },
+        metrics: { collectDefaults: false },
+      },
+    });
+    const file = parseYaml(String(at(one(allowed.byKind, 'ConfigMap'), 'data')['config.yaml']));
+    assert.equal(file.store.url, 'sqlite:/data/other.db');
+    assert.ok(render({ ...POSTGRES, config: { store: { url_FILE: '/run/secrets/maos/db-url' } } }));
+  });
+
   test('bad values fail the render with a clear message', () => {
     assert.throws(() => renderChart(CHART, { database: { mode: 'postgres' } }), /database\.postgres\.url/);
     assert.throws(() => renderChart(CHART, { database: { mode: 'mysql' } }), /sqlite or postgres/);
