@@ -326,4 +326,33 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
       [],
     );
   });
+
+  test('an IdP stating a 1 s lifetime is not asked again and again: renewals stay 5 s apart', async () => {
+    const { page, problems } = await signedInPage('hank');
+    const first = await stored(page);
+    let renewals = 0;
+    await page.route(first.renewal?.tokenEndpoint as string, async (route) => {
+      renewals += 1;
+      const response = await route.fetch();
+      await route.fulfill({ response, json: { ...(await response.json()), expires_in: 1 } });
+    });
+    await page.clock.fastForward((ACCESS_TOKEN_TTL_SECONDS - 4) * 1000);
+    const deadline = Date.now() + 10_000;
+    while (renewals === 0 && Date.now() < deadline) await sleep(50);
+    await page.waitForFunction(
+      ([key, old]) => sessionStorage.getItem(key as string) !== old,
+      [TOKEN_KEY, first.token],
+    );
+    // Four seconds of page time, one at a time: a renewal due 0.75 s after each would run four times.
+    for (let second = 0; second < 4; second += 1) {
+      await page.clock.fastForward(1_000);
+      await sleep(100);
+    }
+    assert.equal(renewals, 1, 'no renewal before 5 s have passed');
+    await page.clock.fastForward(2_000);
+    const later = Date.now() + 10_000;
+    while (renewals === 1 && Date.now() < later) await sleep(50);
+    assert.equal(renewals, 2, 'then the next one');
+    assert.deepEqual(unexpectedProblems(problems), []);
+  });
 });
