@@ -3,6 +3,8 @@
 // before expiry by itself (the page's clock is Playwright's fake one, moved forward), once on a 401
 // with one retry of the request, again a little later when the IdP cannot be reached, and when the
 // IdP refuses the renewal the sign-in form comes back with the reason. The spent refresh token is refused by the IdP (rotation).
+// A renewal answered after Sign out and a pasted token writes nothing back; an IdP error named like
+// the console's outage code is a refusal; a 1 s expires_in does not make renewals loop.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
