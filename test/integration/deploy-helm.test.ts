@@ -488,6 +488,25 @@ describe('Helm chart', () => {
   });
 });
 
+test('documented PostgreSQL installs and upgrades wait for the migration Job as long as it may run', () => {
+  // helm waits --timeout (default 5 minutes) for a hook Job, which may run activeDeadlineSeconds.
+  const deadline = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')).migration
+    .activeDeadlineSeconds;
+  const commands = ['docs/operations.md', join(CHART, 'README.md')].flatMap((file) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) =>
+        /helm (install|upgrade) maos deploy\/helm\/maos .*(values-postgres|--reuse-values)/.test(line),
+      )
+      .map((line) => ({ file, line })),
+  );
+  assert.ok(commands.length >= 3, 'the docs install and upgrade the cluster with helm');
+  for (const { file, line } of commands) {
+    const timeout = /--timeout (\d+)m\b/.exec(line);
+    assert.ok(timeout && Number(timeout[1]) * 60 > deadline, `${file}: ${line.trim()}`);
+  }
+});
+
 describe('Go template interpreter used to render the chart', () => {
   const renderOne = (source: string, dot: unknown) => {
     const set = new TemplateSet();
