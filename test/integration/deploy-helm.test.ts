@@ -257,6 +257,21 @@ describe('Helm chart', () => {
     assert.match(render({ auth: both }).notes, firstKey);
   });
 
+  test('NOTES warn when the scrape job name escapes the MaosInstanceDown selector', () => {
+    const rules = readFileSync('deploy/prometheus/rules/maos-alerts.yml', 'utf8');
+    const selector = /up\{job=~"([^"]+)"\} == 0/.exec(rules)?.[1] as string;
+    assert.ok(selector, 'MaosInstanceDown selects jobs by a regex');
+    const monitored = { metrics: { serviceMonitor: { enabled: true } } };
+    for (const fullnameOverride of ['orchestrator', 'maos-prod']) {
+      const { notes, byKind } = render({ ...monitored, fullnameOverride });
+      // prometheus-operator names the job after the Service.
+      const job = at(one(byKind, 'Service'), 'metadata.name');
+      const selected = new RegExp(`^(?:${selector})$`).test(job);
+      assert.equal(/WARNING: the scrape job is named/.test(notes), !selected, job);
+    }
+    assert.doesNotMatch(render({ fullnameOverride: 'orchestrator' }).notes, /scrape job/);
+  });
+
   test('PostgreSQL mode warns in NOTES until a shared audit signing key is configured', () => {
     assert.match(render(POSTGRES).notes, /WARNING: no MAOS_AUDIT__SIGNING_KEY/);
     const withKey = render({ ...POSTGRES, secretEnv: { MAOS_AUDIT__SIGNING_KEY: 'pem' } });
