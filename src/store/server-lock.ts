@@ -3,12 +3,38 @@
 // refused at start instead of running a second engine beside the first. The lock is an exclusive
 // SQLite lock on a small file next to the database, held for the server's life: the operating system
 // drops it when the process ends, however it ends, so a crash leaves nothing to clean up. CLI
-// commands (migrate, backup, keys …) do not take it.
+// commands (migrate, backup, keys …) do not take it; `maos restore` takes it while it replaces the file.
+import { existsSync } from 'node:fs';
 import SqliteDatabase from 'better-sqlite3';
 import { AppError } from '../errors/app-error.ts';
 
 export interface ServerLock {
   release(): void;
+}
+
+/** What `claimServerLock` found out about the server lock of a database. */
+export type ServerLockClaim =
+  /** No server runs on the database; `lock` (when a lock file existed) keeps one from starting meanwhile. */
+  | { state: 'free'; lock?: ServerLock }
+  /** A server holds the lock: it runs on this database. */
+  | { state: 'held'; message: string }
+  /** The lock file exists but cannot be opened or written (permissions, not a lock file): no answer. */
+  | { state: 'unknown'; message: string };
+
+/**
+ * For tools that must not run beside a server of this database (`maos restore`): takes its server
+ * lock when there is a lock file. No lock file means no server has run on this database (a server
+ * takes the lock at start), so none is created here: as root it would belong to root, and the
+ * service user's server could then not take it.
+ */
+export function claimServerLock(databasePath: string): ServerLockClaim {
+  if (!existsSync(`${databasePath}.server-lock`)) return { state: 'free' };
+  try {
+    return { state: 'free', lock: acquireServerLock(databasePath) };
+  } catch (error) {
+    const held = error instanceof AppError && error.code === 'CONFLICT';
+    return { state: held ? 'held' : 'unknown', message: (error as Error).message };
+  }
 }
 
 /** Takes the server lock of the SQLite database at `databasePath`; CONFLICT when a server holds it. */

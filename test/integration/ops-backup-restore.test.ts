@@ -22,6 +22,7 @@ import { createAuditLog } from '../../src/security/audit/audit-log.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
+import { acquireServerLock } from '../../src/store/server-lock.ts';
 
 const CLI = new URL('../../bin/maos.js', import.meta.url).pathname;
 const WRITER = new URL('../fixtures/ops-sqlite-writer.ts', import.meta.url).pathname;
@@ -59,6 +60,19 @@ function writeConfig(dir: string, dataDir: string, port = 0): string {
   const path = join(dir, `config-${readdirSync(dir).length}.yaml`);
   writeFileSync(path, `dataDir: ${dataDir}\nport: ${port}\n`);
   return path;
+}
+
+/** Runs `use` while an HTTP server that answers like a MAOS /healthz listens on 127.0.0.1. */
+async function withFakeServer(use: (port: number) => Promise<void>): Promise<void> {
+  const server: Server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    await use((server.address() as { port: number }).port);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
 }
 
 function countRows(file: string, table: string): number {
@@ -350,22 +364,58 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     assert.match(report.audit.message, /audit chain broken at record 7/);
   });
 
-  test('restore refuses while a server answers at the configured address, even with --force', async () => {
-    const server: Server = createServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  test('restore refuses while a server holds the server lock of the target database, even with --force', async () => {
+    const dataDir = join(dir, 'locked');
+    const config = writeConfig(dir, dataDir);
+    assert.equal((await runCli(['restore', backupFile, '-c', config])).code, 0);
+    // What `maos serve` takes at start; nothing answers on the port (port 0), the lock alone decides.
+    const lock = acquireServerLock(join(dataDir, 'maos.db'));
     try {
-      const port = (server.address() as { port: number }).port;
-      const dataDir = join(dir, 'busy');
-      mkdirSync(dataDir);
+      const result = await runCli(['restore', backupFile, '-c', config, '--force']);
+      assert.equal(result.code, 6, result.stderr);
+      assert.match(result.stderr, /A MAOS server is running on .*maos\.db \(it holds the server lock\)/);
+      assert.deepEqual(
+        readdirSync(dataDir).filter((name) => name.includes('pre-restore')),
+        [],
+        'the database in use was not replaced',
+      );
+    } finally {
+      lock.release();
+    }
+    const afterStop = await runCli(['restore', backupFile, '-c', config, '--force']);
+    assert.equal(afterStop.code, 0, afterStop.stderr);
+    // The restore held the lock only while it replaced the file: a server can take it again.
+    acquireServerLock(join(dataDir, 'maos.db')).release();
+  });
+
+  test('restore into a fresh data directory while another server answers on the configured port (a drill on the production host)', async () => {
+    // This used to be refused: any answer on the port counted as a server of this data directory.
+    // The production server there runs on another database, whose lock is not this one's.
+    await withFakeServer(async (port) => {
+      const dataDir = join(dir, 'drill');
+      const config = writeConfig(dir, dataDir, port);
+      const result = await runCli(['restore', backupFile, '-c', config, '--json']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(countRows(join(dataDir, 'maos.db'), 'sessions') > 0, true);
+    });
+  });
+
+  test('restore probes the configured port only when the server lock cannot be checked', async () => {
+    const dataDir = join(dir, 'unknown-lock');
+    mkdirSync(dataDir);
+    // A lock file that is no SQLite file: the lock cannot tell whether a server runs.
+    writeFileSync(join(dataDir, 'maos.db.server-lock'), Buffer.alloc(4096, 0x5a));
+    await withFakeServer(async (port) => {
       const config = writeConfig(dir, dataDir, port);
       const result = await runCli(['restore', backupFile, '-c', config, '--force']);
       assert.equal(result.code, 6);
-      assert.match(result.stderr, /server answers at http:\/\/127\.0\.0\.1:\d+; stop/);
+      assert.match(
+        result.stderr,
+        /server answers at http:\/\/127\.0\.0\.1:\d+ and the server lock of .* cannot be checked/,
+      );
       assert.equal(existsSync(join(dataDir, 'maos.db')), false);
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
-    }
+    });
+    const quiet = await runCli(['restore', backupFile, '-c', writeConfig(dir, dataDir)]);
+    assert.equal(quiet.code, 0, quiet.stderr);
   });
 });

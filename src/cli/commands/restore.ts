@@ -1,5 +1,5 @@
 // `maos restore <file>`: checks a backup (integrity, schema version), refuses to replace an existing
-// database without --force or one a running server uses, installs it, and verifies the result.
+// database without --force or one a running server uses (its server lock), installs it, and verifies the result.
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
@@ -8,6 +8,7 @@ import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { resolveCheckpointDir } from '../../security/create-security.ts';
 import { inspectSqliteFile, isDatabaseInUse, replaceDatabaseFile } from '../../store/backup.ts';
+import { claimServerLock, type ServerLockClaim } from '../../store/server-lock.ts';
 import { CliError } from '../exit-codes.ts';
 import { probeUrl } from '../ops/doctor-remote.ts';
 import {
@@ -90,23 +91,26 @@ export async function restoreBackup(
   if (before.migrations.applied.length === 0) {
     throw new AppError('VALIDATION_FAILED', `${backupPath} is not a MAOS database (no migrations applied)`);
   }
-  const live = await findLiveServer(config);
-  if (live) {
-    throw new AppError(
-      'CONFLICT',
-      `A MAOS server answers at ${live}; stop every server using ${target} first`,
-    );
+  const claim = await claimDatabase(config, target);
+  let previous: string | undefined;
+  let strayFiles: string[] | undefined;
+  try {
+    if (existsSync(target) && options.force && isDatabaseInUse(target)) {
+      throw new AppError(
+        'CONFLICT',
+        `${target} is open in another process (a running server?); stop it first`,
+      );
+    }
+    if (existsSync(target) && !options.force) {
+      throw new AppError(
+        'CONFLICT',
+        `${target} already exists; pass --force to replace it (the current database is kept beside it)`,
+      );
+    }
+    ({ previous, strayFiles } = await replaceDatabaseFile(backupPath, target, { keepPrevious: true }));
+  } finally {
+    if (claim.state === 'free') claim.lock?.release();
   }
-  if (existsSync(target) && options.force && isDatabaseInUse(target)) {
-    throw new AppError('CONFLICT', `${target} is open in another process (a running server?); stop it first`);
-  }
-  if (existsSync(target) && !options.force) {
-    throw new AppError(
-      'CONFLICT',
-      `${target} already exists; pass --force to replace it (the current database is kept beside it)`,
-    );
-  }
-  const { previous, strayFiles } = await replaceDatabaseFile(backupPath, target, { keepPrevious: true });
   const after = await inspectSqliteFile(target);
   if (after.integrity.length !== 1 || after.integrity[0] !== 'ok') {
     throw new AppError('INTERNAL', `The restored database at ${target} failed its integrity check`);
@@ -127,6 +131,31 @@ export async function restoreBackup(
     audit,
     ...(superseded ? { supersededCheckpoints: superseded } : {}),
   };
+}
+
+/**
+ * Refuses the restore while a server runs on `target`. Its server lock says so for certain, and is
+ * held for the restore so that none starts meanwhile; the configured port is probed only when the
+ * lock cannot tell (a lock file this user cannot open): anything else answering there (production,
+ * during a drill into a fresh data directory) is another data directory's server.
+ */
+async function claimDatabase(config: Readonly<Config>, target: string): Promise<ServerLockClaim> {
+  const claim = claimServerLock(target);
+  if (claim.state === 'held') {
+    throw new AppError(
+      'CONFLICT',
+      `A MAOS server is running on ${target} (it holds the server lock); stop it first`,
+    );
+  }
+  if (claim.state === 'free') return claim;
+  const live = await findLiveServer(config);
+  if (live) {
+    throw new AppError(
+      'CONFLICT',
+      `A MAOS server answers at ${live} and the server lock of ${target} cannot be checked (${claim.message}); stop every server using ${target} first`,
+    );
+  }
+  return claim;
 }
 
 /** The URL of a server answering /healthz at the configured address, if any (loopback probe). */
