@@ -1,7 +1,7 @@
 // Opens the database: SQLite (better-sqlite3) by default, PostgreSQL (postgres-dialect.ts) when
 // store.url is a postgres:// URL; both behind Kysely so callers do not depend on the dialect.
 // SQLite connection pragmas and the data file location live here.
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -108,6 +108,25 @@ function createDatabaseFile(path: string): void {
   }
 }
 
+/**
+ * Run as root, a new database would belong to root (SQLite gives its -wal/-shm the database file's
+ * owner), and so would the keys and checkpoints a first start writes beside it: a server running as
+ * the data directory's owner could not open them. Refused, naming the user to run as, rather than
+ * handing files over behind the operator's back. `dir` is the database's directory, or its nearest
+ * existing parent when it is still to be created.
+ */
+function refuseRootOwnedDatabase(path: string): void {
+  if (process.getuid?.() !== 0 || existsSync(path)) return;
+  let dir = dirname(path);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  const owner = statSync(dir).uid;
+  if (owner === 0) return;
+  throw new AppError(
+    'STORE_UNAVAILABLE',
+    `Refusing to create ${path} as root: ${dir} belongs to uid ${owner}, and a server running as that user could not open a database owned by root. Run MAOS as that user (e.g. \`sudo -u '#${owner}' maos migrate\`; a systemd service with User=), or chown the directory to root if MAOS is meant to run as root`,
+  );
+}
+
 /** Opens (creating if needed) the database. Migrations are NOT applied here: see store/migrate.ts. */
 export function createDatabase(config: StoreConfig, options: DatabaseOptions = {}): DatabaseHandle {
   if (isPostgresUrl(config.store.url)) {
@@ -119,6 +138,7 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
     });
   }
   const path = resolveSqlitePath(config);
+  refuseRootOwnedDatabase(path);
   try {
     makeDirectory(dirname(path));
   } catch (error) {
