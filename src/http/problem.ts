@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { type AppError, ERROR_CODES } from '../errors/app-error.ts';
 
 /** Media type of every error response. */
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json' as const;
 
 export const problemSchema = z
   .object({
@@ -37,9 +37,40 @@ export function createProblem(error: AppError, instance?: string, requestId?: st
   return problem;
 }
 
-/** Response schemas for the error statuses a route can return, for OpenAPI. */
-export function problemResponses(...statuses: number[]): Record<number, typeof problemSchema> {
-  const out: Record<number, typeof problemSchema> = {};
-  for (const status of [...statuses, 500]) out[status] = problemSchema;
+/** What each error status means to a client, for the response descriptions of OpenAPI. */
+const PROBLEM_DESCRIPTIONS: Record<number, string> = {
+  400: 'The request is invalid (body, parameters, an undeclared query parameter, a credential sent twice).',
+  401: 'No valid credentials.',
+  403: 'The credentials lack the permission this operation needs.',
+  404: 'The resource does not exist (or belongs to another tenant).',
+  409: 'The resource is not in a state that allows the operation.',
+  413: 'The request body is larger than the server accepts.',
+  415: 'The body is not `application/json`.',
+  422: 'The request is well-formed but cannot be honoured.',
+  429: 'Too many requests, a quota or a resource limit; see `Retry-After`.',
+  500: 'An internal error (nothing of it is disclosed; see the server log by `requestId`).',
+  503: 'The server is shutting down or its database is unavailable; retry (another instance).',
+};
+
+/** One documented error response: a problem document, as `application/problem+json`. */
+export interface ProblemResponse {
+  description: string;
+  content: { [PROBLEM_CONTENT_TYPE]: { schema: typeof problemSchema } };
+}
+
+/**
+ * The documented error responses of an API route: the statuses given, plus the ones every `/v1`
+ * route can answer (400: undeclared input is refused everywhere and a credential may be sent
+ * twice; 500; 503 while shutting down or when the database is unreachable). Documented under
+ * their real media type, `application/problem+json`.
+ */
+export function problemResponses(...statuses: number[]): Record<number, ProblemResponse> {
+  const out: Record<number, ProblemResponse> = {};
+  for (const status of [...new Set([400, ...statuses, 500, 503])].sort((a, b) => a - b)) {
+    out[status] = {
+      description: PROBLEM_DESCRIPTIONS[status] ?? 'An error.',
+      content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } },
+    };
+  }
   return out;
 }

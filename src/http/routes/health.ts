@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { VERSION } from '../../version.ts';
+import { PROBLEM_CONTENT_TYPE, problemSchema } from '../problem.ts';
 
 /** Outcome of one readiness check. */
 export interface ReadinessCheck {
@@ -49,7 +50,17 @@ export function registerHealthRoutes(app: FastifyInstance, probe: ReadinessProbe
         description:
           '200 when the server can take traffic (database reachable, migrations current, not shutting down); 503 otherwise, with the failing checks.',
         tags: ['health'],
-        response: { 200: readinessSchema, 503: readinessSchema },
+        response: {
+          200: readinessSchema,
+          503: {
+            description:
+              'Not ready: the failing checks; once the server has begun to close, a `SHUTTING_DOWN` problem instead.',
+            content: {
+              'application/json': { schema: readinessSchema },
+              [PROBLEM_CONTENT_TYPE]: { schema: problemSchema },
+            },
+          },
+        },
       },
     },
     async (_request, reply) => {

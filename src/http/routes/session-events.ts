@@ -26,6 +26,13 @@ export interface SessionEventRoutesOptions {
   onEventsSent?: (count: number) => void;
 }
 
+/** The stream as OpenAPI describes it: text frames, each `data` line an event (`SessionEvent`). */
+const sseStreamSchema = z
+  .string()
+  .describe(
+    'Server-Sent Events: `id: <seq>`, `event: <type>`, `data: <SessionEvent as JSON>` per event; `:` keep-alive comments; ends after `session.finished`.',
+  );
+
 /** Events read per query while streaming: large enough to replay fast, small enough to bound memory. */
 const STREAM_BATCH_SIZE = 500;
 
@@ -68,7 +75,16 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
             .optional()
             .describe('SSE resume point; takes precedence over `after`.'),
         }),
-        response: { 200: eventPageSchema, ...problemResponses(400, 401, 403, 404, 429) },
+        response: {
+          200: {
+            description: 'A JSON page of events, or (with `Accept: text/event-stream`) the event stream.',
+            content: {
+              'application/json': { schema: eventPageSchema },
+              'text/event-stream': { schema: sseStreamSchema },
+            },
+          },
+          ...problemResponses(400, 401, 403, 404, 429),
+        },
       },
     },
     async (request, reply) => {

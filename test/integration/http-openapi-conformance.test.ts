@@ -1,0 +1,355 @@
+// Real answers of the REST API against its own OpenAPI 3.1 document (GET /openapi.json), as a
+// client generated from that document relies on them: a broad scenario (LLM sessions with approval,
+// SSE, roles, usage, audit, API keys, providers, the usual errors) goes through a recorder that
+// validates every answer's status, media type and body (fixtures/openapi-recorder.ts), then checks
+// that every documented operation was exercised.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import { generateKekEntry } from '../../src/security/secrets.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
+import {
+  createOpenApiRecorder,
+  type OpenApiDocument,
+  type RecordedCall,
+} from '../fixtures/openapi-recorder.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+/** Documented operations this scenario does not reach, each with the reason. */
+const NOT_EXERCISED: Record<string, string> = {};
+
+const MISSING_ID = '0190a0a0-0000-7000-8000-000000000abc';
+
+function answer(request: RecordedLlmRequest): ScriptedReply {
+  const kind = llmRequestKind(request);
+  if (kind === 'plan') {
+    return {
+      object: { rationale: 'r', phases: [{ name: 'main', tasks: [plannedTask('research', 'researcher')] }] },
+    };
+  }
+  if (kind === 'synthesis') return { text: 'Final answer', usage: { inputTokens: 7, outputTokens: 3 } };
+  return { text: 'Research notes', usage: { inputTokens: 11, outputTokens: 5 } };
+}
+
+function codeOf(call: RecordedCall): string | undefined {
+  return (call.body as { code?: string } | undefined)?.code;
+}
+
+function expectStatus(call: RecordedCall, status: number, code?: string): void {
+  assert.equal(call.status, status, `${call.method} ${call.path}: ${call.text.slice(0, 400)}`);
+  if (code !== undefined) assert.equal(codeOf(call), code, `${call.method} ${call.path}`);
+}
+
+test('every answer of the REST API matches its OpenAPI document', { timeout: 120_000 }, async (t) => {
+  const { server } = await startLlmAppStack(t, {
+    handler: answer,
+    config: {
+      auth: { mode: 'apikey' },
+      secrets: { kekRing: generateKekEntry('k1') },
+      workers: { concurrency: 2, pollIntervalMs: 50 },
+      http: { bodyLimitBytes: 65_536, maxSseStreamsPerTenant: 1 },
+    },
+  });
+  const db = server.app.database.db as unknown as SecurityDb;
+  const mint = async (roles: string[], tenantId = 'acme') =>
+    (await createApiKey(db, { tenantId, name: `k-${roles.join('-')}`, roles, createdBy: 'test' })).key;
+  const admin = await mint(['admin']);
+  const viewer = await mint(['viewer']);
+
+  const docResponse = await fetch(`${server.url}/openapi.json`, { signal: AbortSignal.timeout(10_000) });
+  assert.equal(docResponse.status, 200);
+  const doc = (await docResponse.json()) as OpenApiDocument;
+  const api = createOpenApiRecorder(server.url, doc, { authorization: `Bearer ${admin}` });
+  const asViewer = { headers: { authorization: `Bearer ${viewer}` } };
+  const anonymous = { headers: { authorization: '' } };
+
+  // Probes, the unknown route, authentication and authorization.
+  expectStatus(await api.call('GET', '/healthz', anonymous), 200);
+  expectStatus(await api.call('GET', '/readyz', anonymous), 200);
+  expectStatus(await api.call('GET', '/v1/nothing-here', { undocumented: true }), 404, 'NOT_FOUND');
+  expectStatus(await api.call('GET', '/v1/sessions', anonymous), 401, 'UNAUTHENTICATED');
+  const forged = { headers: { authorization: `Bearer maos_0123456789ab_${'A'.repeat(43)}` } };
+  expectStatus(await api.call('GET', '/v1/roles', forged), 401, 'INVALID_TOKEN');
+  // Probes are public: a credential sent along (valid or not) does not change their answer.
+  expectStatus(await api.call('GET', '/healthz', forged), 200);
+  expectStatus(await api.call('GET', '/readyz', forged), 200);
+  expectStatus(await api.call('GET', '/v1/admin/keys', asViewer), 403, 'PERMISSION_DENIED');
+  const twice = { headers: { 'x-api-key': admin } };
+  expectStatus(await api.call('GET', '/v1/admin/keys', twice), 400);
+  expectStatus(await api.call('GET', '/v1/roles?unknown=1'), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('GET', '/v1/audit/checkpoint?unknown=1'), 400, 'VALIDATION_FAILED');
+
+  // Roles.
+  expectStatus(await api.call('GET', '/v1/roles'), 200);
+  const role = {
+    name: 'compliance_officer',
+    description: 'Checks documents against the rules.',
+    instructions: 'Read the document and list every rule it breaks.',
+  };
+  expectStatus(await api.call('POST', '/v1/roles', { body: role }), 201);
+  expectStatus(await api.call('POST', '/v1/roles', { body: role }), 409, 'CONFLICT');
+  expectStatus(await api.call('POST', '/v1/roles', { body: { name: 'X' } }), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('DELETE', '/v1/roles/compliance_officer'), 204);
+  expectStatus(await api.call('DELETE', '/v1/roles/compliance_officer'), 404, 'ROLE_NOT_FOUND');
+  expectStatus(await api.call('DELETE', '/v1/roles/Bad-Name'), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('DELETE', '/v1/roles/researcher'), 409, 'INVALID_STATE');
+
+  // Submitting sessions, with the request errors a client meets.
+  const submit = { objective: 'Document the API', approval: 'required' };
+  const keyed = { body: submit, headers: { 'idempotency-key': 'conformance-1' } };
+  const created = await api.call('POST', '/v1/sessions', keyed);
+  expectStatus(created, 201);
+  const approveId = (created.body as { id: string }).id;
+  expectStatus(await api.call('POST', '/v1/sessions', keyed), 200);
+  const reused = { body: { objective: 'Other' }, headers: { 'idempotency-key': 'conformance-1' } };
+  expectStatus(await api.call('POST', '/v1/sessions', reused), 409, 'IDEMPOTENCY_KEY_REUSED');
+  expectStatus(await api.call('POST', '/v1/sessions', { body: {} }), 400, 'VALIDATION_FAILED');
+  expectStatus(
+    await api.call('POST', '/v1/sessions', { rawBody: '{"objective":' }),
+    400,
+    'VALIDATION_FAILED',
+  );
+  const text = { rawBody: 'objective', contentType: 'text/plain' };
+  expectStatus(await api.call('POST', '/v1/sessions', text), 415, 'UNSUPPORTED_MEDIA_TYPE');
+  const huge = { body: { objective: 'x'.repeat(70_000) } };
+  expectStatus(await api.call('POST', '/v1/sessions', huge), 413, 'PAYLOAD_TOO_LARGE');
+  expectStatus(
+    await api.call('POST', '/v1/sessions', { ...asViewer, body: submit }),
+    403,
+    'PERMISSION_DENIED',
+  );
+  const rejectId = (
+    (await api.call('POST', '/v1/sessions', { body: submit })).body as {
+      id: string;
+    }
+  ).id;
+  const cancelId = ((await api.call('POST', '/v1/sessions', { body: submit })).body as { id: string }).id;
+
+  // Reading sessions.
+  expectStatus(await api.call('GET', '/v1/sessions'), 200);
+  const firstPage = await api.call('GET', '/v1/sessions?limit=1');
+  expectStatus(firstPage, 200);
+  const cursor = (firstPage.body as { nextCursor: string | null }).nextCursor;
+  assert.ok(cursor, 'three sessions make a second page');
+  expectStatus(await api.call('GET', `/v1/sessions?limit=1&cursor=${cursor}`), 200);
+  expectStatus(await api.call('GET', '/v1/sessions?status=planning'), 200);
+  expectStatus(await api.call('GET', '/v1/sessions?limit=0'), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('GET', '/v1/sessions?cursor=bad'), 400, 'INVALID_CURSOR');
+  expectStatus(await api.call('GET', '/v1/sessions/not-a-uuid'), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}`), 404, 'SESSION_NOT_FOUND');
+  for (const id of [approveId, rejectId, cancelId]) await waitForStatus(id, 'awaiting_approval');
+  expectStatus(await api.call('GET', `/v1/sessions/${approveId}`), 200);
+  expectStatus(await api.call('GET', `/v1/sessions/${approveId}/plans`), 200);
+  expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}/plans`), 404, 'SESSION_NOT_FOUND');
+
+  // Events: JSON pages both ways, SSE, and the per-tenant stream cap.
+  const events = `/v1/sessions/${approveId}/events`;
+  expectStatus(await api.call('GET', events), 200);
+  expectStatus(await api.call('GET', `${events}?after=1&limit=2`), 200);
+  const newest = await api.call('GET', `${events}?order=desc&limit=2`);
+  expectStatus(newest, 200);
+  const before = (newest.body as { nextBefore: number | null }).nextBefore;
+  expectStatus(await api.call('GET', `${events}?order=desc&before=${before ?? 1}`), 200);
+  expectStatus(await api.call('GET', `${events}?before=3`), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}/events`), 404, 'SESSION_NOT_FOUND');
+  const sse = { headers: { accept: 'text/event-stream' }, stream: true };
+  const stream = await api.call('GET', events, sse);
+  expectStatus(stream, 200);
+  assert.match(stream.text, /^(:|id:|event:|retry:)/m, 'the stream starts with an SSE frame');
+  expectStatus(await api.call('GET', `${events}?order=desc`, { ...sse, stream: false }), 400);
+  const held = new AbortController();
+  const holder = await fetch(`${server.url}${events}`, {
+    headers: { authorization: `Bearer ${admin}`, accept: 'text/event-stream' },
+    signal: held.signal,
+  });
+  assert.equal(holder.status, 200);
+  try {
+    expectStatus(await api.call('GET', events, sse), 429, 'RESOURCE_LIMIT_EXCEEDED');
+  } finally {
+    held.abort();
+  }
+
+  // Steering and approval.
+  const messages = `/v1/sessions/${approveId}/messages`;
+  expectStatus(await api.call('POST', messages, { body: { message: 'Keep it short' } }), 202);
+  expectStatus(await api.call('POST', messages, { body: { message: '' } }), 400, 'VALIDATION_FAILED');
+  expectStatus(
+    await api.call('POST', `/v1/sessions/${MISSING_ID}/messages`, { body: { message: 'x' } }),
+    404,
+    'SESSION_NOT_FOUND',
+  );
+  expectStatus(await api.call('POST', `/v1/sessions/${approveId}/approve`), 200);
+  expectStatus(await api.call('POST', `/v1/sessions/${approveId}/approve`), 409, 'INVALID_STATE');
+  const badPlan = { body: { plan: { phases: [] } } };
+  expectStatus(await api.call('POST', `/v1/sessions/${rejectId}/approve`, badPlan), 400);
+  const reject = `/v1/sessions/${rejectId}/reject`;
+  expectStatus(await api.call('POST', reject, { body: { reason: ' ' } }), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('POST', reject, { body: { reason: 'Not now' } }), 204);
+  expectStatus(await api.call('POST', reject, { body: { reason: 'Again' } }), 409, 'INVALID_STATE');
+
+  // Cancelling.
+  expectStatus(await api.call('POST', `/v1/sessions/${cancelId}/cancel`), 200);
+  expectStatus(await api.call('POST', `/v1/sessions/${cancelId}/cancel`), 200);
+  expectStatus(await api.call('POST', `/v1/sessions/${cancelId}/cancel`, { body: { force: true } }), 400);
+  expectStatus(await api.call('POST', `/v1/sessions/${MISSING_ID}/cancel`), 404, 'SESSION_NOT_FOUND');
+  await waitForStatus(approveId, 'completed');
+  expectStatus(await api.call('GET', `/v1/sessions/${approveId}`), 200);
+  expectStatus(await api.call('GET', events), 200);
+  expectStatus(await api.call('GET', `/v1/sessions/${approveId}/plans`), 200);
+  expectStatus(await api.call('POST', `/v1/sessions/${approveId}/cancel`), 409, 'INVALID_STATE');
+  expectStatus(await api.call('POST', messages, { body: { message: 'Late' } }), 409, 'INVALID_STATE');
+  // The stream of a finished session replays the log and ends: every `data` is a SessionEvent.
+  const finished = await api.call('GET', events, { headers: { accept: 'text/event-stream' } });
+  expectStatus(finished, 200);
+  const frames = finished.text.split('\n').filter((line) => line.startsWith('data: '));
+  assert.ok(frames.length >= 5, finished.text);
+  for (const frame of frames)
+    api.validate('/components/schemas/SessionEvent', JSON.parse(frame.slice(6)), 'SSE data');
+
+  // A session with its agents given (a runner task), a budget and metadata.
+  const given = await api.call('POST', '/v1/sessions', {
+    body: {
+      objective: 'Build it',
+      agents: [{ role: 'engineer', task: 'Build', runner: 'ok' }],
+      metadata: { team: 'platform', ticket: 42 },
+      budget: { maxTokens: 100_000, maxCostUsd: 5, deadlineSeconds: 600 },
+    },
+  });
+  expectStatus(given, 201);
+  const givenId = (given.body as { id: string }).id;
+  await waitForStatus(givenId, 'completed');
+  expectStatus(await api.call('GET', `/v1/sessions/${givenId}`), 200);
+  expectStatus(await api.call('GET', `/v1/sessions/${givenId}/plans`), 200);
+  expectStatus(await api.call('POST', `/v1/sessions/${givenId}/messages`, { body: { message: 'x' } }), 409);
+
+  // Usage, every grouping.
+  const from = new Date(Date.now() - 86_400_000).toISOString();
+  const to = new Date(Date.now() + 86_400_000).toISOString();
+  const range = `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
+  for (const groupBy of ['', '&groupBy=day', '&groupBy=role', '&groupBy=model'])
+    expectStatus(await api.call('GET', `/v1/usage?${range}${groupBy}`), 200);
+  expectStatus(
+    await api.call('GET', `/v1/usage?from=${encodeURIComponent(to)}&to=${encodeURIComponent(from)}`),
+    400,
+  );
+  expectStatus(await api.call('GET', '/v1/usage'), 400, 'VALIDATION_FAILED');
+
+  // API keys.
+  const newKey = await api.call('POST', '/v1/admin/keys', { body: { name: 'ci', roles: ['developer'] } });
+  expectStatus(newKey, 201);
+  expectStatus(await api.call('GET', '/v1/admin/keys'), 200);
+  expectStatus(await api.call('POST', '/v1/admin/keys', { body: { name: '', roles: [] } }), 400);
+  expectStatus(await api.call('DELETE', `/v1/admin/keys/${(newKey.body as { id: string }).id}`), 200);
+  expectStatus(await api.call('DELETE', '/v1/admin/keys/unknown-key'), 404);
+  expectStatus(await api.call('DELETE', '/v1/admin/keys/bad_id!'), 400);
+
+  // Tenant provider credentials.
+  expectStatus(await api.call('GET', '/v1/providers'), 200);
+  const credentials = '/v1/providers/local/credentials';
+  expectStatus(await api.call('PUT', credentials, { body: { apiKey: 'sk-tenant' } }), 200);
+  expectStatus(await api.call('PUT', credentials, { body: {} }), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('PUT', '/v1/providers/nope/credentials', { body: { apiKey: 'x' } }), 404);
+  expectStatus(await api.call('DELETE', credentials), 200);
+  expectStatus(await api.call('DELETE', credentials), 404, 'NOT_FOUND');
+  expectStatus(await api.call('DELETE', '/v1/providers/nope/credentials'), 404);
+
+  // Audit: both orders, a cursor, a cursor of the other order, the checkpoint.
+  const audit = await api.call('GET', '/v1/audit?limit=2');
+  expectStatus(audit, 200);
+  const auditCursor = (audit.body as { nextCursor: string | null }).nextCursor;
+  assert.ok(auditCursor, 'the scenario wrote more than two audit records');
+  expectStatus(await api.call('GET', `/v1/audit?limit=2&cursor=${auditCursor}`), 200);
+  const descending = await api.call('GET', '/v1/audit?order=desc&limit=2&outcome=success');
+  expectStatus(descending, 200);
+  const descCursor = (descending.body as { nextCursor: string | null }).nextCursor;
+  expectStatus(await api.call('GET', `/v1/audit?order=desc&limit=2&cursor=${descCursor}`), 200);
+  expectStatus(await api.call('GET', `/v1/audit?cursor=${descCursor}`), 400, 'INVALID_CURSOR');
+  expectStatus(await api.call('GET', '/v1/audit?order=sideways'), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('GET', '/v1/audit/checkpoint'), 200);
+  expectStatus(await api.call('GET', '/v1/audit', asViewer), 403, 'PERMISSION_DENIED');
+
+  const missing = api.operations.filter(
+    (operation) => !api.exercised.has(operation) && !NOT_EXERCISED[operation],
+  );
+  assert.deepEqual(missing, [], 'every documented operation is exercised');
+  const violations = api.violations.join('\n');
+  assert.equal(api.violations.length, 0, `answers that do not match the document:\n${violations}`);
+
+  async function waitForStatus(id: string, status: string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (true) {
+      const response = await fetch(`${server.url}/v1/sessions/${id}`, {
+        headers: { authorization: `Bearer ${admin}` },
+        signal: AbortSignal.timeout(10_000),
+      });
+      const session = (await response.json()) as { status: string; error: string | null };
+      if (session.status === status) return;
+      if (Date.now() > deadline)
+        throw new Error(`session ${id} is ${session.status} (${session.error}), not ${status}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+});
+
+test('the recorder names each kind of mismatch', async (t) => {
+  const answers: Record<string, [number, string, string]> = {
+    '/things/1': [200, 'application/json', '{"id":1}'],
+    '/things/2': [500, 'application/problem+json', '{"code":"INTERNAL"}'],
+    '/things/3': [200, 'text/plain', 'id'],
+    '/things/4': [404, 'application/json', '{"code":"NOT_FOUND"}'],
+    '/things/5': [200, 'application/json', '{"id":"5"}'],
+    '/things/6': [404, 'application/problem+json', '{"code":"NOT_FOUND"}'],
+  };
+  const fake = createServer((request, response) => {
+    const [status, type, body] = answers[request.url ?? ''] ?? [404, 'text/plain', ''];
+    response.writeHead(status, { 'content-type': type }).end(body);
+  });
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+  t.after(() => fake.close());
+  const problem = { schema: { $ref: '#/components/schemas/Problem' } };
+  const doc: OpenApiDocument = {
+    openapi: '3.1.0',
+    paths: {
+      '/things/{id}': {
+        get: {
+          responses: {
+            200: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } } } },
+            404: { content: { 'application/problem+json': problem, 'application/json': problem } },
+          },
+        },
+      },
+      '/other': { get: { responses: { 200: {} } } },
+    },
+    components: {
+      schemas: {
+        Thing: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+        Problem: { type: 'object', properties: { code: { type: 'string' } }, required: ['code'] },
+      },
+    },
+  };
+  const { port } = fake.address() as AddressInfo;
+  const recorder = createOpenApiRecorder(`http://127.0.0.1:${port}`, doc);
+  for (const id of [1, 2, 3, 4, 5, 6]) await recorder.call('GET', `/things/${id}`);
+  await recorder.call('POST', '/things/5');
+  await recorder.call('GET', '/nowhere');
+  await recorder.call('GET', '/nowhere-known', { undocumented: true });
+  const expected = [
+    /^GET \/things\/1 → 200: does not match .*: \/id must be string/,
+    /^GET \/things\/2 → 500: status not documented/,
+    /^GET \/things\/3 → 200: media type text\/plain not documented/,
+    /^GET \/things\/4 → 404: an error answered as application\/json/,
+    /^POST \/things\/5 → 200: POST is not documented/,
+    /^GET \/nowhere → 404: no documented path matches/,
+  ];
+  assert.equal(recorder.violations.length, expected.length, recorder.violations.join('\n'));
+  for (const [i, pattern] of expected.entries()) assert.match(recorder.violations[i] ?? '', pattern);
+  assert.deepEqual([...recorder.exercised.keys()], ['GET /things/{id}']);
+  assert.deepEqual(recorder.operations, ['GET /things/{id}', 'GET /other']);
+});
