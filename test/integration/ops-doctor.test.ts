@@ -2,8 +2,8 @@
 // problem it detects: invalid config, unusable data dir, low disk, bad or outdated database, clock skew,
 // unreachable OIDC discovery or provider.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -152,6 +152,39 @@ describe('maos doctor', { timeout: 400_000 }, () => {
     assert.equal(dataDirCheck.status, 'fail');
     assert.match(dataDirCheck.message, /not a directory/);
     assert.match(dataDirCheck.fix ?? '', /mkdir -p/);
+  });
+
+  test('warns, without failing, when the data dir or the database is more open than 0750/0600, with the chmod that fixes it', async () => {
+    const openDir = join(dir, 'open');
+    const handle = createDatabase({ dataDir: openDir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });
+    await migrateToLatest(handle.db);
+    await handle.close();
+    const database = join(openDir, 'maos.db');
+    const config = writeConfig(`dataDir: ${openDir}\nport: 0\n`);
+    assert.equal(check(await doctor(['-c', config, '--min-free-mb', '1']), 'data-dir').status, 'pass');
+
+    chmodSync(openDir, 0o755);
+    chmodSync(database, 0o644);
+    const report = await doctor(['-c', config, '--min-free-mb', '1'], true);
+    assert.equal(report.code, 0, report.text);
+    const dataDirCheck = check(report, 'data-dir');
+    assert.equal(dataDirCheck.status, 'warn');
+    assert.match(dataDirCheck.message, /open is 0755 \(world-readable, world-searchable\)/);
+    assert.match(dataDirCheck.message, /maos\.db is 0644 \(group-readable, world-readable\)/);
+    assert.match(dataDirCheck.fix ?? '', new RegExp(`^chmod 750 ${openDir} && chmod 600 ${database} `));
+    assert.match(report.text, /^WARN {2}data-dir/m);
+
+    // Only the group, and only the database: named as such.
+    chmodSync(openDir, 0o750);
+    chmodSync(database, 0o660);
+    const groupOnly = check(await doctor(['-c', config, '--min-free-mb', '1']), 'data-dir');
+    assert.equal(groupOnly.status, 'warn');
+    assert.doesNotMatch(groupOnly.message, /open is/);
+    assert.match(groupOnly.message, /maos\.db is 0660 \(group-readable, group-writable\)/);
+
+    // The fix line, run as printed, closes it.
+    execSync((groupOnly.fix ?? '').replace(/ \(.*\)$/, ''));
+    assert.equal(check(await doctor(['-c', config, '--min-free-mb', '1']), 'data-dir').status, 'pass');
   });
 
   test('fails when free space is below the minimum', async () => {

@@ -9,6 +9,7 @@ import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus } from '../../store/migrate.ts';
+import { findLoosePermissions } from './doctor-permissions.ts';
 import { checkServerReadiness } from './doctor-readiness.ts';
 import { findOidcIssuer, probeUrl } from './doctor-remote.ts';
 
@@ -73,7 +74,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     }
     return finish(checks);
   }
-  checks.push(checkDataDir(config.dataDir));
+  checks.push(checkDataDir(config.dataDir, findSqlitePath(config)));
   checks.push(checkDiskSpace(config.dataDir, options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES));
   checks.push(...(await checkDatabase(config)));
   checks.push(...(await checkProviderKeys(config, timeoutMs)));
@@ -84,12 +85,24 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   return finish(checks);
 }
 
+/** The SQLite database file of `config`; undefined for PostgreSQL or an unusable store.url. */
+function findSqlitePath(config: Readonly<Config>): string | undefined {
+  try {
+    return resolveSqlitePath(config);
+  } catch {
+    return undefined;
+  }
+}
+
 function finish(checks: CheckResult[]): DoctorReport {
   return { ok: checks.every((check) => check.status !== 'fail'), checks };
 }
 
-/** The data directory exists (or can be created), is a directory, and this user can write to it. */
-export function checkDataDir(dataDir: string): CheckResult {
+/**
+ * The data directory exists (or can be created), is a directory, and this user can write to it;
+ * warns when it, or the SQLite database at `databasePath`, is more open than 0750 / 0600.
+ */
+export function checkDataDir(dataDir: string, databasePath?: string): CheckResult {
   const path = resolve(dataDir);
   const fix = `Create ${path} as a directory owned by the user running MAOS (e.g. \`mkdir -p ${path} && chown $(id -u) ${path}\`), or set dataDir.`;
   if (!existsSync(path)) {
@@ -123,14 +136,9 @@ export function checkDataDir(dataDir: string): CheckResult {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     return { name: 'data-dir', status: 'fail', message: `${path} is not writable (${code})`, fix };
   }
-  if ((stats.mode & 0o002) !== 0) {
-    return {
-      name: 'data-dir',
-      status: 'warn',
-      message: `${path} is world-writable; it holds the database and keys`,
-      fix: `chmod o-w ${path} (0750 or stricter is recommended)`,
-    };
-  }
+  // Only a warning: the operator may share the directory on purpose (a backup group, say).
+  const loose = findLoosePermissions(path, databasePath);
+  if (loose) return { name: 'data-dir', status: 'warn', ...loose };
   return { name: 'data-dir', status: 'pass', message: `${path} is writable` };
 }
 
