@@ -66,6 +66,18 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
   const docResponse = await fetch(`${server.url}/openapi.json`, { signal: AbortSignal.timeout(10_000) });
   assert.equal(docResponse.status, 200);
   const doc = (await docResponse.json()) as OpenApiDocument;
+  // What client generators name methods and group them by: a unique operationId, declared tags.
+  const documented = Object.values(doc.paths).flatMap((item) => Object.values(item));
+  const operationIds = documented.map((operation) => operation.operationId);
+  assert.ok(
+    operationIds.every((id) => typeof id === 'string' && /^[a-z][A-Za-z]+$/.test(id)),
+    String(operationIds),
+  );
+  assert.equal(new Set(operationIds).size, operationIds.length, 'operationIds are unique');
+  const declaredTags = new Set(doc.tags?.map((tag) => tag.name));
+  for (const tag of documented.flatMap((operation) => operation.tags ?? []))
+    assert.ok(declaredTags.has(tag), `tag ${tag} is declared`);
+
   const api = createOpenApiRecorder(server.url, doc, { authorization: `Bearer ${admin}` });
   const asViewer = { headers: { authorization: `Bearer ${viewer}` } };
   const anonymous = { headers: { authorization: '' } };
@@ -305,7 +317,8 @@ test('the recorder names each kind of mismatch', async (t) => {
     '/things/3': [200, 'text/plain', 'id'],
     '/things/4': [404, 'application/json', '{"code":"NOT_FOUND"}'],
     '/things/5': [200, 'application/json', '{"id":"5"}'],
-    '/things/6': [404, 'application/problem+json', '{"code":"NOT_FOUND"}'],
+    '/things/6': [404, 'application/problem+json', '{"code":"NOT_FOUND","status":404}'],
+    '/things/7': [404, 'application/problem+json', '{"code":"NOT_FOUND","status":400}'],
   };
   const fake = createServer((request, response) => {
     const [status, type, body] = answers[request.url ?? ''] ?? [404, 'text/plain', ''];
@@ -336,7 +349,7 @@ test('the recorder names each kind of mismatch', async (t) => {
   };
   const { port } = fake.address() as AddressInfo;
   const recorder = createOpenApiRecorder(`http://127.0.0.1:${port}`, doc);
-  for (const id of [1, 2, 3, 4, 5, 6]) await recorder.call('GET', `/things/${id}`);
+  for (const id of [1, 2, 3, 4, 5, 6, 7]) await recorder.call('GET', `/things/${id}`);
   await recorder.call('POST', '/things/5');
   await recorder.call('GET', '/nowhere');
   await recorder.call('GET', '/nowhere-known', { undocumented: true });
@@ -345,6 +358,7 @@ test('the recorder names each kind of mismatch', async (t) => {
     /^GET \/things\/2 → 500: status not documented/,
     /^GET \/things\/3 → 200: media type text\/plain not documented/,
     /^GET \/things\/4 → 404: an error answered as application\/json/,
+    /^GET \/things\/7 → 404: a problem document with status 400/,
     /^POST \/things\/5 → 200: POST is not documented/,
     /^GET \/nowhere → 404: no documented path matches/,
   ];

@@ -45,6 +45,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
     {
       config: { permission: 'keys:manage' },
       schema: {
+        operationId: 'createApiKey',
         summary: 'Create an API key',
         description: 'Creates a key for a service account of the caller’s tenant. The key is returned once.',
         tags: ['admin'],
@@ -75,6 +76,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
     {
       config: { permission: 'keys:manage' },
       schema: {
+        operationId: 'listApiKeys',
         summary: 'List API keys',
         tags: ['admin'],
         response: { 200: z.object({ items: z.array(apiKeySchema) }), ...problemResponses(401, 403, 429) },
@@ -88,6 +90,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
     {
       config: { permission: 'keys:manage' },
       schema: {
+        operationId: 'revokeApiKey',
         summary: 'Revoke an API key',
         description: 'Revokes the key (by id or prefix) at once; idempotent.',
         tags: ['admin'],

@@ -65,6 +65,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     {
       config: { permission: 'audit:read' },
       schema: {
+        operationId: 'listAuditRecords',
         summary: 'List audit records',
         description:
           'Records of the caller’s tenant, cursor-paginated: oldest first by default, newest first with `order=desc` (its cursor pages further back). A cursor only continues the order it came from.',
@@ -108,6 +109,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     {
       config: { permission: 'audit:read' },
       schema: {
+        operationId: 'getAuditCheckpoint',
         summary: 'Latest signed checkpoint',
         description: 'The latest C2SP signed checkpoint of the whole log and the key that verifies it.',
         tags: ['audit'],

@@ -19,6 +19,7 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
     {
       config: { permission: 'roles:manage' },
       schema: {
+        operationId: 'createRole',
         summary: 'Create a custom role',
         description:
           'Adds a role for the caller’s tenant: the orchestrator can plan with it and sessions can name it. Names of built-in roles are reserved.',
@@ -42,6 +43,7 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
     {
       config: { permission: 'roles:manage' },
       schema: {
+        operationId: 'deleteRole',
         summary: 'Delete a custom role',
         tags: ['roles'],
         params: z.object({

@@ -33,6 +33,7 @@ export function registerHealthRoutes(app: FastifyInstance, probe: ReadinessProbe
     {
       config: { public: true },
       schema: {
+        operationId: 'getHealth',
         summary: 'Liveness',
         description: 'Answers 200 while the process is alive.',
         tags: ['health'],
@@ -46,6 +47,7 @@ export function registerHealthRoutes(app: FastifyInstance, probe: ReadinessProbe
     {
       config: { public: true },
       schema: {
+        operationId: 'getReadiness',
         summary: 'Readiness',
         description:
           '200 when the server can take traffic (database reachable, migrations current, not shutting down); 503 otherwise, with the failing checks.',

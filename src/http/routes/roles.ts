@@ -18,6 +18,7 @@ export function registerRoleRoutes(app: FastifyInstance, options: RoleRoutesOpti
     {
       config: { permission: 'roles:read' },
       schema: {
+        operationId: 'listRoles',
         summary: 'List roles',
         description: 'The role catalogue: names, descriptions and capabilities.',
         tags: ['roles'],

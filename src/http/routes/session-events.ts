@@ -46,6 +46,7 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
     {
       config: { permission: 'sessions:read' },
       schema: {
+        operationId: 'listSessionEvents',
         summary: 'Read or stream session events',
         description:
           'With `Accept: text/event-stream`: an SSE stream (`id` = seq, `event` = type, `data` = the event as JSON), keep-alive comments, resumable with `Last-Event-ID` (or `?after=`), ending after `session.finished`. Otherwise a JSON page of events with seq > `after`, oldest first; with `order=desc`, the newest events (or those with seq < `before`), newest first, and `nextBefore` to page further back.',

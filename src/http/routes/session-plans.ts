@@ -48,6 +48,7 @@ export function registerSessionPlanRoutes(app: FastifyInstance, options: Session
     {
       config: { permission: 'sessions:read' },
       schema: {
+        operationId: 'listPlanVersions',
         summary: 'List plan versions',
         description:
           'Every version of the session’s plan, oldest first, each with its diff to the previous one.',

@@ -30,6 +30,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
     {
       config: { permission: 'sessions:create' },
       schema: {
+        operationId: 'sendSessionMessage',
         summary: 'Steer a session',
         description:
           'A message to the orchestrator; it is taken into account at the next phase gate and in the final synthesis, and appears in the event log as a `user.message` event.',
@@ -54,6 +55,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
     {
       config: { permission: 'sessions:approve' },
       schema: {
+        operationId: 'approvePlan',
         summary: 'Approve the plan',
         description:
           'Starts a session waiting for approval, as planned or with an edited plan (checked and built like a generated one: at most llm.planner.maxTasksPerPhase tasks per phase, dependencies only on the same or earlier phases, each phase waiting for the one before; stored as a new plan version, see GET /v1/sessions/:id/plans).',
@@ -83,6 +85,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
     {
       config: { permission: 'sessions:approve' },
       schema: {
+        operationId: 'rejectPlan',
         summary: 'Reject the plan',
         description: 'Ends a session waiting for approval: it fails with the reason given.',
         tags: ['sessions'],

@@ -36,6 +36,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
     {
       config: { permission: 'sessions:create' },
       schema: {
+        operationId: 'createSession',
         summary: 'Submit a session',
         description:
           'Stores the session with its plan and tasks and starts it. Without `agents` the orchestrator plans it: the session is stored in status `planning` with one `plan` task and no plan yet (`plan` null, `planVersion` 0); the plan and its tasks follow when that task succeeds. `201` when created; `200` when an earlier request with the same `Idempotency-Key` and body created it.',
@@ -62,6 +63,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
     {
       config: { permission: 'sessions:read' },
       schema: {
+        operationId: 'listSessions',
         summary: 'List sessions',
         description: 'Newest first, cursor-paginated, optionally filtered by status.',
         tags: ['sessions'],
@@ -89,6 +91,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
     {
       config: { permission: 'sessions:read' },
       schema: {
+        operationId: 'getSession',
         summary: 'Show a session',
         description: 'The session with its plan, tasks and their states, timings and usage.',
         tags: ['sessions'],
@@ -104,6 +107,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
     {
       config: { permission: 'sessions:cancel' },
       schema: {
+        operationId: 'cancelSession',
         summary: 'Cancel a session',
         description:
           'Aborts running tasks (their processes are killed), cancels pending ones and ends the session `cancelled`. Cancelling a cancelled session returns it unchanged; a completed or failed one gets 409.',

@@ -50,6 +50,7 @@ export function createTenantProviderRoutesPlugin(options: TenantProviderRoutesOp
       {
         config: { permission: 'providers:manage' },
         schema: {
+          operationId: 'listProviders',
           summary: 'List LLM providers and tenant credentials',
           tags: ['providers'],
           response: { 200: z.object({ items: z.array(providerSchema) }), ...problemResponses(401, 403, 429) },
@@ -63,6 +64,7 @@ export function createTenantProviderRoutesPlugin(options: TenantProviderRoutesOp
       {
         config: { permission: 'providers:manage' },
         schema: {
+          operationId: 'putProviderCredential',
           summary: 'Store the tenant’s credential for a provider',
           description:
             'The key is encrypted at rest and used for this tenant’s calls to the provider instead of the server’s key. `baseURL` (OpenAI-compatible providers only) must not point to an internal network unless the operator allows it.',
@@ -91,6 +93,7 @@ export function createTenantProviderRoutesPlugin(options: TenantProviderRoutesOp
       {
         config: { permission: 'providers:manage' },
         schema: {
+          operationId: 'deleteProviderCredential',
           summary: 'Remove the tenant’s credential for a provider',
           description: 'Calls use the server’s key again. Answers the provider as it now stands.',
           tags: ['providers'],

@@ -64,6 +64,7 @@ export function registerUsageRoutes(app: FastifyInstance, options: UsageRoutesOp
     {
       config: { permission: 'sessions:read' },
       schema: {
+        operationId: 'getUsage',
         summary: 'Usage over a time range',
         description: `Tokens, cost, sessions and tasks of the caller’s tenant over the sessions created in [from, to) (at most ${MAX_RANGE_DAYS} days), summed from what each session and task was charged.`,
         tags: ['sessions'],
