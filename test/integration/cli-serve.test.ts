@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { type CliResult, runMaos } from '../fixtures/cli.ts';
@@ -106,5 +106,31 @@ describe('maos serve', { timeout: 300_000 }, () => {
     for (const line of result.stdout.split('\n').filter((text) => text.trim() !== '')) {
       assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line: ${line}`);
     }
+  });
+
+  test('an address this machine does not have is CONFIG_INVALID (exit 2), naming the address and its setting', async (t) => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    // TEST-NET-1 (RFC 5737): never a local address, and a failed bind sends nothing anywhere.
+    const host = '192.0.2.1';
+    const local = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+    if (local.some((entry) => entry.address === host)) return t.skip(`${host} is a local address here`);
+    const config = join(dir, 'remote-host.json');
+    writeFileSync(config, JSON.stringify({ auth: { mode: 'apikey' }, logLevel: 'warn', host }));
+    const result = await runMaos([
+      'serve',
+      '--config',
+      config,
+      '--port',
+      '0',
+      '--data-dir',
+      join(dir, 'data'),
+    ]);
+    // As docs/troubleshooting.md lists it with EADDRINUSE: the listen address is the config's to fix.
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /error CONFIG_INVALID: Cannot listen on 192\.0\.2\.1:0 \(port\): the address is not available \(EADDRNOTAVAIL\)/,
+    );
   });
 });
