@@ -54,7 +54,15 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
       auth: { mode: 'apikey' },
       secrets: { kekRing: generateKekEntry('k1') },
       workers: { concurrency: 2, pollIntervalMs: 50 },
+      shutdown: { graceSeconds: 1, drainDelaySeconds: 1 },
       http: { bodyLimitBytes: 65_536, maxSseStreamsPerTenant: 1 },
+      // Keys are not limited in practice; anonymous callers soon are (the last step checks the 429).
+      rateLimit: {
+        enabled: true,
+        principal: { points: 100_000, windowSeconds: 60 },
+        tenant: { points: 100_000, windowSeconds: 60 },
+        anonymous: { points: 5, windowSeconds: 60 },
+      },
     },
   });
   const db = server.app.database.db as unknown as SecurityDb;
@@ -74,6 +82,16 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
     String(operationIds),
   );
   assert.equal(new Set(operationIds).size, operationIds.length, 'operationIds are unique');
+  // Errors of the API are problem documents: that is the one media type documented for them.
+  for (const [path, item] of Object.entries(doc.paths).filter(([path]) => path.startsWith('/v1/'))) {
+    for (const [method, operation] of Object.entries(item)) {
+      for (const [status, response] of Object.entries(operation.responses ?? {})) {
+        if (Number(status) < 400) continue;
+        const types = Object.keys(response.content ?? {});
+        assert.deepEqual(types, ['application/problem+json'], `${method} ${path} ${status}`);
+      }
+    }
+  }
   const declaredTags = new Set(doc.tags?.map((tag) => tag.name));
   for (const tag of documented.flatMap((operation) => operation.tags ?? []))
     assert.ok(declaredTags.has(tag), `tag ${tag} is declared`);
@@ -87,6 +105,9 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
   expectStatus(await api.call('GET', '/readyz', anonymous), 200);
   expectStatus(await api.call('GET', '/v1/nothing-here', { undocumented: true }), 404, 'NOT_FOUND');
   expectStatus(await api.call('GET', '/v1/sessions', anonymous), 401, 'UNAUTHENTICATED');
+  const anonymousStream = { headers: { authorization: '', accept: 'text/event-stream' }, stream: true };
+  const streamUrl = `/v1/sessions/${MISSING_ID}/events`;
+  expectStatus(await api.call('GET', streamUrl, anonymousStream), 401, 'UNAUTHENTICATED');
   const forged = { headers: { authorization: `Bearer maos_0123456789ab_${'A'.repeat(43)}` } };
   expectStatus(await api.call('GET', '/v1/roles', forged), 401, 'INVALID_TOKEN');
   // Probes are public: a credential sent along (valid or not) does not change their answer.
@@ -239,6 +260,15 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
   await waitForStatus(givenId, 'completed');
   expectStatus(await api.call('GET', `/v1/sessions/${givenId}`), 200);
   expectStatus(await api.call('GET', `/v1/sessions/${givenId}/plans`), 200);
+  const failing = await api.call('POST', '/v1/sessions', {
+    body: { objective: 'Break it', agents: [{ role: 'engineer', task: 'Fail', runner: 'fail' }] },
+  });
+  expectStatus(failing, 201);
+  const failingId = (failing.body as { id: string }).id;
+  await waitForStatus(failingId, 'failed');
+  expectStatus(await api.call('GET', `/v1/sessions/${failingId}`), 200);
+  expectStatus(await api.call('GET', `/v1/sessions/${failingId}/events`), 200);
+  expectStatus(await api.call('GET', '/v1/sessions?status=failed'), 200);
   expectStatus(await api.call('POST', `/v1/sessions/${givenId}/messages`, { body: { message: 'x' } }), 409);
 
   // Usage, every grouping.
@@ -287,6 +317,25 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
   expectStatus(await api.call('GET', '/v1/audit/checkpoint'), 200);
   expectStatus(await api.call('GET', '/v1/audit', asViewer), 403, 'PERMISSION_DENIED');
 
+  // Anonymous callers over their limit: 429 RATE_LIMITED with Retry-After.
+  let limited: RecordedCall | undefined;
+  for (let i = 0; i < 10 && limited === undefined; i += 1) {
+    const call = await api.call('GET', '/v1/roles', anonymous);
+    if (call.status === 429) limited = call;
+    else expectStatus(call, 401, 'UNAUTHENTICATED');
+  }
+  assert.ok(limited, 'anonymous calls are limited');
+  expectStatus(limited, 429, 'RATE_LIMITED');
+  assert.match(limited.headers.get('retry-after') ?? '', /^\d+$/);
+
+  // Stopping: during the drain delay /readyz answers 503 with its checks, the API still answers.
+  const stopping = server.app.stop();
+  const draining = await api.call('GET', '/readyz', anonymous);
+  expectStatus(draining, 503);
+  assert.equal((draining.body as { status?: string }).status, 'not_ready');
+  expectStatus(await api.call('GET', '/v1/roles'), 200);
+  await stopping;
+
   const missing = api.operations.filter(
     (operation) => !api.exercised.has(operation) && !NOT_EXERCISED[operation],
   );
@@ -334,7 +383,7 @@ test('the recorder names each kind of mismatch', async (t) => {
         get: {
           responses: {
             200: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } } } },
-            404: { content: { 'application/problem+json': problem, 'application/json': problem } },
+            404: { content: { 'application/problem+json': problem } },
           },
         },
       },
@@ -357,7 +406,7 @@ test('the recorder names each kind of mismatch', async (t) => {
     /^GET \/things\/1 → 200: does not match .*: \/id must be string/,
     /^GET \/things\/2 → 500: status not documented/,
     /^GET \/things\/3 → 200: media type text\/plain not documented/,
-    /^GET \/things\/4 → 404: an error answered as application\/json/,
+    /^GET \/things\/4 → 404: media type application\/json not documented/,
     /^GET \/things\/7 → 404: a problem document with status 400/,
     /^POST \/things\/5 → 200: POST is not documented/,
     /^GET \/nowhere → 404: no documented path matches/,
