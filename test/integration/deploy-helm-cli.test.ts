@@ -226,6 +226,17 @@ for (const helm of helms) {
       assertRejected(['--set', 'database.mode=mysql'], /database[./]mode/);
       assertRejected(['--set', 'auth.mode=none'], /auth[./]mode/);
       assertRejected(['--set', 'keda.trigger=cpu'], /keda[./]trigger/);
+      // Origins the server refuses at start (they would reach the console's CSP).
+      for (const origin of [
+        'https://a.example;frame-src *',
+        'https://*.example.net',
+        'http://idp.example.net',
+      ]) {
+        assertRejected(
+          ['--set-string', `auth.oidc.console.tokenEndpointOrigin=${origin}`],
+          /tokenEndpointOrigin/,
+        );
+      }
       assertRejected(['--set-json', 'extraVolumeMounts=[{"name":"files"}]'], /mountPath/);
       assertRejected(['--set', 'ingress.canary.weight=150'], /weight/);
       assertRejected(['--set', 'config.auth.mode=none'], /config/);

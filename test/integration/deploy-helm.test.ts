@@ -500,6 +500,18 @@ describe('Helm chart', () => {
     });
     assert.equal(other.auth.oidc.console.tokenEndpointOrigin, 'https://login.example.net');
     assert.ok(configSchema.safeParse({ auth: other.auth }).success);
+    // What the server refuses at start is refused by the chart too (deploy-helm-cli.test.ts).
+    for (const origin of [
+      'https://a.example;frame-src *',
+      'https://*.example.net',
+      'http://login.example.net',
+    ]) {
+      const auth = {
+        ...other.auth,
+        oidc: { ...other.auth.oidc, console: { clientId: 'c', tokenEndpointOrigin: origin } },
+      };
+      assert.equal(configSchema.safeParse({ auth }).success, false, origin);
+    }
   });
 });
 
