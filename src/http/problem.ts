@@ -67,10 +67,15 @@ export interface ProblemResponse {
 export function problemResponses(...statuses: number[]): Record<number, ProblemResponse> {
   const out: Record<number, ProblemResponse> = {};
   for (const status of [...new Set([400, ...statuses, 500, 503])].sort((a, b) => a - b)) {
-    out[status] = {
-      description: PROBLEM_DESCRIPTIONS[status] ?? 'An error.',
-      content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } },
-    };
+    out[status] = createProblemResponse(status);
   }
   return out;
+}
+
+/** The documented response of one error status. */
+export function createProblemResponse(status: number): ProblemResponse {
+  return {
+    description: PROBLEM_DESCRIPTIONS[status] ?? 'An error.',
+    content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } },
+  };
 }

@@ -21,6 +21,7 @@ import {
   createNoAuthAuthenticator,
   registerAuthentication,
 } from './plugins/authenticate.ts';
+import { documentBodyProblems } from './plugins/body-problems.ts';
 import { registerErrorHandling, sendProblem } from './plugins/error-handler.ts';
 import { createLazyChildLogger } from './plugins/lazy-child-logger.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
@@ -101,6 +102,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   registerJsonParser(app);
   recordRoutes(app);
   refuseUndeclaredInput(app);
+  documentBodyProblems(app);
   registerErrorHandling(app, options.observer);
   // Hooks run in registration order: tracing goes before the shutdown and authentication hooks, so
   // the requests they refuse get a server span too. The other plugins may need `request.actor`.

@@ -229,6 +229,10 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
   expectStatus(await api.call('POST', `/v1/sessions/${cancelId}/cancel`), 200);
   expectStatus(await api.call('POST', `/v1/sessions/${cancelId}/cancel`), 200);
   expectStatus(await api.call('POST', `/v1/sessions/${cancelId}/cancel`, { body: { force: true } }), 400);
+  // Any route that takes a body parses it first: 415 and 413 are possible (and documented) there too.
+  const cancelText = { rawBody: 'now', contentType: 'text/plain' };
+  expectStatus(await api.call('POST', `/v1/sessions/${cancelId}/cancel`, cancelText), 415);
+  expectStatus(await api.call('POST', `/v1/sessions/${cancelId}/cancel`, huge), 413);
   expectStatus(await api.call('POST', `/v1/sessions/${MISSING_ID}/cancel`), 404, 'SESSION_NOT_FOUND');
   await waitForStatus(approveId, 'completed');
   expectStatus(await api.call('GET', `/v1/sessions/${approveId}`), 200);
@@ -289,6 +293,11 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
   expectStatus(await api.call('DELETE', `/v1/admin/keys/${(newKey.body as { id: string }).id}`), 200);
   expectStatus(await api.call('DELETE', '/v1/admin/keys/unknown-key'), 404);
   expectStatus(await api.call('DELETE', '/v1/admin/keys/bad_id!'), 400);
+  expectStatus(
+    await api.call('DELETE', '/v1/admin/keys/unknown-key', { rawBody: 'x', contentType: 'text/plain' }),
+    415,
+  );
+  expectStatus(await api.call('DELETE', '/v1/admin/keys/unknown-key', { body: { force: true } }), 400);
 
   // Tenant provider credentials.
   expectStatus(await api.call('GET', '/v1/providers'), 200);

@@ -1,12 +1,12 @@
 // Unknown input is refused everywhere, as the API reference promises: a route of the API that
-// declares no query string takes none, and a POST that declares no body takes at most `{}`. Without
-// this, `?limit=5` on a route that has no such parameter, or `{"force": true}` on cancel, would be
-// accepted and silently ignored.
+// declares no query string takes none, and a POST or DELETE that declares no body takes at most
+// `{}`. Without this, `?limit=5` on a route that has no such parameter, or `{"force": true}` on
+// cancel or on a DELETE, would be accepted and silently ignored.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 
 const NO_QUERY = z.strictObject({});
-// A POST without a body has a null one.
+// A POST or DELETE without a body has a null one.
 const NO_BODY = z.strictObject({}).nullish();
 
 /** Registers the hook; call before the routes are added. Only `/v1/` routes (not probes or docs). */
@@ -16,7 +16,8 @@ export function refuseUndeclaredInput(app: FastifyInstance): void {
     const schema = { ...(route.schema ?? {}) } as Record<string, unknown>;
     if (schema.querystring === undefined) schema.querystring = NO_QUERY;
     const methods = [route.method].flat().map(String);
-    if (methods.includes('POST') && schema.body === undefined) schema.body = NO_BODY;
+    const takesBody = methods.includes('POST') || methods.includes('DELETE');
+    if (takesBody && schema.body === undefined) schema.body = NO_BODY;
     route.schema = schema;
   });
 }
