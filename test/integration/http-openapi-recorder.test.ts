@@ -15,6 +15,7 @@ test('the recorder names each kind of mismatch', async (t) => {
     '/things/5': [200, 'application/json', '{"id":"5"}'],
     '/things/6': [404, 'application/problem+json', '{"code":"NOT_FOUND","status":404}'],
     '/things/7': [404, 'application/problem+json', '{"code":"NOT_FOUND","status":400}'],
+    '/other': [200, 'text/plain', ''],
   };
   const fake = createServer((request, response) => {
     const [status, type, body] = answers[request.url ?? ''] ?? [404, 'text/plain', ''];
@@ -34,7 +35,10 @@ test('the recorder names each kind of mismatch', async (t) => {
           },
         },
       },
-      '/other': { get: { responses: { 200: {} } } },
+      '/other': {
+        get: { responses: { 200: {} } },
+        post: { requestBody: { required: true }, responses: { 200: {} } },
+      },
     },
     components: {
       schemas: {
@@ -47,6 +51,8 @@ test('the recorder names each kind of mismatch', async (t) => {
   const recorder = createOpenApiRecorder(`http://127.0.0.1:${port}`, doc);
   for (const id of [1, 2, 3, 4, 5, 6, 7]) await recorder.call('GET', `/things/${id}`);
   await recorder.call('POST', '/things/5');
+  await recorder.call('POST', '/other');
+  await recorder.call('POST', '/other', { body: {} });
   await recorder.call('GET', '/nowhere');
   await recorder.call('GET', '/nowhere-known', { undocumented: true });
   const expected = [
@@ -56,10 +62,11 @@ test('the recorder names each kind of mismatch', async (t) => {
     /^GET \/things\/4 → 404: media type application\/json not documented/,
     /^GET \/things\/7 → 404: a problem document with status 400/,
     /^POST \/things\/5 → 200: POST is not documented/,
+    /^POST \/other → 200: accepted without a body, but the document requires one/,
     /^GET \/nowhere → 404: no documented path matches/,
   ];
   assert.equal(recorder.violations.length, expected.length, recorder.violations.join('\n'));
   for (const [i, pattern] of expected.entries()) assert.match(recorder.violations[i] ?? '', pattern);
-  assert.deepEqual([...recorder.exercised.keys()], ['GET /things/{id}']);
-  assert.deepEqual(recorder.operations, ['GET /things/{id}', 'GET /other']);
+  assert.deepEqual([...recorder.exercised.keys()], ['GET /things/{id}', 'POST /other']);
+  assert.deepEqual(recorder.operations, ['GET /things/{id}', 'GET /other', 'POST /other']);
 });
