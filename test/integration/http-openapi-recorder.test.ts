@@ -19,7 +19,12 @@ test('the recorder names each kind of mismatch', async (t) => {
   };
   const fake = createServer((request, response) => {
     const [status, type, body] = answers[request.url ?? ''] ?? [404, 'text/plain', ''];
-    response.writeHead(status, { 'content-type': type }).end(body);
+    // POST /other with a body answers its headers right: the required one, a valid optional one.
+    const extra =
+      Number(request.headers['content-length'] ?? 0) > 0
+        ? { 'x-id': '1', 'retry-after': '3' }
+        : { 'retry-after': 'soon' };
+    response.writeHead(status, { 'content-type': type, ...extra }).end(body);
   });
   await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
   t.after(() => fake.close());
@@ -37,7 +42,17 @@ test('the recorder names each kind of mismatch', async (t) => {
       },
       '/other': {
         get: { responses: { 200: {} } },
-        post: { requestBody: { required: true }, responses: { 200: {} } },
+        post: {
+          requestBody: { required: true },
+          responses: {
+            200: {
+              headers: {
+                'X-Id': { required: true, schema: { type: 'string' } },
+                'Retry-After': { schema: { type: 'string', pattern: '^\\d+$' } },
+              },
+            },
+          },
+        },
       },
     },
     components: {
@@ -63,6 +78,8 @@ test('the recorder names each kind of mismatch', async (t) => {
     /^GET \/things\/7 → 404: a problem document with status 400/,
     /^POST \/things\/5 → 200: POST is not documented/,
     /^POST \/other → 200: accepted without a body, but the document requires one/,
+    /^POST \/other → 200: required header X-Id is missing/,
+    /^POST \/other → 200 Retry-After: does not match .*must match pattern/,
     /^GET \/nowhere → 404: no documented path matches/,
   ];
   assert.equal(recorder.violations.length, expected.length, recorder.violations.join('\n'));

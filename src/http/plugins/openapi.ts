@@ -4,6 +4,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { VERSION } from '../../version.ts';
+import { finishOpenApiDocument } from './openapi-document.ts';
 
 /** `auth.mode` values (mirrors the config enum; `none` documents the API-key schemes a real install uses). */
 export type OpenApiAuthMode = 'apikey' | 'oidc' | 'both' | 'none';
@@ -59,42 +60,6 @@ function createSecurityTransform(schemes: readonly SchemeName[]): SwaggerTransfo
   };
 }
 
-type JsonSchema = { type?: unknown; anyOf?: JsonSchema[]; properties?: object };
-type DocumentOperation = {
-  requestBody?: { required?: boolean; content?: Record<string, { schema?: JsonSchema }> };
-};
-
-function acceptsNull(schema: JsonSchema | undefined): boolean {
-  return schema?.type === 'null' || (schema?.anyOf ?? []).some((branch) => branch.type === 'null');
-}
-
-/** `{}` or null: what a route that takes no body accepts (plugins/strict-input.ts). */
-function isNoBody(schema: JsonSchema | undefined): boolean {
-  return (schema?.anyOf ?? []).every(
-    (branch) =>
-      branch.type === 'null' ||
-      (branch.type === 'object' && Object.keys(branch.properties ?? {}).length === 0),
-  );
-}
-
-/**
- * The generator marks every request body required, but a body that may be null may be left out
- * (Fastify then sees none): such bodies are documented optional, and a route that takes no body at
- * all (only `{}` or nothing) documents none, so generated clients neither require nor offer one.
- */
-function describeOptionalBodies<T>(document: T): T {
-  const paths = (document as { paths?: Record<string, Record<string, DocumentOperation>> }).paths ?? {};
-  for (const item of Object.values(paths)) {
-    for (const operation of Object.values(item)) {
-      const schemas = Object.values(operation.requestBody?.content ?? {}).map((media) => media.schema);
-      if (schemas.length === 0 || !schemas.every(acceptsNull)) continue;
-      if (schemas.every(isNoBody)) delete operation.requestBody;
-      else if (operation.requestBody) operation.requestBody.required = false;
-    }
-  }
-  return document;
-}
-
 /**
  * Registers the OpenAPI generator and the /docs UI. Must run before any route is added.
  * `authMode` selects the declared security schemes. @defaultValue 'apikey'
@@ -126,7 +91,7 @@ export async function registerOpenApi(
       },
     },
     transform: createSecurityTransform(schemes),
-    transformObject: (input) => describeOptionalBodies(jsonSchemaTransformObject(input)),
+    transformObject: (input) => finishOpenApiDocument(jsonSchemaTransformObject(input)),
   });
   // Added before the UI plugin so that its routes (which it registers itself) are marked public.
   app.addHook('onRoute', (route) => {
