@@ -54,7 +54,10 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
           roles: z.array(z.enum(BUILT_IN_ROLES)).min(1),
           expiresAt: z.iso.datetime({ offset: true }).optional().describe('RFC 3339 expiry time.'),
         }),
-        response: { 201: createdKeySchema, ...problemResponses(400, 401, 403, 413, 415, 429) },
+        response: {
+          201: createdKeySchema.describe('The new key, with its secret (shown only here).'),
+          ...problemResponses(400, 401, 403, 413, 415, 429),
+        },
       },
     },
     async (request, reply) => {
@@ -79,7 +82,10 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
         operationId: 'listApiKeys',
         summary: 'List API keys',
         tags: ['admin'],
-        response: { 200: z.object({ items: z.array(apiKeySchema) }), ...problemResponses(401, 403, 429) },
+        response: {
+          200: z.object({ items: z.array(apiKeySchema) }).describe('The tenant’s API keys.'),
+          ...problemResponses(401, 403, 429),
+        },
       },
     },
     async (request) => ({ items: (await listApiKeys(db, request.actor.tenantId)).map(toDto) }),

@@ -81,7 +81,9 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
           cursor: cursorSchema.optional(),
         }),
         response: {
-          200: z.object({ items: z.array(auditRecordSchema), nextCursor: z.string().nullable() }),
+          200: z
+            .object({ items: z.array(auditRecordSchema), nextCursor: z.string().nullable() })
+            .describe('A page of audit records; `nextCursor` continues it, null on the last page.'),
           ...problemResponses(400, 401, 403, 429),
         },
       },
@@ -114,7 +116,9 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         description: 'The latest C2SP signed checkpoint of the whole log and the key that verifies it.',
         tags: ['audit'],
         response: {
-          200: z.object({ size: z.number().int(), note: z.string().nullable(), verifierKey: z.string() }),
+          200: z
+            .object({ size: z.number().int(), note: z.string().nullable(), verifierKey: z.string() })
+            .describe('The latest checkpoint (size 0, note null before the first) and its verifier key.'),
           ...problemResponses(401, 403, 429),
         },
       },

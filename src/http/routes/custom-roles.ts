@@ -25,7 +25,10 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
           'Adds a role for the caller’s tenant: the orchestrator can plan with it and sessions can name it. Names of built-in roles are reserved.',
         tags: ['roles'],
         body: createRoleInputSchema,
-        response: { 201: roleSchema, ...problemResponses(400, 401, 403, 409, 413, 415, 429) },
+        response: {
+          201: roleSchema.describe('The new role.'),
+          ...problemResponses(400, 401, 403, 409, 413, 415, 429),
+        },
       },
     },
     async (request, reply) => {

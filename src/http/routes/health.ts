@@ -37,7 +37,9 @@ export function registerHealthRoutes(app: FastifyInstance, probe: ReadinessProbe
         summary: 'Liveness',
         description: 'Answers 200 while the process is alive.',
         tags: ['health'],
-        response: { 200: z.object({ status: z.literal('ok'), version: z.string() }) },
+        response: {
+          200: z.object({ status: z.literal('ok'), version: z.string() }).describe('Alive.'),
+        },
       },
     },
     async () => ({ status: 'ok' as const, version: VERSION }),
@@ -53,7 +55,7 @@ export function registerHealthRoutes(app: FastifyInstance, probe: ReadinessProbe
           '200 when the server can take traffic (database reachable, migrations current, not shutting down); 503 otherwise, with the failing checks.',
         tags: ['health'],
         response: {
-          200: readinessSchema,
+          200: readinessSchema.describe('Ready: every check passed.'),
           503: {
             description:
               'Not ready: the failing checks; once the server has begun to close, a `SHUTTING_DOWN` problem instead.',

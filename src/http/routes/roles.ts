@@ -22,7 +22,10 @@ export function registerRoleRoutes(app: FastifyInstance, options: RoleRoutesOpti
         summary: 'List roles',
         description: 'The role catalogue: names, descriptions and capabilities.',
         tags: ['roles'],
-        response: { 200: roleListSchema, ...problemResponses(401, 403, 429) },
+        response: {
+          200: roleListSchema.describe('Built-in roles and the tenant’s custom roles.'),
+          ...problemResponses(401, 403, 429),
+        },
       },
     },
     async (request) => ({ items: (await options.listRoles(request.actor)).map(toRoleDto) }),

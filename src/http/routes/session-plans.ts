@@ -55,7 +55,7 @@ export function registerSessionPlanRoutes(app: FastifyInstance, options: Session
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         response: {
-          200: z.object({ items: z.array(planVersionSchema) }),
+          200: z.object({ items: z.array(planVersionSchema) }).describe('The plan versions, oldest first.'),
           ...problemResponses(400, 401, 403, 404, 429),
         },
       },

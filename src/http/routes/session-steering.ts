@@ -38,7 +38,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         params: sessionIdParamsSchema,
         body: z.strictObject({ message: z.string().trim().min(1).max(MAX_STEERING_MESSAGE_CHARS) }),
         response: {
-          202: z.object({ id: z.string(), createdAt: z.string() }),
+          202: z.object({ id: z.string(), createdAt: z.string() }).describe('Accepted: the stored message.'),
           ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429),
         },
       },
@@ -71,7 +71,10 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
               ),
           })
           .nullish(),
-        response: { 200: approvalResultSchema, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429) },
+        response: {
+          200: approvalResultSchema.describe('Approved: the plan version that runs and the tasks readied.'),
+          ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429),
+        },
       },
     },
     async (request) => {

@@ -72,7 +72,10 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
           limit: createLimitSchema(maxPageSize, Math.min(DEFAULT_PAGE_SIZE, maxPageSize)),
           cursor: cursorSchema.optional(),
         }),
-        response: { 200: sessionPageSchema, ...problemResponses(400, 401, 403, 429) },
+        response: {
+          200: sessionPageSchema.describe('A page of sessions, newest first.'),
+          ...problemResponses(400, 401, 403, 429),
+        },
       },
     },
     async (request) => {

@@ -53,7 +53,12 @@ export function createTenantProviderRoutesPlugin(options: TenantProviderRoutesOp
           operationId: 'listProviders',
           summary: 'List LLM providers and tenant credentials',
           tags: ['providers'],
-          response: { 200: z.object({ items: z.array(providerSchema) }), ...problemResponses(401, 403, 429) },
+          response: {
+            200: z
+              .object({ items: z.array(providerSchema) })
+              .describe('The configured providers as the tenant sees them.'),
+            ...problemResponses(401, 403, 429),
+          },
         },
       },
       async (request) => ({ items: await credentials.list(request.actor.tenantId) }),

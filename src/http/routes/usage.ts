@@ -79,7 +79,7 @@ export function registerUsageRoutes(app: FastifyInstance, options: UsageRoutesOp
             ),
         }),
         response: {
-          200: usageReportSchema,
+          200: usageReportSchema.describe('Totals over the range, and the groups with `groupBy`.'),
           ...problemResponses(400, 401, 403, 429),
         },
       },
