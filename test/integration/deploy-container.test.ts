@@ -116,6 +116,10 @@ describe('Dockerfile', () => {
     const check = execForm(healthcheck.args.replace(/^.*?\bCMD\s+/, ''));
     assert.equal(check[0], 'node');
     assert.ok(existsSync(check[1] as string));
+    assert.ok(
+      runtime.some((i) => i.keyword === 'RUN' && /chown node:node \/data && chmod 750 \/data/.test(i.args)),
+      'the data directory is the runtime user’s, 0750 (as MAOS creates one; maos doctor warns about a looser one)',
+    );
     const volume = runtime.find((i) => i.keyword === 'VOLUME');
     assert.deepEqual(execForm(volume?.args ?? ''), ['/data']);
     const env = runtime
