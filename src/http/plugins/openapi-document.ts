@@ -1,5 +1,6 @@
 // Final touches to the generated OpenAPI document that the route schemas cannot express: optional
-// request bodies and the response headers every client can rely on (request id, Location, Retry-After).
+// request bodies, the response headers every client can rely on (request id, Location, Retry-After),
+// and no component schema that no operation uses.
 
 type JsonSchema = { type?: unknown; anyOf?: JsonSchema[]; properties?: object; pattern?: string };
 type HeaderObject = { description: string; required?: boolean; schema: JsonSchema };
@@ -58,14 +59,58 @@ function describeResponseHeaders(operation: DocumentOperation): void {
   }
 }
 
-/** Applies the touches to every operation of `document` (the swagger plugin's transformObject). */
+const SCHEMA_REF = '#/components/schemas/';
+
+/** Names of the component schemas `value` refers to, directly. */
+function collectRefs(value: unknown, into: Set<string>): void {
+  if (Array.isArray(value)) {
+    for (const item of value) collectRefs(item, into);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      if (key === '$ref' && typeof item === 'string' && item.startsWith(SCHEMA_REF)) {
+        into.add(item.slice(SCHEMA_REF.length));
+      } else {
+        collectRefs(item, into);
+      }
+    }
+  }
+}
+
+/**
+ * Drops the component schemas no operation reaches. The zod generator registers an input twin of
+ * every named response schema (`SessionInput` …) that no route uses: a generated client would get
+ * types that look like request bodies but are not.
+ */
+function pruneUnusedSchemas(paths: unknown, schemas: Record<string, unknown> | undefined): void {
+  if (schemas === undefined) return;
+  const used = new Set<string>();
+  collectRefs(paths, used);
+  const pending = [...used];
+  for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+    const found = new Set<string>();
+    collectRefs(schemas[name], found);
+    for (const ref of found) {
+      if (!used.has(ref)) {
+        used.add(ref);
+        pending.push(ref);
+      }
+    }
+  }
+  for (const name of Object.keys(schemas)) if (!used.has(name)) delete schemas[name];
+}
+
+/** Applies the touches to `document` (the swagger plugin's transformObject). */
 export function finishOpenApiDocument<T>(document: T): T {
-  const paths = (document as { paths?: Record<string, Record<string, DocumentOperation>> }).paths ?? {};
-  for (const item of Object.values(paths)) {
+  const doc = document as {
+    paths?: Record<string, Record<string, DocumentOperation>>;
+    components?: { schemas?: Record<string, unknown> };
+  };
+  for (const item of Object.values(doc.paths ?? {})) {
     for (const operation of Object.values(item)) {
       describeOptionalBodies(operation);
       describeResponseHeaders(operation);
     }
   }
+  pruneUnusedSchemas(doc.paths, doc.components?.schemas);
   return document;
 }
