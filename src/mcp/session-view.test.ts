@@ -9,7 +9,7 @@ import {
   type FakeSessionService,
 } from '../http/fake-session-service.test-support.ts';
 import { findLogBoundary } from './session-log-search.ts';
-import { listRecentEvents, readAgentOutput } from './session-view.ts';
+import { listRecentEvents, readAgentOutput, toSessionStatus } from './session-view.ts';
 
 const actor: Actor = { tenantId: 't1', principalId: 'p1' };
 
@@ -179,5 +179,25 @@ describe('session logs longer than a walk from the start', () => {
       recent.map((event) => event.type),
       ['session.created', 'task.output'],
     );
+  });
+});
+
+describe('the session status document', () => {
+  test('shows a task’s usage per provider and model when models served it, and no models otherwise', async () => {
+    const fake = createFakeSessionService();
+    const { session } = await fake.createSession(actor, {
+      objective: 'o',
+      agents: [{ role: 'tester', task: 't', runner: 'echo' }],
+    } as never);
+    const models = [
+      { provider: 'local', model: 'm', inputTokens: 40, outputTokens: 8, cacheReadTokens: 0, costUsd: 0.04 },
+      { provider: 'backup', model: 'b', inputTokens: 200, outputTokens: 9, cacheReadTokens: 0, costUsd: 0.5 },
+    ];
+    const served = task(session, { id: 'a', name: 'a', status: 'succeeded', models });
+    const runner = task(session, { id: 'b', name: 'b', status: 'succeeded' });
+    const view = toSessionStatus({ ...session, tasks: [served, runner] });
+    const tasks = view.tasks as Array<Record<string, unknown>>;
+    assert.deepEqual(tasks[0]?.models, models);
+    assert.equal('models' in (tasks[1] ?? {}), false);
   });
 });

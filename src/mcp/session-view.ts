@@ -71,6 +71,8 @@ function summariseTask(sessionId: string, task: TaskRecord): Record<string, unkn
     error: task.error,
     ...preview(task.result),
     usage: task.usage,
+    // Per provider and model when a model served it (a fallback's part under its own model).
+    ...(task.models ? { models: task.models } : {}),
     startedAt: iso(task.startedAt),
     finishedAt: iso(task.finishedAt),
     outputUri: formatOutputUri(sessionId, task.name),
