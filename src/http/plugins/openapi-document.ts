@@ -49,12 +49,36 @@ const RETRY_AFTER: HeaderObject = {
   schema: { type: 'string', pattern: '^\\d+$' },
 };
 
-/** Documents the headers each response carries (every answer sets X-Request-Id, plugins/request-id.ts). */
-function describeResponseHeaders(operation: DocumentOperation): void {
+const CHALLENGE: HeaderObject = {
+  description:
+    'The Bearer challenge (RFC 6750), with `error` and `error_description` when a credential was refused.',
+  schema: { type: 'string' },
+};
+const RATE_LIMIT: Record<string, HeaderObject> = {
+  RateLimit: {
+    description:
+      'Requests left in the current window and when it resets (IETF RateLimit fields), when limits apply.',
+    schema: { type: 'string' },
+  },
+  'RateLimit-Policy': {
+    description: 'The limit and its window, when limits apply.',
+    schema: { type: 'string' },
+  },
+};
+
+/**
+ * Documents the headers each response carries: every answer sets X-Request-Id
+ * (plugins/request-id.ts), a 201 the new resource's Location, a refusal of credentials the Bearer
+ * challenge, and an API route under rate limits the RateLimit fields (security/http-security-plugin.ts).
+ */
+function describeResponseHeaders(path: string, operation: DocumentOperation): void {
   for (const [status, response] of Object.entries(operation.responses ?? {})) {
     const headers: Record<string, HeaderObject> = { ...response.headers, 'X-Request-Id': REQUEST_ID };
     if (status === '201') headers.Location = LOCATION;
+    if (status === '401') headers['WWW-Authenticate'] = { ...CHALLENGE, required: true };
+    if (status === '403') headers['WWW-Authenticate'] = CHALLENGE;
     if (status === '429' || status === '503') headers['Retry-After'] = RETRY_AFTER;
+    if (path.startsWith('/v1/')) Object.assign(headers, RATE_LIMIT);
     response.headers = headers;
   }
 }
@@ -105,10 +129,10 @@ export function finishOpenApiDocument<T>(document: T): T {
     paths?: Record<string, Record<string, DocumentOperation>>;
     components?: { schemas?: Record<string, unknown> };
   };
-  for (const item of Object.values(doc.paths ?? {})) {
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
     for (const operation of Object.values(item)) {
       describeOptionalBodies(operation);
-      describeResponseHeaders(operation);
+      describeResponseHeaders(path, operation);
     }
   }
   pruneUnusedSchemas(doc.paths, doc.components?.schemas);
