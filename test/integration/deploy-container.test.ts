@@ -22,6 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { SECRET_KEY_PATTERN } from '../../src/config/schema.ts';
+import { cannotRunCheckoutAs } from '../fixtures/run-as-user.ts';
 
 interface Instruction {
   keyword: string;
@@ -247,7 +248,6 @@ describe('the docs container commands, as the image user', () => {
   const docs = readFileSync('docs/operations.md', 'utf8');
   const section = docs.slice(docs.indexOf('### Container image'), docs.indexOf('### Docker Compose'));
   const commands = /```bash\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
-  const canSwitchUser = process.platform === 'linux' && process.getuid?.() === 0;
   const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
 
   test('every host file mounted into the container is handed to the image user (uid 1000) first', () => {
@@ -259,7 +259,7 @@ describe('the docs container commands, as the image user', () => {
   });
 
   test('the documented key (openssl genpkey, mode 0600) is unreadable for uid 1000 until chowned', {
-    skip: canSwitchUser && hasOpenssl ? false : 'needs Linux, root (to run as uid 1000) and openssl',
+    skip: hasOpenssl ? cannotRunCheckoutAs(1000) : 'needs openssl',
   }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'maos-keyfile-'));
     try {
