@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
-import { launchTestBrowser, type PageProblems, type TestBrowser } from '../fixtures/browser.ts';
+import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
-  type BrowserOidcProvider,
-  CONSOLE_AUDIENCE,
-  CONSOLE_CLIENT_ID,
-  startBrowserOidcProvider,
-} from '../fixtures/oidc-browser-provider.ts';
-import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+  type ConsoleWithIdp,
+  startConsoleWithIdp,
+  unexpectedIdpPageProblems,
+} from '../fixtures/console-idp.ts';
+import { type BrowserOidcProvider, CONSOLE_CLIENT_ID } from '../fixtures/oidc-browser-provider.ts';
+import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 const TOKEN_KEY = 'maos.console.token';
 const RENEWAL_KEY = 'maos.console.oidc.renewal';
@@ -29,47 +29,20 @@ interface Renewal {
   tokenEndpoint: string;
 }
 
-/** The page's expected problems: the start's probe without a token, refused calls, the IdP's web font. */
-function unexpectedProblems(problems: PageProblems): string[] {
-  return problems.messages.filter(
-    (line) =>
-      !/Failed to load resource: the server responded with a status of (400|401)/.test(line) &&
-      !/Failed to load resource: net::ERR_NAME_NOT_RESOLVED/.test(line),
-  );
-}
-
 describe('console: renewal of the IdP access token', { timeout: 180_000 }, () => {
-  const cleanups: Array<() => unknown> = [];
+  let stack: ConsoleWithIdp | undefined;
   let idp: BrowserOidcProvider;
   let server: TestServer;
   let browser: TestBrowser;
 
   before(async () => {
-    idp = await startBrowserOidcProvider({
+    stack = await startConsoleWithIdp(() => ({ clientId: CONSOLE_CLIENT_ID, scopes: ['openid'] }), {
       accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
       refreshTokens: true,
     });
-    cleanups.push(() => idp.close());
-    server = await startTestServer({
-      config: {
-        auth: {
-          mode: 'oidc',
-          oidc: {
-            issuer: idp.issuer,
-            audience: CONSOLE_AUDIENCE,
-            console: { clientId: CONSOLE_CLIENT_ID, scopes: ['openid'] },
-          },
-        },
-        workers: { concurrency: 0 },
-      },
-    });
-    cleanups.push(() => server.close());
-    idp.registerConsole(`${server.url}/console/`);
-    browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
+    ({ idp, server, browser } = stack);
   });
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
+  after(() => stack?.close());
 
   /** A new tab (fake clock) signed in through the IdP's login and consent pages as `user`. */
   async function signedInPage(
@@ -162,7 +135,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     });
     assert.equal(reuse.status, 400);
     assert.equal(((await reuse.json()) as { error: string }).error, 'invalid_grant');
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems, [400, 401]), []);
   });
 
   test('a 401 renews the token once and the request is sent again', async () => {
@@ -197,7 +170,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     ]);
     assert.equal(await page.getByRole('alert').count(), 0);
     assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems, [400, 401]), []);
   });
 
   test('an IdP out of reach at renewal time is asked again while the token is valid', async () => {
@@ -228,7 +201,9 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     );
     assert.equal(await page.getByRole('heading', { name: 'Sessions', exact: true }).count(), 1);
     assert.deepEqual(
-      unexpectedProblems(problems).filter((line) => !/ERR_CONNECTION_REFUSED|ERR_FAILED/.test(line)),
+      unexpectedIdpPageProblems(problems, [400, 401]).filter(
+        (line) => !/ERR_CONNECTION_REFUSED|ERR_FAILED/.test(line),
+      ),
       [],
     );
   });
@@ -255,7 +230,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     assert.equal(left.token, null);
     assert.equal(left.renewal, null, 'the refused refresh token is forgotten');
     await page.getByRole('button', { name: `Sign in with ${new URL(idp.issuer).host}` }).waitFor();
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems, [400, 401]), []);
   });
 
   test('a renewal answered after Sign out and a pasted token writes nothing back', async () => {
@@ -298,7 +273,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     assert.equal(after.token, pasted, "the pasted token stays; the old sign-in's renewed one is dropped");
     assert.equal(after.renewal, null, 'the renewed refresh token is not written back');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('maos.console.signInMethod')), 'paste');
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems, [400, 401]), []);
   });
 
   test('an IdP error that reads like an outage code is a refusal: the refresh token is forgotten', async () => {
@@ -324,7 +299,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     assert.ok(text.length < 1000, 'the IdP text is clipped');
     assert.deepEqual(await stored(page), { token: null, renewal: null });
     assert.deepEqual(
-      unexpectedProblems(problems).filter((line) => !/status of 400/.test(line)),
+      unexpectedIdpPageProblems(problems, [400, 401]).filter((line) => !/status of 400/.test(line)),
       [],
     );
   });
@@ -355,6 +330,6 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     const later = Date.now() + 10_000;
     while (renewals === 1 && Date.now() < later) await sleep(50);
     assert.equal(renewals, 2, 'then the next one');
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems, [400, 401]), []);
   });
 });

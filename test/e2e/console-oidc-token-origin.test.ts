@@ -6,26 +6,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { launchTestBrowser, type PageProblems, type TestBrowser } from '../fixtures/browser.ts';
+import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
-  type BrowserOidcProvider,
-  CONSOLE_AUDIENCE,
-  CONSOLE_CLIENT_ID,
-  startBrowserOidcProvider,
-} from '../fixtures/oidc-browser-provider.ts';
-import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
-
-/** The start's probe without a token (401), and the IdP's login page importing a web font. */
-function unexpectedProblems(problems: PageProblems): string[] {
-  return problems.messages.filter(
-    (line) =>
-      !/Failed to load resource: the server responded with a status of 401/.test(line) &&
-      !/Failed to load resource: net::ERR_NAME_NOT_RESOLVED/.test(line),
-  );
-}
+  type ConsoleWithIdp,
+  startConsoleWithIdp,
+  unexpectedIdpPageProblems,
+} from '../fixtures/console-idp.ts';
+import { type BrowserOidcProvider, CONSOLE_CLIENT_ID } from '../fixtures/oidc-browser-provider.ts';
+import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 describe('console: an IdP token endpoint on another origin', { timeout: 180_000 }, () => {
-  const cleanups: Array<() => unknown> = [];
+  let stack: ConsoleWithIdp | undefined;
   let idp: BrowserOidcProvider;
   let server: TestServer;
   let browser: TestBrowser;
@@ -33,29 +24,13 @@ describe('console: an IdP token endpoint on another origin', { timeout: 180_000 
   let tokenOrigin: string;
 
   before(async () => {
-    idp = await startBrowserOidcProvider();
-    cleanups.push(() => idp.close());
-    tokenOrigin = `http://localhost:${new URL(idp.issuer).port}`;
-    server = await startTestServer({
-      config: {
-        auth: {
-          mode: 'oidc',
-          oidc: {
-            issuer: idp.issuer,
-            audience: CONSOLE_AUDIENCE,
-            console: { clientId: CONSOLE_CLIENT_ID, tokenEndpointOrigin: tokenOrigin },
-          },
-        },
-        workers: { concurrency: 0 },
-      },
+    stack = await startConsoleWithIdp((started) => {
+      tokenOrigin = `http://localhost:${new URL(started.issuer).port}`;
+      return { clientId: CONSOLE_CLIENT_ID, tokenEndpointOrigin: tokenOrigin };
     });
-    cleanups.push(() => server.close());
-    idp.registerConsole(`${server.url}/console/`);
-    browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
+    ({ idp, server, browser } = stack);
   });
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
+  after(() => stack?.close());
 
   /** A sign-in form whose IdP's discovery document names `tokenEndpoint`. */
   async function openSignIn(tokenEndpoint: string): Promise<{ page: Page; problems: PageProblems }> {
@@ -103,7 +78,7 @@ describe('console: an IdP token endpoint on another origin', { timeout: 180_000 
       headers: { authorization: `Bearer ${token}` },
     });
     assert.equal(listed.status, 200);
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems), []);
   });
 
   test('a token endpoint on a third origin is refused before leaving the page', async () => {
@@ -116,6 +91,6 @@ describe('console: an IdP token endpoint on another origin', { timeout: 180_000 
     assert.match(text, /tokens\.elsewhere\.test/);
     assert.match(text, /auth\.oidc\.console\.tokenEndpointOrigin/);
     assert.equal(new URL(page.url()).origin, new URL(server.url).origin);
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems), []);
   });
 });

@@ -7,61 +7,37 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { launchTestBrowser, type PageProblems, type TestBrowser } from '../fixtures/browser.ts';
+import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
+import {
+  type ConsoleWithIdp,
+  startConsoleWithIdp,
+  unexpectedIdpPageProblems,
+} from '../fixtures/console-idp.ts';
 import {
   type BrowserOidcProvider,
   CONSOLE_AUDIENCE,
   CONSOLE_CLIENT_ID,
-  startBrowserOidcProvider,
 } from '../fixtures/oidc-browser-provider.ts';
-import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 const TOKEN_KEY = 'maos.console.token';
 const LOGOUT_KEY = 'maos.console.oidc.logout';
 const RENEWAL_KEY = 'maos.console.oidc.renewal';
 
-/**
- * The page's problems minus the expected ones: the start's probe without a token (401) and the
- * IdP's own login page importing a web font from the internet (no DNS in the test machine).
- */
-function unexpectedProblems(problems: PageProblems): string[] {
-  return problems.messages.filter(
-    (line) =>
-      !/Failed to load resource: the server responded with a status of 401/.test(line) &&
-      !/Failed to load resource: net::ERR_NAME_NOT_RESOLVED/.test(line),
-  );
-}
-
 describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () => {
-  const cleanups: Array<() => unknown> = [];
+  let stack: ConsoleWithIdp | undefined;
   let idp: BrowserOidcProvider;
   let server: TestServer;
   let browser: TestBrowser;
 
   before(async () => {
-    idp = await startBrowserOidcProvider();
-    cleanups.push(() => idp.close());
-    server = await startTestServer({
-      config: {
-        auth: {
-          mode: 'oidc',
-          oidc: {
-            issuer: idp.issuer,
-            audience: CONSOLE_AUDIENCE,
-            console: { clientId: CONSOLE_CLIENT_ID, scopes: ['openid', 'sessions:read'] },
-          },
-        },
-        workers: { concurrency: 0 },
-      },
-    });
-    cleanups.push(() => server.close());
-    idp.registerConsole(`${server.url}/console/`);
-    const t = { after: (fn: () => unknown) => cleanups.push(fn) };
-    browser = await launchTestBrowser(t);
+    stack = await startConsoleWithIdp(() => ({
+      clientId: CONSOLE_CLIENT_ID,
+      scopes: ['openid', 'sessions:read'],
+    }));
+    ({ idp, server, browser } = stack);
   });
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
+  after(() => stack?.close());
 
   async function openSignIn(hash = ''): Promise<{ page: Page; problems: PageProblems }> {
     const opened = await browser.openPage();
@@ -169,7 +145,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.match((await ended.textContent()) ?? '', /Your sign-in has ended.*sign in again/);
     await idpButton(page).waitFor();
     assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems), []);
   });
 
   /** Signs in through the IdP's login and consent pages as `user`; returns the access token. */
@@ -209,7 +185,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     await idpButton(page).click();
     await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
     await page.locator('input[name="login"]').waitFor();
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems), []);
   });
 
   test('signing out of a pasted token only forgets it: no visit to the IdP', async () => {
@@ -228,7 +204,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.equal(new URL(page.url()).origin, new URL(server.url).origin);
     assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
     assert.deepEqual(idpRequests, []);
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems), []);
   });
 
   test('a code the IdP did not issue is refused at the token endpoint, and that is shown', async () => {
@@ -252,7 +228,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.match(text, /invalid_grant/);
     assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
     assert.deepEqual(
-      unexpectedProblems(problems).filter((line) => !/status of 400/.test(line)),
+      unexpectedIdpPageProblems(problems).filter((line) => !/status of 400/.test(line)),
       [],
     );
   });
@@ -274,7 +250,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     // The form is usable again: the IdP button and the paste field.
     await idpButton(page).waitFor();
     await page.getByLabel('API key or access token').waitFor();
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems), []);
   });
 
   test('a callback whose state this tab did not send is refused without a token exchange', async () => {
@@ -296,7 +272,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.deepEqual(tokenRequests, [], 'no code exchange for a state this tab did not send');
     assert.equal(new URL(page.url()).search, '', 'the forged code is removed from the address bar');
     assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems), []);
   });
 
   test('a stray callback in a signed-in tab (an old callback URL, a CSRF link) keeps the sign-in', async () => {
@@ -322,7 +298,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), token);
     assert.equal(new URL(page.url()).search, '', 'the stray code is removed from the address bar');
     assert.deepEqual(tokenRequests, []);
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems), []);
   });
 
   test('a token response without the ID token, or with one of another nonce, client or authorized party, is refused and keeps no token', async () => {
@@ -370,7 +346,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
       await alert.waitFor();
       assert.match((await alert.textContent()) ?? '', new RegExp(code), tamper);
       assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null, tamper);
-      assert.deepEqual(unexpectedProblems(problems), [], tamper);
+      assert.deepEqual(unexpectedIdpPageProblems(problems), [], tamper);
     }
   });
 
@@ -426,7 +402,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
       assert.match(text, expected.text, tamper);
       assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null, tamper);
       assert.deepEqual(followed, [], `${tamper}: the form went nowhere but the token endpoint`);
-      assert.deepEqual(unexpectedProblems(problems), [], tamper);
+      assert.deepEqual(unexpectedIdpPageProblems(problems), [], tamper);
     }
   });
 
@@ -445,7 +421,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.equal(new URL(page.url()).origin, new URL(server.url).origin);
     await idpButton(page).waitFor();
     assert.equal(await idpButton(page).isEnabled(), true);
-    assert.deepEqual(unexpectedProblems(problems), []);
+    assert.deepEqual(unexpectedIdpPageProblems(problems), []);
   });
 
   // Last: it stops the provider.
@@ -460,7 +436,9 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     assert.equal(await idpButton(page).isEnabled(), true);
     await page.getByLabel('API key or access token').waitFor();
     assert.deepEqual(
-      unexpectedProblems(problems).filter((line) => !/ERR_CONNECTION_REFUSED|CORS|Access-Control/.test(line)),
+      unexpectedIdpPageProblems(problems).filter(
+        (line) => !/ERR_CONNECTION_REFUSED|CORS|Access-Control/.test(line),
+      ),
       [],
     );
   });
