@@ -2,8 +2,8 @@
 // graceful shutdown on SIGTERM/SIGINT. `maos serve` calls startServer; `node src/main.ts` runs it too,
 // configured by MAOS_CONFIG and the environment only (flags belong to `maos serve`).
 import { resolve } from 'node:path';
+import { killChildProcessGroups } from './agents/runtimes/command/child-process-groups.ts';
 import { type App, type AuthMode, createApp } from './app.ts';
-import { killChildProcessGroups } from './child-process-groups.ts';
 import { EXIT } from './cli/exit-codes.ts';
 import { loadConfig } from './config/load.ts';
 import { AppError } from './errors/app-error.ts';
