@@ -3,7 +3,8 @@
 // tab's sessionStorage beside the access token and replaced by the new one each renewal returns
 // (rotation, which IdPs require of public clients); one renewal at a time.
 import { checkIdTokenAudience } from './id-token.js';
-import { addAudience, requestTokens, tokenLifetime, updateIdTokenHint } from './oidc.js';
+import { requestTokens, tokenLifetime } from './idp-requests.js';
+import { addAudience, updateIdTokenHint } from './oidc.js';
 import { SignInError } from './sign-in-error.js';
 
 const RENEWAL_KEY = 'maos.console.oidc.renewal';
