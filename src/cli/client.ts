@@ -3,6 +3,7 @@
 import type { CreateSessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
 import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
+import type { UsageReportDto } from '../http/routes/usage.ts';
 import {
   ApiProblemError,
   checkToken,
@@ -39,24 +40,6 @@ export interface StreamOptions {
   idleTimeoutMs?: number;
   /** Called once the server accepted the stream (200), before any event. */
   onOpen?: () => void;
-}
-
-/** Figures of GET /v1/usage (totals, or one group's). */
-export interface UsageFiguresDto {
-  sessions: number;
-  tasks: number;
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  costUsd: number;
-}
-
-/** The answer of GET /v1/usage. */
-export interface UsageReportDto {
-  from: string;
-  to: string;
-  totals: UsageFiguresDto;
-  groups?: Array<UsageFiguresDto & { key: string; provider?: string; model?: string }>;
 }
 
 export type ApiClient = ReturnType<typeof createApiClient>;

@@ -1,7 +1,7 @@
 // `maos usage`: the tenant's tokens and cost over a time range from GET /v1/usage, in total and
 // optionally per UTC day, task role or model (`--group-by`). Default range: this UTC month.
 import type { Command } from 'commander';
-import type { UsageReportDto } from '../client.ts';
+import type { UsageReportDto } from '../../http/routes/usage.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable } from '../output.ts';

@@ -49,6 +49,9 @@ const usageReportSchema = z
   })
   .meta({ id: 'UsageReport' });
 
+/** The answer of GET /v1/usage, as clients (the CLI) read it. */
+export type UsageReportDto = z.infer<typeof usageReportSchema>;
+
 const instantSchema = z.iso
   .datetime({ offset: true })
   .describe('RFC 3339 date-time with `Z` or an offset, e.g. `2026-11-01T00:00:00Z`.');

@@ -15,6 +15,13 @@ const DEFAULT_DAYS = 30;
 /** The longest range GET /v1/usage accepts (docs/api.md). */
 const MAX_DAYS = 366;
 const DAY_MS = 86_400_000;
+/** The column headings of the usage figures, after the first column. */
+function figureHeadings() {
+  return ['Sessions', 'Tasks', 'Input tokens', 'Output tokens', 'Cache reads (of input)', 'Cost (USD)'].map(
+    (name) => h('th', { scope: 'col' }, name),
+  );
+}
+
 /** The `groupBy` values of GET /v1/usage, with what the view calls them. */
 const GROUPINGS = [
   ['', 'no breakdown'],
@@ -147,23 +154,7 @@ export function renderUsage(root) {
       h(
         'table',
         { id: 'usage-groups-table' },
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            groupsHead,
-            ...[
-              'Sessions',
-              'Tasks',
-              'Input tokens',
-              'Output tokens',
-              'Cache reads (of input)',
-              'Cost (USD)',
-            ].map((name) => h('th', { scope: 'col' }, name)),
-          ),
-        ),
+        h('thead', {}, h('tr', {}, groupsHead, ...figureHeadings())),
         groupsBody,
       ),
     ),
@@ -307,22 +298,7 @@ export function renderUsage(root) {
       h(
         'table',
         { id: 'usage-period-table' },
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            ...[
-              'Sessions',
-              'Tasks',
-              'Input tokens',
-              'Output tokens',
-              'Cache reads (of input)',
-              'Cost (USD)',
-            ].map((name) => h('th', { scope: 'col' }, name)),
-          ),
-        ),
+        h('thead', {}, h('tr', {}, ...figureHeadings())),
         h('tbody', {}, periodTotals),
       ),
     ),
