@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
-import { startLlmAppStack } from '../fixtures/llm-app.ts';
-import { requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { requestJson, type TestServer } from '../fixtures/server.ts';
+import { startServerWithUsage } from '../fixtures/usage-session.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -29,24 +29,11 @@ describe('console: usage per model', { timeout: 180_000 }, () => {
   let problems: PageProblems;
 
   before(async () => {
-    const stack = await startLlmAppStack(t, {
-      llm: { prices: { m: { inputPerMTok: 3, outputPerMTok: 15 } } },
+    server = await startServerWithUsage(t, {
+      prices: { inputPerMTok: 3, outputPerMTok: 15 },
+      usage: { inputTokens: 1200, outputTokens: 345 },
+      objective: 'usage per model',
     });
-    server = stack.server;
-    stack.llm.setHandler(() => ({ text: 'done', usage: { inputTokens: 1200, outputTokens: 345 } }));
-    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
-      method: 'POST',
-      body: {
-        objective: 'usage per model',
-        agents: [
-          { name: 'research', role: 'researcher', task: 'Find out' },
-          { name: 'build', role: 'engineer', task: 'Build it', runner: 'ok' },
-        ],
-      },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const done = await waitForSession<{ status: string }>(server.url, created.body.id);
-    assert.equal(done.status, 'completed');
     const browser = await launchTestBrowser(t);
     ({ page, problems } = await browser.openPage());
   });

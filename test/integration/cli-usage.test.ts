@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
-import { startLlmAppStack } from '../fixtures/llm-app.ts';
-import { requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
+import type { TestServer } from '../fixtures/server.ts';
+import { startServerWithUsage } from '../fixtures/usage-session.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -27,25 +27,12 @@ describe('maos usage', { timeout: 120_000 }, () => {
   const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
 
   before(async () => {
-    const stack = await startLlmAppStack(t, {
-      llm: { prices: { m: { inputPerMTok: 1000, outputPerMTok: 10_000 } } },
+    server = await startServerWithUsage(t, {
+      prices: { inputPerMTok: 1000, outputPerMTok: 10_000 },
+      usage: { inputTokens: 1000, outputTokens: 100 },
+      objective: 'usage from the CLI',
     });
-    server = stack.server;
     env = { MAOS_SERVER: server.url };
-    stack.llm.setHandler(() => ({ text: 'done', usage: { inputTokens: 1000, outputTokens: 100 } }));
-    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
-      method: 'POST',
-      body: {
-        objective: 'usage from the CLI',
-        agents: [
-          { name: 'research', role: 'researcher', task: 'Find out' },
-          { name: 'build', role: 'engineer', task: 'Build it', runner: 'ok' },
-        ],
-      },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const done = await waitForSession<{ status: string }>(server.url, created.body.id);
-    assert.equal(done.status, 'completed');
   });
   after(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
