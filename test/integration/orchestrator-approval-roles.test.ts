@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
+import { createPoetRole } from '../fixtures/poet-role.ts';
 import { requestJson } from '../fixtures/server.ts';
 
 interface SessionView {
@@ -20,15 +21,7 @@ describe('approval of a plan whose custom role was deleted', { timeout: 60_000 }
   test('is refused with INVALID_PLAN; an edit with another role runs', async (t) => {
     const stack = await startOrchestratorStack(t);
     const url = stack.server.url;
-    const created = await requestJson(`${url}/v1/roles`, {
-      method: 'POST',
-      body: {
-        name: 'poet',
-        description: 'Writes short poems',
-        instructions: 'You write short, vivid poems.',
-      },
-    });
-    assert.equal(created.status, 201);
+    await createPoetRole(url);
     stack.llm.setHandler((request) => {
       switch (llmRequestKind(request)) {
         case 'plan':

@@ -7,7 +7,7 @@ import { type LlmRequestKind, llmRequestKind } from '../fixtures/llm-request-kin
 import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
 import { startOrchestratorStack, type WireFormat } from '../fixtures/orchestrator-stack.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-import { requestJson } from '../fixtures/server.ts';
+import { createPoetRole } from '../fixtures/poet-role.ts';
 
 interface SessionView {
   status: string;
@@ -102,15 +102,7 @@ for (const api of ['openai', 'anthropic'] as const satisfies readonly WireFormat
 describe('role names written another way', { timeout: 60_000 }, () => {
   test('"Engineer", "Backend Engineer", "QA" and a custom "Poet" are the catalogue roles: no repair', async (t) => {
     const stack = await startOrchestratorStack(t);
-    const role = await requestJson(`${stack.server.url}/v1/roles`, {
-      method: 'POST',
-      body: {
-        name: 'poet',
-        description: 'Writes short poems',
-        instructions: 'You write short, vivid poems.',
-      },
-    });
-    assert.equal(role.status, 201, JSON.stringify(role.body));
+    await createPoetRole(stack.server.url);
     stack.llm.setHandler(
       handlerFor({
         plan: () => ({

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
+import { createPoetRole } from '../fixtures/poet-role.ts';
 import { requestJson } from '../fixtures/server.ts';
 
 interface SessionView {
@@ -20,15 +21,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
     test('is refused with 409 naming the session; the session completes; then the delete works', async (t) => {
       const stack = await startOrchestratorStack(t, { store });
       const url = stack.server.url;
-      const created = await requestJson(`${url}/v1/roles`, {
-        method: 'POST',
-        body: {
-          name: 'poet',
-          description: 'Writes short poems',
-          instructions: 'You write short, vivid poems.',
-        },
-      });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
+      await createPoetRole(url);
       let release: () => void = () => {};
       const held = new Promise<void>((resolve) => {
         release = resolve;

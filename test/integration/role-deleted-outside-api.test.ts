@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
+import { createPoetRole } from '../fixtures/poet-role.ts';
 import { requestJson } from '../fixtures/server.ts';
 
 interface SessionView {
@@ -24,15 +25,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
     test('fails with INVALID_ROLE naming the role; the session fails; the server goes on', async (t) => {
       const stack = await startOrchestratorStack(t, { store });
       const url = stack.server.url;
-      const created = await requestJson(`${url}/v1/roles`, {
-        method: 'POST',
-        body: {
-          name: 'poet',
-          description: 'Writes short poems',
-          instructions: 'You write short, vivid poems.',
-        },
-      });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
+      await createPoetRole(url);
       let release: () => void = () => {};
       const held = new Promise<void>((resolve) => {
         release = resolve;

@@ -14,14 +14,10 @@ import type { Database } from '../../src/store/schema.ts';
 import { lockSessions } from '../../src/store/session-locks.ts';
 import { ACTOR, createHarness } from '../fixtures/engine-harness.ts';
 import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
+import { POET_ROLE } from '../fixtures/poet-role.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 
-const POET = {
-  name: 'poet',
-  description: 'Writes short poems',
-  instructions: 'You write short, vivid poems.',
-  capabilities: [],
-};
+const POET = { ...POET_ROLE, capabilities: [] };
 
 /** A session whose one task (role `poet`, a custom role) waits for approval. */
 async function awaitingPoetSession(t: { after(fn: () => unknown): void }, store: 'sqlite' | 'postgres') {

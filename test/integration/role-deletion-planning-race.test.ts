@@ -10,6 +10,7 @@ import { type LlmRequestKind, llmRequestKind } from '../fixtures/llm-request-kin
 import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
 import { type OrchestratorStack, startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
+import { POET_ROLE } from '../fixtures/poet-role.ts';
 import { requestJson } from '../fixtures/server.ts';
 
 interface SessionView {
@@ -18,11 +19,7 @@ interface SessionView {
   tasks: Array<{ name: string; status: string; role: string }>;
 }
 
-const POET = {
-  name: 'poet',
-  description: 'Writes short poems',
-  instructions: 'You write short, vivid poems.',
-};
+const POET = POET_ROLE;
 
 /** Creates the role, then answers `kind` by deleting it first (asserting the 204) and then with `answer`. */
 async function deleteRoleWhile(

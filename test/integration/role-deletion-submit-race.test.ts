@@ -11,14 +11,10 @@ import { createRoleService, type RoleService } from '../../src/agents/roles/role
 import { AppError } from '../../src/errors/app-error.ts';
 import { ACTOR, createHarness, type Harness, type HarnessOptions } from '../fixtures/engine-harness.ts';
 import { pauseAfterQuery, waitForLockWaiter } from '../fixtures/pause-query.ts';
+import { POET_ROLE } from '../fixtures/poet-role.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 
-const POET = {
-  name: 'poet',
-  description: 'Writes short poems',
-  instructions: 'You write short, vivid poems.',
-  capabilities: [],
-};
+const POET = { ...POET_ROLE, capabilities: [] };
 
 const SUBMISSION = { objective: 'o', agents: [{ name: 'verse', role: 'poet', task: 'A verse' }] };
 

@@ -17,14 +17,10 @@ import type { Database } from '../../src/store/schema.ts';
 import { ACTOR, createHarness, type Harness, type HarnessOptions } from '../fixtures/engine-harness.ts';
 import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
 import { pauseAfterQuery, waitForLockWaiter } from '../fixtures/pause-query.ts';
+import { POET_ROLE } from '../fixtures/poet-role.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 
-const POET = {
-  name: 'poet',
-  description: 'Writes short poems',
-  instructions: 'You write short, vivid poems.',
-  capabilities: [],
-};
+const POET = { ...POET_ROLE, capabilities: [] };
 
 function settled<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown }> {
   return promise.then(
