@@ -23,6 +23,7 @@ import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { acquireServerLock } from '../../src/store/server-lock.ts';
+import { serviceAuditEvent } from '../fixtures/audit-records.ts';
 
 const CLI = new URL('../../bin/maos.js', import.meta.url).pathname;
 const WRITER = new URL('../fixtures/ops-sqlite-writer.ts', import.meta.url).pathname;
@@ -100,19 +101,7 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     liveDb = handle.location;
     const audit = createAuditLog({ db: handle.db as unknown as SecurityDb, origin: 'test/audit' });
     for (let i = 0; i < AUDIT_RECORDS; i += 1) {
-      await audit.append({
-        action: 'sessions:create',
-        actor: {
-          type: 'service',
-          id: `svc-${i}`,
-          tenant: 'default',
-          ip: null,
-          user_agent: null,
-          auth_method: 'apikey',
-        },
-        target: { type: 'session', id: `s-${i}`, tenant: 'default' },
-        outcome: 'success',
-      });
+      await audit.append(serviceAuditEvent(i));
     }
     await audit.close();
     await handle.close();

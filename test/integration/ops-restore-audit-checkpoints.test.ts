@@ -16,6 +16,7 @@ import {
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
+import { serviceAuditEvent } from '../fixtures/audit-records.ts';
 import { runMaos } from '../fixtures/cli.ts';
 
 test('restore moves the checkpoints signed after the backup aside, and the restored log verifies', {
@@ -40,19 +41,7 @@ test('restore moves the checkpoints signed after the backup aside, and the resto
       checkpointDir,
     });
     for (let i = from; i < from + count; i += 1) {
-      await audit.append({
-        action: 'sessions:create',
-        actor: {
-          type: 'service',
-          id: `svc-${i}`,
-          tenant: 'default',
-          ip: null,
-          user_agent: null,
-          auth_method: 'apikey',
-        },
-        target: { type: 'session', id: `s-${i}`, tenant: 'default' },
-        outcome: 'success',
-      });
+      await audit.append(serviceAuditEvent(i));
     }
     await audit.close();
     await handle.close();
