@@ -6,14 +6,8 @@ import { test } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { connectHttpClient } from '../fixtures/mcp-server.ts';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { startTestServer } from '../fixtures/server.ts';
-
-/** The value of one sample of a scrape (0 when the series is absent). */
-async function sample(baseUrl: string, series: string): Promise<number> {
-  const text = await fetch(`${baseUrl}/metrics`).then((response) => response.text());
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
 
 const mcp = (method: string, outcome: string) =>
   `maos_mcp_requests_total{mcp_method_name="${method}",outcome="${outcome}"}`;
@@ -34,19 +28,19 @@ test('requests refused for malformed params or bad tool arguments count as error
       (error) => error instanceof McpError && error.code === -32602,
     );
   }
-  assert.equal(await sample(server.url, mcp('tools/call', 'error')), 1);
-  assert.equal(await sample(server.url, mcp('resources/read', 'error')), 1);
+  assert.equal(await scrapeSample(server.url, mcp('tools/call', 'error')), 1);
+  assert.equal(await scrapeSample(server.url, mcp('resources/read', 'error')), 1);
 
   // Tool arguments the tool's schema refuses, and an unknown tool: tool errors.
   const badId = await client.client.callTool({ name: 'session_status', arguments: { session_id: 'nope' } });
   assert.equal(badId.isError, true);
   const unknown = await client.client.callTool({ name: 'no_such_tool', arguments: {} });
   assert.equal(unknown.isError, true);
-  assert.equal(await sample(server.url, mcp('tools/call', 'error')), 3);
-  assert.equal(await sample(server.url, mcp('tools/call', 'success')), 0);
+  assert.equal(await scrapeSample(server.url, mcp('tools/call', 'error')), 3);
+  assert.equal(await scrapeSample(server.url, mcp('tools/call', 'success')), 0);
 
   // A well-formed call is still counted once, as a success.
   await client.client.callTool({ name: 'list_roles', arguments: {} });
-  assert.equal(await sample(server.url, mcp('tools/call', 'success')), 1);
-  assert.equal(await sample(server.url, mcp('tools/call', 'error')), 3);
+  assert.equal(await scrapeSample(server.url, mcp('tools/call', 'success')), 1);
+  assert.equal(await scrapeSample(server.url, mcp('tools/call', 'error')), 3);
 });

@@ -4,16 +4,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { connectHttpClient } from '../fixtures/mcp-server.ts';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
-
-/** The value of one sample of a scrape (0 when the series is absent). */
-async function sample(baseUrl: string, series: string): Promise<number> {
-  const text = await fetch(`${baseUrl}/metrics`).then((response) => response.text());
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
 
 const mcp = (method: string, outcome: string) =>
   `maos_mcp_requests_total{mcp_method_name="${method}",outcome="${outcome}"}`;
@@ -21,7 +15,7 @@ const mcp = (method: string, outcome: string) =>
 test('MCP requests are counted by method and outcome, a failed tool call as an error', async (t) => {
   const server = await startTestServer();
   t.after(() => server.close());
-  assert.equal(await sample(server.url, mcp('tools/call', 'success')), 0);
+  assert.equal(await scrapeSample(server.url, mcp('tools/call', 'success')), 0);
   const client = await connectHttpClient(server.url);
   t.after(() => client.close());
   await client.client.listTools();
@@ -31,17 +25,17 @@ test('MCP requests are counted by method and outcome, a failed tool call as an e
     arguments: { session_id: '01a21400-0000-7000-8000-00000000dead' },
   });
   assert.equal(missing.isError, true);
-  assert.equal(await sample(server.url, mcp('initialize', 'success')), 1);
-  assert.equal(await sample(server.url, mcp('tools/list', 'success')), 1);
-  assert.equal(await sample(server.url, mcp('tools/call', 'success')), 1);
-  assert.equal(await sample(server.url, mcp('tools/call', 'error')), 1);
+  assert.equal(await scrapeSample(server.url, mcp('initialize', 'success')), 1);
+  assert.equal(await scrapeSample(server.url, mcp('tools/list', 'success')), 1);
+  assert.equal(await scrapeSample(server.url, mcp('tools/call', 'success')), 1);
+  assert.equal(await scrapeSample(server.url, mcp('tools/call', 'error')), 1);
 });
 
 test('a session failed for its budget counts one budget rejection', async (t) => {
   const { llm, server } = await startLlmAppStack(t);
   llm.setHandler(() => ({ text: 'short answer', usage: { inputTokens: 5000, outputTokens: 10 } }));
   const series = 'maos_budget_rejections_total{scope="session"}';
-  assert.equal(await sample(server.url, series), 0);
+  assert.equal(await scrapeSample(server.url, series), 0);
   const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',
     body: {
@@ -58,7 +52,7 @@ test('a session failed for its budget counts one budget rejection', async (t) =>
   const done = await waitForSession<{ status: string; error: string | null }>(server.url, created.body.id);
   assert.equal(done.status, 'failed');
   assert.match(done.error ?? '', /^BUDGET_EXCEEDED/);
-  assert.equal(await sample(server.url, series), 1);
+  assert.equal(await scrapeSample(server.url, series), 1);
 });
 
 test('a submit refused by the daily token cap counts one tenant budget rejection', async (t) => {
@@ -75,11 +69,11 @@ test('a submit refused by the daily token cap counts one tenant budget rejection
   const first = await submit();
   assert.equal(first.status, 201, JSON.stringify(first.body));
   await waitForSession(server.url, first.body.id);
-  assert.equal(await sample(server.url, series), 0);
+  assert.equal(await scrapeSample(server.url, series), 0);
   const refused = await submit();
   assert.equal(refused.status, 429, JSON.stringify(refused.body));
   assert.equal(refused.body.code, 'QUOTA_EXCEEDED');
-  assert.equal(await sample(server.url, series), 1);
+  assert.equal(await scrapeSample(server.url, series), 1);
 });
 
 test('a run stopped by its session being cancelled frees its slot and counts as cancelled', async (t) => {
@@ -95,13 +89,13 @@ test('a run stopped by its session being cancelled frees its slot and counts as 
     created.body.id,
     (session) => session.tasks[0]?.status === 'running',
   );
-  assert.equal(await sample(server.url, 'maos_worker_slots{state="busy"}'), 1);
+  assert.equal(await scrapeSample(server.url, 'maos_worker_slots{state="busy"}'), 1);
   const cancel = await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, { method: 'POST' });
   assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
   const cancelled = 'maos_task_duration_seconds_count{runtime="command",role="qa",outcome="cancelled"}';
-  for (let i = 0; i < 100 && (await sample(server.url, cancelled)) === 0; i++) {
+  for (let i = 0; i < 100 && (await scrapeSample(server.url, cancelled)) === 0; i++) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  assert.equal(await sample(server.url, cancelled), 1);
-  assert.equal(await sample(server.url, 'maos_worker_slots{state="busy"}'), 0);
+  assert.equal(await scrapeSample(server.url, cancelled), 1);
+  assert.equal(await scrapeSample(server.url, 'maos_worker_slots{state="busy"}'), 0);
 });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { findLabelViolations, UNKNOWN_ROUTE } from '../../src/observability/metric-labels.ts';
+import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 import { dashboardExpressions, metricNamesIn, recordedNames, scrapeNames } from '../helpers/promql.ts';
 import { requireBinary, runPromtool } from '../helpers/promtool.ts';
@@ -18,11 +19,6 @@ import { requireBinary, runPromtool } from '../helpers/promtool.ts';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const PROMETHEUS_HINT =
   'prometheus not found: as root run `apt-get update && apt-get install -y --no-install-recommends prometheus`';
-
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -84,20 +80,20 @@ describe('observability of a live server', () => {
 
   test('the scrape holds the build, HTTP, engine and queue metrics of what happened', () => {
     assert.match(scrape, /^maos_build_info\{version="[^"]+",revision="[^"]+"\} 1$/m);
-    assert.equal(sample(scrape, 'maos_sessions_started_total'), 2);
-    assert.equal(sample(scrape, 'maos_sessions_finished_total{outcome="completed"}'), 1);
-    assert.equal(sample(scrape, 'maos_sessions_finished_total{outcome="failed"}'), 1);
-    assert.equal(sample(scrape, 'maos_sessions{status="completed"}'), 1);
-    assert.equal(sample(scrape, 'maos_tasks{status="ready"}'), 0);
+    assert.equal(sampleOf(scrape, 'maos_sessions_started_total'), 2);
+    assert.equal(sampleOf(scrape, 'maos_sessions_finished_total{outcome="completed"}'), 1);
+    assert.equal(sampleOf(scrape, 'maos_sessions_finished_total{outcome="failed"}'), 1);
+    assert.equal(sampleOf(scrape, 'maos_sessions{status="completed"}'), 1);
+    assert.equal(sampleOf(scrape, 'maos_tasks{status="ready"}'), 0);
     assert.equal(
-      sample(
+      sampleOf(
         scrape,
         'http_request_duration_seconds_count{method="POST",route="/v1/sessions",status_code="201"}',
       ),
       2,
     );
     assert.ok(
-      (sample(
+      (sampleOf(
         scrape,
         'http_request_duration_seconds_count{method="GET",route="/v1/sessions/:id",status_code="404"}',
       ) ?? 0) >= 1,
@@ -107,7 +103,7 @@ describe('observability of a live server', () => {
       /maos_task_duration_seconds_count\{runtime="command",role="qa",outcome="succeeded"\} 1/,
     );
     assert.match(scrape, /maos_readiness_check_passing\{check="database"\} 1/);
-    assert.ok((sample(scrape, 'maos_data_dir_capacity_bytes') ?? 0) > 0);
+    assert.ok((sampleOf(scrape, 'maos_data_dir_capacity_bytes') ?? 0) > 0);
   });
 
   test('route labels are templates: no session id or raw path becomes a label', () => {

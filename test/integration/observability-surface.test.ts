@@ -17,6 +17,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { findLabelViolations, METRIC_LABELS } from '../../src/observability/metric-labels.ts';
 import { VERSION } from '../../src/version.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, TEST_RUNNERS, waitForSession } from '../fixtures/server.ts';
 import {
   dashboardExpressions,
@@ -209,10 +210,7 @@ describe('the observability surface of a server that ran every kind of work', ()
   });
 
   test('what ran is in the scrape: provider call, cache hit, provider failure, open circuit', () => {
-    const value = (series: string) => {
-      const line = scrape.split('\n').find((row) => row.startsWith(`${series} `));
-      return line === undefined ? undefined : Number(line.slice(series.length + 1));
-    };
+    const value = (series: string) => sampleOf(scrape, series);
     const labels = 'gen_ai_operation_name="chat",gen_ai_provider_name="local",gen_ai_request_model="m"';
     assert.equal(value(`gen_ai_client_operation_duration_seconds_count{${labels}}`), 1, 'one provider call');
     assert.equal(value('maos_llm_cache_requests_total{provider="local",result="hit"}'), 1);
