@@ -292,6 +292,7 @@ for (const helm of helms) {
           POSTGRES,
           { ...POSTGRES_FULL, secretEnv: { MAOS_AUDIT__SIGNING_KEY: 'pem' } },
           { ...POSTGRES, keda: { enabled: true } },
+          { metrics: { prometheusRule: { enabled: true } } },
         ];
         for (const values of sets) {
           const result = run(['install', 'maos', CHART, '--dry-run=client', '-f', valuesFile(values)]);
@@ -302,6 +303,9 @@ for (const helm of helms) {
         }
         const warned = run(['install', 'maos', CHART, '--dry-run=client', '-f', valuesFile(POSTGRES)]);
         assert.match(warned.stdout, /WARNING: no MAOS_AUDIT__SIGNING_KEY/);
+        const rulesOnly = { metrics: { prometheusRule: { enabled: true } } };
+        const unlabelled = run(['install', 'maos', CHART, '--dry-run=client', '-f', valuesFile(rulesOnly)]);
+        assert.match(unlabelled.stdout, /WARNING: the alert rules are installed without the ServiceMonitor/);
       });
     }
 

@@ -257,19 +257,39 @@ describe('Helm chart', () => {
     assert.match(render({ auth: both }).notes, firstKey);
   });
 
-  test('NOTES warn when the scrape job name escapes the MaosInstanceDown selector', () => {
-    const rules = readFileSync('deploy/prometheus/rules/maos-alerts.yml', 'utf8');
-    const selector = /up\{job=~"([^"]+)"\} == 0/.exec(rules)?.[1] as string;
-    assert.ok(selector, 'MaosInstanceDown selects jobs by a regex');
-    const monitored = { metrics: { serviceMonitor: { enabled: true } } };
+  test('the ServiceMonitor labels its targets as the instance alerts select them, whatever the job name', () => {
+    const rules = parseYaml(readFileSync('deploy/prometheus/rules/maos-alerts.yml', 'utf8'));
+    const exprs = rules.groups
+      .flatMap((group: Doc) => group.rules as Doc[])
+      .filter((rule: Doc) => ['MaosInstanceDown', 'MaosInstancesAbsent'].includes(String(rule.alert)))
+      .map((rule: Doc) => String(rule.expr));
+    assert.equal(exprs.length, 2);
     for (const fullnameOverride of ['orchestrator', 'maos-prod']) {
-      const { notes, byKind } = render({ ...monitored, fullnameOverride });
-      // prometheus-operator names the job after the Service.
-      const job = at(one(byKind, 'Service'), 'metadata.name');
-      const selected = new RegExp(`^(?:${selector})$`).test(job);
-      assert.equal(/WARNING: the scrape job is named/.test(notes), !selected, job);
+      const { notes, byKind } = render({
+        fullnameOverride,
+        metrics: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true } },
+      });
+      // The target labels the endpoint's relabelings set (fixed replacements, no source labels).
+      const labels = Object.fromEntries(
+        (at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0.relabelings') as Doc[])
+          .filter((r) => String(r.action).toLowerCase() === 'replace' && !r.sourceLabels)
+          .map((r) => [r.targetLabel, r.replacement]),
+      );
+      for (const expr of exprs) {
+        const matchers = /up\{([^}]*)\}/.exec(expr)?.[1] as string;
+        assert.ok(matchers, `${expr} selects up series by label`);
+        assert.doesNotMatch(matchers, /\bjob\b/, 'not by the job name, which follows the release name');
+        for (const [, name, value] of matchers.matchAll(/(\w+)="([^"]*)"/g)) {
+          assert.equal(labels[name as string], value, `the ServiceMonitor sets ${name}="${value}"`);
+        }
+      }
+      assert.doesNotMatch(notes, /WARNING: the alert rules are installed without the ServiceMonitor/);
     }
-    assert.doesNotMatch(render({ fullnameOverride: 'orchestrator' }).notes, /scrape job/);
+    // Rules without the ServiceMonitor: another scrape config must set the label.
+    const { notes } = render({ metrics: { prometheusRule: { enabled: true } } });
+    assert.match(notes, /WARNING: the alert rules are installed without the ServiceMonitor/);
+    assert.match(notes, /maos_target="server"/);
+    assert.doesNotMatch(render({}).notes, /ServiceMonitor/);
   });
 
   test('PostgreSQL mode warns in NOTES until a shared audit signing key is configured', () => {

@@ -1,16 +1,21 @@
 // Observability of a real MAOS server that ran real sessions: the /metrics scrape passes
 // `promtool check metrics` without warnings, every label value is inside the allow-list, routes
 // are templates, and a real Prometheus scrapes it, loads the shipped rules and answers queries.
+// Prometheus scrapes it with the shipped scrape configs (compose's job, and the Helm chart's
+// ServiceMonitor endpoint under a job name without "maos"), and the instance alerts select both.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { findLabelViolations, UNKNOWN_ROUTE } from '../../src/observability/metric-labels.ts';
+import { renderChart } from '../fixtures/helm-chart.ts';
+import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
 import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 import { dashboardExpressions, metricNamesIn, recordedNames, scrapeNames } from '../helpers/promql.ts';
@@ -45,6 +50,53 @@ async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`${what} not reached in ${timeoutMs} ms${last ? ` (${String(last)})` : ''}`);
+}
+
+/** The compose stack's scrape job for MAOS (deploy/compose/prometheus.yml), aimed at `target`. */
+function composeScrapeJob(target: string): Doc {
+  const config = parseYaml(readFileSync(join(root, 'deploy/compose/prometheus.yml'), 'utf8'));
+  const job = config.scrape_configs.find((c: Doc) => c.job_name === 'maos');
+  return {
+    ...job,
+    static_configs: job.static_configs.map((c: Doc) => ({ ...c, targets: [target] })),
+  };
+}
+
+/**
+ * The scrape job prometheus-operator makes of the chart's ServiceMonitor endpoint, aimed at `target`:
+ * the job is named after the Service (here "orchestrator", no "maos" in it) and the endpoint's
+ * relabelings become relabel_configs with snake_case keys.
+ */
+function chartScrapeJob(target: string): Doc {
+  const rendered = renderChart(CHART, {
+    fullnameOverride: 'orchestrator',
+    metrics: { serviceMonitor: { enabled: true } },
+  });
+  const byKind = groupByKind(rendered.manifests.map((m) => m.doc));
+  const endpoint = at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0') as Doc;
+  const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return {
+    job_name: at(one(byKind, 'Service'), 'metadata.name'),
+    metrics_path: endpoint.path,
+    scheme: endpoint.scheme ?? 'http',
+    static_configs: [{ targets: [target] }],
+    relabel_configs: ((endpoint.relabelings ?? []) as Doc[]).map((relabeling) =>
+      Object.fromEntries(
+        Object.entries(relabeling).map(([key, value]) => [
+          snake(key),
+          key === 'action' ? String(value).toLowerCase() : value,
+        ]),
+      ),
+    ),
+  };
+}
+
+/** The expression of a shipped alert. */
+function alertExpr(name: string): string {
+  const rules = parseYaml(readFileSync(join(root, 'deploy/prometheus/rules/maos-alerts.yml'), 'utf8'));
+  const rule = rules.groups.flatMap((g: Doc) => g.rules as Doc[]).find((r: Doc) => r.alert === name);
+  assert.ok(rule, `the alert ${name} is shipped`);
+  return String(rule.expr);
 }
 
 describe('observability of a live server', () => {
@@ -144,15 +196,11 @@ describe('observability of a live server', () => {
       const port = await freePort();
       writeFileSync(
         join(dir, 'prometheus.yml'),
-        [
-          'global: { scrape_interval: 1s, evaluation_interval: 1s }',
-          'rule_files:',
-          `  - ${join(root, 'deploy/prometheus/rules')}/*.yml`,
-          'scrape_configs:',
-          '  - job_name: maos',
-          `    static_configs: [{ targets: ["${target}"] }]`,
-          '',
-        ].join('\n'),
+        stringifyYaml({
+          global: { scrape_interval: '1s', evaluation_interval: '1s' },
+          rule_files: [`${join(root, 'deploy/prometheus/rules')}/*.yml`],
+          scrape_configs: [composeScrapeJob(target), chartScrapeJob(target)],
+        }),
       );
       let child: ChildProcess | undefined;
       let log = '';
@@ -198,6 +246,18 @@ describe('observability of a live server', () => {
         };
         const all = rules.data.groups.flatMap((group) => group.rules);
         assert.ok(all.some((rule) => rule.name === 'MaosInstanceDown'));
+        // The instance alerts select the targets of both shipped scrape configs, whatever the job
+        // is called: MaosInstanceDown's series are there (and 1), MaosInstancesAbsent has nothing to say.
+        const selector = /^up\{[^}]*\}/.exec(alertExpr('MaosInstanceDown'))?.[0];
+        assert.ok(selector, 'MaosInstanceDown selects up series');
+        const up = await poll('both scrape jobs up', async () => {
+          const result = await query(selector);
+          return result && result.length === 2 ? result : undefined;
+        });
+        assert.deepEqual(up.map((sample) => sample.metric.job).sort(), ['maos', 'orchestrator']);
+        assert.ok(up.every((sample) => sample.value[1] === '1'));
+        assert.equal(await query(alertExpr('MaosInstanceDown')), undefined);
+        assert.equal(await query(alertExpr('MaosInstancesAbsent')), undefined);
         const unhealthy = all.filter((rule) => rule.health === 'err');
         assert.deepEqual(unhealthy, [], 'no rule fails to evaluate');
       } catch (error) {
