@@ -9,13 +9,22 @@ export const idSchema = z
 
 export const sessionIdParamsSchema = z.strictObject({ id: idSchema.describe('Session id.') });
 
+/**
+ * An integer query parameter: a string of decimal digits (optionally negative, so that `-1` is
+ * refused as too small) becomes a number, anything else fails as not a number. `z.coerce.number`
+ * would read `''` as 0, `0x10` as 16, `1e2` as 100 and ` 5 ` as 5, values a client generated from
+ * the documented `type: integer` never sends and the API reference promises to refuse.
+ */
+function queryInteger(schema: z.ZodNumber) {
+  return z.preprocess(
+    (value) => (typeof value === 'string' && /^-?\d{1,16}$/.test(value) ? Number(value) : value),
+    schema,
+  );
+}
+
 /** Page size: at least 1; values above the server's maxPageSize are lowered to it. */
 export function createLimitSchema(maxPageSize: number, defaultLimit: number) {
-  return z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(Number.MAX_SAFE_INTEGER)
+  return queryInteger(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER))
     .optional()
     .transform((value) => Math.min(value ?? defaultLimit, maxPageSize))
     .describe(`Page size, 1 to ${maxPageSize} (larger values are lowered to ${maxPageSize}).`);
@@ -28,9 +37,6 @@ export const cursorSchema = z
   .describe('`nextCursor` of the previous page.');
 
 /** A non-negative event sequence number, from `?after=` or `Last-Event-ID`. */
-export const seqSchema = z.coerce
-  .number()
-  .int()
-  .min(0)
-  .max(Number.MAX_SAFE_INTEGER)
-  .describe('Event sequence number.');
+export const seqSchema = queryInteger(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)).describe(
+  'Event sequence number.',
+);

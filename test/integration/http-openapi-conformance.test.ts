@@ -1,10 +1,12 @@
 // Real answers of the REST API against its own OpenAPI 3.1 document (GET /openapi.json), as a
 // client generated from that document relies on them: a broad scenario (LLM sessions with approval,
 // SSE, roles, usage, audit, API keys, providers, the usual errors) goes through a recorder that
-// validates every answer's status, media type, headers and body (fixtures/openapi-recorder.ts),
-// then checks that every documented operation was exercised.
+// checks every request's parameters and body and every answer's status, media type, headers and
+// body (fixtures/openapi-recorder.ts), then that every documented operation was exercised. On
+// SQLite and PostgreSQL. OIDC tokens: http-openapi-conformance-auth.test.ts; 503 answers:
+// http-openapi-conformance-unavailable.test.ts.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
@@ -12,10 +14,12 @@ import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
 import {
-  createOpenApiRecorder,
-  type OpenApiDocument,
-  type RecordedCall,
-} from '../fixtures/openapi-recorder.ts';
+  CONFORMANCE_STORES,
+  createConformanceStore,
+  expectStatus,
+  fetchOpenApiDocument,
+} from '../fixtures/openapi-conformance.ts';
+import { createOpenApiRecorder, type RecordedCall } from '../fixtures/openapi-recorder.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
@@ -36,19 +40,18 @@ function answer(request: RecordedLlmRequest): ScriptedReply {
   return { text: 'Research notes', usage: { inputTokens: 11, outputTokens: 5 } };
 }
 
-function codeOf(call: RecordedCall): string | undefined {
-  return (call.body as { code?: string } | undefined)?.code;
+for (const store of CONFORMANCE_STORES) {
+  test(`every answer of the REST API matches its OpenAPI document (${store})`, { timeout: 120_000 }, (t) =>
+    runScenario(t, store),
+  );
 }
 
-function expectStatus(call: RecordedCall, status: number, code?: string): void {
-  assert.equal(call.status, status, `${call.method} ${call.path}: ${call.text.slice(0, 400)}`);
-  if (code !== undefined) assert.equal(codeOf(call), code, `${call.method} ${call.path}`);
-}
-
-test('every answer of the REST API matches its OpenAPI document', { timeout: 120_000 }, async (t) => {
+async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[number]): Promise<void> {
+  const database = await createConformanceStore(store);
   const { server } = await startLlmAppStack(t, {
     handler: answer,
     config: {
+      ...database.config,
       auth: { mode: 'apikey' },
       secrets: { kekRing: generateKekEntry('k1') },
       workers: { concurrency: 2, pollIntervalMs: 50 },
@@ -63,15 +66,14 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
       },
     },
   });
+  t.after(() => database.drop());
   const db = server.app.database.db as unknown as SecurityDb;
   const mint = async (roles: string[], tenantId = 'acme') =>
     (await createApiKey(db, { tenantId, name: `k-${roles.join('-')}`, roles, createdBy: 'test' })).key;
   const admin = await mint(['admin']);
   const viewer = await mint(['viewer']);
 
-  const docResponse = await fetch(`${server.url}/openapi.json`, { signal: AbortSignal.timeout(10_000) });
-  assert.equal(docResponse.status, 200);
-  const doc = (await docResponse.json()) as OpenApiDocument;
+  const doc = await fetchOpenApiDocument(server.url);
   // What client generators name methods and group them by: a unique operationId, declared tags.
   const documented = Object.values(doc.paths).flatMap((item) => Object.values(item));
   const operationIds = documented.map((operation) => operation.operationId);
@@ -120,7 +122,13 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
   expectStatus(await api.call('GET', '/readyz', forged), 200);
   expectStatus(await api.call('GET', '/v1/admin/keys', asViewer), 403, 'PERMISSION_DENIED');
   const twice = { headers: { 'x-api-key': admin } };
-  expectStatus(await api.call('GET', '/v1/admin/keys', twice), 400);
+  const twiceCall = await api.call('GET', '/v1/admin/keys', {
+    ...twice,
+    ruleBeyondSchema: 'one credential per request',
+  });
+  expectStatus(twiceCall, 400);
+  // The refusal of a malformed credential carries its challenge, documented on the 400 too.
+  assert.match(twiceCall.headers.get('www-authenticate') ?? '', /error="invalid_request"/);
   expectStatus(await api.call('GET', '/v1/roles?unknown=1'), 400, 'VALIDATION_FAILED');
   expectStatus(await api.call('GET', '/v1/audit/checkpoint?unknown=1'), 400, 'VALIDATION_FAILED');
 
@@ -195,13 +203,15 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
   expectStatus(newest, 200);
   const before = (newest.body as { nextBefore: number | null }).nextBefore;
   expectStatus(await api.call('GET', `${events}?order=desc&before=${before ?? 1}`), 200);
-  expectStatus(await api.call('GET', `${events}?before=3`), 400, 'VALIDATION_FAILED');
+  const onlyDesc = { ruleBeyondSchema: '`before` needs order=desc' };
+  expectStatus(await api.call('GET', `${events}?before=3`, onlyDesc), 400, 'VALIDATION_FAILED');
   expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}/events`), 404, 'SESSION_NOT_FOUND');
   const sse = { headers: { accept: 'text/event-stream' }, stream: true };
   const stream = await api.call('GET', events, sse);
   expectStatus(stream, 200);
   assert.match(stream.text, /^(:|id:|event:|retry:)/m, 'the stream starts with an SSE frame');
-  expectStatus(await api.call('GET', `${events}?order=desc`, { ...sse, stream: false }), 400);
+  const forwardOnly = { ...sse, stream: false, ruleBeyondSchema: 'a stream only goes forward' };
+  expectStatus(await api.call('GET', `${events}?order=desc`, forwardOnly), 400);
   // The one stream allowed: opened once the stream above is counted closed (that happens async).
   let held = new AbortController();
   for (let attempt = 0; ; attempt += 1) {
@@ -298,10 +308,8 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
   const range = `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
   for (const groupBy of ['', '&groupBy=day', '&groupBy=role', '&groupBy=model'])
     expectStatus(await api.call('GET', `/v1/usage?${range}${groupBy}`), 200);
-  expectStatus(
-    await api.call('GET', `/v1/usage?from=${encodeURIComponent(to)}&to=${encodeURIComponent(from)}`),
-    400,
-  );
+  const reversed = `/v1/usage?from=${encodeURIComponent(to)}&to=${encodeURIComponent(from)}`;
+  expectStatus(await api.call('GET', reversed, { ruleBeyondSchema: '`from` before `to`' }), 400);
   expectStatus(await api.call('GET', '/v1/usage'), 400, 'VALIDATION_FAILED');
 
   // API keys.
@@ -388,4 +396,4 @@ test('every answer of the REST API matches its OpenAPI document', { timeout: 120
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
-});
+}

@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { createOpenApiRecorder, type OpenApiDocument } from '../fixtures/openapi-recorder.ts';
 
+const VALIDATION_FAILED = '{"code":"VALIDATION_FAILED","status":400,"detail":"no"}';
+
 test('the recorder names each kind of mismatch', async (t) => {
   const answers: Record<string, [number, string, string]> = {
     '/things/1': [200, 'application/json', '{"id":1}'],
@@ -15,15 +17,22 @@ test('the recorder names each kind of mismatch', async (t) => {
     '/things/5': [200, 'application/json', '{"id":"5"}'],
     '/things/6': [404, 'application/problem+json', '{"code":"NOT_FOUND","status":404}'],
     '/things/7': [404, 'application/problem+json', '{"code":"NOT_FOUND","status":400}'],
+    '/things/8': [200, 'application/json', '{"id":"8"}'],
+    '/things/9': [400, 'application/problem+json', VALIDATION_FAILED],
+    '/things/x': [200, 'application/json', '{"id":"x"}'],
     '/other': [200, 'text/plain', ''],
   };
   const fake = createServer((request, response) => {
-    const [status, type, body] = answers[request.url ?? ''] ?? [404, 'text/plain', ''];
+    const path = new URL(request.url ?? '/', 'http://fake').pathname;
+    const [status, type, body] = answers[path] ?? [404, 'text/plain', ''];
     // POST /other with a body answers its headers right: the required one, a valid optional one.
-    const extra =
-      Number(request.headers['content-length'] ?? 0) > 0
-        ? { 'x-id': '1', 'retry-after': '3' }
-        : { 'retry-after': 'soon' };
+    const extra: Record<string, string> =
+      path !== '/other'
+        ? {}
+        : Number(request.headers['content-length'] ?? 0) > 0
+          ? { 'x-id': '1', 'retry-after': '3' }
+          : { 'retry-after': 'soon' };
+    if (request.headers['x-trace'] === 'challenge') extra['www-authenticate'] = 'Bearer realm="x"';
     response.writeHead(status, { 'content-type': type, ...extra }).end(body);
   });
   await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
@@ -34,8 +43,14 @@ test('the recorder names each kind of mismatch', async (t) => {
     paths: {
       '/things/{id}': {
         get: {
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^\\d+$' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1 } },
+            { name: 'X-Trace', in: 'header', schema: { type: 'string', pattern: '^[a-z]+$' } },
+          ],
           responses: {
             200: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } } } },
+            400: { content: { 'application/problem+json': problem } },
             404: { content: { 'application/problem+json': problem } },
           },
         },
@@ -43,7 +58,18 @@ test('the recorder names each kind of mismatch', async (t) => {
       '/other': {
         get: { responses: { 200: {} } },
         post: {
-          requestBody: { required: true },
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: { n: { type: 'integer' } },
+                  additionalProperties: false,
+                },
+              },
+            },
+          },
           responses: {
             200: {
               headers: {
@@ -70,6 +96,19 @@ test('the recorder names each kind of mismatch', async (t) => {
   await recorder.call('POST', '/other', { body: {} });
   await recorder.call('GET', '/nowhere');
   await recorder.call('GET', '/nowhere-known', { undocumented: true });
+  // Requests: what the document forbids must not be accepted, what it allows must not be refused.
+  await recorder.call('GET', '/things/8?limit=abc');
+  await recorder.call('GET', '/things/8?limit=2&extra=1');
+  await recorder.call('GET', '/things/8', { headers: { 'x-trace': 'UP', 'x-other': '1' } });
+  await recorder.call('GET', '/things/x');
+  await recorder.call('POST', '/other', { body: { n: 'one' } });
+  await recorder.call('GET', '/things/9?limit=2');
+  await recorder.call('GET', '/things/8', { headers: { 'x-trace': 'challenge' } });
+  // Not mismatches: a refused request the document forbids, a rule it states in words only.
+  await recorder.call('GET', '/things/9?limit=0');
+  await recorder.call('GET', '/things/9?limit=2', { ruleBeyondSchema: 'a rule in words' });
+  await recorder.call('GET', '/things/8?limit=3', { headers: { 'x-trace': 'ok' } });
+  await recorder.call('POST', '/other', { body: { n: 1 } });
   const expected = [
     /^GET \/things\/1 → 200: does not match .*: \/id must be string/,
     /^GET \/things\/2 → 500: status not documented/,
@@ -77,10 +116,17 @@ test('the recorder names each kind of mismatch', async (t) => {
     /^GET \/things\/4 → 404: media type application\/json not documented/,
     /^GET \/things\/7 → 404: a problem document with status 400/,
     /^POST \/things\/5 → 200: POST is not documented/,
-    /^POST \/other → 200: accepted without a body, but the document requires one/,
+    /^POST \/other → 200: accepted a request the document forbids: the document requires a body$/,
     /^POST \/other → 200: required header X-Id is missing/,
     /^POST \/other → 200 Retry-After: does not match .*must match pattern/,
     /^GET \/nowhere → 404: no documented path matches/,
+    /^GET \/things\/8 → 200: accepted .*: query parameter limit="abc": must be integer$/,
+    /^GET \/things\/8 → 200: accepted .*: query parameter extra is not declared$/,
+    /^GET \/things\/8 → 200: accepted .*: header parameter X-Trace="UP": must match .*; header x-other is not declared$/,
+    /^GET \/things\/x → 200: accepted .*: path parameter id="x": must match pattern/,
+    /^POST \/other → 200: accepted .*: the body does not match: \/n must be integer$/,
+    /^GET \/things\/9 → 400: refused a request the document allows: no$/,
+    /^GET \/things\/8 → 200: header www-authenticate is sent but not documented for this response$/,
   ];
   assert.equal(recorder.violations.length, expected.length, recorder.violations.join('\n'));
   for (const [i, pattern] of expected.entries()) assert.match(recorder.violations[i] ?? '', pattern);

@@ -1,10 +1,13 @@
 // Final touches to the generated OpenAPI document that the route schemas cannot express: optional
-// request bodies, the response headers every client can rely on (request id, Location, Retry-After),
-// and no component schema that no operation uses.
+// request bodies, the request id every operation takes, the response headers every client can rely
+// on (request id, Location, Retry-After), and no component schema that no operation uses.
 
 type JsonSchema = { type?: unknown; anyOf?: JsonSchema[]; properties?: object; pattern?: string };
 type HeaderObject = { description: string; required?: boolean; schema: JsonSchema };
+type ParameterObject = { name: string; in: string; description?: string; schema: JsonSchema };
 type DocumentOperation = {
+  parameters?: ParameterObject[];
+  security?: unknown[];
   requestBody?: { required?: boolean; content?: Record<string, { schema?: JsonSchema }> };
   responses?: Record<string, { headers?: Record<string, HeaderObject> }>;
 };
@@ -44,6 +47,10 @@ const LOCATION: HeaderObject = {
   required: true,
   schema: { type: 'string' },
 };
+const REPLAYED_LOCATION: HeaderObject = {
+  ...LOCATION,
+  description: 'Path of the resource the earlier request created.',
+};
 const RETRY_AFTER: HeaderObject = {
   description: 'Seconds to wait before retrying, when the server knows.',
   schema: { type: 'string', pattern: '^\\d+$' },
@@ -52,6 +59,11 @@ const RETRY_AFTER: HeaderObject = {
 const CHALLENGE: HeaderObject = {
   description:
     'The Bearer challenge (RFC 6750), with `error` and `error_description` when a credential was refused.',
+  schema: { type: 'string' },
+};
+const MALFORMED_CREDENTIALS_CHALLENGE: HeaderObject = {
+  description:
+    'The Bearer challenge (RFC 6750) with `error="invalid_request"`, when the credentials are malformed or sent twice.',
   schema: { type: 'string' },
 };
 const RATE_LIMIT: Record<string, HeaderObject> = {
@@ -68,19 +80,41 @@ const RATE_LIMIT: Record<string, HeaderObject> = {
 
 /**
  * Documents the headers each response carries: every answer sets X-Request-Id
- * (plugins/request-id.ts), a 201 the new resource's Location, a refusal of credentials the Bearer
- * challenge, and an API route under rate limits the RateLimit fields (security/http-security-plugin.ts).
+ * (plugins/request-id.ts), a 201 the new resource's Location (and so does the 200 that replays a
+ * create, e.g. a submit repeated with its Idempotency-Key), a refusal of credentials the Bearer
+ * challenge (a 400 too when they are malformed), and an API route under rate limits the RateLimit
+ * fields (security/http-security-plugin.ts).
  */
 function describeResponseHeaders(path: string, operation: DocumentOperation): void {
+  const creates = operation.responses?.['201'] !== undefined;
+  const secured = (operation.security ?? []).length > 0;
   for (const [status, response] of Object.entries(operation.responses ?? {})) {
     const headers: Record<string, HeaderObject> = { ...response.headers, 'X-Request-Id': REQUEST_ID };
     if (status === '201') headers.Location = LOCATION;
+    if (status === '200' && creates) headers.Location = REPLAYED_LOCATION;
+    if (status === '400' && secured) headers['WWW-Authenticate'] = MALFORMED_CREDENTIALS_CHALLENGE;
     if (status === '401') headers['WWW-Authenticate'] = { ...CHALLENGE, required: true };
     if (status === '403') headers['WWW-Authenticate'] = CHALLENGE;
     if (status === '429' || status === '503') headers['Retry-After'] = RETRY_AFTER;
     if (path.startsWith('/v1/')) Object.assign(headers, RATE_LIMIT);
     response.headers = headers;
   }
+}
+
+const REQUEST_ID_PARAMETER: ParameterObject = {
+  name: 'X-Request-Id',
+  in: 'header',
+  description:
+    'Your id for this request, kept when it is 1 to 128 of `A-Za-z0-9._:@/+=-` (else a new one is made): echoed in the answer’s `X-Request-Id` and carried by the logs.',
+  schema: { type: 'string' },
+};
+
+/** Every operation takes the caller's request id (plugins/request-id.ts). */
+function describeRequestIdParameter(operation: DocumentOperation): void {
+  const others = (operation.parameters ?? []).filter(
+    (parameter) => !(parameter.in === 'header' && parameter.name.toLowerCase() === 'x-request-id'),
+  );
+  operation.parameters = [...others, REQUEST_ID_PARAMETER];
 }
 
 const SCHEMA_REF = '#/components/schemas/';
@@ -133,6 +167,7 @@ export function finishOpenApiDocument<T>(document: T): T {
     for (const operation of Object.values(item)) {
       describeOptionalBodies(operation);
       describeResponseHeaders(path, operation);
+      describeRequestIdParameter(operation);
     }
   }
   pruneUnusedSchemas(doc.paths, doc.components?.schemas);

@@ -9,6 +9,10 @@ import { toIso } from '../dto.ts';
 import { sessionIdParamsSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
+// The text is trimmed before its length is checked, so a blank one is refused: documented as a
+// pattern (a non-space character) since the trim itself does not show in the OpenAPI schema.
+const NOT_BLANK = /\S/;
+
 const approvalResultSchema = z
   .object({
     planVersion: z.number().int(),
@@ -36,7 +40,14 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
           'A message to the orchestrator; it is taken into account at the next phase gate and in the final synthesis, and appears in the event log as a `user.message` event.',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
-        body: z.strictObject({ message: z.string().trim().min(1).max(MAX_STEERING_MESSAGE_CHARS) }),
+        body: z.strictObject({
+          message: z
+            .string()
+            .trim()
+            .min(1)
+            .max(MAX_STEERING_MESSAGE_CHARS)
+            .regex(NOT_BLANK, 'must not be blank'),
+        }),
         response: {
           202: z.object({ id: z.string(), createdAt: z.string() }).describe('Accepted: the stored message.'),
           ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429),
@@ -93,7 +104,9 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         description: 'Ends a session waiting for approval: it fails with the reason given.',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
-        body: z.strictObject({ reason: z.string().trim().min(1).max(2000) }),
+        body: z.strictObject({
+          reason: z.string().trim().min(1).max(2000).regex(NOT_BLANK, 'must not be blank'),
+        }),
         response: {
           204: z.null().describe('Rejected.'),
           ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429),

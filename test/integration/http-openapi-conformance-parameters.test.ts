@@ -1,0 +1,81 @@
+// Request parameters against the OpenAPI document (the recorder checks every request's path, query
+// and header parameters against the operation's declarations): values outside the declared schema
+// get the documented 400, never a silently read value; the parameters a client may send are all
+// declared. On SQLite and PostgreSQL; the broad scenario is http-openapi-conformance.test.ts.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import {
+  CONFORMANCE_STORES,
+  createConformanceStore,
+  expectStatus,
+  fetchOpenApiDocument,
+} from '../fixtures/openapi-conformance.ts';
+import { createOpenApiRecorder } from '../fixtures/openapi-recorder.ts';
+import { startTestServer, waitForSession } from '../fixtures/server.ts';
+
+for (const store of CONFORMANCE_STORES) {
+  test(`request parameters match the OpenAPI document (${store})`, { timeout: 60_000 }, async (t) => {
+    const database = await createConformanceStore(store);
+    const server = await startTestServer({ config: { ...database.config, auth: { mode: 'apikey' } } });
+    t.after(async () => {
+      await server.close();
+      await database.drop();
+    });
+    const db = server.app.database.db as unknown as SecurityDb;
+    const { key } = await createApiKey(db, { tenantId: 'acme', name: 'k', roles: ['admin'], createdBy: 't' });
+    const api = createOpenApiRecorder(server.url, await fetchOpenApiDocument(server.url), {
+      authorization: `Bearer ${key}`,
+    });
+    const created = await api.call('POST', '/v1/sessions', {
+      body: { objective: 'Parameters', agents: [{ role: 'engineer', task: 'Build', runner: 'ok' }] },
+    });
+    expectStatus(created, 201);
+    const id = (created.body as { id: string }).id;
+    await waitForSession(server.url, id, undefined, 30_000).catch(() => undefined);
+
+    // Integers are decimal digits: no empty value read as 0, no hex, exponent or fraction; one value.
+    const notIntegers = ['abc', '', '0x10', '1e1', '1.5', '%205'];
+    for (const value of notIntegers)
+      expectStatus(await api.call('GET', `/v1/sessions?limit=${value}`), 400, 'VALIDATION_FAILED');
+    expectStatus(await api.call('GET', '/v1/sessions?limit=1&limit=2'), 400, 'VALIDATION_FAILED');
+    expectStatus(await api.call('GET', '/v1/sessions?limit=2'), 200);
+    const events = `/v1/sessions/${id}/events`;
+    for (const query of ['after=', 'after=-1', 'after=x', 'limit=0x10', 'order=sideways'])
+      expectStatus(await api.call('GET', `${events}?${query}`), 400, 'VALIDATION_FAILED');
+    expectStatus(await api.call('GET', `${events}?after=0&limit=2`), 200);
+    // Enums take their declared values only.
+    expectStatus(await api.call('GET', '/v1/sessions?status=bogus'), 400, 'VALIDATION_FAILED');
+    expectStatus(await api.call('GET', '/v1/sessions?status=completed'), 200);
+    expectStatus(await api.call('GET', '/v1/audit?outcome=maybe'), 400, 'VALIDATION_FAILED');
+    expectStatus(await api.call('GET', '/v1/audit?limit=1.5'), 400, 'VALIDATION_FAILED');
+    expectStatus(await api.call('GET', '/v1/audit?outcome=failure&action=sessions%3Acreate'), 200);
+    const day = (offset: number) => encodeURIComponent(new Date(Date.now() + offset).toISOString());
+    const range = `from=${day(-86_400_000)}&to=${day(86_400_000)}`;
+    expectStatus(await api.call('GET', `/v1/usage?${range}&groupBy=week`), 400, 'VALIDATION_FAILED');
+    expectStatus(await api.call('GET', `/v1/usage?from=yesterday&to=${day(0)}`), 400, 'VALIDATION_FAILED');
+    expectStatus(await api.call('GET', `/v1/usage?${range}&groupBy=role`), 200);
+    // Path parameters outside their pattern are refused before any lookup.
+    const credentials = { body: { apiKey: 'sk-x' } };
+    expectStatus(await api.call('PUT', '/v1/providers/Bad_Name/credentials', credentials), 400);
+    expectStatus(await api.call('GET', '/v1/sessions/not-a-uuid/plans'), 400, 'VALIDATION_FAILED');
+
+    // Header parameters: a malformed Idempotency-Key or Last-Event-ID is a 400 too.
+    const spaced = { body: { objective: 'x' }, headers: { 'idempotency-key': 'two words' } };
+    expectStatus(await api.call('POST', '/v1/sessions', spaced), 400, 'VALIDATION_FAILED');
+    const stream = { accept: 'text/event-stream' };
+    const badResume = { headers: { ...stream, 'last-event-id': 'abc' } };
+    expectStatus(await api.call('GET', events, badResume), 400, 'VALIDATION_FAILED');
+    const resumed = await api.call('GET', events, { headers: { ...stream, 'last-event-id': '1' } });
+    expectStatus(resumed, 200);
+    assert.match(resumed.text, /^id: 2$/m, 'the stream resumes after the event named');
+    // Every operation takes the caller's request id, and echoes it.
+    const traced = await api.call('GET', '/v1/roles', { headers: { 'x-request-id': 'trace-42' } });
+    expectStatus(traced, 200);
+    assert.equal(traced.headers.get('x-request-id'), 'trace-42');
+    expectStatus(await api.call('GET', '/healthz', { headers: { 'x-request-id': 'probe-1' } }), 200);
+
+    assert.deepEqual(api.violations, [], 'requests and answers match the document');
+  });
+}
