@@ -12,6 +12,7 @@ import type { Page } from 'playwright-core';
 import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
   type ConsoleWithIdp,
+  signInThroughIdp,
   startConsoleWithIdp,
   unexpectedIdpPageProblems,
 } from '../fixtures/console-idp.ts';
@@ -62,13 +63,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     }
     await page.clock.install();
     await page.goto(`${server.url}/console/`);
-    await page.getByRole('button', { name: `Sign in with ${new URL(idp.issuer).host}` }).click();
-    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
-    await page.locator('input[name="login"]').fill(user);
-    await page.locator('input[name="password"]').fill('any');
-    await page.getByRole('button', { name: 'Sign-in' }).click();
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await signInThroughIdp(page, idp, user);
     return opened;
   }
 

@@ -58,3 +58,57 @@ export function checkIdTokenAudience(idToken, { issuer, clientId }) {
   }
   return claims;
 }
+
+/**
+ * What a renewed ID token is compared with (OIDC Core §12.2): the claims of the sign-in's ID token
+ * that must stay the same, and its `iat`. Kept with the sign-in's renewal state (token-renewal.js).
+ */
+export function signInIdClaims(claims) {
+  const { iss, sub, aud, azp, auth_time, nonce, iat } = claims;
+  return { iss, sub, aud, azp, auth_time, nonce, iat };
+}
+
+/**
+ * Checks an ID token from a renewal (OIDC Core §12.2): issuer, audience, `azp` and times as at
+ * sign-in (checkIdTokenAudience), then against the sign-in's ID token `signIn` (signInIdClaims;
+ * null when the sign-in had none): the same `iss`, `sub`, `aud` and `azp` (absent if it was
+ * absent), an `auth_time`, if any, the sign-in's (the time the user logged in, not the renewal's), a
+ * `nonce`, if any, the sign-in's, and an `iat` not before the sign-in's. Throws a SignInError naming the claim that differs.
+ */
+export function checkRenewedIdToken(idToken, { issuer, clientId, signIn }) {
+  const claims = checkIdTokenAudience(idToken, { issuer, clientId });
+  if (!signIn) return claims;
+  if (claims.sub !== signIn.sub) {
+    throw new SignInError(
+      'Renewal refused',
+      'The renewed ID token names another user.',
+      'OIDC_SUBJECT_MISMATCH',
+    );
+  }
+  const differs = [
+    claims.iss !== signIn.iss && 'iss',
+    !sameAudience(claims.aud, signIn.aud) && 'aud',
+    claims.azp !== signIn.azp && 'azp',
+    claims.auth_time !== undefined &&
+      signIn.auth_time !== undefined &&
+      claims.auth_time !== signIn.auth_time &&
+      'auth_time',
+    claims.nonce !== undefined && claims.nonce !== signIn.nonce && 'nonce',
+    typeof signIn.iat === 'number' && claims.iat < signIn.iat && 'iat earlier than at sign-in',
+  ].filter(Boolean);
+  if (differs.length > 0) {
+    throw new SignInError(
+      'Renewal refused',
+      `The renewed ID token does not match the one of the sign-in (${differs.join(', ')}).`,
+      'OIDC_ID_TOKEN_MISMATCH',
+    );
+  }
+  return claims;
+}
+
+/** True when two `aud` claims (a string or an array) name the same parties, in any order. */
+function sameAudience(a, b) {
+  const left = [a].flat();
+  const right = [b].flat();
+  return left.length === right.length && left.every((party) => right.includes(party));
+}

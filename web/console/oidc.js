@@ -3,7 +3,7 @@
 // at the token endpoint by a CORS fetch. The access token is kept (api.js), the ID token only for
 // RP-initiated logout (signing out of the IdP too), and a refresh token, when the IdP issues one,
 // for renewing the access token before it expires (token-renewal.js).
-import { checkIdTokenAudience, readIdTokenClaims } from './id-token.js';
+import { checkIdTokenAudience, signInIdClaims } from './id-token.js';
 import { fetchJson, requestTokens, tokenLifetime } from './idp-requests.js';
 import { SignInError } from './sign-in-error.js';
 
@@ -243,8 +243,8 @@ export async function completeSignIn() {
   });
   addAudience(body, pending);
   const tokens = await requestTokens(pending.tokenEndpoint, body, 'token exchange');
-  if (typeof tokens.id_token === 'string') checkIdToken(tokens.id_token, pending);
-  else if (pending.openid) {
+  const idClaims = typeof tokens.id_token === 'string' ? checkIdToken(tokens.id_token, pending) : null;
+  if (idClaims === null && pending.openid) {
     // Without it the nonce is never checked: a token response that drops it is refused.
     throw new SignInError(
       'Sign-in refused',
@@ -262,7 +262,8 @@ export async function completeSignIn() {
       audienceParameter: pending.audienceParameter,
       tokenEndpoint: pending.tokenEndpoint,
       refreshToken: typeof tokens.refresh_token === 'string' ? tokens.refresh_token : null,
-      subject: typeof tokens.id_token === 'string' ? readIdTokenClaims(tokens.id_token).sub : undefined,
+      // What a renewed ID token must match (OIDC Core §12.2); null without an ID token at sign-in.
+      idClaims: idClaims && signInIdClaims(idClaims),
       ...tokenLifetime(tokens),
     },
   };
@@ -317,7 +318,7 @@ export function takeIdpSignOutUrl() {
 }
 
 /**
- * Checks the ID token's `iss`, `aud`, `azp` and `nonce`. Its signature is not checked: it came
+ * Checks the ID token's `iss`, `aud`, `azp` and `nonce` and returns its claims. Its signature is not checked: it came
  * straight from the token endpoint over the connection the browser opened (OIDC Core §3.1.3.7),
  * and it grants nothing here (the API checks the access token itself).
  */
@@ -330,4 +331,5 @@ function checkIdToken(idToken, pending) {
       'OIDC_NONCE_MISMATCH',
     );
   }
+  return claims;
 }

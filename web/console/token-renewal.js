@@ -2,7 +2,7 @@
 // refresh_token grant, public client: client_id and no secret). The refresh token is kept in this
 // tab's sessionStorage beside the access token and replaced by the new one each renewal returns
 // (rotation, which IdPs require of public clients); one renewal at a time.
-import { checkIdTokenAudience } from './id-token.js';
+import { checkRenewedIdToken } from './id-token.js';
 import { requestTokens, tokenLifetime } from './idp-requests.js';
 import { addAudience, updateIdTokenHint } from './oidc.js';
 import { SignInError } from './sign-in-error.js';
@@ -15,7 +15,7 @@ const RENEW_MIN_GAP_MS = 5_000;
 
 /**
  * @typedef {{issuer: string, clientId: string, audience: string, audienceParameter: string,
- *   tokenEndpoint: string, refreshToken: string | null, subject?: string,
+ *   tokenEndpoint: string, refreshToken: string | null, idClaims: object | null,
  *   expiresAt: number | null, lifetimeMs: number | null}} Renewal
  */
 
@@ -91,16 +91,9 @@ async function renew() {
   let tokens;
   try {
     tokens = await requestTokens(renewal.tokenEndpoint, body, 'token renewal');
-    // OIDC Core §12.2: a new ID token names the same issuer, client and user.
+    // OIDC Core §12.2: a new ID token is of the same sign-in (issuer, client, user, nonce …).
     if (typeof tokens.id_token === 'string') {
-      const claims = checkIdTokenAudience(tokens.id_token, renewal);
-      if (renewal.subject !== undefined && claims.sub !== renewal.subject) {
-        throw new SignInError(
-          'Renewal refused',
-          'The renewed ID token names another user.',
-          'OIDC_SUBJECT_MISMATCH',
-        );
-      }
+      checkRenewedIdToken(tokens.id_token, { ...renewal, signIn: renewal.idClaims ?? null });
     }
   } catch (error) {
     if (!isCurrent(renewal)) return null;
