@@ -49,13 +49,13 @@ import type { Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createTelemetry } from './observability/telemetry.ts';
 import { assertConfigUsable } from './security/config-preflight.ts';
-import { createSecurity, type Security } from './security/create-security.ts';
+import { createSecurity, resolveCheckpointDir, type Security } from './security/create-security.ts';
 import { withTenantQuotas } from './security/quota-guarded-service.ts';
 import { createSecurityRoutesPlugin } from './security/security-routes-plugin.ts';
 import type { SecurityDb } from './security/security-tables.ts';
 import { createTenantProviderCredentialsFromConfig } from './security/tenant-provider-credentials.ts';
 import { createHttpsServerFactory, loadTlsCredentials } from './security/tls.ts';
-import { createDatabase, type DatabaseHandle } from './store/db.ts';
+import { createDatabase, type DatabaseHandle, refuseRootInDataDir } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { createClusterNotifier } from './store/pg-notifier.ts';
 import { type RetentionJob, startRetentionJob } from './store/retention.ts';
@@ -132,6 +132,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
   let database: DatabaseHandle;
   let serverLock: ServerLock | undefined;
   try {
+    // Run as root on the service user's data directory: refused before the lock, run records, keys
+    // or checkpoints would be written there as root's.
+    refuseRootInDataDir(config, [resolveCheckpointDir(config)]);
     // Database spans only when tracing is on: an untraced process gets no per-query logging work.
     database = createDatabase(config, {
       ...(telemetry.tracing.enabled ? { querySpanLogger: telemetry.querySpanLogger } : {}),

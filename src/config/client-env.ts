@@ -5,7 +5,13 @@
  * The `MAOS_*` variables of the CLI itself, not configuration: the config loader skips them, so a
  * shell that exports them for the CLI can still start the server or run local commands.
  */
-export const CLIENT_ENV_NAMES = ['MAOS_CONFIG', 'MAOS_SERVER', 'MAOS_TOKEN', 'MAOS_CREDENTIALS'] as const;
+export const CLIENT_ENV_NAMES = [
+  'MAOS_CONFIG',
+  'MAOS_SERVER',
+  'MAOS_TOKEN',
+  'MAOS_CREDENTIALS',
+  'MAOS_ALLOW_ROOT',
+] as const;
 
 /**
  * Variables the command runtime gives every runner (agents/runtimes/command): not configuration,
@@ -33,6 +39,11 @@ export interface ClientEnv {
   credentialsPath?: string;
   /** True when `NO_COLOR` is set to a non-empty value (https://no-color.org). */
   noColor: boolean;
+  /**
+   * `MAOS_ALLOW_ROOT=1` (or `true`): run as root on a data directory or database of another user
+   * anyway (store/data-dir-owner.ts refuses otherwise). For one invocation, never in a config file.
+   */
+  allowRoot?: boolean;
 }
 
 /** Reads the CLI's environment variables; empty values count as unset. */
@@ -43,6 +54,7 @@ export function readClientEnv(env: NodeJS.ProcessEnv = process.env): ClientEnv {
     configPath: nonEmpty(env.MAOS_CONFIG),
     credentialsPath: nonEmpty(env.MAOS_CREDENTIALS),
     noColor: nonEmpty(env.NO_COLOR) !== undefined,
+    allowRoot: /^(1|true)$/i.test(env.MAOS_ALLOW_ROOT?.trim() ?? ''),
   };
 }
 

@@ -2,7 +2,7 @@
 // migrations applied, the audit log with its signer, and an actor that names the local operator.
 import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.ts';
-import { createDatabase, type DatabaseHandle } from '../store/db.ts';
+import { createDatabase, type DatabaseHandle, refuseRootInDataDir } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { type AuditLog, createAuditLog } from './audit/audit-log.ts';
 import type { AuditActor } from './audit/audit-record.ts';
@@ -19,6 +19,8 @@ export interface LocalSecurityStore {
 
 /** Opens the configured database (applying migrations) with an audit log for local commands. */
 export async function openLocalSecurityStore(config: Readonly<Config>): Promise<LocalSecurityStore> {
+  // Keys and checkpoints written as root into the service user's data directory: refused.
+  refuseRootInDataDir(config, [resolveCheckpointDir(config)]);
   const handle = createDatabase(config);
   try {
     await migrateToLatest(handle.db);
@@ -57,7 +59,7 @@ export interface LocalSecurityDatabase {
 
 /** Opens the configured database for reading only: no migrations, no key generation. */
 export function openLocalSecurityDatabase(config: Readonly<Config>): LocalSecurityDatabase {
-  const handle = createDatabase(config);
+  const handle = createDatabase(config, { readsDatabaseOnly: true });
   const db = handle.db as unknown as SecurityDb;
   return {
     db,

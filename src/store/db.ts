@@ -1,7 +1,7 @@
 // Opens the database: SQLite (better-sqlite3) by default, PostgreSQL (postgres-dialect.ts) when
 // store.url is a postgres:// URL; both behind Kysely so callers do not depend on the dialect.
 // SQLite connection pragmas and the data file location live here.
-import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -13,6 +13,7 @@ import {
 import { CONFIG_DEFAULTS, type Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { type CommitDurability, createCommitDurability } from './commit-durability.ts';
+import { refuseRootOnForeignFiles } from './data-dir-owner.ts';
 import { createPostgresDatabase, isPostgresUrl } from './postgres-dialect.ts';
 import { attachReadConnection, createReadConnection } from './read-connection.ts';
 import type { Database } from './schema.ts';
@@ -68,6 +69,11 @@ export interface DatabaseOptions {
   querySpanLogger?: (system: 'sqlite' | 'postgresql') => (event: LogEvent) => void;
   /** SQLite: the background checkpoint worker failed and checkpoints are back inline (for a log line). */
   onCheckpointFailure?: (message: string) => void;
+  /**
+   * The caller only reads (`maos audit`, `maos doctor`): run as root, an existing SQLite file of
+   * another user may be opened. Otherwise refused, as a new one always is (data-dir-owner.ts).
+   */
+  readsDatabaseOnly?: boolean;
 }
 
 /**
@@ -109,22 +115,15 @@ function createDatabaseFile(path: string): void {
 }
 
 /**
- * Run as root, a new database would belong to root (SQLite gives its -wal/-shm the database file's
- * owner), and so would the keys and checkpoints a first start writes beside it: a server running as
- * the data directory's owner could not open them. Refused, naming the user to run as, rather than
- * handing files over behind the operator's back. `dir` is the database's directory, or its nearest
- * existing parent when it is still to be created.
+ * For the commands that run the server or write its files (`serve`, `mcp`, `keys`, `secrets`), before
+ * they open the database: run as root, refuses a SQLite file, data directory (run records,
+ * workspaces, keys) or one of `directories` (the audit checkpoint directory) of another user.
  */
-function refuseRootOwnedDatabase(path: string): void {
-  if (process.getuid?.() !== 0 || existsSync(path)) return;
-  let dir = dirname(path);
-  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
-  const owner = statSync(dir).uid;
-  if (owner === 0) return;
-  throw new AppError(
-    'STORE_UNAVAILABLE',
-    `Refusing to create ${path} as root: ${dir} belongs to uid ${owner}, and a server running as that user could not open a database owned by root. Run MAOS as that user (e.g. \`sudo -u '#${owner}' maos migrate\`; a systemd service with User=), or chown the directory to root if MAOS is meant to run as root`,
-  );
+export function refuseRootInDataDir(config: StoreConfig, directories: readonly string[] = []): void {
+  refuseRootOnForeignFiles({
+    ...(isPostgresUrl(config.store.url) ? {} : { database: resolveSqlitePath(config) }),
+    directories: [config.dataDir, ...directories],
+  });
 }
 
 /** Opens (creating if needed) the database. Migrations are NOT applied here: see store/migrate.ts. */
@@ -138,7 +137,9 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
     });
   }
   const path = resolveSqlitePath(config);
-  refuseRootOwnedDatabase(path);
+  // Run as root, a new database would belong to root (SQLite gives its -wal/-shm the database
+  // file's owner), and so would what is written beside an existing one (data-dir-owner.ts).
+  refuseRootOnForeignFiles({ database: path, readsDatabaseOnly: options.readsDatabaseOnly === true });
   try {
     makeDirectory(dirname(path));
   } catch (error) {

@@ -198,7 +198,8 @@ export async function checkDatabase(config: Readonly<Config>): Promise<CheckResu
   }
   let handle: ReturnType<typeof createDatabase> | undefined;
   try {
-    handle = createDatabase(config);
+    // Diagnosis only: run as root, the service user's database may be opened.
+    handle = createDatabase(config, { readsDatabaseOnly: true });
     await sql`select 1`.execute(handle.db);
   } catch (error) {
     await handle?.close().catch(() => undefined);

@@ -1,6 +1,6 @@
 // Audit-chain verification after `maos restore`: a restored database must still prove that its
 // audit log was not altered (hash chain re-computed from the first record to the last).
-import { mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
@@ -77,6 +77,12 @@ export function setAsideLaterCheckpoints(
   if (later.length === 0) return undefined;
   const directory = join(checkpointDir, `superseded-by-restore-${now.toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(directory, { recursive: true, mode: 0o700 });
+  // Run as root (`sudo maos restore`): the directory goes to the checkpoint directory's owner, as the
+  // restored database goes to its database's, so that nothing in the data directory is root's.
+  if (process.getuid?.() === 0) {
+    const owner = statSync(checkpointDir);
+    chownSync(directory, owner.uid, owner.gid);
+  }
   for (const name of later) renameSync(join(checkpointDir, name), join(directory, name));
   return { directory, files: later };
 }
