@@ -1,12 +1,13 @@
-// Server entry: load config → open store → migrate → build engine and HTTP server → listen, with
-// graceful shutdown on SIGTERM/SIGINT. `maos serve` calls startServer; `node src/main.ts` runs it too,
-// configured by MAOS_CONFIG and the environment only (flags belong to `maos serve`).
+// Server entry: load config → check the listen addresses → open store → migrate → build engine and
+// HTTP server → listen, with graceful shutdown on SIGTERM/SIGINT. `maos serve` calls startServer;
+// `node src/main.ts` runs it too, configured by MAOS_CONFIG and the environment only (flags belong
+// to `maos serve`).
 import { resolve } from 'node:path';
 import { killChildProcessGroups } from './agents/runtimes/command/child-process-groups.ts';
 import { type App, type AuthMode, createApp } from './app.ts';
 import { EXIT } from './cli/exit-codes.ts';
 import { loadConfig } from './config/load.ts';
-import { AppError } from './errors/app-error.ts';
+import { assertListenAddressesUsable, describeListenError } from './http/listen-addresses.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { VERSION } from './version.ts';
 
@@ -32,7 +33,12 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Loads the config, builds the application and starts listening. Throws CONFIG_INVALID etc. */
+/**
+ * Loads the config, builds the application and starts listening. Throws CONFIG_INVALID, PORT_IN_USE
+ * etc. Order: the config, then the listen addresses (bound and released at once), then, in
+ * createApp, the data directory's owner; only then is anything written (database, server lock,
+ * migrations, keys) before the server listens for good.
+ */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
   const config = loadConfig({ configPath: options.configPath, overrides: options.overrides });
   const logger = createLogger({
@@ -42,14 +48,9 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     format: config.logging.format,
     destination: options.logDestination,
   });
+  await assertListenAddressesUsable(config);
   const app = await createApp(config, { logger });
-  let url: string;
-  try {
-    url = await app.start();
-  } catch (error) {
-    await app.stop();
-    throw describeListenError(error, config);
-  }
+  const url = await startOrStop(app);
   logger.info({ url, dataDir: resolve(config.dataDir), authMode: app.authMode }, 'server started');
   return {
     url,
@@ -63,37 +64,17 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 }
 
 /**
- * A taken or forbidden address is a configuration problem the operator can fix: say which address,
- * and which setting names it (the API's `port` or the separate `metrics.port`, whichever failed).
+ * Starts `app` and returns its URL. An address it cannot listen on (taken since the check before
+ * createApp) stops it again, releasing the server lock so that a retry can start, and is reported
+ * as PORT_IN_USE, PORT_NOT_PERMITTED or CONFIG_INVALID, naming the listener and its setting.
  */
-function describeListenError(
-  error: unknown,
-  config: Readonly<{ host: string; port: number; metrics: { host: string; port?: number | undefined } }>,
-): unknown {
-  const failed = error as (NodeJS.ErrnoException & { address?: string; port?: number }) | null;
-  const code = failed?.code;
-  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-    const why =
-      code === 'EADDRINUSE'
-        ? 'is already in use'
-        : code === 'EACCES'
-          ? 'is not permitted'
-          : 'is not available';
-    // Node names the address it tried on the error; the metrics listener starts before the API's.
-    const onMetricsPort =
-      config.metrics.port !== undefined &&
-      failed?.port === config.metrics.port &&
-      config.metrics.port !== config.port;
-    const host = onMetricsPort ? config.metrics.host : config.host;
-    const port = onMetricsPort ? config.metrics.port : config.port;
-    const setting = onMetricsPort ? 'metrics.port' : 'port';
-    return new AppError(
-      'CONFIG_INVALID',
-      `Cannot listen on ${host}:${port} (${setting}): the address ${why} (${code}).`,
-      { cause: error },
-    );
+export async function startOrStop(app: App): Promise<string> {
+  try {
+    return await app.start();
+  } catch (error) {
+    await app.stop();
+    throw describeListenError(error, app.config);
   }
-  return error;
 }
 
 /**

@@ -16,7 +16,10 @@ export const EXIT = {
   NOT_FOUND: 4,
   /** Missing or rejected credentials, or not allowed (HTTP 401, 403). */
   AUTH: 5,
-  /** Conflict with the current state (HTTP 409: idempotency key reused, session already ended). */
+  /**
+   * Conflict with the current state (HTTP 409: idempotency key reused, session already ended); for
+   * `maos serve`, another process holds its port (PORT_IN_USE) or its SQLite database (CONFLICT).
+   */
   CONFLICT: 6,
   /** Server-side or local system failure (HTTP 5xx, 429, unexpected response, database error). */
   SERVER: 7,

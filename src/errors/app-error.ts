@@ -41,6 +41,10 @@ export const ERROR_CODES = {
   QUOTA_EXCEEDED: { status: 429, category: 'user', title: 'Tenant quota exceeded' },
   BUDGET_EXCEEDED: { status: 422, category: 'user', title: 'Budget exceeded' },
   CONFIG_INVALID: { status: 500, category: 'system', title: 'Configuration is invalid' },
+  // Start-up failures of `maos serve`, never sent over HTTP; 409 makes the CLI exit 6 (conflict),
+  // as for a second server on the same SQLite database.
+  PORT_IN_USE: { status: 409, category: 'system', title: 'Listen address already in use' },
+  PORT_NOT_PERMITTED: { status: 500, category: 'system', title: 'Listen address not permitted' },
   MIGRATION_REQUIRED: { status: 503, category: 'system', title: 'Database migrations pending' },
   DATABASE_NEWER_THAN_CODE: {
     status: 503,

@@ -3,7 +3,7 @@
 // one JSON line.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -126,11 +126,13 @@ describe('maos serve', { timeout: 300_000 }, () => {
       '--data-dir',
       join(dir, 'data'),
     ]);
-    // As docs/troubleshooting.md lists it with EADDRINUSE: the listen address is the config's to fix.
+    // Unlike a taken port (PORT_IN_USE), the listen address is the config's to fix; found before
+    // the data directory is created.
     assert.equal(result.code, 2, result.stderr);
     assert.match(
       result.stderr,
-      /error CONFIG_INVALID: Cannot listen on 192\.0\.2\.1:0 \(port\): the address is not available \(EADDRNOTAVAIL\)/,
+      /error CONFIG_INVALID: Cannot listen on 192\.0\.2\.1:0 for the API \(setting `port`\): the address is not available \(EADDRNOTAVAIL\)/,
     );
+    assert.equal(existsSync(join(dir, 'data')), false);
   });
 });

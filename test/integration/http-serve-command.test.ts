@@ -1,8 +1,9 @@
 // `maos serve` as an operator runs it: prints URL, data directory and auth mode (on stderr), serves, stops on
-// SIGTERM with exit code 0; a port that is taken is a clear configuration error (exit 2).
+// SIGTERM with exit code 0; a port that is taken is PORT_IN_USE (exit 6), found before the data
+// directory is created.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +61,7 @@ test('maos serve prints URL, data directory and auth mode; SIGTERM exits 0', asy
   assert.equal(await serve.exited, 0);
 });
 
-test('maos serve on a taken port fails with a clear message and exit code 2', async (t) => {
+test('maos serve on a taken port fails with PORT_IN_USE and exit code 6, creating no data directory', async (t) => {
   const { dir, config } = tempConfig();
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const blocker = createServer();
@@ -77,13 +78,15 @@ test('maos serve on a taken port fails with a clear message and exit code 2', as
     join(dir, 'data'),
   ]);
   t.after(() => serve.child.kill('SIGKILL'));
-  assert.equal(await serve.exited, 2);
+  assert.equal(await serve.exited, 6);
   assert.match(
     serve.output().stderr,
     new RegExp(
-      `CONFIG_INVALID: Cannot listen on 127\\.0\\.0\\.1:${address.port} \\(port\\): .*already in use`,
+      `error PORT_IN_USE: Cannot listen on 127\\.0\\.0\\.1:${address.port} for the API \\(setting \`port\`\\): the address is already in use \\(EADDRINUSE\\)`,
     ),
   );
+  // Checked before the data directory is touched: no database, key or checkpoint was written.
+  assert.equal(existsSync(join(dir, 'data')), false);
 });
 
 test('maos serve with a taken metrics.port names that port and setting, not the API port', async (t) => {
@@ -105,13 +108,14 @@ test('maos serve with a taken metrics.port names that port and setting, not the 
   );
   const serve = runServe(['--config', withMetricsPort, '--port', '0', '--data-dir', join(dir, 'data')]);
   t.after(() => serve.child.kill('SIGKILL'));
-  assert.equal(await serve.exited, 2);
+  assert.equal(await serve.exited, 6);
   assert.match(
     serve.output().stderr,
     new RegExp(
-      `CONFIG_INVALID: Cannot listen on 127\\.0\\.0\\.1:${address.port} \\(metrics\\.port\\): .*already in use`,
+      `error PORT_IN_USE: Cannot listen on 127\\.0\\.0\\.1:${address.port} for metrics \\(setting \`metrics\\.port\`\\): the address is already in use`,
     ),
   );
+  assert.equal(existsSync(join(dir, 'data')), false);
 });
 
 for (const leading of [[], ['serve']]) {

@@ -1,0 +1,93 @@
+// The addresses `maos serve` listens on (the API's, and the metrics listener's when it has its own
+// port), checked before the server touches its data directory, and the errors it reports when one
+// cannot be used: PORT_IN_USE, PORT_NOT_PERMITTED, or CONFIG_INVALID for a host this machine lacks.
+import { createServer } from 'node:net';
+import type { Config } from '../config/schema.ts';
+import { AppError } from '../errors/app-error.ts';
+
+type ListenConfig = Readonly<
+  Pick<Config, 'host' | 'port'> & { metrics: Pick<Config['metrics'], 'enabled' | 'host' | 'port'> }
+>;
+
+/** One listening socket of the server, with the setting that names its port. */
+export interface ListenAddress {
+  listener: 'the API' | 'metrics';
+  setting: 'port' | 'metrics.port';
+  host: string;
+  port: number;
+}
+
+/** The server's listeners in the order `App.start()` opens them: metrics first, then the API. */
+export function listenAddresses(config: ListenConfig): ListenAddress[] {
+  const addresses: ListenAddress[] = [];
+  if (config.metrics.enabled && config.metrics.port !== undefined) {
+    addresses.push({
+      listener: 'metrics',
+      setting: 'metrics.port',
+      host: config.metrics.host,
+      port: config.metrics.port,
+    });
+  }
+  addresses.push({ listener: 'the API', setting: 'port', host: config.host, port: config.port });
+  return addresses;
+}
+
+/**
+ * Binds each address and closes it at once, so that a taken, forbidden or foreign address fails the
+ * start before the data directory, the database or a key is written. An address taken in the
+ * moment between this check and the real listen fails there, with the same error.
+ */
+export async function assertListenAddressesUsable(config: ListenConfig): Promise<void> {
+  for (const address of listenAddresses(config)) {
+    const failure = await tryBind(address.host, address.port);
+    if (failure) throw describeListenError(failure, config, address);
+  }
+}
+
+function tryBind(host: string, port: number): Promise<unknown> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', resolve);
+    server.listen({ host, port }, () => server.close(() => resolve(undefined)));
+  });
+}
+
+/**
+ * A listen failure as the operator's error, naming the listener, its address and its setting;
+ * anything else is returned unchanged. `address` is the listener that failed, when known; else it
+ * is told by the port on the error (Node names the address it tried).
+ */
+export function describeListenError(error: unknown, config: ListenConfig, address?: ListenAddress): unknown {
+  const failed = error as (NodeJS.ErrnoException & { port?: number }) | null;
+  const code = failed?.code;
+  if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') return error;
+  const addresses = listenAddresses(config);
+  const api = addresses.at(-1) as ListenAddress;
+  const metrics = addresses.length === 2 ? addresses[0] : undefined;
+  const at =
+    address ?? (metrics && failed?.port === metrics.port && metrics.port !== api.port ? metrics : api);
+  const where = `Cannot listen on ${formatAddress(at)} for ${at.listener} (setting \`${at.setting}\`)`;
+  if (code === 'EADDRINUSE') {
+    return new AppError(
+      'PORT_IN_USE',
+      `${where}: the address is already in use (EADDRINUSE); another process holds it`,
+      { cause: error },
+    );
+  }
+  if (code === 'EACCES') {
+    return new AppError(
+      'PORT_NOT_PERMITTED',
+      `${where}: not permitted for this user (EACCES); ports below 1024 need root or CAP_NET_BIND_SERVICE`,
+      { cause: error },
+    );
+  }
+  // The host names no address of this machine: the setting is wrong here, not the environment.
+  return new AppError('CONFIG_INVALID', `${where}: the address is not available (EADDRNOTAVAIL)`, {
+    cause: error,
+  });
+}
+
+function formatAddress(address: ListenAddress): string {
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  return `${host}:${address.port}`;
+}
