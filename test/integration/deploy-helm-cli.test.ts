@@ -68,6 +68,9 @@ function shippedRuleGroups(): Doc[] {
     .sort((a, b) => String(a.name).localeCompare(String(b.name)));
 }
 
+/** The cluster values with HTTPS served by MAOS itself (probes, Service, Ingress and the Secret mount). */
+const TLS_FULL: Doc = { ...POSTGRES_FULL, tls: { secretName: 'maos-tls' } };
+
 const helms = findHelms();
 
 if (helms.length === 0) {
@@ -124,6 +127,7 @@ for (const helm of helms) {
         [],
         ...readdirSync(join(CHART, 'examples')).map((f) => ['-f', join(CHART, 'examples', f)]),
         ['-f', valuesFile(POSTGRES_FULL)],
+        ['-f', valuesFile(TLS_FULL)],
       ];
       for (const args of sets) {
         const lint = run(['lint', CHART, '--strict', ...args]);
@@ -249,6 +253,8 @@ for (const helm of helms) {
       assertRejected(['--kube-version', '1.26.0'], /kubeVersion/);
       assertRejected(['--set', 'config.store.url=postgres://maos:pw@db/maos'], /password in a ConfigMap/);
       assertRejected(['--set', 'config.metrics.port=9100'], /service\.metricsPort/);
+      assertRejected(['--set', 'config.tls.certFile=/run/tls/crt'], /set tls\.secretName/);
+      assertRejected(['--set', 'tls.secretName=Maos_TLS'], /secretName/);
       // A pod killed before its running tasks finish and release their leases.
       assertRejected(
         ['--set', 'config.shutdown.graceSeconds=120'],
@@ -293,6 +299,7 @@ for (const helm of helms) {
           { ...POSTGRES_FULL, secretEnv: { MAOS_AUDIT__SIGNING_KEY: 'pem' } },
           { ...POSTGRES, keda: { enabled: true } },
           { metrics: { prometheusRule: { enabled: true } } },
+          { tls: { secretName: 'maos-tls' } },
         ];
         for (const values of sets) {
           const result = run(['install', 'maos', CHART, '--dry-run=client', '-f', valuesFile(values)]);
@@ -351,6 +358,8 @@ for (const helm of helms) {
           extraVolumes: [{ name: 'ca', configMap: { name: 'db-ca' } }],
           extraVolumeMounts: [{ name: 'ca', mountPath: '/etc/maos-ca' }],
         },
+        TLS_FULL,
+        { tls: { secretName: 'maos-tls' } },
       ];
       const key = (m: { file: string; doc: Doc }) => `${m.file} ${m.doc.kind} ${at(m.doc, 'metadata.name')}`;
       const sorted = (list: { file: string; doc: Doc }[]) =>

@@ -1,10 +1,13 @@
 // The pod the Helm chart renders, run as the kubelet would run it (without a cluster): the init
 // container's command, then the server with the container's environment and the ConfigMap's config
-// file; every probe and the ServiceMonitor endpoint answer on the ports they name, the commands the
-// install notes print work in that environment, and SIGTERM stops the server with status 0.
+// file; every probe and the ServiceMonitor endpoint answer on the ports and with the schemes they name,
+// the commands the install notes print work in that environment, and SIGTERM stops the server with
+// status 0. Once with plain HTTP, once with tls.secretName (the Secret's files as the kubelet mounts them).
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { renderChart } from '../fixtures/helm-chart.ts';
 import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
+import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -27,145 +31,211 @@ function freePort(): Promise<number> {
   });
 }
 
-/** GET on loopback; the status, or 0 while nothing answers. */
-async function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  try {
-    const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
-    return { status: response.status, body: await response.text() };
-  } catch {
-    return { status: 0, body: '' };
-  }
+/**
+ * GET on loopback with the scheme a probe (HTTP/HTTPS) or a ServiceMonitor (http/https) names; the
+ * status, or 0 while nothing answers (or the TLS handshake fails). HTTPS trusts only `ca`.
+ */
+function get(
+  scheme: string,
+  port: number,
+  path: string,
+  ca?: string,
+): Promise<{ status: number; body: string }> {
+  const request = scheme.toLowerCase() === 'https' ? httpsRequest : httpRequest;
+  return new Promise((resolve) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, agent: false, timeout: 5000, ...(ca ? { ca } : {}) },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk) => {
+          body += chunk;
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        response.on('error', () => resolve({ status: 0, body: '' }));
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve({ status: 0, body: '' }));
+    req.end();
+  });
 }
 
-describe('the pod the chart renders (SQLite mode), run as the kubelet runs it', () => {
-  let dir = '';
-  let server: ChildProcess | undefined;
-  let exited: Promise<number | null> | undefined;
-  // biome-ignore lint/suspicious/noExplicitAny: the parsed pod spec of the rendered Deployment
-  let pod: any = {};
-  // biome-ignore lint/suspicious/noExplicitAny: its server container
-  let container: any = {};
-  let byKind = new Map<string, Doc[]>();
-  let env: NodeJS.ProcessEnv = {};
-  let output = '';
+const MODES = [
+  { name: 'plain HTTP', tls: false, skip: false as string | false },
+  { name: 'HTTPS with tls.secretName', tls: true, skip: skipWithoutOpenssl },
+];
 
-  /** The container port a probe or Service names (by name or number). */
-  const containerPort = (name: string | number): number => {
-    if (typeof name === 'number') return name;
-    const port = container.ports.find((p: Doc) => p.name === name);
-    assert.ok(port, `the container declares the port ${name}`);
-    return port.containerPort;
-  };
+for (const mode of MODES) {
+  describe(`the pod the chart renders (SQLite mode, ${mode.name}), run as the kubelet runs it`, {
+    skip: mode.skip,
+  }, () => {
+    let dir = '';
+    /** The certificate the server presents (TLS mode): what an HTTPS client here trusts. */
+    let ca: string | undefined;
+    let server: ChildProcess | undefined;
+    let exited: Promise<number | null> | undefined;
+    // biome-ignore lint/suspicious/noExplicitAny: the parsed pod spec of the rendered Deployment
+    let pod: any = {};
+    // biome-ignore lint/suspicious/noExplicitAny: its server container
+    let container: any = {};
+    let byKind = new Map<string, Doc[]>();
+    let env: NodeJS.ProcessEnv = {};
+    let output = '';
 
-  /** Runs `node bin/maos.js <args>` in the container's environment. */
-  const runCli = (args: string[]) =>
-    spawnSync(process.execPath, ['bin/maos.js', ...args], {
-      cwd: ROOT,
-      env,
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'maos-pod-'));
-    const values = {
-      service: { targetPort: await freePort(), metricsPort: await freePort() },
-      metrics: { serviceMonitor: { enabled: true } },
+    /** The container port a probe or Service names (by name or number). */
+    const containerPort = (name: string | number): number => {
+      if (typeof name === 'number') return name;
+      const port = container.ports.find((p: Doc) => p.name === name);
+      assert.ok(port, `the container declares the port ${name}`);
+      return port.containerPort;
     };
-    byKind = groupByKind(renderChart(CHART, values).manifests.map((m) => m.doc));
-    pod = at(one(byKind, 'Deployment'), 'spec.template.spec');
-    container = pod.containers[0];
-    // The volumes the pod mounts, as directories of the test: the ConfigMap, the PVC and /tmp.
-    const mounts = new Map<string, string>();
-    for (const mount of container.volumeMounts as Doc[]) {
-      const local = join(dir, String(mount.name));
-      mkdirSync(local, { recursive: true });
-      mounts.set(String(mount.mountPath), local);
-    }
-    const configMount = (container.volumeMounts as Doc[]).find((m) => m.name === 'config') as Doc;
-    for (const [key, text] of Object.entries(
-      at(one(byKind, 'ConfigMap'), 'data') as Record<string, string>,
-    )) {
-      writeFileSync(join(mounts.get(String(configMount.mountPath)) as string, key), text);
-    }
-    const toLocal = (value: string) => {
-      for (const [mountPath, local] of mounts) {
-        if (value === mountPath || value.startsWith(`${mountPath}/`))
-          return local + value.slice(mountPath.length);
+
+    /** Runs `node bin/maos.js <args>` in the container's environment. */
+    const runCli = (args: string[]) =>
+      spawnSync(process.execPath, ['bin/maos.js', ...args], {
+        cwd: ROOT,
+        env,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'maos-pod-'));
+      const values = {
+        service: { targetPort: await freePort(), metricsPort: await freePort() },
+        metrics: { serviceMonitor: { enabled: true } },
+        ...(mode.tls ? { tls: { secretName: 'maos-tls' } } : {}),
+      };
+      byKind = groupByKind(renderChart(CHART, values).manifests.map((m) => m.doc));
+      pod = at(one(byKind, 'Deployment'), 'spec.template.spec');
+      container = pod.containers[0];
+      // The volumes the pod mounts, as directories of the test: the ConfigMap, the PVC and /tmp.
+      const mounts = new Map<string, string>();
+      for (const mount of container.volumeMounts as Doc[]) {
+        const local = join(dir, String(mount.name));
+        mkdirSync(local, { recursive: true });
+        mounts.set(String(mount.mountPath), local);
       }
-      return value;
-    };
-    env = { PATH: process.env.PATH, HOME: dir, TMPDIR: mounts.get('/tmp') };
-    for (const variable of container.env as { name: string; value: string }[]) {
-      env[variable.name] = toLocal(variable.value);
-    }
-  });
-
-  after(async () => {
-    if (server && server.exitCode === null && server.signalCode === null) {
-      server.kill('SIGKILL');
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  test('the init container migrates the volume, then the server starts with the pod environment', async () => {
-    const init = pod.initContainers[0];
-    assert.deepEqual(init.env, container.env, 'the init container sees the same configuration');
-    const migrate = runCli(init.args);
-    assert.equal(migrate.status, 0, migrate.stderr);
-    server = spawn(process.execPath, ['bin/maos.js', ...container.args], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      const configMount = (container.volumeMounts as Doc[]).find((m) => m.name === 'config') as Doc;
+      for (const [key, text] of Object.entries(
+        at(one(byKind, 'ConfigMap'), 'data') as Record<string, string>,
+      )) {
+        writeFileSync(join(mounts.get(String(configMount.mountPath)) as string, key), text);
+      }
+      if (mode.tls) {
+        // The kubelet mounts a kubernetes.io/tls Secret as one file per key: tls.crt and tls.key.
+        const volume = (pod.volumes as Doc[]).find((v) => at(v, 'secret.secretName') === 'maos-tls');
+        assert.ok(volume, 'the pod mounts the tls Secret');
+        assert.equal(at(volume, 'secret.items'), undefined, 'every key as a file of its own name');
+        const mount = (container.volumeMounts as Doc[]).find((m) => m.name === volume.name) as Doc;
+        const local = mounts.get(String(mount.mountPath)) as string;
+        const made = createSelfSignedCert(local);
+        renameSync(made.certFile, join(local, 'tls.crt'));
+        renameSync(made.keyFile, join(local, 'tls.key'));
+        ca = readFileSync(join(local, 'tls.crt'), 'utf8');
+      }
+      const toLocal = (value: string) => {
+        for (const [mountPath, local] of mounts) {
+          if (value === mountPath || value.startsWith(`${mountPath}/`))
+            return local + value.slice(mountPath.length);
+        }
+        return value;
+      };
+      env = { PATH: process.env.PATH, HOME: dir, TMPDIR: mounts.get('/tmp') };
+      for (const variable of container.env as { name: string; value: string }[]) {
+        env[variable.name] = toLocal(variable.value);
+      }
     });
-    server.stdout?.on('data', (chunk) => {
-      output += chunk;
+
+    after(async () => {
+      if (server && server.exitCode === null && server.signalCode === null) {
+        server.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
     });
-    server.stderr?.on('data', (chunk) => {
-      output += chunk;
+
+    test('the init container migrates the volume, then the server starts with the pod environment', async () => {
+      const init = pod.initContainers[0];
+      assert.deepEqual(
+        init.env,
+        container.env.filter((e: Doc) => !String(e.name).startsWith('MAOS_TLS__')),
+        'the init container sees the same configuration, without the TLS files it does not serve with',
+      );
+      const migrate = runCli(init.args);
+      assert.equal(migrate.status, 0, migrate.stderr);
+      server = spawn(process.execPath, ['bin/maos.js', ...container.args], {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      server.stdout?.on('data', (chunk) => {
+        output += chunk;
+      });
+      server.stderr?.on('data', (chunk) => {
+        output += chunk;
+      });
+      const child = server;
+      exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+      // The startup probe, polled as the kubelet does (module loading takes seconds on a busy machine).
+      const startup = container.startupProbe.httpGet;
+      const deadline = Date.now() + 90_000;
+      while ((await get(startup.scheme, containerPort(startup.port), startup.path, ca)).status !== 200) {
+        assert.equal(server.exitCode, null, `the server exited:\n${output}`);
+        assert.ok(Date.now() < deadline, `the startup probe never passed:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
     });
-    const child = server;
-    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    // The startup probe, polled as the kubelet does (module loading takes seconds on a busy machine).
-    const startup = container.startupProbe.httpGet;
-    const deadline = Date.now() + 90_000;
-    while ((await get(containerPort(startup.port), startup.path)).status !== 200) {
-      assert.equal(server.exitCode, null, `the server exited:\n${output}`);
-      assert.ok(Date.now() < deadline, `the startup probe never passed:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  });
 
-  test('liveness and readiness answer 200 on the paths and ports they name', async () => {
-    for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
-      const { path, port } = container[probe].httpGet;
-      const answer = await get(containerPort(port), path);
-      assert.equal(answer.status, 200, `${probe} ${path} on ${port}: ${answer.body}`);
-    }
-  });
+    test('liveness and readiness answer 200 on the paths, ports and schemes they name', async () => {
+      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+        const { path, port, scheme } = container[probe].httpGet;
+        assert.equal(scheme, mode.tls ? 'HTTPS' : 'HTTP', `${probe} scheme`);
+        const answer = await get(scheme, containerPort(port), path, ca);
+        assert.equal(answer.status, 200, `${probe} ${scheme} ${path} on ${port}: ${answer.body}`);
+        // The other scheme gets no answer: a probe with the wrong one would fail and restart the pod.
+        const other = await get(scheme === 'HTTPS' ? 'HTTP' : 'HTTPS', containerPort(port), path, ca);
+        assert.equal(other.status, 0, `${probe} answered with the other scheme`);
+      }
+    });
 
-  test('the ServiceMonitor endpoint, through the Service port, serves the MAOS metrics', async () => {
-    const endpoint = at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0');
-    const servicePort = at(one(byKind, 'Service'), 'spec.ports').find((p: Doc) => p.name === endpoint.port);
-    assert.ok(servicePort, `the Service has the port ${endpoint.port}`);
-    const answer = await get(containerPort(servicePort.targetPort), endpoint.path);
-    assert.equal(answer.status, 200);
-    assert.match(answer.body, /^maos_build_info\{/m);
-    assert.match(answer.body, /^maos_readiness_check_passing\{/m);
-  });
+    test('the ServiceMonitor endpoint, through the Service port, serves the MAOS metrics', async () => {
+      const endpoint = at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0');
+      const servicePort = at(one(byKind, 'Service'), 'spec.ports').find((p: Doc) => p.name === endpoint.port);
+      assert.ok(servicePort, `the Service has the port ${endpoint.port}`);
+      // The metrics listener is plain HTTP even when the API port serves HTTPS.
+      const answer = await get(
+        endpoint.scheme ?? 'http',
+        containerPort(servicePort.targetPort),
+        endpoint.path,
+      );
+      assert.equal(answer.status, 200);
+      assert.match(answer.body, /^maos_build_info\{/m);
+      assert.match(answer.body, /^maos_readiness_check_passing\{/m);
+    });
 
-  test('the install notes commands work in the pod: doctor, and the first admin key', () => {
-    const doctor = runCli(['doctor']);
-    assert.equal(doctor.status, 0, `${doctor.stdout}${doctor.stderr}`);
-    const key = runCli(['keys', 'create', '--role', 'admin', '--tenant', 'default', '--name', 'first-admin']);
-    assert.equal(key.status, 0, key.stderr);
-    assert.match(key.stdout, /^maos_\S+$/m);
-  });
+    test('the install notes commands work in the pod: doctor, and the first admin key', () => {
+      const doctor = runCli(['doctor']);
+      assert.equal(doctor.status, 0, `${doctor.stdout}${doctor.stderr}`);
+      const key = runCli([
+        'keys',
+        'create',
+        '--role',
+        'admin',
+        '--tenant',
+        'default',
+        '--name',
+        'first-admin',
+      ]);
+      assert.equal(key.status, 0, key.stderr);
+      assert.match(key.stdout, /^maos_\S+$/m);
+    });
 
-  test('SIGTERM (the kubelet stopping the pod) stops the server with status 0', async () => {
-    assert.ok(server, 'the server runs');
-    server.kill('SIGTERM');
-    assert.equal(await exited, 0, output);
+    test('SIGTERM (the kubelet stopping the pod) stops the server with status 0', async () => {
+      assert.ok(server, 'the server runs');
+      server.kill('SIGTERM');
+      assert.equal(await exited, 0, output);
+    });
   });
-});
+}

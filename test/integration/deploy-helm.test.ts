@@ -292,6 +292,72 @@ describe('Helm chart', () => {
     assert.doesNotMatch(render({}).notes, /ServiceMonitor/);
   });
 
+  test('tls.secretName: the server serves HTTPS from the Secret, and probes, Service and Ingress say so', () => {
+    const plain = render({ ...POSTGRES_FULL, ingress: { enabled: true } });
+    const tls = render({ ...POSTGRES_FULL, ingress: { enabled: true }, tls: { secretName: 'maos-tls' } });
+    const serverOf = (byKind: Map<string, Doc[]>) =>
+      at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0');
+    const envOf = (container: Doc) =>
+      Object.fromEntries((container.env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+    for (const [{ byKind }, scheme] of [
+      [plain, 'HTTP'],
+      [tls, 'HTTPS'],
+    ] as const) {
+      const server = serverOf(byKind);
+      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+        assert.equal(at(server, `${probe}.httpGet.scheme`), scheme, `${probe} with ${scheme}`);
+        assert.equal(at(server, `${probe}.httpGet.port`), 'http');
+      }
+      // The metrics listener never serves TLS: the ServiceMonitor scrapes plain HTTP either way.
+      assert.equal(at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0.port'), 'metrics');
+      assert.equal(at(one(byKind, 'ServiceMonitor'), 'spec.endpoints.0.scheme') ?? 'http', 'http');
+    }
+    // The Secret's keys, mounted read-only, are the files the server's tls config names.
+    const pod = at(one(tls.byKind, 'Deployment'), 'spec.template.spec');
+    const server = serverOf(tls.byKind);
+    const volume = pod.volumes.find((v: Doc) => at(v, 'secret.secretName') === 'maos-tls');
+    assert.ok(volume, 'the tls Secret is a volume of the pod');
+    const mount = server.volumeMounts.find((m: Doc) => m.name === volume.name);
+    assert.equal(mount.readOnly, true);
+    const env = envOf(server);
+    assert.equal(env.MAOS_TLS__CERT_FILE, `${mount.mountPath}/tls.crt`);
+    assert.equal(env.MAOS_TLS__KEY_FILE, `${mount.mountPath}/tls.key`);
+    assert.equal(envOf(serverOf(plain.byKind)).MAOS_TLS__CERT_FILE, undefined);
+    // The migration Job serves nothing: it neither gets the TLS files nor mounts the Secret, which
+    // may not exist yet at pre-install.
+    const job = at(one(tls.byKind, 'Job'), 'spec.template.spec');
+    assert.equal(envOf(job.containers[0]).MAOS_TLS__CERT_FILE, undefined);
+    assert.ok(!JSON.stringify(job.volumes ?? []).includes('maos-tls'));
+    // The API Service port and the Ingress backend speak HTTPS; plain mode stays as it was.
+    const apiPort = (byKind: Map<string, Doc[]>) =>
+      at(one(byKind, 'Service'), 'spec.ports').find((p: Doc) => p.name === 'http');
+    assert.equal(apiPort(tls.byKind).appProtocol, 'https');
+    assert.equal(apiPort(plain.byKind).appProtocol, undefined);
+    const backend = (byKind: Map<string, Doc[]>) =>
+      at(one(byKind, 'Ingress'), 'metadata.annotations')['nginx.ingress.kubernetes.io/backend-protocol'];
+    assert.equal(backend(tls.byKind), 'HTTPS');
+    assert.equal(backend(plain.byKind), undefined);
+    // Without an Ingress, the notes' port-forward URL is https.
+    assert.match(render({ tls: { secretName: 'maos-tls' } }).notes, /then https:\/\/127\.0\.0\.1:7070\//);
+    assert.match(render({}).notes, /then http:\/\/127\.0\.0\.1:7070\//);
+  });
+
+  test('TLS files only through tls.secretName: config.tls and MAOS_TLS__* variables are refused', () => {
+    assert.throws(
+      () => renderChart(CHART, { config: { tls: { certFile: '/run/tls/crt', keyFile: '/run/tls/key' } } }),
+      /config\.tls is set by the chart: set tls\.secretName/,
+    );
+    assert.throws(
+      () => renderChart(CHART, { secretEnv: { MAOS_TLS__KEY_FILE: '/run/tls/key' } }),
+      /secretEnv\.MAOS_TLS__KEY_FILE is set by the chart/,
+    );
+    assert.throws(
+      () => renderChart(CHART, { extraEnv: [{ name: 'MAOS_TLS__CERT_FILE', value: '/run/tls/crt' }] }),
+      /extraEnv MAOS_TLS__CERT_FILE is set by the chart/,
+    );
+    assert.ok(render({ extraEnv: [{ name: 'MAOS_LOG_LEVEL', value: 'debug' }] }));
+  });
+
   test('PostgreSQL mode warns in NOTES until a shared audit signing key is configured', () => {
     assert.match(render(POSTGRES).notes, /WARNING: no MAOS_AUDIT__SIGNING_KEY/);
     const withKey = render({ ...POSTGRES, secretEnv: { MAOS_AUDIT__SIGNING_KEY: 'pem' } });

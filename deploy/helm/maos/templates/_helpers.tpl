@@ -80,6 +80,22 @@ true
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the server serves HTTPS on the API port (tls.secretName), "" for plain HTTP. */}}
+{{- define "maos.tlsEnabled" -}}
+{{- if .Values.tls.secretName -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Scheme of the API port for the probes: HTTPS with tls.secretName, else HTTP. */}}
+{{- define "maos.apiScheme" -}}
+{{- if include "maos.tlsEnabled" . -}}
+HTTPS
+{{- else -}}
+HTTP
+{{- end -}}
+{{- end -}}
+
 {{/* Name of the Secret the pods read environment variables from. */}}
 {{- define "maos.secretName" -}}
 {{- default (include "maos.fullname" .) .Values.existingSecret -}}
