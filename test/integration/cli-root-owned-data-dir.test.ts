@@ -268,6 +268,17 @@ describe('an existing database of another user, run as root', {
     assert.deepEqual(owners(dataDir), before);
   });
 
+  test('maos audit verify without a key of the installation does not generate one as root', () => {
+    const { dataDir, config } = serviceDatabase('no-key');
+    // As after an upgrade from a build without audit keys: the log is there, no key beside it.
+    rmSync(join(dataDir, 'keys'), { recursive: true });
+    const before = owners(dataDir);
+    const result = runAs(0, ['audit', 'verify', '--config', config]);
+    assert.equal(result.status, 7, result.stderr);
+    assert.match(result.stderr, new RegExp(`Refusing to use ${dataDir}/keys as root: ${dataDir} belongs`));
+    assert.deepEqual(owners(dataDir), before);
+  });
+
   test('maos restore hands what it writes (the database, set-aside checkpoints) to the owner', () => {
     const { dataDir, config } = serviceDatabase('restore');
     const backup = join(mkdtempSync(join(dir, 'backup-')), 'backup.db');

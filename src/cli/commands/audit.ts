@@ -3,7 +3,7 @@
 
 import { once } from 'node:events';
 import { createWriteStream, existsSync, openSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
@@ -25,6 +25,7 @@ import {
   resolveCheckpointDir,
 } from '../../security/create-security.ts';
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
+import { refuseRootOnForeignFiles } from '../../store/data-dir-owner.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 
@@ -122,6 +123,9 @@ function resolveVerifier(
     'warning: no --key given; using the key of this installation, which an attacker with the same access could replace',
   );
   if (existsSync(local) && !config.audit.signingKey) return parseVerifierKey(readText(local));
+  // Without audit.signingKey this generates the installation's key: not as root into the keys
+  // directory of another user, whose server could then no longer read it.
+  if (!config.audit.signingKey) refuseRootOnForeignFiles({ directories: [dirname(local)] });
   return parseVerifierKey(formatVerifierKey(loadAuditSigner(config)));
 }
 
