@@ -16,7 +16,7 @@ import { type GraphTask, loadSessionGraphs, loadTaskOutputs } from '../store/tas
 import { startReadiedTasks } from '../store/task-store.ts';
 import { applyInitialPlan, isPlanningGraph } from './initial-plan.ts';
 import { sessionStopChannel } from './notifier.ts';
-import { addTaskUsage, parseUnsettledUsage } from './run-spend.ts';
+import { addTaskUsage, parseUnsettledUsage, recordCharge } from './run-spend.ts';
 import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
 
 /**
@@ -316,8 +316,8 @@ function dependenciesOf(
 
 /**
  * Cancels every unfinished task of the session (pending, ready, leased, running), with events. The
- * spend a running attempt recorded (engine/run-spend.ts) is charged here, to its task and the
- * session: its process may be dead, and nobody else would. A live run then charges only what it
+ * spend a running attempt recorded (engine/run-spend.ts) is charged here, to its task (under the
+ * models it recorded) and the session: its process may be dead, and nobody else would. A live run then charges only what it
  * spent beyond that record. Returns what was charged. Call with the session locked (lockSessions).
  */
 export async function cancelOpenTasks(
@@ -344,7 +344,8 @@ export async function cancelOpenTasks(
   for (const task of open) {
     const record = parseUnsettledUsage(task.unsettled_usage);
     if (!record || record.attempt !== Number(task.attempts) || record.owner !== task.lease_owner) continue;
-    await addTaskUsage(trx, task.id, record.usage, now);
+    const charge = recordCharge(record);
+    await addTaskUsage(trx, task.id, charge.usage, now, charge.models);
     addUsage(settled, record.usage);
   }
   if (!isZeroUsage(settled)) await chargeSessionUsage(trx, sessionId, settled, now);

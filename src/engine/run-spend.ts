@@ -8,16 +8,38 @@
 // - a cancel (user, deadline, budget) and a release at shutdown: charge the record, as the run's
 //   process may be gone; a live run then charges what it spent beyond it.
 // Every writer of the record locks the session row first (lockSessions), as finishes and cancels
-// do, so the record a settler reads under that lock is the last one.
+// do, so the record a settler reads under that lock is the last one. The record keeps the spend's
+// split per provider and model (an LLM run's), and each settler adds that split to the task's
+// `model_usage` with the charge, in the same UPDATE: stopped runs count under the models that
+// served them, as finished ones do (store/task-model-usage.ts).
 import { type Kysely, sql } from 'kysely';
-import { subtractUsage, type Usage } from '../domain/types.ts';
+import {
+  addUsage,
+  isZeroUsage,
+  type ModelUsage,
+  subtractUsage,
+  type Usage,
+  ZERO_USAGE,
+} from '../domain/types.ts';
 import type { Database } from '../store/schema.ts';
+import { appendModelUsageSql, encodeModelUsage, toModelUsage } from '../store/task-model-usage.ts';
+
+// Costs are kept to the millionth: models above a charge by less than half of one is rounding.
+const COST_EPSILON = 0.0000005;
 
 /** The spend an attempt recorded, with the attempt it belongs to. */
 export interface UnsettledUsage {
   attempt: number;
   owner: string;
   usage: Usage;
+  /** `usage` per provider and model, when the run recorded it so (absent: the record has none). */
+  models?: ModelUsage[];
+}
+
+/** What a settler charges: the usage, and the part of it each model served (may be empty). */
+export interface SpendCharge {
+  usage: Usage;
+  models: ModelUsage[];
 }
 
 /** The attempt a spend record is checked against. */
@@ -31,8 +53,8 @@ export interface AttemptRef {
 export function parseUnsettledUsage(text: string | null | undefined): UnsettledUsage | null {
   if (!text) return null;
   try {
-    // Stored flat: the usage figures with the attempt and owner beside them.
-    const value = JSON.parse(text) as Partial<Usage & { attempt: number; owner: string }>;
+    // Stored flat: the usage figures with the attempt, owner and models beside them.
+    const value = JSON.parse(text) as Partial<Usage & { attempt: number; owner: string; models: unknown }>;
     if (typeof value.attempt !== 'number' || typeof value.owner !== 'string') return null;
     return {
       attempt: value.attempt,
@@ -43,6 +65,7 @@ export function parseUnsettledUsage(text: string | null | undefined): UnsettledU
         cacheReadTokens: Number(value.cacheReadTokens) || 0,
         costUsd: Number(value.costUsd) || 0,
       },
+      ...(Array.isArray(value.models) ? { models: toModelUsage(value.models) } : {}),
     };
   } catch {
     return null;
@@ -50,16 +73,22 @@ export function parseUnsettledUsage(text: string | null | undefined): UnsettledU
 }
 
 /**
- * Records the attempt's spend so far on its task, if the attempt still holds it. Returns whether
- * it does (the caller's output lines are written only then).
+ * Records the attempt's spend so far on its task (with its split per model, when known), if the
+ * attempt still holds it. Returns whether it does (the caller's output lines are written only then).
  */
 export async function recordUnsettledUsage(
   trx: Kysely<Database>,
   attempt: AttemptRef,
   spend: Usage,
   now: number,
+  models?: readonly ModelUsage[],
 ): Promise<boolean> {
-  const record = { ...spend, attempt: attempt.attempt, owner: attempt.owner };
+  const record = {
+    ...spend,
+    ...(models ? { models: JSON.parse(encodeModelUsage(models)) as unknown } : {}),
+    attempt: attempt.attempt,
+    owner: attempt.owner,
+  };
   const updated = await trx
     .updateTable('tasks')
     .set({ unsettled_usage: JSON.stringify(record), updated_at: now })
@@ -96,12 +125,16 @@ export async function takeUnsettledUsage(
   return record;
 }
 
-/** Adds `usage` to the task's usage (its session's is the caller's to charge). */
+/**
+ * Adds `usage` to the task's usage, and `models` (its split per provider and model, if any) to the
+ * task's `model_usage` in the same UPDATE (its session's usage is the caller's to charge).
+ */
 export async function addTaskUsage(
   trx: Kysely<Database>,
   taskId: string,
   usage: Usage,
   now: number,
+  models?: readonly ModelUsage[],
 ): Promise<void> {
   await trx
     .updateTable('tasks')
@@ -110,6 +143,9 @@ export async function addTaskUsage(
       output_tokens: eb('output_tokens', '+', usage.outputTokens),
       cache_read_tokens: eb('cache_read_tokens', '+', usage.cacheReadTokens),
       cost_usd: eb('cost_usd', '+', usage.costUsd),
+      ...(models?.length
+        ? { model_usage: appendModelUsageSql(sql.ref('model_usage'), encodeModelUsage(models)) }
+        : {}),
       updated_at: now,
     }))
     .where('id', '=', taskId)
@@ -117,17 +153,57 @@ export async function addTaskUsage(
 }
 
 /**
+ * What a record's settler charges: the record's usage, and its models when they fit within it
+ * (chargedModels).
+ */
+export function recordCharge(record: UnsettledUsage): SpendCharge {
+  return { usage: record.usage, models: chargedModels(record.models, record.usage) };
+}
+
+/**
+ * `models` when they add up to no more than `usage` in every figure, else none: spend is left
+ * without a model (reported unattributed) rather than put under a model beyond what it was charged.
+ */
+export function chargedModels(models: readonly ModelUsage[] | undefined, usage: Usage): ModelUsage[] {
+  if (!models?.length) return [];
+  const sum: Usage = { ...ZERO_USAGE };
+  for (const entry of models) addUsage(sum, entry);
+  const fits =
+    sum.inputTokens <= usage.inputTokens &&
+    sum.outputTokens <= usage.outputTokens &&
+    sum.cacheReadTokens <= usage.cacheReadTokens &&
+    sum.costUsd <= usage.costUsd + COST_EPSILON;
+  return fits ? [...models] : [];
+}
+
+/** `total` less `part`, per provider and model (a model's figures never below zero). */
+export function subtractModelUsage(total: readonly ModelUsage[], part: readonly ModelUsage[]): ModelUsage[] {
+  return total.map((entry) => {
+    const before = part.find((item) => item.provider === entry.provider && item.model === entry.model);
+    return { provider: entry.provider, model: entry.model, ...subtractUsage(entry, before ?? ZERO_USAGE) };
+  });
+}
+
+/**
  * What a run that ended without finishing its task must still be charged: all it spent when its
  * record is still unsettled (taken off now), or what it spent beyond the record it last wrote when
- * someone else settled that record.
+ * someone else settled that record. Each per provider and model as well, from the run's split of
+ * all it spent and of the record (`models`), when it has them.
  */
 export async function settleStoppedRun(
   trx: Kysely<Database>,
   attempt: AttemptRef,
   spent: Usage,
   lastRecorded: Usage | undefined,
-): Promise<Usage> {
+  models: { spent?: readonly ModelUsage[]; onRecord?: readonly ModelUsage[] } = {},
+): Promise<SpendCharge> {
   const record = await takeUnsettledUsage(trx, attempt);
-  if (record || !lastRecorded) return spent;
-  return subtractUsage(spent, lastRecorded);
+  if (record || !lastRecorded) return { usage: spent, models: chargedModels(models.spent, spent) };
+  const usage = subtractUsage(spent, lastRecorded);
+  // The record settled without a split: its models' part is unknown, so is the rest's.
+  if (!models.onRecord) return { usage, models: [] };
+  const beyond = subtractModelUsage(models.spent ?? [], models.onRecord).filter(
+    (entry) => !isZeroUsage(entry),
+  );
+  return { usage, models: chargedModels(beyond, usage) };
 }

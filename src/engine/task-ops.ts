@@ -6,7 +6,7 @@
 // statements per task low.
 import type { Kysely } from 'kysely';
 import { transitionTask } from '../domain/task-state.ts';
-import { addUsage, isZeroUsage, type TaskStatus, type Usage } from '../domain/types.ts';
+import { addUsage, isZeroUsage, type TaskStatus } from '../domain/types.ts';
 import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import { markMessagesDelivered } from '../store/message-store.ts';
 import type { Database } from '../store/schema.ts';
@@ -20,7 +20,13 @@ import {
   type Touched,
   touch,
 } from './advance-sessions.ts';
-import { addTaskUsage, settleStoppedRun, takeUnsettledUsage } from './run-spend.ts';
+import {
+  addTaskUsage,
+  recordCharge,
+  type SpendCharge,
+  settleStoppedRun,
+  takeUnsettledUsage,
+} from './run-spend.ts';
 import { type Claim, type FinishEffects, NOT_APPLIED, type RunOutcome } from './task-outcome.ts';
 import { toOutputEvents } from './task-output.ts';
 
@@ -184,26 +190,33 @@ export async function finishTasks(
 export async function chargeUnappliedRun(
   trx: Kysely<Database>,
   claim: Claim,
-  outcome: Pick<RunOutcome, 'usage' | 'spendOnRecord'>,
+  outcome: Pick<RunOutcome, 'usage' | 'spendOnRecord' | 'modelUsage' | 'modelsOnRecord'>,
   now: number,
 ): Promise<void> {
   // Session before task, as finishes and cancels lock them (no lock cycle between replicas).
   await lockSessions(trx, [claim.sessionId]);
-  // Less what a cancel or the lease reaper already charged from the spend this run recorded.
-  const usage = await settleStoppedRun(trx, claim, outcome.usage, outcome.spendOnRecord);
-  await chargeTaskAndSession(trx, claim, usage, now);
+  // Less what a cancel or the lease reaper already charged from the spend this run recorded; per
+  // model as well, so the stopped run counts under the models that served it.
+  const charge = await settleStoppedRun(trx, claim, outcome.usage, outcome.spendOnRecord, {
+    ...(outcome.modelUsage ? { spent: outcome.modelUsage } : {}),
+    ...(outcome.modelsOnRecord ? { onRecord: outcome.modelsOnRecord } : {}),
+  });
+  await chargeTaskAndSession(trx, claim, charge, now);
 }
 
-/** Adds `usage` to the task's and its session's usage (nothing to write when it is zero). */
+/**
+ * Adds a charge to the task's and its session's usage, its models to the task's (nothing to write
+ * when it is zero).
+ */
 async function chargeTaskAndSession(
   trx: Kysely<Database>,
   task: { taskId: string; sessionId: string },
-  usage: Usage,
+  charge: SpendCharge,
   now: number,
 ): Promise<void> {
-  if (isZeroUsage(usage)) return;
-  await addTaskUsage(trx, task.taskId, usage, now);
-  await chargeSessionUsage(trx, task.sessionId, usage, now);
+  if (isZeroUsage(charge.usage)) return;
+  await addTaskUsage(trx, task.taskId, charge.usage, now, charge.models);
+  await chargeSessionUsage(trx, task.sessionId, charge.usage, now);
 }
 
 /** finishTasks for one task. */
@@ -223,7 +236,7 @@ export async function releaseTask(trx: Kysely<Database>, claim: Claim, now: numb
   // A run that ignored its abort has not charged its spend: its record is charged now, before the
   // attempt number is given back (the next claim reuses it).
   const record = await takeUnsettledUsage(trx, claim);
-  if (record) await chargeTaskAndSession(trx, claim, record.usage, now);
+  if (record) await chargeTaskAndSession(trx, claim, recordCharge(record), now);
   const row = await trx
     .updateTable('tasks')
     .set({

@@ -17,6 +17,8 @@ export interface TrailingOutput {
   lines?: ReadonlyArray<{ stream: 'stdout' | 'stderr' | 'text'; line: string; partial?: true }>;
   /** The spend the run last recorded on its task while it ran (engine/run-spend.ts), if any. */
   spendOnRecord?: Usage;
+  /** `spendOnRecord` per provider and model, when the run recorded it so. */
+  modelsOnRecord?: ModelUsage[];
   /** What the run spent per provider and model (LLM runtime): stored on the task by its finish. */
   modelUsage?: ModelUsage[];
 }

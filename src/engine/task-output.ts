@@ -2,7 +2,7 @@
 // the spend so far) while the run's claim still holds, fenced by (owner, attempt) like every task write.
 import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
-import type { Usage } from '../domain/types.ts';
+import type { ModelUsage, Usage } from '../domain/types.ts';
 import { appendEvents } from '../store/event-store.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
@@ -10,9 +10,10 @@ import { recordUnsettledUsage } from './run-spend.ts';
 import type { Claim, TrailingOutput } from './task-outcome.ts';
 
 /**
- * One output flush of a run: its spend so far (when it changed) and its output lines, if the claim
- * still holds. The session row is locked before the task row, as finishes and cancels lock them,
- * so a flush and a cancel on two replicas never wait for each other in a cycle.
+ * One output flush of a run: its spend so far (when it changed, with its split per provider and
+ * model when known) and its output lines, if the claim still holds. The session row is locked
+ * before the task row, as finishes and cancels lock them, so a flush and a cancel on two replicas
+ * never wait for each other in a cycle.
  */
 export async function recordRunProgress(
   trx: Kysely<Database>,
@@ -20,11 +21,12 @@ export async function recordRunProgress(
   lines: NonNullable<TrailingOutput['lines']>,
   spend: Usage | undefined,
   now: number,
+  models?: readonly ModelUsage[],
 ): Promise<boolean> {
   if (spend === undefined) return appendTaskOutput(trx, claim, lines, now);
   await lockSessions(trx, [claim.sessionId]);
   // Recording the spend checks the claim holds, as the output lines need.
-  if (!(await recordUnsettledUsage(trx, claim, spend, now))) return false;
+  if (!(await recordUnsettledUsage(trx, claim, spend, now, models))) return false;
   await appendOutputEvents(trx, claim, lines, now);
   return true;
 }

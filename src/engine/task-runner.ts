@@ -89,11 +89,14 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   });
 
   // The run's spend as the runtime last reported it, as last queued for writing, and as last
-  // committed on the task (engine/run-spend.ts): recorded with the output flushes.
+  // committed on the task (engine/run-spend.ts): recorded with the output flushes, with its split
+  // per provider and model when the runtime gives one.
   let spend: Usage | undefined;
+  let spendModels: ModelUsage[] | undefined;
   let spendQueued: Usage | undefined;
   let spendQueuedAt = Number.NEGATIVE_INFINITY;
   let spendOnRecord: Usage | undefined;
+  let modelsOnRecord: ModelUsage[] | undefined;
 
   /** The next tick of the flush clock writes what is gathered by then. */
   function scheduleFlush(): void {
@@ -114,17 +117,21 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
     const spendDue = spendChanged && input.now() - spendQueuedAt >= SPEND_RECORD_MS;
     if (spendChanged && !spendDue) scheduleFlush();
     const newSpend = spendDue ? spend : undefined;
+    const newModels = spendDue ? spendModels : undefined;
     if (lines.length === 0 && newSpend === undefined) return;
     if (newSpend) {
       spendQueued = newSpend;
       spendQueuedAt = input.now();
     }
     const write = queue
-      .run((trx) => recordRunProgress(trx, claim, lines, newSpend, input.now()), ENGINE_PROGRESS)
+      .run((trx) => recordRunProgress(trx, claim, lines, newSpend, input.now(), newModels), ENGINE_PROGRESS)
       .then(
         (stored) => {
           if (!stored) return;
-          if (newSpend) spendOnRecord = newSpend;
+          if (newSpend) {
+            spendOnRecord = newSpend;
+            modelsOnRecord = newModels;
+          }
           if (lines.length > 0) input.onOutputStored();
         },
         (error: unknown) => {
@@ -134,8 +141,9 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
     writes.push(write);
   };
 
-  const outcome = await runToOutcome(input, logger, buffer, scheduleFlush, (usage) => {
+  const outcome = await runToOutcome(input, logger, buffer, scheduleFlush, (usage, models) => {
     spend = usage;
+    spendModels = models;
     scheduleFlush();
   });
   if (waiting) outputFlushClock.leave(flush);
@@ -151,6 +159,7 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
     usage,
     ...(lines.length > 0 ? { lines } : {}),
     ...(spendOnRecord ? { spendOnRecord } : {}),
+    ...(modelsOnRecord ? { modelsOnRecord } : {}),
   };
 }
 
@@ -159,7 +168,7 @@ async function runToOutcome(
   logger: Logger,
   buffer: ReturnType<typeof createOutputBuffer>,
   scheduleFlush: () => void,
-  reportSpend: (usage: Usage) => void,
+  reportSpend: (usage: Usage, models?: ModelUsage[]) => void,
 ): Promise<RunOutcome> {
   // What the runtime says the run spent before it failed (see RuntimeContext.reportFailedRunUsage).
   let spentBeforeFailure: Usage | undefined;

@@ -57,7 +57,7 @@ export const taskSchema = z
       .array(modelUsageSchema)
       .optional()
       .describe(
-        '`usage` per provider and model that served the task (a fallback provider’s part apart), by name; absent when no model did (a runner task, not run yet). Spend charged without its model (a run whose process died) is in `usage` only.',
+        '`usage` per provider and model that served the task (a fallback provider’s part apart), by name; absent when no model did (a runner task, not run yet). A run stopped before its finish (cancelled, its process killed) counts under the models it streamed from; spend charged without its model (from before the upgrade) is in `usage` only.',
       ),
     createdAt: timestamp,
     readyAt: optionalTimestamp,

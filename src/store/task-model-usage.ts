@@ -2,7 +2,8 @@
 // 0012). A run's LLM runtime reports its per-model spend when the run ends (agents/providers/
 // model-spend.ts); the run's finish appends it in the finish's own UPDATE (store/task-store.ts),
 // so it is written only when that finish applies, once, at no extra statement per step. A run
-// stopped before its finish (cancel, lease lost, shutdown) is charged without its models.
+// stopped before its finish (cancel, lease lost, shutdown) is charged per model from the spend it
+// recorded while it ran (engine/run-spend.ts), in the UPDATE that charges it.
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { ModelUsage } from '../domain/types.ts';
 import type { Database } from './schema.ts';
@@ -47,6 +48,14 @@ export function parseModelUsage(text: string | null | undefined): ModelUsage[] {
   } catch {
     return [];
   }
+  return toModelUsage(entries);
+}
+
+/**
+ * Stored entries (parsed JSON, any shape) as one entry per provider and model (repeats added up),
+ * by name; entries without a provider and model are skipped, a value that is no array is none.
+ */
+export function toModelUsage(entries: unknown): ModelUsage[] {
   if (!Array.isArray(entries)) return [];
   const byKey = new Map<string, ModelUsage>();
   for (const entry of entries as Array<Partial<ModelUsage>>) {
@@ -66,7 +75,12 @@ export function parseModelUsage(text: string | null | undefined): ModelUsage[] {
     seen.costUsd = Math.round((seen.costUsd + (Number(entry.costUsd) || 0)) * 1e6) / 1e6;
     byKey.set(key, seen);
   }
-  return [...byKey.values()].sort((a, b) =>
+  return sortModelUsage([...byKey.values()]);
+}
+
+/** `models` ordered by provider, then model, as `models` are shown (in place; returned). */
+export function sortModelUsage(models: ModelUsage[]): ModelUsage[] {
+  return models.sort((a, b) =>
     a.provider === b.provider ? compare(a.model, b.model) : compare(a.provider, b.provider),
   );
 }

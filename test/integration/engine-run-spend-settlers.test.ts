@@ -1,11 +1,12 @@
 // Who settles a spend record (engine/run-spend.ts) when the run that wrote it cannot: a cancel of a
 // session whose replica died, a release at shutdown of a run that ignored its abort, and the lease
-// reaper racing the run's last flush. Each charges the record once, on SQLite and PostgreSQL; a
-// flush locks the session before the task, as a cancel does.
+// reaper racing the run's last flush. Each charges the record once, under the models the record
+// splits it into, on SQLite and PostgreSQL; the run charges what it spent beyond the record under
+// the models that spent it. A flush locks the session before the task, as a cancel does.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
-import type { Usage } from '../../src/domain/types.ts';
+import type { ModelUsage, Usage } from '../../src/domain/types.ts';
 import { expireTaskLease } from '../../src/engine/lease-expiry.ts';
 import { recordUnsettledUsage } from '../../src/engine/run-spend.ts';
 import { chargeUnappliedRun, releaseTask } from '../../src/engine/task-ops.ts';
@@ -17,6 +18,31 @@ import { createTestDatabase } from '../fixtures/postgres.ts';
 
 const RECORD: Usage = { inputTokens: 1000, outputTokens: 500, cacheReadTokens: 0, costUsd: 1.5 };
 const SPENT: Usage = { inputTokens: 1000, outputTokens: 800, cacheReadTokens: 0, costUsd: 2 };
+// The record's split: the primary cut off, the fallback streaming; the fallback then streamed more.
+const RECORD_MODELS: ModelUsage[] = [
+  { provider: 'local', model: 'm', inputTokens: 1000, outputTokens: 300, cacheReadTokens: 0, costUsd: 1 },
+  { provider: 'backup', model: 'b', inputTokens: 0, outputTokens: 200, cacheReadTokens: 0, costUsd: 0.5 },
+];
+const SPENT_MODELS: ModelUsage[] = [
+  { provider: 'local', model: 'm', inputTokens: 1000, outputTokens: 300, cacheReadTokens: 0, costUsd: 1 },
+  { provider: 'backup', model: 'b', inputTokens: 0, outputTokens: 500, cacheReadTokens: 0, costUsd: 1 },
+];
+/** The run that stopped: all it spent, and the record it last wrote, each split by model. */
+const STOPPED_RUN = {
+  usage: SPENT,
+  spendOnRecord: RECORD,
+  modelUsage: SPENT_MODELS,
+  modelsOnRecord: RECORD_MODELS,
+};
+
+/** `[provider/model, outputTokens, costUsd]` of each model of the task, by name. */
+function byModel(models: readonly ModelUsage[] | undefined): unknown[] {
+  return (models ?? []).map((usage) => [
+    `${usage.provider}/${usage.model}`,
+    usage.outputTokens,
+    usage.costUsd,
+  ]);
+}
 const idle: AgentRuntime = { kind: 'llm', run: async () => ({ output: 'x' }) };
 
 /** A session whose one task runs as attempt 1 of worker W, lease `expiresIn` ms from now. */
@@ -74,33 +100,45 @@ async function charged(h: Harness, claim: Claim) {
   return {
     task: { ...task, output_tokens: Number(task.output_tokens), cost_usd: Number(task.cost_usd) },
     session,
+    models: session.tasks.find((candidate) => candidate.id === claim.taskId)?.models,
   };
 }
 
 for (const store of ['sqlite', 'postgres'] as const) {
   test(`${store}: a cancel charges the record of a run whose replica died`, async (t) => {
     const { h, claim } = await runningTask(t, store, 60_000);
-    assert.equal(await recordUnsettledUsage(h.handle.db, claim, RECORD, Date.now()), true);
+    assert.equal(await recordUnsettledUsage(h.handle.db, claim, RECORD, Date.now(), RECORD_MODELS), true);
     // W is gone; the session is cancelled before its lease runs out.
     await h.engine.service.cancelSession(ACTOR, claim.sessionId);
-    const { task, session } = await charged(h, claim);
+    const { task, session, models } = await charged(h, claim);
+    assert.deepEqual(byModel(models), [
+      ['backup/b', 200, 0.5],
+      ['local/m', 300, 1],
+    ]);
     assert.equal(task.output_tokens, RECORD.outputTokens);
     assert.equal(task.unsettled_usage, null);
     assert.equal(session.usage.outputTokens, RECORD.outputTokens);
     const finished = (await h.allEvents(claim.sessionId)).find((event) => event.type === 'session.finished');
     assert.equal((finished?.data.usage as Usage | undefined)?.outputTokens, RECORD.outputTokens);
     // Had W been alive, its run charges only what it spent beyond the record.
-    await h.engine.queue.run((trx) =>
-      chargeUnappliedRun(trx, claim, { usage: SPENT, spendOnRecord: RECORD }, Date.now()),
-    );
-    assert.equal((await charged(h, claim)).task.output_tokens, SPENT.outputTokens);
+    await h.engine.queue.run((trx) => chargeUnappliedRun(trx, claim, STOPPED_RUN, Date.now()));
+    const after = await charged(h, claim);
+    assert.equal(after.task.output_tokens, SPENT.outputTokens);
+    assert.deepEqual(byModel(after.models), [
+      ['backup/b', 500, 1],
+      ['local/m', 300, 1],
+    ]);
   });
 
   test(`${store}: a run released at shutdown without charging has its record charged`, async (t) => {
     const { h, claim } = await runningTask(t, store, 60_000);
-    assert.equal(await recordUnsettledUsage(h.handle.db, claim, RECORD, Date.now()), true);
+    assert.equal(await recordUnsettledUsage(h.handle.db, claim, RECORD, Date.now(), RECORD_MODELS), true);
     assert.equal(await h.engine.queue.run((trx) => releaseTask(trx, claim, Date.now())), true);
-    const { task, session } = await charged(h, claim);
+    const { task, session, models } = await charged(h, claim);
+    assert.deepEqual(byModel(models), [
+      ['backup/b', 200, 0.5],
+      ['local/m', 300, 1],
+    ]);
     assert.equal(task.output_tokens, RECORD.outputTokens);
     assert.equal(task.unsettled_usage, null, 'the next claim reuses attempt 1 without the old record');
     assert.equal(session.usage.outputTokens, RECORD.outputTokens);
@@ -113,16 +151,40 @@ for (const store of ['sqlite', 'postgres'] as const) {
     const row = expired.find((candidate) => candidate.id === claim.taskId);
     assert.ok(row);
     // The stalled run's flush commits between the reaper's scan and its update.
-    assert.equal(await recordUnsettledUsage(db, claim, RECORD, Date.now()), true);
+    assert.equal(await recordUnsettledUsage(db, claim, RECORD, Date.now(), RECORD_MODELS), true);
     const effects = await h.engine.queue.run((trx) => expireTaskLease(trx, row, Date.now()));
     assert.equal(effects.applied, true);
+    assert.deepEqual(byModel((await charged(h, claim)).models), [
+      ['backup/b', 200, 0.5],
+      ['local/m', 300, 1],
+    ]);
     // The run ends later: it charges what it spent beyond the record the reaper settled.
-    await h.engine.queue.run((trx) =>
-      chargeUnappliedRun(trx, claim, { usage: SPENT, spendOnRecord: RECORD }, Date.now()),
-    );
-    const { task, session } = await charged(h, claim);
+    await h.engine.queue.run((trx) => chargeUnappliedRun(trx, claim, STOPPED_RUN, Date.now()));
+    const { task, session, models } = await charged(h, claim);
     assert.equal(task.output_tokens, SPENT.outputTokens, 'charged once in all');
     assert.equal(session.usage.outputTokens, SPENT.outputTokens);
+    assert.deepEqual(byModel(models), [
+      ['backup/b', 500, 1],
+      ['local/m', 300, 1],
+    ]);
+  });
+
+  test(`${store}: spend beyond a record that had no split is left without a model, never over-attributed`, async (t) => {
+    const { h, claim } = await runningTask(t, store, 60_000);
+    // Recorded without its models (e.g. by a replica of an earlier version), settled by a cancel.
+    assert.equal(await recordUnsettledUsage(h.handle.db, claim, RECORD, Date.now()), true);
+    await h.engine.service.cancelSession(ACTOR, claim.sessionId);
+    await h.engine.queue.run((trx) =>
+      chargeUnappliedRun(
+        trx,
+        claim,
+        { usage: SPENT, spendOnRecord: RECORD, modelUsage: SPENT_MODELS },
+        Date.now(),
+      ),
+    );
+    const { task, models } = await charged(h, claim);
+    assert.equal(task.output_tokens, SPENT.outputTokens);
+    assert.equal(models, undefined, 'which model spent the rest is unknown: unattributed');
   });
 }
 

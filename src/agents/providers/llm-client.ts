@@ -8,7 +8,7 @@ import type { Logger } from '../../observability/logger.ts';
 import { type Bulkhead, createBulkhead } from './bulkhead.ts';
 import { type CircuitBreaker, type CircuitState, createCircuitBreakerSet } from './circuit-breaker.ts';
 import { createModelCache } from './create-model.ts';
-import { recordModelSpend } from './model-spend.ts';
+import { recordModelSpend, startModelAttempt } from './model-spend.ts';
 import {
   type ClassifiedFailure,
   classifyProviderError,
@@ -237,6 +237,8 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     handle.unref();
     const callSignal = AbortSignal.any([signal, timer.signal]);
     const tally: ModelCallTally = { fromCache: 0, toProvider: 0 };
+    // What the run streams from now until this attempt ends is spent on this model.
+    startModelAttempt(target);
     try {
       const runAttempt = () =>
         countModelCalls(tally, () =>

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ModelUsage } from '../../domain/types.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeTask } from '../runtimes/runtime.ts';
-import { recordFailedAttemptSpend, recordModelSpend, withModelSpendLedger } from './model-spend.ts';
+import {
+  recordFailedAttemptSpend,
+  recordModelSpend,
+  startModelAttempt,
+  withModelSpendLedger,
+} from './model-spend.ts';
 
 const usage = (inputTokens: number, costUsd: number) => ({
   inputTokens,
@@ -104,5 +109,44 @@ describe('a run’s spend per model', () => {
       reported.get('e')?.map((entry) => entry.provider),
       ['e'],
     );
+  });
+
+  test('the spend reported while the run goes comes split by model, the part streaming under the attempt in progress', async () => {
+    const splits: Array<ModelUsage[] | undefined> = [];
+    const runtime = withModelSpendLedger({
+      kind: 'llm',
+      async run(_task, ctx) {
+        startModelAttempt({ provider: 'local', model: 'm' });
+        ctx.reportSpend?.(usage(30, 0.03));
+        // Cut off mid-stream, charged 40 in all; the fallback streams 20 so far.
+        recordFailedAttemptSpend({ provider: 'local', model: 'm' }, usage(40, 0.04));
+        startModelAttempt({ provider: 'backup', model: 'b' });
+        ctx.reportSpend?.({ inputTokens: 60, outputTokens: 2, cacheReadTokens: 0, costUsd: 0.1 });
+        // Less than the attempts that ended: no split that could not add up to it.
+        ctx.reportSpend?.(usage(10, 0.01));
+        return { output: 'ok' };
+      },
+    });
+    await runtime.run(task('f'), {
+      signal: new AbortController().signal,
+      emitOutput() {},
+      logger: {} as never,
+      reportSpend: (_usage, models) => splits.push(models),
+    });
+    assert.deepEqual(splits, [
+      [{ provider: 'local', model: 'm', ...usage(30, 0.03) }],
+      [
+        { provider: 'local', model: 'm', ...usage(40, 0.04) },
+        {
+          provider: 'backup',
+          model: 'b',
+          inputTokens: 20,
+          outputTokens: 1,
+          cacheReadTokens: 0,
+          costUsd: 0.06,
+        },
+      ],
+      [],
+    ]);
   });
 });

@@ -3,23 +3,47 @@
 // streamed call with its tool loop, a planner round, a response-cache replay) under the provider
 // and model it ran against, and the agent runtime adds attempts that failed after spending (a
 // call cut off mid-stream, charged its estimate). Reported to the engine when the run ends; the
-// run's finish stores it on the task (store/task-model-usage.ts).
+// run's finish stores it on the task (store/task-model-usage.ts). While the run goes, each spend
+// it reports (RuntimeContext.reportSpend) is split by model the same way, the part still streaming
+// under the model of the attempt in progress, so that a run stopped before its finish is still
+// charged per model (engine/run-spend.ts).
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { ModelUsage, Usage } from '../../domain/types.ts';
-import type { AgentRuntime } from '../runtimes/runtime.ts';
+import {
+  addUsage,
+  isZeroUsage,
+  type ModelUsage,
+  subtractUsage,
+  type Usage,
+  ZERO_USAGE,
+} from '../../domain/types.ts';
+import type { AgentRuntime, RuntimeContext } from '../runtimes/runtime.ts';
 
 /** The spend of one run, per provider and model. */
 export interface ModelSpendLedger {
   add(target: { provider: string; model: string }, usage: Partial<Usage>): void;
   /** What was added, one entry per provider and model, in the order first served. */
   entries(): ModelUsage[];
+  /** An attempt starts on this provider and model: what it spends before it ends is its. */
+  attempting(target: { provider: string; model: string }): void;
+  /**
+   * `spent` (the run's spend so far, the attempt in progress included) per provider and model: the
+   * entries, and what `spent` holds beyond them under the model of the attempt in progress (left
+   * out when no attempt has started). Empty when the entries are more than `spent` in any figure
+   * (they could not add up to it).
+   */
+  split(spent: Readonly<Usage>): ModelUsage[];
 }
 
 const currentLedger = new AsyncLocalStorage<ModelSpendLedger>();
+// Costs are kept to the millionth, summed in another order by the run's meter: less than half of
+// one apart is rounding, not spend the entries do not account for.
+const COST_EPSILON = 0.0000005;
 
 /** An empty ledger. */
 export function createModelSpendLedger(): ModelSpendLedger {
   const byKey = new Map<string, ModelUsage>();
+  let current: { provider: string; model: string } | undefined;
+  const entries = () => [...byKey.values()].map((entry) => ({ ...entry }));
   return {
     add(target, usage) {
       const key = `${target.provider}\u0000${target.model}`;
@@ -41,7 +65,30 @@ export function createModelSpendLedger(): ModelSpendLedger {
       // To the millionth, as addUsage keeps the task's own cost.
       entry.costUsd = Math.round((entry.costUsd + (Number(usage.costUsd) || 0)) * 1e6) / 1e6;
     },
-    entries: () => [...byKey.values()].map((entry) => ({ ...entry })),
+    entries,
+    attempting(target) {
+      current = { provider: target.provider, model: target.model };
+    },
+    split(spent) {
+      const models = entries();
+      const settled: Usage = { ...ZERO_USAGE };
+      for (const entry of models) addUsage(settled, entry);
+      if (
+        settled.inputTokens > spent.inputTokens ||
+        settled.outputTokens > spent.outputTokens ||
+        settled.cacheReadTokens > spent.cacheReadTokens ||
+        settled.costUsd > spent.costUsd + COST_EPSILON
+      ) {
+        return [];
+      }
+      const streaming = subtractUsage(spent, settled);
+      if (!current || isZeroUsage(streaming)) return models;
+      const { provider, model } = current;
+      const entry = models.find((candidate) => candidate.provider === provider && candidate.model === model);
+      if (entry) addUsage(entry, streaming);
+      else models.push({ provider, model, ...streaming });
+      return models;
+    },
   };
 }
 
@@ -52,6 +99,11 @@ export function createModelSpendLedger(): ModelSpendLedger {
  */
 export function recordModelSpend(target: { provider: string; model: string }, usage: Partial<Usage>): void {
   currentLedger.getStore()?.add(target, usage);
+}
+
+/** The run in progress starts an attempt on this provider and model (llm-client.ts). */
+export function startModelAttempt(target: { provider: string; model: string }): void {
+  currentLedger.getStore()?.attempting(target);
 }
 
 /** recordModelSpend for an attempt that failed: only when it spent something. */
@@ -65,16 +117,21 @@ export function recordFailedAttemptSpend(
 }
 
 /**
- * `runtime` with each run in a ledger of its own; when the run ends (answered or failed), its
- * per-model spend is reported to the engine (RuntimeContext.reportModelUsage) for its finish.
+ * `runtime` with each run in a ledger of its own: the spend it reports while it runs comes with
+ * its split by model, and when the run ends (answered or failed), its per-model spend is reported
+ * to the engine (RuntimeContext.reportModelUsage) for its finish.
  */
 export function withModelSpendLedger(runtime: AgentRuntime): AgentRuntime {
   return {
     ...runtime,
     async run(task, ctx) {
       const ledger = createModelSpendLedger();
+      const { reportSpend } = ctx;
+      const runCtx: RuntimeContext = reportSpend
+        ? { ...ctx, reportSpend: (usage) => reportSpend(usage, ledger.split(usage)) }
+        : ctx;
       try {
-        return await currentLedger.run(ledger, () => runtime.run(task, ctx));
+        return await currentLedger.run(ledger, () => runtime.run(task, runCtx));
       } finally {
         const models = ledger.entries();
         if (models.length > 0) ctx.reportModelUsage?.(models);

@@ -52,9 +52,11 @@ export interface RuntimeContext {
    * What the run has spent so far, all attempts and model calls included (a call in progress at
    * an estimate of what it streamed). The engine records it on the task with the run's output, so
    * that the spend of a process killed mid-run is still charged (engine/run-spend.ts). Cheap to
-   * call often: it is written at most once per output flush.
+   * call often: it is written at most once per output flush. `models`: the same spend per provider
+   * and model, when known (the LLM runtime's, providers/model-spend.ts), recorded with it so that a
+   * run stopped before its finish is charged per model too.
    */
-  reportSpend?(usage: Usage): void;
+  reportSpend?(usage: Usage, models?: ModelUsage[]): void;
   /**
    * What the run spent per provider and model that served it (LLM runtime), reported once as the
    * run ends, answered or failed: its finish stores it on the task (store/task-model-usage.ts).
