@@ -17,12 +17,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { SECRET_KEY_PATTERN } from '../../src/config/schema.ts';
 import { cannotRunCheckoutAs } from '../fixtures/run-as-user.ts';
+import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 interface Instruction {
   keyword: string;
@@ -187,6 +189,38 @@ describe('Dockerfile', () => {
       await new Promise((done) => server.close(done));
     }
     assert.equal(await runCheck(port), 1, 'nothing listening');
+  });
+
+  test('the healthcheck script follows a server that serves HTTPS (tls.certFile)', {
+    skip: skipWithoutOpenssl,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-healthcheck-'));
+    const { certFile, keyFile } = createSelfSignedCert(dir);
+    let status = 200;
+    const server = createHttpsServer(
+      { cert: readFileSync(certFile), key: readFileSync(keyFile) },
+      (req, res) => {
+        res.writeHead(req.url === '/healthz' ? status : 404).end();
+      },
+    );
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const port = (server.address() as { port: number }).port;
+    const runCheck = () =>
+      new Promise<number | null>((done) => {
+        const child = spawn(process.execPath, ['deploy/docker/healthcheck.mjs'], {
+          env: { ...process.env, MAOS_PORT: String(port) },
+          stdio: 'ignore',
+        });
+        child.on('close', done);
+      });
+    try {
+      assert.equal(await runCheck(), 0, 'healthy over HTTPS');
+      status = 503;
+      assert.equal(await runCheck(), 1, 'unhealthy over HTTPS');
+    } finally {
+      await new Promise((done) => server.close(done));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
