@@ -2,70 +2,28 @@
 // while the relay is down requests get 503 STORE_UNAVAILABLE problem+json and /readyz fails; once
 // it is back the same process serves and executes sessions again without a restart.
 import assert from 'node:assert/strict';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../fixtures/engine-harness.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
-
-/** A TCP relay that can be cut (all connections dropped, new ones refused) and restored on the same port. */
-async function startRelay(target: { host: string; port: number }) {
-  const sockets = new Set<Socket>();
-  let server: Server | null = null;
-  let port = 0;
-  const listen = () =>
-    new Promise<void>((resolve, reject) => {
-      server = createServer((client) => {
-        const upstream = connect(target.port, target.host);
-        sockets.add(client);
-        sockets.add(upstream);
-        const drop = () => {
-          client.destroy();
-          upstream.destroy();
-          sockets.delete(client);
-          sockets.delete(upstream);
-        };
-        client.on('error', drop).on('close', drop);
-        upstream.on('error', drop).on('close', drop);
-        client.pipe(upstream);
-        upstream.pipe(client);
-      });
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        const address = server!.address();
-        if (typeof address === 'object' && address) port = address.port;
-        resolve();
-      });
-    });
-  await listen();
-  return {
-    get port() {
-      return port;
-    },
-    async cut() {
-      const closing = new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-      for (const socket of sockets) socket.destroy();
-      sockets.clear();
-      await closing;
-      server = null;
-    },
-    restore: listen,
-  };
-}
+import { startTcpRelay, type TcpRelay, viaRelay } from '../fixtures/tcp-relay.ts';
 
 describe('PostgreSQL outage and recovery', { timeout: 120_000 }, () => {
   let database: TestDatabase;
-  let relay: Awaited<ReturnType<typeof startRelay>>;
+  let relay: TcpRelay;
   let server: TestServer;
   before(async () => {
     database = await createTestDatabase();
     const direct = new URL(database.url);
-    relay = await startRelay({ host: direct.hostname, port: Number(direct.port) });
-    const viaRelay = new URL(database.url);
-    viaRelay.port = String(relay.port);
+    relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
     server = await startTestServer({
       config: {
-        store: { url: viaRelay.toString(), synchronous: 'normal', poolSize: 4, connectTimeoutMs: 1000 },
+        store: {
+          url: viaRelay(database.url, relay),
+          synchronous: 'normal',
+          poolSize: 4,
+          connectTimeoutMs: 1000,
+        },
         workers: { concurrency: 2, pollIntervalMs: 200 },
       },
     });
