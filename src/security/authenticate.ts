@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
+import { asStorageFailure } from '../store/store-failure.ts';
 import { type ApiKeyCache, createApiKeyCache } from './api-key-cache.ts';
 import { apiKeyRevocationEpoch, looksLikeApiKey, verifyApiKey } from './api-keys.ts';
 import { createOidcVerifier, type OidcVerifier } from './oidc.ts';
@@ -99,8 +100,11 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
 
   async function verifyKeyPrincipal(credential: string, epoch: number): Promise<Principal> {
     const key = await verifyApiKey(db, credential, now()).catch((error: unknown) => {
-      const reason = error instanceof AppError ? error.message : 'invalid API key';
-      throw authFailure('INVALID_TOKEN', 'invalid_token', reason);
+      // Only a refused key is a 401: a database that cannot be read (or written: the last use) is
+      // a 503 STORE_UNAVAILABLE, so a client does not drop a valid key during an outage.
+      if (error instanceof AppError && error.code === 'INVALID_TOKEN')
+        throw authFailure('INVALID_TOKEN', 'invalid_token', error.message);
+      throw asStorageFailure(error);
     });
     const principal = await addBindings({
       type: 'service',
