@@ -1,6 +1,6 @@
 // The event types of a session's append-only log, with their payloads. SSE clients and the CLI
 // read these; `session.finished` is always the last event of a session.
-import type { SessionStatus, TaskStatus, Usage } from './types.ts';
+import type { ModelUsage, SessionStatus, TaskStatus, Usage } from './types.ts';
 
 export interface SessionCreatedData {
   objective: string;
@@ -45,6 +45,11 @@ export interface TaskResultData {
   /** Stable code of a failure MAOS itself recognised (e.g. BUDGET_EXCEEDED); absent otherwise. */
   code?: string;
   usage: Usage;
+  /**
+   * `usage` per provider and model that served the run, ordered by provider and model (as a task's
+   * `models`); absent when no model did (a runner task).
+   */
+  models?: ModelUsage[];
 }
 /**
  * A message between participants of a session: `agent.message` is one agent's `send_message` to

@@ -9,7 +9,7 @@ import { appendEvents } from '../store/event-store.ts';
 import { leaseNow } from '../store/lease-clock.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
-import { appendModelUsageSql, encodeModelUsage } from '../store/task-model-usage.ts';
+import { appendModelUsageSql, encodeModelUsage, sortModelUsage } from '../store/task-model-usage.ts';
 import { advanceSessions, chargeSessionUsage, type Touched, zeroUsage } from './advance-sessions.ts';
 import { parseUnsettledUsage, recordCharge } from './run-spend.ts';
 import { type FinishEffects, NOT_APPLIED } from './task-outcome.ts';
@@ -77,7 +77,14 @@ export async function expireTaskLease(
   const touched = new Map<string, Touched>();
   const failure: NewEvent = {
     type: 'task.result',
-    data: { taskId: row.id, name: row.name, status: 'failed', error: reason, usage: lost },
+    data: {
+      taskId: row.id,
+      name: row.name,
+      status: 'failed',
+      error: reason,
+      usage: lost,
+      ...(models.length > 0 ? { models: sortModelUsage(models) } : {}),
+    },
   };
   touched.set(row.session_id, { tenantId: row.tenant_id, events: [event, failure], usage: { ...lost } });
   const effects = (await advanceSessions(trx, touched, now)).get(row.session_id)!;

@@ -11,6 +11,7 @@ import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import { markMessagesDelivered } from '../store/message-store.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
+import { sortModelUsage } from '../store/task-model-usage.ts';
 import { completeClaimedTasks } from '../store/task-store.ts';
 import {
   advanceSessions,
@@ -168,6 +169,8 @@ export async function finishTasks(
           ...(outcome.ok ? { output: outcome.output } : { error: outcome.error }),
           ...(!outcome.ok && outcome.code ? { code: outcome.code } : {}),
           usage: outcome.usage,
+          // The run's usage per provider and model, as the task's `models` show it.
+          ...(outcome.modelUsage?.length ? { models: sortModelUsage([...outcome.modelUsage]) } : {}),
         },
       },
     );

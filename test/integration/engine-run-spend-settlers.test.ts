@@ -50,6 +50,7 @@ async function runningTask(
   t: { after(fn: () => unknown): void },
   store: 'sqlite' | 'postgres',
   expiresIn: number,
+  maxAttempts = 3,
 ) {
   let storeUrl: string | undefined;
   if (store === 'postgres') {
@@ -61,6 +62,7 @@ async function runningTask(
     concurrency: 0,
     start: false,
     llm: idle,
+    maxAttempts,
     ...(storeUrl ? { storeUrl } : {}),
   });
   t.after(() => h.close());
@@ -165,6 +167,24 @@ for (const store of ['sqlite', 'postgres'] as const) {
     assert.equal(session.usage.outputTokens, SPENT.outputTokens);
     assert.deepEqual(byModel(models), [
       ['backup/b', 500, 1],
+      ['local/m', 300, 1],
+    ]);
+  });
+
+  test(`${store}: a lease lost on the last attempt fails the task; its result shows the record's models`, async (t) => {
+    const { h, claim } = await runningTask(t, store, -60_000, 1);
+    const db = h.handle.db;
+    assert.equal(await recordUnsettledUsage(db, claim, RECORD, Date.now(), RECORD_MODELS), true);
+    const [row] = (await findExpiredLeases(db, Date.now(), 10)).filter((found) => found.id === claim.taskId);
+    assert.ok(row);
+    const effects = await h.engine.queue.run((trx) => expireTaskLease(trx, row, Date.now()));
+    assert.equal(effects.retried, false);
+    const result = (await h.allEvents(claim.sessionId)).find((event) => event.type === 'task.result');
+    assert.equal(result?.data.status, 'failed');
+    assert.deepEqual(result?.data.usage, RECORD);
+    assert.deepEqual(result?.data.models, (await charged(h, claim)).models);
+    assert.deepEqual(byModel(result?.data.models as ModelUsage[] | undefined), [
+      ['backup/b', 200, 0.5],
       ['local/m', 300, 1],
     ]);
   });

@@ -227,6 +227,15 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assertServedBy(slow, 'local/m');
       assertServedBy(fast, 'backup/b');
       assertReportByModel(report, ['backup/b', 'local/m'], session);
+      // The task that ended failed says what it spent per model in its result event too.
+      const events = await requestJson<{ items: Array<{ type: string; data: Record<string, unknown> }> }>(
+        `${server.url}/v1/sessions/${id}/events?after=0&limit=1000`,
+      );
+      const stopped = session.tasks.find((task) => task.status === 'failed');
+      const result = events.body.items.find(
+        (event) => event.type === 'task.result' && event.data.taskId === stopped?.id,
+      );
+      assert.deepEqual(result?.data.models, stopped?.models);
     });
   });
 }
