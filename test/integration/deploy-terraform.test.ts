@@ -1,8 +1,10 @@
 // The Terraform module and example parse as HCL (HashiCorp's parser, compiled to WebAssembly), every
 // variable is typed and documented, every `var.`/`local.` reference is declared, the example passes
-// only inputs the module has (and all it requires), and the chart values the module sets exist.
+// only inputs the module has (and all it requires), the chart values the module sets exist, and a
+// variable limited to a list of values allows exactly the chart schema's enum for the value it feeds.
 // Where a `terraform` binary is installed, it evaluates the module's chart values (no providers or
-// cluster needed) and the chart renders them into a configuration MAOS accepts.
+// cluster needed), helm (where installed) accepts them under values.schema.json, and the chart renders
+// them into a configuration MAOS accepts. (`terraform validate` needs the providers: not run here.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
@@ -20,10 +22,12 @@ import { describe, test } from 'node:test';
 import { format } from '@cdktf/hcl-tools';
 import { parse } from '@cdktf/hcl2json';
 import { parse as parseYaml } from 'yaml';
+import { installedHelms } from '../../scripts/install-helm.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { assertConfigUsable } from '../../src/security/config-preflight.ts';
 import { renderChart } from '../fixtures/helm-chart.ts';
 import { assertValidManifest, at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
+import { createSelfSignedCert } from '../fixtures/tls-cert.ts';
 
 type Block = Record<string, unknown>;
 interface Parsed {
@@ -121,6 +125,40 @@ describe('Terraform', () => {
     assert.deepEqual(missing, []);
   });
 
+  test('module: a variable that allows a fixed list of values allows exactly the chart schema enum', async () => {
+    const { merged } = await parseDir(MODULE);
+    const localsBlock = merged.locals?.find((block) => 'values' in block) as Block;
+    // Where each variable lands in the chart values: a leaf that is exactly `${var.NAME}`.
+    const fedBy = new Map<string, string[]>();
+    const walk = (node: unknown, path: string[]) => {
+      if (typeof node === 'string') {
+        const name = /^\$\{var\.([a-z_]+)\}$/.exec(node)?.[1];
+        if (name) fedBy.set(name, path);
+      } else if (typeof node === 'object' && node !== null && !Array.isArray(node)) {
+        for (const [key, child] of Object.entries(node)) walk(child, [...path, key]);
+      }
+    };
+    walk(localsBlock.values, []);
+    const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
+    let compared = 0;
+    for (const [name, [block]] of Object.entries(merged.variable ?? {})) {
+      const condition = JSON.stringify(block?.validation ?? '');
+      const allowed = /contains\(\[([^\]]*)\], var\.([a-z_]+)\)/.exec(condition.replaceAll('\\"', '"'));
+      if (!allowed || allowed[2] !== name) continue;
+      const path = fedBy.get(name);
+      assert.ok(path, `var.${name} feeds a chart value`);
+      const node = path.reduce(
+        (at: Doc | undefined, key) => (at?.properties as Doc | undefined)?.[key] as Doc,
+        schema,
+      );
+      assert.ok(Array.isArray(node?.enum), `the chart schema has an enum for ${path.join('.')}`);
+      const values = [...(allowed[1] as string).matchAll(/"([^"]*)"/g)].map((m) => m[1]).sort();
+      assert.deepEqual(values, [...(node.enum as string[])].sort(), `var.${name} against ${path.join('.')}`);
+      compared++;
+    }
+    assert.ok(compared >= 2, 'database_mode and auth_mode are compared');
+  });
+
   test('example: parses, passes only module inputs and every required one', async () => {
     const { merged: module } = await parseDir(MODULE);
     const { merged: example } = await parseDir(EXAMPLE);
@@ -199,38 +237,71 @@ function evaluateModuleValues(vars: Record<string, string>): Doc {
 }
 
 describe('Terraform module evaluated by terraform', () => {
-  test('its chart values render into a configuration MAOS accepts, with and without OIDC', {
+  test('its chart values pass the chart schema and render into a configuration MAOS accepts (defaults, OIDC, TLS)', {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,
   }, () => {
-    const cases: Array<{ vars: Record<string, string>; check(config: ReturnType<typeof loadConfig>): void }> =
-      [
-        {
-          vars: {},
-          check: (config) => assert.equal(config.auth.mode, 'apikey'),
+    const cases: Array<{
+      vars: Record<string, string>;
+      check(config: ReturnType<typeof loadConfig>, byKind: Map<string, Doc[]>): void;
+    }> = [
+      {
+        vars: {},
+        check: (config) => assert.equal(config.auth.mode, 'apikey'),
+      },
+      {
+        vars: {
+          auth_mode: 'oidc',
+          oidc_issuer: 'https://idp.example.com/realms/main',
+          oidc_audience: 'https://maos.example.com',
+          oidc_console_client_id: 'maos-console',
+          oidc_console_token_endpoint_origin: 'https://login.example.net',
+          oidc_role_mapping: '{"maos-admins" = ["admin"]}',
+          ingress_host: 'maos.example.com',
+          ingress_tls_secret: 'maos-tls',
         },
-        {
-          vars: {
-            auth_mode: 'oidc',
-            oidc_issuer: 'https://idp.example.com/realms/main',
-            oidc_audience: 'https://maos.example.com',
-            oidc_console_client_id: 'maos-console',
-            oidc_console_token_endpoint_origin: 'https://login.example.net',
-            oidc_role_mapping: '{"maos-admins" = ["admin"]}',
-            ingress_host: 'maos.example.com',
-            ingress_tls_secret: 'maos-tls',
-          },
-          check: (config) => {
-            assert.equal(config.auth.mode, 'oidc');
-            assert.equal(config.auth.oidc.issuer, 'https://idp.example.com/realms/main');
-            assert.equal(config.auth.oidc.console.clientId, 'maos-console');
-            assert.equal(config.auth.oidc.console.tokenEndpointOrigin, 'https://login.example.net');
-            assert.deepEqual(config.auth.oidc.roleMapping, { 'maos-admins': ['admin'] });
-          },
+        check: (config) => {
+          assert.equal(config.auth.mode, 'oidc');
+          assert.equal(config.auth.oidc.issuer, 'https://idp.example.com/realms/main');
+          assert.equal(config.auth.oidc.console.clientId, 'maos-console');
+          assert.equal(config.auth.oidc.console.tokenEndpointOrigin, 'https://login.example.net');
+          assert.deepEqual(config.auth.oidc.roleMapping, { 'maos-admins': ['admin'] });
         },
-      ];
+      },
+      {
+        vars: { tls_secret: 'maos-tls', ingress_host: 'maos.example.com' },
+        check: (config, byKind) => {
+          const server = at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0');
+          assert.equal(server.readinessProbe.httpGet.scheme, 'HTTPS');
+          assert.ok(config.tls.certFile && config.tls.keyFile, 'the server serves HTTPS');
+          const annotations = at(one(byKind, 'Ingress'), 'metadata.annotations');
+          assert.equal(annotations['nginx.ingress.kubernetes.io/backend-protocol'], 'HTTPS');
+        },
+      },
+    ];
+    const helm = installedHelms().at(-1);
     for (const { vars, check } of cases) {
       const values = evaluateModuleValues(vars);
+      if (helm) {
+        // helm itself checks the module's values against values.schema.json, then renders them.
+        const dir = mkdtempSync(join(tmpdir(), 'maos-tf-helm-'));
+        try {
+          const file = join(dir, 'values.json');
+          writeFileSync(file, JSON.stringify(values));
+          const result = spawnSync(helm.path, ['template', 'maos', CHART, '-f', file], {
+            encoding: 'utf8',
+            timeout: 60_000,
+            env: { ...process.env, HELM_CACHE_HOME: dir, HELM_CONFIG_HOME: dir, HELM_DATA_HOME: dir },
+          });
+          assert.equal(
+            result.status,
+            0,
+            `helm ${helm.version} refuses ${JSON.stringify(vars)}:\n${result.stderr}`,
+          );
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
       const { manifests } = renderChart(CHART, values);
       for (const { file, doc } of manifests) assertValidManifest(doc, file);
       const byKind = groupByKind(manifests.map((m) => m.doc));
@@ -243,12 +314,16 @@ describe('Terraform module evaluated by terraform', () => {
             (e: { name: string; value: string }) => [e.name, e.value],
           ),
         );
+        // The pod's TLS files (tls_secret) as files of the test: a self-signed pair.
+        for (const [name, file] of Object.entries(env.MAOS_TLS__CERT_FILE ? createSelfSignedCert(dir) : {})) {
+          env[name === 'certFile' ? 'MAOS_TLS__CERT_FILE' : 'MAOS_TLS__KEY_FILE'] = file;
+        }
         const config = loadConfig({
           configPath,
           env: { ...env, MAOS_DATA_DIR: dir, MAOS_STORE__URL: 'postgres://maos:pw@db:5432/maos' },
         });
         assertConfigUsable(config);
-        check(config);
+        check(config, byKind);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

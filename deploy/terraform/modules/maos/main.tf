@@ -40,6 +40,9 @@ locals {
       oidc = local.oidc
     }
     config = var.config
+    tls = {
+      secretName = var.tls_secret == null ? "" : var.tls_secret
+    }
     ingress = {
       enabled   = var.ingress_host != null
       className = var.ingress_class

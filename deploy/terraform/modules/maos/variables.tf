@@ -159,6 +159,12 @@ variable "ingress_tls_secret" {
   default     = null
 }
 
+variable "tls_secret" {
+  description = "kubernetes.io/tls Secret MAOS serves HTTPS with itself (HTTPS probes and ingress backend); null = plain HTTP to the pods."
+  type        = string
+  default     = null
+}
+
 variable "config" {
   description = "MAOS configuration (non-secret) merged into the chart's config file, as a map."
   type        = any
