@@ -337,6 +337,13 @@ describe('Helm chart', () => {
       at(one(byKind, 'Ingress'), 'metadata.annotations')['nginx.ingress.kubernetes.io/backend-protocol'];
     assert.equal(backend(tls.byKind), 'HTTPS');
     assert.equal(backend(plain.byKind), undefined);
+    // An explicit one in ingress.annotations wins (one key, no duplicate in the manifest).
+    const own = render({
+      ...POSTGRES_FULL,
+      ingress: { enabled: true, annotations: { 'nginx.ingress.kubernetes.io/backend-protocol': 'GRPCS' } },
+      tls: { secretName: 'maos-tls' },
+    });
+    assert.equal(backend(own.byKind), 'GRPCS');
     // Without an Ingress, the notes' port-forward URL is https.
     assert.match(render({ tls: { secretName: 'maos-tls' } }).notes, /then https:\/\/127\.0\.0\.1:7070\//);
     assert.match(render({}).notes, /then http:\/\/127\.0\.0\.1:7070\//);
