@@ -49,7 +49,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   422: 'The request is well-formed but cannot be honoured.',
   429: 'Too many requests, a quota or a resource limit; see `Retry-After`.',
   500: 'An internal error (nothing of it is disclosed; see the server log by `requestId`).',
-  503: 'The server is shutting down or its database is unavailable; retry (another instance).',
+  503: 'The server is shutting down, or its database or identity provider cannot be reached; retry (another instance).',
 };
 
 /** One documented error response: a problem document, as `application/problem+json`. */

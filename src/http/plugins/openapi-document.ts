@@ -56,15 +56,21 @@ const RETRY_AFTER: HeaderObject = {
   schema: { type: 'string', pattern: '^\\d+$' },
 };
 
+// RFC 6750 §3: `Bearer realm="…"`, then `name="value"` attributes (error, error_description,
+// resource_metadata …), each quoted value without `"` or `\` (principal.ts strips them).
+const CHALLENGE_SCHEMA: JsonSchema = {
+  type: 'string',
+  pattern: '^Bearer realm="[^"\\\\]*"(, [a-z_]+="[^"\\\\]*")*$',
+};
 const CHALLENGE: HeaderObject = {
   description:
     'The Bearer challenge (RFC 6750), with `error` and `error_description` when a credential was refused.',
-  schema: { type: 'string' },
+  schema: CHALLENGE_SCHEMA,
 };
 const MALFORMED_CREDENTIALS_CHALLENGE: HeaderObject = {
   description:
     'The Bearer challenge (RFC 6750) with `error="invalid_request"`, when the credentials are malformed or sent twice.',
-  schema: { type: 'string' },
+  schema: CHALLENGE_SCHEMA,
 };
 const RATE_LIMIT: Record<string, HeaderObject> = {
   RateLimit: {
