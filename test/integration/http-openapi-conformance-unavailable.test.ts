@@ -181,7 +181,10 @@ for (const store of CONFORMANCE_STORES) {
       await relay.cut();
       relayCut = true;
       expectStatus(await api.call('GET', '/v1/sessions'), 503, 'STORE_UNAVAILABLE');
-      expectStatus(await api.call('POST', '/v1/sessions', submit), 503, 'STORE_UNAVAILABLE');
+      const refused = await api.call('POST', '/v1/sessions', submit);
+      expectStatus(refused, 503, 'STORE_UNAVAILABLE');
+      // Its audit record cannot be stored either: the answer says so (documented, enum checked).
+      assert.ok(refused.headers.has('maos-audit'), 'the answer flags its missing audit record');
       const notReady = await api.call('GET', '/readyz', { headers: { authorization: '' } });
       expectStatus(notReady, 503);
       assert.equal((notReady.body as { status?: string }).status, 'not_ready');

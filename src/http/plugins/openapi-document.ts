@@ -2,7 +2,13 @@
 // request bodies, the request id every operation takes, the response headers every client can rely
 // on (request id, Location, Retry-After), and no component schema that no operation uses.
 
-type JsonSchema = { type?: unknown; anyOf?: JsonSchema[]; properties?: object; pattern?: string };
+type JsonSchema = {
+  type?: unknown;
+  anyOf?: JsonSchema[];
+  properties?: object;
+  pattern?: string;
+  enum?: string[];
+};
 type HeaderObject = { description: string; required?: boolean; schema: JsonSchema };
 type ParameterObject = { name: string; in: string; description?: string; schema: JsonSchema };
 type DocumentOperation = {
@@ -84,16 +90,26 @@ const RATE_LIMIT: Record<string, HeaderObject> = {
   },
 };
 
+const AUDIT_FLAG: HeaderObject = {
+  description:
+    'Present when the audit record of this request could not be stored (`not-recorded`) or was not stored yet when the answer was sent (`pending`); the answer itself stands.',
+  schema: { type: 'string', enum: ['not-recorded', 'pending'] },
+};
+/** Refusals that are audited on every route, reads included (security/http-security-plugin.ts). */
+const AUDITED_DENIALS = new Set(['401', '403', '429']);
+
 /**
  * Documents the headers each response carries: every answer sets X-Request-Id
  * (plugins/request-id.ts), a 201 the new resource's Location (and so does the 200 that replays a
  * create, e.g. a submit repeated with its Idempotency-Key), a refusal of credentials the Bearer
- * challenge (a 400 too when they are malformed), and an API route under rate limits the RateLimit
- * fields (security/http-security-plugin.ts).
+ * challenge (a 400 too when they are malformed), an API route under rate limits the RateLimit
+ * fields, and an audited answer (a change, or a refusal of credentials, permission or rate) the
+ * Maos-Audit flag of a record not stored (security/http-security-plugin.ts).
  */
-function describeResponseHeaders(path: string, operation: DocumentOperation): void {
+function describeResponseHeaders(path: string, method: string, operation: DocumentOperation): void {
   const creates = operation.responses?.['201'] !== undefined;
   const secured = (operation.security ?? []).length > 0;
+  const changes = !['get', 'head'].includes(method);
   for (const [status, response] of Object.entries(operation.responses ?? {})) {
     const headers: Record<string, HeaderObject> = { ...response.headers, 'X-Request-Id': REQUEST_ID };
     if (status === '201') headers.Location = LOCATION;
@@ -103,6 +119,8 @@ function describeResponseHeaders(path: string, operation: DocumentOperation): vo
     if (status === '403') headers['WWW-Authenticate'] = CHALLENGE;
     if (status === '429' || status === '503') headers['Retry-After'] = RETRY_AFTER;
     if (path.startsWith('/v1/')) Object.assign(headers, RATE_LIMIT);
+    if (path.startsWith('/v1/') && (changes || AUDITED_DENIALS.has(status)))
+      headers['Maos-Audit'] = AUDIT_FLAG;
     response.headers = headers;
   }
 }
@@ -170,9 +188,9 @@ export function finishOpenApiDocument<T>(document: T): T {
     components?: { schemas?: Record<string, unknown> };
   };
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
-    for (const operation of Object.values(item)) {
+    for (const [method, operation] of Object.entries(item)) {
       describeOptionalBodies(operation);
-      describeResponseHeaders(path, operation);
+      describeResponseHeaders(path, method, operation);
       describeRequestIdParameter(operation);
     }
   }
