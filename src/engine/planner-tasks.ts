@@ -4,9 +4,8 @@
 // the engine stores the result and, for a phase gate, creates the next phase from it.
 
 import type { Kysely } from 'kysely';
-import { computeCostUsd } from '../agents/providers/pricing.ts';
+import { createRunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
 import type { AgentRuntime, RuntimeContext } from '../agents/runtimes/runtime.ts';
-import type { PriceConfig } from '../config/llm-schema.ts';
 import { createStreamingBudgetStop } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -281,22 +280,23 @@ export async function runSynthesisTask(
   planner: LlmPlanner,
   db: Kysely<Database>,
   ref: OrchestratorTaskRef,
-  ctx: Pick<RuntimeContext, 'signal' | 'emitOutput' | 'reportSpend'>,
+  ctx: Pick<RuntimeContext, 'signal' | 'emitOutput' | 'reportSpend' | 'reportFailedRunUsage'>,
   budget?: BudgetGuard,
 ): Promise<OrchestratorTaskResult> {
   const view = await loadSessionView(db, ref);
   await budget?.prepare(ref);
-  // The model's price, once the call has picked it: the streaming estimate is priced with it.
-  let price: PriceConfig | undefined;
   // The prompt is built inside the planner; its size is estimated from what goes into it.
+  const promptChars = view.objective.length + JSON.stringify(view.outputs).length;
+  // Over the synthesis's attempts, each priced at its own model (see run-usage.ts).
+  const spent = createRunUsageMeter(promptChars);
   const stop = createStreamingBudgetStop(
-    view.objective.length + JSON.stringify(view.outputs).length,
+    promptChars,
     (partial) => {
-      // The same estimate goes on record: a server killed mid-synthesis still charges it.
-      ctx.reportSpend?.(partial);
+      // What is spent so far goes on record: a server killed mid-synthesis still charges it.
+      ctx.reportSpend?.(spent.snapshot());
       return budget?.check(ref, partial);
     },
-    (tokens) => computeCostUsd(tokens, price),
+    spent.costOf,
   );
   const emitOutput = (chunk: string) => {
     ctx.emitOutput('text', chunk);
@@ -310,12 +310,12 @@ export async function runSynthesisTask(
       userMessages: view.userMessages,
       signal: AbortSignal.any([ctx.signal, stop.signal]),
       emitOutput,
-      onAttempt(attemptPrice) {
-        price = attemptPrice;
-      },
+      meter: spent,
     });
     return { output: result, usage };
   } catch (error) {
+    // Charged what its attempts spent, a synthesis stopped for its budget included.
+    ctx.reportFailedRunUsage?.(spent.total());
     // The client may wrap the abort; the budget reason is what the engine must see.
     if (stop.signal.aborted && !ctx.signal.aborted) throw stop.signal.reason;
     throw error;
@@ -347,6 +347,8 @@ export function createOrchestratorRuntime(
     async run(task, ctx) {
       const kind = task.kind;
       const ref = { tenantId: task.tenantId, sessionId: task.sessionId, taskId: task.taskId };
+      // A synthesis charges what it spent before a failure itself (runSynthesisTask).
+      if (kind === 'synthesize') return await runSynthesisTask(planner, db, ref, ctx, budget);
       try {
         if (kind === 'plan') {
           const threadSummary = await loadThreadSummaryFor(db, ref.tenantId, ref.sessionId);
@@ -354,9 +356,8 @@ export function createOrchestratorRuntime(
             return await runInitialPlanTask(planner, db, ref, ctx, threadSummary, budget);
           return await runPhaseGateTask(planner, db, ref, ctx, threadSummary, budget);
         }
-        if (kind === 'synthesize') return await runSynthesisTask(planner, db, ref, ctx, budget);
       } catch (error) {
-        // Rounds of a plan that stayed invalid, a synthesis stopped for its budget: charged.
+        // Rounds of a plan that stayed invalid, or stopped for the budget: charged.
         const spent = usageOfFailure(error);
         if (spent) ctx.reportFailedRunUsage?.(spent);
         throw error;

@@ -4,9 +4,11 @@
 import { generateText, type ModelMessage, NoObjectGeneratedError, Output, streamText } from 'ai';
 import type { z } from 'zod';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
-import { toUsage } from '../agents/providers/pricing.ts';
+import { recordFailedAttemptSpend } from '../agents/providers/model-spend.ts';
+import { toTokenCounts, toUsage } from '../agents/providers/pricing.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
-import type { LlmConfig, PriceConfig } from '../config/llm-schema.ts';
+import { createRunUsageMeter, type RunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
+import type { LlmConfig } from '../config/llm-schema.ts';
 import { BUDGET_STOP_PREFIX } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { addUsage, ZERO_USAGE } from '../domain/types.ts';
@@ -88,8 +90,11 @@ export interface SynthesisRequest extends Conversation {
   outputs: readonly TaskOutputView[];
   /** Receives the answer as it streams. */
   emitOutput?(chunk: string): void;
-  /** Told the price of the model each attempt calls (undefined: not in the price table). */
-  onAttempt?(price: PriceConfig | undefined): void;
+  /**
+   * Meters the synthesis over its attempts (one cut off mid-stream is charged its estimate, under
+   * its own model); the caller reads what is spent so far from it. A meter of its own when absent.
+   */
+  meter?: RunUsageMeter;
 }
 
 export interface LlmPlanner extends Planner {
@@ -364,34 +369,44 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
         outputChars: limits.dependencyOutputChars,
         userMessages: request.userMessages,
       });
+      const spent = request.meter ?? createRunUsageMeter(system.length + prompt.length);
       const { value } = await client.call(
         ORCHESTRATOR_ROUTE,
         signal,
         async ({ model, target, signal: callSignal }) => {
-          request.onAttempt?.(target.price);
-          const stream = streamText({
-            model,
-            instructions: system,
-            prompt,
-            maxOutputTokens: target.maxOutputTokens,
-            temperature: target.temperature,
-            maxRetries: 0,
-            abortSignal: callSignal,
-            onError: () => {},
-          });
-          let text = '';
-          for await (const part of stream.fullStream) {
-            if (part.type === 'text-delta') {
-              text += part.text;
-              request.emitOutput?.(part.text);
-            } else if (part.type === 'error') {
-              throw part.error;
+          spent.startAttempt(target.price);
+          try {
+            const stream = streamText({
+              model,
+              instructions: system,
+              prompt,
+              maxOutputTokens: target.maxOutputTokens,
+              temperature: target.temperature,
+              maxRetries: 0,
+              abortSignal: callSignal,
+              onError: () => {},
+            });
+            let text = '';
+            for await (const part of stream.fullStream) {
+              if (part.type === 'text-delta') {
+                text += part.text;
+                spent.streamed(part.text.length);
+                request.emitOutput?.(part.text);
+              } else if (part.type === 'error') {
+                throw part.error;
+              }
             }
+            spent.callFinished(toTokenCounts(await stream.usage));
+            return { text, usage: spent.endAttempt() };
+          } catch (error) {
+            // Paid for though it did not answer (a fallback may): charged under this attempt's model.
+            recordFailedAttemptSpend(target, spent.endAttempt());
+            throw error;
           }
-          return { text, usage: toUsage(await stream.usage, target.price) };
         },
       );
-      return { result: value.text, usage: value.usage };
+      // Every attempt's spend: the one that answered and those cut off before it.
+      return { result: value.text, usage: spent.total() };
     },
   };
 }

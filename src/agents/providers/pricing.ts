@@ -22,16 +22,18 @@ export function computeCostUsd(usage: Omit<Usage, 'costUsd'>, price: PriceConfig
   return Math.round((cost / PER_MILLION) * 1e6) / 1e6;
 }
 
+/** The SDK's usage (fields may be missing) as token counts. */
+export function toTokenCounts(usage: LanguageModelUsage | undefined): Omit<Usage, 'costUsd'> {
+  return {
+    inputTokens: usage?.inputTokens ?? 0,
+    outputTokens: usage?.outputTokens ?? 0,
+    cacheReadTokens: usage?.inputTokenDetails?.cacheReadTokens ?? 0,
+  };
+}
+
 /** Converts the SDK's usage (fields may be missing) into MAOS usage with cost. */
 export function toUsage(usage: LanguageModelUsage | undefined, price: PriceConfig | undefined): Usage {
-  return priceUsage(
-    {
-      inputTokens: usage?.inputTokens ?? 0,
-      outputTokens: usage?.outputTokens ?? 0,
-      cacheReadTokens: usage?.inputTokenDetails?.cacheReadTokens ?? 0,
-    },
-    price,
-  );
+  return priceUsage(toTokenCounts(usage), price);
 }
 
 /** Token counts as the provider reported them, with their cost. */
