@@ -242,8 +242,12 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   );
   expectStatus(await api.call('POST', `/v1/sessions/${approveId}/approve`), 200);
   expectStatus(await api.call('POST', `/v1/sessions/${approveId}/approve`), 409, 'INVALID_STATE');
-  const badPlan = { body: { plan: { phases: [] } } };
-  expectStatus(await api.call('POST', `/v1/sessions/${rejectId}/approve`, badPlan), 400);
+  const badPlan = await api.call('POST', `/v1/sessions/${rejectId}/approve`, {
+    body: { plan: { phases: [] } },
+  });
+  expectStatus(badPlan, 400, 'INVALID_PLAN');
+  // The edited plan's schema is documented (checked by the service, not the route): this one breaks it.
+  assert.match(badPlan.requestProblems.join('\n'), /\/plan\/phases must NOT have fewer than 1 items/);
   const reject = `/v1/sessions/${rejectId}/reject`;
   expectStatus(await api.call('POST', reject, { body: { reason: ' ' } }), 400, 'VALIDATION_FAILED');
   expectStatus(await api.call('POST', reject, { body: { reason: 'Not now' } }), 204);

@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { editedPlanSchema } from '../../engine/planner-approval.ts';
 import { MAX_STEERING_MESSAGE_CHARS } from '../../engine/planner-steering.ts';
 import type { SessionSteering } from '../../mcp/steering-tools.ts';
 import { toIso } from '../dto.ts';
@@ -12,6 +13,10 @@ import { problemResponses } from '../problem.ts';
 // The text is trimmed before its length is checked, so a blank one is refused: documented as a
 // pattern (a non-space character) since the trim itself does not show in the OpenAPI schema.
 const NOT_BLANK = /\S/;
+
+// An edited plan is checked by the service, which lists every problem of it in one INVALID_PLAN
+// answer; the route takes any value there but documents the plan's schema for clients.
+const { $schema: _, ...editedPlanJsonSchema } = z.toJSONSchema(editedPlanSchema, { io: 'input' });
 
 const approvalResultSchema = z
   .object({
@@ -77,6 +82,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
             plan: z
               .unknown()
               .optional()
+              .meta(editedPlanJsonSchema)
               .describe(
                 'The edited plan: { phases: [{ name, tasks: [{ name, role, instructions, depends_on?, runner?, agent? }] }] }. `agent` names an agent of the session that already worked, of the same role, for the task to reuse (it keeps its history); null gives the task a new agent; absent keeps the agent the task has.',
               ),
