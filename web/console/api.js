@@ -1,7 +1,15 @@
 // The console's client of the public REST API: bearer token from sessionStorage, JSON in and out,
 // problem+json errors raised as ApiError. No endpoint here exists for the console alone. An IdP
 // access token is renewed shortly before it expires and once on a 401 (token-renewal.js).
-import { canRenew, keepRenewal, renewAccessToken, renewalDueAt, tokenExpiresAt } from './token-renewal.js';
+import {
+  canRenew,
+  isRenewalOutage,
+  keepRenewal,
+  renewAccessToken,
+  renewalDueAt,
+  shareRenewalsWithTabs,
+  tokenExpiresAt,
+} from './token-renewal.js';
 
 const TOKEN_KEY = 'maos.console.token';
 /** How the token was obtained (`paste` or `oidc`), to word the message when it is refused. */
@@ -100,7 +108,7 @@ async function renewNow(tolerateOutage) {
   } catch (error) {
     const expiresAt = tokenExpiresAt();
     const valid = typeof expiresAt === 'number' && expiresAt > Date.now();
-    if (tolerateOutage && valid && error?.code === 'AUTH_PROVIDER_UNAVAILABLE' && canRenew()) {
+    if (tolerateOutage && valid && isRenewalOutage(error) && canRenew()) {
       return false;
     }
     const failure = renewalFailure(error);
@@ -129,6 +137,17 @@ export function scheduleRenewal() {
     }
   }, wait);
 }
+
+// Another tab of this sign-in (a duplicate) renewed the token this tab held: this tab goes on with
+// the new one, and plans its next renewal from its expiry.
+shareRenewalsWithTabs({
+  readAccessToken: readToken,
+  onAdopted(token) {
+    if (readToken() === null) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    scheduleRenewal();
+  },
+});
 
 /** How the current (or last forgotten) token was obtained: `paste`, `oidc` or null. */
 export function readSignInMethod() {

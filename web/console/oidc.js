@@ -269,6 +269,16 @@ export async function completeSignIn() {
   };
 }
 
+/** The ID token kept for sign-out, or null. */
+export function readIdTokenHint() {
+  try {
+    const idToken = JSON.parse(sessionStorage.getItem(LOGOUT_KEY) ?? 'null')?.idToken;
+    return typeof idToken === 'string' ? idToken : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Replaces the ID token kept for sign-out by a newer one (from a renewal), if one is kept. */
 export function updateIdTokenHint(idToken) {
   const raw = sessionStorage.getItem(LOGOUT_KEY);

@@ -1,10 +1,17 @@
 // Renewal of an IdP access token with the refresh token the IdP issued at sign-in (OAuth 2
 // refresh_token grant, public client: client_id and no secret). The refresh token is kept in this
 // tab's sessionStorage beside the access token and replaced by the new one each renewal returns
-// (rotation, which IdPs require of public clients); one renewal at a time.
+// (rotation, which IdPs require of public clients); one renewal at a time, and one use of each
+// refresh token among the tabs sharing it (renewal-tabs.js).
 import { checkRenewedIdToken } from './id-token.js';
 import { requestTokens, tokenLifetime } from './idp-requests.js';
-import { addAudience, updateIdTokenHint } from './oidc.js';
+import { addAudience, readIdTokenHint, updateIdTokenHint } from './oidc.js';
+import {
+  connectRenewalTabs,
+  forgetSpentTokens,
+  NO_ANSWER_CODE,
+  useRefreshTokenOnce,
+} from './renewal-tabs.js';
 import { SignInError } from './sign-in-error.js';
 
 const RENEWAL_KEY = 'maos.console.oidc.renewal';
@@ -19,10 +26,59 @@ const RENEW_MIN_GAP_MS = 5_000;
  *   expiresAt: number | null, lifetimeMs: number | null}} Renewal
  */
 
-/** Keeps what renewing the access token takes (and when it expires); null forgets it. */
+/**
+ * Keeps what renewing the access token of a new sign-in takes (and when it expires); null forgets
+ * it (signed out). Either way the tokens of the sign-in before are no concern of this tab any more.
+ */
 export function keepRenewal(renewal) {
+  forgetSpentTokens();
+  writeRenewal(renewal);
+}
+
+function writeRenewal(renewal) {
   if (renewal) sessionStorage.setItem(RENEWAL_KEY, JSON.stringify(renewal));
   else sessionStorage.removeItem(RENEWAL_KEY);
+}
+
+/**
+ * Lets the tabs of one sign-in (a tab and its duplicates) share renewals: `readAccessToken` reads
+ * this tab's access token, `onAdopted` stores one another tab renewed (with its refresh token,
+ * expiry and ID token, stored here).
+ * @param {{readAccessToken(): string | null, onAdopted(accessToken: string): void}} access
+ */
+export function shareRenewalsWithTabs({ readAccessToken, onAdopted }) {
+  connectRenewalTabs({
+    current() {
+      const renewal = readRenewal();
+      if (typeof renewal?.refreshToken !== 'string') return null;
+      const { refreshToken, expiresAt, lifetimeMs } = renewal;
+      return {
+        accessToken: readAccessToken(),
+        refreshToken,
+        expiresAt,
+        lifetimeMs,
+        idToken: readIdTokenHint(),
+      };
+    },
+    adopt(tokens) {
+      writeRenewal({
+        ...readRenewal(),
+        refreshToken: tokens.refreshToken,
+        expiresAt: typeof tokens.expiresAt === 'number' ? tokens.expiresAt : null,
+        lifetimeMs: typeof tokens.lifetimeMs === 'number' ? tokens.lifetimeMs : null,
+      });
+      if (typeof tokens.idToken === 'string') updateIdTokenHint(tokens.idToken);
+      onAdopted(tokens.accessToken);
+    },
+  });
+}
+
+/**
+ * True when a renewal failed for a while only (the IdP out of reach, or the tab that renewed in
+ * this one's stead not answering): the refresh token is kept, for a later try.
+ */
+export function isRenewalOutage(error) {
+  return error?.code === 'AUTH_PROVIDER_UNAVAILABLE' || error?.code === NO_ANSWER_CODE;
 }
 
 /** @returns {Renewal | null} */
@@ -64,10 +120,11 @@ let renewing = null;
 
 /**
  * Renews the access token; calls made while one renewal runs share it (a refresh token is used
- * once). Resolves to the new access token, or to null when the tab signed out or signed in anew
- * while the IdP answered (nothing of the old sign-in is written back then); rejects with a
- * SignInError, and forgets the refresh token when the IdP refused it (an IdP that cannot be
- * reached leaves it for a later try).
+ * once), and so do the tabs holding the same refresh token (renewal-tabs.js: one of them asks the
+ * IdP, the others adopt its tokens). Resolves to the new access token, or to null when the tab
+ * signed out or signed in anew while the IdP answered (nothing of the old sign-in is written back
+ * then); rejects with a SignInError, and forgets the refresh token when the IdP refused it (an
+ * outage, isRenewalOutage, leaves it for a later try).
  * @returns {Promise<string | null>}
  */
 export function renewAccessToken() {
@@ -82,6 +139,11 @@ async function renew() {
   if (typeof renewal?.refreshToken !== 'string') {
     throw new SignInError('No renewal possible', 'The identity provider issued no refresh token.');
   }
+  return useRefreshTokenOnce(renewal.refreshToken, () => renewAtIdp(renewal));
+}
+
+/** Uses the refresh token at the IdP; the new access token, or null when the tab left the sign-in. */
+async function renewAtIdp(renewal) {
   const body = new URLSearchParams({
     grant_type: 'refresh_token',
     refresh_token: renewal.refreshToken,
@@ -104,7 +166,7 @@ async function renew() {
   // token must not come back into the tab, nor its access token replace the new sign-in's.
   if (!isCurrent(renewal)) return null;
   if (typeof tokens.id_token === 'string') updateIdTokenHint(tokens.id_token);
-  keepRenewal({
+  writeRenewal({
     ...renewal,
     // Rotation: the old refresh token is spent; an IdP that does not rotate leaves it valid.
     refreshToken: typeof tokens.refresh_token === 'string' ? tokens.refresh_token : renewal.refreshToken,
