@@ -42,6 +42,8 @@ export interface Security {
   quotas: TenantQuotas | null;
   /** `<name>+<hash>+<key>` to give to `maos audit verify --key`. */
   verifierKey: string;
+  /** True when API keys are accepted (`apikey`, `both`) and none exists yet: a fresh install. */
+  firstKeyMissing(): Promise<boolean>;
   /** Starts periodic checkpoints. */
   start(): void;
   /** Stops the timer and writes a final checkpoint. */
@@ -109,6 +111,10 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     http,
     quotas,
     verifierKey: formatVerifierKey(signer),
+    async firstKeyMissing() {
+      if (config.auth.mode !== 'apikey' && config.auth.mode !== 'both') return false;
+      return !(await hasApiKey(db));
+    },
     start() {
       auditLog.startCheckpointTimer(config.audit.checkpointIntervalSeconds * 1000);
       if (config.auth.mode === 'apikey' || config.auth.mode === 'both') {
@@ -132,14 +138,18 @@ function throttledWarning(logger: Logger, message: string): (error: unknown) => 
   };
 }
 
+/** Whether any API key exists (revoked and expired ones count: the install is not fresh). */
+async function hasApiKey(db: SecurityDb): Promise<boolean> {
+  return (await db.selectFrom('api_keys').select('id').limit(1).executeTakeFirst()) !== undefined;
+}
+
 /** On a fresh install (no API key at all), tells the operator how to create the first admin key. */
 export async function logFirstStartHint(
   db: SecurityDb,
   config: Pick<Config, 'dataDir'>,
   logger: Logger,
 ): Promise<boolean> {
-  const any = await db.selectFrom('api_keys').select('id').limit(1).executeTakeFirst();
-  if (any) return false;
+  if (await hasApiKey(db)) return false;
   logger.warn(
     { dataDir: resolve(config.dataDir) },
     `No API key exists yet. Create the first admin key on this host: maos keys create --role admin --tenant default (with the same config/data directory as the server). There is no default password.`,

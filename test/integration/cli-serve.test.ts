@@ -108,6 +108,32 @@ describe('maos serve', { timeout: 300_000 }, () => {
     }
   });
 
+  test('on a fresh install with API keys the banner prints the command that creates the first admin key', async (t) => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const config = join(dir, 'keys.json');
+    writeFileSync(config, JSON.stringify({ logLevel: 'warn' })); // auth.mode apikey, the default
+    const args = ['serve', '--config', config, '--port', '0', '--data-dir', join(dir, 'data')];
+    const fresh = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr');
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.match(fresh.stderr, /auth mode: {6}apikey\n/);
+    const command = /^ {4}MAOS_DATA_DIR=(\S+) maos (keys create .*)$/m.exec(fresh.stderr);
+    assert.ok(command, `no key command in:\n${fresh.stderr}`);
+    assert.equal(command[1], join(dir, 'data'));
+    assert.match(command[2] as string, / --config \S+keys\.json$/);
+
+    // The command as printed creates a key on this server's data directory: the next start is quiet.
+    const created = await runMaos((command[2] as string).split(' '), {
+      env: { MAOS_DATA_DIR: command[1] as string },
+    });
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /^maos_/);
+    // The banner says it before its last line, so a run stopped at that line has decided.
+    const again = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr');
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /no API key yet/);
+  });
+
   test('an address this machine does not have is CONFIG_INVALID (exit 2), naming the address and its setting', async (t) => {
     const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
     t.after(() => rmSync(dir, { recursive: true, force: true }));

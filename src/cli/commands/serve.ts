@@ -1,5 +1,6 @@
 // `maos serve`: runs the server (API, engine and workers) in this process until SIGTERM/SIGINT,
 // after printing the URL, the data directory and the auth mode it started with.
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { startServer, waitForShutdownSignal } from '../../main.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
@@ -45,8 +46,23 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     out.note(`MAOS listening on ${server.url}`);
     out.note(`  data directory: ${server.dataDir}`);
     out.note(`  auth mode:      ${server.authMode}`);
+    // A fresh install accepts no request until its first key exists: say how, under the auth mode.
+    if (await server.app.security.firstKeyMissing().catch(() => false)) {
+      out.note(`  no API key yet: create the first admin key (printed once) in another terminal with`);
+      out.note(`    ${firstKeyCommand(options)}`);
+    }
     out.note(`  API docs:       ${server.url}/docs`);
   }
   await stopped;
   return EXIT.OK;
+}
+
+/** `maos keys create` for the first admin key, on the config and data directory this server uses. */
+function firstKeyCommand(options: ServeOptions): string {
+  const quote = (value: string) =>
+    /^[\w./:@=-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+  // Absolute: the other terminal may be in another directory.
+  const env = options.dataDir === undefined ? '' : `MAOS_DATA_DIR=${quote(resolve(options.dataDir))} `;
+  const config = options.config === undefined ? '' : ` --config ${quote(resolve(options.config))}`;
+  return `${env}maos keys create --role admin --tenant default --name first-admin${config}`;
 }
