@@ -17,6 +17,11 @@ test('the recorder names each kind of mismatch', async (t) => {
     '/things/5': [200, 'application/json', '{"id":"5"}'],
     '/things/6': [404, 'application/problem+json', '{"code":"NOT_FOUND","status":404}'],
     '/things/7': [404, 'application/problem+json', '{"code":"NOT_FOUND","status":400}'],
+    '/things/10': [
+      404,
+      'application/problem+json',
+      '{"code":"NOT_FOUND","status":404,"type":"urn:maos:error:GONE","instance":"/x","requestId":"r2"}',
+    ],
     '/things/8': [200, 'application/json', '{"id":"8"}'],
     '/things/9': [400, 'application/problem+json', VALIDATION_FAILED],
     '/things/x': [200, 'application/json', '{"id":"x"}'],
@@ -33,6 +38,7 @@ test('the recorder names each kind of mismatch', async (t) => {
           ? { 'x-id': '1', 'retry-after': '3' }
           : { 'retry-after': 'soon' };
     if (request.headers['x-trace'] === 'challenge') extra['www-authenticate'] = 'Bearer realm="x"';
+    if (path === '/things/10') Object.assign(extra, { 'x-request-id': 'r1', location: '/elsewhere/1' });
     response.writeHead(status, { 'content-type': type, ...extra }).end(body);
   });
   await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
@@ -51,7 +57,13 @@ test('the recorder names each kind of mismatch', async (t) => {
           responses: {
             200: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } } } },
             400: { content: { 'application/problem+json': problem } },
-            404: { content: { 'application/problem+json': problem } },
+            404: {
+              content: { 'application/problem+json': problem },
+              headers: {
+                'X-Request-Id': { schema: { type: 'string' } },
+                Location: { schema: { type: 'string' } },
+              },
+            },
           },
         },
       },
@@ -104,6 +116,7 @@ test('the recorder names each kind of mismatch', async (t) => {
   await recorder.call('POST', '/other', { body: { n: 'one' } });
   await recorder.call('GET', '/things/9?limit=2');
   await recorder.call('GET', '/things/8', { headers: { 'x-trace': 'challenge' } });
+  await recorder.call('GET', '/things/10');
   // Not mismatches: a refused request the document forbids, a rule it states in words only.
   await recorder.call('GET', '/things/9?limit=0');
   await recorder.call('GET', '/things/9?limit=2', { ruleBeyondSchema: 'a rule in words' });
@@ -127,6 +140,10 @@ test('the recorder names each kind of mismatch', async (t) => {
     /^POST \/other → 200: accepted .*: the body does not match: \/n must be integer$/,
     /^GET \/things\/9 → 400: refused a request the document allows: no$/,
     /^GET \/things\/8 → 200: header www-authenticate is sent but not documented for this response$/,
+    /^GET \/things\/10 → 404: a problem of type urn:maos:error:GONE$/,
+    /^GET \/things\/10 → 404: a problem about instance \/x$/,
+    /^GET \/things\/10 → 404: a problem with requestId r2, not the X-Request-Id sent$/,
+    /^GET \/things\/10 → 404: Location \/elsewhere\/1 is no documented path$/,
   ];
   assert.equal(recorder.violations.length, expected.length, recorder.violations.join('\n'));
   for (const [i, pattern] of expected.entries()) assert.match(recorder.violations[i] ?? '', pattern);
