@@ -25,6 +25,7 @@ test('the recorder names each kind of mismatch', async (t) => {
     '/things/8': [200, 'application/json', '{"id":"8"}'],
     '/things/9': [400, 'application/problem+json', VALIDATION_FAILED],
     '/things/x': [200, 'application/json', '{"id":"x"}'],
+    '/things/11': [401, 'application/problem+json', '{"code":"UNAUTHENTICATED","status":401}'],
     '/other': [200, 'text/plain', ''],
   };
   const fake = createServer((request, response) => {
@@ -32,7 +33,7 @@ test('the recorder names each kind of mismatch', async (t) => {
     const [status, type, body] = answers[path] ?? [404, 'text/plain', ''];
     // POST /other with a body answers its headers right: the required one, a valid optional one.
     const extra: Record<string, string> =
-      path !== '/other'
+      path !== '/other' || request.method !== 'POST'
         ? {}
         : Number(request.headers['content-length'] ?? 0) > 0
           ? { 'x-id': '1', 'retry-after': '3' }
@@ -57,6 +58,7 @@ test('the recorder names each kind of mismatch', async (t) => {
           responses: {
             200: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } } } },
             400: { content: { 'application/problem+json': problem } },
+            401: { content: { 'application/problem+json': problem } },
             404: {
               content: { 'application/problem+json': problem },
               headers: {
@@ -68,7 +70,7 @@ test('the recorder names each kind of mismatch', async (t) => {
         },
       },
       '/other': {
-        get: { responses: { 200: {} } },
+        get: { security: [{ key: [] }], responses: { 200: {}, 401: {} } },
         post: {
           requestBody: {
             required: true,
@@ -94,6 +96,7 @@ test('the recorder names each kind of mismatch', async (t) => {
       },
     },
     components: {
+      securitySchemes: { key: { type: 'apiKey', in: 'header', name: 'X-Key' } },
       schemas: {
         Thing: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
         Problem: { type: 'object', properties: { code: { type: 'string' } }, required: ['code'] },
@@ -117,6 +120,9 @@ test('the recorder names each kind of mismatch', async (t) => {
   await recorder.call('GET', '/things/9?limit=2');
   await recorder.call('GET', '/things/8', { headers: { 'x-trace': 'challenge' } });
   await recorder.call('GET', '/things/10');
+  await recorder.call('GET', '/things/11');
+  await recorder.call('GET', '/other');
+  await recorder.call('GET', '/other', { headers: { 'x-key': 'k' } });
   // Not mismatches: a refused request the document forbids, a rule it states in words only.
   await recorder.call('GET', '/things/9?limit=0');
   await recorder.call('GET', '/things/9?limit=2', { ruleBeyondSchema: 'a rule in words' });
@@ -144,9 +150,11 @@ test('the recorder names each kind of mismatch', async (t) => {
     /^GET \/things\/10 → 404: a problem about instance \/x$/,
     /^GET \/things\/10 → 404: a problem with requestId r2, not the X-Request-Id sent$/,
     /^GET \/things\/10 → 404: Location \/elsewhere\/1 is no documented path$/,
+    /^GET \/things\/11 → 401: a public operation refused for credentials$/,
+    /^GET \/other → 200: accepted without the credentials the document requires$/,
   ];
   assert.equal(recorder.violations.length, expected.length, recorder.violations.join('\n'));
   for (const [i, pattern] of expected.entries()) assert.match(recorder.violations[i] ?? '', pattern);
-  assert.deepEqual([...recorder.exercised.keys()], ['GET /things/{id}', 'POST /other']);
+  assert.deepEqual([...recorder.exercised.keys()], ['GET /things/{id}', 'POST /other', 'GET /other']);
   assert.deepEqual(recorder.operations, ['GET /things/{id}', 'GET /other', 'POST /other']);
 });
