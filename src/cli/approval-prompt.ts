@@ -21,17 +21,41 @@ export interface ApprovalPrompterOptions {
   input?: NodeJS.ReadableStream;
 }
 
-/** What waits for approval: the phase number (0 = the first plan), its name and its tasks. */
+/**
+ * What waits for approval: the phase number (0 = the first plan), its name and its tasks. Every
+ * pending task from that phase on waits for this one decision: at the first plan of a pipeline
+ * that is the tasks of all its phases, at an adaptive phase gate those of the next phase.
+ */
 function describeWaiting(session: SessionDto): { phase: number; name: string; tasks: TaskDto[] } {
-  const pending = session.tasks.filter((task) => task.status === 'pending');
+  const pending = session.tasks.filter((task) => task.status === 'pending').sort((a, b) => a.phase - b.phase);
   const phase =
     session.approval?.pendingPhase ?? pending.reduce((min, task) => Math.min(min, task.phase), Infinity);
   const number = Number.isFinite(phase) ? phase : 0;
   return {
     phase: number,
     name: session.plan?.phases[number]?.name ?? '',
-    tasks: pending.filter((task) => task.phase === number),
+    tasks: pending.filter((task) => task.phase >= number),
   };
+}
+
+/** The lines listing the waiting tasks, under a heading per phase when they span several. */
+function describeTasks(session: SessionDto, tasks: TaskDto[]): string[] {
+  const phases = [...new Set(tasks.map((task) => task.phase))];
+  const lines: string[] = [];
+  for (const phase of phases) {
+    const indent = phases.length > 1 ? '    ' : '  ';
+    if (phases.length > 1) {
+      const name = session.plan?.phases[phase]?.name;
+      lines.push(`  phase ${phase}${name ? ` (${name})` : ''}:`);
+    }
+    for (const task of tasks.filter((candidate) => candidate.phase === phase)) {
+      const after = task.dependsOn.length > 0 ? ` (after ${task.dependsOn.join(', ')})` : '';
+      lines.push(
+        `${indent}${task.name} [${task.role}]${after}: ${task.instructions.split('\n')[0]?.slice(0, 120)}`,
+      );
+    }
+  }
+  return lines;
 }
 
 /** Creates the prompter; one stdin reader serves every question of the command. */
@@ -64,10 +88,7 @@ export function createApprovalPrompter(ctx: CliContext, options: ApprovalPrompte
           ? `session ${session.id} is waiting for plan approval; planned tasks:`
           : `session ${session.id} is waiting for approval of ${what}; planned tasks:`,
       );
-      for (const task of waiting.tasks) {
-        const after = task.dependsOn.length > 0 ? ` (after ${task.dependsOn.join(', ')})` : '';
-        say(`  ${task.name} [${task.role}]${after}: ${task.instructions.split('\n')[0]?.slice(0, 120)}`);
-      }
+      for (const line of describeTasks(session, waiting.tasks)) say(line);
       say(
         `approve: maos approve ${session.id} [--plan edited.json]   reject: maos reject ${session.id} --reason "…"`,
       );

@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   sessions: async () => (await import('./commands/sessions.ts')).registerSessionsCommands,
   approve: async () => (await import('./commands/approve.ts')).registerApproveCommand,
   reject: async () => (await import('./commands/approve.ts')).registerRejectCommand,
+  steer: async () => (await import('./commands/approve.ts')).registerSteerCommand,
   logs: async () => (await import('./commands/logs.ts')).registerLogsCommand,
   roles: async () => (await import('./commands/roles.ts')).registerRolesCommand,
   usage: async () => (await import('./commands/usage.ts')).registerUsageCommand,

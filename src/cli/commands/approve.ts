@@ -1,5 +1,6 @@
 // `maos approve <id> [--plan file.json]` and `maos reject <id> --reason <text>`: decide on a plan
-// that waits for approval (sessions submitted with approval "required").
+// that waits for approval (sessions submitted with approval "required"); `maos steer <id> <message>`:
+// a message for the orchestrator of a session it plans.
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
@@ -26,6 +27,18 @@ export function registerRejectCommand(program: Command, act: ActionFactory): voi
     .argument('<id>', 'session id')
     .requiredOption('--reason <text>', 'why the plan is rejected (kept as the session error)');
   addCommonOptions(command, true).action(act(rejectSession));
+}
+
+/** Registers `maos steer`. */
+export function registerSteerCommand(program: Command, act: ActionFactory): void {
+  const command = program
+    .command('steer')
+    .description(
+      'send a message to the orchestrator of a session it plans: read at its next plan, phase gate or synthesis',
+    )
+    .argument('<id>', 'session id')
+    .argument('<message>', 'the message (at most 4000 characters)');
+  addCommonOptions(command, true).action(act(steerSession));
 }
 
 /** Reads the edited plan; a missing file or bad JSON is a usage error, not a stack trace. */
@@ -73,5 +86,18 @@ async function rejectSession(ctx: CliContext, command: Command): Promise<number>
   await ctx.client().rejectSession(id, reason);
   if (ctx.out.json) ctx.out.printJson({ id, status: 'failed', reason });
   else ctx.out.line(`session ${id} rejected: ${reason}`);
+  return EXIT.OK;
+}
+
+async function steerSession(ctx: CliContext, command: Command): Promise<number> {
+  const [id, message] = command.processedArgs as [string, string];
+  if (message.trim() === '') throw new CliError('USAGE', 'the message must not be empty', EXIT.USAGE);
+  const result = await ctx.client().sendMessage(id, message);
+  if (ctx.out.json) ctx.out.printJson(result);
+  else {
+    ctx.out.line(
+      `message sent to the orchestrator of session ${id}; it reads it at its next plan, phase gate or synthesis`,
+    );
+  }
   return EXIT.OK;
 }

@@ -87,3 +87,34 @@ describe('maos run --help', () => {
     }
   });
 });
+
+describe('maos run budget and thread flags', () => {
+  test('become the session budget and thread_id', () => {
+    const request = buildRequest('Add pagination', {
+      thread: 'blog-api',
+      maxTokens: '200000',
+      maxCost: '2.5',
+      deadline: '1800',
+    });
+    assert.deepEqual(request.budget, { maxTokens: 200000, maxCostUsd: 2.5, deadlineSeconds: 1800 });
+    assert.equal(request.thread_id, 'blog-api');
+    assert.equal(buildRequest('No limits', {}).budget, undefined);
+  });
+
+  for (const [flag, key, value] of [
+    ['--max-tokens', 'maxTokens', '1.5'],
+    ['--max-tokens', 'maxTokens', '0'],
+    ['--max-cost', 'maxCost', 'abc'],
+    ['--max-cost', 'maxCost', '-1'],
+    ['--deadline', 'deadline', '10m'],
+    ['--deadline', 'deadline', ''],
+  ] as const) {
+    test(`${flag} ${JSON.stringify(value)} is a usage error (exit 2) naming the flag`, () => {
+      assert.throws(
+        () => buildRequest('x', { [key]: value }),
+        (error: { code?: string; exitCode?: number; message?: string }) =>
+          error.code === 'USAGE' && error.exitCode === 2 && error.message?.startsWith(flag) === true,
+      );
+    });
+  }
+});

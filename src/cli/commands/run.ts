@@ -38,6 +38,10 @@ interface RunOptions {
   requireApproval?: boolean;
   ask?: boolean;
   retryFor?: string;
+  thread?: string;
+  maxTokens?: string;
+  maxCost?: string;
+  deadline?: string;
 }
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -74,6 +78,13 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
       '--ask',
       'ask on stdin at each plan waiting for approval (the first; with --follow every phase gate) even when stdin is not a terminal',
     )
+    .option(
+      '--thread <id>',
+      'thread_id: the orchestrator plans with a summary of the earlier sessions of this thread',
+    )
+    .option('--max-tokens <n>', 'budget: input + output tokens over all tasks (BUDGET_EXCEEDED when crossed)')
+    .option('--max-cost <usd>', "budget: cost in USD from the server's price table")
+    .option('--deadline <seconds>', 'budget: seconds from the submission until the session fails')
     .option('--idempotency-key <key>', 'retry-safe submit: the same key and request return the same session')
     .option(
       '--retry-for <seconds>',
@@ -88,6 +99,8 @@ Examples:
   maos run "Build and test" --strategy pipeline \\
     --agent build=engineer:compile:build --agent test=qa:"run tests":unit-tests \\
     --depends test=build --follow
+  maos run "Add pagination to the posts API" --thread blog-api \\
+    --max-tokens 200000 --max-cost 2.5 --deadline 1800 --follow
 `,
     );
   addCommonOptions(command, true).action(act(runSession));
@@ -203,7 +216,9 @@ async function submitAndFollow(
   const signal = ctx.interruptSignal();
   if (!out.json) {
     out.line(
-      `session ${out.paint.bold(session.id)} submitted (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
+      session.status === 'planning'
+        ? `session ${out.paint.bold(session.id)} submitted (${session.strategy}; the orchestrator plans its tasks)`
+        : `session ${out.paint.bold(session.id)} submitted (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
     );
   }
   const taskNames = indexTaskNames(session.tasks);
@@ -309,11 +324,14 @@ export function buildRequest(objective: string, options: RunOptions) {
   const depends = (options.depends ?? []).map(parseDependsSpec);
   const agents = applyDependencies((options.agent ?? []).map(parseAgentSpec), depends);
   const strategy = options.strategy ?? (depends.length > 0 ? 'pipeline' : undefined);
+  const budget = buildBudget(options);
   const candidate = {
     objective,
     ...(strategy ? { strategy } : {}),
     ...(agents.length > 0 ? { agents } : {}),
     ...(options.requireApproval ? { approval: 'required' } : {}),
+    ...(budget ? { budget } : {}),
+    ...(options.thread !== undefined ? { thread_id: options.thread } : {}),
   };
   const parsed = createSessionInputSchema.safeParse(candidate);
   if (!parsed.success) {
@@ -323,4 +341,29 @@ export function buildRequest(objective: string, options: RunOptions) {
     throw new CliError('VALIDATION_FAILED', 'the session request is not valid', EXIT.USAGE, problems);
   }
   return parsed.data;
+}
+
+/** The session's `budget` from --max-tokens, --max-cost and --deadline; undefined when none is given. */
+function buildBudget(options: RunOptions): Record<string, number> | undefined {
+  const budget: Record<string, number> = {};
+  const limits = [
+    ['--max-tokens', options.maxTokens, 'maxTokens', true],
+    ['--max-cost', options.maxCost, 'maxCostUsd', false],
+    ['--deadline', options.deadline, 'deadlineSeconds', true],
+  ] as const;
+  for (const [flag, text, key, whole] of limits) {
+    if (text === undefined) continue;
+    const value = Number(text);
+    const valid =
+      text.trim() !== '' && Number.isFinite(value) && value > 0 && (!whole || Number.isInteger(value));
+    if (!valid) {
+      throw new CliError(
+        'USAGE',
+        `${flag} must be a ${whole ? 'whole number' : 'number'} greater than 0 (got "${text}")`,
+        EXIT.USAGE,
+      );
+    }
+    budget[key] = value;
+  }
+  return Object.keys(budget).length > 0 ? budget : undefined;
 }

@@ -1,0 +1,128 @@
+// `maos run` on sessions the orchestrator plans, as a person uses it: the plan to approve lists the
+// tasks of every phase it will run, the thread and budget flags reach the session, and
+// `maos steer` gets a message to the orchestrator. Real server, scripted LLM server.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+import { waitForSession } from '../fixtures/server.ts';
+
+interface SessionView {
+  id: string;
+  status: string;
+  error: string | null;
+  threadId: string | null;
+  budget: { maxTokens: number | null; maxCostUsd: number | null; deadlineSeconds: number | null };
+  approval: { pending: boolean };
+}
+
+/** Pipeline: `design` then `build` in two phases; adaptive: `explore`, then the gate completes. */
+function answer(request: RecordedLlmRequest): ScriptedReply {
+  switch (llmRequestKind(request)) {
+    case 'plan':
+      return request.promptText.includes('Plan ONLY the first phase')
+        ? {
+            object: {
+              rationale: 'r',
+              phases: [{ name: 'explore', tasks: [plannedTask('explore', 'researcher')] }],
+            },
+          }
+        : {
+            object: {
+              rationale: 'r',
+              phases: [
+                { name: 'design', tasks: [plannedTask('design', 'architect')] },
+                { name: 'build', tasks: [plannedTask('build', 'engineer', { dependsOn: ['design'] })] },
+              ],
+            },
+          };
+    case 'gate':
+      return { object: { decision: 'complete', reason: 'met', next_phase: null } };
+    case 'synthesis':
+      return { text: 'the synthesis' };
+    default:
+      return { text: 'done' };
+  }
+}
+
+test('maos run and maos steer on orchestrated sessions', { timeout: 120_000 }, async (t) => {
+  const { llm, server } = await startLlmAppStack(t, { handler: answer });
+  const env = { MAOS_SERVER: server.url, NO_COLOR: '1' };
+
+  await t.test('the plan to approve lists the tasks of every phase, not only the first', async () => {
+    const result = await runMaos(['run', 'Build a blog API', '--require-approval'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /waiting for plan approval; planned tasks:\n {2}phase 0 \(design\):\n {4}design \[architect\]: Work on design\n {2}phase 1 \(build\):\n {4}build \[engineer\] \(after design\): Work on build\n/,
+    );
+  });
+
+  await t.test(
+    '--follow names a session in planning as planned by the orchestrator, not as 1 task',
+    async () => {
+      const result = await runMaos(['run', 'Build a blog API', '--follow'], { env });
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.match(result.stdout, /^session \S+ submitted \(pipeline; the orchestrator plans its tasks\)\n/);
+    },
+  );
+
+  await t.test('--thread, --max-tokens, --max-cost and --deadline are sent with the session', async () => {
+    const result = await runMaos(
+      [
+        'run',
+        'Add pagination',
+        '--thread',
+        'blog-api',
+        '--max-tokens',
+        '100000',
+        '--max-cost',
+        '2.5',
+        '--deadline',
+        '600',
+        '--json',
+      ],
+      { env },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const session = JSON.parse(result.stdout) as SessionView;
+    assert.equal(session.threadId, 'blog-api');
+    assert.equal(session.budget.maxTokens, 100000);
+    assert.equal(session.budget.maxCostUsd, 2.5);
+    assert.equal(session.budget.deadlineSeconds, 600);
+    await waitForSession(server.url, session.id);
+  });
+
+  await t.test(
+    'maos steer: the message reaches the orchestrator; an ended session refuses it (exit 6)',
+    async () => {
+      const submitted = await runMaos(
+        ['run', 'Compare hosting options', '--strategy', 'adaptive', '--require-approval', '--json'],
+        { env },
+      );
+      assert.equal(submitted.code, 0, submitted.stderr);
+      const { id } = JSON.parse(submitted.stdout) as SessionView;
+
+      const empty = await runMaos(['steer', id, ' '], { env });
+      assert.equal(empty.code, 2, empty.stderr);
+      const steered = await runMaos(['steer', id, 'STEER-42: prefer managed services'], { env });
+      assert.equal(steered.code, 0, steered.stderr);
+      assert.match(steered.stdout, new RegExp(`message sent to the orchestrator of session ${id}`));
+
+      assert.equal((await runMaos(['approve', id], { env })).code, 0);
+      const done = await waitForSession<SessionView>(server.url, id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      const readers = llm.requests.filter(
+        (request) => request.promptText.includes('STEER-42') && llmRequestKind(request) !== 'agent',
+      );
+      assert.ok(readers.length > 0, 'no orchestrator prompt carried the message');
+
+      const late = await runMaos(['steer', id, 'too late'], { env });
+      assert.equal(late.code, 6, late.stderr);
+      assert.match(late.stderr, /error INVALID_STATE: /);
+    },
+  );
+});
