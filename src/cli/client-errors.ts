@@ -31,6 +31,18 @@ const CONNECTION_ERROR_CODES = new Set([
   'UND_ERR_HEADERS_TIMEOUT',
 ]);
 
+/** Certificate checks that fail the same way on every attempt: not retried, and said as such. */
+const TLS_CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 /**
  * A request that failed before any answer came. `refused` is true when the connection was refused:
  * then nothing reached the server, so even a non-idempotent request may be sent again.
@@ -66,6 +78,25 @@ export function toConnectionError(error: unknown, baseUrl: URL): CliError {
   if (error instanceof TypeError && cause === undefined) {
     // fetch refused to build the request (e.g. an invalid header): nothing to do with the network.
     return new CliError('BAD_REQUEST', `the request could not be sent: ${error.message}`, EXIT.USAGE);
+  }
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') {
+    // An https:// URL for a server that speaks plain HTTP: the TLS handshake reads an HTTP answer.
+    const plain = new URL(baseUrl.href);
+    plain.protocol = 'http:';
+    return new UnreachableError(
+      'UNREACHABLE',
+      `cannot reach MAOS at ${where}: the TLS handshake failed (${code}), the server probably speaks plain HTTP — try --server ${plain.href.replace(/\/$/, '')}`,
+      false,
+      false,
+    );
+  }
+  if (code !== undefined && TLS_CERTIFICATE_CODES.has(code)) {
+    return new UnreachableError(
+      'UNREACHABLE',
+      `cannot reach MAOS at ${where}: its TLS certificate is not trusted (${code}) — give its CA certificate with NODE_EXTRA_CA_CERTS=<ca.pem>`,
+      false,
+      false,
+    );
   }
   if (code === 'ENOTFOUND') {
     // No such host name: a typo in the URL, not a restart; retrying would only delay the answer.
@@ -122,6 +153,26 @@ export function explainOlderServer(error: unknown): unknown {
     'The server cannot read events newest first: it is older than this client. Upgrade the server, or read the log from its start (maos logs without --tail).',
     error.exitCode,
     [error.message, ...error.details],
+  );
+}
+
+/**
+ * A 401 to a command that sent no token: the server wants credentials, and the message says where
+ * the CLI takes them from.
+ */
+export function explainMissingToken(error: CliError): CliError {
+  if (!(error instanceof ApiProblemError) || error.status !== 401) return error;
+  return new ApiProblemError(
+    error.code,
+    `${error.message}: no token was given — pass --token, set MAOS_TOKEN or store one with \`maos login\` (an admin creates API keys with \`maos keys create\`)`,
+    error.exitCode,
+    error.details,
+    {
+      retryable: error.retryable,
+      problemDetails: error.problemDetails,
+      status: error.status,
+      ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+    },
   );
 }
 

@@ -7,6 +7,7 @@ import type { UsageReportDto } from '../http/routes/usage.ts';
 import {
   ApiProblemError,
   checkToken,
+  explainMissingToken,
   explainOlderServer,
   toConnectionError,
   toProblemError,
@@ -60,6 +61,12 @@ export function createApiClient(options: ApiClientOptions) {
   checkToken(options.token);
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
 
+  /** The error of a non-2xx answer, with how to give a token when none was sent and a 401 came. */
+  function answerError(response: Response, text: string): CliError {
+    const error = toProblemError(response, text);
+    return options.token ? error : explainMissingToken(error);
+  }
+
   function headers(extra: Record<string, string> = {}): Record<string, string> {
     const out: Record<string, string> = { accept: 'application/json', ...extra };
     if (options.token) out.authorization = `Bearer ${options.token}`;
@@ -102,7 +109,7 @@ export function createApiClient(options: ApiClientOptions) {
     };
     const response = await send(url, init);
     const text = await response.text();
-    if (!response.ok) throw toProblemError(response, text);
+    if (!response.ok) throw answerError(response, text);
     try {
       return { status: response.status, body: (text === '' ? {} : JSON.parse(text)) as T };
     } catch {
@@ -245,7 +252,7 @@ export function createApiClient(options: ApiClientOptions) {
           headers: headers(extra),
           signal: controller.signal,
         });
-        if (!response.ok) throw toProblemError(response, await response.text());
+        if (!response.ok) throw answerError(response, await response.text());
         stream.onOpen?.();
         if (!response.body) return;
         const body = response.body as AsyncIterable<Uint8Array>;

@@ -1,0 +1,76 @@
+// What the CLI says on the first mistakes a new user makes with the server's address and
+// credentials: no token for a server that wants one, https:// for a plain HTTP server, a server
+// certificate this machine does not trust. Real servers, the real `maos` binary.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+import { startTestServer } from '../fixtures/server.ts';
+import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
+
+test('a server that wants credentials and none given: exit 5 saying where a token comes from', async (t) => {
+  const server = await startTestServer({ config: { auth: { mode: 'apikey' }, workers: { concurrency: 0 } } });
+  t.after(() => server.close());
+  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-connection-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // No stored login: a credentials file that does not exist.
+  const base = ['sessions', 'list', '--server', server.url, '--credentials', join(dir, 'none.json')];
+
+  const none = await runMaos(base);
+  assert.equal(none.code, 5, none.stderr);
+  assert.match(
+    none.stderr,
+    /^error UNAUTHENTICATED: .*no token was given — pass --token, set MAOS_TOKEN or store one with `maos login` \(an admin creates API keys with `maos keys create`\)\n/,
+  );
+
+  // A token that was given but is wrong is a different mistake: no advice to give one.
+  const wrong = await runMaos([
+    ...base,
+    '--token',
+    'maos_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+  ]);
+  assert.equal(wrong.code, 5, wrong.stderr);
+  assert.match(wrong.stderr, /^error INVALID_TOKEN: /);
+  assert.doesNotMatch(wrong.stderr, /no token was given/);
+});
+
+test('https:// for a server that speaks plain HTTP: exit 3, suggesting the http:// URL', async (t) => {
+  const server = await startTestServer({ config: { workers: { concurrency: 0 } } });
+  t.after(() => server.close());
+  const https = server.url.replace(/^http:/, 'https:');
+  const result = await runMaos(['roles', '--server', https]);
+  assert.equal(result.code, 3, result.stderr);
+  assert.match(
+    result.stderr,
+    new RegExp(
+      `cannot reach MAOS at ${https}: the TLS handshake failed \\(ERR_SSL_WRONG_VERSION_NUMBER\\), the server probably speaks plain HTTP — try --server ${server.url}\\n`,
+    ),
+  );
+});
+
+test('a server certificate this machine does not trust: exit 3 naming NODE_EXTRA_CA_CERTS, which fixes it', {
+  skip: skipWithoutOpenssl,
+}, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { certFile, keyFile } = createSelfSignedCert(dir);
+  const server = await startTestServer({
+    config: { workers: { concurrency: 0 }, tls: { certFile, keyFile } },
+  });
+  t.after(() => server.close());
+
+  const untrusted = await runMaos(['roles', '--server', server.url]);
+  assert.equal(untrusted.code, 3, untrusted.stderr);
+  assert.match(
+    untrusted.stderr,
+    /its TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\) — give its CA certificate with NODE_EXTRA_CA_CERTS=<ca\.pem>/,
+  );
+
+  const trusted = await runMaos(['roles', '--server', server.url], {
+    env: { NODE_EXTRA_CA_CERTS: certFile },
+  });
+  assert.equal(trusted.code, 0, trusted.stderr);
+  assert.match(trusted.stdout, /^ROLE /);
+});
