@@ -132,8 +132,10 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', '/v1/roles?unknown=1'), 400, 'VALIDATION_FAILED');
   expectStatus(await api.call('GET', '/v1/audit/checkpoint?unknown=1'), 400, 'VALIDATION_FAILED');
 
-  // Roles.
-  expectStatus(await api.call('GET', '/v1/roles'), 200);
+  // Roles. Rate limits apply: both RateLimit fields are sent, in their documented syntax.
+  const roles = await api.call('GET', '/v1/roles');
+  expectStatus(roles, 200);
+  assert.ok(roles.headers.has('ratelimit') && roles.headers.has('ratelimit-policy'), 'RateLimit fields');
   const role = {
     name: 'compliance_officer',
     description: 'Checks documents against the rules.',

@@ -78,15 +78,21 @@ const MALFORMED_CREDENTIALS_CHALLENGE: HeaderObject = {
     'The Bearer challenge (RFC 6750) with `error="invalid_request"`, when the credentials are malformed or sent twice.',
   schema: CHALLENGE_SCHEMA,
 };
+/** A structured-field List (RFC 8941) of `"<policy>";<a>=<n>;<b>=<n>` items, as security/rate-limit.ts writes them. */
+function rateLimitList(a: string, b: string): JsonSchema {
+  const item = `"[^"\\\\]+";${a}=\\d+;${b}=\\d+`;
+  return { type: 'string', pattern: `^${item}(, ${item})*$` };
+}
 const RATE_LIMIT: Record<string, HeaderObject> = {
   RateLimit: {
     description:
-      'Requests left in the current window and when it resets (IETF RateLimit fields), when limits apply.',
-    schema: { type: 'string' },
+      'Per policy, the requests left (`r`) and the seconds until the window resets (`t`), e.g. `"tenant";r=2999;t=60` (IETF RateLimit fields), when limits apply.',
+    schema: rateLimitList('r', 't'),
   },
   'RateLimit-Policy': {
-    description: 'The limit and its window, when limits apply.',
-    schema: { type: 'string' },
+    description:
+      'Per policy, the quota (`q`) and its window in seconds (`w`), e.g. `"tenant";q=3000;w=60`, when limits apply.',
+    schema: rateLimitList('q', 'w'),
   },
 };
 
