@@ -278,10 +278,16 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
     finished = await api.call('GET', events, { headers: { accept: 'text/event-stream' } });
   }
   expectStatus(finished, 200);
-  const frames = finished.text.split('\n').filter((line) => line.startsWith('data: '));
+  // As documented: per event, `id` is its seq and `event` its type.
+  const frames = finished.text.split('\n\n').filter((frame) => /^data: /m.test(frame));
   assert.ok(frames.length >= 5, finished.text);
-  for (const frame of frames)
-    api.validate('/components/schemas/SessionEvent', JSON.parse(frame.slice(6)), 'SSE data');
+  for (const frame of frames) {
+    const field = (name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(frame)?.[1];
+    const event = JSON.parse(field('data') ?? '') as { seq?: number; type?: string };
+    api.validate('/components/schemas/SessionEvent', event, 'SSE data');
+    assert.equal(field('id'), String(event.seq), frame);
+    assert.equal(field('event'), event.type, frame);
+  }
 
   // A session with its agents given (a runner task), a budget and metadata.
   const given = await api.call('POST', '/v1/sessions', {
