@@ -54,7 +54,7 @@ import { withTenantQuotas } from './security/quota-guarded-service.ts';
 import { createSecurityRoutesPlugin } from './security/security-routes-plugin.ts';
 import type { SecurityDb } from './security/security-tables.ts';
 import { createTenantProviderCredentialsFromConfig } from './security/tenant-provider-credentials.ts';
-import { createHttpsServerFactory, loadTlsCredentials } from './security/tls.ts';
+import { createTlsServing, type TlsReloadOutcome } from './security/tls-reload.ts';
 import { createDatabase, type DatabaseHandle, refuseRootInDataDir } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
 import { createClusterNotifier } from './store/pg-notifier.ts';
@@ -101,6 +101,8 @@ export interface App {
   listRoles(actor: Actor): Promise<RoleDefinition[]>;
   security: Security;
   authMode: AuthMode;
+  /** Re-reads tls.certFile/tls.keyFile now (SIGHUP); absent without TLS. */
+  reloadTls?: () => Promise<TlsReloadOutcome>;
   /** Starts workers, audit checkpoints and the metrics listener, then listens; returns the base URL. */
   start(): Promise<string>;
   /**
@@ -255,9 +257,10 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           notifier: wakeNotifier,
         })
       : undefined;
-    const tls = loadTlsCredentials(config.tls);
+    // HTTPS when tls.certFile is set, following renewals of the files (tls.reloadIntervalSeconds).
+    const tls = createTlsServing({ tls: config.tls, logger, metrics });
     const http = await buildHttpServer({
-      ...(tls ? { serverFactory: createHttpsServerFactory(tls) } : {}),
+      ...(tls ? { serverFactory: tls.serverFactory } : {}),
       config,
       service: engine.service,
       logger,
@@ -331,6 +334,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       ...(steering ? { steering } : {}),
       listRoles,
       authMode: config.auth.mode,
+      ...(tls ? { reloadTls: tls.reload } : {}),
       async start() {
         if (config.metrics.enabled && config.metrics.port !== undefined) {
           metricsListener = await startMetricsListener(metrics, {
@@ -341,6 +345,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         const listened = await http.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
         // Fastify names the address http:// even when the server factory serves TLS.
         const url = tls ? listened.replace(/^http:/, 'https:') : listened;
+        tls?.start();
         // Not awaited: a wrong key is logged as a warning without holding up the start.
         if (llm && config.llm.checkKeysAtStart)
           providerKeyCheck = startProviderKeyCheck(config.providers, logger.child({ component: 'llm' }));
@@ -376,6 +381,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         stopping ??= (async () => {
           shuttingDown = true;
           providerKeyCheck?.stop();
+          tls?.stop();
           // Readiness is 503 from here; the API keeps answering until load balancers have noticed.
           const drainMs = config.shutdown.drainDelaySeconds * 1000;
           if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));

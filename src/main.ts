@@ -1,5 +1,6 @@
 // Server entry: load config → check the listen addresses → open store → migrate → build engine and
-// HTTP server → listen, with graceful shutdown on SIGTERM/SIGINT. `maos serve` calls startServer;
+// HTTP server → listen, with graceful shutdown on SIGTERM/SIGINT (and SIGHUP re-reading the TLS
+// files when the server serves HTTPS). `maos serve` calls startServer;
 // `node src/main.ts` runs it too, configured by MAOS_CONFIG and the environment only (flags belong
 // to `maos serve`).
 import { resolve } from 'node:path';
@@ -80,10 +81,15 @@ export async function startOrStop(app: App): Promise<string> {
 /**
  * Stops the server gracefully on the first SIGTERM or SIGINT and resolves when it has stopped.
  * A second signal during the grace period exits at once with 130 (the operator insists).
+ * Until then, with TLS, SIGHUP re-reads the certificate and key (as nginx does); without TLS,
+ * SIGHUP keeps Node's default and ends the process.
  */
 export function waitForShutdownSignal(server: RunningServer): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     let stopping = false;
+    const { reloadTls } = server.app;
+    // The reload logs its own outcome; it never rejects.
+    const onReload = reloadTls ? () => void reloadTls() : undefined;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stopping) {
         // Runners lead process groups of their own: without this they would outlive the exit.
@@ -99,12 +105,14 @@ export function waitForShutdownSignal(server: RunningServer): Promise<void> {
       server.stop().then(() => {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        if (onReload) process.off('SIGHUP', onReload);
         server.logger.info('stopped');
         resolvePromise();
       }, reject);
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    if (onReload) process.on('SIGHUP', onReload);
   });
 }
 

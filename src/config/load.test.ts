@@ -100,7 +100,13 @@ describe('loadConfig', () => {
     const config = loadConfig({
       env: { MAOS_TLS__CERT_FILE: '/etc/maos/cert.pem', MAOS_TLS__KEY_FILE: '/etc/maos/key.pem' },
     });
-    assert.deepEqual(config.tls, { certFile: '/etc/maos/cert.pem', keyFile: '/etc/maos/key.pem' });
+    assert.deepEqual(config.tls, {
+      certFile: '/etc/maos/cert.pem',
+      keyFile: '/etc/maos/key.pem',
+      reloadIntervalSeconds: 60,
+    });
+    const polled = loadConfig({ env: { MAOS_TLS__RELOAD_INTERVAL_SECONDS: '0' } });
+    assert.equal(polled.tls.reloadIntervalSeconds, 0);
     // Other …_FILE variables still read the value from the file.
     const path = join(dir, 'store-url');
     writeFileSync(path, 'postgres://db/maos\n');

@@ -316,6 +316,15 @@ export const tlsConfigSchema = z
         'PEM certificate chain for HTTPS; set together with `keyFile`. Unset = plain HTTP (e.g. behind a TLS proxy).',
       ),
     keyFile: z.string().min(1).optional().describe('PEM private key of `certFile`.'),
+    reloadIntervalSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400)
+      .default(60)
+      .describe(
+        'How often `certFile` and `keyFile` are checked for a renewed pair, served to new connections without a restart (SIGHUP checks at once). 0 = only on SIGHUP. @defaultValue 60',
+      ),
   })
-  .default({})
+  .default({ reloadIntervalSeconds: 60 })
   .describe('Optional TLS termination in MAOS itself.');

@@ -132,6 +132,8 @@ export const METRIC_LABELS = {
   maos_audit_records_written_total: { outcome: AUDIT_OUTCOMES },
   maos_audit_write_failures_total: {},
   maos_retention_deleted_rows_total: { table: RETENTION_TABLES },
+  maos_tls_certificate_expiry_timestamp_seconds: {},
+  maos_tls_reload_failures_total: {},
   maos_readiness_check_passing: { check: READINESS_CHECKS },
   maos_data_dir_free_bytes: {},
   maos_data_dir_capacity_bytes: {},

@@ -147,6 +147,19 @@ describe('metrics registry', () => {
     assert.doesNotMatch(help, /prompt cache/i);
   });
 
+  test('the certificate expiry has no sample until a certificate is served (not a 1970 expiry)', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const before = await metrics.render();
+    assert.match(before, /^# TYPE maos_tls_certificate_expiry_timestamp_seconds gauge$/m);
+    assert.doesNotMatch(before, /^maos_tls_certificate_expiry_timestamp_seconds /m);
+    assert.match(before, /^maos_tls_reload_failures_total 0$/m);
+    metrics.setTlsCertificateExpiry(new Date('2027-01-01T00:00:00Z'));
+    metrics.recordTlsReloadFailure();
+    const after = await metrics.render();
+    assert.match(after, /^maos_tls_certificate_expiry_timestamp_seconds 1798761600$/m);
+    assert.match(after, /^maos_tls_reload_failures_total 1$/m);
+  });
+
   test('the exposition text passes promtool check metrics', requireBinary(), async () => {
     await withTempDir(async (dir) => {
       const metrics = createMetrics({ version: '1.2.3', revision: 'abc1234' });

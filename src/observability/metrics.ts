@@ -68,6 +68,10 @@ export interface Metrics extends LlmMetrics {
   recordAuditWriteFailure(): void;
   /** Rows the retention job deleted from `table`. */
   recordRetentionDeleted(table: string, count: number): void;
+  /** The certificate now served over HTTPS expires at `notAfter` (tls.certFile). */
+  setTlsCertificateExpiry(notAfter: Date): void;
+  /** A changed tls.certFile/tls.keyFile pair could not be loaded; the previous one is still served. */
+  recordTlsReloadFailure(): void;
 }
 
 // Why 1000: routes × methods × status codes of this API stay far below it; junk methods beyond it
@@ -232,6 +236,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_retention_deleted_rows_total', 'table'),
     registers,
   });
+  const tlsCertificateExpiry = new Gauge({
+    name: 'maos_tls_certificate_expiry_timestamp_seconds',
+    help: 'Unix time when the certificate served over HTTPS expires (no sample without tls.certFile).',
+    registers,
+  });
+  // An unlabelled gauge starts at 0, which would read as a certificate expired in 1970.
+  tlsCertificateExpiry.remove();
+  const tlsReloadFailures = new Counter({
+    name: 'maos_tls_reload_failures_total',
+    help: 'Changed TLS certificate/key files that could not be loaded (the previous pair stays served).',
+    registers,
+  });
   defineScrapeGauges(registers, sources, reportError);
 
   // Raw method strings are caller-chosen, so the memo of checked label sets is capped.
@@ -306,5 +322,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordAuditWriteFailure: () => auditWriteFailures.inc(),
     recordRetentionDeleted: (table, count) =>
       inc(retentionDeleted, labels('maos_retention_deleted_rows_total', { table }), count),
+    setTlsCertificateExpiry: (notAfter) => tlsCertificateExpiry.set(notAfter.getTime() / 1000),
+    recordTlsReloadFailure: () => tlsReloadFailures.inc(),
   };
 }

@@ -1,13 +1,18 @@
 // The real application over HTTPS (tls.certFile/keyFile): it listens with TLS, reports an https
-// URL, and answers with the security headers, HSTS included.
+// URL, and answers with the security headers, HSTS included; `maos serve` re-reads a renewed
+// certificate on SIGHUP without dropping open connections.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { get } from 'node:https';
+import type { ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, get, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { connect, type TLSSocket } from 'node:tls';
+import { runMaos } from '../fixtures/cli.ts';
 import { startTestServer } from '../fixtures/server.ts';
-import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
+import { createSelfSignedCert, skipWithoutOpenssl, writeKubeletSecretVolume } from '../fixtures/tls-cert.ts';
 
 test('maos serves HTTPS when tls.certFile and tls.keyFile are set', {
   skip: skipWithoutOpenssl,
@@ -34,4 +39,156 @@ test('maos serves HTTPS when tls.certFile and tls.keyFile are set', {
   );
   assert.equal(response.status, 200, response.body);
   assert.equal(response.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
+});
+
+interface ServedPair {
+  cert: string;
+  key: string;
+  fingerprint: string;
+}
+
+function makePair(dir: string, name: string): ServedPair {
+  const sub = join(dir, name);
+  mkdirSync(sub);
+  const files = createSelfSignedCert(sub);
+  const cert = readFileSync(files.certFile, 'utf8');
+  return {
+    cert,
+    key: readFileSync(files.keyFile, 'utf8'),
+    fingerprint: new X509Certificate(cert).fingerprint256,
+  };
+}
+
+/** The fingerprint of the certificate a new TLS connection to `port` is offered. */
+function servedFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const { fingerprint256 } = socket.getPeerCertificate();
+      socket.end();
+      resolve(fingerprint256);
+    });
+    socket.on('error', reject);
+  });
+}
+
+/** GET `path` over `agent`: status, body, whether an open connection was reused, and its certificate. */
+function getOver(
+  agent: Agent,
+  port: number,
+  path: string,
+): Promise<{ status: number; body: string; reused: boolean; fingerprint: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      // Read while the response holds the connection: at its end the keep-alive agent takes it back.
+      const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+      let body = '';
+      res.on('data', (chunk) => {
+        body += String(chunk);
+      });
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket, fingerprint }),
+      );
+    });
+    req.on('error', reject).end();
+  });
+}
+
+/** Waits until `condition` holds, looking every 100 ms (the bound only ends a hang; nothing is timed). */
+async function waitFor(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
+  for (let tries = 0; tries < 600; tries += 1) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`${what}: not reached`);
+}
+
+test('maos serve re-reads a renewed certificate on SIGHUP (kubelet-style ..data swap)', {
+  skip: skipWithoutOpenssl,
+  timeout: 120_000,
+}, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-tls-sighup-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const [first, second, third] = ['a', 'b', 'c'].map((name) => makePair(dir, name)) as [
+    ServedPair,
+    ServedPair,
+    ServedPair,
+  ];
+  const volume = join(dir, 'volume');
+  mkdirSync(volume);
+  const { certFile, keyFile } = writeKubeletSecretVolume(volume, first);
+  const configFile = join(dir, 'config.json');
+  // Polling off: only SIGHUP makes the server look at the files.
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      auth: { mode: 'none' },
+      logLevel: 'info',
+      workers: { concurrency: 0 },
+      tls: { certFile, keyFile, reloadIntervalSeconds: 0 },
+    }),
+  );
+  const lines: Array<Record<string, unknown>> = [];
+  let child: ChildProcess | undefined;
+  let pending = '';
+  const exited = runMaos(
+    ['serve', '--json', '--config', configFile, '--port', '0', '--data-dir', join(dir, 'data')],
+    {
+      timeoutMs: 110_000,
+      onStdout(chunk, running) {
+        child = running;
+        pending += chunk;
+        const complete = pending.split('\n');
+        pending = complete.pop() ?? '';
+        for (const line of complete) if (line.trim()) lines.push(JSON.parse(line));
+      },
+    },
+  );
+  t.after(async () => {
+    child?.kill('SIGKILL');
+    await exited;
+  });
+  await waitFor('the banner', () => lines.some((line) => typeof line.authMode === 'string'));
+  const url = String(lines.find((line) => typeof line.authMode === 'string')?.url);
+  assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  const port = Number(new URL(url).port);
+  const hup = () => assert.ok(child?.kill('SIGHUP'));
+  const messages = (message: string) => lines.filter((line) => line.message === message);
+
+  assert.equal(await servedFingerprint(port), first.fingerprint);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+  t.after(() => agent.destroy());
+  assert.equal((await getOver(agent, port, '/healthz')).status, 200);
+
+  writeKubeletSecretVolume(volume, second);
+  hup();
+  await waitFor(
+    'the renewed certificate',
+    async () => (await servedFingerprint(port)) === second.fingerprint,
+  );
+  const open = await getOver(agent, port, '/healthz');
+  assert.deepEqual(
+    { status: open.status, reused: open.reused, fingerprint: open.fingerprint },
+    { status: 200, reused: true, fingerprint: first.fingerprint },
+    'the keep-alive connection opened before the renewal still works',
+  );
+  const [reloaded] = messages('TLS certificate reloaded');
+  assert.equal(reloaded?.['tls.server.hash.sha256'], second.fingerprint.replaceAll(':', ''));
+
+  // A Secret whose key is not the certificate's: the served certificate stays, the failure shows.
+  writeKubeletSecretVolume(volume, { cert: third.cert, key: first.key });
+  hup();
+  await waitFor('the failure logged', () => lines.some((line) => line['event.outcome'] === 'failure'));
+  assert.equal(await servedFingerprint(port), second.fingerprint);
+  const metrics = await getOver(agent, port, '/metrics');
+  assert.match(metrics.body, /^maos_tls_reload_failures_total 1$/m);
+  const expiry = /^maos_tls_certificate_expiry_timestamp_seconds (\S+)$/m.exec(metrics.body)?.[1];
+  assert.equal(Number(expiry), new Date(new X509Certificate(second.cert).validTo).getTime() / 1000);
+
+  writeKubeletSecretVolume(volume, third);
+  hup();
+  await waitFor('the good pair', async () => (await servedFingerprint(port)) === third.fingerprint);
+  assert.equal(messages('TLS certificate reloaded').length, 2);
+
+  assert.ok(child?.kill('SIGTERM'));
+  assert.equal((await exited).code, 0);
 });
