@@ -6,8 +6,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { renderConfigDocs } from '../../scripts/gen-config-docs.ts';
+import { buildRequest } from '../../src/cli/commands/run.ts';
+import type { ActionFactory, CliIo } from '../../src/cli/context.ts';
+import { createProgram } from '../../src/cli/program.ts';
 import { CLIENT_ENV_NAMES } from '../../src/config/client-env.ts';
 import { findUnpricedModels } from '../../src/config/llm-schema.ts';
 import { configPathOfEnvName, loadConfig } from '../../src/config/load.ts';
@@ -152,7 +156,7 @@ test('error codes named in the docs exist (AppError codes, or the CLI’s own)',
   // Upper-case names in the docs that are not error codes: other tools' variables, SQLite's codes and
   // constants of the source.
   const notCodes =
-    /^(OTEL_\w+|METRIC_LABELS|ERROR_CODES|NO_COLOR|ANTHROPIC_API_KEY|OPENAI_API_KEY|DATABASE_URL|SQLITE_\w+)$/;
+    /^(OTEL_\w+|METRIC_LABELS|ERROR_CODES|NO_COLOR|NODE_EXTRA_CA_CERTS|ANTHROPIC_API_KEY|OPENAI_API_KEY|DATABASE_URL|SQLITE_\w+)$/;
   const unknown: string[] = [];
   for (const file of markdownFiles()) {
     for (const span of codeSpans(read(file))) {
@@ -214,4 +218,108 @@ test('YAML config examples in the user guides pass `maos config check` without w
     }
   }
   assert.ok(checked >= 5, `checked ${checked} examples`);
+});
+
+/**
+ * The `maos …` command lines of the docs' shell and console blocks, continuation lines joined, with
+ * the shell around them cut off (`| jq`, `> file`, `$(…)`, comments). Placeholders like `<id>` stay.
+ */
+function cliExamples(): Array<{ file: string; line: string }> {
+  const examples: Array<{ file: string; line: string }> = [];
+  for (const file of markdownFiles()) {
+    // Fences toggle: a block is shell when its opening fence names no language or a shell.
+    let block: string | undefined;
+    let shell = false;
+    const lines: string[] = [];
+    for (const text of read(file).split('\n')) {
+      const fence = /^```(\S*)/.exec(text);
+      if (fence) {
+        if (block === undefined) {
+          block = fence[1] as string;
+          shell = ['', 'bash', 'console', 'sh', 'shell'].includes(block);
+        } else block = undefined;
+        continue;
+      }
+      if (block !== undefined && shell) lines.push(text);
+      else if (lines.length > 0 && lines[lines.length - 1] !== '') lines.push('');
+    }
+    for (const raw of lines
+      .join('\n')
+      .replace(/\\\n\s*/g, ' ')
+      .split('\n')) {
+      const line = raw
+        .replace(/^\$ /, '')
+        .replace(/\s#\s.*$/, '')
+        .replace(/\$\((?!\s*(?:npx\s+)?maos\b)[^)]*\)/g, 'X');
+      const match = /(?:^|[|;]\s*|&&\s*|\$\(|\b(?:then|if)\s+)(?:npx\s+)?maos\s+(.*)$/.exec(line.trim());
+      if (!match) continue;
+      const command = (match[1] as string).replace(/\s+(?:\||>|;\s*then\b).*$|\)\s*$/, '').trim();
+      // `maos [global options] <command> [options]` is a synopsis, not an example.
+      if (!command.startsWith('[')) examples.push({ file, line: command });
+    }
+  }
+  return examples;
+}
+
+/** Splits a command line into words as a POSIX shell does with quotes (no escapes, no expansions). */
+function shellWords(line: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let quote: string | undefined;
+  for (const char of line) {
+    if (quote !== undefined) {
+      if (char === quote) quote = undefined;
+      else word = (word ?? '') + char;
+    } else if (char === '"' || char === "'") {
+      quote = char;
+      word ??= '';
+    } else if (/\s/.test(char)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else word = (word ?? '') + char;
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+test('maos commands in the docs parse with the real CLI, and `maos run` examples build valid requests', async () => {
+  const sink = { write: () => true } as unknown as NodeJS.WritableStream;
+  const io: CliIo = { stdout: sink, stderr: sink, env: { noColor: true } };
+  const examples = cliExamples();
+  assert.ok(examples.length >= 40, `found ${examples.length} examples`);
+  const problems: string[] = [];
+  for (const { file, line } of examples) {
+    let ran: Command | undefined;
+    const record = async (...args: unknown[]) => {
+      ran = args[args.length - 1] as Command;
+    };
+    const act: ActionFactory = () => record;
+    // A fresh program each time: commander keeps parsed option values on its commands.
+    const program = await createProgram(io, act);
+    for (const command of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) {
+      command.exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {} });
+      // Every command only records that it was chosen (some register their own handler, not `act`).
+      if (command.commands.length === 0) command.action(record);
+    }
+    try {
+      await program.parseAsync(shellWords(line), { from: 'user' });
+    } catch (error) {
+      // --help ends through exitOverride with exit code 0.
+      if ((error as { exitCode?: number }).exitCode !== 0)
+        problems.push(`${file}: maos ${line}: ${(error as Error).message}`);
+      continue;
+    }
+    if (ran === undefined) {
+      problems.push(`${file}: maos ${line}: names no command that runs`);
+      continue;
+    }
+    if (ran.name() === 'run') {
+      try {
+        buildRequest(ran.processedArgs[0] as string, ran.opts());
+      } catch (error) {
+        problems.push(`${file}: maos ${line}: ${(error as Error).message}`);
+      }
+    }
+  }
+  assert.deepEqual(problems, []);
 });
