@@ -30,7 +30,14 @@ export const agentSpecSchema = z.strictObject({
 });
 
 export const createSessionInputSchema = z.strictObject({
-  objective: z.string().trim().min(1).max(20_000).describe('What the session must achieve.'),
+  // Trimmed before its length is checked: a blank one is refused, documented as a pattern.
+  objective: z
+    .string()
+    .trim()
+    .min(1)
+    .max(20_000)
+    .regex(/\S/, 'must not be blank')
+    .describe('What the session must achieve.'),
   strategy: z
     .enum(STRATEGIES)
     .optional()

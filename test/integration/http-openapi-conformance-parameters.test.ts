@@ -45,6 +45,8 @@ for (const store of CONFORMANCE_STORES) {
     for (const query of ['after=', 'after=-1', 'after=x', 'limit=0x10', 'order=sideways'])
       expectStatus(await api.call('GET', `${events}?${query}`), 400, 'VALIDATION_FAILED');
     expectStatus(await api.call('GET', `${events}?after=0&limit=2`), 200);
+    // Query names are case-sensitive: another spelling is an undeclared parameter.
+    expectStatus(await api.call('GET', '/v1/sessions?STATUS=completed'), 400, 'VALIDATION_FAILED');
     // Enums take their declared values only.
     expectStatus(await api.call('GET', '/v1/sessions?status=bogus'), 400, 'VALIDATION_FAILED');
     expectStatus(await api.call('GET', '/v1/sessions?status=completed'), 200);
@@ -60,6 +62,14 @@ for (const store of CONFORMANCE_STORES) {
     const credentials = { body: { apiKey: 'sk-x' } };
     expectStatus(await api.call('PUT', '/v1/providers/Bad_Name/credentials', credentials), 400);
     expectStatus(await api.call('GET', '/v1/sessions/not-a-uuid/plans'), 400, 'VALIDATION_FAILED');
+
+    // Texts the server trims are documented as not blank (a pattern), so a blank one is no surprise.
+    expectStatus(await api.call('POST', '/v1/sessions', { body: { objective: '  ' } }), 400);
+    const blankKey = { body: { name: ' ', roles: ['viewer'] } };
+    expectStatus(await api.call('POST', '/v1/admin/keys', blankKey), 400, 'VALIDATION_FAILED');
+    const past = { name: 'old', roles: ['viewer'], expiresAt: '2020-01-01T00:00:00Z' };
+    const expired = { body: past, ruleBeyondSchema: 'expiresAt in the future' };
+    expectStatus(await api.call('POST', '/v1/admin/keys', expired), 400, 'VALIDATION_FAILED');
 
     // Header parameters: a malformed Idempotency-Key or Last-Event-ID is a 400 too.
     const spaced = { body: { objective: 'x' }, headers: { 'idempotency-key': 'two words' } };

@@ -50,9 +50,13 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
         description: 'Creates a key for a service account of the caller’s tenant. The key is returned once.',
         tags: ['admin'],
         body: z.strictObject({
-          name: z.string().min(1).max(200),
+          // The service trims the name: a blank one is refused, documented as a pattern.
+          name: z.string().min(1).max(200).regex(/\S/, 'must not be blank'),
           roles: z.array(z.enum(BUILT_IN_ROLES)).min(1),
-          expiresAt: z.iso.datetime({ offset: true }).optional().describe('RFC 3339 expiry time.'),
+          expiresAt: z.iso
+            .datetime({ offset: true })
+            .optional()
+            .describe('RFC 3339 expiry time, in the future.'),
         }),
         response: {
           201: createdKeySchema.describe('The new key, with its secret (shown only here).'),
