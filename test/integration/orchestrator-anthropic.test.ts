@@ -96,3 +96,34 @@ for (const store of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+test('a Claude model with native structured outputs: plan and synthesis over output_config', {
+  timeout: 60_000,
+}, async (t) => {
+  // A model id the SDK knows to support structured outputs asks for them in `output_config`, not
+  // through the json tool: the path a real Claude deployment takes.
+  const stack = await startOrchestratorStack(t, { api: 'anthropic', model: 'claude-sonnet-4-5' });
+  stack.llm.setHandler((request) => {
+    switch (llmRequestKind(request)) {
+      case 'plan':
+        return {
+          object: {
+            rationale: 'r',
+            phases: [{ name: 'design', tasks: [plannedTask('design', 'architect')] }],
+          },
+        };
+      case 'synthesis':
+        return { text: 'Native answer.' };
+      default:
+        return { text: 'designed' };
+    }
+  });
+  const id = await stack.submit({ objective: 'Design a service' });
+  const done = await stack.wait<SessionView>(id);
+  assert.equal(done.status, 'completed', done.error ?? '');
+  assert.equal(done.result, 'Native answer.');
+  const plan = stack.llm.requests.find((request) => llmRequestKind(request) === 'plan');
+  assert.ok(plan, 'a plan request');
+  assert.equal(wantsJsonTool(plan), false);
+  assert.equal((plan.body.output_config as { format?: { type?: string } }).format?.type, 'json_schema');
+});
