@@ -144,6 +144,9 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('POST', '/v1/roles', { body: role }), 201);
   expectStatus(await api.call('POST', '/v1/roles', { body: role }), 409, 'CONFLICT');
   expectStatus(await api.call('POST', '/v1/roles', { body: { name: 'X' } }), 400, 'VALIDATION_FAILED');
+  // Lengths count once the text is trimmed, as the documented pattern says.
+  const padded = { body: { ...role, name: 'padded', description: `${' '.repeat(9)}x` } };
+  expectStatus(await api.call('POST', '/v1/roles', padded), 400, 'VALIDATION_FAILED');
   expectStatus(await api.call('DELETE', '/v1/roles/compliance_officer'), 204);
   expectStatus(await api.call('DELETE', '/v1/roles/compliance_officer'), 404, 'ROLE_NOT_FOUND');
   expectStatus(await api.call('DELETE', '/v1/roles/Bad-Name'), 400, 'VALIDATION_FAILED');

@@ -13,29 +13,31 @@ import type { RoleDefinition } from './role.ts';
 /** Custom roles per tenant; a bound keeps the planner prompt (which lists every role) small. */
 export const MAX_CUSTOM_ROLES_PER_TENANT = 50;
 
+/**
+ * A text checked for its length once trimmed, with a pattern that says so in the OpenAPI document
+ * (where `minLength` alone would count the spaces): two non-space characters at least `min` apart.
+ */
+function trimmedText(min: number, max: number) {
+  const pattern = min > 1 ? new RegExp(`\\S[\\s\\S]{${min - 2},}\\S`) : /\S/;
+  return z
+    .string()
+    .trim()
+    .min(min)
+    .max(max)
+    .regex(pattern, `must be at least ${min} characters besides surrounding spaces`);
+}
+
 /** The body of `POST /v1/roles`. */
 export const createRoleInputSchema = z.strictObject({
   name: z
     .string()
     .regex(/^[a-z][a-z0-9_]{1,63}$/, 'must be 2-64 lowercase letters, digits or _ and start with a letter')
     .describe('Identifier used in plans, e.g. `compliance_officer`.'),
-  description: z
-    .string()
-    .trim()
-    .min(10)
-    .max(300)
-    .describe('One sentence the orchestrator matches tasks against.'),
-  instructions: z
-    .string()
-    .trim()
-    .min(20)
-    .max(20_000)
-    .describe('The system prompt: goal, responsibilities, deliverable format.'),
-  capabilities: z
-    .array(z.string().trim().min(1).max(80))
-    .max(20)
-    .default([])
-    .describe('What this role is good at.'),
+  description: trimmedText(10, 300).describe('One sentence the orchestrator matches tasks against.'),
+  instructions: trimmedText(20, 20_000).describe(
+    'The system prompt: goal, responsibilities, deliverable format.',
+  ),
+  capabilities: z.array(trimmedText(1, 80)).max(20).default([]).describe('What this role is good at.'),
 });
 
 export type CreateRoleInput = z.input<typeof createRoleInputSchema>;
