@@ -57,7 +57,7 @@ export const createSessionInputSchema = z.strictObject({
       (value) => value === undefined || JSON.stringify(value).length <= 16_384,
       'must be at most 16 KiB as JSON',
     )
-    .describe('Free-form caller data kept with the session.'),
+    .describe('Free-form caller data kept with the session, at most 16 KiB as JSON.'),
   approval: z
     .enum(['required', 'none'])
     .optional()

@@ -25,7 +25,8 @@ for (const store of CONFORMANCE_STORES) {
     });
     const db = server.app.database.db as unknown as SecurityDb;
     const { key } = await createApiKey(db, { tenantId: 'acme', name: 'k', roles: ['admin'], createdBy: 't' });
-    const api = createOpenApiRecorder(server.url, await fetchOpenApiDocument(server.url), {
+    const doc = await fetchOpenApiDocument(server.url);
+    const api = createOpenApiRecorder(server.url, doc, {
       authorization: `Bearer ${key}`,
     });
     const created = await api.call('POST', '/v1/sessions', {
@@ -65,6 +66,14 @@ for (const store of CONFORMANCE_STORES) {
 
     // Texts the server trims are documented as not blank (a pattern), so a blank one is no surprise.
     expectStatus(await api.call('POST', '/v1/sessions', { body: { objective: '  ' } }), 400);
+    const bulky = { body: { objective: 'x', metadata: { notes: 'n'.repeat(17_000) } } };
+    const limited = await api.call('POST', '/v1/sessions', {
+      ...bulky,
+      ruleBeyondSchema: 'metadata ≤ 16 KiB',
+    });
+    expectStatus(limited, 400, 'VALIDATION_FAILED');
+    const metadataSchema = JSON.stringify(doc.paths['/v1/sessions']?.post?.requestBody);
+    assert.match(metadataSchema, /at most 16 KiB as JSON/, 'the limit is stated in the document');
     const blankKey = { body: { name: ' ', roles: ['viewer'] } };
     expectStatus(await api.call('POST', '/v1/admin/keys', blankKey), 400, 'VALIDATION_FAILED');
     const past = { name: 'old', roles: ['viewer'], expiresAt: '2020-01-01T00:00:00Z' };
