@@ -2,16 +2,24 @@
 // tasks of every phase it will run, the thread and budget flags reach the session, and
 // `maos steer` gets a message to the orchestrator. Real server, scripted LLM server.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-import { waitForSession } from '../fixtures/server.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
+
+interface PlanView {
+  phases: Array<{ name: string; tasks: Array<{ name: string; instructions: string; dependsOn: string[] }> }>;
+}
 
 interface SessionView {
   id: string;
+  plan: PlanView;
   status: string;
   error: string | null;
   threadId: string | null;
@@ -40,11 +48,24 @@ function answer(request: RecordedLlmRequest): ScriptedReply {
             },
           };
     case 'gate':
-      return { object: { decision: 'complete', reason: 'met', next_phase: null } };
+      // 'Edit at the gate' sessions get one more phase, `deepen`; every other session is complete.
+      return request.promptText.includes('Edit at the gate') &&
+        !request.promptText.includes('output of deepen')
+        ? {
+            object: {
+              decision: 'continue',
+              reason: 'more',
+              next_phase: {
+                name: 'deepen',
+                tasks: [plannedTask('deepen', 'researcher', { agent: 'explore' })],
+              },
+            },
+          }
+        : { object: { decision: 'complete', reason: 'met', next_phase: null } };
     case 'synthesis':
       return { text: 'the synthesis' };
     default:
-      return { text: 'done' };
+      return { text: `output of ${/Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? 'unknown'}` };
   }
 }
 
@@ -123,6 +144,44 @@ test('maos run and maos steer on orchestrated sessions', { timeout: 120_000 }, a
       const late = await runMaos(['steer', id, 'too late'], { env });
       assert.equal(late.code, 6, late.stderr);
       assert.match(late.stderr, /error INVALID_STATE: /);
+    },
+  );
+
+  await t.test(
+    'approve --plan takes the plan as the session shows it (dependsOn), edited at a phase gate',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'maos-cli-edit-'));
+      t.after(() => rm(dir, { recursive: true, force: true }));
+      const submitted = await runMaos(
+        ['run', 'Edit at the gate', '--strategy', 'adaptive', '--require-approval', '--json'],
+        { env },
+      );
+      const { id } = JSON.parse(submitted.stdout) as SessionView;
+      assert.equal((await runMaos(['approve', id], { env })).code, 0);
+      const gate = await waitForSession<SessionView>(
+        server.url,
+        id,
+        (session) => session.status === 'awaiting_approval' && session.plan.phases.length === 2,
+      );
+      // What `maos sessions show <id> --json | jq .plan` gives, with the waiting task's text changed.
+      const plan = structuredClone(gate.plan);
+      const deepen = plan.phases[1]?.tasks[0];
+      assert.deepEqual(deepen?.dependsOn, ['explore']);
+      if (deepen) deepen.instructions = 'EDITED: compare prices only';
+      const file = join(dir, 'plan.json');
+      await writeFile(file, JSON.stringify(plan));
+      const approved = await runMaos(['approve', id, '--plan', file], { env });
+      assert.equal(approved.code, 0, approved.stderr);
+      const done = await waitForSession<SessionView>(server.url, id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      const versions = await requestJson<{ items: Array<{ plan: PlanView }> }>(
+        `${server.url}/v1/sessions/${id}/plans`,
+      );
+      assert.equal(
+        versions.body.items.at(-1)?.plan.phases[1]?.tasks[0]?.instructions,
+        'EDITED: compare prices only',
+      );
+      assert.ok(llm.requests.some((request) => request.promptText.includes('EDITED: compare prices only')));
     },
   );
 });

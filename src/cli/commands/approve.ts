@@ -49,16 +49,45 @@ async function readPlanFile(path: string): Promise<unknown> {
   } catch (error) {
     throw new CliError('USAGE', `cannot read --plan ${path}: ${(error as Error).message}`, EXIT.USAGE);
   }
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(text) as unknown;
-    // Accept the plan itself or a { plan } wrapper (as printed by GET /v1/sessions/:id/plans items).
-    if (parsed !== null && typeof parsed === 'object' && 'plan' in parsed && !('phases' in parsed)) {
-      return (parsed as { plan: unknown }).plan;
-    }
-    return parsed;
+    parsed = JSON.parse(text) as unknown;
   } catch (error) {
     throw new CliError('USAGE', `--plan ${path} is not valid JSON: ${(error as Error).message}`, EXIT.USAGE);
   }
+  // Accept the plan itself or a { plan } wrapper (as printed by GET /v1/sessions/:id/plans items).
+  if (parsed !== null && typeof parsed === 'object' && 'plan' in parsed && !('phases' in parsed)) {
+    parsed = (parsed as { plan: unknown }).plan;
+  }
+  return withEditDependencies(parsed);
+}
+
+/**
+ * The session document and GET /v1/sessions/:id/plans show a task's dependencies as `dependsOn`,
+ * while an edited plan names them `depends_on`: a plan copied from either is sent with the edit's
+ * name, so editing starts from the plan as shown. A task that has both keeps both (the server
+ * then names the one it does not know).
+ */
+function withEditDependencies(plan: unknown): unknown {
+  const phases = (plan as { phases?: unknown } | null)?.phases;
+  if (!Array.isArray(phases)) return plan;
+  return {
+    ...(plan as object),
+    phases: phases.map((phase: unknown) => {
+      const tasks = (phase as { tasks?: unknown } | null)?.tasks;
+      if (!Array.isArray(tasks)) return phase;
+      return {
+        ...(phase as object),
+        tasks: tasks.map((task: unknown) => {
+          if (task === null || typeof task !== 'object' || !('dependsOn' in task) || 'depends_on' in task) {
+            return task;
+          }
+          const { dependsOn, ...rest } = task as { dependsOn: unknown };
+          return { ...rest, depends_on: dependsOn };
+        }),
+      };
+    }),
+  };
 }
 
 async function approveSession(ctx: CliContext, command: Command): Promise<number> {
