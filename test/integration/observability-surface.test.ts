@@ -51,8 +51,11 @@ const EVERY_LINE = [
   'event.dataset',
   'log.logger',
 ];
-/** Labels Prometheus adds to every scraped series. */
-const TARGET_LABELS = ['job', 'instance'];
+/**
+ * Labels every scraped series has: Prometheus's own, and the target label MAOS's scrape configs set
+ * (deploy/compose, the chart's ServiceMonitor; checked in observability-live and deploy-helm).
+ */
+const TARGET_LABELS = ['job', 'instance', 'maos_target'];
 
 /**
  * What an expression selects that a scrape does not offer: unknown metrics, matcher labels the
