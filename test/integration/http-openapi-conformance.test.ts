@@ -325,6 +325,8 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
     expectStatus(await api.call('GET', `/v1/usage?${range}${groupBy}`), 200);
   const reversed = `/v1/usage?from=${encodeURIComponent(to)}&to=${encodeURIComponent(from)}`;
   expectStatus(await api.call('GET', reversed, { ruleBeyondSchema: '`from` before `to`' }), 400);
+  const toParameter = doc.paths['/v1/usage']?.get?.parameters?.find((p) => p.name === 'to');
+  assert.match(toParameter?.description ?? '', /later than `from`/, 'the rule is stated in the document');
   expectStatus(await api.call('GET', '/v1/usage'), 400, 'VALIDATION_FAILED');
 
   // API keys.

@@ -73,7 +73,9 @@ export function registerUsageRoutes(app: FastifyInstance, options: UsageRoutesOp
         tags: ['sessions'],
         querystring: z.strictObject({
           from: instantSchema.describe('Start of the range (included), RFC 3339.'),
-          to: instantSchema.describe('End of the range (excluded), RFC 3339.'),
+          to: instantSchema.describe(
+            'End of the range (excluded), RFC 3339: later than `from`, at most 366 days after it.',
+          ),
           groupBy: z
             .enum(['day', 'role', 'model'])
             .optional()
