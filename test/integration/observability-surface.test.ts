@@ -16,6 +16,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { findLabelViolations, METRIC_LABELS } from '../../src/observability/metric-labels.ts';
 import { VERSION } from '../../src/version.ts';
+import { waitFor } from '../fixtures/engine-harness.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, TEST_RUNNERS, waitForSession } from '../fixtures/server.ts';
@@ -177,6 +178,18 @@ describe('the observability surface of a server that ran every kind of work', ()
     await submit('commandFailed', { runner: 'fail' }, 'failed');
     await submit('llmFailed', { role: 'engineer' }, 'failed');
     await submit('cancelled', { runner: 'sleep' }, 'cancelled');
+    // A cancel is answered before the stopped run has ended; its log line and span come when it does.
+    const cancelledTask = sessions.cancelled?.tasks[0]?.id;
+    await waitFor(() =>
+      exporter
+        .getFinishedSpans()
+        .some(
+          (span) =>
+            span.name.startsWith('invoke_agent ') && span.attributes['gen_ai.agent.id'] === cancelledTask,
+        )
+        ? true
+        : undefined,
+    );
     assert.equal((await requestJson(`${url}/v1/sessions/${sessions.llm?.id}/nope`)).status, 404);
     const events = await fetch(`${url}/v1/sessions/${sessions.llm?.id}/events`, {
       headers: { accept: 'text/event-stream' },
