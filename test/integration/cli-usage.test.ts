@@ -50,6 +50,11 @@ describe('maos usage', { timeout: 120_000 }, () => {
     assert.match(result.stdout, /^local\/m\s+1\s+1\s+1000\s+100\s+0\s+\$2\.000000$/m);
     assert.match(result.stdout, /^unattributed\s+1\s+1\s+0\s+0\s+0\s+\$0\.000000$/m);
     assert.match(result.stdout, /^\(total\)\s+1\s+2\s+1000\s+100\s+0\s+\$2\.000000$/m);
+    // What the unattributed row counts, as docs/api.md defines it: also tasks that never ran.
+    assert.match(
+      result.stdout,
+      /`unattributed`: tasks no model served \(runner tasks, tasks that never ran\) and spend charged without its model\.\n$/,
+    );
   });
 
   test('--json prints the API answer; without --from/--to the range is this UTC month', async () => {

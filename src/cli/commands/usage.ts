@@ -79,7 +79,7 @@ async function showUsage(ctx: CliContext, command: Command): Promise<number> {
     // Why a note: the task counts of the model rows do not add up to the total's.
     out.line(
       out.paint.dim(
-        'A task served by two models (a fallback provider) counts under both; `unattributed`: runner tasks and spend charged without its model.',
+        'A task served by two models (a fallback provider) counts under both; `unattributed`: tasks no model served (runner tasks, tasks that never ran) and spend charged without its model.',
       ),
     );
   }
