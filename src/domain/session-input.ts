@@ -21,7 +21,9 @@ export const agentSpecSchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/)
     .optional()
-    .describe('Name of a runner declared in the server config (command runtime).'),
+    .describe(
+      'Name of a runner declared in the server config (command runtime); without one the task runs on the LLM, which needs a provider.',
+    ),
   depends_on: z
     .array(nameSchema)
     .max(100)
@@ -42,7 +44,7 @@ export const createSessionInputSchema = z.strictObject({
     .enum(STRATEGIES)
     .optional()
     .describe(
-      'How tasks are ordered; default `parallel` when agents are given (`pipeline` with depends_on). Without agents the orchestrator plans: `pipeline` (default) or `adaptive` (phase by phase).',
+      'How tasks are ordered; default `parallel` when agents are given (`pipeline` with depends_on). Without agents the orchestrator plans: `pipeline` (default) or `adaptive` (phase by phase, so it takes no agents).',
     ),
   agents: z
     .array(agentSpecSchema)
@@ -62,7 +64,7 @@ export const createSessionInputSchema = z.strictObject({
     .enum(['required', 'none'])
     .optional()
     .describe(
-      '`required`: the session stops in `awaiting_approval` after planning until POST /v1/sessions/:id/approve (or /reject); default `none`.',
+      '`required`: the session stops in `awaiting_approval` after planning until POST /v1/sessions/:id/approve (or /reject); needs an LLM provider. Default `none`.',
     ),
   budget: budgetSchema.optional(),
   thread_id: z

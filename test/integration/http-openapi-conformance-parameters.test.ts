@@ -74,6 +74,18 @@ for (const store of CONFORMANCE_STORES) {
     expectStatus(limited, 400, 'VALIDATION_FAILED');
     const metadataSchema = JSON.stringify(doc.paths['/v1/sessions']?.post?.requestBody);
     assert.match(metadataSchema, /at most 16 KiB as JSON/, 'the limit is stated in the document');
+    // Rules the document states in words: adaptive takes no agents; approval and runner-less tasks need an LLM.
+    const agents = [{ role: 'engineer', task: 'Build', runner: 'ok' }];
+    const submitted = JSON.stringify(doc.paths['/v1/sessions']?.post?.requestBody);
+    for (const [body, rule] of [
+      [{ objective: 'x', strategy: 'adaptive', agents }, 'so it takes no agents'],
+      [{ objective: 'x', approval: 'required', agents }, '/reject); needs an LLM provider'],
+      [{ objective: 'x', agents: [{ role: 'engineer', task: 'Build' }] }, 'the LLM, which needs a provider'],
+    ] as const) {
+      const call = await api.call('POST', '/v1/sessions', { body, ruleBeyondSchema: rule });
+      expectStatus(call, 400, 'VALIDATION_FAILED');
+      assert.ok(submitted.includes(rule), `the document says: ${rule}`);
+    }
     const blankKey = { body: { name: ' ', roles: ['viewer'] } };
     expectStatus(await api.call('POST', '/v1/admin/keys', blankKey), 400, 'VALIDATION_FAILED');
     const past = { name: 'old', roles: ['viewer'], expiresAt: '2020-01-01T00:00:00Z' };
