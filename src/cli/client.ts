@@ -1,5 +1,6 @@
 // HTTP client of the `maos` CLI for the REST API: JSON calls with problem+json errors mapped to
 // CliError (client-errors.ts), and an SSE event reader that the follower (follow.ts) reconnects.
+import type { CreateRoleInput } from '../agents/roles/role-service.ts';
 import type { CreateSessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
 import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
@@ -215,6 +216,17 @@ export function createApiClient(options: ApiClientOptions) {
     /** `GET /v1/roles`. */
     async listRoles(): Promise<RoleDto[]> {
       return (await requestJson<{ items?: RoleDto[] }>('GET', 'v1/roles')).items ?? [];
+    },
+
+    /** `POST /v1/roles`: a custom role of the caller's tenant. */
+    async createRole(input: CreateRoleInput): Promise<RoleDto> {
+      return requestJson<RoleDto>('POST', 'v1/roles', input);
+    },
+
+    /** `DELETE /v1/roles/:name`: removes a custom role of the caller's tenant. */
+    async deleteRole(name: string): Promise<void> {
+      if (name.trim() === '') throw new CliError('USAGE', 'the role name must not be empty', EXIT.USAGE);
+      await requestJson('DELETE', `v1/roles/${encodeURIComponent(name)}`);
     },
 
     /** `GET /v1/usage?from=&to=[&groupBy=]`: the tenant's usage over the sessions created in [from, to). */

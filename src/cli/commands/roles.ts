@@ -1,14 +1,49 @@
-// `maos roles`: the role catalogue of the server (names, capabilities, descriptions).
+// `maos roles`: the role catalogue of the server (names, capabilities, descriptions); `maos roles
+// create|delete`: the tenant's custom roles (POST and DELETE /v1/roles).
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
-import { EXIT } from '../exit-codes.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable, truncate } from '../output.ts';
 
-/** Registers `maos roles`. */
+interface CreateOptions {
+  description: string;
+  instructions?: string;
+  instructionsFile?: string;
+  capability?: string[];
+}
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** Registers `maos roles` and `maos roles create|delete`. */
 export function registerRolesCommand(program: Command, act: ActionFactory): void {
-  addCommonOptions(program.command('roles'), true)
-    .description('list the agent roles the server offers')
+  const roles = addCommonOptions(program.command('roles'), true)
+    .description('list the agent roles the server offers; create and delete custom roles')
     .action(act(listRoles));
+  addCommonOptions(roles.command('create'), true)
+    .description('add a custom role of your tenant, for plans and --agent (permission roles:manage)')
+    .argument('<name>', '2-64 lowercase letters, digits or _, starting with a letter')
+    .requiredOption(
+      '--description <text>',
+      'one sentence (10-300 characters) the orchestrator matches tasks against',
+    )
+    .option('--instructions <text>', "the role's system prompt (20-20,000 characters)")
+    .option('--instructions-file <file>', 'read the system prompt from this file instead')
+    .option('--capability <text>', 'what the role is good at (repeatable, at most 20)', collect)
+    .addHelpText(
+      'after',
+      `
+Example:
+  maos roles create compliance_officer \\
+    --description "Checks designs and code against our data-protection rules." \\
+    --instructions-file compliance.md --capability GDPR
+`,
+    )
+    .action(act(createRole));
+  addCommonOptions(roles.command('delete'), true)
+    .description('delete a custom role (refused while an unfinished session still has a task of it)')
+    .argument('<name>', 'the custom role')
+    .action(act(deleteRole));
 }
 
 async function listRoles(ctx: CliContext): Promise<number> {
@@ -24,5 +59,53 @@ async function listRoles(ctx: CliContext): Promise<number> {
     truncate(role.description ?? '', 80),
   ]);
   for (const line of formatTable(['ROLE', 'CAPABILITIES', 'DESCRIPTION'], rows, out.paint)) out.line(line);
+  return EXIT.OK;
+}
+
+/** The system prompt from --instructions or --instructions-file (exactly one of them). */
+async function readInstructions(options: CreateOptions): Promise<string> {
+  if ((options.instructions === undefined) === (options.instructionsFile === undefined)) {
+    throw new CliError(
+      'USAGE',
+      "give the role's system prompt with --instructions or --instructions-file (one of them)",
+      EXIT.USAGE,
+    );
+  }
+  if (options.instructions !== undefined) return options.instructions;
+  const path = options.instructionsFile as string;
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new CliError(
+      'USAGE',
+      `cannot read --instructions-file ${path}: ${(error as Error).message}`,
+      EXIT.USAGE,
+    );
+  }
+}
+
+async function createRole(ctx: CliContext, command: Command): Promise<number> {
+  const name = command.processedArgs[0] as string;
+  const options = command.opts<CreateOptions>();
+  const role = await ctx.client().createRole({
+    name,
+    description: options.description,
+    instructions: await readInstructions(options),
+    ...(options.capability ? { capabilities: options.capability } : {}),
+  });
+  if (ctx.out.json) ctx.out.printJson(role);
+  else {
+    ctx.out.line(
+      `role ${role.name} created: the orchestrator can plan with it, and --agent ${role.name}:"<task>" names it`,
+    );
+  }
+  return EXIT.OK;
+}
+
+async function deleteRole(ctx: CliContext, command: Command): Promise<number> {
+  const name = command.processedArgs[0] as string;
+  await ctx.client().deleteRole(name);
+  if (ctx.out.json) ctx.out.printJson({ name, deleted: true });
+  else ctx.out.line(`role ${name} deleted`);
   return EXIT.OK;
 }

@@ -1,0 +1,93 @@
+// `maos roles create|delete` as child processes against a real server with a scripted LLM: a custom
+// role from an instructions file, listed and used by a session, then deleted; the mistakes a person
+// makes get the exit codes of the user guide.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+
+test('maos roles create, list, use and delete a custom role', { timeout: 60_000 }, async (t) => {
+  const { llm, server } = await startLlmAppStack(t, { handler: () => ({ text: 'checked' }) });
+  const env = { MAOS_SERVER: server.url, NO_COLOR: '1' };
+  const dir = await mkdtemp(join(tmpdir(), 'maos-cli-roles-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'compliance.md');
+  await writeFile(
+    file,
+    'You review work for GDPR compliance: list each personal-data flow and its legal basis.\n',
+  );
+  const create = [
+    'roles',
+    'create',
+    'compliance_officer',
+    '--description',
+    'Checks designs and code against our data-protection rules.',
+  ];
+
+  const created = await runMaos([...create, '--instructions-file', file, '--capability', 'GDPR'], { env });
+  assert.equal(created.code, 0, created.stderr);
+  assert.match(created.stdout, /^role compliance_officer created/);
+  const listed = await runMaos(['roles'], { env });
+  assert.match(listed.stdout, /^compliance_officer\s+GDPR\s+Checks designs and code/m);
+
+  const run = await runMaos(
+    ['run', 'Review signup', '--agent', 'compliance_officer:check the signup', '--follow'],
+    {
+      env,
+    },
+  );
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.ok(
+    llm.requests.some((request) => request.promptText.includes('You review work for GDPR compliance')),
+  );
+
+  const again = await runMaos([...create, '--instructions', 'Another system prompt long enough.'], { env });
+  assert.equal(again.code, 6, again.stderr);
+  assert.match(again.stderr, /^error CONFLICT: A role named 'compliance_officer' already exists/);
+
+  const deleted = await runMaos(['roles', 'delete', 'compliance_officer'], { env });
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assert.equal(deleted.stdout, 'role compliance_officer deleted\n');
+  const gone = await runMaos(['roles', 'delete', 'compliance_officer'], { env });
+  assert.equal(gone.code, 4, gone.stderr);
+  assert.match(gone.stderr, /^error ROLE_NOT_FOUND: /);
+});
+
+test('maos roles create: bad input exits 2 with every problem, before or from the server', async (t) => {
+  const { server } = await startLlmAppStack(t);
+  const env = { MAOS_SERVER: server.url };
+  const noPrompt = await runMaos(
+    ['roles', 'create', 'poet', '--description', 'Writes poems about the work.'],
+    { env },
+  );
+  assert.equal(noPrompt.code, 2, noPrompt.stderr);
+  assert.match(noPrompt.stderr, /--instructions or --instructions-file/);
+  const missingFile = await runMaos(
+    [
+      'roles',
+      'create',
+      'poet',
+      '--description',
+      'Writes poems about the work.',
+      '--instructions-file',
+      '/nonexistent/p.md',
+    ],
+    { env },
+  );
+  assert.equal(missingFile.code, 2, missingFile.stderr);
+  assert.match(missingFile.stderr, /cannot read --instructions-file \/nonexistent\/p\.md/);
+  const invalid = await runMaos(
+    ['roles', 'create', 'Poet', '--description', 'short', '--instructions', 'tiny'],
+    {
+      env,
+    },
+  );
+  assert.equal(invalid.code, 2, invalid.stderr);
+  assert.match(invalid.stderr, /^error VALIDATION_FAILED: /);
+  for (const field of ['name', 'description', 'instructions']) {
+    assert.match(invalid.stderr, new RegExp(`^ {2}- body/${field}: `, 'm'));
+  }
+});
