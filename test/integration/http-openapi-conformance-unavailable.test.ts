@@ -23,6 +23,8 @@ import { startTestServer, type TestServer } from '../fixtures/server.ts';
 import { startTcpRelay, type TcpRelay, viaRelay } from '../fixtures/tcp-relay.ts';
 
 const MISSING_ID = '0190a0a0-0000-7000-8000-000000000abc';
+/** The request held in flight while the stop begins (answered 404 once its body is complete). */
+const HELD_PATH = `/v1/sessions/${MISSING_ID}/cancel`;
 
 interface RawAnswer {
   status: number;
@@ -103,8 +105,6 @@ async function holdRequest(port: number, api: OpenApiRecorder) {
     },
   };
 }
-
-const HELD_PATH = `/v1/sessions/${MISSING_ID}/cancel`;
 
 /**
  * A graceful stop with requests in flight: one connection per request of `later` holds a
