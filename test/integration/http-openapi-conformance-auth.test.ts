@@ -137,6 +137,15 @@ for (const store of CONFORMANCE_STORES) {
       assert.deepEqual(challengeOf(call), { error: 'invalid_token', description });
       assert.equal((call.body as { detail?: string }).detail, description);
     }
+    // The API-key header is no scheme of this document either.
+    const keyHeader = await api.call('GET', '/v1/roles', {
+      headers: { authorization: '', 'x-api-key': apiKey },
+    });
+    expectStatus(keyHeader, 401, 'INVALID_TOKEN');
+    assert.deepEqual(challengeOf(keyHeader), {
+      error: 'invalid_token',
+      description: 'API keys are not accepted',
+    });
     // The SSE stream refuses the same way, before any stream opens.
     const stream = { headers: { ...as(tampered).headers, accept: 'text/event-stream' }, stream: true };
     const events = '/v1/sessions/0190a0a0-0000-7000-8000-000000000abc/events';
