@@ -1,7 +1,8 @@
 // The addresses `maos serve` listens on (the API's, and the metrics listener's when it has its own
 // port), checked before the server touches its data directory, and the errors it reports when one
-// cannot be used: PORT_IN_USE, PORT_NOT_PERMITTED, or CONFIG_INVALID for a host this machine lacks.
-import { createServer } from 'node:net';
+// cannot be used: PORT_IN_USE, PORT_NOT_PERMITTED, or CONFIG_INVALID for a host this machine lacks or
+// a metrics port that collides with the API's.
+import { createServer, Server as NetServer } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 
@@ -33,23 +34,58 @@ export function listenAddresses(config: ListenConfig): ListenAddress[] {
 }
 
 /**
- * Binds each address and closes it at once, so that a taken, forbidden or foreign address fails the
- * start before the data directory, the database or a key is written. An address taken in the
- * moment between this check and the real listen fails there, with the same error.
+ * Binds each address, holding each until all are bound, so that a taken, forbidden or foreign
+ * address fails the start before the data directory, the database or a key is written. Held
+ * together, the metrics listener and the API on one port collide as they would at the real listen:
+ * CONFIG_INVALID, the configuration's own conflict rather than another process's. An address taken
+ * in the moment between this check and the real listen fails there, with the same error.
  */
 export async function assertListenAddressesUsable(config: ListenConfig): Promise<void> {
-  for (const address of listenAddresses(config)) {
-    const failure = await tryBind(address.host, address.port);
-    if (failure) throw describeListenError(failure, config, address);
+  const held: NetServer[] = [];
+  try {
+    for (const address of listenAddresses(config)) {
+      const bound = await bind(address.host, address.port);
+      if (bound instanceof NetServer) {
+        held.push(bound);
+        continue;
+      }
+      if ((bound as NodeJS.ErrnoException | null)?.code === 'EADDRINUSE' && held.length > 0) {
+        // Taken by an address this check holds, or by another process: told apart by binding alone.
+        await closeAll(held.splice(0));
+        const alone = await bind(address.host, address.port);
+        if (alone instanceof NetServer) {
+          await closeAll([alone]);
+          throw listenersCollide(config);
+        }
+        throw describeListenError(alone, config, address);
+      }
+      throw describeListenError(bound, config, address);
+    }
+  } finally {
+    await closeAll(held);
   }
 }
 
-function tryBind(host: string, port: number): Promise<unknown> {
+/** A listening server on the address, or the error that refused it. */
+function bind(host: string, port: number): Promise<NetServer | unknown> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', resolve);
-    server.listen({ host, port }, () => server.close(() => resolve(undefined)));
+    server.listen({ host, port }, () => resolve(server));
   });
+}
+
+function closeAll(servers: readonly NetServer[]): Promise<unknown> {
+  return Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+}
+
+/** `metrics.port` is the API's port on an address that overlaps the API's. */
+function listenersCollide(config: ListenConfig): AppError {
+  const [metrics, api] = listenAddresses(config) as [ListenAddress, ListenAddress];
+  return new AppError(
+    'CONFIG_INVALID',
+    `Cannot listen on ${formatAddress(metrics)} for metrics (setting \`metrics.port\`) and on ${formatAddress(api)} for the API (setting \`port\`): \`metrics.port\` and \`port\` name one port on overlapping addresses; set another \`metrics.port\`, or leave it unset to serve /metrics on the API port`,
+  );
 }
 
 /**

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { startOrStop } from '../../src/main.ts';
+import { startOrStop, startServer } from '../../src/main.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { acquireServerLock } from '../../src/store/server-lock.ts';
 import { cannotRunCheckoutAs } from '../fixtures/run-as-user.ts';
@@ -90,4 +90,37 @@ test('a privileged port for a user without the privilege: PORT_NOT_PERMITTED (ex
     /error PORT_NOT_PERMITTED: Cannot listen on 127\.0\.0\.1:81 for the API \(setting `port`\): not permitted for this user \(EACCES\)/,
   );
   assert.equal(existsSync(join(dir, 'data')), false);
+});
+
+test('the metrics listener on the API port: CONFIG_INVALID naming both settings, before the data directory is created', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-ports-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A free port, let go again: the collision is the configuration's own, with no other process.
+  const free = await holdPort();
+  await new Promise<void>((resolve) => free.server.close(() => resolve()));
+  const dataDir = join(dir, 'data');
+  await assert.rejects(
+    startServer({
+      overrides: {
+        dataDir,
+        host: '127.0.0.1',
+        port: free.port,
+        metrics: { port: free.port, host: '127.0.0.1' },
+        auth: { mode: 'none' },
+        logLevel: 'silent',
+      },
+    }),
+    (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'CONFIG_INVALID');
+      const at = `127\\.0\\.0\\.1:${free.port}`;
+      assert.match(
+        error.message,
+        new RegExp(
+          `for metrics \\(setting \`metrics\\.port\`\\) and on ${at} for the API \\(setting \`port\`\\)`,
+        ),
+      );
+      return true;
+    },
+  );
+  assert.equal(existsSync(dataDir), false);
 });
