@@ -36,7 +36,7 @@ export interface RunningServer {
 
 /**
  * Loads the config, builds the application and starts listening. Throws CONFIG_INVALID, PORT_IN_USE
- * etc. Order: the config, then the listen addresses (bound and released at once), then, in
+ * etc. Order: the config, then the listen addresses (bound together, then released), then, in
  * createApp, the data directory's owner; only then is anything written (database, server lock,
  * migrations, keys) before the server listens for good.
  */
