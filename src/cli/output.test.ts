@@ -11,6 +11,7 @@ import {
   formatDuration,
   formatEvent,
   formatSessionControls,
+  formatSessionDetail,
   formatTable,
 } from './output.ts';
 
@@ -216,5 +217,33 @@ describe('exit codes', () => {
     assert.deepEqual(error.details, ['a', 'b']);
     assert.equal(error.message, 'Invalid configuration:');
     assert.equal(toCliError(new TypeError('boom')).exitCode, EXIT.SERVER);
+  });
+
+  test('sessions show prints the whole result last, line by line, not cut at 500 characters', () => {
+    const result = `## Summary\nDone.\n## Deliverable\n${'x'.repeat(900)}\nEND-OF-RESULT\n`;
+    const session = {
+      id: 's1',
+      objective: 'o',
+      status: 'completed',
+      strategy: 'pipeline',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      startedAt: '2026-01-01T00:00:00.000Z',
+      finishedAt: '2026-01-01T00:00:02.000Z',
+      error: null,
+      result,
+      tasks: [],
+      agents: [],
+      usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 },
+    } as unknown as Parameters<typeof formatSessionDetail>[0];
+    const lines = formatSessionDetail(session, plain);
+    const at = lines.indexOf('Result');
+    assert.ok(at > 0, lines.join('\n'));
+    assert.deepEqual(lines.slice(at + 1), [
+      '## Summary',
+      'Done.',
+      '## Deliverable',
+      'x'.repeat(900),
+      'END-OF-RESULT',
+    ]);
   });
 });

@@ -166,11 +166,13 @@ export function formatSessionDetail(session: SessionDto, paint: Painter): string
   ];
   lines.push(...formatSessionControls(session));
   if (session.error) lines.push(`Error     ${paint.red(session.error)}`);
-  if (session.result) lines.push(`Result    ${truncate(session.result, 500)}`);
   const tasks = formatTaskTable(session.tasks, paint);
   if (tasks.length > 0) lines.push('', paint.bold('Tasks'), ...tasks);
   const agents = formatAgentTable(session);
   if (agents.length > 0) lines.push('', paint.bold('Usage by agent'), ...agents);
+  // The result is what the session was for (the synthesis of an orchestrated one): shown whole,
+  // last, where a terminal leaves it in view.
+  if (session.result) lines.push('', paint.bold('Result'), ...session.result.replace(/\n+$/, '').split('\n'));
   return lines;
 }
 
