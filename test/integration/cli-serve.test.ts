@@ -128,6 +128,13 @@ describe('maos serve', { timeout: 300_000 }, () => {
     });
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^maos_/);
+    // The note says where the key went, so a key made on the wrong data directory is noticed.
+    assert.ok(
+      created.stderr.includes(
+        `stored in ${join(dir, 'data', 'maos.db')} (a server on another database refuses it`,
+      ),
+      created.stderr,
+    );
     // The banner says it before its last line, so a run stopped at that line has decided.
     const again = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr');
     assert.equal(again.code, 0, again.stderr);

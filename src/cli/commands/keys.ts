@@ -100,9 +100,11 @@ async function runCreate(ctx: CliContext, command: Command): Promise<number> {
       return EXIT.OK;
     }
     out.line(created.key);
+    // Where it went: a key made on another data directory than the server's is refused as unknown.
     out.note(
       `key ${created.info.prefix} for tenant ${options.tenant} with roles ${created.info.roles.join(', ')}` +
-        `${expiresAt ? `, expires ${expiresAt}` : ''}. It is shown only now: store it (e.g. MAOS_TOKEN).`,
+        `${expiresAt ? `, expires ${expiresAt}` : ''}, stored in ${store.handle.location} (a server on another` +
+        ` database refuses it: use its --config or MAOS_DATA_DIR). It is shown only now: store it (e.g. MAOS_TOKEN).`,
     );
     return EXIT.OK;
   } finally {
