@@ -65,6 +65,29 @@ export function addUsage(total: Usage, more: Readonly<Usage>): void {
   total.costUsd = Math.round((total.costUsd + more.costUsd) * 1e6) / 1e6;
 }
 
+/**
+ * Costs are kept to the millionth of a dollar: one cost above another by less than half of one is
+ * the rounding of sums taken in another order, not spend.
+ */
+export const COST_EPSILON = 0.0000005;
+
+/** The figures of `entries` added up (as addUsage adds them). */
+export function sumUsage(entries: readonly Readonly<Usage>[]): Usage {
+  const sum: Usage = { ...ZERO_USAGE };
+  for (const entry of entries) addUsage(sum, entry);
+  return sum;
+}
+
+/** True when no figure of `part` is more than `whole`'s, the cost within rounding (COST_EPSILON). */
+export function isUsageWithin(part: Readonly<Usage>, whole: Readonly<Usage>): boolean {
+  return (
+    part.inputTokens <= whole.inputTokens &&
+    part.outputTokens <= whole.outputTokens &&
+    part.cacheReadTokens <= whole.cacheReadTokens &&
+    part.costUsd <= whole.costUsd + COST_EPSILON
+  );
+}
+
 /** True when nothing was spent. */
 export function isZeroUsage(usage: Readonly<Usage>): boolean {
   return (

@@ -14,18 +14,16 @@
 // served them, as finished ones do (store/task-model-usage.ts).
 import { type Kysely, sql } from 'kysely';
 import {
-  addUsage,
+  isUsageWithin,
   isZeroUsage,
   type ModelUsage,
   subtractUsage,
+  sumUsage,
   type Usage,
   ZERO_USAGE,
 } from '../domain/types.ts';
 import type { Database } from '../store/schema.ts';
 import { appendModelUsageSql, encodeModelUsage, toModelUsage } from '../store/task-model-usage.ts';
-
-// Costs are kept to the millionth: models above a charge by less than half of one is rounding.
-const COST_EPSILON = 0.0000005;
 
 /** The spend an attempt recorded, with the attempt it belongs to. */
 export interface UnsettledUsage {
@@ -166,14 +164,7 @@ export function recordCharge(record: UnsettledUsage): SpendCharge {
  */
 export function chargedModels(models: readonly ModelUsage[] | undefined, usage: Usage): ModelUsage[] {
   if (!models?.length) return [];
-  const sum: Usage = { ...ZERO_USAGE };
-  for (const entry of models) addUsage(sum, entry);
-  const fits =
-    sum.inputTokens <= usage.inputTokens &&
-    sum.outputTokens <= usage.outputTokens &&
-    sum.cacheReadTokens <= usage.cacheReadTokens &&
-    sum.costUsd <= usage.costUsd + COST_EPSILON;
-  return fits ? [...models] : [];
+  return isUsageWithin(sumUsage(models), usage) ? [...models] : [];
 }
 
 /** `total` less `part`, per provider and model (a model's figures never below zero). */

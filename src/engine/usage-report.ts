@@ -1,13 +1,11 @@
 // One tenant's usage over a time range, summed in SQL over the stored per-session and per-task
 // usage: totals, and optionally the same figures per UTC day, per task role or per model.
 import { type Kysely, sql } from 'kysely';
+import { COST_EPSILON } from '../domain/types.ts';
 import { isPostgres } from '../store/advisory-lock.ts';
 import type { Database } from '../store/schema.ts';
 
 const DAY_MS = 86_400_000;
-// Costs are kept to the millionth: a session's cost above its models' by less than half of one is
-// float drift in the sums, not unattributed spend.
-const COST_EPSILON = 0.0000005;
 
 /** What the report breaks the totals down by. */
 export type UsageGroupBy = 'day' | 'role' | 'model';

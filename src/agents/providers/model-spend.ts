@@ -10,11 +10,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   addUsage,
+  isUsageWithin,
   isZeroUsage,
   type ModelUsage,
   subtractUsage,
+  sumUsage,
   type Usage,
-  ZERO_USAGE,
 } from '../../domain/types.ts';
 import type { AgentRuntime, RuntimeContext } from '../runtimes/runtime.ts';
 
@@ -35,9 +36,6 @@ export interface ModelSpendLedger {
 }
 
 const currentLedger = new AsyncLocalStorage<ModelSpendLedger>();
-// Costs are kept to the millionth, summed in another order by the run's meter: less than half of
-// one apart is rounding, not spend the entries do not account for.
-const COST_EPSILON = 0.0000005;
 
 /** An empty ledger. */
 export function createModelSpendLedger(): ModelSpendLedger {
@@ -71,16 +69,9 @@ export function createModelSpendLedger(): ModelSpendLedger {
     },
     split(spent) {
       const models = entries();
-      const settled: Usage = { ...ZERO_USAGE };
-      for (const entry of models) addUsage(settled, entry);
-      if (
-        settled.inputTokens > spent.inputTokens ||
-        settled.outputTokens > spent.outputTokens ||
-        settled.cacheReadTokens > spent.cacheReadTokens ||
-        settled.costUsd > spent.costUsd + COST_EPSILON
-      ) {
-        return [];
-      }
+      // The run's meter sums in another order: within rounding, the entries account for no more.
+      const settled = sumUsage(models);
+      if (!isUsageWithin(settled, spent)) return [];
       const streaming = subtractUsage(spent, settled);
       if (!current || isZeroUsage(streaming)) return models;
       const { provider, model } = current;
