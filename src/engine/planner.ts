@@ -1,13 +1,13 @@
 // The orchestrator LLM: plans an objective (structured output validated with zod and the plan
-// rules, repaired by re-asking with the errors), decides adaptive phase gates, synthesises the answer.
+// rules, repaired by re-asking with the errors), decides adaptive phase gates, synthesises the
+// answer (planner-synthesis.ts).
 
-import { generateText, type ModelMessage, NoObjectGeneratedError, Output, streamText } from 'ai';
+import { generateText, type ModelMessage, NoObjectGeneratedError, Output } from 'ai';
 import type { z } from 'zod';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
-import { recordFailedAttemptSpend } from '../agents/providers/model-spend.ts';
-import { toTokenCounts, toUsage } from '../agents/providers/pricing.ts';
+import { toUsage } from '../agents/providers/pricing.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
-import { createRunUsageMeter, type RunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
+import type { RunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
 import type { LlmConfig } from '../config/llm-schema.ts';
 import { BUDGET_STOP_PREFIX } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
@@ -21,12 +21,12 @@ import {
   buildInitialPlanPrompt,
   buildPhaseGatePrompt,
   buildRepairPrompt,
-  buildSynthesisPrompt,
   ORCHESTRATOR_SYSTEM_PROMPT,
   type PlanningContext,
   type TaskOutputView,
 } from './planner-prompts.ts';
 import { type LlmPhaseGate, type LlmPlan, llmPhaseGateSchema, llmPlanSchema } from './planner-schema.ts';
+import { streamSynthesis } from './planner-synthesis.ts';
 import {
   checkGeneratedPhases,
   type ExistingAgent,
@@ -361,52 +361,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
       return { decision: 'continue', reason: result.gate.reason, phase: result.phase, usage, rounds };
     },
 
-    async synthesize(request) {
-      const signal = request.signal ?? new AbortController().signal;
-      const { system, prompt } = buildSynthesisPrompt({
-        objective: request.objective,
-        outputs: request.outputs,
-        outputChars: limits.dependencyOutputChars,
-        userMessages: request.userMessages,
-      });
-      const spent = request.meter ?? createRunUsageMeter(system.length + prompt.length);
-      const { value } = await client.call(
-        ORCHESTRATOR_ROUTE,
-        signal,
-        async ({ model, target, signal: callSignal }) => {
-          spent.startAttempt(target.price);
-          try {
-            const stream = streamText({
-              model,
-              instructions: system,
-              prompt,
-              maxOutputTokens: target.maxOutputTokens,
-              temperature: target.temperature,
-              maxRetries: 0,
-              abortSignal: callSignal,
-              onError: () => {},
-            });
-            let text = '';
-            for await (const part of stream.fullStream) {
-              if (part.type === 'text-delta') {
-                text += part.text;
-                spent.streamed(part.text.length);
-                request.emitOutput?.(part.text);
-              } else if (part.type === 'error') {
-                throw part.error;
-              }
-            }
-            spent.callFinished(toTokenCounts(await stream.usage));
-            return { text, usage: spent.endAttempt() };
-          } catch (error) {
-            // Paid for though it did not answer (a fallback may): charged under this attempt's model.
-            recordFailedAttemptSpend(target, spent.endAttempt());
-            throw error;
-          }
-        },
-      );
-      // Every attempt's spend: the one that answered and those cut off before it.
-      return { result: value.text, usage: spent.total() };
-    },
+    synthesize: (request) =>
+      streamSynthesis(client, ORCHESTRATOR_ROUTE, limits.dependencyOutputChars, request),
   };
 }

@@ -1,0 +1,64 @@
+// The orchestrator's final answer (planner.ts `synthesize`): one streamed call through the LLM
+// client's retries and fallbacks, each attempt metered, so that one cut off mid-stream is charged
+// what it streamed under its own model, and the answer's usage is every attempt's.
+import { streamText } from 'ai';
+import type { LlmClient } from '../agents/providers/llm-client.ts';
+import { recordFailedAttemptSpend } from '../agents/providers/model-spend.ts';
+import { toTokenCounts } from '../agents/providers/pricing.ts';
+import { createRunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
+import type { Usage } from '../domain/types.ts';
+import type { SynthesisRequest } from './planner.ts';
+import { buildSynthesisPrompt } from './planner-prompts.ts';
+
+/**
+ * Streams the synthesis of `request` on the client's `route`, its dependency outputs cut to
+ * `outputChars` each; resolves to the answer and what all its attempts spent.
+ */
+export async function streamSynthesis(
+  client: LlmClient,
+  route: string,
+  outputChars: number,
+  request: SynthesisRequest,
+): Promise<{ result: string; usage: Usage }> {
+  const signal = request.signal ?? new AbortController().signal;
+  const { system, prompt } = buildSynthesisPrompt({
+    objective: request.objective,
+    outputs: request.outputs,
+    outputChars,
+    userMessages: request.userMessages,
+  });
+  const spent = request.meter ?? createRunUsageMeter(system.length + prompt.length);
+  const { value } = await client.call(route, signal, async ({ model, target, signal: callSignal }) => {
+    spent.startAttempt(target.price);
+    try {
+      const stream = streamText({
+        model,
+        instructions: system,
+        prompt,
+        maxOutputTokens: target.maxOutputTokens,
+        temperature: target.temperature,
+        maxRetries: 0,
+        abortSignal: callSignal,
+        onError: () => {},
+      });
+      let text = '';
+      for await (const part of stream.fullStream) {
+        if (part.type === 'text-delta') {
+          text += part.text;
+          spent.streamed(part.text.length);
+          request.emitOutput?.(part.text);
+        } else if (part.type === 'error') {
+          throw part.error;
+        }
+      }
+      spent.callFinished(toTokenCounts(await stream.usage));
+      return { text, usage: spent.endAttempt() };
+    } catch (error) {
+      // Paid for though it did not answer (a fallback may): charged under this attempt's model.
+      recordFailedAttemptSpend(target, spent.endAttempt());
+      throw error;
+    }
+  });
+  // Every attempt's spend: the one that answered and those cut off before it.
+  return { result: value.text, usage: spent.total() };
+}
