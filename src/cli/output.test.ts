@@ -6,6 +6,7 @@ import type { EventDto, TaskDto } from '../http/dto.ts';
 import { CliError, EXIT, exitCodeForStatus, toCliError } from './exit-codes.ts';
 import {
   createEventPrinter,
+  createLogPrinter,
   createOutput,
   formatAgentTable,
   formatDuration,
@@ -152,6 +153,38 @@ describe('output', () => {
     printer.print(piece(2, 'SYNTHESIS done'));
     printer.end();
     assert.equal(printed, ['[writer] SYNTH', '[writer] SYNTHESIS done', ''].join('\n'));
+  });
+
+  test('maos logs: a streamed line is one log line under the seq of its first piece', () => {
+    let printed = '';
+    const printer = createLogPrinter(
+      { write: (text) => (printed += text), paint: plain },
+      new Map([['t1', 'writer']]),
+    );
+    let seq = 0;
+    const at = (type: string, data: Record<string, unknown>): EventDto => ({
+      ...event(type, data),
+      seq: ++seq,
+    });
+    const piece = (line: string, partial?: true) =>
+      at('task.output', { taskId: 't1', stream: 'text', line, attempt: 1, ...(partial ? { partial } : {}) });
+    printer.print(piece('A model wri', true));
+    printer.print(piece('tes a para', true));
+    printer.print(piece('graph.'));
+    printer.print(piece('Then ', true));
+    printer.print(at('task.status', { taskId: 't1', to: 'failed', reason: 'cut' }));
+    printer.print(piece('last', true));
+    printer.end();
+    assert.equal(
+      printed,
+      [
+        '#1 2026-01-01 00:00:00 [writer] A model writes a paragraph.',
+        '#4 2026-01-01 00:00:00 [writer] Then ',
+        '#5 2026-01-01 00:00:00 ▸ writer: failed — cut',
+        '#6 2026-01-01 00:00:00 [writer] last',
+        '',
+      ].join('\n'),
+    );
   });
 
   test('agent and user messages are shown as from → to: text', () => {

@@ -376,6 +376,43 @@ function formatOutputBody(data: Record<string, unknown>, paint: Painter): string
   return data.stream === 'stderr' ? paint.yellow(line) : line;
 }
 
+/**
+ * Prints `logs` lines (see {@link formatLogLine}), except that the pieces of a streamed line
+ * (`task.output` with `partial`) continue the line of the first piece, as {@link createEventPrinter}
+ * does for `run --follow`: a model's paragraph reads as one line, under the seq of its first piece.
+ */
+export function createLogPrinter(
+  out: Pick<Output, 'write' | 'paint'>,
+  taskNames: Map<string, string>,
+): EventPrinter {
+  // `taskId stream attempt` of the line a partial piece left open.
+  let open: string | undefined;
+  const close = () => {
+    if (open !== undefined) out.write('\n');
+    open = undefined;
+  };
+  return {
+    print(event) {
+      const data = event.data ?? {};
+      const key =
+        event.type === 'task.output'
+          ? `${String(data.taskId)} ${String(data.stream)} ${String(data.attempt)}`
+          : undefined;
+      if (key !== undefined && key === open) out.write(formatOutputBody(data, out.paint));
+      else {
+        close();
+        out.write(formatLogLine(event, taskNames, out.paint));
+      }
+      if (key !== undefined && data.partial === true) open = key;
+      else {
+        open = undefined;
+        out.write('\n');
+      }
+    },
+    end: close,
+  };
+}
+
 /** `logs` line: `#12 2026-11-25 17:50:47 <formatted event>`. */
 export function formatLogLine(event: EventDto, taskNames: Map<string, string>, paint: Painter): string {
   const text = formatEvent(event, taskNames, paint, true) ?? event.type;

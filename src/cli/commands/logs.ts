@@ -7,7 +7,7 @@ import type { ApiClient } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession, readAllEvents } from '../follow.ts';
-import { formatLogLine, indexTaskNames } from '../output.ts';
+import { createLogPrinter, indexTaskNames } from '../output.ts';
 import {
   DEFAULT_RETRY_FOR_MS,
   describeRetry,
@@ -124,17 +124,23 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
   // Also turns an unknown id into NOT_FOUND before any streaming starts.
   const session = await firstRequest(() => client.getSession(id));
   const taskNames = indexTaskNames(session.tasks);
+  // The pieces of a streamed line (a model's paragraph) continue one line.
+  const printer = createLogPrinter(out, taskNames);
+  const printLines = (events: EventDto[]) => {
+    for (const event of events) printer.print(event);
+    printer.end();
+  };
   if (tail !== undefined) {
     const { events, newestSeq } = await firstRequest(() => readLastEvents(client, id, tail));
     if (!options.follow) {
       if (out.json) out.printJson(events);
-      else for (const event of events) out.line(formatLogLine(event, taskNames, out.paint));
+      else printLines(events);
       return EXIT.OK;
     }
     // Followed as JSON lines, like the events that come after them.
     for (const event of events) {
       if (out.json) out.printJsonLine(event);
-      else out.line(formatLogLine(event, taskNames, out.paint));
+      else printer.print(event);
     }
     afterSeq = newestSeq;
   } else if (!options.follow) {
@@ -142,22 +148,29 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
     // Read from `afterSeq` on, not from the start: the server pages the rest.
     await readAllEvents(client, id, (event) => events.push(event), afterSeq);
     if (out.json) out.printJson(events);
-    else for (const event of events) out.line(formatLogLine(event, taskNames, out.paint));
+    else printLines(events);
     return EXIT.OK;
   }
-  await followSession(client, id, {
-    afterSeq,
-    signal: ctx.interruptSignal(),
-    retryForMs,
-    onEvent: (event) => {
-      if (out.json) out.printJsonLine(event);
-      else out.line(formatLogLine(event, taskNames, out.paint));
-    },
-    onReconnect: (attempt, lastSeq, { error, delayMs, connected }) => {
-      const what = connected ? `connection lost after #${lastSeq}` : 'event stream not open yet';
-      const why = error ? ` (${error.code}: ${error.message})` : '';
-      out.note(out.paint.dim(`${what}${why}; reconnecting in ${formatDelay(delayMs)} (attempt ${attempt})…`));
-    },
-  });
+  try {
+    await followSession(client, id, {
+      afterSeq,
+      signal: ctx.interruptSignal(),
+      retryForMs,
+      onEvent: (event) => {
+        if (out.json) out.printJsonLine(event);
+        else printer.print(event);
+      },
+      onReconnect: (attempt, lastSeq, { error, delayMs, connected }) => {
+        printer.end();
+        const what = connected ? `connection lost after #${lastSeq}` : 'event stream not open yet';
+        const why = error ? ` (${error.code}: ${error.message})` : '';
+        out.note(
+          out.paint.dim(`${what}${why}; reconnecting in ${formatDelay(delayMs)} (attempt ${attempt})…`),
+        );
+      },
+    });
+  } finally {
+    printer.end();
+  }
   return ctx.interruptSignal().aborted ? EXIT.INTERRUPTED : EXIT.OK;
 }
