@@ -203,7 +203,7 @@ describe('http server', () => {
         request: { method: 'GET', url: "/v1/sessions/0190a0a0-0000-7000-8000-000000000001'%20OR%201=1" },
       },
       { status: 404, code: 'NOT_FOUND', request: { method: 'GET', url: '/v2/nothing' } },
-      { status: 404, code: 'NOT_FOUND', request: { method: 'DELETE', url: '/v1/sessions' } },
+      { status: 405, code: 'METHOD_NOT_ALLOWED', request: { method: 'DELETE', url: '/v1/sessions' } },
       {
         status: 400,
         code: 'VALIDATION_FAILED',
@@ -232,6 +232,25 @@ describe('http server', () => {
       const response = await app.inject(request);
       assertProblem(response, status, code);
     }
+  });
+
+  test('a method a path has no route for is 405 with the methods it has in Allow; an unknown path 404', async () => {
+    const id = '0190a0a0-0000-7000-8000-000000000001';
+    const cases: Array<[method: 'DELETE' | 'GET' | 'PUT' | 'PATCH', url: string, allow: string]> = [
+      ['DELETE', '/v1/sessions', 'GET, HEAD, POST'],
+      ['PATCH', `/v1/sessions/${id}?x=1`, 'GET, HEAD'],
+      ['GET', `/v1/sessions/${id}/cancel`, 'POST'],
+      ['PUT', '/healthz', 'GET, HEAD'],
+    ];
+    for (const [method, url, allow] of cases) {
+      const response = await app.inject({ method, url });
+      assertProblem(response, 405, 'METHOD_NOT_ALLOWED');
+      assert.equal(response.headers.allow, allow, `${method} ${url}`);
+      assert.match(response.json().detail, new RegExp(`^${method} is not allowed on /`));
+    }
+    const unknown = await app.inject({ method: 'PATCH', url: '/v1/nothing-here' });
+    assertProblem(unknown, 404, 'NOT_FOUND');
+    assert.equal(unknown.headers.allow, undefined);
   });
 
   test('validation problems list every issue with its location and path', async () => {

@@ -267,7 +267,14 @@ const CASES: Case[] = [
     code: 'VALIDATION_FAILED',
   },
   { name: 'unknown route', path: '/v1/nothing', status: 404, code: 'NOT_FOUND' },
-  { name: 'wrong method', method: 'PUT', path: '/v1/sessions', body: {}, status: 404, code: 'NOT_FOUND' },
+  {
+    name: 'wrong method',
+    method: 'PUT',
+    path: '/v1/sessions',
+    body: {},
+    status: 405,
+    code: 'METHOD_NOT_ALLOWED',
+  },
   {
     name: 'malformed percent-encoding',
     path: '/v1/sessions/%E0%A4%A',

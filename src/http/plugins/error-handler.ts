@@ -4,6 +4,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode } from '../../errors/app-error.ts';
 import { notifyObserver } from '../../observability/notify-observer.ts';
+import { createAllowedMethods } from '../allowed-methods.ts';
 import { createProblem, PROBLEM_CONTENT_TYPE } from '../problem.ts';
 import type { HttpObserver } from '../types.ts';
 
@@ -113,9 +114,23 @@ export function registerErrorHandling(app: FastifyInstance, observer?: HttpObser
     }
     return sendProblem(request, reply, appError);
   });
+  const allowedMethods = createAllowedMethods(() => app.listRegisteredRoutes());
   app.setNotFoundHandler((request, reply) => {
-    notifyObserver(observer, 'problemSent', 'NOT_FOUND', 404);
     const path = request.url.split('?')[0] ?? '';
+    const allowed = allowedMethods(path);
+    if (allowed.length > 0) {
+      notifyObserver(observer, 'problemSent', 'METHOD_NOT_ALLOWED', 405);
+      reply.header('allow', allowed.join(', '));
+      return sendProblem(
+        request,
+        reply,
+        new AppError(
+          'METHOD_NOT_ALLOWED',
+          `${request.method} is not allowed on ${path.slice(0, 200)}; allowed: ${allowed.join(', ')}.`,
+        ),
+      );
+    }
+    notifyObserver(observer, 'problemSent', 'NOT_FOUND', 404);
     return sendProblem(
       request,
       reply,
