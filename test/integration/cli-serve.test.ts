@@ -3,7 +3,7 @@
 // one JSON line.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -44,6 +44,7 @@ function serveUntilAnnounced(
   args: string[],
   isAnnounced: (output: string) => boolean,
   stream: 'stdout' | 'stderr' = 'stdout',
+  cwd?: string,
 ): Promise<CliResult> {
   let seen = '';
   let stopped = false;
@@ -54,6 +55,7 @@ function serveUntilAnnounced(
   };
   return runMaos(args, {
     timeoutMs: 90_000,
+    ...(cwd === undefined ? {} : { cwd }),
     ...(stream === 'stdout' ? { onStdout: watch } : { onStderr: watch }),
   });
 }
@@ -111,32 +113,40 @@ describe('maos serve', { timeout: 300_000 }, () => {
   test('on a fresh install with API keys the banner prints the command that creates the first admin key', async (t) => {
     const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const elsewhere = join(dir, 'elsewhere');
+    mkdirSync(elsewhere);
+    // auth.mode apikey (the default) and dataDir ./.maos (the default), relative to where serve runs.
     const config = join(dir, 'keys.json');
-    writeFileSync(config, JSON.stringify({ logLevel: 'warn' })); // auth.mode apikey, the default
-    const args = ['serve', '--config', config, '--port', '0', '--data-dir', join(dir, 'data')];
-    const fresh = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr');
+    writeFileSync(config, JSON.stringify({ logLevel: 'warn' }));
+    const args = ['serve', '--config', config, '--port', '0'];
+    const fresh = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr', dir);
     assert.equal(fresh.code, 0, fresh.stderr);
     assert.match(fresh.stderr, /auth mode: {6}apikey\n/);
     const command = /^ {4}MAOS_DATA_DIR=(\S+) maos (keys create .*)$/m.exec(fresh.stderr);
     assert.ok(command, `no key command in:\n${fresh.stderr}`);
-    assert.equal(command[1], join(dir, 'data'));
-    assert.match(command[2] as string, / --config \S+keys\.json$/);
+    assert.equal(command[1], join(dir, '.maos'));
+    assert.equal(
+      command[2],
+      `keys create --role admin --tenant default --name first-admin --config ${config}`,
+    );
 
-    // The command as printed creates a key on this server's data directory: the next start is quiet.
+    // The command as printed, run in another directory, creates the key on this server's database:
+    // the note names it, and the next start is quiet.
     const created = await runMaos((command[2] as string).split(' '), {
       env: { MAOS_DATA_DIR: command[1] as string },
+      cwd: elsewhere,
     });
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^maos_/);
-    // The note says where the key went, so a key made on the wrong data directory is noticed.
     assert.ok(
       created.stderr.includes(
-        `stored in ${join(dir, 'data', 'maos.db')} (a server on another database refuses it`,
+        `stored in ${join(dir, '.maos', 'maos.db')} (a server on another database refuses it`,
       ),
       created.stderr,
     );
+    assert.equal(existsSync(join(elsewhere, '.maos')), false);
     // The banner says it before its last line, so a run stopped at that line has decided.
-    const again = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr');
+    const again = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr', dir);
     assert.equal(again.code, 0, again.stderr);
     assert.doesNotMatch(again.stderr, /no API key yet/);
   });

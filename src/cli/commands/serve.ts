@@ -49,7 +49,7 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     // A fresh install accepts no request until its first key exists: say how, under the auth mode.
     if (await server.app.security.firstKeyMissing().catch(() => false)) {
       out.note(`  no API key yet: create the first admin key (printed once) in another terminal with`);
-      out.note(`    ${firstKeyCommand(options)}`);
+      out.note(`    ${firstKeyCommand(options, server.dataDir)}`);
     }
     out.note(`  API docs:       ${server.url}/docs`);
   }
@@ -57,12 +57,14 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
   return EXIT.OK;
 }
 
-/** `maos keys create` for the first admin key, on the config and data directory this server uses. */
-function firstKeyCommand(options: ServeOptions): string {
+/**
+ * `maos keys create` for the first admin key, on the database this server uses, wherever it is
+ * run: the resolved data directory (a relative `dataDir` of the config would otherwise count from
+ * the other terminal's directory) and the config file, both absolute.
+ */
+function firstKeyCommand(options: ServeOptions, dataDir: string): string {
   const quote = (value: string) =>
     /^[\w./:@=-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
-  // Absolute: the other terminal may be in another directory.
-  const env = options.dataDir === undefined ? '' : `MAOS_DATA_DIR=${quote(resolve(options.dataDir))} `;
   const config = options.config === undefined ? '' : ` --config ${quote(resolve(options.config))}`;
-  return `${env}maos keys create --role admin --tenant default --name first-admin${config}`;
+  return `MAOS_DATA_DIR=${quote(dataDir)} maos keys create --role admin --tenant default --name first-admin${config}`;
 }
