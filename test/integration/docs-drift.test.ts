@@ -252,7 +252,10 @@ function cliExamples(): Array<{ file: string; line: string }> {
         .replace(/^\$ /, '')
         .replace(/\s#\s.*$/, '')
         .replace(/\$\((?!\s*(?:npx\s+)?maos\b)[^)]*\)/g, 'X');
-      const match = /(?:^|[|;]\s*|&&\s*|\$\(|\b(?:then|if)\s+)(?:npx\s+)?maos\s+(.*)$/.exec(line.trim());
+      const match =
+        /(?:^|[|;]\s*|&&\s*|\$\(|\b(?:then|if)\s+)(?:[A-Z_]+=\S+\s+)*(?:npx\s+)?maos\s+(.*)$/.exec(
+          line.trim(),
+        );
       if (!match) continue;
       const command = (match[1] as string).replace(/\s+(?:\||>|;\s*then\b).*$|\)\s*$/, '').trim();
       // `maos [global options] <command> [options]` is a synopsis, not an example.
