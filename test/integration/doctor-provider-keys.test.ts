@@ -94,4 +94,38 @@ describe('maos doctor: provider API keys', { timeout: 120_000 }, () => {
       ],
     );
   });
+
+  test('a provider without a key (Ollama, vLLM): passes as needing none, or fails as wanting one', async (t) => {
+    const open = await startLlmServer();
+    t.after(() => open.close());
+    const path = join(dir, 'keyless.yaml');
+    const keyless = (baseURL: string) =>
+      [
+        `dataDir: ${join(dir, 'data')}`,
+        'port: 0',
+        'providers:',
+        '  local:',
+        '    type: openai-compatible',
+        '    model: m',
+        `    baseURL: ${baseURL}`,
+        '',
+      ].join('\n');
+    writeFileSync(path, keyless(open.openaiBaseURL));
+    const needsNone = await doctor(path, true);
+    const local = (JSON.parse(needsNone.stdout) as { checks: Check[] }).checks.find(
+      (check) => check.name === 'provider:local',
+    );
+    assert.equal(local?.status, 'pass', local?.message);
+    assert.match(local?.message ?? '', /reachable, no API key needed \(model m\)$/);
+
+    writeFileSync(path, keyless(llm.openaiBaseURL));
+    const wantsOne = await doctor(path, true);
+    assert.equal(wantsOne.code, 1);
+    const refused = (JSON.parse(wantsOne.stdout) as { checks: Check[] }).checks.find(
+      (check) => check.name === 'provider:local',
+    );
+    assert.equal(refused?.status, 'fail');
+    assert.match(refused?.message ?? '', /wants an API key and none is configured \(HTTP 401\)$/);
+    assert.match(refused?.fix ?? '', /providers\.local\.apiKey/);
+  });
 });

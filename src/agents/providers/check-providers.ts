@@ -84,11 +84,15 @@ async function checkOne(
     };
   }
   const { status } = probe;
+  // Ollama and vLLM usually need no key, so an openai-compatible provider may have none.
+  const keyed = provider.apiKey !== undefined;
   if (isKeyRejected(status)) {
     return {
       name: `provider:${name}`,
       status: 'fail',
-      message: `${base} rejected the API key (HTTP ${status})`,
+      message: keyed
+        ? `${base} rejected the API key (HTTP ${status})`
+        : `${base} wants an API key and none is configured (HTTP ${status})`,
       fix: `Set a valid key in providers.${name}.apiKey (or apiKey_FILE / MAOS_PROVIDERS__${name.toUpperCase().replace(/-/g, '_')}__API_KEY).`,
     };
   }
@@ -96,7 +100,9 @@ async function checkOne(
     return {
       name: `provider:${name}`,
       status: 'pass',
-      message: `${base} reachable, key accepted (model ${provider.model})`,
+      message: keyed
+        ? `${base} reachable, key accepted (model ${provider.model})`
+        : `${base} reachable, no API key needed (model ${provider.model})`,
     };
   }
   // Some OpenAI-compatible servers have no model list; reachability is still worth knowing.
