@@ -124,3 +124,34 @@ test('the metrics listener on the API port: CONFIG_INVALID naming both settings,
   );
   assert.equal(existsSync(dataDir), false);
 });
+
+test('the API port held by another process while the metrics port is free: still PORT_IN_USE for the API', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-ports-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const held = await holdPort();
+  t.after(() => held.server.close());
+  const free = await holdPort();
+  await new Promise<void>((resolve) => free.server.close(() => resolve()));
+  const dataDir = join(dir, 'data');
+  await assert.rejects(
+    startServer({
+      overrides: {
+        dataDir,
+        host: '127.0.0.1',
+        port: held.port,
+        metrics: { port: free.port, host: '127.0.0.1' },
+        auth: { mode: 'none' },
+        logLevel: 'silent',
+      },
+    }),
+    (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'PORT_IN_USE');
+      assert.match(
+        error.message,
+        new RegExp(`127\\.0\\.0\\.1:${held.port} for the API \\(setting \`port\`\\)`),
+      );
+      return true;
+    },
+  );
+  assert.equal(existsSync(dataDir), false);
+});
