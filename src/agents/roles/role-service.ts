@@ -19,12 +19,15 @@ export const MAX_CUSTOM_ROLES_PER_TENANT = 50;
  */
 function trimmedText(min: number, max: number) {
   const pattern = min > 1 ? new RegExp(`\\S[\\s\\S]{${min - 2},}\\S`) : /\S/;
-  return z
-    .string()
-    .trim()
-    .min(min)
-    .max(max)
-    .regex(pattern, `must be at least ${min} characters besides surrounding spaces`);
+  return (
+    z
+      .string()
+      .trim()
+      // Aborts: a text too short also fails the pattern, and one problem is reported once.
+      .min(min, { abort: true })
+      .max(max)
+      .regex(pattern, `must be at least ${min} characters besides surrounding spaces`)
+  );
 }
 
 /** The body of `POST /v1/roles`. */
