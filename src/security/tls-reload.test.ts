@@ -3,8 +3,7 @@
 // keep-alive connection goes on; a broken pair keeps the served one, is logged once and counted,
 // and a good pair after it is picked up.
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -12,9 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import {
-  createSelfSignedCert,
+  createPemPair,
+  type PemPair,
+  servedFingerprint,
   skipWithoutOpenssl,
   writeKubeletSecretVolume,
 } from '../../test/fixtures/tls-cert.ts';
@@ -24,40 +25,9 @@ import { createLogger } from '../observability/logger.ts';
 import { createMetrics, type Metrics } from '../observability/metrics.ts';
 import { createTlsServing, type TlsServing } from './tls-reload.ts';
 
-interface Pair {
-  cert: string;
-  key: string;
-  fingerprint: string;
-  notAfter: Date;
-}
-
-/** Fresh self-signed pairs, each with its own key; `days` sets their expiry apart. */
-function makePairs(dir: string, count: number): Pair[] {
-  return Array.from({ length: count }, (_, index) => {
-    const sub = join(dir, `pair-${index}`);
-    mkdirSync(sub);
-    const files = createSelfSignedCert(sub, index + 1);
-    const cert = readFileSync(files.certFile, 'utf8');
-    const x509 = new X509Certificate(cert);
-    return {
-      cert,
-      key: readFileSync(files.keyFile, 'utf8'),
-      fingerprint: x509.fingerprint256,
-      notAfter: new Date(x509.validTo),
-    };
-  });
-}
-
-/** The fingerprint of the certificate a new TLS connection to `port` is offered. */
-function servedFingerprint(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      const { fingerprint256 } = socket.getPeerCertificate();
-      socket.end();
-      resolve(fingerprint256);
-    });
-    socket.on('error', reject);
-  });
+/** Fresh self-signed pairs, each with its own key; their expiries (1, 2, … days) set them apart. */
+function makePairs(dir: string, count: number): PemPair[] {
+  return Array.from({ length: count }, (_, index) => createPemPair(dir, `pair-${index}`, index + 1));
 }
 
 /** A GET over `agent`: the body, whether an open connection was reused, and that connection's certificate. */
@@ -133,7 +103,7 @@ async function startServing(certFile: string, keyFile: string, interval: number)
 
 describe('TLS certificate reload', { skip: skipWithoutOpenssl }, () => {
   let dir: string;
-  let pairs: Pair[];
+  let pairs: PemPair[];
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'maos-tls-reload-'));
     pairs = makePairs(dir, 4);
@@ -141,7 +111,7 @@ describe('TLS certificate reload', { skip: skipWithoutOpenssl }, () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('files replaced in place: SIGHUP-style reload, broken pairs kept out, then a good pair', async (t) => {
-    const [first, second, third] = pairs as [Pair, Pair, Pair];
+    const [first, second, third] = pairs as [PemPair, PemPair, PemPair];
     const certFile = join(dir, 'in-place.crt');
     const keyFile = join(dir, 'in-place.key');
     writeFileSync(certFile, first.cert);
@@ -228,7 +198,7 @@ describe('TLS certificate reload', { skip: skipWithoutOpenssl }, () => {
   });
 
   test('a kubelet-style ..data symlink swap is picked up by the poll', async (t) => {
-    const [first, second, third, fourth] = pairs as [Pair, Pair, Pair, Pair];
+    const [first, second, third, fourth] = pairs as [PemPair, PemPair, PemPair, PemPair];
     const volume = join(dir, 'volume');
     mkdirSync(volume);
     const { certFile, keyFile } = writeKubeletSecretVolume(volume, first);

@@ -3,16 +3,22 @@
 // certificate on SIGHUP without dropping open connections.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, get, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { runMaos } from '../fixtures/cli.ts';
 import { startTestServer } from '../fixtures/server.ts';
-import { createSelfSignedCert, skipWithoutOpenssl, writeKubeletSecretVolume } from '../fixtures/tls-cert.ts';
+import {
+  createPemPair,
+  createSelfSignedCert,
+  type PemPair,
+  servedFingerprint,
+  skipWithoutOpenssl,
+  writeKubeletSecretVolume,
+} from '../fixtures/tls-cert.ts';
 
 test('maos serves HTTPS when tls.certFile and tls.keyFile are set', {
   skip: skipWithoutOpenssl,
@@ -40,36 +46,6 @@ test('maos serves HTTPS when tls.certFile and tls.keyFile are set', {
   assert.equal(response.status, 200, response.body);
   assert.equal(response.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
 });
-
-interface ServedPair {
-  cert: string;
-  key: string;
-  fingerprint: string;
-}
-
-function makePair(dir: string, name: string): ServedPair {
-  const sub = join(dir, name);
-  mkdirSync(sub);
-  const files = createSelfSignedCert(sub);
-  const cert = readFileSync(files.certFile, 'utf8');
-  return {
-    cert,
-    key: readFileSync(files.keyFile, 'utf8'),
-    fingerprint: new X509Certificate(cert).fingerprint256,
-  };
-}
-
-/** The fingerprint of the certificate a new TLS connection to `port` is offered. */
-function servedFingerprint(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      const { fingerprint256 } = socket.getPeerCertificate();
-      socket.end();
-      resolve(fingerprint256);
-    });
-    socket.on('error', reject);
-  });
-}
 
 /** GET `path` over `agent`: status, body, whether an open connection was reused, and its certificate. */
 function getOver(
@@ -108,10 +84,10 @@ test('maos serve re-reads a renewed certificate on SIGHUP (kubelet-style ..data 
 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'maos-tls-sighup-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const [first, second, third] = ['a', 'b', 'c'].map((name) => makePair(dir, name)) as [
-    ServedPair,
-    ServedPair,
-    ServedPair,
+  const [first, second, third] = ['a', 'b', 'c'].map((name) => createPemPair(dir, name)) as [
+    PemPair,
+    PemPair,
+    PemPair,
   ];
   const volume = join(dir, 'volume');
   mkdirSync(volume);
@@ -182,7 +158,7 @@ test('maos serve re-reads a renewed certificate on SIGHUP (kubelet-style ..data 
   const metrics = await getOver(agent, port, '/metrics');
   assert.match(metrics.body, /^maos_tls_reload_failures_total 1$/m);
   const expiry = /^maos_tls_certificate_expiry_timestamp_seconds (\S+)$/m.exec(metrics.body)?.[1];
-  assert.equal(Number(expiry), new Date(new X509Certificate(second.cert).validTo).getTime() / 1000);
+  assert.equal(Number(expiry), second.notAfter.getTime() / 1000);
 
   writeKubeletSecretVolume(volume, third);
   hup();
