@@ -38,8 +38,8 @@ function describeWaiting(session: SessionDto): { phase: number; name: string; ta
   };
 }
 
-/** The lines listing the waiting tasks, under a heading per phase when they span several. */
-function describeTasks(session: SessionDto, tasks: TaskDto[]): string[] {
+/** The lines listing planned tasks, under a heading per phase when they span several. */
+export function describeTasks(session: SessionDto, tasks: TaskDto[]): string[] {
   const phases = [...new Set(tasks.map((task) => task.phase))];
   const lines: string[] = [];
   for (const phase of phases) {

@@ -83,11 +83,16 @@ test('maos run and maos steer on orchestrated sessions', { timeout: 120_000 }, a
   });
 
   await t.test(
-    '--follow names a session in planning as planned by the orchestrator, not as 1 task',
+    '--follow names a session in planning as planned by the orchestrator, then shows its plan',
     async () => {
       const result = await runMaos(['run', 'Build a blog API', '--follow'], { env });
       assert.equal(result.code, 0, result.stdout + result.stderr);
       assert.match(result.stdout, /^session \S+ submitted \(pipeline; the orchestrator plans its tasks\)\n/);
+      // Once planned, the plan is shown before its tasks run.
+      assert.match(
+        result.stdout,
+        /▸ orchestrator:plan: succeeded\n▸ planned \(2 tasks\):\n {2}phase 0 \(design\):\n {4}design \[architect\]: Work on design\n {2}phase 1 \(build\):\n {4}build \[engineer\] \(after design\): Work on build\n/,
+      );
     },
   );
 

@@ -8,7 +8,7 @@ import { createSessionInputSchema } from '../../domain/session-input.ts';
 import { STRATEGIES } from '../../domain/types.ts';
 import type { SessionDto } from '../../http/dto.ts';
 import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-spec.ts';
-import { type ApprovalPrompter, createApprovalPrompter } from '../approval-prompt.ts';
+import { type ApprovalPrompter, createApprovalPrompter, describeTasks } from '../approval-prompt.ts';
 import { ApiProblemError, UnreachableError } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
@@ -231,6 +231,20 @@ async function submitAndFollow(
       onEvent: async (event) => {
         if (!out.json) printer.print(event);
         const data = (event.data ?? {}) as { from?: string; to?: string };
+        // The orchestrator's plan, once made, when no approval shows it: what will run, up front.
+        if (
+          !out.json &&
+          event.type === 'session.status' &&
+          data.from === 'planning' &&
+          data.to === 'running'
+        ) {
+          const planned = await client.getSession(session.id);
+          const tasks = planned.tasks.filter((task) => task.role !== 'orchestrator');
+          for (const task of planned.tasks) taskNames.set(task.id, task.name);
+          printer.end();
+          out.line(`${out.paint.dim('▸')} planned (${plural(tasks.length, 'task')}):`);
+          for (const line of describeTasks(planned, tasks)) out.line(line);
+        }
         // An adaptive phase gate planned the next phase of a session that needs approval (the
         // first plan was handled above; its status events are replays).
         if (event.type === 'session.status' && data.to === 'awaiting_approval' && data.from === 'running') {
