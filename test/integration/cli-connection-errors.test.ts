@@ -74,3 +74,19 @@ test('a server certificate this machine does not trust: exit 3 naming NODE_EXTRA
   assert.equal(trusted.code, 0, trusted.stderr);
   assert.match(trusted.stdout, /^ROLE /);
 });
+
+test('maos login to a server that asks for no credentials says the token was not checked', async (t) => {
+  const server = await startTestServer({ config: { workers: { concurrency: 0 } } }); // auth.mode none
+  t.after(() => server.close());
+  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-login-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const result = await runMaos(['login', '--server', server.url, '--credentials', join(dir, 'c.json')], {
+    input: 'not-a-real-token\n',
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^logged in to /);
+  assert.match(
+    result.stderr,
+    /this server asks for no credentials \(auth mode none\), so it accepts any token: this one was not checked/,
+  );
+});

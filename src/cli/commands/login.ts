@@ -87,13 +87,21 @@ async function runLogin(ctx: CliContext, command: Command): Promise<number> {
     );
   }
   const status = await checkCredential(server, token);
+  // A server with auth mode `none` takes any token: say that this one proved nothing.
+  const open = status === 200 && (await answersWithoutCredential(server));
   const content = readCredentials(path);
   content.servers[serverKey(server)] = { token, savedAt: new Date().toISOString() };
   writeCredentials(path, content);
-  if (ctx.out.json) ctx.out.printJson({ server: serverKey(server), stored: path, status });
-  else {
+  if (ctx.out.json) {
+    ctx.out.printJson({ server: serverKey(server), stored: path, status, credentialsRequired: !open });
+  } else {
     ctx.out.line(`logged in to ${serverKey(server)}; credential stored in ${path}`);
     if (status === 403) ctx.out.note('note: the credential is valid but may not read roles (HTTP 403)');
+    if (open) {
+      ctx.out.note(
+        'note: this server asks for no credentials (auth mode none), so it accepts any token: this one was not checked',
+      );
+    }
   }
   return EXIT.OK;
 }
@@ -125,6 +133,16 @@ async function checkCredential(server: string, token: string): Promise<number> {
       );
     }
     throw error;
+  }
+}
+
+/** Whether the server answers a request without any credential (auth mode `none`). */
+async function answersWithoutCredential(server: string): Promise<boolean> {
+  try {
+    await createApiClient({ server, requestTimeoutMs: 10_000 }).listRoles();
+    return true;
+  } catch {
+    return false;
   }
 }
 
