@@ -252,7 +252,7 @@ describe('exit codes', () => {
     assert.equal(toCliError(new TypeError('boom')).exitCode, EXIT.SERVER);
   });
 
-  test('sessions show prints the whole result last, line by line, not cut at 500 characters', () => {
+  test('sessions show: the whole result last, not cut at 500 characters; a run time only once ended', () => {
     const result = `## Summary\nDone.\n## Deliverable\n${'x'.repeat(900)}\nEND-OF-RESULT\n`;
     const session = {
       id: 's1',
@@ -269,6 +269,12 @@ describe('exit codes', () => {
       usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 },
     } as unknown as Parameters<typeof formatSessionDetail>[0];
     const lines = formatSessionDetail(session, plain);
+    assert.ok(lines.includes('Finished  2026-01-01 00:00:02  (2.0s)'), lines.join('\n'));
+    const running = formatSessionDetail(
+      { ...session, status: 'running', finishedAt: null, result: null },
+      plain,
+    );
+    assert.ok(running.includes('Finished  -'), running.join('\n'));
     const at = lines.indexOf('Result');
     assert.ok(at > 0, lines.join('\n'));
     assert.deepEqual(lines.slice(at + 1), [

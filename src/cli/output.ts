@@ -162,7 +162,12 @@ export function formatSessionDetail(session: SessionDto, paint: Painter): string
     `Strategy  ${session.strategy}`,
     `Created   ${formatTime(session.createdAt)}`,
     `Started   ${formatTime(session.startedAt)}`,
-    `Finished  ${formatTime(session.finishedAt)}  (${formatDuration(session.startedAt, session.finishedAt)})`,
+    // The run time only for a session that ran and ended (not `-  (-)` while it runs).
+    `Finished  ${formatTime(session.finishedAt)}${
+      session.startedAt && session.finishedAt
+        ? `  (${formatDuration(session.startedAt, session.finishedAt)})`
+        : ''
+    }`,
   ];
   lines.push(...formatSessionControls(session));
   if (session.error) lines.push(`Error     ${paint.red(session.error)}`);
