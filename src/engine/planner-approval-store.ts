@@ -18,6 +18,7 @@ import {
   checkEditedPlan,
   type EditedPlanRules,
   type EditedPlanSession,
+  isSamePlan,
 } from './planner-approval.ts';
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
@@ -149,11 +150,15 @@ export async function approvePlan(
     const checked = checkEditedPlan(options.editedPlan, options.rules, describeSession(tasks));
     const edited = checked.plan;
     renamedTasks = checked.renamedTasks;
-    await replacePendingTasks(trx, session, tasks, edited, options.maxAttempts, now);
-    const origin = (await loadLatestPlan(trx, session.id))?.origin;
-    const body: OrchestratedPlanBody = origin ? { ...edited, origin } : edited;
-    planVersion = await storePlanVersion(trx, session.tenantId, session.id, body, now);
-    tasks = await loadTasks(trx, session.id);
+    const latest = await loadLatestPlan(trx, session.id);
+    // The waiting plan sent back unchanged (as read, to approve it) is approved as it is: no new
+    // version, which would list a diff without a change.
+    if (latest === undefined || !isSamePlan(latest, edited)) {
+      await replacePendingTasks(trx, session, tasks, edited, options.maxAttempts, now);
+      const body: OrchestratedPlanBody = latest?.origin ? { ...edited, origin: latest.origin } : edited;
+      planVersion = await storePlanVersion(trx, session.tenantId, session.id, body, now);
+      tasks = await loadTasks(trx, session.id);
+    }
   }
   const from = row.status as SessionStatus;
   const to = transitionSession(from, 'start');

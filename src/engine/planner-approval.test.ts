@@ -547,3 +547,41 @@ describe('checkEditedPlan', () => {
     );
   });
 });
+
+describe('the dependencies of an edited task', () => {
+  const withDependencies = (extra: Record<string, unknown>) => ({
+    phases: [
+      {
+        name: 'p',
+        tasks: [
+          { name: 'design', role: 'architect', instructions: 'x' },
+          { name: 'build', role: 'engineer', instructions: 'y', ...extra },
+        ],
+      },
+    ],
+  });
+  const dependenciesOfBuild = (input: unknown) => taskOf(validateEditedPlan(input, rules), 0, 1).dependsOn;
+
+  test('are read as `dependsOn`, as the session and its plan versions show them', () => {
+    assert.deepEqual(dependenciesOfBuild(withDependencies({ dependsOn: ['design'] })), ['design']);
+  });
+
+  test('are still read as `depends_on`, and both spellings naming the same tasks agree', () => {
+    assert.deepEqual(dependenciesOfBuild(withDependencies({ depends_on: ['design'] })), ['design']);
+    assert.deepEqual(
+      dependenciesOfBuild(withDependencies({ dependsOn: ['design'], depends_on: ['design'] })),
+      ['design'],
+    );
+  });
+
+  test('given both ways with different tasks is INVALID_PLAN naming the task', () => {
+    const error = failure(() =>
+      validateEditedPlan(withDependencies({ dependsOn: ['design'], depends_on: [] }), rules),
+    );
+    assert.equal(error.code, 'INVALID_PLAN');
+    assert.match(
+      error.message,
+      /plan\.phases\.0\.tasks\.1: dependsOn and depends_on name different tasks: give the dependencies once, as dependsOn/,
+    );
+  });
+});

@@ -16,8 +16,16 @@ import {
 } from './planner-validate.ts';
 
 // The name form (planner-names.ts EDITED_TASK_NAMES) is checked after the parse: a name written
-// with spaces ("Design API") is read as "Design-API", in `depends_on` and `agent` too.
+// with spaces ("Design API") is read as "Design-API", in the dependencies and `agent` too.
 const taskNameSchema = z.string().min(1).max(200);
+const dependenciesSchema = z.array(taskNameSchema).max(100);
+
+/** True when both lists name the same tasks (order and repeats aside). */
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  const left = new Set(a);
+  const right = new Set(b);
+  return left.size === right.size && [...left].every((name) => right.has(name));
+}
 
 /** The body of an edited plan in `POST /v1/sessions/:id/approve` (`{ plan: … }`). */
 export const editedPlanSchema = z.strictObject({
@@ -27,19 +35,39 @@ export const editedPlanSchema = z.strictObject({
         name: z.string().min(1).max(64),
         tasks: z
           .array(
-            z.strictObject({
-              name: taskNameSchema,
-              // Checked against the catalogue with the plan's other problems (toTaskToCheck).
-              role: z.string().trim().min(1).max(64),
-              instructions: z.string().min(1).max(20_000),
-              depends_on: z.array(taskNameSchema).max(100).default([]),
-              runner: z
-                .string()
-                .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/)
-                .optional(),
-              // Agents are named after the task they were created for, hence the task-name rule.
-              agent: taskNameSchema.nullable().optional(),
-            }),
+            z
+              .strictObject({
+                name: taskNameSchema,
+                // Checked against the catalogue with the plan's other problems (toTaskToCheck).
+                role: z.string().trim().min(1).max(64),
+                instructions: z.string().min(1).max(20_000),
+                // `dependsOn` as GET /v1/sessions/:id and /plans show it, so a plan read there can be
+                // edited and sent back; `depends_on` (the planner's spelling) is still read.
+                dependsOn: dependenciesSchema
+                  .optional()
+                  .describe('Names of the tasks this one waits for, as the session and its plans show them.'),
+                depends_on: dependenciesSchema
+                  .optional()
+                  .describe(
+                    'Same as `dependsOn` (the earlier spelling, still accepted); give one of the two.',
+                  ),
+                runner: z
+                  .string()
+                  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/)
+                  .optional(),
+                // Agents are named after the task they were created for, hence the task-name rule.
+                agent: taskNameSchema.nullable().optional(),
+              })
+              .refine(
+                (task) =>
+                  task.dependsOn === undefined ||
+                  task.depends_on === undefined ||
+                  sameNames(task.dependsOn, task.depends_on),
+                {
+                  message:
+                    'dependsOn and depends_on name different tasks: give the dependencies once, as dependsOn',
+                },
+              ),
           )
           .min(1)
           .max(200),
@@ -49,7 +77,14 @@ export const editedPlanSchema = z.strictObject({
     .max(20),
 });
 
-type EditedTask = z.infer<typeof editedPlanSchema>['phases'][number]['tasks'][number];
+type ParsedTask = z.infer<typeof editedPlanSchema>['phases'][number]['tasks'][number];
+
+/** An edited task with its dependencies under one name, whichever spelling it came with. */
+type EditedTask = Omit<ParsedTask, 'dependsOn' | 'depends_on'> & { depends_on: string[] };
+
+function toEditedTask({ dependsOn, depends_on, ...task }: ParsedTask): EditedTask {
+  return { ...task, depends_on: dependsOn ?? depends_on ?? [] };
+}
 
 export interface EditedPlanRules {
   isKnownRole(role: string): boolean;
@@ -219,7 +254,7 @@ export function checkEditedPlan(
     });
   }
   const named = normaliseTaskNames(
-    parsed.data.phases,
+    parsed.data.phases.map((phase) => ({ ...phase, tasks: phase.tasks.map(toEditedTask) })),
     { earlierTaskNames: [], agentNames: session.agents.map((agent) => agent.name) },
     EDITED_TASK_NAMES,
   );
@@ -322,4 +357,16 @@ export function diffPlans(before: PlanBody, after: PlanBody): PlanDiff {
     if (changes.length > 0) diff.changed.push({ name, changes });
   }
   return diff;
+}
+
+/**
+ * True when `after` changes nothing of `before`: the same phases (by name, in order) and no task
+ * added, removed or changed in what diffPlans compares. The order in which a phase lists its tasks,
+ * or a task its dependencies, does not count, as in the diff.
+ */
+export function isSamePlan(before: PlanBody, after: PlanBody): boolean {
+  if (before.phases.length !== after.phases.length) return false;
+  if (before.phases.some((phase, index) => phase.name !== after.phases[index]?.name)) return false;
+  const diff = diffPlans(before, after);
+  return diff.added.length === 0 && diff.removed.length === 0 && diff.changed.length === 0;
 }

@@ -38,7 +38,7 @@ const approveInputSchema = z.strictObject({
     .record(z.string(), z.unknown())
     .optional()
     .describe(
-      'An edited plan replacing the tasks that have not started: { phases: [{ name, tasks: [{ name, role, instructions, depends_on?, runner?, agent? }] }] }; `agent` names an existing agent to reuse (null: a new one; absent: the task keeps its agent). Omit to approve the plan as it is.',
+      'An edited plan replacing the tasks that have not started: { phases: [{ name, tasks: [{ name, role, instructions, dependsOn?, runner?, agent? }] }] } (`depends_on` is read as `dependsOn`); `agent` names an existing agent to reuse (null: a new one; absent: the task keeps its agent). Omit (or send the plan unchanged) to approve the plan as it is.',
     ),
 });
 

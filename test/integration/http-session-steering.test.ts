@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import { createSessionPlanRoutesPlugin } from '../../src/http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from '../../src/http/routes/session-steering.ts';
 import { buildHttpServer } from '../../src/http/server.ts';
 import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
@@ -22,6 +23,7 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
       readiness: async () => ({ database: { ok: true, detail: 'ok' } }),
       listRoles: () => [],
       plugins: [
+        createSessionPlanRoutesPlugin({ db: h.handle.db }),
         createSessionSteeringRoutesPlugin(
           createEngineSteering({
             db: h.handle.db,
@@ -43,10 +45,15 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
     await h.close();
   });
 
-  async function awaitingSession(): Promise<string> {
+  async function awaitingSession(
+    agents: Array<{ name: string; role: string; task: string; runner: string; depends_on?: string[] }> = [
+      { name: 'build', role: 'engineer', task: 'Build', runner: 'ok' },
+    ],
+  ): Promise<string> {
     const { session } = await h.engine.service.createSession(ACTOR, {
       objective: 'o',
-      agents: [{ name: 'build', role: 'engineer', task: 'Build', runner: 'ok' }],
+      ...(agents.some((agent) => agent.depends_on) ? { strategy: 'pipeline' as const } : {}),
+      agents,
     });
     await h.handle.db
       .updateTable('sessions')
@@ -144,6 +151,96 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
     const again = await app.inject({ method: 'POST', url: `/v1/sessions/${id}/approve` });
     assert.equal(again.statusCode, 409);
     assert.equal((again.json() as { code: string }).code, 'INVALID_STATE');
+  });
+
+  /** The session's plan as GET /v1/sessions/:id shows it. */
+  async function planAsShown(id: string) {
+    const shown = await app.inject({ method: 'GET', url: `/v1/sessions/${id}` });
+    assert.equal(shown.statusCode, 200, shown.body);
+    return (
+      shown.json() as {
+        plan: { phases: Array<{ name: string; tasks: Array<Record<string, unknown> & { name: string }> }> };
+      }
+    ).plan;
+  }
+
+  async function planVersions(id: string) {
+    const listed = await app.inject({ method: 'GET', url: `/v1/sessions/${id}/plans` });
+    assert.equal(listed.statusCode, 200, listed.body);
+    return (listed.json() as { items: Array<{ version: number; diff: unknown }> }).items;
+  }
+
+  const twoTasks = [
+    { name: 'build', role: 'engineer', task: 'Build', runner: 'ok' },
+    { name: 'test', role: 'qa', task: 'Test', runner: 'ok', depends_on: ['build'] },
+  ];
+
+  test('the plan as the session shows it (dependsOn), edited, is approved as the new version', async () => {
+    const id = await awaitingSession(twoTasks);
+    const plan = await planAsShown(id);
+    assert.deepEqual(plan.phases[0]?.tasks[1]?.dependsOn, ['build']);
+    const test = plan.phases[0]?.tasks[1];
+    if (test) test.instructions = 'Test it all';
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${id}/approve`,
+      payload: { plan },
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    assert.deepEqual(response.json(), { planVersion: 2, readied: 1, renamedTasks: {} });
+    const detail = await h.engine.service.getSession(ACTOR, id);
+    assert.deepEqual(
+      detail.tasks.map((t) => [t.name, t.instructions, t.dependsOn]),
+      [
+        ['build', 'Build', []],
+        ['test', 'Test it all', ['build']],
+      ],
+    );
+  });
+
+  test('a task giving dependsOn and depends_on with different tasks is 400 INVALID_PLAN', async () => {
+    const id = await awaitingSession(twoTasks);
+    const plan = await planAsShown(id);
+    const test = plan.phases[0]?.tasks[1];
+    if (test) test.depends_on = [];
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${id}/approve`,
+      payload: { plan },
+    });
+    assert.equal(response.statusCode, 400, response.body);
+    const problem = response.json() as { code: string; detail: string };
+    assert.equal(problem.code, 'INVALID_PLAN');
+    assert.match(
+      problem.detail,
+      /plan\.phases\.0\.tasks\.1: dependsOn and depends_on name different tasks: give the dependencies once, as dependsOn/,
+    );
+    assert.equal((await h.engine.service.getSession(ACTOR, id)).status, 'awaiting_approval');
+  });
+
+  test('the waiting plan sent back unchanged is a plain approval: no new plan version', async () => {
+    const id = await awaitingSession(twoTasks);
+    const plan = await planAsShown(id);
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${id}/approve`,
+      payload: { plan },
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    assert.deepEqual(response.json(), { planVersion: 1, readied: 1, renamedTasks: {} });
+    assert.deepEqual(
+      (await planVersions(id)).map((item) => item.version),
+      [1],
+    );
+    const detail = await h.engine.service.getSession(ACTOR, id);
+    assert.equal(detail.planVersion, 1);
+    assert.deepEqual(
+      detail.tasks.map((t) => [t.name, t.status]),
+      [
+        ['build', 'ready'],
+        ['test', 'pending'],
+      ],
+    );
   });
 
   test('an invalid edited plan is 400 with the problems', async () => {

@@ -14,7 +14,7 @@ export function registerApproveCommand(program: Command, act: ActionFactory): vo
     .argument('<id>', 'session id')
     .option(
       '--plan <file>',
-      'JSON file with the edited plan: {"phases":[{"name","tasks":[{"name","role","instructions","depends_on"?,"runner"?,"agent"?}]}]}',
+      'JSON file with the edited plan, as the session shows it (maos sessions show <id> --json | jq .plan): {"phases":[{"name","tasks":[{"name","role","instructions","dependsOn"?,"runner"?,"agent"?}]}]}',
     );
   addCommonOptions(command, true).action(act(approveSession));
 }
@@ -59,35 +59,7 @@ async function readPlanFile(path: string): Promise<unknown> {
   if (parsed !== null && typeof parsed === 'object' && 'plan' in parsed && !('phases' in parsed)) {
     parsed = (parsed as { plan: unknown }).plan;
   }
-  return withEditDependencies(parsed);
-}
-
-/**
- * The session document and GET /v1/sessions/:id/plans show a task's dependencies as `dependsOn`,
- * while an edited plan names them `depends_on`: a plan copied from either is sent with the edit's
- * name, so editing starts from the plan as shown. A task that has both keeps both (the server
- * then names the one it does not know).
- */
-function withEditDependencies(plan: unknown): unknown {
-  const phases = (plan as { phases?: unknown } | null)?.phases;
-  if (!Array.isArray(phases)) return plan;
-  return {
-    ...(plan as object),
-    phases: phases.map((phase: unknown) => {
-      const tasks = (phase as { tasks?: unknown } | null)?.tasks;
-      if (!Array.isArray(tasks)) return phase;
-      return {
-        ...(phase as object),
-        tasks: tasks.map((task: unknown) => {
-          if (task === null || typeof task !== 'object' || !('dependsOn' in task) || 'depends_on' in task) {
-            return task;
-          }
-          const { dependsOn, ...rest } = task as { dependsOn: unknown };
-          return { ...rest, depends_on: dependsOn };
-        }),
-      };
-    }),
-  };
+  return parsed;
 }
 
 async function approveSession(ctx: CliContext, command: Command): Promise<number> {

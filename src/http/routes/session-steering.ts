@@ -74,7 +74,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         operationId: 'approvePlan',
         summary: 'Approve the plan',
         description:
-          'Starts a session waiting for approval, as planned or with an edited plan (checked and built like a generated one: at most llm.planner.maxTasksPerPhase tasks per phase, dependencies only on the same or earlier phases, each phase waiting for the one before; stored as a new plan version, see GET /v1/sessions/:id/plans).',
+          'Starts a session waiting for approval, as planned or with an edited plan (checked and built like a generated one: at most llm.planner.maxTasksPerPhase tasks per phase, dependencies only on the same or earlier phases, each phase waiting for the one before; stored as a new plan version, see GET /v1/sessions/:id/plans). The plan is written as GET /v1/sessions/:id shows it, so the plan read there can be edited and sent back; an edited plan that changes nothing is a plain approval (no new version).',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         body: z
@@ -84,7 +84,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
               .optional()
               .meta(editedPlanJsonSchema)
               .describe(
-                'The edited plan: { phases: [{ name, tasks: [{ name, role, instructions, depends_on?, runner?, agent? }] }] }. `agent` names an agent of the session that already worked, of the same role, for the task to reuse (it keeps its history); null gives the task a new agent; absent keeps the agent the task has.',
+                'The edited plan: { phases: [{ name, tasks: [{ name, role, instructions, dependsOn?, runner?, agent? }] }] } (`depends_on` is read as `dependsOn`). `agent` names an agent of the session that already worked, of the same role, for the task to reuse (it keeps its history); null gives the task a new agent; absent keeps the agent the task has.',
               ),
           })
           .nullish(),
