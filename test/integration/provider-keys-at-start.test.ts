@@ -1,6 +1,7 @@
 // `maos serve` checks the providers' API keys in the background once it listens: one warning per
-// rejected key (name and reason, never the key), nothing when the keys are good or a provider is
-// unreachable, and a provider that does not answer holds up neither the start nor the stop.
+// rejected or missing key (name and reason, never the key), nothing when the keys are good or a
+// provider is unreachable, and a provider that does not answer holds up neither the start nor the
+// stop.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -90,6 +91,25 @@ test('a rejected key is one warning with the provider and the reason, never the 
   }
   const everything = lines.map((line) => JSON.stringify(line)).join('\n');
   assert.doesNotMatch(everything, /sk-wrong-key-123|wrong-too|right-key/);
+});
+
+test('a provider that wants a key and has none configured says so, naming the setting', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'right-key' });
+  t.after(() => llm.close());
+  // openai-compatible may go without a key (Ollama, vLLM); this server wants one.
+  const { lines } = await startApp(t, {
+    keyless: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm' },
+  });
+  await keyCheckFinished(lines);
+  const [warned, ...more] = warnings(lines);
+  assert.deepEqual(more, []);
+  assert.equal(warned?.provider, 'keyless');
+  assert.equal(
+    warned?.message,
+    'LLM provider requires an API key and none is configured; calls to it will fail until one is set',
+  );
+  assert.equal(warned?.fix, 'set a key in providers.keyless.apiKey (or apiKey_FILE)');
+  assert.match(String(warned?.reason), /\/models answered HTTP 401/);
 });
 
 test('good keys and unreachable providers log no warning', async (t) => {

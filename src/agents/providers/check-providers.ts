@@ -130,9 +130,10 @@ export interface ProviderKeyCheck {
 
 /**
  * Starts the key check of every provider without waiting for it: one warning per provider that
- * rejected its key (name and reason, never the key), nothing for the others. The request is the
- * model list, which spends no tokens; an unreachable provider is not a key problem and is left to
- * the task error and `maos doctor` (a local model server is often started after MAOS).
+ * rejected its key or wants one it was not given (name and reason, never the key), nothing for the
+ * others. The request is the model list, which spends no tokens; an unreachable provider is not a
+ * key problem and is left to the task error and `maos doctor` (a local model server is often
+ * started after MAOS).
  */
 export function startProviderKeyCheck(
   providers: ProvidersConfig,
@@ -143,14 +144,20 @@ export function startProviderKeyCheck(
   const checkOneKey = async (name: string, provider: ProviderConfig): Promise<boolean> => {
     const probe = await probeModelList(provider, { ...options, signal: controller.signal });
     if (!('status' in probe) || !isKeyRejected(probe.status)) return false;
-    logger.warn(
-      {
-        provider: name,
-        reason: `${probe.base}/models answered HTTP ${probe.status}`,
-        fix: `set a valid key in providers.${name}.apiKey`,
-      },
-      'LLM provider rejected the configured API key; calls with it will fail until it is fixed',
-    );
+    const reason = `${probe.base}/models answered HTTP ${probe.status}`;
+    // An openai-compatible provider may be configured without a key (Ollama, vLLM): a server that
+    // wants one did not reject a key, it got none.
+    if (provider.apiKey === undefined) {
+      logger.warn(
+        { provider: name, reason, fix: `set a key in providers.${name}.apiKey (or apiKey_FILE)` },
+        'LLM provider requires an API key and none is configured; calls to it will fail until one is set',
+      );
+    } else {
+      logger.warn(
+        { provider: name, reason, fix: `set a valid key in providers.${name}.apiKey` },
+        'LLM provider rejected the configured API key; calls with it will fail until it is fixed',
+      );
+    }
     return true;
   };
   const done = Promise.all(
