@@ -45,6 +45,13 @@ export const ERROR_CODES = {
   // as for a second server on the same SQLite database.
   PORT_IN_USE: { status: 409, category: 'system', title: 'Listen address already in use' },
   PORT_NOT_PERMITTED: { status: 500, category: 'system', title: 'Listen address not permitted' },
+  // A local command run as root on another user's data directory (store/data-dir-owner.ts): never
+  // sent over HTTP; a mistake to fix, not an outage to wait out (unlike STORE_UNAVAILABLE). Exit 7.
+  DATA_DIR_OWNER_MISMATCH: {
+    status: 500,
+    category: 'system',
+    title: 'Data directory belongs to another user',
+  },
   MIGRATION_REQUIRED: { status: 503, category: 'system', title: 'Database migrations pending' },
   DATABASE_NEWER_THAN_CODE: {
     status: 503,

@@ -21,9 +21,9 @@ export interface RootWriteTargets {
 }
 
 /**
- * Throws STORE_UNAVAILABLE when this process runs as root and a target (or, for one still to be
- * created, its nearest existing parent) belongs to another user, unless `MAOS_ALLOW_ROOT` opts in.
- * A target owned by root is root's to use.
+ * Throws DATA_DIR_OWNER_MISMATCH (exit 7) when this process runs as root and a target (or, for one
+ * still to be created, its nearest existing parent) belongs to another user, unless
+ * `MAOS_ALLOW_ROOT` opts in. A target owned by root is root's to use.
  */
 export function refuseRootOnForeignFiles(targets: RootWriteTargets): void {
   if (process.getuid?.() !== 0 || readClientEnv().allowRoot) return;
@@ -47,7 +47,7 @@ function refuse(action: string, path: string, what: string): void {
   const owner = statSync(path).uid;
   if (owner === 0) return;
   throw new AppError(
-    'STORE_UNAVAILABLE',
+    'DATA_DIR_OWNER_MISMATCH',
     `Refusing to ${action} as root: ${path} belongs to uid ${owner}, and a server running as that user could not open ${what}. Run MAOS as that user (e.g. \`sudo -u '#${owner}' maos …\`; a systemd service with User=), or chown the directory to root if MAOS is meant to run as root (MAOS_ALLOW_ROOT=1 runs as root anyway, once)`,
   );
 }

@@ -91,7 +91,7 @@ describe('a new database under a data directory owned by another user, run as ro
     assert.match(
       result.stderr,
       new RegExp(
-        `STORE_UNAVAILABLE: Refusing to create ${dataDir}/maos\\.db as root: ${dataDir} belongs to uid ${SERVICE_UID}`,
+        `DATA_DIR_OWNER_MISMATCH: Refusing to create ${dataDir}/maos\\.db as root: ${dataDir} belongs to uid ${SERVICE_UID}`,
       ),
     );
     assert.match(result.stderr, new RegExp(`sudo -u '#${SERVICE_UID}' maos`));
@@ -102,7 +102,7 @@ describe('a new database under a data directory owned by another user, run as ro
     const { dataDir, config } = serviceDataDir('serve');
     const result = runAs(0, ['serve', '--config', config]);
     assert.equal(result.status, 7, result.stderr);
-    assert.match(result.stderr, /STORE_UNAVAILABLE: Refusing to create .*maos\.db as root/);
+    assert.match(result.stderr, /DATA_DIR_OWNER_MISMATCH: Refusing to create .*maos\.db as root/);
     assert.deepEqual(readdirSync(dataDir), []);
   });
 
@@ -112,7 +112,10 @@ describe('a new database under a data directory owned by another user, run as ro
     writeFileSync(config, JSON.stringify({ dataDir: join(dataDir, 'a', 'b') }));
     const result = runAs(0, ['migrate', '--config', config]);
     assert.equal(result.status, 7, result.stderr);
-    assert.match(result.stderr, new RegExp(`${dataDir} belongs to uid ${SERVICE_UID}`));
+    assert.match(
+      result.stderr,
+      new RegExp(`DATA_DIR_OWNER_MISMATCH: .* ${dataDir} belongs to uid ${SERVICE_UID}`),
+    );
     assert.equal(existsSync(join(dataDir, 'a')), false);
   });
 
@@ -126,7 +129,7 @@ describe('a new database under a data directory owned by another user, run as ro
     assert.deepEqual([database.uid, database.mode & 0o777], [SERVICE_UID, 0o600]);
     const asRoot = runAs(0, ['migrate', '--config', config]);
     assert.equal(asRoot.status, 7, asRoot.stderr);
-    assert.match(asRoot.stderr, /STORE_UNAVAILABLE: Refusing to open .*maos\.db as root/);
+    assert.match(asRoot.stderr, /DATA_DIR_OWNER_MISMATCH: Refusing to open .*maos\.db as root/);
   });
 
   test('a data directory owned by root is root’s to use', () => {
@@ -176,7 +179,7 @@ describe('an existing database of another user, run as root', {
 
   const refusal = (path: string) =>
     new RegExp(
-      `STORE_UNAVAILABLE: Refusing to open ${path} as root: ${path} belongs to uid ${SERVICE_UID}.*sudo -u '#${SERVICE_UID}' maos`,
+      `DATA_DIR_OWNER_MISMATCH: Refusing to open ${path} as root: ${path} belongs to uid ${SERVICE_UID}.*sudo -u '#${SERVICE_UID}' maos`,
     );
 
   test('maos serve refuses, names the owner, and writes no server lock, key or run record', () => {
@@ -244,7 +247,9 @@ describe('an existing database of another user, run as root', {
     assert.equal(result.status, 7, result.stderr);
     assert.match(
       result.stderr,
-      new RegExp(`Refusing to use ${dataDir} as root: ${dataDir} belongs to uid ${SERVICE_UID}`),
+      new RegExp(
+        `DATA_DIR_OWNER_MISMATCH: Refusing to use ${dataDir} as root: ${dataDir} belongs to uid ${SERVICE_UID}`,
+      ),
     );
     assert.deepEqual(readdirSync(rootDir), []);
   });
@@ -275,7 +280,10 @@ describe('an existing database of another user, run as root', {
     const before = owners(dataDir);
     const result = runAs(0, ['audit', 'verify', '--config', config]);
     assert.equal(result.status, 7, result.stderr);
-    assert.match(result.stderr, new RegExp(`Refusing to use ${dataDir}/keys as root: ${dataDir} belongs`));
+    assert.match(
+      result.stderr,
+      new RegExp(`DATA_DIR_OWNER_MISMATCH: Refusing to use ${dataDir}/keys as root: ${dataDir} belongs`),
+    );
     assert.deepEqual(owners(dataDir), before);
   });
 
