@@ -17,12 +17,23 @@ export interface WaitOptions {
 }
 
 /**
+ * A session that ended, or that waits for its plan to be approved: nothing changes until someone
+ * calls approve_plan or reject_plan, most likely the caller waiting here, so it gets the plan now.
+ */
+function stopsWaiting(detail: SessionDetail): boolean {
+  return FINAL_STATUSES.has(detail.status) || detail.status === 'awaiting_approval';
+}
+
+/**
  * Re-checks the session at least this often even without a wake-up: wake-ups are a hint (another
  * replica may have advanced the session), so a missed one must only cost latency.
  */
 const FALLBACK_POLL_MS = 1_000;
 
-/** Waits until the session ends, the timeout passes or the signal aborts; returns the last state. */
+/**
+ * Waits until the session ends or waits for its plan to be approved, the timeout passes or the
+ * signal aborts; returns the last state.
+ */
 export async function waitForSession(options: WaitOptions): Promise<SessionDetail> {
   const { service, actor, sessionId, signal } = options;
   const deadline = Date.now() + options.timeoutMs;
@@ -38,7 +49,7 @@ export async function waitForSession(options: WaitOptions): Promise<SessionDetai
         await options.onProgress?.({ finished, total, status: detail.status });
       }
       const remaining = deadline - Date.now();
-      if (FINAL_STATUSES.has(detail.status) || remaining <= 0 || signal.aborted) return detail;
+      if (stopsWaiting(detail) || remaining <= 0 || signal.aborted) return detail;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.min(FALLBACK_POLL_MS, remaining));
         function done(): void {

@@ -143,3 +143,40 @@ test('with an LLM provider configured, the application offers the steering tools
   assert.notEqual(sent.isError, true, JSON.stringify(sent.content));
   await call(connected.client, 'cancel_session', { session_id: sessionId });
 });
+
+test('orchestrate that waits returns once the plan awaits approval, not when the wait runs out', async (t) => {
+  const server = await startMcpTestServer({
+    config: {
+      // Never called: explicit agents with command runners need no planning.
+      providers: {
+        local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
+      },
+    },
+  });
+  t.after(() => server.close());
+  const connected = await connectHttpClient(server.url);
+  t.after(() => connected.close());
+  // Nothing happens to a session awaiting approval until the caller approves or rejects it: a
+  // wait for its end would hold the call for the whole hour (and the client times out first).
+  const progress: number[] = [];
+  const started = (await connected.client.callTool(
+    {
+      name: 'orchestrate',
+      arguments: {
+        objective: 'review my plan first',
+        approval: 'required',
+        agents: [{ name: 'only', role: 'tester', task: 'run', runner: 'ok' }],
+        wait_seconds: 3600,
+      },
+    },
+    undefined,
+    { timeout: 20_000, onprogress: (notification) => progress.push(notification.progress) },
+  )) as CallToolResult;
+  assert.notEqual(started.isError, true, JSON.stringify(started.content));
+  const view = started.structuredContent as { sessionId: string; status: string; done: boolean };
+  assert.equal(view.status, 'awaiting_approval');
+  assert.equal(view.done, false);
+  assert.deepEqual(progress, [0]);
+  const approved = await call(connected.client, 'approve_plan', { session_id: view.sessionId });
+  assert.notEqual(approved.isError, true, JSON.stringify(approved.content));
+});
