@@ -9,6 +9,7 @@ import {
   signInEndsAt,
   storeToken,
 } from './api.js';
+import { labelTablesIn } from './cell-labels.js';
 import { h, replaceChildren } from './dom.js';
 import { markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
@@ -25,6 +26,9 @@ const account = document.getElementById('account');
 const SESSION_ROUTE = /^#\/sessions\/([0-9a-fA-F-]{36})$/;
 /** The other sections of the navigation (#/usage, #/audit, #/keys); anything else is the list. */
 const SECTION_VIEWS = { '#/usage': renderUsage, '#/audit': renderAudit, '#/keys': renderKeys };
+
+// At phone width tables show each row as labelled lines (narrow-tables.css).
+labelTablesIn(main);
 
 let signedIn = false;
 /** Teardown of the current view (closes its event stream). */
