@@ -58,6 +58,13 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
   checkToolInputs(server);
   registerSessionTools(server, options);
   const stopSubscriptions = registerResources(server, options);
+  // Registering tools and resources makes the SDK announce `listChanged: true`, yet the tools never
+  // change and no `list_changed` notification is ever sent (new sessions included): clients must
+  // list again when they want the newest sessions, not wait for a notification that never comes.
+  server.server.registerCapabilities({
+    tools: { listChanged: false },
+    resources: { subscribe: true, listChanged: false },
+  });
   // A malformed request is answered here, before the protocol layer sees it.
   checkRequestParams(server);
   const onRequest = options.onRequest;

@@ -136,6 +136,9 @@ describe('MCP over Streamable HTTP', { timeout: 120_000 }, () => {
     const capabilities = mcp.client.getServerCapabilities();
     assert.ok(capabilities?.tools);
     assert.equal(capabilities?.resources?.subscribe, true);
+    // No list_changed notification is ever sent: neither list may claim one.
+    assert.equal(capabilities?.tools?.listChanged, false);
+    assert.equal(capabilities?.resources?.listChanged, false);
     assert.equal(mcp.transport.protocolVersion, LATEST_PROTOCOL_VERSION);
     assert.ok(mcp.transport.sessionId, 'the server assigned an Mcp-Session-Id');
     assert.match(mcp.client.getInstructions() ?? '', /orchestrate/);
