@@ -51,6 +51,9 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
   test('a wrong key is refused with the problem of the 401; the right one signs in', async () => {
     await page.goto(`${server.url}/console/`);
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    // The hint names the command as code, not in Markdown's backticks.
+    assert.equal(await page.locator('#signin-title ~ p code').textContent(), 'maos keys create');
+    assert.doesNotMatch((await page.locator('#signin-title ~ p').textContent()) ?? '', /`/);
     await signIn(page, 'maos_not_a_real_key');
     const refused = page.getByRole('alert');
     await refused.waitFor();
@@ -129,18 +132,25 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     assert.equal(session.body.budget.maxCostUsd, 2.5);
   });
 
-  test('a refused submit shows the problem with its code', async () => {
+  test('an objective of only spaces is refused in the page, in words, and nothing is sent', async () => {
     await page.goto(`${server.url}/console/#/sessions`);
     await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
-    // Only whitespace: the browser's own check passes, the server's refuses it.
+    const before = await requestJson<{ items: unknown[] }>(`${server.url}/v1/sessions?limit=100`, {
+      headers: auth(),
+    });
+    // Only whitespace: the browser's own check (required) lets it through.
     await page.getByLabel('Objective').fill('   ');
     await page.getByRole('button', { name: 'Create session' }).click();
     const alert = page.getByRole('alert');
     await alert.waitFor();
     const text = (await alert.textContent()) ?? '';
-    assert.match(text, /Creating the session/);
-    assert.match(text, /VALIDATION_FAILED/);
-    assert.match(text, /HTTP 400/);
+    assert.match(text, /Creating the session: .*Write the objective: what the agents should achieve\./);
+    assert.doesNotMatch(text, /VALIDATION_FAILED|expected string/, "not the validator's wording");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'new-objective');
+    const after = await requestJson<{ items: unknown[] }>(`${server.url}/v1/sessions?limit=100`, {
+      headers: auth(),
+    });
+    assert.equal(after.body.items.length, before.body.items.length, 'no session created');
   });
 
   test('a key revoked while signed in returns to the sign-in form with the message', async () => {

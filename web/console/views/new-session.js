@@ -48,6 +48,18 @@ export function createNewSessionForm({ onCreated }) {
         },
         submit: async (event) => {
           event.preventDefault();
+          // Spaces pass the field's `required`; the server would refuse them in its own terms.
+          if (!objective.value.trim()) {
+            replaceChildren(
+              errors,
+              renderProblem(
+                new Error('Write the objective: what the agents should achieve.'),
+                'Creating the session',
+              ),
+            );
+            objective.focus();
+            return;
+          }
           const body = { objective: objective.value.trim(), strategy: strategy.value };
           if (approval.checked) body.approval = 'required';
           const budget = {};

@@ -58,7 +58,8 @@ export function renderSignIn(root, { error, onSignedIn }) {
     { id: 'signin-errors' },
     error ? renderProblem(error, refusalContext(error)) : null,
   );
-  const idp = h('div', { id: 'signin-idp' });
+  // Hidden while empty: the form's grid would leave a gap for it.
+  const idp = h('div', { id: 'signin-idp', hidden: true });
   const form = h(
     'form',
     {
@@ -91,7 +92,9 @@ export function renderSignIn(root, { error, onSignedIn }) {
     h(
       'p',
       { className: 'muted' },
-      'Paste an API key (from `maos keys create`) or an access token. It is kept in this browser tab only.',
+      'Paste an API key (from ',
+      h('code', {}, 'maos keys create'),
+      ') or an access token. It is kept in this browser tab only.',
     ),
     field('API key or access token', token),
     submit,
@@ -101,6 +104,8 @@ export function renderSignIn(root, { error, onSignedIn }) {
   token.focus();
   signInOptions ??= loadSignInOptions();
   signInOptions.then((options) => {
-    if (options && idp.isConnected) replaceChildren(idp, renderIdpSignIn(options, errors));
+    if (!options || !idp.isConnected) return;
+    replaceChildren(idp, renderIdpSignIn(options, errors));
+    idp.hidden = false;
   });
 }
