@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { killChildProcessGroups } from './agents/runtimes/command/child-process-groups.ts';
 import { type App, type AuthMode, createApp } from './app.ts';
 import { EXIT } from './cli/exit-codes.ts';
-import { loadConfig } from './config/load.ts';
+import { loadConfig, resolveConfigFile } from './config/load.ts';
 import { assertListenAddressesUsable, describeListenError } from './http/listen-addresses.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { VERSION } from './version.ts';
@@ -23,6 +23,8 @@ export interface StartServerOptions {
 
 export interface RunningServer {
   url: string;
+  /** Absolute path of the config file it was started with (`--config` or MAOS_CONFIG), if any. */
+  configFile: string | undefined;
   /** Absolute data directory. */
   dataDir: string;
   /** Where the database lives (the SQLite file). */
@@ -55,6 +57,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   logger.info({ url, dataDir: resolve(config.dataDir), authMode: app.authMode }, 'server started');
   return {
     url,
+    configFile: resolveConfigFile({ configPath: options.configPath }),
     dataDir: resolve(config.dataDir),
     databaseLocation: app.database.location,
     authMode: app.authMode,

@@ -1,7 +1,7 @@
 // Resolves the configuration from its sources (file < MAOS_* env < flags), reads `*_FILE`
 // secrets, validates once and freezes. The only place in MAOS that reads process.env.
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES, RUNNER_ENV_NAMES } from './client-env.ts';
@@ -22,6 +22,18 @@ type Tree = Record<string, unknown>;
 const ENV_PREFIX = 'MAOS_';
 /** Env variables with this prefix that are not configuration (client settings, runner context). */
 const NON_CONFIG_ENV: ReadonlySet<string> = new Set([...CLIENT_ENV_NAMES, ...RUNNER_ENV_NAMES]);
+
+/**
+ * The config file `loadConfig` reads for these options (`--config`, else `MAOS_CONFIG`) as an
+ * absolute path, or undefined without one: what another command must be given to use the same
+ * configuration from any directory.
+ */
+export function resolveConfigFile(
+  options: Pick<LoadConfigOptions, 'configPath' | 'env'> = {},
+): string | undefined {
+  const configPath = options.configPath ?? (options.env ?? process.env).MAOS_CONFIG;
+  return configPath ? resolve(configPath) : undefined;
+}
 
 /** Loads, merges and validates the configuration; throws CONFIG_INVALID listing every problem. */
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {

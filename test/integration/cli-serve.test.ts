@@ -45,6 +45,7 @@ function serveUntilAnnounced(
   isAnnounced: (output: string) => boolean,
   stream: 'stdout' | 'stderr' = 'stdout',
   cwd?: string,
+  env?: Record<string, string>,
 ): Promise<CliResult> {
   let seen = '';
   let stopped = false;
@@ -56,6 +57,7 @@ function serveUntilAnnounced(
   return runMaos(args, {
     timeoutMs: 90_000,
     ...(cwd === undefined ? {} : { cwd }),
+    ...(env === undefined ? {} : { env }),
     ...(stream === 'stdout' ? { onStdout: watch } : { onStderr: watch }),
   });
 }
@@ -149,6 +151,28 @@ describe('maos serve', { timeout: 300_000 }, () => {
     const again = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr', dir);
     assert.equal(again.code, 0, again.stderr);
     assert.doesNotMatch(again.stderr, /no API key yet/);
+  });
+
+  test('the first-key command carries a config given through a relative MAOS_CONFIG, made absolute', async (t) => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    // The config names the data directory: a `maos keys create` without it would use ./.maos.
+    writeFileSync(join(dir, 'env.json'), JSON.stringify({ logLevel: 'warn', dataDir: 'env-data' }));
+    const fresh = await serveUntilAnnounced(
+      ['serve', '--port', '0'],
+      (stderr) => /API docs:.*\n/.test(stderr),
+      'stderr',
+      dir,
+      { MAOS_CONFIG: 'env.json' },
+    );
+    assert.equal(fresh.code, 0, fresh.stderr);
+    const command = /^ {4}MAOS_DATA_DIR=(\S+) maos (keys create .*)$/m.exec(fresh.stderr);
+    assert.ok(command, `no key command in:\n${fresh.stderr}`);
+    assert.equal(command[1], join(dir, 'env-data'));
+    assert.equal(
+      command[2],
+      `keys create --role admin --tenant default --name first-admin --config ${join(dir, 'env.json')}`,
+    );
   });
 
   test('an address this machine does not have is CONFIG_INVALID (exit 2), naming the address and its setting', async (t) => {

@@ -1,6 +1,5 @@
 // `maos serve`: runs the server (API, engine and workers) in this process until SIGTERM/SIGINT,
 // after printing the URL, the data directory and the auth mode it started with.
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { startServer, waitForShutdownSignal } from '../../main.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
@@ -49,7 +48,7 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     // A fresh install accepts no request until its first key exists: say how, under the auth mode.
     if (await server.app.security.firstKeyMissing().catch(() => false)) {
       out.note(`  no API key yet: create the first admin key (printed once) in another terminal with`);
-      out.note(`    ${firstKeyCommand(options, server.dataDir)}`);
+      out.note(`    ${firstKeyCommand(server.configFile, server.dataDir)}`);
     }
     out.note(`  API docs:       ${server.url}/docs`);
   }
@@ -60,11 +59,13 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
 /**
  * `maos keys create` for the first admin key, on the database this server uses, wherever it is
  * run: the resolved data directory (a relative `dataDir` of the config would otherwise count from
- * the other terminal's directory) and the config file, both absolute.
+ * the other terminal's directory) and the config file the server read, `--config` or MAOS_CONFIG
+ * (the other terminal may not have that variable, and the config may name another store), both
+ * absolute.
  */
-function firstKeyCommand(options: ServeOptions, dataDir: string): string {
+function firstKeyCommand(configFile: string | undefined, dataDir: string): string {
   const quote = (value: string) =>
     /^[\w./:@=-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
-  const config = options.config === undefined ? '' : ` --config ${quote(resolve(options.config))}`;
+  const config = configFile === undefined ? '' : ` --config ${quote(configFile)}`;
   return `MAOS_DATA_DIR=${quote(dataDir)} maos keys create --role admin --tenant default --name first-admin${config}`;
 }
