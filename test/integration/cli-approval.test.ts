@@ -97,9 +97,11 @@ test('maos approve / reject', { timeout: 60_000 }, async (t) => {
       { env, input: 'y\n' },
     );
     assert.equal(result.code, 0, result.stdout + result.stderr);
-    assert.match(result.stdout, /waiting for plan approval; planned tasks:/);
-    assert.match(result.stdout, /Approve this plan\?/);
-    assert.match(result.stdout, /approved \(plan version 1\)/);
+    // In the order it happens: submitted, the plan and its question, the answer, the task.
+    assert.match(
+      result.stdout,
+      /^session \S+ submitted \(parallel, 1 task\)\nsession \S+ is waiting for plan approval; planned tasks:\n {2}first \[qa\]: say hi\napprove: .*\nApprove this plan\? .*\napproved \(plan version 1\)\n▸ first: running\n/,
+    );
     assert.match(result.stdout, /session \S+ completed: 1\/1 tasks succeeded/);
   });
 

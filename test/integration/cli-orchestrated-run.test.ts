@@ -96,6 +96,26 @@ test('maos run and maos steer on orchestrated sessions', { timeout: 120_000 }, a
     },
   );
 
+  await t.test(
+    '--ask --follow: submitted, the plan, the question, approved, then the rest, each once',
+    async () => {
+      const result = await runMaos(['run', 'Build a blog API', '--require-approval', '--ask', '--follow'], {
+        env,
+        input: 'y\n',
+      });
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      const out = result.stdout;
+      assert.match(
+        out,
+        /^session (\S+) submitted \(pipeline; the orchestrator plans its tasks\)\n▸ orchestrator:plan: running\n▸ orchestrator:plan: succeeded\nsession \1 is waiting for plan approval; planned tasks:\n {2}phase 0 \(design\):\n {4}design \[architect\]: Work on design\n {2}phase 1 \(build\):\n {4}build \[engineer\] \(after design\): Work on build\napprove: maos approve \1 .*\nApprove this plan\? .*\napproved \(plan version 1\)\n▸ design: running\n/,
+      );
+      for (const once of [' submitted ', 'orchestrator:plan: succeeded', 'waiting for plan approval']) {
+        assert.equal(out.split(once).length - 1, 1, `"${once}" once in:\n${out}`);
+      }
+      assert.match(out, /\nsession \S+ completed: 4\/4 tasks succeeded/);
+    },
+  );
+
   await t.test('--thread, --max-tokens, --max-cost and --deadline are sent with the session', async () => {
     const result = await runMaos(
       [

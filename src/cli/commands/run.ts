@@ -183,37 +183,14 @@ async function submitAndFollow(
   approvals: ApprovalPrompter,
   retryForMs: number,
 ): Promise<number> {
-  let session = submitted;
+  if (!options.follow) return submitOnly(ctx, submitted, approvals, retryForMs);
+  const session = submitted;
   const { out } = ctx;
   const client = ctx.client();
-  if (session.status === 'planning' && session.approval?.mode === 'required') {
-    // The orchestrator plans after the submit: the plan to approve exists once planning is over.
-    const planned = await waitWhilePlanning(ctx, session, retryForMs);
-    if (planned === undefined) return EXIT.INTERRUPTED;
-    session = planned;
-  }
-  if (session.status === 'awaiting_approval') {
-    const decided = await approvals.decide(session);
-    if (decided === 'rejected') return options.follow ? EXIT.SESSION_FAILED : EXIT.OK;
-    if (decided === 'approved') session.status = 'running';
-  }
-  // The session ended while the command waited for its plan (planning failed, or it was cancelled
-  // meanwhile): report it as `run --follow` does, with the error and the exit code of its outcome.
-  if (!options.follow && ENDED.has(session.status)) return printEnded(ctx, session);
-  if (!options.follow) {
-    if (out.json) out.printJson(session);
-    else {
-      out.line(
-        session.status === 'planning'
-          ? `session ${session.id} planning (${session.strategy}; the orchestrator plans its tasks)`
-          : `session ${session.id} ${session.status} (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
-      );
-      out.line(out.paint.dim(`follow it with: maos logs ${session.id} -f`));
-    }
-    return EXIT.OK;
-  }
   // Ctrl-C from here on stops following (exit 130) instead of killing the process mid-write.
   const signal = ctx.interruptSignal();
+  // A plan rejected here ends the command (exit 1) without following the session's end.
+  const rejected = new AbortController();
   if (!out.json) {
     out.line(
       session.status === 'planning'
@@ -223,21 +200,19 @@ async function submitAndFollow(
   }
   const taskNames = indexTaskNames(session.tasks);
   const printer = createEventPrinter(out, taskNames);
+  // Plans already shown, by version and phase: an event replayed after a reconnect asks nothing twice.
+  const shownPlans = new Set<string>();
   let final: SessionDto;
   try {
     final = await followSession(client, session.id, {
-      signal,
+      signal: AbortSignal.any([signal, rejected.signal]),
       retryForMs,
       onEvent: async (event) => {
         if (!out.json) printer.print(event);
         const data = (event.data ?? {}) as { from?: string; to?: string };
+        if (event.type !== 'session.status') return;
         // The orchestrator's plan, once made, when no approval shows it: what will run, up front.
-        if (
-          !out.json &&
-          event.type === 'session.status' &&
-          data.from === 'planning' &&
-          data.to === 'running'
-        ) {
+        if (!out.json && data.from === 'planning' && data.to === 'running') {
           const planned = await client.getSession(session.id);
           const tasks = planned.tasks.filter((task) => task.role !== 'orchestrator');
           for (const task of planned.tasks) taskNames.set(task.id, task.name);
@@ -245,19 +220,24 @@ async function submitAndFollow(
           out.line(`${out.paint.dim('▸')} planned (${plural(tasks.length, 'task')}):`);
           for (const line of describeTasks(planned, tasks)) out.line(line);
         }
-        // An adaptive phase gate planned the next phase of a session that needs approval (the
-        // first plan was handled above; its status events are replays).
-        if (event.type === 'session.status' && data.to === 'awaiting_approval' && data.from === 'running') {
+        // A plan waits for approval: the first one (after the submit or the orchestrator's
+        // planning) or an adaptive phase gate's next phase. Shown and asked about in the order of
+        // the events, so the tasks it starts come after the answer.
+        if (data.to === 'awaiting_approval') {
           const waiting = await client.getSession(session.id);
           for (const task of waiting.tasks) taskNames.set(task.id, task.name);
           printer.end();
-          if (waiting.status === 'awaiting_approval') await approvals.decide(waiting);
+          const plan = `${waiting.planVersion}:${waiting.approval?.pendingPhase ?? ''}`;
+          if (waiting.status !== 'awaiting_approval' || shownPlans.has(plan)) return;
+          shownPlans.add(plan);
+          if ((await approvals.decide(waiting)) === 'rejected') rejected.abort();
         }
       },
       onReconnect: reconnectNote(ctx),
     });
   } catch (error) {
     printer.end();
+    if (rejected.signal.aborted && !signal.aborted) return EXIT.SESSION_FAILED;
     if (!(error instanceof CliError && error.exitCode === EXIT.INTERRUPTED)) throw error;
     out.note(
       `stopped following; session ${session.id} keeps running (cancel: maos sessions cancel ${session.id})`,
@@ -272,6 +252,44 @@ async function submitAndFollow(
     return EXIT.INTERRUPTED;
   }
   return printEnded(ctx, final);
+}
+
+/**
+ * `run` without --follow: a plan that needs approval is waited for (the orchestrator plans after the
+ * submit) and shown, and asked about when a person is there; then the session's state is printed.
+ */
+async function submitOnly(
+  ctx: CliContext,
+  submitted: SessionDto,
+  approvals: ApprovalPrompter,
+  retryForMs: number,
+): Promise<number> {
+  let session = submitted;
+  const { out } = ctx;
+  if (session.status === 'planning' && session.approval?.mode === 'required') {
+    // The plan to approve exists once planning is over.
+    const planned = await waitWhilePlanning(ctx, session, retryForMs);
+    if (planned === undefined) return EXIT.INTERRUPTED;
+    session = planned;
+  }
+  if (session.status === 'awaiting_approval') {
+    const decided = await approvals.decide(session);
+    if (decided === 'rejected') return EXIT.OK;
+    if (decided === 'approved') session.status = 'running';
+  }
+  // The session ended while the command waited for its plan (planning failed, or it was cancelled
+  // meanwhile): reported as `run --follow` does, with the error and the exit code of its outcome.
+  if (ENDED.has(session.status)) return printEnded(ctx, session);
+  if (out.json) out.printJson(session);
+  else {
+    out.line(
+      session.status === 'planning'
+        ? `session ${session.id} planning (${session.strategy}; the orchestrator plans its tasks)`
+        : `session ${session.id} ${session.status} (${session.strategy}, ${plural(session.tasks.length, 'task')})`,
+    );
+    out.line(out.paint.dim(`follow it with: maos logs ${session.id} -f`));
+  }
+  return EXIT.OK;
 }
 
 /** Statuses a session never leaves. */
