@@ -3,6 +3,7 @@
 import { type McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
 import {
+  ListResourcesRequestSchema,
   ReadResourceRequestSchema,
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
@@ -16,8 +17,24 @@ import type { ToolDependencies } from './tools.ts';
 
 export const ROLES_URI = 'maos://roles';
 
-/** Sessions listed by `resources/list`: the newest ones; older ones stay readable by URI. */
+/** `maos://roles` as `resources/list` shows it. */
+const ROLES_RESOURCE = {
+  uri: ROLES_URI,
+  name: 'roles',
+  title: 'Agent roles',
+  description: 'Every role a session can use, with capabilities and system prompt templates.',
+  mimeType: 'application/json',
+} as const;
+
+/** Sessions per page of `resources/list`, newest first; `nextCursor` leads to older ones. */
 const LISTED_SESSIONS = 50;
+
+const SESSION_RESOURCE = {
+  title: 'Session status',
+  description:
+    'Status of a session as JSON: state, plan, per-task progress and result. Subscribe to be notified when it changes.',
+  mimeType: 'application/json',
+} as const;
 
 /**
  * Notifications for one subscription are coalesced over this window: a running session writes an
@@ -113,9 +130,9 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
     'roles',
     ROLES_URI,
     {
-      title: 'Agent roles',
-      description: 'Every role a session can use, with capabilities and system prompt templates.',
-      mimeType: 'application/json',
+      title: ROLES_RESOURCE.title,
+      description: ROLES_RESOURCE.description,
+      mimeType: ROLES_RESOURCE.mimeType,
     },
     (uri, extra) => guard(() => readTarget(uri.href, extra)),
   );
@@ -133,31 +150,36 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
     (uri, _variables, extra) => guard(() => readTarget(uri.href, extra)),
   );
 
+  // Listed page by page by the resources/list handler below, which the SDK's cannot do.
   server.registerResource(
     'session',
-    new ResourceTemplate('maos://sessions/{id}', {
-      list: (extra) =>
-        guard(async () => {
-          const caller = deps.resolveCaller(extra);
-          caller.authorize('sessions:read');
-          const page = await service.listSessions(caller.actor, { limit: LISTED_SESSIONS });
-          return {
-            resources: page.items.map((session) => ({
-              uri: formatSessionUri(session.id),
-              name: `session-${session.id}`,
-              title: `${session.status}: ${session.objective.slice(0, 80)}`,
-              mimeType: 'application/json',
-            })),
-          };
-        }),
-    }),
-    {
-      title: 'Session status',
-      description:
-        'Status of a session as JSON: state, plan, per-task progress and result. Subscribe to be notified when it changes.',
-      mimeType: 'application/json',
-    },
+    new ResourceTemplate('maos://sessions/{id}', { list: undefined }),
+    SESSION_RESOURCE,
     (uri, _variables, extra) => guard(() => readTarget(uri.href, extra)),
+  );
+
+  // The roles, then the caller's sessions newest first, LISTED_SESSIONS per page: `nextCursor` (the
+  // cursor of GET /v1/sessions) leads to older ones, and a cursor that is not one is -32602.
+  server.server.setRequestHandler(ListResourcesRequestSchema, (request, extra) =>
+    guard(async () => {
+      const caller = deps.resolveCaller(extra);
+      const cursor = request.params?.cursor;
+      caller.authorize('sessions:read');
+      const page = await service.listSessions(caller.actor, {
+        limit: LISTED_SESSIONS,
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+      const sessions = page.items.map((session) => ({
+        ...SESSION_RESOURCE,
+        uri: formatSessionUri(session.id),
+        name: `session-${session.id}`,
+        title: `${session.status}: ${session.objective.slice(0, 80)}`,
+      }));
+      return {
+        resources: cursor === undefined ? [ROLES_RESOURCE, ...sessions] : sessions,
+        ...(page.nextCursor === null ? {} : { nextCursor: page.nextCursor }),
+      };
+    }),
   );
 
   const watches = new Map<string, () => void>();
