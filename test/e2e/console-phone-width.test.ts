@@ -1,5 +1,5 @@
 // The console at phone width (375 px), in real Chromium against the real server: every table
-// (sessions list, a session's tasks, usage totals and breakdown, API keys) shows each row as
+// (sessions list, a session's tasks and agents, usage totals and breakdown, API keys) shows each row as
 // labelled lines, every cell inside the window, instead of cutting columns off at the right.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -89,7 +89,7 @@ describe('console at phone width', { timeout: 180_000 }, () => {
 
     await page.goto(`${server.url}/console/#/sessions/${sessionId}`);
     await page.locator('#tasks-table tr[data-task="research"]').waitFor();
-    await assertTablesFit(page, ['tasks-table']);
+    await assertTablesFit(page, ['tasks-table', 'agents-table']);
   });
 
   test('the usage view with its breakdown, and the API keys', async () => {

@@ -94,4 +94,36 @@ describe('console: usage per model', { timeout: 180_000 }, () => {
     await page.locator('#usage-groups').waitFor({ state: 'hidden' });
     assert.deepEqual(problems.messages, []);
   });
+
+  test("the session's page shows its usage per agent and, per task, per model", async () => {
+    const list = await requestJson<{ items: Array<{ id: string }> }>(`${server.url}/v1/sessions`);
+    const id = list.body.items[0]?.id ?? '';
+    const session = await requestJson<{
+      agents: Array<{
+        name: string;
+        role: string;
+        usage: { inputTokens: number; outputTokens: number; costUsd: number };
+      }>;
+    }>(`${server.url}/v1/sessions/${id}`);
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    await page.locator('#agents-table tr[data-agent="research"]').waitFor();
+    const agents = await page
+      .locator('#agents-table tbody tr')
+      .evaluateAll((rows) =>
+        rows.map((row) => [...row.querySelectorAll('td')].map((cell) => cell.textContent)),
+      );
+    assert.deepEqual(
+      agents,
+      session.body.agents.map((agent) => [
+        agent.name,
+        agent.role,
+        `${(agent.usage.inputTokens + agent.usage.outputTokens).toLocaleString('en-US')} tokens · $${agent.usage.costUsd.toFixed(4)}`,
+      ]),
+    );
+    // 1,200 in + 345 out at $3 and $15 per million: $0.0088, served by the scripted model.
+    const research = page.locator('#tasks-table tr[data-task="research"] .model-usage');
+    assert.deepEqual(await research.allTextContents(), ['local/m: 1,545 tokens · $0.0088']);
+    assert.equal(await page.locator('#tasks-table tr[data-task="build"] .model-usage').count(), 0);
+    assert.deepEqual(problems.messages, []);
+  });
 });

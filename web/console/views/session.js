@@ -7,6 +7,7 @@ import { followSessionEvents } from '../sse.js';
 import { createLiveEvents } from './live-events.js';
 import { createPlanVersions } from './plan-versions.js';
 import { createSessionActions } from './session-actions.js';
+import { renderAgents, taskUsageCell } from './session-usage.js';
 
 /** Events after which the session document (status, tasks, usage) has changed. */
 const REFRESHING_EVENTS = new Set([
@@ -78,7 +79,7 @@ function renderTasks(tasks) {
             h('td', {}, task.role),
             h('td', {}, statusBadge(task.status)),
             h('td', {}, task.dependsOn.join(', ') || '—'),
-            h('td', {}, formatUsage(task.usage)),
+            taskUsageCell(task),
           ),
         ),
       ),
@@ -92,6 +93,7 @@ export function renderSession(root, id) {
   const facts = h('div', {}, h('p', { className: 'loading' }, 'Loading…'));
   const errors = h('div');
   const tasks = h('div', { id: 'tasks' });
+  const agents = h('div', { id: 'agents' });
   const result = h('section', { id: 'result', hidden: true });
   const live = createLiveEvents();
   const plans = createPlanVersions(id);
@@ -108,6 +110,7 @@ export function renderSession(root, id) {
       title.textContent = session.objective || 'Session';
       replaceChildren(facts, renderFacts(session));
       replaceChildren(tasks, renderTasks(session.tasks));
+      replaceChildren(agents, renderAgents(session.agents));
       result.hidden = session.result === null || session.result === undefined;
       replaceChildren(
         result,
@@ -143,6 +146,8 @@ export function renderSession(root, id) {
     result,
     h('h2', {}, 'Tasks'),
     tasks,
+    h('h2', {}, 'Agents'),
+    agents,
     actions.element,
     h('h2', {}, 'Agent output ', live.state),
     live.outputs,
