@@ -196,6 +196,11 @@ describe('console: one session', { timeout: 180_000 }, () => {
     assert.match(diff, /\+ added summary/);
     assert.match(diff, /~ research: instructions: "Work on research" → "Survey three sources"/);
     assert.equal(await page.locator('#plan-versions details[data-version="1"]').count(), 1);
+    // Each version lists its tasks with what they are to do.
+    assert.deepEqual(await latest.locator('.plan-instructions').allTextContents(), [
+      'Survey three sources',
+      'Summarise the survey',
+    ]);
 
     // A finished session: nothing to approve, steer or cancel.
     for (const name of [

@@ -1,5 +1,5 @@
-// Plan versions of a session (GET /v1/sessions/:id/plans): each version's tasks and the diff to
-// the one before, so an edit made at approval is visible.
+// Plan versions of a session (GET /v1/sessions/:id/plans): each version's tasks with their
+// instructions and the diff to the one before, so an edit made at approval is visible.
 import { api } from '../api.js';
 import { formatTime, h, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
@@ -34,6 +34,8 @@ function renderTasks(plan) {
           {},
           `${phase.name} / ${task.name} (${task.role})`,
           task.dependsOn.length > 0 ? ` after ${task.dependsOn.join(', ')}` : '',
+          // What the task is to do: what a person approving the plan reads it for.
+          h('div', { className: 'muted plan-instructions' }, task.instructions),
         ),
       ),
     ),
