@@ -10,6 +10,7 @@ import {
   diffPlans,
   type EditedPlanRules,
   type EditedPlanSession,
+  isSamePlan,
   validateEditedPlan,
 } from './planner-approval.ts';
 import type { GeneratedTask } from './planner-validate.ts';
@@ -582,6 +583,90 @@ describe('the dependencies of an edited task', () => {
     assert.match(
       error.message,
       /plan\.phases\.0\.tasks\.1: dependsOn and depends_on name different tasks: give the dependencies once, as dependsOn/,
+    );
+  });
+});
+
+describe('isSamePlan', () => {
+  const plan = (phases: Array<[string, Array<[string, string[]]>]>): PlanBody => ({
+    phases: phases.map(([name, tasks]) => ({
+      name,
+      tasks: tasks.map(([task, dependsOn]) => ({ name: task, role: 'qa', instructions: task, dependsOn })),
+    })),
+  });
+  const base = plan([
+    ['one', [['a', []]]],
+    [
+      'two',
+      [
+        ['b', ['a']],
+        ['c', ['a', 'b']],
+      ],
+    ],
+  ]);
+
+  test('the order of tasks in a phase or of dependencies changes nothing', () => {
+    const reordered = plan([
+      ['one', [['a', []]]],
+      [
+        'two',
+        [
+          ['c', ['b', 'a']],
+          ['b', ['a']],
+        ],
+      ],
+    ]);
+    assert.equal(isSamePlan(base, reordered), true);
+  });
+
+  test('a renamed, added or removed phase, or a changed task, is a change', () => {
+    assert.equal(
+      isSamePlan(
+        base,
+        plan([
+          ['one', [['a', []]]],
+          [
+            '2',
+            [
+              ['b', ['a']],
+              ['c', ['a', 'b']],
+            ],
+          ],
+        ]),
+      ),
+      false,
+    );
+    assert.equal(
+      isSamePlan(
+        base,
+        plan([
+          [
+            'one',
+            [
+              ['a', []],
+              ['b', ['a']],
+              ['c', ['a', 'b']],
+            ],
+          ],
+        ]),
+      ),
+      false,
+    );
+    assert.equal(
+      isSamePlan(
+        base,
+        plan([
+          ['one', [['a', []]]],
+          [
+            'two',
+            [
+              ['b', ['a']],
+              ['c', ['a']],
+            ],
+          ],
+        ]),
+      ),
+      false,
     );
   });
 });

@@ -19,6 +19,7 @@ interface PlanView {
 
 interface SessionView {
   id: string;
+  planVersion: number;
   plan: PlanView;
   status: string;
   error: string | null;
@@ -209,4 +210,31 @@ test('maos run and maos steer on orchestrated sessions', { timeout: 120_000 }, a
       assert.ok(llm.requests.some((request) => request.promptText.includes('EDITED: compare prices only')));
     },
   );
+
+  await t.test('approve --plan with the plan unchanged at a phase gate stores no new version', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'maos-cli-same-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const submitted = await runMaos(
+      ['run', 'Edit at the gate, or not', '--strategy', 'adaptive', '--require-approval', '--json'],
+      { env },
+    );
+    const { id } = JSON.parse(submitted.stdout) as SessionView;
+    assert.equal((await runMaos(['approve', id], { env })).code, 0);
+    const gate = await waitForSession<SessionView>(
+      server.url,
+      id,
+      (session) => session.status === 'awaiting_approval' && session.plan.phases.length === 2,
+    );
+    const file = join(dir, 'plan.json');
+    await writeFile(file, JSON.stringify(gate.plan));
+    const approved = await runMaos(['approve', id, '--plan', file, '--json'], { env });
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.equal((JSON.parse(approved.stdout) as { planVersion: number }).planVersion, gate.planVersion);
+    const done = await waitForSession<SessionView>(server.url, id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    const versions = await requestJson<{ items: Array<{ version: number }> }>(
+      `${server.url}/v1/sessions/${id}/plans`,
+    );
+    assert.equal(versions.body.items.at(-1)?.version, gate.planVersion);
+  });
 });
