@@ -49,7 +49,7 @@ export const editedPlanSchema = z.strictObject({
                 depends_on: dependenciesSchema
                   .optional()
                   .describe(
-                    'Same as `dependsOn` (the earlier spelling, still accepted); give one of the two.',
+                    'Same as `dependsOn` (the earlier spelling, still read); given with it, it must name the same tasks.',
                   ),
                 runner: z
                   .string()
