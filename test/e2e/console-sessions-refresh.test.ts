@@ -106,7 +106,7 @@ describe('console: the sessions list refreshes itself', { timeout: 180_000 }, ()
 
   test('the status filter stays as the user set it', async () => {
     await page.getByLabel('Status').selectOption('cancelled');
-    await page.getByText('Page 1: 1 sessions.').waitFor();
+    await page.getByText('Page 1: 1 session.').waitFor();
     await createSession('running, filtered out');
     const before = listRequests.length;
     await page.clock.fastForward(POLL_MAX_MS);

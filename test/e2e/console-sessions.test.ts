@@ -88,7 +88,7 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     assert.equal(await rows.count(), 20);
     assert.match((await rows.first().textContent()) ?? '', /running.*0 tokens · \$0\.0000/);
     await page.getByRole('button', { name: 'Next page' }).click();
-    await page.getByText('Page 2: 1 sessions.').waitFor();
+    await page.getByText('Page 2: 1 session.').waitFor();
     assert.equal(await page.locator('#sessions-body tr').count(), 1);
     await page.getByRole('link', { name: 'listed 1', exact: true }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
@@ -196,6 +196,29 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     await other.page.goto(`${open.url}/console/`);
     await other.page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
     await other.page.getByText('No sign-in needed').waitFor();
+    // Nothing to sign out of (the form would only come back); the tab's title names the page.
+    assert.equal(await other.page.getByRole('button', { name: 'Sign out' }).count(), 0);
+    assert.equal(await other.page.title(), 'Sessions · MAOS console');
+
+    // A session's page, opened by its address: the title is its objective; the focus stays at the
+    // top, so the first Tab reaches the skip link, which moves to the content without leaving the page.
+    const created = await requestJson<{ id: string }>(`${open.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Skip to me', agents: [{ role: 'qa', task: 't', runner: 'ok' }] },
+    });
+    await other.page.goto(`${open.url}/console/#/sessions/${created.body.id}`);
+    // Loaded afresh (the goto above only changed the hash of the open page).
+    await other.page.reload();
+    await other.page.getByRole('heading', { name: 'Skip to me' }).waitFor();
+    assert.equal(await other.page.title(), 'Skip to me · MAOS console');
+    await other.page.keyboard.press('Tab');
+    assert.equal(await other.page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+    await other.page.keyboard.press('Enter');
+    assert.equal(await other.page.evaluate(() => document.activeElement?.id), 'main');
+    assert.match(other.page.url(), new RegExp(`#/sessions/${created.body.id}$`));
+    await other.page.keyboard.press('Tab');
+    assert.equal(await other.page.evaluate(() => document.activeElement?.textContent), '← Sessions');
+    assert.equal(await other.page.getByRole('heading', { name: 'Skip to me' }).count(), 1);
     assert.deepEqual(other.problems.messages, []);
   });
 

@@ -10,7 +10,7 @@ import {
   storeToken,
 } from './api.js';
 import { labelTablesIn } from './cell-labels.js';
-import { h, replaceChildren } from './dom.js';
+import { h, replaceChildren, setPageTitle } from './dom.js';
 import { markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
 import { renderProblem } from './problem.js';
@@ -26,6 +26,8 @@ const account = document.getElementById('account');
 const SESSION_ROUTE = /^#\/sessions\/([0-9a-fA-F-]{36})$/;
 /** The other sections of the navigation (#/usage, #/audit, #/keys); anything else is the list. */
 const SECTION_VIEWS = { '#/usage': renderUsage, '#/audit': renderAudit, '#/keys': renderKeys };
+/** The tab title of each section; a session's page replaces "Session" with its objective. */
+const SECTION_TITLES = { '#/usage': 'Usage', '#/audit': 'Audit log', '#/keys': 'API keys' };
 
 // At phone width tables show each row as labelled lines (narrow-tables.css).
 labelTablesIn(main);
@@ -47,11 +49,10 @@ function renderAccount() {
     replaceChildren(account);
     return;
   }
-  const signOut = h(
-    'button',
-    { type: 'button', className: 'secondary', on: { click: () => signOutOfTab() } },
-    'Sign out',
-  );
+  // Without a token (auth mode none) there is nothing to sign out of: the form would only come back.
+  const signOut = readToken()
+    ? h('button', { type: 'button', className: 'secondary', on: { click: () => signOutOfTab() } }, 'Sign out')
+    : null;
   replaceChildren(account, h('span', { id: 'account-state' }, accountState()), signOut);
 }
 
@@ -93,21 +94,24 @@ function signOutAndShowForm(error) {
   showView(() => renderSignIn(main, { error, onSignedIn }));
 }
 
-function onSignedIn() {
+/** `moveFocus`: false when the page opens signed in, so Tab starts at the skip link and the nav. */
+function onSignedIn({ moveFocus = true } = {}) {
   signedIn = true;
   // An IdP token with a refresh token is renewed shortly before it expires.
   scheduleRenewal();
   renderAccount();
-  route();
+  route({ moveFocus });
 }
 
-function route() {
+/** Shows the view of the location's hash; after a link or sign-in, focus goes to its content. */
+function route({ moveFocus = true } = {}) {
   if (!signedIn) return;
   const match = SESSION_ROUTE.exec(location.hash);
   const section = Object.hasOwn(SECTION_VIEWS, location.hash) ? SECTION_VIEWS[location.hash] : null;
   markCurrentSection(location.hash);
+  setPageTitle(match ? 'Session' : section ? SECTION_TITLES[location.hash] : 'Sessions');
   showView(() => (match ? renderSession(main, match[1]) : section ? section(main) : renderSessions(main)));
-  main.focus();
+  if (moveFocus) main.focus();
 }
 
 // A 401 while signed in (token expired, key revoked) returns to the sign-in form with the server's
@@ -115,7 +119,12 @@ function route() {
 setUnauthorizedHandler((error) => {
   if (signedIn) signOutAndShowForm(error);
 });
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => route());
+// The skip link moves the focus to the content; following its href (#main) would change the route.
+document.querySelector('.skip-link')?.addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
 
 async function start() {
   // Back from the IdP (?code=…&state=… or ?error=…): finish the sign-in, or show why it failed.
@@ -138,7 +147,7 @@ async function start() {
   try {
     // Works without a token when the server runs with auth mode `none`.
     await api.listSessions({ limit: 1 });
-    onSignedIn();
+    onSignedIn({ moveFocus: false });
   } catch (error) {
     if (error?.status === 401) {
       // A kept token refused now (e.g. at a reload) brings its message; no token is just the form.

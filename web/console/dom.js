@@ -102,3 +102,17 @@ export function formatUsage(usage) {
 export function statusBadge(status) {
   return h('span', { className: `badge status-${String(status).replace(/[^a-z_]/g, '')}` }, status);
 }
+
+/** "1 session", "2 sessions": `count` with the noun in the number it takes. */
+export function countOf(count, one, many = `${one}s`) {
+  return `${count.toLocaleString()} ${count === 1 ? one : many}`;
+}
+
+/** Why a limit: a long objective would fill the tab strip and history with one title. */
+const MAX_TITLE_CHARS = 60;
+
+/** The tab's title for the page shown (`name · MAOS console`), so tabs and history tell pages apart. */
+export function setPageTitle(name) {
+  const short = name.length > MAX_TITLE_CHARS ? `${name.slice(0, MAX_TITLE_CHARS - 1)}…` : name;
+  document.title = short ? `${short} · MAOS console` : 'MAOS console';
+}

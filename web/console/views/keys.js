@@ -2,7 +2,7 @@
 // give), a create form whose new key is shown once with a copy button, and revoke after a
 // confirmation. Needs keys:manage (role admin): a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
-import { field, formatTime, h, replaceChildren } from '../dom.js';
+import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
 import { hideSection } from '../nav.js';
 import { renderProblem } from '../problem.js';
 
@@ -38,7 +38,7 @@ export function renderKeys(root) {
       if (left) return;
       replaceChildren(body, ...result.items.map(keyRow));
       const active = result.items.filter((key) => !key.revokedAt).length;
-      info.textContent = `${result.items.length} keys, ${active} not revoked.`;
+      info.textContent = `${countOf(result.items.length, 'key')}, ${active} not revoked.`;
     } catch (error) {
       if (!left) fail(error, 'Listing API keys');
     }
@@ -133,7 +133,7 @@ export function renderKeys(root) {
       h(
         'div',
         { className: 'card notice-card' },
-        h('strong', {}, `Key ${key.name} created. Store it now: it is shown only this once.`),
+        h('strong', {}, `Key “${key.name}” created. Store it now: it is shown only this once.`),
         field('New API key', secret),
         h('div', { className: 'row' }, copy, done, status),
       ),

@@ -2,7 +2,7 @@
 // edited (JSON), reject it with a reason, steer with a message, cancel. Each control is enabled only
 // in the states where the API accepts it; a refusal is shown with its problem code.
 import { api } from '../api.js';
-import { field, h, replaceChildren } from '../dom.js';
+import { countOf, field, h, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
@@ -98,7 +98,7 @@ export function createSessionActions({ id, onChanged }) {
         approveOutput,
         'Approving the plan',
         () => api.approve(id),
-        (result) => `Approved: plan version ${result.planVersion}, ${result.readied} tasks ready.`,
+        (result) => `Approved: plan version ${result.planVersion}, ${countOf(result.readied, 'task')} ready.`,
         onChanged,
       ),
     ),
@@ -124,7 +124,8 @@ export function createSessionActions({ id, onChanged }) {
         approveOutput,
         'Approving the edited plan',
         () => api.approve(id, plan),
-        (result) => `Approved the edited plan: version ${result.planVersion}, ${result.readied} tasks ready.`,
+        (result) =>
+          `Approved the edited plan: version ${result.planVersion}, ${countOf(result.readied, 'task')} ready.`,
         onChanged,
       );
       // A refused edit stays in the editor to be fixed.

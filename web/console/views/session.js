@@ -1,7 +1,7 @@
 // One session: status and error, the plan's tasks with their usage, live agent output and events
 // (SSE over fetch), the result, the actions the API offers and the plan versions.
 import { api } from '../api.js';
-import { formatTime, formatUsage, h, replaceChildren, statusBadge } from '../dom.js';
+import { formatTime, formatUsage, h, replaceChildren, setPageTitle, statusBadge } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { followSessionEvents } from '../sse.js';
 import { createLiveEvents } from './live-events.js';
@@ -108,6 +108,7 @@ export function renderSession(root, id) {
       if (closed) return;
       replaceChildren(errors);
       title.textContent = session.objective || 'Session';
+      setPageTitle(title.textContent);
       replaceChildren(facts, renderFacts(session));
       replaceChildren(tasks, renderTasks(session.tasks));
       replaceChildren(agents, renderAgents(session.agents));

@@ -1,7 +1,7 @@
 // The sessions list (GET /v1/sessions): status filter, next-page cursor, usage per session, and
 // the new-session form above it. The page shown refreshes itself while the tab is visible (poll.js).
 import { api } from '../api.js';
-import { field, formatUsage, h, replaceChildren } from '../dom.js';
+import { countOf, field, formatUsage, h, replaceChildren } from '../dom.js';
 import { pollWhileVisible } from '../poll.js';
 import { renderProblem } from '../problem.js';
 import { createNewSessionForm } from './new-session.js';
@@ -56,7 +56,9 @@ export function renderSessions(root) {
       if (moved) replaceChildren(body, ...rows);
       else if (syncRows(body, rows)) changed = true;
       const text =
-        result.items.length === 0 ? 'No sessions.' : `Page ${pageNumber}: ${result.items.length} sessions.`;
+        result.items.length === 0
+          ? 'No sessions.'
+          : `Page ${pageNumber}: ${countOf(result.items.length, 'session')}.`;
       // Set only when it differs: the line is a live region, re-announced on every write.
       if (info.textContent !== text) info.textContent = text;
       next.disabled = !cursor;

@@ -2,7 +2,7 @@
 // API key (`maos keys create`) or access token to paste, kept for this tab only (sessionStorage)
 // and checked with one API call before going on.
 import { api, readSignInMethod, storeToken } from '../api.js';
-import { field, h, replaceChildren } from '../dom.js';
+import { field, h, replaceChildren, setPageTitle } from '../dom.js';
 import { beginSignIn, loadSignInOptions, providerName } from '../oidc.js';
 import { renderProblem } from '../problem.js';
 
@@ -101,6 +101,7 @@ export function renderSignIn(root, { error, onSignedIn }) {
     errors,
   );
   replaceChildren(root, form);
+  setPageTitle('Sign in');
   token.focus();
   signInOptions ??= loadSignInOptions();
   signInOptions.then((options) => {

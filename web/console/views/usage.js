@@ -4,7 +4,7 @@
 // cache reads and cost of each session as GET /v1/sessions reports them, with their totals over
 // exactly the sessions loaded. "Load more" follows the cursor to older sessions.
 import { api } from '../api.js';
-import { field, formatTime, h, replaceChildren } from '../dom.js';
+import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { sessionRow, statusSelect } from './session-cells.js';
 
@@ -122,7 +122,8 @@ function describeRange(sessions, complete, status, readAt) {
   const scope = complete
     ? `These are all the ${which} of your tenant.`
     : `Older ${which} exist and are not counted: Load more to include them.`;
-  return `Totals over the ${sessions.length} ${which} listed, created ${formatTime(oldest)} to ${formatTime(newest)}, as read at ${formatTime(readAt)}. ${scope} Sessions still running may use more.`;
+  const listed = `${countOf(sessions.length, 'session')}${status ? ` with status ${status}` : ''}`;
+  return `Totals over the ${listed} listed, created ${formatTime(oldest)} to ${formatTime(newest)}, as read at ${formatTime(readAt)}. ${scope} Sessions still running may use more.`;
 }
 
 /** Renders the view into `root`; returns its teardown. */
@@ -204,7 +205,7 @@ export function renderUsage(root) {
       if (controller.signal.aborted) return;
       replaceChildren(periodTotals, ...periodCells(report.totals));
       showGroups(grouping ? { groupBy: grouping, groups: report.groups ?? [] } : null);
-      periodText.textContent = `Your tenant's usage over all ${report.totals.sessions} sessions created from ${fromDay.value} to ${toDay.value} (UTC days, both included), whatever their status, as charged at ${formatTime(new Date().toISOString())}; sessions still running may use more. Computed by the server, not limited to the sessions listed below.`;
+      periodText.textContent = `Your tenant's usage over all ${countOf(report.totals.sessions, 'session')} created from ${fromDay.value} to ${toDay.value} (UTC days, both included), whatever their status, as charged at ${formatTime(new Date().toISOString())}; sessions still running may use more. Computed by the server, not limited to the sessions listed below.`;
     } catch (error) {
       if (controller.signal.aborted) return;
       replaceChildren(periodTotals);
@@ -231,7 +232,7 @@ export function renderUsage(root) {
     const sum = sumUsage(sessions);
     replaceChildren(
       totals,
-      h('th', { scope: 'row', colSpan: 3 }, `Total (${sessions.length} sessions)`),
+      h('th', { scope: 'row', colSpan: 3 }, `Total (${countOf(sessions.length, 'session')})`),
       ...usageCells(sum),
     );
     range.textContent = describeRange(sessions, cursor === null, status.value, readAt);
