@@ -187,7 +187,12 @@ async function toApiError(response) {
     problem = null;
   }
   if (!problem || typeof problem !== 'object') {
-    problem = { title: response.statusText || 'Request failed', detail: text.slice(0, 300) || undefined };
+    // Not the API's answer: a web page (a proxy's or gateway's error page) is markup, not a message.
+    const page = /html/i.test(response.headers.get('content-type') ?? '') || /^\s*</.test(text);
+    const detail = page
+      ? `A web page came back instead of an answer of the MAOS API (HTTP ${response.status}): a proxy or gateway in front of MAOS answered, perhaps while MAOS restarts. Try again in a moment.`
+      : text.slice(0, 300) || undefined;
+    problem = { title: response.statusText || 'Request failed', detail };
   }
   return new ApiError({ ...problem, status: response.status }, { retryAfterMs: readRetryAfter(response) });
 }
