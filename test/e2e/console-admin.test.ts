@@ -325,6 +325,40 @@ describe('console: usage, audit and API keys', { timeout: 240_000 }, () => {
     await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
     await signIn(page, server.url, admin.key, '#/keys');
     await page.getByText(/^3 keys, 3 not revoked\./).waitFor();
+
+    // Mistakes in the form are said in its words, at the field, and nothing is sent.
+    const mistakes: Array<[() => Promise<void>, RegExp, string]> = [
+      [() => page.getByLabel('Name').fill('   '), /Give the key a name\./, 'key-name'],
+      [
+        async () => {
+          await page.getByLabel('Name').fill('ci');
+          await page.getByRole('checkbox', { name: 'viewer' }).uncheck();
+        },
+        /Choose at least one role\./,
+        'key-role-viewer',
+      ],
+      [
+        async () => {
+          await page.getByRole('checkbox', { name: 'viewer' }).check();
+          await page.getByLabel('Expires (optional, your local time)').fill('2020-01-01T10:00');
+        },
+        /The expiry must be in the future/,
+        'key-expires',
+      ],
+    ];
+    for (const [enter, message, field] of mistakes) {
+      await enter();
+      await page.getByRole('button', { name: 'Create key' }).click();
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      const text = (await alert.textContent()) ?? '';
+      assert.match(text, message);
+      assert.doesNotMatch(text, /VALIDATION_FAILED|Too small|expiresAt/);
+      assert.equal(await page.evaluate(() => document.activeElement?.id), field);
+    }
+    await page.getByLabel('Expires (optional, your local time)').fill('');
+    assert.equal(await page.getByText(/^3 keys, 3 not revoked\./).count(), 1, 'none created');
+
     await page.getByLabel('Name').fill('ci <bot>');
     await page.getByRole('checkbox', { name: 'viewer' }).uncheck();
     await page.getByRole('checkbox', { name: 'operator' }).check();

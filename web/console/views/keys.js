@@ -168,6 +168,19 @@ export function renderKeys(root) {
     const roles = roleBoxes.filter((box) => box.checked).map((box) => box.value);
     const body = { name: name.value.trim(), roles };
     if (expires.value) body.expiresAt = new Date(expires.value).toISOString();
+    // Said here in the form's words; the server would refuse these in its validator's.
+    const mistake = !body.name
+      ? ['Give the key a name.', name]
+      : roles.length === 0
+        ? ['Choose at least one role.', roleBoxes[0]]
+        : body.expiresAt && Date.parse(body.expiresAt) <= Date.now()
+          ? ['The expiry must be in the future (or left empty: the key does not expire).', expires]
+          : null;
+    if (mistake) {
+      replaceChildren(errors, renderProblem(new Error(mistake[0]), 'Creating the key'));
+      mistake[1].focus();
+      return;
+    }
     submit.disabled = true;
     try {
       const key = await request('/v1/admin/keys', { method: 'POST', body });
