@@ -104,4 +104,33 @@ describe('console element builder', () => {
   test('no errors or warnings in the page', () => {
     assert.deepEqual(problems.messages, []);
   });
+
+  test('a validation failure of the real API: each issue once, the detail that repeats the first left out', async () => {
+    const shown = await page.evaluate(async () => {
+      const apiUrl = '/console/api.js';
+      const problemUrl = '/console/problem.js';
+      const { api } = await import(apiUrl);
+      const { renderProblem } = await import(problemUrl);
+      try {
+        await api.createSession({ objective: '' }, crypto.randomUUID());
+        return null;
+      } catch (error) {
+        const box = renderProblem(error, 'Creating the session');
+        return {
+          detail: box.querySelector('.problem-detail')?.textContent ?? null,
+          issues: [...box.querySelectorAll('.problem-issues li')].map((li) => li.textContent),
+          code: box.querySelector('.problem-code')?.textContent,
+        };
+      }
+    });
+    assert.ok(shown, 'the API refused the empty objective');
+    assert.equal(shown.code, 'VALIDATION_FAILED');
+    assert.equal(shown.detail, null);
+    assert.ok(shown.issues.length > 0);
+    assert.deepEqual(shown.issues, [...new Set(shown.issues)], 'no issue twice');
+    assert.ok(
+      shown.issues.every((issue) => issue?.startsWith('body/objective: ')),
+      JSON.stringify(shown.issues),
+    );
+  });
 });

@@ -14,25 +14,26 @@ export function renderProblem(error, context) {
     );
   const title = problem?.title ?? 'Something went wrong';
   const detail = problem?.detail ?? (error instanceof Error ? error.message : String(error));
-  // VALIDATION_FAILED lists its issues as {location, path, message}; other details stay out.
+  // VALIDATION_FAILED lists its issues as {location, path, message}; other details stay out. The
+  // same issue reported twice (by two checks of one field) is listed once.
   const issues = Array.isArray(problem?.details)
     ? problem.details.filter((issue) => issue && typeof issue === 'object' && 'message' in issue)
     : [];
+  const lines = [
+    ...new Set(issues.map((issue) => `${issue.location ?? ''}${issue.path ?? ''}: ${issue.message}`)),
+  ];
+  // The server's detail of a validation failure is its first issue again ("Invalid body. <issue>"):
+  // the list says it.
+  const repeatsIssues = issues.length > 0 && String(problem.detail ?? '').includes(String(issues[0].message));
   return h(
     'div',
     { className: 'problem', attrs: { role: 'alert' } },
     h('strong', { className: 'problem-title' }, context ? `${context}: ${title}` : title),
     problem?.code ? h('code', { className: 'problem-code' }, problem.code) : null,
     problem?.status ? h('span', { className: 'problem-status' }, ` (HTTP ${problem.status})`) : null,
-    h('p', { className: 'problem-detail' }, detail),
-    issues.length > 0
-      ? h(
-          'ul',
-          { className: 'problem-issues' },
-          ...issues.map((issue) =>
-            h('li', {}, `${issue.location ?? ''}${issue.path ?? ''}: ${issue.message}`),
-          ),
-        )
+    repeatsIssues ? null : h('p', { className: 'problem-detail' }, detail),
+    lines.length > 0
+      ? h('ul', { className: 'problem-issues' }, ...lines.map((line) => h('li', {}, line)))
       : null,
     problem?.requestId
       ? h('small', { className: 'problem-request' }, `Request id ${problem.requestId}`)
