@@ -101,6 +101,40 @@ describe('console element builder', () => {
     assert.deepEqual(result.sent, ['/v1/sessions']);
   });
 
+  test('the keyboard focus ring stands out at 3:1 or more against what is around it', async () => {
+    await page.reload();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    const seen: Array<{ element: string; ratio: number }> = [];
+    // From the top: skip link, the navigation, the new-session form's fields and button.
+    for (let i = 0; i < 10; i += 1) {
+      await page.keyboard.press('Tab');
+      seen.push(
+        await page.evaluate(() => {
+          const rgb = (color: string) => (color.match(/[\d.]+/g) ?? []).slice(0, 4).map(Number);
+          const luminance = ([r, g, b]: number[]) => {
+            const lin = (c = 0) => {
+              const s = c / 255;
+              return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+            };
+            return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+          };
+          const focused = document.activeElement as HTMLElement;
+          // What the ring is drawn on: the first ancestor with a background of its own.
+          let around: HTMLElement | null = focused.parentElement;
+          while (around && (rgb(getComputedStyle(around).backgroundColor)[3] ?? 1) === 0) {
+            around = around.parentElement;
+          }
+          const ring = luminance(rgb(getComputedStyle(focused).outlineColor));
+          const back = luminance(rgb(around ? getComputedStyle(around).backgroundColor : 'rgb(255,255,255)'));
+          const ratio = (Math.max(ring, back) + 0.05) / (Math.min(ring, back) + 0.05);
+          return { element: `${focused.tagName} ${focused.textContent?.slice(0, 20)}`, ratio };
+        }),
+      );
+    }
+    const faint = seen.filter((entry) => entry.ratio < 3);
+    assert.deepEqual(faint, [], JSON.stringify(seen));
+  });
+
   test('no errors or warnings in the page', () => {
     assert.deepEqual(problems.messages, []);
   });
