@@ -349,6 +349,26 @@ describe('console: one session', { timeout: 180_000 }, () => {
     assert.deepEqual(frames, [...once, ...once, ...once]);
   });
 
+  test('the facts say when the deadline passes and which thread the session belongs to', async () => {
+    const created = await requestJson<{ id: string; deadline: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'Reject me on time',
+        approval: 'required',
+        thread_id: 'blog-api',
+        budget: { deadlineSeconds: 3600 },
+      },
+    });
+    assert.equal(created.status, 201);
+    await openSession(page, server.url, created.body.id);
+    const facts = page.locator('#session-facts');
+    await facts.getByText('blog-api').waitFor();
+    const at = await page.evaluate((iso) => new Date(iso).toLocaleString(), created.body.deadline);
+    const text = (await facts.textContent()) ?? '';
+    assert.ok(text.includes(`deadline 3600 s (at ${at})`), text);
+    await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, { method: 'POST' });
+  });
+
   test('an unknown session is shown as its problem, not a blank page', async () => {
     await page.goto(`${server.url}/console/#/sessions/00000000-0000-4000-8000-000000000000`);
     const alert = page.locator('.problem').first();

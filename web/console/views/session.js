@@ -24,13 +24,16 @@ function fact(term, value) {
   return [h('dt', {}, term), h('dd', {}, value)];
 }
 
-function describeBudget(budget) {
+function describeBudget(budget, deadline) {
   if (!budget) return 'none';
   const limits = [];
   if (budget.maxTokens !== null)
     limits.push(`${budget.usedTokens.toLocaleString()} / ${budget.maxTokens.toLocaleString()} tokens`);
   if (budget.maxCostUsd !== null) limits.push(`$${budget.usedCostUsd.toFixed(4)} / $${budget.maxCostUsd}`);
-  if (budget.deadlineSeconds !== null) limits.push(`deadline ${budget.deadlineSeconds} s`);
+  if (budget.deadlineSeconds !== null) {
+    // When it passes, not only how long it is: it counts from submission, approval wait included.
+    limits.push(`deadline ${budget.deadlineSeconds} s${deadline ? ` (at ${formatTime(deadline)})` : ''}`);
+  }
   return limits.join(' · ') || 'none';
 }
 
@@ -45,8 +48,9 @@ function renderFacts(session) {
     ...fact('Started', formatTime(session.startedAt)),
     ...fact('Finished', formatTime(session.finishedAt)),
     ...fact('Usage', formatUsage(session.usage)),
-    ...fact('Budget', describeBudget(session.budget)),
+    ...fact('Budget', describeBudget(session.budget, session.deadline)),
     ...fact('Plan version', String(session.planVersion)),
+    ...(session.threadId ? fact('Thread', session.threadId) : []),
     ...(session.error ? fact('Error', h('span', { id: 'session-error' }, session.error)) : []),
   );
 }
