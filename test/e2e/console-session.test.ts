@@ -273,6 +273,28 @@ describe('console: one session', { timeout: 180_000 }, () => {
     assert.equal(session.body.status, 'cancelled');
   });
 
+  test('without approval there is no approval panel; an empty message is said, not sent', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Steer me, no approval' },
+    });
+    assert.equal(created.status, 201);
+    await openSession(page, server.url, created.body.id);
+    await waitForStatus(page, 'running');
+    assert.equal(await page.locator('#approval-title').isHidden(), true);
+    assert.equal(await page.getByRole('heading', { name: 'Steer', exact: true }).isVisible(), true);
+
+    await page.getByRole('button', { name: 'Send message' }).click();
+    const said = page.locator('#steer-output [role=alert]');
+    await said.waitFor();
+    assert.match((await said.textContent()) ?? '', /Sending the message: .*Write the message first\./);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'steer-message');
+    const events = await readAllEvents<{ type: string }>(server.url, created.body.id);
+    assert.equal(events.filter((event) => event.type === 'user.message').length, 0, 'nothing sent');
+    await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, { method: 'POST' });
+    await waitForStatus(page, 'cancelled');
+  });
+
   test('a dropped event stream resumes after the last event seen, nothing shown twice', async () => {
     const proxy = await startCuttingProxy(server.url);
     cleanups.push(() => proxy.close());

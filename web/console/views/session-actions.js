@@ -156,7 +156,14 @@ export function createSessionActions({ id, onChanged }) {
   send.addEventListener(
     'click',
     guarded(async () => {
-      if (!message.value.trim()) return;
+      if (!message.value.trim()) {
+        replaceChildren(
+          steerOutput,
+          renderProblem(new Error('Write the message first.'), 'Sending the message'),
+        );
+        message.focus();
+        return;
+      }
       await runAction(
         send,
         steerOutput,
@@ -194,6 +201,8 @@ export function createSessionActions({ id, onChanged }) {
       control.disabled = busy || !waiting;
     for (const control of [message, send]) control.disabled = busy || !open;
     cancel.disabled = busy || !open;
+    // A session without approval never waits for one: its approval panel would only be in the way.
+    approvalPanel.hidden = next.approval?.mode !== 'required';
     approvalNote.textContent = waiting
       ? `The plan (phase ${(next.approval.pendingPhase ?? 0) + 1}) waits for your approval.`
       : 'No plan is waiting for approval.';
@@ -205,24 +214,25 @@ export function createSessionActions({ id, onChanged }) {
     planKey = key;
   }
 
+  const approvalPanel = h(
+    'section',
+    { className: 'card', attrs: { 'aria-labelledby': 'approval-title' } },
+    h('h2', { id: 'approval-title' }, 'Plan approval'),
+    approvalNote,
+    h('div', { className: 'row' }, approve),
+    field(
+      'Edited plan (JSON)',
+      planText,
+      'Phases of tasks: name, role, instructions, depends_on, runner, agent.',
+    ),
+    h('div', { className: 'row' }, approveEdited),
+    h('div', { className: 'row' }, field('Reason for rejecting', reason), reject),
+    approveOutput,
+  );
   const element = h(
     'div',
     { className: 'actions' },
-    h(
-      'section',
-      { className: 'card', attrs: { 'aria-labelledby': 'approval-title' } },
-      h('h2', { id: 'approval-title' }, 'Plan approval'),
-      approvalNote,
-      h('div', { className: 'row' }, approve),
-      field(
-        'Edited plan (JSON)',
-        planText,
-        'Phases of tasks: name, role, instructions, depends_on, runner, agent.',
-      ),
-      h('div', { className: 'row' }, approveEdited),
-      h('div', { className: 'row' }, field('Reason for rejecting', reason), reject),
-      approveOutput,
-    ),
+    approvalPanel,
     h(
       'section',
       { className: 'card', attrs: { 'aria-labelledby': 'steer-title' } },
