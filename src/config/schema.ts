@@ -21,6 +21,7 @@ export const CONFIG_DEFAULTS = {
   storePoolSize: 10,
   storeConnectTimeoutMs: 5000,
   maxSseStreamsPerTenant: 100,
+  requestTimeoutSeconds: 60,
 } as const;
 
 const runnerSchema = z
@@ -215,12 +216,22 @@ const configShape = z.strictObject({
         .describe(
           'Open SSE event streams one tenant may hold in this process; more get 429. @defaultValue 100',
         ),
+      requestTimeoutSeconds: z
+        .number()
+        .int()
+        .positive()
+        .max(3600)
+        .default(CONFIG_DEFAULTS.requestTimeoutSeconds)
+        .describe(
+          'Time a client has to send a whole request (headers and body); a slower one gets 408 and its connection is closed. Answers (event streams, MCP waits) are not limited by it. @defaultValue 60',
+        ),
     })
     .default({
       bodyLimitBytes: 1_048_576,
       maxPageSize: 100,
       sseKeepAliveSeconds: 15,
       maxSseStreamsPerTenant: CONFIG_DEFAULTS.maxSseStreamsPerTenant,
+      requestTimeoutSeconds: CONFIG_DEFAULTS.requestTimeoutSeconds,
     })
     .describe('HTTP server limits.'),
   metrics: z

@@ -1,6 +1,7 @@
 // Builds the Fastify server of MAOS: zod validation/serialisation, OpenAPI, request ids,
 // authentication, problem+json errors, SSE streams and the /v1 routes. No listening here.
 
+import type { Server } from 'node:http';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -38,10 +39,10 @@ import { createSseRegistry } from './sse.ts';
 import type { HttpObserver, RegisteredRoute } from './types.ts';
 
 export interface BuildHttpServerOptions {
-  /** HTTP limits; `maxSseStreamsPerTenant` may be left out (then the config default applies). */
+  /** HTTP limits; `maxSseStreamsPerTenant` and `requestTimeoutSeconds` may be left out (config defaults). */
   config: {
-    http: Omit<Config['http'], 'maxSseStreamsPerTenant'> &
-      Partial<Pick<Config['http'], 'maxSseStreamsPerTenant'>>;
+    http: Omit<Config['http'], 'maxSseStreamsPerTenant' | 'requestTimeoutSeconds'> &
+      Partial<Pick<Config['http'], 'maxSseStreamsPerTenant' | 'requestTimeoutSeconds'>>;
     /** Selects the security schemes the OpenAPI document declares. */
     auth?: Pick<Config['auth'], 'mode'>;
   };
@@ -97,6 +98,10 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
       );
     },
   });
+  limitRequestTime(
+    app.server,
+    (config.http.requestTimeoutSeconds ?? CONFIG_DEFAULTS.requestTimeoutSeconds) * 1000,
+  );
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(withSessionDetailSerializer(serializerCompiler));
   registerJsonParser(app);
@@ -190,4 +195,25 @@ function skipEncapsulation(plugin: FastifyPluginAsync): FastifyPluginAsync {
   const wrapped: FastifyPluginAsync = async (instance, opts) => plugin(instance, opts);
   Object.defineProperty(wrapped, Symbol.for('skip-override'), { value: true });
   return wrapped;
+}
+
+/**
+ * Bounds the time a client may take to send a request, headers and body, on the server Fastify
+ * built (plain or from a serverFactory). Fastify turns Node's request timeout off by default, and
+ * Node then never expires a request whose headers or body trickle in: a client, authenticated or
+ * not, could hold any number of connections open by sending a byte now and then (slowloris). Such
+ * a request gets 408 (client-error.ts) and its connection is closed. Only receiving is bounded: the
+ * answer (an event stream, a long MCP wait) may take as long as it takes.
+ */
+function limitRequestTime(server: Server, timeoutMs: number): void {
+  server.requestTimeout = timeoutMs;
+  // Node requires headersTimeout <= requestTimeout.
+  server.headersTimeout = Math.min(server.headersTimeout, timeoutMs);
+  // Node looks for expired requests on an interval (30 s by default), read when the server starts
+  // listening (a property Node's types do not declare): a quarter of the timeout keeps the overrun
+  // small for short timeouts.
+  (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.min(
+    30_000,
+    Math.max(250, Math.floor(timeoutMs / 4)),
+  );
 }
