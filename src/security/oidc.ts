@@ -27,6 +27,20 @@ interface DiscoveryDocument {
 
 type KeySet = ReturnType<typeof createRemoteJWKSet>;
 
+/** Path of the MCP endpoint under the server's base URL (src/mcp/http-transport.ts). */
+const MCP_ENDPOINT_PATH = '/mcp';
+
+/**
+ * The audiences a token may carry: `auth.oidc.audience`, and when that is the server's URL also its
+ * MCP endpoint under it. MCP clients ask for a token for the endpoint they call (RFC 8707 `resource`
+ * = `<base URL>/mcp`, as the endpoint's protected-resource metadata names it); an authorization
+ * server that honours the indicator issues it for that URL, which still names this server.
+ */
+export function acceptedAudiences(audience: string): string[] {
+  if (!/^https?:\/\//i.test(audience)) return [audience];
+  return [audience, `${audience.replace(/\/+$/, '')}${MCP_ENDPOINT_PATH}`];
+}
+
 const STRICT_TYP = 'at+jwt';
 const LENIENT_TYPS = new Set(['at+jwt', 'application/at+jwt', 'jwt']);
 
@@ -64,7 +78,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
       try {
         const result = await jwtVerify(token, jwks, {
           issuer,
-          audience,
+          audience: acceptedAudiences(audience),
           algorithms: config.algorithms,
           typ: config.typ === 'strict' ? STRICT_TYP : undefined,
           clockTolerance: config.clockToleranceSeconds,

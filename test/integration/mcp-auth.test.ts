@@ -2,16 +2,26 @@
 // REST routes, plus each tool's own permission and MCP sessions bound to their principal.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type CallToolResult, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
 import {
   type ConnectedClient,
   connectHttpClient,
   type McpTestServer,
   startMcpTestServer,
 } from '../fixtures/mcp-server.ts';
-import { startTestOidcProvider, TEST_AUDIENCE, type TestOidcProvider } from '../fixtures/oidc-provider.ts';
+import {
+  CLIENT_ID,
+  CLIENT_SECRET,
+  startTestOidcProvider,
+  TEST_AUDIENCE,
+  type TestOidcProvider,
+} from '../fixtures/oidc-provider.ts';
 
 async function call(client: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
@@ -198,4 +208,73 @@ test('without OIDC there is no protected-resource metadata', async (t) => {
   const response = await fetch(`${server.url}/.well-known/oauth-protected-resource/mcp`);
   assert.equal(response.status, 404);
   await response.body?.cancel();
+});
+
+test('an SDK client doing MCP authorization gets a token for /mcp that MAOS accepts', async (t) => {
+  // The audience must be the server's URL, known before it starts: a relay on a port of its own
+  // stands in for the public address, forwarding to the server once it listens.
+  let targetPort = 0;
+  const sockets = new Set<Socket>();
+  const relay = createServer((socket) => {
+    const upstream = netConnect(targetPort, '127.0.0.1');
+    for (const s of [socket, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy()).on('close', () => sockets.delete(s));
+    }
+    socket.pipe(upstream).pipe(socket);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const closers: Array<() => Promise<void>> = [];
+  t.after(async () => {
+    for (const close of closers.reverse()) await close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => relay.close(() => resolve()));
+  });
+  const publicUrl = `http://127.0.0.1:${(relay.address() as { port: number }).port}`;
+  const idp = await startTestOidcProvider();
+  closers.push(() => idp.close());
+  const server = await startMcpTestServer({
+    secure: true,
+    auth: { mode: 'oidc', oidc: { issuer: idp.issuer, audience: publicUrl, defaultTenant: 'default' } },
+  });
+  closers.push(() => server.close());
+  targetPort = Number(new URL(server.url).port);
+  // The client-credentials principal is the client id (`sub`); it gets its role by a binding.
+  await (server.app.database.db as unknown as SecurityDb)
+    .insertInto('role_bindings')
+    .values({
+      tenant_id: 'default',
+      principal_id: CLIENT_ID,
+      role: 'developer',
+      created_at: new Date().toISOString(),
+      created_by: 'test',
+    })
+    .execute();
+
+  // 401 → resource_metadata → authorization server → token for `resource` = <url>/mcp (RFC 8707).
+  const provider = new ClientCredentialsProvider({
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    expectedIssuer: idp.issuer,
+  });
+  const client = new Client({ name: 'maos-oauth-test', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL('/mcp', publicUrl), { authProvider: provider });
+  closers.push(() => client.close());
+  await client.connect(transport);
+  const token = provider.tokens()?.access_token ?? '';
+  const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as {
+    aud: unknown;
+  };
+  assert.equal(claims.aud, `${publicUrl}/mcp`, 'the token was issued for the MCP endpoint');
+  const roles = await call(client, 'list_roles', {});
+  assert.notEqual(roles.isError, true, JSON.stringify(roles.content));
+  // The same token for another server's MCP endpoint is still refused.
+  const foreign = await idp.getToken({ resource: 'https://other.example/mcp' });
+  const refused = await fetch(`${server.url}/mcp`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${foreign}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  assert.equal(refused.status, 401);
+  await refused.body?.cancel();
 });
