@@ -215,8 +215,14 @@ describe('console: usage, audit and API keys', { timeout: 240_000 }, () => {
     assert.deepEqual(await rowCells(page, '#usage-period-totals'), ['0', '0', '0', '0', '0', '$0.000000']);
     await page.getByLabel('To').fill('2019-12-31');
     await page.getByRole('button', { name: 'Show usage' }).click();
-    await page.getByText('The end date must not be before the start date.').waitFor();
+    const refused = page.getByRole('alert');
+    await refused.waitFor();
+    assert.match(
+      (await refused.textContent()) ?? '',
+      /Reading usage: .*The end date must not be before the start date\./,
+    );
     assert.equal(await page.locator('#usage-period-totals td').count(), 0);
+    assert.equal(await page.locator('#usage-period-table').isHidden(), true, 'no empty table of figures');
     assert.equal(
       await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
       true,

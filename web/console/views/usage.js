@@ -182,16 +182,31 @@ export function renderUsage(root) {
           : 'The groups add up to the totals.';
   }
 
+  const periodTable = h(
+    'div',
+    { className: 'table-wrap' },
+    h(
+      'table',
+      { id: 'usage-period-table' },
+      h('thead', {}, h('tr', {}, ...figureHeadings())),
+      h('tbody', {}, periodTotals),
+    ),
+  );
+
   async function loadPeriod() {
     period?.abort();
     const controller = new AbortController();
     period = controller;
     replaceChildren(periodErrors);
     const range = periodRange(fromDay.value, toDay.value);
+    periodTable.hidden = false;
     if (range.error) {
+      // Said like any refusal, and no table of figures that are not there.
       replaceChildren(periodTotals);
+      periodTable.hidden = true;
       showGroups(null);
-      periodText.textContent = range.error;
+      periodText.textContent = '';
+      replaceChildren(periodErrors, renderProblem(new Error(range.error), 'Reading usage'));
       return;
     }
     try {
@@ -209,6 +224,7 @@ export function renderUsage(root) {
     } catch (error) {
       if (controller.signal.aborted) return;
       replaceChildren(periodTotals);
+      periodTable.hidden = true;
       showGroups(null);
       periodText.textContent = '';
       replaceChildren(periodErrors, renderProblem(error, 'Reading usage'));
@@ -293,16 +309,7 @@ export function renderUsage(root) {
     periodForm,
     periodErrors,
     periodText,
-    h(
-      'div',
-      { className: 'table-wrap' },
-      h(
-        'table',
-        { id: 'usage-period-table' },
-        h('thead', {}, h('tr', {}, ...figureHeadings())),
-        h('tbody', {}, periodTotals),
-      ),
-    ),
+    periodTable,
     groupsSection,
     h('h2', {}, 'Listed sessions'),
     h(
