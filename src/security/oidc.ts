@@ -179,7 +179,9 @@ export function mapClaims(payload: JWTPayload, config: OidcConfig): Principal {
       : [];
   const roles = new Set<RoleName>();
   for (const name of names) {
-    const mapped = config.roleMapping[name];
+    // Own keys only: an IdP group named `constructor` or `__proto__` would otherwise read
+    // Object.prototype's members, and the token would fail with 500 instead of mapping to no role.
+    const mapped = Object.hasOwn(config.roleMapping, name) ? config.roleMapping[name] : undefined;
     if (mapped) for (const role of mapped) roles.add(role);
     else if (isRoleName(name)) roles.add(name);
   }

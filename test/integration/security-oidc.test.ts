@@ -81,6 +81,15 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     assert.deepEqual([...principal.roles].sort(), ['admin', 'auditor', 'operator']);
   });
 
+  test('IdP role names that are Object.prototype members map to no role (not a 500)', async () => {
+    const auth = createAuthenticator({ auth: authConfig(idp.issuer), db: t.db });
+    const token = await idp.getToken({
+      claims: { tenant_id: 'globex', roles: ['constructor', '__proto__', 'toString', 'viewer'] },
+    });
+    const principal = await auth.authenticate({ authorization: `Bearer ${token}` });
+    assert.deepEqual(principal.roles, ['viewer']);
+  });
+
   test('a token without a tenant is refused unless a default tenant is configured', async () => {
     const token = await idp.getToken();
     const strict = createOidcVerifier(authConfig(idp.issuer).oidc);
