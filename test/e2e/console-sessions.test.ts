@@ -95,7 +95,7 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'First page' }).click();
     await page.getByText('Page 1: 20 sessions.').waitFor();
 
-    // The page fits the narrow window (420 px): wide tables scroll inside their box.
+    // The page fits the narrow window (420 px): tables show their rows as labelled lines.
     assert.equal(
       await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
       true,
@@ -106,6 +106,17 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     await page.getByText('No sessions.').waitFor();
     await page.getByLabel('Status').selectOption('running');
     await page.getByText('Page 1: 20 sessions.').waitFor();
+
+    // To a session and back (browser Back, then the page's link): the filter is kept.
+    await page.locator('#sessions-body a').first().click();
+    await page.locator('#session-facts').waitFor();
+    await page.goBack();
+    await page.getByText('Page 1: 20 sessions.').waitFor();
+    assert.equal(await page.getByLabel('Status').inputValue(), 'running');
+    await page.locator('#sessions-body a').first().click();
+    await page.getByRole('link', { name: '← Sessions' }).click();
+    await page.getByText('Page 1: 20 sessions.').waitFor();
+    assert.equal(await page.getByLabel('Status').inputValue(), 'running');
   });
 
   test('the new-session form posts the objective, strategy, approval and budget', async () => {

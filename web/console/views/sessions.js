@@ -9,6 +9,11 @@ import { syncRows } from './row-sync.js';
 import { sessionRow, statusSelect } from './session-cells.js';
 
 const PAGE_SIZE = 20;
+/**
+ * The status filter chosen last in this tab: back from a session's page (link or browser Back),
+ * the list shows what it showed. Forgotten on reload, like the rest of the page.
+ */
+let chosenStatus = '';
 
 /** Renders the view into `root`; returns its teardown. */
 export function renderSessions(root) {
@@ -18,6 +23,7 @@ export function renderSessions(root) {
   let pageNumber = 1;
   let loading = null;
   const status = statusSelect('filter-status');
+  status.value = chosenStatus;
   const body = h('tbody', { id: 'sessions-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
@@ -84,7 +90,10 @@ export function renderSessions(root) {
     return load(fromCursor, page);
   }
 
-  status.addEventListener('change', () => loadByUser(null, 1));
+  status.addEventListener('change', () => {
+    chosenStatus = status.value;
+    loadByUser(null, 1);
+  });
   next.addEventListener('click', () => cursor && loadByUser(cursor, pageNumber + 1));
   first.addEventListener('click', () => loadByUser(null, 1));
   refresh.addEventListener('click', () => loadByUser(null, 1));
