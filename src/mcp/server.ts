@@ -36,6 +36,13 @@ const INSTRUCTIONS = [
   'Errors carry stable codes such as SESSION_NOT_FOUND, INVALID_ROLE or RESOURCE_LIMIT_EXCEEDED.',
 ].join(' ');
 
+/** Added when the steering tools are offered. */
+const STEERING_INSTRUCTIONS = [
+  'To review the plan before agents run, pass `approval: "required"` to `orchestrate`, then call',
+  '`approve_plan` (optionally with an edited plan) or `reject_plan`; `send_message` steers a session',
+  'the orchestrator plans.',
+].join(' ');
+
 /** An MCP server bound to one client connection, and how to release what it watches. */
 export interface MaosMcpServer {
   server: McpServer;
@@ -52,7 +59,7 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
         tools: { listChanged: false },
         resources: { subscribe: true, listChanged: false },
       },
-      instructions: INSTRUCTIONS,
+      instructions: options.steering ? `${INSTRUCTIONS} ${STEERING_INSTRUCTIONS}` : INSTRUCTIONS,
     },
   );
   checkToolInputs(server);

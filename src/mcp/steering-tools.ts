@@ -111,7 +111,7 @@ export function registerSteeringTools(
     {
       title: 'Steer a MAOS session',
       description:
-        'Sends a message to the orchestrator of a running session (e.g. "prefer PostgreSQL", "skip the UI"); it is taken into account at the next phase gate and in the final synthesis. A finished session gives INVALID_STATE.',
+        'Sends a message to the orchestrator of a session it plans (started without `agents`), e.g. "prefer PostgreSQL" or "skip the UI"; it is taken into account at the next phase gate and in the final synthesis. INVALID_STATE when no orchestrator will read it: the session has ended, was started with explicit `agents`, or its synthesis has begun.',
       inputSchema: messageInputSchema,
       annotations: { title: 'Steer a MAOS session', destructiveHint: false, openWorldHint: false },
     },

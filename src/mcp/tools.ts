@@ -3,7 +3,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { RoleDefinition } from '../agents/roles/role.ts';
-import { createSessionInputSchema } from '../domain/session-input.ts';
+import { agentSpecSchema, createSessionInputSchema } from '../domain/session-input.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CallerResolver, McpCaller } from './caller.ts';
@@ -32,7 +32,28 @@ const MAX_WAIT_SECONDS = 3_600;
 /** Most recent events `session_status` returns on request; they go into a context window. */
 const MAX_RECENT_EVENTS = 200;
 
+/**
+ * The agents of `orchestrate`: those of `POST /v1/sessions` (same limits, the checks of the REST
+ * schema kept by cloning it), described for a model that calls tools, not REST routes.
+ */
+const agentsArray = createSessionInputSchema.shape.agents.unwrap();
+const orchestrateAgentsSchema = agentsArray
+  .clone({
+    ...agentsArray._zod.def,
+    element: agentSpecSchema.extend({
+      role: agentSpecSchema.shape.role.describe('Role name, as `list_roles` lists them (e.g. `tester`).'),
+    }),
+  })
+  .optional()
+  .describe(
+    'Explicit tasks, one per agent; omitted = the orchestrator plans the team itself (needs an LLM provider).',
+  );
+
 export const orchestrateInputSchema = createSessionInputSchema.extend({
+  agents: orchestrateAgentsSchema,
+  approval: createSessionInputSchema.shape.approval.describe(
+    '`required`: once planned, the session stops in `awaiting_approval` (a waiting call returns then) until you call `approve_plan` or `reject_plan`; needs an LLM provider. Default `none`.',
+  ),
   wait_seconds: z
     .number()
     .int()
@@ -40,7 +61,7 @@ export const orchestrateInputSchema = createSessionInputSchema.extend({
     .max(MAX_WAIT_SECONDS)
     .optional()
     .describe(
-      `Wait up to this long for the session to finish before returning (progress notifications are sent meanwhile when the request carries a progressToken). Default: 0, or ${DEFAULT_PROGRESS_WAIT_SECONDS} when a progressToken is sent.`,
+      `Wait up to this long for the session to finish (or to stop in \`awaiting_approval\`) before returning; progress notifications are sent meanwhile when the request carries a progressToken. Default: 0, or ${DEFAULT_PROGRESS_WAIT_SECONDS} when a progressToken is sent.`,
     ),
   idempotency_key: z
     .string()
@@ -78,7 +99,7 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
     {
       title: 'Start a MAOS session',
       description:
-        'Starts a multi-agent session for an objective and returns its id and initial state. Give `agents` (role + task each, optionally `runner`, `depends_on`) to fix the plan yourself, or omit them to let the orchestrator plan (the session then starts in status `planning`, with no plan yet, until the `plan` task of the orchestrator has run). `strategy`: parallel, sequential or pipeline (uses depends_on) for the agents you give; without agents, pipeline (default) or adaptive (the orchestrator plans phase by phase). Roles come from `list_roles`. Follow up with `session_status` or read the `maos://sessions/{id}` resource (subscribe to be told of changes). Set `wait_seconds` (or send a progressToken) to wait for the result in this call.',
+        'Starts a multi-agent session for an objective and returns its id and initial state. Give `agents` (role + task each, optionally `runner`, `depends_on`) to fix the plan yourself, or omit them to let the orchestrator plan (the session then starts in status `planning`, with no plan yet, until the `plan` task of the orchestrator has run). `strategy`: parallel, sequential or pipeline (uses depends_on) for the agents you give; without agents, pipeline (default) or adaptive (the orchestrator plans phase by phase). Roles come from `list_roles`. With `approval: "required"` the session stops in `awaiting_approval` once planned: review `plan`, then call `approve_plan` or `reject_plan`. Follow up with `session_status` or read the `maos://sessions/{id}` resource (subscribe to be told of changes). Set `wait_seconds` (or send a progressToken) to wait for the result in this call.',
       inputSchema: orchestrateInputSchema,
       annotations: { title: 'Start a MAOS session', destructiveHint: false, openWorldHint: true },
     },

@@ -180,3 +180,41 @@ test('orchestrate that waits returns once the plan awaits approval, not when the
   const approved = await call(connected.client, 'approve_plan', { session_id: view.sessionId });
   assert.notEqual(approved.isError, true, JSON.stringify(approved.content));
 });
+
+/** Every `description` in a tool's definition, its input schema's nested ones included. */
+function descriptionsOf(value: unknown, found: string[] = []): string[] {
+  if (Array.isArray(value)) for (const item of value) descriptionsOf(item, found);
+  else if (value !== null && typeof value === 'object') {
+    for (const [key, child] of Object.entries(value)) {
+      if (key === 'description' && typeof child === 'string') found.push(child);
+      else descriptionsOf(child, found);
+    }
+  }
+  return found;
+}
+
+test('tool descriptions lead a model to tools, not to REST routes it cannot call', async (t) => {
+  const server = await startMcpTestServer({
+    config: {
+      providers: {
+        local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
+      },
+    },
+  });
+  t.after(() => server.close());
+  const connected = await connectHttpClient(server.url);
+  t.after(() => connected.close());
+  const { tools } = await connected.client.listTools();
+  for (const tool of tools) {
+    for (const text of descriptionsOf(tool)) {
+      assert.doesNotMatch(text, /\/v1\/|\b(GET|POST) \//, `${tool.name}: ${text}`);
+    }
+  }
+  const orchestrate = tools.find((tool) => tool.name === 'orchestrate');
+  const properties = orchestrate?.inputSchema.properties as Record<string, { description?: string }>;
+  assert.match(properties.approval?.description ?? '', /approve_plan/);
+  const agents = properties.agents as { items: { properties: { role: { description: string } } } };
+  assert.match(agents.items.properties.role.description, /list_roles/);
+  assert.match(orchestrate?.description ?? '', /approve_plan/);
+  assert.match(connected.client.getInstructions() ?? '', /approve_plan/);
+});
