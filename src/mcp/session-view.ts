@@ -1,5 +1,6 @@
 // What MCP clients see of a session: a compact status document (state, plan, per-task progress,
 // result) and an agent's output. Sized for a model's context window, not for bulk export.
+import { STDOUT_TAIL_CHARS } from '../agents/runtimes/command/command-runtime.ts';
 import type { SessionDetail, SessionEvent, SessionStatus, TaskRecord, TaskStatus } from '../domain/types.ts';
 import { TASK_STATUSES } from '../domain/types.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
@@ -218,8 +219,15 @@ function earliestOutputAt(detail: SessionDetail, task: TaskRecord): number {
 }
 
 /**
+ * A command runner's result is the last STDOUT_TAIL_CHARS of its stdout, end-trimmed: one about
+ * that long may have been cut, and its whole stdout is in the log. The slack covers the trim.
+ */
+const CUT_RESULT_CHARS = STDOUT_TAIL_CHARS - 1_024;
+
+/**
  * An agent's output: its final result once it has one, otherwise (while it runs, or when it
- * failed without a result) the lines it has streamed so far, followed by its error.
+ * failed without a result) the lines it has streamed so far, followed by its error. A command
+ * runner's result cut to the tail of its stdout is replaced by its stdout from the log, when longer.
  *
  * The lines are read backwards from the task's end (the log's end while it runs) and only back
  * to when it could have started, so other agents' output before or after it does not count
@@ -231,7 +239,24 @@ export async function readAgentOutput(
   detail: SessionDetail,
   task: TaskRecord,
 ): Promise<string> {
-  if (task.result !== null) return task.result;
+  const { result } = task;
+  if (result === null) return readStreamedOutput(service, actor, detail, task);
+  if (task.runner === null || result.length < CUT_RESULT_CHARS) return result;
+  const stdout = (await readStreamedOutput(service, actor, detail, task, 'stdout')).trimEnd();
+  return stdout.length > result.length ? stdout : result;
+}
+
+/**
+ * The lines a task streamed (only those of `stream` when given), followed by its error unless a
+ * stream is chosen; at most OUTPUT_MAX_CHARS, the newest kept.
+ */
+async function readStreamedOutput(
+  service: SessionService,
+  actor: Actor,
+  detail: SessionDetail,
+  task: TaskRecord,
+  stream?: string,
+): Promise<string> {
   const log: SessionLog = { service, actor, sessionId: detail.id };
   const { finishedAt } = task;
   // A running task's output ends at the end of the log; a finished one's where it finished.
@@ -250,6 +275,7 @@ export async function readAgentOutput(
   })) {
     for (const event of page) {
       if (event.type !== 'task.output' || event.data.taskId !== task.id) continue;
+      if (stream !== undefined && event.data.stream !== stream) continue;
       lines.push(event);
       chars += typeof event.data.line === 'string' ? event.data.line.length + 1 : 1;
     }
@@ -259,7 +285,7 @@ export async function readAgentOutput(
   let text = joinOutputLines(lines.reverse());
   if (text.length > OUTPUT_MAX_CHARS) text = text.slice(-OUTPUT_MAX_CHARS);
   if (text.endsWith('\n')) text = text.slice(0, -1);
-  if (task.error !== null) text += `${text ? '\n' : ''}error: ${task.error}`;
+  if (task.error !== null && stream === undefined) text += `${text ? '\n' : ''}error: ${task.error}`;
   return text;
 }
 

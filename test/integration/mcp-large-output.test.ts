@@ -87,3 +87,39 @@ test('session_status recent_events on a session with very large output', { timeo
   assert.equal(few.recentEvents.length, 3);
   assert.equal(few.recentEventsOmitted, undefined);
 });
+
+test("a command runner's output resource is its whole stdout, not the 64 KiB kept as its result", async (t) => {
+  const server = await startMcpTestServer({
+    config: {
+      runners: {
+        ...TEST_RUNNERS,
+        // About 100 KB of numbered lines on stdout, and a line on stderr in between.
+        numbered: {
+          command: [
+            'sh',
+            '-c',
+            'i=1; while [ $i -le 5000 ]; do echo "line $i of the build log"; [ $i -eq 10 ] && echo "a warning" >&2; i=$((i+1)); done',
+          ],
+        },
+      },
+    },
+  });
+  t.after(() => server.close());
+  const mcp = await connectHttpClient(server.url);
+  t.after(() => mcp.close());
+  const started = await mcp.client.callTool({
+    name: 'orchestrate',
+    arguments: {
+      objective: 'a long build log',
+      agents: [{ name: 'build', role: 'tester', task: 'build', runner: 'numbered' }],
+      wait_seconds: 45,
+    },
+  });
+  const session = started.structuredContent as unknown as StatusView;
+  assert.equal(session.status, 'completed', JSON.stringify(started.content).slice(0, 500));
+  const read = await mcp.client.readResource({ uri: session.tasks[0]?.outputUri ?? '' });
+  const text = (read.contents[0] as { text: string }).text;
+  const expected = Array.from({ length: 5000 }, (_, i) => `line ${i + 1} of the build log`).join('\n');
+  assert.ok(text.length > 64 * 1024, `${text.length} characters`);
+  assert.equal(text, expected);
+});

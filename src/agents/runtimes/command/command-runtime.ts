@@ -10,7 +10,7 @@ import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '.
 import { recordRun } from './run-records.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
-const STDOUT_TAIL_CHARS = 64 * 1024;
+export const STDOUT_TAIL_CHARS = 64 * 1024;
 /** Kept of stderr for the error message of a failed run. */
 const STDERR_TAIL_CHARS = 4 * 1024;
 /** Between SIGTERM and SIGKILL: enough for a well-behaved process to clean up. */
