@@ -22,6 +22,11 @@ const t = { after: (fn: () => unknown) => cleanups.push(fn) };
 /** The streamed answer of the `research` agent: three lines, sent a few characters at a time. */
 const RESEARCH_OUTPUT = 'research line one\nresearch line two\nresearch line three';
 
+/** A result far longer than a screen: 300 numbered lines. */
+const LONG_RESULT = Array.from({ length: 300 }, (_, i) => `finding ${i + 1}: details of the finding`).join(
+  '\n',
+);
+
 /** A task that waits until the test lets it go, so its session stays running meanwhile. */
 let releaseBlocked: () => void = () => {};
 const blocked = new Promise<void>((resolve) => {
@@ -37,7 +42,9 @@ function scriptLlm(llm: ScriptedLlmServer): void {
         : plannedTask('research', 'researcher');
       return { object: { rationale: 'r', phases: [{ name: 'main', tasks: [task] }] } };
     }
-    if (kind === 'synthesis') return { text: 'Final answer for the user' };
+    if (kind === 'synthesis') {
+      return { text: request.promptText.includes('Long result') ? LONG_RESULT : 'Final answer for the user' };
+    }
     const name = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1];
     if (name === 'blocked') {
       await blocked;
@@ -369,6 +376,25 @@ describe('console: one session', { timeout: 180_000 }, () => {
       { id: '3', event: 'message', data: 'x' },
     ];
     assert.deepEqual(frames, [...once, ...once, ...once]);
+  });
+
+  test('a long result is shown in full in the page, and Copy result copies it', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Long result please' },
+    });
+    assert.equal(created.status, 201);
+    await waitForSession(server.url, created.body.id);
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+    await openSession(page, server.url, created.body.id);
+    const result = page.locator('#session-result');
+    await result.getByText('finding 300:').waitFor();
+    assert.equal(await result.textContent(), LONG_RESULT);
+    const box = await result.evaluate((pre) => ({ scroll: pre.scrollHeight, client: pre.clientHeight }));
+    assert.ok(box.scroll <= box.client + 1, `not a scrolling box: ${JSON.stringify(box)}`);
+    await page.getByRole('button', { name: 'Copy result' }).click();
+    await page.locator('#result').getByText('Copied.').waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), LONG_RESULT);
   });
 
   test('the facts say when the deadline passes and which thread the session belongs to', async () => {

@@ -7,6 +7,7 @@ import { followSessionEvents } from '../sse.js';
 import { createLiveEvents } from './live-events.js';
 import { createPlanVersions } from './plan-versions.js';
 import { createSessionActions } from './session-actions.js';
+import { createResultPanel } from './session-result.js';
 import { renderAgents, taskUsageCell } from './session-usage.js';
 
 /** Events after which the session document (status, tasks, usage) has changed. */
@@ -98,7 +99,7 @@ export function renderSession(root, id) {
   const errors = h('div');
   const tasks = h('div', { id: 'tasks' });
   const agents = h('div', { id: 'agents' });
-  const result = h('section', { id: 'result', hidden: true });
+  const result = createResultPanel();
   const live = createLiveEvents();
   const plans = createPlanVersions(id);
   let stream = null;
@@ -116,12 +117,7 @@ export function renderSession(root, id) {
       replaceChildren(facts, renderFacts(session));
       replaceChildren(tasks, renderTasks(session.tasks));
       replaceChildren(agents, renderAgents(session.agents));
-      result.hidden = session.result === null || session.result === undefined;
-      replaceChildren(
-        result,
-        h('h2', {}, 'Result'),
-        h('pre', { id: 'session-result' }, session.result ?? ''),
-      );
+      result.show(session.result);
       actions.update(session);
       if (session.planVersion !== lastPlanVersion) {
         lastPlanVersion = session.planVersion;
@@ -148,7 +144,7 @@ export function renderSession(root, id) {
     title,
     errors,
     facts,
-    result,
+    result.element,
     h('h2', {}, 'Tasks'),
     tasks,
     h('h2', {}, 'Agents'),
