@@ -53,6 +53,19 @@ function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
+/**
+ * Longest session result quoted in a status document. A session run with explicit agents has all
+ * their results joined as its result (each runner's up to 64 KiB): without a bound, `orchestrate`
+ * and `session_status` could put megabytes into a context window. A planned session's answer
+ * (its synthesis) is far shorter; the full text stays in the tasks' `outputUri`.
+ */
+const SESSION_RESULT_CHARS = 20_000;
+
+function sessionResult(text: string | null): { result: string | null; resultTruncated?: boolean } {
+  if (text === null || text.length <= SESSION_RESULT_CHARS) return { result: text };
+  return { result: text.slice(0, SESSION_RESULT_CHARS), resultTruncated: true };
+}
+
 function preview(text: string | null): { resultPreview?: string; resultTruncated?: boolean } {
   if (text === null) return {};
   if (text.length <= RESULT_PREVIEW_CHARS) return { resultPreview: text };
@@ -112,7 +125,7 @@ export function toSessionStatus(
     usage: detail.usage,
     agents: detail.agents,
     error: detail.error,
-    result: detail.result,
+    ...sessionResult(detail.result),
     metadata: detail.metadata,
     createdAt: iso(detail.createdAt),
     startedAt: iso(detail.startedAt),

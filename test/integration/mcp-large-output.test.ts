@@ -123,3 +123,41 @@ test("a command runner's output resource is its whole stdout, not the 64 KiB kep
   assert.ok(text.length > 64 * 1024, `${text.length} characters`);
   assert.equal(text, expected);
 });
+
+test('the session result in a status document is bounded; the full texts stay in the tasks', async (t) => {
+  const server = await startMcpTestServer({
+    config: {
+      // About 30 KB each: the session's result joins every task's.
+      runners: { ...TEST_RUNNERS, chatty: { command: ['sh', '-c', 'head -c 30000 /dev/zero | tr "\\0" r'] } },
+    },
+  });
+  t.after(() => server.close());
+  const mcp = await connectHttpClient(server.url);
+  t.after(() => mcp.close());
+  const agents = ['one', 'two', 'three'].map((name) => ({
+    name,
+    role: 'tester',
+    task: 'talk',
+    runner: 'chatty',
+  }));
+  const started = await mcp.client.callTool({
+    name: 'orchestrate',
+    arguments: { objective: 'three long results', agents, wait_seconds: 45 },
+  });
+  const done = started.structuredContent as unknown as StatusView & {
+    result: string;
+    resultTruncated?: true;
+  };
+  assert.equal(done.status, 'completed', JSON.stringify(started.content).slice(0, 500));
+  for (const view of [
+    done,
+    (await mcp.client.callTool({ name: 'session_status', arguments: { session_id: done.sessionId } }))
+      .structuredContent as unknown as typeof done,
+  ]) {
+    assert.equal(view.resultTruncated, true);
+    assert.equal(view.result.length, 20_000);
+    assert.ok(view.result.startsWith('## one\nrrr'), view.result.slice(0, 20));
+  }
+  const output = await mcp.client.readResource({ uri: done.tasks[2]?.outputUri ?? '' });
+  assert.equal((output.contents[0] as { text: string }).text, 'r'.repeat(30_000));
+});
