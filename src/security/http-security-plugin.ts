@@ -60,6 +60,11 @@ interface RequestState {
   retryAfterSeconds?: number;
   rateLimitHeaders?: Record<string, string>;
   denial?: string;
+  /**
+   * Refused by the rate limiter, but not as the first refusal of its counter's window: answered
+   * 429 and counted, not audited (see auditCallOf).
+   */
+  repeatedRateLimit?: boolean;
   /** Its audit record was written (or attempted) before the response was sent. */
   audited?: boolean;
 }
@@ -117,6 +122,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       if (!decision.allowed) {
         state.retryAfterSeconds = decision.retryAfterSeconds;
         state.rateLimitHeaders = decision.headers;
+        state.repeatedRateLimit = decision.firstRefusal !== true;
         metrics?.recordRateLimitRejection?.('requests');
         throw new AppError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
       }
@@ -147,6 +153,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     for (const [name, value] of Object.entries(decision.headers)) reply.header(name, value);
     if (!decision.allowed) {
       state.retryAfterSeconds = decision.retryAfterSeconds;
+      state.repeatedRateLimit = decision.firstRefusal !== true;
       state.denial = 'rate limited';
       metrics?.recordRateLimitRejection?.('requests');
       throw new AppError('RATE_LIMITED', 'Rate limit exceeded; retry later');
@@ -319,6 +326,11 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
   function auditCallOf(request: FastifyRequest, reply: FastifyReply): JsonRpcCall | null | undefined {
     const status = reply.statusCode;
     const denied = status === 401 || status === 403 || status === 429;
+    // A caller over its rate limit gets one record per counter window (its first refusal): one per
+    // request would let anyone, without credentials, append to the never-pruned log and fill the
+    // append queue as fast as the server can refuse requests, which is what the limit is there to
+    // stop. Nothing was done for these requests; each is still counted (recordRateLimitRejection).
+    if (status === 429 && states.get(request)?.repeatedRateLimit === true) return undefined;
     if (SAFE_METHODS.has(request.method) && !denied) return undefined;
     if (request.routeOptions.config?.public === true && !denied) return undefined;
     // MCP sends every message as a POST; only tool calls change anything (reads are not audited),

@@ -98,6 +98,17 @@ describe('rate limits', () => {
     assert.match(long, /^sha256:[0-9a-f]{64}$/);
   });
 
+  test('only the first refusal of a window is marked firstRefusal (the one the audit log records)', async () => {
+    const limiter = createRateLimiter(config);
+    const marks: (boolean | undefined)[] = [];
+    for (let i = 0; i < 5; i += 1) marks.push((await limiter.consume({ ip: '192.0.2.7' })).firstRefusal);
+    assert.deepEqual(marks, [undefined, undefined, true, false, false]);
+    // Another counter has its own first refusal.
+    await limiter.consume({ ip: '192.0.2.8' });
+    await limiter.consume({ ip: '192.0.2.8' });
+    assert.equal((await limiter.consume({ ip: '192.0.2.8' })).firstRefusal, true);
+  });
+
   test('an unreachable shared store falls back to per-process counters instead of failing', async () => {
     const pool = new pg.Pool({
       host: '127.0.0.1',
@@ -110,12 +121,18 @@ describe('rate limits', () => {
     const errors: unknown[] = [];
     try {
       const limiter = createRateLimiter(config, { pool, onStoreError: (error) => errors.push(error) });
-      const allowed: boolean[] = [];
-      for (let i = 0; i < 4; i += 1) {
-        allowed.push((await limiter.consume({ tenantId: 't1', principalId: 'p1' })).allowed);
-      }
+      const decisions = [];
+      for (let i = 0; i < 5; i += 1)
+        decisions.push(await limiter.consume({ tenantId: 't1', principalId: 'p1' }));
       // The principal limit (3) still holds, from the memory insurance.
-      assert.deepEqual(allowed, [true, true, true, false]);
+      assert.deepEqual(
+        decisions.map((decision) => decision.allowed),
+        [true, true, true, false, false],
+      );
+      assert.deepEqual(
+        decisions.map((decision) => decision.firstRefusal),
+        [undefined, undefined, undefined, true, false],
+      );
       assert.ok(errors.length >= 4, 'every failed store query is reported');
     } finally {
       await pool.end();

@@ -41,6 +41,11 @@ export interface RateLimitDecision {
   /** Header fields to add to the response (also on 429). */
   headers: Record<string, string>;
   policies: PolicyState[];
+  /**
+   * Refused, and the first refusal of a refusing counter in its window: the one the audit log
+   * records. Later refusals in the same window are only counted (see http-security-plugin.ts).
+   */
+  firstRefusal?: boolean;
 }
 
 export interface RateLimiter {
@@ -73,6 +78,8 @@ interface Charged {
   refused: boolean;
   remaining: number;
   msBeforeNext: number;
+  /** Requests charged in the counter's window, this one included. */
+  consumed: number;
 }
 
 /** Charges one request to a counter key; the shared store answers asynchronously, memory at once. */
@@ -98,7 +105,12 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
         limit,
         charge(key) {
           const { consumed, msBeforeNext } = counters.charge(key, Date.now());
-          return { refused: consumed > limit.points, remaining: limit.points - consumed, msBeforeNext };
+          return {
+            refused: consumed > limit.points,
+            remaining: limit.points - consumed,
+            msBeforeNext,
+            consumed,
+          };
         },
       };
     }
@@ -134,6 +146,7 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
   const decide = (policies: readonly Policy[], outcomes: readonly Charged[]): RateLimitDecision => {
     const states: PolicyState[] = [];
     let allowed = true;
+    let firstRefusal = false;
     let retryAfterMs = 0;
     for (let index = 0; index < outcomes.length; index++) {
       const outcome = outcomes[index] as Charged;
@@ -141,6 +154,7 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
       if (outcome.refused) {
         allowed = false;
         retryAfterMs = Math.max(retryAfterMs, outcome.msBeforeNext);
+        if (outcome.consumed === policy.limit.points + 1) firstRefusal = true;
       }
       states.push({
         name: policy.name,
@@ -155,6 +169,7 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
       retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(retryAfterMs / 1000)),
       headers: { 'RateLimit-Policy': policyHeaderOf(policies), RateLimit: formatStateHeader(states) },
       policies: states,
+      ...(allowed ? {} : { firstRefusal }),
     };
   };
 
@@ -190,10 +205,20 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
 async function chargeShared(limiter: RateLimiterPostgres, key: string): Promise<Charged> {
   try {
     const res = await limiter.consume(key, 1);
-    return { refused: false, remaining: res.remainingPoints, msBeforeNext: res.msBeforeNext };
+    return {
+      refused: false,
+      remaining: res.remainingPoints,
+      msBeforeNext: res.msBeforeNext,
+      consumed: res.consumedPoints,
+    };
   } catch (rejection) {
     if (rejection instanceof RateLimiterRes) {
-      return { refused: true, remaining: rejection.remainingPoints, msBeforeNext: rejection.msBeforeNext };
+      return {
+        refused: true,
+        remaining: rejection.remainingPoints,
+        msBeforeNext: rejection.msBeforeNext,
+        consumed: rejection.consumedPoints,
+      };
     }
     throw new AppError('INTERNAL', 'Rate limiter failed', { cause: rejection });
   }

@@ -1,0 +1,70 @@
+// A caller over its rate limit cannot make the server append an audit record per request: the
+// first refusal of a counter's window is recorded, later ones are only answered 429 and counted.
+// Otherwise anyone, without credentials, could grow the append-only log (and fill its write queue,
+// so that other records are lost) as fast as the server refuses requests.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import { createTestSecurityDb } from '../../src/security/test-support.ts';
+import { buildSecurityTestApp } from '../fixtures/security-app.ts';
+
+const WRONG_KEY = 'Bearer maos_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+
+test('refusals past the rate limit: the first of the window is audited, the rest are not', async () => {
+  const t = await createTestSecurityDb();
+  const { app, security } = await buildSecurityTestApp(t, {
+    auth: { mode: 'apikey' },
+    rateLimit: {
+      principal: { points: 3, windowSeconds: 600 },
+      anonymous: { points: 2, windowSeconds: 600 },
+    },
+  });
+  try {
+    const { key } = await createApiKey(t.db, {
+      tenantId: 'acme',
+      name: 'k',
+      roles: ['viewer'],
+      createdBy: 't',
+    });
+    const before = (await security.auditLog.list({ limit: 1000 })).items.length;
+
+    // Without credentials: 2 failed logins, then 8 refusals by the per-IP limit.
+    const anonymous: number[] = [];
+    for (let i = 0; i < 10; i += 1) {
+      const response = await app.inject({
+        method: 'POST',
+        url: '/v1/sessions',
+        headers: { authorization: WRONG_KEY },
+      });
+      anonymous.push(response.statusCode);
+    }
+    assert.deepEqual(anonymous, [401, 401, 429, 429, 429, 429, 429, 429, 429, 429]);
+
+    // A viewer: 3 reads, then 7 refusals by the per-principal limit (reads and writes alike).
+    const viewer: number[] = [];
+    for (let i = 0; i < 10; i += 1) {
+      const response = await app.inject({
+        method: i % 2 === 0 ? 'GET' : 'POST',
+        url: i % 2 === 0 ? '/v1/sessions' : '/v1/sessions/00000000-0000-4000-8000-000000000000/cancel',
+        headers: { authorization: `Bearer ${key}` },
+      });
+      viewer.push(response.statusCode);
+    }
+    assert.deepEqual(viewer.slice(3), [429, 429, 429, 429, 429, 429, 429]);
+
+    const records = (await security.auditLog.list({ limit: 1000 })).items.slice(before);
+    // Without credentials: the 2 failed logins and the first refusal (its reason is the failed login).
+    const anonymousRecords = records.filter((record) => record.actor.type === 'anonymous');
+    assert.equal(anonymousRecords.length, 3, JSON.stringify(anonymousRecords, null, 1));
+    // The viewer: its write refused for a missing permission (403), and its first refusal.
+    const viewerRecords = records.filter((record) => record.actor.type === 'service');
+    assert.deepEqual(
+      viewerRecords.map((record) => record.reason),
+      ['missing permission sessions:cancel', 'rate limited'],
+    );
+  } finally {
+    await app.close();
+    await security.close();
+    await t.cleanup();
+  }
+});
