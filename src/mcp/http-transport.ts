@@ -189,6 +189,8 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         resolveCaller: resolveCallerFromAuthInfo,
         ...(options.steering ? { steering: options.steering } : {}),
         ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+        // Progress during a wait keeps the request alive as keep-alive comments keep a stream.
+        progressKeepAliveMs: config.http.sseKeepAliveSeconds * 1000,
         logger,
       }),
       owner: { ...owner },

@@ -25,6 +25,8 @@ export interface CreateMcpServerOptions {
   logger?: Logger;
   /** Counts each request by method and outcome (maos_mcp_requests_total); absent = not counted. */
   onRequest?: McpRequestRecorder;
+  /** Longest time an `orchestrate` that waits goes without a progress notification. @defaultValue 15 s */
+  progressKeepAliveMs?: number;
 }
 
 /** Text clients show to the model when they connect: what MAOS is and how to use the tools. */

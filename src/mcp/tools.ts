@@ -19,6 +19,8 @@ export interface ToolDependencies {
   /** Plan approval and steering messages; their tools exist only when this is given. */
   steering?: SessionSteering;
   logger?: Logger;
+  /** Longest time an `orchestrate` that waits goes without a progress notification. @defaultValue 15 s */
+  progressKeepAliveMs?: number;
 }
 
 /**
@@ -121,13 +123,14 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
               sessionId: detail.id,
               timeoutMs: waitFor * 1000,
               signal: extra.signal,
-              onProgress: async ({ finished, total, status }) => {
+              ...(deps.progressKeepAliveMs === undefined ? {} : { keepAliveMs: deps.progressKeepAliveMs }),
+              onProgress: async ({ progress, finished, total, status }) => {
                 if (progressToken === undefined) return;
                 await extra.sendNotification({
                   method: 'notifications/progress',
                   params: {
                     progressToken,
-                    progress: finished,
+                    progress,
                     total,
                     message: `session ${status}: ${finished}/${total} tasks finished`,
                   },

@@ -12,9 +12,28 @@ export interface WaitOptions {
   timeoutMs: number;
   /** The client cancelled the request or disconnected. */
   signal: AbortSignal;
-  /** Called with the first state and whenever the number of finished tasks grows. */
-  onProgress?: (progress: { finished: number; total: number; status: string }) => Promise<void>;
+  /**
+   * Called with the first state, whenever the number of finished tasks grows, and every
+   * `keepAliveMs` in between. `progress` is the finished tasks, plus in a keep-alive a fraction
+   * that rises towards the next whole task: MCP wants each notification's progress higher than the
+   * last, and clients that reset their request timeout on progress need one now and then.
+   */
+  onProgress?: (progress: {
+    progress: number;
+    finished: number;
+    total: number;
+    status: string;
+  }) => Promise<void>;
+  /** Longest time without a progress call. @defaultValue PROGRESS_KEEP_ALIVE_MS */
+  keepAliveMs?: number;
 }
+
+/**
+ * Default keep-alive of progress: a task may run for many minutes without finishing, and a client
+ * that resets its request timeout (60 s by default in the reference SDK) on progress must get one.
+ * The same interval as the SSE keep-alive comments (http.sseKeepAliveSeconds).
+ */
+export const PROGRESS_KEEP_ALIVE_MS = 15_000;
 
 /**
  * A session that ended, or that waits for its plan to be approved: nothing changes until someone
@@ -39,19 +58,31 @@ export async function waitForSession(options: WaitOptions): Promise<SessionDetai
   const deadline = Date.now() + options.timeoutMs;
   let wake: (() => void) | undefined;
   const stopWatching = service.watchEvents(sessionId, () => wake?.());
+  const keepAliveMs = options.keepAliveMs ?? PROGRESS_KEEP_ALIVE_MS;
   let lastFinished = -1;
+  /** Keep-alives sent since the last whole task: the fraction of the next one is 1 - 1/(n+1). */
+  let keepAlives = 0;
+  let lastProgressAt = Date.now();
   try {
     for (;;) {
       const detail = await service.getSession(actor, sessionId);
       const { finished, total } = countTasks(detail);
       if (finished > lastFinished) {
         lastFinished = finished;
-        await options.onProgress?.({ finished, total, status: detail.status });
+        keepAlives = 0;
+        lastProgressAt = Date.now();
+        await options.onProgress?.({ progress: finished, finished, total, status: detail.status });
+      } else if (Date.now() - lastProgressAt >= keepAliveMs) {
+        keepAlives += 1;
+        lastProgressAt = Date.now();
+        const progress = finished + 1 - 1 / (keepAlives + 1);
+        await options.onProgress?.({ progress, finished, total, status: detail.status });
       }
       const remaining = deadline - Date.now();
       if (stopsWaiting(detail) || remaining <= 0 || signal.aborted) return detail;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.min(FALLBACK_POLL_MS, remaining));
+        const untilKeepAlive = Math.max(0, lastProgressAt + keepAliveMs - Date.now());
+        const timer = setTimeout(done, Math.min(FALLBACK_POLL_MS, remaining, untilKeepAlive));
         function done(): void {
           clearTimeout(timer);
           wake = undefined;

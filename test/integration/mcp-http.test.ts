@@ -360,3 +360,33 @@ describe('MCP over Streamable HTTP', { timeout: 120_000 }, () => {
     await loopbackOrigin.body?.cancel();
   });
 });
+
+test('a wait on a long task sends progress now and then, so a client resetting its timeout on progress keeps waiting', async (t) => {
+  // Keep-alives every second (http.sseKeepAliveSeconds, 15 s by default) against a 3 s timeout.
+  const server = await startMcpTestServer({ config: { http: { sseKeepAliveSeconds: 1 } } });
+  t.after(() => server.close());
+  const connected = await connectHttpClient(server.url);
+  t.after(() => connected.close());
+  const progress: number[] = [];
+  const result = (await connected.client.callTool(
+    {
+      name: 'orchestrate',
+      arguments: {
+        objective: 'one task longer than the client timeout',
+        agents: [{ name: 'long', role: 'tester', task: 'sleep', runner: 'sleep' }],
+        wait_seconds: 6,
+      },
+    },
+    undefined,
+    { timeout: 3_000, resetTimeoutOnProgress: true, onprogress: (p) => progress.push(p.progress) },
+  )) as CallToolResult;
+  const view = structured<StatusView>(result);
+  assert.equal(view.done, false, 'the wait ended, the task still runs');
+  assert.ok(progress.length >= 3, `progress: ${progress.join(', ')}`);
+  assert.equal(progress[0], 0);
+  for (let i = 1; i < progress.length; i += 1) {
+    assert.ok((progress[i] ?? 0) > (progress[i - 1] ?? 0), `progress rises: ${progress.join(', ')}`);
+    assert.ok((progress[i] ?? 1) < 1, 'below the next finished task');
+  }
+  await connected.client.callTool({ name: 'cancel_session', arguments: { session_id: view.sessionId } });
+});
