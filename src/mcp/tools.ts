@@ -148,7 +148,7 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
     {
       title: 'Show a MAOS session',
       description:
-        'Returns the state of a session: status, whether it is done, the plan, progress counts, every task with its role, state, attempts, error and a preview of its result, token usage, and the final result once the session has completed. Set `recent_events` to include the latest log entries. Full agent output: read the `outputUri` resource of a task.',
+        'Returns the state of a session: status, whether it is done, the plan, progress counts, every task with its role, state, attempts, error and a preview of its result, token usage, and the final result once the session has completed (its first 20 000 characters; `resultTruncated: true` when cut). Set `recent_events` to include the latest log entries. Full agent output: read the `outputUri` resource of a task.',
       inputSchema: statusInputSchema,
       annotations: { title: 'Show a MAOS session', readOnlyHint: true, openWorldHint: false },
     },

@@ -158,6 +158,9 @@ test('the session result in a status document is bounded; the full texts stay in
     assert.equal(view.result.length, 20_000);
     assert.ok(view.result.startsWith('## one\nrrr'), view.result.slice(0, 20));
   }
+  // The tool says so, for a model reading its description.
+  const { tools } = await mcp.client.listTools();
+  assert.match(tools.find((tool) => tool.name === 'session_status')?.description ?? '', /resultTruncated/);
   const output = await mcp.client.readResource({ uri: done.tasks[2]?.outputUri ?? '' });
   assert.equal((output.contents[0] as { text: string }).text, 'r'.repeat(30_000));
 });
