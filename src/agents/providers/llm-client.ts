@@ -203,7 +203,8 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
   }
 
   function resolveChain(role: string): CallTarget[] {
-    const route = llm.roles[role];
+    // Own keys only: a tenant's custom role may be named `constructor` (Object.prototype's member).
+    const route = Object.hasOwn(llm.roles, role) ? llm.roles[role] : undefined;
     const primary = route?.provider ?? llm.defaultProvider ?? providerNames[0];
     if (primary === undefined) {
       throw new AppError(
