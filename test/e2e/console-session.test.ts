@@ -397,6 +397,21 @@ describe('console: one session', { timeout: 180_000 }, () => {
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), LONG_RESULT);
   });
 
+  test("a session over its budget: the error's code is marked as a code, the rest is its sentence", async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Spend too much', budget: { maxTokens: 1 } },
+    });
+    assert.equal(created.status, 201);
+    const failed = await waitForSession<{ status: string; error: string }>(server.url, created.body.id);
+    assert.match(failed.error, /^BUDGET_EXCEEDED: /);
+    await openSession(page, server.url, created.body.id);
+    const error = page.locator('#session-error');
+    await error.waitFor();
+    assert.equal(await error.locator('code').textContent(), 'BUDGET_EXCEEDED');
+    assert.equal(await error.textContent(), failed.error.replace(/^BUDGET_EXCEEDED: /, 'BUDGET_EXCEEDED '));
+  });
+
   test('the facts say when the deadline passes and which thread the session belongs to', async () => {
     const created = await requestJson<{ id: string; deadline: string }>(`${server.url}/v1/sessions`, {
       method: 'POST',

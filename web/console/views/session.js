@@ -38,6 +38,16 @@ function describeBudget(budget, deadline) {
   return limits.join(' · ') || 'none';
 }
 
+/**
+ * A session's error: "BUDGET_EXCEEDED: token budget exceeded …" as its stable code, marked like
+ * the code of an API problem, then the sentence.
+ */
+function renderError(error) {
+  const match = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(error);
+  if (!match) return h('span', { id: 'session-error' }, error);
+  return h('span', { id: 'session-error' }, h('code', { className: 'error-code' }, match[1]), ' ', match[2]);
+}
+
 function renderFacts(session) {
   return h(
     'dl',
@@ -52,7 +62,7 @@ function renderFacts(session) {
     ...fact('Budget', describeBudget(session.budget, session.deadline)),
     ...fact('Plan version', String(session.planVersion)),
     ...(session.threadId ? fact('Thread', session.threadId) : []),
-    ...(session.error ? fact('Error', h('span', { id: 'session-error' }, session.error)) : []),
+    ...(session.error ? fact('Error', renderError(session.error)) : []),
   );
 }
 
