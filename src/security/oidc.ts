@@ -41,6 +41,14 @@ export function acceptedAudiences(audience: string): string[] {
   return [audience, `${audience.replace(/\/+$/, '')}${MCP_ENDPOINT_PATH}`];
 }
 
+/**
+ * After a failed discovery, how long tokens are answered 503 without asking the identity provider
+ * again. Each request with a token would otherwise send one request to the IdP (before the failed
+ * login is charged to the caller's rate limit), so anyone could aim a flood of requests at an IdP
+ * that is already failing. Short, so that MAOS notices the IdP is back within seconds.
+ */
+export const DISCOVERY_RETRY_MS = 5000;
+
 const STRICT_TYP = 'at+jwt';
 const LENIENT_TYPS = new Set(['at+jwt', 'application/at+jwt', 'jwt']);
 
@@ -53,9 +61,12 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
   }
   const now = options.now ?? (() => new Date());
   let keySet: Promise<KeySet> | null = null;
+  /** The last discovery failure, answered again until `untilMs` (DISCOVERY_RETRY_MS). */
+  let failure: { error: unknown; untilMs: number } | null = null;
 
   function getKeySet(): Promise<KeySet> {
     if (!keySet) {
+      if (failure && now().getTime() < failure.untilMs) return Promise.reject(failure.error);
       keySet = discover(issuer as string, config.httpTimeoutMs).then((doc) =>
         createRemoteJWKSet(new URL(doc.jwks_uri), {
           cooldownDuration: config.jwksCooldownMs,
@@ -63,9 +74,15 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
           timeoutDuration: config.httpTimeoutMs,
         }),
       );
-      keySet.catch(() => {
-        keySet = null;
-      });
+      keySet.then(
+        () => {
+          failure = null;
+        },
+        (error: unknown) => {
+          keySet = null;
+          failure = { error, untilMs: now().getTime() + DISCOVERY_RETRY_MS };
+        },
+      );
     }
     return keySet;
   }

@@ -1,11 +1,13 @@
 // OIDC resource-server checks against a real in-process OpenID provider (panva oidc-provider).
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { importJWK, SignJWT } from 'jose';
 import { configSchema } from '../../src/config/schema.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { type AuthConfig, createAuthenticator } from '../../src/security/authenticate.ts';
-import { createOidcVerifier } from '../../src/security/oidc.ts';
+import { createOidcVerifier, DISCOVERY_RETRY_MS } from '../../src/security/oidc.ts';
 import { formatBearerChallenge, readAuthFailure } from '../../src/security/principal.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../../src/security/test-support.ts';
 import {
@@ -252,6 +254,32 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
       formatBearerChallenge('maos', 'invalid_token', 'token "expired"\\'),
       'Bearer realm="maos", error="invalid_token", error_description="token expired"',
     );
+  });
+
+  test('a failing discovery is asked again at most every DISCOVERY_RETRY_MS, however many tokens come', async () => {
+    let requests = 0;
+    const failing = createServer((_request, response) => {
+      requests += 1;
+      response.statusCode = 500;
+      response.end('down');
+    });
+    await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(failing.address() as AddressInfo).port}`;
+    const clock = { offsetMs: 0 };
+    const verifier = createOidcVerifier(authConfig(issuer).oidc, {
+      now: () => new Date(Date.now() + clock.offsetMs),
+    });
+    const unavailable = (e: unknown) => e instanceof AppError && e.code === 'AUTH_PROVIDER_UNAVAILABLE';
+    try {
+      for (let i = 0; i < 20; i += 1) await assert.rejects(verifier.verify('a.b.c'), unavailable);
+      assert.equal(requests, 1);
+      clock.offsetMs = DISCOVERY_RETRY_MS + 1;
+      await assert.rejects(verifier.verify('a.b.c'), unavailable);
+      await assert.rejects(verifier.verify('a.b.c'), unavailable);
+      assert.equal(requests, 2);
+    } finally {
+      failing.close();
+    }
   });
 
   test('an unreachable provider is 503 AUTH_PROVIDER_UNAVAILABLE, not a token error', async () => {
