@@ -117,7 +117,7 @@ export function validatePlan(body: PlanBody, checkers: PlanCheckers): void {
   if (badRoles.length > 0) {
     throw new AppError(
       'INVALID_ROLE',
-      `Unknown role ${badRoles.map((task) => `'${task.role}' (task ${task.name})`).join(', ')}; see GET /v1/roles`,
+      `Unknown role ${badRoles.map((task) => `'${task.role}' (task ${task.name})`).join(', ')}; the roles are listed by GET /v1/roles (MCP: list_roles)`,
       { details: { tasks: badRoles.map((task) => task.name) } },
     );
   }

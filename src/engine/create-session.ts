@@ -214,7 +214,7 @@ async function checkPlanRoles(trx: Kysely<Database>, tenantId: string, plan: Pla
   if (missing.length === 0) return;
   throw new AppError(
     'INVALID_ROLE',
-    `Unknown role ${describeMissingRoles(missing, tasks)}: it was deleted while the session was being submitted; see GET /v1/roles`,
+    `Unknown role ${describeMissingRoles(missing, tasks)}: it was deleted while the session was being submitted; the roles are listed by GET /v1/roles (MCP: list_roles)`,
     {
       details: {
         roles: missing,

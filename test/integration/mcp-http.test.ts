@@ -291,6 +291,8 @@ describe('MCP over Streamable HTTP', { timeout: 120_000 }, () => {
       agents: [{ role: 'astronaut', task: 'fly', runner: 'ok' }],
     });
     assert.equal(errorCode(result), 'INVALID_ROLE');
+    // It names the tool that lists the roles, not only a REST route an MCP host cannot call.
+    assert.match((result.structuredContent as { error: { message: string } }).error.message, /list_roles/);
   });
 
   test('invalid arguments and unknown tools are tool errors naming the problem', async () => {
