@@ -1,7 +1,8 @@
 // One session in the console, in real Chromium against the real server and a scripted LLM: the plan
 // appears for approval, an invalid edit is refused with its problem code, a fixed edit is approved,
 // agent output streams in live, the result shows; a plan is rejected with a reason; a running
-// session is steered and cancelled; every control is disabled where the API would refuse it.
+// session is steered and cancelled (after confirming); every control is disabled where the API
+// would refuse it.
 import assert from 'node:assert/strict';
 import { createServer, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -263,7 +264,17 @@ describe('console: one session', { timeout: 180_000 }, () => {
       .locator('#event-log li[data-type="user.message"]', { hasText: 'Focus on the open-source options' })
       .waitFor();
 
+    // Cancelling asks first; the focus is on keeping the session, which changes nothing.
     await page.getByRole('button', { name: 'Cancel session' }).click();
+    const question = page.getByRole('group', { name: 'Cancel this session?' });
+    await question.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Keep it');
+    await page.keyboard.press('Enter');
+    await question.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel session');
+    await waitForStatus(page, 'running');
+    await page.getByRole('button', { name: 'Cancel session' }).click();
+    await page.getByRole('button', { name: 'Yes, cancel session' }).click();
     await waitForStatus(page, 'cancelled');
     await page.locator('#event-log li[data-type="session.finished"]').waitFor();
     for (const name of ['Send message', 'Cancel session', 'Approve as planned']) {

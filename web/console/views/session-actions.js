@@ -178,7 +178,25 @@ export function createSessionActions({ id, onChanged }) {
       );
     }),
   );
-  cancel.addEventListener(
+  // Cancelling cannot be undone: the button asks first, the focus on the answer that keeps it.
+  const confirmCancel = h('button', { type: 'button', className: 'danger' }, 'Yes, cancel session');
+  const keepRunning = h('button', { type: 'button', className: 'secondary' }, 'Keep it');
+  const cancelQuestion = h(
+    'div',
+    { className: 'confirm', attrs: { role: 'group', 'aria-label': 'Cancel this session?' } },
+    h('span', {}, 'Cancel this session? Its open tasks are stopped; this cannot be undone.'),
+    confirmCancel,
+    keepRunning,
+  );
+  cancel.addEventListener('click', () => {
+    replaceChildren(cancelOutput, cancelQuestion);
+    keepRunning.focus();
+  });
+  keepRunning.addEventListener('click', () => {
+    replaceChildren(cancelOutput);
+    cancel.focus();
+  });
+  confirmCancel.addEventListener(
     'click',
     guarded(() =>
       runAction(
@@ -201,6 +219,8 @@ export function createSessionActions({ id, onChanged }) {
       control.disabled = busy || !waiting;
     for (const control of [message, send]) control.disabled = busy || !open;
     cancel.disabled = busy || !open;
+    // Ended meanwhile (elsewhere, or by its budget): nothing left to ask.
+    if (!open && cancelQuestion.isConnected) replaceChildren(cancelOutput);
     // A session without approval never waits for one: its approval panel would only be in the way.
     approvalPanel.hidden = next.approval?.mode !== 'required';
     approvalNote.textContent = waiting
