@@ -8,7 +8,7 @@ import { createRemoteSessionService } from '../../mcp/remote-service.ts';
 import { startStdioServer } from '../../mcp/stdio.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { VERSION } from '../../version.ts';
-import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { readStoredToken } from './login.ts';
 
@@ -29,7 +29,16 @@ const EMBEDDED_ACTOR: Readonly<Actor> = Object.freeze({ tenantId: 'default', pri
 
 /** Registers `maos mcp`. `act` comes from the program; without it the command runs standalone. */
 export function registerMcpCommand(program: Command, act?: ActionFactory): void {
-  const command = addCommonOptions(program.command('mcp'), true)
+  // Not the common options: `--server` has no default here (without one, auto mode runs embedded)
+  // and the protocol on stdout has no other output format, so there is no `--json`.
+  const command = program
+    .command('mcp')
+    .option(
+      '--server <url>',
+      'MAOS server URL for remote mode (env MAOS_SERVER; no default: without one, auto mode runs embedded)',
+    )
+    .option('--token <token>', 'bearer token for the server (env MAOS_TOKEN)')
+    .option('--credentials <file>', CREDENTIALS_OPTION_HELP)
     .description(
       'run an MCP server on stdin/stdout: against a running server (--server or MAOS_SERVER) or with an embedded engine on the data directory',
     )
