@@ -70,6 +70,14 @@ const providerSchema = z
       .describe(
         'Serve identical temperature-0 requests from the response cache in the store. @defaultValue false',
       ),
+    maxResponseBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(67_108_864)
+      .describe(
+        'Largest response body read from this provider per call (a streamed answer included); a larger one fails the call as a provider error, so a server that ignores maxOutputTokens cannot exhaust memory. @defaultValue 67108864',
+      ),
   })
   .superRefine((provider, ctx) => {
     if ((provider.type === 'anthropic' || provider.type === 'openai') && provider.apiKey === undefined) {

@@ -6,6 +6,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import type { LanguageModel } from 'ai';
 import type { ProviderConfig } from '../../config/llm-schema.ts';
+import { DEFAULT_MAX_RESPONSE_BYTES, limitResponseBytes } from './response-size-limit.ts';
 
 /**
  * The model `modelId` of the named provider. API keys come only from the config: the SDK's own
@@ -19,7 +20,10 @@ export function createLanguageModel(
   /** Replaces `fetch` for this model's HTTP calls (e.g. the SSRF-guarded one for tenant URLs). */
   fetchImpl?: typeof fetch,
 ): LanguageModel {
-  const transport = fetchImpl ? { fetch: fetchImpl } : {};
+  // Every call's response is bounded in size (response-size-limit.ts), the operator's URLs included.
+  const transport = {
+    fetch: limitResponseBytes(provider.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, fetchImpl),
+  };
   switch (provider.type) {
     case 'anthropic':
       return createAnthropic({

@@ -3,6 +3,7 @@
 
 import { APICallError } from 'ai';
 import { AppError, coerceError } from '../../errors/app-error.ts';
+import { ResponseTooLargeError } from './response-size-limit.ts';
 
 /**
  * HTTP statuses worth another attempt: request timeout, too early, rate limited, and every 5xx
@@ -90,6 +91,16 @@ function findNetworkCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/** The ResponseTooLargeError in `error`'s cause chain (the SDK wraps what the body stream threw). */
+function findTooLarge(error: unknown): ResponseTooLargeError | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth += 1) {
+    if (current instanceof ResponseTooLargeError) return current;
+    current = current.cause;
+  }
+  return undefined;
+}
+
 function kindForStatus(status: number): FailureKind {
   if (status === 401 || status === 403) return 'auth';
   if (status === 404) return 'not_found';
@@ -101,6 +112,8 @@ function kindForStatus(status: number): FailureKind {
 
 /** Decides whether a failed call may be retried and what the provider said. */
 export function classifyProviderError(error: unknown): ClassifiedFailure {
+  const tooLarge = findTooLarge(error);
+  if (tooLarge) return { kind: 'other', retryable: false, detail: tooLarge.message };
   if (error instanceof ProviderTimeoutError)
     return { kind: 'timeout', retryable: true, detail: error.message };
   if (APICallError.isInstance(error)) {

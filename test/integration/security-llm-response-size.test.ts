@@ -1,0 +1,62 @@
+// A model server decides how much it sends: one that ignores maxOutputTokens (misbehaving, or run by
+// a tenant behind its own provider base URL) must not make the server read an answer without end.
+// Past `providers.<name>.maxResponseBytes` the call fails as a provider error and nothing of the
+// oversized answer is kept; answers below it pass whole, streamed or not.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startLlmServer } from '../fixtures/llm-server.ts';
+import { startTestServer } from '../fixtures/server.ts';
+
+const LIMIT = 256 * 1024;
+
+async function runSession(url: string): Promise<{ status: string; result?: string | null; error?: unknown }> {
+  const submitted = await fetch(`${url}/v1/sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ objective: 'Write', agents: [{ role: 'engineer', task: 'write it' }] }),
+  });
+  assert.equal(submitted.status, 201);
+  const { id } = (await submitted.json()) as { id: string };
+  let detail: { status: string; result?: string | null; error?: unknown } = { status: 'pending' };
+  for (let i = 0; i < 300 && !['completed', 'failed', 'cancelled'].includes(detail.status); i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    detail = (await (await fetch(`${url}/v1/sessions/${id}`)).json()) as typeof detail;
+  }
+  return detail;
+}
+
+test('an LLM answer larger than maxResponseBytes fails the call; a smaller one passes', {
+  timeout: 60_000,
+}, async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  const server = await startTestServer({
+    config: {
+      providers: {
+        local: {
+          type: 'openai-compatible',
+          baseURL: llm.openaiBaseURL,
+          model: 'm',
+          apiKey: 'k',
+          maxResponseBytes: LIMIT,
+        },
+      },
+      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
+    },
+  });
+  t.after(() => server.close());
+
+  // Four times the limit, in large streamed pieces.
+  const huge = 'x'.repeat(LIMIT * 4);
+  llm.setHandler(() => ({ text: huge, chunkSize: 16 * 1024 }));
+  const refused = await runSession(server.url);
+  assert.equal(refused.status, 'failed');
+  assert.match(JSON.stringify(refused.error), /response exceeded 262144 bytes/);
+  assert.ok((refused.result ?? '').length < LIMIT);
+
+  const fine = 'y'.repeat(LIMIT / 8);
+  llm.setHandler(() => ({ text: fine, chunkSize: 4 * 1024 }));
+  const passed = await runSession(server.url);
+  assert.equal(passed.status, 'completed', JSON.stringify(passed.error));
+  assert.equal(passed.result, fine);
+});
