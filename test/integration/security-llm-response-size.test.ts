@@ -1,7 +1,8 @@
 // A model server decides how much it sends: one that ignores maxOutputTokens (misbehaving, or run by
 // a tenant behind its own provider base URL) must not make the server read an answer without end.
-// Past `providers.<name>.maxResponseBytes` the call fails as a provider error and nothing of the
-// oversized answer is kept; answers below it pass whole, streamed or not.
+// Past `providers.<name>.maxResponseBytes` the call fails as a provider error (what streamed in
+// before that may remain as output lines, the answer is not the task's result); answers below it
+// pass whole.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startLlmServer } from '../fixtures/llm-server.ts';
