@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import pg from 'pg';
-import { counterKey, createRateLimiter } from './rate-limit.ts';
+import { clientNetwork, counterKey, createRateLimiter } from './rate-limit.ts';
 
 /** A local port with nothing listening (connections are refused at once). */
 async function closedPort(): Promise<number> {
@@ -107,6 +107,16 @@ describe('rate limits', () => {
     await limiter.consume({ ip: '192.0.2.8' });
     await limiter.consume({ ip: '192.0.2.8' });
     assert.equal((await limiter.consume({ ip: '192.0.2.8' })).firstRefusal, true);
+  });
+
+  test('callers without credentials are counted per IPv4 address and per IPv6 /64', () => {
+    assert.equal(clientNetwork('203.0.113.9'), '203.0.113.9');
+    assert.equal(clientNetwork('::ffff:203.0.113.9'), '203.0.113.9');
+    assert.equal(clientNetwork('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(clientNetwork('2001:0db8:0001:0002:ffff:1:2:3'), '2001:db8:1:2::/64');
+    assert.equal(clientNetwork('2001:db8::7'), '2001:db8:0:0::/64');
+    assert.equal(clientNetwork('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(clientNetwork('::1'), '0:0:0:0::/64');
   });
 
   test('an unreachable shared store falls back to per-process counters instead of failing', async () => {

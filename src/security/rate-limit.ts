@@ -3,6 +3,7 @@
 // process memory (one process owns the database); on PostgreSQL they live in the `rate_limits` table,
 // so every replica charges the same counters.
 import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import type pg from 'pg';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { z } from 'zod';
@@ -188,7 +189,7 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
       }
       if (policies.length === 0) {
         policies.push(anonymous);
-        keys.push(counterKey([subject.ip ?? 'unknown']));
+        keys.push(counterKey([clientNetwork(subject.ip ?? 'unknown')]));
       }
       const charged = policies.map((policy, index) => policy.charge(keys[index] as string));
       // Memory counters answer at once; the shared store's charges run concurrently (a round trip
@@ -222,6 +223,27 @@ async function chargeShared(limiter: RateLimiterPostgres, key: string): Promise<
     }
     throw new AppError('INTERNAL', 'Rate limiter failed', { cause: rejection });
   }
+}
+
+/**
+ * The network an unauthenticated caller's counter is kept for: its IPv4 address, or the /64 prefix
+ * of its IPv6 address. One IPv6 host usually holds a whole /64 (SLAAC, privacy addresses), so a
+ * counter per address would let it take a fresh one for every request and never be limited.
+ */
+export function clientNetwork(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1] as string;
+  if (isIPv6(ip)) return `${expandIPv6(ip).slice(0, 4).join(':')}::/64`;
+  return ip;
+}
+
+/** The eight hextets of an IPv6 address (with `::` expanded; a zone id dropped). */
+function expandIPv6(ip: string): string[] {
+  const [head = '', tail] = (ip.split('%')[0] as string).toLowerCase().split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const zeros = Array.from({ length: Math.max(0, 8 - left.length - right.length) }, () => '0');
+  return [...left, ...zeros, ...right].map((hextet) => hextet.replace(/^0+(?=.)/, ''));
 }
 
 /**

@@ -68,3 +68,32 @@ test('refusals past the rate limit: the first of the window is audited, the rest
     await t.cleanup();
   }
 });
+
+test('without credentials, the addresses of one IPv6 /64 share one counter', async () => {
+  const t = await createTestSecurityDb();
+  const { app, security } = await buildSecurityTestApp(t, {
+    auth: { mode: 'apikey' },
+    rateLimit: { anonymous: { points: 2, windowSeconds: 600 } },
+  });
+  try {
+    const from = async (remoteAddress: string) =>
+      (
+        await app.inject({
+          method: 'GET',
+          url: '/v1/sessions',
+          remoteAddress,
+          headers: { authorization: WRONG_KEY },
+        })
+      ).statusCode;
+    // A fresh address of the same /64 for every attempt: still limited after 2.
+    const sameNetwork: number[] = [];
+    for (let i = 1; i <= 5; i += 1) sameNetwork.push(await from(`2001:db8:5:6::${i.toString(16)}`));
+    assert.deepEqual(sameNetwork, [401, 401, 429, 429, 429]);
+    // Another /64 has its own counter.
+    assert.equal(await from('2001:db8:5:7::1'), 401);
+  } finally {
+    await app.close();
+    await security.close();
+    await t.cleanup();
+  }
+});
