@@ -1,6 +1,7 @@
 // What a caller may submit to start a session (REST body, CLI, MCP). Strict: unknown fields are rejected.
 import { z } from 'zod';
 import { budgetSchema } from './budget.ts';
+import { trimmedText } from './trimmed-text.ts';
 import { STRATEGIES } from './types.ts';
 
 /** A task (agent) name of a session, as a caller or a person editing a plan may write it. */
@@ -32,14 +33,7 @@ export const agentSpecSchema = z.strictObject({
 });
 
 export const createSessionInputSchema = z.strictObject({
-  // Trimmed before its length is checked: a blank one is refused, documented as a pattern.
-  objective: z
-    .string()
-    .trim()
-    .min(1)
-    .max(20_000)
-    .regex(/\S/, 'must not be blank')
-    .describe('What the session must achieve.'),
+  objective: trimmedText(1, 20_000).describe('What the session must achieve.'),
   strategy: z
     .enum(STRATEGIES)
     .optional()

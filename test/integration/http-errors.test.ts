@@ -306,6 +306,27 @@ describe('malformed requests against the real server', () => {
     });
   }
 
+  test('a blank text the server trims is one problem, "must not be blank"', async () => {
+    const session = '0190a0a0-0000-7000-8000-000000000001';
+    for (const [path, body] of [
+      ['/v1/sessions', { objective: '  \n ' }],
+      [`/v1/sessions/${session}/messages`, { message: ' ' }],
+      [`/v1/sessions/${session}/reject`, { reason: '\t' }],
+    ] as const) {
+      const response = await requestJson<{ details: Array<{ path: string; message: string }> }>(
+        `${server.url}${path}`,
+        { method: 'POST', body },
+      );
+      assert.equal(response.status, 400, JSON.stringify(response.body));
+      const field = Object.keys(body)[0];
+      assert.deepEqual(
+        response.body.details.map((issue) => [issue.path, issue.message]),
+        [[`/${field}`, 'must not be blank']],
+        path,
+      );
+    }
+  });
+
   /** Sends `raw` over a fresh connection and returns everything the server answers. */
   function sendRaw(raw: string): Promise<string> {
     const { hostname, port } = new URL(server.url);

@@ -3,6 +3,7 @@
 
 import { sql } from 'kysely';
 import { z } from 'zod';
+import { trimmedText } from '../../domain/trimmed-text.ts';
 import { ORCHESTRATOR_ROLE } from '../../engine/planner-continuation.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { isPostgres } from '../../store/advisory-lock.ts';
@@ -12,23 +13,6 @@ import type { RoleDefinition } from './role.ts';
 
 /** Custom roles per tenant; a bound keeps the planner prompt (which lists every role) small. */
 export const MAX_CUSTOM_ROLES_PER_TENANT = 50;
-
-/**
- * A text checked for its length once trimmed, with a pattern that says so in the OpenAPI document
- * (where `minLength` alone would count the spaces): two non-space characters at least `min` apart.
- */
-function trimmedText(min: number, max: number) {
-  const pattern = min > 1 ? new RegExp(`\\S[\\s\\S]{${min - 2},}\\S`) : /\S/;
-  return (
-    z
-      .string()
-      .trim()
-      // Aborts: a text too short also fails the pattern, and one problem is reported once.
-      .min(min, { abort: true })
-      .max(max)
-      .regex(pattern, `must be at least ${min} characters besides surrounding spaces`)
-  );
-}
 
 /** The body of `POST /v1/roles`. */
 export const createRoleInputSchema = z.strictObject({

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { trimmedText } from '../../domain/trimmed-text.ts';
 import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../../security/api-keys.ts';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
@@ -50,8 +51,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
         description: 'Creates a key for a service account of the caller’s tenant. The key is returned once.',
         tags: ['admin'],
         body: z.strictObject({
-          // The service trims the name: a blank one is refused, documented as a pattern.
-          name: z.string().min(1).max(200).regex(/\S/, 'must not be blank'),
+          name: trimmedText(1, 200),
           roles: z.array(z.enum(BUILT_IN_ROLES)).min(1),
           expiresAt: z.iso
             .datetime({ offset: true })

@@ -3,16 +3,13 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { trimmedText } from '../../domain/trimmed-text.ts';
 import { editedPlanSchema } from '../../engine/planner-approval.ts';
 import { MAX_STEERING_MESSAGE_CHARS } from '../../engine/planner-steering.ts';
 import type { SessionSteering } from '../../mcp/steering-tools.ts';
 import { toIso } from '../dto.ts';
 import { sessionIdParamsSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
-
-// The text is trimmed before its length is checked, so a blank one is refused: documented as a
-// pattern (a non-space character) since the trim itself does not show in the OpenAPI schema.
-const NOT_BLANK = /\S/;
 
 // An edited plan is checked by the service, which lists every problem of it in one INVALID_PLAN
 // answer; the route takes any value there but documents the plan's schema for clients.
@@ -46,12 +43,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         body: z.strictObject({
-          message: z
-            .string()
-            .trim()
-            .min(1)
-            .max(MAX_STEERING_MESSAGE_CHARS)
-            .regex(NOT_BLANK, 'must not be blank'),
+          message: trimmedText(1, MAX_STEERING_MESSAGE_CHARS),
         }),
         response: {
           202: z.object({ id: z.string(), createdAt: z.string() }).describe('Accepted: the stored message.'),
@@ -111,7 +103,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         body: z.strictObject({
-          reason: z.string().trim().min(1).max(2000).regex(NOT_BLANK, 'must not be blank'),
+          reason: trimmedText(1, 2000),
         }),
         response: {
           204: z.null().describe('Rejected.'),

@@ -1,0 +1,16 @@
+// Free text the server trims before checking its length (objectives, steering messages, reject
+// reasons, key names, custom roles): one problem per mistake, said in plain words, and a pattern
+// that states the rule in the OpenAPI document, where `minLength` alone would count the spaces.
+import { z } from 'zod';
+
+/**
+ * A string trimmed, then at least `min` and at most `max` characters long. The pattern (two
+ * non-space characters at least `min` apart; one for `min` 1) only documents the rule: the length
+ * check aborts the field's checks, so a text too short is not reported twice.
+ */
+export function trimmedText(min: number, max: number) {
+  const message =
+    min > 1 ? `must be at least ${min} characters besides surrounding spaces` : 'must not be blank';
+  const pattern = min > 1 ? new RegExp(`\\S[\\s\\S]{${min - 2},}\\S`) : /\S/;
+  return z.string().trim().min(min, { abort: true, error: message }).max(max).regex(pattern, message);
+}
