@@ -4,7 +4,7 @@ import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
 import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
-import { authFailure, type Principal } from './principal.ts';
+import { authFailure, type Principal, reservedPrincipalName } from './principal.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 
 /** The resource-server part of `auth.oidc` (the console's browser sign-in is not the verifier's). */
@@ -183,6 +183,17 @@ export function mapClaims(payload: JWTPayload, config: OidcConfig): Principal {
   const id = readClaim(payload, config.principalClaim);
   if (typeof id !== 'string' || id.length === 0) {
     throw authFailure('INVALID_TOKEN', 'invalid_token', `token has no ${config.principalClaim} claim`);
+  }
+  // Refused, not renamed: a subject `key:<id>` would otherwise be that API key's principal (its role
+  // bindings, rate counters and sessions), and renaming every subject would cut existing OIDC users
+  // off from their bindings.
+  const reserved = reservedPrincipalName(id);
+  if (reserved !== null) {
+    throw authFailure(
+      'INVALID_TOKEN',
+      'invalid_token',
+      `token ${config.principalClaim} claim uses the reserved principal name "${reserved}" of MAOS's own callers`,
+    );
   }
   const tenant = readClaim(payload, config.tenantClaim) ?? config.defaultTenant;
   if (typeof tenant !== 'string' || tenant.length === 0) {

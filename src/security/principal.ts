@@ -15,6 +15,23 @@ export interface Principal {
   clientId: string | null;
 }
 
+/**
+ * Principal ids MAOS gives its own kinds of callers: `key:<id>` (API keys), `cli:<user>` (the
+ * local operator in audit records), `local` (auth mode none), `local-mcp` (the embedded MCP
+ * server), `anonymous` (the HTTP server without the security plugin). Role bindings, rate-limit
+ * counters, session ownership and audit actors key on the bare id, so an identity from elsewhere
+ * (an OIDC subject) must never be one of them: it would share that caller's bindings and counters.
+ */
+export const RESERVED_PRINCIPAL_PREFIXES: readonly string[] = ['key:', 'cli:'];
+export const RESERVED_PRINCIPAL_IDS: readonly string[] = ['local', 'local-mcp', 'anonymous'];
+
+/** The reserved prefix or id `id` takes (compared without case), or null when it takes none. */
+export function reservedPrincipalName(id: string): string | null {
+  const lower = id.toLowerCase();
+  if (RESERVED_PRINCIPAL_IDS.includes(lower)) return lower;
+  return RESERVED_PRINCIPAL_PREFIXES.find((prefix) => lower.startsWith(prefix)) ?? null;
+}
+
 /** RFC 6750 error codes. */
 export type BearerError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
 

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { importJWK, SignJWT } from 'jose';
 import { configSchema } from '../../src/config/schema.ts';
 import { AppError } from '../../src/errors/app-error.ts';
+import { createApiKey } from '../../src/security/api-keys.ts';
 import { type AuthConfig, createAuthenticator } from '../../src/security/authenticate.ts';
 import { createOidcVerifier, DISCOVERY_RETRY_MS } from '../../src/security/oidc.ts';
 import { formatBearerChallenge, readAuthFailure } from '../../src/security/principal.ts';
@@ -220,6 +221,61 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     await assert.rejects(verifier.verify(rotated), rejectsWith('INVALID_TOKEN', /signing key is unknown/));
     await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal((await verifier.verify(rotated)).tenantId, 'acme');
+  });
+
+  test("a subject in MAOS's own principal namespaces (key:, cli:, local-mcp…) is refused, not merged", async () => {
+    // An API key with a role binding: its principal is key:<id>, in tenant acme.
+    const { key, info } = await createApiKey(t.db, {
+      tenantId: 'acme',
+      name: 'ci',
+      roles: ['viewer'],
+      createdBy: 'test',
+    });
+    await t.db
+      .insertInto('role_bindings')
+      .values({
+        tenant_id: 'acme',
+        principal_id: `key:${info.id}`,
+        role: 'admin',
+        created_at: 'x',
+        created_by: 'test',
+      })
+      .execute();
+    const auth = createAuthenticator({ auth: authConfig(idp.issuer), db: t.db });
+    const keyPrincipal = await auth.authenticate({ 'x-api-key': key });
+    assert.equal(keyPrincipal.id, `key:${info.id}`);
+    assert.ok(keyPrincipal.roles.includes('admin'));
+    // The IdP issues a token whose sub is that principal id: refused before any binding is read.
+    for (const subject of [
+      `key:${info.id}`,
+      `KEY:${info.id}`,
+      'cli:root',
+      'local-mcp',
+      'local',
+      'anonymous',
+    ]) {
+      const token = await idp.getToken({ subject, claims: { tenant_id: 'acme' } });
+      await assert.rejects(
+        auth.authenticate({ authorization: `Bearer ${token}` }),
+        rejectsWith('INVALID_TOKEN', /sub claim uses the reserved principal name/),
+        subject,
+      );
+    }
+    // The same through a configured principal claim.
+    const viaClaim = createAuthenticator({
+      auth: authConfig(idp.issuer, { principalClaim: 'uid' }),
+      db: t.db,
+    });
+    const token = await idp.getToken({ claims: { tenant_id: 'acme', uid: `key:${info.id}` } });
+    await assert.rejects(
+      viaClaim.authenticate({ authorization: `Bearer ${token}` }),
+      rejectsWith('INVALID_TOKEN', /uid claim uses the reserved principal name "key:"/),
+    );
+    // Ordinary subjects, even ones that merely contain a reserved word, keep their ids.
+    for (const subject of ['alice', 'monkey:1', 'local-user', 'f:9b1c:key:x']) {
+      const ok = await idp.getToken({ subject, claims: { tenant_id: 'acme' } });
+      assert.equal((await auth.authenticate({ authorization: `Bearer ${ok}` })).id, subject);
+    }
   });
 
   test('malformed and missing credentials get the RFC 6750 classification', async () => {
