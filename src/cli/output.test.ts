@@ -3,10 +3,9 @@ import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { AppError } from '../errors/app-error.ts';
 import type { EventDto, TaskDto } from '../http/dto.ts';
+import { createEventPrinter, createLogPrinter } from './event-printer.ts';
 import { CliError, EXIT, exitCodeForStatus, toCliError } from './exit-codes.ts';
 import {
-  createEventPrinter,
-  createLogPrinter,
   createOutput,
   formatAgentTable,
   formatDuration,

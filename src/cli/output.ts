@@ -30,7 +30,7 @@ export interface OutputOptions {
   stderr?: NodeJS.WritableStream;
 }
 
-type Painter = Record<
+export type Painter = Record<
   'bold' | 'dim' | 'red' | 'green' | 'yellow' | 'blue' | 'cyan',
   (text: string) => string
 >;
@@ -325,109 +325,16 @@ export function formatEvent(
   }
 }
 
-/** Prints followed events; see {@link createEventPrinter}. */
-export interface EventPrinter {
-  print(event: EventDto): void;
-  /** Ends a streamed line left open (the stream stopped). */
-  end(): void;
-}
-
-/**
- * Prints followed events, one line each, except that the pieces of a streamed line (`task.output`
- * with `partial`, see docs/api.md) are printed as one line: the `[name]` prefix starts it, each
- * piece continues it, and a line break ends it — the line's own, or the next event that is not its
- * continuation.
- */
-export function createEventPrinter(
-  out: Pick<Output, 'write' | 'paint'>,
-  taskNames: Map<string, string>,
-): EventPrinter {
-  // `taskId stream attempt` of the line a partial piece left open.
-  let open: string | undefined;
-  const close = () => {
-    if (open !== undefined) out.write('\n');
-    open = undefined;
-  };
-  return {
-    print(event) {
-      const data = event.data ?? {};
-      if (event.type === 'task.output') {
-        // A new attempt of the task starts a new line, whatever the last one left open.
-        const key = `${String(data.taskId)} ${String(data.stream)} ${String(data.attempt)}`;
-        if (open === key) {
-          out.write(formatOutputBody(data, out.paint));
-        } else {
-          close();
-          out.write(formatEvent(event, taskNames, out.paint) ?? '');
-        }
-        if (data.partial === true) open = key;
-        else {
-          open = undefined;
-          out.write('\n');
-        }
-        return;
-      }
-      const text = formatEvent(event, taskNames, out.paint);
-      if (text === undefined) return;
-      close();
-      out.write(`${text}\n`);
-    },
-    end: close,
-  };
-}
-
-function formatOutputBody(data: Record<string, unknown>, paint: Painter): string {
-  const line = (pickString(data, ['line']) ?? '').replace(/\r?\n$/, '');
-  return data.stream === 'stderr' ? paint.yellow(line) : line;
-}
-
-/**
- * Prints `logs` lines (see {@link formatLogLine}), except that the pieces of a streamed line
- * (`task.output` with `partial`) continue the line of the first piece, as {@link createEventPrinter}
- * does for `run --follow`: a model's paragraph reads as one line, under the seq of its first piece.
- */
-export function createLogPrinter(
-  out: Pick<Output, 'write' | 'paint'>,
-  taskNames: Map<string, string>,
-): EventPrinter {
-  // `taskId stream attempt` of the line a partial piece left open.
-  let open: string | undefined;
-  const close = () => {
-    if (open !== undefined) out.write('\n');
-    open = undefined;
-  };
-  return {
-    print(event) {
-      const data = event.data ?? {};
-      const key =
-        event.type === 'task.output'
-          ? `${String(data.taskId)} ${String(data.stream)} ${String(data.attempt)}`
-          : undefined;
-      if (key !== undefined && key === open) out.write(formatOutputBody(data, out.paint));
-      else {
-        close();
-        out.write(formatLogLine(event, taskNames, out.paint));
-      }
-      if (key !== undefined && data.partial === true) open = key;
-      else {
-        open = undefined;
-        out.write('\n');
-      }
-    },
-    end: close,
-  };
-}
-
-/** `logs` line: `#12 2026-11-25 17:50:47 <formatted event>`. */
-export function formatLogLine(event: EventDto, taskNames: Map<string, string>, paint: Painter): string {
-  const text = formatEvent(event, taskNames, paint, true) ?? event.type;
-  return `${paint.dim(`#${event.seq} ${formatTime(event.createdAt)}`)} ${text}`;
-}
-
 function pickString(data: Record<string, unknown>, keys: readonly string[]): string | undefined {
   for (const key of keys) {
     const value = data[key];
     if (typeof value === 'string') return value;
   }
   return undefined;
+}
+
+/** The text of a `task.output` event's line, without its line break; stderr in yellow. */
+export function formatOutputBody(data: Record<string, unknown>, paint: Painter): string {
+  const line = (pickString(data, ['line']) ?? '').replace(/\r?\n$/, '');
+  return data.stream === 'stderr' ? paint.yellow(line) : line;
 }

@@ -5,9 +5,10 @@ import type { Command } from 'commander';
 import type { EventDto } from '../../http/dto.ts';
 import type { ApiClient } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { createLogPrinter } from '../event-printer.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession, readAllEvents } from '../follow.ts';
-import { createLogPrinter, indexTaskNames } from '../output.ts';
+import { indexTaskNames } from '../output.ts';
 import {
   DEFAULT_RETRY_FOR_MS,
   describeRetry,

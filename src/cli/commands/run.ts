@@ -11,15 +11,10 @@ import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-sp
 import { type ApprovalPrompter, createApprovalPrompter, describeTasks } from '../approval-prompt.ts';
 import { ApiProblemError, UnreachableError } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { createEventPrinter } from '../event-printer.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { type FollowOptions, followSession } from '../follow.ts';
-import {
-  createEventPrinter,
-  formatSessionSummary,
-  formatTaskTable,
-  indexTaskNames,
-  plural,
-} from '../output.ts';
+import { formatSessionSummary, formatTaskTable, indexTaskNames, plural } from '../output.ts';
 import {
   DEFAULT_RETRY_FOR_MS,
   describeRetry,
