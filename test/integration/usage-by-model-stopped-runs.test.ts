@@ -12,6 +12,7 @@ import { waitFor } from '../fixtures/engine-harness.ts';
 import { type LlmHandler, type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { twoModelConfig } from '../fixtures/two-model-config.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -69,20 +70,7 @@ async function startServer(
     config: {
       store: database ? { url: database.url } : { synchronous: 'normal' },
       tasks: { leaseSeconds: 30, maxAttempts: 1 },
-      providers: {
-        local: { type: 'openai-compatible', baseURL: local.openaiBaseURL, model: 'm', apiKey: 'k' },
-        backup: { type: 'openai-compatible', baseURL: backup.openaiBaseURL, model: 'b', apiKey: 'k' },
-      },
-      llm: {
-        defaultProvider: 'local',
-        retry: { maxAttempts: 1 },
-        agentMessaging: false,
-        roles: { documenter: { provider: 'backup' } },
-        prices: {
-          m: { inputPerMTok: 1000, outputPerMTok: 10_000 },
-          b: { inputPerMTok: 3000, outputPerMTok: 30_000 },
-        },
-      },
+      ...twoModelConfig(local, backup, { documenter: { provider: 'backup' } }),
     },
   });
   // The server first: the database outlives it.

@@ -9,6 +9,7 @@ import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+import { twoModelConfig } from '../fixtures/two-model-config.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -52,21 +53,7 @@ test('a synthesis cut off mid-stream and answered by the fallback is charged und
   });
   backup.setHandler(() => ({ text: 'All done.', usage: { inputTokens: 200, outputTokens: 20 } }));
   const server = await startTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: primary.openaiBaseURL, model: 'm', apiKey: 'k' },
-        backup: { type: 'openai-compatible', baseURL: backup.openaiBaseURL, model: 'b', apiKey: 'k' },
-      },
-      llm: {
-        retry: { maxAttempts: 1 },
-        agentMessaging: false,
-        roles: { orchestrator: { provider: 'local', fallback: ['backup'] } },
-        prices: {
-          m: { inputPerMTok: 1000, outputPerMTok: 10_000 },
-          b: { inputPerMTok: 3000, outputPerMTok: 30_000 },
-        },
-      },
-    },
+    config: twoModelConfig(primary, backup, { orchestrator: { provider: 'local', fallback: ['backup'] } }),
   });
   t.after(() => server.close());
   const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {

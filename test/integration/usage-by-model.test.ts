@@ -18,6 +18,7 @@ import { type RecordedLlmRequest, type ScriptedReply, startLlmServer } from '../
 import { plannedTask } from '../fixtures/planned-task.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
+import { twoModelConfig } from '../fixtures/two-model-config.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -308,21 +309,7 @@ describe('usage by model over HTTP, with a fallback provider', { timeout: 60_000
     });
     backup.setHandler(() => ({ text: 'the full text', usage: { inputTokens: 200, outputTokens: 20 } }));
     const server = await startTestServer({
-      config: {
-        providers: {
-          local: { type: 'openai-compatible', baseURL: primary.openaiBaseURL, model: 'm', apiKey: 'k' },
-          backup: { type: 'openai-compatible', baseURL: backup.openaiBaseURL, model: 'b', apiKey: 'k' },
-        },
-        llm: {
-          retry: { maxAttempts: 1 },
-          agentMessaging: false,
-          roles: { documenter: { provider: 'local', fallback: ['backup'] } },
-          prices: {
-            m: { inputPerMTok: 1000, outputPerMTok: 10_000 },
-            b: { inputPerMTok: 3000, outputPerMTok: 30_000 },
-          },
-        },
-      },
+      config: twoModelConfig(primary, backup, { documenter: { provider: 'local', fallback: ['backup'] } }),
     });
     t.after(() => server.close());
     const from = new Date(Date.now() - 60_000).toISOString();
