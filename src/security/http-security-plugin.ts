@@ -123,6 +123,9 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         state.retryAfterSeconds = decision.retryAfterSeconds;
         state.rateLimitHeaders = decision.headers;
         state.repeatedRateLimit = decision.firstRefusal !== true;
+        // The answer is the 429, not the failed login: its audit record says so (the failed logins
+        // before it are recorded with their own reasons).
+        state.denial = 'rate limited';
         metrics?.recordRateLimitRejection?.('requests');
         throw new AppError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
       }
