@@ -21,6 +21,7 @@ export const CONFIG_DEFAULTS = {
   storePoolSize: 10,
   storeConnectTimeoutMs: 5000,
   maxSseStreamsPerTenant: 100,
+  maxSseStreamsPerPrincipal: 25,
   requestTimeoutSeconds: 60,
 } as const;
 
@@ -216,6 +217,14 @@ const configShape = z.strictObject({
         .describe(
           'Open SSE event streams one tenant may hold in this process; more get 429. @defaultValue 100',
         ),
+      maxSseStreamsPerPrincipal: z
+        .number()
+        .int()
+        .positive()
+        .default(CONFIG_DEFAULTS.maxSseStreamsPerPrincipal)
+        .describe(
+          "Open SSE event streams one principal (API key, OIDC subject) may hold in this process, within its tenant's; more get 429, so one caller cannot take every stream of its tenant. @defaultValue 25",
+        ),
       requestTimeoutSeconds: z
         .number()
         .int()
@@ -231,6 +240,7 @@ const configShape = z.strictObject({
       maxPageSize: 100,
       sseKeepAliveSeconds: 15,
       maxSseStreamsPerTenant: CONFIG_DEFAULTS.maxSseStreamsPerTenant,
+      maxSseStreamsPerPrincipal: CONFIG_DEFAULTS.maxSseStreamsPerPrincipal,
       requestTimeoutSeconds: CONFIG_DEFAULTS.requestTimeoutSeconds,
     })
     .describe('HTTP server limits.'),

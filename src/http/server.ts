@@ -39,10 +39,15 @@ import { createSseRegistry } from './sse.ts';
 import type { HttpObserver, RegisteredRoute } from './types.ts';
 
 export interface BuildHttpServerOptions {
-  /** HTTP limits; `maxSseStreamsPerTenant` and `requestTimeoutSeconds` may be left out (config defaults). */
+  /** HTTP limits; the SSE stream caps and `requestTimeoutSeconds` may be left out (config defaults). */
   config: {
-    http: Omit<Config['http'], 'maxSseStreamsPerTenant' | 'requestTimeoutSeconds'> &
-      Partial<Pick<Config['http'], 'maxSseStreamsPerTenant' | 'requestTimeoutSeconds'>>;
+    http: Omit<
+      Config['http'],
+      'maxSseStreamsPerTenant' | 'maxSseStreamsPerPrincipal' | 'requestTimeoutSeconds'
+    > &
+      Partial<
+        Pick<Config['http'], 'maxSseStreamsPerTenant' | 'maxSseStreamsPerPrincipal' | 'requestTimeoutSeconds'>
+      >;
     /** Selects the security schemes the OpenAPI document declares. */
     auth?: Pick<Config['auth'], 'mode'>;
   };
@@ -147,7 +152,10 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     keepAliveSeconds: config.http.sseKeepAliveSeconds,
     streams,
     maxStreamsPerTenant: config.http.maxSseStreamsPerTenant ?? CONFIG_DEFAULTS.maxSseStreamsPerTenant,
+    maxStreamsPerPrincipal:
+      config.http.maxSseStreamsPerPrincipal ?? CONFIG_DEFAULTS.maxSseStreamsPerPrincipal,
     onEventsSent: (count) => notifyObserver(options.observer, 'sseEventsSent', count),
+    onStreamRefused: () => notifyObserver(options.observer, 'sseStreamRefused'),
   });
   await app.ready();
   return app;

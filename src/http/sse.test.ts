@@ -8,6 +8,7 @@ import { createLogger } from '../observability/logger.ts';
 import { createFakeSessionService, type FakeSessionService } from './fake-session-service.test-support.ts';
 import { buildHttpServer } from './server.ts';
 import { formatSseFrame } from './sse.ts';
+import type { HttpObserver } from './types.ts';
 
 describe('formatSseFrame', () => {
   test('writes id, event and one data line per input line', () => {
@@ -29,7 +30,11 @@ interface Harness {
   sessionId: string;
 }
 
-async function startHarness(keepAliveSeconds = 15, maxSseStreamsPerTenant = 100): Promise<Harness> {
+async function startHarness(
+  keepAliveSeconds = 15,
+  maxSseStreamsPerTenant = 100,
+  extra: { maxSseStreamsPerPrincipal?: number; observer?: HttpObserver } = {},
+): Promise<Harness> {
   const service = createFakeSessionService();
   const app = await buildHttpServer({
     config: {
@@ -38,8 +43,12 @@ async function startHarness(keepAliveSeconds = 15, maxSseStreamsPerTenant = 100)
         maxPageSize: 100,
         sseKeepAliveSeconds: keepAliveSeconds,
         maxSseStreamsPerTenant,
+        ...(extra.maxSseStreamsPerPrincipal === undefined
+          ? {}
+          : { maxSseStreamsPerPrincipal: extra.maxSseStreamsPerPrincipal }),
       },
     },
+    ...(extra.observer ? { observer: extra.observer } : {}),
     service,
     logger: createLogger({ level: 'silent' }),
     readiness: async () => ({}),
@@ -199,6 +208,26 @@ describe('GET /v1/sessions/:id/events as SSE', () => {
       await retry.body?.cancel();
     }
     assert.equal(status, 200, 'a stream can open again once the first one closed');
+  });
+
+  test('a refusal by either stream cap carries Retry-After and is reported to the observer (metrics)', async (t) => {
+    let refused = 0;
+    const observer: HttpObserver = { sseStreamRefused: () => (refused += 1) };
+    const h = await startHarness(15, 2, { maxSseStreamsPerPrincipal: 1, observer });
+    t.after(() => h.app.close());
+    const url = `${h.url}/v1/sessions/${h.sessionId}/events`;
+    const controller = new AbortController();
+    t.after(() => controller.abort());
+    const first = await fetch(url, { headers: streamHeaders, signal: controller.signal });
+    // Read a frame but keep the stream open (cancelling the reader would close it).
+    await first.body?.getReader().read();
+    const second = await fetch(url, { headers: streamHeaders, signal: AbortSignal.timeout(5_000) });
+    assert.equal(second.status, 429);
+    assert.equal(second.headers.get('retry-after'), '10');
+    const problem = (await second.json()) as { code: string; details: { setting: string; limit: number } };
+    assert.equal(problem.code, 'RESOURCE_LIMIT_EXCEEDED');
+    assert.deepEqual(problem.details, { setting: 'http.maxSseStreamsPerPrincipal', limit: 1 });
+    assert.equal(refused, 1);
   });
 
   test('a stream of an unknown session is a 404 problem, not a stream', async (t) => {

@@ -30,8 +30,8 @@ export interface SseStream {
 
 /** Tracks open streams so that server shutdown can end them instead of waiting for clients. */
 export interface SseRegistry {
-  /** Tracks an open stream, counted under `owner` (the tenant) for per-tenant caps. */
-  add(stream: SseStream, owner?: string): void;
+  /** Tracks an open stream, counted under each of `owners` (its tenant, its principal) for caps. */
+  add(stream: SseStream, owners?: readonly string[]): void;
   delete(stream: SseStream): void;
   /** Open streams counted under `owner`. */
   countOf(owner: string): number;
@@ -41,22 +41,24 @@ export interface SseRegistry {
 
 /** Creates the registry the server's preClose hook drains; `onChange` sees +1/-1 per stream. */
 export function createSseRegistry(onChange: (delta: 1 | -1) => void = () => {}): SseRegistry {
-  const streams = new Map<SseStream, string>();
+  const streams = new Map<SseStream, readonly string[]>();
   const perOwner = new Map<string, number>();
   return {
-    add: (stream, owner = '') => {
+    add: (stream, owners = []) => {
       if (streams.has(stream)) return;
-      streams.set(stream, owner);
-      perOwner.set(owner, (perOwner.get(owner) ?? 0) + 1);
+      streams.set(stream, owners);
+      for (const owner of owners) perOwner.set(owner, (perOwner.get(owner) ?? 0) + 1);
       onChange(1);
     },
     delete: (stream) => {
-      const owner = streams.get(stream);
-      if (owner === undefined) return;
+      const owners = streams.get(stream);
+      if (owners === undefined) return;
       streams.delete(stream);
-      const left = (perOwner.get(owner) ?? 1) - 1;
-      if (left > 0) perOwner.set(owner, left);
-      else perOwner.delete(owner);
+      for (const owner of owners) {
+        const left = (perOwner.get(owner) ?? 1) - 1;
+        if (left > 0) perOwner.set(owner, left);
+        else perOwner.delete(owner);
+      }
       onChange(-1);
     },
     countOf: (owner) => perOwner.get(owner) ?? 0,

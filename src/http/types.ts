@@ -21,6 +21,8 @@ export interface HttpObserver {
   sseConnection?(delta: 1 | -1): void;
   /** SSE events were written. */
   sseEventsSent?(count: number): void;
+  /** An SSE stream was refused by the per-tenant or per-principal stream cap (429). */
+  sseStreamRefused?(): void;
 }
 
 declare module 'fastify' {

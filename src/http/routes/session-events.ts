@@ -22,8 +22,23 @@ export interface SessionEventRoutesOptions {
   streams: SseRegistry;
   /** Open streams one tenant may hold; more get 429 RESOURCE_LIMIT_EXCEEDED. */
   maxStreamsPerTenant: number;
+  /** Open streams one principal may hold, so one caller cannot take all of its tenant's. */
+  maxStreamsPerPrincipal: number;
   /** Called with the number of events written to a stream (metrics). */
   onEventsSent?: (count: number) => void;
+  /** Called when a stream is refused by one of the caps above (metrics). */
+  onStreamRefused?: () => void;
+}
+
+/**
+ * Retry-After of a stream refused by a cap. Streams close when their session ends or their client
+ * leaves, on no schedule a server can announce; 10 s is a polite poll.
+ */
+export const STREAM_CAP_RETRY_AFTER_SECONDS = 10;
+
+/** Counter keys of a caller's streams: its tenant, and itself within the tenant. */
+function streamOwners(actor: Actor): [tenant: string, principal: string] {
+  return [`tenant:${actor.tenantId}`, `principal:${JSON.stringify([actor.tenantId, actor.principalId])}`];
 }
 
 /** The stream as OpenAPI describes it: text frames, each `data` line an event (`SessionEvent`). */
@@ -108,17 +123,33 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
       // Existence, access and the stream cap are checked before the stream opens, so errors are
       // still problem+json.
       await service.getSession(request.actor, id);
-      if (options.streams.countOf(request.actor.tenantId) >= options.maxStreamsPerTenant) {
+      const owners = streamOwners(request.actor);
+      const [tenantOwner, principalOwner] = owners;
+      // The tenant's cap first: a tenant that is full is told so, whoever asks.
+      const refusal =
+        options.streams.countOf(tenantOwner) >= options.maxStreamsPerTenant
+          ? { setting: 'http.maxSseStreamsPerTenant', limit: options.maxStreamsPerTenant, scope: 'tenant' }
+          : options.streams.countOf(principalOwner) >= options.maxStreamsPerPrincipal
+            ? {
+                setting: 'http.maxSseStreamsPerPrincipal',
+                limit: options.maxStreamsPerPrincipal,
+                scope: 'caller',
+              }
+            : null;
+      if (refusal !== null) {
+        options.onStreamRefused?.();
+        reply.header('retry-after', String(STREAM_CAP_RETRY_AFTER_SECONDS));
         throw new AppError(
           'RESOURCE_LIMIT_EXCEEDED',
-          `At most ${options.maxStreamsPerTenant} event streams may be open per tenant; close one or poll the JSON pages.`,
+          `At most ${refusal.limit} event streams may be open per ${refusal.scope} (${refusal.setting}); close one or poll the JSON pages.`,
+          { details: { setting: refusal.setting, limit: refusal.limit } },
         );
       }
       const stream = openSseStream(reply, {
         keepAliveMs: options.keepAliveSeconds * 1000,
         headers: { [REQUEST_ID_HEADER]: String(request.id) },
       });
-      options.streams.add(stream, request.actor.tenantId);
+      options.streams.add(stream, owners);
       try {
         await pumpEvents(service, request.actor, id, after, stream, options.onEventsSent);
       } catch (error) {
