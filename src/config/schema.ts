@@ -21,7 +21,8 @@ export const CONFIG_DEFAULTS = {
   storePoolSize: 10,
   storeConnectTimeoutMs: 5000,
   maxSseStreamsPerTenant: 100,
-  maxSseStreamsPerPrincipal: 25,
+  // As many as one MCP connection may subscribe to (each a stream in stdio remote mode), half the tenant cap.
+  maxSseStreamsPerPrincipal: 50,
   requestTimeoutSeconds: 60,
 } as const;
 

