@@ -18,6 +18,7 @@ import { applyInitialPlan, isPlanningGraph } from './initial-plan.ts';
 import { sessionStopChannel } from './notifier.ts';
 import { addTaskUsage, parseUnsettledUsage, recordCharge } from './run-spend.ts';
 import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
+import { chargeTenantDays } from './tenant-usage-days.ts';
 
 /**
  * Called in the finishing transaction when every task of a session has succeeded. Returning
@@ -58,7 +59,10 @@ export function touch(
 /** Adds a batch's usage to the session row; returns its status and new totals. */
 const addSessionUsage = precompileQuery<
   Database,
-  Pick<SessionsTable, 'status' | 'input_tokens' | 'output_tokens' | 'cache_read_tokens' | 'cost_usd'>
+  Pick<
+    SessionsTable,
+    'tenant_id' | 'status' | 'input_tokens' | 'output_tokens' | 'cache_read_tokens' | 'cost_usd'
+  >
 >(6, (db, [inputTokens, outputTokens, cacheReadTokens, costUsd, now, sessionId]) =>
   db
     .updateTable('sessions')
@@ -70,17 +74,20 @@ const addSessionUsage = precompileQuery<
       updated_at: now as never,
     }))
     .where('id', '=', sessionId as string)
-    .returning(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd']),
+    .returning(['tenant_id', 'status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd']),
 );
 
-/** Adds `usage` to the session's (a run charged outside its task's finish: task-ops.ts). */
+/**
+ * Adds `usage` to the session's (a run charged outside its task's finish: task-ops.ts) and to its
+ * tenant's spend of today (tenant-usage-days.ts).
+ */
 export async function chargeSessionUsage(
   trx: Kysely<Database>,
   sessionId: string,
   usage: Usage,
   now: number,
 ): Promise<void> {
-  await addSessionUsage(
+  const { rows } = await addSessionUsage(
     trx,
     usage.inputTokens,
     usage.outputTokens,
@@ -89,6 +96,8 @@ export async function chargeSessionUsage(
     now,
     sessionId,
   );
+  const tenantId = rows[0]?.tenant_id;
+  if (tenantId !== undefined) await chargeTenantDays(trx, new Map([[tenantId, usage]]), now);
 }
 
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.
@@ -265,6 +274,16 @@ export async function advanceSessions(
     events: entry.events,
   }));
   await appendEventsMany(trx, batches, now);
+  // The batch's charges summed per tenant, added to the tenants' spend of today in one upsert. Last:
+  // the tenant's row is shared by all its sessions, so its lock is held for the commit only.
+  const charged = new Map<string, Usage>();
+  for (const entry of touched.values()) {
+    if (isZeroUsage(entry.usage)) continue;
+    const sum = charged.get(entry.tenantId) ?? zeroUsage();
+    addUsage(sum, entry.usage);
+    charged.set(entry.tenantId, sum);
+  }
+  await chargeTenantDays(trx, charged, now);
   return result;
 }
 

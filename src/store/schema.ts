@@ -159,6 +159,17 @@ export interface SessionSettingsTable {
   created_at: number;
 }
 
+/** What a tenant was charged on one UTC day (migration 0013), by the day of the charge. */
+export interface TenantUsageDaysTable {
+  tenant_id: string;
+  /** Unix ms of the day's 00:00 UTC. */
+  day: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cost_usd: number;
+}
+
 /** The whole schema. Other areas extend it with their own tables via interface merging or intersection. */
 export interface Database {
   tenants: TenantsTable;
@@ -172,4 +183,5 @@ export interface Database {
   events: EventsTable;
   idempotency_keys: IdempotencyKeysTable;
   session_settings: SessionSettingsTable;
+  tenant_usage_days: TenantUsageDaysTable;
 }

@@ -12,6 +12,7 @@ import * as messageDelivery from './0009-message-delivery.ts';
 import * as taskAgentIndex from './0010-task-agent-index.ts';
 import * as taskUnsettledUsage from './0011-task-unsettled-usage.ts';
 import * as taskModelUsage from './0012-task-model-usage.ts';
+import * as tenantUsageDays from './0013-tenant-usage-days.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -32,4 +33,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0010_task_agent_index', migration: taskAgentIndex },
   { name: '0011_task_unsettled_usage', migration: taskUnsettledUsage },
   { name: '0012_task_model_usage', migration: taskModelUsage },
+  { name: '0013_tenant_usage_days', migration: tenantUsageDays },
 ];

@@ -1,0 +1,54 @@
+// The per-day spend ledger (table tenant_usage_days): what each tenant was charged on each UTC day,
+// by the day of the charge. Written in the transaction that charges sessions (advance-sessions.ts),
+// read by the daily token quota (security/quotas.ts).
+import type { Kysely } from 'kysely';
+import { isZeroUsage, type Usage } from '../domain/types.ts';
+import type { Database } from '../store/schema.ts';
+
+const DAY_MS = 86_400_000;
+
+/** Unix ms of 00:00 UTC of the day `now` (Unix ms) falls in. */
+export function utcDayStart(now: number): number {
+  return now - (((now % DAY_MS) + DAY_MS) % DAY_MS);
+}
+
+/**
+ * Adds each tenant's charge to its row of the UTC day of `now`, in one statement (the callers sum
+ * a batch per tenant first: the finish batch's charges are one upsert, not one per task).
+ */
+export async function chargeTenantDays(
+  trx: Kysely<Database>,
+  charges: ReadonlyMap<string, Usage>,
+  now: number,
+): Promise<void> {
+  const day = utcDayStart(now);
+  // In tenant order: two transactions upserting overlapping tenants lock their rows in one order.
+  const rows = [...charges]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .filter(([, usage]) => !isZeroUsage(usage))
+    .map(([tenantId, usage]) => ({
+      tenant_id: tenantId,
+      day,
+      input_tokens: usage.inputTokens,
+      output_tokens: usage.outputTokens,
+      cache_read_tokens: usage.cacheReadTokens,
+      cost_usd: usage.costUsd,
+    }));
+  if (rows.length === 0) return;
+  await trx
+    .insertInto('tenant_usage_days')
+    .values(rows)
+    .onConflict((oc) =>
+      oc.columns(['tenant_id', 'day']).doUpdateSet((eb) => ({
+        input_tokens: eb('tenant_usage_days.input_tokens', '+', eb.ref('excluded.input_tokens')),
+        output_tokens: eb('tenant_usage_days.output_tokens', '+', eb.ref('excluded.output_tokens')),
+        cache_read_tokens: eb(
+          'tenant_usage_days.cache_read_tokens',
+          '+',
+          eb.ref('excluded.cache_read_tokens'),
+        ),
+        cost_usd: eb('tenant_usage_days.cost_usd', '+', eb.ref('excluded.cost_usd')),
+      })),
+    )
+    .execute();
+}
