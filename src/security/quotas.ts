@@ -1,5 +1,6 @@
 // Tenant quotas checked when a session is submitted: unfinished sessions at once and LLM tokens
-// per UTC day. Over a cap the submit gets 429 QUOTA_EXCEEDED; running sessions are not touched.
+// charged per UTC day (the ledger tenant_usage_days, by the day of the charge, not of the session's
+// creation). Over a cap the submit gets 429 QUOTA_EXCEEDED; running sessions are not touched.
 // The check runs twice: early, before planning (a cheap refusal that spares an LLM call), and again
 // inside the transaction that inserts the session, with the tenant's submissions serialised
 // (engine `admitSession`), which is what makes the cap exact under concurrent submits.
@@ -7,14 +8,18 @@ import type { Kysely } from 'kysely';
 import { TERMINAL_SESSION_STATUSES } from '../domain/session-state.ts';
 import { AppError } from '../errors/app-error.ts';
 
-/** The columns of the engine's `sessions` table the quota check reads. */
+/** The columns of the engine's tables the quota check reads. */
 interface QuotaTables {
   sessions: {
     tenant_id: string;
     status: string;
+  };
+  /** The tenant's spend per UTC day (engine/tenant-usage-days.ts); day = Unix ms of 00:00 UTC. */
+  tenant_usage_days: {
+    tenant_id: string;
+    day: number;
     input_tokens: number;
     output_tokens: number;
-    created_at: number;
   };
 }
 
@@ -65,13 +70,15 @@ export function createTenantQuotas(
       if (config.maxDailyTokensPerTenant > 0) {
         const today = now();
         const dayStart = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
+        // Today's row alone: what the tenant's sessions were charged since 00:00 UTC, whenever they
+        // were created (a session running across midnight charges its later spend to the new day).
         const row = await sessions
-          .selectFrom('sessions')
-          .select((eb) => eb.fn.sum<number>(eb('input_tokens', '+', eb.ref('output_tokens'))).as('tokens'))
+          .selectFrom('tenant_usage_days')
+          .select(['input_tokens', 'output_tokens'])
           .where('tenant_id', '=', tenantId)
-          .where('created_at', '>=', dayStart)
+          .where('day', '=', dayStart)
           .executeTakeFirst();
-        const used = Number(row?.tokens ?? 0);
+        const used = Number(row?.input_tokens ?? 0) + Number(row?.output_tokens ?? 0);
         if (used >= config.maxDailyTokensPerTenant) {
           throw new AppError(
             'QUOTA_EXCEEDED',

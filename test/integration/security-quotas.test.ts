@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
+import { chargeSessionUsage } from '../../src/engine/advance-sessions.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { createTenantQuotas, secondsUntilUtcMidnight } from '../../src/security/quotas.ts';
@@ -23,10 +24,11 @@ describe('tenant quotas', { timeout: 60_000 }, () => {
   const now = new Date('2026-03-10T15:00:00Z');
 
   async function addSession(tenant: string, status: string, tokens: number, createdAt: number) {
+    const id = randomUUID();
     await handle.db
       .insertInto('sessions')
       .values({
-        id: randomUUID(),
+        id,
         tenant_id: tenant,
         objective: 'x',
         strategy: 'parallel',
@@ -37,6 +39,13 @@ describe('tenant quotas', { timeout: 60_000 }, () => {
         updated_at: createdAt,
       } as never)
       .execute();
+    return id;
+  }
+
+  /** Charges `tokens` input and output tokens to the session at `at`, as the engine does. */
+  async function charge(sessionId: string, tokens: number, at: number) {
+    const usage = { inputTokens: tokens, outputTokens: tokens, cacheReadTokens: 0, costUsd: 0 };
+    await handle.db.transaction().execute((trx) => chargeSessionUsage(trx as never, sessionId, usage, at));
   }
 
   before(async () => {
@@ -77,17 +86,21 @@ describe('tenant quotas', { timeout: 60_000 }, () => {
     }).assertSessionAllowed('acme');
   });
 
-  test('daily token cap counts today’s sessions (UTC) only', async () => {
+  test('daily token cap counts what was charged today (UTC), whatever day the session was created', async () => {
     const quotas = createTenantQuotas(
       handle.db,
-      { maxConcurrentSessionsPerTenant: 0, maxDailyTokensPerTenant: 1000 },
+      { maxConcurrentSessionsPerTenant: 0, maxDailyTokensPerTenant: 600 },
       () => now,
     );
-    await addSession('globex', 'completed', 400, now.getTime() - 3600_000);
-    await addSession('globex', 'completed', 5000, Date.parse('2026-03-09T23:00:00Z'));
+    // Created before midnight: what it spent then counts toward yesterday, what it spends after
+    // midnight toward today.
+    const overnight = await addSession('globex', 'completed', 0, Date.parse('2026-03-09T23:00:00Z'));
+    await charge(overnight, 2500, Date.parse('2026-03-09T23:30:00Z'));
+    await charge(overnight, 200, now.getTime() - 3600_000);
     await quotas.assertSessionAllowed('globex');
-    await addSession('globex', 'completed', 100, now.getTime());
-    await assert.rejects(quotas.assertSessionAllowed('globex'), /used 1000 tokens today/);
+    const fresh = await addSession('globex', 'completed', 0, now.getTime());
+    await charge(fresh, 100, now.getTime());
+    await assert.rejects(quotas.assertSessionAllowed('globex'), /used 600 tokens today/);
     assert.equal(secondsUntilUtcMidnight(now), 9 * 3600);
   });
 

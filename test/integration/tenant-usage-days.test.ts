@@ -1,6 +1,6 @@
 // The per-day spend ledger (tenant_usage_days): a session's spend counts toward the UTC day it was
 // charged, not the day the session was created; one batch's charges are summed per tenant; the
-// migration fills the ledger from existing sessions by their creation day. SQLite and PostgreSQL
+// daily token quota reads today's row; the migration fills the ledger from existing sessions by their creation day. SQLite and PostgreSQL
 // (PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts).
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -12,6 +12,8 @@ import type { Kysely } from 'kysely';
 import { configSchema } from '../../src/config/schema.ts';
 import type { Usage } from '../../src/domain/types.ts';
 import { advanceSessions, chargeSessionUsage, type Touched } from '../../src/engine/advance-sessions.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import { createTenantQuotas } from '../../src/security/quotas.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { MIGRATIONS } from '../../src/store/migrations/index.ts';
@@ -139,6 +141,25 @@ for (const backend of STORE_BACKENDS) {
         .where('id', '=', first)
         .executeTakeFirstOrThrow();
       assert.equal(Number(row.input_tokens), 16);
+    });
+
+    test('the daily quota counts what was charged today, whatever day the session was created', async () => {
+      await db.insertInto('tenants').values({ id: 'initech', name: 'initech', created_at: 0 }).execute();
+      const quotas = createTenantQuotas(
+        db,
+        { maxConcurrentSessionsPerTenant: 0, maxDailyTokensPerTenant: 90 },
+        () => new Date(DAY2 + 60_000),
+      );
+      const overnight = await seedSession(db, 'initech', DAY2 - 60_000);
+      await db.transaction().execute((trx) => chargeSessionUsage(trx, overnight, usage(100), DAY2 - 1));
+      await quotas.assertSessionAllowed('initech');
+      await db.transaction().execute((trx) => chargeSessionUsage(trx, overnight, usage(30), DAY2 + 1));
+      // Checked inside a transaction too, as the session insert's admission does.
+      await assert.rejects(
+        db.transaction().execute((trx) => quotas.assertSessionAllowed('initech', trx)),
+        (e: unknown) =>
+          e instanceof AppError && e.code === 'QUOTA_EXCEEDED' && /used 90 tokens today/.test(e.message),
+      );
     });
   });
 }
