@@ -19,6 +19,7 @@ import { createLocalNotifier, sessionChannel } from './engine/notifier.ts';
 import { createSessionDefaults } from './engine/session-defaults.ts';
 import type { Actor } from './engine/session-service.ts';
 import { createSteeringWithoutOrchestrator } from './engine/steering-without-orchestrator.ts';
+import type { CheckTenantDailyTokens } from './engine/tenant-usage-days.ts';
 import { createConsoleRoutesPlugin } from './http/routes/console.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
@@ -173,9 +174,16 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       database.db as unknown as SecurityDb,
       config,
     );
+    // The daily token quota also bounds running sessions: no further adaptive phase, no steering.
+    const tenantQuotas = security.quotas;
+    const checkTenantDailyTokens: CheckTenantDailyTokens | undefined =
+      tenantQuotas && config.rateLimit.maxDailyTokensPerTenant > 0
+        ? (trx, tenantId, consequence) => tenantQuotas.assertDailyTokensLeft(tenantId, trx, consequence)
+        : undefined;
     const llm = createLlmStack({
       config,
       db: database.db,
+      ...(checkTenantDailyTokens ? { checkTenantDailyTokens } : {}),
       logger,
       telemetry: telemetry.llm,
       tenantCredentials: providerCredentials,
@@ -255,6 +263,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           roles: llm.roles,
           runtimes,
           notifier: wakeNotifier,
+          ...(checkTenantDailyTokens ? { checkTenantDailyTokens } : {}),
         })
       : undefined;
     // HTTPS when tls.certFile is set, following renewals of the files (tls.reloadIntervalSeconds).

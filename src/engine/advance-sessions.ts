@@ -144,6 +144,16 @@ export async function advanceSessions(
   const ready: string[] = [];
   const outcomes = new Map<string, NonNullable<ReturnType<typeof advanceSession>['outcome']>>();
   const overruns = await findBudgetOverruns(trx, touched, now);
+  // The batch's charges summed per tenant, added to the tenants' spend of today in one upsert,
+  // before the sessions go on: a phase gate's quota check (continueSession) counts this batch.
+  const charged = new Map<string, Usage>();
+  for (const entry of touched.values()) {
+    if (isZeroUsage(entry.usage)) continue;
+    const sum = charged.get(entry.tenantId) ?? zeroUsage();
+    addUsage(sum, entry.usage);
+    charged.set(entry.tenantId, sum);
+  }
+  await chargeTenantDays(trx, charged, now);
   for (const [sessionId, entry] of touched) {
     const overrun = overruns.get(sessionId);
     if (overrun !== undefined) {
@@ -274,16 +284,6 @@ export async function advanceSessions(
     events: entry.events,
   }));
   await appendEventsMany(trx, batches, now);
-  // The batch's charges summed per tenant, added to the tenants' spend of today in one upsert. Last:
-  // the tenant's row is shared by all its sessions, so its lock is held for the commit only.
-  const charged = new Map<string, Usage>();
-  for (const entry of touched.values()) {
-    if (isZeroUsage(entry.usage)) continue;
-    const sum = charged.get(entry.tenantId) ?? zeroUsage();
-    addUsage(sum, entry.usage);
-    charged.set(entry.tenantId, sum);
-  }
-  await chargeTenantDays(trx, charged, now);
   return result;
 }
 

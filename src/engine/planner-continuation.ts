@@ -8,6 +8,7 @@ import { type NewEvent, taskReadyEvent } from '../domain/events.ts';
 import { ORCHESTRATOR_TASK_PREFIX } from '../domain/plan.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
 import { newId } from '../store/ids.ts';
 import { type NewTaskFields, newTaskRow } from '../store/rows.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
@@ -16,6 +17,7 @@ import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 import { parsePhaseGateOutput } from './planner-tasks.ts';
 import type { GeneratedTask } from './planner-validate.ts';
 import { loadSessionSettings } from './session-settings.ts';
+import type { CheckTenantDailyTokens } from './tenant-usage-days.ts';
 
 /** Marks a plan produced by the orchestrator (the engine only continues such sessions). */
 export const ORCHESTRATOR_PLAN_ORIGIN = 'orchestrator';
@@ -34,6 +36,8 @@ export interface ContinuationOptions {
   /** Phases an adaptive session may run (llm.planner.maxPhases). */
   maxPhases: number;
   maxAttempts: number;
+  /** The tenant daily token quota, checked before a phase gate (its planning call) is started. */
+  checkTenantDailyTokens?: CheckTenantDailyTokens;
 }
 
 /** What the engine must do after a continuation: count readied tasks and append the events. */
@@ -92,6 +96,8 @@ export async function continueOrchestratedSession(
   const gate = tasks.find((t) => t.kind === 'plan' && t.phase > agentPhase);
   if (!gate) {
     if (agentPhase + 1 >= options.maxPhases) return insertSynthesis(ctx);
+    const refused = await refuseOverDailyQuota(ctx, agentPhase + 1);
+    if (refused) return refused;
     return insertOrchestratorTasks(ctx, [
       { kind: 'plan', name: phaseGateTaskName(agentPhase + 1), phase: agentPhase + 1, dependsOn: [] },
     ]);
@@ -99,6 +105,24 @@ export async function continueOrchestratedSession(
   const decision = parsePhaseGateOutput(gate.result ?? '{}');
   if (decision.decision === 'complete') return insertSynthesis(ctx);
   return insertPhase(ctx, plan, decision.phase, gate.phase);
+}
+
+/**
+ * The session's failure when its tenant is over today's token quota: no further phase is planned
+ * (the error starts with QUOTA_EXCEEDED, as a budget stop's with BUDGET_EXCEEDED). Null otherwise.
+ */
+async function refuseOverDailyQuota(ctx: Ctx, phase: number): Promise<ContinuationFailure | null> {
+  const check = ctx.options.checkTenantDailyTokens;
+  if (!check) return null;
+  try {
+    await check(ctx.trx, ctx.session.tenantId, `the session ends before planning phase ${phase}`);
+    return null;
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'QUOTA_EXCEEDED') {
+      return { error: `QUOTA_EXCEEDED: ${error.message}` };
+    }
+    throw error;
+  }
 }
 
 interface Ctx {

@@ -12,6 +12,7 @@ import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { ORCHESTRATOR_PLAN_ORIGIN } from './planner-continuation.ts';
 import { loadLatestPlan } from './planner-plan-versions.ts';
+import type { CheckTenantDailyTokens } from './tenant-usage-days.ts';
 
 /** Longest steering message: a course correction, not a new objective. */
 export const MAX_STEERING_MESSAGE_CHARS = 4000;
@@ -26,6 +27,7 @@ export async function addSteeringMessage(
   sessionId: string,
   body: string,
   now: number = Date.now(),
+  checkTenantDailyTokens?: CheckTenantDailyTokens,
 ): Promise<{ id: string; createdAt: number }> {
   const text = body.trim();
   if (text.length === 0 || text.length > MAX_STEERING_MESSAGE_CHARS) {
@@ -73,6 +75,12 @@ export async function addSteeringMessage(
         'The orchestrator is already writing the final answer; no phase gate is left to read a steering message',
       );
     }
+    // Over the tenant's daily token quota the message would start more planning: refused (429).
+    await checkTenantDailyTokens?.(
+      trx,
+      tenantId,
+      'the session takes no steering message until 00:00 UTC and ends at its next phase gate',
+    );
     await insertMessage(
       trx,
       { id, tenantId, sessionId, fromAgentId: null, toAgentId: null, body: text, createdAt: now },

@@ -7,6 +7,17 @@ import type { Database } from '../store/schema.ts';
 
 const DAY_MS = 86_400_000;
 
+/**
+ * The tenant daily token quota, for new work of a running session (security/quotas.ts): throws
+ * QUOTA_EXCEEDED, its message ending with `consequence`, when the tenant's tokens charged today
+ * have reached the cap. Reads through `trx` (the transaction that would start the work).
+ */
+export type CheckTenantDailyTokens = (
+  trx: Kysely<Database>,
+  tenantId: string,
+  consequence: string,
+) => Promise<void>;
+
 /** Unix ms of 00:00 UTC of the day `now` (Unix ms) falls in. */
 export function utcDayStart(now: number): number {
   return now - (((now % DAY_MS) + DAY_MS) % DAY_MS);

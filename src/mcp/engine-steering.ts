@@ -10,6 +10,7 @@ import { type Notifier, READY_CHANNEL, sessionChannel } from '../engine/notifier
 import type { EditedPlanRules } from '../engine/planner-approval.ts';
 import { approvePlan, rejectPlan } from '../engine/planner-approval-store.ts';
 import { addSteeringMessage } from '../engine/planner-steering.ts';
+import type { CheckTenantDailyTokens } from '../engine/tenant-usage-days.ts';
 import { appendEvents } from '../store/event-store.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
@@ -25,6 +26,8 @@ export interface EngineSteeringOptions {
   maxAttempts: number;
   /** Called after a change that readied tasks or appended events (wake workers and readers). */
   onChanged?(sessionId: string): void;
+  /** The tenant daily token quota: a steering message over it is refused (QUOTA_EXCEEDED). */
+  checkTenantDailyTokens?: CheckTenantDailyTokens;
 }
 
 /** Builds the steering operations (MCP tools and REST routes). */
@@ -61,7 +64,14 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
       options.onChanged?.(sessionId);
     },
     async sendMessage(actor, sessionId, message) {
-      const stored = await addSteeringMessage(db, actor.tenantId, sessionId, message);
+      const stored = await addSteeringMessage(
+        db,
+        actor.tenantId,
+        sessionId,
+        message,
+        Date.now(),
+        options.checkTenantDailyTokens,
+      );
       options.onChanged?.(sessionId);
       return stored;
     },
@@ -79,6 +89,7 @@ export function createOrchestratorSteering(options: {
   roles: Pick<RoleService, 'listRoles'>;
   runtimes: Pick<RuntimeRegistry, 'hasRunner'>;
   notifier: Pick<Notifier, 'publish'>;
+  checkTenantDailyTokens?: CheckTenantDailyTokens;
 }): SessionSteering {
   const { config, roles, runtimes, notifier } = options;
   return createEngineSteering({
@@ -95,6 +106,7 @@ export function createOrchestratorSteering(options: {
       };
     },
     maxAttempts: config.tasks.maxAttempts,
+    ...(options.checkTenantDailyTokens ? { checkTenantDailyTokens: options.checkTenantDailyTokens } : {}),
     onChanged: (sessionId) => {
       notifier.publish(READY_CHANNEL);
       notifier.publish(sessionChannel(sessionId));

@@ -169,7 +169,14 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       state.challenge = formatBearerChallenge(realm, 'insufficient_scope', `requires ${permission}`);
       throw error;
     }
-    if (permission === 'sessions:create' && request.method === 'POST' && options.quotas) {
+    // The submit only: a steering message (same permission) is checked by the engine, against the
+    // daily token cap alone (a tenant at its cap of unfinished sessions may still steer them).
+    if (
+      permission === 'sessions:create' &&
+      request.method === 'POST' &&
+      request.routeOptions.url === '/v1/sessions' &&
+      options.quotas
+    ) {
       try {
         await options.quotas.assertSessionAllowed(principal.tenantId);
       } catch (error) {

@@ -1,6 +1,8 @@
 // Tenant quotas checked when a session is submitted: unfinished sessions at once and LLM tokens
 // charged per UTC day (the ledger tenant_usage_days, by the day of the charge, not of the session's
-// creation). Over a cap the submit gets 429 QUOTA_EXCEEDED; running sessions are not touched.
+// creation). Over a cap the submit gets 429 QUOTA_EXCEEDED. Over the daily cap, a running session
+// starts no further adaptive phase and takes no steering message (engine `checkTenantDailyTokens`);
+// agents already running are not stopped.
 // The check runs twice: early, before planning (a cheap refusal that spares an LLM call), and again
 // inside the transaction that inserts the session, with the tenant's submissions serialised
 // (engine `admitSession`), which is what makes the cap exact under concurrent submits.
@@ -40,6 +42,12 @@ export interface TenantQuotas {
    * through the store otherwise (the early check).
    */
   assertSessionAllowed(tenantId: string, trx?: AnyDb): Promise<void>;
+  /**
+   * Throws QUOTA_EXCEEDED (quota `daily_tokens`) when the tenant's tokens charged today have reached
+   * the daily cap: for new work of a running session (a phase gate, a steering message).
+   * `consequence` ends the message (what the refusal means for the caller).
+   */
+  assertDailyTokensLeft(tenantId: string, trx: AnyDb | undefined, consequence: string): Promise<void>;
 }
 
 /** Creates the quota check over the store's sessions table. */
@@ -48,6 +56,32 @@ export function createTenantQuotas(
   config: TenantQuotaConfig,
   now: () => Date = () => new Date(),
 ): TenantQuotas {
+  async function checkDailyTokens(
+    store: Kysely<QuotaTables>,
+    tenantId: string,
+    consequence: string,
+  ): Promise<void> {
+    if (config.maxDailyTokensPerTenant <= 0) return;
+    const today = now();
+    const dayStart = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
+    // Today's row alone: what the tenant's sessions were charged since 00:00 UTC, whenever they
+    // were created (a session running across midnight charges its later spend to the new day).
+    const row = await store
+      .selectFrom('tenant_usage_days')
+      .select(['input_tokens', 'output_tokens'])
+      .where('tenant_id', '=', tenantId)
+      .where('day', '=', dayStart)
+      .executeTakeFirst();
+    const used = Number(row?.input_tokens ?? 0) + Number(row?.output_tokens ?? 0);
+    if (used >= config.maxDailyTokensPerTenant) {
+      throw new AppError(
+        'QUOTA_EXCEEDED',
+        `The tenant used ${used} tokens today (limit ${config.maxDailyTokensPerTenant}); ${consequence}`,
+        { details: { quota: 'daily_tokens', limit: config.maxDailyTokensPerTenant } },
+      );
+    }
+  }
+
   return {
     async assertSessionAllowed(tenantId, trx) {
       const sessions = (trx ?? db) as unknown as Kysely<QuotaTables>;
@@ -67,26 +101,10 @@ export function createTenantQuotas(
           );
         }
       }
-      if (config.maxDailyTokensPerTenant > 0) {
-        const today = now();
-        const dayStart = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
-        // Today's row alone: what the tenant's sessions were charged since 00:00 UTC, whenever they
-        // were created (a session running across midnight charges its later spend to the new day).
-        const row = await sessions
-          .selectFrom('tenant_usage_days')
-          .select(['input_tokens', 'output_tokens'])
-          .where('tenant_id', '=', tenantId)
-          .where('day', '=', dayStart)
-          .executeTakeFirst();
-        const used = Number(row?.input_tokens ?? 0) + Number(row?.output_tokens ?? 0);
-        if (used >= config.maxDailyTokensPerTenant) {
-          throw new AppError(
-            'QUOTA_EXCEEDED',
-            `The tenant used ${used} tokens today (limit ${config.maxDailyTokensPerTenant}); new sessions start after 00:00 UTC`,
-            { details: { quota: 'daily_tokens', limit: config.maxDailyTokensPerTenant } },
-          );
-        }
-      }
+      await checkDailyTokens(sessions, tenantId, 'new sessions start after 00:00 UTC');
+    },
+    async assertDailyTokensLeft(tenantId, trx, consequence) {
+      await checkDailyTokens((trx ?? db) as unknown as Kysely<QuotaTables>, tenantId, consequence);
     },
   };
 }

@@ -12,6 +12,7 @@ import {
 } from '../../engine/planner-continuation.ts';
 import { createOrchestratorRuntime } from '../../engine/planner-tasks.ts';
 import { createBudgetGuard } from '../../engine/session-budget.ts';
+import type { CheckTenantDailyTokens } from '../../engine/tenant-usage-days.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../store/schema.ts';
@@ -78,6 +79,8 @@ export interface CreateLlmStackOptions {
   onAgentMessage?(message: AgentMessage & { id: string }): void;
   /** Tenant-stored provider keys: a tenant's calls use its own key when it stored one. */
   tenantCredentials?: TenantCredentialSource;
+  /** The tenant daily token quota: over it, an adaptive session plans no further phase. */
+  checkTenantDailyTokens?: CheckTenantDailyTokens;
 }
 
 /**
@@ -151,6 +154,7 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   const continuation = {
     maxPhases: config.llm.planner.maxPhases,
     maxAttempts: config.tasks?.maxAttempts ?? 3,
+    ...(options.checkTenantDailyTokens ? { checkTenantDailyTokens: options.checkTenantDailyTokens } : {}),
   };
   return {
     client,
