@@ -1,0 +1,248 @@
+// The console's audit and API-key views in real Chromium against the real server (auth mode
+// apikey): the audit log shows the test's own requests with their actor and pages with its cursor,
+// roles without audit:read or keys:manage see the 403 and lose the section, and a key created in
+// the console works once, then is refused after it is revoked there.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type AdminConsole, EXPECTED_REFUSAL, signIn, startAdminConsole } from '../fixtures/admin-console.ts';
+import { requestJson } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+const cleanups: Array<() => unknown> = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+
+describe('console: audit and API keys', { timeout: 240_000 }, () => {
+  let stack: AdminConsole;
+  before(async () => {
+    stack = await startAdminConsole(t);
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  test('the new modules are in the manifest of the static route', async () => {
+    for (const file of ['nav.js', 'views/usage.js', 'views/audit.js', 'views/keys.js']) {
+      const response = await fetch(`${stack.server.url}/console/${file}`, {
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(response.status, 200, file);
+      assert.match(response.headers.get('content-type') ?? '', /^text\/javascript/);
+      await response.arrayBuffer();
+    }
+  });
+
+  test('audit: the records of this test with their actor, the filters and the next page', async () => {
+    // 55 refused submits by the viewer: audited denials, more than one page of 50.
+    for (let i = 0; i < 55; i += 1) {
+      const refused = await requestJson(`${stack.server.url}/v1/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${stack.viewer}` },
+        body: { objective: 'not allowed', agents: [{ role: 'qa', task: 't', runner: 'ok' }] },
+      });
+      assert.equal(refused.status, 403);
+    }
+    const page = await stack.openPage();
+    await signIn(page, stack.server.url, stack.admin.key, '#/audit');
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await page.getByText(/^Page 1: \d+ records/).waitFor();
+    assert.equal(
+      await page.getByRole('link', { name: 'Audit', exact: true }).getAttribute('aria-current'),
+      'page',
+    );
+
+    // The three submits of the admin, with its key as the actor.
+    await page.getByLabel('Action').fill('sessions:create');
+    await page.getByLabel('Outcome').selectOption('success');
+    await page.getByText('Page 1: 3 records, newest first (no older records).').waitFor();
+    for (const row of await page.locator('#audit-body tr').all()) {
+      const cells = (await row.locator('td').allTextContents()).map((text) => text.trim());
+      assert.match(cells[2] ?? '', new RegExp(`service key:${stack.admin.id} \\(apikey\\)`));
+      assert.equal(cells[3], 'sessions:create');
+      assert.match(cells[4] ?? '', /^sessions [0-9a-f-]{36}$/);
+      assert.match(cells[5] ?? '', /^success/);
+      assert.match(cells[6] ?? '', /\S/, 'a request id');
+    }
+
+    // The refusals: 55 records, the newest 50 then the 5 older ones with the cursor.
+    await page.getByLabel('Outcome').selectOption('failure');
+    await page.getByText('Page 1: 50 records, newest first.').waitFor();
+    const firstPage = await page
+      .locator('#audit-body tr')
+      .evaluateAll((rows) => rows.map((row) => Number((row as HTMLElement).dataset.seq)));
+    assert.deepEqual(
+      firstPage,
+      [...firstPage].sort((a, b) => b - a),
+      'newest first',
+    );
+    const newest = await requestJson<{ items: Array<{ seq: number }> }>(
+      `${stack.server.url}/v1/audit?outcome=failure&order=desc&limit=50`,
+      { headers: stack.asAdmin() },
+    );
+    assert.deepEqual(
+      firstPage,
+      newest.body.items.map((record) => record.seq),
+      'the page is the API’s newest 50',
+    );
+    assert.match(
+      (await page.locator('#audit-body tr').first().textContent()) ?? '',
+      /PERMISSION_DENIED|HTTP 403|permission/i,
+    );
+    await page.getByRole('button', { name: 'Older records' }).click();
+    await page.getByText('Page 2: 5 records, newest first (no older records).').waitFor();
+    const secondPage = await page
+      .locator('#audit-body tr')
+      .evaluateAll((rows) => rows.map((row) => Number((row as HTMLElement).dataset.seq)));
+    assert.ok(Math.max(...secondPage) < Math.min(...firstPage), 'the next page holds older records');
+    assert.equal(await page.getByRole('button', { name: 'Older records' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Newest' }).click();
+    await page.getByText('Page 1: 50 records, newest first.').waitFor();
+    // The checkpoint section says what the API has (none signed yet in a fresh server, or one).
+    await page.locator('#audit-checkpoint p').first().waitFor();
+    assert.equal(
+      await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+      true,
+      'no horizontal scrolling at 420 px',
+    );
+  });
+
+  test('audit and keys need their permission: the 403 is shown and the section leaves the navigation', async () => {
+    const page = await stack.openPage();
+    await signIn(page, stack.server.url, stack.viewer, '#/audit');
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match((await alert.textContent()) ?? '', /Reading the audit log.*PERMISSION_DENIED.*HTTP 403/s);
+    await page.getByText('The audit log needs the permission audit:read').waitFor();
+    assert.equal(await page.getByRole('link', { name: 'Audit', exact: true }).isHidden(), true);
+    assert.equal(await page.getByRole('link', { name: 'Usage', exact: true }).isVisible(), true);
+
+    // The auditor reads the audit log but may not manage keys.
+    const other = await stack.openPage();
+    await signIn(other, stack.server.url, stack.auditor, '#/audit');
+    await other.getByText(/^Page 1: \d+ records/).waitFor();
+    await other.getByRole('link', { name: 'API keys' }).click();
+    const denied = other.getByRole('alert');
+    await denied.waitFor();
+    assert.match((await denied.textContent()) ?? '', /Managing API keys.*PERMISSION_DENIED.*HTTP 403/s);
+    assert.equal(await other.getByRole('link', { name: 'API keys' }).isHidden(), true);
+    assert.equal(await other.getByRole('link', { name: 'Audit', exact: true }).isVisible(), true);
+  });
+
+  test('keys: created with the secret shown once, listed without it, revoked and then refused', async () => {
+    const page = await stack.openPage();
+    await page
+      .context()
+      .grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.server.url });
+    await signIn(page, stack.server.url, stack.admin.key, '#/keys');
+    await page.getByText(/^3 keys, 3 not revoked\./).waitFor();
+
+    // Mistakes in the form are said in its words, at the field, and nothing is sent.
+    const mistakes: Array<[() => Promise<void>, RegExp, string]> = [
+      [() => page.getByLabel('Name').fill('   '), /Give the key a name\./, 'key-name'],
+      [
+        async () => {
+          await page.getByLabel('Name').fill('ci');
+          await page.getByRole('checkbox', { name: 'viewer' }).uncheck();
+        },
+        /Choose at least one role\./,
+        'key-role-viewer',
+      ],
+      [
+        async () => {
+          await page.getByRole('checkbox', { name: 'viewer' }).check();
+          await page.getByLabel('Expires (optional, your local time)').fill('2020-01-01T10:00');
+        },
+        /The expiry must be in the future/,
+        'key-expires',
+      ],
+    ];
+    for (const [enter, message, field] of mistakes) {
+      await enter();
+      await page.getByRole('button', { name: 'Create key' }).click();
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      const text = (await alert.textContent()) ?? '';
+      assert.match(text, message);
+      assert.doesNotMatch(text, /VALIDATION_FAILED|Too small|expiresAt/);
+      assert.equal(await page.evaluate(() => document.activeElement?.id), field);
+    }
+    await page.getByLabel('Expires (optional, your local time)').fill('');
+    assert.equal(await page.getByText(/^3 keys, 3 not revoked\./).count(), 1, 'none created');
+
+    await page.getByLabel('Name').fill('ci <bot>');
+    await page.getByRole('checkbox', { name: 'viewer' }).uncheck();
+    await page.getByRole('checkbox', { name: 'operator' }).check();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const secretField = page.getByLabel('New API key');
+    await secretField.waitFor();
+    const secret = await secretField.inputValue();
+    assert.match(secret, /^maos_/);
+    await page.getByRole('button', { name: 'Copy key' }).click();
+    await page.getByText('Copied.').waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
+    await page.getByText(/^4 keys, 4 not revoked\./).waitFor();
+
+    // The new key works against the API with its role.
+    const works = await requestJson(`${stack.server.url}/v1/sessions`, {
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    assert.equal(works.status, 200);
+    const keys = await requestJson<{ items: Array<{ id: string; name: string; roles: string[] }> }>(
+      `${stack.server.url}/v1/admin/keys`,
+      { headers: stack.asAdmin() },
+    );
+    const made = keys.body.items.find((key) => key.name === 'ci <bot>');
+    assert.deepEqual(made?.roles, ['operator']);
+
+    // Done forgets the secret: nothing on the page holds it any more.
+    await page.getByRole('button', { name: 'Done' }).click();
+    await secretField.waitFor({ state: 'detached' });
+    assert.equal((await page.content()).includes(secret), false);
+    const row = page.locator(`#keys-body tr[data-key-id="${made?.id}"]`);
+    assert.match((await row.textContent()) ?? '', /ci <bot>.*operator.*active/s);
+
+    // Revoke asks first; "Keep key" keeps it.
+    await page.getByRole('button', { name: 'Revoke ci <bot>' }).click();
+    await page.getByRole('button', { name: 'Keep key' }).click();
+    assert.equal(
+      (
+        await requestJson(`${stack.server.url}/v1/sessions`, {
+          headers: { authorization: `Bearer ${secret}` },
+        })
+      ).status,
+      200,
+    );
+    await page.getByRole('button', { name: 'Revoke ci <bot>' }).click();
+    await page.getByRole('button', { name: 'Confirm revoke' }).click();
+    await page.getByText('Key ci <bot> revoked.').waitFor();
+    await page.waitForFunction(
+      (id) => /revoked/.test(document.querySelector(`#keys-body tr[data-key-id="${id}"]`)?.textContent ?? ''),
+      made?.id,
+    );
+    const refused = await requestJson<{ code: string }>(`${stack.server.url}/v1/sessions`, {
+      headers: { authorization: `Bearer ${secret}` },
+    });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.body.code, 'INVALID_TOKEN');
+    assert.equal(await page.getByRole('button', { name: 'Revoke ci <bot>' }).isDisabled(), true);
+    assert.equal(
+      await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+      true,
+      'no horizontal scrolling at 420 px',
+    );
+
+    // Both changes are in the audit log, by the admin, naming the key.
+    const audit = await requestJson<{ items: Array<{ actor: { id: string }; target: { id: string } }> }>(
+      `${stack.server.url}/v1/audit?action=keys:manage&outcome=success`,
+      { headers: stack.asAdmin() },
+    );
+    const onKey = audit.body.items.filter((record) => record.target.id === made?.id);
+    assert.equal(onKey.length, 2, JSON.stringify(audit.body.items));
+    assert.ok(onKey.every((record) => record.actor.id === `key:${stack.admin.id}`));
+  });
+
+  test('no errors or warnings in the pages', () => {
+    const unexpected = stack.problems.messages.filter((line) => !EXPECTED_REFUSAL.test(line));
+    assert.deepEqual(unexpected, []);
+  });
+});
