@@ -32,9 +32,10 @@ async function openSession(page: Page, url: string, id: string): Promise<void> {
   await page.locator('#session-facts').waitFor();
 }
 
+/** Waits for the session's status badge to show `status` (the raw value, kept as its title). */
 async function waitForStatus(page: Page, status: string): Promise<void> {
   await page.waitForFunction(
-    (expected) => document.querySelector('#session-facts .badge')?.textContent === expected,
+    (expected) => document.querySelector('#session-facts .badge')?.getAttribute('title') === expected,
     status,
   );
 }

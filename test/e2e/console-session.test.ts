@@ -56,9 +56,10 @@ async function openSession(page: Page, url: string, id: string): Promise<void> {
 }
 
 /** Waits until the status badge of the session facts reads `status`. */
+/** Waits for the session's status badge to show `status` (the raw value, kept as its title). */
 async function waitForStatus(page: Page, status: string): Promise<void> {
   await page.waitForFunction(
-    (expected) => document.querySelector('#session-facts .badge')?.textContent === expected,
+    (expected) => document.querySelector('#session-facts .badge')?.getAttribute('title') === expected,
     status,
   );
 }
@@ -133,6 +134,13 @@ describe('console: one session', { timeout: 180_000 }, () => {
     // The plan appears and waits: its task is listed, the approval controls come alive.
     await waitForStatus(page, 'awaiting_approval');
     await page.locator('#tasks-table tr[data-task="research"]').waitFor();
+    // Statuses in words; the raw value stays the title and keys the badge's colour.
+    const badge = page.locator('#session-facts .badge');
+    assert.equal(await badge.textContent(), 'Awaiting approval');
+    assert.match((await badge.getAttribute('class')) ?? '', /\bstatus-awaiting_approval\b/);
+    const taskBadge = page.locator('#tasks-table tr[data-task="research"] .badge');
+    assert.equal(await taskBadge.textContent(), 'Pending');
+    assert.equal(await taskBadge.getAttribute('title'), 'pending');
     const editor = page.getByLabel('Edited plan (JSON)');
     const shown = JSON.parse(await editor.inputValue());
     assert.deepEqual(shown.phases[0].tasks[0], {
@@ -189,6 +197,17 @@ describe('console: one session', { timeout: 180_000 }, () => {
     assert.match((await page.locator('pre[data-task="summary"]').textContent()) ?? '', /output of summary/);
     assert.equal(await page.locator('#event-log li[data-type="session.finished"]').count(), 1);
     assert.equal(await page.locator('#stream-state').textContent(), 'ended');
+    assert.equal(
+      await page.locator('#tasks-table tr[data-task="research"] .badge').textContent(),
+      'Succeeded',
+    );
+    // The stream's state is beside the heading, in a live region of its own: the heading's name
+    // stays "Agent output" whatever the state.
+    const outputHeading = page.getByRole('heading', { name: 'Agent output', exact: true });
+    assert.equal(await outputHeading.textContent(), 'Agent output');
+    assert.equal(await page.locator('#stream-state').evaluate((state) => state.closest('h2')), null);
+    assert.equal(await page.locator('#stream-state').getAttribute('role'), 'status');
+    assert.equal(await page.locator('#stream-state').getAttribute('aria-live'), 'polite');
 
     // The plan versions: version 2 is the edit, with its diff.
     const latest = page.locator('#plan-versions details[data-version="2"]');

@@ -86,7 +86,10 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     await page.getByRole('link', { name: 'listed 21', exact: true }).waitFor();
     const rows = page.locator('#sessions-body tr');
     assert.equal(await rows.count(), 20);
-    assert.match((await rows.first().textContent()) ?? '', /running.*0 tokens · \$0\.0000/);
+    assert.match((await rows.first().textContent()) ?? '', /Running.*0 tokens · \$0\.0000/);
+    // The status in words, the raw value as the badge's title.
+    assert.equal(await rows.first().locator('.badge').getAttribute('title'), 'running');
+    assert.doesNotMatch((await rows.first().textContent()) ?? '', /running/);
     await page.getByRole('button', { name: 'Next page' }).click();
     await page.getByText('Page 2: 1 session.').waitFor();
     assert.equal(await page.locator('#sessions-body tr').count(), 1);
@@ -102,21 +105,35 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
       'no horizontal scrolling of the page',
     );
 
+    // The filter offers the statuses in words; its values are the raw statuses the API takes.
+    assert.equal(
+      await page.getByLabel('Status').locator('option[value="awaiting_approval"]').textContent(),
+      'Awaiting approval',
+    );
     await page.getByLabel('Status').selectOption('completed');
     await page.getByText('No sessions.').waitFor();
-    await page.getByLabel('Status').selectOption('running');
+    await page.getByLabel('Status').selectOption({ label: 'Running' });
     await page.getByText('Page 1: 20 sessions.').waitFor();
 
-    // To a session and back (browser Back, then the page's link): the filter is kept.
-    await page.locator('#sessions-body a').first().click();
+    // To a session and back (browser Back, then the page's link): the filter and the page are kept.
+    // After a link the focus is on the new page's heading, so a screen reader announces the page.
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText('Page 2: 1 session.').waitFor();
+    await page.getByRole('link', { name: 'listed 1', exact: true }).click();
     await page.locator('#session-facts').waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'H1');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'listed 1');
     await page.goBack();
-    await page.getByText('Page 1: 20 sessions.').waitFor();
+    await page.getByText('Page 2: 1 session.').waitFor();
     assert.equal(await page.getByLabel('Status').inputValue(), 'running');
-    await page.locator('#sessions-body a').first().click();
+    await page.getByRole('link', { name: 'listed 1', exact: true }).click();
     await page.getByRole('link', { name: '← Sessions' }).click();
-    await page.getByText('Page 1: 20 sessions.').waitFor();
+    await page.getByText('Page 2: 1 session.').waitFor();
     assert.equal(await page.getByLabel('Status').inputValue(), 'running');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Sessions');
+    assert.equal(await page.getByRole('button', { name: 'First page' }).isDisabled(), false);
+    await page.getByRole('button', { name: 'First page' }).click();
+    await page.getByText('Page 1: 20 sessions.').waitFor();
   });
 
   test('the new-session form posts the objective, strategy, approval and budget', async () => {

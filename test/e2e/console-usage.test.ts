@@ -34,6 +34,9 @@ describe('console: usage', { timeout: 240_000 }, () => {
     await page.getByRole('link', { name: 'Usage', exact: true }).focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
+    // The focus is on the new page's heading, so a screen reader announces the page.
+    assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'H1');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Usage');
     assert.equal(
       await page.getByRole('link', { name: 'Usage', exact: true }).getAttribute('aria-current'),
       'page',
@@ -79,7 +82,7 @@ describe('console: usage', { timeout: 240_000 }, () => {
     // The date range (default: the last 30 UTC days) shows GET /v1/usage's totals for it: here the
     // same three sessions, so the same sums.
     await page
-      .getByText(/usage over all 3 sessions created from/)
+      .getByText(/Your tenant's usage of all 3 sessions created from .*, whatever their status/)
       .waitFor();
     const fromDay = await page.getByLabel('From').inputValue();
     const toDay = await page.getByLabel('To').inputValue();
@@ -111,7 +114,7 @@ describe('console: usage', { timeout: 240_000 }, () => {
     await page.getByRole('button', { name: 'Show usage' }).click();
     await page
       .getByText(
-        /usage over all 0 sessions created from 2020-01-01 to 2020-01-31/,
+        /^No sessions were created from 2020-01-01 to 2020-01-31 \(UTC days, both included\), so there is no usage to show for them\.$/,
       )
       .waitFor();
     assert.deepEqual(await rowCells(page, '#usage-period-totals'), ['0', '0', '0', '0', '0', '$0.000000']);
@@ -176,7 +179,7 @@ describe('console: usage', { timeout: 240_000 }, () => {
     assert.match((await page.locator('#usage-range').textContent()) ?? '', /all the sessions of your tenant/);
     assert.equal(await page.locator('#usage-body tr').count(), 101);
     // The date range counts all 101 from the start, whatever was loaded below.
-    await page.getByText(/usage over all 101 sessions created from/).waitFor();
+    await page.getByText(/usage of all 101 sessions created from/).waitFor();
     assert.equal(
       await page
         .locator('#usage-period-totals td')

@@ -17,7 +17,7 @@ import { renderProblem } from './problem.js';
 import { renderAudit } from './views/audit.js';
 import { renderKeys } from './views/keys.js';
 import { renderSession } from './views/session.js';
-import { renderSessions } from './views/sessions.js';
+import { forgetSessionsListPlace, renderSessions } from './views/sessions.js';
 import { renderSignIn } from './views/signin.js';
 import { renderUsage } from './views/usage.js';
 
@@ -97,13 +97,14 @@ function signOutAndShowForm(error) {
 /** `moveFocus`: false when the page opens signed in, so Tab starts at the skip link and the nav. */
 function onSignedIn({ moveFocus = true } = {}) {
   signedIn = true;
+  forgetSessionsListPlace();
   // An IdP token with a refresh token is renewed shortly before it expires.
   scheduleRenewal();
   renderAccount();
   route({ moveFocus });
 }
 
-/** Shows the view of the location's hash; after a link or sign-in, focus goes to its content. */
+/** Shows the view of the location's hash; after a link or sign-in, focus goes to its heading. */
 function route({ moveFocus = true } = {}) {
   if (!signedIn) return;
   const match = SESSION_ROUTE.exec(location.hash);
@@ -111,7 +112,21 @@ function route({ moveFocus = true } = {}) {
   markCurrentSection(location.hash);
   setPageTitle(match ? 'Session' : section ? SECTION_TITLES[location.hash] : 'Sessions');
   showView(() => (match ? renderSession(main, match[1]) : section ? section(main) : renderSessions(main)));
-  if (moveFocus) main.focus();
+  if (moveFocus) focusHeading();
+}
+
+/**
+ * Moves the focus to the page's heading (focusable from script only), so a screen reader announces
+ * the page that opened and Tab goes on from its top; a page without one leaves the focus on <main>.
+ */
+function focusHeading() {
+  const heading = main.querySelector('h1');
+  if (!heading) {
+    main.focus();
+    return;
+  }
+  heading.tabIndex = -1;
+  heading.focus();
 }
 
 // A 401 while signed in (token expired, key revoked) returns to the sign-in form with the server's

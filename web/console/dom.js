@@ -98,11 +98,6 @@ export function formatUsage(usage) {
   return `${tokens.toLocaleString()} tokens · $${Number(usage.costUsd ?? 0).toFixed(4)}`;
 }
 
-/** A status badge; the class lets the stylesheet colour it, the text says it. */
-export function statusBadge(status) {
-  return h('span', { className: `badge status-${String(status).replace(/[^a-z_]/g, '')}` }, status);
-}
-
 /** "1 session", "2 sessions": `count` with the noun in the number it takes. */
 export function countOf(count, one, many = `${one}s`) {
   return `${count.toLocaleString()} ${count === 1 ? one : many}`;

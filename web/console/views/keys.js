@@ -2,7 +2,8 @@
 // give), a create form whose new key is shown once with a copy button, and revoke after a
 // confirmation. Needs keys:manage (role admin): a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
-import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
+import { describeKeys } from '../count-phrases.js';
+import { field, formatTime, h, replaceChildren } from '../dom.js';
 import { hideSection } from '../nav.js';
 import { renderProblem } from '../problem.js';
 
@@ -38,7 +39,7 @@ export function renderKeys(root) {
       if (left) return;
       replaceChildren(body, ...result.items.map(keyRow));
       const active = result.items.filter((key) => !key.revokedAt).length;
-      info.textContent = `${countOf(result.items.length, 'key')}, ${active} not revoked.`;
+      info.textContent = describeKeys(result.items.length, active);
     } catch (error) {
       if (!left) fail(error, 'Listing API keys');
     }

@@ -55,7 +55,12 @@ export function createLiveEvents() {
   const empty = h('p', { className: 'muted' }, 'No output yet.');
   outputs.append(empty);
   const list = h('ol', { id: 'event-log', className: 'events' });
-  const state = h('span', { id: 'stream-state', className: 'stream-state muted', attrs: { role: 'status' } });
+  /** The stream's state (live, reconnecting…, ended, stopped), announced when it changes. */
+  const state = h(
+    'span',
+    { id: 'stream-state', className: 'badge stream-state', attrs: { role: 'status', 'aria-live': 'polite' } },
+    'connecting…',
+  );
   /** taskId → {pre, attempt, chars}; `chars` counts the pre's text without reading it back. */
   const blocks = new Map();
   const scrollToEnd = createScroller();

@@ -1,26 +1,15 @@
 // What the sessions list and the usage view show alike of a session: the status filter's choices
 // and the first cells of a session's row (objective as a link to its page, status, creation time).
-import { formatTime, h, statusBadge } from '../dom.js';
+import { formatTime, h } from '../dom.js';
+import { SESSION_STATUSES, statusBadge, statusLabel } from '../statuses.js';
 
-/** Session statuses the API's `status` filter accepts (docs/api.md). */
-export const SESSION_STATUSES = [
-  'pending',
-  'planning',
-  'awaiting_approval',
-  'running',
-  'paused',
-  'completed',
-  'failed',
-  'cancelled',
-];
-
-/** A status filter: "all" and every status. */
+/** A status filter: "All" and every status in words; an option's value is the raw status. */
 export function statusSelect(id) {
   return h(
     'select',
     { id, name: 'status' },
-    h('option', { value: '' }, 'all'),
-    ...SESSION_STATUSES.map((name) => h('option', { value: name }, name)),
+    h('option', { value: '' }, 'All'),
+    ...SESSION_STATUSES.map((name) => h('option', { value: name }, statusLabel(name))),
   );
 }
 

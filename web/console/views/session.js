@@ -1,9 +1,10 @@
 // One session: status and error, the plan's tasks with their usage, live agent output and events
 // (SSE over fetch), the result, the actions the API offers and the plan versions.
 import { api } from '../api.js';
-import { formatTime, formatUsage, h, replaceChildren, setPageTitle, statusBadge } from '../dom.js';
+import { formatTime, formatUsage, h, replaceChildren, setPageTitle } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { followSessionEvents } from '../sse.js';
+import { statusBadge } from '../statuses.js';
 import { createLiveEvents } from './live-events.js';
 import { createPlanVersions } from './plan-versions.js';
 import { createSessionActions } from './session-actions.js';
@@ -160,7 +161,8 @@ export function renderSession(root, id) {
     h('h2', {}, 'Agents'),
     agents,
     actions.element,
-    h('h2', {}, 'Agent output ', live.state),
+    // The stream's state is a badge beside the heading, not in it: the heading stays one name.
+    h('div', { className: 'heading-row' }, h('h2', {}, 'Agent output'), live.state),
     live.outputs,
     h('h2', {}, 'Events'),
     live.list,

@@ -10,10 +10,18 @@ import { sessionRow, statusSelect } from './session-cells.js';
 
 const PAGE_SIZE = 20;
 /**
- * The status filter chosen last in this tab: back from a session's page (link or browser Back),
- * the list shows what it showed. Forgotten on reload, like the rest of the page.
+ * The status filter chosen last in this tab and the page of the list shown last (its cursor and
+ * number): back from a session's page (link or browser Back), the list shows what it showed.
+ * Forgotten on reload, like the rest of the page.
  */
 let chosenStatus = '';
+let shownPage = { cursor: null, number: 1 };
+
+/** Forgets the filter and page kept: a new sign-in (maybe another tenant) starts at page 1. */
+export function forgetSessionsListPlace() {
+  chosenStatus = '';
+  shownPage = { cursor: null, number: 1 };
+}
 
 /** Renders the view into `root`; returns its teardown. */
 export function renderSessions(root) {
@@ -53,6 +61,7 @@ export function renderSessions(root) {
       const moved = page !== pageNumber || fromCursor !== pageCursor;
       pageNumber = page;
       pageCursor = fromCursor;
+      shownPage = { cursor: fromCursor, number: page };
       cursor = result.nextCursor;
       const rows = result.items.map((session) =>
         sessionRow(session, h('td', {}, formatUsage(session.usage))),
@@ -133,7 +142,7 @@ export function renderSessions(root) {
     info,
     h('div', { className: 'pager' }, first, next),
   );
-  loadByUser(null, 1);
+  loadByUser(shownPage.cursor, shownPage.number);
   return () => {
     poller.stop();
     loading?.abort();

@@ -4,6 +4,7 @@
 // cache reads and cost of each session as GET /v1/sessions reports them, with their totals over
 // exactly the sessions loaded. "Load more" follows the cursor to older sessions.
 import { api } from '../api.js';
+import { describePeriod, describeRange } from '../count-phrases.js';
 import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { sessionRow, statusSelect } from './session-cells.js';
@@ -113,19 +114,6 @@ function groupRow(groupBy, group) {
   );
 }
 
-/** Says over which sessions the totals are, so nobody reads them as the tenant's whole usage. */
-function describeRange(sessions, complete, status, readAt) {
-  if (sessions.length === 0) return status ? `No sessions with status ${status}.` : 'No sessions.';
-  const oldest = sessions[sessions.length - 1].createdAt;
-  const newest = sessions[0].createdAt;
-  const which = status ? `sessions with status ${status}` : 'sessions';
-  const scope = complete
-    ? `These are all the ${which} of your tenant.`
-    : `Older ${which} exist and are not counted: Load more to include them.`;
-  const listed = `${countOf(sessions.length, 'session')}${status ? ` with status ${status}` : ''}`;
-  return `Totals over the ${listed} listed, created ${formatTime(oldest)} to ${formatTime(newest)}, as read at ${formatTime(readAt)}. ${scope} Sessions still running may use more.`;
-}
-
 /** Renders the view into `root`; returns its teardown. */
 export function renderUsage(root) {
   let period = null;
@@ -220,7 +208,12 @@ export function renderUsage(root) {
       if (controller.signal.aborted) return;
       replaceChildren(periodTotals, ...periodCells(report.totals));
       showGroups(grouping ? { groupBy: grouping, groups: report.groups ?? [] } : null);
-      periodText.textContent = `Your tenant's usage over all ${countOf(report.totals.sessions, 'session')} created from ${fromDay.value} to ${toDay.value} (UTC days, both included), whatever their status, as charged at ${formatTime(new Date().toISOString())}; sessions still running may use more. Computed by the server, not limited to the sessions listed below.`;
+      periodText.textContent = describePeriod(
+        report.totals.sessions,
+        fromDay.value,
+        toDay.value,
+        formatTime(new Date().toISOString()),
+      );
     } catch (error) {
       if (controller.signal.aborted) return;
       replaceChildren(periodTotals);
