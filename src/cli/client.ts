@@ -229,7 +229,7 @@ export function createApiClient(options: ApiClientOptions) {
       await requestJson('DELETE', `v1/roles/${encodeURIComponent(name)}`);
     },
 
-    /** `GET /v1/usage?from=&to=[&groupBy=]`: the tenant's usage over the sessions created in [from, to). */
+    /** `GET /v1/usage?from=&to=[&groupBy=]`: the tenant's usage over [from, to) (see docs/api.md). */
     async usageReport(query: {
       from: string;
       to: string;

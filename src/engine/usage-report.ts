@@ -1,5 +1,7 @@
-// One tenant's usage over a time range, summed in SQL over the stored per-session and per-task
-// usage: totals, and optionally the same figures per UTC day, per task role or per model.
+// One tenant's usage over a time range, summed in SQL: totals, and optionally the same figures per
+// UTC day, per task role or per model. Totals and days read the tokens and cost from the per-day
+// spend ledger (tenant_usage_days, by the day of the charge, as the daily quota does); roles and
+// models from the tasks of the sessions created in the range (the ledger has neither).
 import { type Kysely, sql } from 'kysely';
 import { COST_EPSILON } from '../domain/types.ts';
 import { isPostgres } from '../store/advisory-lock.ts';
@@ -28,7 +30,7 @@ export interface UsageFigures {
 }
 
 export interface UsageGroup extends UsageFigures {
-  /** `YYYY-MM-DD` (UTC day the sessions were created), the task role, or `provider/model`. */
+  /** `YYYY-MM-DD` (UTC day the spend was charged), the task role, or `provider/model`. */
   key: string;
   /** Model groups: the provider's name in the server config (absent on the unattributed group). */
   provider?: string;
@@ -44,7 +46,10 @@ export interface UsageReport {
 
 export interface UsageReportQuery {
   tenantId: string;
-  /** Sessions created at or after this epoch ms … */
+  /**
+   * Sessions created at or after this epoch ms … (totals and days: the UTC days whose 00:00 is at
+   * or after it …)
+   */
   fromMs: number;
   /** … and before this one. */
   toMs: number;
@@ -62,27 +67,17 @@ interface SumRow {
 }
 
 /**
- * The tenant's usage over the sessions created in [fromMs, toMs). Totals and day groups are what
- * the sessions were charged; role groups add up what each task of those sessions was charged
- * (every charge goes to a task and its session, so they add up to the same).
+ * The tenant's usage over [fromMs, toMs). Without `groupBy` and per day: the tokens and cost charged
+ * on the UTC days whose 00:00 lies in the range (the ledger, whatever day the sessions were
+ * created), and the sessions created on those days and their tasks. Per role and per model: the
+ * sessions created in the range, each group adding up what each of their tasks was charged (every
+ * charge goes to a task and its session, so the totals are what those sessions were charged).
  */
 export async function readUsageReport(db: Kysely<Database>, query: UsageReportQuery): Promise<UsageReport> {
+  if (query.groupBy === undefined || query.groupBy === 'day') return readChargedDays(db, query);
   const totalsRow = await sessionSums(db, query).executeTakeFirst();
   const taskCounts = await taskCountsBy(db, query, false);
   const totals = toFigures(totalsRow, taskCounts.get('') ?? 0);
-  if (query.groupBy === undefined) return { totals };
-  if (query.groupBy === 'day') {
-    const rows = await sessionSums(db, query)
-      .select(sql<number>`s.created_at / ${sql.lit(DAY_MS)}`.as('key'))
-      .groupBy(sql`s.created_at / ${sql.lit(DAY_MS)}`)
-      .execute();
-    const dayTasks = await taskCountsBy(db, query, true);
-    const groups = rows
-      .map((row) => ({ ...toFigures(row, dayTasks.get(String(Number(row.key))) ?? 0), day: Number(row.key) }))
-      .sort((a, b) => a.day - b.day)
-      .map(({ day, ...figures }) => ({ key: new Date(day * DAY_MS).toISOString().slice(0, 10), ...figures }));
-    return { totals, groups };
-  }
   if (query.groupBy === 'model') return { totals, groups: await modelGroups(db, query, totals) };
   const rows = await tasksInRange(db, query)
     .select((eb) => [
@@ -101,6 +96,77 @@ export async function readUsageReport(db: Kysely<Database>, query: UsageReportQu
     totals,
     groups: rows.map((row) => ({ key: String(row.key), ...toFigures(row, Number(row.tasks)) })),
   };
+}
+
+/**
+ * Totals, and with `groupBy: 'day'` one group per day, over the UTC days whose 00:00 is in the
+ * range: tokens and cost from the ledger (what was charged that day), sessions and tasks those
+ * created that day. A day with either is a group; the groups add up to the totals.
+ */
+async function readChargedDays(db: Kysely<Database>, query: UsageReportQuery): Promise<UsageReport> {
+  const days = { ...query, fromMs: nextDayStart(query.fromMs), toMs: nextDayStart(query.toMs) };
+  const charged = await db
+    .selectFrom('tenant_usage_days')
+    .select(['day', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
+    .where('tenant_id', '=', query.tenantId)
+    .where('day', '>=', days.fromMs)
+    .where('day', '<', days.toMs)
+    .execute();
+  const created = await db
+    .selectFrom('sessions as s')
+    .where('s.tenant_id', '=', query.tenantId)
+    .where('s.created_at', '>=', days.fromMs)
+    .where('s.created_at', '<', days.toMs)
+    .select((eb) => [
+      sql<number>`s.created_at / ${sql.lit(DAY_MS)}`.as('key'),
+      eb.fn.countAll<number>().as('sessions'),
+    ])
+    .groupBy(sql`s.created_at / ${sql.lit(DAY_MS)}`)
+    .execute();
+  const dayTasks = await taskCountsBy(db, days, true);
+  const byDay = new Map<number, SumRow & { tasks: number }>();
+  const dayRow = (day: number) => {
+    let row = byDay.get(day);
+    if (!row) {
+      row = { sessions: 0, tasks: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cost_usd: 0 };
+      byDay.set(day, row);
+    }
+    return row;
+  };
+  for (const row of charged) {
+    const day = dayRow(Number(row.day) / DAY_MS);
+    day.input_tokens = row.input_tokens;
+    day.output_tokens = row.output_tokens;
+    day.cache_read_tokens = row.cache_read_tokens;
+    day.cost_usd = row.cost_usd;
+  }
+  for (const row of created) {
+    const day = dayRow(Number(row.key));
+    day.sessions = Number(row.sessions);
+    day.tasks = dayTasks.get(String(Number(row.key))) ?? 0;
+  }
+  const groups = [...byDay]
+    .sort(([a], [b]) => a - b)
+    .map(([day, row]) => ({
+      key: new Date(day * DAY_MS).toISOString().slice(0, 10),
+      ...toFigures(row, row.tasks),
+    }));
+  const sum = { sessions: 0, tasks: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cost_usd: 0 };
+  for (const row of byDay.values()) {
+    sum.sessions += Number(row.sessions);
+    sum.tasks += row.tasks;
+    sum.input_tokens += Number(row.input_tokens);
+    sum.output_tokens += Number(row.output_tokens);
+    sum.cache_read_tokens += Number(row.cache_read_tokens);
+    sum.cost_usd += Number(row.cost_usd);
+  }
+  const totals = toFigures(sum, sum.tasks);
+  return query.groupBy === 'day' ? { totals, groups } : { totals };
+}
+
+/** `ms` itself when it is 00:00 UTC, else the next 00:00 UTC. */
+function nextDayStart(ms: number): number {
+  return Math.ceil(ms / DAY_MS) * DAY_MS;
 }
 
 /**

@@ -57,6 +57,18 @@ describe('maos usage', { timeout: 120_000 }, () => {
     );
   });
 
+  test('per day the header says the spend counts toward the day it was charged', async () => {
+    const result = await runMaos(['usage', '--from', today, '--to', tomorrow, '--group-by', 'day'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout.split('\n')[0] ?? '',
+      new RegExp(
+        `^charged on the UTC days from ${today}T00:00:00.000Z to ${tomorrow}T00:00:00.000Z \\(excluded\\); sessions created on them$`,
+      ),
+    );
+    assert.match(result.stdout, /^\(total\)\s+1\s+2\s+1000\s+100\s+0\s+\$2\.000000$/m);
+  });
+
   test('--json prints the API answer; without --from/--to the range is this UTC month', async () => {
     const result = await runMaos(['usage', '--json', '--group-by', 'model'], { env });
     assert.equal(result.code, 0, result.stderr);

@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
 import { addUsage, type Usage } from '../../src/domain/types.ts';
+import { chargeSessionUsage } from '../../src/engine/advance-sessions.ts';
+import { chargeTenantDays } from '../../src/engine/tenant-usage-days.ts';
 import { readUsageReport } from '../../src/engine/usage-report.ts';
 import { newSessionRow, newTaskRow } from '../../src/store/rows.ts';
 import type { Database } from '../../src/store/schema.ts';
@@ -21,8 +23,23 @@ interface Seeded {
   tasks: { role: string; usage: Usage }[];
 }
 
-/** Inserts a session with its tasks; the session is charged the sum of its tasks, like the engine. */
+/**
+ * Inserts a session with its tasks; the session is charged the sum of its tasks, like the engine,
+ * on the day it was created (its tenant's row of the spend ledger).
+ */
 async function seedSession(db: Kysely<Database>, seeded: Seeded): Promise<Usage> {
+  return (await seedWithId(db, seeded)).total;
+}
+
+/** seedSession, returning the session's id. */
+async function seedSessionId(db: Kysely<Database>, seeded: Seeded): Promise<string> {
+  return (await seedWithId(db, seeded)).sessionId;
+}
+
+async function seedWithId(
+  db: Kysely<Database>,
+  seeded: Seeded,
+): Promise<{ sessionId: string; total: Usage }> {
   const sessionId = randomUUID();
   const total: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
   for (const task of seeded.tasks) addUsage(total, task.usage);
@@ -47,6 +64,7 @@ async function seedSession(db: Kysely<Database>, seeded: Seeded): Promise<Usage>
       cost_usd: total.costUsd,
     })
     .execute();
+  await chargeTenantDays(db, new Map([[seeded.tenant, total]]), seeded.createdAt);
   for (const [i, task] of seeded.tasks.entries()) {
     await db
       .insertInto('tasks')
@@ -73,7 +91,7 @@ async function seedSession(db: Kysely<Database>, seeded: Seeded): Promise<Usage>
       })
       .execute();
   }
-  return total;
+  return { sessionId, total };
 }
 
 function usage(inputTokens: number, costUsd: number): Usage {
@@ -170,6 +188,65 @@ for (const backend of STORE_BACKENDS) {
           ['reviewer', 1, 1, 5, 0.2],
         ],
       );
+    });
+
+    test('totals and days count spend on the day it was charged; roles by the sessions created', async () => {
+      // Created on the last day before the range, charged again on its first day and on the day after it.
+      const lateTenant = 'late';
+      await db.insertInto('tenants').values({ id: lateTenant, name: lateTenant, created_at: 0 }).execute();
+      const sessionId = await seedSessionId(db, {
+        tenant: lateTenant,
+        createdAt: FROM - 60_000,
+        tasks: [{ role: 'engineer', usage: usage(4, 0.04) }],
+      });
+      await db
+        .transaction()
+        .execute((trx) => chargeSessionUsage(trx, sessionId, usage(10, 0.1), FROM + 60_000));
+      await db
+        .transaction()
+        .execute((trx) => chargeSessionUsage(trx, sessionId, usage(20, 0.2), FROM + DAY + 60_000));
+      const range = { tenantId: lateTenant, fromMs: FROM, toMs: FROM + DAY };
+      const totals = await readUsageReport(db, range);
+      assert.deepEqual(totals.totals, {
+        sessions: 0,
+        tasks: 0,
+        inputTokens: 10,
+        outputTokens: 20,
+        cacheReadTokens: 30,
+        costUsd: 0.1,
+      });
+      const days = await readUsageReport(db, {
+        tenantId: lateTenant,
+        fromMs: FROM - DAY,
+        toMs: FROM + 2 * DAY,
+        groupBy: 'day',
+      });
+      assert.deepEqual(
+        days.groups?.map((g) => [g.key, g.sessions, g.tasks, g.inputTokens, g.costUsd]),
+        [
+          ['2026-09-30', 1, 1, 4, 0.04],
+          ['2026-10-01', 0, 0, 10, 0.1],
+          ['2026-10-02', 0, 0, 20, 0.2],
+        ],
+      );
+      assert.deepEqual([days.totals.sessions, days.totals.inputTokens, days.totals.costUsd], [1, 34, 0.34]);
+      // A range that starts after 00:00 UTC counts from the next day on.
+      const partial = await readUsageReport(db, {
+        tenantId: lateTenant,
+        fromMs: FROM + 1,
+        toMs: FROM + 2 * DAY,
+      });
+      assert.equal(partial.totals.inputTokens, 20);
+      // Per role: the sessions created in the range, with all they were charged (none here).
+      const roles = await readUsageReport(db, { ...range, groupBy: 'role' });
+      assert.deepEqual(roles.groups, []);
+      const rolesBefore = await readUsageReport(db, {
+        tenantId: lateTenant,
+        fromMs: FROM - DAY,
+        toMs: FROM,
+        groupBy: 'role',
+      });
+      assert.deepEqual(rolesBefore.totals.inputTokens, 34);
     });
 
     test('another tenant sees only its own; an empty range is zeros', async () => {

@@ -17,7 +17,7 @@ interface UsageOptions {
 /** Registers `maos usage`. */
 export function registerUsageCommand(program: Command, act: ActionFactory): void {
   addCommonOptions(program.command('usage'), true)
-    .description('tokens and cost of the sessions created in [from, to), optionally per day, role or model')
+    .description('tokens and cost over [from, to), optionally per day, role or model')
     .option(
       '--from <date>',
       'start (included): YYYY-MM-DD (UTC) or an RFC 3339 date-time; default: this month',
@@ -56,7 +56,12 @@ async function showUsage(ctx: CliContext, command: Command): Promise<number> {
     out.printJson(report);
     return EXIT.OK;
   }
-  out.line(`sessions created from ${report.from} to ${report.to} (excluded)`);
+  // Totals and days: spend by the day it was charged; roles and models: by the sessions created.
+  out.line(
+    groupBy === 'role' || groupBy === 'model'
+      ? `sessions created from ${report.from} to ${report.to} (excluded)`
+      : `charged on the UTC days from ${report.from} to ${report.to} (excluded); sessions created on them`,
+  );
   const figures = (row: UsageReportDto['totals']) => [
     String(row.sessions),
     String(row.tasks),

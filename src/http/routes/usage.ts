@@ -1,5 +1,6 @@
-// GET /v1/usage: the caller's tenant's token and cost usage over the sessions created in a time
-// range, in total and optionally per UTC day, per task role or per model.
+// GET /v1/usage: the caller's tenant's token and cost usage over a time range, in total and
+// optionally per UTC day (by the day the spend was charged), per task role or per model (over the
+// sessions created in the range).
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Kysely } from 'kysely';
@@ -14,7 +15,10 @@ const MAX_RANGE_DAYS = 366;
 const DAY_MS = 86_400_000;
 
 const figuresSchema = z.object({
-  sessions: z.number().int().describe('Sessions created in the range.'),
+  sessions: z
+    .number()
+    .int()
+    .describe('Sessions created in the range (totals and days: on the days in the range).'),
   tasks: z.number().int().describe('Tasks of those sessions.'),
   inputTokens: z.number().int(),
   outputTokens: z.number().int(),
@@ -69,7 +73,7 @@ export function registerUsageRoutes(app: FastifyInstance, options: UsageRoutesOp
       schema: {
         operationId: 'getUsage',
         summary: 'Usage over a time range',
-        description: `Tokens, cost, sessions and tasks of the caller’s tenant over the sessions created in [from, to) (at most ${MAX_RANGE_DAYS} days), summed from what each session and task was charged.`,
+        description: `Tokens, cost, sessions and tasks of the caller’s tenant over [from, to) (at most ${MAX_RANGE_DAYS} days). Without groupBy and per day: the tokens and cost charged on the UTC days whose 00:00 is in the range (whenever their sessions were created; what the daily token quota counts), and the sessions created on those days. Per role and per model: the sessions created in the range and everything their tasks were charged.`,
         tags: ['sessions'],
         querystring: z.strictObject({
           from: instantSchema.describe('Start of the range (included), RFC 3339.'),
@@ -80,7 +84,7 @@ export function registerUsageRoutes(app: FastifyInstance, options: UsageRoutesOp
             .enum(['day', 'role', 'model'])
             .optional()
             .describe(
-              '`day`: per UTC day the sessions were created; `role`: per task role; `model`: per provider and model that served the tasks.',
+              '`day`: per UTC day the spend was charged (sessions: those created that day); `role`: per task role; `model`: per provider and model that served the tasks (both over the sessions created in the range).',
             ),
         }),
         response: {
