@@ -1,9 +1,10 @@
 // The per-day spend ledger (table tenant_usage_days): what each tenant was charged on each UTC day,
 // by the day of the charge. Written in the transaction that charges sessions (advance-sessions.ts),
 // read by the daily token quota (security/quotas.ts).
-import type { Kysely } from 'kysely';
+import type { Insertable, Kysely } from 'kysely';
 import { isZeroUsage, type Usage } from '../domain/types.ts';
-import type { Database } from '../store/schema.ts';
+import { precompileQuery } from '../store/compiled-query.ts';
+import type { Database, TenantUsageDaysTable } from '../store/schema.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -22,6 +23,23 @@ export type CheckTenantDailyTokens = (
 export function utcDayStart(now: number): number {
   return now - (((now % DAY_MS) + DAY_MS) % DAY_MS);
 }
+
+// The usual batch charges one tenant: that upsert is compiled once (it runs with every finish of
+// an LLM task, on the chain's critical path); a batch of several tenants builds its statement.
+const upsertOneTenantDay = precompileQuery<Database, never>(
+  6,
+  (db, [tenantId, day, inputTokens, outputTokens, cacheReadTokens, costUsd]) =>
+    upsertTenantDays(db, [
+      {
+        tenant_id: tenantId as string,
+        day: day as never,
+        input_tokens: inputTokens as never,
+        output_tokens: outputTokens as never,
+        cache_read_tokens: cacheReadTokens as never,
+        cost_usd: costUsd as never,
+      },
+    ]),
+);
 
 /**
  * Adds each tenant's charge to its row of the UTC day of `now`, in one statement (the callers sum
@@ -45,8 +63,25 @@ export async function chargeTenantDays(
       cache_read_tokens: usage.cacheReadTokens,
       cost_usd: usage.costUsd,
     }));
-  if (rows.length === 0) return;
-  await trx
+  const [only] = rows;
+  if (rows.length === 1 && only) {
+    await upsertOneTenantDay(
+      trx,
+      only.tenant_id,
+      only.day,
+      only.input_tokens,
+      only.output_tokens,
+      only.cache_read_tokens,
+      only.cost_usd,
+    );
+  } else if (rows.length > 1) {
+    await upsertTenantDays(trx, rows).execute();
+  }
+}
+
+/** The upsert of `rows` into their tenants' days: each figure added to the row's. */
+function upsertTenantDays(db: Kysely<Database>, rows: Insertable<TenantUsageDaysTable>[]) {
+  return db
     .insertInto('tenant_usage_days')
     .values(rows)
     .onConflict((oc) =>
@@ -60,6 +95,5 @@ export async function chargeTenantDays(
         ),
         cost_usd: eb('tenant_usage_days.cost_usd', '+', eb.ref('excluded.cost_usd')),
       })),
-    )
-    .execute();
+    );
 }
