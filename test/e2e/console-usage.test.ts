@@ -82,7 +82,7 @@ describe('console: usage', { timeout: 240_000 }, () => {
     // The date range (default: the last 30 UTC days) shows GET /v1/usage's totals for it: here the
     // same three sessions, so the same sums.
     await page
-      .getByText(/Your tenant's usage of all 3 sessions created from .*, whatever their status/)
+      .getByText(/What your tenant was charged from .*; 3 sessions were created in those days\./)
       .waitFor();
     const fromDay = await page.getByLabel('From').inputValue();
     const toDay = await page.getByLabel('To').inputValue();
@@ -114,7 +114,7 @@ describe('console: usage', { timeout: 240_000 }, () => {
     await page.getByRole('button', { name: 'Show usage' }).click();
     await page
       .getByText(
-        /^No sessions were created from 2020-01-01 to 2020-01-31 \(UTC days, both included\), so there is no usage to show for them\.$/,
+        /^Nothing was charged to your tenant from 2020-01-01 to 2020-01-31 \(UTC days, both included\); no session was created in those days\.$/,
       )
       .waitFor();
     assert.deepEqual(await rowCells(page, '#usage-period-totals'), ['0', '0', '0', '0', '0', '$0.000000']);
@@ -179,7 +179,7 @@ describe('console: usage', { timeout: 240_000 }, () => {
     assert.match((await page.locator('#usage-range').textContent()) ?? '', /all the sessions of your tenant/);
     assert.equal(await page.locator('#usage-body tr').count(), 101);
     // The date range counts all 101 from the start, whatever was loaded below.
-    await page.getByText(/usage of all 101 sessions created from/).waitFor();
+    await page.getByText(/; 101 sessions were created in those days\./).waitFor();
     assert.equal(
       await page
         .locator('#usage-period-totals td')

@@ -23,15 +23,33 @@ export function describeRange(sessions, complete, status, readAt) {
   return `${totals}, as read at ${formatTime(readAt)}. ${scope} Sessions still running may use more.`;
 }
 
-/** Says whose usage the date range's totals are: every session created in those days, counted. */
-export function describePeriod(sessions, from, to, chargedAt) {
+/**
+ * Says what the date range's totals count (GET /v1/usage, docs/api.md): without a breakdown and per
+ * day, what was charged on those days, whenever its session was created (what the daily token quota
+ * counts); per role or model, everything the sessions created in those days were charged so far.
+ */
+export function describePeriod(totals, from, to, readAt, grouping = '') {
   const days = `from ${from} to ${to} (UTC days, both included)`;
-  if (sessions === 0) return `No sessions were created ${days}, so there is no usage to show for them.`;
+  const sessions = Number(totals.sessions ?? 0);
+  const server = 'Computed by the server, not limited to the sessions listed below.';
+  if (grouping === 'role' || grouping === 'model') {
+    if (sessions === 0) return `No sessions were created ${days}, so there is no usage to show for them.`;
+    const created =
+      sessions === 1
+        ? `Your tenant's usage of the one session created ${days}, whatever its status`
+        : `Your tenant's usage of all ${sessions.toLocaleString()} sessions created ${days}, whatever their status`;
+    return `${created}, as charged at ${readAt}; sessions still running may use more. ${server}`;
+  }
   const created =
-    sessions === 1
-      ? `Your tenant's usage of the one session created ${days}, whatever its status`
-      : `Your tenant's usage of all ${sessions.toLocaleString()} sessions created ${days}, whatever their status`;
-  return `${created}, as charged at ${chargedAt}; sessions still running may use more. Computed by the server, not limited to the sessions listed below.`;
+    sessions === 0
+      ? 'no session was created in those days'
+      : sessions === 1
+        ? 'one session was created in those days'
+        : `${sessions.toLocaleString()} sessions were created in those days`;
+  const charged =
+    Number(totals.inputTokens ?? 0) + Number(totals.outputTokens ?? 0) + Number(totals.costUsd ?? 0);
+  if (charged === 0) return `Nothing was charged to your tenant ${days}; ${created}.`;
+  return `What your tenant was charged ${days}, whichever day its sessions were created (what the daily token quota counts), as read at ${readAt}; ${created}. Sessions still running may use more. ${server}`;
 }
 
 /** "3 keys, 2 not revoked.", "1 key, revoked.", "No keys.": the count said for one and for many. */

@@ -1,6 +1,7 @@
 // Usage (#/usage): the tenant's totals over a date range from GET /v1/usage (computed by the
-// server over every session created in it; default the last 30 days), optionally broken down per
-// UTC day, task role or model (`groupBy`), then tokens in and out,
+// server: what was charged on those days, or per role or model what the sessions created in them
+// were charged; default the last 30 days), optionally broken down per UTC day, task role or model
+// (`groupBy`), then tokens in and out,
 // cache reads and cost of each session as GET /v1/sessions reports them, with their totals over
 // exactly the sessions loaded. "Load more" follows the cursor to older sessions.
 import { api } from '../api.js';
@@ -209,10 +210,11 @@ export function renderUsage(root) {
       replaceChildren(periodTotals, ...periodCells(report.totals));
       showGroups(grouping ? { groupBy: grouping, groups: report.groups ?? [] } : null);
       periodText.textContent = describePeriod(
-        report.totals.sessions,
+        report.totals,
         fromDay.value,
         toDay.value,
         formatTime(new Date().toISOString()),
+        grouping,
       );
     } catch (error) {
       if (controller.signal.aborted) return;
