@@ -319,7 +319,7 @@ describe('console: one session', { timeout: 180_000 }, () => {
     assert.equal(approved.status, 200);
     await openSession(page, proxy.url, id);
     await page
-      .locator('#event-log li[data-type="task.status"]', { hasText: 'blocked: leased → running' })
+      .locator('#event-log li[data-type="task.status"]', { hasText: 'blocked: Claimed → Running' })
       .waitFor();
     await page.waitForFunction(() => document.querySelector('#stream-state')?.textContent === 'live');
     const seen = await page.locator('#event-log li .seq').allTextContents();

@@ -1,6 +1,7 @@
 // The live part of a session page: agent output as it streams (task.output pieces joined per task
 // and attempt) and a log of the other events, both fed by the SSE reader.
 import { h, replaceChildren } from '../dom.js';
+import { statusLabel } from '../statuses.js';
 
 /** Why bounded: a long session's log would otherwise grow the page without limit. */
 const MAX_EVENT_ITEMS = 300;
@@ -27,23 +28,23 @@ function createScroller() {
   };
 }
 
-/** One line saying what an event was; output pieces are shown in the output panel instead. */
+/** One line saying what an event was, statuses in words; output pieces are shown in the output panel. */
 export function describeEvent(event) {
   const d = event.data ?? {};
   switch (event.type) {
     case 'session.created':
       return `created (${d.strategy ?? ''})`;
     case 'session.status':
-      return `session ${d.from} → ${d.to}`;
+      return `session ${statusLabel(d.from)} → ${statusLabel(d.to)}`;
     case 'task.status':
-      return `${d.name}: ${d.from} → ${d.to}${d.reason ? ` (${d.reason})` : ''}`;
+      return `${d.name}: ${statusLabel(d.from)} → ${statusLabel(d.to)}${d.reason ? ` (${d.reason})` : ''}`;
     case 'task.result':
-      return `${d.name}: ${d.status}${d.error ? ` — ${d.error}` : ''}`;
+      return `${d.name}: ${statusLabel(d.status)}${d.error ? ` — ${d.error}` : ''}`;
     case 'agent.message':
     case 'user.message':
       return `${d.from} → ${d.to}: ${d.text}`;
     case 'session.finished':
-      return `finished: ${d.status}${d.error ? ` — ${d.error}` : ''}`;
+      return `finished: ${statusLabel(d.status)}${d.error ? ` — ${d.error}` : ''}`;
     default:
       return event.type;
   }
