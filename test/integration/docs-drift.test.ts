@@ -170,6 +170,37 @@ test('error codes named in the docs exist (AppError codes, or the CLI’s own)',
   assert.deepEqual([...new Set(unknown)], []);
 });
 
+test('docs/api.md names every error code the source raises, with its status in the table', () => {
+  // A code only declared in ERROR_CODES is not something a caller can meet; every raised one is.
+  const raised = new Set<string>();
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (
+        entry.name.endsWith('.ts') &&
+        !entry.name.endsWith('.test.ts') &&
+        path !== 'src/errors/app-error.ts'
+      )
+        for (const m of read(path).matchAll(/'([A-Z][A-Z0-9_]+)'/g))
+          if ((m[1] as string) in ERROR_CODES) raised.add(m[1] as string);
+    }
+  };
+  walk('src');
+  assert.ok(raised.has('VALIDATION_FAILED') && raised.has('PORT_IN_USE'), 'raised codes found');
+  const api = read('docs/api.md');
+  const named = new Set(codeSpans(api));
+  assert.deepEqual(
+    [...raised].filter((code) => !named.has(code)).sort(),
+    [],
+    'codes missing from docs/api.md',
+  );
+  const rows = [...api.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \|/gm)];
+  assert.ok(rows.length > 20, 'the error table is found');
+  for (const [, code, status] of rows)
+    assert.equal(Number(status), ERROR_CODES[code as keyof typeof ERROR_CODES]?.status, `status of ${code}`);
+});
+
 test('maos_* metrics named in the docs are defined', () => {
   // `maos_wake` is the PostgreSQL notification channel, `maos_target` the target label of MAOS's
   // scrape configs: not metrics.
