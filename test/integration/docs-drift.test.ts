@@ -11,6 +11,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { renderConfigDocs } from '../../scripts/gen-config-docs.ts';
 import { buildRequest } from '../../src/cli/commands/run.ts';
 import type { ActionFactory, CliIo } from '../../src/cli/context.ts';
+import { EXIT } from '../../src/cli/exit-codes.ts';
 import { createProgram } from '../../src/cli/program.ts';
 import { CLIENT_ENV_NAMES } from '../../src/config/client-env.ts';
 import { findUnpricedModels } from '../../src/config/llm-schema.ts';
@@ -199,6 +200,42 @@ test('docs/api.md names every error code the source raises, with its status in t
   assert.ok(rows.length > 20, 'the error table is found');
   for (const [, code, status] of rows)
     assert.equal(Number(status), ERROR_CODES[code as keyof typeof ERROR_CODES]?.status, `status of ${code}`);
+});
+
+test('docs/index.md links every guide, and docs/observability.md names every shipped alert', () => {
+  const index = read('docs/index.md');
+  const pages = readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md') && name !== 'index.md');
+  assert.deepEqual(
+    pages.filter((page) => !index.includes(`](${page}`)),
+    [],
+    'pages docs/index.md does not link',
+  );
+  // `MaosApi{Availability,Latency}FastBurn` names two alerts.
+  const expand = (name: string): string[] => {
+    const match = /\{([^}]+)\}/.exec(name);
+    if (!match) return [name];
+    return (match[1] as string).split(',').flatMap((part) => expand(name.replace(match[0], part)));
+  };
+  const named = new Set(codeSpans(read('docs/observability.md')).flatMap(expand));
+  const alerts = [...read('deploy/prometheus/rules/maos-alerts.yml').matchAll(/^\s*- alert: (\w+)/gm)].map(
+    (m) => m[1] as string,
+  );
+  assert.ok(alerts.length > 10, 'alerts found');
+  assert.deepEqual(
+    alerts.filter((alert) => !named.has(alert)),
+    [],
+    'alerts docs/observability.md does not name',
+  );
+});
+
+test('the exit-code table of docs/user-guide.md lists every exit code of the CLI', () => {
+  const guide = read('docs/user-guide.md');
+  const table = guide.slice(guide.indexOf('## Exit codes'), guide.indexOf('## Scripting with'));
+  const listed = [...table.matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1]));
+  assert.deepEqual(
+    listed.sort((a, b) => a - b),
+    Object.values(EXIT).sort((a, b) => a - b),
+  );
 });
 
 test('maos_* metrics named in the docs are defined', () => {
