@@ -24,17 +24,18 @@ import { assertAuthConfigAllowed } from '../../src/security/authenticate.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
 
-/** README.md and every Markdown file under docs/, as paths relative to the checkout. */
+/** README.md, every Markdown file under docs/ and the READMEs under deploy/, relative to the checkout. */
 function markdownFiles(): string[] {
   const files = ['README.md'];
-  const walk = (dir: string): void => {
+  const walk = (dir: string, wanted: (name: string) => boolean): void => {
     for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
       const path = `${dir}/${entry.name}`;
-      if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('.md')) files.push(path);
+      if (entry.isDirectory()) walk(path, wanted);
+      else if (wanted(entry.name)) files.push(path);
     }
   };
-  walk('docs');
+  walk('docs', (name) => name.endsWith('.md'));
+  walk('deploy', (name) => name === 'README.md');
   return files;
 }
 
@@ -157,7 +158,7 @@ test('error codes named in the docs exist (AppError codes, or the CLI’s own)',
   // Upper-case names in the docs that are not error codes: other tools' variables, SQLite's codes and
   // constants of the source.
   const notCodes =
-    /^(OTEL_\w+|METRIC_LABELS|ERROR_CODES|NO_COLOR|NODE_EXTRA_CA_CERTS|ANTHROPIC_API_KEY|OPENAI_API_KEY|DATABASE_URL|SQLITE_\w+)$/;
+    /^(OTEL_\w+|METRIC_LABELS|ERROR_CODES|NO_COLOR|NODE_EXTRA_CA_CERTS|ANTHROPIC_API_KEY|OPENAI_API_KEY|DATABASE_URL|POSTGRES_PASSWORD|GRAFANA_ADMIN_PASSWORD|SQLITE_\w+)$/;
   const unknown: string[] = [];
   for (const file of markdownFiles()) {
     for (const span of codeSpans(read(file))) {
