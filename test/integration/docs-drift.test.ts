@@ -56,16 +56,20 @@ const withoutCodeBlocks = (text: string): string => text.replace(/^```[\s\S]*?^`
 /** Spans in `backticks`, where the docs name keys, codes, variables and metrics. */
 const codeSpans = (text: string): string[] => [...text.matchAll(/`([^`\n]+)`/g)].map((m) => m[1] as string);
 
-/** GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens, repeats numbered. */
+/** A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces as hyphens. */
+const anchorOf = (heading: string): string =>
+  heading
+    .replace(/`/g, '')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replace(/ /g, '-');
+
+/** GitHub's heading anchors of a file, repeats numbered. */
 function anchorsOf(path: string): Set<string> {
   const anchors = new Set<string>();
   const seen = new Map<string, number>();
   for (const match of withoutCodeBlocks(readFileSync(path, 'utf8')).matchAll(/^#{1,6}\s+(.+?)\s*#*$/gm)) {
-    const base = (match[1] as string)
-      .replace(/`/g, '')
-      .toLowerCase()
-      .replace(/[^\p{L}\p{N} _-]/gu, '')
-      .replace(/ /g, '-');
+    const base = anchorOf(match[1] as string);
     const count = seen.get(base) ?? 0;
     seen.set(base, count + 1);
     anchors.add(count === 0 ? base : `${base}-${count}`);
@@ -103,6 +107,19 @@ test('links between the docs resolve to files and headings', () => {
     }
   }
   assert.deepEqual(broken, []);
+});
+
+test('a page with a contents list lists every one of its sections', () => {
+  const missing: string[] = [];
+  for (const file of markdownFiles()) {
+    const text = withoutCodeBlocks(read(file));
+    const intro = text.slice(0, Math.max(text.search(/^## /m), 0));
+    const contents = new Set([...intro.matchAll(/^- \[[^\]]+\]\(#([^)]+)\)/gm)].map((m) => m[1] as string));
+    if (contents.size === 0) continue;
+    for (const [, section] of text.matchAll(/^## (.+)$/gm))
+      if (!contents.has(anchorOf(section as string))) missing.push(`${file}: ${section}`);
+  }
+  assert.deepEqual(missing, []);
 });
 
 test('config keys named in the user guides exist in the config schema', () => {
