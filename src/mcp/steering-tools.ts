@@ -5,6 +5,11 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Actor } from '../engine/session-service.ts';
 import { toSessionStatus } from './session-view.ts';
+import {
+  approvePlanOutputSchema,
+  sendMessageOutputSchema,
+  sessionStatusOutputSchema,
+} from './tool-output-schemas.ts';
 import { runTool, sessionIdSchema } from './tool-runner.ts';
 import type { ToolDependencies } from './tools.ts';
 
@@ -70,6 +75,7 @@ export function registerSteeringTools(
       description:
         'Starts a session that waits for plan approval (status `awaiting_approval`), as planned or with an edited `plan` (validated like a generated one, kept as a new plan version). Returns the new plan version and the session state. Other states give INVALID_STATE.',
       inputSchema: approveInputSchema,
+      outputSchema: approvePlanOutputSchema,
       annotations: { title: 'Approve a session plan', destructiveHint: false, openWorldHint: false },
     },
     (args, extra) =>
@@ -92,6 +98,7 @@ export function registerSteeringTools(
       description:
         'Ends a session that waits for plan approval: it fails with the given reason. Other states give INVALID_STATE.',
       inputSchema: rejectInputSchema,
+      outputSchema: sessionStatusOutputSchema,
       annotations: { title: 'Reject a session plan', destructiveHint: true, openWorldHint: false },
     },
     (args, extra) =>
@@ -113,6 +120,7 @@ export function registerSteeringTools(
       description:
         'Sends a message to the orchestrator of a session it plans (started without `agents`), e.g. "prefer PostgreSQL" or "skip the UI"; it is taken into account at the next phase gate and in the final synthesis. INVALID_STATE when no orchestrator will read it: the session has ended, was started with explicit `agents`, or its synthesis has begun.',
       inputSchema: messageInputSchema,
+      outputSchema: sendMessageOutputSchema,
       annotations: { title: 'Steer a MAOS session', destructiveHint: false, openWorldHint: false },
     },
     (args, extra) =>

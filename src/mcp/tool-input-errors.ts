@@ -1,5 +1,5 @@
 // Tool calls with arguments that do not match the tool's schema, or naming no tool, answered as
-// every other MAOS tool error: `VALIDATION_FAILED` / `NOT_FOUND` in `structuredContent.error`, with
+// every other MAOS tool error: a text starting `VALIDATION_FAILED: ` / `NOT_FOUND: `, then details with
 // one `{location, path, message}` entry per problem, as REST's VALIDATION_FAILED lists them.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';

@@ -5,23 +5,21 @@ import { AppError } from '../errors/app-error.ts';
 import { parseResourceUri } from './resources.ts';
 import { RESOURCE_NOT_FOUND, toProtocolError, toToolError, toToolResult } from './tool-result.ts';
 
-test('a tool error carries the stable code in text and structured content', () => {
+test('a tool error carries the stable code and the details in its text, no structured content', () => {
   const result = toToolError(
     new AppError('INVALID_ROLE', 'Unknown role astronaut', { details: ['agents.0.role'] }),
   );
   assert.equal(result.isError, true);
-  assert.deepEqual(result.structuredContent, {
-    error: { code: 'INVALID_ROLE', message: 'Unknown role astronaut', details: ['agents.0.role'] },
-  });
-  assert.match(
-    JSON.stringify(result.content),
-    /^\[\{"type":"text","text":"INVALID_ROLE: Unknown role astronaut/,
-  );
+  // Every tool declares an output schema; clients check any structured content against it.
+  assert.equal(result.structuredContent, undefined);
+  assert.deepEqual(result.content, [
+    { type: 'text', text: 'INVALID_ROLE: Unknown role astronaut\n["agents.0.role"]' },
+  ]);
 });
 
 test('an unexpected error becomes INTERNAL without leaking its message', () => {
   const result = toToolError(new Error('database password is hunter2'));
-  assert.equal((result.structuredContent as { error: { code: string } }).error.code, 'INTERNAL');
+  assert.match((result.content[0] as { text: string }).text, /^INTERNAL: /);
   assert.doesNotMatch(JSON.stringify(result), /hunter2/);
 });
 

@@ -1,5 +1,6 @@
 // Maps MAOS outcomes onto MCP results: tool output as text + structured content, AppErrors as
-// tool errors (`isError: true`) or JSON-RPC errors carrying the same stable codes as the REST API.
+// tool errors (`isError: true`, text only) or JSON-RPC errors carrying the same stable codes as
+// the REST API.
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { type AppError, toAppError } from '../errors/app-error.ts';
@@ -7,11 +8,6 @@ import type { Logger } from '../observability/logger.ts';
 
 /** JSON-RPC error code the MCP specification reserves for "resource not found". */
 export const RESOURCE_NOT_FOUND = -32002;
-
-/** The body of a tool error: the REST problem's `code`, `message` and `details`. */
-export interface ToolErrorBody {
-  error: { code: string; message: string; details?: unknown };
-}
 
 /** A successful tool result: pretty JSON for models that read text, the same object as structured content. */
 export function toToolResult(data: Record<string, unknown>): CallToolResult {
@@ -22,20 +18,20 @@ export function toToolResult(data: Record<string, unknown>): CallToolResult {
 }
 
 /**
- * A failed tool call as an MCP tool error. The text starts with the stable code so a model (or a
- * person reading a transcript) sees it first; clients read it from `structuredContent.error.code`.
+ * A failed tool call as an MCP tool error: one text block `CODE: message`, the details (if any) as
+ * JSON on the next line, so a model (or a person reading a transcript) sees the stable code first
+ * and a client can split it. No `structuredContent`: every tool declares an
+ * output schema for its results, and clients (the reference SDK's `callTool` among them) check any
+ * structured content against it, an error's too, and would throw instead of returning the error.
  * Internal errors keep their cause out of the result and are logged instead.
  */
 export function toToolError(thrown: unknown, logger?: Logger): CallToolResult {
   const error = toAppError(thrown);
   logSystemError(error, logger);
-  const body: ToolErrorBody = { error: { code: error.code, message: error.message } };
-  if (error.details !== undefined) body.error.details = error.details;
   const detailText = error.details === undefined ? '' : `\n${JSON.stringify(error.details)}`;
   return {
     isError: true,
     content: [{ type: 'text', text: `${error.code}: ${error.message}${detailText}` }],
-    structuredContent: body as unknown as Record<string, unknown>,
   };
 }
 

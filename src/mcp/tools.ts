@@ -9,6 +9,11 @@ import type { Logger } from '../observability/logger.ts';
 import type { CallerResolver, McpCaller } from './caller.ts';
 import { listRecentEvents, toSessionStatus } from './session-view.ts';
 import { registerSteeringTools, type SessionSteering } from './steering-tools.ts';
+import {
+  listRolesOutputSchema,
+  orchestrateOutputSchema,
+  sessionStatusOutputSchema,
+} from './tool-output-schemas.ts';
 import { runTool, sessionIdSchema } from './tool-runner.ts';
 import { waitForSession } from './wait-for-session.ts';
 
@@ -103,6 +108,7 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       description:
         'Starts a multi-agent session for an objective and returns its id and initial state. Give `agents` (role + task each, optionally `runner`, `depends_on`) to fix the plan yourself, or omit them to let the orchestrator plan (the session then starts in status `planning`, with no plan yet, until the `plan` task of the orchestrator has run). `strategy`: parallel, sequential or pipeline (uses depends_on) for the agents you give; without agents, pipeline (default) or adaptive (the orchestrator plans phase by phase). Roles come from `list_roles`. With `approval: "required"` the session stops in `awaiting_approval` once planned: review `plan`, then call `approve_plan` or `reject_plan`. Follow up with `session_status` or read the `maos://sessions/{id}` resource (subscribe to be told of changes). Set `wait_seconds` (or send a progressToken) to wait for the result in this call.',
       inputSchema: orchestrateInputSchema,
+      outputSchema: orchestrateOutputSchema,
       annotations: { title: 'Start a MAOS session', destructiveHint: false, openWorldHint: true },
     },
     (args, extra) =>
@@ -150,6 +156,7 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       description:
         'Returns the state of a session: status, whether it is done, the plan, progress counts, every task with its role, state, attempts, error and a preview of its result, token usage, and the final result once the session has completed (its first 20 000 characters; `resultTruncated: true` when cut). Set `recent_events` to include the latest log entries. Full agent output: read the `outputUri` resource of a task.',
       inputSchema: statusInputSchema,
+      outputSchema: sessionStatusOutputSchema,
       annotations: { title: 'Show a MAOS session', readOnlyHint: true, openWorldHint: false },
     },
     (args, extra) =>
@@ -175,6 +182,7 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       description:
         'Lists the agent roles a session can use (built-in and custom): name, one-line description and capabilities. Use the `name` as `role` in `orchestrate`.',
       inputSchema: listRolesInputSchema,
+      outputSchema: listRolesOutputSchema,
       annotations: { title: 'List agent roles', readOnlyHint: true, openWorldHint: false },
     },
     (args, extra) =>
@@ -204,6 +212,7 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       description:
         'Cancels a session: running agents are stopped, pending tasks are cancelled and the session ends `cancelled`. Cancelling a cancelled session is a no-op; a completed or failed session gives INVALID_STATE. Returns the final state.',
       inputSchema: cancelInputSchema,
+      outputSchema: sessionStatusOutputSchema,
       annotations: {
         title: 'Cancel a MAOS session',
         destructiveHint: true,

@@ -14,6 +14,7 @@ import {
   connectHttpClient,
   type McpTestServer,
   startMcpTestServer,
+  toolErrorOf,
 } from '../fixtures/mcp-server.ts';
 import {
   CLIENT_ID,
@@ -29,7 +30,7 @@ async function call(client: Client, name: string, args: Record<string, unknown>)
 
 function codeOf(result: CallToolResult): string | undefined {
   assert.equal(result.isError, true, JSON.stringify(result.structuredContent));
-  return (result.structuredContent as { error?: { code?: string } }).error?.code;
+  return toolErrorOf(result)?.code;
 }
 
 const SIMPLE_SESSION = {

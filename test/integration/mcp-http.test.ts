@@ -16,6 +16,7 @@ import {
   connectHttpClient,
   type McpTestServer,
   startMcpTestServer,
+  toolErrorOf,
 } from '../fixtures/mcp-server.ts';
 
 interface StatusView {
@@ -47,7 +48,7 @@ function errorCode(result: CallToolResult): string | undefined {
     true,
     `expected a tool error, got ${JSON.stringify(result.structuredContent)}`,
   );
-  return (result.structuredContent as { error?: { code?: string } } | undefined)?.error?.code;
+  return toolErrorOf(result)?.code;
 }
 
 async function pollUntilDone(client: Client, sessionId: string): Promise<StatusView> {
@@ -292,7 +293,7 @@ describe('MCP over Streamable HTTP', { timeout: 120_000 }, () => {
     });
     assert.equal(errorCode(result), 'INVALID_ROLE');
     // It names the tool that lists the roles, not only a REST route an MCP host cannot call.
-    assert.match((result.structuredContent as { error: { message: string } }).error.message, /list_roles/);
+    assert.match(toolErrorOf(result)?.message ?? '', /list_roles/);
   });
 
   test('invalid arguments and unknown tools are tool errors naming the problem', async () => {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { type McpTestServer, startMcpTestServer, toolErrorOf } from '../fixtures/mcp-server.ts';
 
 /** Pinned so a new Inspector release cannot change what this test checks. */
 const INSPECTOR = '@modelcontextprotocol/inspector@2.12.0';
@@ -124,11 +124,8 @@ describe('MCP Inspector CLI against /mcp', { timeout: FETCH_TIMEOUT_MS + 3 * CAL
       CALL_TIMEOUT_MS,
     );
     assert.notEqual(missing.code, 0, 'a tool error is a failed CLI call');
-    const failed = parseFirstJson(missing.stdout) as {
-      isError: boolean;
-      structuredContent: { error: { code: string } };
-    };
+    const failed = parseFirstJson(missing.stdout) as { isError: boolean; content: unknown };
     assert.equal(failed.isError, true);
-    assert.equal(failed.structuredContent.error.code, 'SESSION_NOT_FOUND');
+    assert.equal(toolErrorOf(failed)?.code, 'SESSION_NOT_FOUND');
   });
 });

@@ -3,7 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { connectHttpClient, type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import {
+  connectHttpClient,
+  type McpTestServer,
+  startMcpTestServer,
+  toolErrorOf,
+} from '../fixtures/mcp-server.ts';
 import { requestJson } from '../fixtures/server.ts';
 
 describe('tenant quotas through MCP', () => {
@@ -28,8 +33,7 @@ describe('tenant quotas through MCP', () => {
       assert.notEqual(first.isError, true, JSON.stringify(first.content));
       const second = (await mcp.client.callTool({ name: 'orchestrate', arguments: input })) as CallToolResult;
       assert.equal(second.isError, true);
-      const code = (second.structuredContent as { error?: { code?: string } } | undefined)?.error?.code;
-      assert.equal(code, 'QUOTA_EXCEEDED');
+      assert.equal(toolErrorOf(second)?.code, 'QUOTA_EXCEEDED');
       const rest = await requestJson<{ code: string }>(`${server.url}/v1/sessions`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}` },

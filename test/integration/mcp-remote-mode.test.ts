@@ -13,6 +13,8 @@ import {
   connectHttpClient,
   type McpTestServer,
   startMcpTestServer,
+  type ToolErrorView,
+  toolErrorOf,
 } from '../fixtures/mcp-server.ts';
 
 const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
@@ -21,9 +23,10 @@ async function call(client: Client, name: string, args: Record<string, unknown>)
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
 }
 
-function errorOf(result: CallToolResult): { code: string; message: string; details?: unknown } {
-  assert.equal(result.isError, true, JSON.stringify(result.structuredContent));
-  return (result.structuredContent as { error: { code: string; message: string; details?: unknown } }).error;
+function errorOf(result: CallToolResult): ToolErrorView {
+  const error = toolErrorOf(result);
+  assert.ok(error, `a MAOS tool error: ${JSON.stringify(result)}`);
+  return error;
 }
 
 describe('maos mcp in remote mode', { timeout: 60_000 }, () => {

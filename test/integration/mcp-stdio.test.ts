@@ -12,7 +12,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
-import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { type McpTestServer, startMcpTestServer, toolErrorOf } from '../fixtures/mcp-server.ts';
 import { TEST_RUNNERS } from '../fixtures/server.ts';
 
 const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
@@ -83,7 +83,7 @@ describe('maos mcp over stdio', { timeout: 120_000 }, () => {
     assert.match(await readText(client, view.tasks[1]?.outputUri ?? ''), /task=second/);
     const missing = await call(client, 'session_status', { session_id: randomUUID() });
     assert.equal(missing.isError, true);
-    assert.equal((missing.structuredContent as { error: { code: string } }).error.code, 'SESSION_NOT_FOUND');
+    assert.equal(toolErrorOf(missing)?.code, 'SESSION_NOT_FOUND');
   });
 
   test('embedded mode: runs its own engine on the data directory', async (t) => {
@@ -152,13 +152,13 @@ async function checkApprovalTools(client: Client): Promise<void> {
   // Approving twice is a conflict, reported with the REST API's stable code.
   const again = await call(client, 'approve_plan', { session_id: approvedId });
   assert.equal(again.isError, true);
-  assert.equal((again.structuredContent as { error: { code: string } }).error.code, 'INVALID_STATE');
+  assert.equal(toolErrorOf(again)?.code, 'INVALID_STATE');
 
   const rejectedId = await startAwaitingApproval(client);
   // Its agents were given: no orchestrator would read a steering message, so it is refused.
   const steered = await call(client, 'send_message', { session_id: rejectedId, message: 'keep it small' });
   assert.equal(steered.isError, true, JSON.stringify(steered.content));
-  assert.equal((steered.structuredContent as { error: { code: string } }).error.code, 'INVALID_STATE');
+  assert.equal(toolErrorOf(steered)?.code, 'INVALID_STATE');
   const rejected = await call(client, 'reject_plan', { session_id: rejectedId, reason: 'not today' });
   assert.notEqual(rejected.isError, true, JSON.stringify(rejected.content));
   await waitForStatus(client, rejectedId, 'failed');

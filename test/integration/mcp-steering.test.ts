@@ -10,7 +10,12 @@ import { BUILT_IN_ROLES } from '../../src/agents/roles/catalogue.ts';
 import { createFixedCaller } from '../../src/mcp/caller.ts';
 import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
 import { createMcpServer } from '../../src/mcp/server.ts';
-import { connectHttpClient, type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import {
+  connectHttpClient,
+  type McpTestServer,
+  startMcpTestServer,
+  toolErrorOf,
+} from '../fixtures/mcp-server.ts';
 import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
 import { TEST_RUNNERS } from '../fixtures/server.ts';
 
@@ -21,8 +26,8 @@ async function call(client: Client, name: string, args: Record<string, unknown>)
 }
 
 function codeOf(result: CallToolResult): string | undefined {
-  assert.equal(result.isError, true, JSON.stringify(result.structuredContent));
-  return (result.structuredContent as { error: { code: string } }).error.code;
+  assert.equal(result.isError, true, JSON.stringify(result.content));
+  return toolErrorOf(result)?.code;
 }
 
 describe('MCP steering tools', { timeout: 60_000 }, () => {

@@ -1,5 +1,5 @@
 // Tool calls with bad arguments or an unknown tool name get the same kind of answer as every other
-// MAOS tool error — `isError`, a text starting with the code, the code in `structuredContent` —
+// MAOS tool error — `isError`, a text starting with the code, the details as JSON after it —
 // over /mcp and over stdio (`maos mcp`), never a bare SDK message without a code. Requests whose
 // params have the wrong shape are JSON-RPC -32602 with VALIDATION_FAILED, not -32603.
 import assert from 'node:assert/strict';
@@ -9,27 +9,30 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { type CallToolResult, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { connectHttpClient, type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import {
+  connectHttpClient,
+  type McpTestServer,
+  startMcpTestServer,
+  type ToolErrorView,
+  toolErrorOf,
+} from '../fixtures/mcp-server.ts';
 
 const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 
-interface ToolErrorView {
-  code: string;
-  message: string;
+type ArgumentErrorView = ToolErrorView & {
   details?: Array<{ location: string; path: string; message: string }>;
-}
+};
 
 async function callFailing(
   client: Client,
   name: string,
   args: Record<string, unknown>,
-): Promise<ToolErrorView> {
+): Promise<ArgumentErrorView> {
   const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
   assert.equal(result.isError, true, JSON.stringify(result));
-  const error = (result.structuredContent as { error?: ToolErrorView } | undefined)?.error;
-  assert.ok(error, `a MAOS error in structuredContent: ${JSON.stringify(result)}`);
-  const text = result.content[0]?.type === 'text' ? result.content[0].text : '';
-  assert.ok(text.startsWith(`${error.code}: `), text);
+  assert.equal(result.structuredContent, undefined, 'no structured content on a tool error');
+  const error = toolErrorOf(result) as ArgumentErrorView | undefined;
+  assert.ok(error, `a MAOS error in the text: ${JSON.stringify(result)}`);
   return error;
 }
 

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { BUILT_IN_ROLES, type RoleName } from '../../src/security/rbac.ts';
-import { connectHttpClient } from '../fixtures/mcp-server.ts';
+import { connectHttpClient, toolErrorOf } from '../fixtures/mcp-server.ts';
 import { type ProbeStack, sendProbe, startProbeStack } from '../fixtures/security-probe.ts';
 
 /** Public routes the security guide names: probes, the API description and its viewer, the console files. */
@@ -144,7 +144,7 @@ describe('role × route matrix on the real application', { timeout: 180_000 }, (
             name: tool.name,
             arguments: toolArguments(tool.inputSchema),
           })) as CallToolResult;
-          const code = (result.structuredContent as { error?: { code?: string } } | undefined)?.error?.code;
+          const code = toolErrorOf(result)?.code;
           const denied = result.isError === true && code === 'PERMISSION_DENIED';
           const granted = publishedGrant(table, role, permission);
           if (denied === granted) {

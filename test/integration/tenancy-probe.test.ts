@@ -13,7 +13,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Kysely } from 'kysely';
 import { loadThreadSummary } from '../../src/engine/thread-context.ts';
 import type { Database } from '../../src/store/schema.ts';
-import { type ConnectedClient, connectHttpClient } from '../fixtures/mcp-server.ts';
+import { type ConnectedClient, connectHttpClient, toolErrorOf } from '../fixtures/mcp-server.ts';
 import { initializeMcp } from '../fixtures/mcp-wire.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 import { type ProbeStack, sendProbe, startProbeStack } from '../fixtures/security-probe.ts';
@@ -297,7 +297,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         if (properties.includes('message')) args.message = 'hello';
         if (properties.includes('reason')) args.reason = 'probe';
         const result = (await b.client.callTool({ name: tool.name, arguments: args })) as CallToolResult;
-        const code = (result.structuredContent as { error?: { code?: string } } | undefined)?.error?.code;
+        const code = toolErrorOf(result)?.code;
         if (result.isError !== true || !/NOT_FOUND/.test(String(code))) {
           problems.push(`tool ${tool.name}: ${JSON.stringify(result).slice(0, 200)}`);
         }

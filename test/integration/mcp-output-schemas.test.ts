@@ -1,0 +1,190 @@
+// Every MAOS tool declares an output schema, and each successful call returns structuredContent that
+// conforms to it plus the same JSON as text. The reference SDK client checks the structured result
+// against the listed schema in callTool (and throws when it is missing or does not conform); the
+// test checks it again itself, so it does not depend on that client's behaviour. Tool errors carry
+// no structured content: the same client would check it against the schema and throw.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
+import { BUILT_IN_ROLES } from '../../src/agents/roles/catalogue.ts';
+import { createFixedCaller } from '../../src/mcp/caller.ts';
+import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
+import { createMcpServer } from '../../src/mcp/server.ts';
+import { type McpTestServer, startMcpTestServer, toolErrorOf } from '../fixtures/mcp-server.ts';
+import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
+import { TEST_RUNNERS } from '../fixtures/server.ts';
+
+const ACTOR = { tenantId: 'default', principalId: 'output-schema-test' };
+
+describe('MCP tool output schemas', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  let client: Client;
+  let tools: Tool[];
+  const validator = new AjvJsonSchemaValidator();
+  /** Tools called successfully so far, to check that every listed tool was. */
+  const checked = new Set<string>();
+
+  /** Calls a tool that must succeed; checks its structured result and text; returns the result. */
+  async function callOk<T = Record<string, unknown>>(
+    name: string,
+    args: Record<string, unknown>,
+  ): Promise<T> {
+    const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
+    assert.notEqual(result.isError, true, `${name}: ${JSON.stringify(result.content)}`);
+    assert.ok(result.structuredContent, `${name} returns structuredContent`);
+    const tool = tools.find((t) => t.name === name);
+    assert.ok(tool?.outputSchema, `${name} declares an outputSchema`);
+    const verdict = validator.getValidator(tool.outputSchema)(result.structuredContent);
+    assert.ok(verdict.valid, `${name}: ${verdict.valid ? '' : verdict.errorMessage}`);
+    // The text block holds the same JSON, for clients that read text only.
+    const text = result.content.find((block) => block.type === 'text');
+    assert.deepEqual(JSON.parse(text?.type === 'text' ? text.text : 'null'), result.structuredContent);
+    checked.add(name);
+    return result.structuredContent as T;
+  }
+
+  async function waitForStatus(sessionId: string, wanted: string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const view = await callOk<{ status: string }>('session_status', { session_id: sessionId });
+      if (view.status === wanted) return;
+      assert.ok(Date.now() < deadline, `session still ${view.status}, expected ${wanted}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  before(async () => {
+    server = await startMcpTestServer({
+      config: {
+        // Never called: explicit agents with command runners need no planning; approval needs one.
+        providers: {
+          local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
+        },
+      },
+    });
+    const { app } = server;
+    const steering = createEngineSteering({
+      db: app.database.db,
+      planRules: async () => ({
+        isKnownRole: (role: string) => BUILT_IN_ROLES.some((r) => r.name === role),
+        isKnownRunner: (runner: string) => Object.hasOwn(TEST_RUNNERS, runner),
+        maxAgentsPerRole: 10,
+        maxTasksPerPhase: 12,
+      }),
+      maxAttempts: 2,
+    });
+    const caller = createFixedCaller(ACTOR);
+    const { server: mcp } = createMcpServer({
+      service: app.engine.service,
+      listRoles: async () => [...BUILT_IN_ROLES],
+      resolveCaller: () => caller,
+      steering,
+    });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await mcp.connect(serverSide);
+    client = new Client({ name: 'output-schema-test', version: '1' });
+    await client.connect(clientSide);
+    // Listing the tools is what makes the client check results against their output schemas.
+    tools = (await client.listTools()).tools;
+  });
+  after(async () => {
+    await client?.close();
+    await server?.close();
+  });
+
+  test('every tool declares an object output schema', () => {
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), [
+      'approve_plan',
+      'cancel_session',
+      'list_roles',
+      'orchestrate',
+      'reject_plan',
+      'send_message',
+      'session_status',
+    ]);
+    const missing = tools.filter((tool) => tool.outputSchema?.type !== 'object').map((tool) => tool.name);
+    assert.deepEqual(missing, [], 'tools without an output schema');
+  });
+
+  test('a successful call of every tool returns structured content that conforms', async () => {
+    const roles = await callOk<{ roles: Array<{ instructions?: string }> }>('list_roles', {});
+    assert.equal(roles.roles[0]?.instructions, undefined);
+    const withInstructions = await callOk<{ roles: Array<{ instructions?: string }> }>('list_roles', {
+      include_instructions: true,
+    });
+    assert.equal(typeof withInstructions.roles[0]?.instructions, 'string');
+
+    // A session that completes, waited for in the call: results, usage and finish times filled in.
+    const done = await callOk<{ sessionId: string; status: string; tasks: unknown[] }>('orchestrate', {
+      objective: 'shape check',
+      agents: [
+        { name: 'first', role: 'tester', task: 'one', runner: 'echo' },
+        { name: 'second', role: 'tester', task: 'two', runner: 'echo', depends_on: ['first'] },
+      ],
+      strategy: 'pipeline',
+      metadata: { ticket: 'T-1' },
+      wait_seconds: 30,
+    });
+    assert.equal(done.status, 'completed');
+    await callOk('session_status', { session_id: done.sessionId, recent_events: 50 });
+
+    // Approval: as planned, and with an edited plan whose task names are rewritten.
+    const approvedId = (
+      await callOk<{ sessionId: string }>('orchestrate', {
+        objective: 'approve me',
+        approval: 'required',
+        agents: [{ name: 'only', role: 'tester', task: 'after approval', runner: 'echo' }],
+      })
+    ).sessionId;
+    await waitForStatus(approvedId, 'awaiting_approval');
+    const approved = await callOk<{ renamedTasks?: Record<string, string> }>('approve_plan', {
+      session_id: approvedId,
+      plan: {
+        phases: [
+          {
+            name: 'main',
+            tasks: [
+              { name: 'run it', role: 'tester', instructions: 'edited', runner: 'echo', dependsOn: [] },
+            ],
+          },
+        ],
+      },
+    });
+    assert.deepEqual(approved.renamedTasks, { 'run it': 'run-it' });
+    await waitForStatus(approvedId, 'completed');
+
+    const rejectedId = (
+      await callOk<{ sessionId: string }>('orchestrate', {
+        objective: 'reject me',
+        approval: 'required',
+        agents: [{ name: 'only', role: 'tester', task: 'never', runner: 'echo' }],
+      })
+    ).sessionId;
+    await waitForStatus(rejectedId, 'awaiting_approval');
+    await callOk('reject_plan', { session_id: rejectedId, reason: 'not today' });
+
+    // Steering needs a session its orchestrator plans; then cancel it.
+    const running = await callOk<{ sessionId: string }>('orchestrate', {
+      objective: 'steer me',
+      agents: [{ name: 's', role: 'tester', task: 'sleep', runner: 'sleep' }],
+    });
+    await markPlanOrchestrated(server.app.database.db, running.sessionId);
+    await callOk('send_message', { session_id: running.sessionId, message: 'prefer PostgreSQL' });
+    await callOk('cancel_session', { session_id: running.sessionId });
+
+    assert.deepEqual([...checked].sort(), tools.map((tool) => tool.name).sort(), 'every tool called');
+  });
+
+  test('a tool error stays an isError result without structured content', async () => {
+    const result = (await client.callTool({
+      name: 'session_status',
+      arguments: { session_id: '0199aaaa-0000-7000-8000-000000000000' },
+    })) as CallToolResult;
+    assert.equal(result.isError, true);
+    assert.equal(result.structuredContent, undefined);
+    assert.equal(toolErrorOf(result)?.code, 'SESSION_NOT_FOUND');
+  });
+});
