@@ -24,7 +24,6 @@ export const ERROR_CODES = {
   SESSION_NOT_FOUND: { status: 404, category: 'user', title: 'Session not found' },
   ROLE_NOT_FOUND: { status: 404, category: 'user', title: 'Role not found' },
   METHOD_NOT_ALLOWED: { status: 405, category: 'user', title: 'Method not allowed' },
-  NOT_ACCEPTABLE: { status: 406, category: 'user', title: 'Not acceptable' },
   IDEMPOTENCY_KEY_REUSED: {
     status: 409,
     category: 'user',
