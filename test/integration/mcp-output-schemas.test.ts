@@ -5,7 +5,9 @@
 // no structured content: the same client would check it against the schema and throw.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
@@ -18,16 +20,26 @@ import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
 import { TEST_RUNNERS } from '../fixtures/server.ts';
 
 const ACTOR = { tenantId: 'default', principalId: 'output-schema-test' };
+const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
+const validator = new AjvJsonSchemaValidator();
 
-describe('MCP tool output schemas', { timeout: 60_000 }, () => {
-  let server: McpTestServer;
-  let client: Client;
-  let tools: Tool[];
-  const validator = new AjvJsonSchemaValidator();
-  /** Tools called successfully so far, to check that every listed tool was. */
+const ALL_TOOLS = [
+  'approve_plan',
+  'cancel_session',
+  'list_roles',
+  'orchestrate',
+  'reject_plan',
+  'send_message',
+  'session_status',
+];
+
+/**
+ * Calls every tool successfully through `client` (which has listed `tools`, so the SDK checks each
+ * result against its output schema) and checks each structured result and text block here too.
+ */
+async function callEveryTool(client: Client, tools: Tool[], server: McpTestServer): Promise<void> {
   const checked = new Set<string>();
 
-  /** Calls a tool that must succeed; checks its structured result and text; returns the result. */
   async function callOk<T = Record<string, unknown>>(
     name: string,
     args: Record<string, unknown>,
@@ -56,6 +68,79 @@ describe('MCP tool output schemas', { timeout: 60_000 }, () => {
     }
   }
 
+  const roles = await callOk<{ roles: Array<{ instructions?: string }> }>('list_roles', {});
+  assert.equal(roles.roles[0]?.instructions, undefined);
+  const withInstructions = await callOk<{ roles: Array<{ instructions?: string }> }>('list_roles', {
+    include_instructions: true,
+  });
+  assert.equal(typeof withInstructions.roles[0]?.instructions, 'string');
+
+  // A session that completes, waited for in the call: results, usage and finish times filled in.
+  const done = await callOk<{ sessionId: string; status: string; tasks: unknown[] }>('orchestrate', {
+    objective: 'shape check',
+    agents: [
+      { name: 'first', role: 'tester', task: 'one', runner: 'echo' },
+      { name: 'second', role: 'tester', task: 'two', runner: 'echo', depends_on: ['first'] },
+    ],
+    strategy: 'pipeline',
+    metadata: { ticket: 'T-1' },
+    wait_seconds: 30,
+  });
+  assert.equal(done.status, 'completed');
+  await callOk('session_status', { session_id: done.sessionId, recent_events: 50 });
+
+  // Approval: as planned, and with an edited plan whose task names are rewritten.
+  const approvedId = (
+    await callOk<{ sessionId: string }>('orchestrate', {
+      objective: 'approve me',
+      approval: 'required',
+      agents: [{ name: 'only', role: 'tester', task: 'after approval', runner: 'echo' }],
+    })
+  ).sessionId;
+  await waitForStatus(approvedId, 'awaiting_approval');
+  const approved = await callOk<{ renamedTasks?: Record<string, string> }>('approve_plan', {
+    session_id: approvedId,
+    plan: {
+      phases: [
+        {
+          name: 'main',
+          tasks: [{ name: 'run it', role: 'tester', instructions: 'edited', runner: 'echo', dependsOn: [] }],
+        },
+      ],
+    },
+  });
+  assert.deepEqual(approved.renamedTasks, { 'run it': 'run-it' });
+  await waitForStatus(approvedId, 'completed');
+
+  const rejectedId = (
+    await callOk<{ sessionId: string }>('orchestrate', {
+      objective: 'reject me',
+      approval: 'required',
+      agents: [{ name: 'only', role: 'tester', task: 'never', runner: 'echo' }],
+    })
+  ).sessionId;
+  await waitForStatus(rejectedId, 'awaiting_approval');
+  await callOk('reject_plan', { session_id: rejectedId, reason: 'not today' });
+
+  // Steering needs a session its orchestrator plans; then cancel it.
+  const running = await callOk<{ sessionId: string }>('orchestrate', {
+    objective: 'steer me',
+    agents: [{ name: 's', role: 'tester', task: 'sleep', runner: 'sleep' }],
+  });
+  await markPlanOrchestrated(server.app.database.db, running.sessionId);
+  await callOk('send_message', { session_id: running.sessionId, message: 'prefer PostgreSQL' });
+  await callOk('cancel_session', { session_id: running.sessionId });
+
+  assert.deepEqual([...checked].sort(), tools.map((tool) => tool.name).sort(), 'every tool called');
+}
+
+describe('MCP tool output schemas', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  let client: Client;
+  let tools: Tool[];
+  /** `maos mcp` in remote mode: the results are built from the REST API's answers. */
+  let remote: Client;
+  let remoteTools: Tool[];
   before(async () => {
     server = await startMcpTestServer({
       config: {
@@ -89,93 +174,35 @@ describe('MCP tool output schemas', { timeout: 60_000 }, () => {
     await client.connect(clientSide);
     // Listing the tools is what makes the client check results against their output schemas.
     tools = (await client.listTools()).tools;
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [MAOS_BIN, 'mcp', '--server', server.url],
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+      stderr: 'pipe',
+    });
+    remote = new Client({ name: 'output-schema-remote', version: '1' });
+    await remote.connect(transport);
+    remoteTools = (await remote.listTools()).tools;
   });
   after(async () => {
     await client?.close();
+    await remote?.close();
     await server?.close();
   });
 
   test('every tool declares an object output schema', () => {
-    assert.deepEqual(tools.map((tool) => tool.name).sort(), [
-      'approve_plan',
-      'cancel_session',
-      'list_roles',
-      'orchestrate',
-      'reject_plan',
-      'send_message',
-      'session_status',
-    ]);
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), ALL_TOOLS);
     const missing = tools.filter((tool) => tool.outputSchema?.type !== 'object').map((tool) => tool.name);
     assert.deepEqual(missing, [], 'tools without an output schema');
   });
 
   test('a successful call of every tool returns structured content that conforms', async () => {
-    const roles = await callOk<{ roles: Array<{ instructions?: string }> }>('list_roles', {});
-    assert.equal(roles.roles[0]?.instructions, undefined);
-    const withInstructions = await callOk<{ roles: Array<{ instructions?: string }> }>('list_roles', {
-      include_instructions: true,
-    });
-    assert.equal(typeof withInstructions.roles[0]?.instructions, 'string');
+    await callEveryTool(client, tools, server);
+  });
 
-    // A session that completes, waited for in the call: results, usage and finish times filled in.
-    const done = await callOk<{ sessionId: string; status: string; tasks: unknown[] }>('orchestrate', {
-      objective: 'shape check',
-      agents: [
-        { name: 'first', role: 'tester', task: 'one', runner: 'echo' },
-        { name: 'second', role: 'tester', task: 'two', runner: 'echo', depends_on: ['first'] },
-      ],
-      strategy: 'pipeline',
-      metadata: { ticket: 'T-1' },
-      wait_seconds: 30,
-    });
-    assert.equal(done.status, 'completed');
-    await callOk('session_status', { session_id: done.sessionId, recent_events: 50 });
-
-    // Approval: as planned, and with an edited plan whose task names are rewritten.
-    const approvedId = (
-      await callOk<{ sessionId: string }>('orchestrate', {
-        objective: 'approve me',
-        approval: 'required',
-        agents: [{ name: 'only', role: 'tester', task: 'after approval', runner: 'echo' }],
-      })
-    ).sessionId;
-    await waitForStatus(approvedId, 'awaiting_approval');
-    const approved = await callOk<{ renamedTasks?: Record<string, string> }>('approve_plan', {
-      session_id: approvedId,
-      plan: {
-        phases: [
-          {
-            name: 'main',
-            tasks: [
-              { name: 'run it', role: 'tester', instructions: 'edited', runner: 'echo', dependsOn: [] },
-            ],
-          },
-        ],
-      },
-    });
-    assert.deepEqual(approved.renamedTasks, { 'run it': 'run-it' });
-    await waitForStatus(approvedId, 'completed');
-
-    const rejectedId = (
-      await callOk<{ sessionId: string }>('orchestrate', {
-        objective: 'reject me',
-        approval: 'required',
-        agents: [{ name: 'only', role: 'tester', task: 'never', runner: 'echo' }],
-      })
-    ).sessionId;
-    await waitForStatus(rejectedId, 'awaiting_approval');
-    await callOk('reject_plan', { session_id: rejectedId, reason: 'not today' });
-
-    // Steering needs a session its orchestrator plans; then cancel it.
-    const running = await callOk<{ sessionId: string }>('orchestrate', {
-      objective: 'steer me',
-      agents: [{ name: 's', role: 'tester', task: 'sleep', runner: 'sleep' }],
-    });
-    await markPlanOrchestrated(server.app.database.db, running.sessionId);
-    await callOk('send_message', { session_id: running.sessionId, message: 'prefer PostgreSQL' });
-    await callOk('cancel_session', { session_id: running.sessionId });
-
-    assert.deepEqual([...checked].sort(), tools.map((tool) => tool.name).sort(), 'every tool called');
+  test('maos mcp in remote mode returns the same conforming results', async () => {
+    assert.deepEqual(remoteTools.map((tool) => tool.name).sort(), ALL_TOOLS);
+    await callEveryTool(remote, remoteTools, server);
   });
 
   test('a tool error stays an isError result without structured content', async () => {

@@ -18,7 +18,7 @@ test('MCP requests are counted by method and outcome, a failed tool call as an e
   assert.equal(await scrapeSample(server.url, mcp('tools/call', 'success')), 0);
   const client = await connectHttpClient(server.url);
   t.after(() => client.close());
-  await client.client.listTools();
+  // connectHttpClient has sent one tools/list.
   await client.client.callTool({ name: 'list_roles', arguments: {} });
   const missing = await client.client.callTool({
     name: 'session_status',
