@@ -15,7 +15,13 @@ import { BUILT_IN_ROLES } from '../../src/agents/roles/catalogue.ts';
 import { createFixedCaller } from '../../src/mcp/caller.ts';
 import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
 import { createMcpServer } from '../../src/mcp/server.ts';
-import { type McpTestServer, startMcpTestServer, toolErrorOf } from '../fixtures/mcp-server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import {
+  connectHttpClient,
+  type McpTestServer,
+  startMcpTestServer,
+  toolErrorOf,
+} from '../fixtures/mcp-server.ts';
 import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
 import { TEST_RUNNERS } from '../fixtures/server.ts';
 
@@ -214,4 +220,28 @@ describe('MCP tool output schemas', { timeout: 60_000 }, () => {
     assert.equal(result.structuredContent, undefined);
     assert.equal(toolErrorOf(result)?.code, 'SESSION_NOT_FOUND');
   });
+});
+
+test('a task a model served conforms too: its usage per provider and model', async (t) => {
+  const { server } = await startLlmAppStack(t, {
+    handler: () => ({ text: 'x'.repeat(3_000), usage: { inputTokens: 20, outputTokens: 5 } }),
+  });
+  // connectHttpClient lists the tools: callTool throws when a result does not conform.
+  const connected = await connectHttpClient(server.url);
+  t.after(() => connected.close());
+  const result = (await connected.client.callTool({
+    name: 'orchestrate',
+    arguments: { objective: 'model work', agents: [{ role: 'researcher', task: 'write' }], wait_seconds: 30 },
+  })) as CallToolResult;
+  assert.notEqual(result.isError, true, JSON.stringify(result.content));
+  const view = result.structuredContent as {
+    status: string;
+    tasks: Array<{ models?: Array<{ provider: string; model: string }>; resultTruncated?: boolean }>;
+  };
+  assert.equal(view.status, 'completed');
+  assert.deepEqual(
+    view.tasks.map((task) => task.models?.map((entry) => `${entry.provider}/${entry.model}`)),
+    [['local/m']],
+  );
+  assert.equal(view.tasks[0]?.resultTruncated, true);
 });

@@ -34,6 +34,8 @@ async function spawnMcp(args: string[], env: Record<string, string> = {}): Promi
   });
   const client = new Client({ name: 'maos-stdio-test', version: '1.0.0' });
   await client.connect(transport);
+  // Listed tools make the client check every tool result against the tool's output schema.
+  await client.listTools();
   return client;
 }
 
