@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { z } from 'zod';
 import { renderConfigDocs } from '../../scripts/gen-config-docs.ts';
 import { buildRequest } from '../../src/cli/commands/run.ts';
 import type { ActionFactory, CliIo } from '../../src/cli/context.ts';
@@ -16,10 +17,12 @@ import { createProgram } from '../../src/cli/program.ts';
 import { CLIENT_ENV_NAMES } from '../../src/config/client-env.ts';
 import { findUnpricedModels } from '../../src/config/llm-schema.ts';
 import { configPathOfEnvName, loadConfig } from '../../src/config/load.ts';
+import { configSchema } from '../../src/config/schema.ts';
 import { isConfigPath } from '../../src/config/schema-paths.ts';
 import { ERROR_CODES } from '../../src/errors/app-error.ts';
 import { METRIC_LABELS } from '../../src/observability/metric-labels.ts';
 import { assertAuthConfigAllowed } from '../../src/security/authenticate.ts';
+import { shellWords } from '../fixtures/shell-words.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
@@ -80,6 +83,31 @@ function anchorsOf(path: string): Set<string> {
 test('docs/configuration.md matches the config schema (run `node scripts/gen-config-docs.ts`)', () => {
   const committed = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
   assert.equal(committed, renderConfigDocs());
+});
+
+test('the `@defaultValue` of a config key in the schema is its real default', () => {
+  // The generator strips `@defaultValue` from the descriptions, so a stale one is only seen by readers
+  // of the schema (and of editors showing it): compare it with the default the schema applies.
+  interface Node {
+    description?: string;
+    default?: unknown;
+    properties?: Record<string, Node>;
+    additionalProperties?: Node | boolean;
+  }
+  const stale: string[] = [];
+  let checked = 0;
+  const walk = (node: Node, path: string): void => {
+    const stated = /@defaultValue\s+(.+)$/.exec(node.description ?? '')?.[1];
+    if (stated !== undefined && ['number', 'string', 'boolean'].includes(typeof node.default)) {
+      checked += 1;
+      if (stated !== String(node.default)) stale.push(`${path}: @defaultValue ${stated}, default ${node.default}`);
+    }
+    for (const [key, child] of Object.entries(node.properties ?? {})) walk(child, path ? `${path}.${key}` : key);
+    if (typeof node.additionalProperties === 'object') walk(node.additionalProperties, `${path}.<name>`);
+  };
+  walk(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Node, '');
+  assert.ok(checked > 50, 'the schema states its defaults');
+  assert.deepEqual(stale, []);
 });
 
 test('every variable in docs/configuration.md sets the key it is listed for', () => {
@@ -356,27 +384,6 @@ function cliExamples(): Array<{ file: string; line: string; inline?: boolean }> 
     }
   }
   return examples;
-}
-
-/** Splits a command line into words as a POSIX shell does with quotes (no escapes, no expansions). */
-function shellWords(line: string): string[] {
-  const words: string[] = [];
-  let word: string | undefined;
-  let quote: string | undefined;
-  for (const char of line) {
-    if (quote !== undefined) {
-      if (char === quote) quote = undefined;
-      else word = (word ?? '') + char;
-    } else if (char === '"' || char === "'") {
-      quote = char;
-      word ??= '';
-    } else if (/\s/.test(char)) {
-      if (word !== undefined) words.push(word);
-      word = undefined;
-    } else word = (word ?? '') + char;
-  }
-  if (word !== undefined) words.push(word);
-  return words;
 }
 
 test('maos commands in the docs parse with the real CLI, and `maos run` examples build valid requests', async () => {

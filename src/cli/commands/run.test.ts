@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import type { Command } from 'commander';
+import { shellWords } from '../../../test/fixtures/shell-words.ts';
 import type { ActionFactory, CliIo } from '../context.ts';
 import { createProgram, runCli } from '../program.ts';
 import { buildRequest } from './run.ts';
@@ -21,30 +22,6 @@ function captureIo(): { io: CliIo; stdout: () => string } {
     env: { noColor: true },
   };
   return { io, stdout: () => text };
-}
-
-/** Splits a command line into words as a POSIX shell does with quotes (no escapes, no expansions). */
-function splitShellWords(line: string): string[] {
-  const words: string[] = [];
-  let word: string | undefined;
-  let quote: string | undefined;
-  for (const char of line) {
-    if (quote !== undefined) {
-      if (char === quote) quote = undefined;
-      else word = (word ?? '') + char;
-    } else if (char === '"' || char === "'") {
-      quote = char;
-      word ??= '';
-    } else if (/\s/.test(char)) {
-      if (word !== undefined) words.push(word);
-      word = undefined;
-    } else {
-      word = (word ?? '') + char;
-    }
-  }
-  assert.equal(quote, undefined, `unclosed quote in: ${line}`);
-  if (word !== undefined) words.push(word);
-  return words;
 }
 
 /** The `maos …` commands in the Examples section of a help text, continuation lines joined. */
@@ -79,7 +56,7 @@ describe('maos run --help', () => {
     const examples = findExamples(stdout());
     assert.ok(examples.length >= 2, `examples found:\n${stdout()}`);
     for (const example of examples) {
-      const [maos, ...words] = splitShellWords(example);
+      const [maos, ...words] = shellWords(example);
       assert.equal(maos, 'maos');
       const { objective, options } = await parseRun(words);
       // The local validation `maos run` does before sending: agent and depends specs, strategy.
