@@ -8,22 +8,18 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
-import { BUILT_IN_ROLES } from '../../src/agents/roles/catalogue.ts';
-import { createFixedCaller } from '../../src/mcp/caller.ts';
-import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
-import { createMcpServer } from '../../src/mcp/server.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import {
   connectHttpClient,
+  connectSteeringClient,
   type McpTestServer,
   startMcpTestServer,
   toolErrorOf,
+  UNUSED_PROVIDER_CONFIG,
 } from '../fixtures/mcp-server.ts';
 import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
-import { TEST_RUNNERS } from '../fixtures/server.ts';
 
 const ACTOR = { tenantId: 'default', principalId: 'output-schema-test' };
 const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
@@ -148,36 +144,9 @@ describe('MCP tool output schemas', { timeout: 60_000 }, () => {
   let remote: Client;
   let remoteTools: Tool[];
   before(async () => {
-    server = await startMcpTestServer({
-      config: {
-        // Never called: explicit agents with command runners need no planning; approval needs one.
-        providers: {
-          local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
-        },
-      },
-    });
-    const { app } = server;
-    const steering = createEngineSteering({
-      db: app.database.db,
-      planRules: async () => ({
-        isKnownRole: (role: string) => BUILT_IN_ROLES.some((r) => r.name === role),
-        isKnownRunner: (runner: string) => Object.hasOwn(TEST_RUNNERS, runner),
-        maxAgentsPerRole: 10,
-        maxTasksPerPhase: 12,
-      }),
-      maxAttempts: 2,
-    });
-    const caller = createFixedCaller(ACTOR);
-    const { server: mcp } = createMcpServer({
-      service: app.engine.service,
-      listRoles: async () => [...BUILT_IN_ROLES],
-      resolveCaller: () => caller,
-      steering,
-    });
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    await mcp.connect(serverSide);
-    client = new Client({ name: 'output-schema-test', version: '1' });
-    await client.connect(clientSide);
+    // The provider is needed for approval; explicit agents with command runners need no planning.
+    server = await startMcpTestServer({ config: UNUSED_PROVIDER_CONFIG });
+    client = await connectSteeringClient(server.app, ACTOR, 'output-schema-test');
     // Listing the tools is what makes the client check results against their output schemas.
     tools = (await client.listTools()).tools;
     const transport = new StdioClientTransport({

@@ -3,21 +3,17 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { BUILT_IN_ROLES } from '../../src/agents/roles/catalogue.ts';
-import { createFixedCaller } from '../../src/mcp/caller.ts';
-import { createEngineSteering } from '../../src/mcp/engine-steering.ts';
-import { createMcpServer } from '../../src/mcp/server.ts';
 import {
   connectHttpClient,
+  connectSteeringClient,
   type McpTestServer,
   startMcpTestServer,
   toolErrorOf,
+  UNUSED_PROVIDER_CONFIG,
 } from '../fixtures/mcp-server.ts';
 import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
-import { TEST_RUNNERS } from '../fixtures/server.ts';
 
 const ACTOR = { tenantId: 'default', principalId: 'steering-test' };
 
@@ -36,28 +32,7 @@ describe('MCP steering tools', { timeout: 60_000 }, () => {
 
   before(async () => {
     server = await startMcpTestServer();
-    const { app } = server;
-    const steering = createEngineSteering({
-      db: app.database.db,
-      planRules: async () => ({
-        isKnownRole: (role: string) => BUILT_IN_ROLES.some((r) => r.name === role),
-        isKnownRunner: (runner: string) => Object.hasOwn(TEST_RUNNERS, runner),
-        maxAgentsPerRole: 10,
-        maxTasksPerPhase: 12,
-      }),
-      maxAttempts: 2,
-    });
-    const caller = createFixedCaller(ACTOR);
-    const { server: mcp } = createMcpServer({
-      service: app.engine.service,
-      listRoles: async () => [...BUILT_IN_ROLES],
-      resolveCaller: () => caller,
-      steering,
-    });
-    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    await mcp.connect(serverSide);
-    client = new Client({ name: 'steering-test', version: '1' });
-    await client.connect(clientSide);
+    client = await connectSteeringClient(server.app, ACTOR, 'steering-test');
   });
   after(async () => {
     await client?.close();
@@ -121,12 +96,7 @@ describe('MCP steering tools', { timeout: 60_000 }, () => {
 
 test('with an LLM provider configured, the application offers the steering tools over /mcp', async (t) => {
   const server = await startMcpTestServer({
-    config: {
-      // Never called: explicit agents with command runners need no planning.
-      providers: {
-        local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
-      },
-    },
+    config: UNUSED_PROVIDER_CONFIG,
   });
   t.after(() => server.close());
   const connected = await connectHttpClient(server.url);
@@ -151,12 +121,7 @@ test('with an LLM provider configured, the application offers the steering tools
 
 test('orchestrate that waits returns once the plan awaits approval, not when the wait runs out', async (t) => {
   const server = await startMcpTestServer({
-    config: {
-      // Never called: explicit agents with command runners need no planning.
-      providers: {
-        local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
-      },
-    },
+    config: UNUSED_PROVIDER_CONFIG,
   });
   t.after(() => server.close());
   const connected = await connectHttpClient(server.url);
@@ -200,11 +165,7 @@ function descriptionsOf(value: unknown, found: string[] = []): string[] {
 
 test('tool descriptions lead a model to tools, not to REST routes it cannot call', async (t) => {
   const server = await startMcpTestServer({
-    config: {
-      providers: {
-        local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
-      },
-    },
+    config: UNUSED_PROVIDER_CONFIG,
   });
   t.after(() => server.close());
   const connected = await connectHttpClient(server.url);
