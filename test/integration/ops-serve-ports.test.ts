@@ -31,6 +31,27 @@ async function holdPort(port = 0): Promise<{ server: Server; port: number }> {
   return { server, port: address.port };
 }
 
+/** A port that was free a moment ago: held on 127.0.0.1, then let go again. */
+async function freePort(): Promise<{ port: number }> {
+  const { server, port } = await holdPort();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return { port };
+}
+
+/** Starts the server in process on 127.0.0.1 with the API on `port` and metrics on `metricsPort`. */
+function startOnPorts(dataDir: string, port: number, metricsPort: number): ReturnType<typeof startServer> {
+  return startServer({
+    overrides: {
+      dataDir,
+      host: '127.0.0.1',
+      port,
+      metrics: { port: metricsPort, host: '127.0.0.1' },
+      auth: { mode: 'none' },
+      logLevel: 'silent',
+    },
+  });
+}
+
 test('a port taken after the start-up check: PORT_IN_USE, the server lock released, a retry starts', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-ports-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -96,32 +117,19 @@ test('the metrics listener on the API port: CONFIG_INVALID naming both settings,
   const dir = mkdtempSync(join(tmpdir(), 'maos-ports-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   // A free port, let go again: the collision is the configuration's own, with no other process.
-  const free = await holdPort();
-  await new Promise<void>((resolve) => free.server.close(() => resolve()));
+  const free = await freePort();
   const dataDir = join(dir, 'data');
-  await assert.rejects(
-    startServer({
-      overrides: {
-        dataDir,
-        host: '127.0.0.1',
-        port: free.port,
-        metrics: { port: free.port, host: '127.0.0.1' },
-        auth: { mode: 'none' },
-        logLevel: 'silent',
-      },
-    }),
-    (error: Error & { code?: string }) => {
-      assert.equal(error.code, 'CONFIG_INVALID');
-      const at = `127\\.0\\.0\\.1:${free.port}`;
-      assert.match(
-        error.message,
-        new RegExp(
-          `for metrics \\(setting \`metrics\\.port\`\\) and on ${at} for the API \\(setting \`port\`\\)`,
-        ),
-      );
-      return true;
-    },
-  );
+  await assert.rejects(startOnPorts(dataDir, free.port, free.port), (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'CONFIG_INVALID');
+    const at = `127\\.0\\.0\\.1:${free.port}`;
+    assert.match(
+      error.message,
+      new RegExp(
+        `for metrics \\(setting \`metrics\\.port\`\\) and on ${at} for the API \\(setting \`port\`\\)`,
+      ),
+    );
+    return true;
+  });
   assert.equal(existsSync(dataDir), false);
 });
 
@@ -130,28 +138,15 @@ test('the API port held by another process while the metrics port is free: still
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const held = await holdPort();
   t.after(() => held.server.close());
-  const free = await holdPort();
-  await new Promise<void>((resolve) => free.server.close(() => resolve()));
+  const free = await freePort();
   const dataDir = join(dir, 'data');
-  await assert.rejects(
-    startServer({
-      overrides: {
-        dataDir,
-        host: '127.0.0.1',
-        port: held.port,
-        metrics: { port: free.port, host: '127.0.0.1' },
-        auth: { mode: 'none' },
-        logLevel: 'silent',
-      },
-    }),
-    (error: Error & { code?: string }) => {
-      assert.equal(error.code, 'PORT_IN_USE');
-      assert.match(
-        error.message,
-        new RegExp(`127\\.0\\.0\\.1:${held.port} for the API \\(setting \`port\`\\)`),
-      );
-      return true;
-    },
-  );
+  await assert.rejects(startOnPorts(dataDir, held.port, free.port), (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'PORT_IN_USE');
+    assert.match(
+      error.message,
+      new RegExp(`127\\.0\\.0\\.1:${held.port} for the API \\(setting \`port\`\\)`),
+    );
+    return true;
+  });
   assert.equal(existsSync(dataDir), false);
 });
