@@ -224,7 +224,7 @@ const configShape = z.strictObject({
         .positive()
         .default(CONFIG_DEFAULTS.maxSseStreamsPerPrincipal)
         .describe(
-          "Open SSE event streams one principal (API key, OIDC subject) may hold in this process, within its tenant's; more get 429, so one caller cannot take every stream of its tenant. @defaultValue 25",
+          "Open SSE event streams one principal (API key, OIDC subject) may hold in this process, within its tenant's; more get 429, so one caller cannot take every stream of its tenant. @defaultValue 50",
         ),
       requestTimeoutSeconds: z
         .number()

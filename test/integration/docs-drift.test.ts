@@ -100,9 +100,11 @@ test('the `@defaultValue` of a config key in the schema is its real default', ()
     const stated = /@defaultValue\s+(.+)$/.exec(node.description ?? '')?.[1];
     if (stated !== undefined && ['number', 'string', 'boolean'].includes(typeof node.default)) {
       checked += 1;
-      if (stated !== String(node.default)) stale.push(`${path}: @defaultValue ${stated}, default ${node.default}`);
+      if (stated !== String(node.default))
+        stale.push(`${path}: @defaultValue ${stated}, default ${node.default}`);
     }
-    for (const [key, child] of Object.entries(node.properties ?? {})) walk(child, path ? `${path}.${key}` : key);
+    for (const [key, child] of Object.entries(node.properties ?? {}))
+      walk(child, path ? `${path}.${key}` : key);
     if (typeof node.additionalProperties === 'object') walk(node.additionalProperties, `${path}.<name>`);
   };
   walk(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Node, '');
