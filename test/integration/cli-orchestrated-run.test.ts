@@ -173,22 +173,28 @@ test('maos run and maos steer on orchestrated sessions', { timeout: 120_000 }, a
     },
   );
 
+  /** Submits an adaptive run that needs approval, approves its first plan, and waits at the phase gate. */
+  const atPhaseGate = async (objective: string): Promise<{ id: string; gate: SessionView }> => {
+    const submitted = await runMaos(
+      ['run', objective, '--strategy', 'adaptive', '--require-approval', '--json'],
+      { env },
+    );
+    const { id } = JSON.parse(submitted.stdout) as SessionView;
+    assert.equal((await runMaos(['approve', id], { env })).code, 0);
+    const gate = await waitForSession<SessionView>(
+      server.url,
+      id,
+      (session) => session.status === 'awaiting_approval' && session.plan.phases.length === 2,
+    );
+    return { id, gate };
+  };
+
   await t.test(
     'approve --plan takes the plan as the session shows it (dependsOn), edited at a phase gate',
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'maos-cli-edit-'));
       t.after(() => rm(dir, { recursive: true, force: true }));
-      const submitted = await runMaos(
-        ['run', 'Edit at the gate', '--strategy', 'adaptive', '--require-approval', '--json'],
-        { env },
-      );
-      const { id } = JSON.parse(submitted.stdout) as SessionView;
-      assert.equal((await runMaos(['approve', id], { env })).code, 0);
-      const gate = await waitForSession<SessionView>(
-        server.url,
-        id,
-        (session) => session.status === 'awaiting_approval' && session.plan.phases.length === 2,
-      );
+      const { id, gate } = await atPhaseGate('Edit at the gate');
       // What `maos sessions show <id> --json | jq .plan` gives, with the waiting task's text changed.
       const plan = structuredClone(gate.plan);
       const deepen = plan.phases[1]?.tasks[0];
@@ -214,17 +220,7 @@ test('maos run and maos steer on orchestrated sessions', { timeout: 120_000 }, a
   await t.test('approve --plan with the plan unchanged at a phase gate stores no new version', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'maos-cli-same-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
-    const submitted = await runMaos(
-      ['run', 'Edit at the gate, or not', '--strategy', 'adaptive', '--require-approval', '--json'],
-      { env },
-    );
-    const { id } = JSON.parse(submitted.stdout) as SessionView;
-    assert.equal((await runMaos(['approve', id], { env })).code, 0);
-    const gate = await waitForSession<SessionView>(
-      server.url,
-      id,
-      (session) => session.status === 'awaiting_approval' && session.plan.phases.length === 2,
-    );
+    const { id, gate } = await atPhaseGate('Edit at the gate, or not');
     const file = join(dir, 'plan.json');
     await writeFile(file, JSON.stringify(gate.plan));
     const approved = await runMaos(['approve', id, '--plan', file, '--json'], { env });
