@@ -9,18 +9,17 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
+  RENEWAL_TTL_SECONDS as ACCESS_TOKEN_TTL_SECONDS,
   type ConsoleWithIdp,
-  signInThroughIdp,
-  startConsoleWithIdp,
+  openSignedInTab,
+  startRenewingConsole,
   unexpectedIdpPageProblems,
 } from '../fixtures/console-idp.ts';
-import { type BrowserOidcProvider, CONSOLE_CLIENT_ID } from '../fixtures/oidc-browser-provider.ts';
+import type { BrowserOidcProvider } from '../fixtures/oidc-browser-provider.ts';
 import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 const TOKEN_KEY = 'maos.console.token';
 const RENEWAL_KEY = 'maos.console.oidc.renewal';
-/** Short, so that the renewal is due early; the fake clocks make it due at once. */
-const ACCESS_TOKEN_TTL_SECONDS = 20;
 
 type Storage = Array<[string, string]>;
 interface Tab {
@@ -40,11 +39,7 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
 
   before(async () => {
     for (const rotateRefreshTokens of [true, false]) {
-      const stack = await startConsoleWithIdp(() => ({ clientId: CONSOLE_CLIENT_ID, scopes: ['openid'] }), {
-        accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
-        refreshTokens: true,
-        rotateRefreshTokens,
-      });
+      const stack = await startRenewingConsole({ rotateRefreshTokens });
       stacks.push(stack);
     }
     [rotating, notRotating] = stacks as [ConsoleWithIdp, ConsoleWithIdp];
@@ -65,13 +60,8 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
   }
 
   /** A new tab (own context, fake clock) signed in through the IdP as `user`. */
-  async function signedInTab(user: string): Promise<Tab> {
-    const tab = await browser.openPage();
-    recordRenewals(tab.page);
-    await tab.page.clock.install();
-    await tab.page.goto(`${server.url}/console/`);
-    await signInThroughIdp(tab.page, idp, user);
-    return tab;
+  function signedInTab(user: string): Promise<Tab> {
+    return openSignedInTab({ idp, server, browser }, user, recordRenewals);
   }
 
   const sessionStorageOf = (page: Page) =>

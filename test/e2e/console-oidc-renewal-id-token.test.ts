@@ -8,9 +8,10 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
+  RENEWAL_TTL_SECONDS as ACCESS_TOKEN_TTL_SECONDS,
   type ConsoleWithIdp,
-  signInThroughIdp,
-  startConsoleWithIdp,
+  openSignedInTab,
+  startRenewingConsole,
   unexpectedIdpPageProblems,
 } from '../fixtures/console-idp.ts';
 import { type BrowserOidcProvider, CONSOLE_CLIENT_ID } from '../fixtures/oidc-browser-provider.ts';
@@ -18,8 +19,6 @@ import type { TestServer } from '../fixtures/server.ts';
 
 const TOKEN_KEY = 'maos.console.token';
 const RENEWAL_KEY = 'maos.console.oidc.renewal';
-/** Short, so that the renewal is due early; the fake clock makes it due at once. */
-const ACCESS_TOKEN_TTL_SECONDS = 20;
 
 type Claims = Record<string, unknown>;
 
@@ -42,10 +41,7 @@ describe('console: the renewed ID token is of the same sign-in', { timeout: 180_
   let browser: TestBrowser;
 
   before(async () => {
-    stack = await startConsoleWithIdp(() => ({ clientId: CONSOLE_CLIENT_ID, scopes: ['openid'] }), {
-      accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
-      refreshTokens: true,
-    });
+    stack = await startRenewingConsole();
     ({ idp, server, browser } = stack);
   });
   after(() => stack?.close());
@@ -58,20 +54,18 @@ describe('console: the renewed ID token is of the same sign-in', { timeout: 180_
     user: string,
     tamper?: (claims: Claims) => void,
   ): Promise<{ page: Page; problems: PageProblems; idTokens: string[] }> {
-    const { page, problems } = await browser.openPage();
     const idTokens: string[] = [];
-    await page.route(`${idp.issuer}/token`, async (route) => {
-      const response = await route.fetch();
-      const tokens = await response.json();
-      const renewal =
-        new URLSearchParams(route.request().postData() ?? '').get('grant_type') === 'refresh_token';
-      if (renewal && tamper) tokens.id_token = withClaims(tokens.id_token, tamper);
-      idTokens.push(tokens.id_token);
-      await route.fulfill({ response, json: tokens });
-    });
-    await page.clock.install();
-    await page.goto(`${server.url}/console/`);
-    await signInThroughIdp(page, idp, user);
+    const { page, problems } = await openSignedInTab({ idp, server, browser }, user, (tab) =>
+      tab.route(`${idp.issuer}/token`, async (route) => {
+        const response = await route.fetch();
+        const tokens = await response.json();
+        const renewal =
+          new URLSearchParams(route.request().postData() ?? '').get('grant_type') === 'refresh_token';
+        if (renewal && tamper) tokens.id_token = withClaims(tokens.id_token, tamper);
+        idTokens.push(tokens.id_token);
+        await route.fulfill({ response, json: tokens });
+      }),
+    );
     return { page, problems, idTokens };
   }
 

@@ -11,9 +11,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
+  RENEWAL_TTL_SECONDS as ACCESS_TOKEN_TTL_SECONDS,
   type ConsoleWithIdp,
-  signInThroughIdp,
-  startConsoleWithIdp,
+  openSignedInTab,
+  startRenewingConsole,
   unexpectedIdpPageProblems,
 } from '../fixtures/console-idp.ts';
 import { type BrowserOidcProvider, CONSOLE_CLIENT_ID } from '../fixtures/oidc-browser-provider.ts';
@@ -21,8 +22,6 @@ import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 const TOKEN_KEY = 'maos.console.token';
 const RENEWAL_KEY = 'maos.console.oidc.renewal';
-/** Short, so that the renewal is due early; the fake clock makes it due at once. */
-const ACCESS_TOKEN_TTL_SECONDS = 20;
 
 interface Renewal {
   refreshToken: string | null;
@@ -37,22 +36,18 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
   let browser: TestBrowser;
 
   before(async () => {
-    stack = await startConsoleWithIdp(() => ({ clientId: CONSOLE_CLIENT_ID, scopes: ['openid'] }), {
-      accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS,
-      refreshTokens: true,
-    });
+    stack = await startRenewingConsole();
     ({ idp, server, browser } = stack);
   });
   after(() => stack?.close());
 
   /** A new tab (fake clock) signed in through the IdP's login and consent pages as `user`. */
-  async function signedInPage(
+  function signedInPage(
     user: string,
     { withoutEndSession = false } = {},
   ): Promise<{ page: Page; problems: PageProblems }> {
-    const opened = await browser.openPage();
-    const { page } = opened;
-    if (withoutEndSession) {
+    return openSignedInTab({ idp, server, browser }, user, async (page) => {
+      if (!withoutEndSession) return;
       // An IdP without RP-initiated logout: Sign out stays in the page and shows the form.
       await page.route(`${idp.issuer}/.well-known/openid-configuration`, async (route) => {
         const response = await route.fetch();
@@ -60,11 +55,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
         delete metadata.end_session_endpoint;
         await route.fulfill({ response, json: metadata });
       });
-    }
-    await page.clock.install();
-    await page.goto(`${server.url}/console/`);
-    await signInThroughIdp(page, idp, user);
-    return opened;
+    });
   }
 
   const stored = (page: Page) =>
