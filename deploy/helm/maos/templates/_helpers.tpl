@@ -87,7 +87,7 @@ true
 {{- end -}}
 {{- end -}}
 
-{{/* Scheme of the API port for the probes: HTTPS with tls.secretName, else HTTP. */}}
+{{/* Scheme of the API port (the probes; NOTES in lower case): HTTPS with tls.secretName, else HTTP. */}}
 {{- define "maos.apiScheme" -}}
 {{- if include "maos.tlsEnabled" . -}}
 HTTPS
