@@ -50,5 +50,10 @@ declare module 'fastify' {
      * document is MCP-specific); the security layer then leaves that attribute out.
      */
     ownResourceMetadata?: boolean;
+    /**
+     * The route submits a session: the tenant's quotas (unfinished sessions, daily tokens) are
+     * checked before it runs. Other routes of the same permission (steering) are not.
+     */
+    submitsSession?: boolean;
   }
 }

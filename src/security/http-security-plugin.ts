@@ -171,12 +171,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     }
     // The submit only: a steering message (same permission) is checked by the engine, against the
     // daily token cap alone (a tenant at its cap of unfinished sessions may still steer them).
-    if (
-      permission === 'sessions:create' &&
-      request.method === 'POST' &&
-      request.routeOptions.url === '/v1/sessions' &&
-      options.quotas
-    ) {
+    if (config.submitsSession === true && options.quotas) {
       try {
         await options.quotas.assertSessionAllowed(principal.tenantId);
       } catch (error) {

@@ -34,7 +34,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
   typed.post(
     '/v1/sessions',
     {
-      config: { permission: 'sessions:create' },
+      config: { permission: 'sessions:create', submitsSession: true },
       schema: {
         operationId: 'createSession',
         summary: 'Submit a session',
