@@ -8,6 +8,7 @@
 // (engine `admitSession`), which is what makes the cap exact under concurrent submits.
 import type { Kysely } from 'kysely';
 import { TERMINAL_SESSION_STATUSES } from '../domain/session-state.ts';
+import { utcDayStart } from '../engine/tenant-usage-days.ts';
 import { AppError } from '../errors/app-error.ts';
 
 /** The columns of the engine's tables the quota check reads. */
@@ -62,8 +63,8 @@ export function createTenantQuotas(
     consequence: string,
   ): Promise<void> {
     if (config.maxDailyTokensPerTenant <= 0) return;
-    const today = now();
-    const dayStart = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
+    // The ledger's own day key, so that the read finds the row the charges wrote.
+    const dayStart = utcDayStart(now().getTime());
     // Today's row alone: what the tenant's sessions were charged since 00:00 UTC, whenever they
     // were created (a session running across midnight charges its later spend to the new day).
     const row = await store
