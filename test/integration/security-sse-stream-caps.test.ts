@@ -8,7 +8,7 @@ import { createApiKey } from '../../src/security/api-keys.ts';
 import { createTestSecurityDb } from '../../src/security/test-support.ts';
 import { buildSecurityTestApp } from '../fixtures/security-app.ts';
 
-test('the per-principal stream cap is on by default, a quarter of the tenant cap', () => {
+test('the per-principal stream cap is on by default, half the tenant cap', () => {
   const { http } = configSchema.parse({});
   assert.equal(http.maxSseStreamsPerTenant, 100);
   assert.equal(http.maxSseStreamsPerPrincipal, 50);
