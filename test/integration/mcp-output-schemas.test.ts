@@ -5,14 +5,13 @@
 // no structured content: the same client would check it against the schema and throw.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import {
   connectHttpClient,
+  connectRemoteStdioClient,
   connectSteeringClient,
   type McpTestServer,
   startMcpTestServer,
@@ -22,7 +21,6 @@ import {
 import { markPlanOrchestrated } from '../fixtures/orchestrated-plan.ts';
 
 const ACTOR = { tenantId: 'default', principalId: 'output-schema-test' };
-const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 const validator = new AjvJsonSchemaValidator();
 
 const ALL_TOOLS = [
@@ -149,14 +147,7 @@ describe('MCP tool output schemas', { timeout: 60_000 }, () => {
     client = await connectSteeringClient(server.app, ACTOR, 'output-schema-test');
     // Listing the tools is what makes the client check results against their output schemas.
     tools = (await client.listTools()).tools;
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [MAOS_BIN, 'mcp', '--server', server.url],
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-      stderr: 'pipe',
-    });
-    remote = new Client({ name: 'output-schema-remote', version: '1' });
-    await remote.connect(transport);
+    remote = await connectRemoteStdioClient(server.url, 'output-schema-remote');
     remoteTools = (await remote.listTools()).tools;
   });
   after(async () => {

@@ -4,20 +4,17 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import {
   type ConnectedClient,
   connectHttpClient,
+  connectRemoteStdioClient,
   type McpTestServer,
   startMcpTestServer,
   type ToolErrorView,
   toolErrorOf,
 } from '../fixtures/mcp-server.ts';
-
-const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 
 async function call(client: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
@@ -36,14 +33,7 @@ describe('maos mcp in remote mode', { timeout: 60_000 }, () => {
 
   before(async () => {
     server = await startMcpTestServer();
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [MAOS_BIN, 'mcp', '--server', server.url],
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-      stderr: 'pipe',
-    });
-    remote = new Client({ name: 'maos-remote-test', version: '1.0.0' });
-    await remote.connect(transport);
+    remote = await connectRemoteStdioClient(server.url, 'maos-remote-test');
     http = await connectHttpClient(server.url);
   });
   after(async () => {

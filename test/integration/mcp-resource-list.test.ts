@@ -2,14 +2,15 @@
 // over /mcp and over stdio in remote mode; a cursor that is not one is -32602 INVALID_CURSOR.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Resource } from '@modelcontextprotocol/sdk/types.js';
-import { connectHttpClient, type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import {
+  connectHttpClient,
+  connectRemoteStdioClient,
+  type McpTestServer,
+  startMcpTestServer,
+} from '../fixtures/mcp-server.ts';
 import { requestJson } from '../fixtures/server.ts';
-
-const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 
 /** More than one page (50 sessions) of resources/list. */
 const SESSIONS = 53;
@@ -80,15 +81,7 @@ describe('MCP resources/list pagination', { timeout: 90_000 }, () => {
   });
 
   test('over stdio (maos mcp --server)', async (t) => {
-    const client = new Client({ name: 'maos-list-test', version: '1.0.0' });
-    await client.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [MAOS_BIN, 'mcp', '--server', server.url],
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-        stderr: 'pipe',
-      }),
-    );
+    const client = await connectRemoteStdioClient(server.url, 'maos-list-test');
     t.after(() => client.close());
     await assertPaged(client);
   });

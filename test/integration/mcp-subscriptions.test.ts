@@ -5,15 +5,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { MAX_SUBSCRIPTIONS } from '../../src/mcp/resources.ts';
-import { connectHttpClient, type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import {
+  connectHttpClient,
+  connectRemoteStdioClient,
+  type McpTestServer,
+  startMcpTestServer,
+} from '../fixtures/mcp-server.ts';
 import { requestJson } from '../fixtures/server.ts';
-
-const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 
 /** Creates `count` sessions over REST; each runs one agent `only` on `runner`. */
 async function createSessions(url: string, count: number, runner: string): Promise<string[]> {
@@ -85,15 +85,7 @@ describe('MCP subscriptions', { timeout: 120_000 }, () => {
     const ids = await createSessions(server.url, 3, 'sleep');
     try {
       const before = await readSseConnections(server.url);
-      const client = new Client({ name: 'maos-subscriptions-test', version: '1.0.0' });
-      await client.connect(
-        new StdioClientTransport({
-          command: process.execPath,
-          args: [MAOS_BIN, 'mcp', '--server', server.url],
-          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-          stderr: 'pipe',
-        }),
-      );
+      const client = await connectRemoteStdioClient(server.url, 'maos-subscriptions-test');
       for (const id of ids) await client.subscribeResource({ uri: `maos://sessions/${id}` });
       await waitFor(
         'one stream per subscription',

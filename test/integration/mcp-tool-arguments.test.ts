@@ -4,20 +4,17 @@
 // params have the wrong shape are JSON-RPC -32602 with VALIDATION_FAILED, not -32603.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { type CallToolResult, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import {
   connectHttpClient,
+  connectRemoteStdioClient,
   type McpTestServer,
   startMcpTestServer,
   type ToolErrorView,
   toolErrorOf,
 } from '../fixtures/mcp-server.ts';
-
-const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 
 type ArgumentErrorView = ToolErrorView & {
   details?: Array<{ location: string; path: string; message: string }>;
@@ -114,15 +111,7 @@ describe('MCP tool calls with bad arguments', { timeout: 60_000 }, () => {
   });
 
   test('over stdio (maos mcp --server)', async (t) => {
-    const client = new Client({ name: 'maos-args-test', version: '1.0.0' });
-    await client.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [MAOS_BIN, 'mcp', '--server', server.url],
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-        stderr: 'pipe',
-      }),
-    );
+    const client = await connectRemoteStdioClient(server.url, 'maos-args-test');
     t.after(() => client.close());
     await checkArgumentErrors(client);
     await checkMalformedParams(client);
