@@ -10,6 +10,7 @@ import type { Page } from 'playwright-core';
 import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
   type ConsoleWithIdp,
+  signInThroughIdp,
   startConsoleWithIdp,
   unexpectedIdpPageProblems,
 } from '../fixtures/console-idp.ts';
@@ -150,13 +151,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
 
   /** Signs in through the IdP's login and consent pages as `user`; returns the access token. */
   async function signInAtIdp(page: Page, user: string): Promise<string> {
-    await idpButton(page).click();
-    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
-    await page.locator('input[name="login"]').fill(user);
-    await page.locator('input[name="password"]').fill('any');
-    await page.getByRole('button', { name: 'Sign-in' }).click();
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await signInThroughIdp(page, idp, user);
     const token = await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY);
     assert.ok(token);
     return token;
