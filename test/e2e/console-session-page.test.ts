@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { openSession, waitForStatus } from '../fixtures/console-session-page.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
@@ -26,19 +27,6 @@ let releaseBlocked: () => void = () => {};
 const blocked = new Promise<void>((resolve) => {
   releaseBlocked = resolve;
 });
-
-async function openSession(page: Page, url: string, id: string): Promise<void> {
-  await page.goto(`${url}/console/#/sessions/${id}`);
-  await page.locator('#session-facts').waitFor();
-}
-
-/** Waits for the session's status badge to show `status` (the raw value, kept as its title). */
-async function waitForStatus(page: Page, status: string): Promise<void> {
-  await page.waitForFunction(
-    (expected) => document.querySelector('#session-facts .badge')?.getAttribute('title') === expected,
-    status,
-  );
-}
 
 describe('console: a session page', { timeout: 180_000 }, () => {
   let server: TestServer;

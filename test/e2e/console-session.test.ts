@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { openSession, waitForStatus } from '../fixtures/console-session-page.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import type { ScriptedLlmServer } from '../fixtures/llm-server.ts';
@@ -48,20 +49,6 @@ function scriptLlm(llm: ScriptedLlmServer): void {
     if (name === 'research') return { text: RESEARCH_OUTPUT, chunkSize: 6, chunkDelayMs: 150 };
     return { text: `output of ${name}` };
   });
-}
-
-async function openSession(page: Page, url: string, id: string): Promise<void> {
-  await page.goto(`${url}/console/#/sessions/${id}`);
-  await page.locator('#session-facts').waitFor();
-}
-
-/** Waits until the status badge of the session facts reads `status`. */
-/** Waits for the session's status badge to show `status` (the raw value, kept as its title). */
-async function waitForStatus(page: Page, status: string): Promise<void> {
-  await page.waitForFunction(
-    (expected) => document.querySelector('#session-facts .badge')?.getAttribute('title') === expected,
-    status,
-  );
 }
 
 /**
