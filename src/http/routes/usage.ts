@@ -78,7 +78,7 @@ export function registerUsageRoutes(app: FastifyInstance, options: UsageRoutesOp
         querystring: z.strictObject({
           from: instantSchema.describe('Start of the range (included), RFC 3339.'),
           to: instantSchema.describe(
-            'End of the range (excluded), RFC 3339: later than `from`, at most 366 days after it.',
+            `End of the range (excluded), RFC 3339: later than \`from\`, at most ${MAX_RANGE_DAYS} days after it.`,
           ),
           groupBy: z
             .enum(['day', 'role', 'model'])
