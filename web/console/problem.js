@@ -1,6 +1,16 @@
 // How the console shows an API error: the problem document's title, detail and stable code (and the
 // request id to look up in the server log), never a blank page.
-import { h } from './dom.js';
+import { h, replaceChildren } from './dom.js';
+
+/**
+ * Shows in `output` a mistake the console finds in a form before sending it (said in the form's
+ * words) and moves the focus to the control to fix.
+ * @param {HTMLElement} output @param {string} context @param {string} message @param {HTMLElement} control
+ */
+export function showFormMistake(output, context, message, control) {
+  replaceChildren(output, renderProblem(new Error(message), context));
+  control.focus();
+}
 
 /**
  * An alert box for an error: an ApiError (problem+json) or any other thrown value.

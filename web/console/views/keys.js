@@ -5,7 +5,7 @@ import { request } from '../api.js';
 import { describeKeys } from '../count-phrases.js';
 import { field, formatTime, h, replaceChildren } from '../dom.js';
 import { hideSection } from '../nav.js';
-import { renderProblem } from '../problem.js';
+import { renderProblem, showFormMistake } from '../problem.js';
 
 const ROLES = ['viewer', 'developer', 'operator', 'auditor', 'admin'];
 
@@ -178,8 +178,7 @@ export function renderKeys(root) {
           ? ['The expiry must be in the future (or left empty: the key does not expire).', expires]
           : null;
     if (mistake) {
-      replaceChildren(errors, renderProblem(new Error(mistake[0]), 'Creating the key'));
-      mistake[1].focus();
+      showFormMistake(errors, 'Creating the key', ...mistake);
       return;
     }
     submit.disabled = true;

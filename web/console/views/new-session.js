@@ -2,7 +2,7 @@
 // POST /v1/sessions with an Idempotency-Key so a double submit creates one session.
 import { api } from '../api.js';
 import { field, h, replaceChildren } from '../dom.js';
-import { renderProblem } from '../problem.js';
+import { renderProblem, showFormMistake } from '../problem.js';
 
 /** Strategies the orchestrator plans itself (parallel/sequential need agents listed by the caller). */
 const STRATEGIES = ['pipeline', 'adaptive'];
@@ -50,14 +50,12 @@ export function createNewSessionForm({ onCreated }) {
           event.preventDefault();
           // Spaces pass the field's `required`; the server would refuse them in its own terms.
           if (!objective.value.trim()) {
-            replaceChildren(
+            showFormMistake(
               errors,
-              renderProblem(
-                new Error('Write the objective: what the agents should achieve.'),
-                'Creating the session',
-              ),
+              'Creating the session',
+              'Write the objective: what the agents should achieve.',
+              objective,
             );
-            objective.focus();
             return;
           }
           const body = { objective: objective.value.trim(), strategy: strategy.value };

@@ -3,7 +3,7 @@
 // in the states where the API accepts it; a refusal is shown with its problem code.
 import { api } from '../api.js';
 import { countOf, field, h, replaceChildren } from '../dom.js';
-import { renderProblem } from '../problem.js';
+import { renderProblem, showFormMistake } from '../problem.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
@@ -136,11 +136,7 @@ export function createSessionActions({ id, onChanged }) {
     'click',
     guarded(async () => {
       if (!reason.value.trim()) {
-        replaceChildren(
-          approveOutput,
-          renderProblem(new Error('Give a reason for rejecting the plan.'), 'Rejecting'),
-        );
-        reason.focus();
+        showFormMistake(approveOutput, 'Rejecting', 'Give a reason for rejecting the plan.', reason);
         return;
       }
       await runAction(
@@ -157,11 +153,7 @@ export function createSessionActions({ id, onChanged }) {
     'click',
     guarded(async () => {
       if (!message.value.trim()) {
-        replaceChildren(
-          steerOutput,
-          renderProblem(new Error('Write the message first.'), 'Sending the message'),
-        );
-        message.focus();
+        showFormMistake(steerOutput, 'Sending the message', 'Write the message first.', message);
         return;
       }
       await runAction(
