@@ -59,6 +59,8 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
   if (!issuer || !audience) {
     throw new AppError('CONFIG_INVALID', 'auth.oidc.issuer and auth.oidc.audience are required for OIDC');
   }
+  // Fixed by the config: computed once, not per token.
+  const audiences = acceptedAudiences(audience);
   const now = options.now ?? (() => new Date());
   let keySet: Promise<KeySet> | null = null;
   /** The last discovery failure, answered again until `untilMs` (DISCOVERY_RETRY_MS). */
@@ -95,7 +97,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
       try {
         const result = await jwtVerify(token, jwks, {
           issuer,
-          audience: acceptedAudiences(audience),
+          audience: audiences,
           algorithms: config.algorithms,
           typ: config.typ === 'strict' ? STRICT_TYP : undefined,
           clockTolerance: config.clockToleranceSeconds,
