@@ -1,7 +1,7 @@
 // The lease reaper's step for one task whose lease ran out (engine/lease-reaper.ts): the attempt is
 // retried or the task fails for good, and what the lost run recorded having spent is charged (to
 // the models it recorded it under).
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionTask } from '../domain/task-state.ts';
 import { isZeroUsage, type TaskStatus } from '../domain/types.ts';
@@ -9,9 +9,9 @@ import { appendEvents } from '../store/event-store.ts';
 import { leaseNow } from '../store/lease-clock.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
-import { appendModelUsageSql, encodeModelUsage, sortModelUsage } from '../store/task-model-usage.ts';
+import { sortModelUsage } from '../store/task-model-usage.ts';
 import { advanceSessions, chargeSessionUsage, type Touched, zeroUsage } from './advance-sessions.ts';
-import { parseUnsettledUsage, recordCharge } from './run-spend.ts';
+import { parseUnsettledUsage, recordCharge, taskChargeSet } from './run-spend.ts';
 import { type FinishEffects, NOT_APPLIED } from './task-outcome.ts';
 
 /** The reaper's step for one expired lease: retry (attempt + 1) or fail for good. */
@@ -48,14 +48,8 @@ export async function expireTaskLease(
       lease_expires_at: null,
       updated_at: now,
       unsettled_usage: null,
-      input_tokens: eb('input_tokens', '+', lost.inputTokens),
-      output_tokens: eb('output_tokens', '+', lost.outputTokens),
-      cache_read_tokens: eb('cache_read_tokens', '+', lost.cacheReadTokens),
-      cost_usd: eb('cost_usd', '+', lost.costUsd),
       // Under the models the lost run recorded, as a finish adds its own (store/task-model-usage.ts).
-      ...(models.length > 0
-        ? { model_usage: appendModelUsageSql(sql.ref('model_usage'), encodeModelUsage(models)) }
-        : {}),
+      ...taskChargeSet(eb, lost, models),
       ...(retry ? { ready_at: now, started_at: null } : { error: reason, finished_at: now }),
     }))
     .where('id', '=', row.id)

@@ -12,7 +12,7 @@
 // split per provider and model (an LLM run's), and each settler adds that split to the task's
 // `model_usage` with the charge, in the same UPDATE: stopped runs count under the models that
 // served them, as finished ones do (store/task-model-usage.ts).
-import { type Kysely, sql } from 'kysely';
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import {
   isUsageWithin,
   isZeroUsage,
@@ -136,18 +136,29 @@ export async function addTaskUsage(
 ): Promise<void> {
   await trx
     .updateTable('tasks')
-    .set((eb) => ({
-      input_tokens: eb('input_tokens', '+', usage.inputTokens),
-      output_tokens: eb('output_tokens', '+', usage.outputTokens),
-      cache_read_tokens: eb('cache_read_tokens', '+', usage.cacheReadTokens),
-      cost_usd: eb('cost_usd', '+', usage.costUsd),
-      ...(models?.length
-        ? { model_usage: appendModelUsageSql(sql.ref('model_usage'), encodeModelUsage(models)) }
-        : {}),
-      updated_at: now,
-    }))
+    .set((eb) => ({ ...taskChargeSet(eb, usage, models), updated_at: now }))
     .where('id', '=', taskId)
     .execute();
+}
+
+/**
+ * The columns of an UPDATE of `tasks` that add `usage` to the task's usage and `models` (if any)
+ * to its `model_usage` (store/task-model-usage.ts): every settler's charge of a task.
+ */
+export function taskChargeSet(
+  eb: ExpressionBuilder<Database, 'tasks'>,
+  usage: Usage,
+  models?: readonly ModelUsage[],
+) {
+  return {
+    input_tokens: eb('input_tokens', '+', usage.inputTokens),
+    output_tokens: eb('output_tokens', '+', usage.outputTokens),
+    cache_read_tokens: eb('cache_read_tokens', '+', usage.cacheReadTokens),
+    cost_usd: eb('cost_usd', '+', usage.costUsd),
+    ...(models?.length
+      ? { model_usage: appendModelUsageSql(sql.ref('model_usage'), encodeModelUsage(models)) }
+      : {}),
+  };
 }
 
 /**
