@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { findLabelViolations, UNKNOWN_ROUTE } from '../../src/observability/metric-labels.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { renderChart } from '../fixtures/helm-chart.ts';
 import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
 import { sampleOf } from '../fixtures/metrics-scrape.ts';
@@ -24,18 +24,6 @@ import { requireBinary, runPromtool } from '../helpers/promtool.ts';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const PROMETHEUS_HINT =
   'prometheus not found: as root run `apt-get update && apt-get install -y --no-install-recommends prometheus`';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -15,6 +15,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { startOrStop, startServer } from '../../src/main.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { acquireServerLock } from '../../src/store/server-lock.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { cannotRunCheckoutAs } from '../fixtures/run-as-user.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
@@ -29,13 +30,6 @@ async function holdPort(port = 0): Promise<{ server: Server; port: number }> {
   const address = server.address();
   assert.ok(address && typeof address === 'object');
   return { server, port: address.port };
-}
-
-/** A port that was free a moment ago: held on 127.0.0.1, then let go again. */
-async function freePort(): Promise<{ port: number }> {
-  const { server, port } = await holdPort();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return { port };
 }
 
 /** Starts the server in process on 127.0.0.1 with the API on `port` and metrics on `metricsPort`. */
@@ -117,7 +111,7 @@ test('the metrics listener on the API port: CONFIG_INVALID naming both settings,
   const dir = mkdtempSync(join(tmpdir(), 'maos-ports-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   // A free port, let go again: the collision is the configuration's own, with no other process.
-  const free = await freePort();
+  const free = { port: await freePort() };
   const dataDir = join(dir, 'data');
   await assert.rejects(startOnPorts(dataDir, free.port, free.port), (error: Error & { code?: string }) => {
     assert.equal(error.code, 'CONFIG_INVALID');
@@ -138,7 +132,7 @@ test('the API port held by another process while the metrics port is free: still
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const held = await holdPort();
   t.after(() => held.server.close());
-  const free = await freePort();
+  const free = { port: await freePort() };
   const dataDir = join(dir, 'data');
   await assert.rejects(startOnPorts(dataDir, held.port, free.port), (error: Error & { code?: string }) => {
     assert.equal(error.code, 'PORT_IN_USE');
