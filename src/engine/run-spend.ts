@@ -23,7 +23,12 @@ import {
   ZERO_USAGE,
 } from '../domain/types.ts';
 import type { Database } from '../store/schema.ts';
-import { appendModelUsageSql, encodeModelUsage, toModelUsage } from '../store/task-model-usage.ts';
+import {
+  appendModelUsageSql,
+  encodeModelUsage,
+  storedModelUsage,
+  toModelUsage,
+} from '../store/task-model-usage.ts';
 
 /** The spend an attempt recorded, with the attempt it belongs to. */
 export interface UnsettledUsage {
@@ -83,7 +88,7 @@ export async function recordUnsettledUsage(
 ): Promise<boolean> {
   const record = {
     ...spend,
-    ...(models ? { models: JSON.parse(encodeModelUsage(models)) as unknown } : {}),
+    ...(models ? { models: storedModelUsage(models) } : {}),
     attempt: attempt.attempt,
     owner: attempt.owner,
   };

@@ -12,16 +12,19 @@ export type { ModelUsage };
 
 /** The JSON array stored for `models` (figures only, in a fixed key order). */
 export function encodeModelUsage(models: readonly ModelUsage[]): string {
-  return JSON.stringify(
-    models.map((usage) => ({
-      provider: usage.provider,
-      model: usage.model,
-      inputTokens: usage.inputTokens,
-      outputTokens: usage.outputTokens,
-      cacheReadTokens: usage.cacheReadTokens,
-      costUsd: usage.costUsd,
-    })),
-  );
+  return JSON.stringify(storedModelUsage(models));
+}
+
+/** `models` as they are stored: figures only, in a fixed key order. */
+export function storedModelUsage(models: readonly ModelUsage[]): ModelUsage[] {
+  return models.map((usage) => ({
+    provider: usage.provider,
+    model: usage.model,
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+    cacheReadTokens: usage.cacheReadTokens,
+    costUsd: usage.costUsd,
+  }));
 }
 
 /**
