@@ -82,6 +82,12 @@ export type CommandHandler = (ctx: CliContext, command: Command) => Promise<numb
 /** Wraps a handler into a commander action; the wrapper gets the io and records the exit code. */
 export type ActionFactory = (handler: CommandHandler) => (...args: unknown[]) => Promise<void>;
 
+/** Parser of a repeatable option (`--agent a --agent b`): every value, in order. */
+export const collectRepeated = (value: string, previous: string[] | undefined): string[] => [
+  ...(previous ?? []),
+  value,
+];
+
 /** Help of `--credentials`, on the root program and on every command that talks to the server. */
 export const CREDENTIALS_OPTION_HELP =
   'file of the tokens `maos login` stores (env MAOS_CREDENTIALS; default ~/.config/maos/credentials.json)';

@@ -26,7 +26,7 @@ import {
 } from '../../security/create-security.ts';
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
 import { refuseRootOnForeignFiles } from '../../store/data-dir-owner.ts';
-import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 
 interface VerifyOptions {
@@ -44,8 +44,6 @@ interface ExportOptions {
   tenant?: string;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
 /** Registers `maos audit`. */
 export function registerAuditCommand(program: Command, act: ActionFactory): void {
   const audit = program
@@ -55,7 +53,7 @@ export function registerAuditCommand(program: Command, act: ActionFactory): void
     .description('re-compute the hash chain and tree heads; report the first broken record (exit 1)')
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
     .option('--export <file>', 'verify a JSONL export instead of the database')
-    .option('--checkpoint <file>', 'signed checkpoint file (repeatable)', collect)
+    .option('--checkpoint <file>', 'signed checkpoint file (repeatable)', collectRepeated)
     .option('--checkpoint-dir <dir>', 'directory of exported checkpoints (default: the configured one)')
     .option('--key <vkey>', 'verifier key <name>+<hash>+<key> of the checkpoint signer')
     .option('--key-file <file>', 'file holding the verifier key')

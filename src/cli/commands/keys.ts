@@ -5,7 +5,7 @@ import { loadConfig } from '../../config/load.ts';
 import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../../security/api-keys.ts';
 import { localOperatorActor, openLocalSecurityStore } from '../../security/local-store.ts';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
-import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable } from '../output.ts';
 
@@ -16,8 +16,6 @@ interface KeyOptions {
   name?: string;
   expires?: string;
 }
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Registers `maos keys`. */
 export function registerKeysCommand(program: Command, act: ActionFactory): void {
@@ -30,7 +28,7 @@ export function registerKeysCommand(program: Command, act: ActionFactory): void 
       .option('--tenant <id>', 'tenant the key belongs to', 'default');
   withBase(keys.command('create'))
     .description(`create a key; it is printed once. Roles: ${BUILT_IN_ROLES.join(', ')}`)
-    .option('--role <role>', 'role of the key (repeatable)', collect)
+    .option('--role <role>', 'role of the key (repeatable)', collectRepeated)
     .option('--name <name>', 'label of the key', 'cli')
     .option('--expires <time>', 'expiry: RFC 3339 time or a duration like 90d, 12h')
     .action(act(runCreate));

@@ -2,7 +2,7 @@
 // create|delete`: the tenant's custom roles (POST and DELETE /v1/roles).
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable, truncate } from '../output.ts';
 
@@ -12,8 +12,6 @@ interface CreateOptions {
   instructionsFile?: string;
   capability?: string[];
 }
-
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 /** Registers `maos roles` and `maos roles create|delete`. */
 export function registerRolesCommand(program: Command, act: ActionFactory): void {
@@ -29,7 +27,7 @@ export function registerRolesCommand(program: Command, act: ActionFactory): void
     )
     .option('--instructions <text>', "the role's system prompt (20-20,000 characters)")
     .option('--instructions-file <file>', 'read the system prompt from this file instead')
-    .option('--capability <text>', 'what the role is good at (repeatable, at most 20)', collect)
+    .option('--capability <text>', 'what the role is good at (repeatable, at most 20)', collectRepeated)
     .addHelpText(
       'after',
       `

@@ -10,7 +10,7 @@ import type { SessionDto } from '../../http/dto.ts';
 import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-spec.ts';
 import { type ApprovalPrompter, createApprovalPrompter, describeTasks } from '../approval-prompt.ts';
 import { ApiProblemError, UnreachableError } from '../client.ts';
-import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { createEventPrinter } from '../event-printer.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { type FollowOptions, followSession } from '../follow.ts';
@@ -39,8 +39,6 @@ interface RunOptions {
   deadline?: string;
 }
 
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
-
 /** Registers `maos run`. */
 export function registerRunCommand(program: Command, act: ActionFactory): void {
   const command = program
@@ -50,12 +48,12 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
     .option(
       '-a, --agent <spec>',
       'a task as [name=]role:task[:runner] (repeatable); runner = a runner from the server config',
-      collect,
+      collectRepeated,
     )
     .option(
       '-d, --depends <spec>',
       'name=dep1,dep2: agent "name" runs after dep1 and dep2 (repeatable)',
-      collect,
+      collectRepeated,
     )
     .option(
       '-s, --strategy <strategy>',
