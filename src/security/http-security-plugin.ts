@@ -15,7 +15,7 @@ import { answerPreflight, applyCorsHeaders, type CorsOptions, isPreflight } from
 import { describeAuditActor, type JsonRpcCall, readJsonRpcCall } from './http-audit-fields.ts';
 import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
 import { secondsUntilUtcMidnight, type TenantQuotas } from './quotas.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import type { RateLimitDecision, RateLimiter } from './rate-limit.ts';
 import { authorize, isPermission, type Permission } from './rbac.ts';
 import { applySecurityHeaders } from './security-headers.ts';
 
@@ -120,14 +120,10 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       // Failed attempts count against the caller's IP, so guessing keys or tokens is throttled.
       const decision = await rateLimiter.consume({ ip: request.ip });
       if (!decision.allowed) {
-        state.retryAfterSeconds = decision.retryAfterSeconds;
         state.rateLimitHeaders = decision.headers;
-        state.repeatedRateLimit = decision.firstRefusal !== true;
         // The answer is the 429, not the failed login: its audit record says so (the failed logins
         // before it are recorded with their own reasons).
-        state.denial = 'rate limited';
-        metrics?.recordRateLimitRejection?.('requests');
-        throw new AppError('RATE_LIMITED', 'Too many failed authentication attempts; retry later');
+        throw rateLimited(state, decision, 'Too many failed authentication attempts; retry later');
       }
       throw error;
     }
@@ -154,13 +150,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     }
     const decision = await rateLimiter.consume({ tenantId: principal.tenantId, principalId: principal.id });
     for (const [name, value] of Object.entries(decision.headers)) reply.header(name, value);
-    if (!decision.allowed) {
-      state.retryAfterSeconds = decision.retryAfterSeconds;
-      state.repeatedRateLimit = decision.firstRefusal !== true;
-      state.denial = 'rate limited';
-      metrics?.recordRateLimitRejection?.('requests');
-      throw new AppError('RATE_LIMITED', 'Rate limit exceeded; retry later');
-    }
+    if (!decision.allowed) throw rateLimited(state, decision, 'Rate limit exceeded; retry later');
     try {
       authorize(principal, permission);
     } catch (error) {
@@ -179,6 +169,15 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         throw error;
       }
     }
+  }
+
+  /** Notes a rate-limit refusal (Retry-After, audit reason and dedup, metric); returns its 429 error. */
+  function rateLimited(state: RequestState, decision: RateLimitDecision, message: string): AppError {
+    state.retryAfterSeconds = decision.retryAfterSeconds;
+    state.repeatedRateLimit = decision.firstRefusal !== true;
+    state.denial = 'rate limited';
+    metrics?.recordRateLimitRejection?.('requests');
+    return new AppError('RATE_LIMITED', message);
   }
 
   /** Retry-After, audit reason and metric of a QUOTA_EXCEEDED refusal; other errors pass. */
