@@ -14,6 +14,7 @@ import {
   openSignedInTab,
   startRenewingConsole,
   unexpectedIdpPageProblems,
+  waitForNewAccessToken,
 } from '../fixtures/console-idp.ts';
 import type { BrowserOidcProvider } from '../fixtures/oidc-browser-provider.ts';
 import { requestJson, type TestServer } from '../fixtures/server.ts';
@@ -97,17 +98,6 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
       [TOKEN_KEY, RENEWAL_KEY],
     ) as Promise<{ token: string | null; refreshToken: string | null }>;
 
-  /** Waits until `page` holds an access token other than `old`. */
-  async function renewedFrom(page: Page, old: string | null): Promise<void> {
-    await page.waitForFunction(
-      ([key, previous]) => {
-        const token = sessionStorage.getItem(key as string);
-        return token !== null && token !== previous;
-      },
-      [TOKEN_KEY, old],
-    );
-  }
-
   async function listWith(token: string | null): Promise<number> {
     return (await requestJson(`${server.url}/v1/sessions`, { headers: { authorization: `Bearer ${token}` } }))
       .status;
@@ -132,8 +122,8 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
       // Both tabs plan the renewal at the same time (same expiry, one clock): both try at once.
       await original.page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
       await Promise.all([
-        renewedFrom(original.page, before.token),
-        renewedFrom(duplicate.page, before.token),
+        waitForNewAccessToken(original.page, before.token),
+        waitForNewAccessToken(duplicate.page, before.token),
       ]);
       const now = await stored(original.page);
       assert.deepEqual(await stored(duplicate.page), now, `round ${round}: both tabs hold the new tokens`);
@@ -158,27 +148,30 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
     const copy = await sessionStorageOf(original.page);
     const first = await stored(original.page);
     await original.page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
-    await renewedFrom(original.page, first.token);
+    await waitForNewAccessToken(original.page, first.token);
     const renewed = await stored(original.page);
     assert.equal(used.length, 1);
 
     // Duplicated from a copy taken before the renewal: its refresh token is spent, and due for
     // renewal at once (the tabs share one clock, past its expiry).
     const late = await duplicateTab(original.page, copy);
-    await renewedFrom(late.page, first.token);
+    await waitForNewAccessToken(late.page, first.token);
     assert.deepEqual(await stored(late.page), renewed, 'it took the tokens of the tab that renewed');
     assert.deepEqual(used, [first.refreshToken], 'without using the spent refresh token');
 
     // The tab that renewed closes; another late copy gets the tokens from the one left.
     await original.page.close();
     const later = await duplicateTab(late.page, copy);
-    await renewedFrom(later.page, first.token);
+    await waitForNewAccessToken(later.page, first.token);
     assert.deepEqual(await stored(later.page), renewed);
     assert.deepEqual(used, [first.refreshToken], 'still one use');
 
     // And the two go on renewing together.
     await late.page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
-    await Promise.all([renewedFrom(late.page, renewed.token), renewedFrom(later.page, renewed.token)]);
+    await Promise.all([
+      waitForNewAccessToken(late.page, renewed.token),
+      waitForNewAccessToken(later.page, renewed.token),
+    ]);
     assert.deepEqual(await stored(later.page), await stored(late.page));
     assert.deepEqual(used, [first.refreshToken, renewed.refreshToken]);
     await stillSignedIn(late, 'late');
@@ -199,8 +192,8 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
     for (let round = 1; round <= 3; round += 1) {
       await original.page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
       await Promise.all([
-        renewedFrom(original.page, before.token),
-        renewedFrom(duplicate.page, before.token),
+        waitForNewAccessToken(original.page, before.token),
+        waitForNewAccessToken(duplicate.page, before.token),
       ]);
       const now = await stored(original.page);
       assert.equal(now.refreshToken, before.refreshToken, `round ${round}: the same refresh token`);

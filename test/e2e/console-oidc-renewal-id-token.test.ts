@@ -13,6 +13,7 @@ import {
   openSignedInTab,
   startRenewingConsole,
   unexpectedIdpPageProblems,
+  waitForNewAccessToken,
 } from '../fixtures/console-idp.ts';
 import { type BrowserOidcProvider, CONSOLE_CLIENT_ID } from '../fixtures/oidc-browser-provider.ts';
 import type { TestServer } from '../fixtures/server.ts';
@@ -75,13 +76,7 @@ describe('console: the renewed ID token is of the same sign-in', { timeout: 180_
     const { page, problems, idTokens } = await signedInPage('alice');
     const first = await storedToken(page);
     await page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
-    await page.waitForFunction(
-      ([key, old]) => {
-        const token = sessionStorage.getItem(key as string);
-        return token !== null && token !== old;
-      },
-      [TOKEN_KEY, first],
-    );
+    await waitForNewAccessToken(page, first);
     assert.equal(idTokens.length, 2, 'sign-in and one renewal');
     const [signIn, renewed] = idTokens.map((token) => claimsOf(token)) as [Claims, Claims];
     // What the checks compare: the provider keeps them across a refresh, as §12.2 asks.

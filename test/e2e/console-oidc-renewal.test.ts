@@ -16,6 +16,7 @@ import {
   openSignedInTab,
   startRenewingConsole,
   unexpectedIdpPageProblems,
+  waitForNewAccessToken,
 } from '../fixtures/console-idp.ts';
 import { type BrowserOidcProvider, CONSOLE_CLIENT_ID } from '../fixtures/oidc-browser-provider.ts';
 import { requestJson, type TestServer } from '../fixtures/server.ts';
@@ -86,13 +87,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
       if (request.url() === first.renewal?.tokenEndpoint) renewals.push(request.postData() ?? '');
     });
     await page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
-    await page.waitForFunction(
-      ([key, old]) => {
-        const token = sessionStorage.getItem(key as string);
-        return token !== null && token !== old;
-      },
-      [TOKEN_KEY, first.token],
-    );
+    await waitForNewAccessToken(page, first.token);
     const second = await stored(page);
     assert.equal(renewals.length, 1);
     const sent = new URLSearchParams(renewals[0]);
@@ -178,13 +173,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
 
     await page.unroute(tokenEndpoint);
     await page.clock.fastForward(4_000);
-    await page.waitForFunction(
-      ([key, old]) => {
-        const token = sessionStorage.getItem(key as string);
-        return token !== null && token !== old;
-      },
-      [TOKEN_KEY, first.token],
-    );
+    await waitForNewAccessToken(page, first.token);
     assert.equal(await page.getByRole('heading', { name: 'Sessions', exact: true }).count(), 1);
     assert.deepEqual(
       unexpectedIdpPageProblems(problems, [400, 401]).filter(
