@@ -98,7 +98,7 @@ describe('console at phone width', { timeout: 180_000 }, () => {
     await page.locator('#usage-groups-body tr[data-key="local/m"]').waitFor();
     await page.locator('#usage-body tr').first().waitFor();
     await assertTablesFit(page, ['usage-period-table', 'usage-groups-table', 'usage-table']);
-    // The totals' footer: "Total (1 sessions)" says what it is, its figures name their columns.
+    // The totals' footer: "Total (1 session)" says what it is, its figures name their columns.
     const footer = await page
       .locator('main tfoot tr')
       .first()
