@@ -258,11 +258,11 @@ function useRollbackJournal(path: string): void {
 }
 
 /**
- * `sudo maos restore` for a server that runs as another user: the new file would belong to root and
- * the server could not open it. Run as root, the copy gets the owner of the database it replaces
- * (or of its directory); any other user can only create files it owns, which is then right.
+ * `sudo maos restore` for a server that runs as another user: what it creates would belong to root
+ * and the server could not open it. Run as root, `path` gets the owner of `ownerOf` (the database
+ * it replaces, or its directory); any other user can only create files it owns, which is then right.
  */
-function keepOwner(path: string, ownerOf: string): void {
+export function keepOwner(path: string, ownerOf: string): void {
   if (process.getuid?.() !== 0) return;
   const owner = statSync(ownerOf);
   chownSync(path, owner.uid, owner.gid);

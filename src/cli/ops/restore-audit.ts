@@ -1,12 +1,13 @@
 // Audit-chain verification after `maos restore`: a restored database must still prove that its
 // audit log was not altered (hash chain re-computed from the first record to the last).
-import { chownSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { readDatabaseEntries } from '../../security/audit/audit-source.ts';
 import { verifyAuditEntries } from '../../security/audit/verify.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
+import { keepOwner } from '../../store/backup.ts';
 
 export interface RestoredAuditResult {
   status: 'verified' | 'failed' | 'skipped';
@@ -79,10 +80,7 @@ export function setAsideLaterCheckpoints(
   mkdirSync(directory, { recursive: true, mode: 0o700 });
   // Run as root (`sudo maos restore`): the directory goes to the checkpoint directory's owner, as the
   // restored database goes to its database's, so that nothing in the data directory is root's.
-  if (process.getuid?.() === 0) {
-    const owner = statSync(checkpointDir);
-    chownSync(directory, owner.uid, owner.gid);
-  }
+  keepOwner(directory, checkpointDir);
   for (const name of later) renameSync(join(checkpointDir, name), join(directory, name));
   return { directory, files: later };
 }
