@@ -52,15 +52,21 @@ export interface MaosMcpServer {
   dispose: () => void;
 }
 
+/**
+ * What the server announces: given at construction (the request handlers registered before the
+ * tools need them) and again once the tools and resources are registered (see below).
+ */
+const CAPABILITIES = {
+  tools: { listChanged: false },
+  resources: { subscribe: true, listChanged: false },
+};
+
 /** Creates one MCP server instance; create one per client connection (MCP session). */
 export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer {
   const server = new McpServer(
     { name: 'maos', title: 'MAOS multi-agent orchestration', version: VERSION },
     {
-      capabilities: {
-        tools: { listChanged: false },
-        resources: { subscribe: true, listChanged: false },
-      },
+      capabilities: CAPABILITIES,
       instructions: options.steering ? `${INSTRUCTIONS} ${STEERING_INSTRUCTIONS}` : INSTRUCTIONS,
     },
   );
@@ -70,10 +76,7 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
   // Registering tools and resources makes the SDK announce `listChanged: true`, yet the tools never
   // change and no `list_changed` notification is ever sent (new sessions included): clients must
   // list again when they want the newest sessions, not wait for a notification that never comes.
-  server.server.registerCapabilities({
-    tools: { listChanged: false },
-    resources: { subscribe: true, listChanged: false },
-  });
+  server.server.registerCapabilities(CAPABILITIES);
   // A malformed request is answered here, before the protocol layer sees it.
   checkRequestParams(server);
   const onRequest = options.onRequest;
