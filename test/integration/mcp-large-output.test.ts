@@ -62,17 +62,21 @@ describe('MCP with very large output', { timeout: 90_000 }, () => {
     await server?.close();
   });
 
-  test('session_status recent_events on a session with very large output', async () => {
+  /** Runs `agents` (command runners) to the end in one `orchestrate` call; its status document. */
+  async function runToCompletion<T extends StatusView>(objective: string, agents: unknown[]): Promise<T> {
     const started = await mcp.client.callTool({
       name: 'orchestrate',
-      arguments: {
-        objective: 'lots of output',
-        agents: [{ name: 'loud', role: 'tester', task: 'talk', runner: 'big' }],
-        wait_seconds: 45,
-      },
+      arguments: { objective, agents, wait_seconds: 45 },
     });
-    const session = started.structuredContent as unknown as StatusView;
-    assert.equal(session.status, 'completed', JSON.stringify(started.content).slice(0, 500));
+    const view = started.structuredContent as unknown as T;
+    assert.equal(view.status, 'completed', JSON.stringify(started.content).slice(0, 500));
+    return view;
+  }
+
+  test('session_status recent_events on a session with very large output', async () => {
+    const session = await runToCompletion('lots of output', [
+      { name: 'loud', role: 'tester', task: 'talk', runner: 'big' },
+    ]);
 
     const result = await mcp.client.callTool({
       name: 'session_status',
@@ -111,16 +115,9 @@ describe('MCP with very large output', { timeout: 90_000 }, () => {
   });
 
   test("a command runner's output resource is its whole stdout, not the 64 KiB kept as its result", async () => {
-    const started = await mcp.client.callTool({
-      name: 'orchestrate',
-      arguments: {
-        objective: 'a long build log',
-        agents: [{ name: 'build', role: 'tester', task: 'build', runner: 'numbered' }],
-        wait_seconds: 45,
-      },
-    });
-    const session = started.structuredContent as unknown as StatusView;
-    assert.equal(session.status, 'completed', JSON.stringify(started.content).slice(0, 500));
+    const session = await runToCompletion('a long build log', [
+      { name: 'build', role: 'tester', task: 'build', runner: 'numbered' },
+    ]);
     const read = await mcp.client.readResource({ uri: session.tasks[0]?.outputUri ?? '' });
     const text = (read.contents[0] as { text: string }).text;
     const expected = Array.from({ length: 5000 }, (_, i) => `line ${i + 1} of the build log`).join('\n');
@@ -135,15 +132,10 @@ describe('MCP with very large output', { timeout: 90_000 }, () => {
       task: 'talk',
       runner: 'chatty',
     }));
-    const started = await mcp.client.callTool({
-      name: 'orchestrate',
-      arguments: { objective: 'three long results', agents, wait_seconds: 45 },
-    });
-    const done = started.structuredContent as unknown as StatusView & {
-      result: string;
-      resultTruncated?: true;
-    };
-    assert.equal(done.status, 'completed', JSON.stringify(started.content).slice(0, 500));
+    const done = await runToCompletion<StatusView & { result: string; resultTruncated?: true }>(
+      'three long results',
+      agents,
+    );
     for (const view of [
       done,
       (await mcp.client.callTool({ name: 'session_status', arguments: { session_id: done.sessionId } }))
