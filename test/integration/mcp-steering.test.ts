@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import {
+  type ConnectedClient,
   connectHttpClient,
   connectSteeringClient,
   type McpTestServer,
@@ -94,63 +95,6 @@ describe('MCP steering tools', { timeout: 60_000 }, () => {
   });
 });
 
-test('with an LLM provider configured, the application offers the steering tools over /mcp', async (t) => {
-  const server = await startMcpTestServer({
-    config: UNUSED_PROVIDER_CONFIG,
-  });
-  t.after(() => server.close());
-  const connected = await connectHttpClient(server.url);
-  t.after(() => connected.close());
-  const { tools } = await connected.client.listTools();
-  for (const name of ['approve_plan', 'reject_plan', 'send_message']) {
-    assert.ok(
-      tools.some((tool) => tool.name === name),
-      `${name} offered`,
-    );
-  }
-  const started = await call(connected.client, 'orchestrate', {
-    objective: 'steer over http',
-    agents: [{ name: 's', role: 'tester', task: 'sleep', runner: 'sleep' }],
-  });
-  const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
-  await markPlanOrchestrated(server.app.database.db, sessionId);
-  const sent = await call(connected.client, 'send_message', { session_id: sessionId, message: 'hurry up' });
-  assert.notEqual(sent.isError, true, JSON.stringify(sent.content));
-  await call(connected.client, 'cancel_session', { session_id: sessionId });
-});
-
-test('orchestrate that waits returns once the plan awaits approval, not when the wait runs out', async (t) => {
-  const server = await startMcpTestServer({
-    config: UNUSED_PROVIDER_CONFIG,
-  });
-  t.after(() => server.close());
-  const connected = await connectHttpClient(server.url);
-  t.after(() => connected.close());
-  // Nothing happens to a session awaiting approval until the caller approves or rejects it: a
-  // wait for its end would hold the call for the whole hour (and the client times out first).
-  const progress: number[] = [];
-  const started = (await connected.client.callTool(
-    {
-      name: 'orchestrate',
-      arguments: {
-        objective: 'review my plan first',
-        approval: 'required',
-        agents: [{ name: 'only', role: 'tester', task: 'run', runner: 'ok' }],
-        wait_seconds: 3600,
-      },
-    },
-    undefined,
-    { timeout: 20_000, onprogress: (notification) => progress.push(notification.progress) },
-  )) as CallToolResult;
-  assert.notEqual(started.isError, true, JSON.stringify(started.content));
-  const view = started.structuredContent as { sessionId: string; status: string; done: boolean };
-  assert.equal(view.status, 'awaiting_approval');
-  assert.equal(view.done, false);
-  assert.deepEqual(progress, [0]);
-  const approved = await call(connected.client, 'approve_plan', { session_id: view.sessionId });
-  assert.notEqual(approved.isError, true, JSON.stringify(approved.content));
-});
-
 /** Every `description` in a tool's definition, its input schema's nested ones included. */
 function descriptionsOf(value: unknown, found: string[] = []): string[] {
   if (Array.isArray(value)) for (const item of value) descriptionsOf(item, found);
@@ -163,24 +107,76 @@ function descriptionsOf(value: unknown, found: string[] = []): string[] {
   return found;
 }
 
-test('tool descriptions lead a model to tools, not to REST routes it cannot call', async (t) => {
-  const server = await startMcpTestServer({
-    config: UNUSED_PROVIDER_CONFIG,
+describe('with an LLM provider configured, the application over /mcp', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  let connected: ConnectedClient;
+  before(async () => {
+    server = await startMcpTestServer({ config: UNUSED_PROVIDER_CONFIG });
+    connected = await connectHttpClient(server.url);
   });
-  t.after(() => server.close());
-  const connected = await connectHttpClient(server.url);
-  t.after(() => connected.close());
-  const { tools } = await connected.client.listTools();
-  for (const tool of tools) {
-    for (const text of descriptionsOf(tool)) {
-      assert.doesNotMatch(text, /\/v1\/|\b(GET|POST) \//, `${tool.name}: ${text}`);
+  after(async () => {
+    await connected?.close();
+    await server?.close();
+  });
+
+  test('offers the steering tools', async () => {
+    const { tools } = await connected.client.listTools();
+    for (const name of ['approve_plan', 'reject_plan', 'send_message']) {
+      assert.ok(
+        tools.some((tool) => tool.name === name),
+        `${name} offered`,
+      );
     }
-  }
-  const orchestrate = tools.find((tool) => tool.name === 'orchestrate');
-  const properties = orchestrate?.inputSchema.properties as Record<string, { description?: string }>;
-  assert.match(properties.approval?.description ?? '', /approve_plan/);
-  const agents = properties.agents as { items: { properties: { role: { description: string } } } };
-  assert.match(agents.items.properties.role.description, /list_roles/);
-  assert.match(orchestrate?.description ?? '', /approve_plan/);
-  assert.match(connected.client.getInstructions() ?? '', /approve_plan/);
+    const started = await call(connected.client, 'orchestrate', {
+      objective: 'steer over http',
+      agents: [{ name: 's', role: 'tester', task: 'sleep', runner: 'sleep' }],
+    });
+    const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
+    await markPlanOrchestrated(server.app.database.db, sessionId);
+    const sent = await call(connected.client, 'send_message', { session_id: sessionId, message: 'hurry up' });
+    assert.notEqual(sent.isError, true, JSON.stringify(sent.content));
+    await call(connected.client, 'cancel_session', { session_id: sessionId });
+  });
+
+  test('orchestrate that waits returns once the plan awaits approval, not when the wait runs out', async () => {
+    // Nothing happens to a session awaiting approval until the caller approves or rejects it: a
+    // wait for its end would hold the call for the whole hour (and the client times out first).
+    const progress: number[] = [];
+    const started = (await connected.client.callTool(
+      {
+        name: 'orchestrate',
+        arguments: {
+          objective: 'review my plan first',
+          approval: 'required',
+          agents: [{ name: 'only', role: 'tester', task: 'run', runner: 'ok' }],
+          wait_seconds: 3600,
+        },
+      },
+      undefined,
+      { timeout: 20_000, onprogress: (notification) => progress.push(notification.progress) },
+    )) as CallToolResult;
+    assert.notEqual(started.isError, true, JSON.stringify(started.content));
+    const view = started.structuredContent as { sessionId: string; status: string; done: boolean };
+    assert.equal(view.status, 'awaiting_approval');
+    assert.equal(view.done, false);
+    assert.deepEqual(progress, [0]);
+    const approved = await call(connected.client, 'approve_plan', { session_id: view.sessionId });
+    assert.notEqual(approved.isError, true, JSON.stringify(approved.content));
+  });
+
+  test('tool descriptions lead a model to tools, not to REST routes it cannot call', async () => {
+    const { tools } = await connected.client.listTools();
+    for (const tool of tools) {
+      for (const text of descriptionsOf(tool)) {
+        assert.doesNotMatch(text, /\/v1\/|\b(GET|POST) \//, `${tool.name}: ${text}`);
+      }
+    }
+    const orchestrate = tools.find((tool) => tool.name === 'orchestrate');
+    const properties = orchestrate?.inputSchema.properties as Record<string, { description?: string }>;
+    assert.match(properties.approval?.description ?? '', /approve_plan/);
+    const agents = properties.agents as { items: { properties: { role: { description: string } } } };
+    assert.match(agents.items.properties.role.description, /list_roles/);
+    assert.match(orchestrate?.description ?? '', /approve_plan/);
+    assert.match(connected.client.getInstructions() ?? '', /approve_plan/);
+  });
 });
