@@ -9,7 +9,7 @@ import { asStorageFailure } from '../store/store-failure.ts';
 import { type ApiKeyCache, createApiKeyCache } from './api-key-cache.ts';
 import { apiKeyRevocationEpoch, looksLikeApiKey, verifyApiKey } from './api-keys.ts';
 import { createOidcVerifier, type OidcVerifier } from './oidc.ts';
-import { authFailure, type Principal } from './principal.ts';
+import { authFailure, INTERNAL_PRINCIPALS, type Principal } from './principal.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 import type { SecurityDb, SecurityTables } from './security-tables.ts';
 import { createTenantProvisioner } from './tenant-provisioning.ts';
@@ -108,7 +108,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     });
     const principal = await addBindings({
       type: 'service',
-      id: `key:${key.id}`,
+      id: `${INTERNAL_PRINCIPALS.apiKeyPrefix}${key.id}`,
       tenantId: key.tenantId,
       roles: key.roles,
       authMethod: 'apikey',
@@ -125,7 +125,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
         await tenants.ensure(auth.noneTenant);
         return {
           type: 'anonymous',
-          id: 'local',
+          id: INTERNAL_PRINCIPALS.authNone,
           tenantId: auth.noneTenant,
           roles: ['admin'],
           authMethod: 'none',

@@ -7,6 +7,7 @@ import { migrateToLatest } from '../store/migrate.ts';
 import { type AuditLog, createAuditLog } from './audit/audit-log.ts';
 import type { AuditActor } from './audit/audit-record.ts';
 import { loadAuditSigner, resolveCheckpointDir } from './create-security.ts';
+import { INTERNAL_PRINCIPALS } from './principal.ts';
 import type { SecurityDb } from './security-tables.ts';
 
 export interface LocalSecurityStore {
@@ -82,7 +83,7 @@ export function localOperatorActor(tenant: string | null): AuditActor {
   }
   return {
     type: 'system',
-    id: `cli:${name}`,
+    id: `${INTERNAL_PRINCIPALS.cliPrefix}${name}`,
     tenant,
     ip: null,
     user_agent: 'maos-cli',

@@ -22,8 +22,23 @@ export interface Principal {
  * counters, session ownership and audit actors key on the bare id, so an identity from elsewhere
  * (an OIDC subject) must never be one of them: it would share that caller's bindings and counters.
  */
-export const RESERVED_PRINCIPAL_PREFIXES: readonly string[] = ['key:', 'cli:'];
-export const RESERVED_PRINCIPAL_IDS: readonly string[] = ['local', 'local-mcp', 'anonymous'];
+export const INTERNAL_PRINCIPALS = {
+  apiKeyPrefix: 'key:',
+  cliPrefix: 'cli:',
+  authNone: 'local',
+  embeddedMcp: 'local-mcp',
+  anonymous: 'anonymous',
+} as const;
+// Built from the ids the callers are given above, so a new kind of internal caller is reserved too.
+export const RESERVED_PRINCIPAL_PREFIXES: readonly string[] = [
+  INTERNAL_PRINCIPALS.apiKeyPrefix,
+  INTERNAL_PRINCIPALS.cliPrefix,
+];
+export const RESERVED_PRINCIPAL_IDS: readonly string[] = [
+  INTERNAL_PRINCIPALS.authNone,
+  INTERNAL_PRINCIPALS.embeddedMcp,
+  INTERNAL_PRINCIPALS.anonymous,
+];
 
 /** The reserved prefix or id `id` takes (compared without case), or null when it takes none. */
 export function reservedPrincipalName(id: string): string | null {

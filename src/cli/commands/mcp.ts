@@ -7,6 +7,7 @@ import type { Actor } from '../../engine/session-service.ts';
 import { createRemoteSessionService } from '../../mcp/remote-service.ts';
 import { startStdioServer } from '../../mcp/stdio.ts';
 import { createLogger } from '../../observability/logger.ts';
+import { INTERNAL_PRINCIPALS } from '../../security/principal.ts';
 import { VERSION } from '../../version.ts';
 import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
@@ -25,7 +26,10 @@ interface McpOptions {
  * Who an embedded server acts as: the default tenant, like auth mode `none` on loopback. Only the
  * local user who can already read the data directory can start it.
  */
-const EMBEDDED_ACTOR: Readonly<Actor> = Object.freeze({ tenantId: 'default', principalId: 'local-mcp' });
+const EMBEDDED_ACTOR: Readonly<Actor> = Object.freeze({
+  tenantId: 'default',
+  principalId: INTERNAL_PRINCIPALS.embeddedMcp,
+});
 
 /** Registers `maos mcp`. `act` comes from the program; without it the command runs standalone. */
 export function registerMcpCommand(program: Command, act?: ActionFactory): void {

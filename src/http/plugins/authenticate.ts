@@ -2,6 +2,7 @@
 // security plugin lands) acts as the anonymous principal of the default tenant.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Actor } from '../../engine/session-service.ts';
+import { INTERNAL_PRINCIPALS } from '../../security/principal.ts';
 
 /** Resolves the caller of a request or throws UNAUTHENTICATED / INVALID_TOKEN. */
 export type Authenticator = (request: FastifyRequest) => Promise<Actor>;
@@ -9,7 +10,7 @@ export type Authenticator = (request: FastifyRequest) => Promise<Actor>;
 /** The actor of auth mode `none`. */
 export const ANONYMOUS_ACTOR: Readonly<Actor> = Object.freeze({
   tenantId: 'default',
-  principalId: 'anonymous',
+  principalId: INTERNAL_PRINCIPALS.anonymous,
 });
 
 /** Auth mode `none`: everyone is the anonymous principal of the default tenant. */
