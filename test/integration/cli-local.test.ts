@@ -2,21 +2,11 @@
 // `config check|print` and `migrate`, with their exit codes.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
-
-/** A port nothing listens on: bound once, then released. */
-async function findClosedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+import { freePort } from '../fixtures/free-port.ts';
 
 describe('maos CLI without a server', () => {
   let dir: string;
@@ -30,7 +20,7 @@ describe('maos CLI without a server', () => {
   });
 
   test('an unreachable server exits 3 with a clear message and no stack trace', async () => {
-    const port = await findClosedPort();
+    const port = await freePort();
     const result = await runMaos(['sessions', 'list'], { env: { MAOS_SERVER: `http://127.0.0.1:${port}` } });
     assert.equal(result.code, 3);
     assert.match(result.stderr, new RegExp(`cannot reach MAOS at http://127.0.0.1:${port}.*maos serve`));

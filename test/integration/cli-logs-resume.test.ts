@@ -4,24 +4,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runMaos } from '../fixtures/cli.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { readAllEvents } from '../fixtures/server.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
-
-async function findFreePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 /** Starts `maos serve` and resolves once it prints its JSON start line. */
 function startServe(configPath: string): Promise<ChildProcess> {
@@ -68,7 +59,7 @@ after(async () => {
 });
 
 test('logs -f resumes after the server is killed and restarted', { timeout: 180_000 }, async () => {
-  const port = await findFreePort();
+  const port = await freePort();
   const configPath = join(dir, 'maos.yaml');
   writeFileSync(
     configPath,

@@ -4,11 +4,11 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import {
   killServeChildren,
   startServeChild,
@@ -24,15 +24,6 @@ after(async () => {
   await killServeChildren(children);
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 async function startServe(configPath: string): Promise<string> {
   const { child, url } = await startServeChild(configPath);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
+import { freePort } from '../fixtures/free-port.ts';
 
 const SESSION = 'sess-1';
 const servers: Server[] = [];
@@ -91,15 +92,6 @@ async function startServer(
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
-}
-
-/** A port nothing listens on (taken from the OS, then freed). */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /** Runs `maos` against `server` with no stored credentials. */

@@ -8,28 +8,16 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../fixtures/free-port.ts';
 import { renderChart } from '../fixtures/helm-chart.ts';
 import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
 import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** A TCP port free right now on all interfaces (the chart binds 0.0.0.0). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '0.0.0.0', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * GET on loopback with the scheme a probe (HTTP/HTTPS) or a ServiceMonitor (http/https) names; the
@@ -103,7 +91,8 @@ for (const mode of MODES) {
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'maos-pod-'));
       const values = {
-        service: { targetPort: await freePort(), metricsPort: await freePort() },
+        // Free on all interfaces: the chart binds 0.0.0.0.
+        service: { targetPort: await freePort('0.0.0.0'), metricsPort: await freePort('0.0.0.0') },
         metrics: { serviceMonitor: { enabled: true } },
         ...(mode.tls ? { tls: { secretName: 'maos-tls' } } : {}),
       };
