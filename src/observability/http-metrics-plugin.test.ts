@@ -5,6 +5,7 @@ import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import { waitFor } from '../../test/fixtures/wait-for.ts';
 import { createHttpMetricsPlugin, startMetricsListener } from './http-metrics-plugin.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 
@@ -102,11 +103,3 @@ describe('HTTP metrics plugin', () => {
     }
   });
 });
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

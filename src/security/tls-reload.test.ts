@@ -19,6 +19,7 @@ import {
   skipWithoutOpenssl,
   writeKubeletSecretVolume,
 } from '../../test/fixtures/tls-cert.ts';
+import { waitFor } from '../../test/fixtures/wait-for.ts';
 import { loadConfig } from '../config/load.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -44,15 +45,6 @@ function get(port: number, agent: Agent): Promise<{ body: string; reused: boolea
     });
     req.on('error', reject).end();
   });
-}
-
-/** Waits until `condition` holds, looking every 50 ms (no wall-clock assertion: the bound only ends a hang). */
-async function waitFor(what: string, condition: () => Promise<boolean>): Promise<void> {
-  for (let tries = 0; tries < 600; tries += 1) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  assert.fail(`${what}: not reached`);
 }
 
 async function metricValue(metrics: Metrics, name: string): Promise<number | undefined> {
@@ -212,24 +204,27 @@ describe('TLS certificate reload', { skip: skipWithoutOpenssl }, () => {
 
     writeKubeletSecretVolume(volume, second);
     await waitFor(
-      'the swapped pair is served',
       async () => (await servedFingerprint(port)) === second.fingerprint,
+      30_000,
+      'the swapped pair is served',
     );
     assert.deepEqual(await get(port, agent), { body: 'ok', reused: true, fingerprint: first.fingerprint });
 
     // A Secret whose key does not match its certificate: counted at every poll, logged once.
     writeKubeletSecretVolume(volume, { cert: third.cert, key: fourth.key });
     await waitFor(
-      'two failed polls',
       async () => ((await metricValue(metrics, 'maos_tls_reload_failures_total')) ?? 0) >= 2,
+      30_000,
+      'two failed polls',
     );
     assert.equal(await servedFingerprint(port), second.fingerprint);
     assert.equal(logs.filter((line) => line['event.outcome'] === 'failure').length, 1);
 
     writeKubeletSecretVolume(volume, fourth);
     await waitFor(
-      'the good pair is served',
       async () => (await servedFingerprint(port)) === fourth.fingerprint,
+      30_000,
+      'the good pair is served',
     );
     assert.equal(
       await metricValue(metrics, 'maos_tls_certificate_expiry_timestamp_seconds'),

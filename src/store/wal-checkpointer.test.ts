@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import SqliteDatabase from 'better-sqlite3';
+import { waitFor } from '../../test/fixtures/wait-for.ts';
 import { createDatabase } from './db.ts';
 import { INLINE_CHECKPOINT_FRAMES, startWalCheckpointer } from './wal-checkpointer.ts';
 
@@ -21,13 +22,6 @@ function openWal(name: string): { path: string; sqlite: SqliteDatabase.Database 
   sqlite.pragma('synchronous = NORMAL');
   sqlite.exec('create table rows (id integer primary key, body text not null)');
   return { path, sqlite };
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !check(); waited += 10) {
-    if (waited > 10_000) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 /** The WAL's length in frames, from the WAL-index header in `-shm` (mxFrame, byte 16). */
@@ -73,28 +67,32 @@ describe('WAL checkpoints on a worker thread', () => {
     };
     try {
       await write(20, true);
-      await until(() => checkpointer.running(), 'the worker to start');
+      await waitFor(() => checkpointer.running(), 10_000, 'the worker to start');
       // The write connection no longer checkpoints by itself.
       assert.equal(autocheckpoint(), 0);
 
       // Committed frames are copied by the worker.
       await write(100, true);
-      await until(() => checkpointer.checkpoints() > 0, 'a checkpoint by the worker');
+      await waitFor(() => checkpointer.checkpoints() > 0, 10_000, 'a checkpoint by the worker');
 
       // Under steady writes the worker's checkpoints alone never let the WAL start over (see
       // restartNeeded in the worker). A WAL of four times the threshold (64 frames), written without
       // a pause, makes the worker ask the write connection to checkpoint after its commits...
       await write(200, false);
-      await until(() => autocheckpoint() === 64, 'the worker to ask for a restart');
+      await waitFor(() => autocheckpoint() === 64, 10_000, 'the worker to ask for a restart');
       // ...which restarts the WAL from its beginning at a later commit (one at which the previous
       // commit's checkpoint found the worker's own checkpoint finished and copied every frame), and
       // the worker takes the checkpoints back. One commit per look until then.
-      await until(() => {
-        sqlite.prepare('insert into rows (body) values (?)').run('x');
-        rows++;
-        return walLength(path) < 64;
-      }, 'the WAL to start over');
-      await until(() => autocheckpoint() === 0, 'the checkpoints back on the worker');
+      await waitFor(
+        () => {
+          sqlite.prepare('insert into rows (body) values (?)').run('x');
+          rows++;
+          return walLength(path) < 64;
+        },
+        10_000,
+        'the WAL to start over',
+      );
+      await waitFor(() => autocheckpoint() === 0, 10_000, 'the checkpoints back on the worker');
     } finally {
       await checkpointer.close();
     }
@@ -140,7 +138,7 @@ describe('WAL checkpoints on a worker thread', () => {
       watchIntervalMs: 5,
       onFailure: (message) => failures.push(message),
     });
-    await until(() => failures.length > 0, 'the failure');
+    await waitFor(() => failures.length > 0, 10_000, 'the failure');
     assert.match(failures[0]!, /unable to open|no such file|cannot open/i);
     assert.equal(checkpointer.running(), false);
     assert.equal(sqlite.pragma('wal_autocheckpoint', { simple: true }), INLINE_CHECKPOINT_FRAMES);

@@ -4,11 +4,11 @@
 // renewal: leases are long here (renewed every 100 s), so only the cross-replica stop can end them.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { waitFor } from '../fixtures/engine-harness.ts';
 import { startLlmServer } from '../fixtures/llm-server.ts';
 import { isAlive } from '../fixtures/processes.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 import { readAllEvents, requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 interface EventDto {
   seq: number;

@@ -14,10 +14,10 @@ import { createSseParser } from '../../src/cli/sse-reader.ts';
 import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { createDatabase } from '../../src/store/db.ts';
-import { waitFor } from '../fixtures/engine-harness.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 import { type RoundRobinProxy, startRoundRobinProxy } from '../fixtures/round-robin-proxy.ts';
 import { readAllEvents, requestJson } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SESSIONS = 200;

@@ -3,10 +3,10 @@
 // it is back the same process serves and executes sessions again without a restart.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { waitFor } from '../fixtures/engine-harness.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 import { startTcpRelay, type TcpRelay, viaRelay } from '../fixtures/tcp-relay.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 describe('PostgreSQL outage and recovery', { timeout: 120_000 }, () => {
   let database: TestDatabase;

@@ -7,7 +7,8 @@ import type { SessionEvent } from '../../src/domain/types.ts';
 import { expireTaskLease } from '../../src/engine/lease-expiry.ts';
 import { finishTask } from '../../src/engine/task-ops.ts';
 import { claimReadyTasks, findExpiredLeases } from '../../src/store/task-store.ts';
-import { ACTOR, createHarness, type Harness, makeTempDir, waitFor } from '../fixtures/engine-harness.ts';
+import { ACTOR, createHarness, type Harness, makeTempDir } from '../fixtures/engine-harness.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 const instant: AgentRuntime = {
   kind: 'fake',

@@ -6,8 +6,9 @@ import { test } from 'node:test';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import type { Usage } from '../../src/domain/types.ts';
 import { AppError } from '../../src/errors/app-error.ts';
-import { ACTOR, createHarness, type Harness, makeTempDir, waitFor } from '../fixtures/engine-harness.ts';
+import { ACTOR, createHarness, type Harness, makeTempDir } from '../fixtures/engine-harness.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 const RECORDED: Usage = { inputTokens: 100, outputTokens: 50, cacheReadTokens: 0, costUsd: 0.01 };
 const SPENT: Usage = { inputTokens: 100, outputTokens: 80, cacheReadTokens: 0, costUsd: 0.02 };

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import { AppError } from '../../src/errors/app-error.ts';
-import { ACTOR, createHarness, type Harness, waitFor } from '../fixtures/engine-harness.ts';
+import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 function isAlive(pid: number): boolean {
   try {

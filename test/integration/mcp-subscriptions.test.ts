@@ -4,7 +4,6 @@
 // on the server close when the client disconnects. Real server, SDK clients over /mcp and stdio.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { MAX_SUBSCRIPTIONS } from '../../src/mcp/resources.ts';
 import {
@@ -14,6 +13,7 @@ import {
   startMcpTestServer,
 } from '../fixtures/mcp-server.ts';
 import { requestJson } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 /** Creates `count` sessions over REST; each runs one agent `only` on `runner`. */
 async function createSessions(url: string, count: number, runner: string): Promise<string[]> {
@@ -37,14 +37,6 @@ async function readSseConnections(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const line = text.split('\n').find((entry) => entry.startsWith('maos_sse_connections'));
   return Number(line?.split(' ').at(-1) ?? 0);
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (let tries = 0; tries < 200; tries++) {
-    if (await check()) return;
-    await delay(100);
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 describe('MCP subscriptions', { timeout: 120_000 }, () => {
@@ -88,12 +80,17 @@ describe('MCP subscriptions', { timeout: 120_000 }, () => {
       const client = await connectRemoteStdioClient(server.url, 'maos-subscriptions-test');
       for (const id of ids) await client.subscribeResource({ uri: `maos://sessions/${id}` });
       await waitFor(
-        'one stream per subscription',
         async () => (await readSseConnections(server.url)) >= before + 3,
+        20_000,
+        'one stream per subscription',
       );
       // Gone without unsubscribing (stdin closed, as when the client quits).
       await client.close();
-      await waitFor('the streams to close', async () => (await readSseConnections(server.url)) <= before);
+      await waitFor(
+        async () => (await readSseConnections(server.url)) <= before,
+        20_000,
+        'the streams to close',
+      );
     } finally {
       for (const id of ids) await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
     }

@@ -17,6 +17,7 @@ import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { createWriteQueue } from '../../src/store/write-queue.ts';
 import { requestJson, startTestServer } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 interface Readiness {
   status: string;
@@ -158,12 +159,3 @@ describe('maos doctor --server readiness line', () => {
     }
   });
 });
-
-/** Polls `check` every 10 ms, failing after 5 s. */
-async function waitFor(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -16,10 +16,10 @@ import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { findLabelViolations, METRIC_LABELS } from '../../src/observability/metric-labels.ts';
 import { VERSION } from '../../src/version.ts';
-import { waitFor } from '../fixtures/engine-harness.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, TEST_RUNNERS, waitForSession } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 import {
   dashboardExpressions,
   groupingLabelsIn,

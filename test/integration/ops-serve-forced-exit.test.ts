@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runMaos } from '../fixtures/cli.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 /** True while `pid` runs (a zombie waiting for its parent to reap it does not count). */
 function isRunning(pid: number): boolean {
@@ -15,14 +16,6 @@ function isRunning(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
-  }
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
   }
 }
 
@@ -68,8 +61,9 @@ test('a second SIGTERM exits 130 and kills the runner processes it leaves', {
           });
           assert.equal(response.status, 201, await response.text());
           await waitFor(
-            'the runner to start',
             () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '',
+            60_000,
+            'the runner to start',
           );
           runnerPid = Number(readFileSync(pidFile, 'utf8').trim());
           child.kill('SIGTERM');
@@ -84,5 +78,5 @@ test('a second SIGTERM exits 130 and kills the runner processes it leaves', {
   );
   assert.equal(result.code, 130, result.stderr);
   assert.ok(runnerPid > 0, 'the runner started');
-  await waitFor('the runner to be gone', () => !isRunning(runnerPid), 10_000);
+  await waitFor(() => !isRunning(runnerPid), 10_000, 'the runner to be gone');
 });

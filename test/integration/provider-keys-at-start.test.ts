@@ -14,6 +14,7 @@ import { type App, createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startLlmServer } from '../fixtures/llm-server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 type LogLine = Record<string, unknown> & { message: string; 'log.level': string };
 
@@ -56,18 +57,12 @@ async function startApp(
   return { app, lines };
 }
 
-async function waitFor<T>(find: () => T | undefined, what: string): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 const keyCheckFinished = (lines: LogLine[]) =>
-  waitFor(() => lines.find((line) => line.message === 'provider key check finished'), 'the key check');
+  waitFor(
+    () => lines.find((line) => line.message === 'provider key check finished'),
+    10_000,
+    'the key check',
+  );
 /** Warnings of the LLM component (the app also warns about auth mode `none` and the audit key). */
 const llmWarnings = (lines: LogLine[]) =>
   lines.filter((line) => line['log.level'] === 'warn' && line.component === 'llm');
@@ -141,7 +136,7 @@ test('a provider that does not answer holds up neither the start nor the stop', 
     slow: { type: 'openai-compatible', baseURL: `http://127.0.0.1:${port}/v1`, model: 'm', apiKey: 'k' },
   });
   // start() has returned while the check's request is still unanswered.
-  await waitFor(() => pending.at(0), 'the model-list request');
+  await waitFor(() => pending.at(0), 10_000, 'the model-list request');
   const health = await fetch(`http://127.0.0.1:${(app.http.server.address() as AddressInfo).port}/healthz`);
   assert.equal(health.status, 200);
   assert.equal(

@@ -19,6 +19,7 @@ import {
   skipWithoutOpenssl,
   writeKubeletSecretVolume,
 } from '../fixtures/tls-cert.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 test('maos serves HTTPS when tls.certFile and tls.keyFile are set', {
   skip: skipWithoutOpenssl,
@@ -69,15 +70,6 @@ function getOver(
   });
 }
 
-/** Waits until `condition` holds, looking every 100 ms (the bound only ends a hang; nothing is timed). */
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
-  for (let tries = 0; tries < 600; tries += 1) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`${what}: not reached`);
-}
-
 test('maos serve re-reads a renewed certificate on SIGHUP (kubelet-style ..data swap)', {
   skip: skipWithoutOpenssl,
   timeout: 120_000,
@@ -123,7 +115,7 @@ test('maos serve re-reads a renewed certificate on SIGHUP (kubelet-style ..data 
     child?.kill('SIGKILL');
     await exited;
   });
-  await waitFor('the banner', () => lines.some((line) => typeof line.authMode === 'string'));
+  await waitFor(() => lines.some((line) => typeof line.authMode === 'string'), 60_000, 'the banner');
   const url = String(lines.find((line) => typeof line.authMode === 'string')?.url);
   assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
   const port = Number(new URL(url).port);
@@ -138,8 +130,9 @@ test('maos serve re-reads a renewed certificate on SIGHUP (kubelet-style ..data 
   writeKubeletSecretVolume(volume, second);
   hup();
   await waitFor(
-    'the renewed certificate',
     async () => (await servedFingerprint(port)) === second.fingerprint,
+    60_000,
+    'the renewed certificate',
   );
   const open = await getOver(agent, port, '/healthz');
   assert.deepEqual(
@@ -153,7 +146,11 @@ test('maos serve re-reads a renewed certificate on SIGHUP (kubelet-style ..data 
   // A Secret whose key is not the certificate's: the served certificate stays, the failure shows.
   writeKubeletSecretVolume(volume, { cert: third.cert, key: first.key });
   hup();
-  await waitFor('the failure logged', () => lines.some((line) => line['event.outcome'] === 'failure'));
+  await waitFor(
+    () => lines.some((line) => line['event.outcome'] === 'failure'),
+    60_000,
+    'the failure logged',
+  );
   assert.equal(await servedFingerprint(port), second.fingerprint);
   const metrics = await getOver(agent, port, '/metrics');
   assert.match(metrics.body, /^maos_tls_reload_failures_total 1$/m);
@@ -162,7 +159,7 @@ test('maos serve re-reads a renewed certificate on SIGHUP (kubelet-style ..data 
 
   writeKubeletSecretVolume(volume, third);
   hup();
-  await waitFor('the good pair', async () => (await servedFingerprint(port)) === third.fingerprint);
+  await waitFor(async () => (await servedFingerprint(port)) === third.fingerprint, 60_000, 'the good pair');
   assert.equal(messages('TLS certificate reloaded').length, 2);
 
   assert.ok(child?.kill('SIGTERM'));

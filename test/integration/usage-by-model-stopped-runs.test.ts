@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Usage } from '../../src/domain/types.ts';
-import { waitFor } from '../fixtures/engine-harness.ts';
 import { type LlmHandler, type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 import { twoModelConfig } from '../fixtures/two-model-config.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
