@@ -38,6 +38,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   doctor: async () => (await import('./commands/doctor.ts')).registerDoctorCommand,
   backup: async () => (await import('./commands/backup.ts')).registerBackupCommand,
   restore: async () => (await import('./commands/restore.ts')).registerRestoreCommand,
+  store: async () => (await import('./commands/store.ts')).registerStoreCommand,
   'support-bundle': async () => (await import('./commands/support-bundle.ts')).registerSupportBundleCommand,
 };
 

@@ -1,0 +1,255 @@
+// `maos store copy --to <url>`: moves an installation's data to another database, typically from the
+// embedded SQLite file to PostgreSQL when one machine is no longer enough (store/store-copy.ts). The
+// configured database is the source; it is only read. On SQLite the server lock is held meanwhile,
+// so no server can write to the source (or the target) while the copy runs.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
+import { AppError } from '../../errors/app-error.ts';
+import { createAuditLog } from '../../security/audit/audit-log.ts';
+import { readDatabaseEntries } from '../../security/audit/audit-source.ts';
+import { verifyAuditEntries } from '../../security/audit/verify.ts';
+import { loadAuditSigner, resolveCheckpointDir } from '../../security/create-security.ts';
+import { localOperatorActor } from '../../security/local-store.ts';
+import type { SecurityDb } from '../../security/security-tables.ts';
+import {
+  createDatabase,
+  type DatabaseHandle,
+  openSqliteReadOnly,
+  refuseRootInDataDir,
+  resolveSqlitePath,
+} from '../../store/db.ts';
+import { getMigrationStatus, migrateToLatest } from '../../store/migrate.ts';
+import { isPostgresUrl } from '../../store/postgres-dialect.ts';
+import { claimServerLock, type ServerLock } from '../../store/server-lock.ts';
+import { COPIED_TABLES, copyStore, SKIPPED_TABLES, type StoreCopyReport } from '../../store/store-copy.ts';
+import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+
+interface CopyOptions {
+  config?: string;
+  to?: string;
+  toFile?: string;
+}
+
+/** Registers `maos store`. */
+export function registerStoreCommand(program: Command, act: ActionFactory): void {
+  const store = program
+    .command('store')
+    .description('move the data of this installation to another database (local)');
+  addCommonOptions(store.command('copy'), false)
+    .description(
+      'copy every session, key, role, usage record and the audit log from the configured database into an empty one',
+    )
+    .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
+    .option('--to <url>', 'target database: postgres://user:pass@host:5432/db or sqlite:<path>')
+    .option('--to-file <file>', 'file holding the target URL (keeps its password off the command line)')
+    .action(act(runCopy));
+}
+
+async function runCopy(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<CopyOptions>();
+  const config = loadConfig({ configPath: options.config });
+  const targetUrl = readTargetUrl(options);
+  const targetConfig: Config = { ...config, store: { ...config.store, url: targetUrl } };
+  refuseSameDatabase(config, targetConfig);
+  // The audit record of the copy and its checkpoint are written into the data directory's keys and
+  // checkpoint directory, as `maos keys` does: as root, refused on another user's directory.
+  refuseRootInDataDir(config, [resolveCheckpointDir(config)]);
+  const locks: ServerLock[] = [];
+  let source: { db: DatabaseHandle['db']; location: string; close(): Promise<void> } | undefined;
+  let target: DatabaseHandle | undefined;
+  try {
+    source = openSource(config, locks);
+    await refuseUnmigratedSource(source);
+    target = openTarget(targetConfig, locks);
+    await migrateToLatest(target.db);
+    const { out } = ctx;
+    if (!out.json) {
+      out.line(`source  ${source.location}`);
+      out.line(`target  ${target.location}`);
+    }
+    const report = await copyStore(source.db, target.db, {
+      onTable: (name, rows) => {
+        if (!out.json) out.line(`${out.paint.green('copied')}  ${name.padEnd(20)} ${rows}`);
+      },
+    });
+    await recordCopy(config, target, source.location, report);
+    const audit = await verifyAuditEntries(readDatabaseEntries(target.db as unknown as SecurityDb));
+    printReport(ctx, source.location, target.location, report, audit);
+    return EXIT.OK;
+  } finally {
+    await target?.close();
+    await source?.close();
+    for (const lock of locks) lock.release();
+  }
+}
+
+function readTargetUrl(options: CopyOptions): string {
+  if (options.to !== undefined && options.toFile !== undefined) {
+    throw new CliError('USAGE', 'give the target with --to or --to-file, not both', EXIT.USAGE);
+  }
+  let url = options.to;
+  if (options.toFile !== undefined) {
+    try {
+      url = readFileSync(resolve(options.toFile), 'utf8').trim();
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      throw new CliError('USAGE', `cannot read --to-file ${resolve(options.toFile)} (${reason})`, EXIT.USAGE);
+    }
+  }
+  if (url === undefined || url.trim() === '') {
+    throw new CliError(
+      'USAGE',
+      'the target database is required: --to postgres://… or --to sqlite:<path>',
+      EXIT.USAGE,
+    );
+  }
+  if (!url.startsWith('sqlite:') && !isPostgresUrl(url)) {
+    throw new CliError('USAGE', '--to must start with postgres:// (or postgresql://) or sqlite:', EXIT.USAGE);
+  }
+  return url;
+}
+
+/** Copying a database onto itself would find it not empty, after taking its locks: say it plainly. */
+function refuseSameDatabase(source: Config, target: Config): void {
+  const same = isPostgresUrl(source.store.url)
+    ? source.store.url === target.store.url
+    : !isPostgresUrl(target.store.url) && resolveSqlitePath(source) === resolveSqlitePath(target);
+  if (same) throw new CliError('USAGE', '--to names the configured database itself', EXIT.USAGE);
+}
+
+/**
+ * The configured database, read-only for SQLite (nothing written, not even a WAL checkpoint). On
+ * SQLite a running server would go on writing after the snapshot: refused, and the lock kept.
+ */
+function openSource(config: Config, locks: ServerLock[]) {
+  if (isPostgresUrl(config.store.url)) {
+    const handle = createDatabase(config, { readsDatabaseOnly: true });
+    return { db: handle.db, location: handle.location, close: () => handle.close() };
+  }
+  const path = resolveSqlitePath(config);
+  holdServerLock(path, 'source', locks);
+  try {
+    return { ...openSqliteReadOnly(path, config.store.busyTimeoutMs), location: path };
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'STORE_UNAVAILABLE') {
+      throw new CliError('NOT_FOUND', `no database to copy at ${path} (${error.message})`, EXIT.NOT_FOUND);
+    }
+    throw error;
+  }
+}
+
+function openTarget(config: Config, locks: ServerLock[]): DatabaseHandle {
+  if (!isPostgresUrl(config.store.url)) holdServerLock(resolveSqlitePath(config), 'target', locks);
+  return createDatabase(config);
+}
+
+function holdServerLock(path: string, which: 'source' | 'target', locks: ServerLock[]): void {
+  const claim = claimServerLock(path);
+  if (claim.state === 'free') {
+    if (claim.lock) locks.push(claim.lock);
+    return;
+  }
+  if (claim.state === 'held') {
+    throw new AppError(
+      'CONFLICT',
+      `A MAOS server runs on the ${which} database ${path}: stop it before copying (${claim.message})`,
+    );
+  }
+  throw new AppError(
+    'STORE_UNAVAILABLE',
+    `Cannot check the server lock of the ${which} database: ${claim.message}`,
+  );
+}
+
+/** Both sides must be at this build's schema: the target is migrated, the source must already be. */
+async function refuseUnmigratedSource(source: { db: DatabaseHandle['db']; location: string }): Promise<void> {
+  const status = await getMigrationStatus(source.db);
+  if (status.unknown.length > 0) {
+    throw new AppError(
+      'DATABASE_NEWER_THAN_CODE',
+      `The source database ${source.location} has migrations this build does not know (${status.unknown.join(', ')}): copy it with the newer MAOS version`,
+    );
+  }
+  if (status.pending.length > 0) {
+    throw new AppError(
+      'MIGRATION_REQUIRED',
+      `The source database ${source.location} has ${status.pending.length} pending migration(s): run \`maos migrate\` on it first`,
+    );
+  }
+}
+
+/**
+ * The copy itself goes into the target's audit log, after the copied records, so its chain says
+ * where its earlier records came from.
+ */
+async function recordCopy(
+  config: Config,
+  target: DatabaseHandle,
+  sourceLocation: string,
+  report: StoreCopyReport,
+): Promise<void> {
+  const auditLog = createAuditLog({
+    db: target.db as unknown as SecurityDb,
+    origin: config.audit.origin,
+    signer: loadAuditSigner(config),
+    checkpointDir: resolveCheckpointDir(config),
+  });
+  try {
+    await auditLog.append({
+      action: 'store:copy',
+      actor: localOperatorActor(null),
+      target: { type: 'store', id: target.location, tenant: null },
+      outcome: 'success',
+      reason: `copied from ${sourceLocation}: ${countRows(report)} rows, audit log up to ${report.auditHead ?? 'its start'}`,
+    });
+  } finally {
+    await auditLog.close();
+  }
+}
+
+function printReport(
+  ctx: CliContext,
+  source: string,
+  target: string,
+  report: StoreCopyReport,
+  audit: Awaited<ReturnType<typeof verifyAuditEntries>>,
+): void {
+  const { out } = ctx;
+  const rows = countRows(report);
+  if (out.json) {
+    out.printJson({
+      source,
+      target,
+      tables: report.tables,
+      skipped: Object.keys(SKIPPED_TABLES),
+      audit: {
+        copiedRecords: report.auditRecords,
+        head: report.auditHead,
+        records: audit.size,
+        intact: audit.ok,
+      },
+    });
+    return;
+  }
+  for (const [name, reason] of Object.entries(SKIPPED_TABLES))
+    out.line(`${out.paint.yellow('skipped')} ${name.padEnd(20)} ${reason}`);
+  out.line(`copied ${rows} rows in ${COPIED_TABLES.length} tables; the source is unchanged`);
+  if (audit.ok) out.line(`audit log: ${audit.size} records, chain intact (the last one records this copy)`);
+  else
+    out.line(
+      out.paint.red(
+        `audit log: the chain is broken at record ${audit.firstBrokenIndex}, as it was in the source (see \`maos audit verify\`)`,
+      ),
+    );
+  out.line(
+    'next: set store.url to the target, keep the same secrets.* and audit.signingKey settings (stored tenant secrets and audit checkpoints depend on them), and start `maos serve`',
+  );
+}
+
+function countRows(report: StoreCopyReport): number {
+  return report.tables.reduce((sum, table) => sum + table.rows, 0);
+}
