@@ -8,7 +8,7 @@ import { AppError } from '../errors/app-error.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createApiKey } from './api-keys.ts';
 import { parseVerifierKey } from './audit/checkpoint.ts';
-import { createSecurity, loadAuditSigner, logFirstStartHint } from './create-security.ts';
+import { createSecurity, loadAuditSigner } from './create-security.ts';
 import { createTestSecurityDb, type TestSecurityDb } from './test-support.ts';
 
 function captureLogger() {
@@ -59,11 +59,31 @@ describe('createSecurity', () => {
     assert.ok(existsSync(keyFile));
   });
 
-  test('first start hint is logged only while no API key exists', async () => {
-    const { logger, lines } = captureLogger();
-    assert.equal(await logFirstStartHint(t.db, { dataDir: t.dir }, logger), true);
-    assert.ok(lines.some((line) => line.includes('maos keys create --role admin')));
+  test('first start hint is logged only while no API key exists, asking the database once', async () => {
+    /** Starts a security layer on `t.db` and resolves its first-key answer after `start`. */
+    async function startAndAsk() {
+      const { logger, lines } = captureLogger();
+      let keyQueries = 0;
+      const db = t.db.withPlugin({
+        transformQuery({ node }) {
+          if (node.kind === 'SelectQueryNode' && JSON.stringify(node.from).includes('"api_keys"'))
+            keyQueries++;
+          return node;
+        },
+        transformResult: async ({ result }) => result,
+      });
+      const security = createSecurity({ config: configSchema.parse({ dataDir: t.dir }), db, logger });
+      security.start();
+      // As `maos serve` does for its banner, after the start.
+      const missing = await security.firstKeyMissing();
+      await new Promise((resolve) => setImmediate(resolve));
+      await security.close();
+      const hinted = lines.some((line) => line.includes('maos keys create --role admin'));
+      return { missing, hinted, keyQueries };
+    }
+
+    assert.deepEqual(await startAndAsk(), { missing: true, hinted: true, keyQueries: 1 });
     await createApiKey(t.db, { tenantId: 'default', name: 'a', roles: ['admin'], createdBy: 't' });
-    assert.equal(await logFirstStartHint(t.db, { dataDir: t.dir }, logger), false);
+    assert.deepEqual(await startAndAsk(), { missing: false, hinted: false, keyQueries: 1 });
   });
 });

@@ -42,9 +42,12 @@ export interface Security {
   quotas: TenantQuotas | null;
   /** `<name>+<hash>+<key>` to give to `maos audit verify --key`. */
   verifierKey: string;
-  /** True when API keys are accepted (`apikey`, `both`) and none exists yet: a fresh install. */
+  /**
+   * True when API keys are accepted (`apikey`, `both`) and none existed when the server started: a
+   * fresh install. Asked once (by `start`, which logs the hint); later calls share that answer.
+   */
   firstKeyMissing(): Promise<boolean>;
-  /** Starts periodic checkpoints. */
+  /** Starts periodic checkpoints; on a fresh install, logs how to create the first admin key. */
   start(): void;
   /** Stops the timer and writes a final checkpoint. */
   close(): Promise<void>;
@@ -82,6 +85,11 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     ...(options.oidc ? { oidc: options.oidc } : {}),
   });
   const quotas = options.quotas === undefined ? createTenantQuotas(db, config.rateLimit) : options.quotas;
+  const acceptsApiKeys = config.auth.mode === 'apikey' || config.auth.mode === 'both';
+  // One query at start answers both the log hint and `maos serve`'s banner line.
+  let firstKeyCheck: Promise<boolean> | undefined;
+  const firstKeyMissing = (): Promise<boolean> =>
+    (firstKeyCheck ??= acceptsApiKeys ? hasApiKey(db).then((exists) => !exists) : Promise.resolve(false));
   const http = createHttpSecurity({
     authenticator,
     rateLimiter: createRateLimiter(config.rateLimit, {
@@ -111,17 +119,15 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     http,
     quotas,
     verifierKey: formatVerifierKey(signer),
-    async firstKeyMissing() {
-      if (config.auth.mode !== 'apikey' && config.auth.mode !== 'both') return false;
-      return !(await hasApiKey(db));
-    },
+    firstKeyMissing,
     start() {
       auditLog.startCheckpointTimer(config.audit.checkpointIntervalSeconds * 1000);
-      if (config.auth.mode === 'apikey' || config.auth.mode === 'both') {
-        logFirstStartHint(db, config, logger).catch((error: unknown) => {
-          logger.warn({ err: error }, 'could not check for API keys');
-        });
-      }
+      firstKeyMissing().then(
+        (missing) => {
+          if (missing) logFirstStartHint(config, logger);
+        },
+        (error: unknown) => logger.warn({ err: error }, 'could not check for API keys'),
+      );
     },
     close: () => auditLog.close(),
   };
@@ -144,17 +150,11 @@ async function hasApiKey(db: SecurityDb): Promise<boolean> {
 }
 
 /** On a fresh install (no API key at all), tells the operator how to create the first admin key. */
-export async function logFirstStartHint(
-  db: SecurityDb,
-  config: Pick<Config, 'dataDir'>,
-  logger: Logger,
-): Promise<boolean> {
-  if (await hasApiKey(db)) return false;
+function logFirstStartHint(config: Pick<Config, 'dataDir'>, logger: Logger): void {
   logger.warn(
     { dataDir: resolve(config.dataDir) },
     `No API key exists yet. Create the first admin key on this host: maos keys create --role admin --tenant default (with the same config/data directory as the server). There is no default password.`,
   );
-  return true;
 }
 
 /** Where checkpoint copies go: `audit.checkpointDir` or `<dataDir>/audit-checkpoints`. */
