@@ -74,6 +74,8 @@ export interface DatabaseOptions {
    * another user may be opened. Otherwise refused, as a new one always is (data-dir-owner.ts).
    */
   readsDatabaseOnly?: boolean;
+  /** PostgreSQL: the connections' `application_name`, for a tool that must not look like a replica. */
+  applicationName?: string;
 }
 
 /**
@@ -134,6 +136,7 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
       poolSize: config.store.poolSize ?? CONFIG_DEFAULTS.storePoolSize,
       connectTimeoutMs: config.store.connectTimeoutMs ?? CONFIG_DEFAULTS.storeConnectTimeoutMs,
       log: options.querySpanLogger?.('postgresql'),
+      ...(options.applicationName ? { applicationName: options.applicationName } : {}),
     });
   }
   const path = resolveSqlitePath(config);

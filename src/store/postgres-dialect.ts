@@ -28,7 +28,12 @@ export interface PostgresStoreOptions {
   connectTimeoutMs: number;
   /** Kysely `log` (database spans when tracing is on); absent = no per-query logging work. */
   log?: (event: LogEvent) => void;
+  /** `application_name` of the connections (what pg_stat_activity shows). @defaultValue SERVER_APPLICATION_NAME */
+  applicationName?: string;
 }
+
+/** The `application_name` of MAOS's own connections: tools look for it to see whether replicas run. */
+export const SERVER_APPLICATION_NAME = 'maos';
 
 /** Parses int8 to a number, refusing values a double cannot hold exactly instead of rounding them. */
 function parseInt8(text: string): number {
@@ -66,7 +71,7 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
     // Idle connections are closed so a scaled-down cluster gives connections back to the server.
     idleTimeoutMillis: 30_000,
     types: typeParsers,
-    application_name: 'maos',
+    application_name: options.applicationName ?? SERVER_APPLICATION_NAME,
   });
   // An idle client losing its connection (server restart, network) must not crash the process:
   // the pool drops it and the next query opens a new one.

@@ -8,6 +8,7 @@
 // hash chain stays valid. `maos store copy` (cli/commands/store.ts) drives it.
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
+import { isPostgres } from './advisory-lock.ts';
 import { DEFAULT_TENANT_ID } from './migrations/0001-foundation.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: copies any table by name; rows pass through unchanged
@@ -84,7 +85,11 @@ export async function copyStore(
   target: AnyDb,
   options: StoreCopyOptions = {},
 ): Promise<StoreCopyReport> {
-  return source.transaction().execute((snapshot) =>
+  // PostgreSQL: one snapshot for every read (its default isolation gives each statement its own).
+  const reading = isPostgres(source)
+    ? source.transaction().setIsolationLevel('repeatable read')
+    : source.transaction();
+  return reading.execute((snapshot) =>
     target.transaction().execute(async (writer) => {
       await prepareEmptyTarget(writer);
       const tables: StoreCopyReport['tables'] = [];

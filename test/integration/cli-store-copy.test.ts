@@ -200,6 +200,20 @@ describe('maos store copy', { timeout: 240_000 }, () => {
         headers,
       );
       assert.equal(done.status, 'completed');
+      // No copy from (or into) a database replicas are connected to: they would write past it.
+      const busy = await runMaos([
+        'store',
+        'copy',
+        '--config',
+        pgConfig,
+        '--to',
+        `sqlite:${join(dir, 'busy.db')}`,
+      ]);
+      assert.equal(busy.code, 6, busy.stderr);
+      assert.match(
+        busy.stderr,
+        /CONFLICT: MAOS replicas are connected to the source database .*stop every replica/,
+      );
     } finally {
       await server.close();
     }

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { sql } from 'kysely';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
@@ -22,7 +23,7 @@ import {
   resolveSqlitePath,
 } from '../../store/db.ts';
 import { getMigrationStatus, migrateToLatest } from '../../store/migrate.ts';
-import { isPostgresUrl } from '../../store/postgres-dialect.ts';
+import { isPostgresUrl, SERVER_APPLICATION_NAME } from '../../store/postgres-dialect.ts';
 import { claimServerLock, type ServerLock } from '../../store/server-lock.ts';
 import { COPIED_TABLES, copyStore, SKIPPED_TABLES, type StoreCopyReport } from '../../store/store-copy.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
@@ -65,6 +66,8 @@ async function runCopy(ctx: CliContext, command: Command): Promise<number> {
     source = openSource(config, locks);
     await refuseUnmigratedSource(source);
     target = openTarget(targetConfig, locks);
+    if (isPostgresUrl(config.store.url)) await refuseRunningReplicas(source, 'source');
+    if (isPostgresUrl(targetConfig.store.url)) await refuseRunningReplicas(target, 'target');
     await migrateToLatest(target.db);
     const { out } = ctx;
     if (!out.json) {
@@ -127,7 +130,10 @@ function refuseSameDatabase(source: Config, target: Config): void {
  */
 function openSource(config: Config, locks: ServerLock[]) {
   if (isPostgresUrl(config.store.url)) {
-    const handle = createDatabase(config, { readsDatabaseOnly: true });
+    const handle = createDatabase(config, {
+      readsDatabaseOnly: true,
+      applicationName: COPY_APPLICATION_NAME,
+    });
     return { db: handle.db, location: handle.location, close: () => handle.close() };
   }
   const path = resolveSqlitePath(config);
@@ -144,7 +150,7 @@ function openSource(config: Config, locks: ServerLock[]) {
 
 function openTarget(config: Config, locks: ServerLock[]): DatabaseHandle {
   if (!isPostgresUrl(config.store.url)) holdServerLock(resolveSqlitePath(config), 'target', locks);
-  return createDatabase(config);
+  return createDatabase(config, { applicationName: COPY_APPLICATION_NAME });
 }
 
 function holdServerLock(path: string, which: 'source' | 'target', locks: ServerLock[]): void {
@@ -163,6 +169,31 @@ function holdServerLock(path: string, which: 'source' | 'target', locks: ServerL
     'STORE_UNAVAILABLE',
     `Cannot check the server lock of the ${which} database: ${claim.message}`,
   );
+}
+
+/** The copy's own PostgreSQL connections, told apart from those of replicas. */
+const COPY_APPLICATION_NAME = 'maos-store-copy';
+
+/**
+ * PostgreSQL has no server lock: a replica is seen by its connections (every replica keeps one open
+ * for LISTEN). One still running would write after the snapshot (source) or beside the copy (target).
+ */
+async function refuseRunningReplicas(
+  database: { db: DatabaseHandle['db']; location: string },
+  which: 'source' | 'target',
+): Promise<void> {
+  const { rows } = await sql<{ connections: number }>`
+    select count(*) as connections from pg_stat_activity
+     where datname = current_database() and application_name = ${SERVER_APPLICATION_NAME}`.execute(
+    database.db,
+  );
+  const connections = Number(rows[0]?.connections ?? 0);
+  if (connections > 0) {
+    throw new AppError(
+      'CONFLICT',
+      `MAOS replicas are connected to the ${which} database ${database.location} (${connections} connection(s)): stop every replica before copying`,
+    );
+  }
 }
 
 /** Both sides must be at this build's schema: the target is migrated, the source must already be. */
