@@ -68,6 +68,16 @@ test('OpenAPI 3.1 documents every route; every non-public route declares a permi
   const createResponses = doc.paths['/v1/sessions']?.post?.responses ?? {};
   for (const code of ['400', '409', '413', '415'])
     assert.ok(createResponses[code], `POST /v1/sessions documents ${code}`);
+  // The body is parsed before any route runs: every API operation that takes one documents 413 and 415.
+  for (const [path, operations] of Object.entries(doc.paths)) {
+    if (!path.startsWith('/v1/')) continue;
+    for (const method of ['post', 'put', 'patch', 'delete']) {
+      const responses = operations[method]?.responses;
+      if (responses === undefined) continue;
+      for (const code of ['413', '415'])
+        assert.ok(responses[code], `${method.toUpperCase()} ${path} documents ${code}`);
+    }
+  }
 
   const docsPage = await fetch(`${server.url}/docs/`, { signal: AbortSignal.timeout(10_000) });
   assert.equal(docsPage.status, 200);

@@ -60,7 +60,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
         }),
         response: {
           201: createdKeySchema.describe('The new key, with its secret (shown only here).'),
-          ...problemResponses(400, 401, 403, 413, 415, 429),
+          ...problemResponses(400, 401, 403, 429),
         },
       },
     },

@@ -27,7 +27,7 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
         body: createRoleInputSchema,
         response: {
           201: roleSchema.describe('The new role.'),
-          ...problemResponses(400, 401, 403, 409, 413, 415, 429),
+          ...problemResponses(400, 401, 403, 409, 429),
         },
       },
     },

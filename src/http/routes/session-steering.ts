@@ -47,7 +47,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         }),
         response: {
           202: z.object({ id: z.string(), createdAt: z.string() }).describe('Accepted: the stored message.'),
-          ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429),
+          ...problemResponses(400, 401, 403, 404, 409, 429),
         },
       },
     },
@@ -82,7 +82,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
           .nullish(),
         response: {
           200: approvalResultSchema.describe('Approved: the plan version that runs and the tasks readied.'),
-          ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429),
+          ...problemResponses(400, 401, 403, 404, 409, 429),
         },
       },
     },
@@ -107,7 +107,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         }),
         response: {
           204: z.null().describe('Rejected.'),
-          ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429),
+          ...problemResponses(400, 401, 403, 404, 409, 429),
         },
       },
     },

@@ -46,7 +46,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
         response: {
           200: sessionDetailSchema.describe('Replay of an earlier submit with the same Idempotency-Key.'),
           201: sessionDetailSchema.describe('The new session.'),
-          ...problemResponses(400, 401, 403, 409, 413, 415, 429),
+          ...problemResponses(400, 401, 403, 409, 429),
         },
       },
     },

@@ -83,7 +83,7 @@ export function createTenantProviderRoutesPlugin(options: TenantProviderRoutesOp
               .optional()
               .describe('OpenAI-compatible providers: API base URL including the version path.'),
           }),
-          response: { 200: storedSchema, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 429) },
+          response: { 200: storedSchema, ...problemResponses(400, 401, 403, 404, 409, 429) },
         },
       },
       async (request, reply) => {
