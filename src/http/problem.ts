@@ -62,7 +62,8 @@ export interface ProblemResponse {
  * The documented error responses of an API route: the statuses given, plus the ones every `/v1`
  * route can answer (400: undeclared input is refused everywhere and a credential may be sent
  * twice; 500; 503 while shutting down or when the database is unreachable). Documented under
- * their real media type, `application/problem+json`.
+ * their real media type, `application/problem+json`. 413 and 415 are not listed here: the
+ * body-problems hook (plugins/body-problems.ts) adds them to every route that takes a body.
  */
 export function problemResponses(...statuses: number[]): Record<number, ProblemResponse> {
   const out: Record<number, ProblemResponse> = {};
