@@ -141,6 +141,10 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     assert.equal(report.audit.records, report.audit.copiedRecords + 1);
     assert.equal(report.audit.intact, true);
     assert.ok(report.skipped.includes('mcp_stream_events'));
+    // The source's own chain still verifies against the shared checkpoint directory: the copy
+    // signed its record in the target's database only, not with a file the source never matches.
+    const sourceVerified = await runMaos(['audit', 'verify', '--config', sourceConfig, '--json']);
+    assert.equal(sourceVerified.code, 0, sourceVerified.stderr + sourceVerified.stdout);
 
     // Back to a new SQLite file: byte for byte the rows of the source, plus the copies' records.
     const roundTrip = join(dir, 'round-trip', 'maos.db');

@@ -12,7 +12,7 @@ import { AppError } from '../../errors/app-error.ts';
 import { createAuditLog } from '../../security/audit/audit-log.ts';
 import { readDatabaseEntries } from '../../security/audit/audit-source.ts';
 import { verifyAuditEntries } from '../../security/audit/verify.ts';
-import { loadAuditSigner, resolveCheckpointDir } from '../../security/create-security.ts';
+import { loadAuditSigner } from '../../security/create-security.ts';
 import { localOperatorActor } from '../../security/local-store.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
 import {
@@ -56,9 +56,9 @@ async function runCopy(ctx: CliContext, command: Command): Promise<number> {
   const targetUrl = readTargetUrl(options);
   const targetConfig: Config = { ...config, store: { ...config.store, url: targetUrl } };
   refuseSameDatabase(config, targetConfig);
-  // The audit record of the copy and its checkpoint are written into the data directory's keys and
-  // checkpoint directory, as `maos keys` does: as root, refused on another user's directory.
-  refuseRootInDataDir(config, [resolveCheckpointDir(config)]);
+  // The audit record of the copy is signed with the installation's key, which may be generated
+  // into the data directory, as `maos keys` does: as root, refused on another user's directory.
+  refuseRootInDataDir(config);
   const locks: ServerLock[] = [];
   let source: { db: DatabaseHandle['db']; location: string; close(): Promise<void> } | undefined;
   let target: DatabaseHandle | undefined;
@@ -227,7 +227,10 @@ async function recordCopy(
     db: target.db as unknown as SecurityDb,
     origin: config.audit.origin,
     signer: loadAuditSigner(config),
-    checkpointDir: resolveCheckpointDir(config),
+    // The checkpoint goes into the target's own table only: a file in the shared checkpoint
+    // directory would sign a record the source never had, and the source may be kept running (or
+    // returned to) with a chain of its own.
+    checkpointDir: null,
   });
   try {
     await auditLog.append({
