@@ -76,7 +76,7 @@ async function runCopy(ctx: CliContext, command: Command): Promise<number> {
     }
     const report = await copyStore(source.db, target.db, {
       onTable: (name, rows) => {
-        if (!out.json) out.line(`${out.paint.green('copied')}  ${name.padEnd(20)} ${rows}`);
+        if (!out.json) out.line(`${out.paint.green('copied')}  ${name.padEnd(NAME_WIDTH)} ${rows}`);
       },
     });
     await recordCopy(config, target, source.location, report);
@@ -170,6 +170,11 @@ function holdServerLock(path: string, which: 'source' | 'target', locks: ServerL
     `Cannot check the server lock of the ${which} database: ${claim.message}`,
   );
 }
+
+/** Table names line up in the text output. */
+const NAME_WIDTH = Math.max(
+  ...[...COPIED_TABLES.map((table) => table.name), ...Object.keys(SKIPPED_TABLES)].map((name) => name.length),
+);
 
 /** The copy's own PostgreSQL connections, told apart from those of replicas. */
 const COPY_APPLICATION_NAME = 'maos-store-copy';
@@ -270,7 +275,7 @@ function printReport(
     return;
   }
   for (const [name, reason] of Object.entries(SKIPPED_TABLES))
-    out.line(`${out.paint.yellow('skipped')} ${name.padEnd(20)} ${reason}`);
+    out.line(`${out.paint.yellow('skipped')} ${name.padEnd(NAME_WIDTH)} ${reason}`);
   out.line(`copied ${rows} rows in ${COPIED_TABLES.length} tables; the source is unchanged`);
   if (audit.ok) out.line(`audit log: ${audit.size} records, chain intact (the last one records this copy)`);
   else
