@@ -13,6 +13,7 @@ import * as taskAgentIndex from './0010-task-agent-index.ts';
 import * as taskUnsettledUsage from './0011-task-unsettled-usage.ts';
 import * as taskModelUsage from './0012-task-model-usage.ts';
 import * as tenantUsageDays from './0013-tenant-usage-days.ts';
+import * as idempotencyKeySessionIndex from './0014-idempotency-key-session-index.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -34,4 +35,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0011_task_unsettled_usage', migration: taskUnsettledUsage },
   { name: '0012_task_model_usage', migration: taskModelUsage },
   { name: '0013_tenant_usage_days', migration: tenantUsageDays },
+  { name: '0014_idempotency_key_session_index', migration: idempotencyKeySessionIndex },
 ];
