@@ -3,6 +3,7 @@
 import { type Insertable, type Kysely, sql } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import type { SessionEvent } from '../domain/types.ts';
+import { enqueueWebhookDeliveries, hasWebhookEvent } from '../webhooks/outbox.ts';
 import { isPostgres } from './advisory-lock.ts';
 import { type CompiledRunner, precompileQuery } from './compiled-query.ts';
 import type { Database } from './schema.ts';
@@ -86,6 +87,9 @@ export async function insertEventRows(
   now: number,
 ): Promise<void> {
   await insertRows(trx, toEventRows(session, firstSeq, events, now));
+  if (hasWebhookEvent(events)) {
+    await enqueueWebhookDeliveries(trx, [{ sessionId: session.id, tenantId: session.tenantId, events }], now);
+  }
 }
 
 // Sessions per seq-allocating UPDATE: two bound values each, far below SQLite's variable limit.
@@ -167,6 +171,17 @@ export async function appendEventsMany(
     }
   }
   await insertRows(trx, eventRows);
+  // Webhook deliveries in the same transaction as their events; no statement unless one is due.
+  for (const entry of merged.values()) {
+    if (!hasWebhookEvent(entry.events)) continue;
+    const appended = [...merged].map(([sessionId, { tenantId, events }]) => ({
+      sessionId,
+      tenantId,
+      events,
+    }));
+    await enqueueWebhookDeliveries(trx, appended, now);
+    break;
+  }
   return lastSeq;
 }
 

@@ -44,6 +44,10 @@ export const COPIED_TABLES: readonly CopiedTable[] = [
   { name: 'api_keys', key: ['id'] },
   { name: 'role_bindings', key: ['tenant_id', 'principal_id', 'role'] },
   { name: 'tenant_secrets', key: ['tenant_id', 'name'] },
+  // Subscriptions (their secrets are in tenant_secrets) and their deliveries: pending ones are still
+  // sent from the new store, the others are the history a tenant admin reads.
+  { name: 'webhooks', key: ['id'] },
+  { name: 'webhook_deliveries', key: ['id'] },
   { name: 'audit_log', key: ['seq'] },
   { name: 'audit_checkpoints', key: ['size'] },
 ];

@@ -14,6 +14,7 @@ import * as taskUnsettledUsage from './0011-task-unsettled-usage.ts';
 import * as taskModelUsage from './0012-task-model-usage.ts';
 import * as tenantUsageDays from './0013-tenant-usage-days.ts';
 import * as idempotencyKeySessionIndex from './0014-idempotency-key-session-index.ts';
+import * as webhooks from './0015-webhooks.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -36,4 +37,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0012_task_model_usage', migration: taskModelUsage },
   { name: '0013_tenant_usage_days', migration: tenantUsageDays },
   { name: '0014_idempotency_key_session_index', migration: idempotencyKeySessionIndex },
+  { name: '0015_webhooks', migration: webhooks },
 ];

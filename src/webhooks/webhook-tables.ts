@@ -1,0 +1,53 @@
+// Row types of the webhook tables (migration 0015_webhooks), for Kysely queries. Times are Unix ms;
+// PostgreSQL returns bigint columns as strings, so readers convert with Number().
+import type { Kysely } from 'kysely';
+
+export interface WebhooksTable {
+  id: string;
+  tenant_id: string;
+  url: string;
+  /** JSON array of event names. */
+  events: string;
+  created_at: number;
+  created_by: string;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  tenant_id: string;
+  webhook_id: string;
+  event: string;
+  session_id: string;
+  /** The JSON body sent, fixed when the delivery is enqueued (the same bytes on every attempt). */
+  payload: string;
+  status: DeliveryStatus;
+  attempts: number;
+  /** Pending: when it is due; while a worker holds it, when that worker's lease runs out. */
+  next_attempt_at: number;
+  lease_owner: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: number;
+  delivered_at: number | null;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** The tables webhook code reads and writes (plus `sessions` for the objective of a payload). */
+export interface WebhooksSchema {
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  sessions: { id: string; objective: string };
+}
+
+export type WebhooksDb = Kysely<WebhooksSchema>;
+
+/** Event names a subscription can ask for. */
+export const WEBHOOK_EVENTS = [
+  'session.awaiting_approval',
+  'session.completed',
+  'session.failed',
+  'session.cancelled',
+] as const;
+
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
