@@ -26,6 +26,7 @@ import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
 import { createTenantProviderRoutesPlugin } from './http/routes/tenant-providers.ts';
 import { createUsageRoutesPlugin } from './http/routes/usage.ts';
+import { createWebhookRoutesPlugin } from './http/routes/webhooks.ts';
 import { buildHttpServer } from './http/server.ts';
 import { createOrchestratorSteering } from './mcp/engine-steering.ts';
 import { createMcpHttpPlugin } from './mcp/http-transport.ts';
@@ -62,6 +63,10 @@ import { createClusterNotifier } from './store/pg-notifier.ts';
 import { type RetentionJob, startRetentionJob } from './store/retention.ts';
 import { acquireServerLock, type ServerLock } from './store/server-lock.ts';
 import { VERSION } from './version.ts';
+import { type DeliveryWorker, startDeliveryWorker } from './webhooks/delivery-worker.ts';
+import { countPendingDeliveries } from './webhooks/outbox.ts';
+import { createWebhookService } from './webhooks/webhook-service.ts';
+import type { WebhooksDb } from './webhooks/webhook-tables.ts';
 
 /**
  * Pending-connection queue of the listening socket. Node's default (511) overflows when many clients
@@ -174,6 +179,17 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       database.db as unknown as SecurityDb,
       config,
     );
+    const webhooksDb = database.db as unknown as WebhooksDb;
+    const ssrfPolicy = {
+      allowPrivateNetworks: config.ssrf.allowPrivateNetworks,
+      allowedHosts: config.ssrf.allowedHosts,
+    };
+    const webhooks = createWebhookService({
+      db: webhooksDb,
+      kekRing: config.secrets.kekRing,
+      ssrf: ssrfPolicy,
+      maxPerTenant: config.webhooks.maxPerTenant,
+    });
     // The daily token quota also bounds running sessions: no further adaptive phase, no steering.
     const tenantQuotas = security.quotas;
     const checkTenantDailyTokens: CheckTenantDailyTokens | undefined =
@@ -251,6 +267,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         return Object.fromEntries(Object.entries(checks).map(([name, check]) => [name, check.ok]));
       },
       dataDir: config.dataDir,
+      pendingWebhookDeliveries: () => countPendingDeliveries(webhooksDb),
     });
     const listRoles = async (actor: Actor) =>
       llm ? llm.roles.listRoles(actor.tenantId) : [...BUILT_IN_ROLES];
@@ -322,6 +339,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         createSessionPlanRoutesPlugin({ db: database.db, whenDurable: () => engine.queue.whenDurable() }),
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
         createUsageRoutesPlugin({ db: database.db }),
+        createWebhookRoutesPlugin({ webhooks, maxPageSize: config.http.maxPageSize }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
         createSessionSteeringRoutesPlugin(steering ?? createSteeringWithoutOrchestrator(engine.service)),
@@ -332,6 +350,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
 
     let metricsListener: MetricsListener | undefined;
     let retention: RetentionJob | undefined;
+    let deliveryWorker: DeliveryWorker | undefined;
     let providerKeyCheck: ProviderKeyCheck | undefined;
     let stopping: Promise<void> | undefined;
     return {
@@ -368,6 +387,19 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         const orphans = serverLock ? killOrphanedRuns(config.dataDir) : 0;
         if (orphans > 0) logger.warn({ orphans }, 'stopped runner processes a previous server left running');
         engine.start();
+        // Every replica sends webhook deliveries; leases keep two from sending the same one.
+        deliveryWorker = startDeliveryWorker({
+          db: webhooksDb,
+          config: config.webhooks,
+          kekRing: config.secrets.kekRing,
+          ssrf: ssrfPolicy,
+          logger: logger.child({ component: 'webhooks' }),
+          ...(notifier ? { notifier } : {}),
+          whenDurable: () => engine.queue.whenDurable(),
+          observer: {
+            attempted: (event, outcome, seconds) => metrics.recordWebhookAttempt(event, outcome, seconds),
+          },
+        });
         // Every replica runs it; the retention advisory lock lets one at a time do the deleting.
         retention = startRetentionJob({
           db: database.db,
@@ -397,6 +429,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
           await http.close();
           await engine.stop({ graceMs: config.shutdown.graceSeconds * 1000 });
+          await deliveryWorker?.stop();
           await retention?.stop();
           await notifier?.close();
           await metricsListener?.close();

@@ -12,6 +12,7 @@ import {
   ssrfConfigSchema,
   tlsConfigSchema,
 } from './security-schema.ts';
+import { webhooksConfigSchema } from './webhooks-schema.ts';
 
 /**
  * Defaults that code reading a partial config (tests, tools) falls back to as well: one source for
@@ -393,6 +394,7 @@ const configShape = z.strictObject({
   ssrf: ssrfConfigSchema,
   cors: corsConfigSchema,
   tls: tlsConfigSchema,
+  webhooks: webhooksConfigSchema,
 });
 
 /** The whole schema, with the cross-section rule: every LLM route and fallback names a configured provider. */

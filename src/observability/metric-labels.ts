@@ -4,6 +4,7 @@
 import { SESSION_STATUSES } from '../domain/types.ts';
 import { ERROR_CODES } from '../errors/app-error.ts';
 import { RETENTION_TABLES as RETENTION_TARGET_TABLES } from '../store/retention-targets.ts';
+import { WEBHOOK_EVENTS } from '../webhooks/webhook-tables.ts';
 
 /** Value that replaces anything outside a label's allowed set. */
 export const OTHER = '_OTHER';
@@ -78,6 +79,7 @@ export const AUTH_FAILURE_REASONS = [
 ] as const;
 export const AUDIT_OUTCOMES = ['success', 'failure', 'unknown'] as const;
 export const BUDGET_SCOPES = ['session', 'tenant', 'agent', 'task', OTHER] as const;
+export const WEBHOOK_OUTCOMES = ['delivered', 'retried', 'failed'] as const;
 export const READINESS_CHECKS = ['database', 'migrations', 'worker', 'shutdown'] as const;
 /** Tables the retention job deletes from (one list, kept by the job itself). */
 export const RETENTION_TABLES = [...RETENTION_TARGET_TABLES, OTHER] as const;
@@ -132,6 +134,9 @@ export const METRIC_LABELS = {
   maos_audit_records_written_total: { outcome: AUDIT_OUTCOMES },
   maos_audit_write_failures_total: {},
   maos_retention_deleted_rows_total: { table: RETENTION_TABLES },
+  maos_webhook_deliveries_total: { event: WEBHOOK_EVENTS, outcome: WEBHOOK_OUTCOMES },
+  maos_webhook_delivery_duration_seconds: {},
+  maos_webhook_deliveries_pending: {},
   maos_tls_certificate_expiry_timestamp_seconds: {},
   maos_tls_reload_failures_total: {},
   maos_readiness_check_passing: { check: READINESS_CHECKS },

@@ -19,6 +19,8 @@ export interface ScrapeSources {
   readiness?: () => Promise<Partial<Record<ReadinessCheckName, boolean>>>;
   /** Directory whose filesystem's free space is reported (the SQLite data directory). */
   dataDir?: string;
+  /** Webhook deliveries waiting to be sent (or retried), across the cluster. */
+  pendingWebhookDeliveries?: () => Promise<number>;
 }
 
 /** Registers the scrape-time gauges; they read `sources` (mutable, filled later) on every scrape. */
@@ -60,6 +62,20 @@ export function defineScrapeGauges(
       } catch (error) {
         this.reset();
         reportError('queueCounts', error);
+      }
+    },
+  });
+  new Gauge({
+    name: 'maos_webhook_deliveries_pending',
+    help: 'Webhook deliveries not yet delivered or failed for good, across the cluster (read at scrape time).',
+    registers,
+    async collect() {
+      if (!sources.pendingWebhookDeliveries) return;
+      try {
+        this.set(await sources.pendingWebhookDeliveries());
+      } catch (error) {
+        this.reset();
+        reportError('pendingWebhookDeliveries', error);
       }
     },
   });

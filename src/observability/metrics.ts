@@ -68,6 +68,8 @@ export interface Metrics extends LlmMetrics {
   recordAuditWriteFailure(): void;
   /** Rows the retention job deleted from `table`. */
   recordRetentionDeleted(table: string, count: number): void;
+  /** One webhook delivery attempt: its event, what became of it, how long the POST took. */
+  recordWebhookAttempt(event: string, outcome: 'delivered' | 'retried' | 'failed', seconds: number): void;
   /** The certificate now served over HTTPS expires at `notAfter` (tls.certFile). */
   setTlsCertificateExpiry(notAfter: Date): void;
   /** A changed tls.certFile/tls.keyFile pair could not be loaded; the previous one is still served. */
@@ -236,6 +238,19 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_retention_deleted_rows_total', 'table'),
     registers,
   });
+  const webhookAttempts = new Counter({
+    name: 'maos_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by event and outcome (delivered, retried later, failed for good).',
+    labelNames: names('maos_webhook_deliveries_total', 'event', 'outcome'),
+    registers,
+  });
+  const webhookDuration = new Histogram({
+    name: 'maos_webhook_delivery_duration_seconds',
+    help: 'Time from sending a webhook delivery to its receiver’s answer (or the timeout).',
+    // Receivers should answer fast; webhooks.timeoutSeconds caps the attempt at 60 s.
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers,
+  });
   const tlsCertificateExpiry = new Gauge({
     name: 'maos_tls_certificate_expiry_timestamp_seconds',
     help: 'Unix time when the certificate served over HTTPS expires (no sample without tls.certFile).',
@@ -322,6 +337,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordAuditWriteFailure: () => auditWriteFailures.inc(),
     recordRetentionDeleted: (table, count) =>
       inc(retentionDeleted, labels('maos_retention_deleted_rows_total', { table }), count),
+    recordWebhookAttempt(event, outcome, seconds) {
+      inc(webhookAttempts, labels('maos_webhook_deliveries_total', { event, outcome }));
+      observe(webhookDuration, {}, seconds);
+    },
     setTlsCertificateExpiry: (notAfter) => tlsCertificateExpiry.set(notAfter.getTime() / 1000),
     recordTlsReloadFailure: () => tlsReloadFailures.inc(),
   };

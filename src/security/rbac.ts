@@ -13,6 +13,7 @@ export const PERMISSIONS = [
   'keys:manage',
   'secrets:manage',
   'providers:manage',
+  'webhooks:manage',
   'audit:read',
   'metrics:read',
   'admin:*',

@@ -9,6 +9,7 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
     sessionCounts: async () => ({ running: 2, completed: 5 }),
     readiness: async () => ({ database: true, migrations: true, worker: false, shutdown: true }),
     dataDir,
+    pendingWebhookDeliveries: async () => 2,
   });
   metrics.observeHttpRequest('GET', '/v1/sessions/:id', 200, 0.012);
   metrics.observeHttpRequest('BREW', '__unknown__', 404, 0.001);
@@ -63,4 +64,7 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordRetentionDeleted('events', 1000);
   metrics.setTlsCertificateExpiry(new Date('2027-01-01T00:00:00Z'));
   metrics.recordTlsReloadFailure();
+  metrics.recordWebhookAttempt('session.completed', 'delivered', 0.08);
+  metrics.recordWebhookAttempt('session.awaiting_approval', 'retried', 10);
+  metrics.recordWebhookAttempt('session.unknown', 'failed', 0.2);
 }

@@ -196,6 +196,8 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', '/v1/sessions/not-a-uuid'), 400, 'VALIDATION_FAILED');
   expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}`), 404, 'SESSION_NOT_FOUND');
   for (const id of [approveId, rejectId, cancelId]) await waitForStatus(id, 'awaiting_approval');
+  // Not finished yet: cancel it first.
+  expectStatus(await api.call('DELETE', `/v1/sessions/${approveId}`), 409, 'INVALID_STATE');
   expectStatus(await api.call('GET', `/v1/sessions/${approveId}`), 200);
   expectStatus(await api.call('GET', `/v1/sessions/${approveId}/plans`), 200);
   expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}/plans`), 404, 'SESSION_NOT_FOUND');
@@ -317,6 +319,15 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', '/v1/sessions?status=failed'), 200);
   expectStatus(await api.call('POST', `/v1/sessions/${givenId}/messages`, { body: { message: 'x' } }), 409);
 
+  // Deleting a finished session: 204, then it is gone; a body, a bad id and a viewer are refused.
+  const failedPath = `/v1/sessions/${failingId}`;
+  expectStatus(await api.call('DELETE', failedPath, { body: { force: true } }), 400);
+  expectStatus(await api.call('DELETE', failedPath, asViewer), 403, 'PERMISSION_DENIED');
+  expectStatus(await api.call('DELETE', failedPath), 204);
+  expectStatus(await api.call('DELETE', failedPath), 404, 'SESSION_NOT_FOUND');
+  expectStatus(await api.call('GET', failedPath), 404, 'SESSION_NOT_FOUND');
+  expectStatus(await api.call('DELETE', '/v1/sessions/not-a-uuid'), 400, 'VALIDATION_FAILED');
+
   // Usage, every grouping.
   const from = new Date(Date.now() - 86_400_000).toISOString();
   const to = new Date(Date.now() + 86_400_000).toISOString();
@@ -352,6 +363,18 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('DELETE', credentials), 200);
   expectStatus(await api.call('DELETE', credentials), 404, 'NOT_FOUND');
   expectStatus(await api.call('DELETE', '/v1/providers/nope/credentials'), 404);
+
+  // Webhooks (a documentation-range address: public to the SSRF guard, deleted before any event).
+  const hook = { url: 'https://203.0.113.10/hooks', events: ['session.cancelled'] };
+  const webhook = await api.call('POST', '/v1/webhooks', { body: hook });
+  expectStatus(webhook, 201);
+  const webhookPath = `/v1/webhooks/${(webhook.body as { id: string }).id}`;
+  expectStatus(await api.call('POST', '/v1/webhooks', { body: { ...hook, events: [] } }), 400);
+  expectStatus(await api.call('GET', '/v1/webhooks'), 200);
+  expectStatus(await api.call('GET', `${webhookPath}/deliveries?limit=5`), 200);
+  expectStatus(await api.call('GET', `/v1/webhooks/${MISSING_ID}/deliveries`), 404, 'NOT_FOUND');
+  expectStatus(await api.call('DELETE', webhookPath), 204);
+  expectStatus(await api.call('DELETE', webhookPath), 404, 'NOT_FOUND');
 
   // Audit: both orders, a cursor, a cursor of the other order, the checkpoint.
   const audit = await api.call('GET', '/v1/audit?limit=2');

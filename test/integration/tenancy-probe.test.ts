@@ -33,6 +33,8 @@ interface TenantAObjects {
   keyName: string;
   credential: string;
   mcpSessionId: string;
+  webhookId: string;
+  webhookUrl: string;
   auditRequestIds: string[];
 }
 
@@ -50,6 +52,7 @@ function targetOf(
   if (url === '/v1/admin/keys/:id') return { params: { id: a.keyId }, expect: '404' };
   if (url === '/v1/roles/:name') return { params: { name: a.roleName }, expect: '404' };
   if (url === '/v1/providers/:name/credentials') return { params: { name: 'local' }, expect: 'own' };
+  if (url.startsWith('/v1/webhooks/:id')) return { params: { id: a.webhookId }, expect: '404' };
   assert.fail(`route ${url} names an object: add which of tenant A's objects B probes it with`);
 }
 
@@ -99,6 +102,8 @@ function markersOf(a: TenantAObjects): string[] {
     a.keyName,
     a.credential,
     a.mcpSessionId,
+    a.webhookId,
+    a.webhookUrl,
     ...a.auditRequestIds,
   ];
 }
@@ -176,6 +181,14 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         body: { apiKey: credential },
       });
       assert.equal(stored.status, 200, JSON.stringify(stored.body));
+      // A documentation-range address (public to the SSRF guard); only cancellations would be sent.
+      const webhookUrl = 'https://203.0.113.77/alpha-hook-6d3';
+      const webhook = await requestJson<{ id: string }>(`${url}/v1/webhooks`, {
+        method: 'POST',
+        headers: asA(),
+        body: { url: webhookUrl, events: ['session.cancelled'] },
+      });
+      assert.equal(webhook.status, 201, JSON.stringify(webhook.body));
       const mcp = await initializeMcp(url, '2025-06-18', asA());
       a = {
         sessionId: session.body.id,
@@ -185,7 +198,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         keyName,
         credential,
         mcpSessionId: mcp.sessionId,
-        auditRequestIds: [session, role, key, stored].map((r) => String(r.headers.get('x-request-id'))),
+        webhookId: webhook.body.id,
+        webhookUrl,
+        auditRequestIds: [session, role, key, stored, webhook].map((r) =>
+          String(r.headers.get('x-request-id')),
+        ),
       };
     });
 
@@ -282,6 +299,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         { headers: asA() },
       );
       assert.equal(providers.body.items.find((p) => p.name === 'local')?.tenantCredential, true);
+      const webhooks = await requestJson(`${url}/v1/webhooks`, { headers: asA() });
+      assert.ok(JSON.stringify(webhooks.body).includes(a.webhookId), 'A’s webhook is still there');
     });
 
     test('MCP: no tool or resource of B reaches A’s session', async () => {

@@ -82,6 +82,7 @@ export async function registerOpenApi(
         { name: 'sessions', description: 'Sessions, their tasks and event logs.' },
         { name: 'roles', description: 'The agent role catalogue.' },
         { name: 'providers', description: 'LLM providers and the tenant’s own provider credentials.' },
+        { name: 'webhooks', description: 'Signed webhooks: the tenant is told when sessions wait or end.' },
         { name: 'admin', description: 'API keys of the caller’s tenant.' },
         { name: 'audit', description: 'The tamper-evident audit log and its signed checkpoints.' },
         { name: 'health', description: 'Liveness and readiness probes.' },

@@ -1,0 +1,71 @@
+// The `webhooks` config section: limits and timing of webhook subscriptions and of their delivery
+// worker (webhooks/delivery-worker.ts), which runs on every replica.
+import { z } from 'zod';
+
+export const WEBHOOK_DEFAULTS = {
+  maxPerTenant: 20,
+  timeoutSeconds: 10,
+  maxAttempts: 8,
+  // About a day in all (30 s + 2 min + 10 min + 1 h + 3 h + 6 h + 12 h), like the big providers':
+  // long enough to ride out a receiver's outage of an afternoon, short enough to be noticed.
+  retryDelaysSeconds: [30, 120, 600, 3600, 10_800, 21_600, 43_200],
+  pollIntervalMs: 5000,
+  concurrency: 8,
+};
+
+export const webhooksConfigSchema = z
+  .strictObject({
+    maxPerTenant: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .default(WEBHOOK_DEFAULTS.maxPerTenant)
+      .describe(
+        'Webhook subscriptions one tenant may have; more are refused with 429 RESOURCE_LIMIT_EXCEEDED. 0 = tenants cannot create any. @defaultValue 20',
+      ),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(60)
+      .default(WEBHOOK_DEFAULTS.timeoutSeconds)
+      .describe(
+        'How long one delivery attempt may take (connect, send, answer); longer counts as a failed attempt. @defaultValue 10',
+      ),
+    maxAttempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(20)
+      .default(WEBHOOK_DEFAULTS.maxAttempts)
+      .describe('Attempts per delivery before it is marked `failed`. @defaultValue 8'),
+    retryDelaysSeconds: z
+      .array(z.number().positive().max(86_400))
+      .min(1)
+      .max(20)
+      .default(WEBHOOK_DEFAULTS.retryDelaysSeconds)
+      .describe(
+        'Wait after the 1st, 2nd, … failed attempt (the last entry repeats), each varied by up to ±20% so that receivers are not hit in waves; a `Retry-After` of a 429 or 503 answer replaces it. @defaultValue [30, 120, 600, 3600, 10800, 21600, 43200]',
+      ),
+    pollIntervalMs: z
+      .number()
+      .int()
+      .min(50)
+      .max(60_000)
+      .default(WEBHOOK_DEFAULTS.pollIntervalMs)
+      .describe(
+        'How often each replica looks for due deliveries (retries, wake-ups it missed); a delivery enqueued on this replica, or announced by PostgreSQL at commit, is sent at once. @defaultValue 5000',
+      ),
+    concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(WEBHOOK_DEFAULTS.concurrency)
+      .describe('Deliveries one replica sends at the same time. @defaultValue 8'),
+  })
+  .default(WEBHOOK_DEFAULTS)
+  .describe(
+    'Signed webhooks (`/v1/webhooks`): tenants are notified when a plan waits for approval or a session ends. Subscriptions need `secrets.kekRing` (their signing secrets are stored encrypted).',
+  );

@@ -1,0 +1,180 @@
+// /v1/webhooks: a tenant's signed webhook subscriptions (create, list, delete) and the deliveries of
+// one, newest first. The signing secret is returned by the create only; nothing else shows it.
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../../errors/app-error.ts';
+import type { WebhookService } from '../../webhooks/webhook-service.ts';
+import { WEBHOOK_EVENTS } from '../../webhooks/webhook-tables.ts';
+import { createLimitSchema, cursorSchema, idSchema } from '../params.ts';
+import { problemResponses } from '../problem.ts';
+
+export interface WebhookRoutesOptions {
+  webhooks: WebhookService;
+  maxPageSize: number;
+}
+
+const eventSchema = z.enum(WEBHOOK_EVENTS).describe('Event name.');
+
+const webhookSchema = z
+  .object({
+    id: z.string().describe('Webhook id (UUID).'),
+    url: z.string().describe('Where deliveries are POSTed.'),
+    events: z.array(eventSchema).describe('The events delivered to it.'),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'Webhook' })
+  .describe('A webhook subscription of the caller’s tenant. Its signing secret is never returned again.');
+
+const createdWebhookSchema = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    events: z.array(eventSchema),
+    createdAt: z.string(),
+    secret: z
+      .string()
+      .describe(
+        'Signing secret (`whsec_` + base64): shown only in this answer; store it to verify deliveries.',
+      ),
+  })
+  .meta({ id: 'CreatedWebhook' })
+  .describe('The new subscription with its signing secret (shown only here).');
+
+const deliverySchema = z
+  .object({
+    id: z.string().describe('Delivery id: the `webhook-id` header and the payload’s `id`.'),
+    event: eventSchema,
+    sessionId: z.string(),
+    status: z.enum(['pending', 'delivered', 'failed']),
+    attempts: z.number().int(),
+    nextAttemptAt: z.string().nullable().describe('When the next attempt is due (pending only).'),
+    lastStatus: z
+      .number()
+      .int()
+      .nullable()
+      .describe('HTTP status of the last attempt, null without an answer.'),
+    lastError: z.string().nullable().describe('Why the last attempt failed.'),
+    createdAt: z.string(),
+    deliveredAt: z.string().nullable(),
+  })
+  .meta({ id: 'WebhookDelivery' });
+
+const webhookParams = z.strictObject({ id: idSchema.describe('Webhook id.') });
+
+/** Creates the plugin with the webhook routes. */
+export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): FastifyPluginAsync {
+  const { webhooks, maxPageSize } = options;
+  return async (app) => {
+    const typed = app.withTypeProvider<ZodTypeProvider>();
+
+    typed.post(
+      '/v1/webhooks',
+      {
+        config: { permission: 'webhooks:manage' },
+        schema: {
+          operationId: 'createWebhook',
+          summary: 'Subscribe a URL to session events',
+          description:
+            'Deliveries are POSTed as JSON, signed in the Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`, `webhook-signature`), and retried with backoff until a 2xx answer. The URL must not point to an internal network unless the operator allows it. Needs `secrets.kekRing` on the server (409 otherwise).',
+          tags: ['webhooks'],
+          body: z.strictObject({
+            url: z.string().max(2048).describe('HTTPS URL that receives the deliveries.'),
+            events: z
+              .array(eventSchema)
+              .min(1)
+              .max(WEBHOOK_EVENTS.length * 2)
+              .describe('Events to deliver.'),
+          }),
+          response: {
+            201: createdWebhookSchema,
+            ...problemResponses(400, 401, 403, 409, 429),
+          },
+        },
+      },
+      async (request, reply) => {
+        const created = await webhooks.create(
+          request.actor.tenantId,
+          request.actor.principalId,
+          request.body,
+        );
+        reply.header('cache-control', 'no-store');
+        reply.header('location', `/v1/webhooks/${created.id}`);
+        return reply.code(201).send(created);
+      },
+    );
+
+    typed.get(
+      '/v1/webhooks',
+      {
+        config: { permission: 'webhooks:manage' },
+        schema: {
+          operationId: 'listWebhooks',
+          summary: 'List webhook subscriptions',
+          tags: ['webhooks'],
+          response: {
+            200: z
+              .object({ items: z.array(webhookSchema) })
+              .describe('The tenant’s subscriptions, oldest first.'),
+            ...problemResponses(401, 403, 429),
+          },
+        },
+      },
+      async (request) => ({ items: await webhooks.list(request.actor.tenantId) }),
+    );
+
+    typed.delete(
+      '/v1/webhooks/:id',
+      {
+        config: { permission: 'webhooks:manage' },
+        schema: {
+          operationId: 'deleteWebhook',
+          summary: 'Delete a webhook subscription',
+          description: 'Removes it with its secret and its deliveries; pending ones are not sent.',
+          tags: ['webhooks'],
+          params: webhookParams,
+          response: { 204: z.null().describe('Deleted.'), ...problemResponses(400, 401, 403, 404, 429) },
+        },
+      },
+      async (request, reply) => {
+        await webhooks.delete(request.actor.tenantId, request.params.id);
+        return reply.code(204).send(null);
+      },
+    );
+
+    typed.get(
+      '/v1/webhooks/:id/deliveries',
+      {
+        config: { permission: 'webhooks:manage' },
+        schema: {
+          operationId: 'listWebhookDeliveries',
+          summary: 'List a webhook’s deliveries',
+          description:
+            'Newest first, cursor-paginated: pending, delivered and failed ones with their last error.',
+          tags: ['webhooks'],
+          params: webhookParams,
+          querystring: z.strictObject({
+            limit: createLimitSchema(maxPageSize, Math.min(50, maxPageSize)),
+            cursor: cursorSchema.optional(),
+          }),
+          response: {
+            200: z
+              .object({ items: z.array(deliverySchema), nextCursor: z.string().nullable() })
+              .describe('A page of deliveries; `nextCursor` continues it, null on the last page.'),
+            ...problemResponses(400, 401, 403, 404, 429),
+          },
+        },
+      },
+      async (request) => {
+        const { limit, cursor } = request.query;
+        if (cursor !== undefined && !idSchema.safeParse(cursor).success) {
+          throw new AppError('INVALID_CURSOR', 'The cursor is not one returned by this endpoint.');
+        }
+        return webhooks.listDeliveries(request.actor.tenantId, request.params.id, {
+          limit,
+          ...(cursor === undefined ? {} : { before: cursor }),
+        });
+      },
+    );
+  };
+}

@@ -1,0 +1,302 @@
+// The webhook delivery worker, one per replica: claims due deliveries from the outbox with a lease
+// (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never take the same row), POSTs each, signed, to
+// its subscription's URL, and records the outcome: delivered on any 2xx, otherwise retried with
+// backoff until `webhooks.maxAttempts`, then failed. At-least-once: a replica that dies mid-send
+// leaves its lease to run out, and the delivery is sent again (receivers dedupe on `webhook-id`).
+import { randomUUID } from 'node:crypto';
+import { type Kysely, sql } from 'kysely';
+import type { Config } from '../config/schema.ts';
+import type { Notifier } from '../engine/notifier.ts';
+import { coerceError } from '../errors/app-error.ts';
+import type { Logger } from '../observability/logger.ts';
+import { createSecretStore } from '../security/secret-store.ts';
+import { parseKekRing } from '../security/secrets.ts';
+import type { SecurityDb } from '../security/security-tables.ts';
+import { assertPublicUrl, type SsrfPolicy } from '../security/ssrf-guard.ts';
+import { isPostgres } from '../store/advisory-lock.ts';
+import { VERSION } from '../version.ts';
+import { onDeliveriesEnqueued, WEBHOOK_CHANNEL } from './outbox.ts';
+import { signatureHeaders } from './signature.ts';
+import { webhookSecretName } from './webhook-service.ts';
+import type { WebhookDeliveriesTable, WebhooksDb } from './webhook-tables.ts';
+
+/** Outcome label of `maos_webhook_deliveries_total`. */
+export type DeliveryOutcome = 'delivered' | 'retried' | 'failed';
+
+export interface DeliveryObserver {
+  attempted(event: string, outcome: DeliveryOutcome, seconds: number): void;
+}
+
+export interface DeliveryWorkerOptions {
+  db: WebhooksDb;
+  config: Config['webhooks'];
+  kekRing: string | undefined;
+  ssrf: SsrfPolicy;
+  logger: Logger;
+  /** Cluster mode: WEBHOOK_CHANNEL wakes this worker when another replica's delivery commits. */
+  notifier?: Notifier;
+  /** SQLite with deferred commits: resolves once what was read is on disk (write-queue.ts). */
+  whenDurable?: () => Promise<void> | undefined;
+  observer?: DeliveryObserver;
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface DeliveryWorker {
+  /** Claims and sends what is due now (also what the timers do); resolves with the count sent. */
+  runOnce(): Promise<number>;
+  /** Stops the timers and waits for the sends in flight (each bounded by `timeoutSeconds`). */
+  stop(): Promise<void>;
+}
+
+// The last error kept per delivery: enough for a status line, never a receiver's whole page.
+const ERROR_TEXT_LIMIT = 500;
+// A Retry-After beyond a day is not honoured as such: the delivery would outlive its schedule.
+const MAX_RETRY_AFTER_MS = 86_400_000;
+
+type Claimed = Pick<
+  WebhookDeliveriesTable,
+  'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts'
+> & { url: string | null };
+
+/** Parses Retry-After (seconds or an HTTP date) into ms from `now`; null when absent or unreadable. */
+export function parseRetryAfter(value: string | null, now: number): number | null {
+  if (value === null) return null;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
+
+/** The wait after failed attempt `attempt` (1-based): the schedule's entry ±20%. */
+export function retryDelayMs(
+  delaysSeconds: readonly number[],
+  attempt: number,
+  random: () => number,
+): number {
+  const base = delaysSeconds[Math.min(attempt, delaysSeconds.length) - 1] ?? 60;
+  return Math.round(base * 1000 * (0.8 + 0.4 * random()));
+}
+
+/** Starts the worker: a poll timer, and wake-ups on enqueue (this process) or WEBHOOK_CHANNEL. */
+export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWorker {
+  const { db, config, logger } = options;
+  const now = options.now ?? Date.now;
+  const random = options.random ?? Math.random;
+  const owner = randomUUID();
+  const secrets = options.kekRing
+    ? createSecretStore(db as unknown as SecurityDb, parseKekRing(options.kekRing))
+    : null;
+  // A claim outlives the sends of its batch (concurrent, each cut at the timeout) with room for the
+  // DNS check and the bookkeeping; it runs out when this replica died, and the delivery goes again.
+  const leaseMs = (config.timeoutSeconds * 2 + 10) * 1000;
+  const batchSize = config.concurrency;
+
+  let stopped = false;
+  let running: Promise<number> | null = null;
+  let again = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function claim(): Promise<Claimed[]> {
+    const at = now();
+    return db.transaction().execute(async (trx) => {
+      let due = trx
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', at)
+        .orderBy('next_attempt_at')
+        .limit(batchSize);
+      if (isPostgres(trx as unknown as Kysely<unknown>)) due = due.forUpdate().skipLocked();
+      const ids = (await due.execute()).map((row) => row.id);
+      if (ids.length === 0) return [];
+      await trx
+        .updateTable('webhook_deliveries')
+        .set({ lease_owner: owner, next_attempt_at: at + leaseMs, attempts: sql`attempts + 1` })
+        .where('id', 'in', ids)
+        .execute();
+      const rows = await trx
+        .selectFrom('webhook_deliveries as d')
+        .leftJoin('webhooks as w', 'w.id', 'd.webhook_id')
+        .select(['d.id', 'd.tenant_id', 'd.webhook_id', 'd.event', 'd.payload', 'd.attempts', 'w.url'])
+        .where('d.id', 'in', ids)
+        .execute();
+      return rows.map((row) => ({ ...row, attempts: Number(row.attempts) }));
+    });
+  }
+
+  /** Records an attempt's outcome, if this worker still holds the delivery. */
+  async function record(
+    delivery: Claimed,
+    update: Partial<
+      Pick<
+        WebhookDeliveriesTable,
+        'status' | 'next_attempt_at' | 'last_status' | 'last_error' | 'delivered_at'
+      >
+    >,
+  ): Promise<void> {
+    await db
+      .updateTable('webhook_deliveries')
+      .set({ ...update, lease_owner: null })
+      .where('id', '=', delivery.id)
+      .where('lease_owner', '=', owner)
+      .execute();
+  }
+
+  async function send(delivery: Claimed): Promise<void> {
+    if (delivery.url === null) {
+      // The subscription was deleted after this delivery was enqueued: nobody to tell.
+      await db.deleteFrom('webhook_deliveries').where('id', '=', delivery.id).execute();
+      return;
+    }
+    const started = performance.now();
+    let status: number | null = null;
+    let error: string | null = null;
+    let retryAfterMs: number | null = null;
+    try {
+      const secret = secrets
+        ? await secrets.get(delivery.tenant_id, webhookSecretName(delivery.webhook_id))
+        : null;
+      if (secret === null)
+        throw new Error('the signing secret cannot be read (secrets.kekRing unset or changed)');
+      // Checked again at every attempt: the name may resolve elsewhere now than at creation.
+      await assertPublicUrl(delivery.url, options.ssrf);
+      const timestamp = Math.floor(now() / 1000);
+      const response = await fetch(delivery.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': `MAOS-Webhooks/${VERSION}`,
+          ...signatureHeaders(secret, delivery.id, timestamp, delivery.payload),
+        },
+        body: delivery.payload,
+        // Redirects are not followed: the URL registered (and checked) is the one that gets the data.
+        redirect: 'manual',
+        signal: AbortSignal.timeout(config.timeoutSeconds * 1000),
+      });
+      status = response.status;
+      await response.body?.cancel().catch(() => {});
+      if (status === 429 || status === 503)
+        retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
+      if (status < 200 || status >= 300) error = `HTTP ${status}`;
+    } catch (thrown) {
+      const cause = coerceError(thrown);
+      error = cause.name === 'TimeoutError' ? `no answer within ${config.timeoutSeconds} s` : cause.message;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const at = now();
+    if (error === null) {
+      await record(delivery, {
+        status: 'delivered',
+        delivered_at: at,
+        last_status: status,
+        last_error: null,
+      });
+      options.observer?.attempted(delivery.event, 'delivered', seconds);
+      return;
+    }
+    const lastError = error.slice(0, ERROR_TEXT_LIMIT);
+    if (delivery.attempts >= config.maxAttempts) {
+      await record(delivery, {
+        status: 'failed',
+        next_attempt_at: at,
+        last_status: status,
+        last_error: lastError,
+      });
+      options.observer?.attempted(delivery.event, 'failed', seconds);
+      logger.warn(
+        {
+          webhookId: delivery.webhook_id,
+          deliveryId: delivery.id,
+          attempts: delivery.attempts,
+          error: lastError,
+        },
+        'webhook delivery failed for good',
+      );
+      return;
+    }
+    const wait = Math.min(
+      retryAfterMs ?? retryDelayMs(config.retryDelaysSeconds, delivery.attempts, random),
+      MAX_RETRY_AFTER_MS,
+    );
+    await record(delivery, { next_attempt_at: at + wait, last_status: status, last_error: lastError });
+    options.observer?.attempted(delivery.event, 'retried', seconds);
+    logger.info(
+      {
+        webhookId: delivery.webhook_id,
+        deliveryId: delivery.id,
+        attempts: delivery.attempts,
+        error: lastError,
+      },
+      'webhook delivery attempt failed; retrying later',
+    );
+  }
+
+  async function pass(): Promise<number> {
+    let sent = 0;
+    for (;;) {
+      await options.whenDurable?.();
+      const claimed = await claim();
+      await Promise.all(
+        claimed.map((delivery) =>
+          send(delivery).catch((error: unknown) =>
+            logger.warn(
+              { err: coerceError(error), deliveryId: delivery.id },
+              'webhook delivery not recorded',
+            ),
+          ),
+        ),
+      );
+      sent += claimed.length;
+      // A full batch: more may be due. Otherwise wait for the next wake-up or poll.
+      if (claimed.length < batchSize || stopped) return sent;
+    }
+  }
+
+  function runOnce(): Promise<number> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = pass()
+      .catch((error: unknown) => {
+        logger.warn({ err: coerceError(error) }, 'webhook delivery pass failed');
+        return 0;
+      })
+      .finally(() => {
+        running = null;
+        if (again && !stopped) {
+          again = false;
+          void runOnce();
+        }
+      });
+    return running;
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      void runOnce().finally(schedule);
+    }, config.pollIntervalMs);
+    timer.unref();
+  }
+
+  const wake = () => {
+    if (!stopped) void runOnce();
+  };
+  const offLocal = onDeliveriesEnqueued(wake);
+  const offChannel = options.notifier?.subscribe(WEBHOOK_CHANNEL, wake);
+  schedule();
+  // Deliveries left pending by a previous run (or another replica) go out now, not a poll later.
+  wake();
+
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      offLocal();
+      offChannel?.();
+      await running;
+    },
+  };
+}

@@ -1,0 +1,315 @@
+// Signed webhooks end to end on SQLite: a tenant admin subscribes a URL; a session that waits for
+// approval and then completes delivers `session.awaiting_approval` then `session.completed`, signed
+// (checked here with an HMAC computed independently); a receiver that fails is retried until it
+// answers 2xx, or until `webhooks.maxAttempts`; the API refuses other roles, bad input, internal
+// URLs and other tenants' subscriptions, and never shows the signing secret again.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import { generateKekEntry } from '../../src/security/secrets.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+import { type ReceivedDelivery, startWebhookReceiver, verifyDelivery } from '../fixtures/webhook-receiver.ts';
+
+interface Created {
+  id: string;
+  url: string;
+  events: string[];
+  createdAt: string;
+  secret: string;
+}
+interface Delivery {
+  id: string;
+  event: string;
+  sessionId: string;
+  status: string;
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  deliveredAt: string | null;
+}
+interface Payload {
+  id: string;
+  type: string;
+  createdAt: string;
+  data: Record<string, unknown>;
+}
+
+const payloadOf = (delivery: ReceivedDelivery) => JSON.parse(delivery.body) as Payload;
+
+test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
+  const { server } = await startLlmAppStack(t, {
+    config: {
+      auth: { mode: 'apikey' },
+      secrets: { kekRing: generateKekEntry('k1') },
+      // The receivers listen on loopback, which the SSRF guard refuses unless the operator allows it;
+      // the example host is allowed by name (no DNS in the test).
+      ssrf: { allowedHosts: ['127.0.0.1', 'hooks.example.com'] },
+      webhooks: { retryDelaysSeconds: [0.05], pollIntervalMs: 50, maxAttempts: 3, maxPerTenant: 3 },
+    },
+  });
+  const db = server.app.database.db as unknown as SecurityDb;
+  const keyFor = async (tenantId: string, role = 'admin') =>
+    (await createApiKey(db, { tenantId, name: `${tenantId}-${role}`, roles: [role], createdBy: 'test' })).key;
+  const call = <T>(key: string, method: string, path: string, body?: unknown) =>
+    requestJson<T>(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}` },
+      ...(body === undefined ? {} : { body }),
+    });
+  const submit = async (key: string, body: Record<string, unknown>) => {
+    const created = await call<{ id: string }>(key, 'POST', '/v1/sessions', body);
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    return created.body.id;
+  };
+
+  await t.test('a plan waiting for approval, then its completion, are delivered signed', async (t) => {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    const admin = await keyFor('acme');
+    const created = await call<Created>(admin, 'POST', '/v1/webhooks', {
+      url: receiver.url,
+      events: ['session.awaiting_approval', 'session.completed'],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const { secret, id: webhookId } = created.body;
+    assert.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+    assert.equal(created.headers.get('location'), `/v1/webhooks/${webhookId}`);
+    assert.equal(created.headers.get('cache-control'), 'no-store');
+
+    // The secret is shown once: neither the listing nor the stored rows hold it in clear.
+    const listed = await call<{ items: Record<string, unknown>[] }>(admin, 'GET', '/v1/webhooks');
+    assert.equal(listed.status, 200);
+    assert.deepEqual(listed.body.items, [
+      { id: webhookId, url: receiver.url, events: created.body.events, createdAt: created.body.createdAt },
+    ]);
+    const stored = await server.app.database.db
+      .selectFrom('tenant_secrets' as never)
+      .selectAll()
+      .execute();
+    assert.ok(stored.length > 0);
+    assert.ok(!JSON.stringify(stored).includes(secret.slice(6)), 'the secret is stored encrypted');
+    const rows = await server.app.database.db
+      .selectFrom('webhooks' as never)
+      .selectAll()
+      .execute();
+    assert.ok(!JSON.stringify(rows).includes(secret.slice(6)));
+
+    const sessionId = await submit(admin, {
+      objective: 'Ship the release notes',
+      agents: [{ name: 'writer', role: 'qa', task: 'say hi', runner: 'echo' }],
+      approval: 'required',
+    });
+    const waiting = await waitFor(
+      () => receiver.received.find((d) => payloadOf(d).type === 'session.awaiting_approval'),
+      15_000,
+      'the awaiting_approval delivery',
+    );
+    assert.equal(receiver.received.length, 1, 'nothing else was sent before the approval');
+    const approved = await call(admin, 'POST', `/v1/sessions/${sessionId}/approve`, {});
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    const done = await waitFor(
+      () => receiver.received.find((d) => payloadOf(d).type === 'session.completed'),
+      15_000,
+      'the completed delivery',
+    );
+    assert.equal(receiver.received.length, 2);
+
+    for (const delivery of [waiting, done]) {
+      assert.ok(verifyDelivery(secret, delivery), 'signature verifies with the secret');
+      assert.ok(
+        !verifyDelivery(`whsec_${Buffer.alloc(32).toString('base64')}`, delivery),
+        'not with another',
+      );
+      assert.ok(!verifyDelivery(secret, { ...delivery, body: `${delivery.body} ` }), 'not for another body');
+      const payload = payloadOf(delivery);
+      assert.equal(delivery.headers['webhook-id'], payload.id);
+      assert.match(String(delivery.headers['webhook-timestamp']), /^\d{10}$/);
+      assert.equal(delivery.headers['content-type'], 'application/json');
+      assert.equal(payload.data.sessionId, sessionId);
+      assert.equal(payload.data.objective, 'Ship the release notes');
+    }
+    assert.deepEqual(payloadOf(waiting).data, {
+      sessionId,
+      status: 'awaiting_approval',
+      objective: 'Ship the release notes',
+    });
+    const finished = payloadOf(done).data;
+    assert.equal(finished.status, 'completed');
+    assert.equal(finished.error, null);
+    assert.equal(typeof finished.result, 'string');
+    assert.deepEqual(Object.keys(finished.usage as object).sort(), [
+      'cacheReadTokens',
+      'costUsd',
+      'inputTokens',
+      'outputTokens',
+    ]);
+
+    const deliveries = await call<{ items: Delivery[]; nextCursor: string | null }>(
+      admin,
+      'GET',
+      `/v1/webhooks/${webhookId}/deliveries`,
+    );
+    assert.equal(deliveries.status, 200);
+    assert.deepEqual(
+      deliveries.body.items.map((d) => [d.event, d.status, d.attempts, d.lastStatus, d.id]),
+      [
+        ['session.completed', 'delivered', 1, 204, payloadOf(done).id],
+        ['session.awaiting_approval', 'delivered', 1, 204, payloadOf(waiting).id],
+      ],
+    );
+    // Paged: one at a time, newest first.
+    const first = await call<{ items: Delivery[]; nextCursor: string }>(
+      admin,
+      'GET',
+      `/v1/webhooks/${webhookId}/deliveries?limit=1`,
+    );
+    assert.equal(first.body.items[0]?.event, 'session.completed');
+    const second = await call<{ items: Delivery[]; nextCursor: string | null }>(
+      admin,
+      'GET',
+      `/v1/webhooks/${webhookId}/deliveries?limit=1&cursor=${first.body.nextCursor}`,
+    );
+    assert.equal(second.body.items[0]?.event, 'session.awaiting_approval');
+    assert.equal(second.body.nextCursor, null);
+
+    // Deleting the subscription stops further deliveries.
+    assert.equal((await call(admin, 'DELETE', `/v1/webhooks/${webhookId}`)).status, 204);
+    const after = await submit(admin, {
+      objective: 'quiet',
+      agents: [{ role: 'qa', task: 'x', runner: 'ok' }],
+    });
+    await waitForSession(server.url, after, undefined, 30_000, { authorization: `Bearer ${admin}` });
+    assert.equal(receiver.received.length, 2);
+  });
+
+  await t.test('a failing receiver is retried until it answers 2xx, then given up on', async (t) => {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    const admin = await keyFor('retry');
+    receiver.answer([500, 200]);
+    const created = await call<Created>(admin, 'POST', '/v1/webhooks', {
+      url: receiver.url,
+      events: ['session.completed', 'session.failed'],
+    });
+    assert.equal(created.status, 201);
+    const completed = await submit(admin, {
+      objective: 'ok',
+      agents: [{ role: 'qa', task: 'x', runner: 'ok' }],
+    });
+    const list = () =>
+      call<{ items: Delivery[] }>(admin, 'GET', `/v1/webhooks/${created.body.id}/deliveries`).then(
+        (r) => r.body.items,
+      );
+    const delivered = await waitFor(
+      async () => (await list()).find((d) => d.sessionId === completed && d.status === 'delivered'),
+      15_000,
+      'the retried delivery',
+    );
+    assert.equal(delivered.attempts, 2);
+    assert.equal(delivered.lastStatus, 200);
+    assert.equal(receiver.received.length, 2);
+    // The same message both times: receivers dedupe on webhook-id.
+    assert.equal(receiver.received[0]?.headers['webhook-id'], receiver.received[1]?.headers['webhook-id']);
+    assert.equal(receiver.received[0]?.body, receiver.received[1]?.body);
+
+    receiver.answer([500]);
+    const failed = await submit(admin, {
+      objective: 'bad',
+      agents: [{ role: 'qa', task: 'x', runner: 'fail' }],
+    });
+    const given = await waitFor(
+      async () => (await list()).find((d) => d.sessionId === failed && d.status === 'failed'),
+      15_000,
+      'the delivery given up on',
+    );
+    assert.equal(given.event, 'session.failed');
+    assert.equal(given.attempts, 3, 'webhooks.maxAttempts');
+    assert.equal(given.lastStatus, 500);
+    assert.equal(given.lastError, 'HTTP 500');
+    const sent = receiver.received.filter((d) => payloadOf(d).data.sessionId === failed);
+    assert.equal(sent.length, 3);
+  });
+
+  await t.test('RBAC, validation, SSRF, the cap and other tenants', async () => {
+    const admin = await keyFor('rules');
+    const developer = await keyFor('rules', 'developer');
+    const other = await keyFor('intruder');
+    const body = { url: 'https://hooks.example.com/maos', events: ['session.completed'] };
+    const denied = await call<{ code: string }>(developer, 'POST', '/v1/webhooks', body);
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.code, 'PERMISSION_DENIED');
+    assert.equal((await call(developer, 'GET', '/v1/webhooks')).status, 403);
+
+    for (const bad of [
+      { url: 'https://hooks.example.com/maos', events: [] },
+      { url: 'https://hooks.example.com/maos', events: ['session.started'] },
+      { events: ['session.completed'] },
+      { url: 'https://hooks.example.com/maos', events: ['session.completed'], secret: 'mine' },
+      // Internal destinations: RFC 1918, cloud metadata, another scheme.
+      { url: 'http://10.1.2.3/hook', events: ['session.completed'] },
+      { url: 'http://169.254.169.254/latest/meta-data', events: ['session.completed'] },
+      { url: 'http://[::1]:8080/hook', events: ['session.completed'] },
+      { url: 'file:///etc/passwd', events: ['session.completed'] },
+    ]) {
+      const refused = await call<{ code: string }>(admin, 'POST', '/v1/webhooks', bad);
+      assert.equal(refused.status, 400, JSON.stringify(bad));
+      assert.equal(refused.body.code, 'VALIDATION_FAILED');
+    }
+
+    // A public host name that resolves to loopback is refused as well (checked by address).
+    const named = await call<{ code: string; detail: string }>(admin, 'POST', '/v1/webhooks', {
+      url: 'http://localhost:9/hook',
+      events: ['session.completed'],
+    });
+    assert.equal(named.status, 400);
+    assert.match(named.body.detail, /internal network/);
+
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const created = await call<Created>(admin, 'POST', '/v1/webhooks', body);
+      assert.equal(created.status, 201);
+      ids.push(created.body.id);
+    }
+    const capped = await call<{ code: string }>(admin, 'POST', '/v1/webhooks', body);
+    assert.equal(capped.status, 429);
+    assert.equal(capped.body.code, 'RESOURCE_LIMIT_EXCEEDED');
+
+    // Another tenant sees none of them and cannot delete or read them.
+    assert.deepEqual((await call<{ items: unknown[] }>(other, 'GET', '/v1/webhooks')).body.items, []);
+    assert.equal((await call(other, 'DELETE', `/v1/webhooks/${ids[0]}`)).status, 404);
+    assert.equal((await call(other, 'GET', `/v1/webhooks/${ids[0]}/deliveries`)).status, 404);
+    assert.equal((await call(developer, 'DELETE', `/v1/webhooks/${ids[0]}`)).status, 403);
+    assert.equal((await call(admin, 'DELETE', `/v1/webhooks/${ids[0]}`)).status, 204);
+    assert.equal((await call(admin, 'DELETE', `/v1/webhooks/${ids[0]}`)).status, 404);
+    assert.equal((await call(admin, 'DELETE', '/v1/webhooks/not-a-uuid')).status, 400);
+    const bad = await call<{ code: string }>(admin, 'GET', `/v1/webhooks/${ids[1]}/deliveries?cursor=nope`);
+    assert.equal(bad.body.code, 'INVALID_CURSOR');
+    // Room again after the delete.
+    assert.equal((await call(admin, 'POST', '/v1/webhooks', body)).status, 201);
+
+    // Creates and deletes are audited, naming the subscription.
+    const audit = await call<{ items: { action: string; target: { id: string | null }; outcome: string }[] }>(
+      admin,
+      'GET',
+      '/v1/audit?action=webhooks:manage&limit=100',
+    );
+    const targets = audit.body.items.filter((r) => r.outcome === 'success').map((r) => r.target.id);
+    assert.ok(targets.includes(ids[0] as string), JSON.stringify(audit.body.items));
+    assert.equal(targets.filter((id) => id === ids[0]).length, 2, 'created and deleted');
+  });
+});
+
+test('without secrets.kekRing no subscription can be created (409)', { timeout: 60_000 }, async (t) => {
+  const server = await startTestServer({ config: { ssrf: { allowedHosts: ['127.0.0.1'] } } });
+  t.after(() => server.close());
+  const refused = await requestJson<{ code: string; detail: string }>(`${server.url}/v1/webhooks`, {
+    method: 'POST',
+    body: { url: 'http://127.0.0.1:9/hook', events: ['session.completed'] },
+  });
+  assert.equal(refused.status, 409);
+  assert.equal(refused.body.code, 'INVALID_STATE');
+  assert.match(refused.body.detail, /secrets\.kekRing/);
+});
