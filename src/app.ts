@@ -63,6 +63,7 @@ import { createClusterNotifier } from './store/pg-notifier.ts';
 import { type RetentionJob, startRetentionJob } from './store/retention.ts';
 import { acquireServerLock, type ServerLock } from './store/server-lock.ts';
 import { VERSION } from './version.ts';
+import { webhookDeliveriesTarget } from './webhooks/delivery-retention.ts';
 import { type DeliveryWorker, startDeliveryWorker } from './webhooks/delivery-worker.ts';
 import { countPendingDeliveries } from './webhooks/outbox.ts';
 import { createWebhookService } from './webhooks/webhook-service.ts';
@@ -406,6 +407,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           config: config.retention,
           logger,
           onDeleted: (table, count) => metrics.recordRetentionDeleted(table, count),
+          ...(config.webhooks.deliveryRetentionDays > 0
+            ? { targets: [webhookDeliveriesTarget(config.webhooks.deliveryRetentionDays)] }
+            : {}),
           // MCP replay rows (TTL of minutes) on their own cadence and lock; see store/retention.ts.
           frequent: {
             targets: [

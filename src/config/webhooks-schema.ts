@@ -11,6 +11,7 @@ export const WEBHOOK_DEFAULTS = {
   retryDelaysSeconds: [30, 120, 600, 3600, 10_800, 21_600, 43_200],
   pollIntervalMs: 5000,
   concurrency: 8,
+  deliveryRetentionDays: 30,
 };
 
 export const webhooksConfigSchema = z
@@ -64,6 +65,15 @@ export const webhooksConfigSchema = z
       .max(100)
       .default(WEBHOOK_DEFAULTS.concurrency)
       .describe('Deliveries one replica sends at the same time. @defaultValue 8'),
+    deliveryRetentionDays: z
+      .number()
+      .int()
+      .min(0)
+      .max(36_500)
+      .default(WEBHOOK_DEFAULTS.deliveryRetentionDays)
+      .describe(
+        'Days after a delivery was enqueued before the retention job deletes it, once delivered or failed (pending ones stay). 0 = keep forever. @defaultValue 30',
+      ),
   })
   .default(WEBHOOK_DEFAULTS)
   .describe(

@@ -16,6 +16,8 @@ export const RETENTION_TABLES = [
   'rate_limits',
   'mcp_stream_events',
   'llm_response_cache',
+  // Delivered and failed webhook deliveries (`webhooks.deliveryRetentionDays`).
+  'webhook_deliveries',
 ] as const;
 export type RetentionTable = (typeof RETENTION_TABLES)[number];
 

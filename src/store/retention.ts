@@ -77,6 +77,8 @@ export interface RetentionJobOptions {
    * makes them skip or wait, and the hourly cadence of the main pass does not let them pile up.
    */
   frequent?: { targets: readonly RetentionTarget[]; intervalSeconds: number };
+  /** Other areas' targets run with the main pass (webhook deliveries: `webhooks.deliveryRetentionDays`). */
+  targets?: readonly RetentionTarget[];
 }
 
 export interface RetentionJob {
@@ -112,7 +114,7 @@ export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
     });
   const loops = [
     loop(
-      buildRetentionTargets(config, { postgres: isPostgres(db) }),
+      [...buildRetentionTargets(config, { postgres: isPostgres(db) }), ...(options.targets ?? [])],
       config.intervalSeconds,
       LOCK_KEYS.retention,
     ),
