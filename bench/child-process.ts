@@ -8,6 +8,8 @@ import { createInterface } from 'node:readline';
 export interface JsonLineProcess {
   /** The ready line, parsed. */
   ready: unknown;
+  /** Its process id (to account its CPU time). */
+  pid: number;
   /** Writes `line` and waits for the answer line, parsed. */
   request(line: string): Promise<unknown>;
   /** SIGTERM, then waits for the exit. */
@@ -36,6 +38,7 @@ export async function startJsonLineProcess(
     const ready = await nextLine();
     return {
       ready,
+      pid: child.pid!,
       async request(line) {
         child.stdin.write(`${line}\n`);
         return nextLine();

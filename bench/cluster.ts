@@ -5,11 +5,16 @@
 // While the tasks run, PostgreSQL is sampled (pg_stat_activity wait events, ungranted pg_locks) and
 // CPU is accounted (replica processes, the database's backends, the whole machine), which says what
 // limits the figure.
-//   node bench/cluster.ts [sessions=400] [concurrencyPerReplica=64] [replicaCounts=1,2,3]
+// --llm: the tasks are LLM agents (the real AI SDK provider code) against the scripted LLM server in a
+// process of its own, so every finish charges usage, as in production: the session's totals and the
+// tenant's row of the day in tenant_usage_days, which all sessions (one tenant) share. pg-boss is
+// not run then.
+//   node bench/cluster.ts [sessions=400] [concurrencyPerReplica=64] [replicaCounts=1,2,3] [--llm]
 // Uses DATABASE_URL (an admin URL) when set; otherwise starts an embedded PostgreSQL (fsync off).
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { createRuntimeRegistry } from '../src/agents/runtimes/runtime.ts';
@@ -17,15 +22,25 @@ import { createEngine } from '../src/engine/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { createDatabase } from '../src/store/db.ts';
 import { createTestDatabase } from '../test/fixtures/postgres.ts';
+import { startJsonLineProcess } from './child-process.ts';
 import type { ReplicaStats } from './cluster-replica.ts';
 import { BENCH_ACTOR, FIVE_TASK_AGENTS, TASKS_PER_SESSION } from './five-task-session.ts';
-import { type ActivitySummary, startActivitySampler } from './pg-activity-sampler.ts';
+import {
+  type ActivitySummary,
+  readProcessTicks,
+  startActivitySampler,
+  TICKS_PER_SECOND,
+} from './pg-activity-sampler.ts';
 
-const SESSIONS = Number(process.argv[2] ?? 400);
-const CONCURRENCY = Number(process.argv[3] ?? 64);
+const LLM = process.argv.includes('--llm');
+const args = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
+const SESSIONS = Number(args[0] ?? 400);
+const CONCURRENCY = Number(args[1] ?? 64);
 // Optional: which replica counts to run (e.g. "3"); pg-boss runs with the full default list only.
-const REPLICA_COUNTS = (process.argv[4] ?? '1,2,3').split(',').map(Number);
+const REPLICA_COUNTS = (args[2] ?? '1,2,3').split(',').map(Number);
 const POOL_SIZE = 10;
+// A run that completes no session for this long is stuck (a lost task waits for its lease, 60 s).
+const STALL_MS = 30_000;
 const logger = createLogger({ level: 'silent' });
 
 interface Run {
@@ -39,6 +54,10 @@ interface Run {
   machineBusy: number;
   /** CPU of this process (watcher + sampler) and of the sampler's backend during the run. */
   benchCpuMs: number;
+  /** Input tokens in the tenant's day ledger after the run (tenant_usage_days), MAOS only. */
+  ledgerTokens?: number;
+  /** CPU of the scripted LLM server's process during the run (--llm). */
+  providerCpuMs?: number;
 }
 
 /** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
@@ -86,14 +105,17 @@ async function storeBacklog(url: string): Promise<void> {
   }
 }
 
-function forkReplica(url: string): {
+function forkReplica(
+  url: string,
+  llmBaseUrl: string | undefined,
+): {
   child: ChildProcess;
   ready: Promise<void>;
   stats: Promise<ReplicaStats>;
 } {
   const child = fork(
     new URL('./cluster-replica.ts', import.meta.url),
-    [url, String(CONCURRENCY), String(POOL_SIZE)],
+    [url, String(CONCURRENCY), String(POOL_SIZE), ...(llmBaseUrl ? [llmBaseUrl] : [])],
     {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     },
@@ -114,35 +136,53 @@ function forkReplica(url: string): {
   return { child, ready, stats };
 }
 
-async function runMaos(replicas: number): Promise<Run> {
+async function runMaos(replicas: number, provider: Provider | undefined): Promise<Run> {
+  const llmBaseUrl = provider?.openaiBaseURL;
   const database = await createTestDatabase();
   const forked: Array<ReturnType<typeof forkReplica>> = [];
   const watcher = new pg.Client({ connectionString: database.url, application_name: 'bench-watch' });
   try {
     await storeBacklog(database.url);
-    for (let i = 0; i < replicas; i++) forked.push(forkReplica(database.url));
+    for (let i = 0; i < replicas; i++) forked.push(forkReplica(database.url, llmBaseUrl));
     await Promise.all(forked.map((replica) => replica.ready));
     await watcher.connect();
     const sampler = await startActivitySampler(database.url);
     const machineBefore = readMachineCpu();
     const ownBefore = process.cpuUsage();
+    const providerTicksBefore = provider ? (readProcessTicks(provider.pid) ?? 0) : 0;
     const started = performance.now();
     for (const replica of forked) replica.child.send('start');
+    let completed = 0;
+    let progressAt = performance.now();
     for (;;) {
       const { rows } = await watcher.query<{ n: string }>(
         "select count(*) as n from sessions where status = 'completed'",
       );
-      if (Number(rows[0]!.n) >= SESSIONS) break;
+      const n = Number(rows[0]!.n);
+      if (n >= SESSIONS) break;
+      if (n > completed) {
+        completed = n;
+        progressAt = performance.now();
+      } else if (performance.now() - progressAt > STALL_MS) {
+        const tasks = await watcher.query('select status, count(*)::int as n from tasks group by status');
+        throw new Error(
+          `no session completed for ${STALL_MS / 1000} s (${n} of ${SESSIONS}); tasks: ${JSON.stringify(tasks.rows)}`,
+        );
+      }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const seconds = (performance.now() - started) / 1000;
     const machineAfter = readMachineCpu();
     const own = process.cpuUsage(ownBefore);
+    const providerTicks = provider ? (readProcessTicks(provider.pid) ?? 0) - providerTicksBefore : 0;
     const activity = await sampler.stop();
     for (const replica of forked) replica.child.send('stop');
     const stats = await Promise.all(forked.map((replica) => replica.stats));
+    const ledger = await watcher.query<{ n: string }>(
+      'select coalesce(sum(input_tokens), 0) as n from tenant_usage_days',
+    );
     return {
-      label: `maos, ${replicas} replica process(es)`,
+      label: `maos${llmBaseUrl ? ' LLM agents' : ''}, ${replicas} replica process(es)`,
       perSecond: (SESSIONS * TASKS_PER_SESSION) / seconds,
       seconds,
       activity,
@@ -151,6 +191,8 @@ async function runMaos(replicas: number): Promise<Run> {
       ops: stats.reduce((sum, s) => sum + s.ops, 0),
       machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
       benchCpuMs: (own.user + own.system) / 1000 + activity.samplerCpuMs,
+      ledgerTokens: Number(ledger.rows[0]!.n),
+      ...(provider ? { providerCpuMs: (providerTicks / TICKS_PER_SECOND) * 1000 } : {}),
     };
   } finally {
     for (const replica of forked) if (replica.child.exitCode === null) replica.child.kill('SIGKILL');
@@ -210,14 +252,33 @@ async function runPgBoss(): Promise<Run> {
   }
 }
 
+interface Provider {
+  openaiBaseURL: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** The scripted LLM server in a process of its own (bench/llm-provider-process.ts), as a provider is remote. */
+async function startProvider(): Promise<Provider> {
+  const script = fileURLToPath(new URL('./llm-provider-process.ts', import.meta.url));
+  const provider = await startJsonLineProcess(script, [], 'the scripted LLM server');
+  const { openaiBaseURL } = provider.ready as { openaiBaseURL: string };
+  return { openaiBaseURL, pid: provider.pid, stop: provider.stop };
+}
+
 const loadBefore = loadavg()[0]!;
 const runs: Run[] = [];
-for (const replicas of REPLICA_COUNTS) runs.push(await runMaos(replicas));
-if (process.argv[4] === undefined) runs.push(await runPgBoss());
+const provider = LLM ? await startProvider() : undefined;
+try {
+  for (const replicas of REPLICA_COUNTS) runs.push(await runMaos(replicas, provider));
+} finally {
+  await provider?.stop();
+}
+if (args[2] === undefined && !LLM) runs.push(await runPgBoss());
 
 const percent = (value: number) => `${(value * 100).toFixed(0)} %`;
 console.log(
-  `PostgreSQL cluster benchmark: ${SESSIONS} sessions × ${TASKS_PER_SESSION} tasks, ${CONCURRENCY} slots and ${POOL_SIZE} connections per replica, ${cpus().length} cores`,
+  `PostgreSQL cluster benchmark${LLM ? ' (LLM agents, scripted server)' : ''}: ${SESSIONS} sessions × ${TASKS_PER_SESSION} tasks, ${CONCURRENCY} slots and ${POOL_SIZE} connections per replica, ${cpus().length} cores`,
 );
 console.table(
   Object.fromEntries(
@@ -235,6 +296,12 @@ console.table(
         'bench own CPU (cores)': Number((run.benchCpuMs / 1000 / run.seconds).toFixed(2)),
         'ops/batch': run.batches > 0 ? Number((run.ops / run.batches).toFixed(1)) : '-',
         deadlocks: run.activity.deadlocks,
+        ...(LLM
+          ? {
+              'LLM server CPU (cores)': Number(((run.providerCpuMs ?? 0) / 1000 / run.seconds).toFixed(2)),
+              'day ledger input tokens': run.ledgerTokens ?? '-',
+            }
+          : {}),
       },
     ]),
   ),
@@ -245,6 +312,8 @@ console.log(
 console.table(Object.fromEntries(runs.map((run) => [run.label, run.activity.states])));
 console.log('Ungranted locks per sample (pg_locks), by lock type:');
 console.table(Object.fromEntries(runs.map((run) => [run.label, run.activity.waitingLocks])));
+console.log('Connections waiting for a lock, by the table of their statement (average per sample):');
+console.table(Object.fromEntries(runs.map((run) => [run.label, run.activity.lockWaitsByTable])));
 const maos = runs.filter((run) => run.batches > 0);
 const cpuPerTask = (run: Run) =>
   (run.replicaCpuMs + run.activity.backendCpuMs) / (run.perSecond * run.seconds);
@@ -262,7 +331,8 @@ console.log(
   [
     `Machine load average ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after, on ${cpus().length} cores.`,
     'Reading: "idle in transaction" = the database waits for the replica (its JavaScript or the next round trip',
-    ' of a transaction); "Lock:*" = row-lock waits between replicas (sessions shared by two replicas);',
+    ' of a transaction); "Lock:*" = row-lock waits between replicas (sessions shared by two replicas;',
+    " with --llm also the tenant's row of the day in tenant_usage_days, see the table above);",
     '"deadlocks" each stall deadlock_timeout (1 s). "tasks per CPU-second" does not depend on other load.',
     `A task costs ${maos.map((run) => cpuPerTask(run).toFixed(2)).join(' / ')} ms of CPU (replica + PostgreSQL backends) for ${maos.map((run) => run.label.replace(/\D+/g, '')).join(' / ')} replica(s).`,
     'What limited each run:',

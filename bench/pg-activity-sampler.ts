@@ -1,6 +1,7 @@
 // Samples what a database's client connections are doing while a benchmark runs: pg_stat_activity
 // state + wait event (averaged: "how many connections were in this state"), ungranted pg_locks by
-// type, and the CPU time their backend processes used (from /proc, when the server runs locally).
+// type, connections waiting for a lock by the table their statement works on, and the CPU time their
+// backend processes used (from /proc, when the server runs locally).
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 
@@ -11,6 +12,11 @@ export interface ActivitySummary {
   states: Record<string, number>;
   /** lock type → average number of ungranted locks. */
   waitingLocks: Record<string, number>;
+  /**
+   * table → average number of connections waiting for a lock (wait event type Lock) in a statement
+   * on it: the table whose rows the replicas queue on.
+   */
+  lockWaitsByTable: Record<string, number>;
   /** CPU time used by the sampled backends during the period (0 when /proc is not readable). */
   backendCpuMs: number;
   /** CPU time of the sampler's own backend (the measurement's cost on the database side). */
@@ -29,11 +35,11 @@ export interface ActivitySampler {
 // Short enough to see sub-millisecond states statistically over a run of a few seconds, long enough
 // that sampling (two queries) costs little of the CPU the run is measured on (reported as "bench own CPU").
 const INTERVAL_MS = 20;
-const TICKS_PER_SECOND = 100;
+export const TICKS_PER_SECOND = 100;
 const OWN_APPS = ['bench-sample', 'bench-watch', 'maos-listen'];
 
 /** CPU jiffies (user + system) of a process, or undefined when it is gone or unreadable. */
-function readProcessTicks(pid: number): number | undefined {
+export function readProcessTicks(pid: number): number | undefined {
   try {
     // Fields after the command name (which may contain spaces) start at state = field 3.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -44,12 +50,21 @@ function readProcessTicks(pid: number): number | undefined {
   }
 }
 
+/** The table a statement writes (INSERT/UPDATE/DELETE) or, for a SELECT, reads first. */
+function statementTable(query: string): string {
+  const match =
+    /^\s*(?:insert\s+into|update|delete\s+from)\s+"?(\w+)"?/i.exec(query) ??
+    /\bfrom\s+"?(\w+)"?/i.exec(query);
+  return match?.[1] ?? 'other';
+}
+
 /** Starts sampling the client backends of the database `url` points at (this sampler excluded). */
 export async function startActivitySampler(url: string): Promise<ActivitySampler> {
   const client = new pg.Client({ connectionString: url, application_name: 'bench-sample' });
   await client.connect();
   const states = new Map<string, number>();
   const locks = new Map<string, number>();
+  const lockWaits = new Map<string, number>();
   // pid → ticks when first seen (backends opened during the run count from 0).
   const firstTicks = new Map<number, number>();
   const readCounters = async () =>
@@ -71,8 +86,9 @@ export async function startActivitySampler(url: string): Promise<ActivitySampler
       state: string | null;
       wait_event_type: string | null;
       wait_event: string | null;
+      query: string;
     }>(
-      `select pid, state, wait_event_type, wait_event from pg_stat_activity
+      `select pid, state, wait_event_type, wait_event, query from pg_stat_activity
        where datname = current_database() and backend_type = 'client backend'
          and not (application_name = any($1))`,
       [OWN_APPS],
@@ -88,6 +104,10 @@ export async function startActivitySampler(url: string): Promise<ActivitySampler
         firstTicks.set(row.pid, Date.now() - startedAt < 50 ? (readProcessTicks(row.pid) ?? 0) : 0);
       }
       if (row.state === 'idle') continue;
+      if (row.wait_event_type === 'Lock') {
+        const table = statementTable(row.query);
+        lockWaits.set(table, (lockWaits.get(table) ?? 0) + 1);
+      }
       const key = row.wait_event
         ? `${row.state === 'active' ? '' : `${row.state}: `}${row.wait_event_type}:${row.wait_event}`
         : `${row.state === 'active' ? 'on CPU' : row.state}`;
@@ -128,6 +148,7 @@ export async function startActivitySampler(url: string): Promise<ActivitySampler
         samples,
         states: average(states),
         waitingLocks: average(locks),
+        lockWaitsByTable: average(lockWaits),
         backendCpuMs: (ticks / TICKS_PER_SECOND) * 1000,
         samplerCpuMs: (ownTicks / TICKS_PER_SECOND) * 1000,
         deadlocks: Number(countersAfter.deadlocks) - Number(countersBefore.deadlocks),
