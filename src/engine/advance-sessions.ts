@@ -144,8 +144,12 @@ export async function advanceSessions(
   const ready: string[] = [];
   const outcomes = new Map<string, NonNullable<ReturnType<typeof advanceSession>['outcome']>>();
   const overruns = await findBudgetOverruns(trx, touched, now);
-  // The batch's charges summed per tenant, added to the tenants' spend of today in one upsert,
-  // before the sessions go on: a phase gate's quota check (continueSession) counts this batch.
+  // The batch's charges summed per tenant, added to the tenants' spend of today in one upsert as
+  // the transaction's last statement: every finish of a tenant's tasks, on every replica, upserts
+  // that tenant's one row of the day and holds its lock until commit, so it is taken last (the
+  // finishes of other replicas queue on it for one statement and the commit, not the whole
+  // advance). Earlier only when a session is about to go on through a phase gate, whose quota
+  // check (continueSession) must count this batch.
   const charged = new Map<string, Usage>();
   for (const entry of touched.values()) {
     if (isZeroUsage(entry.usage)) continue;
@@ -153,7 +157,11 @@ export async function advanceSessions(
     addUsage(sum, entry.usage);
     charged.set(entry.tenantId, sum);
   }
-  await chargeTenantDays(trx, charged, now);
+  const chargeDays = async (): Promise<void> => {
+    if (charged.size === 0) return;
+    await chargeTenantDays(trx, charged, now);
+    charged.clear();
+  };
   for (const [sessionId, entry] of touched) {
     const overrun = overruns.get(sessionId);
     if (overrun !== undefined) {
@@ -210,6 +218,7 @@ export async function advanceSessions(
       entry.events.push(...planned.events);
     } else if (outcome?.status === 'completed' && continueSession) {
       // Orchestrated sessions continue (phase gate, next phase, synthesis) instead of completing.
+      await chargeDays();
       const next = await continueSession(trx, { id: sessionId, tenantId: entry.tenantId }, now);
       if (next && 'error' in next) {
         outcome = { status: 'failed', error: next.error };
@@ -284,6 +293,7 @@ export async function advanceSessions(
     events: entry.events,
   }));
   await appendEventsMany(trx, batches, now);
+  await chargeDays();
   return result;
 }
 

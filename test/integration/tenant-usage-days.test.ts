@@ -1,6 +1,7 @@
 // The per-day spend ledger (tenant_usage_days): a session's spend counts toward the UTC day it was
 // charged, not the day the session was created; one batch's charges are summed per tenant; the
-// daily token quota reads today's row; the migration fills the ledger from existing sessions by their creation day. SQLite and PostgreSQL
+// daily token quota reads today's row; the migration fills the ledger from existing sessions by their creation day; on
+// PostgreSQL a finish locks the tenant's row of the day only at its end. SQLite and PostgreSQL
 // (PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts).
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -8,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { configSchema } from '../../src/config/schema.ts';
 import type { Usage } from '../../src/domain/types.ts';
 import { advanceSessions, chargeSessionUsage, type Touched } from '../../src/engine/advance-sessions.ts';
@@ -79,6 +80,46 @@ async function seedSession(
     )
     .execute();
   return id;
+}
+
+/**
+ * Seeds a session whose running task `t` has succeeded and whose task `next` (pending) depends on
+ * it: advancing the session readies `next`. Returns the session's and `next`'s ids.
+ */
+async function seedChain(db: Kysely<Database>, tenant: string, now: number) {
+  const sessionId = await seedSession(db, tenant, now);
+  await db.updateTable('tasks').set({ status: 'succeeded' }).where('session_id', '=', sessionId).execute();
+  const first = await db
+    .selectFrom('tasks')
+    .select('id')
+    .where('session_id', '=', sessionId)
+    .executeTakeFirstOrThrow();
+  const nextId = randomUUID();
+  await db
+    .insertInto('tasks')
+    .values(
+      newTaskRow(
+        { tenantId: tenant, sessionId, maxAttempts: 1, now },
+        {
+          id: nextId,
+          kind: 'agent',
+          name: 'next',
+          role: 'engineer',
+          agent_id: null,
+          instructions: 'x',
+          runner: null,
+          phase: 0,
+          position: 1,
+          status: 'pending',
+        },
+      ),
+    )
+    .execute();
+  await db
+    .insertInto('task_dependencies')
+    .values({ task_id: nextId, depends_on_task_id: first.id, session_id: sessionId, tenant_id: tenant })
+    .execute();
+  return { sessionId, nextId };
 }
 
 async function ledger(db: Kysely<Database>, tenant: string) {
@@ -160,6 +201,76 @@ for (const backend of STORE_BACKENDS) {
         (e: unknown) =>
           e instanceof AppError && e.code === 'QUOTA_EXCEEDED' && /used 90 tokens today/.test(e.message),
       );
+    });
+
+    // Every finish of a tenant's tasks, on every replica, upserts the same row and holds its lock
+    // until commit: a finish held up in its other writes must not hold it meanwhile.
+    test('a finish waiting in its other writes does not hold the tenant’s row of the day', {
+      skip: backend.name !== 'postgres' && 'row locks between connections: PostgreSQL only',
+    }, async () => {
+      await db.insertInto('tenants').values({ id: 'hooli', name: 'hooli', created_at: 0 }).execute();
+      const { sessionId, nextId } = await seedChain(db, 'hooli', DAY1);
+      let releaseBlocker!: () => void;
+      const blocking = new Promise<void>((resolve) => {
+        releaseBlocker = resolve;
+      });
+      let blockerLocked!: () => void;
+      const locked = new Promise<void>((resolve) => {
+        blockerLocked = resolve;
+      });
+      // Another transaction holds the dependant's row, so the finish waits when readying it.
+      const blocker = db.connection().execute(async (conn) => {
+        await sql`begin`.execute(conn);
+        await sql`select id from tasks where id = ${nextId} for update`.execute(conn);
+        blockerLocked();
+        await blocking;
+        await sql`rollback`.execute(conn);
+      });
+      await locked;
+      const touched = new Map<string, Touched>([
+        [sessionId, { tenantId: 'hooli', events: [], usage: usage(10) }],
+      ]);
+      const finish = db.transaction().execute((trx) => advanceSessions(trx, touched, DAY1 + 1000));
+      // Meanwhile another replica's finish charges the same tenant and day.
+      const otherReplicaCharged = await db.connection().execute(async (conn) => {
+        for (let waited = 0; ; waited += 20) {
+          const { rows } = await sql<{ n: number }>`
+            select count(*)::int as n from pg_locks l join pg_stat_activity a on a.pid = l.pid
+            where not l.granted and a.datname = current_database()
+          `.execute(conn);
+          if (rows[0]!.n > 0) break;
+          if (waited > 10_000) throw new Error('the finish never waited for the dependant’s row');
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await sql`begin`.execute(conn);
+        try {
+          await sql`set local lock_timeout = '300ms'`.execute(conn);
+          await sql`
+            insert into tenant_usage_days (tenant_id, day, input_tokens, output_tokens, cache_read_tokens, cost_usd)
+            values ('hooli', ${DAY1}, 1, 1, 0, 0)
+            on conflict (tenant_id, day) do update set input_tokens = tenant_usage_days.input_tokens + 1
+          `.execute(conn);
+          await sql`commit`.execute(conn);
+          return true;
+        } catch (error) {
+          await sql`rollback`.execute(conn);
+          if ((error as { code?: string }).code === '55P03') return false;
+          throw error;
+        }
+      });
+      releaseBlocker();
+      await blocker;
+      await finish;
+      assert.equal(otherReplicaCharged, true, 'the other charge waited for the held-up finish');
+      assert.deepEqual(await ledger(db, 'hooli'), [
+        { day: '2026-03-09', inputTokens: 11, outputTokens: 21, cacheReadTokens: 1, costUsd: 0 },
+      ]);
+      const next = await db
+        .selectFrom('tasks')
+        .select('status')
+        .where('id', '=', nextId)
+        .executeTakeFirstOrThrow();
+      assert.equal(next.status, 'ready');
     });
   });
 }
