@@ -166,6 +166,11 @@ export function createApiClient(options: ApiClientOptions) {
       return requestJson<SessionDto>('POST', `v1/sessions/${encodeId(id)}/cancel`);
     },
 
+    /** `DELETE /v1/sessions/:id`: a finished session with everything of it. */
+    async deleteSession(id: string): Promise<void> {
+      await requestJson('DELETE', `v1/sessions/${encodeId(id)}`);
+    },
+
     /** `POST /v1/sessions/:id/approve`, as planned or with an edited plan (a new plan version). */
     async approveSession(
       id: string,

@@ -25,6 +25,8 @@ export function withDurableReads(service: SessionService, queue: WriteQueue): Se
     getSession: (actor, sessionId) => hold(service.getSession(actor, sessionId)),
     listSessions: (actor, query) => hold(service.listSessions(actor, query)),
     cancelSession: (actor, sessionId) => hold(service.cancelSession(actor, sessionId)),
+    // A write acknowledged after its commit, like a cancel; it answers nothing read.
+    deleteSession: (actor, sessionId) => service.deleteSession(actor, sessionId),
     listEvents: (actor, sessionId, afterSeq, limit) =>
       hold(service.listEvents(actor, sessionId, afterSeq, limit)),
     listEventsBefore: (actor, sessionId, beforeSeq, limit) =>

@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import { isTerminalTaskStatus } from '../domain/task-state.ts';
 import type { SessionDetail, SessionSettings, SessionStatus } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
 import { toSessionRecord } from '../store/rows.ts';
 import type { Database, SessionsTable } from '../store/schema.ts';
 import {
@@ -35,6 +36,8 @@ export interface SessionDetailReader {
   read(db: Kysely<Database>, tenantId: string, sessionId: string): Promise<SessionDetail>;
   /** `detail` with its settings (for details read elsewhere, e.g. right after a write). */
   withSettings(db: Kysely<Database>, detail: SessionDetail): Promise<SessionDetail>;
+  /** Drops what is kept of a session (it was deleted). */
+  forget(sessionId: string): void;
 }
 
 /**
@@ -46,11 +49,25 @@ export interface SessionDetailReader {
 export function createSessionDetailReader(capacity = DEFAULT_CAPACITY): SessionDetailReader {
   const entries = new Map<string, Entry>();
   const settingsCache = createSessionSettingsCache();
+  const forget = (sessionId: string) => {
+    entries.delete(sessionId);
+    settingsCache.forget(sessionId);
+  };
   return {
     async read(db, tenantId, sessionId) {
       // SQLite: the read connection (store/read-connection.ts); PostgreSQL: the pool.
-      const row = await (readCommittedSessionRow(db, tenantId, sessionId) ??
-        getSessionRow(db, tenantId, sessionId));
+      let row: SessionsTable;
+      try {
+        row = await (readCommittedSessionRow(db, tenantId, sessionId) ??
+          getSessionRow(db, tenantId, sessionId));
+      } catch (error) {
+        // Deleted (here or on another replica): nothing of it is kept. Another tenant's id finds
+        // nothing too, and drops nothing of a session its own tenant still reads.
+        if (error instanceof AppError && error.code === 'SESSION_NOT_FOUND') {
+          if (entries.get(sessionId)?.row.tenant_id === tenantId) forget(sessionId);
+        }
+        throw error;
+      }
       const cached = entries.get(sessionId);
       if (cached && matches(cached, row)) {
         // Same row as last time: the same (frozen) detail, so the HTTP layer can reuse its JSON.
@@ -80,6 +97,7 @@ export function createSessionDetailReader(capacity = DEFAULT_CAPACITY): SessionD
     async withSettings(db, detail) {
       return { ...detail, settings: await settingsCache.get(db, detail.id) };
     },
+    forget,
   };
 }
 

@@ -1,6 +1,6 @@
 // The SessionService implementation: validation at submit (a session without agents is stored with
-// the orchestrator's `plan` task), tenant-scoped reads, cancellation and event access. Writes go
-// through the group-commit write queue.
+// the orchestrator's `plan` task), tenant-scoped reads, cancellation, deletion and event access.
+// Writes go through the group-commit write queue.
 import type { Kysely } from 'kysely';
 import { findBuiltInRole } from '../agents/roles/catalogue.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
@@ -21,6 +21,7 @@ import { getSessionDetail, getSessionRow, listSessionRecords } from '../store/se
 import type { WriteQueue } from '../store/write-queue.ts';
 import { cancelOpenTasks } from './advance-sessions.ts';
 import { findIdempotentSession, hashRequest, storeNewSession } from './create-session.ts';
+import { deleteFinishedSession } from './delete-session.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import type { EngineDeps, Planner } from './engine-types.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
@@ -239,6 +240,14 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         deps.notifier.publish(sessionChannel(sessionId));
       }
       return details.withSettings(deps.db, await getSessionDetail(deps.db, actor.tenantId, sessionId));
+    },
+
+    async deleteSession(actor, sessionId) {
+      await deleteFinishedSession(deps.queue, actor.tenantId, sessionId);
+      // Nothing of it stays in this process's memory; other replicas find its row gone.
+      details.forget(sessionId);
+      // Wakes its event streams and MCP subscriptions (on every replica): their next read finds it gone.
+      deps.notifier.publish(sessionChannel(sessionId));
     },
 
     async listEvents(actor, sessionId, afterSeq, limit) {

@@ -38,6 +38,13 @@ export interface SessionService {
   listSessions(actor: Actor, query: ListSessionsQuery): Promise<Page<SessionRecord>>;
   /** Cancels pending tasks, aborts running ones, ends the session `cancelled`. Idempotent on a cancelled session. */
   cancelSession(actor: Actor, sessionId: string): Promise<SessionDetail>;
+  /**
+   * Deletes a finished (completed, failed, cancelled) session with everything of it: plans, agents,
+   * tasks, messages, artifacts, events, idempotency keys, settings. SESSION_NOT_FOUND for an unknown
+   * or another tenant's session, INVALID_STATE for one that has not finished. The tenant's per-day
+   * spend ledger keeps what the session was charged.
+   */
+  deleteSession(actor: Actor, sessionId: string): Promise<void>;
   /** Events with seq > afterSeq, oldest first. */
   listEvents(actor: Actor, sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]>;
   /**

@@ -34,6 +34,8 @@ const DEFAULT_CAPACITY = 10_000;
 export interface SessionSettingsCache {
   /** The session's settings, from memory after the first read (they never change). Frozen. */
   get(db: Kysely<Database>, sessionId: string): Promise<SessionSettings>;
+  /** Drops a session's settings (it was deleted). */
+  forget(sessionId: string): void;
 }
 
 /** A bounded cache (oldest entry out first) of immutable settings. */
@@ -47,6 +49,9 @@ export function createSessionSettingsCache(capacity = DEFAULT_CAPACITY): Session
       if (entries.size >= capacity) entries.delete(entries.keys().next().value as string);
       entries.set(sessionId, settings);
       return settings;
+    },
+    forget(sessionId) {
+      entries.delete(sessionId);
     },
   };
 }

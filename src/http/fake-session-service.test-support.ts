@@ -115,6 +115,15 @@ export function createFakeSessionService(): FakeSessionService {
       }
       return session;
     },
+    async deleteSession(actor, id) {
+      checkFailure();
+      const session = find(actor, id);
+      if (!['completed', 'failed', 'cancelled'].includes(session.status)) {
+        throw new AppError('INVALID_STATE', `Session is ${session.status}; cancel it first.`);
+      }
+      sessions.delete(id);
+      events.delete(id);
+    },
     async listEvents(actor, id, afterSeq, limit) {
       checkFailure();
       find(actor, id);

@@ -238,7 +238,7 @@ describe('http server', () => {
     const id = '0190a0a0-0000-7000-8000-000000000001';
     const cases: Array<[method: 'DELETE' | 'GET' | 'PUT' | 'PATCH', url: string, allow: string]> = [
       ['DELETE', '/v1/sessions', 'GET, HEAD, POST'],
-      ['PATCH', `/v1/sessions/${id}?x=1`, 'GET, HEAD'],
+      ['PATCH', `/v1/sessions/${id}?x=1`, 'DELETE, GET, HEAD'],
       ['GET', `/v1/sessions/${id}/cancel`, 'POST'],
       ['PUT', '/healthz', 'GET, HEAD'],
     ];

@@ -113,6 +113,7 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
         };
       }),
     cancelSession: (_actor, sessionId) => remote(async () => toDetail(await client.cancelSession(sessionId))),
+    deleteSession: (_actor, sessionId) => remote(() => client.deleteSession(sessionId)),
     listEvents: (_actor, sessionId, afterSeq, limit) =>
       remote(async () => {
         const events = await client.listEvents(sessionId, afterSeq, Math.min(limit, REMOTE_EVENT_PAGE));

@@ -22,6 +22,7 @@ function bindAll(service: SessionService): SessionService {
     getSession: service.getSession.bind(service),
     listSessions: service.listSessions.bind(service),
     cancelSession: service.cancelSession.bind(service),
+    deleteSession: service.deleteSession.bind(service),
     listEvents: service.listEvents.bind(service),
     listEventsBefore: service.listEventsBefore.bind(service),
     watchEvents: service.watchEvents.bind(service),

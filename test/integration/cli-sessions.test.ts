@@ -1,7 +1,9 @@
 // The `maos` CLI as a child process against a real server (port 0, temp data dir): run --follow of
-// a pipeline, a failing session, sessions list/show/cancel, logs -f, roles, and error exit codes.
+// a pipeline, a failing session, sessions list/show/cancel/delete, logs -f, roles, and error exit codes.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { runMaos } from '../fixtures/cli.ts';
 import { readAllEvents, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 
@@ -178,6 +180,51 @@ describe('maos CLI against a running server', () => {
     const again = await runMaos(['sessions', 'cancel', done.id], { env });
     assert.equal(again.code, 6);
     assert.match(again.stderr, /^error INVALID_STATE: /m);
+  });
+
+  test('sessions delete erases a finished session (exit 0); gone (4), running (6), no permission (5)', async (t) => {
+    const followed = await runMaos(['run', 'To erase', '--agent', 'qa:ok:ok', '--follow', '--json'], { env });
+    const done = JSON.parse(followed.stdout) as { id: string; status: string };
+    assert.equal(done.status, 'completed');
+    const deleted = await runMaos(['sessions', 'delete', done.id], { env });
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(deleted.stdout, `session ${done.id} deleted\n`);
+    const shown = await runMaos(['sessions', 'show', done.id], { env });
+    assert.equal(shown.code, 4);
+    const again = await runMaos(['sessions', 'delete', done.id, '--json'], { env });
+    assert.equal(again.code, 4);
+    assert.match(again.stderr, /^error SESSION_NOT_FOUND: /m);
+
+    const second = await runMaos(['run', 'Also erased', '--agent', 'qa:ok:ok', '--follow', '--json'], {
+      env,
+    });
+    const { id: secondId } = JSON.parse(second.stdout) as { id: string };
+    const json = await runMaos(['sessions', 'delete', secondId, '--json'], { env });
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), { id: secondId, deleted: true });
+
+    const running = await runMaos(['run', 'Still running', '--agent', 'qa:wait:sleep', '--json'], { env });
+    const { id: runningId } = JSON.parse(running.stdout) as { id: string };
+    const refused = await runMaos(['sessions', 'delete', runningId], { env });
+    assert.equal(refused.code, 6, refused.stderr);
+    assert.match(refused.stderr, /^error INVALID_STATE: .*cancel it first/m);
+    await runMaos(['sessions', 'cancel', runningId], { env });
+    assert.equal((await runMaos(['sessions', 'delete', runningId], { env })).code, 0);
+
+    // A developer may cancel but not delete.
+    const secured = await startTestServer({ config: { auth: { mode: 'apikey' } } });
+    t.after(() => secured.close());
+    const { key } = await createApiKey(secured.app.database.db as unknown as SecurityDb, {
+      tenantId: 'default',
+      name: 'dev',
+      roles: ['developer'],
+      createdBy: 'test',
+    });
+    const denied = await runMaos(['sessions', 'delete', '01a213e0-d712-7cb5-b84e-381bc1d77bf0'], {
+      env: { MAOS_SERVER: secured.url, MAOS_TOKEN: key },
+    });
+    assert.equal(denied.code, 5, denied.stderr);
+    assert.match(denied.stderr, /^error PERMISSION_DENIED: .*sessions:delete/m);
   });
 
   test('Ctrl-C stops following with exit 130 and leaves the session running', async () => {

@@ -1,7 +1,9 @@
 // GET /v1/sessions/:id serves the plan and tasks of finished sessions from memory: repeated reads
-// answer the same document, and a change that touches the session row is never served stale.
+// answer the same document, a change that touches the session row is never served stale, and a
+// deleted session leaves nothing behind in memory.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { deleteSessionOutputs, deleteSessionRecord } from '../../src/store/session-deletion.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 
 interface Session {
@@ -61,6 +63,62 @@ describe('session detail reads of finished sessions', () => {
       read.body.tasks.map((task) => task.result),
       ['rewritten', 'rewritten'],
     );
+  });
+
+  /**
+   * Deletes the session's rows as a deletion does, runs `between`, then puts the same session row
+   * back (same status and timestamps: what the cache compares) with other task results, and returns
+   * the results the next read shows: the old ones only if the deleted session was still in memory.
+   */
+  async function resultsAfterRowsComeBack(
+    finished: Session,
+    between: () => Promise<void>,
+  ): Promise<unknown[]> {
+    const db = server.app.database.db;
+    const row = await db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('id', '=', finished.id)
+      .executeTakeFirstOrThrow();
+    const plans = await db.selectFrom('plans').selectAll().where('session_id', '=', finished.id).execute();
+    const agents = await db.selectFrom('agents').selectAll().where('session_id', '=', finished.id).execute();
+    const tasks = await db.selectFrom('tasks').selectAll().where('session_id', '=', finished.id).execute();
+    await between();
+    await db.insertInto('sessions').values(row).execute();
+    await db.insertInto('plans').values(plans).execute();
+    await db.insertInto('agents').values(agents).execute();
+    await db
+      .insertInto('tasks')
+      .values(tasks.map((task) => ({ ...task, result: 'not the deleted one' })))
+      .execute();
+    const read = await requestJson<Session>(`${server.url}/v1/sessions/${finished.id}`);
+    assert.equal(read.status, 200);
+    return read.body.tasks.map((task) => task.result);
+  }
+
+  test('nothing of a session deleted here stays in memory', async () => {
+    const finished = await finishedSession();
+    await requestJson(`${server.url}/v1/sessions/${finished.id}`); // cached now
+    const results = await resultsAfterRowsComeBack(finished, async () => {
+      const deleted = await requestJson(`${server.url}/v1/sessions/${finished.id}`, { method: 'DELETE' });
+      assert.equal(deleted.status, 204);
+    });
+    assert.deepEqual(results, ['not the deleted one', 'not the deleted one']);
+  });
+
+  test('a session deleted by another replica is dropped from memory at the next read (404)', async () => {
+    const finished = await finishedSession();
+    await requestJson(`${server.url}/v1/sessions/${finished.id}`); // cached now
+    const results = await resultsAfterRowsComeBack(finished, async () => {
+      // Another replica's deletion: the rows go, this process is not told.
+      const db = server.app.database.db;
+      await deleteSessionOutputs(db, finished.id, 10_000);
+      await deleteSessionRecord(db, finished.id);
+      const read = await requestJson<{ code: string }>(`${server.url}/v1/sessions/${finished.id}`);
+      assert.equal(read.status, 404);
+      assert.equal(read.body.code, 'SESSION_NOT_FOUND');
+    });
+    assert.deepEqual(results, ['not the deleted one', 'not the deleted one']);
   });
 
   test('another tenant still gets 404 for a cached session', async () => {

@@ -1,4 +1,4 @@
-// `maos sessions list|show|cancel`: read and cancel sessions on the server.
+// `maos sessions list|show|cancel|delete`: read, cancel and delete sessions on the server.
 import type { Command } from 'commander';
 import { SESSION_STATUSES } from '../../domain/types.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
@@ -13,7 +13,7 @@ interface ListOptions {
 
 /** Registers `maos sessions …`. */
 export function registerSessionsCommands(program: Command, act: ActionFactory): void {
-  const sessions = program.command('sessions').description('list, show and cancel sessions');
+  const sessions = program.command('sessions').description('list, show, cancel and delete sessions');
   addCommonOptions(sessions.command('list'), true)
     .description('list sessions, newest first')
     .option('--status <status>', `only sessions in this state (${SESSION_STATUSES.join('|')})`)
@@ -28,6 +28,12 @@ export function registerSessionsCommands(program: Command, act: ActionFactory): 
     .description('cancel a session: running tasks are stopped, pending ones cancelled')
     .argument('<id>', 'session id')
     .action(act(cancelSession));
+  addCommonOptions(sessions.command('delete'), true)
+    .description(
+      'delete a finished session with its plan, tasks, results, messages, artifacts and events (cannot be undone; cancel a running one first)',
+    )
+    .argument('<id>', 'session id')
+    .action(act(deleteSession));
 }
 
 async function listSessions(ctx: CliContext, command: Command): Promise<number> {
@@ -89,5 +95,13 @@ async function cancelSession(ctx: CliContext, command: Command): Promise<number>
   const session = await ctx.client().cancelSession(command.processedArgs[0] as string);
   if (ctx.out.json) ctx.out.printJson(session);
   else ctx.out.line(`session ${session.id} ${session.status}`);
+  return EXIT.OK;
+}
+
+async function deleteSession(ctx: CliContext, command: Command): Promise<number> {
+  const id = command.processedArgs[0] as string;
+  await ctx.client().deleteSession(id);
+  if (ctx.out.json) ctx.out.printJson({ id, deleted: true });
+  else ctx.out.line(`session ${id} deleted`);
   return EXIT.OK;
 }

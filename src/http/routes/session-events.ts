@@ -1,6 +1,6 @@
 // GET /v1/sessions/:id/events: the session's event log as JSON pages (oldest first, or newest
 // first with ?order=desc), or as an SSE stream that replays from Last-Event-ID (or ?after=) out of
-// the events table and follows until the session ends.
+// the events table and follows until the session ends (or is deleted).
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -153,7 +153,10 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
       try {
         await pumpEvents(service, request.actor, id, after, stream, options.onEventsSent);
       } catch (error) {
-        request.log.warn({ err: error, sessionId: id }, 'event stream ended with an error');
+        // Deleted while streamed (DELETE /v1/sessions/:id): the stream just ends.
+        if (error instanceof AppError && error.code === 'SESSION_NOT_FOUND') {
+          request.log.info({ sessionId: id }, 'event stream ended: the session was deleted');
+        } else request.log.warn({ err: error, sessionId: id }, 'event stream ended with an error');
       } finally {
         options.streams.delete(stream);
         stream.close();

@@ -1,4 +1,4 @@
-// /v1/sessions: submit (idempotent), list, show and cancel sessions.
+// /v1/sessions: submit (idempotent), list, show, cancel and delete sessions.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -120,5 +120,28 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
       },
     },
     async (request) => toSessionDto(await service.cancelSession(request.actor, request.params.id)),
+  );
+
+  typed.delete(
+    '/v1/sessions/:id',
+    {
+      config: { permission: 'sessions:delete' },
+      schema: {
+        operationId: 'deleteSession',
+        summary: 'Delete a session',
+        description:
+          "Deletes a finished session (`completed`, `failed` or `cancelled`) with everything of it: plan versions, agents, tasks and their results, messages, artifacts, events, its `Idempotency-Key` and settings. Its event streams end. What it spent stays in the tenant's usage totals (`GET /v1/usage` without `groupBy` or by day). A session that has not finished gets 409: cancel it first.",
+        tags: ['sessions'],
+        params: sessionIdParamsSchema,
+        response: {
+          204: z.null().describe('Deleted.'),
+          ...problemResponses(400, 401, 403, 404, 409, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      await service.deleteSession(request.actor, request.params.id);
+      return reply.code(204).send(null);
+    },
   );
 }

@@ -13,6 +13,7 @@ const KNOWN_ACTIONS = [
   'sessions:read',
   'sessions:approve',
   'sessions:cancel',
+  'sessions:delete',
   'roles:read',
   'roles:manage',
   'keys:manage',

@@ -1,0 +1,151 @@
+// Deleting a whole finished session: its outputs (events, agent messages, artifacts) in bounded
+// batches first, then, in one transaction, its plans, agents, tasks and their dependencies,
+// idempotency keys, settings and the session row. Used by DELETE /v1/sessions/:id
+// (engine/delete-session.ts) and the retention job's `sessions` target (retention-targets.ts).
+// Every row is deleted explicitly, children before parents, so nothing depends on which foreign keys
+// cascade (task_dependencies reference tasks only; tasks reference agents without a cascade).
+import { type Kysely, sql } from 'kysely';
+import { isPostgres } from './advisory-lock.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: reaches tables of several areas' schemas
+type AnyDb = Kysely<any>;
+
+/** The bulk of a session's rows, deleted in batches before the rest: the order they are deleted in. */
+export const SESSION_OUTPUT_TABLES = ['events', 'messages', 'artifacts'] as const;
+
+/** The rest of a session's rows, deleted together with the session row, children first. */
+export const SESSION_RECORD_TABLES = [
+  'task_dependencies',
+  'tasks',
+  'agents',
+  'plans',
+  'idempotency_keys',
+  'session_settings',
+] as const;
+
+/** Every table that holds rows of a session, the session row's own last. */
+export const SESSION_TABLES = [...SESSION_OUTPUT_TABLES, ...SESSION_RECORD_TABLES, 'sessions'] as const;
+export type SessionTable = (typeof SESSION_TABLES)[number];
+
+/** Rows deleted, per table (tables nothing was deleted from are absent). */
+export type DeletedRows = Partial<Record<SessionTable, number>>;
+
+/** Statuses a session may be deleted in: it has finished, so nothing writes to it any more. */
+export const DELETABLE_STATUSES = ['completed', 'failed', 'cancelled'] as const;
+
+function countDeleted(result: { numDeletedRows: bigint } | undefined): number {
+  return Number(result?.numDeletedRows ?? 0n);
+}
+
+/** The sum of `rows`. */
+export function totalDeleted(rows: DeletedRows): number {
+  return Object.values(rows).reduce((sum, n) => sum + (n ?? 0), 0);
+}
+
+/**
+ * Deletes at most `limit` output rows of the session (events, then messages, then artifacts, each
+ * table emptied before the next is started). Fewer than `limit` deleted: none are left.
+ */
+export async function deleteSessionOutputs(
+  db: AnyDb,
+  sessionId: string,
+  limit: number,
+): Promise<DeletedRows> {
+  const deleted: DeletedRows = {};
+  let left = limit;
+  for (const table of SESSION_OUTPUT_TABLES) {
+    if (left <= 0) break;
+    // Keys handed to the delete as a bounded sub-select, found through the per-session index.
+    const n =
+      table === 'events'
+        ? countDeleted(
+            await db
+              .deleteFrom('events')
+              .where('session_id', '=', sessionId)
+              .where(
+                'seq',
+                'in',
+                db
+                  .selectFrom('events')
+                  .select('seq')
+                  .where('session_id', '=', sessionId)
+                  .orderBy('seq')
+                  .limit(left),
+              )
+              .executeTakeFirst(),
+          )
+        : countDeleted(
+            await db
+              .deleteFrom(table)
+              .where(
+                'id',
+                'in',
+                db.selectFrom(table).select('id').where('session_id', '=', sessionId).limit(left),
+              )
+              .executeTakeFirst(),
+          );
+    if (n > 0) deleted[table] = n;
+    left -= n;
+  }
+  return deleted;
+}
+
+/**
+ * Deletes what is left of the session: any remaining outputs, its plans, agents, tasks and their
+ * dependencies, idempotency keys, settings and the session row. Call inside a transaction (the
+ * session disappears whole or not at all), with the outputs already deleted in batches: a plan's
+ * rows are bounded (tasks per phase, agents per session), its outputs are not.
+ */
+export async function deleteSessionRecord(db: AnyDb, sessionId: string): Promise<DeletedRows> {
+  const deleted: DeletedRows = {};
+  for (const table of [...SESSION_OUTPUT_TABLES, ...SESSION_RECORD_TABLES, 'sessions'] as const) {
+    const column = table === 'sessions' ? 'id' : 'session_id';
+    const n = countDeleted(await db.deleteFrom(table).where(column, '=', sessionId).executeTakeFirst());
+    if (n > 0) deleted[table] = n;
+  }
+  return deleted;
+}
+
+/**
+ * Locks the session row until the transaction ends and returns its tenant and status, or undefined
+ * when there is no such session. PostgreSQL: `FOR UPDATE`, the lock its DELETE takes anyway, taken
+ * first as every writer of a session locks its row before its children (no lock cycle); it also
+ * keeps new child rows out meanwhile. SQLite: its write transactions are serialised already.
+ */
+export async function lockSessionForDeletion(
+  trx: AnyDb,
+  sessionId: string,
+): Promise<{ tenantId: string; status: string; finishedAt: number | null } | undefined> {
+  const query = trx
+    .selectFrom('sessions')
+    .select(['tenant_id', 'status', 'finished_at'])
+    .where('id', '=', sessionId);
+  const row = await (isPostgres(trx) ? query.forUpdate() : query).executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    tenantId: row.tenant_id as string,
+    status: row.status as string,
+    finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+  };
+}
+
+/**
+ * Runs `fn` in a write transaction: `db`'s own when it is one already, else a new one. SQLite takes
+ * the write lock up front (`BEGIN IMMEDIATE`, as the write queue does), so a transaction that reads
+ * first never fails to upgrade when another connection wrote meanwhile.
+ */
+export async function inWriteTransaction<T>(db: AnyDb, fn: (trx: AnyDb) => Promise<T>): Promise<T> {
+  if (db.isTransaction) return fn(db);
+  if (isPostgres(db)) return db.transaction().execute(fn);
+  return db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    try {
+      const value = await fn(conn);
+      await sql`commit`.execute(conn);
+      return value;
+    } catch (error) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw error;
+    }
+  });
+}
