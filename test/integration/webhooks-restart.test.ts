@@ -145,3 +145,27 @@ test('a delivery waiting for its retry is sent after a restart; the URL is check
   assert.equal(failed.lastStatus, null);
   assert.equal(receiver.received.length, before, 'nothing was sent to the refused host');
 });
+
+test('the Retry-After of a 429 replaces the retry schedule', { timeout: 60_000 }, async (t) => {
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  // An hour by the schedule: only the receiver's Retry-After of one second gets it delivered in time.
+  const server = await startTestServer({
+    config: {
+      secrets: { kekRing: generateKekEntry('k1') },
+      ssrf: { allowedHosts: ['127.0.0.1'] },
+      webhooks: { retryDelaysSeconds: [3600], pollIntervalMs: 50 },
+    },
+  });
+  t.after(() => server.close());
+  receiver.answer([429, 204], { 'retry-after': '1' });
+  const webhookId = await subscribe(server.url, receiver.url);
+  const sessionId = await submit(server.url);
+  const delivered = await waitFor(
+    async () => (await deliveriesOf(server.url, webhookId)).find((d) => d.status === 'delivered'),
+    20_000,
+    'the delivery after Retry-After',
+  );
+  assert.equal(delivered.sessionId, sessionId);
+  assert.equal(delivered.attempts, 2);
+});

@@ -233,6 +233,28 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(sent.length, 3);
   });
 
+  await t.test('a cancelled session is delivered as session.cancelled', async (t) => {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    const admin = await keyFor('cancel');
+    const created = await call<Created>(admin, 'POST', '/v1/webhooks', {
+      url: receiver.url,
+      events: ['session.cancelled'],
+    });
+    assert.equal(created.status, 201);
+    const sessionId = await submit(admin, {
+      objective: 'long',
+      agents: [{ role: 'qa', task: 'x', runner: 'sleep' }],
+    });
+    assert.equal((await call(admin, 'POST', `/v1/sessions/${sessionId}/cancel`)).status, 200);
+    const cancelled = await waitFor(() => receiver.received[0], 15_000, 'the cancelled delivery');
+    assert.ok(verifyDelivery(created.body.secret, cancelled));
+    const payload = payloadOf(cancelled);
+    assert.equal(payload.type, 'session.cancelled');
+    assert.equal(payload.data.sessionId, sessionId);
+    assert.equal(payload.data.status, 'cancelled');
+  });
+
   await t.test('RBAC, validation, SSRF, the cap and other tenants', async () => {
     const admin = await keyFor('rules');
     const developer = await keyFor('rules', 'developer');
