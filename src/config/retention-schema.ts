@@ -1,6 +1,6 @@
 // The `retention` config section: how long finished sessions' events, outputs, agent messages and
-// idempotency keys (and LLM response cache entries) are kept before the periodic retention job
-// deletes them (store/retention.ts).
+// idempotency keys (and LLM response cache entries), and finished sessions themselves, are kept
+// before the periodic retention job deletes them (store/retention.ts).
 import { z } from 'zod';
 
 const days = (what: string, fallback: number) =>
@@ -20,6 +20,7 @@ const RETENTION_DEFAULTS = {
   messagesDays: 90,
   idempotencyKeysDays: 7,
   responseCacheDays: 30,
+  sessionsDays: 0,
 } as const;
 
 export const retentionConfigSchema = z
@@ -43,7 +44,7 @@ export const retentionConfigSchema = z
         'Rows deleted per statement; each batch is its own short transaction so hot tables are never locked for long. @defaultValue 1000',
       ),
     eventsDays: days(
-      'Days after a session finished (completed, failed or cancelled) before all its events are deleted (the session, its tasks and results stay).',
+      'Days after a session finished (completed, failed or cancelled) before all its events are deleted (the session, its tasks and results stay, unless `sessionsDays` deletes them).',
       RETENTION_DEFAULTS.eventsDays,
     ),
     outputsDays: days(
@@ -62,8 +63,12 @@ export const retentionConfigSchema = z
       'Days after an LLM response was stored in the response cache (providers with `cache: true`) before it is deleted; a later identical call asks the provider again.',
       RETENTION_DEFAULTS.responseCacheDays,
     ),
+    sessionsDays: days(
+      'Days after a session finished before the whole session is deleted: its row, plan, tasks and results, with everything the settings above keep longer (as `DELETE /v1/sessions/{id}` does). What it spent stays in the tenant usage totals.',
+      RETENTION_DEFAULTS.sessionsDays,
+    ),
   })
   .default(RETENTION_DEFAULTS)
   .describe(
-    'Retention of finished sessions’ data and of the LLM response cache. Running sessions and the audit log are never touched; expired rate-limit counters (PostgreSQL) are always removed.',
+    'Retention of finished sessions and their data, and of the LLM response cache. Running sessions and the audit log are never touched; expired rate-limit counters (PostgreSQL) are always removed.',
   );

@@ -1,8 +1,17 @@
 // What the retention job deletes, one target per kind of row, each deleting at most `limit` rows per
-// call. Only rows of FINISHED sessions (or expired rate-limit counters, old LLM response cache
-// entries) qualify: running sessions and the audit log (a tamper-evident hash chain) are never touched.
+// call. Only rows of FINISHED sessions, or such sessions whole (or expired rate-limit counters, old
+// LLM response cache entries) qualify: running sessions and the audit log (a tamper-evident hash
+// chain) are never touched.
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/schema.ts';
+import {
+  type DeletedRows,
+  deleteSessionOutputs,
+  deleteSessionRecord,
+  inWriteTransaction,
+  lockSessionForDeletion,
+  totalDeleted,
+} from './session-deletion.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: targets reach tables of several areas' schemas
 export type AnyDb = Kysely<any>;
@@ -18,16 +27,33 @@ export const RETENTION_TABLES = [
   'llm_response_cache',
   // Delivered and failed webhook deliveries (`webhooks.deliveryRetentionDays`).
   'webhook_deliveries',
+  // Whole sessions (`retention.sessionsDays`): the session rows, and the rows of theirs no other
+  // target deletes.
+  'sessions',
+  'tasks',
+  'task_dependencies',
+  'agents',
+  'plans',
+  'session_settings',
 ] as const;
 export type RetentionTable = (typeof RETENTION_TABLES)[number];
 
-/** One kind of row the job deletes. */
-export interface RetentionTarget {
-  /** Table the rows are deleted from (metric label). */
+/** Rows one batch deleted: from the target's table, or per table (a target that deletes from several). */
+export type RetentionBatchResult = number | Partial<Record<RetentionTable, number>>;
+
+/** One kind of row the job deletes; `Result` is per table for a target that deletes from several. */
+export interface RetentionTarget<Result extends RetentionBatchResult = number> {
+  /** Table the rows are deleted from (metric label); a target deleting from several names its main one. */
   table: RetentionTable;
-  /** Deletes at most `limit` qualifying rows (as of `now`, epoch ms) and returns how many it deleted. */
-  deleteBatch(db: AnyDb, now: number, limit: number): Promise<number>;
+  /**
+   * Deletes at most about `limit` qualifying rows (as of `now`, epoch ms) and returns how many it
+   * deleted; nothing deleted means nothing is left.
+   */
+  deleteBatch(db: AnyDb, now: number, limit: number): Promise<Result>;
 }
+
+/** Any target: one table's count or counts per table. */
+export type AnyRetentionTarget = RetentionTarget<RetentionBatchResult>;
 
 const FINISHED = ['completed', 'failed', 'cancelled'];
 const DAY_MS = 86_400_000;
@@ -162,6 +188,55 @@ function responseCacheTarget(days: number): RetentionTarget {
   };
 }
 
+/**
+ * Whole sessions finished more than `days` ago (store/session-deletion.ts, as DELETE
+ * /v1/sessions/:id does): per session, its outputs up to what is left of `limit`, then, once it has
+ * none, the rest of it with its row, in one transaction; a session with more outputs than the batch
+ * takes is continued by the next batch. The row is locked and re-checked first: a session deleted
+ * meanwhile through the API is skipped. A plan's rows (tasks, agents …) are few, so a batch may
+ * delete somewhat more than `limit` rows.
+ */
+function sessionsTarget(days: number, sessionsPerBatch: number): RetentionTarget<DeletedRows> {
+  return {
+    table: 'sessions',
+    async deleteBatch(db, now, limit) {
+      const cutoff = now - days * DAY_MS;
+      const sessions = await db
+        .selectFrom('sessions')
+        .select('id')
+        .where('status', 'in', FINISHED)
+        .where('finished_at', '<', cutoff)
+        .orderBy('finished_at')
+        .limit(sessionsPerBatch)
+        .execute();
+      const deleted: DeletedRows = {};
+      let left = limit;
+      for (const { id } of sessions) {
+        if (left <= 0) break;
+        const rows = await inWriteTransaction(db, async (trx): Promise<DeletedRows> => {
+          const row = await lockSessionForDeletion(trx, id as string);
+          if (!row || !FINISHED.includes(row.status) || row.finishedAt === null || row.finishedAt >= cutoff)
+            return {};
+          const outputs = await deleteSessionOutputs(trx, id as string, left);
+          if (totalDeleted(outputs) >= left) return outputs;
+          return addRows(outputs, await deleteSessionRecord(trx, id as string));
+        });
+        addRows(deleted, rows);
+        left -= totalDeleted(rows);
+      }
+      return deleted;
+    },
+  };
+}
+
+/** Adds the counts of `more` to `into` and returns it. */
+function addRows(into: DeletedRows, more: DeletedRows): DeletedRows {
+  for (const [table, n] of Object.entries(more) as [keyof DeletedRows, number][]) {
+    into[table] = (into[table] ?? 0) + n;
+  }
+  return into;
+}
+
 /** PostgreSQL only: rate-limit counters whose window has ended (the library re-creates them on use). */
 const expiredRateLimitsTarget: RetentionTarget = {
   table: 'rate_limits',
@@ -174,15 +249,15 @@ const expiredRateLimitsTarget: RetentionTarget = {
 /**
  * The targets the configuration enables, in the order a pass runs them: output lines before the
  * rest of the events (so a shorter outputs TTL is honoured first), then messages, artifacts, keys,
- * the LLM response cache.
+ * the LLM response cache, whole sessions (what the shorter TTLs left of them).
  * `postgres` adds the expired rate-limit counters (SQLite counts in memory).
  */
 export function buildRetentionTargets(
   config: Config['retention'],
   options: { postgres: boolean; sessionsPerBatch?: number },
-): RetentionTarget[] {
+): AnyRetentionTarget[] {
   const perBatch = options.sessionsPerBatch ?? DEFAULT_SESSIONS_PER_BATCH;
-  const targets: RetentionTarget[] = [];
+  const targets: AnyRetentionTarget[] = [];
   if (config.outputsDays > 0) {
     targets.push(eventsTarget(config.outputsDays, perBatch, 'task.output'));
     targets.push(sessionRowsTarget('artifacts', config.outputsDays, perBatch));
@@ -191,6 +266,7 @@ export function buildRetentionTargets(
   if (config.messagesDays > 0) targets.push(sessionRowsTarget('messages', config.messagesDays, perBatch));
   if (config.idempotencyKeysDays > 0) targets.push(idempotencyKeysTarget(config.idempotencyKeysDays));
   if (config.responseCacheDays > 0) targets.push(responseCacheTarget(config.responseCacheDays));
+  if (config.sessionsDays > 0) targets.push(sessionsTarget(config.sessionsDays, perBatch));
   if (options.postgres) targets.push(expiredRateLimitsTarget);
   return targets;
 }

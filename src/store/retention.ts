@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.ts';
 import { isPostgres, LOCK_KEYS, runIfLockFree } from './advisory-lock.ts';
 import {
   type AnyDb,
+  type AnyRetentionTarget,
   buildRetentionTargets,
   type RetentionTable,
   type RetentionTarget,
@@ -40,7 +41,7 @@ export interface RetentionPassResult {
  */
 export async function runRetentionPass(
   db: AnyDb,
-  targets: readonly RetentionTarget[],
+  targets: readonly AnyRetentionTarget[],
   options: RetentionPassOptions,
 ): Promise<RetentionPassResult> {
   const now = options.now ?? Date.now();
@@ -52,12 +53,16 @@ export async function runRetentionPass(
         target.deleteBatch(trx, now, options.batchSize),
       );
       if (!batch.ran) return { skipped: true, deleted };
-      if (batch.value > 0) {
-        deleted[target.table] = (deleted[target.table] ?? 0) + batch.value;
-        options.onDeleted?.(target.table, batch.value);
+      const counts = typeof batch.value === 'number' ? { [target.table]: batch.value } : batch.value;
+      let total = 0;
+      for (const [table, n] of Object.entries(counts) as [RetentionTable, number][]) {
+        if (n <= 0) continue;
+        total += n;
+        deleted[table] = (deleted[table] ?? 0) + n;
+        options.onDeleted?.(table, n);
       }
       // Only an empty batch means done: a batch is also cut short by the sessions it looked at.
-      if (batch.value === 0) break;
+      if (total === 0) break;
       // Let requests and the engine's writes in between batches.
       await yieldToEventLoop();
     }
@@ -97,7 +102,7 @@ export interface RetentionJob {
 export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
   const { db, config, logger } = options;
   let stopped = false;
-  const loop = (targets: readonly RetentionTarget[], intervalSeconds: number, lockKey: number) =>
+  const loop = (targets: readonly AnyRetentionTarget[], intervalSeconds: number, lockKey: number) =>
     startPassLoop({
       db,
       targets,
@@ -144,7 +149,7 @@ export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
 /** One timer running passes over `targets`; a pass never overlaps the previous one. */
 function startPassLoop(options: {
   db: AnyDb;
-  targets: readonly RetentionTarget[];
+  targets: readonly AnyRetentionTarget[];
   intervalMs: number;
   logger: Logger;
   logLevel: 'info' | 'debug';

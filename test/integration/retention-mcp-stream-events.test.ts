@@ -32,6 +32,7 @@ const retentionConfig = {
   messagesDays: 90,
   idempotencyKeysDays: 7,
   responseCacheDays: 30,
+  sessionsDays: 0,
 };
 const silent = createLogger({ level: 'silent' });
 

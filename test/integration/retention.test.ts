@@ -1,5 +1,6 @@
 // Retention job contract on SQLite and PostgreSQL: finished sessions' old events, outputs, messages,
-// artifacts, idempotency keys and old LLM response cache entries are deleted in bounded batches; running sessions, recent sessions
+// artifacts, idempotency keys and old LLM response cache entries are deleted in bounded batches, and
+// with `sessionsDays` whole finished sessions; running sessions, recent sessions, the spend ledger
 // and the audit log are kept; two replicas running passes at once delete every row exactly once;
 // on PostgreSQL a pass is single-flight through the retention advisory lock.
 import assert from 'node:assert/strict';
@@ -15,6 +16,7 @@ import {
   RETENTION_TABLES,
   type RetentionTable,
 } from '../../src/store/retention-targets.ts';
+import { countSessionRows, NO_ROWS, seededRowCounts, seedSessionRows } from '../fixtures/session-rows.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: seeds tables of several areas' schemas
@@ -31,6 +33,7 @@ const retention = {
   messagesDays: 90,
   idempotencyKeysDays: 7,
   responseCacheDays: 30,
+  sessionsDays: 0,
 };
 
 interface SeedSession {
@@ -354,6 +357,110 @@ for (const backend of STORE_BACKENDS) {
         );
       });
     }
+  });
+}
+
+for (const backend of STORE_BACKENDS) {
+  describe(`retention of whole sessions (sessionsDays): ${backend.name}`, { timeout: 120_000 }, () => {
+    let handles: DatabaseHandle[];
+    let dispose: () => Promise<void>;
+    before(async () => {
+      const opened = await backend.open(2);
+      handles = opened.handles;
+      dispose = opened.dispose;
+    });
+    after(async () => {
+      await dispose?.();
+    });
+
+    test('only sessions finished longer ago are deleted, with all their rows; the spend ledger stays', async () => {
+      const [a, b] = handles as [DatabaseHandle, DatabaseHandle];
+      const old = (id: string, status: string, events: number) => ({
+        id,
+        status,
+        finishedAt: NOW - 200 * DAY,
+        events,
+      });
+      // More outputs than a batch takes: a session is deleted over several batches.
+      const expired = [old('old-completed', 'completed', 60), old('old-failed', 'failed', 3)];
+      expired.push(old('old-cancelled', 'cancelled', 7));
+      for (const session of expired) await seedSessionRows(a.db, session);
+      const kept = [
+        { id: 'recent', status: 'completed', finishedAt: NOW - 99 * DAY },
+        // Never finished, however old: a running session is not touched.
+        { id: 'running', status: 'running', finishedAt: null },
+        // Terminal status without a finish time: no age to measure, kept.
+        { id: 'no-finish-time', status: 'failed', finishedAt: null },
+      ];
+      for (const session of kept) await seedSessionRows(a.db, session);
+      await a.db
+        .insertInto('tenant_usage_days')
+        .values({
+          tenant_id: TENANT,
+          day: NOW - 200 * DAY - ((NOW - 200 * DAY) % DAY),
+          input_tokens: 30,
+          output_tokens: 15,
+          cache_read_tokens: 0,
+          cost_usd: 0.03,
+        })
+        .execute();
+      const ledger = () => a.db.selectFrom('tenant_usage_days').selectAll().orderBy('day').execute();
+      const spend = await ledger();
+
+      // Only the sessions target: every other TTL off.
+      const config = {
+        ...retention,
+        eventsDays: 0,
+        outputsDays: 0,
+        messagesDays: 0,
+        idempotencyKeysDays: 0,
+        responseCacheDays: 0,
+        sessionsDays: 100,
+      };
+      const targets = buildRetentionTargets(config, {
+        postgres: backend.name === 'postgres',
+        sessionsPerBatch: 2,
+      });
+      const counted: Record<string, number> = {};
+      const pass = (handle: DatabaseHandle) =>
+        runRetentionPass(handle.db, targets, {
+          batchSize: 25,
+          now: NOW,
+          onDeleted: (table, n) => sum(counted, { [table]: n }),
+        });
+      // PostgreSQL: two replicas at once. SQLite has one server process, whose one connection runs
+      // each session's deletion as a transaction; two connections of one process would wait for
+      // each other's write lock in SQLite's synchronous busy wait, so they take turns here.
+      const results =
+        backend.name === 'postgres' ? await Promise.all([pass(a), pass(b)]) : [await pass(a), await pass(b)];
+      const deleted: Record<string, number> = {};
+      for (const result of results) sum(deleted, result.deleted);
+      // Every row of the three expired sessions, each deleted once, counted per table.
+      const expected: Record<string, number> = {};
+      for (const session of expired) sum(expected, seededRowCounts(session));
+      assert.deepEqual(deleted, expected);
+      assert.deepEqual(counted, expected);
+      assert.equal(deleted.sessions, 3);
+      for (const session of expired) assert.deepEqual(await countSessionRows(a.db, session.id), NO_ROWS);
+      for (const session of kept) {
+        assert.deepEqual(await countSessionRows(a.db, session.id), seededRowCounts({}), session.id);
+      }
+      // The spend happened: the ledger (usage totals, daily quota) is not touched.
+      assert.deepEqual(await ledger(), spend);
+      const again = await runRetentionPass(b.db, targets, { batchSize: 25, now: NOW });
+      assert.deepEqual(again, { skipped: false, deleted: {} });
+    });
+
+    test('sessionsDays 0 (the default) keeps sessions forever', async () => {
+      const [a] = handles as [DatabaseHandle];
+      await seedSessionRows(a.db, { id: 'ancient', status: 'completed', finishedAt: NOW - 30_000 * DAY });
+      const off = { ...retention, eventsDays: 0, outputsDays: 0, messagesDays: 0, idempotencyKeysDays: 0 };
+      assert.equal(off.sessionsDays, 0);
+      const job = startRetentionJob({ db: a.db, config: off, logger: createLogger({ level: 'silent' }) });
+      await job.runOnce();
+      await job.stop();
+      assert.deepEqual(await countSessionRows(a.db, 'ancient'), seededRowCounts({}));
+    });
   });
 }
 
