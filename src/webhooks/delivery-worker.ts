@@ -195,7 +195,9 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       return;
     }
     const lastError = error.slice(0, ERROR_TEXT_LIMIT);
-    if (delivery.attempts >= config.maxAttempts) {
+    // 410 Gone: the receiver says the endpoint is gone for good, so retrying only adds load. The
+    // subscription stays (a tenant admin deletes it); its later deliveries are tried once each.
+    if (delivery.attempts >= config.maxAttempts || status === 410) {
       await record(delivery, {
         status: 'failed',
         next_attempt_at: at,

@@ -240,6 +240,32 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(sent.length, 3);
   });
 
+  await t.test('a 410 Gone answer is not retried', async (t) => {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    receiver.answer([410]);
+    const admin = await keyFor('gone');
+    const created = await call<Created>(admin, 'POST', '/v1/webhooks', {
+      url: receiver.url,
+      events: ['session.completed'],
+    });
+    const sessionId = await submit(admin, {
+      objective: 'ok',
+      agents: [{ role: 'qa', task: 'x', runner: 'ok' }],
+    });
+    const gone = await waitFor(
+      async () =>
+        (
+          await call<{ items: Delivery[] }>(admin, 'GET', `/v1/webhooks/${created.body.id}/deliveries`)
+        ).body.items.find((d) => d.sessionId === sessionId && d.status === 'failed'),
+      15_000,
+      'the delivery refused with 410',
+    );
+    assert.equal(gone.attempts, 1);
+    assert.equal(gone.lastStatus, 410);
+    assert.equal(receiver.received.length, 1);
+  });
+
   await t.test('a cancelled session is delivered as session.cancelled', async (t) => {
     const receiver = await startWebhookReceiver();
     t.after(() => receiver.close());
