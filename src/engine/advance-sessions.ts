@@ -79,13 +79,16 @@ const addSessionUsage = precompileQuery<
 
 /**
  * Adds `usage` to the session's (a run charged outside its task's finish: task-ops.ts) and to its
- * tenant's spend of today (tenant-usage-days.ts).
+ * tenant's spend of today (tenant-usage-days.ts). `tenantId`, when the caller knows it, is charged
+ * even when the session row is gone: a run still stopping when its (cancelled) session was deleted
+ * has spent all the same.
  */
 export async function chargeSessionUsage(
   trx: Kysely<Database>,
   sessionId: string,
   usage: Usage,
   now: number,
+  tenantId?: string,
 ): Promise<void> {
   const { rows } = await addSessionUsage(
     trx,
@@ -96,8 +99,8 @@ export async function chargeSessionUsage(
     now,
     sessionId,
   );
-  const tenantId = rows[0]?.tenant_id;
-  if (tenantId !== undefined) await chargeTenantDays(trx, new Map([[tenantId, usage]]), now);
+  const charged = rows[0]?.tenant_id ?? tenantId;
+  if (charged !== undefined) await chargeTenantDays(trx, new Map([[charged, usage]]), now);
 }
 
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.

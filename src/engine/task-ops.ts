@@ -213,13 +213,14 @@ export async function chargeUnappliedRun(
  */
 async function chargeTaskAndSession(
   trx: Kysely<Database>,
-  task: { taskId: string; sessionId: string },
+  task: { taskId: string; sessionId: string; tenantId: string },
   charge: SpendCharge,
   now: number,
 ): Promise<void> {
   if (isZeroUsage(charge.usage)) return;
   await addTaskUsage(trx, task.taskId, charge.usage, now, charge.models);
-  await chargeSessionUsage(trx, task.sessionId, charge.usage, now);
+  // The tenant's day is charged also when the session was deleted while the run was stopping.
+  await chargeSessionUsage(trx, task.sessionId, charge.usage, now, task.tenantId);
 }
 
 /** finishTasks for one task. */

@@ -1,12 +1,14 @@
 // Deleting a whole finished session (engine/delete-session.ts over store/session-deletion.ts) on
 // SQLite and PostgreSQL: every row of it goes, in every table that holds session data, in bounded
-// steps through the write queue; other sessions and the tenant's spend ledger stay; a session that
+// steps through the write queue; other sessions and the tenant's spend ledger stay (and a run of it
+// still stopping charges the ledger afterwards); a session that
 // has not finished, another tenant's and an unknown one are refused without deleting anything; two
 // deletions of one session at once (two replicas) end with it gone, and neither fails otherwise.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type Kysely, sql } from 'kysely';
 import { deleteFinishedSession } from '../../src/engine/delete-session.ts';
+import { chargeUnappliedRun } from '../../src/engine/task-ops.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import type { DatabaseHandle } from '../../src/store/db.ts';
 import { SESSION_TABLES } from '../../src/store/session-deletion.ts';
@@ -143,6 +145,41 @@ for (const backend of STORE_BACKENDS) {
         deleteFinishedSession(queues[0]!, 'default', 'nobody'),
         rejectsWith('SESSION_NOT_FOUND'),
       );
+    });
+
+    test('a run still stopping when its session was deleted charges its spend to the tenant ledger', async () => {
+      const [a] = handles as [DatabaseHandle];
+      const [queue] = queues as [WriteQueue];
+      await seedSessionRows(a.db, { id: 'stopping', status: 'cancelled', finishedAt: NOW - 1000 });
+      await deleteFinishedSession(queue, 'default', 'stopping');
+      // Its run (of the cancelled task) ends now: what it spent is charged, with nothing left to add it to.
+      const claim = {
+        taskId: 'stopping-task-second',
+        sessionId: 'stopping',
+        tenantId: 'default',
+        name: 'second',
+        owner: 'worker-1',
+        attempt: 1,
+      };
+      const spent = { inputTokens: 70, outputTokens: 30, cacheReadTokens: 0, costUsd: 0.25 };
+      const day = (now: number) => now - (now % 86_400_000);
+      const later = NOW + 86_400_000 * 3;
+      await queue.run((trx) => chargeUnappliedRun(trx, claim, { usage: spent }, later));
+      const charged = await a.db
+        .selectFrom('tenant_usage_days')
+        .select(['input_tokens', 'output_tokens', 'cost_usd'])
+        .where('tenant_id', '=', 'default')
+        .where('day', '=', day(later))
+        .executeTakeFirst();
+      assert.deepEqual(
+        {
+          input: Number(charged?.input_tokens),
+          output: Number(charged?.output_tokens),
+          cost: charged?.cost_usd,
+        },
+        { input: 70, output: 30, cost: 0.25 },
+      );
+      assert.deepEqual(await countSessionRows(a.db, 'stopping'), NO_ROWS);
     });
 
     test('two deletions of one session at once: it is gone, and neither fails otherwise', async () => {
