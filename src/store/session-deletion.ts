@@ -30,9 +30,6 @@ export type SessionTable = (typeof SESSION_TABLES)[number];
 /** Rows deleted, per table (tables nothing was deleted from are absent). */
 export type DeletedRows = Partial<Record<SessionTable, number>>;
 
-/** Statuses a session may be deleted in: it has finished, so nothing writes to it any more. */
-export const DELETABLE_STATUSES = ['completed', 'failed', 'cancelled'] as const;
-
 function countDeleted(result: { numDeletedRows: bigint } | undefined): number {
   return Number(result?.numDeletedRows ?? 0n);
 }
@@ -98,7 +95,7 @@ export async function deleteSessionOutputs(
  */
 export async function deleteSessionRecord(db: AnyDb, sessionId: string): Promise<DeletedRows> {
   const deleted: DeletedRows = {};
-  for (const table of [...SESSION_OUTPUT_TABLES, ...SESSION_RECORD_TABLES, 'sessions'] as const) {
+  for (const table of SESSION_TABLES) {
     const column = table === 'sessions' ? 'id' : 'session_id';
     const n = countDeleted(await db.deleteFrom(table).where(column, '=', sessionId).executeTakeFirst());
     if (n > 0) deleted[table] = n;
