@@ -118,8 +118,8 @@ export async function copyStore(
 
 /**
  * Refuses a target that holds data. A migrated database is not quite empty: migration 0001 seeds
- * the default tenant, which nothing refers to yet; it is removed so that the source's own row
- * (its name and creation time) takes its place.
+ * the default tenant, which nothing refers to yet; the source's own row (its name and creation
+ * time) overwrites it (see insertRows).
  */
 async function prepareEmptyTarget(target: Transaction<Row>): Promise<void> {
   const db = target as unknown as AnyDb;
@@ -135,7 +135,6 @@ async function prepareEmptyTarget(target: Transaction<Row>): Promise<void> {
       `The target database already holds data (in ${filled.join(', ')}): copy into an empty database`,
     );
   }
-  await db.deleteFrom('tenants').where('id', '=', DEFAULT_TENANT_ID).execute();
 }
 
 /** Copies one table in key order, a batch at a time; returns the rows copied. */
@@ -175,7 +174,20 @@ async function insertRows(writer: AnyDb, table: string, rows: Row[]): Promise<vo
   for (let start = 0; start < rows.length; start += perStatement) {
     const chunk = rows.slice(start, start + perStatement);
     try {
-      await writer.insertInto(table).values(chunk).execute();
+      const insert = writer.insertInto(table).values(chunk);
+      // Tenants: the row the target's migration seeded takes the source's values.
+      await (table === 'tenants'
+        ? insert.onConflict((conflict) =>
+            conflict.column('id').doUpdateSet((eb) =>
+              Object.fromEntries(
+                Object.keys(chunk[0] ?? {})
+                  .filter((column) => column !== 'id')
+                  .map((column) => [column, eb.ref(`excluded.${column}`)]),
+              ),
+            ),
+          )
+        : insert
+      ).execute();
     } catch (error) {
       throw describeInsertFailure(error, table, chunk);
     }
