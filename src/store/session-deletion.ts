@@ -1,6 +1,6 @@
 // Deleting a whole finished session: its outputs (events, agent messages, artifacts) in bounded
-// batches first, then, in one transaction, its plans, agents, tasks and their dependencies,
-// idempotency keys, settings and the session row. Used by DELETE /v1/sessions/:id
+// batches first, then, in one transaction, its webhook deliveries, plans, agents, tasks and their
+// dependencies, idempotency keys, settings and the session row. Used by DELETE /v1/sessions/:id
 // (engine/delete-session.ts) and the retention job's `sessions` target (retention-targets.ts).
 // Every row is deleted explicitly, children before parents, so nothing depends on which foreign keys
 // cascade (task_dependencies reference tasks only; tasks reference agents without a cascade).
@@ -15,6 +15,8 @@ export const SESSION_OUTPUT_TABLES = ['events', 'messages', 'artifacts'] as cons
 
 /** The rest of a session's rows, deleted together with the session row, children first. */
 export const SESSION_RECORD_TABLES = [
+  // Its webhook deliveries, sent or not: their payloads copy its objective and result.
+  'webhook_deliveries',
   'task_dependencies',
   'tasks',
   'agents',
@@ -88,8 +90,8 @@ export async function deleteSessionOutputs(
 }
 
 /**
- * Deletes what is left of the session: any remaining outputs, its plans, agents, tasks and their
- * dependencies, idempotency keys, settings and the session row. Call inside a transaction (the
+ * Deletes what is left of the session: any remaining outputs, its webhook deliveries, plans, agents,
+ * tasks and their dependencies, idempotency keys, settings and the session row. Call inside a transaction (the
  * session disappears whole or not at all), with the outputs already deleted in batches: a plan's
  * rows are bounded (tasks per phase, agents per session), its outputs are not.
  */

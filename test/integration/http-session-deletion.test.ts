@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { createSseParser, type SseFrame } from '../../src/cli/sse-reader.ts';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 import { countSessionRows, NO_ROWS } from '../fixtures/session-rows.ts';
 import { startServerWithUsage } from '../fixtures/usage-session.ts';
@@ -90,6 +91,23 @@ describe('DELETE /v1/sessions/:id', { timeout: 120_000 }, () => {
         content: 'the secret',
         sha256: '0'.repeat(64),
         created_at: now,
+      })
+      .execute();
+    // A webhook delivery about it, whose payload copies its objective.
+    await (db as unknown as WebhooksDb)
+      .insertInto('webhook_deliveries')
+      .values({
+        id: randomUUID(),
+        tenant_id: 'acme',
+        webhook_id: randomUUID(),
+        event: 'session.completed',
+        session_id: id,
+        payload: JSON.stringify({ data: { sessionId: id, objective: body.objective } }),
+        status: 'delivered',
+        attempts: 1,
+        next_attempt_at: now,
+        created_at: now,
+        delivered_at: now,
       })
       .execute();
     const before = await rows(id);

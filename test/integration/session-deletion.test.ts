@@ -34,13 +34,6 @@ function rejectsWith(code: string) {
   };
 }
 
-/**
- * Tables with a `session_id` column that keep their rows when the session goes, each with the reason.
- */
-const OUTLIVE_THE_SESSION: Record<string, string> = {
-  webhook_deliveries: 'a delivery carries its own copy of the event it reports, and has its own retention',
-};
-
 /** Every table with a `session_id` column (the tables that hold a session's data), from the catalogue. */
 async function tablesWithSessionColumn(db: AnyDb, postgres: boolean): Promise<string[]> {
   if (postgres) {
@@ -79,10 +72,7 @@ for (const backend of STORE_BACKENDS) {
       const [a] = handles as [DatabaseHandle];
       const expected = SESSION_TABLES.filter((table) => table !== 'sessions').sort();
       const found = await tablesWithSessionColumn(a.db, backend.name === 'postgres');
-      assert.deepEqual(
-        found.filter((table) => OUTLIVE_THE_SESSION[table] === undefined),
-        expected,
-      );
+      assert.deepEqual(found, expected);
     });
 
     test('all rows of the session go, in steps; its neighbours and the spend ledger stay', async () => {

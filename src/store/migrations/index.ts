@@ -15,6 +15,7 @@ import * as taskModelUsage from './0012-task-model-usage.ts';
 import * as tenantUsageDays from './0013-tenant-usage-days.ts';
 import * as idempotencyKeySessionIndex from './0014-idempotency-key-session-index.ts';
 import * as webhooks from './0015-webhooks.ts';
+import * as webhookDeliverySessionIndex from './0016-webhook-delivery-session-index.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -38,4 +39,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0013_tenant_usage_days', migration: tenantUsageDays },
   { name: '0014_idempotency_key_session_index', migration: idempotencyKeySessionIndex },
   { name: '0015_webhooks', migration: webhooks },
+  { name: '0016_webhook_delivery_session_index', migration: webhookDeliverySessionIndex },
 ];
