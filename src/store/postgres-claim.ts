@@ -14,23 +14,31 @@ import type { ClaimRequest } from './task-store.ts';
  * session row is locked at this moment (another replica finishing or cancelling in it) are left for
  * the next claim; the session rows of the claimed tasks stay locked until the claim commits, so the
  * claim's own event appends do not wait either.
+ *
+ * The tasks are picked in a MATERIALIZED CTE, evaluated once. As `UPDATE … WHERE id IN (SELECT …
+ * LIMIT n FOR … SKIP LOCKED)` the planner may run the subquery on the inner side of a nested loop,
+ * once per row of the outer scan; each run skips the rows this statement has already updated and
+ * locks the next n, so one claim could take every ready task, far more than the worker's free
+ * slots (its scheduler then ran them all at once).
  */
 export async function claimReadyTasksPostgres(
   trx: Kysely<Database>,
   request: ClaimRequest,
 ): Promise<TasksTable[]> {
   const { rows } = await sql<TasksTable>`
-    update tasks set
-      status = 'leased', lease_owner = ${request.owner},
-      lease_expires_at = ${leaseDeadline(trx, request.now, request.leaseMs)}, attempts = attempts + 1,
-      updated_at = ${request.now}
-    where id in (
+    with picked as materialized (
       select t.id from tasks t join sessions s on s.id = t.session_id
       where t.status = 'ready'
       order by t.ready_at
       limit ${request.limit}
       for no key update of t, s skip locked
     )
+    update tasks set
+      status = 'leased', lease_owner = ${request.owner},
+      lease_expires_at = ${leaseDeadline(trx, request.now, request.leaseMs)}, attempts = attempts + 1,
+      updated_at = ${request.now}
+    from picked
+    where tasks.id = picked.id
     returning tasks.*`.execute(trx);
   return rows;
 }

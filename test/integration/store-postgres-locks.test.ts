@@ -34,6 +34,7 @@ async function locksWithin(handle: DatabaseHandle, statement: string, ids: strin
 describe('PostgreSQL row locks between replicas', { timeout: 60_000 }, () => {
   let database: TestDatabase;
   let handle: DatabaseHandle;
+  let engine: ReturnType<typeof createEngine>;
   let sessionId: string;
 
   before(async () => {
@@ -50,7 +51,7 @@ describe('PostgreSQL row locks between replicas', { timeout: 60_000 }, () => {
     });
     const runtimes = createRuntimeRegistry();
     runtimes.registerLlm({ kind: 'test', run: async () => ({ output: '' }) });
-    const engine = createEngine({
+    engine = createEngine({
       config: {
         workers: { concurrency: 0, pollIntervalMs: 1000 },
         tasks: { leaseSeconds: 30, maxAttempts: 3 },
@@ -162,5 +163,36 @@ describe('PostgreSQL row locks between replicas', { timeout: 60_000 }, () => {
     await first;
     assert.equal(await second, true, "the first operation's locks were released at its own commit");
     assert.equal(queue.stats().batches, 1);
+  });
+
+  test('a claim takes at most its limit, also when the plan runs its subquery once per row', async () => {
+    // Six more ready tasks (after the tests above, which count the first session's one).
+    await engine.service.createSession(
+      { tenantId: 'default', principalId: 'test' },
+      {
+        objective: 'limit',
+        agents: [1, 2, 3, 4, 5, 6].map((n) => ({ name: `t${n}`, role: 'engineer', task: `x${n}` })),
+      },
+    );
+    const claimed = await handle.db.connection().execute(async (conn) => {
+      await sql`begin`.execute(conn);
+      try {
+        // A plan PostgreSQL is free to choose, forced here: a nested loop over all tasks whose
+        // inner side is the claim's locking subquery, run again for every outer row.
+        for (const setting of ['hashjoin', 'hashagg', 'material', 'mergejoin', 'sort']) {
+          await sql.raw(`set local enable_${setting} = off`).execute(conn);
+        }
+        const rows = await claimReadyTasks(conn, 'postgres', {
+          owner: 'test',
+          limit: 2,
+          leaseMs: 30_000,
+          now: Date.now(),
+        });
+        return rows.length;
+      } finally {
+        await sql`rollback`.execute(conn);
+      }
+    });
+    assert.equal(claimed, 2, 'two of the seven ready tasks claimed, as many as the free slots asked for');
   });
 });
