@@ -5,6 +5,7 @@ import type { CreateSessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
 import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
 import type { UsageReportDto } from '../http/routes/usage.ts';
+import type { Webhook, WebhookDelivery } from '../webhooks/webhook-service.ts';
 import {
   ApiProblemError,
   checkToken,
@@ -31,6 +32,11 @@ export interface ApiClientOptions {
 
 export interface SessionPage {
   items: SessionSummaryDto[];
+  nextCursor: string | null;
+}
+
+export interface WebhookDeliveryPage {
+  items: WebhookDelivery[];
   nextCursor: string | null;
 }
 
@@ -245,6 +251,35 @@ export function createApiClient(options: ApiClientOptions) {
       return requestJson<UsageReportDto>('GET', `v1/usage?${params}`);
     },
 
+    /** `GET /v1/webhooks`: the tenant's webhook subscriptions, oldest first (never their secrets). */
+    async listWebhooks(): Promise<Webhook[]> {
+      return (await requestJson<{ items?: Webhook[] }>('GET', 'v1/webhooks')).items ?? [];
+    },
+
+    /** `POST /v1/webhooks`: the new subscription with its signing secret, which no other call returns. */
+    async createWebhook(input: { url: string; events: string[] }): Promise<Webhook & { secret: string }> {
+      return requestJson<Webhook & { secret: string }>('POST', 'v1/webhooks', input);
+    },
+
+    /** `DELETE /v1/webhooks/:id`: the subscription with its secret and deliveries. */
+    async deleteWebhook(id: string): Promise<void> {
+      await requestJson('DELETE', `v1/webhooks/${encodeId(id, 'webhook')}`);
+    },
+
+    /** `GET /v1/webhooks/:id/deliveries` (one page, newest first). */
+    async listWebhookDeliveries(
+      id: string,
+      query: { limit?: number; cursor?: string } = {},
+    ): Promise<WebhookDeliveryPage> {
+      const params = new URLSearchParams();
+      if (query.limit !== undefined) params.set('limit', String(query.limit));
+      if (query.cursor) params.set('cursor', query.cursor);
+      const qs = params.size > 0 ? `?${params}` : '';
+      const path = `v1/webhooks/${encodeId(id, 'webhook')}/deliveries${qs}`;
+      const body = await requestJson<Partial<WebhookDeliveryPage>>('GET', path);
+      return { items: body.items ?? [], nextCursor: body.nextCursor ?? null };
+    },
+
     /**
      * One SSE connection to `GET /v1/sessions/:id/events`: yields events until the server closes
      * the stream, the signal aborts or the stream stays silent past the idle timeout.
@@ -316,9 +351,9 @@ function normaliseBaseUrl(server: string): URL {
   return url;
 }
 
-/** A session id as one path segment; an empty one would address the collection instead. */
-function encodeId(id: string): string {
-  if (id.trim() === '') throw new CliError('USAGE', 'the session id must not be empty', EXIT.USAGE);
+/** An id as one path segment; an empty one would address the collection instead. */
+function encodeId(id: string, what = 'session'): string {
+  if (id.trim() === '') throw new CliError('USAGE', `the ${what} id must not be empty`, EXIT.USAGE);
   return encodeURIComponent(id);
 }
 

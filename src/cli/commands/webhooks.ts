@@ -1,0 +1,149 @@
+// `maos webhooks list|create|delete|deliveries`: the tenant's signed webhook subscriptions and the
+// deliveries of one (/v1/webhooks, permission webhooks:manage). The signing secret is printed by
+// `create` only, since the server never shows it again.
+import type { Command } from 'commander';
+import { WEBHOOK_EVENTS } from '../../webhooks/webhook-tables.ts';
+import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+import { formatTable, formatTime, paintStatus, truncate } from '../output.ts';
+
+interface CreateOptions {
+  url: string;
+  event?: string[];
+}
+
+interface DeliveriesOptions {
+  limit: string;
+  cursor?: string;
+}
+
+/** Default page size of `deliveries`, the server's default too. */
+const DEFAULT_LIMIT = 20;
+
+/** Registers `maos webhooks …`. */
+export function registerWebhooksCommand(program: Command, act: ActionFactory): void {
+  const webhooks = program
+    .command('webhooks')
+    .description(
+      "manage your tenant's signed webhooks and see their deliveries (permission webhooks:manage)",
+    );
+  addCommonOptions(webhooks.command('list'), true)
+    .description('list the webhook subscriptions, oldest first (never their secrets)')
+    .action(act(listWebhooks));
+  addCommonOptions(webhooks.command('create'), true)
+    .description('subscribe a URL to session events; prints its signing secret, once')
+    .requiredOption('--url <url>', 'HTTPS URL that receives the deliveries (must not be internal)')
+    .option('--event <name>', `event to deliver (repeatable): ${WEBHOOK_EVENTS.join(', ')}`, collectRepeated)
+    .addHelpText(
+      'after',
+      `
+Example:
+  maos webhooks create --url https://hooks.example.com/maos \\
+    --event session.awaiting_approval --event session.failed
+`,
+    )
+    .action(act(createWebhook));
+  addCommonOptions(webhooks.command('delete'), true)
+    .description('delete a subscription with its secret and deliveries (pending ones are not sent)')
+    .argument('<id>', 'webhook id')
+    .action(act(deleteWebhook));
+  addCommonOptions(webhooks.command('deliveries'), true)
+    .description('show the deliveries of a subscription, newest first: status, attempts, last answer')
+    .argument('<id>', 'webhook id')
+    .option('--limit <n>', 'page size (the server caps it)', String(DEFAULT_LIMIT))
+    .option('--cursor <cursor>', 'page cursor printed by the previous page')
+    .action(act(listDeliveries));
+}
+
+async function listWebhooks(ctx: CliContext): Promise<number> {
+  const items = await ctx.client().listWebhooks();
+  const { out } = ctx;
+  if (out.json) {
+    out.printJson({ items });
+    return EXIT.OK;
+  }
+  if (items.length === 0) {
+    out.line('no webhooks');
+    return EXIT.OK;
+  }
+  const rows = items.map((hook) => [hook.id, formatTime(hook.createdAt), hook.events.join(','), hook.url]);
+  for (const line of formatTable(['ID', 'CREATED', 'EVENTS', 'URL'], rows, out.paint)) out.line(line);
+  return EXIT.OK;
+}
+
+async function createWebhook(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<CreateOptions>();
+  const events = options.event ?? [];
+  if (events.length === 0) {
+    throw new CliError('USAGE', `give at least one --event (${WEBHOOK_EVENTS.join(', ')})`, EXIT.USAGE);
+  }
+  const created = await ctx.client().createWebhook({ url: options.url, events });
+  const { out } = ctx;
+  if (out.json) {
+    out.printJson(created);
+    return EXIT.OK;
+  }
+  // The secret alone on stdout, so that `SECRET=$(maos webhooks create …)` captures it.
+  out.line(created.secret);
+  out.note(
+    `webhook ${created.id} created for ${created.url} (${created.events.join(', ')}). Its signing secret` +
+      ' is shown only now: store it where the receiver verifies signatures. A lost secret means deleting' +
+      ' the webhook and creating a new one.',
+  );
+  return EXIT.OK;
+}
+
+async function deleteWebhook(ctx: CliContext, command: Command): Promise<number> {
+  const id = command.processedArgs[0] as string;
+  await ctx.client().deleteWebhook(id);
+  if (ctx.out.json) ctx.out.printJson({ id, deleted: true });
+  else ctx.out.line(`webhook ${id} deleted`);
+  return EXIT.OK;
+}
+
+async function listDeliveries(ctx: CliContext, command: Command): Promise<number> {
+  const id = command.processedArgs[0] as string;
+  const options = command.opts<DeliveriesOptions>();
+  const limit = Number(options.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+    throw new CliError('USAGE', '--limit must be an integer from 1 to 1000', EXIT.USAGE);
+  }
+  const page = await ctx.client().listWebhookDeliveries(id, {
+    limit,
+    ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
+  });
+  const { out } = ctx;
+  if (out.json) {
+    out.printJson(page);
+    return EXIT.OK;
+  }
+  if (page.items.length === 0) out.line('no deliveries');
+  else {
+    const rows = page.items.map((delivery) => [
+      formatTime(delivery.createdAt),
+      delivery.event,
+      delivery.sessionId,
+      paintStatus(delivery.status, out.paint),
+      String(delivery.attempts),
+      delivery.lastStatus === null ? '-' : String(delivery.lastStatus),
+      delivery.status === 'pending' ? formatTime(delivery.nextAttemptAt) : '-',
+      delivery.lastError === null ? '-' : truncate(delivery.lastError, 80),
+    ]);
+    const headers = [
+      'CREATED',
+      'EVENT',
+      'SESSION',
+      'STATUS',
+      'ATTEMPTS',
+      'LAST STATUS',
+      'NEXT ATTEMPT',
+      'LAST ERROR',
+    ];
+    for (const line of formatTable(headers, rows, out.paint)) out.line(line);
+  }
+  if (page.nextCursor) {
+    const size = limit === DEFAULT_LIMIT ? '' : ` --limit ${limit}`;
+    out.line(out.paint.dim(`more: maos webhooks deliveries ${id}${size} --cursor ${page.nextCursor}`));
+  }
+  return EXIT.OK;
+}

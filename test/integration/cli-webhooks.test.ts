@@ -1,0 +1,215 @@
+// `maos webhooks list|create|delete|deliveries` as child processes against a real server with a
+// real receiver: the secret printed once verifies the deliveries, a failing receiver's deliveries
+// show their attempts and last answer, pages continue with the printed command, and mistakes get
+// the exit codes of the user guide.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import { generateKekEntry } from '../../src/security/secrets.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { runMaos } from '../fixtures/cli.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { requestJson } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+import { startWebhookReceiver, verifyDelivery } from '../fixtures/webhook-receiver.ts';
+
+interface Delivery {
+  id: string;
+  event: string;
+  sessionId: string;
+  status: string;
+  attempts: number;
+  nextAttemptAt: string | null;
+  lastStatus: number | null;
+  lastError: string | null;
+}
+
+test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, async (t) => {
+  const { server } = await startLlmAppStack(t, {
+    config: {
+      auth: { mode: 'apikey' },
+      secrets: { kekRing: generateKekEntry('k1') },
+      // The receiver listens on loopback, which the SSRF guard refuses unless the operator allows it.
+      ssrf: { allowedHosts: ['127.0.0.1'] },
+      webhooks: { retryDelaysSeconds: [0.05], pollIntervalMs: 50, maxAttempts: 2 },
+    },
+  });
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  const db = server.app.database.db as unknown as SecurityDb;
+  const keyFor = async (role: string) =>
+    (await createApiKey(db, { tenantId: 'acme', name: role, roles: [role], createdBy: 'test' })).key;
+  const admin = await keyFor('admin');
+  const env = { MAOS_SERVER: server.url, MAOS_TOKEN: admin, NO_COLOR: '1' };
+  const submit = async (objective: string) => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: { objective, agents: [{ role: 'qa', task: 'x', runner: 'ok' }] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    return created.body.id;
+  };
+
+  const noEvent = await runMaos(['webhooks', 'create', '--url', receiver.url], { env });
+  assert.equal(noEvent.code, 2, noEvent.stderr);
+  assert.match(noEvent.stderr, /^error USAGE: give at least one --event \(session\.awaiting_approval, /);
+  const badEvent = await runMaos(['webhooks', 'create', '--url', receiver.url, '--event', 'session.done'], {
+    env,
+  });
+  assert.equal(badEvent.code, 2, badEvent.stderr);
+  assert.match(badEvent.stderr, /^error VALIDATION_FAILED: /);
+  const internal = await runMaos(
+    ['webhooks', 'create', '--url', 'http://10.1.2.3/hooks', '--event', 'session.completed'],
+    { env },
+  );
+  assert.equal(internal.code, 2, internal.stderr);
+  assert.match(internal.stderr, /points to an internal network address/);
+
+  // The secret alone on stdout, the note on stderr.
+  receiver.answer([500]);
+  const created = await runMaos(
+    [
+      'webhooks',
+      'create',
+      '--url',
+      receiver.url,
+      '--event',
+      'session.completed',
+      '--event',
+      'session.failed',
+    ],
+    { env },
+  );
+  assert.equal(created.code, 0, created.stderr);
+  const secret = created.stdout.trim();
+  assert.match(created.stdout, /^whsec_[A-Za-z0-9+/]{43}=\n$/);
+  const webhookId = /^webhook (\S+) created for /.exec(created.stderr)?.[1] as string;
+  assert.ok(webhookId, created.stderr);
+  assert.match(
+    created.stderr,
+    /session\.completed, session\.failed\)\. Its signing secret is shown only now/,
+  );
+
+  const json = await runMaos(
+    ['webhooks', 'create', '--json', '--url', receiver.url, '--event', 'session.cancelled'],
+    {
+      env,
+    },
+  );
+  assert.equal(json.code, 0, json.stderr);
+  const body = JSON.parse(json.stdout) as { id: string; url: string; events: string[]; secret: string };
+  assert.deepEqual([body.url, body.events], [receiver.url, ['session.cancelled']]);
+  assert.match(body.secret, /^whsec_/);
+  assert.equal(json.stderr, '');
+
+  const listed = await runMaos(['webhooks', 'list'], { env });
+  assert.equal(listed.code, 0, listed.stderr);
+  const lines = listed.stdout.trimEnd().split('\n');
+  assert.match(lines[0] as string, /^ID\s+CREATED\s+EVENTS\s+URL$/);
+  assert.match(
+    lines[1] as string,
+    new RegExp(`^${webhookId}\\s+\\S+ \\S+\\s+session\\.completed,session\\.failed\\s+${receiver.url}$`),
+  );
+  assert.match(lines[2] as string, new RegExp(`^${body.id}\\s+.*session\\.cancelled`));
+  assert.equal(lines.length, 3);
+  const listedJson = JSON.parse((await runMaos(['webhooks', 'list', '--json'], { env })).stdout) as {
+    items: Array<{ id: string; secret?: string }>;
+  };
+  assert.deepEqual(
+    listedJson.items.map((item) => [item.id, item.secret]),
+    [
+      [webhookId, undefined],
+      [body.id, undefined],
+    ],
+  );
+
+  // Two sessions, each delivered to a receiver that answers 500: tried twice, then failed.
+  const first = await submit('first');
+  const second = await submit('second');
+  const deliveriesUrl = `${server.url}/v1/webhooks/${webhookId}/deliveries`;
+  await waitFor(
+    async () => {
+      const page = await requestJson<{ items: Delivery[] }>(deliveriesUrl, {
+        headers: { authorization: `Bearer ${admin}` },
+      });
+      return page.body.items.length === 2 && page.body.items.every((d) => d.status === 'failed');
+    },
+    20_000,
+    'both deliveries failed',
+  );
+  assert.equal(receiver.received.length, 4);
+  for (const delivery of receiver.received)
+    assert.ok(verifyDelivery(secret, delivery), 'the printed secret signs');
+
+  const shown = await runMaos(['webhooks', 'deliveries', webhookId], { env });
+  assert.equal(shown.code, 0, shown.stderr);
+  const rows = shown.stdout.trimEnd().split('\n');
+  assert.match(
+    rows[0] as string,
+    /^CREATED\s+EVENT\s+SESSION\s+STATUS\s+ATTEMPTS\s+LAST STATUS\s+NEXT ATTEMPT\s+LAST ERROR$/,
+  );
+  // Newest first.
+  assert.match(
+    rows[1] as string,
+    new RegExp(`\\s+session\\.completed\\s+${second}\\s+failed\\s+2\\s+500\\s+-\\s+HTTP 500$`),
+  );
+  assert.match(
+    rows[2] as string,
+    new RegExp(`\\s+session\\.completed\\s+${first}\\s+failed\\s+2\\s+500\\s+-\\s+HTTP 500$`),
+  );
+  assert.equal(rows.length, 3, shown.stdout);
+
+  // One per page: the printed command fetches the next one.
+  const paged = await runMaos(['webhooks', 'deliveries', webhookId, '--limit', '1'], { env });
+  assert.equal(paged.code, 0, paged.stderr);
+  const more = /^more: maos (webhooks deliveries .+)$/m.exec(paged.stdout)?.[1] as string;
+  assert.ok(more, paged.stdout);
+  assert.match(paged.stdout, new RegExp(second));
+  const next = await runMaos(more.split(' '), { env });
+  assert.equal(next.code, 0, next.stderr);
+  assert.match(next.stdout, new RegExp(first));
+  assert.doesNotMatch(next.stdout, /^more:/m);
+  const pageJson = JSON.parse(
+    (await runMaos(['webhooks', 'deliveries', webhookId, '--limit', '1', '--json'], { env })).stdout,
+  ) as { items: Delivery[]; nextCursor: string | null };
+  assert.deepEqual(
+    pageJson.items.map((d) => [d.sessionId, d.status, d.attempts, d.lastStatus, d.lastError]),
+    [[second, 'failed', 2, 500, 'HTTP 500']],
+  );
+  assert.ok(pageJson.nextCursor);
+
+  const badLimit = await runMaos(['webhooks', 'deliveries', webhookId, '--limit', '0'], { env });
+  assert.equal(badLimit.code, 2, badLimit.stderr);
+  const unknown = await runMaos(['webhooks', 'deliveries', '0193a5c4-0000-7000-8000-000000000000'], { env });
+  assert.equal(unknown.code, 4, unknown.stderr);
+  assert.match(unknown.stderr, /^error NOT_FOUND: No such webhook in this tenant/);
+
+  // Another role may not manage webhooks.
+  const member = await runMaos(['webhooks', 'list'], {
+    env: { ...env, MAOS_TOKEN: await keyFor('operator') },
+  });
+  assert.equal(member.code, 5, member.stderr);
+
+  const deleted = await runMaos(['webhooks', 'delete', webhookId], { env });
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assert.equal(deleted.stdout, `webhook ${webhookId} deleted\n`);
+  const gone = await runMaos(['webhooks', 'delete', webhookId], { env });
+  assert.equal(gone.code, 4, gone.stderr);
+  const empty = await runMaos(['webhooks', 'delete', ''], { env });
+  assert.equal(empty.code, 2, empty.stderr);
+  assert.match(empty.stderr, /the webhook id must not be empty/);
+  const remaining = await runMaos(['webhooks', 'list'], { env });
+  assert.doesNotMatch(remaining.stdout, new RegExp(webhookId));
+});
+
+test('maos webhooks create without a server keyring exits 6 and prints no secret', async (t) => {
+  const { server } = await startLlmAppStack(t);
+  const result = await runMaos(
+    ['webhooks', 'create', '--url', 'https://hooks.example.com/maos', '--event', 'session.failed'],
+    { env: { MAOS_SERVER: server.url } },
+  );
+  assert.equal(result.code, 6, result.stderr);
+  assert.match(result.stderr, /^error INVALID_STATE: .*kekRing/);
+  assert.equal(result.stdout, '');
+});
