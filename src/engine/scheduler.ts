@@ -185,6 +185,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     let limit = 0;
     const claimDone = deps.queue
       .run(async (trx) => {
+        // PostgreSQL runs the op again after a deadlock or serialization failure: the attempt
+        // rolled back started nothing, so the slots it reserved are free again.
+        reserved -= reservedHere;
+        reservedHere = 0;
         lastClaimTick = ++opTick;
         // Counted now, not when queued: a finish earlier in this batch may have taken slots.
         limit = freeSlots();

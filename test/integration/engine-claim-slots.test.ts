@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import pg from 'pg';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
+import { waitForLockWaiter } from '../fixtures/pause-query.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
@@ -160,5 +161,56 @@ describe('claimed tasks never outnumber the worker slots', { timeout: 90_000 }, 
     }
     await checkSlots(workers);
     await finishAll(workers, release);
+  });
+
+  test('PostgreSQL: a claim re-run after a deadlock gives back the slots of the attempt rolled back', async (t) => {
+    const database = await createTestDatabase();
+    t.after(() => database.drop());
+    const instant: AgentRuntime = { kind: 'llm', run: async () => ({ output: 'done' }) };
+    const harness = await createHarness({
+      llm: instant,
+      concurrency: 1,
+      start: false,
+      workerId: 'one-slot',
+      storeUrl: database.url,
+    });
+    t.after(() => harness.close());
+    const { session } = await harness.engine.service.createSession(ACTOR, {
+      objective: 'deadlocked claim',
+      agents: [{ name: 'a', role: 'engineer', task: 'first' }],
+    });
+    const { last_seq: lastSeq } = await harness.handle.db
+      .selectFrom('sessions')
+      .select('last_seq')
+      .where('id', '=', session.id)
+      .executeTakeFirstOrThrow();
+    const { id: taskId } = await harness.handle.db
+      .selectFrom('tasks')
+      .select('id')
+      .where('session_id', '=', session.id)
+      .executeTakeFirstOrThrow();
+    // Another transaction holds the event seq the claim's start event will take, so the claim
+    // waits for it; it then waits for the task the claim holds: PostgreSQL aborts the claim, the
+    // one waiting longer, with a deadlock, and the write queue runs it again.
+    const other = new pg.Client({ connectionString: database.url });
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query(
+        `insert into events (session_id, seq, tenant_id, type, data, created_at) values ($1, $2, 'default', 'test.block', '{}', 0)`,
+        [session.id, Number(lastSeq) + 1],
+      );
+      harness.engine.start();
+      await waitForLockWaiter(harness.handle.db);
+      await other.query('select id from tasks where id = $1 for update', [taskId]);
+      await other.query('rollback');
+    } finally {
+      await other.end();
+    }
+    // The re-run found the task locked (or its one slot still reserved by the attempt rolled
+    // back): only a claim after it can run the task, which needs the slot given back.
+    const done = await harness.waitForSession(session.id, 20_000);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    assert.equal(done.tasks[0]?.attempts, 1, 'the attempt rolled back is not counted');
   });
 });
