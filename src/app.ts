@@ -10,6 +10,11 @@ import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
 import type { RoleDefinition } from './agents/roles/role.ts';
 import { createCommandRuntime } from './agents/runtimes/command/command-runtime.ts';
 import { killOrphanedRuns } from './agents/runtimes/command/run-records.ts';
+import {
+  createSessionWorkspaceRemover,
+  startWorkspaceSweeper,
+  type WorkspaceSweeper,
+} from './agents/runtimes/command/session-workspaces.ts';
 import { createRuntimeRegistry } from './agents/runtimes/runtime.ts';
 import { readRunnerBaseEnv } from './config/runner-env.ts';
 import type { Config } from './config/schema.ts';
@@ -208,6 +213,13 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       onAgentMessage: (message) => wakeNotifier.publish(sessionChannel(message.sessionId)),
     });
 
+    // Workspaces of deleted sessions: removed at once on the replica that deleted (below), by the
+    // sweeper on every replica for the rest.
+    const workspaceCleanup = {
+      dataDir: config.dataDir,
+      logger: logger.child({ component: 'workspaces' }),
+      onRemoved: (count: number) => metrics.recordWorkspacesRemoved(count),
+    };
     const runtimes = createRuntimeRegistry();
     runtimes.registerCommand(
       createCommandRuntime({
@@ -241,6 +253,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       // One trace per session (stored with it) and a span per task attempt, only when tracing is on.
       ...(telemetry.tracing.enabled ? { genAi: telemetry.genAi } : {}),
       sessionDefaults: createSessionDefaults(config.llm),
+      onSessionDeleted: createSessionWorkspaceRemover(workspaceCleanup),
       // Tenant quotas re-checked in the insert's transaction: exact under concurrent submits.
       ...(quotas ? { admitSession: (trx, tenantId) => quotas.assertSessionAllowed(tenantId, trx) } : {}),
       ...(llm
@@ -351,6 +364,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
 
     let metricsListener: MetricsListener | undefined;
     let retention: RetentionJob | undefined;
+    let workspaceSweeper: WorkspaceSweeper | undefined;
     let deliveryWorker: DeliveryWorker | undefined;
     let providerKeyCheck: ProviderKeyCheck | undefined;
     let stopping: Promise<void> | undefined;
@@ -421,6 +435,12 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             intervalSeconds: streamEventsPruneIntervalSeconds(config.mcp.replayRetentionSeconds),
           },
         });
+        // Every replica, without the retention lock: each has its own workspaces.
+        workspaceSweeper = startWorkspaceSweeper({
+          ...workspaceCleanup,
+          db: database.db,
+          intervalSeconds: config.retention.intervalSeconds,
+        });
         return url;
       },
       stop() {
@@ -435,6 +455,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           await engine.stop({ graceMs: config.shutdown.graceSeconds * 1000 });
           await deliveryWorker?.stop();
           await retention?.stop();
+          await workspaceSweeper?.stop();
           await notifier?.close();
           await metricsListener?.close();
           await security.close();

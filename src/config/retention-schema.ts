@@ -32,7 +32,7 @@ export const retentionConfigSchema = z
       .max(86_400)
       .default(RETENTION_DEFAULTS.intervalSeconds)
       .describe(
-        'How often each replica tries a retention pass (one replica at a time runs it; the first pass comes one interval after start). @defaultValue 3600',
+        "How often each replica tries a retention pass (one replica at a time runs it; the first pass comes one interval after start), and sweeps deleted sessions' workspaces from its own data directory. @defaultValue 3600",
       ),
     batchSize: z
       .number()

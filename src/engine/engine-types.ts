@@ -76,6 +76,12 @@ export interface EngineDeps {
    * with the tenant's submissions serialised; throws an AppError to refuse. None = no check.
    */
   admitSession?: (trx: Kysely<Database>, tenantId: string) => Promise<void>;
+  /**
+   * Run after a session was deleted through the service (DELETE /v1/sessions/:id), before the call
+   * returns: removes what of it lives outside the database on this replica (its command workspace).
+   * A rejection is logged as a warning; the deletion stands and the call still succeeds.
+   */
+  onSessionDeleted?: (sessionId: string) => Promise<void>;
 }
 
 export interface StopOptions {

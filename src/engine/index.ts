@@ -120,6 +120,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     onSessionQueued: () => scheduler.wake(),
     genAi: options.genAi,
     ...(options.admitSession ? { admitSession: options.admitSession } : {}),
+    ...(options.onSessionDeleted ? { onDeleted: guardSessionDeleted(options.onSessionDeleted, logger) } : {}),
   });
   const service = withDurableReads(storedService, queue);
   // Budget deadlines also end sessions nothing else advances (waiting for approval, one long task).
@@ -152,6 +153,17 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     getQueueCounts: () => countQueue(options.db),
     lastHeartbeatAt: () => scheduler.lastBeatAt(),
   };
+}
+
+/** The deletion hook, with a failure logged instead of failing a deletion that already happened. */
+function guardSessionDeleted(
+  hook: (sessionId: string) => Promise<void>,
+  logger: EngineDeps['logger'],
+): (sessionId: string) => Promise<void> {
+  return (sessionId) =>
+    hook(sessionId).catch((error: unknown) =>
+      logger.warn({ err: coerceError(error), sessionId }, 'clean-up after a session deletion failed'),
+    );
 }
 
 async function countQueue(db: Kysely<Database>): Promise<QueueCounts> {

@@ -56,6 +56,8 @@ export interface SessionServiceDeps {
   genAi?: EngineDeps['genAi'];
   /** Tenant quotas, checked in the insert's transaction (see create-session.ts `admit`). */
   admitSession?: EngineDeps['admitSession'];
+  /** Run after a deletion, before the call returns; never rejects (the engine guards it). */
+  onDeleted?: (sessionId: string) => Promise<void>;
   now?: () => number;
 }
 
@@ -248,6 +250,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       details.forget(sessionId);
       // Wakes its event streams and MCP subscriptions (on every replica): their next read finds it gone.
       deps.notifier.publish(sessionChannel(sessionId));
+      // Its workspace on this replica: gone when the call returns (the sweeper removes the others).
+      await deps.onDeleted?.(sessionId);
     },
 
     async listEvents(actor, sessionId, afterSeq, limit) {

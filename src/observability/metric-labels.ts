@@ -134,6 +134,7 @@ export const METRIC_LABELS = {
   maos_audit_records_written_total: { outcome: AUDIT_OUTCOMES },
   maos_audit_write_failures_total: {},
   maos_retention_deleted_rows_total: { table: RETENTION_TABLES },
+  maos_workspaces_removed_total: {},
   maos_webhook_deliveries_total: { event: WEBHOOK_EVENTS, outcome: WEBHOOK_OUTCOMES },
   maos_webhook_delivery_duration_seconds: {},
   maos_webhook_deliveries_pending: {},

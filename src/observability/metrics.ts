@@ -68,6 +68,8 @@ export interface Metrics extends LlmMetrics {
   recordAuditWriteFailure(): void;
   /** Rows the retention job deleted from `table`. */
   recordRetentionDeleted(table: string, count: number): void;
+  /** Workspace directories of deleted sessions removed from this replica's data directory. */
+  recordWorkspacesRemoved(count: number): void;
   /** One webhook delivery attempt: its event, what became of it, how long the POST took. */
   recordWebhookAttempt(event: string, outcome: 'delivered' | 'retried' | 'failed', seconds: number): void;
   /** The certificate now served over HTTPS expires at `notAfter` (tls.certFile). */
@@ -238,6 +240,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_retention_deleted_rows_total', 'table'),
     registers,
   });
+  const workspacesRemoved = new Counter({
+    name: 'maos_workspaces_removed_total',
+    help: 'Workspace directories of deleted sessions removed from this replica’s data directory.',
+    registers,
+  });
   const webhookAttempts = new Counter({
     name: 'maos_webhook_deliveries_total',
     help: 'Webhook delivery attempts by event and outcome (delivered, retried later, failed for good).',
@@ -337,6 +344,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordAuditWriteFailure: () => auditWriteFailures.inc(),
     recordRetentionDeleted: (table, count) =>
       inc(retentionDeleted, labels('maos_retention_deleted_rows_total', { table }), count),
+    recordWorkspacesRemoved: (count) => inc(workspacesRemoved, {}, count),
     recordWebhookAttempt(event, outcome, seconds) {
       inc(webhookAttempts, labels('maos_webhook_deliveries_total', { event, outcome }));
       observe(webhookDuration, {}, seconds);

@@ -62,6 +62,7 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordAuthFailure('user alice@example.com');
   metrics.recordAuditRecordWritten('success');
   metrics.recordRetentionDeleted('events', 1000);
+  metrics.recordWorkspacesRemoved(2);
   metrics.setTlsCertificateExpiry(new Date('2027-01-01T00:00:00Z'));
   metrics.recordTlsReloadFailure();
   metrics.recordWebhookAttempt('session.completed', 'delivered', 0.08);

@@ -3,11 +3,12 @@
 // killed on timeout, cancellation or shutdown. Output streams into the session's events.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { RunnerConfig } from '../../../config/schema.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import { recordRun } from './run-records.ts';
+import { sessionWorkspaceDir } from './session-workspaces.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
 export const STDOUT_TAIL_CHARS = 64 * 1024;
@@ -79,7 +80,7 @@ function runCommand(
   dataDir: string,
   inherited: Record<string, string>,
 ): Promise<RuntimeResult> {
-  const cwd = runner.cwd ? resolve(runner.cwd) : join(resolve(dataDir), 'workspaces', task.sessionId);
+  const cwd = runner.cwd ? resolve(runner.cwd) : sessionWorkspaceDir(dataDir, task.sessionId);
   if (!runner.cwd) mkdirSync(cwd, { recursive: true });
   const env = {
     ...inherited,

@@ -1,0 +1,233 @@
+// Workspaces of deleted sessions (`<dataDir>/workspaces/<session id>`) are removed, on real files in
+// a temp data directory: on SQLite and PostgreSQL, the sweeper removes those whose sessions the
+// retention job deleted and keeps those of existing sessions, names that are not session ids and
+// regular files; a symbolic link (as a workspace, or inside one) is removed as a link, its target
+// untouched. On the real server, DELETE /v1/sessions/{id} removes the session's workspace before it
+// answers (a removal that fails does not fail the deletion), and the server sweeps orphaned
+// workspaces on its own at `retention.intervalSeconds`.
+import assert from 'node:assert/strict';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  sweepSessionWorkspaces,
+  workspacesDir,
+} from '../../src/agents/runtimes/command/session-workspaces.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import type { DatabaseHandle } from '../../src/store/db.ts';
+import { newId } from '../../src/store/ids.ts';
+import { runRetentionPass } from '../../src/store/retention.ts';
+import { buildRetentionTargets } from '../../src/store/retention-targets.ts';
+import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+import { seedSessionRows } from '../fixtures/session-rows.ts';
+import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
+
+const DAY = 86_400_000;
+const NOW = Date.now();
+const silent = createLogger({ level: 'silent' });
+
+/** A workspace as a runner leaves it: files, a sub-directory. */
+function makeWorkspace(root: string, name: string): string {
+  const dir = join(root, name);
+  mkdirSync(join(dir, 'sub'), { recursive: true });
+  writeFileSync(join(dir, 'out.txt'), 'the secret');
+  writeFileSync(join(dir, 'sub', 'more.txt'), 'more');
+  return dir;
+}
+
+/** A metric's unlabelled value in a scrape. */
+function scrapeValue(scrape: string, name: string): number {
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(scrape);
+  return match ? Number(match[1]) : Number.NaN;
+}
+
+for (const backend of STORE_BACKENDS) {
+  describe(`workspace sweeper: ${backend.name}`, { timeout: 120_000 }, () => {
+    let handle: DatabaseHandle;
+    let dispose: () => Promise<void>;
+    let dataDir: string;
+    before(async () => {
+      const opened = await backend.open(1);
+      handle = opened.handles[0]!;
+      dispose = opened.dispose;
+      dataDir = mkdtempSync(join(tmpdir(), 'maos-workspaces-'));
+    });
+    after(async () => {
+      await dispose?.();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    test('removes the workspaces of sessions retention deleted, and nothing else', async () => {
+      const root = workspacesDir(dataDir);
+      mkdirSync(root, { recursive: true });
+      const expired = [newId(), newId(), newId()];
+      const kept = [newId(), newId()];
+      for (const id of expired) {
+        await seedSessionRows(handle.db, { id, status: 'completed', finishedAt: NOW - 200 * DAY });
+      }
+      await seedSessionRows(handle.db, { id: kept[0]!, status: 'completed', finishedAt: NOW - DAY });
+      await seedSessionRows(handle.db, { id: kept[1]!, status: 'running', finishedAt: null });
+      for (const id of [...expired, ...kept]) makeWorkspace(root, id);
+      // Outside the workspaces directory, reached through links that must never be followed.
+      const outside = join(dataDir, 'outside');
+      makeWorkspace(outside, 'target');
+      const target = join(outside, 'target');
+      // A session id named link to a directory outside, and a link inside an expired workspace.
+      const linkName = newId();
+      symlinkSync(target, join(root, linkName));
+      symlinkSync(target, join(root, expired[0]!, 'escape'));
+      // Not session ids (an operator's files, an upper-case id), and a regular file named like one.
+      const foreign = ['cache', 'README', expired[1]!.toUpperCase(), `${expired[2]}.bak`];
+      for (const name of foreign) makeWorkspace(root, name);
+      const fileName = newId();
+      writeFileSync(join(root, fileName), 'not a directory');
+
+      // Nothing is an orphan yet (the link's name never was a session): only the link goes.
+      const first = await sweepSessionWorkspaces({
+        db: handle.db,
+        dataDir,
+        logger: silent,
+        namesPerQuery: 2,
+      });
+      assert.deepEqual(first, { removed: 1, failed: 0 });
+      assert.equal(existsSync(join(root, linkName)), false);
+      for (const id of [...expired, ...kept]) assert.ok(existsSync(join(root, id, 'out.txt')), id);
+
+      const targets = buildRetentionTargets(
+        {
+          intervalSeconds: 3600,
+          batchSize: 1000,
+          eventsDays: 0,
+          outputsDays: 0,
+          messagesDays: 0,
+          idempotencyKeysDays: 0,
+          responseCacheDays: 0,
+          sessionsDays: 100,
+        },
+        { postgres: backend.name === 'postgres' },
+      );
+      const pass = await runRetentionPass(handle.db, targets, { batchSize: 1000, now: NOW });
+      assert.equal(pass.deleted.sessions, 3);
+
+      let counted = 0;
+      const second = await sweepSessionWorkspaces({
+        db: handle.db,
+        dataDir,
+        logger: silent,
+        // Batches smaller than the directory: every batch is looked up.
+        namesPerQuery: 2,
+        onRemoved: (count) => {
+          counted += count;
+        },
+      });
+      assert.deepEqual(second, { removed: 3, failed: 0 });
+      assert.equal(counted, 3);
+      for (const id of expired) assert.equal(existsSync(join(root, id)), false, id);
+      for (const id of kept) assert.ok(existsSync(join(root, id, 'sub', 'more.txt')), id);
+      for (const name of foreign) assert.ok(existsSync(join(root, name, 'out.txt')), name);
+      assert.ok(lstatSync(join(root, fileName)).isFile());
+      // The links' target, with everything in it, is untouched.
+      assert.equal(readFileSync(join(target, 'out.txt'), 'utf8'), 'the secret');
+      assert.ok(existsSync(join(target, 'sub', 'more.txt')));
+
+      assert.deepEqual(await sweepSessionWorkspaces({ db: handle.db, dataDir, logger: silent }), {
+        removed: 0,
+        failed: 0,
+      });
+    });
+  });
+}
+
+test('a data directory without workspaces sweeps to nothing', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-workspaces-'));
+  try {
+    // The directory is not even read without a workspaces directory: no database needed.
+    const result = await sweepSessionWorkspaces({
+      db: undefined as never,
+      dataDir,
+      logger: silent,
+    });
+    assert.deepEqual(result, { removed: 0, failed: 0 });
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+describe('workspaces on the server', { timeout: 120_000 }, () => {
+  const runners = {
+    // Leaves files, a sub-directory and a link to outside its workspace behind.
+    writer: { command: ['sh', '-c', 'echo secret > out.txt; mkdir sub; echo x > sub/y; ln -s .. up'] },
+  };
+
+  test('DELETE /v1/sessions/{id} removes the session workspace before it answers; a failed removal does not fail it', async (t) => {
+    // Hourly sweeps: only the deletion itself can remove the workspace within this test.
+    const server = await startTestServer({ config: { runners, retention: { intervalSeconds: 3600 } } });
+    t.after(() => server.close());
+    const submit = async () => {
+      const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+        method: 'POST',
+        body: {
+          objective: 'write files',
+          agents: [{ name: 'w', role: 'engineer', task: 'go', runner: 'writer' }],
+        },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal((await waitForSession(server.url, created.body.id)).status, 'completed');
+      return created.body.id;
+    };
+    const [gone, stays] = [await submit(), await submit()];
+    const workspace = (id: string) => join(server.dataDir, 'workspaces', id);
+    for (const id of [gone, stays])
+      assert.equal(readFileSync(join(workspace(id), 'out.txt'), 'utf8'), 'secret\n');
+
+    const deleted = await requestJson(`${server.url}/v1/sessions/${gone}`, { method: 'DELETE' });
+    assert.equal(deleted.status, 204);
+    assert.equal(existsSync(workspace(gone)), false);
+    // The other session's workspace, and what the link pointed to, stay.
+    assert.ok(existsSync(join(workspace(stays), 'sub', 'y')));
+    assert.ok(existsSync(join(server.dataDir, 'workspaces')));
+    const scrape = await (await fetch(`${server.url}/metrics`)).text();
+    assert.equal(scrapeValue(scrape, 'maos_workspaces_removed_total'), 1);
+
+    // A removal that fails (here: the workspaces directory replaced by a file) is logged, and the
+    // deletion, already done, still answers 204.
+    const root = join(server.dataDir, 'workspaces');
+    renameSync(root, `${root}.moved`);
+    writeFileSync(root, 'not a directory');
+    const unremoved = await requestJson(`${server.url}/v1/sessions/${stays}`, { method: 'DELETE' });
+    assert.equal(unremoved.status, 204);
+    assert.equal((await requestJson(`${server.url}/v1/sessions/${stays}`)).status, 404);
+    const after = await (await fetch(`${server.url}/metrics`)).text();
+    assert.equal(scrapeValue(after, 'maos_workspaces_removed_total'), 1);
+  });
+
+  test('the server sweeps workspaces of sessions it has no row of, every retention interval', async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'maos-workspaces-'));
+    // Left behind by sessions deleted before this version, or on another replica.
+    const orphan = makeWorkspace(workspacesDir(dataDir), newId());
+    // The shortest interval the schema allows: the first sweep runs 10 s after start.
+    const server = await startTestServer({ dataDir, config: { retention: { intervalSeconds: 10 } } });
+    t.after(async () => {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+    const deadline = Date.now() + 40_000;
+    while (existsSync(orphan)) {
+      assert.ok(Date.now() < deadline, 'the workspace sweeper did not run');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const scrape = await (await fetch(`${server.url}/metrics`)).text();
+    assert.equal(scrapeValue(scrape, 'maos_workspaces_removed_total'), 1);
+  });
+});
