@@ -130,7 +130,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
         operationId: 'deleteSession',
         summary: 'Delete a session',
         description:
-          "Deletes a finished session (`completed`, `failed` or `cancelled`) with everything of it: plan versions, agents, tasks and their results, messages, artifacts, events, its `Idempotency-Key` and settings. Its event streams end. What it spent stays in the tenant's usage totals (`GET /v1/usage` without `groupBy` or by day). A session that has not finished gets 409: cancel it first.",
+          "Deletes a finished session (`completed`, `failed` or `cancelled`) with everything of it: plan versions, agents, tasks and their results, messages, artifacts, events, its `Idempotency-Key` and settings, and the files its command runners wrote in its workspace (on the replica that answers before the 204, on other replicas at their next workspace sweep). Its event streams end. What it spent stays in the tenant's usage totals (`GET /v1/usage` without `groupBy` or by day). A session that has not finished gets 409: cancel it first.",
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         response: {
