@@ -165,14 +165,14 @@ function collectRefs(value: unknown, into: Set<string>): void {
 }
 
 /**
- * Drops the component schemas no operation reaches. The zod generator registers an input twin of
+ * Drops the component schemas no operation or webhook reaches. The zod generator registers an input twin of
  * every named response schema (`SessionInput` …) that no route uses: a generated client would get
  * types that look like request bodies but are not.
  */
-function pruneUnusedSchemas(paths: unknown, schemas: Record<string, unknown> | undefined): void {
+function pruneUnusedSchemas(roots: unknown, schemas: Record<string, unknown> | undefined): void {
   if (schemas === undefined) return;
   const used = new Set<string>();
-  collectRefs(paths, used);
+  collectRefs(roots, used);
   const pending = [...used];
   for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
     const found = new Set<string>();
@@ -191,6 +191,7 @@ function pruneUnusedSchemas(paths: unknown, schemas: Record<string, unknown> | u
 export function finishOpenApiDocument<T>(document: T): T {
   const doc = document as {
     paths?: Record<string, Record<string, DocumentOperation>>;
+    webhooks?: unknown;
     components?: { schemas?: Record<string, unknown> };
   };
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
@@ -200,6 +201,6 @@ export function finishOpenApiDocument<T>(document: T): T {
       describeRequestIdParameter(operation);
     }
   }
-  pruneUnusedSchemas(doc.paths, doc.components?.schemas);
+  pruneUnusedSchemas([doc.paths, doc.webhooks], doc.components?.schemas);
   return document;
 }

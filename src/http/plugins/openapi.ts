@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { VERSION } from '../../version.ts';
 import { finishOpenApiDocument } from './openapi-document.ts';
+import { addWebhooks } from './openapi-webhooks.ts';
 
 /** `auth.mode` values (mirrors the config enum; `none` documents the API-key schemes a real install uses). */
 export type OpenApiAuthMode = 'apikey' | 'oidc' | 'both' | 'none';
@@ -92,7 +93,7 @@ export async function registerOpenApi(
       },
     },
     transform: createSecurityTransform(schemes),
-    transformObject: (input) => finishOpenApiDocument(jsonSchemaTransformObject(input)),
+    transformObject: (input) => finishOpenApiDocument(addWebhooks(jsonSchemaTransformObject(input))),
   });
   // Added before the UI plugin so that its routes (which it registers itself) are marked public.
   app.addHook('onRoute', (route) => {
