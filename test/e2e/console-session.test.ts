@@ -1,8 +1,8 @@
 // One session in the console, in real Chromium against the real server and a scripted LLM: the plan
 // appears for approval, an invalid edit is refused with its problem code, a fixed edit is approved,
 // agent output streams in live, the result shows; a plan is rejected with a reason; a running
-// session is steered and cancelled (after confirming); every control is disabled where the API
-// would refuse it.
+// session is steered and cancelled (after confirming; Escape keeps it); every control is disabled
+// where the API would refuse it.
 import assert from 'node:assert/strict';
 import { createServer, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -276,6 +276,12 @@ describe('console: one session', { timeout: 180_000 }, () => {
     await question.waitFor();
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Keep it');
     await page.keyboard.press('Enter');
+    await question.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel session');
+    // Escape answers the question with "Keep it" too, as a dialog's would.
+    await page.keyboard.press('Enter');
+    await question.waitFor();
+    await page.keyboard.press('Escape');
     await question.waitFor({ state: 'detached' });
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel session');
     await waitForStatus(page, 'running');

@@ -282,4 +282,5 @@ export const api = {
   sendMessage: (id, message) =>
     request(`/v1/sessions/${encodeURIComponent(id)}/messages`, { method: 'POST', body: { message } }),
   cancel: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/cancel`, { method: 'POST' }),
+  deleteSession: (id) => request(`/v1/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' }),
 };

@@ -17,6 +17,7 @@ import { renderProblem } from './problem.js';
 import { renderAudit } from './views/audit.js';
 import { renderKeys } from './views/keys.js';
 import { renderSession } from './views/session.js';
+import { forgetDeleteRefusal } from './views/session-actions.js';
 import { forgetSessionsListPlace, renderSessions } from './views/sessions.js';
 import { renderSignIn } from './views/signin.js';
 import { renderUsage } from './views/usage.js';
@@ -98,6 +99,7 @@ function signOutAndShowForm(error) {
 function onSignedIn({ moveFocus = true } = {}) {
   signedIn = true;
   forgetSessionsListPlace();
+  forgetDeleteRefusal();
   // An IdP token with a refresh token is renewed shortly before it expires.
   scheduleRenewal();
   renderAccount();

@@ -1,11 +1,39 @@
 // What a person can do to a session, as the API offers it: approve the waiting plan as planned or
-// edited (JSON), reject it with a reason, steer with a message, cancel. Each control is enabled only
-// in the states where the API accepts it; a refusal is shown with its problem code.
+// edited (JSON), reject it with a reason, steer with a message, cancel, delete once finished. Each
+// control is enabled only in the states where the API accepts it; a refusal is shown with its
+// problem code.
 import { api } from '../api.js';
 import { countOf, field, h, replaceChildren } from '../dom.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+/**
+ * Whether this sign-in was refused `sessions:delete` (403): like a section's link after a 403, the
+ * Delete action is not offered again until the next sign-in (the console never probes a route).
+ */
+let deleteRefused = false;
+
+/** Offers the Delete action again: a new sign-in may hold the permission. */
+export function forgetDeleteRefusal() {
+  deleteRefused = false;
+}
+
+/** What the console adds to a refused deletion, by HTTP status: what to do about it. */
+const DELETE_REFUSALS = {
+  403: 'Deleting a session needs the permission sessions:delete (roles operator and admin).',
+  404: 'The session is gone already: deleted elsewhere, or by retention.',
+  409: 'Only a finished session can be deleted: cancel it first, then delete it.',
+};
+
+/** Escape on a confirmation question answers it with its safe button, as a dialog's would. */
+function closeOnEscape(question, keep) {
+  question.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape') return;
+    event.preventDefault();
+    keep.click();
+  });
+}
 
 /** The session's plan in the shape POST /approve takes (`depends_on`, no empty optionals). */
 export function toEditablePlan(plan) {
@@ -47,10 +75,11 @@ async function runAction(button, output, context, action, notice, onChanged) {
 }
 
 /**
- * The action panel of session `id`; `update(session)` enables what its state allows.
- * @param {{id: string, onChanged: () => Promise<void>}} options
+ * The action panel of session `id`; `update(session)` enables what its state allows. `onDeleted`
+ * is called with the session once the API has deleted it.
+ * @param {{id: string, onChanged: () => Promise<void>, onDeleted: (session: object) => void}} options
  */
-export function createSessionActions({ id, onChanged }) {
+export function createSessionActions({ id, onChanged, onDeleted }) {
   let session = null;
   let busy = false;
   /** The plan text is only replaced while the person has not edited it. */
@@ -76,6 +105,19 @@ export function createSessionActions({ id, onChanged }) {
 
   const cancel = h('button', { type: 'button', className: 'danger', disabled: true }, 'Cancel session');
   const cancelOutput = h('div', { id: 'cancel-output' });
+
+  const remove = h('button', { type: 'button', className: 'danger' }, 'Delete session');
+  // A plain div: `.row` sets `display`, which would override `hidden`.
+  const deleteArea = h(
+    'div',
+    { hidden: true },
+    h('h2', {}, 'Delete'),
+    h('div', { className: 'row' }, remove),
+  );
+  // Focusable from script: after a refusal that hides the action, the focus goes to its reason.
+  const deleteOutput = h('div', { id: 'delete-output', tabIndex: -1 });
+  /** The API answered 404: there is nothing left to delete. */
+  let gone = false;
 
   const guarded = (run) => async () => {
     busy = true;
@@ -180,6 +222,7 @@ export function createSessionActions({ id, onChanged }) {
     confirmCancel,
     keepRunning,
   );
+  closeOnEscape(cancelQuestion, keepRunning);
   cancel.addEventListener('click', () => {
     replaceChildren(cancelOutput, cancelQuestion);
     keepRunning.focus();
@@ -202,6 +245,65 @@ export function createSessionActions({ id, onChanged }) {
     ),
   );
 
+  // Deleting cannot be undone either: the question says what goes, the focus on keeping it.
+  const confirmDelete = h('button', { type: 'button', className: 'danger' }, 'Yes, delete session');
+  const keepSession = h('button', { type: 'button', className: 'secondary' }, 'Keep it');
+  const deleteQuestion = h(
+    'div',
+    {
+      className: 'confirm',
+      attrs: { role: 'group', 'aria-label': 'Delete this session?', 'aria-describedby': 'delete-question' },
+    },
+    h(
+      'span',
+      { id: 'delete-question' },
+      'Delete this session? Its objective, plan, tasks and their output, events and result are erased ' +
+        'for good, for everyone; this cannot be undone.',
+    ),
+    confirmDelete,
+    keepSession,
+  );
+  closeOnEscape(deleteQuestion, keepSession);
+  remove.addEventListener('click', () => {
+    replaceChildren(deleteOutput, deleteQuestion);
+    keepSession.focus();
+  });
+  keepSession.addEventListener('click', () => {
+    replaceChildren(deleteOutput);
+    remove.focus();
+  });
+  confirmDelete.addEventListener('click', async () => {
+    busy = true;
+    for (const control of [remove, confirmDelete, keepSession]) control.disabled = true;
+    let failure = null;
+    try {
+      await api.deleteSession(id);
+    } catch (error) {
+      failure = error;
+    }
+    confirmDelete.disabled = false;
+    keepSession.disabled = false;
+    if (!failure) {
+      onDeleted(session);
+      return;
+    }
+    if (failure.status === 403) deleteRefused = true;
+    if (failure.status === 404) gone = true;
+    const advice = DELETE_REFUSALS[failure.status];
+    replaceChildren(
+      deleteOutput,
+      renderProblem(failure, 'Deleting the session'),
+      advice ? h('p', {}, advice) : null,
+    );
+    // A 409 means the page shows an old status: read it again (a 404 would only repeat itself).
+    if (!gone) await onChanged();
+    busy = false;
+    if (session) update(session);
+    // Still offered: the focus returns to it; refused for good: to the reason.
+    if (deleteArea.hidden) deleteOutput.focus();
+    else remove.focus();
+  });
+
   /** Enables the controls the session's state allows and refreshes the plan text. */
   function update(next) {
     session = next;
@@ -213,6 +315,9 @@ export function createSessionActions({ id, onChanged }) {
     cancel.disabled = busy || !open;
     // Ended meanwhile (elsewhere, or by its budget): nothing left to ask.
     if (!open && cancelQuestion.isConnected) replaceChildren(cancelOutput);
+    // Only a finished session can be deleted; a running one offers Cancel instead.
+    deleteArea.hidden = open || deleteRefused || gone;
+    remove.disabled = busy;
     // A session without approval never waits for one: its approval panel would only be in the way.
     approvalPanel.hidden = next.approval?.mode !== 'required';
     approvalNote.textContent = waiting
@@ -255,6 +360,8 @@ export function createSessionActions({ id, onChanged }) {
       h('h2', {}, 'Stop'),
       h('div', { className: 'row' }, cancel),
       cancelOutput,
+      deleteArea,
+      deleteOutput,
     ),
   );
   return { element, update };

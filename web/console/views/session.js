@@ -10,6 +10,7 @@ import { createPlanVersions } from './plan-versions.js';
 import { createSessionActions } from './session-actions.js';
 import { createResultPanel } from './session-result.js';
 import { renderAgents, taskUsageCell } from './session-usage.js';
+import { noteOnSessionsList } from './sessions.js';
 
 /** Events after which the session document (status, tasks, usage) has changed. */
 const REFRESHING_EVENTS = new Set([
@@ -147,7 +148,17 @@ export function renderSession(root, id) {
     }, REFRESH_DELAY_MS);
   }
 
-  const actions = createSessionActions({ id, onChanged: refresh });
+  const actions = createSessionActions({
+    id,
+    onChanged: refresh,
+    // Deleted: back to the list, which says so (the list no longer has it).
+    onDeleted: (session) => {
+      const objective = session?.objective ?? '';
+      const name = objective.length > 80 ? `${objective.slice(0, 79)}…` : objective;
+      noteOnSessionsList(`Session ${name ? `“${name}” ` : ''}(${id}) deleted.`);
+      location.hash = '#/sessions';
+    },
+  });
 
   replaceChildren(
     root,

@@ -16,11 +16,19 @@ const PAGE_SIZE = 20;
  */
 let chosenStatus = '';
 let shownPage = { cursor: null, number: 1 };
+/** What the list says once, the next time it is shown (e.g. "Session … deleted."), or ''. */
+let pendingNote = '';
 
 /** Forgets the filter and page kept: a new sign-in (maybe another tenant) starts at page 1. */
 export function forgetSessionsListPlace() {
   chosenStatus = '';
   shownPage = { cursor: null, number: 1 };
+  pendingNote = '';
+}
+
+/** Has the list say `text` in its status line the next time it is shown, and only then. */
+export function noteOnSessionsList(text) {
+  pendingNote = text;
 }
 
 /** Renders the view into `root`; returns its teardown. */
@@ -38,6 +46,9 @@ export function renderSessions(root) {
   const first = h('button', { type: 'button', className: 'secondary', disabled: true }, 'First page');
   const next = h('button', { type: 'button', className: 'secondary', disabled: true }, 'Next page');
   const refresh = h('button', { type: 'button', className: 'secondary' }, 'Refresh');
+  const note = h('p', { id: 'sessions-note', className: 'notice', attrs: { role: 'status' } });
+  const noteText = pendingNote;
+  pendingNote = '';
 
   /**
    * Reads the page at `fromCursor` and shows it. A background refresh (`quiet`) leaves the rows
@@ -110,6 +121,7 @@ export function renderSessions(root) {
   replaceChildren(
     root,
     h('h1', {}, 'Sessions'),
+    note,
     createNewSessionForm({
       onCreated: (session) => {
         location.hash = `#/sessions/${session.id}`;
@@ -142,7 +154,11 @@ export function renderSessions(root) {
     info,
     h('div', { className: 'pager' }, first, next),
   );
-  loadByUser(shownPage.cursor, shownPage.number);
+  // Written once the list is read, into the status region already on the page, so screen readers
+  // announce it, and beside the list that no longer holds what it reports.
+  loadByUser(shownPage.cursor, shownPage.number).then(() => {
+    if (noteText) note.textContent = noteText;
+  });
   return () => {
     poller.stop();
     loading?.abort();
