@@ -35,6 +35,8 @@ export const RETENTION_TABLES = [
   'agents',
   'plans',
   'session_settings',
+  // The ids of deleted sessions, once every replica has had time to remove their workspaces.
+  'deleted_sessions',
 ] as const;
 export type RetentionTable = (typeof RETENTION_TABLES)[number];
 
@@ -237,6 +239,26 @@ function addRows(into: DeletedRows, more: DeletedRows): DeletedRows {
   return into;
 }
 
+/**
+ * How long a deleted session's id is kept (`deleted_sessions`): every replica's workspace sweeper
+ * runs every `retention.intervalSeconds` (at most a day), so a replica down for less than this
+ * still removes the workspaces of sessions deleted meanwhile when it comes back.
+ */
+export const DELETED_SESSIONS_KEPT_DAYS = 30;
+
+/** Ids of sessions deleted more than DELETED_SESSIONS_KEPT_DAYS ago; always on. */
+const deletedSessionsTarget: RetentionTarget = {
+  table: 'deleted_sessions',
+  async deleteBatch(db, now, limit) {
+    const ids = db
+      .selectFrom('deleted_sessions')
+      .select('id')
+      .where('deleted_at', '<', now - DELETED_SESSIONS_KEPT_DAYS * DAY_MS)
+      .limit(limit);
+    return countDeleted(await db.deleteFrom('deleted_sessions').where('id', 'in', ids).executeTakeFirst());
+  },
+};
+
 /** PostgreSQL only: rate-limit counters whose window has ended (the library re-creates them on use). */
 const expiredRateLimitsTarget: RetentionTarget = {
   table: 'rate_limits',
@@ -249,8 +271,8 @@ const expiredRateLimitsTarget: RetentionTarget = {
 /**
  * The targets the configuration enables, in the order a pass runs them: output lines before the
  * rest of the events (so a shorter outputs TTL is honoured first), then messages, artifacts, keys,
- * the LLM response cache, whole sessions (what the shorter TTLs left of them).
- * `postgres` adds the expired rate-limit counters (SQLite counts in memory).
+ * the LLM response cache, whole sessions (what the shorter TTLs left of them), the ids of sessions
+ * deleted long ago. `postgres` adds the expired rate-limit counters (SQLite counts in memory).
  */
 export function buildRetentionTargets(
   config: Config['retention'],
@@ -267,6 +289,7 @@ export function buildRetentionTargets(
   if (config.idempotencyKeysDays > 0) targets.push(idempotencyKeysTarget(config.idempotencyKeysDays));
   if (config.responseCacheDays > 0) targets.push(responseCacheTarget(config.responseCacheDays));
   if (config.sessionsDays > 0) targets.push(sessionsTarget(config.sessionsDays, perBatch));
+  targets.push(deletedSessionsTarget);
   if (options.postgres) targets.push(expiredRateLimitsTarget);
   return targets;
 }

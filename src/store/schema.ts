@@ -170,6 +170,13 @@ export interface TenantUsageDaysTable {
   cost_usd: number;
 }
 
+/** A deleted session, remembered for a while so that every replica removes its workspace (migration 0017). */
+export interface DeletedSessionsTable {
+  id: string;
+  tenant_id: string;
+  deleted_at: number;
+}
+
 /** The whole schema. Other areas extend it with their own tables via interface merging or intersection. */
 export interface Database {
   tenants: TenantsTable;
@@ -184,4 +191,5 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   session_settings: SessionSettingsTable;
   tenant_usage_days: TenantUsageDaysTable;
+  deleted_sessions: DeletedSessionsTable;
 }

@@ -95,8 +95,24 @@ export async function deleteSessionOutputs(
  * session disappears whole or not at all), with the outputs already deleted in batches: a plan's
  * rows are bounded (tasks per phase, agents per session), its outputs are not.
  */
-export async function deleteSessionRecord(db: AnyDb, sessionId: string): Promise<DeletedRows> {
+export async function deleteSessionRecord(
+  db: AnyDb,
+  sessionId: string,
+  now: number = Date.now(),
+): Promise<DeletedRows> {
   const deleted: DeletedRows = {};
+  // Remembered, so that each replica removes the session's workspace (session-workspaces.ts).
+  await db
+    .insertInto('deleted_sessions')
+    .columns(['id', 'tenant_id', 'deleted_at'])
+    .expression(
+      db
+        .selectFrom('sessions')
+        .select(['id', 'tenant_id', sql.lit(now).as('deleted_at')])
+        .where('id', '=', sessionId),
+    )
+    .onConflict((conflict) => conflict.column('id').doNothing())
+    .execute();
   for (const table of SESSION_TABLES) {
     const column = table === 'sessions' ? 'id' : 'session_id';
     const n = countDeleted(await db.deleteFrom(table).where(column, '=', sessionId).executeTakeFirst());

@@ -50,6 +50,7 @@ export const COPIED_TABLES: readonly CopiedTable[] = [
   { name: 'webhook_deliveries', key: ['id'] },
   { name: 'audit_log', key: ['seq'] },
   { name: 'audit_checkpoints', key: ['size'] },
+  { name: 'deleted_sessions', key: ['id'] },
 ];
 
 /** Tables left behind on purpose, and why (shown by `maos store copy`). */

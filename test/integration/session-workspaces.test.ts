@@ -3,8 +3,9 @@
 // retention job deleted and keeps those of existing sessions, names that are not session ids and
 // regular files; a symbolic link (as a workspace, or inside one) is removed as a link, its target
 // untouched. On the real server, DELETE /v1/sessions/{id} removes the session's workspace before it
-// answers (a removal that fails does not fail the deletion), and the server sweeps orphaned
-// workspaces on its own at `retention.intervalSeconds`.
+// answers (a removal that fails does not fail the deletion), and the server sweeps the workspaces
+// of sessions deleted elsewhere on its own at `retention.intervalSeconds`. A workspace whose session
+// the database merely lacks (a wrong store.url, a restored backup) is never removed.
 import assert from 'node:assert/strict';
 import {
   existsSync,
@@ -93,16 +94,22 @@ for (const backend of STORE_BACKENDS) {
       const fileName = newId();
       writeFileSync(join(root, fileName), 'not a directory');
 
-      // Nothing is an orphan yet (the link's name never was a session): only the link goes.
+      // A workspace whose session this database has no row of, but was never deleted here (a wrong
+      // store.url, a restored backup): kept.
+      const unknown = newId();
+      makeWorkspace(root, unknown);
+
+      // Nothing is deleted yet: nothing goes.
       const first = await sweepSessionWorkspaces({
         db: handle.db,
         dataDir,
         logger: silent,
         namesPerQuery: 2,
       });
-      assert.deepEqual(first, { removed: 1, failed: 0 });
-      assert.equal(existsSync(join(root, linkName)), false);
-      for (const id of [...expired, ...kept]) assert.ok(existsSync(join(root, id, 'out.txt')), id);
+      assert.deepEqual(first, { removed: 0, failed: 0 });
+      for (const id of [...expired, ...kept, unknown]) assert.ok(existsSync(join(root, id, 'out.txt')), id);
+      // The link's session was deleted (on another replica, say): recorded, as every deletion is.
+      await seedSessionRows(handle.db, { id: linkName, status: 'completed', finishedAt: NOW - 200 * DAY });
 
       const targets = buildRetentionTargets(
         {
@@ -118,7 +125,7 @@ for (const backend of STORE_BACKENDS) {
         { postgres: backend.name === 'postgres' },
       );
       const pass = await runRetentionPass(handle.db, targets, { batchSize: 1000, now: NOW });
-      assert.equal(pass.deleted.sessions, 3);
+      assert.equal(pass.deleted.sessions, 4);
 
       let counted = 0;
       const second = await sweepSessionWorkspaces({
@@ -131,10 +138,10 @@ for (const backend of STORE_BACKENDS) {
           counted += count;
         },
       });
-      assert.deepEqual(second, { removed: 3, failed: 0 });
-      assert.equal(counted, 3);
-      for (const id of expired) assert.equal(existsSync(join(root, id)), false, id);
-      for (const id of kept) assert.ok(existsSync(join(root, id, 'sub', 'more.txt')), id);
+      assert.deepEqual(second, { removed: 4, failed: 0 });
+      assert.equal(counted, 4);
+      for (const id of [...expired, linkName]) assert.equal(existsSync(join(root, id)), false, id);
+      for (const id of [...kept, unknown]) assert.ok(existsSync(join(root, id, 'sub', 'more.txt')), id);
       for (const name of foreign) assert.ok(existsSync(join(root, name, 'out.txt')), name);
       assert.ok(lstatSync(join(root, fileName)).isFile());
       // The links' target, with everything in it, is untouched.
@@ -145,6 +152,21 @@ for (const backend of STORE_BACKENDS) {
         removed: 0,
         failed: 0,
       });
+
+      // The deletions were recorded; their ids are forgotten 30 days later, not before.
+      const recorded = async () =>
+        (await handle.db.selectFrom('deleted_sessions').select('id').orderBy('id').execute()).map(
+          (row) => row.id,
+        );
+      assert.deepEqual(await recorded(), [...expired, linkName].sort());
+      await runRetentionPass(handle.db, targets, { batchSize: 1000, now: Date.now() + 29 * DAY });
+      assert.equal((await recorded()).length, 4);
+      const later = await runRetentionPass(handle.db, targets, {
+        batchSize: 1000,
+        now: Date.now() + 31 * DAY,
+      });
+      assert.equal(later.deleted.deleted_sessions, 4);
+      assert.deepEqual(await recorded(), []);
     });
   });
 }
@@ -212,16 +234,22 @@ describe('workspaces on the server', { timeout: 120_000 }, () => {
     assert.equal(scrapeValue(after, 'maos_workspaces_removed_total'), 1);
   });
 
-  test('the server sweeps workspaces of sessions it has no row of, every retention interval', async (t) => {
+  test('the server sweeps workspaces of sessions deleted elsewhere, every retention interval', async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'maos-workspaces-'));
-    // Left behind by sessions deleted before this version, or on another replica.
-    const orphan = makeWorkspace(workspacesDir(dataDir), newId());
+    // A session deleted on another replica (its id recorded), and one this database never had.
+    const deletedId = newId();
+    const orphan = makeWorkspace(workspacesDir(dataDir), deletedId);
+    const unknown = makeWorkspace(workspacesDir(dataDir), newId());
     // The shortest interval the schema allows: the first sweep runs 10 s after start.
     const server = await startTestServer({ dataDir, config: { retention: { intervalSeconds: 10 } } });
     t.after(async () => {
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
     });
+    await server.app.database.db
+      .insertInto('deleted_sessions')
+      .values({ id: deletedId, tenant_id: 'default', deleted_at: Date.now() })
+      .execute();
     const deadline = Date.now() + 40_000;
     while (existsSync(orphan)) {
       assert.ok(Date.now() < deadline, 'the workspace sweeper did not run');
@@ -229,5 +257,6 @@ describe('workspaces on the server', { timeout: 120_000 }, () => {
     }
     const scrape = await (await fetch(`${server.url}/metrics`)).text();
     assert.equal(scrapeValue(scrape, 'maos_workspaces_removed_total'), 1);
+    assert.ok(existsSync(join(unknown, 'out.txt')), 'a workspace of a session never deleted here stays');
   });
 });

@@ -16,6 +16,7 @@ import * as tenantUsageDays from './0013-tenant-usage-days.ts';
 import * as idempotencyKeySessionIndex from './0014-idempotency-key-session-index.ts';
 import * as webhooks from './0015-webhooks.ts';
 import * as webhookDeliverySessionIndex from './0016-webhook-delivery-session-index.ts';
+import * as deletedSessions from './0017-deleted-sessions.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -40,4 +41,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0014_idempotency_key_session_index', migration: idempotencyKeySessionIndex },
   { name: '0015_webhooks', migration: webhooks },
   { name: '0016_webhook_delivery_session_index', migration: webhookDeliverySessionIndex },
+  { name: '0017_deleted_sessions', migration: deletedSessions },
 ];

@@ -1,7 +1,8 @@
 // Session workspaces: `<dataDir>/workspaces/<session id>`, where command runners without `cwd` run.
 // They are local to the replica that ran the task, so every replica removes those of deleted
 // sessions itself: at once after a DELETE it handled, and with a periodic sweep for the rest
-// (sessions deleted by the retention job or on another replica, removals that failed).
+// (sessions deleted by the retention job or on another replica, removals that failed), which finds
+// them in `deleted_sessions`.
 import { lstat, readdir, rm, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Kysely } from 'kysely';
@@ -99,9 +100,9 @@ export interface WorkspaceSweepOptions extends WorkspaceCleanupOptions {
 }
 
 /**
- * One sweep: removes every workspace whose session has no row in `sessions` any more. A workspace
- * is only ever created by a running task of an existing session, so a name without a row is a
- * deleted session's (or one that never existed here); a workspace whose session exists is kept.
+ * One sweep: removes every workspace of a session listed in `deleted_sessions` (written by each
+ * deletion, kept for DELETED_SESSIONS_KEPT_DAYS in store/retention-targets.ts). A workspace whose session is merely absent is
+ * kept: a database that lacks it (a wrong `store.url`, a restored backup) must never cost files.
  * Names that are not session ids, and regular files, are left alone.
  */
 export async function sweepSessionWorkspaces(options: WorkspaceSweepOptions): Promise<WorkspaceSweepResult> {
@@ -120,10 +121,14 @@ export async function sweepSessionWorkspaces(options: WorkspaceSweepOptions): Pr
   const perQuery = options.namesPerQuery ?? SWEEP_NAMES_PER_QUERY;
   for (let start = 0; start < names.length; start += perQuery) {
     const batch = names.slice(start, start + perQuery);
-    const rows = await options.db.selectFrom('sessions').select('id').where('id', 'in', batch).execute();
-    const existing = new Set(rows.map((row) => row.id));
+    const rows = await options.db
+      .selectFrom('deleted_sessions')
+      .select('id')
+      .where('id', 'in', batch)
+      .execute();
+    const deleted = new Set(rows.map((row) => row.id));
     for (const name of batch) {
-      if (existing.has(name)) continue;
+      if (!deleted.has(name)) continue;
       if (options.shouldStop?.()) return result;
       try {
         if (await removeWorkspaceEntry(join(dir, name))) {
