@@ -8,6 +8,7 @@ import { type Kysely, sql } from 'kysely';
 import type { Config } from '../config/schema.ts';
 import type { Notifier } from '../engine/notifier.ts';
 import { coerceError } from '../errors/app-error.ts';
+import { fetchFailureCode } from '../errors/fetch-failure.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createSecretStore } from '../security/secret-store.ts';
 import { parseKekRing } from '../security/secrets.ts';
@@ -179,8 +180,15 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
       if (status < 200 || status >= 300) error = `HTTP ${status}`;
     } catch (thrown) {
-      const cause = coerceError(thrown);
-      error = cause.name === 'TimeoutError' ? `no answer within ${config.timeoutSeconds} s` : cause.message;
+      // The code (ECONNREFUSED, ENOTFOUND, CERT_HAS_EXPIRED …) says what to fix; fetch's own
+      // message is "fetch failed" for all of them. The SSRF guard's refusal has no code.
+      const code = fetchFailureCode(thrown);
+      error =
+        (thrown as Error).name === 'TimeoutError'
+          ? `no answer within ${config.timeoutSeconds} s`
+          : code
+            ? `${coerceError(thrown).message}: ${code}`
+            : coerceError(thrown).message;
     }
     const seconds = (performance.now() - started) / 1000;
     const at = now();

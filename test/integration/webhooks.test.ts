@@ -15,6 +15,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -265,6 +266,32 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(gone.lastStatus, 410);
     assert.equal(receiver.received.length, 1);
   });
+
+  await t.test(
+    'a receiver nobody listens at is named by the connection error, not "fetch failed"',
+    async () => {
+      const admin = await keyFor('refused');
+      const created = await call<Created>(admin, 'POST', '/v1/webhooks', {
+        url: `http://127.0.0.1:${await freePort()}/hook`,
+        events: ['session.completed'],
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const sessionId = await submit(admin, {
+        objective: 'ok',
+        agents: [{ role: 'qa', task: 'x', runner: 'ok' }],
+      });
+      const refused = await waitFor(
+        async () =>
+          (
+            await call<{ items: Delivery[] }>(admin, 'GET', `/v1/webhooks/${created.body.id}/deliveries`)
+          ).body.items.find((d) => d.sessionId === sessionId && d.attempts > 0 && d.lastError !== null),
+        15_000,
+        'the refused attempt',
+      );
+      assert.equal(refused.lastError, 'fetch failed: ECONNREFUSED');
+      assert.equal(refused.lastStatus, null);
+    },
+  );
 
   await t.test('a cancelled session is delivered as session.cancelled', async (t) => {
     const receiver = await startWebhookReceiver();

@@ -3,6 +3,7 @@
 // `maos doctor` prints every result; `maos serve` logs only rejected keys, in the background.
 
 import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
+import { fetchFailureCode } from '../../errors/fetch-failure.ts';
 import type { Logger } from '../../observability/logger.ts';
 
 /** Default base URLs of the hosted APIs (the SDK's own defaults). */
@@ -58,7 +59,7 @@ async function probeModelList(
   } catch (error) {
     return {
       base,
-      unreachable: (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name,
+      unreachable: fetchFailureCode(error) ?? (error as Error).name,
     };
   }
 }

@@ -17,6 +17,7 @@ import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { collectSecretValues, redactConfig } from '../../config/secrets-in-config.ts';
+import { describeFetchFailure } from '../../errors/fetch-failure.ts';
 import { collectDatabaseStats } from '../../store/backup.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { VERSION } from '../../version.ts';
@@ -230,8 +231,7 @@ async function fetchMetrics(
     if (!response.ok) return { reason: `${url} answered HTTP ${response.status}` };
     return { text: await response.text() };
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause;
-    return { reason: `${url} unreachable (${cause?.code ?? (error as Error).message})` };
+    return { reason: `${url} unreachable (${describeFetchFailure(error)})` };
   }
 }
 

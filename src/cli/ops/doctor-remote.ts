@@ -1,6 +1,7 @@
 // Network probes of `maos doctor`: finds provider and OIDC endpoints in the configuration (whatever
 // section declares them) and fetches them with a timeout, keeping the Date header for clock checks.
 import type { Config } from '../../config/schema.ts';
+import { describeFetchFailure } from '../../errors/fetch-failure.ts';
 
 export interface ProbeResult {
   /** True when an HTTP response arrived (any status). */
@@ -45,11 +46,10 @@ export async function probeUrl(url: string, timeoutMs: number, readJson = false)
       json,
     };
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause;
     const reason =
       (error as Error).name === 'TimeoutError'
         ? `timeout after ${timeoutMs} ms`
-        : (cause?.code ?? (error as Error).message);
+        : describeFetchFailure(error);
     return { ok: false, error: reason, localDate: new Date() };
   }
 }
