@@ -10,6 +10,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { LOCK_KEYS } from '../../src/store/advisory-lock.ts';
 import type { DatabaseHandle } from '../../src/store/db.ts';
 import { startRetentionJob } from '../../src/store/retention.ts';
+import { retentionConfig } from '../fixtures/retention-config.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: seeds a table of the MCP area's schema
@@ -23,17 +24,8 @@ const AGED = 57;
 const LONG_STREAM = 23;
 /** Recent rows of short streams: all kept. */
 const SHORT_STREAMS = 5;
-const retentionConfig = {
-  intervalSeconds: 3600,
-  // Small batches: a pass needs several of them.
-  batchSize: 10,
-  eventsDays: 90,
-  outputsDays: 30,
-  messagesDays: 90,
-  idempotencyKeysDays: 7,
-  responseCacheDays: 30,
-  sessionsDays: 0,
-};
+// Small batches: a pass needs several of them.
+const RETENTION = retentionConfig({ batchSize: 10 });
 const silent = createLogger({ level: 'silent' });
 
 async function seed(db: AnyDb): Promise<{ keptLong: number[] }> {
@@ -64,10 +56,10 @@ async function seed(db: AnyDb): Promise<{ keptLong: number[] }> {
 function startJob(db: AnyDb, onDeleted: (table: string, n: number) => void) {
   return startRetentionJob({
     db,
-    config: retentionConfig,
+    config: RETENTION,
     logger: silent,
     onDeleted: (table, n) => {
-      assert.ok(n <= retentionConfig.batchSize, `a batch deleted ${n} rows`);
+      assert.ok(n <= RETENTION.batchSize, `a batch deleted ${n} rows`);
       onDeleted(table, n);
     },
     frequent: {

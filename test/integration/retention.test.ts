@@ -16,6 +16,7 @@ import {
   RETENTION_TABLES,
   type RetentionTable,
 } from '../../src/store/retention-targets.ts';
+import { retentionConfig, TABLE_TTLS_OFF } from '../fixtures/retention-config.ts';
 import { countSessionRows, NO_ROWS, seededRowCounts, seedSessionRows } from '../fixtures/session-rows.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
@@ -25,16 +26,7 @@ type AnyDb = Kysely<any>;
 const DAY = 86_400_000;
 const NOW = Date.now();
 const TENANT = 'default';
-const retention = {
-  intervalSeconds: 3600,
-  batchSize: 25,
-  eventsDays: 90,
-  outputsDays: 30,
-  messagesDays: 90,
-  idempotencyKeysDays: 7,
-  responseCacheDays: 30,
-  sessionsDays: 0,
-};
+const retention = retentionConfig({ batchSize: 25 });
 
 interface SeedSession {
   id: string;
@@ -280,14 +272,7 @@ for (const backend of STORE_BACKENDS) {
     });
 
     test('0 keeps forever: a pass with every TTL at 0 deletes nothing', async () => {
-      const off = {
-        ...retention,
-        eventsDays: 0,
-        outputsDays: 0,
-        messagesDays: 0,
-        idempotencyKeysDays: 0,
-        responseCacheDays: 0,
-      };
+      const off = { ...retention, ...TABLE_TTLS_OFF };
       const [a] = handles as [DatabaseHandle];
       await seedSession(a.db, {
         id: 'kept-forever',
@@ -412,15 +397,7 @@ for (const backend of STORE_BACKENDS) {
       const spend = await ledger();
 
       // Only the sessions target: every other TTL off.
-      const config = {
-        ...retention,
-        eventsDays: 0,
-        outputsDays: 0,
-        messagesDays: 0,
-        idempotencyKeysDays: 0,
-        responseCacheDays: 0,
-        sessionsDays: 100,
-      };
+      const config = { ...retention, ...TABLE_TTLS_OFF, sessionsDays: 100 };
       const targets = buildRetentionTargets(config, {
         postgres: backend.name === 'postgres',
         sessionsPerBatch: 2,
@@ -458,7 +435,7 @@ for (const backend of STORE_BACKENDS) {
     test('sessionsDays 0 (the default) keeps sessions forever', async () => {
       const [a] = handles as [DatabaseHandle];
       await seedSessionRows(a.db, { id: 'ancient', status: 'completed', finishedAt: NOW - 30_000 * DAY });
-      const off = { ...retention, eventsDays: 0, outputsDays: 0, messagesDays: 0, idempotencyKeysDays: 0 };
+      const off = { ...retention, ...TABLE_TTLS_OFF };
       assert.equal(off.sessionsDays, 0);
       const job = startRetentionJob({ db: a.db, config: off, logger: createLogger({ level: 'silent' }) });
       await job.runOnce();

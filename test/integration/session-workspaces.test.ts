@@ -30,6 +30,7 @@ import type { DatabaseHandle } from '../../src/store/db.ts';
 import { newId } from '../../src/store/ids.ts';
 import { runRetentionPass } from '../../src/store/retention.ts';
 import { buildRetentionTargets } from '../../src/store/retention-targets.ts';
+import { retentionConfig, TABLE_TTLS_OFF } from '../fixtures/retention-config.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 import { seedSessionRows } from '../fixtures/session-rows.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
@@ -111,19 +112,9 @@ for (const backend of STORE_BACKENDS) {
       // The link's session was deleted (on another replica, say): recorded, as every deletion is.
       await seedSessionRows(handle.db, { id: linkName, status: 'completed', finishedAt: NOW - 200 * DAY });
 
-      const targets = buildRetentionTargets(
-        {
-          intervalSeconds: 3600,
-          batchSize: 1000,
-          eventsDays: 0,
-          outputsDays: 0,
-          messagesDays: 0,
-          idempotencyKeysDays: 0,
-          responseCacheDays: 0,
-          sessionsDays: 100,
-        },
-        { postgres: backend.name === 'postgres' },
-      );
+      const targets = buildRetentionTargets(retentionConfig({ ...TABLE_TTLS_OFF, sessionsDays: 100 }), {
+        postgres: backend.name === 'postgres',
+      });
       const pass = await runRetentionPass(handle.db, targets, { batchSize: 1000, now: NOW });
       assert.equal(pass.deleted.sessions, 4);
 
