@@ -2,7 +2,9 @@
 // servers): only http(s), and no loopback, link-local, private or other internal destinations
 // unless the operator allows them; every redirect hop is checked again.
 import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { AppError } from '../errors/app-error.ts';
 
 /** Destinations refused by default (IANA special-purpose ranges that reach internal systems). */
@@ -115,4 +117,72 @@ export async function fetchPublicUrl(
     current = new URL(location, current).toString();
   }
   throw new AppError('VALIDATION_FAILED', 'too many redirects');
+}
+
+/**
+ * The connection's own name lookup: resolves `hostname` with the policy's resolver and refuses it if
+ * any address is internal, so the address connected to is one that was checked (no rebinding).
+ */
+function checkedLookup(policy: SsrfPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    (policy.resolve ?? resolveAll)(hostname).then(
+      (all) => {
+        if (all.length === 0 || all.some(isInternalAddress)) {
+          callback(
+            new AppError('VALIDATION_FAILED', `URL host ${hostname} points to an internal network address`),
+            '',
+          );
+          return;
+        }
+        const family = options.family === 4 || options.family === 6 ? options.family : 0;
+        const addresses = all
+          .map((address) => ({ address, family: isIP(address) }))
+          .filter((entry) => family === 0 || entry.family === family);
+        if (options.all) callback(null, addresses);
+        else callback(null, addresses[0]?.address ?? '', addresses[0]?.family ?? 4);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, ''),
+    );
+  };
+}
+
+/**
+ * POSTs `body` to `url` (no redirects followed) and resolves with the answer's status and headers;
+ * its body is discarded. Unlike `assertPublicUrl` then `fetch`, which resolve the name twice, the
+ * connection resolves it once and checks those very addresses, so a name re-pointed to an internal
+ * address after the check (DNS rebinding) gets nothing. Fails like fetch: a timeout rejects with
+ * the signal's TimeoutError, a network failure with `TypeError('fetch failed')` and the socket
+ * error as its cause, a refused destination with VALIDATION_FAILED.
+ */
+export async function postToPublicUrl(
+  url: string,
+  init: { headers: Record<string, string>; body: string; timeoutMs: number },
+  policy: SsrfPolicy = {},
+): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+  const parsed = await assertPublicUrl(url, policy);
+  const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const trusted = policy.allowPrivateNetworks || policy.allowedHosts?.includes(host);
+  const signal = AbortSignal.timeout(init.timeoutMs);
+  const request = parsed.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      parsed,
+      {
+        method: 'POST',
+        headers: { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) },
+        signal,
+        ...(trusted ? {} : { lookup: checkedLookup(policy) }),
+      },
+      (response) => {
+        response.destroy();
+        resolve({ status: response.statusCode ?? 0, headers: response.headers });
+      },
+    );
+    outgoing.on('error', (error) => {
+      if (signal.aborted) reject(signal.reason);
+      else if (error instanceof AppError) reject(error);
+      else reject(new TypeError('fetch failed', { cause: error }));
+    });
+    outgoing.end(init.body);
+  });
 }

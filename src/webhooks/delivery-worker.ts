@@ -13,7 +13,7 @@ import type { Logger } from '../observability/logger.ts';
 import { createSecretStore } from '../security/secret-store.ts';
 import { parseKekRing } from '../security/secrets.ts';
 import type { SecurityDb } from '../security/security-tables.ts';
-import { assertPublicUrl, type SsrfPolicy } from '../security/ssrf-guard.ts';
+import { postToPublicUrl, type SsrfPolicy } from '../security/ssrf-guard.ts';
 import { isPostgres } from '../store/advisory-lock.ts';
 import { VERSION } from '../version.ts';
 import { onDeliveriesEnqueued, WEBHOOK_CHANNEL } from './outbox.ts';
@@ -159,25 +159,28 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         : null;
       if (secret === null)
         throw new Error('the signing secret cannot be read (secrets.kekRing unset or changed)');
-      // Checked again at every attempt: the name may resolve elsewhere now than at creation.
-      await assertPublicUrl(delivery.url, options.ssrf);
       const timestamp = Math.floor(now() / 1000);
-      const response = await fetch(delivery.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': `MAOS-Webhooks/${VERSION}`,
-          ...signatureHeaders(secret, delivery.id, timestamp, delivery.payload),
+      // Checked again at every attempt, at the connection itself: the name may resolve elsewhere now
+      // than at creation, or than a moment ago. Redirects are not followed: the URL registered (and
+      // checked) is the one that gets the data.
+      const response = await postToPublicUrl(
+        delivery.url,
+        {
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': `MAOS-Webhooks/${VERSION}`,
+            ...signatureHeaders(secret, delivery.id, timestamp, delivery.payload),
+          },
+          body: delivery.payload,
+          timeoutMs: config.timeoutSeconds * 1000,
         },
-        body: delivery.payload,
-        // Redirects are not followed: the URL registered (and checked) is the one that gets the data.
-        redirect: 'manual',
-        signal: AbortSignal.timeout(config.timeoutSeconds * 1000),
-      });
+        options.ssrf,
+      );
       status = response.status;
-      await response.body?.cancel().catch(() => {});
-      if (status === 429 || status === 503)
-        retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
+      if (status === 429 || status === 503) {
+        const retryAfter = response.headers['retry-after'];
+        retryAfterMs = parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null, now());
+      }
       if (status < 200 || status >= 300) error = `HTTP ${status}`;
     } catch (thrown) {
       // The code (ECONNREFUSED, ENOTFOUND, CERT_HAS_EXPIRED …) says what to fix; fetch's own
