@@ -5,6 +5,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isPostgres, LOCK_KEYS, runIfLockFree } from './advisory-lock.ts';
+import { startPeriodicJob } from './periodic-job.ts';
 import {
   type AnyDb,
   type AnyRetentionTarget,
@@ -101,22 +102,25 @@ export interface RetentionJob {
  */
 export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
   const { db, config, logger } = options;
-  let stopped = false;
-  const loop = (targets: readonly AnyRetentionTarget[], intervalSeconds: number, lockKey: number) =>
-    startPassLoop({
-      db,
-      targets,
+  const loop = (targets: readonly AnyRetentionTarget[], intervalSeconds: number, lockKey: number) => {
+    // The frequent passes delete something every minute on a busy /mcp: debug, not info.
+    const logLevel = lockKey === LOCK_KEYS.retention ? 'info' : 'debug';
+    return startPeriodicJob<RetentionPassResult>({
+      run: (shouldStop) =>
+        runRetentionPass(db, targets, {
+          batchSize: config.batchSize,
+          lockKey,
+          shouldStop,
+          ...(options.onDeleted ? { onDeleted: options.onDeleted } : {}),
+        }),
       intervalMs: intervalSeconds * 1000,
-      logger,
-      // The frequent passes delete something every minute on a busy /mcp: debug, not info.
-      logLevel: lockKey === LOCK_KEYS.retention ? 'info' : 'debug',
-      pass: {
-        batchSize: config.batchSize,
-        lockKey,
-        shouldStop: () => stopped,
-        ...(options.onDeleted ? { onDeleted: options.onDeleted } : {}),
+      onResult: (result) => {
+        const total = Object.values(result.deleted).reduce((sum, n) => sum + n, 0);
+        if (total > 0) logger[logLevel]({ deleted: result.deleted }, 'retention pass deleted old rows');
       },
+      onError: (error) => logger.warn({ err: error }, 'retention pass failed; retrying next interval'),
     });
+  };
   const loops = [
     loop(
       [...buildRetentionTargets(config, { postgres: isPostgres(db) }), ...(options.targets ?? [])],
@@ -140,55 +144,7 @@ export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
       return result;
     },
     async stop() {
-      stopped = true;
       await Promise.all(loops.map((each) => each.stop()));
-    },
-  };
-}
-
-/** One timer running passes over `targets`; a pass never overlaps the previous one. */
-function startPassLoop(options: {
-  db: AnyDb;
-  targets: readonly AnyRetentionTarget[];
-  intervalMs: number;
-  logger: Logger;
-  logLevel: 'info' | 'debug';
-  pass: RetentionPassOptions;
-}): RetentionJob {
-  const { db, targets, logger } = options;
-  let stopped = false;
-  let running: Promise<RetentionPassResult> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-
-  const runOnce = (): Promise<RetentionPassResult> => {
-    running ??= runRetentionPass(db, targets, options.pass).finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  const schedule = () => {
-    if (stopped || targets.length === 0) return;
-    timer = setTimeout(() => {
-      runOnce()
-        .then((result) => {
-          const total = Object.values(result.deleted).reduce((sum, n) => sum + n, 0);
-          if (total > 0)
-            logger[options.logLevel]({ deleted: result.deleted }, 'retention pass deleted old rows');
-        })
-        .catch((error: unknown) =>
-          logger.warn({ err: error }, 'retention pass failed; retrying next interval'),
-        )
-        .finally(schedule);
-    }, options.intervalMs);
-    timer.unref();
-  };
-  schedule();
-  return {
-    runOnce,
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running?.catch(() => undefined);
     },
   };
 }

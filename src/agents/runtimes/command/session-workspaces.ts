@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Kysely } from 'kysely';
 import { coerceError } from '../../../errors/app-error.ts';
 import type { Logger } from '../../../observability/logger.ts';
+import { startPeriodicJob } from '../../../store/periodic-job.ts';
 import type { Database } from '../../../store/schema.ts';
 
 /**
@@ -163,38 +164,15 @@ export interface WorkspaceSweeper {
 export function startWorkspaceSweeper(
   options: Omit<WorkspaceSweepOptions, 'shouldStop'> & { intervalSeconds: number },
 ): WorkspaceSweeper {
-  let stopped = false;
-  let running: Promise<WorkspaceSweepResult> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const runOnce = (): Promise<WorkspaceSweepResult> => {
-    running ??= sweepSessionWorkspaces({ ...options, shouldStop: () => stopped }).finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
-  const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      runOnce()
-        .then((result) => {
-          if (result.removed > 0) {
-            options.logger.info({ removed: result.removed }, 'removed workspaces of deleted sessions');
-          }
-        })
-        .catch((error: unknown) =>
-          options.logger.warn({ err: coerceError(error) }, 'workspace sweep failed; retrying next interval'),
-        )
-        .finally(schedule);
-    }, options.intervalSeconds * 1000);
-    timer.unref();
-  };
-  schedule();
-  return {
-    runOnce,
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running?.catch(() => undefined);
+  return startPeriodicJob<WorkspaceSweepResult>({
+    run: (shouldStop) => sweepSessionWorkspaces({ ...options, shouldStop }),
+    intervalMs: options.intervalSeconds * 1000,
+    onResult: (result) => {
+      if (result.removed > 0) {
+        options.logger.info({ removed: result.removed }, 'removed workspaces of deleted sessions');
+      }
     },
-  };
+    onError: (error) =>
+      options.logger.warn({ err: coerceError(error) }, 'workspace sweep failed; retrying next interval'),
+  });
 }
