@@ -51,11 +51,15 @@ const typeParsers = {
   },
 };
 
-/** Hides the password of a connection URL, for logs and `location`. */
+/** Hides the password of a connection URL (also one given as `?password=`), for logs and `location`. */
 export function redactPostgresUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    // pg reads query parameters as connection settings, the password among them.
+    for (const name of [...parsed.searchParams.keys()]) {
+      if (/password/i.test(name)) parsed.searchParams.set(name, '***');
+    }
     return parsed.toString();
   } catch {
     return 'postgres://(unparsable url)';

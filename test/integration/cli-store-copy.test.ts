@@ -234,6 +234,22 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     assert.deepEqual(sessionsAfter, sessionsBefore);
   });
 
+  test('a target password given as ?password= in the URL is not printed either', async () => {
+    const target = await createTestDatabase({ empty: true });
+    try {
+      const url = new URL(target.url);
+      const password = decodeURIComponent(url.password);
+      url.password = '';
+      url.searchParams.set('password', password);
+      const copied = await runMaos(['store', 'copy', '--config', sourceConfig, '--to', url.toString()]);
+      assert.equal(copied.code, 0, copied.stderr);
+      assert.match(copied.stdout, /target\s+postgres/);
+      assert.ok(!`${copied.stdout}${copied.stderr}`.includes(password), copied.stdout);
+    } finally {
+      await target.drop();
+    }
+  });
+
   test('refuses a source a server is running on', async () => {
     const server = await startTestServer({ dataDir: sourceDir, config: serverConfig() });
     try {
