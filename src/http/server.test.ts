@@ -1,9 +1,9 @@
 // Route-level tests of the HTTP server against an in-memory SessionService: status codes,
 // problem+json errors, idempotency, pagination, OpenAPI and request ids.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import { captureLog } from '../../test/fixtures/log-capture.ts';
 import { sendDuringShutdown } from '../../test/fixtures/request-during-shutdown.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -387,13 +387,7 @@ describe('http server', () => {
   });
 
   test('log lines of a request carry its request id (the per-request logger is built on first use)', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const destination = new Writable({
-      write(chunk, _encoding, callback) {
-        lines.push(JSON.parse(String(chunk)));
-        callback();
-      },
-    });
+    const { destination, lines } = captureLog();
     const logged = await buildHttpServer({
       config: { http: { bodyLimitBytes: 4096, maxPageSize: 5, sseKeepAliveSeconds: 15 } },
       service,

@@ -9,9 +9,9 @@ import { Agent, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
+import { captureLog } from '../../test/fixtures/log-capture.ts';
 import {
   createPemPair,
   type PemPair,
@@ -62,13 +62,7 @@ interface Harness {
 
 /** An HTTPS server through createTlsServing with `certFile`/`keyFile`, polling every `interval` s. */
 async function startServing(certFile: string, keyFile: string, interval: number): Promise<Harness> {
-  const logs: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) logs.push(JSON.parse(line));
-      callback();
-    },
-  });
+  const { destination, lines: logs } = captureLog();
   const logger = createLogger({ level: 'info', format: 'json', destination });
   const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
   const { tls } = loadConfig({

@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createFakeSessionService } from '../../src/http/fake-session-service.test-support.ts';
 import { buildHttpServer } from '../../src/http/server.ts';
 import { createHttpTracingPlugin } from '../../src/observability/http-tracing-plugin.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { useInMemoryTracing } from '../fixtures/in-memory-tracing.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
 import { requireBinary } from '../helpers/promtool.ts';
 
 const traces = useInMemoryTracing();
@@ -34,13 +34,7 @@ test(
   async () => {
     const filters = runbookJqFilters();
     assert.equal(filters.size, 3);
-    let output = '';
-    const destination = new Writable({
-      write(chunk, _encoding, callback) {
-        output += String(chunk);
-        callback();
-      },
-    });
+    const log = captureLog();
     const service = createFakeSessionService();
     service.listSessions = async () => {
       throw new Error('the database went away');
@@ -48,7 +42,7 @@ test(
     const server = await buildHttpServer({
       config: { http: { bodyLimitBytes: 4096, maxPageSize: 5, sseKeepAliveSeconds: 15 } },
       service,
-      logger: createLogger({ level: 'debug', format: 'json', destination }),
+      logger: createLogger({ level: 'debug', format: 'json', destination: log.destination }),
       readiness: async () => ({}),
       listRoles: () => [],
       plugins: [createHttpTracingPlugin({ tracer: traces.tracing.tracer })],
@@ -64,7 +58,7 @@ test(
     const [span] = traces.exporter.getFinishedSpans().filter((s) => s.name === 'GET /v1/sessions');
     assert.ok(span);
     // Output as an operator pipes it: with a line that is not JSON among the log lines.
-    const input = `starting maos\n${output}`;
+    const input = `starting maos\n${log.text()}`;
     for (const [runbook, filter] of filters) {
       const jq = spawnSync('jq', ['-cR', filter], { input, encoding: 'utf8' });
       assert.equal(jq.status, 0, `${runbook}: ${jq.stderr}`);

@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startLlmServer } from '../fixtures/llm-server.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -28,13 +28,7 @@ test('a task attempt logs the session and task id fields the docs name', async (
   const fields = documentedWorkIdFields();
   assert.ok(fields.length >= 2, `the Logs section names session and task id fields: ${fields.join(', ')}`);
 
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line));
-      callback();
-    },
-  });
+  const { destination, lines } = captureLog();
   const llm = await startLlmServer({ apiKey: 'k' });
   t.after(() => llm.close());
   // A model that refuses tools: the runtime logs a warning from inside the task attempt.

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -15,6 +14,7 @@ import { buildHttpServer } from '../../src/http/server.ts';
 import { createHttpTracingPlugin } from '../../src/observability/http-tracing-plugin.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { useInMemoryTracing } from '../fixtures/in-memory-tracing.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
 import { sendDuringShutdown } from '../fixtures/request-during-shutdown.ts';
 
 const traces = useInMemoryTracing();
@@ -25,13 +25,7 @@ const TRACEPARENT = `00-${TRACE_ID}-${PARENT_SPAN_ID}-01`;
 
 /** A JSON logger whose lines the test reads back. */
 function capturedLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line));
-      callback();
-    },
-  });
+  const { destination, lines } = captureLog();
   return { lines, logger: createLogger({ level: 'debug', format: 'json', destination }) };
 }
 

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { type App, createApp } from '../../src/app.ts';
@@ -17,6 +16,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { findLabelViolations, METRIC_LABELS } from '../../src/observability/metric-labels.ts';
 import { VERSION } from '../../src/version.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
 import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, TEST_RUNNERS, waitForSession } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -93,7 +93,7 @@ describe('the observability surface of a server that ran every kind of work', ()
   let url = '';
   let dataDir = '';
   let scrape = '';
-  const lines: LogLine[] = [];
+  const { destination, lines } = captureLog<LogLine>();
   const exporter = new InMemorySpanExporter();
   const sessions: Record<string, SessionView> = {};
 
@@ -106,12 +106,6 @@ describe('the observability surface of a server that ran every kind of work', ()
         : { text: 'checked', usage: { inputTokens: 40, outputTokens: 4 } },
     );
     dataDir = mkdtempSync(join(tmpdir(), 'maos-surface-'));
-    const destination = new Writable({
-      write(chunk, _encoding, callback) {
-        for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line));
-        callback();
-      },
-    });
     const config = loadConfig({
       env: {},
       overrides: {

@@ -8,12 +8,12 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { type App, createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startLlmServer } from '../fixtures/llm-server.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 type LogLine = Record<string, unknown> & { message: string; 'log.level': string };
@@ -25,14 +25,7 @@ async function startApp(
   llm: Record<string, unknown> = {},
 ): Promise<{ app: App; lines: LogLine[] }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-keys-'));
-  const lines: LogLine[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString('utf8').split('\n'))
-        if (text) lines.push(JSON.parse(text) as LogLine);
-      callback();
-    },
-  });
+  const { destination, lines } = captureLog<LogLine>();
   const config = loadConfig({
     env: {},
     overrides: {

@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type App, createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -15,6 +14,7 @@ import { createApiKey } from '../../src/security/api-keys.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { type RecordedLlmRequest, type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+import { type CapturedLog, captureLog } from '../fixtures/log-capture.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -49,7 +49,7 @@ interface Harness {
   app: App;
   url: string;
   db: SecurityDb;
-  logs: string[];
+  log: CapturedLog<Record<string, unknown>>;
   bodies: string[];
   keyFor(tenant: string, role?: 'admin' | 'developer'): Promise<string>;
   call<T = Record<string, unknown>>(
@@ -80,14 +80,10 @@ async function startHarness(overrides: Record<string, unknown>): Promise<Harness
       port: 0,
     },
   });
-  const logs: string[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      logs.push(String(chunk));
-      done();
-    },
+  const log = captureLog();
+  const app = await createApp(config, {
+    logger: createLogger({ level: 'debug', destination: log.destination }),
   });
-  const app = await createApp(config, { logger: createLogger({ level: 'debug', destination }) });
   const url = await app.start();
   const db = app.database.db as unknown as SecurityDb;
   const bodies: string[] = [];
@@ -95,7 +91,7 @@ async function startHarness(overrides: Record<string, unknown>): Promise<Harness
     app,
     url,
     db,
-    logs,
+    log,
     bodies,
     async keyFor(tenant, role = 'admin') {
       const created = await createApiKey(db, {
@@ -239,8 +235,8 @@ describe('tenant provider credentials', () => {
     }
 
     for (const body of h.bodies) assert.ok(!body.includes(TENANT_KEY), 'no API response contains the key');
-    assert.ok(h.logs.length > 0, 'logs were captured');
-    for (const line of h.logs) assert.ok(!line.includes(TENANT_KEY), `log line contains the key: ${line}`);
+    assert.ok(h.log.lines.length > 0, 'logs were captured');
+    assert.ok(!h.log.text().includes(TENANT_KEY), 'no log line contains the key');
   });
 
   test('permissions, unknown providers and bad input get clear errors', async () => {
@@ -263,7 +259,7 @@ describe('tenant provider credentials', () => {
     assert.equal(notCompatible.status, 400);
     assert.match(notCompatible.body.detail, /openai-compatible/);
     for (const body of h.bodies) assert.ok(!body.includes(TENANT_KEY));
-    for (const line of h.logs) assert.ok(!line.includes(TENANT_KEY), 'rejected requests do not log the key');
+    assert.ok(!h.log.text().includes(TENANT_KEY), 'rejected requests do not log the key');
   });
 
   test('a tenant base URL on an internal network is refused by default', async () => {
@@ -289,7 +285,7 @@ describe('tenant provider credentials', () => {
       .where('name', '=', 'provider:local')
       .execute();
     assert.deepEqual(stored, [], 'nothing was stored');
-    for (const line of h.logs) assert.ok(!line.includes(TENANT_KEY));
+    assert.ok(!h.log.text().includes(TENANT_KEY));
   });
 });
 
@@ -333,5 +329,5 @@ test('an operator allow-list lets a tenant base URL reach an internal host; the 
   for (const request of tenantLlm.requests)
     assert.equal(request.headers.authorization, `Bearer ${TENANT_KEY}`);
   assert.equal(operatorLlm.requests.length, 0, "the operator's endpoint was not called for this tenant");
-  for (const line of h.logs) assert.ok(!line.includes(TENANT_KEY));
+  assert.ok(!h.log.text().includes(TENANT_KEY));
 });

@@ -4,19 +4,13 @@
 // answers 2xx, or until `webhooks.maxAttempts`; the API refuses other roles, bad input, internal
 // URLs and other tenants' subscriptions, and never shows the signing secret again.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { createApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/observability/logger.ts';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { type ReceivedDelivery, startWebhookReceiver, verifyDelivery } from '../fixtures/webhook-receiver.ts';
@@ -399,39 +393,20 @@ test('without secrets.kekRing no subscription can be created (409)', { timeout: 
 test('the signing secret and signatures never reach the log, at debug level', {
   timeout: 60_000,
 }, async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'maos-webhooks-logs-'));
   const receiver = await startWebhookReceiver();
-  const lines: string[] = [];
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      dataDir,
-      host: '127.0.0.1',
-      port: 0,
+  t.after(() => receiver.close());
+  const log = captureLog();
+  const server = await startTestServer({
+    config: {
       logLevel: 'debug',
-      auth: { mode: 'none' },
-      rateLimit: { enabled: false },
-      store: { synchronous: 'normal' },
-      shutdown: { graceSeconds: 1 },
-      runners: { ok: { command: ['true'] } },
       secrets: { kekRing: generateKekEntry('k1') },
       ssrf: { allowedHosts: ['127.0.0.1'] },
       webhooks: { retryDelaysSeconds: [0.05], pollIntervalMs: 50 },
     },
+    logDestination: log.destination,
   });
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  const app = await createApp(config, { logger: createLogger({ level: 'debug', destination }) });
-  const url = await app.start();
-  t.after(async () => {
-    await app.stop();
-    await receiver.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  t.after(() => server.close());
+  const { url } = server;
   receiver.answer([500, 204]);
   const created = await requestJson<Created>(`${url}/v1/webhooks`, {
     method: 'POST',
@@ -444,12 +419,12 @@ test('the signing secret and signatures never reach the log, at debug level', {
   });
   assert.equal(session.status, 201);
   await waitFor(() => receiver.received.length === 2, 15_000, 'the retried delivery');
-  const log = lines.join('');
-  assert.match(log, /webhook delivery attempt failed; retrying later/, 'the failed attempt is logged');
+  const text = log.text();
+  assert.match(text, /webhook delivery attempt failed; retrying later/, 'the failed attempt is logged');
   const { secret } = created.body;
-  assert.ok(!log.includes(secret.slice('whsec_'.length)), 'no secret in the log');
+  assert.ok(!text.includes(secret.slice('whsec_'.length)), 'no secret in the log');
   for (const delivery of receiver.received) {
     const signature = String(delivery.headers['webhook-signature']).slice('v1,'.length);
-    assert.ok(!log.includes(signature), 'no signature in the log');
+    assert.ok(!text.includes(signature), 'no signature in the log');
   }
 });

@@ -1,18 +1,12 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
+import { captureLog } from '../../../test/fixtures/log-capture.ts';
 import { createLazyChildLogger, LazyChildLogger } from './lazy-child-logger.ts';
 
 function captureLogger(level = 'info'): { logger: FastifyBaseLogger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      lines.push(JSON.parse(String(chunk)));
-      callback();
-    },
-  });
+  const { destination, lines } = captureLog();
   return { logger: pino({ level }, destination) as unknown as FastifyBaseLogger, lines };
 }
 
