@@ -7,22 +7,12 @@ import { test } from 'node:test';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import type { WebhookDelivery } from '../../src/webhooks/webhook-service.ts';
 import { runMaos } from '../fixtures/cli.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { requestJson } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { startWebhookReceiver, verifyDelivery } from '../fixtures/webhook-receiver.ts';
-
-interface Delivery {
-  id: string;
-  event: string;
-  sessionId: string;
-  status: string;
-  attempts: number;
-  nextAttemptAt: string | null;
-  lastStatus: number | null;
-  lastError: string | null;
-}
 
 test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, async (t) => {
   const { server } = await startLlmAppStack(t, {
@@ -130,7 +120,7 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
   const deliveriesUrl = `${server.url}/v1/webhooks/${webhookId}/deliveries`;
   await waitFor(
     async () => {
-      const page = await requestJson<{ items: Delivery[] }>(deliveriesUrl, {
+      const page = await requestJson<{ items: WebhookDelivery[] }>(deliveriesUrl, {
         headers: { authorization: `Bearer ${admin}` },
       });
       return page.body.items.length === 2 && page.body.items.every((d) => d.status === 'failed');
@@ -172,7 +162,7 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
   assert.doesNotMatch(next.stdout, /^more:/m);
   const pageJson = JSON.parse(
     (await runMaos(['webhooks', 'deliveries', webhookId, '--limit', '1', '--json'], { env })).stdout,
-  ) as { items: Delivery[]; nextCursor: string | null };
+  ) as { items: WebhookDelivery[]; nextCursor: string | null };
   assert.deepEqual(
     pageJson.items.map((d) => [d.sessionId, d.status, d.attempts, d.lastStatus, d.lastError]),
     [[second, 'failed', 2, 500, 'HTTP 500']],

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateKekEntry } from '../../src/security/secrets.ts';
+import type { WebhookDelivery } from '../../src/webhooks/webhook-service.ts';
 import {
   killServeChildren,
   startServeChild,
@@ -20,16 +21,8 @@ import { requestJson, startTestServer, waitForSession } from '../fixtures/server
 import { waitFor } from '../fixtures/wait-for.ts';
 import { startWebhookReceiver } from '../fixtures/webhook-receiver.ts';
 
-interface Delivery {
-  sessionId: string;
-  status: string;
-  attempts: number;
-  lastStatus: number | null;
-  lastError: string | null;
-}
-
 const deliveriesOf = async (url: string, webhookId: string) =>
-  (await requestJson<{ items: Delivery[] }>(`${url}/v1/webhooks/${webhookId}/deliveries`)).body.items;
+  (await requestJson<{ items: WebhookDelivery[] }>(`${url}/v1/webhooks/${webhookId}/deliveries`)).body.items;
 
 async function subscribe(url: string, receiverUrl: string): Promise<string> {
   const created = await requestJson<{ id: string }>(`${url}/v1/webhooks`, {

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import type { WebhookDelivery } from '../../src/webhooks/webhook-service.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
@@ -21,16 +22,6 @@ interface Created {
   events: string[];
   createdAt: string;
   secret: string;
-}
-interface Delivery {
-  id: string;
-  event: string;
-  sessionId: string;
-  status: string;
-  attempts: number;
-  lastStatus: number | null;
-  lastError: string | null;
-  deliveredAt: string | null;
 }
 interface Payload {
   id: string;
@@ -149,7 +140,7 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
       'outputTokens',
     ]);
 
-    const deliveries = await call<{ items: Delivery[]; nextCursor: string | null }>(
+    const deliveries = await call<{ items: WebhookDelivery[]; nextCursor: string | null }>(
       admin,
       'GET',
       `/v1/webhooks/${webhookId}/deliveries`,
@@ -163,13 +154,13 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
       ],
     );
     // Paged: one at a time, newest first.
-    const first = await call<{ items: Delivery[]; nextCursor: string }>(
+    const first = await call<{ items: WebhookDelivery[]; nextCursor: string }>(
       admin,
       'GET',
       `/v1/webhooks/${webhookId}/deliveries?limit=1`,
     );
     assert.equal(first.body.items[0]?.event, 'session.completed');
-    const second = await call<{ items: Delivery[]; nextCursor: string | null }>(
+    const second = await call<{ items: WebhookDelivery[]; nextCursor: string | null }>(
       admin,
       'GET',
       `/v1/webhooks/${webhookId}/deliveries?limit=1&cursor=${first.body.nextCursor}`,
@@ -202,7 +193,7 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
       agents: [{ role: 'qa', task: 'x', runner: 'ok' }],
     });
     const list = () =>
-      call<{ items: Delivery[] }>(admin, 'GET', `/v1/webhooks/${created.body.id}/deliveries`).then(
+      call<{ items: WebhookDelivery[] }>(admin, 'GET', `/v1/webhooks/${created.body.id}/deliveries`).then(
         (r) => r.body.items,
       );
     const delivered = await waitFor(
@@ -251,7 +242,7 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     const gone = await waitFor(
       async () =>
         (
-          await call<{ items: Delivery[] }>(admin, 'GET', `/v1/webhooks/${created.body.id}/deliveries`)
+          await call<{ items: WebhookDelivery[] }>(admin, 'GET', `/v1/webhooks/${created.body.id}/deliveries`)
         ).body.items.find((d) => d.sessionId === sessionId && d.status === 'failed'),
       15_000,
       'the delivery refused with 410',
@@ -277,7 +268,11 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
       const refused = await waitFor(
         async () =>
           (
-            await call<{ items: Delivery[] }>(admin, 'GET', `/v1/webhooks/${created.body.id}/deliveries`)
+            await call<{ items: WebhookDelivery[] }>(
+              admin,
+              'GET',
+              `/v1/webhooks/${created.body.id}/deliveries`,
+            )
           ).body.items.find((d) => d.sessionId === sessionId && d.attempts > 0 && d.lastError !== null),
         15_000,
         'the refused attempt',
