@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
 import { startWebhookReceiver } from '../../test/fixtures/webhook-receiver.ts';
 import { configSchema } from '../config/schema.ts';
@@ -50,73 +50,122 @@ test('Retry-After is read as seconds or as an HTTP date; anything else is ignore
   assert.equal(parseRetryAfter('soon', now), null);
 });
 
-test('a name that resolves to a public address at the check and to loopback at the connection gets nothing', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'maos-webhook-rebind-'));
+/** A migrated SQLite database in a temporary directory, closed and removed after the test. */
+async function webhookStore(t: TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-webhook-worker-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const config = configSchema.parse({ dataDir: dir });
   const handle = createDatabase(config);
   t.after(() => handle.close());
   await migrateToLatest(handle.db);
   const db = handle.db as unknown as WebhooksDb;
+  const kekRing = generateKekEntry('k1');
+  const secrets = createSecretStore(handle.db as unknown as SecurityDb, parseKekRing(kekRing));
+  return {
+    db,
+    config,
+    kekRing,
+    /** A subscription of the default tenant, with its signing secret. */
+    async subscribe(id: string, url: string, at: number) {
+      await db
+        .insertInto('webhooks')
+        .values({
+          id,
+          tenant_id: DEFAULT_TENANT_ID,
+          url,
+          events: '["session.completed"]',
+          created_at: at,
+          created_by: 'admin',
+        })
+        .execute();
+      await secrets.put(DEFAULT_TENANT_ID, webhookSecretName(id), generateWebhookSecret());
+    },
+    /** A pending delivery of `webhookId`, due at `at`. */
+    async enqueue(id: string, webhookId: string, at: number) {
+      await db
+        .insertInto('webhook_deliveries')
+        .values({
+          id,
+          tenant_id: DEFAULT_TENANT_ID,
+          webhook_id: webhookId,
+          event: 'session.completed',
+          session_id: 's1',
+          payload: '{}',
+          status: 'pending',
+          attempts: 0,
+          next_attempt_at: at,
+          created_at: at,
+        })
+        .execute();
+    },
+    status: (id: string) =>
+      db
+        .selectFrom('webhook_deliveries')
+        .select(['status', 'last_error'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow(),
+  };
+}
+
+test('a name that resolves to a public address at the check and to loopback at the connection gets nothing', async (t) => {
+  const store = await webhookStore(t);
   const receiver = await startWebhookReceiver();
   t.after(() => receiver.close());
-  const kekRing = generateKekEntry('k1');
   const now = Date.now();
-  await db
-    .insertInto('webhooks')
-    .values({
-      id: 'w1',
-      tenant_id: DEFAULT_TENANT_ID,
-      // `localhost` is what the connection resolves it to, unless the guard resolves it itself.
-      url: receiver.url.replace('127.0.0.1', 'localhost'),
-      events: '["session.completed"]',
-      created_at: now,
-      created_by: 'admin',
-    })
-    .execute();
-  await createSecretStore(handle.db as unknown as SecurityDb, parseKekRing(kekRing)).put(
-    DEFAULT_TENANT_ID,
-    webhookSecretName('w1'),
-    generateWebhookSecret(),
-  );
-  await db
-    .insertInto('webhook_deliveries')
-    .values({
-      id: 'd1',
-      tenant_id: DEFAULT_TENANT_ID,
-      webhook_id: 'w1',
-      event: 'session.completed',
-      session_id: 's1',
-      payload: '{}',
-      status: 'pending',
-      attempts: 0,
-      next_attempt_at: now,
-      created_at: now,
-    })
-    .execute();
+  // `localhost` is what the connection resolves it to, unless the guard resolves it itself.
+  await store.subscribe('w1', receiver.url.replace('127.0.0.1', 'localhost'), now);
+  await store.enqueue('d1', 'w1', now);
   // DNS rebinding: the first answer (the check) is public, every later one is loopback.
   let lookups = 0;
   const resolve = async () => (lookups++ === 0 ? ['203.0.113.7'] : ['127.0.0.1']);
   const worker = startDeliveryWorker({
-    db,
-    config: { ...config.webhooks, maxAttempts: 1 },
-    kekRing,
+    db: store.db,
+    config: { ...store.config.webhooks, maxAttempts: 1 },
+    kekRing: store.kekRing,
     ssrf: { resolve },
     logger: createLogger({ level: 'silent' }),
   });
   t.after(() => worker.stop());
   const row = await waitFor(
-    async () =>
-      db
-        .selectFrom('webhook_deliveries')
-        .select(['status', 'last_error'])
-        .where('id', '=', 'd1')
-        .where('status', '!=', 'pending')
-        .executeTakeFirst(),
+    async () => {
+      const row = await store.status('d1');
+      return row.status !== 'pending' && row;
+    },
     10_000,
     'the delivery attempt',
   );
   assert.equal(receiver.received.length, 0);
   assert.equal(row.status, 'failed');
   assert.match(String(row.last_error), /internal network address/);
+});
+
+test('a receiver that hangs holds one attempt at a time: other subscriptions are delivered meanwhile', async (t) => {
+  const store = await webhookStore(t);
+  const stuck = await startWebhookReceiver();
+  t.after(() => stuck.close());
+  stuck.hang();
+  const healthy = await startWebhookReceiver();
+  t.after(() => healthy.close());
+  const now = Date.now();
+  await store.subscribe('w-stuck', stuck.url, now);
+  await store.subscribe('w-healthy', healthy.url, now);
+  // A backlog for the stuck receiver, all due before the healthy receiver's one delivery.
+  for (let i = 0; i < 12; i += 1)
+    await store.enqueue(`d-stuck-${String(i).padStart(2, '0')}`, 'w-stuck', now - 1000 + i);
+  await store.enqueue('d-healthy', 'w-healthy', now);
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, concurrency: 2, timeoutSeconds: 1 },
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+  });
+  t.after(() => worker.stop());
+  await waitFor(
+    async () => (await store.status('d-healthy')).status === 'delivered',
+    30_000,
+    'the healthy delivery',
+  );
+  assert.equal(healthy.received.length, 1);
+  assert.equal(stuck.received.length, 1, 'the stuck receiver got one attempt, not a slot per delivery');
 });

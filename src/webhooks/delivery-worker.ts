@@ -100,13 +100,50 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   async function claim(): Promise<Claimed[]> {
     const at = now();
     return db.transaction().execute(async (trx) => {
+      // One attempt at a time per subscription: the first due delivery of each subscription that has
+      // none in flight (leased, lease not run out), the longest waiting first. A receiver that hangs
+      // holds one slot then, not every slot its backlog would fill, and the other subscriptions'
+      // deliveries go out meanwhile. Pending rows only, read through the due index.
+      const inFlight = trx
+        .selectFrom('webhook_deliveries')
+        .select('webhook_id')
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '>', at)
+        .where('lease_owner', 'is not', null);
+      const heads = await trx
+        .selectFrom('webhook_deliveries')
+        .select((eb) => ['webhook_id', eb.fn.min('next_attempt_at').as('first')])
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', at)
+        .where('webhook_id', 'not in', inFlight)
+        .groupBy('webhook_id')
+        .orderBy('first')
+        .limit(batchSize)
+        .execute();
+      if (heads.length === 0) return [];
+      const firsts = await trx
+        .selectFrom('webhook_deliveries')
+        .select(['id', 'webhook_id'])
+        .where('status', '=', 'pending')
+        .where((eb) =>
+          eb.or(
+            heads.map((head) =>
+              eb.and([eb('webhook_id', '=', head.webhook_id), eb('next_attempt_at', '=', head.first)]),
+            ),
+          ),
+        )
+        .orderBy('id')
+        .execute();
+      const headIds = new Map<string, string>();
+      for (const row of firsts) if (!headIds.has(row.webhook_id)) headIds.set(row.webhook_id, row.id);
+      // PostgreSQL: another replica may have claimed a head since it was read (skipped while it holds
+      // the row; no longer due once it committed).
       let due = trx
         .selectFrom('webhook_deliveries')
         .select('id')
+        .where('id', 'in', [...headIds.values()])
         .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', at)
-        .orderBy('next_attempt_at')
-        .limit(batchSize);
+        .where('next_attempt_at', '<=', at);
       if (isPostgres(trx as unknown as Kysely<unknown>)) due = due.forUpdate().skipLocked();
       const ids = (await due.execute()).map((row) => row.id);
       if (ids.length === 0) return [];
@@ -260,8 +297,9 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         ),
       );
       sent += claimed.length;
-      // A full batch: more may be due. Otherwise wait for the next wake-up or poll.
-      if (claimed.length < batchSize || stopped) return sent;
+      // More may be due (a batch holds one delivery per subscription). None: wait for the next
+      // wake-up or poll.
+      if (claimed.length === 0 || stopped) return sent;
     }
   }
 
