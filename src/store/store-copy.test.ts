@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
+import { readCopiedTables } from '../../test/fixtures/copied-tables.ts';
 import { ACTOR, createHarness, type Harness, makeTempDir } from '../../test/fixtures/engine-harness.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/fixtures/postgres.ts';
 import { configSchema } from '../config/schema.ts';
@@ -14,25 +15,12 @@ import { createDatabase, type DatabaseHandle } from './db.ts';
 import { migrateToLatest } from './migrate.ts';
 import { COPIED_TABLES, copyStore, SKIPPED_TABLES } from './store-copy.ts';
 
-type Row = Record<string, unknown>;
-
 async function openSqlite(path: string): Promise<DatabaseHandle> {
   const handle = createDatabase(
     configSchema.parse({ dataDir: makeTempDir(), store: { url: `sqlite:${path}`, synchronous: 'normal' } }),
   );
   await migrateToLatest(handle.db);
   return handle;
-}
-
-async function readAll(handle: DatabaseHandle): Promise<Map<string, Row[]>> {
-  const tables = new Map<string, Row[]>();
-  for (const table of COPIED_TABLES) {
-    // biome-ignore lint/suspicious/noExplicitAny: tables by name
-    let query = (handle.db as any).selectFrom(table.name).selectAll();
-    for (const column of table.key) query = query.orderBy(column);
-    tables.set(table.name, await query.execute());
-  }
-  return tables;
 }
 
 describe('store copy: the table list matches the schema', () => {
@@ -148,8 +136,8 @@ describe('store copy between two SQLite files', { timeout: 60_000 }, () => {
         progress,
         COPIED_TABLES.map((table) => table.name),
       );
-      const source = await readAll(harness.handle);
-      const copied = await readAll(target);
+      const source = await readCopiedTables(harness.handle.db);
+      const copied = await readCopiedTables(target.db);
       for (const table of COPIED_TABLES)
         assert.deepEqual(copied.get(table.name), source.get(table.name), table.name);
       assert.equal(report.tables.find((table) => table.name === 'sessions')?.rows, 3);
@@ -162,7 +150,7 @@ describe('store copy between two SQLite files', { timeout: 60_000 }, () => {
   test('a copy stopped midway leaves the target as it was: migrated, without data', async () => {
     const target = await openSqlite(join(dir, 'stopped.db'));
     try {
-      const before = await readAll(target);
+      const before = await readCopiedTables(target.db);
       await assert.rejects(
         copyStore(harness.handle.db, target.db, {
           onTable: (name) => {
@@ -171,10 +159,10 @@ describe('store copy between two SQLite files', { timeout: 60_000 }, () => {
         }),
         /stopped after tasks/,
       );
-      assert.deepEqual(await readAll(target), before);
+      assert.deepEqual(await readCopiedTables(target.db), before);
       // And a second attempt then succeeds.
       await copyStore(harness.handle.db, target.db);
-      assert.equal((await readAll(target)).get('sessions')?.length, 3);
+      assert.equal((await readCopiedTables(target.db)).get('sessions')?.length, 3);
     } finally {
       await target.close();
     }

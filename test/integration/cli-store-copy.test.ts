@@ -15,6 +15,7 @@ import { migrateToLatest } from '../../src/store/migrate.ts';
 import { MIGRATIONS } from '../../src/store/migrations/index.ts';
 import { COPIED_TABLES } from '../../src/store/store-copy.ts';
 import { runMaos } from '../fixtures/cli.ts';
+import { readCopiedTables } from '../fixtures/copied-tables.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
@@ -39,14 +40,7 @@ function writeConfig(dir: string, name: string, config: Record<string, unknown>)
 async function readTables(config: Record<string, unknown>): Promise<Map<string, Row[]>> {
   const handle: DatabaseHandle = createDatabase(configSchema.parse(config), { readsDatabaseOnly: true });
   try {
-    const tables = new Map<string, Row[]>();
-    for (const table of COPIED_TABLES) {
-      // biome-ignore lint/suspicious/noExplicitAny: tables by name
-      let query = (handle.db as any).selectFrom(table.name).selectAll();
-      for (const column of table.key) query = query.orderBy(column);
-      tables.set(table.name, await query.execute());
-    }
-    return tables;
+    return await readCopiedTables(handle.db);
   } finally {
     await handle.close();
   }
