@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { createSseParser, type SseFrame } from '../../src/cli/sse-reader.ts';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { newSessionRow } from '../../src/store/rows.ts';
 import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 import { countSessionRows, NO_ROWS } from '../fixtures/session-rows.ts';
@@ -211,23 +212,19 @@ describe('DELETE /v1/sessions/:id', { timeout: 120_000 }, () => {
     await db
       .insertInto('sessions')
       .values({
-        id,
-        tenant_id: 'acme',
-        objective: 'long log',
-        strategy: 'parallel',
-        status: 'completed',
-        metadata: '{}',
-        plan_version: 0,
-        input_tokens: 0,
-        output_tokens: 0,
-        cache_read_tokens: 0,
-        cost_usd: 0,
-        error: null,
-        result: null,
+        ...newSessionRow(
+          {
+            id,
+            tenant_id: 'acme',
+            objective: 'long log',
+            strategy: 'parallel',
+            status: 'completed',
+            metadata: '{}',
+            started_at: created,
+          },
+          created,
+        ),
         last_seq: events,
-        created_at: created,
-        updated_at: created,
-        started_at: created,
         finished_at: created,
       })
       .execute();
