@@ -24,6 +24,10 @@ describe('SSRF guard', () => {
       'fd00::1',
       '::ffff:127.0.0.1',
       '::ffff:169.254.169.254',
+      // IPv4-compatible and IPv4-translated forms of loopback and the metadata address.
+      '::127.0.0.1',
+      '::ffff:0:7f00:1',
+      '::ffff:0:a9fe:a9fe',
       '224.0.0.1',
     ]) {
       assert.equal(isInternalAddress(address), true, address);

@@ -28,6 +28,8 @@ function createInternalRanges(): BlockList {
   for (const [net, prefix] of [
     ['::', 128], // unspecified
     ['::1', 128], // loopback
+    ['::', 96], // IPv4-compatible (deprecated): ::127.0.0.1
+    ['::ffff:0:0:0', 96], // IPv4-translated (RFC 2765): ::ffff:0:127.0.0.1
     ['fc00::', 7], // unique local
     ['fe80::', 10], // link-local
     ['ff00::', 8], // multicast
