@@ -65,10 +65,17 @@ async function resolveAll(host: string): Promise<string[]> {
   return results.map((r) => r.address);
 }
 
+/** True when the operator trusts the URL's host: private networks allowed, or the host listed by name. */
+export function isTrustedHost(url: URL, policy: SsrfPolicy): boolean {
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return policy.allowPrivateNetworks === true || policy.allowedHosts?.includes(host) === true;
+}
+
 /**
  * Throws VALIDATION_FAILED unless `url` is an http(s) URL whose host resolves only to public
  * addresses (or is allowed by the policy). Returns the parsed URL.
  */
+
 export async function assertPublicUrl(url: string, policy: SsrfPolicy = {}): Promise<URL> {
   let parsed: URL;
   try {
@@ -82,8 +89,8 @@ export async function assertPublicUrl(url: string, policy: SsrfPolicy = {}): Pro
   if (parsed.username || parsed.password) {
     throw new AppError('VALIDATION_FAILED', 'URL must not contain credentials');
   }
+  if (isTrustedHost(parsed, policy)) return parsed;
   const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (policy.allowPrivateNetworks || policy.allowedHosts?.includes(host)) return parsed;
   let addresses: string[];
   try {
     addresses = isIP(host) ? [host] : await (policy.resolve ?? resolveAll)(host);
@@ -162,8 +169,7 @@ export async function postToPublicUrl(
   policy: SsrfPolicy = {},
 ): Promise<{ status: number; headers: IncomingHttpHeaders }> {
   const parsed = await assertPublicUrl(url, policy);
-  const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  const trusted = policy.allowPrivateNetworks || policy.allowedHosts?.includes(host);
+  const trusted = isTrustedHost(parsed, policy);
   const signal = AbortSignal.timeout(init.timeoutMs);
   const request = parsed.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@ import { AppError } from '../errors/app-error.ts';
 import { createSecretStore, type SecretStore } from '../security/secret-store.ts';
 import { parseKekRing } from '../security/secrets.ts';
 import type { SecurityDb } from '../security/security-tables.ts';
-import { assertPublicUrl, type SsrfPolicy } from '../security/ssrf-guard.ts';
+import { assertPublicUrl, isTrustedHost, type SsrfPolicy } from '../security/ssrf-guard.ts';
 import { isPostgres } from '../store/advisory-lock.ts';
 import { newId } from '../store/ids.ts';
 import { generateWebhookSecret } from './signature.ts';
@@ -92,7 +92,16 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
           'This server cannot store webhook secrets: the operator has not configured secrets.kekRing',
         );
       }
-      const url = (await assertPublicUrl(input.url, ssrf)).toString();
+      const parsed = await assertPublicUrl(input.url, ssrf);
+      // Deliveries carry the objective and an excerpt of the result: never in clear text over the
+      // internet. Plain http only to a host the operator trusts (ssrf.allowedHosts, private networks).
+      if (parsed.protocol !== 'https:' && !isTrustedHost(parsed, ssrf)) {
+        throw new AppError(
+          'VALIDATION_FAILED',
+          'Webhook URLs must use https (http only for a host listed in ssrf.allowedHosts)',
+        );
+      }
+      const url = parsed.toString();
       const events = [...new Set(input.events)];
       const id = newId();
       const createdAt = now();

@@ -338,6 +338,14 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(named.status, 400);
     assert.match(named.body.detail, /internal network/);
 
+    // Plain http to a public host the operator did not list: the payload would travel in clear.
+    const clear = await call<{ code: string; detail: string }>(admin, 'POST', '/v1/webhooks', {
+      url: 'http://93.184.215.14/hook',
+      events: ['session.completed'],
+    });
+    assert.equal(clear.status, 400);
+    assert.match(clear.body.detail, /must use https \(http only for a host listed in ssrf\.allowedHosts\)/);
+
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const created = await call<Created>(admin, 'POST', '/v1/webhooks', body);
