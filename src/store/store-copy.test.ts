@@ -160,6 +160,16 @@ describe('store copy between two SQLite files', { timeout: 60_000 }, () => {
         /stopped after tasks/,
       );
       assert.deepEqual(await readCopiedTables(target.db), before);
+      // A check that fails at the very end (a replica connected meanwhile) keeps nothing either.
+      await assert.rejects(
+        copyStore(harness.handle.db, target.db, {
+          beforeCommit: async () => {
+            throw new Error('a replica connected');
+          },
+        }),
+        /a replica connected/,
+      );
+      assert.deepEqual(await readCopiedTables(target.db), before);
       // And a second attempt then succeeds.
       await copyStore(harness.handle.db, target.db);
       assert.equal((await readCopiedTables(target.db)).get('sessions')?.length, 3);

@@ -75,6 +75,11 @@ export interface StoreCopyOptions {
   onTable?: (name: string, rows: number) => void;
   /** Rows read per statement; inserts are split further to stay under both dialects' parameter limits. */
   batchSize?: number;
+  /**
+   * Runs last inside the target's transaction: throwing rolls the whole copy back (the CLI checks
+   * there, once more, that no replica connected to a PostgreSQL source during the copy).
+   */
+  beforeCommit?: () => Promise<void>;
 }
 
 /** SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535: stay below both. */
@@ -112,6 +117,7 @@ export async function copyStore(
           'The copied audit log does not end where the source does; nothing was copied',
         );
       }
+      await options.beforeCommit?.();
       return { tables, auditRecords: sourceHead.records, auditHead: sourceHead.hash };
     }),
   );

@@ -74,7 +74,12 @@ async function runCopy(ctx: CliContext, command: Command): Promise<number> {
       out.line(`source  ${source.location}`);
       out.line(`target  ${target.location}`);
     }
+    const sourceDatabase = source;
     const report = await copyStore(source.db, target.db, {
+      // A replica that connected meanwhile may have written past the snapshot: nothing is kept.
+      ...(isPostgresUrl(config.store.url)
+        ? { beforeCommit: () => refuseRunningReplicas(sourceDatabase, 'source') }
+        : {}),
       onTable: (name, rows) => {
         if (!out.json) out.line(`${out.paint.green('copied')}  ${name.padEnd(NAME_WIDTH)} ${rows}`);
       },
