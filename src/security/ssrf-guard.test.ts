@@ -81,4 +81,29 @@ describe('SSRF guard', () => {
       server.close();
     }
   });
+  test('a redirect to a name that is public at the check and loopback at the connection gets no request', async () => {
+    const paths: string[] = [];
+    const server = createServer((req, res) => {
+      paths.push(req.url ?? '');
+      res.writeHead(302, { location: `http://localhost:${port}/secret` });
+      res.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      // DNS rebinding: the first answer (the hop's check) is public, every later one is loopback.
+      let lookups = 0;
+      const resolve = async () => (lookups++ === 0 ? ['203.0.113.7'] : ['127.0.0.1']);
+      const policy = { allowedHosts: ['127.0.0.1'], resolve };
+      await assert.rejects(fetchPublicUrl(`http://127.0.0.1:${port}/`, {}, policy), (e: unknown) => {
+        assert.ok(refused(e), String(e));
+        assert.match((e as Error).message, /localhost points to an internal/);
+        return true;
+      });
+      assert.deepEqual(paths, ['/'], 'the redirect target got nothing');
+      assert.equal(lookups, 2, 'the connection resolved the name through the guard');
+    } finally {
+      server.close();
+    }
+  });
 });

@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { Agent } from 'undici';
 import { AppError } from '../errors/app-error.ts';
 
 /** Destinations refused by default (IANA special-purpose ranges that reach internal systems). */
@@ -107,9 +108,11 @@ export async function assertPublicUrl(url: string, policy: SsrfPolicy = {}): Pro
 const MAX_REDIRECTS = 5;
 
 /**
- * fetch() that checks the URL and every redirect target with `assertPublicUrl`. DNS can still
- * change between the check and the connection (rebinding); deployments that need more use an
- * egress proxy.
+ * fetch() that checks the URL and every redirect target with `assertPublicUrl`. For a host the
+ * operator does not trust, the connection resolves the name once more through `checkedLookup` and
+ * connects only to addresses it has just checked, so a name re-pointed to an internal address
+ * after the check (DNS rebinding) gets nothing: the call rejects with VALIDATION_FAILED. Trusted
+ * hosts take the plain global fetch. Responses (incl. streamed ones) are the global fetch's own.
  */
 export async function fetchPublicUrl(
   url: string,
@@ -118,14 +121,39 @@ export async function fetchPublicUrl(
 ): Promise<Response> {
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop += 1) {
-    await assertPublicUrl(current, policy);
-    const response = await fetch(current, { ...init, redirect: 'manual' });
+    const parsed = await assertPublicUrl(current, policy);
+    const response = await fetchChecked(current, init, isTrustedHost(parsed, policy) ? undefined : policy);
     const location = response.headers.get('location');
     if (response.status < 300 || response.status >= 400 || !location) return response;
     await response.body?.cancel();
     current = new URL(location, current).toString();
   }
   throw new AppError('VALIDATION_FAILED', 'too many redirects');
+}
+
+// One connection pool per policy (a process has one or a few), kept as long as the policy is.
+const checkedAgents = new WeakMap<SsrfPolicy, Agent>();
+
+/** Global fetch without redirects; with `policy`, through a dispatcher whose connections use `checkedLookup`. */
+async function fetchChecked(
+  url: string,
+  init: RequestInit,
+  policy: SsrfPolicy | undefined,
+): Promise<Response> {
+  if (!policy) return fetch(url, { ...init, redirect: 'manual' });
+  let agent = checkedAgents.get(policy);
+  if (!agent) {
+    agent = new Agent({ connect: { lookup: checkedLookup(policy) } });
+    checkedAgents.set(policy, agent);
+  }
+  try {
+    // Node's fetch accepts a dispatcher of the undici package (same major as the bundled one).
+    return await fetch(url, { ...init, redirect: 'manual', dispatcher: agent } as RequestInit);
+  } catch (error) {
+    // The lookup's refusal arrives as fetch's TypeError('fetch failed'); report it as the check's.
+    if (error instanceof TypeError && error.cause instanceof AppError) throw error.cause;
+    throw error;
+  }
 }
 
 /**

@@ -71,6 +71,23 @@ describe('tenant models', () => {
     assert.equal(llm.requests.at(-1)?.headers['x-gateway-secret'], undefined);
   });
 
+  test('a tenant base URL that resolves to a public address at the check and to loopback at the connection gets no request', async () => {
+    // DNS rebinding: the first answer (the check) is public, every later one is loopback.
+    let lookups = 0;
+    const resolve = async () => (lookups++ === 0 ? ['203.0.113.7'] : ['127.0.0.1']);
+    // `localhost` is what a connection resolves it to, unless the guard resolves it itself.
+    const baseURL = llm.openaiBaseURL.replace('127.0.0.1', 'localhost');
+    const getModel = setup({ 'acme/local': { apiKey: 'acme-key', baseURL } }, { resolve });
+    llm.requests.length = 0;
+    await assert.rejects(
+      runAsTenant('acme', () => generateText({ model: getModel('local', 'm'), prompt: 'hi', maxRetries: 0 })),
+      (error: unknown) =>
+        JSON.stringify(error, Object.getOwnPropertyNames(error)).includes('internal network'),
+    );
+    assert.equal(llm.requests.length, 0, 'no request left the process');
+    assert.equal(lookups, 2, 'the connection resolved the name through the guard');
+  });
+
   test('each model is put behind the response cache with its endpoint: the tenant base URL or none', async () => {
     const providers = providersConfigSchema.parse({
       local: { type: 'openai-compatible', model: 'm', apiKey: 'server-key', baseURL: llm.openaiBaseURL },

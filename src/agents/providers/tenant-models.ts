@@ -55,7 +55,8 @@ const MAX_TENANT_MODELS = 1000;
  * A `getModel` for the LLM client: the configured model, wrapped so that each call looks up the
  * current tenant's credential (a read and a decrypt, negligible next to an LLM call) and, when one
  * is stored, sends the call through a model built with it. Tenant base URLs go through the SSRF
- * guard on every request, so a host that later resolves to an internal address is still refused.
+ * guard on every request, whose connection goes only to the addresses it checked, so a host that
+ * later resolves to an internal address is still refused, even between check and connection.
  */
 export function createTenantModelCache(
   providers: ProvidersConfig,
