@@ -195,6 +195,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       kekRing: config.secrets.kekRing,
       ssrf: ssrfPolicy,
       maxPerTenant: config.webhooks.maxPerTenant,
+      secretRotationGraceSeconds: config.webhooks.secretRotationGraceSeconds,
     });
     // The daily token quota also bounds running sessions: no further adaptive phase, no steering.
     const tenantQuotas = security.quotas;

@@ -266,6 +266,13 @@ export function createApiClient(options: ApiClientOptions) {
       await requestJson('DELETE', `v1/webhooks/${encodeId(id, 'webhook')}`);
     },
 
+    /** `POST /v1/webhooks/:id/rotate-secret`: the new signing secret, shown only in this answer. */
+    async rotateWebhookSecret(
+      id: string,
+    ): Promise<{ id: string; secret: string; previousSecretExpiresAt: string | null }> {
+      return requestJson('POST', `v1/webhooks/${encodeId(id, 'webhook')}/rotate-secret`);
+    },
+
     /** `GET /v1/webhooks/:id/deliveries` (one page, newest first). */
     async listWebhookDeliveries(
       id: string,

@@ -12,6 +12,8 @@ export const WEBHOOK_DEFAULTS = {
   pollIntervalMs: 5000,
   concurrency: 8,
   deliveryRetentionDays: 30,
+  // A day, as Stripe's default: time for every receiver of a tenant to take the new secret.
+  secretRotationGraceSeconds: 86_400,
 };
 
 export const webhooksConfigSchema = z
@@ -73,6 +75,15 @@ export const webhooksConfigSchema = z
       .default(WEBHOOK_DEFAULTS.deliveryRetentionDays)
       .describe(
         'Days after a delivery was enqueued before the retention job deletes it, once delivered or failed (pending ones stay). 0 = keep forever. @defaultValue 30',
+      ),
+    secretRotationGraceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400)
+      .default(WEBHOOK_DEFAULTS.secretRotationGraceSeconds)
+      .describe(
+        'After `POST /v1/webhooks/{id}/rotate-secret`, how long the previous signing secret stays valid: deliveries carry a signature with each secret meanwhile, so receivers can switch without missing one. 0 = the previous secret stops at once. @defaultValue 86400',
       ),
   })
   .default(WEBHOOK_DEFAULTS)

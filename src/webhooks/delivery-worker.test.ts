@@ -1,12 +1,17 @@
 // The retry schedule of webhook deliveries: the configured delay of the failed attempt ±20%, the
-// last entry repeating; and Retry-After read as seconds or as an HTTP date.
+// last entry repeating; Retry-After read as seconds or as an HTTP date; and a rotated signing
+// secret's grace period (both signatures, then the new one alone), on an injected clock.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
-import { startWebhookReceiver } from '../../test/fixtures/webhook-receiver.ts';
+import {
+  type ReceivedDelivery,
+  startWebhookReceiver,
+  verifyDelivery,
+} from '../../test/fixtures/webhook-receiver.ts';
 import { configSchema } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createSecretStore } from '../security/secret-store.ts';
@@ -17,7 +22,7 @@ import { migrateToLatest } from '../store/migrate.ts';
 import { DEFAULT_TENANT_ID } from '../store/migrations/0001-foundation.ts';
 import { parseRetryAfter, retryDelayMs, startDeliveryWorker } from './delivery-worker.ts';
 import { generateWebhookSecret } from './signature.ts';
-import { webhookSecretName } from './webhook-service.ts';
+import { createWebhookService, previousWebhookSecretName, webhookSecretName } from './webhook-service.ts';
 import type { WebhooksDb } from './webhook-tables.ts';
 
 test('retry delays follow the schedule within ±20%, the last entry repeating', () => {
@@ -168,4 +173,157 @@ test('a receiver that hangs holds one attempt at a time: other subscriptions are
   );
   assert.equal(healthy.received.length, 1);
   assert.equal(stuck.received.length, 1, 'the stuck receiver got one attempt, not a slot per delivery');
+});
+
+test('after a rotation both secrets sign until the grace ends, then the new one alone and the old one is forgotten', async (t) => {
+  const store = await webhookStore(t);
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  let clock = Date.parse('2026-03-01T12:00:00Z');
+  const now = () => clock;
+  const ssrf = { allowedHosts: ['127.0.0.1'] };
+  const service = createWebhookService({
+    db: store.db,
+    kekRing: store.kekRing,
+    ssrf,
+    maxPerTenant: 5,
+    // Shorter than the worker's sweep interval: the expired secret is forgotten when signing.
+    secretRotationGraceSeconds: 30,
+    now,
+  });
+  const created = await service.create(DEFAULT_TENANT_ID, 'admin', {
+    url: receiver.url,
+    events: ['session.completed'],
+  });
+  const rotated = await service.rotateSecret(DEFAULT_TENANT_ID, created.id);
+  assert.notEqual(rotated.secret, created.secret);
+  assert.equal(rotated.previousSecretExpiresAt, '2026-03-01T12:00:30.000Z');
+  // `maos secrets rewrap` re-wraps the previous secret too: it still signs once the old KEK is gone.
+  const k2 = generateKekEntry('k2');
+  const rewrapRing = parseKekRing(`${k2},${store.kekRing}`);
+  assert.equal(await createSecretStore(store.db as unknown as SecurityDb, rewrapRing).rewrapAll(), 2);
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: store.config.webhooks,
+    kekRing: k2,
+    ssrf,
+    logger: createLogger({ level: 'silent' }),
+    now,
+  });
+  t.after(() => worker.stop());
+  const deliver = async (id: string) => {
+    await store.enqueue(id, created.id, clock);
+    await worker.runOnce();
+    await waitFor(async () => (await store.status(id)).status === 'delivered', 10_000, id);
+    return receiver.received.at(-1) as ReceivedDelivery;
+  };
+  const previousRow = () =>
+    store.db
+      .selectFrom('tenant_secrets' as never)
+      .select('name' as never)
+      .where('name' as never, '=', previousWebhookSecretName(created.id) as never)
+      .executeTakeFirst();
+
+  clock += 29_000;
+  const during = await deliver('d-during');
+  assert.ok(verifyDelivery(rotated.secret, during), 'the new secret verifies');
+  assert.ok(verifyDelivery(created.secret, during), 'the previous one too, during the grace');
+  const [first, second, ...rest] = String(during.headers['webhook-signature']).split(' ');
+  assert.deepEqual(rest, []);
+  assert.ok(
+    verifyDelivery(rotated.secret, { ...during, headers: { ...during.headers, 'webhook-signature': first } }),
+  );
+  assert.ok(
+    verifyDelivery(created.secret, {
+      ...during,
+      headers: { ...during.headers, 'webhook-signature': second },
+    }),
+  );
+
+  clock += 1000;
+  const after = await deliver('d-after');
+  assert.ok(verifyDelivery(rotated.secret, after));
+  assert.ok(!verifyDelivery(created.secret, after), 'the previous secret no longer signs');
+  assert.equal(String(after.headers['webhook-signature']).split(' ').length, 1);
+  assert.equal(await previousRow(), undefined, 'and it is forgotten');
+
+  // Grace 0: the previous secret signs nothing from the rotation on.
+  const instant = createWebhookService({
+    db: store.db,
+    kekRing: k2,
+    ssrf,
+    maxPerTenant: 5,
+    secretRotationGraceSeconds: 0,
+    now,
+  });
+  const again = await instant.rotateSecret(DEFAULT_TENANT_ID, created.id);
+  assert.equal(again.previousSecretExpiresAt, null);
+  const revoked = await deliver('d-revoked');
+  assert.ok(verifyDelivery(again.secret, revoked));
+  assert.ok(!verifyDelivery(rotated.secret, revoked));
+  assert.equal(await previousRow(), undefined);
+});
+
+test('a previous secret past its grace is forgotten by the sweep even without deliveries; delete removes it', async (t) => {
+  const store = await webhookStore(t);
+  let clock = Date.parse('2026-03-01T12:00:00Z');
+  const now = () => clock;
+  const ssrf = { allowedHosts: ['127.0.0.1'] };
+  const service = createWebhookService({
+    db: store.db,
+    kekRing: store.kekRing,
+    ssrf,
+    maxPerTenant: 5,
+    secretRotationGraceSeconds: 60,
+    now,
+  });
+  const names = async () =>
+    (
+      await store.db
+        .selectFrom('tenant_secrets' as never)
+        .select('name' as never)
+        .orderBy('name' as never)
+        .execute()
+    ).map((row) => (row as { name: string }).name);
+  const first = await service.create(DEFAULT_TENANT_ID, 'admin', {
+    url: 'http://127.0.0.1:9/a',
+    events: ['session.completed'],
+  });
+  const second = await service.create(DEFAULT_TENANT_ID, 'admin', {
+    url: 'http://127.0.0.1:9/b',
+    events: ['session.completed'],
+  });
+  await service.rotateSecret(DEFAULT_TENANT_ID, first.id);
+  await service.rotateSecret(DEFAULT_TENANT_ID, second.id);
+  assert.deepEqual(
+    await names(),
+    [
+      webhookSecretName(first.id),
+      previousWebhookSecretName(first.id),
+      webhookSecretName(second.id),
+      previousWebhookSecretName(second.id),
+    ].sort(),
+  );
+  await service.delete(DEFAULT_TENANT_ID, second.id);
+  assert.deepEqual(await names(), [webhookSecretName(first.id), previousWebhookSecretName(first.id)].sort());
+  await assert.rejects(service.rotateSecret('other-tenant', first.id), { code: 'NOT_FOUND' });
+
+  clock += 60_000;
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: store.config.webhooks,
+    kekRing: store.kekRing,
+    ssrf,
+    logger: createLogger({ level: 'silent' }),
+    now,
+  });
+  t.after(() => worker.stop());
+  await worker.runOnce();
+  assert.deepEqual(await names(), [webhookSecretName(first.id)]);
+  const row = await store.db
+    .selectFrom('webhooks')
+    .select('previous_secret_expires_at')
+    .where('id', '=', first.id)
+    .executeTakeFirstOrThrow();
+  assert.equal(row.previous_secret_expires_at, null);
 });

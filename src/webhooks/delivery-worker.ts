@@ -18,7 +18,12 @@ import { isPostgres } from '../store/advisory-lock.ts';
 import { VERSION } from '../version.ts';
 import { onDeliveriesEnqueued, WEBHOOK_CHANNEL } from './outbox.ts';
 import { signatureHeaders } from './signature.ts';
-import { webhookSecretName } from './webhook-service.ts';
+import {
+  forgetExpiredPreviousSecrets,
+  forgetPreviousSecret,
+  previousWebhookSecretName,
+  webhookSecretName,
+} from './webhook-service.ts';
 import type { WebhookDeliveriesTable, WebhooksDb } from './webhook-tables.ts';
 
 /** Outcome label of `maos_webhook_deliveries_total`. */
@@ -54,11 +59,15 @@ export interface DeliveryWorker {
 const ERROR_TEXT_LIMIT = 500;
 // A Retry-After beyond a day is not honoured as such: the delivery would outlive its schedule.
 const MAX_RETRY_AFTER_MS = 86_400_000;
+// Rotated-out secrets past their grace are forgotten when a delivery is signed, and by a sweep at
+// most this often for subscriptions that get none: a minute's delay costs nothing (they no longer
+// sign), and the sweep reads the small webhooks table only.
+const SECRET_SWEEP_INTERVAL_MS = 60_000;
 
 type Claimed = Pick<
   WebhookDeliveriesTable,
   'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts'
-> & { url: string | null };
+> & { url: string | null; previous_secret_expires_at: number | string | null };
 
 /** Parses Retry-After (seconds or an HTTP date) into ms from `now`; null when absent or unreadable. */
 export function parseRetryAfter(value: string | null, now: number): number | null {
@@ -155,7 +164,16 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       const rows = await trx
         .selectFrom('webhook_deliveries as d')
         .leftJoin('webhooks as w', 'w.id', 'd.webhook_id')
-        .select(['d.id', 'd.tenant_id', 'd.webhook_id', 'd.event', 'd.payload', 'd.attempts', 'w.url'])
+        .select([
+          'd.id',
+          'd.tenant_id',
+          'd.webhook_id',
+          'd.event',
+          'd.payload',
+          'd.attempts',
+          'w.url',
+          'w.previous_secret_expires_at',
+        ])
         .where('d.id', 'in', ids)
         .execute();
       return rows.map((row) => ({ ...row, attempts: Number(row.attempts) }));
@@ -180,6 +198,25 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       .execute();
   }
 
+  /**
+   * The secrets that sign a delivery: the current one, then the previous one while its rotation's
+   * grace lasts. A previous secret past its grace is forgotten here (unless a newer rotation has
+   * replaced it meanwhile).
+   */
+  async function signingSecrets(delivery: Claimed): Promise<string[] | null> {
+    if (!secrets) return null;
+    const current = await secrets.get(delivery.tenant_id, webhookSecretName(delivery.webhook_id));
+    if (current === null) return null;
+    const expiresAt = delivery.previous_secret_expires_at;
+    if (expiresAt === null) return [current];
+    if (Number(expiresAt) > now()) {
+      const previous = await secrets.get(delivery.tenant_id, previousWebhookSecretName(delivery.webhook_id));
+      return previous === null ? [current] : [current, previous];
+    }
+    await forgetPreviousSecret(db, delivery.tenant_id, delivery.webhook_id, Number(expiresAt));
+    return [current];
+  }
+
   async function send(delivery: Claimed): Promise<void> {
     if (delivery.url === null) {
       // The subscription was deleted after this delivery was enqueued: nobody to tell.
@@ -191,10 +228,8 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     let error: string | null = null;
     let retryAfterMs: number | null = null;
     try {
-      const secret = secrets
-        ? await secrets.get(delivery.tenant_id, webhookSecretName(delivery.webhook_id))
-        : null;
-      if (secret === null)
+      const signing = await signingSecrets(delivery);
+      if (signing === null)
         throw new Error('the signing secret cannot be read (secrets.kekRing unset or changed)');
       const timestamp = Math.floor(now() / 1000);
       // Checked again at every attempt, at the connection itself: the name may resolve elsewhere now
@@ -206,7 +241,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
           headers: {
             'content-type': 'application/json',
             'user-agent': `MAOS-Webhooks/${VERSION}`,
-            ...signatureHeaders(secret, delivery.id, timestamp, delivery.payload),
+            ...signatureHeaders(signing, delivery.id, timestamp, delivery.payload),
           },
           body: delivery.payload,
           timeoutMs: config.timeoutSeconds * 1000,
@@ -281,7 +316,18 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     );
   }
 
+  let lastSweep = Number.NEGATIVE_INFINITY;
+  async function sweepExpiredSecrets(): Promise<void> {
+    const at = now();
+    if (at - lastSweep < SECRET_SWEEP_INTERVAL_MS) return;
+    lastSweep = at;
+    await forgetExpiredPreviousSecrets(db, at);
+  }
+
   async function pass(): Promise<number> {
+    await sweepExpiredSecrets().catch((error: unknown) =>
+      logger.warn({ err: coerceError(error) }, 'forgetting expired webhook secrets failed'),
+    );
     let sent = 0;
     for (;;) {
       await options.whenDurable?.();

@@ -1,6 +1,7 @@
 // Webhook signing secrets and signatures in the Standard Webhooks scheme (standardwebhooks.com):
 // `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, keyed with the bytes
-// of the secret after its `whsec_` prefix.
+// of the secret after its `whsec_` prefix. While a rotated-out secret is still valid, the header
+// carries one `v1,<sig>` entry per secret, space-separated, the new one first (the spec allows several).
 import { createHmac, randomBytes } from 'node:crypto';
 
 const SECRET_PREFIX = 'whsec_';
@@ -20,19 +21,23 @@ export function secretKey(secret: string): Buffer {
   );
 }
 
-/** The three headers of a delivery attempt: id, timestamp (Unix seconds), signature. */
+/**
+ * The three headers of a delivery attempt: id, timestamp (Unix seconds), signature; one signature
+ * per secret given, in their order (current secret first, then the previous one during its grace).
+ */
 export function signatureHeaders(
-  secret: string,
+  secrets: string | readonly string[],
   id: string,
   timestampSeconds: number,
   body: string,
 ): Record<'webhook-id' | 'webhook-timestamp' | 'webhook-signature', string> {
-  const signature = createHmac('sha256', secretKey(secret))
-    .update(`${id}.${timestampSeconds}.${body}`)
-    .digest('base64');
+  const signed = `${id}.${timestampSeconds}.${body}`;
+  const signatures = (typeof secrets === 'string' ? [secrets] : secrets).map(
+    (secret) => `v1,${createHmac('sha256', secretKey(secret)).update(signed).digest('base64')}`,
+  );
   return {
     'webhook-id': id,
     'webhook-timestamp': String(timestampSeconds),
-    'webhook-signature': `v1,${signature}`,
+    'webhook-signature': signatures.join(' '),
   };
 }

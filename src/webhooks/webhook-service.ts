@@ -1,6 +1,7 @@
 // A tenant's webhook subscriptions: create (with a signing secret shown once, stored encrypted in
-// `tenant_secrets`), list, delete, and the deliveries of one. The URL passes the SSRF guard here and
-// again before every delivery (delivery-worker.ts).
+// `tenant_secrets`), list, delete, rotate the secret (the previous one signs too for a grace
+// period), and the deliveries of one. The URL passes the SSRF guard here and again before every
+// delivery (delivery-worker.ts).
 import { sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import { createSecretStore, type SecretStore } from '../security/secret-store.ts';
@@ -15,6 +16,14 @@ import type { DeliveryStatus, WebhookEvent, WebhooksDb } from './webhook-tables.
 /** Name of a subscription's signing secret in `tenant_secrets`. */
 export function webhookSecretName(webhookId: string): string {
   return `webhook:${webhookId}`;
+}
+
+/**
+ * Name of the secret a rotation replaced, kept (encrypted, re-wrapped like the others) until
+ * `webhooks.previous_secret_expires_at`.
+ */
+export function previousWebhookSecretName(webhookId: string): string {
+  return `${webhookSecretName(webhookId)}:previous`;
 }
 
 export interface Webhook {
@@ -48,6 +57,15 @@ export interface WebhookService {
   list(tenantId: string): Promise<Webhook[]>;
   /** Removes the subscription, its secret and its deliveries; NOT_FOUND for another tenant's. */
   delete(tenantId: string, id: string): Promise<void>;
+  /**
+   * Replaces the signing secret; the previous one keeps signing (next to the new one) until
+   * `previousSecretExpiresAt`, null when the grace period is 0 (revoked at once). A rotation during
+   * the grace of an earlier one revokes that earlier secret at once. NOT_FOUND for another tenant's.
+   */
+  rotateSecret(
+    tenantId: string,
+    id: string,
+  ): Promise<{ id: string; secret: string; previousSecretExpiresAt: string | null }>;
   /** Deliveries of one subscription, newest first, after the cursor (a delivery id). */
   listDeliveries(
     tenantId: string,
@@ -62,6 +80,8 @@ export interface WebhookServiceOptions {
   kekRing: string | undefined;
   ssrf: SsrfPolicy;
   maxPerTenant: number;
+  /** `webhooks.secretRotationGraceSeconds`: how long a rotated-out secret still signs. */
+  secretRotationGraceSeconds: number;
   now?: () => number;
 }
 
@@ -84,14 +104,19 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
     if (!row) throw new AppError('NOT_FOUND', 'No such webhook in this tenant');
   }
 
+  function requireRing() {
+    if (!ring) {
+      throw new AppError(
+        'INVALID_STATE',
+        'This server cannot store webhook secrets: the operator has not configured secrets.kekRing',
+      );
+    }
+    return ring;
+  }
+
   return {
     async create(tenantId, createdBy, input) {
-      if (!ring) {
-        throw new AppError(
-          'INVALID_STATE',
-          'This server cannot store webhook secrets: the operator has not configured secrets.kekRing',
-        );
-      }
+      const keyring = requireRing();
       const parsed = await assertPublicUrl(input.url, ssrf);
       // Deliveries carry the objective and an excerpt of the result: never in clear text over the
       // internet. Plain http only to a host the operator trusts (ssrf.allowedHosts, private networks).
@@ -133,7 +158,7 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
             created_by: createdBy,
           })
           .execute();
-        const secrets: SecretStore = createSecretStore(trx as unknown as SecurityDb, ring);
+        const secrets: SecretStore = createSecretStore(trx as unknown as SecurityDb, keyring);
         await secrets.put(tenantId, webhookSecretName(id), secret);
       });
       return { id, url, events, createdAt: iso(createdAt) as string, secret };
@@ -167,9 +192,44 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
         await (trx as unknown as SecurityDb)
           .deleteFrom('tenant_secrets')
           .where('tenant_id', '=', tenantId)
-          .where('name', '=', webhookSecretName(id))
+          .where('name', 'in', [webhookSecretName(id), previousWebhookSecretName(id)])
           .execute();
       });
+    },
+    async rotateSecret(tenantId, id) {
+      const keyring = requireRing();
+      const secret = generateWebhookSecret();
+      const graceMs = options.secretRotationGraceSeconds * 1000;
+      let expiresAt = graceMs > 0 ? now() + graceMs : null;
+      await db.transaction().execute(async (trx) => {
+        // PostgreSQL: concurrent rotations of one subscription queue on its row, so the secret kept
+        // as the previous one is always the one the other rotation left current.
+        let owned = trx
+          .selectFrom('webhooks')
+          .select('id')
+          .where('id', '=', id)
+          .where('tenant_id', '=', tenantId);
+        if (isPostgres(trx)) owned = owned.forUpdate();
+        if (!(await owned.executeTakeFirst())) {
+          throw new AppError('NOT_FOUND', 'No such webhook in this tenant');
+        }
+        const secrets = createSecretStore(trx as unknown as SecurityDb, keyring);
+        // A secret that cannot be read (its KEK left the keyring) signs nothing: rotating repairs that.
+        const current = await secrets.get(tenantId, webhookSecretName(id)).catch(() => null);
+        if (current === null) expiresAt = null;
+        if (expiresAt !== null && current !== null) {
+          await secrets.put(tenantId, previousWebhookSecretName(id), current);
+        } else {
+          await secrets.delete(tenantId, previousWebhookSecretName(id));
+        }
+        await secrets.put(tenantId, webhookSecretName(id), secret);
+        await trx
+          .updateTable('webhooks')
+          .set({ previous_secret_expires_at: expiresAt })
+          .where('id', '=', id)
+          .execute();
+      });
+      return { id, secret, previousSecretExpiresAt: expiresAt === null ? null : iso(expiresAt) };
     },
     async listDeliveries(tenantId, id, page) {
       await ownWebhook(tenantId, id);
@@ -199,4 +259,43 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
       return { items, nextCursor: rows.length > page.limit && last ? last.id : null };
     },
   };
+}
+
+/**
+ * Forgets a subscription's previous signing secret whose grace ended at `expiresAt`; does nothing
+ * when a newer rotation has replaced it meanwhile (its expiry differs then).
+ */
+export async function forgetPreviousSecret(
+  db: WebhooksDb,
+  tenantId: string,
+  webhookId: string,
+  expiresAt: number,
+): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const cleared = await trx
+      .updateTable('webhooks')
+      .set({ previous_secret_expires_at: null })
+      .where('id', '=', webhookId)
+      .where('previous_secret_expires_at', '=', expiresAt)
+      .executeTakeFirst();
+    if (Number(cleared.numUpdatedRows) === 0) return;
+    await (trx as unknown as SecurityDb)
+      .deleteFrom('tenant_secrets')
+      .where('tenant_id', '=', tenantId)
+      .where('name', '=', previousWebhookSecretName(webhookId))
+      .execute();
+  });
+}
+
+/** Forgets every previous signing secret whose grace has ended by `now`; returns how many. */
+export async function forgetExpiredPreviousSecrets(db: WebhooksDb, now: number): Promise<number> {
+  const expired = await db
+    .selectFrom('webhooks')
+    .select(['id', 'tenant_id', 'previous_secret_expires_at'])
+    .where('previous_secret_expires_at', '<=', now)
+    .execute();
+  for (const row of expired) {
+    await forgetPreviousSecret(db, row.tenant_id, row.id, Number(row.previous_secret_expires_at));
+  }
+  return expired.length;
 }

@@ -1,6 +1,6 @@
 // Row types of the webhook tables (migration 0015_webhooks), for Kysely queries. Times are Unix ms;
 // PostgreSQL returns bigint columns as strings, so readers convert with Number().
-import type { Kysely } from 'kysely';
+import type { ColumnType, Kysely } from 'kysely';
 
 export interface WebhooksTable {
   id: string;
@@ -10,6 +10,8 @@ export interface WebhooksTable {
   events: string;
   created_at: number;
   created_by: string;
+  /** Until when the previous signing secret (`webhook:<id>:previous`) still signs; null: none. */
+  previous_secret_expires_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface WebhookDeliveriesTable {

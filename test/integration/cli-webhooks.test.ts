@@ -1,5 +1,6 @@
-// `maos webhooks list|create|delete|deliveries` as child processes against a real server with a
-// real receiver: the secret printed once verifies the deliveries, a failing receiver's deliveries
+// `maos webhooks list|create|rotate-secret|delete|deliveries` as child processes against a real
+// server with a real receiver: the secret printed once verifies the deliveries (after a rotation, the
+// new one and, during the grace period, the old one), a failing receiver's deliveries
 // show their attempts and last answer, pages continue with the printed command, and mistakes get
 // the exit codes of the user guide.
 import assert from 'node:assert/strict';
@@ -180,6 +181,47 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
     env: { ...env, MAOS_TOKEN: await keyFor('operator') },
   });
   assert.equal(member.code, 5, member.stderr);
+
+  // A new secret, printed alone on stdout; the next delivery verifies with it (and, during the grace
+  // period, with the old one).
+  const rotated = await runMaos(['webhooks', 'rotate-secret', webhookId], { env });
+  assert.equal(rotated.code, 0, rotated.stderr);
+  assert.match(rotated.stdout, /^whsec_[A-Za-z0-9+/]{43}=\n$/);
+  const newSecret = rotated.stdout.trim();
+  assert.notEqual(newSecret, secret);
+  assert.match(
+    rotated.stderr,
+    new RegExp(
+      `^webhook ${webhookId} has a new signing secret, shown only now\\. Until \\S+Z deliveries are signed with the previous one as well`,
+    ),
+  );
+  assert.ok(!`${rotated.stdout}${rotated.stderr}`.includes(secret), 'the old secret is not printed');
+  const before = receiver.received.length;
+  await submit('after the rotation');
+  const signed = await waitFor(() => receiver.received[before], 20_000, 'a delivery after the rotation');
+  assert.ok(verifyDelivery(newSecret, signed), 'the new secret signs');
+  assert.ok(verifyDelivery(secret, signed), 'the old one too, during the grace period');
+  const rotatedJson = await runMaos(['webhooks', 'rotate-secret', webhookId, '--json'], { env });
+  assert.equal(rotatedJson.code, 0, rotatedJson.stderr);
+  const rotatedBody = JSON.parse(rotatedJson.stdout) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(rotatedBody).sort(), ['id', 'previousSecretExpiresAt', 'secret']);
+  assert.equal(rotatedBody.id, webhookId);
+  assert.match(String(rotatedBody.secret), /^whsec_/);
+  assert.notEqual(rotatedBody.secret, newSecret);
+  assert.equal(rotatedJson.stderr, '');
+  const rotateUnknown = await runMaos(['webhooks', 'rotate-secret', '0193a5c4-0000-7000-8000-000000000000'], {
+    env,
+  });
+  assert.equal(rotateUnknown.code, 4, rotateUnknown.stderr);
+  assert.match(rotateUnknown.stderr, /^error NOT_FOUND: No such webhook in this tenant/);
+  assert.equal(rotateUnknown.stdout, '');
+  const rotateDenied = await runMaos(['webhooks', 'rotate-secret', webhookId], {
+    env: { ...env, MAOS_TOKEN: await keyFor('developer') },
+  });
+  assert.equal(rotateDenied.code, 5, rotateDenied.stderr);
+  assert.equal(rotateDenied.stdout, '');
+  const rotateNoId = await runMaos(['webhooks', 'rotate-secret'], { env });
+  assert.equal(rotateNoId.code, 2, rotateNoId.stderr);
 
   const deleted = await runMaos(['webhooks', 'delete', webhookId], { env });
   assert.equal(deleted.code, 0, deleted.stderr);

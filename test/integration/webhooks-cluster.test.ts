@@ -1,7 +1,8 @@
 // Webhooks in cluster mode: two replicas on one PostgreSQL database share one outbox. Sessions
 // submitted to either end, and every `session.completed` is delivered exactly once (each delivery
 // claimed by one replica with FOR UPDATE SKIP LOCKED, sent once, recorded once), signed. Polls are
-// set to a minute: only the local wake-up and the commit notification can deliver in time.
+// set to a minute: only the local wake-up and the commit notification can deliver in time. A rotated
+// signing secret signs next to the new one during its grace, whichever replica rotated or sends.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { generateKekEntry } from '../../src/security/secrets.ts';
@@ -12,11 +13,13 @@ import { startWebhookReceiver, verifyDelivery } from '../fixtures/webhook-receiv
 
 describe('webhooks: two replicas on one PostgreSQL database', { timeout: 180_000 }, () => {
   const suite = useReplicaSuite();
+  // One keyring for every replica of the suite: those of an earlier test still run on the database
+  // and may claim a later test's deliveries.
+  const kekRing = generateKekEntry('k1');
 
   test('each event is delivered once, by one of the replicas', async (t) => {
     const receiver = await startWebhookReceiver();
     t.after(() => receiver.close());
-    const kekRing = generateKekEntry('k1');
     const config = {
       store: { url: suite.database.url, synchronous: 'normal', poolSize: 5 },
       secrets: { kekRing },
@@ -66,5 +69,56 @@ describe('webhooks: two replicas on one PostgreSQL database', { timeout: 180_000
       (d) => (JSON.parse(d.body) as { data: { sessionId: string } }).data.sessionId,
     );
     assert.deepEqual(sessions.sort(), [...ids].sort());
+  });
+
+  test('a rotated secret signs next to the new one during the grace; with no grace, only the new one', async (t) => {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    const config = {
+      store: { url: suite.database.url, synchronous: 'normal', poolSize: 5 },
+      secrets: { kekRing },
+      ssrf: { allowedHosts: ['127.0.0.1'] },
+      webhooks: { pollIntervalMs: 60_000 },
+    };
+    const graceful = await suite.start({ config });
+    const instant = await suite.start({
+      config: { ...config, webhooks: { ...config.webhooks, secretRotationGraceSeconds: 0 } },
+    });
+    const created = await requestJson<{ id: string; secret: string }>(`${graceful.url}/v1/webhooks`, {
+      method: 'POST',
+      body: { url: receiver.url, events: ['session.completed'] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const rotate = async (url: string) => {
+      const rotated = await requestJson<{ secret: string; previousSecretExpiresAt: string | null }>(
+        `${url}/v1/webhooks/${created.body.id}/rotate-secret`,
+        { method: 'POST' },
+      );
+      assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+      return rotated.body;
+    };
+    const deliverOne = async (objective: string) => {
+      const before = receiver.received.length;
+      const submitted = await requestJson<{ id: string }>(`${graceful.url}/v1/sessions`, {
+        method: 'POST',
+        body: { objective, agents: [{ role: 'engineer', task: 't', runner: 'echo' }] },
+      });
+      assert.equal(submitted.status, 201);
+      return waitFor(() => receiver.received[before], 30_000, objective);
+    };
+
+    const second = await rotate(graceful.url);
+    assert.ok(second.previousSecretExpiresAt);
+    const during = await deliverOne('during the grace');
+    assert.ok(verifyDelivery(second.secret, during));
+    assert.ok(verifyDelivery(created.body.secret, during));
+
+    const third = await rotate(instant.url);
+    assert.equal(third.previousSecretExpiresAt, null);
+    const after = await deliverOne('no grace');
+    assert.ok(verifyDelivery(third.secret, after));
+    assert.ok(!verifyDelivery(second.secret, after));
+    assert.ok(!verifyDelivery(created.body.secret, after));
+    assert.equal(String(after.headers['webhook-signature']).split(' ').length, 1);
   });
 });

@@ -304,6 +304,84 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(payload.data.status, 'cancelled');
   });
 
+  await t.test('a rotated secret: both sign the next delivery during the grace, shown once', async (t) => {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    const admin = await keyFor('rotate');
+    const developer = await keyFor('rotate', 'developer');
+    const other = await keyFor('rotate-intruder');
+    const created = await call<Created>(admin, 'POST', '/v1/webhooks', {
+      url: receiver.url,
+      events: ['session.completed'],
+    });
+    assert.equal(created.status, 201);
+    const { id: webhookId, secret: oldSecret } = created.body;
+
+    // Another tenant's, a developer, an unknown or malformed id: refused, nothing rotated.
+    const foreign = await call<{ code: string }>(other, 'POST', `/v1/webhooks/${webhookId}/rotate-secret`);
+    assert.equal(foreign.status, 404);
+    assert.equal(foreign.body.code, 'NOT_FOUND');
+    const denied = await call<{ code: string }>(developer, 'POST', `/v1/webhooks/${webhookId}/rotate-secret`);
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.code, 'PERMISSION_DENIED');
+    const unknownId = '0193a5c4-0000-7000-8000-000000000000';
+    assert.equal((await call(admin, 'POST', `/v1/webhooks/${unknownId}/rotate-secret`)).status, 404);
+    assert.equal((await call(admin, 'POST', '/v1/webhooks/not-a-uuid/rotate-secret')).status, 400);
+
+    const rotated = await call<{ id: string; secret: string; previousSecretExpiresAt: string }>(
+      admin,
+      'POST',
+      `/v1/webhooks/${webhookId}/rotate-secret`,
+    );
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    assert.equal(rotated.headers.get('cache-control'), 'no-store');
+    assert.deepEqual(Object.keys(rotated.body).sort(), ['id', 'previousSecretExpiresAt', 'secret']);
+    assert.equal(rotated.body.id, webhookId);
+    const newSecret = rotated.body.secret;
+    assert.match(newSecret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+    assert.notEqual(newSecret, oldSecret);
+    assert.match(rotated.body.previousSecretExpiresAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.ok(!JSON.stringify(rotated.body).includes(oldSecret.slice(6)), 'the old secret is not shown');
+    const listed = await call(admin, 'GET', '/v1/webhooks');
+    for (const secret of [oldSecret, newSecret]) {
+      assert.ok(!JSON.stringify(listed.body).includes(secret.slice(6)), 'nor listed');
+    }
+    // Both are stored encrypted only.
+    const stored = JSON.stringify(
+      await server.app.database.db
+        .selectFrom('tenant_secrets' as never)
+        .selectAll()
+        .execute(),
+    );
+    assert.ok(!stored.includes(oldSecret.slice(6)) && !stored.includes(newSecret.slice(6)));
+
+    const sessionId = await submit(admin, {
+      objective: 'after the rotation',
+      agents: [{ role: 'qa', task: 'x', runner: 'ok' }],
+    });
+    const delivery = await waitFor(() => receiver.received[0], 15_000, 'the delivery after the rotation');
+    assert.equal(payloadOf(delivery).data.sessionId, sessionId);
+    assert.ok(verifyDelivery(newSecret, delivery), 'the new secret verifies');
+    assert.ok(verifyDelivery(oldSecret, delivery), 'the old one too, during the grace period');
+    const entries = String(delivery.headers['webhook-signature']).split(' ');
+    assert.equal(entries.length, 2);
+    const only = (entry: string) => ({
+      ...delivery,
+      headers: { ...delivery.headers, 'webhook-signature': entry },
+    });
+    assert.ok(verifyDelivery(newSecret, only(entries[0] as string)), 'the new secret’s signature first');
+    assert.ok(verifyDelivery(oldSecret, only(entries[1] as string)));
+
+    // Audited like the other webhook changes, naming the subscription.
+    const audit = await call<{ items: { action: string; target: { id: string | null }; outcome: string }[] }>(
+      admin,
+      'GET',
+      '/v1/audit?action=webhooks:manage&limit=100',
+    );
+    const records = audit.body.items.filter((r) => r.target.id === webhookId);
+    assert.equal(records.filter((r) => r.outcome === 'success').length, 2, 'created and rotated');
+  });
+
   await t.test('RBAC, validation, SSRF, the cap and other tenants', async () => {
     const admin = await keyFor('rules');
     const developer = await keyFor('rules', 'developer');
@@ -416,6 +494,12 @@ test('the signing secret and signatures never reach the log, at debug level', {
     body: { url: receiver.url, events: ['session.completed'] },
   });
   assert.equal(created.status, 201);
+  // Rotated: the deliveries are signed with the old secret and the new one.
+  const rotated = await requestJson<{ secret: string }>(
+    `${url}/v1/webhooks/${created.body.id}/rotate-secret`,
+    { method: 'POST' },
+  );
+  assert.equal(rotated.status, 200);
   const session = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
     method: 'POST',
     body: { objective: 'logged', agents: [{ role: 'qa', task: 't', runner: 'ok' }] },
@@ -424,10 +508,14 @@ test('the signing secret and signatures never reach the log, at debug level', {
   await waitFor(() => receiver.received.length === 2, 15_000, 'the retried delivery');
   const text = log.text();
   assert.match(text, /webhook delivery attempt failed; retrying later/, 'the failed attempt is logged');
-  const { secret } = created.body;
-  assert.ok(!text.includes(secret.slice('whsec_'.length)), 'no secret in the log');
+  for (const secret of [created.body.secret, rotated.body.secret]) {
+    assert.ok(!text.includes(secret.slice('whsec_'.length)), 'no secret in the log');
+  }
   for (const delivery of receiver.received) {
-    const signature = String(delivery.headers['webhook-signature']).slice('v1,'.length);
-    assert.ok(!text.includes(signature), 'no signature in the log');
+    const entries = String(delivery.headers['webhook-signature']).split(' ');
+    assert.equal(entries.length, 2);
+    for (const entry of entries) {
+      assert.ok(!text.includes(entry.slice('v1,'.length)), 'no signature in the log');
+    }
   }
 });

@@ -1,6 +1,7 @@
-// `maos webhooks list|create|delete|deliveries`: the tenant's signed webhook subscriptions and the
-// deliveries of one (/v1/webhooks, permission webhooks:manage). The signing secret is printed by
-// `create` only, since the server never shows it again.
+// `maos webhooks list|create|delete|rotate-secret|deliveries`: the tenant's signed webhook
+// subscriptions and the deliveries of one (/v1/webhooks, permission webhooks:manage). A signing
+// secret is printed by the `create` or `rotate-secret` that made it only, since the server never
+// shows it again.
 import type { Command } from 'commander';
 import { WEBHOOK_EVENTS } from '../../webhooks/webhook-tables.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
@@ -47,6 +48,12 @@ Example:
     .description('delete a subscription with its secret and deliveries (pending ones are not sent)')
     .argument('<id>', 'webhook id')
     .action(act(deleteWebhook));
+  addCommonOptions(webhooks.command('rotate-secret'), true)
+    .description(
+      'replace the signing secret; prints the new one, once (the old one also signs during the grace period)',
+    )
+    .argument('<id>', 'webhook id')
+    .action(act(rotateWebhookSecret));
   addCommonOptions(webhooks.command('deliveries'), true)
     .description('show the deliveries of a subscription, newest first: status, attempts, last answer')
     .argument('<id>', 'webhook id')
@@ -87,8 +94,8 @@ async function createWebhook(ctx: CliContext, command: Command): Promise<number>
   out.line(created.secret);
   out.note(
     `webhook ${created.id} created for ${created.url} (${created.events.join(', ')}). Its signing secret` +
-      ' is shown only now: store it where the receiver verifies signatures. A lost secret means deleting' +
-      ' the webhook and creating a new one.',
+      ' is shown only now: store it where the receiver verifies signatures. A lost secret is replaced' +
+      ` with \`maos webhooks rotate-secret ${created.id}\`.`,
   );
   return EXIT.OK;
 }
@@ -98,6 +105,25 @@ async function deleteWebhook(ctx: CliContext, command: Command): Promise<number>
   await ctx.client().deleteWebhook(id);
   if (ctx.out.json) ctx.out.printJson({ id, deleted: true });
   else ctx.out.line(`webhook ${id} deleted`);
+  return EXIT.OK;
+}
+
+async function rotateWebhookSecret(ctx: CliContext, command: Command): Promise<number> {
+  const id = command.processedArgs[0] as string;
+  const rotated = await ctx.client().rotateWebhookSecret(id);
+  const { out } = ctx;
+  if (out.json) {
+    out.printJson(rotated);
+    return EXIT.OK;
+  }
+  // The secret alone on stdout, as for `create`.
+  out.line(rotated.secret);
+  out.note(
+    rotated.previousSecretExpiresAt === null
+      ? `webhook ${id} has a new signing secret, shown only now; the previous one signs nothing any more.`
+      : `webhook ${id} has a new signing secret, shown only now. Until ${rotated.previousSecretExpiresAt}` +
+          ' deliveries are signed with the previous one as well: give the receiver the new secret before then.',
+  );
   return EXIT.OK;
 }
 

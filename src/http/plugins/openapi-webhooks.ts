@@ -37,7 +37,7 @@ const SIGNATURE_HEADERS = [
     in: 'header',
     required: true,
     description:
-      '`v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the base64-decoded part of the signing secret after `whsec_` (Standard Webhooks). Verify it over the raw body, before parsing.',
+      '`v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>">`, keyed with the base64-decoded part of the signing secret after `whsec_` (Standard Webhooks). Verify it over the raw body, before parsing. After a secret rotation, during its grace period, one entry per secret, space-separated, the new secret’s first: accept the message when any entry verifies.',
     schema: { type: 'string', pattern: '^v1,[A-Za-z0-9+/]+={0,2}( v1,[A-Za-z0-9+/]+={0,2})*$' },
   },
   {

@@ -1,5 +1,6 @@
-// /v1/webhooks: a tenant's signed webhook subscriptions (create, list, delete) and the deliveries of
-// one, newest first. The signing secret is returned by the create only; nothing else shows it.
+// /v1/webhooks: a tenant's signed webhook subscriptions (create, list, delete, rotate the signing
+// secret) and the deliveries of one, newest first. A signing secret is returned once, by the create or
+// the rotation that made it; nothing else shows it.
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -40,6 +41,20 @@ const createdWebhookSchema = z
   })
   .meta({ id: 'CreatedWebhook' })
   .describe('The new subscription with its signing secret (shown only here).');
+
+const rotatedSecretSchema = z
+  .object({
+    id: z.string().describe('Webhook id.'),
+    secret: z.string().describe('The new signing secret (`whsec_` + base64): shown only in this answer.'),
+    previousSecretExpiresAt: z
+      .string()
+      .nullable()
+      .describe(
+        'Until when deliveries are signed with the previous secret as well (`webhooks.secretRotationGraceSeconds`); null: the previous secret signs nothing any more.',
+      ),
+  })
+  .meta({ id: 'RotatedWebhookSecret' })
+  .describe('The subscription’s new signing secret (shown only here).');
 
 const deliverySchema = z
   .object({
@@ -139,6 +154,30 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
       async (request, reply) => {
         await webhooks.delete(request.actor.tenantId, request.params.id);
         return reply.code(204).send(null);
+      },
+    );
+
+    typed.post(
+      '/v1/webhooks/:id/rotate-secret',
+      {
+        config: { permission: 'webhooks:manage' },
+        schema: {
+          operationId: 'rotateWebhookSecret',
+          summary: 'Rotate a webhook’s signing secret',
+          description:
+            'Replaces the signing secret without missing a delivery: during the grace period (`previousSecretExpiresAt`, server setting `webhooks.secretRotationGraceSeconds`) each delivery carries two signatures in `webhook-signature`, space-separated, the new secret’s first; a receiver accepts either until it has switched. A rotation within the grace period of an earlier one revokes that earlier secret at once.',
+          tags: ['webhooks'],
+          params: webhookParams,
+          response: {
+            200: rotatedSecretSchema,
+            ...problemResponses(400, 401, 403, 404, 409, 429),
+          },
+        },
+      },
+      async (request, reply) => {
+        const rotated = await webhooks.rotateSecret(request.actor.tenantId, request.params.id);
+        reply.header('cache-control', 'no-store');
+        return rotated;
       },
     );
 

@@ -17,6 +17,7 @@ import * as idempotencyKeySessionIndex from './0014-idempotency-key-session-inde
 import * as webhooks from './0015-webhooks.ts';
 import * as webhookDeliverySessionIndex from './0016-webhook-delivery-session-index.ts';
 import * as deletedSessions from './0017-deleted-sessions.ts';
+import * as webhookSecretRotation from './0018-webhook-secret-rotation.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -42,4 +43,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0015_webhooks', migration: webhooks },
   { name: '0016_webhook_delivery_session_index', migration: webhookDeliverySessionIndex },
   { name: '0017_deleted_sessions', migration: deletedSessions },
+  { name: '0018_webhook_secret_rotation', migration: webhookSecretRotation },
 ];
