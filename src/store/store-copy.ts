@@ -129,9 +129,19 @@ export async function copyStore(
  * time) overwrites it (see insertRows).
  */
 async function prepareEmptyTarget(target: Transaction<Row>): Promise<void> {
-  const db = target as unknown as AnyDb;
+  await refuseTargetWithData(target as unknown as AnyDb);
+}
+
+/**
+ * CONFLICT when `target` holds rows in a copied table (the default tenant its migration seeded
+ * aside). Reads only. `existing`: the tables the target has (a target not migrated yet has some or
+ * none; those it lacks are empty); all of them when absent.
+ */
+export async function refuseTargetWithData(target: AnyDb, existing?: ReadonlySet<string>): Promise<void> {
+  const db = target;
   const filled: string[] = [];
   for (const table of COPIED_TABLES) {
+    if (existing && !existing.has(table.name)) continue;
     let query = db.selectFrom(table.name).select(sql.lit(1).as('one'));
     if (table.name === 'tenants') query = query.where('id', '!=', DEFAULT_TENANT_ID);
     if ((await query.limit(1).execute()).length > 0) filled.push(table.name);
@@ -142,6 +152,19 @@ async function prepareEmptyTarget(target: Transaction<Row>): Promise<void> {
       `The target database already holds data (in ${filled.join(', ')}): copy into an empty database`,
     );
   }
+}
+
+/** What a copy would carry (`maos store copy --dry-run`): the rows of each copied table, one snapshot. */
+export async function countCopiedRows(source: AnyDb): Promise<{ name: string; rows: number }[]> {
+  const reading = isPostgres(source)
+    ? source.transaction().setIsolationLevel('repeatable read')
+    : source.transaction();
+  return reading.execute(async (snapshot) => {
+    const tables: { name: string; rows: number }[] = [];
+    for (const table of COPIED_TABLES)
+      tables.push({ name: table.name, rows: await countRows(snapshot, table.name) });
+    return tables;
+  });
 }
 
 /** Copies one table in key order, a batch at a time; returns the rows copied. */

@@ -4,11 +4,12 @@
 // audit log whose chain verifies. A copy that cannot be done is refused before anything is written,
 // and a copy that fails midway leaves the target without data.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
 import { configSchema } from '../../src/config/schema.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
@@ -117,6 +118,37 @@ describe('maos store copy', { timeout: 240_000 }, () => {
   });
 
   test('SQLite to PostgreSQL and back: every row arrives, keys authenticate, the audit chain verifies', async () => {
+    // A dry run first: what would be copied, and not a table created in the target.
+    const planned = await runMaos([
+      'store',
+      'copy',
+      '--config',
+      sourceConfig,
+      '--to',
+      postgres.url,
+      '--dry-run',
+      '--json',
+    ]);
+    assert.equal(planned.code, 0, planned.stderr);
+    const plan = JSON.parse(planned.stdout) as {
+      dryRun: boolean;
+      targetExists: boolean;
+      pendingMigrations: number;
+      tables: { name: string; rows: number }[];
+    };
+    assert.equal(plan.dryRun, true);
+    assert.equal(plan.pendingMigrations, MIGRATIONS.length);
+    const client = new pg.Client({ connectionString: postgres.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query(
+        "select count(*)::int as n from information_schema.tables where table_schema = 'public'",
+      );
+      assert.equal(rows[0].n, 0, 'the dry run created nothing in the target');
+    } finally {
+      await client.end();
+    }
+
     const copied = await runMaos(['store', 'copy', '--config', sourceConfig, '--to', postgres.url, '--json']);
     assert.equal(copied.code, 0, copied.stderr);
     const report = JSON.parse(copied.stdout) as CopyJson;
@@ -124,6 +156,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     const password = decodeURIComponent(new URL(postgres.url).password);
     assert.ok(password.length > 0 && !copied.stdout.includes(password), 'the target password is not printed');
     const rowsOf = (name: string) => report.tables.find((table) => table.name === name)?.rows;
+    assert.deepEqual(plan.tables, report.tables, 'the dry run counted what the copy then copied');
     assert.equal(rowsOf('sessions'), 2);
     assert.equal(rowsOf('tasks'), 4);
     assert.equal(rowsOf('api_keys'), 1);
@@ -224,6 +257,17 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     const again = await runMaos(['store', 'copy', '--config', sourceConfig, '--to', postgres.url]);
     assert.equal(again.code, 6, again.stderr);
     assert.match(again.stderr, /CONFLICT: The target database already holds data \(in sessions, plans/);
+    const againPlanned = await runMaos([
+      'store',
+      'copy',
+      '--config',
+      sourceConfig,
+      '--to',
+      postgres.url,
+      '--dry-run',
+    ]);
+    assert.equal(againPlanned.code, 6, againPlanned.stderr);
+    assert.match(againPlanned.stderr, /CONFLICT: The target database already holds data/);
     const sessionsAfter = (await readTables({ dataDir: dir, store: { url: postgres.url } })).get('sessions');
     assert.deepEqual(sessionsAfter, sessionsBefore);
   });
@@ -269,6 +313,27 @@ describe('maos store copy', { timeout: 240_000 }, () => {
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, message);
     }
+  });
+
+  test('a dry run into a SQLite file that does not exist creates nothing', async () => {
+    const target = join(dir, 'planned', 'maos.db');
+    const planned = await runMaos([
+      'store',
+      'copy',
+      '--config',
+      sourceConfig,
+      '--to',
+      `sqlite:${target}`,
+      '--dry-run',
+    ]);
+    assert.equal(planned.code, 0, planned.stderr);
+    assert.match(planned.stdout, /does not exist yet; the copy creates it/);
+    assert.match(planned.stdout, /would copy\s+sessions\s+2/);
+    assert.match(
+      planned.stdout,
+      /dry run: \d+ rows in \d+ tables would be copied after \d+ migration\(s\) of the target; nothing was written/,
+    );
+    assert.equal(existsSync(join(dir, 'planned')), false);
   });
 
   test('the target URL can come from a file', async () => {

@@ -2,7 +2,7 @@
 // embedded SQLite file to PostgreSQL when one machine is no longer enough (store/store-copy.ts). The
 // configured database is the source; it is only read. On SQLite the server lock is held meanwhile,
 // so no server can write to the source (or the target) while the copy runs.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { sql } from 'kysely';
@@ -23,9 +23,17 @@ import {
   resolveSqlitePath,
 } from '../../store/db.ts';
 import { getMigrationStatus, migrateToLatest } from '../../store/migrate.ts';
+import { MIGRATIONS } from '../../store/migrations/index.ts';
 import { isPostgresUrl, SERVER_APPLICATION_NAME } from '../../store/postgres-dialect.ts';
 import { claimServerLock, type ServerLock } from '../../store/server-lock.ts';
-import { COPIED_TABLES, copyStore, SKIPPED_TABLES, type StoreCopyReport } from '../../store/store-copy.ts';
+import {
+  COPIED_TABLES,
+  copyStore,
+  countCopiedRows,
+  refuseTargetWithData,
+  SKIPPED_TABLES,
+  type StoreCopyReport,
+} from '../../store/store-copy.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 
@@ -33,6 +41,7 @@ interface CopyOptions {
   config?: string;
   to?: string;
   toFile?: string;
+  dryRun?: boolean;
 }
 
 /** Registers `maos store`. */
@@ -47,6 +56,7 @@ export function registerStoreCommand(program: Command, act: ActionFactory): void
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
     .option('--to <url>', 'target database: postgres://user:pass@host:5432/db or sqlite:<path>')
     .option('--to-file <file>', 'file holding the target URL (keeps its password off the command line)')
+    .option('--dry-run', 'check both databases and count what would be copied; write nothing')
     .action(act(runCopy));
 }
 
@@ -59,6 +69,7 @@ async function runCopy(ctx: CliContext, command: Command): Promise<number> {
   // The audit record of the copy is signed with the installation's key, which may be generated
   // into the data directory, as `maos keys` does: as root, refused on another user's directory.
   refuseRootInDataDir(config);
+  if (options.dryRun) return planCopy(ctx, config, targetConfig);
   const locks: ServerLock[] = [];
   let source: { db: DatabaseHandle['db']; location: string; close(): Promise<void> } | undefined;
   let target: DatabaseHandle | undefined;
@@ -93,6 +104,82 @@ async function runCopy(ctx: CliContext, command: Command): Promise<number> {
     await source?.close();
     for (const lock of locks) lock.release();
   }
+}
+
+/**
+ * `--dry-run`: the checks of a copy and the rows it would carry, with nothing written to either
+ * database: a PostgreSQL target is only read (its schema stays as it is), a SQLite target that does
+ * not exist yet is not created.
+ */
+async function planCopy(ctx: CliContext, config: Config, targetConfig: Config): Promise<number> {
+  const locks: ServerLock[] = [];
+  let source: { db: DatabaseHandle['db']; location: string; close(): Promise<void> } | undefined;
+  let target: { db: DatabaseHandle['db']; location: string; close(): Promise<void> } | undefined;
+  try {
+    source = openSource(config, locks);
+    await refuseUnmigratedSource(source);
+    if (isPostgresUrl(config.store.url)) await refuseRunningReplicas(source, 'source');
+    target = openTargetForReading(targetConfig, locks);
+    let location = isPostgresUrl(targetConfig.store.url) ? '' : resolveSqlitePath(targetConfig);
+    let pending = MIGRATIONS.length;
+    if (target) {
+      location = target.location;
+      if (isPostgresUrl(targetConfig.store.url)) await refuseRunningReplicas(target, 'target');
+      const status = await getMigrationStatus(target.db);
+      if (status.unknown.length > 0) {
+        throw new AppError(
+          'DATABASE_NEWER_THAN_CODE',
+          `The target database ${target.location} has migrations this build does not know (${status.unknown.join(', ')})`,
+        );
+      }
+      pending = status.pending.length;
+      const tables = new Set((await target.db.introspection.getTables()).map((table) => table.name));
+      await refuseTargetWithData(target.db, tables);
+    }
+    const tables = await countCopiedRows(source.db);
+    const rows = tables.reduce((sum, table) => sum + table.rows, 0);
+    const { out } = ctx;
+    if (out.json) {
+      out.printJson({
+        dryRun: true,
+        source: source.location,
+        target: location,
+        targetExists: target !== undefined,
+        pendingMigrations: pending,
+        tables,
+        rows,
+      });
+      return EXIT.OK;
+    }
+    out.line(`source  ${source.location}`);
+    out.line(`target  ${location}${target ? '' : ' (does not exist yet; the copy creates it)'}`);
+    for (const table of tables) out.line(`would copy  ${table.name.padEnd(NAME_WIDTH)} ${table.rows}`);
+    out.line(
+      `dry run: ${rows} rows in ${tables.length} tables would be copied` +
+        (pending > 0 ? ` after ${pending} migration(s) of the target` : '') +
+        '; nothing was written',
+    );
+    return EXIT.OK;
+  } finally {
+    await target?.close();
+    await source?.close();
+    for (const lock of locks) lock.release();
+  }
+}
+
+/** The target for `--dry-run`: read only; undefined for a SQLite file that does not exist yet. */
+function openTargetForReading(config: Config, locks: ServerLock[]) {
+  if (isPostgresUrl(config.store.url)) {
+    const handle = createDatabase(config, {
+      readsDatabaseOnly: true,
+      applicationName: COPY_APPLICATION_NAME,
+    });
+    return { db: handle.db, location: handle.location, close: () => handle.close() };
+  }
+  const path = resolveSqlitePath(config);
+  if (!existsSync(path)) return undefined;
+  holdServerLock(path, 'target', locks);
+  return { ...openSqliteReadOnly(path, config.store.busyTimeoutMs), location: path };
 }
 
 function readTargetUrl(options: CopyOptions): string {
