@@ -202,6 +202,25 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
     };
   }
 
+  /**
+   * At the cap: a session deleted since it was subscribed to (DELETE /v1/sessions/:id, retention)
+   * will never change again, so its watches free their slots. Only then, so a subscribe below the
+   * cap costs no read per watch.
+   */
+  async function releaseDeletedSessions(caller: McpCaller): Promise<void> {
+    for (const [uri, stop] of [...watches]) {
+      const target = parseResourceUri(uri);
+      if (target.kind === 'roles') continue;
+      try {
+        await service.getSession(caller.actor, target.sessionId);
+      } catch (error) {
+        if (!(error instanceof AppError) || error.code !== 'SESSION_NOT_FOUND') throw error;
+        stop();
+        watches.delete(uri);
+      }
+    }
+  }
+
   // Every read goes through readTarget, also for URIs no registration matches: the SDK's own
   // dispatcher answers those with -32602 and no MAOS code, where the docs promise -32002 NOT_FOUND.
   server.server.setRequestHandler(ReadResourceRequestSchema, (request, extra) =>
@@ -223,6 +242,7 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
         watches.set(uri, watch(uri, target.detail.id));
         return {};
       }
+      if (watches.size >= MAX_SUBSCRIPTIONS) await releaseDeletedSessions(deps.resolveCaller(extra));
       if (watches.size >= MAX_SUBSCRIPTIONS) {
         throw new AppError(
           'RESOURCE_LIMIT_EXCEEDED',

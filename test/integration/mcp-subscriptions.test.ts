@@ -1,6 +1,6 @@
 // MCP resource subscriptions under load and when the client goes away: one connection holds at most
 // MAX_SUBSCRIPTIONS (more is a clear RESOURCE_LIMIT_EXCEEDED error, duplicates and unsubscribe
-// free no slot twice), and in stdio remote mode the event streams a client's subscriptions opened
+// free no slot twice, a deleted session's watches free theirs), and in stdio remote mode the event streams a client's subscriptions opened
 // on the server close when the client disconnects. Real server, SDK clients over /mcp and stdio.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +12,7 @@ import {
   type McpTestServer,
   startMcpTestServer,
 } from '../fixtures/mcp-server.ts';
-import { requestJson } from '../fixtures/server.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 /** Creates `count` sessions over REST; each runs one agent `only` on `runner`. */
@@ -69,8 +69,16 @@ describe('MCP subscriptions', { timeout: 120_000 }, () => {
     assert.equal((refused.data as { code: string }).code, 'RESOURCE_LIMIT_EXCEEDED');
 
     // Unsubscribing frees a slot.
-    await mcp.client.unsubscribeResource({ uri: uris[1] as string });
+    await mcp.client.unsubscribeResource({ uri: uris[2] as string });
     await mcp.client.subscribeResource({ uri: over });
+
+    // So does deleting a subscribed session: its watches will never fire again.
+    const next = uris[MAX_SUBSCRIPTIONS + 1] as string;
+    await assert.rejects(mcp.client.subscribeResource({ uri: next }), /RESOURCE_LIMIT_EXCEEDED/);
+    await waitForSession(server.url, ids[0] as string);
+    const deleted = await requestJson(`${server.url}/v1/sessions/${ids[0]}`, { method: 'DELETE' });
+    assert.equal(deleted.status, 204, JSON.stringify(deleted.body));
+    await mcp.client.subscribeResource({ uri: next });
   });
 
   test('stdio remote mode: the streams of a client that disconnects are closed', async () => {
