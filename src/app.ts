@@ -414,6 +414,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           whenDurable: () => engine.queue.whenDurable(),
           observer: {
             attempted: (event, outcome, seconds) => metrics.recordWebhookAttempt(event, outcome, seconds),
+            disabled: (reason) => metrics.recordWebhookDisabled(reason),
           },
         });
         // Every replica runs it; the retention advisory lock lets one at a time do the deleting.

@@ -273,6 +273,11 @@ export function createApiClient(options: ApiClientOptions) {
       return requestJson('POST', `v1/webhooks/${encodeId(id, 'webhook')}/rotate-secret`);
     },
 
+    /** `POST /v1/webhooks/:id/enable`: re-enables a subscription disabled automatically. */
+    async enableWebhook(id: string): Promise<Webhook> {
+      return requestJson<Webhook>('POST', `v1/webhooks/${encodeId(id, 'webhook')}/enable`);
+    },
+
     /** `GET /v1/webhooks/:id/deliveries` (one page, newest first). */
     async listWebhookDeliveries(
       id: string,

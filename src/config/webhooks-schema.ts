@@ -14,6 +14,8 @@ export const WEBHOOK_DEFAULTS = {
   deliveryRetentionDays: 30,
   // A day, as Stripe's default: time for every receiver of a tenant to take the new secret.
   secretRotationGraceSeconds: 86_400,
+  // With the default retries, about three weeks of a receiver failing every event of a busy tenant.
+  disableAfterFailedDeliveries: 20,
 };
 
 export const webhooksConfigSchema = z
@@ -84,6 +86,15 @@ export const webhooksConfigSchema = z
       .default(WEBHOOK_DEFAULTS.secretRotationGraceSeconds)
       .describe(
         'After `POST /v1/webhooks/{id}/rotate-secret`, how long the previous signing secret stays valid: deliveries carry a signature with each secret meanwhile, so receivers can switch without missing one. 0 = the previous secret stops at once. @defaultValue 86400',
+      ),
+    disableAfterFailedDeliveries: z
+      .number()
+      .int()
+      .min(0)
+      .max(10_000)
+      .default(WEBHOOK_DEFAULTS.disableAfterFailedDeliveries)
+      .describe(
+        'A subscription is disabled after this many of its deliveries in a row ended `failed` (a delivered one resets the count); it is also disabled when its receiver answers 410 Gone. A disabled subscription gets no deliveries until `POST /v1/webhooks/{id}/enable`. 0 = never disabled for failures. @defaultValue 20',
       ),
   })
   .default(WEBHOOK_DEFAULTS)

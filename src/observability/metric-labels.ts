@@ -80,6 +80,8 @@ export const AUTH_FAILURE_REASONS = [
 export const AUDIT_OUTCOMES = ['success', 'failure', 'unknown'] as const;
 export const BUDGET_SCOPES = ['session', 'tenant', 'agent', 'task', OTHER] as const;
 export const WEBHOOK_OUTCOMES = ['delivered', 'retried', 'failed'] as const;
+/** Why a webhook subscription was disabled: its receiver answered 410 Gone, or too many failures. */
+export const WEBHOOK_DISABLE_REASONS = ['gone', 'failures'] as const;
 export const READINESS_CHECKS = ['database', 'migrations', 'worker', 'shutdown'] as const;
 /** Tables the retention job deletes from (one list, kept by the job itself). */
 export const RETENTION_TABLES = [...RETENTION_TARGET_TABLES, OTHER] as const;
@@ -138,6 +140,7 @@ export const METRIC_LABELS = {
   maos_webhook_deliveries_total: { event: WEBHOOK_EVENTS, outcome: WEBHOOK_OUTCOMES },
   maos_webhook_delivery_duration_seconds: {},
   maos_webhook_deliveries_pending: {},
+  maos_webhook_subscriptions_disabled_total: { reason: WEBHOOK_DISABLE_REASONS },
   maos_tls_certificate_expiry_timestamp_seconds: {},
   maos_tls_reload_failures_total: {},
   maos_readiness_check_passing: { check: READINESS_CHECKS },

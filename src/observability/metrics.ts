@@ -72,6 +72,8 @@ export interface Metrics extends LlmMetrics {
   recordWorkspacesRemoved(count: number): void;
   /** One webhook delivery attempt: its event, what became of it, how long the POST took. */
   recordWebhookAttempt(event: string, outcome: 'delivered' | 'retried' | 'failed', seconds: number): void;
+  /** A webhook subscription was disabled automatically (410 Gone, or failed deliveries in a row). */
+  recordWebhookDisabled(reason: 'gone' | 'failures'): void;
   /** The certificate now served over HTTPS expires at `notAfter` (tls.certFile). */
   setTlsCertificateExpiry(notAfter: Date): void;
   /** A changed tls.certFile/tls.keyFile pair could not be loaded; the previous one is still served. */
@@ -258,6 +260,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers,
   });
+  const webhooksDisabled = new Counter({
+    name: 'maos_webhook_subscriptions_disabled_total',
+    help: 'Webhook subscriptions disabled automatically, by reason (gone: 410 answer; failures: too many failed deliveries in a row).',
+    labelNames: names('maos_webhook_subscriptions_disabled_total', 'reason'),
+    registers,
+  });
   const tlsCertificateExpiry = new Gauge({
     name: 'maos_tls_certificate_expiry_timestamp_seconds',
     help: 'Unix time when the certificate served over HTTPS expires (no sample without tls.certFile).',
@@ -349,6 +357,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       inc(webhookAttempts, labels('maos_webhook_deliveries_total', { event, outcome }));
       observe(webhookDuration, {}, seconds);
     },
+    recordWebhookDisabled: (reason) =>
+      inc(webhooksDisabled, labels('maos_webhook_subscriptions_disabled_total', { reason })),
     setTlsCertificateExpiry: (notAfter) => tlsCertificateExpiry.set(notAfter.getTime() / 1000),
     recordTlsReloadFailure: () => tlsReloadFailures.inc(),
   };

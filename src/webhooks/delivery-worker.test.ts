@@ -1,11 +1,13 @@
 // The retry schedule of webhook deliveries: the configured delay of the failed attempt ±20%, the
 // last entry repeating; Retry-After read as seconds or as an HTTP date; and a rotated signing
-// secret's grace period (both signatures, then the new one alone), on an injected clock.
+// secret's grace period (both signatures, then the new one alone), on an injected clock; a 410 Gone
+// disabling the subscription and failing its pending deliveries unsent.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { captureLog } from '../../test/fixtures/log-capture.ts';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
 import {
   type ReceivedDelivery,
@@ -326,4 +328,84 @@ test('a previous secret past its grace is forgotten by the sweep even without de
     .where('id', '=', first.id)
     .executeTakeFirstOrThrow();
   assert.equal(row.previous_secret_expires_at, null);
+});
+
+test('a 410 Gone disables the subscription: its other pending deliveries fail unsent, once counted', async (t) => {
+  const store = await webhookStore(t);
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  receiver.answer([410]);
+  const now = Date.now();
+  await store.subscribe('w-gone', receiver.url, now);
+  // One attempt at a time per subscription: d1 goes first, d2 and d3 wait behind it.
+  await store.enqueue('d1', 'w-gone', now - 2);
+  await store.enqueue('d2', 'w-gone', now - 1);
+  await store.enqueue('d3', 'w-gone', now);
+  const disabled: string[] = [];
+  const log = captureLog<{ message: string; webhookId?: string; reason?: string }>();
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: store.config.webhooks,
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'info', destination: log.destination }),
+    observer: { attempted: () => {}, disabled: (reason) => disabled.push(reason) },
+  });
+  t.after(() => worker.stop());
+  await waitFor(
+    async () => (await store.status('d3')).status === 'failed',
+    10_000,
+    'the pending deliveries failed',
+  );
+  await worker.runOnce();
+  assert.equal(receiver.received.length, 1, 'only the first was sent');
+  assert.deepEqual(await store.status('d1'), { status: 'failed', last_error: 'HTTP 410' });
+  for (const id of ['d2', 'd3'])
+    assert.deepEqual(await store.status(id), { status: 'failed', last_error: 'subscription disabled' });
+  const row = await store.db
+    .selectFrom('webhooks')
+    .select(['disabled_at', 'disabled_reason'])
+    .where('id', '=', 'w-gone')
+    .executeTakeFirstOrThrow();
+  assert.ok(Number(row.disabled_at) >= now);
+  assert.equal(row.disabled_reason, 'the receiver answered 410 Gone');
+  assert.deepEqual(disabled, ['gone']);
+  const warnings = log.lines.filter((line) => line.message.startsWith('webhook subscription disabled'));
+  assert.deepEqual(
+    warnings.map((line) => [line.webhookId, line.reason]),
+    [['w-gone', 'the receiver answered 410 Gone']],
+  );
+});
+
+test('a delivery claimed after its subscription was disabled is not sent', async (t) => {
+  const store = await webhookStore(t);
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  const now = Date.now();
+  await store.subscribe('w-off', receiver.url, now);
+  // Disabled after the delivery was enqueued, its pending rows not yet failed (another replica's
+  // disabling racing this claim).
+  await store.enqueue('d-off', 'w-off', now);
+  await store.db
+    .updateTable('webhooks')
+    .set({ disabled_at: now, disabled_reason: 'the receiver answered 410 Gone' })
+    .where('id', '=', 'w-off')
+    .execute();
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: store.config.webhooks,
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+  });
+  t.after(() => worker.stop());
+  await waitFor(async () => (await store.status('d-off')).status === 'failed', 10_000, 'the delivery failed');
+  assert.deepEqual(await store.status('d-off'), { status: 'failed', last_error: 'subscription disabled' });
+  const row = await store.db
+    .selectFrom('webhook_deliveries')
+    .select(['attempts', 'lease_owner'])
+    .where('id', '=', 'd-off')
+    .executeTakeFirstOrThrow();
+  assert.deepEqual([Number(row.attempts), row.lease_owner], [0, null], 'not counted as an attempt');
+  assert.equal(receiver.received.length, 0);
 });

@@ -1,8 +1,10 @@
 // The webhook delivery worker, one per replica: claims due deliveries from the outbox with a lease
 // (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never take the same row), POSTs each, signed, to
 // its subscription's URL, and records the outcome: delivered on any 2xx, otherwise retried with
-// backoff until `webhooks.maxAttempts`, then failed. At-least-once: a replica that dies mid-send
-// leaves its lease to run out, and the delivery is sent again (receivers dedupe on `webhook-id`).
+// backoff until `webhooks.maxAttempts`, then failed. A 410 Gone, or `webhooks.disableAfterFailedDeliveries`
+// failed deliveries in a row, disables the subscription: its pending deliveries fail unsent.
+// At-least-once: a replica that dies mid-send leaves its lease to run out, and the delivery is sent
+// again (receivers dedupe on `webhook-id`).
 import { randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { Config } from '../config/schema.ts';
@@ -29,8 +31,13 @@ import type { WebhookDeliveriesTable, WebhooksDb } from './webhook-tables.ts';
 /** Outcome label of `maos_webhook_deliveries_total`. */
 export type DeliveryOutcome = 'delivered' | 'retried' | 'failed';
 
+/** Why a subscription was disabled (label `reason` of `maos_webhook_subscriptions_disabled_total`). */
+export type DisableReason = 'gone' | 'failures';
+
 export interface DeliveryObserver {
   attempted(event: string, outcome: DeliveryOutcome, seconds: number): void;
+  /** A subscription was disabled (once per disabling, by the replica that did it). */
+  disabled?(reason: DisableReason): void;
 }
 
 export interface DeliveryWorkerOptions {
@@ -63,11 +70,17 @@ const MAX_RETRY_AFTER_MS = 86_400_000;
 // most this often for subscriptions that get none: a minute's delay costs nothing (they no longer
 // sign), and the sweep reads the small webhooks table only.
 const SECRET_SWEEP_INTERVAL_MS = 60_000;
+/** `last_error` of a delivery not attempted because its subscription is disabled. */
+export const DISABLED_ERROR = 'subscription disabled';
 
 type Claimed = Pick<
   WebhookDeliveriesTable,
   'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts'
-> & { url: string | null; previous_secret_expires_at: number | string | null };
+> & {
+  url: string | null;
+  previous_secret_expires_at: number | string | null;
+  disabled_at: number | string | null;
+};
 
 /** Parses Retry-After (seconds or an HTTP date) into ms from `now`; null when absent or unreadable. */
 export function parseRetryAfter(value: string | null, now: number): number | null {
@@ -173,6 +186,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
           'd.attempts',
           'w.url',
           'w.previous_secret_expires_at',
+          'w.disabled_at',
         ])
         .where('d.id', 'in', ids)
         .execute();
@@ -217,10 +231,81 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     return [current];
   }
 
+  /**
+   * Disables the subscription (unless already disabled) and fails its pending deliveries with
+   * "subscription disabled"; warns and counts once, on the replica whose update did it.
+   */
+  async function disable(
+    delivery: Claimed,
+    reason: DisableReason,
+    text: string,
+    minFailures: number,
+  ): Promise<void> {
+    const at = now();
+    const disabled = await db.transaction().execute(async (trx) => {
+      const updated = await trx
+        .updateTable('webhooks')
+        .set({ disabled_at: at, disabled_reason: text })
+        .where('id', '=', delivery.webhook_id)
+        .where('disabled_at', 'is', null)
+        .where('consecutive_failures', '>=', minFailures)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) === 0) return false;
+      await trx
+        .updateTable('webhook_deliveries')
+        .set({ status: 'failed', next_attempt_at: at, last_error: DISABLED_ERROR })
+        .where('webhook_id', '=', delivery.webhook_id)
+        .where('status', '=', 'pending')
+        .where('id', '!=', delivery.id)
+        .execute();
+      return true;
+    });
+    if (!disabled) return;
+    options.observer?.disabled?.(reason);
+    logger.warn(
+      { webhookId: delivery.webhook_id, tenantId: delivery.tenant_id, reason: text },
+      'webhook subscription disabled; re-enable it with POST /v1/webhooks/{id}/enable',
+    );
+  }
+
+  /** Counts a delivery that failed for good; disables the subscription at the configured count. */
+  async function countFailure(delivery: Claimed, status: number | null): Promise<void> {
+    if (status === 410) {
+      await disable(delivery, 'gone', 'the receiver answered 410 Gone', 0);
+      return;
+    }
+    await db
+      .updateTable('webhooks')
+      .set((eb) => ({ consecutive_failures: eb('consecutive_failures', '+', 1) }))
+      .where('id', '=', delivery.webhook_id)
+      .execute();
+    const limit = config.disableAfterFailedDeliveries;
+    if (limit > 0) {
+      await disable(delivery, 'failures', `${limit} deliveries in a row failed`, limit);
+    }
+  }
+
   async function send(delivery: Claimed): Promise<void> {
     if (delivery.url === null) {
       // The subscription was deleted after this delivery was enqueued: nobody to tell.
       await db.deleteFrom('webhook_deliveries').where('id', '=', delivery.id).execute();
+      return;
+    }
+    if (delivery.disabled_at !== null) {
+      // Disabled after this delivery was enqueued (its pending ones are failed then; this one was
+      // claimed meanwhile): not attempted, so the claim's attempt is not counted either.
+      await db
+        .updateTable('webhook_deliveries')
+        .set({
+          status: 'failed',
+          next_attempt_at: now(),
+          last_error: DISABLED_ERROR,
+          attempts: delivery.attempts - 1,
+          lease_owner: null,
+        })
+        .where('id', '=', delivery.id)
+        .where('lease_owner', '=', owner)
+        .execute();
       return;
     }
     const started = performance.now();
@@ -274,12 +359,18 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         last_status: status,
         last_error: null,
       });
+      await db
+        .updateTable('webhooks')
+        .set({ consecutive_failures: 0 })
+        .where('id', '=', delivery.webhook_id)
+        .where('consecutive_failures', '>', 0)
+        .execute();
       options.observer?.attempted(delivery.event, 'delivered', seconds);
       return;
     }
     const lastError = error.slice(0, ERROR_TEXT_LIMIT);
-    // 410 Gone: the receiver says the endpoint is gone for good, so retrying only adds load. The
-    // subscription stays (a tenant admin deletes it); its later deliveries are tried once each.
+    // 410 Gone: the receiver says the endpoint is gone for good, so retrying only adds load, and the
+    // subscription is disabled (a tenant admin re-enables or deletes it).
     if (delivery.attempts >= config.maxAttempts || status === 410) {
       await record(delivery, {
         status: 'failed',
@@ -297,6 +388,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         },
         'webhook delivery failed for good',
       );
+      await countFailure(delivery, status);
       return;
     }
     const wait = Math.min(

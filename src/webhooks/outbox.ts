@@ -125,6 +125,8 @@ export async function enqueueWebhookDeliveries(
       .innerJoin('sessions', (join) => join.on('sessions.id', '=', batch.sessionId))
       .select(['webhooks.id', 'webhooks.events', 'sessions.objective'])
       .where('webhooks.tenant_id', '=', batch.tenantId)
+      // A disabled subscription gets no new deliveries (same indexed read: the tenant's few rows).
+      .where('webhooks.disabled_at', 'is', null)
       .execute();
     for (const subscription of subscriptions) {
       const events = JSON.parse(subscription.events) as string[];

@@ -1,6 +1,6 @@
 // A tenant's webhook subscriptions: create (with a signing secret shown once, stored encrypted in
 // `tenant_secrets`), list, delete, rotate the secret (the previous one signs too for a grace
-// period), and the deliveries of one. The URL passes the SSRF guard here and again before every
+// period), re-enable one the delivery worker disabled, and the deliveries of one. The URL passes the SSRF guard here and again before every
 // delivery (delivery-worker.ts).
 import { sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
@@ -31,6 +31,9 @@ export interface Webhook {
   url: string;
   events: WebhookEvent[];
   createdAt: string;
+  /** When it was disabled (receiver answered 410 Gone, or too many failed deliveries); null: active. */
+  disabledAt: string | null;
+  disabledReason: string | null;
 }
 
 export interface WebhookDelivery {
@@ -55,6 +58,11 @@ export interface WebhookService {
     input: { url: string; events: WebhookEvent[] },
   ): Promise<Webhook & { secret: string }>;
   list(tenantId: string): Promise<Webhook[]>;
+  /**
+   * Re-enables a disabled subscription (no-op on an active one) and resets its failure count; the
+   * deliveries failed while it was disabled are not sent again. NOT_FOUND for another tenant's.
+   */
+  enable(tenantId: string, id: string): Promise<Webhook>;
   /** Removes the subscription, its secret and its deliveries; NOT_FOUND for another tenant's. */
   delete(tenantId: string, id: string): Promise<void>;
   /**
@@ -86,6 +94,24 @@ export interface WebhookServiceOptions {
 }
 
 const iso = (ms: number | string | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
+
+function toWebhook(row: {
+  id: string;
+  url: string;
+  events: string;
+  created_at: number | string;
+  disabled_at: number | string | null;
+  disabled_reason: string | null;
+}): Webhook {
+  return {
+    id: row.id,
+    url: row.url,
+    events: JSON.parse(row.events) as WebhookEvent[],
+    createdAt: iso(row.created_at) as string,
+    disabledAt: iso(row.disabled_at),
+    disabledReason: row.disabled_reason,
+  };
+}
 
 /** Creates the subscription service. */
 export function createWebhookService(options: WebhookServiceOptions): WebhookService {
@@ -161,22 +187,44 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
         const secrets: SecretStore = createSecretStore(trx as unknown as SecurityDb, keyring);
         await secrets.put(tenantId, webhookSecretName(id), secret);
       });
-      return { id, url, events, createdAt: iso(createdAt) as string, secret };
+      return {
+        id,
+        url,
+        events,
+        createdAt: iso(createdAt) as string,
+        disabledAt: null,
+        disabledReason: null,
+        secret,
+      };
     },
     async list(tenantId) {
       const rows = await db
         .selectFrom('webhooks')
-        .select(['id', 'url', 'events', 'created_at'])
+        .select(['id', 'url', 'events', 'created_at', 'disabled_at', 'disabled_reason'])
         .where('tenant_id', '=', tenantId)
         .orderBy('created_at')
         .orderBy('id')
         .execute();
-      return rows.map((row) => ({
-        id: row.id,
-        url: row.url,
-        events: JSON.parse(row.events) as WebhookEvent[],
-        createdAt: iso(row.created_at) as string,
-      }));
+      return rows.map(toWebhook);
+    },
+    async enable(tenantId, id) {
+      return db.transaction().execute(async (trx) => {
+        const updated = await trx
+          .updateTable('webhooks')
+          .set({ disabled_at: null, disabled_reason: null, consecutive_failures: 0 })
+          .where('id', '=', id)
+          .where('tenant_id', '=', tenantId)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) === 0) {
+          throw new AppError('NOT_FOUND', 'No such webhook in this tenant');
+        }
+        const row = await trx
+          .selectFrom('webhooks')
+          .select(['id', 'url', 'events', 'created_at', 'disabled_at', 'disabled_reason'])
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow();
+        return toWebhook(row);
+      });
     },
     async delete(tenantId, id) {
       await db.transaction().execute(async (trx) => {

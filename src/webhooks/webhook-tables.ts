@@ -12,6 +12,11 @@ export interface WebhooksTable {
   created_by: string;
   /** Until when the previous signing secret (`webhook:<id>:previous`) still signs; null: none. */
   previous_secret_expires_at: ColumnType<number | null, number | null | undefined, number | null>;
+  /** When it was disabled (410 Gone, too many failed deliveries in a row); null: active. */
+  disabled_at: ColumnType<number | null, number | null | undefined, number | null>;
+  disabled_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Deliveries in a row that ended `failed`; a delivered one resets it. */
+  consecutive_failures: ColumnType<number, number | undefined, number>;
 }
 
 export interface WebhookDeliveriesTable {

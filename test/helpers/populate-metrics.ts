@@ -68,4 +68,5 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordWebhookAttempt('session.completed', 'delivered', 0.08);
   metrics.recordWebhookAttempt('session.awaiting_approval', 'retried', 10);
   metrics.recordWebhookAttempt('session.unknown', 'failed', 0.2);
+  metrics.recordWebhookDisabled('gone');
 }

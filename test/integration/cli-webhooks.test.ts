@@ -1,7 +1,7 @@
-// `maos webhooks list|create|rotate-secret|delete|deliveries` as child processes against a real
+// `maos webhooks list|create|rotate-secret|enable|delete|deliveries` as child processes against a real
 // server with a real receiver: the secret printed once verifies the deliveries (after a rotation, the
 // new one and, during the grace period, the old one), a failing receiver's deliveries
-// show their attempts and last answer, pages continue with the printed command, and mistakes get
+// show their attempts and last answer (two failed in a row disable it: listed so, until `enable`), pages continue with the printed command, and mistakes get
 // the exit codes of the user guide.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -22,7 +22,12 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
       secrets: { kekRing: generateKekEntry('k1') },
       // The receiver listens on loopback, which the SSRF guard refuses unless the operator allows it.
       ssrf: { allowedHosts: ['127.0.0.1'] },
-      webhooks: { retryDelaysSeconds: [0.05], pollIntervalMs: 50, maxAttempts: 2 },
+      webhooks: {
+        retryDelaysSeconds: [0.05],
+        pollIntervalMs: 50,
+        maxAttempts: 2,
+        disableAfterFailedDeliveries: 2,
+      },
     },
   });
   const receiver = await startWebhookReceiver();
@@ -97,10 +102,12 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
   const listed = await runMaos(['webhooks', 'list'], { env });
   assert.equal(listed.code, 0, listed.stderr);
   const lines = listed.stdout.trimEnd().split('\n');
-  assert.match(lines[0] as string, /^ID\s+CREATED\s+EVENTS\s+URL$/);
+  assert.match(lines[0] as string, /^ID\s+CREATED\s+STATE\s+EVENTS\s+URL$/);
   assert.match(
     lines[1] as string,
-    new RegExp(`^${webhookId}\\s+\\S+ \\S+\\s+session\\.completed,session\\.failed\\s+${receiver.url}$`),
+    new RegExp(
+      `^${webhookId}\\s+\\S+ \\S+\\s+active\\s+session\\.completed,session\\.failed\\s+${receiver.url}$`,
+    ),
   );
   assert.match(lines[2] as string, new RegExp(`^${body.id}\\s+.*session\\.cancelled`));
   assert.equal(lines.length, 3);
@@ -181,6 +188,45 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
     env: { ...env, MAOS_TOKEN: await keyFor('operator') },
   });
   assert.equal(member.code, 5, member.stderr);
+
+  // Two deliveries in a row failed (webhooks.disableAfterFailedDeliveries): listed as disabled, with
+  // the reason and the command that re-enables it; `enable` does, and the next event is delivered.
+  const disabledList = await runMaos(['webhooks', 'list'], { env });
+  assert.equal(disabledList.code, 0, disabledList.stderr);
+  assert.match(disabledList.stdout, new RegExp(`^${webhookId}\\s+\\S+ \\S+\\s+disabled\\s+session`, 'm'));
+  assert.match(disabledList.stdout, new RegExp(`^${body.id}\\s+\\S+ \\S+\\s+active\\s+session`, 'm'));
+  assert.match(
+    disabledList.stderr,
+    new RegExp(
+      `^webhook ${webhookId} disabled .+: 2 deliveries in a row failed\\. Fix the receiver, then \`maos webhooks enable ${webhookId}\`\\.$`,
+      'm',
+    ),
+  );
+  const enableDenied = await runMaos(['webhooks', 'enable', webhookId], {
+    env: { ...env, MAOS_TOKEN: await keyFor('developer') },
+  });
+  assert.equal(enableDenied.code, 5, enableDenied.stderr);
+  const enableUnknown = await runMaos(['webhooks', 'enable', '0193a5c4-0000-7000-8000-000000000000'], {
+    env,
+  });
+  assert.equal(enableUnknown.code, 4, enableUnknown.stderr);
+  const enabled = await runMaos(['webhooks', 'enable', webhookId], { env });
+  assert.equal(enabled.code, 0, enabled.stderr);
+  assert.equal(
+    enabled.stdout,
+    `webhook ${webhookId} enabled: the next event is delivered to ${receiver.url}\n`,
+  );
+  const enabledJson = JSON.parse((await runMaos(['webhooks', 'list', '--json'], { env })).stdout) as {
+    items: Array<{ id: string; disabledAt: string | null; disabledReason: string | null }>;
+  };
+  assert.deepEqual(
+    enabledJson.items.map((item) => [item.id, item.disabledAt, item.disabledReason]),
+    [
+      [webhookId, null, null],
+      [body.id, null, null],
+    ],
+  );
+  receiver.answer([200]);
 
   // A new secret, printed alone on stdout; the next delivery verifies with it (and, during the grace
   // period, with the old one).

@@ -375,6 +375,8 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', `/v1/webhooks/${MISSING_ID}/deliveries`), 404, 'NOT_FOUND');
   expectStatus(await api.call('POST', `${webhookPath}/rotate-secret`), 200);
   expectStatus(await api.call('POST', `/v1/webhooks/${MISSING_ID}/rotate-secret`), 404, 'NOT_FOUND');
+  expectStatus(await api.call('POST', `${webhookPath}/enable`), 200);
+  expectStatus(await api.call('POST', `/v1/webhooks/${MISSING_ID}/enable`), 404, 'NOT_FOUND');
   expectStatus(await api.call('DELETE', webhookPath), 204);
   expectStatus(await api.call('DELETE', webhookPath), 404, 'NOT_FOUND');
 

@@ -2,12 +2,15 @@
 // submitted to either end, and every `session.completed` is delivered exactly once (each delivery
 // claimed by one replica with FOR UPDATE SKIP LOCKED, sent once, recorded once), signed. Polls are
 // set to a minute: only the local wake-up and the commit notification can deliver in time. A rotated
-// signing secret signs next to the new one during its grace, whichever replica rotated or sends.
+// signing secret signs next to the new one during its grace, whichever replica rotated or sends. A
+// subscription is disabled by failed deliveries in a row or a 410 Gone, and re-enabled, across replicas.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { createApiKey } from '../../src/security/api-keys.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
-import { requestJson } from '../fixtures/server.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { startWebhookReceiver, verifyDelivery } from '../fixtures/webhook-receiver.ts';
 
@@ -120,5 +123,136 @@ describe('webhooks: two replicas on one PostgreSQL database', { timeout: 180_000
     assert.ok(!verifyDelivery(second.secret, after));
     assert.ok(!verifyDelivery(created.body.secret, after));
     assert.equal(String(after.headers['webhook-signature']).split(' ').length, 1);
+  });
+});
+
+describe('webhooks: subscriptions disabled and re-enabled on PostgreSQL', { timeout: 180_000 }, () => {
+  const suite = useReplicaSuite();
+
+  test('failures in a row (reset by a delivery) and a 410 disable it; enable delivers again', async (t) => {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    const config = {
+      store: { url: suite.database.url, synchronous: 'normal', poolSize: 5 },
+      auth: { mode: 'apikey' },
+      secrets: { kekRing: generateKekEntry('k1') },
+      ssrf: { allowedHosts: ['127.0.0.1'] },
+      webhooks: { pollIntervalMs: 200, maxAttempts: 1, disableAfterFailedDeliveries: 2 },
+    };
+    const a = await suite.start({ config });
+    const b = await suite.start({ config });
+    const db = a.app.database.db as unknown as SecurityDb;
+    const keyFor = async (tenantId: string, role = 'admin') =>
+      (await createApiKey(db, { tenantId, name: `${tenantId}-${role}`, roles: [role], createdBy: 'test' }))
+        .key;
+    const admin = await keyFor('pg-disable');
+    const developer = await keyFor('pg-disable', 'developer');
+    const other = await keyFor('pg-intruder');
+    const call = <T>(url: string, key: string, method: string, path: string, body?: unknown) =>
+      requestJson<T>(`${url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}` },
+        ...(body === undefined ? {} : { body }),
+      });
+    const created = await call<{ id: string }>(a.url, admin, 'POST', '/v1/webhooks', {
+      url: receiver.url,
+      events: ['session.completed'],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const webhookId = created.body.id;
+    type Delivery = { sessionId: string; status: string; lastError: string | null };
+    const deliveries = async () =>
+      (
+        await call<{ items: Delivery[] }>(
+          b.url,
+          admin,
+          'GET',
+          `/v1/webhooks/${webhookId}/deliveries?limit=100`,
+        )
+      ).body.items;
+    const webhook = async () =>
+      (
+        await call<{ items: { id: string; disabledAt: string | null; disabledReason: string | null }[] }>(
+          a.url,
+          admin,
+          'GET',
+          '/v1/webhooks',
+        )
+      ).body.items.find((w) => w.id === webhookId);
+    let turn = 0;
+    const finish = async () => {
+      const target = turn++ % 2 === 0 ? a : b;
+      const submitted = await call<{ id: string }>(target.url, admin, 'POST', '/v1/sessions', {
+        objective: `disable ${turn}`,
+        agents: [{ role: 'engineer', task: 't', runner: 'echo' }],
+      });
+      assert.equal(submitted.status, 201, JSON.stringify(submitted.body));
+      await waitForSession(target.url, submitted.body.id, undefined, 30_000, {
+        authorization: `Bearer ${admin}`,
+      });
+      return submitted.body.id;
+    };
+    const settled = (sessionId: string, status: string) =>
+      waitFor(
+        async () => (await deliveries()).find((d) => d.sessionId === sessionId && d.status === status),
+        30_000,
+        `the ${status} delivery of ${sessionId}`,
+      );
+    const disabledWith = (reason: string) =>
+      waitFor(
+        async () => {
+          const hook = await webhook();
+          return hook?.disabledAt ? hook : undefined;
+        },
+        30_000,
+        reason,
+      ).then((hook) => assert.equal(hook.disabledReason, reason));
+
+    // failed, delivered, failed: never two in a row; then a second failure in a row disables it.
+    for (const [status, outcome] of [
+      [500, 'failed'],
+      [204, 'delivered'],
+      [500, 'failed'],
+    ] as const) {
+      receiver.answer([status]);
+      await settled(await finish(), outcome);
+    }
+    assert.equal((await webhook())?.disabledAt, null);
+    await settled(await finish(), 'failed');
+    await disabledWith('2 deliveries in a row failed');
+    const sent = receiver.received.length;
+    assert.equal(sent, 4);
+    const skipped = await finish();
+    assert.deepEqual(
+      (await deliveries()).filter((d) => d.sessionId === skipped),
+      [],
+      'a disabled subscription gets no delivery',
+    );
+
+    // Another tenant's: 404; a developer: 403; the admin, on the other replica: enabled.
+    assert.equal((await call(b.url, other, 'POST', `/v1/webhooks/${webhookId}/enable`)).status, 404);
+    assert.equal((await call(b.url, developer, 'POST', `/v1/webhooks/${webhookId}/enable`)).status, 403);
+    const enabled = await call<{ disabledAt: string | null }>(
+      b.url,
+      admin,
+      'POST',
+      `/v1/webhooks/${webhookId}/enable`,
+    );
+    assert.equal(enabled.status, 200, JSON.stringify(enabled.body));
+    assert.equal(enabled.body.disabledAt, null);
+    receiver.answer([204]);
+    await settled(await finish(), 'delivered');
+    assert.equal(receiver.received.length, sent + 1);
+
+    // 410 Gone: disabled at once; the next event is not sent.
+    receiver.answer([410]);
+    await settled(await finish(), 'failed');
+    await disabledWith('the receiver answered 410 Gone');
+    const last = await finish();
+    assert.deepEqual(
+      (await deliveries()).filter((d) => d.sessionId === last),
+      [],
+    );
+    assert.equal(receiver.received.length, sent + 2);
   });
 });

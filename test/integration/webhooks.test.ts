@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
-import type { WebhookDelivery } from '../../src/webhooks/webhook-service.ts';
+import type { Webhook, WebhookDelivery } from '../../src/webhooks/webhook-service.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
@@ -36,11 +36,18 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
   const { server } = await startLlmAppStack(t, {
     config: {
       auth: { mode: 'apikey' },
+      metrics: { public: true },
       secrets: { kekRing: generateKekEntry('k1') },
       // The receivers listen on loopback, which the SSRF guard refuses unless the operator allows it;
       // the example host is allowed by name (no DNS in the test).
       ssrf: { allowedHosts: ['127.0.0.1', 'hooks.example.com'] },
-      webhooks: { retryDelaysSeconds: [0.05], pollIntervalMs: 50, maxAttempts: 3, maxPerTenant: 3 },
+      webhooks: {
+        retryDelaysSeconds: [0.05],
+        pollIntervalMs: 50,
+        maxAttempts: 3,
+        maxPerTenant: 3,
+        disableAfterFailedDeliveries: 2,
+      },
     },
   });
   const db = server.app.database.db as unknown as SecurityDb;
@@ -76,7 +83,14 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     const listed = await call<{ items: Record<string, unknown>[] }>(admin, 'GET', '/v1/webhooks');
     assert.equal(listed.status, 200);
     assert.deepEqual(listed.body.items, [
-      { id: webhookId, url: receiver.url, events: created.body.events, createdAt: created.body.createdAt },
+      {
+        id: webhookId,
+        url: receiver.url,
+        events: created.body.events,
+        createdAt: created.body.createdAt,
+        disabledAt: null,
+        disabledReason: null,
+      },
     ]);
     const stored = await server.app.database.db
       .selectFrom('tenant_secrets' as never)
@@ -226,30 +240,139 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(sent.length, 3);
   });
 
-  await t.test('a 410 Gone answer is not retried', async (t) => {
+  const deliveriesOf = async (key: string, webhookId: string) =>
+    (await call<{ items: WebhookDelivery[] }>(key, 'GET', `/v1/webhooks/${webhookId}/deliveries`)).body.items;
+  const webhookOf = async (key: string, webhookId: string) =>
+    (await call<{ items: Webhook[] }>(key, 'GET', '/v1/webhooks')).body.items.find((w) => w.id === webhookId);
+  const settled = (key: string, webhookId: string, sessionId: string, status: string) =>
+    waitFor(
+      async () =>
+        (await deliveriesOf(key, webhookId)).find((d) => d.sessionId === sessionId && d.status === status),
+      15_000,
+      `the ${status} delivery of ${sessionId}`,
+    );
+  const finishOk = async (key: string) => {
+    const sessionId = await submit(key, {
+      objective: 'ok',
+      agents: [{ role: 'qa', task: 'x', runner: 'ok' }],
+    });
+    await waitForSession(server.url, sessionId, undefined, 30_000, { authorization: `Bearer ${key}` });
+    return sessionId;
+  };
+
+  await t.test('a 410 Gone answer is not retried and disables the subscription until enabled', async (t) => {
     const receiver = await startWebhookReceiver();
     t.after(() => receiver.close());
     receiver.answer([410]);
     const admin = await keyFor('gone');
+    const developer = await keyFor('gone', 'developer');
+    const other = await keyFor('gone-intruder');
     const created = await call<Created>(admin, 'POST', '/v1/webhooks', {
       url: receiver.url,
       events: ['session.completed'],
     });
-    const sessionId = await submit(admin, {
-      objective: 'ok',
-      agents: [{ role: 'qa', task: 'x', runner: 'ok' }],
-    });
-    const gone = await waitFor(
-      async () =>
-        (
-          await call<{ items: WebhookDelivery[] }>(admin, 'GET', `/v1/webhooks/${created.body.id}/deliveries`)
-        ).body.items.find((d) => d.sessionId === sessionId && d.status === 'failed'),
-      15_000,
-      'the delivery refused with 410',
-    );
+    const webhookId = created.body.id;
+    const sessionId = await finishOk(admin);
+    const gone = await settled(admin, webhookId, sessionId, 'failed');
     assert.equal(gone.attempts, 1);
     assert.equal(gone.lastStatus, 410);
     assert.equal(receiver.received.length, 1);
+
+    // Disabled, and shown so.
+    const disabled = await waitFor(
+      async () => {
+        const hook = await webhookOf(admin, webhookId);
+        return hook?.disabledAt ? hook : undefined;
+      },
+      15_000,
+      'the subscription disabled',
+    );
+    assert.equal(disabled.disabledReason, 'the receiver answered 410 Gone');
+    assert.match(disabled.disabledAt as string, /^\d{4}-\d\d-\d\dT/);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(metrics, /^maos_webhook_subscriptions_disabled_total\{reason="gone"\} 1$/m);
+
+    // The next event is not even enqueued, let alone sent.
+    receiver.answer([204]);
+    const skipped = await finishOk(admin);
+    assert.equal((await deliveriesOf(admin, webhookId)).filter((d) => d.sessionId === skipped).length, 0);
+    assert.equal(receiver.received.length, 1);
+
+    // Another tenant's, a developer, an unknown or malformed id: refused, nothing enabled.
+    const foreign = await call<{ code: string }>(other, 'POST', `/v1/webhooks/${webhookId}/enable`);
+    assert.equal(foreign.status, 404);
+    assert.equal(foreign.body.code, 'NOT_FOUND');
+    const denied = await call<{ code: string }>(developer, 'POST', `/v1/webhooks/${webhookId}/enable`);
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.code, 'PERMISSION_DENIED');
+    const unknownId = '0193a5c4-0000-7000-8000-000000000000';
+    assert.equal((await call(admin, 'POST', `/v1/webhooks/${unknownId}/enable`)).status, 404);
+    assert.equal((await call(admin, 'POST', '/v1/webhooks/not-a-uuid/enable')).status, 400);
+    assert.ok((await webhookOf(admin, webhookId))?.disabledAt, 'still disabled');
+
+    // Enabled: the next event is delivered.
+    const enabled = await call<Webhook>(admin, 'POST', `/v1/webhooks/${webhookId}/enable`);
+    assert.equal(enabled.status, 200, JSON.stringify(enabled.body));
+    assert.deepEqual(enabled.body, {
+      id: webhookId,
+      url: receiver.url,
+      events: ['session.completed'],
+      createdAt: created.body.createdAt,
+      disabledAt: null,
+      disabledReason: null,
+    });
+    const after = await finishOk(admin);
+    await settled(admin, webhookId, after, 'delivered');
+    assert.equal(receiver.received.length, 2);
+    assert.equal(payloadOf(receiver.received[1] as ReceivedDelivery).data.sessionId, after);
+
+    // Audited like the other webhook changes, naming the subscription.
+    const audit = await call<{ items: { action: string; target: { id: string | null }; outcome: string }[] }>(
+      admin,
+      'GET',
+      '/v1/audit?action=webhooks:manage&limit=100',
+    );
+    const records = audit.body.items.filter((r) => r.target.id === webhookId);
+    assert.equal(records.filter((r) => r.outcome === 'success').length, 2, 'created and enabled');
+  });
+
+  await t.test('failed deliveries in a row disable it; a delivered one resets the count', async (t) => {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    const admin = await keyFor('streak');
+    const created = await call<Created>(admin, 'POST', '/v1/webhooks', {
+      url: receiver.url,
+      events: ['session.completed'],
+    });
+    const webhookId = created.body.id;
+    // failed, delivered, failed: never two failed in a row (webhooks.disableAfterFailedDeliveries).
+    for (const [answer, outcome] of [
+      [500, 'failed'],
+      [204, 'delivered'],
+      [500, 'failed'],
+    ] as const) {
+      receiver.answer([answer]);
+      await settled(admin, webhookId, await finishOk(admin), outcome);
+    }
+    assert.equal((await webhookOf(admin, webhookId))?.disabledAt, null, 'the delivered one reset the count');
+    // A second failure in a row disables it: the next event is not sent.
+    await settled(admin, webhookId, await finishOk(admin), 'failed');
+    const disabled = await waitFor(
+      async () => {
+        const hook = await webhookOf(admin, webhookId);
+        return hook?.disabledAt ? hook : undefined;
+      },
+      15_000,
+      'the subscription disabled',
+    );
+    assert.equal(disabled.disabledReason, '2 deliveries in a row failed');
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(metrics, /^maos_webhook_subscriptions_disabled_total\{reason="failures"\} 1$/m);
+    const sent = receiver.received.length;
+    assert.equal(sent, 3 * 3 + 1, 'three attempts per failed delivery, one delivered');
+    const skipped = await finishOk(admin);
+    assert.equal((await deliveriesOf(admin, webhookId)).filter((d) => d.sessionId === skipped).length, 0);
+    assert.equal(receiver.received.length, sent);
   });
 
   await t.test(

@@ -1,4 +1,4 @@
-// `maos webhooks list|create|delete|rotate-secret|deliveries`: the tenant's signed webhook
+// `maos webhooks list|create|delete|rotate-secret|enable|deliveries`: the tenant's signed webhook
 // subscriptions and the deliveries of one (/v1/webhooks, permission webhooks:manage). A signing
 // secret is printed by the `create` or `rotate-secret` that made it only, since the server never
 // shows it again.
@@ -54,6 +54,12 @@ Example:
     )
     .argument('<id>', 'webhook id')
     .action(act(rotateWebhookSecret));
+  addCommonOptions(webhooks.command('enable'), true)
+    .description(
+      're-enable a subscription disabled after a 410 Gone answer or too many failed deliveries in a row',
+    )
+    .argument('<id>', 'webhook id')
+    .action(act(enableWebhook));
   addCommonOptions(webhooks.command('deliveries'), true)
     .description('show the deliveries of a subscription, newest first: status, attempts, last answer')
     .argument('<id>', 'webhook id')
@@ -73,8 +79,30 @@ async function listWebhooks(ctx: CliContext): Promise<number> {
     out.line('no webhooks');
     return EXIT.OK;
   }
-  const rows = items.map((hook) => [hook.id, formatTime(hook.createdAt), hook.events.join(','), hook.url]);
-  for (const line of formatTable(['ID', 'CREATED', 'EVENTS', 'URL'], rows, out.paint)) out.line(line);
+  const rows = items.map((hook) => [
+    hook.id,
+    formatTime(hook.createdAt),
+    hook.disabledAt === null ? 'active' : out.paint.red('disabled'),
+    hook.events.join(','),
+    hook.url,
+  ]);
+  for (const line of formatTable(['ID', 'CREATED', 'STATE', 'EVENTS', 'URL'], rows, out.paint))
+    out.line(line);
+  for (const hook of items) {
+    if (hook.disabledAt === null) continue;
+    out.note(
+      `webhook ${hook.id} disabled ${formatTime(hook.disabledAt)}: ${hook.disabledReason ?? 'no reason given'}.` +
+        ` Fix the receiver, then \`maos webhooks enable ${hook.id}\`.`,
+    );
+  }
+  return EXIT.OK;
+}
+
+async function enableWebhook(ctx: CliContext, command: Command): Promise<number> {
+  const id = command.processedArgs[0] as string;
+  const webhook = await ctx.client().enableWebhook(id);
+  if (ctx.out.json) ctx.out.printJson(webhook);
+  else ctx.out.line(`webhook ${id} enabled: the next event is delivered to ${webhook.url}`);
   return EXIT.OK;
 }
 

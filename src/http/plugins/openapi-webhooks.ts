@@ -56,7 +56,7 @@ const RESPONSES = {
   },
   '410': {
     description:
-      'Gone: the delivery fails at once, without retries (later messages are still sent, once each, until the subscription is deleted).',
+      'Gone: the delivery fails at once, without retries, and the subscription is disabled: no later message is sent until a tenant admin re-enables it (`POST /v1/webhooks/{id}/enable`).',
   },
   '429': {
     description:

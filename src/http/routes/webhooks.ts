@@ -1,5 +1,5 @@
 // /v1/webhooks: a tenant's signed webhook subscriptions (create, list, delete, rotate the signing
-// secret) and the deliveries of one, newest first. A signing secret is returned once, by the create or
+// secret, re-enable one disabled automatically) and the deliveries of one, newest first. A signing secret is returned once, by the create or
 // the rotation that made it; nothing else shows it.
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -23,6 +23,13 @@ const webhookSchema = z
     url: z.string().describe('Where deliveries are POSTed.'),
     events: z.array(eventSchema).describe('The events delivered to it.'),
     createdAt: z.string(),
+    disabledAt: z
+      .string()
+      .nullable()
+      .describe(
+        'When it was disabled: its receiver answered 410 Gone, or `webhooks.disableAfterFailedDeliveries` deliveries in a row failed. A disabled subscription gets no deliveries until `POST /v1/webhooks/{id}/enable`. Null: active.',
+      ),
+    disabledReason: z.string().nullable().describe('Why it was disabled; null when active.'),
   })
   .meta({ id: 'Webhook' })
   .describe('A webhook subscription of the caller’s tenant. Its signing secret is never returned again.');
@@ -33,6 +40,8 @@ const createdWebhookSchema = z
     url: z.string(),
     events: z.array(eventSchema),
     createdAt: z.string(),
+    disabledAt: z.string().nullable().describe('Null: a new subscription is active.'),
+    disabledReason: z.string().nullable(),
     secret: z
       .string()
       .describe(
@@ -179,6 +188,23 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
         reply.header('cache-control', 'no-store');
         return rotated;
       },
+    );
+
+    typed.post(
+      '/v1/webhooks/:id/enable',
+      {
+        config: { permission: 'webhooks:manage' },
+        schema: {
+          operationId: 'enableWebhook',
+          summary: 'Re-enable a disabled webhook subscription',
+          description:
+            'A subscription is disabled automatically when its receiver answers 410 Gone or after `webhooks.disableAfterFailedDeliveries` failed deliveries in a row. This re-enables it (and resets the failure count): the next event is delivered again. Deliveries failed while it was disabled (`subscription disabled`) are not sent again. Enabling an active subscription changes nothing.',
+          tags: ['webhooks'],
+          params: webhookParams,
+          response: { 200: webhookSchema, ...problemResponses(400, 401, 403, 404, 429) },
+        },
+      },
+      async (request) => webhooks.enable(request.actor.tenantId, request.params.id),
     );
 
     typed.get(

@@ -18,6 +18,7 @@ import * as webhooks from './0015-webhooks.ts';
 import * as webhookDeliverySessionIndex from './0016-webhook-delivery-session-index.ts';
 import * as deletedSessions from './0017-deleted-sessions.ts';
 import * as webhookSecretRotation from './0018-webhook-secret-rotation.ts';
+import * as webhookAutoDisable from './0019-webhook-auto-disable.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -44,4 +45,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0016_webhook_delivery_session_index', migration: webhookDeliverySessionIndex },
   { name: '0017_deleted_sessions', migration: deletedSessions },
   { name: '0018_webhook_secret_rotation', migration: webhookSecretRotation },
+  { name: '0019_webhook_auto_disable', migration: webhookAutoDisable },
 ];
