@@ -167,15 +167,15 @@ async function planCopy(ctx: CliContext, config: Config, targetConfig: Config): 
   }
 }
 
+/** A PostgreSQL database the copy only reads, on connections named as the copy's. */
+function openPostgresForReading(config: Config) {
+  const handle = createDatabase(config, { readsDatabaseOnly: true, applicationName: COPY_APPLICATION_NAME });
+  return { db: handle.db, location: handle.location, close: () => handle.close() };
+}
+
 /** The target for `--dry-run`: read only; undefined for a SQLite file that does not exist yet. */
 function openTargetForReading(config: Config, locks: ServerLock[]) {
-  if (isPostgresUrl(config.store.url)) {
-    const handle = createDatabase(config, {
-      readsDatabaseOnly: true,
-      applicationName: COPY_APPLICATION_NAME,
-    });
-    return { db: handle.db, location: handle.location, close: () => handle.close() };
-  }
+  if (isPostgresUrl(config.store.url)) return openPostgresForReading(config);
   const path = resolveSqlitePath(config);
   if (!existsSync(path)) return undefined;
   holdServerLock(path, 'target', locks);
@@ -221,13 +221,7 @@ function refuseSameDatabase(source: Config, target: Config): void {
  * SQLite a running server would go on writing after the snapshot: refused, and the lock kept.
  */
 function openSource(config: Config, locks: ServerLock[]) {
-  if (isPostgresUrl(config.store.url)) {
-    const handle = createDatabase(config, {
-      readsDatabaseOnly: true,
-      applicationName: COPY_APPLICATION_NAME,
-    });
-    return { db: handle.db, location: handle.location, close: () => handle.close() };
-  }
+  if (isPostgresUrl(config.store.url)) return openPostgresForReading(config);
   const path = resolveSqlitePath(config);
   holdServerLock(path, 'source', locks);
   try {
