@@ -186,14 +186,10 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       config,
     );
     const webhooksDb = database.db as unknown as WebhooksDb;
-    const ssrfPolicy = {
-      allowPrivateNetworks: config.ssrf.allowPrivateNetworks,
-      allowedHosts: config.ssrf.allowedHosts,
-    };
     const webhooks = createWebhookService({
       db: webhooksDb,
       kekRing: config.secrets.kekRing,
-      ssrf: ssrfPolicy,
+      ssrf: config.ssrf,
       maxPerTenant: config.webhooks.maxPerTenant,
       secretRotationGraceSeconds: config.webhooks.secretRotationGraceSeconds,
     });
@@ -408,7 +404,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           db: webhooksDb,
           config: config.webhooks,
           kekRing: config.secrets.kekRing,
-          ssrf: ssrfPolicy,
+          ssrf: config.ssrf,
           logger: logger.child({ component: 'webhooks' }),
           ...(notifier ? { notifier } : {}),
           whenDurable: () => engine.queue.whenDurable(),

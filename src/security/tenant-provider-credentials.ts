@@ -68,7 +68,7 @@ export function createTenantProviderCredentialsFromConfig(
     db,
     kekRing: config.secrets.kekRing,
     providers: config.providers,
-    ssrf: { allowPrivateNetworks: config.ssrf.allowPrivateNetworks, allowedHosts: config.ssrf.allowedHosts },
+    ssrf: config.ssrf,
   });
 }
 
