@@ -111,6 +111,16 @@ async function webhookStore(t: TestContext) {
         .select(['status', 'last_error'])
         .where('id', '=', id)
         .executeTakeFirstOrThrow(),
+    /** The webhook service over this store, on the test's clock (receivers on 127.0.0.1). */
+    service: (now: () => number, secretRotationGraceSeconds: number, ring = kekRing) =>
+      createWebhookService({
+        db,
+        kekRing: ring,
+        ssrf: { allowedHosts: ['127.0.0.1'] },
+        maxPerTenant: 5,
+        secretRotationGraceSeconds,
+        now,
+      }),
   };
 }
 
@@ -184,15 +194,8 @@ test('after a rotation both secrets sign until the grace ends, then the new one 
   let clock = Date.parse('2026-03-01T12:00:00Z');
   const now = () => clock;
   const ssrf = { allowedHosts: ['127.0.0.1'] };
-  const service = createWebhookService({
-    db: store.db,
-    kekRing: store.kekRing,
-    ssrf,
-    maxPerTenant: 5,
-    // Shorter than the worker's sweep interval: the expired secret is forgotten when signing.
-    secretRotationGraceSeconds: 30,
-    now,
-  });
+  // A grace shorter than the worker's sweep interval: the expired secret is forgotten when signing.
+  const service = store.service(now, 30);
   const created = await service.create(DEFAULT_TENANT_ID, 'admin', {
     url: receiver.url,
     events: ['session.completed'],
@@ -250,14 +253,7 @@ test('after a rotation both secrets sign until the grace ends, then the new one 
   assert.equal(await previousRow(), undefined, 'and it is forgotten');
 
   // Grace 0: the previous secret signs nothing from the rotation on.
-  const instant = createWebhookService({
-    db: store.db,
-    kekRing: k2,
-    ssrf,
-    maxPerTenant: 5,
-    secretRotationGraceSeconds: 0,
-    now,
-  });
+  const instant = store.service(now, 0, k2);
   const again = await instant.rotateSecret(DEFAULT_TENANT_ID, created.id);
   assert.equal(again.previousSecretExpiresAt, null);
   const revoked = await deliver('d-revoked');
@@ -271,14 +267,7 @@ test('a previous secret past its grace is forgotten by the sweep even without de
   let clock = Date.parse('2026-03-01T12:00:00Z');
   const now = () => clock;
   const ssrf = { allowedHosts: ['127.0.0.1'] };
-  const service = createWebhookService({
-    db: store.db,
-    kekRing: store.kekRing,
-    ssrf,
-    maxPerTenant: 5,
-    secretRotationGraceSeconds: 60,
-    now,
-  });
+  const service = store.service(now, 60);
   const names = async () =>
     (
       await store.db

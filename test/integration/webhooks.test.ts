@@ -244,6 +244,16 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     (await call<{ items: WebhookDelivery[] }>(key, 'GET', `/v1/webhooks/${webhookId}/deliveries`)).body.items;
   const webhookOf = async (key: string, webhookId: string) =>
     (await call<{ items: Webhook[] }>(key, 'GET', '/v1/webhooks')).body.items.find((w) => w.id === webhookId);
+  /** The subscription once it shows as disabled. */
+  const disabledOf = (key: string, webhookId: string) =>
+    waitFor(
+      async () => {
+        const hook = await webhookOf(key, webhookId);
+        return hook?.disabledAt ? hook : undefined;
+      },
+      15_000,
+      'the subscription disabled',
+    );
   const settled = (key: string, webhookId: string, sessionId: string, status: string) =>
     waitFor(
       async () =>
@@ -279,14 +289,7 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(receiver.received.length, 1);
 
     // Disabled, and shown so.
-    const disabled = await waitFor(
-      async () => {
-        const hook = await webhookOf(admin, webhookId);
-        return hook?.disabledAt ? hook : undefined;
-      },
-      15_000,
-      'the subscription disabled',
-    );
+    const disabled = await disabledOf(admin, webhookId);
     assert.equal(disabled.disabledReason, 'the receiver answered 410 Gone');
     assert.match(disabled.disabledAt as string, /^\d{4}-\d\d-\d\dT/);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
@@ -357,14 +360,7 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal((await webhookOf(admin, webhookId))?.disabledAt, null, 'the delivered one reset the count');
     // A second failure in a row disables it: the next event is not sent.
     await settled(admin, webhookId, await finishOk(admin), 'failed');
-    const disabled = await waitFor(
-      async () => {
-        const hook = await webhookOf(admin, webhookId);
-        return hook?.disabledAt ? hook : undefined;
-      },
-      15_000,
-      'the subscription disabled',
-    );
+    const disabled = await disabledOf(admin, webhookId);
     assert.equal(disabled.disabledReason, '2 deliveries in a row failed');
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     assert.match(metrics, /^maos_webhook_subscriptions_disabled_total\{reason="failures"\} 1$/m);
