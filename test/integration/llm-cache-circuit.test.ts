@@ -4,8 +4,8 @@
 // while some of the requests are repeats. Real app, scripted LLM, real metrics registry.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startLlmServer } from '../fixtures/llm-server.ts';
-import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -13,31 +13,14 @@ test('a cache hit between two provider failures does not keep the circuit closed
   timeout: 60_000,
 }, async (t) => {
   let failing = false;
-  const llm = await startLlmServer({
-    apiKey: 'k',
+  const { llm, server } = await startLlmAppStack(t, {
     handler: () => (failing ? { error: 503, message: 'overloaded' } : { text: 'answer' }),
-  });
-  t.after(() => llm.close());
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: {
-          type: 'openai-compatible',
-          baseURL: llm.openaiBaseURL,
-          model: 'm',
-          apiKey: 'k',
-          cache: true,
-        },
-      },
-      llm: {
-        retry: { maxAttempts: 1 },
-        agentMessaging: false,
-        circuitBreaker: { failureThreshold: 2, openSeconds: 60 },
-        roles: { qa: { provider: 'local', temperature: 0 } },
-      },
+    provider: { cache: true },
+    llm: {
+      circuitBreaker: { failureThreshold: 2, openSeconds: 60 },
+      roles: { qa: { provider: 'local', temperature: 0 } },
     },
   });
-  t.after(() => server.close());
   const run = async (task: string, expected: string) => {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
       method: 'POST',

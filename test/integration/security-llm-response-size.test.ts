@@ -5,47 +5,24 @@
 // pass whole.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startLlmServer } from '../fixtures/llm-server.ts';
-import { startTestServer } from '../fixtures/server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 const LIMIT = 256 * 1024;
 
 async function runSession(url: string): Promise<{ status: string; result?: string | null; error?: unknown }> {
-  const submitted = await fetch(`${url}/v1/sessions`, {
+  const submitted = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ objective: 'Write', agents: [{ role: 'engineer', task: 'write it' }] }),
+    body: { objective: 'Write', agents: [{ role: 'engineer', task: 'write it' }] },
   });
   assert.equal(submitted.status, 201);
-  const { id } = (await submitted.json()) as { id: string };
-  let detail: { status: string; result?: string | null; error?: unknown } = { status: 'pending' };
-  for (let i = 0; i < 300 && !['completed', 'failed', 'cancelled'].includes(detail.status); i += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    detail = (await (await fetch(`${url}/v1/sessions/${id}`)).json()) as typeof detail;
-  }
-  return detail;
+  return waitForSession(url, submitted.body.id);
 }
 
 test('an LLM answer larger than maxResponseBytes fails the call; a smaller one passes', {
   timeout: 60_000,
 }, async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k' });
-  t.after(() => llm.close());
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: {
-          type: 'openai-compatible',
-          baseURL: llm.openaiBaseURL,
-          model: 'm',
-          apiKey: 'k',
-          maxResponseBytes: LIMIT,
-        },
-      },
-      llm: { retry: { maxAttempts: 1 }, agentMessaging: false },
-    },
-  });
-  t.after(() => server.close());
+  const { llm, server } = await startLlmAppStack(t, { provider: { maxResponseBytes: LIMIT } });
 
   // Four times the limit, in large streamed pieces.
   const huge = 'x'.repeat(LIMIT * 4);
