@@ -620,53 +620,38 @@ describe('isSamePlan', () => {
   });
 
   test('a renamed, added or removed phase, or a changed task, is a change', () => {
-    assert.equal(
-      isSamePlan(
-        base,
-        plan([
-          ['one', [['a', []]]],
+    const changed = [
+      plan([
+        ['one', [['a', []]]],
+        [
+          '2',
           [
-            '2',
-            [
-              ['b', ['a']],
-              ['c', ['a', 'b']],
-            ],
+            ['b', ['a']],
+            ['c', ['a', 'b']],
           ],
-        ]),
-      ),
-      false,
-    );
-    assert.equal(
-      isSamePlan(
-        base,
-        plan([
+        ],
+      ]),
+      plan([
+        [
+          'one',
           [
-            'one',
-            [
-              ['a', []],
-              ['b', ['a']],
-              ['c', ['a', 'b']],
-            ],
+            ['a', []],
+            ['b', ['a']],
+            ['c', ['a', 'b']],
           ],
-        ]),
-      ),
-      false,
-    );
-    assert.equal(
-      isSamePlan(
-        base,
-        plan([
-          ['one', [['a', []]]],
+        ],
+      ]),
+      plan([
+        ['one', [['a', []]]],
+        [
+          'two',
           [
-            'two',
-            [
-              ['b', ['a']],
-              ['c', ['a']],
-            ],
+            ['b', ['a']],
+            ['c', ['a']],
           ],
-        ]),
-      ),
-      false,
-    );
+        ],
+      ]),
+    ];
+    for (const other of changed) assert.equal(isSamePlan(base, other), false, JSON.stringify(other));
   });
 });
