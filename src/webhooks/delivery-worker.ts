@@ -200,7 +200,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     update: Partial<
       Pick<
         WebhookDeliveriesTable,
-        'status' | 'next_attempt_at' | 'last_status' | 'last_error' | 'delivered_at'
+        'status' | 'next_attempt_at' | 'last_status' | 'last_error' | 'delivered_at' | 'attempts'
       >
     >,
   ): Promise<void> {
@@ -294,18 +294,12 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     if (delivery.disabled_at !== null) {
       // Disabled after this delivery was enqueued (its pending ones are failed then; this one was
       // claimed meanwhile): not attempted, so the claim's attempt is not counted either.
-      await db
-        .updateTable('webhook_deliveries')
-        .set({
-          status: 'failed',
-          next_attempt_at: now(),
-          last_error: DISABLED_ERROR,
-          attempts: delivery.attempts - 1,
-          lease_owner: null,
-        })
-        .where('id', '=', delivery.id)
-        .where('lease_owner', '=', owner)
-        .execute();
+      await record(delivery, {
+        status: 'failed',
+        next_attempt_at: now(),
+        last_error: DISABLED_ERROR,
+        attempts: delivery.attempts - 1,
+      });
       return;
     }
     const started = performance.now();
