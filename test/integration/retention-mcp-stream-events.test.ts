@@ -3,7 +3,7 @@
 // once, in bounded batches, single-flight under the frequent-retention advisory lock on PostgreSQL,
 // and a long main retention pass (holding the retention lock) does not hold them up.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { type Kysely, sql } from 'kysely';
 import { createStreamEventsRetentionTarget } from '../../src/mcp/stream-event-log.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -11,7 +11,7 @@ import { LOCK_KEYS } from '../../src/store/advisory-lock.ts';
 import type { DatabaseHandle } from '../../src/store/db.ts';
 import { startRetentionJob } from '../../src/store/retention.ts';
 import { retentionConfig } from '../fixtures/retention-config.ts';
-import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
+import { STORE_BACKENDS, useStoreHandles } from '../fixtures/store-backends.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: seeds a table of the MCP area's schema
 type AnyDb = Kysely<any>;
@@ -71,19 +71,10 @@ function startJob(db: AnyDb, onDeleted: (table: string, n: number) => void) {
 
 for (const backend of STORE_BACKENDS) {
   describe(`retention of MCP stream events: ${backend.name}`, { timeout: 120_000 }, () => {
-    let handles: DatabaseHandle[];
-    let dispose: () => Promise<void>;
-    before(async () => {
-      const opened = await backend.open(2);
-      handles = opened.handles;
-      dispose = opened.dispose;
-    });
-    after(async () => {
-      await dispose?.();
-    });
+    const store = useStoreHandles(backend, 2);
 
     test('two replicas pass at once: each aged or overflowing row deleted once, in batches', async () => {
-      const [a, b] = handles as [DatabaseHandle, DatabaseHandle];
+      const [a, b] = store.handles as [DatabaseHandle, DatabaseHandle];
       await sql`delete from mcp_stream_events`.execute(a.db);
       const { keptLong } = await seed(a.db);
       const counted: Record<string, number> = {};
@@ -120,7 +111,7 @@ for (const backend of STORE_BACKENDS) {
 
     if (backend.name === 'postgres') {
       test('single-flight under its own lock: skips while another replica prunes, not for the main pass', async () => {
-        const [a, b] = handles as [DatabaseHandle, DatabaseHandle];
+        const [a, b] = store.handles as [DatabaseHandle, DatabaseHandle];
         await sql`delete from mcp_stream_events`.execute(a.db);
         await seed(a.db);
         const job = startJob(b.db, () => {});

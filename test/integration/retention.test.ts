@@ -4,7 +4,7 @@
 // and the audit log are kept; two replicas running passes at once delete every row exactly once;
 // on PostgreSQL a pass is single-flight through the retention advisory lock.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { type Kysely, sql } from 'kysely';
 import { createLogger } from '../../src/observability/logger.ts';
 import { METRIC_LABELS } from '../../src/observability/metric-labels.ts';
@@ -18,7 +18,7 @@ import {
 } from '../../src/store/retention-targets.ts';
 import { retentionConfig, TABLE_TTLS_OFF } from '../fixtures/retention-config.ts';
 import { countSessionRows, NO_ROWS, seededRowCounts, seedSessionRows } from '../fixtures/session-rows.ts';
-import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
+import { STORE_BACKENDS, useStoreHandles } from '../fixtures/store-backends.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: seeds tables of several areas' schemas
 type AnyDb = Kysely<any>;
@@ -231,19 +231,10 @@ function sum(into: Record<string, number>, from: Partial<Record<RetentionTable, 
 
 for (const backend of STORE_BACKENDS) {
   describe(`retention: ${backend.name}`, { timeout: 120_000 }, () => {
-    let handles: DatabaseHandle[];
-    let dispose: () => Promise<void>;
-    before(async () => {
-      const opened = await backend.open(2);
-      handles = opened.handles;
-      dispose = opened.dispose;
-    });
-    after(async () => {
-      await dispose?.();
-    });
+    const store = useStoreHandles(backend, 2);
 
     test('two replicas pass at once: old rows of finished sessions deleted once, the rest kept', async () => {
-      const [a, b] = handles as [DatabaseHandle, DatabaseHandle];
+      const [a, b] = store.handles as [DatabaseHandle, DatabaseHandle];
       await seedAll(a.db);
       // Few sessions per batch: a pass needs several session windows, not just several batches.
       const targets = buildRetentionTargets(retention, {
@@ -273,7 +264,7 @@ for (const backend of STORE_BACKENDS) {
 
     test('0 keeps forever: a pass with every TTL at 0 deletes nothing', async () => {
       const off = { ...retention, ...TABLE_TTLS_OFF };
-      const [a] = handles as [DatabaseHandle];
+      const [a] = store.handles as [DatabaseHandle];
       await seedSession(a.db, {
         id: 'kept-forever',
         status: 'completed',
@@ -308,7 +299,7 @@ for (const backend of STORE_BACKENDS) {
 
     if (backend.name === 'postgres') {
       test('single-flight: while another session holds the retention lock a pass skips', async () => {
-        const [a] = handles as [DatabaseHandle];
+        const [a] = store.handles as [DatabaseHandle];
         await seedSession(a.db, {
           id: 'locked-out',
           status: 'completed',
@@ -330,14 +321,14 @@ for (const backend of STORE_BACKENDS) {
         const held = await a.db.connection().execute(async (conn) => {
           await sql`select pg_advisory_lock(${LOCK_KEYS.retention})`.execute(conn);
           try {
-            return await runRetentionPass(handles[1]!.db, targets, { batchSize: 25, now: NOW });
+            return await runRetentionPass(store.handles[1]!.db, targets, { batchSize: 25, now: NOW });
           } finally {
             await sql`select pg_advisory_unlock(${LOCK_KEYS.retention})`.execute(conn);
           }
         });
         assert.deepEqual(held, { skipped: true, deleted: {} });
         assert.equal((await countBy(a.db, 'events'))['locked-out'], 2);
-        const free = await runRetentionPass(handles[1]!.db, targets, { batchSize: 25, now: NOW });
+        const free = await runRetentionPass(store.handles[1]!.db, targets, { batchSize: 25, now: NOW });
         assert.deepEqual(free, { skipped: false, deleted: { events: 2, rate_limits: 1 } });
         const counters = await sql<{ key: string }>`select key from rate_limits order by key`.execute(a.db);
         assert.deepEqual(
@@ -351,19 +342,10 @@ for (const backend of STORE_BACKENDS) {
 
 for (const backend of STORE_BACKENDS) {
   describe(`retention of whole sessions (sessionsDays): ${backend.name}`, { timeout: 120_000 }, () => {
-    let handles: DatabaseHandle[];
-    let dispose: () => Promise<void>;
-    before(async () => {
-      const opened = await backend.open(2);
-      handles = opened.handles;
-      dispose = opened.dispose;
-    });
-    after(async () => {
-      await dispose?.();
-    });
+    const store = useStoreHandles(backend, 2);
 
     test('only sessions finished longer ago are deleted, with all their rows; the spend ledger stays', async () => {
-      const [a, b] = handles as [DatabaseHandle, DatabaseHandle];
+      const [a, b] = store.handles as [DatabaseHandle, DatabaseHandle];
       const old = (id: string, status: string, events: number) => ({
         id,
         status,
@@ -433,7 +415,7 @@ for (const backend of STORE_BACKENDS) {
     });
 
     test('sessionsDays 0 (the default) keeps sessions forever', async () => {
-      const [a] = handles as [DatabaseHandle];
+      const [a] = store.handles as [DatabaseHandle];
       await seedSessionRows(a.db, { id: 'ancient', status: 'completed', finishedAt: NOW - 30_000 * DAY });
       const off = { ...retention, ...TABLE_TTLS_OFF };
       assert.equal(off.sessionsDays, 0);
