@@ -31,6 +31,11 @@ interface CopyJson {
 
 type Row = Record<string, unknown>;
 
+/** Runs `maos store copy --config <config> <args>`. */
+function copyStore(config: string, args: string[]): ReturnType<typeof runMaos> {
+  return runMaos(['store', 'copy', '--config', config, ...args]);
+}
+
 function writeConfig(dir: string, name: string, config: Record<string, unknown>): string {
   const path = join(dir, name);
   writeFileSync(path, JSON.stringify({ store: { synchronous: 'normal' }, ...config }));
@@ -119,16 +124,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
 
   test('SQLite to PostgreSQL and back: every row arrives, keys authenticate, the audit chain verifies', async () => {
     // A dry run first: what would be copied, and not a table created in the target.
-    const planned = await runMaos([
-      'store',
-      'copy',
-      '--config',
-      sourceConfig,
-      '--to',
-      postgres.url,
-      '--dry-run',
-      '--json',
-    ]);
+    const planned = await copyStore(sourceConfig, ['--to', postgres.url, '--dry-run', '--json']);
     assert.equal(planned.code, 0, planned.stderr);
     const plan = JSON.parse(planned.stdout) as {
       dryRun: boolean;
@@ -149,7 +145,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
       await client.end();
     }
 
-    const copied = await runMaos(['store', 'copy', '--config', sourceConfig, '--to', postgres.url, '--json']);
+    const copied = await copyStore(sourceConfig, ['--to', postgres.url, '--json']);
     assert.equal(copied.code, 0, copied.stderr);
     const report = JSON.parse(copied.stdout) as CopyJson;
     assert.equal(report.source, join(sourceDir, 'maos.db'));
@@ -176,7 +172,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     // Back to a new SQLite file: byte for byte the rows of the source, plus the copies' records.
     const roundTrip = join(dir, 'round-trip', 'maos.db');
     const pgConfig = writeConfig(dir, 'postgres.json', { dataDir: sourceDir, store: { url: postgres.url } });
-    const back = await runMaos(['store', 'copy', '--config', pgConfig, '--to', `sqlite:${roundTrip}`]);
+    const back = await copyStore(pgConfig, ['--to', `sqlite:${roundTrip}`]);
     assert.equal(back.code, 0, back.stderr);
     assert.match(back.stdout, /copied\s+sessions\s+2/);
     assert.match(back.stdout, /chain intact/);
@@ -232,14 +228,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
       );
       assert.equal(done.status, 'completed');
       // No copy from (or into) a database replicas are connected to: they would write past it.
-      const busy = await runMaos([
-        'store',
-        'copy',
-        '--config',
-        pgConfig,
-        '--to',
-        `sqlite:${join(dir, 'busy.db')}`,
-      ]);
+      const busy = await copyStore(pgConfig, ['--to', `sqlite:${join(dir, 'busy.db')}`]);
       assert.equal(busy.code, 6, busy.stderr);
       assert.match(
         busy.stderr,
@@ -254,18 +243,10 @@ describe('maos store copy', { timeout: 240_000 }, () => {
 
     // A second copy into the now used database is refused, and changes nothing there.
     const sessionsBefore = (await readTables({ dataDir: dir, store: { url: postgres.url } })).get('sessions');
-    const again = await runMaos(['store', 'copy', '--config', sourceConfig, '--to', postgres.url]);
+    const again = await copyStore(sourceConfig, ['--to', postgres.url]);
     assert.equal(again.code, 6, again.stderr);
     assert.match(again.stderr, /CONFLICT: The target database already holds data \(in sessions, plans/);
-    const againPlanned = await runMaos([
-      'store',
-      'copy',
-      '--config',
-      sourceConfig,
-      '--to',
-      postgres.url,
-      '--dry-run',
-    ]);
+    const againPlanned = await copyStore(sourceConfig, ['--to', postgres.url, '--dry-run']);
     assert.equal(againPlanned.code, 6, againPlanned.stderr);
     assert.match(againPlanned.stderr, /CONFLICT: The target database already holds data/);
     const sessionsAfter = (await readTables({ dataDir: dir, store: { url: postgres.url } })).get('sessions');
@@ -279,7 +260,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
       const password = decodeURIComponent(url.password);
       url.password = '';
       url.searchParams.set('password', password);
-      const copied = await runMaos(['store', 'copy', '--config', sourceConfig, '--to', url.toString()]);
+      const copied = await copyStore(sourceConfig, ['--to', url.toString()]);
       assert.equal(copied.code, 0, copied.stderr);
       assert.match(copied.stdout, /target\s+postgres/);
       assert.ok(!`${copied.stdout}${copied.stderr}`.includes(password), copied.stdout);
@@ -292,7 +273,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     const server = await startTestServer({ dataDir: sourceDir, config: serverConfig() });
     try {
       const target = join(dir, 'busy', 'maos.db');
-      const copied = await runMaos(['store', 'copy', '--config', sourceConfig, '--to', `sqlite:${target}`]);
+      const copied = await copyStore(sourceConfig, ['--to', `sqlite:${target}`]);
       assert.equal(copied.code, 6, copied.stderr);
       assert.match(copied.stderr, /CONFLICT: A MAOS server runs on the source database/);
     } finally {
@@ -309,7 +290,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
       [['--to-file', join(dir, 'missing.txt')], /cannot read --to-file .*missing\.txt \(ENOENT\)/],
     ];
     for (const [args, message] of cases) {
-      const result = await runMaos(['store', 'copy', '--config', sourceConfig, ...args]);
+      const result = await copyStore(sourceConfig, args);
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, message);
     }
@@ -317,15 +298,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
 
   test('a dry run into a SQLite file that does not exist creates nothing', async () => {
     const target = join(dir, 'planned', 'maos.db');
-    const planned = await runMaos([
-      'store',
-      'copy',
-      '--config',
-      sourceConfig,
-      '--to',
-      `sqlite:${target}`,
-      '--dry-run',
-    ]);
+    const planned = await copyStore(sourceConfig, ['--to', `sqlite:${target}`, '--dry-run']);
     assert.equal(planned.code, 0, planned.stderr);
     assert.match(planned.stdout, /does not exist yet; the copy creates it/);
     assert.match(planned.stdout, /would copy\s+sessions\s+2/);
@@ -340,7 +313,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     const target = join(dir, 'from-file', 'maos.db');
     const urlFile = join(dir, 'target-url.txt');
     writeFileSync(urlFile, `sqlite:${target}\n`);
-    const copied = await runMaos(['store', 'copy', '--config', sourceConfig, '--to-file', urlFile, '--json']);
+    const copied = await copyStore(sourceConfig, ['--to-file', urlFile, '--json']);
     assert.equal(copied.code, 0, copied.stderr);
     assert.equal((JSON.parse(copied.stdout) as CopyJson).target, target);
   });
@@ -351,14 +324,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     await migrateToLatest(handle.db, MIGRATIONS.slice(0, 4));
     await handle.close();
     const config = writeConfig(dir, 'old.json', { dataDir: oldDir });
-    const copied = await runMaos([
-      'store',
-      'copy',
-      '--config',
-      config,
-      '--to',
-      `sqlite:${join(dir, 'new.db')}`,
-    ]);
+    const copied = await copyStore(config, ['--to', `sqlite:${join(dir, 'new.db')}`]);
     assert.equal(copied.code, 7, copied.stderr);
     assert.match(
       copied.stderr,
@@ -377,7 +343,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     sqlite.close();
     const target = await createTestDatabase({ empty: true });
     try {
-      const copied = await runMaos(['store', 'copy', '--config', config, '--to', target.url]);
+      const copied = await copyStore(config, ['--to', target.url]);
       assert.equal(copied.code, 2, copied.stderr);
       assert.match(
         copied.stderr,
