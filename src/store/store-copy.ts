@@ -95,13 +95,11 @@ export async function copyStore(
   target: AnyDb,
   options: StoreCopyOptions = {},
 ): Promise<StoreCopyReport> {
-  // PostgreSQL: one snapshot for every read (its default isolation gives each statement its own).
-  const reading = isPostgres(source)
-    ? source.transaction().setIsolationLevel('repeatable read')
-    : source.transaction();
-  return reading.execute((snapshot) =>
+  return readSnapshot(source).execute((snapshot) =>
     target.transaction().execute(async (writer) => {
-      await prepareEmptyTarget(writer);
+      // A migrated target is not quite empty: migration 0001 seeds the default tenant, which
+      // nothing refers to yet; the source's own row overwrites it (see insertRows).
+      await refuseTargetWithData(writer as unknown as AnyDb);
       const tables: StoreCopyReport['tables'] = [];
       for (const table of COPIED_TABLES) {
         const rows = await copyTable(snapshot, writer, table, options.batchSize ?? DEFAULT_BATCH);
@@ -123,13 +121,11 @@ export async function copyStore(
   );
 }
 
-/**
- * Refuses a target that holds data. A migrated database is not quite empty: migration 0001 seeds
- * the default tenant, which nothing refers to yet; the source's own row (its name and creation
- * time) overwrites it (see insertRows).
- */
-async function prepareEmptyTarget(target: Transaction<Row>): Promise<void> {
-  await refuseTargetWithData(target as unknown as AnyDb);
+/** A transaction reading one snapshot: PostgreSQL's default isolation gives each statement its own. */
+function readSnapshot(source: AnyDb) {
+  return isPostgres(source)
+    ? source.transaction().setIsolationLevel('repeatable read')
+    : source.transaction();
 }
 
 /**
@@ -138,11 +134,10 @@ async function prepareEmptyTarget(target: Transaction<Row>): Promise<void> {
  * none; those it lacks are empty); all of them when absent.
  */
 export async function refuseTargetWithData(target: AnyDb, existing?: ReadonlySet<string>): Promise<void> {
-  const db = target;
   const filled: string[] = [];
   for (const table of COPIED_TABLES) {
     if (existing && !existing.has(table.name)) continue;
-    let query = db.selectFrom(table.name).select(sql.lit(1).as('one'));
+    let query = target.selectFrom(table.name).select(sql.lit(1).as('one'));
     if (table.name === 'tenants') query = query.where('id', '!=', DEFAULT_TENANT_ID);
     if ((await query.limit(1).execute()).length > 0) filled.push(table.name);
   }
@@ -156,10 +151,7 @@ export async function refuseTargetWithData(target: AnyDb, existing?: ReadonlySet
 
 /** What a copy would carry (`maos store copy --dry-run`): the rows of each copied table, one snapshot. */
 export async function countCopiedRows(source: AnyDb): Promise<{ name: string; rows: number }[]> {
-  const reading = isPostgres(source)
-    ? source.transaction().setIsolationLevel('repeatable read')
-    : source.transaction();
-  return reading.execute(async (snapshot) => {
+  return readSnapshot(source).execute(async (snapshot) => {
     const tables: { name: string; rows: number }[] = [];
     for (const table of COPIED_TABLES)
       tables.push({ name: table.name, rows: await countRows(snapshot, table.name) });
