@@ -76,7 +76,6 @@ export function isTrustedHost(url: URL, policy: SsrfPolicy): boolean {
  * Throws VALIDATION_FAILED unless `url` is an http(s) URL whose host resolves only to public
  * addresses (or is allowed by the policy). Returns the parsed URL.
  */
-
 export async function assertPublicUrl(url: string, policy: SsrfPolicy = {}): Promise<URL> {
   let parsed: URL;
   try {
