@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { LlmDb } from '../../src/agents/providers/llm-tables.ts';
-import { startLlmServer } from '../fixtures/llm-server.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { answerScoutWriter, SCOUT_MESSAGE } from '../fixtures/scout-writer.ts';
-import { readAllEvents, requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -26,30 +26,18 @@ async function cacheCounter(baseUrl: string, result: 'hit' | 'miss'): Promise<nu
 }
 
 test('response cache with tools offered (default agent messaging)', { timeout: 60_000 }, async (t) => {
-  const llm = await startLlmServer({ apiKey: 'k', handler: answerScoutWriter });
-  t.after(() => llm.close());
-  const server = await startTestServer({
-    config: {
-      providers: {
-        local: {
-          type: 'openai-compatible',
-          baseURL: llm.openaiBaseURL,
-          model: 'm',
-          apiKey: 'k',
-          cache: true,
-        },
-      },
-      llm: {
-        retry: { maxAttempts: 1 },
-        roles: {
-          orchestrator: { provider: 'local', temperature: 0 },
-          researcher: { provider: 'local', temperature: 0 },
-          documenter: { provider: 'local', temperature: 0 },
-        },
+  const { llm, server } = await startLlmAppStack(t, {
+    handler: answerScoutWriter,
+    provider: { cache: true },
+    llm: {
+      agentMessaging: true, // the default, which the fixture turns off
+      roles: {
+        orchestrator: { provider: 'local', temperature: 0 },
+        researcher: { provider: 'local', temperature: 0 },
+        documenter: { provider: 'local', temperature: 0 },
       },
     },
   });
-  t.after(() => server.close());
 
   async function runSession() {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
