@@ -2,8 +2,6 @@
 // servers): only http(s), and no loopback, link-local, private or other internal destinations
 // unless the operator allows them; every redirect hop is checked again.
 import { lookup } from 'node:dns/promises';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { Agent } from 'undici';
 import { AppError } from '../errors/app-error.ts';
@@ -183,41 +181,23 @@ function checkedLookup(policy: SsrfPolicy): LookupFunction {
 }
 
 /**
- * POSTs `body` to `url` (no redirects followed) and resolves with the answer's status and headers;
- * its body is discarded. Unlike `assertPublicUrl` then `fetch`, which resolve the name twice, the
- * connection resolves it once and checks those very addresses, so a name re-pointed to an internal
- * address after the check (DNS rebinding) gets nothing. Fails like fetch: a timeout rejects with
- * the signal's TimeoutError, a network failure with `TypeError('fetch failed')` and the socket
- * error as its cause, a refused destination with VALIDATION_FAILED.
+ * POSTs `body` to `url` (no redirects followed) and resolves with the answer, its body discarded.
+ * The connection goes only to addresses checked at connect time, as `fetchPublicUrl`'s do. Fails
+ * like fetch: a timeout rejects with the signal's TimeoutError, a network failure with
+ * `TypeError('fetch failed')` and the socket error as its cause, a refused destination with
+ * VALIDATION_FAILED.
  */
 export async function postToPublicUrl(
   url: string,
   init: { headers: Record<string, string>; body: string; timeoutMs: number },
   policy: SsrfPolicy = {},
-): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+): Promise<Response> {
   const parsed = await assertPublicUrl(url, policy);
-  const trusted = isTrustedHost(parsed, policy);
-  const signal = AbortSignal.timeout(init.timeoutMs);
-  const request = parsed.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const outgoing = request(
-      parsed,
-      {
-        method: 'POST',
-        headers: { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) },
-        signal,
-        ...(trusted ? {} : { lookup: checkedLookup(policy) }),
-      },
-      (response) => {
-        response.destroy();
-        resolve({ status: response.statusCode ?? 0, headers: response.headers });
-      },
-    );
-    outgoing.on('error', (error) => {
-      if (signal.aborted) reject(signal.reason);
-      else if (error instanceof AppError) reject(error);
-      else reject(new TypeError('fetch failed', { cause: error }));
-    });
-    outgoing.end(init.body);
-  });
+  const response = await fetchChecked(
+    url,
+    { method: 'POST', headers: init.headers, body: init.body, signal: AbortSignal.timeout(init.timeoutMs) },
+    isTrustedHost(parsed, policy) ? undefined : policy,
+  );
+  await response.body?.cancel().catch(() => {});
+  return response;
 }

@@ -329,8 +329,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       );
       status = response.status;
       if (status === 429 || status === 503) {
-        const retryAfter = response.headers['retry-after'];
-        retryAfterMs = parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null, now());
+        retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
       }
       if (status < 200 || status >= 300) error = `HTTP ${status}`;
     } catch (thrown) {
