@@ -134,6 +134,10 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
       ([key, value]) => sessionStorage.setItem(key as string, value as string),
       [TOKEN_KEY, `${(first.token as string).slice(0, -6)}AAAAAA`],
     );
+    // "No sessions." is on the page already: wait for the answer to the request sent again.
+    const retried = page.waitForResponse(
+      (response) => response.url().startsWith(`${server.url}/v1/sessions`) && response.status() === 200,
+    );
     await page.getByRole('button', { name: 'Refresh' }).click();
     await page.waitForFunction(
       ([key, old]) => {
@@ -142,6 +146,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
       },
       [TOKEN_KEY, first.token],
     );
+    await retried;
     await page.getByText('No sessions.').waitFor();
     const tokenPath = new URL(first.renewal?.tokenEndpoint as string).pathname;
     assert.deepEqual(calls, [
