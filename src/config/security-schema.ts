@@ -2,6 +2,7 @@
 // `rateLimit`, `secrets` in configSchema). Runtime checks (e.g. `none` only on loopback) live in
 // security/auth-config.ts.
 import { z } from 'zod';
+import { parseCidr } from '../security/cidr.ts';
 
 const BUILT_IN_ROLE_NAMES = ['viewer', 'developer', 'operator', 'auditor', 'admin'] as const;
 
@@ -279,10 +280,21 @@ export const ssrfConfigSchema = z
       .array(z.string().min(1).toLowerCase())
       .default([])
       .describe(
-        'Host names or IP addresses tenants may use even when internal (exact match, e.g. `ollama.internal`). @defaultValue []',
+        'Host names or IP addresses tenants may use even when internal (exact match, e.g. `ollama.internal`); calls to them skip the address checks. @defaultValue []',
+      ),
+    allowedNetworks: z
+      .array(
+        z.string().refine((value) => parseCidr(value) !== undefined, {
+          error: (issue) =>
+            `${JSON.stringify(issue.input)} is not a network in CIDR notation (address/prefix, e.g. 10.20.0.0/16 or fd00:1::/64)`,
+        }),
+      )
+      .default([])
+      .describe(
+        'Internal networks (CIDR, e.g. `["10.20.0.0/16", "fd00:1::/64"]`) tenant URLs may point into: every address a name resolves to, at the check and again at the connection, must be public or in one of these. Cloud metadata addresses (169.254.169.254, fd00:ec2::254) stay refused unless listed as /32 (/128) themselves. @defaultValue []',
       ),
   })
-  .default({ allowPrivateNetworks: false, allowedHosts: [] })
+  .default({ allowPrivateNetworks: false, allowedHosts: [], allowedNetworks: [] })
   .describe(
     "SSRF guard for URLs MAOS calls on a tenant's behalf (tenant-set provider base URLs). Operator-configured `providers` URLs are trusted.",
   );

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
+import { loadConfig } from '../config/load.ts';
 import { AppError } from '../errors/app-error.ts';
-import { assertPublicUrl, fetchPublicUrl, isInternalAddress } from './ssrf-guard.ts';
+import { parseCidr } from './cidr.ts';
+import { assertPublicUrl, fetchPublicUrl, isAllowedAddress, isInternalAddress } from './ssrf-guard.ts';
 
 const refused = (e: unknown) => e instanceof AppError && e.code === 'VALIDATION_FAILED';
 
@@ -105,5 +107,120 @@ describe('SSRF guard', () => {
     } finally {
       server.close();
     }
+  });
+
+  test('allowed networks let exactly their addresses through', async () => {
+    const policy = { allowedNetworks: ['10.20.0.0/16', 'fd00:1::/64'] };
+    for (const address of ['10.20.0.1', '10.20.255.254', '::ffff:10.20.3.4', 'fd00:1::5', '8.8.8.8']) {
+      assert.equal(isAllowedAddress(address, policy), true, address);
+    }
+    for (const address of [
+      '10.21.0.1',
+      '10.0.0.1',
+      '127.0.0.1',
+      'fd00:2::5',
+      '169.254.169.254',
+      'not-an-ip',
+    ]) {
+      assert.equal(isAllowedAddress(address, policy), false, address);
+    }
+    await assertPublicUrl('http://10.20.1.5:8080/v1', policy);
+    await assertPublicUrl('http://[fd00:1::5]/v1', policy);
+    await assertPublicUrl('https://gateway.corp/v1', { ...policy, resolve: async () => ['10.20.1.5'] });
+    // Every address of the name must pass: one outside the networks refuses it.
+    await assert.rejects(
+      assertPublicUrl('https://gateway.corp/v1', {
+        ...policy,
+        resolve: async () => ['10.20.1.5', '10.0.0.1'],
+      }),
+      refused,
+    );
+    await assert.rejects(assertPublicUrl('http://10.21.0.1/', policy), refused);
+    await assert.rejects(assertPublicUrl('http://127.0.0.1/', policy), refused);
+  });
+
+  test('cloud metadata addresses stay refused unless listed as /32 (/128) themselves', async () => {
+    const wide = { allowedNetworks: ['169.254.0.0/16', 'fd00::/8'] };
+    assert.equal(isAllowedAddress('169.254.1.1', wide), true);
+    assert.equal(isAllowedAddress('fd00:ec2::1', wide), true);
+    for (const address of ['169.254.169.254', '::ffff:169.254.169.254', 'fd00:ec2::254']) {
+      assert.equal(isAllowedAddress(address, wide), false, address);
+    }
+    await assert.rejects(assertPublicUrl('http://169.254.169.254/latest/meta-data/', wide), refused);
+    await assert.rejects(assertPublicUrl('http://[fd00:ec2::254]/latest/meta-data/', wide), refused);
+    const explicit = { allowedNetworks: ['169.254.169.254/32', 'fd00:ec2::254/128'] };
+    assert.equal(isAllowedAddress('169.254.169.254', explicit), true);
+    assert.equal(isAllowedAddress('fd00:ec2::254', explicit), true);
+    assert.equal(isAllowedAddress('169.254.169.253', explicit), false);
+  });
+
+  test('a name in an allowed network takes the checked connection; rebinding elsewhere gets nothing', async () => {
+    const paths: string[] = [];
+    const server = createServer((req, res) => {
+      paths.push(req.url ?? '');
+      res.end('hello');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      let lookups = 0;
+      const allowed = {
+        allowedNetworks: ['127.0.0.1/32'],
+        resolve: async () => {
+          lookups += 1;
+          return ['127.0.0.1'];
+        },
+      };
+      const response = await fetchPublicUrl(`http://llm.corp:${port}/ok`, {}, allowed);
+      assert.equal(await response.text(), 'hello');
+      assert.equal(lookups, 2, 'resolved and checked at the check and again at the connection');
+
+      // The check sees the allowed address, the connection a different internal one.
+      let rebindLookups = 0;
+      const rebinding = {
+        allowedNetworks: ['127.0.0.1/32'],
+        resolve: async () => (rebindLookups++ === 0 ? ['127.0.0.1'] : ['127.0.0.2']),
+      };
+      await assert.rejects(
+        fetchPublicUrl(`http://other.corp:${port}/secret`, {}, rebinding),
+        (e: unknown) => {
+          assert.ok(refused(e), String(e));
+          assert.match((e as Error).message, /other\.corp points to an internal/);
+          return true;
+        },
+      );
+      assert.deepEqual(paths, ['/ok'], 'the rebound name got no request');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('allowed networks are validated as CIDR when the config loads', () => {
+    assert.deepEqual(parseCidr('10.20.0.0/16'), { address: '10.20.0.0', prefix: 16, family: 'ipv4' });
+    assert.deepEqual(parseCidr('FD00:1::/64'), { address: 'fd00:1::', prefix: 64, family: 'ipv6' });
+    for (const text of [
+      '10.20.0.0',
+      '10.20.0.0/33',
+      'fd00::/129',
+      'gateway.corp/16',
+      'fe80::1%eth0/64',
+      '',
+    ]) {
+      assert.equal(parseCidr(text), undefined, text);
+    }
+    assert.throws(
+      () =>
+        loadConfig({ env: {}, overrides: { ssrf: { allowedNetworks: ['10.20.0.0/16', '10.20.0.0/40'] } } }),
+      (e: unknown) => {
+        assert.ok(e instanceof AppError && e.code === 'CONFIG_INVALID');
+        assert.match(
+          e.message,
+          /ssrf\.allowedNetworks\.1: "10\.20\.0\.0\/40" is not a network in CIDR notation/,
+        );
+        return true;
+      },
+    );
+    const config = loadConfig({ env: { MAOS_SSRF__ALLOWED_NETWORKS: '["10.20.0.0/16","fd00:1::/64"]' } });
+    assert.deepEqual(config.ssrf.allowedNetworks, ['10.20.0.0/16', 'fd00:1::/64']);
   });
 });

@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { Agent } from 'undici';
 import { AppError } from '../errors/app-error.ts';
+import { parseCidr } from './cidr.ts';
 
 /** Destinations refused by default (IANA special-purpose ranges that reach internal systems). */
 function createInternalRanges(): BlockList {
@@ -46,6 +47,12 @@ export interface SsrfPolicy {
   allowPrivateNetworks?: boolean;
   /** Host names always allowed (exact match, lower case). */
   allowedHosts?: readonly string[];
+  /**
+   * Internal networks (CIDR, e.g. `10.20.0.0/16`) whose addresses pass the check. Unlike
+   * `allowedHosts`, such destinations still take the checked path: every address a name resolves
+   * to, at the check and at the connection, must be public or in one of these networks.
+   */
+  allowedNetworks?: readonly string[];
   /** Resolver, injectable for tests. */
   resolve?: (host: string) => Promise<string[]>;
 }
@@ -57,6 +64,54 @@ export function isInternalAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true; // not an address: refuse rather than guess
   return INTERNAL.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * Cloud instance metadata endpoints (AWS, GCP, Azure, OCI: 169.254.169.254; AWS over IPv6:
+ * fd00:ec2::254). They hand out the instance's credentials, so an allowed network that merely
+ * contains one (`169.254.0.0/16`, `fd00::/8`) does not open it: only an entry naming the address
+ * itself as /32 (/128) does, a choice nobody makes by accident.
+ */
+const METADATA = new BlockList();
+METADATA.addAddress('169.254.169.254', 'ipv4');
+METADATA.addAddress('fd00:ec2::254', 'ipv6');
+
+interface AllowedNetworks {
+  networks: BlockList;
+  /** Metadata addresses listed as /32 (/128) themselves. */
+  metadata: BlockList;
+}
+
+// Compiled once per policy (a process has one or a few), kept as long as the policy is.
+const allowedNetworksOf = new WeakMap<SsrfPolicy, AllowedNetworks>();
+
+function compileAllowedNetworks(policy: SsrfPolicy): AllowedNetworks {
+  let compiled = allowedNetworksOf.get(policy);
+  if (compiled) return compiled;
+  compiled = { networks: new BlockList(), metadata: new BlockList() };
+  for (const entry of policy.allowedNetworks ?? []) {
+    const cidr = parseCidr(entry);
+    if (!cidr) throw new Error(`ssrf.allowedNetworks: ${entry} is not a network in CIDR notation`);
+    compiled.networks.addSubnet(cidr.address, cidr.prefix, cidr.family);
+    if (cidr.prefix === (cidr.family === 'ipv4' ? 32 : 128) && METADATA.check(cidr.address, cidr.family)) {
+      compiled.metadata.addAddress(cidr.address, cidr.family);
+    }
+  }
+  allowedNetworksOf.set(policy, compiled);
+  return compiled;
+}
+
+/** True when the policy lets MAOS connect to `address`: a public one, or one in `allowedNetworks`. */
+export function isAllowedAddress(address: string, policy: SsrfPolicy): boolean {
+  if (!isInternalAddress(address)) return true;
+  if (!policy.allowedNetworks?.length) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  const plain = mapped ? (mapped[1] as string) : address;
+  if (isIP(plain) === 0) return false;
+  const family = isIP(plain) === 4 ? 'ipv4' : 'ipv6';
+  const allowed = compileAllowedNetworks(policy);
+  if (METADATA.check(plain, family)) return allowed.metadata.check(plain, family);
+  return allowed.networks.check(plain, family);
 }
 
 async function resolveAll(host: string): Promise<string[]> {
@@ -72,7 +127,8 @@ export function isTrustedHost(url: URL, policy: SsrfPolicy): boolean {
 
 /**
  * Throws VALIDATION_FAILED unless `url` is an http(s) URL whose host resolves only to public
- * addresses (or is allowed by the policy). Returns the parsed URL.
+ * addresses or ones in the policy's `allowedNetworks` (or is trusted by the policy). Returns the
+ * parsed URL.
  */
 export async function assertPublicUrl(url: string, policy: SsrfPolicy = {}): Promise<URL> {
   let parsed: URL;
@@ -95,7 +151,7 @@ export async function assertPublicUrl(url: string, policy: SsrfPolicy = {}): Pro
   } catch {
     throw new AppError('VALIDATION_FAILED', `URL host ${host} does not resolve`);
   }
-  if (addresses.length === 0 || addresses.some(isInternalAddress)) {
+  if (addresses.length === 0 || !addresses.every((address) => isAllowedAddress(address, policy))) {
     throw new AppError('VALIDATION_FAILED', `URL host ${host} points to an internal network address`);
   }
   return parsed;
@@ -155,13 +211,14 @@ async function fetchChecked(
 
 /**
  * The connection's own name lookup: resolves `hostname` with the policy's resolver and refuses it if
- * any address is internal, so the address connected to is one that was checked (no rebinding).
+ * any address is internal and outside the policy's `allowedNetworks`, so the address connected to
+ * is one that was checked (no rebinding).
  */
 function checkedLookup(policy: SsrfPolicy): LookupFunction {
   return (hostname, options, callback) => {
     (policy.resolve ?? resolveAll)(hostname).then(
       (all) => {
-        if (all.length === 0 || all.some(isInternalAddress)) {
+        if (all.length === 0 || !all.every((address) => isAllowedAddress(address, policy))) {
           callback(
             new AppError('VALIDATION_FAILED', `URL host ${hostname} points to an internal network address`),
             '',

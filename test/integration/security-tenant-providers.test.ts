@@ -124,16 +124,18 @@ async function startHarness(overrides: Record<string, unknown>): Promise<Harness
   };
 }
 
-async function runSession(h: Harness, key: string): Promise<{ status: string; error: string | null }> {
+interface SessionView {
+  status: string;
+  error: string | null;
+  tasks: Array<{ name: string; kind: string; result: string | null }>;
+}
+
+async function runSession(h: Harness, key: string): Promise<SessionView> {
   const created = await h.call<{ id: string }>(key, 'POST', '/v1/sessions', { objective: 'Draft a note' });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    const { body } = await h.call<{ status: string; error: string | null }>(
-      key,
-      'GET',
-      `/v1/sessions/${created.body.id}`,
-    );
+    const { body } = await h.call<SessionView>(key, 'GET', `/v1/sessions/${created.body.id}`);
     if (['completed', 'failed', 'cancelled'].includes(body.status)) return body;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -330,4 +332,64 @@ test('an operator allow-list lets a tenant base URL reach an internal host; the 
     assert.equal(request.headers.authorization, `Bearer ${TENANT_KEY}`);
   assert.equal(operatorLlm.requests.length, 0, "the operator's endpoint was not called for this tenant");
   assert.ok(!h.log.text().includes(TENANT_KEY));
+});
+
+test('an allowed network lets a tenant base URL on 127.0.0.1 stream through the checked connection; without it the URL is refused', async (t) => {
+  const tenantLlm = await startLlmServer({
+    apiKey: TENANT_KEY,
+    handler: (request) =>
+      request.body.response_format !== undefined
+        ? { object: PLAN }
+        : {
+            text: 'answer through the allowed network',
+            chunkSize: 4,
+            usage: { inputTokens: 5, outputTokens: 6 },
+          },
+  });
+  t.after(() => tenantLlm.close());
+  const providers = {
+    local: { type: 'openai-compatible', model: 'm2', apiKey: SERVER_KEY, baseURL: 'https://llm.invalid/v1' },
+  };
+
+  // Allowed by network, not trusted by name: calls take the checked-address dispatcher.
+  const h = await startHarness({ ssrf: { allowedNetworks: ['127.0.0.1/32'] }, providers });
+  t.after(() => h.close());
+  const acme = await h.keyFor('acme');
+  const put = await h.call(acme, 'PUT', '/v1/providers/local/credentials', {
+    apiKey: TENANT_KEY,
+    baseURL: tenantLlm.openaiBaseURL,
+  });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const metadata = await h.call(acme, 'PUT', '/v1/providers/local/credentials', {
+    apiKey: TENANT_KEY,
+    baseURL: 'http://169.254.169.254/v1',
+  });
+  assert.equal(metadata.status, 400, 'addresses outside the allowed network stay refused');
+
+  const session = await runSession(h, acme);
+  assert.equal(session.status, 'completed', session.error ?? '');
+  assert.equal(
+    session.tasks.find((task) => task.name === 'draft')?.result,
+    'answer through the allowed network',
+    JSON.stringify(session.tasks),
+  );
+  assert.ok(
+    tenantLlm.requests.some((request) => request.stream),
+    'the agent call was a streamed one',
+  );
+  for (const request of tenantLlm.requests)
+    assert.equal(request.headers.authorization, `Bearer ${TENANT_KEY}`);
+
+  // The same URL without the allowed network is refused.
+  const plain = await startHarness({ providers });
+  t.after(() => plain.close());
+  const refused = await plain.call<{ code: string; detail: string }>(
+    await plain.keyFor('acme'),
+    'PUT',
+    '/v1/providers/local/credentials',
+    { apiKey: TENANT_KEY, baseURL: tenantLlm.openaiBaseURL },
+  );
+  assert.equal(refused.status, 400);
+  assert.match(refused.body.detail, /internal network address/);
+  assert.ok(!h.log.text().includes(TENANT_KEY) && !plain.log.text().includes(TENANT_KEY));
 });
