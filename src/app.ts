@@ -193,7 +193,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       maxPerTenant: config.webhooks.maxPerTenant,
       secretRotationGraceSeconds: config.webhooks.secretRotationGraceSeconds,
     });
-    // The daily token quota also bounds running sessions: no further adaptive phase, no steering.
+    // The daily token quota also bounds running sessions: no further adaptive phase, no steering,
+    // and no LLM call starts or goes on over it.
     const tenantQuotas = security.quotas;
     const checkTenantDailyTokens: CheckTenantDailyTokens | undefined =
       tenantQuotas && config.rateLimit.maxDailyTokensPerTenant > 0
@@ -202,7 +203,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     const llm = createLlmStack({
       config,
       db: database.db,
-      ...(checkTenantDailyTokens ? { checkTenantDailyTokens } : {}),
+      ...(checkTenantDailyTokens
+        ? { checkTenantDailyTokens, maxDailyTokensPerTenant: config.rateLimit.maxDailyTokensPerTenant }
+        : {}),
       logger,
       telemetry: telemetry.llm,
       tenantCredentials: providerCredentials,

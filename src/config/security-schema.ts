@@ -242,7 +242,7 @@ export const rateLimitConfigSchema = z
       .min(0)
       .default(0)
       .describe(
-        "LLM tokens (input + output) charged to a tenant's sessions since 00:00 UTC, whenever they were created; at the cap new sessions get 429 QUOTA_EXCEEDED, and running sessions plan no further adaptive phase and take no steering message. 0 = no cap. @defaultValue 0",
+        "LLM tokens (input + output) charged to a tenant's sessions since 00:00 UTC, whenever they were created; at the cap new sessions get 429 QUOTA_EXCEEDED, running sessions plan no further adaptive phase and take no steering message, and no LLM agent or orchestrator call starts or goes on (the session fails QUOTA_EXCEEDED). 0 = no cap. @defaultValue 0",
       ),
   })
   .default({

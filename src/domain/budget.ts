@@ -58,6 +58,25 @@ export function findBudgetOverrun(
 /** Message prefix of a streaming call stopped for its budget; the engine reads the reason after it. */
 export const BUDGET_STOP_PREFIX = 'Budget exceeded: ';
 
+/**
+ * What a budget check answers for a call so far: null (go on), a reason (the session's budget is
+ * crossed: the call stops with BUDGET_EXCEEDED) or the error to stop with as it is (another limit,
+ * e.g. the tenant's daily token quota: QUOTA_EXCEEDED).
+ */
+export type BudgetCheckResult = string | AppError | null;
+
+/** The error a call stops with for `overrun` (see BudgetCheckResult), `usage` so far in its details. */
+export function toStopError(overrun: string | AppError, usage: Usage, details: object = {}): AppError {
+  if (overrun instanceof AppError) {
+    return new AppError(overrun.code, overrun.message, {
+      details: { ...(overrun.details as object | undefined), ...details, usage },
+    });
+  }
+  return new AppError('BUDGET_EXCEEDED', `${BUDGET_STOP_PREFIX}${overrun}`, {
+    details: { ...details, usage },
+  });
+}
+
 /** The session's error when a budget is crossed; usage so far goes in the details. */
 export function toBudgetError(reason: string, usage: Usage, budget: Budget): AppError {
   return new AppError('BUDGET_EXCEEDED', `${BUDGET_STOP_PREFIX}${reason}`, { details: { budget, usage } });
@@ -85,9 +104,9 @@ export function estimateStreamingUsage(
   return { ...tokens, costUsd: costOf?.(tokens) ?? 0 };
 }
 
-/** Stops one streaming call once its session's budget is crossed. */
+/** Stops one streaming call once its session's budget (or the tenant's daily quota) is crossed. */
 export interface StreamingBudgetStop {
-  /** Aborted with a BUDGET_EXCEEDED AppError (the estimated usage in its details) at the first overrun. */
+  /** Aborted with the check's error (the estimated usage in its details) at the first overrun. */
   readonly signal: AbortSignal;
   /** Counts streamed output and checks the estimated usage so far; a no-op once stopped. */
   addOutput(chars: number): void;
@@ -100,7 +119,7 @@ export interface StreamingBudgetStop {
  */
 export function createStreamingBudgetStop(
   promptChars: number,
-  check: (partialUsage: Usage) => string | null | undefined,
+  check: (partialUsage: Usage) => BudgetCheckResult | undefined,
   costOf?: (tokens: TokenCounts) => number,
 ): StreamingBudgetStop {
   const stop = new AbortController();
@@ -112,11 +131,7 @@ export function createStreamingBudgetStop(
       streamedChars += chars;
       const partial = estimateStreamingUsage(promptChars, streamedChars, costOf);
       const overrun = check(partial);
-      if (overrun) {
-        stop.abort(
-          new AppError('BUDGET_EXCEEDED', `${BUDGET_STOP_PREFIX}${overrun}`, { details: { usage: partial } }),
-        );
-      }
+      if (overrun) stop.abort(toStopError(overrun, partial));
     },
   };
 }

@@ -17,7 +17,7 @@ import { startReadiedTasks } from '../store/task-store.ts';
 import { applyInitialPlan, isPlanningGraph } from './initial-plan.ts';
 import { sessionStopChannel } from './notifier.ts';
 import { addTaskUsage, parseUnsettledUsage, recordCharge } from './run-spend.ts';
-import { findBudgetOverruns, formatBudgetError } from './session-budget.ts';
+import { findBudgetOverruns, formatOverrun } from './session-budget.ts';
 import { chargeTenantDays } from './tenant-usage-days.ts';
 
 /**
@@ -168,12 +168,17 @@ export async function advanceSessions(
   for (const [sessionId, entry] of touched) {
     const overrun = overruns.get(sessionId);
     if (overrun !== undefined) {
-      // Over budget: nothing more starts; open tasks are cancelled (their runs here and on other
-      // replicas are stopped at commit, engine/session-stop.ts) and the session fails.
-      const error = formatBudgetError(overrun);
+      // Over budget (or the tenant's daily tokens): nothing more starts; open tasks are cancelled
+      // (their runs here and on other replicas are stopped at commit, engine/session-stop.ts) and
+      // the session fails.
+      const error = formatOverrun(overrun);
       await cancelOpenTasks(trx, sessionId, error, now, entry.events);
       outcomes.set(sessionId, { status: 'failed', error });
-      result.set(sessionId, { readied: 0, sessionFinished: null, budgetExceeded: true });
+      result.set(sessionId, {
+        readied: 0,
+        sessionFinished: null,
+        budgetExceeded: overrun.code === 'BUDGET_EXCEEDED',
+      });
       continue;
     }
     let graph = graphs.get(sessionId) ?? [];

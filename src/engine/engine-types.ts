@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import type { Config } from '../config/schema.ts';
-import type { Budget } from '../domain/budget.ts';
+import type { Budget, BudgetCheckResult } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -39,9 +39,10 @@ export interface Planner {
     onSpend?(usage: Usage): void;
     /**
      * The session's budget overrun with the rounds' usage added, or null; asked before a repair
-     * round, which is not made once the budget is crossed (BUDGET_EXCEEDED).
+     * round, which is not made once the budget is crossed (BUDGET_EXCEEDED) or the tenant's daily
+     * token quota is used up (QUOTA_EXCEEDED).
      */
-    checkBudget?(usage: Usage): string | null;
+    checkBudget?(usage: Usage): BudgetCheckResult;
   }): Promise<{ plan: PlanBody; usage: Usage; rounds: number }>;
 }
 

@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely';
 import { createRunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
 import type { AgentRuntime, RuntimeContext } from '../agents/runtimes/runtime.ts';
-import { createStreamingBudgetStop } from '../domain/budget.ts';
+import { type BudgetCheckResult, createStreamingBudgetStop } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
@@ -199,7 +199,7 @@ export async function runInitialPlanTask(
 async function withPlanningBudget<T>(
   budget: BudgetGuard | undefined,
   ref: OrchestratorTaskRef,
-  run: (checkBudget?: (usage: Usage) => string | null) => Promise<T>,
+  run: (checkBudget?: (usage: Usage) => BudgetCheckResult) => Promise<T>,
 ): Promise<T> {
   if (!budget) return run();
   await budget.prepare(ref);

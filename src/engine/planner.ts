@@ -9,7 +9,7 @@ import { toUsage } from '../agents/providers/pricing.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { RunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
 import type { LlmConfig } from '../config/llm-schema.ts';
-import { BUDGET_STOP_PREFIX } from '../domain/budget.ts';
+import { type BudgetCheckResult, toStopError } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { addUsage, ZERO_USAGE } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -50,7 +50,7 @@ interface Conversation {
   /** Told what the rounds made so far have spent, after each round (RuntimeContext.reportSpend). */
   onSpend?(usage: Usage): void;
   /** The session's budget overrun with the rounds' usage added, or null (asked before a repair). */
-  checkBudget?(usage: Usage): string | null;
+  checkBudget?(usage: Usage): BudgetCheckResult;
   threadSummary?: string;
   userMessages?: readonly string[];
 }
@@ -232,11 +232,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
       // session's budget (the first round of a small budget's plan can), which would multiply the
       // overrun by the number of repairs. The engine ends the session BUDGET_EXCEEDED.
       const overrun = round < maxRounds ? (checkBudget?.({ ...usage }) ?? null) : null;
-      if (overrun !== null) {
-        throw new AppError('BUDGET_EXCEEDED', `${BUDGET_STOP_PREFIX}${overrun}`, {
-          details: { usage, rounds: round, errors },
-        });
-      }
+      if (overrun !== null) throw toStopError(overrun, usage, { rounds: round, errors });
       messages.push(
         { role: 'assistant', content: outcome.text || '(empty answer)' },
         { role: 'user', content: buildRepairPrompt(errors) },

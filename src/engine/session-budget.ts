@@ -1,21 +1,22 @@
 // Session budgets at run time: the engine's check when tasks finish (in the finishing transaction)
 // and the guard the LLM runtime consults at every output flush to stop an agent mid-stream.
 import type { Kysely } from 'kysely';
-import { BUDGET_STOP_PREFIX, type Budget, findBudgetOverrun } from '../domain/budget.ts';
+import {
+  BUDGET_STOP_PREFIX,
+  type Budget,
+  type BudgetCheckResult,
+  findBudgetOverrun,
+} from '../domain/budget.ts';
 import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import { addUsage, type SessionStatus, type Usage } from '../domain/types.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import type { Touched } from './advance-sessions.ts';
+import { createTenantTokenGuard } from './tenant-token-guard.ts';
 
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.
 const ID_CHUNK = 500;
-
-/** The session error for an overrun; the code leads so clients can match it. */
-export function formatBudgetError(reason: string): string {
-  return `BUDGET_EXCEEDED: ${reason}`;
-}
 
 /** Sessions with their stored usage and budget (null when the session has none). */
 function selectBudgetAndUsage(db: Kysely<Database>) {
@@ -58,25 +59,38 @@ function rememberUnbudgeted(sessionId: string): void {
   unbudgetedSessions.add(sessionId);
 }
 
+/** Why a session must stop now: its budget (the reason) or its tenant's daily token quota. */
+export interface SessionOverrun {
+  code: 'BUDGET_EXCEEDED' | 'QUOTA_EXCEEDED';
+  reason: string;
+}
+
+/** The session error for an overrun; the code leads so clients can match it. */
+export function formatOverrun(overrun: SessionOverrun): string {
+  return `${overrun.code}: ${overrun.reason}`;
+}
+
 /**
- * Sessions among `touched` whose budget is now crossed, with the reason: a task the runtime
- * stopped for its budget, or the session's usage (stored + this batch) over a limit.
+ * Sessions among `touched` that must stop now, with the reason: a task the runtime stopped for the
+ * session's budget or the tenant's daily token quota, or the session's usage (stored + this batch)
+ * over a limit of its budget.
  */
 export async function findBudgetOverruns(
   trx: Kysely<Database>,
   touched: ReadonlyMap<string, Touched>,
   now: number,
-): Promise<Map<string, string>> {
-  const overruns = new Map<string, string>();
+): Promise<Map<string, SessionOverrun>> {
+  const overruns = new Map<string, SessionOverrun>();
   for (const [sessionId, entry] of touched) {
     for (const event of entry.events) {
+      if (event.type !== 'task.result') continue;
       // By code, not by text: a runner's error output could begin like a budget stop.
-      if (event.type === 'task.result' && event.data.code === 'BUDGET_EXCEEDED') {
-        const error = event.data.error ?? '';
-        overruns.set(
-          sessionId,
-          error.startsWith(BUDGET_STOP_PREFIX) ? error.slice(BUDGET_STOP_PREFIX.length) : error,
-        );
+      const error = event.data.error ?? '';
+      if (event.data.code === 'BUDGET_EXCEEDED') {
+        const reason = error.startsWith(BUDGET_STOP_PREFIX) ? error.slice(BUDGET_STOP_PREFIX.length) : error;
+        overruns.set(sessionId, { code: 'BUDGET_EXCEEDED', reason });
+      } else if (event.data.code === 'QUOTA_EXCEEDED') {
+        overruns.set(sessionId, { code: 'QUOTA_EXCEEDED', reason: error });
       }
     }
   }
@@ -105,7 +119,7 @@ export async function findBudgetOverruns(
         Number(row.created_at),
         now,
       );
-      if (reason) overruns.set(row.id, reason);
+      if (reason) overruns.set(row.id, { code: 'BUDGET_EXCEEDED', reason });
     }
   }
   return overruns;
@@ -122,19 +136,23 @@ interface GuardEntry {
 
 /** A running task, as the guard tells its streams apart. */
 export interface GuardedTask {
+  tenantId: string;
   sessionId: string;
   taskId: string;
 }
 
 export interface BudgetGuard {
-  /** Loads the session's budget and usage before an agent starts (awaited by the runtime). */
-  prepare(task: { sessionId: string }): Promise<void>;
+  /**
+   * Loads the session's budget and usage before an agent starts (awaited by the runtime); throws
+   * QUOTA_EXCEEDED when the tenant's daily token quota is used up (the agent must not start).
+   */
+  prepare(task: GuardedTask): Promise<void>;
   /**
    * The overrun reason for this task's session, or null: its stored usage plus what this task and
    * the session's other running tasks in this process have streamed so far (`partialUsage` is this
-   * task's).
+   * task's); or the tenant's QUOTA_EXCEEDED (tenant-token-guard.ts).
    */
-  check(task: GuardedTask, partialUsage: Usage): string | null;
+  check(task: GuardedTask, partialUsage: Usage): BudgetCheckResult;
   /** The task's run has ended: its streamed usage stops counting (its finish stores what it spent). */
   release(task: GuardedTask): void;
 }
@@ -142,13 +160,18 @@ export interface BudgetGuard {
 /**
  * Guard for the LLM runtime's synchronous `checkBudget`: session budget and usage are cached per
  * session and refreshed in the background (every `refreshMs`), so a flush never waits on the store.
+ * With `maxDailyTokensPerTenant` (> 0) it also holds the tenant's daily token quota.
  */
 export function createBudgetGuard(
   db: Kysely<Database>,
-  options: { refreshMs?: number; now?: () => number } = {},
+  options: { refreshMs?: number; now?: () => number; maxDailyTokensPerTenant?: number } = {},
 ): BudgetGuard {
   const refreshMs = options.refreshMs ?? 250;
   const now = options.now ?? Date.now;
+  const tenantTokens =
+    (options.maxDailyTokensPerTenant ?? 0) > 0
+      ? createTenantTokenGuard(db, options.maxDailyTokensPerTenant as number, { refreshMs, now })
+      : undefined;
   const cache = new Map<string, GuardEntry>();
   const loading = new Map<string, Promise<void>>();
   // Per session, the usage each of its running tasks has streamed so far: parallel agents each
@@ -191,8 +214,25 @@ export function createBudgetGuard(
     return pending;
   }
 
+  /** The session budget's overrun reason, or null. */
+  function checkSession(task: GuardedTask, partialUsage: Usage): string | null {
+    const entry = cache.get(task.sessionId);
+    if (!entry) return null;
+    if (now() - entry.loadedAt > refreshMs) void refresh(task.sessionId);
+    let running = streaming.get(task.sessionId);
+    if (!running) {
+      running = new Map();
+      streaming.set(task.sessionId, running);
+    }
+    running.set(task.taskId, partialUsage);
+    const usage = { ...entry.usage };
+    for (const streamed of running.values()) addUsage(usage, streamed);
+    return findBudgetOverrun(entry.budget, usage, entry.createdAt, now());
+  }
+
   return {
     async prepare(task) {
+      await tenantTokens?.prepare(task);
       // A session's budget never changes: one without a budget needs no usage either.
       if (unbudgetedSessions.has(task.sessionId)) return;
       // The cache stays bounded by the budgeted sessions active in the last minutes.
@@ -200,20 +240,10 @@ export function createBudgetGuard(
       await refresh(task.sessionId);
     },
     check(task, partialUsage) {
-      const entry = cache.get(task.sessionId);
-      if (!entry) return null;
-      if (now() - entry.loadedAt > refreshMs) void refresh(task.sessionId);
-      let running = streaming.get(task.sessionId);
-      if (!running) {
-        running = new Map();
-        streaming.set(task.sessionId, running);
-      }
-      running.set(task.taskId, partialUsage);
-      const usage = { ...entry.usage };
-      for (const streamed of running.values()) addUsage(usage, streamed);
-      return findBudgetOverrun(entry.budget, usage, entry.createdAt, now());
+      return checkSession(task, partialUsage) ?? tenantTokens?.check(task, partialUsage) ?? null;
     },
     release(task) {
+      tenantTokens?.release(task);
       const running = streaming.get(task.sessionId);
       if (!running) return;
       running.delete(task.taskId);

@@ -16,7 +16,7 @@ import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { cancelOpenTasks, zeroUsage } from './advance-sessions.ts';
-import { formatBudgetError } from './session-budget.ts';
+import { formatOverrun } from './session-budget.ts';
 
 /** Statuses in which a session's clock runs: every unfinished one. */
 const OPEN_STATUSES: SessionStatus[] = ['pending', 'planning', 'awaiting_approval', 'running', 'paused'];
@@ -69,7 +69,7 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
       .executeTakeFirst();
     if (!session || isTerminalSessionStatus(session.status as SessionStatus)) continue;
     const usage = toUsage(session);
-    const error = formatBudgetError(row.reason);
+    const error = formatOverrun({ code: 'BUDGET_EXCEEDED', reason: row.reason });
     const from = session.status as SessionStatus;
     const to = transitionSession(from, 'fail');
     const events: NewEvent[] = [];

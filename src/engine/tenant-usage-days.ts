@@ -3,6 +3,7 @@
 // read by the daily token quota (security/quotas.ts).
 import type { Insertable, Kysely } from 'kysely';
 import { isZeroUsage, type Usage } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import type { Database, TenantUsageDaysTable } from '../store/schema.ts';
 
@@ -18,6 +19,32 @@ export type CheckTenantDailyTokens = (
   tenantId: string,
   consequence: string,
 ) => Promise<void>;
+
+/** The tokens (input + output) charged to `tenantId` on the UTC day starting at `day`: what the daily quota counts. */
+export async function readTenantDayTokens(
+  db: Kysely<Pick<Database, 'tenant_usage_days'>>,
+  tenantId: string,
+  day: number,
+): Promise<number> {
+  const row = await db
+    .selectFrom('tenant_usage_days')
+    .select(['input_tokens', 'output_tokens'])
+    .where('tenant_id', '=', tenantId)
+    .where('day', '=', day)
+    .executeTakeFirst();
+  return Number(row?.input_tokens ?? 0) + Number(row?.output_tokens ?? 0);
+}
+
+/** QUOTA_EXCEEDED for a tenant whose tokens today (`used`) reached `limit`; `consequence` ends the message. */
+export function dailyTokensExceeded(used: number, limit: number, consequence: string): AppError {
+  return new AppError(
+    'QUOTA_EXCEEDED',
+    `The tenant used ${used} tokens today (limit ${limit}); ${consequence}`,
+    {
+      details: { quota: 'daily_tokens', limit },
+    },
+  );
+}
 
 /** Unix ms of 00:00 UTC of the day `now` (Unix ms) falls in. */
 export function utcDayStart(now: number): number {

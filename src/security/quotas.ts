@@ -1,14 +1,14 @@
 // Tenant quotas checked when a session is submitted: unfinished sessions at once and LLM tokens
 // charged per UTC day (the ledger tenant_usage_days, by the day of the charge, not of the session's
 // creation). Over a cap the submit gets 429 QUOTA_EXCEEDED. Over the daily cap, a running session
-// starts no further adaptive phase and takes no steering message (engine `checkTenantDailyTokens`);
-// agents already running are not stopped.
+// starts no further adaptive phase and takes no steering message (engine `checkTenantDailyTokens`),
+// and its LLM agents are not started or are stopped mid-stream (engine/tenant-token-guard.ts).
 // The check runs twice: early, before planning (a cheap refusal that spares an LLM call), and again
 // inside the transaction that inserts the session, with the tenant's submissions serialised
 // (engine `admitSession`), which is what makes the cap exact under concurrent submits.
 import type { Kysely } from 'kysely';
 import { TERMINAL_SESSION_STATUSES } from '../domain/session-state.ts';
-import { utcDayStart } from '../engine/tenant-usage-days.ts';
+import { dailyTokensExceeded, readTenantDayTokens, utcDayStart } from '../engine/tenant-usage-days.ts';
 import { AppError } from '../errors/app-error.ts';
 
 /** The columns of the engine's tables the quota check reads. */
@@ -16,13 +16,6 @@ interface QuotaTables {
   sessions: {
     tenant_id: string;
     status: string;
-  };
-  /** The tenant's spend per UTC day (engine/tenant-usage-days.ts); day = Unix ms of 00:00 UTC. */
-  tenant_usage_days: {
-    tenant_id: string;
-    day: number;
-    input_tokens: number;
-    output_tokens: number;
   };
 }
 
@@ -57,29 +50,14 @@ export function createTenantQuotas(
   config: TenantQuotaConfig,
   now: () => Date = () => new Date(),
 ): TenantQuotas {
-  async function checkDailyTokens(
-    store: Kysely<QuotaTables>,
-    tenantId: string,
-    consequence: string,
-  ): Promise<void> {
+  async function checkDailyTokens(store: AnyDb, tenantId: string, consequence: string): Promise<void> {
     if (config.maxDailyTokensPerTenant <= 0) return;
-    // The ledger's own day key, so that the read finds the row the charges wrote.
-    const dayStart = utcDayStart(now().getTime());
-    // Today's row alone: what the tenant's sessions were charged since 00:00 UTC, whenever they
-    // were created (a session running across midnight charges its later spend to the new day).
-    const row = await store
-      .selectFrom('tenant_usage_days')
-      .select(['input_tokens', 'output_tokens'])
-      .where('tenant_id', '=', tenantId)
-      .where('day', '=', dayStart)
-      .executeTakeFirst();
-    const used = Number(row?.input_tokens ?? 0) + Number(row?.output_tokens ?? 0);
+    // Today's row alone (the ledger's own day key): what the tenant's sessions were charged since
+    // 00:00 UTC, whenever they were created (a session running across midnight charges its later
+    // spend to the new day).
+    const used = await readTenantDayTokens(store, tenantId, utcDayStart(now().getTime()));
     if (used >= config.maxDailyTokensPerTenant) {
-      throw new AppError(
-        'QUOTA_EXCEEDED',
-        `The tenant used ${used} tokens today (limit ${config.maxDailyTokensPerTenant}); ${consequence}`,
-        { details: { quota: 'daily_tokens', limit: config.maxDailyTokensPerTenant } },
-      );
+      throw dailyTokensExceeded(used, config.maxDailyTokensPerTenant, consequence);
     }
   }
 
@@ -102,10 +80,10 @@ export function createTenantQuotas(
           );
         }
       }
-      await checkDailyTokens(sessions, tenantId, 'new sessions start after 00:00 UTC');
+      await checkDailyTokens(trx ?? db, tenantId, 'new sessions start after 00:00 UTC');
     },
     async assertDailyTokensLeft(tenantId, trx, consequence) {
-      await checkDailyTokens((trx ?? db) as unknown as Kysely<QuotaTables>, tenantId, consequence);
+      await checkDailyTokens(trx ?? db, tenantId, consequence);
     },
   };
 }

@@ -54,7 +54,7 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
     const over = await budgetReads([plain, budgeted], 500);
     assert.equal(over.reads, 1);
     assert.deepEqual([...over.overruns.keys()], [budgeted]);
-    assert.match(over.overruns.get(budgeted) ?? '', /token/i);
+    assert.match(over.overruns.get(budgeted)?.reason ?? '', /token/i);
   });
 
   test('the budget guard reads an unbudgeted session once, checks streamed usage, and forgets idle sessions', async () => {
@@ -73,22 +73,35 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
       await run();
       return statements.filter((text) => text.includes('session_settings')).length;
     };
-    assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 1);
-    assert.equal(await reads(() => guard.prepare({ sessionId: plain })), 0, 'no budget: known for good');
     assert.equal(
-      guard.check({ sessionId: plain, taskId: 't1' }, { ...zeroUsage(), inputTokens: 10_000 }),
+      await reads(() => guard.prepare({ tenantId: ACTOR.tenantId, sessionId: plain, taskId: 'starting' })),
+      1,
+    );
+    assert.equal(
+      await reads(() => guard.prepare({ tenantId: ACTOR.tenantId, sessionId: plain, taskId: 'starting' })),
+      0,
+      'no budget: known for good',
+    );
+    assert.equal(
+      guard.check(
+        { tenantId: ACTOR.tenantId, sessionId: plain, taskId: 't1' },
+        { ...zeroUsage(), inputTokens: 10_000 },
+      ),
       null,
     );
     // The finishes of that session know it too.
     assert.equal((await budgetReads([plain])).reads, 0);
-    assert.equal(await reads(() => guard.prepare({ sessionId: budgeted })), 1);
-    const task = { sessionId: budgeted, taskId: 't1' };
+    assert.equal(
+      await reads(() => guard.prepare({ tenantId: ACTOR.tenantId, sessionId: budgeted, taskId: 'starting' })),
+      1,
+    );
+    const task = { tenantId: ACTOR.tenantId, sessionId: budgeted, taskId: 't1' };
     assert.equal(guard.check(task, { ...zeroUsage(), inputTokens: 50 }), null);
-    assert.match(guard.check(task, { ...zeroUsage(), inputTokens: 500 }) ?? '', /token/i);
+    assert.match(String(guard.check(task, { ...zeroUsage(), inputTokens: 500 }) ?? ''), /token/i);
     guard.release(task);
     // Eleven minutes later the idle entry is swept (at the next agent start, of any session).
     clock += 11 * 60_000;
-    await guard.prepare({ sessionId: 'another-session' });
+    await guard.prepare({ tenantId: ACTOR.tenantId, sessionId: 'another-session', taskId: 'starting' });
     assert.equal(guard.check(task, { ...zeroUsage(), inputTokens: 500 }), null);
   });
 
@@ -104,20 +117,23 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
       ).session.id;
     const sessionId = await budgeted();
     const other = await budgeted();
-    await guard.prepare({ sessionId });
-    await guard.prepare({ sessionId: other });
-    const first = { sessionId, taskId: 'first' };
-    const second = { sessionId, taskId: 'second' };
+    await guard.prepare({ tenantId: ACTOR.tenantId, sessionId, taskId: 'starting' });
+    await guard.prepare({ tenantId: ACTOR.tenantId, sessionId: other, taskId: 'starting' });
+    const first = { tenantId: ACTOR.tenantId, sessionId, taskId: 'first' };
+    const second = { tenantId: ACTOR.tenantId, sessionId, taskId: 'second' };
     const tokens = (outputTokens: number) => ({ ...zeroUsage(), outputTokens });
     // Each under the budget, together over it.
     assert.equal(guard.check(first, tokens(60)), null);
-    assert.match(guard.check(second, tokens(60)) ?? '', /token budget exceeded: 120 of 100/);
+    assert.match(String(guard.check(second, tokens(60)) ?? ''), /token budget exceeded: 120 of 100/);
     // A later flush replaces the task's figure, it does not add to it.
-    assert.match(guard.check(first, tokens(70)) ?? '', /130 of 100/);
+    assert.match(String(guard.check(first, tokens(70)) ?? ''), /130 of 100/);
     guard.release(first);
     assert.equal(guard.check(second, tokens(60)), null);
     // Another budgeted session's streams do not count towards this one, nor this one's towards it.
-    assert.equal(guard.check({ sessionId: other, taskId: 'first' }, tokens(60)), null);
+    assert.equal(
+      guard.check({ tenantId: ACTOR.tenantId, sessionId: other, taskId: 'first' }, tokens(60)),
+      null,
+    );
     assert.equal(guard.check(second, tokens(60)), null);
     guard.release(second);
   });

@@ -81,6 +81,11 @@ export interface CreateLlmStackOptions {
   tenantCredentials?: TenantCredentialSource;
   /** The tenant daily token quota: over it, an adaptive session plans no further phase. */
   checkTenantDailyTokens?: CheckTenantDailyTokens;
+  /**
+   * The same quota's cap (tokens per tenant and UTC day, > 0): over it, LLM agents and orchestrator
+   * calls do not start, and running ones are stopped (engine/tenant-token-guard.ts).
+   */
+  maxDailyTokensPerTenant?: number;
 }
 
 /**
@@ -127,7 +132,9 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   });
   const memory = createAgentMemory(options.db);
   const messaging = createStoreMessaging(options.db, options.onAgentMessage);
-  const budgetGuard = options.checkBudget ? undefined : createBudgetGuard(options.db);
+  const budgetGuard = options.checkBudget
+    ? undefined
+    : createBudgetGuard(options.db, { maxDailyTokensPerTenant: options.maxDailyTokensPerTenant ?? 0 });
   const agentRuntime = createAiSdkRuntime({
     client,
     resolveRole: (tenantId, name) => roles.findRole(tenantId, name),

@@ -4,7 +4,11 @@
 // models (providers/response-cache-model.ts), so cached steps replay their tool calls here.
 
 import type { LanguageModel, ModelMessage, ToolSet } from 'ai';
-import { createStreamingBudgetStop, type TokenCounts } from '../../../domain/budget.ts';
+import {
+  type BudgetCheckResult,
+  createStreamingBudgetStop,
+  type TokenCounts,
+} from '../../../domain/budget.ts';
 import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { Logger } from '../../../observability/logger.ts';
@@ -46,10 +50,14 @@ export interface AiSdkRuntimeOptions {
   dependencyOutputChars: number;
   /**
    * Checked at every output flush with the usage estimated so far for this task: a reason string
-   * stops the agent at once (BUDGET_EXCEEDED). The engine adds the session's usage and limits.
+   * stops the agent at once (BUDGET_EXCEEDED), an AppError stops it with that error (the tenant's
+   * daily token quota). The engine adds the session's usage and limits.
    */
-  checkBudget?(task: RuntimeTask, partialUsage: Usage): string | null;
-  /** Awaited before the call, so `checkBudget` has the session's budget from the first flush. */
+  checkBudget?(task: RuntimeTask, partialUsage: Usage): BudgetCheckResult;
+  /**
+   * Awaited before the call, so `checkBudget` has the session's budget from the first flush; throws
+   * (QUOTA_EXCEEDED) when the agent must not start at all.
+   */
   prepareBudget?(task: RuntimeTask): Promise<void>;
   /** Called once the run has ended (after its last flush): its streamed usage stops counting. */
   releaseBudget?(task: RuntimeTask): void;

@@ -1,0 +1,82 @@
+// The runtime guard of the tenant daily token quota, on the real ledger (tenant_usage_days): a
+// tenant's runs are refused at their start once today's tokens reach the cap and stopped once
+// today's tokens and what its runs stream reach it; other tenants are not affected, a finished
+// run's stream stops counting, and a new UTC day starts from its own (empty) row.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { zeroUsage } from '../../src/engine/advance-sessions.ts';
+import { createBudgetGuard } from '../../src/engine/session-budget.ts';
+import { chargeTenantDays, utcDayStart } from '../../src/engine/tenant-usage-days.ts';
+import { AppError } from '../../src/errors/app-error.ts';
+import { STORE_BACKENDS, useStoreHandles } from '../fixtures/store-backends.ts';
+
+const DAY = 86_400_000;
+
+for (const backend of STORE_BACKENDS) {
+  describe(`tenant daily token guard: ${backend.name}`, { timeout: 60_000 }, () => {
+    const store = useStoreHandles(backend, 1);
+    const addTenants = (...ids: string[]) =>
+      store.handles[0]!.db.insertInto('tenants')
+        .values(ids.map((id) => ({ id, name: id, created_at: 0 })))
+        .execute();
+
+    test('refuses a start at the cap, stops the tenant’s streams together, spares other tenants', async () => {
+      const db = store.handles[0]!.db;
+      let clock = utcDayStart(Date.now()) + 3_600_000;
+      const guard = createBudgetGuard(db, { maxDailyTokensPerTenant: 1000, now: () => clock });
+      const tenant = `guard-${backend.name}-a`;
+      const other = `guard-${backend.name}-b`;
+      await addTenants(tenant, other);
+      const task = (tenantId: string, taskId: string) => ({ tenantId, sessionId: `s-${taskId}`, taskId });
+      const tokens = (outputTokens: number) => ({ ...zeroUsage(), outputTokens });
+      await chargeTenantDays(db, new Map([[tenant, { ...zeroUsage(), inputTokens: 600 }]]), clock);
+
+      const first = task(tenant, 'first');
+      const second = task(tenant, 'second');
+      await guard.prepare(first);
+      await guard.prepare(second);
+      assert.equal(guard.check(first, tokens(250)), null);
+      // 600 charged + 250 + 150 streamed by the two runs.
+      const stop = guard.check(second, tokens(150));
+      assert.ok(stop instanceof AppError);
+      assert.equal(stop.code, 'QUOTA_EXCEEDED');
+      assert.match(stop.message, /^The tenant used 1000 tokens today \(limit 1000\); the agent was stopped$/);
+      // Another tenant's run streams as much as it likes under its own cap.
+      const foreign = task(other, 'foreign');
+      await guard.prepare(foreign);
+      assert.equal(guard.check(foreign, tokens(900)), null);
+      // The first run ended (its finish charges it): its stream no longer counts.
+      guard.release(first);
+      assert.equal(guard.check(second, tokens(150)), null);
+      guard.release(second);
+
+      // The day is at the cap: a run does not start.
+      await chargeTenantDays(db, new Map([[tenant, tokens(400)]]), clock);
+      await assert.rejects(guard.prepare(task(tenant, 'late')), (error: unknown) => {
+        assert.ok(error instanceof AppError);
+        assert.equal(error.code, 'QUOTA_EXCEEDED');
+        assert.match(error.message, /used 1000 tokens today \(limit 1000\); the agent was not started$/);
+        return true;
+      });
+      // At 00:00 UTC the next day starts from its own row.
+      clock += DAY;
+      await guard.prepare(task(tenant, 'tomorrow'));
+      assert.equal(guard.check(task(tenant, 'tomorrow'), tokens(999)), null);
+    });
+
+    test('without a cap the guard stops nothing, however much the tenant spent', async () => {
+      const db = store.handles[0]!.db;
+      const tenant = `uncapped-${backend.name}`;
+      await addTenants(tenant);
+      await chargeTenantDays(
+        db,
+        new Map([[tenant, { ...zeroUsage(), inputTokens: 10_000_000 }]]),
+        Date.now(),
+      );
+      const guard = createBudgetGuard(db);
+      const run = { tenantId: tenant, sessionId: 'no-such-session', taskId: 'run' };
+      await guard.prepare(run);
+      assert.equal(guard.check(run, { ...zeroUsage(), outputTokens: 10_000_000 }), null);
+    });
+  });
+}
