@@ -104,7 +104,12 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
   }
 
   async function stillSignedIn(tab: Tab, what: string): Promise<void> {
+    // "No sessions." is on the page already: the list's answer is awaited.
+    const listed = tab.page.waitForResponse((response) =>
+      response.url().startsWith(`${server.url}/v1/sessions`),
+    );
     await tab.page.getByRole('button', { name: 'Refresh' }).click();
+    assert.equal((await listed).status(), 200, what);
     await tab.page.getByText('No sessions.').waitFor();
     assert.equal(await tab.page.getByRole('heading', { name: 'Sign in' }).count(), 0, what);
     assert.equal(await tab.page.getByRole('alert').count(), 0, what);

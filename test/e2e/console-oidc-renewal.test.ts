@@ -99,8 +99,10 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     assert.notEqual(second.renewal?.refreshToken, first.renewal?.refreshToken, 'rotated');
     assert.ok((second.renewal?.expiresAt ?? 0) > (first.renewal?.expiresAt ?? 0));
     assert.equal(await listWith(second.token as string), 200, 'the renewed token works on the API');
-    // The page goes on with it.
+    // The page goes on with it ("No sessions." is on the page already: the list's answer is awaited).
+    const listed = page.waitForResponse((response) => response.url().startsWith(`${server.url}/v1/sessions`));
     await page.getByRole('button', { name: 'Refresh' }).click();
+    assert.equal((await listed).status(), 200);
     await page.getByText('No sessions.').waitFor();
     assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
 
@@ -168,8 +170,10 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
       refused += 1;
       await route.abort('connectionrefused');
     });
-    // Due a quarter of the lifetime (5 s) before expiry; the retry comes before expiry too.
-    await page.clock.fastForward((ACCESS_TOKEN_TTL_SECONDS - 4) * 1000);
+    // Due a quarter of the lifetime (5 s) before expiry; the retry comes before expiry too. The
+    // page's clock stands still from then on but for the test's moves: the 4 s left until the retry
+    // are page time, not used up by a slow machine before the test moves on.
+    await page.clock.pauseAt((first.renewal?.expiresAt as number) - 4_000);
     const deadline = Date.now() + 10_000;
     while (refused === 0 && Date.now() < deadline) await sleep(50);
     assert.equal(refused, 1, 'one renewal attempt');
@@ -178,6 +182,8 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
 
     await page.unroute(tokenEndpoint);
     await page.clock.fastForward(4_000);
+    // The retry plans its renewal with a timer of 0 ms: page time runs again.
+    await page.clock.resume();
     await waitForNewAccessToken(page, first.token);
     assert.equal(await page.getByRole('heading', { name: 'Sessions', exact: true }).count(), 1);
     assert.deepEqual(
@@ -293,7 +299,9 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
       const response = await route.fetch();
       await route.fulfill({ response, json: { ...(await response.json()), expires_in: 1 } });
     });
-    await page.clock.fastForward((ACCESS_TOKEN_TTL_SECONDS - 4) * 1000);
+    // The page's clock stands still from then on but for the test's moves: the 5 s between two
+    // renewals are page time, not used up by a slow machine while the test moves it 1 s at a time.
+    await page.clock.pauseAt((first.renewal?.expiresAt as number) - 4_000);
     const deadline = Date.now() + 10_000;
     while (renewals === 0 && Date.now() < deadline) await sleep(50);
     await page.waitForFunction(
