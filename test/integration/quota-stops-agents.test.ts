@@ -80,7 +80,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
       ],
     );
     assert.deepEqual(calledFor(), ['first', 'long']);
-    const events = await readAllEvents<{ type: string; data: { line?: string; code?: string } }>(
+    const events = await readAllEvents<{ seq: number; type: string; data: { line?: string; code?: string } }>(
       server.url,
       stopped.id,
     );
