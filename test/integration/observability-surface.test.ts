@@ -53,10 +53,12 @@ const EVERY_LINE = [
   'log.logger',
 ];
 /**
- * Labels every scraped series has: Prometheus's own, and the target label MAOS's scrape configs set
- * (deploy/compose, the chart's ServiceMonitor; checked in observability-live and deploy-helm).
+ * Labels every scraped series has: Prometheus's own, the target label MAOS's scrape configs set
+ * (deploy/compose, the chart's ServiceMonitor; checked in observability-live and deploy-helm), and
+ * `namespace`, which prometheus-operator gives every ServiceMonitor target (compose has none; the
+ * rules only group by it, which is harmless where it is missing).
  */
-const TARGET_LABELS = ['job', 'instance', 'maos_target'];
+const TARGET_LABELS = ['job', 'instance', 'maos_target', 'namespace'];
 
 /**
  * What an expression selects that a scrape does not offer: unknown metrics, matcher labels the
