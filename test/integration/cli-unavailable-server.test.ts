@@ -94,6 +94,34 @@ async function startServer(
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
 }
 
+/** The servers started by `listenAfterRefusal`, by port. */
+const lateServers = new Map<number, Promise<Scripted>>();
+
+/**
+ * An `onStderr` that starts a MAOS-like server on `port` once the CLI has reported a refused
+ * connection: the refusal is certain to come first, however long the CLI takes to start (a fixed
+ * delay could pass before its first request on a busy machine).
+ */
+function listenAfterRefusal(port: number): (chunk: string) => void {
+  let stderr = '';
+  return (chunk) => {
+    stderr += chunk;
+    if (!lateServers.has(port) && /ECONNREFUSED/.test(stderr)) {
+      lateServers.set(
+        port,
+        startServer((req, res) => answerLikeMaos(req, res), port),
+      );
+    }
+  };
+}
+
+/** The server `listenAfterRefusal` started on `port` (fails when none was: no refusal was reported). */
+function serverStarted(port: number): Promise<Scripted> {
+  const started = lateServers.get(port);
+  assert.ok(started, `no refused connection was reported for port ${port}`);
+  return started;
+}
+
 /** Runs `maos` against `server` with no stored credentials. */
 function maos(server: string, args: string[], options: Parameters<typeof runMaos>[1] = {}) {
   return runMaos(['--server', server, ...args], {
@@ -130,11 +158,10 @@ describe('maos logs -f: the first request waits for an unavailable server', () =
 
   test('refused connections until the server starts listening: it follows to the end', async () => {
     const port = await freePort();
-    const starting = new Promise<Scripted>((resolve, reject) => {
-      setTimeout(() => startServer((req, res) => answerLikeMaos(req, res), port).then(resolve, reject), 1200);
+    const result = await maos(`http://127.0.0.1:${port}`, ['logs', SESSION, '-f', '--tail', '5'], {
+      onStderr: listenAfterRefusal(port),
     });
-    const result = await maos(`http://127.0.0.1:${port}`, ['logs', SESSION, '-f', '--tail', '5']);
-    await starting;
+    await serverStarted(port);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /#1 .*session finished/);
     assert.match(result.stderr, /UNREACHABLE: cannot reach MAOS .*ECONNREFUSED.* retrying in/);
@@ -215,11 +242,10 @@ describe('maos logs -f: the first request waits for an unavailable server', () =
 describe('maos run --follow against an unavailable server', () => {
   test('refused until the server listens: the submit is retried (nothing was sent), then followed', async () => {
     const port = await freePort();
-    const starting = new Promise<Scripted>((resolve, reject) => {
-      setTimeout(() => startServer((req, res) => answerLikeMaos(req, res), port).then(resolve, reject), 1200);
+    const result = await maos(`http://127.0.0.1:${port}`, ['run', 'x', '--follow', '--json'], {
+      onStderr: listenAfterRefusal(port),
     });
-    const result = await maos(`http://127.0.0.1:${port}`, ['run', 'x', '--follow', '--json']);
-    const server = await starting;
+    const server = await serverStarted(port);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(JSON.parse(result.stdout).status, 'completed');
     assert.match(result.stderr, /ECONNREFUSED.* retrying in/);
