@@ -79,14 +79,16 @@ describe('leases', { timeout: 60_000 }, () => {
             firstStopped = true;
             throw new Error('stopped');
           }
-          await new Promise((resolve) => setTimeout(resolve, 3000));
+          await new Promise((resolve) => setTimeout(resolve, 5000));
           return { output: `attempt ${task.attempt}` };
         } finally {
           concurrent--;
         }
       },
     };
-    const h = await createHarness({ llm: runtime, leaseSeconds: 1, maxAttempts: 5 });
+    // Why 2 s: the heartbeat renews every third of the lease, so this process may be held up for over
+    // a second on a busy machine before attempt 2's lease runs out unrenewed (with 1 s: 0.67 s).
+    const h = await createHarness({ llm: runtime, leaseSeconds: 2, maxAttempts: 5 });
     try {
       const { session } = await h.engine.service.createSession(ACTOR, {
         objective: 'x',
