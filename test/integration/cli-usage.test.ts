@@ -22,16 +22,21 @@ interface Report {
 describe('maos usage', { timeout: 120_000 }, () => {
   let server: TestServer;
   let env: Record<string, string>;
-  // Today and tomorrow (UTC): the session was created today.
-  const today = new Date().toISOString().slice(0, 10);
-  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  // The UTC day the session was created and charged on ("today"), and the day after it: taken
+  // around the set-up, so a UTC midnight passing meanwhile widens the range instead of missing it.
+  let today = '';
+  let tomorrow = '';
 
   before(async () => {
+    const started = Date.now();
     server = await startServerWithUsage(t, {
       prices: { inputPerMTok: 1000, outputPerMTok: 10_000 },
       usage: { inputTokens: 1000, outputTokens: 100 },
       objective: 'usage from the CLI',
     });
+    today = utcDay(started);
+    tomorrow = utcDay(Date.now() + 86_400_000);
     env = { MAOS_SERVER: server.url };
   });
   after(async () => {
@@ -70,13 +75,20 @@ describe('maos usage', { timeout: 120_000 }, () => {
   });
 
   test('--json prints the API answer; without --from/--to the range is this UTC month', async () => {
+    const monthOf = (now: Date) => [
+      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString(),
+      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString(),
+    ];
+    const monthBefore = monthOf(new Date());
     const result = await runMaos(['usage', '--json', '--group-by', 'model'], { env });
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as Report;
-    const now = new Date();
-    const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString();
-    const nextMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString();
-    assert.deepEqual([report.from, report.to], [monthStart, nextMonth]);
+    // The month the CLI ran in: the one before it started or, past a month's end meanwhile, after.
+    const month = [report.from, report.to];
+    assert.ok(
+      [monthBefore, monthOf(new Date())].some((m) => m[0] === month[0] && m[1] === month[1]),
+      JSON.stringify(month),
+    );
     assert.deepEqual(
       report.groups?.map((group) => [group.key, group.tasks, group.inputTokens, group.costUsd]),
       [
