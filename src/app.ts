@@ -57,6 +57,7 @@ import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createTelemetry } from './observability/telemetry.ts';
 import { assertConfigUsable } from './security/config-preflight.ts';
 import { createSecurity, resolveCheckpointDir, type Security } from './security/create-security.ts';
+import { createEgress } from './security/egress-proxy.ts';
 import { withTenantQuotas } from './security/quota-guarded-service.ts';
 import { createSecurityRoutesPlugin } from './security/security-routes-plugin.ts';
 import type { SecurityDb } from './security/security-tables.ts';
@@ -171,6 +172,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     throw error;
   }
   let shuttingDown = false;
+  // Outbound calls (providers, tenant base URLs, webhooks, OIDC) through `egress.proxy`, if set.
+  const egress = createEgress(config);
   try {
     const applied = await migrateToLatest(database.db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
@@ -180,16 +183,18 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       db: database.db as unknown as SecurityDb,
       logger,
       metrics,
+      fetch: egress.fetch,
     });
     const providerCredentials = createTenantProviderCredentialsFromConfig(
       database.db as unknown as SecurityDb,
       config,
+      egress.ssrf,
     );
     const webhooksDb = database.db as unknown as WebhooksDb;
     const webhooks = createWebhookService({
       db: webhooksDb,
       kekRing: config.secrets.kekRing,
-      ssrf: config.ssrf,
+      ssrf: egress.ssrf,
       maxPerTenant: config.webhooks.maxPerTenant,
       secretRotationGraceSeconds: config.webhooks.secretRotationGraceSeconds,
     });
@@ -209,6 +214,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       logger,
       telemetry: telemetry.llm,
       tenantCredentials: providerCredentials,
+      fetch: egress.fetch,
       // The `agent.message` event is stored with the message; wake the session's event streams.
       onAgentMessage: (message) => wakeNotifier.publish(sessionChannel(message.sessionId)),
     });
@@ -392,7 +398,9 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         tls?.start();
         // Not awaited: a wrong key is logged as a warning without holding up the start.
         if (llm && config.llm.checkKeysAtStart)
-          providerKeyCheck = startProviderKeyCheck(config.providers, logger.child({ component: 'llm' }));
+          providerKeyCheck = startProviderKeyCheck(config.providers, logger.child({ component: 'llm' }), {
+            fetch: egress.fetch,
+          });
         security.start();
         await notifier?.start();
         // Runners a previous server on this data directory left running (it died without stopping
@@ -407,7 +415,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           db: webhooksDb,
           config: config.webhooks,
           kekRing: config.secrets.kekRing,
-          ssrf: config.ssrf,
+          ssrf: egress.ssrf,
           logger: logger.child({ component: 'webhooks' }),
           ...(notifier ? { notifier } : {}),
           whenDurable: () => engine.queue.whenDurable(),
@@ -460,6 +468,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           await notifier?.close();
           await metricsListener?.close();
           await security.close();
+          await egress.close();
           await database.close();
           serverLock?.release();
           await telemetry.shutdown();
@@ -468,6 +477,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       },
     };
   } catch (error) {
+    await egress.close();
     await database.close();
     serverLock?.release();
     await telemetry.shutdown();

@@ -1,6 +1,7 @@
 // The one configuration schema of MAOS. Every option has a default and a one-line description;
 // docs/configuration.md is generated from this file (scripts/gen-config-docs.ts) and checked in CI.
 import { z } from 'zod';
+import { egressConfigSchema } from './egress-schema.ts';
 import { llmConfigSchema, providersConfigSchema, refineLlmReferences } from './llm-schema.ts';
 import { retentionConfigSchema } from './retention-schema.ts';
 import {
@@ -395,6 +396,7 @@ const configShape = z.strictObject({
   cors: corsConfigSchema,
   tls: tlsConfigSchema,
   webhooks: webhooksConfigSchema,
+  egress: egressConfigSchema,
 });
 
 /** The whole schema, with the cross-section rule: every LLM route and fallback names a configured provider. */

@@ -34,6 +34,8 @@ export interface AuthenticatorOptions {
   /** Injected for tests (clock-moved token checks). */
   oidc?: OidcVerifier;
   now?: () => Date;
+  /** fetch for OIDC discovery and keys (the egress proxy's). @defaultValue the global fetch */
+  fetch?: typeof fetch;
   /** Verified API keys reused without database reads (default: api-key-cache.ts, 5 s). */
   apiKeyCache?: ApiKeyCache;
 }
@@ -81,7 +83,10 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   const now = options.now ?? (() => new Date());
   const acceptsKeys = auth.mode === 'apikey' || auth.mode === 'both';
   const acceptsTokens = auth.mode === 'oidc' || auth.mode === 'both';
-  const oidc = acceptsTokens ? (options.oidc ?? createOidcVerifier(auth.oidc, { now })) : null;
+  const oidc = acceptsTokens
+    ? (options.oidc ??
+      createOidcVerifier(auth.oidc, { now, ...(options.fetch ? { fetch: options.fetch } : {}) }))
+    : null;
   const tenants = createTenantProvisioner(db);
   const keyCache = options.apiKeyCache ?? createApiKeyCache();
 

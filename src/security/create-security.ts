@@ -18,6 +18,7 @@ import { createHttpSecurity, type HttpSecurity, type SecurityMetrics } from './h
 import type { OidcVerifier } from './oidc.ts';
 import { createTenantQuotas, type TenantQuotas } from './quotas.ts';
 import { createRateLimiter } from './rate-limit.ts';
+import { createScopeForPermission } from './scope-challenge.ts';
 import type { SecurityDb } from './security-tables.ts';
 
 export type SecurityConfig = Pick<Config, 'dataDir' | 'host' | 'auth' | 'audit' | 'rateLimit'> &
@@ -30,6 +31,8 @@ export interface CreateSecurityOptions {
   metrics?: SecurityMetrics;
   /** Tests inject a verifier with a moved clock. */
   oidc?: OidcVerifier;
+  /** fetch for OIDC discovery and keys (the egress proxy's). @defaultValue the global fetch */
+  fetch?: typeof fetch;
   /** Tenant quota check; defaults to one over the store's sessions table (null = none). */
   quotas?: TenantQuotas | null;
 }
@@ -83,6 +86,7 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     auth: config.auth,
     db,
     ...(options.oidc ? { oidc: options.oidc } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
   });
   const quotas = options.quotas === undefined ? createTenantQuotas(db, config.rateLimit) : options.quotas;
   const acceptsApiKeys = config.auth.mode === 'apikey' || config.auth.mode === 'both';
@@ -111,6 +115,7 @@ export function createSecurity(options: CreateSecurityOptions): Security {
       config.auth.oidc.audience
         ? { resource: config.auth.oidc.audience, authorizationServer: config.auth.oidc.issuer }
         : null,
+    scopeFor: createScopeForPermission(config.auth.oidc),
     ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   return {

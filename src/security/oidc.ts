@@ -1,6 +1,6 @@
 // OIDC / OAuth 2 resource server: verifies RFC 9068 JWT access tokens with jose against the
 // issuer's discovered JWKS and maps their claims to a MAOS principal, tenant and roles.
-import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch, type JWTPayload, jwtVerify } from 'jose';
 import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -13,6 +13,8 @@ export type OidcConfig = Omit<z.infer<typeof authConfigSchema>['oidc'], 'console
 export interface OidcVerifierOptions {
   /** Clock for `exp`/`nbf` checks; tests move it to probe expiry and skew. */
   now?: () => Date;
+  /** fetch for discovery and the key set (the egress proxy's). @defaultValue the global fetch */
+  fetch?: typeof fetch;
 }
 
 export interface OidcVerifier {
@@ -62,6 +64,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
   // Fixed by the config: computed once, not per token.
   const audiences = acceptedAudiences(audience);
   const now = options.now ?? (() => new Date());
+  const fetchImpl = options.fetch ?? globalThis.fetch;
   let keySet: Promise<KeySet> | null = null;
   /** The last discovery failure, answered again until `untilMs` (DISCOVERY_RETRY_MS). */
   let failure: { error: unknown; untilMs: number } | null = null;
@@ -69,11 +72,12 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
   function getKeySet(): Promise<KeySet> {
     if (!keySet) {
       if (failure && now().getTime() < failure.untilMs) return Promise.reject(failure.error);
-      keySet = discover(issuer as string, config.httpTimeoutMs).then((doc) =>
+      keySet = discover(issuer as string, config.httpTimeoutMs, fetchImpl).then((doc) =>
         createRemoteJWKSet(new URL(doc.jwks_uri), {
           cooldownDuration: config.jwksCooldownMs,
           cacheMaxAge: config.jwksCacheMaxAgeMs,
           timeoutDuration: config.httpTimeoutMs,
+          [customFetch]: fetchImpl,
         }),
       );
       keySet.then(
@@ -117,11 +121,15 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
   };
 }
 
-async function discover(issuer: string, timeoutMs: number): Promise<DiscoveryDocument> {
+async function discover(
+  issuer: string,
+  timeoutMs: number,
+  fetchImpl: typeof fetch,
+): Promise<DiscoveryDocument> {
   const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
   let doc: Partial<DiscoveryDocument>;
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
+    const response = await fetchImpl(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     doc = (await response.json()) as Partial<DiscoveryDocument>;
   } catch (error) {

@@ -6,6 +6,7 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { Agent } from 'undici';
 import { AppError } from '../errors/app-error.ts';
 import { parseCidr } from './cidr.ts';
+import { type EgressProxy, EgressProxyError } from './egress-proxy.ts';
 
 /** Destinations refused by default (IANA special-purpose ranges that reach internal systems). */
 function createInternalRanges(): BlockList {
@@ -53,6 +54,12 @@ export interface SsrfPolicy {
    * to, at the check and at the connection, must be public or in one of these networks.
    */
   allowedNetworks?: readonly string[];
+  /**
+   * The operator's forward proxy (`egress.proxy`). A destination it applies to is checked here as
+   * any other (its name resolved locally), then the request goes to the proxy, which resolves the
+   * name again itself: against a re-pointed name the proxy's own rules are what holds then.
+   */
+  proxy?: EgressProxy;
   /** Resolver, injectable for tests. */
   resolve?: (host: string) => Promise<string[]>;
 }
@@ -165,7 +172,8 @@ const MAX_REDIRECTS = 5;
  * operator does not trust, the connection resolves the name once more through `checkedLookup` and
  * connects only to addresses it has just checked, so a name re-pointed to an internal address
  * after the check (DNS rebinding) gets nothing: the call rejects with VALIDATION_FAILED. Trusted
- * hosts take the plain global fetch. Responses (incl. streamed ones) are the global fetch's own.
+ * hosts take the plain global fetch. With `policy.proxy`, destinations it applies to go through the
+ * proxy after the check. Responses (incl. streamed ones) are the global fetch's own.
  */
 export async function fetchPublicUrl(
   url: string,
@@ -175,7 +183,7 @@ export async function fetchPublicUrl(
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop += 1) {
     const parsed = await assertPublicUrl(current, policy);
-    const response = await fetchChecked(current, init, isTrustedHost(parsed, policy) ? undefined : policy);
+    const response = await fetchChecked(parsed, init, policy);
     const location = response.headers.get('location');
     if (response.status < 300 || response.status >= 400 || !location) return response;
     await response.body?.cancel();
@@ -187,13 +195,15 @@ export async function fetchPublicUrl(
 // One connection pool per policy (a process has one or a few), kept as long as the policy is.
 const checkedAgents = new WeakMap<SsrfPolicy, Agent>();
 
-/** Global fetch without redirects; with `policy`, through a dispatcher whose connections use `checkedLookup`. */
-async function fetchChecked(
-  url: string,
-  init: RequestInit,
-  policy: SsrfPolicy | undefined,
-): Promise<Response> {
-  if (!policy) return fetch(url, { ...init, redirect: 'manual' });
+/**
+ * Global fetch of a checked URL without redirects: through the policy's proxy where it applies, the
+ * plain global fetch for a trusted host, else a dispatcher whose connections use `checkedLookup`.
+ */
+async function fetchChecked(url: URL, init: RequestInit, policy: SsrfPolicy): Promise<Response> {
+  const request = { ...init, redirect: 'manual' } as const;
+  const proxied = policy.proxy?.dispatcherFor(url);
+  if (policy.proxy && proxied) return policy.proxy.fetch(url.href, request, proxied);
+  if (isTrustedHost(url, policy)) return fetch(url, request);
   let agent = checkedAgents.get(policy);
   if (!agent) {
     agent = new Agent({ connect: { lookup: checkedLookup(policy) } });
@@ -201,7 +211,7 @@ async function fetchChecked(
   }
   try {
     // Node's fetch accepts a dispatcher of the undici package (same major as the bundled one).
-    return await fetch(url, { ...init, redirect: 'manual', dispatcher: agent } as RequestInit);
+    return await fetch(url, { ...request, dispatcher: agent } as RequestInit);
   } catch (error) {
     // The lookup's refusal arrives as fetch's TypeError('fetch failed'); report it as the check's.
     if (error instanceof TypeError && error.cause instanceof AppError) throw error.cause;
@@ -241,8 +251,8 @@ function checkedLookup(policy: SsrfPolicy): LookupFunction {
  * POSTs `body` to `url` (no redirects followed) and resolves with the answer, its body discarded.
  * The connection goes only to addresses checked at connect time, as `fetchPublicUrl`'s do. Fails
  * like fetch: a timeout rejects with the signal's TimeoutError, a network failure with
- * `TypeError('fetch failed')` and the socket error as its cause, a refused destination with
- * VALIDATION_FAILED.
+ * `TypeError('fetch failed')` and the socket error as its cause, a failure at the egress proxy
+ * with its EgressProxyError, a refused destination with VALIDATION_FAILED.
  */
 export async function postToPublicUrl(
   url: string,
@@ -250,11 +260,17 @@ export async function postToPublicUrl(
   policy: SsrfPolicy = {},
 ): Promise<Response> {
   const parsed = await assertPublicUrl(url, policy);
-  const response = await fetchChecked(
-    url,
-    { method: 'POST', headers: init.headers, body: init.body, signal: AbortSignal.timeout(init.timeoutMs) },
-    isTrustedHost(parsed, policy) ? undefined : policy,
-  );
+  let response: Response;
+  try {
+    response = await fetchChecked(
+      parsed,
+      { method: 'POST', headers: init.headers, body: init.body, signal: AbortSignal.timeout(init.timeoutMs) },
+      policy,
+    );
+  } catch (error) {
+    if (error instanceof TypeError && error.cause instanceof EgressProxyError) throw error.cause;
+    throw error;
+  }
   await response.body?.cancel().catch(() => {});
   return response;
 }

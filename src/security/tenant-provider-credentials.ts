@@ -63,12 +63,14 @@ interface StoredValue {
 export function createTenantProviderCredentialsFromConfig(
   db: SecurityDb,
   config: Pick<Config, 'providers' | 'secrets' | 'ssrf'>,
+  /** `config.ssrf` with the egress proxy (security/egress-proxy.ts), when one is configured. */
+  ssrf: SsrfPolicy = config.ssrf,
 ): TenantProviderCredentials {
   return createTenantProviderCredentials({
     db,
     kekRing: config.secrets.kekRing,
     providers: config.providers,
-    ssrf: config.ssrf,
+    ssrf,
   });
 }
 

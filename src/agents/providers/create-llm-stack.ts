@@ -79,6 +79,8 @@ export interface CreateLlmStackOptions {
   onAgentMessage?(message: AgentMessage & { id: string }): void;
   /** Tenant-stored provider keys: a tenant's calls use its own key when it stored one. */
   tenantCredentials?: TenantCredentialSource;
+  /** fetch for the configured providers' base URLs (the egress proxy's). @defaultValue the global fetch */
+  fetch?: typeof fetch;
   /** The tenant daily token quota: over it, an adaptive session plans no further phase. */
   checkTenantDailyTokens?: CheckTenantDailyTokens;
   /**
@@ -127,8 +129,13 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     telemetry: options.telemetry,
     // Each model behind the response cache: a tenant's own models with the base URL it stored.
     getModel: options.tenantCredentials
-      ? createTenantModelCache(config.providers, options.tenantCredentials, createCacheModel(cacheOptions))
-      : withResponseCache(createModelCache(config.providers), cacheOptions),
+      ? createTenantModelCache(
+          config.providers,
+          options.tenantCredentials,
+          createCacheModel(cacheOptions),
+          options.fetch,
+        )
+      : withResponseCache(createModelCache(config.providers, options.fetch), cacheOptions),
   });
   const memory = createAgentMemory(options.db);
   const messaging = createStoreMessaging(options.db, options.onAgentMessage);

@@ -56,8 +56,14 @@ export function createLanguageModel(
   }
 }
 
-/** Caches models per provider and model id: creating one is cheap but not free, and calls are many. */
-export function createModelCache(providers: Readonly<Record<string, ProviderConfig>>) {
+/**
+ * Caches models per provider and model id: creating one is cheap but not free, and calls are many.
+ * `fetchImpl` replaces `fetch` for all of them (e.g. the egress proxy's, security/egress-proxy.ts).
+ */
+export function createModelCache(
+  providers: Readonly<Record<string, ProviderConfig>>,
+  fetchImpl?: typeof fetch,
+) {
   const models = new Map<string, LanguageModel>();
   return (providerName: string, modelId: string): LanguageModel => {
     const key = `${providerName}\u0000${modelId}`;
@@ -65,7 +71,7 @@ export function createModelCache(providers: Readonly<Record<string, ProviderConf
     if (!model) {
       const provider = providers[providerName];
       if (!provider) throw new Error(`provider '${providerName}' is not configured`);
-      model = createLanguageModel(providerName, provider, modelId);
+      model = createLanguageModel(providerName, provider, modelId, fetchImpl);
       models.set(key, model);
     }
     return model;

@@ -62,8 +62,10 @@ export function createTenantModelCache(
   providers: ProvidersConfig,
   credentials: TenantCredentialSource,
   cacheModel: CacheModel = (model) => model,
+  /** fetch for the operator's base URLs (the egress proxy's); tenant base URLs take the SSRF guard's. */
+  operatorFetch?: typeof fetch,
 ): (provider: string, modelId: string) => LanguageModel {
-  const serverModel = createModelCache(providers);
+  const serverModel = createModelCache(providers, operatorFetch);
   const tenantModels = new Map<string, LanguageModelV4>();
   const guardedFetch: typeof fetch = (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
@@ -96,7 +98,7 @@ export function createTenantModelCache(
         headers: credential.baseURL ? {} : provider.headers,
       };
       model = cacheModel(
-        createLanguageModel(name, config, modelId, credential.baseURL ? guardedFetch : undefined),
+        createLanguageModel(name, config, modelId, credential.baseURL ? guardedFetch : operatorFetch),
         name,
         modelId,
         credential.baseURL ?? undefined,

@@ -7,6 +7,7 @@ import { checkProviders as checkProviderCredentials } from '../../agents/provide
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
+import { createEgress } from '../../security/egress-proxy.ts';
 import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus } from '../../store/migrate.ts';
 import { findLoosePermissions } from './doctor-permissions.ts';
@@ -77,8 +78,23 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   checks.push(checkDataDir(config.dataDir, findSqlitePath(config)));
   checks.push(checkDiskSpace(config.dataDir, options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES));
   checks.push(...(await checkDatabase(config)));
-  checks.push(...(await checkProviderKeys(config, timeoutMs)));
-  const oidc = await checkOidc(findOidcIssuer(config), timeoutMs);
+  // Providers and the IdP are asked the way the server asks them: through `egress.proxy` if set.
+  const egress = createEgress(config);
+  if (egress.proxy) {
+    const { noProxy } = config.egress.proxy;
+    checks.push({
+      name: 'egress',
+      status: 'pass',
+      message: `outbound calls through the proxy at ${egress.proxy.address}${noProxy.length > 0 ? `, direct to ${noProxy.join(', ')}` : ''} and loopback`,
+    });
+  }
+  let oidc: Awaited<ReturnType<typeof checkOidc>>;
+  try {
+    checks.push(...(await checkProviderKeys(config, timeoutMs, egress.fetch)));
+    oidc = await checkOidc(findOidcIssuer(config), timeoutMs, egress.fetch);
+  } finally {
+    await egress.close();
+  }
   checks.push(oidc.result);
   checks.push(await checkClock(oidc.reference, options.server, options.maxClockSkewSeconds ?? 30, timeoutMs));
   if (options.server) checks.push(await checkServerReadiness(options.server, timeoutMs));
@@ -263,12 +279,16 @@ export async function checkDatabase(config: Readonly<Config>): Promise<CheckResu
  * list, see agents/providers/check-providers.ts): a wrong key is a failed check with a fix, never a
  * stack trace.
  */
-export async function checkProviderKeys(config: Readonly<Config>, timeoutMs: number): Promise<CheckResult[]> {
+export async function checkProviderKeys(
+  config: Readonly<Config>,
+  timeoutMs: number,
+  fetchImpl: typeof fetch = fetch,
+): Promise<CheckResult[]> {
   const providers = config.providers ?? {};
   if (Object.keys(providers).length === 0)
     return [{ name: 'providers', status: 'skip', message: 'no providers configured' }];
   try {
-    return await checkProviderCredentials(providers, { timeoutMs });
+    return await checkProviderCredentials(providers, { timeoutMs, fetch: fetchImpl });
   } catch (error) {
     return [
       {
@@ -292,11 +312,12 @@ export interface ClockReference {
 export async function checkOidc(
   issuer: string | undefined,
   timeoutMs: number,
+  fetchImpl: typeof fetch = fetch,
 ): Promise<{ result: CheckResult; reference?: ClockReference }> {
   if (!issuer) return { result: { name: 'oidc', status: 'skip', message: 'OIDC not configured' } };
   const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
   const fix = 'Check the issuer URL (it must match the `iss` of tokens exactly), DNS and egress to the IdP.';
-  const probe = await probeUrl(url, timeoutMs, true);
+  const probe = await probeUrl(url, timeoutMs, true, fetchImpl);
   const reference = probe.date
     ? { source: url, serverDate: probe.date, localDate: probe.localDate }
     : undefined;
@@ -322,7 +343,7 @@ export async function checkOidc(
       reference,
     };
   }
-  const jwks = await probeUrl(document.jwks_uri, timeoutMs, true);
+  const jwks = await probeUrl(document.jwks_uri, timeoutMs, true, fetchImpl);
   if (!jwks.ok || jwks.status !== 200) {
     return {
       result: { name: 'oidc', status: 'fail', message: `JWKS at ${document.jwks_uri} unreachable`, fix },

@@ -16,11 +16,19 @@ export interface ProbeResult {
   json?: unknown;
 }
 
-/** Fetches `url` (GET, no redirects followed) within `timeoutMs`; never throws. */
-export async function probeUrl(url: string, timeoutMs: number, readJson = false): Promise<ProbeResult> {
+/**
+ * Fetches `url` (GET, no redirects followed) within `timeoutMs` with `fetchImpl` (the egress
+ * proxy's for the OIDC issuer); never throws.
+ */
+export async function probeUrl(
+  url: string,
+  timeoutMs: number,
+  readJson = false,
+  fetchImpl: typeof fetch = fetch,
+): Promise<ProbeResult> {
   const started = Date.now();
   try {
-    const response = await fetch(url, {
+    const response = await fetchImpl(url, {
       redirect: 'manual',
       signal: AbortSignal.timeout(timeoutMs),
       headers: readJson ? { accept: 'application/json' } : {},

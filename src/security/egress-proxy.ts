@@ -1,0 +1,205 @@
+// Outbound calls through the operator's HTTP(S) forward proxy (`egress.proxy`): one undici
+// ProxyAgent per process, chosen per destination (`noProxy` and loopback go direct), and failures
+// at the proxy reported as such instead of a bare `fetch failed`.
+import { BlockList, isIP } from 'node:net';
+import { type Dispatcher, Pool, ProxyAgent } from 'undici';
+import type { Config } from '../config/schema.ts';
+import { parseCidr } from './cidr.ts';
+import type { SsrfPolicy } from './ssrf-guard.ts';
+
+export type EgressProxyErrorCode =
+  | 'EGRESS_PROXY_UNREACHABLE'
+  | 'EGRESS_PROXY_AUTH_FAILED'
+  | 'EGRESS_PROXY_REFUSED';
+
+/**
+ * A call that failed at the proxy, not at the destination: carried as the `cause` of fetch's
+ * `TypeError('fetch failed')`, as a socket error would be. Its message names the proxy by host and
+ * port only, never its credentials.
+ */
+export class EgressProxyError extends Error {
+  readonly code: EgressProxyErrorCode;
+  constructor(code: EgressProxyErrorCode, message: string) {
+    super(message);
+    this.name = 'EgressProxyError';
+    this.code = code;
+  }
+}
+
+export interface EgressProxy {
+  /** The proxy's dispatcher for a request to `url`, or undefined when it goes direct. */
+  dispatcherFor(url: URL): Dispatcher | undefined;
+  /** fetch() with `dispatcher` (from `dispatcherFor`); the proxy's own failures become EgressProxyError causes. */
+  fetch(
+    input: string | URL | Request,
+    init: RequestInit | undefined,
+    dispatcher: Dispatcher,
+  ): Promise<Response>;
+  /** `host:port` of the proxy, for messages. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Failures to open the connection to the proxy: a proxied request opens no other connection here,
+ * so these are the proxy's whatever the destination.
+ */
+const CONNECT_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+/** Also the proxy's while a CONNECT is answered (later they may be the destination's, through the tunnel). */
+const TUNNEL_SETUP_FAILURES = new Set(['ECONNRESET', 'UND_ERR_SOCKET']);
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
+  const address = mapped ? (mapped[1] as string) : host;
+  return (isIP(address) === 4 && address.startsWith('127.')) || address === '::1';
+}
+
+/** Compiles `noProxy` once: host names match themselves and their subdomains, networks IP hosts. */
+function compileNoProxy(entries: readonly string[]): (host: string) => boolean {
+  const names: string[] = [];
+  const networks = new BlockList();
+  for (const raw of entries) {
+    const entry = raw.toLowerCase().replace(/^\[|\]$/g, '');
+    const cidr = entry.includes('/') ? parseCidr(entry) : undefined;
+    const family = isIP(entry);
+    if (cidr) networks.addSubnet(cidr.address, cidr.prefix, cidr.family);
+    else if (family !== 0) networks.addAddress(entry, family === 4 ? 'ipv4' : 'ipv6');
+    else names.push(entry.replace(/^\*?\./, ''));
+  }
+  return (host) => {
+    if (isLoopback(host)) return true;
+    const family = isIP(host);
+    if (family !== 0) return networks.check(host, family === 4 ? 'ipv4' : 'ipv6');
+    return names.some((name) => host === name || host.endsWith(`.${name}`));
+  };
+}
+
+function proxyFailure(error: unknown, address: string, inTunnelSetup = false): EgressProxyError | undefined {
+  if (error instanceof EgressProxyError) return error;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  // How undici reports a 407 to a plain-HTTP request sent to the proxy (no CONNECT).
+  if (code === 'UND_ERR_INVALID_ARG' && /\(407\)/.test((error as Error).message)) {
+    return statusFailure(407, address, '');
+  }
+  if (typeof code !== 'string') return undefined;
+  if (CONNECT_FAILURES.has(code)) {
+    return new EgressProxyError(
+      'EGRESS_PROXY_UNREACHABLE',
+      `egress proxy ${address} cannot be reached (${code})`,
+    );
+  }
+  if (inTunnelSetup && TUNNEL_SETUP_FAILURES.has(code)) {
+    return new EgressProxyError('EGRESS_PROXY_UNREACHABLE', `egress proxy ${address} closed the connection`);
+  }
+  return undefined;
+}
+
+function statusFailure(status: number, address: string, target: string): EgressProxyError {
+  return status === 407
+    ? new EgressProxyError(
+        'EGRESS_PROXY_AUTH_FAILED',
+        `egress proxy ${address} refused the credentials (HTTP 407); check egress.proxy.url`,
+      )
+    : new EgressProxyError(
+        'EGRESS_PROXY_REFUSED',
+        `egress proxy ${address} refused the connection to ${target} (HTTP ${status})`,
+      );
+}
+
+/**
+ * The proxy of `egress.proxy`, or undefined when none is configured. https destinations are
+ * tunnelled with CONNECT; http ones are sent to the proxy as absolute-URI requests (what Squid and
+ * most proxies allow for plain HTTP, whose CONNECT is usually limited to port 443).
+ */
+export function createEgressProxy(config: Config['egress']['proxy']): EgressProxy | undefined {
+  if (!config.url) return undefined;
+  const proxyUrl = new URL(config.url);
+  const address = proxyUrl.host;
+  const bypass = compileNoProxy(config.noProxy);
+  const agent = new ProxyAgent({
+    uri: config.url,
+    proxyTunnel: false,
+    // The CONNECT client: its failures (a proxy that is down, closes the connection, or answers
+    // other than 200) fail the request with an EgressProxyError. Undici would otherwise retry a
+    // connection the proxy closed at once, in a tight loop, until the caller's timeout.
+    clientFactory: (origin, options) => {
+      const pool = new Pool(origin, options);
+      const connect = pool.connect.bind(pool) as (
+        params: Dispatcher.ConnectOptions,
+      ) => Promise<Dispatcher.ConnectData>;
+      return Object.assign(pool, {
+        async connect(params: Dispatcher.ConnectOptions): Promise<Dispatcher.ConnectData> {
+          let data: Dispatcher.ConnectData;
+          try {
+            data = await connect(params);
+          } catch (error) {
+            throw proxyFailure(error, address, true) ?? error;
+          }
+          if (data.statusCode !== 200) {
+            data.socket.on('error', () => {}).destroy();
+            throw statusFailure(data.statusCode, address, String(params.path));
+          }
+          return data;
+        },
+      });
+    },
+  });
+  return {
+    address,
+    dispatcherFor: (url) => (bypass(url.hostname.replace(/^\[|\]$/g, '').toLowerCase()) ? undefined : agent),
+    async fetch(input, init, dispatcher) {
+      try {
+        return await fetch(input, { ...init, dispatcher } as RequestInit);
+      } catch (error) {
+        const failure = error instanceof TypeError ? findProxyFailure(error.cause, address) : undefined;
+        if (failure) throw new TypeError('fetch failed', { cause: failure });
+        throw error;
+      }
+    },
+    close: () => agent.close(),
+  };
+}
+
+/** The proxy failure in a fetch error's cause chain (undici wraps some in a RequestAbortedError). */
+function findProxyFailure(cause: unknown, address: string): EgressProxyError | undefined {
+  let current = cause;
+  for (let depth = 0; depth < 4 && current instanceof Error; depth += 1) {
+    if (current instanceof EgressProxyError) return current;
+    current = current.cause;
+  }
+  return proxyFailure(cause, address);
+}
+
+/** Outbound access of one process: the proxy (if any), the fetch for the operator's own URLs, the SSRF policy. */
+export interface Egress {
+  readonly proxy: EgressProxy | undefined;
+  /**
+   * fetch() for destinations the operator configured (providers' base URLs, the OIDC issuer):
+   * through the proxy where it applies, else the global fetch itself.
+   */
+  readonly fetch: typeof fetch;
+  /** `ssrf` with the proxy, for the URLs tenants set (provider base URLs, webhooks). */
+  readonly ssrf: SsrfPolicy;
+  close(): Promise<void>;
+}
+
+/** Creates the process's outbound access from `egress` and `ssrf`; without a proxy, nothing changes. */
+export function createEgress(config: Pick<Config, 'egress' | 'ssrf'>): Egress {
+  const proxy = createEgressProxy(config.egress.proxy);
+  if (!proxy) return { proxy, fetch: globalThis.fetch, ssrf: config.ssrf, close: async () => {} };
+  const proxiedFetch: typeof fetch = (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const dispatcher = proxy.dispatcherFor(new URL(url));
+    return dispatcher ? proxy.fetch(input, init, dispatcher) : fetch(input, init);
+  };
+  return { proxy, fetch: proxiedFetch, ssrf: { ...config.ssrf, proxy }, close: () => proxy.close() };
+}
