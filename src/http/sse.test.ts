@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import { waitFor } from '../../test/fixtures/wait-for.ts';
 import { createSseParser } from '../cli/sse-reader.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createFakeSessionService, type FakeSessionService } from './fake-session-service.test-support.ts';
@@ -197,16 +198,18 @@ describe('GET /v1/sessions/:id/events as SSE', () => {
     assert.equal(second.status, 429);
     assert.equal(((await second.json()) as { code: string }).code, 'RESOURCE_LIMIT_EXCEEDED');
     controller.abort();
-    let status = 429;
-    for (let i = 0; i < 100 && status === 429; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      const retry = await fetch(`${url}?after=999`, {
-        headers: streamHeaders,
-        signal: AbortSignal.timeout(5_000),
-      });
-      status = retry.status;
-      await retry.body?.cancel();
-    }
+    const status = await waitFor(
+      async () => {
+        const retry = await fetch(`${url}?after=999`, {
+          headers: streamHeaders,
+          signal: AbortSignal.timeout(5_000),
+        });
+        await retry.body?.cancel();
+        return retry.status === 429 ? undefined : retry.status;
+      },
+      10_000,
+      'the server to see the first stream closed',
+    );
     assert.equal(status, 200, 'a stream can open again once the first one closed');
   });
 
@@ -264,8 +267,7 @@ describe('GET /v1/sessions/:id/events as SSE', () => {
     });
     await readStream(first, (frames) => frames.length >= 1);
     controller.abort();
-    for (let i = 0; i < 100 && watchers > 0; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(watchers, 0, 'the watcher is removed after the client left');
+    await waitFor(() => watchers === 0, 10_000, 'the watcher to be removed after the client left');
 
     const second = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events`, {
       headers: streamHeaders,

@@ -7,6 +7,7 @@ import { createApiKey } from '../../src/security/api-keys.ts';
 import type { Security } from '../../src/security/create-security.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../../src/security/test-support.ts';
 import { buildSecurityTestApp } from '../fixtures/security-app.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 describe('audit of JSON-RPC-shaped REST bodies', { timeout: 60_000 }, () => {
   let t: TestSecurityDb;
@@ -34,12 +35,15 @@ describe('audit of JSON-RPC-shaped REST bodies', { timeout: 60_000 }, () => {
       payload: { jsonrpc: '2.0', method: 'ping', objective: 'x', agents: [] },
     });
     assert.equal(response.statusCode, 400);
-    // The record is appended after the response has gone out: poll briefly for it.
-    let records = (await security.auditLog.list({ limit: 100 })).items;
-    for (let i = 0; i < 100 && records.length === 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      records = (await security.auditLog.list({ limit: 100 })).items;
-    }
+    // The record is appended after the response has gone out: wait for it.
+    const records = await waitFor(
+      async () => {
+        const items = (await security.auditLog.list({ limit: 100 })).items;
+        return items.length > 0 ? items : undefined;
+      },
+      10_000,
+      'the audit record',
+    );
     const record = records[0];
     assert.ok(record, 'the request was audited');
     assert.equal(record.action, 'sessions:create');

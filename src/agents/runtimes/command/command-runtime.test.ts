@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { isAlive, waitUntilGone } from '../../../../test/fixtures/processes.ts';
+import { waitFor } from '../../../../test/fixtures/wait-for.ts';
 import type { RunnerConfig } from '../../../config/schema.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import { createLogger } from '../../../observability/logger.ts';
@@ -120,9 +121,7 @@ describe('command runtime', { timeout: 30_000 }, () => {
     const controller = new AbortController();
     const { ctx } = context(controller.signal);
     const running = runtime.run(task('tree'), ctx);
-    for (let i = 0; i < 100 && !(existsSync(runs) && readdirSync(runs).length > 0); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor(() => existsSync(runs) && readdirSync(runs).length > 0, 10_000, 'the run record');
     assert.deepEqual(readdirSync(runs), ['task-1-1.json']);
     controller.abort(new Error('stop'));
     await assert.rejects(running);
