@@ -27,6 +27,7 @@ import { createSteeringWithoutOrchestrator } from './engine/steering-without-orc
 import type { CheckTenantDailyTokens } from './engine/tenant-usage-days.ts';
 import { createConsoleRoutesPlugin } from './http/routes/console.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
+import { createQuotaRoutesPlugin } from './http/routes/quotas.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
 import { createTenantProviderRoutesPlugin } from './http/routes/tenant-providers.ts';
@@ -243,6 +244,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     const quotaCaps =
       config.rateLimit.maxConcurrentSessionsPerTenant + config.rateLimit.maxDailyTokensPerTenant;
     const quotas = quotaCaps > 0 ? security.quotas : null;
+    const sessionDefaults = createSessionDefaults(config.llm);
     const engine = createEngine({
       config,
       db: database.db,
@@ -258,7 +260,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       observer: createEngineMetricsObserver(metrics, { slots: config.workers.concurrency }),
       // One trace per session (stored with it) and a span per task attempt, only when tracing is on.
       ...(telemetry.tracing.enabled ? { genAi: telemetry.genAi } : {}),
-      sessionDefaults: createSessionDefaults(config.llm),
+      sessionDefaults,
       onSessionDeleted: createSessionWorkspaceRemover(workspaceCleanup),
       // Tenant quotas re-checked in the insert's transaction: exact under concurrent submits.
       ...(quotas ? { admitSession: (trx, tenantId) => quotas.assertSessionAllowed(tenantId, trx) } : {}),
@@ -359,6 +361,14 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         createSessionPlanRoutesPlugin({ db: database.db, whenDurable: () => engine.queue.whenDurable() }),
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
         createUsageRoutesPlugin({ db: database.db }),
+        createQuotaRoutesPlugin({
+          db: database.db,
+          // What the submit path enforces: no caps when the quotas are off.
+          quotas: security.quotas
+            ? config.rateLimit
+            : { maxConcurrentSessionsPerTenant: 0, maxDailyTokensPerTenant: 0 },
+          sessionDefaults,
+        }),
         createWebhookRoutesPlugin({ webhooks, maxPageSize: config.http.maxPageSize }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),

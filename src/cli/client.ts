@@ -4,6 +4,7 @@ import type { CreateRoleInput } from '../agents/roles/role-service.ts';
 import type { CreateSessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
 import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
+import type { TenantQuotasDto } from '../http/routes/quotas.ts';
 import type { UsageReportDto } from '../http/routes/usage.ts';
 import type { Webhook, WebhookDelivery } from '../webhooks/webhook-service.ts';
 import {
@@ -249,6 +250,11 @@ export function createApiClient(options: ApiClientOptions) {
       const params = new URLSearchParams({ from: query.from, to: query.to });
       if (query.groupBy) params.set('groupBy', query.groupBy);
       return requestJson<UsageReportDto>('GET', `v1/usage?${params}`);
+    },
+
+    /** `GET /v1/quotas`: the tenant's quotas, what it uses of them now, and its session defaults. */
+    async quotas(): Promise<TenantQuotasDto> {
+      return requestJson<TenantQuotasDto>('GET', 'v1/quotas');
     },
 
     /** `GET /v1/webhooks`: the tenant's webhook subscriptions, oldest first (never their secrets). */

@@ -27,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   logs: async () => (await import('./commands/logs.ts')).registerLogsCommand,
   roles: async () => (await import('./commands/roles.ts')).registerRolesCommand,
   usage: async () => (await import('./commands/usage.ts')).registerUsageCommand,
+  quotas: async () => (await import('./commands/quotas.ts')).registerQuotasCommand,
   webhooks: async () => (await import('./commands/webhooks.ts')).registerWebhooksCommand,
   login: async () => (await import('./commands/login.ts')).registerLoginCommand,
   serve: async () => (await import('./commands/serve.ts')).registerServeCommand,

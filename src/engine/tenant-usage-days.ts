@@ -7,7 +7,7 @@ import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import type { Database, TenantUsageDaysTable } from '../store/schema.ts';
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 
 /**
  * The tenant daily token quota, for new work of a running session (security/quotas.ts): throws

@@ -8,7 +8,12 @@
 // (engine `admitSession`), which is what makes the cap exact under concurrent submits.
 import type { Kysely } from 'kysely';
 import { TERMINAL_SESSION_STATUSES } from '../domain/session-state.ts';
-import { dailyTokensExceeded, readTenantDayTokens, utcDayStart } from '../engine/tenant-usage-days.ts';
+import {
+  DAY_MS,
+  dailyTokensExceeded,
+  readTenantDayTokens,
+  utcDayStart,
+} from '../engine/tenant-usage-days.ts';
 import { AppError } from '../errors/app-error.ts';
 
 /** The columns of the engine's tables the quota check reads. */
@@ -63,15 +68,8 @@ export function createTenantQuotas(
 
   return {
     async assertSessionAllowed(tenantId, trx) {
-      const sessions = (trx ?? db) as unknown as Kysely<QuotaTables>;
       if (config.maxConcurrentSessionsPerTenant > 0) {
-        const row = await sessions
-          .selectFrom('sessions')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('tenant_id', '=', tenantId)
-          .where('status', 'not in', TERMINAL_SESSION_STATUSES)
-          .executeTakeFirst();
-        const active = Number(row?.n ?? 0);
+        const active = await countUnfinishedSessions(trx ?? db, tenantId);
         if (active >= config.maxConcurrentSessionsPerTenant) {
           throw new AppError(
             'QUOTA_EXCEEDED',
@@ -92,4 +90,44 @@ export function createTenantQuotas(
 export function secondsUntilUtcMidnight(now: Date = new Date()): number {
   const next = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
   return Math.max(1, Math.ceil((next - now.getTime()) / 1000));
+}
+
+/** The tenant's unfinished sessions (what `maxConcurrentSessionsPerTenant` counts). */
+async function countUnfinishedSessions(db: AnyDb, tenantId: string): Promise<number> {
+  const row = await (db as Kysely<QuotaTables>)
+    .selectFrom('sessions')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('tenant_id', '=', tenantId)
+    .where('status', 'not in', TERMINAL_SESSION_STATUSES)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** A tenant's quotas and what it has used of them (GET /v1/quotas). A limit of null: no cap. */
+export interface TenantQuotaStatus {
+  concurrentSessions: { limit: number | null; used: number };
+  dailyTokens: { limit: number | null; used: number; resetsAt: string };
+}
+
+/** Reads what `tenantId` has used of each quota now: its unfinished sessions and today's tokens. */
+export async function readTenantQuotaStatus(
+  db: AnyDb,
+  tenantId: string,
+  config: TenantQuotaConfig,
+  now: Date = new Date(),
+): Promise<TenantQuotaStatus> {
+  const day = utcDayStart(now.getTime());
+  const [sessions, tokens] = await Promise.all([
+    countUnfinishedSessions(db, tenantId),
+    readTenantDayTokens(db, tenantId, day),
+  ]);
+  const capOrNull = (limit: number) => (limit > 0 ? limit : null);
+  return {
+    concurrentSessions: { limit: capOrNull(config.maxConcurrentSessionsPerTenant), used: sessions },
+    dailyTokens: {
+      limit: capOrNull(config.maxDailyTokensPerTenant),
+      used: tokens,
+      resetsAt: new Date(day + DAY_MS).toISOString(),
+    },
+  };
 }

@@ -1,6 +1,7 @@
 // The console's usage view in real Chromium against the real server (auth mode apikey) and a
 // scripted LLM that reports usage: the totals equal the sum of the sessions' usage as the API lists
-// it, the date range shows GET /v1/usage's totals, and Load more adds the older sessions.
+// it, the date range shows GET /v1/usage's totals, Load more adds the older sessions, and the
+// quotas table shows GET /v1/quotas.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -186,6 +187,40 @@ describe('console: usage', { timeout: 240_000 }, () => {
         .nth(2)
         .evaluate((cell) => Number((cell as HTMLElement).dataset.value)),
       sumOf(first.body.items) + sumOf(rest.body.items),
+    );
+  });
+
+  test('quotas: what the tenant uses of each, its limit, what is left and its session defaults', async () => {
+    const page = await stack.openPage();
+    await signIn(page, stack.server.url, stack.viewer, '#/usage');
+    await page.getByRole('heading', { name: 'Quotas', exact: true }).waitFor();
+    await page.locator('#quotas-body tr').nth(1).waitFor();
+    const quotas = await requestJson<{
+      concurrentSessions: { limit: number | null; used: number };
+      dailyTokens: { limit: number | null; used: number; resetsAt: string };
+    }>(`${stack.server.url}/v1/quotas`, { headers: stack.asAdmin() });
+    // The three sessions ran to the end: none unfinished; their tokens were all charged today.
+    assert.deepEqual(quotas.body.concurrentSessions, { limit: 100, used: 0 });
+    assert.ok(quotas.body.dailyTokens.used > 0);
+    assert.equal(quotas.body.dailyTokens.limit, null);
+    assert.deepEqual(await rowCells(page, '#quotas-body tr:nth-child(1)'), [
+      'Unfinished sessions',
+      '0',
+      '100',
+      '100',
+      '',
+    ]);
+    const tokens = await rowCells(page, '#quotas-body tr:nth-child(2)');
+    assert.deepEqual(tokens.slice(0, 4), [
+      'Tokens today (UTC)',
+      quotas.body.dailyTokens.used.toLocaleString('en-US'),
+      'no cap',
+      '',
+    ]);
+    assert.notEqual(tokens[4], '', 'the next reset is shown');
+    assert.equal(
+      await page.locator('#quotas-defaults').textContent(),
+      'New sessions start without plan approval unless they say otherwise, with no default budget.',
     );
   });
 

@@ -3,7 +3,8 @@
 // were charged; default the last 30 days), optionally broken down per UTC day, task role or model
 // (`groupBy`), then tokens in and out,
 // cache reads and cost of each session as GET /v1/sessions reports them, with their totals over
-// exactly the sessions loaded. "Load more" follows the cursor to older sessions.
+// exactly the sessions loaded. "Load more" follows the cursor to older sessions. Above them, the
+// tenant's quotas from GET /v1/quotas: what is used of each now, the limit and when it resets.
 import { api } from '../api.js';
 import { describePeriod, describeRange } from '../count-phrases.js';
 import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
@@ -115,9 +116,72 @@ function groupRow(groupBy, group) {
   );
 }
 
+/** A quota's row: what is used, the cap ("no cap" for null), what is left and when it resets. */
+function quotaRow(name, quota, resets) {
+  const capped = quota.limit !== null;
+  const left = capped ? Math.max(0, quota.limit - quota.used) : null;
+  return h(
+    'tr',
+    {},
+    h('th', { scope: 'row' }, name),
+    numberCell(quota.used, formatCount(quota.used)),
+    capped ? numberCell(quota.limit, formatCount(quota.limit)) : h('td', {}, 'no cap'),
+    capped ? numberCell(left, left === 0 ? 'none (reached)' : formatCount(left)) : h('td', {}, ''),
+    h('td', {}, resets ? formatTime(resets) : ''),
+  );
+}
+
+/** The session defaults of the tenant as a sentence. */
+function describeDefaults({ approval, budget }) {
+  const limits = [
+    budget?.maxTokens !== undefined ? `${formatCount(budget.maxTokens)} tokens` : null,
+    budget?.maxCostUsd !== undefined ? `$${budget.maxCostUsd}` : null,
+    budget?.deadlineSeconds !== undefined ? `a ${budget.deadlineSeconds} s deadline` : null,
+  ].filter((part) => part !== null);
+  return `New sessions ${approval === 'required' ? 'wait for plan approval' : 'start without plan approval'} unless they say otherwise, with ${limits.length === 0 ? 'no default budget' : `a default budget of ${limits.join(', ')} (a session may tighten it)`}.`;
+}
+
 /** Renders the view into `root`; returns its teardown. */
 export function renderUsage(root) {
   let period = null;
+  const quotasBody = h('tbody', { id: 'quotas-body' });
+  const quotasText = h('p', { id: 'quotas-defaults', className: 'muted' });
+  const quotasErrors = h('div');
+  const quotasTable = h(
+    'div',
+    { className: 'table-wrap' },
+    h(
+      'table',
+      { id: 'quotas-table' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ...['Quota', 'Used', 'Limit', 'Left', 'Resets'].map((name) => h('th', { scope: 'col' }, name)),
+        ),
+      ),
+      quotasBody,
+    ),
+  );
+  const quotasLoad = new AbortController();
+
+  async function loadQuotas() {
+    try {
+      const quotas = await api.quotas({ signal: quotasLoad.signal });
+      replaceChildren(
+        quotasBody,
+        quotaRow('Unfinished sessions', quotas.concurrentSessions, null),
+        quotaRow('Tokens today (UTC)', quotas.dailyTokens, quotas.dailyTokens.resetsAt),
+      );
+      quotasText.textContent = describeDefaults(quotas.sessionDefaults);
+    } catch (error) {
+      if (quotasLoad.signal.aborted) return;
+      quotasTable.hidden = true;
+      replaceChildren(quotasErrors, renderProblem(error, 'Reading quotas'));
+    }
+  }
   const today = Date.now();
   const fromDay = h('input', {
     id: 'usage-from',
@@ -300,6 +364,15 @@ export function renderUsage(root) {
   replaceChildren(
     root,
     h('h1', {}, 'Usage'),
+    h('h2', {}, 'Quotas'),
+    h(
+      'p',
+      { className: 'muted' },
+      'Set by the operator for this tenant. At a limit new sessions are refused, and at the daily token limit running sessions stop their model calls.',
+    ),
+    quotasErrors,
+    quotasTable,
+    quotasText,
     h('h2', {}, 'Date range'),
     periodForm,
     periodErrors,
@@ -344,9 +417,11 @@ export function renderUsage(root) {
     ),
     h('div', { className: 'pager' }, more),
   );
+  loadQuotas();
   loadPeriod();
   load(true);
   return () => {
+    quotasLoad.abort();
     period?.abort();
     loading?.abort();
   };
