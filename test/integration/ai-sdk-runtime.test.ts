@@ -20,6 +20,7 @@ import type { RuntimeContext, RuntimeTask } from '../../src/agents/runtimes/runt
 import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 const logger = pino({ level: 'silent' });
@@ -235,7 +236,9 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
 
   test('a slow answer hits the per-call timeout and is retried', async () => {
     setup.primary.enqueue({ hang: true }, { text: 'second try' });
-    const client = makeClient(setup, { timeoutSeconds: 0.3 });
+    // Why 2 s: the timeout bounds the whole call, the second one too; on a busy machine even a
+    // scripted answer on localhost can take longer than a few hundred milliseconds.
+    const client = makeClient(setup, { timeoutSeconds: 2 });
     const result = await makeRuntime(client).run(makeTask(), makeContext().ctx);
     assert.equal(result.output, 'second try');
     assert.equal(setup.primary.requests.length, 2);
@@ -246,7 +249,10 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     const controller = new AbortController();
     const { ctx, chunks } = makeContext(controller.signal);
     const pending = makeRuntime(makeClient(setup)).run(makeTask(), ctx);
-    setTimeout(() => controller.abort(new Error('cancelled by user')), 150);
+    pending.catch(() => undefined);
+    // Cancelled while the answer streams (a fixed delay could also come before the call was sent).
+    await waitFor(() => chunks.length > 0, 10_000, 'the answer to stream');
+    controller.abort(new Error('cancelled by user'));
     await assert.rejects(pending);
     assert.equal(setup.primary.requests.length, 1);
     assert.ok(chunks.join('').length < 400);
