@@ -203,9 +203,10 @@ test('error codes named in the docs exist (AppError codes, or the CLI’s own)',
   walk('src/cli');
   assert.ok(cliCodes.has('USAGE') && cliCodes.has('UNREACHABLE'), 'CLI codes found');
   // Upper-case names in the docs that are not error codes: other tools' variables, SQLite's codes,
-  // Node's network and TLS error codes (a failed fetch's cause) and constants of the source.
+  // Node's network and TLS error codes and the egress proxy's (a failed fetch's cause) and
+  // constants of the source.
   const notCodes =
-    /^(OTEL_\w+|METRIC_LABELS|ERROR_CODES|NO_COLOR|NODE_EXTRA_CA_CERTS|ANTHROPIC_API_KEY|OPENAI_API_KEY|DATABASE_URL|POSTGRES_PASSWORD|GRAFANA_ADMIN_PASSWORD|SQLITE_\w+|UND_ERR_\w+|ERR_TLS_\w+|CERT_HAS_EXPIRED|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE)$/;
+    /^(OTEL_\w+|METRIC_LABELS|ERROR_CODES|NO_COLOR|NODE_EXTRA_CA_CERTS|ANTHROPIC_API_KEY|OPENAI_API_KEY|DATABASE_URL|POSTGRES_PASSWORD|GRAFANA_ADMIN_PASSWORD|HTTPS?_PROXY|NO_PROXY|SQLITE_\w+|UND_ERR_\w+|EGRESS_PROXY_\w+|ERR_TLS_\w+|CERT_HAS_EXPIRED|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE)$/;
   const unknown: string[] = [];
   for (const file of markdownFiles()) {
     for (const span of codeSpans(read(file))) {
