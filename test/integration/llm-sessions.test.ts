@@ -16,6 +16,7 @@ import { ACTOR, answerByTaskName, type LlmEngine, startLlmEngine } from '../fixt
 import type { RecordedLlmRequest } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
 import { SCOUT_WRITER_PLAN } from '../fixtures/scout-writer.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 const plan = {
   rationale: 'Design, then API and docs in parallel, then review.',
@@ -242,16 +243,21 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     try {
       const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Cancel me' });
       // The first round's spend is on the task while the repair round hangs (a killed server's
-      // reaper would charge it from there).
-      for (let i = 0; i < 400; i += 1) {
-        const row = await llm.handle.db
-          .selectFrom('tasks')
-          .select('unsettled_usage')
-          .where('session_id', '=', session.id)
-          .executeTakeFirst();
-        if (row?.unsettled_usage) break;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      // reaper would charge it from there). Both are awaited: the record is written at the next
+      // output flush, which on a busy machine can come before the repair round's request arrives.
+      await waitFor(
+        async () => {
+          if (planCalls < 2) return undefined;
+          const row = await llm.handle.db
+            .selectFrom('tasks')
+            .select('unsettled_usage')
+            .where('session_id', '=', session.id)
+            .executeTakeFirst();
+          return row?.unsettled_usage ? true : undefined;
+        },
+        10_000,
+        "the repair round, with the first round's spend on record",
+      );
       assert.equal(planCalls, 2, 'the repair round is under way');
       await llm.engine.service.cancelSession(ACTOR, session.id);
       let planning: { usage: { inputTokens: number; outputTokens: number; costUsd: number } } | undefined;
