@@ -115,6 +115,37 @@ describe('tenant models', () => {
     );
   });
 
+  test("the operator's fetch (the egress proxy's) serves the operator's URLs, also with a tenant key; tenant base URLs take the guard's", async () => {
+    const providers = providersConfigSchema.parse({
+      local: { type: 'openai-compatible', model: 'm', apiKey: 'server-key', baseURL: llm.openaiBaseURL },
+    });
+    const operatorCalls: string[] = [];
+    const operatorFetch: typeof fetch = (input, init) => {
+      operatorCalls.push(String(input instanceof Request ? input.url : input));
+      return fetch(input, init);
+    };
+    const stored: Record<string, { apiKey: string; baseURL: string | null }> = {
+      'acme/local': { apiKey: 'acme-key', baseURL: null },
+      'globex/local': { apiKey: 'globex-key', baseURL: llm.openaiBaseURL },
+    };
+    const getModel = createTenantModelCache(
+      providers,
+      { ssrf: { allowedNetworks: ['127.0.0.1/32'] }, get: async (t, p) => stored[`${t}/${p}`] ?? null },
+      undefined,
+      operatorFetch,
+    );
+    llm.requests.length = 0;
+    await generateText({ model: getModel('local', 'm'), prompt: 'hi' });
+    await runAsTenant('acme', () => generateText({ model: getModel('local', 'm'), prompt: 'hi' }));
+    assert.equal(operatorCalls.length, 2, 'the server key and the tenant key on the operator URL');
+    await runAsTenant('globex', () => generateText({ model: getModel('local', 'm'), prompt: 'hi' }));
+    assert.equal(operatorCalls.length, 2, "the tenant's own base URL did not use the operator's fetch");
+    assert.deepEqual(
+      llm.requests.map((request) => request.headers.authorization),
+      ['Bearer server-key', 'Bearer acme-key', 'Bearer globex-key'],
+    );
+  });
+
   test('bindTenantScope runs methods as the tenant of their first argument', async () => {
     const target = {
       kind: 'llm',
