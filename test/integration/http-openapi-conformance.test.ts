@@ -340,6 +340,10 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   assert.match(toParameter?.description ?? '', /later than `from`/, 'the rule is stated in the document');
   expectStatus(await api.call('GET', '/v1/usage'), 400, 'VALIDATION_FAILED');
 
+  // Quotas.
+  expectStatus(await api.call('GET', '/v1/quotas'), 200);
+  expectStatus(await api.call('GET', '/v1/quotas', asViewer), 200);
+
   // API keys.
   const newKey = await api.call('POST', '/v1/admin/keys', { body: { name: 'ci', roles: ['developer'] } });
   expectStatus(newKey, 201);

@@ -70,7 +70,9 @@ export function registerQuotaRoutes(app: FastifyInstance, options: QuotaRoutesOp
           'The caller’s tenant’s quotas (unfinished sessions, tokens per UTC day) with what it uses of them now, and the plan approval and budget its sessions get by default.',
         tags: ['sessions'],
         response: {
-          200: tenantQuotasSchema,
+          200: tenantQuotasSchema.describe(
+            'The tenant’s quotas, what it uses of each now, and its session defaults.',
+          ),
           ...problemResponses(401, 403, 429),
         },
       },
