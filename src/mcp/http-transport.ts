@@ -327,7 +327,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     config: {
       permission: ROUTE_PERMISSION,
       jsonRpc: { auditsToolCalls: options.auditToolCall !== undefined },
-      // Its 401 challenge names the MCP metadata document (createChallengeHook below).
+      // Its 401 and 403 challenges name the MCP metadata document (createChallengeHook below).
       ownResourceMetadata: issuer !== undefined,
     },
     schema: { hide: true },

@@ -31,8 +31,10 @@ export function buildMcpResourceMetadata(request: FastifyRequest, issuer: string
 }
 
 /**
- * Route-level onSend hook for /mcp: adds `resource_metadata` to the Bearer challenge of a 401
- * (MCP authorization spec), keeping the realm and error the security layer already set.
+ * Route-level onSend hook for /mcp: adds `resource_metadata` to the Bearer challenge of a 401, and
+ * of a 403 `insufficient_scope` (MCP authorization spec, scope challenge handling), keeping the
+ * realm, error and scope the security layer already set. Other 403s (a refused Origin or Host)
+ * carry no challenge and get none.
  */
 export function createChallengeHook(): (
   request: FastifyRequest,
@@ -40,10 +42,11 @@ export function createChallengeHook(): (
   payload: unknown,
 ) => Promise<unknown> {
   return async (request, reply, payload) => {
-    if (reply.statusCode !== 401) return payload;
-    const metadata = `resource_metadata="${originOf(request)}${MCP_METADATA_PATH}"`;
+    if (reply.statusCode !== 401 && reply.statusCode !== 403) return payload;
     const current = reply.getHeader('www-authenticate');
     const challenge = typeof current === 'string' && current.startsWith('Bearer') ? current : undefined;
+    if (reply.statusCode === 403 && !challenge?.includes('error="insufficient_scope"')) return payload;
+    const metadata = `resource_metadata="${originOf(request)}${MCP_METADATA_PATH}"`;
     reply.header('www-authenticate', challenge ? `${challenge}, ${metadata}` : `Bearer ${metadata}`);
     return payload;
   };

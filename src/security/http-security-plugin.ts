@@ -17,6 +17,7 @@ import { formatBearerChallenge, type Principal, readAuthFailure } from './princi
 import { secondsUntilUtcMidnight, type TenantQuotas } from './quotas.ts';
 import type { RateLimitDecision, RateLimiter } from './rate-limit.ts';
 import { authorize, isPermission, type Permission } from './rbac.ts';
+import type { ScopeForPermission } from './scope-challenge.ts';
 import { applySecurityHeaders } from './security-headers.ts';
 
 // Importers of these helpers from here keep working.
@@ -48,6 +49,11 @@ export interface HttpSecurityOptions {
    * 401 challenges as `resource_metadata`; MCP clients use it to find the authorization server.
    */
   protectedResource?: { resource: string; authorizationServer: string } | null;
+  /**
+   * The `scope` a 403 challenge names when an OIDC token lacks a permission (scope-challenge.ts);
+   * absent = never. API keys never get one: they have no scopes to ask for.
+   */
+  scopeFor?: ScopeForPermission;
   metrics?: SecurityMetrics;
   /** How long a response waits for its audit record (audit-wait.ts). @defaultValue AUDIT_WAIT_MS */
   auditWaitMs?: number;
@@ -156,7 +162,13 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     } catch (error) {
       state.denial = `missing permission ${permission}`;
       metrics?.recordAuthFailure?.('permission_denied');
-      state.challenge = formatBearerChallenge(realm, 'insufficient_scope', `requires ${permission}`);
+      const scope = principal.authMethod === 'oidc' ? options.scopeFor?.(permission) : null;
+      state.challenge = formatBearerChallenge(
+        realm,
+        'insufficient_scope',
+        `requires ${permission}`,
+        scope ? { scope } : {},
+      );
       throw error;
     }
     // The submit only: a steering message (same permission) is checked by the engine, against the

@@ -50,7 +50,11 @@ export function reservedPrincipalName(id: string): string | null {
 /** RFC 6750 error codes. */
 export type BearerError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
 
-/** Builds a `WWW-Authenticate: Bearer …` value; each attribute at most once, quotes stripped. */
+/**
+ * Builds a `WWW-Authenticate: Bearer …` value; each attribute at most once, quotes stripped.
+ * `extra.scope` must be space-separated RFC 6749 scope-tokens: it is left out, never mended, when
+ * it is not (a mended scope would name another scope).
+ */
 export function formatBearerChallenge(
   realm: string,
   error?: BearerError,
@@ -58,15 +62,35 @@ export function formatBearerChallenge(
   extra: Record<string, string> = {},
 ): string {
   const attrs: string[] = [`realm="${clean(realm)}"`];
-  if (error) attrs.push(`error="${error}"`);
-  if (error && description) attrs.push(`error_description="${clean(description)}"`);
-  for (const [key, value] of Object.entries(extra)) attrs.push(`${key}="${clean(value)}"`);
+  const names = new Set(['realm']);
+  if (error) {
+    attrs.push(`error="${error}"`);
+    names.add('error');
+  }
+  if (error && description) {
+    attrs.push(`error_description="${clean(description)}"`);
+    names.add('error_description');
+  }
+  for (const [key, value] of Object.entries(extra)) {
+    if (names.has(key) || !/^[a-z_]+$/.test(key)) continue;
+    if (key === 'scope' && !isScopeList(value)) continue;
+    attrs.push(`${key}="${clean(value)}"`);
+    names.add(key);
+  }
   return `Bearer ${attrs.join(', ')}`;
 }
 
 // RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E (no `"` or `\`).
 function clean(value: string): string {
   return value.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '');
+}
+
+/** RFC 6749 §3.3 scope-token (1*NQCHAR): no space, `"` or `\`, so it needs no quoting. */
+export const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+// RFC 6749 §3.3: scope = scope-token *( SP scope-token ).
+function isScopeList(value: string): boolean {
+  return value.split(' ').every((token) => SCOPE_TOKEN.test(token));
 }
 
 /** Details carried by an authentication failure, read by the HTTP layer to set the header. */

@@ -279,3 +279,73 @@ test('an SDK client doing MCP authorization gets a token for /mcp that MAOS acce
   assert.equal(refused.status, 401);
   await refused.body?.cancel();
 });
+
+test('a token without the permission of /mcp gets a scope challenge, and a token with that scope gets in', async (t) => {
+  const idp = await startTestOidcProvider();
+  t.after(() => idp.close());
+  // Roles come from the token's scopes: `sessions:read` is the IdP's name for a viewer.
+  const server = await startMcpTestServer({
+    secure: true,
+    auth: {
+      mode: 'oidc',
+      oidc: {
+        issuer: idp.issuer,
+        audience: TEST_AUDIENCE,
+        defaultTenant: 'default',
+        rolesClaim: 'scope',
+        roleMapping: { 'sessions:read': ['viewer'], 'sessions:write': ['developer'] },
+      },
+    },
+  });
+  t.after(() => server.close());
+  const initialize = (token: string) =>
+    fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: LATEST_PROTOCOL_VERSION,
+          capabilities: {},
+          clientInfo: { name: 'x', version: '1' },
+        },
+      }),
+    });
+
+  // A token with no scope holds no role: /mcp (sessions:read) answers 403 with the scope to ask
+  // for and, as on its 401, where the protected-resource metadata is (MCP scope challenge).
+  const denied = await initialize(await idp.getToken({ scope: '' }));
+  assert.equal(denied.status, 403);
+  const challenge = denied.headers.get('www-authenticate') ?? '';
+  assert.equal(
+    challenge,
+    `Bearer realm="maos", error="insufficient_scope", error_description="requires sessions:read", scope="sessions:read", resource_metadata="${server.url}/.well-known/oauth-protected-resource/mcp"`,
+  );
+  await denied.body?.cancel();
+
+  // Step-up as an MCP client does it: ask the IdP for the challenged scope, send the request again.
+  const scope = /, scope="([^"]*)"/.exec(challenge)?.[1] ?? '';
+  const admitted = await initialize(await idp.getToken({ scope }));
+  assert.equal(admitted.status, 200, await admitted.clone().text());
+  await admitted.body?.cancel();
+
+  // Other 403s of /mcp (a refused Origin) are no scope problem and carry no challenge.
+  const foreignOrigin = await fetch(`${server.url}/mcp`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${await idp.getToken({ scope })}`,
+      origin: 'https://elsewhere.example',
+      'content-type': 'application/json',
+    },
+    body: '{}',
+  });
+  assert.equal(foreignOrigin.status, 403);
+  assert.equal(foreignOrigin.headers.get('www-authenticate'), null);
+  await foreignOrigin.body?.cancel();
+});

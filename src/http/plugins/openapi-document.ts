@@ -70,7 +70,7 @@ const CHALLENGE_SCHEMA: JsonSchema = {
 };
 const CHALLENGE: HeaderObject = {
   description:
-    'The Bearer challenge (RFC 6750), with `error` and `error_description` when a credential was refused.',
+    'The Bearer challenge (RFC 6750), with `error` and `error_description` when a credential was refused; a 403 `insufficient_scope` names in `scope` what an OIDC client can ask its identity provider for, when MAOS reads roles from the token scope claim (docs/security.md).',
   schema: CHALLENGE_SCHEMA,
 };
 const MALFORMED_CREDENTIALS_CHALLENGE: HeaderObject = {
