@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import { requestJson, startTestServer } from '../fixtures/server.ts';
 
 test('during shutdown.drainDelaySeconds /readyz is 503 and the API still answers; then it closes', async (t) => {
-  const server = await startTestServer({ config: { shutdown: { drainDelaySeconds: 1, graceSeconds: 1 } } });
+  // Why 3 s: the checks below must all be answered before the drain ends and the listener closes,
+  // which on a busy machine can take more than 1 s.
+  const server = await startTestServer({ config: { shutdown: { drainDelaySeconds: 3, graceSeconds: 1 } } });
   t.after(() => server.close());
   assert.equal((await requestJson(`${server.url}/readyz`)).status, 200);
   const stopping = server.app.stop();
