@@ -21,14 +21,25 @@ import { forgetDeleteRefusal } from './views/session-actions.js';
 import { forgetSessionsListPlace, renderSessions } from './views/sessions.js';
 import { renderSignIn } from './views/signin.js';
 import { renderUsage } from './views/usage.js';
+import { renderWebhooks } from './views/webhooks.js';
 
 const main = document.getElementById('main');
 const account = document.getElementById('account');
 const SESSION_ROUTE = /^#\/sessions\/([0-9a-fA-F-]{36})$/;
-/** The other sections of the navigation (#/usage, #/audit, #/keys); anything else is the list. */
-const SECTION_VIEWS = { '#/usage': renderUsage, '#/audit': renderAudit, '#/keys': renderKeys };
+/** The other sections of the navigation (#/usage, #/audit, #/keys, #/webhooks); else the list. */
+const SECTION_VIEWS = {
+  '#/usage': renderUsage,
+  '#/audit': renderAudit,
+  '#/keys': renderKeys,
+  '#/webhooks': renderWebhooks,
+};
 /** The tab title of each section; a session's page replaces "Session" with its objective. */
-const SECTION_TITLES = { '#/usage': 'Usage', '#/audit': 'Audit log', '#/keys': 'API keys' };
+const SECTION_TITLES = {
+  '#/usage': 'Usage',
+  '#/audit': 'Audit log',
+  '#/keys': 'API keys',
+  '#/webhooks': 'Webhooks',
+};
 
 // At phone width tables show each row as labelled lines (narrow-tables.css).
 labelTablesIn(main);

@@ -1,5 +1,6 @@
-// The console's section navigation (Sessions, Usage, Audit, API keys): shown once signed in, marks
-// the current section with aria-current, and drops a section the API refused (403) for this sign-in.
+// The console's section navigation (Sessions, Usage, Audit, API keys, Webhooks): shown once signed
+// in, marks the current section with aria-current, and drops a section the API refused (403) for
+// this sign-in.
 
 /** The navigation element of index.html (null in a page without it). */
 function navElement() {
@@ -17,7 +18,7 @@ export function showNav(visible) {
 /** The section a location hash belongs to: "sessions" for the list and one session. */
 export function sectionOf(hash) {
   const name = /^#\/([a-z]+)/.exec(hash)?.[1];
-  return name && ['usage', 'audit', 'keys'].includes(name) ? name : 'sessions';
+  return name && ['usage', 'audit', 'keys', 'webhooks'].includes(name) ? name : 'sessions';
 }
 
 /** Marks the link of `hash`'s section as the current page. */

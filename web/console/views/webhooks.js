@@ -1,0 +1,552 @@
+// Webhook subscriptions of the tenant (#/webhooks) over /v1/webhooks: the list with each one's
+// state (a disabled one offers Enable), a create form whose signing secret is shown once with a
+// copy button, Rotate secret (the new one shown once too) and Delete after a confirmation, and the
+// deliveries of one subscription, newest first, paged with the API's cursor. Needs
+// webhooks:manage (role admin): a 403 is shown and the section leaves the navigation.
+import { request } from '../api.js';
+import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
+import { hideSection } from '../nav.js';
+import { renderProblem, showFormMistake } from '../problem.js';
+import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_LABELS, WEBHOOK_EVENTS } from '../webhook-events.js';
+
+/** Deliveries per page of one subscription's list. */
+const DELIVERY_PAGE_SIZE = 20;
+
+const webhookPath = (id, action = '') => `/v1/webhooks/${encodeURIComponent(id)}${action}`;
+
+/** Escape on a confirmation question answers it with its safe button, as a dialog's would. */
+function closeOnEscape(question, keep) {
+  question.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape') return;
+    event.preventDefault();
+    keep.click();
+  });
+}
+
+/** What the receiver answered last ("HTTP 410"), or why the attempt failed; a dash before any. */
+function lastAnswer(delivery) {
+  const status =
+    delivery.lastStatus === null || delivery.lastStatus === undefined ? null : `HTTP ${delivery.lastStatus}`;
+  const error = delivery.lastError || null;
+  // The server words a refusing answer as its status ("HTTP 410"): said once.
+  if (status && error && error !== status) return `${status} · ${error}`;
+  return error ?? status ?? '—';
+}
+
+function deliveryStatusBadge(status) {
+  const outcome = status === 'delivered' ? 'outcome-success' : status === 'failed' ? 'outcome-failure' : '';
+  return h('span', { className: `badge ${outcome}`.trim() }, status);
+}
+
+function deliveryRow(delivery) {
+  const when =
+    delivery.status === 'delivered'
+      ? `delivered ${formatTime(delivery.deliveredAt)}`
+      : delivery.status === 'pending' && delivery.nextAttemptAt
+        ? `next attempt ${formatTime(delivery.nextAttemptAt)}`
+        : '—';
+  return h(
+    'tr',
+    { dataset: { deliveryId: delivery.id } },
+    h('td', {}, formatTime(delivery.createdAt)),
+    h('td', {}, h('code', {}, delivery.event)),
+    h('td', {}, deliveryStatusBadge(delivery.status)),
+    h('td', { className: 'num' }, String(delivery.attempts)),
+    h('td', { className: 'wrap' }, lastAnswer(delivery)),
+    h('td', {}, when),
+    h(
+      'td',
+      {},
+      h(
+        'a',
+        { href: `#/sessions/${encodeURIComponent(delivery.sessionId)}` },
+        h('code', {}, delivery.sessionId),
+      ),
+    ),
+  );
+}
+
+/** Renders the view into `root`; returns its teardown. */
+export function renderWebhooks(root) {
+  let left = false;
+  /** The subscription whose deliveries are shown, and the cursor of the page shown (null: newest). */
+  let shown = null;
+  let deliveriesLoading = null;
+  const body = h('tbody', { id: 'webhooks-body' });
+  const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
+  const errors = h('div');
+  const formErrors = h('div', { id: 'webhook-form-errors' });
+  const notice = h('p', { className: 'notice', attrs: { role: 'status' } });
+  const secretCard = h('div', { id: 'webhook-secret', attrs: { 'aria-live': 'polite' } });
+  const deliveries = h('section', {
+    id: 'webhook-deliveries',
+    attrs: { 'aria-labelledby': 'deliveries-title' },
+  });
+  deliveries.hidden = true;
+  const content = h('div');
+
+  function showDenied(error) {
+    hideSection('webhooks');
+    replaceChildren(secretCard);
+    replaceChildren(
+      content,
+      renderProblem(error, 'Managing webhooks'),
+      h('p', {}, 'Webhooks need the permission webhooks:manage (role admin).'),
+    );
+  }
+
+  /** Shows `error` in `output` (the list's errors unless said), or the 403 in place of the view. */
+  function fail(error, context, output = errors) {
+    if (error?.status === 403) showDenied(error);
+    else replaceChildren(output, renderProblem(error, context));
+  }
+
+  async function load() {
+    try {
+      const result = await request('/v1/webhooks');
+      if (left) return;
+      replaceChildren(body, ...result.items.map(webhookRow));
+      const disabled = result.items.filter((webhook) => webhook.disabledAt).length;
+      info.textContent =
+        result.items.length === 0
+          ? 'No subscriptions yet.'
+          : `${countOf(result.items.length, 'subscription')}, oldest first${disabled > 0 ? `; ${disabled} disabled` : ''}.`;
+      // The subscription whose deliveries are shown was deleted (here or elsewhere): close them.
+      if (shown && !result.items.some((webhook) => webhook.id === shown.webhook.id)) closeDeliveries();
+    } catch (error) {
+      if (!left) fail(error, 'Listing webhooks');
+    }
+  }
+
+  function stateCell(webhook) {
+    if (!webhook.disabledAt) return h('td', {}, h('span', { className: 'badge outcome-success' }, 'active'));
+    return h(
+      'td',
+      { className: 'wrap' },
+      h('span', { className: 'badge outcome-failure' }, 'disabled'),
+      h('div', {}, `since ${formatTime(webhook.disabledAt)}`),
+      webhook.disabledReason ? h('div', { className: 'muted' }, webhook.disabledReason) : null,
+      h('div', { className: 'muted' }, 'No deliveries until it is enabled.'),
+    );
+  }
+
+  function webhookRow(webhook) {
+    const actions = h('td', {});
+    const buttons = h('div', { className: 'confirm' });
+    const showDeliveries = h(
+      'button',
+      { type: 'button', className: 'secondary', attrs: { 'aria-label': `Deliveries of ${webhook.url}` } },
+      'Deliveries',
+    );
+    showDeliveries.addEventListener('click', () => openDeliveries(webhook));
+    const enable = webhook.disabledAt
+      ? h('button', { type: 'button', attrs: { 'aria-label': `Enable ${webhook.url}` } }, 'Enable')
+      : null;
+    enable?.addEventListener('click', () => enableWebhook(webhook, enable));
+    const rotate = h(
+      'button',
+      {
+        type: 'button',
+        className: 'secondary',
+        attrs: { 'aria-label': `Rotate the secret of ${webhook.url}` },
+      },
+      'Rotate secret',
+    );
+    rotate.addEventListener('click', () =>
+      confirmAction(actions, buttons, rotate, {
+        question: `Rotate the signing secret of ${webhook.url}? The new one is shown once; the previous one keeps signing for the grace period the server sets (a rotation within it revokes the one before at once).`,
+        label: `Rotate the secret of ${webhook.url}?`,
+        yes: 'Confirm rotate',
+        no: 'Keep secret',
+        run: () => rotateSecret(webhook),
+      }),
+    );
+    const remove = h(
+      'button',
+      { type: 'button', className: 'danger', attrs: { 'aria-label': `Delete ${webhook.url}` } },
+      'Delete',
+    );
+    remove.addEventListener('click', () =>
+      confirmAction(actions, buttons, remove, {
+        question: `Delete the subscription to ${webhook.url}? Its secret and deliveries go with it; pending deliveries are not sent.`,
+        label: `Delete ${webhook.url}?`,
+        yes: 'Confirm delete',
+        no: 'Keep subscription',
+        danger: true,
+        run: () => deleteWebhook(webhook),
+      }),
+    );
+    buttons.append(...[showDeliveries, enable, rotate, remove].filter(Boolean));
+    actions.append(buttons);
+    return h(
+      'tr',
+      { dataset: { webhookId: webhook.id } },
+      h('td', { className: 'wrap' }, h('code', {}, webhook.url)),
+      h('td', {}, ...webhook.events.map((event) => h('div', {}, h('code', {}, event)))),
+      h('td', {}, formatTime(webhook.createdAt)),
+      stateCell(webhook),
+      actions,
+    );
+  }
+
+  /**
+   * Replaces the row's buttons by a question and two buttons; the safe one (or Escape) puts them
+   * back. `run` does the action and returns a notice to show; on failure the buttons come back.
+   */
+  function confirmAction(cell, buttons, opener, { question, label, yes, no, danger = false, run }) {
+    const yesButton = h('button', { type: 'button', className: danger ? 'danger' : '' }, yes);
+    const noButton = h('button', { type: 'button', className: 'secondary' }, no);
+    const group = h(
+      'div',
+      { className: 'confirm', attrs: { role: 'group', 'aria-label': label } },
+      h('span', {}, question),
+      yesButton,
+      noButton,
+    );
+    noButton.addEventListener('click', () => {
+      replaceChildren(cell, buttons);
+      opener.focus();
+    });
+    closeOnEscape(group, noButton);
+    yesButton.addEventListener('click', async () => {
+      yesButton.disabled = true;
+      noButton.disabled = true;
+      replaceChildren(errors);
+      notice.textContent = '';
+      const done = await run();
+      if (!done && !left) {
+        replaceChildren(cell, buttons);
+        opener.focus();
+      }
+    });
+    replaceChildren(cell, group);
+    noButton.focus();
+  }
+
+  async function deleteWebhook(webhook) {
+    try {
+      await request(webhookPath(webhook.id), { method: 'DELETE' });
+    } catch (error) {
+      if (error?.status === 404) {
+        // Deleted elsewhere meanwhile: the list is read again, which no longer has it.
+        replaceChildren(errors, renderProblem(error, 'Deleting the subscription'));
+        await load();
+        return true;
+      }
+      fail(error, 'Deleting the subscription');
+      return false;
+    }
+    await load();
+    notice.textContent = `Subscription to ${webhook.url} deleted.`;
+    return true;
+  }
+
+  async function rotateSecret(webhook) {
+    let rotated;
+    try {
+      rotated = await request(webhookPath(webhook.id, '/rotate-secret'), { method: 'POST' });
+    } catch (error) {
+      fail(error, 'Rotating the secret');
+      if (error?.status === 404) await load();
+      return false;
+    }
+    if (left) return true;
+    const previous = rotated.previousSecretExpiresAt
+      ? `The previous secret keeps signing deliveries, beside the new one, until ${formatTime(rotated.previousSecretExpiresAt)} (the server's grace period): switch your receiver to the new one before then.`
+      : 'The previous secret stopped signing at once (the server keeps no grace period): switch your receiver to the new one now.';
+    showSecret({
+      title: `New signing secret of ${webhook.url}. Store it now: it is shown only this once and cannot be read again.`,
+      secret: rotated.secret,
+      extra: previous,
+    });
+    await load();
+    return true;
+  }
+
+  async function enableWebhook(webhook, button) {
+    button.disabled = true;
+    replaceChildren(errors);
+    notice.textContent = '';
+    try {
+      await request(webhookPath(webhook.id, '/enable'), { method: 'POST' });
+      await load();
+      notice.textContent = `Subscription to ${webhook.url} enabled: the next event is delivered again (deliveries failed while it was disabled are not sent again).`;
+    } catch (error) {
+      fail(error, 'Enabling the subscription');
+      if (error?.status === 404) await load();
+      else button.disabled = false;
+    }
+  }
+
+  /** A signing secret, shown once: a read-only field, a copy button and Done, which forgets it. */
+  function showSecret({ title, secret: value, extra }) {
+    const secret = h('input', {
+      id: 'webhook-secret-value',
+      type: 'text',
+      readOnly: true,
+      value,
+      spellcheck: false,
+      autocomplete: 'off',
+    });
+    const status = h('span', { className: 'muted', attrs: { role: 'status' } });
+    const copy = h('button', { type: 'button', className: 'secondary' }, 'Copy secret');
+    const done = h('button', { type: 'button' }, 'Done');
+    copy.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(secret.value);
+        status.textContent = 'Copied.';
+      } catch {
+        secret.select();
+        status.textContent =
+          'Copying is not allowed here: the secret is selected, copy it with the keyboard.';
+      }
+    });
+    done.addEventListener('click', () => replaceChildren(secretCard));
+    replaceChildren(
+      secretCard,
+      h(
+        'div',
+        { className: 'card notice-card' },
+        h('strong', {}, title),
+        extra ? h('p', {}, extra) : null,
+        field('Signing secret', secret, 'Receivers verify each delivery’s webhook-signature header with it.'),
+        h('div', { className: 'row' }, copy, done, status),
+      ),
+    );
+    secret.focus();
+    secret.select();
+  }
+
+  // Deliveries of one subscription, newest first; Older deliveries follows the API's cursor.
+  const deliveriesTitle = h('h2', { id: 'deliveries-title', tabIndex: -1 }, 'Deliveries');
+  const deliveriesBody = h('tbody', { id: 'deliveries-body' });
+  const deliveriesInfo = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
+  const deliveriesErrors = h('div');
+  const newest = h('button', { type: 'button', className: 'secondary', disabled: true }, 'Newest');
+  const older = h('button', { type: 'button', className: 'secondary', disabled: true }, 'Older deliveries');
+  const refreshDeliveries = h('button', { type: 'button', className: 'secondary' }, 'Refresh deliveries');
+  const closeButton = h('button', { type: 'button', className: 'secondary' }, 'Close deliveries');
+  newest.addEventListener('click', () => shown && loadDeliveries(null, 1));
+  older.addEventListener(
+    'click',
+    () => shown?.nextCursor && loadDeliveries(shown.nextCursor, shown.page + 1),
+  );
+  refreshDeliveries.addEventListener('click', () => shown && loadDeliveries(shown.cursor, shown.page));
+  closeButton.addEventListener('click', () => {
+    const opener =
+      shown && body.querySelector(`tr[data-webhook-id="${CSS.escape(shown.webhook.id)}"] button`);
+    closeDeliveries();
+    opener?.focus();
+  });
+  replaceChildren(
+    deliveries,
+    deliveriesTitle,
+    deliveriesErrors,
+    h(
+      'div',
+      { className: 'table-wrap' },
+      h(
+        'table',
+        { id: 'deliveries-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['Created', 'Event', 'Status', 'Attempts', 'Last answer', 'Delivered / next', 'Session'].map(
+              (label) => h('th', { scope: 'col' }, label),
+            ),
+          ),
+        ),
+        deliveriesBody,
+      ),
+    ),
+    deliveriesInfo,
+    h('div', { className: 'pager' }, newest, older, refreshDeliveries, closeButton),
+  );
+
+  function openDeliveries(webhook) {
+    shown = { webhook, cursor: null, page: 1, nextCursor: null };
+    deliveriesTitle.textContent = `Deliveries of ${webhook.url}`;
+    replaceChildren(deliveriesBody);
+    deliveriesInfo.textContent = 'Loading…';
+    deliveries.hidden = false;
+    loadDeliveries(null, 1);
+    deliveriesTitle.focus();
+  }
+
+  function closeDeliveries() {
+    deliveriesLoading?.abort();
+    shown = null;
+    deliveries.hidden = true;
+    replaceChildren(deliveriesBody);
+    replaceChildren(deliveriesErrors);
+  }
+
+  async function loadDeliveries(pageCursor, page) {
+    deliveriesLoading?.abort();
+    const controller = new AbortController();
+    deliveriesLoading = controller;
+    const target = shown;
+    replaceChildren(deliveriesErrors);
+    const query = new URLSearchParams({ limit: String(DELIVERY_PAGE_SIZE) });
+    if (pageCursor) query.set('cursor', pageCursor);
+    try {
+      const result = await request(`${webhookPath(target.webhook.id, '/deliveries')}?${query}`, {
+        signal: controller.signal,
+      });
+      if (controller.signal.aborted || shown !== target) return;
+      Object.assign(target, { cursor: pageCursor, page, nextCursor: result.nextCursor });
+      replaceChildren(deliveriesBody, ...result.items.map(deliveryRow));
+      deliveriesInfo.textContent =
+        result.items.length === 0
+          ? page === 1
+            ? 'No deliveries yet: one is made for each subscribed event of a session.'
+            : 'No older deliveries.'
+          : `Page ${page}: ${countOf(result.items.length, 'delivery', 'deliveries')}, newest first${result.nextCursor ? '' : ' (no older deliveries)'}.`;
+      older.disabled = !result.nextCursor;
+      newest.disabled = page === 1;
+    } catch (error) {
+      if (controller.signal.aborted || shown !== target) return;
+      fail(error, 'Reading the deliveries', deliveriesErrors);
+      if (error?.status === 404) await load();
+    }
+  }
+
+  // The create form: URL and events; the server's refusals (SSRF, https, the per-tenant cap, no
+  // key ring) are shown under it with their detail.
+  const url = h('input', {
+    id: 'webhook-url',
+    name: 'url',
+    type: 'url',
+    required: true,
+    maxLength: 2048,
+    spellcheck: false,
+    autocomplete: 'off',
+    placeholder: 'https://',
+  });
+  const eventBoxes = WEBHOOK_EVENTS.map((event) =>
+    h('input', {
+      id: `webhook-event-${event.replace('.', '-')}`,
+      type: 'checkbox',
+      value: event,
+      checked: DEFAULT_WEBHOOK_EVENTS.includes(event),
+    }),
+  );
+  const resetEvents = () => {
+    for (const box of eventBoxes) box.checked = DEFAULT_WEBHOOK_EVENTS.includes(box.value);
+  };
+  const submit = h('button', { type: 'submit' }, 'Create subscription');
+  const form = h(
+    'form',
+    { className: 'card', noValidate: true, attrs: { 'aria-labelledby': 'webhook-create-title' } },
+    h('h2', { id: 'webhook-create-title' }, 'Subscribe a URL'),
+    field(
+      'URL',
+      url,
+      'Receives a signed POST for each event. https (plain http only for a host the operator trusts); internal networks are refused unless allowed.',
+    ),
+    h(
+      'fieldset',
+      { className: 'roles' },
+      h('legend', {}, 'Events'),
+      ...eventBoxes.map((box) =>
+        h(
+          'label',
+          { className: 'check', htmlFor: box.id },
+          box,
+          h('code', {}, box.value),
+          h('span', { className: 'muted' }, ` (${WEBHOOK_EVENT_LABELS[box.value]})`),
+        ),
+      ),
+    ),
+    submit,
+    formErrors,
+  );
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    replaceChildren(formErrors);
+    notice.textContent = '';
+    const events = eventBoxes.filter((box) => box.checked).map((box) => box.value);
+    const target = url.value.trim();
+    // Said here in the form's words; the server checks the URL itself (scheme, host, network).
+    const mistake = !target
+      ? ['Give the URL that receives the deliveries.', url]
+      : events.length === 0
+        ? ['Choose at least one event.', eventBoxes[0]]
+        : null;
+    if (mistake) {
+      showFormMistake(formErrors, 'Creating the subscription', ...mistake);
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const created = await request('/v1/webhooks', { method: 'POST', body: { url: target, events } });
+      if (left) return;
+      form.reset();
+      resetEvents();
+      showSecret({
+        title: `Subscription to ${created.url} created. Store its signing secret now: it is shown only this once and cannot be read again.`,
+        secret: created.secret,
+      });
+      await load();
+    } catch (error) {
+      fail(error, 'Creating the subscription', formErrors);
+      if (error?.status !== 403) url.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  const refresh = h('button', { type: 'button', className: 'secondary' }, 'Refresh');
+  refresh.addEventListener('click', () => {
+    replaceChildren(errors);
+    load();
+  });
+
+  replaceChildren(
+    content,
+    h(
+      'p',
+      { className: 'muted' },
+      'Your tenant’s session events POSTed to URLs you choose, signed with each subscription’s secret (Standard Webhooks).',
+    ),
+    form,
+    secretCard,
+    errors,
+    notice,
+    h('h2', {}, 'Subscriptions of your tenant'),
+    h(
+      'div',
+      { className: 'table-wrap' },
+      h(
+        'table',
+        { id: 'webhooks-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['URL', 'Events', 'Created', 'State', 'Actions'].map((label) =>
+              h('th', { scope: 'col' }, label),
+            ),
+          ),
+        ),
+        body,
+      ),
+    ),
+    info,
+    h('div', { className: 'pager' }, refresh),
+    deliveries,
+  );
+  replaceChildren(root, h('h1', {}, 'Webhooks'), content);
+  load();
+  return () => {
+    left = true;
+    deliveriesLoading?.abort();
+    // A signing secret is not kept once the view is left.
+    replaceChildren(secretCard);
+  };
+}
