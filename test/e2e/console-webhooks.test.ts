@@ -208,6 +208,18 @@ describe('console: webhooks', { timeout: 120_000 }, () => {
     const first = await runSession('webhook console first');
     const delivered = await waitFor(() => receiver.received[0], 15_000, 'the first delivery');
     assert.ok(verifyDelivery(subscription.secret, delivered), 'signed with the secret the console showed');
+    // The receiver has it before the server records its answer: the list is read once it did.
+    await waitFor(
+      async () =>
+        (
+          await requestJson<{ items: Array<{ status: string }> }>(
+            `${server.url}/v1/webhooks/${subscription.id}/deliveries`,
+            { headers: asAdmin() },
+          )
+        ).body.items[0]?.status === 'delivered',
+      15_000,
+      'the first delivery recorded as delivered',
+    );
 
     await page.getByRole('button', { name: `Deliveries of ${receiver.url}` }).click();
     await page.getByRole('heading', { name: `Deliveries of ${receiver.url}` }).waitFor();
