@@ -1,5 +1,5 @@
 // The console at phone width (375 px), in real Chromium against the real server: every table
-// (sessions list, a session's tasks and agents, usage totals and breakdown, API keys) shows each row as
+// (sessions list, a session's tasks and agents, quotas, usage totals and breakdown, API keys) shows each row as
 // labelled lines, every cell inside the window, instead of cutting columns off at the right.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -97,7 +97,9 @@ describe('console at phone width', { timeout: 180_000 }, () => {
     await page.getByLabel('Break down by').selectOption('model');
     await page.locator('#usage-groups-body tr[data-key="local/m"]').waitFor();
     await page.locator('#usage-body tr').first().waitFor();
-    await assertTablesFit(page, ['usage-period-table', 'usage-groups-table', 'usage-table']);
+    // The quotas come with a request of their own: waited for, so the set of tables is always the same.
+    await page.locator('#quotas-body tr').first().waitFor();
+    await assertTablesFit(page, ['quotas-table', 'usage-period-table', 'usage-groups-table', 'usage-table']);
     // The totals' footer: "Total (1 session)" says what it is, its figures name their columns.
     const footer = await page
       .locator('main tfoot tr')
