@@ -4,11 +4,11 @@
 // PostgreSQL (PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { startDailyQuotaStack } from '../fixtures/daily-quota-stack.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { answerByTaskName } from '../fixtures/llm-engine.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
@@ -21,12 +21,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
   test(`over the daily token quota a running session starts no phase and takes no steering: ${store}`, {
     timeout: 60_000,
   }, async (t) => {
-    const database = store === 'postgres' ? await createTestDatabase() : undefined;
-    const { llm, server } = await startLlmAppStack(t, {
-      config: {
-        ...(database ? { store: { url: database.url } } : {}),
-        rateLimit: { enabled: true, maxDailyTokensPerTenant: 300 },
-      },
+    const { llm, server } = await startDailyQuotaStack(t, store, 300, {
       llm: { planner: { maxPhases: 3 } },
       handler: (request) => {
         switch (llmRequestKind(request)) {
@@ -48,8 +43,6 @@ for (const store of ['sqlite', 'postgres'] as const) {
         }
       },
     });
-    // After the server's own close (hooks run in the order they were added).
-    if (database) t.after(() => database.drop());
     // Waits for approval after its plan (110 tokens charged today).
     const waiting = await requestJson<SessionView>(`${server.url}/v1/sessions`, {
       method: 'POST',

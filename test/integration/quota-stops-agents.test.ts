@@ -5,8 +5,7 @@
 // PostgreSQL (PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startLlmAppStack } from '../fixtures/llm-app.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
+import { startDailyQuotaStack } from '../fixtures/daily-quota-stack.ts';
 import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
@@ -23,13 +22,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
   test(`over the daily token quota no agent starts and a streaming one is stopped: ${store}`, {
     timeout: 90_000,
   }, async (t) => {
-    const database = store === 'postgres' ? await createTestDatabase() : undefined;
     const longText = 'word '.repeat(8000);
-    const { llm, server } = await startLlmAppStack(t, {
-      config: {
-        ...(database ? { store: { url: database.url } } : {}),
-        rateLimit: { enabled: true, maxDailyTokensPerTenant: 2000 },
-      },
+    const { llm, server } = await startDailyQuotaStack(t, store, 2000, {
       handler: (request) => {
         switch (nameOf(request.promptText)) {
           // Brings the tenant to 1,700 tokens today, under the cap.
@@ -48,8 +42,6 @@ for (const store of ['sqlite', 'postgres'] as const) {
         }
       },
     });
-    // After the server's own close (hooks run in the order they were added).
-    if (database) t.after(() => database.drop());
     const submit = async (agents: object[]) => {
       const created = await requestJson<SessionView>(`${server.url}/v1/sessions`, {
         method: 'POST',
@@ -108,18 +100,12 @@ for (const store of ['sqlite', 'postgres'] as const) {
   test(`an agent due after the tenant crossed its daily tokens does not start: ${store}`, {
     timeout: 60_000,
   }, async (t) => {
-    const database = store === 'postgres' ? await createTestDatabase() : undefined;
-    const { llm, server } = await startLlmAppStack(t, {
-      config: {
-        ...(database ? { store: { url: database.url } } : {}),
-        rateLimit: { enabled: true, maxDailyTokensPerTenant: 300 },
-      },
+    const { llm, server } = await startDailyQuotaStack(t, store, 300, {
       handler: (request) =>
         nameOf(request.promptText) === 'over'
           ? { text: 'over done', usage: { inputTokens: 300, outputTokens: 10 } }
           : { text: 'ran', usage: { inputTokens: 1, outputTokens: 1 } },
     });
-    if (database) t.after(() => database.drop());
     const created = await requestJson<SessionView>(`${server.url}/v1/sessions`, {
       method: 'POST',
       body: {
