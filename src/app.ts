@@ -27,6 +27,7 @@ import { createSteeringWithoutOrchestrator } from './engine/steering-without-orc
 import type { CheckTenantDailyTokens } from './engine/tenant-usage-days.ts';
 import { createConsoleRoutesPlugin } from './http/routes/console.ts';
 import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
+import { createMeRoutesPlugin } from './http/routes/me.ts';
 import { createQuotaRoutesPlugin } from './http/routes/quotas.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
@@ -361,6 +362,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         createSessionPlanRoutesPlugin({ db: database.db, whenDurable: () => engine.queue.whenDurable() }),
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
         createUsageRoutesPlugin({ db: database.db }),
+        createMeRoutesPlugin({ getPrincipal: security.http.getPrincipal }),
         createQuotaRoutesPlugin({
           db: database.db,
           // What the submit path enforces: no caps when the quotas are off.

@@ -4,6 +4,7 @@ import type { CreateRoleInput } from '../agents/roles/role-service.ts';
 import type { CreateSessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
 import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
+import type { CallerDto } from '../http/routes/me.ts';
 import type { TenantQuotasDto } from '../http/routes/quotas.ts';
 import type { UsageReportDto } from '../http/routes/usage.ts';
 import type { Webhook, WebhookDelivery } from '../webhooks/webhook-service.ts';
@@ -250,6 +251,11 @@ export function createApiClient(options: ApiClientOptions) {
       const params = new URLSearchParams({ from: query.from, to: query.to });
       if (query.groupBy) params.set('groupBy', query.groupBy);
       return requestJson<UsageReportDto>('GET', `v1/usage?${params}`);
+    },
+
+    /** `GET /v1/me`: who the server takes the credentials for (principal, tenant, roles, permissions). */
+    async whoami(): Promise<CallerDto> {
+      return requestJson<CallerDto>('GET', 'v1/me');
     },
 
     /** `GET /v1/quotas`: the tenant's quotas, what it uses of them now, and its session defaults. */

@@ -30,6 +30,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   quotas: async () => (await import('./commands/quotas.ts')).registerQuotasCommand,
   webhooks: async () => (await import('./commands/webhooks.ts')).registerWebhooksCommand,
   login: async () => (await import('./commands/login.ts')).registerLoginCommand,
+  whoami: async () => (await import('./commands/whoami.ts')).registerWhoamiCommand,
   serve: async () => (await import('./commands/serve.ts')).registerServeCommand,
   mcp: async () => (await import('./commands/mcp.ts')).registerMcpCommand,
   migrate: async () => (await import('./commands/migrate.ts')).registerMigrateCommand,

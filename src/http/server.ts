@@ -193,6 +193,7 @@ function recordRoutes(app: FastifyInstance): void {
       url: route.url,
       public: route.config?.public === true,
       permission: route.config?.permission,
+      anyAuthenticated: route.config?.anyAuthenticated === true,
       hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true,
     })),
   );

@@ -9,6 +9,8 @@ export interface RegisteredRoute {
   url: string;
   public: boolean;
   permission: Permission | undefined;
+  /** Open to every authenticated caller, without a permission (see FastifyContextConfig). */
+  anyAuthenticated: boolean;
   /** Left out of the OpenAPI document (the document itself, the docs UI). */
   hidden: boolean;
 }
@@ -39,6 +41,11 @@ declare module 'fastify' {
     permission?: Permission;
     /** Reachable without credentials (health, readiness, OpenAPI, docs). */
     public?: boolean;
+    /**
+     * Open to every authenticated caller whatever its roles, instead of a permission: what a caller
+     * may read of itself (GET /v1/me), which a caller without any role needs most.
+     */
+    anyAuthenticated?: boolean;
     /**
      * The route speaks JSON-RPC (MCP): its audit records name the method and tool, and only tool
      * calls are recorded, none at all when `auditsToolCalls` (the route records each call itself,

@@ -148,7 +148,8 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     const principal = state.principal;
     if (!principal) throw new AppError('UNAUTHENTICATED', 'authentication required');
     const permission = config?.permission;
-    if (permission === undefined || !isPermission(permission)) {
+    const anyAuthenticated = config?.anyAuthenticated === true && permission === undefined;
+    if (!anyAuthenticated && (permission === undefined || !isPermission(permission))) {
       // Deny by default: a route without a declared permission is a bug, never open.
       logger.error({ route: request.routeOptions.url }, 'route declares no permission; denied');
       state.denial = 'route declares no permission';
@@ -157,6 +158,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     const decision = await rateLimiter.consume({ tenantId: principal.tenantId, principalId: principal.id });
     for (const [name, value] of Object.entries(decision.headers)) reply.header(name, value);
     if (!decision.allowed) throw rateLimited(state, decision, 'Rate limit exceeded; retry later');
+    if (anyAuthenticated || permission === undefined) return;
     try {
       authorize(principal, permission);
     } catch (error) {

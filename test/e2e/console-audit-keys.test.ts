@@ -110,6 +110,29 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     );
   });
 
+  test('sections the caller’s roles do not grant are not offered (GET /v1/me); the account names the caller', async () => {
+    const page = await stack.openPage();
+    await signIn(page, stack.server.url, stack.viewer);
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    // The viewer: sessions and usage, no audit log, keys or webhooks, before any of them was tried.
+    await page.getByRole('link', { name: 'API keys' }).waitFor({ state: 'hidden' });
+    for (const name of ['Audit', 'API keys', 'Webhooks']) {
+      assert.equal(await page.getByRole('link', { name, exact: true }).isHidden(), true, name);
+    }
+    assert.equal(await page.getByRole('link', { name: 'Usage', exact: true }).isVisible(), true);
+    assert.match(
+      (await page.locator('#account-state').getAttribute('title')) ?? '',
+      /^key:[\w-]+ · tenant [\w-]+ · viewer$/,
+    );
+    // The admin is offered every section.
+    const admin = await stack.openPage();
+    await signIn(admin, stack.server.url, stack.admin.key);
+    await admin.locator('#account-state[title]').waitFor();
+    for (const name of ['Sessions', 'Usage', 'Audit', 'API keys', 'Webhooks']) {
+      assert.equal(await admin.getByRole('link', { name, exact: true }).isVisible(), true, name);
+    }
+  });
+
   test('audit and keys need their permission: the 403 is shown and the section leaves the navigation', async () => {
     const page = await stack.openPage();
     await signIn(page, stack.server.url, stack.viewer, '#/audit');
@@ -124,7 +147,11 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     const other = await stack.openPage();
     await signIn(other, stack.server.url, stack.auditor, '#/audit');
     await other.getByText(/^Page 1: \d+ records/).waitFor();
-    await other.getByRole('link', { name: 'API keys' }).click();
+    // Not offered to the auditor; opened by its address, the server's 403 is shown.
+    await other.getByRole('link', { name: 'API keys' }).waitFor({ state: 'hidden' });
+    await other.evaluate(() => {
+      location.hash = '#/keys';
+    });
     const denied = other.getByRole('alert');
     await denied.waitFor();
     assert.match((await denied.textContent()) ?? '', /Managing API keys.*PERMISSION_DENIED.*HTTP 403/s);

@@ -341,7 +341,9 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   assert.match(toParameter?.description ?? '', /later than `from`/, 'the rule is stated in the document');
   expectStatus(await api.call('GET', '/v1/usage'), 400, 'VALIDATION_FAILED');
 
-  // Quotas.
+  // The caller, and the tenant's quotas.
+  expectStatus(await api.call('GET', '/v1/me'), 200);
+  expectStatus(await api.call('GET', '/v1/me', asViewer), 200);
   expectStatus(await api.call('GET', '/v1/quotas'), 200);
   expectStatus(await api.call('GET', '/v1/quotas', asViewer), 200);
 

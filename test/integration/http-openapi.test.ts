@@ -44,9 +44,15 @@ test('OpenAPI 3.1 documents every route; every non-public route declares a permi
       );
       if (path.startsWith('/v1/')) {
         assert.ok(operation.responses?.['500'], `${method} ${path} documents its problem responses`);
-        assert.ok(route.permission, `${method} ${path} declares a permission`);
         assert.equal(route.public, false);
         assert.deepEqual(operation.security, [{ apiKeyBearer: [] }, { apiKeyHeader: [] }]);
+        if (route.anyAuthenticated) {
+          // Open to every authenticated caller instead (GET /v1/me), and says so.
+          assert.equal(route.permission, undefined, `${method} ${path} declares no permission`);
+          assert.match(operation.description ?? '', /every authenticated caller/);
+          continue;
+        }
+        assert.ok(route.permission, `${method} ${path} declares a permission`);
         assert.ok(
           operation.description?.includes(`\`${route.permission}\``),
           `${method} ${path} states its permission`,

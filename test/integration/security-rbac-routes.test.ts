@@ -35,14 +35,23 @@ function readPublishedTable(): Map<string, Set<string>> {
   return table;
 }
 
-/** The rows of the Markdown tables of a doc: first cell → the backquoted words of the second. */
+/** What a route of docs/api.md open to every authenticated caller says in place of a permission. */
+const ANY_AUTHENTICATED = 'any authenticated caller';
+
+/**
+ * The rows of the Markdown tables of a doc: first cell → the backquoted words of the second (or
+ * ANY_AUTHENTICATED, when the second cell says that).
+ */
 function readDocTable(file: string): { subject: string; permissions: string[] }[] {
   const text = readFileSync(new URL(`../../docs/${file}`, import.meta.url), 'utf8');
   const rows: { subject: string; permissions: string[] }[] = [];
   for (const line of text.split('\n')) {
     const cells = line.split('|').slice(1, -1);
     if (cells.length < 2) continue;
-    const permissions = [...(cells[1] ?? '').matchAll(/`([a-z]+:[a-z*]+)`/g)].map((m) => m[1] as string);
+    const permissions =
+      (cells[1] ?? '').trim() === ANY_AUTHENTICATED
+        ? [ANY_AUTHENTICATED]
+        : [...(cells[1] ?? '').matchAll(/`([a-z]+:[a-z*]+)`/g)].map((m) => m[1] as string);
     if (permissions.length > 0) rows.push({ subject: (cells[0] ?? '').trim(), permissions });
   }
   return rows;
@@ -88,7 +97,7 @@ describe('role × route matrix on the real application', { timeout: 180_000 }, (
 
   test('the published table names the same roles and permissions as the route table uses', () => {
     const table = readPublishedTable();
-    for (const route of stack.routes.filter((r) => !r.public)) {
+    for (const route of stack.routes.filter((r) => !r.public && !r.anyAuthenticated)) {
       assert.ok(
         route.permission !== undefined && table.has(route.permission),
         `${route.method} ${route.url}: permission ${route.permission} is in docs/security.md`,
@@ -112,7 +121,9 @@ describe('role × route matrix on the real application', { timeout: 180_000 }, (
       );
       const row = exact ?? grouped;
       if (!row) problems.push(`${documented} is not in docs/api.md`);
-      else if (!row.permissions.includes(route.permission ?? '')) {
+      else if (
+        !row.permissions.includes(route.anyAuthenticated ? ANY_AUTHENTICATED : (route.permission ?? ''))
+      ) {
         problems.push(
           `${documented}: docs/api.md says ${row.permissions.join(', ')}, the route ${route.permission}`,
         );
@@ -181,7 +192,7 @@ describe('role × route matrix on the real application', { timeout: 180_000 }, (
       const key = keys.get(role) as string;
       for (const route of stack.routes) {
         if (route.public || route.method === 'OPTIONS') continue;
-        const granted = publishedGrant(table, role, route.permission ?? '');
+        const granted = route.anyAuthenticated || publishedGrant(table, role, route.permission ?? '');
         const path = pathWithUnknownIds(route.url);
         const answer = await sendProbe(stack.server.url, route.method, path, route.url, {
           authorization: `Bearer ${key}`,

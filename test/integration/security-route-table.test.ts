@@ -1,6 +1,6 @@
 // The whole application's route table (REST, MCP, metrics, docs, security routes, hidden ones
 // included): every route declares a known permission or is explicitly public, and the public ones
-// are the expected few. Then the real server answers 401 on every protected route without
+// are the expected few (and the one open to any authenticated caller, GET /v1/me). Then the real server answers 401 on every protected route without
 // credentials, in the default auth mode.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -24,9 +24,12 @@ test('every route of the application is protected by a declared permission or ex
     'audit routes are wired',
   );
   const unprotected = routes.filter(
-    (r) => !r.public && !(typeof r.permission === 'string' && isPermission(r.permission)),
+    (r) =>
+      !r.public && !r.anyAuthenticated && !(typeof r.permission === 'string' && isPermission(r.permission)),
   );
   assert.deepEqual(unprotected, [], 'routes without a permission');
+  // Open to every authenticated caller instead of a permission: the caller's own identity alone.
+  assert.deepEqual([...new Set(routes.filter((r) => r.anyAuthenticated).map((r) => r.url))], ['/v1/me']);
   const publicRoutes = routes.filter((r) => r.public).map((r) => r.url);
   for (const url of publicRoutes) assert.match(url, EXPECTED_PUBLIC, `unexpected public route ${url}`);
 

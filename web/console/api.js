@@ -268,6 +268,7 @@ export const api = {
   },
   usageReport: ({ from, to, groupBy, signal }) =>
     request(`/v1/usage?${new URLSearchParams({ from, to, ...(groupBy ? { groupBy } : {}) })}`, { signal }),
+  me: () => request('/v1/me'),
   quotas: ({ signal } = {}) => request('/v1/quotas', { signal }),
   createSession: (body, idempotencyKey) =>
     request('/v1/sessions', { method: 'POST', body, headers: { 'idempotency-key': idempotencyKey } }),

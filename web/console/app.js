@@ -11,7 +11,7 @@ import {
 } from './api.js';
 import { labelTablesIn } from './cell-labels.js';
 import { h, replaceChildren, setPageTitle } from './dom.js';
-import { markCurrentSection, showNav } from './nav.js';
+import { hideSection, markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
 import { renderProblem } from './problem.js';
 import { renderAudit } from './views/audit.js';
@@ -55,17 +55,59 @@ function showView(render) {
   if (typeof cleanup === 'function') leaveView = cleanup;
 }
 
+/** The permission each section needs; GET /v1/me says which the caller holds. */
+const SECTION_PERMISSIONS = {
+  usage: 'sessions:read',
+  audit: 'audit:read',
+  keys: 'keys:manage',
+  webhooks: 'webhooks:manage',
+};
+/** The caller of this sign-in (GET /v1/me), once read; null before, or when it could not be read. */
+let caller = null;
+
+/**
+ * Offers only the sections the caller's roles grant. Without the caller (not read yet, or the read
+ * failed) every section is offered, and a section's 403 hides it as before.
+ */
+function offerGrantedSections() {
+  if (caller === null) return;
+  const granted = new Set(caller.permissions);
+  for (const [section, permission] of Object.entries(SECTION_PERMISSIONS)) {
+    if (!granted.has(permission)) hideSection(section);
+  }
+}
+
+/** Reads who this sign-in is (GET /v1/me): its sections and the account's tooltip follow it. */
+async function readCaller() {
+  try {
+    const read = await api.me();
+    if (!signedIn) return;
+    caller = read;
+    renderAccount();
+  } catch {
+    // Not fatal: the sections stay offered, and each one's 403 still hides it.
+  }
+}
+
 function renderAccount() {
   showNav(signedIn);
   if (!signedIn) {
     replaceChildren(account);
     return;
   }
+  offerGrantedSections();
   // Without a token (auth mode none) there is nothing to sign out of: the form would only come back.
   const signOut = readToken()
     ? h('button', { type: 'button', className: 'secondary', on: { click: () => signOutOfTab() } }, 'Sign out')
     : null;
-  replaceChildren(account, h('span', { id: 'account-state' }, accountState()), signOut);
+  const who = caller
+    ? `${caller.principal} · tenant ${caller.tenantId} · ${caller.roles.length > 0 ? caller.roles.join(', ') : 'no roles'}`
+    : null;
+  replaceChildren(
+    account,
+    h('span', { id: 'account-state', ...(who ? { title: who } : {}) }, accountState()),
+    signOut,
+  );
 }
 
 /**
@@ -102,6 +144,7 @@ function signOutAndShowForm(error) {
   takeIdpSignOutUrl();
   storeToken(null);
   signedIn = false;
+  caller = null;
   renderAccount();
   showView(() => renderSignIn(main, { error, onSignedIn }));
 }
@@ -109,6 +152,8 @@ function signOutAndShowForm(error) {
 /** `moveFocus`: false when the page opens signed in, so Tab starts at the skip link and the nav. */
 function onSignedIn({ moveFocus = true } = {}) {
   signedIn = true;
+  caller = null;
+  readCaller();
   forgetSessionsListPlace();
   forgetDeleteRefusal();
   // An IdP token with a refresh token is renewed shortly before it expires.

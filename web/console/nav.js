@@ -1,6 +1,6 @@
 // The console's section navigation (Sessions, Usage, Audit, API keys, Webhooks): shown once signed
-// in, marks the current section with aria-current, and drops a section the API refused (403) for
-// this sign-in.
+// in, marks the current section with aria-current, and drops a section the caller's roles do not
+// grant (GET /v1/me) or the API refused (403) for this sign-in.
 
 /** The navigation element of index.html (null in a page without it). */
 function navElement() {

@@ -45,7 +45,9 @@ function createSecurityTransform(schemes: readonly SchemeName[]): SwaggerTransfo
   const requirement = schemes.map((name) => ({ [name]: [] as string[] }));
   return (input) => {
     const out = jsonSchemaTransform(input as Parameters<typeof jsonSchemaTransform>[0]);
-    const config = input.route.config as { public?: boolean; permission?: string } | undefined;
+    const config = input.route.config as
+      | { public?: boolean; permission?: string; anyAuthenticated?: boolean }
+      | undefined;
     const schema = { ...(out.schema as Record<string, unknown>) };
     if (config?.public === true) {
       schema.security = [];
@@ -55,6 +57,9 @@ function createSecurityTransform(schemes: readonly SchemeName[]): SwaggerTransfo
         schema['x-permission'] = config.permission;
         const description = typeof schema.description === 'string' ? `${schema.description}\n\n` : '';
         schema.description = `${description}Requires permission \`${config.permission}\`.`;
+      } else if (config?.anyAuthenticated === true) {
+        const description = typeof schema.description === 'string' ? `${schema.description}\n\n` : '';
+        schema.description = `${description}Open to every authenticated caller, whatever its roles.`;
       }
     }
     return { ...out, schema } as ReturnType<SwaggerTransform>;
@@ -86,6 +91,7 @@ export async function registerOpenApi(
         { name: 'webhooks', description: 'Signed webhooks: the tenant is told when sessions wait or end.' },
         { name: 'admin', description: 'API keys of the caller’s tenant.' },
         { name: 'audit', description: 'The tamper-evident audit log and its signed checkpoints.' },
+        { name: 'identity', description: 'Who the caller is: principal, tenant, roles and permissions.' },
         { name: 'health', description: 'Liveness and readiness probes.' },
       ],
       components: {
