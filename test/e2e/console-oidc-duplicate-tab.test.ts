@@ -6,18 +6,20 @@
 // after the tab that renewed has closed, without using its spent refresh token.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Page } from 'playwright-core';
+import type { Page, Request } from 'playwright-core';
 import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
   RENEWAL_TTL_SECONDS as ACCESS_TOKEN_TTL_SECONDS,
   type ConsoleWithIdp,
   openSignedInTab,
+  refreshSessionsList,
   startRenewingConsole,
   unexpectedIdpPageProblems,
   waitForNewAccessToken,
 } from '../fixtures/console-idp.ts';
 import type { BrowserOidcProvider } from '../fixtures/oidc-browser-provider.ts';
 import { requestJson, type TestServer } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 const TOKEN_KEY = 'maos.console.token';
 const RENEWAL_KEY = 'maos.console.oidc.renewal';
@@ -52,12 +54,33 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
   /** The refresh tokens the tabs sent to the IdP, in order (every tab of the test records here). */
   let used: string[] = [];
 
+  /** Token requests of the test's tabs not answered yet. */
+  const tokenRequestsUnderWay = new Set<Request>();
+
   function recordRenewals(page: Page): void {
     page.on('request', (request) => {
       if (request.url() !== `${idp.issuer}/token`) return;
+      tokenRequestsUnderWay.add(request);
       const form = new URLSearchParams(request.postData() ?? '');
       if (form.get('grant_type') === 'refresh_token') used.push(form.get('refresh_token') ?? '');
     });
+    page.on('requestfinished', (request) => tokenRequestsUnderWay.delete(request));
+    page.on('requestfailed', (request) => tokenRequestsUnderWay.delete(request));
+  }
+
+  /**
+   * Moves the clock the tabs share past the next renewal, once no tab has a token request under
+   * way: the page's fetch timeout runs on that clock too, so the jump would cut such a request off
+   * (a tab that adopted another's tokens may still be renewing on its own, with an IdP that does
+   * not rotate refresh tokens).
+   */
+  async function moveClockPastRenewal(page: Page): Promise<void> {
+    await waitForTokenRequests();
+    await page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
+  }
+
+  function waitForTokenRequests(): Promise<boolean> {
+    return waitFor(() => tokenRequestsUnderWay.size === 0, 15_000, 'the token requests to be answered');
   }
 
   /** A new tab (own context, fake clock) signed in through the IdP as `user`. */
@@ -104,12 +127,7 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
   }
 
   async function stillSignedIn(tab: Tab, what: string): Promise<void> {
-    // "No sessions." is on the page already: the list's answer is awaited.
-    const listed = tab.page.waitForResponse((response) =>
-      response.url().startsWith(`${server.url}/v1/sessions`),
-    );
-    await tab.page.getByRole('button', { name: 'Refresh' }).click();
-    assert.equal((await listed).status(), 200, what);
+    assert.equal((await refreshSessionsList(tab.page, server.url)).status(), 200, what);
     await tab.page.getByText('No sessions.').waitFor();
     assert.equal(await tab.page.getByRole('heading', { name: 'Sign in' }).count(), 0, what);
     assert.equal(await tab.page.getByRole('alert').count(), 0, what);
@@ -125,7 +143,7 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
 
     for (let round = 1; round <= 3; round += 1) {
       // Both tabs plan the renewal at the same time (same expiry, one clock): both try at once.
-      await original.page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
+      await moveClockPastRenewal(original.page);
       await Promise.all([
         waitForNewAccessToken(original.page, before.token),
         waitForNewAccessToken(duplicate.page, before.token),
@@ -152,7 +170,7 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
     const original = await signedInTab('bob');
     const copy = await sessionStorageOf(original.page);
     const first = await stored(original.page);
-    await original.page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
+    await moveClockPastRenewal(original.page);
     await waitForNewAccessToken(original.page, first.token);
     const renewed = await stored(original.page);
     assert.equal(used.length, 1);
@@ -172,7 +190,7 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
     assert.deepEqual(used, [first.refreshToken], 'still one use');
 
     // And the two go on renewing together.
-    await late.page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
+    await moveClockPastRenewal(late.page);
     await Promise.all([
       waitForNewAccessToken(late.page, renewed.token),
       waitForNewAccessToken(later.page, renewed.token),
@@ -195,10 +213,13 @@ describe('console: a duplicated tab shares the renewals of its sign-in', { timeo
     const duplicate = await duplicateTab(original.page, await sessionStorageOf(original.page));
     let before = await stored(original.page);
     for (let round = 1; round <= 3; round += 1) {
+      // Each tab's own token before the jump: one may hold the other's renewed token or its own.
+      await waitForTokenRequests();
+      const held = await Promise.all([stored(original.page), stored(duplicate.page)]);
       await original.page.clock.fastForward(ACCESS_TOKEN_TTL_SECONDS * 1000);
       await Promise.all([
-        waitForNewAccessToken(original.page, before.token),
-        waitForNewAccessToken(duplicate.page, before.token),
+        waitForNewAccessToken(original.page, held[0].token),
+        waitForNewAccessToken(duplicate.page, held[1].token),
       ]);
       const now = await stored(original.page);
       assert.equal(now.refreshToken, before.refreshToken, `round ${round}: the same refresh token`);

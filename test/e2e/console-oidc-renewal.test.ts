@@ -8,12 +8,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Page } from 'playwright-core';
+import type { Page, Request } from 'playwright-core';
 import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
   RENEWAL_TTL_SECONDS as ACCESS_TOKEN_TTL_SECONDS,
   type ConsoleWithIdp,
   openSignedInTab,
+  refreshSessionsList,
   startRenewingConsole,
   unexpectedIdpPageProblems,
   waitForNewAccessToken,
@@ -99,10 +100,8 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     assert.notEqual(second.renewal?.refreshToken, first.renewal?.refreshToken, 'rotated');
     assert.ok((second.renewal?.expiresAt ?? 0) > (first.renewal?.expiresAt ?? 0));
     assert.equal(await listWith(second.token as string), 200, 'the renewed token works on the API');
-    // The page goes on with it ("No sessions." is on the page already: the list's answer is awaited).
-    const listed = page.waitForResponse((response) => response.url().startsWith(`${server.url}/v1/sessions`));
-    await page.getByRole('button', { name: 'Refresh' }).click();
-    assert.equal((await listed).status(), 200);
+    // The page goes on with it.
+    assert.equal((await refreshSessionsList(page, server.url)).status(), 200);
     await page.getByText('No sessions.').waitFor();
     assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
 
@@ -124,9 +123,20 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
   test('a 401 renews the token once and the request is sent again', async () => {
     const { page, problems } = await signedInPage('bob');
     const first = await stored(page);
+    // Page time stands still from here: no background refresh of the list and no planned renewal
+    // joins the requests the Refresh below causes.
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 2_000);
+    // What the Refresh causes: the answers to requests sent after it, not to one sent before (the
+    // list's load after sign-in or a background refresh, answered late on a busy machine).
+    const sentAfterRefresh = new Set<Request>();
+    let refreshed = false;
+    page.on('request', (request) => {
+      if (refreshed) sentAfterRefresh.add(request);
+    });
     const calls: Array<{ url: string; status: number }> = [];
     page.on('response', (response) => {
       const url = response.url();
+      if (!sentAfterRefresh.has(response.request())) return;
       if (url.startsWith(`${server.url}/v1/sessions`) || url === first.renewal?.tokenEndpoint) {
         calls.push({ url: new URL(url).pathname, status: response.status() });
       }
@@ -138,8 +148,12 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     );
     // "No sessions." is on the page already: wait for the answer to the request sent again.
     const retried = page.waitForResponse(
-      (response) => response.url().startsWith(`${server.url}/v1/sessions`) && response.status() === 200,
+      (response) =>
+        sentAfterRefresh.has(response.request()) &&
+        response.url().startsWith(`${server.url}/v1/sessions`) &&
+        response.status() === 200,
     );
+    refreshed = true;
     await page.getByRole('button', { name: 'Refresh' }).click();
     await page.waitForFunction(
       ([key, old]) => {
