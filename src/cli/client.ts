@@ -7,6 +7,7 @@ import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/d
 import type { CallerDto } from '../http/routes/me.ts';
 import type { TenantQuotasDto } from '../http/routes/quotas.ts';
 import type { UsageReportDto } from '../http/routes/usage.ts';
+import type { RoleBinding } from '../security/role-bindings.ts';
 import type { Webhook, WebhookDelivery } from '../webhooks/webhook-service.ts';
 import {
   ApiProblemError,
@@ -253,6 +254,25 @@ export function createApiClient(options: ApiClientOptions) {
       return requestJson<UsageReportDto>('GET', `v1/usage?${params}`);
     },
 
+    /** `GET /v1/admin/role-bindings`: the roles granted to principals of the tenant (of one, when given). */
+    async listRoleBindings(principal?: string): Promise<RoleBinding[]> {
+      const query = principal === undefined ? '' : `?${new URLSearchParams({ principal })}`;
+      return (
+        (await requestJson<{ items?: RoleBinding[] }>('GET', `v1/admin/role-bindings${query}`)).items ?? []
+      );
+    },
+
+    /** `PUT /v1/admin/role-bindings/:principal/:role`: grants the role; `created` false when it was already. */
+    async grantRole(principal: string, role: string): Promise<{ binding: RoleBinding; created: boolean }> {
+      const { status, body } = await requestWithStatus<RoleBinding>('PUT', roleBindingPath(principal, role));
+      return { binding: body, created: status === 201 };
+    },
+
+    /** `DELETE /v1/admin/role-bindings/:principal/:role`: revokes the role (404 when it was not granted). */
+    async revokeRole(principal: string, role: string): Promise<void> {
+      await requestJson('DELETE', roleBindingPath(principal, role));
+    },
+
     /** `GET /v1/me`: who the server takes the credentials for (principal, tenant, roles, permissions). */
     async whoami(): Promise<CallerDto> {
       return requestJson<CallerDto>('GET', 'v1/me');
@@ -379,6 +399,11 @@ function normaliseBaseUrl(server: string): URL {
 function encodeId(id: string, what = 'session'): string {
   if (id.trim() === '') throw new CliError('USAGE', `the ${what} id must not be empty`, EXIT.USAGE);
   return encodeURIComponent(id);
+}
+
+/** The path of one role binding: the principal (an OIDC subject may hold `/`, `|`, `@`) as one segment. */
+function roleBindingPath(principal: string, role: string): string {
+  return `v1/admin/role-bindings/${encodeId(principal, 'principal')}/${encodeId(role, 'role')}`;
 }
 
 /** Normalises an event from a JSON page. */

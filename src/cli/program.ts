@@ -36,6 +36,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   migrate: async () => (await import('./commands/migrate.ts')).registerMigrateCommand,
   config: async () => (await import('./commands/config.ts')).registerConfigCommands,
   keys: async () => (await import('./commands/keys.ts')).registerKeysCommand,
+  access: async () => (await import('./commands/access.ts')).registerAccessCommand,
   audit: async () => (await import('./commands/audit.ts')).registerAuditCommand,
   secrets: async () => (await import('./commands/secrets.ts')).registerSecretsCommand,
   doctor: async () => (await import('./commands/doctor.ts')).registerDoctorCommand,

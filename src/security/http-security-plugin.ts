@@ -229,12 +229,17 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
             ? decodeURIComponent(created.slice(created.lastIndexOf('/') + 1))
             : null;
     const status = reply.statusCode;
+    const named = request.routeOptions.config?.audit;
     return {
-      action: rpc ? `mcp:${rpc.method}` : (permission ?? `${request.method} ${route}`),
+      action: rpc ? `mcp:${rpc.method}` : (named?.action ?? permission ?? `${request.method} ${route}`),
       actor,
       target: {
-        type: rpc ? 'mcp_tool' : (permission?.split(':')[0] ?? 'route'),
-        id: rpc ? rpc.tool : targetId,
+        type: rpc ? 'mcp_tool' : (named?.targetType ?? permission?.split(':')[0] ?? 'route'),
+        id: rpc
+          ? rpc.tool
+          : named?.targetId && params
+            ? named.targetId(params as Record<string, string>)
+            : targetId,
         tenant: principal?.tenantId ?? null,
       },
       outcome: status < 400 ? 'success' : 'failure',

@@ -347,6 +347,25 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', '/v1/quotas'), 200);
   expectStatus(await api.call('GET', '/v1/quotas', asViewer), 200);
 
+  // Role bindings: granted (201, then 200), listed, revoked (204, then 404); a bad role is a 400.
+  const binding = `/v1/admin/role-bindings/${encodeURIComponent('auth0|conformance')}/viewer`;
+  expectStatus(await api.call('PUT', binding), 201);
+  expectStatus(await api.call('PUT', binding), 200);
+  expectStatus(await api.call('GET', '/v1/admin/role-bindings'), 200);
+  expectStatus(await api.call('GET', '/v1/admin/role-bindings?principal=auth0%7Cconformance'), 200);
+  const reserved = await api.call('PUT', '/v1/admin/role-bindings/key%3Aabc/viewer', {
+    ruleBeyondSchema: 'ids MAOS gives its own callers',
+  });
+  expectStatus(reserved, 400, 'VALIDATION_FAILED');
+  const principalParameter = doc.paths['/v1/admin/role-bindings/{principal}/{role}']?.put?.parameters?.find(
+    (p) => p.name === 'principal',
+  );
+  assert.match(principalParameter?.description ?? '', /ids MAOS gives its own callers/, 'the rule is stated');
+  expectStatus(await api.call('PUT', '/v1/admin/role-bindings/alice/root'), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('PUT', binding, asViewer), 403, 'PERMISSION_DENIED');
+  expectStatus(await api.call('DELETE', binding), 204);
+  expectStatus(await api.call('DELETE', binding), 404, 'NOT_FOUND');
+
   // API keys.
   const newKey = await api.call('POST', '/v1/admin/keys', { body: { name: 'ci', roles: ['developer'] } });
   expectStatus(newKey, 201);

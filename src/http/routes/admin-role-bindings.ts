@@ -1,0 +1,140 @@
+// /v1/admin/role-bindings: the built-in roles granted to principals of the caller's tenant (OIDC
+// subjects, client ids) on top of what their credentials carry. Same permission as API keys: who
+// may mint a key with any role may as well grant one.
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { BUILT_IN_ROLES } from '../../security/rbac.ts';
+import { grantRole, listRoleBindings, revokeRole } from '../../security/role-bindings.ts';
+import type { SecurityDb } from '../../security/security-tables.ts';
+import { problemResponses } from '../problem.ts';
+
+export interface AdminRoleBindingRoutesOptions {
+  db: SecurityDb;
+}
+
+const roleBindingSchema = z
+  .object({
+    principal: z
+      .string()
+      .describe('The principal id, as `GET /v1/me` names it (an OIDC subject, by default `sub`).'),
+    role: z.enum(BUILT_IN_ROLES),
+    createdAt: z.string(),
+    createdBy: z.string().describe('The principal that granted it.'),
+  })
+  .meta({ id: 'RoleBinding' })
+  .describe('A built-in role granted to a principal of the tenant.');
+
+const bindingParams = z.strictObject({
+  principal: z
+    .string()
+    .min(1)
+    .max(512)
+    .describe(
+      'The principal id (URL-encoded), without surrounding spaces or control characters; ids MAOS gives its own callers (`key:…`, `cli:…`, `local`, `local-mcp`, `anonymous`) are refused.',
+    ),
+  role: z.enum(BUILT_IN_ROLES),
+});
+
+/** A binding's id in the audit log: the role, then the principal (which may hold any character). */
+function bindingId(params: Record<string, string>): string {
+  return `${params.role}:${params.principal}`;
+}
+
+/** Registers the role-binding administration routes on `app`. */
+export function registerAdminRoleBindingRoutes(
+  app: FastifyInstance,
+  options: AdminRoleBindingRoutesOptions,
+): void {
+  const { db } = options;
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+
+  typed.get(
+    '/v1/admin/role-bindings',
+    {
+      config: { permission: 'keys:manage' },
+      schema: {
+        operationId: 'listRoleBindings',
+        summary: 'List role bindings',
+        description: 'The roles granted to principals of the caller’s tenant, by principal and role.',
+        tags: ['admin'],
+        querystring: z.strictObject({
+          principal: z.string().min(1).max(512).optional().describe('Only this principal’s bindings.'),
+        }),
+        response: {
+          200: z.object({ items: z.array(roleBindingSchema) }).describe('The tenant’s role bindings.'),
+          ...problemResponses(400, 401, 403, 429),
+        },
+      },
+    },
+    async (request) => ({
+      items: await listRoleBindings(db, request.actor.tenantId, request.query.principal),
+    }),
+  );
+
+  typed.put(
+    '/v1/admin/role-bindings/:principal/:role',
+    {
+      config: {
+        permission: 'keys:manage',
+        audit: { action: 'role_bindings:grant', targetType: 'role_binding', targetId: bindingId },
+      },
+      schema: {
+        operationId: 'grantRole',
+        summary: 'Grant a role to a principal',
+        description:
+          'Adds the role to what the principal’s credentials carry, from its next request on (API keys: within 5 s). Idempotent: 201 when granted now, 200 when it was already.',
+        tags: ['admin'],
+        params: bindingParams,
+        response: {
+          200: roleBindingSchema.describe('The role was already granted.'),
+          201: roleBindingSchema.describe('The role is granted.'),
+          ...problemResponses(400, 401, 403, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { binding, created } = await grantRole(db, {
+        tenantId: request.actor.tenantId,
+        principal: request.params.principal,
+        role: request.params.role,
+        createdBy: request.actor.principalId,
+      });
+      reply.header(
+        'location',
+        `/v1/admin/role-bindings/${encodeURIComponent(binding.principal)}/${binding.role}`,
+      );
+      return reply.code(created ? 201 : 200).send(binding);
+    },
+  );
+
+  typed.delete(
+    '/v1/admin/role-bindings/:principal/:role',
+    {
+      config: {
+        permission: 'keys:manage',
+        audit: { action: 'role_bindings:revoke', targetType: 'role_binding', targetId: bindingId },
+      },
+      schema: {
+        operationId: 'revokeRole',
+        summary: 'Revoke a role from a principal',
+        description:
+          'Removes the binding; the principal keeps what its credentials carry. Takes effect at its next request (API keys: within 5 s).',
+        tags: ['admin'],
+        params: bindingParams,
+        response: {
+          204: z.null().describe('Revoked.'),
+          ...problemResponses(400, 401, 403, 404, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      await revokeRole(db, {
+        tenantId: request.actor.tenantId,
+        principal: request.params.principal,
+        role: request.params.role,
+      });
+      return reply.code(204).send(null);
+    },
+  );
+}

@@ -1,0 +1,125 @@
+// Role bindings: built-in roles granted to a principal of a tenant (an OIDC subject, a client id)
+// in addition to what its credentials carry (a key's roles, the token's claims through
+// `roleMapping`). authenticate.ts adds them at every authentication; this module lists, grants and
+// revokes them (/v1/admin/role-bindings, `maos access`).
+import { AppError } from '../errors/app-error.ts';
+import { reservedPrincipalName } from './principal.ts';
+import { isRoleName, type RoleName } from './rbac.ts';
+import type { SecurityDb } from './security-tables.ts';
+
+/** One binding as the API shows it. */
+export interface RoleBinding {
+  principal: string;
+  role: RoleName;
+  createdAt: string;
+  createdBy: string;
+}
+
+// Why 512: OIDC subjects are at most 255 ASCII characters (OpenID Connect Core §2); room for
+// client ids and URLs used as subjects, without letting a caller store arbitrary blobs.
+const MAX_PRINCIPAL_LENGTH = 512;
+
+/**
+ * Throws VALIDATION_FAILED unless `principal` can hold a binding: not empty, not padded, no control
+ * characters, and not an id MAOS gives its own callers (`key:…`, `local`, …), whose roles come from
+ * elsewhere and which an identity from an IdP must never share (principal.ts).
+ */
+export function assertBindablePrincipal(principal: string): void {
+  if (
+    principal.length === 0 ||
+    principal.length > MAX_PRINCIPAL_LENGTH ||
+    principal.trim() !== principal ||
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+    /[\u0000-\u001f\u007f]/.test(principal)
+  ) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `The principal must be 1 to ${MAX_PRINCIPAL_LENGTH} characters without surrounding spaces or control characters`,
+    );
+  }
+  const reserved = reservedPrincipalName(principal);
+  if (reserved !== null) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `'${principal}' is a principal MAOS names itself (${reserved}); its roles cannot be bound (API keys carry their own roles)`,
+    );
+  }
+}
+
+function toBinding(row: {
+  principal_id: string;
+  role: string;
+  created_at: string;
+  created_by: string;
+}): RoleBinding {
+  return {
+    principal: row.principal_id,
+    role: row.role as RoleName,
+    createdAt: row.created_at,
+    createdBy: row.created_by,
+  };
+}
+
+/** The tenant's bindings, by principal then role; of one principal when given. */
+export async function listRoleBindings(
+  db: SecurityDb,
+  tenantId: string,
+  principal?: string,
+): Promise<RoleBinding[]> {
+  let query = db
+    .selectFrom('role_bindings')
+    .select(['principal_id', 'role', 'created_at', 'created_by'])
+    .where('tenant_id', '=', tenantId);
+  if (principal !== undefined) query = query.where('principal_id', '=', principal);
+  const rows = await query.orderBy('principal_id').orderBy('role').execute();
+  // Rows of roles MAOS no longer knows grant nothing (authenticate.ts skips them): not shown.
+  return rows.filter((row) => isRoleName(row.role)).map(toBinding);
+}
+
+/**
+ * Grants `role` to `principal` in `tenantId`; idempotent. Returns the binding and whether this call
+ * created it (false: it existed, and keeps its first creation time and author).
+ */
+export async function grantRole(
+  db: SecurityDb,
+  input: { tenantId: string; principal: string; role: RoleName; createdBy: string; now?: Date },
+): Promise<{ binding: RoleBinding; created: boolean }> {
+  assertBindablePrincipal(input.principal);
+  const inserted = await db
+    .insertInto('role_bindings')
+    .values({
+      tenant_id: input.tenantId,
+      principal_id: input.principal,
+      role: input.role,
+      created_at: (input.now ?? new Date()).toISOString(),
+      created_by: input.createdBy,
+    })
+    .onConflict((conflict) => conflict.columns(['tenant_id', 'principal_id', 'role']).doNothing())
+    .executeTakeFirst();
+  const row = await db
+    .selectFrom('role_bindings')
+    .select(['principal_id', 'role', 'created_at', 'created_by'])
+    .where('tenant_id', '=', input.tenantId)
+    .where('principal_id', '=', input.principal)
+    .where('role', '=', input.role)
+    .executeTakeFirstOrThrow();
+  return { binding: toBinding(row), created: Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0 };
+}
+
+/** Revokes `role` from `principal` in `tenantId`; NOT_FOUND when it was not bound. */
+export async function revokeRole(
+  db: SecurityDb,
+  input: { tenantId: string; principal: string; role: RoleName },
+): Promise<void> {
+  const deleted = await db
+    .deleteFrom('role_bindings')
+    .where('tenant_id', '=', input.tenantId)
+    .where('principal_id', '=', input.principal)
+    .where('role', '=', input.role)
+    .executeTakeFirst();
+  if (Number(deleted.numDeletedRows) === 0) {
+    throw new AppError('NOT_FOUND', `'${input.principal}' has no binding to role ${input.role}`, {
+      details: { principal: input.principal, role: input.role },
+    });
+  }
+}
