@@ -1,11 +1,13 @@
 // API keys of the tenant (#/keys) over /v1/admin/keys: the list (never a secret: the API has none to
 // give), a create form whose new key is shown once with a copy button, and revoke after a
-// confirmation. Needs keys:manage (role admin): a 403 is shown and the section leaves the navigation.
+// confirmation; below them the roles granted to principals (role-bindings.js). Needs keys:manage
+// (role admin): a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
 import { describeKeys } from '../count-phrases.js';
 import { field, formatTime, h, replaceChildren } from '../dom.js';
 import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
+import { renderRoleBindings } from './role-bindings.js';
 
 const ROLES = ['viewer', 'developer', 'operator', 'auditor', 'admin'];
 
@@ -195,6 +197,9 @@ export function renderKeys(root) {
     }
   });
 
+  const bindingsSection = h('section', { id: 'role-bindings', attrs: { 'aria-label': 'Role bindings' } });
+  const roleBindings = renderRoleBindings(bindingsSection, fail);
+
   replaceChildren(
     content,
     form,
@@ -223,11 +228,14 @@ export function renderKeys(root) {
       ),
     ),
     info,
+    bindingsSection,
   );
   replaceChildren(root, h('h1', {}, 'API keys'), content);
   load();
+  roleBindings.load();
   return () => {
     left = true;
+    roleBindings.leave();
     // The secret is not kept once the view is left.
     replaceChildren(created);
   };

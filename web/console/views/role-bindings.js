@@ -1,0 +1,181 @@
+// Role bindings of the tenant, shown in the API keys view (#/keys) over /v1/admin/role-bindings:
+// built-in roles granted to principals (OIDC subjects, client ids) on top of what their credentials
+// carry. A grant form (principal, role), the list by principal, and revoke after a confirmation.
+// Same permission as API keys (keys:manage): the keys view handles a 403.
+import { request } from '../api.js';
+import { field, formatTime, h, replaceChildren } from '../dom.js';
+import { renderProblem, showFormMistake } from '../problem.js';
+
+const ROLES = ['viewer', 'developer', 'operator', 'auditor', 'admin'];
+
+/**
+ * Renders the section into `container`; `fail(error, context)` reports an error (the keys view's:
+ * a 403 replaces the whole view). Returns `{ load, leave }`.
+ */
+export function renderRoleBindings(container, fail) {
+  let left = false;
+  const body = h('tbody', { id: 'bindings-body' });
+  const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
+  const errors = h('div');
+  const notice = h('p', { className: 'notice', attrs: { role: 'status' } });
+
+  async function load() {
+    try {
+      const result = await request('/v1/admin/role-bindings');
+      if (left) return;
+      replaceChildren(body, ...result.items.map(bindingRow));
+      info.textContent =
+        result.items.length === 0
+          ? 'No roles granted: every principal has what its credentials carry.'
+          : `${result.items.length} ${result.items.length === 1 ? 'role granted' : 'roles granted'}.`;
+    } catch (error) {
+      if (!left) fail(error, 'Listing role bindings');
+    }
+  }
+
+  const bindingPath = (binding) =>
+    `/v1/admin/role-bindings/${encodeURIComponent(binding.principal)}/${encodeURIComponent(binding.role)}`;
+
+  function bindingRow(binding) {
+    const actions = h('td', {});
+    const label = `${binding.role} of ${binding.principal}`;
+    const revoke = h(
+      'button',
+      { type: 'button', className: 'danger', attrs: { 'aria-label': `Revoke ${label}` } },
+      'Revoke',
+    );
+    revoke.addEventListener('click', () => confirmRevoke(binding, label, actions, revoke));
+    actions.append(revoke);
+    return h(
+      'tr',
+      { dataset: { principal: binding.principal, role: binding.role } },
+      h('td', { className: 'wrap' }, h('code', {}, binding.principal)),
+      h('td', {}, binding.role),
+      h('td', {}, formatTime(binding.createdAt), h('div', { className: 'muted wrap' }, binding.createdBy)),
+      actions,
+    );
+  }
+
+  /** Replaces the Revoke button by a question and two buttons; Escape or Keep puts it back. */
+  function confirmRevoke(binding, label, cell, revoke) {
+    const yes = h('button', { type: 'button', className: 'danger' }, 'Confirm revoke');
+    const no = h('button', { type: 'button', className: 'secondary' }, 'Keep role');
+    const keep = () => {
+      replaceChildren(cell, revoke);
+      revoke.focus();
+    };
+    const question = h(
+      'div',
+      {
+        className: 'confirm',
+        attrs: { role: 'group', 'aria-label': `Revoke ${label}?` },
+        on: { keydown: (event) => event.key === 'Escape' && keep() },
+      },
+      h('span', {}, `Revoke ${label}? It keeps what its credentials carry.`),
+      yes,
+      no,
+    );
+    no.addEventListener('click', keep);
+    yes.addEventListener('click', async () => {
+      yes.disabled = true;
+      no.disabled = true;
+      replaceChildren(errors);
+      notice.textContent = '';
+      try {
+        await request(bindingPath(binding), { method: 'DELETE' });
+        await load();
+        notice.textContent = `Revoked ${label}.`;
+      } catch (error) {
+        fail(error, 'Revoking the role');
+        keep();
+      }
+    });
+    replaceChildren(cell, question);
+    no.focus();
+  }
+
+  const principal = h('input', {
+    id: 'binding-principal',
+    name: 'principal',
+    type: 'text',
+    required: true,
+    maxLength: 512,
+    spellcheck: false,
+    autocomplete: 'off',
+  });
+  const role = h(
+    'select',
+    { id: 'binding-role', name: 'role' },
+    ...ROLES.map((name) => h('option', { value: name }, name)),
+  );
+  const submit = h('button', { type: 'submit' }, 'Grant role');
+  const form = h(
+    'form',
+    { className: 'card', attrs: { 'aria-labelledby': 'binding-grant-title' } },
+    h('h3', { id: 'binding-grant-title' }, 'Grant a role'),
+    field('Principal', principal, 'the id “maos whoami” shows for them, e.g. an OIDC subject'),
+    field('Role', role),
+    submit,
+  );
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    replaceChildren(errors);
+    notice.textContent = '';
+    const binding = { principal: principal.value, role: role.value };
+    if (binding.principal.trim() === '') {
+      showFormMistake(errors, 'Granting the role', 'Name the principal.', principal);
+      return;
+    }
+    submit.disabled = true;
+    try {
+      await request(bindingPath(binding), { method: 'PUT' });
+      form.reset();
+      await load();
+      notice.textContent = `Granted ${binding.role} to ${binding.principal}: it holds it from its next request.`;
+    } catch (error) {
+      // Shown next to the form: the server's reason (a reserved id, an id with spaces around it).
+      if (error?.status === 403) fail(error, 'Granting the role');
+      else replaceChildren(errors, renderProblem(error, 'Granting the role'));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  replaceChildren(
+    container,
+    h('h2', {}, 'Roles granted to principals'),
+    h(
+      'p',
+      { className: 'muted' },
+      'Built-in roles given to an IdP user or client on top of what its credentials carry, without changing its groups at the IdP.',
+    ),
+    form,
+    errors,
+    notice,
+    h(
+      'div',
+      { className: 'table-wrap' },
+      h(
+        'table',
+        { id: 'bindings-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['Principal', 'Role', 'Granted', 'Actions'].map((name) => h('th', { scope: 'col' }, name)),
+          ),
+        ),
+        body,
+      ),
+    ),
+    info,
+  );
+  return {
+    load,
+    leave() {
+      left = true;
+    },
+  };
+}
