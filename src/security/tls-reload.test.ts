@@ -72,6 +72,9 @@ async function startServing(certFile: string, keyFile: string, interval: number)
   const serving = createTlsServing({ tls, logger, metrics });
   assert.ok(serving);
   const server = serving.serverFactory((_req, res) => res.end('ok')) as unknown as Server;
+  // Idle keep-alive connections stay open longer than Node's default 5 s: the tests check that one
+  // opened before a reload goes on, after waits that a busy machine may stretch past 5 s.
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   serving.start();
   return {
