@@ -64,10 +64,16 @@ export function createTenantTokenGuard(
     return pending;
   }
 
-  /** Today's tokens as last read (0 once the UTC day has turned: the new day's row starts empty). */
+  /**
+   * Today's tokens as last read (0 once the UTC day has turned: the new day's row starts empty).
+   * None read yet (the tenant's other run ended and took the figure with it): read again, 0 till then.
+   */
   function storedToday(tenantId: string): number {
     const entry = days.get(tenantId);
-    if (!entry) return 0;
+    if (!entry) {
+      void refresh(tenantId);
+      return 0;
+    }
     const at = now();
     if (at - entry.loadedAt > refreshMs || utcDayStart(at) !== entry.day) void refresh(tenantId);
     return utcDayStart(at) === entry.day ? entry.tokens : 0;
@@ -97,9 +103,9 @@ export function createTenantTokenGuard(
     },
     release(task) {
       const running = streaming.get(task.tenantId);
-      if (!running) return;
-      running.delete(task.taskId);
-      if (running.size === 0) {
+      running?.delete(task.taskId);
+      // A run that never flushed has no stream, but its prepare read the day all the same.
+      if (!running || running.size === 0) {
         streaming.delete(task.tenantId);
         // Forgotten with its last run: the next one reads the day again (bounded by active tenants).
         days.delete(task.tenantId);

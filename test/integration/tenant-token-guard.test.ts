@@ -9,6 +9,7 @@ import { createBudgetGuard } from '../../src/engine/session-budget.ts';
 import { chargeTenantDays, utcDayStart } from '../../src/engine/tenant-usage-days.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { STORE_BACKENDS, useStoreHandles } from '../fixtures/store-backends.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 const DAY = 86_400_000;
 
@@ -62,6 +63,27 @@ for (const backend of STORE_BACKENDS) {
       clock += DAY;
       await guard.prepare(task(tenant, 'tomorrow'));
       assert.equal(guard.check(task(tenant, 'tomorrow'), tokens(999)), null);
+    });
+
+    test('a run still counts today’s tokens after another run of its tenant has ended', async () => {
+      const db = store.handles[0]!.db;
+      const clock = utcDayStart(Date.now()) + 3_600_000;
+      const guard = createBudgetGuard(db, { maxDailyTokensPerTenant: 1000, now: () => clock });
+      const tenant = `guard-${backend.name}-siblings`;
+      await addTenants(tenant);
+      await chargeTenantDays(db, new Map([[tenant, { ...zeroUsage(), inputTokens: 900 }]]), clock);
+      const run = (taskId: string) => ({ tenantId: tenant, sessionId: `s-${taskId}`, taskId });
+      const tokens = (outputTokens: number) => ({ ...zeroUsage(), outputTokens });
+
+      // The first run ends while the second is prepared but has not flushed yet.
+      await guard.prepare(run('ended'));
+      await guard.prepare(run('waiting'));
+      assert.equal(guard.check(run('ended'), tokens(10)), null);
+      guard.release(run('ended'));
+      // 900 charged + 150 streamed: stopped (at the latest once the day is read again).
+      const stop = await waitFor(() => guard.check(run('waiting'), tokens(150)) ?? undefined);
+      assert.ok(stop instanceof AppError);
+      assert.equal(stop.code, 'QUOTA_EXCEEDED');
     });
 
     test('without a cap the guard stops nothing, however much the tenant spent', async () => {
