@@ -89,6 +89,12 @@ describe('egress proxy', () => {
       'http://ollama.localhost/',
       'http://127.0.0.2:8080/',
       'http://[::1]/',
+      // IPv4-mapped IPv6 (the URL spells it ::ffff:7f00:1) and names ending in the root's dot.
+      'http://[::ffff:127.0.0.1]:11434/',
+      'http://[::ffff:10.20.3.4]/',
+      'http://localhost.:11434/',
+      'https://llm.corp.example./v1',
+      'https://CORP.example./v1',
     ]) {
       assert.equal(direct(url), true, `${url} goes direct`);
     }
@@ -99,6 +105,9 @@ describe('egress proxy', () => {
       'http://10.21.0.1/',
       'http://192.0.2.8/',
       'https://wild.example.org/',
+      'https://corp.example.evil.com./',
+      'https://evil-corp.example./',
+      'http://[::ffff:10.21.0.1]/',
     ]) {
       assert.equal(direct(url), false, `${url} goes through the proxy`);
     }

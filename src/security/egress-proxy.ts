@@ -56,17 +56,17 @@ const CONNECT_FAILURES = new Set([
 /** Also the proxy's while a CONNECT is answered (later they may be the destination's, through the tunnel). */
 const TUNNEL_SETUP_FAILURES = new Set(['ECONNRESET', 'UND_ERR_SOCKET']);
 
-function isLoopback(host: string): boolean {
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
-  const address = mapped ? (mapped[1] as string) : host;
-  return (isIP(address) === 4 && address.startsWith('127.')) || address === '::1';
-}
-
-/** Compiles `noProxy` once: host names match themselves and their subdomains, networks IP hosts. */
+/**
+ * Compiles `noProxy` once: host names match themselves and their subdomains, networks IP hosts.
+ * `host` is a URL's hostname without brackets, in lower case; a trailing dot (the root) is ignored.
+ * Loopback always matches (a proxy cannot reach MAOS's own): `localhost`, 127.0.0.0/8 and ::1, in
+ * every spelling an address has (BlockList also checks IPv4-mapped IPv6, `::ffff:7f00:1`).
+ */
 function compileNoProxy(entries: readonly string[]): (host: string) => boolean {
-  const names: string[] = [];
+  const names = ['localhost'];
   const networks = new BlockList();
+  networks.addSubnet('127.0.0.0', 8, 'ipv4');
+  networks.addAddress('::1', 'ipv6');
   for (const raw of entries) {
     const entry = raw.toLowerCase().replace(/^\[|\]$/g, '');
     const cidr = entry.includes('/') ? parseCidr(entry) : undefined;
@@ -76,10 +76,10 @@ function compileNoProxy(entries: readonly string[]): (host: string) => boolean {
     else names.push(entry.replace(/^\*?\./, ''));
   }
   return (host) => {
-    if (isLoopback(host)) return true;
     const family = isIP(host);
     if (family !== 0) return networks.check(host, family === 4 ? 'ipv4' : 'ipv6');
-    return names.some((name) => host === name || host.endsWith(`.${name}`));
+    const name = host.endsWith('.') ? host.slice(0, -1) : host;
+    return names.some((entry) => name === entry || name.endsWith(`.${entry}`));
   };
 }
 
