@@ -1,5 +1,6 @@
 // The `egress` config section: an HTTP(S) forward proxy every outbound call of MAOS goes through
 // (security/egress-proxy.ts), except the hosts and networks listed in `noProxy`.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseCidr } from '../security/cidr.ts';
 
@@ -9,7 +10,7 @@ const HOST_PATTERN = /^(?:\*?\.)?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:
 /** True when `entry` is something `noProxy` can match: a host, a domain suffix, an IP address or a CIDR. */
 export function isNoProxyEntry(entry: string): boolean {
   if (entry.includes('/')) return parseCidr(entry) !== undefined;
-  return HOST_PATTERN.test(entry) || /^[0-9a-f:.]+$/.test(entry.replace(/^\[|\]$/g, ''));
+  return HOST_PATTERN.test(entry) || isIP(entry.replace(/^\[|\]$/g, '')) !== 0;
 }
 
 const proxyUrlSchema = z.string().superRefine((value, context) => {

@@ -329,7 +329,17 @@ describe('egress proxy', () => {
       () => loadConfig({ env: { MAOS_EGRESS__PROXY__NO_PROXY: 'corp.example,10.0.0.0/33' } }),
       /egress\.proxy\.noProxy\.1: "10\.0\.0\.0\/33" is not a host, domain suffix/,
     );
-    const listed = loadConfig({ env: { MAOS_EGRESS__PROXY__NO_PROXY: '.Corp.example, 10.0.0.0/8' } });
-    assert.deepEqual(listed.egress.proxy.noProxy, ['.corp.example', '10.0.0.0/8']);
+    // A network mistyped with a colon (or another string of hex digits and colons) is no address.
+    for (const entry of ['10.0.0.0:8', 'fd00::1::2', 'cafe:babe']) {
+      assert.throws(
+        () => loadConfig({ env: { MAOS_EGRESS__PROXY__NO_PROXY: entry } }),
+        /egress\.proxy\.noProxy\.0: ".*" is not a host, domain suffix/,
+        entry,
+      );
+    }
+    const listed = loadConfig({
+      env: { MAOS_EGRESS__PROXY__NO_PROXY: '.Corp.example, 10.0.0.0/8, [FD00::1], 192.0.2.7' },
+    });
+    assert.deepEqual(listed.egress.proxy.noProxy, ['.corp.example', '10.0.0.0/8', '[fd00::1]', '192.0.2.7']);
   });
 });
