@@ -16,6 +16,7 @@ import type { SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { notifyObserver } from '../observability/notify-observer.ts';
+import { MAX_PRINCIPAL_LENGTH } from '../security/role-bindings.ts';
 import { answerClientError } from './client-error.ts';
 import {
   type Authenticator,
@@ -88,6 +89,9 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     // The per-request child logger (request id binding) is only built when a request logs something.
     childLoggerFactory: createLazyChildLogger,
     bodyLimit: config.http.bodyLimitBytes,
+    // The router's default (100 characters, percent-encoded) would refuse a role binding's
+    // principal long before its own limit; each of its characters takes up to 9 encoded.
+    routerOptions: { maxParamLength: MAX_PRINCIPAL_LENGTH * 9 },
     genReqId: resolveRequestId,
     requestIdHeader: false,
     // SSE streams would keep close() waiting; they are ended in preClose, idle sockets closed here.

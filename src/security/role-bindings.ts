@@ -17,7 +17,7 @@ export interface RoleBinding {
 
 // Why 512: OIDC subjects are at most 255 ASCII characters (OpenID Connect Core §2); room for
 // client ids and URLs used as subjects, without letting a caller store arbitrary blobs.
-const MAX_PRINCIPAL_LENGTH = 512;
+export const MAX_PRINCIPAL_LENGTH = 512;
 
 /**
  * Throws VALIDATION_FAILED unless `principal` can hold a binding: not empty, not padded, no control

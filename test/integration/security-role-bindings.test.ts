@@ -117,8 +117,28 @@ describe('role bindings', { timeout: 60_000 }, () => {
     ]);
   });
 
+  test('a principal of up to 512 characters can be granted and revoked, a longer one is refused', async () => {
+    // A URL as subject: its encoded path segment is far longer than the id itself.
+    const long = `https://idp.example.com/users/${'ü|'.repeat(241)}`;
+    assert.equal(long.length, 512);
+    const granted = await requestJson<Binding>(bindingUrl(long, 'viewer'), {
+      method: 'PUT',
+      headers: as(admin),
+    });
+    assert.equal(granted.status, 201, JSON.stringify(granted.body));
+    assert.equal(granted.body.principal, long);
+    const revoked = await requestJson(bindingUrl(long, 'viewer'), { method: 'DELETE', headers: as(admin) });
+    assert.equal(revoked.status, 204);
+    const tooLong = await requestJson<{ code: string }>(bindingUrl(`${long}x`, 'viewer'), {
+      method: 'PUT',
+      headers: as(admin),
+    });
+    assert.equal(tooLong.status, 400);
+    assert.equal(tooLong.body.code, 'VALIDATION_FAILED');
+  });
+
   test('reserved principals, padded ids and unknown roles are refused', async () => {
-    for (const principal of ['key:0190abc', 'local', ' alice', 'cli:root']) {
+    for (const principal of ['key:0190abc', 'KEY:0190abc', 'Local', ' alice', 'cli:root']) {
       const answer = await requestJson<{ code: string }>(bindingUrl(principal, 'admin'), {
         method: 'PUT',
         headers: as(admin),

@@ -5,7 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
-import { grantRole, listRoleBindings, revokeRole } from '../../security/role-bindings.ts';
+import {
+  grantRole,
+  listRoleBindings,
+  MAX_PRINCIPAL_LENGTH,
+  revokeRole,
+} from '../../security/role-bindings.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
 import { problemResponses } from '../problem.ts';
 
@@ -29,7 +34,7 @@ const bindingParams = z.strictObject({
   principal: z
     .string()
     .min(1)
-    .max(512)
+    .max(MAX_PRINCIPAL_LENGTH)
     .describe(
       'The principal id (URL-encoded), without surrounding spaces or control characters; ids MAOS gives its own callers (`key:…`, `cli:…`, `local`, `local-mcp`, `anonymous`) are refused.',
     ),
@@ -59,7 +64,12 @@ export function registerAdminRoleBindingRoutes(
         description: 'The roles granted to principals of the caller’s tenant, by principal and role.',
         tags: ['admin'],
         querystring: z.strictObject({
-          principal: z.string().min(1).max(512).optional().describe('Only this principal’s bindings.'),
+          principal: z
+            .string()
+            .min(1)
+            .max(MAX_PRINCIPAL_LENGTH)
+            .optional()
+            .describe('Only this principal’s bindings.'),
         }),
         response: {
           200: z.object({ items: z.array(roleBindingSchema) }).describe('The tenant’s role bindings.'),
