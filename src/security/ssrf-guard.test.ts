@@ -140,14 +140,27 @@ describe('SSRF guard', () => {
   });
 
   test('cloud metadata addresses stay refused unless listed as /32 (/128) themselves', async () => {
-    const wide = { allowedNetworks: ['169.254.0.0/16', 'fd00::/8'] };
+    // 64:ff9b::/96: what an IPv6-only cluster lists to reach IPv4 destinations through NAT64.
+    const wide = { allowedNetworks: ['169.254.0.0/16', 'fd00::/8', '64:ff9b::/96'] };
     assert.equal(isAllowedAddress('169.254.1.1', wide), true);
     assert.equal(isAllowedAddress('fd00:ec2::1', wide), true);
-    for (const address of ['169.254.169.254', '::ffff:169.254.169.254', 'fd00:ec2::254']) {
+    assert.equal(isAllowedAddress('64:ff9b::a9fe:101', wide), true);
+    for (const address of [
+      '169.254.169.254',
+      '::ffff:169.254.169.254',
+      '::ffff:a9fe:a9fe',
+      'fd00:ec2::254',
+      '64:ff9b::a9fe:a9fe',
+      '64:ff9b::169.254.169.254',
+    ]) {
       assert.equal(isAllowedAddress(address, wide), false, address);
     }
     await assert.rejects(assertPublicUrl('http://169.254.169.254/latest/meta-data/', wide), refused);
     await assert.rejects(assertPublicUrl('http://[fd00:ec2::254]/latest/meta-data/', wide), refused);
+    await assert.rejects(
+      assertPublicUrl('http://[64:ff9b::169.254.169.254]/latest/meta-data/', wide),
+      refused,
+    );
     const explicit = { allowedNetworks: ['169.254.169.254/32', 'fd00:ec2::254/128'] };
     assert.equal(isAllowedAddress('169.254.169.254', explicit), true);
     assert.equal(isAllowedAddress('fd00:ec2::254', explicit), true);

@@ -77,11 +77,14 @@ export function isInternalAddress(address: string): boolean {
  * Cloud instance metadata endpoints (AWS, GCP, Azure, OCI: 169.254.169.254; AWS over IPv6:
  * fd00:ec2::254). They hand out the instance's credentials, so an allowed network that merely
  * contains one (`169.254.0.0/16`, `fd00::/8`) does not open it: only an entry naming the address
- * itself as /32 (/128) does, a choice nobody makes by accident.
+ * itself as /32 (/128) does, a choice nobody makes by accident. IPv4-mapped forms are checked by
+ * BlockList itself; the NAT64 one (64:ff9b::a9fe:a9fe, open to an IPv6-only cluster that lists
+ * 64:ff9b::/96 to reach IPv4 providers) is listed here.
  */
 const METADATA = new BlockList();
 METADATA.addAddress('169.254.169.254', 'ipv4');
 METADATA.addAddress('fd00:ec2::254', 'ipv6');
+METADATA.addAddress('64:ff9b::a9fe:a9fe', 'ipv6');
 
 interface AllowedNetworks {
   networks: BlockList;
