@@ -12,6 +12,7 @@ import {
   startAdminConsole,
 } from '../fixtures/admin-console.ts';
 import { requestJson } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -142,6 +143,46 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await admin.locator('#account-state[title]').waitFor();
     for (const name of ['Sessions', 'Usage', 'Audit', 'API keys', 'Webhooks']) {
       assert.equal(await admin.getByRole('link', { name, exact: true }).isVisible(), true, name);
+    }
+  });
+
+  test('the caller read for an earlier sign-in is dropped when it is answered after the next one', async () => {
+    const page = await stack.openPage();
+    // The admin's GET /v1/me is answered only when the test says so.
+    const asAdminKey = `Bearer ${stack.admin.key}`;
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = 0;
+    const isMe = (url: URL) => url.pathname === '/v1/me';
+    await page.route(isMe, async (route) => {
+      if (route.request().headers().authorization === asAdminKey) {
+        held += 1;
+        await released;
+      }
+      await route.continue();
+    });
+    try {
+      await signIn(page, stack.server.url, stack.admin.key);
+      await waitFor(() => held === 1, 10_000, "the admin's GET /v1/me");
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('API key or access token').fill(stack.viewer);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.locator('#account-state[title]').waitFor();
+
+      const late = page.waitForResponse(
+        (response) =>
+          isMe(new URL(response.url())) && response.request().headers().authorization === asAdminKey,
+      );
+      release();
+      assert.equal((await late).status(), 200);
+      // Whatever the late answer's handling does, it has happened once the page has run its tasks.
+      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 0)));
+      assert.match((await page.locator('#account-state').getAttribute('title')) ?? '', / · viewer$/);
+      assert.equal(await page.getByRole('link', { name: 'API keys', exact: true }).isHidden(), true);
+    } finally {
+      await page.unroute(isMe);
     }
   });
 

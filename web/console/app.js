@@ -64,6 +64,8 @@ const SECTION_PERMISSIONS = {
 };
 /** The caller of this sign-in (GET /v1/me), once read; null before, or when it could not be read. */
 let caller = null;
+/** Counts sign-ins, so that a caller read for an earlier one is dropped when it comes late. */
+let signIns = 0;
 
 /**
  * Offers only the sections the caller's roles grant. Without the caller (not read yet, or the read
@@ -79,9 +81,10 @@ function offerGrantedSections() {
 
 /** Reads who this sign-in is (GET /v1/me): its sections and the account's tooltip follow it. */
 async function readCaller() {
+  const signIn = signIns;
   try {
     const read = await api.me();
-    if (!signedIn) return;
+    if (!signedIn || signIn !== signIns) return;
     caller = read;
     renderAccount();
   } catch {
@@ -152,6 +155,7 @@ function signOutAndShowForm(error) {
 /** `moveFocus`: false when the page opens signed in, so Tab starts at the skip link and the nav. */
 function onSignedIn({ moveFocus = true } = {}) {
   signedIn = true;
+  signIns += 1;
   caller = null;
   readCaller();
   forgetSessionsListPlace();
