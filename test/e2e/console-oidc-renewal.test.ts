@@ -6,6 +6,8 @@
 // A renewal answered after Sign out and a pasted token writes nothing back; an IdP error named like
 // the console's outage code is a refusal; a 1 s expires_in does not make renewals loop.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page, Request } from 'playwright-core';
@@ -175,38 +177,55 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     assert.deepEqual(unexpectedIdpPageProblems(problems, [400, 401]), []);
   });
 
-  test('an IdP out of reach at renewal time is asked again while the token is valid', async () => {
-    const { page, problems } = await signedInPage('dave');
-    const first = await stored(page);
-    const tokenEndpoint = first.renewal?.tokenEndpoint as string;
-    let refused = 0;
-    await page.route(tokenEndpoint, async (route) => {
-      refused += 1;
-      await route.abort('connectionrefused');
-    });
-    // Due a quarter of the lifetime (5 s) before expiry; the retry comes before expiry too. The
-    // page's clock stands still from then on but for the test's moves: the 4 s left until the retry
-    // are page time, not used up by a slow machine before the test moves on.
-    await page.clock.pauseAt((first.renewal?.expiresAt as number) - 4_000);
-    const deadline = Date.now() + 10_000;
-    while (refused === 0 && Date.now() < deadline) await sleep(50);
-    assert.equal(refused, 1, 'one renewal attempt');
-    assert.equal((await stored(page)).token, first.token, 'the valid token is kept');
-    assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
+  for (const outage of ['refuses the connection', 'breaks off its answer after the headers'] as const) {
+    test(`an IdP out of reach at renewal time is asked again while the token is valid: it ${outage}`, async (t) => {
+      const { page, problems } = await signedInPage(outage === 'refuses the connection' ? 'dave' : 'erin');
+      const first = await stored(page);
+      const tokenEndpoint = first.renewal?.tokenEndpoint as string;
+      // An answer whose headers arrive and whose body never does: an outage, not a refusal to renew.
+      const broken = createServer((request, response) => {
+        request.resume();
+        response.writeHead(200, {
+          'content-type': 'application/json',
+          'access-control-allow-origin': '*',
+          'content-length': '400',
+        });
+        response.write('{"access_token":"');
+        setTimeout(() => response.socket?.destroy(), 50);
+      });
+      await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+      t.after(() => new Promise((resolve) => broken.close(resolve)));
+      let refused = 0;
+      await page.route(tokenEndpoint, async (route) => {
+        refused += 1;
+        if (outage === 'refuses the connection') await route.abort('connectionrefused');
+        else
+          await route.continue({ url: `http://127.0.0.1:${(broken.address() as AddressInfo).port}/token` });
+      });
+      // Due a quarter of the lifetime (5 s) before expiry; the retry comes before expiry too. The
+      // page's clock stands still from then on but for the test's moves: the 4 s left until the retry
+      // are page time, not used up by a slow machine before the test moves on.
+      await page.clock.pauseAt((first.renewal?.expiresAt as number) - 4_000);
+      const deadline = Date.now() + 10_000;
+      while (refused === 0 && Date.now() < deadline) await sleep(50);
+      assert.equal(refused, 1, 'one renewal attempt');
+      assert.equal((await stored(page)).token, first.token, 'the valid token is kept');
+      assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
 
-    await page.unroute(tokenEndpoint);
-    await page.clock.fastForward(4_000);
-    // The retry plans its renewal with a timer of 0 ms: page time runs again.
-    await page.clock.resume();
-    await waitForNewAccessToken(page, first.token);
-    assert.equal(await page.getByRole('heading', { name: 'Sessions', exact: true }).count(), 1);
-    assert.deepEqual(
-      unexpectedIdpPageProblems(problems, [400, 401]).filter(
-        (line) => !/ERR_CONNECTION_REFUSED|ERR_FAILED/.test(line),
-      ),
-      [],
-    );
-  });
+      await page.unroute(tokenEndpoint);
+      await page.clock.fastForward(4_000);
+      // The retry plans its renewal with a timer of 0 ms: page time runs again.
+      await page.clock.resume();
+      await waitForNewAccessToken(page, first.token);
+      assert.equal(await page.getByRole('heading', { name: 'Sessions', exact: true }).count(), 1);
+      assert.deepEqual(
+        unexpectedIdpPageProblems(problems, [400, 401]).filter(
+          (line) => !/ERR_CONNECTION_REFUSED|ERR_FAILED|ERR_CONTENT_LENGTH_MISMATCH/.test(line),
+        ),
+        [],
+      );
+    });
+  }
 
   test('a renewal the IdP refuses returns to the sign-in form with the reason', async () => {
     const { page, problems } = await signedInPage('carol');

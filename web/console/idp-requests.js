@@ -18,9 +18,21 @@ export async function fetchJson(url, init, what) {
       'AUTH_PROVIDER_UNAVAILABLE',
     );
   }
+  // The body can fail to arrive as the request could (the connection drops, the timeout fires after
+  // the headers): that is an outage too, not an answer, so the refresh token is kept and retried.
+  let text;
+  try {
+    text = await response.text();
+  } catch (error) {
+    throw new SignInError(
+      `The identity provider cannot be reached (${what})`,
+      `${new URL(url).origin}: the answer broke off (${String(error?.message ?? error)})`,
+      'AUTH_PROVIDER_UNAVAILABLE',
+    );
+  }
   let body = null;
   try {
-    body = await response.json();
+    body = JSON.parse(text);
   } catch {
     body = null;
   }
