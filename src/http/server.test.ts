@@ -1,6 +1,7 @@
 // Route-level tests of the HTTP server against an in-memory SessionService: status codes,
 // problem+json errors, idempotency, pagination, OpenAPI and request ids.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { captureLog } from '../../test/fixtures/log-capture.ts';
@@ -488,4 +489,24 @@ describe('http server', () => {
       await observed.close();
     }
   });
+});
+
+test('a server from a serverFactory (HTTPS) keeps idle connections as long as Fastify’s own do', async () => {
+  const own = await build(createFakeSessionService());
+  const factored = await buildHttpServer({
+    config: { http: { bodyLimitBytes: 4096, maxPageSize: 5, sseKeepAliveSeconds: 15 } },
+    service: createFakeSessionService(),
+    logger: createLogger({ level: 'silent' }),
+    readiness: async () => ({ database: { ok: true, detail: 'ok' } }),
+    listRoles: () => ROLES,
+    // Node's servers close an idle keep-alive connection after 5 s unless told otherwise.
+    serverFactory: (handler) => createServer(handler),
+  });
+  try {
+    assert.equal(own.server.keepAliveTimeout, 72_000);
+    assert.equal(factored.server.keepAliveTimeout, 72_000);
+  } finally {
+    await own.close();
+    await factored.close();
+  }
 });

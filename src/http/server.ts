@@ -111,6 +111,10 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     app.server,
     (config.http.requestTimeoutSeconds ?? CONFIG_DEFAULTS.requestTimeoutSeconds) * 1000,
   );
+  // Fastify's idle keep-alive (72 s) applies to servers it builds, not to one from a serverFactory
+  // (HTTPS), which kept Node's 5 s: a load balancer reusing a connection for up to 60 s (AWS ALB's
+  // default) then meets one the server has just closed, and answers 502.
+  app.server.keepAliveTimeout = app.initialConfig.keepAliveTimeout ?? 72_000;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(withSessionDetailSerializer(serializerCompiler));
   registerJsonParser(app);
