@@ -152,3 +152,28 @@ test('auth mode none: the caller is the local admin', { timeout: 60_000 }, async
     await server.close();
   }
 });
+
+test('GET /v1/me counts against the caller’s rate limit like any other route', {
+  timeout: 60_000,
+}, async () => {
+  const server = await startTestServer({
+    config: { auth: { mode: 'apikey' }, rateLimit: { principal: { points: 2, windowSeconds: 600 } } },
+  });
+  try {
+    const db = server.app.database.db as unknown as SecurityDb;
+    const { key } = await createApiKey(db, {
+      tenantId: 'acme',
+      name: 'me-limited',
+      roles: ['viewer'],
+      createdBy: 'test',
+    });
+    const me = () =>
+      requestJson<{ code?: string }>(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${key}` } });
+    assert.deepEqual([(await me()).status, (await me()).status], [200, 200]);
+    const limited = await me();
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.code, 'RATE_LIMITED');
+  } finally {
+    await server.close();
+  }
+});
