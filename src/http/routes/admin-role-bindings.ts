@@ -93,7 +93,7 @@ export function registerAdminRoleBindingRoutes(
         operationId: 'grantRole',
         summary: 'Grant a role to a principal',
         description:
-          'Adds the role to what the principal’s credentials carry, from its next request on (API keys: within 5 s). Idempotent: 201 when granted now, 200 when it was already.',
+          'Adds the role to what the principal’s credentials carry, from its next request on. Idempotent: 201 when granted now, 200 when it was already.',
         tags: ['admin'],
         params: bindingParams,
         response: {
@@ -129,7 +129,7 @@ export function registerAdminRoleBindingRoutes(
         operationId: 'revokeRole',
         summary: 'Revoke a role from a principal',
         description:
-          'Removes the binding; the principal keeps what its credentials carry. Takes effect at its next request (API keys: within 5 s).',
+          'Removes the binding; the principal keeps what its credentials carry. Takes effect at its next request.',
         tags: ['admin'],
         params: bindingParams,
         response: {
