@@ -2,7 +2,7 @@
 // through it, its credentials, SSRF refusals before it is asked, and clear errors when it fails.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { type ForwardProxy, startForwardProxy } from '../../test/fixtures/forward-proxy.ts';
@@ -261,6 +261,33 @@ describe('egress proxy', () => {
       await down.close();
       await closes.close();
       closing.close();
+    }
+  });
+
+  test('a destination that stalls the TLS handshake through a working proxy is not called the proxy', async () => {
+    // The proxy opens the tunnel; the destination accepts and never answers the TLS handshake, so
+    // undici's connect timeout (10 s) ends it: the destination's failure, named as such.
+    const held: Socket[] = [];
+    const stalling = createTcpServer((socket) => held.push(socket));
+    const stallingPort = await listen(stalling);
+    const egress = egressFor(proxy.urlWithCredentials);
+    try {
+      proxy.seen.length = 0;
+      await assert.rejects(egress.fetch(`https://llm.test:${stallingPort}/v1/models`), (error: unknown) => {
+        const cause = (error as Error).cause as { code?: string };
+        assert.ok(!(cause instanceof EgressProxyError), String(cause));
+        assert.equal(cause.code, 'UND_ERR_CONNECT_TIMEOUT');
+        return true;
+      });
+      assert.deepEqual(
+        proxy.seen.map((seen) => seen.isHttp),
+        [false],
+        'the proxy opened the tunnel',
+      );
+    } finally {
+      await egress.close();
+      for (const socket of held) socket.destroy();
+      stalling.close();
     }
   });
 

@@ -160,7 +160,12 @@ export function createEgressProxy(config: Config['egress']['proxy']): EgressProx
       try {
         return await fetch(input, { ...init, dispatcher } as RequestInit);
       } catch (error) {
-        const failure = error instanceof TypeError ? findProxyFailure(error.cause, address) : undefined;
+        // An http destination is sent to an http proxy as a proxy request: its connection errors
+        // are the proxy's. A tunnelled one's were named at the CONNECT (clientFactory above); a
+        // later one, such as a TLS handshake through the tunnel timing out, is the destination's.
+        const plain = proxyUrl.protocol === 'http:' && new URL(urlOf(input)).protocol === 'http:';
+        const failure =
+          error instanceof TypeError ? findProxyFailure(error.cause, address, plain) : undefined;
         if (failure) throw new TypeError('fetch failed', { cause: failure });
         throw error;
       }
@@ -169,14 +174,21 @@ export function createEgressProxy(config: Config['egress']['proxy']): EgressProx
   };
 }
 
-/** The proxy failure in a fetch error's cause chain (undici wraps some in a RequestAbortedError). */
-function findProxyFailure(cause: unknown, address: string): EgressProxyError | undefined {
+/**
+ * The proxy failure in a fetch error's cause chain (undici wraps some in a RequestAbortedError);
+ * with `byCode`, also a connection error whose code says it is one (proxyFailure).
+ */
+function findProxyFailure(cause: unknown, address: string, byCode: boolean): EgressProxyError | undefined {
   let current = cause;
   for (let depth = 0; depth < 4 && current instanceof Error; depth += 1) {
     if (current instanceof EgressProxyError) return current;
     current = current.cause;
   }
-  return proxyFailure(cause, address);
+  return byCode ? proxyFailure(cause, address) : undefined;
+}
+
+function urlOf(input: string | URL | Request): string {
+  return typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
 }
 
 /** Outbound access of one process: the proxy (if any), the fetch for the operator's own URLs, the SSRF policy. */
@@ -197,8 +209,7 @@ export function createEgress(config: Pick<Config, 'egress' | 'ssrf'>): Egress {
   const proxy = createEgressProxy(config.egress.proxy);
   if (!proxy) return { proxy, fetch: globalThis.fetch, ssrf: config.ssrf, close: async () => {} };
   const proxiedFetch: typeof fetch = (input, init) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const dispatcher = proxy.dispatcherFor(new URL(url));
+    const dispatcher = proxy.dispatcherFor(new URL(urlOf(input)));
     return dispatcher ? proxy.fetch(input, init, dispatcher) : fetch(input, init);
   };
   return { proxy, fetch: proxiedFetch, ssrf: { ...config.ssrf, proxy }, close: () => proxy.close() };
