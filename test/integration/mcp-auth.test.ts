@@ -16,6 +16,7 @@ import {
   startMcpTestServer,
   toolErrorOf,
 } from '../fixtures/mcp-server.ts';
+import { initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
 import {
   CLIENT_ID,
   CLIENT_SECRET,
@@ -56,20 +57,7 @@ describe('MCP security', { timeout: 120_000 }, () => {
   });
 
   test('/mcp without credentials is 401 with a Bearer challenge', async () => {
-    const response = await fetch(`${server.url}/mcp`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: {
-          protocolVersion: LATEST_PROTOCOL_VERSION,
-          capabilities: {},
-          clientInfo: { name: 'x', version: '1' },
-        },
-      }),
-    });
+    const response = await postMcp(server.url, initializeRequest('x'));
     assert.equal(response.status, 401);
     assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer realm="maos"/);
     assert.equal(((await response.json()) as { code: string }).code, 'UNAUTHENTICATED');
@@ -299,24 +287,7 @@ test('a token without the permission of /mcp gets a scope challenge, and a token
   });
   t.after(() => server.close());
   const initialize = (token: string) =>
-    fetch(`${server.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${token}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: {
-          protocolVersion: LATEST_PROTOCOL_VERSION,
-          capabilities: {},
-          clientInfo: { name: 'x', version: '1' },
-        },
-      }),
-    });
+    postMcp(server.url, initializeRequest('x'), { authorization: `Bearer ${token}` });
 
   // A token with no scope holds no role: /mcp (sessions:read) answers 403 with the scope to ask
   // for and, as on its 401, where the protected-resource metadata is (MCP scope challenge).

@@ -18,6 +18,7 @@ import {
   startMcpTestServer,
   toolErrorOf,
 } from '../fixtures/mcp-server.ts';
+import { initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
 
 interface StatusView {
   sessionId: string;
@@ -61,26 +62,8 @@ async function pollUntilDone(client: Client, sessionId: string): Promise<StatusV
   }
 }
 
-async function postInitialize(url: string, headers: Record<string, string>): Promise<Response> {
-  return fetch(`${url}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      ...headers,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: {
-        protocolVersion: LATEST_PROTOCOL_VERSION,
-        capabilities: {},
-        clientInfo: { name: 'raw', version: '1' },
-      },
-    }),
-    signal: AbortSignal.timeout(10_000),
-  });
+function postInitialize(url: string, headers: Record<string, string>): Promise<Response> {
+  return postMcp(url, initializeRequest('raw'), headers, AbortSignal.timeout(10_000));
 }
 
 /** fetch() may not set Host; node:http can, as a browser under DNS rebinding effectively does. */
