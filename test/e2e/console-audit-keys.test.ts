@@ -35,6 +35,8 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
       'views/audit.js',
       'views/keys.js',
       'views/role-bindings.js',
+      'secret-once.js',
+      'inline-confirm.js',
     ]) {
       const response = await fetch(`${stack.server.url}/console/${file}`, {
         signal: AbortSignal.timeout(10_000),
@@ -285,9 +287,17 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     const row = page.locator(`#keys-body tr[data-key-id="${made?.id}"]`);
     assert.match((await row.textContent()) ?? '', /ci <bot>.*operator.*active/s);
 
-    // Revoke asks first; "Keep key" keeps it.
-    await page.getByRole('button', { name: 'Revoke ci <bot>' }).click();
+    // Revoke asks first; Escape and "Keep key" keep it, and the focus goes back to Revoke.
+    const revoke = page.getByRole('button', { name: 'Revoke ci <bot>' });
+    const question = page.getByRole('group', { name: 'Revoke ci <bot>?' });
+    await revoke.click();
+    await question.waitFor();
+    await page.keyboard.press('Escape');
+    assert.equal(await question.count(), 0);
+    assert.equal(await revoke.evaluate((button) => button === document.activeElement), true);
+    await revoke.click();
     await page.getByRole('button', { name: 'Keep key' }).click();
+    assert.equal(await revoke.evaluate((button) => button === document.activeElement), true);
     assert.equal(
       (
         await requestJson(`${stack.server.url}/v1/sessions`, {

@@ -5,8 +5,10 @@
 import { request } from '../api.js';
 import { describeKeys } from '../count-phrases.js';
 import { field, formatTime, h, replaceChildren } from '../dom.js';
+import { confirmInline } from '../inline-confirm.js';
 import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
+import { showSecretOnce } from '../secret-once.js';
 import { renderRoleBindings } from './role-bindings.js';
 
 const ROLES = ['viewer', 'developer', 'operator', 'auditor', 'admin'];
@@ -75,74 +77,41 @@ export function renderKeys(root) {
     );
   }
 
-  /** Replaces the Revoke button by a question and two buttons; Cancel puts it back. */
+  /** Asks before revoking: the Revoke button gives way to a question until it is answered. */
   function confirmRevoke(key, cell, revoke) {
-    const yes = h('button', { type: 'button', className: 'danger' }, 'Confirm revoke');
-    const no = h('button', { type: 'button', className: 'secondary' }, 'Keep key');
-    const question = h(
-      'div',
-      { className: 'confirm', attrs: { role: 'group', 'aria-label': `Revoke ${key.name}?` } },
-      h('span', {}, `Revoke ${key.name}? Callers using it are refused at once.`),
-      yes,
-      no,
-    );
-    no.addEventListener('click', () => {
-      replaceChildren(cell, revoke);
-      revoke.focus();
+    confirmInline({
+      cell,
+      opener: revoke,
+      question: `Revoke ${key.name}? Callers using it are refused at once.`,
+      label: `Revoke ${key.name}?`,
+      yes: 'Confirm revoke',
+      no: 'Keep key',
+      danger: true,
+      run: async () => {
+        replaceChildren(errors);
+        notice.textContent = '';
+        try {
+          await request(`/v1/admin/keys/${encodeURIComponent(key.id)}`, { method: 'DELETE' });
+          await load();
+          notice.textContent = `Key ${key.name} revoked.`;
+          return true;
+        } catch (error) {
+          fail(error, 'Revoking the key');
+          return false;
+        }
+      },
     });
-    yes.addEventListener('click', async () => {
-      yes.disabled = true;
-      no.disabled = true;
-      replaceChildren(errors);
-      notice.textContent = '';
-      try {
-        await request(`/v1/admin/keys/${encodeURIComponent(key.id)}`, { method: 'DELETE' });
-        await load();
-        notice.textContent = `Key ${key.name} revoked.`;
-      } catch (error) {
-        fail(error, 'Revoking the key');
-        replaceChildren(cell, revoke);
-      }
-    });
-    replaceChildren(cell, question);
-    no.focus();
   }
 
   /** The new key, shown once: a read-only field, a copy button and Done, which forgets it. */
   function showCreatedKey(key) {
-    const secret = h('input', {
+    showSecretOnce(created, {
       id: 'key-secret',
-      type: 'text',
-      readOnly: true,
       value: key.key,
-      spellcheck: false,
-      autocomplete: 'off',
+      title: `Key “${key.name}” created. Store it now: it is shown only this once.`,
+      label: 'New API key',
+      noun: 'key',
     });
-    const status = h('span', { className: 'muted', attrs: { role: 'status' } });
-    const copy = h('button', { type: 'button', className: 'secondary' }, 'Copy key');
-    const done = h('button', { type: 'button' }, 'Done');
-    copy.addEventListener('click', async () => {
-      try {
-        await navigator.clipboard.writeText(secret.value);
-        status.textContent = 'Copied.';
-      } catch {
-        secret.select();
-        status.textContent = 'Copying is not allowed here: the key is selected, copy it with the keyboard.';
-      }
-    });
-    done.addEventListener('click', () => replaceChildren(created));
-    replaceChildren(
-      created,
-      h(
-        'div',
-        { className: 'card notice-card' },
-        h('strong', {}, `Key “${key.name}” created. Store it now: it is shown only this once.`),
-        field('New API key', secret),
-        h('div', { className: 'row' }, copy, done, status),
-      ),
-    );
-    secret.focus();
-    secret.select();
   }
 
   const name = h('input', { id: 'key-name', name: 'name', type: 'text', required: true, maxLength: 200 });

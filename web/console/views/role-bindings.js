@@ -4,6 +4,7 @@
 // Same permission as API keys (keys:manage): the keys view handles a 403.
 import { request } from '../api.js';
 import { field, formatTime, h, replaceChildren } from '../dom.js';
+import { confirmInline } from '../inline-confirm.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 const ROLES = ['viewer', 'developer', 'operator', 'auditor', 'admin'];
@@ -56,42 +57,30 @@ export function renderRoleBindings(container, fail) {
     );
   }
 
-  /** Replaces the Revoke button by a question and two buttons; Escape or Keep puts it back. */
+  /** Asks before revoking: the Revoke button gives way to a question until it is answered. */
   function confirmRevoke(binding, label, cell, revoke) {
-    const yes = h('button', { type: 'button', className: 'danger' }, 'Confirm revoke');
-    const no = h('button', { type: 'button', className: 'secondary' }, 'Keep role');
-    const keep = () => {
-      replaceChildren(cell, revoke);
-      revoke.focus();
-    };
-    const question = h(
-      'div',
-      {
-        className: 'confirm',
-        attrs: { role: 'group', 'aria-label': `Revoke ${label}?` },
-        on: { keydown: (event) => event.key === 'Escape' && keep() },
+    confirmInline({
+      cell,
+      opener: revoke,
+      question: `Revoke ${label}? It keeps what its credentials carry.`,
+      label: `Revoke ${label}?`,
+      yes: 'Confirm revoke',
+      no: 'Keep role',
+      danger: true,
+      run: async () => {
+        replaceChildren(errors);
+        notice.textContent = '';
+        try {
+          await request(bindingPath(binding), { method: 'DELETE' });
+          await load();
+          notice.textContent = `Revoked ${label}.`;
+          return true;
+        } catch (error) {
+          fail(error, 'Revoking the role');
+          return false;
+        }
       },
-      h('span', {}, `Revoke ${label}? It keeps what its credentials carry.`),
-      yes,
-      no,
-    );
-    no.addEventListener('click', keep);
-    yes.addEventListener('click', async () => {
-      yes.disabled = true;
-      no.disabled = true;
-      replaceChildren(errors);
-      notice.textContent = '';
-      try {
-        await request(bindingPath(binding), { method: 'DELETE' });
-        await load();
-        notice.textContent = `Revoked ${label}.`;
-      } catch (error) {
-        fail(error, 'Revoking the role');
-        keep();
-      }
     });
-    replaceChildren(cell, question);
-    no.focus();
   }
 
   const principal = h('input', {

@@ -5,23 +5,16 @@
 // webhooks:manage (role admin): a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
 import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
+import { confirmInline } from '../inline-confirm.js';
 import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
+import { showSecretOnce } from '../secret-once.js';
 import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_LABELS, WEBHOOK_EVENTS } from '../webhook-events.js';
 
 /** Deliveries per page of one subscription's list. */
 const DELIVERY_PAGE_SIZE = 20;
 
 const webhookPath = (id, action = '') => `/v1/webhooks/${encodeURIComponent(id)}${action}`;
-
-/** Escape on a confirmation question answers it with its safe button, as a dialog's would. */
-function closeOnEscape(question, keep) {
-  question.addEventListener('keydown', (event) => {
-    if (event.key !== 'Escape') return;
-    event.preventDefault();
-    keep.click();
-  });
-}
 
 /** What the receiver answered last ("HTTP 410"), or why the attempt failed; a dash before any. */
 function lastAnswer(delivery) {
@@ -153,7 +146,10 @@ export function renderWebhooks(root) {
       'Rotate secret',
     );
     rotate.addEventListener('click', () =>
-      confirmAction(actions, buttons, rotate, {
+      confirmInline({
+        cell: actions,
+        opener: rotate,
+        restore: buttons,
         question: `Rotate the signing secret of ${webhook.url}? The new one is shown once; the previous one keeps signing for the grace period the server sets (a rotation within it revokes the one before at once).`,
         label: `Rotate the secret of ${webhook.url}?`,
         yes: 'Confirm rotate',
@@ -167,7 +163,10 @@ export function renderWebhooks(root) {
       'Delete',
     );
     remove.addEventListener('click', () =>
-      confirmAction(actions, buttons, remove, {
+      confirmInline({
+        cell: actions,
+        opener: remove,
+        restore: buttons,
         question: `Delete the subscription to ${webhook.url}? Its secret and deliveries go with it; pending deliveries are not sent.`,
         label: `Delete ${webhook.url}?`,
         yes: 'Confirm delete',
@@ -189,41 +188,15 @@ export function renderWebhooks(root) {
     );
   }
 
-  /**
-   * Replaces the row's buttons by a question and two buttons; the safe one (or Escape) puts them
-   * back. `run` does the action and returns a notice to show; on failure the buttons come back.
-   */
-  function confirmAction(cell, buttons, opener, { question, label, yes, no, danger = false, run }) {
-    const yesButton = h('button', { type: 'button', className: danger ? 'danger' : '' }, yes);
-    const noButton = h('button', { type: 'button', className: 'secondary' }, no);
-    const group = h(
-      'div',
-      { className: 'confirm', attrs: { role: 'group', 'aria-label': label } },
-      h('span', {}, question),
-      yesButton,
-      noButton,
-    );
-    noButton.addEventListener('click', () => {
-      replaceChildren(cell, buttons);
-      opener.focus();
-    });
-    closeOnEscape(group, noButton);
-    yesButton.addEventListener('click', async () => {
-      yesButton.disabled = true;
-      noButton.disabled = true;
-      replaceChildren(errors);
-      notice.textContent = '';
-      const done = await run();
-      if (!done && !left) {
-        replaceChildren(cell, buttons);
-        opener.focus();
-      }
-    });
-    replaceChildren(cell, group);
-    noButton.focus();
+  /** Clears the list's error and notice before an action on a subscription. */
+  function clearMessages() {
+    replaceChildren(errors);
+    notice.textContent = '';
   }
 
+  /** Deletes after the confirmation; true when done (the buttons do not come back). */
   async function deleteWebhook(webhook) {
+    clearMessages();
     try {
       await request(webhookPath(webhook.id), { method: 'DELETE' });
     } catch (error) {
@@ -241,7 +214,9 @@ export function renderWebhooks(root) {
     return true;
   }
 
+  /** Rotates after the confirmation and shows the new secret; true when done. */
   async function rotateSecret(webhook) {
+    clearMessages();
     let rotated;
     try {
       rotated = await request(webhookPath(webhook.id, '/rotate-secret'), { method: 'POST' });
@@ -265,8 +240,7 @@ export function renderWebhooks(root) {
 
   async function enableWebhook(webhook, button) {
     button.disabled = true;
-    replaceChildren(errors);
-    notice.textContent = '';
+    clearMessages();
     try {
       await request(webhookPath(webhook.id, '/enable'), { method: 'POST' });
       await load();
@@ -279,42 +253,16 @@ export function renderWebhooks(root) {
   }
 
   /** A signing secret, shown once: a read-only field, a copy button and Done, which forgets it. */
-  function showSecret({ title, secret: value, extra }) {
-    const secret = h('input', {
+  function showSecret({ title, secret, extra }) {
+    showSecretOnce(secretCard, {
       id: 'webhook-secret-value',
-      type: 'text',
-      readOnly: true,
-      value,
-      spellcheck: false,
-      autocomplete: 'off',
+      value: secret,
+      title,
+      extra,
+      label: 'Signing secret',
+      hint: 'Receivers verify each delivery’s webhook-signature header with it.',
+      noun: 'secret',
     });
-    const status = h('span', { className: 'muted', attrs: { role: 'status' } });
-    const copy = h('button', { type: 'button', className: 'secondary' }, 'Copy secret');
-    const done = h('button', { type: 'button' }, 'Done');
-    copy.addEventListener('click', async () => {
-      try {
-        await navigator.clipboard.writeText(secret.value);
-        status.textContent = 'Copied.';
-      } catch {
-        secret.select();
-        status.textContent =
-          'Copying is not allowed here: the secret is selected, copy it with the keyboard.';
-      }
-    });
-    done.addEventListener('click', () => replaceChildren(secretCard));
-    replaceChildren(
-      secretCard,
-      h(
-        'div',
-        { className: 'card notice-card' },
-        h('strong', {}, title),
-        extra ? h('p', {}, extra) : null,
-        field('Signing secret', secret, 'Receivers verify each delivery’s webhook-signature header with it.'),
-        h('div', { className: 'row' }, copy, done, status),
-      ),
-    );
-    secret.focus();
-    secret.select();
   }
 
   // Deliveries of one subscription, newest first; Older deliveries follows the API's cursor.

@@ -1,0 +1,58 @@
+// An inline confirmation: an action button (Revoke, Delete, Rotate secret) is replaced in its cell
+// by a question with a confirm and a keep button, instead of a modal dialog.
+import { h, replaceChildren } from './dom.js';
+
+/**
+ * Replaces the children of `cell` by a group labelled `label`: the `question`, the `yes` button
+ * (red when `danger`) and the `no` button, which has the focus. `no` or Escape (as a dialog's
+ * would) puts `restore` back (the opener unless said, e.g. the row's button bar) and focuses
+ * `opener`. `yes` disables both and awaits `run()`, which returns true when done; otherwise the
+ * buttons come back, unless the cell left the page meanwhile (the list redrawn, the view left).
+ * @param {{ cell: HTMLElement, opener: HTMLElement, restore?: HTMLElement, question: string,
+ *   label: string, yes: string, no: string, danger?: boolean, run: () => Promise<boolean> }} options
+ */
+export function confirmInline({
+  cell,
+  opener,
+  restore = opener,
+  question,
+  label,
+  yes,
+  no,
+  danger = false,
+  run,
+}) {
+  const yesButton = h('button', { type: 'button', className: danger ? 'danger' : '' }, yes);
+  const noButton = h('button', { type: 'button', className: 'secondary' }, no);
+  const keep = () => {
+    replaceChildren(cell, restore);
+    opener.focus();
+  };
+  const group = h(
+    'div',
+    {
+      className: 'confirm',
+      attrs: { role: 'group', 'aria-label': label },
+      on: {
+        keydown: (event) => {
+          if (event.key !== 'Escape') return;
+          event.preventDefault();
+          // A click, so Escape does nothing while the action runs (the button is disabled then).
+          noButton.click();
+        },
+      },
+    },
+    h('span', {}, question),
+    yesButton,
+    noButton,
+  );
+  noButton.addEventListener('click', keep);
+  yesButton.addEventListener('click', async () => {
+    yesButton.disabled = true;
+    noButton.disabled = true;
+    const done = await run();
+    if (!done && cell.isConnected) keep();
+  });
+  replaceChildren(cell, group);
+  noButton.focus();
+}

@@ -1,0 +1,49 @@
+// A secret the API gives only once (a new API key, a webhook signing secret), shown in a read-only
+// field with a Copy button and Done, which forgets it. Built with dom.js: the secret is a value,
+// never markup.
+import { field, h, replaceChildren } from './dom.js';
+
+/**
+ * Shows `value` in `container` as a card: `title`, an optional paragraph `extra`, the read-only
+ * field (`id`, labelled `label`, with an optional `hint`), "Copy <noun>", Done and a status line.
+ * Copy writes the clipboard; where that is refused the field is selected for the keyboard instead.
+ * Done empties `container`; the caller empties it too when its view is left.
+ * @param {HTMLElement} container
+ * @param {{ id: string, value: string, title: string, label: string, noun: string, hint?: string, extra?: string }} secret
+ */
+export function showSecretOnce(container, { id, value, title, label, noun, hint, extra }) {
+  const input = h('input', {
+    id,
+    type: 'text',
+    readOnly: true,
+    value,
+    spellcheck: false,
+    autocomplete: 'off',
+  });
+  const status = h('span', { className: 'muted', attrs: { role: 'status' } });
+  const copy = h('button', { type: 'button', className: 'secondary' }, `Copy ${noun}`);
+  const done = h('button', { type: 'button' }, 'Done');
+  copy.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(input.value);
+      status.textContent = 'Copied.';
+    } catch {
+      input.select();
+      status.textContent = `Copying is not allowed here: the ${noun} is selected, copy it with the keyboard.`;
+    }
+  });
+  done.addEventListener('click', () => replaceChildren(container));
+  replaceChildren(
+    container,
+    h(
+      'div',
+      { className: 'card notice-card' },
+      h('strong', {}, title),
+      extra ? h('p', {}, extra) : null,
+      field(label, input, hint),
+      h('div', { className: 'row' }, copy, done, status),
+    ),
+  );
+  input.focus();
+  input.select();
+}
