@@ -1,7 +1,7 @@
 // Tenant isolation over every route of the real application (read from its route table, so a new
 // route is probed without touching this file; a new route with an id in its path must be given
 // one of tenant A's ids below or this test fails). Tenant A owns a session, a custom role, an API
-// key, a provider credential, audit records and an MCP session; an admin of tenant B then sends
+// key, a provider credential, a role binding, audit records and an MCP session; an admin of tenant B then sends
 // every route with A's ids: routes naming an object answer 404 (not 403: existence is hidden),
 // lists and every other answer carry nothing of A's, and A's objects are unchanged afterwards.
 // MCP: B can neither use A's MCP session nor reach A's session through any tool or resource.
@@ -35,6 +35,8 @@ interface TenantAObjects {
   mcpSessionId: string;
   webhookId: string;
   webhookUrl: string;
+  /** The principal of A's role binding (of role `operator`). */
+  boundPrincipal: string;
   auditRequestIds: string[];
 }
 
@@ -53,6 +55,10 @@ function targetOf(
   if (url === '/v1/roles/:name') return { params: { name: a.roleName }, expect: '404' };
   if (url === '/v1/providers/:name/credentials') return { params: { name: 'local' }, expect: 'own' };
   if (url.startsWith('/v1/webhooks/:id')) return { params: { id: a.webhookId }, expect: '404' };
+  // A binding is named by principal and role within the caller's tenant: B's PUT grants B's own
+  // binding of that name (and B's DELETE then revokes it); A's stays.
+  if (url === '/v1/admin/role-bindings/:principal/:role')
+    return { params: { principal: a.boundPrincipal, role: 'operator' }, expect: 'own' };
   assert.fail(`route ${url} names an object: add which of tenant A's objects B probes it with`);
 }
 
@@ -104,6 +110,7 @@ function markersOf(a: TenantAObjects): string[] {
     a.mcpSessionId,
     a.webhookId,
     a.webhookUrl,
+    a.boundPrincipal,
     ...a.auditRequestIds,
   ];
 }
@@ -189,6 +196,12 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         body: { url: webhookUrl, events: ['session.cancelled'] },
       });
       assert.equal(webhook.status, 201, JSON.stringify(webhook.body));
+      const boundPrincipal = 'alpha-subject-4e2';
+      const binding = await requestJson(`${url}/v1/admin/role-bindings/${boundPrincipal}/operator`, {
+        method: 'PUT',
+        headers: asA(),
+      });
+      assert.equal(binding.status, 201, JSON.stringify(binding.body));
       const mcp = await initializeMcp(url, '2025-06-18', asA());
       a = {
         sessionId: session.body.id,
@@ -200,7 +213,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         mcpSessionId: mcp.sessionId,
         webhookId: webhook.body.id,
         webhookUrl,
-        auditRequestIds: [session, role, key, stored, webhook].map((r) =>
+        boundPrincipal,
+        auditRequestIds: [session, role, key, stored, webhook, binding].map((r) =>
           String(r.headers.get('x-request-id')),
         ),
       };
@@ -301,6 +315,15 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       assert.equal(providers.body.items.find((p) => p.name === 'local')?.tenantCredential, true);
       const webhooks = await requestJson(`${url}/v1/webhooks`, { headers: asA() });
       assert.ok(JSON.stringify(webhooks.body).includes(a.webhookId), 'A’s webhook is still there');
+      const bindings = await requestJson<{ items: { principal: string; role: string }[] }>(
+        `${url}/v1/admin/role-bindings`,
+        { headers: asA() },
+      );
+      assert.deepEqual(
+        bindings.body.items.map((b) => [b.principal, b.role]),
+        [[a.boundPrincipal, 'operator']],
+        'A’s role binding is still there, alone',
+      );
     });
 
     test('MCP: no tool or resource of B reaches A’s session', async () => {
