@@ -40,9 +40,12 @@ export const RESERVED_PRINCIPAL_IDS: readonly string[] = [
   INTERNAL_PRINCIPALS.anonymous,
 ];
 
-/** The reserved prefix or id `id` takes (compared without case), or null when it takes none. */
+/**
+ * The reserved prefix or id `id` takes (compared without case, and in Unicode compatibility form:
+ * a full-width `ｋｅｙ:…` would read as `key:…` in an audit record), or null when it takes none.
+ */
 export function reservedPrincipalName(id: string): string | null {
-  const lower = id.toLowerCase();
+  const lower = id.normalize('NFKC').toLowerCase();
   if (RESERVED_PRINCIPAL_IDS.includes(lower)) return lower;
   return RESERVED_PRINCIPAL_PREFIXES.find((prefix) => lower.startsWith(prefix)) ?? null;
 }

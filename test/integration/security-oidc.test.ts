@@ -249,6 +249,8 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     for (const subject of [
       `key:${info.id}`,
       `KEY:${info.id}`,
+      // Full-width letters and colon: the same id in an audit record's reader's eyes.
+      `ｋｅｙ：${info.id}`,
       'cli:root',
       'local-mcp',
       'local',

@@ -138,7 +138,14 @@ describe('role bindings', { timeout: 60_000 }, () => {
   });
 
   test('reserved principals, padded ids and unknown roles are refused', async () => {
-    for (const principal of ['key:0190abc', 'KEY:0190abc', 'Local', ' alice', 'cli:root']) {
+    for (const principal of [
+      'key:0190abc',
+      'KEY:0190abc',
+      'ｋｅｙ：0190abc',
+      'Local',
+      ' alice',
+      'cli:root',
+    ]) {
       const answer = await requestJson<{ code: string }>(bindingUrl(principal, 'admin'), {
         method: 'PUT',
         headers: as(admin),
