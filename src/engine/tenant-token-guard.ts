@@ -47,6 +47,21 @@ export function createTenantTokenGuard(
   const loading = new Map<string, Promise<void>>();
   // Per tenant, the tokens each of its running tasks has streamed so far.
   const streaming = new Map<string, Map<string, number>>();
+  let sweptAt = now();
+
+  /**
+   * Forgets the figures of tenants with nothing streaming that were not read for ten minutes (at
+   * most once a minute), as the session budget guard does: the map stays bounded by the tenants
+   * active lately, and an entry is never dropped under a run that still needs it.
+   */
+  function sweep(): void {
+    const at = now();
+    if (at - sweptAt < 60_000) return;
+    sweptAt = at;
+    for (const [tenantId, entry] of days) {
+      if (entry.loadedAt < at - 10 * 60_000 && !streaming.has(tenantId)) days.delete(tenantId);
+    }
+  }
 
   function refresh(tenantId: string): Promise<void> {
     let pending = loading.get(tenantId);
@@ -66,7 +81,7 @@ export function createTenantTokenGuard(
 
   /**
    * Today's tokens as last read (0 once the UTC day has turned: the new day's row starts empty).
-   * None read yet (the tenant's other run ended and took the figure with it): read again, 0 till then.
+   * None read yet (the read at the run's start failed): read again, 0 till then.
    */
   function storedToday(tenantId: string): number {
     const entry = days.get(tenantId);
@@ -87,6 +102,7 @@ export function createTenantTokenGuard(
 
   return {
     async prepare(task) {
+      sweep();
       await refresh(task.tenantId);
       const used = storedToday(task.tenantId) + streamedBy(task.tenantId);
       if (used >= limit) throw dailyTokensExceeded(used, limit, 'the agent was not started');
@@ -103,13 +119,9 @@ export function createTenantTokenGuard(
     },
     release(task) {
       const running = streaming.get(task.tenantId);
-      running?.delete(task.taskId);
-      // A run that never flushed has no stream, but its prepare read the day all the same.
-      if (!running || running.size === 0) {
-        streaming.delete(task.tenantId);
-        // Forgotten with its last run: the next one reads the day again (bounded by active tenants).
-        days.delete(task.tenantId);
-      }
+      if (!running) return;
+      running.delete(task.taskId);
+      if (running.size === 0) streaming.delete(task.tenantId);
     },
   };
 }
