@@ -16,6 +16,7 @@ import { insertTaskDependencies } from '../store/task-store.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 import { parsePhaseGateOutput } from './planner-tasks.ts';
 import type { GeneratedTask } from './planner-validate.ts';
+import { formatOverrun } from './session-budget.ts';
 import { loadSessionSettings } from './session-settings.ts';
 import type { CheckTenantDailyTokens } from './tenant-usage-days.ts';
 
@@ -119,7 +120,7 @@ async function refuseOverDailyQuota(ctx: Ctx, phase: number): Promise<Continuati
     return null;
   } catch (error) {
     if (error instanceof AppError && error.code === 'QUOTA_EXCEEDED') {
-      return { error: `QUOTA_EXCEEDED: ${error.message}` };
+      return { error: formatOverrun({ code: 'QUOTA_EXCEEDED', reason: error.message }) };
     }
     throw error;
   }
