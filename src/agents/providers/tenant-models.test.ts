@@ -17,6 +17,17 @@ describe('tenant models', () => {
   });
   after(() => llm.close());
 
+  /** Tenant acme's call through `getModel` fails on the SSRF guard, and nothing reaches the server. */
+  async function assertRefusedBeforeAnyRequest(getModel: ReturnType<typeof setup>): Promise<void> {
+    llm.requests.length = 0;
+    await assert.rejects(
+      runAsTenant('acme', () => generateText({ model: getModel('local', 'm'), prompt: 'hi', maxRetries: 0 })),
+      (error: unknown) =>
+        JSON.stringify(error, Object.getOwnPropertyNames(error)).includes('internal network'),
+    );
+    assert.equal(llm.requests.length, 0, 'no request left the process');
+  }
+
   function setup(stored: Record<string, { apiKey: string; baseURL: string | null }>, ssrf: SsrfPolicy = {}) {
     const providers = providersConfigSchema.parse({
       local: {
@@ -53,13 +64,7 @@ describe('tenant models', () => {
   test('a stored tenant base URL that is internal is refused at call time', async () => {
     // Stored while allowed (or resolved to a public address then); the guard runs again per request.
     const getModel = setup({ 'acme/local': { apiKey: 'acme-key', baseURL: llm.openaiBaseURL } });
-    llm.requests.length = 0;
-    await assert.rejects(
-      runAsTenant('acme', () => generateText({ model: getModel('local', 'm'), prompt: 'hi', maxRetries: 0 })),
-      (error: unknown) =>
-        JSON.stringify(error, Object.getOwnPropertyNames(error)).includes('internal network'),
-    );
-    assert.equal(llm.requests.length, 0, 'no request left the process');
+    await assertRefusedBeforeAnyRequest(getModel);
 
     const allowed = setup(
       { 'acme/local': { apiKey: 'acme-key', baseURL: llm.openaiBaseURL } },
@@ -78,13 +83,7 @@ describe('tenant models', () => {
     // `localhost` is what a connection resolves it to, unless the guard resolves it itself.
     const baseURL = llm.openaiBaseURL.replace('127.0.0.1', 'localhost');
     const getModel = setup({ 'acme/local': { apiKey: 'acme-key', baseURL } }, { resolve });
-    llm.requests.length = 0;
-    await assert.rejects(
-      runAsTenant('acme', () => generateText({ model: getModel('local', 'm'), prompt: 'hi', maxRetries: 0 })),
-      (error: unknown) =>
-        JSON.stringify(error, Object.getOwnPropertyNames(error)).includes('internal network'),
-    );
-    assert.equal(llm.requests.length, 0, 'no request left the process');
+    await assertRefusedBeforeAnyRequest(getModel);
     assert.equal(lookups, 2, 'the connection resolved the name through the guard');
   });
 
