@@ -363,14 +363,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
         createUsageRoutesPlugin({ db: database.db }),
         createMeRoutesPlugin({ getPrincipal: security.http.getPrincipal }),
-        createQuotaRoutesPlugin({
-          db: database.db,
-          // What the submit path enforces: no caps when the quotas are off.
-          quotas: security.quotas
-            ? config.rateLimit
-            : { maxConcurrentSessionsPerTenant: 0, maxDailyTokensPerTenant: 0 },
-          sessionDefaults,
-        }),
+        createQuotaRoutesPlugin({ db: database.db, quotas: config.rateLimit, sessionDefaults }),
         createWebhookRoutesPlugin({ webhooks, maxPageSize: config.http.maxPageSize }),
         // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
         ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
