@@ -14,6 +14,7 @@ import { toUsage } from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { type GraphTask, loadSessionGraphs, loadTaskOutputs } from '../store/task-graph.ts';
 import { startReadiedTasks } from '../store/task-store.ts';
+import type { BudgetStopScope } from './engine-observer.ts';
 import { applyInitialPlan, isPlanningGraph } from './initial-plan.ts';
 import { sessionStopChannel } from './notifier.ts';
 import { addTaskUsage, parseUnsettledUsage, recordCharge } from './run-spend.ts';
@@ -24,14 +25,14 @@ import { chargeTenantDays } from './tenant-usage-days.ts';
  * Called in the finishing transaction when every task of a session has succeeded. Returning
  * `{ readied, events }` keeps the session running: the hook has inserted further (ready) tasks and
  * returns how many, plus events to append. `{ error }`: it wrote nothing and the session fails
- * with that error (a phase naming a role deleted meanwhile). Seam for orchestrator-planned
- * sessions (phase gates, synthesis).
+ * with that error (a phase naming a role deleted meanwhile; `code` QUOTA_EXCEEDED: the tenant's
+ * daily token quota). Seam for orchestrator-planned sessions (phase gates, synthesis).
  */
 export type ContinueSession = (
   trx: Kysely<Database>,
   session: { id: string; tenantId: string },
   now: number,
-) => Promise<{ readied: number; events: NewEvent[] } | { error: string } | null>;
+) => Promise<{ readied: number; events: NewEvent[] } | { error: string; code?: 'QUOTA_EXCEEDED' } | null>;
 
 /** Per-session changes gathered before advancing: events to append and usage to add. */
 export interface Touched {
@@ -136,16 +137,19 @@ export async function advanceSessions(
   continueSession?: ContinueSession,
   handOff?: HandOff,
 ): Promise<
-  Map<string, { readied: number; sessionFinished: SessionStatus | null; budgetExceeded?: boolean }>
+  Map<string, { readied: number; sessionFinished: SessionStatus | null; budgetStop?: BudgetStopScope }>
 > {
   const result = new Map<
     string,
-    { readied: number; sessionFinished: SessionStatus | null; budgetExceeded?: boolean }
+    { readied: number; sessionFinished: SessionStatus | null; budgetStop?: BudgetStopScope }
   >();
   if (touched.size === 0) return result;
   const graphs = await loadSessionGraphs(trx, [...touched.keys()]);
   const ready: string[] = [];
   const outcomes = new Map<string, NonNullable<ReturnType<typeof advanceSession>['outcome']>>();
+  // Sessions failing for a budget (their own, or their tenant's daily tokens): reported once they
+  // have failed in this transaction, so a session counts once however many of its tasks stop.
+  const budgetStops = new Map<string, BudgetStopScope>();
   const overruns = await findBudgetOverruns(trx, touched, now);
   // The batch's charges summed per tenant, added to the tenants' spend of today in one upsert as
   // the transaction's last statement: every finish of a tenant's tasks, on every replica, upserts
@@ -174,11 +178,8 @@ export async function advanceSessions(
       const error = formatOverrun(overrun);
       await cancelOpenTasks(trx, sessionId, error, now, entry.events);
       outcomes.set(sessionId, { status: 'failed', error });
-      result.set(sessionId, {
-        readied: 0,
-        sessionFinished: null,
-        budgetExceeded: overrun.code === 'BUDGET_EXCEEDED',
-      });
+      budgetStops.set(sessionId, overrun.code === 'QUOTA_EXCEEDED' ? 'tenant' : 'session');
+      result.set(sessionId, { readied: 0, sessionFinished: null });
       continue;
     }
     let graph = graphs.get(sessionId) ?? [];
@@ -230,6 +231,7 @@ export async function advanceSessions(
       const next = await continueSession(trx, { id: sessionId, tenantId: entry.tenantId }, now);
       if (next && 'error' in next) {
         outcome = { status: 'failed', error: next.error };
+        if (next.code === 'QUOTA_EXCEEDED') budgetStops.set(sessionId, 'tenant');
       } else if (next) {
         outcome = null;
         readied += next.readied;
@@ -294,7 +296,10 @@ export async function advanceSessions(
         },
       },
     );
-    result.get(sessionId)!.sessionFinished = to;
+    const effect = result.get(sessionId)!;
+    effect.sessionFinished = to;
+    const budgetStop = budgetStops.get(sessionId);
+    if (budgetStop) effect.budgetStop = budgetStop;
   }
   const batches: SessionEvents[] = [...touched].map(([sessionId, entry]) => ({
     session: { id: sessionId, tenantId: entry.tenantId },

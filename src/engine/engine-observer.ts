@@ -14,9 +14,15 @@ export interface EngineObserver {
   taskRetried?(): void;
   sessionStarted?(): void;
   sessionFinished?(status: SessionStatus): void;
-  /** A session was failed because it crossed its budget (tokens, cost or deadline). */
-  budgetExceeded?(scope: 'session'): void;
+  /**
+   * A session was failed for a budget: `session` its own (tokens, cost or deadline), `tenant` its
+   * tenant's daily token quota (QUOTA_EXCEEDED). Once per session.
+   */
+  budgetExceeded?(scope: BudgetStopScope): void;
 }
+
+/** Whose budget stopped a session: its own, or its tenant's daily token quota. */
+export type BudgetStopScope = 'session' | 'tenant';
 
 /** Cheap snapshot for gauges: task counts by queue state and session counts by status. */
 export interface QueueCounts {

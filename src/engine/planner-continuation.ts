@@ -50,6 +50,8 @@ export interface Continuation {
 /** A continuation that cannot go on (nothing was written): the session fails with `error`. */
 export interface ContinuationFailure {
   error: string;
+  /** Set when the tenant's daily token quota ended the session (metrics). */
+  code?: 'QUOTA_EXCEEDED';
 }
 
 interface TaskRow {
@@ -120,7 +122,10 @@ async function refuseOverDailyQuota(ctx: Ctx, phase: number): Promise<Continuati
     return null;
   } catch (error) {
     if (error instanceof AppError && error.code === 'QUOTA_EXCEEDED') {
-      return { error: formatOverrun({ code: 'QUOTA_EXCEEDED', reason: error.message }) };
+      return {
+        error: formatOverrun({ code: 'QUOTA_EXCEEDED', reason: error.message }),
+        code: 'QUOTA_EXCEEDED',
+      };
     }
     throw error;
   }

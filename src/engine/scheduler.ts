@@ -327,7 +327,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           if (other.claim.sessionId === claim.sessionId) abort(other, 'cancel');
         notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
       }
-      if (effects.budgetExceeded) notifyObserver(deps.observer, 'budgetExceeded', 'session');
+      if (effects.budgetStop) notifyObserver(deps.observer, 'budgetExceeded', effects.budgetStop);
       deps.notifier.publish(sessionChannel(claim.sessionId));
     })().catch((error: unknown) => {
       if (active.get(task.taskId) === run) active.delete(task.taskId);

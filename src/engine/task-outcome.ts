@@ -1,6 +1,7 @@
 // What the engine's task operations exchange: the proof of a claim, a run's outcome with its
 // trailing output, and what a finish changed (engine/task-ops.ts, task-output.ts, lease-expiry.ts).
 import type { ModelUsage, SessionStatus, Usage } from '../domain/types.ts';
+import type { BudgetStopScope } from './engine-observer.ts';
 
 /** Proof of a claim: only the holder of (owner, attempt) may change the task. */
 export interface Claim {
@@ -48,8 +49,8 @@ export interface FinishEffects {
   readied: number;
   /** Set when the session reached a terminal status in this transaction. */
   sessionFinished: SessionStatus | null;
-  /** True when the session failed for its budget in this transaction (metrics). */
-  budgetExceeded?: boolean;
+  /** Set when the session failed in this transaction for its budget or its tenant's quota (metrics). */
+  budgetStop?: BudgetStopScope;
 }
 
 /** A finish or expiry whose claim no longer held: nothing was written. */

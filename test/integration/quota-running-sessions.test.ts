@@ -8,6 +8,7 @@ import { startDailyQuotaStack } from '../fixtures/daily-quota-stack.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { answerByTaskName } from '../fixtures/llm-engine.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
 import { requestJson, waitForSession } from '../fixtures/server.ts';
 
@@ -63,6 +64,10 @@ for (const store of ['sqlite', 'postgres'] as const) {
       /^QUOTA_EXCEEDED: The tenant used 330 tokens today \(limit 300\); the session ends before planning phase 1/,
     );
     assert.equal(llm.requests.filter((request) => llmRequestKind(request) === 'gate').length, 0);
+    // Ended by the tenant's budget: counted once under scope tenant.
+    const tenantStops = 'maos_budget_rejections_total{scope="tenant"}';
+    assert.equal(await scrapeSample(server.url, tenantStops), 1);
+    assert.equal(await scrapeSample(server.url, 'maos_budget_rejections_total{scope="session"}'), 0);
     // The session still waiting takes no steering message.
     const steered = await requestJson<{ code: string; detail: string }>(
       `${server.url}/v1/sessions/${waiting.body.id}/messages`,
@@ -72,6 +77,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
     assert.equal(steered.body.code, 'QUOTA_EXCEEDED');
     assert.match(steered.body.detail, /takes no steering message until 00:00 UTC/);
     assert.ok(Number(steered.headers.get('retry-after')) > 0);
+    assert.equal(await scrapeSample(server.url, tenantStops), 2);
   });
 }
 

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startDailyQuotaStack } from '../fixtures/daily-quota-stack.ts';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
@@ -15,6 +16,9 @@ interface SessionView {
   usage: { inputTokens: number; outputTokens: number };
   tasks: Array<{ name: string; status: string; error: string | null }>;
 }
+
+const TENANT_STOPS = 'maos_budget_rejections_total{scope="tenant"}';
+const SESSION_STOPS = 'maos_budget_rejections_total{scope="session"}';
 
 const nameOf = (promptText: string) => /Your task \(([^)]+)\)/.exec(promptText)?.[1] ?? 'unknown';
 
@@ -88,6 +92,10 @@ for (const store of ['sqlite', 'postgres'] as const) {
     // What the stopped agent spent is charged (its estimate: it never got to report usage).
     assert.ok(stopped.usage.inputTokens + stopped.usage.outputTokens > 1700, JSON.stringify(stopped.usage));
 
+    // The stop counts once, as the tenant's budget, not the session's.
+    assert.equal(await scrapeSample(server.url, TENANT_STOPS), 1);
+    assert.equal(await scrapeSample(server.url, SESSION_STOPS), 0);
+
     // Over the cap now: a new session is refused at the door...
     const refused = await requestJson<{ code: string }>(`${server.url}/v1/sessions`, {
       method: 'POST',
@@ -95,6 +103,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
     });
     assert.equal(refused.status, 429);
     assert.equal(refused.body.code, 'QUOTA_EXCEEDED');
+    assert.equal(await scrapeSample(server.url, TENANT_STOPS), 2);
   });
 
   test(`an agent due after the tenant crossed its daily tokens does not start: ${store}`, {
@@ -138,5 +147,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
       ['over'],
     );
     assert.deepEqual(ended.usage, { ...ended.usage, inputTokens: 300, outputTokens: 10 });
+    assert.equal(await scrapeSample(server.url, TENANT_STOPS), 1);
+    assert.equal(await scrapeSample(server.url, SESSION_STOPS), 0);
   });
 }
