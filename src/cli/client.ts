@@ -262,13 +262,13 @@ export function createApiClient(options: ApiClientOptions) {
       );
     },
 
-    /** `PUT /v1/admin/role-bindings/:principal/:role`: grants the role; `created` false when it was already. */
+    /** `PUT /v1/admin/role-bindings?principal=&role=`: grants the role; `created` false when it was already. */
     async grantRole(principal: string, role: string): Promise<{ binding: RoleBinding; created: boolean }> {
       const { status, body } = await requestWithStatus<RoleBinding>('PUT', roleBindingPath(principal, role));
       return { binding: body, created: status === 201 };
     },
 
-    /** `DELETE /v1/admin/role-bindings/:principal/:role`: revokes the role (404 when it was not granted). */
+    /** `DELETE /v1/admin/role-bindings?principal=&role=`: revokes the role (404 when it was not granted). */
     async revokeRole(principal: string, role: string): Promise<void> {
       await requestJson('DELETE', roleBindingPath(principal, role));
     },
@@ -401,9 +401,12 @@ function encodeId(id: string, what = 'session'): string {
   return encodeURIComponent(id);
 }
 
-/** The path of one role binding: the principal (an OIDC subject may hold `/`, `|`, `@`) as one segment. */
+/**
+ * One role binding, named in the query: a path segment could not carry every principal (fetch
+ * drops or resolves `.` and `..`, also written `%2e`).
+ */
 function roleBindingPath(principal: string, role: string): string {
-  return `v1/admin/role-bindings/${encodeId(principal, 'principal')}/${encodeId(role, 'role')}`;
+  return `v1/admin/role-bindings?${new URLSearchParams({ principal, role })}`;
 }
 
 /** Normalises an event from a JSON page. */

@@ -44,9 +44,14 @@ declare module 'fastify' {
     /**
      * How the audit log names this route's records, where its permission alone would not tell them
      * apart (role bindings share `keys:manage` with API keys): the action, the target's type and,
-     * from the route's parameters, its id. Default: the permission, its resource, `:id` or `:name`.
+     * from the request's path or query parameters, its id. Default: the permission, its resource,
+     * `:id` or `:name`.
      */
-    audit?: { action: string; targetType: string; targetId?(params: Record<string, string>): string };
+    audit?: {
+      action: string;
+      targetType: string;
+      targetId?(request: { params: unknown; query: unknown }): string;
+    };
     /**
      * Open to every authenticated caller whatever its roles, instead of a permission: what a caller
      * may read of itself (GET /v1/me), which a caller without any role needs most.

@@ -235,11 +235,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       actor,
       target: {
         type: rpc ? 'mcp_tool' : (named?.targetType ?? permission?.split(':')[0] ?? 'route'),
-        id: rpc
-          ? rpc.tool
-          : named?.targetId && params
-            ? named.targetId(params as Record<string, string>)
-            : targetId,
+        id: rpc ? rpc.tool : named?.targetId ? named.targetId(request) : targetId,
         tenant: principal?.tenantId ?? null,
       },
       outcome: status < 400 ? 'success' : 'failure',

@@ -377,6 +377,17 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await row.getByRole('button', { name: 'Confirm revoke' }).click();
     await page.getByText('Revoked operator of auth0|carol@example.com.').waitFor();
     assert.equal(await page.locator('#bindings-body tr').count(), 0);
+
+    // `..` cannot be a path segment (the browser resolves it, also written %2e): managed all the same.
+    await page.getByLabel('Principal').fill('..');
+    await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+    await page.getByRole('button', { name: 'Grant role' }).click();
+    await page.getByText('Granted viewer to ..: it holds it').waitFor();
+    const dots = page.locator('#bindings-body tr[data-principal=".."]');
+    await dots.getByRole('button', { name: 'Revoke viewer of ..' }).click();
+    await dots.getByRole('button', { name: 'Confirm revoke' }).click();
+    await page.getByText('Revoked viewer of ...').waitFor();
+    assert.equal(await page.locator('#bindings-body tr').count(), 0);
   });
 
   test('no errors or warnings in the pages', () => {

@@ -365,6 +365,12 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('PUT', binding, asViewer), 403, 'PERMISSION_DENIED');
   expectStatus(await api.call('DELETE', binding), 204);
   expectStatus(await api.call('DELETE', binding), 404, 'NOT_FOUND');
+  // The same, named in the query (the form for the principals `.` and `..`).
+  const byQuery = '/v1/admin/role-bindings?principal=..&role=viewer';
+  expectStatus(await api.call('PUT', byQuery), 201);
+  expectStatus(await api.call('PUT', '/v1/admin/role-bindings?principal=..'), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('DELETE', byQuery), 204);
+  expectStatus(await api.call('DELETE', byQuery), 404, 'NOT_FOUND');
 
   // API keys.
   const newKey = await api.call('POST', '/v1/admin/keys', { body: { name: 'ci', roles: ['developer'] } });

@@ -189,6 +189,68 @@ describe('role bindings', { timeout: 60_000 }, () => {
     assert.deepEqual(await rolesOf(await aliceToken()), ['operator']);
   });
 
+  test('principals a path cannot carry (`.`, `..`) are named in the query, by the API and by maos access', async () => {
+    const queryUrl = (principal: string, role: string) =>
+      `${server.url}/v1/admin/role-bindings?${new URLSearchParams({ principal, role })}`;
+    // In a path, `.` and `..` (also as %2e) are dot segments: fetch resolves them away.
+    const inPath = await requestJson(bindingUrl('..', 'viewer'), { method: 'PUT', headers: as(admin) });
+    assert.equal(inPath.status, 404);
+
+    // `+` and a space: a query carries both (URLSearchParams writes the space as `+`).
+    const principals = ['.', '..', 'a+b c'];
+    for (const principal of principals) {
+      const granted = await requestJson<Binding>(queryUrl(principal, 'viewer'), {
+        method: 'PUT',
+        headers: as(admin),
+      });
+      assert.equal(granted.status, 201, JSON.stringify(granted.body));
+      assert.equal(granted.body.principal, principal);
+      // The binding can be read back where the answer says.
+      const location = granted.headers.get('location') ?? '';
+      const again = await requestJson<Binding>(`${server.url}${location}`, {
+        method: 'PUT',
+        headers: as(admin),
+      });
+      assert.equal(again.status, 200, location);
+      assert.equal(again.body.principal, principal, location);
+    }
+    const listed = await requestJson<{ items: Binding[] }>(`${server.url}/v1/admin/role-bindings`, {
+      headers: as(admin),
+    });
+    assert.deepEqual(
+      listed.body.items.filter((binding) => principals.includes(binding.principal)).map((b) => b.principal),
+      ['.', '..', 'a+b c'],
+    );
+    for (const principal of principals) {
+      const revoked = await requestJson(queryUrl(principal, 'viewer'), {
+        method: 'DELETE',
+        headers: as(admin),
+      });
+      assert.equal(revoked.status, 204, principal);
+    }
+    const audit = await requestJson<{ items: Array<{ action: string; target: { id: string } }> }>(
+      `${server.url}/v1/audit?action=role_bindings:revoke&limit=100`,
+      { headers: as(admin) },
+    );
+    const revokedIds = audit.body.items.map((record) => record.target.id);
+    for (const principal of principals) assert.ok(revokedIds.includes(`viewer:${principal}`), principal);
+
+    const env = { MAOS_SERVER: server.url, MAOS_TOKEN: admin };
+    for (const principal of ['.', '..']) {
+      const granted = await runMaos(['access', 'grant', principal, 'developer'], { env });
+      assert.equal(granted.code, 0, granted.stderr);
+      assert.equal(granted.stdout, `granted developer to ${principal}: it holds it from its next request\n`);
+      const listedByCli = await runMaos(['access', 'list', '--principal', principal, '--json'], { env });
+      assert.deepEqual(
+        (JSON.parse(listedByCli.stdout) as { items: Binding[] }).items.map((b) => [b.principal, b.role]),
+        [[principal, 'developer']],
+      );
+      const revoked = await runMaos(['access', 'revoke', principal, 'developer'], { env });
+      assert.equal(revoked.code, 0, revoked.stderr);
+      assert.equal(revoked.stdout, `revoked developer from ${principal}\n`);
+    }
+  });
+
   test('maos access grant, list and revoke', async () => {
     const env = { MAOS_SERVER: server.url, MAOS_TOKEN: admin };
     const granted = await runMaos(['access', 'grant', 'bob', 'developer'], { env });

@@ -259,6 +259,9 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         path = path.replace(/\*$/, 'x');
         // /v1/usage needs a range: the one around A's session (a 400 would probe nothing).
         if (route.url === '/v1/usage') path += `?${usageRangeAround(Date.now())}`;
+        // A binding named in the query: B's grant and revoke of A's binding act on B's own.
+        if (route.url === '/v1/admin/role-bindings' && route.method !== 'GET')
+          path += `?principal=${a.boundPrincipal}&role=operator`;
         // /mcp names its session in a header: B sends A's.
         const headers: Record<string, string> =
           route.url === '/mcp' ? { ...asB(), 'mcp-session-id': a.mcpSessionId } : asB();

@@ -41,9 +41,38 @@ const bindingParams = z.strictObject({
   role: z.enum(BUILT_IN_ROLES),
 });
 
+type BindingAddress = z.infer<typeof bindingParams>;
+
+/**
+ * The two ways a request names a binding: in the path (`…/{principal}/{role}`), or in the query
+ * (`?principal=&role=`), which also carries the principals `.` and `..`: as a path segment, clients
+ * (fetch, browsers) drop or resolve them, also written `%2e`. The CLI and the console use the query.
+ */
+const ADDRESSINGS = [
+  {
+    suffix: '/:principal/:role',
+    operation: '',
+    schema: { params: bindingParams },
+    read: (request: { params: unknown }) => request.params as BindingAddress,
+  },
+  {
+    suffix: '',
+    operation: 'ByQuery',
+    schema: { querystring: bindingParams },
+    read: (request: { query: unknown }) => request.query as BindingAddress,
+  },
+] as const;
+
+/** Where the binding is read back: the path form, unless its principal cannot be a path segment. */
+function bindingLocation({ principal, role }: BindingAddress): string {
+  return principal === '.' || principal === '..'
+    ? `/v1/admin/role-bindings?principal=${encodeURIComponent(principal)}&role=${role}`
+    : `/v1/admin/role-bindings/${encodeURIComponent(principal)}/${role}`;
+}
+
 /** A binding's id in the audit log: the role, then the principal (which may hold any character). */
-function bindingId(params: Record<string, string>): string {
-  return `${params.role}:${params.principal}`;
+function bindingId({ principal, role }: Partial<BindingAddress>): string {
+  return `${role}:${principal}`;
 }
 
 /** Registers the role-binding administration routes on `app`. */
@@ -82,69 +111,67 @@ export function registerAdminRoleBindingRoutes(
     }),
   );
 
-  typed.put(
-    '/v1/admin/role-bindings/:principal/:role',
-    {
-      config: {
-        permission: 'keys:manage',
-        audit: { action: 'role_bindings:grant', targetType: 'role_binding', targetId: bindingId },
-      },
-      schema: {
-        operationId: 'grantRole',
-        summary: 'Grant a role to a principal',
-        description:
-          'Adds the role to what the principal’s credentials carry, from its next request on. Idempotent: 201 when granted now, 200 when it was already.',
-        tags: ['admin'],
-        params: bindingParams,
-        response: {
-          200: roleBindingSchema.describe('The role was already granted.'),
-          201: roleBindingSchema.describe('The role is granted.'),
-          ...problemResponses(400, 401, 403, 429),
+  for (const { suffix, operation, schema, read } of ADDRESSINGS) {
+    const sameAs = operation
+      ? ' Names the binding in the query, as `…/{principal}/{role}` does in the path: also the principals `.` and `..`, which a path cannot carry.'
+      : '';
+    const targetId = (request: { params: unknown; query: unknown }) => bindingId(read(request));
+    typed.put(
+      `/v1/admin/role-bindings${suffix}`,
+      {
+        config: {
+          permission: 'keys:manage',
+          audit: { action: 'role_bindings:grant', targetType: 'role_binding', targetId },
+        },
+        schema: {
+          operationId: `grantRole${operation}`,
+          summary: 'Grant a role to a principal',
+          description: `Adds the role to what the principal’s credentials carry, from its next request on. Idempotent: 201 when granted now, 200 when it was already.${sameAs}`,
+          tags: ['admin'],
+          ...schema,
+          response: {
+            200: roleBindingSchema.describe('The role was already granted.'),
+            201: roleBindingSchema.describe('The role is granted.'),
+            ...problemResponses(400, 401, 403, 429),
+          },
         },
       },
-    },
-    async (request, reply) => {
-      const { binding, created } = await grantRole(db, {
-        tenantId: request.actor.tenantId,
-        principal: request.params.principal,
-        role: request.params.role,
-        createdBy: request.actor.principalId,
-      });
-      reply.header(
-        'location',
-        `/v1/admin/role-bindings/${encodeURIComponent(binding.principal)}/${binding.role}`,
-      );
-      return reply.code(created ? 201 : 200).send(binding);
-    },
-  );
+      async (request, reply) => {
+        const { principal, role } = read(request);
+        const { binding, created } = await grantRole(db, {
+          tenantId: request.actor.tenantId,
+          principal,
+          role,
+          createdBy: request.actor.principalId,
+        });
+        reply.header('location', bindingLocation(binding));
+        return reply.code(created ? 201 : 200).send(binding);
+      },
+    );
 
-  typed.delete(
-    '/v1/admin/role-bindings/:principal/:role',
-    {
-      config: {
-        permission: 'keys:manage',
-        audit: { action: 'role_bindings:revoke', targetType: 'role_binding', targetId: bindingId },
-      },
-      schema: {
-        operationId: 'revokeRole',
-        summary: 'Revoke a role from a principal',
-        description:
-          'Removes the binding; the principal keeps what its credentials carry. Takes effect at its next request.',
-        tags: ['admin'],
-        params: bindingParams,
-        response: {
-          204: z.null().describe('Revoked.'),
-          ...problemResponses(400, 401, 403, 404, 429),
+    typed.delete(
+      `/v1/admin/role-bindings${suffix}`,
+      {
+        config: {
+          permission: 'keys:manage',
+          audit: { action: 'role_bindings:revoke', targetType: 'role_binding', targetId },
+        },
+        schema: {
+          operationId: `revokeRole${operation}`,
+          summary: 'Revoke a role from a principal',
+          description: `Removes the binding; the principal keeps what its credentials carry. Takes effect at its next request.${sameAs}`,
+          tags: ['admin'],
+          ...schema,
+          response: {
+            204: z.null().describe('Revoked.'),
+            ...problemResponses(400, 401, 403, 404, 429),
+          },
         },
       },
-    },
-    async (request, reply) => {
-      await revokeRole(db, {
-        tenantId: request.actor.tenantId,
-        principal: request.params.principal,
-        role: request.params.role,
-      });
-      return reply.code(204).send(null);
-    },
-  );
+      async (request, reply) => {
+        await revokeRole(db, { tenantId: request.actor.tenantId, ...read(request) });
+        return reply.code(204).send(null);
+      },
+    );
+  }
 }

@@ -34,8 +34,10 @@ export function renderRoleBindings(container, fail) {
     }
   }
 
-  const bindingPath = (binding) =>
-    `/v1/admin/role-bindings/${encodeURIComponent(binding.principal)}/${encodeURIComponent(binding.role)}`;
+  // Named in the query: a path segment could not carry every principal (the browser drops or
+  // resolves `.` and `..`, also written `%2e`).
+  const bindingPath = ({ principal, role }) =>
+    `/v1/admin/role-bindings?${new URLSearchParams({ principal, role })}`;
 
   function bindingRow(binding) {
     const actions = h('td', {});
