@@ -3,15 +3,68 @@
 // today's tokens and what its runs stream reach it; other tenants are not affected, a finished
 // run's stream stops counting, and a new UTC day starts from its own (empty) row.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { zeroUsage } from '../../src/engine/advance-sessions.ts';
+import type { Kysely } from 'kysely';
+import { cancelOpenTasks, zeroUsage } from '../../src/engine/advance-sessions.ts';
+import { recordUnsettledUsage } from '../../src/engine/run-spend.ts';
 import { createBudgetGuard } from '../../src/engine/session-budget.ts';
-import { chargeTenantDays, utcDayStart } from '../../src/engine/tenant-usage-days.ts';
+import { chargeTenantDays, readTenantDayTokens, utcDayStart } from '../../src/engine/tenant-usage-days.ts';
 import { AppError } from '../../src/errors/app-error.ts';
+import { newSessionRow, newTaskRow } from '../../src/store/rows.ts';
+import type { Database } from '../../src/store/schema.ts';
 import { STORE_BACKENDS, useStoreHandles } from '../fixtures/store-backends.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 const DAY = 86_400_000;
+const OWNER = 'worker-1';
+
+/** A running session of `tenantId` with one task running under OWNER's first attempt. */
+async function seedRunningTask(db: Kysely<Database>, tenantId: string, now: number) {
+  const sessionId = randomUUID();
+  const taskId = randomUUID();
+  await db
+    .insertInto('sessions')
+    .values(
+      newSessionRow(
+        {
+          id: sessionId,
+          tenant_id: tenantId,
+          objective: 'x',
+          strategy: 'static',
+          status: 'running',
+          metadata: '{}',
+          started_at: now,
+        },
+        now,
+      ),
+    )
+    .execute();
+  await db
+    .insertInto('tasks')
+    .values({
+      ...newTaskRow(
+        { tenantId, sessionId, maxAttempts: 1, now },
+        {
+          id: taskId,
+          kind: 'agent',
+          name: 't',
+          role: 'researcher',
+          agent_id: null,
+          instructions: 'x',
+          runner: null,
+          phase: 0,
+          position: 0,
+          status: 'running',
+        },
+      ),
+      attempts: 1,
+      lease_owner: OWNER,
+      lease_expires_at: now + 60_000,
+    })
+    .execute();
+  return { tenantId, sessionId, taskId, attempt: { taskId, attempt: 1, owner: OWNER } };
+}
 
 for (const backend of STORE_BACKENDS) {
   describe(`tenant daily token guard: ${backend.name}`, { timeout: 60_000 }, () => {
@@ -84,6 +137,40 @@ for (const backend of STORE_BACKENDS) {
       const stop = await waitFor(() => guard.check(run('waiting'), tokens(150)) ?? undefined);
       assert.ok(stop instanceof AppError);
       assert.equal(stop.code, 'QUOTA_EXCEEDED');
+    });
+
+    test('a cancelled run’s stream stops counting once the cancel has charged it', async () => {
+      const db = store.handles[0]!.db;
+      let clock = utcDayStart(Date.now()) + 3_600_000;
+      const guard = createBudgetGuard(db, { maxDailyTokensPerTenant: 1000, now: () => clock });
+      const tenant = `guard-${backend.name}-cancel`;
+      await addTenants(tenant);
+      const tokens = (outputTokens: number) => ({ ...zeroUsage(), outputTokens });
+      const cancelled = await seedRunningTask(db, tenant, clock);
+      const sibling = await seedRunningTask(db, tenant, clock);
+      await guard.prepare(cancelled);
+      await guard.prepare(sibling);
+      assert.equal(guard.check(cancelled, tokens(600)), null);
+      assert.equal(guard.check(sibling, tokens(100)), null);
+      // The run has recorded its 600 tokens; its session is cancelled: the cancel charges them.
+      assert.ok(await recordUnsettledUsage(db, cancelled.attempt, tokens(600), clock));
+      await db
+        .transaction()
+        .execute((trx) => cancelOpenTasks(trx, cancelled.sessionId, 'cancelled', clock, []));
+      assert.equal(await readTenantDayTokens(db, tenant, utcDayStart(clock)), 600);
+
+      // Read again while the cancelled run has not noticed yet (it still flushes, release pending):
+      // 600 charged + the sibling's 350 is under the cap; its 600 streamed are not counted again.
+      clock += 1000;
+      await guard.prepare(sibling);
+      assert.equal(guard.check(cancelled, tokens(600)), null);
+      assert.equal(guard.check(sibling, tokens(350)), null);
+      // The charged tokens do count: the sibling is stopped at 1000.
+      const stop = guard.check(sibling, tokens(400));
+      assert.ok(stop instanceof AppError);
+      assert.match(stop.message, /^The tenant used 1000 tokens today/);
+      guard.release(cancelled);
+      guard.release(sibling);
     });
 
     test('without a cap the guard stops nothing, however much the tenant spent', async () => {
