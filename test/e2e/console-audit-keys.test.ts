@@ -385,6 +385,13 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await page.getByText('Granted viewer to ..: it holds it').waitFor();
     const dots = page.locator('#bindings-body tr[data-principal=".."]');
     await dots.getByRole('button', { name: 'Revoke viewer of ..' }).click();
+    // The question names the group and describes it (read by a screen reader with the focus).
+    const ask = dots.getByRole('group', { name: 'Revoke viewer of ..?' });
+    const describedBy = await ask.getAttribute('aria-describedby');
+    assert.equal(
+      await page.locator(`[id="${describedBy}"]`).textContent(),
+      'Revoke viewer of ..? It keeps what its credentials carry.',
+    );
     await dots.getByRole('button', { name: 'Confirm revoke' }).click();
     await page.getByText('Revoked viewer of ...').waitFor();
     assert.equal(await page.locator('#bindings-body tr').count(), 0);

@@ -113,7 +113,12 @@ describe('console: deleting a session', { timeout: 180_000 }, () => {
     const said = (await question.textContent()) ?? '';
     assert.match(said, /objective, plan, tasks and their output, events and result/);
     assert.match(said, /cannot be undone/);
-    assert.equal(await question.getAttribute('aria-describedby'), 'delete-question');
+    const describedBy = await question.getAttribute('aria-describedby');
+    assert.match(
+      (await page.locator(`[id="${describedBy}"]`).textContent()) ?? '',
+      /^Delete this session\? .* cannot be undone\.$/,
+      'the group is described by its question',
+    );
     assert.equal(await focused(), 'Keep it');
     assert.equal(await fitsWidth(), true, 'the question fits at phone width');
 

@@ -1,15 +1,21 @@
-// An inline confirmation: an action button (Revoke, Delete, Rotate secret) is replaced in its cell
-// by a question with a confirm and a keep button, instead of a modal dialog.
+// An inline confirmation: an action button (Revoke, Delete, Rotate secret) is replaced in its cell,
+// or a cell beside it shows (a session's Cancel and Delete), a question with a confirm and a keep
+// button, instead of a modal dialog.
 import { h, replaceChildren } from './dom.js';
 
+/** Numbers the questions' ids, unique in the page. */
+let questions = 0;
+
 /**
- * Replaces the children of `cell` by a group labelled `label`: the `question`, the `yes` button
- * (red when `danger`) and the `no` button, which has the focus. `no` or Escape (as a dialog's
- * would) puts `restore` back (the opener unless said, e.g. the row's button bar) and focuses
- * `opener`. `yes` disables both and awaits `run()`, which returns true when done; otherwise the
- * buttons come back, unless the cell left the page meanwhile (the list redrawn, the view left).
- * @param {{ cell: HTMLElement, opener: HTMLElement, restore?: HTMLElement, question: string,
+ * Replaces the children of `cell` by a group labelled `label` and described by the `question`,
+ * with the `yes` button (red when `danger`) and the `no` button, which has the focus. `no` or
+ * Escape (as a dialog's would) puts `restore` back (the opener unless said, e.g. the row's button
+ * bar; null: nothing, for a cell beside the opener) and focuses `opener`. `yes` disables both and
+ * awaits `run()`, which returns true when done; otherwise the buttons come back, unless the cell
+ * left the page meanwhile (the list redrawn, the view left). Returns the group.
+ * @param {{ cell: HTMLElement, opener: HTMLElement, restore?: HTMLElement | null, question: string,
  *   label: string, yes: string, no: string, danger?: boolean, run: () => Promise<boolean> }} options
+ * @returns {HTMLElement}
  */
 export function confirmInline({
   cell,
@@ -24,6 +30,7 @@ export function confirmInline({
 }) {
   const yesButton = h('button', { type: 'button', className: danger ? 'danger' : '' }, yes);
   const noButton = h('button', { type: 'button', className: 'secondary' }, no);
+  const questionId = `confirm-question-${++questions}`;
   const keep = () => {
     replaceChildren(cell, restore);
     opener.focus();
@@ -32,7 +39,7 @@ export function confirmInline({
     'div',
     {
       className: 'confirm',
-      attrs: { role: 'group', 'aria-label': label },
+      attrs: { role: 'group', 'aria-label': label, 'aria-describedby': questionId },
       on: {
         keydown: (event) => {
           if (event.key !== 'Escape') return;
@@ -42,7 +49,7 @@ export function confirmInline({
         },
       },
     },
-    h('span', {}, question),
+    h('span', { id: questionId }, question),
     yesButton,
     noButton,
   );
@@ -55,4 +62,5 @@ export function confirmInline({
   });
   replaceChildren(cell, group);
   noButton.focus();
+  return group;
 }

@@ -4,6 +4,7 @@
 // problem code.
 import { api } from '../api.js';
 import { countOf, field, h, replaceChildren } from '../dom.js';
+import { confirmInline } from '../inline-confirm.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
@@ -25,15 +26,6 @@ const DELETE_REFUSALS = {
   404: 'The session is gone already: deleted elsewhere, or by retention.',
   409: 'Only a finished session can be deleted: cancel it first, then delete it.',
 };
-
-/** Escape on a confirmation question answers it with its safe button, as a dialog's would. */
-function closeOnEscape(question, keep) {
-  question.addEventListener('keydown', (event) => {
-    if (event.key !== 'Escape') return;
-    event.preventDefault();
-    keep.click();
-  });
-}
 
 /** The session's plan in the shape POST /approve takes (`depends_on`, no empty optionals). */
 export function toEditablePlan(plan) {
@@ -213,79 +205,63 @@ export function createSessionActions({ id, onChanged, onDeleted }) {
     }),
   );
   // Cancelling cannot be undone: the button asks first, the focus on the answer that keeps it.
-  const confirmCancel = h('button', { type: 'button', className: 'danger' }, 'Yes, cancel session');
-  const keepRunning = h('button', { type: 'button', className: 'secondary' }, 'Keep it');
-  const cancelQuestion = h(
-    'div',
-    { className: 'confirm', attrs: { role: 'group', 'aria-label': 'Cancel this session?' } },
-    h('span', {}, 'Cancel this session? Its open tasks are stopped; this cannot be undone.'),
-    confirmCancel,
-    keepRunning,
-  );
-  closeOnEscape(cancelQuestion, keepRunning);
+  /** The question while it is asked (or was last). */
+  let cancelQuestion = null;
   cancel.addEventListener('click', () => {
-    replaceChildren(cancelOutput, cancelQuestion);
-    keepRunning.focus();
+    cancelQuestion = confirmInline({
+      cell: cancelOutput,
+      opener: cancel,
+      restore: null,
+      question: 'Cancel this session? Its open tasks are stopped; this cannot be undone.',
+      label: 'Cancel this session?',
+      yes: 'Yes, cancel session',
+      no: 'Keep it',
+      danger: true,
+      run: async () => {
+        await guarded(() =>
+          runAction(
+            cancel,
+            cancelOutput,
+            'Cancelling',
+            () => api.cancel(id),
+            () => 'Cancelled.',
+            onChanged,
+          ),
+        )();
+        return true;
+      },
+    });
   });
-  keepRunning.addEventListener('click', () => {
-    replaceChildren(cancelOutput);
-    cancel.focus();
-  });
-  confirmCancel.addEventListener(
-    'click',
-    guarded(() =>
-      runAction(
-        cancel,
-        cancelOutput,
-        'Cancelling',
-        () => api.cancel(id),
-        () => 'Cancelled.',
-        onChanged,
-      ),
-    ),
-  );
 
   // Deleting cannot be undone either: the question says what goes, the focus on keeping it.
-  const confirmDelete = h('button', { type: 'button', className: 'danger' }, 'Yes, delete session');
-  const keepSession = h('button', { type: 'button', className: 'secondary' }, 'Keep it');
-  const deleteQuestion = h(
-    'div',
-    {
-      className: 'confirm',
-      attrs: { role: 'group', 'aria-label': 'Delete this session?', 'aria-describedby': 'delete-question' },
-    },
-    h(
-      'span',
-      { id: 'delete-question' },
-      'Delete this session? Its objective, plan, tasks and their output, events and result are erased ' +
+  remove.addEventListener('click', () =>
+    confirmInline({
+      cell: deleteOutput,
+      opener: remove,
+      restore: null,
+      question:
+        'Delete this session? Its objective, plan, tasks and their output, events and result are erased ' +
         'for good, for everyone; this cannot be undone.',
-    ),
-    confirmDelete,
-    keepSession,
+      label: 'Delete this session?',
+      yes: 'Yes, delete session',
+      no: 'Keep it',
+      danger: true,
+      run: deleteSession,
+    }),
   );
-  closeOnEscape(deleteQuestion, keepSession);
-  remove.addEventListener('click', () => {
-    replaceChildren(deleteOutput, deleteQuestion);
-    keepSession.focus();
-  });
-  keepSession.addEventListener('click', () => {
-    replaceChildren(deleteOutput);
-    remove.focus();
-  });
-  confirmDelete.addEventListener('click', async () => {
+  /** Deletes the session (the question's yes); a refusal is shown in place of the question. */
+  async function deleteSession() {
     busy = true;
-    for (const control of [remove, confirmDelete, keepSession]) control.disabled = true;
+    remove.disabled = true;
     let failure = null;
     try {
       await api.deleteSession(id);
     } catch (error) {
       failure = error;
     }
-    confirmDelete.disabled = false;
-    keepSession.disabled = false;
     if (!failure) {
       onDeleted(session);
-      return;
+      return true;
     }
     if (failure.status === 403) deleteRefused = true;
     if (failure.status === 404) gone = true;
@@ -302,7 +278,8 @@ export function createSessionActions({ id, onChanged, onDeleted }) {
     // Still offered: the focus returns to it; refused for good: to the reason.
     if (deleteArea.hidden) deleteOutput.focus();
     else remove.focus();
-  });
+    return true;
+  }
 
   /** Enables the controls the session's state allows and refreshes the plan text. */
   function update(next) {
@@ -314,7 +291,7 @@ export function createSessionActions({ id, onChanged, onDeleted }) {
     for (const control of [message, send]) control.disabled = busy || !open;
     cancel.disabled = busy || !open;
     // Ended meanwhile (elsewhere, or by its budget): nothing left to ask.
-    if (!open && cancelQuestion.isConnected) replaceChildren(cancelOutput);
+    if (!open && cancelQuestion?.isConnected) replaceChildren(cancelOutput);
     // Only a finished session can be deleted; a running one offers Cancel instead.
     deleteArea.hidden = open || deleteRefused || gone;
     remove.disabled = busy;
