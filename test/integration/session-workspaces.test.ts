@@ -5,17 +5,21 @@
 // untouched. On the real server, DELETE /v1/sessions/{id} removes the session's workspace before it
 // answers (a removal that fails does not fail the deletion), and the server sweeps the workspaces
 // of sessions deleted elsewhere on its own at `retention.intervalSeconds`. A workspace whose session
-// the database merely lacks (a wrong store.url, a restored backup) is never removed.
+// the database has no record of at all (deleted before a long outage) is removed once it is 30 days
+// old by id and mtime, and only if the database knows another workspace of the directory (a wrong
+// store.url knows none); a younger one (a session being created, a restored database backup) stays.
 import assert from 'node:assert/strict';
 import {
   existsSync,
   lstatSync,
+  lutimesSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
   renameSync,
   rmSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,7 +111,7 @@ for (const backend of STORE_BACKENDS) {
         logger: silent,
         namesPerQuery: 2,
       });
-      assert.deepEqual(first, { removed: 0, failed: 0 });
+      assert.deepEqual(first, { removed: 0, unknown: 0, failed: 0 });
       for (const id of [...expired, ...kept, unknown]) assert.ok(existsSync(join(root, id, 'out.txt')), id);
       // The link's session was deleted (on another replica, say): recorded, as every deletion is.
       await seedSessionRows(handle.db, { id: linkName, status: 'completed', finishedAt: NOW - 200 * DAY });
@@ -129,7 +133,7 @@ for (const backend of STORE_BACKENDS) {
           counted += count;
         },
       });
-      assert.deepEqual(second, { removed: 4, failed: 0 });
+      assert.deepEqual(second, { removed: 4, unknown: 0, failed: 0 });
       assert.equal(counted, 4);
       for (const id of [...expired, linkName]) assert.equal(existsSync(join(root, id)), false, id);
       for (const id of [...kept, unknown]) assert.ok(existsSync(join(root, id, 'sub', 'more.txt')), id);
@@ -141,6 +145,7 @@ for (const backend of STORE_BACKENDS) {
 
       assert.deepEqual(await sweepSessionWorkspaces({ db: handle.db, dataDir, logger: silent }), {
         removed: 0,
+        unknown: 0,
         failed: 0,
       });
 
@@ -159,6 +164,70 @@ for (const backend of STORE_BACKENDS) {
       assert.equal(later.deleted.deleted_sessions, 4);
       assert.deepEqual(await recorded(), []);
     });
+
+    test('removes old workspaces of sessions the database has no record of, once it knows one here', async () => {
+      const ownDir = mkdtempSync(join(tmpdir(), 'maos-workspaces-'));
+      try {
+        const root = workspacesDir(ownDir);
+        mkdirSync(root, { recursive: true });
+        const old = NOW - 40 * DAY;
+        const age = (path: string, at: number) => utimesSync(path, at / 1000, at / 1000);
+        // Sessions deleted 40 days ago, their ids forgotten (a replica down that long, a data
+        // directory restored from an old backup): created and last written 40 days ago.
+        const forgotten = [newId(old - DAY), newId(old - DAY)];
+        for (const id of forgotten) age(makeWorkspace(root, id), old);
+        // The same, as a link to a directory outside: removed as a link, the target untouched.
+        const outside = join(ownDir, 'outside');
+        const target = makeWorkspace(outside, 'target');
+        const linkName = newId(old - DAY);
+        symlinkSync(target, join(root, linkName));
+        lutimesSync(join(root, linkName), old / 1000, old / 1000);
+        // Unknown too, but kept: an old session's workspace written to 10 days ago; a session
+        // created 10 days ago (a database restored from a backup lacks it), even with an old
+        // mtime; one created now; a UUID that is not a v7, whose leading bits are no time.
+        const touched = newId(old - DAY);
+        age(makeWorkspace(root, touched), NOW - 10 * DAY);
+        const recent = newId(NOW - 10 * DAY);
+        age(makeWorkspace(root, recent), old);
+        const creating = makeWorkspace(root, newId(NOW));
+        const notV7 = '00000000-0000-4000-8000-000000000000';
+        age(makeWorkspace(root, notV7), old);
+        const kept = [touched, recent, notV7];
+
+        // The database knows none of these workspaces (a wrong store.url): nothing goes.
+        const sweep = (onRemoved?: (count: number) => void) =>
+          sweepSessionWorkspaces({
+            db: handle.db,
+            dataDir: ownDir,
+            logger: silent,
+            namesPerQuery: 2,
+            now: NOW,
+            ...(onRemoved ? { onRemoved } : {}),
+          });
+        assert.deepEqual(await sweep(), { removed: 0, unknown: 0, failed: 0 });
+        for (const id of [...forgotten, ...kept]) assert.ok(existsSync(join(root, id, 'out.txt')), id);
+        assert.ok(lstatSync(join(root, linkName)).isSymbolicLink());
+
+        // An old workspace of an existing session: the database knows this directory now; the old
+        // unknown workspaces go, the existing session's stays.
+        const live = newId(old - DAY);
+        await seedSessionRows(handle.db, { id: live, status: 'completed', finishedAt: old });
+        age(makeWorkspace(root, live), old);
+        let counted = 0;
+        const result = await sweep((count) => {
+          counted += count;
+        });
+        assert.deepEqual(result, { removed: 3, unknown: 3, failed: 0 });
+        assert.equal(counted, 3);
+        for (const id of [...forgotten, linkName]) assert.equal(existsSync(join(root, id)), false, id);
+        for (const id of [...kept, live]) assert.ok(existsSync(join(root, id, 'sub', 'more.txt')), id);
+        assert.ok(existsSync(join(creating, 'out.txt')));
+        assert.equal(readFileSync(join(target, 'out.txt'), 'utf8'), 'the secret');
+        assert.deepEqual(await sweep(), { removed: 0, unknown: 0, failed: 0 });
+      } finally {
+        rmSync(ownDir, { recursive: true, force: true });
+      }
+    });
   });
 }
 
@@ -171,7 +240,7 @@ test('a data directory without workspaces sweeps to nothing', async () => {
       dataDir,
       logger: silent,
     });
-    assert.deepEqual(result, { removed: 0, failed: 0 });
+    assert.deepEqual(result, { removed: 0, unknown: 0, failed: 0 });
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -227,9 +296,13 @@ describe('workspaces on the server', { timeout: 120_000 }, () => {
 
   test('the server sweeps workspaces of sessions deleted elsewhere, every retention interval', async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'maos-workspaces-'));
-    // A session deleted on another replica (its id recorded), and one this database never had.
+    // A session deleted on another replica (its id recorded), one deleted 40 days ago (its id
+    // forgotten, the workspace untouched since), and one this database never had, created now.
     const deletedId = newId();
     const orphan = makeWorkspace(workspacesDir(dataDir), deletedId);
+    const longAgo = Date.now() - 40 * DAY;
+    const forgotten = makeWorkspace(workspacesDir(dataDir), newId(longAgo));
+    utimesSync(forgotten, longAgo / 1000, longAgo / 1000);
     const unknown = makeWorkspace(workspacesDir(dataDir), newId());
     // The shortest interval the schema allows: the first sweep runs 10 s after start.
     const server = await startTestServer({ dataDir, config: { retention: { intervalSeconds: 10 } } });
@@ -242,12 +315,12 @@ describe('workspaces on the server', { timeout: 120_000 }, () => {
       .values({ id: deletedId, tenant_id: 'default', deleted_at: Date.now() })
       .execute();
     const deadline = Date.now() + 40_000;
-    while (existsSync(orphan)) {
+    while (existsSync(orphan) || existsSync(forgotten)) {
       assert.ok(Date.now() < deadline, 'the workspace sweeper did not run');
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     const scrape = await (await fetch(`${server.url}/metrics`)).text();
-    assert.equal(scrapeValue(scrape, 'maos_workspaces_removed_total'), 1);
-    assert.ok(existsSync(join(unknown, 'out.txt')), 'a workspace of a session never deleted here stays');
+    assert.equal(scrapeValue(scrape, 'maos_workspaces_removed_total'), 2);
+    assert.ok(existsSync(join(unknown, 'out.txt')), 'a young workspace of an unknown session stays');
   });
 });

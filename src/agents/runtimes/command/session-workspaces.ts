@@ -2,13 +2,14 @@
 // They are local to the replica that ran the task, so every replica removes those of deleted
 // sessions itself: at once after a DELETE it handled, and with a periodic sweep for the rest
 // (sessions deleted by the retention job or on another replica, removals that failed), which finds
-// them in `deleted_sessions`.
+// them in `deleted_sessions`, or, long after, by their session being unknown to the database.
 import { lstat, readdir, rm, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Kysely } from 'kysely';
 import { coerceError } from '../../../errors/app-error.ts';
 import type { Logger } from '../../../observability/logger.ts';
 import { startPeriodicJob } from '../../../store/periodic-job.ts';
+import { DELETED_SESSIONS_KEPT_DAYS } from '../../../store/retention-targets.ts';
 import type { Database } from '../../../store/schema.ts';
 
 /**
@@ -23,6 +24,25 @@ const SESSION_ID_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
  */
 export const SWEEP_NAMES_PER_QUERY = 500;
 
+/**
+ * How old a workspace of a session the database has no record of at all must be, by its id's
+ * creation time and by its directory's mtime, before the sweep removes it: as long as
+ * `deleted_sessions` keeps a deleted session's id. A younger unknown workspace cannot be a
+ * forgotten deletion (its id would still be recorded); it is a session the database lacks (a
+ * restored backup) and stays. A workspace is only created by a task of a stored session, but the
+ * margin also covers any session whose row is not committed yet.
+ */
+export const UNKNOWN_WORKSPACE_MIN_AGE_MS = DELETED_SESSIONS_KEPT_DAYS * 86_400_000;
+
+/**
+ * The creation time (Unix ms) in a UUIDv7 session id's first 48 bits; undefined for another UUID
+ * version, whose leading bits are no time.
+ */
+function sessionIdTime(id: string): number | undefined {
+  if (id[14] !== '7') return undefined;
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
 /** The directory holding every session workspace of this data directory. */
 export function workspacesDir(dataDir: string): string {
   return join(resolve(dataDir), 'workspaces');
@@ -36,10 +56,11 @@ export function sessionWorkspaceDir(dataDir: string, sessionId: string): string 
 /**
  * Removes the workspace entry at `path`: a directory with everything in it, or a symbolic link
  * itself (never what it points to; `rm` does not follow links inside the directory either). A
- * regular file is not a workspace and stays. True when something was removed; throws when the
- * removal failed (permissions).
+ * regular file is not a workspace and stays, and so does an entry modified at or after
+ * `modifiedBefore` when given. True when something was removed; throws when the removal failed
+ * (permissions).
  */
-async function removeWorkspaceEntry(path: string): Promise<boolean> {
+async function removeWorkspaceEntry(path: string, modifiedBefore?: number): Promise<boolean> {
   let stats: Awaited<ReturnType<typeof lstat>>;
   try {
     stats = await lstat(path);
@@ -47,6 +68,7 @@ async function removeWorkspaceEntry(path: string): Promise<boolean> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw error;
   }
+  if (modifiedBefore !== undefined && !(stats.mtimeMs < modifiedBefore)) return false;
   if (stats.isSymbolicLink()) {
     await unlink(path);
     return true;
@@ -88,6 +110,8 @@ export function createSessionWorkspaceRemover(options: WorkspaceCleanupOptions) 
 export interface WorkspaceSweepResult {
   /** Workspaces removed. */
   removed: number;
+  /** Of `removed`: workspaces of sessions the database has no record of (deleted long ago). */
+  unknown: number;
   /** Workspaces of deleted sessions that could not be removed (logged; tried again next pass). */
   failed: number;
 }
@@ -96,19 +120,27 @@ export interface WorkspaceSweepOptions extends WorkspaceCleanupOptions {
   db: Kysely<Database>;
   /** Checked between removals: true ends the sweep (shutdown). */
   shouldStop?: () => boolean;
-  /** Names per `sessions` query. @defaultValue SWEEP_NAMES_PER_QUERY */
+  /** Names per lookup in `sessions` and `deleted_sessions`. @defaultValue SWEEP_NAMES_PER_QUERY */
   namesPerQuery?: number;
+  /** The sweep's clock (Unix ms), for the age of unknown workspaces. @defaultValue Date.now() */
+  now?: number;
 }
 
 /**
- * One sweep: removes every workspace of a session listed in `deleted_sessions` (written by each
- * deletion, kept for DELETED_SESSIONS_KEPT_DAYS in store/retention-targets.ts). A workspace whose session is merely absent is
- * kept: a database that lacks it (a wrong `store.url`, a restored backup) must never cost files.
- * Names that are not session ids, and regular files, are left alone.
+ * One sweep. Removes every workspace of a session listed in `deleted_sessions` (written by each
+ * deletion, kept for DELETED_SESSIONS_KEPT_DAYS in store/retention-targets.ts), and every workspace
+ * of a session the database has no record of at all (neither a row nor a recorded deletion: deleted
+ * before this replica came back from a long outage, or before a restored data directory's backup)
+ * when both its id's creation time and its mtime are older than UNKNOWN_WORKSPACE_MIN_AGE_MS.
+ * Unknown workspaces are removed only when the database knows at least one workspace of this
+ * directory (a row or a recorded deletion): a wrong `store.url` (an empty or another cluster's
+ * database) knows none and must not cost files. Names that are not session ids, and regular files,
+ * are left alone; the names come from one listing of the workspaces directory, never a path given
+ * from outside.
  */
 export async function sweepSessionWorkspaces(options: WorkspaceSweepOptions): Promise<WorkspaceSweepResult> {
   const dir = workspacesDir(options.dataDir);
-  const result: WorkspaceSweepResult = { removed: 0, failed: 0 };
+  const result: WorkspaceSweepResult = { removed: 0, unknown: 0, failed: 0 };
   let names: string[];
   try {
     names = (await readdir(dir, { withFileTypes: true }))
@@ -119,31 +151,58 @@ export async function sweepSessionWorkspaces(options: WorkspaceSweepOptions): Pr
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return result;
     throw error;
   }
+  const unknownBefore = (options.now ?? Date.now()) - UNKNOWN_WORKSPACE_MIN_AGE_MS;
+  const remove = async (name: string, modifiedBefore?: number): Promise<boolean> => {
+    try {
+      if (!(await removeWorkspaceEntry(join(dir, name), modifiedBefore))) return false;
+      result.removed += 1;
+      options.onRemoved?.(1);
+      return true;
+    } catch (error) {
+      result.failed += 1;
+      options.logger.warn(
+        { err: coerceError(error), sessionId: name },
+        'could not remove the workspace of a deleted session; trying again next pass',
+      );
+      return false;
+    }
+  };
+  let databaseKnowsThisDirectory = false;
+  const unknownOld: string[] = [];
   const perQuery = options.namesPerQuery ?? SWEEP_NAMES_PER_QUERY;
   for (let start = 0; start < names.length; start += perQuery) {
     const batch = names.slice(start, start + perQuery);
-    const rows = await options.db
+    const deletedRows = await options.db
       .selectFrom('deleted_sessions')
       .select('id')
       .where('id', 'in', batch)
       .execute();
-    const deleted = new Set(rows.map((row) => row.id));
+    const deleted = new Set(deletedRows.map((row) => row.id));
+    const liveRows = await options.db.selectFrom('sessions').select('id').where('id', 'in', batch).execute();
+    const live = new Set(liveRows.map((row) => row.id));
+    if (deleted.size > 0 || live.size > 0) databaseKnowsThisDirectory = true;
     for (const name of batch) {
-      if (!deleted.has(name)) continue;
-      if (options.shouldStop?.()) return result;
-      try {
-        if (await removeWorkspaceEntry(join(dir, name))) {
-          result.removed += 1;
-          options.onRemoved?.(1);
-        }
-      } catch (error) {
-        result.failed += 1;
-        options.logger.warn(
-          { err: coerceError(error), sessionId: name },
-          'could not remove the workspace of a deleted session; trying again next pass',
-        );
+      if (deleted.has(name)) {
+        if (options.shouldStop?.()) return result;
+        await remove(name);
+        continue;
       }
+      const createdAt = sessionIdTime(name);
+      if (!live.has(name) && createdAt !== undefined && createdAt < unknownBefore) unknownOld.push(name);
     }
+  }
+  if (unknownOld.length === 0) return result;
+  if (!databaseKnowsThisDirectory) {
+    options.logger.info(
+      { kept: unknownOld.length },
+      'kept old workspaces of sessions the database has no record of: it knows none of the workspaces here (a wrong store.url?)',
+    );
+    return result;
+  }
+  for (const name of unknownOld) {
+    if (options.shouldStop?.()) return result;
+    // Its mtime is read right before the removal: one written to within the window stays.
+    if (await remove(name, unknownBefore)) result.unknown += 1;
   }
   return result;
 }
@@ -162,14 +221,17 @@ export interface WorkspaceSweeper {
  * process alive.
  */
 export function startWorkspaceSweeper(
-  options: Omit<WorkspaceSweepOptions, 'shouldStop'> & { intervalSeconds: number },
+  options: Omit<WorkspaceSweepOptions, 'shouldStop' | 'now'> & { intervalSeconds: number },
 ): WorkspaceSweeper {
   return startPeriodicJob<WorkspaceSweepResult>({
     run: (shouldStop) => sweepSessionWorkspaces({ ...options, shouldStop }),
     intervalMs: options.intervalSeconds * 1000,
     onResult: (result) => {
       if (result.removed > 0) {
-        options.logger.info({ removed: result.removed }, 'removed workspaces of deleted sessions');
+        options.logger.info(
+          { removed: result.removed, unknown: result.unknown },
+          'removed workspaces of deleted sessions',
+        );
       }
     },
     onError: (error) =>
