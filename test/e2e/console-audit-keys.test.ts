@@ -4,6 +4,7 @@
 // the console works once, then is refused after it is revoked there.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { BUILT_IN_ROLES } from '../../src/security/rbac.ts';
 import {
   type AdminConsole,
   EXPECTED_REFUSAL,
@@ -35,6 +36,7 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
       'views/audit.js',
       'views/keys.js',
       'views/role-bindings.js',
+      'built-in-roles.js',
       'secret-once.js',
       'inline-confirm.js',
     ]) {
@@ -45,6 +47,13 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
       assert.match(response.headers.get('content-type') ?? '', /^text\/javascript/);
       await response.arrayBuffer();
     }
+  });
+
+  test('the console offers exactly the server’s built-in roles', async () => {
+    const consoleRoles = (await import(
+      new URL('../../web/console/built-in-roles.js', import.meta.url).href
+    )) as { BUILT_IN_ROLES: string[] };
+    assert.deepEqual(consoleRoles.BUILT_IN_ROLES, [...BUILT_IN_ROLES]);
   });
 
   test('audit: the records of this test with their actor, the filters and the next page', async () => {

@@ -3,6 +3,7 @@
 // confirmation; below them the roles granted to principals (role-bindings.js). Needs keys:manage
 // (role admin): a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
+import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { describeKeys } from '../count-phrases.js';
 import { field, formatTime, h, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
@@ -10,8 +11,6 @@ import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
 import { renderRoleBindings } from './role-bindings.js';
-
-const ROLES = ['viewer', 'developer', 'operator', 'auditor', 'admin'];
 
 /** Renders the view into `root`; returns its teardown. */
 export function renderKeys(root) {
@@ -115,7 +114,7 @@ export function renderKeys(root) {
   }
 
   const name = h('input', { id: 'key-name', name: 'name', type: 'text', required: true, maxLength: 200 });
-  const roleBoxes = ROLES.map((role) =>
+  const roleBoxes = BUILT_IN_ROLES.map((role) =>
     h('input', { id: `key-role-${role}`, type: 'checkbox', value: role, checked: role === 'viewer' }),
   );
   const expires = h('input', { id: 'key-expires', name: 'expiresAt', type: 'datetime-local' });

@@ -3,11 +3,10 @@
 // carry. A grant form (principal, role), the list by principal, and revoke after a confirmation.
 // Same permission as API keys (keys:manage): the keys view handles a 403.
 import { request } from '../api.js';
+import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { field, formatTime, h, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
 import { renderProblem, showFormMistake } from '../problem.js';
-
-const ROLES = ['viewer', 'developer', 'operator', 'auditor', 'admin'];
 
 /**
  * Renders the section into `container`; `fail(error, context)` reports an error (the keys view's:
@@ -97,7 +96,7 @@ export function renderRoleBindings(container, fail) {
   const role = h(
     'select',
     { id: 'binding-role', name: 'role' },
-    ...ROLES.map((name) => h('option', { value: name }, name)),
+    ...BUILT_IN_ROLES.map((name) => h('option', { value: name }, name)),
   );
   const submit = h('button', { type: 'submit' }, 'Grant role');
   const form = h(
