@@ -50,7 +50,7 @@ declare module 'fastify' {
     audit?: {
       action: string;
       targetType: string;
-      targetId?(request: { params: unknown; query: unknown }): string;
+      targetId?(request: { params: unknown; query: unknown }): string | null;
     };
     /**
      * Open to every authenticated caller whatever its roles, instead of a permission: what a caller

@@ -234,6 +234,20 @@ describe('role bindings', { timeout: 60_000 }, () => {
     );
     const revokedIds = audit.body.items.map((record) => record.target.id);
     for (const principal of principals) assert.ok(revokedIds.includes(`viewer:${principal}`), principal);
+    // A query that does not name both is refused, and its record names no binding.
+    const incomplete = await requestJson(`${server.url}/v1/admin/role-bindings?principal=..`, {
+      method: 'DELETE',
+      headers: as(admin),
+    });
+    assert.equal(incomplete.status, 400);
+    const refused = await requestJson<{ items: Array<{ outcome: string; target: { id: string | null } }> }>(
+      `${server.url}/v1/audit?action=role_bindings:revoke&outcome=failure&order=desc&limit=1`,
+      { headers: as(admin) },
+    );
+    assert.deepEqual(
+      refused.body.items.map((record) => record.target.id),
+      [null],
+    );
 
     const env = { MAOS_SERVER: server.url, MAOS_TOKEN: admin };
     for (const principal of ['.', '..']) {

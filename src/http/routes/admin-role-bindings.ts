@@ -70,9 +70,12 @@ function bindingLocation({ principal, role }: BindingAddress): string {
     : `/v1/admin/role-bindings/${encodeURIComponent(principal)}/${role}`;
 }
 
-/** A binding's id in the audit log: the role, then the principal (which may hold any character). */
-function bindingId({ principal, role }: Partial<BindingAddress>): string {
-  return `${role}:${principal}`;
+/**
+ * A binding's id in the audit log: the role, then the principal (which may hold any character);
+ * null for a request refused before it named both (a query without one).
+ */
+function bindingId({ principal, role }: Partial<BindingAddress>): string | null {
+  return typeof principal === 'string' && typeof role === 'string' ? `${role}:${principal}` : null;
 }
 
 /** Registers the role-binding administration routes on `app`. */
