@@ -1,18 +1,20 @@
 // The tenant daily token quota at run time (`rateLimit.maxDailyTokensPerTenant`): an LLM agent (or
 // an orchestrator call) of a tenant whose tokens charged today have reached the cap does not start,
 // and one running is stopped at its next output flush once the tokens charged today plus what the
-// tenant's runs in this process have streamed so far reach it. Both fail their task with
-// QUOTA_EXCEEDED, which ends the session (advance-sessions.ts) as a budget stop does.
+// tenant's runs are spending reach it. Both fail their task with QUOTA_EXCEEDED, which ends the
+// session (advance-sessions.ts) as a budget stop does.
 // Like the session budget guard (session-budget.ts), a flush never waits on the store: each tenant's
-// row of the day is cached and refreshed in the background, with the tenant's tasks still running.
-// A run here whose task the store shows ended (cancelled, or reaped) has been charged by whoever
-// ended it, so its stream stops counting then instead of counting twice until the run notices.
-// Runs of other replicas count once they have finished and charged the day, so a cluster can
-// overshoot by what its replicas stream between two refreshes.
+// row of the day is cached and refreshed in the background, with the tenant's tasks still running
+// and the spend each has recorded on its task (run-spend.ts: written with the run's output flushes,
+// at most once a second). A run here counts what it has streamed; a run of another replica counts
+// its record, so it is seen about a second behind. A run here whose task the store shows ended
+// (cancelled, or reaped) has been charged by whoever ended it, so its stream stops counting then
+// instead of counting twice until the run notices.
 import { type Kysely, sql } from 'kysely';
 import type { Usage } from '../domain/types.ts';
 import type { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
+import { parseUnsettledUsage } from './run-spend.ts';
 import { dailyTokensExceeded, readTenantDayTokens, utcDayStart } from './tenant-usage-days.ts';
 
 /** A running task, as the guard tells the streams of a tenant apart. */
@@ -24,7 +26,7 @@ export interface TenantTask {
 export interface TenantTokenGuard {
   /** Loads the tenant's tokens of today; throws QUOTA_EXCEEDED when they have reached the cap. */
   prepare(task: TenantTask): Promise<void>;
-  /** QUOTA_EXCEEDED once today's tokens and the tenant's streams here reach the cap, else null. */
+  /** QUOTA_EXCEEDED once today's tokens and the tenant's running spend reach the cap, else null. */
   check(task: TenantTask, partialUsage: Usage): AppError | null;
   /** The task's run has ended: its streamed tokens stop counting (its finish charges them). */
   release(task: TenantTask): void;
@@ -34,8 +36,12 @@ interface TenantDay {
   /** Unix ms of the UTC day's 00:00 the figure is of. */
   day: number;
   tokens: number;
-  /** The tenant's tasks leased or running when the figure was read (after the day's row). */
-  live: ReadonlySet<string>;
+  /**
+   * The tenant's tasks leased or running when the figure was read (after the day's row), with the
+   * tokens each has on record (0: none yet); `recorded` is their sum.
+   */
+  live: ReadonlyMap<string, number>;
+  recorded: number;
   /** Which read this is: reads are numbered as they start. */
   read: number;
   loadedAt: number;
@@ -52,18 +58,25 @@ interface Stream {
 }
 
 /**
- * The tenant's tasks leased or running: the ones whose spend no one has charged yet. Status as
- * literals, so SQLite uses the partial index of claimed tasks (tasks_claimed_leases), whose rows
- * are the cluster's running tasks only.
+ * The tenant's tasks leased or running, the ones whose spend no one has charged yet, with the
+ * tokens their current attempt has recorded (a record of an earlier attempt is not counted: a
+ * cancel would not charge it either). Status as literals, so SQLite uses the partial index of
+ * claimed tasks (tasks_claimed_leases), whose rows are the cluster's running tasks only.
  */
-async function readLiveTasks(db: Kysely<Database>, tenantId: string): Promise<Set<string>> {
+async function readLiveTasks(db: Kysely<Database>, tenantId: string): Promise<Map<string, number>> {
   const rows = await db
     .selectFrom('tasks')
-    .select('id')
+    .select(['id', 'attempts', 'lease_owner', 'unsettled_usage'])
     .where('tenant_id', '=', tenantId)
     .where('status', 'in', [sql.lit('leased'), sql.lit('running')])
     .execute();
-  return new Set(rows.map((row) => row.id));
+  const live = new Map<string, number>();
+  for (const row of rows) {
+    const record = parseUnsettledUsage(row.unsettled_usage);
+    const current = record && record.attempt === Number(row.attempts) && record.owner === row.lease_owner;
+    live.set(row.id, current ? record.usage.inputTokens + record.usage.outputTokens : 0);
+  }
+  return live;
 }
 
 /** The guard for a cap of `limit` tokens per tenant and UTC day (> 0). */
@@ -106,7 +119,9 @@ export function createTenantTokenGuard(
       pending = readTenantDayTokens(db, tenantId, day)
         .then(async (tokens) => {
           const live = await readLiveTasks(db, tenantId);
-          days.set(tenantId, { day, tokens, live, read, loadedAt: now() });
+          let recorded = 0;
+          for (const onRecord of live.values()) recorded += onRecord;
+          days.set(tenantId, { day, tokens, live, recorded, read, loadedAt: now() });
         })
         // A failed read keeps the last figure: the quota is checked again at the next flush.
         .catch(() => {})
@@ -117,20 +132,23 @@ export function createTenantTokenGuard(
   }
 
   /**
-   * The tenant's tokens as last read, with what its runs here stream: today's charged tokens (0
-   * once the UTC day has turned: the new day's row starts empty) and each run's stream, but for a
-   * run whose task a read made after its start found ended (whoever ended it charged what it had
-   * recorded). None read yet (the read at the run's start failed): read again, 0 till then.
+   * The tenant's tokens as last read, with what its runs spend: today's charged tokens (0 once the
+   * UTC day has turned: the new day's row starts empty), the records of its running tasks (runs
+   * that end after midnight are charged to the new day), and what each run here has streamed beyond
+   * its record, but nothing of a run whose task a read made after its first flush found ended
+   * (whoever ended it charged its record). None read yet (the read at the run's start failed): read
+   * again, 0 till then.
    */
   function usedBy(tenantId: string): number {
     const entry = days.get(tenantId);
     if (!entry) void refresh(tenantId);
     const at = now();
     if (entry && (at - entry.loadedAt > refreshMs || utcDayStart(at) !== entry.day)) void refresh(tenantId);
-    let used = entry && utcDayStart(at) === entry.day ? entry.tokens : 0;
+    let used = entry ? (utcDayStart(at) === entry.day ? entry.tokens : 0) + entry.recorded : 0;
     for (const [taskId, stream] of streaming.get(tenantId) ?? []) {
-      const settled = entry !== undefined && entry.read > stream.knownAfter && !entry.live.has(taskId);
-      if (!settled) used += stream.tokens;
+      const onRecord = entry?.live.get(taskId);
+      if (onRecord !== undefined) used += Math.max(0, stream.tokens - onRecord);
+      else if (entry === undefined || entry.read <= stream.knownAfter) used += stream.tokens;
     }
     return used;
   }

@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { cancelOpenTasks, zeroUsage } from '../../src/engine/advance-sessions.ts';
 import { recordUnsettledUsage } from '../../src/engine/run-spend.ts';
 import { createBudgetGuard } from '../../src/engine/session-budget.ts';
+import { finishTasks } from '../../src/engine/task-ops.ts';
 import { chargeTenantDays, readTenantDayTokens, utcDayStart } from '../../src/engine/tenant-usage-days.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { newSessionRow, newTaskRow } from '../../src/store/rows.ts';
@@ -171,6 +172,75 @@ for (const backend of STORE_BACKENDS) {
       assert.match(stop.message, /^The tenant used 1000 tokens today/);
       guard.release(cancelled);
       guard.release(sibling);
+    });
+
+    test('a replica counts the spend other replicas’ runs have recorded, each run once', async () => {
+      const db = store.handles[0]!.db;
+      let clock = utcDayStart(Date.now()) + 3_600_000;
+      // Two replicas: each its own guard and runs, one store.
+      const replicaA = createBudgetGuard(db, { maxDailyTokensPerTenant: 1000, now: () => clock });
+      const replicaB = createBudgetGuard(db, { maxDailyTokensPerTenant: 1000, now: () => clock });
+      const tenant = `guard-${backend.name}-replicas`;
+      await addTenants(tenant);
+      const tokens = (outputTokens: number) => ({ ...zeroUsage(), outputTokens });
+      const onA = await seedRunningTask(db, tenant, clock);
+      const onB = await seedRunningTask(db, tenant, clock);
+      // A prepare reads the tenant's figures afresh (over the cap it also refuses: not asked here).
+      const readAgain = (guard: typeof replicaA, task: typeof onA) => guard.prepare(task).catch(() => {});
+      await replicaA.prepare(onA);
+      await replicaB.prepare(onB);
+      assert.equal(replicaA.check(onA, tokens(700)), null);
+      assert.equal(replicaB.check(onB, tokens(200)), null);
+      // A's run records its spend with an output flush, as it does at most once a second.
+      assert.ok(await recordUnsettledUsage(db, onA.attempt, tokens(700), clock));
+
+      // A record its task's attempt no longer holds (re-claimed elsewhere) is not counted: a cancel
+      // would not charge it either.
+      const reclaimed = await seedRunningTask(db, tenant, clock);
+      assert.ok(await recordUnsettledUsage(db, reclaimed.attempt, tokens(5000), clock));
+      await db
+        .updateTable('tasks')
+        .set({ attempts: 2, lease_owner: 'worker-2' })
+        .where('id', '=', reclaimed.taskId)
+        .execute();
+
+      // B's next read sees A's 700 in flight: 700 + 200 is under the cap, 700 + 300 reaches it.
+      clock += 1000;
+      await readAgain(replicaB, onB);
+      assert.equal(replicaB.check(onB, tokens(200)), null);
+      const stop = replicaB.check(onB, tokens(300));
+      assert.ok(stop instanceof AppError);
+      assert.match(stop.message, /^The tenant used 1000 tokens today \(limit 1000\)/);
+      // A counts its own run once, by what it streamed beyond its record: 750 + B's record (none).
+      await readAgain(replicaA, onA);
+      assert.equal(replicaA.check(onA, tokens(750)), null);
+      // B's run records 200 of its spend: A sees it with its own 799 under the cap, with 800 at it.
+      assert.ok(await recordUnsettledUsage(db, onB.attempt, tokens(200), clock));
+      clock += 1000;
+      await readAgain(replicaA, onA);
+      assert.equal(replicaA.check(onA, tokens(799)), null);
+      assert.ok(replicaA.check(onA, tokens(800)) instanceof AppError);
+
+      // A's run finishes: its 750 go from its record to the day's row, counted once on B too.
+      replicaA.release(onA);
+      await db.transaction().execute((trx) =>
+        finishTasks(
+          trx,
+          [
+            {
+              claim: { ...onA.attempt, sessionId: onA.sessionId, tenantId: tenant, name: 't' },
+              outcome: { ok: true, output: 'done', usage: tokens(750), spendOnRecord: tokens(700) },
+            },
+          ],
+          clock,
+        ),
+      );
+      assert.equal(await readTenantDayTokens(db, tenant, utcDayStart(clock)), 750);
+      clock += 1000;
+      await readAgain(replicaB, onB);
+      assert.equal(replicaB.check(onB, tokens(249)), null);
+      assert.ok(replicaB.check(onB, tokens(250)) instanceof AppError);
+      replicaB.release(onB);
     });
 
     test('without a cap the guard stops nothing, however much the tenant spent', async () => {
