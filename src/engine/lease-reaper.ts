@@ -42,6 +42,8 @@ export async function reapExpiredLeases(deps: ReaperDeps): Promise<void> {
       notifyObserver(deps.observer, 'leaseExpired');
       if (effects.retried) notifyObserver(deps.observer, 'taskRetried');
       if (effects.sessionFinished) notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
+      // The lost run's recorded spend, charged now, can put its session over its budget.
+      if (effects.budgetStop) notifyObserver(deps.observer, 'budgetExceeded', effects.budgetStop);
       readied += effects.readied;
       deps.notifier.publish(sessionChannel(row.session_id));
       deps.logger.warn({ taskId: row.id, retried: effects.retried }, 'task lease expired');

@@ -4,8 +4,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import type { SessionEvent } from '../../src/domain/types.ts';
+import type { BudgetStopScope } from '../../src/engine/engine-observer.ts';
 import { expireTaskLease } from '../../src/engine/lease-expiry.ts';
+import { reapExpiredLeases } from '../../src/engine/lease-reaper.ts';
+import { createLocalNotifier } from '../../src/engine/notifier.ts';
+import { recordUnsettledUsage } from '../../src/engine/run-spend.ts';
 import { finishTask } from '../../src/engine/task-ops.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import { claimReadyTasks, findExpiredLeases } from '../../src/store/task-store.ts';
 import { ACTOR, createHarness, type Harness, makeTempDir } from '../fixtures/engine-harness.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -150,6 +155,37 @@ describe('leases', { timeout: 60_000 }, () => {
       const events = await h.allEvents(session.id);
       assertContiguous(events);
       assert.equal(events.at(-1)!.type, 'session.finished');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('a lost lease whose recorded spend puts its session over budget counts one budget stop', async () => {
+    const h = await createHarness({ llm: instant, start: false, maxAttempts: 1 });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [{ name: 'a', role: 'engineer', task: 't' }],
+        budget: { maxTokens: 100 },
+      });
+      const [claimed] = await claimAsGhost(h, 'ghost');
+      assert.ok(claimed);
+      // The lost run recorded 1,500 tokens: the reaper charges them, over the session's 100.
+      const claim = { taskId: claimed.id, attempt: 1, owner: 'ghost' };
+      assert.ok(await recordUnsettledUsage(h.handle.db, claim, { ...zero, inputTokens: 1500 }, Date.now()));
+      const stops: BudgetStopScope[] = [];
+      await reapExpiredLeases({
+        queue: h.engine.queue,
+        notifier: createLocalNotifier(),
+        logger: createLogger({ level: 'silent' }),
+        observer: { budgetExceeded: (scope) => stops.push(scope) },
+        now: Date.now,
+        onReadied() {},
+      });
+      const detail = await h.engine.service.getSession(ACTOR, session.id);
+      assert.equal(detail.status, 'failed');
+      assert.match(detail.error ?? '', /^BUDGET_EXCEEDED/);
+      assert.deepEqual(stops, ['session']);
     } finally {
       await h.close();
     }
