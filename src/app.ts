@@ -15,6 +15,7 @@ import {
   startWorkspaceSweeper,
   type WorkspaceSweeper,
 } from './agents/runtimes/command/session-workspaces.ts';
+import { copySessionWorkspace } from './agents/runtimes/command/workspace-copy.ts';
 import { createRuntimeRegistry } from './agents/runtimes/runtime.ts';
 import { readRunnerBaseEnv } from './config/runner-env.ts';
 import type { Config } from './config/schema.ts';
@@ -263,6 +264,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       ...(telemetry.tracing.enabled ? { genAi: telemetry.genAi } : {}),
       sessionDefaults,
       onSessionDeleted: createSessionWorkspaceRemover(workspaceCleanup),
+      onSessionRetry: (fromId, toId) => copySessionWorkspace(config.dataDir, fromId, toId),
       // Tenant quotas re-checked in the insert's transaction: exact under concurrent submits.
       ...(quotas ? { admitSession: (trx, tenantId) => quotas.assertSessionAllowed(tenantId, trx) } : {}),
       ...(llm

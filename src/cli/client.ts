@@ -1,7 +1,7 @@
 // HTTP client of the `maos` CLI for the REST API: JSON calls with problem+json errors mapped to
 // CliError (client-errors.ts), and an SSE event reader that the follower (follow.ts) reconnects.
 import type { CreateRoleInput } from '../agents/roles/role-service.ts';
-import type { CreateSessionInput } from '../domain/session-input.ts';
+import type { CreateSessionInput, RetrySessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
 import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
 import type { CallerDto } from '../http/routes/me.ts';
@@ -153,6 +153,21 @@ export function createApiClient(options: ApiClientOptions) {
     },
 
     submitSession,
+
+    /**
+     * `POST /v1/sessions/:id/retry`: a new session retrying a failed or cancelled one (its succeeded
+     * tasks carried over); `created` false when an earlier request with the same key made it.
+     */
+    async retrySession(
+      id: string,
+      input: RetrySessionInput,
+      idempotencyKey?: string,
+    ): Promise<{ session: SessionDto; created: boolean }> {
+      const extra: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
+      const path = `v1/sessions/${encodeId(id)}/retry`;
+      const { status, body } = await requestWithStatus<SessionDto>('POST', path, input, extra);
+      return { session: body, created: status === 201 };
+    },
 
     /** `GET /v1/sessions` (one page). */
     async listSessions(query: { status?: string; limit?: number; cursor?: string }): Promise<SessionPage> {

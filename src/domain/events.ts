@@ -6,6 +6,10 @@ export interface SessionCreatedData {
   objective: string;
   strategy: string;
   tasks: Array<{ id: string; name: string; role: string; dependsOn: string[] }>;
+  /** A retry (POST /v1/sessions/:id/retry): the failed or cancelled session it retries. */
+  retryOf?: string;
+  /** A retry: the tasks carried over from it with their results (they do not run again). */
+  carried?: string[];
 }
 export interface SessionStatusData {
   from: SessionStatus;

@@ -73,5 +73,15 @@ export const createSessionInputSchema = z.strictObject({
     ),
 });
 
+/** What a caller may give when retrying a failed or cancelled session (POST /v1/sessions/:id/retry). */
+export const retrySessionInputSchema = z.strictObject({
+  budget: budgetSchema
+    .optional()
+    .describe(
+      'The retry’s budget, replacing the original’s (still capped by the tenant’s default budget); omitted = the original’s budget, counted afresh from the retry’s start.',
+    ),
+});
+
 export type AgentSpec = z.infer<typeof agentSpecSchema>;
 export type CreateSessionInput = z.infer<typeof createSessionInputSchema>;
+export type RetrySessionInput = z.infer<typeof retrySessionInputSchema>;

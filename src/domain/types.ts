@@ -158,6 +158,8 @@ export interface SessionRecord {
   updatedAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** The failed or cancelled session this one retries (POST /v1/sessions/:id/retry); null otherwise. */
+  retryOf: string | null;
 }
 
 export interface TaskRecord {

@@ -224,6 +224,46 @@ async function checkPlanRoles(trx: Kysely<Database>, tenantId: string, plan: Pla
   );
 }
 
+/** Stores a session's settings; none when every one is the default (no row is read as defaults). */
+export async function insertSessionSettings(
+  trx: Kysely<Database>,
+  session: { id: string; tenantId: string },
+  settings: SessionSettings,
+  now: number,
+): Promise<void> {
+  if (settings.approval === 'none' && settings.budget === null && settings.threadId === null) return;
+  await trx
+    .insertInto('session_settings')
+    .values({
+      session_id: session.id,
+      tenant_id: session.tenantId,
+      approval: settings.approval,
+      budget: settings.budget === null ? null : JSON.stringify(settings.budget),
+      thread_id: settings.threadId,
+      created_at: now,
+    })
+    .execute();
+}
+
+/** Remembers the session an Idempotency-Key created (findIdempotentSession reads it). */
+export async function insertIdempotencyKey(
+  trx: Kysely<Database>,
+  session: { id: string; tenantId: string },
+  idempotency: { key: string; hash: string },
+  now: number,
+): Promise<void> {
+  await trx
+    .insertInto('idempotency_keys')
+    .values({
+      tenant_id: session.tenantId,
+      key: idempotency.key,
+      request_hash: idempotency.hash,
+      session_id: session.id,
+      created_at: now,
+    })
+    .execute();
+}
+
 /**
  * Stores the session (or finds the one an earlier request with the same key created).
  * Returns its id and whether it was created now.
@@ -304,31 +344,9 @@ export async function storeNewSession(
   await insertSession(trx, { session: sessionRow, plan: spec.plan, ...rows });
   await insertEventRows(trx, { id: sessionId, tenantId: spec.tenantId }, 1, events, now);
   const settings = spec.settings;
-  if (settings && (settings.approval !== 'none' || settings.budget !== null || settings.threadId !== null)) {
-    await trx
-      .insertInto('session_settings')
-      .values({
-        session_id: sessionId,
-        tenant_id: spec.tenantId,
-        approval: settings.approval,
-        budget: settings.budget === null ? null : JSON.stringify(settings.budget),
-        thread_id: settings.threadId,
-        created_at: now,
-      })
-      .execute();
-  }
-  if (idempotency) {
-    await trx
-      .insertInto('idempotency_keys')
-      .values({
-        tenant_id: spec.tenantId,
-        key: idempotency.key,
-        request_hash: idempotency.hash,
-        session_id: sessionId,
-        created_at: now,
-      })
-      .execute();
-  }
+  const owner = { id: sessionId, tenantId: spec.tenantId };
+  if (settings) await insertSessionSettings(trx, owner, settings, now);
+  if (idempotency) await insertIdempotencyKey(trx, owner, idempotency, now);
   // The caller gets the detail from the rows just written, sparing a read of what it wrote.
   const detail: SessionDetail = {
     ...toSessionRecord(sessionRow),

@@ -22,6 +22,9 @@ export function withDurableReads(service: SessionService, queue: WriteQueue): Se
       if (!result.created) await queue.whenDurable();
       return result;
     },
+    // Its answer is read after the write, so it may show the engine's later progress: held back.
+    retrySession: (actor, sessionId, input, idempotencyKey) =>
+      hold(service.retrySession(actor, sessionId, input, idempotencyKey)),
     getSession: (actor, sessionId) => hold(service.getSession(actor, sessionId)),
     listSessions: (actor, query) => hold(service.listSessions(actor, query)),
     cancelSession: (actor, sessionId) => hold(service.cancelSession(actor, sessionId)),

@@ -83,6 +83,12 @@ export interface EngineDeps {
    * A rejection is logged as a warning; the deletion stands and the call still succeeds.
    */
   onSessionDeleted?: (sessionId: string) => Promise<void>;
+  /**
+   * Run before a retry of session `fromId` is stored as `toId`: copies what of the original lives
+   * outside the database on this replica (its command workspace) and returns how to undo that when
+   * the retry is not stored (refused, or the replay of an Idempotency-Key).
+   */
+  onSessionRetry?: (fromId: string, toId: string) => Promise<() => Promise<void>>;
 }
 
 export interface StopOptions {

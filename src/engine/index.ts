@@ -119,6 +119,8 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     // Idle slots claim in the new session's own write batch (the claim is queued behind its insert).
     onSessionQueued: () => scheduler.wake(),
     genAi: options.genAi,
+    ...(options.continueSession ? { continueSession: options.continueSession } : {}),
+    ...(options.onSessionRetry ? { onRetry: options.onSessionRetry } : {}),
     ...(options.admitSession ? { admitSession: options.admitSession } : {}),
     ...(options.onSessionDeleted ? { onDeleted: guardSessionDeleted(options.onSessionDeleted, logger) } : {}),
   });

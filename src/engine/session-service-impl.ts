@@ -2,14 +2,21 @@
 // the orchestrator's `plan` task), tenant-scoped reads, cancellation, deletion and event access.
 // Writes go through the group-commit write queue.
 import type { Kysely } from 'kysely';
+import type { z } from 'zod';
 import { findBuiltInRole } from '../agents/roles/catalogue.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import { mergeBudgets } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { buildPlan, resolveStrategy } from '../domain/plan.ts';
-import { createSessionInputSchema } from '../domain/session-input.ts';
+import { createSessionInputSchema, retrySessionInputSchema } from '../domain/session-input.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
-import { addUsage, type PlanBody, type SessionStatus } from '../domain/types.ts';
+import {
+  addUsage,
+  type PlanBody,
+  type SessionDetail,
+  type SessionStatus,
+  type Strategy,
+} from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { startSessionTrace } from '../observability/session-trace.ts';
 import { appendEvents, listSessionEvents, listSessionEventsBefore } from '../store/event-store.ts';
@@ -19,12 +26,14 @@ import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { getSessionDetail, getSessionRow, listSessionRecords } from '../store/session-store.ts';
 import type { WriteQueue } from '../store/write-queue.ts';
+import type { ContinueSession } from './advance-sessions.ts';
 import { cancelOpenTasks } from './advance-sessions.ts';
 import { findIdempotentSession, hashRequest, storeNewSession } from './create-session.ts';
 import { deleteFinishedSession } from './delete-session.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import type { EngineDeps, Planner } from './engine-types.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
+import { assertRetryableStatus, storeSessionRetry } from './retry-session.ts';
 import { createSessionDetailReader } from './session-detail-cache.ts';
 import type { SessionService } from './session-service.ts';
 
@@ -56,6 +65,10 @@ export interface SessionServiceDeps {
   genAi?: EngineDeps['genAi'];
   /** Tenant quotas, checked in the insert's transaction (see create-session.ts `admit`). */
   admitSession?: EngineDeps['admitSession'];
+  /** Copies the original's workspace for a retry; returns the undo (see EngineDeps.onSessionRetry). */
+  onRetry?: (fromId: string, toId: string) => Promise<() => Promise<void>>;
+  /** Orchestrated sessions' next step (phase gate, synthesis), for a retry with nothing left to run. */
+  continueSession?: ContinueSession;
   /** Run after a deletion, before the call returns; never rejects (the engine guards it). */
   onDeleted?: (sessionId: string) => Promise<void>;
   now?: () => number;
@@ -123,32 +136,62 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     return { strategy, plan: null };
   }
 
+  /** The session an earlier request with this Idempotency-Key stored, as a replay's answer. */
+  async function readReplay(
+    tenantId: string,
+    idempotency: { key: string; hash: string },
+  ): Promise<{ session: SessionDetail; created: false } | null> {
+    const existing = await findIdempotentSession(deps.db, tenantId, idempotency);
+    if (!existing) return null;
+    return {
+      session: await details.withSettings(deps.db, await getSessionDetail(deps.db, tenantId, existing)),
+      created: false,
+    };
+  }
+
+  /**
+   * A write that failed on the Idempotency-Key's unique index: in cluster mode another replica
+   * stored the same key between our check and our insert, and its session is the answer.
+   */
+  async function afterKeyRace(
+    error: unknown,
+    tenantId: string,
+    idempotency: { key: string; hash: string } | undefined,
+  ): Promise<{ sessionId: string; created: false; readied: 0; detail: null; finished: null }> {
+    if (!idempotency || !isUniqueViolation(error)) throw error;
+    const existing = await findIdempotentSession(deps.db, tenantId, idempotency);
+    if (!existing) throw error;
+    return { sessionId: existing, created: false, readied: 0, detail: null, finished: null };
+  }
+
+  /** VALIDATION_FAILED unless a task to run again in a retry can run on this server. */
+  function checkRunnable(tasks: ReadonlyArray<{ name: string; kind: string; runner: string | null }>): void {
+    const refuse = (task: { name: string }, why: string) => {
+      throw new AppError('VALIDATION_FAILED', `Task ${task.name} cannot run again: ${why}`, {
+        details: { task: task.name },
+      });
+    };
+    for (const task of tasks) {
+      if (task.kind !== 'agent') {
+        if (!deps.planner) refuse(task, 'it is the orchestrator’s, and no LLM provider is configured');
+      } else if (task.runner !== null) {
+        if (!deps.runtimes.hasRunner(task.runner)) {
+          refuse(task, `its runner ${task.runner} is not declared in the server config any more`);
+        }
+      } else if (!deps.runtimes.hasLlm()) {
+        refuse(task, 'it runs on the LLM, and no LLM provider is configured');
+      }
+    }
+  }
+
   return {
     async createSession(actor, rawInput, idempotencyKey) {
-      const parsed = createSessionInputSchema.safeParse(rawInput);
-      if (!parsed.success) {
-        const issues = parsed.error.issues.map(
-          (issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`,
-        );
-        throw new AppError('VALIDATION_FAILED', `Invalid session: ${issues.join('; ')}`, { details: issues });
-      }
-      const input = parsed.data;
-      if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-        throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1-255 visible ASCII characters');
-      }
-      const idempotency =
-        idempotencyKey === undefined ? undefined : { key: idempotencyKey, hash: hashRequest(rawInput) };
+      const input = parseInput(createSessionInputSchema, rawInput, 'Invalid session');
+      const idempotency = idempotencyOf(idempotencyKey, rawInput);
       if (idempotency) {
         // A replay answers with the session stored first; the write below re-checks under the lock.
-        const existing = await findIdempotentSession(deps.db, actor.tenantId, idempotency);
-        if (existing)
-          return {
-            session: await details.withSettings(
-              deps.db,
-              await getSessionDetail(deps.db, actor.tenantId, existing),
-            ),
-            created: false,
-          };
+        const replay = await readReplay(actor.tenantId, idempotency);
+        if (replay) return replay;
       }
       const defaults = deps.sessionDefaults?.(actor.tenantId);
       const approval = input.approval ?? defaults?.approval ?? 'none';
@@ -202,13 +245,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
             now(),
           ),
         )
-        .catch(async (error: unknown) => {
-          // Cluster mode: another replica stored the same key between our check and our insert.
-          if (!idempotency || !isUniqueViolation(error)) throw error;
-          const existing = await findIdempotentSession(deps.db, actor.tenantId, idempotency);
-          if (!existing) throw error;
-          return { sessionId: existing, created: false, readied: 0, detail: null };
-        });
+        .catch((error: unknown) => afterKeyRace(error, actor.tenantId, idempotency));
       deps.onSessionQueued?.();
       const stored = await storing;
       if (stored.created) {
@@ -222,6 +259,65 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           deps.db,
           await getSessionDetail(deps.db, actor.tenantId, stored.sessionId),
         ));
+      return { session, created: stored.created };
+    },
+
+    async retrySession(actor, originalId, rawInput, idempotencyKey) {
+      const input = parseInput(retrySessionInputSchema, rawInput, 'Invalid retry');
+      const idempotency = idempotencyOf(idempotencyKey, { retryOf: originalId, ...input });
+      if (idempotency) {
+        const replay = await readReplay(actor.tenantId, idempotency);
+        if (replay) return replay;
+      }
+      const defaults = deps.sessionDefaults?.(actor.tenantId);
+      const sessionId = newId();
+      const original = await getSessionRow(deps.db, actor.tenantId, originalId);
+      // Refused before its workspace is copied; the transaction checks every condition again.
+      assertRetryableStatus(originalId, original.status as SessionStatus);
+      const undoCopy = (await deps.onRetry?.(originalId, sessionId)) ?? (async () => {});
+      const traceContext = deps.genAi
+        ? startSessionTrace(deps.genAi, { id: sessionId, strategy: original.strategy as Strategy })
+        : undefined;
+      const storing = deps.queue
+        .run((trx) =>
+          storeSessionRetry(
+            trx,
+            {
+              tenantId: actor.tenantId,
+              originalId,
+              sessionId,
+              maxAttempts: deps.maxAttempts,
+              settingsOf: (settings) => {
+                if (input.budget === undefined) return settings;
+                const budget = mergeBudgets(input.budget, defaults?.budget);
+                return { ...settings, budget: Object.keys(budget).length > 0 ? budget : null };
+              },
+              checkRunnable,
+              ...(traceContext ? { traceContext } : {}),
+              ...(admitSession ? { admit: (trx) => admitSession(trx, actor.tenantId) } : {}),
+              ...(deps.continueSession ? { continueSession: deps.continueSession } : {}),
+            },
+            idempotency,
+            now(),
+          ),
+        )
+        .catch((error: unknown) => afterKeyRace(error, actor.tenantId, idempotency));
+      deps.onSessionQueued?.();
+      const stored = await storing.catch(async (error: unknown) => {
+        await undoCopy();
+        throw error;
+      });
+      if (!stored.created) await undoCopy();
+      if (stored.created) {
+        notifyObserver(deps.observer, 'sessionStarted');
+        if (stored.finished) notifyObserver(deps.observer, 'sessionFinished', stored.finished);
+        if (stored.readied > 0) deps.notifier.publish(READY_CHANNEL);
+        deps.notifier.publish(sessionChannel(stored.sessionId));
+      }
+      const session = await details.withSettings(
+        deps.db,
+        await getSessionDetail(deps.db, actor.tenantId, stored.sessionId),
+      );
       return { session, created: stored.created };
     },
 
@@ -272,6 +368,23 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 }
 
 /** A primary-key/unique violation from SQLite or PostgreSQL (23505). */
+/** The input parsed by `schema`, or VALIDATION_FAILED naming every issue. */
+function parseInput<T extends z.ZodType>(schema: T, raw: unknown, what: string): z.output<T> {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`);
+  throw new AppError('VALIDATION_FAILED', `${what}: ${issues.join('; ')}`, { details: issues });
+}
+
+/** The key and the request's hash, or undefined without a key; VALIDATION_FAILED for a malformed key. */
+function idempotencyOf(key: string | undefined, request: unknown): { key: string; hash: string } | undefined {
+  if (key === undefined) return undefined;
+  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
+    throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1-255 visible ASCII characters');
+  }
+  return { key, hash: hashRequest(request) };
+}
+
 function isUniqueViolation(error: unknown): boolean {
   const code = String((error as { code?: unknown } | null)?.code ?? '');
   return code === '23505' || code.startsWith('SQLITE_CONSTRAINT');

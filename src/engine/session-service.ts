@@ -1,6 +1,6 @@
 // The engine's public surface: what REST, CLI, MCP and the console call. Implemented in
 // engine/session-service-impl.ts; interfaces depend on this type only.
-import type { CreateSessionInput } from '../domain/session-input.ts';
+import type { CreateSessionInput, RetrySessionInput } from '../domain/session-input.ts';
 import type { SessionDetail, SessionEvent, SessionRecord, SessionStatus } from '../domain/types.ts';
 
 /** Who is acting: every call is scoped to one tenant. */
@@ -32,6 +32,18 @@ export interface SessionService {
   createSession(
     actor: Actor,
     input: CreateSessionInput,
+    idempotencyKey?: string,
+  ): Promise<CreateSessionResult>;
+  /**
+   * Starts a new session retrying a failed or cancelled one (retry-session.ts): its succeeded tasks
+   * carried over with their results, the others run again. SESSION_NOT_FOUND, INVALID_STATE (it has
+   * not ended, completed, or ended waiting for plan approval), INVALID_ROLE, VALIDATION_FAILED (a
+   * task to run again cannot run on this server), QUOTA_EXCEEDED as at a submit.
+   */
+  retrySession(
+    actor: Actor,
+    sessionId: string,
+    input: RetrySessionInput,
     idempotencyKey?: string,
   ): Promise<CreateSessionResult>;
   getSession(actor: Actor, sessionId: string): Promise<SessionDetail>;

@@ -83,6 +83,12 @@ export const sessionSummarySchema = z
     updatedAt: timestamp,
     startedAt: optionalTimestamp,
     finishedAt: optionalTimestamp,
+    retryOf: z
+      .string()
+      .nullable()
+      .describe(
+        'The failed or cancelled session this one retries (POST /v1/sessions/{id}/retry), carrying over its succeeded tasks; null for a session submitted anew.',
+      ),
   })
   .meta({ id: 'SessionSummary' })
   .describe('A session without its plan and tasks.');
@@ -251,6 +257,7 @@ export function toSessionSummaryDto(session: SessionRecord): SessionSummaryDto {
     updatedAt: toIso(session.updatedAt),
     startedAt: toIsoOrNull(session.startedAt),
     finishedAt: toIsoOrNull(session.finishedAt),
+    retryOf: session.retryOf,
   };
 }
 

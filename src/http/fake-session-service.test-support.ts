@@ -72,6 +72,7 @@ export function createFakeSessionService(): FakeSessionService {
         updatedAt: clock,
         startedAt: clock,
         finishedAt: null,
+        retryOf: null,
         plan: null,
         tasks: [],
         agents: [],
@@ -102,6 +103,16 @@ export function createFakeSessionService(): FakeSessionService {
         items,
         nextCursor: next < all.length ? Buffer.from(String(next)).toString('base64url') : null,
       };
+    },
+    async retrySession(actor, id, _input, key) {
+      checkFailure();
+      const original = find(actor, id);
+      if (original.status !== 'failed' && original.status !== 'cancelled') {
+        throw new AppError('INVALID_STATE', `Session is ${original.status}.`);
+      }
+      const result = await service.createSession(actor, { objective: original.objective }, key);
+      result.session.retryOf = id;
+      return result;
     },
     async cancelSession(actor, id) {
       checkFailure();

@@ -50,6 +50,7 @@ function session(tasks: TaskRecord[]): SessionDetail {
     updatedAt: Date.UTC(2026, 0, 2),
     startedAt: Date.UTC(2026, 0, 1),
     finishedAt: Date.UTC(2026, 0, 2),
+    retryOf: null,
     plan: {
       phases: [{ name: 'p1', tasks: [{ name: 'a', role: 'engineer', instructions: 'x', dependsOn: [] }] }],
     },
@@ -96,7 +97,7 @@ describe('session detail serializer', () => {
     assert.equal(serialize(dto), reference(dto));
     assert.match(
       serialize(dto),
-      /"finishedAt":"[^"]+","approval":\{"mode":"required","pending":true,"pendingPhase":1\},"budget":\{"maxTokens":10,"maxCostUsd":null,"deadlineSeconds":60,"usedTokens":3,"usedCostUsd":0.5\},"deadline":"2026-01-01T00:01:00.000Z","threadId":"t","plan":/,
+      /"finishedAt":"[^"]+","retryOf":null,"approval":\{"mode":"required","pending":true,"pendingPhase":1\},"budget":\{"maxTokens":10,"maxCostUsd":null,"deadlineSeconds":60,"usedTokens":3,"usedCostUsd":0.5\},"deadline":"2026-01-01T00:01:00.000Z","threadId":"t","plan":/,
     );
     const frozen = toSessionDto(Object.freeze({ ...waiting, status: 'completed' }) as SessionDetail);
     assert.equal(serialize(frozen), reference(frozen));

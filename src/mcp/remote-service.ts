@@ -103,6 +103,11 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
         const { session, created } = await client.submitSession(input, idempotencyKey);
         return { session: toDetail(session), created };
       }),
+    retrySession: (_actor, sessionId, input, idempotencyKey) =>
+      remote(async () => {
+        const { session, created } = await client.retrySession(sessionId, input, idempotencyKey);
+        return { session: toDetail(session), created };
+      }),
     getSession: (_actor, sessionId) => remote(async () => toDetail(await client.getSession(sessionId))),
     listSessions: (_actor, query) =>
       remote(async () => {

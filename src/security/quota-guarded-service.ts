@@ -4,7 +4,7 @@
 import type { SessionService } from '../engine/session-service.ts';
 import type { TenantQuotas } from './quotas.ts';
 
-/** The same service, with `createSession` refused (QUOTA_EXCEEDED) when the tenant is over a cap. */
+/** The same service, with `createSession` and `retrySession` refused (QUOTA_EXCEEDED) when the tenant is over a cap. */
 export function withTenantQuotas(service: SessionService, quotas: TenantQuotas | null): SessionService {
   if (quotas === null) return service;
   return Object.freeze({
@@ -13,12 +13,17 @@ export function withTenantQuotas(service: SessionService, quotas: TenantQuotas |
       await quotas.assertSessionAllowed(actor.tenantId);
       return service.createSession(actor, input, idempotencyKey);
     },
+    async retrySession(actor, sessionId, input, idempotencyKey) {
+      await quotas.assertSessionAllowed(actor.tenantId);
+      return service.retrySession(actor, sessionId, input, idempotencyKey);
+    },
   } satisfies SessionService);
 }
 
 function bindAll(service: SessionService): SessionService {
   return {
     createSession: service.createSession.bind(service),
+    retrySession: service.retrySession.bind(service),
     getSession: service.getSession.bind(service),
     listSessions: service.listSessions.bind(service),
     cancelSession: service.cancelSession.bind(service),

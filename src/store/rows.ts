@@ -45,6 +45,7 @@ export function toSessionRecord(row: SessionsTable): SessionRecord {
     updatedAt: Number(row.updated_at),
     startedAt: nullableNumber(row.started_at),
     finishedAt: nullableNumber(row.finished_at),
+    retryOf: row.retry_of ?? null,
   };
 }
 

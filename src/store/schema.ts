@@ -35,6 +35,8 @@ export interface SessionsTable {
   trace_parent?: string | null;
   /** W3C `tracestate` that came with `trace_parent`, if any. */
   trace_state?: string | null;
+  /** The failed or cancelled session this one retries (migration 0020); null for a new submission. */
+  retry_of?: string | null;
 }
 
 export interface PlansTable {

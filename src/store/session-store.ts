@@ -32,7 +32,8 @@ export interface NewSessionRows extends PlannedRows {
   plan: PlanBody | null;
 }
 
-async function insertChunked<T extends keyof Database>(
+/** Inserts rows in statements of at most 500 rows (SQLite bounds a statement's parameters). */
+export async function insertChunked<T extends keyof Database>(
   trx: Kysely<Database>,
   table: T,
   rows: ReadonlyArray<Database[T]>,

@@ -1,5 +1,5 @@
 // The `maos` CLI as a child process against a real server (port 0, temp data dir): run --follow of
-// a pipeline, a failing session, sessions list/show/cancel/delete, logs -f, roles, and error exit codes.
+// a pipeline, a failing session, sessions list/show/cancel/retry/delete, logs -f, roles, and error exit codes.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createApiKey } from '../../src/security/api-keys.ts';
@@ -180,6 +180,59 @@ describe('maos CLI against a running server', () => {
     const again = await runMaos(['sessions', 'cancel', done.id], { env });
     assert.equal(again.code, 6);
     assert.match(again.stderr, /^error INVALID_STATE: /m);
+  });
+
+  test('sessions retry starts a new session from a failed one; bad options and finished ones are refused', async () => {
+    const created = await runMaos(
+      [
+        'run',
+        'To retry',
+        '--agent',
+        'a=engineer:first:echo',
+        '--agent',
+        'b=qa:then:fail',
+        '--depends',
+        'b=a',
+        '--json',
+      ],
+      { env },
+    );
+    const { id } = JSON.parse(created.stdout) as { id: string };
+    assert.equal((await waitForSession(server.url, id)).status, 'failed');
+
+    const retried = await runMaos(
+      ['sessions', 'retry', id, '--max-tokens', '900', '--idempotency-key', 'again'],
+      {
+        env,
+      },
+    );
+    assert.equal(retried.code, 0, retried.stderr);
+    const line = new RegExp(`^session (\\S+) (?:running|failed): retry of ${id}, 1 of 2 tasks carried over$`, 'm');
+    const newId = line.exec(retried.stdout)?.[1];
+    assert.ok(newId, retried.stdout);
+    assert.match(retried.stdout, new RegExp(`follow it with: maos logs ${newId} -f`));
+    const replay = await runMaos(
+      ['sessions', 'retry', id, '--max-tokens', '900', '--idempotency-key', 'again', '--json'],
+      { env },
+    );
+    assert.equal(replay.code, 0, replay.stderr);
+    const session = JSON.parse(replay.stdout) as {
+      id: string;
+      retryOf: string;
+      budget: { maxTokens: number };
+    };
+    assert.deepEqual([session.id, session.retryOf, session.budget.maxTokens], [newId, id, 900]);
+
+    const badBudget = await runMaos(['sessions', 'retry', id, '--max-tokens', 'lots'], { env });
+    assert.equal(badBudget.code, 2, badBudget.stderr);
+    assert.match(badBudget.stderr, /--max-tokens must be a whole number greater than 0/);
+    const done = await waitForSession(server.url, newId);
+    assert.equal(done.status, 'failed', 'its failing task ran again');
+    const followed = await runMaos(['run', 'Fine', '--agent', 'qa:ok:ok', '--follow', '--json'], { env });
+    const completed = JSON.parse(followed.stdout) as { id: string };
+    const refused = await runMaos(['sessions', 'retry', completed.id], { env });
+    assert.equal(refused.code, 6);
+    assert.match(refused.stderr, /^error INVALID_STATE: .*completed: there is nothing to retry/m);
   });
 
   test('sessions delete erases a finished session (exit 0); gone (4), running (6), no permission (5)', async (t) => {

@@ -320,6 +320,24 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', '/v1/sessions?status=failed'), 200);
   expectStatus(await api.call('POST', `/v1/sessions/${givenId}/messages`, { body: { message: 'x' } }), 409);
 
+  // Retrying: the failed session again as a new one (201, a replay of its key 200), with bad bodies,
+  // a completed session, one that ended waiting for approval and an unknown one refused.
+  const retry = `/v1/sessions/${failingId}/retry`;
+  const retryKey = { headers: { 'idempotency-key': 'retry-1' } };
+  const retried = await api.call('POST', retry, { ...retryKey, body: { budget: { maxTokens: 1000 } } });
+  expectStatus(retried, 201);
+  expectStatus(await api.call('POST', retry, { ...retryKey, body: { budget: { maxTokens: 1000 } } }), 200);
+  await waitForStatus((retried.body as { id: string }).id, 'failed');
+  expectStatus(
+    await api.call('POST', retry, { body: { budget: { maxTokens: 0 } } }),
+    400,
+    'VALIDATION_FAILED',
+  );
+  expectStatus(await api.call('POST', retry, asViewer), 403, 'PERMISSION_DENIED');
+  expectStatus(await api.call('POST', `/v1/sessions/${givenId}/retry`), 409, 'INVALID_STATE');
+  expectStatus(await api.call('POST', `/v1/sessions/${cancelId}/retry`), 409, 'INVALID_STATE');
+  expectStatus(await api.call('POST', `/v1/sessions/${MISSING_ID}/retry`), 404, 'SESSION_NOT_FOUND');
+
   // Deleting a finished session: 204, then it is gone; a body, a bad id and a viewer are refused.
   const failedPath = `/v1/sessions/${failingId}`;
   expectStatus(await api.call('DELETE', failedPath, { body: { force: true } }), 400);

@@ -369,7 +369,9 @@ export function buildRequest(objective: string, options: RunOptions) {
 }
 
 /** The session's `budget` from --max-tokens, --max-cost and --deadline; undefined when none is given. */
-function buildBudget(options: RunOptions): Record<string, number> | undefined {
+export function buildBudget(
+  options: Pick<RunOptions, 'maxTokens' | 'maxCost' | 'deadline'>,
+): Record<string, number> | undefined {
   const budget: Record<string, number> = {};
   const limits = [
     ['--max-tokens', options.maxTokens, 'maxTokens', true],

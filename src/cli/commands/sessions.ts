@@ -1,9 +1,10 @@
-// `maos sessions list|show|cancel|delete`: read, cancel and delete sessions on the server.
+// `maos sessions list|show|cancel|retry|delete`: read, cancel, retry and delete sessions on the server.
 import type { Command } from 'commander';
 import { SESSION_STATUSES } from '../../domain/types.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatSessionDetail, formatSessionTable } from '../output.ts';
+import { buildBudget } from './run.ts';
 
 interface ListOptions {
   status?: string;
@@ -13,7 +14,7 @@ interface ListOptions {
 
 /** Registers `maos sessions …`. */
 export function registerSessionsCommands(program: Command, act: ActionFactory): void {
-  const sessions = program.command('sessions').description('list, show, cancel and delete sessions');
+  const sessions = program.command('sessions').description('list, show, cancel, retry and delete sessions');
   addCommonOptions(sessions.command('list'), true)
     .description('list sessions, newest first')
     .option('--status <status>', `only sessions in this state (${SESSION_STATUSES.join('|')})`)
@@ -28,6 +29,16 @@ export function registerSessionsCommands(program: Command, act: ActionFactory): 
     .description('cancel a session: running tasks are stopped, pending ones cancelled')
     .argument('<id>', 'session id')
     .action(act(cancelSession));
+  addCommonOptions(sessions.command('retry'), true)
+    .description(
+      'retry a failed or cancelled session as a new one: its succeeded tasks are carried over with their results, the others run again',
+    )
+    .argument('<id>', 'session id')
+    .option('--max-tokens <n>', "the retry's budget: input + output tokens (default: the original's budget)")
+    .option('--max-cost <usd>', "the retry's budget: cost in USD")
+    .option('--deadline <seconds>', "the retry's budget: seconds from the retry until it fails")
+    .option('--idempotency-key <key>', 'retry-safe: the same key and options return the same new session')
+    .action(act(retrySession));
   addCommonOptions(sessions.command('delete'), true)
     .description(
       'delete a finished session with its plan, tasks, results, messages, artifacts and events (cannot be undone; cancel a running one first)',
@@ -95,6 +106,31 @@ async function cancelSession(ctx: CliContext, command: Command): Promise<number>
   const session = await ctx.client().cancelSession(command.processedArgs[0] as string);
   if (ctx.out.json) ctx.out.printJson(session);
   else ctx.out.line(`session ${session.id} ${session.status}`);
+  return EXIT.OK;
+}
+
+async function retrySession(ctx: CliContext, command: Command): Promise<number> {
+  const id = command.processedArgs[0] as string;
+  const options = command.opts<{
+    maxTokens?: string;
+    maxCost?: string;
+    deadline?: string;
+    idempotencyKey?: string;
+  }>();
+  const budget = buildBudget(options);
+  const { session, created } = await ctx
+    .client()
+    .retrySession(id, budget ? { budget } : {}, options.idempotencyKey);
+  const { out } = ctx;
+  if (out.json) {
+    out.printJson(session);
+    return EXIT.OK;
+  }
+  const carried = session.tasks.filter((task) => task.status === 'succeeded').length;
+  out.line(
+    `session ${session.id} ${session.status}: retry of ${id}${created ? '' : ' (made earlier with this key)'}, ${carried} of ${session.tasks.length} tasks carried over`,
+  );
+  out.line(out.paint.dim(`follow it with: maos logs ${session.id} -f`));
   return EXIT.OK;
 }
 

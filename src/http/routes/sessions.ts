@@ -1,8 +1,8 @@
-// /v1/sessions: submit (idempotent), list, show, cancel and delete sessions.
+// /v1/sessions: submit (idempotent), list, show, cancel, retry and delete sessions.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { createSessionInputSchema } from '../../domain/session-input.ts';
+import { createSessionInputSchema, retrySessionInputSchema } from '../../domain/session-input.ts';
 import { SESSION_STATUSES } from '../../domain/types.ts';
 import type { SessionService } from '../../engine/session-service.ts';
 import { sessionDetailSchema, sessionPageSchema, toSessionDto, toSessionSummaryDto } from '../dto.ts';
@@ -120,6 +120,39 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
       },
     },
     async (request) => toSessionDto(await service.cancelSession(request.actor, request.params.id)),
+  );
+
+  typed.post(
+    '/v1/sessions/:id/retry',
+    {
+      config: {
+        permission: 'sessions:create',
+        submitsSession: true,
+        // Audited apart from a submit, naming the session retried (the new one is in `Location`).
+        audit: { action: 'sessions:retry', targetType: 'sessions' },
+      },
+      schema: {
+        operationId: 'retrySession',
+        summary: 'Retry a failed or cancelled session',
+        description:
+          'Starts a new session with the objective, settings, plan versions and messages of a `failed` or `cancelled` one: its tasks that succeeded are carried over with their results (not run or charged again), the others run anew, and an orchestrated session goes on with its phase gates and synthesis from there. The original stays as it ended; the new one names it in `retryOf`. `budget` replaces the original’s budget (capped by the tenant’s default). `201` when created; `200` when an earlier request with the same `Idempotency-Key` and body created it; `409 INVALID_STATE` for a session that has not ended, completed, or ended waiting for plan approval; quotas apply as at a submit.',
+        tags: ['sessions'],
+        params: sessionIdParamsSchema,
+        headers: z.looseObject({ 'idempotency-key': idempotencyKeySchema }),
+        body: retrySessionInputSchema.nullish(),
+        response: {
+          200: sessionDetailSchema.describe('Replay of an earlier retry with the same Idempotency-Key.'),
+          201: sessionDetailSchema.describe('The new session.'),
+          ...problemResponses(400, 401, 403, 404, 409, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      const result = await service.retrySession(request.actor, request.params.id, request.body ?? {}, key);
+      reply.header('location', `/v1/sessions/${encodeURIComponent(result.session.id)}`);
+      return reply.code(result.created ? 201 : 200).send(toSessionDto(result.session));
+    },
   );
 
   typed.delete(

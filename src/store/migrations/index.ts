@@ -19,6 +19,7 @@ import * as webhookDeliverySessionIndex from './0016-webhook-delivery-session-in
 import * as deletedSessions from './0017-deleted-sessions.ts';
 import * as webhookSecretRotation from './0018-webhook-secret-rotation.ts';
 import * as webhookAutoDisable from './0019-webhook-auto-disable.ts';
+import * as sessionRetry from './0020-session-retry.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -46,4 +47,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0017_deleted_sessions', migration: deletedSessions },
   { name: '0018_webhook_secret_rotation', migration: webhookSecretRotation },
   { name: '0019_webhook_auto_disable', migration: webhookAutoDisable },
+  { name: '0020_session_retry', migration: sessionRetry },
 ];

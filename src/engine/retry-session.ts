@@ -1,0 +1,360 @@
+// Retrying a failed or cancelled session (POST /v1/sessions/:id/retry): a new session with the
+// original's objective, settings and plan versions, whose tasks that succeeded are carried over with
+// their results (not run again, not charged again) and whose other tasks run anew. The original is
+// left as it ended: a session's terminal status never changes, so everything that read it (events,
+// webhooks, metrics, usage) stays true. The new session then advances like any other one (advance-
+// sessions.ts), so a retry whose tasks all succeeded goes straight on to its next phase gate,
+// synthesis or completion.
+import type { Kysely } from 'kysely';
+import { describeMissingRoles, findMissingRoles } from '../agents/roles/role-locks.ts';
+import type { NewEvent } from '../domain/events.ts';
+import { transitionSession } from '../domain/session-state.ts';
+import type { SessionSettings, SessionStatus } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { StoredTraceContext } from '../observability/tracing.ts';
+import { insertEventRows } from '../store/event-store.ts';
+import { newId } from '../store/ids.ts';
+import type { Database, MessagesTable, SessionsTable, TasksTable } from '../store/schema.ts';
+import { lockTenantSubmissions } from '../store/session-locks.ts';
+import { insertChunked, insertPlannedRows } from '../store/session-store.ts';
+import { advanceSessions, type ContinueSession, zeroUsage } from './advance-sessions.ts';
+import { findIdempotentSession, insertIdempotencyKey, insertSessionSettings } from './create-session.ts';
+import { loadSessionSettings } from './session-settings.ts';
+
+/** Statuses a session can be retried from: it ended without completing. */
+const RETRYABLE: readonly SessionStatus[] = ['failed', 'cancelled'];
+
+export interface SessionRetrySpec {
+  tenantId: string;
+  /** The failed or cancelled session to retry. */
+  originalId: string;
+  /** Id of the new session. */
+  sessionId: string;
+  maxAttempts: number;
+  /** The new session's settings from the original's; `budget` replaced when the caller gave one. */
+  settingsOf(original: SessionSettings): SessionSettings;
+  /**
+   * Refuses (throws) when a task to run again could not run on this server: its runner is no longer
+   * declared, or it needs an LLM provider (or the orchestrator) that is not configured.
+   */
+  checkRunnable(tasks: ReadonlyArray<Pick<TasksTable, 'name' | 'kind' | 'runner'>>): void;
+  traceContext?: StoredTraceContext;
+  /** Tenant quotas, as at a submit (create-session.ts `admit`). */
+  admit?: (trx: Kysely<Database>) => Promise<void>;
+  continueSession?: ContinueSession;
+}
+
+export interface StoredRetry {
+  sessionId: string;
+  created: boolean;
+  /** Tasks made ready for any worker to claim. */
+  readied: number;
+  /** Set when the retry ended at once (every task was carried over and nothing follows them). */
+  finished: SessionStatus | null;
+}
+
+/** Stores the retry of `spec.originalId` in the caller's transaction (or finds the one the key made). */
+export async function storeSessionRetry(
+  trx: Kysely<Database>,
+  spec: SessionRetrySpec,
+  idempotency: { key: string; hash: string } | undefined,
+  now: number,
+): Promise<StoredRetry> {
+  if (spec.admit) await lockTenantSubmissions(trx, spec.tenantId);
+  if (idempotency) {
+    const existing = await findIdempotentSession(trx, spec.tenantId, idempotency);
+    if (existing) return { sessionId: existing, created: false, readied: 0, finished: null };
+  }
+  const original = await trx
+    .selectFrom('sessions')
+    .selectAll()
+    .where('id', '=', spec.originalId)
+    .where('tenant_id', '=', spec.tenantId)
+    .executeTakeFirst();
+  if (!original) {
+    throw new AppError('SESSION_NOT_FOUND', `Session ${spec.originalId} not found`, {
+      details: { id: spec.originalId },
+    });
+  }
+  await assertRetryable(trx, original);
+  await spec.admit?.(trx);
+  const tasks = await trx
+    .selectFrom('tasks')
+    .selectAll()
+    .where('session_id', '=', original.id)
+    .orderBy('position')
+    .execute();
+  const rerun = tasks.filter((task) => task.status !== 'succeeded');
+  spec.checkRunnable(rerun);
+  await checkRoles(trx, spec.tenantId, rerun);
+
+  const sessionId = spec.sessionId;
+  const owner = { id: sessionId, tenantId: spec.tenantId };
+  const agentIds = new Map<string, string>();
+  const agents = (
+    await trx.selectFrom('agents').selectAll().where('session_id', '=', original.id).execute()
+  ).map((agent) => {
+    const id = newId();
+    agentIds.set(agent.id, id);
+    return { ...agent, id, session_id: sessionId, created_at: now };
+  });
+  const taskIds = new Map(tasks.map((task) => [task.id, newId()]));
+  const newTasks = tasks.map((task) => copyTask(task, { spec, sessionId, taskIds, agentIds, now }));
+  const dependencies = (
+    await trx.selectFrom('task_dependencies').selectAll().where('session_id', '=', original.id).execute()
+  ).map((edge) => ({
+    task_id: taskIds.get(edge.task_id)!,
+    depends_on_task_id: taskIds.get(edge.depends_on_task_id)!,
+    session_id: sessionId,
+    tenant_id: spec.tenantId,
+  }));
+  const nameOf = new Map(newTasks.map((task) => [task.id, task.name]));
+  const dependsOnNames = new Map<string, string[]>();
+  for (const edge of dependencies) {
+    const names = dependsOnNames.get(edge.task_id) ?? [];
+    names.push(nameOf.get(edge.depends_on_task_id)!);
+    dependsOnNames.set(edge.task_id, names);
+  }
+  const carried = tasks.filter((task) => task.status === 'succeeded');
+  const status: SessionStatus =
+    original.plan_version === 0
+      ? transitionSession('pending', 'plan')
+      : transitionSession('pending', 'start');
+  const events: NewEvent[] = [
+    {
+      type: 'session.created',
+      data: {
+        objective: original.objective,
+        strategy: original.strategy,
+        tasks: newTasks.map((task) => ({
+          id: task.id,
+          name: task.name,
+          role: task.role,
+          dependsOn: dependsOnNames.get(task.id) ?? [],
+        })),
+        retryOf: original.id,
+        carried: carried.map((task) => task.name),
+      },
+    },
+    { type: 'session.status', data: { from: 'pending', to: status } },
+  ];
+  const sessionRow: SessionsTable = {
+    id: sessionId,
+    tenant_id: spec.tenantId,
+    objective: original.objective,
+    strategy: original.strategy,
+    status,
+    metadata: original.metadata,
+    plan_version: original.plan_version,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cost_usd: 0,
+    error: null,
+    result: null,
+    last_seq: events.length,
+    created_at: now,
+    updated_at: now,
+    started_at: status === 'running' ? now : null,
+    finished_at: null,
+    retry_of: original.id,
+    ...(spec.traceContext
+      ? { trace_parent: spec.traceContext.traceparent, trace_state: spec.traceContext.tracestate ?? null }
+      : {}),
+  };
+  await trx.insertInto('sessions').values(sessionRow).execute();
+  const plans = await trx.selectFrom('plans').selectAll().where('session_id', '=', original.id).execute();
+  await insertChunked(
+    trx,
+    'plans',
+    plans.map((plan) => ({ ...plan, session_id: sessionId })),
+  );
+  await insertPlannedRows(trx, { agents, tasks: newTasks, dependencies });
+  await copyMessages(trx, original.id, {
+    sessionId,
+    taskIds,
+    agentIds,
+    carried: new Set(carried.map((t) => t.id)),
+  });
+  await insertEventRows(trx, owner, 1, events, now);
+  await insertSessionSettings(trx, owner, spec.settingsOf(await loadSessionSettings(trx, original.id)), now);
+  if (idempotency) await insertIdempotencyKey(trx, owner, idempotency, now);
+  // The tasks whose dependencies all succeeded become ready, or, when nothing is left to run, the
+  // session goes on (phase gate, synthesis) or ends, exactly as after its last task's finish.
+  const touched = new Map([[sessionId, { tenantId: spec.tenantId, events: [], usage: zeroUsage() }]]);
+  const effect = (await advanceSessions(trx, touched, now, spec.continueSession)).get(sessionId);
+  return {
+    sessionId,
+    created: true,
+    readied: effect?.readied ?? 0,
+    finished: effect?.sessionFinished ?? null,
+  };
+}
+
+/** INVALID_STATE unless the session ended failed or cancelled. */
+export function assertRetryableStatus(sessionId: string, status: SessionStatus): void {
+  if (RETRYABLE.includes(status)) return;
+  throw new AppError(
+    'INVALID_STATE',
+    status === 'completed'
+      ? `Session ${sessionId} completed: there is nothing to retry`
+      : `Session ${sessionId} is ${status}: only a failed or cancelled session can be retried (cancel it first)`,
+    { details: { status } },
+  );
+}
+
+/**
+ * INVALID_STATE unless the session ended failed or cancelled, and not while its plan waited for
+ * approval: the tasks of a plan nobody approved must not start because the session was retried.
+ */
+async function assertRetryable(trx: Kysely<Database>, original: SessionsTable): Promise<void> {
+  const status = original.status as SessionStatus;
+  assertRetryableStatus(original.id, status);
+  const last = await trx
+    .selectFrom('events')
+    .select('data')
+    .where('session_id', '=', original.id)
+    .where('type', '=', 'session.status')
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  const from = last ? (JSON.parse(last.data) as { from?: string }).from : undefined;
+  if (from === undefined && (await loadSessionSettings(trx, original.id)).approval === 'required') {
+    // Retention removed its events (retention.outputsDays): whether it ended waiting cannot be told.
+    throw new AppError(
+      'INVALID_STATE',
+      `Session ${original.id} needed plan approval and its events were removed by retention, so whether its plan was approved cannot be told: submit the objective again`,
+      { details: { status } },
+    );
+  }
+  if (from === 'awaiting_approval') {
+    throw new AppError(
+      'INVALID_STATE',
+      `Session ${original.id} ended while its plan waited for approval: submit the objective again`,
+      { details: { status, endedWhile: 'awaiting_approval' } },
+    );
+  }
+}
+
+/** INVALID_ROLE when a task to run again has a custom role deleted since (locked as at a submit). */
+async function checkRoles(
+  trx: Kysely<Database>,
+  tenantId: string,
+  rerun: ReadonlyArray<Pick<TasksTable, 'name' | 'role' | 'kind'>>,
+): Promise<void> {
+  const agentTasks = rerun.filter((task) => task.kind === 'agent');
+  const missing = await findMissingRoles(
+    trx,
+    tenantId,
+    agentTasks.map((task) => task.role),
+  );
+  if (missing.length === 0) return;
+  throw new AppError(
+    'INVALID_ROLE',
+    `Unknown role ${describeMissingRoles(missing, agentTasks)}: it was deleted since the session ran, so its tasks cannot run again`,
+    {
+      details: {
+        roles: missing,
+        tasks: agentTasks.filter((t) => missing.includes(t.role)).map((t) => t.name),
+      },
+    },
+  );
+}
+
+/**
+ * A task of the retry: a succeeded one as it ended (result, timings) but with no usage, which stays
+ * the original's; any other one pending with no attempt, as if newly planned (advance readies it).
+ */
+function copyTask(
+  task: TasksTable,
+  ctx: {
+    spec: SessionRetrySpec;
+    sessionId: string;
+    taskIds: ReadonlyMap<string, string>;
+    agentIds: ReadonlyMap<string, string>;
+    now: number;
+  },
+): TasksTable {
+  const base = {
+    id: ctx.taskIds.get(task.id)!,
+    tenant_id: task.tenant_id,
+    session_id: ctx.sessionId,
+    kind: task.kind,
+    name: task.name,
+    role: task.role,
+    agent_id: task.agent_id === null ? null : (ctx.agentIds.get(task.agent_id) ?? null),
+    instructions: task.instructions,
+    runner: task.runner,
+    phase: task.phase,
+    position: task.position,
+    lease_owner: null,
+    lease_expires_at: null,
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 0,
+    cost_usd: 0,
+    unsettled_usage: null,
+    model_usage: null,
+    created_at: ctx.now,
+    updated_at: ctx.now,
+  };
+  if (task.status === 'succeeded') {
+    return {
+      ...base,
+      status: 'succeeded',
+      attempts: task.attempts,
+      max_attempts: task.max_attempts,
+      result: task.result,
+      error: null,
+      ready_at: task.ready_at,
+      started_at: task.started_at,
+      finished_at: task.finished_at,
+    };
+  }
+  return {
+    ...base,
+    status: 'pending',
+    attempts: 0,
+    max_attempts: ctx.spec.maxAttempts,
+    result: null,
+    error: null,
+    ready_at: null,
+    started_at: null,
+    finished_at: null,
+  };
+}
+
+/**
+ * The original's messages (agents' `send_message`s, a person's steering), so the tasks run again
+ * and the orchestrator's next phase gate or synthesis read what they read before. A message
+ * delivered into a task that runs again is delivered again (into its new run).
+ */
+async function copyMessages(
+  trx: Kysely<Database>,
+  originalId: string,
+  ctx: {
+    sessionId: string;
+    taskIds: ReadonlyMap<string, string>;
+    agentIds: ReadonlyMap<string, string>;
+    carried: ReadonlySet<string>;
+  },
+): Promise<void> {
+  const messages = await trx
+    .selectFrom('messages')
+    .selectAll()
+    .where('session_id', '=', originalId)
+    .execute();
+  const mapAgent = (id: string | null) => (id === null ? null : (ctx.agentIds.get(id) ?? null));
+  const rows: MessagesTable[] = messages.map((message) => ({
+    ...message,
+    id: newId(),
+    session_id: ctx.sessionId,
+    from_agent_id: mapAgent(message.from_agent_id),
+    to_agent_id: mapAgent(message.to_agent_id),
+    delivered_task_id:
+      message.delivered_task_id != null && ctx.carried.has(message.delivered_task_id)
+        ? ctx.taskIds.get(message.delivered_task_id)!
+        : null,
+  }));
+  await insertChunked(trx, 'messages', rows);
+}
