@@ -1,9 +1,13 @@
-// The MCP tools of MAOS: orchestrate, session_status, list_roles, cancel_session. Each calls the
+// The MCP tools of MAOS: orchestrate, session_status, list_roles, cancel_session, retry_session. Each calls the
 // engine only through SessionService with the caller's Actor, after the caller's permission check.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { RoleDefinition } from '../agents/roles/role.ts';
-import { agentSpecSchema, createSessionInputSchema } from '../domain/session-input.ts';
+import {
+  agentSpecSchema,
+  createSessionInputSchema,
+  retrySessionInputSchema,
+} from '../domain/session-input.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CallerResolver, McpCaller } from './caller.ts';
@@ -96,6 +100,12 @@ const listRolesInputSchema = z.strictObject({
 });
 
 const cancelInputSchema = z.strictObject({ session_id: sessionIdSchema });
+
+const retryInputSchema = z.strictObject({
+  session_id: sessionIdSchema,
+  budget: retrySessionInputSchema.shape.budget,
+  idempotency_key: orchestrateInputSchema.shape.idempotency_key,
+});
 
 /** Registers every session tool on `server`. */
 export function registerSessionTools(server: McpServer, deps: ToolDependencies): void {
@@ -227,6 +237,38 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
         args.session_id,
         async (caller) => {
           return toSessionStatus(await service.cancelSession(caller.actor, args.session_id));
+        },
+      )(extra),
+  );
+
+  server.registerTool(
+    'retry_session',
+    {
+      title: 'Retry a failed or cancelled MAOS session',
+      description:
+        'Starts a new session that goes on where a `failed` or `cancelled` one stopped: its tasks that succeeded are carried over with their results (not run or charged again), the others run anew, and an orchestrated session continues with its phase gates and synthesis. The original stays as it ended; the new session names it in `retryOf`. `budget` replaces the original’s. A session that has not ended, completed, or ended waiting for plan approval gives INVALID_STATE. Returns the new session’s id and state.',
+      inputSchema: retryInputSchema,
+      outputSchema: orchestrateOutputSchema,
+      annotations: {
+        title: 'Retry a failed or cancelled MAOS session',
+        destructiveHint: false,
+        openWorldHint: true,
+      },
+    },
+    (args, extra) =>
+      runTool(
+        deps,
+        { name: 'retry_session', permission: 'sessions:create', mutating: true },
+        args.session_id,
+        async (caller) => {
+          const input = args.budget === undefined ? {} : { budget: args.budget };
+          const retried = await service.retrySession(
+            caller.actor,
+            args.session_id,
+            input,
+            args.idempotency_key,
+          );
+          return { created: retried.created, ...toSessionStatus(retried.session) };
         },
       )(extra),
   );

@@ -29,6 +29,7 @@ const ALL_TOOLS = [
   'list_roles',
   'orchestrate',
   'reject_plan',
+  'retry_session',
   'send_message',
   'session_status',
 ];
@@ -130,6 +131,14 @@ async function callEveryTool(client: Client, tools: Tool[], server: McpTestServe
   await markPlanOrchestrated(server.app.database.db, running.sessionId);
   await callOk('send_message', { session_id: running.sessionId, message: 'prefer PostgreSQL' });
   await callOk('cancel_session', { session_id: running.sessionId });
+  // The cancelled session again, as a new one that runs its task anew; then cancel that too.
+  const retried = await callOk<{ created: boolean; sessionId: string }>('retry_session', {
+    session_id: running.sessionId,
+    budget: { maxTokens: 1000 },
+  });
+  assert.equal(retried.created, true);
+  assert.notEqual(retried.sessionId, running.sessionId);
+  await callOk('cancel_session', { session_id: retried.sessionId });
 
   assert.deepEqual([...checked].sort(), tools.map((tool) => tool.name).sort(), 'every tool called');
 }

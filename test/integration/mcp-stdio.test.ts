@@ -112,6 +112,7 @@ const HTTP_TOOLS = [
   'list_roles',
   'orchestrate',
   'reject_plan',
+  'retry_session',
   'send_message',
   'session_status',
 ];
