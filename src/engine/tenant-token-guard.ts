@@ -60,10 +60,10 @@ interface Stream {
 /**
  * The tenant's tasks leased or running, the ones whose spend no one has charged yet, with the
  * tokens their current attempt has recorded (a record of an earlier attempt is not counted: a
- * cancel would not charge it either). Status as literals, so SQLite uses the partial index of
- * claimed tasks (tasks_claimed_leases), whose rows are the cluster's running tasks only.
+ * cancel would not charge it either). Status as literals, so SQLite uses the partial index of the
+ * tenants' claimed tasks (tasks_claimed_tenant).
  */
-async function readLiveTasks(db: Kysely<Database>, tenantId: string): Promise<Map<string, number>> {
+export async function readLiveTasks(db: Kysely<Database>, tenantId: string): Promise<Map<string, number>> {
   const rows = await db
     .selectFrom('tasks')
     .select(['id', 'attempts', 'lease_owner', 'unsettled_usage'])

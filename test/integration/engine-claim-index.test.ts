@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { type CompiledQuery, Kysely } from 'kysely';
+import { readLiveTasks } from '../../src/engine/tenant-token-guard.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import type { Database } from '../../src/store/schema.ts';
 import { createSqliteDialect } from '../../src/store/sqlite-dialect.ts';
@@ -53,6 +54,11 @@ describe('queue queries on SQLite', { timeout: 30_000 }, () => {
       claimReadyTasks(db, 'sqlite', { owner: 'w', limit: 8, leaseMs: 1000, now: Date.now() }),
     );
     assert.match(plan, /tasks_ready_queue/, plan);
+  });
+
+  test('the tenant token guard reads the tenant’s claimed tasks through their index', async () => {
+    const plan = await planOf(() => readLiveTasks(db, 'tenant-a'));
+    assert.match(plan, /tasks_claimed_tenant/, plan);
   });
 
   test('the lease reaper walks the claimed-leases index', async () => {
