@@ -6,6 +6,7 @@ import type { PlanBody } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
 import { getSessionRow } from '../store/session-store.ts';
+import { stringifyForStore } from '../store/storable-text.ts';
 import { diffPlans, type PlanDiff } from './planner-approval.ts';
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
 
@@ -86,7 +87,7 @@ export async function storePlanVersion(
       session_id: sessionId,
       version,
       tenant_id: tenantId,
-      body: JSON.stringify(plan),
+      body: stringifyForStore(plan),
       created_at: now,
     })
     .execute();

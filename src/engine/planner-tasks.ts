@@ -10,6 +10,7 @@ import { type BudgetCheckResult, createStreamingBudgetStop } from '../domain/bud
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
+import { stringifyForStore } from '../store/storable-text.ts';
 import type { Planner } from './engine-types.ts';
 import type { LlmPlanner } from './planner.ts';
 import { INITIAL_PLAN_TASK_NAME } from './planner-continuation.ts';
@@ -187,7 +188,8 @@ export async function runInitialPlanTask(
         ...(ctx.reportSpend ? { onSpend: ctx.reportSpend } : {}),
         ...(checkBudget ? { checkBudget } : {}),
       });
-      return { output: JSON.stringify(plan), usage };
+      // Stored as the task's result: JSON as the store keeps it (no escaped NUL in it either).
+      return { output: stringifyForStore(plan), usage };
     }),
   );
 }
@@ -268,7 +270,7 @@ export async function runPhaseGateTask(
     gate.decision === 'continue'
       ? { decision: 'continue', reason: gate.reason, phase: gate.phase }
       : { decision: 'complete', reason: gate.reason };
-  return { output: JSON.stringify(output), usage: gate.usage };
+  return { output: stringifyForStore(output), usage: gate.usage };
 }
 
 /**

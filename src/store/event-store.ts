@@ -7,6 +7,7 @@ import { enqueueWebhookDeliveries, hasWebhookEvent } from '../webhooks/outbox.ts
 import { isPostgres } from './advisory-lock.ts';
 import { type CompiledRunner, precompileQuery } from './compiled-query.ts';
 import type { Database } from './schema.ts';
+import { stringifyForStore } from './storable-text.ts';
 
 // SQLite allows 32766 bound variables per statement; 6 columns × 500 rows stays far below.
 const INSERT_CHUNK = 500;
@@ -31,7 +32,7 @@ function toEventRows(
     seq: firstSeq + index,
     tenant_id: session.tenantId,
     type: event.type,
-    data: JSON.stringify(event.data),
+    data: stringifyForStore(event.data),
     created_at: now,
   }));
 }

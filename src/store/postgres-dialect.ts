@@ -15,6 +15,7 @@ import pg from 'pg';
 import { AppError } from '../errors/app-error.ts';
 import type { DatabaseHandle } from './db.ts';
 import type { Database } from './schema.ts';
+import { withStorableParameters } from './storable-text.ts';
 
 /** OIDs of the PostgreSQL types parsed to numbers: int8 (bigint) and count(*) results. */
 const INT8_OID = 20;
@@ -144,6 +145,7 @@ function toUnavailable(error: unknown): unknown {
   return new AppError('STORE_UNAVAILABLE', 'The database cannot be reached', { cause: error });
 }
 
+/** The driver's connection, with unreachable-database errors mapped and bound text made storable. */
 class UnavailableMappingConnection implements DatabaseConnection {
   /** The driver's own connection, handed back to it for transactions and release. */
   readonly inner: DatabaseConnection;
@@ -152,13 +154,13 @@ class UnavailableMappingConnection implements DatabaseConnection {
   }
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     try {
-      return await this.inner.executeQuery<R>(query);
+      return await this.inner.executeQuery<R>(withStorableParameters(query));
     } catch (error) {
       throw toUnavailable(error);
     }
   }
   streamQuery<R>(query: CompiledQuery, chunkSize: number): AsyncIterableIterator<QueryResult<R>> {
-    return this.inner.streamQuery<R>(query, chunkSize);
+    return this.inner.streamQuery<R>(withStorableParameters(query), chunkSize);
   }
 }
 

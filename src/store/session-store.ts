@@ -14,6 +14,7 @@ import { precompileQuery } from './compiled-query.ts';
 import { findReadConnection, precompileReadQuery } from './read-connection.ts';
 import { toAgentRecords, toSessionRecord, toTaskRecord } from './rows.ts';
 import type { AgentsTable, Database, SessionsTable, TaskDependenciesTable, TasksTable } from './schema.ts';
+import { stringifyForStore } from './storable-text.ts';
 import { loadDependencyNames } from './task-graph.ts';
 
 // Bound-variable limit of SQLite: tasks have ~27 columns, so 500 rows per insert is safe.
@@ -57,7 +58,7 @@ export async function insertSession(trx: Kysely<Database>, rows: NewSessionRows)
         session_id: rows.session.id,
         version: rows.session.plan_version,
         tenant_id: rows.session.tenant_id,
-        body: JSON.stringify(rows.plan),
+        body: stringifyForStore(rows.plan),
         created_at: rows.session.created_at,
       })
       .execute();

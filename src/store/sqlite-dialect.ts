@@ -4,10 +4,12 @@
 // durability (commit-durability.ts), a use of the connection that committed is answered only once
 // its commits are on disk, while the connection already serves the next caller.
 import {
+  type CompiledQuery,
   type DatabaseConnection,
   type Dialect,
   type Driver,
   type Kysely,
+  type QueryResult,
   SqliteAdapter,
   type SqliteDatabase,
   SqliteDialect,
@@ -15,6 +17,7 @@ import {
   type TransactionSettings,
 } from 'kysely';
 import type { CommitDurability } from './commit-durability.ts';
+import { withStorableParameters } from './storable-text.ts';
 
 /** A FIFO lock: `acquire` resolves when the caller holds it; `release` passes it to the next in line. */
 function createFifoLock(): { acquire(): Promise<void>; release(): void } {
@@ -43,10 +46,25 @@ class FifoAdapter extends SqliteAdapter {
   }
 }
 
+/** The driver's one connection, each statement's bound text made storable as on PostgreSQL (storable-text.ts). */
+class StorableTextConnection implements DatabaseConnection {
+  readonly #inner: DatabaseConnection;
+  constructor(inner: DatabaseConnection) {
+    this.#inner = inner;
+  }
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    return this.#inner.executeQuery<R>(withStorableParameters(query));
+  }
+  streamQuery<R>(query: CompiledQuery, chunkSize: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.#inner.streamQuery<R>(withStorableParameters(query), chunkSize);
+  }
+}
+
 class FifoDriver implements Driver {
   readonly #inner: Driver;
   readonly #lock = createFifoLock();
   readonly #durability: CommitDurability | undefined;
+  #connection: StorableTextConnection | undefined;
 
   constructor(inner: Driver, durability: CommitDurability | undefined) {
     this.#inner = inner;
@@ -57,7 +75,9 @@ class FifoDriver implements Driver {
   }
   async acquireConnection(): Promise<DatabaseConnection> {
     await this.#lock.acquire();
-    return this.#inner.acquireConnection();
+    // Kysely's SQLite driver has one connection: wrapped once.
+    this.#connection ??= new StorableTextConnection(await this.#inner.acquireConnection());
+    return this.#connection;
   }
   beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     return this.#inner.beginTransaction(connection, settings);

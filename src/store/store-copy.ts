@@ -191,6 +191,17 @@ async function copyTable(
 
 /** Inserts `rows` in statements small enough for either dialect's parameter limit. */
 async function insertRows(writer: AnyDb, table: string, rows: Row[]): Promise<void> {
+  // The store writes U+0000 as U+FFFD (storable-text.ts), on either target: a copy that did so would
+  // no longer be one. Such a row, written before that rule, is refused by name instead.
+  const offending = rows.find((row) =>
+    Object.values(row).some((value) => typeof value === 'string' && value.includes('\u0000')),
+  );
+  if (offending) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `A row of ${table} (${describeKey(table, offending)}) holds a NUL character, which the target database cannot store; nothing was copied`,
+    );
+  }
   const columns = Object.keys(rows[0] ?? {}).length || 1;
   const perStatement = Math.max(1, Math.floor(MAX_PARAMETERS / columns));
   for (let start = 0; start < rows.length; start += perStatement) {
@@ -211,29 +222,14 @@ async function insertRows(writer: AnyDb, table: string, rows: Row[]): Promise<vo
         : insert
       ).execute();
     } catch (error) {
-      throw describeInsertFailure(error, table, chunk);
+      throw describeInsertFailure(error, table);
     }
   }
 }
 
-/**
- * A row the target refuses is the user's data meeting the other database's rules: say which table
- * and why, and that nothing was copied (the transaction rolls back).
- */
-function describeInsertFailure(error: unknown, table: string, rows: Row[]): AppError {
-  const code = (error as { code?: unknown }).code;
+/** A write the target failed: say which table and why, and that nothing was copied (the transaction rolls back). */
+function describeInsertFailure(error: unknown, table: string): AppError {
   const message = (error as Error).message;
-  // PostgreSQL text cannot hold U+0000, which SQLite text can.
-  if (code === '22021' || code === '22P05' || /\\u0000|0x00/.test(message)) {
-    const offending = rows.find((row) =>
-      Object.values(row).some((value) => typeof value === 'string' && value.includes('\u0000')),
-    );
-    return new AppError(
-      'VALIDATION_FAILED',
-      `A row of ${table}${offending ? ` (${describeKey(table, offending)})` : ''} holds a NUL character, which the target database cannot store; nothing was copied`,
-      { cause: error },
-    );
-  }
   return new AppError(
     'STORE_UNAVAILABLE',
     `Writing ${table} into the target database failed: ${message}; nothing was copied`,

@@ -8,6 +8,7 @@ import type { Usage } from '../domain/types.ts';
 import { isPostgres } from '../store/advisory-lock.ts';
 import { newId } from '../store/ids.ts';
 import { notifyAtCommit } from '../store/notify-at-commit.ts';
+import { stringifyForStore } from '../store/storable-text.ts';
 import type { WebhookEvent, WebhooksDb } from './webhook-tables.ts';
 
 /** Channel the delivery worker listens on (PostgreSQL: announced at commit to every replica). */
@@ -140,7 +141,7 @@ export async function enqueueWebhookDeliveries(
           webhook_id: subscription.id,
           event: type,
           session_id: batch.sessionId,
-          payload: JSON.stringify(payload),
+          payload: stringifyForStore(payload),
           status: 'pending' as const,
           attempts: 0,
           next_attempt_at: now,
