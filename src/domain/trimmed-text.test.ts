@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { trimmedText } from './trimmed-text.ts';
+import { trimmedLine, trimmedText } from './trimmed-text.ts';
 
 test('a blank text is one problem, "must not be blank"; a short one one problem naming the length', () => {
   const blank = trimmedText(1, 10).safeParse('   ');
@@ -24,4 +24,18 @@ test('the documented pattern states the rule the trim enforces', () => {
   assert.ok(!new RegExp(schema(1).pattern ?? '').test('   '));
   assert.ok(new RegExp(schema(3).pattern ?? '').test(' a b '));
   assert.ok(!new RegExp(schema(3).pattern ?? '').test('  ab  '));
+});
+
+test('a one-line text refuses control characters inside it; surrounding ones are trimmed', () => {
+  const message = 'must not contain control characters (line breaks, tabs …)';
+  for (const text of ['a\tb', 'a\nb', 'a\u0000b', 'a\u007fb']) {
+    assert.deepEqual(
+      trimmedLine(1, 200)
+        .safeParse(text)
+        .error?.issues.map((issue) => issue.message),
+      [message],
+      JSON.stringify(text),
+    );
+  }
+  assert.equal(trimmedLine(1, 200).parse('\t deploy bot \n'), 'deploy bot');
 });

@@ -14,3 +14,17 @@ export function trimmedText(min: number, max: number) {
   const pattern = min > 1 ? new RegExp(`\\S[\\s\\S]{${min - 2},}\\S`) : /\S/;
   return z.string().trim().min(min, { abort: true, error: message }).max(max).regex(pattern, message);
 }
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f]*$/;
+
+/**
+ * A one-line text such as a name: trimmedText, and no control characters (line breaks, tabs, NUL
+ * …), which have no place in a name shown in lists and logs.
+ */
+export function trimmedLine(min: number, max: number) {
+  return trimmedText(min, max).regex(
+    NO_CONTROL_CHARACTERS,
+    'must not contain control characters (line breaks, tabs …)',
+  );
+}

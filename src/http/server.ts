@@ -29,6 +29,7 @@ import { createLazyChildLogger } from './plugins/lazy-child-logger.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
 import { isOutermost } from './plugins/outermost.ts';
 import { registerRequestIdEcho, resolveRequestId } from './plugins/request-id.ts';
+import { refuseUnstorableText } from './plugins/storable-input.ts';
 import { refuseUndeclaredInput } from './plugins/strict-input.ts';
 import { type ReadinessProbe, registerHealthRoutes } from './routes/health.ts';
 import { registerOpenApiRoute } from './routes/openapi.ts';
@@ -115,7 +116,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   // (HTTPS), which kept Node's 5 s: a load balancer reusing a connection for up to 60 s (AWS ALB's
   // default) then meets one the server has just closed, and answers 502.
   app.server.keepAliveTimeout = app.initialConfig.keepAliveTimeout ?? 72_000;
-  app.setValidatorCompiler(validatorCompiler);
+  app.setValidatorCompiler(refuseUnstorableText(validatorCompiler));
   app.setSerializerCompiler(withSessionDetailSerializer(serializerCompiler));
   registerJsonParser(app);
   recordRoutes(app);

@@ -5,6 +5,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
 import { AppError } from '../errors/app-error.ts';
+import { findUnstorableText, type UnstorableText } from '../http/plugins/storable-input.ts';
 import { toToolError } from './tool-result.ts';
 
 type ToolCallback = (args: unknown, extra: unknown) => unknown;
@@ -34,6 +35,9 @@ export function checkToolInputs(server: McpServer): void {
     // A tool without an input schema takes no arguments: the SDK calls it with `extra` alone.
     if (tool.schema === undefined)
       return (await (tool.callback as (extra: unknown) => unknown)(extra)) as CallToolResult;
+    // Text the store could not keep as sent (NUL, unpaired surrogates) is refused as over REST.
+    const unstorable = findUnstorableText(args);
+    if (unstorable) return toToolError(toUnstorableError(name, unstorable));
     const parsed = await tool.schema.safeParseAsync(args ?? {});
     if (!parsed.success) return toToolError(toValidationError(name, parsed.error));
     try {
@@ -59,4 +63,12 @@ function toValidationError(tool: string, error: z.ZodError): AppError {
     `Invalid arguments for tool ${tool}${first ? `: ${where}${first.message}` : ''}`,
     { details: issues },
   );
+}
+
+/** An argument holding text the store cannot keep, as VALIDATION_FAILED with its one detail. */
+function toUnstorableError(tool: string, found: UnstorableText): AppError {
+  const where = found.path === '/' ? '' : `${found.path.slice(1)}: `;
+  return new AppError('VALIDATION_FAILED', `Invalid arguments for tool ${tool}: ${where}${found.message}`, {
+    details: [{ location: 'arguments', ...found }],
+  });
 }

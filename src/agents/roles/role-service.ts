@@ -3,7 +3,7 @@
 
 import { sql } from 'kysely';
 import { z } from 'zod';
-import { trimmedText } from '../../domain/trimmed-text.ts';
+import { trimmedLine, trimmedText } from '../../domain/trimmed-text.ts';
 import { ORCHESTRATOR_ROLE } from '../../engine/planner-continuation.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { isPostgres } from '../../store/advisory-lock.ts';
@@ -24,7 +24,7 @@ export const createRoleInputSchema = z.strictObject({
   instructions: trimmedText(20, 20_000).describe(
     'The system prompt: goal, responsibilities, deliverable format.',
   ),
-  capabilities: z.array(trimmedText(1, 80)).max(20).default([]).describe('What this role is good at.'),
+  capabilities: z.array(trimmedLine(1, 80)).max(20).default([]).describe('What this role is good at.'),
 });
 
 export type CreateRoleInput = z.input<typeof createRoleInputSchema>;

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { trimmedText } from '../../domain/trimmed-text.ts';
+import { trimmedLine } from '../../domain/trimmed-text.ts';
 import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../../security/api-keys.ts';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
@@ -51,7 +51,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
         description: 'Creates a key for a service account of the caller’s tenant. The key is returned once.',
         tags: ['admin'],
         body: z.strictObject({
-          name: trimmedText(1, 200),
+          name: trimmedLine(1, 200),
           roles: z.array(z.enum(BUILT_IN_ROLES)).min(1),
           expiresAt: z.iso
             .datetime({ offset: true })

@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { findUnstorableText } from './storable-input.ts';
+
+const NUL_MESSAGE = 'must not contain the character U+0000 (NUL)';
+
+test('the first string holding NUL or an unpaired surrogate is named by its JSON pointer', () => {
+  assert.equal(findUnstorableText({ a: 'ok', b: [1, 'fine', { c: '\uD83D\uDE00' }] }), undefined);
+  assert.deepEqual(findUnstorableText({ a: ['x', 'y\u0000'] }), { path: '/a/1', message: NUL_MESSAGE });
+  assert.deepEqual(findUnstorableText({ 'a/b~': { c: 'x\uDC00' } }), {
+    path: '/a~1b~0/c',
+    message: 'must be well-formed Unicode (it holds an unpaired surrogate)',
+  });
+  assert.deepEqual(findUnstorableText('\u0000'), { path: '/', message: NUL_MESSAGE });
+});
+
+test('a key holding NUL is named at the object that has it', () => {
+  assert.deepEqual(findUnstorableText({ meta: { 'k\u0000': 1 } }), {
+    path: '/meta',
+    message: `has a key that ${NUL_MESSAGE}`,
+  });
+});

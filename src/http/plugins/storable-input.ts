@@ -1,0 +1,76 @@
+// API input the store could not keep as sent is refused before any route sees it: a string (value
+// or key) of the body, query or path holding U+0000 (NUL), which PostgreSQL's text cannot hold, or
+// an unpaired surrogate (`"\ud800"` in JSON), which no database stores as sent. 400
+// VALIDATION_FAILED on SQLite and PostgreSQL alike, rather than a 500 or a silently altered value.
+// MCP tool arguments get the same check (mcp/tool-input-errors.ts).
+import type { FastifySchemaCompiler } from 'fastify';
+
+/** Where a string cannot be stored as sent, and why. */
+export interface UnstorableText {
+  /** JSON pointer into the request part, `/` for the part itself. */
+  path: string;
+  message: string;
+}
+
+const NUL_MESSAGE = 'must not contain the character U+0000 (NUL)';
+const SURROGATE_MESSAGE = 'must be well-formed Unicode (it holds an unpaired surrogate)';
+
+function problemOf(text: string): string | undefined {
+  if (text.includes('\u0000')) return NUL_MESSAGE;
+  if (!text.isWellFormed()) return SURROGATE_MESSAGE;
+  return undefined;
+}
+
+function escapePointer(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+/** The first string of `value` (walked depth first, keys before their values) that cannot be stored. */
+export function findUnstorableText(value: unknown, path = ''): UnstorableText | undefined {
+  if (typeof value === 'string') {
+    const message = problemOf(value);
+    return message ? { path: path || '/', message } : undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = findUnstorableText(value[i], `${path}/${i}`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  for (const [key, child] of Object.entries(value)) {
+    // A key holding NUL cannot be escaped into a readable pointer: the problem is named at its object.
+    const keyMessage = problemOf(key);
+    if (keyMessage) return { path: path || '/', message: `has a key that ${keyMessage}` };
+    const found = findUnstorableText(child, `${path}/${escapePointer(key)}`);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * Wraps the routes' validator compiler: each request part is first searched for text the store
+ * cannot keep, which fails validation like a schema mismatch (the error handler's 400 with the
+ * location and JSON pointer in `details`).
+ */
+export function refuseUnstorableText<T>(compiler: FastifySchemaCompiler<T>): FastifySchemaCompiler<T> {
+  return (route) => {
+    const validate = compiler(route);
+    return (data: unknown) => {
+      const found = findUnstorableText(data);
+      if (!found) return validate(data);
+      return {
+        error: [
+          {
+            keyword: 'storable',
+            instancePath: found.path === '/' ? '' : found.path,
+            schemaPath: '',
+            params: {},
+            message: found.message,
+          },
+        ],
+      };
+    };
+  };
+}
