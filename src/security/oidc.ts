@@ -209,6 +209,20 @@ export function mapClaims(payload: JWTPayload, config: OidcConfig): Principal {
   if (typeof tenant !== 'string' || tenant.length === 0) {
     throw authFailure('INVALID_TOKEN', 'invalid_token', 'token names no tenant');
   }
+  // Both are written with everything the caller does: text the store would keep altered (U+0000
+  // as U+FFFD, store/storable-text.ts) could make two identities one, so such a token is refused.
+  for (const [claim, value] of [
+    [config.principalClaim, id],
+    [config.tenantClaim, tenant],
+  ] as const) {
+    if (value.includes('\u0000') || !value.isWellFormed()) {
+      throw authFailure(
+        'INVALID_TOKEN',
+        'invalid_token',
+        `token ${claim} claim holds U+0000 (NUL) or an unpaired surrogate`,
+      );
+    }
+  }
   const raw = readClaim(payload, config.rolesClaim);
   const names = Array.isArray(raw)
     ? raw.filter((v): v is string => typeof v === 'string')
