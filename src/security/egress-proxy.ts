@@ -1,8 +1,9 @@
 // Outbound calls through the operator's HTTP(S) forward proxy (`egress.proxy`): one undici
-// ProxyAgent per process, chosen per destination (`noProxy` and loopback go direct), and failures
-// at the proxy reported as such instead of a bare `fetch failed`.
+// ProxyAgent per process, chosen per destination and per redirect hop (`noProxy` and loopback go
+// direct), and failures at the proxy reported as such instead of a bare `fetch failed` or a
+// response the destination never sent.
 import { BlockList, isIP } from 'node:net';
-import { type Dispatcher, Pool, ProxyAgent } from 'undici';
+import { Dispatcher, getGlobalDispatcher, Pool, ProxyAgent } from 'undici';
 import type { Config } from '../config/schema.ts';
 import { parseCidr } from './cidr.ts';
 import type { SsrfPolicy } from './ssrf-guard.ts';
@@ -29,12 +30,12 @@ export class EgressProxyError extends Error {
 export interface EgressProxy {
   /** The proxy's dispatcher for a request to `url`, or undefined when it goes direct. */
   dispatcherFor(url: URL): Dispatcher | undefined;
-  /** fetch() with `dispatcher` (from `dispatcherFor`); the proxy's own failures become EgressProxyError causes. */
-  fetch(
-    input: string | URL | Request,
-    init: RequestInit | undefined,
-    dispatcher: Dispatcher,
-  ): Promise<Response>;
+  /**
+   * fetch() with each request routed by its own URL (`dispatcherFor`): the first one and every
+   * redirect hop it follows. The proxy's own failures, and the error responses it makes itself for
+   * a plain-http destination, become EgressProxyError causes of fetch's TypeError.
+   */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** `host:port` of the proxy, for messages. */
   readonly address: string;
   close(): Promise<void>;
@@ -103,7 +104,7 @@ function proxyFailure(error: unknown, address: string, inTunnelSetup = false): E
   return undefined;
 }
 
-function statusFailure(status: number, address: string, target: string): EgressProxyError {
+function statusFailure(status: number, address: string, target: string, reason?: string): EgressProxyError {
   return status === 407
     ? new EgressProxyError(
         'EGRESS_PROXY_AUTH_FAILED',
@@ -111,8 +112,58 @@ function statusFailure(status: number, address: string, target: string): EgressP
       )
     : new EgressProxyError(
         'EGRESS_PROXY_REFUSED',
-        `egress proxy ${address} refused the connection to ${target} (HTTP ${status})`,
+        `egress proxy ${address} refused the connection to ${target} (HTTP ${status}${reason ? `, ${reason}` : ''})`,
       );
+}
+
+/**
+ * The reason in an error response the proxy made itself, or undefined for one it relayed. A proxy
+ * answers a plain-http request in the destination's place, so only a marker it puts on its own
+ * error pages tells them apart: RFC 9209's `Proxy-Status` with an `error` parameter on its last
+ * member (the intermediary nearest to MAOS), or Squid's `X-Squid-Error`. A response without either
+ * stays the destination's.
+ */
+function proxyRefusalReason(response: Response): string | undefined {
+  if (response.status < 400) return undefined;
+  const squid = response.headers.get('x-squid-error')?.trim();
+  if (squid) return squid.split(/\s+/)[0];
+  const status = response.headers.get('proxy-status');
+  if (!status) return undefined;
+  // Quoted strings (a `details` text) may hold commas and semicolons: blanked before splitting.
+  const members = status.replace(/"(?:[^"\\]|\\.)*"/g, '""').split(',');
+  return /;\s*error=([^;,\s]+)/i.exec(members.at(-1) ?? '')?.[1];
+}
+
+/** `host:port` of a URL, the port spelled out as a CONNECT target has it. */
+function targetOf(url: URL): string {
+  return `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
+}
+
+/** A URL's host as `noProxy` matches it: no brackets, lower case. */
+function hostOf(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+}
+
+/**
+ * The dispatcher of one fetch call: routes each request by its own origin (the first URL and every
+ * redirect target), so `noProxy` is decided per hop, and remembers the last route for the errors.
+ */
+class HopRouter extends Dispatcher {
+  last: { url: URL; proxied: boolean } | undefined;
+  readonly #route: (url: URL) => Dispatcher | undefined;
+
+  constructor(route: (url: URL) => Dispatcher | undefined) {
+    super();
+    this.#route = route;
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const url = new URL(String(options.origin));
+    const proxy = this.#route(url);
+    this.last = { url, proxied: proxy !== undefined };
+    // Direct hops take the process's global dispatcher, as the global fetch would.
+    return (proxy ?? getGlobalDispatcher()).dispatch(options, handler);
+  }
 }
 
 /**
@@ -125,6 +176,7 @@ export function createEgressProxy(config: Config['egress']['proxy']): EgressProx
   const proxyUrl = new URL(config.url);
   const address = proxyUrl.host;
   const bypass = compileNoProxy(config.noProxy);
+  const dispatcherFor = (url: URL): Dispatcher | undefined => (bypass(hostOf(url)) ? undefined : agent);
   const agent = new ProxyAgent({
     uri: config.url,
     proxyTunnel: false,
@@ -153,22 +205,38 @@ export function createEgressProxy(config: Config['egress']['proxy']): EgressProx
       });
     },
   });
+  // An http destination is sent to an http proxy as a proxy request (not tunnelled): the proxy
+  // answers it itself when it refuses, and its connection errors are the proxy's.
+  const sentAsProxyRequest = (hop: HopRouter['last']): boolean =>
+    hop?.proxied === true && proxyUrl.protocol === 'http:' && hop.url.protocol === 'http:';
   return {
     address,
-    dispatcherFor: (url) => (bypass(url.hostname.replace(/^\[|\]$/g, '').toLowerCase()) ? undefined : agent),
-    async fetch(input, init, dispatcher) {
+    dispatcherFor,
+    async fetch(input, init) {
+      const router = new HopRouter(dispatcherFor);
+      let response: Response;
       try {
-        return await fetch(input, { ...init, dispatcher } as RequestInit);
+        response = await fetch(input, { ...init, dispatcher: router } as RequestInit);
       } catch (error) {
-        // An http destination is sent to an http proxy as a proxy request: its connection errors
-        // are the proxy's. A tunnelled one's were named at the CONNECT (clientFactory above); a
-        // later one, such as a TLS handshake through the tunnel timing out, is the destination's.
-        const plain = proxyUrl.protocol === 'http:' && new URL(urlOf(input)).protocol === 'http:';
+        // A tunnelled request's failures at the proxy were named at the CONNECT (clientFactory
+        // above); a later one, such as a TLS handshake through the tunnel timing out, is the
+        // destination's.
         const failure =
-          error instanceof TypeError ? findProxyFailure(error.cause, address, plain) : undefined;
+          error instanceof TypeError
+            ? findProxyFailure(error.cause, address, sentAsProxyRequest(router.last))
+            : undefined;
         if (failure) throw new TypeError('fetch failed', { cause: failure });
         throw error;
       }
+      const hop = router.last;
+      const reason = hop && sentAsProxyRequest(hop) ? proxyRefusalReason(response) : undefined;
+      if (hop && reason) {
+        await response.body?.cancel().catch(() => {});
+        throw new TypeError('fetch failed', {
+          cause: statusFailure(response.status, address, targetOf(hop.url), reason),
+        });
+      }
+      return response;
     },
     close: () => agent.close(),
   };
@@ -185,10 +253,6 @@ function findProxyFailure(cause: unknown, address: string, byCode: boolean): Egr
     current = current.cause;
   }
   return byCode ? proxyFailure(cause, address) : undefined;
-}
-
-function urlOf(input: string | URL | Request): string {
-  return typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
 }
 
 /** Outbound access of one process: the proxy (if any), the fetch for the operator's own URLs, the SSRF policy. */
@@ -208,9 +272,6 @@ export interface Egress {
 export function createEgress(config: Pick<Config, 'egress' | 'ssrf'>): Egress {
   const proxy = createEgressProxy(config.egress.proxy);
   if (!proxy) return { proxy, fetch: globalThis.fetch, ssrf: config.ssrf, close: async () => {} };
-  const proxiedFetch: typeof fetch = (input, init) => {
-    const dispatcher = proxy.dispatcherFor(new URL(urlOf(input)));
-    return dispatcher ? proxy.fetch(input, init, dispatcher) : fetch(input, init);
-  };
+  const proxiedFetch: typeof fetch = (input, init) => proxy.fetch(input, init);
   return { proxy, fetch: proxiedFetch, ssrf: { ...config.ssrf, proxy }, close: () => proxy.close() };
 }

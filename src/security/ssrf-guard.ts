@@ -204,8 +204,7 @@ const checkedAgents = new WeakMap<SsrfPolicy, Agent>();
  */
 async function fetchChecked(url: URL, init: RequestInit, policy: SsrfPolicy): Promise<Response> {
   const request = { ...init, redirect: 'manual' } as const;
-  const proxied = policy.proxy?.dispatcherFor(url);
-  if (policy.proxy && proxied) return policy.proxy.fetch(url.href, request, proxied);
+  if (policy.proxy?.dispatcherFor(url)) return policy.proxy.fetch(url.href, request);
   if (isTrustedHost(url, policy)) return fetch(url, request);
   let agent = checkedAgents.get(policy);
   if (!agent) {
