@@ -284,5 +284,11 @@ export const api = {
   sendMessage: (id, message) =>
     request(`/v1/sessions/${encodeURIComponent(id)}/messages`, { method: 'POST', body: { message } }),
   cancel: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/cancel`, { method: 'POST' }),
+  retry: (id, idempotencyKey) =>
+    request(`/v1/sessions/${encodeURIComponent(id)}/retry`, {
+      method: 'POST',
+      body: {},
+      headers: { 'idempotency-key': idempotencyKey },
+    }),
   deleteSession: (id) => request(`/v1/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' }),
 };

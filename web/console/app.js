@@ -9,6 +9,7 @@ import {
   signInEndsAt,
   storeToken,
 } from './api.js';
+import { forgetCaller, readCaller } from './caller.js';
 import { labelTablesIn } from './cell-labels.js';
 import { h, replaceChildren, setPageTitle } from './dom.js';
 import { hideSection, markCurrentSection, showNav } from './nav.js';
@@ -80,16 +81,13 @@ function offerGrantedSections() {
 }
 
 /** Reads who this sign-in is (GET /v1/me): its sections and the account's tooltip follow it. */
-async function readCaller() {
+async function showCaller() {
   const signIn = signIns;
-  try {
-    const read = await api.me();
-    if (!signedIn || signIn !== signIns) return;
-    caller = read;
-    renderAccount();
-  } catch {
-    // Not fatal: the sections stay offered, and each one's 403 still hides it.
-  }
+  const read = await readCaller();
+  // Not read is not fatal: the sections stay offered, and each one's 403 still hides it.
+  if (read === null || !signedIn || signIn !== signIns) return;
+  caller = read;
+  renderAccount();
 }
 
 function renderAccount() {
@@ -148,6 +146,7 @@ function signOutAndShowForm(error) {
   storeToken(null);
   signedIn = false;
   caller = null;
+  forgetCaller();
   renderAccount();
   showView(() => renderSignIn(main, { error, onSignedIn }));
 }
@@ -157,7 +156,7 @@ function onSignedIn({ moveFocus = true } = {}) {
   signedIn = true;
   signIns += 1;
   caller = null;
-  readCaller();
+  showCaller();
   forgetSessionsListPlace();
   forgetDeleteRefusal();
   // An IdP token with a refresh token is renewed shortly before it expires.

@@ -68,10 +68,11 @@ async function runAction(button, output, context, action, notice, onChanged) {
 
 /**
  * The action panel of session `id`; `update(session)` enables what its state allows. `onDeleted`
- * is called with the session once the API has deleted it.
- * @param {{id: string, onChanged: () => Promise<void>, onDeleted: (session: object) => void}} options
+ * is called with the session once the API has deleted it. `cards` (e.g. Retry) lead the panel.
+ * @param {{id: string, onChanged: () => Promise<void>, onDeleted: (session: object) => void,
+ *   cards?: HTMLElement[]}} options
  */
-export function createSessionActions({ id, onChanged, onDeleted }) {
+export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
   let session = null;
   let busy = false;
   /** The plan text is only replaced while the person has not edited it. */
@@ -326,6 +327,7 @@ export function createSessionActions({ id, onChanged, onDeleted }) {
   const element = h(
     'div',
     { className: 'actions' },
+    ...cards,
     approvalPanel,
     h(
       'section',

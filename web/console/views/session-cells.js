@@ -1,5 +1,6 @@
 // What the sessions list and the usage view show alike of a session: the status filter's choices
-// and the first cells of a session's row (objective as a link to its page, status, creation time).
+// and the first cells of a session's row (objective as a link to its page, and to the session it
+// retries if any; status, creation time).
 import { formatTime, h } from '../dom.js';
 import { SESSION_STATUSES, statusBadge, statusLabel } from '../statuses.js';
 
@@ -13,7 +14,7 @@ export function statusSelect(id) {
   );
 }
 
-/** The row of `session` with its objective, status and creation time, then `cells`. */
+/** The row of `session` with its objective (and original), status and creation time, then `cells`. */
 export function sessionRow(session, ...cells) {
   return h(
     'tr',
@@ -22,6 +23,15 @@ export function sessionRow(session, ...cells) {
       'td',
       { className: 'objective' },
       h('a', { href: `#/sessions/${session.id}` }, session.objective || '(no objective)'),
+      // A retry has its original's objective: the line tells the two apart and leads to it.
+      session.retryOf
+        ? h(
+            'div',
+            { className: 'muted retry-of' },
+            'Retry of ',
+            h('a', { href: `#/sessions/${session.retryOf}` }, session.retryOf),
+          )
+        : null,
     ),
     h('td', {}, statusBadge(session.status)),
     h('td', {}, formatTime(session.createdAt)),

@@ -1,5 +1,6 @@
-// One session: status and error, the plan's tasks with their usage, live agent output and events
-// (SSE over fetch), the result, the actions the API offers and the plan versions.
+// One session: status and error (and the session it retries), the plan's tasks with their usage,
+// live agent output and events (SSE over fetch), the result, the actions the API offers and the
+// plan versions.
 import { api } from '../api.js';
 import { formatTime, formatUsage, h, replaceChildren, setPageTitle } from '../dom.js';
 import { renderProblem } from '../problem.js';
@@ -9,6 +10,7 @@ import { createLiveEvents } from './live-events.js';
 import { createPlanVersions } from './plan-versions.js';
 import { createSessionActions } from './session-actions.js';
 import { createResultPanel } from './session-result.js';
+import { createSessionRetry } from './session-retry.js';
 import { renderAgents, taskUsageCell } from './session-usage.js';
 import { noteOnSessionsList } from './sessions.js';
 
@@ -50,11 +52,17 @@ function renderError(error) {
   return h('span', { id: 'session-error' }, h('code', { className: 'error-code' }, match[1]), ' ', match[2]);
 }
 
+/** The link to the session a retry retries: its page, named by its id as the CLI says it. */
+function retryOfLink(original) {
+  return h('a', { id: 'retry-of', href: `#/sessions/${original}` }, original);
+}
+
 function renderFacts(session) {
   return h(
     'dl',
     { className: 'facts', id: 'session-facts' },
     ...fact('Status', statusBadge(session.status)),
+    ...(session.retryOf ? fact('Retry of', retryOfLink(session.retryOf)) : []),
     ...fact('Strategy', session.strategy),
     ...fact('Approval', session.approval?.mode === 'required' ? 'required' : 'none'),
     ...fact('Created', formatTime(session.createdAt)),
@@ -131,6 +139,7 @@ export function renderSession(root, id) {
       replaceChildren(agents, renderAgents(session.agents));
       result.show(session.result);
       actions.update(session);
+      retry.update(session);
       if (session.planVersion !== lastPlanVersion) {
         lastPlanVersion = session.planVersion;
         await plans.reload();
@@ -148,9 +157,17 @@ export function renderSession(root, id) {
     }, REFRESH_DELAY_MS);
   }
 
+  const retry = createSessionRetry({
+    id,
+    // Retried: on to the new session's page, which names this one as its original.
+    onRetried: (session) => {
+      location.hash = `#/sessions/${session.id}`;
+    },
+  });
   const actions = createSessionActions({
     id,
     onChanged: refresh,
+    cards: [retry.element],
     // Deleted: back to the list, which says so (the list no longer has it).
     onDeleted: (session) => {
       const objective = session?.objective ?? '';

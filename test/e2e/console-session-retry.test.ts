@@ -1,0 +1,266 @@
+// Retrying a session in the console, in real Chromium at phone width against the real server (auth
+// mode apikey) and a scripted LLM: a developer retries a failed session from its page after a
+// question that says which tasks are kept, lands on the new session's page, which names the
+// original with a working link (the list row too); a viewer (no sessions:create) and a completed
+// session are offered no Retry; a session the API will not retry shows the refusal's detail.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { EXPECTED_REFUSAL, signIn } from '../fixtures/admin-console.ts';
+import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { waitForStatus } from '../fixtures/console-session-page.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+import { requestJson, type TestServer, waitForSession } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+const cleanups: Array<() => unknown> = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+
+interface SessionBody {
+  id: string;
+  status: string;
+  retryOf: string | null;
+  tasks: Array<{ name: string; status: string }>;
+}
+
+describe('console: retrying a session', { timeout: 180_000 }, () => {
+  let server: TestServer;
+  let page: Page;
+  let problems: PageProblems;
+  let admin: string;
+  let developer: string;
+  let viewer: string;
+  /** While true, the agent of task `check` fails (a 400 of the provider). */
+  let checkFails = true;
+  /** The retry requests the page sent: path and Idempotency-Key. */
+  const retries: Array<{ path: string; key: string | undefined }> = [];
+
+  const as = (key: string) => ({ authorization: `Bearer ${key}` });
+
+  async function submit(body: Record<string, unknown>): Promise<string> {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: as(admin),
+      body,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    return created.body.id;
+  }
+
+  async function read(id: string): Promise<SessionBody> {
+    const got = await requestJson<SessionBody>(`${server.url}/v1/sessions/${id}`, { headers: as(admin) });
+    assert.equal(got.status, 200, JSON.stringify(got.body));
+    return got.body;
+  }
+
+  /** Signs out when signed in, then signs in with `key` on the page of session `id`. */
+  async function openAs(key: string, id: string): Promise<void> {
+    const signOut = page.getByRole('button', { name: 'Sign out' });
+    if (await signOut.isVisible()) await signOut.click();
+    await page.goto('about:blank');
+    await signIn(page, server.url, key, `#/sessions/${id}`);
+    await page.locator('#session-facts').waitFor();
+    // The caller is read (GET /v1/me): the account's tooltip names it, and the actions follow it.
+    await page.locator('#account-state[title]').waitFor();
+  }
+
+  const focused = () => page.evaluate(() => document.activeElement?.textContent ?? null);
+  const fitsWidth = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+
+  before(async () => {
+    const stack = await startLlmAppStack(t, { config: { auth: { mode: 'apikey' } } });
+    server = stack.server;
+    stack.llm.setHandler((request) => {
+      const kind = llmRequestKind(request);
+      if (kind === 'plan') {
+        const tasks = [
+          plannedTask('gather', 'researcher'),
+          plannedTask('draft', 'researcher', { dependsOn: ['gather'] }),
+          plannedTask('check', 'researcher', { dependsOn: ['draft'] }),
+        ];
+        return { object: { rationale: 'r', phases: [{ name: 'main', tasks }] } };
+      }
+      if (kind === 'synthesis') return { text: 'Final answer' };
+      const task = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1];
+      if (task === 'check' && checkFails) return { error: 400, message: 'bad request' };
+      return { text: `output of ${task}` };
+    });
+    const db = server.app.database.db as unknown as SecurityDb;
+    const make = async (name: string, role: 'admin' | 'developer' | 'viewer') =>
+      (await createApiKey(db, { tenantId: 'default', name, roles: [role], createdBy: 'test' })).key;
+    admin = await make('admin-retry-e2e', 'admin');
+    developer = await make('developer-retry-e2e', 'developer');
+    viewer = await make('viewer-retry-e2e', 'viewer');
+    const browser = await launchTestBrowser(t);
+    // Phone width: the action and its question must fit without sideways scrolling.
+    ({ page, problems } = await browser.openPage({ width: 380, height: 800 }));
+    page.on('request', (request) => {
+      const path = new URL(request.url()).pathname;
+      if (request.method() === 'POST' && path.endsWith('/retry')) {
+        retries.push({ path, key: request.headers()['idempotency-key'] });
+      }
+    });
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  test('a developer retries a failed session from its page and lands on the retry, which links its original', async () => {
+    checkFails = true;
+    const original = await submit({ objective: 'Survey the field' });
+    const failed = await waitForSession<SessionBody>(server.url, original, undefined, 60_000, as(admin));
+    assert.equal(failed.status, 'failed');
+    const kept = failed.tasks.filter((task) => task.status === 'succeeded').length;
+    assert.equal(kept, 3, JSON.stringify(failed.tasks));
+    assert.equal(failed.tasks.length, 4, JSON.stringify(failed.tasks));
+
+    await openAs(developer, original);
+    await waitForStatus(page, 'failed');
+    assert.equal(await page.locator('#retry-of').count(), 0, 'the original is no retry');
+    const retry = page.getByRole('button', { name: 'Retry session' });
+
+    // Asked first: the question says what is kept and what runs again; the focus on not retrying.
+    await retry.click();
+    const question = page.getByRole('group', { name: 'Retry this session?' });
+    await question.waitFor();
+    const describedBy = await question.getAttribute('aria-describedby');
+    assert.equal(
+      await page.locator(`[id="${describedBy}"]`).textContent(),
+      'Retry this session? Its 3 succeeded tasks are kept with their results (not run or charged ' +
+        'again); 1 other task runs again. This session stays as it ended.',
+    );
+    assert.equal(await focused(), 'Not now');
+    assert.equal(await fitsWidth(), true, 'the question fits at phone width');
+    // Escape answers no: nothing is sent.
+    await page.keyboard.press('Escape');
+    await question.waitFor({ state: 'detached' });
+    assert.equal(await focused(), 'Retry session', 'the focus returns to the action');
+    assert.equal(retries.length, 0, 'nothing was sent');
+
+    checkFails = false;
+    await retry.click();
+    await page.getByRole('button', { name: 'Yes, retry session' }).click();
+    await page.waitForURL(
+      (url) => /#\/sessions\/[0-9a-f-]{36}$/.test(url.hash) && !url.hash.includes(original),
+    );
+    const retried = /#\/sessions\/([0-9a-f-]{36})$/.exec(page.url())?.[1] ?? '';
+    assert.equal(retries.length, 1);
+    assert.equal(retries[0]?.path, `/v1/sessions/${original}/retry`);
+    assert.match(retries[0]?.key ?? '', /^[0-9a-f-]{36}$/, 'sent with an Idempotency-Key');
+
+    // The new page names its original; the focus is on its heading, as after any link.
+    const link = page.locator('#retry-of');
+    await link.waitFor();
+    assert.equal(await link.textContent(), original);
+    assert.equal(await focused(), 'Survey the field');
+    await waitForStatus(page, 'completed');
+    const done = await read(retried);
+    assert.equal(done.retryOf, original);
+    assert.equal(done.status, 'completed');
+    assert.equal((await read(original)).status, 'failed', 'the original stays as it ended');
+    // A completed session is not retried.
+    assert.equal(await page.getByRole('button', { name: 'Retry session' }).count(), 0);
+
+    // The link leads back to the original, which may be retried again.
+    await link.click();
+    await page.waitForURL((url) => url.hash === `#/sessions/${original}`);
+    await waitForStatus(page, 'failed');
+    assert.equal(await page.locator('#retry-of').count(), 0);
+    await page.getByRole('button', { name: 'Retry session' }).waitFor();
+
+    // The list tells the retry from its original, which has the same objective.
+    await page.getByRole('link', { name: '← Sessions' }).click();
+    const row = page.locator(`#sessions-body tr[data-session-id="${retried}"]`);
+    await row.waitFor();
+    assert.equal(await row.locator('.retry-of').textContent(), `Retry of ${original}`);
+    assert.equal(await page.locator(`#sessions-body tr[data-session-id="${original}"] .retry-of`).count(), 0);
+    assert.equal(await fitsWidth(), true, 'the list fits at phone width');
+    await row.locator('.retry-of a').click();
+    await page.waitForURL((url) => url.hash === `#/sessions/${original}`);
+    await waitForStatus(page, 'failed');
+  });
+
+  test('a viewer, who lacks sessions:create, is offered no Retry; nor is a completed session', async () => {
+    checkFails = true;
+    const failedId = await submit({ objective: 'Fail for the viewer' });
+    assert.equal((await waitForSession(server.url, failedId, undefined, 60_000, as(admin))).status, 'failed');
+    checkFails = false;
+    const completedId = await submit({ objective: 'Complete for the developer' });
+    assert.equal(
+      (await waitForSession(server.url, completedId, undefined, 60_000, as(admin))).status,
+      'completed',
+    );
+    retries.length = 0;
+
+    await openAs(viewer, failedId);
+    await waitForStatus(page, 'failed');
+    assert.equal(await page.getByRole('button', { name: 'Retry session' }).count(), 0);
+    assert.equal(await page.getByRole('heading', { name: 'Retry', exact: true }).count(), 0);
+
+    await openAs(developer, completedId);
+    await waitForStatus(page, 'completed');
+    assert.equal(await page.getByRole('button', { name: 'Retry session' }).count(), 0);
+    assert.equal(await page.getByRole('heading', { name: 'Retry', exact: true }).count(), 0);
+    // The same developer is offered it on the failed one, without a new sign-in.
+    await page.evaluate((id) => {
+      location.hash = `#/sessions/${id}`;
+    }, failedId);
+    await page.getByRole('heading', { name: 'Fail for the viewer' }).waitFor();
+    await waitForStatus(page, 'failed');
+    await page.getByRole('button', { name: 'Retry session' }).waitFor();
+    assert.deepEqual(retries, []);
+  });
+
+  test('a session the API will not retry (cancelled while its plan waited for approval) shows why', async () => {
+    const id = await submit({ objective: 'Awaiting a nod', approval: 'required' });
+    await waitForSession(
+      server.url,
+      id,
+      (session) => session.status === 'awaiting_approval',
+      60_000,
+      as(admin),
+    );
+    const cancelled = await requestJson(`${server.url}/v1/sessions/${id}/cancel`, {
+      method: 'POST',
+      headers: as(admin),
+    });
+    assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+    retries.length = 0;
+
+    await openAs(developer, id);
+    await waitForStatus(page, 'cancelled');
+    await page.getByRole('button', { name: 'Retry session' }).click();
+    await page.getByRole('button', { name: 'Yes, retry session' }).click();
+    const output = page.locator('#retry-output');
+    const refused = output.locator('.problem');
+    await refused.waitFor();
+    assert.equal(await refused.getAttribute('role'), 'alert');
+    const text = (await output.textContent()) ?? '';
+    assert.match(text, /Retrying the session/);
+    assert.match(text, /INVALID_STATE/);
+    assert.match(text, /HTTP 409/);
+    assert.match(text, /ended while its plan waited for approval: submit the objective again/);
+    assert.equal(retries.length, 1);
+    // Asking again would only repeat it (the status of an ended session never changes).
+    assert.equal(await page.getByRole('button', { name: 'Retry session' }).count(), 0);
+    assert.equal(
+      await page.evaluate(() => document.activeElement?.id),
+      'retry-output',
+      'the focus is on the reason, not lost',
+    );
+    assert.equal(await fitsWidth(), true, 'the refusal fits at phone width');
+    assert.match(page.url(), new RegExp(`#/sessions/${id}$`), 'still on the session’s page');
+  });
+
+  test('no errors or warnings in the page', () => {
+    // Chromium logs the refused requests the tests provoke (the 409 of the last one).
+    const expected = [EXPECTED_REFUSAL, /Failed to load resource: the server responded with a status of 409/];
+    const unexpected = problems.messages.filter((line) => !expected.some((pattern) => pattern.test(line)));
+    assert.deepEqual(unexpected, []);
+  });
+});
