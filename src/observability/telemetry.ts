@@ -12,7 +12,8 @@ import type { Metrics } from './metrics.ts';
 import { startTracing, type Tracing, type TracingOptions } from './tracing.ts';
 
 export interface TelemetryOptions {
-  config: Pick<Config, 'tracing' | 'logging'>;
+  /** `egress` (optional here): the OTLP exporter goes through `egress.proxy` where it applies. */
+  config: Pick<Config, 'tracing' | 'logging'> & Partial<Pick<Config, 'egress'>>;
   metrics: Metrics;
   serviceVersion: string;
   /** OTEL_* settings; read from the environment when absent. */
@@ -43,6 +44,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     environment: options.config.logging.environment,
     otel,
     spanProcessors: options.spanProcessors,
+    ...(options.config.egress ? { egressProxy: options.config.egress.proxy } : {}),
   });
   const genAi = createGenAiTracer({
     tracer: tracing.tracer,

@@ -1,6 +1,8 @@
 // OpenTelemetry tracing: a Node tracer provider exporting over OTLP/HTTP when the standard OTEL_*
-// variables ask for it (off otherwise), span helpers, and the W3C trace context stored with a
-// session so that every task of the session, on any replica and after restarts, joins one trace.
+// variables ask for it (off otherwise; through `egress.proxy` where it applies), span helpers, and
+// the W3C trace context stored with a session so that every task of the session, on any replica and
+// after restarts, joins one trace.
+import type { Agent } from 'node:http';
 import {
   type Context,
   context,
@@ -18,6 +20,8 @@ import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@op
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { OtelEnv } from '../config/otel-env.ts';
+import type { Config } from '../config/schema.ts';
+import { createNodeProxyAgent } from '../security/egress-proxy.ts';
 
 /** Instrumentation scope name of every MAOS span. */
 export const TRACER_NAME = 'maos';
@@ -30,6 +34,8 @@ export interface TracingOptions {
   otel: OtelEnv;
   /** Replaces the exporter (tests pass an in-memory one); tracing is then on regardless of OTEL_*. */
   spanProcessors?: SpanProcessor[];
+  /** `egress.proxy`: the OTLP exporter reaches its endpoint through it, as other outbound calls do. */
+  egressProxy?: Config['egress']['proxy'];
 }
 
 export interface Tracing {
@@ -53,9 +59,11 @@ export function isTracingConfigured(otel: OtelEnv): boolean {
  * OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on).
  */
 export function startTracing(options: TracingOptions): Tracing {
-  const processors =
-    options.spanProcessors ??
-    (isTracingConfigured(options.otel) ? [createExportProcessor(options.otel)] : []);
+  const exporting =
+    options.spanProcessors === undefined && isTracingConfigured(options.otel)
+      ? createExportProcessor(options.otel, options.egressProxy)
+      : undefined;
+  const processors = options.spanProcessors ?? (exporting ? [exporting.processor] : []);
   if (processors.length === 0) {
     return { enabled: false, tracer: trace.getTracer(TRACER_NAME), shutdown: async () => {} };
   }
@@ -74,18 +82,36 @@ export function startTracing(options: TracingOptions): Tracing {
     tracer: provider.getTracer(TRACER_NAME, options.serviceVersion),
     shutdown: async () => {
       await provider.shutdown();
+      exporting?.agent?.destroy();
       trace.disable();
       context.disable();
     },
   };
 }
 
-function createExportProcessor(otel: OtelEnv): SpanProcessor {
-  if (otel.tracesExporter === 'console') return new BatchSpanProcessor(new ConsoleSpanExporter());
+/** The exporter's URL when OTEL_* names none (the OTLP/HTTP default, on loopback: never proxied). */
+const DEFAULT_TRACES_ENDPOINT = 'http://localhost:4318/v1/traces';
+
+function createExportProcessor(
+  otel: OtelEnv,
+  egressProxy: Config['egress']['proxy'] | undefined,
+): { processor: SpanProcessor; agent?: Agent } {
+  if (otel.tracesExporter === 'console') {
+    return { processor: new BatchSpanProcessor(new ConsoleSpanExporter()) };
+  }
+  // The exporter sends with node:http, not fetch: a node agent through the proxy, chosen once for
+  // its one endpoint (keep-alive, as the exporter's own agent has it).
+  const endpoint = otel.tracesEndpoint ?? DEFAULT_TRACES_ENDPOINT;
+  const agent =
+    egressProxy && URL.canParse(endpoint)
+      ? createNodeProxyAgent(egressProxy, new URL(endpoint), { keepAlive: true })
+      : undefined;
   // Headers, timeout and compression come from OTEL_EXPORTER_OTLP_* read by the exporter itself.
-  return new BatchSpanProcessor(
-    new OTLPTraceExporter(otel.tracesEndpoint ? { url: otel.tracesEndpoint } : {}),
-  );
+  const exporter = new OTLPTraceExporter({
+    ...(otel.tracesEndpoint ? { url: otel.tracesEndpoint } : {}),
+    ...(agent ? { httpAgentOptions: () => agent } : {}),
+  });
+  return { processor: new BatchSpanProcessor(exporter), ...(agent ? { agent } : {}) };
 }
 
 /**

@@ -2,7 +2,7 @@
 // own refusal of a plain-http destination told from the destination's answer, an https:// proxy.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { type ForwardProxy, startForwardProxy } from '../../test/fixtures/forward-proxy.ts';
 import { createSelfSignedCert, skipWithoutOpenssl } from '../../test/fixtures/tls-cert.ts';
 import { loadConfig } from '../config/load.ts';
-import { createEgress, EgressProxyError } from './egress-proxy.ts';
+import { createEgress, createNodeProxyAgent, EgressProxyError } from './egress-proxy.ts';
 import { postToPublicUrl } from './ssrf-guard.ts';
 
 const CREDENTIALS = { username: 'maos', password: 'pr0xy:s3cret@' };
@@ -139,6 +139,34 @@ describe('egress proxy routing', () => {
       }
     } finally {
       await egress.close();
+    }
+  });
+
+  test('clients on node:http get an agent through the proxy, none for noProxy and loopback', async () => {
+    const config = { url: proxy.urlWithCredentials, noProxy: ['corp.example'] };
+    assert.equal(createNodeProxyAgent({ noProxy: [] }, new URL('http://llm.test/')), undefined, 'no proxy');
+    assert.equal(createNodeProxyAgent(config, new URL('https://otel.corp.example/v1/traces')), undefined);
+    assert.equal(createNodeProxyAgent(config, new URL('http://127.0.0.1:4318/v1/traces')), undefined);
+    const agent = createNodeProxyAgent(config, new URL(`http://llm.test:${port}/`));
+    assert.ok(agent);
+    try {
+      proxy.seen.length = 0;
+      const body = await new Promise<string>((resolve, reject) => {
+        request(`http://llm.test:${port}/node`, { agent }, (response) => {
+          response.setEncoding('utf8');
+          let text = '';
+          response.on('data', (chunk: string) => {
+            text += chunk;
+          });
+          response.on('end', () => resolve(text));
+        })
+          .on('error', reject)
+          .end();
+      });
+      assert.equal(body, 'hello /node');
+      assert.deepEqual(proxy.seen, [{ hostname: 'llm.test', port, isHttp: true, username: 'maos' }]);
+    } finally {
+      agent.destroy();
     }
   });
 });

@@ -1,7 +1,9 @@
 // Outbound calls through the operator's HTTP(S) forward proxy (`egress.proxy`): one undici
 // ProxyAgent per process, chosen per destination and per redirect hop (`noProxy` and loopback go
-// direct), and failures at the proxy reported as such instead of a bare `fetch failed` or a
-// response the destination never sent.
+// direct), a node:http agent for clients not built on fetch, and failures at the proxy reported as
+// such instead of a bare `fetch failed` or a response the destination never sent.
+import http from 'node:http';
+import https from 'node:https';
 import { BlockList, isIP } from 'node:net';
 import { Dispatcher, getGlobalDispatcher, Pool, ProxyAgent } from 'undici';
 import type { Config } from '../config/schema.ts';
@@ -274,4 +276,22 @@ export function createEgress(config: Pick<Config, 'egress' | 'ssrf'>): Egress {
   if (!proxy) return { proxy, fetch: globalThis.fetch, ssrf: config.ssrf, close: async () => {} };
   const proxiedFetch: typeof fetch = (input, init) => proxy.fetch(input, init);
   return { proxy, fetch: proxiedFetch, ssrf: { ...config.ssrf, proxy }, close: () => proxy.close() };
+}
+
+/**
+ * A node:http(s) agent for requests to `url` through the proxy, or undefined when they go direct
+ * (no proxy, `noProxy`, loopback), for clients built on node:http rather than fetch (the OTLP trace
+ * exporter). Node's own proxy support does the work: CONNECT for https destinations, proxy requests
+ * for http ones, the credentials from the URL. Such a client follows no redirects, so one decision
+ * per destination holds. The caller destroys the agent.
+ */
+export function createNodeProxyAgent(
+  config: Config['egress']['proxy'],
+  url: URL,
+  options: http.AgentOptions = {},
+): http.Agent | undefined {
+  if (!config.url || compileNoProxy(config.noProxy)(hostOf(url))) return undefined;
+  return url.protocol === 'https:'
+    ? new https.Agent({ ...options, proxyEnv: { HTTPS_PROXY: config.url } })
+    : new http.Agent({ ...options, proxyEnv: { HTTP_PROXY: config.url } });
 }
