@@ -41,7 +41,7 @@ export const egressConfigSchema = z
         url: proxyUrlSchema
           .optional()
           .describe(
-            'Forward proxy for every outbound call (LLM providers, tenant base URLs, webhook deliveries, OIDC discovery and keys), e.g. `http://proxy.corp:3128`; credentials as `http://user:password@proxy.corp:3128` (the password is redacted in `maos config print`; use `url_FILE` to keep it out of the environment). https targets are tunnelled with CONNECT, http ones sent as proxy requests (through an `https://` proxy, tunnelled as well). Unset = direct connections. `HTTPS_PROXY`/`NO_PROXY` are not read.',
+            'Forward proxy for every outbound call (LLM providers, tenant base URLs, webhook deliveries, OIDC discovery and keys, OTLP trace export), e.g. `http://proxy.corp:3128`; credentials as `http://user:password@proxy.corp:3128` (the password is redacted in `maos config print`; use `url_FILE` to keep it out of the environment). https targets are tunnelled with CONNECT, http ones sent as proxy requests (through an `https://` proxy, tunnelled as well); every redirect hop is routed by its own URL. Unset = direct connections. `HTTPS_PROXY`/`NO_PROXY` are not read.',
           ),
         noProxy: z
           .preprocess(
