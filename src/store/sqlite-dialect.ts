@@ -4,6 +4,7 @@
 // durability (commit-durability.ts), a use of the connection that committed is answered only once
 // its commits are on disk, while the connection already serves the next caller.
 import {
+  type AbortableOperationOptions,
   type CompiledQuery,
   type DatabaseConnection,
   type Dialect,
@@ -52,11 +53,15 @@ class StorableTextConnection implements DatabaseConnection {
   constructor(inner: DatabaseConnection) {
     this.#inner = inner;
   }
-  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    return this.#inner.executeQuery<R>(withStorableParameters(query));
+  executeQuery<R>(query: CompiledQuery, options?: AbortableOperationOptions): Promise<QueryResult<R>> {
+    return this.#inner.executeQuery<R>(withStorableParameters(query), options);
   }
-  streamQuery<R>(query: CompiledQuery, chunkSize: number): AsyncIterableIterator<QueryResult<R>> {
-    return this.#inner.streamQuery<R>(withStorableParameters(query), chunkSize);
+  streamQuery<R>(
+    query: CompiledQuery,
+    chunkSize: number,
+    options?: AbortableOperationOptions,
+  ): AsyncIterableIterator<QueryResult<R>> {
+    return this.#inner.streamQuery<R>(withStorableParameters(query), chunkSize, options);
   }
 }
 
