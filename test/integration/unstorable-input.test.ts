@@ -103,6 +103,19 @@ for (const store of ['sqlite', 'postgres'] as const) {
         '/description',
       );
       assert.equal((await refused('POST', '/v1/admin/keys', { name: `key${NUL}` }))?.[0]?.path, '/name');
+      assert.equal(
+        (
+          await refused('POST', '/v1/webhooks', {
+            url: `https://hooks.example/a${NUL}`,
+            events: ['session.completed'],
+          })
+        )?.[0]?.path,
+        '/url',
+      );
+      assert.equal(
+        (await refused('PUT', '/v1/admin/role-bindings/user%00x/viewer', undefined))?.[0]?.path,
+        '/principal',
+      );
       // Names and labels hold no control character at all: a tab or a line break is refused too.
       assert.deepEqual((await refused('POST', '/v1/admin/keys', { name: 'deploy\tbot' }))?.[0], {
         location: 'body',
