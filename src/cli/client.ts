@@ -170,9 +170,15 @@ export function createApiClient(options: ApiClientOptions) {
     },
 
     /** `GET /v1/sessions` (one page). */
-    async listSessions(query: { status?: string; limit?: number; cursor?: string }): Promise<SessionPage> {
+    async listSessions(query: {
+      status?: string;
+      retryOf?: string;
+      limit?: number;
+      cursor?: string;
+    }): Promise<SessionPage> {
       const params = new URLSearchParams();
       if (query.status) params.set('status', query.status);
+      if (query.retryOf) params.set('retryOf', query.retryOf);
       if (query.limit !== undefined) params.set('limit', String(query.limit));
       if (query.cursor) params.set('cursor', query.cursor);
       const qs = params.size > 0 ? `?${params}` : '';

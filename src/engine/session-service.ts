@@ -17,6 +17,8 @@ export interface Page<T> {
 
 export interface ListSessionsQuery {
   status?: SessionStatus;
+  /** Only the retries of this session (POST /v1/sessions/:id/retry). */
+  retryOf?: string;
   limit: number;
   cursor?: string;
 }

@@ -211,10 +211,11 @@ export function decodeCursor(cursor: string): CursorPosition {
 export async function listSessionRecords(
   db: Kysely<Database>,
   tenantId: string,
-  query: { status?: SessionStatus; limit: number; cursor?: string },
+  query: { status?: SessionStatus; retryOf?: string; limit: number; cursor?: string },
 ): Promise<{ items: SessionRecord[]; nextCursor: string | null }> {
   let select = db.selectFrom('sessions').selectAll().where('tenant_id', '=', tenantId);
   if (query.status) select = select.where('status', '=', query.status);
+  if (query.retryOf !== undefined) select = select.where('retry_of', '=', query.retryOf);
   if (query.cursor !== undefined) {
     const after = decodeCursor(query.cursor);
     select = select.where((eb) =>

@@ -207,7 +207,10 @@ describe('maos CLI against a running server', () => {
       },
     );
     assert.equal(retried.code, 0, retried.stderr);
-    const line = new RegExp(`^session (\\S+) (?:running|failed): retry of ${id}, 1 of 2 tasks carried over$`, 'm');
+    const line = new RegExp(
+      `^session (\\S+) (?:running|failed): retry of ${id}, 1 of 2 tasks carried over$`,
+      'm',
+    );
     const newId = line.exec(retried.stdout)?.[1];
     assert.ok(newId, retried.stdout);
     assert.match(retried.stdout, new RegExp(`follow it with: maos logs ${newId} -f`));
@@ -223,6 +226,12 @@ describe('maos CLI against a running server', () => {
     };
     assert.deepEqual([session.id, session.retryOf, session.budget.maxTokens], [newId, id, 900]);
 
+    const listed = await runMaos(['sessions', 'list', '--retry-of', id, '--json'], { env });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as { items: Array<{ id: string }> }).items.map((item) => item.id),
+      [newId],
+    );
     const badBudget = await runMaos(['sessions', 'retry', id, '--max-tokens', 'lots'], { env });
     assert.equal(badBudget.code, 2, badBudget.stderr);
     assert.match(badBudget.stderr, /--max-tokens must be a whole number greater than 0/);

@@ -138,6 +138,13 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       const original = await requestJson<Session>(`${server.url}/v1/sessions/${id}`);
       assert.equal(original.body.status, 'failed', 'the original stays as it ended');
       assert.equal(original.body.retryOf, null);
+      const retries = await requestJson<{ items: Session[] }>(`${server.url}/v1/sessions?retryOf=${id}`);
+      assert.deepEqual(
+        retries.body.items.map((s) => [s.id, s.retryOf]),
+        [[done.id, id]],
+      );
+      const badFilter = await requestJson<Problem>(`${server.url}/v1/sessions?retryOf=x`);
+      assert.equal(badFilter.status, 400);
 
       const events = await readAllEvents<{ seq: number; type: string; data: Record<string, unknown> }>(
         server.url,

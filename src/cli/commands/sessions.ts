@@ -8,6 +8,7 @@ import { buildBudget } from './run.ts';
 
 interface ListOptions {
   status?: string;
+  retryOf?: string;
   limit?: string;
   cursor?: string;
 }
@@ -18,6 +19,7 @@ export function registerSessionsCommands(program: Command, act: ActionFactory): 
   addCommonOptions(sessions.command('list'), true)
     .description('list sessions, newest first')
     .option('--status <status>', `only sessions in this state (${SESSION_STATUSES.join('|')})`)
+    .option('--retry-of <id>', 'only the retries of this session')
     .option('--limit <n>', 'page size (the server caps it)', '20')
     .option('--cursor <cursor>', 'page cursor printed by the previous page')
     .action(act(listSessions));
@@ -56,7 +58,12 @@ async function listSessions(ctx: CliContext, command: Command): Promise<number> 
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
     throw new CliError('USAGE', '--limit must be an integer from 1 to 1000', EXIT.USAGE);
   }
-  const page = await ctx.client().listSessions({ status: options.status, limit, cursor: options.cursor });
+  const page = await ctx.client().listSessions({
+    status: options.status,
+    retryOf: options.retryOf,
+    limit,
+    cursor: options.cursor,
+  });
   const { out } = ctx;
   if (out.json) {
     out.printJson(page);
@@ -86,8 +93,9 @@ function nextPageCommand(
   const credentials =
     connection.credentials === undefined ? '' : ` --credentials ${shellWord(connection.credentials)}`;
   const status = options.status === undefined ? '' : ` --status ${options.status}`;
+  const retryOf = options.retryOf === undefined ? '' : ` --retry-of ${shellWord(options.retryOf)}`;
   const size = limit === 20 ? '' : ` --limit ${limit}`;
-  return `maos sessions list${server}${credentials}${status}${size} --cursor ${cursor}`;
+  return `maos sessions list${server}${credentials}${status}${retryOf}${size} --cursor ${cursor}`;
 }
 
 /** `value` as one word for a POSIX shell: quoted when it holds anything but safe characters. */

@@ -6,7 +6,7 @@ import { createSessionInputSchema, retrySessionInputSchema } from '../../domain/
 import { SESSION_STATUSES } from '../../domain/types.ts';
 import type { SessionService } from '../../engine/session-service.ts';
 import { sessionDetailSchema, sessionPageSchema, toSessionDto, toSessionSummaryDto } from '../dto.ts';
-import { createLimitSchema, cursorSchema, sessionIdParamsSchema } from '../params.ts';
+import { createLimitSchema, cursorSchema, idSchema, sessionIdParamsSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface SessionRoutesOptions {
@@ -65,10 +65,12 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
       schema: {
         operationId: 'listSessions',
         summary: 'List sessions',
-        description: 'Newest first, cursor-paginated, optionally filtered by status.',
+        description:
+          'Newest first, cursor-paginated, optionally filtered by status or to the retries of a session (`retryOf`).',
         tags: ['sessions'],
         querystring: z.strictObject({
           status: z.enum(SESSION_STATUSES).optional().describe('Only sessions in this status.'),
+          retryOf: idSchema.optional().describe('Only the retries of this session (their `retryOf`).'),
           limit: createLimitSchema(maxPageSize, Math.min(DEFAULT_PAGE_SIZE, maxPageSize)),
           cursor: cursorSchema.optional(),
         }),
@@ -79,10 +81,11 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
       },
     },
     async (request) => {
-      const { status, limit, cursor } = request.query;
+      const { status, retryOf, limit, cursor } = request.query;
       const page = await service.listSessions(request.actor, {
         limit,
         ...(status ? { status } : {}),
+        ...(retryOf ? { retryOf } : {}),
         ...(cursor ? { cursor } : {}),
       });
       return { items: page.items.map(toSessionSummaryDto), nextCursor: page.nextCursor };
