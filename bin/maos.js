@@ -5,10 +5,13 @@ import module from 'node:module';
 
 // Older Node versions fail on the first `.ts` import with ERR_UNKNOWN_FILE_EXTENSION, which says
 // nothing about the cause; say it instead (kept in plain JavaScript that any Node version parses).
-const MIN_NODE_MAJOR = 24;
-if (Number(process.versions.node.split('.')[0]) < MIN_NODE_MAJOR) {
+// 24.5: http.Agent's `proxyEnv`, which sends OTLP trace export through the egress proxy; earlier
+// 24.x releases ignore it and would send traces around the proxy without a word.
+const MIN_NODE = [24, 5];
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
   process.stderr.write(
-    `error NODE_TOO_OLD: maos needs Node.js ${MIN_NODE_MAJOR} or newer; ${process.execPath} is Node.js ${process.versions.node}\n`,
+    `error NODE_TOO_OLD: maos needs Node.js ${MIN_NODE.join('.')} or newer; ${process.execPath} is Node.js ${process.versions.node}\n`,
   );
   process.exit(7);
 }

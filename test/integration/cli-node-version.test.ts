@@ -18,13 +18,24 @@ test('an older Node.js is refused with the versions named (exit 7)', () => {
   assert.equal(result.status, 7, result.stderr);
   assert.equal(
     result.stderr,
-    `error NODE_TOO_OLD: maos needs Node.js 24 or newer; ${process.execPath} is Node.js 22.11.0\n`,
+    `error NODE_TOO_OLD: maos needs Node.js 24.5 or newer; ${process.execPath} is Node.js 22.11.0\n`,
   );
   assert.equal(result.stdout, '');
 });
 
-test('Node.js 24 runs the command', () => {
-  const result = runAs('24.0.0');
-  assert.equal(result.status, 0, result.stderr);
-  assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+test('Node.js 24 before 24.5 is refused too (its HTTP agents ignore proxyEnv)', () => {
+  const result = runAs('24.4.1');
+  assert.equal(result.status, 7, result.stderr);
+  assert.match(
+    result.stderr,
+    /^error NODE_TOO_OLD: maos needs Node\.js 24\.5 or newer; .* is Node\.js 24\.4\.1\n$/,
+  );
+});
+
+test('Node.js 24.5 and later run the command', () => {
+  for (const version of ['24.5.0', '25.0.0']) {
+    const result = runAs(version);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+  }
 });
