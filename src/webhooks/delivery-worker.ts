@@ -6,7 +6,6 @@
 // At-least-once: a replica that dies mid-send leaves its lease to run out, and the delivery is sent
 // again (receivers dedupe on `webhook-id`).
 import { randomUUID } from 'node:crypto';
-import { type Kysely, sql } from 'kysely';
 import type { Config } from '../config/schema.ts';
 import type { Notifier } from '../engine/notifier.ts';
 import { coerceError } from '../errors/app-error.ts';
@@ -16,8 +15,8 @@ import { createSecretStore } from '../security/secret-store.ts';
 import { parseKekRing } from '../security/secrets.ts';
 import type { SecurityDb } from '../security/security-tables.ts';
 import { postToPublicUrl, type SsrfPolicy } from '../security/ssrf-guard.ts';
-import { isPostgres } from '../store/advisory-lock.ts';
 import { VERSION } from '../version.ts';
+import { type ClaimedDelivery, claimDueDeliveries } from './delivery-claim.ts';
 import { onDeliveriesEnqueued, WEBHOOK_CHANNEL } from './outbox.ts';
 import { signatureHeaders } from './signature.ts';
 import {
@@ -73,15 +72,6 @@ const SECRET_SWEEP_INTERVAL_MS = 60_000;
 /** `last_error` of a delivery not attempted because its subscription is disabled. */
 export const DISABLED_ERROR = 'subscription disabled';
 
-type Claimed = Pick<
-  WebhookDeliveriesTable,
-  'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts'
-> & {
-  url: string | null;
-  previous_secret_expires_at: number | string | null;
-  disabled_at: number | string | null;
-};
-
 /** Parses Retry-After (seconds or an HTTP date) into ms from `now`; null when absent or unreadable. */
 export function parseRetryAfter(value: string | null, now: number): number | null {
   if (value === null) return null;
@@ -119,84 +109,11 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   let again = false;
   let timer: NodeJS.Timeout | undefined;
 
-  async function claim(): Promise<Claimed[]> {
-    const at = now();
-    return db.transaction().execute(async (trx) => {
-      // One attempt at a time per subscription: the first due delivery of each subscription that has
-      // none in flight (leased, lease not run out), the longest waiting first. A receiver that hangs
-      // holds one slot then, not every slot its backlog would fill, and the other subscriptions'
-      // deliveries go out meanwhile. Pending rows only, read through the due index.
-      const inFlight = trx
-        .selectFrom('webhook_deliveries')
-        .select('webhook_id')
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '>', at)
-        .where('lease_owner', 'is not', null);
-      const heads = await trx
-        .selectFrom('webhook_deliveries')
-        .select((eb) => ['webhook_id', eb.fn.min('next_attempt_at').as('first')])
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', at)
-        .where('webhook_id', 'not in', inFlight)
-        .groupBy('webhook_id')
-        .orderBy('first')
-        .limit(batchSize)
-        .execute();
-      if (heads.length === 0) return [];
-      const firsts = await trx
-        .selectFrom('webhook_deliveries')
-        .select(['id', 'webhook_id'])
-        .where('status', '=', 'pending')
-        .where((eb) =>
-          eb.or(
-            heads.map((head) =>
-              eb.and([eb('webhook_id', '=', head.webhook_id), eb('next_attempt_at', '=', head.first)]),
-            ),
-          ),
-        )
-        .orderBy('id')
-        .execute();
-      const headIds = new Map<string, string>();
-      for (const row of firsts) if (!headIds.has(row.webhook_id)) headIds.set(row.webhook_id, row.id);
-      // PostgreSQL: another replica may have claimed a head since it was read (skipped while it holds
-      // the row; no longer due once it committed).
-      let due = trx
-        .selectFrom('webhook_deliveries')
-        .select('id')
-        .where('id', 'in', [...headIds.values()])
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', at);
-      if (isPostgres(trx as unknown as Kysely<unknown>)) due = due.forUpdate().skipLocked();
-      const ids = (await due.execute()).map((row) => row.id);
-      if (ids.length === 0) return [];
-      await trx
-        .updateTable('webhook_deliveries')
-        .set({ lease_owner: owner, next_attempt_at: at + leaseMs, attempts: sql`attempts + 1` })
-        .where('id', 'in', ids)
-        .execute();
-      const rows = await trx
-        .selectFrom('webhook_deliveries as d')
-        .leftJoin('webhooks as w', 'w.id', 'd.webhook_id')
-        .select([
-          'd.id',
-          'd.tenant_id',
-          'd.webhook_id',
-          'd.event',
-          'd.payload',
-          'd.attempts',
-          'w.url',
-          'w.previous_secret_expires_at',
-          'w.disabled_at',
-        ])
-        .where('d.id', 'in', ids)
-        .execute();
-      return rows.map((row) => ({ ...row, attempts: Number(row.attempts) }));
-    });
-  }
+  const claim = () => claimDueDeliveries(db, { owner, at: now(), leaseMs, limit: batchSize });
 
   /** Records an attempt's outcome, if this worker still holds the delivery. */
   async function record(
-    delivery: Claimed,
+    delivery: ClaimedDelivery,
     update: Partial<
       Pick<
         WebhookDeliveriesTable,
@@ -217,7 +134,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
    * grace lasts. A previous secret past its grace is forgotten here (unless a newer rotation has
    * replaced it meanwhile).
    */
-  async function signingSecrets(delivery: Claimed): Promise<string[] | null> {
+  async function signingSecrets(delivery: ClaimedDelivery): Promise<string[] | null> {
     if (!secrets) return null;
     const current = await secrets.get(delivery.tenant_id, webhookSecretName(delivery.webhook_id));
     if (current === null) return null;
@@ -236,7 +153,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
    * "subscription disabled"; warns and counts once, on the replica whose update did it.
    */
   async function disable(
-    delivery: Claimed,
+    delivery: ClaimedDelivery,
     reason: DisableReason,
     text: string,
     minFailures: number,
@@ -269,7 +186,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   }
 
   /** Counts a delivery that failed for good; disables the subscription at the configured count. */
-  async function countFailure(delivery: Claimed, status: number | null): Promise<void> {
+  async function countFailure(delivery: ClaimedDelivery, status: number | null): Promise<void> {
     if (status === 410) {
       await disable(delivery, 'gone', 'the receiver answered 410 Gone', 0);
       return;
@@ -285,7 +202,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     }
   }
 
-  async function send(delivery: Claimed): Promise<void> {
+  async function send(delivery: ClaimedDelivery): Promise<void> {
     if (delivery.url === null) {
       // The subscription was deleted after this delivery was enqueued: nobody to tell.
       await db.deleteFrom('webhook_deliveries').where('id', '=', delivery.id).execute();

@@ -1,0 +1,174 @@
+// The webhook delivery worker's claim, on SQLite and PostgreSQL: each subscription's first due
+// delivery (the longest waiting first, ties by id), none of a subscription with one in flight, one
+// whose lease ran out again; leased with the attempt counted, with its subscription's URL and state
+// (none when the subscription was deleted). Two replicas claiming at once take each delivery once;
+// on PostgreSQL a replica skips the rows another one is claiming instead of waiting for it.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
+import { claimDueDeliveries } from '../../src/webhooks/delivery-claim.ts';
+import type { WebhookDeliveriesTable, WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
+import { STORE_BACKENDS, useStoreHandles } from '../fixtures/store-backends.ts';
+
+const AT = Date.UTC(2026, 5, 1);
+const LEASE_MS = 30_000;
+
+async function subscribe(db: WebhooksDb, id: string, disabledAt: number | null = null): Promise<void> {
+  await db
+    .insertInto('webhooks')
+    .values({
+      id,
+      tenant_id: DEFAULT_TENANT_ID,
+      url: `https://receiver.example/${id}`,
+      events: '["session.completed"]',
+      created_at: AT - 60_000,
+      created_by: 'admin',
+      disabled_at: disabledAt,
+    })
+    .execute();
+}
+
+async function enqueue(
+  db: WebhooksDb,
+  id: string,
+  webhookId: string,
+  nextAttemptAt: number,
+  more: Partial<Pick<WebhookDeliveriesTable, 'status' | 'lease_owner' | 'attempts'>> = {},
+): Promise<void> {
+  await db
+    .insertInto('webhook_deliveries')
+    .values({
+      id,
+      tenant_id: DEFAULT_TENANT_ID,
+      webhook_id: webhookId,
+      event: 'session.completed',
+      session_id: 's1',
+      payload: `{"id":"${id}"}`,
+      status: 'pending',
+      attempts: 0,
+      next_attempt_at: nextAttemptAt,
+      created_at: AT - 60_000,
+      ...more,
+    })
+    .execute();
+}
+
+const ids = (rows: ReadonlyArray<{ id: string }>) => rows.map((row) => row.id).sort();
+
+for (const backend of STORE_BACKENDS) {
+  describe(`webhook delivery claim: ${backend.name}`, { timeout: 60_000 }, () => {
+    const store = useStoreHandles(backend, 2);
+    const db = (replica: number) => store.handles[replica]!.db as unknown as WebhooksDb;
+
+    test('each subscription’s first due delivery, the longest waiting first; none while one is in flight', async () => {
+      const replica = db(0);
+      for (const id of ['w1', 'w2', 'w3', 'w7']) await subscribe(replica, id);
+      await subscribe(replica, 'w5', AT - 1000);
+      // w1: two due at the same time (the lower id first), one due later.
+      await enqueue(replica, 'w1-b', 'w1', AT - 3000);
+      await enqueue(replica, 'w1-a', 'w1', AT - 3000);
+      await enqueue(replica, 'w1-c', 'w1', AT - 1000);
+      // w2: one in flight (leased, its lease running), one due behind it.
+      await enqueue(replica, 'w2-x', 'w2', AT + 5000, { lease_owner: 'other', attempts: 1 });
+      await enqueue(replica, 'w2-y', 'w2', AT - 5000);
+      // w3: not due yet; w4: its subscription deleted; w5: disabled; w6: delivered long ago.
+      await enqueue(replica, 'w3-a', 'w3', AT + 1000);
+      await enqueue(replica, 'w4-a', 'w4', AT - 4000);
+      await enqueue(replica, 'w5-a', 'w5', AT - 2000);
+      await enqueue(replica, 'w6-a', 'w6', AT - 9000, { status: 'delivered' });
+      // w7: claimed by a worker that died: its lease ran out, so it is due again.
+      await enqueue(replica, 'w7-a', 'w7', AT - 1, { lease_owner: 'dead', attempts: 1 });
+
+      const first = await claimDueDeliveries(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 2 });
+      assert.deepEqual(ids(first), ['w1-a', 'w4-a']);
+      const w4 = first.find((row) => row.id === 'w4-a')!;
+      assert.equal(w4.url, null);
+      const w1 = first.find((row) => row.id === 'w1-a')!;
+      assert.deepEqual(
+        { ...w1, disabled_at: w1.disabled_at === null ? null : Number(w1.disabled_at) },
+        {
+          id: 'w1-a',
+          tenant_id: DEFAULT_TENANT_ID,
+          webhook_id: 'w1',
+          event: 'session.completed',
+          payload: '{"id":"w1-a"}',
+          attempts: 1,
+          url: 'https://receiver.example/w1',
+          previous_secret_expires_at: null,
+          disabled_at: null,
+        },
+      );
+      const leased = await replica
+        .selectFrom('webhook_deliveries')
+        .select(['id', 'lease_owner', 'next_attempt_at', 'attempts'])
+        .where('lease_owner', '=', 'me')
+        .orderBy('id')
+        .execute();
+      assert.deepEqual(
+        leased.map((row) => ({
+          ...row,
+          next_attempt_at: Number(row.next_attempt_at),
+          attempts: Number(row.attempts),
+        })),
+        [
+          { id: 'w1-a', lease_owner: 'me', next_attempt_at: AT + LEASE_MS, attempts: 1 },
+          { id: 'w4-a', lease_owner: 'me', next_attempt_at: AT + LEASE_MS, attempts: 1 },
+        ],
+      );
+
+      // w1 and w2 are in flight now; w3 is not due.
+      const second = await claimDueDeliveries(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 10 });
+      assert.deepEqual(ids(second), ['w5-a', 'w7-a']);
+      assert.equal(Number(second.find((row) => row.id === 'w5-a')!.disabled_at), AT - 1000);
+      assert.equal(second.find((row) => row.id === 'w7-a')!.attempts, 2);
+      assert.deepEqual(
+        await claimDueDeliveries(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 10 }),
+        [],
+      );
+    });
+
+    test('two replicas claiming at once take each subscription’s head once', async () => {
+      const subscriptions = Array.from({ length: 20 }, (_, i) => `r${String(i).padStart(2, '0')}`);
+      for (const id of subscriptions) {
+        await subscribe(db(0), id);
+        for (let n = 0; n < 3; n += 1) await enqueue(db(0), `${id}-${n}`, id, AT - 10_000 + n);
+      }
+      const claims = await Promise.all(
+        [0, 1, 0, 1].map((replica, i) =>
+          claimDueDeliveries(db(replica), { owner: `worker-${i}`, at: AT, leaseMs: LEASE_MS, limit: 8 }),
+        ),
+      );
+      // A claim may come back short (on PostgreSQL it skips heads another one holds): what is left
+      // is claimed after; all together, each head exactly once, and nothing behind a head.
+      const rest = await claimDueDeliveries(db(0), { owner: 'after', at: AT, leaseMs: LEASE_MS, limit: 100 });
+      const all = [...claims.flat(), ...rest].filter((row) => row.webhook_id.startsWith('r'));
+      assert.deepEqual(ids(all), subscriptions.map((id) => `${id}-0`).sort());
+    });
+
+    if (backend.name === 'postgres') {
+      // Waiting for the other replica's commit would wait forever here: the test times out.
+      test('a replica skips the rows another replica is claiming, without waiting for its commit', {
+        timeout: 20_000,
+      }, async () => {
+        for (const id of ['s1', 's2', 's3', 's4']) {
+          await subscribe(db(0), id);
+          await enqueue(db(0), `${id}-a`, id, AT - 5000 + Number(id.slice(1)));
+        }
+        const other = await db(1)
+          .transaction()
+          .execute(async (trx) => {
+            const held = await claimDueDeliveries(trx, {
+              owner: 'slow',
+              at: AT,
+              leaseMs: LEASE_MS,
+              limit: 2,
+            });
+            assert.deepEqual(ids(held), ['s1-a', 's2-a']);
+            // Its claim is not committed yet: the rest are taken meanwhile, the held ones skipped.
+            return claimDueDeliveries(db(0), { owner: 'fast', at: AT, leaseMs: LEASE_MS, limit: 10 });
+          });
+        assert.deepEqual(ids(other.filter((row) => row.webhook_id.startsWith('s'))), ['s3-a', 's4-a']);
+      });
+    }
+  });
+}
