@@ -1,7 +1,8 @@
 // Migration 0017_deleted_sessions: the ids of deleted sessions, kept for a while after the deletion
 // (DELETE /v1/sessions/:id, `retention.sessionsDays`). Each replica removes the workspaces of the
-// sessions listed here: files are only ever removed for a session known to be deleted, never
-// because a database (a wrong `store.url`, a restored backup) lacks a session.
+// sessions listed here. A workspace of a session the database does not know at all is removed only
+// once 30 days old and idle, and only while the database knows another workspace of that data
+// directory (agents/runtimes/command/session-workspaces.ts): a wrong `store.url` removes nothing.
 import type { Kysely } from 'kysely';
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists.
