@@ -23,7 +23,10 @@ for (const store of ['sqlite', 'postgres'] as const) {
   describe(`steering racing the synthesis start (${store})`, { timeout: 240_000 }, () => {
     test('every accepted message is in the synthesis prompt', async (t) => {
       const { llm, at } = await startOrchestratorStack(t, { store, replicas: store === 'postgres' ? 2 : 1 });
-      llm.setHandler((request) => {
+      // The agent answers once the round's posters are under way, so the synthesis starts while they
+      // still post, however slow the machine (a fixed delay let them all finish first under load).
+      let postersUnderWay: Promise<void> = Promise.resolve();
+      llm.setHandler(async (request) => {
         switch (llmRequestKind(request)) {
           case 'plan':
             return {
@@ -32,13 +35,18 @@ for (const store of ['sqlite', 'postgres'] as const) {
           case 'synthesis':
             return { text: 'The answer.' };
           default:
-            return { text: '## Summary\nDone.', delayMs: 150 };
+            await postersUnderWay;
+            return { text: '## Summary\nDone.', delayMs: 20 };
         }
       });
 
       let refusedInRace = 0;
       for (let round = 0; round < ROUNDS; round += 1) {
         const objective = `Race ${round}`;
+        let release = () => {};
+        postersUnderWay = new Promise((resolve) => {
+          release = resolve;
+        });
         const created = await requestJson<{ id: string }>(`${at(round)}/v1/sessions`, {
           method: 'POST',
           body: { objective },
@@ -57,6 +65,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
             });
             if (reply.status === 202) {
               accepted.push(text);
+              if (accepted.length === POSTERS * 2) release();
               continue;
             }
             assert.equal(reply.status, 409, JSON.stringify(reply.body));
@@ -65,6 +74,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
           }
         };
         await Promise.all(Array.from({ length: POSTERS }, (_, poster) => post(poster)));
+        release();
         const done = await waitForSession<SessionView>(at(0), id, undefined, 60_000);
         assert.equal(done.status, 'completed', done.error ?? '');
         const synthesis = llm.requests.filter(
