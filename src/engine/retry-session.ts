@@ -14,6 +14,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
+import { newSessionRow } from '../store/rows.ts';
 import type { Database, MessagesTable, SessionsTable, TasksTable } from '../store/schema.ts';
 import { lockTenantSubmissions } from '../store/session-locks.ts';
 import { insertChunked, insertPlannedRows } from '../store/session-store.ts';
@@ -139,24 +140,20 @@ export async function storeSessionRetry(
     { type: 'session.status', data: { from: 'pending', to: status } },
   ];
   const sessionRow: SessionsTable = {
-    id: sessionId,
-    tenant_id: spec.tenantId,
-    objective: original.objective,
-    strategy: original.strategy,
-    status,
-    metadata: original.metadata,
+    ...newSessionRow(
+      {
+        id: sessionId,
+        tenant_id: spec.tenantId,
+        objective: original.objective,
+        strategy: original.strategy,
+        status,
+        metadata: original.metadata,
+        started_at: status === 'running' ? now : null,
+      },
+      now,
+    ),
     plan_version: original.plan_version,
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_read_tokens: 0,
-    cost_usd: 0,
-    error: null,
-    result: null,
     last_seq: events.length,
-    created_at: now,
-    updated_at: now,
-    started_at: status === 'running' ? now : null,
-    finished_at: null,
     retry_of: original.id,
     ...(spec.traceContext
       ? { trace_parent: spec.traceContext.traceparent, trace_state: spec.traceContext.tracestate ?? null }
