@@ -1,8 +1,10 @@
 // Retrying a session in the console, in real Chromium at phone width against the real server (auth
 // mode apikey) and a scripted LLM: a developer retries a failed session from its page after a
-// question that says which tasks are kept, lands on the new session's page, which names the
-// original with a working link (the list row too); a viewer (no sessions:create) and a completed
-// session are offered no Retry; a session the API will not retry shows the refusal's detail.
+// question that says which tasks are kept, with a token budget (a bad one refused by the API),
+// lands on the new session's page, which names the original with a working link (the list row
+// too), and the original's page names its retries ("Retried as"), read once for a failed or
+// cancelled session only; a viewer (no sessions:create) and a completed session are offered no
+// Retry; a session the API will not retry shows the refusal's detail.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -25,6 +27,7 @@ interface SessionBody {
   id: string;
   status: string;
   retryOf: string | null;
+  budget: { maxTokens: number | null } | null;
   tasks: Array<{ name: string; status: string }>;
 }
 
@@ -37,8 +40,10 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
   let viewer: string;
   /** While true, the agent of task `check` fails (a 400 of the provider). */
   let checkFails = true;
-  /** The retry requests the page sent: path and Idempotency-Key. */
-  const retries: Array<{ path: string; key: string | undefined }> = [];
+  /** The retry requests the page sent: path, Idempotency-Key and body. */
+  const retries: Array<{ path: string; key: string | undefined; body: unknown }> = [];
+  /** The sessions whose retries the page read (GET /v1/sessions?retryOf=). */
+  const retryReads: string[] = [];
 
   const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
@@ -102,8 +107,10 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     page.on('request', (request) => {
       const path = new URL(request.url()).pathname;
       if (request.method() === 'POST' && path.endsWith('/retry')) {
-        retries.push({ path, key: request.headers()['idempotency-key'] });
+        retries.push({ path, key: request.headers()['idempotency-key'], body: request.postDataJSON() });
       }
+      const retryOf = new URL(request.url()).searchParams.get('retryOf');
+      if (request.method() === 'GET' && path === '/v1/sessions' && retryOf) retryReads.push(retryOf);
     });
   });
   after(async () => {
@@ -119,9 +126,12 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     assert.equal(kept, 3, JSON.stringify(failed.tasks));
     assert.equal(failed.tasks.length, 4, JSON.stringify(failed.tasks));
 
+    retryReads.length = 0;
+    const readRetries = page.waitForResponse((response) => response.url().includes('retryOf='));
     await openAs(developer, original);
     await waitForStatus(page, 'failed');
     assert.equal(await page.locator('#retry-of').count(), 0, 'the original is no retry');
+    assert.equal((await readRetries).status(), 200);
     const retry = page.getByRole('button', { name: 'Retry session' });
 
     // Asked first: the question says what is kept and what runs again; the focus on not retrying.
@@ -141,17 +151,45 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     await question.waitFor({ state: 'detached' });
     assert.equal(await focused(), 'Retry session', 'the focus returns to the action');
     assert.equal(retries.length, 0, 'nothing was sent');
+    assert.equal(await page.locator('#retried-as').count(), 0, 'not retried yet');
+
+    // A token budget: text the field cannot read is pointed out, not sent as no budget.
+    const budget = page.getByLabel('Token budget for the retry');
+    assert.match((await page.locator('#retry-max-tokens-hint').textContent()) ?? '', /Empty: the original/);
+    await budget.focus();
+    await page.keyboard.type('1e');
+    await retry.click();
+    await page.locator('#retry-output .problem').filter({ hasText: 'whole number' }).waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'retry-max-tokens');
+    assert.equal(retries.length, 0, 'nothing was sent');
+    // One the API refuses (0 tokens) is shown as its refusal; Retry stays offered.
+    await budget.fill('0');
+    await retry.click();
+    assert.match(
+      (await question.textContent()) ?? '',
+      /1 other task runs again\. It gets a budget of 0 tokens\. This session stays as it ended\./,
+    );
+    await page.getByRole('button', { name: 'Yes, retry session' }).click();
+    const refusal = page.locator('#retry-output .problem');
+    await refusal.filter({ hasText: 'VALIDATION_FAILED' }).waitFor();
+    assert.match((await refusal.textContent()) ?? '', /HTTP 400/);
+    assert.match((await refusal.textContent()) ?? '', /maxTokens/);
+    assert.deepEqual(retries[0]?.body, { budget: { maxTokens: 0 } });
+    assert.equal(await focused(), 'Retry session');
 
     checkFails = false;
+    await budget.fill('50000');
     await retry.click();
     await page.getByRole('button', { name: 'Yes, retry session' }).click();
     await page.waitForURL(
       (url) => /#\/sessions\/[0-9a-f-]{36}$/.test(url.hash) && !url.hash.includes(original),
     );
     const retried = /#\/sessions\/([0-9a-f-]{36})$/.exec(page.url())?.[1] ?? '';
-    assert.equal(retries.length, 1);
-    assert.equal(retries[0]?.path, `/v1/sessions/${original}/retry`);
-    assert.match(retries[0]?.key ?? '', /^[0-9a-f-]{36}$/, 'sent with an Idempotency-Key');
+    assert.equal(retries.length, 2);
+    assert.equal(retries[1]?.path, `/v1/sessions/${original}/retry`);
+    assert.deepEqual(retries[1]?.body, { budget: { maxTokens: 50_000 } });
+    assert.match(retries[1]?.key ?? '', /^[0-9a-f-]{36}$/, 'sent with an Idempotency-Key');
+    assert.notEqual(retries[1]?.key, retries[0]?.key, 'another body, another key');
 
     // The new page names its original; the focus is on its heading, as after any link.
     const link = page.locator('#retry-of');
@@ -162,16 +200,28 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     const done = await read(retried);
     assert.equal(done.retryOf, original);
     assert.equal(done.status, 'completed');
+    assert.equal(done.budget?.maxTokens, 50_000, 'the retry has the budget asked for');
     assert.equal((await read(original)).status, 'failed', 'the original stays as it ended');
     // A completed session is not retried.
     assert.equal(await page.getByRole('button', { name: 'Retry session' }).count(), 0);
 
-    // The link leads back to the original, which may be retried again.
+    // The link leads back to the original, which names its retry and may be retried again.
     await link.click();
     await page.waitForURL((url) => url.hash === `#/sessions/${original}`);
     await waitForStatus(page, 'failed');
     assert.equal(await page.locator('#retry-of').count(), 0);
+    const retriedAs = page.locator('#retried-as');
+    await retriedAs.waitFor();
+    assert.equal(await retriedAs.textContent(), retried);
     await page.getByRole('button', { name: 'Retry session' }).waitFor();
+    // Read once per page of the failed original; never for the retry, running then completed.
+    assert.deepEqual(retryReads, [original, original]);
+    await retriedAs.getByRole('link', { name: retried }).click();
+    await page.waitForURL((url) => url.hash === `#/sessions/${retried}`);
+    await waitForStatus(page, 'completed');
+    await page.locator('#retry-of').click();
+    await page.waitForURL((url) => url.hash === `#/sessions/${original}`);
+    await retriedAs.waitFor();
 
     // The list tells the retry from its original, which has the same objective.
     await page.getByRole('link', { name: '← Sessions' }).click();
@@ -196,6 +246,7 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
       'completed',
     );
     retries.length = 0;
+    retryReads.length = 0;
 
     await openAs(viewer, failedId);
     await waitForStatus(page, 'failed');
@@ -214,10 +265,18 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     await waitForStatus(page, 'failed');
     await page.getByRole('button', { name: 'Retry session' }).waitFor();
     assert.deepEqual(retries, []);
+    // The failed session's retries were read on each of its pages; the completed one's never.
+    assert.deepEqual(retryReads, [failedId, failedId]);
+    assert.equal(await page.locator('#retried-as').count(), 0);
   });
 
   test('a session the API will not retry (cancelled while its plan waited for approval) shows why', async () => {
-    const id = await submit({ objective: 'Awaiting a nod', approval: 'required' });
+    retryReads.length = 0;
+    const id = await submit({
+      objective: 'Awaiting a nod',
+      approval: 'required',
+      budget: { maxTokens: 200_000, maxCostUsd: 5, deadlineSeconds: 3600 },
+    });
     await waitForSession(
       server.url,
       id,
@@ -234,6 +293,12 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
 
     await openAs(developer, id);
     await waitForStatus(page, 'cancelled');
+    // A token budget replaces the original's token limit only: its cost limit and deadline stay.
+    assert.equal(
+      await page.locator('#retry-max-tokens-hint').textContent(),
+      "Input + output tokens. Empty: the original's (200,000 tokens); its cost limit and deadline stay.",
+    );
+    await page.getByLabel('Token budget for the retry').fill('1000');
     await page.getByRole('button', { name: 'Retry session' }).click();
     await page.getByRole('button', { name: 'Yes, retry session' }).click();
     const output = page.locator('#retry-output');
@@ -246,6 +311,7 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     assert.match(text, /HTTP 409/);
     assert.match(text, /ended while its plan waited for approval: submit the objective again/);
     assert.equal(retries.length, 1);
+    assert.deepEqual(retries[0]?.body, { budget: { maxTokens: 1000, maxCostUsd: 5, deadlineSeconds: 3600 } });
     // Asking again would only repeat it (the status of an ended session never changes).
     assert.equal(await page.getByRole('button', { name: 'Retry session' }).count(), 0);
     assert.equal(
@@ -255,11 +321,78 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     );
     assert.equal(await fitsWidth(), true, 'the refusal fits at phone width');
     assert.match(page.url(), new RegExp(`#/sessions/${id}$`), 'still on the session’s page');
+    // Its retries were read (there are none), as for any cancelled session's page.
+    assert.deepEqual(retryReads, [id]);
+    assert.equal(await page.locator('#retried-as').count(), 0);
+  });
+
+  test('a session retried several times names its newest retry and the earlier ones, to a viewer too', async () => {
+    checkFails = true;
+    const original = await submit({ objective: 'Retried again and again' });
+    assert.equal((await waitForSession(server.url, original, undefined, 60_000, as(admin))).status, 'failed');
+    const retryIt = async () => {
+      const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions/${original}/retry`, {
+        method: 'POST',
+        headers: as(admin),
+        body: {},
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      // Ended before the next one: each retry fails again (task check).
+      await waitForSession(server.url, created.body.id, undefined, 60_000, as(admin));
+    };
+    /** The retries as the API lists them, newest first. */
+    const listed = async () =>
+      (
+        await requestJson<{ items: Array<{ id: string }> }>(`${server.url}/v1/sessions?retryOf=${original}`, {
+          headers: as(admin),
+        })
+      ).body.items.map((item) => item.id);
+    const retriedAs = page.locator('#retried-as');
+
+    await retryIt();
+    await retryIt();
+    const [second, first] = await listed();
+    await openAs(viewer, original);
+    await retriedAs.waitFor();
+    assert.equal(await retriedAs.textContent(), `${second}, and 1 earlier: ${first}`);
+    assert.deepEqual(
+      await retriedAs.getByRole('link').evaluateAll((links) => links.map((a) => a.getAttribute('href'))),
+      [`#/sessions/${second}`, `#/sessions/${first}`],
+    );
+
+    // Beyond the newest four: the newest linked, the others said to exist.
+    for (let n = 0; n < 3; n += 1) await retryIt();
+    const all = await listed();
+    assert.equal(all.length, 5);
+    await page.reload();
+    await retriedAs.waitFor();
+    assert.equal(
+      await retriedAs.textContent(),
+      `${all[0]}, and more than 3 earlier: ${all[1]}, ${all[2]}, ${all[3]}, …`,
+    );
+    assert.equal(await fitsWidth(), true, 'the retries fit at phone width');
+    await retriedAs.getByRole('link', { name: all[0] }).click();
+    await page.waitForURL((url) => url.hash === `#/sessions/${all[0]}`);
+    await page.locator('#retry-of').waitFor();
+
+    // Retries that cannot be read are said to be unknown, not left out as if there were none.
+    const isRetriesRead = (url: URL) => url.searchParams.has('retryOf');
+    await page.route(isRetriesRead, (route) => route.abort());
+    await page.locator('#retry-of').click();
+    await page.waitForURL((url) => url.hash === `#/sessions/${original}`);
+    await retriedAs.waitFor();
+    assert.match((await retriedAs.textContent()) ?? '', /^unknown: its retries could not be read/);
+    await page.unroute(isRetriesRead);
   });
 
   test('no errors or warnings in the page', () => {
-    // Chromium logs the refused requests the tests provoke (the 409 of the last one).
-    const expected = [EXPECTED_REFUSAL, /Failed to load resource: the server responded with a status of 409/];
+    // Chromium logs the refused requests the tests provoke (the 409 and 400 of retries, the read of
+    // retries made to fail).
+    const expected = [
+      EXPECTED_REFUSAL,
+      /Failed to load resource: the server responded with a status of (409|400)/,
+      /Failed to load resource: net::ERR_FAILED/,
+    ];
     const unexpected = problems.messages.filter((line) => !expected.some((pattern) => pattern.test(line)));
     assert.deepEqual(unexpected, []);
   });

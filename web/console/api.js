@@ -260,9 +260,10 @@ export async function request(path, init = {}) {
 
 /** The API calls the views use, one per route of docs/api.md. */
 export const api = {
-  listSessions: ({ status, cursor, limit = 20, signal } = {}) => {
+  listSessions: ({ status, retryOf, cursor, limit = 20, signal } = {}) => {
     const query = new URLSearchParams({ limit: String(limit) });
     if (status) query.set('status', status);
+    if (retryOf) query.set('retryOf', retryOf);
     if (cursor) query.set('cursor', cursor);
     return request(`/v1/sessions?${query}`, { signal });
   },
@@ -284,10 +285,10 @@ export const api = {
   sendMessage: (id, message) =>
     request(`/v1/sessions/${encodeURIComponent(id)}/messages`, { method: 'POST', body: { message } }),
   cancel: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/cancel`, { method: 'POST' }),
-  retry: (id, idempotencyKey) =>
+  retry: (id, body, idempotencyKey) =>
     request(`/v1/sessions/${encodeURIComponent(id)}/retry`, {
       method: 'POST',
-      body: {},
+      body,
       headers: { 'idempotency-key': idempotencyKey },
     }),
   deleteSession: (id) => request(`/v1/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' }),

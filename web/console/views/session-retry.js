@@ -1,14 +1,12 @@
-// The Retry action of a failed or cancelled session (POST /v1/sessions/{id}/retry): asks first,
-// saying which tasks are kept and which run again, then opens the new session's page. Offered only
-// to a caller holding sessions:create (GET /v1/me).
+// The Retry action of a failed or cancelled session (POST /v1/sessions/{id}/retry), with an
+// optional token budget for the retry: asks first, saying which tasks are kept and which run again,
+// then opens the new session's page. Offered only to a caller holding sessions:create (GET /v1/me).
 import { api } from '../api.js';
 import { callerMay } from '../caller.js';
-import { countOf, h, replaceChildren } from '../dom.js';
+import { countOf, field, h, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
-import { renderProblem } from '../problem.js';
-
-/** The statuses the API retries; a completed session, or one still open, gets 409. */
-const RETRYABLE = new Set(['failed', 'cancelled']);
+import { renderProblem, showFormMistake } from '../problem.js';
+import { RETRYABLE } from './session-retries.js';
 
 /** What the console adds to a refused retry, by HTTP status: what to do about it. */
 const RETRY_REFUSALS = {
@@ -36,6 +34,32 @@ function describeTasks(tasks) {
 }
 
 /**
+ * The body of the retry: without a token budget, none (the original's budget applies again); with
+ * one, the original's budget with that token limit, so its cost limit and deadline still apply.
+ */
+function retryBody(session, maxTokens) {
+  if (maxTokens === null) return {};
+  const budget = { maxTokens };
+  if (session?.budget?.maxCostUsd != null) budget.maxCostUsd = session.budget.maxCostUsd;
+  if (session?.budget?.deadlineSeconds != null) budget.deadlineSeconds = session.budget.deadlineSeconds;
+  return { budget };
+}
+
+/** The hint under the budget field: what an empty one means, and which other limits stay. */
+function budgetHint(session) {
+  const budget = session?.budget;
+  const original =
+    budget?.maxTokens == null ? 'no token limit' : `${budget.maxTokens.toLocaleString()} tokens`;
+  const others = [
+    budget?.maxCostUsd != null ? 'cost limit' : null,
+    budget?.deadlineSeconds != null ? 'deadline' : null,
+  ].filter(Boolean);
+  const stay =
+    others.length === 0 ? '' : `; its ${others.join(' and ')} ${others.length === 1 ? 'stays' : 'stay'}`;
+  return `Input + output tokens. Empty: the original's (${original})${stay}.`;
+}
+
+/**
  * The Retry card of session `id`: `update(session)` shows it for a failed or cancelled session when
  * the caller may create sessions; `onRetried(session)` is called with the new session.
  * @param {{id: string, onRetried: (session: {id: string}) => void}} options
@@ -46,11 +70,21 @@ export function createSessionRetry({ id, onRetried }) {
   let permitted;
   /** The API refused it for good (FINAL_REFUSALS): not offered again on this page. */
   let refused = false;
-  // One key per page: a retry whose answer was lost (the connection dropped), asked again, is
-  // answered with the session it created instead of creating a second one.
-  const idempotencyKey = crypto.randomUUID();
+  // One key per body on this page: a retry whose answer was lost (the connection dropped), asked
+  // again, is answered with the session it created instead of creating a second one; another budget
+  // is another request (the same key with another body would be refused as reused).
+  const idempotencyKeys = new Map();
 
   const retry = h('button', { type: 'button' }, 'Retry session');
+  const maxTokens = h('input', {
+    id: 'retry-max-tokens',
+    type: 'number',
+    min: '1',
+    step: '1',
+    inputMode: 'numeric',
+  });
+  const budgetField = field('Token budget for the retry', maxTokens, budgetHint(null));
+  const hint = budgetField.querySelector('.hint');
   // Focusable from script: after a refusal that hides the action, the focus goes to its reason.
   const output = h('div', { id: 'retry-output', tabIndex: -1 });
   const offer = h(
@@ -61,7 +95,7 @@ export function createSessionRetry({ id, onRetried }) {
       { className: 'muted' },
       'Starts a new session with the same objective and settings that goes on where this one stopped.',
     ),
-    h('div', { className: 'row' }, retry),
+    h('div', { className: 'row' }, budgetField, retry),
   );
   const element = h(
     'section',
@@ -71,26 +105,42 @@ export function createSessionRetry({ id, onRetried }) {
     output,
   );
 
-  retry.addEventListener('click', () =>
+  retry.addEventListener('click', () => {
+    // Text the field cannot read as a number ("1e"): not sent as "no budget" behind the person's back.
+    if (maxTokens.validity.badInput) {
+      showFormMistake(
+        output,
+        'Retrying the session',
+        'Write the token budget as a whole number, or leave it empty for the original’s.',
+        maxTokens,
+      );
+      return;
+    }
+    const tokens = maxTokens.value === '' ? null : Number(maxTokens.value);
+    // A value the API refuses (0, 1.5) is sent as typed: its 400 names the field and the rule.
+    const body = retryBody(session, tokens);
+    const budgetPart = tokens === null ? '' : ` It gets a budget of ${tokens.toLocaleString()} tokens.`;
     confirmInline({
       cell: output,
       opener: retry,
       restore: null,
-      question: `Retry this session? ${describeTasks(session?.tasks ?? [])} This session stays as it ended.`,
+      question: `Retry this session? ${describeTasks(session?.tasks ?? [])}${budgetPart} This session stays as it ended.`,
       label: 'Retry this session?',
       yes: 'Yes, retry session',
       no: 'Not now',
-      run: retrySession,
-    }),
-  );
+      run: () => retrySession(body),
+    });
+  });
 
-  /** Starts the retry (the question's yes); a refusal is shown in place of the question. */
-  async function retrySession() {
+  /** Starts the retry with `body` (the question's yes); a refusal is shown in place of the question. */
+  async function retrySession(body) {
     retry.disabled = true;
     let failure = null;
     let created = null;
+    const bodyKey = JSON.stringify(body);
+    if (!idempotencyKeys.has(bodyKey)) idempotencyKeys.set(bodyKey, crypto.randomUUID());
     try {
-      created = await api.retry(id, idempotencyKey);
+      created = await api.retry(id, body, idempotencyKeys.get(bodyKey));
     } catch (error) {
       failure = error;
     }
@@ -115,6 +165,7 @@ export function createSessionRetry({ id, onRetried }) {
   /** Shows the card for a session the API would retry, to a caller who may. */
   function update(next) {
     session = next;
+    hint.textContent = budgetHint(next);
     const retryable = RETRYABLE.has(next.status);
     offer.hidden = !retryable || refused || permitted === undefined || permitted === false;
     // A refusal stays in view with its reason, even once the action is no longer offered.

@@ -1,6 +1,6 @@
-// One session: status and error (and the session it retries), the plan's tasks with their usage,
-// live agent output and events (SSE over fetch), the result, the actions the API offers and the
-// plan versions.
+// One session: status and error (and the session it retries, or its retries), the plan's tasks
+// with their usage, live agent output and events (SSE over fetch), the result, the actions the API
+// offers and the plan versions.
 import { api } from '../api.js';
 import { formatTime, formatUsage, h, replaceChildren, setPageTitle } from '../dom.js';
 import { renderProblem } from '../problem.js';
@@ -10,6 +10,7 @@ import { createLiveEvents } from './live-events.js';
 import { createPlanVersions } from './plan-versions.js';
 import { createSessionActions } from './session-actions.js';
 import { createResultPanel } from './session-result.js';
+import { RETRYABLE, readRetries, renderRetriedAs } from './session-retries.js';
 import { createSessionRetry } from './session-retry.js';
 import { renderAgents, taskUsageCell } from './session-usage.js';
 import { noteOnSessionsList } from './sessions.js';
@@ -57,12 +58,15 @@ function retryOfLink(original) {
   return h('a', { id: 'retry-of', href: `#/sessions/${original}` }, original);
 }
 
-function renderFacts(session) {
+/** The facts of `session`; `retries` are its retries as read (session-retries.js), or null. */
+function renderFacts(session, retries) {
+  const retriedAs = renderRetriedAs(retries);
   return h(
     'dl',
     { className: 'facts', id: 'session-facts' },
     ...fact('Status', statusBadge(session.status)),
     ...(session.retryOf ? fact('Retry of', retryOfLink(session.retryOf)) : []),
+    ...(retriedAs ? fact('Retried as', retriedAs) : []),
     ...fact('Strategy', session.strategy),
     ...fact('Approval', session.approval?.mode === 'required' ? 'required' : 'none'),
     ...fact('Created', formatTime(session.createdAt)),
@@ -126,15 +130,30 @@ export function renderSession(root, id) {
   let closed = false;
   let refreshTimer = null;
   let lastPlanVersion = -1;
+  /** The session as read last, and its retries once read (null: not read). */
+  let shown = null;
+  let retries = null;
+
+  /**
+   * Reads the retries once, when the page opens on a failed or cancelled session: a session still
+   * open, or completed, has none; one that ends while watched is retried from here, if at all.
+   */
+  async function showRetries() {
+    retries = await readRetries(id);
+    if (!closed && shown) replaceChildren(facts, renderFacts(shown, retries));
+  }
 
   async function refresh() {
     try {
       const session = await api.getSession(id);
       if (closed) return;
+      const first = shown === null;
+      shown = session;
       replaceChildren(errors);
       title.textContent = session.objective || 'Session';
       setPageTitle(title.textContent);
-      replaceChildren(facts, renderFacts(session));
+      replaceChildren(facts, renderFacts(session, retries));
+      if (first && RETRYABLE.has(session.status)) showRetries();
       replaceChildren(tasks, renderTasks(session.tasks));
       replaceChildren(agents, renderAgents(session.agents));
       result.show(session.result);
