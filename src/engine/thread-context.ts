@@ -7,7 +7,9 @@ import { summariseThread } from './planner-thread.ts';
 /**
  * The thread summary for a session's planning and phase gates: the sessions of its thread submitted
  * before it, if it has a thread. Later ones are left out: a phase gate of a long session runs after
- * follow-ups were submitted, and they are not earlier work this session builds on.
+ * follow-ups were submitted, and they are not earlier work this session builds on. A retry
+ * (retry-session.ts) reads what the session it retries read: the sessions before the first of its
+ * retry chain, not that session (its tasks are the retry's own) nor what came after it.
  */
 export async function loadThreadSummaryFor(
   db: Kysely<Database>,
@@ -15,16 +17,29 @@ export async function loadThreadSummaryFor(
   sessionId: string,
 ): Promise<string | undefined> {
   const row = await db
-    .selectFrom('session_settings')
-    .select(['thread_id', 'created_at'])
-    .where('session_id', '=', sessionId)
-    .where('tenant_id', '=', tenantId)
+    .selectFrom('session_settings as b')
+    .innerJoin('sessions as s', 's.id', 'b.session_id')
+    .select(['b.thread_id', 'b.created_at', 's.retry_of'])
+    .where('b.session_id', '=', sessionId)
+    .where('b.tenant_id', '=', tenantId)
     .executeTakeFirst();
   if (!row?.thread_id) return undefined;
-  return loadThreadSummary(db, tenantId, row.thread_id, {
-    sessionId,
-    createdAt: Number(row.created_at),
-  });
+  let before = { sessionId, createdAt: Number(row.created_at) };
+  let retryOf = row.retry_of ?? null;
+  for (let hops = 0; retryOf !== null && hops < MAX_THREAD_SESSIONS; hops++) {
+    const original = await db
+      .selectFrom('session_settings as b')
+      .innerJoin('sessions as s', 's.id', 'b.session_id')
+      .select(['b.created_at', 's.retry_of'])
+      .where('b.session_id', '=', retryOf)
+      .where('b.tenant_id', '=', tenantId)
+      .executeTakeFirst();
+    // Deleted since: the sessions of the thread before the last one still there.
+    if (!original) break;
+    before = { sessionId: retryOf, createdAt: Number(original.created_at) };
+    retryOf = original.retry_of ?? null;
+  }
+  return loadThreadSummary(db, tenantId, row.thread_id, before);
 }
 
 /** Earlier sessions read per thread; older ones would be dropped from the summary anyway. */

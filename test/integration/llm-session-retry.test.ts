@@ -1,8 +1,9 @@
 // Retrying orchestrated sessions on the real engine (scripted LLM server, SQLite): an adaptive
 // session whose second phase failed goes on from that phase — the plan, the first phase and the
 // phase gate are carried over (no model call repeats them), the failed task and its dependant run
-// again, the reused agent still sees its earlier turn, a later gate and the synthesis follow; and a
-// session whose planning failed is planned again.
+// again, the reused agent still sees its earlier turn, a later gate and the synthesis follow; a
+// session whose planning failed is planned again; and a retry in a thread reads the thread's
+// earlier sessions as its original did.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ACTOR, answerByTaskName, type LlmEngine, startLlmEngine } from '../fixtures/llm-engine.ts';
@@ -156,6 +157,59 @@ describe('retrying orchestrated sessions', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a retry in a thread is planned with what its original read: not the original, nor later follow-ups', async () => {
+    const failing = new Set(['Retry me']);
+    llm.server.setHandler((request) => {
+      switch (llmRequestKind(request)) {
+        case 'plan':
+          if (failing.has(objectiveOf(request.promptText))) return { error: 400, message: 'bad request' };
+          return {
+            object: {
+              rationale: 'one',
+              phases: [{ name: 'only', tasks: [plannedTask('write', 'engineer')] }],
+            },
+          };
+        case 'synthesis':
+          return { text: 'Done' };
+        default:
+          return answerByTaskName(request);
+      }
+    });
+    try {
+      const submit = async (objective: string) => {
+        const { session } = await llm.engine.service.createSession(ACTOR, {
+          objective,
+          thread_id: 'retry-thread',
+        });
+        return llm.waitForSession(session.id);
+      };
+      assert.equal((await submit('Earlier work')).status, 'completed');
+      const failed = await submit('Retry me');
+      assert.equal(failed.status, 'failed');
+      assert.equal((await submit('Later follow-up')).status, 'completed');
+      // Retried while its planning still fails, then the retry retried: each plans as the original did.
+      llm.server.requests.length = 0;
+      const first = await llm.engine.service.retrySession(ACTOR, failed.id, {});
+      assert.equal((await llm.waitForSession(first.session.id)).status, 'failed');
+      failing.clear();
+      const second = await llm.engine.service.retrySession(ACTOR, first.session.id, {});
+      assert.equal((await llm.waitForSession(second.session.id)).status, 'completed');
+      const plans = llm.server.requests.filter((r) => llmRequestKind(r) === 'plan');
+      assert.equal(plans.length, 2);
+      for (const { promptText } of plans) {
+        assert.equal(objectiveOf(promptText), 'Retry me');
+        assert.match(
+          promptText,
+          /Earlier sessions in this conversation:\n- Earlier objective \(completed\): Earlier work\n/,
+        );
+        assert.doesNotMatch(promptText, /Earlier objective \(failed\): Retry me/);
+        assert.doesNotMatch(promptText, /Later follow-up/);
+      }
+    } finally {
+      llm.server.setHandler(undefined);
+    }
+  });
+
   test('a session that ended waiting for plan approval is not retried (its plan was never approved)', async () => {
     llm.server.setHandler((request) =>
       llmRequestKind(request) === 'plan'
@@ -192,4 +246,9 @@ describe('retrying orchestrated sessions', { timeout: 60_000 }, () => {
 function taskOf(request: RecordedLlmRequest): string {
   if (llmRequestKind(request) !== 'agent') return '';
   return /Your task \(([^)]+)\)/.exec(request.promptText)?.[1] ?? '';
+}
+
+/** The objective a planning prompt is for. */
+function objectiveOf(promptText: string): string {
+  return /^Objective:\n(.*)$/m.exec(promptText)?.[1] ?? '';
 }
