@@ -217,7 +217,7 @@ async function assertRetryable(trx: Kysely<Database>, original: SessionsTable): 
     .executeTakeFirst();
   const from = last ? (JSON.parse(last.data) as { from?: string }).from : undefined;
   if (from === undefined && (await loadSessionSettings(trx, original.id)).approval === 'required') {
-    // Retention removed its events (retention.outputsDays): whether it ended waiting cannot be told.
+    // Retention removed its events (retention.eventsDays): whether it ended waiting cannot be told.
     throw new AppError(
       'INVALID_STATE',
       `Session ${original.id} needed plan approval and its events were removed by retention, so whether its plan was approved cannot be told: submit the objective again`,
