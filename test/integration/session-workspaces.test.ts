@@ -6,8 +6,9 @@
 // answers (a removal that fails does not fail the deletion), and the server sweeps the workspaces
 // of sessions deleted elsewhere on its own at `retention.intervalSeconds`. A workspace whose session
 // the database has no record of at all (deleted before a long outage) is removed once it is 30 days
-// old by id and mtime, and only if the database knows another workspace of the directory (a wrong
-// store.url knows none); a younger one (a session being created, a restored database backup) stays.
+// old by id and by every mtime in it, and only if the database knows another workspace of the
+// directory (a wrong store.url knows none); a younger one (a session being created, a restored
+// database backup) stays.
 import assert from 'node:assert/strict';
 import {
   existsSync,
@@ -15,6 +16,7 @@ import {
   lutimesSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -49,6 +51,15 @@ function makeWorkspace(root: string, name: string): string {
   mkdirSync(join(dir, 'sub'), { recursive: true });
   writeFileSync(join(dir, 'out.txt'), 'the secret');
   writeFileSync(join(dir, 'sub', 'more.txt'), 'more');
+  return dir;
+}
+
+/** Sets the mtime of everything in directory `dir`, and its own, to `at` (Unix ms). */
+function ageTree(dir: string, at: number): string {
+  for (const name of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+    lutimesSync(join(dir, name), at / 1000, at / 1000);
+  }
+  utimesSync(dir, at / 1000, at / 1000);
   return dir;
 }
 
@@ -171,28 +182,32 @@ for (const backend of STORE_BACKENDS) {
         const root = workspacesDir(ownDir);
         mkdirSync(root, { recursive: true });
         const old = NOW - 40 * DAY;
-        const age = (path: string, at: number) => utimesSync(path, at / 1000, at / 1000);
         // Sessions deleted 40 days ago, their ids forgotten (a replica down that long, a data
         // directory restored from an old backup): created and last written 40 days ago.
         const forgotten = [newId(old - DAY), newId(old - DAY)];
-        for (const id of forgotten) age(makeWorkspace(root, id), old);
+        for (const id of forgotten) ageTree(makeWorkspace(root, id), old);
         // The same, as a link to a directory outside: removed as a link, the target untouched.
         const outside = join(ownDir, 'outside');
         const target = makeWorkspace(outside, 'target');
         const linkName = newId(old - DAY);
         symlinkSync(target, join(root, linkName));
         lutimesSync(join(root, linkName), old / 1000, old / 1000);
-        // Unknown too, but kept: an old session's workspace written to 10 days ago; a session
-        // created 10 days ago (a database restored from a backup lacks it), even with an old
-        // mtime; one created now; a UUID that is not a v7, whose leading bits are no time.
+        // Unknown too, but kept: an old session's workspace with an entry added 10 days ago, and
+        // one whose file in a sub-directory was written 10 days ago (the directory's own mtime
+        // stays old); a session created 10 days ago (a database restored from a backup lacks it),
+        // even with old mtimes; one created now; a UUID that is not a v7, whose leading bits are no time.
+        const written = (NOW - 10 * DAY) / 1000;
         const touched = newId(old - DAY);
-        age(makeWorkspace(root, touched), NOW - 10 * DAY);
+        utimesSync(ageTree(makeWorkspace(root, touched), old), written, written);
+        const nestedWrite = newId(old - DAY);
+        ageTree(makeWorkspace(root, nestedWrite), old);
+        utimesSync(join(root, nestedWrite, 'sub', 'more.txt'), written, written);
         const recent = newId(NOW - 10 * DAY);
-        age(makeWorkspace(root, recent), old);
+        ageTree(makeWorkspace(root, recent), old);
         const creating = makeWorkspace(root, newId(NOW));
         const notV7 = '00000000-0000-4000-8000-000000000000';
-        age(makeWorkspace(root, notV7), old);
-        const kept = [touched, recent, notV7];
+        ageTree(makeWorkspace(root, notV7), old);
+        const kept = [touched, nestedWrite, recent, notV7];
 
         // The database knows none of these workspaces (a wrong store.url): nothing goes.
         const sweep = (onRemoved?: (count: number) => void) =>
@@ -212,7 +227,7 @@ for (const backend of STORE_BACKENDS) {
         // unknown workspaces go, the existing session's stays.
         const live = newId(old - DAY);
         await seedSessionRows(handle.db, { id: live, status: 'completed', finishedAt: old });
-        age(makeWorkspace(root, live), old);
+        ageTree(makeWorkspace(root, live), old);
         let counted = 0;
         const result = await sweep((count) => {
           counted += count;
@@ -301,8 +316,7 @@ describe('workspaces on the server', { timeout: 120_000 }, () => {
     const deletedId = newId();
     const orphan = makeWorkspace(workspacesDir(dataDir), deletedId);
     const longAgo = Date.now() - 40 * DAY;
-    const forgotten = makeWorkspace(workspacesDir(dataDir), newId(longAgo));
-    utimesSync(forgotten, longAgo / 1000, longAgo / 1000);
+    const forgotten = ageTree(makeWorkspace(workspacesDir(dataDir), newId(longAgo)), longAgo);
     const unknown = makeWorkspace(workspacesDir(dataDir), newId());
     // The shortest interval the schema allows: the first sweep runs 10 s after start.
     const server = await startTestServer({ dataDir, config: { retention: { intervalSeconds: 10 } } });

@@ -26,7 +26,7 @@ export const SWEEP_NAMES_PER_QUERY = 500;
 
 /**
  * How old a workspace of a session the database has no record of at all must be, by its id's
- * creation time and by its directory's mtime, before the sweep removes it: as long as
+ * creation time and by the newest mtime in its directory, before the sweep removes it: as long as
  * `deleted_sessions` keeps a deleted session's id. A younger unknown workspace cannot be a
  * forgotten deletion (its id would still be recorded); it is a session the database lacks (a
  * restored backup) and stays. A workspace is only created by a task of a stored session, but the
@@ -54,11 +54,25 @@ export function sessionWorkspaceDir(dataDir: string, sessionId: string): string 
 }
 
 /**
+ * True when something under directory `dir`, at any depth, was modified at or after `since`: a
+ * directory's own mtime changes only when entries are added to or removed from it, not when a file
+ * in it (or deeper) is written. Links are not followed; stops at the first such entry.
+ */
+async function modifiedSince(dir: string, since: number): Promise<boolean> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if ((await lstat(path)).mtimeMs >= since) return true;
+    if (entry.isDirectory() && (await modifiedSince(path, since))) return true;
+  }
+  return false;
+}
+
+/**
  * Removes the workspace entry at `path`: a directory with everything in it, or a symbolic link
  * itself (never what it points to; `rm` does not follow links inside the directory either). A
- * regular file is not a workspace and stays, and so does an entry modified at or after
- * `modifiedBefore` when given. True when something was removed; throws when the removal failed
- * (permissions).
+ * regular file is not a workspace and stays, and so does an entry with anything in it modified at
+ * or after `modifiedBefore` when given. True when something was removed; throws when the removal
+ * failed (permissions).
  */
 async function removeWorkspaceEntry(path: string, modifiedBefore?: number): Promise<boolean> {
   let stats: Awaited<ReturnType<typeof lstat>>;
@@ -74,6 +88,7 @@ async function removeWorkspaceEntry(path: string, modifiedBefore?: number): Prom
     return true;
   }
   if (!stats.isDirectory()) return false;
+  if (modifiedBefore !== undefined && (await modifiedSince(path, modifiedBefore))) return false;
   // A runner still stopping may add files meanwhile (ENOTEMPTY): `rm` retries a few times.
   await rm(path, { recursive: true, force: true, maxRetries: 3 });
   return true;
@@ -131,7 +146,7 @@ export interface WorkspaceSweepOptions extends WorkspaceCleanupOptions {
  * deletion, kept for DELETED_SESSIONS_KEPT_DAYS in store/retention-targets.ts), and every workspace
  * of a session the database has no record of at all (neither a row nor a recorded deletion: deleted
  * before this replica came back from a long outage, or before a restored data directory's backup)
- * when both its id's creation time and its mtime are older than UNKNOWN_WORKSPACE_MIN_AGE_MS.
+ * when both its id's creation time and every mtime in it are older than UNKNOWN_WORKSPACE_MIN_AGE_MS.
  * Unknown workspaces are removed only when the database knows at least one workspace of this
  * directory (a row or a recorded deletion): a wrong `store.url` (an empty or another cluster's
  * database) knows none and must not cost files. Names that are not session ids, and regular files,
@@ -201,7 +216,7 @@ export async function sweepSessionWorkspaces(options: WorkspaceSweepOptions): Pr
   }
   for (const name of unknownOld) {
     if (options.shouldStop?.()) return result;
-    // Its mtime is read right before the removal: one written to within the window stays.
+    // Its mtimes are read right before the removal: one written to within the window stays.
     if (await remove(name, unknownBefore)) result.unknown += 1;
   }
   return result;
