@@ -234,6 +234,13 @@ describe('retrying orchestrated sessions', { timeout: 60_000 }, () => {
         assert.match(String((error as Error).message), /ended while its plan waited for approval/);
         return true;
       });
+      // Once retention (eventsDays) has removed its events, how it ended cannot be told: refused too.
+      await llm.handle.db.deleteFrom('events').where('session_id', '=', session.id).execute();
+      await assert.rejects(llm.engine.service.retrySession(ACTOR, session.id, {}), (error: unknown) => {
+        assert.equal((error as { code?: string }).code, 'INVALID_STATE');
+        assert.match(String((error as Error).message), /its events were removed by retention/);
+        return true;
+      });
       const listed = await llm.engine.service.listSessions(ACTOR, { limit: 100 });
       assert.equal(listed.items.filter((s) => s.retryOf === session.id).length, 0);
     } finally {
