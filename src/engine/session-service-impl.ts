@@ -367,7 +367,6 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   };
 }
 
-/** A primary-key/unique violation from SQLite or PostgreSQL (23505). */
 /** The input parsed by `schema`, or VALIDATION_FAILED naming every issue. */
 function parseInput<T extends z.ZodType>(schema: T, raw: unknown, what: string): z.output<T> {
   const parsed = schema.safeParse(raw);
@@ -385,6 +384,7 @@ function idempotencyOf(key: string | undefined, request: unknown): { key: string
   return { key, hash: hashRequest(request) };
 }
 
+/** A primary-key/unique violation from SQLite or PostgreSQL (23505). */
 function isUniqueViolation(error: unknown): boolean {
   const code = String((error as { code?: unknown } | null)?.code ?? '');
   return code === '23505' || code.startsWith('SQLITE_CONSTRAINT');
