@@ -10,6 +10,8 @@ export interface SessionCreatedData {
   retryOf?: string;
   /** A retry: the tasks carried over from it with their results (they do not run again). */
   carried?: string[];
+  /** A retry: the succeeded tasks its caller named to run again (with their dependants). */
+  rerun?: string[];
 }
 export interface SessionStatusData {
   from: SessionStatus;

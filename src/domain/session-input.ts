@@ -80,6 +80,14 @@ export const retrySessionInputSchema = z.strictObject({
     .describe(
       'The retry’s budget, replacing the original’s (still capped by the tenant’s default budget); omitted = the original’s budget, counted afresh from the retry’s start.',
     ),
+  rerun: z
+    .array(nameSchema)
+    .min(1)
+    .max(200)
+    .optional()
+    .describe(
+      'Names of tasks to run again although they succeeded (e.g. an agent whose output was poor, or `orchestrator:synthesis`); the tasks that depend on them run again too. With `rerun`, a completed session can be retried as well.',
+    ),
 });
 
 export type AgentSpec = z.infer<typeof agentSpecSchema>;

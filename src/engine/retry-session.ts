@@ -15,8 +15,14 @@ import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
 import { newSessionRow } from '../store/rows.ts';
-import type { Database, MessagesTable, SessionsTable, TasksTable } from '../store/schema.ts';
-import { lockTenantSubmissions } from '../store/session-locks.ts';
+import type {
+  Database,
+  MessagesTable,
+  SessionsTable,
+  TaskDependenciesTable,
+  TasksTable,
+} from '../store/schema.ts';
+import { lockSessions, lockTenantSubmissions } from '../store/session-locks.ts';
 import { insertChunked, insertPlannedRows } from '../store/session-store.ts';
 import { advanceSessions, type ContinueSession, zeroUsage } from './advance-sessions.ts';
 import { findIdempotentSession, insertIdempotencyKey, insertSessionSettings } from './create-session.ts';
@@ -39,6 +45,11 @@ export interface SessionRetrySpec {
    * declared, or it needs an LLM provider (or the orchestrator) that is not configured.
    */
   checkRunnable(tasks: ReadonlyArray<Pick<TasksTable, 'name' | 'kind' | 'runner'>>): void;
+  /**
+   * Tasks to run again although they succeeded (their dependants run again too); with any, a
+   * completed session can be retried as well.
+   */
+  rerun?: readonly string[];
   traceContext?: StoredTraceContext;
   /** Tenant quotas, as at a submit (create-session.ts `admit`). */
   admit?: (trx: Kysely<Database>) => Promise<void>;
@@ -62,6 +73,8 @@ export async function storeSessionRetry(
   now: number,
 ): Promise<StoredRetry> {
   if (spec.admit) await lockTenantSubmissions(trx, spec.tenantId);
+  // PostgreSQL: a deletion of the original waits for this copy (or this finds it gone).
+  await lockSessions(trx, [spec.originalId]);
   if (idempotency) {
     const existing = await findIdempotentSession(trx, spec.tenantId, idempotency);
     if (existing) return { sessionId: existing, created: false, readied: 0, finished: null };
@@ -77,7 +90,8 @@ export async function storeSessionRetry(
       details: { id: spec.originalId },
     });
   }
-  await assertRetryable(trx, original);
+  const named = spec.rerun ?? [];
+  await assertRetryable(trx, original, named.length > 0);
   await spec.admit?.(trx);
   const tasks = await trx
     .selectFrom('tasks')
@@ -85,7 +99,13 @@ export async function storeSessionRetry(
     .where('session_id', '=', original.id)
     .orderBy('position')
     .execute();
-  const rerun = tasks.filter((task) => task.status !== 'succeeded');
+  const edges = await trx
+    .selectFrom('task_dependencies')
+    .selectAll()
+    .where('session_id', '=', original.id)
+    .execute();
+  const runAgain = tasksToRunAgain(original.id, tasks, edges, named);
+  const rerun = tasks.filter((task) => runAgain.has(task.id));
   spec.checkRunnable(rerun);
   await checkRoles(trx, spec.tenantId, rerun);
 
@@ -100,10 +120,10 @@ export async function storeSessionRetry(
     return { ...agent, id, session_id: sessionId, created_at: now };
   });
   const taskIds = new Map(tasks.map((task) => [task.id, newId()]));
-  const newTasks = tasks.map((task) => copyTask(task, { spec, sessionId, taskIds, agentIds, now }));
-  const dependencies = (
-    await trx.selectFrom('task_dependencies').selectAll().where('session_id', '=', original.id).execute()
-  ).map((edge) => ({
+  const newTasks = tasks.map((task) =>
+    copyTask(task, runAgain.has(task.id), { spec, sessionId, taskIds, agentIds, now }),
+  );
+  const dependencies = edges.map((edge) => ({
     task_id: taskIds.get(edge.task_id)!,
     depends_on_task_id: taskIds.get(edge.depends_on_task_id)!,
     session_id: sessionId,
@@ -116,7 +136,7 @@ export async function storeSessionRetry(
     names.push(nameOf.get(edge.depends_on_task_id)!);
     dependsOnNames.set(edge.task_id, names);
   }
-  const carried = tasks.filter((task) => task.status === 'succeeded');
+  const carried = tasks.filter((task) => !runAgain.has(task.id));
   const status: SessionStatus =
     original.plan_version === 0
       ? transitionSession('pending', 'plan')
@@ -135,6 +155,7 @@ export async function storeSessionRetry(
         })),
         retryOf: original.id,
         carried: carried.map((task) => task.name),
+        ...(named.length > 0 ? { rerun: [...named] } : {}),
       },
     },
     { type: 'session.status', data: { from: 'pending', to: status } },
@@ -188,25 +209,79 @@ export async function storeSessionRetry(
   };
 }
 
-/** INVALID_STATE unless the session ended failed or cancelled. */
-export function assertRetryableStatus(sessionId: string, status: SessionStatus): void {
-  if (RETRYABLE.includes(status)) return;
+/** INVALID_STATE unless the session ended failed or cancelled (or completed, with tasks named to run again). */
+export function assertRetryableStatus(sessionId: string, status: SessionStatus, rerunNamed: boolean): void {
+  if (RETRYABLE.includes(status) || (status === 'completed' && rerunNamed)) return;
   throw new AppError(
     'INVALID_STATE',
     status === 'completed'
-      ? `Session ${sessionId} completed: there is nothing to retry`
+      ? `Session ${sessionId} completed: there is nothing to retry unless tasks are named to run again (rerun)`
       : `Session ${sessionId} is ${status}: only a failed or cancelled session can be retried (cancel it first)`,
     { details: { status } },
   );
 }
 
 /**
+ * The ids of the tasks a retry runs again: those that did not succeed, those `named`, and every
+ * task that depends on one of them, directly or not (its input changes). VALIDATION_FAILED for a
+ * name the session has no task of, or that names the orchestrator's planning or a phase gate.
+ */
+function tasksToRunAgain(
+  sessionId: string,
+  tasks: ReadonlyArray<Pick<TasksTable, 'id' | 'name' | 'kind' | 'status'>>,
+  edges: ReadonlyArray<Pick<TaskDependenciesTable, 'task_id' | 'depends_on_task_id'>>,
+  named: readonly string[],
+): Set<string> {
+  const byName = new Map(tasks.map((task) => [task.name, task]));
+  const unknown = named.filter((name) => !byName.has(name));
+  if (unknown.length > 0) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `Session ${sessionId} has no task ${unknown.join(', ')} to run again`,
+      {
+        details: { rerun: unknown },
+      },
+    );
+  }
+  const deciding = named.filter((name) => byName.get(name)!.kind === 'plan');
+  if (deciding.length > 0) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `${deciding.join(', ')} cannot run again: the orchestrator's plan and phase gates decided the tasks the session has (name the agents' tasks, or orchestrator:synthesis)`,
+      { details: { rerun: deciding } },
+    );
+  }
+  const dependants = new Map<string, string[]>();
+  for (const edge of edges) {
+    const list = dependants.get(edge.depends_on_task_id) ?? [];
+    list.push(edge.task_id);
+    dependants.set(edge.depends_on_task_id, list);
+  }
+  const ids = new Set<string>();
+  const pending = [
+    ...tasks.filter((task) => task.status !== 'succeeded').map((task) => task.id),
+    ...named.map((name) => byName.get(name)!.id),
+  ];
+  while (pending.length > 0) {
+    const id = pending.pop()!;
+    if (ids.has(id)) continue;
+    ids.add(id);
+    pending.push(...(dependants.get(id) ?? []));
+  }
+  return ids;
+}
+
+/**
  * INVALID_STATE unless the session ended failed or cancelled, and not while its plan waited for
  * approval: the tasks of a plan nobody approved must not start because the session was retried.
  */
-async function assertRetryable(trx: Kysely<Database>, original: SessionsTable): Promise<void> {
+async function assertRetryable(
+  trx: Kysely<Database>,
+  original: SessionsTable,
+  rerunNamed: boolean,
+): Promise<void> {
   const status = original.status as SessionStatus;
-  assertRetryableStatus(original.id, status);
+  assertRetryableStatus(original.id, status, rerunNamed);
   const last = await trx
     .selectFrom('events')
     .select('data')
@@ -264,6 +339,7 @@ async function checkRoles(
  */
 function copyTask(
   task: TasksTable,
+  runAgain: boolean,
   ctx: {
     spec: SessionRetrySpec;
     sessionId: string;
@@ -295,7 +371,7 @@ function copyTask(
     created_at: ctx.now,
     updated_at: ctx.now,
   };
-  if (task.status === 'succeeded') {
+  if (!runAgain) {
     return {
       ...base,
       status: 'succeeded',

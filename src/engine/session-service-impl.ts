@@ -273,7 +273,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const sessionId = newId();
       const original = await getSessionRow(deps.db, actor.tenantId, originalId);
       // Refused before its workspace is copied; the transaction checks every condition again.
-      assertRetryableStatus(originalId, original.status as SessionStatus);
+      assertRetryableStatus(originalId, original.status as SessionStatus, (input.rerun?.length ?? 0) > 0);
       const undoCopy = (await deps.onRetry?.(originalId, sessionId)) ?? (async () => {});
       const traceContext = deps.genAi
         ? startSessionTrace(deps.genAi, { id: sessionId, strategy: original.strategy as Strategy })
@@ -293,6 +293,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
                 return { ...settings, budget: Object.keys(budget).length > 0 ? budget : null };
               },
               checkRunnable,
+              ...(input.rerun ? { rerun: input.rerun } : {}),
               ...(traceContext ? { traceContext } : {}),
               ...(admitSession ? { admit: (trx) => admitSession(trx, actor.tenantId) } : {}),
               ...(deps.continueSession ? { continueSession: deps.continueSession } : {}),

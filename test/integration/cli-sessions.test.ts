@@ -242,6 +242,16 @@ describe('maos CLI against a running server', () => {
     const refused = await runMaos(['sessions', 'retry', completed.id], { env });
     assert.equal(refused.code, 6);
     assert.match(refused.stderr, /^error INVALID_STATE: .*completed: there is nothing to retry/m);
+    const rerun = await runMaos(['sessions', 'retry', completed.id, '--rerun', 'qa-1', '--json'], { env });
+    assert.equal(rerun.code, 0, rerun.stderr);
+    type Timed = { status: string; finishedAt: string; tasks: Array<{ startedAt: string }> };
+    const redone = await waitForSession<Timed>(server.url, (JSON.parse(rerun.stdout) as { id: string }).id);
+    assert.equal(redone.status, 'completed');
+    const before = await waitForSession<Timed>(server.url, completed.id);
+    assert.ok(redone.tasks[0]!.startedAt > before.finishedAt, 'qa-1 ran again, after the original ended');
+    const unknownTask = await runMaos(['sessions', 'retry', completed.id, '--rerun', 'qa-9'], { env });
+    assert.equal(unknownTask.code, 2, unknownTask.stderr);
+    assert.match(unknownTask.stderr, /^error VALIDATION_FAILED: .*has no task qa-9 to run again/m);
   });
 
   test('sessions delete erases a finished session (exit 0); gone (4), running (6), no permission (5)', async (t) => {

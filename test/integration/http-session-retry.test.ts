@@ -181,6 +181,45 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       );
     });
 
+    test('tasks named to run again run with their dependants, also in a completed session', async () => {
+      writeFileSync(flag, '');
+      writeFileSync(counter, '');
+      const id = await submit(pipeline());
+      assert.equal((await waitForSession<Session>(server.url, id)).status, 'completed');
+      const plain = await retry(id);
+      assert.equal(plain.status, 409, 'a completed session needs tasks named to run again');
+      assert.equal(plain.body.code, 'INVALID_STATE');
+
+      const answer = await retry(id, { rerun: ['check'] });
+      assert.equal(answer.status, 201, JSON.stringify(answer.body));
+      const done = await waitForSession<Session>(server.url, answer.body.id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      assert.deepEqual(
+        done.tasks.map((t) => [t.name, t.status, t.attempts]),
+        [
+          ['build', 'succeeded', 1],
+          ['check', 'succeeded', 1],
+          ['report', 'succeeded', 1],
+        ],
+      );
+      assert.equal(readFileSync(counter, 'utf8'), 'run\n', 'build ran once, in the original');
+      const events = await readAllEvents<{ seq: number; type: string; data: Record<string, unknown> }>(
+        server.url,
+        done.id,
+      );
+      const created = events.find((event) => event.type === 'session.created');
+      assert.deepEqual([created?.data.carried, created?.data.rerun], [['build'], ['check']]);
+
+      for (const rerun of [['deploy'], ['build', 'nope']]) {
+        const bad = await retry(id, { rerun });
+        assert.equal(bad.status, 400, JSON.stringify(rerun));
+        assert.equal(bad.body.code, 'VALIDATION_FAILED');
+        assert.match(bad.body.detail, /has no task (deploy|nope) to run again/);
+      }
+      const malformed = await retry(id, { rerun: [] });
+      assert.equal(malformed.status, 400);
+    });
+
     test('a cancelled session is retried with a new budget', async () => {
       rmSync(flag, { force: true });
       const id = await submit(pipeline('hang'));

@@ -122,6 +122,49 @@ describe('retrying orchestrated sessions', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a completed session writes its answer again; its plan and phase gates cannot be named', async () => {
+    let answers = 0;
+    llm.server.setHandler((request) => {
+      switch (llmRequestKind(request)) {
+        case 'plan':
+          return {
+            object: {
+              rationale: 'one',
+              phases: [{ name: 'only', tasks: [plannedTask('write', 'engineer')] }],
+            },
+          };
+        case 'synthesis':
+          answers += 1;
+          return { text: `Answer ${answers}` };
+        default:
+          return answerByTaskName(request);
+      }
+    });
+    try {
+      const { session } = await llm.engine.service.createSession(ACTOR, { objective: 'Answer twice' });
+      const first = await llm.waitForSession(session.id);
+      assert.equal(first.result, 'Answer 1');
+      llm.server.requests.length = 0;
+      const again = await llm.engine.service.retrySession(ACTOR, session.id, {
+        rerun: ['orchestrator:synthesis'],
+      });
+      const done = await llm.waitForSession(again.session.id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      assert.equal(done.result, 'Answer 2');
+      assert.deepEqual(kinds(), ['synthesis:'], 'only the synthesis called the model');
+      await assert.rejects(
+        llm.engine.service.retrySession(ACTOR, session.id, { rerun: ['orchestrator:plan'] }),
+        (error: unknown) => {
+          assert.equal((error as { code?: string }).code, 'VALIDATION_FAILED');
+          assert.match(String((error as Error).message), /orchestrator:plan cannot run again/);
+          return true;
+        },
+      );
+    } finally {
+      llm.server.setHandler(undefined);
+    }
+  });
+
   test('a session whose planning failed is planned again', async () => {
     let planFails = true;
     llm.server.setHandler((request) => {

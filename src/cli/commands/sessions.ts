@@ -1,7 +1,7 @@
 // `maos sessions list|show|cancel|retry|delete`: read, cancel, retry and delete sessions on the server.
 import type { Command } from 'commander';
 import { SESSION_STATUSES } from '../../domain/types.ts';
-import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
+import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatSessionDetail, formatSessionTable } from '../output.ts';
 import { buildBudget } from './run.ts';
@@ -33,12 +33,17 @@ export function registerSessionsCommands(program: Command, act: ActionFactory): 
     .action(act(cancelSession));
   addCommonOptions(sessions.command('retry'), true)
     .description(
-      'retry a failed or cancelled session as a new one: its succeeded tasks are carried over with their results, the others run again',
+      'retry a failed or cancelled session as a new one: its succeeded tasks are carried over with their results, the others run again (--rerun: also these succeeded tasks)',
     )
     .argument('<id>', 'session id')
     .option('--max-tokens <n>', "the retry's budget: input + output tokens (default: the original's budget)")
     .option('--max-cost <usd>', "the retry's budget: cost in USD")
     .option('--deadline <seconds>', "the retry's budget: seconds from the retry until it fails")
+    .option(
+      '--rerun <task>',
+      'run this task again although it succeeded, with the tasks that depend on it (repeatable; lets a completed session be retried too)',
+      collectRepeated,
+    )
     .option('--idempotency-key <key>', 'retry-safe: the same key and options return the same new session')
     .action(act(retrySession));
   addCommonOptions(sessions.command('delete'), true)
@@ -120,6 +125,7 @@ async function cancelSession(ctx: CliContext, command: Command): Promise<number>
 async function retrySession(ctx: CliContext, command: Command): Promise<number> {
   const id = command.processedArgs[0] as string;
   const options = command.opts<{
+    rerun?: string[];
     maxTokens?: string;
     maxCost?: string;
     deadline?: string;
@@ -128,7 +134,11 @@ async function retrySession(ctx: CliContext, command: Command): Promise<number> 
   const budget = buildBudget(options);
   const { session, created } = await ctx
     .client()
-    .retrySession(id, budget ? { budget } : {}, options.idempotencyKey);
+    .retrySession(
+      id,
+      { ...(budget ? { budget } : {}), ...(options.rerun ? { rerun: options.rerun } : {}) },
+      options.idempotencyKey,
+    );
   const { out } = ctx;
   if (out.json) {
     out.printJson(session);
