@@ -195,19 +195,37 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
       });
       await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
       t.after(() => new Promise((resolve) => broken.close(resolve)));
+      const brokenUrl = `http://127.0.0.1:${(broken.address() as AddressInfo).port}/token`;
       let refused = 0;
       await page.route(tokenEndpoint, async (route) => {
         refused += 1;
         if (outage === 'refuses the connection') await route.abort('connectionrefused');
-        else
-          await route.continue({ url: `http://127.0.0.1:${(broken.address() as AddressInfo).port}/token` });
+        else await route.continue({ url: brokenUrl });
       });
       // Due a quarter of the lifetime (5 s) before expiry; the retry comes before expiry too. The
       // page's clock stands still from then on but for the test's moves: the 4 s left until the retry
-      // are page time, not used up by a slow machine before the test moves on.
+      // are page time, not used up by a slow machine before the test moves on. The attempt's failure as the browser sees it (refused, or its body broken off), then a few
+      // turns of the page's task queue: the console must have handled it (kept the token, planned
+      // the retry) before the clock moves on, or it would find the token expired by then.
+      const isAttempt = (request: Request) => [tokenEndpoint, brokenUrl].includes(request.url());
+      const failed = new Promise<void>((resolve) => {
+        const settle = (request: Request) => {
+          if (!isAttempt(request)) return;
+          page.off('requestfailed', settle);
+          page.off('requestfinished', settle);
+          resolve();
+        };
+        page.on('requestfailed', settle);
+        page.on('requestfinished', settle);
+      });
       await page.clock.pauseAt((first.renewal?.expiresAt as number) - 4_000);
-      const deadline = Date.now() + 10_000;
-      while (refused === 0 && Date.now() < deadline) await sleep(50);
+      await Promise.race([
+        failed,
+        sleep(15_000).then(() => {
+          throw new Error('the renewal attempt did not end');
+        }),
+      ]);
+      for (let turn = 0; turn < 3; turn += 1) await nextPageTask(page);
       assert.equal(refused, 1, 'one renewal attempt');
       assert.equal((await stored(page)).token, first.token, 'the valid token is kept');
       assert.equal(await page.getByRole('heading', { name: 'Sign in' }).count(), 0);
@@ -361,3 +379,15 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
     assert.deepEqual(unexpectedIdpPageProblems(problems, [400, 401]), []);
   });
 });
+
+/** Resolves after one macrotask of the page (a MessageChannel message: the paused clock holds timers). */
+function nextPageTask(page: Page): Promise<void> {
+  return page.evaluate(
+    () =>
+      new Promise<void>((resolve) => {
+        const channel = new MessageChannel();
+        channel.port1.onmessage = () => resolve();
+        channel.port2.postMessage(null);
+      }),
+  );
+}
