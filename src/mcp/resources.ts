@@ -11,7 +11,7 @@ import {
 import type { SessionDetail, TaskRecord } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { McpCaller, RequestExtra } from './caller.ts';
-import { findTask, formatSessionUri, readAgentOutput, toSessionStatus } from './session-view.ts';
+import { findTask, formatSessionUri, headOf, readAgentOutput, toSessionStatus } from './session-view.ts';
 import { toProtocolError } from './tool-result.ts';
 import type { ToolDependencies } from './tools.ts';
 
@@ -173,7 +173,7 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
         ...SESSION_RESOURCE,
         uri: formatSessionUri(session.id),
         name: `session-${session.id}`,
-        title: `${session.status}: ${session.objective.slice(0, 80)}`,
+        title: `${session.status}: ${headOf(session.objective, 80)}`,
       }));
       return {
         resources: cursor === undefined ? [ROLES_RESOURCE, ...sessions] : sessions,

@@ -201,3 +201,37 @@ describe('the session status document', () => {
     assert.equal('models' in (tasks[1] ?? {}), false);
   });
 });
+
+describe('texts cut to a bound', () => {
+  /** A character outside the BMP: two UTF-16 units, a surrogate pair. */
+  const EMOJI = '\u{1F600}';
+
+  test('never split a surrogate pair (a lone surrogate is invalid in strict JSON parsers)', async () => {
+    const fake = createFakeSessionService();
+    const { session } = await fake.createSession(actor, {
+      objective: 'o',
+      agents: [{ role: 'tester', task: 't', runner: 'echo' }],
+    } as never);
+    // Each text has a pair straddling its bound: the result's 20 000, the preview's 2000, an event's 2000.
+    const long = (bound: number): string => `${'a'.repeat(bound - 1)}${EMOJI}${'b'.repeat(10)}`;
+    const done = task(session, { id: 'a', name: 'a', status: 'succeeded', result: long(2_000) });
+    const line = fake.appendEvent(session.id, 'task.output', { taskId: 'a', line: long(2_000) });
+    const view = toSessionStatus({ ...session, result: long(20_000), tasks: [done] }, [line]);
+    // Compared by length and shape: a failing assertion should not print 20 000 characters.
+    const result = view.result as string;
+    assert.deepEqual([result.length, result.isWellFormed(), view.resultTruncated], [19_999, true, true]);
+    const preview = (view.tasks as Array<Record<string, unknown>>)[0]?.resultPreview as string;
+    assert.deepEqual([preview.length, preview.isWellFormed()], [1_999, true]);
+    const clipped = (view.recentEvents as Array<{ data: { line: string } }>)[0]?.data.line ?? '';
+    assert.deepEqual([clipped.length, clipped.isWellFormed(), clipped.endsWith('a…')], [2_000, true, true]);
+
+    // An agent's output past 1 MB keeps its newest text, starting after a whole character.
+    const running = task(session, { id: 'r', name: 'r', result: null });
+    fake.appendEvent(session.id, 'task.output', {
+      taskId: 'r',
+      line: `${'x'.repeat(10)}${EMOJI.repeat(500_001)}`,
+    });
+    const output = await readAgentOutput(fake, actor, { ...session, tasks: [running] }, running);
+    assert.deepEqual([output.length, output.isWellFormed(), output.startsWith(EMOJI)], [999_998, true, true]);
+  });
+});

@@ -49,6 +49,30 @@ export function formatOutputUri(sessionId: string, taskName: string): string {
   return `${formatSessionUri(sessionId)}/agents/${encodeURIComponent(taskName)}/output`;
 }
 
+/**
+ * The first `max` UTF-16 units of `text`, or one fewer where the cut would split a surrogate pair:
+ * a lone surrogate goes out as `\udXXX` in JSON, which strict parsers (serde_json, for one) refuse,
+ * failing the whole message.
+ */
+export function headOf(text: string, max: number): string {
+  const end = isHighSurrogate(text.charCodeAt(max - 1)) ? max - 1 : max;
+  return text.slice(0, end);
+}
+
+/** The last `max` UTF-16 units of `text`, or one fewer where the cut would split a surrogate pair. */
+function tailOf(text: string, max: number): string {
+  const start = Math.max(0, text.length - max);
+  return text.slice(isLowSurrogate(text.charCodeAt(start)) ? start + 1 : start);
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}
+
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
@@ -63,13 +87,13 @@ const SESSION_RESULT_CHARS = 20_000;
 
 function sessionResult(text: string | null): { result: string | null; resultTruncated?: boolean } {
   if (text === null || text.length <= SESSION_RESULT_CHARS) return { result: text };
-  return { result: text.slice(0, SESSION_RESULT_CHARS), resultTruncated: true };
+  return { result: headOf(text, SESSION_RESULT_CHARS), resultTruncated: true };
 }
 
 function preview(text: string | null): { resultPreview?: string; resultTruncated?: boolean } {
   if (text === null) return {};
   if (text.length <= RESULT_PREVIEW_CHARS) return { resultPreview: text };
-  return { resultPreview: text.slice(0, RESULT_PREVIEW_CHARS), resultTruncated: true };
+  return { resultPreview: headOf(text, RESULT_PREVIEW_CHARS), resultTruncated: true };
 }
 
 function summariseTask(sessionId: string, task: TaskRecord): Record<string, unknown> {
@@ -182,7 +206,7 @@ function clipTexts(data: unknown): { data: unknown; truncated: boolean } {
   const clipped: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(data)) {
     if (typeof value === 'string' && value.length > RECENT_EVENT_TEXT_CHARS) {
-      clipped[key] = `${value.slice(0, RECENT_EVENT_TEXT_CHARS)}…`;
+      clipped[key] = `${headOf(value, RECENT_EVENT_TEXT_CHARS)}…`;
       truncated = true;
     } else if (
       value !== null &&
@@ -296,7 +320,7 @@ async function readStreamedOutput(
     if (chars >= OUTPUT_MAX_CHARS || (oldest !== undefined && oldest.createdAt < startAt)) break;
   }
   let text = joinOutputLines(lines.reverse());
-  if (text.length > OUTPUT_MAX_CHARS) text = text.slice(-OUTPUT_MAX_CHARS);
+  if (text.length > OUTPUT_MAX_CHARS) text = tailOf(text, OUTPUT_MAX_CHARS);
   if (text.endsWith('\n')) text = text.slice(0, -1);
   if (task.error !== null && stream === undefined) text += `${text ? '\n' : ''}error: ${task.error}`;
   return text;
