@@ -208,13 +208,20 @@ export async function replaceDatabaseFile(
   mkdirSync(dirname(targetPath), { recursive: true, mode: 0o750 });
   const staging = join(dirname(targetPath), `.${basename(targetPath)}.restoring`);
   rmSync(staging, { force: true });
+  // Owner-only from its first byte: SQLite would create it under the umask (0644, world-readable).
+  createOwnerOnlyFile(staging);
   // Copy through the backup API too: it writes a clean, self-contained file without a WAL.
   const source = openSqlite(backupPath, { readonly: true });
   try {
     await source.backup(staging, { progress: () => 2_147_483_647 });
+  } catch (error) {
+    rmSync(staging, { force: true });
+    throw error;
   } finally {
     source.close();
   }
+  // A new database stays 0600, as `maos serve` creates one; a replaced one's mode is the operator's.
+  if (existsSync(targetPath)) chmodSync(staging, statSync(targetPath).mode & 0o777);
   keepOwner(staging, existsSync(targetPath) ? targetPath : dirname(targetPath));
   syncFile(staging);
   const stamp = (options.now ?? new Date()).toISOString().replace(/[:.]/g, '-');
@@ -274,6 +281,11 @@ function openSqlite(path: string, options: { readonly: boolean }): SqliteDatabas
   } catch (error) {
     throw new AppError('STORE_UNAVAILABLE', `Cannot open ${path} as a SQLite database`, { cause: error });
   }
+}
+
+/** Creates an empty file (SQLite reads it as an empty database) that only its owner can read. */
+function createOwnerOnlyFile(path: string): void {
+  closeSync(openSync(path, 'wx', 0o600));
 }
 
 function syncFile(path: string): void {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
+  chmodSync,
   chownSync,
   existsSync,
   mkdirSync,
@@ -242,6 +243,19 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     const forcedReport = JSON.parse(forced.stdout) as { previous?: string };
     assert.ok(forcedReport.previous && existsSync(forcedReport.previous), 'the replaced database is kept');
     assert.equal(countRows(join(dataDir, 'maos.db'), 'sessions'), restoredSessions);
+  });
+
+  test('a restored database is owner-only when new, and keeps the mode of the one it replaces', async () => {
+    const dataDir = join(dir, 'modes');
+    const config = writeConfig(dir, dataDir);
+    const database = join(dataDir, 'maos.db');
+    assert.equal((await runCli(['restore', backupFile, '-c', config])).code, 0);
+    assert.equal(statSync(database).mode & 0o777, 0o600, 'a new database is readable by its owner only');
+    // The operator shares it with a backup group on purpose: the restore does not undo that.
+    chmodSync(database, 0o640);
+    const forced = await runCli(['restore', backupFile, '-c', config, '--force']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(statSync(database).mode & 0o777, 0o640, 'the replaced database’s mode is kept');
   });
 
   test('restore moves aside a -wal/-shm left without their database instead of replaying them', async () => {
