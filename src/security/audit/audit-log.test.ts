@@ -151,6 +151,22 @@ describe('audit log on SQLite', () => {
     assert.match(report.problems.join('\n'), /record 6: its tenant_id, outcome column\(s\) do not match/);
   });
 
+  test('a record whose listing columns hold NUL or an unpaired surrogate verifies and lists', async () => {
+    // E.g. the JSON-RPC method of a refused MCP call: the hashed record keeps it escaped, the
+    // columns as the store keeps text (U+FFFD); they must not read as edited.
+    await fill(2);
+    await log.append({ ...event(2), action: 'mcp:a\u0000b' });
+    await log.append({ ...event(3), action: 'mcp:\ud800' });
+    await log.append({ ...event(4), actor: { ...event(4).actor, tenant: 't\udc00' } });
+    const report = await verifyDb();
+    assert.deepEqual({ ok: report.ok, size: report.size }, { ok: true, size: 5 }, report.problems.join('\n'));
+    const listed = await log.list({ action: 'mcp:\ufffd', limit: 10 });
+    assert.deepEqual(
+      listed.items.map((r) => r.action),
+      ['mcp:\ud800'],
+    );
+  });
+
   test('a deleted record is reported at its index', async () => {
     await fill(10);
     await dropTriggers();

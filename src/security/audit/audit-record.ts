@@ -1,6 +1,7 @@
 // The audit record: who did what to which resource, with what outcome; and the hash-chain step
 // h_i = SHA-256(h_{i-1} ‖ JCS(record)) that links each record to the one before.
 import { createHash } from 'node:crypto';
+import { toStorableText } from '../../store/storable-text.ts';
 import { canonicalize } from './canonical-json.ts';
 
 /** The hash before the first record: 32 zero bytes, hex. */
@@ -96,17 +97,25 @@ export function buildAuditRecord(
 /**
  * The columns stored next to a record so the log can be listed by them (`GET /v1/audit` filters on
  * them). Not hashed themselves: verification checks that they say what the hashed record says.
+ * They hold the text as the store keeps it (U+0000 and unpaired surrogates as U+FFFD, e.g. in the
+ * method of a refused MCP call), which the hashed record keeps escaped: compared as given, such a
+ * record would read as edited.
  */
 export function indexedColumnsOf(record: Pick<AuditRecord, 'actor' | 'target' | 'action' | 'outcome'>): {
   tenant_id: string | null;
   action: string;
   outcome: string;
 } {
+  const tenant = record.actor?.tenant ?? record.target?.tenant ?? null;
   return {
-    tenant_id: record.actor?.tenant ?? record.target?.tenant ?? null,
-    action: record.action,
-    outcome: record.outcome,
+    tenant_id: tenant === null ? null : storedText(tenant),
+    action: storedText(record.action),
+    outcome: storedText(record.outcome),
   };
+}
+
+function storedText(text: string): string {
+  return typeof text === 'string' ? toStorableText(text.toWellFormed()) : text;
 }
 
 /** Canonical JSON text of a record. */
