@@ -11,6 +11,7 @@ import { checkRequestParams } from './request-params-check.ts';
 import { registerResources } from './resources.ts';
 import type { SessionSteering } from './steering-tools.ts';
 import { checkToolInputs } from './tool-input-errors.ts';
+import { refuseToolCall } from './tool-runner.ts';
 import { registerSessionTools } from './tools.ts';
 
 export interface CreateMcpServerOptions {
@@ -70,7 +71,8 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
       instructions: options.steering ? `${INSTRUCTIONS} ${STEERING_INSTRUCTIONS}` : INSTRUCTIONS,
     },
   );
-  checkToolInputs(server);
+  // Arguments refused are answered after the caller's permission check, and audited, as tool failures.
+  checkToolInputs(server, (tool, args, error, extra) => refuseToolCall(options, tool, args, error, extra));
   registerSessionTools(server, options);
   const stopSubscriptions = registerResources(server, options);
   // Registering tools and resources makes the SDK announce `listChanged: true`, yet the tools never

@@ -10,7 +10,7 @@ import {
   sendMessageOutputSchema,
   sessionStatusOutputSchema,
 } from './tool-output-schemas.ts';
-import { runTool, sessionIdSchema } from './tool-runner.ts';
+import { runTool, sessionIdSchema, TOOL_SPECS } from './tool-runner.ts';
 import type { ToolDependencies } from './tools.ts';
 
 /** What an approval answers: the plan version started, its ready tasks, and the task names it rewrote. */
@@ -79,16 +79,11 @@ export function registerSteeringTools(
       annotations: { title: 'Approve a session plan', destructiveHint: false, openWorldHint: false },
     },
     (args, extra) =>
-      runTool(
-        deps,
-        { name: 'approve_plan', permission: 'sessions:approve', mutating: true },
-        args.session_id,
-        async (caller) => {
-          const approved = await steering.approvePlan(caller.actor, args.session_id, args.plan);
-          const detail = await deps.service.getSession(caller.actor, args.session_id);
-          return { ...approved, ...toSessionStatus(detail) };
-        },
-      )(extra),
+      runTool(deps, TOOL_SPECS.approve_plan, args.session_id, async (caller) => {
+        const approved = await steering.approvePlan(caller.actor, args.session_id, args.plan);
+        const detail = await deps.service.getSession(caller.actor, args.session_id);
+        return { ...approved, ...toSessionStatus(detail) };
+      })(extra),
   );
 
   server.registerTool(
@@ -102,15 +97,10 @@ export function registerSteeringTools(
       annotations: { title: 'Reject a session plan', destructiveHint: true, openWorldHint: false },
     },
     (args, extra) =>
-      runTool(
-        deps,
-        { name: 'reject_plan', permission: 'sessions:approve', mutating: true },
-        args.session_id,
-        async (caller) => {
-          await steering.rejectPlan(caller.actor, args.session_id, args.reason);
-          return toSessionStatus(await deps.service.getSession(caller.actor, args.session_id));
-        },
-      )(extra),
+      runTool(deps, TOOL_SPECS.reject_plan, args.session_id, async (caller) => {
+        await steering.rejectPlan(caller.actor, args.session_id, args.reason);
+        return toSessionStatus(await deps.service.getSession(caller.actor, args.session_id));
+      })(extra),
   );
 
   server.registerTool(
@@ -124,19 +114,13 @@ export function registerSteeringTools(
       annotations: { title: 'Steer a MAOS session', destructiveHint: false, openWorldHint: false },
     },
     (args, extra) =>
-      runTool(
-        deps,
-        // The same permission as POST /v1/sessions/:id/messages.
-        { name: 'send_message', permission: 'sessions:create', mutating: true },
-        args.session_id,
-        async (caller) => {
-          const stored = await steering.sendMessage(caller.actor, args.session_id, args.message);
-          return {
-            sessionId: args.session_id,
-            messageId: stored.id,
-            createdAt: new Date(stored.createdAt).toISOString(),
-          };
-        },
-      )(extra),
+      runTool(deps, TOOL_SPECS.send_message, args.session_id, async (caller) => {
+        const stored = await steering.sendMessage(caller.actor, args.session_id, args.message);
+        return {
+          sessionId: args.session_id,
+          messageId: stored.id,
+          createdAt: new Date(stored.createdAt).toISOString(),
+        };
+      })(extra),
   );
 }

@@ -6,17 +6,31 @@ import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotoco
 import type { z } from 'zod';
 import { AppError } from '../errors/app-error.ts';
 import { findUnstorableText, type UnstorableText } from '../http/plugins/storable-input.ts';
+import type { RequestExtra } from './caller.ts';
 import { toToolError } from './tool-result.ts';
 
 type ToolCallback = (args: unknown, extra: unknown) => unknown;
+
+/** Answers a call refused for its arguments: given the tool, its arguments and the error. */
+export type RefuseToolCall = (
+  tool: string,
+  args: unknown,
+  error: AppError,
+  extra: RequestExtra,
+) => Promise<CallToolResult>;
 
 /**
  * Answers `tools/call` for the tools registered on `server` afterwards: the arguments are checked
  * against the tool's input schema first, then its callback runs. Replaces the SDK's handler, whose
  * answer to bad arguments is a bare text (`MCP error -32602: Input validation error: …`) without
  * the stable code clients read. Call it right after creating the server, before registering tools.
+ * `refuse` answers a call whose arguments are refused (default: the tool error alone); the server
+ * passes one that checks the caller's permission first and audits the refusal (refuseToolCall).
  */
-export function checkToolInputs(server: McpServer): void {
+export function checkToolInputs(
+  server: McpServer,
+  refuse: RefuseToolCall = async (_tool, _args, error) => toToolError(error),
+): void {
   const tools = new Map<string, { schema: z.ZodType | undefined; callback: ToolCallback }>();
   const registerTool = server.registerTool.bind(server);
   server.registerTool = ((name: string, config: { inputSchema?: unknown }, callback: ToolCallback) => {
@@ -37,9 +51,9 @@ export function checkToolInputs(server: McpServer): void {
       return (await (tool.callback as (extra: unknown) => unknown)(extra)) as CallToolResult;
     // Text the store could not keep as sent (NUL, unpaired surrogates) is refused as over REST.
     const unstorable = findUnstorableText(args);
-    if (unstorable) return toToolError(toUnstorableError(name, unstorable));
+    if (unstorable) return refuse(name, args, toUnstorableError(name, unstorable), extra);
     const parsed = await tool.schema.safeParseAsync(args ?? {});
-    if (!parsed.success) return toToolError(toValidationError(name, parsed.error));
+    if (!parsed.success) return refuse(name, args, toValidationError(name, parsed.error), extra);
     try {
       return (await tool.callback(parsed.data, extra)) as CallToolResult;
     } catch (error) {

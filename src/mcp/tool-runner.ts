@@ -1,6 +1,6 @@
 // Shared plumbing of the MCP tools: the per-call permission check, audit record and error
 // mapping (runTool), and the input schemas several tools use.
-import { toAppError } from '../errors/app-error.ts';
+import { type AppError, toAppError } from '../errors/app-error.ts';
 import { idSchema } from '../http/params.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Permission } from '../security/rbac.ts';
@@ -21,6 +21,41 @@ export interface ToolSpec {
   permission: Permission;
   /** State-changing tools are audited on every call; the others only when access is denied. */
   mutating: boolean;
+}
+
+/** Every MAOS tool's permission and whether it changes state (the steering tools' only when offered). */
+export const TOOL_SPECS = {
+  orchestrate: { name: 'orchestrate', permission: 'sessions:create', mutating: true },
+  session_status: { name: 'session_status', permission: 'sessions:read', mutating: false },
+  list_roles: { name: 'list_roles', permission: 'roles:read', mutating: false },
+  cancel_session: { name: 'cancel_session', permission: 'sessions:cancel', mutating: true },
+  retry_session: { name: 'retry_session', permission: 'sessions:create', mutating: true },
+  approve_plan: { name: 'approve_plan', permission: 'sessions:approve', mutating: true },
+  reject_plan: { name: 'reject_plan', permission: 'sessions:approve', mutating: true },
+  // The same permission as POST /v1/sessions/:id/messages.
+  send_message: { name: 'send_message', permission: 'sessions:create', mutating: true },
+} as const satisfies Record<string, ToolSpec>;
+
+/**
+ * A call of tool `name` refused before its body runs (arguments that do not match its schema),
+ * answered as runTool answers a body that fails: the caller's permission is checked first, as REST
+ * checks a route's before reading the body (a caller without it is told PERMISSION_DENIED, not what
+ * was wrong with the arguments), and a state-changing tool's refusal is audited like its other
+ * failures. The target is the `session_id` argument when it is a valid one.
+ */
+export function refuseToolCall(
+  deps: ToolRunnerDependencies,
+  name: string,
+  args: unknown,
+  error: AppError,
+  extra: RequestExtra,
+): Promise<ReturnType<typeof toToolResult>> {
+  const spec = Object.hasOwn(TOOL_SPECS, name) ? TOOL_SPECS[name as keyof typeof TOOL_SPECS] : undefined;
+  if (spec === undefined) return Promise.resolve(toToolError(error, deps.logger));
+  const sessionId = sessionIdSchema.safeParse((args as { session_id?: unknown } | undefined)?.session_id);
+  return runTool(deps, spec, sessionId.success ? sessionId.data : undefined, () => Promise.reject(error))(
+    extra,
+  );
 }
 
 /**

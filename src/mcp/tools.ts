@@ -18,7 +18,7 @@ import {
   orchestrateOutputSchema,
   sessionStatusOutputSchema,
 } from './tool-output-schemas.ts';
-import { runTool, sessionIdSchema } from './tool-runner.ts';
+import { runTool, sessionIdSchema, TOOL_SPECS } from './tool-runner.ts';
 import { waitForSession } from './wait-for-session.ts';
 
 export interface ToolDependencies {
@@ -123,41 +123,36 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       annotations: { title: 'Start a MAOS session', destructiveHint: false, openWorldHint: true },
     },
     (args, extra) =>
-      runTool(
-        deps,
-        { name: 'orchestrate', permission: 'sessions:create', mutating: true },
-        undefined,
-        async (caller) => {
-          const { wait_seconds: waitSeconds, idempotency_key: idempotencyKey, ...input } = args;
-          const created = await service.createSession(caller.actor, input, idempotencyKey);
-          const progressToken = extra._meta?.progressToken;
-          const waitFor = waitSeconds ?? (progressToken === undefined ? 0 : DEFAULT_PROGRESS_WAIT_SECONDS);
-          let detail = created.session;
-          if (waitFor > 0) {
-            detail = await waitForSession({
-              service,
-              actor: caller.actor,
-              sessionId: detail.id,
-              timeoutMs: waitFor * 1000,
-              signal: extra.signal,
-              ...(deps.progressKeepAliveMs === undefined ? {} : { keepAliveMs: deps.progressKeepAliveMs }),
-              onProgress: async ({ progress, finished, total, status }) => {
-                if (progressToken === undefined) return;
-                await extra.sendNotification({
-                  method: 'notifications/progress',
-                  params: {
-                    progressToken,
-                    progress,
-                    total,
-                    message: `session ${status}: ${finished}/${total} tasks finished`,
-                  },
-                });
-              },
-            });
-          }
-          return { created: created.created, ...toSessionStatus(detail) };
-        },
-      )(extra),
+      runTool(deps, TOOL_SPECS.orchestrate, undefined, async (caller) => {
+        const { wait_seconds: waitSeconds, idempotency_key: idempotencyKey, ...input } = args;
+        const created = await service.createSession(caller.actor, input, idempotencyKey);
+        const progressToken = extra._meta?.progressToken;
+        const waitFor = waitSeconds ?? (progressToken === undefined ? 0 : DEFAULT_PROGRESS_WAIT_SECONDS);
+        let detail = created.session;
+        if (waitFor > 0) {
+          detail = await waitForSession({
+            service,
+            actor: caller.actor,
+            sessionId: detail.id,
+            timeoutMs: waitFor * 1000,
+            signal: extra.signal,
+            ...(deps.progressKeepAliveMs === undefined ? {} : { keepAliveMs: deps.progressKeepAliveMs }),
+            onProgress: async ({ progress, finished, total, status }) => {
+              if (progressToken === undefined) return;
+              await extra.sendNotification({
+                method: 'notifications/progress',
+                params: {
+                  progressToken,
+                  progress,
+                  total,
+                  message: `session ${status}: ${finished}/${total} tasks finished`,
+                },
+              });
+            },
+          });
+        }
+        return { created: created.created, ...toSessionStatus(detail) };
+      })(extra),
   );
 
   server.registerTool(
@@ -171,19 +166,14 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       annotations: { title: 'Show a MAOS session', readOnlyHint: true, openWorldHint: false },
     },
     (args, extra) =>
-      runTool(
-        deps,
-        { name: 'session_status', permission: 'sessions:read', mutating: false },
-        args.session_id,
-        async (caller) => {
-          const detail = await service.getSession(caller.actor, args.session_id);
-          const events =
-            args.recent_events === undefined || args.recent_events === 0
-              ? undefined
-              : await listRecentEvents(service, caller.actor, detail.id, args.recent_events);
-          return toSessionStatus(detail, events);
-        },
-      )(extra),
+      runTool(deps, TOOL_SPECS.session_status, args.session_id, async (caller) => {
+        const detail = await service.getSession(caller.actor, args.session_id);
+        const events =
+          args.recent_events === undefined || args.recent_events === 0
+            ? undefined
+            : await listRecentEvents(service, caller.actor, detail.id, args.recent_events);
+        return toSessionStatus(detail, events);
+      })(extra),
   );
 
   server.registerTool(
@@ -197,23 +187,18 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       annotations: { title: 'List agent roles', readOnlyHint: true, openWorldHint: false },
     },
     (args, extra) =>
-      runTool(
-        deps,
-        { name: 'list_roles', permission: 'roles:read', mutating: false },
-        undefined,
-        async (caller) => {
-          const roles = await deps.listRoles(caller);
-          return {
-            roles: roles.map((role) => ({
-              name: role.name,
-              description: role.description,
-              capabilities: role.capabilities,
-              builtIn: role.builtIn,
-              ...(args.include_instructions === true ? { instructions: role.instructions } : {}),
-            })),
-          };
-        },
-      )(extra),
+      runTool(deps, TOOL_SPECS.list_roles, undefined, async (caller) => {
+        const roles = await deps.listRoles(caller);
+        return {
+          roles: roles.map((role) => ({
+            name: role.name,
+            description: role.description,
+            capabilities: role.capabilities,
+            builtIn: role.builtIn,
+            ...(args.include_instructions === true ? { instructions: role.instructions } : {}),
+          })),
+        };
+      })(extra),
   );
 
   server.registerTool(
@@ -232,14 +217,9 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       },
     },
     (args, extra) =>
-      runTool(
-        deps,
-        { name: 'cancel_session', permission: 'sessions:cancel', mutating: true },
-        args.session_id,
-        async (caller) => {
-          return toSessionStatus(await service.cancelSession(caller.actor, args.session_id));
-        },
-      )(extra),
+      runTool(deps, TOOL_SPECS.cancel_session, args.session_id, async (caller) => {
+        return toSessionStatus(await service.cancelSession(caller.actor, args.session_id));
+      })(extra),
   );
 
   server.registerTool(
@@ -257,24 +237,19 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       },
     },
     (args, extra) =>
-      runTool(
-        deps,
-        { name: 'retry_session', permission: 'sessions:create', mutating: true },
-        args.session_id,
-        async (caller) => {
-          const input = {
-            ...(args.budget === undefined ? {} : { budget: args.budget }),
-            ...(args.rerun === undefined ? {} : { rerun: args.rerun }),
-          };
-          const retried = await service.retrySession(
-            caller.actor,
-            args.session_id,
-            input,
-            args.idempotency_key,
-          );
-          return { created: retried.created, ...toSessionStatus(retried.session) };
-        },
-      )(extra),
+      runTool(deps, TOOL_SPECS.retry_session, args.session_id, async (caller) => {
+        const input = {
+          ...(args.budget === undefined ? {} : { budget: args.budget }),
+          ...(args.rerun === undefined ? {} : { rerun: args.rerun }),
+        };
+        const retried = await service.retrySession(
+          caller.actor,
+          args.session_id,
+          input,
+          args.idempotency_key,
+        );
+        return { created: retried.created, ...toSessionStatus(retried.session) };
+      })(extra),
   );
 
   if (deps.steering) registerSteeringTools(server, deps, deps.steering);

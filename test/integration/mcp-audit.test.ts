@@ -139,6 +139,31 @@ describe('MCP audit records', { timeout: 120_000 }, () => {
     assert.equal(records[0]?.target?.id, sessionId);
   });
 
+  test('arguments a tool refuses: the permission is checked first, and the refusal of a state-changing tool is recorded', async () => {
+    const developer = await connectAs(await server.createKey('acme', ['developer']));
+    const started = await call(developer, 'orchestrate', SIMPLE_SESSION);
+    const sessionId = (started.structuredContent as { sessionId: string }).sessionId;
+    const viewer = await connectAs(await server.createKey('acme', ['viewer']));
+    const before = await lastSeq();
+    // As over REST, a caller without the permission is denied whatever the arguments hold.
+    const denied = await call(viewer, 'orchestrate', { objective: '' });
+    assert.match(String((denied.content[0] as { text: string }).text), /^PERMISSION_DENIED: /);
+    const invalid = await call(developer, 'orchestrate', { objective: 'x', strategy: 'sideways' });
+    assert.match(String((invalid.content[0] as { text: string }).text), /^VALIDATION_FAILED: /);
+    const badCancel = await call(developer, 'cancel_session', { session_id: sessionId, force: true });
+    assert.equal(badCancel.isError, true);
+
+    const records = await settledRecordsAfter(before);
+    assert.deepEqual(
+      records.map((record) => [record.action, record.outcome, record.reason, record.target?.id ?? null]),
+      [
+        ['sessions:create', 'failure', 'mcp tool orchestrate: PERMISSION_DENIED', null],
+        ['sessions:create', 'failure', 'mcp tool orchestrate: VALIDATION_FAILED', null],
+        ['sessions:cancel', 'failure', 'mcp tool cancel_session: VALIDATION_FAILED', sessionId],
+      ],
+    );
+  });
+
   test('a tool call without valid credentials is still audited by the HTTP layer', async () => {
     const before = await lastSeq();
     await sendUnauthenticated();
