@@ -10,19 +10,24 @@ const BATCH = 1000;
 
 /** Entries from the database, oldest first. */
 export async function* readDatabaseEntries(db: SecurityDb): AsyncGenerator<AuditEntry> {
-  // Page by position (offset), not by seq, so a gap in seq is seen by the verifier, not skipped.
-  for (let offset = 0; ; offset += BATCH) {
-    const rows = await db
+  // Each page starts after the last seq read (through the primary key), not at an offset, which
+  // re-read every row before the page: quadratic, hours for a log of millions. Every stored row is
+  // still read, in seq order, so the verifier sees a gap in seq (the first page has no lower bound:
+  // a row inserted with a negative seq is read too).
+  let after: unknown;
+  for (;;) {
+    let query = db
       .selectFrom('audit_log')
       .select(['seq', 'event', 'prev_hash', 'hash', 'tenant_id', 'action', 'outcome'])
       .orderBy('seq', 'asc')
-      .limit(BATCH)
-      .offset(offset)
-      .execute();
+      .limit(BATCH);
+    if (after !== undefined) query = query.where('seq', '>', after as number);
+    const rows = await query.execute();
     for (const { tenant_id, action, outcome, ...row } of rows) {
       yield { ...row, seq: Number(row.seq), columns: { tenant_id, action, outcome } };
     }
     if (rows.length < BATCH) return;
+    after = rows[rows.length - 1]?.seq;
   }
 }
 
