@@ -10,12 +10,15 @@ import type { SessionDetail } from '../domain/types.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import { createMcpServer } from './server.ts';
 
+/** Session ids are UUIDs: a resource URI naming anything else is SESSION_NOT_FOUND before any read. */
+const SESSION_ID = '0199a0b1-0000-7000-8000-000000000001';
+
 describe('a second subscribe to a resource', { timeout: 10_000 }, () => {
   test('starts a new watch (the old one stopped), which notifies', async (t) => {
     const wakes: Array<() => void> = [];
     let stopped = 0;
     const service = {
-      getSession: async () => ({ id: 's1', tasks: [] }) as unknown as SessionDetail,
+      getSession: async () => ({ id: SESSION_ID, tasks: [] }) as unknown as SessionDetail,
       watchEvents: (_sessionId: string, onWake: () => void) => {
         wakes.push(onWake);
         return () => {
@@ -38,7 +41,7 @@ describe('a second subscribe to a resource', { timeout: 10_000 }, () => {
     await client.connect(clientSide);
     t.after(() => client.close());
 
-    const uri = 'maos://sessions/s1';
+    const uri = `maos://sessions/${SESSION_ID}`;
     await client.subscribeResource({ uri });
     assert.equal(wakes.length, 1);
     // The first watch has ended for good (it never wakes again); the client subscribes again.

@@ -13,6 +13,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { McpCaller, RequestExtra } from './caller.ts';
 import { findTask, formatSessionUri, headOf, readAgentOutput, toSessionStatus } from './session-view.ts';
 import { toProtocolError } from './tool-result.ts';
+import { sessionIdSchema } from './tool-runner.ts';
 import type { ToolDependencies } from './tools.ts';
 
 export const ROLES_URI = 'maos://roles';
@@ -106,6 +107,11 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
       return target;
     }
     caller.authorize('sessions:read');
+    // Session ids are UUIDs: anything else names no session, answered here as the engine answers an
+    // unknown one. Left to the service, remote mode's REST call refused it as VALIDATION_FAILED.
+    if (!sessionIdSchema.safeParse(target.sessionId).success) {
+      throw new AppError('SESSION_NOT_FOUND', `Session ${target.sessionId} not found`);
+    }
     const detail = await service.getSession(caller.actor, target.sessionId);
     if (target.kind === 'session') return { kind: 'session', detail };
     const task = findTask(detail, target.agent);

@@ -81,4 +81,20 @@ describe('maos mcp in remote mode', { timeout: 60_000 }, () => {
       assert.deepEqual(overRemote, overHttp);
     });
   }
+  test('a session URI whose id is no session id is -32002 SESSION_NOT_FOUND, as over /mcp', async () => {
+    /** What a failed resource request answers: the JSON-RPC code and the MAOS code. */
+    const failure = async (request: Promise<unknown>) => {
+      const error = (await request.then(
+        () => assert.fail('the request succeeded'),
+        (thrown: unknown) => thrown,
+      )) as { code?: number; data?: { code?: string } };
+      return [error.code, error.data?.code];
+    };
+    for (const uri of ['maos://sessions/not-a-session', 'maos://sessions/not-a-session/agents/a/output']) {
+      const expected = [-32002, 'SESSION_NOT_FOUND'];
+      assert.deepEqual(await failure(http.client.readResource({ uri })), expected, `${uri} over /mcp`);
+      assert.deepEqual(await failure(remote.readResource({ uri })), expected, `${uri} read in remote mode`);
+      assert.deepEqual(await failure(remote.subscribeResource({ uri })), expected, `${uri} subscribed`);
+    }
+  });
 });
