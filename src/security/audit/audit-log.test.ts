@@ -317,6 +317,29 @@ describe('audit log on SQLite', () => {
     assert.equal((await log.latestCheckpoint())?.size, 3);
     assert.equal(await log.writeCheckpoint(), null);
   });
+  test('appends made while a checkpoint reads a large log are not held back by it', async () => {
+    for (let i = 0; i < 10; i += 1) {
+      await Promise.all(Array.from({ length: 1000 }, (_, j) => log.append(event(i * 1000 + j))));
+    }
+    // A fresh process (a restart): its first checkpoint folds the whole log into its tree head.
+    const restarted = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer, checkpointDir: dir });
+    const done: string[] = [];
+    const checkpoint = restarted.writeCheckpoint().then((written) => {
+      done.push('checkpoint');
+      return written;
+    });
+    const appended = restarted.append(event(10_000)).then(() => done.push('append'));
+    await Promise.all([checkpoint, appended]);
+    assert.deepEqual(done, ['append', 'checkpoint']);
+    assert.ok(((await checkpoint)?.size ?? 0) >= 10_000);
+    await restarted.close();
+    const report = await verifyDb();
+    assert.deepEqual(
+      { ok: report.ok, size: report.size, cp: report.checkpointSize },
+      { ok: true, size: 10_001, cp: 10_001 },
+      report.problems.join('\n'),
+    );
+  });
 });
 
 describe('incremental checkpoints', () => {

@@ -102,6 +102,17 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     return run;
   }
 
+  // Checkpoints go one at a time (they extend one in-memory tree head) but apart from the appends:
+  // the first one after a start reads the whole log, seconds for a log of a million records, during
+  // which the requests waiting for their records would otherwise wait too. It reads committed
+  // records only, so it needs nothing from the append queue.
+  let checkpointQueue: Promise<unknown> = Promise.resolve();
+  function serializeCheckpoint<T>(work: () => Promise<T>): Promise<T> {
+    const run = checkpointQueue.then(work, work);
+    checkpointQueue = run.catch(() => undefined);
+    return run;
+  }
+
   /**
    * Appends a batch with ONE multi-row INSERT: atomic and one commit (one fsync) for every record
    * waiting. SQLite: no explicit transaction (a read-then-write transaction deadlocks against a
@@ -265,7 +276,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   async function writeCheckpoint(): Promise<WrittenCheckpoint | null> {
     const signer = options.signer;
     if (!signer) return null;
-    return serialize(async () => {
+    return serializeCheckpoint(async () => {
       const previous = await latestCheckpoint();
       const head = await computeTreeHead();
       if (head.size === 0 || (previous && previous.size >= head.size)) return null;
