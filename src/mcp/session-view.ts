@@ -142,6 +142,8 @@ export function toSessionStatus(
     done,
     objective: detail.objective,
     strategy: detail.strategy,
+    // An older server (remote mode) sends no retryOf: it has no retries.
+    retryOf: detail.retryOf ?? null,
     progress: countTasks(detail),
     planVersion: detail.planVersion,
     plan: detail.plan,

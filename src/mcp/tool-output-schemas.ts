@@ -73,6 +73,7 @@ export const sessionStatusShape = {
   done: z.boolean().describe('True once the session has completed, failed or been cancelled.'),
   objective: z.string(),
   strategy: z.enum(STRATEGIES),
+  retryOf: z.string().nullable().describe('The session this one retries (`retry_session`); null otherwise.'),
   progress: z.object({
     total: z.number().int(),
     finished: z.number().int(),

@@ -132,12 +132,18 @@ async function callEveryTool(client: Client, tools: Tool[], server: McpTestServe
   await callOk('send_message', { session_id: running.sessionId, message: 'prefer PostgreSQL' });
   await callOk('cancel_session', { session_id: running.sessionId });
   // The cancelled session again, as a new one that runs its task anew; then cancel that too.
-  const retried = await callOk<{ created: boolean; sessionId: string }>('retry_session', {
-    session_id: running.sessionId,
-    budget: { maxTokens: 1000 },
-  });
+  const retried = await callOk<{ created: boolean; sessionId: string; retryOf: string | null }>(
+    'retry_session',
+    { session_id: running.sessionId, budget: { maxTokens: 1000 } },
+  );
   assert.equal(retried.created, true);
   assert.notEqual(retried.sessionId, running.sessionId);
+  // The retry names its original, as the tool's description says; the original names none.
+  assert.equal(retried.retryOf, running.sessionId);
+  const original = await callOk<{ retryOf: string | null }>('session_status', {
+    session_id: running.sessionId,
+  });
+  assert.equal(original.retryOf, null);
   await callOk('cancel_session', { session_id: retried.sessionId });
 
   assert.deepEqual([...checked].sort(), tools.map((tool) => tool.name).sort(), 'every tool called');
