@@ -75,7 +75,9 @@ export function runTool(
       caller.authorize(spec.permission);
       const data = await body(caller);
       if (spec.mutating) {
-        const sessionId = typeof data.sessionId === 'string' ? data.sessionId : (sessionIdArg ?? null);
+        // The session the call named, as REST's record names the route's `:id` (a retry's original,
+        // not the retry); a session the call created (orchestrate) otherwise.
+        const sessionId = sessionIdArg ?? (typeof data.sessionId === 'string' ? data.sessionId : null);
         await caller.audit?.({ tool: spec.name, permission: spec.permission, sessionId, error: null });
       }
       return toToolResult(data);

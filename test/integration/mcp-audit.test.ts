@@ -164,6 +164,21 @@ describe('MCP audit records', { timeout: 120_000 }, () => {
     );
   });
 
+  test('a retry is recorded against the session it retries, as POST /v1/sessions/:id/retry is', async () => {
+    const developer = await connectAs(await server.createKey('acme', ['developer']));
+    const started = await call(developer, 'orchestrate', { ...SIMPLE_SESSION, wait_seconds: 30 });
+    const { sessionId, status } = started.structuredContent as { sessionId: string; status: string };
+    assert.equal(status, 'completed');
+    const before = await lastSeq();
+    const retried = await call(developer, 'retry_session', { session_id: sessionId, rerun: ['only'] });
+    assert.notEqual(retried.isError, true, JSON.stringify(retried.content));
+    const records = await settledRecordsAfter(before);
+    assert.deepEqual(
+      records.map((record) => [record.reason, record.outcome, record.target?.id]),
+      [['mcp tool retry_session', 'success', sessionId]],
+    );
+  });
+
   test('a tool call without valid credentials is still audited by the HTTP layer', async () => {
     const before = await lastSeq();
     await sendUnauthenticated();
