@@ -47,6 +47,24 @@ describe('maos audit', () => {
     assertUsage(dirResult, /a-folder is not a JSONL audit export/);
   });
 
+  test('verify --checkpoint-dir that is missing or not a folder is an error, not "no checkpoints"', async () => {
+    const missing = await runMaos([
+      'audit',
+      'verify',
+      '--config',
+      config,
+      '--checkpoint-dir',
+      join(dir, 'no-such-ckpts'),
+    ]);
+    assert.equal(missing.code, 4, missing.stdout + missing.stderr);
+    assert.match(missing.stderr, /^error NOT_FOUND: no such checkpoint directory: .*no-such-ckpts$/m);
+    assert.doesNotMatch(missing.stdout, /intact/);
+    const file = join(dir, 'ckpt-file.txt');
+    writeFileSync(file, 'not a folder\n');
+    const notDir = await runMaos(['audit', 'verify', '--config', config, '--checkpoint-dir', file]);
+    assertUsage(notDir, /cannot read --checkpoint-dir .*ckpt-file\.txt \(ENOTDIR\)/);
+  });
+
   test('a real export still verifies (exit 0)', async () => {
     const file = join(dir, 'good.jsonl');
     const exported = await runMaos(['audit', 'export', '--config', config, '-o', file]);

@@ -2,7 +2,7 @@
 // on the data directory's database or on a JSONL export, against signed checkpoints.
 
 import { once } from 'node:events';
-import { createWriteStream, existsSync, openSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
@@ -72,6 +72,9 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
   const verifier = resolveVerifier(ctx, config, options);
   const notes: string[] = [];
   for (const file of options.checkpoint ?? []) notes.push(readText(file));
+  // A directory named on the command line must be there: read as "no checkpoints", a typo would
+  // skip the check that finds a cut tail and still report the log intact.
+  if (options.checkpointDir !== undefined) assertReadableDir(options.checkpointDir);
   notes.push(...readCheckpointDir(options.checkpointDir ?? resolveCheckpointDir(config)));
   let report: Awaited<ReturnType<typeof verifyAuditEntries>>;
   let source: string;
@@ -207,6 +210,18 @@ async function openReadOnly(config: Readonly<Config>) {
     );
   }
   return store;
+}
+
+function assertReadableDir(dir: string): void {
+  try {
+    readdirSync(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    if (code === 'ENOENT') {
+      throw new CliError('NOT_FOUND', `no such checkpoint directory: ${resolve(dir)}`, EXIT.NOT_FOUND);
+    }
+    throw new CliError('USAGE', `cannot read --checkpoint-dir ${resolve(dir)} (${code})`, EXIT.USAGE);
+  }
 }
 
 function readText(file: string): string {
