@@ -3,8 +3,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { SelectQueryNode, sql } from 'kysely';
+import { captureLog } from '../../../test/fixtures/log-capture.ts';
+import { createLogger } from '../../observability/logger.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../test-support.ts';
-import { type AuditLog, createAuditLog } from './audit-log.ts';
+import { type AuditLog, checkpointFileName, createAuditLog } from './audit-log.ts';
 import {
   type AuditEventInput,
   buildAuditRecord,
@@ -309,6 +311,41 @@ describe('audit log on SQLite', () => {
       listed.items.map((record) => record.actor.ip),
       [null, null],
     );
+  });
+
+  test('a checkpoint file of the same size but another tree head is kept, not overwritten', async () => {
+    const { destination, lines } = captureLog();
+    const logger = createLogger({ level: 'error', format: 'json', destination });
+    const reopen = () =>
+      createAuditLog({ db: t.db, origin: 'maos.test/audit', signer, checkpointDir: dir, logger });
+    await fill(3);
+    const signed = await log.writeCheckpoint();
+    const file = join(dir, checkpointFileName(3));
+    assert.equal(readFileSync(file, 'utf8'), signed?.note);
+    await dropTriggers();
+    await sql.raw('DROP TRIGGER audit_checkpoints_no_delete').execute(t.db);
+    // The same tree head signed again (Ed25519 is deterministic: the same note) is no conflict.
+    await sql`DELETE FROM audit_checkpoints`.execute(t.db);
+    assert.equal((await reopen().writeCheckpoint())?.note, signed?.note);
+    assert.equal(lines.length, 0);
+    // The log goes back to before those records (a restore of an older backup, or a rewrite), then
+    // grows through the same size with other records.
+    await sql`DELETE FROM audit_log`.execute(t.db);
+    await sql`DELETE FROM audit_checkpoints`.execute(t.db);
+    const again = reopen();
+    for (let i = 10; i < 13; i += 1) await again.append(event(i));
+    const resigned = await again.writeCheckpoint();
+    assert.equal(resigned?.size, 3);
+    assert.notEqual(resigned?.note, signed?.note);
+    assert.equal(readFileSync(file, 'utf8'), signed?.note, 'the earlier signed checkpoint is kept');
+    assert.match(String(lines[0]?.message), /already holds another checkpoint of this size/);
+    // So verification with the directory still sees that the log is not what was signed.
+    const report = await verifyAuditEntries(readDatabaseEntries(t.db), {
+      checkpoints: readCheckpointDir(dir),
+      verifier,
+    });
+    assert.equal(report.ok, false);
+    assert.match(report.problems.join('\n'), /rewritten history/);
   });
 
   test('close writes a final checkpoint; none is written when nothing is new', async () => {

@@ -1,6 +1,6 @@
 // The append-only audit log: appends records to the hash chain (one writer at a time), lists them
 // with a cursor, and writes signed checkpoints periodically, on demand and on shutdown.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { AppError } from '../../errors/app-error.ts';
@@ -296,7 +296,12 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         if (isUniqueViolation(error)) return null;
         throw error;
       }
-      if (options.checkpointDir) exportCheckpointFile(options.checkpointDir, head.size, note);
+      if (options.checkpointDir && !exportCheckpointFile(options.checkpointDir, head.size, note)) {
+        options.logger?.error(
+          { size: head.size },
+          'audit checkpoint directory already holds another checkpoint of this size: the log no longer matches what was signed before (restored from a backup or rewritten); that file is kept, run maos audit verify',
+        );
+      }
       return { size: head.size, note };
     });
   }
@@ -333,12 +338,27 @@ export function checkpointFileName(size: number): string {
   return `checkpoint-${String(size).padStart(12, '0')}.txt`;
 }
 
-function exportCheckpointFile(dir: string, size: number, note: string): void {
+/**
+ * Writes the checkpoint file; false when a file of that size with another note is there already.
+ * That file is never replaced: it is the evidence of what the log held when it was signed (a log
+ * restored from an older backup, or rewritten, grows through the same sizes again).
+ */
+function exportCheckpointFile(dir: string, size: number, note: string): boolean {
+  const file = join(dir, checkpointFileName(size));
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(dir, checkpointFileName(size)), note, { mode: 0o600 });
+    writeFileSync(file, note, { mode: 0o600, flag: 'wx' });
+    return true;
   } catch (error) {
-    throw new AppError('INTERNAL', 'Cannot write the audit checkpoint file', { cause: error });
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new AppError('INTERNAL', 'Cannot write the audit checkpoint file', { cause: error });
+    }
+  }
+  // Ed25519 signatures are deterministic: the same tree head signed again is the same note.
+  try {
+    return readFileSync(file, 'utf8') === note;
+  } catch (error) {
+    throw new AppError('INTERNAL', 'Cannot read the audit checkpoint file', { cause: error });
   }
 }
 
