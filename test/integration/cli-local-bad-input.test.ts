@@ -1,7 +1,7 @@
 // Local commands (`maos keys`, `maos audit`) given bad arguments: one `error CODE: message` line and
 // exit 2, never an INTERNAL error (exit 7) from a file or parser, nor a key stored for no tenant.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -63,6 +63,15 @@ describe('maos audit', () => {
     writeFileSync(file, 'not a folder\n');
     const notDir = await runMaos(['audit', 'verify', '--config', config, '--checkpoint-dir', file]);
     assertUsage(notDir, /cannot read --checkpoint-dir .*ckpt-file\.txt \(ENOTDIR\)/);
+  });
+
+  test('export --tenant with an empty value is refused, not an export of every tenant', async () => {
+    const file = join(dir, 'tenant.jsonl');
+    for (const tenant of ['', ' ']) {
+      const exported = await runMaos(['audit', 'export', '--config', config, '--tenant', tenant, '-o', file]);
+      assertUsage(exported, /--tenant must not be empty/);
+      assert.equal(existsSync(file), false, 'no export file is written');
+    }
   });
 
   test('a real export still verifies (exit 0)', async () => {

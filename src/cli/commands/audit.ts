@@ -164,6 +164,10 @@ function openOutput(path: string): number {
 
 async function runExport(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<ExportOptions>();
+  // An empty value (an unset variable) would filter nothing: every tenant's records in the export.
+  if (options.tenant !== undefined && options.tenant.trim() === '') {
+    throw new CliError('USAGE', '--tenant must not be empty', EXIT.USAGE);
+  }
   const store = await openReadOnly(loadConfig({ configPath: options.config }));
   let fd: number | undefined;
   try {
