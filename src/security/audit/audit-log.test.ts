@@ -142,6 +142,16 @@ describe('audit log on SQLite', () => {
     assert.equal(report.firstBrokenIndex, 6, report.problems.join('\n'));
   });
 
+  test('a record replaced by JSON null is reported at its index, not a crash of the verifier', async () => {
+    await fill(5);
+    await dropTriggers();
+    await sql`UPDATE audit_log SET event = 'null' WHERE seq = 3`.execute(t.db);
+    const report = await verifyDb();
+    assert.equal(report.ok, false);
+    assert.equal(report.firstBrokenIndex, 3, report.problems.join('\n'));
+    assert.match(report.problems.join('\n'), /record 3 is not a JSON object/);
+  });
+
   test('an edit of a listing column (tenant, action, outcome) is reported at its index', async () => {
     await fill(10);
     await dropTriggers();

@@ -111,11 +111,16 @@ function checkEntry(
   expectedPrev: string,
   flag: (index: number, problem: string) => void,
 ): void {
-  let parsed: { seq?: unknown };
+  let parsed: { seq?: unknown } | null;
   try {
-    parsed = JSON.parse(entry.event) as { seq?: unknown };
+    parsed = JSON.parse(entry.event) as { seq?: unknown } | null;
   } catch {
     flag(index, `record ${index} is not valid JSON`);
+    return;
+  }
+  // `null` is valid JSON too: a record replaced by it is a finding, not a crash of the verifier.
+  if (parsed === null) {
+    flag(index, `record ${index} is not a JSON object (edited)`);
     return;
   }
   if (parsed.seq !== Number(entry.seq)) {
