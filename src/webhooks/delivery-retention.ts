@@ -1,5 +1,5 @@
 // Retention of webhook deliveries: delivered and failed ones are deleted some days after they were
-// enqueued (`retention.webhookDeliveriesDays`); pending ones are never touched.
+// enqueued (`webhooks.deliveryRetentionDays`); pending ones are never touched.
 import type { RetentionTarget } from '../store/retention-targets.ts';
 
 const DAY_MS = 86_400_000;
