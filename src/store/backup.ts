@@ -68,16 +68,14 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   rmSync(partial, { force: true });
   const source = openSqlite(sourcePath, { readonly: true });
   try {
-    // A page count far above any real database: the whole copy happens in one backup step.
-    const result = await source.backup(partial, { progress: () => 2_147_483_647 });
-    useRollbackJournal(partial);
     // The whole database (API key hashes, sealed tenant secrets, every session's output) in one
     // file, often kept on shared backup volumes: owner-only, like the support bundle.
-    chmodSync(partial, 0o600);
+    const pages = await copyDatabase(source, sourcePath, partial);
+    useRollbackJournal(partial);
     syncFile(partial);
     renameSync(partial, targetPath);
     syncDirectory(dirname(targetPath));
-    return { path: targetPath, bytes: statSync(targetPath).size, pages: result.totalPages };
+    return { path: targetPath, bytes: statSync(targetPath).size, pages };
   } catch (error) {
     rmSync(partial, { force: true });
     if (error instanceof AppError) throw error;
@@ -208,12 +206,10 @@ export async function replaceDatabaseFile(
   mkdirSync(dirname(targetPath), { recursive: true, mode: 0o750 });
   const staging = join(dirname(targetPath), `.${basename(targetPath)}.restoring`);
   rmSync(staging, { force: true });
-  // Owner-only from its first byte: SQLite would create it under the umask (0644, world-readable).
-  createOwnerOnlyFile(staging);
   // Copy through the backup API too: it writes a clean, self-contained file without a WAL.
   const source = openSqlite(backupPath, { readonly: true });
   try {
-    await source.backup(staging, { progress: () => 2_147_483_647 });
+    await copyDatabase(source, backupPath, staging);
   } catch (error) {
     rmSync(staging, { force: true });
     throw error;
@@ -283,9 +279,28 @@ function openSqlite(path: string, options: { readonly: boolean }): SqliteDatabas
   }
 }
 
-/** Creates an empty file (SQLite reads it as an empty database) that only its owner can read. */
-function createOwnerOnlyFile(path: string): void {
+/**
+ * Copies the database `source` is open on (`sourcePath`) to the new file `path` with the online
+ * backup API, in one step, i.e. from one read snapshot; returns its page count. `path` is created
+ * owner-only before the copy: SQLite would create it under the umask (0644), readable by anyone
+ * while the copy is written. better-sqlite3 takes a first step that found the source locked
+ * (SQLITE_BUSY after the busy timeout) for a finished copy of no page: refused, never an empty copy.
+ */
+async function copyDatabase(
+  source: SqliteDatabase.Database,
+  sourcePath: string,
+  path: string,
+): Promise<number> {
   closeSync(openSync(path, 'wx', 0o600));
+  // A page count far above any real database: the whole copy happens in one backup step.
+  const { totalPages } = await source.backup(path, { progress: () => 2_147_483_647 });
+  if (totalPages === 0) {
+    throw new AppError(
+      'STORE_UNAVAILABLE',
+      `No page of ${sourcePath} could be copied: another connection kept it locked, or it is empty; try again`,
+    );
+  }
+  return totalPages;
 }
 
 function syncFile(path: string): void {

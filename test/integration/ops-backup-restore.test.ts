@@ -21,6 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { createAuditLog } from '../../src/security/audit/audit-log.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { backupSqliteDatabase } from '../../src/store/backup.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { acquireServerLock } from '../../src/store/server-lock.ts';
@@ -178,6 +179,50 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     const restored = await runCli(['restore', file, '-c', writeConfig(dir, join(dir, 'from-shelf'))]);
     assert.equal(restored.code, 0, restored.stderr);
     assert.deepEqual(readdirSync(shelf), ['self-contained.db'], 'no -wal/-shm left beside the backup');
+  });
+
+  test('the backup is owner-only while it is written, not only once it is done', async () => {
+    const shelf = join(dir, 'partial-shelf');
+    mkdirSync(shelf);
+    const partial = join(shelf, 'copy.db.partial');
+    // The copy runs in steps scheduled with setImmediate: a check queued alike sees the file between them.
+    const modes = new Set<number>();
+    let done = false;
+    const look = () => {
+      if (existsSync(partial)) modes.add(statSync(partial).mode & 0o777);
+      if (!done) setImmediate(look);
+    };
+    setImmediate(look);
+    try {
+      await backupSqliteDatabase(liveDb, join(shelf, 'copy.db'));
+    } finally {
+      done = true;
+    }
+    assert.ok(modes.size > 0, 'the partial copy was seen while it was written');
+    assert.deepEqual([...modes], [0o600], 'the partial copy was readable by others while it was written');
+  });
+
+  test('a backup that finds the database locked fails and leaves no file, instead of an empty copy', async () => {
+    const shelf = join(dir, 'locked-shelf');
+    mkdirSync(shelf);
+    const source = join(shelf, 'source.db');
+    const holder = new Database(source);
+    holder.exec("create table t (x); insert into t values ('row')");
+    // A rollback-journal database: a writer's exclusive lock keeps every reader out.
+    holder.exec('begin exclusive');
+    try {
+      await assert.rejects(backupSqliteDatabase(source, join(shelf, 'copy.db')), (error: Error) => {
+        assert.match(
+          error.message,
+          /No page of .*source\.db could be copied: another connection kept it locked/,
+        );
+        return true;
+      });
+    } finally {
+      holder.exec('commit');
+      holder.close();
+    }
+    assert.deepEqual(readdirSync(shelf).sort(), ['source.db']);
   });
 
   test('a WAL-mode backup SQLite cannot read in place is named as such, not as damaged', async () => {
