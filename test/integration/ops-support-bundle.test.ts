@@ -2,7 +2,16 @@
 // config, doctor report, log tail, metrics snapshot and database stats, and no secret from the config.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -233,6 +242,16 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
       notes.some((note) => /metrics: .* answered HTTP 401/.test(note)),
       notes.join('\n'),
     );
+  });
+
+  test('an existing output file is replaced owner-only, whatever its mode was', async () => {
+    const output = join(dir, 'reused.tar.gz');
+    writeFileSync(output, 'an earlier bundle', { mode: 0o644 });
+    chmodSync(output, 0o644);
+    const result = await run(['support-bundle', '-o', output, '-c', join(dir, 'config.yaml')], dir);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(statSync(output).mode & 0o777, 0o600);
+    assert.equal(spawnSync('tar', ['-tzf', output]).status, 0, 'the new bundle replaced the old file');
   });
 
   test('still writes a bundle when the config is invalid and nothing is reachable', async () => {

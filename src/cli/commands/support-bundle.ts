@@ -2,6 +2,7 @@
 // config, doctor report, recent logs, a metrics snapshot and database statistics. No secret values.
 import {
   accessSync,
+  chmodSync,
   closeSync,
   constants,
   existsSync,
@@ -113,6 +114,8 @@ async function runSupportBundle(ctx: CliContext, command: Command): Promise<numb
     now,
   });
   try {
+    // `mode` applies to a new file only: an existing one (a bundle name reused) is made owner-only first.
+    if (existsSync(output)) chmodSync(output, 0o600);
     writeFileSync(output, archive, { mode: 0o600 });
   } catch (error) {
     throw outputError(output, error);
