@@ -23,6 +23,9 @@ const CLI = new URL('../../bin/maos.js', import.meta.url).pathname;
 const RUNNER_SECRET = 'sk-test-6f1d2c9a7e4b4e0fa1b2';
 const FILE_SECRET = 'file-held-secret-93b7d1e2';
 const LOG_SECRET_LINE = `{"message":"provider call","apiToken":"${RUNNER_SECRET}"}`;
+// A secret a JSON log line holds escaped: `"` and `\` do not appear in it as written in the config.
+const QUOTED_SECRET = 'pass"word\\with-quote-4c1e';
+const QUOTED_LOG_LINE = JSON.stringify({ message: 'runner started', env: { QUOTED: QUOTED_SECRET } });
 
 function run(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -93,10 +96,14 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
         `      API_TOKEN: ${RUNNER_SECRET}`,
         `      DB_PASSWORD_FILE: ${join(dir, 'secret.txt')}`,
         '      PLAIN: visible-value',
+        `      QUOTED: '${QUOTED_SECRET}'`,
         '',
       ].join('\n'),
     );
-    writeFileSync(join(dir, 'maos.log'), `${'{"message":"old line"}\n'.repeat(10)}${LOG_SECRET_LINE}\n`);
+    writeFileSync(
+      join(dir, 'maos.log'),
+      `${'{"message":"old line"}\n'.repeat(10)}${LOG_SECRET_LINE}\n${QUOTED_LOG_LINE}\n`,
+    );
   });
 
   after(async () => {
@@ -173,6 +180,7 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
     assert.match(read('doctor.txt'), /config/);
     assert.match(read('metrics.txt'), /^maos_build_info 1$/m);
     assert.match(read('logs.txt'), /provider call/);
+    assert.match(read('logs.txt'), /runner started/);
     const stats = JSON.parse(read('database.json'));
     assert.ok(stats.tables.some((t: { name: string; rows: number }) => t.name === 'tenants' && t.rows === 1));
     assert.ok(stats.files['maos.db'] > 0);
@@ -181,6 +189,7 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
       const text = readFileSync(file, 'utf8');
       assert.ok(!text.includes(RUNNER_SECRET), `${file} holds the runner secret`);
       assert.ok(!text.includes(FILE_SECRET), `${file} holds the *_FILE secret`);
+      assert.ok(!text.includes('with-quote-4c1e'), `${file} holds the secret with a quote, escaped`);
       assert.ok(!text.includes('cli-token-abc'), `${file} holds the CLI token`);
     }
   });

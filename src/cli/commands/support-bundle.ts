@@ -240,7 +240,12 @@ async function fetchMetrics(
 
 function scrub(text: string, secrets: readonly string[]): string {
   let out = text;
-  for (const secret of secrets) out = out.replaceAll(secret, '[REDACTED]');
+  for (const secret of secrets) {
+    out = out.replaceAll(secret, '[REDACTED]');
+    // As a JSON string holds it (ECS log lines, doctor.json): `"` and `\` escaped, control characters too.
+    const escaped = JSON.stringify(secret).slice(1, -1);
+    if (escaped !== secret) out = out.replaceAll(escaped, '[REDACTED]');
+  }
   return out;
 }
 
