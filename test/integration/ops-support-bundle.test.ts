@@ -263,6 +263,20 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
     assert.equal(spawnSync('tar', ['-tzf', output]).status, 0, 'the new bundle replaced the old file');
   });
 
+  test('a log file that cannot be read is a note in the bundle, not a failed command', async () => {
+    // A folder given by mistake; a log file of another user (EACCES) is handled alike.
+    const output = join(dir, 'unreadable-log.tar.gz');
+    const result = await run(
+      ['support-bundle', '--json', '-o', output, '-c', join(dir, 'config.yaml'), '--log-file', dir],
+      dir,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const { files, notes } = JSON.parse(result.stdout) as { files: string[]; notes: string[] };
+    assert.ok(!files.includes('logs.txt'));
+    assert.ok(files.includes('database.json'), 'the rest of the bundle is there');
+    assert.ok(notes.includes(`logs: cannot read ${dir} (EISDIR)`), notes.join('\n'));
+  });
+
   test('still writes a bundle when the config is invalid and nothing is reachable', async () => {
     writeFileSync(join(dir, 'bad.yaml'), 'port: nope\n');
     const result = await run(['support-bundle', '-c', join(dir, 'bad.yaml')], dir);

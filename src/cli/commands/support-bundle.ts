@@ -166,9 +166,16 @@ export async function createSupportBundle(
   );
 
   const logFile = options.logFile ?? (config ? readLooseString(config, ['logging', 'file']) : undefined);
-  if (logFile && existsSync(logFile))
-    entries.push({ name: 'logs.txt', content: readTail(logFile, LOG_TAIL_BYTES) });
-  else
+  if (logFile && existsSync(logFile)) {
+    // A log file this user cannot read (or a folder) is a note, like a missing one: the rest of the
+    // bundle is what the operator came for.
+    try {
+      entries.push({ name: 'logs.txt', content: readTail(logFile, LOG_TAIL_BYTES) });
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      notes.push(`logs: cannot read ${logFile} (${reason})`);
+    }
+  } else
     notes.push(
       logFile
         ? `logs: ${logFile} not found`
