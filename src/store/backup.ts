@@ -130,9 +130,11 @@ export function isDatabaseInUse(path: string): boolean {
     sqlite.pragma('busy_timeout = 0');
     const mode = sqlite.pragma('journal_mode = DELETE', { simple: true });
     return String(mode).toLowerCase() !== 'delete';
-  } catch {
-    // SQLITE_BUSY / locked: another process holds it.
-    return true;
+  } catch (error) {
+    // SQLITE_BUSY / locked: another process holds it. A damaged file (SQLITE_NOTADB, SQLITE_CORRUPT)
+    // tells nothing of the kind, and replacing it is what `maos restore --force` is for.
+    const code = (error as { code?: string }).code ?? '';
+    return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
   } finally {
     sqlite.close();
   }

@@ -378,6 +378,21 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     assert.equal(after.code, 0, after.stderr);
   });
 
+  test('restore --force replaces a damaged database, as maos doctor advises, and keeps it aside', async () => {
+    const dataDir = join(dir, 'damaged');
+    const config = writeConfig(dir, dataDir);
+    assert.equal((await runCli(['restore', backupFile, '-c', config])).code, 0);
+    const database = join(dataDir, 'maos.db');
+    const damaged = Buffer.from(readFileSync(database));
+    damaged.write('this is no longer a SQLite header', 0);
+    writeFileSync(database, damaged);
+    const result = await runCli(['restore', backupFile, '-c', config, '--force', '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const { previous } = JSON.parse(result.stdout) as { previous?: string };
+    assert.deepEqual(previous && readFileSync(previous), damaged, 'the damaged file is kept as it was');
+    assert.equal(countRows(database, 'sessions'), countRows(backupFile, 'sessions'));
+  });
+
   test('restore rejects a damaged file and a file that is not a MAOS database', async () => {
     const config = writeConfig(dir, join(dir, 'never'));
     const garbage = join(dir, 'garbage.db');
