@@ -21,7 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { createAuditLog } from '../../src/security/audit/audit-log.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { backupSqliteDatabase } from '../../src/store/backup.ts';
+import { backupSqliteDatabase, replaceDatabaseFile } from '../../src/store/backup.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { acquireServerLock } from '../../src/store/server-lock.ts';
@@ -376,6 +376,27 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     }
     const after = await runCli(['restore', backupFile, '-c', config, '--force']);
     assert.equal(after.code, 0, after.stderr);
+  });
+
+  test('a restore copy that finds the backup locked fails before the database is touched', async () => {
+    const dataDir = join(dir, 'locked-backup');
+    const config = writeConfig(dir, dataDir);
+    assert.equal((await runCli(['restore', backupFile, '-c', config])).code, 0);
+    const database = join(dataDir, 'maos.db');
+    const before = readFileSync(database);
+    const locked = join(dir, 'locked-backup.db');
+    const holder = new Database(locked);
+    holder.exec("create table t (x); insert into t values ('row')");
+    // A rollback-journal file: a writer's exclusive lock keeps the copy from reading it.
+    holder.exec('begin exclusive');
+    try {
+      await assert.rejects(replaceDatabaseFile(locked, database, { keepPrevious: true }), /No page of/);
+    } finally {
+      holder.exec('commit');
+      holder.close();
+    }
+    assert.deepEqual(readdirSync(dataDir), ['maos.db'], 'no staging copy left, nothing moved aside');
+    assert.deepEqual(readFileSync(database), before, 'the database is not replaced by an empty one');
   });
 
   test('restore --force replaces a damaged database, as maos doctor advises, and keeps it aside', async () => {
