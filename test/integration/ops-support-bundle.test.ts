@@ -25,6 +25,9 @@ const FILE_SECRET = 'file-held-secret-93b7d1e2';
 const LOG_SECRET_LINE = `{"message":"provider call","apiToken":"${RUNNER_SECRET}"}`;
 // A secret a JSON log line holds escaped: `"` and `\` do not appear in it as written in the config.
 const QUOTED_SECRET = 'pass"word\\with-quote-4c1e';
+// Two secrets, one the start of the other (a token and the same token with a suffix, say).
+const SHORT_SECRET = 'shared-start-7d2a';
+const LONG_SECRET = `${SHORT_SECRET}-private-tail-91fe`;
 const QUOTED_LOG_LINE = JSON.stringify({ message: 'runner started', env: { QUOTED: QUOTED_SECRET } });
 
 function run(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -97,12 +100,14 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
         `      DB_PASSWORD_FILE: ${join(dir, 'secret.txt')}`,
         '      PLAIN: visible-value',
         `      QUOTED: '${QUOTED_SECRET}'`,
+        `      SHORT: ${SHORT_SECRET}`,
+        `      LONG: ${LONG_SECRET}`,
         '',
       ].join('\n'),
     );
     writeFileSync(
       join(dir, 'maos.log'),
-      `${'{"message":"old line"}\n'.repeat(10)}${LOG_SECRET_LINE}\n${QUOTED_LOG_LINE}\n`,
+      `${'{"message":"old line"}\n'.repeat(10)}${LOG_SECRET_LINE}\n${QUOTED_LOG_LINE}\n{"message":"key ${LONG_SECRET}"}\n`,
     );
   });
 
@@ -190,6 +195,7 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
       assert.ok(!text.includes(RUNNER_SECRET), `${file} holds the runner secret`);
       assert.ok(!text.includes(FILE_SECRET), `${file} holds the *_FILE secret`);
       assert.ok(!text.includes('with-quote-4c1e'), `${file} holds the secret with a quote, escaped`);
+      assert.ok(!text.includes('private-tail-91fe'), `${file} holds the rest of the longer secret`);
       assert.ok(!text.includes('cli-token-abc'), `${file} holds the CLI token`);
     }
   });

@@ -247,7 +247,8 @@ async function fetchMetrics(
 
 function scrub(text: string, secrets: readonly string[]): string {
   let out = text;
-  for (const secret of secrets) {
+  // Longest first: a secret that begins another one, replaced first, would leave the rest of it.
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
     out = out.replaceAll(secret, '[REDACTED]');
     // As a JSON string holds it (ECS log lines, doctor.json): `"` and `\` escaped, control characters too.
     const escaped = JSON.stringify(secret).slice(1, -1);
