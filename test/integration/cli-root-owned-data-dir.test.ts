@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { cannotRunCheckoutAs } from '../fixtures/run-as-user.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
@@ -291,10 +292,15 @@ describe('an existing database of another user, run as root', {
     const { dataDir, config } = serviceDatabase('restore');
     const backup = join(mkdtempSync(join(dir, 'backup-')), 'backup.db');
     assert.equal(runAs(0, ['backup', backup, '--config', config]).status, 0);
-    // A checkpoint over more records than the backup holds: the restore sets it aside.
+    // A checkpoint the database signed over more records than the backup holds: the restore sets it aside.
     const checkpoint = join(dataDir, 'audit-checkpoints', 'checkpoint-999.txt');
     writeFileSync(checkpoint, 'signed after the backup\n');
     chownSync(checkpoint, SERVICE_UID, SERVICE_UID);
+    const database = new Database(join(dataDir, 'maos.db'));
+    database
+      .prepare('insert into audit_checkpoints (size, root, note, created_at) values (?, ?, ?, ?)')
+      .run(999, 'root', 'signed after the backup\n', new Date().toISOString());
+    database.close();
     const result = runAs(0, ['restore', backup, '--force', '--config', config, '--json']);
     assert.equal(result.status, 0, result.stderr);
     assert.ok(JSON.parse(result.stdout).supersededCheckpoints, result.stdout);

@@ -84,3 +84,68 @@ test('restore moves the checkpoints signed after the backup aside, and the resto
   const later = await verify();
   assert.equal(later.code, 0, `${later.stdout}${later.stderr}`);
 });
+
+test('a restore drill with the production checkpoint directory leaves the production checkpoints in place', {
+  timeout: 120_000,
+}, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-restore-drill-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Production ships its checkpoints to a directory of their own (audit.checkpointDir).
+  const checkpointDir = join(dir, 'shipped-checkpoints');
+  const production = join(dir, 'production');
+  const signer = loadCheckpointSigner('test/audit', generateSigningKeyPem());
+  const writeConfig = (name: string, dataDir: string) => {
+    const path = join(dir, `${name}.json`);
+    writeFileSync(path, JSON.stringify({ dataDir, port: 0, audit: { checkpointDir } }));
+    return path;
+  };
+  const productionConfig = writeConfig('production', production);
+  async function appendRecords(count: number, from: number): Promise<void> {
+    const handle = createDatabase({
+      dataDir: production,
+      store: { synchronous: 'normal', busyTimeoutMs: 5000 },
+    });
+    await migrateToLatest(handle.db);
+    const audit = createAuditLog({
+      db: handle.db as unknown as SecurityDb,
+      origin: 'test/audit',
+      signer,
+      checkpointDir,
+    });
+    for (let i = from; i < from + count; i += 1) await audit.append(serviceAuditEvent(i));
+    await audit.close();
+    await handle.close();
+  }
+  await appendRecords(3, 0);
+  const backup = join(dir, 'backup.db');
+  assert.equal((await runMaos(['backup', backup, '--config', productionConfig])).code, 0);
+  await appendRecords(2, 3);
+  const shipped = ['checkpoint-000000000003.txt', 'checkpoint-000000000005.txt'];
+  assert.deepEqual(readdirSync(checkpointDir).sort(), shipped);
+
+  // The drill: the production configuration with another data directory, run twice.
+  const drillConfig = writeConfig('drill', join(dir, 'drill'));
+  for (const args of [[], ['--force']]) {
+    const drill = await runMaos(['restore', backup, ...args, '--json', '--config', drillConfig]);
+    assert.equal(drill.code, 0, drill.stderr);
+    const report = JSON.parse(drill.stdout) as {
+      supersededCheckpoints?: unknown;
+      unrelatedCheckpoints?: { directory: string; files: string[] };
+    };
+    assert.equal(report.supersededCheckpoints, undefined, drill.stdout);
+    assert.deepEqual(report.unrelatedCheckpoints, {
+      directory: checkpointDir,
+      files: ['checkpoint-000000000005.txt'],
+    });
+    assert.deepEqual(readdirSync(checkpointDir).sort(), shipped, 'production checkpoints moved');
+  }
+  const verified = await runMaos([
+    'audit',
+    'verify',
+    '--config',
+    productionConfig,
+    '--key',
+    formatVerifierKey(signer),
+  ]);
+  assert.equal(verified.code, 0, `${verified.stdout}${verified.stderr}`);
+});

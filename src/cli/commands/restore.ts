@@ -12,6 +12,7 @@ import { claimServerLock, type ServerLockClaim } from '../../store/server-lock.t
 import { CliError } from '../exit-codes.ts';
 import { probeUrl } from '../ops/doctor-remote.ts';
 import {
+  readRecordedCheckpoints,
   type SetAsideCheckpoints,
   setAsideLaterCheckpoints,
   verifyRestoredAudit,
@@ -35,8 +36,10 @@ export interface RestoreReport {
   /** Migrations the restored database still needs (`maos migrate` or the next start applies them). */
   pendingMigrations: string[];
   audit: { status: 'verified' | 'failed' | 'skipped'; message: string };
-  /** Checkpoint files signed after the backup, moved aside so the restored log verifies. */
+  /** Checkpoint files the replaced database signed after the backup, moved aside so the restored log verifies. */
   supersededCheckpoints?: SetAsideCheckpoints;
+  /** Checkpoint files over more records than the restored log that the replaced database did not sign: left in place. */
+  unrelatedCheckpoints?: { directory: string; files: string[] };
 }
 
 /** Registers `maos restore` on the program. */
@@ -118,10 +121,10 @@ export async function restoreBackup(
   const { size, ...audit } = await verifyRestoredAudit(target);
   // Only a log whose chain verifies is a plain rollback; a broken one keeps every checkpoint in
   // place for `maos audit verify` to locate what was changed.
-  const superseded =
+  const checkpoints =
     size === undefined || audit.status !== 'verified'
-      ? undefined
-      : setAsideLaterCheckpoints(resolveCheckpointDir(config), size);
+      ? {}
+      : setAsideLaterCheckpoints(resolveCheckpointDir(config), size, readRecordedCheckpoints(previous));
   return {
     target,
     ...(previous ? { previous } : {}),
@@ -129,7 +132,8 @@ export async function restoreBackup(
     integrity: 'ok',
     pendingMigrations: after.migrations.pending,
     audit,
-    ...(superseded ? { supersededCheckpoints: superseded } : {}),
+    ...(checkpoints.superseded ? { supersededCheckpoints: checkpoints.superseded } : {}),
+    ...(checkpoints.unrelated ? { unrelatedCheckpoints: checkpoints.unrelated } : {}),
   };
 }
 
@@ -183,6 +187,12 @@ export function renderRestoreReport(report: RestoreReport): string {
   if (report.supersededCheckpoints) {
     lines.push(
       `Audit checkpoints signed after the backup (${report.supersededCheckpoints.files.length}) moved to ${report.supersededCheckpoints.directory}`,
+    );
+  }
+  if (report.unrelatedCheckpoints) {
+    const { directory, files } = report.unrelatedCheckpoints;
+    lines.push(
+      `Audit checkpoints over more records than the restored log, not signed by the replaced database, left in ${directory}: ${files.join(', ')}. If they are this installation's (its database was lost), move them out of the directory before \`maos audit verify\`.`,
     );
   }
   return `${lines.join('\n')}\n`;
