@@ -199,29 +199,29 @@ function buildInitialPlanTask(spec: NewSessionSpec, sessionId: string, now: numb
 }
 
 /**
- * Checks again, in the insert's transaction, that the plan's roles exist: the submit checked them
- * before it queued the insert, and a custom role deleted in between would leave the session with
- * tasks of an unknown role. Locked until the commit on PostgreSQL (role-locks.ts), so a delete
- * racing the insert waits for it and is then refused because the session uses the role.
+ * INVALID_ROLE (naming the roles and their tasks, and `why` they were looked up) unless every
+ * task's role exists for the tenant: built in, or a custom role of the tenant. Locked until the
+ * commit on PostgreSQL (role-locks.ts), so a delete of a role racing the write waits for it and is
+ * then refused because a session uses the role.
  */
-async function checkPlanRoles(trx: Kysely<Database>, tenantId: string, plan: PlanBody): Promise<void> {
-  const tasks = plan.phases.flatMap((phase) => phase.tasks);
+export async function assertTaskRolesExist(
+  trx: Kysely<Database>,
+  tenantId: string,
+  tasks: ReadonlyArray<{ name: string; role: string }>,
+  why: string,
+): Promise<void> {
   const missing = await findMissingRoles(
     trx,
     tenantId,
     tasks.map((task) => task.role),
   );
   if (missing.length === 0) return;
-  throw new AppError(
-    'INVALID_ROLE',
-    `Unknown role ${describeMissingRoles(missing, tasks)}: it was deleted while the session was being submitted; the roles are listed by GET /v1/roles (MCP: list_roles)`,
-    {
-      details: {
-        roles: missing,
-        tasks: tasks.filter((task) => missing.includes(task.role)).map((t) => t.name),
-      },
+  throw new AppError('INVALID_ROLE', `Unknown role ${describeMissingRoles(missing, tasks)}: ${why}`, {
+    details: {
+      roles: missing,
+      tasks: tasks.filter((task) => missing.includes(task.role)).map((t) => t.name),
     },
-  );
+  });
 }
 
 /** Stores a session's settings; none when every one is the default (no row is read as defaults). */
@@ -282,7 +282,16 @@ export async function storeNewSession(
     if (existing) return { sessionId: existing, created: false, readied: 0, detail: null };
   }
   await spec.admit?.(trx);
-  if (spec.plan !== null) await checkPlanRoles(trx, spec.tenantId, spec.plan);
+  // The submit checked the roles before it queued the insert; a custom role deleted in between
+  // would leave the session with tasks of an unknown role.
+  if (spec.plan !== null) {
+    await assertTaskRolesExist(
+      trx,
+      spec.tenantId,
+      spec.plan.phases.flatMap((phase) => phase.tasks),
+      'it was deleted while the session was being submitted; the roles are listed by GET /v1/roles (MCP: list_roles)',
+    );
+  }
   const sessionId = spec.sessionId ?? newId();
   const awaitApproval = spec.awaitApproval === true;
   // Without a plan the orchestrator plans in a task; approval, if required, comes after it.

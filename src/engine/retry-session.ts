@@ -6,7 +6,6 @@
 // sessions.ts), so a retry whose tasks all succeeded goes straight on to its next phase gate,
 // synthesis or completion.
 import type { Kysely } from 'kysely';
-import { describeMissingRoles, findMissingRoles } from '../agents/roles/role-locks.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { SessionSettings, SessionStatus } from '../domain/types.ts';
@@ -25,7 +24,12 @@ import type {
 import { lockSessions, lockTenantSubmissions } from '../store/session-locks.ts';
 import { insertChunked, insertPlannedRows } from '../store/session-store.ts';
 import { advanceSessions, type ContinueSession, zeroUsage } from './advance-sessions.ts';
-import { findIdempotentSession, insertIdempotencyKey, insertSessionSettings } from './create-session.ts';
+import {
+  assertTaskRolesExist,
+  findIdempotentSession,
+  insertIdempotencyKey,
+  insertSessionSettings,
+} from './create-session.ts';
 import { loadSessionSettings } from './session-settings.ts';
 
 /** Statuses a session can be retried from: it ended without completing. */
@@ -107,7 +111,12 @@ export async function storeSessionRetry(
   const runAgain = tasksToRunAgain(original.id, tasks, edges, named);
   const rerun = tasks.filter((task) => runAgain.has(task.id));
   spec.checkRunnable(rerun);
-  await checkRoles(trx, spec.tenantId, rerun);
+  await assertTaskRolesExist(
+    trx,
+    spec.tenantId,
+    rerun.filter((task) => task.kind === 'agent'),
+    'it was deleted since the session ran, so its tasks cannot run again',
+  );
 
   const sessionId = spec.sessionId;
   const owner = { id: sessionId, tenantId: spec.tenantId };
@@ -306,31 +315,6 @@ async function assertRetryable(
       { details: { status, endedWhile: 'awaiting_approval' } },
     );
   }
-}
-
-/** INVALID_ROLE when a task to run again has a custom role deleted since (locked as at a submit). */
-async function checkRoles(
-  trx: Kysely<Database>,
-  tenantId: string,
-  rerun: ReadonlyArray<Pick<TasksTable, 'name' | 'role' | 'kind'>>,
-): Promise<void> {
-  const agentTasks = rerun.filter((task) => task.kind === 'agent');
-  const missing = await findMissingRoles(
-    trx,
-    tenantId,
-    agentTasks.map((task) => task.role),
-  );
-  if (missing.length === 0) return;
-  throw new AppError(
-    'INVALID_ROLE',
-    `Unknown role ${describeMissingRoles(missing, agentTasks)}: it was deleted since the session ran, so its tasks cannot run again`,
-    {
-      details: {
-        roles: missing,
-        tasks: agentTasks.filter((t) => missing.includes(t.role)).map((t) => t.name),
-      },
-    },
-  );
 }
 
 /**
