@@ -123,7 +123,10 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         state.denial = failure.reason;
         metrics?.recordAuthFailure?.(classifyAuthFailure(failure.bearerError, failure.reason));
       }
-      // Failed attempts count against the caller's IP, so guessing keys or tokens is throttled.
+      // Refused credentials count against the caller's IP, so guessing keys or tokens is throttled.
+      // An outage (503: the store or the identity provider cannot answer) refused nothing: it is not
+      // charged, or every client behind one address would be told 429 for the outage's length.
+      if (!failure) throw error;
       const decision = await rateLimiter.consume({ ip: request.ip });
       if (!decision.allowed) {
         state.rateLimitHeaders = decision.headers;

@@ -45,9 +45,9 @@ export function acceptedAudiences(audience: string): string[] {
 
 /**
  * After a failed discovery, how long tokens are answered 503 without asking the identity provider
- * again. Each request with a token would otherwise send one request to the IdP (before the failed
- * login is charged to the caller's rate limit), so anyone could aim a flood of requests at an IdP
- * that is already failing. Short, so that MAOS notices the IdP is back within seconds.
+ * again. Each request with a token would otherwise send one request to the IdP (a 503 is not
+ * charged to the caller's rate limit), so anyone could aim a flood of requests at an IdP that is
+ * already failing. Short, so that MAOS notices the IdP is back within seconds.
  */
 export const DISCOVERY_RETRY_MS = 5000;
 

@@ -376,4 +376,35 @@ describe('HTTP rate limits', { timeout: 60_000 }, () => {
       await t.cleanup();
     }
   });
+
+  test('an unreachable identity provider is 503 on every request, not charged as failed logins', async () => {
+    const t = await createTestSecurityDb();
+    // Port 9 (discard): nothing listens, so discovery fails at once.
+    const { app, security } = await buildApp(
+      t,
+      { rateLimit: { anonymous: { points: 2, windowSeconds: 60 } } },
+      'http://127.0.0.1:9',
+      { offsetMs: 0 },
+    );
+    try {
+      const inject = (authorization: string) =>
+        app.inject({ method: 'GET', url: '/v1/roles', headers: { authorization } });
+      const outage: [number, string][] = [];
+      for (let i = 0; i < 4; i += 1) {
+        const response = await inject('Bearer aaa.bbb.ccc');
+        outage.push([response.statusCode, response.json().code]);
+      }
+      assert.deepEqual(outage, Array(4).fill([503, 'AUTH_PROVIDER_UNAVAILABLE']));
+      // The outage left the per-IP counter untouched: two refused keys still get their 401.
+      const failures: number[] = [];
+      for (let i = 0; i < 3; i += 1) {
+        failures.push((await inject(`Bearer maos_000000000000_${'A'.repeat(43)}`)).statusCode);
+      }
+      assert.deepEqual(failures, [401, 401, 429]);
+    } finally {
+      await app.close();
+      await security.close();
+      await t.cleanup();
+    }
+  });
 });
