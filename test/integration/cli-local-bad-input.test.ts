@@ -95,6 +95,43 @@ describe('maos keys', () => {
     const revoked = await runMaos(['keys', 'revoke', '--config', config, '']);
     assertUsage(revoked, /key id or prefix must not be empty/);
   });
+
+  test('an --expires that is neither an RFC 3339 time nor a duration is refused, not read as a date', async () => {
+    // Were taken: a time without offset (as local time), `2030` (as a year); `5` (days meant, read
+    // as 2001-05-01) was refused as a time in the past.
+    for (const expires of ['2030-01-01T00:00:00', '2030', '5']) {
+      const result = await runMaos([
+        'keys',
+        'create',
+        '--config',
+        config,
+        '--role',
+        'viewer',
+        '--expires',
+        expires,
+      ]);
+      assert.equal(result.code, 2, `--expires ${expires}: ${result.stdout}${result.stderr}`);
+      assert.match(
+        result.stderr,
+        /^error VALIDATION_FAILED: --expires: ".+" is neither an RFC 3339 time .* nor a duration/m,
+      );
+    }
+    const listed = await runMaos(['keys', 'list', '--config', config, '--json']);
+    assert.deepEqual(JSON.parse(listed.stdout).items, [], 'no key stored');
+    const dated = await runMaos([
+      'keys',
+      'create',
+      '--config',
+      config,
+      '--role',
+      'viewer',
+      '--expires',
+      '2999-01-31',
+      '--json',
+    ]);
+    assert.equal(dated.code, 0, dated.stderr);
+    assert.equal(JSON.parse(dated.stdout).expiresAt, '2999-01-31T00:00:00.000Z');
+  });
 });
 
 describe('maos doctor', () => {

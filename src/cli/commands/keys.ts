@@ -41,21 +41,26 @@ export function registerKeysCommand(program: Command, act: ActionFactory): void 
     .action(act(runRevoke));
 }
 
+// RFC 3339 full-date (read as 00:00 UTC) or date-time with its offset. Not whatever Date.parse
+// takes: it reads `5` (meant as days) as 2001-05-01, and a time without offset as local time.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
+
 /** `90d`, `12h`, `30m` → a time that far from `now`; RFC 3339 times pass through. */
 export function parseExpiry(value: string, now = new Date()): string {
-  const match = /^(\d{1,6})([dhm])$/.exec(value.trim());
+  const trimmed = value.trim();
+  const match = /^(\d{1,6})([dhm])$/.exec(trimmed);
   if (match) {
     const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[match[2] as 'd' | 'h' | 'm'];
     return new Date(now.getTime() + Number(match[1]) * unit).toISOString();
   }
-  if (Number.isNaN(Date.parse(value))) {
+  if (!RFC3339.test(trimmed) || Number.isNaN(Date.parse(trimmed))) {
     throw new CliError(
       'VALIDATION_FAILED',
-      `--expires: "${value}" is neither a time nor a duration like 90d`,
+      `--expires: "${value}" is neither an RFC 3339 time (2027-01-31T12:00:00Z) nor a duration like 90d`,
       EXIT.USAGE,
     );
   }
-  return value;
+  return trimmed;
 }
 
 /** The options, with --tenant checked: an empty tenant would store a key no one can use. */
