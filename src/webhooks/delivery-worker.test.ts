@@ -187,6 +187,44 @@ test('a receiver that hangs holds one attempt at a time: other subscriptions are
   assert.equal(stuck.received.length, 1, 'the stuck receiver got one attempt, not a slot per delivery');
 });
 
+test('a delivery enqueued while a receiver hangs goes out at once, not after the hanging attempt', async (t) => {
+  const store = await webhookStore(t);
+  const stuck = await startWebhookReceiver();
+  t.after(() => stuck.close());
+  stuck.hang();
+  const healthy = await startWebhookReceiver();
+  t.after(() => healthy.close());
+  const now = Date.now();
+  await store.subscribe('w-stuck', stuck.url, now);
+  await store.subscribe('w-healthy', healthy.url, now);
+  await store.enqueue('d-stuck', 'w-stuck', now);
+  const worker = startDeliveryWorker({
+    db: store.db,
+    // The hanging attempt outlasts the test unless the healthy delivery waits for it.
+    config: { ...store.config.webhooks, concurrency: 4, timeoutSeconds: 30 },
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+  });
+  t.after(() => worker.stop());
+  await waitFor(() => stuck.received.length === 1, 10_000, 'the hanging attempt');
+  // Enqueued now, with a wake-up (what the outbox does at an append), while the attempt hangs.
+  await store.enqueue('d-healthy', 'w-healthy', Date.now());
+  void worker.runOnce();
+  await waitFor(
+    async () => (await store.status('d-healthy')).status === 'delivered',
+    60_000,
+    'the healthy delivery',
+  );
+  const hanging = await store.status('d-stuck');
+  assert.deepEqual(
+    hanging,
+    { status: 'pending', last_error: null },
+    'the hanging attempt is still in flight',
+  );
+  assert.equal(stuck.received.length, 1);
+});
+
 test('after a rotation both secrets sign until the grace ends, then the new one alone and the old one is forgotten', async (t) => {
   const store = await webhookStore(t);
   const receiver = await startWebhookReceiver();

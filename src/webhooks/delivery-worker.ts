@@ -109,7 +109,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   let again = false;
   let timer: NodeJS.Timeout | undefined;
 
-  const claim = () => claimDueDeliveries(db, { owner, at: now(), leaseMs, limit: batchSize });
+  const claim = (limit: number) => claimDueDeliveries(db, { owner, at: now(), leaseMs, limit });
 
   /** Records an attempt's outcome, if this worker still holds the delivery. */
   async function record(
@@ -326,34 +326,63 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     await forgetExpiredPreviousSecrets(db, at);
   }
 
+  // Wakes a pass waiting for a send to finish, so that it claims what a wake-up announced at once.
+  let nudge: (() => void) | null = null;
+
+  /**
+   * Claims and sends until nothing is due and nothing is in flight: each send that finishes, and
+   * each wake-up, lets the pass claim into the free slots (at most `concurrency` sends at a time), so
+   * a receiver that hangs holds its own slot only and never delays the other subscriptions' deliveries.
+   */
   async function pass(): Promise<number> {
     await sweepExpiredSecrets().catch((error: unknown) =>
       logger.warn({ err: coerceError(error) }, 'forgetting expired webhook secrets failed'),
     );
     let sent = 0;
-    for (;;) {
-      await options.whenDurable?.();
-      const claimed = await claim();
-      await Promise.all(
-        claimed.map((delivery) =>
-          send(delivery).catch((error: unknown) =>
-            logger.warn(
-              { err: coerceError(error), deliveryId: delivery.id },
-              'webhook delivery not recorded',
-            ),
-          ),
-        ),
-      );
-      sent += claimed.length;
-      // More may be due (a batch holds one delivery per subscription). None: wait for the next
-      // wake-up or poll.
-      if (claimed.length === 0 || stopped) return sent;
+    const active = new Set<Promise<void>>();
+    try {
+      for (;;) {
+        if (!stopped && active.size < batchSize) {
+          again = false;
+          await options.whenDurable?.();
+          const claimed = await claim(batchSize - active.size);
+          for (const delivery of claimed) {
+            const sending: Promise<void> = send(delivery)
+              .catch((error: unknown) =>
+                logger.warn(
+                  { err: coerceError(error), deliveryId: delivery.id },
+                  'webhook delivery not recorded',
+                ),
+              )
+              .finally(() => active.delete(sending));
+            active.add(sending);
+          }
+          sent += claimed.length;
+          // More may be due (a claim takes one delivery per subscription): claim again.
+          if (claimed.length > 0) continue;
+        }
+        // None due and none in flight: the next wake-up or poll starts another pass.
+        if (active.size === 0) return sent;
+        // A wake-up during the claim may announce what its snapshot missed: claim again first.
+        if (again && !stopped && active.size < batchSize) continue;
+        // Until a send finishes (its slot is free, its subscription's next delivery may be due) or
+        // a wake-up comes.
+        await new Promise<void>((resolve) => {
+          nudge = resolve;
+          for (const sending of active) void sending.then(resolve);
+        });
+        nudge = null;
+      }
+    } finally {
+      // A failed claim leaves the sends it started to finish: stop() waits for them.
+      await Promise.all(active);
     }
   }
 
   function runOnce(): Promise<number> {
     if (running) {
       again = true;
+      nudge?.();
       return running;
     }
     running = pass()
