@@ -436,3 +436,34 @@ test('a delivery claimed after its subscription was disabled is not sent', async
   assert.deepEqual([Number(row.attempts), row.lease_owner], [0, null], 'not counted as an attempt');
   assert.equal(receiver.received.length, 0);
 });
+
+test('enabling an active subscription keeps its count of failed deliveries in a row', async (t) => {
+  const store = await webhookStore(t);
+  const now = Date.now();
+  await store.subscribe('w-active', 'http://127.0.0.1:9/hooks', now);
+  await store.subscribe('w-off', 'http://127.0.0.1:9/hooks', now);
+  await store.db.updateTable('webhooks').set({ consecutive_failures: 7 }).execute();
+  await store.db
+    .updateTable('webhooks')
+    .set({ disabled_at: now, disabled_reason: '20 deliveries in a row failed' })
+    .where('id', '=', 'w-off')
+    .execute();
+  const service = store.service(() => now, 0);
+  const failures = async (id: string) =>
+    Number(
+      (
+        await store.db
+          .selectFrom('webhooks')
+          .select('consecutive_failures')
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow()
+      ).consecutive_failures,
+    );
+  const active = await service.enable(DEFAULT_TENANT_ID, 'w-active');
+  assert.equal(active.disabledAt, null);
+  assert.equal(await failures('w-active'), 7, 'an active one: nothing changes');
+  const enabled = await service.enable(DEFAULT_TENANT_ID, 'w-off');
+  assert.deepEqual([enabled.disabledAt, enabled.disabledReason], [null, null]);
+  assert.equal(await failures('w-off'), 0, 'a disabled one starts counting again');
+  await assert.rejects(service.enable('another-tenant', 'w-off'), { code: 'NOT_FOUND' });
+});

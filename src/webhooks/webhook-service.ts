@@ -120,8 +120,8 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
   // Parsed once at start: a bad keyring is a startup error, not a per-request one.
   const ring = options.kekRing ? parseKekRing(options.kekRing) : null;
 
-  async function ownWebhook(tenantId: string, id: string): Promise<void> {
-    const row = await db
+  async function ownWebhook(tenantId: string, id: string, on: WebhooksDb = db): Promise<void> {
+    const row = await on
       .selectFrom('webhooks')
       .select('id')
       .where('id', '=', id)
@@ -209,15 +209,15 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
     },
     async enable(tenantId, id) {
       return db.transaction().execute(async (trx) => {
-        const updated = await trx
+        await ownWebhook(tenantId, id, trx);
+        // An active subscription keeps its count of failed deliveries in a row: enabling it changes
+        // nothing, so it is still disabled at `webhooks.disableAfterFailedDeliveries`.
+        await trx
           .updateTable('webhooks')
           .set({ disabled_at: null, disabled_reason: null, consecutive_failures: 0 })
           .where('id', '=', id)
-          .where('tenant_id', '=', tenantId)
-          .executeTakeFirst();
-        if (Number(updated.numUpdatedRows) === 0) {
-          throw new AppError('NOT_FOUND', 'No such webhook in this tenant');
-        }
+          .where('disabled_at', 'is not', null)
+          .execute();
         const row = await trx
           .selectFrom('webhooks')
           .select(['id', 'url', 'events', 'created_at', 'disabled_at', 'disabled_reason'])
