@@ -91,6 +91,52 @@ describe('maos keys', () => {
     assertUsage(listed, /--tenant must not be empty/);
   });
 
+  test('a --tenant padded with spaces is refused, not a key of another tenant', async () => {
+    for (const tenant of [' default', 'default ']) {
+      const created = await runMaos([
+        'keys',
+        'create',
+        '--config',
+        config,
+        '--role',
+        'viewer',
+        '--tenant',
+        tenant,
+      ]);
+      assertUsage(created, /--tenant ".+" must not start or end with spaces/);
+    }
+    const listed = await runMaos(['keys', 'list', '--config', config, '--tenant', ' default', '--json']);
+    assertUsage(listed, /must not start or end with spaces/);
+  });
+
+  test('revoke takes an id or prefix pasted with spaces around it', async () => {
+    const created = await runMaos([
+      'keys',
+      'create',
+      '--config',
+      config,
+      '--role',
+      'viewer',
+      '--tenant',
+      'padded',
+      '--json',
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const { prefix } = JSON.parse(created.stdout) as { prefix: string };
+    const revoked = await runMaos([
+      'keys',
+      'revoke',
+      '--config',
+      config,
+      '--tenant',
+      'padded',
+      ` ${prefix} `,
+      '--json',
+    ]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.ok(JSON.parse(revoked.stdout).revokedAt);
+  });
+
   test('revoke with an empty id is a usage error', async () => {
     const revoked = await runMaos(['keys', 'revoke', '--config', config, '']);
     assertUsage(revoked, /key id or prefix must not be empty/);

@@ -63,10 +63,16 @@ export function parseExpiry(value: string, now = new Date()): string {
   return trimmed;
 }
 
-/** The options, with --tenant checked: an empty tenant would store a key no one can use. */
+/**
+ * The options, with --tenant checked: an empty tenant would store a key no one can use, and a padded
+ * one (` acme`) a key of a new tenant that reads like `acme`.
+ */
 function readKeyOptions(command: Command): KeyOptions {
   const options = command.opts<KeyOptions>();
   if (options.tenant.trim() === '') throw new CliError('USAGE', '--tenant must not be empty', EXIT.USAGE);
+  if (options.tenant.trim() !== options.tenant) {
+    throw new CliError('USAGE', `--tenant "${options.tenant}" must not start or end with spaces`, EXIT.USAGE);
+  }
   return options;
 }
 
@@ -152,8 +158,8 @@ async function runList(ctx: CliContext, command: Command): Promise<number> {
 
 async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
   const options = readKeyOptions(command);
-  const id = command.args[0] as string;
-  if (id.trim() === '') throw new CliError('USAGE', 'the key id or prefix must not be empty', EXIT.USAGE);
+  const id = (command.args[0] as string).trim();
+  if (id === '') throw new CliError('USAGE', 'the key id or prefix must not be empty', EXIT.USAGE);
   const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
   try {
     const revoked = await revokeApiKey(store.db, options.tenant, id);
