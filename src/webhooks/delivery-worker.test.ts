@@ -225,6 +225,36 @@ test('a delivery enqueued while a receiver hangs goes out at once, not after the
   assert.equal(stuck.received.length, 1);
 });
 
+test('a retry that falls due while a receiver hangs is sent at the next poll', async (t) => {
+  const store = await webhookStore(t);
+  const stuck = await startWebhookReceiver();
+  t.after(() => stuck.close());
+  stuck.hang();
+  const healthy = await startWebhookReceiver();
+  t.after(() => healthy.close());
+  let clock = Date.now();
+  await store.subscribe('w-stuck', stuck.url, clock);
+  await store.subscribe('w-healthy', healthy.url, clock);
+  await store.enqueue('d-stuck', 'w-stuck', clock);
+  // A retry, not due yet: no wake-up announces it, only a poll finds it.
+  await store.enqueue('d-retry', 'w-healthy', clock + 60_000);
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, timeoutSeconds: 30, pollIntervalMs: 50 },
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+    now: () => clock,
+  });
+  t.after(() => worker.stop());
+  await waitFor(() => stuck.received.length === 1, 10_000, 'the hanging attempt');
+  // Several poll intervals pass while the attempt hangs, then the retry falls due.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  clock += 60_000;
+  await waitFor(async () => (await store.status('d-retry')).status === 'delivered', 60_000, 'the retry');
+  assert.deepEqual(await store.status('d-stuck'), { status: 'pending', last_error: null }, 'still in flight');
+});
+
 test('after a rotation both secrets sign until the grace ends, then the new one alone and the old one is forgotten', async (t) => {
   const store = await webhookStore(t);
   const receiver = await startWebhookReceiver();

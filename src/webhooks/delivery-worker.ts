@@ -402,8 +402,11 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
 
   function schedule(): void {
     if (stopped) return;
+    // Every interval, also while a pass waits for a receiver that hangs: a retry that fell due
+    // meanwhile is claimed into a free slot then, not once that receiver's attempt has ended.
     timer = setTimeout(() => {
-      void runOnce().finally(schedule);
+      void runOnce();
+      schedule();
     }, config.pollIntervalMs);
     timer.unref();
   }
