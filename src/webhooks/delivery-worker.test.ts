@@ -55,6 +55,9 @@ test('Retry-After is read as seconds or as an HTTP date; anything else is ignore
   assert.equal(parseRetryAfter('Thu, 01 Jan 2026 11:00:00 GMT', now), 0);
   assert.equal(parseRetryAfter(null, now), null);
   assert.equal(parseRetryAfter('soon', now), null);
+  // Not seconds, not a date, although Date.parse reads each as a date long past (due at once).
+  for (const value of ['1.5', '0.5', '-1', 'in 1']) assert.equal(parseRetryAfter(value, now), null, value);
+  assert.equal(parseRetryAfter('Thursday, 01-Jan-26 12:00:10 GMT', now), 10_000);
 });
 
 /** A migrated SQLite database in a temporary directory, closed and removed after the test. */

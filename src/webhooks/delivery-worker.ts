@@ -76,6 +76,9 @@ export const DISABLED_ERROR = 'subscription disabled';
 export function parseRetryAfter(value: string | null, now: number): number | null {
   if (value === null) return null;
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  // An HTTP date begins with its day name (RFC 9110 §5.6.7). Date.parse alone reads "1.5", "-5" or
+  // "x 1" as dates around 2001: in the past, so "retry now", and every attempt would go at once.
+  if (!/^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s/i.test(value.trim())) return null;
   const at = Date.parse(value);
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
