@@ -390,6 +390,49 @@ test('a previous secret past its grace is forgotten by the sweep even without de
   assert.equal(row.previous_secret_expires_at, null);
 });
 
+test('a previous secret past its grace is forgotten while a receiver hangs', async (t) => {
+  const store = await webhookStore(t);
+  const stuck = await startWebhookReceiver();
+  t.after(() => stuck.close());
+  stuck.hang();
+  let clock = Date.now();
+  await store.subscribe('w-stuck', stuck.url, clock);
+  await store.subscribe('w-rotated', 'http://127.0.0.1:9/hooks', clock);
+  await store.enqueue('d-stuck', 'w-stuck', clock);
+  await store.service(() => clock, 1).rotateSecret(DEFAULT_TENANT_ID, 'w-rotated');
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, timeoutSeconds: 30, pollIntervalMs: 50 },
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+    now: () => clock,
+  });
+  t.after(() => worker.stop());
+  await waitFor(() => stuck.received.length === 1, 10_000, 'the hanging attempt');
+  // The grace and the sweep's interval end while the attempt hangs (its lease does not).
+  clock += 61_000;
+  await waitFor(
+    async () => {
+      const row = await store.db
+        .selectFrom('webhooks')
+        .select('previous_secret_expires_at')
+        .where('id', '=', 'w-rotated')
+        .executeTakeFirstOrThrow();
+      return row.previous_secret_expires_at === null;
+    },
+    60_000,
+    'the expired secret forgotten',
+  );
+  assert.deepEqual(await store.status('d-stuck'), { status: 'pending', last_error: null }, 'still in flight');
+  const previous = await store.db
+    .selectFrom('tenant_secrets' as never)
+    .select('name' as never)
+    .where('name' as never, '=', previousWebhookSecretName('w-rotated') as never)
+    .execute();
+  assert.equal(previous.length, 0);
+});
+
 test('a 410 Gone disables the subscription: its other pending deliveries fail unsent, once counted', async (t) => {
   const store = await webhookStore(t);
   const receiver = await startWebhookReceiver();

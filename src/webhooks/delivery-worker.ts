@@ -338,15 +338,16 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
    * a receiver that hangs holds its own slot only and never delays the other subscriptions' deliveries.
    */
   async function pass(): Promise<number> {
-    await sweepExpiredSecrets().catch((error: unknown) =>
-      logger.warn({ err: coerceError(error) }, 'forgetting expired webhook secrets failed'),
-    );
     let sent = 0;
     const active = new Set<Promise<void>>();
     try {
       for (;;) {
         if (!stopped && active.size < batchSize) {
           again = false;
+          // Before each claim (at most once a minute): a pass lasts as long as sends are in flight.
+          await sweepExpiredSecrets().catch((error: unknown) =>
+            logger.warn({ err: coerceError(error) }, 'forgetting expired webhook secrets failed'),
+          );
           await options.whenDurable?.();
           const claimed = await claim(batchSize - active.size);
           for (const delivery of claimed) {
