@@ -18,7 +18,7 @@ interface DeliveriesOptions {
   cursor?: string;
 }
 
-/** Default page size of `deliveries`, the server's default too. */
+/** Default page size of `deliveries` (the CLI asks for 20; the server gives 50 when no limit is sent). */
 const DEFAULT_LIMIT = 20;
 
 /** Registers `maos webhooks …`. */
