@@ -114,19 +114,17 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       const failure = readAuthFailure(error);
-      if (failure) {
-        state.challenge = formatBearerChallenge(
-          realm,
-          failure.bearerError ?? undefined,
-          failure.bearerError ? failure.reason : undefined,
-        );
-        state.denial = failure.reason;
-        metrics?.recordAuthFailure?.(classifyAuthFailure(failure.bearerError, failure.reason));
-      }
-      // Refused credentials count against the caller's IP, so guessing keys or tokens is throttled.
       // An outage (503: the store or the identity provider cannot answer) refused nothing: it is not
       // charged, or every client behind one address would be told 429 for the outage's length.
       if (!failure) throw error;
+      state.challenge = formatBearerChallenge(
+        realm,
+        failure.bearerError ?? undefined,
+        failure.bearerError ? failure.reason : undefined,
+      );
+      state.denial = failure.reason;
+      metrics?.recordAuthFailure?.(classifyAuthFailure(failure.bearerError, failure.reason));
+      // Refused credentials count against the caller's IP, so guessing keys or tokens is throttled.
       const decision = await rateLimiter.consume({ ip: request.ip });
       if (!decision.allowed) {
         state.rateLimitHeaders = decision.headers;
