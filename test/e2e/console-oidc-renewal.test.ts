@@ -202,9 +202,7 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
         if (outage === 'refuses the connection') await route.abort('connectionrefused');
         else await route.continue({ url: brokenUrl });
       });
-      // Due a quarter of the lifetime (5 s) before expiry; the retry comes before expiry too. The
-      // page's clock stands still from then on but for the test's moves: the 4 s left until the retry
-      // are page time, not used up by a slow machine before the test moves on. The attempt's failure as the browser sees it (refused, or its body broken off), then a few
+      // The attempt's failure as the browser sees it (refused, or its body broken off), then a few
       // turns of the page's task queue: the console must have handled it (kept the token, planned
       // the retry) before the clock moves on, or it would find the token expired by then.
       const isAttempt = (request: Request) => [tokenEndpoint, brokenUrl].includes(request.url());
@@ -218,6 +216,9 @@ describe('console: renewal of the IdP access token', { timeout: 180_000 }, () =>
         page.on('requestfailed', settle);
         page.on('requestfinished', settle);
       });
+      // Due a quarter of the lifetime (5 s) before expiry; the retry comes before expiry too. The
+      // page's clock stands still from then on but for the test's moves: the 4 s left until the retry
+      // are page time, not used up by a slow machine before the test moves on.
       await page.clock.pauseAt((first.renewal?.expiresAt as number) - 4_000);
       await Promise.race([
         failed,
