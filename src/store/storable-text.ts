@@ -19,9 +19,11 @@ export function toStorableParameters(parameters: readonly unknown[]): readonly u
   let mapped: unknown[] | undefined;
   for (let i = 0; i < parameters.length; i++) {
     const value = parameters[i];
-    if (typeof value === 'string' && value.includes('\u0000')) {
+    if (typeof value !== 'string') continue;
+    const stored = toStorableText(value);
+    if (stored !== value) {
       mapped ??= [...parameters];
-      mapped[i] = value.replaceAll('\u0000', REPLACEMENT_CHARACTER);
+      mapped[i] = stored;
     }
   }
   return mapped ?? parameters;
