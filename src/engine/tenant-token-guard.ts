@@ -141,9 +141,8 @@ export function createTenantTokenGuard(
    */
   function usedBy(tenantId: string): number {
     const entry = days.get(tenantId);
-    if (!entry) void refresh(tenantId);
     const at = now();
-    if (entry && (at - entry.loadedAt > refreshMs || utcDayStart(at) !== entry.day)) void refresh(tenantId);
+    if (!entry || at - entry.loadedAt > refreshMs || utcDayStart(at) !== entry.day) void refresh(tenantId);
     let used = entry ? (utcDayStart(at) === entry.day ? entry.tokens : 0) + entry.recorded : 0;
     for (const [taskId, stream] of streaming.get(tenantId) ?? []) {
       const onRecord = entry?.live.get(taskId);
@@ -153,15 +152,19 @@ export function createTenantTokenGuard(
     return used;
   }
 
-  /** The tenant's streams here, with this task's (known from now on). */
-  function streamsOf(task: TenantTask): Map<string, Stream> {
+  /** This task's stream among the tenant's streams here (known from its first flush on). */
+  function streamOf(task: TenantTask): Stream {
     let running = streaming.get(task.tenantId);
     if (!running) {
       running = new Map();
       streaming.set(task.tenantId, running);
     }
-    if (!running.has(task.taskId)) running.set(task.taskId, { tokens: 0, knownAfter: readsStarted });
-    return running;
+    let stream = running.get(task.taskId);
+    if (!stream) {
+      stream = { tokens: 0, knownAfter: readsStarted };
+      running.set(task.taskId, stream);
+    }
+    return stream;
   }
 
   return {
@@ -172,7 +175,7 @@ export function createTenantTokenGuard(
       if (used >= limit) throw dailyTokensExceeded(used, limit, 'the agent was not started');
     },
     check(task, partialUsage) {
-      const stream = streamsOf(task).get(task.taskId) as Stream;
+      const stream = streamOf(task);
       stream.tokens = partialUsage.inputTokens + partialUsage.outputTokens;
       const used = usedBy(task.tenantId);
       return used >= limit ? dailyTokensExceeded(used, limit, 'the agent was stopped') : null;
