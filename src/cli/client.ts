@@ -132,17 +132,22 @@ export function createApiClient(options: ApiClientOptions) {
   }
 
   /**
-   * `POST /v1/sessions`, telling a new session (201) from the replay of an earlier request with the
-   * same Idempotency-Key (200).
+   * A POST to `path` that makes a session, telling a new one (201) from the replay of an earlier
+   * request with the same Idempotency-Key (200).
    */
-  async function submitSession(
-    input: CreateSessionInput,
+  async function postSession(
+    path: string,
+    input: CreateSessionInput | RetrySessionInput,
     idempotencyKey?: string,
   ): Promise<{ session: SessionDto; created: boolean }> {
     const extra: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
-    const { status, body } = await requestWithStatus<SessionDto>('POST', 'v1/sessions', input, extra);
+    const { status, body } = await requestWithStatus<SessionDto>('POST', path, input, extra);
     return { session: body, created: status === 201 };
   }
+
+  /** `POST /v1/sessions`; `created` false when an earlier request with the same key made it. */
+  const submitSession = (input: CreateSessionInput, idempotencyKey?: string) =>
+    postSession('v1/sessions', input, idempotencyKey);
 
   return {
     baseUrl,
@@ -163,10 +168,7 @@ export function createApiClient(options: ApiClientOptions) {
       input: RetrySessionInput,
       idempotencyKey?: string,
     ): Promise<{ session: SessionDto; created: boolean }> {
-      const extra: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
-      const path = `v1/sessions/${encodeId(id)}/retry`;
-      const { status, body } = await requestWithStatus<SessionDto>('POST', path, input, extra);
-      return { session: body, created: status === 201 };
+      return postSession(`v1/sessions/${encodeId(id)}/retry`, input, idempotencyKey);
     },
 
     /** `GET /v1/sessions` (one page). */
