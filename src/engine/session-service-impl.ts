@@ -308,8 +308,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         await undoCopy();
         throw error;
       });
-      if (!stored.created) await undoCopy();
-      if (stored.created) {
+      if (!stored.created) {
+        await undoCopy();
+      } else {
         notifyObserver(deps.observer, 'sessionStarted');
         if (stored.finished) notifyObserver(deps.observer, 'sessionFinished', stored.finished);
         if (stored.readied > 0) deps.notifier.publish(READY_CHANNEL);
