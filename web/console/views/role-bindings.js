@@ -9,15 +9,22 @@ import { confirmInline } from '../inline-confirm.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 /**
- * Renders the section into `container`; `fail(error, context)` reports an error (the keys view's:
- * a 403 replaces the whole view). Returns `{ load, leave }`.
+ * Renders the section into `container`; `failView(error, context)` is the keys view's report of an
+ * error, given a 403 (which replaces the whole view); other errors are shown in this section.
+ * Returns `{ load, leave }`.
  */
-export function renderRoleBindings(container, fail) {
+export function renderRoleBindings(container, failView) {
   let left = false;
   const body = h('tbody', { id: 'bindings-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
   const notice = h('p', { className: 'notice', attrs: { role: 'status' } });
+
+  /** A 403 goes to the view; any other error is shown here, by the form and the list it concerns. */
+  function fail(error, context) {
+    if (error?.status === 403) failView(error, context);
+    else replaceChildren(errors, renderProblem(error, context));
+  }
 
   async function load() {
     try {
@@ -123,9 +130,8 @@ export function renderRoleBindings(container, fail) {
       await load();
       notice.textContent = `Granted ${binding.role} to ${binding.principal}: it holds it from its next request.`;
     } catch (error) {
-      // Shown next to the form: the server's reason (a reserved id, an id with spaces around it).
-      if (error?.status === 403) fail(error, 'Granting the role');
-      else replaceChildren(errors, renderProblem(error, 'Granting the role'));
+      // The server's reason (a reserved id, an id with spaces around it) is shown by the form.
+      fail(error, 'Granting the role');
     } finally {
       submit.disabled = false;
     }
