@@ -406,7 +406,7 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     assert.equal(await page.locator('#bindings-body tr').count(), 0);
   });
 
-  test('role bindings: a revoke the server refuses is shown in their section, not above the keys', async () => {
+  test('role bindings: a revoke the server refuses is shown in their section, and a 404 reads the list again', async () => {
     const principal = 'auth0|gone@example.com';
     const binding = `${stack.server.url}/v1/admin/role-bindings?${new URLSearchParams({ principal, role: 'viewer' })}`;
     assert.equal((await requestJson(binding, { method: 'PUT', headers: stack.asAdmin() })).status, 201);
@@ -422,6 +422,10 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await refusal.waitFor();
     assert.match((await refusal.textContent()) ?? '', /Revoking the role.*HTTP 404/s);
     assert.equal(await page.locator('#role-bindings').getByRole('alert').count(), 1, 'in the section');
+    // The list is read again: the binding is no longer offered for revoking.
+    await row.waitFor({ state: 'detached' });
+    await page.getByText('No roles granted').waitFor();
+    assert.equal(await refusal.count(), 1, 'the reason stays in view');
   });
 
   test('no errors or warnings in the pages', () => {

@@ -85,6 +85,8 @@ export function renderRoleBindings(container, failView) {
           return true;
         } catch (error) {
           fail(error, 'Revoking the role');
+          // Revoked elsewhere meanwhile: the list is read again, which no longer has it.
+          if (error?.status === 404) await load();
           return false;
         }
       },
