@@ -65,8 +65,6 @@ const SECTION_PERMISSIONS = {
 };
 /** The caller of this sign-in (GET /v1/me), once read; null before, or when it could not be read. */
 let caller = null;
-/** Counts sign-ins, so that a caller read for an earlier one is dropped when it comes late. */
-let signIns = 0;
 
 /**
  * Offers only the sections the caller's roles grant. Without the caller (not read yet, or the read
@@ -82,10 +80,10 @@ function offerGrantedSections() {
 
 /** Reads who this sign-in is (GET /v1/me): its sections and the account's tooltip follow it. */
 async function showCaller() {
-  const signIn = signIns;
+  // Null when not read (not fatal: the sections stay offered, and each one's 403 still hides it),
+  // or when answered after this sign-in ended.
   const read = await readCaller();
-  // Not read is not fatal: the sections stay offered, and each one's 403 still hides it.
-  if (read === null || !signedIn || signIn !== signIns) return;
+  if (read === null || !signedIn) return;
   caller = read;
   renderAccount();
 }
@@ -154,7 +152,6 @@ function signOutAndShowForm(error) {
 /** `moveFocus`: false when the page opens signed in, so Tab starts at the skip link and the nav. */
 function onSignedIn({ moveFocus = true } = {}) {
   signedIn = true;
-  signIns += 1;
   caller = null;
   showCaller();
   forgetSessionsListPlace();

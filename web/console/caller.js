@@ -6,13 +6,14 @@ import { api } from './api.js';
 let reading = null;
 
 /**
- * Reads the caller of a new sign-in (the read of an earlier one is dropped). Never rejects: a caller
- * that could not be read is null.
+ * Reads the caller of a new sign-in. Never rejects: a caller that could not be read is null, and so
+ * is one whose sign-in has ended (signed out, or another sign-in began) by the time it is answered.
  * @returns {Promise<{principal: string, tenantId: string, roles: string[], permissions: string[]} | null>}
  */
 export function readCaller() {
-  reading = api.me().catch(() => null);
-  return reading;
+  const read = api.me().catch(() => null);
+  reading = read;
+  return read.then((caller) => (reading === read ? caller : null));
 }
 
 /** Forgets the caller at sign-out. */
