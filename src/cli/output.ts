@@ -1,5 +1,6 @@
 // Rendering for the `maos` CLI: human output (aligned tables, colours only on a TTY without
 // NO_COLOR, one line per event) or exactly one JSON document / JSON lines with --json.
+import { headOf } from '../domain/text-cut.ts';
 import type { EventDto, SessionDto, SessionSummaryDto, TaskDto } from '../http/dto.ts';
 import type { CliError } from './exit-codes.ts';
 
@@ -135,7 +136,7 @@ export function plural(count: number, noun: string): string {
 /** Cuts text to one line of at most `max` characters. */
 export function truncate(text: string, max: number): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
-  return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
+  return oneLine.length <= max ? oneLine : `${headOf(oneLine, max - 1)}…`;
 }
 
 /** The table of `maos sessions list`. */

@@ -154,4 +154,12 @@ describe('output buffer', () => {
     assert.equal(lines.length, MAX_LINES_PER_RUN);
     assert.match(lines.at(-1)!.line, /output truncated/);
   });
+
+  test('a long line cut where an emoji straddles the limit keeps no half of it', () => {
+    const buffer = createOutputBuffer();
+    buffer.push('stdout', `${'x'.repeat(MAX_LINE_CHARS - 1)}😀 and more\n`);
+    const [line] = buffer.take(false);
+    assert.ok(line!.line.isWellFormed());
+    assert.equal(line!.line, `${'x'.repeat(MAX_LINE_CHARS - 1)}… [line truncated]`);
+  });
 });

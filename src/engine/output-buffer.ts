@@ -2,6 +2,7 @@
 // costs one write per flush interval rather than one transaction per line. A line still unfinished
 // after an interval (a model writing a paragraph) is handed over in pieces, so readers see it grow.
 import type { OutputStream } from '../agents/runtimes/runtime.ts';
+import { headOf, pairSafeEnd } from '../domain/text-cut.ts';
 
 /** Longest line kept in an event; longer ones are cut (a single minified blob must not bloat the log). */
 export const MAX_LINE_CHARS = 8192;
@@ -70,7 +71,7 @@ export function createOutputBuffer(): OutputBuffer {
     const text = line.endsWith('\r') ? line.slice(0, -1) : line;
     add({
       stream,
-      line: text.length > MAX_LINE_CHARS ? `${text.slice(0, MAX_LINE_CHARS)}… [line truncated]` : text,
+      line: text.length > MAX_LINE_CHARS ? `${headOf(text, MAX_LINE_CHARS)}… [line truncated]` : text,
     });
   }
 
@@ -78,9 +79,8 @@ export function createOutputBuffer(): OutputBuffer {
   function addPartial(stream: OutputStream, text: string): void {
     let start = 0;
     while (text.length - start > MAX_LINE_CHARS) {
-      let end = start + MAX_LINE_CHARS;
       // Never split a surrogate pair: each piece must be valid text on its own (JSON, PostgreSQL).
-      if (isHighSurrogate(text.charCodeAt(end - 1))) end--;
+      const end = pairSafeEnd(text, start + MAX_LINE_CHARS);
       add({ stream, line: text.slice(start, end), partial: true });
       start = end;
     }
@@ -127,8 +127,4 @@ export function createOutputBuffer(): OutputBuffer {
       return lines.length + held.size;
     },
   };
-}
-
-function isHighSurrogate(code: number): boolean {
-  return code >= 0xd800 && code <= 0xdbff;
 }

@@ -41,6 +41,24 @@ describe('summariseThread', () => {
     );
   });
 
+  test('shortens objectives and results without cutting an emoji in half', () => {
+    for (let pad = 0; pad < 2; pad++) {
+      const text = summariseThread(
+        [
+          {
+            objective: `${'o'.repeat(pad)}${'🚀'.repeat(400)}`,
+            status: 'completed',
+            result: '🚀'.repeat(2000),
+            createdAt: 1,
+          },
+        ],
+        1000 + pad,
+      );
+      assert.ok(text.isWellFormed(), `pad ${pad}`);
+      assert.match(text, /Result: 🚀+…/u);
+    }
+  });
+
   test('an empty thread gives an empty summary', () => {
     assert.equal(summariseThread([]), '');
   });

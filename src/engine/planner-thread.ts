@@ -1,5 +1,6 @@
 // The bounded summary of earlier sessions in a thread that the orchestrator receives, so a
 // follow-up objective ("now add pagination") is planned with the earlier work in mind. Pure.
+import { headOf } from '../domain/text-cut.ts';
 
 /** What the summary needs from an earlier session of the thread. */
 export interface ThreadSession {
@@ -42,7 +43,7 @@ export function summariseThread(
   const perResult = Math.max(300, Math.floor(maxChars / 3));
   for (const session of newestFirst) {
     const left = budget - used;
-    const header = `- Earlier objective (${describeStatus(session.status)}): ${session.objective.slice(0, 300)}`;
+    const header = `- Earlier objective (${describeStatus(session.status)}): ${headOf(session.objective, 300)}`;
     if (left < header.length + 40) {
       dropped += 1;
       continue;
@@ -52,7 +53,7 @@ export function summariseThread(
     const body =
       result.length === 0
         ? ''
-        : `\n  Result: ${result.length > room ? `${result.slice(0, Math.max(0, room - 1))}…` : result}`;
+        : `\n  Result: ${result.length > room ? `${headOf(result, Math.max(0, room - 1))}…` : result}`;
     const entry = `${header}${body}`;
     kept.push(entry);
     used += entry.length + 1;

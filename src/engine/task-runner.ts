@@ -1,6 +1,7 @@
 // Runs one claimed task: resolves its runtime, streams its output into events in batches,
 // and turns the runtime's result or error into an outcome. Knows nothing about slots or leases.
 import type { AgentRuntime, RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
+import { headOf } from '../domain/text-cut.ts';
 import { isSameUsage, type ModelUsage, maxUsage, type Usage } from '../domain/types.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
 import { type GenAiTracer, MAOS_PROVIDER } from '../observability/genai-spans.ts';
@@ -235,7 +236,7 @@ async function runToOutcome(
     const message = coerceError(error).message || 'the task failed without a message';
     return {
       ok: false,
-      error: message.slice(0, MAX_ERROR_CHARS),
+      error: headOf(message, MAX_ERROR_CHARS),
       usage: toUsage(spentBeforeFailure),
       ...withModels(),
       // The code, not the text, tells the engine why (a runner's stderr could say anything).

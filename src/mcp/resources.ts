@@ -8,10 +8,11 @@ import {
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
+import { headOf } from '../domain/text-cut.ts';
 import type { SessionDetail, TaskRecord } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { McpCaller, RequestExtra } from './caller.ts';
-import { findTask, formatSessionUri, headOf, readAgentOutput, toSessionStatus } from './session-view.ts';
+import { findTask, formatSessionUri, readAgentOutput, toSessionStatus } from './session-view.ts';
 import { toProtocolError } from './tool-result.ts';
 import { sessionIdSchema } from './tool-runner.ts';
 import type { ToolDependencies } from './tools.ts';

@@ -1,6 +1,7 @@
 // What MCP clients see of a session: a compact status document (state, plan, per-task progress,
 // result) and an agent's output. Sized for a model's context window, not for bulk export.
 import { STDOUT_TAIL_CHARS } from '../agents/runtimes/command/command-runtime.ts';
+import { headOf, tailOf } from '../domain/text-cut.ts';
 import type { SessionDetail, SessionEvent, SessionStatus, TaskRecord, TaskStatus } from '../domain/types.ts';
 import { TASK_STATUSES } from '../domain/types.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
@@ -47,30 +48,6 @@ export function formatSessionUri(sessionId: string): string {
 /** `maos://sessions/{id}/agents/{agent}/output`; `agent` is the task name. */
 export function formatOutputUri(sessionId: string, taskName: string): string {
   return `${formatSessionUri(sessionId)}/agents/${encodeURIComponent(taskName)}/output`;
-}
-
-/**
- * The first `max` UTF-16 units of `text`, or one fewer where the cut would split a surrogate pair:
- * a lone surrogate goes out as `\udXXX` in JSON, which strict parsers (serde_json, for one) refuse,
- * failing the whole message.
- */
-export function headOf(text: string, max: number): string {
-  const end = isHighSurrogate(text.charCodeAt(max - 1)) ? max - 1 : max;
-  return text.slice(0, end);
-}
-
-/** The last `max` UTF-16 units of `text`, or one fewer where the cut would split a surrogate pair. */
-function tailOf(text: string, max: number): string {
-  const start = Math.max(0, text.length - max);
-  return text.slice(isLowSurrogate(text.charCodeAt(start)) ? start + 1 : start);
-}
-
-function isHighSurrogate(code: number): boolean {
-  return code >= 0xd800 && code <= 0xdbff;
-}
-
-function isLowSurrogate(code: number): boolean {
-  return code >= 0xdc00 && code <= 0xdfff;
 }
 
 function iso(ms: number | null): string | null {

@@ -7,6 +7,7 @@
 // again (receivers dedupe on `webhook-id`).
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
+import { headOf } from '../domain/text-cut.ts';
 import type { Notifier } from '../engine/notifier.ts';
 import { coerceError } from '../errors/app-error.ts';
 import { fetchFailureCode } from '../errors/fetch-failure.ts';
@@ -281,7 +282,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       options.observer?.attempted(delivery.event, 'delivered', seconds);
       return;
     }
-    const lastError = error.slice(0, ERROR_TEXT_LIMIT);
+    const lastError = headOf(error, ERROR_TEXT_LIMIT);
     // 410 Gone: the receiver says the endpoint is gone for good, so retrying only adds load, and the
     // subscription is disabled (a tenant admin re-enables or deletes it).
     if (delivery.attempts >= config.maxAttempts || status === 410) {

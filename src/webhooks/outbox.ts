@@ -4,6 +4,7 @@
 // Appends without such an event (almost all: the engine's hot path) cost one type check per event.
 import { type Kysely, sql } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
+import { headOf } from '../domain/text-cut.ts';
 import type { Usage } from '../domain/types.ts';
 import { isPostgres } from '../store/advisory-lock.ts';
 import { newId } from '../store/ids.ts';
@@ -76,7 +77,7 @@ export function hasWebhookEvent(events: readonly NewEvent[]): boolean {
 }
 
 function cut(text: string | null): string | null {
-  return text === null || text.length <= PAYLOAD_TEXT_LIMIT ? text : text.slice(0, PAYLOAD_TEXT_LIMIT);
+  return text === null ? text : headOf(text, PAYLOAD_TEXT_LIMIT);
 }
 
 function buildPayload(

@@ -2,6 +2,7 @@
 // AppError whose message a user can act on: which provider, what HTTP status, what to check.
 
 import { APICallError } from 'ai';
+import { headOf } from '../../domain/text-cut.ts';
 import { AppError, coerceError } from '../../errors/app-error.ts';
 import { ResponseTooLargeError } from './response-size-limit.ts';
 
@@ -77,7 +78,7 @@ export function parseRetryAfter(
 function shorten(text: string): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
   return oneLine.length > MAX_PROVIDER_MESSAGE_CHARS
-    ? `${oneLine.slice(0, MAX_PROVIDER_MESSAGE_CHARS)}…`
+    ? `${headOf(oneLine, MAX_PROVIDER_MESSAGE_CHARS)}…`
     : oneLine;
 }
 

@@ -76,6 +76,18 @@ describe('summariseOutput', () => {
     assert.match(cut, /characters omitted/);
   });
 
+  test('cuts no emoji in half (a lone surrogate makes a provider refuse the request as invalid JSON)', () => {
+    // Every cut point of the head and the tail falls inside an emoji once across these lengths.
+    for (let pad = 0; pad < 4; pad++) {
+      const long = `${'a'.repeat(pad)}${'😀'.repeat(3000)}`;
+      const cut = summariseOutput(long, 1001);
+      assert.ok(cut.isWellFormed(), `pad ${pad}`);
+      assert.ok(cut.length <= 1001);
+    }
+    const answer = `## Summary\nDone.\n\n## Deliverable\n${'😀'.repeat(4000)}\n`;
+    for (const maxChars of [1000, 1001]) assert.ok(summariseOutput(answer, maxChars).isWellFormed());
+  });
+
   test('a long agent answer is summarised by its own summary, deliverable start and open points', () => {
     const answer = [
       '## Summary',

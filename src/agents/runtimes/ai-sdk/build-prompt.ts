@@ -2,6 +2,7 @@
 // turns (agent history across phases), then this task with the outputs of the tasks it depends on.
 
 import type { ModelMessage } from 'ai';
+import { headOf, tailOf } from '../../../domain/text-cut.ts';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { DependencyOutput, RuntimeTask } from '../runtime.ts';
 
@@ -45,7 +46,7 @@ export function summariseOutput(output: string, maxChars: number): string {
       const label = '\n\n## Deliverable (start)\n';
       // Room for the deliverable's text and the ' …' that marks it cut.
       const fits = room - label.length - 2;
-      const cut = deliverable.length > fits ? `${deliverable.slice(0, fits)} …` : deliverable;
+      const cut = deliverable.length > fits ? `${headOf(deliverable, fits)} …` : deliverable;
       const start = deliverable && fits > 200 ? `${label}${cut}` : '';
       return `${head}${start}${tail}${note}`;
     }
@@ -82,7 +83,7 @@ function splitSections(text: string): Map<string, string> {
 function headAndTail(output: string, maxChars: number): string {
   const keep = Math.floor((maxChars - 80) / 2);
   const omitted = output.length - 2 * keep;
-  return `${output.slice(0, keep)}\n\n[… ${omitted} characters omitted …]\n\n${output.slice(-keep)}`;
+  return `${headOf(output, keep)}\n\n[… ${omitted} characters omitted …]\n\n${tailOf(output, keep)}`;
 }
 
 function formatDependencies(dependencies: DependencyOutput[], maxChars: number): string {
