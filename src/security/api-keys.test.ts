@@ -101,6 +101,31 @@ describe('api keys', () => {
     }
   });
 
+  test('a name that is blank, too long or holds control characters is refused, as the API refuses it', async () => {
+    const cases: Array<[string, string]> = [
+      ['  ', 'Key name must not be blank'],
+      ['x'.repeat(201), 'Key name must be at most 200 characters'],
+      ['deploy\nbot', 'Key name must not contain control characters (line breaks, tabs …)'],
+      ['red\u001b[31m', 'Key name must not contain control characters (line breaks, tabs …)'],
+      ['nul\u0000', 'Key name must not contain control characters (line breaks, tabs …)'],
+    ];
+    for (const [name, message] of cases) {
+      await assert.rejects(
+        createApiKey(t.db, { tenantId: 't4', name, roles: ['viewer'], createdBy: 'a' }),
+        (e: unknown) => e instanceof AppError && e.code === 'VALIDATION_FAILED' && e.message === message,
+        JSON.stringify(name),
+      );
+    }
+    assert.deepEqual(await listApiKeys(t.db, 't4'), []);
+    const { info } = await createApiKey(t.db, {
+      tenantId: 't4',
+      name: ' ok ',
+      roles: ['viewer'],
+      createdBy: 'a',
+    });
+    assert.equal(info.name, 'ok');
+  });
+
   test('list shows only the tenant’s keys and never the hash', async () => {
     await createApiKey(t.db, { tenantId: 't3', name: 'one', roles: ['admin'], createdBy: 'a' });
     const keys = await listApiKeys(t.db, 't3');

@@ -1,6 +1,7 @@
 // API keys for service accounts: generated once, stored only as a SHA-256 hash behind a public
 // lookup prefix, scoped to one tenant and a set of roles, with expiry, last use and revocation.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { trimmedLine } from '../domain/trimmed-text.ts';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import { newId } from '../store/ids.ts';
@@ -52,10 +53,9 @@ export async function createApiKey(
   now: Date = new Date(),
 ): Promise<CreatedApiKey> {
   const roles = validateRoles(input.roles);
+  const problem = keyNameProblem(input.name);
+  if (problem) throw new AppError('VALIDATION_FAILED', `Key name ${problem}`);
   const name = input.name.trim();
-  if (name.length === 0 || name.length > 200) {
-    throw new AppError('VALIDATION_FAILED', 'Key name must be 1–200 characters');
-  }
   const expiresAt = input.expiresAt ? normaliseTime(input.expiresAt, 'expiresAt') : null;
   if (expiresAt && Date.parse(expiresAt) <= now.getTime()) {
     throw new AppError('VALIDATION_FAILED', 'expiresAt must be in the future');
@@ -77,6 +77,21 @@ export async function createApiKey(
   };
   await db.insertInto('api_keys').values(row).execute();
   return { key: `${API_KEY_PREFIX}${prefix}_${secret}`, info: toInfo(row) };
+}
+
+// The rule of the API's request body (admin-keys.ts), also for `maos keys create`, which stores keys
+// without the API: a line break or an escape sequence in a name would garble lists and logs.
+const KEY_NAME = trimmedLine(1, 200);
+
+/**
+ * What is wrong with a key name (`must not be blank`, `must be at most 200 characters`, `must not
+ * contain control characters …`), or undefined when it is fine once trimmed.
+ */
+export function keyNameProblem(name: string): string | undefined {
+  const parsed = KEY_NAME.safeParse(name);
+  if (parsed.success) return undefined;
+  const issue = parsed.error.issues[0];
+  return issue?.code === 'too_big' ? 'must be at most 200 characters' : (issue?.message ?? 'is not valid');
 }
 
 /** Keys of one tenant, newest first, without secrets. */

@@ -109,6 +109,39 @@ describe('maos keys', () => {
     assertUsage(listed, /must not start or end with spaces/);
   });
 
+  test('a --name with control characters, blank or too long is refused (exit 2), as the API refuses it', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['deploy\nbot', /--name must not contain control characters/],
+      ['red\u001b[31mbot', /--name must not contain control characters/],
+      ['tab\tbot', /--name must not contain control characters/],
+      [' ', /--name must not be blank/],
+      ['x'.repeat(201), /--name must be at most 200 characters/],
+    ];
+    for (const [name, message] of cases) {
+      for (const json of [[], ['--json']]) {
+        const result = await runMaos([
+          'keys',
+          'create',
+          '--config',
+          config,
+          '--role',
+          'viewer',
+          '--tenant',
+          'named',
+          '--name',
+          name,
+          ...json,
+        ]);
+        assert.equal(result.code, 2, `${JSON.stringify(name)}: ${result.stdout}${result.stderr}`);
+        assert.equal(result.stdout, '', 'no key printed');
+        assert.match(result.stderr, /^error VALIDATION_FAILED: --name /m);
+        assert.match(result.stderr, message);
+      }
+    }
+    const listed = await runMaos(['keys', 'list', '--config', config, '--tenant', 'named', '--json']);
+    assert.deepEqual(JSON.parse(listed.stdout).items, [], 'no key stored');
+  });
+
   test('revoke takes an id or prefix pasted with spaces around it', async () => {
     const created = await runMaos([
       'keys',

@@ -2,7 +2,13 @@
 // directory (no server needed; this is how the first admin key is made). Key changes are audited.
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
-import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../../security/api-keys.ts';
+import {
+  type ApiKeyInfo,
+  createApiKey,
+  keyNameProblem,
+  listApiKeys,
+  revokeApiKey,
+} from '../../security/api-keys.ts';
 import { localOperatorActor, openLocalSecurityStore } from '../../security/local-store.ts';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
@@ -86,13 +92,17 @@ async function runCreate(ctx: CliContext, command: Command): Promise<number> {
       EXIT.USAGE,
     );
   }
+  const name = options.name ?? 'cli';
+  // Checked before the database is opened, as the API checks its request body.
+  const nameProblem = keyNameProblem(name);
+  if (nameProblem) throw new CliError('VALIDATION_FAILED', `--name ${nameProblem}`, EXIT.USAGE);
   const expiresAt = options.expires ? parseExpiry(options.expires) : null;
   const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
   try {
     const actor = localOperatorActor(options.tenant);
     const created = await createApiKey(store.db, {
       tenantId: options.tenant,
-      name: options.name ?? 'cli',
+      name,
       roles,
       createdBy: actor.id ?? 'cli',
       expiresAt,
