@@ -393,3 +393,47 @@ test('an allowed network lets a tenant base URL on 127.0.0.1 stream through the 
   assert.match(refused.body.detail, /internal network address/);
   assert.ok(!h.log.text().includes(TENANT_KEY) && !plain.log.text().includes(TENANT_KEY));
 });
+
+test("failures of a tenant's own key open that tenant's circuit only: other tenants still reach the provider", async (t) => {
+  // The provider rate-limits acme's own account; the operator's key is fine.
+  const llm = await startLlmServer({
+    handler: (request) =>
+      request.headers.authorization === `Bearer ${TENANT_KEY}`
+        ? { error: 429, message: 'rate limit of your account reached' }
+        : answer(request),
+  });
+  t.after(() => llm.close());
+  const h = await startHarness({
+    providers: { main: { type: 'openai', model: 'm1', apiKey: SERVER_KEY, baseURL: llm.openaiBaseURL } },
+    llm: {
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 2 },
+      circuitBreaker: { failureThreshold: 1, openSeconds: 600 },
+    },
+  });
+  t.after(() => h.close());
+  const acme = await h.keyFor('acme');
+  const globex = await h.keyFor('globex');
+  const put = await h.call(acme, 'PUT', '/v1/providers/main/credentials', { apiKey: TENANT_KEY });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+
+  const failed = await runSession(h, acme);
+  assert.equal(failed.status, 'failed');
+  assert.match(failed.error ?? '', /HTTP 429/);
+  const acmeRequests = llm.requests.length;
+
+  const other = await runSession(h, globex);
+  assert.equal(other.status, 'completed', other.error ?? '');
+  const metrics = await (
+    await fetch(`${h.url}/metrics`, { headers: { authorization: `Bearer ${globex}` } })
+  ).text();
+  assert.match(metrics, /maos_llm_circuit_state\{provider="main",state="closed"\} 1/);
+
+  // acme's own circuit is open: its next call is refused before it reaches the provider.
+  const again = await runSession(h, acme);
+  assert.equal(again.status, 'failed');
+  assert.match(again.error ?? '', /circuit breaker open/);
+  assert.equal(
+    llm.requests.filter((request) => request.headers.authorization === `Bearer ${TENANT_KEY}`).length,
+    acmeRequests,
+  );
+});

@@ -37,7 +37,12 @@ import {
   type ResponseCacheModelOptions,
   withResponseCache,
 } from './response-cache-model.ts';
-import { bindTenantScope, createTenantModelCache, type TenantCredentialSource } from './tenant-models.ts';
+import {
+  bindTenantScope,
+  createCredentialOwner,
+  createTenantModelCache,
+  type TenantCredentialSource,
+} from './tenant-models.ts';
 import { validateLlmConfig } from './validate-llm-config.ts';
 
 export interface LlmStack {
@@ -136,6 +141,10 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
           options.fetch,
         )
       : withResponseCache(createModelCache(config.providers, options.fetch), cacheOptions),
+    // A tenant's own key has a circuit breaker of its own.
+    ...(options.tenantCredentials
+      ? { credentialOwner: createCredentialOwner(options.tenantCredentials) }
+      : {}),
   });
   const memory = createAgentMemory(options.db);
   const messaging = createStoreMessaging(options.db, options.onAgentMessage);

@@ -96,6 +96,12 @@ export interface LlmClientOptions {
   telemetry?: LlmCallObserver;
   /** Resolves the model of a provider (default: one model per provider and model id from the config). */
   getModel?: (provider: string, modelId: string) => LanguageModel;
+  /**
+   * The tenant whose own stored key a call to `provider` uses now (tenant-models.ts), undefined for
+   * the operator's. Such calls are judged by a circuit breaker of that tenant's: its rejected or
+   * rate-limited account, or its unreachable base URL, must not open the circuit for every tenant.
+   */
+  credentialOwner?: (provider: string) => Promise<string | undefined>;
   /** Replaceable for unit tests. */
   sleep?: RetryHooks['sleep'];
   now?: () => number;
@@ -153,11 +159,18 @@ function isAvailabilityFailure(failure: ClassifiedFailure, error: unknown): bool
 export function createLlmClient(options: LlmClientOptions): LlmClient {
   const { providers, llm } = options;
   const getModel = options.getModel ?? createModelCache(providers);
-  const breakerFor = createCircuitBreakerSet({
+  const providerBreakerFor = createCircuitBreakerSet({
     failureThreshold: llm.circuitBreaker.failureThreshold,
     openMs: llm.circuitBreaker.openSeconds * 1000,
     now: options.now,
     onStateChange: (provider, state) => options.telemetry?.circuitStateChanged?.(provider, state),
+  });
+  // Breakers of tenants' own credentials, by tenant and provider. Not in the circuit-state gauge,
+  // which shows the operator's providers.
+  const tenantBreakerFor = createCircuitBreakerSet({
+    failureThreshold: llm.circuitBreaker.failureThreshold,
+    openMs: llm.circuitBreaker.openSeconds * 1000,
+    now: options.now,
   });
   const bulkheads = new Map<string, Bulkhead>();
   const providerNames = Object.keys(providers);
@@ -220,13 +233,19 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     return chain;
   }
 
+  /** The breaker that judges a call to `provider` now: the operator's, or the calling tenant's own. */
+  async function breakerFor(provider: string): Promise<CircuitBreaker> {
+    const owner = await options.credentialOwner?.(provider);
+    return owner === undefined ? providerBreakerFor(provider) : tenantBreakerFor(`${owner}\u0000${provider}`);
+  }
+
   async function attemptOnce<T>(
     target: CallTarget,
-    breaker: CircuitBreaker,
     signal: AbortSignal,
     attempt: number,
     run: (ctx: AttemptContext) => Promise<T>,
   ): Promise<T> {
+    const breaker = await breakerFor(target.provider);
     if (!breaker.tryAcquire()) {
       options.telemetry?.circuitRejected?.(target.provider);
       throw new CircuitOpenError(target.provider);
@@ -296,13 +315,12 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
         | { failure: ClassifiedFailure; error: unknown; target: CallTarget; attempts: number }
         | undefined;
       for (const target of chain) {
-        const breaker = breakerFor(target.provider);
         const outcome = await callWithRetry(
           retryPolicy,
           signal,
           () => {
             attempts += 1;
-            return attemptOnce(target, breaker, signal, attempts, run);
+            return attemptOnce(target, signal, attempts, run);
           },
           {
             sleep: options.sleep,

@@ -47,6 +47,20 @@ export function bindTenantScope<T extends object>(target: T): T {
   });
 }
 
+/**
+ * For the LLM client's circuit breakers: the tenant whose work is running when it stored its own
+ * credential for `provider` (its calls then go to its account, maybe its own server), else undefined.
+ */
+export function createCredentialOwner(
+  credentials: Pick<TenantCredentialSource, 'get'>,
+): (provider: string) => Promise<string | undefined> {
+  return async (provider) => {
+    const tenantId = readCurrentTenant();
+    if (tenantId === undefined) return undefined;
+    return (await credentials.get(tenantId, provider)) ? tenantId : undefined;
+  };
+}
+
 // Why a cap: one model object per tenant, provider and model id; enough for every active tenant
 // of a process, small enough that stale entries (rotated keys) cannot pile up.
 const MAX_TENANT_MODELS = 1000;
