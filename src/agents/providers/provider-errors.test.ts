@@ -27,6 +27,12 @@ describe('parseRetryAfter', () => {
     assert.equal(parseRetryAfter(undefined), undefined);
     assert.equal(parseRetryAfter({}), undefined);
     assert.equal(parseRetryAfter({ 'retry-after': 'soon' }), undefined);
+    // Neither seconds nor a date, though Date.parse reads each as a date long past (retry at once).
+    for (const value of ['-1', '-30', 'in 5', '1.5.2']) {
+      assert.equal(parseRetryAfter({ 'retry-after': value }), undefined, value);
+    }
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    assert.equal(parseRetryAfter({ 'retry-after': 'Thursday, 01-Jan-26 00:00:07 GMT' }, now), 7000);
   });
 });
 

@@ -71,6 +71,9 @@ export function parseRetryAfter(
   const raw = lower['retry-after']?.trim();
   if (!raw) return undefined;
   if (/^\d+(\.\d+)?$/.test(raw)) return Number(raw) * 1000;
+  // An HTTP date begins with its day name (RFC 9110 §5.6.7). Date.parse alone reads "-1" or "in 5"
+  // as dates around 2001, long past: the retry would go at once, without backoff.
+  if (!/^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s/i.test(raw)) return undefined;
   const date = Date.parse(raw);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
