@@ -244,6 +244,14 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     assert.equal(setup.primary.requests.length, 2);
   });
 
+  test('a per-call timeout longer than a timer can hold (~24.8 days) does not end every call at once', async () => {
+    setup.primary.enqueue({ text: 'in time' });
+    const client = makeClient(setup, { timeoutSeconds: 3_000_000 });
+    const result = await makeRuntime(client).run(makeTask(), makeContext().ctx);
+    assert.equal(result.output, 'in time');
+    assert.equal(setup.primary.requests.length, 1);
+  });
+
   test('cancellation aborts the call at once and is not retried', async () => {
     setup.primary.enqueue({ text: 'z'.repeat(400), chunkSize: 4, chunkDelayMs: 20 });
     const controller = new AbortController();
