@@ -230,6 +230,9 @@ for (const helm of helms) {
       assertRejected(['--set', 'database.mode=mysql'], /database[./]mode/);
       assertRejected(['--set', 'auth.mode=none'], /auth[./]mode/);
       assertRejected(['--set', 'keda.trigger=cpu'], /keda[./]trigger/);
+      // A number as the image tag would render `maos:%!s(int64=2)` (and 1.10 would lose its 0).
+      assertRejected(['--set', 'image.tag=2'], /image[./]tag/);
+      assertRejected(['-f', valuesFile({ image: { tag: 1.1 } })], /image[./]tag/);
       // Origins the server refuses at start (they would reach the console's CSP).
       for (const origin of [
         'https://a.example;frame-src *',
