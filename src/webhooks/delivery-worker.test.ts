@@ -1,7 +1,8 @@
 // The retry schedule of webhook deliveries: the configured delay of the failed attempt ±20%, the
 // last entry repeating; Retry-After read as seconds or as an HTTP date; and a rotated signing
 // secret's grace period (both signatures, then the new one alone), on an injected clock; a 410 Gone
-// disabling the subscription and failing its pending deliveries unsent.
+// disabling the subscription and failing its pending deliveries unsent; an attempt that outlived its
+// lease recording nothing.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -542,4 +543,59 @@ test('enabling an active subscription keeps its count of failed deliveries in a 
   assert.deepEqual([enabled.disabledAt, enabled.disabledReason], [null, null]);
   assert.equal(await failures('w-off'), 0, 'a disabled one starts counting again');
   await assert.rejects(service.enable('another-tenant', 'w-off'), { code: 'NOT_FOUND' });
+});
+
+test('an attempt that ends after its lease ran out and the delivery was claimed again records nothing', async (t) => {
+  const store = await webhookStore(t);
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  receiver.hang();
+  let clock = Date.now();
+  await store.subscribe('w1', receiver.url, clock);
+  await store.enqueue('d1', 'w1', clock);
+  const attempted: string[] = [];
+  const log = captureLog<{ message: string; attempts?: number }>();
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, timeoutSeconds: 30, pollIntervalMs: 50 },
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'info', destination: log.destination }),
+    observer: { attempted: (_event, outcome) => attempted.push(outcome) },
+    now: () => clock,
+  });
+  t.after(() => worker.stop());
+  const row = () =>
+    store.db
+      .selectFrom('webhook_deliveries')
+      .select(['status', 'attempts', 'lease_owner', 'last_error'])
+      .where('id', '=', 'd1')
+      .executeTakeFirstOrThrow();
+  await waitFor(() => receiver.received.length === 1, 10_000, 'the first attempt');
+  // The first attempt stalls past its lease (2 × 30 s + 10 s): the next poll claims the delivery
+  // again, on the same worker, while the first is still waiting for its answer.
+  clock += 71_000;
+  await waitFor(() => receiver.received.length === 2, 10_000, 'the second attempt');
+  const leased = await row();
+  assert.equal(Number(leased.attempts), 2);
+  // The first attempt's answer comes now: a 500, which would schedule a retry if it were recorded.
+  assert.ok(receiver.release(500));
+  const ended = await waitFor(
+    () => log.lines.find((line) => line.message.startsWith('webhook delivery attempt')),
+    10_000,
+    'the first attempt ended',
+  );
+  // Its outcome is not written over the second attempt's lease (nor counted).
+  assert.deepEqual(
+    [ended.message, ended.attempts],
+    ['webhook delivery attempt ended after its lease ran out; its outcome is not recorded', 1],
+  );
+  assert.deepEqual(await row(), leased);
+  assert.deepEqual(attempted, []);
+  // The second attempt's answer is the one recorded.
+  assert.ok(receiver.release(204));
+  await waitFor(() => attempted.length > 0, 10_000, 'the second attempt recorded');
+  assert.deepEqual(attempted, ['delivered']);
+  assert.equal((await row()).status, 'delivered');
+  assert.equal(receiver.received.length, 2);
 });

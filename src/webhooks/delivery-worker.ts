@@ -115,7 +115,12 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
 
   const claim = (limit: number) => claimDueDeliveries(db, { owner, at: now(), leaseMs, limit });
 
-  /** Records an attempt's outcome, if this worker still holds the delivery. */
+  /**
+   * Records an attempt's outcome if this worker still holds the delivery by this claim (as the engine
+   * guards a task's end by its owner and attempt): false when the lease ran out and the delivery was
+   * claimed again meanwhile, by another replica or by this one (the same owner, a later attempt);
+   * that claim's attempt records the outcome then, and this one changes nothing.
+   */
   async function record(
     delivery: ClaimedDelivery,
     update: Partial<
@@ -124,13 +129,21 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         'status' | 'next_attempt_at' | 'last_status' | 'last_error' | 'delivered_at' | 'attempts'
       >
     >,
-  ): Promise<void> {
-    await db
+  ): Promise<boolean> {
+    const result = await db
       .updateTable('webhook_deliveries')
       .set({ ...update, lease_owner: null })
       .where('id', '=', delivery.id)
+      .where('status', '=', 'pending')
       .where('lease_owner', '=', owner)
-      .execute();
+      .where('attempts', '=', delivery.attempts)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) > 0) return true;
+    logger.info(
+      { webhookId: delivery.webhook_id, deliveryId: delivery.id, attempts: delivery.attempts },
+      'webhook delivery attempt ended after its lease ran out; its outcome is not recorded',
+    );
+    return false;
   }
 
   /**
@@ -267,12 +280,13 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     const seconds = (performance.now() - started) / 1000;
     const at = now();
     if (error === null) {
-      await record(delivery, {
+      const recorded = await record(delivery, {
         status: 'delivered',
         delivered_at: at,
         last_status: status,
         last_error: null,
       });
+      if (!recorded) return;
       await db
         .updateTable('webhooks')
         .set({ consecutive_failures: 0 })
@@ -286,12 +300,14 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     // 410 Gone: the receiver says the endpoint is gone for good, so retrying only adds load, and the
     // subscription is disabled (a tenant admin re-enables or deletes it).
     if (delivery.attempts >= config.maxAttempts || status === 410) {
-      await record(delivery, {
+      const recorded = await record(delivery, {
         status: 'failed',
         next_attempt_at: at,
         last_status: status,
         last_error: lastError,
       });
+      // Counted (and the subscription disabled) only by the attempt that holds the delivery.
+      if (!recorded) return;
       options.observer?.attempted(delivery.event, 'failed', seconds);
       logger.warn(
         {
@@ -309,7 +325,8 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       retryAfterMs ?? retryDelayMs(config.retryDelaysSeconds, delivery.attempts, random),
       MAX_RETRY_AFTER_MS,
     );
-    await record(delivery, { next_attempt_at: at + wait, last_status: status, last_error: lastError });
+    if (!(await record(delivery, { next_attempt_at: at + wait, last_status: status, last_error: lastError })))
+      return;
     options.observer?.attempted(delivery.event, 'retried', seconds);
     logger.info(
       {
