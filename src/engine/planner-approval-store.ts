@@ -18,7 +18,6 @@ import {
   checkEditedPlan,
   type EditedPlanRules,
   type EditedPlanSession,
-  isSamePlan,
 } from './planner-approval.ts';
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
@@ -147,13 +146,18 @@ export async function approvePlan(
   if (options.editedPlan === undefined) {
     checkWaitingTasks(tasks, options.rules);
   } else {
-    const checked = checkEditedPlan(options.editedPlan, options.rules, describeSession(tasks));
+    const latest = await loadLatestPlan(trx, session.id);
+    const checked = checkEditedPlan(options.editedPlan, options.rules, {
+      ...describeSession(tasks),
+      ...(latest === undefined ? {} : { waitingPlan: latest }),
+    });
     const edited = checked.plan;
     renamedTasks = checked.renamedTasks;
-    const latest = await loadLatestPlan(trx, session.id);
     // The waiting plan sent back unchanged (as read, to approve it) is approved as it is: no new
-    // version, which would list a diff without a change.
-    if (latest === undefined || !isSamePlan(latest, edited)) {
+    // version, which would list a diff without a change, and the checks of a plain approval.
+    if (checked.unchanged) {
+      checkWaitingTasks(tasks, options.rules);
+    } else {
       await replacePendingTasks(trx, session, tasks, edited, options.maxAttempts, now);
       const body: OrchestratedPlanBody = latest?.origin ? { ...edited, origin: latest.origin } : edited;
       planVersion = await storePlanVersion(trx, session.tenantId, session.id, body, now);

@@ -414,6 +414,34 @@ describe('validateEditedPlan', () => {
     );
     assert.match(adding.message, /role "architect" would have 3 agents; at most 2 per role/);
   });
+
+  test('the waiting plan sent back unchanged is not held to the limits it breaks', () => {
+    // As a session submitted with its agents has it: three engineers (the cap is 2), one phase.
+    const waiting: PlanBody = {
+      phases: [
+        {
+          name: 'main',
+          tasks: ['e1', 'e2', 'e3'].map((name) => ({
+            name,
+            role: 'engineer',
+            instructions: `do ${name}`,
+            dependsOn: [],
+          })),
+        },
+      ],
+    };
+    const waitingSession = {
+      ...session(['e1', 'e2', 'e3'].map((name) => current(name, 'engineer'))),
+      waitingPlan: waiting,
+    };
+    const sentBack = checkEditedPlan(waiting, rules, waitingSession);
+    assert.equal(sentBack.unchanged, true);
+    assert.ok(isSamePlan(waiting, sentBack.plan));
+    const edited = structuredClone(waiting);
+    edited.phases[0]!.tasks[0]!.instructions = 'do e1 differently';
+    const change = failure(() => checkEditedPlan(edited, rules, waitingSession));
+    assert.match(change.message, /role "engineer" would have 3 agents; at most 2 per role/);
+  });
 });
 
 describe('diffPlans', () => {

@@ -113,6 +113,12 @@ export interface EditedPlanSession {
    * go there or later. Unset: not checked.
    */
   pendingPhase?: number;
+  /**
+   * The plan waiting for approval. An edit that changes nothing of it (isSamePlan) is not held to the
+   * limits: a plan submitted with its agents was never held to the orchestrator's (tasks per phase,
+   * agents per role), and sending it back as read must approve it, not refuse it.
+   */
+  waitingPlan?: PlanBody;
 }
 
 const NEW_SESSION: EditedPlanSession = { tasks: new Map(), agents: [] };
@@ -237,13 +243,15 @@ export function validateEditedPlan(
 
 /**
  * validateEditedPlan, also telling which task names were written another way and the names used
- * instead (as written → as used; "Design API" → "Design-API"), for the approval's answer.
+ * instead (as written → as used; "Design API" → "Design-API"), for the approval's answer, and
+ * whether the edit is `session.waitingPlan` unchanged (then not checked: the caller approves the
+ * waiting plan as it is, with the checks that approval makes).
  */
 export function checkEditedPlan(
   input: unknown,
   rules: EditedPlanRules,
   session: EditedPlanSession = NEW_SESSION,
-): { plan: PlanBody; renamedTasks: Record<string, string> } {
+): { plan: PlanBody; renamedTasks: Record<string, string>; unchanged: boolean } {
   const parsed = editedPlanSchema.safeParse(input);
   if (!parsed.success) {
     const issues = parsed.error.issues.map(
@@ -284,6 +292,10 @@ export function checkEditedPlan(
     // A task's own agent is the default: only a reused one is named, as in a generated plan.
     if (task.agent === task.name) delete task.agent;
   }
+  const renamedTasks = Object.fromEntries(named.renamed);
+  if (session.waitingPlan !== undefined && isSamePlan(session.waitingPlan, body)) {
+    return { plan: body, renamedTasks, unchanged: true };
+  }
   const built = new Map(
     body.phases.flatMap((phase) => phase.tasks.map((task) => [task.name, task as GeneratedTask] as const)),
   );
@@ -302,7 +314,7 @@ export function checkEditedPlan(
       details: errors,
     });
   }
-  return { plan: body, renamedTasks: Object.fromEntries(named.renamed) };
+  return { plan: body, renamedTasks, unchanged: false };
 }
 
 export interface TaskChange {

@@ -77,6 +77,29 @@ test('an edited plan over the per-phase task limit is a 400 INVALID_PLAN', async
   await assertStillWaiting(server.url, id);
 });
 
+test('a submitted plan over the orchestrator limits, sent back unchanged, is approved as it is', async (t) => {
+  const { llm, server } = await startLlmAppStack(t);
+  llm.setHandler(answerAgent);
+  // Four engineers: a submit takes them, llm.planner.maxAgentsPerRole (3) binds the orchestrator.
+  const agents = [1, 2, 3, 4].map((n) => ({ name: `part-${n}`, role: 'engineer', task: `Build part ${n}` }));
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'Build four parts', approval: 'required', agents },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.id;
+  const waiting = await requestJson<SessionView & { plan: unknown }>(`${server.url}/v1/sessions/${id}`);
+  assert.equal(waiting.body.status, 'awaiting_approval');
+  const approved = await requestJson<{ planVersion: number; readied: number }>(
+    `${server.url}/v1/sessions/${id}/approve`,
+    { method: 'POST', body: { plan: waiting.body.plan } },
+  );
+  assert.equal(approved.status, 200, JSON.stringify(approved.body));
+  assert.deepEqual(approved.body, { planVersion: 1, readied: 4, renamedTasks: {} });
+  const done = await waitForSession<SessionView>(server.url, id);
+  assert.equal(done.status, 'completed', done.error ?? '');
+});
+
 test('an edited plan whose task depends on a task of a later phase is a 400 INVALID_PLAN', async (t) => {
   const { llm, server } = await startLlmAppStack(t);
   llm.setHandler((request) => (llmRequestKind(request) === 'plan' ? onePhasePlan : answerAgent(request)));
