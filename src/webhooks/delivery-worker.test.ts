@@ -2,7 +2,7 @@
 // last entry repeating; Retry-After read as seconds or as an HTTP date; and a rotated signing
 // secret's grace period (both signatures, then the new one alone), on an injected clock; a 410 Gone
 // disabling the subscription and failing its pending deliveries unsent; an attempt that outlived its
-// lease recording nothing.
+// lease recording nothing, and a Retry-After under a second not retrying at once.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -598,4 +598,47 @@ test('an attempt that ends after its lease ran out and the delivery was claimed 
   assert.deepEqual(attempted, ['delivered']);
   assert.equal((await row()).status, 'delivered');
   assert.equal(receiver.received.length, 2);
+});
+
+test('a Retry-After of 0 or a date already past waits the schedule’s delay, not retrying at once', async (t) => {
+  const store = await webhookStore(t);
+  const clock = Date.parse('2026-01-01T12:00:00Z');
+  const cases = [
+    { id: 'w-zero', retryAfter: '0' },
+    { id: 'w-past', retryAfter: 'Thu, 01 Jan 2026 11:59:00 GMT' },
+    { id: 'w-two', retryAfter: '2' },
+  ];
+  for (const { id, retryAfter } of cases) {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    receiver.answer([503], { 'retry-after': retryAfter });
+    await store.subscribe(id, receiver.url, clock);
+    await store.enqueue(`d-${id}`, id, clock);
+  }
+  let retried = 0;
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, retryDelaysSeconds: [30, 120] },
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+    observer: { attempted: () => (retried += 1) },
+    now: () => clock,
+    random: () => 0.5,
+  });
+  t.after(() => worker.stop());
+  await waitFor(() => retried === cases.length, 10_000, 'the first attempts');
+  const rows = await store.db
+    .selectFrom('webhook_deliveries')
+    .select(['webhook_id', 'attempts', 'next_attempt_at'])
+    .orderBy('webhook_id')
+    .execute();
+  assert.deepEqual(
+    rows.map((row) => [row.webhook_id, Number(row.attempts), Number(row.next_attempt_at) - clock]),
+    [
+      ['w-past', 1, 30_000],
+      ['w-two', 1, 2000],
+      ['w-zero', 1, 30_000],
+    ],
+  );
 });

@@ -66,6 +66,9 @@ export interface DeliveryWorker {
 const ERROR_TEXT_LIMIT = 500;
 // A Retry-After beyond a day is not honoured as such: the delivery would outlive its schedule.
 const MAX_RETRY_AFTER_MS = 86_400_000;
+// A Retry-After under a second ("0", a date already past) names no wait: the schedule's delay applies,
+// or every attempt of the delivery would go out back to back against a receiver that is struggling.
+const MIN_RETRY_AFTER_MS = 1000;
 // Rotated-out secrets past their grace are forgotten when a delivery is signed, and by a sweep at
 // most this often for subscriptions that get none: a minute's delay costs nothing (they no longer
 // sign), and the sweep reads the small webhooks table only.
@@ -322,7 +325,9 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       return;
     }
     const wait = Math.min(
-      retryAfterMs ?? retryDelayMs(config.retryDelaysSeconds, delivery.attempts, random),
+      retryAfterMs !== null && retryAfterMs >= MIN_RETRY_AFTER_MS
+        ? retryAfterMs
+        : retryDelayMs(config.retryDelaysSeconds, delivery.attempts, random),
       MAX_RETRY_AFTER_MS,
     );
     if (!(await record(delivery, { next_attempt_at: at + wait, last_status: status, last_error: lastError })))
