@@ -70,7 +70,10 @@ export interface Scheduler {
   start(): void;
   /** `abandon` drops running work without releasing leases (crash simulation for tests). */
   stop(options: { graceMs: number; abandon?: boolean }): Promise<void>;
-  /** Aborts this process's runs of a session's tasks (after the session was cancelled). */
+  /**
+   * Aborts this process's runs of a session's tasks (after the session ended: cancelled, past its
+   * deadline), and keeps those claimed or handed to it but not started yet from starting.
+   */
   abortSession(sessionId: string): void;
   /** Asks idle slots to claim now. */
   wake(): void;
@@ -105,6 +108,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   // Ready tasks may be waiting for a slot of this process (a wake-up found every slot busy, or a
   // claim filled every free slot). start() claims whatever is ready, so it starts out false.
   let backlog = false;
+  // Sessions stopped (abortSession) while runs claimed or handed to this process had not started:
+  // a stop committed in the batch that started them is acknowledged before launch() runs, and
+  // those runs must not start after it (the stop cancelled their tasks; nothing ran to charge).
+  const stoppedBeforeLaunch = new Set<string>();
   const freeSlots = () => deps.concurrency - active.size - reserved;
   // Finishes of all slots coalesce into one operation per write batch.
   const finish = createCoalescer(
@@ -236,7 +243,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   async function launch(runs: readonly PreparedRun[]): Promise<void> {
     reserved -= runs.length;
     if (!stopping) {
-      for (const { task, readyAt, trace } of runs) startRun(task, readyAt, trace);
+      for (const { task, readyAt, trace } of runs) {
+        if (!stoppedBeforeLaunch.has(task.sessionId)) startRun(task, readyAt, trace);
+      }
+      if (reserved === 0) stoppedBeforeLaunch.clear();
       return;
     }
     // Claimed while stopping: hand the tasks back untouched (a crash simulation keeps them).
@@ -392,6 +402,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     },
     abortSession(sessionId) {
       for (const run of active.values()) if (run.claim.sessionId === sessionId) abort(run, 'cancel');
+      // Runs whose slots are reserved have not started yet: some may be of this session.
+      if (reserved > 0) stoppedBeforeLaunch.add(sessionId);
+      else stoppedBeforeLaunch.clear();
     },
     wake,
     activeCount: () => active.size,

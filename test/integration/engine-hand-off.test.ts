@@ -92,4 +92,52 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
     // Join: one dependency finished earlier (read from the store), one in the starting batch.
     assert.deepEqual(seen.get('both'), expected(['slow', 'fast'], ['researcher', 'qa']));
   });
+
+  test('a cancel committed in the batch of the finish that starts the next step keeps that step from running', async () => {
+    const started: string[] = [];
+    let sessionId: Promise<string> | undefined;
+    let h: Harness | undefined;
+    const llm: AgentRuntime = {
+      kind: 'fake-llm',
+      async run(task, ctx) {
+        started.push(task.name);
+        if (task.name === 'first') {
+          const id = await sessionId!;
+          // The finish is queued as this run resolves, inside a timer callback; the cancel at the
+          // following check phase, ahead of the write queue's own batch: both share one batch, the
+          // cancel after the finish that starts `second` on the slot just freed.
+          return new Promise((resolve) =>
+            setTimeout(() => {
+              setImmediate(() => void h!.engine.service.cancelSession(ACTOR, id));
+              resolve({ output: 'first done' });
+            }, 0),
+          );
+        }
+        // Runs until stopped (the heartbeat would stop it only a third of a lease later).
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+        return { output: 'second done' };
+      },
+    };
+    h = await createHarness({ llm, concurrency: 2, pollIntervalMs: 600_000, leaseSeconds: 600 });
+    harnesses.push(h);
+    const created = h.engine.service.createSession(ACTOR, {
+      objective: 'cancelled between two steps',
+      strategy: 'sequential',
+      agents: [
+        { name: 'first', role: 'architect', task: 'first' },
+        { name: 'second', role: 'engineer', task: 'second' },
+      ],
+    });
+    sessionId = created.then(({ session }) => session.id);
+    const detail = await h.waitForSession(await sessionId);
+    assert.equal(detail.status, 'cancelled');
+    assert.deepEqual(
+      detail.tasks.map((task) => [task.name, task.status]),
+      [
+        ['first', 'succeeded'],
+        ['second', 'cancelled'],
+      ],
+    );
+    assert.deepEqual(started, ['first'], 'the cancelled session ran no further step');
+  });
 });
