@@ -2,7 +2,8 @@
 // last entry repeating; Retry-After read as seconds or as an HTTP date; and a rotated signing
 // secret's grace period (both signatures, then the new one alone), on an injected clock; a 410 Gone
 // disabling the subscription and failing its pending deliveries unsent; an attempt that outlived its
-// lease recording nothing, and a Retry-After under a second not retrying at once.
+// lease recording nothing, a Retry-After under a second not retrying at once, and a replica without
+// a keyring leaving the deliveries to one with it.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -641,4 +642,59 @@ test('a Retry-After of 0 or a date already past waits the schedule’s delay, no
       ['w-zero', 1, 30_000],
     ],
   );
+});
+
+test('a replica without secrets.kekRing claims no delivery, says so once, and leaves it to one with the keyring', async (t) => {
+  const store = await webhookStore(t);
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  const now = Date.now();
+  await store.subscribe('w1', receiver.url, now);
+  await store.enqueue('d1', 'w1', now);
+  const log = captureLog<{ message: string }>();
+  const unkeyed = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, pollIntervalMs: 50 },
+    kekRing: undefined,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'info', destination: log.destination }),
+  });
+  t.after(() => unkeyed.stop());
+  const row = () =>
+    store.db
+      .selectFrom('webhook_deliveries')
+      .select(['status', 'attempts', 'lease_owner', 'last_error'])
+      .where('id', '=', 'd1')
+      .executeTakeFirstOrThrow();
+  await waitFor(
+    async () => log.lines.length > 0 || Number((await row()).attempts) > 0,
+    10_000,
+    'the worker without a keyring to look at the due delivery',
+  );
+  // Several polls later: still one warning, and the delivery untouched.
+  for (let i = 0; i < 3; i += 1) await unkeyed.runOnce();
+  assert.deepEqual(await row(), { status: 'pending', attempts: 0, lease_owner: null, last_error: null });
+  assert.deepEqual(
+    log.lines.map((line) => line.message),
+    [
+      'webhook deliveries are due, but this replica sends none: secrets.kekRing is unset, so it cannot ' +
+        'sign them; replicas with the keyring send them (none: they stay pending)',
+    ],
+  );
+  assert.equal(receiver.received.length, 0);
+  const keyed = startDeliveryWorker({
+    db: store.db,
+    config: store.config.webhooks,
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+  });
+  t.after(() => keyed.stop());
+  await waitFor(
+    async () => (await row()).status === 'delivered',
+    10_000,
+    'the delivery by the keyed replica',
+  );
+  assert.equal(Number((await row()).attempts), 1);
+  assert.equal(receiver.received.length, 1);
 });

@@ -4,7 +4,8 @@
 // backoff until `webhooks.maxAttempts`, then failed. A 410 Gone, or `webhooks.disableAfterFailedDeliveries`
 // failed deliveries in a row, disables the subscription: its pending deliveries fail unsent.
 // At-least-once: a replica that dies mid-send leaves its lease to run out, and the delivery is sent
-// again (receivers dedupe on `webhook-id`).
+// again (receivers dedupe on `webhook-id`). A replica without `secrets.kekRing` cannot sign, so it
+// claims nothing and leaves the deliveries to replicas with the keyring.
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
 import { headOf } from '../domain/text-cut.ts';
@@ -245,8 +246,8 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     let retryAfterMs: number | null = null;
     try {
       const signing = await signingSecrets(delivery);
-      if (signing === null)
-        throw new Error('the signing secret cannot be read (secrets.kekRing unset or changed)');
+      // Its key left the keyring (secrets.kekRing changed); rotating the secret repairs that.
+      if (signing === null) throw new Error('the signing secret cannot be read (secrets.kekRing changed)');
       const timestamp = Math.floor(now() / 1000);
       // Checked again at every attempt, at the connection itself: the name may resolve elsewhere now
       // than at creation, or than a moment ago. Redirects are not followed: the URL registered (and
@@ -355,12 +356,39 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   // Wakes a pass waiting for a send to finish, so that it claims what a wake-up announced at once.
   let nudge: (() => void) | null = null;
 
+  let warnedUnsigned = false;
+  /**
+   * Without `secrets.kekRing` this replica cannot read a signing secret, so it claims nothing (an
+   * attempt it could only fail would cost the delivery one of its attempts): replicas that have the
+   * keyring send them. Warns once, when a due delivery shows that the deliveries wait for those.
+   */
+  async function warnIfDeliveriesWait(): Promise<void> {
+    if (warnedUnsigned) return;
+    const due = await db
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now())
+      .limit(1)
+      .executeTakeFirst();
+    if (!due) return;
+    warnedUnsigned = true;
+    logger.warn(
+      'webhook deliveries are due, but this replica sends none: secrets.kekRing is unset, so it cannot ' +
+        'sign them; replicas with the keyring send them (none: they stay pending)',
+    );
+  }
+
   /**
    * Claims and sends until nothing is due and nothing is in flight: each send that finishes, and
    * each wake-up, lets the pass claim into the free slots (at most `concurrency` sends at a time), so
    * a receiver that hangs holds its own slot only and never delays the other subscriptions' deliveries.
    */
   async function pass(): Promise<number> {
+    if (!secrets) {
+      await warnIfDeliveriesWait();
+      return 0;
+    }
     let sent = 0;
     const active = new Set<Promise<void>>();
     try {
