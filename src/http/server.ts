@@ -24,11 +24,11 @@ import {
   registerAuthentication,
 } from './plugins/authenticate.ts';
 import { documentBodyProblems } from './plugins/body-problems.ts';
-import { registerErrorHandling, sendProblem } from './plugins/error-handler.ts';
+import { MALFORMED_URL_PATH, registerErrorHandling, sendProblem } from './plugins/error-handler.ts';
 import { createLazyChildLogger } from './plugins/lazy-child-logger.ts';
 import { registerOpenApi } from './plugins/openapi.ts';
 import { isOutermost } from './plugins/outermost.ts';
-import { registerRequestIdEcho, resolveRequestId } from './plugins/request-id.ts';
+import { REQUEST_ID_HEADER, registerRequestIdEcho, resolveRequestId } from './plugins/request-id.ts';
 import { refuseUnstorableText } from './plugins/storable-input.ts';
 import { refuseUndeclaredInput } from './plugins/strict-input.ts';
 import { type ReadinessProbe, registerHealthRoutes } from './routes/health.ts';
@@ -93,6 +93,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     // The router's default (100 characters, percent-encoded) would refuse a role binding's
     // principal long before its own limit; each of its characters takes up to 9 encoded.
     routerOptions: { maxParamLength: MAX_PRINCIPAL_LENGTH * 9 },
+    rewriteUrl: (request) => routeMalformedUrl(request.url ?? '/'),
     genReqId: resolveRequestId,
     requestIdHeader: false,
     // SSE streams would keep close() waiting; they are ended in preClose, idle sockets closed here.
@@ -100,7 +101,10 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     // Replaced by the SHUTTING_DOWN hook below, which answers with a problem document.
     return503OnClosing: false,
     clientErrorHandler: answerClientError,
+    // What the router still refuses before routing comes here, where no hook runs (see routeMalformedUrl).
     frameworkErrors: (error, request, reply) => {
+      reply.header(REQUEST_ID_HEADER, String(request.id));
+      notifyObserver(options.observer, 'problemSent', 'VALIDATION_FAILED', 400);
       sendProblem(
         request,
         reply,
@@ -188,6 +192,24 @@ function registerJsonParser(app: FastifyInstance): void {
       else done(null, value);
     });
   });
+}
+
+/**
+ * The URL a request is routed by: its own, or MALFORMED_URL_PATH when its path does not
+ * percent-decode (`%ZZ`, a cut-off or invalid UTF-8 sequence). The router would hand such a path to
+ * Fastify's bad-URL answer (frameworkErrors), which runs no hook: no X-Request-Id, metrics, access
+ * log line, span or rate limit. No route has MALFORMED_URL_PATH, so the not-found handler answers it
+ * 400 with every hook run; `request.originalUrl` keeps what the client sent.
+ */
+function routeMalformedUrl(url: string): string {
+  if (!url.includes('%')) return url;
+  const end = url.search(/[?#]/);
+  try {
+    decodeURIComponent(end === -1 ? url : url.slice(0, end));
+    return url;
+  } catch {
+    return MALFORMED_URL_PATH;
+  }
 }
 
 /** Keeps the options of every route (read lazily: later onRoute hooks may still adjust them). */

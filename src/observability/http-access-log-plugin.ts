@@ -29,7 +29,7 @@ export function accessLogFields(request: FastifyRequest, reply: FastifyReply): R
     'event.duration': Math.round(reply.elapsedTime * 1e6),
     'http.request.method': request.method,
     ...(route === undefined ? {} : { 'http.route': route }),
-    'url.path': request.url.split('?')[0] ?? '/',
+    'url.path': request.originalUrl.split('?')[0] ?? '/',
     'http.response.status_code': status,
   };
   const principal = (request as { actor?: { principalId?: string } | null }).actor?.principalId;

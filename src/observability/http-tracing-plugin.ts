@@ -70,7 +70,7 @@ export function createHttpTracingPlugin(options: HttpTracingPluginOptions): Fast
           kind: SpanKind.SERVER,
           attributes: {
             'http.request.method': method,
-            'url.path': request.url.split('?')[0] ?? '/',
+            'url.path': request.originalUrl.split('?')[0] ?? '/',
             'url.scheme': request.protocol,
             ...(route ? { 'http.route': route } : {}),
             ...(request.headers['user-agent']

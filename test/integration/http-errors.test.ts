@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { captureLog } from '../fixtures/log-capture.ts';
+import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
 
 interface Case {
@@ -366,6 +368,41 @@ describe('malformed requests against the real server', () => {
       assert.equal(problem.status, status);
     });
   }
+
+  test('a path that does not percent-decode is answered through the hooks: request id, metrics, access log', async () => {
+    const { destination, lines } = captureLog();
+    const local = await startTestServer({
+      config: { logLevel: 'info', workers: { concurrency: 0 } },
+      logDestination: destination,
+    });
+    try {
+      const path = '/v1/sessions/%E0%A4%A';
+      const response = await requestJson<{ code: string; instance: string; requestId: string }>(
+        `${local.url}${path}`,
+        { headers: { 'x-request-id': 'bad-url-1' } },
+      );
+      assert.equal(response.status, 400);
+      assert.equal(response.body.code, 'VALIDATION_FAILED');
+      assert.equal(response.body.instance, path);
+      assert.equal(response.headers.get('x-request-id'), 'bad-url-1');
+      const scrape = await fetch(`${local.url}/metrics`).then((answer) => answer.text());
+      assert.equal(
+        sampleOf(
+          scrape,
+          'http_request_duration_seconds_count{method="GET",route="__unknown__",status_code="400"}',
+        ),
+        1,
+      );
+      assert.equal(sampleOf(scrape, 'maos_errors_total{code="VALIDATION_FAILED"}'), 1);
+      const access = lines.find(
+        (line) => line.requestId === 'bad-url-1' && line.message === 'request completed',
+      );
+      assert.equal(access?.['url.path'], path);
+      assert.equal(access?.['http.response.status_code'], 400);
+    } finally {
+      await local.close();
+    }
+  });
 
   test('without an LLM provider, approve, reject and steering say why they cannot apply', async () => {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {

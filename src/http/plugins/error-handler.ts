@@ -17,6 +17,12 @@ export interface ValidationIssue {
   message: string;
 }
 
+/**
+ * Where server.ts routes a request whose path does not percent-decode; no route has it, and the
+ * not-found handler answers it 400 VALIDATION_FAILED.
+ */
+export const MALFORMED_URL_PATH = '/.malformed-url';
+
 /** Fastify error codes that are the caller's fault, and the AppError code each maps to. */
 const FASTIFY_CLIENT_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
@@ -76,7 +82,8 @@ function describeFastifyError(code: string): string {
 
 /** Sends an AppError as problem+json, bypassing the route's response serializer. */
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
-  const problem = createProblem(error, request.url.split('?')[0], String(request.id));
+  // originalUrl: the path the client sent, also when it was routed as MALFORMED_URL_PATH.
+  const problem = createProblem(error, request.originalUrl.split('?')[0], String(request.id));
   if (error.code === 'RATE_LIMITED' || error.code === 'SHUTTING_DOWN') {
     if (!reply.hasHeader('retry-after')) reply.header('retry-after', '1');
   }
@@ -96,7 +103,7 @@ function httpLogFields(request: FastifyRequest, status: number): Record<string, 
   return {
     'http.request.method': request.method,
     ...(route === undefined ? {} : { 'http.route': route }),
-    'url.path': request.url.split('?')[0] ?? '/',
+    'url.path': request.originalUrl.split('?')[0] ?? '/',
     'http.response.status_code': status,
   };
 }
@@ -116,6 +123,10 @@ export function registerErrorHandling(app: FastifyInstance, observer?: HttpObser
   });
   const allowedMethods = createAllowedMethods(() => app.listRegisteredRoutes());
   app.setNotFoundHandler((request, reply) => {
+    if (request.url === MALFORMED_URL_PATH && request.originalUrl !== MALFORMED_URL_PATH) {
+      notifyObserver(observer, 'problemSent', 'VALIDATION_FAILED', 400);
+      return sendProblem(request, reply, new AppError('VALIDATION_FAILED', 'The URL is malformed.'));
+    }
     const path = request.url.split('?')[0] ?? '';
     const allowed = allowedMethods(path);
     if (allowed.length > 0) {
