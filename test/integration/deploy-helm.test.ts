@@ -24,6 +24,7 @@ import {
   POSTGRES,
   POSTGRES_FULL,
 } from '../fixtures/helm-manifests.ts';
+import { requireBinary, runPromtool } from '../helpers/promtool.ts';
 
 /** Renders and validates every manifest against its kind's schema; returns them by kind. */
 function render(values: Doc): { byKind: Map<string, Doc[]>; notes: string } {
@@ -242,6 +243,52 @@ describe('Helm chart', () => {
       }
       assert.equal(byKind.has('HorizontalPodAutoscaler'), false);
     }
+  });
+
+  test('the KEDA Prometheus query reads the queue depth of this release only', requireBinary(), () => {
+    const values = { ...POSTGRES, keda: { enabled: true }, metrics: { serviceMonitor: { enabled: true } } };
+    const { manifests, notes } = renderChart(CHART, values, { name: 'maos', namespace: 'prod' });
+    const byKind = groupByKind(manifests.map((m) => m.doc));
+    const query = String(at(one(byKind, 'ScaledObject'), 'spec.triggers.0.metadata.query'));
+    assert.doesNotMatch(notes, /KEDA reads the queue depth/);
+    // Series as prometheus-operator labels the ServiceMonitor's targets (namespace, service, job,
+    // pod): two replicas of this release, each reporting the whole database's counts; another
+    // release in the namespace and another installation in another namespace, with larger queues.
+    const series = [
+      ['prod', 'maos', 'maos-a', { ready: 30, leased: 2, running: 5 }],
+      ['prod', 'maos', 'maos-b', { ready: 30, leased: 2, running: 5 }],
+      ['prod', 'other-maos', 'other-maos-a', { ready: 400, leased: 0, running: 8 }],
+      ['staging', 'maos', 'maos-c', { ready: 500, leased: 9, running: 8 }],
+    ] as const;
+    const dir = mkdtempSync(join(tmpdir(), 'maos-keda-'));
+    try {
+      const tests = {
+        tests: [
+          {
+            interval: '1m',
+            input_series: series.flatMap(([namespace, service, pod, counts]) =>
+              Object.entries(counts).map(([status, count]) => ({
+                series: `maos_tasks{namespace="${namespace}",service="${service}",job="${service}",pod="${pod}",status="${status}"}`,
+                values: `${count}x10`,
+              })),
+            ),
+            promql_expr_test: [{ expr: query, eval_time: '5m', exp_samples: [{ labels: '{}', value: 37 }] }],
+          },
+        ],
+      };
+      const file = join(dir, 'keda.test.yml');
+      writeFileSync(file, JSON.stringify(tests));
+      const result = runPromtool(['test', 'rules', file]);
+      assert.equal(result.status, 0, `${query}\n${result.stdout}${result.stderr}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // An own query is used as given; without the ServiceMonitor the notes say to write one.
+    const own = 'sum(maos_tasks{job="maos-pods",status=~"ready|leased|running"})';
+    const custom = render({ ...POSTGRES, keda: { enabled: true, prometheus: { query: own } } });
+    assert.equal(at(one(custom.byKind, 'ScaledObject'), 'spec.triggers.0.metadata.query'), own);
+    assert.doesNotMatch(custom.notes, /KEDA reads the queue depth/);
+    assert.match(render({ ...POSTGRES, keda: { enabled: true } }).notes, /set keda\.prometheus\.query/);
   });
 
   test('NOTES tell how to create the first admin key (API key modes) and where the console is', () => {
