@@ -15,6 +15,7 @@ import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { type RecordedLlmRequest, type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { type CapturedLog, captureLog } from '../fixtures/log-capture.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -436,4 +437,45 @@ test("failures of a tenant's own key open that tenant's circuit only: other tena
     llm.requests.filter((request) => request.headers.authorization === `Bearer ${TENANT_KEY}`).length,
     acmeRequests,
   );
+});
+
+test("a tenant's own base URL that hangs holds none of the provider's concurrency slots: other tenants' calls go on", async (t) => {
+  const tenantLlm = await startLlmServer({ handler: () => ({ hang: true }), apiKey: TENANT_KEY });
+  const operatorLlm = await startLlmServer({ handler: answer });
+  t.after(async () => {
+    await tenantLlm.close();
+    await operatorLlm.close();
+  });
+  const h = await startHarness({
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    providers: {
+      local: {
+        type: 'openai-compatible',
+        model: 'm2',
+        apiKey: SERVER_KEY,
+        baseURL: operatorLlm.openaiBaseURL,
+        // One GPU: one call at a time, and a slow one may take long.
+        maxConcurrency: 1,
+        timeoutSeconds: 600,
+      },
+    },
+  });
+  t.after(() => h.close());
+  const acme = await h.keyFor('acme');
+  const globex = await h.keyFor('globex');
+  const put = await h.call(acme, 'PUT', '/v1/providers/local/credentials', {
+    apiKey: TENANT_KEY,
+    baseURL: tenantLlm.openaiBaseURL,
+  });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+
+  const stuck = await h.call<{ id: string }>(acme, 'POST', '/v1/sessions', { objective: 'Draft a note' });
+  assert.equal(stuck.status, 201, JSON.stringify(stuck.body));
+  await waitFor(() => tenantLlm.requests.length > 0, 10_000, "acme's call to reach its own server");
+
+  const other = await runSession(h, globex);
+  assert.equal(other.status, 'completed', other.error ?? '');
+  assert.equal(tenantLlm.requests.length, 1, "acme's call still hangs");
+  const cancelled = await h.call(acme, 'POST', `/v1/sessions/${stuck.body.id}/cancel`, {});
+  assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
 });

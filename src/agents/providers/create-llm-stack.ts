@@ -39,7 +39,7 @@ import {
 } from './response-cache-model.ts';
 import {
   bindTenantScope,
-  createCredentialOwner,
+  createTenantCredentialUse,
   createTenantModelCache,
   type TenantCredentialSource,
 } from './tenant-models.ts';
@@ -141,9 +141,9 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
           options.fetch,
         )
       : withResponseCache(createModelCache(config.providers, options.fetch), cacheOptions),
-    // A tenant's own key has a circuit breaker of its own.
+    // A tenant's own key has a circuit breaker of its own, and its own server a bulkhead.
     ...(options.tenantCredentials
-      ? { credentialOwner: createCredentialOwner(options.tenantCredentials) }
+      ? { tenantCredential: createTenantCredentialUse(options.tenantCredentials) }
       : {}),
   });
   const memory = createAgentMemory(options.db);

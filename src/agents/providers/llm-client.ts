@@ -89,6 +89,13 @@ export interface LlmCallObserver {
   circuitRejected?(provider: string): void;
 }
 
+/** A tenant's own credential, used for a call instead of the operator's. */
+export interface TenantCredentialUse {
+  tenantId: string;
+  /** It names a base URL: the call goes to the tenant's own server, not the operator's. */
+  ownBaseURL: boolean;
+}
+
 export interface LlmClientOptions {
   providers: ProvidersConfig;
   llm: LlmConfig;
@@ -97,11 +104,13 @@ export interface LlmClientOptions {
   /** Resolves the model of a provider (default: one model per provider and model id from the config). */
   getModel?: (provider: string, modelId: string) => LanguageModel;
   /**
-   * The tenant whose own stored key a call to `provider` uses now (tenant-models.ts), undefined for
-   * the operator's. Such calls are judged by a circuit breaker of that tenant's: its rejected or
-   * rate-limited account, or its unreachable base URL, must not open the circuit for every tenant.
+   * The tenant whose own stored credential a call to `provider` uses now (tenant-models.ts), and
+   * whether it names a base URL of its own; undefined for the operator's credential. Such calls are
+   * judged by a circuit breaker of that tenant's (its rate-limited account or unreachable server
+   * must not open the circuit for every tenant) and, to its own server, take slots of a bulkhead of
+   * their own (its hanging server must not hold the slots every tenant waits for).
    */
-  credentialOwner?: (provider: string) => Promise<string | undefined>;
+  tenantCredential?: (provider: string) => Promise<TenantCredentialUse | undefined>;
   /** Replaceable for unit tests. */
   sleep?: RetryHooks['sleep'];
   now?: () => number;
@@ -187,11 +196,13 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     maxRetryAfterMs: llm.retry.maxRetryAfterSeconds * 1000,
   };
 
-  function bulkheadFor(name: string): Bulkhead {
-    let bulkhead = bulkheads.get(name);
+  /** The provider's bulkhead, or the one of a tenant's own server for the provider (`tenant`). */
+  function bulkheadFor(name: string, tenant?: string): Bulkhead {
+    const key = tenant === undefined ? name : `${tenant}\u0000${name}`;
+    let bulkhead = bulkheads.get(key);
     if (!bulkhead) {
       bulkhead = createBulkhead(providers[name]?.maxConcurrency ?? 16);
-      bulkheads.set(name, bulkhead);
+      bulkheads.set(key, bulkhead);
     }
     return bulkhead;
   }
@@ -236,10 +247,18 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     return chain;
   }
 
-  /** The breaker that judges a call to `provider` now: the operator's, or the calling tenant's own. */
-  async function breakerFor(provider: string): Promise<CircuitBreaker> {
-    const owner = await options.credentialOwner?.(provider);
-    return owner === undefined ? providerBreakerFor(provider) : tenantBreakerFor(`${owner}\u0000${provider}`);
+  /**
+   * The breaker and bulkhead of a call to `provider` now: the operator's, or, with the calling
+   * tenant's own credential, that tenant's breaker (and bulkhead, for its own server).
+   */
+  async function guardsFor(provider: string): Promise<{ breaker: CircuitBreaker; bulkhead: Bulkhead }> {
+    const credential = await options.tenantCredential?.(provider);
+    if (credential === undefined)
+      return { breaker: providerBreakerFor(provider), bulkhead: bulkheadFor(provider) };
+    return {
+      breaker: tenantBreakerFor(`${credential.tenantId}\u0000${provider}`),
+      bulkhead: bulkheadFor(provider, credential.ownBaseURL ? credential.tenantId : undefined),
+    };
   }
 
   async function attemptOnce<T>(
@@ -248,12 +267,12 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     attempt: number,
     run: (ctx: AttemptContext) => Promise<T>,
   ): Promise<T> {
-    const breaker = await breakerFor(target.provider);
+    const { breaker, bulkhead } = await guardsFor(target.provider);
     if (!breaker.tryAcquire()) {
       options.telemetry?.circuitRejected?.(target.provider);
       throw new CircuitOpenError(target.provider);
     }
-    const release = await bulkheadFor(target.provider).acquire(signal);
+    const release = await bulkhead.acquire(signal);
     // A timer holds at most 2^31-1 ms (~24.8 days); Node fires a longer one after 1 ms instead.
     const timeoutMs = Math.min((providers[target.provider]?.timeoutSeconds ?? 300) * 1000, MAX_TIMER_MS);
     const timer = new AbortController();

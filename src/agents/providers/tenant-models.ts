@@ -6,6 +6,7 @@ import type { LanguageModel } from 'ai';
 import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
 import { fetchPublicUrl, type SsrfPolicy } from '../../security/ssrf-guard.ts';
 import { createLanguageModel, createModelCache } from './create-model.ts';
+import type { TenantCredentialUse } from './llm-client.ts';
 import type { CacheModel } from './response-cache-model.ts';
 
 /** The model interface the provider packages in use implement. */
@@ -48,16 +49,18 @@ export function bindTenantScope<T extends object>(target: T): T {
 }
 
 /**
- * For the LLM client's circuit breakers: the tenant whose work is running when it stored its own
- * credential for `provider` (its calls then go to its account, maybe its own server), else undefined.
+ * For the LLM client's circuit breakers and bulkheads: the tenant whose work is running, when it
+ * stored its own credential for `provider` (its calls then go to its account, with a base URL to its
+ * own server), else undefined.
  */
-export function createCredentialOwner(
+export function createTenantCredentialUse(
   credentials: Pick<TenantCredentialSource, 'get'>,
-): (provider: string) => Promise<string | undefined> {
+): (provider: string) => Promise<TenantCredentialUse | undefined> {
   return async (provider) => {
     const tenantId = readCurrentTenant();
     if (tenantId === undefined) return undefined;
-    return (await credentials.get(tenantId, provider)) ? tenantId : undefined;
+    const credential = await credentials.get(tenantId, provider);
+    return credential ? { tenantId, ownBaseURL: credential.baseURL !== null } : undefined;
   };
 }
 
