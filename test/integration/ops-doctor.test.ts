@@ -3,7 +3,18 @@
 // unreachable OIDC discovery or provider.
 import assert from 'node:assert/strict';
 import { execSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,6 +207,81 @@ describe('maos doctor', { timeout: 400_000 }, () => {
     assert.equal(disk.status, 'fail');
     assert.match(disk.message, /below the .* minimum/);
     assert.ok(disk.fix);
+  });
+
+  test('checks the free space of every file system a configured location is on, each once', async (t) => {
+    // A second file system: /dev/shm (tmpfs) where the machine has it apart from the temp directory.
+    const otherFs = '/dev/shm';
+    if (!existsSync(otherFs) || statSync(otherFs).dev === statSync(dir).dev) {
+      t.skip('no second file system at /dev/shm');
+      return;
+    }
+    const elsewhere = mkdtempSync(join(otherFs, 'maos-ops-doctor-'));
+    try {
+      const disks = (report: Doctor) => report.checks.filter((c) => c.name === 'disk-space');
+      // Everything under the data directory: one check, as before.
+      assert.equal(disks(await doctor(['-c', goodConfig, '--min-free-mb', '1'])).length, 1);
+
+      const config = writeConfig(
+        [
+          `dataDir: ${dataDir}`,
+          'port: 0',
+          `store: { url: "sqlite:${join(elsewhere, 'db', 'maos.db')}" }`,
+          `audit: { checkpointDir: ${join(elsewhere, 'checkpoints')} }`,
+          'runners:',
+          `  build: { command: ["true"], cwd: ${join(dir, 'repo')} }`,
+          `  scratch: { command: ["true"], cwd: ${join(elsewhere, 'scratch')} }`,
+          '',
+        ].join('\n'),
+      );
+      const report = await doctor(['-c', config, '--min-free-mb', '1'], true);
+      const [local, other, ...more] = disks(report);
+      assert.deepEqual(more, [], 'one check per file system');
+      assert.equal(local?.status, 'pass', local?.message);
+      assert.match(
+        local?.message ?? '',
+        new RegExp(`at ${dataDir} \\(also runner build ${join(dir, 'repo')}\\)$`),
+      );
+      assert.equal(other?.status, 'pass', other?.message);
+      assert.match(
+        other?.message ?? '',
+        new RegExp(
+          `at ${join(elsewhere, 'db')} \\(SQLite database; also audit checkpoints ${join(elsewhere, 'checkpoints')}, runner scratch ${join(elsewhere, 'scratch')}\\)$`,
+        ),
+      );
+      assert.equal(report.text.match(/^PASS {2}disk-space/gm)?.length, 2, report.text);
+
+      // A full volume other than the data directory's fails the run too.
+      const tmpfsFree = statfsSync(elsewhere).bavail * statfsSync(elsewhere).bsize;
+      const localFree = statfsSync(dir).bavail * statfsSync(dir).bsize;
+      if (tmpfsFree < localFree) {
+        const between = Math.floor((tmpfsFree + localFree) / 2 / 1024 / 1024);
+        const low = await doctor(['-c', config, '--min-free-mb', String(between)]);
+        assert.equal(low.code, 1);
+        assert.deepEqual(
+          disks(low).map((c) => c.status),
+          ['pass', 'fail'],
+          disks(low)
+            .map((c) => c.message)
+            .join('\n'),
+        );
+      }
+
+      // Session workspaces on another volume (a mount, or a symlink as here) are checked too.
+      const linkedDir = join(dir, 'linked');
+      mkdirSync(linkedDir, { mode: 0o750 });
+      symlinkSync(elsewhere, join(linkedDir, 'workspaces'));
+      const linked = await doctor([
+        '-c',
+        writeConfig(`dataDir: ${linkedDir}\nport: 0\n`),
+        '--min-free-mb',
+        '1',
+      ]);
+      assert.equal(disks(linked).length, 2);
+      assert.match(disks(linked)[1]?.message ?? '', /\(session workspaces\)$/);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 
   test('fails on pending migrations, a newer database and an unreadable database', async () => {

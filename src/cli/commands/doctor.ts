@@ -28,7 +28,11 @@ export function registerDoctorCommand(program: Command): void {
       '--server <url>',
       'a running MAOS server: clock reference, and its /readyz checks are shown (default: MAOS_SERVER)',
     )
-    .option('--min-free-mb <n>', 'fail when the data dir has less free space than this', '512')
+    .option(
+      '--min-free-mb <n>',
+      'fail when a file system MAOS writes to has less free space (MiB) than this',
+      '512',
+    )
     .option('--max-clock-skew <seconds>', 'fail when the clock differs more than this', '30')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', `\nExit status: 0 when no check failed, ${DOCTOR_FAILED_EXIT} otherwise.`)

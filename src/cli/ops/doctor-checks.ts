@@ -1,12 +1,14 @@
 // The checks behind `maos doctor` (and the support bundle): configuration, data directory,
 // free space, database, migrations, providers, OIDC discovery and clock skew, each with a fix hint.
 import { accessSync, constants, existsSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { sql } from 'kysely';
 import { checkProviders as checkProviderCredentials } from '../../agents/providers/check-providers.ts';
+import { workspacesDir } from '../../agents/runtimes/command/session-workspaces.ts';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
+import { resolveCheckpointDir } from '../../security/create-security.ts';
 import { createEgress } from '../../security/egress-proxy.ts';
 import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus } from '../../store/migrate.ts';
@@ -76,7 +78,9 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     return finish(checks);
   }
   checks.push(checkDataDir(config.dataDir, findSqlitePath(config)));
-  checks.push(checkDiskSpace(config.dataDir, options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES));
+  checks.push(
+    ...checkDiskSpace(findWritableLocations(config), options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES),
+  );
   checks.push(...(await checkDatabase(config)));
   // Providers and the IdP are asked the way the server asks them: through `egress.proxy` if set.
   const egress = createEgress(config);
@@ -158,39 +162,105 @@ export function checkDataDir(dataDir: string, databasePath?: string): CheckResul
   return { name: 'data-dir', status: 'pass', message: `${path} is writable` };
 }
 
-/** Free space of the file system holding the data directory, via statfs. */
-export function checkDiskSpace(dataDir: string, minFreeBytes: number): CheckResult {
-  const at = nearestExisting(resolve(dataDir));
-  try {
-    const fs = statfsSync(at);
-    const free = fs.bavail * fs.bsize;
-    const total = fs.blocks * fs.bsize;
-    const message = `${formatBytes(free)} free of ${formatBytes(total)} at ${at}`;
-    if (free < minFreeBytes) {
-      return {
-        name: 'disk-space',
-        status: 'fail',
-        message: `${message}; below the ${formatBytes(minFreeBytes)} minimum`,
-        fix: 'Free space or grow the volume; prune old backups and finished sessions (retention).',
-      };
+/** A configured place MAOS writes to, for the disk-space check. */
+export interface WritableLocation {
+  /** What is stored there: `data directory`, `SQLite database`, `runner deploy` … */
+  label: string;
+  /** Absolute path (it may not exist yet). */
+  path: string;
+}
+
+/**
+ * Every place `config` makes MAOS write to: the data directory, and what may live on another volume
+ * (a mount or a symlink): the SQLite file of `store.url`, the session workspaces, the audit
+ * checkpoint copies and the `cwd` of each runner.
+ */
+export function findWritableLocations(config: Readonly<Config>): WritableLocation[] {
+  const locations: WritableLocation[] = [{ label: 'data directory', path: resolve(config.dataDir) }];
+  const sqlitePath = findSqlitePath(config);
+  if (sqlitePath !== undefined) locations.push({ label: 'SQLite database', path: dirname(sqlitePath) });
+  locations.push({ label: 'session workspaces', path: workspacesDir(config.dataDir) });
+  locations.push({ label: 'audit checkpoints', path: resolveCheckpointDir(config) });
+  for (const [name, runner] of Object.entries(config.runners ?? {})) {
+    if (runner.cwd) locations.push({ label: `runner ${name}`, path: resolve(runner.cwd) });
+  }
+  return locations;
+}
+
+/**
+ * Free space (statfs) of each file system holding one of `locations`, one check per file system,
+ * in the order of the first location on it (the data directory's first). The message names the
+ * locations on it outside the first one's directory.
+ */
+export function checkDiskSpace(locations: WritableLocation[], minFreeBytes: number): CheckResult[] {
+  const groups = new Map<string, { at: string; first: WritableLocation; others: WritableLocation[] }>();
+  const results: CheckResult[] = [];
+  for (const location of locations) {
+    const at = nearestExisting(location.path);
+    let device: string;
+    try {
+      device = String(statSync(at).dev);
+    } catch (error) {
+      results.push(diskSpaceFailure(location, at, error));
+      continue;
     }
-    if (total > 0 && free / total < 0.1) {
-      return {
-        name: 'disk-space',
-        status: 'warn',
-        message: `${message} (under 10 %)`,
-        fix: 'Plan to grow the volume before it fills.',
-      };
+    const group = groups.get(device);
+    if (!group) groups.set(device, { at, first: location, others: [] });
+    else if (!isInside(location.path, group.first.path)) group.others.push(location);
+  }
+  for (const { at, first, others } of groups.values()) {
+    const notes = first === locations[0] ? [] : [first.label];
+    if (others.length > 0) notes.push(`also ${others.map((o) => `${o.label} ${o.path}`).join(', ')}`);
+    const where = `at ${first.path}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`;
+    try {
+      results.push(diskSpaceResult(statfsSync(at), where, minFreeBytes));
+    } catch (error) {
+      results.push(diskSpaceFailure(first, at, error));
     }
-    return { name: 'disk-space', status: 'pass', message };
-  } catch (error) {
+  }
+  return results;
+}
+
+function diskSpaceResult(
+  fs: { bavail: number; blocks: number; bsize: number },
+  where: string,
+  minFreeBytes: number,
+): CheckResult {
+  const free = fs.bavail * fs.bsize;
+  const total = fs.blocks * fs.bsize;
+  const message = `${formatBytes(free)} free of ${formatBytes(total)} ${where}`;
+  if (free < minFreeBytes) {
     return {
       name: 'disk-space',
       status: 'fail',
-      message: `cannot read free space at ${at}: ${(error as Error).message}`,
-      fix: 'Check that the data directory is on a mounted file system.',
+      message: `${message}; below the ${formatBytes(minFreeBytes)} minimum`,
+      fix: 'Free space or grow the volume; prune old backups and finished sessions (retention).',
     };
   }
+  if (total > 0 && free / total < 0.1) {
+    return {
+      name: 'disk-space',
+      status: 'warn',
+      message: `${message} (under 10 %)`,
+      fix: 'Plan to grow the volume before it fills.',
+    };
+  }
+  return { name: 'disk-space', status: 'pass', message };
+}
+
+function diskSpaceFailure(location: WritableLocation, at: string, error: unknown): CheckResult {
+  return {
+    name: 'disk-space',
+    status: 'fail',
+    message: `cannot read free space at ${at} (${location.label}): ${(error as Error).message}`,
+    fix: `Check that the ${location.label} is on a mounted file system.`,
+  };
+}
+
+/** True when `path` is `dir` or below it. */
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return !isAbsolute(rel) && rel.split(sep)[0] !== '..';
 }
 
 /** Opens the database, runs `select 1`, and compares its migrations with this build's. */
