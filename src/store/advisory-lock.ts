@@ -14,6 +14,8 @@ export const LOCK_KEYS = {
   auditAppend: 72_700_010,
   /** First key of the two-key form `(tenantSubmissions, hash(tenant))`: one lock per tenant. */
   tenantSubmissions: 72_700_008,
+  /** First key of `(tenantCustomRoles, hash(tenant))`: a tenant's role creates, one at a time. */
+  tenantCustomRoles: 72_700_011,
 } as const;
 
 // biome-ignore lint/suspicious/noExplicitAny: works on any schema

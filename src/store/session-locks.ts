@@ -29,7 +29,7 @@ export async function lockSessions(trx: Kysely<Database>, sessionIds: Iterable<s
 }
 
 /** A tenant id as a signed 32-bit integer (the second key of PostgreSQL's two-key advisory lock). */
-function tenantLockKey(tenantId: string): number {
+export function tenantLockKey(tenantId: string): number {
   return createHash('sha256').update(tenantId).digest().readInt32BE(0);
 }
 

@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { trimmedLine, trimmedText } from '../../domain/trimmed-text.ts';
 import { ORCHESTRATOR_ROLE } from '../../engine/planner-continuation.ts';
 import { AppError } from '../../errors/app-error.ts';
-import { isPostgres } from '../../store/advisory-lock.ts';
+import { isPostgres, LOCK_KEYS } from '../../store/advisory-lock.ts';
+import { tenantLockKey } from '../../store/session-locks.ts';
 import type { LlmDb } from '../providers/llm-tables.ts';
 import { BUILT_IN_ROLES, findBuiltInRole } from './catalogue.ts';
 import type { RoleDefinition } from './role.ts';
@@ -98,6 +99,14 @@ async function lockSessionsWithRole(db: LlmDb, tenantId: string, role: string): 
     for no key update of s`.execute(db);
 }
 
+/** Makes a tenant's role creates take turns until the transaction ends (PostgreSQL; see createRole). */
+async function lockTenantCustomRoles(db: LlmDb, tenantId: string): Promise<void> {
+  if (!isPostgres(db)) return;
+  await sql`select pg_advisory_xact_lock(${LOCK_KEYS.tenantCustomRoles}::int4, ${tenantLockKey(tenantId)}::int4)`.execute(
+    db,
+  );
+}
+
 /**
  * Locks the custom role's row (PostgreSQL) for its delete, after the sessions (lockSessionsWithRole):
  * every writer of tasks takes a session lock, if any, before the role's, so no lock cycle forms.
@@ -162,35 +171,41 @@ export function createRoleService(db: LlmDb, now: () => number = Date.now): Role
           `'${role.name}' is reserved for the orchestrator; choose another name`,
         );
       }
-      const count = await db
-        .selectFrom('custom_roles')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('tenant_id', '=', tenantId)
-        .executeTakeFirstOrThrow();
-      if (Number(count.n) >= MAX_CUSTOM_ROLES_PER_TENANT) {
-        throw new AppError(
-          'RESOURCE_LIMIT_EXCEEDED',
-          `A tenant may define at most ${MAX_CUSTOM_ROLES_PER_TENANT} custom roles`,
-        );
-      }
-      const at = now();
-      const result = await db
-        .insertInto('custom_roles')
-        .values({
-          tenant_id: tenantId,
-          name: role.name,
-          description: role.description,
-          capabilities: JSON.stringify(role.capabilities),
-          instructions: role.instructions,
-          created_by: principalId,
-          created_at: at,
-          updated_at: at,
-        })
-        .onConflict((oc) => oc.columns(['tenant_id', 'name']).doNothing())
-        .executeTakeFirst();
-      if (Number(result.numInsertedOrUpdatedRows ?? 0) === 0) {
-        throw new AppError('CONFLICT', `A role named '${role.name}' already exists`);
-      }
+      // The count and the insert are one step: creates of one tenant take turns (PostgreSQL: a
+      // per-tenant lock, also across replicas; SQLite serialises its write transactions), so
+      // concurrent creates cannot each count 49 and end with more than the cap.
+      await db.transaction().execute(async (trx) => {
+        await lockTenantCustomRoles(trx, tenantId);
+        const count = await trx
+          .selectFrom('custom_roles')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('tenant_id', '=', tenantId)
+          .executeTakeFirstOrThrow();
+        if (Number(count.n) >= MAX_CUSTOM_ROLES_PER_TENANT) {
+          throw new AppError(
+            'RESOURCE_LIMIT_EXCEEDED',
+            `A tenant may define at most ${MAX_CUSTOM_ROLES_PER_TENANT} custom roles`,
+          );
+        }
+        const at = now();
+        const result = await trx
+          .insertInto('custom_roles')
+          .values({
+            tenant_id: tenantId,
+            name: role.name,
+            description: role.description,
+            capabilities: JSON.stringify(role.capabilities),
+            instructions: role.instructions,
+            created_by: principalId,
+            created_at: at,
+            updated_at: at,
+          })
+          .onConflict((oc) => oc.columns(['tenant_id', 'name']).doNothing())
+          .executeTakeFirst();
+        if (Number(result.numInsertedOrUpdatedRows ?? 0) === 0) {
+          throw new AppError('CONFLICT', `A role named '${role.name}' already exists`);
+        }
+      });
       return { ...role, builtIn: false };
     },
 
