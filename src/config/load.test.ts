@@ -96,6 +96,24 @@ describe('loadConfig', () => {
     assert.ok(missing[0]?.includes('cannot read'));
   });
 
+  test('an empty *_FILE is an error naming the file, not an empty value (a store.url of SQLite)', () => {
+    for (const text of ['', '\n', '  \r\n']) {
+      const empty = write('empty-url.txt', text);
+      const problems = problemsOf(() => loadConfig({ env: { MAOS_STORE__URL_FILE: empty } }));
+      assert.deepEqual(problems, [`store.url_FILE: ${empty} is empty`]);
+    }
+    const emptyKey = write('empty-key.txt', '\n');
+    const file = write(
+      'empty-secret.yaml',
+      `providers:\n  oa:\n    type: openai\n    model: gpt-4o\n    apiKey_FILE: ${emptyKey}\n`,
+    );
+    // First the file, then what its absence means (as for a file that cannot be read).
+    assert.equal(
+      problemsOf(() => loadConfig({ configPath: file, env: {} }))[0],
+      `providers.oa.apiKey_FILE: ${emptyKey} is empty`,
+    );
+  });
+
   test('a key named …File is set by its MAOS_* variable, not read from a file', () => {
     const config = loadConfig({
       env: { MAOS_TLS__CERT_FILE: '/etc/maos/cert.pem', MAOS_TLS__KEY_FILE: '/etc/maos/key.pem' },

@@ -146,13 +146,22 @@ function resolveFileReferences(value: unknown, at: string, problems: string[]): 
       problems.push(`${where}_FILE: must be a file path`);
       continue;
     }
+    let text: string;
     try {
-      out[target] = readFileSync(child, 'utf8').replace(/\r?\n$/, '');
+      text = readFileSync(child, 'utf8').replace(/\r?\n$/, '');
     } catch (error) {
       problems.push(
         `${where}_FILE: cannot read ${child} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
       );
+      continue;
     }
+    // An empty file is a secret not filled in, not a value: read as '', an empty store.url would
+    // quietly mean the SQLite file in the data directory instead of the PostgreSQL database meant.
+    if (text.trim() === '') {
+      problems.push(`${where}_FILE: ${child} is empty`);
+      continue;
+    }
+    out[target] = text;
   }
   return out;
 }
