@@ -610,6 +610,31 @@ describe('Helm chart', () => {
     }
   });
 
+  test('the longest names helm allows still make a migration Job Kubernetes accepts', () => {
+    // The Job's name becomes the job-name label of its pods: 63 characters at most, or the API
+    // server refuses the Job and the pre-install hook fails. Release names go up to 53 characters
+    // (<release>-maos when the name lacks "maos"), fullnameOverride up to 63.
+    const longRelease = 'orchestration-platform-production-eu-west-1-tenant-ab';
+    assert.equal(longRelease.length, 53);
+    for (const [release, values] of [
+      [longRelease, POSTGRES],
+      ['maos', { ...POSTGRES, fullnameOverride: 'o'.repeat(63) }],
+      ['maos', POSTGRES],
+    ] as const) {
+      const { manifests, notes } = renderChart(CHART, values, { name: release });
+      const byKind = groupByKind(manifests.map((m) => m.doc));
+      const job = String(at(one(byKind, 'Job'), 'metadata.name'));
+      assert.ok(job.length <= 63, `${job}: ${job.length} characters`);
+      assert.ok(notes.includes(`migrations ran in the ${job} Job`), notes);
+      assert.match(job, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?-migrate$/);
+      for (const kind of ['Service', 'Deployment', 'ConfigMap']) {
+        const name = String(at(one(byKind, kind), 'metadata.name'));
+        assert.ok(name.length <= 63 && job.startsWith(name.slice(0, 55).replace(/-$/, '')), name);
+      }
+    }
+    assert.equal(at(one(render(POSTGRES).byKind, 'Job'), 'metadata.name'), 'maos-migrate');
+  });
+
   test('auth.oidc.console renders only with a client id, as a config MAOS accepts', () => {
     const oidc = { issuer: 'https://idp.example.com', audience: 'maos-api' };
     const configOf = (values: Doc) =>

@@ -101,6 +101,11 @@ HTTP
 {{- default (include "maos.fullname" .) .Values.existingSecret -}}
 {{- end -}}
 
+{{/* The migration Job: its name is the job-name label of its pods, so 63 characters at most. */}}
+{{- define "maos.migrationJobName" -}}
+{{- printf "%s-migrate" (include "maos.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
 {{- define "maos.pvcName" -}}
 {{- default (printf "%s-data" (include "maos.fullname" .)) .Values.database.sqlite.persistence.existingClaim -}}
 {{- end -}}
