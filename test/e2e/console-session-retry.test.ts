@@ -2,9 +2,10 @@
 // mode apikey) and a scripted LLM: a developer retries a failed session from its page after a
 // question that says which tasks are kept, with a token budget (a bad one refused by the API),
 // lands on the new session's page, which names the original with a working link (the list row
-// too), and the original's page names its retries ("Retried as"), read once for a failed or
-// cancelled session only; a viewer (no sessions:create) and a completed session are offered no
-// Retry; a session the API will not retry shows the refusal's detail.
+// too), and the original's page names its retries ("Retried as"), read once for an ended session
+// (a completed one's too: it is retried with tasks to run again); a viewer (no sessions:create) and
+// a completed session are offered no Retry; a session the API will not retry shows the refusal's
+// detail.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -214,7 +215,7 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     await retriedAs.waitFor();
     assert.equal(await retriedAs.textContent(), retried);
     await page.getByRole('button', { name: 'Retry session' }).waitFor();
-    // Read once per page of the failed original; never for the retry, running then completed.
+    // Read once per page of the failed original; not for the retry, running when its page opened.
     assert.deepEqual(retryReads, [original, original]);
     await retriedAs.getByRole('link', { name: retried }).click();
     await page.waitForURL((url) => url.hash === `#/sessions/${retried}`);
@@ -265,8 +266,8 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     await waitForStatus(page, 'failed');
     await page.getByRole('button', { name: 'Retry session' }).waitFor();
     assert.deepEqual(retries, []);
-    // The failed session's retries were read on each of its pages; the completed one's never.
-    assert.deepEqual(retryReads, [failedId, failedId]);
+    // The failed session's retries were read on each of its pages, the completed one's on its page.
+    assert.deepEqual(retryReads, [failedId, completedId, failedId]);
     assert.equal(await page.locator('#retried-as').count(), 0);
   });
 
@@ -383,6 +384,32 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     await retriedAs.waitFor();
     assert.match((await retriedAs.textContent()) ?? '', /^unknown: its retries could not be read/);
     await page.unroute(isRetriesRead);
+  });
+
+  test('a completed session retried with tasks to run again names its retry', async () => {
+    checkFails = false;
+    const original = await submit({ objective: 'Complete, then redo the draft' });
+    assert.equal(
+      (await waitForSession(server.url, original, undefined, 60_000, as(admin))).status,
+      'completed',
+    );
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions/${original}/retry`, {
+      method: 'POST',
+      headers: as(admin),
+      body: { rerun: ['draft'] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    retryReads.length = 0;
+
+    await openAs(viewer, original);
+    await waitForStatus(page, 'completed');
+    const retriedAs = page.locator('#retried-as');
+    await retriedAs.waitFor();
+    assert.equal(await retriedAs.textContent(), created.body.id);
+    assert.deepEqual(retryReads, [original]);
+    await retriedAs.getByRole('link', { name: created.body.id }).click();
+    await page.waitForURL((url) => url.hash === `#/sessions/${created.body.id}`);
+    assert.equal(await page.locator('#retry-of').textContent(), original);
   });
 
   test('no errors or warnings in the page', () => {

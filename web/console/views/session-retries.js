@@ -1,10 +1,12 @@
-// "Retried as …" on the page of a failed or cancelled session: its retries (GET
-// /v1/sessions?retryOf=), read once as the page opens, the newest first, each a link to its page.
+// "Retried as …" on the page of an ended session: its retries (GET /v1/sessions?retryOf=), read once
+// as the page opens, the newest first, each a link to its page.
 import { api } from '../api.js';
 import { h } from '../dom.js';
 
-/** The statuses the API retries from: only such a session can have retries. */
+/** The statuses the API retries from without tasks named to run again (`rerun`). */
 export const RETRYABLE = new Set(['failed', 'cancelled']);
+/** The statuses a session can have retries in: a completed one is retried with `rerun`. */
+export const ENDED = new Set([...RETRYABLE, 'completed']);
 
 /**
  * How many retries are read and linked: the newest and a few earlier ones, a few lines at phone

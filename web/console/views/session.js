@@ -10,7 +10,7 @@ import { createLiveEvents } from './live-events.js';
 import { createPlanVersions } from './plan-versions.js';
 import { createSessionActions } from './session-actions.js';
 import { createResultPanel } from './session-result.js';
-import { RETRYABLE, readRetries, renderRetriedAs } from './session-retries.js';
+import { ENDED, readRetries, renderRetriedAs } from './session-retries.js';
 import { createSessionRetry } from './session-retry.js';
 import { renderAgents, taskUsageCell } from './session-usage.js';
 import { noteOnSessionsList } from './sessions.js';
@@ -135,8 +135,8 @@ export function renderSession(root, id) {
   let retries = null;
 
   /**
-   * Reads the retries once, when the page opens on a failed or cancelled session: a session still
-   * open, or completed, has none; one that ends while watched is retried from here, if at all.
+   * Reads the retries once, when the page opens on an ended session (failed, cancelled or completed):
+   * a session still open has none; one that ends while watched is retried from here, if at all.
    */
   async function showRetries() {
     retries = await readRetries(id);
@@ -153,7 +153,7 @@ export function renderSession(root, id) {
       title.textContent = session.objective || 'Session';
       setPageTitle(title.textContent);
       replaceChildren(facts, renderFacts(session, retries));
-      if (first && RETRYABLE.has(session.status)) showRetries();
+      if (first && ENDED.has(session.status)) showRetries();
       replaceChildren(tasks, renderTasks(session.tasks));
       replaceChildren(agents, renderAgents(session.agents));
       result.show(session.result);
