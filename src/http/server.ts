@@ -175,14 +175,26 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
 }
 
 /**
- * The API takes JSON only (other media types get 415). An empty JSON body counts as no body, so
- * body-less POSTs sent with a JSON content type work.
+ * Decodes a body as UTF-8, refusing (TypeError) bytes that are not: decoded leniently they would
+ * become U+FFFD and be stored so, e.g. the Latin-1 `é` of a client that ignores JSON's UTF-8 rule.
+ */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The API takes JSON only (other media types get 415), in UTF-8 (RFC 8259; other bytes get 400).
+ * An empty JSON body counts as no body, so body-less POSTs sent with a JSON content type work.
  */
 function registerJsonParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string;
+    try {
+      text = typeof body === 'string' ? body : strictUtf8.decode(body);
+    } catch {
+      done(new AppError('VALIDATION_FAILED', 'The body is not valid UTF-8.'), undefined);
+      return;
+    }
     if (text.trim() === '') {
       done(null, undefined);
       return;

@@ -369,6 +369,34 @@ describe('malformed requests against the real server', () => {
     });
   }
 
+  test('a body that is not UTF-8 is a 400, not stored with U+FFFD in place of its bytes', async () => {
+    const post = (bytes: Buffer) =>
+      fetch(`${server.url}/v1/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json; charset=iso-8859-1' },
+        body: new Uint8Array(bytes),
+      }).then(async (response) => ({
+        status: response.status,
+        body: (await response.json()) as { code?: string; detail?: string; objective?: string },
+      }));
+    const json = (objective: Buffer) =>
+      Buffer.concat([
+        Buffer.from('{"objective":"'),
+        objective,
+        Buffer.from(`","agents":${JSON.stringify([agent])}}`),
+      ]);
+    // "café" in Latin-1: é is the single byte 0xE9, not a UTF-8 sequence.
+    const latin1 = await post(json(Buffer.from('café', 'latin1')));
+    assert.equal(latin1.status, 400, JSON.stringify(latin1.body));
+    assert.equal(latin1.body.code, 'VALIDATION_FAILED');
+    assert.equal(latin1.body.detail, 'The body is not valid UTF-8.');
+    const utf8 = await post(json(Buffer.from('café', 'utf8')));
+    assert.equal(utf8.status, 201, JSON.stringify(utf8.body));
+    assert.equal(utf8.body.objective, 'café');
+    const withBom = await post(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json(Buffer.from('x'))]));
+    assert.equal(withBom.status, 201, JSON.stringify(withBom.body));
+  });
+
   test('a path that does not percent-decode is answered through the hooks: request id, metrics, access log', async () => {
     const { destination, lines } = captureLog();
     const local = await startTestServer({
