@@ -479,3 +479,26 @@ test("a tenant's own base URL that hangs holds none of the provider's concurrenc
   const cancelled = await h.call(acme, 'POST', `/v1/sessions/${stuck.body.id}/cancel`, {});
   assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
 });
+
+test("a tenant's stored key that the provider rejects fails its task naming the tenant's credential, not the server config", async (t) => {
+  const llm = await startLlmServer({ handler: answer, apiKey: SERVER_KEY });
+  t.after(() => llm.close());
+  const h = await startHarness({
+    providers: { main: { type: 'openai', model: 'm1', apiKey: SERVER_KEY, baseURL: llm.openaiBaseURL } },
+  });
+  t.after(() => h.close());
+  const acme = await h.keyFor('acme');
+  const put = await h.call(acme, 'PUT', '/v1/providers/main/credentials', { apiKey: TENANT_KEY });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+
+  const session = await runSession(h, acme);
+  assert.equal(session.status, 'failed');
+  const error = session.error ?? '';
+  assert.match(error, /provider 'main' \(model m1\) rejected the credentials \(HTTP 401\)/);
+  assert.match(
+    error,
+    /the API key this tenant stored for provider 'main' \(PUT \/v1\/providers\/main\/credentials\)/,
+  );
+  assert.doesNotMatch(error, /providers\.main\.apiKey/, 'the server configuration is not what to fix');
+  assert.ok(!error.includes(TENANT_KEY));
+});

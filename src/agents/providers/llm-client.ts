@@ -12,6 +12,7 @@ import { recordModelSpend, startModelAttempt } from './model-spend.ts';
 import {
   type ClassifiedFailure,
   classifyProviderError,
+  type FailureSite,
   ProviderTimeoutError,
   toProviderAppError,
 } from './provider-errors.ts';
@@ -167,6 +168,12 @@ function isAvailabilityFailure(failure: ClassifiedFailure, error: unknown): bool
   );
 }
 
+/** What a call to one provider goes through: its circuit breaker and its bulkhead. */
+interface Guards {
+  breaker: CircuitBreaker;
+  bulkhead: Bulkhead;
+}
+
 /** Creates the client; providers, breakers and bulkheads live as long as it does (one per process). */
 export function createLlmClient(options: LlmClientOptions): LlmClient {
   const { providers, llm } = options;
@@ -248,11 +255,10 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
   }
 
   /**
-   * The breaker and bulkhead of a call to `provider` now: the operator's, or, with the calling
-   * tenant's own credential, that tenant's breaker (and bulkhead, for its own server).
+   * The breaker and bulkhead of a call to `provider`: the operator's, or, with the calling tenant's
+   * own credential, that tenant's breaker (and bulkhead, for its own server).
    */
-  async function guardsFor(provider: string): Promise<{ breaker: CircuitBreaker; bulkhead: Bulkhead }> {
-    const credential = await options.tenantCredential?.(provider);
+  function guardsFor(provider: string, credential: TenantCredentialUse | undefined): Guards {
     if (credential === undefined)
       return { breaker: providerBreakerFor(provider), bulkhead: bulkheadFor(provider) };
     return {
@@ -263,11 +269,11 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
 
   async function attemptOnce<T>(
     target: CallTarget,
+    { breaker, bulkhead }: Guards,
     signal: AbortSignal,
     attempt: number,
     run: (ctx: AttemptContext) => Promise<T>,
   ): Promise<T> {
-    const { breaker, bulkhead } = await guardsFor(target.provider);
     if (!breaker.tryAcquire()) {
       options.telemetry?.circuitRejected?.(target.provider);
       throw new CircuitOpenError(target.provider);
@@ -334,16 +340,18 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
       const chain = resolveChain(role);
       const failures: string[] = [];
       let attempts = 0;
-      let last:
-        | { failure: ClassifiedFailure; error: unknown; target: CallTarget; attempts: number }
-        | undefined;
+      let last: { failure: ClassifiedFailure; error: unknown; site: FailureSite } | undefined;
       for (const target of chain) {
+        // Whose credential the calls to this provider use decides their breaker and bulkhead, and
+        // what an error tells to check.
+        const credential = await options.tenantCredential?.(target.provider);
+        const guards = guardsFor(target.provider, credential);
         const outcome = await callWithRetry(
           retryPolicy,
           signal,
           () => {
             attempts += 1;
-            return attemptOnce(target, signal, attempts, run);
+            return attemptOnce(target, guards, signal, attempts, run);
           },
           {
             sleep: options.sleep,
@@ -366,9 +374,10 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
           outcome.error instanceof CircuitOpenError
             ? { ...outcome.failure, kind: 'server' as const, detail: 'circuit breaker open' }
             : outcome.failure;
-        last = { failure, error: outcome.error, target, attempts: outcome.attempts };
+        const site = { ...target, attempts: outcome.attempts, tenantCredential: credential };
+        last = { failure, error: outcome.error, site };
         if (!isAvailabilityFailure(outcome.failure, outcome.error)) {
-          const error = toProviderAppError(failure, { ...target, attempts: outcome.attempts }, outcome.error);
+          const error = toProviderAppError(failure, site, outcome.error);
           if (failures.length === 0) throw error;
           // A fallback that fails for good: the providers tried before it are named too, or the
           // error would show only a provider the role does not normally use.
@@ -388,7 +397,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
         );
       }
       if (!last) throw new AppError('INTERNAL', 'empty provider chain');
-      const error = toProviderAppError(last.failure, { ...last.target, attempts: last.attempts }, last.error);
+      const error = toProviderAppError(last.failure, last.site, last.error);
       if (chain.length === 1) throw error;
       throw new AppError(error.code, `All providers for role '${role}' failed: ${failures.join('; ')}`, {
         details: { role, failures },

@@ -144,6 +144,8 @@ export interface FailureSite {
   provider: string;
   model: string;
   attempts: number;
+  /** The call used the key (and maybe the base URL) the tenant stored, not the server's. */
+  tenantCredential?: { ownBaseURL: boolean } | undefined;
 }
 
 /** The task-facing error for a call that failed for good. No stack traces, no request bodies. */
@@ -157,17 +159,19 @@ export function toProviderAppError(failure: ClassifiedFailure, site: FailureSite
     kind: failure.kind,
     attempts: site.attempts,
   };
+  // A tenant's stored credential is fixed where it was stored, not in the server configuration.
+  const stored = `this tenant stored for provider '${site.provider}' (PUT /v1/providers/${site.provider}/credentials)`;
   switch (failure.kind) {
     case 'auth':
       return new AppError(
         'PROVIDER_ERROR',
-        `${where} rejected the credentials${status}: ${failure.detail}. Check providers.${site.provider}.apiKey.`,
+        `${where} rejected the credentials${status}: ${failure.detail}. Check ${site.tenantCredential ? `the API key ${stored}` : `providers.${site.provider}.apiKey`}.`,
         { details, cause },
       );
     case 'not_found':
       return new AppError(
         'PROVIDER_ERROR',
-        `${where} answered not found${status}: ${failure.detail}. Check the model id and providers.${site.provider}.baseURL.`,
+        `${where} answered not found${status}: ${failure.detail}. Check the model id and ${site.tenantCredential?.ownBaseURL ? `the base URL ${stored}` : `providers.${site.provider}.baseURL`}.`,
         { details, cause },
       );
     case 'bad_request':
