@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { AppError, type ErrorCode } from '../errors/app-error.ts';
 import { advanceSession } from './advance.ts';
 import { buildPlan, resolveStrategy } from './plan.ts';
-import type { AgentSpec } from './session-input.ts';
+import { type AgentSpec, TASK_NAME_PATTERN } from './session-input.ts';
 
 const checkers = {
   isKnownRole: (role: string) => ['engineer', 'tester', 'reviewer'].includes(role),
@@ -59,6 +59,19 @@ describe('buildPlan', () => {
     assert.deepEqual(
       plan.phases[0]!.tasks.map((t) => t.name),
       ['engineer-1', 'engineer-2'],
+    );
+  });
+
+  test('default names fit the task-name form, also for the longest roles, and stay unique', () => {
+    const long = `a${'b'.repeat(62)}`;
+    const roles = [`${long}x`, `${long}y`, long];
+    const agents: AgentSpec[] = [...roles, ...roles].map((role) => ({ role, task: 't' }));
+    const { tasks } = buildPlan('parallel', agents, { ...checkers, isKnownRole: () => true }).phases[0]!;
+    for (const task of tasks) assert.match(task.name, TASK_NAME_PATTERN);
+    assert.equal(new Set(tasks.map((task) => task.name)).size, agents.length);
+    assert.deepEqual(
+      tasks.map((task) => task.name.slice(62)),
+      ['-1', '-2', '-3', '-4', '-5', '-6'],
     );
   });
 

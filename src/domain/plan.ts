@@ -58,18 +58,32 @@ export function buildPlan(
   return body;
 }
 
+/**
+ * Longest task name (TASK_NAME_PATTERN): a default name must be one a caller can write back, in
+ * `depends_on`, an edited plan at approval or a retry's `rerun`.
+ */
+const MAX_TASK_NAME_CHARS = 64;
+
+/** `<role>-<n>`, the role cut so that the name fits MAX_TASK_NAME_CHARS (roles have up to 64). */
+function defaultTaskName(role: string, n: number): string {
+  const suffix = `-${n}`;
+  return `${role.slice(0, MAX_TASK_NAME_CHARS - suffix.length)}${suffix}`;
+}
+
 function nameTasks(agents: readonly AgentSpec[]): PlannedTask[] {
   const perRole = new Map<string, number>();
-  const explicit = new Set(agents.flatMap((agent) => (agent.name ? [agent.name] : [])));
+  const used = new Set(agents.flatMap((agent) => (agent.name ? [agent.name] : [])));
   return agents.map((agent) => {
     let name = agent.name;
     if (!name) {
-      // Default names `<role>-<n>` skip names the caller used explicitly.
+      // Default names `<role>-<n>` skip names the caller used explicitly, and those given before
+      // (two long roles cut to one prefix would otherwise get the same name).
       let n = perRole.get(agent.role) ?? 0;
       do n++;
-      while (explicit.has(`${agent.role}-${n}`));
+      while (used.has(defaultTaskName(agent.role, n)));
       perRole.set(agent.role, n);
-      name = `${agent.role}-${n}`;
+      name = defaultTaskName(agent.role, n);
+      used.add(name);
     }
     const task: PlannedTask = {
       name,
