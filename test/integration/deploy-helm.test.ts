@@ -462,8 +462,14 @@ describe('Helm chart', () => {
   test('canary on top of the production values (as the docs install it): one pod, no second rules', () => {
     const production = parseYaml(readFileSync(join(CHART, 'examples/values-postgres.yaml'), 'utf8'));
     const canary = parseYaml(readFileSync(join(CHART, 'examples/values-canary.yaml'), 'utf8'));
-    const { byKind } = render(mergeValues(production, canary));
+    const { byKind, notes } = render(mergeValues(production, canary));
     assert.equal(at(one(byKind, 'Deployment'), 'spec.replicas'), 1);
+    // No hook Job, but its server migrates the shared database at start (as every `maos serve`
+    // does), which stops pods of the stable release from starting: the notes say so.
+    assert.deepEqual(at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0.args'), ['serve']);
+    assert.doesNotMatch(notes, /migrations ran/);
+    assert.match(notes, /apply this image's pending migrations to the database when they start/);
+    assert.match(notes, /refuse to start\s+\(DATABASE_NEWER_THAN_CODE\)/);
     for (const kind of [
       'ScaledObject',
       'HorizontalPodAutoscaler',
