@@ -46,6 +46,8 @@ export interface AuditCheckpointsTable {
   root: string;
   note: string;
   created_at: string;
+  /** The tree state behind the checkpoint (audit-log.ts, formatTreeState); null before 0022. */
+  tree: string | null;
 }
 
 export interface TenantSecretsTable {

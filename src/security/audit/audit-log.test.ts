@@ -414,6 +414,117 @@ describe('incremental checkpoints', () => {
   });
 });
 
+describe('checkpoints after a restart', () => {
+  let t: TestSecurityDb;
+  beforeEach(async () => {
+    t = await createTestSecurityDb();
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  async function fill(log: AuditLog, from: number, to: number) {
+    for (let i = from; i < to; i += 1) await log.append(event(i));
+  }
+  async function editRecord(seq: number) {
+    await sql.raw('DROP TRIGGER IF EXISTS audit_log_no_update').execute(t.db);
+    await sql`UPDATE audit_log SET event = replace(event, '"svc-', '"svc-X') WHERE seq = ${seq}`.execute(
+      t.db,
+    );
+  }
+  async function report() {
+    return verifyAuditEntries(readDatabaseEntries(t.db), {
+      checkpoints: await readDatabaseCheckpoints(t.db),
+      verifier,
+    });
+  }
+
+  test("a new process goes on from the newest checkpoint's tree state instead of reading the whole log", async () => {
+    const first = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+    await fill(first, 0, 9);
+    await first.close();
+    // Changed after it was signed: a process that read the whole log again would sign the change.
+    await editRecord(4);
+    const restarted = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+    await fill(restarted, 9, 12);
+    await restarted.close();
+    const result = await report();
+    assert.equal(result.firstBrokenIndex, 4, result.problems.join('\n'));
+    assert.match(result.problems.join('\n'), /the signed checkpoint of size 12 does not match the log/);
+    // The intact log behind the edit is what the restarted process signed.
+    await sql`UPDATE audit_log SET event = replace(event, '"svc-X', '"svc-') WHERE seq = 4`.execute(t.db);
+    const mended = await report();
+    assert.deepEqual(
+      { ok: mended.ok, cp: mended.checkpointSize },
+      { ok: true, cp: 12 },
+      mended.problems.join('\n'),
+    );
+  });
+
+  test('a stored tree state that does not match its signed checkpoint is not used: the whole log is read', async () => {
+    const first = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+    await fill(first, 0, 5);
+    await first.close();
+    await sql.raw('DROP TRIGGER IF EXISTS audit_checkpoints_no_update').execute(t.db);
+    // One more record claimed than signed: the size no longer matches the note.
+    const row = await t.db.selectFrom('audit_checkpoints').select('tree').executeTakeFirstOrThrow();
+    const state = JSON.parse(row.tree as string) as { after: number; subtrees: [number, string][] };
+    const forged = JSON.stringify({ after: state.after, subtrees: [[8, state.subtrees[0]![1]]] });
+    await sql`UPDATE audit_checkpoints SET tree = ${forged} WHERE size = 5`.execute(t.db);
+    const restarted = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+    await fill(restarted, 5, 7);
+    const written = await restarted.writeCheckpoint();
+    assert.equal(written?.size, 7);
+    const result = await report();
+    assert.deepEqual(
+      { ok: result.ok, cp: result.checkpointSize },
+      { ok: true, cp: 7 },
+      result.problems.join('\n'),
+    );
+  });
+
+  test('a checkpoint signed by an earlier key (a rotation) is not continued from: the whole log is read', async () => {
+    const oldSigner = loadCheckpointSigner('maos.test/audit', generateSigningKeyPem());
+    const first = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer: oldSigner });
+    await fill(first, 0, 6);
+    await first.close();
+    await editRecord(2);
+    const rotated = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+    await fill(rotated, 6, 8);
+    assert.equal((await rotated.writeCheckpoint())?.size, 8);
+    // The new key signed the log as it is now, edit included (the chain still shows the edit).
+    const newest = (await readDatabaseCheckpoints(t.db)).filter((note) => note.includes('\n8\n'));
+    assert.equal(newest.length, 1);
+    const result = await verifyAuditEntries(readDatabaseEntries(t.db), { checkpoints: newest, verifier });
+    assert.equal(result.firstBrokenIndex, 2);
+    assert.equal(result.checkpointSize, 8);
+    assert.doesNotMatch(result.problems.join('\n'), /checkpoint of size 8 does not match/);
+  });
+
+  test('every checkpoint stores the tree state it was computed from', async () => {
+    const log = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+    await fill(log, 0, 5);
+    await log.writeCheckpoint();
+    await fill(log, 5, 11);
+    await log.writeCheckpoint();
+    const rows = await t.db
+      .selectFrom('audit_checkpoints')
+      .select(['size', 'tree'])
+      .orderBy('size')
+      .execute();
+    assert.deepEqual(
+      rows.map((row) => [
+        row.size,
+        (JSON.parse(row.tree as string) as { subtrees: [number, string][] }).subtrees.map(([size]) => size),
+      ]),
+      [
+        [5, [4, 1]],
+        [11, [8, 2, 1]],
+      ],
+    );
+  });
+});
+
 describe('a stalled store', () => {
   test('records past maxPending are refused at once; the waiting ones are written once the store is back', async () => {
     const t = await createTestSecurityDb();

@@ -18,7 +18,7 @@ import {
   indexedColumnsOf,
   serializeAuditRecord,
 } from './audit-record.ts';
-import { type CheckpointSigner, signCheckpoint } from './checkpoint.ts';
+import { type Checkpoint, type CheckpointSigner, openCheckpoint, signCheckpoint } from './checkpoint.ts';
 import { hashLeaf, MerkleFrontier } from './merkle.ts';
 
 // Another process (e.g. the CLI) may append at the same moment; the loser of the race on the
@@ -103,9 +103,10 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   }
 
   // Checkpoints go one at a time (they extend one in-memory tree head) but apart from the appends:
-  // the first one after a start reads the whole log, seconds for a log of a million records, during
-  // which the requests waiting for their records would otherwise wait too. It reads committed
-  // records only, so it needs nothing from the append queue.
+  // the first one after a start reads every record since the newest stored tree state (the whole
+  // log when there is none: seconds for a million records), during which the requests waiting for
+  // their records would otherwise wait too. It reads committed records only, so it needs nothing
+  // from the append queue.
   let checkpointQueue: Promise<unknown> = Promise.resolve();
   function serializeCheckpoint<T>(work: () => Promise<T>): Promise<T> {
     const run = checkpointQueue.then(work, work);
@@ -251,11 +252,59 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   }
 
   // The tree head is kept in memory and extended with new records only, so a checkpoint costs
-  // O(new records), and rows altered after they were folded in are never re-signed.
-  const frontier = new MerkleFrontier();
+  // O(new records), and rows altered after they were folded in are never re-signed. Each checkpoint
+  // stores the tree state with it; a new process starts from the newest one its key signed.
+  let frontier = new MerkleFrontier();
   let frontierAfter = -1;
+  let resumed = false;
 
-  async function computeTreeHead(): Promise<{ size: number; root: Buffer }> {
+  /**
+   * Continues the tree head from the newest checkpoint's stored state, when that checkpoint is one
+   * this signer signed and the state matches it: the signed size and root, and as many records up
+   * to the state's last seq. Anything else (no state yet, another key after a rotation, an edited
+   * row) leaves the head empty, and the whole log is read as before.
+   */
+  async function resumeTreeHead(signer: CheckpointSigner): Promise<void> {
+    resumed = true;
+    const row = await db
+      .selectFrom('audit_checkpoints')
+      .select(['size', 'note', 'tree'])
+      .where('tree', 'is not', null)
+      .orderBy('size', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const state = row?.tree ? parseTreeState(row.tree) : null;
+    if (!row || !state) return;
+    let signed: Checkpoint;
+    try {
+      signed = openCheckpoint(row.note, { name: signer.name, publicKey: signer.publicKey });
+    } catch {
+      return;
+    }
+    const matches =
+      signed.origin === options.origin &&
+      signed.size === state.frontier.size &&
+      signed.root.equals(state.frontier.root());
+    const counted = matches
+      ? await db
+          .selectFrom('audit_log')
+          .select((eb) => eb.fn.countAll<number | string | bigint>().as('count'))
+          .where('seq', '<=', state.after)
+          .executeTakeFirstOrThrow()
+      : null;
+    if (counted === null || Number(counted.count) !== signed.size) {
+      options.logger?.warn(
+        { size: Number(row.size) },
+        'the newest audit checkpoint does not match its stored tree state or the log; the whole log is read again',
+      );
+      return;
+    }
+    frontier = state.frontier;
+    frontierAfter = state.after;
+  }
+
+  async function computeTreeHead(signer: CheckpointSigner): Promise<{ size: number; root: Buffer }> {
+    if (!resumed) await resumeTreeHead(signer);
     for (;;) {
       const rows = await db
         .selectFrom('audit_log')
@@ -278,7 +327,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     if (!signer) return null;
     return serializeCheckpoint(async () => {
       const previous = await latestCheckpoint();
-      const head = await computeTreeHead();
+      const head = await computeTreeHead(signer);
       if (head.size === 0 || (previous && previous.size >= head.size)) return null;
       const note = signCheckpoint({ origin: options.origin, ...head }, signer);
       try {
@@ -289,6 +338,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
             root: head.root.toString('base64'),
             note,
             created_at: now().toISOString(),
+            tree: formatTreeState(frontier, frontierAfter),
           })
           .execute();
       } catch (error) {
@@ -331,6 +381,27 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       await writeCheckpoint();
     },
   };
+}
+
+/** The tree state stored with a checkpoint: `{"after": <last seq>, "subtrees": [[size, base64], …]}`. */
+function formatTreeState(frontier: MerkleFrontier, after: number): string {
+  const subtrees = frontier.subtrees().map(({ size, hash }) => [size, hash.toString('base64')]);
+  return JSON.stringify({ after, subtrees });
+}
+
+function parseTreeState(text: string): { frontier: MerkleFrontier; after: number } | null {
+  try {
+    const parsed = JSON.parse(text) as { after?: unknown; subtrees?: unknown };
+    if (!Number.isSafeInteger(parsed.after) || !Array.isArray(parsed.subtrees)) return null;
+    const subtrees = parsed.subtrees.map((entry: unknown) => {
+      const [size, hash] = Array.isArray(entry) ? entry : [];
+      return { size: Number(size), hash: Buffer.from(typeof hash === 'string' ? hash : '', 'base64') };
+    });
+    const frontier = MerkleFrontier.fromSubtrees(subtrees);
+    return frontier ? { frontier, after: parsed.after as number } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Checkpoint file name in the export directory; zero-padded so names sort by size. */

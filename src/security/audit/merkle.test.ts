@@ -63,6 +63,41 @@ describe('RFC 6962 Merkle tree', () => {
     }
   });
 
+  test('a frontier rebuilt from its saved subtrees goes on exactly as the original', () => {
+    const leaves = Array.from({ length: 23 }, (_, i) => hashLeaf(Buffer.from(`leaf ${i}`)));
+    for (let cut = 0; cut <= leaves.length; cut += 1) {
+      const original = new MerkleFrontier();
+      for (const leaf of leaves.slice(0, cut)) original.append(leaf);
+      const rebuilt = MerkleFrontier.fromSubtrees(original.subtrees());
+      assert.ok(rebuilt);
+      assert.equal(rebuilt.size, cut);
+      for (const leaf of leaves.slice(cut)) rebuilt.append(leaf);
+      assert.deepEqual(rebuilt.root(), computeRoot(leaves), `cut at ${cut}`);
+    }
+  });
+
+  test('subtrees that cannot be a frontier are refused', () => {
+    const hash = hashLeaf(Buffer.from('x'));
+    assert.equal(MerkleFrontier.fromSubtrees([{ size: 3, hash }]), null);
+    assert.equal(
+      MerkleFrontier.fromSubtrees([
+        { size: 2, hash },
+        { size: 4, hash },
+      ]),
+      null,
+    );
+    assert.equal(
+      MerkleFrontier.fromSubtrees([
+        { size: 2, hash },
+        { size: 2, hash },
+      ]),
+      null,
+    );
+    assert.equal(MerkleFrontier.fromSubtrees([{ size: 1, hash: hash.subarray(0, 31) }]), null);
+    assert.equal(MerkleFrontier.fromSubtrees([{ size: 0, hash }]), null);
+    assert.equal(MerkleFrontier.fromSubtrees([])?.size, 0);
+  });
+
   test('every inclusion proof verifies and a wrong leaf, index or root does not', () => {
     const leaves = Array.from({ length: 21 }, (_, i) => hashLeaf(Uint8Array.of(i)));
     for (let size = 1; size <= leaves.length; size += 1) {

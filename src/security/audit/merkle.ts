@@ -40,6 +40,28 @@ export class MerkleFrontier {
     this.count += 1;
   }
 
+  /** The roots of the perfect subtrees, largest first: all it takes to go on appending later. */
+  subtrees(): readonly { size: number; hash: Buffer }[] {
+    return this.stack.map((node) => ({ size: node.size, hash: Buffer.from(node.hash) }));
+  }
+
+  /**
+   * A frontier that goes on from `subtrees()` saved earlier; null when they cannot be one (sizes not
+   * strictly decreasing powers of two, hashes not 32 bytes).
+   */
+  static fromSubtrees(subtrees: readonly { size: number; hash: Buffer }[]): MerkleFrontier | null {
+    const frontier = new MerkleFrontier();
+    let previous = Number.POSITIVE_INFINITY;
+    for (const { size, hash } of subtrees) {
+      const powerOfTwo = Number.isSafeInteger(size) && size > 0 && 2 ** Math.round(Math.log2(size)) === size;
+      if (!powerOfTwo || size >= previous || hash.length !== 32) return null;
+      frontier.stack.push({ size, hash: Buffer.from(hash) });
+      frontier.count += size;
+      previous = size;
+    }
+    return frontier;
+  }
+
   /** RFC 6962 MTH of the leaves appended so far. */
   root(): Buffer {
     const last = this.stack[this.stack.length - 1];

@@ -21,6 +21,7 @@ import * as webhookSecretRotation from './0018-webhook-secret-rotation.ts';
 import * as webhookAutoDisable from './0019-webhook-auto-disable.ts';
 import * as sessionRetry from './0020-session-retry.ts';
 import * as taskClaimedTenantIndex from './0021-task-claimed-tenant-index.ts';
+import * as auditCheckpointTree from './0022-audit-checkpoint-tree.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -50,4 +51,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0019_webhook_auto_disable', migration: webhookAutoDisable },
   { name: '0020_session_retry', migration: sessionRetry },
   { name: '0021_task_claimed_tenant_index', migration: taskClaimedTenantIndex },
+  { name: '0022_audit_checkpoint_tree', migration: auditCheckpointTree },
 ];
