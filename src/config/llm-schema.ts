@@ -7,6 +7,14 @@ const providerNameSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a lowercase provider name');
 
+/**
+ * A value sent in an HTTP header (an API key, an extra header): one with a line break or another
+ * control character fails every request, and the HTTP client's error quotes it, secret and all.
+ */
+export const HEADER_VALUE_PATTERN = /^[\t\x20-\x7e\x80-\xff]*$/;
+export const HEADER_VALUE_MESSAGE =
+  'must be one line of printable characters: a line break or other control character (or a character beyond Latin-1) cannot be sent in an HTTP header';
+
 export const PROVIDER_TYPES = ['anthropic', 'openai', 'openai-compatible'] as const;
 
 const providerSchema = z
@@ -23,6 +31,7 @@ const providerSchema = z
     apiKey: z
       .string()
       .min(1)
+      .regex(HEADER_VALUE_PATTERN, HEADER_VALUE_MESSAGE)
       .optional()
       .describe(
         'API key; prefer `apiKey_FILE` or `MAOS_PROVIDERS__<NAME>__API_KEY`. Required for `anthropic` and `openai`.',
@@ -34,7 +43,7 @@ const providerSchema = z
         'API base URL including the version path (e.g. `http://localhost:11434/v1`). Required for `openai-compatible`.',
       ),
     headers: z
-      .record(z.string(), z.string())
+      .record(z.string(), z.string().regex(HEADER_VALUE_PATTERN, HEADER_VALUE_MESSAGE))
       .default({})
       .describe('Extra HTTP headers sent with every request.'),
     maxOutputTokens: z

@@ -261,6 +261,27 @@ describe('tenant provider credentials', () => {
     );
     assert.equal(notCompatible.status, 400);
     assert.match(notCompatible.body.detail, /openai-compatible/);
+    // A key no HTTP header can carry would fail every call, and the HTTP client's error quotes it.
+    for (const apiKey of [`${TENANT_KEY}\nsk-second`, `${TENANT_KEY}\r`, `sk-\u001b${TENANT_KEY}`]) {
+      const broken = await h.call<{ code: string; detail: string }>(
+        acme,
+        'PUT',
+        '/v1/providers/main/credentials',
+        { apiKey },
+      );
+      assert.equal(broken.status, 400, JSON.stringify(apiKey));
+      assert.equal(broken.body.code, 'VALIDATION_FAILED');
+      assert.match(JSON.stringify(broken.body), /line break or other control character/);
+    }
+    const listed = await h.call<{ items: Array<{ tenantCredential: boolean }> }>(
+      acme,
+      'GET',
+      '/v1/providers',
+    );
+    assert.ok(
+      listed.body.items.every((item) => !item.tenantCredential),
+      'nothing was stored',
+    );
     for (const body of h.bodies) assert.ok(!body.includes(TENANT_KEY));
     assert.ok(!h.log.text().includes(TENANT_KEY), 'rejected requests do not log the key');
   });

@@ -37,6 +37,20 @@ describe('parseRetryAfter', () => {
 });
 
 describe('classifyProviderError', () => {
+  test('a header value the HTTP client refuses is named without quoting it (it holds the API key)', () => {
+    let thrown: unknown;
+    try {
+      new Headers({ authorization: 'Bearer sk-secret-123\nsk-second' });
+    } catch (error) {
+      thrown = error;
+    }
+    assert.ok(thrown instanceof TypeError && thrown.message.includes('sk-secret-123'));
+    const failure = classifyProviderError(thrown);
+    assert.equal(failure.retryable, false);
+    assert.ok(!failure.detail.includes('sk-secret'), failure.detail);
+    assert.match(failure.detail, /a request header has an invalid value/);
+  });
+
   test('maps statuses to kinds and retryability', () => {
     const cases: Array<[number | undefined, string, boolean]> = [
       [401, 'auth', false],

@@ -136,6 +136,15 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
   }
   const code = findNetworkCode(error);
   if (code) return { kind: 'network', retryable: true, detail: code };
+  // The HTTP client refused a header before sending: its message quotes the value, often the key.
+  if (error instanceof TypeError && /invalid header value/i.test(error.message)) {
+    return {
+      kind: 'other',
+      retryable: false,
+      detail:
+        'a request header has an invalid value (a line break in the API key or in a configured header?)',
+    };
+  }
   return { kind: 'other', retryable: false, detail: shorten(coerceError(error).message) };
 }
 

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { HEADER_VALUE_MESSAGE, HEADER_VALUE_PATTERN } from '../../config/llm-schema.ts';
 import type { TenantProviderCredentials } from '../../security/tenant-provider-credentials.ts';
 import { problemResponses } from '../problem.ts';
 
@@ -76,7 +77,12 @@ export function createTenantProviderRoutesPlugin(options: TenantProviderRoutesOp
           tags: ['providers'],
           params: nameParams,
           body: z.strictObject({
-            apiKey: z.string().min(1).max(4096).describe('Provider API key. Write-only.'),
+            apiKey: z
+              .string()
+              .min(1)
+              .max(4096)
+              .regex(HEADER_VALUE_PATTERN, `apiKey ${HEADER_VALUE_MESSAGE}`)
+              .describe('Provider API key. Write-only.'),
             baseURL: z
               .string()
               .max(2048)

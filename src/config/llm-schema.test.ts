@@ -1,0 +1,30 @@
+// Provider settings sent as HTTP headers: a value no header can carry is refused at start, naming
+// where it is and not what it holds (it is a secret).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { providersConfigSchema } from './llm-schema.ts';
+
+test('an API key or extra header with a line break or control character is refused without quoting it', () => {
+  for (const [field, value] of [
+    ['apiKey', 'sk-secret-1\nsk-secret-2'],
+    ['apiKey', 'sk-secret\r'],
+    ['headers', { 'x-gateway-token': 'gw-secret\nx' }],
+  ] as const) {
+    const parsed = providersConfigSchema.safeParse({
+      main: { type: 'openai', model: 'm', apiKey: 'sk-ok', [field]: value },
+    });
+    assert.equal(parsed.success, false, field);
+    const issues = parsed.error?.issues ?? [];
+    assert.equal(issues.length, 1, JSON.stringify(issues));
+    assert.deepEqual(issues[0]?.path.slice(0, 2), ['main', field]);
+    assert.match(issues[0]?.message ?? '', /line break or other control character/);
+    assert.ok(!JSON.stringify(issues).includes('secret'), JSON.stringify(issues));
+  }
+  // Spaces, tabs and Latin-1 letters are valid in a header value.
+  assert.equal(
+    providersConfigSchema.safeParse({
+      main: { type: 'openai', model: 'm', apiKey: 'key with\tspacé', headers: { 'x-a': 'b c' } },
+    }).success,
+    true,
+  );
+});
