@@ -1,6 +1,6 @@
 // The lease reaper's step for one task whose lease ran out (engine/lease-reaper.ts): the attempt is
 // retried or the task fails for good, and what the lost run recorded having spent is charged (to
-// the models it recorded it under).
+// the models it recorded it under); a session that charge puts over its budget fails instead.
 import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionTask } from '../domain/task-state.ts';
@@ -12,6 +12,7 @@ import { lockSessions } from '../store/session-locks.ts';
 import { sortModelUsage } from '../store/task-model-usage.ts';
 import { advanceSessions, chargeSessionUsage, type Touched, zeroUsage } from './advance-sessions.ts';
 import { parseUnsettledUsage, recordCharge, taskChargeSet } from './run-spend.ts';
+import { findBudgetOverruns } from './session-budget.ts';
 import { type FinishEffects, NOT_APPLIED } from './task-outcome.ts';
 
 /** The reaper's step for one expired lease: retry (attempt + 1) or fail for good. */
@@ -63,12 +64,19 @@ export async function expireTaskLease(
     data: { taskId: row.id, name: row.name, from, to, attempt: attempts, reason },
   };
   const session = { id: row.session_id, tenantId: row.tenant_id };
+  const touched = new Map<string, Touched>();
   if (retry) {
+    touched.set(row.session_id, { tenantId: row.tenant_id, events: [event], usage: { ...lost } });
+    if ((await findBudgetOverruns(trx, touched, now)).size > 0) {
+      // The lost run's spend (or the deadline) puts the session over its budget: it fails now, its
+      // open tasks cancelled, this one included, instead of running the task again first.
+      const effects = (await advanceSessions(trx, touched, now)).get(row.session_id)!;
+      return { applied: true, ...effects, retried: false };
+    }
     if (!isZeroUsage(lost)) await chargeSessionUsage(trx, row.session_id, lost, now);
     await appendEvents(trx, session, [event], now);
     return { applied: true, readied: 1, sessionFinished: null, retried: true };
   }
-  const touched = new Map<string, Touched>();
   const failure: NewEvent = {
     type: 'task.result',
     data: {

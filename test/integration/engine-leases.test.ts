@@ -191,6 +191,54 @@ describe('leases', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a lost lease with attempts left whose recorded spend puts its session over budget fails the session instead of running the task again', async () => {
+    const h = await createHarness({ llm: instant, start: false, maxAttempts: 3 });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [
+          { name: 'a', role: 'engineer', task: 't' },
+          { name: 'b', role: 'engineer', task: 't' },
+        ],
+        budget: { maxTokens: 100 },
+      });
+      const claimed = await claimAsGhost(h, 'ghost');
+      assert.equal(claimed.length, 2);
+      // One lost run recorded 1,500 tokens: the reaper charges them, over the session's 100.
+      const claim = { taskId: claimed[0]!.id, attempt: 1, owner: 'ghost' };
+      assert.ok(await recordUnsettledUsage(h.handle.db, claim, { ...zero, inputTokens: 1500 }, Date.now()));
+      const stops: BudgetStopScope[] = [];
+      const finished: string[] = [];
+      await reapExpiredLeases({
+        queue: h.engine.queue,
+        notifier: createLocalNotifier(),
+        logger: createLogger({ level: 'silent' }),
+        observer: {
+          budgetExceeded: (scope) => stops.push(scope),
+          sessionFinished: (status) => finished.push(status),
+        },
+        now: Date.now,
+        onReadied() {},
+      });
+      const detail = await h.engine.service.getSession(ACTOR, session.id);
+      assert.equal(detail.status, 'failed');
+      assert.match(detail.error ?? '', /^BUDGET_EXCEEDED: token budget exceeded: 1500 of 100 tokens used/);
+      assert.equal(detail.usage.inputTokens, 1500, 'the lost run charged once');
+      assert.deepEqual(
+        detail.tasks.map((task) => task.status),
+        ['cancelled', 'cancelled'],
+        'neither task is left to run again',
+      );
+      assert.deepEqual(stops, ['session']);
+      assert.deepEqual(finished, ['failed']);
+      const events = await h.allEvents(session.id);
+      assertContiguous(events);
+      assert.equal(events.at(-1)!.type, 'session.finished');
+    } finally {
+      await h.close();
+    }
+  });
+
   test('a completion for a lease no longer held is rejected and never applied twice', async () => {
     const h = await createHarness({ llm: instant, start: false });
     try {
