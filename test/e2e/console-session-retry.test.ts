@@ -2,10 +2,10 @@
 // mode apikey) and a scripted LLM: a developer retries a failed session from its page after a
 // question that says which tasks are kept, with a token budget (a bad one refused by the API),
 // lands on the new session's page, which names the original with a working link (the list row
-// too), and the original's page names its retries ("Retried as"), read once for an ended session
-// (a completed one's too: it is retried with tasks to run again); a viewer (no sessions:create) and
-// a completed session are offered no Retry; a session the API will not retry shows the refusal's
-// detail.
+// too), and the original's page names its retries ("Retried as"), read once for an ended session;
+// a completed session is retried by picking succeeded tasks to run again (rerun), which it asks
+// for; a viewer (no sessions:create) is offered no Retry; a session the API will not retry shows
+// the refusal's detail.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -29,7 +29,7 @@ interface SessionBody {
   status: string;
   retryOf: string | null;
   budget: { maxTokens: number | null } | null;
-  tasks: Array<{ name: string; status: string }>;
+  tasks: Array<{ name: string; status: string; kind: string; dependsOn: string[] }>;
 }
 
 describe('console: retrying a session', { timeout: 180_000 }, () => {
@@ -45,6 +45,8 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
   const retries: Array<{ path: string; key: string | undefined; body: unknown }> = [];
   /** The sessions whose retries the page read (GET /v1/sessions?retryOf=). */
   const retryReads: string[] = [];
+  /** How many times the agent of each task was asked, by task name. */
+  const agentRuns = new Map<string, number>();
 
   const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
@@ -93,6 +95,7 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
       }
       if (kind === 'synthesis') return { text: 'Final answer' };
       const task = /Your task \(([^)]+)\)/.exec(request.promptText)?.[1];
+      if (task) agentRuns.set(task, (agentRuns.get(task) ?? 0) + 1);
       if (task === 'check' && checkFails) return { error: 400, message: 'bad request' };
       return { text: `output of ${task}` };
     });
@@ -203,8 +206,8 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     assert.equal(done.status, 'completed');
     assert.equal(done.budget?.maxTokens, 50_000, 'the retry has the budget asked for');
     assert.equal((await read(original)).status, 'failed', 'the original stays as it ended');
-    // A completed session is not retried.
-    assert.equal(await page.getByRole('button', { name: 'Retry session' }).count(), 0);
+    // A completed session is retried only to run tasks again: it offers them to pick.
+    await page.getByRole('group', { name: 'Run again although they succeeded' }).waitFor();
 
     // The link leads back to the original, which names its retry and may be retried again.
     await link.click();
@@ -236,7 +239,7 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     await waitForStatus(page, 'failed');
   });
 
-  test('a viewer, who lacks sessions:create, is offered no Retry; nor is a completed session', async () => {
+  test('a viewer, who lacks sessions:create, is offered no Retry; a developer is, on a completed session too', async () => {
     checkFails = true;
     const failedId = await submit({ objective: 'Fail for the viewer' });
     assert.equal((await waitForSession(server.url, failedId, undefined, 60_000, as(admin))).status, 'failed');
@@ -256,8 +259,7 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
 
     await openAs(developer, completedId);
     await waitForStatus(page, 'completed');
-    assert.equal(await page.getByRole('button', { name: 'Retry session' }).count(), 0);
-    assert.equal(await page.getByRole('heading', { name: 'Retry', exact: true }).count(), 0);
+    await page.getByRole('button', { name: 'Retry session' }).waitFor();
     // The same developer is offered it on the failed one, without a new sign-in.
     await page.evaluate((id) => {
       location.hash = `#/sessions/${id}`;
@@ -294,6 +296,9 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
 
     await openAs(developer, id);
     await waitForStatus(page, 'cancelled');
+    await page.getByRole('button', { name: 'Retry session' }).waitFor();
+    // No agent task succeeded (only the planning, which cannot be named): nothing to pick.
+    assert.equal(await page.getByRole('group', { name: 'Run again although they succeeded' }).count(), 0);
     // A token budget replaces the original's token limit only: its cost limit and deadline stay.
     assert.equal(
       await page.locator('#retry-max-tokens-hint').textContent(),
@@ -410,6 +415,67 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     await retriedAs.getByRole('link', { name: created.body.id }).click();
     await page.waitForURL((url) => url.hash === `#/sessions/${created.body.id}`);
     assert.equal(await page.locator('#retry-of').textContent(), original);
+  });
+
+  test('a developer retries a completed session, picking a succeeded task to run again', async () => {
+    checkFails = false;
+    const original = await submit({ objective: 'Complete, then pick a task' });
+    const completed = await waitForSession<SessionBody>(server.url, original, undefined, 60_000, as(admin));
+    assert.equal(completed.status, 'completed');
+    const pickable = completed.tasks
+      .filter((task) => task.status === 'succeeded' && task.kind !== 'plan')
+      .map((task) => task.name);
+    assert.ok(pickable.includes('draft'), JSON.stringify(completed.tasks));
+    retries.length = 0;
+
+    await openAs(developer, original);
+    await waitForStatus(page, 'completed');
+    const picks = page.getByRole('group', { name: 'Run again although they succeeded' });
+    await picks.waitFor();
+    assert.deepEqual(
+      await picks.locator('label').allTextContents(),
+      pickable,
+      'its succeeded tasks, no plan',
+    );
+    assert.equal(await page.getByRole('checkbox', { checked: true }).count(), 0, 'none picked at first');
+    const retry = page.getByRole('button', { name: 'Retry session' });
+
+    // None picked: a completed session has nothing else to retry, said before anything is sent.
+    await retry.click();
+    await page.locator('#retry-output .problem').filter({ hasText: 'Pick the tasks to run again' }).waitFor();
+    assert.equal(
+      await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.value),
+      pickable[0],
+    );
+    assert.equal(retries.length, 0, 'nothing was sent');
+
+    // The question counts the picked task and those that depend on it as running again.
+    await page.getByRole('checkbox', { name: 'draft', exact: true }).check();
+    await retry.click();
+    const question = page.getByRole('group', { name: 'Retry this session?' });
+    await question.waitFor();
+    assert.equal(
+      await question.locator('span').first().textContent(),
+      'Retry this session? Its 2 succeeded tasks are kept with their results (not run or charged ' +
+        'again); 3 other tasks run again (picked: draft, and 2 succeeded tasks depending on it). This ' +
+        'session stays as it ended.',
+    );
+    assert.equal(await fitsWidth(), true, 'the picks and the question fit at phone width');
+    const gatherRuns = agentRuns.get('gather');
+    const draftRuns = agentRuns.get('draft') ?? 0;
+    await page.getByRole('button', { name: 'Yes, retry session' }).click();
+    await page.waitForURL(
+      (url) => /#\/sessions\/[0-9a-f-]{36}$/.test(url.hash) && !url.hash.includes(original),
+    );
+    const retried = /#\/sessions\/([0-9a-f-]{36})$/.exec(page.url())?.[1] ?? '';
+    assert.deepEqual(
+      retries.map((sent) => [sent.path, sent.body]),
+      [[`/v1/sessions/${original}/retry`, { rerun: ['draft'] }]],
+    );
+    await waitForStatus(page, 'completed');
+    assert.equal((await read(retried)).retryOf, original);
+    assert.equal(agentRuns.get('draft'), draftRuns + 1, 'the picked task ran again');
+    assert.equal(agentRuns.get('gather'), gatherRuns, 'the task it depends on was kept');
   });
 
   test('no errors or warnings in the page', () => {

@@ -1,6 +1,7 @@
-// The Retry action of a failed or cancelled session (POST /v1/sessions/{id}/retry), with an
-// optional token budget for the retry: asks first, saying which tasks are kept and which run again,
-// then opens the new session's page. Offered only to a caller holding sessions:create (GET /v1/me).
+// The Retry action of a failed, cancelled or completed session (POST /v1/sessions/{id}/retry), with
+// an optional token budget and succeeded tasks picked to run again (`rerun`; a completed session is
+// retried only so): asks first, saying which tasks are kept and which run again, then opens the new
+// session's page. Offered only to a caller holding sessions:create (GET /v1/me).
 import { api } from '../api.js';
 import { callerMay } from '../caller.js';
 import { countOf, field, h, replaceChildren } from '../dom.js';
@@ -20,29 +21,68 @@ const RETRY_REFUSALS = {
  */
 const FINAL_REFUSALS = new Set([403, 404, 409]);
 
-/** "2 succeeded tasks are kept …; 1 other task runs again.": what the retry does with the tasks. */
-function describeTasks(tasks) {
-  const kept = tasks.filter((task) => task.status === 'succeeded').length;
+/**
+ * The succeeded tasks that can be picked to run again: not the orchestrator's planning nor its phase
+ * gates (kind `plan`), which decided the tasks the session has; the API refuses those.
+ */
+function pickableTasks(tasks) {
+  return tasks.filter((task) => task.status === 'succeeded' && task.kind !== 'plan');
+}
+
+/** The names of the tasks that depend on one of `picked`, directly or not (they run again too). */
+function dependantsOf(tasks, picked) {
+  const again = new Set(picked);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const task of tasks) {
+      if (again.has(task.name) || !task.dependsOn.some((name) => again.has(name))) continue;
+      again.add(task.name);
+      grew = true;
+    }
+  }
+  for (const name of picked) again.delete(name);
+  return again;
+}
+
+/**
+ * "2 succeeded tasks are kept …; 1 other task runs again.": what the retry does with the tasks, the
+ * succeeded ones `picked` to run again (and those depending on them) counted as running again.
+ */
+function describeTasks(tasks, picked) {
+  const dependants = dependantsOf(tasks, picked);
+  const runsAgain = (task) => picked.includes(task.name) || dependants.has(task.name);
+  const kept = tasks.filter((task) => task.status === 'succeeded' && !runsAgain(task)).length;
   const again = tasks.length - kept;
-  if (kept === 0)
+  const redone = [...dependants].filter((name) =>
+    tasks.some((task) => task.name === name && task.status === 'succeeded'),
+  ).length;
+  const pickedPart =
+    picked.length === 0
+      ? ''
+      : ` (picked: ${picked.join(', ')}${redone === 0 ? '' : `, and ${countOf(redone, 'succeeded task')} depending on ${picked.length === 1 ? 'it' : 'them'}`})`;
+  if (kept === 0) {
+    if (picked.length > 0) return `All its tasks run again${pickedPart}.`;
     return again === 1
       ? 'No task succeeded: its task runs again.'
       : 'No task succeeded: all its tasks run again.';
+  }
   const keptPart = `${countOf(kept, 'succeeded task')} ${kept === 1 ? 'is kept with its result' : 'are kept with their results'} (not run or charged again)`;
   if (again === 0) return `Its ${keptPart}, and it goes on from there.`;
-  return `Its ${keptPart}; ${countOf(again, 'other task')} ${again === 1 ? 'runs' : 'run'} again.`;
+  return `Its ${keptPart}; ${countOf(again, 'other task')} ${again === 1 ? 'runs' : 'run'} again${pickedPart}.`;
 }
 
 /**
  * The body of the retry: without a token budget, none (the original's budget applies again); with
- * one, the original's budget with that token limit, so its cost limit and deadline still apply.
+ * one, the original's budget with that token limit, so its cost limit and deadline still apply; the
+ * tasks `picked` to run again as `rerun`.
  */
-function retryBody(session, maxTokens) {
-  if (maxTokens === null) return {};
+function retryBody(session, maxTokens, picked) {
+  const body = picked.length > 0 ? { rerun: picked } : {};
+  if (maxTokens === null) return body;
   const budget = { maxTokens };
   if (session?.budget?.maxCostUsd != null) budget.maxCostUsd = session.budget.maxCostUsd;
   if (session?.budget?.deadlineSeconds != null) budget.deadlineSeconds = session.budget.deadlineSeconds;
-  return { budget };
+  return { budget, ...body };
 }
 
 /** The hint under the budget field: what an empty one means, and which other limits stay. */
@@ -60,8 +100,9 @@ function budgetHint(session) {
 }
 
 /**
- * The Retry card of session `id`: `update(session)` shows it for a failed or cancelled session when
- * the caller may create sessions; `onRetried(session)` is called with the new session.
+ * The Retry card of session `id`: `update(session)` shows it for a failed or cancelled session, or a
+ * completed one with a succeeded task to pick, when the caller may create sessions;
+ * `onRetried(session)` is called with the new session.
  * @param {{id: string, onRetried: (session: {id: string}) => void}} options
  */
 export function createSessionRetry({ id, onRetried }) {
@@ -87,14 +128,26 @@ export function createSessionRetry({ id, onRetried }) {
   const hint = budgetField.querySelector('.hint');
   // Focusable from script: after a refusal that hides the action, the focus goes to its reason.
   const output = h('div', { id: 'retry-output', tabIndex: -1 });
+  const explanation = h('p', { className: 'muted' });
+  /** One checkbox per succeeded task that can run again, by task name; kept across refreshes. */
+  let rerunBoxes = new Map();
+  const rerunList = h('div', { className: 'check-list' });
+  const rerunField = h(
+    'fieldset',
+    { id: 'retry-rerun', className: 'checks', hidden: true },
+    h('legend', {}, 'Run again although they succeeded'),
+    rerunList,
+    h(
+      'small',
+      { className: 'hint' },
+      'The tasks that depend on a picked one run again too. None picked: the succeeded tasks are kept.',
+    ),
+  );
   const offer = h(
     'div',
     { hidden: true },
-    h(
-      'p',
-      { className: 'muted' },
-      'Starts a new session with the same objective and settings that goes on where this one stopped.',
-    ),
+    explanation,
+    rerunField,
     h('div', { className: 'row' }, budgetField, retry),
   );
   const element = h(
@@ -116,15 +169,27 @@ export function createSessionRetry({ id, onRetried }) {
       );
       return;
     }
+    const picked = [...rerunBoxes].filter(([, box]) => box.checked).map(([name]) => name);
+    // The API retries a completed session only with tasks to run again: said here, not as its 409.
+    const [firstBox] = rerunBoxes.values();
+    if (session?.status === 'completed' && picked.length === 0 && firstBox) {
+      showFormMistake(
+        output,
+        'Retrying the session',
+        'Pick the tasks to run again: a completed session is retried only to run some again.',
+        firstBox,
+      );
+      return;
+    }
     const tokens = maxTokens.value === '' ? null : Number(maxTokens.value);
     // A value the API refuses (0, 1.5) is sent as typed: its 400 names the field and the rule.
-    const body = retryBody(session, tokens);
+    const body = retryBody(session, tokens, picked);
     const budgetPart = tokens === null ? '' : ` It gets a budget of ${tokens.toLocaleString()} tokens.`;
     confirmInline({
       cell: output,
       opener: retry,
       restore: null,
-      question: `Retry this session? ${describeTasks(session?.tasks ?? [])}${budgetPart} This session stays as it ended.`,
+      question: `Retry this session? ${describeTasks(session?.tasks ?? [], picked)}${budgetPart} This session stays as it ended.`,
       label: 'Retry this session?',
       yes: 'Yes, retry session',
       no: 'Not now',
@@ -162,11 +227,34 @@ export function createSessionRetry({ id, onRetried }) {
     return true;
   }
 
+  /** The checkboxes of the tasks that can be picked, those already picked staying picked. */
+  function showPickable(tasks) {
+    const names = pickableTasks(tasks).map((task) => task.name);
+    if (names.join('\n') === [...rerunBoxes.keys()].join('\n')) return;
+    const boxes = new Map();
+    names.forEach((name, index) => {
+      const box = h('input', { id: `retry-rerun-${index}`, type: 'checkbox', value: name });
+      box.checked = rerunBoxes.get(name)?.checked ?? false;
+      boxes.set(name, box);
+    });
+    rerunBoxes = boxes;
+    replaceChildren(
+      rerunList,
+      ...[...boxes].map(([name, box]) => h('label', { className: 'check', htmlFor: box.id }, box, name)),
+    );
+    rerunField.hidden = boxes.size === 0;
+  }
+
   /** Shows the card for a session the API would retry, to a caller who may. */
   function update(next) {
     session = next;
     hint.textContent = budgetHint(next);
-    const retryable = RETRYABLE.has(next.status);
+    showPickable(next.tasks ?? []);
+    explanation.textContent =
+      next.status === 'completed'
+        ? 'Starts a new session with the same objective and settings that runs the tasks picked below again, keeping the other results.'
+        : 'Starts a new session with the same objective and settings that goes on where this one stopped.';
+    const retryable = RETRYABLE.has(next.status) || (next.status === 'completed' && rerunBoxes.size > 0);
     offer.hidden = !retryable || refused || permitted === undefined || permitted === false;
     // A refusal stays in view with its reason, even once the action is no longer offered.
     element.hidden = offer.hidden && !output.hasChildNodes();
