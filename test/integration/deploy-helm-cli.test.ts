@@ -233,6 +233,11 @@ for (const helm of helms) {
       // A number as the image tag would render `maos:%!s(int64=2)` (and 1.10 would lose its 0).
       assertRejected(['--set', 'image.tag=2'], /image[./]tag/);
       assertRejected(['-f', valuesFile({ image: { tag: 1.1 } })], /image[./]tag/);
+      // KEDA at zero replicas: no API to submit work, no maos_tasks series to scale up on.
+      assertRejected(
+        ['-f', valuesFile({ ...POSTGRES, keda: { enabled: true, minReplicaCount: 0 } })],
+        /minReplicaCount/,
+      );
       // Origins the server refuses at start (they would reach the console's CSP).
       for (const origin of [
         'https://a.example;frame-src *',
