@@ -2,6 +2,7 @@
 // Cross-references (role → provider names) are checked by agents/providers/validate-llm-config.ts.
 import { z } from 'zod';
 import { budgetSchema } from '../domain/budget.ts';
+import { timerMs, timerSeconds } from './timer-limits.ts';
 
 const providerNameSchema = z
   .string()
@@ -174,20 +175,17 @@ export const llmConfigSchema = z
           .describe(
             'Calls per provider (first included) on retryable errors: 429, 5xx, timeouts, resets. @defaultValue 4',
           ),
-        baseDelayMs: z
-          .number()
+        baseDelayMs: timerMs()
           .int()
           .min(0)
           .default(500)
           .describe('First backoff; doubles per attempt, with jitter. @defaultValue 500'),
-        maxDelayMs: z
-          .number()
+        maxDelayMs: timerMs()
           .int()
           .min(0)
           .default(20_000)
           .describe('Largest backoff between two attempts. @defaultValue 20000'),
-        maxRetryAfterSeconds: z
-          .number()
+        maxRetryAfterSeconds: timerSeconds()
           .min(0)
           .default(60)
           .describe(

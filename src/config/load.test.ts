@@ -68,6 +68,29 @@ describe('loadConfig', () => {
     assert.ok(problems.some((p) => p.includes('unknownKey')));
   });
 
+  test('a duration longer than a timer holds (~24.8 days) is refused with the limit named', () => {
+    // Node fires such a timer after 1 ms: a checkpoint or a poll every millisecond, a grace of none.
+    const path = write(
+      'long-timers.yaml',
+      'audit:\n  checkpointIntervalSeconds: 31536000\nworkers:\n  pollIntervalMs: 3000000000\nshutdown:\n  graceSeconds: 2147484\n',
+    );
+    const problems = problemsOf(() => loadConfig({ configPath: path, env: {} }));
+    for (const key of [
+      'audit.checkpointIntervalSeconds',
+      'workers.pollIntervalMs',
+      'shutdown.graceSeconds',
+    ]) {
+      assert.ok(
+        problems.some((p) => p.startsWith(`${key}:`) && p.includes('the longest a timer waits')),
+        `${key} in ${problems.join('; ')}`,
+      );
+    }
+    const longest = loadConfig({
+      env: { MAOS_SHUTDOWN__GRACE_SECONDS: '2147483', MAOS_WORKERS__POLL_INTERVAL_MS: '2147483647' },
+    });
+    assert.equal(longest.shutdown.graceSeconds, 2_147_483);
+  });
+
   test('unreadable or malformed file is reported, not thrown raw', () => {
     assert.ok(
       problemsOf(() => loadConfig({ configPath: join(dir, 'missing.yaml'), env: {} }))[0]?.includes(

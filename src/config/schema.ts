@@ -13,6 +13,7 @@ import {
   ssrfConfigSchema,
   tlsConfigSchema,
 } from './security-schema.ts';
+import { timerMs, timerSeconds } from './timer-limits.ts';
 import { webhooksConfigSchema } from './webhooks-schema.ts';
 
 /**
@@ -34,8 +35,7 @@ const runnerSchema = z
       .array(z.string().min(1))
       .min(1)
       .describe('Program and arguments, run without a shell (e.g. ["npm", "test"]).'),
-    timeoutSeconds: z
-      .number()
+    timeoutSeconds: timerSeconds()
       .int()
       .positive()
       .default(600)
@@ -103,8 +103,7 @@ const configShape = z.strictObject({
         .describe(
           "SQLite: who copies the write-ahead log into the database file. Unset or `background` (the default): a worker thread with its own connection, once the log has grown past 1 MiB, whenever 1000 frames wait, so the copy and its fsync never stall requests or agent steps on the event loop; if that worker fails, checkpoints return to the write connection and a warning is logged. `inline`: SQLite's own automatic checkpoint inside the commit that crosses 1000 frames. @defaultValue background",
         ),
-      busyTimeoutMs: z
-        .number()
+      busyTimeoutMs: timerMs()
         .int()
         .positive()
         .default(5000)
@@ -118,8 +117,7 @@ const configShape = z.strictObject({
         .describe(
           "PostgreSQL only: connections in each replica's pool (at least 2: one may hold a lock while another works). @defaultValue 10",
         ),
-      connectTimeoutMs: z
-        .number()
+      connectTimeoutMs: timerMs()
         .int()
         .positive()
         .default(CONFIG_DEFAULTS.storeConnectTimeoutMs)
@@ -143,8 +141,7 @@ const configShape = z.strictObject({
         .max(1024)
         .default(8)
         .describe('Task slots in this process; 0 = API only, no task execution. @defaultValue 8'),
-      pollIntervalMs: z
-        .number()
+      pollIntervalMs: timerMs()
         .int()
         .positive()
         .default(1000)
@@ -154,8 +151,7 @@ const configShape = z.strictObject({
     .describe('Worker settings.'),
   tasks: z
     .strictObject({
-      leaseSeconds: z
-        .number()
+      leaseSeconds: timerSeconds()
         .int()
         .min(2)
         .default(30)
@@ -174,8 +170,7 @@ const configShape = z.strictObject({
     .describe('Task execution settings.'),
   shutdown: z
     .strictObject({
-      graceSeconds: z
-        .number()
+      graceSeconds: timerSeconds()
         .min(0)
         .default(30)
         .describe(
@@ -207,8 +202,7 @@ const configShape = z.strictObject({
         .max(1000)
         .default(100)
         .describe('Largest page a list endpoint returns. @defaultValue 100'),
-      sseKeepAliveSeconds: z
-        .number()
+      sseKeepAliveSeconds: timerSeconds()
         .positive()
         .default(15)
         .describe('Interval of SSE keep-alive comments (proxies drop idle streams). @defaultValue 15'),
@@ -347,8 +341,7 @@ const configShape = z.strictObject({
         .describe(
           'Open MCP sessions one tenant may hold in this process (and resumed MCP streams it may follow), so one tenant cannot fill `mcp.maxSessions`; more get 429. @defaultValue 100',
         ),
-      sessionIdleSeconds: z
-        .number()
+      sessionIdleSeconds: timerSeconds()
         .int()
         .positive()
         .default(1800)
@@ -361,8 +354,7 @@ const configShape = z.strictObject({
         .describe(
           'Newest messages kept per SSE stream in the store, so a client can resume a dropped stream with Last-Event-ID on any replica; 0 disables resumability. @defaultValue 500',
         ),
-      replayRetentionSeconds: z
-        .number()
+      replayRetentionSeconds: timerSeconds()
         .int()
         .positive()
         .default(600)

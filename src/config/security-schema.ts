@@ -3,6 +3,7 @@
 // security/auth-config.ts.
 import { z } from 'zod';
 import { parseCidr } from '../security/cidr.ts';
+import { timerMs, timerSeconds } from './timer-limits.ts';
 
 const BUILT_IN_ROLE_NAMES = ['viewer', 'developer', 'operator', 'auditor', 'admin'] as const;
 
@@ -138,8 +139,7 @@ const oidcSchema = z
       .positive()
       .default(600_000)
       .describe('How long fetched signing keys are trusted before a refetch. @defaultValue 600000'),
-    httpTimeoutMs: z
-      .number()
+    httpTimeoutMs: timerMs()
       .int()
       .positive()
       .default(5000)
@@ -192,8 +192,7 @@ export const auditConfigSchema = z
       .describe(
         'Ed25519 private key (PKCS#8 PEM) that signs checkpoints; use `signingKey_FILE`. Unset = a key is generated in `<dataDir>/keys/`.',
       ),
-    checkpointIntervalSeconds: z
-      .number()
+    checkpointIntervalSeconds: timerSeconds()
       .int()
       .positive()
       .default(300)
