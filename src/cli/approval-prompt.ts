@@ -5,6 +5,7 @@ import { createInterface, type Interface } from 'node:readline/promises';
 import type { SessionDto, TaskDto } from '../http/dto.ts';
 import type { CliContext } from './context.ts';
 import { CliError } from './exit-codes.ts';
+import { interruptedError } from './retry.ts';
 
 export type ApprovalDecision = 'approved' | 'rejected' | 'later';
 
@@ -74,8 +75,21 @@ export function createApprovalPrompter(ctx: CliContext, options: ApprovalPrompte
       lines = reader[Symbol.asyncIterator]();
     }
     say(question);
-    const next = await lines.next();
-    return next.done ? null : next.value;
+    // Ctrl-C while the question waits ends the command (exit 130) as it does while following:
+    // the pending read alone would keep waiting for an answer and ignore it.
+    const interrupt = ctx.interruptSignal();
+    if (interrupt.aborted) throw interruptedError();
+    let onAbort = () => {};
+    const interrupted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(interruptedError());
+      interrupt.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const next = await Promise.race([lines.next(), interrupted]);
+      return next.done ? null : next.value;
+    } finally {
+      interrupt.removeEventListener('abort', onAbort);
+    }
   }
 
   return {

@@ -266,7 +266,16 @@ async function submitOnly(
     session = planned;
   }
   if (session.status === 'awaiting_approval') {
-    const decided = await approvals.decide(session);
+    let decided: Awaited<ReturnType<ApprovalPrompter['decide']>>;
+    try {
+      decided = await approvals.decide(session);
+    } catch (error) {
+      if (!(error instanceof CliError && error.exitCode === EXIT.INTERRUPTED)) throw error;
+      out.note(
+        `stopped asking; session ${session.id} keeps waiting for approval (maos approve ${session.id} / maos reject ${session.id} --reason "…")`,
+      );
+      return EXIT.INTERRUPTED;
+    }
     if (decided === 'rejected') return EXIT.OK;
     if (decided === 'approved') session.status = 'running';
   }
