@@ -209,13 +209,21 @@ const hasTerraform = spawnSync('terraform', ['version'], { stdio: 'ignore' }).st
  * module's locals and variables in a root module of their own (no providers, no resources, so no
  * download and no cluster), applied with local state in a temporary directory.
  */
-function evaluateModuleValues(vars: Record<string, string>): Doc {
+function evaluateModuleValues(vars: Record<string, string>): Doc & { serviceUrl: string } {
   const dir = mkdtempSync(join(tmpdir(), 'maos-tf-'));
   try {
     const main = readFileSync(join(MODULE, 'main.tf'), 'utf8');
     const locals = /^locals \{\n[\s\S]*?\n\}\n/m.exec(main);
     assert.ok(locals, 'main.tf has a top-level locals block');
-    writeFileSync(join(dir, 'main.tf'), `${locals[0]}\noutput "values" {\n  value = local.values\n}\n`);
+    // The module's service_url output too (it reads only locals and variables).
+    const serviceUrl = /^output "service_url" \{\n[\s\S]*?\n\}\n/m.exec(
+      readFileSync(join(MODULE, 'outputs.tf'), 'utf8'),
+    );
+    assert.ok(serviceUrl, 'outputs.tf has a service_url output');
+    writeFileSync(
+      join(dir, 'main.tf'),
+      `${locals[0]}\noutput "values" {\n  value = local.values\n}\n${serviceUrl[0]}`,
+    );
     copyFileSync(join(MODULE, 'variables.tf'), join(dir, 'variables.tf'));
     const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
     const run = (args: string[]) => {
@@ -230,7 +238,8 @@ function evaluateModuleValues(vars: Record<string, string>): Doc {
     };
     run(['init', '-backend=false']);
     run(['apply', '-auto-approve', ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`])]);
-    return JSON.parse(run(['output', '-json'])).values.value as Doc;
+    const outputs = JSON.parse(run(['output', '-json']));
+    return { ...(outputs.values.value as Doc), serviceUrl: outputs.service_url.value as string };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -243,11 +252,14 @@ describe('Terraform module evaluated by terraform', () => {
   }, () => {
     const cases: Array<{
       vars: Record<string, string>;
-      check(config: ReturnType<typeof loadConfig>, byKind: Map<string, Doc[]>): void;
+      check(config: ReturnType<typeof loadConfig>, byKind: Map<string, Doc[]>, serviceUrl: string): void;
     }> = [
       {
         vars: {},
-        check: (config) => assert.equal(config.auth.mode, 'apikey'),
+        check: (config, _, serviceUrl) => {
+          assert.equal(config.auth.mode, 'apikey');
+          assert.equal(serviceUrl, 'http://maos.maos.svc.cluster.local');
+        },
       },
       {
         vars: {
@@ -270,9 +282,15 @@ describe('Terraform module evaluated by terraform', () => {
       },
       {
         vars: { tls_secret: 'maos-tls', ingress_host: 'maos.example.com' },
-        check: (config, byKind) => {
+        check: (config, byKind, serviceUrl) => {
           const server = at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0');
           assert.equal(server.readinessProbe.httpGet.scheme, 'HTTPS');
+          // The Service port (80) speaks HTTPS: the in-cluster URL says so, with its port.
+          const service = one(byKind, 'Service');
+          const url = new URL(serviceUrl);
+          assert.equal(url.protocol, 'https:');
+          assert.equal(Number(url.port || 443), at(service, 'spec.ports.0.port'));
+          assert.equal(url.hostname, `${at(service, 'metadata.name')}.maos.svc.cluster.local`);
           assert.ok(config.tls.certFile && config.tls.keyFile, 'the server serves HTTPS');
           const annotations = at(one(byKind, 'Ingress'), 'metadata.annotations');
           assert.equal(annotations['nginx.ingress.kubernetes.io/backend-protocol'], 'HTTPS');
@@ -281,7 +299,7 @@ describe('Terraform module evaluated by terraform', () => {
     ];
     const helm = installedHelms().at(-1);
     for (const { vars, check } of cases) {
-      const values = evaluateModuleValues(vars);
+      const { serviceUrl, ...values } = evaluateModuleValues(vars);
       if (helm) {
         // helm itself checks the module's values against values.schema.json, then renders them.
         const dir = mkdtempSync(join(tmpdir(), 'maos-tf-helm-'));
@@ -323,7 +341,7 @@ describe('Terraform module evaluated by terraform', () => {
           env: { ...env, MAOS_DATA_DIR: dir, MAOS_STORE__URL: 'postgres://maos:pw@db:5432/maos' },
         });
         assertConfigUsable(config);
-        check(config, byKind);
+        check(config, byKind, serviceUrl);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

@@ -11,8 +11,8 @@ output "namespace" {
 }
 
 output "service_url" {
-  description = "In-cluster base URL of the MAOS API."
-  value       = "http://${local.fullname}.${var.namespace}.svc.cluster.local"
+  description = "In-cluster base URL of the MAOS API: https on the Service port 80 when tls_secret is set."
+  value       = var.tls_secret == null ? "http://${local.fullname}.${var.namespace}.svc.cluster.local" : "https://${local.fullname}.${var.namespace}.svc.cluster.local:80"
 }
 
 output "secret_name" {
