@@ -1,6 +1,7 @@
 // SSE framing and the streaming events route over a real socket: replay, live follow, resume
 // from Last-Event-ID, keep-alives, end after session.finished, disconnect and shutdown.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
@@ -231,6 +232,49 @@ describe('GET /v1/sessions/:id/events as SSE', () => {
     assert.equal(problem.code, 'RESOURCE_LIMIT_EXCEEDED');
     assert.deepEqual(problem.details, { setting: 'http.maxSseStreamsPerPrincipal', limit: 1 });
     assert.equal(refused, 1);
+  });
+
+  test('a client that leaves before its stream opens holds no stream (cap, gauge)', async (t) => {
+    let open = 0;
+    const observer: HttpObserver = { sseConnection: (delta) => (open += delta) };
+    const h = await startHarness(15, 1, { observer });
+    t.after(() => h.app.close());
+    // The session lookup that precedes the stream waits until the client has gone.
+    let release = () => {};
+    let looking = false;
+    let looked = false;
+    const getSession = h.service.getSession.bind(h.service);
+    h.service.getSession = async (actor, id) => {
+      if (looking) return getSession(actor, id);
+      looking = true;
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      try {
+        return await getSession(actor, id);
+      } finally {
+        looked = true;
+      }
+    };
+    const { hostname, port } = new URL(h.url);
+    const socket = connect(Number(port), hostname);
+    socket.on('error', () => {});
+    socket.write(
+      `GET /v1/sessions/${h.sessionId}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`,
+    );
+    await waitFor(() => looking, 10_000, 'the stream request to look the session up');
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    release();
+    await waitFor(() => looked, 10_000, 'the lookup to end');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(open, 0, 'no stream is left open for the client that left');
+    const next = await fetch(`${h.url}/v1/sessions/${h.sessionId}/events`, {
+      headers: streamHeaders,
+      signal: AbortSignal.timeout(5_000),
+    });
+    await next.body?.cancel();
+    assert.equal(next.status, 200, 'the cap of 1 is free for the next stream');
   });
 
   test('a stream of an unknown session is a 404 problem, not a stream', async (t) => {

@@ -129,6 +129,10 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
   };
   raw.on('close', () => close());
   raw.on('error', () => close());
+  // A client that left before the stream opened (while its session was looked up) emitted 'close'
+  // already: nothing else would end this stream, which would hold its place under the stream caps
+  // until its session ended (or for good, once a frame written to the dead socket awaits 'drain').
+  if (socket === null || socket.destroyed) close();
 
   const stream: SseStream = {
     signal: controller.signal,
