@@ -21,10 +21,10 @@ describe('circuit breaker', () => {
     breaker.recordFailure();
     breaker.recordFailure();
     assert.equal(breaker.state(), 'closed');
-    assert.equal(breaker.tryAcquire(), true);
+    assert.deepEqual(breaker.tryAcquire(), { trial: false });
     breaker.recordFailure();
     assert.equal(breaker.state(), 'open');
-    assert.equal(breaker.tryAcquire(), false);
+    assert.equal(breaker.tryAcquire(), undefined);
   });
 
   test('a success resets the failure count', () => {
@@ -42,26 +42,51 @@ describe('circuit breaker', () => {
     for (let i = 0; i < 3; i += 1) breaker.recordFailure();
     advance(1000);
     assert.equal(breaker.state(), 'half_open');
-    assert.equal(breaker.tryAcquire(), true);
-    assert.equal(breaker.tryAcquire(), false, 'only one trial at a time');
-    breaker.recordFailure();
+    const trial = breaker.tryAcquire();
+    assert.equal(trial?.trial, true);
+    assert.equal(breaker.tryAcquire(), undefined, 'only one trial at a time');
+    breaker.recordFailure(trial);
     assert.equal(breaker.state(), 'open');
     advance(999);
-    assert.equal(breaker.tryAcquire(), false);
+    assert.equal(breaker.tryAcquire(), undefined);
     advance(1);
-    assert.equal(breaker.tryAcquire(), true);
-    breaker.recordSuccess();
+    const next = breaker.tryAcquire();
+    assert.equal(next?.trial, true);
+    breaker.recordSuccess(next);
     assert.equal(breaker.state(), 'closed');
-    assert.equal(breaker.tryAcquire(), true);
+    assert.equal(breaker.tryAcquire()?.trial, false);
   });
 
   test('releasing a trial lets the next caller try', () => {
     const { breaker, advance } = makeBreaker();
     for (let i = 0; i < 3; i += 1) breaker.recordFailure();
     advance(1000);
-    assert.equal(breaker.tryAcquire(), true);
-    breaker.releaseTrial();
-    assert.equal(breaker.tryAcquire(), true);
+    const trial = breaker.tryAcquire();
+    assert.ok(trial);
+    breaker.releaseTrial(trial);
+    assert.equal(breaker.tryAcquire()?.trial, true);
+  });
+
+  test('a call admitted before the circuit opened does not free the trial slot when it ends', () => {
+    const { breaker, advance } = makeBreaker();
+    // A long call (a streaming agent) admitted while closed, still running when the circuit opens.
+    const early = breaker.tryAcquire();
+    const late = breaker.tryAcquire();
+    assert.ok(early && late);
+    for (let i = 0; i < 3; i += 1) breaker.recordFailure();
+    advance(1000);
+    const trial = breaker.tryAcquire();
+    assert.equal(trial?.trial, true);
+    // The early call is cancelled (no verdict): the trial is still in flight, so no second one.
+    breaker.releaseTrial(early);
+    assert.equal(breaker.tryAcquire(), undefined, 'still one trial at a time');
+    // The late one fails: the circuit reopens, and after the pause the trial still runs alone.
+    breaker.recordFailure(late);
+    assert.equal(breaker.state(), 'open');
+    advance(1000);
+    assert.equal(breaker.tryAcquire(), undefined, 'the trial in flight still holds the slot');
+    breaker.recordSuccess(trial);
+    assert.equal(breaker.state(), 'closed');
   });
 
   test('the set keeps one breaker per provider', () => {

@@ -11,16 +11,31 @@ export interface CircuitBreakerOptions {
   onStateChange?(state: CircuitState): void;
 }
 
+/** One admitted call; settled once, by recordSuccess, recordFailure or releaseTrial. */
+export interface CircuitPermit {
+  /** The half-open state's one trial call. */
+  readonly trial: boolean;
+}
+
 export interface CircuitBreaker {
-  /** Whether a call may start now. In half-open state only one trial call is admitted at a time. */
-  tryAcquire(): boolean;
-  recordSuccess(): void;
+  /**
+   * Admits a call now, or not (undefined). In half-open state only one trial call is admitted at a
+   * time.
+   */
+  tryAcquire(): CircuitPermit | undefined;
+  recordSuccess(permit?: CircuitPermit): void;
   /** Counts only availability failures (retryable ones); a 400 says nothing about the provider's health. */
-  recordFailure(): void;
-  /** Releases a half-open trial slot without a verdict (e.g. the caller aborted). */
-  releaseTrial(): void;
+  recordFailure(permit?: CircuitPermit): void;
+  /**
+   * Settles a call without a verdict (the caller aborted, a 400): frees the trial slot when it was
+   * the trial. A call admitted before the circuit opened holds no slot to free.
+   */
+  releaseTrial(permit: CircuitPermit): void;
   state(): CircuitState;
 }
+
+const CALL: CircuitPermit = { trial: false };
+const TRIAL: CircuitPermit = { trial: true };
 
 /** Creates a breaker in the closed state. */
 export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBreaker {
@@ -49,29 +64,29 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     tryAcquire() {
       report();
       const state = currentState();
-      if (state === 'closed') return true;
-      if (state === 'open' || trialInFlight) return false;
+      if (state === 'closed') return CALL;
+      if (state === 'open' || trialInFlight) return undefined;
       trialInFlight = true;
-      return true;
+      return TRIAL;
     },
-    recordSuccess() {
+    recordSuccess(permit) {
       failures = 0;
       openedAt = null;
-      trialInFlight = false;
+      if (permit?.trial) trialInFlight = false;
       report();
     },
-    recordFailure() {
-      if (currentState() === 'half_open') {
+    recordFailure(permit) {
+      if (permit?.trial) trialInFlight = false;
+      if (permit?.trial || currentState() === 'half_open') {
         openedAt = now();
-        trialInFlight = false;
       } else {
         failures += 1;
         if (failures >= options.failureThreshold) openedAt = now();
       }
       report();
     },
-    releaseTrial() {
-      trialInFlight = false;
+    releaseTrial(permit) {
+      if (permit.trial) trialInFlight = false;
     },
     state: currentState,
   };

@@ -274,11 +274,20 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     attempt: number,
     run: (ctx: AttemptContext) => Promise<T>,
   ): Promise<T> {
-    if (!breaker.tryAcquire()) {
+    const permit = breaker.tryAcquire();
+    if (!permit) {
       options.telemetry?.circuitRejected?.(target.provider);
       throw new CircuitOpenError(target.provider);
     }
-    const release = await bulkhead.acquire(signal);
+    let release: () => void;
+    try {
+      release = await bulkhead.acquire(signal);
+    } catch (error) {
+      // Stopped while waiting for a slot: a half-open trial that never ran must not hold the
+      // circuit's only trial slot for good.
+      breaker.releaseTrial(permit);
+      throw error;
+    }
     // A timer holds at most 2^31-1 ms (~24.8 days); Node fires a longer one after 1 ms instead.
     const timeoutMs = Math.min((providers[target.provider]?.timeoutSeconds ?? 300) * 1000, MAX_TIMER_MS);
     const timer = new AbortController();
@@ -312,20 +321,20 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
       recordModelSpend(target, usageOf(value));
       // Answered from the response cache only: nothing was learnt about the provider, so neither
       // its count of consecutive failures is reset nor a half-open circuit closed.
-      if (tally.fromCache > 0 && tally.toProvider === 0) breaker.releaseTrial();
-      else breaker.recordSuccess();
+      if (tally.fromCache > 0 && tally.toProvider === 0) breaker.releaseTrial(permit);
+      else breaker.recordSuccess(permit);
       return value;
     } catch (error) {
       if (signal.aborted) {
-        breaker.releaseTrial();
+        breaker.releaseTrial(permit);
         throw error;
       }
       if (timer.signal.aborted) {
-        breaker.recordFailure();
+        breaker.recordFailure(permit);
         throw timer.signal.reason;
       }
-      if (classifyProviderError(error).retryable) breaker.recordFailure();
-      else breaker.releaseTrial();
+      if (classifyProviderError(error).retryable) breaker.recordFailure(permit);
+      else breaker.releaseTrial(permit);
       throw error;
     } finally {
       clearTimeout(handle);

@@ -1,0 +1,78 @@
+// The LLM client's circuit breaker and bulkhead together, against the scripted LLM server: a
+// half-open trial call stopped while it waits for a bulkhead slot frees the trial slot.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { generateText } from 'ai';
+import { pino } from 'pino';
+import { type ScriptedLlmServer, startLlmServer } from '../../../test/fixtures/llm-server.ts';
+import { waitFor } from '../../../test/fixtures/wait-for.ts';
+import { llmConfigSchema, providersConfigSchema } from '../../config/llm-schema.ts';
+import { createLlmClient } from './llm-client.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+describe('LLM client breaker and bulkhead', () => {
+  let server: ScriptedLlmServer;
+  before(async () => {
+    server = await startLlmServer({
+      handler: (request) => {
+        if (request.promptText.includes('fail')) return { error: 500 };
+        if (request.promptText.includes('hang')) return { hang: true };
+        return { text: 'ok' };
+      },
+    });
+  });
+  after(() => server.close());
+
+  test('a half-open trial stopped while it waits for a bulkhead slot lets the next call be the trial', async () => {
+    let time = 0;
+    const client = createLlmClient({
+      providers: providersConfigSchema.parse({
+        main: {
+          type: 'openai-compatible',
+          model: 'm',
+          apiKey: 'k',
+          baseURL: server.openaiBaseURL,
+          maxConcurrency: 2,
+        },
+      }),
+      llm: llmConfigSchema.parse({
+        retry: { maxAttempts: 1 },
+        circuitBreaker: { failureThreshold: 1, openSeconds: 30 },
+      }),
+      logger: pino({ level: 'silent' }),
+      now: () => time,
+    });
+    const ask = (prompt: string, signal: AbortSignal) =>
+      client.call('engineer', signal, ({ model, signal: callSignal }) =>
+        generateText({ model, prompt, maxRetries: 0, abortSignal: callSignal }),
+      );
+    const first = new AbortController();
+    const third = new AbortController();
+    // Two slots: the first call hangs in one, the second fails in the other and opens the circuit,
+    // and the third, admitted while the circuit was closed, takes its slot and hangs too.
+    const hanging = [ask('hang 1', first.signal), ask('fail', new AbortController().signal)];
+    hanging.push(ask('hang 3', third.signal));
+    for (const call of hanging) call.catch(() => undefined);
+    await assert.rejects(hanging[1] as Promise<unknown>, { code: 'PROVIDER_UNAVAILABLE' });
+    await waitFor(() => server.requests.length === 3, 10_000, 'the third call to reach the server');
+
+    time += 30_000;
+    // Half-open: the trial call waits for a slot, and is stopped before it gets one.
+    const stopped = new AbortController();
+    const trial = ask('question', stopped.signal);
+    trial.catch(() => undefined);
+    await nextTurn();
+    stopped.abort(new Error('cancelled'));
+    await assert.rejects(trial, /cancelled/);
+
+    // The next call is the trial: it waits for a slot (freed by the first call's end) and answers.
+    const next = ask('question', new AbortController().signal);
+    await nextTurn();
+    first.abort(new Error('done'));
+    assert.equal((await next).value.text, 'ok');
+    assert.equal(server.requests.length, 4);
+    third.abort(new Error('done'));
+  });
+});
