@@ -36,6 +36,13 @@ const runtime = createCommandRuntime({
     missing: runner(['/nonexistent/program']),
     slow: runner(['sh', '-c', 'sleep 30'], { timeoutSeconds: 1 }),
     tree: runner(['sh', '-c', 'sleep 30 & echo "child $!"; wait']),
+    // Past the kept tails (64 Ki and 4 Ki UTF-16 units), each cut falling inside an emoji.
+    emoji: runner([process.execPath, '-e', "process.stdout.write('😀'.repeat(40000) + '.')"]),
+    'emoji-fail': runner([
+      process.execPath,
+      '-e',
+      "process.stderr.write('😀'.repeat(3000) + '.'); process.exitCode = 1",
+    ]),
   },
 });
 
@@ -80,6 +87,18 @@ describe('command runtime', { timeout: 30_000 }, () => {
       assert.ok(error instanceof AppError);
       assert.equal(error.code, 'RUNNER_FAILED');
       assert.match(error.message, /exited with code 7: first\nlast words/);
+      return true;
+    });
+  });
+
+  test('the kept tails of stdout and stderr start on a whole character, not half an emoji', async () => {
+    const { output } = await runtime.run(task('emoji'), context().ctx);
+    assert.ok(output.isWellFormed());
+    assert.ok(output.endsWith('😀😀.') && output.length >= 64 * 1024 - 1);
+    await assert.rejects(runtime.run(task('emoji-fail'), context().ctx), (error: unknown) => {
+      assert.ok(error instanceof AppError);
+      assert.ok(error.message.isWellFormed(), 'the error message holds no lone surrogate');
+      assert.match(error.message, /exited with code 1: 😀/u);
       return true;
     });
   });

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { RunnerConfig } from '../../../config/schema.ts';
+import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import { recordRun } from './run-records.ts';
@@ -38,8 +39,7 @@ export function pickInheritedEnv(env: Readonly<Record<string, string | undefined
 }
 
 function appendTail(tail: string, chunk: string, max: number): string {
-  const joined = tail + chunk;
-  return joined.length > max ? joined.slice(joined.length - max) : joined;
+  return tailOf(tail + chunk, max);
 }
 
 /** Signals the whole process group (negative pid); ignores a group that is already gone. */
