@@ -246,6 +246,34 @@ function evaluateModuleValues(vars: Record<string, string>): Doc & { serviceUrl:
 }
 
 describe('Terraform module evaluated by terraform', () => {
+  test('a change to the Secret the module writes rolls the pods (they read it only at start)', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    const checksumOf = (vars: Record<string, string>) => {
+      const { serviceUrl: _, ...values } = evaluateModuleValues(vars);
+      const annotations = at(
+        one(groupByKind(renderChart(CHART, values).manifests.map((m) => m.doc)), 'Deployment'),
+        'spec.template.metadata.annotations',
+      );
+      return annotations['checksum/secret'] as string | undefined;
+    };
+    const old = checksumOf({ database_url: 'postgres://maos:old@db:5432/maos' });
+    const rotated = checksumOf({ database_url: 'postgres://maos:new@db:5432/maos' });
+    assert.match(old ?? '', /^[0-9a-f]{64}$/);
+    assert.notEqual(rotated, old, 'a rotated database password rolls the pods');
+    assert.notEqual(
+      checksumOf({
+        database_url: 'postgres://maos:old@db:5432/maos',
+        secret_env: '{MAOS_AUDIT__SIGNING_KEY = "pem"}',
+      }),
+      old,
+      'so does a new secret_env value',
+    );
+    // A Secret managed elsewhere: the module cannot see it, so no checksum.
+    assert.equal(checksumOf({ existing_secret_name: 'maos-env' }), undefined);
+  });
+
   test('its chart values pass the chart schema and render into a configuration MAOS accepts (defaults, OIDC, TLS)', {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,

@@ -7,6 +7,15 @@ locals {
   fullname      = strcontains(var.release_name, "maos") ? var.release_name : "${var.release_name}-maos"
   create_secret = var.existing_secret_name == null
   secret_name   = local.create_secret ? "${var.release_name}-env" : var.existing_secret_name
+  secret_data = merge(
+    var.secret_env,
+    var.database_url == null ? {} : { MAOS_STORE__URL = var.database_url },
+  )
+  # Pods read the Secret as environment only when they start: a checksum of what the module puts in
+  # it rolls them when it changes (a rotated database password), as the chart does for its own Secret.
+  pod_annotations = local.create_secret ? {
+    "checksum/secret" = nonsensitive(sha256(jsonencode(local.secret_data)))
+  } : {}
   # Always the same object type (a conditional between {} and this object does not type-check); with
   # an empty issuer the chart renders no oidc section, and empty values keep the chart's defaults.
   oidc = {
@@ -28,6 +37,7 @@ locals {
       mode = var.database_mode
     }
     existingSecret = local.secret_name
+    podAnnotations = local.pod_annotations
     replicaCount   = var.replicas
     autoscaling = {
       enabled                        = var.autoscaling.enabled
@@ -77,10 +87,7 @@ resource "kubernetes_secret_v1" "env" {
       "app.kubernetes.io/part-of" = "maos"
     }
   }
-  data = merge(
-    var.secret_env,
-    var.database_url == null ? {} : { MAOS_STORE__URL = var.database_url },
-  )
+  data       = local.secret_data
   depends_on = [kubernetes_namespace_v1.maos]
 
   lifecycle {
