@@ -38,7 +38,8 @@ export interface TaskOutputData {
   partial?: true;
   /**
    * The run that wrote it: a task run again (after a crash or a lost lease) starts its output anew,
-   * so a line the earlier attempt left unfinished is not continued by the next one's.
+   * so a line the earlier attempt left unfinished is not continued by the next one's. A run given
+   * back at shutdown returns its attempt, and its unfinished lines are ended (engine/stopped-run.ts).
    */
   attempt?: number;
 }

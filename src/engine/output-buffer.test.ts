@@ -30,6 +30,21 @@ describe('output buffer', () => {
     assert.equal(buffer.pending, 0);
   });
 
+  test('tells the streams whose output handed over so far ends in an unfinished line', () => {
+    const buffer = createOutputBuffer();
+    buffer.push('stdout', 'done\nhalf');
+    buffer.push('stderr', 'warn\n');
+    buffer.take(false);
+    assert.deepEqual(buffer.openStreams(), [], 'a held rest not handed over yet leaves no line open');
+    buffer.startInterval();
+    buffer.take(false);
+    assert.deepEqual(buffer.openStreams(), ['stdout']);
+    buffer.push('stdout', ' ends\n');
+    buffer.push('text', 'a paragraph');
+    buffer.take(true);
+    assert.deepEqual(buffer.openStreams(), ['text']);
+  });
+
   test('counts unfinished text as pending, so a flush is scheduled for it', () => {
     const buffer = createOutputBuffer();
     buffer.push('text', 'no line break yet');

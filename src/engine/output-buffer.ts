@@ -38,6 +38,8 @@ export interface OutputBuffer {
   take(final: boolean): OutputLine[];
   /** Pieces waiting to be taken: complete lines, plus one per stream with unfinished text. */
   readonly pending: number;
+  /** Streams whose last piece handed over is partial: their output so far ends in an unfinished line. */
+  openStreams(): OutputStream[];
 }
 
 /** A stream's unfinished line; `due` once it was held when a flush interval started. */
@@ -51,11 +53,14 @@ export function createOutputBuffer(): OutputBuffer {
   let lines: OutputLine[] = [];
   let emitted = 0;
   let truncatedNoticeGiven = false;
+  // Streams whose last piece handed over (or about to be) is partial.
+  const open = new Set<OutputStream>();
 
   function add(entry: OutputLine): void {
     if (emitted >= MAX_LINES_PER_RUN) {
       if (!truncatedNoticeGiven) {
         truncatedNoticeGiven = true;
+        open.delete(entry.stream);
         lines.push({
           stream: entry.stream,
           line: `[maos: output truncated after ${MAX_LINES_PER_RUN} lines]`,
@@ -64,6 +69,8 @@ export function createOutputBuffer(): OutputBuffer {
       return;
     }
     emitted++;
+    if (entry.partial) open.add(entry.stream);
+    else open.delete(entry.stream);
     lines.push(entry);
   }
 
@@ -125,6 +132,9 @@ export function createOutputBuffer(): OutputBuffer {
     },
     get pending() {
       return lines.length + held.size;
+    },
+    openStreams() {
+      return [...open];
     },
   };
 }

@@ -32,8 +32,14 @@ export async function endStoppedRun(
       );
     return;
   }
+  // The next run of the task writes under this attempt again (the release gives it back): a line
+  // left unfinished ends here instead of being continued by that run's output.
+  const lines = [
+    ...(outcome.lines ?? []),
+    ...(outcome.openStreams ?? []).map((stream) => ({ stream, line: '' })),
+  ];
   const released = await deps.queue.run(async (trx) => {
-    if (outcome.lines) await appendTaskOutput(trx, claim, outcome.lines, now());
+    if (lines.length > 0) await appendTaskOutput(trx, claim, lines, now());
     await chargeUnappliedRun(trx, claim, outcome, now());
     return releaseTask(trx, claim, now());
   }, ENGINE_PROGRESS);

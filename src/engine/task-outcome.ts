@@ -22,6 +22,11 @@ export interface TrailingOutput {
   modelsOnRecord?: ModelUsage[];
   /** What the run spent per provider and model (LLM runtime): stored on the task by its finish. */
   modelUsage?: ModelUsage[];
+  /**
+   * A stopped run only: the streams whose output ends in an unfinished line (its last piece
+   * partial). A release at shutdown ends those lines, as the next run writes under the same attempt.
+   */
+  openStreams?: ReadonlyArray<'stdout' | 'stderr' | 'text'>;
 }
 
 export type RunOutcome = (

@@ -154,13 +154,18 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   // less than it spent (a planner aborted mid-round reports nothing of its finished rounds): it is
   // charged at least what it last said it had spent, which is also at least its record.
   const usage = outcome.ok ? outcome.usage : maxUsage(outcome.usage, spend);
-  if (lines.length === 0 && !spendOnRecord && usage === outcome.usage) return outcome;
+  // A stopped run may be released and run again under the same attempt (engine/stopped-run.ts).
+  const openStreams = input.signal.aborted ? buffer.openStreams() : [];
+  if (lines.length === 0 && !spendOnRecord && usage === outcome.usage && openStreams.length === 0) {
+    return outcome;
+  }
   return {
     ...outcome,
     usage,
     ...(lines.length > 0 ? { lines } : {}),
     ...(spendOnRecord ? { spendOnRecord } : {}),
     ...(modelsOnRecord ? { modelsOnRecord } : {}),
+    ...(openStreams.length > 0 ? { openStreams } : {}),
   };
 }
 

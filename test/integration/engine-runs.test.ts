@@ -220,6 +220,52 @@ describe('graceful stop', { timeout: 30_000 }, () => {
     await h.close();
   });
 
+  test('a line a run released at shutdown left unfinished is not continued by the next run of that attempt', async () => {
+    // The release gives the attempt number back, so the next run writes under the same attempt:
+    // the released run's last line must end where its output ended.
+    const streaming: AgentRuntime = {
+      kind: 'fake',
+      run: (_task, ctx) =>
+        new Promise((_resolve, reject) => {
+          ctx.emitOutput('text', 'written before the stop');
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+        }),
+    };
+    const first = await createHarness({ llm: streaming });
+    const { session } = await first.engine.service.createSession(ACTOR, {
+      objective: 'stopped mid-line',
+      agents: [{ name: 's', role: 'engineer', task: 'write' }],
+    });
+    // The unfinished line was stored as a partial piece, then the run went quiet.
+    await waitFor(async () =>
+      (await first.allEvents(session.id)).some((event) => event.type === 'task.output') ? true : undefined,
+    );
+    await first.engine.stop({ graceMs: 10 });
+    await first.close({ keepDir: true });
+    const again: AgentRuntime = {
+      kind: 'fake',
+      run: async (_task, ctx) => {
+        ctx.emitOutput('text', 'the next run\n');
+        return { output: 'done' };
+      },
+    };
+    const second = await createHarness({ llm: again, dir: first.dir });
+    try {
+      const detail = await second.waitForSession(session.id);
+      assert.equal(detail.status, 'completed');
+      assert.equal(detail.tasks[0]!.attempts, 1, 'the released run gave its attempt back');
+      // The text of each attempt as docs/api.md defines it: line + (partial ? '' : '\n').
+      let text = '';
+      for (const event of await second.allEvents(session.id)) {
+        if (event.type !== 'task.output' || event.data.attempt !== 1) continue;
+        text += `${event.data.line}${event.data.partial ? '' : '\n'}`;
+      }
+      assert.equal(text, 'written before the stop\nthe next run\n');
+    } finally {
+      await second.close();
+    }
+  });
+
   test('a runtime that ignores abort does not block stop; its lease is released', async () => {
     const deaf: AgentRuntime = { kind: 'fake', run: () => new Promise(() => undefined) };
     const h = await createHarness({ llm: deaf, concurrency: 1 });
