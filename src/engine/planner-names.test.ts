@@ -116,3 +116,28 @@ describe('normaliseTaskNames (edited)', () => {
     assert.match(result.errors[0] ?? '', /must not start with "orchestrator:"/);
   });
 });
+
+describe('normaliseTaskNames (cost)', () => {
+  test('each name is read once, not once per reference written another way', () => {
+    // An edited plan may hold 20,000 references: reading every name for each took minutes of CPU.
+    let readings = 0;
+    const counted = {
+      ...EDITED_TASK_NAMES,
+      normalise: (name: string) => {
+        readings++;
+        return EDITED_TASK_NAMES.normalise(name);
+      },
+    };
+    const names = Array.from({ length: 200 }, (_, i) => `step-${i}`);
+    const refs = Array.from({ length: 20 }, (_, i) => `step ${i}`);
+    const result = normaliseTaskNames(
+      [{ tasks: names.map((name) => task(name, refs)) }],
+      { earlierTaskNames: [], agentNames: [] },
+      counted,
+    );
+    assert.ok(result.ok, result.ok ? '' : result.errors.join());
+    assert.deepEqual(result.phases[0]?.tasks[0]?.depends_on.slice(0, 2), ['step-0', 'step-1']);
+    const references = names.length * refs.length;
+    assert.ok(readings <= names.length + references, `${readings} readings`);
+  });
+});

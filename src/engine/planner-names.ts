@@ -69,11 +69,23 @@ export type NamesCheck<P> =
     }
   | { ok: false; errors: string[] };
 
-/** The one name among `names` that `ref` reads as, if exactly one does. */
-function findByForm(ref: string, names: readonly string[], form: TaskNameForm): string | undefined {
-  const key = form.normalise(ref);
-  const matches = names.filter((name) => form.normalise(name) === key);
-  return matches.length === 1 ? matches[0] : undefined;
+/**
+ * Looks references up among `names` by the form they read as: the one name `ref` reads as, if
+ * exactly one does. The names are read once, not per reference (an edited plan may hold thousands
+ * of references; reading every name for each took minutes of CPU).
+ */
+function createFormLookup(names: readonly string[], form: TaskNameForm): (ref: string) => string | undefined {
+  const byKey = new Map<string, string[]>();
+  for (const name of names) {
+    const key = form.normalise(name);
+    const same = byKey.get(key);
+    if (same) same.push(name);
+    else byKey.set(key, [name]);
+  }
+  return (ref) => {
+    const matches = byKey.get(form.normalise(ref)) ?? [];
+    return matches.length === 1 ? matches[0] : undefined;
+  };
 }
 
 /**
@@ -121,12 +133,12 @@ export function normaliseTaskNames<T extends NamedTask, P extends { tasks: reado
   if (errors.length > 0) return { ok: false, errors };
   const newNames = [...writtenAs.keys()];
   const taskNames = new Set([...newNames, ...earlier]);
+  const findTask = createFormLookup([...newNames, ...known.earlierTaskNames], form);
   const resolveTask = (ref: string): string =>
-    renamed.get(ref) ??
-    (taskNames.has(ref) ? ref : (findByForm(ref, [...newNames, ...known.earlierTaskNames], form) ?? ref));
+    renamed.get(ref) ?? (taskNames.has(ref) ? ref : (findTask(ref) ?? ref));
   const agentNames = new Set(known.agentNames);
-  const resolveAgent = (ref: string): string =>
-    agentNames.has(ref) ? ref : (findByForm(ref, known.agentNames, form) ?? ref);
+  const findAgent = createFormLookup(known.agentNames, form);
+  const resolveAgent = (ref: string): string => (agentNames.has(ref) ? ref : (findAgent(ref) ?? ref));
   return {
     ok: true,
     renamed,

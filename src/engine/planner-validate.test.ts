@@ -3,7 +3,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LlmPhase, LlmPlannedTask } from './planner-schema.ts';
-import { checkGeneratedPhases, type PlanContext, withCatalogueRoleNames } from './planner-validate.ts';
+import {
+  checkGeneratedPhases,
+  orderTasksOfOneAgent,
+  type PlanContext,
+  type TaskToCheck,
+  withCatalogueRoleNames,
+} from './planner-validate.ts';
 
 function task(
   name: string,
@@ -173,6 +179,83 @@ describe('checkGeneratedPhases', () => {
     const result = checkGeneratedPhases([{ name: 'p', tasks: [task('impl', 'engineer', ['design'])] }], ctx);
     assert.ok(result.ok);
     assert.deepEqual(result.plan.phases[0]?.tasks[0]?.dependsOn, ['design']);
+  });
+});
+
+describe('orderTasksOfOneAgent', () => {
+  /** The rule as its doc states it, one walk of the graph per question: the reference. */
+  function orderByDefinition(tasks: readonly TaskToCheck[]): Array<[string, string[]]> {
+    const deps = new Map(tasks.map((t) => [t.name, new Set(t.depends_on)]));
+    const reaches = (from: string, to: string): boolean => {
+      const seen = new Set<string>();
+      const stack = [from];
+      while (stack.length > 0) {
+        const name = stack.pop()!;
+        if (name === to) return true;
+        if (seen.has(name)) continue;
+        seen.add(name);
+        stack.push(...(deps.get(name) ?? []));
+      }
+      return false;
+    };
+    const earlierOf = new Map<string, string[]>();
+    for (const t of tasks) {
+      if (t.agent === null) continue;
+      const earlier = earlierOf.get(t.agent) ?? [];
+      for (const previous of [...earlier].reverse()) {
+        if (!reaches(t.name, previous) && !reaches(previous, t.name)) deps.get(t.name)!.add(previous);
+      }
+      earlierOf.set(t.agent, [...earlier, t.name]);
+    }
+    return tasks.map((t) => [t.name, [...deps.get(t.name)!].sort()]);
+  }
+
+  test('adds the edges the rule asks for, on random graphs with cycles and dependencies forward', () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed / 2_147_483_648;
+    };
+    for (let run = 0; run < 500; run++) {
+      const n = 1 + Math.floor(random() * 20);
+      const density = random() * 0.3;
+      const tasks = Array.from({ length: n }, (_, i) => ({
+        ...task(`t${i}`, 'qa'),
+        depends_on: Array.from({ length: n }, (_, j) => j)
+          .filter((j) => j !== i && random() < density && (j < i || random() < 0.2))
+          .map((j) => `t${j}`),
+        agent: random() < 0.7 ? `a${Math.floor(random() * 3)}` : null,
+      }));
+      const ordered = orderTasksOfOneAgent(tasks).map((t): [string, string[]] => [
+        t.name,
+        [...t.depends_on].sort(),
+      ]);
+      assert.deepEqual(ordered, orderByDefinition(tasks), JSON.stringify(tasks));
+    }
+  });
+
+  test("work grows with the square of a phase's tasks, not the cube (200 tasks of one agent)", () => {
+    // An edited plan may give one agent 200 tasks in each of 20 phases: one walk of the graph per
+    // pair of them blocked the server for seconds. Counted in membership checks, not in time.
+    const n = 200;
+    const tasks = Array.from({ length: n }, (_, i) => task(`t${i}`, 'qa', [], 'x'));
+    const has = Set.prototype.has;
+    let checks = 0;
+    Set.prototype.has = function (this: Set<unknown>, value: unknown) {
+      checks++;
+      return has.call(this, value);
+    };
+    let ordered: TaskToCheck[];
+    try {
+      ordered = orderTasksOfOneAgent(tasks);
+    } finally {
+      Set.prototype.has = has;
+    }
+    assert.deepEqual(
+      ordered.slice(0, 3).map((t) => t.depends_on),
+      [[], ['t0'], ['t1']],
+    );
+    assert.ok(checks <= 3 * n * n, `${checks} membership checks for ${n} tasks`);
   });
 });
 
