@@ -45,7 +45,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   404: 'The resource does not exist (or belongs to another tenant).',
   409: 'The resource is not in a state that allows the operation.',
   413: 'The request body is larger than the server accepts.',
-  415: 'The body is not `application/json`.',
+  415: 'The body is not `application/json`, or is compressed (`Content-Encoding`).',
   422: 'The request is well-formed but cannot be honoured.',
   429: 'Too many requests, a quota or a resource limit; see `Retry-After`.',
   500: 'An internal error (nothing of it is disclosed; see the server log by `requestId`).',

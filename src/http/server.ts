@@ -181,13 +181,27 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * The API takes JSON only (other media types get 415), in UTF-8 (RFC 8259; other bytes get 400).
+ * The API takes JSON only (other media types and compressed bodies get 415), in UTF-8 (RFC 8259;
+ * other bytes get 400).
  * An empty JSON body counts as no body, so body-less POSTs sent with a JSON content type work.
  */
 function registerJsonParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    // Bodies are read as sent: a compressed one (or one merely labelled so) is refused as RFC 9110
+    // §15.5.16 says, rather than failing as bytes that are not UTF-8 or read as if uncompressed.
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      done(
+        new AppError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          'A compressed body (Content-Encoding) is not supported; send it uncompressed.',
+        ),
+        undefined,
+      );
+      return;
+    }
     let text: string;
     try {
       text = typeof body === 'string' ? body : strictUtf8.decode(body);

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
@@ -395,6 +396,30 @@ describe('malformed requests against the real server', () => {
     assert.equal(utf8.body.objective, 'café');
     const withBom = await post(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json(Buffer.from('x'))]));
     assert.equal(withBom.status, 201, JSON.stringify(withBom.body));
+  });
+
+  test('a compressed body (Content-Encoding) is 415, whether or not it really is compressed', async () => {
+    const body = JSON.stringify({ objective: 'x', agents: [agent] });
+    for (const [name, bytes] of [
+      ['gzip', new Uint8Array(gzipSync(body))],
+      ['labelled gzip', new Uint8Array(Buffer.from(body))],
+    ] as const) {
+      const response = await fetch(`${server.url}/v1/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body: bytes,
+      });
+      const problem = (await response.json()) as { code: string };
+      assert.equal(response.status, 415, name);
+      assert.equal(problem.code, 'UNSUPPORTED_MEDIA_TYPE', name);
+    }
+    const identity = await fetch(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'identity' },
+      body,
+    });
+    await identity.body?.cancel();
+    assert.equal(identity.status, 201);
   });
 
   test('a path that does not percent-decode is answered through the hooks: request id, metrics, access log', async () => {
