@@ -183,6 +183,27 @@ describe('loadConfig', () => {
     assert.equal(config.llm.roles.backend_engineer?.provider, 'local');
   });
 
+  test('a problem with a value the environment set names its variable', () => {
+    const file = write('port.yaml', 'port: 70a70\nnoSuch: 1\n');
+    const problems = problemsOf(() =>
+      loadConfig({
+        configPath: file,
+        env: {
+          MAOS_DEBUG: '1',
+          MAOS_TASKS__LEASE_SECONDS: 'soon',
+          MAOS_LLM__BUDGETS__TENANTS: '{"acme":{"bogus":1}}',
+        },
+      }),
+    );
+    assert.deepEqual(problems.toSorted(), [
+      '(root): Unrecognized keys: "noSuch", "debug" (from the environment: MAOS_DEBUG)',
+      'llm.budgets.tenants.acme: Unrecognized key: "bogus" (from the environment: MAOS_LLM__BUDGETS__TENANTS)',
+      // From the file: no variable named.
+      'port: Invalid input: expected number, received string',
+      'tasks.leaseSeconds: Invalid input: expected number, received string (from the environment: MAOS_TASKS__LEASE_SECONDS)',
+    ]);
+  });
+
   test('client-side variables and those a runner gets are not configuration', () => {
     const config = loadConfig({
       env: {

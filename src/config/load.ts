@@ -41,13 +41,22 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   const problems: string[] = [];
   const configPath = options.configPath ?? env.MAOS_CONFIG;
   const fromFile = configPath ? readConfigFile(configPath, problems) : {};
-  const fromEnv = readEnv(env, problems);
+  const envNames = new Map<string, string>();
+  const fromEnv = readEnv(env, problems, envNames);
   const merged = deepMerge(deepMerge(fromFile, fromEnv), options.overrides ?? {});
   const resolved = resolveFileReferences(merged, '', problems);
   const parsed = configSchema.safeParse(resolved);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
-      problems.push(`${issue.path.join('.') || '(root)'}: ${issue.message}`);
+      // A key no file holds (`MAOS_NOSUCH=1` reads as `nosuch`) is found by the variable's name.
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
+      const names = keys.map((key) =>
+        envNameOf([...issue.path, ...(key === undefined ? [] : [key])], envNames),
+      );
+      const from = names.some((name) => name !== undefined)
+        ? ` (from the environment: ${[...new Set(names.filter((name) => name !== undefined))].join(', ')})`
+        : '';
+      problems.push(`${issue.path.join('.') || '(root)'}: ${issue.message}${from}`);
     }
   }
   if (problems.length > 0 || !parsed.success) {
@@ -86,7 +95,7 @@ function readConfigFile(path: string, problems: string[]): Tree {
  * `MAOS_PORT=8080` → `port`; `MAOS_TASKS__LEASE_SECONDS=10` → `tasks.leaseSeconds` (double underscore
  * nests, single underscore joins words). Values are parsed as JSON when they are JSON, else kept as text.
  */
-function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Tree {
+function readEnv(env: NodeJS.ProcessEnv, problems: string[], names: Map<string, string>): Tree {
   const tree: Tree = {};
   for (const [name, raw] of Object.entries(env)) {
     if (raw === undefined) continue;
@@ -97,8 +106,21 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Tree {
       continue;
     }
     setPath(tree, path, parseEnvValue(raw));
+    names.set(path.join('.'), name);
   }
   return tree;
+}
+
+/**
+ * The `MAOS_*` variable that set the value at `path`, or a map or object holding it (JSON in one
+ * variable); undefined when the environment did not set it.
+ */
+function envNameOf(path: ReadonlyArray<PropertyKey>, names: ReadonlyMap<string, string>): string | undefined {
+  for (let length = path.length; length > 0; length--) {
+    const name = names.get(path.slice(0, length).map(String).join('.'));
+    if (name !== undefined) return name;
+  }
+  return undefined;
 }
 
 /**
