@@ -137,6 +137,18 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     assert.equal(await page.locator('#retry-of').count(), 0, 'the original is no retry');
     assert.equal((await readRetries).status(), 200);
     const retry = page.getByRole('button', { name: 'Retry session' });
+    // Its succeeded agent tasks may be picked to run again; none picked keeps them all.
+    assert.deepEqual(
+      await page
+        .getByRole('group', { name: 'Run again although they succeeded' })
+        .locator('label')
+        .allTextContents(),
+      ['gather', 'draft'],
+    );
+    assert.equal(
+      await page.locator('#retry-rerun-hint').textContent(),
+      'The tasks that depend on a picked one run again too. None picked: the succeeded tasks are kept.',
+    );
 
     // Asked first: the question says what is kept and what runs again; the focus on not retrying.
     await retry.click();
@@ -438,6 +450,11 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
       'its succeeded tasks, no plan',
     );
     assert.equal(await page.getByRole('checkbox', { checked: true }).count(), 0, 'none picked at first');
+    // None picked is no choice for a completed session: the hint does not offer it.
+    assert.equal(
+      await page.locator('#retry-rerun-hint').textContent(),
+      'The tasks that depend on a picked one run again too.',
+    );
     const retry = page.getByRole('button', { name: 'Retry session' });
 
     // None picked: a completed session has nothing else to retry, said before anything is sent.

@@ -132,16 +132,13 @@ export function createSessionRetry({ id, onRetried }) {
   /** One checkbox per succeeded task that can run again, by task name; kept across refreshes. */
   let rerunBoxes = new Map();
   const rerunList = h('div', { className: 'check-list' });
+  const rerunHint = h('small', { id: 'retry-rerun-hint', className: 'hint' });
   const rerunField = h(
     'fieldset',
-    { id: 'retry-rerun', className: 'checks', hidden: true },
+    { id: 'retry-rerun', className: 'checks', hidden: true, attrs: { 'aria-describedby': rerunHint.id } },
     h('legend', {}, 'Run again although they succeeded'),
     rerunList,
-    h(
-      'small',
-      { className: 'hint' },
-      'The tasks that depend on a picked one run again too. None picked: the succeeded tasks are kept.',
-    ),
+    rerunHint,
   );
   const offer = h(
     'div',
@@ -250,10 +247,14 @@ export function createSessionRetry({ id, onRetried }) {
     session = next;
     hint.textContent = budgetHint(next);
     showPickable(next.tasks ?? []);
-    explanation.textContent =
-      next.status === 'completed'
-        ? 'Starts a new session with the same objective and settings that runs the tasks picked below again, keeping the other results.'
-        : 'Starts a new session with the same objective and settings that goes on where this one stopped.';
+    const completed = next.status === 'completed';
+    explanation.textContent = completed
+      ? 'Starts a new session with the same objective and settings that runs the tasks picked below again, keeping the other results.'
+      : 'Starts a new session with the same objective and settings that goes on where this one stopped.';
+    // A completed session is retried only with a pick: "none picked" is no choice there.
+    rerunHint.textContent = completed
+      ? 'The tasks that depend on a picked one run again too.'
+      : 'The tasks that depend on a picked one run again too. None picked: the succeeded tasks are kept.';
     const retryable = RETRYABLE.has(next.status) || (next.status === 'completed' && rerunBoxes.size > 0);
     offer.hidden = !retryable || refused || permitted === undefined || permitted === false;
     // A refusal stays in view with its reason, even once the action is no longer offered.
