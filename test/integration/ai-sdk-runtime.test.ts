@@ -281,6 +281,46 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     assert.equal(setup.primary.requests.length, 2);
   });
 
+  for (const [type, status] of [
+    ['anthropic', 529],
+    ['openai', 500],
+    ['openai-compatible', 503],
+  ] as const) {
+    test(`an error the ${type} provider reports mid-stream (${status}) is retried like its HTTP status`, async () => {
+      setup.primary.enqueue(
+        {
+          text: 'partial answer that breaks',
+          chunkSize: 4,
+          streamError: { afterFrames: 4, status, message: 'Overloaded' },
+        },
+        { text: 'complete answer' },
+      );
+      const { ctx, chunks } = makeContext();
+      const result = await makeRuntime(makeClient(setup, { primaryType: type })).run(makeTask(), ctx);
+      assert.equal(result.output, 'complete answer');
+      assert.match(chunks.join(''), /\[attempt 2 via main: the answer starts over\]/);
+      assert.equal(setup.primary.requests.length, 2);
+    });
+  }
+
+  test('an error reported mid-stream that will not pass on retry fails at once, with its message', async () => {
+    setup.primary.enqueue({
+      text: 'partial answer that breaks',
+      chunkSize: 4,
+      streamError: { afterFrames: 4, status: 400, message: 'prompt is too long' },
+    });
+    const error = await makeRuntime(makeClient(setup, { primaryType: 'anthropic' }))
+      .run(makeTask(), makeContext().ctx)
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof AppError);
+    assert.equal(error.code, 'PROVIDER_ERROR');
+    assert.equal(
+      error.message,
+      "provider 'main' (model claude-test) rejected the request (HTTP 400): prompt is too long",
+    );
+    assert.equal(setup.primary.requests.length, 1);
+  });
+
   for (const type of ['anthropic', 'openai']) {
     test(`works with the ${type} provider type`, async () => {
       setup.primary.enqueue({

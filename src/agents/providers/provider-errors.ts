@@ -114,6 +114,29 @@ function kindForStatus(status: number): FailureKind {
   return 'bad_request';
 }
 
+/**
+ * An error the provider reported inside its stream once the answer had begun (Anthropic's
+ * `event: error`, e.g. `overloaded_error`; an OpenAI chunk with `error`): the SDK hands it over as a
+ * plain object with a message and, when the provider's error type tells it, a status. Judged like
+ * that HTTP status; without one, the answer broke off, as a reset mid-stream does.
+ */
+function classifyStreamError(error: unknown): ClassifiedFailure | undefined {
+  if (typeof error !== 'object' || error === null || error instanceof Error) return undefined;
+  const report = error as { message?: unknown; statusCode?: unknown; code?: unknown; isRetryable?: unknown };
+  if (typeof report.message !== 'string') return undefined;
+  const detail = shorten(report.message);
+  const candidate = typeof report.statusCode === 'number' ? report.statusCode : report.code;
+  if (typeof candidate !== 'number' || candidate < 400 || candidate > 599) {
+    return { kind: 'server', retryable: true, detail };
+  }
+  return {
+    kind: kindForStatus(candidate),
+    retryable: RETRYABLE_STATUSES.has(candidate) || candidate >= 500 || report.isRetryable === true,
+    status: candidate,
+    detail,
+  };
+}
+
 /** Decides whether a failed call may be retried and what the provider said. */
 export function classifyProviderError(error: unknown): ClassifiedFailure {
   const tooLarge = findTooLarge(error);
@@ -134,6 +157,8 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
       detail: shorten(error.message),
     };
   }
+  const reported = classifyStreamError(error);
+  if (reported) return reported;
   const code = findNetworkCode(error);
   if (code) return { kind: 'network', retryable: true, detail: code };
   // The HTTP client refused a header before sending: its message quotes the value, often the key.
