@@ -5,6 +5,7 @@
 import { coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
+import { lockSessions } from '../store/session-locks.ts';
 import { findExpiredLeases } from '../store/task-store.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
@@ -32,6 +33,12 @@ export async function reapExpiredLeases(deps: ReaperDeps): Promise<void> {
       // Cluster mode: one replica reaps at a time (the others skip this pass).
       if (!(await tryTransactionLock(trx, LOCK_KEYS.leaseReaper))) return [];
       const expired = await findExpiredLeases(trx, now(), REAP_BATCH);
+      // Their sessions locked up front, in id order as every transaction that locks several does:
+      // locked one by one in expiry order, they could deadlock with another replica's finish.
+      await lockSessions(
+        trx,
+        expired.map((row) => row.session_id),
+      );
       const out = [];
       for (const row of expired) out.push({ row, effects: await expireTaskLease(trx, row, now()) });
       return out;

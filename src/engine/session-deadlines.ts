@@ -59,8 +59,14 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
     return reason === null ? [] : [{ ...row, reason }];
   });
   const expired: ExpiredSession[] = [];
-  for (const row of due.slice(0, SWEEP_BATCH)) {
-    await lockSessions(trx, [row.id]);
+  const batch = due.slice(0, SWEEP_BATCH);
+  // Locked up front, in id order as every transaction that locks several sessions does: locked one
+  // by one in the scan's order, they could deadlock with another replica's finish (PostgreSQL).
+  await lockSessions(
+    trx,
+    batch.map((row) => row.id),
+  );
+  for (const row of batch) {
     // Re-read under the lock: another transaction may have finished it since the scan.
     const session = await trx
       .selectFrom('sessions')
