@@ -303,6 +303,20 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     });
   }
 
+  for (const type of ['anthropic', 'openai', 'openai-compatible']) {
+    test(`an answer the ${type} provider ends early, without finishing it, is retried, not taken as the result`, async () => {
+      setup.primary.enqueue(
+        { text: 'partial answer that stops', chunkSize: 4, endAfterFrames: 4 },
+        { text: 'complete answer' },
+      );
+      const { ctx, chunks } = makeContext();
+      const result = await makeRuntime(makeClient(setup, { primaryType: type })).run(makeTask(), ctx);
+      assert.equal(result.output, 'complete answer');
+      assert.match(chunks.join(''), /\[attempt 2 via main: the answer starts over\]/);
+      assert.equal(setup.primary.requests.length, 2);
+    });
+  }
+
   test('an error reported mid-stream that will not pass on retry fails at once, with its message', async () => {
     setup.primary.enqueue({
       text: 'partial answer that breaks',

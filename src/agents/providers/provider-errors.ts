@@ -1,7 +1,7 @@
 // Classifies what a provider call threw (retryable or not, Retry-After) and turns it into an
 // AppError whose message a user can act on: which provider, what HTTP status, what to check.
 
-import { APICallError } from 'ai';
+import { APICallError, InvalidResponseDataError } from 'ai';
 import { headOf } from '../../domain/text-cut.ts';
 import { AppError, coerceError } from '../../errors/app-error.ts';
 import { ResponseTooLargeError } from './response-size-limit.ts';
@@ -57,6 +57,24 @@ export class ProviderTimeoutError extends Error {
     this.name = 'ProviderTimeoutError';
     this.timeoutMs = timeoutMs;
   }
+}
+
+/**
+ * A streamed answer that ended before the provider finished it: no end-of-answer frame and no error
+ * (a server or proxy that closed the response early). Retried like a reset mid-stream.
+ */
+export class StreamInterruptedError extends Error {
+  constructor() {
+    super('the answer ended before the provider finished it');
+    this.name = 'StreamInterruptedError';
+  }
+}
+
+/** The same, as the openai-compatible provider reports it (the others report an `interrupted` finish). */
+function isUnfinishedStream(error: unknown): boolean {
+  return (
+    InvalidResponseDataError.isInstance(error) && /stream ended without a finish reason/i.test(error.message)
+  );
 }
 
 /** Parses `retry-after-ms`, then `Retry-After` as seconds or an HTTP date; undefined when absent or invalid. */
@@ -143,6 +161,9 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
   if (tooLarge) return { kind: 'other', retryable: false, detail: tooLarge.message };
   if (error instanceof ProviderTimeoutError)
     return { kind: 'timeout', retryable: true, detail: error.message };
+  if (error instanceof StreamInterruptedError || isUnfinishedStream(error)) {
+    return { kind: 'network', retryable: true, detail: new StreamInterruptedError().message };
+  }
   if (APICallError.isInstance(error)) {
     const status = error.statusCode;
     // No status: the connection failed. A 2xx status: the response broke off mid-stream.

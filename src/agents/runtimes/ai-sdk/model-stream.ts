@@ -17,6 +17,7 @@ import type {
 import { asSchema, type LanguageModel, type ModelMessage, type ToolSet } from 'ai';
 import type { TokenCounts } from '../../../domain/budget.ts';
 import { AppError } from '../../../errors/app-error.ts';
+import { StreamInterruptedError } from '../../providers/provider-errors.ts';
 import { isToolsUnsupported } from './tools-unsupported.ts';
 
 export interface ModelStreamInput {
@@ -141,6 +142,8 @@ async function streamStep(
         } else if (part.type === 'tool-call') {
           if (!part.providerExecuted) calls.push(part);
         } else if (part.type === 'finish') {
+          // The stream ended without the provider's end of the answer: what came is not all of it.
+          if (part.finishReason.unified === 'interrupted') throw new StreamInterruptedError();
           usage = toTokenCounts(part.usage);
           finishReason = part.finishReason.raw ?? part.finishReason.unified;
           input.onStepUsage(usage);
