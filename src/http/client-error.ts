@@ -1,10 +1,12 @@
 // Requests Node's HTTP parser rejects before Fastify sees them (headers too large, a malformed
 // request line or header, a request not received in time): answered with a problem document like
 // every other error of the API, instead of Fastify's default plain JSON without a code.
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AppError } from '../errors/app-error.ts';
-import { createProblem, PROBLEM_CONTENT_TYPE } from './problem.ts';
+import { REQUEST_ID_HEADER } from './plugins/request-id.ts';
+import { createProblem, PROBLEM_CONTENT_TYPE, type Problem } from './problem.ts';
 
 /** The AppError for a parser error code (llhttp's `HPE_*`, Node's `ERR_HTTP_*`). */
 function toAppError(code: string | undefined): AppError {
@@ -17,20 +19,27 @@ function toAppError(code: string | undefined): AppError {
   return new AppError('VALIDATION_FAILED', 'The request is not valid HTTP.');
 }
 
-/** Fastify's `clientErrorHandler`: writes the problem and closes the connection. */
-export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+/**
+ * For Fastify's `clientErrorHandler`: writes the problem, with a fresh request id like every other
+ * answer, and closes the connection. Returns the problem sent (for the error counter and the log),
+ * or undefined when the peer got nothing.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Duplex): Problem | undefined {
   // A peer that went away (or a response already under way) gets nothing more.
   if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
     socket.destroy();
-    return;
+    return undefined;
   }
-  const problem = createProblem(toAppError(error.code));
+  const requestId = randomUUID();
+  const problem = createProblem(toAppError(error.code), undefined, requestId);
   const body = JSON.stringify(problem);
   socket.end(
     `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? ''}\r\n` +
       `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `${REQUEST_ID_HEADER}: ${requestId}\r\n` +
       'Connection: close\r\n\r\n' +
       body,
   );
+  return problem;
 }

@@ -82,6 +82,7 @@ export interface BuildHttpServerOptions {
 /** Builds (but does not start) the HTTP server. Call `listen` or `inject` on the result. */
 export async function buildHttpServer(options: BuildHttpServerOptions): Promise<FastifyInstance> {
   const { config, service, logger } = options;
+  const httpLog = logger.child({ component: 'http' });
   const app: FastifyInstance = Fastify({
     ...(options.serverFactory ? { serverFactory: options.serverFactory } : {}),
     loggerInstance: logger as FastifyBaseLogger,
@@ -100,7 +101,25 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     forceCloseConnections: 'idle',
     // Replaced by the SHUTTING_DOWN hook below, which answers with a problem document.
     return503OnClosing: false,
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: (error, socket) => {
+      const problem = answerClientError(error, socket);
+      if (problem === undefined) return;
+      // No hook sees these requests: they are counted and logged here (a 431 from a client's
+      // oversized cookies, a slow sender's 408s), by the request id the answer carries.
+      notifyObserver(options.observer, 'problemSent', problem.code, problem.status);
+      httpLog.info(
+        {
+          requestId: problem.requestId,
+          code: problem.code,
+          'http.response.status_code': problem.status,
+          'event.kind': 'event',
+          'event.category': ['web'],
+          'event.type': ['access'],
+          'event.outcome': 'failure',
+        },
+        'request refused by the HTTP parser',
+      );
+    },
     // What the router still refuses before routing comes here, where no hook runs (see routeMalformedUrl).
     frameworkErrors: (error, request, reply) => {
       reply.header(REQUEST_ID_HEADER, String(request.id));

@@ -364,11 +364,47 @@ describe('malformed requests against the real server', () => {
       const [head = '', body = ''] = answer.split('\r\n\r\n');
       assert.match(head, new RegExp(`^HTTP/1\\.1 ${status} `));
       assert.match(head, /content-type: application\/problem\+json/i);
-      const problem = JSON.parse(body) as { code: string; status: number };
+      const problem = JSON.parse(body) as { code: string; status: number; requestId: string };
       assert.equal(problem.code, code);
       assert.equal(problem.status, status);
+      assert.match(problem.requestId, /^[0-9a-f-]{36}$/);
+      assert.match(head, new RegExp(`^x-request-id: ${problem.requestId}$`, 'im'));
     });
   }
+
+  test('a request the HTTP parser refuses is counted in maos_errors_total and logged with its request id', async () => {
+    const { destination, lines } = captureLog();
+    const local = await startTestServer({
+      config: { logLevel: 'info', workers: { concurrency: 0 } },
+      logDestination: destination,
+    });
+    try {
+      const { hostname, port } = new URL(local.url);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), hostname, () =>
+          socket.write(`GET /v1/roles HTTP/1.1\r\nHost: x\r\nCookie: ${'a'.repeat(20_000)}\r\n\r\n`),
+        );
+        let text = '';
+        socket.on('data', (chunk: Buffer) => {
+          text += chunk.toString('utf8');
+        });
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      assert.match(answer, /^HTTP\/1\.1 431 /);
+      const requestId = /^x-request-id: (\S+)$/im.exec(answer)?.[1];
+      assert.ok(requestId, answer);
+      const scrape = await fetch(`${local.url}/metrics`).then((response) => response.text());
+      assert.equal(sampleOf(scrape, 'maos_errors_total{code="HEADERS_TOO_LARGE"}'), 1);
+      const line = lines.find((candidate) => candidate.requestId === requestId);
+      assert.equal(line?.message, 'request refused by the HTTP parser');
+      assert.equal(line?.code, 'HEADERS_TOO_LARGE');
+      assert.equal(line?.['http.response.status_code'], 431);
+      assert.doesNotMatch(JSON.stringify(line), /aaaa/, 'nothing of the refused request is logged');
+    } finally {
+      await local.close();
+    }
+  });
 
   test('a body that is not UTF-8 is a 400, not stored with U+FFFD in place of its bytes', async () => {
     const post = (bytes: Buffer) =>
