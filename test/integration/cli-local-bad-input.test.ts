@@ -226,6 +226,14 @@ describe('maos doctor', () => {
   });
 });
 
+describe('maos restore', () => {
+  test('a folder given as the backup file is refused as bad input (exit 2), not a database failure', async () => {
+    const result = await runMaos(['restore', '--config', config, dir, '--force']);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^error VALIDATION_FAILED: .+ is not a file; name the backup file/m);
+  });
+});
+
 describe('maos support-bundle', () => {
   test('an --output in a missing folder, or onto a folder, is a usage error before anything is collected', async () => {
     const missing = await runMaos(['support-bundle', '--config', config, '-o', join(dir, 'no', 'b.tar.gz')]);

@@ -1,6 +1,6 @@
 // `maos restore <file>`: checks a backup (integrity, schema version), refuses to replace an existing
 // database without --force or one a running server uses (its server lock), installs it, and verifies the result.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
@@ -78,6 +78,13 @@ export async function restoreBackup(
 ): Promise<RestoreReport> {
   const target = resolveBackupSource(config, 'restore');
   if (!existsSync(backupPath)) throw new AppError('NOT_FOUND', `Backup file ${backupPath} does not exist`);
+  // SQLite cannot open a folder either: that would read as a database failure (exit 7), not a typo.
+  if (!statSync(backupPath).isFile()) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `${backupPath} is not a file; name the backup file \`maos backup\` wrote`,
+    );
+  }
   const before = await inspectSqliteFile(backupPath);
   if (before.integrity.length !== 1 || before.integrity[0] !== 'ok') {
     throw new AppError(
