@@ -142,7 +142,16 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
     description: 'Checks documents against the rules.',
     instructions: 'Read the document and list every rule it breaks.',
   };
-  expectStatus(await api.call('POST', '/v1/roles', { body: role }), 201);
+  const createdRole = await api.call('POST', '/v1/roles', { body: role });
+  expectStatus(createdRole, 201);
+  // The new role's Location answers, as does a built-in role's name; an unknown name is 404.
+  const location = createdRole.headers.get('location') ?? '';
+  assert.equal(location, '/v1/roles/compliance_officer');
+  const fetched = await api.call('GET', location);
+  expectStatus(fetched, 200);
+  assert.equal((fetched.body as { name: string }).name, 'compliance_officer');
+  expectStatus(await api.call('GET', '/v1/roles/engineer'), 200);
+  expectStatus(await api.call('GET', '/v1/roles/no_such_role'), 404, 'ROLE_NOT_FOUND');
   expectStatus(await api.call('POST', '/v1/roles', { body: role }), 409, 'CONFLICT');
   expectStatus(await api.call('POST', '/v1/roles', { body: { name: 'X' } }), 400, 'VALIDATION_FAILED');
   // Lengths count once the text is trimmed, as the documented pattern says.

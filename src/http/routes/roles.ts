@@ -1,9 +1,12 @@
-// GET /v1/roles: the role catalogue agents are picked from.
+// GET /v1/roles and GET /v1/roles/:name: the role catalogue agents are picked from (built-in roles
+// and the tenant's custom roles; a created role's Location points at the second).
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { RoleDefinition } from '../../agents/roles/role.ts';
 import type { Actor } from '../../engine/session-service.ts';
-import { roleListSchema, toRoleDto } from '../dto.ts';
+import { AppError } from '../../errors/app-error.ts';
+import { roleListSchema, roleSchema, toRoleDto } from '../dto.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface RoleRoutesOptions {
@@ -11,9 +14,10 @@ export interface RoleRoutesOptions {
   listRoles: (actor: Actor) => readonly RoleDefinition[] | Promise<readonly RoleDefinition[]>;
 }
 
-/** Registers the roles route on `app`. */
+/** Registers the roles routes on `app`. */
 export function registerRoleRoutes(app: FastifyInstance, options: RoleRoutesOptions): void {
-  app.withTypeProvider<ZodTypeProvider>().get(
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  typed.get(
     '/v1/roles',
     {
       config: { permission: 'roles:read' },
@@ -29,5 +33,27 @@ export function registerRoleRoutes(app: FastifyInstance, options: RoleRoutesOpti
       },
     },
     async (request) => ({ items: (await options.listRoles(request.actor)).map(toRoleDto) }),
+  );
+  typed.get(
+    '/v1/roles/:name',
+    {
+      config: { permission: 'roles:read' },
+      schema: {
+        operationId: 'getRole',
+        summary: 'Get a role',
+        description: 'One role of the catalogue (built-in or the tenant’s custom role) by name.',
+        tags: ['roles'],
+        params: z.object({ name: z.string().min(1).max(64) }),
+        response: { 200: roleSchema.describe('The role.'), ...problemResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    async (request) => {
+      const { name } = request.params;
+      const role = (await options.listRoles(request.actor)).find((candidate) => candidate.name === name);
+      if (!role) {
+        throw new AppError('ROLE_NOT_FOUND', `No role '${name}'; GET /v1/roles lists the roles`);
+      }
+      return toRoleDto(role);
+    },
   );
 }
