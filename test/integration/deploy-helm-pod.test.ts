@@ -49,6 +49,36 @@ function get(
   });
 }
 
+/**
+ * The variables the kubelet adds to every container for each Service of the namespace unless the pod
+ * sets `enableServiceLinks: false` (Kubernetes' envvars.FromServices): `<NAME>_SERVICE_HOST`,
+ * `<NAME>_SERVICE_PORT[_<PORT NAME>]` and the Docker-link style `<NAME>_PORT[_<port>_<PROTO>[_…]]`,
+ * NAME being the Service name in upper case with `_` for `-`. A Service called `maos` (the release
+ * the docs install) gives `MAOS_SERVICE_HOST`, `MAOS_PORT_80_TCP`…: names MAOS reads as configuration.
+ */
+function serviceLinkEnv(services: Doc[], clusterIp: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  const upper = (name: unknown) => String(name).toUpperCase().replaceAll('-', '_');
+  for (const service of services) {
+    const name = upper(at(service, 'metadata.name'));
+    const ports = at(service, 'spec.ports') as Doc[];
+    env[`${name}_SERVICE_HOST`] = clusterIp;
+    env[`${name}_SERVICE_PORT`] = String(ports[0]?.port);
+    for (const port of ports) {
+      if (port.name) env[`${name}_SERVICE_PORT_${upper(port.name)}`] = String(port.port);
+      const proto = String(port.protocol ?? 'TCP');
+      const prefix = `${name}_PORT_${port.port}_${proto.toUpperCase()}`;
+      const url = `${proto.toLowerCase()}://${clusterIp}:${port.port}`;
+      if (port === ports[0]) env[`${name}_PORT`] = url;
+      env[prefix] = url;
+      env[`${prefix}_PROTO`] = proto.toLowerCase();
+      env[`${prefix}_PORT`] = String(port.port);
+      env[`${prefix}_ADDR`] = clusterIp;
+    }
+  }
+  return env;
+}
+
 const MODES = [
   { name: 'plain HTTP', tls: false, skip: false as string | false },
   { name: 'HTTPS with tls.secretName', tls: true, skip: skipWithoutOpenssl },
@@ -132,6 +162,12 @@ for (const mode of MODES) {
         return value;
       };
       env = { PATH: process.env.PATH, HOME: dir, TMPDIR: mounts.get('/tmp') };
+      // The Service links of the release's own Service (named `maos`, as the docs install it) and of a
+      // canary release beside it, unless the pod turns them off; the container's env wins over them.
+      if (pod.enableServiceLinks !== false) {
+        const canary = { metadata: { name: 'maos-canary' }, spec: at(one(byKind, 'Service'), 'spec') };
+        Object.assign(env, serviceLinkEnv([one(byKind, 'Service'), canary], '10.96.0.10'));
+      }
       for (const variable of container.env as { name: string; value: string }[]) {
         env[variable.name] = toLocal(variable.value);
       }
