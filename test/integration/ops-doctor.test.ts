@@ -284,6 +284,17 @@ describe('maos doctor', { timeout: 400_000 }, () => {
     }
   });
 
+  test('a --server that does not answer is named by the clock check, not asked for', async () => {
+    const closed = await startServer((_req, res) => res.writeHead(200).end('ok'));
+    await new Promise((resolve) => closed.server.close(resolve));
+    const clock = check(
+      await doctor(['-c', goodConfig, '--server', closed.base, '--min-free-mb', '1']),
+      'clock',
+    );
+    assert.equal(clock.status, 'skip');
+    assert.equal(clock.message, `no reference: ${closed.base} did not answer`);
+  });
+
   test('fails on pending migrations, a newer database and an unreadable database', async () => {
     const olderDir = join(dir, 'older');
     const older = createDatabase({ dataDir: olderDir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });

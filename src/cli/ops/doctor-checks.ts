@@ -434,15 +434,20 @@ export async function checkClock(
   timeoutMs: number,
 ): Promise<CheckResult> {
   let ref = reference;
+  let unanswered: string | undefined;
   if (!ref && server) {
     const probe = await probeUrl(`${server.replace(/\/+$/, '')}/healthz`, timeoutMs);
     if (probe.date) ref = { source: server, serverDate: probe.date, localDate: probe.localDate };
+    else unanswered = probe.ok ? `${server} sent no Date header` : `${server} did not answer`;
   }
   if (!ref)
     return {
       name: 'clock',
       status: 'skip',
-      message: 'no reference server (configure OIDC or pass --server)',
+      // With --server given, asking for it would send the operator looking for the wrong mistake.
+      message: unanswered
+        ? `no reference: ${unanswered}`
+        : 'no reference server (configure OIDC or pass --server)',
     };
   // The Date header has one-second resolution: allow that much on top of the limit.
   const skewSeconds = Math.abs(ref.localDate.getTime() - ref.serverDate.getTime()) / 1000;
