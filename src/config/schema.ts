@@ -164,7 +164,9 @@ const configShape = z.strictObject({
         .min(1)
         .max(100)
         .default(3)
-        .describe('Runs of a task (first run included) before it fails for good. @defaultValue 3'),
+        .describe(
+          'Runs of a task whose lease expires (its worker died or stalled), first run included, before it fails for good; a run that fails (a runner exiting non-zero, a model error) is not run again. @defaultValue 3',
+        ),
     })
     .default({ leaseSeconds: 30, maxAttempts: 3 })
     .describe('Task execution settings.'),

@@ -79,6 +79,8 @@ describe('engine with the command runtime', { timeout: 60_000 }, () => {
     assert.match(done.error!, /task broken failed: Runner fail exited with code 3: bad input/);
     const status = Object.fromEntries(done.tasks.map((task) => [task.name, task.status]));
     assert.deepEqual(status, { broken: 'failed', after: 'cancelled', last: 'cancelled', side: 'succeeded' });
+    // tasks.maxAttempts (3 here) counts runs whose lease expired: a run that failed is not run again.
+    assert.equal(done.tasks.find((task) => task.name === 'broken')!.attempts, 1);
     assert.match(
       done.tasks.find((task) => task.name === 'last')!.error!,
       /dependency broken did not succeed/,
