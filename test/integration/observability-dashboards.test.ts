@@ -114,6 +114,31 @@ describe('Grafana dashboards', () => {
     }
   });
 
+  test('panels select one release by job and namespace, not every release of that job name', () => {
+    // prometheus-operator names a release's job after its Service: releases called `maos` in
+    // staging and production share job="maos" and differ in `namespace` only (absent in compose, where
+    // the variable's All value `.*` also matches no label).
+    for (const file of dashboardFiles) {
+      const variables = (readDashboard(file).templating as { list: Json[] }).list;
+      const namespace = variables.find((variable) => variable.name === 'namespace');
+      assert.ok(namespace, `${file} has a namespace variable`);
+      assert.equal(namespace.type, 'query');
+      assert.match(
+        JSON.stringify(namespace.query),
+        /label_values\(maos_build_info\{job=~\\"\$job\\"\}, namespace\)/,
+      );
+      assert.equal(namespace.includeAll, true);
+      assert.equal(namespace.allValue, '.*', 'All matches series without a namespace too');
+    }
+    for (const { where, expr } of allExpressions()) {
+      for (const selector of expr.match(/\{[^}]*\}/g) ?? []) {
+        if (!selector.includes('$job')) continue;
+        assert.match(selector, /namespace=~"\$namespace"/, `${where}: ${selector}`);
+      }
+      assert.match(expr, /\$job/, `${where}: selects by job`);
+    }
+  });
+
   test('panel ids are unique and panels fit the 24-column grid', () => {
     for (const file of dashboardFiles) {
       const panels = allPanels(readDashboard(file).panels);
