@@ -415,7 +415,7 @@ describe('validateEditedPlan', () => {
     assert.match(adding.message, /role "architect" would have 3 agents; at most 2 per role/);
   });
 
-  test('the waiting plan sent back unchanged is not held to the limits it breaks', () => {
+  test('the waiting plan sent back, unchanged or edited, is held to the limits only beyond its own size', () => {
     // As a session submitted with its agents has it: three engineers (the cap is 2), one phase.
     const waiting: PlanBody = {
       phases: [
@@ -437,10 +437,27 @@ describe('validateEditedPlan', () => {
     const sentBack = checkEditedPlan(waiting, rules, waitingSession);
     assert.equal(sentBack.unchanged, true);
     assert.ok(isSamePlan(waiting, sentBack.plan));
+    // An instruction changed: still three engineers, as accepted; the edit is a new version.
     const edited = structuredClone(waiting);
     edited.phases[0]!.tasks[0]!.instructions = 'do e1 differently';
-    const change = failure(() => checkEditedPlan(edited, rules, waitingSession));
-    assert.match(change.message, /role "engineer" would have 3 agents; at most 2 per role/);
+    const changed = checkEditedPlan(edited, rules, waitingSession);
+    assert.equal(changed.unchanged, false);
+    assert.equal(changed.plan.phases[0]!.tasks[0]!.instructions, 'do e1 differently');
+    // The same with a phase over maxTasksPerPhase: kept, not grown.
+    const fewerPerPhase = { ...rules, maxTasksPerPhase: 2 };
+    assert.equal(checkEditedPlan(edited, fewerPerPhase, waitingSession).unchanged, false);
+    // A fourth engineer goes beyond both the cap and what the plan had.
+    const grown = structuredClone(waiting);
+    grown.phases[0]!.tasks.push({ name: 'e4', role: 'engineer', instructions: 'do e4', dependsOn: [] });
+    const growth = failure(() => checkEditedPlan(grown, rules, waitingSession));
+    assert.match(
+      growth.message,
+      /role "engineer" would have 4 agents; at most 3 per role \(max_agents_per_role, as many as the waiting plan has\)/,
+    );
+    assert.match(
+      failure(() => checkEditedPlan(grown, fewerPerPhase, waitingSession)).message,
+      /phase "main" has 4 tasks; at most 3 are allowed/,
+    );
   });
 });
 

@@ -10,6 +10,7 @@ import {
   type ExistingAgent,
   type GeneratedTask,
   type PhaseToCheck,
+  type PlanLimits,
   roleKey,
   type TaskToCheck,
   toPlanBody,
@@ -162,6 +163,31 @@ function toTaskToCheck(task: EditedTask, session: EditedPlanSession, rules: Edit
   return checked;
 }
 
+/**
+ * The limits an edit is held to: the orchestrator's, raised to what the waiting plan already has
+ * where it has more. A plan submitted with its agents is not held to them, so sending it back with
+ * one instruction changed must not be refused for a size it was accepted with; an edit still cannot
+ * add agents or tasks beyond both.
+ */
+function limitsForEdit(rules: EditedPlanRules, session: EditedPlanSession): PlanLimits {
+  const waiting = session.waitingPlan;
+  const limits = { maxTasksPerPhase: rules.maxTasksPerPhase, maxAgentsPerRole: rules.maxAgentsPerRole };
+  if (waiting === undefined) return limits;
+  const perRole = new Map<string, number>();
+  for (const agent of session.agents) perRole.set(agent.role, (perRole.get(agent.role) ?? 0) + 1);
+  for (const task of waiting.phases.flatMap((phase) => phase.tasks) as GeneratedTask[]) {
+    const checked = toTaskToCheck({ ...task, depends_on: task.dependsOn ?? [] }, session, rules);
+    if (checked.agent === null && checked.runner === undefined) {
+      perRole.set(checked.role, (perRole.get(checked.role) ?? 0) + 1);
+    }
+  }
+  return {
+    maxTasksPerPhase: Math.max(limits.maxTasksPerPhase, ...waiting.phases.map((phase) => phase.tasks.length)),
+    maxAgentsPerRole: limits.maxAgentsPerRole,
+    agentsPerRoleAccepted: perRole,
+  };
+}
+
 /** Problems only an edited plan can have: runners, and tasks that already started. */
 function checkEdit(
   edited: readonly EditedTask[],
@@ -282,10 +308,7 @@ export function checkEditedPlan(
     earlierTaskNames: [],
     previousPhaseSinks: [],
     agents: session.agents,
-    limits: {
-      maxTasksPerPhase: rules.maxTasksPerPhase,
-      maxAgentsPerRole: rules.maxAgentsPerRole,
-    },
+    limits: limitsForEdit(rules, session),
   });
   const body = checked.ok ? checked.plan : toPlanBody(phases, []);
   for (const task of body.phases.flatMap((phase) => phase.tasks) as GeneratedTask[]) {

@@ -21,6 +21,11 @@ export interface ExistingAgent {
 export interface PlanLimits {
   maxTasksPerPhase: number;
   maxAgentsPerRole: number;
+  /**
+   * Agents per role a plan may have even above maxAgentsPerRole: what the plan waiting for approval
+   * already had (an edit keeps the size the plan was accepted with, e.g. one submitted with its agents).
+   */
+  agentsPerRoleAccepted?: ReadonlyMap<string, number>;
 }
 
 export interface PlanContext {
@@ -134,9 +139,11 @@ export function checkGeneratedPhases(phases: readonly PhaseToCheck[], ctx: PlanC
   }
   for (const [role, added] of newAgentsPerRole) {
     const existing = ctx.agents.filter((agent) => agent.role === role).length;
-    if (existing + added > ctx.limits.maxAgentsPerRole) {
+    const cap = Math.max(ctx.limits.maxAgentsPerRole, ctx.limits.agentsPerRoleAccepted?.get(role) ?? 0);
+    if (existing + added > cap) {
+      const accepted = cap > ctx.limits.maxAgentsPerRole ? ', as many as the waiting plan has' : '';
       errors.push(
-        `role "${role}" would have ${existing + added} agents; at most ${ctx.limits.maxAgentsPerRole} per role (max_agents_per_role) — reuse an existing agent or merge tasks`,
+        `role "${role}" would have ${existing + added} agents; at most ${cap} per role (max_agents_per_role${accepted}) — reuse an existing agent or merge tasks`,
       );
     }
   }
