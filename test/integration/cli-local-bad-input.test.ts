@@ -1,7 +1,7 @@
 // Local commands (`maos keys`, `maos audit`) given bad arguments: one `error CODE: message` line and
 // exit 2, never an INTERNAL error (exit 7) from a file or parser, nor a key stored for no tenant.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -78,6 +78,13 @@ describe('maos audit', () => {
     const file = join(dir, 'good.jsonl');
     const exported = await runMaos(['audit', 'export', '--config', config, '-o', file]);
     assert.equal(exported.code, 0, exported.stderr);
+    // With --json and a file: one JSON document on stdout, as every command prints.
+    const again = join(dir, 'again.jsonl');
+    const json = await runMaos(['audit', 'export', '--config', config, '-o', again, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const { output, records } = JSON.parse(json.stdout) as { output: string; records: number };
+    assert.equal(output, again);
+    assert.equal(records, readFileSync(again, 'utf8').split('\n').filter(Boolean).length);
     const verified = await runMaos(['audit', 'verify', '--config', config, '--export', file]);
     assert.equal(verified.code, 0, verified.stderr);
   });

@@ -198,7 +198,11 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
     }
     await store.close();
   }
-  if (options.output) ctx.out.note(`exported ${count} record(s) to ${resolve(options.output)}`);
+  if (options.output) {
+    // With --json, stdout holds one JSON document as for every command (the records are in the file).
+    if (ctx.out.json) ctx.out.printJson({ output: resolve(options.output), records: count });
+    else ctx.out.note(`exported ${count} record(s) to ${resolve(options.output)}`);
+  }
   return EXIT.OK;
 }
 
