@@ -3,7 +3,7 @@
 // hold: probes, non-root read-only pods, one replica on SQLite, migration hook, SSE ingress.
 // The real `helm` binary checks the chart in deploy-helm-cli.test.ts.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -690,6 +690,33 @@ describe('Helm chart', () => {
       assert.equal(configSchema.safeParse({ auth }).success, false, origin);
     }
   });
+});
+
+test('documented helm commands name values files that exist, run from the repository root', () => {
+  // The commands name the chart as deploy/helm/maos, so they run from the repository root.
+  const files = [
+    'docs/operations.md',
+    join(CHART, 'README.md'),
+    ...readdirSync(join(CHART, 'examples')).map((f) => join(CHART, 'examples', f)),
+  ];
+  const named: string[] = [];
+  for (const file of files) {
+    // Continued lines (`\` at the end, in shell blocks or YAML comments) make one command.
+    const lines = readFileSync(file, 'utf8')
+      .replace(/\\\n\s*#?\s*/g, ' ')
+      .split('\n');
+    for (const line of lines) {
+      if (!/helm (install|upgrade|template|lint) \S+ deploy\/helm\/maos\b/.test(line)) continue;
+      for (const [, path] of line.matchAll(/(?:^|\s)-f\s+(\S+)/g)) {
+        named.push(path as string);
+        assert.ok(existsSync(path as string), `${file}: -f ${path} does not exist: ${line.trim()}`);
+      }
+    }
+  }
+  assert.ok(
+    named.some((path) => path.endsWith('values-canary.yaml')),
+    'the canary install is checked',
+  );
 });
 
 test('documented PostgreSQL installs and upgrades wait for the migration Job as long as it may run', () => {
