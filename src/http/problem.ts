@@ -1,6 +1,15 @@
 // RFC 9457 problem details: the one error body of the REST API, built from an AppError.
 import { z } from 'zod';
+import { headOf } from '../domain/text-cut.ts';
 import { type AppError, ERROR_CODES } from '../errors/app-error.ts';
+
+/**
+ * Bounds of one problem document: a request near the body limit can hold thousands of mistakes
+ * (an edited plan of 4,000 tasks), and listing each in `detail` and `details` made an answer of
+ * megabytes. The first ones say what to fix; `omittedDetails` counts the rest.
+ */
+export const MAX_PROBLEM_DETAILS = 100;
+export const MAX_PROBLEM_DETAIL_CHARS = 4000;
 
 /** Media type of every error response. */
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json' as const;
@@ -15,6 +24,11 @@ export const problemSchema = z
     instance: z.string().optional().describe('Path of the request that failed.'),
     requestId: z.string().optional().describe('Request id, also in the X-Request-Id header.'),
     details: z.unknown().optional().describe('Machine-readable facts, e.g. the validation issues.'),
+    omittedDetails: z
+      .number()
+      .int()
+      .optional()
+      .describe(`Entries of \`details\` left out after the first ${MAX_PROBLEM_DETAILS}.`),
   })
   .meta({ id: 'Problem' })
   .describe('An error, as application/problem+json.');
@@ -28,12 +42,20 @@ export function createProblem(error: AppError, instance?: string, requestId?: st
     type: `urn:maos:error:${error.code}`,
     title: spec.title,
     status: spec.status,
-    detail: error.message,
+    detail:
+      error.message.length > MAX_PROBLEM_DETAIL_CHARS
+        ? `${headOf(error.message, MAX_PROBLEM_DETAIL_CHARS)} … (${error.message.length - MAX_PROBLEM_DETAIL_CHARS} more characters)`
+        : error.message,
     code: error.code,
   };
   if (instance !== undefined) problem.instance = instance;
   if (requestId !== undefined) problem.requestId = requestId;
-  if (error.details !== undefined) problem.details = error.details;
+  if (Array.isArray(error.details) && error.details.length > MAX_PROBLEM_DETAILS) {
+    problem.details = error.details.slice(0, MAX_PROBLEM_DETAILS);
+    problem.omittedDetails = error.details.length - MAX_PROBLEM_DETAILS;
+  } else if (error.details !== undefined) {
+    problem.details = error.details;
+  }
   return problem;
 }
 

@@ -154,6 +154,13 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', '/v1/roles/no_such_role'), 404, 'ROLE_NOT_FOUND');
   expectStatus(await api.call('POST', '/v1/roles', { body: role }), 409, 'CONFLICT');
   expectStatus(await api.call('POST', '/v1/roles', { body: { name: 'X' } }), 400, 'VALIDATION_FAILED');
+  // 200 mistakes in one body: the first 100 are listed, the rest counted, the answer stays small.
+  const manyMistakes = Array.from({ length: 200 }, () => ({ role: 5, task: 'x' }));
+  const tooMany = await api.call('POST', '/v1/sessions', { body: { objective: 'x', agents: manyMistakes } });
+  expectStatus(tooMany, 400, 'VALIDATION_FAILED');
+  const bounded = tooMany.body as { details: unknown[]; omittedDetails: number };
+  assert.equal(bounded.details.length, 100);
+  assert.ok(bounded.omittedDetails >= 100, `omitted ${bounded.omittedDetails}`);
   // Lengths count once the text is trimmed, as the documented pattern says.
   const padded = { body: { ...role, name: 'padded', description: `${' '.repeat(9)}x` } };
   expectStatus(await api.call('POST', '/v1/roles', padded), 400, 'VALIDATION_FAILED');
