@@ -233,6 +233,18 @@ describe('maos doctor', () => {
   });
 });
 
+describe('maos serve', () => {
+  test('a --port that is no port number is a usage error naming --port, before anything starts', async () => {
+    for (const port of ['-1', '1.5', 'http', '65536', '']) {
+      const result = await runMaos(['serve', '--config', config, '--port', port]);
+      assertUsage(
+        result,
+        new RegExp(`--port must be a whole number from 0 to 65535 \\(got "${port.replace('.', '\\.')}"\\)`),
+      );
+    }
+  });
+});
+
 describe('maos restore', () => {
   test('a folder given as the backup file is refused as bad input (exit 2), not a database failure', async () => {
     const result = await runMaos(['restore', '--config', config, dir, '--force']);

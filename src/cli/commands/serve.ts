@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { startServer, waitForShutdownSignal } from '../../main.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
-import { EXIT } from '../exit-codes.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
 
 interface ServeOptions {
   config?: string;
@@ -28,9 +28,18 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<ServeOptions>();
   const overrides: Record<string, unknown> = {};
   if (options.host !== undefined) overrides.host = options.host;
-  // Left as text when not a number, so config validation reports it like any other bad value.
-  if (options.port !== undefined)
-    overrides.port = /^\d+$/.test(options.port) ? Number(options.port) : options.port;
+  // Checked here, naming the flag: passed on as text, `-1` or `1.5` read as "expected number, received string".
+  if (options.port !== undefined) {
+    const port = Number(options.port);
+    if (!/^\d+$/.test(options.port.trim()) || port > 65535) {
+      throw new CliError(
+        'USAGE',
+        `--port must be a whole number from 0 to 65535 (got "${options.port}")`,
+        EXIT.USAGE,
+      );
+    }
+    overrides.port = port;
+  }
   if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
   const server = await startServer({ configPath: options.config, overrides });
   // Listen for SIGTERM/SIGINT before announcing the server: a supervisor may stop it as soon as the
