@@ -474,6 +474,8 @@ describe('Helm chart', () => {
     // does), which stops pods of the stable release from starting: the notes say so.
     assert.deepEqual(at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0.args'), ['serve']);
     assert.doesNotMatch(notes, /migrations ran/);
+    // The notes name the version the canary runs (its image tag), not the chart's appVersion.
+    assert.match(notes, /^MAOS \(ghcr\.io\/maos-project\/maos:0\.2\.0\) is deployed as maos /m);
     assert.match(notes, /apply this image's pending migrations to the database when they start/);
     assert.match(notes, /refuse to start\s+\(DATABASE_NEWER_THAN_CODE\)/);
     for (const kind of [
