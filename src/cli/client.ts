@@ -3,7 +3,7 @@
 import type { CreateRoleInput } from '../agents/roles/role-service.ts';
 import type { CreateSessionInput, RetrySessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
-import type { EventDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
+import type { EventDto, RoleDetailDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
 import type { CallerDto } from '../http/routes/me.ts';
 import type { TenantQuotasDto } from '../http/routes/quotas.ts';
 import type { UsageReportDto } from '../http/routes/usage.ts';
@@ -253,6 +253,12 @@ export function createApiClient(options: ApiClientOptions) {
     /** `GET /v1/roles`. */
     async listRoles(): Promise<RoleDto[]> {
       return (await requestJson<{ items?: RoleDto[] }>('GET', 'v1/roles')).items ?? [];
+    },
+
+    /** `GET /v1/roles/{name}`: one role with its system prompt. */
+    async getRole(name: string): Promise<RoleDetailDto> {
+      if (name.trim() === '') throw new CliError('USAGE', 'the role name must not be empty', EXIT.USAGE);
+      return requestJson<RoleDetailDto>('GET', `v1/roles/${encodeURIComponent(name)}`);
     },
 
     /** `POST /v1/roles`: a custom role of the caller's tenant. */

@@ -216,11 +216,16 @@ export const roleSchema = z
 
 export const roleListSchema = z.object({ items: z.array(roleSchema) }).meta({ id: 'RoleList' });
 
+export const roleDetailSchema = roleSchema
+  .extend({ instructions: z.string().describe('The system prompt an agent of the role works under.') })
+  .meta({ id: 'RoleDetail' });
+
 export type SessionDto = z.infer<typeof sessionDetailSchema>;
 export type SessionSummaryDto = z.infer<typeof sessionSummarySchema>;
 export type TaskDto = z.infer<typeof taskSchema>;
 export type EventDto = z.infer<typeof eventSchema>;
 export type RoleDto = z.infer<typeof roleSchema>;
+export type RoleDetailDto = z.infer<typeof roleDetailSchema>;
 
 /** Epoch milliseconds → ISO-8601. */
 export function toIso(ms: number): string {
@@ -389,4 +394,9 @@ export function toRoleDto(role: RoleDefinition): RoleDto {
     capabilities: [...role.capabilities],
     builtIn: role.builtIn,
   };
+}
+
+/** One role with its system prompt (GET /v1/roles/{name}). */
+export function toRoleDetailDto(role: RoleDefinition): RoleDetailDto {
+  return { ...toRoleDto(role), instructions: role.instructions };
 }

@@ -32,6 +32,20 @@ test('maos roles create, list, use and delete a custom role', { timeout: 60_000 
   assert.match(created.stdout, /^role compliance_officer created/);
   const listed = await runMaos(['roles'], { env });
   assert.match(listed.stdout, /^compliance_officer\s+GDPR\s+Checks designs and code/m);
+  const shown = await runMaos(['roles', 'show', 'compliance_officer'], { env });
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.equal(
+    shown.stdout,
+    'compliance_officer (custom): Checks designs and code against our data-protection rules.\ncapabilities: GDPR\n\nYou review work for GDPR compliance: list each personal-data flow and its legal basis.\n',
+  );
+  const builtIn = await runMaos(['roles', 'show', 'architect', '--json'], { env });
+  assert.equal(builtIn.code, 0, builtIn.stderr);
+  const architect = JSON.parse(builtIn.stdout) as { builtIn: boolean; instructions: string };
+  assert.equal(architect.builtIn, true);
+  assert.ok(architect.instructions.length > 100);
+  const unknown = await runMaos(['roles', 'show', 'no_such_role'], { env });
+  assert.equal(unknown.code, 4, unknown.stderr);
+  assert.match(unknown.stderr, /^error ROLE_NOT_FOUND: /);
 
   const run = await runMaos(
     ['run', 'Review signup', '--agent', 'compliance_officer:check the signup', '--follow'],

@@ -149,7 +149,11 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   assert.equal(location, '/v1/roles/compliance_officer');
   const fetched = await api.call('GET', location);
   expectStatus(fetched, 200);
-  assert.equal((fetched.body as { name: string }).name, 'compliance_officer');
+  assert.deepEqual(fetched.body as { name: string; instructions: string }, {
+    ...role,
+    capabilities: [],
+    builtIn: false,
+  });
   expectStatus(await api.call('GET', '/v1/roles/engineer'), 200);
   expectStatus(await api.call('GET', '/v1/roles/no_such_role'), 404, 'ROLE_NOT_FOUND');
   expectStatus(await api.call('POST', '/v1/roles', { body: role }), 409, 'CONFLICT');

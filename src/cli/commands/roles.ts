@@ -1,5 +1,6 @@
 // `maos roles`: the role catalogue of the server (names, capabilities, descriptions); `maos roles
-// create|delete`: the tenant's custom roles (POST and DELETE /v1/roles).
+// show`: one role with its system prompt; `maos roles create|delete`: the tenant's custom roles
+// (POST and DELETE /v1/roles).
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
@@ -13,11 +14,15 @@ interface CreateOptions {
   capability?: string[];
 }
 
-/** Registers `maos roles` and `maos roles create|delete`. */
+/** Registers `maos roles` and `maos roles show|create|delete`. */
 export function registerRolesCommand(program: Command, act: ActionFactory): void {
   const roles = addCommonOptions(program.command('roles'), true)
     .description('list the agent roles the server offers; create and delete custom roles')
     .action(act(listRoles));
+  addCommonOptions(roles.command('show'), true)
+    .description('show a role with the system prompt its agents work under')
+    .argument('<name>', 'a built-in or custom role')
+    .action(act(showRole));
   addCommonOptions(roles.command('create'), true)
     .description('add a custom role of your tenant, for plans and --agent (permission roles:manage)')
     .argument('<name>', '2-64 lowercase letters, digits or _, starting with a letter')
@@ -57,6 +62,20 @@ async function listRoles(ctx: CliContext): Promise<number> {
     truncate(role.description ?? '', 80),
   ]);
   for (const line of formatTable(['ROLE', 'CAPABILITIES', 'DESCRIPTION'], rows, out.paint)) out.line(line);
+  return EXIT.OK;
+}
+
+async function showRole(ctx: CliContext, command: Command): Promise<number> {
+  const role = await ctx.client().getRole(command.processedArgs[0] as string);
+  const { out } = ctx;
+  if (out.json) {
+    out.printJson(role);
+    return EXIT.OK;
+  }
+  out.line(`${role.name} (${role.builtIn ? 'built-in' : 'custom'}): ${role.description}`);
+  if (role.capabilities.length > 0) out.line(`capabilities: ${role.capabilities.join(', ')}`);
+  out.line('');
+  for (const line of role.instructions.trimEnd().split('\n')) out.line(line);
   return EXIT.OK;
 }
 

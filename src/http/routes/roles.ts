@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { RoleDefinition } from '../../agents/roles/role.ts';
 import type { Actor } from '../../engine/session-service.ts';
 import { AppError } from '../../errors/app-error.ts';
-import { roleListSchema, roleSchema, toRoleDto } from '../dto.ts';
+import { roleDetailSchema, roleListSchema, toRoleDetailDto, toRoleDto } from '../dto.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface RoleRoutesOptions {
@@ -41,10 +41,14 @@ export function registerRoleRoutes(app: FastifyInstance, options: RoleRoutesOpti
       schema: {
         operationId: 'getRole',
         summary: 'Get a role',
-        description: 'One role of the catalogue (built-in or the tenant’s custom role) by name.',
+        description:
+          'One role of the catalogue (built-in or the tenant’s custom role) by name, with the system prompt its agents work under.',
         tags: ['roles'],
         params: z.object({ name: z.string().min(1).max(64) }),
-        response: { 200: roleSchema.describe('The role.'), ...problemResponses(400, 401, 403, 404, 429) },
+        response: {
+          200: roleDetailSchema.describe('The role.'),
+          ...problemResponses(400, 401, 403, 404, 429),
+        },
       },
     },
     async (request) => {
@@ -53,7 +57,7 @@ export function registerRoleRoutes(app: FastifyInstance, options: RoleRoutesOpti
       if (!role) {
         throw new AppError('ROLE_NOT_FOUND', `No role '${name}'; GET /v1/roles lists the roles`);
       }
-      return toRoleDto(role);
+      return toRoleDetailDto(role);
     },
   );
 }
