@@ -137,6 +137,16 @@ describe('loadConfig', () => {
     );
   });
 
+  test('an empty store.url is refused, not read as unset (the SQLite file in dataDir)', () => {
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ env: { MAOS_STORE__URL: '' } })),
+      [
+        'store.url: must not be empty (leave it unset for the SQLite file maos.db in dataDir) (from the environment: MAOS_STORE__URL)',
+      ],
+    );
+    assert.equal(loadConfig({ env: {} }).store.url, undefined);
+  });
+
   test('a key named …File is set by its MAOS_* variable, not read from a file', () => {
     const config = loadConfig({
       env: { MAOS_TLS__CERT_FILE: '/etc/maos/cert.pem', MAOS_TLS__KEY_FILE: '/etc/maos/key.pem' },

@@ -81,9 +81,12 @@ const configShape = z.strictObject({
     .strictObject({
       url: z
         .string()
+        // An empty value (a secret key left blank) is no "unset": read as such, every replica of
+        // a PostgreSQL deployment would run on a SQLite file of its own.
+        .min(1, 'must not be empty (leave it unset for the SQLite file maos.db in dataDir)')
         .optional()
         .describe(
-          'Database URL. Unset = SQLite file `maos.db` in dataDir; `sqlite:<path>` for another file; `postgres://user:pass@host:5432/db` for PostgreSQL (cluster mode: several replicas share one database).',
+          'Database URL. Unset = SQLite file `maos.db` in dataDir (empty is an error, not unset); `sqlite:<path>` for another file; `postgres://user:pass@host:5432/db` for PostgreSQL (cluster mode: several replicas share one database).',
         ),
       synchronous: z
         .enum(['full', 'normal'])
