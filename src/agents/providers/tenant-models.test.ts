@@ -6,7 +6,13 @@ import { generateText } from 'ai';
 import { type ScriptedLlmServer, startLlmServer } from '../../../test/fixtures/llm-server.ts';
 import { providersConfigSchema } from '../../config/llm-schema.ts';
 import type { SsrfPolicy } from '../../security/ssrf-guard.ts';
-import { bindTenantScope, createTenantModelCache, readCurrentTenant, runAsTenant } from './tenant-models.ts';
+import {
+  bindTenantScope,
+  createTenantCredentialUse,
+  createTenantModelCache,
+  readCurrentTenant,
+  runAsTenant,
+} from './tenant-models.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -143,6 +149,25 @@ describe('tenant models', () => {
       llm.requests.map((request) => request.headers.authorization),
       ['Bearer server-key', 'Bearer acme-key', 'Bearer globex-key'],
     );
+  });
+
+  test("whose credential a call uses: the tenant's own (with or without a base URL), else the operator's", async () => {
+    const use = createTenantCredentialUse({
+      get: async (tenantId, provider) => {
+        if (tenantId === 'broken') throw new Error('cannot decrypt');
+        if (provider !== 'local') return null;
+        return { apiKey: 'k', baseURL: tenantId === 'acme' ? 'https://llm.acme.example/v1' : null };
+      },
+    });
+    assert.equal(await use('local'), undefined, 'outside any tenant: the operator');
+    assert.deepEqual(await runAsTenant('acme', () => use('local')), { tenantId: 'acme', ownBaseURL: true });
+    assert.deepEqual(await runAsTenant('globex', () => use('local')), {
+      tenantId: 'globex',
+      ownBaseURL: false,
+    });
+    assert.equal(await runAsTenant('globex', () => use('other')), undefined);
+    // Unreadable: the call fails on its own lookup, with the provider's error; not here.
+    assert.equal(await runAsTenant('broken', () => use('local')), undefined);
   });
 
   test('bindTenantScope runs methods as the tenant of their first argument', async () => {

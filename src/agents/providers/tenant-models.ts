@@ -59,7 +59,9 @@ export function createTenantCredentialUse(
   return async (provider) => {
     const tenantId = readCurrentTenant();
     if (tenantId === undefined) return undefined;
-    const credential = await credentials.get(tenantId, provider);
+    // A credential that cannot be read fails the call itself, with the provider's error (the model's
+    // own lookup); here it only leaves the choice of breaker and bulkhead to the operator's.
+    const credential = await credentials.get(tenantId, provider).catch(() => null);
     return credential ? { tenantId, ownBaseURL: credential.baseURL !== null } : undefined;
   };
 }
