@@ -127,7 +127,15 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
     if (raw.writableEnded) drop();
     else raw.end(drop);
   };
-  raw.on('close', () => close());
+  raw.on('close', () => {
+    // The client left mid-stream, the usual end of a stream: the response never finishes, and
+    // Fastify runs a response's onResponse hooks (access log, request metrics) on 'finish' or
+    // 'error' only. The 'error' says what happened to the response and lets them run.
+    if (!raw.writableFinished && raw.listenerCount('error') > 0) {
+      raw.emit('error', new Error('the client closed the event stream'));
+    }
+    close();
+  });
   raw.on('error', () => close());
   // A client that left before the stream opened (while its session was looked up) emitted 'close'
   // already: nothing else would end this stream, which would hold its place under the stream caps

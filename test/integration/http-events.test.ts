@@ -1,9 +1,13 @@
 // SSE against the real engine: a stream cut mid-session and resumed with Last-Event-ID delivers
-// exactly the missed events (no gap, no duplicate) and ends after session.finished.
+// exactly the missed events (no gap, no duplicate) and ends after session.finished; a stream its
+// client closes is in the access log and the request metrics.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { captureLog } from '../fixtures/log-capture.ts';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { readAllEvents, requestJson, startTestServer } from '../fixtures/server.ts';
 import { readSseFrames } from '../fixtures/sse.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 test('SSE resume with Last-Event-ID replays exactly the missed events', async (t) => {
   const server = await startTestServer();
@@ -45,4 +49,43 @@ test('SSE resume with Last-Event-ID replays exactly the missed events', async (t
     assert.equal(String(event.seq), frame.id);
     assert.equal(event.type, frame.event);
   }
+});
+
+test('a stream its client closes is logged and counted like any answered request', async (t) => {
+  const { destination, lines } = captureLog();
+  const server = await startTestServer({ config: { logLevel: 'info' }, logDestination: destination });
+  let sessionId: string | undefined;
+  t.after(async () => {
+    if (sessionId) await requestJson(`${server.url}/v1/sessions/${sessionId}/cancel`, { method: 'POST' });
+    await server.close();
+  });
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'long', agents: [{ name: 'wait', role: 'qa', task: 'wait', runner: 'sleep' }] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  sessionId = created.body.id;
+  const controller = new AbortController();
+  const stream = await fetch(`${server.url}/v1/sessions/${created.body.id}/events`, {
+    headers: { accept: 'text/event-stream', 'x-request-id': 'stream-left' },
+    signal: controller.signal,
+  });
+  assert.equal(stream.status, 200);
+  await stream.body?.getReader().read();
+  // The client leaves while the session still runs: the stream never reaches session.finished.
+  controller.abort();
+  const access = await waitFor(
+    () => lines.find((line) => line.requestId === 'stream-left' && line.message === 'request completed'),
+    10_000,
+    'the access line of the stream',
+  );
+  assert.equal(access['http.route'], '/v1/sessions/:id/events');
+  assert.equal(access['http.response.status_code'], 200);
+  assert.equal(
+    await scrapeSample(
+      server.url,
+      'http_request_duration_seconds_count{method="GET",route="/v1/sessions/:id/events",status_code="200"}',
+    ),
+    1,
+  );
 });
