@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { freePort } from '../fixtures/free-port.ts';
 import { renderChart } from '../fixtures/helm-chart.ts';
 import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
@@ -79,6 +80,22 @@ function serviceLinkEnv(services: Doc[], clusterIp: string): Record<string, stri
   return env;
 }
 
+/** The one-off restore pod of docs/operations.md (the manifest given to `kubectl apply -f -`). */
+function documentedRestorePod(): Doc {
+  const guide = readFileSync(join(ROOT, 'docs/operations.md'), 'utf8');
+  const manifest = /kubectl apply -f - <<'EOF'\n([\s\S]*?)\nEOF\n/.exec(guide)?.[1];
+  assert.ok(manifest, 'the operations guide gives the restore pod as a manifest');
+  return parseYaml(manifest) as Doc;
+}
+
+/** The `maos` arguments of the guide's `kubectl exec maos-restore -- node bin/maos.js restore …`. */
+function restoreCommand(): string[] {
+  const guide = readFileSync(join(ROOT, 'docs/operations.md'), 'utf8');
+  const line = /^kubectl exec maos-restore -- node bin\/maos\.js (restore .*)$/m.exec(guide)?.[1];
+  assert.ok(line, 'the guide runs maos restore in the restore pod');
+  return line.trim().split(/\s+/);
+}
+
 const MODES = [
   { name: 'plain HTTP', tls: false, skip: false as string | false },
   { name: 'HTTPS with tls.secretName', tls: true, skip: skipWithoutOpenssl },
@@ -100,6 +117,8 @@ for (const mode of MODES) {
     let byKind = new Map<string, Doc[]>();
     let env: NodeJS.ProcessEnv = {};
     let output = '';
+    /** The test's directory standing for the pod's /data volume. */
+    let dataVolume = '';
 
     /** The container port a probe or Service names (by name or number). */
     const containerPort = (name: string | number): number => {
@@ -136,6 +155,7 @@ for (const mode of MODES) {
         mkdirSync(local, { recursive: true });
         mounts.set(String(mount.mountPath), local);
       }
+      dataVolume = mounts.get('/data') as string;
       const configMount = (container.volumeMounts as Doc[]).find((m) => m.name === 'config') as Doc;
       for (const [key, text] of Object.entries(
         at(one(byKind, 'ConfigMap'), 'data') as Record<string, string>,
@@ -261,6 +281,31 @@ for (const mode of MODES) {
       assert.ok(server, 'the server runs');
       server.kill('SIGTERM');
       assert.equal(await exited, 0, output);
+    });
+
+    test('the documented restore runs in a one-off pod on the volume once the server is stopped', () => {
+      const restorePod = documentedRestorePod();
+      const [restore] = at(restorePod, 'spec.containers');
+      const mount = restore.volumeMounts.find((m: Doc) => m.name === 'data');
+      // The backup the guide copied out of the pod (`maos backup`, then `kubectl cp`).
+      const backupDir = mkdtempSync(join(dir, 'backup-'));
+      const backup = runCli(['backup', join(backupDir, 'maos-backup.db')]);
+      assert.equal(backup.status, 0, backup.stderr);
+      // `kubectl cp ./maos-backup.db maos-restore:/data/restore.db`, then the restore in that pod:
+      // its own environment only (no config file, no Secret), the data volume where it mounts it.
+      writeFileSync(join(dataVolume, 'restore.db'), readFileSync(join(backupDir, 'maos-backup.db')));
+      const local = (path: string) => path.replace(mount.mountPath, dataVolume);
+      const podEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir };
+      for (const variable of restore.env as { name: string; value: string }[]) {
+        podEnv[variable.name] = local(variable.value);
+      }
+      const command = restoreCommand();
+      const result = spawnSync(
+        process.execPath,
+        ['bin/maos.js', ...command.map((arg) => (arg.startsWith('/') ? local(arg) : arg))],
+        { cwd: ROOT, env: podEnv, encoding: 'utf8', timeout: 60_000 },
+      );
+      assert.equal(result.status, 0, `${command.join(' ')}:\n${result.stdout}${result.stderr}`);
     });
   });
 }

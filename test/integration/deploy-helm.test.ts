@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { Pod } from 'kubernetes-models/v1/Pod';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load.ts';
 import { configSchema } from '../../src/config/schema.ts';
@@ -692,6 +693,31 @@ describe('Helm chart', () => {
       assert.equal(configSchema.safeParse({ auth }).success, false, origin);
     }
   });
+});
+
+test('the documented SQLite restore pod mounts the release volume as the server does, as its user', () => {
+  const guide = readFileSync('docs/operations.md', 'utf8');
+  const manifest = /kubectl apply -f - <<'EOF'\n([\s\S]*?)\nEOF\n/.exec(guide)?.[1];
+  assert.ok(manifest, 'the operations guide gives the restore pod');
+  const restorePod = parseYaml(manifest) as Doc;
+  new Pod(restorePod).validate();
+  const { byKind } = render({});
+  const server = at(one(byKind, 'Deployment'), 'spec.template.spec');
+  const spec = at(restorePod, 'spec');
+  for (const key of ['runAsNonRoot', 'runAsUser', 'runAsGroup', 'fsGroup']) {
+    assert.equal(spec.securityContext[key], server.securityContext[key], `securityContext.${key}`);
+  }
+  assert.equal(spec.enableServiceLinks, false);
+  const [restore] = spec.containers;
+  assert.equal(restore.image, server.containers[0].image, 'the image of the release (same schema)');
+  const claim = (pod: Doc) =>
+    (at(pod, 'volumes') as Doc[]).find((v) => v.name === 'data')?.persistentVolumeClaim;
+  assert.deepEqual(claim(spec), claim(server), 'the PVC of the release maos');
+  const dataDir = (c: Doc) => (at(c, 'env') as Doc[]).find((e) => e.name === 'MAOS_DATA_DIR')?.value;
+  assert.equal(dataDir(restore), dataDir(server.containers[0]));
+  const mountOf = (c: Doc) => (at(c, 'volumeMounts') as Doc[]).find((m) => m.name === 'data')?.mountPath;
+  assert.equal(mountOf(restore), mountOf(server.containers[0]));
+  assert.match(guide, /kubectl scale deploy\/maos --replicas=0\nkubectl apply -f - <<'EOF'/);
 });
 
 test('documented helm commands name values files that exist, run from the repository root', () => {
