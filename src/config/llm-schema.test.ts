@@ -1,8 +1,9 @@
-// Provider settings sent as HTTP headers: a value no header can carry is refused at start, naming
-// where it is and not what it holds (it is a secret).
+// Provider settings: a value no HTTP header can carry is refused at start, naming where it is and
+// not what it holds (it is a secret); a per-call timeout no timer can hold is refused too.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { providersConfigSchema } from './llm-schema.ts';
+import { MAX_TIMER_SECONDS } from './timer-limits.ts';
 
 test('an API key or extra header with a line break or control character is refused without quoting it', () => {
   for (const [field, value] of [
@@ -27,4 +28,16 @@ test('an API key or extra header with a line break or control character is refus
     }).success,
     true,
   );
+});
+
+test('a per-call timeout longer than a timer holds (~24.8 days) is refused, naming the limit', () => {
+  const parse = (timeoutSeconds: number) =>
+    providersConfigSchema.safeParse({
+      main: { type: 'openai', model: 'm', apiKey: 'k', timeoutSeconds },
+    });
+  const refused = parse(3_000_000);
+  assert.equal(refused.success, false);
+  assert.deepEqual(refused.error?.issues[0]?.path, ['main', 'timeoutSeconds']);
+  assert.match(refused.error?.issues[0]?.message ?? '', /at most 2147483 \(about 24\.8 days/);
+  assert.equal(parse(MAX_TIMER_SECONDS).success, true);
 });

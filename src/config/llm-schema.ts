@@ -53,8 +53,7 @@ const providerSchema = z
       .positive()
       .default(8192)
       .describe('Upper bound of generated tokens per call. @defaultValue 8192'),
-    timeoutSeconds: z
-      .number()
+    timeoutSeconds: timerSeconds()
       .positive()
       .default(300)
       .describe(

@@ -18,6 +18,7 @@ import {
 } from '../../src/agents/runtimes/ai-sdk/response-cache.ts';
 import type { RuntimeContext, RuntimeTask } from '../../src/agents/runtimes/runtime.ts';
 import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
+import { MAX_TIMER_SECONDS } from '../../src/config/timer-limits.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -244,9 +245,9 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     assert.equal(setup.primary.requests.length, 2);
   });
 
-  test('a per-call timeout longer than a timer can hold (~24.8 days) does not end every call at once', async () => {
+  test('the longest per-call timeout a timer can hold (~24.8 days) does not end every call at once', async () => {
     setup.primary.enqueue({ text: 'in time' });
-    const client = makeClient(setup, { timeoutSeconds: 3_000_000 });
+    const client = makeClient(setup, { timeoutSeconds: MAX_TIMER_SECONDS });
     const result = await makeRuntime(client).run(makeTask(), makeContext().ctx);
     assert.equal(result.output, 'in time');
     assert.equal(setup.primary.requests.length, 1);

@@ -149,9 +149,6 @@ function serverPortOf(baseURL: string | undefined): number | undefined {
   }
 }
 
-/** The longest delay a Node timer keeps (a longer one fires at once, with a warning). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** Raised inside an attempt when the provider's circuit is open: moves on to the fallback. */
 class CircuitOpenError extends Error {
   constructor(provider: string) {
@@ -288,8 +285,8 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
       breaker.releaseTrial(permit);
       throw error;
     }
-    // A timer holds at most 2^31-1 ms (~24.8 days); Node fires a longer one after 1 ms instead.
-    const timeoutMs = Math.min((providers[target.provider]?.timeoutSeconds ?? 300) * 1000, MAX_TIMER_MS);
+    // At most ~24.8 days (config/timer-limits.ts): a longer timer would fire at once.
+    const timeoutMs = (providers[target.provider]?.timeoutSeconds ?? 300) * 1000;
     const timer = new AbortController();
     const handle = setTimeout(() => timer.abort(new ProviderTimeoutError(timeoutMs)), timeoutMs);
     handle.unref();
