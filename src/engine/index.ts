@@ -83,7 +83,8 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
               .select('status')
               .where('id', '=', sessionId)
               .executeTakeFirst();
-            return row !== undefined && isTerminalSessionStatus(row.status as SessionStatus);
+            // No row: deleted, which only a finished session can be (cancelled and deleted since).
+            return row === undefined || isTerminalSessionStatus(row.status as SessionStatus);
           },
           abortSession: (sessionId) => scheduler.abortSession(sessionId),
           onError: (error) => logger.warn({ err: coerceError(error) }, 'could not check a stopped session'),

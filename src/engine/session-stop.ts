@@ -10,7 +10,7 @@ export interface SessionStopDeps {
   /**
    * Whether the session has ended (read from the store). A wake-up alone proves nothing: notifiers
    * may wake subscribers spuriously (the PostgreSQL one re-wakes channels after a reconnect), and a
-   * run must never be stopped for a session that still runs.
+   * run must never be stopped for a session that still runs. A deleted session (no row) has ended.
    */
   hasEnded(sessionId: string): Promise<boolean>;
   /** Stops this process's runs of the session (the scheduler's abort: the run's AbortSignal). */
