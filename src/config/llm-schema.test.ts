@@ -8,7 +8,7 @@ import { MAX_TIMER_SECONDS } from './timer-limits.ts';
 test('an API key or extra header with a line break or control character is refused without quoting it', () => {
   for (const [field, value] of [
     ['apiKey', 'sk-secret-1\nsk-secret-2'],
-    ['apiKey', 'sk-secret\r'],
+    ['apiKey', 'sk-secret\rx'],
     ['headers', { 'x-gateway-token': 'gw-secret\nx' }],
   ] as const) {
     const parsed = providersConfigSchema.safeParse({
@@ -21,13 +21,17 @@ test('an API key or extra header with a line break or control character is refus
     assert.match(issues[0]?.message ?? '', /line break or other control character/);
     assert.ok(!JSON.stringify(issues).includes('secret'), JSON.stringify(issues));
   }
-  // Spaces, tabs and Latin-1 letters are valid in a header value.
-  assert.equal(
-    providersConfigSchema.safeParse({
-      main: { type: 'openai', model: 'm', apiKey: 'key with\tspacé', headers: { 'x-a': 'b c' } },
-    }).success,
-    true,
-  );
+  // Spaces, tabs and Latin-1 letters are valid in a header value; line breaks around it (a key
+  // file or a Kubernetes secret ending with a newline) are dropped by the HTTP client.
+  for (const apiKey of ['key with\tspacé', 'sk-ok\n', 'sk-ok\r\n\n', ' \nsk-ok']) {
+    assert.equal(
+      providersConfigSchema.safeParse({
+        main: { type: 'openai', model: 'm', apiKey, headers: { 'x-a': 'b c\n' } },
+      }).success,
+      true,
+      JSON.stringify(apiKey),
+    );
+  }
 });
 
 test('a per-call timeout longer than a timer holds (~24.8 days) is refused, naming the limit', () => {

@@ -11,8 +11,10 @@ const providerNameSchema = z
 /**
  * A value sent in an HTTP header (an API key, an extra header): one with a line break or another
  * control character fails every request, and the HTTP client's error quotes it, secret and all.
+ * Line breaks and spaces around it are fine (a key file or a Kubernetes secret often ends with a
+ * newline): the HTTP client drops them.
  */
-export const HEADER_VALUE_PATTERN = /^[\t\x20-\x7e\x80-\xff]*$/;
+export const HEADER_VALUE_PATTERN = /^[\t\n\r ]*[\t\x20-\x7e\x80-\xff]*[\t\n\r ]*$/;
 export const HEADER_VALUE_MESSAGE =
   'must be one line of printable characters: a line break or other control character (or a character beyond Latin-1) cannot be sent in an HTTP header';
 

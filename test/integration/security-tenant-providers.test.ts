@@ -262,7 +262,7 @@ describe('tenant provider credentials', () => {
     assert.equal(notCompatible.status, 400);
     assert.match(notCompatible.body.detail, /openai-compatible/);
     // A key no HTTP header can carry would fail every call, and the HTTP client's error quotes it.
-    for (const apiKey of [`${TENANT_KEY}\nsk-second`, `${TENANT_KEY}\r`, `sk-\u001b${TENANT_KEY}`]) {
+    for (const apiKey of [`${TENANT_KEY}\nsk-second`, `${TENANT_KEY}\rX`, `sk-\u001b${TENANT_KEY}`]) {
       const broken = await h.call<{ code: string; detail: string }>(
         acme,
         'PUT',
