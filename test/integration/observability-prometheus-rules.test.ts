@@ -85,6 +85,28 @@ describe('Prometheus rules', () => {
     }
   });
 
+  test('amtool silences in the docs name a shipped alert and give the comment amtool requires', () => {
+    const alerts = new Set(readAlerts().map((alert) => alert.alert));
+    const docs = [
+      'docs/operations.md',
+      ...readdirSync(join(root, 'docs/runbooks')).map((f) => `docs/runbooks/${f}`),
+    ];
+    const commands = docs.flatMap((file) =>
+      [
+        ...readFileSync(join(root, file), 'utf8')
+          .replace(/\\?\n\s*(?=--)/g, ' ')
+          .matchAll(/amtool silence add [^`\n]*/g),
+      ].map((match) => ({ file, command: match[0] })),
+    );
+    assert.ok(commands.length >= 2, 'the runbook and the canary release silence MaosInstancesAbsent');
+    for (const { file, command } of commands) {
+      // amtool's --require-comment defaults to true: without a comment it adds no silence.
+      assert.match(command, /(^|\s)(--comment=|-c\s|--comment\s)\S/, `${file}: ${command}`);
+      const name = /alertname=(\w+)/.exec(command)?.[1];
+      assert.ok(name && alerts.has(name), `${file}: ${command}`);
+    }
+  });
+
   test('every alert is unit-tested firing and not firing (below threshold and short spike)', () => {
     const cases = readAlertTests();
     for (const alert of readAlerts()) {
