@@ -92,20 +92,24 @@ describe('readiness checks', () => {
     });
   });
 
-  test('an unreachable database fails the database check and skips migrations', async () => {
+  test('an unreachable database fails the database check (by its code, not its message) and skips migrations', async () => {
+    const refusal = Object.assign(
+      new Error('password authentication failed for user "maos_prod" on db.internal'),
+      {
+        code: '28P01',
+      },
+    );
     const broken = new Kysely<Record<string, never>>({
       dialect: new SqliteDialect({
         database: async () => {
-          throw new Error('unable to open database file');
+          throw refusal;
         },
       }),
     });
     const report = await runReadinessChecks({ db: broken });
     assert.equal(report.ready, false);
-    assert.deepEqual(report.checks.database, {
-      ok: false,
-      detail: 'unreachable: unable to open database file',
-    });
+    // The answer of the public /readyz: no user, host or path of the database.
+    assert.deepEqual(report.checks.database, { ok: false, detail: 'unreachable (28P01)' });
     assert.match(report.checks.migrations?.detail ?? '', /database unreachable/);
   });
 

@@ -66,7 +66,7 @@ async function checkDatabase(db: Kysely<any>): Promise<CheckResult> {
     await sql`select 1`.execute(db);
     return { ok: true, detail: 'reachable' };
   } catch (error) {
-    return { ok: false, detail: `unreachable: ${coerceError(error).message.slice(0, 200)}` };
+    return { ok: false, detail: `unreachable (${failureCode(error)})` };
   }
 }
 
@@ -87,8 +87,18 @@ async function checkMigrations(db: Kysely<any>): Promise<CheckResult> {
     }
     return { ok: false, detail: `pending: ${status.pending.join(', ')}` };
   } catch (error) {
-    return { ok: false, detail: `cannot read migrations: ${coerceError(error).message.slice(0, 200)}` };
+    return { ok: false, detail: `cannot read migrations (${failureCode(error)})` };
   }
+}
+
+/**
+ * What a failed check tells of its error: its code (ECONNREFUSED, ENOTFOUND, 28P01, SQLITE_CANTOPEN
+ * …) or its kind, never its message, which can name database hosts, users or paths to whoever asks
+ * the public /readyz. The server's own log and `maos doctor` on the host say more.
+ */
+function failureCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Za-z0-9_]{1,40}$/.test(code) ? code : coerceError(error).name;
 }
 
 function checkWorker(worker: WorkerLiveness, now: number): CheckResult {
