@@ -116,6 +116,33 @@ export function toConnectionError(error: unknown, baseUrl: URL): CliError {
 }
 
 /**
+ * A redirect in answer to an API request (a proxy sending http:// to https://, a moved host): not
+ * followed, since fetch would resend a POST as a GET (`maos run` would read the session list as its
+ * new session) and drop the token on the way to another origin (a 401 for a valid token). Said
+ * with the `--server` the redirect points to, when its target ends with the path asked for.
+ */
+export function toRedirectError(response: Response, url: URL, baseUrl: URL, method: string): CliError {
+  const where = baseUrl.href.replace(/\/$/, '');
+  const header = response.headers.get('location');
+  let target: URL | undefined;
+  try {
+    target = header === null ? undefined : new URL(header, url);
+  } catch {
+    target = undefined;
+  }
+  const asked = url.href.slice(baseUrl.href.length).split('?')[0] ?? '';
+  const targetPath = target ? `${target.origin}${target.pathname}` : '';
+  const server =
+    target && asked !== '' && targetPath.endsWith(asked) ? targetPath.slice(0, -asked.length) : undefined;
+  const hint = server ? ` — use --server ${server.replace(/\/$/, '')}` : ' — check --server or MAOS_SERVER';
+  return new CliError(
+    'REDIRECTED',
+    `MAOS at ${where} answered ${method} ${url.pathname} with a redirect (HTTP ${response.status}) to ${target?.href ?? 'nowhere'}, which is not followed${hint}`,
+    EXIT.USAGE,
+  );
+}
+
+/**
  * An error answer of the server: a CliError that also keeps the problem's machine-readable
  * `details` as sent, for callers that pass them on (the MCP server in remote mode).
  */

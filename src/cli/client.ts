@@ -16,6 +16,7 @@ import {
   explainOlderServer,
   toConnectionError,
   toProblemError,
+  toRedirectError,
   UnreachableError,
 } from './client-errors.ts';
 import { CliError, EXIT } from './exit-codes.ts';
@@ -84,11 +85,17 @@ export function createApiClient(options: ApiClientOptions) {
   }
 
   async function send(url: URL, init: RequestInit): Promise<Response> {
+    let response: Response;
     try {
-      return await fetch(url, init);
+      response = await fetch(url, { ...init, redirect: 'manual' });
     } catch (error) {
       throw toConnectionError(error, baseUrl);
     }
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel();
+      throw toRedirectError(response, url, baseUrl, init.method ?? 'GET');
+    }
+    return response;
   }
 
   /** One JSON request; `path` is relative to the base URL (so a base path like /maos/ is kept). */

@@ -1,8 +1,10 @@
 // What the CLI says on the first mistakes a new user makes with the server's address and
 // credentials: no token for a server that wants one, https:// for a plain HTTP server, a server
-// certificate this machine does not trust. Real servers, the real `maos` binary.
+// certificate this machine does not trust, an address that redirects elsewhere. Real servers, the real `maos` binary.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -89,4 +91,30 @@ test('maos login to a server that asks for no credentials says the token was not
     result.stderr,
     /this server asks for no credentials \(auth mode none\), so it accepts any token: this one was not checked/,
   );
+});
+
+test('a --server that redirects (http:// to https://, a moved host): exit 2 naming where, nothing resent as GET', async (t) => {
+  const server = await startTestServer({ config: { workers: { concurrency: 0 } } });
+  t.after(() => server.close());
+  // What a proxy that moved the API answers: 301 to the same path elsewhere. Followed, the POST of
+  // `maos run` came back as GET /v1/sessions, and the token was dropped on the way to the other origin.
+  const redirector = createServer((request, response) => {
+    response.writeHead(301, { location: `${server.url}${request.url ?? '/'}` }).end();
+  });
+  await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => redirector.close(resolve)));
+  const moved = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+
+  const run = await runMaos(['run', 'Check it', '--agent', 'qa:say hi', '--server', moved, '--json']);
+  assert.equal(run.code, 2, run.stdout + run.stderr);
+  assert.equal(run.stdout, '');
+  assert.match(
+    run.stderr,
+    new RegExp(
+      `^error REDIRECTED: MAOS at ${moved} answered POST /v1/sessions with a redirect \\(HTTP 301\\) to ${server.url}/v1/sessions, which is not followed — use --server ${server.url}\\n`,
+    ),
+  );
+  const list = await runMaos(['sessions', 'list', '--server', moved, '--token', 'maos_secret']);
+  assert.equal(list.code, 2, list.stderr);
+  assert.match(list.stderr, /^error REDIRECTED: .* — use --server /);
 });
