@@ -138,7 +138,19 @@ function matches(entry: Entry, row: SessionsTable): boolean {
   return (
     entry.status === row.status &&
     entry.updatedAt === Number(row.updated_at) &&
-    entry.planVersion === Number(row.plan_version)
+    entry.planVersion === Number(row.plan_version) &&
+    // A run its end stopped charges its task with the session once it has wound down, which can be
+    // within the millisecond the session ended in (updated_at unchanged).
+    sameUsage(entry.row, row)
+  );
+}
+
+function sameUsage(a: SessionsTable, b: SessionsTable): boolean {
+  return (
+    Number(a.input_tokens) === Number(b.input_tokens) &&
+    Number(a.output_tokens) === Number(b.output_tokens) &&
+    Number(a.cache_read_tokens) === Number(b.cache_read_tokens) &&
+    Number(a.cost_usd) === Number(b.cost_usd)
   );
 }
 

@@ -10,7 +10,8 @@ interface Session {
   id: string;
   status: string;
   updatedAt: string;
-  tasks: { name: string; status: string; result: string | null }[];
+  usage: { inputTokens: number };
+  tasks: { name: string; status: string; result: string | null; usage: { inputTokens: number } }[];
 }
 
 describe('session detail reads of finished sessions', () => {
@@ -63,6 +64,31 @@ describe('session detail reads of finished sessions', () => {
       read.body.tasks.map((task) => task.result),
       ['rewritten', 'rewritten'],
     );
+  });
+
+  test('spend charged in the millisecond the session ended in is seen by the next read', async () => {
+    const finished = await finishedSession();
+    await requestJson(`${server.url}/v1/sessions/${finished.id}`); // cached now
+    // What a run the session's end stopped charges once it has wound down (task-ops.ts,
+    // chargeUnappliedRun): its task and the session, here within the millisecond the session ended
+    // in, so updated_at stays the same.
+    const db = server.app.database.db;
+    const [first] = finished.tasks;
+    await db
+      .updateTable('tasks')
+      .set((eb) => ({ input_tokens: eb('input_tokens', '+', 400) }))
+      .where('session_id', '=', finished.id)
+      .where('name', '=', first!.name)
+      .execute();
+    await db
+      .updateTable('sessions')
+      .set((eb) => ({ input_tokens: eb('input_tokens', '+', 400) }))
+      .where('id', '=', finished.id)
+      .execute();
+    const read = await requestJson<Session>(`${server.url}/v1/sessions/${finished.id}`);
+    assert.equal(read.body.updatedAt, finished.updatedAt);
+    assert.equal(read.body.usage.inputTokens, finished.usage.inputTokens + 400);
+    assert.equal(read.body.tasks[0]!.usage.inputTokens, first!.usage.inputTokens + 400);
   });
 
   /**
