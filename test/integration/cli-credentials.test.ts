@@ -2,7 +2,7 @@
 // commands send when given the same file (before or after the command), `maos mcp` included; with
 // another file (or none) the server never sees it.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +91,30 @@ describe('maos --credentials', { timeout: 120_000 }, () => {
       env,
     });
     assert.equal(flag.code, 5, flag.stderr);
+  });
+
+  test('login and logout refuse a credentials file they cannot read, instead of replacing it', async () => {
+    const other = join(dir, 'other', 'credentials.json');
+    mkdirSync(join(dir, 'other'));
+    // Cut short (a write interrupted, a hand edit): the other servers' tokens are still in it.
+    const damaged =
+      '{"servers": {"https://maos.example": {"token": "maos_other_server_token", "savedAt": "x"}}';
+    for (const content of [damaged, '[]', '{"servers": "none"}']) {
+      writeFileSync(other, content);
+      const login = await runMaos(['login', '--server', roles.url, '--credentials', other], {
+        env: { HOME: home },
+        input: `${TOKEN}\n`,
+      });
+      assert.equal(login.code, 2, login.stdout + login.stderr);
+      assert.match(
+        login.stderr,
+        /^error VALIDATION_FAILED: the credentials file .+ is not one `maos login` wrote .*left unchanged/m,
+      );
+      assert.equal(readFileSync(other, 'utf8'), content);
+      const logout = await runMaos(['logout', '--server', roles.url, '--credentials', other]);
+      assert.equal(logout.code, 2, logout.stdout + logout.stderr);
+      assert.equal(readFileSync(other, 'utf8'), content);
+    }
   });
 
   test('maos mcp in remote mode sends the token stored in the file', async (t) => {

@@ -41,6 +41,45 @@ function readCredentials(path: string): CredentialsFile {
   }
 }
 
+/**
+ * The stored credentials, for `login` and `logout`, which write the file back: one that exists but
+ * cannot be read as a credentials file is refused, not replaced by one holding only this server
+ * (which would drop the tokens of every other server without a word). A missing file is empty.
+ */
+function readCredentialsToUpdate(path: string): CredentialsFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { servers: {} };
+    throw new CliError(
+      'VALIDATION_FAILED',
+      `cannot read the credentials file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); it was left unchanged`,
+      EXIT.USAGE,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const servers = (parsed as Partial<CredentialsFile> | undefined)?.servers;
+  if (
+    parsed === null ||
+    typeof parsed !== 'object' ||
+    Array.isArray(parsed) ||
+    (servers !== undefined && (typeof servers !== 'object' || servers === null || Array.isArray(servers)))
+  ) {
+    throw new CliError(
+      'VALIDATION_FAILED',
+      `the credentials file ${path} is not one \`maos login\` wrote (not a JSON object with "servers"); it was left unchanged: fix or delete it`,
+      EXIT.USAGE,
+    );
+  }
+  return { servers: servers ?? {} };
+}
+
 function writeCredentials(path: string, content: CredentialsFile): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
@@ -86,10 +125,11 @@ async function runLogin(ctx: CliContext, command: Command): Promise<number> {
       EXIT.USAGE,
     );
   }
+  // Before the server is asked: a file that cannot be updated fails the login either way.
+  const content = readCredentialsToUpdate(path);
   const status = await checkCredential(server, token);
   // A server with auth mode `none` takes any token: say that this one proved nothing.
   const open = status === 200 && (await answersWithoutCredential(server));
-  const content = readCredentials(path);
   content.servers[serverKey(server)] = { token, savedAt: new Date().toISOString() };
   writeCredentials(path, content);
   if (ctx.out.json) {
@@ -150,7 +190,7 @@ async function runLogout(ctx: CliContext, command: Command): Promise<number> {
   const options = command.optsWithGlobals<LoginOptions>();
   const server = serverKey(options.server ?? ctx.server ?? DEFAULT_SERVER);
   const path = ctx.credentialsPath ?? defaultCredentialsPath();
-  const content = readCredentials(path);
+  const content = readCredentialsToUpdate(path);
   const existed = server in content.servers;
   delete content.servers[server];
   if (existed) writeCredentials(path, content);
