@@ -5,6 +5,7 @@ import { streamText } from 'ai';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
 import { recordFailedAttemptSpend } from '../agents/providers/model-spend.ts';
 import { toTokenCounts } from '../agents/providers/pricing.ts';
+import { StreamInterruptedError } from '../agents/providers/provider-errors.ts';
 import { createRunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
 import type { Usage } from '../domain/types.ts';
 import type { SynthesisRequest } from './planner.ts';
@@ -49,6 +50,9 @@ export async function streamSynthesis(
           request.emitOutput?.(part.text);
         } else if (part.type === 'error') {
           throw part.error;
+        } else if (part.type === 'finish' && part.finishReason === 'interrupted') {
+          // The stream ended without the provider's end of the answer: retried, not the result.
+          throw new StreamInterruptedError();
         }
       }
       spent.callFinished(toTokenCounts(await stream.usage));

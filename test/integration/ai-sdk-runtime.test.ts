@@ -19,6 +19,8 @@ import {
 import type { RuntimeContext, RuntimeTask } from '../../src/agents/runtimes/runtime.ts';
 import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
 import { MAX_TIMER_SECONDS } from '../../src/config/timer-limits.ts';
+import { ORCHESTRATOR_ROUTE } from '../../src/engine/planner.ts';
+import { streamSynthesis } from '../../src/engine/planner-synthesis.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -314,6 +316,27 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
       const result = await makeRuntime(makeClient(setup, { primaryType: type })).run(makeTask(), ctx);
       assert.equal(result.output, 'complete answer');
       assert.match(chunks.join(''), /\[attempt 2 via main: the answer starts over\]/);
+      assert.equal(setup.primary.requests.length, 2);
+    });
+  }
+
+  for (const type of ['anthropic', 'openai']) {
+    test(`the orchestrator's synthesis that the ${type} provider ends early is retried, not taken as the answer`, async () => {
+      setup.primary.enqueue(
+        { text: 'partial synthesis that stops', chunkSize: 4, endAfterFrames: 4 },
+        { text: 'complete synthesis' },
+      );
+      const { result } = await streamSynthesis(
+        makeClient(setup, { primaryType: type }),
+        ORCHESTRATOR_ROUTE,
+        2000,
+        {
+          tenantId: 'default',
+          objective: 'Ship it',
+          outputs: [{ name: 'impl', role: 'engineer', status: 'succeeded', output: 'done' }],
+        },
+      );
+      assert.equal(result, 'complete synthesis');
       assert.equal(setup.primary.requests.length, 2);
     });
   }
