@@ -25,10 +25,13 @@ export type ServerLockClaim =
  * For tools that must not run beside a server of this database (`maos restore`): takes its server
  * lock when there is a lock file. No lock file means no server has run on this database (a server
  * takes the lock at start), so none is created here: as root it would belong to root, and the
- * service user's server could then not take it.
+ * service user's server could then not take it. `create`: the tool writes this database itself
+ * (`maos store copy`'s target, which it has already created or opened as this user), so the lock
+ * file is created when missing: without it, a server started meanwhile would run on a half-written
+ * database.
  */
-export function claimServerLock(databasePath: string): ServerLockClaim {
-  if (!existsSync(`${databasePath}.server-lock`)) return { state: 'free' };
+export function claimServerLock(databasePath: string, options: { create?: boolean } = {}): ServerLockClaim {
+  if (options.create !== true && !existsSync(`${databasePath}.server-lock`)) return { state: 'free' };
   try {
     return { state: 'free', lock: acquireServerLock(databasePath) };
   } catch (error) {

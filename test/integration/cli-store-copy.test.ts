@@ -8,14 +8,17 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import { configSchema } from '../../src/config/schema.ts';
+import { AppError } from '../../src/errors/app-error.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { MIGRATIONS } from '../../src/store/migrations/index.ts';
+import { acquireServerLock } from '../../src/store/server-lock.ts';
 import { COPIED_TABLES } from '../../src/store/store-copy.ts';
-import { runMaos } from '../fixtures/cli.ts';
+import { type RunCliOptions, runMaos } from '../fixtures/cli.ts';
 import { readCopiedTables } from '../fixtures/copied-tables.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
@@ -32,8 +35,8 @@ interface CopyJson {
 type Row = Record<string, unknown>;
 
 /** Runs `maos store copy --config <config> <args>`. */
-function copyStore(config: string, args: string[]): ReturnType<typeof runMaos> {
-  return runMaos(['store', 'copy', '--config', config, ...args]);
+function copyStore(config: string, args: string[], options: RunCliOptions = {}): ReturnType<typeof runMaos> {
+  return runMaos(['store', 'copy', '--config', config, ...args], options);
 }
 
 function writeConfig(dir: string, name: string, config: Record<string, unknown>): string {
@@ -278,6 +281,62 @@ describe('maos store copy', { timeout: 240_000 }, () => {
       assert.match(copied.stderr, /CONFLICT: A MAOS server runs on the source database/);
     } finally {
       await server.close();
+    }
+  });
+
+  test('holds the server lock of a SQLite target that had no lock file, so no server starts on it meanwhile', async () => {
+    // A target migrated by `maos migrate` and never served has no lock file yet.
+    const targetDir = join(dir, 'unserved');
+    const target = join(targetDir, 'maos.db');
+    const migrated = createDatabase(
+      configSchema.parse({ dataDir: targetDir, store: { synchronous: 'normal' } }),
+    );
+    await migrateToLatest(migrated.db);
+    await migrated.close();
+    assert.equal(existsSync(`${target}.server-lock`), false);
+    // A PostgreSQL source, one of whose tables the test locks: the copy waits there, midway.
+    const source = await createTestDatabase();
+    const locker = new pg.Client({ connectionString: source.url });
+    const watcher = new pg.Client({ connectionString: source.url });
+    await locker.connect();
+    await watcher.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('lock table deleted_sessions in access exclusive mode');
+      const config = writeConfig(dir, 'pg-source.json', {
+        dataDir: join(dir, 'pg-source'),
+        store: { url: source.url, synchronous: 'normal' },
+      });
+      const copying = copyStore(config, ['--to', `sqlite:${target}`]);
+      try {
+        for (;;) {
+          // Activity statistics are read once per transaction: the locker's would stay as they were.
+          const { rows } = await watcher.query(
+            "select 1 from pg_stat_activity where application_name = 'maos-store-copy' and wait_event_type = 'Lock'",
+          );
+          if (rows.length > 0) break;
+          assert.equal(
+            await Promise.race([copying.then(() => 'ended'), sleep(20)]),
+            undefined,
+            'the copy ended',
+          );
+        }
+        // A server starting now is refused: the lock is the copy's.
+        assert.throws(
+          () => acquireServerLock(target),
+          (error: unknown) => error instanceof AppError && error.code === 'CONFLICT',
+        );
+      } finally {
+        await locker.query('rollback');
+      }
+      const copied = await copying;
+      assert.equal(copied.code, 0, copied.stderr);
+      // Released when the copy ends.
+      acquireServerLock(target).release();
+    } finally {
+      await locker.end();
+      await watcher.end();
+      await source.drop();
     }
   });
 

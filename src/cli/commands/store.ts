@@ -76,7 +76,7 @@ async function runCopy(ctx: CliContext, command: Command): Promise<number> {
   try {
     source = openSource(config, locks);
     await refuseUnmigratedSource(source);
-    target = openTarget(targetConfig, locks);
+    target = await openTarget(targetConfig, locks);
     if (isPostgresUrl(config.store.url)) await refuseRunningReplicas(source, 'source');
     if (isPostgresUrl(targetConfig.store.url)) await refuseRunningReplicas(target, 'target');
     await migrateToLatest(target.db);
@@ -234,13 +234,31 @@ function openSource(config: Config, locks: ServerLock[]) {
   }
 }
 
-function openTarget(config: Config, locks: ServerLock[]): DatabaseHandle {
-  if (!isPostgresUrl(config.store.url)) holdServerLock(resolveSqlitePath(config), 'target', locks);
-  return createDatabase(config, { applicationName: COPY_APPLICATION_NAME });
+/**
+ * The target, created if needed. On SQLite its server lock is taken once the file is there (as the
+ * database, the lock file is created when missing): a server started on it meanwhile is refused
+ * instead of running on a half-copied database, and one that got there first refuses the copy.
+ */
+async function openTarget(config: Config, locks: ServerLock[]): Promise<DatabaseHandle> {
+  const target = createDatabase(config, { applicationName: COPY_APPLICATION_NAME });
+  if (target.dialect === 'sqlite') {
+    try {
+      holdServerLock(target.location, 'target', locks, { create: true });
+    } catch (error) {
+      await target.close();
+      throw error;
+    }
+  }
+  return target;
 }
 
-function holdServerLock(path: string, which: 'source' | 'target', locks: ServerLock[]): void {
-  const claim = claimServerLock(path);
+function holdServerLock(
+  path: string,
+  which: 'source' | 'target',
+  locks: ServerLock[],
+  options: { create?: boolean } = {},
+): void {
+  const claim = claimServerLock(path, options);
   if (claim.state === 'free') {
     if (claim.lock) locks.push(claim.lock);
     return;
