@@ -37,9 +37,11 @@ export function tenantLockKey(tenantId: string): number {
  * Serialises the session submissions of one tenant until the transaction ends, so a quota check
  * and the insert it admits are one atomic step across replicas: a second submit waits here until
  * the first has committed, then counts its row (READ COMMITTED reads the newest commits per
- * statement). A transaction-level advisory lock, not a row lock: tenants have no row of their own
- * (their ids come from API keys and tokens). Two tenants whose hashes collide merely wait for each
- * other. No-op on SQLite, whose write transactions (BEGIN IMMEDIATE) are serialised already.
+ * statement). A transaction-level advisory lock keyed by the tenant id, not a lock on the tenant's
+ * row (which tenant-provisioning.ts inserts on the tenant's first request): it holds up only that
+ * tenant's submissions, nothing else that reads or locks the row. Two tenants whose hashes collide
+ * merely wait for each other. No-op on SQLite, whose write transactions (BEGIN IMMEDIATE) are
+ * serialised already.
  */
 export async function lockTenantSubmissions(trx: Kysely<Database>, tenantId: string): Promise<void> {
   if (!isPostgres(trx)) return;
