@@ -277,6 +277,41 @@ for (const mode of MODES) {
       assert.match(key.stdout, /^maos_\S+$/m);
     });
 
+    test('the MaosNotReady runbook shows the readiness checks from inside the pod', () => {
+      const runbook = readFileSync(join(ROOT, 'docs/runbooks/MaosNotReady.md'), 'utf8');
+      const command = /`kubectl exec <pod> -- node bin\/maos\.js (doctor --server \S+)`/.exec(runbook)?.[1];
+      assert.ok(command, 'the runbook reads /readyz from inside the pod');
+      const readiness = (url: URL) => {
+        const doctor = spawnSync(
+          process.execPath,
+          ['bin/maos.js', 'doctor', '--server', url.href, '--json'],
+          {
+            cwd: ROOT,
+            env: { ...env, ...(ca ? { NODE_EXTRA_CA_CERTS: join(dir, 'tls', 'tls.crt') } : {}) },
+            encoding: 'utf8',
+            timeout: 60_000,
+          },
+        );
+        const report = JSON.parse(doctor.stdout || '{}') as {
+          checks?: { name: string; status: string; message: string }[];
+        };
+        const check = report.checks?.find((c) => c.name === 'server-readiness');
+        assert.ok(check, `${doctor.stdout}${doctor.stderr}`);
+        return check;
+      };
+      const target = new URL(command.split(' ')[2] as string);
+      // The API port of the images is 7070; this pod's is the free port the test chose.
+      assert.equal(Number(target.port), 7070);
+      target.port = String(containerPort('http'));
+      if (mode.tls) target.protocol = 'https:';
+      const ready = readiness(target);
+      assert.equal(ready.status, 'pass', ready.message);
+      assert.match(ready.message, /database: .*migrations: .*worker: /);
+      // The alert's instance label is the metrics port, which has no /readyz.
+      const metrics = readiness(new URL(`http://127.0.0.1:${containerPort('metrics')}`));
+      assert.equal(metrics.status, 'warn', metrics.message);
+    });
+
     test('SIGTERM (the kubelet stopping the pod) stops the server with status 0', async () => {
       assert.ok(server, 'the server runs');
       server.kill('SIGTERM');
