@@ -95,3 +95,30 @@ describe('maos run budget and thread flags', () => {
     });
   }
 });
+
+test('an --idempotency-key the server would not take is a usage error before anything is sent', async () => {
+  // An empty key (an unset variable) was sent as none, yet made the submit count as safe to repeat.
+  for (const args of [
+    ['run', 'Deploy', '--follow', '--idempotency-key', ''],
+    ['run', 'Deploy', '--idempotency-key', 'two words'],
+    ['sessions', 'retry', 's1', '--idempotency-key', ''],
+  ]) {
+    let stderr = '';
+    const io: CliIo = {
+      stdout: new Writable({ write: (_c, _e, done) => done() }),
+      stderr: new Writable({
+        write: (chunk: Buffer, _e, done) => {
+          stderr += chunk.toString();
+          done();
+        },
+      }),
+      // Nothing listens there: a request would end in exit 3, not 2.
+      env: { noColor: true, server: 'http://127.0.0.1:9' },
+    };
+    assert.equal(await runCli(args, io), 2, `${args.join(' ')}: ${stderr}`);
+    assert.match(
+      stderr,
+      /^error USAGE: --idempotency-key must be 1-255 printable ASCII characters without spaces/,
+    );
+  }
+});

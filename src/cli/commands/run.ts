@@ -102,6 +102,7 @@ Examples:
 async function runSession(ctx: CliContext, command: Command): Promise<number> {
   const objective = command.processedArgs[0] as string;
   const options = command.opts<RunOptions>();
+  checkIdempotencyKey(options.idempotencyKey);
   const body = buildRequest(objective, options);
   const retryForMs = parseRetryFor(options.retryFor);
   const { out } = ctx;
@@ -348,6 +349,21 @@ async function waitWhilePlanning(
     `stopped waiting; session ${session.id} keeps planning (show it: maos sessions show ${session.id})`,
   );
   return undefined;
+}
+
+/**
+ * `--idempotency-key` as the server takes it (1-255 printable ASCII characters, no spaces). An empty
+ * one (`--idempotency-key "$UNSET"`) was sent as no key at all, yet counted as one: a submit the
+ * server may have stored was repeated, and made a second session.
+ */
+export function checkIdempotencyKey(key: string | undefined): void {
+  if (key !== undefined && !/^[\x21-\x7E]{1,255}$/.test(key)) {
+    throw new CliError(
+      'USAGE',
+      `--idempotency-key must be 1-255 printable ASCII characters without spaces (got "${key}")`,
+      EXIT.USAGE,
+    );
+  }
 }
 
 /** Builds and locally validates the POST /v1/sessions body, so usage mistakes exit 2 before any request. */

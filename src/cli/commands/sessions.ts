@@ -4,7 +4,7 @@ import { SESSION_STATUSES } from '../../domain/types.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatSessionDetail, formatSessionTable } from '../output.ts';
-import { buildBudget } from './run.ts';
+import { buildBudget, checkIdempotencyKey } from './run.ts';
 
 interface ListOptions {
   status?: string;
@@ -131,6 +131,7 @@ async function retrySession(ctx: CliContext, command: Command): Promise<number> 
     deadline?: string;
     idempotencyKey?: string;
   }>();
+  checkIdempotencyKey(options.idempotencyKey);
   const budget = buildBudget(options);
   const { session, created } = await ctx
     .client()
