@@ -147,6 +147,14 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ env: {} }).store.url, undefined);
   });
 
+  test('a byte order mark at the start of a JSON config or a *_FILE secret is not part of it', () => {
+    const file = write('bom.json', '\uFEFF{"port": 8080}');
+    const secret = write('bom-url.txt', '\uFEFFsqlite:/tmp/bom.db\r\n');
+    const config = loadConfig({ configPath: file, env: { MAOS_STORE__URL_FILE: secret } });
+    assert.equal(config.port, 8080);
+    assert.equal(config.store.url, 'sqlite:/tmp/bom.db');
+  });
+
   test('a key named …File is set by its MAOS_* variable, not read from a file', () => {
     const config = loadConfig({
       env: { MAOS_TLS__CERT_FILE: '/etc/maos/cert.pem', MAOS_TLS__KEY_FILE: '/etc/maos/key.pem' },

@@ -70,7 +70,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
 function readConfigFile(path: string, problems: string[]): Tree {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = withoutBom(readFileSync(path, 'utf8'));
   } catch (error) {
     problems.push(
       `config file ${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
@@ -170,7 +170,7 @@ function resolveFileReferences(value: unknown, at: string, problems: string[]): 
     }
     let text: string;
     try {
-      text = readFileSync(child, 'utf8').replace(/\r?\n$/, '');
+      text = withoutBom(readFileSync(child, 'utf8')).replace(/\r?\n$/, '');
     } catch (error) {
       problems.push(
         `${where}_FILE: cannot read ${child} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
@@ -186,6 +186,14 @@ function resolveFileReferences(value: unknown, at: string, problems: string[]): 
     out[target] = text;
   }
   return out;
+}
+
+/**
+ * The text without a leading byte order mark, which editors on Windows write: JSON.parse refuses
+ * it, and in a secret it would become part of the value (an API key no provider knows).
+ */
+function withoutBom(text: string): string {
+  return text.startsWith('\uFEFF') ? text.slice(1) : text;
 }
 
 function isTree(value: unknown): value is Tree {
