@@ -55,7 +55,9 @@ export async function streamSynthesis(
           throw new StreamInterruptedError();
         }
       }
-      spent.callFinished(toTokenCounts(await stream.usage));
+      const usage = await stream.usage;
+      const reported = usage.inputTokens !== undefined || usage.outputTokens !== undefined;
+      spent.callFinished(reported ? toTokenCounts(usage) : undefined);
       return { text, usage: spent.endAttempt() };
     } catch (error) {
       // Paid for though it did not answer (a fallback may): charged under this attempt's model.

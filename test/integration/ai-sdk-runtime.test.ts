@@ -320,6 +320,23 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     });
   }
 
+  test('a call whose provider reports no token usage is charged its estimate, not 0 tokens', async () => {
+    setup.primary.enqueue({ text: 'x'.repeat(400), withoutUsage: true });
+    const result = await makeRuntime(makeClient(setup)).run(makeTask(), makeContext().ctx);
+    assert.equal(result.output, 'x'.repeat(400));
+    assert.equal(result.usage?.outputTokens, 100);
+    assert.ok((result.usage?.inputTokens ?? 0) > 0);
+    // The orchestrator's synthesis too.
+    setup.primary.enqueue({ text: 'y'.repeat(200), withoutUsage: true });
+    const { usage } = await streamSynthesis(makeClient(setup), ORCHESTRATOR_ROUTE, 2000, {
+      tenantId: 'default',
+      objective: 'Ship it',
+      outputs: [{ name: 'impl', role: 'engineer', status: 'succeeded', output: 'done' }],
+    });
+    assert.equal(usage.outputTokens, 50);
+    assert.ok(usage.inputTokens > 0);
+  });
+
   for (const type of ['anthropic', 'openai']) {
     test(`the orchestrator's synthesis that the ${type} provider ends early is retried, not taken as the answer`, async () => {
       setup.primary.enqueue(

@@ -34,8 +34,11 @@ export interface ModelStreamInput {
   push(text: string): void;
   /** The provider's warnings about the request (unsupported settings), when it has any. */
   warn?(warnings: readonly unknown[]): void;
-  /** Each model call's usage as its provider reported it, when the call finishes. */
-  onStepUsage(usage: TokenCounts): void;
+  /**
+   * Each model call's usage as its provider reported it, when the call finishes; undefined when it
+   * reported none (a server that ignores `stream_options.include_usage`).
+   */
+  onStepUsage(usage: TokenCounts | undefined): void;
   /** Telemetry of each model call (span, duration and token samples); none when not observed. */
   observer?: ModelCallObserver;
 }
@@ -170,7 +173,8 @@ async function streamStep(
   return { stepText, calls };
 }
 
-function toTokenCounts(step: LanguageModelV4Usage): TokenCounts {
+function toTokenCounts(step: LanguageModelV4Usage): TokenCounts | undefined {
+  if (step.inputTokens.total === undefined && step.outputTokens.total === undefined) return undefined;
   return {
     inputTokens: step.inputTokens.total ?? 0,
     outputTokens: step.outputTokens.total ?? 0,

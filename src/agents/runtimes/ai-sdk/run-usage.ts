@@ -15,8 +15,11 @@ export interface RunUsageMeter {
   startAttempt(price: PriceConfig | undefined): void;
   /** Characters of answer text streamed by the model call in progress. */
   streamed(chars: number): void;
-  /** A model call of the attempt finished with the usage its provider reported. */
-  callFinished(tokens: TokenCounts): void;
+  /**
+   * A model call of the attempt finished with the usage its provider reported; undefined when it
+   * reported none, and the call is charged its estimate (else budgets would never see its tokens).
+   */
+  callFinished(tokens: TokenCounts | undefined): void;
   /**
    * The attempt ended: its usage is settled (a call in progress is charged its estimate) and
    * returned, priced.
@@ -45,9 +48,10 @@ export function createRunUsageMeter(promptChars: number): RunUsageMeter {
       unreported += chars;
     },
     callFinished(tokens) {
-      attempt.inputTokens += tokens.inputTokens;
-      attempt.outputTokens += tokens.outputTokens;
-      attempt.cacheReadTokens += tokens.cacheReadTokens;
+      const counts = tokens ?? estimateStreamingUsage(promptChars, unreported);
+      attempt.inputTokens += counts.inputTokens;
+      attempt.outputTokens += counts.outputTokens;
+      attempt.cacheReadTokens += tokens?.cacheReadTokens ?? 0;
       unreported = 0;
     },
     endAttempt() {
