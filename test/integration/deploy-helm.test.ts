@@ -718,6 +718,27 @@ test('the documented SQLite restore pod mounts the release volume as the server 
   const mountOf = (c: Doc) => (at(c, 'volumeMounts') as Doc[]).find((m) => m.name === 'data')?.mountPath;
   assert.equal(mountOf(restore), mountOf(server.containers[0]));
   assert.match(guide, /kubectl scale deploy\/maos --replicas=0\nkubectl apply -f - <<'EOF'/);
+  // The backup is copied out of the one server pod of the release `maos`: the selector must not
+  // also match another release's pods in the namespace (`kubectl cp` takes one pod), nor a Job's.
+  const selector = /kubectl cp "\$\(kubectl get pod -l (\S+) -o name/.exec(guide)?.[1];
+  assert.ok(selector, 'the guide copies the backup out of the server pod');
+  const matches = (labels: Record<string, string>) =>
+    selector.split(',').every((term) => {
+      const [key, value] = term.split('=');
+      return labels[key as string] === value;
+    });
+  const podLabels = (release: string, values: Doc) =>
+    at(
+      one(
+        groupByKind(renderChart(CHART, values, { name: release }).manifests.map((m) => m.doc)),
+        'Deployment',
+      ),
+      'spec.template.metadata.labels',
+    );
+  assert.ok(matches(podLabels('maos', {})), 'selects the server pod of the release maos');
+  assert.ok(!matches(podLabels('maos-test', {})), 'not the pod of another release beside it');
+  const job = at(one(render(POSTGRES).byKind, 'Job'), 'spec.template.metadata.labels');
+  assert.ok(!matches(job), 'not a migration Job pod');
 });
 
 test('documented helm commands name values files that exist, run from the repository root', () => {
