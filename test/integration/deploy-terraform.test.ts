@@ -245,7 +245,65 @@ function evaluateModuleValues(vars: Record<string, string>): Doc & { serviceUrl:
   }
 }
 
+/**
+ * `terraform apply` output of the module's `check` blocks with its variables (no providers, no
+ * resources): the warnings a plan or apply of the module prints for `vars`.
+ */
+function moduleCheckWarnings(vars: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-tf-check-'));
+  try {
+    const main = readFileSync(join(MODULE, 'main.tf'), 'utf8');
+    const checks = [...main.matchAll(/^check "[a-z_]+" \{\n[\s\S]*?\n\}\n/gm)].map((m) => m[0]);
+    assert.ok(checks.length > 0, 'main.tf has check blocks');
+    writeFileSync(join(dir, 'main.tf'), checks.join('\n'));
+    copyFileSync(join(MODULE, 'variables.tf'), join(dir, 'variables.tf'));
+    const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
+    const run = (args: string[]) => {
+      const result = spawnSync('terraform', [...args, '-no-color'], {
+        cwd: dir,
+        env,
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      assert.equal(result.status, 0, `terraform ${args[0]}:\n${result.stdout}${result.stderr}`);
+      return `${result.stdout}${result.stderr}`;
+    };
+    run(['init', '-backend=false']);
+    const output = run([
+      'apply',
+      '-auto-approve',
+      ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`]),
+    ]);
+    // Terraform wraps the message: one space for every run of white space.
+    return output
+      .split('\n')
+      .filter((line) => !/CLI configuration/.test(line))
+      .join('\n')
+      .replace(/\s+/g, ' ');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('Terraform module evaluated by terraform', () => {
+  test("postgres mode without a shared audit signing key warns, as the chart's install notes do", {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    const warning = /without MAOS_AUDIT__SIGNING_KEY in secret_env: every pod signs audit checkpoints/;
+    assert.match(moduleCheckWarnings({ database_url: 'postgres://maos:pw@db:5432/maos' }), warning);
+    for (const vars of [
+      { database_url: 'postgres://maos:pw@db:5432/maos', secret_env: '{MAOS_AUDIT__SIGNING_KEY = "pem"}' },
+      { existing_secret_name: 'maos-env' },
+      { database_mode: 'sqlite' },
+    ]) {
+      assert.doesNotMatch(moduleCheckWarnings(vars), /Check block assertion failed/, JSON.stringify(vars));
+    }
+    // The example deploys the cluster with one key for every replica.
+    const example = readFileSync(join(EXAMPLE, 'main.tf'), 'utf8');
+    assert.match(example, /secret_env\s*=\s*\{\s*MAOS_AUDIT__SIGNING_KEY\s*=/);
+  });
+
   test('a change to the Secret the module writes rolls the pods (they read it only at start)', {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,

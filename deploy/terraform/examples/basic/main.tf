@@ -35,7 +35,9 @@ module "maos" {
   image_tag        = var.image_tag
   database_mode    = "postgres"
   database_url     = var.database_url
-  replicas         = 3
+  # One audit signing key for every replica (openssl genpkey -algorithm ed25519 -out audit-signing-key.pem).
+  secret_env = { MAOS_AUDIT__SIGNING_KEY = file(var.audit_signing_key_file) }
+  replicas   = 3
   autoscaling = {
     enabled     = true
     min         = 3

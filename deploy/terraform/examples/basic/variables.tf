@@ -23,6 +23,12 @@ variable "database_url" {
   sensitive   = true
 }
 
+variable "audit_signing_key_file" {
+  description = "Ed25519 private key (PKCS#8 PEM) every replica signs audit checkpoints with, e.g. from openssl genpkey -algorithm ed25519."
+  type        = string
+  default     = "audit-signing-key.pem"
+}
+
 variable "oidc_issuer" {
   description = "Issuer URL of your identity provider."
   type        = string

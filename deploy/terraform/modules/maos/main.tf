@@ -68,6 +68,19 @@ locals {
   }
 }
 
+# PostgreSQL mode: every replica must sign audit checkpoints with the same key, or each pod
+# generates its own (no persistent data directory) and the checkpoints verify with no single key.
+# The chart only warns in its install notes, which Terraform does not show: warn at plan and apply.
+check "audit_signing_key" {
+  assert {
+    condition = (
+      var.database_mode != "postgres" || var.existing_secret_name != null ||
+      nonsensitive(contains(keys(var.secret_env), "MAOS_AUDIT__SIGNING_KEY"))
+    )
+    error_message = "postgres mode without MAOS_AUDIT__SIGNING_KEY in secret_env: every pod signs audit checkpoints with its own generated key. Set one shared key (an Ed25519 PKCS#8 PEM)."
+  }
+}
+
 resource "kubernetes_namespace_v1" "maos" {
   count = var.create_namespace ? 1 : 0
   metadata {
