@@ -97,8 +97,9 @@ function tick(): void {
     if (backlog >= data.thresholdFrames) catchUp();
     restartNeeded(walState().length);
   } catch (error) {
-    stop();
+    // Said before stop(), which closes the port: a message posted after that is dropped.
     post({ type: 'failed', message: (error as Error).message });
+    stop();
   }
 }
 

@@ -146,6 +146,38 @@ describe('WAL checkpoints on a worker thread', () => {
     sqlite.close();
   });
 
+  test('a worker that fails while running reports why and hands the checkpoints back', {
+    timeout: 30_000,
+  }, async () => {
+    const { sqlite } = openWal('running.db');
+    // A database the worker opens (it says it is ready, the write connection stops checkpointing),
+    // but without the WAL-index its first look at the backlog reads: that look fails.
+    const broken = join(dir, 'no-wal-index.db');
+    new SqliteDatabase(broken).close();
+    writeFileSync(`${broken}-wal`, Buffer.alloc(FRAME_BYTES));
+    const failures: string[] = [];
+    const checkpointer = startWalCheckpointer({
+      path: broken,
+      sqlite,
+      startAtBytes: 1,
+      intervalMs: 5,
+      watchIntervalMs: 5,
+      onFailure: (message) => failures.push(message),
+    });
+    try {
+      await waitFor(() => failures.length > 0, 10_000, 'the failure');
+      assert.match(failures[0]!, /ENOENT|no such file/i);
+      assert.equal(checkpointer.running(), false);
+      assert.equal(sqlite.pragma('wal_autocheckpoint', { simple: true }), INLINE_CHECKPOINT_FRAMES);
+      // Reported once, not again when the thread then exits.
+      await sleep(50);
+      assert.equal(failures.length, 1);
+    } finally {
+      await checkpointer.close();
+      sqlite.close();
+    }
+  });
+
   test('createDatabase checkpoints in the background by default, inline when configured so', async () => {
     const { sql } = await import('kysely');
     /** The write connection's wal_autocheckpoint once its WAL passed the 1 MiB start size. */

@@ -96,16 +96,18 @@ export function startWalCheckpointer(options: WalCheckpointerOptions): WalCheckp
         // worker sees the WAL grow long; the bulk is copied already, so that checkpoint is small.
         options.sqlite.pragma(`wal_autocheckpoint = ${message.frames}`);
       } else if (message.type === 'failed') {
-        fail(message.message);
+        fail(started, message.message);
       }
     });
-    started.on('error', (error) => fail(error.message));
-    started.on('exit', (code) => {
-      if (!closed && code !== 0) fail(`checkpoint worker exited with code ${code}`);
-    });
+    started.on('error', (error) => fail(started, error.message));
+    // The worker ends only when told to (close): any other exit, even with code 0, leaves the WAL
+    // without checkpoints unless they go back inline.
+    started.on('exit', (code) => fail(started, `checkpoint worker exited with code ${code}`));
   }
 
-  function fail(message: string): void {
+  /** `from` stopped checkpointing; once per worker, and not after close() (which stops it itself). */
+  function fail(from: Worker, message: string): void {
+    if (worker !== from) return;
     const wasRunning = running;
     running = false;
     worker = undefined;
