@@ -63,4 +63,27 @@ describe('WAL flusher', () => {
       assert.equal(flusher.whenDurable(), undefined);
       flusher.close();
     }));
+
+  test(
+    'a commit made while a flush fails is not left waiting: its own flush is attempted',
+    { timeout: 10_000 },
+    () =>
+      withWalFile(false, async (wal) => {
+        const flusher = createWalFlusher(wal);
+        flusher.committed();
+        const first = flusher.whenDurable() ?? Promise.resolve();
+        // Committed while the first flush is in flight: only a flush started after it covers it.
+        flusher.committed();
+        const second = flusher.whenDurable() ?? Promise.resolve();
+        const unavailable = (error: unknown) =>
+          error instanceof AppError && error.code === 'STORE_UNAVAILABLE';
+        await assert.rejects(first, unavailable);
+        // Settles (here: fails as well, the file is still missing) instead of waiting for a next commit.
+        await assert.rejects(second, unavailable);
+        writeFileSync(wal, 'frames');
+        flusher.committed();
+        await flusher.whenDurable();
+        flusher.close();
+      }),
+  );
 });

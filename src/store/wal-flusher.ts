@@ -90,8 +90,11 @@ export function createWalFlusher(walPath: string): WalFlusher {
         flushing = false;
         // Reopened by the next attempt, in case the file was replaced.
         closeFile();
-        // No retry loop on a failing disk: the next commit or reader starts the next attempt.
+        // No retry loop on a failing disk: the next commit or reader starts the next attempt. Only
+        // the waiters for commits made during this flush get one at once (they were promised a
+        // flush started after their commit); when it fails too, none is left and it stops there.
         fail(target, error);
+        if (waiters.length > 0) flush();
       },
     );
   }
