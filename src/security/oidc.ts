@@ -63,6 +63,9 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
   }
   // Fixed by the config: computed once, not per token.
   const audiences = acceptedAudiences(audience);
+  // `exp` whatever `requiredClaims` says: jose checks it only when present, and a token without it
+  // (RFC 9068 §2.2 makes it REQUIRED) would be accepted forever.
+  const requiredClaims = [...new Set([...config.requiredClaims, 'exp'])];
   const now = options.now ?? (() => new Date());
   const fetchImpl = options.fetch ?? globalThis.fetch;
   let keySet: Promise<KeySet> | null = null;
@@ -105,7 +108,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
           algorithms: config.algorithms,
           typ: config.typ === 'strict' ? STRICT_TYP : undefined,
           clockTolerance: config.clockToleranceSeconds,
-          requiredClaims: config.requiredClaims,
+          requiredClaims,
           currentDate: now(),
         });
         payload = result.payload;

@@ -111,6 +111,29 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     await assert.rejects(at(45).verify(token), rejectsWith('INVALID_TOKEN', /expired/));
   });
 
+  test('a token without exp is refused, also when requiredClaims leaves exp out (it would never expire)', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = {
+      iss: idp.issuer,
+      aud: TEST_AUDIENCE,
+      sub: 'forever',
+      client_id: 'app',
+      iat: now,
+      jti: 'no-exp',
+      tenant_id: 'acme',
+    };
+    const noExp = await signWithProviderKey(idp, { typ: 'at+jwt' }, claims);
+    for (const config of [authConfig(idp.issuer), authConfig(idp.issuer, { requiredClaims: ['sub'] })]) {
+      await assert.rejects(
+        createOidcVerifier(config.oidc).verify(noExp),
+        rejectsWith('INVALID_TOKEN', /claim exp is missing or invalid/),
+      );
+    }
+    // control: the same token with an exp is accepted
+    const withExp = await signWithProviderKey(idp, { typ: 'at+jwt' }, { ...claims, exp: now + 60 });
+    assert.equal((await createOidcVerifier(authConfig(idp.issuer).oidc).verify(withExp)).id, 'forever');
+  });
+
   test('token for another audience is invalid_token', async () => {
     const token = await idp.getToken({ resource: OTHER_AUDIENCE, claims: { tenant_id: 'acme' } });
     const verifier = createOidcVerifier(authConfig(idp.issuer).oidc);
