@@ -133,6 +133,13 @@ export function renderSession(root, id) {
   /** The session as read last, and its retries once read (null: not read). */
   let shown = null;
   let retries = null;
+  /**
+   * Reads of the session started so far, and the newest one shown. Why: reads overlap (an action's
+   * and an event burst's), and one answered after a newer one would put back an older state (a
+   * cancelled session shown running again, with Cancel offered), which no later event corrects.
+   */
+  let readsStarted = 0;
+  let readShown = 0;
 
   /**
    * Reads the retries once, when the page opens on an ended session (failed, cancelled or completed):
@@ -144,9 +151,11 @@ export function renderSession(root, id) {
   }
 
   async function refresh() {
+    const read = ++readsStarted;
     try {
       const session = await api.getSession(id);
-      if (closed) return;
+      if (closed || read < readShown) return;
+      readShown = read;
       const first = shown === null;
       shown = session;
       replaceChildren(errors);
@@ -164,7 +173,8 @@ export function renderSession(root, id) {
         await plans.reload();
       }
     } catch (error) {
-      if (!closed) replaceChildren(errors, renderProblem(error, 'Loading the session'));
+      // A failed read older than the one shown says nothing about the page.
+      if (!closed && read >= readShown) replaceChildren(errors, renderProblem(error, 'Loading the session'));
     }
   }
 
