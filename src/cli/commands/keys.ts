@@ -59,7 +59,7 @@ export function parseExpiry(value: string, now = new Date()): string {
     const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[match[2] as 'd' | 'h' | 'm'];
     return new Date(now.getTime() + Number(match[1]) * unit).toISOString();
   }
-  if (!RFC3339.test(trimmed) || Number.isNaN(Date.parse(trimmed))) {
+  if (!RFC3339.test(trimmed) || Number.isNaN(Date.parse(trimmed)) || !isCalendarDate(trimmed)) {
     throw new CliError(
       'VALIDATION_FAILED',
       `--expires: "${value}" is neither an RFC 3339 time (2027-01-31T12:00:00Z) nor a duration like 90d`,
@@ -67,6 +67,15 @@ export function parseExpiry(value: string, now = new Date()): string {
     );
   }
   return trimmed;
+}
+
+/**
+ * The date's day exists in its month: Date.parse rolls `2027-02-30` over to March 2 (the API refuses
+ * it), so a typo would make a key that expires days later than meant.
+ */
+function isCalendarDate(value: string): boolean {
+  const [year, month, day] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
+  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
 /**
