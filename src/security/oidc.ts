@@ -101,6 +101,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
       const jwks = await getKeySet();
       let payload: JWTPayload;
       let typ: string | undefined;
+      const currentDate = now();
       try {
         const result = await jwtVerify(token, jwks, {
           issuer,
@@ -109,12 +110,20 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
           typ: config.typ === 'strict' ? STRICT_TYP : undefined,
           clockTolerance: config.clockToleranceSeconds,
           requiredClaims,
-          currentDate: now(),
+          currentDate,
         });
         payload = result.payload;
         typ = result.protectedHeader.typ;
       } catch (error) {
         throw mapJoseError(error);
+      }
+      // jose compares `iat` with the clock only when given a maximum token age; without this a token
+      // stamped as issued in the future (beyond the clock tolerance) would pass.
+      if (
+        typeof payload.iat === 'number' &&
+        payload.iat > currentDate.getTime() / 1000 + config.clockToleranceSeconds
+      ) {
+        throw authFailure('INVALID_TOKEN', 'invalid_token', 'token not yet valid');
       }
       if (config.typ === 'lenient' && typ !== undefined && !LENIENT_TYPS.has(typ.toLowerCase())) {
         throw authFailure('INVALID_TOKEN', 'invalid_token', 'unexpected token type');

@@ -134,6 +134,25 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     assert.equal((await createOidcVerifier(authConfig(idp.issuer).oidc).verify(withExp)).id, 'forever');
   });
 
+  test('a token issued in the future (iat beyond the clock tolerance) is invalid_token', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = {
+      iss: idp.issuer,
+      aud: TEST_AUDIENCE,
+      sub: 'early',
+      client_id: 'app',
+      exp: now + 7200,
+      jti: 'future-iat',
+      tenant_id: 'acme',
+    };
+    const verifier = createOidcVerifier(authConfig(idp.issuer).oidc);
+    const future = await signWithProviderKey(idp, { typ: 'at+jwt' }, { ...claims, iat: now + 3600 });
+    await assert.rejects(verifier.verify(future), rejectsWith('INVALID_TOKEN', /not yet valid/));
+    // within the 30 s tolerance it is accepted
+    const skewed = await signWithProviderKey(idp, { typ: 'at+jwt' }, { ...claims, iat: now + 10 });
+    assert.equal((await verifier.verify(skewed)).id, 'early');
+  });
+
   test('token for another audience is invalid_token', async () => {
     const token = await idp.getToken({ resource: OTHER_AUDIENCE, claims: { tenant_id: 'acme' } });
     const verifier = createOidcVerifier(authConfig(idp.issuer).oidc);
