@@ -8,7 +8,7 @@ import { createLocalNotifier, isSweptChannel, type Notifier } from '../engine/no
 import type { Logger } from '../observability/logger.ts';
 import type { DatabaseHandle } from './db.ts';
 import { PG_CHANNEL } from './notify-at-commit.ts';
-import { getPostgresPool } from './postgres-dialect.ts';
+import { getPostgresPool, LISTEN_APPLICATION_NAME } from './postgres-dialect.ts';
 
 /** NOTIFY payloads must stay below 8000 bytes. */
 const MAX_PAYLOAD = 7000;
@@ -61,7 +61,7 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
   }
 
   async function connect(): Promise<void> {
-    const next = new pg.Client({ connectionString: options.url, application_name: 'maos-listen' });
+    const next = new pg.Client({ connectionString: options.url, application_name: LISTEN_APPLICATION_NAME });
     next.on('notification', onNotification);
     next.on('error', () => undefined);
     next.on('end', () => {

@@ -36,6 +36,9 @@ export interface PostgresStoreOptions {
 /** The `application_name` of MAOS's own connections: tools look for it to see whether replicas run. */
 export const SERVER_APPLICATION_NAME = 'maos';
 
+/** The `application_name` of a replica's LISTEN connection (pg-notifier.ts), open for its whole life. */
+export const LISTEN_APPLICATION_NAME = 'maos-listen';
+
 /** Parses int8 to a number, refusing values a double cannot hold exactly instead of rounding them. */
 function parseInt8(text: string): number {
   const value = Number(text);

@@ -16,6 +16,7 @@ import { AppError } from '../../src/errors/app-error.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { MIGRATIONS } from '../../src/store/migrations/index.ts';
+import { LISTEN_APPLICATION_NAME } from '../../src/store/postgres-dialect.ts';
 import { acquireServerLock } from '../../src/store/server-lock.ts';
 import { COPIED_TABLES } from '../../src/store/store-copy.ts';
 import { type RunCliOptions, runMaos } from '../fixtures/cli.ts';
@@ -336,6 +337,28 @@ describe('maos store copy', { timeout: 240_000 }, () => {
     } finally {
       await locker.end();
       await watcher.end();
+      await source.drop();
+    }
+  });
+
+  test('refuses a PostgreSQL source a replica is connected to by its LISTEN connection only', async () => {
+    // A replica's pool closes idle connections; its LISTEN connection stays open as long as it runs.
+    const source = await createTestDatabase();
+    const listening = new pg.Client({
+      connectionString: source.url,
+      application_name: LISTEN_APPLICATION_NAME,
+    });
+    await listening.connect();
+    try {
+      const config = writeConfig(dir, 'listened.json', {
+        dataDir: join(dir, 'listened'),
+        store: { url: source.url, synchronous: 'normal' },
+      });
+      const planned = await copyStore(config, ['--to', `sqlite:${join(dir, 'listened.db')}`, '--dry-run']);
+      assert.equal(planned.code, 6, planned.stderr);
+      assert.match(planned.stderr, /CONFLICT: MAOS replicas are connected to the source database/);
+    } finally {
+      await listening.end();
       await source.drop();
     }
   });

@@ -24,7 +24,11 @@ import {
 } from '../../store/db.ts';
 import { getMigrationStatus, migrateToLatest } from '../../store/migrate.ts';
 import { MIGRATIONS } from '../../store/migrations/index.ts';
-import { isPostgresUrl, SERVER_APPLICATION_NAME } from '../../store/postgres-dialect.ts';
+import {
+  isPostgresUrl,
+  LISTEN_APPLICATION_NAME,
+  SERVER_APPLICATION_NAME,
+} from '../../store/postgres-dialect.ts';
 import { claimServerLock, type ServerLock } from '../../store/server-lock.ts';
 import {
   COPIED_TABLES,
@@ -284,8 +288,9 @@ const NAME_WIDTH = Math.max(
 const COPY_APPLICATION_NAME = 'maos-store-copy';
 
 /**
- * PostgreSQL has no server lock: a replica is seen by its connections (every replica keeps one open
- * for LISTEN). One still running would write after the snapshot (source) or beside the copy (target).
+ * PostgreSQL has no server lock: a replica is seen by its connections, its pool's (closed when idle)
+ * and its LISTEN connection (open for its whole life). One still running would write after the
+ * snapshot (source) or beside the copy (target).
  */
 async function refuseRunningReplicas(
   database: { db: DatabaseHandle['db']; location: string },
@@ -293,9 +298,8 @@ async function refuseRunningReplicas(
 ): Promise<void> {
   const { rows } = await sql<{ connections: number }>`
     select count(*) as connections from pg_stat_activity
-     where datname = current_database() and application_name = ${SERVER_APPLICATION_NAME}`.execute(
-    database.db,
-  );
+     where datname = current_database()
+       and application_name in (${SERVER_APPLICATION_NAME}, ${LISTEN_APPLICATION_NAME})`.execute(database.db);
   const connections = Number(rows[0]?.connections ?? 0);
   if (connections > 0) {
     throw new AppError(
