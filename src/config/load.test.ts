@@ -91,6 +91,30 @@ describe('loadConfig', () => {
     assert.equal(longest.shutdown.graceSeconds, 2_147_483);
   });
 
+  test('Kubernetes service-link variables of a Service named maos or maos-canary are not read as config', () => {
+    const config = loadConfig({
+      env: {
+        MAOS_SERVICE_HOST: '10.0.0.7',
+        MAOS_SERVICE_PORT: '80',
+        MAOS_SERVICE_PORT_HTTP: '80',
+        MAOS_PORT: 'tcp://10.0.0.7:80',
+        MAOS_PORT_80_TCP: 'tcp://10.0.0.7:80',
+        MAOS_PORT_80_TCP_PROTO: 'tcp',
+        MAOS_PORT_80_TCP_PORT: '80',
+        MAOS_PORT_80_TCP_ADDR: '10.0.0.7',
+        MAOS_CANARY_SERVICE_HOST: '10.0.0.8',
+        MAOS_CANARY_PORT: 'tcp://10.0.0.8:80',
+        MAOS_CANARY_PORT_80_TCP_ADDR: '10.0.0.8',
+      },
+    });
+    assert.equal(config.port, 7070);
+    // A real MAOS_PORT is still read, and a malformed one still refused.
+    assert.equal(loadConfig({ env: { MAOS_PORT: '8080' } }).port, 8080);
+    assert.ok(
+      problemsOf(() => loadConfig({ env: { MAOS_PORT: 'http://x' } })).some((p) => p.startsWith('port:')),
+    );
+  });
+
   test('unreadable or malformed file is reported, not thrown raw', () => {
     assert.ok(
       problemsOf(() => loadConfig({ configPath: join(dir, 'missing.yaml'), env: {} }))[0]?.includes(

@@ -98,7 +98,7 @@ function readConfigFile(path: string, problems: string[]): Tree {
 function readEnv(env: NodeJS.ProcessEnv, problems: string[], names: Map<string, string>): Tree {
   const tree: Tree = {};
   for (const [name, raw] of Object.entries(env)) {
-    if (raw === undefined) continue;
+    if (raw === undefined || isKubernetesServiceLink(name, raw)) continue;
     const path = configPathOfEnvName(name);
     if (path === undefined) continue;
     if (path.some((segment) => segment.length === 0)) {
@@ -109,6 +109,19 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[], names: Map<string, 
     names.set(path.join('.'), name);
   }
   return tree;
+}
+
+/**
+ * A variable Kubernetes adds to every container for each Service of its namespace (service links,
+ * on unless a pod sets `enableServiceLinks: false`): a Service named `maos` or `maos-canary` gives
+ * `MAOS_SERVICE_HOST`, `MAOS_CANARY_PORT=tcp://10.0.0.7:80`, `MAOS_PORT_80_TCP_ADDR` …, which
+ * read as config keys would stop the server with CONFIG_INVALID. No config key has these forms, and
+ * `port` is a number, never a `tcp://` address.
+ */
+function isKubernetesServiceLink(name: string, value: string): boolean {
+  if (/^MAOS_(?:[A-Z0-9_]+_)?SERVICE_(?:HOST|PORT(?:_[A-Z0-9_]+)?)$/.test(name)) return true;
+  if (/^MAOS_(?:[A-Z0-9_]+_)?PORT_\d+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?$/.test(name)) return true;
+  return /^MAOS_(?:[A-Z0-9_]+_)?PORT$/.test(name) && /^(?:tcp|udp|sctp):\/\//.test(value);
 }
 
 /**
