@@ -100,6 +100,15 @@ describe('maos logs --tail', { timeout: 120_000 }, () => {
     }
   });
 
+  test('an --after that is not digits only is a usage error, not read by Number() as 0 or 1000', async () => {
+    for (const after of ['', '1e3', '0x10', '-1', '2.5']) {
+      const result = await runMaos(['logs', id, '--after', after], { env });
+      assert.equal(result.code, 2, `--after "${after}": ${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, /^error USAGE: --after must be a non-negative integer/m);
+      assert.equal(result.stdout, '');
+    }
+  });
+
   test('--tail with -f prints the tail, then follows from there to the end', async () => {
     let cancelled = false;
     const followed = await runMaos(['logs', id, '--tail', '2', '-f', '--json'], {

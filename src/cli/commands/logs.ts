@@ -104,8 +104,9 @@ async function showLogs(ctx: CliContext, command: Command): Promise<number> {
 async function printLogs(ctx: CliContext, command: Command): Promise<number> {
   const id = command.processedArgs[0] as string;
   const options = command.opts<LogsOptions>();
+  // Digits only, as --tail: Number() takes '' (an unset variable: the whole log), 1e3 and 0x10.
   let afterSeq = Number(options.after);
-  if (!Number.isInteger(afterSeq) || afterSeq < 0) {
+  if (!/^\d+$/.test(options.after ?? '') || !Number.isSafeInteger(afterSeq)) {
     throw new CliError('USAGE', '--after must be a non-negative integer', EXIT.USAGE);
   }
   const tail = parseTail(options, command);
