@@ -7,6 +7,11 @@ import { failureOf, fetchWithToken } from './api.js';
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 10_000;
 /**
+ * A refusal's Retry-After (a 429 at the caller's or tenant's cap of open streams, a 503) is waited
+ * for, as the server asks; why capped: a far one must not leave the page without events for long.
+ */
+export const RETRY_AFTER_MAX_MS = 15 * 60_000;
+/**
  * Why bounded: a frame is one event (agent output lines are cut at 8 KiB by the server); a stream
  * sending a line or frame without end must not grow the tab's memory with it. A frame over this
  * size is dropped whole, and the parser goes on with the next one.
@@ -119,6 +124,8 @@ export function followSessionEvents(sessionId, options) {
   (async () => {
     let delay = RETRY_FIRST_MS;
     while (!controller.signal.aborted && !finished) {
+      /** The refusal's Retry-After in ms, when longer than the next delay. */
+      let wait = 0;
       try {
         await readOnce();
         delay = RETRY_FIRST_MS;
@@ -131,11 +138,13 @@ export function followSessionEvents(sessionId, options) {
           setState('failed', error);
           return;
         }
+        const retryAfter = Number(error?.retryAfterMs);
+        if (Number.isFinite(retryAfter)) wait = Math.min(retryAfter, RETRY_AFTER_MAX_MS);
         setState('reconnecting', error);
       }
       if (finished || controller.signal.aborted) break;
       setState('reconnecting');
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(delay, wait)));
       delay = Math.min(delay * 2, RETRY_MAX_MS);
     }
     if (finished) setState('ended');

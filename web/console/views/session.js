@@ -121,6 +121,8 @@ export function renderSession(root, id) {
   const title = h('h1', {}, 'Session');
   const facts = h('div', {}, h('p', { className: 'loading' }, 'Loading…'));
   const errors = h('div');
+  /** Why the stream is reconnecting, when the server refused it (a 429 at the cap of open streams). */
+  const streamProblem = h('div', { id: 'stream-problem' });
   const tasks = h('div', { id: 'tasks' });
   const agents = h('div', { id: 'agents' });
   const result = createResultPanel();
@@ -220,6 +222,7 @@ export function renderSession(root, id) {
     actions.element,
     // The stream's state is a badge beside the heading, not in it: the heading stays one name.
     h('div', { className: 'heading-row' }, h('h2', {}, 'Agent output'), live.state),
+    streamProblem,
     live.outputs,
     h('h2', {}, 'Events'),
     live.list,
@@ -235,9 +238,19 @@ export function renderSession(root, id) {
         if (REFRESHING_EVENTS.has(event.type)) scheduleRefresh();
       },
       onState: (state, error) => {
+        if (state !== 'reconnecting') replaceChildren(streamProblem);
         if (state === 'live') live.setState('live');
-        else if (state === 'reconnecting') live.setState('reconnecting…');
-        else if (state === 'ended') live.setState('ended');
+        else if (state === 'reconnecting') {
+          live.setState('reconnecting…');
+          // The server's answer (not a dropped connection): what it said, until the stream opens.
+          if (error?.problem) {
+            replaceChildren(
+              streamProblem,
+              renderProblem(error, 'Following the events'),
+              h('p', { className: 'muted' }, 'The page tries again by itself.'),
+            );
+          }
+        } else if (state === 'ended') live.setState('ended');
         else if (state === 'failed') {
           live.setState('stopped');
           replaceChildren(errors, renderProblem(error, 'Following the events'));
