@@ -3,6 +3,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
+import { isPlainHost } from '../security/http-security-plugin.ts';
 
 type AuthConfig = z.infer<typeof authConfigSchema>;
 
@@ -46,6 +47,9 @@ export function createChallengeHook(): (
     const current = reply.getHeader('www-authenticate');
     const challenge = typeof current === 'string' && current.startsWith('Bearer') ? current : undefined;
     if (reply.statusCode === 403 && !challenge?.includes('error="insufficient_scope"')) return payload;
+    // The Host is echoed inside a quoted attribute: a forged one (`x", error="…`) would add its own.
+    // /mcp checks the Host against mcp.allowedHosts only after authentication, so not before a 401.
+    if (!isPlainHost(request.host)) return payload;
     const metadata = `resource_metadata="${originOf(request)}${MCP_METADATA_PATH}"`;
     reply.header('www-authenticate', challenge ? `${challenge}, ${metadata}` : `Bearer ${metadata}`);
     return payload;

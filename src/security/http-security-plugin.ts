@@ -419,9 +419,16 @@ export const AUDIT_FAILED_HEADER = 'maos-audit';
 /** Path of the RFC 9728 protected-resource metadata document. */
 export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource';
 
-// Only a plain host[:port] is echoed into the header, so a forged Host cannot inject attributes.
+/**
+ * True when `host` is a plain host[:port] (a name, an IPv4 address or a bracketed IPv6 address):
+ * only such a Host is echoed into a challenge, so a forged one cannot inject attributes.
+ */
+export function isPlainHost(host: string): boolean {
+  return /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host);
+}
+
 function resourceMetadataUrl(request: FastifyRequest): string | null {
   const host = request.host;
-  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host)) return null;
+  if (!isPlainHost(host)) return null;
   return `${request.protocol}://${host}${RESOURCE_METADATA_PATH}`;
 }

@@ -2,6 +2,7 @@
 // REST routes, plus each tool's own permission and MCP sessions bound to their principal.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
@@ -177,6 +178,35 @@ describe('MCP with OIDC', { timeout: 120_000 }, () => {
     // Only the MCP-specific document: the security layer leaves the attribute to the route.
     assert.equal(challenge.match(/resource_metadata=/g)?.length, 1, challenge);
     await denied.body?.cancel();
+  });
+
+  test('a forged Host header adds no attribute to the challenge of /mcp', async () => {
+    const { port } = new URL(server.url);
+    const forged = 'evil.example", error="injected';
+    const answer = await new Promise<{ status: number; challenge: string }>((resolve, reject) => {
+      const request = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: Number(port),
+          method: 'POST',
+          path: '/mcp',
+          headers: { host: forged, 'content-type': 'application/json' },
+        },
+        (response) => {
+          response.resume();
+          resolve({
+            status: response.statusCode ?? 0,
+            challenge: String(response.headers['www-authenticate'] ?? ''),
+          });
+        },
+      );
+      request.once('error', reject);
+      request.end('{}');
+    });
+    assert.equal(answer.status, 401);
+    assert.match(answer.challenge, /^Bearer realm="maos"/);
+    assert.ok(!answer.challenge.includes('injected'), answer.challenge);
+    assert.equal(answer.challenge.match(/error=/g), null, answer.challenge);
   });
 
   test('an SDK client with an access token uses the tools', async () => {
