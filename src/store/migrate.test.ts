@@ -8,7 +8,7 @@ import { configSchema } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createDatabase } from './db.ts';
 import { getMigrationStatus, migrateToLatest } from './migrate.ts';
-import { MIGRATIONS } from './migrations/index.ts';
+import { MIGRATIONS, type NamedMigration } from './migrations/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'maos-migrate-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -79,6 +79,41 @@ describe('migrations', () => {
         () => migrateToLatest(handle.db),
         (error: unknown) => error instanceof AppError && error.code === 'DATABASE_NEWER_THAN_CODE',
       );
+    } finally {
+      await handle.close();
+    }
+  });
+
+  test('SQLite: a migration that fails midway leaves nothing of itself behind and applies once fixed', async () => {
+    const handle = open('midway.db');
+    try {
+      const twoSteps = (second: string) => [
+        ...MIGRATIONS.slice(0, 1),
+        {
+          name: '0002_two_steps',
+          migration: {
+            async up(db: Parameters<NamedMigration['migration']['up']>[0]) {
+              await db.schema.createTable('first_step').addColumn('id', 'integer').execute();
+              await sql.raw(second).execute(db);
+            },
+          },
+        },
+      ];
+      // The second statement fails (as on a full disk): the first one's table must not stay behind.
+      await assert.rejects(
+        () => migrateToLatest(handle.db, twoSteps('create index broken on no_such_table (id)')),
+        /Migration 0002_two_steps failed: no such table: main\.no_such_table/,
+      );
+      const tables = await handle.db.introspection.getTables();
+      assert.equal(
+        tables.some((table) => table.name === 'first_step'),
+        false,
+      );
+      assert.deepEqual((await getMigrationStatus(handle.db)).applied, [MIGRATIONS[0]?.name]);
+      // Once the cause is gone, the same migration applies (it found no half of itself in the way).
+      assert.deepEqual(await migrateToLatest(handle.db, twoSteps('create index fixed on first_step (id)')), [
+        '0002_two_steps',
+      ]);
     } finally {
       await handle.close();
     }

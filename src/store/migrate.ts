@@ -1,9 +1,15 @@
 // Applies and inspects schema migrations (Kysely Migrator with an in-code provider). Used at start,
 // by `maos migrate` and by /readyz. Refuses a database that has migrations this build does not know.
 import { type Kysely, sql } from 'kysely';
-import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
+import {
+  type Migration,
+  type MigrationProvider,
+  type MigrationResult,
+  type MigrationResultSet,
+  Migrator,
+} from 'kysely/migration';
 import { AppError } from '../errors/app-error.ts';
-import { LOCK_KEYS, withAdvisoryLock } from './advisory-lock.ts';
+import { isPostgres, LOCK_KEYS, withAdvisoryLock } from './advisory-lock.ts';
 import { MIGRATIONS, type NamedMigration } from './migrations/index.ts';
 import { describeStoreFailure } from './store-failure.ts';
 
@@ -66,7 +72,8 @@ export async function getMigrationStatus(
 }
 
 /**
- * Applies every pending migration, each in its own transaction. Throws DATABASE_NEWER_THAN_CODE
+ * Applies every pending migration: on SQLite each in its own transaction, on PostgreSQL all of them
+ * in one. Throws DATABASE_NEWER_THAN_CODE
  * when the database holds a migration this build does not know, before changing anything.
  * Returns the names it applied.
  */
@@ -80,6 +87,40 @@ export async function migrateToLatest(
   return withAdvisoryLock(db, LOCK_KEYS.migrate, () => migrateUnlocked(db, migrations));
 }
 
+/**
+ * SQLite: Kysely's migrator runs SQLite migrations statement by statement, outside any transaction,
+ * so one that failed midway (a full disk, a killed process) left part of its schema behind and,
+ * not recorded as applied, failed again at every later attempt ("table … already exists"). Each
+ * migration runs here in a transaction of its own, begun IMMEDIATE so that a server writing to the
+ * file meanwhile is waited for (busy timeout) as it was for single statements.
+ */
+async function migrateSqlite(
+  // biome-ignore lint/suspicious/noExplicitAny: works on any schema type
+  db: Kysely<any>,
+  migrations: readonly NamedMigration[],
+  pending: readonly string[],
+): Promise<MigrationResultSet> {
+  const results: MigrationResult[] = [];
+  for (const name of pending) {
+    const outcome = await db.connection().execute(async (conn) => {
+      await sql`begin immediate`.execute(conn);
+      let step: MigrationResultSet;
+      try {
+        step = await createMigrator(conn, migrations).migrateTo(name);
+      } catch (error) {
+        await sql`rollback`.execute(conn).catch(() => undefined);
+        throw error;
+      }
+      if (step.error) await sql`rollback`.execute(conn).catch(() => undefined);
+      else await sql`commit`.execute(conn);
+      return step;
+    });
+    results.push(...(outcome.results ?? []));
+    if (outcome.error) return { error: outcome.error, results };
+  }
+  return { results };
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: works on any schema type
 async function migrateUnlocked(db: Kysely<any>, migrations: readonly NamedMigration[]): Promise<string[]> {
   const status = await getMigrationStatus(db, migrations);
@@ -91,7 +132,9 @@ async function migrateUnlocked(db: Kysely<any>, migrations: readonly NamedMigrat
     );
   }
   if (status.pending.length === 0) return [];
-  const { error, results } = await createMigrator(db, migrations).migrateToLatest();
+  const { error, results } = isPostgres(db)
+    ? await createMigrator(db, migrations).migrateToLatest()
+    : await migrateSqlite(db, migrations, status.pending);
   if (error) {
     const failed = results?.find((result) => result.status === 'Error')?.migrationName;
     // The reason belongs in the message: an operator reads `maos migrate`'s one line, not the cause
