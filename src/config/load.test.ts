@@ -179,6 +179,25 @@ describe('loadConfig', () => {
     assert.equal(config.store.url, 'sqlite:/tmp/bom.db');
   });
 
+  test('a MAOS_* variable of a key that takes text keeps its value as written, not read as JSON', () => {
+    const config = loadConfig({
+      env: {
+        MAOS_RUNNERS__DEPLOY__COMMAND: '["./deploy.sh"]',
+        MAOS_RUNNERS__DEPLOY__ENV__PORT: '8080',
+        MAOS_RUNNERS__DEPLOY__ENV__CI: 'true',
+        MAOS_AUTH__OIDC__DEFAULT_TENANT: '42',
+        // Keys that take numbers, booleans or lists still read JSON.
+        MAOS_PORT: '8081',
+        MAOS_TASKS__MAX_ATTEMPTS: '2',
+      },
+    });
+    assert.deepEqual(config.runners.deploy?.env, { PORT: '8080', CI: 'true' });
+    assert.deepEqual(config.runners.deploy?.command, ['./deploy.sh']);
+    assert.equal(config.auth.oidc?.defaultTenant, '42');
+    assert.equal(config.port, 8081);
+    assert.equal(config.tasks.maxAttempts, 2);
+  });
+
   test('a key named …File is set by its MAOS_* variable, not read from a file', () => {
     const config = loadConfig({
       env: { MAOS_TLS__CERT_FILE: '/etc/maos/cert.pem', MAOS_TLS__KEY_FILE: '/etc/maos/key.pem' },

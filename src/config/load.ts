@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES, RUNNER_ENV_NAMES } from './client-env.ts';
 import { type Config, configSchema } from './schema.ts';
-import { configPathOfEnvWords } from './schema-paths.ts';
+import { configPathOfEnvWords, isTextPath } from './schema-paths.ts';
 
 export interface LoadConfigOptions {
   /** Path of a YAML or JSON config file (`--config`); `MAOS_CONFIG` is used when absent. */
@@ -93,7 +93,8 @@ function readConfigFile(path: string, problems: string[]): Tree {
 
 /**
  * `MAOS_PORT=8080` → `port`; `MAOS_TASKS__LEASE_SECONDS=10` → `tasks.leaseSeconds` (double underscore
- * nests, single underscore joins words). Values are parsed as JSON when they are JSON, else kept as text.
+ * nests, single underscore joins words). Values are parsed as JSON when they are JSON, else kept as
+ * text; a key that takes text only keeps the value as written (`MAOS_RUNNERS__X__ENV__PORT=8080`).
  */
 function readEnv(env: NodeJS.ProcessEnv, problems: string[], names: Map<string, string>): Tree {
   const tree: Tree = {};
@@ -105,7 +106,7 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[], names: Map<string, 
       problems.push(`environment ${name}: malformed variable name`);
       continue;
     }
-    setPath(tree, path, parseEnvValue(raw));
+    setPath(tree, path, isTextPath(path) ? raw : parseEnvValue(raw));
     names.set(path.join('.'), name);
   }
   return tree;

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { configSchema } from './schema.ts';
 
 interface JsonSchemaNode {
+  type?: string | string[];
   properties?: Record<string, JsonSchemaNode>;
   additionalProperties?: JsonSchemaNode | boolean;
   anyOf?: JsonSchemaNode[];
@@ -24,6 +25,21 @@ export function isConfigPath(path: readonly string[]): boolean {
     if (nodes.length === 0) return false;
   }
   return true;
+}
+
+/**
+ * True when the key at `path` takes text only (a string, or one of a set of strings): a `MAOS_*`
+ * variable's value is then kept as written, not read as JSON (`PORT=8080` of a runner's `env`,
+ * `CI=true`, a numeric tenant id are text there, and as numbers or booleans they were refused).
+ */
+export function isTextPath(path: readonly string[]): boolean {
+  let nodes = [schemaRoot()];
+  for (const key of path) {
+    nodes = nodes.flatMap((node) => childrenOf(node, key));
+    if (nodes.length === 0) return false;
+  }
+  const options = nodes.flatMap(optionsOf);
+  return options.length > 0 && options.every((option) => option.type === 'string');
 }
 
 /**
