@@ -8,10 +8,15 @@ export interface CorsOptions {
 }
 
 const ALLOWED_METHODS = 'GET, POST, PUT, PATCH, DELETE';
+// The MCP headers: a browser MCP client (an origin in mcp.allowedOrigins too) sends them on /mcp.
 const ALLOWED_HEADERS =
-  'authorization, content-type, idempotency-key, last-event-id, x-api-key, x-request-id';
-/** Response headers a console needs to read (rate limits, ids, auth challenges). */
-const EXPOSED_HEADERS = 'location, retry-after, ratelimit, ratelimit-policy, www-authenticate, x-request-id';
+  'authorization, content-type, idempotency-key, last-event-id, mcp-protocol-version, mcp-session-id, x-api-key, x-request-id';
+/**
+ * Response headers a browser client needs to read (rate limits, ids, auth challenges, an audit
+ * record not stored, the MCP session id that every request after `initialize` must send).
+ */
+const EXPOSED_HEADERS =
+  'location, retry-after, ratelimit, ratelimit-policy, www-authenticate, x-request-id, maos-audit, mcp-session-id';
 
 /** Returns the request's Origin when it is on the allow-list. */
 export function matchAllowedOrigin(request: FastifyRequest, options: CorsOptions): string | null {

@@ -247,6 +247,19 @@ describe('OWASP API Security Top 10 (2023)', { timeout: 120_000 }, () => {
     assert.match(String(allowed.headers['access-control-allow-headers']), /authorization/);
     const evil = await preflight('https://evil.example');
     assert.equal(evil.headers['access-control-allow-origin'], undefined);
+    // A browser MCP client sends and reads the MCP session headers on /mcp
+    const mcpPreflight = await call({
+      method: 'OPTIONS',
+      url: '/mcp',
+      headers: {
+        origin: 'https://console.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type,mcp-protocol-version,mcp-session-id',
+      },
+    });
+    const allowedHeaders = String(mcpPreflight.headers['access-control-allow-headers']).split(/,\s*/);
+    for (const name of ['authorization', 'content-type', 'mcp-protocol-version', 'mcp-session-id'])
+      assert.ok(allowedHeaders.includes(name), `${name} in ${allowedHeaders.join(', ')}`);
     const fromConsole = await call({
       method: 'GET',
       url: '/v1/roles',
@@ -254,7 +267,9 @@ describe('OWASP API Security Top 10 (2023)', { timeout: 120_000 }, () => {
       headers: { origin: 'https://console.example' },
     });
     assert.equal(fromConsole.headers['access-control-allow-origin'], 'https://console.example');
-    assert.match(String(fromConsole.headers['access-control-expose-headers']), /ratelimit/);
+    const exposed = String(fromConsole.headers['access-control-expose-headers']).split(/,\s*/);
+    for (const name of ['ratelimit', 'www-authenticate', 'mcp-session-id', 'maos-audit'])
+      assert.ok(exposed.includes(name), `${name} in ${exposed.join(', ')}`);
     assert.match(String(fromConsole.headers.vary), /Origin/);
     const fromEvil = await call({
       method: 'GET',
