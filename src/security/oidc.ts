@@ -1,6 +1,6 @@
 // OIDC / OAuth 2 resource server: verifies RFC 9068 JWT access tokens with jose against the
 // issuer's discovered JWKS and maps their claims to a MAOS principal, tenant and roles.
-import { createRemoteJWKSet, customFetch, type JWTPayload, jwtVerify } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JWTPayload, jwtVerify } from 'jose';
 import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -27,7 +27,9 @@ interface DiscoveryDocument {
   jwks_uri: string;
 }
 
-type KeySet = ReturnType<typeof createRemoteJWKSet>;
+type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
+/** Finds the key that verifies a token (jose's remote key set behind a back-off, see withFetchBackoff). */
+type KeySet = (...args: Parameters<RemoteKeySet>) => ReturnType<RemoteKeySet>;
 
 /** Path of the MCP endpoint under the server's base URL (src/mcp/http-transport.ts). */
 const MCP_ENDPOINT_PATH = '/mcp';
@@ -76,12 +78,15 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
     if (!keySet) {
       if (failure && now().getTime() < failure.untilMs) return Promise.reject(failure.error);
       keySet = discover(issuer as string, config.httpTimeoutMs, fetchImpl).then((doc) =>
-        createRemoteJWKSet(new URL(doc.jwks_uri), {
-          cooldownDuration: config.jwksCooldownMs,
-          cacheMaxAge: config.jwksCacheMaxAgeMs,
-          timeoutDuration: config.httpTimeoutMs,
-          [customFetch]: fetchImpl,
-        }),
+        withFetchBackoff(
+          createRemoteJWKSet(new URL(doc.jwks_uri), {
+            cooldownDuration: config.jwksCooldownMs,
+            cacheMaxAge: config.jwksCacheMaxAgeMs,
+            timeoutDuration: config.httpTimeoutMs,
+            [customFetch]: fetchImpl,
+          }),
+          now,
+        ),
       );
       keySet.then(
         () => {
@@ -130,6 +135,51 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
       }
       return mapClaims(payload, config);
     },
+  };
+}
+
+// Errors of picking a key out of a fetched key set: the token's doing, not a failing IdP's.
+const KEY_SELECTION_ERRORS = new Set([
+  'ERR_JWKS_NO_MATCHING_KEY',
+  'ERR_JWKS_MULTIPLE_MATCHING_KEYS',
+  'ERR_JOSE_NOT_SUPPORTED',
+  'ERR_JOSE_ALG_NOT_ALLOWED',
+  'ERR_JWS_INVALID',
+  'ERR_JWT_INVALID',
+]);
+
+/**
+ * The remote key set with the discovery's back-off. jose fetches the keys again for every token
+ * while the set is stale (`jwksCacheMaxAgeMs`) or the token names an unknown `kid`, also after a
+ * fetch failed, so each token would pass one request on to a failing IdP (a 503 is not charged to
+ * the caller's rate limit). After a failed fetch, tokens get that failure for DISCOVERY_RETRY_MS
+ * without asking again; those signed with a key of the still-fresh set verify with it meanwhile.
+ */
+function withFetchBackoff(remote: RemoteKeySet, now: () => Date): KeySet {
+  let failure: { error: unknown; untilMs: number } | null = null;
+  return async (header, token) => {
+    if (failure && now().getTime() < failure.untilMs) {
+      const cached = remote.fresh ? remote.jwks() : undefined;
+      if (cached === undefined) throw failure.error;
+      try {
+        return await createLocalJWKSet(cached)(header, token);
+      } catch (error) {
+        // Perhaps a key the IdP added since: only the failing fetch could tell.
+        if ((error as { code?: unknown }).code === 'ERR_JWKS_NO_MATCHING_KEY') throw failure.error;
+        throw error;
+      }
+    }
+    try {
+      const key = await remote(header, token);
+      failure = null;
+      return key;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code !== 'string' || !KEY_SELECTION_ERRORS.has(code)) {
+        failure = { error, untilMs: now().getTime() + DISCOVERY_RETRY_MS };
+      }
+      throw error;
+    }
   };
 }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { importJWK, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
 import { configSchema } from '../../src/config/schema.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { createApiKey } from '../../src/security/api-keys.ts';
@@ -379,6 +379,62 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
       assert.equal(requests, 2);
     } finally {
       failing.close();
+    }
+  });
+
+  test('a failing key set is asked again at most every DISCOVERY_RETRY_MS; cached keys still verify meanwhile', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    const state = { jwksUp: true, jwksRequests: 0 };
+    const idpServer = createServer((request, response) => {
+      response.setHeader('content-type', 'application/json');
+      if (request.url === '/.well-known/openid-configuration') {
+        response.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
+        return;
+      }
+      state.jwksRequests += 1;
+      if (!state.jwksUp) response.statusCode = 500;
+      response.end(state.jwksUp ? JSON.stringify({ keys: [jwk] }) : '{}');
+    });
+    await new Promise<void>((resolve) => idpServer.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(idpServer.address() as AddressInfo).port}`;
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (kid: string) =>
+      new SignJWT({
+        iss: issuer,
+        aud: TEST_AUDIENCE,
+        sub: 'u',
+        client_id: 'c',
+        iat: now,
+        exp: now + 3600,
+        jti: 'j',
+        tenant_id: 'acme',
+      })
+        .setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' })
+        .sign(privateKey);
+    const clock = { offsetMs: 0 };
+    const verifier = createOidcVerifier(authConfig(issuer, { jwksCooldownMs: 0 }).oidc, {
+      now: () => new Date(Date.now() + clock.offsetMs),
+    });
+    const unavailable = (e: unknown) => e instanceof AppError && e.code === 'AUTH_PROVIDER_UNAVAILABLE';
+    try {
+      const known = await sign('k1');
+      const unknown = await sign('k2');
+      assert.equal((await verifier.verify(known)).tenantId, 'acme');
+      assert.equal(state.jwksRequests, 1);
+      state.jwksUp = false;
+      // An unknown kid makes the key set be fetched again: it fails once, then is not asked again
+      // for DISCOVERY_RETRY_MS, however many tokens come.
+      for (let i = 0; i < 10; i += 1) await assert.rejects(verifier.verify(unknown), unavailable);
+      assert.equal(state.jwksRequests, 2);
+      // Meanwhile a token signed with a key it still holds is verified with it.
+      assert.equal((await verifier.verify(known)).tenantId, 'acme');
+      assert.equal(state.jwksRequests, 2);
+      clock.offsetMs = DISCOVERY_RETRY_MS + 1;
+      await assert.rejects(verifier.verify(unknown), unavailable);
+      assert.equal(state.jwksRequests, 3);
+    } finally {
+      idpServer.close();
     }
   });
 
