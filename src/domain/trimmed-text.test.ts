@@ -28,7 +28,16 @@ test('the documented pattern states the rule the trim enforces', () => {
 
 test('a one-line text refuses control characters inside it; surrounding ones are trimmed', () => {
   const message = 'must not contain control characters (line breaks, tabs …)';
-  for (const text of ['a\tb', 'a\nb', 'a\u0000b', 'a\u007fb']) {
+  // C0, DEL, C1 (U+009B is a terminal's CSI), a right-to-left override and an isolate.
+  for (const text of [
+    'a\tb',
+    'a\nb',
+    'a\u0000b',
+    'a\u007fb',
+    'a\u009b31mb',
+    'key\u202egpj.exe',
+    'a\u2066b',
+  ]) {
     assert.deepEqual(
       trimmedLine(1, 200)
         .safeParse(text)

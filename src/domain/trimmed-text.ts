@@ -15,12 +15,15 @@ export function trimmedText(min: number, max: number) {
   return z.string().trim().min(min, { abort: true, error: message }).max(max).regex(pattern, message);
 }
 
+// C0 and C1 controls (a C1 CSI, U+009B, starts a terminal escape as ESC [ does), and the bidirectional
+// overrides and isolates, which make a name print in another order than it is stored (in `maos keys
+// list`, in logs) and so pass for another.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f]*$/;
+const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$/;
 
 /**
- * A one-line text such as a name: trimmedText, and no control characters (line breaks, tabs, NUL
- * …), which have no place in a name shown in lists and logs.
+ * A one-line text such as a name: trimmedText, and no control characters (line breaks, tabs, NUL,
+ * C1 controls, bidirectional overrides …), which have no place in a name shown in lists and logs.
  */
 export function trimmedLine(min: number, max: number) {
   return trimmedText(min, max).regex(
