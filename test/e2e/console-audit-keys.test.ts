@@ -318,6 +318,8 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await page.getByRole('button', { name: 'Revoke ci <bot>' }).click();
     await page.getByRole('button', { name: 'Confirm revoke' }).click();
     await page.getByText('Key ci <bot> revoked.').waitFor();
+    // The question went with its row (the list is read again): the focus is on the notice, not lost.
+    await page.waitForFunction(() => document.activeElement?.textContent === 'Key ci <bot> revoked.');
     await page.waitForFunction(
       (id) => /revoked/.test(document.querySelector(`#keys-body tr[data-key-id="${id}"]`)?.textContent ?? ''),
       made?.id,
@@ -385,6 +387,9 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await row.getByRole('button', { name: 'Revoke operator of auth0|carol@example.com' }).click();
     await row.getByRole('button', { name: 'Confirm revoke' }).click();
     await page.getByText('Revoked operator of auth0|carol@example.com.').waitFor();
+    await page.waitForFunction(
+      () => document.activeElement?.textContent === 'Revoked operator of auth0|carol@example.com.',
+    );
     assert.equal(await page.locator('#bindings-body tr').count(), 0);
 
     // `..` cannot be a path segment (the browser resolves it, also written %2e): managed all the same.

@@ -288,6 +288,10 @@ describe('console: one session', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Cancel session' }).click();
     await page.getByRole('button', { name: 'Yes, cancel session' }).click();
     await waitForStatus(page, 'cancelled');
+    // The question went with the focused answer: the focus is on what the page says of it (the
+    // Cancel button is disabled now), not lost to the start of the page.
+    await page.waitForFunction(() => document.activeElement?.id === 'cancel-output');
+    assert.equal(await page.locator('#cancel-output').textContent(), 'Cancelled.');
     await page.locator('#event-log li[data-type="session.finished"]').waitFor();
     for (const name of ['Send message', 'Cancel session', 'Approve as planned']) {
       assert.equal(await page.getByRole('button', { name }).isDisabled(), true, name);

@@ -352,6 +352,11 @@ describe('console: webhooks', { timeout: 120_000 }, () => {
     await remove.click();
     await page.getByRole('button', { name: 'Confirm delete' }).click();
     await page.getByText(`Subscription to ${receiver.url} deleted.`).waitFor();
+    // The question went with its row: the focus is on the notice, not lost to the start of the page.
+    await page.waitForFunction(
+      (text) => document.activeElement?.textContent === text,
+      `Subscription to ${receiver.url} deleted.`,
+    );
     await page.getByText('No subscriptions yet.').waitFor();
     assert.equal(await row().count(), 0);
     assert.equal(await page.locator('#webhook-deliveries').isHidden(), true, 'its deliveries are closed');

@@ -12,9 +12,11 @@ let questions = 0;
  * Escape (as a dialog's would) puts `restore` back (the opener unless said, e.g. the row's button
  * bar; null: nothing, for a cell beside the opener) and focuses `opener`. `yes` disables both and
  * awaits `run()`, which returns true when done; otherwise the buttons come back, unless the cell
- * left the page meanwhile (the list redrawn, the view left). Returns the group.
+ * left the page meanwhile (the list redrawn, the view left). Done, the focus goes to `after()` (what
+ * the page says of it, focusable from script) when it went with the question. Returns the group.
  * @param {{ cell: HTMLElement, opener: HTMLElement, restore?: HTMLElement | null, question: string,
- *   label: string, yes: string, no: string, danger?: boolean, run: () => Promise<boolean> }} options
+ *   label: string, yes: string, no: string, danger?: boolean, run: () => Promise<boolean>,
+ *   after?: () => HTMLElement | null }} options
  * @returns {HTMLElement}
  */
 export function confirmInline({
@@ -27,6 +29,7 @@ export function confirmInline({
   no,
   danger = false,
   run,
+  after = () => null,
 }) {
   const yesButton = h('button', { type: 'button', className: danger ? 'danger' : '' }, yes);
   const noButton = h('button', { type: 'button', className: 'secondary' }, no);
@@ -58,7 +61,14 @@ export function confirmInline({
     yesButton.disabled = true;
     noButton.disabled = true;
     const done = await run();
-    if (!done && cell.isConnected) keep();
+    if (!done) {
+      if (cell.isConnected) keep();
+      return;
+    }
+    // The focused answer left with the question (or was disabled): without this the focus falls
+    // back to the start of the page, and a keyboard user has to find the place again.
+    const active = document.activeElement;
+    if (active === null || active === document.body || group.contains(active)) after()?.focus();
   });
   replaceChildren(cell, group);
   noButton.focus();

@@ -18,7 +18,8 @@ export function renderKeys(root) {
   const body = h('tbody', { id: 'keys-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
-  const notice = h('p', { className: 'notice', attrs: { role: 'status' } });
+  // Focusable from script: after a revoke the focus goes to it (the row's question is redrawn away).
+  const notice = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
   const created = h('div', { id: 'key-created', attrs: { 'aria-live': 'polite' } });
   const content = h('div');
 
@@ -86,6 +87,7 @@ export function renderKeys(root) {
       yes: 'Confirm revoke',
       no: 'Keep key',
       danger: true,
+      after: () => notice,
       run: async () => {
         replaceChildren(errors);
         notice.textContent = '';

@@ -18,7 +18,8 @@ export function renderRoleBindings(container, failView) {
   const body = h('tbody', { id: 'bindings-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
-  const notice = h('p', { className: 'notice', attrs: { role: 'status' } });
+  // Focusable from script: after a revoke the focus goes to it (the row's question is redrawn away).
+  const notice = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
 
   /** A 403 goes to the view; any other error is shown here, by the form and the list it concerns. */
   function fail(error, context) {
@@ -75,6 +76,7 @@ export function renderRoleBindings(container, failView) {
       yes: 'Confirm revoke',
       no: 'Keep role',
       danger: true,
+      after: () => notice,
       run: async () => {
         replaceChildren(errors);
         notice.textContent = '';

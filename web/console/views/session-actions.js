@@ -97,7 +97,8 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
   const steerOutput = h('div', { id: 'steer-output' });
 
   const cancel = h('button', { type: 'button', className: 'danger', disabled: true }, 'Cancel session');
-  const cancelOutput = h('div', { id: 'cancel-output' });
+  // Focusable from script: once cancelling is answered, the focus goes to what came of it.
+  const cancelOutput = h('div', { id: 'cancel-output', tabIndex: -1 });
 
   const remove = h('button', { type: 'button', className: 'danger' }, 'Delete session');
   // A plain div: `.row` sets `display`, which would override `hidden`.
@@ -218,6 +219,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
       yes: 'Yes, cancel session',
       no: 'Keep it',
       danger: true,
+      after: () => cancelOutput,
       run: async () => {
         await guarded(() =>
           runAction(

@@ -67,9 +67,11 @@ export function renderWebhooks(root) {
   let deliveriesLoading = null;
   const body = h('tbody', { id: 'webhooks-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
-  const errors = h('div');
+  // Both focusable from script: after a delete the focus goes to what came of it (the row's
+  // question is redrawn away).
+  const errors = h('div', { tabIndex: -1 });
   const formErrors = h('div', { id: 'webhook-form-errors' });
-  const notice = h('p', { className: 'notice', attrs: { role: 'status' } });
+  const notice = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
   const secretCard = h('div', { id: 'webhook-secret', attrs: { 'aria-live': 'polite' } });
   const deliveries = h('section', {
     id: 'webhook-deliveries',
@@ -173,6 +175,7 @@ export function renderWebhooks(root) {
         no: 'Keep subscription',
         danger: true,
         run: () => deleteWebhook(webhook),
+        after: () => (notice.textContent ? notice : errors),
       }),
     );
     buttons.append(...[showDeliveries, enable, rotate, remove].filter(Boolean));
