@@ -346,6 +346,14 @@ const configShape = z.strictObject({
         .describe(
           'Open MCP sessions one tenant may hold in this process (and resumed MCP streams it may follow), so one tenant cannot fill `mcp.maxSessions`; more get 429. @defaultValue 100',
         ),
+      maxSessionsPerPrincipal: z
+        .number()
+        .int()
+        .positive()
+        .default(50)
+        .describe(
+          'Open MCP sessions one caller (API key, token subject) may hold in this process (and resumed MCP streams it may follow), so one caller cannot fill its tenant’s `mcp.maxSessionsPerTenant`; more get 429. @defaultValue 50',
+        ),
       sessionIdleSeconds: timerSeconds()
         .int()
         .positive()
@@ -373,6 +381,7 @@ const configShape = z.strictObject({
       allowedHosts: [],
       maxSessions: 1000,
       maxSessionsPerTenant: 100,
+      maxSessionsPerPrincipal: 50,
       sessionIdleSeconds: 1800,
       replayBufferSize: 500,
       replayRetentionSeconds: 600,

@@ -1,5 +1,6 @@
-// Bounded capacity of /mcp in one process (open MCP sessions, resumed streams): a total cap and a
-// per-tenant cap, so one tenant cannot take every slot and lock the others out.
+// Bounded capacity of /mcp in one process (open MCP sessions, resumed streams): a total cap, a
+// per-tenant cap, so one tenant cannot take every slot and lock the others out, and a per-principal
+// cap within it, so one caller (a single viewer key) cannot lock out the rest of its tenant.
 import { AppError } from '../errors/app-error.ts';
 
 /** A cap and the config key that sets it, named in the 429 so an operator knows what to raise. */
@@ -13,6 +14,7 @@ export interface CapacitySlotsOptions {
   what: string;
   total: SlotLimit;
   perTenant: SlotLimit;
+  perPrincipal: SlotLimit;
 }
 
 /** Gives a slot back; calling it again does nothing, so every close path may call it. */
@@ -20,11 +22,11 @@ export type ReleaseSlot = () => void;
 
 export interface CapacitySlots {
   /**
-   * Takes a slot for `tenantId`, synchronously: callers reserve before their first `await`, so
-   * concurrent requests cannot all pass the check and overshoot a cap. Throws 429
+   * Takes a slot for `principalId` of `tenantId`, synchronously: callers reserve before their first
+   * `await`, so concurrent requests cannot all pass the check and overshoot a cap. Throws 429
    * RESOURCE_LIMIT_EXCEEDED naming the limit reached.
    */
-  reserve(tenantId: string): ReleaseSlot;
+  reserve(tenantId: string, principalId: string): ReleaseSlot;
 }
 
 function limitExceeded(what: string, limit: SlotLimit, scope: string): AppError {
@@ -38,25 +40,37 @@ function limitExceeded(what: string, limit: SlotLimit, scope: string): AppError 
 /** Creates an empty set of slots with the given caps. */
 export function createCapacitySlots(options: CapacitySlotsOptions): CapacitySlots {
   const heldByTenant = new Map<string, number>();
+  // Keyed by tenant and principal (JSON: no separator a principal id could contain).
+  const heldByPrincipal = new Map<string, number>();
   let held = 0;
+  const give = (counts: Map<string, number>, key: string) => {
+    const left = (counts.get(key) ?? 1) - 1;
+    if (left > 0) counts.set(key, left);
+    else counts.delete(key);
+  };
   return {
-    reserve(tenantId) {
+    reserve(tenantId, principalId) {
       // The tenant's own cap first: a tenant at its cap is told so, even when the process is full too.
       const tenantHeld = heldByTenant.get(tenantId) ?? 0;
       if (tenantHeld >= options.perTenant.max) {
         throw limitExceeded(options.what, options.perTenant, 'for this tenant');
       }
+      const principalKey = JSON.stringify([tenantId, principalId]);
+      const principalHeld = heldByPrincipal.get(principalKey) ?? 0;
+      if (principalHeld >= options.perPrincipal.max) {
+        throw limitExceeded(options.what, options.perPrincipal, 'for this caller');
+      }
       if (held >= options.total.max) throw limitExceeded(options.what, options.total, 'on this server');
       held += 1;
       heldByTenant.set(tenantId, tenantHeld + 1);
+      heldByPrincipal.set(principalKey, principalHeld + 1);
       let released = false;
       return () => {
         if (released) return;
         released = true;
         held -= 1;
-        const left = (heldByTenant.get(tenantId) ?? 1) - 1;
-        if (left > 0) heldByTenant.set(tenantId, left);
-        else heldByTenant.delete(tenantId);
+        give(heldByTenant, tenantId);
+        give(heldByPrincipal, principalKey);
       };
     },
   };

@@ -122,16 +122,19 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const listRoles = options.listRoles ?? (async () => [...BUILT_IN_ROLES]);
   const sessions = new Map<string, McpSessionEntry>();
   const perTenant = { max: config.mcp.maxSessionsPerTenant, setting: 'mcp.maxSessionsPerTenant' };
+  const perPrincipal = { max: config.mcp.maxSessionsPerPrincipal, setting: 'mcp.maxSessionsPerPrincipal' };
   const sessionSlots = createCapacitySlots({
     what: 'open MCP sessions',
     total: { max: config.mcp.maxSessions, setting: 'mcp.maxSessions' },
     perTenant,
+    perPrincipal,
   });
   // As many as MCP sessions: a replica serves at most that many clients' streams.
   const followSlots = createCapacitySlots({
     what: 'resumed MCP streams',
     total: { max: config.mcp.maxSessions, setting: 'mcp.maxSessions' },
     perTenant,
+    perPrincipal,
   });
   const streamEvents = config.mcp.replayBufferSize > 0 ? options.streamEvents : undefined;
   /** Ends resumed streams that follow the log when the server shuts down. */
@@ -154,7 +157,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   async function openSession(owner: Actor): Promise<McpSessionEntry> {
     // Taken before the first await: the session only enters `sessions` once the SDK has
     // initialized it, so counting that map would let concurrent initializes overshoot the caps.
-    const releaseSlot = sessionSlots.reserve(owner.tenantId);
+    const releaseSlot = sessionSlots.reserve(owner.tenantId, owner.principalId);
     try {
       return await createSessionEntry(owner, releaseSlot);
     } catch (error) {
@@ -255,7 +258,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     if (request.headers.accept?.includes('text/event-stream') !== true) {
       throw new AppError('VALIDATION_FAILED', 'Resuming a stream needs `Accept: text/event-stream`');
     }
-    const releaseFollow = followSlots.reserve(owner.tenantId);
+    const releaseFollow = followSlots.reserve(owner.tenantId, owner.principalId);
     const body = createFollowStream({
       log: streamEvents,
       owner,

@@ -1,5 +1,6 @@
 // Capacity of /mcp with real API keys: one tenant cannot hold more than mcp.maxSessionsPerTenant
-// MCP sessions, so it cannot lock the others out; ending a session frees its slot. (Concurrent
+// MCP sessions, so it cannot lock the others out, nor one key more than mcp.maxSessionsPerPrincipal,
+// so it cannot lock out the rest of its tenant; ending a session frees its slot. (Concurrent
 // initializes against the caps: src/mcp/http-transport.test.ts.)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -71,5 +72,41 @@ describe('MCP sessions per tenant', { timeout: 60_000 }, () => {
     await deleteSession(server.url, first, acme);
     assert.equal((await initialize(server.url, acme)).status, 200);
     assert.equal((await initialize(server.url, acme)).status, 429);
+  });
+});
+
+describe('MCP sessions per caller', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  let viewer: Record<string, string>;
+  let colleague: Record<string, string>;
+  before(async () => {
+    server = await startMcpTestServer({
+      secure: true,
+      config: { mcp: { maxSessions: 10, maxSessionsPerTenant: 5, maxSessionsPerPrincipal: 2 } },
+    });
+    viewer = { authorization: `Bearer ${await server.createKey('acme', ['viewer'])}` };
+    colleague = { authorization: `Bearer ${await server.createKey('acme', ['viewer'])}` };
+  });
+  after(async () => server?.close());
+
+  test('one key at mcp.maxSessionsPerPrincipal gets 429 naming the limit; the rest of its tenant still gets in', async () => {
+    const opened = await Promise.all(Array.from({ length: 6 }, () => initialize(server.url, viewer)));
+    const mine = opened.filter((result) => result.status === 200);
+    assert.equal(mine.length, 2);
+    const refused = opened.find((result) => result.status === 429);
+    assert.equal(refused?.problem?.code, 'RESOURCE_LIMIT_EXCEEDED');
+    assert.deepEqual(refused?.problem?.details, { setting: 'mcp.maxSessionsPerPrincipal', limit: 2 });
+
+    for (let i = 0; i < 2; i += 1) {
+      const other = await initialize(server.url, colleague);
+      assert.equal(other.status, 200, JSON.stringify(other.problem));
+    }
+
+    // Ending a session gives the caller its slot back.
+    const first = mine[0]?.sessionId;
+    assert.ok(first);
+    await deleteSession(server.url, first, viewer);
+    assert.equal((await initialize(server.url, viewer)).status, 200);
+    assert.equal((await initialize(server.url, viewer)).status, 429);
   });
 });
