@@ -66,13 +66,15 @@ describe('console: a session stream refused with a Retry-After', { timeout: 120_
     assert.deepEqual(streamRequests, [429]);
     assert.equal(await page.locator('#stream-state').textContent(), 'reconnecting…');
 
-    // Nothing asked before the Retry-After.
-    await page.clock.runFor(STREAM_CAP_RETRY_AFTER_SECONDS * 1000 - 1_000);
+    // Nothing asked before the Retry-After: 6 s on (the page's clock also runs on by itself), when
+    // a backoff of its own from 0.5 s would have asked three more times.
+    assert.ok(STREAM_CAP_RETRY_AFTER_SECONDS * 1000 >= 6_000 + 3_000);
+    await page.clock.runFor(6_000);
     assert.deepEqual(streamRequests, [429], 'no stream asked for before the Retry-After');
 
     // The other stream closed: the next try opens the page's, and the refusal goes.
     other.abort();
-    await page.clock.runFor(2_000);
+    await page.clock.runFor(STREAM_CAP_RETRY_AFTER_SECONDS * 1000 - 6_000 + 1_000);
     await page.locator('#stream-state', { hasText: 'live' }).waitFor();
     await refusal.waitFor({ state: 'detached' });
     assert.equal(streamRequests.length, 2);
