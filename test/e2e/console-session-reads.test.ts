@@ -92,4 +92,41 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
       [],
     );
   });
+
+  test('after the event stream drops and resumes, the page reads the session again', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Read again on resuming', agents: [{ role: 'qa', task: 't', runner: 'ok' }] },
+    });
+    assert.equal(created.status, 201);
+    const id = created.body.id;
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    await status('running').waitFor();
+    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
+    await page.clock.runFor(1_000);
+
+    // A read of the session fails (the server out of reach for it, as while it restarts).
+    const isSessionRead = (url: URL) => url.pathname === `/v1/sessions/${id}`;
+    await page.route(isSessionRead, (route) =>
+      route.request().method() === 'GET' ? route.abort('connectionfailed') : route.continue(),
+    );
+    await page.getByLabel('Message to the orchestrator').fill('read me');
+    await page.getByRole('button', { name: 'Send message' }).click();
+    const failedRead = page.getByRole('alert').filter({ hasText: 'Loading the session' });
+    await failedRead.waitFor();
+    await page.unroute(isSessionRead);
+
+    // The stream drops (every connection cut) and resumes after the last event shown; no event
+    // happened meanwhile, so none brings a read: resuming does.
+    server.app.http.server.closeAllConnections();
+    await page.locator('#stream-state', { hasText: 'reconnecting' }).waitFor();
+    await page.clock.runFor(1_000);
+    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
+    await page.clock.runFor(1_000);
+    await failedRead.waitFor({ state: 'detached', timeout: 5_000 });
+    await status('running').waitFor();
+
+    await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
+    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+  });
 });

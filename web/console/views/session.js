@@ -230,6 +230,8 @@ export function renderSession(root, id) {
     plans.element,
   );
 
+  /** Whether the stream has been live before: a later `live` is a resumption. */
+  let streamOpened = false;
   refresh().then(() => {
     if (closed) return;
     stream = followSessionEvents(id, {
@@ -239,8 +241,14 @@ export function renderSession(root, id) {
       },
       onState: (state, error) => {
         if (state !== 'reconnecting') replaceChildren(streamProblem);
-        if (state === 'live') live.setState('live');
-        else if (state === 'reconnecting') {
+        if (state === 'live') {
+          live.setState('live');
+          // Resumed after a drop: the events missed are replayed, but a read of the session that
+          // failed meanwhile (the server restarting) is not repeated by them: its error and the old
+          // state would stay until the next event.
+          if (streamOpened) scheduleRefresh();
+          streamOpened = true;
+        } else if (state === 'reconnecting') {
           live.setState('reconnecting…');
           // The server's answer (not a dropped connection): what it said, until the stream opens.
           if (error?.problem) {
