@@ -116,8 +116,12 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
       (await page.locator('#audit-body tr').first().textContent()) ?? '',
       /PERMISSION_DENIED|HTTP 403|permission/i,
     );
+    // An action typed but not applied: the pager goes on with the filters of the list shown (its
+    // cursor is theirs), and the field says them again.
+    await page.getByLabel('Action').fill('keys:manage');
     await page.getByRole('button', { name: 'Older records' }).click();
     await page.getByText('Page 2: 5 records, newest first (no older records).').waitFor();
+    assert.equal(await page.getByLabel('Action').inputValue(), 'sessions:create');
     const secondPage = await page
       .locator('#audit-body tr')
       .evaluateAll((rows) => rows.map((row) => Number((row as HTMLElement).dataset.seq)));

@@ -88,6 +88,12 @@ export function renderAudit(root) {
   let cursor = null;
   let pageNumber = 1;
   let loading = null;
+  /**
+   * The filters the list shown was read with. Why kept: the cursor continues that list, so the
+   * pager goes on with them, not with an action typed but not applied (which would page another
+   * filter from the middle, its newer records skipped).
+   */
+  let applied = { action: '', outcome: '' };
   const action = h('input', {
     id: 'audit-action',
     name: 'action',
@@ -127,18 +133,22 @@ export function renderAudit(root) {
     );
   }
 
-  async function load(pageCursor, page) {
+  /** The filters as the form says them now (applied by Apply filters or a new outcome). */
+  const formFilters = () => ({ action: action.value.trim(), outcome: outcome.value });
+
+  async function load(pageCursor, page, filters = applied) {
     loading?.abort();
     const controller = new AbortController();
     loading = controller;
     replaceChildren(errors);
     const query = new URLSearchParams({ order: 'desc', limit: String(PAGE_SIZE) });
-    if (action.value.trim()) query.set('action', action.value.trim());
-    if (outcome.value) query.set('outcome', outcome.value);
+    if (filters.action) query.set('action', filters.action);
+    if (filters.outcome) query.set('outcome', filters.outcome);
     if (pageCursor) query.set('cursor', pageCursor);
     try {
       const result = await request(`/v1/audit?${query}`, { signal: controller.signal });
       if (controller.signal.aborted) return false;
+      applied = filters;
       pageNumber = page;
       cursor = result.nextCursor;
       replaceChildren(body, ...result.items.map(auditRow));
@@ -173,7 +183,7 @@ export function renderAudit(root) {
       on: {
         submit: (event) => {
           event.preventDefault();
-          load(null, 1);
+          load(null, 1, formFilters());
         },
       },
     },
@@ -182,9 +192,15 @@ export function renderAudit(root) {
     field('Outcome', outcome),
     apply,
   );
-  outcome.addEventListener('change', () => load(null, 1));
-  next.addEventListener('click', () => cursor && load(cursor, pageNumber + 1));
-  first.addEventListener('click', () => load(null, 1));
+  outcome.addEventListener('change', () => load(null, 1, formFilters()));
+  /** The pager reads the list shown further; the form says again what it is filtered by. */
+  const turnPage = (pageCursor, number) => {
+    action.value = applied.action;
+    outcome.value = applied.outcome;
+    load(pageCursor, number);
+  };
+  next.addEventListener('click', () => cursor && turnPage(cursor, pageNumber + 1));
+  first.addEventListener('click', () => turnPage(null, 1));
 
   replaceChildren(
     content,
@@ -222,7 +238,7 @@ export function renderAudit(root) {
   );
   replaceChildren(root, h('h1', {}, 'Audit log'), content);
   // The checkpoint is read once the list succeeded: a role without audit:read gets one 403, not two.
-  load(null, 1).then((listed) => {
+  load(null, 1, formFilters()).then((listed) => {
     if (listed) loadCheckpoint();
   });
   return () => loading?.abort();
