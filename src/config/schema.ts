@@ -1,6 +1,8 @@
 // The one configuration schema of MAOS. Every option has a default and a one-line description;
 // docs/configuration.md is generated from this file (scripts/gen-config-docs.ts) and checked in CI.
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseCidr } from '../security/cidr.ts';
 import { egressConfigSchema } from './egress-schema.ts';
 import { llmConfigSchema, providersConfigSchema, refineLlmReferences } from './llm-schema.ts';
 import { retentionConfigSchema } from './retention-schema.ts';
@@ -236,6 +238,17 @@ const configShape = z.strictObject({
         .describe(
           'Time a client has to send a whole request (headers and body); a slower one gets 408 and its connection is closed. Answers (event streams, MCP waits) are not limited by it. @defaultValue 60',
         ),
+      trustedProxies: z
+        .array(
+          z.string().refine((value) => isIP(value) !== 0 || parseCidr(value) !== undefined, {
+            error: (issue) =>
+              `${JSON.stringify(issue.input)} is not an IP address or a network in CIDR notation (e.g. 10.0.0.0/8)`,
+          }),
+        )
+        .default([])
+        .describe(
+          "Reverse proxies in front of MAOS (IP addresses or CIDR networks, e.g. an ingress controller's pod network `10.0.0.0/8`) whose `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed: the client address in rate limits, audit records and logs is then the last one in `X-Forwarded-For` that is not a trusted proxy. Empty (the default): the connection's peer, and forwarded headers are ignored (a client could forge them). @defaultValue []",
+        ),
     })
     .default({
       bodyLimitBytes: 1_048_576,
@@ -244,6 +257,7 @@ const configShape = z.strictObject({
       maxSseStreamsPerTenant: CONFIG_DEFAULTS.maxSseStreamsPerTenant,
       maxSseStreamsPerPrincipal: CONFIG_DEFAULTS.maxSseStreamsPerPrincipal,
       requestTimeoutSeconds: CONFIG_DEFAULTS.requestTimeoutSeconds,
+      trustedProxies: [],
     })
     .describe('HTTP server limits.'),
   metrics: z

@@ -40,16 +40,19 @@ import { withSessionDetailSerializer } from './session-serializer.ts';
 import { createSseRegistry } from './sse.ts';
 import type { HttpObserver, RegisteredRoute } from './types.ts';
 
+type OptionalHttpSettings =
+  | 'maxSseStreamsPerTenant'
+  | 'maxSseStreamsPerPrincipal'
+  | 'requestTimeoutSeconds'
+  | 'trustedProxies';
+
 export interface BuildHttpServerOptions {
-  /** HTTP limits; the SSE stream caps and `requestTimeoutSeconds` may be left out (config defaults). */
+  /**
+   * HTTP limits; the SSE stream caps, `requestTimeoutSeconds` and `trustedProxies` may be left out
+   * (config defaults).
+   */
   config: {
-    http: Omit<
-      Config['http'],
-      'maxSseStreamsPerTenant' | 'maxSseStreamsPerPrincipal' | 'requestTimeoutSeconds'
-    > &
-      Partial<
-        Pick<Config['http'], 'maxSseStreamsPerTenant' | 'maxSseStreamsPerPrincipal' | 'requestTimeoutSeconds'>
-      >;
+    http: Omit<Config['http'], OptionalHttpSettings> & Partial<Pick<Config['http'], OptionalHttpSettings>>;
     /** Selects the security schemes the OpenAPI document declares. */
     auth?: Pick<Config['auth'], 'mode'>;
   };
@@ -91,6 +94,8 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
     // The per-request child logger (request id binding) is only built when a request logs something.
     childLoggerFactory: createLazyChildLogger,
     bodyLimit: config.http.bodyLimitBytes,
+    // Forwarded headers only from the configured proxies (proxy-addr): anyone else could forge them.
+    trustProxy: config.http.trustedProxies?.length ? [...config.http.trustedProxies] : false,
     // The router's default (100 characters, percent-encoded) would refuse a role binding's
     // principal long before its own limit; each of its characters takes up to 9 encoded.
     routerOptions: { maxParamLength: MAX_PRINCIPAL_LENGTH * 9 },
