@@ -230,8 +230,12 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     await retriedAs.waitFor();
     assert.equal(await retriedAs.textContent(), retried);
     await page.getByRole('button', { name: 'Retry session' }).waitFor();
-    // Read once per page of the failed original; not for the retry, running when its page opened.
-    assert.deepEqual(retryReads, [original, original]);
+    // Read once per page of the failed original. The retry's own page reads them too when it opened
+    // on the retry already ended (a slow machine), else not: that read is left out here.
+    assert.deepEqual(
+      retryReads.filter((id) => id !== retried),
+      [original, original],
+    );
     await retriedAs.getByRole('link', { name: retried }).click();
     await page.waitForURL((url) => url.hash === `#/sessions/${retried}`);
     await waitForStatus(page, 'completed');
