@@ -159,6 +159,11 @@ describe('console: the sessions list refreshes itself', { timeout: 180_000 }, ()
     await waitForRequestsAfter(before);
     assert.equal(refused, 1);
     await page.getByRole('alert').filter({ hasText: 'Too many requests' }).waitFor();
+    // The refusal says when, from its Retry-After.
+    await page
+      .getByRole('alert')
+      .filter({ hasText: `Try again in ${retryAfterSeconds} s.` })
+      .waitFor();
     const afterRefusal = listRequests.length;
     // Past the doubled failure interval (at most 60 s here), short of the Retry-After.
     assert.ok(Math.min(POLL_MAX_MS * 2, POLL_ERROR_MAX_MS) < 90_000);

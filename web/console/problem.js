@@ -12,6 +12,27 @@ export function showFormMistake(output, context, message, control) {
   control.focus();
 }
 
+/** Why 2 min: a wait that short is said in seconds; a longer one as the time it ends. */
+const SAY_SECONDS_MS = 120_000;
+/** Why 20 h: beyond it the time alone could be today's or tomorrow's, so the date is said too. */
+const SAY_DATE_MS = 20 * 3_600_000;
+
+/**
+ * When the server said to try again (the Retry-After of a 429 or 503, as ApiError's `retryAfterMs`):
+ * "Try again in 30 s.", "Try again after 14:05.", or null when it did not say.
+ */
+function tryAgain(error) {
+  const wait = Number(error?.retryAfterMs);
+  if (!Number.isFinite(wait) || wait <= 0) return null;
+  if (wait < SAY_SECONDS_MS) return `Try again in ${Math.ceil(wait / 1000)} s.`;
+  const at = new Date(Date.now() + wait);
+  const when =
+    wait < SAY_DATE_MS
+      ? at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+      : at.toLocaleString();
+  return `Try again after ${when}.`;
+}
+
 /**
  * An alert box for an error: an ApiError (problem+json) or any other thrown value.
  * @param {unknown} error
@@ -35,6 +56,8 @@ export function renderProblem(error, context) {
   // The server's detail of a validation failure is its first issue again ("Invalid body. <issue>"):
   // the list says it.
   const repeatsIssues = issues.length > 0 && String(problem.detail ?? '').includes(String(issues[0].message));
+  // The server's words say only "retry later"; its Retry-After says when.
+  const retry = tryAgain(error);
   return h(
     'div',
     { className: 'problem', attrs: { role: 'alert' } },
@@ -42,6 +65,7 @@ export function renderProblem(error, context) {
     problem?.code ? h('code', { className: 'problem-code' }, problem.code) : null,
     problem?.status ? h('span', { className: 'problem-status' }, ` (HTTP ${problem.status})`) : null,
     repeatsIssues ? null : h('p', { className: 'problem-detail' }, detail),
+    retry ? h('p', { className: 'problem-retry' }, retry) : null,
     lines.length > 0
       ? h('ul', { className: 'problem-issues' }, ...lines.map((line) => h('li', {}, line)))
       : null,
