@@ -247,7 +247,7 @@ const configShape = z.strictObject({
         )
         .default([])
         .describe(
-          "Reverse proxies in front of MAOS (IP addresses or CIDR networks, e.g. an ingress controller's pod network `10.0.0.0/8`) whose `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed: the client address in rate limits, audit records and logs is then the last one in `X-Forwarded-For` that is not a trusted proxy. Empty (the default): the connection's peer, and forwarded headers are ignored (a client could forge them). @defaultValue []",
+          "Reverse proxies in front of MAOS (IP addresses or CIDR networks, e.g. an ingress controller's pod network `10.0.0.0/8`) whose `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed: the client address of rate limits and audit records is then the last one in `X-Forwarded-For` that is not a trusted proxy, and the URL in `/mcp`'s protected-resource metadata the one the proxy was asked for. Empty (the default): the connection's peer, and forwarded headers are ignored (a client could forge them). @defaultValue []",
         ),
     })
     .default({
