@@ -115,7 +115,7 @@ describe('Helm chart', () => {
       assert.ok(pod.securityContext.runAsUser > 0);
       assert.equal(pod.automountServiceAccountToken, false);
       // Service links would put MAOS_SERVICE_HOST… (a Service named maos) in the environment, which
-      // MAOS reads as unknown configuration keys: in the server pods and in the migration Job's.
+      // older MAOS versions read as unknown configuration keys: in the server pods and the migration Job's.
       assert.equal(pod.enableServiceLinks, false);
       for (const job of byKind.get('Job') ?? []) {
         assert.equal(at(job, 'spec.template.spec.enableServiceLinks'), false, 'the migration Job');
