@@ -121,6 +121,8 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await page.getByLabel('Action').fill('keys:manage');
     await page.getByRole('button', { name: 'Older records' }).click();
     await page.getByText('Page 2: 5 records, newest first (no older records).').waitFor();
+    // Older records is disabled on the last page: the focus goes to Newest, not to the page's start.
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Newest');
     assert.equal(await page.getByLabel('Action').inputValue(), 'sessions:create');
     const secondPage = await page
       .locator('#audit-body tr')
@@ -129,6 +131,7 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     assert.equal(await page.getByRole('button', { name: 'Older records' }).isDisabled(), true);
     await page.getByRole('button', { name: 'Newest' }).click();
     await page.getByText('Page 1: 50 records, newest first.').waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Older records');
     // The checkpoint section says what the API has (none signed yet in a fresh server, or one).
     await page.locator('#audit-checkpoint p').first().waitFor();
     assert.equal(

@@ -92,11 +92,14 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     assert.doesNotMatch((await rows.first().textContent()) ?? '', /running/);
     await page.getByRole('button', { name: 'Next page' }).click();
     await page.getByText('Page 2: 1 session.').waitFor();
+    // Next page is disabled on the last page: the focus goes to First page, not to the page's start.
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'First page');
     assert.equal(await page.locator('#sessions-body tr').count(), 1);
     await page.getByRole('link', { name: 'listed 1', exact: true }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
     await page.getByRole('button', { name: 'First page' }).click();
     await page.getByText('Page 1: 20 sessions.').waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Next page');
 
     // The page fits the narrow window (420 px): tables show their rows as labelled lines.
     assert.equal(

@@ -175,6 +175,8 @@ describe('console: usage', { timeout: 240_000 }, () => {
     assert.equal(await inputTotal(), sumOf(first.body.items));
     await page.getByRole('button', { name: 'Load more' }).click();
     await page.getByText(/Totals over the 101 sessions listed/).waitFor();
+    // Load more is disabled once all are loaded: the focus goes to Refresh, not to the page's start.
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Refresh');
     assert.equal(await inputTotal(), sumOf(first.body.items) + sumOf(rest.body.items));
     assert.ok(sumOf(rest.body.items) > 0, 'the oldest session, with usage, came with the second page');
     assert.match((await page.locator('#usage-range').textContent()) ?? '', /all the sessions of your tenant/);

@@ -269,6 +269,8 @@ describe('console: webhooks', { timeout: 120_000 }, () => {
     assert.equal(await page.locator('#deliveries-body tr').count(), 20);
     await page.getByRole('button', { name: 'Older deliveries' }).click();
     await page.getByText('Page 2: 1 delivery, newest first (no older deliveries).').waitFor();
+    // Older deliveries is disabled on the last page: the focus goes to Newest, not to the page's start.
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Newest');
     assert.equal(await page.locator('#deliveries-body tr td').nth(6).textContent(), first, 'the oldest');
     assert.equal(await page.getByRole('button', { name: 'Older deliveries' }).isDisabled(), true);
     await page.getByRole('button', { name: 'Newest' }).click();

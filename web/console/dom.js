@@ -84,6 +84,18 @@ export function field(labelText, control, hint) {
   );
 }
 
+/**
+ * Keeps the keyboard focus in a pager whose buttons were just enabled or disabled: when `before`
+ * (the element focused before) is one of `buttons` and is disabled now (the last or first page
+ * reached), the focus goes to the first of them still enabled. Why: a disabled button loses the
+ * focus to the page's start, and Tab would start over from the skip link.
+ * @param {Element | null} before @param {HTMLButtonElement[]} buttons
+ */
+export function keepPagerFocus(before, buttons) {
+  if (!buttons.includes(before) || !before.disabled) return;
+  buttons.find((button) => !button.disabled)?.focus();
+}
+
 /** Local date and time of an ISO timestamp, or an em dash. */
 export function formatTime(iso) {
   if (!iso) return '—';

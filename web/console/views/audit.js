@@ -2,7 +2,7 @@
 // cursor pages further back), its action and outcome filters, and the latest signed checkpoint
 // (GET /v1/audit/checkpoint). Needs audit:read: a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
-import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
+import { countOf, field, formatTime, h, keepPagerFocus, replaceChildren } from '../dom.js';
 import { hideSection } from '../nav.js';
 import { renderProblem } from '../problem.js';
 
@@ -156,8 +156,10 @@ export function renderAudit(root) {
         result.items.length === 0
           ? 'No audit records.'
           : `Page ${pageNumber}: ${countOf(result.items.length, 'record')}, newest first${cursor ? '' : ' (no older records)'}.`;
+      const focused = document.activeElement;
       next.disabled = !cursor;
       first.disabled = pageNumber === 1;
+      keepPagerFocus(focused, [first, next, apply]);
       return true;
     } catch (error) {
       if (controller.signal.aborted) return false;

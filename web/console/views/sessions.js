@@ -1,7 +1,7 @@
 // The sessions list (GET /v1/sessions): status filter, next-page cursor, usage per session, and
 // the new-session form above it. The page shown refreshes itself while the tab is visible (poll.js).
 import { api } from '../api.js';
-import { countOf, field, formatUsage, h, replaceChildren } from '../dom.js';
+import { countOf, field, formatUsage, h, keepPagerFocus, replaceChildren } from '../dom.js';
 import { pollWhileVisible } from '../poll.js';
 import { renderProblem } from '../problem.js';
 import { createNewSessionForm } from './new-session.js';
@@ -87,8 +87,10 @@ export function renderSessions(root) {
           : `Page ${pageNumber}: ${countOf(result.items.length, 'session')}.`;
       // Set only when it differs: the line is a live region, re-announced on every write.
       if (info.textContent !== text) info.textContent = text;
+      const focused = document.activeElement;
       next.disabled = !cursor;
       first.disabled = pageNumber === 1;
+      keepPagerFocus(focused, [first, next, refresh]);
       return changed || moved ? 'changed' : 'unchanged';
     } catch (error) {
       if (controller.signal.aborted) return 'skipped';

@@ -7,7 +7,7 @@
 // tenant's quotas from GET /v1/quotas: what is used of each now, the limit and when it resets.
 import { api } from '../api.js';
 import { describePeriod, describeRange } from '../count-phrases.js';
-import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
+import { countOf, field, formatTime, h, keepPagerFocus, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { sessionRow, statusSelect } from './session-cells.js';
 
@@ -311,7 +311,10 @@ export function renderUsage(root) {
       ...usageCells(sum),
     );
     range.textContent = describeRange(sessions, cursor === null, status.value, readAt);
+    const focused = document.activeElement;
     more.disabled = cursor === null;
+    // All loaded: the focus goes to Refresh rather than the start of the page.
+    keepPagerFocus(focused, [more, refresh]);
   }
 
   async function load(fromStart) {

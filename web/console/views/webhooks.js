@@ -4,7 +4,7 @@
 // deliveries of one subscription, newest first, paged with the API's cursor. Needs
 // webhooks:manage (role admin): a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
-import { countOf, field, formatTime, h, replaceChildren } from '../dom.js';
+import { countOf, field, formatTime, h, keepPagerFocus, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
 import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
@@ -356,8 +356,10 @@ export function renderWebhooks(root) {
             ? 'No deliveries yet: one is made for each subscribed event of a session.'
             : 'No older deliveries.'
           : `Page ${page}: ${countOf(result.items.length, 'delivery', 'deliveries')}, newest first${result.nextCursor ? '' : ' (no older deliveries)'}.`;
+      const focused = document.activeElement;
       older.disabled = !result.nextCursor;
       newest.disabled = page === 1;
+      keepPagerFocus(focused, [newest, older, refreshDeliveries]);
     } catch (error) {
       if (controller.signal.aborted || shown !== target) return;
       fail(error, 'Reading the deliveries', deliveriesErrors);
