@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { readStoredToken } from '../../src/cli/commands/login.ts';
 import { runMaos } from '../fixtures/cli.ts';
 
 const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
@@ -114,6 +115,8 @@ describe('maos --credentials', { timeout: 120_000 }, () => {
       const logout = await runMaos(['logout', '--server', roles.url, '--credentials', other]);
       assert.equal(logout.code, 2, logout.stdout + logout.stderr);
       assert.equal(readFileSync(other, 'utf8'), content);
+      // Other commands go on without a stored token (the server then says what it needs).
+      assert.equal(readStoredToken('https://maos.example', other), undefined);
     }
   });
 

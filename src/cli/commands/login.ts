@@ -32,21 +32,13 @@ function serverKey(server: string): string {
   }
 }
 
-function readCredentials(path: string): CredentialsFile {
-  try {
-    const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<CredentialsFile>;
-    return { servers: parsed.servers ?? {} };
-  } catch {
-    return { servers: {} };
-  }
-}
-
 /**
- * The stored credentials, for `login` and `logout`, which write the file back: one that exists but
- * cannot be read as a credentials file is refused, not replaced by one holding only this server
- * (which would drop the tokens of every other server without a word). A missing file is empty.
+ * The stored credentials; a missing file is empty. One that exists but cannot be read as a
+ * credentials file is refused (CliError): `login` and `logout` write the file back, and would
+ * otherwise replace it by one holding only this server, dropping the tokens of every other server
+ * without a word.
  */
-function readCredentialsToUpdate(path: string): CredentialsFile {
+function readCredentials(path: string): CredentialsFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -86,7 +78,10 @@ function writeCredentials(path: string, content: CredentialsFile): void {
   chmodSync(path, 0o600);
 }
 
-/** The token stored by `maos login` for `server`, if any (used when neither --token nor MAOS_TOKEN is set). */
+/**
+ * The token stored by `maos login` for `server`, if any (used when neither --token nor MAOS_TOKEN is
+ * set); none from a file that cannot be read.
+ */
 export function readStoredToken(server: string, path = defaultCredentialsPath()): string | undefined {
   try {
     return readCredentials(path).servers[serverKey(server)]?.token;
@@ -126,7 +121,7 @@ async function runLogin(ctx: CliContext, command: Command): Promise<number> {
     );
   }
   // Before the server is asked: a file that cannot be updated fails the login either way.
-  const content = readCredentialsToUpdate(path);
+  const content = readCredentials(path);
   const status = await checkCredential(server, token);
   // A server with auth mode `none` takes any token: say that this one proved nothing.
   const open = status === 200 && (await answersWithoutCredential(server));
@@ -190,7 +185,7 @@ async function runLogout(ctx: CliContext, command: Command): Promise<number> {
   const options = command.optsWithGlobals<LoginOptions>();
   const server = serverKey(options.server ?? ctx.server ?? DEFAULT_SERVER);
   const path = ctx.credentialsPath ?? defaultCredentialsPath();
-  const content = readCredentialsToUpdate(path);
+  const content = readCredentials(path);
   const existed = server in content.servers;
   delete content.servers[server];
   if (existed) writeCredentials(path, content);
