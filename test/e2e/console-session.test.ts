@@ -262,10 +262,14 @@ describe('console: one session', { timeout: 180_000 }, () => {
     await page.getByText('Approved: plan version 1').waitFor();
     await waitForStatus(page, 'running');
     assert.equal(await page.getByRole('button', { name: 'Reject plan' }).isDisabled(), true);
+    // The button was disabled while it ran and stays so: the focus is on what came of it, not lost.
+    await page.waitForFunction(() => document.activeElement?.id === 'approve-output');
 
     await page.getByLabel('Message to the orchestrator').fill('Focus on the open-source options');
     await page.getByRole('button', { name: 'Send message' }).click();
     await page.getByText('Message sent').waitFor();
+    // Enabled again once sent: the focus is back on it.
+    await page.waitForFunction(() => document.activeElement?.textContent === 'Send message');
     await page
       .locator('#event-log li[data-type="user.message"]', { hasText: 'Focus on the open-source options' })
       .waitFor();

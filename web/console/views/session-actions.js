@@ -79,7 +79,8 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
   let planEdited = false;
   let planKey = '';
 
-  const approveOutput = h('div', { id: 'approve-output' });
+  // The outputs are focusable from script: an action whose button stays disabled leaves the focus there.
+  const approveOutput = h('div', { id: 'approve-output', tabIndex: -1 });
   const approve = h('button', { type: 'button', disabled: true }, 'Approve as planned');
   const planText = h('textarea', {
     id: 'plan-editor',
@@ -94,7 +95,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
 
   const message = h('textarea', { id: 'steer-message', maxLength: 8000, disabled: true });
   const send = h('button', { type: 'button', disabled: true }, 'Send message');
-  const steerOutput = h('div', { id: 'steer-output' });
+  const steerOutput = h('div', { id: 'steer-output', tabIndex: -1 });
 
   const cancel = h('button', { type: 'button', className: 'danger', disabled: true }, 'Cancel session');
   // Focusable from script: once cancelling is answered, the focus goes to what came of it.
@@ -113,13 +114,30 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
   /** The API answered 404: there is nothing left to delete. */
   let gone = false;
 
+  /** Where each action says what came of it. */
+  const outputs = new Map([
+    [approve, approveOutput],
+    [approveEdited, approveOutput],
+    [reject, approveOutput],
+    [send, steerOutput],
+  ]);
+  /**
+   * Runs an action with every control disabled. Disabling the button that has the focus takes it
+   * away (to the start of the page): once done, the focus goes back to the button, or, when it stays
+   * disabled (approved, rejected), to its output, which says what came of it.
+   */
   const guarded = (run) => async () => {
+    const started = document.activeElement;
     busy = true;
     try {
       await run();
     } finally {
       busy = false;
       if (session) update(session);
+      const active = document.activeElement;
+      if (outputs.has(started) && (active === null || active === document.body)) {
+        (started.disabled ? outputs.get(started) : started).focus();
+      }
     }
   };
 
