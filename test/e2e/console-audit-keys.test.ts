@@ -363,6 +363,8 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await page.getByLabel('Role', { exact: true }).selectOption('operator');
     await page.getByRole('button', { name: 'Grant role' }).click();
     await page.getByText('Granted operator to auth0|carol@example.com').waitFor();
+    // The button was disabled while the grant was sent: the focus is back on it, not lost.
+    await page.waitForFunction(() => document.activeElement?.textContent === 'Grant role');
     const row = page.locator('#bindings-body tr[data-principal="auth0|carol@example.com"]');
     assert.deepEqual((await rowCells(page, '#bindings-body tr')).slice(0, 2), [
       'auth0|carol@example.com',

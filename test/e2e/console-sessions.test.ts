@@ -218,6 +218,8 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     const alert = page.getByRole('alert');
     await alert.waitFor();
     assert.match((await alert.textContent()) ?? '', /PERMISSION_DENIED.*HTTP 403/s);
+    // The button was disabled while the form was sent: the focus is back on it, not lost.
+    await page.waitForFunction(() => document.activeElement?.textContent === 'Create session');
   });
 
   test('with auth mode none the console opens without a sign-in', async () => {

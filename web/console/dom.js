@@ -96,6 +96,23 @@ export function keepPagerFocus(before, buttons) {
   buttons.find((button) => !button.disabled)?.focus();
 }
 
+/**
+ * Disables `button` while what it started runs; returns the function that enables it again. Why:
+ * disabling the focused button moves the focus to the start of the page, so enabling it gives the
+ * focus back (unless it went elsewhere meanwhile: a field to fix, a secret shown).
+ * @param {HTMLButtonElement} button
+ * @returns {() => void}
+ */
+export function disableWhileRunning(button) {
+  const hadFocus = document.activeElement === button;
+  button.disabled = true;
+  return () => {
+    button.disabled = false;
+    const active = document.activeElement;
+    if (hadFocus && button.isConnected && (active === null || active === document.body)) button.focus();
+  };
+}
+
 /** Local date and time of an ISO timestamp, or an em dash. */
 export function formatTime(iso) {
   if (!iso) return '—';

@@ -5,7 +5,7 @@
 import { request } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { describeKeys } from '../count-phrases.js';
-import { field, formatTime, h, replaceChildren } from '../dom.js';
+import { disableWhileRunning, field, formatTime, h, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
 import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
@@ -153,7 +153,7 @@ export function renderKeys(root) {
       showFormMistake(errors, 'Creating the key', ...mistake);
       return;
     }
-    submit.disabled = true;
+    const enable = disableWhileRunning(submit);
     try {
       const key = await request('/v1/admin/keys', { method: 'POST', body });
       form.reset();
@@ -163,7 +163,7 @@ export function renderKeys(root) {
     } catch (error) {
       fail(error, 'Creating the key');
     } finally {
-      submit.disabled = false;
+      enable();
     }
   });
 

@@ -1,7 +1,7 @@
 // The "new session" form: objective, strategy, approval and an optional budget, posted to
 // POST /v1/sessions with an Idempotency-Key so a double submit creates one session.
 import { api } from '../api.js';
-import { field, h, replaceChildren } from '../dom.js';
+import { disableWhileRunning, field, h, replaceChildren } from '../dom.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 /** Strategies the orchestrator plans itself (parallel/sequential need agents listed by the caller). */
@@ -65,7 +65,7 @@ export function createNewSessionForm({ onCreated }) {
           if (maxCost.value) budget.maxCostUsd = Number(maxCost.value);
           if (deadline.value) budget.deadlineSeconds = Number(deadline.value);
           if (Object.keys(budget).length > 0) body.budget = budget;
-          submit.disabled = true;
+          const enable = disableWhileRunning(submit);
           replaceChildren(errors);
           try {
             const session = await api.createSession(body, idempotencyKey);
@@ -75,7 +75,7 @@ export function createNewSessionForm({ onCreated }) {
           } catch (error) {
             replaceChildren(errors, renderProblem(error, 'Creating the session'));
           } finally {
-            submit.disabled = false;
+            enable();
           }
         },
       },

@@ -4,7 +4,7 @@
 // Same permission as API keys (keys:manage): the keys view handles a 403.
 import { request } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
-import { field, formatTime, h, replaceChildren } from '../dom.js';
+import { disableWhileRunning, field, formatTime, h, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
@@ -127,7 +127,7 @@ export function renderRoleBindings(container, failView) {
       showFormMistake(errors, 'Granting the role', 'Name the principal.', principal);
       return;
     }
-    submit.disabled = true;
+    const enable = disableWhileRunning(submit);
     try {
       await request(bindingPath(binding), { method: 'PUT' });
       form.reset();
@@ -137,7 +137,7 @@ export function renderRoleBindings(container, failView) {
       // The server's reason (a reserved id, an id with spaces around it) is shown by the form.
       fail(error, 'Granting the role');
     } finally {
-      submit.disabled = false;
+      enable();
     }
   });
 
