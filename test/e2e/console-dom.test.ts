@@ -17,6 +17,19 @@ describe('console element builder', () => {
   });
   after(() => consoleTab?.close());
 
+  test('a title cut short never splits a character outside the BMP (an emoji) into a "�"', async () => {
+    const result = await page.evaluate(async () => {
+      const moduleUrl = '/console/dom.js';
+      const { setPageTitle, shorten } = await import(moduleUrl);
+      // The emoji's two halves at the 59th and 60th place: a plain cut keeps the first half only.
+      setPageTitle(`${'a'.repeat(58)}😀 and more`);
+      return { title: document.title, kept: shorten('b😀', 60), cut: shorten(`${'c'.repeat(57)}😀😀`, 60) };
+    });
+    assert.equal(result.title, `${'a'.repeat(58)}… · MAOS console`);
+    assert.equal(result.kept, 'b😀');
+    assert.equal(result.cut, `${'c'.repeat(57)}😀…`);
+  });
+
   test('markup, handlers and unsafe URLs are refused; routes, paths and http(s) links are kept', async () => {
     const result = await page.evaluate(async () => {
       // The module as the page loads it (a variable: it is the browser's URL, not a file for tsc).

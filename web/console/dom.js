@@ -135,8 +135,18 @@ export function countOf(count, one, many = `${one}s`) {
 /** Why a limit: a long objective would fill the tab strip and history with one title. */
 const MAX_TITLE_CHARS = 60;
 
+/**
+ * `text` cut to at most `max` UTF-16 units, ending with "…" when cut. Why not a plain slice: a cut
+ * between the two halves of a character outside the BMP (an emoji) shows as "�".
+ */
+export function shorten(text, max) {
+  if (text.length <= max) return text;
+  const end = /[\uD800-\uDBFF]/.test(text[max - 2]) ? max - 2 : max - 1;
+  return `${text.slice(0, end)}…`;
+}
+
 /** The tab's title for the page shown (`name · MAOS console`), so tabs and history tell pages apart. */
 export function setPageTitle(name) {
-  const short = name.length > MAX_TITLE_CHARS ? `${name.slice(0, MAX_TITLE_CHARS - 1)}…` : name;
+  const short = shorten(name, MAX_TITLE_CHARS);
   document.title = short ? `${short} · MAOS console` : 'MAOS console';
 }

@@ -2,7 +2,7 @@
 // with their usage, live agent output and events (SSE over fetch), the result, the actions the API
 // offers and the plan versions.
 import { api } from '../api.js';
-import { formatTime, formatUsage, h, replaceChildren, setPageTitle } from '../dom.js';
+import { formatTime, formatUsage, h, replaceChildren, setPageTitle, shorten } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { followSessionEvents } from '../sse.js';
 import { statusBadge } from '../statuses.js';
@@ -202,7 +202,7 @@ export function renderSession(root, id) {
     // Deleted: back to the list, which says so (the list no longer has it).
     onDeleted: (session) => {
       const objective = session?.objective ?? '';
-      const name = objective.length > 80 ? `${objective.slice(0, 79)}…` : objective;
+      const name = shorten(objective, 80);
       noteOnSessionsList(`Session ${name ? `“${name}” ` : ''}(${id}) deleted.`);
       location.hash = '#/sessions';
     },
