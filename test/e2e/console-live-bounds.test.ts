@@ -18,6 +18,25 @@ describe('console live view bounds', () => {
   });
   after(() => consoleTab?.close());
 
+  test('output cut to its newest part does not start with half of an emoji', async () => {
+    const text = await page.evaluate(async () => {
+      const moduleUrl = '/console/views/live-events.js';
+      const { createLiveEvents } = await import(moduleUrl);
+      const live = createLiveEvents();
+      // 'x', then emoji (two UTF-16 units each) past the panel's limit: the newest half of it starts
+      // with the second unit of an emoji.
+      live.handleEvent({
+        seq: 1,
+        type: 'task.output',
+        data: { taskId: 't1', name: 'emoji', attempt: 1, line: `x${'😀'.repeat(100_000)}` },
+      });
+      return live.outputs.querySelector('pre')?.textContent ?? '';
+    });
+    assert.ok(text.length < 200_000, 'cut');
+    assert.equal(text.slice(0, 3), '…😀');
+    assert.doesNotMatch(text, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/);
+  });
+
   // Why a timeout: before the fix this froze the tab for minutes (a read of the whole panel per event).
   test('20,000 events: layout and text reads per frame, not per event; log and output stay bounded', {
     timeout: 60_000,

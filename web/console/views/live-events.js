@@ -95,7 +95,9 @@ export function createLiveEvents() {
     // here (once per MAX_OUTPUT_CHARS / 2 new characters), not per piece: reading textContent of
     // a pre of many pieces costs its whole length each time.
     if (block.chars > MAX_OUTPUT_CHARS) {
-      const kept = `…${block.pre.textContent.slice(-MAX_OUTPUT_CHARS / 2)}`;
+      const tail = block.pre.textContent.slice(-MAX_OUTPUT_CHARS / 2);
+      // Not from the second half of a character outside the BMP (an emoji): alone it shows as "�".
+      const kept = `…${/^[\uDC00-\uDFFF]/.test(tail) ? tail.slice(1) : tail}`;
       block.pre.textContent = kept;
       block.chars = kept.length;
     }
