@@ -8,7 +8,12 @@ import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import { mergeBudgets } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { buildPlan, resolveStrategy } from '../domain/plan.ts';
-import { createSessionInputSchema, retrySessionInputSchema } from '../domain/session-input.ts';
+import {
+  createSessionInputSchema,
+  IDEMPOTENCY_KEY_PATTERN,
+  IDEMPOTENCY_KEY_RULE,
+  retrySessionInputSchema,
+} from '../domain/session-input.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import {
   addUsage,
@@ -380,8 +385,8 @@ function parseInput<T extends z.ZodType>(schema: T, raw: unknown, what: string):
 /** The key and the request's hash, or undefined without a key; VALIDATION_FAILED for a malformed key. */
 function idempotencyOf(key: string | undefined, request: unknown): { key: string; hash: string } | undefined {
   if (key === undefined) return undefined;
-  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
-    throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1-255 visible ASCII characters');
+  if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
+    throw new AppError('VALIDATION_FAILED', `Idempotency-Key ${IDEMPOTENCY_KEY_RULE}`);
   }
   return { key, hash: hashRequest(request) };
 }

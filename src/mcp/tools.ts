@@ -6,6 +6,8 @@ import type { RoleDefinition } from '../agents/roles/role.ts';
 import {
   agentSpecSchema,
   createSessionInputSchema,
+  IDEMPOTENCY_KEY_PATTERN,
+  IDEMPOTENCY_KEY_RULE,
   retrySessionInputSchema,
 } from '../domain/session-input.ts';
 import type { SessionService } from '../engine/session-service.ts';
@@ -76,7 +78,7 @@ export const orchestrateInputSchema = createSessionInputSchema.extend({
     ),
   idempotency_key: z
     .string()
-    .regex(/^[\x21-\x7E]{1,255}$/, 'must be 1-255 printable ASCII characters without spaces')
+    .regex(IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RULE)
     .optional()
     .describe('Makes the call safe to retry: the same key and input return the original session.'),
 });

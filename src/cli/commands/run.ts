@@ -4,7 +4,11 @@
 // shown, and asked about when a person is there (approval-prompt.ts); a session the orchestrator
 // plans is waited for until its plan exists.
 import type { Command } from 'commander';
-import { createSessionInputSchema } from '../../domain/session-input.ts';
+import {
+  createSessionInputSchema,
+  IDEMPOTENCY_KEY_PATTERN,
+  IDEMPOTENCY_KEY_RULE,
+} from '../../domain/session-input.ts';
 import { STRATEGIES } from '../../domain/types.ts';
 import type { SessionDto } from '../../http/dto.ts';
 import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-spec.ts';
@@ -357,12 +361,8 @@ async function waitWhilePlanning(
  * server may have stored was repeated, and made a second session.
  */
 export function checkIdempotencyKey(key: string | undefined): void {
-  if (key !== undefined && !/^[\x21-\x7E]{1,255}$/.test(key)) {
-    throw new CliError(
-      'USAGE',
-      `--idempotency-key must be 1-255 printable ASCII characters without spaces (got "${key}")`,
-      EXIT.USAGE,
-    );
+  if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
+    throw new CliError('USAGE', `--idempotency-key ${IDEMPOTENCY_KEY_RULE} (got "${key}")`, EXIT.USAGE);
   }
 }
 

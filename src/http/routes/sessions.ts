@@ -2,7 +2,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { createSessionInputSchema, retrySessionInputSchema } from '../../domain/session-input.ts';
+import {
+  createSessionInputSchema,
+  IDEMPOTENCY_KEY_PATTERN,
+  IDEMPOTENCY_KEY_RULE,
+  retrySessionInputSchema,
+} from '../../domain/session-input.ts';
 import { SESSION_STATUSES } from '../../domain/types.ts';
 import type { SessionService } from '../../engine/session-service.ts';
 import { sessionDetailSchema, sessionPageSchema, toSessionDto, toSessionSummaryDto } from '../dto.ts';
@@ -20,7 +25,7 @@ const DEFAULT_PAGE_SIZE = 20;
 /** Idempotency keys are opaque to the server; printable ASCII keeps them safe to store and log. */
 const idempotencyKeySchema = z
   .string()
-  .regex(/^[\x21-\x7E]{1,255}$/, 'must be 1-255 printable ASCII characters without spaces')
+  .regex(IDEMPOTENCY_KEY_PATTERN, IDEMPOTENCY_KEY_RULE)
   .optional()
   .describe(
     'Makes the submit safe to retry: the same key with the same body returns the original session (200); the same key with a different body is rejected (409).',
