@@ -458,6 +458,21 @@ describe('validateEditedPlan', () => {
       failure(() => checkEditedPlan(grown, fewerPerPhase, waitingSession)).message,
       /phase "main" has 4 tasks; at most 3 are allowed/,
     );
+    // Another phase is held to the limit itself, not to the largest phase of the waiting plan.
+    const added = structuredClone(waiting);
+    added.phases.push({
+      name: 'checks',
+      tasks: ['c1', 'c2', 'c3'].map((name) => ({
+        name,
+        role: 'qa',
+        instructions: `do ${name}`,
+        dependsOn: [],
+      })),
+    });
+    assert.match(
+      failure(() => checkEditedPlan(added, fewerPerPhase, waitingSession)).message,
+      /phase "checks" has 3 tasks; at most 2 are allowed/,
+    );
   });
 });
 

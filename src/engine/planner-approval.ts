@@ -182,9 +182,9 @@ function limitsForEdit(rules: EditedPlanRules, session: EditedPlanSession): Plan
     }
   }
   return {
-    maxTasksPerPhase: Math.max(limits.maxTasksPerPhase, ...waiting.phases.map((phase) => phase.tasks.length)),
-    maxAgentsPerRole: limits.maxAgentsPerRole,
+    ...limits,
     agentsPerRoleAccepted: perRole,
+    tasksPerPhaseAccepted: new Map(waiting.phases.map((phase) => [phase.name, phase.tasks.length])),
   };
 }
 

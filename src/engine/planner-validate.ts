@@ -26,6 +26,8 @@ export interface PlanLimits {
    * already had (an edit keeps the size the plan was accepted with, e.g. one submitted with its agents).
    */
   agentsPerRoleAccepted?: ReadonlyMap<string, number>;
+  /** Tasks per phase (by name) a plan may have even above maxTasksPerPhase, likewise. */
+  tasksPerPhaseAccepted?: ReadonlyMap<string, number>;
 }
 
 export interface PlanContext {
@@ -100,10 +102,9 @@ export function checkGeneratedPhases(phases: readonly PhaseToCheck[], ctx: PlanC
   const seen = new Set<string>();
   const phaseOf = new Map<string, number>();
   phases.forEach((phase, index) => {
-    if (phase.tasks.length > ctx.limits.maxTasksPerPhase) {
-      errors.push(
-        `phase "${phase.name}" has ${phase.tasks.length} tasks; at most ${ctx.limits.maxTasksPerPhase} are allowed`,
-      );
+    const cap = Math.max(ctx.limits.maxTasksPerPhase, ctx.limits.tasksPerPhaseAccepted?.get(phase.name) ?? 0);
+    if (phase.tasks.length > cap) {
+      errors.push(`phase "${phase.name}" has ${phase.tasks.length} tasks; at most ${cap} are allowed`);
     }
     for (const task of phase.tasks) {
       if (seen.has(task.name) || earlier.has(task.name))
