@@ -293,8 +293,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
               sessionId,
               maxAttempts: deps.maxAttempts,
               settingsOf: (settings) => {
-                if (input.budget === undefined) return settings;
-                const budget = mergeBudgets(input.budget, defaults?.budget);
+                // Capped by the tenant's budget as it is now, as a submit is: one set or tightened
+                // since the original was submitted applies to its retry too.
+                const budget = mergeBudgets(input.budget ?? settings.budget ?? undefined, defaults?.budget);
                 return { ...settings, budget: Object.keys(budget).length > 0 ? budget : null };
               },
               checkRunnable,
