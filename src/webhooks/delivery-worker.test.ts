@@ -3,7 +3,7 @@
 // secret's grace period (both signatures, then the new one alone), on an injected clock; a 410 Gone
 // disabling the subscription and failing its pending deliveries unsent; an attempt that outlived its
 // lease recording nothing, a Retry-After under a second not retrying at once, and a replica without
-// a keyring leaving the deliveries to one with it.
+// a keyring leaving the deliveries to one with it; plain http to a host no longer trusted sending nothing.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -134,8 +134,9 @@ test('a name that resolves to a public address at the check and to loopback at t
   const receiver = await startWebhookReceiver();
   t.after(() => receiver.close());
   const now = Date.now();
-  // `localhost` is what the connection resolves it to, unless the guard resolves it itself.
-  await store.subscribe('w1', receiver.url.replace('127.0.0.1', 'localhost'), now);
+  // `localhost` is what the connection resolves it to, unless the guard resolves it itself (https:
+  // the host is not trusted, so plain http would be refused before any lookup).
+  await store.subscribe('w1', receiver.url.replace('http://127.0.0.1', 'https://localhost'), now);
   await store.enqueue('d1', 'w1', now);
   // DNS rebinding: the first answer (the check) is public, every later one is loopback.
   let lookups = 0;
@@ -697,4 +698,33 @@ test('a replica without secrets.kekRing claims no delivery, says so once, and le
   );
   assert.equal(Number((await row()).attempts), 1);
   assert.equal(receiver.received.length, 1);
+});
+
+test('plain http to a host the operator no longer trusts gets nothing, though its network is allowed', async (t) => {
+  const store = await webhookStore(t);
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  const now = Date.now();
+  // Created while 127.0.0.1 was in ssrf.allowedHosts; the operator has since opened its network only.
+  await store.subscribe('w1', receiver.url, now);
+  await store.enqueue('d1', 'w1', now);
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, maxAttempts: 1 },
+    kekRing: store.kekRing,
+    ssrf: { allowedNetworks: ['127.0.0.0/8'] },
+    logger: createLogger({ level: 'silent' }),
+  });
+  t.after(() => worker.stop());
+  const row = await waitFor(
+    async () => {
+      const row = await store.status('d1');
+      return row.status !== 'pending' && row;
+    },
+    10_000,
+    'the delivery attempt',
+  );
+  assert.equal(receiver.received.length, 0, 'nothing sent in clear text');
+  assert.equal(row.status, 'failed');
+  assert.match(String(row.last_error), /must use https/);
 });

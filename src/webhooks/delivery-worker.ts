@@ -22,6 +22,7 @@ import { type ClaimedDelivery, claimDueDeliveries } from './delivery-claim.ts';
 import { onDeliveriesEnqueued, WEBHOOK_CHANNEL } from './outbox.ts';
 import { signatureHeaders } from './signature.ts';
 import {
+  assertWebhookScheme,
   forgetExpiredPreviousSecrets,
   forgetPreviousSecret,
   previousWebhookSecretName,
@@ -248,6 +249,8 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       const signing = await signingSecrets(delivery);
       // Its key left the keyring (secrets.kekRing changed); rotating the secret repairs that.
       if (signing === null) throw new Error('the signing secret cannot be read (secrets.kekRing changed)');
+      // Plain http only while the operator still trusts the host (ssrf.allowedHosts may have changed).
+      assertWebhookScheme(new URL(delivery.url), options.ssrf);
       const timestamp = Math.floor(now() / 1000);
       // Checked again at every attempt, at the connection itself: the name may resolve elsewhere now
       // than at creation, or than a moment ago. Redirects are not followed: the URL registered (and

@@ -26,6 +26,20 @@ export function previousWebhookSecretName(webhookId: string): string {
   return `${webhookSecretName(webhookId)}:previous`;
 }
 
+/**
+ * Deliveries carry the objective and an excerpt of the result: never in clear text over the
+ * internet. Plain http only to a host the operator trusts (ssrf.allowedHosts, private networks),
+ * checked when a subscription is created and again before every delivery (the trust may be gone).
+ */
+export function assertWebhookScheme(url: URL, ssrf: SsrfPolicy): void {
+  if (url.protocol !== 'https:' && !isTrustedHost(url, ssrf)) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      'Webhook URLs must use https (http only for a host listed in ssrf.allowedHosts)',
+    );
+  }
+}
+
 export interface Webhook {
   id: string;
   url: string;
@@ -144,14 +158,7 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
     async create(tenantId, createdBy, input) {
       const keyring = requireRing();
       const parsed = await assertPublicUrl(input.url, ssrf);
-      // Deliveries carry the objective and an excerpt of the result: never in clear text over the
-      // internet. Plain http only to a host the operator trusts (ssrf.allowedHosts, private networks).
-      if (parsed.protocol !== 'https:' && !isTrustedHost(parsed, ssrf)) {
-        throw new AppError(
-          'VALIDATION_FAILED',
-          'Webhook URLs must use https (http only for a host listed in ssrf.allowedHosts)',
-        );
-      }
+      assertWebhookScheme(parsed, ssrf);
       const url = parsed.toString();
       const events = [...new Set(input.events)];
       const id = newId();
