@@ -129,4 +129,30 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
     await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
     await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
   });
+
+  test('plan versions that could not be read are read again with the session', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Plans read again', agents: [{ role: 'qa', task: 't', runner: 'ok' }] },
+    });
+    assert.equal(created.status, 201);
+    const id = created.body.id;
+    // The first read of the plan versions fails (the server out of reach for it).
+    const isPlansRead = (url: URL) => url.pathname === `/v1/sessions/${id}/plans`;
+    await page.route(isPlansRead, (route) => route.abort('connectionfailed'), { times: 1 });
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    await status('running').waitFor();
+    const failedRead = page.getByRole('alert').filter({ hasText: 'Loading the plan versions' });
+    await failedRead.waitFor();
+    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
+
+    // The next read of the session (here after a refused steering message) reads them again.
+    await page.getByLabel('Message to the orchestrator').fill('read me');
+    await page.getByRole('button', { name: 'Send message' }).click();
+    await page.locator('#plan-versions details[data-version="1"]').waitFor({ timeout: 5_000 });
+    assert.equal(await failedRead.count(), 0);
+
+    await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
+    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+  });
 });

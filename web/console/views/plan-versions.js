@@ -42,18 +42,21 @@ function renderTasks(plan) {
   );
 }
 
-/** The plan-versions panel of session `id`; `reload()` reads the versions again. */
+/**
+ * The plan-versions panel of session `id`; `reload()` reads the versions again and resolves to
+ * whether they could be read (the error is shown in the panel otherwise).
+ */
 export function createPlanVersions(id) {
   const body = h('div', { id: 'plan-versions' }, h('p', { className: 'muted' }, 'No plan yet.'));
   let shown = -1;
   async function reload() {
     try {
       const { items } = await api.listPlans(id);
-      if (items.length === shown) return;
+      if (items.length === shown) return true;
       shown = items.length;
       if (items.length === 0) {
         replaceChildren(body, h('p', { className: 'muted' }, 'No plan yet.'));
-        return;
+        return true;
       }
       replaceChildren(
         body,
@@ -70,9 +73,11 @@ export function createPlanVersions(id) {
             ),
           ),
       );
+      return true;
     } catch (error) {
       shown = -1;
       replaceChildren(body, renderProblem(error, 'Loading the plan versions'));
+      return false;
     }
   }
   return { element: body, reload };

@@ -172,7 +172,8 @@ export function renderSession(root, id) {
       retry.update(session);
       if (session.planVersion !== lastPlanVersion) {
         lastPlanVersion = session.planVersion;
-        await plans.reload();
+        // Not read: read again with the next read of the session, not only at the next version.
+        if (!(await plans.reload())) lastPlanVersion = -1;
       }
     } catch (error) {
       // A failed read older than the one shown says nothing about the page.
