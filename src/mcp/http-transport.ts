@@ -18,6 +18,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
+import { endCancelledRequests } from './cancelled-requests.ts';
 import { createCapacitySlots, type ReleaseSlot } from './capacity-slots.ts';
 import {
   buildMcpResourceMetadata,
@@ -208,6 +209,8 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       entry.mcp.dispose();
     };
     await entry.mcp.server.connect(entry.transport);
+    // A cancelled request's SSE response would otherwise stay open until the client goes away.
+    endCancelledRequests(entry.transport);
     return entry;
   }
 
