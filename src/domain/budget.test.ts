@@ -43,14 +43,27 @@ describe('budgets', () => {
       findBudgetOverrun({ maxTokens: 100 }, usage(60, 41), 0, 0),
       'token budget exceeded: 101 of 100 tokens used',
     );
-    assert.match(
-      findBudgetOverrun({ maxCostUsd: 1 }, usage(0, 0, 1.5), 0, 0) ?? '',
-      /cost budget exceeded: \$1\.5000 of \$1/,
+    assert.equal(
+      findBudgetOverrun({ maxCostUsd: 1 }, usage(0, 0, 1.5), 0, 0),
+      'cost budget exceeded: $1.500000 of $1 spent',
     );
     assert.equal(findBudgetOverrun({ deadlineSeconds: 10 }, usage(0, 0), 0, 10_000), null);
-    assert.match(
-      findBudgetOverrun({ deadlineSeconds: 10 }, usage(0, 0), 0, 10_001) ?? '',
-      /deadline exceeded/,
+    assert.equal(
+      findBudgetOverrun({ deadlineSeconds: 10 }, usage(0, 0), 0, 11_000),
+      'deadline exceeded: 11 s of 10 s',
+    );
+  });
+
+  test('a limit crossed by a little never reads as met', () => {
+    // Costs are kept to the millionth: $0.010004 is over $0.01, not "$0.0100 of $0.01".
+    assert.equal(
+      findBudgetOverrun({ maxCostUsd: 0.01 }, usage(0, 0, 0.010004), 0, 0),
+      'cost budget exceeded: $0.010004 of $0.01 spent',
+    );
+    // The sweep ends a session within about a second of its deadline: not "10 s of 10 s".
+    assert.equal(
+      findBudgetOverrun({ deadlineSeconds: 10 }, usage(0, 0), 0, 10_400),
+      'deadline exceeded: 11 s of 10 s',
     );
   });
 

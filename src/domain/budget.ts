@@ -47,10 +47,12 @@ export function findBudgetOverrun(
     return `token budget exceeded: ${tokens} of ${budget.maxTokens} tokens used`;
   }
   if (budget.maxCostUsd !== undefined && usage.costUsd > budget.maxCostUsd) {
-    return `cost budget exceeded: $${usage.costUsd.toFixed(4)} of $${budget.maxCostUsd} spent`;
+    // To the millionth, as costs are kept: fewer digits could show a cost just over the limit as it.
+    return `cost budget exceeded: $${usage.costUsd.toFixed(6)} of $${budget.maxCostUsd} spent`;
   }
   if (budget.deadlineSeconds !== undefined && now - startedAt > budget.deadlineSeconds * 1000) {
-    return `deadline exceeded: ${Math.round((now - startedAt) / 1000)} s of ${budget.deadlineSeconds} s`;
+    // Whole seconds rounded up: a deadline passed by less than half a second is not shown as met.
+    return `deadline exceeded: ${Math.ceil((now - startedAt) / 1000)} s of ${budget.deadlineSeconds} s`;
   }
   return null;
 }
