@@ -85,7 +85,7 @@ export const retrySessionInputSchema = z.strictObject({
   budget: budgetSchema
     .optional()
     .describe(
-      'The retry’s budget, replacing the original’s (still capped by the tenant’s default budget); omitted = the original’s budget, counted afresh from the retry’s start.',
+      'The retry’s budget, replacing the original’s; omitted = the original’s budget, counted afresh from the retry’s start. Either is capped by the tenant’s default budget as configured now.',
     ),
   rerun: z
     .array(nameSchema)

@@ -143,7 +143,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
         operationId: 'retrySession',
         summary: 'Retry a failed or cancelled session',
         description:
-          'Starts a new session with the objective, settings, plan versions and messages of a `failed` or `cancelled` one: its tasks that succeeded are carried over with their results (not run or charged again), the others run anew, and an orchestrated session goes on with its phase gates and synthesis from there. The original stays as it ended; the new one names it in `retryOf`. `budget` replaces the original’s budget (capped by the tenant’s default). `201` when created; `200` when an earlier request with the same `Idempotency-Key` and body created it; `409 INVALID_STATE` for a session that has not ended, completed, or ended waiting for plan approval; quotas apply as at a submit.',
+          'Starts a new session with the objective, settings, plan versions and messages of a `failed` or `cancelled` one: its tasks that succeeded are carried over with their results (not run or charged again), the others run anew, and an orchestrated session goes on with its phase gates and synthesis from there. The original stays as it ended; the new one names it in `retryOf`. `budget` replaces the original’s budget; either is capped by the tenant’s default budget as configured now. `201` when created; `200` when an earlier request with the same `Idempotency-Key` and body created it; `409 INVALID_STATE` for a session that has not ended, completed, or ended waiting for plan approval; quotas apply as at a submit.',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         headers: z.looseObject({ 'idempotency-key': idempotencyKeySchema }),
