@@ -28,6 +28,32 @@ describe('pricing', () => {
     );
   });
 
+  test('each cost is the exact one rounded half up to the millionth', () => {
+    // The exact cost in 10⁻¹² USD, with integers: tokens × (USD per million tokens × 10⁶).
+    const exactMicros = (tokens: number, perMTok: number): bigint => {
+      const picos = BigInt(tokens) * BigInt(Math.round(perMTok * 1e6));
+      return picos / 1_000_000n + (picos % 1_000_000n >= 500_000n ? 1n : 0n);
+    };
+    for (const perMTok of [0.15, 0.6, 2.5, 3, 15, 0.075, 1.1, 4.4, 0.55, 2.19]) {
+      for (let tokens = 0; tokens <= 20_000; tokens += 1) {
+        const priced = { inputPerMTok: 0, outputPerMTok: perMTok };
+        const cost = computeCostUsd({ inputTokens: 0, outputTokens: tokens, cacheReadTokens: 0 }, priced);
+        const expected = exactMicros(tokens, perMTok);
+        if (BigInt(Math.round(cost * 1e6)) !== expected || cost !== Number(expected) / 1e6) {
+          assert.fail(`${tokens} tokens at $${perMTok}/MTok: ${cost}, exactly ${expected} millionths`);
+        }
+      }
+    }
+    // 830 × 0.15 = 124.5 millionths: up, not down.
+    assert.equal(
+      computeCostUsd(
+        { inputTokens: 0, outputTokens: 830, cacheReadTokens: 0 },
+        { inputPerMTok: 0, outputPerMTok: 0.15 },
+      ),
+      0.000125,
+    );
+  });
+
   test('toUsage tolerates missing fields and addUsage sums', () => {
     const usage = toUsage(undefined, undefined);
     assert.deepEqual(usage, { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 });

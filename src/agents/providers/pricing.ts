@@ -14,12 +14,16 @@ export function computeCostUsd(usage: Omit<Usage, 'costUsd'>, price: PriceConfig
   if (!price) return 0;
   const cached = Math.min(usage.cacheReadTokens, usage.inputTokens);
   const uncached = usage.inputTokens - cached;
-  const cost =
+  // In millionths of a dollar (tokens × USD per million tokens).
+  const micros =
     uncached * price.inputPerMTok +
     cached * (price.cacheReadPerMTok ?? price.inputPerMTok) +
     usage.outputTokens * price.outputPerMTok;
-  // Rounded to a millionth of a dollar so sums stay stable across many small calls.
-  return Math.round((cost / PER_MILLION) * 1e6) / 1e6;
+  // Rounded to a millionth of a dollar so sums stay stable across many small calls, half up as the
+  // exact figure is: 830 tokens at $0.15/MTok are 124.5 millionths, which floating point computes as
+  // 124.49999999999999. Fifteen significant digits drop that error (a few units in the last place),
+  // never a digit of a price.
+  return Math.round(Number(micros.toPrecision(15))) / PER_MILLION;
 }
 
 /** The SDK's usage (fields may be missing) as token counts. */
