@@ -3,7 +3,8 @@
 // secret's grace period (both signatures, then the new one alone), on an injected clock; a 410 Gone
 // disabling the subscription and failing its pending deliveries unsent; an attempt that outlived its
 // lease recording nothing, a Retry-After under a second not retrying at once, and a replica without
-// a keyring leaving the deliveries to one with it; plain http to a host no longer trusted sending nothing.
+// a keyring leaving the deliveries to one with it; plain http to a host no longer trusted sending nothing;
+// a signing secret whose key left the keyring failing with the message the docs name.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -727,4 +728,36 @@ test('plain http to a host the operator no longer trusts gets nothing, though it
   assert.equal(receiver.received.length, 0, 'nothing sent in clear text');
   assert.equal(row.status, 'failed');
   assert.match(String(row.last_error), /must use https/);
+});
+
+test('a signing secret whose key left the keyring fails the attempt with the message the runbook names', async (t) => {
+  const store = await webhookStore(t);
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  const now = Date.now();
+  await store.subscribe('w1', receiver.url, now);
+  await store.enqueue('d1', 'w1', now);
+  // The replica's keyring no longer holds k1, the key the secret was stored with.
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, maxAttempts: 1 },
+    kekRing: generateKekEntry('k2'),
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+  });
+  t.after(() => worker.stop());
+  const row = await waitFor(
+    async () => {
+      const row = await store.status('d1');
+      return row.status !== 'pending' && row;
+    },
+    10_000,
+    'the delivery attempt',
+  );
+  assert.equal(receiver.received.length, 0);
+  assert.equal(row.status, 'failed');
+  assert.match(
+    String(row.last_error),
+    /^the signing secret cannot be read \(secrets\.kekRing changed\): .*KEK k1 is not in the keyring/,
+  );
 });

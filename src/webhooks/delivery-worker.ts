@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
 import { headOf } from '../domain/text-cut.ts';
 import type { Notifier } from '../engine/notifier.ts';
-import { coerceError } from '../errors/app-error.ts';
+import { AppError, coerceError } from '../errors/app-error.ts';
 import { fetchFailureCode } from '../errors/fetch-failure.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createSecretStore } from '../security/secret-store.ts';
@@ -75,6 +75,8 @@ const MIN_RETRY_AFTER_MS = 1000;
 // most this often for subscriptions that get none: a minute's delay costs nothing (they no longer
 // sign), and the sweep reads the small webhooks table only.
 const SECRET_SWEEP_INTERVAL_MS = 60_000;
+/** Start of `last_error` when the signing secret cannot be read (docs/troubleshooting.md, the runbook). */
+const UNREADABLE_SECRET_ERROR = 'the signing secret cannot be read (secrets.kekRing changed)';
 /** `last_error` of a delivery not attempted because its subscription is disabled. */
 export const DISABLED_ERROR = 'subscription disabled';
 
@@ -158,12 +160,19 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
    */
   async function signingSecrets(delivery: ClaimedDelivery): Promise<string[] | null> {
     if (!secrets) return null;
-    const current = await secrets.get(delivery.tenant_id, webhookSecretName(delivery.webhook_id));
+    const store = secrets;
+    // Its key left the keyring (secrets.kekRing changed): said in the words the runbook looks for.
+    const read = (name: string) =>
+      store.get(delivery.tenant_id, name).catch((error: unknown) => {
+        if (!(error instanceof AppError) || error.code !== 'SECRET_UNREADABLE') throw error;
+        throw new Error(`${UNREADABLE_SECRET_ERROR}: ${error.message}`);
+      });
+    const current = await read(webhookSecretName(delivery.webhook_id));
     if (current === null) return null;
     const expiresAt = delivery.previous_secret_expires_at;
     if (expiresAt === null) return [current];
     if (Number(expiresAt) > now()) {
-      const previous = await secrets.get(delivery.tenant_id, previousWebhookSecretName(delivery.webhook_id));
+      const previous = await read(previousWebhookSecretName(delivery.webhook_id));
       return previous === null ? [current] : [current, previous];
     }
     await forgetPreviousSecret(db, delivery.tenant_id, delivery.webhook_id, Number(expiresAt));
@@ -247,8 +256,8 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     let retryAfterMs: number | null = null;
     try {
       const signing = await signingSecrets(delivery);
-      // Its key left the keyring (secrets.kekRing changed); rotating the secret repairs that.
-      if (signing === null) throw new Error('the signing secret cannot be read (secrets.kekRing changed)');
+      // No secret stored (or, thrown above, its key left the keyring); rotating the secret repairs both.
+      if (signing === null) throw new Error(UNREADABLE_SECRET_ERROR);
       // Plain http only while the operator still trusts the host (ssrf.allowedHosts may have changed).
       assertWebhookScheme(new URL(delivery.url), options.ssrf);
       const timestamp = Math.floor(now() / 1000);
