@@ -144,15 +144,12 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
     await status('running').waitFor();
     const failedRead = page.getByRole('alert').filter({ hasText: 'Loading the plan versions' });
     await failedRead.waitFor();
-    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
 
     // The next read of the session (here after a refused steering message) reads them again.
     await page.getByLabel('Message to the orchestrator').fill('read me');
     await page.getByRole('button', { name: 'Send message' }).click();
     await page.locator('#plan-versions details[data-version="1"]').waitFor({ timeout: 5_000 });
     assert.equal(await failedRead.count(), 0);
-
     await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
-    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
   });
 });
