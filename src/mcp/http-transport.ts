@@ -27,6 +27,7 @@ import {
   readOidcIssuer,
 } from './protected-resource.ts';
 import { assertOriginAllowed } from './request-guard.ts';
+import { endAfterResponse } from './resumed-stream.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
 import type { StreamEventLog, StreamOwner } from './stream-event-log.ts';
@@ -322,6 +323,11 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     }
     // A rejected initialize leaves an unregistered transport behind: release it (and its slot).
     if (fresh && entry.transport.sessionId === undefined) await closeEntry(entry);
+    // A resumed request stream ends after its response, also one the SDK replayed from the log.
+    if (request.method === 'GET' && readLastEventId(request) !== undefined && response.body !== null) {
+      const { status, headers } = response;
+      response = new Response(endAfterResponse(response.body), { status, headers });
+    }
     return sendResponse(reply, entry, response);
   }
 

@@ -28,7 +28,7 @@ const STANDALONE_STREAM_ID = '_GET_stream';
 const FOLLOW_PAGE = 100;
 
 /** A response ends a request stream (protocol 2025-06-18 and later carry one request per POST). */
-function isResponse(message: JSONRPCMessage): boolean {
+export function isResponse(message: JSONRPCMessage): boolean {
   return 'id' in message && ('result' in message || 'error' in message) && !('method' in message);
 }
 

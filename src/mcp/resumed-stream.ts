@@ -1,0 +1,45 @@
+// A stream resumed (GET with Last-Event-ID) on the process that holds its MCP session is replayed
+// by the SDK, which then keeps it registered for the request's live messages and ends it only when
+// it sends the response. When the response was already sent (stored while the client was away),
+// nothing is ever sent on it again, and the resumed stream stayed open until the client left.
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { createSseParser } from '../cli/sse-reader.ts';
+import { isResponse } from './stream-follower.ts';
+
+function carriesResponse(data: string): boolean {
+  if (data.trim() === '') return false;
+  try {
+    return isResponse(JSON.parse(data) as JSONRPCMessage);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `body`, ended after the first JSON-RPC response it carries (replayed or live): a request's stream
+ * has nothing to say after its response, as a stream resumed on another replica ends there too.
+ * Ending it cancels the SDK's stream, which releases it. The standalone stream carries no responses.
+ */
+export function endAfterResponse(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  const parser = createSseParser();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await reader.read();
+      if (done) {
+        controller.close();
+        return;
+      }
+      controller.enqueue(value);
+      const frames = parser.push(decoder.decode(value, { stream: true }));
+      if (frames.some((frame) => carriesResponse(frame.data))) {
+        controller.close();
+        await reader.cancel();
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}
