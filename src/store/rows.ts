@@ -20,12 +20,16 @@ function nullableNumber(value: number | null): number | null {
   return value === null ? null : Number(value);
 }
 
+/**
+ * A stored row's usage. The database adds each charge to the cost as a float (0.1 + 0.2 is
+ * 0.30000000000000004): it is read back to the millionth, as addUsage keeps it.
+ */
 export function toUsage(row: UsageColumns): Usage {
   return {
     inputTokens: Number(row.input_tokens),
     outputTokens: Number(row.output_tokens),
     cacheReadTokens: Number(row.cache_read_tokens),
-    costUsd: Number(row.cost_usd),
+    costUsd: Math.round(Number(row.cost_usd) * 1e6) / 1e6,
   };
 }
 
