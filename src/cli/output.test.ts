@@ -208,9 +208,25 @@ describe('output', () => {
       }),
       [
         'Approval  required (waiting: phase 1)',
-        'Budget    120/1000 tokens, $0.0100/$2 spent, deadline 2026-01-01 00:01:00 (60 s)',
+        'Budget    120/1000 tokens, $0.010000/$2 spent, deadline 2026-01-01 00:01:00 (60 s)',
         'Thread    blog',
       ],
+    );
+    // A cost just over its limit does not read as the limit ("$0.0100/$0.01").
+    assert.deepEqual(
+      formatSessionControls({
+        approval: { mode: 'none', pending: false, pendingPhase: null },
+        budget: {
+          maxTokens: null,
+          maxCostUsd: 0.01,
+          deadlineSeconds: null,
+          usedTokens: 9,
+          usedCostUsd: 0.010004,
+        },
+        deadline: null,
+        threadId: null,
+      }),
+      ['Budget    $0.010004/$0.01 spent'],
     );
     assert.deepEqual(
       formatSessionControls({

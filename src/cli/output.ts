@@ -225,8 +225,10 @@ export function formatSessionControls(session: Partial<SessionDto>): string[] {
   if (budget) {
     const parts: string[] = [];
     if (budget.maxTokens !== null) parts.push(`${budget.usedTokens}/${budget.maxTokens} tokens`);
+    // To the millionth, as costs are kept (and `maos usage` shows them): with fewer digits a cost
+    // just over its limit would read as the limit.
     if (budget.maxCostUsd !== null)
-      parts.push(`$${budget.usedCostUsd.toFixed(4)}/$${budget.maxCostUsd} spent`);
+      parts.push(`$${budget.usedCostUsd.toFixed(6)}/$${budget.maxCostUsd} spent`);
     if (budget.deadlineSeconds !== null)
       parts.push(`deadline ${formatTime(session.deadline ?? null)} (${budget.deadlineSeconds} s)`);
     lines.push(`Budget    ${parts.join(', ')}`);
