@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import { createSseParser } from '../../src/cli/sse-reader.ts';
 import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
@@ -194,8 +195,26 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
       );
       return page.body.items.length >= 5 ? true : undefined;
     }, 120_000);
-    mark('killing replica 1');
+    // … and while it holds leases (its worker id carries its pid), so that other replicas have its
+    // tasks to take over: on a loaded machine it may have none at the moment the cluster is busy.
     const victim = replicas[1]!;
+    const watch = createDatabase({
+      dataDir: dir,
+      store: { url: database.url, synchronous: 'full', busyTimeoutMs: 5000 },
+    });
+    try {
+      await waitFor(async () => {
+        const { rows } = await sql<{ held: number | string }>`
+          select count(*) as held from tasks
+          where status in ('leased', 'running') and lease_owner like ${`%:${victim.child.pid}:%`}`.execute(
+          watch.db,
+        );
+        return Number(rows[0]?.held ?? 0) > 0 ? true : undefined;
+      }, 60_000);
+    } finally {
+      await watch.close();
+    }
+    mark('killing replica 1');
     victim.child.kill('SIGKILL');
     await victim.exited;
     proxy.setUpstreams([replicas[0]!.url, replicas[2]!.url]);
