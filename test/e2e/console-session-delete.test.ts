@@ -183,9 +183,23 @@ describe('console: deleting a session', { timeout: 180_000 }, () => {
     // The console does not know the permissions of a sign-in (no route says them): it offers the
     // action and shows the API's refusal, as for every other action.
     await page.getByRole('button', { name: 'Delete session' }).click();
+    // The session's reads after the refusal are held: Delete must be gone before they answer.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const sessionPath = `**/v1/sessions/${id}`;
+    // Left in place (released, it only passes requests on): removing a route whose handler still
+    // runs fails that handler.
+    await page.route(sessionPath, async (route) => {
+      if (route.request().method() === 'GET') await held;
+      await route.continue().catch(() => undefined);
+    });
     await page.getByRole('button', { name: 'Yes, delete session' }).click();
     const refused = page.locator('#delete-output .problem');
     await refused.waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Delete session' }).count(), 0, 'gone at once');
+    release();
     const text = (await page.locator('#delete-output').textContent()) ?? '';
     assert.match(text, /Deleting the session/);
     assert.match(text, /PERMISSION_DENIED/);

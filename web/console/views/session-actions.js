@@ -286,6 +286,9 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
     }
     if (failure.status === 403) deleteRefused = true;
     if (failure.status === 404) gone = true;
+    // Refused for good: no longer offered from the moment the refusal shows, not only once the
+    // session has been read again.
+    if (deleteRefused || gone) deleteArea.hidden = true;
     const advice = DELETE_REFUSALS[failure.status];
     replaceChildren(
       deleteOutput,
