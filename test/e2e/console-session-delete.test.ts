@@ -199,6 +199,7 @@ describe('console: deleting a session', { timeout: 180_000 }, () => {
     const refused = page.locator('#delete-output .problem');
     await refused.waitFor();
     assert.equal(await page.getByRole('button', { name: 'Delete session' }).count(), 0, 'gone at once');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'delete-output', 'focus kept');
     release();
     const text = (await page.locator('#delete-output').textContent()) ?? '';
     assert.match(text, /Deleting the session/);

@@ -287,8 +287,11 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
     if (failure.status === 403) deleteRefused = true;
     if (failure.status === 404) gone = true;
     // Refused for good: no longer offered from the moment the refusal shows, not only once the
-    // session has been read again.
-    if (deleteRefused || gone) deleteArea.hidden = true;
+    // session has been read again; the focus goes to the reason with it, not lost with the button.
+    if (deleteRefused || gone) {
+      deleteArea.hidden = true;
+      deleteOutput.focus();
+    }
     const advice = DELETE_REFUSALS[failure.status];
     replaceChildren(
       deleteOutput,
