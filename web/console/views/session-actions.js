@@ -286,18 +286,18 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
     }
     if (failure.status === 403) deleteRefused = true;
     if (failure.status === 404) gone = true;
-    // Refused for good: no longer offered from the moment the refusal shows, not only once the
-    // session has been read again; the focus goes to the reason with it, not lost with the button.
-    if (deleteRefused || gone) {
-      deleteArea.hidden = true;
-      deleteOutput.focus();
-    }
     const advice = DELETE_REFUSALS[failure.status];
     replaceChildren(
       deleteOutput,
       renderProblem(failure, 'Deleting the session'),
       advice ? h('p', {}, advice) : null,
     );
+    // Refused for good: no longer offered from the moment the refusal shows, not only once the
+    // session has been read again; the focus goes to the reason with it, not lost with the button.
+    if (deleteRefused || gone) {
+      deleteArea.hidden = true;
+      deleteOutput.focus();
+    }
     // A 409 means the page shows an old status: read it again (a 404 would only repeat itself).
     if (!gone) await onChanged();
     busy = false;
