@@ -474,6 +474,36 @@ describe('validateEditedPlan', () => {
       /phase "checks" has 3 tasks; at most 2 are allowed/,
     );
   });
+
+  test("a phase's allowance is the one of the waiting plan's phase at its position, whatever its name", () => {
+    const phase = (name: string, prefix: string, count: number) => ({
+      name,
+      tasks: Array.from({ length: count }, (_, index) => ({
+        name: `${prefix}${index + 1}`,
+        role: 'engineer',
+        instructions: `do ${prefix}${index + 1}`,
+        dependsOn: [],
+      })),
+    });
+    // Two phases with the same name: the first had three tasks, the second one.
+    const waiting: PlanBody = { phases: [phase('build', 'a', 3), phase('build', 'b', 1)] };
+    const limits = { ...rules, maxTasksPerPhase: 2, maxAgentsPerRole: 10 };
+    const waitingSession = { ...session([]), waitingPlan: waiting };
+    const edited = structuredClone(waiting);
+    edited.phases[0]!.tasks[0]!.instructions = 'do a1 differently';
+    assert.equal(checkEditedPlan(edited, limits, waitingSession).unchanged, false);
+    // The second phase may not grow to the first one's size.
+    const grown = structuredClone(waiting);
+    grown.phases[1] = phase('build', 'b', 3);
+    assert.match(
+      failure(() => checkEditedPlan(grown, limits, waitingSession)).message,
+      /phase "build" has 3 tasks; at most 2 are allowed/,
+    );
+    // A renamed phase keeps its size.
+    const renamedPhase = structuredClone(edited);
+    renamedPhase.phases[0]!.name = 'implement';
+    assert.equal(checkEditedPlan(renamedPhase, limits, waitingSession).unchanged, false);
+  });
 });
 
 describe('diffPlans', () => {

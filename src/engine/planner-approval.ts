@@ -184,7 +184,7 @@ function limitsForEdit(rules: EditedPlanRules, session: EditedPlanSession): Plan
   return {
     ...limits,
     agentsPerRoleAccepted: perRole,
-    tasksPerPhaseAccepted: new Map(waiting.phases.map((phase) => [phase.name, phase.tasks.length])),
+    tasksPerPhaseAccepted: waiting.phases.map((phase) => phase.tasks.length),
   };
 }
 

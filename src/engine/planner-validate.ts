@@ -26,8 +26,11 @@ export interface PlanLimits {
    * already had (an edit keeps the size the plan was accepted with, e.g. one submitted with its agents).
    */
   agentsPerRoleAccepted?: ReadonlyMap<string, number>;
-  /** Tasks per phase (by name) a plan may have even above maxTasksPerPhase, likewise. */
-  tasksPerPhaseAccepted?: ReadonlyMap<string, number>;
+  /**
+   * Tasks per phase a plan may have even above maxTasksPerPhase, likewise, by the phase's position
+   * (a plan's phases are a list; names may repeat, and an edit may rename one).
+   */
+  tasksPerPhaseAccepted?: readonly number[];
 }
 
 export interface PlanContext {
@@ -102,7 +105,7 @@ export function checkGeneratedPhases(phases: readonly PhaseToCheck[], ctx: PlanC
   const seen = new Set<string>();
   const phaseOf = new Map<string, number>();
   phases.forEach((phase, index) => {
-    const cap = Math.max(ctx.limits.maxTasksPerPhase, ctx.limits.tasksPerPhaseAccepted?.get(phase.name) ?? 0);
+    const cap = Math.max(ctx.limits.maxTasksPerPhase, ctx.limits.tasksPerPhaseAccepted?.[index] ?? 0);
     if (phase.tasks.length > cap) {
       errors.push(`phase "${phase.name}" has ${phase.tasks.length} tasks; at most ${cap} are allowed`);
     }
