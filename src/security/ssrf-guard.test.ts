@@ -5,7 +5,13 @@ import { describe, test } from 'node:test';
 import { loadConfig } from '../config/load.ts';
 import { AppError } from '../errors/app-error.ts';
 import { parseCidr } from './cidr.ts';
-import { assertPublicUrl, fetchPublicUrl, isAllowedAddress, isInternalAddress } from './ssrf-guard.ts';
+import {
+  assertPublicUrl,
+  embeddedIpv4,
+  fetchPublicUrl,
+  isAllowedAddress,
+  isInternalAddress,
+} from './ssrf-guard.ts';
 
 const refused = (e: unknown) => e instanceof AppError && e.code === 'VALIDATION_FAILED';
 
@@ -37,6 +43,61 @@ describe('SSRF guard', () => {
     for (const address of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) {
       assert.equal(isInternalAddress(address), false, address);
     }
+  });
+
+  test('IPv6 forms that carry an internal IPv4 or reach internal networks are refused', async () => {
+    // [address, what it reaches]
+    const table: [string, string][] = [
+      ['2002:7f00:1::', '6to4 of 127.0.0.1'],
+      ['2002:a00:1::1', '6to4 of 10.0.0.1'],
+      ['2002:a9fe:a9fe::', '6to4 of 169.254.169.254'],
+      ['2002:808:808::1', '6to4 of a public IPv4 (relays are deprecated)'],
+      ['fec0::1', 'site-local'],
+      ['fec0:0:0:ffff::1', 'site-local'],
+      ['2001:0:4136:e378:8000:63bf:80ff:fffe', 'Teredo, client 127.0.0.1 (inverted)'],
+      ['2001::f5ff:fffe', 'Teredo, client 10.0.0.1 (inverted)'],
+      ['64:ff9b::7f00:1', 'NAT64 of 127.0.0.1'],
+      ['64:ff9b::10.0.0.1', 'NAT64 of 10.0.0.1, dotted'],
+      ['64:ff9b:1::a00:1', 'local-use NAT64'],
+      ['64:ff9b:1:ffff::c0a8:101', 'local-use NAT64'],
+      ['::7f00:1', 'IPv4-compatible 127.0.0.1'],
+      ['::10.0.0.1', 'IPv4-compatible 10.0.0.1'],
+      ['::ffff:7f00:1', 'IPv4-mapped 127.0.0.1, hex'],
+      ['::ffff:0:a00:1', 'IPv4-translated 10.0.0.1'],
+      ['100::1', 'discard-only'],
+      ['2001:db8::1', 'documentation'],
+    ];
+    for (const [address, what] of table) {
+      assert.equal(isInternalAddress(address), true, `${address} (${what})`);
+      await assert.rejects(assertPublicUrl(`http://[${address}]/`), refused, `${address} (${what})`);
+    }
+    // Public IPv6 around those prefixes still passes.
+    for (const address of ['2001:4860:4860::8888', '2003::1', 'fe00::1', '64:ff9b:2::1', '2a00:1450::1']) {
+      assert.equal(isInternalAddress(address), false, address);
+    }
+    // An allowed translation prefix opens what it reaches, not the internal IPv4s inside it.
+    const nat64 = { allowedNetworks: ['64:ff9b::/96', '10.20.0.0/16', '2002::/16', '2001::/32'] };
+    for (const address of [
+      '64:ff9b::808:808',
+      '64:ff9b::a14:1',
+      '2002:808:808::',
+      '2001:0:808:808::f7f7:f7f7',
+    ]) {
+      assert.equal(isAllowedAddress(address, nat64), true, address);
+    }
+    for (const address of [
+      '64:ff9b::7f00:1',
+      '64:ff9b::a00:1',
+      '64:ff9b::c0a8:101',
+      '2002:7f00:1::',
+      '2001:0:808:808::80ff:fffe',
+      '2001:0:7f00:1::f7f7:f7f7',
+    ]) {
+      assert.equal(isAllowedAddress(address, nat64), false, address);
+    }
+    assert.deepEqual(embeddedIpv4('2001:0:4136:e378:8000:63bf:3fff:fdd2'), ['65.54.227.120', '192.0.2.45']);
+    assert.deepEqual(embeddedIpv4('2002:c000:204::1'), ['192.0.2.4']);
+    assert.deepEqual(embeddedIpv4('2606:4700::1111'), []);
   });
 
   test('URLs to internal hosts, odd schemes and embedded credentials are refused', async () => {

@@ -33,8 +33,14 @@ function createInternalRanges(): BlockList {
     ['::ffff:0:0:0', 96], // IPv4-translated (RFC 2765): ::ffff:0:127.0.0.1
     ['fc00::', 7], // unique local
     ['fe80::', 10], // link-local
+    ['fec0::', 10], // site-local (deprecated, still routed inside some networks)
     ['ff00::', 8], // multicast
     ['64:ff9b::', 96], // NAT64 (can embed internal IPv4)
+    ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215; where the IPv4 sits depends on the network)
+    ['2002::', 16], // 6to4: 2002:7f00:1:: is 127.0.0.1 to a host with a 6to4 relay
+    ['2001::', 32], // Teredo: server and (inverted) client IPv4 embedded
+    ['100::', 64], // discard-only
+    ['2001:db8::', 32], // documentation
   ] as const) {
     list.addSubnet(net, prefix, 'ipv6');
   }
@@ -79,12 +85,11 @@ export function isInternalAddress(address: string): boolean {
  * contains one (`169.254.0.0/16`, `fd00::/8`) does not open it: only an entry naming the address
  * itself as /32 (/128) does, a choice nobody makes by accident. IPv4-mapped forms are checked by
  * BlockList itself; the NAT64 one (64:ff9b::a9fe:a9fe, open to an IPv6-only cluster that lists
- * 64:ff9b::/96 to reach IPv4 providers) is listed here.
+ * 64:ff9b::/96 to reach IPv4 providers) by the check of the IPv4 it carries.
  */
 const METADATA = new BlockList();
 METADATA.addAddress('169.254.169.254', 'ipv4');
 METADATA.addAddress('fd00:ec2::254', 'ipv6');
-METADATA.addAddress('64:ff9b::a9fe:a9fe', 'ipv6');
 
 interface AllowedNetworks {
   networks: BlockList;
@@ -121,7 +126,44 @@ export function isAllowedAddress(address: string, policy: SsrfPolicy): boolean {
   const family = isIP(plain) === 4 ? 'ipv4' : 'ipv6';
   const allowed = compileAllowedNetworks(policy);
   if (METADATA.check(plain, family)) return allowed.metadata.check(plain, family);
-  return allowed.networks.check(plain, family);
+  if (!allowed.networks.check(plain, family)) return false;
+  // An allowed translation prefix (64:ff9b::/96 for NAT64) opens what it reaches, not every IPv4:
+  // the address carried inside must pass on its own (64:ff9b::7f00:1 is loopback).
+  return family === 'ipv4' || embeddedIpv4(plain).every((inner) => isAllowedAddress(inner, policy));
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (zone dropped, trailing dotted IPv4 allowed). */
+function ipv6Groups(address: string): number[] {
+  let text = address.replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const front = head ? head.split(':') : [];
+  const back = tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? [] : new Array<string>(8 - front.length - back.length).fill('0');
+  return [...front, ...zeros, ...back].map((group) => Number.parseInt(group, 16));
+}
+
+/**
+ * The IPv4 addresses an IPv6 address carries for a transition mechanism (IPv4-mapped, -compatible
+ * and -translated, NAT64 64:ff9b::/96, 6to4, Teredo's server and client), where a host or relay
+ * on the way turns it into a connection to that IPv4. Empty for any other address.
+ */
+export function embeddedIpv4(address: string): string[] {
+  if (isIP(address) !== 6) return [];
+  const g = ipv6Groups(address);
+  const ipv4 = (high: number, low: number) => `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+  const zero = (from: number, to: number) => g.slice(from, to).every((group) => group === 0);
+  const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g6 = 0, g7 = 0] = g;
+  if (zero(0, 5) && (g5 === 0 || g5 === 0xffff)) return [ipv4(g6, g7)]; // ::a.b.c.d, ::ffff:a.b.c.d
+  if (zero(0, 4) && g4 === 0xffff && g5 === 0) return [ipv4(g6, g7)]; // ::ffff:0:a.b.c.d
+  if (g0 === 0x64 && g1 === 0xff9b && zero(2, 6)) return [ipv4(g6, g7)]; // NAT64
+  if (g0 === 0x2002) return [ipv4(g1, g2)]; // 6to4
+  if (g0 === 0x2001 && g1 === 0) return [ipv4(g2, g3), ipv4(g6 ^ 0xffff, g7 ^ 0xffff)]; // Teredo
+  return [];
 }
 
 async function resolveAll(host: string): Promise<string[]> {
