@@ -32,8 +32,9 @@ export type CreateRoleInput = z.input<typeof createRoleInputSchema>;
 
 export interface RoleService {
   /**
-   * Built-in roles first, then the tenant's custom roles by name; read through `db` when given (a
-   * caller's transaction, e.g. a plan approval that must see a delete that committed before it).
+   * Built-in roles first, then the tenant's custom roles by name (code point order, the same on
+   * both stores); read through `db` when given (a caller's transaction, e.g. a plan approval that
+   * must see a delete that committed before it).
    * On PostgreSQL the custom roles read through `db` stay locked (`FOR KEY SHARE`) until that
    * transaction ends, so a delete of one waits for it and then counts the tasks it wrote.
    */
@@ -129,7 +130,9 @@ export function createRoleService(db: LlmDb, now: () => number = Date.now): Role
       .selectFrom('custom_roles')
       .select(['name', 'description', 'capabilities', 'instructions'])
       .where('tenant_id', '=', tenantId)
-      .orderBy('name');
+      // Code point order on both stores: SQLite compares bytes (BINARY); a PostgreSQL database's
+      // own collation may be a language's, which orders `_` and digits otherwise.
+      .orderBy(isPostgres(reader) ? sql`name collate "C"` : 'name');
     // A caller's transaction (an approval) writes tasks of the roles it reads: held until its commit.
     const locked = reader !== db && isPostgres(reader) ? query.forKeyShare() : query;
     return (await locked.execute()).map(toDefinition);
