@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Kysely } from 'kysely';
 import { type ProviderKeyCheck, startProviderKeyCheck } from './agents/providers/check-providers.ts';
 import { createLlmStack } from './agents/providers/create-llm-stack.ts';
-import { BUILT_IN_ROLES } from './agents/roles/catalogue.ts';
+import { BUILT_IN_ROLES, findBuiltInRole } from './agents/roles/catalogue.ts';
 import type { RoleDefinition } from './agents/roles/role.ts';
 import { createCommandRuntime } from './agents/runtimes/command/command-runtime.ts';
 import { killOrphanedRuns } from './agents/runtimes/command/run-records.ts';
@@ -296,6 +296,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     });
     const listRoles = async (actor: Actor) =>
       llm ? llm.roles.listRoles(actor.tenantId) : [...BUILT_IN_ROLES];
+    const findRole = async (actor: Actor, name: string) =>
+      llm ? llm.roles.findRole(actor.tenantId, name) : findBuiltInRole(name);
     const metricsOnOwnPort = config.metrics.port !== undefined;
     // Plan approval and steering (REST routes and MCP tools) need the LLM orchestrator.
     const steering = llm
@@ -317,6 +319,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       logger,
       readiness,
       listRoles,
+      findRole,
       authenticate: security.http.authenticate,
       observer: {
         problemSent: (code) => metrics.recordError(code),

@@ -62,6 +62,8 @@ export interface BuildHttpServerOptions {
   readiness: ReadinessProbe;
   /** The role catalogue for GET /v1/roles (built-in and the caller's tenant's custom roles). */
   listRoles: RoleRoutesOptions['listRoles'];
+  /** One role by name for GET /v1/roles/:name; without it the name is looked up in listRoles. */
+  findRole?: RoleRoutesOptions['findRole'];
   /** Counters for problems sent and SSE streams (the metrics registry implements these). */
   observer?: HttpObserver;
   /** Resolves `request.actor`; defaults to auth mode `none`. */
@@ -181,7 +183,10 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
 
   registerHealthRoutes(app, options.readiness);
   registerOpenApiRoute(app);
-  registerRoleRoutes(app, { listRoles: options.listRoles });
+  registerRoleRoutes(app, {
+    listRoles: options.listRoles,
+    ...(options.findRole ? { findRole: options.findRole } : {}),
+  });
   registerSessionRoutes(app, { service, maxPageSize: config.http.maxPageSize });
   registerSessionEventRoutes(app, {
     service,

@@ -12,6 +12,11 @@ import { problemResponses } from '../problem.ts';
 export interface RoleRoutesOptions {
   /** The roles the caller may use: the built-in catalogue and the tenant's custom roles. */
   listRoles: (actor: Actor) => readonly RoleDefinition[] | Promise<readonly RoleDefinition[]>;
+  /**
+   * One role the caller may use, by exact name (one row read, not the tenant's list); without it
+   * GET /v1/roles/:name looks the name up in listRoles.
+   */
+  findRole?: (actor: Actor, name: string) => RoleDefinition | undefined | Promise<RoleDefinition | undefined>;
 }
 
 /** Registers the roles routes on `app`. */
@@ -53,7 +58,9 @@ export function registerRoleRoutes(app: FastifyInstance, options: RoleRoutesOpti
     },
     async (request) => {
       const { name } = request.params;
-      const role = (await options.listRoles(request.actor)).find((candidate) => candidate.name === name);
+      const role = options.findRole
+        ? await options.findRole(request.actor, name)
+        : (await options.listRoles(request.actor)).find((candidate) => candidate.name === name);
       if (!role) {
         throw new AppError('ROLE_NOT_FOUND', `No role '${name}'; GET /v1/roles lists the roles`);
       }
