@@ -94,6 +94,7 @@ export async function storeSessionRetry(
       details: { id: spec.originalId },
     });
   }
+  await assertNotBeingDeleted(trx, original);
   const named = spec.rerun ?? [];
   await assertRetryable(trx, original, named.length > 0);
   await spec.admit?.(trx);
@@ -278,6 +279,26 @@ function tasksToRunAgain(
     pending.push(...(dependants.get(id) ?? []));
   }
   return ids;
+}
+
+/**
+ * INVALID_STATE when a deletion of the session has begun (store/session-deletion.ts records it at
+ * its first step): the deletion goes in steps, so its messages and events may already be partly
+ * gone, and a copy would silently lack them. A deletion cut short leaves it so until it is deleted
+ * again. The row lock taken before (PostgreSQL) keeps a deletion from starting during the copy.
+ */
+async function assertNotBeingDeleted(trx: Kysely<Database>, original: SessionsTable): Promise<void> {
+  const deleting = await trx
+    .selectFrom('deleted_sessions')
+    .select('id')
+    .where('id', '=', original.id)
+    .executeTakeFirst();
+  if (!deleting) return;
+  throw new AppError(
+    'INVALID_STATE',
+    `Session ${original.id} is being deleted, so it cannot be retried (a deletion that was cut short is finished by deleting it again)`,
+    { details: { status: original.status, deleting: true } },
+  );
 }
 
 /**

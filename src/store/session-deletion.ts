@@ -43,13 +43,17 @@ export function totalDeleted(rows: DeletedRows): number {
 
 /**
  * Deletes at most `limit` output rows of the session (events, then messages, then artifacts, each
- * table emptied before the next is started). Fewer than `limit` deleted: none are left.
+ * table emptied before the next is started). Fewer than `limit` deleted: none are left. The first
+ * step records the session in `deleted_sessions` already: from then on it is being deleted, and a
+ * retry of it is refused (engine/retry-session.ts) rather than copying what is left of its outputs.
  */
 export async function deleteSessionOutputs(
   db: AnyDb,
   sessionId: string,
   limit: number,
+  now: number = Date.now(),
 ): Promise<DeletedRows> {
+  await recordDeletedSession(db, sessionId, now);
   const deleted: DeletedRows = {};
   let left = limit;
   for (const table of SESSION_OUTPUT_TABLES) {
@@ -101,7 +105,20 @@ export async function deleteSessionRecord(
   now: number = Date.now(),
 ): Promise<DeletedRows> {
   const deleted: DeletedRows = {};
-  // Remembered, so that each replica removes the session's workspace (session-workspaces.ts).
+  await recordDeletedSession(db, sessionId, now);
+  for (const table of SESSION_TABLES) {
+    const column = table === 'sessions' ? 'id' : 'session_id';
+    const n = countDeleted(await db.deleteFrom(table).where(column, '=', sessionId).executeTakeFirst());
+    if (n > 0) deleted[table] = n;
+  }
+  return deleted;
+}
+
+/**
+ * Records the session in `deleted_sessions` (once: the first step's time is kept), so that each
+ * replica removes its workspace (session-workspaces.ts) and a retry of it is refused meanwhile.
+ */
+async function recordDeletedSession(db: AnyDb, sessionId: string, now: number): Promise<void> {
   await db
     .insertInto('deleted_sessions')
     .columns(['id', 'tenant_id', 'deleted_at'])
@@ -113,12 +130,6 @@ export async function deleteSessionRecord(
     )
     .onConflict((conflict) => conflict.column('id').doNothing())
     .execute();
-  for (const table of SESSION_TABLES) {
-    const column = table === 'sessions' ? 'id' : 'session_id';
-    const n = countDeleted(await db.deleteFrom(table).where(column, '=', sessionId).executeTakeFirst());
-    if (n > 0) deleted[table] = n;
-  }
-  return deleted;
 }
 
 /**
