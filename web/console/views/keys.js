@@ -7,6 +7,7 @@ import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { describeKeys } from '../count-phrases.js';
 import { disableWhileRunning, field, formatTime, h, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
+import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
@@ -14,7 +15,6 @@ import { renderRoleBindings } from './role-bindings.js';
 
 /** Renders the view into `root`; returns its teardown. */
 export function renderKeys(root) {
-  let left = false;
   const body = h('tbody', { id: 'keys-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
@@ -37,17 +37,16 @@ export function renderKeys(root) {
     else replaceChildren(errors, renderProblem(error, context));
   }
 
-  async function load() {
-    try {
-      const result = await request('/v1/admin/keys');
-      if (left) return;
+  const keys = latestRead({
+    read: (signal) => request('/v1/admin/keys', { signal }),
+    show(result) {
       replaceChildren(body, ...result.items.map(keyRow));
       const active = result.items.filter((key) => !key.revokedAt).length;
       info.textContent = describeKeys(result.items.length, active);
-    } catch (error) {
-      if (!left) fail(error, 'Listing API keys');
-    }
-  }
+    },
+    fail: (error) => fail(error, 'Listing API keys'),
+  });
+  const load = keys.load;
 
   function keyRow(key) {
     const actions = h('td', {});
@@ -204,7 +203,7 @@ export function renderKeys(root) {
   load();
   roleBindings.load();
   return () => {
-    left = true;
+    keys.stop();
     roleBindings.leave();
     // The secret is not kept once the view is left.
     replaceChildren(created);

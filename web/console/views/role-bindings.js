@@ -6,6 +6,7 @@ import { request } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { disableWhileRunning, field, formatTime, h, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
+import { latestRead } from '../latest-read.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 /**
@@ -14,7 +15,6 @@ import { renderProblem, showFormMistake } from '../problem.js';
  * Returns `{ load, leave }`.
  */
 export function renderRoleBindings(container, failView) {
-  let left = false;
   const body = h('tbody', { id: 'bindings-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
@@ -27,19 +27,18 @@ export function renderRoleBindings(container, failView) {
     else replaceChildren(errors, renderProblem(error, context));
   }
 
-  async function load() {
-    try {
-      const result = await request('/v1/admin/role-bindings');
-      if (left) return;
+  const bindings = latestRead({
+    read: (signal) => request('/v1/admin/role-bindings', { signal }),
+    show(result) {
       replaceChildren(body, ...result.items.map(bindingRow));
       info.textContent =
         result.items.length === 0
           ? 'No roles granted: every principal has what its credentials carry.'
           : `${result.items.length} ${result.items.length === 1 ? 'role granted' : 'roles granted'}.`;
-    } catch (error) {
-      if (!left) fail(error, 'Listing role bindings');
-    }
-  }
+    },
+    fail: (error) => fail(error, 'Listing role bindings'),
+  });
+  const load = bindings.load;
 
   // Named in the query: a path segment could not carry every principal (the browser drops or
   // resolves `.` and `..`, also written `%2e`).
@@ -172,10 +171,5 @@ export function renderRoleBindings(container, failView) {
     ),
     info,
   );
-  return {
-    load,
-    leave() {
-      left = true;
-    },
-  };
+  return { load, leave: bindings.stop };
 }

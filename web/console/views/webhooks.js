@@ -6,6 +6,7 @@
 import { request } from '../api.js';
 import { countOf, field, formatTime, h, keepPagerFocus, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
+import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
@@ -96,10 +97,9 @@ export function renderWebhooks(root) {
     else replaceChildren(output, renderProblem(error, context));
   }
 
-  async function load() {
-    try {
-      const result = await request('/v1/webhooks');
-      if (left) return;
+  const subscriptions = latestRead({
+    read: (signal) => request('/v1/webhooks', { signal }),
+    show(result) {
       replaceChildren(body, ...result.items.map(webhookRow));
       const disabled = result.items.filter((webhook) => webhook.disabledAt).length;
       info.textContent =
@@ -108,10 +108,10 @@ export function renderWebhooks(root) {
           : `${countOf(result.items.length, 'subscription')}, oldest first${disabled > 0 ? `; ${disabled} disabled` : ''}.`;
       // The subscription whose deliveries are shown was deleted (here or elsewhere): close them.
       if (shown && !result.items.some((webhook) => webhook.id === shown.webhook.id)) closeDeliveries();
-    } catch (error) {
-      if (!left) fail(error, 'Listing webhooks');
-    }
-  }
+    },
+    fail: (error) => fail(error, 'Listing webhooks'),
+  });
+  const load = subscriptions.load;
 
   function stateCell(webhook) {
     if (!webhook.disabledAt) return h('td', {}, h('span', { className: 'badge outcome-success' }, 'active'));
@@ -498,6 +498,7 @@ export function renderWebhooks(root) {
   load();
   return () => {
     left = true;
+    subscriptions.stop();
     deliveriesLoading?.abort();
     // A signing secret is not kept once the view is left.
     replaceChildren(secretCard);
