@@ -97,21 +97,34 @@ export interface TenantCredentialUse {
   ownBaseURL: boolean;
 }
 
+/**
+ * Whose credential one attempt uses, read once for it (tenant-models.ts): `use` picks the attempt's
+ * breaker and bulkhead, and the attempt's model (getModel's third argument) sends its first request
+ * with that same read instead of reading and decrypting the credential again.
+ */
+export interface CredentialLookup {
+  /** The tenant's own credential, or undefined for the operator's. */
+  use: TenantCredentialUse | undefined;
+}
+
 export interface LlmClientOptions {
   providers: ProvidersConfig;
   llm: LlmConfig;
   logger?: Logger;
   telemetry?: LlmCallObserver;
-  /** Resolves the model of a provider (default: one model per provider and model id from the config). */
-  getModel?: (provider: string, modelId: string) => LanguageModel;
   /**
-   * The tenant whose own stored credential a call to `provider` uses now (tenant-models.ts), and
-   * whether it names a base URL of its own; undefined for the operator's credential. Such calls are
-   * judged by a circuit breaker of that tenant's (its rate-limited account or unreachable server
-   * must not open the circuit for every tenant) and, to its own server, take slots of a bulkhead of
-   * their own (its hanging server must not hold the slots every tenant waits for).
+   * Resolves the model of a provider (default: one model per provider and model id from the config),
+   * for one attempt: `lookup` is the credential read for it, when tenantCredential is set.
    */
-  tenantCredential?: (provider: string) => Promise<TenantCredentialUse | undefined>;
+  getModel?: (provider: string, modelId: string, lookup?: CredentialLookup) => LanguageModel;
+  /**
+   * The tenant whose own stored credential an attempt at `provider` uses (tenant-models.ts), and
+   * whether it names a base URL of its own; `use` undefined for the operator's credential. Such
+   * calls are judged by a circuit breaker of that tenant's (its rate-limited account or unreachable
+   * server must not open the circuit for every tenant) and, to its own server, take slots of a
+   * bulkhead of their own (its hanging server must not hold the slots every tenant waits for).
+   */
+  tenantCredential?: (provider: string) => Promise<CredentialLookup>;
   /** Replaceable for unit tests. */
   sleep?: RetryHooks['sleep'];
   now?: () => number;
@@ -267,6 +280,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
   async function attemptOnce<T>(
     target: CallTarget,
     { breaker, bulkhead }: Guards,
+    lookup: CredentialLookup | undefined,
     signal: AbortSignal,
     attempt: number,
     run: (ctx: AttemptContext) => Promise<T>,
@@ -297,7 +311,12 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     try {
       const runAttempt = () =>
         countModelCalls(tally, () =>
-          run({ model: getModel(target.provider, target.model), target, signal: callSignal, attempt }),
+          run({
+            model: getModel(target.provider, target.model, lookup),
+            target,
+            signal: callSignal,
+            attempt,
+          }),
         );
       const value = options.telemetry
         ? await options.telemetry.observeCall(
@@ -348,16 +367,18 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
       let attempts = 0;
       let last: { failure: ClassifiedFailure; error: unknown; site: FailureSite } | undefined;
       for (const target of chain) {
-        // Whose credential the calls to this provider use decides their breaker and bulkhead, and
-        // what an error tells to check.
-        const credential = await options.tenantCredential?.(target.provider);
-        const guards = guardsFor(target.provider, credential);
+        // Whose credential an attempt uses decides its breaker and bulkhead, and what an error tells
+        // to check; read once per attempt, its model's first request uses the same read.
+        let credential: TenantCredentialUse | undefined;
         const outcome = await callWithRetry(
           retryPolicy,
           signal,
-          () => {
+          async () => {
             attempts += 1;
-            return attemptOnce(target, guards, signal, attempts, run);
+            const attempt = attempts;
+            const lookup = await options.tenantCredential?.(target.provider);
+            credential = lookup?.use;
+            return attemptOnce(target, guardsFor(target.provider, credential), lookup, signal, attempt, run);
           },
           {
             sleep: options.sleep,

@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateText } from 'ai';
+import { pino } from 'pino';
 import { type ScriptedLlmServer, startLlmServer } from '../../../test/fixtures/llm-server.ts';
-import { providersConfigSchema } from '../../config/llm-schema.ts';
+import { llmConfigSchema, providersConfigSchema } from '../../config/llm-schema.ts';
 import type { SsrfPolicy } from '../../security/ssrf-guard.ts';
+import { createLlmClient } from './llm-client.ts';
 import {
   bindTenantScope,
   createTenantCredentialUse,
@@ -159,15 +161,77 @@ describe('tenant models', () => {
         return { apiKey: 'k', baseURL: tenantId === 'acme' ? 'https://llm.acme.example/v1' : null };
       },
     });
-    assert.equal(await use('local'), undefined, 'outside any tenant: the operator');
-    assert.deepEqual(await runAsTenant('acme', () => use('local')), { tenantId: 'acme', ownBaseURL: true });
-    assert.deepEqual(await runAsTenant('globex', () => use('local')), {
+    assert.equal((await use('local')).use, undefined, 'outside any tenant: the operator');
+    assert.deepEqual((await runAsTenant('acme', () => use('local'))).use, {
+      tenantId: 'acme',
+      ownBaseURL: true,
+    });
+    assert.deepEqual((await runAsTenant('globex', () => use('local'))).use, {
       tenantId: 'globex',
       ownBaseURL: false,
     });
-    assert.equal(await runAsTenant('globex', () => use('other')), undefined);
+    assert.equal((await runAsTenant('globex', () => use('other'))).use, undefined);
     // Unreadable: the call fails on its own lookup, with the provider's error; not here.
-    assert.equal(await runAsTenant('broken', () => use('local')), undefined);
+    assert.equal((await runAsTenant('broken', () => use('local'))).use, undefined);
+  });
+
+  test("a call's attempt reads and decrypts the tenant's credential once; a later request of it reads again", async () => {
+    const providers = providersConfigSchema.parse({
+      local: { type: 'openai-compatible', model: 'm', apiKey: 'server-key', baseURL: llm.openaiBaseURL },
+    });
+    const stored: Record<string, { apiKey: string; baseURL: string | null }> = {
+      'acme/local': { apiKey: 'acme-key', baseURL: null },
+    };
+    const reads: string[] = [];
+    const source = {
+      ssrf: {},
+      get: async (tenantId: string, provider: string) => {
+        reads.push(tenantId);
+        return stored[`${tenantId}/${provider}`] ?? null;
+      },
+    };
+    const client = createLlmClient({
+      providers,
+      llm: llmConfigSchema.parse({ retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1 } }),
+      logger: pino({ level: 'silent' }),
+      getModel: createTenantModelCache(providers, source),
+      tenantCredential: createTenantCredentialUse(source),
+      sleep: async () => undefined,
+    });
+    const ask = () =>
+      client.call('engineer', new AbortController().signal, ({ model, signal }) =>
+        generateText({ model, prompt: 'hi', maxRetries: 0, abortSignal: signal }),
+      );
+    llm.requests.length = 0;
+    await runAsTenant('acme', ask);
+    await runAsTenant('globex', ask);
+    assert.deepEqual(reads, ['acme', 'globex'], 'one read per call of one attempt, with a key or without');
+    // A retried call: one read per attempt, each attempt with the tenant's key.
+    reads.length = 0;
+    llm.enqueue({ error: 500 });
+    await runAsTenant('acme', ask);
+    assert.deepEqual(reads, ['acme', 'acme']);
+    // Two requests of one attempt (an agent's steps): the key replaced between them is used by the second.
+    reads.length = 0;
+    await runAsTenant('acme', () =>
+      client.call('engineer', new AbortController().signal, async ({ model, signal }) => {
+        await generateText({ model, prompt: 'step 1', maxRetries: 0, abortSignal: signal });
+        stored['acme/local'] = { apiKey: 'acme-key-2', baseURL: null };
+        return generateText({ model, prompt: 'step 2', maxRetries: 0, abortSignal: signal });
+      }),
+    );
+    assert.deepEqual(reads, ['acme', 'acme']);
+    assert.deepEqual(
+      llm.requests.map((request) => request.headers.authorization),
+      [
+        'Bearer acme-key',
+        'Bearer server-key',
+        'Bearer acme-key',
+        'Bearer acme-key',
+        'Bearer acme-key',
+        'Bearer acme-key-2',
+      ],
+    );
   });
 
   test('bindTenantScope runs methods as the tenant of their first argument', async () => {
