@@ -229,7 +229,7 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
     {
       title: 'Retry a failed or cancelled MAOS session',
       description:
-        'Starts a new session that goes on where a `failed` or `cancelled` one stopped: its tasks that succeeded are carried over with their results (not run or charged again), the others run anew, and an orchestrated session continues with its phase gates and synthesis. The original stays as it ended; the new session names it in `retryOf`. `budget` replaces the original’s. `rerun` names succeeded tasks to run again too (with their dependants), which also lets a completed session be retried. A session that has not ended, a completed one without `rerun`, or one that ended waiting for plan approval gives INVALID_STATE. Returns the new session’s id and state.',
+        'Starts a new session that goes on where a `failed` or `cancelled` one stopped: its tasks that succeeded are carried over with their results (not run or charged again), the others run anew, and an orchestrated session continues with its phase gates and synthesis. The original stays as it ended; the new session names it in `retryOf`. `budget` replaces the original’s. `rerun` names succeeded tasks to run again too (with their dependants), which also lets a completed session be retried. A session that has not ended, a completed one without `rerun`, one that ended waiting for plan approval, or one being deleted gives INVALID_STATE. Returns the new session’s id and state.',
       inputSchema: retryInputSchema,
       outputSchema: orchestrateOutputSchema,
       annotations: {
