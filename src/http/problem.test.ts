@@ -18,6 +18,14 @@ describe('problem documents', () => {
     assert.match(problem.detail, / … \(\d+ more characters\)$/);
   });
 
+  test('a detail cut before an emoji (kept whole for the rest) counts every character left out', () => {
+    const message = `${'a'.repeat(MAX_PROBLEM_DETAIL_CHARS - 1)}😀${'b'.repeat(100)}`;
+    const problem = createProblem(new AppError('INVALID_PLAN', message));
+    // The emoji's two UTF-16 units straddle the limit: it goes with the rest, 2 + 100 left out.
+    assert.ok(problem.detail.startsWith(`${'a'.repeat(MAX_PROBLEM_DETAIL_CHARS - 1)} … `));
+    assert.equal(problem.detail.slice(MAX_PROBLEM_DETAIL_CHARS - 1), ' … (102 more characters)');
+  });
+
   test('short ones are sent whole', () => {
     const problem = createProblem(new AppError('INVALID_PLAN', 'bad', { details: ['one'] }));
     assert.deepEqual(

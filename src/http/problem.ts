@@ -35,6 +35,16 @@ export const problemSchema = z
 
 export type Problem = z.infer<typeof problemSchema>;
 
+/**
+ * `message` cut to MAX_PROBLEM_DETAIL_CHARS, saying how many characters (UTF-16 units, as the limit)
+ * were left out: counted from what was kept, which is one fewer where an emoji straddles the limit.
+ */
+function detailOf(message: string): string {
+  if (message.length <= MAX_PROBLEM_DETAIL_CHARS) return message;
+  const kept = headOf(message, MAX_PROBLEM_DETAIL_CHARS);
+  return `${kept} … (${message.length - kept.length} more characters)`;
+}
+
 /** Renders an AppError as a problem document. The message of an AppError is safe by contract. */
 export function createProblem(error: AppError, instance?: string, requestId?: string): Problem {
   const spec = ERROR_CODES[error.code];
@@ -42,10 +52,7 @@ export function createProblem(error: AppError, instance?: string, requestId?: st
     type: `urn:maos:error:${error.code}`,
     title: spec.title,
     status: spec.status,
-    detail:
-      error.message.length > MAX_PROBLEM_DETAIL_CHARS
-        ? `${headOf(error.message, MAX_PROBLEM_DETAIL_CHARS)} … (${error.message.length - MAX_PROBLEM_DETAIL_CHARS} more characters)`
-        : error.message,
+    detail: detailOf(error.message),
     code: error.code,
   };
   if (instance !== undefined) problem.instance = instance;
