@@ -18,7 +18,10 @@ async function startApp(append: AuditLog['append'], auditWaitMs: number) {
         throw new AppError('UNAUTHENTICATED', 'authentication required');
       },
     },
-    rateLimiter: { consume: async () => ({ allowed: true, headers: {} }) as never },
+    rateLimiter: {
+      consume: async () => ({ allowed: true, headers: {} }) as never,
+      isExhausted: async () => false,
+    },
     auditLog: { append } as unknown as AuditLog,
     realm: 'maos',
     logger: createLogger({ level: 'silent' }),

@@ -104,6 +104,17 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
 
   async function authenticate(request: FastifyRequest): Promise<Actor> {
     const state = stateOf(request);
+    // An address out of failed logins is refused before its credential is looked at, valid or not:
+    // verifying it would cost a key lookup or a signature check per request, and answering a good
+    // guess differently from a bad one would leave guessing unlimited. The refusal is charged (and
+    // so audited once per window) like one after a failed login.
+    if (authenticator.mode !== 'none' && (await rateLimiter.isExhausted(request.ip))) {
+      const decision = await rateLimiter.consume({ ip: request.ip });
+      if (!decision.allowed) {
+        state.rateLimitHeaders = decision.headers;
+        throw rateLimited(state, decision, 'Too many failed authentication attempts; retry later');
+      }
+    }
     try {
       const principal = await authenticator.authenticate({
         authorization: headerAsSent(request, 'authorization'),

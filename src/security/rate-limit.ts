@@ -52,6 +52,12 @@ export interface RateLimitDecision {
 export interface RateLimiter {
   /** Charges one request to the subject's counters and says whether it may proceed. */
   consume(subject: RateLimitSubject): Promise<RateLimitDecision>;
+  /**
+   * True when the unauthenticated counter of `ip` has no request left in its window, charging
+   * nothing: checked before a credential is verified, so an address over its failed-login limit
+   * costs no key lookup or signature check. Never true when the shared store cannot be read.
+   */
+  isExhausted(ip: string): Promise<boolean>;
 }
 
 export interface RateLimiterOptions {
@@ -88,6 +94,8 @@ interface Policy {
   name: LimiterName;
   limit: Limit;
   charge(key: string): Charged | Promise<Charged>;
+  /** Requests charged to `key` in its current window, charging nothing. */
+  peek(key: string): number | Promise<number>;
 }
 
 /**
@@ -113,6 +121,7 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
             consumed,
           };
         },
+        peek: (key) => counters.peek(key, Date.now()),
       };
     }
     const base = { keyPrefix: `maos-${name}`, points: limit.points, duration: limit.windowSeconds };
@@ -127,7 +136,18 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
       clearExpiredByTimeout: false,
       insuranceLimiter: new RateLimiterMemory(base),
     });
-    return { name, limit, charge: (key) => chargeShared(limiter, key) };
+    return {
+      name,
+      limit,
+      charge: (key) => chargeShared(limiter, key),
+      // The library answers a failed read from its insurance limiter; anything else: not exhausted
+      // (the charge after a refused credential still limits the caller).
+      peek: (key) =>
+        limiter.get(key).then(
+          (res) => res?.consumedPoints ?? 0,
+          () => 0,
+        ),
+    };
   };
   const principal = make('principal', config.principal);
   const tenant = make('tenant', config.tenant);
@@ -175,6 +195,11 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
   };
 
   return {
+    async isExhausted(ip) {
+      if (!config.enabled) return false;
+      const consumed = await anonymous.peek(counterKey([clientNetwork(ip)]));
+      return consumed >= anonymous.limit.points;
+    },
     async consume(subject) {
       if (!config.enabled) return { allowed: true, retryAfterSeconds: 0, headers: {}, policies: [] };
       const policies: Policy[] = [];

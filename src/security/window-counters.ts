@@ -13,6 +13,8 @@ export interface WindowCount {
 export interface WindowCounters {
   /** Charges one request to `key` at `nowMs`. */
   charge(key: string, nowMs: number): WindowCount;
+  /** Requests charged to `key` in its window at `nowMs` (0 when it has none), charging nothing. */
+  peek(key: string, nowMs: number): number;
   /** Keys currently held (for tests). */
   size(): number;
 }
@@ -45,6 +47,10 @@ export function createWindowCounters(windowSeconds: number): WindowCounters {
       }
       window.consumed += 1;
       return { consumed: window.consumed, msBeforeNext: window.endsAtMs - nowMs };
+    },
+    peek(key, nowMs) {
+      const window = windows.get(key);
+      return window === undefined || window.endsAtMs <= nowMs ? 0 : window.consumed;
     },
     size: () => windows.size,
   };

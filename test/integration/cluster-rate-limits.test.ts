@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pg from 'pg';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 import { requestJson, type TestServer } from '../fixtures/server.ts';
 
@@ -89,6 +91,31 @@ describe('cluster: rate limits and quotas shared across replicas', { timeout: 12
     } finally {
       await client.end();
     }
+  });
+
+  test('an address out of failed logins on one replica is refused on the other, a valid key too', async () => {
+    const config = {
+      store: { url: suite.database.url, poolSize: 3 },
+      auth: { mode: 'apikey' },
+      rateLimit: { enabled: true, anonymous: { points: 2, windowSeconds: 600 } },
+      workers: { concurrency: 0 },
+    };
+    const a = await suite.start({ config });
+    const b = await suite.start({ config });
+    const { key } = await createApiKey(b.app.database.db as unknown as SecurityDb, {
+      tenantId: 'acme',
+      name: 'failed-logins',
+      roles: ['viewer'],
+      createdBy: 'test',
+    });
+    const call = (server: TestServer, credential: string) =>
+      requestJson(`${server.url}/v1/sessions`, { headers: { authorization: `Bearer ${credential}` } });
+    assert.equal((await call(b, key)).status, 200);
+    const wrong = 'maos_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+    assert.deepEqual([(await call(a, wrong)).status, (await call(a, wrong)).status], [401, 401]);
+    const refused = await call(b, key);
+    assert.equal(refused.status, 429, JSON.stringify(refused.body));
+    assert.match(refused.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
   });
 
   test('the concurrent-sessions quota counts the sessions of every replica', async () => {

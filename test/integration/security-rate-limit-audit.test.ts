@@ -46,6 +46,8 @@ test('refusals past the rate limit: the first of the window is audited, the rest
       const response = await app.inject({
         method: i % 2 === 0 ? 'GET' : 'POST',
         url: i % 2 === 0 ? '/v1/sessions' : '/v1/sessions/00000000-0000-4000-8000-000000000000/cancel',
+        // Another address: the one above is out of failed logins, which refuses any credential.
+        remoteAddress: '203.0.113.20',
         headers: { authorization: `Bearer ${key}` },
       });
       viewer.push(response.statusCode);
@@ -100,6 +102,51 @@ test('without credentials, the addresses of one IPv6 /64 share one counter', asy
     assert.deepEqual(sameNetwork, [401, 401, 429, 429, 429]);
     // Another /64 has its own counter.
     assert.equal(await from('2001:db8:5:7::1'), 401);
+  } finally {
+    await app.close();
+    await security.close();
+    await t.cleanup();
+  }
+});
+
+test('an address out of failed logins is refused before its credential is looked at, a valid one too', async () => {
+  const t = await createTestSecurityDb();
+  const { app, security } = await buildSecurityTestApp(t, {
+    auth: { mode: 'apikey' },
+    rateLimit: { anonymous: { points: 2, windowSeconds: 600 } },
+  });
+  try {
+    const create = (name: string) =>
+      createApiKey(t.db, { tenantId: 'acme', name, roles: ['viewer'], createdBy: 't' });
+    const used = await create('used');
+    const fresh = await create('fresh');
+    const call = (authorization: string, remoteAddress = '203.0.113.7') =>
+      app.inject({ method: 'GET', url: '/v1/sessions', remoteAddress, headers: { authorization } });
+    const lastUsed = async () =>
+      (
+        await t.db
+          .selectFrom('api_keys')
+          .select('last_used_at')
+          .where('id', '=', fresh.info.id)
+          .executeTakeFirstOrThrow()
+      ).last_used_at;
+    // Within the limit a valid key works after a failed login.
+    assert.equal((await call(WRONG_KEY)).statusCode, 401);
+    assert.equal((await call(`Bearer ${used.key}`)).statusCode, 200);
+    assert.equal((await call(WRONG_KEY)).statusCode, 401);
+    // Out of failed logins: valid keys are refused as a guess would be, and not read (the fresh
+    // key's last use is not stamped).
+    for (const key of [used.key, fresh.key]) {
+      const refused = await call(`Bearer ${key}`);
+      assert.equal(refused.statusCode, 429, refused.body);
+      assert.equal(refused.json().code, 'RATE_LIMITED');
+      assert.ok(Number(refused.headers['retry-after']) > 0, 'Retry-After');
+    }
+    assert.equal(await lastUsed(), null);
+    assert.equal((await call(WRONG_KEY)).statusCode, 429);
+    // Another address is not concerned.
+    assert.equal((await call(`Bearer ${fresh.key}`, '203.0.113.9')).statusCode, 200);
+    assert.notEqual(await lastUsed(), null);
   } finally {
     await app.close();
     await security.close();
