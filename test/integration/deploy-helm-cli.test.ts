@@ -263,6 +263,22 @@ for (const helm of helms) {
       assertRejected(['--set', 'config.metrics.port=9100'], /service\.metricsPort/);
       assertRejected(['--set', 'config.tls.certFile=/run/tls/crt'], /set tls\.secretName/);
       assertRejected(['--set', 'tls.secretName=Maos_TLS'], /secretName/);
+      // Audit checkpoint volume: a typo, one the replicas cannot all mount, two directory settings.
+      assertRejected(['--set', 'auditCheckpoints.persistence.enable=true'], /enable/);
+      assertRejected(
+        [
+          '-f',
+          valuesFile({
+            ...POSTGRES,
+            auditCheckpoints: { persistence: { enabled: true, accessModes: ['ReadWriteOnce'] } },
+          }),
+        ],
+        /needs ReadWriteMany in PostgreSQL mode/,
+      );
+      assertRejected(
+        ['--set', 'auditCheckpoints.persistence.enabled=true', '--set', 'config.audit.checkpointDir=/x'],
+        /config\.audit\.checkpointDir is set by the chart/,
+      );
       // A pod killed before its running tasks finish and release their leases.
       assertRejected(
         ['--set', 'config.shutdown.graceSeconds=120'],
@@ -368,6 +384,8 @@ for (const helm of helms) {
         },
         TLS_FULL,
         { tls: { secretName: 'maos-tls' } },
+        { ...POSTGRES, auditCheckpoints: { persistence: { enabled: true, storageClass: 'nfs' } } },
+        { auditCheckpoints: { persistence: { enabled: true, existingClaim: 'audit-ckpt' } } },
       ];
       const key = (m: { file: string; doc: Doc }) => `${m.file} ${m.doc.kind} ${at(m.doc, 'metadata.name')}`;
       const sorted = (list: { file: string; doc: Doc }[]) =>

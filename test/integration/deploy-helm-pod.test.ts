@@ -5,7 +5,15 @@
 // status 0. Once with plain HTTP, once with tls.secretName (the Secret's files as the kubelet mounts them).
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -144,6 +152,10 @@ for (const mode of MODES) {
         service: { targetPort: await freePort('0.0.0.0'), metricsPort: await freePort('0.0.0.0') },
         metrics: { serviceMonitor: { enabled: true } },
         ...(mode.tls ? { tls: { secretName: 'maos-tls' } } : {}),
+        // The checkpoint files on a volume of their own (the other mode keeps the default, /data).
+        ...(mode.tls
+          ? {}
+          : { auditCheckpoints: { persistence: { enabled: true, accessModes: ['ReadWriteOnce'] } } }),
       };
       byKind = groupByKind(renderChart(CHART, values).manifests.map((m) => m.doc));
       pod = at(one(byKind, 'Deployment'), 'spec.template.spec');
@@ -205,8 +217,10 @@ for (const mode of MODES) {
       const init = pod.initContainers[0];
       assert.deepEqual(
         init.env,
-        container.env.filter((e: Doc) => !String(e.name).startsWith('MAOS_TLS__')),
-        'the init container sees the same configuration, without the TLS files it does not serve with',
+        container.env.filter(
+          (e: Doc) => !String(e.name).startsWith('MAOS_TLS__') && e.name !== 'MAOS_AUDIT__CHECKPOINT_DIR',
+        ),
+        'the init container sees the same configuration, without the TLS files it does not serve with nor the checkpoint volume it writes no checkpoint to',
       );
       const migrate = runCli(init.args);
       assert.equal(migrate.status, 0, migrate.stderr);
@@ -316,6 +330,16 @@ for (const mode of MODES) {
       assert.ok(server, 'the server runs');
       server.kill('SIGTERM');
       assert.equal(await exited, 0, output);
+      // The shutdown checkpoint (the first key's audit record) is copied to the checkpoint volume.
+      const volume = (pod.volumes as Doc[]).find((v) => v.name === 'audit-checkpoints');
+      const files = readdirSync(
+        volume ? join(dir, 'audit-checkpoints') : join(dataVolume, 'audit-checkpoints'),
+      );
+      assert.ok(
+        files.some((f) => /^checkpoint-\d{12}\.txt$/.test(f)),
+        `checkpoint files: ${files.join(', ')}`,
+      );
+      assert.equal(Boolean(volume), !mode.tls);
     });
 
     test('the documented restore runs in a one-off pod on the volume once the server is stopped', () => {

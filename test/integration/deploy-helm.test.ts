@@ -422,9 +422,83 @@ describe('Helm chart', () => {
   test('PostgreSQL mode warns in NOTES until a shared audit signing key is configured', () => {
     assert.match(render(POSTGRES).notes, /WARNING: no MAOS_AUDIT__SIGNING_KEY/);
     const withKey = render({ ...POSTGRES, secretEnv: { MAOS_AUDIT__SIGNING_KEY: 'pem' } });
-    assert.doesNotMatch(withKey.notes, /WARNING/);
+    assert.doesNotMatch(withKey.notes, /MAOS_AUDIT__SIGNING_KEY/);
     const secret = withKey.byKind.get('Secret')?.find((doc) => !at(doc, 'metadata.annotations'));
     assert.equal(at(secret as Doc, 'stringData').MAOS_AUDIT__SIGNING_KEY, 'pem');
+  });
+
+  test('auditCheckpoints.persistence keeps the checkpoint files on a volume every replica shares', () => {
+    const server = (byKind: Map<string, Doc[]>) => at(one(byKind, 'Deployment'), 'spec.template.spec');
+    const checkpointDir = (container: Doc) =>
+      at(container, 'env').find((e: Doc) => e.name === 'MAOS_AUDIT__CHECKPOINT_DIR')?.value;
+    // Default, PostgreSQL mode: the files go to the pod's emptyDir with the data dir; the notes say so.
+    const plain = render(POSTGRES);
+    assert.equal(checkpointDir(server(plain.byKind).containers[0]), undefined);
+    assert.equal(plain.byKind.has('PersistentVolumeClaim'), false);
+    assert.match(plain.notes, /WARNING: the copies of the signed audit checkpoints[\s\S]*emptyDir/);
+    assert.match(plain.notes, /auditCheckpoints\.persistence\.enabled/);
+    // Enabled: a kept ReadWriteMany PVC, mounted where MAOS_AUDIT__CHECKPOINT_DIR points, only in
+    // the server (the CLI commands of the notes run there); the migration Job writes no checkpoint.
+    const persistent = { ...POSTGRES, auditCheckpoints: { persistence: { enabled: true } } };
+    const { byKind, notes } = render(persistent);
+    assert.doesNotMatch(notes, /copies of the signed audit checkpoints/);
+    const claim = one(byKind, 'PersistentVolumeClaim');
+    assert.equal(at(claim, 'metadata.name'), 'maos-audit-checkpoints');
+    assert.equal(at(claim, 'metadata.annotations')['helm.sh/resource-policy'], 'keep');
+    assert.deepEqual(at(claim, 'spec.accessModes'), ['ReadWriteMany']);
+    const pod = server(byKind);
+    const volume = pod.volumes.find(
+      (v: Doc) => at(v, 'persistentVolumeClaim.claimName') === 'maos-audit-checkpoints',
+    );
+    assert.ok(volume, 'the pod mounts the claim');
+    const mount = pod.containers[0].volumeMounts.find((m: Doc) => m.name === volume.name);
+    assert.equal(checkpointDir(pod.containers[0]), mount.mountPath);
+    assert.notEqual(mount.readOnly, true);
+    assert.ok(!String(mount.mountPath).startsWith('/data/') && !String(mount.mountPath).startsWith('/tmp/'));
+    const job = at(one(byKind, 'Job'), 'spec.template.spec');
+    assert.equal(checkpointDir(job.containers[0]), undefined);
+    // The directory is a configuration MAOS accepts, and the one it writes to.
+    const config = loadConfig({
+      env: { MAOS_DATA_DIR: '/data', MAOS_AUDIT__CHECKPOINT_DIR: checkpointDir(pod.containers[0]) },
+    });
+    assert.equal(config.audit.checkpointDir, mount.mountPath);
+    // An existing claim: no PVC rendered, the pods mount that one.
+    const existing = render({
+      ...POSTGRES,
+      auditCheckpoints: { persistence: { enabled: true, existingClaim: 'audit-ckpt' } },
+    }).byKind;
+    assert.equal(existing.has('PersistentVolumeClaim'), false);
+    assert.ok(
+      server(existing).volumes.some((v: Doc) => at(v, 'persistentVolumeClaim.claimName') === 'audit-ckpt'),
+    );
+    // SQLite mode: a second PVC beside the database's (one pod: ReadWriteOnce does).
+    const sqlite = render({
+      auditCheckpoints: { persistence: { enabled: true, accessModes: ['ReadWriteOnce'] } },
+    }).byKind;
+    assert.deepEqual((sqlite.get('PersistentVolumeClaim') ?? []).map((c) => at(c, 'metadata.name')).sort(), [
+      'maos-audit-checkpoints',
+      'maos-data',
+    ]);
+    // A volume the replicas cannot all mount, or a second directory setting, is refused.
+    const rwo = { persistence: { enabled: true, accessModes: ['ReadWriteOnce'] } };
+    assert.throws(
+      () => render({ ...POSTGRES, auditCheckpoints: rwo }),
+      /needs ReadWriteMany in PostgreSQL mode/,
+    );
+    assert.throws(
+      () => render({ ...POSTGRES, autoscaling: { enabled: true }, replicaCount: 1, auditCheckpoints: rwo }),
+      /needs ReadWriteMany/,
+    );
+    assert.ok(
+      render({ ...POSTGRES, replicaCount: 1, auditCheckpoints: rwo }).byKind.has('PersistentVolumeClaim'),
+    );
+    assert.throws(
+      () => render({ ...persistent, config: { audit: { checkpointDir: '/elsewhere' } } }),
+      /config\.audit\.checkpointDir is set by the chart/,
+    );
+    // A directory of their own, set in config (an extraVolume): no warning either.
+    const own = render({ ...POSTGRES, config: { audit: { checkpointDir: '/mnt/ckpt' } } });
+    assert.doesNotMatch(own.notes, /copies of the signed audit checkpoints/);
   });
 
   test('PostgreSQL mode names MAOS_STORE__URL: a Secret without it stops the pod, not a silent SQLite', () => {

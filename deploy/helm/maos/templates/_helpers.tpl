@@ -110,6 +110,11 @@ HTTP
 {{- default (printf "%s-data" (include "maos.fullname" .)) .Values.database.sqlite.persistence.existingClaim -}}
 {{- end -}}
 
+{{/* The PVC of the audit checkpoint files (auditCheckpoints.persistence). */}}
+{{- define "maos.auditCheckpointsClaim" -}}
+{{- default (printf "%s-audit-checkpoints" (include "maos.fullname" .)) .Values.auditCheckpoints.persistence.existingClaim -}}
+{{- end -}}
+
 {{/* Environment shared by the server, the init container and the migration Job. */}}
 {{- define "maos.env" -}}
 - name: MAOS_CONFIG
