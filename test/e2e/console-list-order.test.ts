@@ -167,6 +167,19 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
     assert.deepEqual(principals, ['bob']);
   });
 
+  test('audit: a filter changed before the first page is answered still shows the checkpoint', async () => {
+    const held = await holdNextRead(page, '/v1/audit');
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await held.answered;
+    await page.getByLabel('Outcome').selectOption('success');
+    await page.getByText(/^Page 1: \d+ records?, newest first/).waitFor();
+    held.release();
+    assert.equal(await held.outcome(() => false), 'aborted');
+    // What the checkpoint section says on a server that has signed none yet.
+    await page.locator('#audit-checkpoint').getByText('No signed checkpoint yet').waitFor();
+  });
+
   test('webhooks: create, then delete before the list read after the create is answered', async () => {
     await page.getByRole('link', { name: 'Webhooks' }).click();
     const old = 'http://127.0.0.1:9/old';
