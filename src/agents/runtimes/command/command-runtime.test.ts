@@ -147,6 +147,59 @@ describe('command runtime', { timeout: 30_000 }, () => {
     assert.deepEqual(readdirSync(runs), []);
   });
 
+  test("each task runs with a writable HOME of its own, not the server's, removed when it ends", async () => {
+    // The server's HOME cannot be written (a read-only root file system: not even root can create
+    // anything under /dev/null), as in the chart's pods.
+    const homes = mkdtempSync(join(dir, 'homes-'));
+    const readOnlyHome = createCommandRuntime({
+      dataDir: dir,
+      homesDir: homes,
+      baseEnv: { PATH: process.env.PATH, HOME: '/dev/null/home' },
+      runners: {
+        // What git, npm or pip do first: write a file under ~ (here one per session), then list ~.
+        tool: runner([
+          'sh',
+          '-c',
+          'echo "$MAOS_SESSION_ID" > "$HOME/.toolrc" && echo "$HOME" && ls -A "$HOME" | tr "\\n" " "',
+        ]),
+        pinned: runner(['sh', '-c', 'echo "$HOME"'], { env: { HOME: '/srv/runner-home' } }),
+      },
+    });
+    const run = (sessionId: string, tenantId: string) =>
+      readOnlyHome.run({ ...task('tool'), sessionId, tenantId, taskId: `task-${sessionId}` }, context().ctx);
+    const [first, second] = await Promise.all([run('sess-a', 'tenant-a'), run('sess-b', 'tenant-b')]);
+    const [homeA, listedA] = first.output.split('\n');
+    const [homeB, listedB] = second.output.split('\n');
+    assert.ok(homeA?.startsWith(join(homes, 'maos-home-')), homeA);
+    assert.ok(homeB?.startsWith(join(homes, 'maos-home-')), homeB);
+    assert.notEqual(homeA, homeB, "another tenant's task has another HOME");
+    // Each saw only the file it wrote itself: nothing of the other task's HOME.
+    assert.equal(listedA?.trim(), '.toolrc');
+    assert.equal(listedB?.trim(), '.toolrc');
+    assert.deepEqual(readdirSync(homes), [], 'the HOMEs are removed when their tasks end');
+    // A failing run's HOME goes too.
+    await assert.rejects(
+      createCommandRuntime({
+        dataDir: dir,
+        homesDir: homes,
+        runners: { f: runner(['sh', '-c', 'touch "$HOME/x"; exit 3']) },
+      }).run(task('f'), context().ctx),
+      /exited with code 3/,
+    );
+    assert.deepEqual(readdirSync(homes), []);
+    // A HOME set in the runner's env is the operator's choice: kept, nothing created.
+    const pinned = await readOnlyHome.run(task('pinned'), context().ctx);
+    assert.equal(pinned.output, '/srv/runner-home');
+    assert.deepEqual(readdirSync(homes), []);
+    // No directory to create HOMEs in: the run fails clearly, before anything starts.
+    const nowhere = createCommandRuntime({
+      dataDir: dir,
+      homesDir: '/dev/null/homes',
+      runners: { tool: runner(['true']) },
+    });
+    await assert.rejects(nowhere.run(task('tool'), context().ctx), /could not start: cannot create its HOME/);
+  });
+
   test('pickInheritedEnv keeps only the allow-listed variables', () => {
     assert.deepEqual(pickInheritedEnv({ PATH: '/bin', OPENAI_API_KEY: 'k', HOME: '/h' }), {
       PATH: '/bin',

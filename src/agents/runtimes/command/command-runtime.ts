@@ -2,8 +2,10 @@
 // caller) as a child process without a shell, in its own process group so the whole tree can be
 // killed on timeout, cancellation or shutdown. Output streams into the session's events.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { readRunnerHomesDir } from '../../../config/runner-env.ts';
 import type { RunnerConfig } from '../../../config/schema.ts';
 import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
@@ -26,6 +28,11 @@ export interface CommandRuntimeOptions {
   dataDir: string;
   /** The server's environment: only INHERITED_ENV names are passed to runners. */
   baseEnv?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Where each task gets a HOME of its own (`maos-home-*`, removed when the task ends), unless its
+   * runner's `env` sets HOME. @defaultValue the server's temporary directory
+   */
+  homesDir?: string;
 }
 
 /** Picks the variables runners inherit (PATH, HOME, locale…) from an environment. */
@@ -67,9 +74,27 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
           `Runner '${runnerName ?? ''}' is not declared in the server config`,
         );
       }
-      return runCommand(runnerName, runner, task, ctx, options.dataDir, inherited);
+      const homesDir = options.homesDir ?? readRunnerHomesDir();
+      return runCommand(runnerName, runner, task, ctx, { dataDir: options.dataDir, homesDir, inherited });
     },
   };
+}
+
+/**
+ * Creates a task's HOME (a fresh name, mode 0700): tools such as git, npm and pip write there, which
+ * the server's own HOME does not allow on a read-only root file system, and which the tasks of other
+ * sessions and tenants must not share (a `~/.gitconfig` or `~/.npmrc` one of them wrote).
+ */
+function createTaskHome(runnerName: string, homesDir: string): string {
+  try {
+    return mkdtempSync(join(homesDir, 'maos-home-'));
+  } catch (error) {
+    throw new AppError(
+      'RUNNER_FAILED',
+      `Runner ${runnerName} could not start: cannot create its HOME in ${homesDir}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
 }
 
 function runCommand(
@@ -77,12 +102,12 @@ function runCommand(
   runner: RunnerConfig,
   task: RuntimeTask,
   ctx: RuntimeContext,
-  dataDir: string,
-  inherited: Record<string, string>,
+  where: { dataDir: string; homesDir: string; inherited: Record<string, string> },
 ): Promise<RuntimeResult> {
+  const { dataDir, homesDir, inherited } = where;
   const cwd = runner.cwd ? resolve(runner.cwd) : sessionWorkspaceDir(dataDir, task.sessionId);
   if (!runner.cwd) mkdirSync(cwd, { recursive: true });
-  const env = {
+  const env: Record<string, string> = {
     ...inherited,
     ...runner.env,
     MAOS_TASK: task.instructions,
@@ -98,6 +123,9 @@ function runCommand(
       rejectPromise(ctx.signal.reason);
       return;
     }
+    // A HOME of the task's own, unless the runner's `env` names one.
+    const home = Object.hasOwn(runner.env, 'HOME') ? undefined : createTaskHome(runnerName, homesDir);
+    if (home !== undefined) env.HOME = home;
     const [program, ...args] = runner.command as [string, ...string[]];
     const child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     // Recorded while it runs: should the server die without stopping it, the next start kills it.
@@ -136,11 +164,24 @@ function runCommand(
       settled = true;
       clearTimeout(timeout);
       ctx.signal.removeEventListener('abort', onAbort);
-      try {
-        resolvePromise(outcome());
-      } catch (error) {
-        rejectPromise(error);
+      const settle = (): void => {
+        try {
+          resolvePromise(outcome());
+        } catch (error) {
+          rejectPromise(error);
+        }
+      };
+      if (home === undefined) {
+        settle();
+        return;
       }
+      // The task's HOME goes with it (caches can be large); the group is dead, `rm` retries a few
+      // times should an escaped process still add files.
+      rm(home, { recursive: true, force: true, maxRetries: 3 })
+        .catch((error: unknown) => {
+          ctx.logger.warn({ err: error, home }, 'could not remove the HOME of a finished runner');
+        })
+        .finally(settle);
     };
 
     child.on('error', (error) => {
