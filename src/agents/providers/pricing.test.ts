@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { addUsage } from '../../domain/types.ts';
-import { computeCostUsd, toUsage } from './pricing.ts';
+import { computeCostUsd, toTokenCounts, toUsage } from './pricing.ts';
 
 describe('pricing', () => {
   test('prices uncached input, cached input and output separately', () => {
@@ -52,6 +52,23 @@ describe('pricing', () => {
       ),
       0.000125,
     );
+  });
+
+  test('reported token counts are taken as whole, non-negative numbers', () => {
+    // Stored in bigint columns on PostgreSQL; a negative one would lower the tenant's daily tokens.
+    assert.deepEqual(
+      toTokenCounts({
+        inputTokens: 10.5,
+        outputTokens: -3,
+        inputTokenDetails: { cacheReadTokens: Number.NaN },
+      } as never),
+      { inputTokens: 11, outputTokens: 0, cacheReadTokens: 0 },
+    );
+    assert.deepEqual(toTokenCounts({ inputTokens: Number.POSITIVE_INFINITY, outputTokens: 7 } as never), {
+      inputTokens: 0,
+      outputTokens: 7,
+      cacheReadTokens: 0,
+    });
   });
 
   test('toUsage tolerates missing fields and addUsage sums', () => {

@@ -26,12 +26,23 @@ export function computeCostUsd(usage: Omit<Usage, 'costUsd'>, price: PriceConfig
   return Math.round(Number(micros.toPrecision(15))) / PER_MILLION;
 }
 
+/**
+ * A token count as a provider reported it, as a whole number of tokens: a fraction rounded up, and
+ * anything negative or not a finite number as 0. Counts are stored in integer (bigint) columns and
+ * added to the tenant's daily tokens: from an OpenAI-compatible server or a proxy that reports
+ * `10.5`, the finish failed on PostgreSQL (and the session could not be read on SQLite), and a
+ * negative count lowered what the tenant's daily quota counts.
+ */
+export function reportedTokens(count: number | undefined): number {
+  return typeof count === 'number' && Number.isFinite(count) && count > 0 ? Math.ceil(count) : 0;
+}
+
 /** The SDK's usage (fields may be missing) as token counts. */
 export function toTokenCounts(usage: LanguageModelUsage | undefined): Omit<Usage, 'costUsd'> {
   return {
-    inputTokens: usage?.inputTokens ?? 0,
-    outputTokens: usage?.outputTokens ?? 0,
-    cacheReadTokens: usage?.inputTokenDetails?.cacheReadTokens ?? 0,
+    inputTokens: reportedTokens(usage?.inputTokens),
+    outputTokens: reportedTokens(usage?.outputTokens),
+    cacheReadTokens: reportedTokens(usage?.inputTokenDetails?.cacheReadTokens),
   };
 }
 

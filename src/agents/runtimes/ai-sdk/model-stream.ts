@@ -17,6 +17,7 @@ import type {
 import { asSchema, type LanguageModel, type ModelMessage, type ToolSet } from 'ai';
 import type { TokenCounts } from '../../../domain/budget.ts';
 import { AppError } from '../../../errors/app-error.ts';
+import { reportedTokens } from '../../providers/pricing.ts';
 import { StreamInterruptedError } from '../../providers/provider-errors.ts';
 import { isToolsUnsupported } from './tools-unsupported.ts';
 
@@ -176,9 +177,9 @@ async function streamStep(
 function toTokenCounts(step: LanguageModelV4Usage): TokenCounts | undefined {
   if (step.inputTokens.total === undefined && step.outputTokens.total === undefined) return undefined;
   return {
-    inputTokens: step.inputTokens.total ?? 0,
-    outputTokens: step.outputTokens.total ?? 0,
-    cacheReadTokens: step.inputTokens.cacheRead ?? 0,
+    inputTokens: reportedTokens(step.inputTokens.total),
+    outputTokens: reportedTokens(step.outputTokens.total),
+    cacheReadTokens: reportedTokens(step.inputTokens.cacheRead),
   };
 }
 
