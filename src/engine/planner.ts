@@ -2,14 +2,14 @@
 // rules, repaired by re-asking with the errors), decides adaptive phase gates, synthesises the
 // answer (planner-synthesis.ts).
 
-import { generateText, type ModelMessage, NoObjectGeneratedError, Output } from 'ai';
+import { generateText, type LanguageModelUsage, type ModelMessage, NoObjectGeneratedError, Output } from 'ai';
 import type { z } from 'zod';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
-import { toUsage } from '../agents/providers/pricing.ts';
+import { priceUsage, toUsage } from '../agents/providers/pricing.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { RunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
-import type { LlmConfig } from '../config/llm-schema.ts';
-import { type BudgetCheckResult, toStopError } from '../domain/budget.ts';
+import type { LlmConfig, PriceConfig } from '../config/llm-schema.ts';
+import { type BudgetCheckResult, estimateStreamingUsage, toStopError } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { addUsage, ZERO_USAGE } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -128,6 +128,26 @@ function describeSchemaFailure(text: string | undefined, schema: z.ZodType): str
   return describeIssues(parsed.error.issues);
 }
 
+/**
+ * What a planning round is charged: the usage its provider reported or, when it reported none (an
+ * OpenAI-compatible server that leaves `usage` out), the estimate a streamed call without usage is
+ * charged (run-usage.ts): the prompt and the answer at 4 characters per token, priced.
+ */
+function roundUsage(
+  usage: LanguageModelUsage | undefined,
+  price: PriceConfig | undefined,
+  messages: readonly ModelMessage[],
+  answer: string,
+): Usage {
+  if (usage?.inputTokens !== undefined || usage?.outputTokens !== undefined) return toUsage(usage, price);
+  const promptChars = messages.reduce(
+    (sum, message) => sum + (typeof message.content === 'string' ? message.content.length : 0),
+    ORCHESTRATOR_SYSTEM_PROMPT.length,
+  );
+  const { costUsd: _unpriced, ...tokens } = estimateStreamingUsage(promptChars, answer.length);
+  return priceUsage(tokens, price);
+}
+
 function describeIssues(issues: z.ZodError['issues']): string[] {
   return issues.slice(0, 20).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
 }
@@ -187,7 +207,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
               kind: 'object',
               value,
               text: JSON.stringify(value),
-              usage: toUsage(response.usage, target.price),
+              usage: roundUsage(response.usage, target.price, messages, response.text),
             };
           } catch (error) {
             if (!NoObjectGeneratedError.isInstance(error)) throw error;
@@ -199,7 +219,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
                 kind: 'object',
                 value: recovered.value,
                 text: JSON.stringify(recovered.value),
-                usage: toUsage(error.usage, target.price),
+                usage: roundUsage(error.usage, target.price, messages, error.text ?? ''),
               };
             }
             // Cut off at the token limit: the JSON is incomplete, and saying only "not valid JSON"
@@ -214,7 +234,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
               kind: 'invalid',
               text: error.text ?? '',
               errors: cutOff.length > 0 ? cutOff : describeSchemaFailure(error.text, schema),
-              usage: toUsage(error.usage, target.price),
+              usage: roundUsage(error.usage, target.price, messages, error.text ?? ''),
             };
           }
         },

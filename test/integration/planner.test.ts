@@ -100,6 +100,23 @@ describe('LLM planner against the scripted LLM server', () => {
     });
   }
 
+  test('a planning round whose server reports no usage is charged the estimate, as a streamed call is', async () => {
+    server.enqueue({ object: goodPlan, withoutUsage: true });
+    const result = await makePlanner(server, 'openai-compatible').createPlan({
+      tenantId: 't',
+      sessionId: 's',
+      objective: 'Build a blog API',
+      adaptive: false,
+    });
+    // 4 characters per token of the prompt (system prompt and messages) and of the answer.
+    const request = server.requests[0]!;
+    const messages = request.body.messages as Array<{ content: string }>;
+    const promptChars = messages.reduce((sum, message) => sum + message.content.length, 0);
+    assert.equal(result.usage.inputTokens, Math.ceil(promptChars / 4));
+    assert.equal(result.usage.outputTokens, Math.ceil(JSON.stringify(goodPlan).length / 4));
+    assert.ok(result.usage.costUsd > 0, 'priced like a reported usage');
+  });
+
   test('an invalid plan is repaired by re-asking with the errors', async () => {
     const invalid = {
       rationale: 'x',
