@@ -25,6 +25,9 @@ import { webhooksConfigSchema } from './webhooks-schema.ts';
 export const CONFIG_DEFAULTS = {
   storePoolSize: 10,
   storeConnectTimeoutMs: 5000,
+  // Long enough that a busy server answers most checks with "still working"; short enough that a
+  // failover or a firewall dropping a connection costs a request tens of seconds, not 15 minutes.
+  storeStalledQueryCheckMs: 30_000,
   maxSseStreamsPerTenant: 100,
   // As many as one MCP connection may subscribe to (each a stream in stdio remote mode), half the tenant cap.
   maxSseStreamsPerPrincipal: 50,
@@ -129,12 +132,20 @@ const configShape = z.strictObject({
         .describe(
           'PostgreSQL only: how long a query waits for a pooled connection before failing with STORE_UNAVAILABLE. @defaultValue 5000',
         ),
+      stalledQueryCheckMs: timerMs()
+        .int()
+        .positive()
+        .default(CONFIG_DEFAULTS.storeStalledQueryCheckMs)
+        .describe(
+          'PostgreSQL only: how long a query waits for its answer before the replica asks the server, over a new connection, whether it still works on it (then again at this interval). A query whose server session is gone or idle, or whose server cannot be reached within connectTimeoutMs (network lost without a reset: firewall, failover), fails with STORE_UNAVAILABLE and its connection is closed; long statements and lock waits run on. @defaultValue 30000',
+        ),
     })
     .default({
       synchronous: 'full',
       busyTimeoutMs: 5000,
       poolSize: CONFIG_DEFAULTS.storePoolSize,
       connectTimeoutMs: CONFIG_DEFAULTS.storeConnectTimeoutMs,
+      stalledQueryCheckMs: CONFIG_DEFAULTS.storeStalledQueryCheckMs,
     })
     .describe('Database settings.'),
   workers: z

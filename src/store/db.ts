@@ -35,7 +35,7 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-type PoolKeys = 'poolSize' | 'connectTimeoutMs';
+type PoolKeys = 'poolSize' | 'connectTimeoutMs' | 'stalledQueryCheckMs';
 
 /** The config the store reads; the PostgreSQL pool settings fall back to their defaults when absent. */
 export type StoreConfig = Pick<Config, 'dataDir'> & {
@@ -135,6 +135,7 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
       url: config.store.url,
       poolSize: config.store.poolSize ?? CONFIG_DEFAULTS.storePoolSize,
       connectTimeoutMs: config.store.connectTimeoutMs ?? CONFIG_DEFAULTS.storeConnectTimeoutMs,
+      stalledQueryCheckMs: config.store.stalledQueryCheckMs ?? CONFIG_DEFAULTS.storeStalledQueryCheckMs,
       log: options.querySpanLogger?.('postgresql'),
       ...(options.applicationName ? { applicationName: options.applicationName } : {}),
     });

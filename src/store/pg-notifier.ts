@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { DatabaseHandle } from './db.ts';
 import { PG_CHANNEL } from './notify-at-commit.ts';
 import { getPostgresPool, LISTEN_APPLICATION_NAME } from './postgres-dialect.ts';
+import { KEEPALIVE_INITIAL_DELAY_MS } from './postgres-query-watchdog.ts';
 
 /** NOTIFY payloads must stay below 8000 bytes. */
 const MAX_PAYLOAD = 7000;
@@ -61,7 +62,14 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
   }
 
   async function connect(): Promise<void> {
-    const next = new pg.Client({ connectionString: options.url, application_name: LISTEN_APPLICATION_NAME });
+    const next = new pg.Client({
+      connectionString: options.url,
+      application_name: LISTEN_APPLICATION_NAME,
+      // An idle LISTEN connection whose path was lost silently would otherwise wait forever,
+      // missing every notification: keepalive closes it and the reconnect below takes over.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
+    });
     next.on('notification', onNotification);
     next.on('error', () => undefined);
     next.on('end', () => {
@@ -176,7 +184,7 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
  * (the engine's in-process notifier) for SQLite. Subscribers are swept every 2 × workers.pollIntervalMs.
  */
 export function createClusterNotifier(
-  config: Pick<Config, 'store' | 'workers'>,
+  config: { store: Pick<Config['store'], 'url'>; workers: Pick<Config['workers'], 'pollIntervalMs'> },
   database: DatabaseHandle,
   logger: Logger,
 ): PostgresNotifier | undefined {

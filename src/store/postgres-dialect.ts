@@ -14,6 +14,7 @@ import {
 import pg from 'pg';
 import { AppError } from '../errors/app-error.ts';
 import type { DatabaseHandle } from './db.ts';
+import { createWatchedClientClass, KEEPALIVE_INITIAL_DELAY_MS } from './postgres-query-watchdog.ts';
 import type { Database } from './schema.ts';
 import { withStorableParameters } from './storable-text.ts';
 
@@ -27,6 +28,11 @@ export interface PostgresStoreOptions {
   poolSize: number;
   /** How long a request waits for a free connection (or a new one) before failing. */
   connectTimeoutMs: number;
+  /**
+   * How long a query waits for its answer before the server is asked whether it still works on it
+   * (postgres-query-watchdog.ts); a query lost on the network then fails instead of hanging.
+   */
+  stalledQueryCheckMs: number;
   /** Kysely `log` (database spans when tracing is on); absent = no per-query logging work. */
   log?: (event: LogEvent) => void;
   /** `application_name` of the connections (what pg_stat_activity shows). @defaultValue SERVER_APPLICATION_NAME */
@@ -80,6 +86,13 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
     idleTimeoutMillis: 30_000,
     types: typeParsers,
     application_name: options.applicationName ?? SERVER_APPLICATION_NAME,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
+    Client: createWatchedClientClass({
+      url: options.url,
+      checkAfterMs: options.stalledQueryCheckMs,
+      checkTimeoutMs: options.connectTimeoutMs,
+    }),
   });
   // An idle client losing its connection (server restart, network) must not crash the process:
   // the pool drops it and the next query opens a new one.

@@ -1,0 +1,131 @@
+// A PostgreSQL query whose network path is lost silently (bytes dropped, no reset) fails with
+// STORE_UNAVAILABLE once the check finds its server session gone, idle or unreachable, instead of
+// hanging until the kernel gives up; a statement the server is still working on (a lock wait) runs on.
+import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { createTestDatabase, type TestDatabase } from '../../test/fixtures/postgres.ts';
+import { startTcpRelay, type TcpRelay, viaRelay } from '../../test/fixtures/tcp-relay.ts';
+import { AppError } from '../errors/app-error.ts';
+import { createDatabase, type DatabaseHandle } from './db.ts';
+
+describe('PostgreSQL queries on a silently lost network', { timeout: 60_000 }, () => {
+  let database: TestDatabase;
+  let relay: TcpRelay;
+  let handle: DatabaseHandle;
+
+  before(async () => {
+    database = await createTestDatabase({ empty: true });
+  });
+  after(async () => {
+    await database?.drop();
+  });
+
+  async function open(): Promise<void> {
+    const direct = new URL(database.url);
+    relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
+    handle = createDatabase({
+      dataDir: tmpdir(),
+      store: {
+        url: viaRelay(database.url, relay),
+        synchronous: 'full',
+        busyTimeoutMs: 5000,
+        poolSize: 2,
+        connectTimeoutMs: 500,
+        stalledQueryCheckMs: 200,
+      },
+    });
+    // A connection made before the loss, as a running replica has.
+    await sql`select 1`.execute(handle.db);
+  }
+  async function close(): Promise<void> {
+    await relay.cut();
+    await handle.close();
+  }
+
+  function isUnavailable(error: unknown): boolean {
+    return error instanceof AppError && error.code === 'STORE_UNAVAILABLE';
+  }
+
+  test('server unreachable: the hung query fails with STORE_UNAVAILABLE', async () => {
+    await open();
+    try {
+      const query = sql`select pg_sleep(0.3)`.execute(handle.db);
+      await waitForRunning(database.url, 'pg_sleep');
+      relay.blackhole();
+      await assert.rejects(query, isUnavailable);
+    } finally {
+      await close();
+    }
+  });
+
+  test('only the old connection lost (new ones pass): the query fails, the next one runs on a new connection', async () => {
+    await open();
+    try {
+      const query = sql`select pg_sleep(0.3)`.execute(handle.db);
+      await waitForRunning(database.url, 'pg_sleep');
+      relay.blackhole({ newConnectionsPass: true });
+      await assert.rejects(query, isUnavailable);
+      const next = await sql<{ one: number }>`select 1 as one`.execute(handle.db);
+      assert.equal(next.rows[0]?.one, 1);
+    } finally {
+      await close();
+    }
+  });
+
+  test('a lock wait the server is working on outlasts many checks and then succeeds', async () => {
+    await open();
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query('select pg_advisory_lock(727001)');
+      const waiting = sql`select pg_advisory_lock(727001)`.execute(handle.db);
+      // Released once the waiter has been checked several times (it shows as active, waiting).
+      await waitForChecks(database.url, 5);
+      await holder.query('select pg_advisory_unlock(727001)');
+      await waiting;
+      await sql`select pg_advisory_unlock(727001)`.execute(handle.db);
+    } finally {
+      await holder.end();
+      await close();
+    }
+  });
+});
+
+/** Waits until the server runs a statement containing `text` (the query reached it: the loss is mid-query). */
+async function waitForRunning(url: string, text: string): Promise<void> {
+  const observer = new pg.Client({ connectionString: url });
+  await observer.connect();
+  try {
+    for (;;) {
+      const { rows } = await observer.query(
+        `select 1 from pg_stat_activity where state = 'active' and pid <> pg_backend_pid() and strpos(query, $1) > 0`,
+        [text],
+      );
+      if (rows.length > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  } finally {
+    await observer.end();
+  }
+}
+
+/** Waits until the watchdog's check connection has been seen `count` times (new backends each time). */
+async function waitForChecks(url: string, count: number): Promise<void> {
+  const observer = new pg.Client({ connectionString: url });
+  await observer.connect();
+  const seen = new Set<number>();
+  try {
+    while (seen.size < count) {
+      const { rows } = await observer.query<{ pid: number }>(
+        `select pid from pg_stat_activity where application_name = 'maos-check'`,
+      );
+      for (const row of rows) seen.add(row.pid);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await observer.end();
+  }
+}
