@@ -30,6 +30,25 @@ describe('summariseThread', () => {
     assert.match(text, /older session\(s\) omitted/);
   });
 
+  test('once a session does not fit, it and every older one are left out, not a newer one alone', () => {
+    const long = (createdAt: number) => ({
+      objective: `${createdAt} ${'x'.repeat(300)}`,
+      status: 'completed',
+      result: null,
+      createdAt,
+    });
+    // Two long ones fit, the third does not; the oldest, short, would fit in what is left.
+    const text = summariseThread(
+      [{ objective: 'Oldest', status: 'completed', result: null, createdAt: 0 }, long(1), long(2), long(3)],
+      900,
+    );
+    assert.doesNotMatch(text, /Oldest/);
+    assert.match(
+      text,
+      /^\(2 older session\(s\) omitted\)\n- Earlier objective \(completed\): 2 x+\n- Earlier objective \(completed\): 3 x+$/,
+    );
+  });
+
   test('a session still going is shown as not finished, without a result', () => {
     const text = summariseThread([
       { objective: 'Build the API', status: 'running', result: null, createdAt: 1 },

@@ -41,12 +41,14 @@ export function summariseThread(
   // cannot take the whole budget.
   const budget = maxChars - 40;
   const perResult = Math.max(300, Math.floor(maxChars / 3));
-  for (const session of newestFirst) {
+  for (const [index, session] of newestFirst.entries()) {
     const left = budget - used;
     const header = `- Earlier objective (${describeStatus(session.status)}): ${headOf(session.objective, 300)}`;
     if (left < header.length + 40) {
-      dropped += 1;
-      continue;
+      // This one and every older one: an older session kept after a newer one left out would
+      // break the order the omitted-line promises (the older ones are what is missing).
+      dropped = newestFirst.length - index;
+      break;
     }
     const result = (session.result ?? '').replace(/\s+/g, ' ').trim();
     const room = Math.min(perResult, left - header.length - 12);
