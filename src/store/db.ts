@@ -18,6 +18,7 @@ import { createPostgresDatabase, isPostgresUrl } from './postgres-dialect.ts';
 import { attachReadConnection, createReadConnection } from './read-connection.ts';
 import type { Database } from './schema.ts';
 import { createSqliteDialect } from './sqlite-dialect.ts';
+import { syncDirectorySync } from './sync-directory.ts';
 import { startWalCheckpointer } from './wal-checkpointer.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -86,26 +87,27 @@ const DATA_DIR_MODE = 0o750;
 const DATABASE_FILE_MODE = 0o600;
 
 /**
- * Creates `dir` and its missing parents. Node's recursive mkdir reports ENOENT when the parent is
- * on a read-only file system (a container's read-only root without a volume); one level at a time
- * reports the real reason (EROFS, EACCES) for the operator.
+ * Creates `dir` and its missing parents, each synced into its parent directory (a power cut right
+ * after the first start must not lose them). Node's recursive mkdir reports ENOENT when the parent
+ * is on a read-only file system (a container's read-only root without a volume); one level at a
+ * time reports the real reason (EROFS, EACCES) for the operator.
  */
 function makeDirectory(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true, mode: DATA_DIR_MODE });
-    return;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
   const missing: string[] = [];
   for (let at = dir; !existsSync(at) && dirname(at) !== at; at = dirname(at)) missing.unshift(at);
-  for (const each of missing) mkdirSync(each, { mode: DATA_DIR_MODE });
+  try {
+    mkdirSync(dir, { recursive: true, mode: DATA_DIR_MODE });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    for (const each of missing) mkdirSync(each, { mode: DATA_DIR_MODE });
+  }
+  for (const each of missing) syncDirectorySync(dirname(each));
 }
 
 /**
  * Creates an empty database file readable by the service user only, if there is none: SQLite would
  * create it world-readable (0644 under the usual umask), and creates its -wal and -shm files with
- * the database file's permissions.
+ * the database file's permissions. A new file's entry is synced into its directory.
  */
 function createDatabaseFile(path: string): void {
   try {
@@ -113,7 +115,9 @@ function createDatabaseFile(path: string): void {
   } catch (error) {
     // Already there (the usual case, or created meanwhile): its permissions are the operator's.
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return;
   }
+  syncDirectorySync(dirname(path));
 }
 
 /**

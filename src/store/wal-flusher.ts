@@ -8,7 +8,9 @@
 // exactly this fsync, only inline). An fdatasync of the same file through another descriptor
 // flushes the same inode, so a flush started after commit N covers commits 1..N.
 import { closeSync, fdatasync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { toStoreWriteError } from './store-failure.ts';
+import { syncDirectory } from './sync-directory.ts';
 
 export interface WalFlusher {
   /** Call after every commit; starts a flush unless one is running. */
@@ -35,6 +37,10 @@ export function createWalFlusher(walPath: string): WalFlusher {
   let flushing = false;
   let waiters: Waiter[] = [];
   let fd: number | undefined;
+  // SQLite creates the WAL file at each start (and removes it when the last connection closes): its
+  // directory entry is synced once with the first flush after the file was opened, or a power cut
+  // could lose the whole file and every commit in it.
+  let entrySynced = false;
   // close() while a flush is in flight waits for it: the descriptor must not be reused under it.
   let closeAfterFlush = false;
 
@@ -61,6 +67,7 @@ export function createWalFlusher(walPath: string): WalFlusher {
       // Already gone: nothing to release.
     }
     fd = undefined;
+    entrySynced = false;
   }
 
   function flush(): void {
@@ -78,25 +85,31 @@ export function createWalFlusher(walPath: string): WalFlusher {
         return;
       }
       fdatasync(fd, (error) => (error ? reject(error) : resolve()));
-    }).then(
-      () => {
-        flushCount++;
-        flushing = false;
-        if (closeAfterFlush) closeFile();
-        settle(target);
-        flush();
-      },
-      (error: unknown) => {
-        flushing = false;
-        // Reopened by the next attempt, in case the file was replaced.
-        closeFile();
-        // No retry loop on a failing disk: the next commit or reader starts the next attempt. Only
-        // the waiters for commits made during this flush get one at once (they were promised a
-        // flush started after their commit); when it fails too, none is left and it stops there.
-        fail(target, error);
-        if (waiters.length > 0) flush();
-      },
-    );
+    })
+      .then(async () => {
+        if (entrySynced) return;
+        await syncDirectory(dirname(walPath));
+        entrySynced = true;
+      })
+      .then(
+        () => {
+          flushCount++;
+          flushing = false;
+          if (closeAfterFlush) closeFile();
+          settle(target);
+          flush();
+        },
+        (error: unknown) => {
+          flushing = false;
+          // Reopened by the next attempt, in case the file was replaced.
+          closeFile();
+          // No retry loop on a failing disk: the next commit or reader starts the next attempt. Only
+          // the waiters for commits made during this flush get one at once (they were promised a
+          // flush started after their commit); when it fails too, none is left and it stops there.
+          fail(target, error);
+          if (waiters.length > 0) flush();
+        },
+      );
   }
 
   return {
