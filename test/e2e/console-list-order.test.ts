@@ -1,6 +1,8 @@
-// The console's lists of API keys, role bindings and webhooks in real Chromium against the real
-// server: two quick actions read the list twice, and the answer to the first read, held back until
-// the second is shown, never puts the list back as it was before the second action.
+// The console's lists in real Chromium against the real server, with one answer held back: two
+// quick actions on API keys, role bindings and webhooks read their list twice, and the answer to the
+// first read, given last, never puts the list back as it was before the second action; the audit
+// log shows its checkpoint although its first read was superseded; the sessions list's pager goes on
+// with the list shown, not with a status chosen whose list is still on its way.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page, Request } from 'playwright-core';
@@ -15,7 +17,10 @@ const TENANT = 'list-order';
 
 const cleanups: Array<() => unknown> = [];
 
-/** The page's next GET of `path`, answered by the server at once but given to the page on `release`. */
+/**
+ * The page's next GET of `path` (whose URL passes `also`), answered by the server at once but given
+ * to the page on `release`.
+ */
 interface HeldRead {
   /** Resolves with the request once the server has answered it (the answer is held). */
   answered: Promise<Request>;
@@ -28,7 +33,7 @@ interface HeldRead {
   outcome(staleShown: () => boolean): Promise<'aborted' | 'shown'>;
 }
 
-async function holdNextRead(page: Page, path: string): Promise<HeldRead> {
+async function holdNextRead(page: Page, path: string, also = (_url: URL) => true): Promise<HeldRead> {
   let release!: () => void;
   const released = new Promise<void>((resolve) => {
     release = resolve;
@@ -45,7 +50,7 @@ async function holdNextRead(page: Page, path: string): Promise<HeldRead> {
   page.on('requestfailed', (request) => {
     if (request === held) abortedWith();
   });
-  const matches = (url: URL) => url.pathname === path;
+  const matches = (url: URL) => url.pathname === path && also(url);
   await page.route(matches, async (route) => {
     const request = route.request();
     if (held !== null || request.method() !== 'GET') return route.fallback();
@@ -74,6 +79,23 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
   let problems: PageProblems;
   let admin: string;
   const asAdmin = () => ({ authorization: `Bearer ${admin}` });
+  /** Submits a session (it waits: no worker runs here) and returns its id. */
+  const submit = async (objective: string) => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: asAdmin(),
+      body: { objective, agents: [{ role: 'qa', task: 'hello', runner: 'echo' }] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    return created.body.id;
+  };
+  const cancel = async (id: string) => {
+    const cancelled = await requestJson(`${server.url}/v1/sessions/${id}/cancel`, {
+      method: 'POST',
+      headers: asAdmin(),
+    });
+    assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+  };
 
   before(async () => {
     server = await startTestServer({
@@ -82,6 +104,8 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
         workers: { concurrency: 0 },
         secrets: { kekRing: generateKekEntry('k1') },
         ssrf: { allowedHosts: ['127.0.0.1'] },
+        // More than 100 sessions wait here (no worker runs them): the usage list pages past 100.
+        rateLimit: { maxConcurrentSessionsPerTenant: 0 },
       },
     });
     cleanups.push(() => server.close());
@@ -178,6 +202,73 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
     assert.equal(await held.outcome(() => false), 'aborted');
     // What the checkpoint section says on a server that has signed none yet.
     await page.locator('#audit-checkpoint').getByText('No signed checkpoint yet').waitFor();
+  });
+
+  test('sessions: Next page while the list of a newly chosen status is on its way', async () => {
+    // 22 sessions, then 3 cancelled: the newest page of all (20) holds the 3 cancelled ones.
+    for (let i = 1; i <= 22; i += 1) await submit(`waiting ${i}`);
+    for (let i = 1; i <= 3; i += 1) await cancel(await submit(`cancelled ${i}`));
+    await page.getByRole('link', { name: 'Sessions', exact: true }).click();
+    await page.getByText('Page 1: 20 sessions.').waitFor();
+    const held = await holdNextRead(
+      page,
+      '/v1/sessions',
+      (url) => url.searchParams.get('status') === 'cancelled',
+    );
+    await page.locator('#filter-status').selectOption('cancelled');
+    await held.answered;
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText(/^(Page 2: .*|No sessions\.)$/).waitFor();
+    // The pager went on with the list shown (every status): its 5 oldest sessions, none skipped,
+    // and the filter says so again.
+    assert.equal(await page.locator('#filter-status').inputValue(), '');
+    const objectives = await page.locator('#sessions-body tr td:first-child').allTextContents();
+    assert.deepEqual(
+      objectives.map((text) => text.trim()),
+      ['waiting 5', 'waiting 4', 'waiting 3', 'waiting 2', 'waiting 1'],
+    );
+    held.release();
+    assert.equal(await held.outcome(() => false), 'aborted');
+  });
+
+  test('usage: Load more while the list of a newly chosen status is on its way', async () => {
+    // 103 sessions more, then 2 cancelled: the first 100 listed (of every status) hold those 2.
+    for (let i = 1; i <= 103; i += 1) await submit(`later ${i}`);
+    for (let i = 1; i <= 2; i += 1) await cancel(await submit(`cancelled later ${i}`));
+    let total = 0;
+    let next: string | null = null;
+    do {
+      const listed: { body: { items: unknown[]; nextCursor: string | null } } = await requestJson(
+        `${server.url}/v1/sessions?limit=100${next ? `&cursor=${next}` : ''}`,
+        { headers: asAdmin() },
+      );
+      total += listed.body.items.length;
+      next = listed.body.nextCursor;
+    } while (next);
+    await page.getByRole('link', { name: 'Usage' }).click();
+    const range = page.locator('#usage-range');
+    await range.getByText(/^Totals over the 100 sessions listed, created/).waitFor();
+    const before = await range.textContent();
+    const held = await holdNextRead(
+      page,
+      '/v1/sessions',
+      (url) => url.searchParams.get('status') === 'cancelled',
+    );
+    await page.locator('#usage-status').selectOption('cancelled');
+    await held.answered;
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await page.waitForFunction(
+      (text) => document.getElementById('usage-range')?.textContent !== text,
+      before,
+    );
+    // Load more went on with the list shown (every status), and the filter says so again.
+    assert.equal(await page.locator('#usage-status').inputValue(), '');
+    assert.match(
+      (await range.textContent()) ?? '',
+      new RegExp(`^Totals over the ${total.toLocaleString('en-US')} sessions listed, created`),
+    );
+    held.release();
+    assert.equal(await held.outcome(() => false), 'aborted');
   });
 
   test('webhooks: create, then delete before the list read after the create is answered', async () => {

@@ -15,14 +15,14 @@ const PAGE_SIZE = 20;
  * Forgotten on reload, like the rest of the page.
  */
 let chosenStatus = '';
-let shownPage = { cursor: null, number: 1 };
+let shownPage = { cursor: null, number: 1, status: '' };
 /** What the list says once, the next time it is shown (e.g. "Session … deleted."), or ''. */
 let pendingNote = '';
 
 /** Forgets the filter and page kept: a new sign-in (maybe another tenant) starts at page 1. */
 export function forgetSessionsListPlace() {
   chosenStatus = '';
-  shownPage = { cursor: null, number: 1 };
+  shownPage = { cursor: null, number: 1, status: '' };
   pendingNote = '';
 }
 
@@ -40,6 +40,12 @@ export function renderSessions(root) {
   let loading = null;
   const status = statusSelect('filter-status');
   status.value = chosenStatus;
+  /**
+   * The status the list shown was read with. Why kept: its cursors continue that list, so the pager
+   * and the refresh of the page shown go on with it, not with a status chosen whose list is not read
+   * yet (still on its way, or refused), which would show a page of it from the middle.
+   */
+  let listStatus = chosenStatus;
   const body = h('tbody', { id: 'sessions-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
@@ -55,7 +61,7 @@ export function renderSessions(root) {
    * that did not change alone and shows an error only until a later refresh succeeds.
    * @returns {Promise<'changed' | 'unchanged' | 'skipped' | {outcome: 'failed', retryAfterMs: number | null}>}
    */
-  async function load(fromCursor, page, { quiet = false } = {}) {
+  async function load(fromCursor, page, { quiet = false, filter = listStatus } = {}) {
     // One request at a time: a newer one (a click, the filter) supersedes the one in flight.
     loading?.abort();
     const controller = new AbortController();
@@ -63,16 +69,17 @@ export function renderSessions(root) {
     if (!quiet) replaceChildren(errors);
     try {
       const result = await api.listSessions({
-        status: status.value,
+        status: filter,
         cursor: fromCursor,
         limit: PAGE_SIZE,
         signal: controller.signal,
       });
       if (controller.signal.aborted) return 'skipped';
-      const moved = page !== pageNumber || fromCursor !== pageCursor;
+      const moved = page !== pageNumber || fromCursor !== pageCursor || filter !== listStatus;
+      listStatus = filter;
       pageNumber = page;
       pageCursor = fromCursor;
-      shownPage = { cursor: fromCursor, number: page };
+      shownPage = { cursor: fromCursor, number: page, status: filter };
       cursor = result.nextCursor;
       const rows = result.items.map((session) =>
         sessionRow(session, h('td', {}, formatUsage(session.usage))),
@@ -103,22 +110,33 @@ export function renderSessions(root) {
   }
 
   const poller = pollWhileVisible(() =>
-    // A load the user started is in flight: it is the refresh.
-    loading ? Promise.resolve('skipped') : load(pageCursor, pageNumber, { quiet: true }),
+    // A load the user started is in flight: it is the refresh. A status chosen whose list could
+    // not be read is asked again from its first page.
+    loading
+      ? Promise.resolve('skipped')
+      : status.value === listStatus
+        ? load(pageCursor, pageNumber, { quiet: true })
+        : load(null, 1, { quiet: true, filter: status.value }),
   );
   /** A load the user asked for; the background refresh counts again from it. */
-  function loadByUser(fromCursor, page) {
+  function loadByUser(fromCursor, page, filter) {
     poller.restart();
-    return load(fromCursor, page);
+    return load(fromCursor, page, { filter });
+  }
+  /** The pager goes on with the list shown; the filter says again what it is read with. */
+  function turnPage(fromCursor, page) {
+    status.value = listStatus;
+    chosenStatus = listStatus;
+    loadByUser(fromCursor, page, listStatus);
   }
 
   status.addEventListener('change', () => {
     chosenStatus = status.value;
-    loadByUser(null, 1);
+    loadByUser(null, 1, status.value);
   });
-  next.addEventListener('click', () => cursor && loadByUser(cursor, pageNumber + 1));
-  first.addEventListener('click', () => loadByUser(null, 1));
-  refresh.addEventListener('click', () => loadByUser(null, 1));
+  next.addEventListener('click', () => cursor && turnPage(cursor, pageNumber + 1));
+  first.addEventListener('click', () => turnPage(null, 1));
+  refresh.addEventListener('click', () => loadByUser(null, 1, status.value));
 
   replaceChildren(
     root,
@@ -158,7 +176,9 @@ export function renderSessions(root) {
   );
   // Written once the list is read, into the status region already on the page, so screen readers
   // announce it, and beside the list that no longer holds what it reports.
-  loadByUser(shownPage.cursor, shownPage.number).then(() => {
+  // The page shown last, when it is of the status chosen last (else that status's first page).
+  const back = shownPage.status === chosenStatus ? shownPage : { cursor: null, number: 1 };
+  loadByUser(back.cursor, back.number).then(() => {
     if (noteText) note.textContent = noteText;
   });
   return () => {

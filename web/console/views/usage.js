@@ -294,6 +294,12 @@ export function renderUsage(root) {
   let cursor = null;
   let loading = null;
   let readAt = null;
+  /**
+   * The status the sessions listed were read with. Why kept: the cursor continues that list, so Load
+   * more goes on with it, not with a status chosen whose list is not read yet (on its way, or
+   * refused), which would add sessions of that status from the middle to the others.
+   */
+  let listStatus = '';
   const status = statusSelect('usage-status');
   const body = h('tbody', { id: 'usage-body' });
   const totals = h('tr', { id: 'usage-totals' });
@@ -310,7 +316,7 @@ export function renderUsage(root) {
       h('th', { scope: 'row', colSpan: 3 }, `Total (${countOf(sessions.length, 'session')})`),
       ...usageCells(sum),
     );
-    range.textContent = describeRange(sessions, cursor === null, status.value, readAt);
+    range.textContent = describeRange(sessions, cursor === null, listStatus, readAt);
     const focused = document.activeElement;
     more.disabled = cursor === null;
     // All loaded: the focus goes to Refresh rather than the start of the page.
@@ -318,13 +324,16 @@ export function renderUsage(root) {
   }
 
   async function load(fromStart) {
+    // Load more: the filter says again what the list shown is read with.
+    if (!fromStart) status.value = listStatus;
+    const filter = status.value;
     loading?.abort();
     const controller = new AbortController();
     loading = controller;
     replaceChildren(errors);
     try {
       const page = await api.listSessions({
-        status: status.value,
+        status: filter,
         cursor: fromStart ? null : cursor,
         limit: PAGE_SIZE,
         signal: controller.signal,
@@ -333,6 +342,7 @@ export function renderUsage(root) {
       // Why from the first page on a new read: the cursor belongs to the list it came from.
       if (fromStart) sessions = [];
       sessions = sessions.concat(page.items);
+      listStatus = filter;
       cursor = page.nextCursor;
       readAt = new Date().toISOString();
       show();
