@@ -324,6 +324,9 @@ for (const helm of helms) {
           { ...POSTGRES, keda: { enabled: true } },
           { metrics: { prometheusRule: { enabled: true } } },
           { tls: { secretName: 'maos-tls' } },
+          { ...POSTGRES, config: { audit: { signingKey_FILE: '/run/secrets/maos/audit-key' } } },
+          { ...POSTGRES, extraEnv: [{ name: 'MAOS_AUDIT__SIGNING_KEY_FILE', value: '/run/k' }] },
+          { ...POSTGRES, auditCheckpoints: { persistence: { enabled: true } } },
         ];
         for (const values of sets) {
           const result = run(['install', 'maos', CHART, '--dry-run=client', '-f', valuesFile(values)]);

@@ -425,6 +425,33 @@ describe('Helm chart', () => {
     assert.doesNotMatch(withKey.notes, /MAOS_AUDIT__SIGNING_KEY/);
     const secret = withKey.byKind.get('Secret')?.find((doc) => !at(doc, 'metadata.annotations'));
     assert.equal(at(secret as Doc, 'stringData').MAOS_AUDIT__SIGNING_KEY, 'pem');
+    // The key as a mounted file, as values.yaml suggests (config.audit.signingKey_FILE and
+    // extraVolumes), or named by a *_FILE variable, is shared by every pod just as well.
+    const keyFile = {
+      extraVolumes: [{ name: 'audit-key', secret: { secretName: 'maos-audit-key' } }],
+      extraVolumeMounts: [{ name: 'audit-key', mountPath: '/run/secrets/maos', readOnly: true }],
+    };
+    for (const values of [
+      { ...keyFile, config: { audit: { signingKey_FILE: '/run/secrets/maos/audit-key' } } },
+      {
+        ...keyFile,
+        extraEnv: [{ name: 'MAOS_AUDIT__SIGNING_KEY_FILE', value: '/run/secrets/maos/audit-key' }],
+      },
+      { secretEnv: { MAOS_AUDIT__SIGNING_KEY_FILE: '/run/secrets/maos/audit-key' }, ...keyFile },
+    ]) {
+      assert.doesNotMatch(
+        render({ ...POSTGRES, ...values }).notes,
+        /MAOS_AUDIT__SIGNING_KEY/,
+        JSON.stringify(values),
+      );
+    }
+    // Another variable, or another audit setting, is no key.
+    for (const values of [
+      { extraEnv: [{ name: 'MAOS_AUDIT__ORIGIN', value: 'maos.example.com/audit' }] },
+      { config: { audit: { origin: 'maos.example.com/audit' } } },
+    ]) {
+      assert.match(render({ ...POSTGRES, ...values }).notes, /WARNING: no MAOS_AUDIT__SIGNING_KEY/);
+    }
   });
 
   test('auditCheckpoints.persistence keeps the checkpoint files on a volume every replica shares', () => {

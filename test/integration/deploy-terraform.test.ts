@@ -292,10 +292,27 @@ describe('Terraform module evaluated by terraform', () => {
   }, () => {
     const warning = /without MAOS_AUDIT__SIGNING_KEY in secret_env: every pod signs audit checkpoints/;
     assert.match(moduleCheckWarnings({ database_url: 'postgres://maos:pw@db:5432/maos' }), warning);
+    assert.match(
+      moduleCheckWarnings({
+        database_url: 'postgres://maos:pw@db:5432/maos',
+        config: '{audit = {origin = "maos.example.com/audit"}}',
+      }),
+      warning,
+      'another audit setting is no key',
+    );
     const quiet: Array<Record<string, string>> = [
       { database_url: 'postgres://maos:pw@db:5432/maos', secret_env: '{MAOS_AUDIT__SIGNING_KEY = "pem"}' },
       { existing_secret_name: 'maos-env' },
       { database_mode: 'sqlite' },
+      // A key file every pod mounts (extra_values), as the chart's values.yaml suggests.
+      {
+        database_url: 'postgres://maos:pw@db:5432/maos',
+        config: '{audit = {signingKey_FILE = "/run/secrets/maos/audit-key"}}',
+      },
+      {
+        database_url: 'postgres://maos:pw@db:5432/maos',
+        secret_env: '{MAOS_AUDIT__SIGNING_KEY_FILE = "/run/secrets/maos/audit-key"}',
+      },
     ];
     for (const vars of quiet) {
       assert.doesNotMatch(moduleCheckWarnings(vars), /Check block assertion failed/, JSON.stringify(vars));

@@ -110,6 +110,25 @@ HTTP
 {{- default (printf "%s-data" (include "maos.fullname" .)) .Values.database.sqlite.persistence.existingClaim -}}
 {{- end -}}
 
+{{/*
+Non-empty when the pods get an audit signing key from the values: in existingSecret (assumed), in
+secretEnv, or as a file named by config.audit.signingKey_FILE or a MAOS_AUDIT__SIGNING_KEY_FILE
+variable (secretEnv, extraEnv). Without one each pod generates its own.
+*/}}
+{{- define "maos.auditKeyConfigured" -}}
+{{- $audit := default (dict) (index .Values.config "audit") -}}
+{{- $names := list "MAOS_AUDIT__SIGNING_KEY" "MAOS_AUDIT__SIGNING_KEY_FILE" -}}
+{{- if or .Values.existingSecret (hasKey $audit "signingKey") (hasKey $audit "signingKey_FILE") -}}
+true
+{{- end -}}
+{{- range $names -}}
+{{- if hasKey $.Values.secretEnv . }}true{{ end -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if has .name $names }}true{{ end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The PVC of the audit checkpoint files (auditCheckpoints.persistence). */}}
 {{- define "maos.auditCheckpointsClaim" -}}
 {{- default (printf "%s-audit-checkpoints" (include "maos.fullname" .)) .Values.auditCheckpoints.persistence.existingClaim -}}

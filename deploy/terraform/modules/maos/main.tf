@@ -73,9 +73,11 @@ locals {
 # The chart only warns in its install notes, which Terraform does not show: warn at plan and apply.
 check "audit_signing_key" {
   assert {
+    # The key in the Secret, or a file every pod mounts (extra_values) named by audit.signingKey_FILE.
     condition = (
       var.database_mode != "postgres" || var.existing_secret_name != null ||
-      nonsensitive(contains(keys(var.secret_env), "MAOS_AUDIT__SIGNING_KEY"))
+      nonsensitive(length(setintersection(keys(var.secret_env), ["MAOS_AUDIT__SIGNING_KEY", "MAOS_AUDIT__SIGNING_KEY_FILE"])) > 0) ||
+      try(var.config.audit.signingKey_FILE, null) != null || try(var.config.audit.signingKey, null) != null
     )
     error_message = "postgres mode without MAOS_AUDIT__SIGNING_KEY in secret_env: every pod signs audit checkpoints with its own generated key. Set one shared key (an Ed25519 PKCS#8 PEM)."
   }
