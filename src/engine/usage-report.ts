@@ -90,12 +90,13 @@ export async function readUsageReport(db: Kysely<Database>, query: UsageReportQu
       eb.fn.coalesce(eb.fn.sum<number>('t.cost_usd'), sql.lit(0)).as('cost_usd'),
     ])
     .groupBy('t.role')
-    .orderBy('t.role')
     .execute();
-  return {
-    totals,
-    groups: rows.map((row) => ({ key: String(row.key), ...toFigures(row, Number(row.tasks)) })),
-  };
+  // Ordered here, in code point order as the model groups: a PostgreSQL database's collation may
+  // be a language's, which orders `_` and digits otherwise than SQLite.
+  const groups = rows
+    .map((row) => ({ key: String(row.key), ...toFigures(row, Number(row.tasks)) }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { totals, groups };
 }
 
 /**
