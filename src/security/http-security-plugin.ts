@@ -186,10 +186,16 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       throw error;
     }
     // The submit only: a steering message (same permission) is checked by the engine, against the
-    // daily token cap alone (a tenant at its cap of unfinished sessions may still steer them).
+    // daily token cap alone (a tenant at its cap of unfinished sessions may still steer them). A
+    // replay of a stored Idempotency-Key passes: it gets its session back, it starts none.
     if (config.submitsSession === true && options.quotas) {
       try {
-        await options.quotas.assertSessionAllowed(principal.tenantId);
+        const key = request.headers['idempotency-key'];
+        await options.quotas.assertSessionAllowed(
+          principal.tenantId,
+          undefined,
+          typeof key === 'string' ? key : undefined,
+        );
       } catch (error) {
         noteQuotaDenial(state, error);
         throw error;

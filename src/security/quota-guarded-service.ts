@@ -4,17 +4,20 @@
 import type { SessionService } from '../engine/session-service.ts';
 import type { TenantQuotas } from './quotas.ts';
 
-/** The same service, with `createSession` and `retrySession` refused (QUOTA_EXCEEDED) when the tenant is over a cap. */
+/**
+ * The same service, with `createSession` and `retrySession` refused (QUOTA_EXCEEDED) when the tenant
+ * is over a cap, unless their Idempotency-Key makes them a replay of a stored one.
+ */
 export function withTenantQuotas(service: SessionService, quotas: TenantQuotas | null): SessionService {
   if (quotas === null) return service;
   return Object.freeze({
     ...bindAll(service),
     async createSession(actor, input, idempotencyKey) {
-      await quotas.assertSessionAllowed(actor.tenantId);
+      await quotas.assertSessionAllowed(actor.tenantId, undefined, idempotencyKey);
       return service.createSession(actor, input, idempotencyKey);
     },
     async retrySession(actor, sessionId, input, idempotencyKey) {
-      await quotas.assertSessionAllowed(actor.tenantId);
+      await quotas.assertSessionAllowed(actor.tenantId, undefined, idempotencyKey);
       return service.retrySession(actor, sessionId, input, idempotencyKey);
     },
   } satisfies SessionService);

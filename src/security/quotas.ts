@@ -22,6 +22,10 @@ interface QuotaTables {
     tenant_id: string;
     status: string;
   };
+  idempotency_keys: {
+    tenant_id: string;
+    key: string;
+  };
 }
 
 export interface TenantQuotaConfig {
@@ -38,9 +42,12 @@ export interface TenantQuotas {
   /**
    * Throws QUOTA_EXCEEDED when the tenant may not start another session now. Counts through `trx`
    * when given (the session insert's transaction, so the count and the insert are one step),
-   * through the store otherwise (the early check).
+   * through the store otherwise (the early check). `idempotencyKey` (the early check's request's):
+   * over a cap, a key the tenant has already stored passes, as its request is a replay that starts
+   * no session (the engine answers it with the stored session, or refuses a different body; the
+   * insert's transaction looks for the key before it counts).
    */
-  assertSessionAllowed(tenantId: string, trx?: AnyDb): Promise<void>;
+  assertSessionAllowed(tenantId: string, trx?: AnyDb, idempotencyKey?: string): Promise<void>;
   /**
    * Throws QUOTA_EXCEEDED (quota `daily_tokens`) when the tenant's tokens charged today have reached
    * the daily cap: for new work of a running session (a phase gate, a steering message).
@@ -66,19 +73,30 @@ export function createTenantQuotas(
     }
   }
 
-  return {
-    async assertSessionAllowed(tenantId, trx) {
-      if (config.maxConcurrentSessionsPerTenant > 0) {
-        const active = await countUnfinishedSessions(trx ?? db, tenantId);
-        if (active >= config.maxConcurrentSessionsPerTenant) {
-          throw new AppError(
-            'QUOTA_EXCEEDED',
-            `The tenant already has ${active} unfinished sessions (limit ${config.maxConcurrentSessionsPerTenant})`,
-            { details: { quota: 'concurrent_sessions', limit: config.maxConcurrentSessionsPerTenant } },
-          );
-        }
+  async function checkSessionAllowed(store: AnyDb, tenantId: string): Promise<void> {
+    if (config.maxConcurrentSessionsPerTenant > 0) {
+      const active = await countUnfinishedSessions(store, tenantId);
+      if (active >= config.maxConcurrentSessionsPerTenant) {
+        throw new AppError(
+          'QUOTA_EXCEEDED',
+          `The tenant already has ${active} unfinished sessions (limit ${config.maxConcurrentSessionsPerTenant})`,
+          { details: { quota: 'concurrent_sessions', limit: config.maxConcurrentSessionsPerTenant } },
+        );
       }
-      await checkDailyTokens(trx ?? db, tenantId, 'new sessions start after 00:00 UTC');
+    }
+    await checkDailyTokens(store, tenantId, 'new sessions start after 00:00 UTC');
+  }
+
+  return {
+    async assertSessionAllowed(tenantId, trx, idempotencyKey) {
+      try {
+        await checkSessionAllowed(trx ?? db, tenantId);
+      } catch (error) {
+        // Read only once refused: a submit under its caps pays nothing for it.
+        const refused = error instanceof AppError && error.code === 'QUOTA_EXCEEDED';
+        if (!refused || idempotencyKey === undefined) throw error;
+        if (!(await isStoredKey(trx ?? db, tenantId, idempotencyKey))) throw error;
+      }
     },
     async assertDailyTokensLeft(tenantId, trx, consequence) {
       await checkDailyTokens(trx ?? db, tenantId, consequence);
@@ -101,6 +119,17 @@ async function countUnfinishedSessions(db: AnyDb, tenantId: string): Promise<num
     .where('status', 'not in', TERMINAL_SESSION_STATUSES)
     .executeTakeFirst();
   return Number(row?.n ?? 0);
+}
+
+/** Whether the tenant has stored `key` as an Idempotency-Key (a request with it is a replay). */
+async function isStoredKey(db: AnyDb, tenantId: string, key: string): Promise<boolean> {
+  const row = await (db as Kysely<QuotaTables>)
+    .selectFrom('idempotency_keys')
+    .select('key')
+    .where('tenant_id', '=', tenantId)
+    .where('key', '=', key)
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 /** A tenant's quotas and what it has used of them (GET /v1/quotas). A limit of null: no cap. */
