@@ -300,6 +300,8 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await page.getByRole('button', { name: 'Done' }).click();
     await secretField.waitFor({ state: 'detached' });
     assert.equal((await page.content()).includes(secret), false);
+    // The focus, on Done as it left, is back on the form's button, not at the start of the page.
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Create key');
     const row = page.locator(`#keys-body tr[data-key-id="${made?.id}"]`);
     assert.match((await row.textContent()) ?? '', /ci <bot>.*operator.*active/s);
 

@@ -294,6 +294,18 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
       'http://127.0.0.1:9/new',
     ]);
     assert.equal(await page.locator('#webhooks-body tr').count(), 1);
+
+    // A rotated secret's Done puts the focus back on the row's Rotate secret (drawn anew meanwhile).
+    await page.getByRole('button', { name: 'Done' }).click();
+    const rotate = page.getByRole('button', { name: 'Rotate the secret of http://127.0.0.1:9/new' });
+    await rotate.click();
+    await page.getByRole('button', { name: 'Confirm rotate' }).click();
+    await page.getByLabel('Signing secret').waitFor();
+    await page.getByRole('button', { name: 'Done' }).click();
+    assert.equal(
+      await page.evaluate(() => document.activeElement?.getAttribute('aria-label')),
+      'Rotate the secret of http://127.0.0.1:9/new',
+    );
     assert.deepEqual(problems.messages, []);
   });
 });

@@ -227,6 +227,8 @@ describe('console: webhooks', { timeout: 120_000 }, () => {
 
     await page.getByRole('button', { name: 'Done' }).click();
     assert.equal(await page.getByLabel('Signing secret').count(), 0);
+    // The focus, on Done as it left, is back on the form's button, not at the start of the page.
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Create subscription');
     assert.ok(!(await pageText()).includes(secret), 'the secret left the page');
     await assertFitsPhoneWidth();
   });

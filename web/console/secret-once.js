@@ -7,11 +7,16 @@ import { field, h, replaceChildren } from './dom.js';
  * Shows `value` in `container` as a card: `title`, an optional paragraph `extra`, the read-only
  * field (`id`, labelled `label`, with an optional `hint`), "Copy <noun>", Done and a status line.
  * Copy writes the clipboard; where that is refused the field is selected for the keyboard instead.
- * Done empties `container`; the caller empties it too when its view is left.
+ * Done empties `container` and puts the focus on `after()` (what the secret came from, e.g. the
+ * form's button); the caller empties it too when its view is left.
  * @param {HTMLElement} container
- * @param {{ id: string, value: string, title: string, label: string, noun: string, hint?: string, extra?: string }} secret
+ * @param {{ id: string, value: string, title: string, label: string, noun: string, hint?: string,
+ *   extra?: string, after?: () => HTMLElement | null | undefined }} secret
  */
-export function showSecretOnce(container, { id, value, title, label, noun, hint, extra }) {
+export function showSecretOnce(
+  container,
+  { id, value, title, label, noun, hint, extra, after = () => null },
+) {
   const input = h('input', {
     id,
     type: 'text',
@@ -32,7 +37,12 @@ export function showSecretOnce(container, { id, value, title, label, noun, hint,
       status.textContent = `Copying is not allowed here: the ${noun} is selected, copy it with the keyboard.`;
     }
   });
-  done.addEventListener('click', () => replaceChildren(container));
+  done.addEventListener('click', () => {
+    // The focused Done leaves with the card: without this the focus falls back to the start of the
+    // page, and a keyboard user has to find the place again.
+    replaceChildren(container);
+    after()?.focus();
+  });
   replaceChildren(
     container,
     h(

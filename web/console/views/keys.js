@@ -111,6 +111,7 @@ export function renderKeys(root) {
       title: `Key “${key.name}” created. Store it now: it is shown only this once.`,
       label: 'New API key',
       noun: 'key',
+      after: () => submit,
     });
   }
 

@@ -236,6 +236,11 @@ export function renderWebhooks(root) {
       title: `New signing secret of ${webhook.url}. Store it now: it is shown only this once and cannot be read again.`,
       secret: rotated.secret,
       extra: previous,
+      // The row's Rotate secret (the list is drawn anew meanwhile), or the list's message.
+      after: () =>
+        body.querySelector(
+          `tr[data-webhook-id="${CSS.escape(webhook.id)}"] button[aria-label^="Rotate the secret"]`,
+        ) ?? notice,
     });
     await load();
     return true;
@@ -255,8 +260,11 @@ export function renderWebhooks(root) {
     }
   }
 
-  /** A signing secret, shown once: a read-only field, a copy button and Done, which forgets it. */
-  function showSecret({ title, secret, extra }) {
+  /**
+   * A signing secret, shown once: a read-only field, a copy button and Done, which forgets it and
+   * puts the focus on `after()`.
+   */
+  function showSecret({ title, secret, extra, after }) {
     showSecretOnce(secretCard, {
       id: 'webhook-secret-value',
       value: secret,
@@ -265,6 +273,7 @@ export function renderWebhooks(root) {
       label: 'Signing secret',
       hint: 'Receivers verify each delivery’s webhook-signature header with it.',
       noun: 'secret',
+      after,
     });
   }
 
@@ -442,6 +451,7 @@ export function renderWebhooks(root) {
       showSecret({
         title: `Subscription to ${created.url} created. Store its signing secret now: it is shown only this once and cannot be read again.`,
         secret: created.secret,
+        after: () => submit,
       });
       await load();
     } catch (error) {
