@@ -1,15 +1,11 @@
-// Ends the response stream of a request the client cancelled (notifications/cancelled) over
-// Streamable HTTP. The SDK stops the handler and drops its result, but the request's SSE response
-// only ends with a response: without one it stayed open (keep-alives, a held connection, the MCP
-// session never idle) until the client went away, and a resume of it (Last-Event-ID) never ended.
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+// Requests in flight on an MCP Streamable HTTP session, and the end of the streams of cancelled ones.
+// On notifications/cancelled the SDK stops the handler and drops its result, so no response is
+// sent, as MCP asks. But a request's SSE stream only ends with its response: without one it stayed
+// open, and a resume of it (Last-Event-ID) waited for a response that never comes.
+import type { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 
-/** JSON-RPC error code of the answer that ends a cancelled request (as LSP's RequestCancelled). */
-export const REQUEST_CANCELLED = -32800;
-
-/** Requests in flight remembered per connection; beyond this the oldest are forgotten. */
-const MAX_IN_FLIGHT = 1000;
+/** Requests in flight (and cancelled streams) remembered per MCP session; beyond this the oldest are forgotten. */
+const MAX_REMEMBERED = 1000;
 
 type RequestId = string | number;
 
@@ -18,42 +14,114 @@ function requestIdOf(value: unknown): RequestId | undefined {
 }
 
 /**
- * Instruments `transport` (after the MCP server connected to it): a `notifications/cancelled` for a
- * request still in flight is answered with JSON-RPC error REQUEST_CANCELLED, which ends its stream
- * through the transport's own path (stored for resumption, correlations released). The handler's
- * own result is dropped by the SDK once cancelled, so the request gets this one answer only;
- * clients ignore an answer to a request they cancelled.
+ * The SSE stream the SDK transport sends `id`'s messages on: its own request-to-stream correlation,
+ * which it keeps until the request's response is sent and has no accessor for. Undefined when the
+ * SDK keeps it elsewhere (another version): streams are then still ended, resumes are not told.
  */
-export function endCancelledRequests(transport: Transport): void {
-  const inFlight = new Set<RequestId>();
+function streamOfRequest(
+  transport: WebStandardStreamableHTTPServerTransport,
+  id: RequestId,
+): string | undefined {
+  const mapping = (transport as unknown as { _requestToStreamMapping?: unknown })._requestToStreamMapping;
+  if (!(mapping instanceof Map)) return undefined;
+  const streamId: unknown = mapping.get(id);
+  return typeof streamId === 'string' ? streamId : undefined;
+}
+
+function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+  if (map.size >= MAX_REMEMBERED) map.delete(map.keys().next().value as K);
+  map.set(key, value);
+}
+
+export interface RequestTracker {
+  /**
+   * True when nothing more will be sent on request stream `streamId`: none of its requests waits
+   * for its response any more (answered or cancelled). False when unsure.
+   */
+  isStreamOver(streamId: string): boolean;
+  /** Ends `streamId` again if its requests were cancelled: a resume has just registered it anew. */
+  endIfCancelled(streamId: string): void;
+}
+
+export interface TrackRequestsOptions {
+  /** Told once the stream of cancelled requests was ended, for the durable log to record it. */
+  onStreamCancelled?: (streamId: string) => void;
+}
+
+/**
+ * Watches `transport` (after the MCP server connected to it): a `notifications/cancelled` for a
+ * request in flight ends that request's SSE stream without a response (the SDK's closeSSEStream),
+ * once no other request of the same POST (a 2025-03-26 batch) still waits for its own.
+ */
+export function trackRequests(
+  transport: WebStandardStreamableHTTPServerTransport,
+  options: TrackRequestsOptions = {},
+): RequestTracker {
+  /** Requests received and not yet answered or cancelled, oldest first. */
+  const pending = new Map<RequestId, true>();
+  /** Streams with a cancelled request, and that request (the SDK closes a stream by request id). */
+  const cancelledOn = new Map<string, RequestId>();
+
+  function awaitsResponse(streamId: string): boolean {
+    for (const id of pending.keys()) {
+      if (streamOfRequest(transport, id) === streamId) return true;
+    }
+    return false;
+  }
+
+  function endCancelled(streamId: string, id: RequestId): void {
+    transport.closeSSEStream(id);
+    options.onStreamCancelled?.(streamId);
+  }
+
   const deliver = transport.onmessage;
   transport.onmessage = (message, extra) => {
     const incoming = message as { id?: unknown; method?: unknown; params?: { requestId?: unknown } };
     const id = requestIdOf(incoming.id);
-    if (id !== undefined && typeof incoming.method === 'string') {
-      if (inFlight.size >= MAX_IN_FLIGHT) inFlight.delete(inFlight.values().next().value as RequestId);
-      inFlight.add(id);
-    }
+    if (id !== undefined && typeof incoming.method === 'string') remember(pending, id, true);
     deliver?.(message, extra);
     if (incoming.method !== 'notifications/cancelled') return;
     const cancelled = requestIdOf(incoming.params?.requestId);
-    if (cancelled === undefined || !inFlight.delete(cancelled)) return;
-    const answer: JSONRPCMessage = {
-      jsonrpc: '2.0',
-      id: cancelled,
-      error: { code: REQUEST_CANCELLED, message: 'Request cancelled' },
-    };
-    transport.send(answer).catch(() => {
-      // The request's stream is already gone (the client left); nothing is left to end.
-    });
+    // Unknown, already answered or already cancelled: nothing to end (MCP says to ignore it).
+    if (cancelled === undefined || !pending.delete(cancelled)) return;
+    const streamId = streamOfRequest(transport, cancelled);
+    if (streamId === undefined) {
+      transport.closeSSEStream(cancelled);
+      return;
+    }
+    remember(cancelledOn, streamId, cancelled);
+    if (!awaitsResponse(streamId)) endCancelled(streamId, cancelled);
   };
+
   const send = transport.send.bind(transport);
-  transport.send = (message, options) => {
+  transport.send = (message, sendOptions) => {
     const outgoing = message as { id?: unknown; result?: unknown; error?: unknown };
     const id = requestIdOf(outgoing.id);
-    if (id !== undefined && (outgoing.result !== undefined || outgoing.error !== undefined)) {
-      inFlight.delete(id);
+    if (id === undefined || (outgoing.result === undefined && outgoing.error === undefined)) {
+      return send(message, sendOptions);
     }
-    return send(message, options);
+    pending.delete(id);
+    // Read before sending: the SDK forgets the correlation once the stream's responses are all sent.
+    const streamId = streamOfRequest(transport, id);
+    return send(message, sendOptions).then(() => {
+      // The last answer of a batch whose other requests were cancelled: the SDK still waits for
+      // their responses, so the stream is ended here.
+      const cancelled = streamId === undefined ? undefined : cancelledOn.get(streamId);
+      if (streamId !== undefined && cancelled !== undefined && !awaitsResponse(streamId)) {
+        endCancelled(streamId, cancelled);
+      }
+    });
+  };
+
+  return {
+    isStreamOver(streamId) {
+      // Without the SDK's correlation nothing is known: the stream may still get its response.
+      if (!(Reflect.get(transport, '_requestToStreamMapping') instanceof Map)) return false;
+      return !awaitsResponse(streamId);
+    },
+    endIfCancelled(streamId) {
+      const cancelled = cancelledOn.get(streamId);
+      if (cancelled !== undefined && !awaitsResponse(streamId)) transport.closeSSEStream(cancelled);
+    },
   };
 }

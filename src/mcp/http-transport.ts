@@ -18,7 +18,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
-import { endCancelledRequests } from './cancelled-requests.ts';
+import { type RequestTracker, trackRequests } from './cancelled-requests.ts';
 import { createCapacitySlots, type ReleaseSlot } from './capacity-slots.ts';
 import {
   buildMcpResourceMetadata,
@@ -30,8 +30,8 @@ import { assertOriginAllowed } from './request-guard.ts';
 import { endAfterResponse } from './resumed-stream.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
-import type { StreamEventLog, StreamOwner } from './stream-event-log.ts';
-import { createFollowStream } from './stream-follower.ts';
+import { CANCELLED_STREAM_END, type StreamEventLog, type StreamOwner } from './stream-event-log.ts';
+import { createFollowStream, STANDALONE_STREAM_ID } from './stream-follower.ts';
 
 export interface McpHttpPluginOptions {
   service: SessionService;
@@ -67,6 +67,8 @@ interface McpSessionEntry {
   openStreams: number;
   /** Gives the session's capacity slot back; called when its transport closes. */
   releaseSlot: ReleaseSlot;
+  /** Requests in flight; set once the MCP server is connected. */
+  requests?: RequestTracker;
 }
 
 /** Path of the endpoint; MCP clients are configured with `<base URL>/mcp`. */
@@ -92,6 +94,10 @@ function readLastEventId(request: FastifyRequest): string | undefined {
 function readSessionId(request: FastifyRequest): string | undefined {
   const value = request.headers['mcp-session-id'];
   return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function streamOwnerOf(request: FastifyRequest, mcpSessionId: string): StreamOwner {
+  return { tenantId: request.actor.tenantId, principalId: request.actor.principalId, mcpSessionId };
 }
 
 function sameActor(a: Actor, b: Actor): boolean {
@@ -176,6 +182,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       principalId: owner.principalId,
       mcpSessionId,
     };
+    const eventStore = streamEvents?.forSession(streamOwner);
     const entry: McpSessionEntry = {
       transport: new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => mcpSessionId,
@@ -185,7 +192,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         onsessionclosed: (id) => {
           sessions.delete(id);
         },
-        ...(streamEvents ? { eventStore: streamEvents.forSession(streamOwner) } : {}),
+        ...(eventStore ? { eventStore } : {}),
         keepAliveMs: config.http.sseKeepAliveSeconds * 1000,
       }),
       mcp: createMcpServer({
@@ -210,8 +217,11 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       entry.mcp.dispose();
     };
     await entry.mcp.server.connect(entry.transport);
-    // A cancelled request's SSE response would otherwise stay open until the client goes away.
-    endCancelledRequests(entry.transport);
+    // A cancelled request gets no response, so its SSE stream is ended without one; the log
+    // records the end for resumes on other replicas (and after a restart).
+    entry.requests = trackRequests(entry.transport, {
+      onStreamCancelled: (streamId) => void eventStore?.storeEvent(streamId, CANCELLED_STREAM_END),
+    });
     return entry;
   }
 
@@ -252,22 +262,35 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     lastEventId: string,
   ): Promise<FastifyReply | undefined> {
     if (streamEvents === undefined || request.method !== 'GET') return undefined;
-    const owner: StreamOwner = {
-      tenantId: request.actor.tenantId,
-      principalId: request.actor.principalId,
-      mcpSessionId,
-    };
+    const owner = streamOwnerOf(request, mcpSessionId);
     const streamId = await streamEvents.findStream(owner, lastEventId);
     if (streamId === undefined) return undefined;
+    return resumeFromLog(request, reply, streamEvents, owner, streamId, lastEventId, false);
+  }
+
+  /**
+   * Serves stream `streamId` of `owner` from the log after `lastEventId`: followed until its end
+   * or, with `untilLogEnd` (nothing more will be stored on it), only what is stored.
+   */
+  function resumeFromLog(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    log: StreamEventLog,
+    owner: StreamOwner,
+    streamId: string,
+    lastEventId: string,
+    untilLogEnd: boolean,
+  ): FastifyReply {
     if (request.headers.accept?.includes('text/event-stream') !== true) {
       throw new AppError('VALIDATION_FAILED', 'Resuming a stream needs `Accept: text/event-stream`');
     }
     const releaseFollow = followSlots.reserve(owner.tenantId, owner.principalId);
     const body = createFollowStream({
-      log: streamEvents,
+      log,
       owner,
       streamId,
       afterEventId: lastEventId,
+      untilLogEnd,
       pollMs: FOLLOW_POLL_MS,
       idleMs: config.mcp.sessionIdleSeconds * 1000,
       keepAliveMs: config.http.sseKeepAliveSeconds * 1000,
@@ -278,7 +301,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     reply.header('content-type', 'text/event-stream');
     reply.header('cache-control', 'no-cache, no-transform');
     reply.header('x-accel-buffering', 'no');
-    reply.header('mcp-session-id', mcpSessionId);
+    reply.header('mcp-session-id', owner.mcpSessionId);
     const stream = Readable.fromWeb(body as NodeReadableStream<Uint8Array>);
     stream.once('close', releaseFollow);
     return reply.send(stream);
@@ -286,6 +309,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
 
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const sessionId = readSessionId(request);
+    const lastEventId = readLastEventId(request);
     let entry: McpSessionEntry;
     let fresh = false;
     if (sessionId === undefined) {
@@ -299,7 +323,6 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       fresh = true;
     } else {
       const found = sessions.get(sessionId);
-      const lastEventId = readLastEventId(request);
       if (found === undefined && lastEventId !== undefined) {
         const resumed = await resumeElsewhere(request, reply, sessionId, lastEventId);
         if (resumed !== undefined) return resumed;
@@ -311,6 +334,20 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       entry = found;
     }
     entry.lastSeenAt = Date.now();
+    // A resumed request stream with nothing more to come (answered, or cancelled: no response) is
+    // served from the log and ends there; the SDK would keep it open for a response.
+    let resumedStreamId: string | undefined;
+    if (sessionId !== undefined && request.method === 'GET' && lastEventId !== undefined && streamEvents) {
+      const owner = streamOwnerOf(request, sessionId);
+      resumedStreamId = await streamEvents.findStream(owner, lastEventId);
+      if (
+        resumedStreamId !== undefined &&
+        resumedStreamId !== STANDALONE_STREAM_ID &&
+        entry.requests?.isStreamOver(resumedStreamId) === true
+      ) {
+        return resumeFromLog(request, reply, streamEvents, owner, resumedStreamId, lastEventId, true);
+      }
+    }
     let response: Response;
     try {
       response = await entry.transport.handleRequest(toWebRequest(request), {
@@ -323,8 +360,10 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     }
     // A rejected initialize leaves an unregistered transport behind: release it (and its slot).
     if (fresh && entry.transport.sessionId === undefined) await closeEntry(entry);
+    // Its request was cancelled while the SDK replayed it: the SDK registered it anew, end it again.
+    if (resumedStreamId !== undefined) entry.requests?.endIfCancelled(resumedStreamId);
     // A resumed request stream ends after its response, also one the SDK replayed from the log.
-    if (request.method === 'GET' && readLastEventId(request) !== undefined && response.body !== null) {
+    if (request.method === 'GET' && lastEventId !== undefined && response.body !== null) {
       const { status, headers } = response;
       response = new Response(endAfterResponse(response.body), { status, headers });
     }

@@ -18,7 +18,10 @@ interface McpStreamEventsTable {
   principal_id: string;
   mcp_session_id: string;
   stream_id: string;
-  /** The JSON-RPC message as JSON; `{}` for the SDK's priming event. */
+  /**
+   * The JSON-RPC message as JSON; `{}` for the SDK's priming event, `{"end":"cancelled"}` after the
+   * last message of a stream whose requests were cancelled.
+   */
   message: string;
   created_at: number;
 }
@@ -62,6 +65,8 @@ export interface StreamEventLog {
   forSession(owner: StreamOwner): EventStore;
   /** The stream of `eventId` if it belongs to `owner`; undefined when unknown, pruned or someone else's. */
   findStream(owner: StreamOwner, eventId: EventId): Promise<StreamId | undefined>;
+  /** The event `eventId` of `owner`; undefined when unknown, pruned or someone else's. */
+  readEvent(owner: StreamOwner, eventId: EventId): Promise<StoredStreamEvent | undefined>;
   /** Up to `limit` events of `owner`'s stream after `afterId`, oldest first. */
   readAfter(
     owner: StreamOwner,
@@ -86,6 +91,17 @@ export function isPrimingMessage(message: JSONRPCMessage): boolean {
   return Object.keys(message).length === 0;
 }
 
+/**
+ * Stored on a request stream whose requests were cancelled: MCP sends no response to a cancelled
+ * request, so this marks the end a resume would otherwise wait for. It is never sent to a client.
+ */
+export const CANCELLED_STREAM_END = { end: 'cancelled' } as unknown as JSONRPCMessage;
+
+/** Whether `message` is the CANCELLED_STREAM_END marker (no JSON-RPC message has no `jsonrpc`). */
+export function isCancelledStreamEnd(message: JSONRPCMessage): boolean {
+  return !('jsonrpc' in message) && (message as { end?: unknown }).end === 'cancelled';
+}
+
 /** Creates the log over `db` (which must have migration 0006 applied). */
 export function createStreamEventLog(
   db: Kysely<McpStreamEventsDb>,
@@ -104,6 +120,14 @@ export function createStreamEventLog(
     if (id === undefined) return undefined;
     const row = await ownedBy(owner).select('stream_id').where('id', '=', id).executeTakeFirst();
     return row?.stream_id;
+  }
+
+  async function readEvent(owner: StreamOwner, eventId: EventId): Promise<StoredStreamEvent | undefined> {
+    const id = parseEventId(eventId);
+    if (id === undefined) return undefined;
+    const row = await ownedBy(owner).select(['stream_id', 'message']).where('id', '=', id).executeTakeFirst();
+    if (row === undefined) return undefined;
+    return { id: eventId, streamId: row.stream_id, message: JSON.parse(row.message) as JSONRPCMessage };
   }
 
   async function readAfter(
@@ -172,7 +196,9 @@ export function createStreamEventLog(
         for (;;) {
           const page = await readAfter(owner, streamId, cursor, REPLAY_PAGE);
           for (const event of page) {
-            if (!isPrimingMessage(event.message)) await send(event.id, event.message);
+            if (!isPrimingMessage(event.message) && !isCancelledStreamEnd(event.message)) {
+              await send(event.id, event.message);
+            }
           }
           if (page.length < REPLAY_PAGE) return streamId;
           cursor = page[page.length - 1]!.id;
@@ -181,7 +207,7 @@ export function createStreamEventLog(
     };
   }
 
-  return { forSession, findStream, readAfter };
+  return { forSession, findStream, readEvent, readAfter };
 }
 
 export interface StreamEventsRetention {

@@ -9,7 +9,12 @@ import { readSseFrames } from '../cli/sse-reader.ts';
 import { configSchema } from '../config/schema.ts';
 import { createDatabase, type DatabaseHandle } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
-import { createStreamEventLog, type McpStreamEventsDb, type StreamEventLog } from './stream-event-log.ts';
+import {
+  CANCELLED_STREAM_END,
+  createStreamEventLog,
+  type McpStreamEventsDb,
+  type StreamEventLog,
+} from './stream-event-log.ts';
 import { createFollowStream, type FollowStreamOptions } from './stream-follower.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'maos-mcp-follow-'));
@@ -83,6 +88,51 @@ describe('following a stored MCP stream', () => {
     const reading = readAll(follow({ owner, afterEventId: id, signal: shutdown.signal }));
     shutdown.abort();
     assert.deepEqual(await reading, []);
+  });
+
+  // Without the fix these waited for idleMs (60 s) and ran into the timeout.
+  test('a cancelled stream ends at its end marker, which is never sent', { timeout: 30_000 }, async () => {
+    const owner = { ...OWNER, mcpSessionId: 'cancelled' };
+    const store = log.forSession(owner);
+    const priming = await store.storeEvent('s', {} as JSONRPCMessage);
+    const progress = await store.storeEvent('s', note(1));
+    const reading = readAll(follow({ owner, afterEventId: priming }));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    // Before: the follower waited for a response (idleMs) that a cancelled request never gets.
+    await store.storeEvent('s', CANCELLED_STREAM_END);
+    assert.deepEqual(
+      (await reading).map((frame) => frame.id),
+      [progress],
+    );
+    // The SDK's replay on the process holding the session leaves it out as well.
+    const replayed: string[] = [];
+    await store.replayEventsAfter(priming, { send: async (id) => void replayed.push(id) });
+    assert.deepEqual(replayed, [progress]);
+  });
+
+  test('a stream that is over ends after what is stored, also resumed from its last message', {
+    timeout: 30_000,
+  }, async () => {
+    const owner = { ...OWNER, mcpSessionId: 'over' };
+    const store = log.forSession(owner);
+    const priming = await store.storeEvent('s', {} as JSONRPCMessage);
+    const answer = await store.storeEvent('s', {
+      jsonrpc: '2.0',
+      id: 3,
+      error: { code: -32601, message: 'no' },
+    });
+    // Resumed from the response itself (a client that got an error response resumes after it):
+    // before, the follower waited idleMs for a message after the last one.
+    assert.deepEqual(await readAll(follow({ owner, afterEventId: answer })), []);
+    assert.deepEqual(
+      (await readAll(follow({ owner, afterEventId: priming, untilLogEnd: true }))).map((frame) => frame.id),
+      [answer],
+    );
+    const progress = await log.forSession(owner).storeEvent('t', note(1));
+    assert.deepEqual(
+      await readAll(follow({ owner, streamId: 't', afterEventId: progress, untilLogEnd: true })),
+      [],
+    );
   });
 
   test('a message that cannot be stored still gets an id, which resolves to nothing', async () => {

@@ -1,8 +1,14 @@
 // Resumes an MCP SSE stream whose MCP session lives in another process (another replica, or this
 // one before a restart): replays the stored messages after Last-Event-ID from the durable log,
 // then follows the log until the stream's response arrives, the client leaves or it goes idle.
+// Also serves a resumed stream that is over (answered or cancelled) on the process holding it.
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { isPrimingMessage, type StreamEventLog, type StreamOwner } from './stream-event-log.ts';
+import {
+  isCancelledStreamEnd,
+  isPrimingMessage,
+  type StreamEventLog,
+  type StreamOwner,
+} from './stream-event-log.ts';
 
 export interface FollowStreamOptions {
   log: StreamEventLog;
@@ -14,6 +20,11 @@ export interface FollowStreamOptions {
   pollMs: number;
   /** The follow ends after this long without a new message (the client may resume again). */
   idleMs: number;
+  /**
+   * Nothing more will be stored on the stream (its requests were answered or cancelled): end once
+   * what is stored has been replayed, without waiting for more.
+   */
+  untilLogEnd?: boolean;
   /** SSE comment interval that keeps proxies from closing a quiet stream; 0 = none. */
   keepAliveMs: number;
   /** Aborted when the server shuts down. */
@@ -22,7 +33,7 @@ export interface FollowStreamOptions {
 }
 
 /** Id of the SDK's standalone (GET) stream: it has no final response, it only idles out. */
-const STANDALONE_STREAM_ID = '_GET_stream';
+export const STANDALONE_STREAM_ID = '_GET_stream';
 
 /** Messages read per query while catching up. */
 const FOLLOW_PAGE = 100;
@@ -62,20 +73,34 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
     }
   }
 
+  /** Whether `message` is the last one of the stream: its response, or its cancellation marker. */
+  function endsStream(message: JSONRPCMessage): boolean {
+    return (
+      options.streamId !== STANDALONE_STREAM_ID && (isResponse(message) || isCancelledStreamEnd(message))
+    );
+  }
+
   async function follow(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
     let cursor = options.afterEventId;
     let lastActivity = Date.now();
+    // Resumed from the last message itself (a client that got an error response resumes after it):
+    // nothing comes after it.
+    const resumedFrom = await options.log.readEvent(options.owner, cursor);
+    if (resumedFrom !== undefined && endsStream(resumedFrom.message)) return;
     while (!stop.signal.aborted) {
       const page = await options.log.readAfter(options.owner, options.streamId, cursor, FOLLOW_PAGE);
       if (stop.signal.aborted) return;
       for (const event of page) {
         cursor = event.id;
         if (isPrimingMessage(event.message)) continue;
+        // Cancelled: no response will come, the stream ends here.
+        if (isCancelledStreamEnd(event.message)) return;
         controller.enqueue(
           encoder.encode(`event: message\nid: ${event.id}\ndata: ${JSON.stringify(event.message)}\n\n`),
         );
-        if (options.streamId !== STANDALONE_STREAM_ID && isResponse(event.message)) return;
+        if (endsStream(event.message)) return;
       }
+      if (options.untilLogEnd === true && page.length < FOLLOW_PAGE) return;
       if (page.length > 0) lastActivity = Date.now();
       else if (Date.now() - lastActivity >= options.idleMs) return;
       if (page.length < FOLLOW_PAGE) await sleep(options.pollMs, stop.signal);

@@ -72,3 +72,23 @@ test('a stream resumed after its response was stored ends with that response', {
     headers,
   ).then((response) => response.body?.cancel());
 });
+
+test('a stream resumed from its response ends at once', { timeout: 60_000 }, async (t) => {
+  const server = await startMcpTestServer();
+  t.after(() => server.close());
+  const { sessionId, negotiated } = await initializeMcp(server.url, '2025-11-25');
+  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+  // The reference client resumes a stream that ended with an error response (it only counts a
+  // result as the end), from that response's event id.
+  const call = await postMcp(server.url, { jsonrpc: '2.0', id: 4, method: 'no/such/method' }, headers);
+  const frames = await readFrames(call, () => false);
+  const [answer] = messagesOf(frames);
+  assert.equal((answer?.error as { code?: number } | undefined)?.code, -32601);
+  const resumed = await fetch(`${server.url}/mcp`, {
+    headers: { ...headers, accept: 'text/event-stream', 'last-event-id': frames.at(-1)?.id ?? '' },
+    // Before the fix the stream never ended and this aborted the read.
+    signal: AbortSignal.timeout(15_000),
+  });
+  assert.equal(resumed.status, 200);
+  assert.deepEqual(messagesOf(await readFrames(resumed, () => false)), []);
+});
