@@ -2,7 +2,9 @@
 // in addition to what its credentials carry (a key's roles, the token's claims through
 // `roleMapping`). authenticate.ts adds them at every authentication; this module lists, grants and
 // revokes them (/v1/admin/role-bindings, `maos access`).
+import { sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
+import { isPostgres } from '../store/advisory-lock.ts';
 import { reservedPrincipalName } from './principal.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 import type { SecurityDb } from './security-tables.ts';
@@ -71,7 +73,12 @@ export async function listRoleBindings(
     .select(['principal_id', 'role', 'created_at', 'created_by'])
     .where('tenant_id', '=', tenantId);
   if (principal !== undefined) query = query.where('principal_id', '=', principal);
-  const rows = await query.orderBy('principal_id').orderBy('role').execute();
+  // Code point order on both stores: SQLite compares bytes (BINARY); a PostgreSQL database's own
+  // collation may be a language's, which folds case and accents.
+  const rows = await (isPostgres(db)
+    ? query.orderBy(sql`principal_id collate "C"`).orderBy(sql`role collate "C"`)
+    : query.orderBy('principal_id').orderBy('role')
+  ).execute();
   // Rows of roles MAOS no longer knows grant nothing (authenticate.ts skips them): not shown.
   return rows.filter((row) => isRoleName(row.role)).map(toBinding);
 }
