@@ -18,11 +18,18 @@ export interface LocalSecurityStore {
   close(): Promise<void>;
 }
 
-/** Opens the configured database (applying migrations) with an audit log for local commands. */
-export async function openLocalSecurityStore(config: Readonly<Config>): Promise<LocalSecurityStore> {
+/**
+ * Opens the configured database (applying migrations) with an audit log for local commands.
+ * `mustExist`: the command only reads or changes what is there, so a SQLite database that does not
+ * exist is refused (NOT_FOUND) instead of created; only `maos keys create` makes one (first start).
+ */
+export async function openLocalSecurityStore(
+  config: Readonly<Config>,
+  options: { mustExist: boolean },
+): Promise<LocalSecurityStore> {
   // Keys and checkpoints written as root into the service user's data directory: refused.
   refuseRootInDataDir(config, [resolveCheckpointDir(config)]);
-  const handle = createDatabase(config);
+  const handle = createDatabase(config, { mustExist: options.mustExist });
   try {
     await migrateToLatest(handle.db);
     const db = handle.db as unknown as SecurityDb;
@@ -58,9 +65,9 @@ export interface LocalSecurityDatabase {
   close(): Promise<void>;
 }
 
-/** Opens the configured database for reading only: no migrations, no key generation. */
+/** Opens the configured database for reading only: no migrations, no key generation, nothing created. */
 export function openLocalSecurityDatabase(config: Readonly<Config>): LocalSecurityDatabase {
-  const handle = createDatabase(config, { readsDatabaseOnly: true });
+  const handle = createDatabase(config, { readsDatabaseOnly: true, mustExist: true });
   const db = handle.db as unknown as SecurityDb;
   return {
     db,

@@ -77,6 +77,12 @@ export interface DatabaseOptions {
   readsDatabaseOnly?: boolean;
   /** PostgreSQL: the connections' `application_name`, for a tool that must not look like a replica. */
   applicationName?: string;
+  /**
+   * The caller reads or changes existing data only (`maos keys list`, `maos audit`): a SQLite file
+   * that does not exist is refused (NOT_FOUND naming it) and nothing is created, so a mistyped data
+   * directory is an error, not an empty answer from a database made up on the spot.
+   */
+  mustExist?: boolean;
 }
 
 /**
@@ -145,6 +151,12 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
     });
   }
   const path = resolveSqlitePath(config);
+  if (options.mustExist === true && !existsSync(path)) {
+    throw new AppError(
+      'NOT_FOUND',
+      `No database at ${path}; check dataDir (MAOS_DATA_DIR, --config) / store.url (\`maos migrate\` or \`maos serve\` creates it)`,
+    );
+  }
   // Run as root, a new database would belong to root (SQLite gives its -wal/-shm the database
   // file's owner), and so would what is written beside an existing one (data-dir-owner.ts).
   refuseRootOnForeignFiles({ database: path, readsDatabaseOnly: options.readsDatabaseOnly === true });

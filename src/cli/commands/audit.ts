@@ -69,29 +69,31 @@ export function registerAuditCommand(program: Command, act: ActionFactory): void
 async function runVerify(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<VerifyOptions>();
   const config = loadConfig({ configPath: options.config });
-  const verifier = resolveVerifier(ctx, config, options);
-  const notes: string[] = [];
-  for (const file of options.checkpoint ?? []) notes.push(readText(file));
-  // A directory named on the command line must be there: read as "no checkpoints", a typo would
-  // skip the check that finds a cut tail and still report the log intact.
-  if (options.checkpointDir !== undefined) assertReadableDir(options.checkpointDir);
-  notes.push(...readCheckpointDir(options.checkpointDir ?? resolveCheckpointDir(config)));
+  // The database before the verifier: on a data directory without a database (a mistyped one),
+  // resolving the verifier would create the installation's signing key there first.
+  const store = options.export ? undefined : await openReadOnly(config);
   let report: Awaited<ReturnType<typeof verifyAuditEntries>>;
   let source: string;
-  if (options.export) {
-    source = resolve(options.export);
-    if (!existsSync(source))
-      throw new CliError('NOT_FOUND', `no such export file: ${source}`, EXIT.NOT_FOUND);
-    report = await verifyAuditEntries(readExportFile(source), { checkpoints: notes, verifier });
-  } else {
-    const store = await openReadOnly(config);
-    try {
+  try {
+    const verifier = resolveVerifier(ctx, config, options);
+    const notes: string[] = [];
+    for (const file of options.checkpoint ?? []) notes.push(readText(file));
+    // A directory named on the command line must be there: read as "no checkpoints", a typo would
+    // skip the check that finds a cut tail and still report the log intact.
+    if (options.checkpointDir !== undefined) assertReadableDir(options.checkpointDir);
+    notes.push(...readCheckpointDir(options.checkpointDir ?? resolveCheckpointDir(config)));
+    if (!store) {
+      source = resolve(options.export as string);
+      if (!existsSync(source))
+        throw new CliError('NOT_FOUND', `no such export file: ${source}`, EXIT.NOT_FOUND);
+      report = await verifyAuditEntries(readExportFile(source), { checkpoints: notes, verifier });
+    } else {
       source = store.location;
       notes.push(...(await readDatabaseCheckpoints(store.db)));
       report = await verifyAuditEntries(readDatabaseEntries(store.db), { checkpoints: notes, verifier });
-    } finally {
-      await store.close();
     }
+  } finally {
+    await store?.close();
   }
   const { out } = ctx;
   if (out.json) out.printJson({ source, ...report });

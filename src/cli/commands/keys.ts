@@ -106,7 +106,10 @@ async function runCreate(ctx: CliContext, command: Command): Promise<number> {
   const nameProblem = keyNameProblem(name);
   if (nameProblem) throw new CliError('VALIDATION_FAILED', `--name ${nameProblem}`, EXIT.USAGE);
   const expiresAt = options.expires ? parseExpiry(options.expires) : null;
-  const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
+  // The first key of a new data directory is made before its first start (docs/security.md).
+  const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }), {
+    mustExist: false,
+  });
   try {
     const actor = localOperatorActor(options.tenant);
     const created = await createApiKey(store.db, {
@@ -142,7 +145,9 @@ async function runCreate(ctx: CliContext, command: Command): Promise<number> {
 
 async function runList(ctx: CliContext, command: Command): Promise<number> {
   const options = readKeyOptions(command);
-  const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
+  const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }), {
+    mustExist: true,
+  });
   try {
     const keys = await listApiKeys(store.db, options.tenant);
     const { out } = ctx;
@@ -179,7 +184,9 @@ async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
   const options = readKeyOptions(command);
   const id = (command.args[0] as string).trim();
   if (id === '') throw new CliError('USAGE', 'the key id or prefix must not be empty', EXIT.USAGE);
-  const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }));
+  const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }), {
+    mustExist: true,
+  });
   try {
     const revoked = await revokeApiKey(store.db, options.tenant, id);
     await store.auditLog.append({

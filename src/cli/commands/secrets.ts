@@ -31,7 +31,8 @@ async function runRewrap(ctx: CliContext, command: Command): Promise<number> {
     throw new CliError('CONFIG_INVALID', 'secrets.kekRing is not set (use secrets.kekRing_FILE)', EXIT.USAGE);
   }
   const ring = parseKekRing(config.secrets.kekRing);
-  const store = await openLocalSecurityStore(config);
+  // On a data directory without a database "re-wrapped 0 secrets" would read as "old KEKs can go".
+  const store = await openLocalSecurityStore(config, { mustExist: true });
   try {
     const count = await createSecretStore(store.db, ring).rewrapAll();
     await store.auditLog.append({
