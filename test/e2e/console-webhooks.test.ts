@@ -328,6 +328,11 @@ describe('console: webhooks', { timeout: 120_000 }, () => {
     receiver.answer([204]);
     await page.getByRole('button', { name: `Enable ${receiver.url}` }).click();
     await page.getByText(`Subscription to ${receiver.url} enabled`).waitFor();
+    // The focus, on Enable as its row was drawn anew without it, is on the message saying so.
+    assert.match(
+      (await page.evaluate(() => document.activeElement?.textContent)) ?? '',
+      /^Subscription to .* enabled/,
+    );
     await row().getByText('active', { exact: true }).waitFor();
     assert.equal(await page.getByRole('button', { name: `Enable ${receiver.url}` }).count(), 0);
     const [enabled] = await listWebhooks();

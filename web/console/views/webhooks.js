@@ -4,7 +4,15 @@
 // deliveries of one subscription, newest first, paged with the API's cursor. Needs
 // webhooks:manage (role admin): a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
-import { countOf, field, formatTime, h, keepPagerFocus, replaceChildren } from '../dom.js';
+import {
+  countOf,
+  disableWhileRunning,
+  field,
+  formatTime,
+  h,
+  keepPagerFocus,
+  replaceChildren,
+} from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
@@ -247,17 +255,25 @@ export function renderWebhooks(root) {
   }
 
   async function enableWebhook(webhook, button) {
-    button.disabled = true;
+    // Back on the button when it stays (a refusal); otherwise on what came of it (below).
+    const enable = disableWhileRunning(button);
     clearMessages();
+    let outcome = notice;
     try {
       await request(webhookPath(webhook.id, '/enable'), { method: 'POST' });
       await load();
       notice.textContent = `Subscription to ${webhook.url} enabled: the next event is delivered again (deliveries failed while it was disabled are not sent again).`;
     } catch (error) {
       fail(error, 'Enabling the subscription');
+      outcome = errors;
       if (error?.status === 404) await load();
-      else button.disabled = false;
+    } finally {
+      enable();
     }
+    // The focused Enable left with its row, drawn anew without it: without this the focus falls
+    // back to the start of the page, and a keyboard user has to find the place again.
+    const active = document.activeElement;
+    if (!left && (active === null || active === document.body)) outcome.focus();
   }
 
   /**
