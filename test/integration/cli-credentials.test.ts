@@ -2,7 +2,8 @@
 // commands send when given the same file (before or after the command), `maos mcp` included; with
 // another file (or none) the server never sees it.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,24 @@ async function startRolesServer(): Promise<{ url: string; seen: string[]; server
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
   return { url: `http://127.0.0.1:${address.port}`, seen, server };
+}
+
+/** Runs node with `args` under a 1 KiB file size limit (`ulimit -f 1`: writes past it fail with EFBIG). */
+function runUnderFileSizeLimit(
+  args: string[],
+  env: Record<string, string>,
+  input: string,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn('bash', ['-c', 'ulimit -f 1 && exec "$@"', 'bash', process.execPath, ...args], { env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdin.end(input);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 describe('maos --credentials', { timeout: 120_000 }, () => {
@@ -118,6 +137,42 @@ describe('maos --credentials', { timeout: 120_000 }, () => {
       // Other commands go on without a stored token (the server then says what it needs).
       assert.equal(readStoredToken('https://maos.example', other), undefined);
     }
+  });
+
+  test('a login whose write fails midway (file size limit) leaves every stored token in place', async () => {
+    const limited = join(dir, 'limited');
+    mkdirSync(limited);
+    const file = join(limited, 'credentials.json');
+    // Over 1 KiB, the file size limit the login runs under: an in-place rewrite is cut short.
+    const servers: Record<string, { token: string; savedAt: string }> = {};
+    for (const name of ['a', 'b', 'c']) {
+      servers[`https://${name}.example`] = { token: `maos_${name}_${'x'.repeat(600)}`, savedAt: 'then' };
+    }
+    const previous = `${JSON.stringify({ servers }, null, 2)}\n`;
+    writeFileSync(file, previous, { mode: 0o600 });
+    const login = await runUnderFileSizeLimit(
+      [MAOS_BIN, 'login', '--server', roles.url],
+      { PATH: process.env.PATH ?? '', HOME: home, MAOS_CREDENTIALS: file },
+      `${TOKEN}\n`,
+    );
+    assert.equal(login.status, 2, login.stdout + login.stderr);
+    assert.match(
+      login.stderr,
+      /^error VALIDATION_FAILED: cannot write the credentials file .+ \(EFBIG\); it was left unchanged/m,
+    );
+    assert.equal(readFileSync(file, 'utf8'), previous);
+    assert.deepEqual(readdirSync(limited), ['credentials.json'], 'no temporary file left');
+
+    // Without the limit the file is replaced whole: the new server added, the others kept, 0600.
+    const unlimited = await runMaos(['login', '--server', roles.url, '--credentials', file], {
+      env: { HOME: home },
+      input: `${TOKEN}\n`,
+    });
+    assert.equal(unlimited.code, 0, unlimited.stderr);
+    assert.equal(readStoredToken('https://b.example', file), servers['https://b.example']?.token);
+    assert.equal(readStoredToken(roles.url, file), TOKEN);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(limited), ['credentials.json']);
   });
 
   test('maos mcp in remote mode sends the token stored in the file', async (t) => {

@@ -1,9 +1,21 @@
 // `maos login` / `maos logout`: check a token or API key against `--server` and store it (0600)
 // for later commands, so scripts need neither --token nor MAOS_TOKEN after logging in.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { syncDirectorySync } from '../../store/sync-directory.ts';
 import { ApiProblemError, createApiClient } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, DEFAULT_SERVER } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
@@ -72,10 +84,51 @@ function readCredentials(path: string): CredentialsFile {
   return { servers: servers ?? {} };
 }
 
+/**
+ * Replaces the credentials file as a whole: the new content goes to a temporary file beside it
+ * (0600), is flushed to disk and renamed over the file, so a crash or a full disk midway leaves the
+ * previous file, every server's token in it, as it was. A symlinked file is replaced at its target.
+ */
 function writeCredentials(path: string, content: CredentialsFile): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  let target = path;
+  try {
+    target = realpathSync(path);
+  } catch {
+    // No file yet: it is created at `path`.
+  }
+  const temporary = join(dirname(target), `.${randomBytes(6).toString('hex')}.credentials.tmp`);
+  try {
+    const fd = openSync(temporary, 'wx', 0o600);
+    try {
+      // writeFileSync on a descriptor writes until all is written (a single write may be short).
+      writeFileSync(fd, `${JSON.stringify(content, null, 2)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, target);
+  } catch (error) {
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // Never created, or already renamed.
+    }
+    throw new CliError(
+      'VALIDATION_FAILED',
+      `cannot write the credentials file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); it was left unchanged`,
+      EXIT.USAGE,
+    );
+  }
+  try {
+    syncDirectorySync(dirname(target));
+  } catch (error) {
+    throw new CliError(
+      'VALIDATION_FAILED',
+      `the credentials file ${path} was written, but its directory could not be flushed to disk (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      EXIT.USAGE,
+    );
+  }
 }
 
 /**
