@@ -904,10 +904,20 @@ describe('Go template interpreter used to render the chart', () => {
     assert.equal(renderOne('{{ with .x }}{{ . }}{{ else }}none{{ end }}', { x: '' }), 'none');
     assert.equal(renderOne('{{ or .a .b "c" }}|{{ and 1 0 2 }}', { a: '', b: 0 }), 'c|0');
     assert.equal(renderOne('{{ printf "%s-%d" "x" 3 | quote }}', {}), '"x-3"');
+    // As helm's go-yaml writes it (a ConfigMap's text must match byte for byte): a list in a map
+    // starts at the key's indentation.
     assert.equal(
       renderOne('{{ toYaml .v | nindent 2 }}', { v: { b: [1], a: 'x' } }),
-      '\n  a: x\n  b:\n    - 1',
+      '\n  a: x\n  b:\n  - 1',
     );
+    // `=` assigns the variable declared outside the range or if (Go 1.11+); `:=` inside declares anew.
+    assert.equal(
+      renderOne('{{ $n := 0 }}{{ range .l }}{{ if . }}{{ $n = . }}{{ end }}{{ end }}{{ $n }}', {
+        l: [1, 0, 3],
+      }),
+      '3',
+    );
+    assert.equal(renderOne('{{ $n := 1 }}{{ if true }}{{ $n := 2 }}{{ $n }}{{ end }}{{ $n }}', {}), '21');
     assert.equal(renderOne('{{ define "n" }}[{{ . }}]{{ end }}{{ include "n" "v" }}', {}), '[v]');
   });
 
@@ -916,5 +926,10 @@ describe('Go template interpreter used to render the chart', () => {
     assert.throws(() => renderOne('{{ lookup "v1" "Secret" "ns" "n" }}', {}), /not supported/);
     assert.throws(() => renderOne('{{ if .a }}x', { a: 1 }), /missing \{\{end\}\}/);
     assert.throws(() => renderOne('{{ fail "stop here" }}', {}), /stop here/);
+    assert.throws(() => renderOne('{{ $x = 1 }}', {}), /undefined variable \$x/);
+    assert.throws(
+      () => renderOne('{{ if true }}{{ $y := 1 }}{{ end }}{{ $y }}', {}),
+      /undefined variable \$y/,
+    );
   });
 });
