@@ -389,6 +389,11 @@ for (const helm of helms) {
         { tls: { secretName: 'maos-tls' } },
         { ...POSTGRES, auditCheckpoints: { persistence: { enabled: true, storageClass: 'nfs' } } },
         { auditCheckpoints: { persistence: { enabled: true, existingClaim: 'audit-ckpt' } } },
+        { ingress: { enabled: true }, config: { http: { bodyLimitBytes: 26214400 } } },
+        {
+          ingress: { enabled: true, annotations: { 'nginx.ingress.kubernetes.io/proxy-body-size': '0' } },
+          config: { http: { trustedProxies: ['10.0.0.0/8'] } },
+        },
       ];
       const key = (m: { file: string; doc: Doc }) => `${m.file} ${m.doc.kind} ${at(m.doc, 'metadata.name')}`;
       const sorted = (list: { file: string; doc: Doc }[]) =>
