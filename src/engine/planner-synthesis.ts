@@ -11,6 +11,28 @@ import type { Usage } from '../domain/types.ts';
 import type { SynthesisRequest } from './planner.ts';
 import { buildSynthesisPrompt } from './planner-prompts.ts';
 
+type SynthesisInput = Pick<SynthesisRequest, 'objective' | 'outputs' | 'userMessages'>;
+
+/** The synthesis prompt of `request`, its dependency outputs cut to `outputChars` each. */
+function synthesisPrompt(outputChars: number, request: SynthesisInput): { system: string; prompt: string } {
+  return buildSynthesisPrompt({
+    objective: request.objective,
+    outputs: request.outputs,
+    outputChars,
+    userMessages: request.userMessages,
+  });
+}
+
+/**
+ * The size of the prompt the synthesis of `request` sends (system prompt included): what a call
+ * cut off, stopped for the budget or answered without usage is charged for its input, at 4
+ * characters per token. The outputs as the prompt shows them, not whole.
+ */
+export function synthesisPromptChars(outputChars: number, request: SynthesisInput): number {
+  const { system, prompt } = synthesisPrompt(outputChars, request);
+  return system.length + prompt.length;
+}
+
 /**
  * Streams the synthesis of `request` on the client's `route`, its dependency outputs cut to
  * `outputChars` each; resolves to the answer and what all its attempts spent.
@@ -22,12 +44,7 @@ export async function streamSynthesis(
   request: SynthesisRequest,
 ): Promise<{ result: string; usage: Usage }> {
   const signal = request.signal ?? new AbortController().signal;
-  const { system, prompt } = buildSynthesisPrompt({
-    objective: request.objective,
-    outputs: request.outputs,
-    outputChars,
-    userMessages: request.userMessages,
-  });
+  const { system, prompt } = synthesisPrompt(outputChars, request);
   const spent = request.meter ?? createRunUsageMeter(system.length + prompt.length);
   const { value } = await client.call(route, signal, async ({ model, target, signal: callSignal }) => {
     spent.startAttempt(target.price);

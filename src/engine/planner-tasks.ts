@@ -287,8 +287,13 @@ export async function runSynthesisTask(
 ): Promise<OrchestratorTaskResult> {
   const view = await loadSessionView(db, ref);
   await budget?.prepare(ref);
-  // The prompt is built inside the planner; its size is estimated from what goes into it.
-  const promptChars = view.objective.length + JSON.stringify(view.outputs).length;
+  // The prompt as sent (outputs summarised in it), not the whole outputs: a call cut off, stopped
+  // for the budget or answered without usage is charged, and stopped, on this estimate.
+  const promptChars = planner.synthesisPromptChars({
+    objective: view.objective,
+    outputs: view.outputs,
+    userMessages: view.userMessages,
+  });
   // Over the synthesis's attempts, each priced at its own model (see run-usage.ts).
   const spent = createRunUsageMeter(promptChars);
   const stop = createStreamingBudgetStop(

@@ -26,7 +26,7 @@ import {
   type TaskOutputView,
 } from './planner-prompts.ts';
 import { type LlmPhaseGate, type LlmPlan, llmPhaseGateSchema, llmPlanSchema } from './planner-schema.ts';
-import { streamSynthesis } from './planner-synthesis.ts';
+import { streamSynthesis, synthesisPromptChars } from './planner-synthesis.ts';
 import {
   checkGeneratedPhases,
   type ExistingAgent,
@@ -101,6 +101,11 @@ export interface LlmPlanner extends Planner {
   createPlan(request: PlanRequest): Promise<PlanResult>;
   decidePhaseGate(request: PhaseGateRequest): Promise<PhaseGateResult>;
   synthesize(request: SynthesisRequest): Promise<{ result: string; usage: Usage }>;
+  /**
+   * Characters of the prompt `synthesize` sends for `request` (outputs as summarised in it), for
+   * the estimate a synthesis cut off or stopped for the budget is charged and stopped on.
+   */
+  synthesisPromptChars(request: Pick<SynthesisRequest, 'objective' | 'outputs' | 'userMessages'>): number;
 }
 
 type RoundOutcome<T> =
@@ -379,5 +384,6 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
 
     synthesize: (request) =>
       streamSynthesis(client, ORCHESTRATOR_ROUTE, limits.dependencyOutputChars, request),
+    synthesisPromptChars: (request) => synthesisPromptChars(limits.dependencyOutputChars, request),
   };
 }
