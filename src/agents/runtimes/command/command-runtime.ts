@@ -130,7 +130,9 @@ function runCommand(
     const child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     // Recorded while it runs: should the server die without stopping it, the next start kills it.
     const forgetRun =
-      child.pid === undefined ? () => {} : recordRun(dataDir, `${task.taskId}-${task.attempt}`, child.pid);
+      child.pid === undefined
+        ? () => {}
+        : recordRun(dataDir, `${task.taskId}-${task.attempt}`, child.pid, home);
     let stdoutTail = '';
     let stderrTail = '';
     let stopped: 'timeout' | 'abort' | null = null;

@@ -1,7 +1,7 @@
 // Orphaned runner processes: a recorded process group that is still alive is killed at the next
 // start; a record whose process is gone, or whose pid now belongs to another process, kills nothing.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -32,4 +32,23 @@ test('a recorded group still running is killed at the next start; stale records 
     [],
   );
   assert.equal(killOrphanedRuns(dataDir), 0);
+});
+
+test("a crashed server's runs lose their HOME at the next start; other directories stay", (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-runs-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  // A run's HOME as the command runtime makes it, with what a tool left there.
+  const home = mkdtempSync(join(dataDir, 'maos-home-'));
+  mkdirSync(join(home, '.npm', '_cacache'), { recursive: true });
+  writeFileSync(join(home, '.npm', '_cacache', 'entry'), 'x');
+  recordRun(dataDir, 'task-1-1', 2_000_000_000, home);
+  // A record naming a directory that is no task HOME (edited, or another version's) removes nothing.
+  const other = mkdtempSync(join(dataDir, 'keep-'));
+  writeFileSync(
+    join(dataDir, 'runs', 'odd.json'),
+    JSON.stringify({ pid: 2_000_000_000, startTime: '1', home: other }),
+  );
+  killOrphanedRuns(dataDir);
+  assert.equal(existsSync(home), false, 'the HOME of the orphaned run is removed');
+  assert.equal(existsSync(other), true);
 });

@@ -3,15 +3,21 @@
 // under `<dataDir>/runs/`, the record removed when the run ends; at the next start the groups still
 // recorded are orphans (one server per data directory: store/server-lock.ts) and are killed before
 // the engine re-runs their tasks, so no command runs twice at once. A record also holds the process
-// start time (Linux /proc), so a recycled pid is never mistaken for the orphan.
+// start time (Linux /proc), so a recycled pid is never mistaken for the orphan, and the run's own
+// HOME, removed with the record (a crashed server never removed it).
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 
 interface RunRecord {
   pid: number;
   /** Field 22 of /proc/<pid>/stat (clock ticks since boot), or null where /proc is missing. */
   startTime: string | null;
+  /** The run's HOME (`maos-home-*`, command-runtime.ts), when it got one. */
+  home?: string;
 }
+
+/** Only a directory named as the command runtime names task HOMEs is ever removed from a record. */
+const TASK_HOME_PREFIX = 'maos-home-';
 
 function runsDir(dataDir: string): string {
   return join(resolve(dataDir), 'runs');
@@ -29,13 +35,13 @@ function readStartTime(pid: number): string | null {
   }
 }
 
-/** Records the process group `pid` of a run; returns the function that forgets it. */
-export function recordRun(dataDir: string, runId: string, pid: number): () => void {
+/** Records the process group `pid` of a run (and its HOME); returns the function that forgets it. */
+export function recordRun(dataDir: string, runId: string, pid: number, home?: string): () => void {
   const dir = runsDir(dataDir);
   const file = join(dir, `${runId}.json`);
   try {
     mkdirSync(dir, { recursive: true });
-    const record: RunRecord = { pid, startTime: readStartTime(pid) };
+    const record: RunRecord = { pid, startTime: readStartTime(pid), ...(home === undefined ? {} : { home }) };
     writeFileSync(file, JSON.stringify(record));
   } catch {
     // Best effort: a run without a record is only unprotected against a later crash.
@@ -44,7 +50,10 @@ export function recordRun(dataDir: string, runId: string, pid: number): () => vo
   return () => rmSync(file, { force: true });
 }
 
-/** Kills the process groups of runs a previous server left behind; returns how many were alive. */
+/**
+ * Kills the process groups of runs a previous server left behind and removes their HOMEs; returns
+ * how many were alive.
+ */
 export function killOrphanedRuns(dataDir: string): number {
   const dir = runsDir(dataDir);
   let names: string[];
@@ -67,7 +76,19 @@ export function killOrphanedRuns(dataDir: string): number {
     } catch {
       // Gone already, unreadable or not ours: nothing to stop.
     }
+    removeTaskHome(file);
     rmSync(file, { force: true });
   }
   return killed;
+}
+
+/** Removes the HOME a run record names, if it is one the command runtime made; best effort. */
+function removeTaskHome(recordFile: string): void {
+  try {
+    const { home } = JSON.parse(readFileSync(recordFile, 'utf8')) as RunRecord;
+    if (typeof home !== 'string' || !isAbsolute(home) || !basename(home).startsWith(TASK_HOME_PREFIX)) return;
+    rmSync(home, { recursive: true, force: true, maxRetries: 3 });
+  } catch {
+    // Unreadable record or a HOME that cannot be removed: it stays in the temporary directory.
+  }
 }
