@@ -442,6 +442,15 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await row.waitFor({ state: 'detached' });
     await page.getByText('No roles granted').waitFor();
     assert.equal(await refusal.count(), 1, 'the reason stays in view');
+    // The question went with its row: the focus is on the reason, not lost to the start of the page.
+    await page.waitForFunction(() => {
+      const reason = document.querySelector('#role-bindings [role="alert"]');
+      return (
+        reason !== null &&
+        document.activeElement !== document.body &&
+        document.activeElement?.contains(reason) === true
+      );
+    });
   });
 
   test('no errors or warnings in the pages', () => {

@@ -21,6 +21,8 @@ import { startWebhookReceiver, verifyDelivery, type WebhookReceiver } from '../f
 const TENANT = 'hooks-console';
 /** Chromium's line for the create the server refuses on purpose (a URL of an internal network). */
 const EXPECTED_BAD_REQUEST = /Failed to load resource: the server responded with a status of 400/;
+/** Chromium's line for the rotate of a subscription the test deleted behind the console's back. */
+const EXPECTED_NOT_FOUND = /Failed to load resource: the server responded with a status of 404/;
 
 const consoleEvents = (await import(
   new URL('../../web/console/webhook-events.js', import.meta.url).href
@@ -372,9 +374,43 @@ describe('console: webhooks', { timeout: 120_000 }, () => {
     assert.deepEqual(await listWebhooks(), []);
   });
 
+  test('rotating a subscription deleted elsewhere says so, and the focus is on the reason', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/webhooks`, {
+      method: 'POST',
+      headers: asAdmin(),
+      body: { url: receiver.url, events: ['session.completed'] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await page.getByRole('button', { name: 'Refresh', exact: true }).click();
+    const rotate = page.getByRole('button', { name: `Rotate the secret of ${receiver.url}` });
+    await rotate.waitFor();
+    const removed = await requestJson(`${server.url}/v1/webhooks/${created.body.id}`, {
+      method: 'DELETE',
+      headers: asAdmin(),
+    });
+    assert.equal(removed.status, 204);
+    await rotate.click();
+    await page.getByRole('button', { name: 'Confirm rotate' }).click();
+    await page.getByText('No subscriptions yet.').waitFor();
+    assert.match((await page.getByRole('alert').textContent()) ?? '', /Rotating the secret.*HTTP 404/s);
+    // The question went with its row: the focus is on the reason, not lost to the start of the page.
+    await page.waitForFunction(() => {
+      const reason = document
+        .querySelector('#webhooks-body')
+        ?.closest('main')
+        ?.querySelector('[role="alert"]');
+      return (
+        reason != null &&
+        document.activeElement !== document.body &&
+        document.activeElement?.contains(reason) === true
+      );
+    });
+  });
+
   test('no errors or warnings in the page but the refusals the tests asked for', () => {
     const unexpected = problems.messages.filter(
-      (line) => !EXPECTED_REFUSAL.test(line) && !EXPECTED_BAD_REQUEST.test(line),
+      (line) =>
+        !EXPECTED_REFUSAL.test(line) && !EXPECTED_BAD_REQUEST.test(line) && !EXPECTED_NOT_FOUND.test(line),
     );
     assert.deepEqual(unexpected, []);
   });

@@ -17,8 +17,9 @@ import { renderProblem, showFormMistake } from '../problem.js';
 export function renderRoleBindings(container, failView) {
   const body = h('tbody', { id: 'bindings-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
-  const errors = h('div');
-  // Focusable from script: after a revoke the focus goes to it (the row's question is redrawn away).
+  // Both focusable from script: after a revoke the focus goes to what came of it (the row's
+  // question is redrawn away).
+  const errors = h('div', { tabIndex: -1 });
   const notice = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
 
   /** A 403 goes to the view; any other error is shown here, by the form and the list it concerns. */
@@ -75,7 +76,7 @@ export function renderRoleBindings(container, failView) {
       yes: 'Confirm revoke',
       no: 'Keep role',
       danger: true,
-      after: () => notice,
+      after: () => (notice.textContent ? notice : errors),
       run: async () => {
         replaceChildren(errors);
         notice.textContent = '';
@@ -86,9 +87,11 @@ export function renderRoleBindings(container, failView) {
           return true;
         } catch (error) {
           fail(error, 'Revoking the role');
-          // Revoked elsewhere meanwhile: the list is read again, which no longer has it.
-          if (error?.status === 404) await load();
-          return false;
+          if (error?.status !== 404) return false;
+          // Revoked elsewhere meanwhile: the list is read again, which no longer has it, and the
+          // focus goes to the reason (done: the row and its buttons do not come back).
+          await load();
+          return true;
         }
       },
     });

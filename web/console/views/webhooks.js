@@ -165,6 +165,7 @@ export function renderWebhooks(root) {
         yes: 'Confirm rotate',
         no: 'Keep secret',
         run: () => rotateSecret(webhook),
+        after: () => errors,
       }),
     );
     const remove = h(
@@ -225,7 +226,11 @@ export function renderWebhooks(root) {
     return true;
   }
 
-  /** Rotates after the confirmation and shows the new secret; true when done. */
+  /**
+   * Rotates after the confirmation and shows the new secret (which takes the focus); true when done,
+   * or when the subscription is gone (deleted elsewhere: its row does not come back, and the focus
+   * goes to the reason).
+   */
   async function rotateSecret(webhook) {
     clearMessages();
     let rotated;
@@ -233,8 +238,9 @@ export function renderWebhooks(root) {
       rotated = await request(webhookPath(webhook.id, '/rotate-secret'), { method: 'POST' });
     } catch (error) {
       fail(error, 'Rotating the secret');
-      if (error?.status === 404) await load();
-      return false;
+      if (error?.status !== 404) return false;
+      await load();
+      return true;
     }
     if (left) return true;
     const previous = rotated.previousSecretExpiresAt
