@@ -191,6 +191,14 @@ describe('command runtime', { timeout: 30_000 }, () => {
     const pinned = await readOnlyHome.run(task('pinned'), context().ctx);
     assert.equal(pinned.output, '/srv/runner-home');
     assert.deepEqual(readdirSync(homes), []);
+    // By default in the data directory: on disk and executable, unlike a tmpfs /tmp mounted noexec.
+    const byDefault = createCommandRuntime({
+      dataDir: dir,
+      runners: { where: runner(['sh', '-c', 'echo "$HOME"; test -w "$HOME"']) },
+    });
+    const { output: defaultHome } = await byDefault.run(task('where'), context().ctx);
+    assert.ok(defaultHome.startsWith(join(dir, 'homes', 'maos-home-')), defaultHome);
+    assert.deepEqual(readdirSync(join(dir, 'homes')), []);
     // No directory to create HOMEs in: the run fails clearly, before anything starts.
     const nowhere = createCommandRuntime({
       dataDir: dir,

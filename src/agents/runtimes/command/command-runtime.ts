@@ -5,7 +5,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { readRunnerHomesDir } from '../../../config/runner-env.ts';
 import type { RunnerConfig } from '../../../config/schema.ts';
 import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
@@ -30,7 +29,7 @@ export interface CommandRuntimeOptions {
   baseEnv?: Readonly<Record<string, string | undefined>>;
   /**
    * Where each task gets a HOME of its own (`maos-home-*`, removed when the task ends), unless its
-   * runner's `env` sets HOME. @defaultValue the server's temporary directory
+   * runner's `env` sets HOME. @defaultValue `<dataDir>/homes`
    */
   homesDir?: string;
 }
@@ -74,10 +73,19 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
           `Runner '${runnerName ?? ''}' is not declared in the server config`,
         );
       }
-      const homesDir = options.homesDir ?? readRunnerHomesDir();
+      const homesDir = options.homesDir ?? runnerHomesDir(options.dataDir);
       return runCommand(runnerName, runner, task, ctx, { dataDir: options.dataDir, homesDir, inherited });
     },
   };
+}
+
+/**
+ * The directory of the tasks' HOMEs: in the data directory, which is writable where the root file
+ * system is not, on disk (a tmpfs /tmp would hold package caches in memory) and not mounted noexec
+ * (as Docker mounts `--tmpfs`), so tools may run what they install under HOME.
+ */
+export function runnerHomesDir(dataDir: string): string {
+  return join(resolve(dataDir), 'homes');
 }
 
 /**
@@ -87,6 +95,7 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
  */
 function createTaskHome(runnerName: string, homesDir: string): string {
   try {
+    mkdirSync(homesDir, { recursive: true, mode: 0o700 });
     return mkdtempSync(join(homesDir, 'maos-home-'));
   } catch (error) {
     throw new AppError(
