@@ -32,6 +32,7 @@ import { createMcpServer, type MaosMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
 import { CANCELLED_STREAM_END, type StreamEventLog, type StreamOwner } from './stream-event-log.ts';
 import { createFollowStream, STANDALONE_STREAM_ID } from './stream-follower.ts';
+import { openAtOnce } from './stream-opening.ts';
 
 export interface McpHttpPluginOptions {
   service: SessionService;
@@ -366,6 +367,13 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     if (request.method === 'GET' && lastEventId !== undefined && response.body !== null) {
       const { status, headers } = response;
       response = new Response(endAfterResponse(response.body), { status, headers });
+    }
+    if (
+      response.body !== null &&
+      response.headers.get('content-type')?.startsWith('text/event-stream') === true
+    ) {
+      const { status, headers } = response;
+      response = new Response(openAtOnce(response.body), { status, headers });
     }
     return sendResponse(reply, entry, response);
   }
