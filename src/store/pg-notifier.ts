@@ -3,7 +3,7 @@
 // sweep after every reconnect re-wake all subscribers, so a lost notification only delays work.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import type { Config } from '../config/schema.ts';
+import { CONFIG_DEFAULTS, type Config } from '../config/schema.ts';
 import { createLocalNotifier, isSweptChannel, type Notifier } from '../engine/notifier.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { DatabaseHandle } from './db.ts';
@@ -23,6 +23,12 @@ export interface PostgresNotifierOptions {
   pool: pg.Pool;
   /** Every subscriber is woken this often even without a notification. @defaultValue 5000 */
   sweepIntervalMs?: number;
+  /**
+   * Bound on connecting and on the LISTEN: a server that does not answer (a network lost without a
+   * reset, a proxy whose database is gone) fails the attempt, which is retried, instead of holding
+   * the replica's start or the reconnection forever. @defaultValue CONFIG_DEFAULTS.storeConnectTimeoutMs
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface PostgresNotifier extends Notifier {
@@ -38,6 +44,7 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
   const local = createLocalNotifier();
   const subscribed = new Map<string, number>();
   const origin = randomUUID().slice(0, 8);
+  const connectTimeoutMs = options.connectTimeoutMs ?? CONFIG_DEFAULTS.storeConnectTimeoutMs;
   const outgoing = new Set<string>();
   let flushScheduled = false;
   /** The LISTEN connection while it is up. */
@@ -69,6 +76,8 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       // missing every notification: keepalive closes it and the reconnect below takes over.
       keepAlive: true,
       keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
+      connectionTimeoutMillis: connectTimeoutMs,
+      query_timeout: connectTimeoutMs,
     });
     next.on('notification', onNotification);
     next.on('error', () => undefined);
@@ -80,8 +89,14 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
         scheduleReconnect();
       }
     });
-    await next.connect();
-    await next.query(`LISTEN ${PG_CHANNEL}`);
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${PG_CHANNEL}`);
+    } catch (error) {
+      // Not end(): on a lost path its goodbye would wait for an answer that never comes.
+      next.connection.stream.destroy();
+      throw error;
+    }
     if (closed) {
       await next.end().catch(() => undefined);
       return;
@@ -184,7 +199,10 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
  * (the engine's in-process notifier) for SQLite. Subscribers are swept every 2 × workers.pollIntervalMs.
  */
 export function createClusterNotifier(
-  config: { store: Pick<Config['store'], 'url'>; workers: Pick<Config['workers'], 'pollIntervalMs'> },
+  config: {
+    store: Pick<Config['store'], 'url'> & Partial<Pick<Config['store'], 'connectTimeoutMs'>>;
+    workers: Pick<Config['workers'], 'pollIntervalMs'>;
+  },
   database: DatabaseHandle,
   logger: Logger,
 ): PostgresNotifier | undefined {
@@ -195,5 +213,8 @@ export function createClusterNotifier(
     pool,
     logger: logger.child({ component: 'pg-notifier' }),
     sweepIntervalMs: Math.max(250, config.workers.pollIntervalMs * 2),
+    ...(config.store.connectTimeoutMs === undefined
+      ? {}
+      : { connectTimeoutMs: config.store.connectTimeoutMs }),
   });
 }

@@ -1,0 +1,57 @@
+// The LISTEN connection on a network that answers nothing (a proxy whose database is gone, bytes
+// dropped without a reset): the replica's start goes on without it, and it is made once the
+// database answers again, instead of waiting on the first attempt forever.
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { createTestDatabase, type TestDatabase } from '../../test/fixtures/postgres.ts';
+import { startTcpRelay, viaRelay } from '../../test/fixtures/tcp-relay.ts';
+import { waitFor } from '../../test/fixtures/wait-for.ts';
+import { createLogger } from '../observability/logger.ts';
+import { createPostgresNotifier } from './pg-notifier.ts';
+
+describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase({ empty: true });
+  });
+  after(async () => {
+    await database?.drop();
+  });
+
+  test('a start on an unanswering network returns; LISTEN is made once the database answers', async () => {
+    const direct = new URL(database.url);
+    const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
+    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    const logger = createLogger({
+      level: 'warn',
+      destination: new Writable({ write: (_c, _e, done) => done() }),
+    });
+    const notifier = createPostgresNotifier({
+      url: viaRelay(database.url, relay),
+      pool,
+      logger,
+      connectTimeoutMs: 300,
+      sweepIntervalMs: 60_000,
+    });
+    const publisher = createPostgresNotifier({ url: database.url, pool, logger });
+    try {
+      relay.blackhole();
+      await notifier.start();
+      assert.equal(notifier.isListening(), false);
+
+      await relay.restore();
+      await waitFor(() => notifier.isListening(), 30_000, 'the LISTEN connection');
+      let woken = 0;
+      notifier.subscribe('session:s1', () => woken++);
+      publisher.publish('session:s1');
+      await waitFor(() => woken > 0, 30_000, 'the notification');
+    } finally {
+      await notifier.close();
+      await publisher.close();
+      await pool.end();
+      await relay.cut();
+    }
+  });
+});
