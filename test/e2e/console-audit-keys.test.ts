@@ -4,8 +4,11 @@
 // the console works once, then is refused after it is revoked there.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { createApiKey } from '../../src/security/api-keys.ts';
 import { BUILT_IN_ROLES } from '../../src/security/rbac.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
 import {
+  ADMIN_TENANT,
   type AdminConsole,
   EXPECTED_REFUSAL,
   rowCells,
@@ -451,6 +454,29 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
         document.activeElement?.contains(reason) === true
       );
     });
+  });
+
+  test('keys: an expired key says expired, not active', async () => {
+    // Created in 2020 to expire in 2021: refused since, though never revoked.
+    const db = stack.server.app.database.db as unknown as SecurityDb;
+    const expired = await createApiKey(
+      db,
+      {
+        tenantId: ADMIN_TENANT,
+        name: 'old ci',
+        roles: ['viewer'],
+        createdBy: 'test',
+        expiresAt: '2021-01-01T00:00:00.000Z',
+      },
+      new Date('2020-01-01T00:00:00.000Z'),
+    );
+    const page = await stack.openPage();
+    await signIn(page, stack.server.url, stack.admin.key, '#/keys');
+    const row = page.locator(`#keys-body tr[data-key-id="${expired.info.id}"]`);
+    await row.waitFor();
+    assert.equal((await row.locator('td').nth(6).textContent())?.trim(), 'expired');
+    const admin = page.locator(`#keys-body tr[data-key-id="${stack.admin.id}"]`);
+    assert.equal((await admin.locator('td').nth(6).textContent())?.trim(), 'active');
   });
 
   test('no errors or warnings in the pages', () => {

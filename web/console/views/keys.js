@@ -13,6 +13,16 @@ import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
 import { renderRoleBindings } from './role-bindings.js';
 
+/**
+ * A key's state, as `maos keys list` says it: revoked (and when), expired (refused since its expiry,
+ * though never revoked), or active.
+ */
+function keyState(key) {
+  if (key.revokedAt) return `revoked ${formatTime(key.revokedAt)}`;
+  if (key.expiresAt && Date.parse(key.expiresAt) <= Date.now()) return 'expired';
+  return 'active';
+}
+
 /** Renders the view into `root`; returns its teardown. */
 export function renderKeys(root) {
   const body = h('tbody', { id: 'keys-body' });
@@ -71,7 +81,7 @@ export function renderKeys(root) {
       h('td', {}, formatTime(key.createdAt), h('div', { className: 'muted wrap' }, key.createdBy)),
       h('td', {}, formatTime(key.expiresAt)),
       h('td', {}, formatTime(key.lastUsedAt)),
-      h('td', {}, key.revokedAt ? `revoked ${formatTime(key.revokedAt)}` : 'active'),
+      h('td', {}, keyState(key)),
       actions,
     );
   }
