@@ -2,6 +2,9 @@
 // "SHOULD NOT"), its SSE stream ends, a resume of that stream (Last-Event-ID) ends at once instead
 // of waiting for a response that never comes, and the MCP session keeps answering.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -231,4 +234,50 @@ test('a batch stream with a cancelled request ends after the answers of the othe
     [6],
   );
   assert.ok(messages[0]?.result);
+});
+
+test('a cancelled stream resumed on another instance ends at once there too', {
+  timeout: 60_000,
+}, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-cancel-restart-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  // The instance holding the MCP session stops; the client resumes on a new one (same database).
+  const config = { store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' } };
+  const first = await startMcpTestServer({ config });
+  const { sessionId, negotiated } = await initializeMcp(first.url, '2025-11-25');
+  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+  let primingId: string | undefined;
+  try {
+    const call = await postMcp(
+      first.url,
+      {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'orchestrate', arguments: longWait('cancelled, then resumed elsewhere') },
+      },
+      headers,
+      AbortSignal.timeout(20_000),
+    );
+    const frames = await readFrames(call, () => true);
+    primingId = frames[0]?.id;
+    await postMcp(
+      first.url,
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 2 } },
+      headers,
+    );
+    assert.deepEqual(messagesOf(await readFrames(call, () => false)), []);
+  } finally {
+    await first.close();
+  }
+  assert.ok(primingId, 'a priming event id');
+  const second = await startMcpTestServer({ config });
+  t.after(() => second.close());
+  const resumed = await fetch(`${second.url}/mcp`, {
+    headers: { ...headers, accept: 'text/event-stream', 'last-event-id': primingId },
+    // Before, the stream was followed until mcp.sessionIdleSeconds without a message (30 min).
+    signal: AbortSignal.timeout(20_000),
+  });
+  assert.equal(resumed.status, 200);
+  assert.deepEqual(messagesOf(await readFrames(resumed, () => false)), []);
 });
