@@ -129,3 +129,46 @@ async function waitForChecks(url: string, count: number): Promise<void> {
     await observer.end();
   }
 }
+
+describe('PostgreSQL queries whose check the server refuses', { timeout: 60_000 }, () => {
+  let database: TestDatabase;
+  const role = `maos_watch_${process.pid}`;
+  before(async () => {
+    database = await createTestDatabase({ empty: true });
+  });
+  after(async () => {
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    await admin.query(`drop role if exists ${role}`);
+    await admin.end();
+    await database?.drop();
+  });
+
+  test('a long statement runs on while the server answers its checks with an error (too many connections)', async () => {
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    // One connection for the role: the pool's; every check connection is refused with SQLSTATE 53300.
+    await admin.query(`create role ${role} login password 'watch' connection limit 1`);
+    await admin.end();
+    const url = new URL(database.url);
+    url.username = role;
+    url.password = 'watch';
+    const handle = createDatabase({
+      dataDir: tmpdir(),
+      store: {
+        url: url.toString(),
+        synchronous: 'full',
+        busyTimeoutMs: 5000,
+        poolSize: 2,
+        connectTimeoutMs: 500,
+        stalledQueryCheckMs: 100,
+      },
+    });
+    try {
+      const slept = await sql<{ done: number }>`select 1 as done from pg_sleep(1.5)`.execute(handle.db);
+      assert.equal(slept.rows[0]?.done, 1);
+    } finally {
+      await handle.close();
+    }
+  });
+});

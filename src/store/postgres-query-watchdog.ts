@@ -24,8 +24,12 @@ export interface QueryWatchdogOptions {
   checkTimeoutMs: number;
 }
 
-/** What the server said about the sessions asked for, or null when it could not be asked. */
-type SessionStates = Map<number, { active: boolean; quietMs: number }> | null;
+/**
+ * What the server said about the sessions asked for; null when it could not be reached (no answer
+ * within the bound, a network error); `answered-error` when it answered the check with an error of
+ * its own (too many connections, starting up…): it is reachable, so the query may still be served.
+ */
+type SessionStates = Map<number, { active: boolean; quietMs: number }> | null | 'answered-error';
 
 /** A pg Client class (for pg.Pool's `Client` option) whose queries are watched as described above. */
 export function createWatchedClientClass(options: QueryWatchdogOptions): typeof pg.Client {
@@ -57,6 +61,10 @@ export function createWatchedClientClass(options: QueryWatchdogOptions): typeof 
       if (done || pid === undefined) return;
       const states = await checkSessions(pid);
       if (done) return;
+      if (states === 'answered-error') {
+        arm();
+        return;
+      }
       const state = states?.get(pid);
       // Lost: the server cannot be asked, no longer has the session, or has had it idle for a whole
       // check interval while this query waited (the query or its answer was lost on the way).
@@ -124,8 +132,9 @@ async function querySessionStates(options: QueryWatchdogOptions, pids: number[])
     return new Map(
       rows.map((row) => [row.pid, { active: row.state === 'active', quietMs: row.quiet_ms ?? 0 }]),
     );
-  } catch {
-    return null;
+  } catch (error) {
+    // An error message from the server (a SQLSTATE) means it was reached: ask again next time.
+    return error instanceof pg.DatabaseError ? 'answered-error' : null;
   } finally {
     // Not end(): on a lost path its goodbye would wait for an answer that never comes.
     checker.connection.stream.destroy();
