@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createApiKey } from '../../src/security/api-keys.ts';
-import { BUILT_IN_ROLES } from '../../src/security/rbac.ts';
+import { BUILT_IN_ROLES, PERMISSIONS } from '../../src/security/rbac.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import {
   ADMIN_TENANT,
@@ -40,6 +40,7 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
       'views/keys.js',
       'views/role-bindings.js',
       'built-in-roles.js',
+      'audit-actions.js',
       'secret-once.js',
       'inline-confirm.js',
     ]) {
@@ -73,6 +74,13 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await signIn(page, stack.server.url, stack.admin.key, '#/audit');
     await page.getByRole('heading', { name: 'Audit log' }).waitFor();
     await page.getByText(/^Page 1: \d+ records/).waitFor();
+    // The Action field suggests every action an HTTP record can have: each permission a route declares.
+    assert.deepEqual(
+      await page
+        .locator('#audit-actions option')
+        .evaluateAll((options) => options.map((option) => (option as HTMLOptionElement).value)),
+      PERMISSIONS.filter((permission) => permission !== 'admin:*'),
+    );
     assert.equal(
       await page.getByRole('link', { name: 'Audit', exact: true }).getAttribute('aria-current'),
       'page',

@@ -2,26 +2,12 @@
 // cursor pages further back), its action and outcome filters, and the latest signed checkpoint
 // (GET /v1/audit/checkpoint). Needs audit:read: a 403 is shown and the section leaves the navigation.
 import { request } from '../api.js';
+import { AUDIT_ACTIONS } from '../audit-actions.js';
 import { countOf, field, formatTime, h, keepPagerFocus, replaceChildren } from '../dom.js';
 import { hideSection } from '../nav.js';
 import { renderProblem } from '../problem.js';
 
 const PAGE_SIZE = 50;
-/** Actions of HTTP records are the route's permission (docs/security.md); offered as suggestions. */
-const KNOWN_ACTIONS = [
-  'sessions:create',
-  'sessions:read',
-  'sessions:approve',
-  'sessions:cancel',
-  'sessions:delete',
-  'roles:read',
-  'roles:manage',
-  'keys:manage',
-  'secrets:manage',
-  'providers:manage',
-  'audit:read',
-  'metrics:read',
-];
 
 function actorText(actor) {
   if (!actor) return '—';
@@ -107,7 +93,7 @@ export function renderAudit(root) {
   const actions = h(
     'datalist',
     { id: 'audit-actions' },
-    ...KNOWN_ACTIONS.map((name) => h('option', { value: name })),
+    ...AUDIT_ACTIONS.map((name) => h('option', { value: name })),
   );
   const outcome = h(
     'select',
