@@ -31,6 +31,25 @@ describe('parseAgentSpec', () => {
     assert.deepEqual(parseAgentSpec('engineer:set X=1'), { role: 'engineer', task: 'set X=1' });
   });
 
+  test('a name that breaks the rules is named in the usage error, not taken for a bad role', () => {
+    const cases: Array<[spec: string, name: string]> = [
+      ['my build=engineer:compile', 'my build'],
+      ['_build=engineer:compile', '_build'],
+      [`${'b'.repeat(65)}=qa:test`, 'b'.repeat(65)],
+    ];
+    for (const [spec, name] of cases) {
+      assert.throws(
+        () => parseAgentSpec(spec),
+        (error: unknown) =>
+          error instanceof CliError &&
+          error.exitCode === 2 &&
+          error.message.includes(`the name "${name}" must be 1-64 letters, digits or _.#-`),
+      );
+    }
+    // Before the first `:` or not at all: an `=` in the task text is no name.
+    assert.deepEqual(parseAgentSpec('qa:a=b:c'), { role: 'qa', task: 'a=b', runner: 'c' });
+  });
+
   test('rejects a missing role or an empty task with a usage error', () => {
     for (const bad of ['just text', 'Engineer:x', 'qa:', 'qa::runner']) {
       assert.throws(

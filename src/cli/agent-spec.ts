@@ -15,8 +15,14 @@ export function parseAgentSpec(spec: string): AgentSpec {
   let rest = spec;
   let name: string | undefined;
   const eq = spec.indexOf('=');
-  if (eq > 0 && NAME_PATTERN.test(spec.slice(0, eq)) && ROLE_PREFIX.test(spec.slice(eq + 1))) {
+  // An `=` before the first `:` can only end a name (`role:` comes after it); one after it is task text.
+  if (eq > 0 && !spec.slice(0, eq).includes(':') && ROLE_PREFIX.test(spec.slice(eq + 1))) {
     name = spec.slice(0, eq);
+    if (!NAME_PATTERN.test(name)) {
+      throw usage(
+        `--agent "${spec}": the name "${name}" must be 1-64 letters, digits or _.#- and start with a letter or digit`,
+      );
+    }
     rest = spec.slice(eq + 1);
   }
   const roleMatch = ROLE_PREFIX.exec(rest);
