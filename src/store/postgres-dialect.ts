@@ -14,7 +14,11 @@ import {
 import pg from 'pg';
 import { AppError } from '../errors/app-error.ts';
 import type { DatabaseHandle } from './db.ts';
-import { createWatchedClientClass, KEEPALIVE_INITIAL_DELAY_MS } from './postgres-query-watchdog.ts';
+import {
+  createWatchedClientClass,
+  KEEPALIVE_INITIAL_DELAY_MS,
+  learnBackendPid,
+} from './postgres-query-watchdog.ts';
 import type { Database } from './schema.ts';
 import { withStorableParameters } from './storable-text.ts';
 
@@ -100,7 +104,10 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
   // A checked-out client whose socket dies between two queries (e.g. inside a write batch) emits
   // 'error' with no listener, which would crash the process: swallow it here; its next query fails
   // (STORE_UNAVAILABLE) and the pool discards the broken client on release.
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    learnBackendPid(client);
+  });
   const db = new Kysely<Database>({
     dialect: createUnavailableMappingDialect(new PostgresDialect({ pool })),
     ...(options.log ? { log: options.log } : {}),

@@ -2,6 +2,7 @@
 // STORE_UNAVAILABLE once the check finds its server session gone, idle or unreachable, instead of
 // hanging until the kernel gives up; a statement the server is still working on (a lock wait) runs on.
 import assert from 'node:assert/strict';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
@@ -172,3 +173,91 @@ describe('PostgreSQL queries whose check the server refuses', { timeout: 60_000 
     }
   });
 });
+
+describe('PostgreSQL queries through a pooler', { timeout: 60_000 }, () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase({ empty: true });
+  });
+  after(async () => {
+    await database?.drop();
+  });
+
+  test('a long statement runs on although the process id the client was given is not the server’s', async () => {
+    const direct = new URL(database.url);
+    const pooler = await startPidRewritingProxy({ host: direct.hostname, port: Number(direct.port) });
+    const url = new URL(database.url);
+    url.hostname = '127.0.0.1';
+    url.port = String(pooler.port);
+    const handle = createDatabase({
+      dataDir: tmpdir(),
+      store: {
+        url: url.toString(),
+        synchronous: 'full',
+        busyTimeoutMs: 5000,
+        poolSize: 2,
+        connectTimeoutMs: 500,
+        stalledQueryCheckMs: 100,
+      },
+    });
+    try {
+      const slept = await sql<{ done: number }>`select 1 as done from pg_sleep(1)`.execute(handle.db);
+      assert.equal(slept.rows[0]?.done, 1);
+    } finally {
+      await handle.close();
+      await pooler.close();
+    }
+  });
+});
+
+/**
+ * A relay that, as PgBouncer does, gives each client a process id of its own in BackendKeyData
+ * (message `K` of the startup, rewritten here to 1) and passes everything else through.
+ */
+async function startPidRewritingProxy(target: {
+  host: string;
+  port: number;
+}): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    sockets.add(client).add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    let pending = Buffer.alloc(0);
+    let started = false;
+    upstream.on('data', (chunk: Buffer) => {
+      if (started) return void client.write(chunk);
+      pending = Buffer.concat([pending, chunk]);
+      // Whole messages only: type byte, then a length that counts itself.
+      while (pending.length >= 5 && pending.length >= 1 + pending.readInt32BE(1)) {
+        const size = 1 + pending.readInt32BE(1);
+        const message = Buffer.from(pending.subarray(0, size));
+        pending = pending.subarray(size);
+        if (message[0] === 0x4b) message.writeInt32BE(1, 5); // 'K': process id, secret key
+        client.write(message);
+        if (message[0] === 0x5a) {
+          // 'Z' ReadyForQuery: the startup is over.
+          started = true;
+          if (pending.length > 0) client.write(pending);
+          return;
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return {
+    port: address.port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

@@ -31,6 +31,25 @@ export interface QueryWatchdogOptions {
  */
 type SessionStates = Map<number, { active: boolean; quietMs: number }> | null | 'answered-error';
 
+/**
+ * The server process of each connection, as the server itself reports it. A pooler in between
+ * (PgBouncer, session pooling) hands the client a process id of its own, which pg_stat_activity
+ * does not know: the check would take every long query for one whose session is gone.
+ */
+const backendPids = new WeakMap<pg.Client, number>();
+
+/** Asks a new connection for its server process id (queued before any query of its user). */
+export function learnBackendPid(client: pg.Client): void {
+  client.query<{ pid: number }>('select pg_backend_pid() as pid').then(
+    (result) => {
+      const pid = result.rows[0]?.pid;
+      if (typeof pid === 'number') backendPids.set(client, pid);
+    },
+    // The connection failed: its own query reports that.
+    () => undefined,
+  );
+}
+
 /** A pg Client class (for pg.Pool's `Client` option) whose queries are watched as described above. */
 export function createWatchedClientClass(options: QueryWatchdogOptions): typeof pg.Client {
   /** The check being gathered: the hung queries of a lost network found in one turn share it. */
@@ -57,7 +76,7 @@ export function createWatchedClientClass(options: QueryWatchdogOptions): typeof 
       timer.unref();
     };
     const check = async () => {
-      const pid = (client as unknown as { processID?: number }).processID;
+      const pid = backendPids.get(client) ?? (client as unknown as { processID?: number }).processID;
       if (done || pid === undefined) return;
       const states = await checkSessions(pid);
       if (done) return;
