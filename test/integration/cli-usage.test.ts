@@ -1,6 +1,6 @@
 // `maos usage` as a child process against the real server and a scripted LLM: the totals and the
 // per-model rows (an LLM agent's model, the runner task unattributed), the JSON answer, the
-// default range (this UTC month), and usage errors for a bad --group-by or range.
+// default range (this UTC month), and usage errors for a bad --group-by, date or range.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
@@ -106,5 +106,23 @@ describe('maos usage', { timeout: 120_000 }, () => {
     const inverted = await runMaos(['usage', '--from', tomorrow, '--to', today], { env });
     assert.equal(inverted.code, 2);
     assert.match(inverted.stderr, /error VALIDATION_FAILED: to must be later than from/);
+  });
+
+  test('a date the server cannot read names the flag and the forms it takes (exit 2)', async () => {
+    // A date-time without a zone, and days that do not exist, are refused before anything is sent.
+    for (const [flag, value] of [
+      ['--from', '2026-11-27T10:00:00'],
+      ['--to', '2026-02-30'],
+      ['--from', 'yesterday'],
+    ] as const) {
+      const result = await runMaos(['usage', flag, value], { env });
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        result.stderr.trim(),
+        `error USAGE: ${flag} must be YYYY-MM-DD (a UTC day) or an RFC 3339 date-time with Z or an offset, e.g. 2026-11-01T00:00:00Z (got "${value}")`,
+      );
+    }
+    const offset = await runMaos(['usage', '--from', `${today}T02:00:00+02:00`, '--to', tomorrow], { env });
+    assert.equal(offset.code, 0, offset.stderr);
   });
 });
