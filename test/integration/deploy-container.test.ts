@@ -140,6 +140,28 @@ describe('Dockerfile', () => {
     assert.ok(runtime.some((i) => i.keyword === 'ARG' && i.args.startsWith('MAOS_REVISION')));
   });
 
+  test('per-build values (version, revision) come after the layers every build reuses', () => {
+    // Every RUN after an ARG in its stage gets the ARG in its environment: a new value (each commit's
+    // revision) is a cache miss for all of them, and so for every layer built after them.
+    for (const stage of stages(dockerfile)) {
+      for (const [index, arg] of stage.entries()) {
+        if (arg.keyword !== 'ARG' || !/^MAOS_(VERSION|REVISION)\b/.test(arg.args)) continue;
+        const name = (/^(\w+)/.exec(arg.args) as RegExpExecArray)[1] as string;
+        const reusable = stage
+          .slice(index + 1)
+          .filter(
+            (i) =>
+              ['RUN', 'COPY', 'ADD'].includes(i.keyword) && !/\$\{MAOS_(VERSION|REVISION)\}/.test(i.args),
+          );
+        assert.deepEqual(
+          reusable.map((i) => `line ${i.line}: ${i.keyword} ${i.args.slice(0, 40)}`),
+          [],
+          `ARG ${name} (line ${arg.line}) comes after the build steps that do not use it`,
+        );
+      }
+    }
+  });
+
   test('holds no secrets and copies only files that exist and are not ignored', () => {
     for (const instruction of dockerfile.filter((i) => i.keyword === 'ENV' || i.keyword === 'ARG')) {
       for (const assignment of instruction.args.split(/\s+/)) {
