@@ -1,6 +1,7 @@
 // `maos usage`: the tenant's tokens and cost over a time range from GET /v1/usage, in total and
 // optionally per UTC day, task role or model (`--group-by`). Default range: this UTC month.
 import type { Command } from 'commander';
+import { z } from 'zod';
 import type { UsageReportDto } from '../../http/routes/usage.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
@@ -27,9 +28,21 @@ export function registerUsageCommand(program: Command, act: ActionFactory): void
     .action(act(showUsage));
 }
 
-/** `YYYY-MM-DD` as midnight UTC; anything else is passed on for the server to check. */
-function toInstant(value: string): string {
-  return /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value;
+// The form GET /v1/usage takes: checked here too, so a date-time without a zone or a day that does
+// not exist is refused naming the flag instead of the server's query parameter.
+const INSTANT = z.iso.datetime({ offset: true });
+
+/** `YYYY-MM-DD` as midnight UTC, or an RFC 3339 date-time as given; anything else is a usage error. */
+function toInstant(flag: string, value: string): string {
+  const instant = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value;
+  if (!INSTANT.safeParse(instant).success) {
+    throw new CliError(
+      'USAGE',
+      `${flag} must be YYYY-MM-DD (a UTC day) or an RFC 3339 date-time with Z or an offset, e.g. 2026-11-01T00:00:00Z (got "${value}")`,
+      EXIT.USAGE,
+    );
+  }
+  return instant;
 }
 
 /** The current UTC month: [first day 00:00Z, first day of the next month 00:00Z). */
@@ -47,8 +60,8 @@ async function showUsage(ctx: CliContext, command: Command): Promise<number> {
   }
   const month = thisMonth(new Date());
   const report = await ctx.client().usageReport({
-    from: options.from === undefined ? month.from : toInstant(options.from),
-    to: options.to === undefined ? month.to : toInstant(options.to),
+    from: options.from === undefined ? month.from : toInstant('--from', options.from),
+    to: options.to === undefined ? month.to : toInstant('--to', options.to),
     ...(groupBy ? { groupBy: groupBy as (typeof GROUPINGS)[number] } : {}),
   });
   const { out } = ctx;
