@@ -523,9 +523,26 @@ describe('Helm chart', () => {
       () => render({ ...persistent, config: { audit: { checkpointDir: '/elsewhere' } } }),
       /config\.audit\.checkpointDir is set by the chart/,
     );
-    // A directory of their own, set in config (an extraVolume): no warning either.
-    const own = render({ ...POSTGRES, config: { audit: { checkpointDir: '/mnt/ckpt' } } });
-    assert.doesNotMatch(own.notes, /copies of the signed audit checkpoints/);
+    assert.throws(
+      () => render({ ...persistent, extraEnv: [{ name: 'MAOS_AUDIT__CHECKPOINT_DIR', value: '/x' }] }),
+      /extraEnv MAOS_AUDIT__CHECKPOINT_DIR is set by the chart/,
+    );
+    assert.throws(
+      () => render({ ...persistent, secretEnv: { MAOS_AUDIT__CHECKPOINT_DIR: '/x' } }),
+      /secretEnv\.MAOS_AUDIT__CHECKPOINT_DIR is set by the chart/,
+    );
+    // A directory of their own (an extraVolume), set in config or by variable: no warning either.
+    for (const values of [
+      { config: { audit: { checkpointDir: '/mnt/ckpt' } } },
+      { extraEnv: [{ name: 'MAOS_AUDIT__CHECKPOINT_DIR', value: '/mnt/ckpt' }] },
+      { secretEnv: { MAOS_AUDIT__CHECKPOINT_DIR: '/mnt/ckpt' } },
+    ]) {
+      assert.doesNotMatch(render({ ...POSTGRES, ...values }).notes, /copies of the signed audit checkpoints/);
+    }
+    assert.match(
+      render({ ...POSTGRES, extraEnv: [{ name: 'MAOS_LOG_LEVEL', value: 'debug' }] }).notes,
+      /copies of the signed audit checkpoints/,
+    );
   });
 
   test('PostgreSQL mode names MAOS_STORE__URL: a Secret without it stops the pod, not a silent SQLite', () => {

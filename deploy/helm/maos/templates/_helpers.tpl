@@ -129,6 +129,20 @@ true
 {{- end -}}
 {{- end -}}
 
+{{/*
+Non-empty when the audit checkpoint files go somewhere of the operator's choosing rather than the
+pod's data volume: auditCheckpoints.persistence, config.audit.checkpointDir or a
+MAOS_AUDIT__CHECKPOINT_DIR variable (extraEnv, secretEnv) naming a mounted extraVolume.
+*/}}
+{{- define "maos.checkpointDirConfigured" -}}
+{{- if or .Values.auditCheckpoints.persistence.enabled (hasKey (default (dict) (index .Values.config "audit")) "checkpointDir") (hasKey .Values.secretEnv "MAOS_AUDIT__CHECKPOINT_DIR") -}}
+true
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if eq .name "MAOS_AUDIT__CHECKPOINT_DIR" }}true{{ end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The PVC of the audit checkpoint files (auditCheckpoints.persistence). */}}
 {{- define "maos.auditCheckpointsClaim" -}}
 {{- default (printf "%s-audit-checkpoints" (include "maos.fullname" .)) .Values.auditCheckpoints.persistence.existingClaim -}}
