@@ -1,13 +1,14 @@
 // Prometheus rules shipped in deploy/prometheus: promtool validates them and runs their unit tests;
 // every alert carries the required labels and annotations, has a runbook, and is tested firing,
-// silent below its threshold, and silent on a short spike.
+// silent below its threshold, and silent on a short spike; each runbook quotes its rule as shipped.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { requireBinary } from '../helpers/promtool.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -84,6 +85,32 @@ describe('Prometheus rules', () => {
       }
     }
   });
+
+  test(
+    'each runbook quotes its alert expression as shipped, and its PromQL parses',
+    requireBinary(),
+    async () => {
+      const flat = (text: string) => text.replace(/\s+/g, ' ').trim();
+      const blocks: string[] = [];
+      for (const alert of readAlerts()) {
+        const text = readFileSync(join(root, 'docs/runbooks', `${alert.alert}.md`), 'utf8');
+        const quoted = [...text.matchAll(/```promql\n([\s\S]*?)```/g)].map((match) => match[1] ?? '');
+        // The first block is the rule an operator reads when paged; a stale copy misleads.
+        assert.equal(flat(quoted[0] ?? ''), flat(alert.expr), `${alert.alert} runbook quotes its rule`);
+        blocks.push(...quoted);
+      }
+      const group = blocks.map((expr, i) => ({ record: `runbook:query:${i}`, expr }));
+      const dir = mkdtempSync(join(tmpdir(), 'maos-runbooks-'));
+      try {
+        const file = join(dir, 'runbook-queries.yml');
+        writeFileSync(file, stringifyYaml({ groups: [{ name: 'runbooks', rules: group }] }));
+        const result = await promtool(['check', 'rules', file]);
+        assert.equal(result.status, 0, result.output);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   test('amtool silences in the docs name a shipped alert and give the comment amtool requires', () => {
     const alerts = new Set(readAlerts().map((alert) => alert.alert));
