@@ -3,6 +3,7 @@
 // tasks whose lease expired. See docs/adr/0002-lease-based-scheduler.md.
 import type { Kysely } from 'kysely';
 import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
+import type { TaskStatus } from '../domain/types.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
 import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -273,6 +274,18 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       runtime: runtimeKind,
     });
     const startedAt = now();
+    // Reported once per run, also when its finish fails: the observer frees the run's slot on it.
+    let reported = false;
+    const reportFinished = (status: TaskStatus) => {
+      if (reported) return;
+      reported = true;
+      notifyObserver(deps.observer, 'taskFinished', {
+        status,
+        durationMs: now() - startedAt,
+        role: task.role,
+        runtime: runtimeKind,
+      });
+    };
     deps.notifier.publish(sessionChannel(claim.sessionId));
     const promise = (async () => {
       const outcome = await runClaimedTask({
@@ -293,12 +306,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       if (reason !== null) {
         // Its slot is free too: a run stopped for its session, its lease or the shutdown ends as
         // cancelled, or as one that will run again.
-        notifyObserver(deps.observer, 'taskFinished', {
-          status: reason === 'cancel' || reason === 'abandon' ? 'cancelled' : 'ready',
-          durationMs: now() - startedAt,
-          role: task.role,
-          runtime: runtimeKind,
-        });
+        reportFinished(reason === 'cancel' || reason === 'abandon' ? 'cancelled' : 'ready');
         await endStoppedRun(deps, claim, outcome, reason, now);
         // A stopped run's slot may take a waiting task (a shutdown claims nothing more).
         if (reason !== 'shutdown') wake();
@@ -320,12 +328,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       }
       const { effects, tick } = finished;
       if (item.handedOff) await launch(item.handedOff);
-      notifyObserver(deps.observer, 'taskFinished', {
-        status: effects.applied ? (outcome.ok ? 'succeeded' : 'failed') : 'cancelled',
-        durationMs: now() - startedAt,
-        role: task.role,
-        runtime: runtimeKind,
-      });
+      reportFinished(effects.applied ? (outcome.ok ? 'succeeded' : 'failed') : 'cancelled');
       if (!effects.applied) {
         deps.logger.warn({ taskId: claim.taskId }, 'completion rejected: the lease is no longer held');
       }
@@ -341,6 +344,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       deps.notifier.publish(sessionChannel(claim.sessionId));
     })().catch((error: unknown) => {
       if (active.get(task.taskId) === run) active.delete(task.taskId);
+      // Its finish was not stored: the task runs again once its lease expires.
+      reportFinished('ready');
       deps.logger.error({ err: coerceError(error), taskId: claim.taskId }, 'finishing a task failed');
     });
     inflight.add(promise);

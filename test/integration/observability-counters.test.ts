@@ -1,11 +1,16 @@
 // Counters fed by real traffic: MCP requests by method and outcome after real MCP calls, and
-// budget rejections after a real session crosses its budget (scripted LLM), read from /metrics.
+// budget rejections after a real session crosses its budget (scripted LLM), worker slots after a
+// cancel and after a finish the database refused, read from /metrics.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
 import { connectHttpClient } from '../fixtures/mcp-server.ts';
 import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -98,4 +103,27 @@ test('a run stopped by its session being cancelled frees its slot and counts as 
   }
   assert.equal(await scrapeSample(server.url, cancelled), 1);
   assert.equal(await scrapeSample(server.url, 'maos_worker_slots{state="busy"}'), 0);
+});
+
+test('a run whose finish cannot be stored frees its slot in the busy-slots gauge', async (t) => {
+  const log = captureLog();
+  const server = await startTestServer({
+    // A long lease: the task is not claimed again (busy again) before the gauge is read.
+    config: { logLevel: 'error', tasks: { leaseSeconds: 60, maxAttempts: 2 } },
+    logDestination: log.destination,
+  });
+  t.after(() => server.close());
+  // The database refuses to store the task's success, as a full disk or a lost connection would.
+  const db = new Database(join(server.dataDir, 'maos.db'));
+  t.after(() => db.close());
+  db.exec(`CREATE TRIGGER refuse_finish BEFORE UPDATE OF status ON tasks WHEN NEW.status = 'succeeded'
+           BEGIN SELECT RAISE(ABORT, 'finish refused by the test'); END`);
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'one step', agents: [{ name: 'o', role: 'qa', task: 'ok', runner: 'ok' }] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  await waitFor(() => log.lines.some((line) => line.message === 'finishing a task failed'));
+  assert.equal(await scrapeSample(server.url, 'maos_worker_slots{state="busy"}'), 0);
+  assert.equal(await scrapeSample(server.url, 'maos_worker_slots{state="idle"}'), 4);
 });
