@@ -54,4 +54,31 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
       await relay.cut();
     }
   });
+
+  test('close returns when the path of the LISTEN connection is lost without a reset', async () => {
+    const direct = new URL(database.url);
+    const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
+    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    const logger = createLogger({
+      level: 'warn',
+      destination: new Writable({ write: (_c, _e, done) => done() }),
+    });
+    const notifier = createPostgresNotifier({
+      url: viaRelay(database.url, relay),
+      pool,
+      logger,
+      connectTimeoutMs: 300,
+      sweepIntervalMs: 60_000,
+    });
+    try {
+      await notifier.start();
+      assert.equal(notifier.isListening(), true);
+      relay.blackhole();
+      await notifier.close();
+      assert.equal(notifier.isListening(), false);
+    } finally {
+      await pool.end();
+      await relay.cut();
+    }
+  });
 });

@@ -189,9 +189,26 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       if (reconnectTimer) clearTimeout(reconnectTimer);
       const current = client;
       client = null;
-      await current?.end().catch(() => undefined);
+      if (current) await endWithin(current, connectTimeoutMs);
     },
   };
+}
+
+/**
+ * Ends `client`, destroying its socket if the goodbye is not answered within `ms`: on a path lost
+ * without a reset, end() would wait for the server's close, and the replica's shutdown with it.
+ */
+async function endWithin(client: pg.Client, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([client.end().catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+    client.connection.stream.destroy();
+  }
 }
 
 /**
