@@ -4,7 +4,7 @@
 // Routes declare `config.permission`, so authentication, RBAC, rate limits and audit of the
 // REST API apply unchanged; each tool then checks its own permission for the same request.
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -14,6 +14,7 @@ import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { Config } from '../config/schema.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
+import { watchRequestCredential } from '../http/plugins/authenticate.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
 import type { Permission } from '../security/rbac.ts';
@@ -113,6 +114,28 @@ function toWebRequest(request: FastifyRequest): Request {
     headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   }
   return new Request(new URL(request.url, 'http://localhost'), { method: request.method, headers });
+}
+
+/**
+ * An event stream's body that ends (cleanly, as the SDK's own end would) once the credential of its
+ * request is revoked or expires; `source` is then cancelled, and so is it when the client leaves.
+ */
+function endWhenCredentialEnds(reply: FastifyReply, source: Readable): Readable {
+  const ended = watchRequestCredential(reply.request, reply);
+  if (ended === undefined) return source;
+  const body = new PassThrough();
+  source.pipe(body);
+  const end = (): void => {
+    source.unpipe(body);
+    body.end();
+  };
+  if (ended.aborted) end();
+  else ended.addEventListener('abort', end, { once: true });
+  body.once('close', () => {
+    ended.removeEventListener('abort', end);
+    source.destroy();
+  });
+  return body;
 }
 
 /**
@@ -241,8 +264,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       reply.header(name, value);
     });
     if (response.body === null) return reply.send();
-    const body = Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
+    let body = Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
     if (response.headers.get('content-type')?.startsWith('text/event-stream') === true) {
+      body = endWhenCredentialEnds(reply, body);
       entry.openStreams += 1;
       body.once('close', () => {
         entry.openStreams -= 1;
@@ -303,7 +327,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     reply.header('cache-control', 'no-cache, no-transform');
     reply.header('x-accel-buffering', 'no');
     reply.header('mcp-session-id', owner.mcpSessionId);
-    const stream = Readable.fromWeb(body as NodeReadableStream<Uint8Array>);
+    const stream = endWhenCredentialEnds(reply, Readable.fromWeb(body as NodeReadableStream<Uint8Array>));
     stream.once('close', releaseFollow);
     return reply.send(stream);
   }

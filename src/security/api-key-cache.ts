@@ -37,6 +37,8 @@ export interface ApiKeyCache {
     entry: { principal: Principal; keyExpiresAt: string | null; epoch: number },
     nowMs: number,
   ): void;
+  /** Drops the entry of a key found refused (e.g. revoked by another process) by a fresh read. */
+  forget(presented: string): void;
 }
 
 /** Creates an empty cache; `ttlMs` 0 turns it off. */
@@ -74,6 +76,10 @@ export function createApiKeyCache(ttlMs: number = API_KEY_CACHE_TTL_MS): ApiKeyC
         cachedUntilMs: nowMs + ttlMs,
         epoch,
       });
+    },
+    forget(presented) {
+      const parsed = parseApiKey(presented);
+      if (parsed) entries.delete(parsed.prefix);
     },
   };
 }

@@ -108,10 +108,17 @@ export async function listApiKeys(db: SecurityDb, tenantId: string): Promise<Api
 // Counts revocations made by this process; caches of verified keys (api-key-cache.ts) drop every
 // entry whose epoch is older, so a revocation here takes effect on the next request.
 let revocationEpoch = 0;
+const revocationListeners = new Set<() => void>();
 
 /** Changes whenever this process revokes a key. */
 export function apiKeyRevocationEpoch(): number {
   return revocationEpoch;
+}
+
+/** Calls `listener` after each revocation made by this process, until the returned function is called. */
+export function onApiKeyRevoked(listener: () => void): () => void {
+  revocationListeners.add(listener);
+  return () => revocationListeners.delete(listener);
 }
 
 /** Revokes a key by id or prefix within the tenant (idempotent). Another tenant's key is NOT_FOUND. */
@@ -134,6 +141,7 @@ export async function revokeApiKey(
   }
   // After the write: a verification that read the row before it started with the old epoch.
   revocationEpoch++;
+  for (const listener of revocationListeners) listener();
   return toInfo(row);
 }
 

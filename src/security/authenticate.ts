@@ -24,8 +24,11 @@ export interface CredentialSource {
 
 export interface Authenticator {
   readonly mode: AuthConfig['mode'];
-  /** Returns the principal or throws UNAUTHENTICATED / INVALID_TOKEN / VALIDATION_FAILED (RFC 6750). */
-  authenticate(source: CredentialSource): Promise<Principal>;
+  /**
+   * Returns the principal or throws UNAUTHENTICATED / INVALID_TOKEN / VALIDATION_FAILED (RFC 6750).
+   * `fresh`: an API key is read from the store, not taken from the cache of verified keys.
+   */
+  authenticate(source: CredentialSource, options?: { fresh?: boolean }): Promise<Principal>;
 }
 
 export interface AuthenticatorOptions {
@@ -107,8 +110,12 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     const key = await verifyApiKey(db, credential, now()).catch((error: unknown) => {
       // Only a refused key is a 401: a database that cannot be read (or written: the last use) is
       // a 503 STORE_UNAVAILABLE, so a client does not drop a valid key during an outage.
-      if (error instanceof AppError && error.code === 'INVALID_TOKEN')
+      if (error instanceof AppError && error.code === 'INVALID_TOKEN') {
+        // A fresh read (an open stream's re-check) that finds the key revoked elsewhere: the next
+        // request must not be let in by the cache either.
+        keyCache.forget(credential);
         throw authFailure('INVALID_TOKEN', 'invalid_token', error.message);
+      }
       throw asStorageFailure(error);
     });
     const principal = await addBindings({
@@ -118,6 +125,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       roles: key.roles,
       authMethod: 'apikey',
       clientId: key.id,
+      ...(key.expiresAt === null ? {} : { expiresAtMs: Date.parse(key.expiresAt) }),
     });
     keyCache.store(credential, { principal, keyExpiresAt: key.expiresAt, epoch }, now().getTime());
     return principal;
@@ -125,7 +133,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
 
   return {
     mode: auth.mode,
-    async authenticate(source) {
+    async authenticate(source, authOptions = {}) {
       if (auth.mode === 'none') {
         await tenants.ensure(auth.noneTenant);
         return {
@@ -140,7 +148,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       const credential = readCredential(source);
       if (looksLikeApiKey(credential)) {
         if (!acceptsKeys) throw authFailure('INVALID_TOKEN', 'invalid_token', 'API keys are not accepted');
-        const cached = keyCache.lookup(credential, now().getTime());
+        const cached = authOptions.fresh === true ? undefined : keyCache.lookup(credential, now().getTime());
         if (cached) return cached;
         const epoch = apiKeyRevocationEpoch();
         // Single flight: when a cache entry expires under load, the requests that arrive while the

@@ -22,7 +22,7 @@ import { createScopeForPermission } from './scope-challenge.ts';
 import type { SecurityDb } from './security-tables.ts';
 
 export type SecurityConfig = Pick<Config, 'dataDir' | 'host' | 'auth' | 'audit' | 'rateLimit'> &
-  Partial<Pick<Config, 'cors'>>;
+  Partial<Pick<Config, 'cors' | 'http'>>;
 
 export interface CreateSecurityOptions {
   config: SecurityConfig;
@@ -117,6 +117,8 @@ export function createSecurity(options: CreateSecurityOptions): Security {
         : null,
     scopeFor: createScopeForPermission(config.auth.oidc),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    // Open event streams' credentials are checked again at the streams' keep-alive.
+    ...(config.http ? { credentialRecheckMs: config.http.sseKeepAliveSeconds * 1000 } : {}),
   });
   return {
     authenticator,
@@ -134,7 +136,10 @@ export function createSecurity(options: CreateSecurityOptions): Security {
         (error: unknown) => logger.warn({ err: error }, 'could not check for API keys'),
       );
     },
-    close: () => auditLog.close(),
+    close: () => {
+      http.close();
+      return auditLog.close();
+    },
   };
 }
 

@@ -5,6 +5,7 @@ import { trace } from '@opentelemetry/api';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Actor } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
+import { setCredentialWatcher } from '../http/plugins/authenticate.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AuditLog } from './audit/audit-log.ts';
 import type { AuditEventInput } from './audit/audit-record.ts';
@@ -12,6 +13,7 @@ import type { AuditWriteCounters } from './audit/counted-audit-log.ts';
 import { AUDIT_WAIT_MS, waitForAuditAppend } from './audit-wait.ts';
 import type { Authenticator } from './authenticate.ts';
 import { answerPreflight, applyCorsHeaders, type CorsOptions, isPreflight } from './cors.ts';
+import { createCredentialWatch } from './credential-watch.ts';
 import { describeAuditActor, type JsonRpcCall, readJsonRpcCall } from './http-audit-fields.ts';
 import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
 import { secondsUntilUtcMidnight, type TenantQuotas } from './quotas.ts';
@@ -57,6 +59,11 @@ export interface HttpSecurityOptions {
   metrics?: SecurityMetrics;
   /** How long a response waits for its audit record (audit-wait.ts). @defaultValue AUDIT_WAIT_MS */
   auditWaitMs?: number;
+  /**
+   * How often the credentials of open event streams are verified again (credential-watch.ts): the
+   * streams' keep-alive interval. @defaultValue 15000
+   */
+  credentialRecheckMs?: number;
 }
 
 /** What the layer learned about one request. */
@@ -86,12 +93,20 @@ export interface HttpSecurity {
   authorizeRequest(request: FastifyRequest, permission: Permission): void;
   /** The principal of an authenticated request, if any. */
   getPrincipal(request: FastifyRequest): Principal | undefined;
+  /** Stops the re-checks of open streams' credentials. */
+  close(): void;
 }
 
 /** Creates the HTTP security layer. */
 export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
   const { authenticator, rateLimiter, auditLog, realm, logger, metrics } = options;
   const auditWaitMs = options.auditWaitMs ?? AUDIT_WAIT_MS;
+  const credentials = createCredentialWatch({
+    authenticator,
+    recheckIntervalMs: options.credentialRecheckMs ?? 15_000,
+    onRecheckError: (error) =>
+      logger.warn({ err: error }, "an open stream's credential could not be checked again; kept open"),
+  });
   const states = new WeakMap<FastifyRequest, RequestState>();
   const stateOf = (request: FastifyRequest): RequestState => {
     let state = states.get(request);
@@ -116,11 +131,15 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       }
     }
     try {
-      const principal = await authenticator.authenticate({
+      const source = {
         authorization: headerAsSent(request, 'authorization'),
         'x-api-key': headerAsSent(request, 'x-api-key'),
-      });
+      };
+      const principal = await authenticator.authenticate(source);
       state.principal = principal;
+      if (principal.authMethod !== 'none') {
+        setCredentialWatcher(request, () => credentials.watch(source, principal));
+      }
       return { tenantId: principal.tenantId, principalId: principal.id };
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
@@ -403,6 +422,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     plugin,
     authorizeRequest,
     getPrincipal: (request) => states.get(request)?.principal,
+    close: () => credentials.close(),
   };
 }
 

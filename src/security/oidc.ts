@@ -133,7 +133,12 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
       if (config.typ === 'lenient' && typ !== undefined && !LENIENT_TYPS.has(typ.toLowerCase())) {
         throw authFailure('INVALID_TOKEN', 'invalid_token', 'unexpected token type');
       }
-      return mapClaims(payload, config);
+      const principal = mapClaims(payload, config);
+      if (typeof payload.exp !== 'number') return principal;
+      // The moment this token stops passing the check above, on the process clock (the verifier's
+      // clock may be moved in tests).
+      const expiresInMs = (payload.exp + config.clockToleranceSeconds) * 1000 - currentDate.getTime();
+      return { ...principal, expiresAtMs: Date.now() + expiresInMs };
     },
   };
 }

@@ -13,6 +13,11 @@ export interface Principal {
   authMethod: 'oidc' | 'apikey' | 'none';
   /** OAuth client that obtained the token, or the API key id. */
   clientId: string | null;
+  /**
+   * When the credential stops being accepted (ms since the epoch): an API key's expiry, an OIDC
+   * token's `exp` plus the clock tolerance. Absent: it does not expire.
+   */
+  expiresAtMs?: number;
 }
 
 /**

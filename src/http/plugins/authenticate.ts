@@ -1,6 +1,6 @@
 // Sets `request.actor` for every non-public route. Auth mode `none` (the only mode until the
 // security plugin lands) acts as the anonymous principal of the default tenant.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Actor } from '../../engine/session-service.ts';
 import { INTERNAL_PRINCIPALS } from '../../security/principal.ts';
 
@@ -16,6 +16,38 @@ export const ANONYMOUS_ACTOR: Readonly<Actor> = Object.freeze({
 /** Auth mode `none`: everyone is the anonymous principal of the default tenant. */
 export function createNoAuthAuthenticator(actor: Actor = ANONYMOUS_ACTOR): Authenticator {
   return async () => ({ ...actor });
+}
+
+/**
+ * Starts watching the credential a request was authenticated with: the signal aborts when it is no
+ * longer accepted (revoked, expired); `release` stops watching.
+ */
+export type CredentialWatcher = () => { signal: AbortSignal; release(): void };
+
+// Set by the security layer for each request it authenticated with a credential that can lapse.
+const credentialWatchers = new WeakMap<FastifyRequest, CredentialWatcher>();
+
+/** Called by the authenticator: how a long-lived response to `request` watches its credential. */
+export function setCredentialWatcher(request: FastifyRequest, watcher: CredentialWatcher): void {
+  credentialWatchers.set(request, watcher);
+}
+
+/**
+ * For a long-lived response (an event stream): a signal that aborts once the credential `request`
+ * was authenticated with is revoked or expires, so the response ends and the client's reconnect
+ * is refused. Watching stops when the response closes. Undefined when nothing can lapse (auth mode
+ * `none`, no security layer).
+ */
+export function watchRequestCredential(
+  request: FastifyRequest,
+  reply: FastifyReply,
+): AbortSignal | undefined {
+  const watcher = credentialWatchers.get(request);
+  if (watcher === undefined) return undefined;
+  const { signal, release } = watcher();
+  if (reply.raw.closed) release();
+  else reply.raw.once('close', release);
+  return signal;
 }
 
 /** Registers the `authenticate` hook; public routes (config.public) skip it. */

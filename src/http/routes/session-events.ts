@@ -10,6 +10,7 @@ import type { Actor, SessionService } from '../../engine/session-service.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { eventPageSchema, toEventDto } from '../dto.ts';
 import { createLimitSchema, seqSchema, sessionIdParamsSchema } from '../params.ts';
+import { watchRequestCredential } from '../plugins/authenticate.ts';
 import type { ValidationIssue } from '../plugins/error-handler.ts';
 import { REQUEST_ID_HEADER } from '../plugins/request-id.ts';
 import { problemResponses } from '../problem.ts';
@@ -150,6 +151,15 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
         headers: { [REQUEST_ID_HEADER]: String(request.id) },
       });
       options.streams.add(stream, owners);
+      // A credential revoked or expired while streamed ends the stream (not the session's events
+      // alone): the client's reconnect is then refused with 401.
+      const credentialEnded = watchRequestCredential(request, reply);
+      const endForCredential = (): void => {
+        request.log.info({ sessionId: id }, 'event stream ended: its credential was revoked or expired');
+        stream.close();
+      };
+      if (credentialEnded?.aborted === true) endForCredential();
+      else credentialEnded?.addEventListener('abort', endForCredential, { once: true });
       try {
         await pumpEvents(service, request.actor, id, after, stream, options.onEventsSent);
       } catch (error) {
@@ -158,6 +168,7 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
           request.log.info({ sessionId: id }, 'event stream ended: the session was deleted');
         } else request.log.warn({ err: error, sessionId: id }, 'event stream ended with an error');
       } finally {
+        credentialEnded?.removeEventListener('abort', endForCredential);
         options.streams.delete(stream);
         stream.close();
       }

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sql } from 'kysely';
+import { authConfigSchema } from '../config/security-schema.ts';
+import { createApiKey } from './api-keys.ts';
+import { createAuthenticator } from './authenticate.ts';
+import { createCredentialWatch } from './credential-watch.ts';
+import { createTestSecurityDb } from './test-support.ts';
+
+const auth = authConfigSchema.parse({ mode: 'apikey' });
+
+test('a store that cannot be read keeps streams open; the refusal once it answers ends them', async () => {
+  const t = await createTestSecurityDb();
+  const errors: unknown[] = [];
+  let onError = (): void => {};
+  const authenticator = createAuthenticator({ auth, db: t.db });
+  const watch = createCredentialWatch({
+    authenticator,
+    recheckIntervalMs: 20,
+    onRecheckError: (error) => {
+      errors.push(error);
+      onError();
+    },
+  });
+  try {
+    const { key, info } = await createApiKey(t.db, {
+      tenantId: 'acme',
+      name: 'k',
+      roles: ['viewer'],
+      createdBy: 't',
+    });
+    const source = { authorization: `Bearer ${key}` };
+    const principal = await authenticator.authenticate(source);
+    const [first, second] = [watch.watch(source, principal), watch.watch(source, principal)];
+    assert.equal(watch.size(), 1, 'one credential, watched once');
+
+    // An outage: the re-checks fail without refusing the key, twice at least.
+    await sql`alter table api_keys rename to api_keys_away`.execute(t.db);
+    await new Promise<void>((resolve) => {
+      onError = () => {
+        if (errors.length >= 2) resolve();
+      };
+    });
+    assert.equal(first.signal.aborted, false);
+    await sql`alter table api_keys_away rename to api_keys`.execute(t.db);
+
+    // Revoked by another process: the next re-check ends both.
+    await t.db
+      .updateTable('api_keys')
+      .set({ revoked_at: new Date().toISOString() })
+      .where('id', '=', info.id)
+      .execute();
+    await new Promise((resolve) => second.signal.addEventListener('abort', resolve, { once: true }));
+    assert.equal(first.signal.aborted, true);
+    assert.equal(watch.size(), 0);
+  } finally {
+    watch.close();
+    await t.cleanup();
+  }
+});
+
+test('a released lease stops the watch of its credential once no other holds it', async () => {
+  const t = await createTestSecurityDb();
+  const authenticator = createAuthenticator({ auth, db: t.db });
+  const watch = createCredentialWatch({ authenticator, recheckIntervalMs: 60_000 });
+  try {
+    const { key } = await createApiKey(t.db, {
+      tenantId: 'acme',
+      name: 'k',
+      roles: ['viewer'],
+      createdBy: 't',
+    });
+    const source = { authorization: `Bearer ${key}` };
+    const principal = await authenticator.authenticate(source);
+    const [first, second] = [watch.watch(source, principal), watch.watch(source, principal)];
+    first.release();
+    assert.equal(watch.size(), 1);
+    second.release();
+    assert.equal(watch.size(), 0);
+    assert.equal(second.signal.aborted, false);
+  } finally {
+    watch.close();
+    await t.cleanup();
+  }
+});

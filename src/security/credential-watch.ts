@@ -1,0 +1,144 @@
+// Ends long-lived responses (event streams) when the credential they were opened with stops being
+// valid: at its expiry (an API key's `expiresAt`, an OIDC token's `exp`), at once after a revocation
+// in this process, and within one re-check interval after one elsewhere (another replica, the CLI).
+import { AppError } from '../errors/app-error.ts';
+import { onApiKeyRevoked } from './api-keys.ts';
+import type { Authenticator, CredentialSource } from './authenticate.ts';
+import { type Principal, readAuthFailure } from './principal.ts';
+
+/** What a watcher of one response holds: the signal that ends it, and how to stop watching. */
+export interface CredentialLease {
+  /** Aborted when the credential is no longer accepted. */
+  signal: AbortSignal;
+  release(): void;
+}
+
+export interface CredentialWatch {
+  /** Watches the credential of a request authenticated as `principal`. */
+  watch(source: CredentialSource, principal: Principal): CredentialLease;
+  /** Credentials watched (distinct ones), for tests. */
+  size(): number;
+  close(): void;
+}
+
+export interface CredentialWatchOptions {
+  authenticator: Pick<Authenticator, 'authenticate'>;
+  /**
+   * How often every watched credential is verified again against the store, uncached: what ends a
+   * stream whose key was revoked by another process. The event streams' keep-alive interval.
+   */
+  recheckIntervalMs: number;
+  /** Called when a re-check fails for another reason than a refused credential (kept open). */
+  onRecheckError?: (error: unknown) => void;
+}
+
+// setTimeout's limit (about 24.8 days): a later expiry is left to the periodic re-check.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface Watched {
+  source: CredentialSource;
+  principal: Principal;
+  leases: Set<AbortController>;
+  expiryTimer: NodeJS.Timeout | undefined;
+  checking: boolean;
+}
+
+/** The credential a request presented, as one string (the map key of its watch). */
+function credentialKey(source: CredentialSource): string {
+  return JSON.stringify([source.authorization ?? null, source['x-api-key'] ?? null]);
+}
+
+/** Creates the watch; its timers are unref'd and only run while something is watched. */
+export function createCredentialWatch(options: CredentialWatchOptions): CredentialWatch {
+  const watched = new Map<string, Watched>();
+  let interval: NodeJS.Timeout | undefined;
+
+  function end(key: string, entry: Watched): void {
+    if (watched.get(key) === entry) watched.delete(key);
+    clearTimeout(entry.expiryTimer);
+    for (const lease of entry.leases) lease.abort();
+    entry.leases.clear();
+    stopIntervalIfIdle();
+  }
+
+  function stopIntervalIfIdle(): void {
+    if (watched.size > 0 || interval === undefined) return;
+    clearInterval(interval);
+    interval = undefined;
+  }
+
+  async function recheck(key: string, entry: Watched): Promise<void> {
+    if (entry.checking) return;
+    entry.checking = true;
+    try {
+      const principal = await options.authenticator.authenticate(entry.source, { fresh: true });
+      if (principal.id !== entry.principal.id || principal.tenantId !== entry.principal.tenantId) {
+        end(key, entry);
+      }
+    } catch (error) {
+      // Refused (revoked, expired, unknown): ended. An outage (503) refuses nothing: kept open.
+      if (error instanceof AppError && readAuthFailure(error) !== null) end(key, entry);
+      else options.onRecheckError?.(error);
+    } finally {
+      entry.checking = false;
+    }
+  }
+
+  function recheckAll(): void {
+    for (const [key, entry] of watched) void recheck(key, entry);
+  }
+
+  const unsubscribe = onApiKeyRevoked(recheckAll);
+
+  return {
+    watch(source, principal) {
+      const key = credentialKey(source);
+      let entry = watched.get(key);
+      if (entry === undefined) {
+        const created: Watched = {
+          source: { ...source },
+          principal,
+          leases: new Set(),
+          expiryTimer: undefined,
+          checking: false,
+        };
+        const expiresAtMs = principal.expiresAtMs;
+        if (expiresAtMs !== undefined) {
+          const delay = expiresAtMs - Date.now();
+          if (delay <= MAX_TIMER_MS) {
+            created.expiryTimer = setTimeout(() => end(key, created), Math.max(0, delay));
+            created.expiryTimer.unref();
+          }
+        }
+        entry = created;
+        watched.set(key, entry);
+      }
+      if (interval === undefined) {
+        interval = setInterval(recheckAll, options.recheckIntervalMs);
+        interval.unref();
+      }
+      const lease = new AbortController();
+      entry.leases.add(lease);
+      const owner = entry;
+      return {
+        signal: lease.signal,
+        release() {
+          owner.leases.delete(lease);
+          if (owner.leases.size === 0 && watched.get(key) === owner) {
+            watched.delete(key);
+            clearTimeout(owner.expiryTimer);
+            stopIntervalIfIdle();
+          }
+        },
+      };
+    },
+    size: () => watched.size,
+    close() {
+      unsubscribe();
+      clearInterval(interval);
+      interval = undefined;
+      for (const entry of watched.values()) clearTimeout(entry.expiryTimer);
+      watched.clear();
+    },
+  };
+}
