@@ -247,6 +247,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       config.rateLimit.maxConcurrentSessionsPerTenant + config.rateLimit.maxDailyTokensPerTenant;
     const quotas = quotaCaps > 0 ? security.quotas : null;
     const sessionDefaults = createSessionDefaults(config.llm);
+    // One observer (it counts busy slots): the engine's and the plan rejection's session ends.
+    const engineObserver = createEngineMetricsObserver(metrics, { slots: config.workers.concurrency });
     const engine = createEngine({
       config,
       db: database.db,
@@ -259,7 +261,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       notifier: wakeNotifier,
       logger,
       runtimes,
-      observer: createEngineMetricsObserver(metrics, { slots: config.workers.concurrency }),
+      observer: engineObserver,
       // One trace per session (stored with it) and a span per task attempt, only when tracing is on.
       ...(telemetry.tracing.enabled ? { genAi: telemetry.genAi } : {}),
       sessionDefaults,
@@ -308,6 +310,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           runtimes,
           notifier: wakeNotifier,
           ...(checkTenantDailyTokens ? { checkTenantDailyTokens } : {}),
+          observer: engineObserver,
         })
       : undefined;
     // HTTPS when tls.certFile is set, following renewals of the files (tls.reloadIntervalSeconds).

@@ -6,6 +6,7 @@ import type { LlmDb } from '../agents/providers/llm-tables.ts';
 import type { RoleService } from '../agents/roles/role-service.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import type { Config } from '../config/schema.ts';
+import { type EngineObserver, notifyObserver } from '../engine/engine-observer.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from '../engine/notifier.ts';
 import type { EditedPlanRules } from '../engine/planner-approval.ts';
 import { approvePlan, rejectPlan } from '../engine/planner-approval-store.ts';
@@ -28,6 +29,8 @@ export interface EngineSteeringOptions {
   onChanged?(sessionId: string): void;
   /** The tenant daily token quota: a steering message over it is refused (QUOTA_EXCEEDED). */
   checkTenantDailyTokens?: CheckTenantDailyTokens;
+  /** The engine's observer: a rejected plan ends its session (maos_sessions_finished_total). */
+  observer?: EngineObserver;
 }
 
 /** Builds the steering operations (MCP tools and REST routes). */
@@ -61,6 +64,7 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
         const rejected = await rejectPlan(trx, session, reason, Date.now());
         await appendEvents(trx, session, rejected.events, Date.now());
       });
+      notifyObserver(options.observer, 'sessionFinished', 'failed');
       options.onChanged?.(sessionId);
     },
     async sendMessage(actor, sessionId, message) {
@@ -90,6 +94,7 @@ export function createOrchestratorSteering(options: {
   runtimes: Pick<RuntimeRegistry, 'hasRunner'>;
   notifier: Pick<Notifier, 'publish'>;
   checkTenantDailyTokens?: CheckTenantDailyTokens;
+  observer?: EngineObserver;
 }): SessionSteering {
   const { config, roles, runtimes, notifier } = options;
   return createEngineSteering({
@@ -107,6 +112,7 @@ export function createOrchestratorSteering(options: {
     },
     maxAttempts: config.tasks.maxAttempts,
     ...(options.checkTenantDailyTokens ? { checkTenantDailyTokens: options.checkTenantDailyTokens } : {}),
+    ...(options.observer ? { observer: options.observer } : {}),
     onChanged: (sessionId) => {
       notifier.publish(READY_CHANNEL);
       notifier.publish(sessionChannel(sessionId));

@@ -127,3 +127,28 @@ test('a run whose finish cannot be stored frees its slot in the busy-slots gauge
   assert.equal(await scrapeSample(server.url, 'maos_worker_slots{state="busy"}'), 0);
   assert.equal(await scrapeSample(server.url, 'maos_worker_slots{state="idle"}'), 4);
 });
+
+test('a session whose plan is rejected counts as finished failed', async (t) => {
+  const { server } = await startLlmAppStack(t);
+  const finished = 'maos_sessions_finished_total{outcome="failed"}';
+  const created = await requestJson<{ id: string; status: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: {
+      objective: 'Needs a go',
+      approval: 'required',
+      agents: [{ name: 'first', role: 'qa', task: 'say hi', runner: 'echo' }],
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal(created.body.status, 'awaiting_approval');
+  assert.equal(await scrapeSample(server.url, 'maos_sessions_started_total'), 1);
+  assert.equal(await scrapeSample(server.url, finished), 0);
+  const rejected = await requestJson(`${server.url}/v1/sessions/${created.body.id}/reject`, {
+    method: 'POST',
+    body: { reason: 'wrong scope' },
+  });
+  assert.equal(rejected.status, 204, JSON.stringify(rejected.body));
+  const done = await waitForSession<{ status: string }>(server.url, created.body.id);
+  assert.equal(done.status, 'failed');
+  assert.equal(await scrapeSample(server.url, finished), 1);
+});
