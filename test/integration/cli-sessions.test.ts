@@ -242,13 +242,32 @@ describe('maos CLI against a running server', () => {
     const refused = await runMaos(['sessions', 'retry', completed.id], { env });
     assert.equal(refused.code, 6);
     assert.match(refused.stderr, /^error INVALID_STATE: .*completed: there is nothing to retry/m);
-    const rerun = await runMaos(['sessions', 'retry', completed.id, '--rerun', 'qa-1', '--json'], { env });
+    const rerunArgs = [
+      'sessions',
+      'retry',
+      completed.id,
+      '--rerun',
+      'qa-1',
+      '--idempotency-key',
+      'rerun-qa-1',
+    ];
+    const rerun = await runMaos([...rerunArgs, '--json'], { env });
     assert.equal(rerun.code, 0, rerun.stderr);
-    type Timed = { status: string; finishedAt: string; tasks: Array<{ startedAt: string }> };
+    type Timed = { id: string; status: string; finishedAt: string; tasks: Array<{ startedAt: string }> };
     const redone = await waitForSession<Timed>(server.url, (JSON.parse(rerun.stdout) as { id: string }).id);
     assert.equal(redone.status, 'completed');
     const before = await waitForSession<Timed>(server.url, completed.id);
     assert.ok(redone.tasks[0]!.startedAt > before.finishedAt, 'qa-1 ran again, after the original ended');
+    // The count is what was carried over, not what has succeeded by now: qa-1 ran again.
+    const replayedRerun = await runMaos(rerunArgs, { env });
+    assert.equal(replayedRerun.code, 0, replayedRerun.stderr);
+    assert.match(
+      replayedRerun.stdout,
+      new RegExp(
+        `^session ${redone.id} completed: retry of ${completed.id} \\(made earlier with this key\\), 0 of 1 tasks carried over$`,
+        'm',
+      ),
+    );
     const unknownTask = await runMaos(['sessions', 'retry', completed.id, '--rerun', 'qa-9'], { env });
     assert.equal(unknownTask.code, 2, unknownTask.stderr);
     assert.match(unknownTask.stderr, /^error VALIDATION_FAILED: .*has no task qa-9 to run again/m);

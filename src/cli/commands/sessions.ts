@@ -145,12 +145,23 @@ async function retrySession(ctx: CliContext, command: Command): Promise<number> 
     out.printJson(session);
     return EXIT.OK;
   }
-  const carried = session.tasks.filter((task) => task.status === 'succeeded').length;
+  const carried = await carriedTaskCount(ctx, session.id);
   out.line(
-    `session ${session.id} ${session.status}: retry of ${id}${created ? '' : ' (made earlier with this key)'}, ${carried} of ${session.tasks.length} tasks carried over`,
+    `session ${session.id} ${session.status}: retry of ${id}${created ? '' : ' (made earlier with this key)'}${carried === null ? '' : `, ${carried} of ${session.tasks.length} tasks carried over`}`,
   );
   out.line(out.paint.dim(`follow it with: maos logs ${session.id} -f`));
   return EXIT.OK;
+}
+
+/**
+ * How many tasks a retry carried over, as its `session.created` event lists them: its succeeded
+ * tasks are no measure, as tasks that ran again may have succeeded by the time it is read (a
+ * replayed key's retry has often ended). Null when that event is gone (retention).
+ */
+async function carriedTaskCount(ctx: CliContext, sessionId: string): Promise<number | null> {
+  const [first] = await ctx.client().listEvents(sessionId, 0, 1);
+  const carried = first?.type === 'session.created' ? first.data.carried : undefined;
+  return Array.isArray(carried) ? carried.length : null;
 }
 
 async function deleteSession(ctx: CliContext, command: Command): Promise<number> {
