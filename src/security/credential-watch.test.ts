@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { sql } from 'kysely';
+import Database from 'better-sqlite3';
 import { authConfigSchema } from '../config/security-schema.ts';
+import type { AppError } from '../errors/app-error.ts';
 import { createApiKey } from './api-keys.ts';
 import { createAuthenticator } from './authenticate.ts';
 import { createCredentialWatch } from './credential-watch.ts';
@@ -34,15 +35,18 @@ test('a store that cannot be read keeps streams open; the refusal once it answer
     const [first, second] = [watch.watch(source, principal), watch.watch(source, principal)];
     assert.equal(watch.size(), 1, 'one credential, watched once');
 
-    // An outage: the re-checks fail without refusing the key, twice at least.
-    await sql`alter table api_keys rename to api_keys_away`.execute(t.db);
+    // An outage: another connection holds the database locked, so a re-check fails with
+    // STORE_UNAVAILABLE (after the driver's busy timeout) without refusing the key.
+    const locker = new Database(t.file);
+    locker.exec('BEGIN EXCLUSIVE');
     await new Promise<void>((resolve) => {
-      onError = () => {
-        if (errors.length >= 2) resolve();
-      };
+      onError = resolve;
+      first.signal.addEventListener('abort', () => resolve(), { once: true });
     });
+    locker.exec('ROLLBACK');
+    locker.close();
+    assert.equal((errors[0] as AppError).code, 'STORE_UNAVAILABLE');
     assert.equal(first.signal.aborted, false);
-    await sql`alter table api_keys_away rename to api_keys`.execute(t.db);
 
     // Revoked by another process: the next re-check ends both.
     await t.db
