@@ -51,14 +51,15 @@ describe('output', () => {
       tasks: [task('a1'), task('a2'), task('a1'), task(null)],
       agents: [
         { id: 'a1', name: 'sketch', role: 'architect', usage: usage(200, 20, 0.0025) },
-        { id: 'a2', name: 'survey', role: 'researcher', usage: usage(100, 10, 0.0012) },
+        // A cheap model's cost, to the millionth as it is kept: not rounded away to $0.0000.
+        { id: 'a2', name: 'survey', role: 'researcher', usage: usage(100, 10, 0.000044) },
       ],
     };
     assert.deepEqual(formatAgentTable(session), [
       'AGENT      ROLE        TASKS  INPUT  OUTPUT  CACHE READ  COST',
-      'sketch     architect   2      200    20      0           $0.0025',
-      'survey     researcher  1      100    10      0           $0.0012',
-      '(session)              4      330    33      0           $0.0042',
+      'sketch     architect   2      200    20      0           $0.002500',
+      'survey     researcher  1      100    10      0           $0.000044',
+      '(session)              4      330    33      0           $0.004200',
     ]);
     const idle = { ...session, agents: session.agents.map((agent) => ({ ...agent, usage: usage(0, 0, 0) })) };
     assert.deepEqual(formatAgentTable(idle), []);

@@ -193,11 +193,13 @@ export function formatAgentTable(session: Pick<SessionDto, 'agents' | 'tasks' | 
   for (const task of session.tasks ?? []) {
     if (task.agentId !== null) taskCount.set(task.agentId, (taskCount.get(task.agentId) ?? 0) + 1);
   }
+  // Costs to the millionth, as they are kept (and `maos usage` shows them): with four digits a
+  // cheap model's agent would read $0.0000.
   const usageCells = (usage: SessionDto['usage']) => [
     String(usage.inputTokens),
     String(usage.outputTokens),
     String(usage.cacheReadTokens),
-    `$${usage.costUsd.toFixed(4)}`,
+    `$${usage.costUsd.toFixed(6)}`,
   ];
   const rows = agents.map((agent) => [
     agent.name,
