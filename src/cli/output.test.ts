@@ -291,6 +291,10 @@ describe('exit codes', () => {
       plain,
     );
     assert.ok(running.includes('Finished  -'), running.join('\n'));
+    assert.ok(!lines.some((line) => line.startsWith('Retry of')), lines.join('\n'));
+    // A retry names the session it retries (`maos sessions retry`), as its JSON does in retryOf.
+    const retry = formatSessionDetail({ ...session, retryOf: 'original-id' }, plain);
+    assert.equal(retry[retry.indexOf('Finished  2026-01-01 00:00:02  (2.0s)') + 1], 'Retry of  original-id');
     const at = lines.indexOf('Result');
     assert.ok(at > 0, lines.join('\n'));
     assert.deepEqual(lines.slice(at + 1), [

@@ -170,6 +170,7 @@ export function formatSessionDetail(session: SessionDto, paint: Painter): string
         : ''
     }`,
   ];
+  if (session.retryOf) lines.push(`Retry of  ${session.retryOf}`);
   lines.push(...formatSessionControls(session));
   if (session.error) lines.push(`Error     ${paint.red(session.error)}`);
   const tasks = formatTaskTable(session.tasks, paint);
