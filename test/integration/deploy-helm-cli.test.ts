@@ -394,6 +394,18 @@ for (const helm of helms) {
           ingress: { enabled: true, annotations: { 'nginx.ingress.kubernetes.io/proxy-body-size': '0' } },
           config: { http: { trustedProxies: ['10.0.0.0/8'] } },
         },
+        // Keys the chart sets itself, given by the operator: written once (a key twice does not parse).
+        {
+          ingress: {
+            enabled: true,
+            annotations: {
+              'nginx.ingress.kubernetes.io/proxy-buffering': 'on',
+              'nginx.ingress.kubernetes.io/proxy-read-timeout': '600',
+              'nginx.ingress.kubernetes.io/canary-weight': '5',
+            },
+            canary: { enabled: true, weight: 20, header: 'X-Canary' },
+          },
+        },
       ];
       const key = (m: { file: string; doc: Doc }) => `${m.file} ${m.doc.kind} ${at(m.doc, 'metadata.name')}`;
       const sorted = (list: { file: string; doc: Doc }[]) =>

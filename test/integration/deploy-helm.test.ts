@@ -597,6 +597,25 @@ describe('Helm chart', () => {
     );
   });
 
+  test("an annotation the chart sets itself, given in ingress.annotations, is written once with the operator's value", () => {
+    const own = {
+      'nginx.ingress.kubernetes.io/proxy-buffering': 'on',
+      'nginx.ingress.kubernetes.io/proxy-request-buffering': 'on',
+      'nginx.ingress.kubernetes.io/proxy-read-timeout': '600',
+      'nginx.ingress.kubernetes.io/proxy-send-timeout': '600',
+      'nginx.ingress.kubernetes.io/proxy-http-version': '1.0',
+      'nginx.ingress.kubernetes.io/canary-weight': '5',
+      'nginx.ingress.kubernetes.io/canary-by-header': 'X-Own',
+    };
+    // The renderer refuses a mapping with a key twice, as strict YAML parsers do.
+    const { byKind } = render({
+      ingress: { enabled: true, annotations: own, canary: { enabled: true, weight: 20, header: 'X-Canary' } },
+    });
+    const annotations = at(one(byKind, 'Ingress'), 'metadata.annotations');
+    for (const [key, value] of Object.entries(own)) assert.equal(annotations[key], value, key);
+    assert.equal(annotations['nginx.ingress.kubernetes.io/canary'], 'true');
+  });
+
   test('canary release: a second Ingress marked as weighted ingress-nginx canary', () => {
     const values = parseYaml(readFileSync(join(CHART, 'examples/values-canary.yaml'), 'utf8'));
     const { byKind } = render(values);
