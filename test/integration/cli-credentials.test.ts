@@ -3,7 +3,17 @@
 // another file (or none) the server never sees it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,6 +183,23 @@ describe('maos --credentials', { timeout: 120_000 }, () => {
     assert.equal(readStoredToken(roles.url, file), TOKEN);
     assert.equal(statSync(file).mode & 0o777, 0o600);
     assert.deepEqual(readdirSync(limited), ['credentials.json']);
+  });
+
+  test('a symlinked credentials file stays a link: its target is replaced', async () => {
+    const linked = join(dir, 'linked');
+    mkdirSync(linked);
+    const target = join(linked, 'real.json');
+    writeFileSync(target, '{"servers": {}}\n', { mode: 0o600 });
+    const link = join(linked, 'credentials.json');
+    symlinkSync(target, link);
+    const login = await runMaos(['login', '--server', roles.url, '--credentials', link], {
+      env: { HOME: home },
+      input: `${TOKEN}\n`,
+    });
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal(lstatSync(link).isSymbolicLink(), true);
+    assert.equal(readStoredToken(roles.url, target), TOKEN);
+    assert.deepEqual(readdirSync(linked).sort(), ['credentials.json', 'real.json']);
   });
 
   test('maos mcp in remote mode sends the token stored in the file', async (t) => {
