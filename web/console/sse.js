@@ -87,6 +87,8 @@ export function followSessionEvents(sessionId, options) {
   const controller = new AbortController();
   let lastSeq = options.afterSeq ?? 0;
   let finished = false;
+  /** The wait before the next try: doubled after each try, back to the first once a stream opens. */
+  let delay = RETRY_FIRST_MS;
   const setState = (state, error) => options.onState?.(state, error);
 
   async function readOnce() {
@@ -99,6 +101,9 @@ export function followSessionEvents(sessionId, options) {
       cache: 'no-store',
     });
     if (!response.ok) throw await failureOf(response);
+    // Open: a drop of this stream, however long it lived, is retried soon again, not after the
+    // waits grown by the tries before it.
+    delay = RETRY_FIRST_MS;
     setState('live');
     const parser = createSseParser((frame) => {
       let event;
@@ -122,13 +127,11 @@ export function followSessionEvents(sessionId, options) {
   }
 
   (async () => {
-    let delay = RETRY_FIRST_MS;
     while (!controller.signal.aborted && !finished) {
       /** The refusal's Retry-After in ms, when longer than the next delay. */
       let wait = 0;
       try {
         await readOnce();
-        delay = RETRY_FIRST_MS;
       } catch (error) {
         if (controller.signal.aborted) return;
         // A refusal (unknown session, no permission, signed out) will not change by retrying;
