@@ -1,8 +1,9 @@
 // The console's lists in real Chromium against the real server, with one answer held back: two
 // quick actions on API keys, role bindings and webhooks read their list twice, and the answer to the
 // first read, given last, never puts the list back as it was before the second action; the audit
-// log shows its checkpoint although its first read was superseded; the sessions list's pager goes on
-// with the list shown, not with a status chosen whose list is still on its way.
+// log shows its checkpoint although its first read was superseded; the sessions list's pager and the
+// usage view's Load more go on with the list shown, not with a status chosen whose list is still on
+// its way. Done under a rotated secret gives the focus back to the row's Rotate secret.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page, Request } from 'playwright-core';
