@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { authConfigSchema } from '../config/security-schema.ts';
 import type { AppError } from '../errors/app-error.ts';
-import { createApiKey } from './api-keys.ts';
+import { createApiKey, revokeApiKey } from './api-keys.ts';
 import { createAuthenticator } from './authenticate.ts';
 import { createCredentialWatch } from './credential-watch.ts';
 import { createTestSecurityDb } from './test-support.ts';
@@ -82,6 +82,51 @@ test('a released lease stops the watch of its credential once no other holds it'
     second.release();
     assert.equal(watch.size(), 0);
     assert.equal(second.signal.aborted, false);
+  } finally {
+    watch.close();
+    await t.cleanup();
+  }
+});
+
+test('a re-check sweep reads one credential at a time, so it cannot take the whole database pool', async () => {
+  const t = await createTestSecurityDb();
+  const authenticator = createAuthenticator({ auth, db: t.db });
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const counted = {
+    async authenticate(...args: Parameters<typeof authenticator.authenticate>) {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      try {
+        return await authenticator.authenticate(...args);
+      } finally {
+        inFlight -= 1;
+      }
+    },
+  };
+  const watch = createCredentialWatch({ authenticator: counted, recheckIntervalMs: 60_000 });
+  try {
+    const leases = [];
+    let last: { id: string; signal: AbortSignal } | undefined;
+    for (let i = 0; i < 20; i += 1) {
+      const { key, info } = await createApiKey(t.db, {
+        tenantId: 'acme',
+        name: `k${i}`,
+        roles: ['viewer'],
+        createdBy: 't',
+      });
+      const source = { authorization: `Bearer ${key}` };
+      const lease = watch.watch(source, await authenticator.authenticate(source));
+      leases.push(lease);
+      last = { id: info.id, signal: lease.signal };
+    }
+    maxInFlight = 0;
+    // A revocation here sweeps every watched credential at once.
+    await revokeApiKey(t.db, 'acme', last?.id as string);
+    await new Promise((resolve) => last?.signal.addEventListener('abort', resolve, { once: true }));
+    assert.equal(maxInFlight, 1);
+    assert.equal(watch.size(), 19);
+    for (const lease of leases) lease.release();
   } finally {
     watch.close();
     await t.cleanup();

@@ -84,9 +84,26 @@ export function createCredentialWatch(options: CredentialWatchOptions): Credenti
     }
   }
 
-  function recheckAll(): void {
-    for (const [key, entry] of watched) void recheck(key, entry);
+  // One credential at a time: a sweep over thousands of open streams must not take the whole
+  // database pool from the requests. A revocation during a sweep asks for one more pass.
+  let sweeping = false;
+  let sweepAgain = false;
+  async function sweep(): Promise<void> {
+    if (sweeping) {
+      sweepAgain = true;
+      return;
+    }
+    sweeping = true;
+    try {
+      do {
+        sweepAgain = false;
+        for (const [key, entry] of [...watched]) if (watched.get(key) === entry) await recheck(key, entry);
+      } while (sweepAgain);
+    } finally {
+      sweeping = false;
+    }
   }
+  const recheckAll = (): void => void sweep();
 
   const unsubscribe = onApiKeyRevoked(recheckAll);
 
