@@ -1,6 +1,7 @@
 // The allowed values of every metric label: fixed lists, or a pattern plus a cap on distinct
 // values for names that come from config (provider, model, route). Keeps cardinality bounded.
 
+import { listBuiltInRoleNames } from '../agents/roles/catalogue.ts';
 import { SESSION_STATUSES } from '../domain/types.ts';
 import { ERROR_CODES } from '../errors/app-error.ts';
 import { RETENTION_TABLES as RETENTION_TARGET_TABLES } from '../store/retention-targets.ts';
@@ -89,8 +90,13 @@ export const RETENTION_TABLES = [...RETENTION_TARGET_TABLES, OTHER] as const;
 /** Provider and model names come from config, so they are open but bounded. */
 const PROVIDER_RULE = { pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/, maxDistinct: 32 } as const;
 const MODEL_RULE = { pattern: /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/, maxDistinct: 64 } as const;
-/** Role names come from the role catalogue and runtimes from the code: open but bounded. */
-const ROLE_RULE = { pattern: /^[a-z0-9][a-z0-9_-]{0,63}$/, maxDistinct: 64 } as const;
+/**
+ * Task roles: the built-in catalogue and the orchestrator's own tasks. Tenants' custom roles are
+ * `_OTHER`: their names are chosen through the API, not configuration, and tenants may define 50
+ * each, which would soon take a bounded label's every slot and push the built-in roles out.
+ */
+export const ROLE_LABELS = [...listBuiltInRoleNames(), 'orchestrator', OTHER] as const;
+/** Runtimes come from the code: open but bounded. */
 const RUNTIME_RULE = { pattern: /^[a-z0-9][a-z0-9_-]{0,31}$/, maxDistinct: 16 } as const;
 const GEN_AI_LABELS = {
   gen_ai_operation_name: GEN_AI_OPERATIONS,
@@ -116,8 +122,8 @@ export const METRIC_LABELS = {
   maos_sessions_started_total: {},
   maos_sessions_finished_total: { outcome: SESSION_OUTCOMES },
   maos_tasks: { status: QUEUE_STATES },
-  maos_task_duration_seconds: { runtime: RUNTIME_RULE, role: ROLE_RULE, outcome: TASK_OUTCOMES },
-  maos_task_queue_wait_seconds: { runtime: RUNTIME_RULE, role: ROLE_RULE },
+  maos_task_duration_seconds: { runtime: RUNTIME_RULE, role: ROLE_LABELS, outcome: TASK_OUTCOMES },
+  maos_task_queue_wait_seconds: { runtime: RUNTIME_RULE, role: ROLE_LABELS },
   maos_task_lease_expiries_total: {},
   maos_task_retries_total: {},
   maos_worker_slots: { state: SLOT_STATES },

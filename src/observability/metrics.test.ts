@@ -75,6 +75,30 @@ describe('metrics registry', () => {
     assert.deepEqual(findLabelViolations(scraped), []);
   });
 
+  test("tenants' custom roles are no label values, and do not push built-in roles out", async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    // Two tenants at their 50 custom roles each: names chosen through the API, not configuration.
+    for (let i = 0; i < 100; i += 1) {
+      metrics.recordTaskFinished({ runtime: 'llm', role: `acme-role-${i}` }, 'succeeded', 1);
+    }
+    metrics.recordTaskFinished({ runtime: 'llm', role: 'researcher' }, 'succeeded', 1);
+    metrics.recordTaskQueueWait({ runtime: 'llm', role: 'orchestrator' }, 0.1);
+    metrics.recordTaskQueueWait({ runtime: 'command', role: 'acme-role-1' }, 0.1);
+    const text = await metrics.render();
+    assert.doesNotMatch(text, /acme-role/);
+    assert.match(
+      text,
+      /maos_task_duration_seconds_count\{runtime="llm",role="researcher",outcome="succeeded"\} 1/,
+    );
+    assert.match(
+      text,
+      /maos_task_duration_seconds_count\{runtime="llm",role="_OTHER",outcome="succeeded"\} 100/,
+    );
+    assert.match(text, /maos_task_queue_wait_seconds_count\{runtime="llm",role="orchestrator"\} 1/);
+    assert.match(text, /maos_task_queue_wait_seconds_count\{runtime="command",role="_OTHER"\} 1/);
+    assert.deepEqual(findLabelViolations(await metrics.registry.getMetricsAsJSON()), []);
+  });
+
   test('the allow-list check reports a label value outside the allowed set', async () => {
     const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
     const scraped = await metrics.registry.getMetricsAsJSON();
