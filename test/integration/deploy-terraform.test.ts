@@ -159,6 +159,27 @@ describe('Terraform', () => {
     assert.ok(compared >= 2, 'database_mode and auth_mode are compared');
   });
 
+  test('module: audit_checkpoints_persistence allows the access modes and sizes the chart schema allows', async () => {
+    const { merged } = await parseDir(MODULE);
+    const block = merged.variable?.audit_checkpoints_persistence?.[0];
+    assert.ok(block, 'module has var.audit_checkpoints_persistence');
+    const conditions = JSON.stringify(block.validation ?? '').replaceAll('\\"', '"');
+    const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
+    const chart = schema.properties.auditCheckpoints.properties.persistence.properties;
+    const modes = /contains\(\[([^\]]*)\], mode\)/.exec(conditions)?.[1] ?? '';
+    assert.deepEqual(
+      [...modes.matchAll(/"([^"]*)"/g)].map((m) => m[1]).sort(),
+      [...chart.accessModes.items.enum].sort(),
+    );
+    // The size pattern, as HCL writes it (a backslash doubled in the string).
+    const size = /regex\("((?:[^"\\]|\\.)*)", var\.audit_checkpoints_persistence\.size\)/.exec(
+      JSON.parse(JSON.stringify(block.validation))
+        .map((v: Block) => v.condition)
+        .join('\n'),
+    )?.[1];
+    assert.equal(size?.replaceAll('\\\\', '\\'), chart.size.pattern);
+  });
+
   test('example: parses, passes only module inputs and every required one', async () => {
     const { merged: module } = await parseDir(MODULE);
     const { merged: example } = await parseDir(EXAMPLE);
@@ -285,7 +306,44 @@ function moduleCheckWarnings(vars: Record<string, string>): string {
   }
 }
 
+/** `terraform plan` of the module's variables alone with `vars`: its exit status and output. */
+function planModuleVariables(vars: Record<string, string>): { status: number | null; output: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-tf-vars-'));
+  try {
+    copyFileSync(join(MODULE, 'variables.tf'), join(dir, 'variables.tf'));
+    const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
+    const run = (args: string[]) =>
+      spawnSync('terraform', [...args, '-no-color'], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
+    const init = run(['init', '-backend=false']);
+    assert.equal(init.status, 0, `terraform init:\n${init.stdout}${init.stderr}`);
+    const plan = run(['plan', ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`])]);
+    return { status: plan.status, output: `${plan.stdout}${plan.stderr}`.replace(/\s+/g, ' ') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('Terraform module evaluated by terraform', () => {
+  test('audit_checkpoints_persistence: a size or access mode the chart schema refuses fails the plan', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    const refused: Array<[string, RegExp]> = [
+      ['{enabled = true, size = "1GB"}', /size must be a Kubernetes quantity/],
+      ['{enabled = true, access_modes = ["ReadWrite"]}', /access_modes must list one or more of/],
+      ['{enabled = true, access_modes = []}', /access_modes must list one or more of/],
+    ];
+    for (const [value, message] of refused) {
+      const { status, output } = planModuleVariables({ audit_checkpoints_persistence: value });
+      assert.notEqual(status, 0, value);
+      assert.match(output, message, value);
+    }
+    const accepted = planModuleVariables({
+      audit_checkpoints_persistence: '{enabled = true, size = "500Mi", access_modes = ["ReadWriteOnce"]}',
+    });
+    assert.equal(accepted.status, 0, accepted.output);
+  });
+
   test("postgres mode without a shared audit signing key warns, as the chart's install notes do", {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,
@@ -398,6 +456,32 @@ describe('Terraform module evaluated by terraform', () => {
           assert.ok(config.tls.certFile && config.tls.keyFile, 'the server serves HTTPS');
           const annotations = at(one(byKind, 'Ingress'), 'metadata.annotations');
           assert.equal(annotations['nginx.ingress.kubernetes.io/backend-protocol'], 'HTTPS');
+        },
+      },
+      {
+        vars: {
+          database_url: 'postgres://maos:pw@db:5432/maos',
+          audit_checkpoints_persistence: '{enabled = true, storage_class = "nfs", size = "2Gi"}',
+        },
+        check: (config, byKind) => {
+          // The chart's PVC (ReadWriteMany for the two replicas), mounted where the server writes them.
+          const claim = (byKind.get('PersistentVolumeClaim') ?? []).find((c) =>
+            String(at(c, 'metadata.name')).endsWith('-audit-checkpoints'),
+          );
+          assert.ok(claim, 'the chart creates the checkpoint PVC');
+          assert.equal(at(claim, 'spec.storageClassName'), 'nfs');
+          assert.equal(at(claim, 'spec.resources.requests.storage'), '2Gi');
+          assert.deepEqual(at(claim, 'spec.accessModes'), ['ReadWriteMany']);
+          assert.equal(config.audit.checkpointDir, '/var/lib/maos/audit-checkpoints');
+        },
+      },
+      {
+        vars: { audit_checkpoints_persistence: '{enabled = true, existing_claim = "audit-ckpt"}' },
+        check: (config, byKind) => {
+          const volumes = at(one(byKind, 'Deployment'), 'spec.template.spec.volumes') as Doc[];
+          const volume = volumes.find((v) => v.name === 'audit-checkpoints');
+          assert.equal(volume?.persistentVolumeClaim?.claimName, 'audit-ckpt');
+          assert.equal(config.audit.checkpointDir, '/var/lib/maos/audit-checkpoints');
         },
       },
     ];

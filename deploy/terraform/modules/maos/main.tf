@@ -50,6 +50,15 @@ locals {
       oidc = local.oidc
     }
     config = var.config
+    auditCheckpoints = {
+      persistence = {
+        enabled       = var.audit_checkpoints_persistence.enabled
+        existingClaim = var.audit_checkpoints_persistence.existing_claim
+        size          = var.audit_checkpoints_persistence.size
+        storageClass  = var.audit_checkpoints_persistence.storage_class
+        accessModes   = var.audit_checkpoints_persistence.access_modes
+      }
+    }
     tls = {
       secretName = var.tls_secret == null ? "" : var.tls_secret
     }

@@ -165,6 +165,29 @@ variable "tls_secret" {
   default     = null
 }
 
+variable "audit_checkpoints_persistence" {
+  description = "A volume of its own for the audit checkpoint files (the chart's auditCheckpoints.persistence): enabled, existing_claim (a PVC every replica can mount), or size, storage_class and access_modes of the PVC the chart creates (ReadWriteMany when postgres mode runs more than one replica)."
+  type = object({
+    enabled        = bool
+    existing_claim = optional(string, "")
+    size           = optional(string, "1Gi")
+    storage_class  = optional(string, "")
+    access_modes   = optional(list(string), ["ReadWriteMany"])
+  })
+  default = { enabled = false }
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$", var.audit_checkpoints_persistence.size))
+    error_message = "audit_checkpoints_persistence.size must be a Kubernetes quantity, e.g. 1Gi or 500Mi."
+  }
+  validation {
+    condition = length(var.audit_checkpoints_persistence.access_modes) > 0 && alltrue([
+      for mode in var.audit_checkpoints_persistence.access_modes :
+      contains(["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany", "ReadOnlyMany"], mode)
+    ])
+    error_message = "audit_checkpoints_persistence.access_modes must list one or more of ReadWriteOnce, ReadWriteOncePod, ReadWriteMany, ReadOnlyMany."
+  }
+}
+
 variable "config" {
   description = "MAOS configuration (non-secret) merged into the chart's config file, as a map."
   type        = any
