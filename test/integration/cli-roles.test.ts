@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { startTestServer } from '../fixtures/server.ts';
 
 test('maos roles create, list, use and delete a custom role', { timeout: 60_000 }, async (t) => {
   const { llm, server } = await startLlmAppStack(t, { handler: () => ({ text: 'checked' }) });
@@ -105,4 +106,33 @@ test('maos roles create: bad input exits 2 with every problem, before or from th
   for (const field of ['name', 'description', 'instructions']) {
     assert.equal(invalid.stderr.match(new RegExp(`^ {2}- body/${field}: `, 'gm'))?.length, 1, invalid.stderr);
   }
+});
+
+test('on a server without an LLM provider, roles create and delete say why there are no custom roles', {
+  timeout: 60_000,
+}, async (t) => {
+  // The routes exist only with a provider (custom roles are for LLM agents): a bare 405 named
+  // neither the cause nor the fix.
+  const server = await startTestServer();
+  t.after(() => server.close());
+  const env = { MAOS_SERVER: server.url, NO_COLOR: '1' };
+  const message =
+    'error METHOD_NOT_ALLOWED: this server has no LLM provider configured, and custom roles are for LLM agents: set providers in its configuration to create and delete them';
+  const created = await runMaos(
+    [
+      'roles',
+      'create',
+      'poet',
+      '--description',
+      'Writes poems about the work.',
+      '--instructions',
+      'x'.repeat(30),
+    ],
+    { env },
+  );
+  assert.equal(created.code, 2, created.stderr);
+  assert.equal(created.stderr.trim(), message);
+  const deleted = await runMaos(['roles', 'delete', 'poet'], { env });
+  assert.equal(deleted.code, 2, deleted.stderr);
+  assert.equal(deleted.stderr.trim(), message);
 });
