@@ -480,7 +480,8 @@ describe('Terraform module evaluated by terraform', () => {
         check: (config, byKind) => {
           const volumes = at(one(byKind, 'Deployment'), 'spec.template.spec.volumes') as Doc[];
           const volume = volumes.find((v) => v.name === 'audit-checkpoints');
-          assert.equal(volume?.persistentVolumeClaim?.claimName, 'audit-ckpt');
+          assert.ok(volume, 'the pods mount the checkpoint volume');
+          assert.equal(at(volume, 'persistentVolumeClaim.claimName'), 'audit-ckpt');
           assert.equal(config.audit.checkpointDir, '/var/lib/maos/audit-checkpoints');
         },
       },
