@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -57,6 +58,30 @@ describe('createSecurity', () => {
     const vkey = readFileSync(join(t.dir, 'gen', 'keys', 'audit-verifier-key.txt'), 'utf8');
     assert.ok(parseVerifierKey(vkey).publicKey.equals(first.publicKey));
     assert.ok(existsSync(keyFile));
+  });
+
+  test('a key file whose write failed midway is not left behind: the next start generates a whole one', () => {
+    const dataDir = join(t.dir, 'cut');
+    const module = new URL('./create-security.ts', import.meta.url).href;
+    const schema = new URL('../config/schema.ts', import.meta.url).href;
+    // No file may grow at all (ulimit -f 0): the key's write fails with EFBIG, as on a full disk.
+    const script = `import { loadAuditSigner } from ${JSON.stringify(module)};
+import { configSchema } from ${JSON.stringify(schema)};
+try { loadAuditSigner(configSchema.parse({ dataDir: ${JSON.stringify(dataDir)} })); }
+catch (error) { console.log(error.code); process.exitCode = 3; }`;
+    const run = spawnSync(
+      'bash',
+      ['-c', 'ulimit -f 0 && exec "$@"', 'bash', process.execPath, '--input-type=module', '-e', script],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(run.status, 3, run.stderr);
+    assert.match(run.stdout, /EFBIG/);
+    const signer = loadAuditSigner(configSchema.parse({ dataDir }));
+    const pem = readFileSync(join(dataDir, 'keys', 'audit-signing-key.pem'), 'utf8');
+    assert.match(pem, /BEGIN PRIVATE KEY/);
+    assert.ok(signer.publicKey.length > 0);
   });
 
   test('first start hint is logged only while no API key exists, asking the database once', async () => {

@@ -1,9 +1,10 @@
 // Builds the security layer from the configuration: authenticator, rate limiter, audit log with
 // its checkpoint signing key, and the HTTP hooks. app.ts wires the result; nothing here listens.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import { writeFileDurablySync } from '../store/durable-file.ts';
 import { getPostgresPool } from '../store/postgres-dialect.ts';
 import { type AuditLog, createAuditLog } from './audit/audit-log.ts';
 import {
@@ -186,7 +187,8 @@ export function loadAuditSigner(
   const keyFile = join(dir, AUDIT_KEY_FILE);
   if (!existsSync(keyFile)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(keyFile, generateSigningKeyPem(), { mode: 0o600, flag: 'wx' });
+    // Durably: an empty or cut key file after a power cut would stop every later start.
+    writeFileDurablySync(keyFile, generateSigningKeyPem(), { exclusive: true });
     chmodSync(keyFile, 0o600);
   }
   const signer = loadCheckpointSigner(config.audit.origin, readFileSync(keyFile, 'utf8'));
@@ -194,7 +196,7 @@ export function loadAuditSigner(
   const verifierFile = join(dir, AUDIT_VERIFIER_FILE);
   const verifier = `${formatVerifierKey(signer)}\n`;
   if (!existsSync(verifierFile) || readFileSync(verifierFile, 'utf8') !== verifier) {
-    writeFileSync(verifierFile, verifier);
+    writeFileDurablySync(verifierFile, verifier, { mode: 0o644 });
   }
   logger?.warn(
     { keyFile },

@@ -1,20 +1,10 @@
 // `maos login` / `maos logout`: check a token or API key against `--server` and store it (0600)
 // for later commands, so scripts need neither --token nor MAOS_TOKEN after logging in.
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  realpathSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { writeFileDurablySync } from '../../store/durable-file.ts';
 import { syncDirectorySync } from '../../store/sync-directory.ts';
 import { ApiProblemError, createApiClient } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, DEFAULT_SERVER } from '../context.ts';
@@ -97,23 +87,9 @@ function writeCredentials(path: string, content: CredentialsFile): void {
   } catch {
     // No file yet: it is created at `path`.
   }
-  const temporary = join(dirname(target), `.${randomBytes(6).toString('hex')}.credentials.tmp`);
   try {
-    const fd = openSync(temporary, 'wx', 0o600);
-    try {
-      // writeFileSync on a descriptor writes until all is written (a single write may be short).
-      writeFileSync(fd, `${JSON.stringify(content, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, target);
+    writeFileDurablySync(target, `${JSON.stringify(content, null, 2)}\n`, { syncDirectory: false });
   } catch (error) {
-    try {
-      unlinkSync(temporary);
-    } catch {
-      // Never created, or already renamed.
-    }
     throw new CliError(
       'VALIDATION_FAILED',
       `cannot write the credentials file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); it was left unchanged`,

@@ -1,11 +1,12 @@
 // The append-only audit log: appends records to the hash chain (one writer at a time), lists them
 // with a cursor, and writes signed checkpoints periodically, on demand and on shutdown.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { isPostgres, LOCK_KEYS } from '../../store/advisory-lock.ts';
+import { writeFileDurablySync } from '../../store/durable-file.ts';
 import { newId } from '../../store/ids.ts';
 import type { SecurityDb } from '../security-tables.ts';
 import {
@@ -418,7 +419,8 @@ function exportCheckpointFile(dir: string, size: number, note: string): boolean 
   const file = join(dir, checkpointFileName(size));
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(file, note, { mode: 0o600, flag: 'wx' });
+    // Whole or absent after a crash: a cut file would later read as a note that does not match.
+    writeFileDurablySync(file, note, { exclusive: true });
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
