@@ -156,12 +156,20 @@ async function retrySession(ctx: CliContext, command: Command): Promise<number> 
 /**
  * How many tasks a retry carried over, as its `session.created` event lists them: its succeeded
  * tasks are no measure, as tasks that ran again may have succeeded by the time it is read (a
- * replayed key's retry has often ended). Null when that event is gone (retention).
+ * replayed key's retry has often ended). Null when that event is gone (retention) or cannot be
+ * read: the retry exists by then, and failing the command would invite a second one.
  */
-async function carriedTaskCount(ctx: CliContext, sessionId: string): Promise<number | null> {
-  const [first] = await ctx.client().listEvents(sessionId, 0, 1);
-  const carried = first?.type === 'session.created' ? first.data.carried : undefined;
-  return Array.isArray(carried) ? carried.length : null;
+export async function carriedTaskCount(
+  ctx: Pick<CliContext, 'client'>,
+  sessionId: string,
+): Promise<number | null> {
+  try {
+    const [first] = await ctx.client().listEvents(sessionId, 0, 1);
+    const carried = first?.type === 'session.created' ? first.data.carried : undefined;
+    return Array.isArray(carried) ? carried.length : null;
+  } catch {
+    return null;
+  }
 }
 
 async function deleteSession(ctx: CliContext, command: Command): Promise<number> {
