@@ -9,7 +9,7 @@ import type { RunnerConfig } from '../../../config/schema.ts';
 import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
-import { recordRun } from './run-records.ts';
+import { recordRun, taskHomesDir } from './run-records.ts';
 import { sessionWorkspaceDir } from './session-workspaces.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
@@ -85,7 +85,8 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
  * (as Docker mounts `--tmpfs`), so tools may run what they install under HOME.
  */
 export function runnerHomesDir(dataDir: string): string {
-  return join(resolve(dataDir), 'homes');
+  // The start-up sweep (run-records.ts) looks for stray HOMEs there.
+  return taskHomesDir(dataDir);
 }
 
 /**

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isAlive, spawnDetachedGroup, waitUntilGone } from '../../../../test/fixtures/processes.ts';
-import { killOrphanedRuns, recordRun } from './run-records.ts';
+import { killOrphanedRuns, recordRun, removeUnrecordedHomes, taskHomesDir } from './run-records.ts';
 
 test('a recorded group still running is killed at the next start; stale records kill nothing', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-runs-'));
@@ -51,4 +51,37 @@ test("a crashed server's runs lose their HOME at the next start; other directori
   killOrphanedRuns(dataDir);
   assert.equal(existsSync(home), false, 'the HOME of the orphaned run is removed');
   assert.equal(existsSync(other), true);
+});
+
+test('HOMEs under <dataDir>/homes that no run record names go at the next start; recorded ones stay', (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-runs-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const homes = taskHomesDir(dataDir);
+  mkdirSync(homes, { recursive: true, mode: 0o700 });
+  // The server died after the runner exited (record forgotten) but before it removed the HOME.
+  const stray = mkdtempSync(join(homes, 'maos-home-'));
+  mkdirSync(join(stray, '.cache', 'pip'), { recursive: true });
+  writeFileSync(join(stray, '.cache', 'pip', 'wheel'), 'x');
+  // A live run: recorded with its HOME (this process stands for its runner).
+  const live = mkdtempSync(join(homes, 'maos-home-'));
+  const forget = recordRun(dataDir, 'task-live-1', process.pid, live);
+  // Not a task HOME: never removed.
+  const other = join(homes, 'notes');
+  mkdirSync(other);
+
+  assert.equal(removeUnrecordedHomes(dataDir), 1);
+  assert.equal(existsSync(stray), false, 'the stray HOME is removed');
+  assert.equal(existsSync(live), true, "a recorded run's HOME stays");
+  assert.equal(existsSync(other), true);
+
+  // At start-up (killOrphanedRuns, before any run of the new server) the same happens.
+  forget();
+  const left = mkdtempSync(join(homes, 'maos-home-'));
+  assert.equal(killOrphanedRuns(dataDir), 0);
+  assert.equal(existsSync(left), false);
+  assert.equal(existsSync(live), false, 'no record names it any more');
+  assert.equal(existsSync(other), true);
+  // No homes directory (no runner ran yet): nothing to do.
+  rmSync(homes, { recursive: true });
+  assert.equal(removeUnrecordedHomes(dataDir), 0);
 });

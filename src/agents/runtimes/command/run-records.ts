@@ -4,7 +4,8 @@
 // recorded are orphans (one server per data directory: store/server-lock.ts) and are killed before
 // the engine re-runs their tasks, so no command runs twice at once. A record also holds the process
 // start time (Linux /proc), so a recycled pid is never mistaken for the orphan, and the run's own
-// HOME, removed with the record (a crashed server never removed it).
+// HOME, removed with the record (a crashed server never removed it). HOMEs no record names (the
+// server died after forgetting the run, before removing its HOME) are removed at start too.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 
@@ -21,6 +22,11 @@ const TASK_HOME_PREFIX = 'maos-home-';
 
 function runsDir(dataDir: string): string {
   return join(resolve(dataDir), 'runs');
+}
+
+/** Where the command runtime makes the tasks' HOMEs. */
+export function taskHomesDir(dataDir: string): string {
+  return join(resolve(dataDir), 'homes');
 }
 
 /** The start time of process `pid` (Linux), or null when it cannot be read (gone, or no /proc). */
@@ -79,7 +85,58 @@ export function killOrphanedRuns(dataDir: string): number {
     removeTaskHome(file);
     rmSync(file, { force: true });
   }
+  removeUnrecordedHomes(dataDir);
   return killed;
+}
+
+/**
+ * Removes the task HOMEs (`maos-home-*`) under `<dataDir>/homes` that no run record names: a runner's
+ * record is forgotten when it exits and its HOME removed just after, so a server that died in between
+ * left the HOME without a record. Only where no run may start meanwhile (at start, before the engine):
+ * a HOME exists a moment before its run is recorded. Returns how many were removed.
+ */
+export function removeUnrecordedHomes(dataDir: string): number {
+  const dir = taskHomesDir(dataDir);
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((name) => name.startsWith(TASK_HOME_PREFIX));
+  } catch {
+    return 0;
+  }
+  const recorded = new Set(readRecordedHomes(dataDir));
+  let removed = 0;
+  for (const name of names) {
+    const home = join(dir, name);
+    if (recorded.has(home)) continue;
+    try {
+      rmSync(home, { recursive: true, force: true, maxRetries: 3 });
+      removed += 1;
+    } catch {
+      // Cannot be removed (permissions): it stays, as before.
+    }
+  }
+  return removed;
+}
+
+/** The HOMEs the current run records name (resolved). */
+function readRecordedHomes(dataDir: string): string[] {
+  const dir = runsDir(dataDir);
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((name) => name.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const homes: string[] = [];
+  for (const name of names) {
+    try {
+      const { home } = JSON.parse(readFileSync(join(dir, name), 'utf8')) as RunRecord;
+      if (typeof home === 'string') homes.push(resolve(home));
+    } catch {
+      // Unreadable or gone meanwhile: it names no HOME to keep.
+    }
+  }
+  return homes;
 }
 
 /** Removes the HOME a run record names, if it is one the command runtime made; best effort. */
@@ -89,6 +146,6 @@ function removeTaskHome(recordFile: string): void {
     if (typeof home !== 'string' || !isAbsolute(home) || !basename(home).startsWith(TASK_HOME_PREFIX)) return;
     rmSync(home, { recursive: true, force: true, maxRetries: 3 });
   } catch {
-    // Unreadable record or a HOME that cannot be removed: it stays in the temporary directory.
+    // Unreadable record or a HOME that cannot be removed: it stays.
   }
 }
