@@ -223,7 +223,9 @@ const configShape = z.strictObject({
       sseKeepAliveSeconds: timerSeconds()
         .positive()
         .default(15)
-        .describe('Interval of SSE keep-alive comments (proxies drop idle streams). @defaultValue 15'),
+        .describe(
+          "Interval of SSE keep-alive comments (proxies drop idle streams), also of the re-check of open streams' credentials (a key revoked elsewhere ends its streams within it). @defaultValue 15",
+        ),
       maxSseStreamsPerTenant: z
         .number()
         .int()
