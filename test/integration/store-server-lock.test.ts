@@ -2,7 +2,7 @@
 // with CONFLICT (it would run a second engine whose wake-ups and event streams the first never sees);
 // once the first has stopped, a new one starts. A `maos serve` process refuses with exit code 6.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -51,7 +51,11 @@ test('a server starting on a data directory stops the runner processes a dead se
   const orphan = spawnDetachedGroup('exec sleep 30');
   t.after(orphan.kill);
   recordRun(dataDir, 'task-from-before', orphan.pid);
+  // And the HOME of a runner that had exited, its record forgotten, when the server died.
+  const stray = join(dataDir, 'homes', 'maos-home-AbC123');
+  mkdirSync(join(stray, '.npm'), { recursive: true });
   const server = await startTestServer({ dataDir });
   t.after(() => server.close());
   assert.equal(await waitUntilGone(orphan.pid), true, 'the orphaned runner was stopped at start');
+  assert.equal(existsSync(stray), false, 'the stray HOME was removed at start');
 });
