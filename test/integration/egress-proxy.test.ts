@@ -166,3 +166,26 @@ test('maos doctor reports the proxy and checks the providers through it', async 
   assert.equal(provider?.status, 'pass', provider?.message);
   assert.ok(proxy.seen.some((seen) => seen.hostname === 'llm.test'));
 });
+
+test('maos doctor with the egress proxy down says the proxy is at fault, not the provider', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-egress-doctor-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const configPath = join(dir, 'config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      dataDir: join(dir, 'data'),
+      providers: { local: { type: 'openai-compatible', baseURL: 'http://llm.test:11434/v1', model: 'm' } },
+      egress: { proxy: { url: `http://127.0.0.1:${port}` } },
+    }),
+  );
+  const report = await runDoctor({ configPath, env: {} });
+  const provider = report.checks.find((check) => check.name === 'provider:local');
+  assert.deepEqual(provider, {
+    name: 'provider:local',
+    status: 'fail',
+    message: `http://llm.test:11434/v1 is not reachable: egress proxy 127.0.0.1:${port} cannot be reached (ECONNREFUSED)`,
+    fix: 'Check egress.proxy.url and that the proxy runs and lets MAOS reach llm.test:11434; a host MAOS can reach directly goes in egress.proxy.noProxy.',
+  });
+});

@@ -5,6 +5,7 @@
 import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
 import { fetchFailureCode } from '../../errors/fetch-failure.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { EgressProxyError } from '../../security/egress-proxy.ts';
 
 /** Default base URLs of the hosted APIs (the SDK's own defaults). */
 const DEFAULT_BASE_URLS: Record<ProviderConfig['type'], string | undefined> = {
@@ -39,8 +40,14 @@ function authHeaders(provider: ProviderConfig): Record<string, string> {
   return headers;
 }
 
-/** What the provider answered to `GET <base>/models`: an HTTP status, or why nothing came back. */
-type ModelListProbe = { base: string } & ({ status: number } | { unreachable: string });
+/**
+ * What the provider answered to `GET <base>/models`: an HTTP status, or why nothing came back (and,
+ * when the egress proxy failed, not the provider, what the proxy did).
+ */
+type ModelListProbe = { base: string } & (
+  | { status: number }
+  | { unreachable: string; proxyFailure?: string }
+);
 
 async function probeModelList(
   provider: ProviderConfig,
@@ -57,9 +64,11 @@ async function probeModelList(
     await response.body?.cancel();
     return { base, status: response.status };
   } catch (error) {
+    const cause = (error as { cause?: unknown }).cause;
     return {
       base,
       unreachable: fetchFailureCode(error) ?? (error as Error).name,
+      ...(cause instanceof EgressProxyError ? { proxyFailure: cause.message } : {}),
     };
   }
 }
@@ -75,6 +84,16 @@ async function checkOne(
 ): Promise<ProviderCheck> {
   const probe = await probeModelList(provider, options);
   const { base } = probe;
+  if ('unreachable' in probe && probe.proxyFailure !== undefined) {
+    // The proxy's own failure (down, credentials, its rules): the provider's settings are not at fault.
+    const { host } = new URL(base);
+    return {
+      name: `provider:${name}`,
+      status: 'fail',
+      message: `${base} is not reachable: ${probe.proxyFailure}`,
+      fix: `Check egress.proxy.url and that the proxy runs and lets MAOS reach ${host}; a host MAOS can reach directly goes in egress.proxy.noProxy.`,
+    };
+  }
   if ('unreachable' in probe) {
     const reason = probe.unreachable;
     return {
