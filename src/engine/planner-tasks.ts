@@ -92,6 +92,15 @@ async function loadSessionView(db: Kysely<Database>, ref: OrchestratorTaskRef): 
     .where('session_id', '=', ref.sessionId)
     .where('runtime', '=', 'llm')
     .orderBy('created_at')
+    // Agents made in one transaction share created_at: then the plan's order (their first task's
+    // position), then the id, so both stores list them alike (the prompt is a response cache key).
+    .orderBy((eb) =>
+      eb
+        .selectFrom('tasks')
+        .select((tasks) => tasks.fn.min('tasks.position').as('first'))
+        .whereRef('tasks.agent_id', '=', 'agents.id'),
+    )
+    .orderBy('id')
     .execute();
   const userMessages = await loadSteeringMessages(db, ref);
   const lastPhase = tasks.reduce((max, task) => Math.max(max, task.phase), 0);

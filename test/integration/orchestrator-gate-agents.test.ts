@@ -90,5 +90,43 @@ for (const store of ['sqlite', 'postgres'] as const) {
         'a new agent: no earlier turn (the command output is a dependency)',
       );
     });
+
+    test('agents made in one transaction are listed in plan order, on both stores', async (t) => {
+      const stack = await startOrchestratorStack(t, { store });
+      stack.llm.setHandler((request) => {
+        switch (llmRequestKind(request)) {
+          case 'plan':
+            return {
+              object: {
+                rationale: 'r',
+                phases: [
+                  {
+                    name: 'one',
+                    tasks: [
+                      plannedTask('zeta', 'engineer'),
+                      plannedTask('alpha', 'engineer'),
+                      plannedTask('mid', 'engineer'),
+                    ],
+                  },
+                ],
+              },
+            };
+          case 'gate':
+            return { object: { decision: 'complete', reason: 'met', next_phase: null } };
+          case 'synthesis':
+            return { text: 'The answer.' };
+          default:
+            return { text: '## Summary\nDone.' };
+        }
+      });
+      const id = await stack.submit({ objective: 'Three at once', strategy: 'adaptive' });
+      const done = await stack.wait<SessionView>(id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      const gate = stack.llm.requests.find((request) => llmRequestKind(request) === 'gate');
+      assert.match(
+        gate?.promptText ?? '',
+        /Existing agents[^\n]*\n- zeta \(engineer\)\n- alpha \(engineer\)\n- mid \(engineer\)\n\n/,
+      );
+    });
   });
 }
