@@ -17,6 +17,8 @@ import { AppError } from '../errors/app-error.ts';
 import { watchRequestCredential } from '../http/plugins/authenticate.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
+import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
+import { INTERNAL_PRINCIPALS } from '../security/principal.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
 import { type RequestTracker, trackRequests } from './cancelled-requests.ts';
@@ -58,6 +60,8 @@ export interface McpHttpPluginOptions {
   logger?: Logger;
   /** Counts MCP requests by method and outcome (metrics); absent = not counted. */
   onRequest?: McpRequestRecorder;
+  /** A span and an mcp.server.operation.duration sample per request (`tcp`); absent = none. */
+  telemetry?: McpTelemetry;
 }
 
 interface McpSessionEntry {
@@ -118,9 +122,10 @@ function toWebRequest(request: FastifyRequest): Request {
 
 /**
  * An event stream's body that ends (cleanly, as the SDK's own end would) once the credential of its
- * request is revoked or expires; `source` is then cancelled, and so is it when the client leaves.
+ * request is revoked or expires, then calls `onEnded`; `source` is then cancelled, and so is it when
+ * the client leaves.
  */
-function endWhenCredentialEnds(reply: FastifyReply, source: Readable): Readable {
+function endWhenCredentialEnds(reply: FastifyReply, source: Readable, onEnded = (): void => {}): Readable {
   const ended = watchRequestCredential(reply.request, reply);
   if (ended === undefined) return source;
   const body = new PassThrough();
@@ -128,6 +133,7 @@ function endWhenCredentialEnds(reply: FastifyReply, source: Readable): Readable 
   const end = (): void => {
     source.unpipe(body);
     body.end();
+    onEnded();
   };
   if (ended.aborted) end();
   else ended.addEventListener('abort', end, { once: true });
@@ -225,6 +231,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         resolveCaller: resolveCallerFromAuthInfo,
         ...(options.steering ? { steering: options.steering } : {}),
         ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+        ...(options.telemetry ? { telemetry: options.telemetry } : {}),
         // Progress during a wait keeps the request alive as keep-alive comments keep a stream.
         progressKeepAliveMs: config.http.sseKeepAliveSeconds * 1000,
         logger,
@@ -266,7 +273,11 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     if (response.body === null) return reply.send();
     let body = Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
     if (response.headers.get('content-type')?.startsWith('text/event-stream') === true) {
-      body = endWhenCredentialEnds(reply, body);
+      // A key's principal never signs in again once its key is revoked or expired: its session goes
+      // too, with its resource subscriptions. A token's user may renew it and go on with the session.
+      body = endWhenCredentialEnds(reply, body, () => {
+        if (entry.owner.principalId.startsWith(INTERNAL_PRINCIPALS.apiKeyPrefix)) void closeEntry(entry);
+      });
       entry.openStreams += 1;
       body.once('close', () => {
         entry.openStreams -= 1;

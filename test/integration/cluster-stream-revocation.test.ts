@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { initializeMcp } from '../fixtures/mcp-wire.ts';
+import { initializeMcp, initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 import { startTestServer, type TestServer } from '../fixtures/server.ts';
 
@@ -16,6 +16,8 @@ const securedConfig = {
   workers: { concurrency: 0 },
   // The re-check runs at the streams' keep-alive: short here, so a test does not wait 15 s.
   http: { sseKeepAliveSeconds: 0.2 },
+  // One MCP session per server: the revoked key's must be closed for another caller to open one.
+  mcp: { maxSessions: 1 },
 };
 
 /** Reads a stream to its end; rejects if it is still open after `limitMs` (a hang, not a timing). */
@@ -77,6 +79,19 @@ async function revokedKeyEndsStreams(revoking: TestServer, streaming: TestServer
   const mcpAgain = await fetch(`${streaming.url}/mcp`, { headers: mcpHeaders });
   assert.equal(mcpAgain.status, 401);
   await mcpAgain.body?.cancel();
+
+  // The revoked key's MCP session is closed with its stream (its subscriptions with it): its slot
+  // is free for another caller, once the close has run.
+  let status = 0;
+  for (let attempt = 0; attempt < 100 && status !== 200; attempt += 1) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    const opened = await postMcp(streaming.url, initializeRequest('after-revocation'), {
+      authorization: `Bearer ${admin}`,
+    });
+    status = opened.status;
+    await opened.body?.cancel();
+  }
+  assert.equal(status, 200, "the revoked key's MCP session still holds its slot");
 }
 
 test('SQLite: a key revoked through the API ends its REST and MCP streams at once', async (t) => {
