@@ -4,12 +4,14 @@
 // disabling the subscription and failing its pending deliveries unsent; an attempt that outlived its
 // lease recording nothing, a Retry-After under a second not retrying at once, and a replica without
 // a keyring leaving the deliveries to one with it; plain http to a host no longer trusted sending nothing;
-// a signing secret whose key left the keyring failing with the message the docs name.
+// a signing secret whose key left the keyring failing with the message the docs name; a delivered
+// attempt counted although the reset of its failures in a row fails, and only HTTP requests timed.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { sql } from 'kysely';
 import { captureLog } from '../../test/fixtures/log-capture.ts';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
 import {
@@ -760,4 +762,84 @@ test('a signing secret whose key left the keyring fails the attempt with the mes
     String(row.last_error),
     /^the signing secret cannot be read \(secrets\.kekRing changed\): .*KEK k1 is not in the keyring/,
   );
+});
+
+test('a delivered attempt is counted even when resetting its subscription’s failures in a row fails', async (t) => {
+  const store = await webhookStore(t);
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  const now = Date.now();
+  await store.subscribe('w1', receiver.url, now);
+  await store.db.updateTable('webhooks').set({ consecutive_failures: 1 }).where('id', '=', 'w1').execute();
+  // The database refuses the reset (as a connection lost at that moment would).
+  await sql`CREATE TRIGGER refuse_reset BEFORE UPDATE OF consecutive_failures ON webhooks
+    BEGIN SELECT RAISE(ABORT, 'reset refused'); END`.execute(store.db);
+  await store.enqueue('d1', 'w1', now);
+  const attempted: [string, number | null][] = [];
+  const log = captureLog<{ message: string }>();
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: store.config.webhooks,
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'warn', destination: log.destination }),
+    observer: { attempted: (_event, outcome, seconds) => attempted.push([outcome, seconds]) },
+  });
+  t.after(() => worker.stop());
+  await waitFor(
+    () => log.lines.some((line) => line.message === 'webhook delivery not recorded'),
+    10_000,
+    'the failed reset',
+  );
+  assert.equal((await store.status('d1')).status, 'delivered');
+  assert.deepEqual(
+    attempted.map(([outcome, seconds]) => [outcome, typeof seconds]),
+    [['delivered', 'number']],
+  );
+});
+
+test('an attempt that sends nothing is counted but not timed; one that sends is timed', async (t) => {
+  const store = await webhookStore(t);
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  const now = Date.now();
+  await store.subscribe('w1', receiver.url, now);
+  await store.enqueue('d1', 'w1', now);
+  const attempted: [string, number | null][] = [];
+  const observer = {
+    attempted: (_event: string, outcome: string, seconds: number | null) =>
+      attempted.push([outcome, seconds]),
+  };
+  // First a replica whose keyring no longer holds the secret's key: it cannot sign, so sends nothing.
+  const unsigned = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, maxAttempts: 2 },
+    kekRing: generateKekEntry('k2'),
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+    observer,
+  });
+  await waitFor(() => attempted.length === 1, 10_000, 'the unsigned attempt');
+  await unsigned.stop();
+  assert.deepEqual(attempted, [['retried', null]]);
+  assert.equal(receiver.received.length, 0);
+  // Then one with the key: the attempt's HTTP request is timed.
+  await store.db
+    .updateTable('webhook_deliveries')
+    .set({ next_attempt_at: now })
+    .where('id', '=', 'd1')
+    .execute();
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, maxAttempts: 2 },
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+    observer,
+  });
+  t.after(() => worker.stop());
+  await waitFor(() => attempted.length === 2, 10_000, 'the signed attempt');
+  assert.equal(receiver.received.length, 1);
+  assert.equal(attempted[1]?.[0], 'delivered');
+  assert.equal(typeof attempted[1]?.[1], 'number');
 });

@@ -37,7 +37,12 @@ export type DeliveryOutcome = 'delivered' | 'retried' | 'failed';
 export type DisableReason = 'gone' | 'failures';
 
 export interface DeliveryObserver {
-  attempted(event: string, outcome: DeliveryOutcome, seconds: number): void;
+  /**
+   * An attempt ended with `outcome`; `seconds` is its HTTP request's duration (from resolving the
+   * receiver's name to its answer, or the timeout), null when it sent nothing (no signing secret,
+   * plain http no longer allowed).
+   */
+  attempted(event: string, outcome: DeliveryOutcome, seconds: number | null): void;
   /** A subscription was disabled (once per disabling, by the replica that did it). */
   disabled?(reason: DisableReason): void;
 }
@@ -250,7 +255,8 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       });
       return;
     }
-    const started = performance.now();
+    // The HTTP request's duration only: reading and decrypting the signing secrets is not the receiver's.
+    let seconds: number | null = null;
     let status: number | null = null;
     let error: string | null = null;
     let retryAfterMs: number | null = null;
@@ -261,6 +267,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       // Plain http only while the operator still trusts the host (ssrf.allowedHosts may have changed).
       assertWebhookScheme(new URL(delivery.url), options.ssrf);
       const timestamp = Math.floor(now() / 1000);
+      const started = performance.now();
       // Checked again at every attempt, at the connection itself: the name may resolve elsewhere now
       // than at creation, or than a moment ago. Redirects are not followed: the URL registered (and
       // checked) is the one that gets the data.
@@ -276,7 +283,9 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
           timeoutMs: config.timeoutSeconds * 1000,
         },
         options.ssrf,
-      );
+      ).finally(() => {
+        seconds = (performance.now() - started) / 1000;
+      });
       status = response.status;
       if (status === 429 || status === 503) {
         retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
@@ -293,7 +302,6 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
             ? `${coerceError(thrown).message}: ${code}`
             : coerceError(thrown).message;
     }
-    const seconds = (performance.now() - started) / 1000;
     const at = now();
     if (error === null) {
       const recorded = await record(delivery, {
@@ -303,13 +311,14 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         last_error: null,
       });
       if (!recorded) return;
+      // Counted before the reset below, whose failure (logged by the pass) must not lose the sample.
+      options.observer?.attempted(delivery.event, 'delivered', seconds);
       await db
         .updateTable('webhooks')
         .set({ consecutive_failures: 0 })
         .where('id', '=', delivery.webhook_id)
         .where('consecutive_failures', '>', 0)
         .execute();
-      options.observer?.attempted(delivery.event, 'delivered', seconds);
       return;
     }
     const lastError = headOf(error, ERROR_TEXT_LIMIT);
