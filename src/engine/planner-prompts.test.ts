@@ -23,6 +23,30 @@ describe('synthesis prompt size', () => {
     assert.ok(prompt.length < MAX_OUTPUTS_CHARS + 5_000, `prompt is ${prompt.length} characters`);
     assert.match(prompt, /### t39 \(engineer\)/);
   });
+
+  test('1,000 outputs stay within the bound: the newest with their text, the rest by name', () => {
+    const outputs = Array.from({ length: 1_000 }, (_, i) => ({
+      name: `task-${i}`,
+      role: 'engineer',
+      agent: `agent-${i}`,
+      status: 'succeeded',
+      output: `## Summary\nResult ${i}.\n\n## Deliverable\n${'x'.repeat(5_000)}`,
+    }));
+    const head = "Objective:\no\n\nAgents' outputs:\n\n";
+    const { prompt } = buildSynthesisPrompt({ objective: 'o', outputs, outputChars: 12_000 });
+    assert.ok(prompt.startsWith(head));
+    const section = prompt.slice(head.length);
+    assert.ok(section.length <= MAX_OUTPUTS_CHARS, `the outputs take ${section.length} characters`);
+    for (const { name } of outputs) assert.ok(section.includes(`${name} (engineer`), `${name} is named`);
+    assert.match(section, /### task-999 \(engineer, agent agent-999\) — succeeded\n## Summary\nResult 999\./);
+    assert.match(section, /\(\d+ earlier outputs? without \w+ text for lack of room\)/);
+  });
+
+  test('outputs that fit whole are shown whole', () => {
+    const outputs = [{ name: 'a', role: 'engineer', status: 'succeeded', output: 'short answer' }];
+    const { prompt } = buildSynthesisPrompt({ objective: 'o', outputs, outputChars: 12_000 });
+    assert.match(prompt, /### a \(engineer\) — succeeded\nshort answer$/);
+  });
 });
 
 describe('planning prompts', () => {

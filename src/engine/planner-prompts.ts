@@ -97,20 +97,67 @@ function describeAgents(agents: readonly ExistingAgent[]): string {
 }
 
 /**
- * All outputs together stay within this many characters (~30k tokens): with many tasks each output
- * gets a smaller share, so a large session still fits the orchestrator's context window.
+ * All outputs together stay within this many characters (~30k tokens), headings included: with many
+ * tasks each output gets a smaller share, so a large session still fits the orchestrator's context
+ * window.
  */
 export const MAX_OUTPUTS_CHARS = 120_000;
 
+/**
+ * The least text an output is shown with: below it a summary says too little to judge the task by,
+ * so past MAX_OUTPUTS_CHARS / this many outputs the oldest are listed by name only.
+ */
+const MIN_OUTPUT_CHARS = 300;
+
 function describeOutputs(outputs: readonly TaskOutputView[], maxChars: number): string {
-  const share = Math.max(500, Math.floor(MAX_OUTPUTS_CHARS / Math.max(1, outputs.length)));
-  const perOutput = Math.min(maxChars, share);
-  return outputs
-    .map((task) => {
-      const who = task.agent ? `, agent ${task.agent}` : '';
-      return `### ${task.name} (${task.role}${who}) — ${task.status}\n${summariseOutput(task.output, perOutput)}`;
-    })
-    .join('\n\n');
+  const headings = outputs.map((task) => {
+    const who = task.agent ? `, agent ${task.agent}` : '';
+    return `### ${task.name} (${task.role}${who}) — ${task.status}`;
+  });
+  const nameLines = outputs.map((task) => `- ${task.name} (${task.role}) — ${task.status}`);
+  // The newest `shown` outputs get their text, each its heading plus an equal share of what is left;
+  // the older ones are listed by name under a note. Fewer are shown until each gets its minimum.
+  const fixedChars = (count: number, names: readonly string[]) =>
+    sumLengths(headings.slice(outputs.length - count), 3) + (names.length > 0 ? sumLengths(names, 1) + 1 : 0);
+  let shown = outputs.length;
+  let named: string[] = [];
+  let fixed = fixedChars(shown, named);
+  while (shown > 0 && fixed + shown * MIN_OUTPUT_CHARS > MAX_OUTPUTS_CHARS) {
+    shown -= 1;
+    named = boundNameLines(nameLines.slice(0, outputs.length - shown));
+    fixed = fixedChars(shown, named);
+  }
+  const perOutput =
+    shown > 0 ? Math.min(maxChars, Math.floor((MAX_OUTPUTS_CHARS - fixed) / shown)) : maxChars;
+  const blocks = outputs
+    .slice(outputs.length - shown)
+    .map((task, i) => `${headings[outputs.length - shown + i]}\n${summariseOutput(task.output, perOutput)}`);
+  return named.length > 0 ? [named.join('\n'), ...blocks].join('\n\n') : blocks.join('\n\n');
+}
+
+/** Characters of `texts` with `separator` characters after each. */
+function sumLengths(texts: readonly string[], separator: number): number {
+  return texts.reduce((sum, text) => sum + text.length + separator, 0);
+}
+
+/**
+ * The name lines of the outputs shown without their text, after a note counting them; when even
+ * these would not fit, the newest that do (the note counts the rest too).
+ */
+function boundNameLines(lines: readonly string[]): string[] {
+  const room = MAX_OUTPUTS_CHARS / 2;
+  const kept: string[] = [];
+  let used = 0;
+  for (let i = lines.length - 1; i >= 0 && used + lines[i]!.length + 1 <= room; i--) {
+    kept.unshift(lines[i]!);
+    used += lines[i]!.length + 1;
+  }
+  const unnamed = lines.length - kept.length;
+  const note =
+    unnamed > 0
+      ? `(${lines.length} earlier outputs without their text for lack of room, the ${unnamed} oldest not named)`
+      : `(${lines.length} earlier output${lines.length === 1 ? '' : 's'} without their text for lack of room)`;
+  return [note, ...kept];
 }
 
 /** Phase gate of an adaptive session: decide the next phase or that the objective is met. */
