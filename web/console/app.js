@@ -110,14 +110,24 @@ function renderAccount() {
 }
 
 /**
- * "Signed in", with the time the sign-in ends when the token expires and cannot be renewed (the
- * IdP issued no refresh token): the next call after it brings the sign-in form back.
+ * "Signed in", with the time (and the date, when not today) the sign-in ends when the token expires
+ * and cannot be renewed (the IdP issued no refresh token): the next call after it brings the
+ * sign-in form back.
  */
 function accountState() {
   if (!readToken()) return 'No sign-in needed';
   const endsAt = signInEndsAt();
   if (endsAt === null) return 'Signed in';
-  const time = new Date(endsAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const end = new Date(endsAt);
+  const today = new Date();
+  // An end on another day (a token lasting most of a day or more) says which day: a time alone
+  // would read as today's.
+  const sameDay = end.toDateString() === today.toDateString();
+  const time = end.toLocaleString([], {
+    ...(sameDay ? {} : { year: 'numeric', month: 'numeric', day: 'numeric' }),
+    hour: '2-digit',
+    minute: '2-digit',
+  });
   return `Signed in until ${time}`;
 }
 
