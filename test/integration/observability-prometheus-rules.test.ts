@@ -1,6 +1,7 @@
 // Prometheus rules shipped in deploy/prometheus: promtool validates them and runs their unit tests;
 // every alert carries the required labels and annotations, has a runbook, and is tested firing,
-// silent below its threshold, and silent on a short spike; each runbook quotes its rule as shipped.
+// silent below its threshold, and silent on a short spike; each runbook quotes its rule as shipped,
+// and its own queries select the alert's release by job and namespace.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -67,6 +68,25 @@ function promtool(args: string[]): Promise<{ status: number | null; output: stri
   });
 }
 
+// PromQL words that are neither functions (followed by "(") nor metric names.
+const PROMQL_KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset']);
+
+/** The metric selectors of `expr` that lack a `job` or a `namespace` matcher. */
+function unscopedSelectors(expr: string): string[] {
+  // Label lists of by/without/on/ignoring name no metric; strings and ranges hold none either.
+  const cleaned = expr.replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
+  const unscoped: string[] = [];
+  for (const match of cleaned.matchAll(/([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?|"[^"]*"|\[[^\]]*\]/g)) {
+    const name = match[1];
+    if (name === undefined || PROMQL_KEYWORDS.has(name)) continue;
+    const rest = cleaned.slice((match.index ?? 0) + match[0].length);
+    if (match[2] === undefined && /^\s*\(/.test(rest)) continue;
+    const matchers = match[2] ?? '';
+    if (!/\bjob=/.test(matchers) || !/\bnamespace=/.test(matchers)) unscoped.push(name);
+  }
+  return unscoped;
+}
+
 describe('Prometheus rules', () => {
   test('every alert has severity, summary, description and an existing runbook', () => {
     const alerts = readAlerts();
@@ -111,6 +131,21 @@ describe('Prometheus rules', () => {
       }
     },
   );
+
+  test('the runbooks’ own queries select one release, by job and namespace as the alerts do', () => {
+    const unscoped: string[] = [];
+    for (const alert of readAlerts()) {
+      const text = readFileSync(join(root, 'docs/runbooks', `${alert.alert}.md`), 'utf8');
+      // After the rule's copy: the queries an operator runs, each for the release the alert names.
+      const queries = [...text.matchAll(/```promql\n([\s\S]*?)```/g)].slice(1).map((match) => match[1] ?? '');
+      for (const query of queries) {
+        for (const name of unscopedSelectors(query))
+          unscoped.push(`${alert.alert}: ${name} in ${query.trim()}`);
+      }
+    }
+    // With several releases (the same job in two namespaces) a query without both sums them together.
+    assert.deepEqual(unscoped, []);
+  });
 
   test('amtool silences in the docs name a shipped alert and give the comment amtool requires', () => {
     const alerts = new Set(readAlerts().map((alert) => alert.alert));
