@@ -135,13 +135,22 @@ export function countOf(count, one, many = `${one}s`) {
 /** Why a limit: a long objective would fill the tab strip and history with one title. */
 const MAX_TITLE_CHARS = 60;
 
+/** Splits text into what a reader sees as one character each (an emoji with its modifiers, a flag). */
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
 /**
  * `text` cut to at most `max` UTF-16 units, ending with "…" when cut. Why not a plain slice: a cut
- * between the two halves of a character outside the BMP (an emoji) shows as "�".
+ * inside a character outside the BMP (an emoji) shows as "�", and one inside a grapheme (a family
+ * emoji joined by ZWJ, a flag, a letter and its accents) shows another character or a lone part.
  */
 export function shorten(text, max) {
   if (text.length <= max) return text;
-  const end = /[\uD800-\uDBFF]/.test(text[max - 2]) ? max - 2 : max - 1;
+  let end = 0;
+  // Only the start is segmented: an objective may be 20,000 characters long.
+  for (const { index, segment } of graphemes.segment(text.slice(0, max + 32))) {
+    if (index + segment.length > max - 1) break;
+    end = index + segment.length;
+  }
   return `${text.slice(0, end)}…`;
 }
 
