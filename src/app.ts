@@ -27,7 +27,10 @@ import type { Actor } from './engine/session-service.ts';
 import { createSteeringWithoutOrchestrator } from './engine/steering-without-orchestrator.ts';
 import type { CheckTenantDailyTokens } from './engine/tenant-usage-days.ts';
 import { createConsoleRoutesPlugin } from './http/routes/console.ts';
-import { createCustomRoleRoutesPlugin } from './http/routes/custom-roles.ts';
+import {
+  createCustomRoleRoutesPlugin,
+  createCustomRolesWithoutProvider,
+} from './http/routes/custom-roles.ts';
 import { createMeRoutesPlugin } from './http/routes/me.ts';
 import { createQuotaRoutesPlugin } from './http/routes/quotas.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
@@ -373,8 +376,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         createMeRoutesPlugin({ getPrincipal: security.http.getPrincipal }),
         createQuotaRoutesPlugin({ db: database.db, quotas: config.rateLimit, sessionDefaults }),
         createWebhookRoutesPlugin({ webhooks, maxPageSize: config.http.maxPageSize }),
-        // Custom roles only matter to LLM agents, so their routes exist when a provider is configured.
-        ...(llm ? [createCustomRoleRoutesPlugin({ roles: llm.roles })] : []),
+        // Custom roles only matter to LLM agents: without a provider their routes refuse, saying so.
+        createCustomRoleRoutesPlugin({ roles: llm?.roles ?? createCustomRolesWithoutProvider() }),
         createSessionSteeringRoutesPlugin(steering ?? createSteeringWithoutOrchestrator(engine.service)),
         createConsoleRoutesPlugin(undefined, config.auth),
         ...(deps.plugins ?? []),

@@ -111,13 +111,13 @@ test('maos roles create: bad input exits 2 with every problem, before or from th
 test('on a server without an LLM provider, roles create and delete say why there are no custom roles', {
   timeout: 60_000,
 }, async (t) => {
-  // The routes exist only with a provider (custom roles are for LLM agents): a bare 405 named
-  // neither the cause nor the fix.
+  // Custom roles are for LLM agents: the server refuses them with INVALID_STATE and says why (its
+  // routes used to be missing, and the bare 405 named neither the cause nor the fix).
   const server = await startTestServer();
   t.after(() => server.close());
   const env = { MAOS_SERVER: server.url, NO_COLOR: '1' };
   const message =
-    'error METHOD_NOT_ALLOWED: this server has no LLM provider configured, and custom roles are for LLM agents: set providers in its configuration to create and delete them';
+    'error INVALID_STATE: This server has no LLM provider configured, and custom roles are for LLM agents: set providers in its configuration to create and delete them';
   const created = await runMaos(
     [
       'roles',
@@ -130,9 +130,9 @@ test('on a server without an LLM provider, roles create and delete say why there
     ],
     { env },
   );
-  assert.equal(created.code, 2, created.stderr);
+  assert.equal(created.code, 6, created.stderr);
   assert.equal(created.stderr.trim(), message);
   const deleted = await runMaos(['roles', 'delete', 'poet'], { env });
-  assert.equal(deleted.code, 2, deleted.stderr);
+  assert.equal(deleted.code, 6, deleted.stderr);
   assert.equal(deleted.stderr.trim(), message);
 });

@@ -101,33 +101,16 @@ async function readInstructions(options: CreateOptions): Promise<string> {
   }
 }
 
-/**
- * POST and DELETE /v1/roles exist only on a server with an LLM provider (custom roles are for LLM
- * agents), so its `405` (from MAOS, not a proxy's) means that: say so instead of "POST is not allowed".
- */
-function explainMissingRoutes(error: unknown): never {
-  if (error instanceof CliError && error.code === 'METHOD_NOT_ALLOWED') {
-    throw new CliError(
-      error.code,
-      'this server has no LLM provider configured, and custom roles are for LLM agents: set providers in its configuration to create and delete them',
-      error.exitCode,
-    );
-  }
-  throw error;
-}
-
 async function createRole(ctx: CliContext, command: Command): Promise<number> {
   const name = command.processedArgs[0] as string;
   const options = command.opts<CreateOptions>();
-  const role = await ctx
-    .client()
-    .createRole({
-      name,
-      description: options.description,
-      instructions: await readInstructions(options),
-      ...(options.capability ? { capabilities: options.capability } : {}),
-    })
-    .catch(explainMissingRoutes);
+  // Without an LLM provider the server refuses (409 INVALID_STATE) and its message says why.
+  const role = await ctx.client().createRole({
+    name,
+    description: options.description,
+    instructions: await readInstructions(options),
+    ...(options.capability ? { capabilities: options.capability } : {}),
+  });
   if (ctx.out.json) ctx.out.printJson(role);
   else {
     ctx.out.line(
@@ -139,7 +122,7 @@ async function createRole(ctx: CliContext, command: Command): Promise<number> {
 
 async function deleteRole(ctx: CliContext, command: Command): Promise<number> {
   const name = command.processedArgs[0] as string;
-  await ctx.client().deleteRole(name).catch(explainMissingRoutes);
+  await ctx.client().deleteRole(name);
   if (ctx.out.json) ctx.out.printJson({ name, deleted: true });
   else ctx.out.line(`role ${name} deleted`);
   return EXIT.OK;

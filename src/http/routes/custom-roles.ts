@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createRoleInputSchema, type RoleService } from '../../agents/roles/role-service.ts';
+import { AppError } from '../../errors/app-error.ts';
 import { roleSchema, toRoleDto } from '../dto.ts';
 import { problemResponses } from '../problem.ts';
 
@@ -22,7 +23,7 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
         operationId: 'createRole',
         summary: 'Create a custom role',
         description:
-          'Adds a role for the caller’s tenant: the orchestrator can plan with it and sessions can name it. Names of built-in roles are reserved.',
+          'Adds a role for the caller’s tenant: the orchestrator can plan with it and sessions can name it. Names of built-in roles are reserved. Custom roles are for LLM agents: on a server without an LLM provider, 409 INVALID_STATE.',
         tags: ['roles'],
         body: createRoleInputSchema,
         response: {
@@ -48,6 +49,7 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
       schema: {
         operationId: 'deleteRole',
         summary: 'Delete a custom role',
+        description: 'On a server without an LLM provider (no custom roles), 409 INVALID_STATE.',
         tags: ['roles'],
         params: z.object({
           name: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a lowercase role name'),
@@ -60,6 +62,20 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
       return reply.code(204).send(null);
     },
   );
+}
+
+const NO_PROVIDER =
+  'This server has no LLM provider configured, and custom roles are for LLM agents: set providers in its configuration to create and delete them';
+
+/**
+ * The custom-role operations of a server without an LLM provider: each is refused with that reason
+ * (409 INVALID_STATE), so the routes exist and say why instead of a 405 or 404 that names nothing.
+ */
+export function createCustomRolesWithoutProvider(): CustomRoleRoutesOptions['roles'] {
+  const refuse = async (): Promise<never> => {
+    throw new AppError('INVALID_STATE', NO_PROVIDER);
+  };
+  return { createRole: refuse, deleteRole: refuse };
 }
 
 /** The routes as a plugin, so the composition root adds them with one entry in `plugins`. */
