@@ -60,7 +60,7 @@ import {
 } from './observability/http-metrics-plugin.ts';
 import type { Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
-import { createTelemetry } from './observability/telemetry.ts';
+import { createTelemetry, type Telemetry } from './observability/telemetry.ts';
 import { assertConfigUsable } from './security/config-preflight.ts';
 import { createSecurity, resolveCheckpointDir, type Security } from './security/create-security.ts';
 import { createEgress } from './security/egress-proxy.ts';
@@ -114,6 +114,8 @@ export interface App {
   engine: Engine;
   http: FastifyInstance;
   metrics: Metrics;
+  /** Spans and their adapters (`maos mcp` traces its stdio requests with them). */
+  telemetry: Telemetry;
   /** Plan approval and steering as the MCP tools use them; absent without an LLM provider. */
   steering?: SessionSteering;
   /** The roles a tenant's sessions can use (built-in plus its custom ones), as `/mcp` lists them. */
@@ -368,6 +370,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             whenDurable: () => engine.queue.whenDurable(),
           }),
           onRequest: (method, outcome) => metrics.recordMcpRequest(method, outcome),
+          telemetry: telemetry.mcpServer('tcp'),
           logger,
         }),
         createSessionPlanRoutesPlugin({ db: database.db, whenDurable: () => engine.queue.whenDurable() }),
@@ -396,6 +399,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       engine,
       http,
       metrics,
+      telemetry,
       security,
       ...(steering ? { steering } : {}),
       listRoles,

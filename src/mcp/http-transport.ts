@@ -17,6 +17,7 @@ import { AppError } from '../errors/app-error.ts';
 import { watchRequestCredential } from '../http/plugins/authenticate.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
+import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
 import { INTERNAL_PRINCIPALS } from '../security/principal.ts';
 import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
@@ -59,6 +60,8 @@ export interface McpHttpPluginOptions {
   logger?: Logger;
   /** Counts MCP requests by method and outcome (metrics); absent = not counted. */
   onRequest?: McpRequestRecorder;
+  /** A span and an mcp.server.operation.duration sample per request (`tcp`); absent = none. */
+  telemetry?: McpTelemetry;
 }
 
 interface McpSessionEntry {
@@ -228,6 +231,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         resolveCaller: resolveCallerFromAuthInfo,
         ...(options.steering ? { steering: options.steering } : {}),
         ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+        ...(options.telemetry ? { telemetry: options.telemetry } : {}),
         // Progress during a wait keeps the request alive as keep-alive comments keep a stream.
         progressKeepAliveMs: config.http.sseKeepAliveSeconds * 1000,
         logger,

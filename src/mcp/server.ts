@@ -5,6 +5,7 @@ import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type McpRequestRecorder, observeMcpRequests } from '../observability/mcp-request-metrics.ts';
+import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
 import { VERSION } from '../version.ts';
 import type { CallerResolver, McpCaller } from './caller.ts';
 import { checkRequestParams } from './request-params-check.ts';
@@ -26,6 +27,8 @@ export interface CreateMcpServerOptions {
   logger?: Logger;
   /** Counts each request by method and outcome (maos_mcp_requests_total); absent = not counted. */
   onRequest?: McpRequestRecorder;
+  /** A span and an mcp.server.operation.duration sample per request; absent = none. */
+  telemetry?: McpTelemetry;
   /** Longest time an `orchestrate` that waits goes without a progress notification. @defaultValue 15 s */
   progressKeepAliveMs?: number;
 }
@@ -81,14 +84,14 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
   server.server.registerCapabilities(CAPABILITIES);
   // A malformed request is answered here, before the protocol layer sees it.
   checkRequestParams(server);
-  const onRequest = options.onRequest;
-  if (onRequest) {
+  const { onRequest, telemetry } = options;
+  if (onRequest || telemetry) {
     // Watches the transport once connected, outside the params check, so that the requests the
     // check refuses are counted too (as errors), not only those the protocol layer answers.
     const connect = server.connect.bind(server);
     server.connect = async (transport) => {
       await connect(transport);
-      observeMcpRequests(transport, onRequest);
+      observeMcpRequests(transport, onRequest, telemetry);
     };
   }
   const previousOnClose = server.server.onclose;

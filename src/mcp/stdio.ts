@@ -6,6 +6,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
 import { createFixedCaller } from './caller.ts';
 import { createMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
@@ -18,6 +19,8 @@ export interface StdioServerOptions {
   /** Plan approval and steering (approve_plan, reject_plan, send_message); absent = not offered. */
   steering?: SessionSteering;
   logger?: Logger;
+  /** A span and an mcp.server.operation.duration sample per request (`pipe`); absent = none. */
+  telemetry?: McpTelemetry;
   /** Protocol streams; default the process's stdin/stdout. Nothing else may write to stdout. */
   stdin?: NodeJS.ReadableStream;
   stdout?: NodeJS.WritableStream;
@@ -40,6 +43,7 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
     resolveCaller: () => caller,
     ...(options.steering === undefined ? {} : { steering: options.steering }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
   });
   const transport = new StdioServerTransport(
     stdin as ConstructorParameters<typeof StdioServerTransport>[0],

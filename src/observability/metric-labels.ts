@@ -1,6 +1,7 @@
 // The allowed values of every metric label: fixed lists, or a pattern plus a cap on distinct
 // values for names that come from config (provider, model, route). Keeps cardinality bounded.
 
+import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { listBuiltInRoleNames } from '../agents/roles/catalogue.ts';
 import { SESSION_STATUSES } from '../domain/types.ts';
 import { ERROR_CODES } from '../errors/app-error.ts';
@@ -57,6 +58,8 @@ export const MCP_METHODS = [
   'tools/call',
   'resources/list',
   'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
   'resources/templates/list',
   'prompts/list',
   'prompts/get',
@@ -67,6 +70,45 @@ export const MCP_METHODS = [
   OTHER,
 ] as const;
 export const MCP_OUTCOMES = ['success', 'error'] as const;
+/** The tools MAOS offers over MCP (src/mcp/tools.ts, steering-tools.ts); any other name is `_OTHER`. */
+export const MCP_TOOLS = [
+  'orchestrate',
+  'session_status',
+  'list_roles',
+  'cancel_session',
+  'retry_session',
+  'approve_plan',
+  'reject_plan',
+  'send_message',
+  OTHER,
+] as const;
+/** JSON-RPC error codes MCP answers with (-32002: resource not found); others are `_OTHER`. */
+export const MCP_JSONRPC_ERROR_CODES = [
+  '-32700',
+  '-32600',
+  '-32601',
+  '-32602',
+  '-32603',
+  '-32000',
+  '-32001',
+  '-32002',
+  OTHER,
+] as const;
+/**
+ * `error.type` of a failed MCP request: its JSON-RPC error code, `tool_error` for a tool result with
+ * `isError: true` (as the OTel MCP conventions name it), or why no response was sent.
+ */
+export const MCP_ERROR_TYPES = [
+  ...MCP_JSONRPC_ERROR_CODES.filter((code) => code !== OTHER),
+  'tool_error',
+  'cancelled',
+  'connection_closed',
+  OTHER,
+] as const;
+/** MCP protocol versions the SDK negotiates; a session can only use one of them. */
+export const MCP_PROTOCOL_VERSIONS = [...SUPPORTED_PROTOCOL_VERSIONS, OTHER] as const;
+/** `network.transport` of an MCP request: `tcp` for Streamable HTTP, `pipe` for stdio. */
+export const MCP_NETWORK_TRANSPORTS = ['tcp', 'pipe'] as const;
 export const RATE_LIMITERS = ['requests', 'sessions', 'streams', 'tokens', OTHER] as const;
 export const AUTH_FAILURE_REASONS = [
   'missing_credentials',
@@ -136,6 +178,14 @@ export const METRIC_LABELS = {
   maos_sse_connections: {},
   maos_sse_events_sent_total: {},
   maos_mcp_requests_total: { mcp_method_name: MCP_METHODS, outcome: MCP_OUTCOMES },
+  mcp_server_operation_duration_seconds: {
+    mcp_method_name: MCP_METHODS,
+    gen_ai_tool_name: MCP_TOOLS,
+    error_type: MCP_ERROR_TYPES,
+    rpc_response_status_code: MCP_JSONRPC_ERROR_CODES,
+    mcp_protocol_version: MCP_PROTOCOL_VERSIONS,
+    network_transport: MCP_NETWORK_TRANSPORTS,
+  },
   maos_rate_limit_rejections_total: { limiter: RATE_LIMITERS },
   maos_budget_rejections_total: { scope: BUDGET_SCOPES },
   maos_auth_failures_total: { reason: AUTH_FAILURE_REASONS },

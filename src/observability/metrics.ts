@@ -15,6 +15,9 @@ const TASK_DURATION_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1
 /** From "ready" to "claimed": milliseconds when workers are free, minutes when the backlog grows. */
 const QUEUE_WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900];
 
+/** mcp.server.operation.duration buckets prescribed by the OTel MCP semantic conventions. */
+const MCP_DURATION_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300];
+
 /** prom-client default metrics that fail the Prometheus naming lint. */
 const LINT_FAILING_DEFAULTS = [
   'nodejs_active_handles_total',
@@ -39,6 +42,20 @@ export interface TaskLabels {
 }
 export type TaskOutcome = 'succeeded' | 'failed' | 'cancelled' | 'retried';
 
+/** One MCP request the server handled, with the attributes of mcp.server.operation.duration. */
+export interface McpOperationRecord {
+  method: string;
+  /** tools/call: the tool's name (a name outside MCP_TOOLS counts as `_OTHER`). */
+  toolName?: string;
+  /** Set on failure: a JSON-RPC error code, `tool_error`, `cancelled` or `connection_closed`. */
+  errorType?: string;
+  /** The JSON-RPC error code of the response, when it has one. */
+  rpcStatusCode?: string;
+  protocolVersion?: string;
+  networkTransport: 'tcp' | 'pipe';
+  durationSeconds: number;
+}
+
 /** The metrics facade: every recorder bounds its labels through the allow-list. */
 export interface Metrics extends LlmMetrics {
   readonly registry: Registry;
@@ -60,6 +77,8 @@ export interface Metrics extends LlmMetrics {
   trackSseConnection(delta: 1 | -1): void;
   recordSseEventsSent(count?: number): void;
   recordMcpRequest(method: string, outcome: 'success' | 'error'): void;
+  /** mcp.server.operation.duration: one sample per MCP request answered (or abandoned). */
+  recordMcpOperation(operation: McpOperationRecord): void;
   recordRateLimitRejection(limiter: string): void;
   recordBudgetRejection(scope: string): void;
   recordAuthFailure(reason: string): void;
@@ -214,6 +233,21 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_mcp_requests_total', 'mcp_method_name', 'outcome'),
     registers,
   });
+  const mcpDuration = new Histogram({
+    name: 'mcp_server_operation_duration_seconds',
+    help: 'Duration of MCP requests from receipt to response (mcp.server.operation.duration); error_type set on failure.',
+    labelNames: names(
+      'mcp_server_operation_duration_seconds',
+      'mcp_method_name',
+      'gen_ai_tool_name',
+      'error_type',
+      'rpc_response_status_code',
+      'mcp_protocol_version',
+      'network_transport',
+    ),
+    buckets: MCP_DURATION_BUCKETS,
+    registers,
+  });
   const rateLimited = new Counter({
     name: 'maos_rate_limit_rejections_total',
     help: 'Requests rejected by a rate or concurrency limit, by limiter.',
@@ -349,6 +383,19 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordSseEventsSent: (count = 1) => sseEvents.inc(count),
     recordMcpRequest: (method, outcome) =>
       inc(mcpRequests, labels('maos_mcp_requests_total', { mcp_method_name: method, outcome })),
+    recordMcpOperation: (operation) =>
+      observe(
+        mcpDuration,
+        labels('mcp_server_operation_duration_seconds', {
+          mcp_method_name: operation.method,
+          gen_ai_tool_name: operation.toolName,
+          error_type: operation.errorType,
+          rpc_response_status_code: operation.rpcStatusCode,
+          mcp_protocol_version: operation.protocolVersion,
+          network_transport: operation.networkTransport,
+        }),
+        operation.durationSeconds,
+      ),
     recordRateLimitRejection: (limiter) =>
       inc(rateLimited, labels('maos_rate_limit_rejections_total', { limiter })),
     recordBudgetRejection: (scope) =>

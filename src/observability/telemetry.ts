@@ -1,5 +1,6 @@
 // One call that sets up tracing and its adapters for the composition root: the tracer (OTLP when
-// OTEL_* asks for it), GenAI span helpers, LLM call telemetry, the HTTP span plugin and database spans.
+// OTEL_* asks for it), GenAI span helpers, LLM call telemetry, the HTTP span plugin, MCP request
+// spans and database spans.
 import type { FastifyPluginAsync } from 'fastify';
 import type { LogEvent } from 'kysely';
 import { type OtelEnv, readOtelEnv } from '../config/otel-env.ts';
@@ -8,6 +9,7 @@ import { createQuerySpanLogger } from './db-tracing.ts';
 import { createGenAiTracer, type GenAiTracer } from './genai-spans.ts';
 import { createHttpTracingPlugin } from './http-tracing-plugin.ts';
 import { createLlmTelemetry, type LlmTelemetry } from './llm-telemetry.ts';
+import { createMcpTelemetry, type McpNetworkTransport, type McpTelemetry } from './mcp-telemetry.ts';
 import type { Metrics } from './metrics.ts';
 import { startTracing, type Tracing, type TracingOptions } from './tracing.ts';
 
@@ -29,6 +31,8 @@ export interface Telemetry {
   llm: LlmTelemetry;
   /** Register with the HTTP server's `plugins` (unencapsulated): one SERVER span per request. */
   httpPlugin: FastifyPluginAsync;
+  /** Pass to an MCP server (`telemetry`): a span and a duration sample per request it handles. */
+  mcpServer(networkTransport: McpNetworkTransport): McpTelemetry;
   /** Kysely `log` option: a span per query under the active span. */
   querySpanLogger(system: 'sqlite' | 'postgresql'): (event: LogEvent) => void;
   /** Flushes spans; call last on shutdown. */
@@ -55,6 +59,8 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     genAi,
     llm: createLlmTelemetry({ metrics: options.metrics, genAi }),
     httpPlugin: createHttpTracingPlugin({ tracer: tracing.tracer, enabled: tracing.enabled }),
+    mcpServer: (networkTransport) =>
+      createMcpTelemetry({ tracer: tracing.tracer, metrics: options.metrics, networkTransport }),
     querySpanLogger: (system) => createQuerySpanLogger({ tracer: tracing.tracer, system }),
     shutdown: () => tracing.shutdown(),
   };

@@ -56,6 +56,22 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordSseEventsSent(4);
   metrics.recordMcpRequest('tools/call', 'success');
   metrics.recordMcpRequest('tools/evil', 'error');
+  metrics.recordMcpOperation({
+    method: 'tools/call',
+    toolName: 'orchestrate',
+    protocolVersion: '2025-06-18',
+    networkTransport: 'tcp',
+    durationSeconds: 0.3,
+  });
+  metrics.recordMcpOperation({
+    method: 'tools/evil',
+    toolName: 'made_up',
+    errorType: '-32601',
+    rpcStatusCode: '-32601',
+    protocolVersion: '1999-01-01',
+    networkTransport: 'pipe',
+    durationSeconds: 0.01,
+  });
   metrics.recordRateLimitRejection('requests');
   metrics.recordBudgetRejection('session');
   metrics.recordAuthFailure('expired_token');

@@ -105,6 +105,7 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
       ...(app.steering === undefined ? {} : { steering: app.steering }),
       actor: EMBEDDED_ACTOR,
       logger,
+      telemetry: app.telemetry.mcpServer('pipe'),
     });
     await waitForEnd(running);
   } finally {
