@@ -97,7 +97,10 @@ export async function storeSessionRetry(
   await assertNotBeingDeleted(trx, original);
   const named = spec.rerun ?? [];
   await assertRetryable(trx, original, named.length > 0);
-  await spec.admit?.(trx);
+  // A refusal waits for the outcome: a retry that is complete the moment it is stored (every task
+  // carried over, nothing following them) starts no work and is never unfinished, so no quota
+  // stops it; any other is refused with it (the transaction is rolled back).
+  const refusal = await admitOrRefusal(trx, spec);
   const tasks = await trx
     .selectFrom('tasks')
     .selectAll()
@@ -211,12 +214,24 @@ export async function storeSessionRetry(
   // session goes on (phase gate, synthesis) or ends, exactly as after its last task's finish.
   const touched = new Map([[sessionId, { tenantId: spec.tenantId, events: [], usage: zeroUsage() }]]);
   const effect = (await advanceSessions(trx, touched, now, spec.continueSession)).get(sessionId);
+  if (refusal && effect?.sessionFinished !== 'completed') throw refusal;
   return {
     sessionId,
     created: true,
     readied: effect?.readied ?? 0,
     finished: effect?.sessionFinished ?? null,
   };
+}
+
+/** Runs the tenant quotas' check; its QUOTA_EXCEEDED is returned, not thrown. */
+async function admitOrRefusal(trx: Kysely<Database>, spec: SessionRetrySpec): Promise<AppError | undefined> {
+  try {
+    await spec.admit?.(trx);
+    return undefined;
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'QUOTA_EXCEEDED') return error;
+    throw error;
+  }
 }
 
 /** INVALID_STATE unless the session ended failed or cancelled (or completed, with tasks named to run again). */

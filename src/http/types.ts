@@ -70,8 +70,9 @@ declare module 'fastify' {
     ownResourceMetadata?: boolean;
     /**
      * The route submits a session: the tenant's quotas (unfinished sessions, daily tokens) are
-     * checked before it runs. Other routes of the same permission (steering) are not.
+     * checked before it runs. Other routes of the same permission (steering) are not. `'retry'`:
+     * it retries the session of its `:id` parameter (see TenantQuotas.assertSessionAllowed).
      */
-    submitsSession?: boolean;
+    submitsSession?: boolean | 'retry';
   }
 }

@@ -207,13 +207,15 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     // The submit only: a steering message (same permission) is checked by the engine, against the
     // daily token cap alone (a tenant at its cap of unfinished sessions may still steer them). A
     // replay of a stored Idempotency-Key passes: it gets its session back, it starts none.
-    if (config.submitsSession === true && options.quotas) {
+    if ((config.submitsSession === true || config.submitsSession === 'retry') && options.quotas) {
       try {
         const key = request.headers['idempotency-key'];
+        const params = request.params as { id?: string } | undefined;
         await options.quotas.assertSessionAllowed(
           principal.tenantId,
           undefined,
           typeof key === 'string' ? key : undefined,
+          config.submitsSession === 'retry' ? params?.id : undefined,
         );
       } catch (error) {
         noteQuotaDenial(state, error);

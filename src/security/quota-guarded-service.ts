@@ -17,7 +17,7 @@ export function withTenantQuotas(service: SessionService, quotas: TenantQuotas |
       return service.createSession(actor, input, idempotencyKey);
     },
     async retrySession(actor, sessionId, input, idempotencyKey) {
-      await quotas.assertSessionAllowed(actor.tenantId, undefined, idempotencyKey);
+      await quotas.assertSessionAllowed(actor.tenantId, undefined, idempotencyKey, sessionId);
       return service.retrySession(actor, sessionId, input, idempotencyKey);
     },
   } satisfies SessionService);

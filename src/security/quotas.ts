@@ -26,6 +26,11 @@ interface QuotaTables {
     tenant_id: string;
     key: string;
   };
+  tasks: {
+    tenant_id: string;
+    session_id: string;
+    status: string;
+  };
 }
 
 export interface TenantQuotaConfig {
@@ -45,9 +50,17 @@ export interface TenantQuotas {
    * through the store otherwise (the early check). `idempotencyKey` (the early check's request's):
    * over a cap, a key the tenant has already stored passes, as its request is a replay that starts
    * no session (the engine answers it with the stored session, or refuses a different body; the
-   * insert's transaction looks for the key before it counts).
+   * insert's transaction looks for the key before it counts). `retryOf` (the early check of a
+   * retry): over a cap, the retry of a session whose tasks all succeeded passes, as it may be
+   * complete the moment it is stored (nothing to run), neither unfinished nor spending; the engine
+   * knows once it has stored it, and refuses it otherwise (engine/retry-session.ts).
    */
-  assertSessionAllowed(tenantId: string, trx?: AnyDb, idempotencyKey?: string): Promise<void>;
+  assertSessionAllowed(
+    tenantId: string,
+    trx?: AnyDb,
+    idempotencyKey?: string,
+    retryOf?: string,
+  ): Promise<void>;
   /**
    * Throws QUOTA_EXCEEDED (quota `daily_tokens`) when the tenant's tokens charged today have reached
    * the daily cap: for new work of a running session (a phase gate, a steering message).
@@ -88,14 +101,16 @@ export function createTenantQuotas(
   }
 
   return {
-    async assertSessionAllowed(tenantId, trx, idempotencyKey) {
+    async assertSessionAllowed(tenantId, trx, idempotencyKey, retryOf) {
       try {
         await checkSessionAllowed(trx ?? db, tenantId);
       } catch (error) {
         // Read only once refused: a submit under its caps pays nothing for it.
-        const refused = error instanceof AppError && error.code === 'QUOTA_EXCEEDED';
-        if (!refused || idempotencyKey === undefined) throw error;
-        if (!(await isStoredKey(trx ?? db, tenantId, idempotencyKey))) throw error;
+        if (!(error instanceof AppError) || error.code !== 'QUOTA_EXCEEDED') throw error;
+        const store = trx ?? db;
+        if (idempotencyKey !== undefined && (await isStoredKey(store, tenantId, idempotencyKey))) return;
+        if (retryOf !== undefined && (await allTasksSucceeded(store, tenantId, retryOf))) return;
+        throw error;
       }
     },
     async assertDailyTokensLeft(tenantId, trx, consequence) {
@@ -130,6 +145,18 @@ async function isStoredKey(db: AnyDb, tenantId: string, key: string): Promise<bo
     .where('key', '=', key)
     .executeTakeFirst();
   return row !== undefined;
+}
+
+/** Whether every task of the tenant's session `sessionId` succeeded (its retry has none to run). */
+async function allTasksSucceeded(db: AnyDb, tenantId: string, sessionId: string): Promise<boolean> {
+  const row = await (db as Kysely<QuotaTables>)
+    .selectFrom('tasks')
+    .select('status')
+    .where('tenant_id', '=', tenantId)
+    .where('session_id', '=', sessionId)
+    .where('status', '!=', 'succeeded')
+    .executeTakeFirst();
+  return row === undefined;
 }
 
 /** A tenant's quotas and what it has used of them (GET /v1/quotas). A limit of null: no cap. */

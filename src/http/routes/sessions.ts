@@ -135,7 +135,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
     {
       config: {
         permission: 'sessions:create',
-        submitsSession: true,
+        submitsSession: 'retry',
         // Audited apart from a submit, naming the session retried (the new one is in `Location`).
         audit: { action: 'sessions:retry', targetType: 'sessions' },
       },
