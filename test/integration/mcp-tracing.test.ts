@@ -48,12 +48,12 @@ after(async () => {
   await server?.close();
 });
 
-/** The MCP SERVER spans (they carry mcp.method.name) whose jsonrpc.request.id is unique per client. */
+/** The finished MCP server spans (those with mcp.method.name), oldest first. */
 function mcpSpans(): ReadableSpan[] {
   return exporter.getFinishedSpans().filter((span) => span.attributes['mcp.method.name'] !== undefined);
 }
 
-/** The one finished MCP span named `name` started after `count` MCP spans had finished. */
+/** The latest finished MCP span named `name`. */
 function lastMcpSpan(name: string): ReadableSpan {
   const spans = mcpSpans().filter((span) => span.name === name);
   const span = spans.at(-1);
