@@ -19,6 +19,7 @@ import {
 import type { RuntimeContext, RuntimeTask } from '../../src/agents/runtimes/runtime.ts';
 import { llmConfigSchema, providersConfigSchema } from '../../src/config/llm-schema.ts';
 import { MAX_TIMER_SECONDS } from '../../src/config/timer-limits.ts';
+import type { Usage } from '../../src/domain/types.ts';
 import { ORCHESTRATOR_ROUTE } from '../../src/engine/planner.ts';
 import { streamSynthesis } from '../../src/engine/planner-synthesis.ts';
 import { AppError } from '../../src/errors/app-error.ts';
@@ -502,6 +503,52 @@ describe('ai-sdk runtime budget guard', () => {
     const streamed = chunks.join('').length;
     assert.ok(streamed < 20_000, `the stream was cut short (${streamed} chars)`);
     assert.ok(seen.length >= 2);
+  });
+
+  test('a later round of a tool loop cut off is estimated on the prompt it sent, tool results included', async (t) => {
+    server.requests.length = 0;
+    let round = 0;
+    server.setHandler(() => {
+      round += 1;
+      if (round === 1) {
+        return {
+          toolCalls: [{ id: 'c1', name: 'fetch', input: {} }],
+          usage: { inputTokens: 100, outputTokens: 10 },
+        };
+      }
+      return { text: 'w'.repeat(20_000), chunkSize: 200, chunkDelayMs: 5 };
+    });
+    t.after(() => server.setHandler(undefined));
+    const seen: Usage[] = [];
+    let charged: Usage | undefined;
+    const runtime = createAiSdkRuntime({
+      client: makeClient({ primary: server, backup: server }),
+      resolveRole: (_tenant, name) => findBuiltInRole(name),
+      dependencyOutputChars: 2000,
+      flushBytes: 1024,
+      // The tool's answer makes the second round's prompt 40,000 characters longer than the first.
+      createTools: () => ({
+        fetch: tool({
+          description: 'Fetches the page',
+          inputSchema: z.object({}),
+          execute: async () => 'r'.repeat(40_000),
+        }),
+      }),
+      checkBudget: (_task, partial) => {
+        seen.push(partial);
+        return partial.outputTokens > 1000 ? `token budget exceeded: ${partial.outputTokens} of 1000` : null;
+      },
+    });
+    const { ctx } = makeContext();
+    ctx.reportFailedRunUsage = (usage) => {
+      charged = usage;
+    };
+    const error = await runtime.run(makeTask(), ctx).catch((e: unknown) => e);
+    assert.ok(error instanceof AppError && error.code === 'BUDGET_EXCEEDED', String(error));
+    assert.equal(server.requests.length, 2);
+    // Round 1 as reported (100) plus round 2's prompt at 4 characters per token (over 10,000).
+    assert.ok((charged?.inputTokens ?? 0) > 100 + 10_000, JSON.stringify(charged));
+    assert.ok((seen.at(-1)?.inputTokens ?? 0) > 100 + 10_000, 'the budget saw the same estimate');
   });
 });
 

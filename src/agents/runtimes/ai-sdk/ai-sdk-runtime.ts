@@ -4,11 +4,7 @@
 // models (providers/response-cache-model.ts), so cached steps replay their tool calls here.
 
 import type { LanguageModel, ModelMessage, ToolSet } from 'ai';
-import {
-  type BudgetCheckResult,
-  createStreamingBudgetStop,
-  type TokenCounts,
-} from '../../../domain/budget.ts';
+import { type BudgetCheckResult, type TokenCounts, toStopError } from '../../../domain/budget.ts';
 import type { Usage } from '../../../domain/types.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import type { Logger } from '../../../observability/logger.ts';
@@ -103,18 +99,21 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
       const tools = traceToolCalls(options.createTools?.(task, ctx), telemetry);
       const promptChars = system.length + JSON.stringify(messages).length;
       const spent = createRunUsageMeter(promptChars);
-      // The streaming estimate is priced at the model being called, so a cost budget stops it too.
-      const budgetStop = createStreamingBudgetStop(
-        promptChars,
-        (partial) => options.checkBudget?.(task, partial),
-        spent.costOf,
-      );
+      // The budget is checked on what the run has spent so far: its finished calls as reported,
+      // the call streaming at its estimate (on the prompt it sent, priced at the model called).
+      const budgetStop = new AbortController();
+      const checkSpend = (usage: Usage) => {
+        if (budgetStop.signal.aborted) return;
+        const overrun = options.checkBudget?.(task, usage);
+        if (overrun) budgetStop.abort(toStopError(overrun, usage));
+      };
       const runSignal = AbortSignal.any([ctx.signal, budgetStop.signal]);
       const coalescer = createOutputCoalescer(
         (text) => {
-          ctx.reportSpend?.(spent.snapshot());
+          const usage = spent.snapshot();
+          ctx.reportSpend?.(usage);
           ctx.emitOutput('text', text);
-          budgetStop.addOutput(text.length);
+          checkSpend(usage);
         },
         { intervalMs: options.flushIntervalMs, maxBytes: options.flushBytes },
       );
@@ -146,6 +145,9 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                   push(chunk) {
                     spent.streamed(chunk.length);
                     push(chunk);
+                  },
+                  onCallStart(chars) {
+                    spent.callStarted(chars);
                   },
                   onStepUsage(tokens) {
                     spent.callFinished(tokens);
@@ -212,6 +214,7 @@ async function streamAnswer(input: {
   target: CallTarget;
   signal: AbortSignal;
   push(text: string): void;
+  onCallStart(promptChars: number): void;
   onStepUsage(usage: TokenCounts): void;
   observer: ModelCallObserver | undefined;
   logger: Logger;
@@ -227,6 +230,7 @@ async function streamAnswer(input: {
     temperature: target.temperature,
     signal: input.signal,
     push: input.push,
+    onCallStart: input.onCallStart,
     onStepUsage: input.onStepUsage,
     observer: input.observer,
     warn: (warnings) =>

@@ -33,6 +33,11 @@ export interface ModelStreamInput {
   signal: AbortSignal;
   /** Each text delta, as it arrives. */
   push(text: string): void;
+  /**
+   * A model call got its answer stream: `promptChars` is the size of the prompt it sent (system
+   * prompt and messages, with the earlier rounds' tool calls and results), for estimates.
+   */
+  onCallStart?(promptChars: number): void;
   /** The provider's warnings about the request (unsupported settings), when it has any. */
   warn?(warnings: readonly unknown[]): void;
   /**
@@ -135,6 +140,7 @@ async function streamStep(
   observer?.callStarted(step);
   try {
     const { stream } = await model.doStream(options);
+    input.onCallStart?.(sizeOfPrompt(options.prompt));
     const reader = stream.getReader();
     try {
       for (;;) {
@@ -172,6 +178,13 @@ async function streamStep(
   }
   observer?.callFinished(usage, finishReason, responseModel, responseId);
   return { stepText, calls };
+}
+
+/** Characters of a prompt as the runtime sizes its first one: the system text and the messages' JSON. */
+function sizeOfPrompt(prompt: readonly LanguageModelV4Message[]): number {
+  const [system, ...messages] = prompt;
+  const systemChars = system?.role === 'system' ? system.content.length : 0;
+  return systemChars + JSON.stringify(system?.role === 'system' ? messages : prompt).length;
 }
 
 function toTokenCounts(step: LanguageModelV4Usage): TokenCounts | undefined {

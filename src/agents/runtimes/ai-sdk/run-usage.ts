@@ -13,6 +13,12 @@ import { computeCostUsd, priceUsage } from '../../providers/pricing.ts';
 export interface RunUsageMeter {
   /** An attempt starts on a model with this price (undefined: not in the price table). */
   startAttempt(price: PriceConfig | undefined): void;
+  /**
+   * A model call of the attempt got its answer stream; `promptChars` is the size of the prompt it
+   * sent (a later round of a tool loop holds the earlier rounds and the tool results), for its input
+   * estimate. Without it, a call is estimated on the run's first prompt.
+   */
+  callStarted(promptChars: number): void;
   /** Characters of answer text streamed by the model call in progress. */
   streamed(chars: number): void;
   /**
@@ -33,16 +39,22 @@ export interface RunUsageMeter {
   costOf(tokens: TokenCounts): number;
 }
 
-/** `promptChars`: the size of the prompt, for the input estimate of a call cut off. */
-export function createRunUsageMeter(promptChars: number): RunUsageMeter {
+/** `firstPromptChars`: the size of the first prompt, for the input estimate of a call cut off. */
+export function createRunUsageMeter(firstPromptChars: number): RunUsageMeter {
   const settled: Usage = { ...ZERO_USAGE };
   let price: PriceConfig | undefined;
+  // The prompt of the model call in progress (or the last one).
+  let promptChars = firstPromptChars;
   let attempt: TokenCounts = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0 };
   // Characters the call in progress streamed since the last finished call of the attempt.
   let unreported = 0;
   return {
     startAttempt(attemptPrice) {
       price = attemptPrice;
+      promptChars = firstPromptChars;
+    },
+    callStarted(chars) {
+      promptChars = chars;
     },
     streamed(chars) {
       unreported += chars;
