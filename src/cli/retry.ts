@@ -1,6 +1,7 @@
 // The CLI's one policy for a server that is momentarily unavailable (refused or reset connection,
 // 502/503/504 from a load balancer while a replica restarts): back off and try again for a bounded time.
 import { CliError, EXIT } from './exit-codes.ts';
+import { parseNumberOption } from './number-options.ts';
 
 /** How long a follower keeps trying an unavailable server by default (`--retry-for`). */
 export const DEFAULT_RETRY_FOR_MS = 90_000;
@@ -139,9 +140,5 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Parses `--retry-for <seconds>` into milliseconds (a usage error when it is not a number ≥ 0). */
 export function parseRetryFor(value: string | undefined): number {
   if (value === undefined) return DEFAULT_RETRY_FOR_MS;
-  const seconds = Number(value);
-  if (value.trim() === '' || !Number.isFinite(seconds) || seconds < 0 || seconds > 86_400) {
-    throw new CliError('USAGE', '--retry-for must be a number of seconds from 0 to 86400', EXIT.USAGE);
-  }
-  return Math.round(seconds * 1000);
+  return Math.round(parseNumberOption('--retry-for', value, { min: 0, max: 86_400 }) * 1000);
 }

@@ -104,7 +104,7 @@ describe('maos logs --tail', { timeout: 120_000 }, () => {
     for (const after of ['', '1e3', '0x10', '-1', '2.5']) {
       const result = await runMaos(['logs', id, '--after', after], { env });
       assert.equal(result.code, 2, `--after "${after}": ${result.stdout}${result.stderr}`);
-      assert.match(result.stderr, /^error USAGE: --after must be a non-negative integer/m);
+      assert.match(result.stderr, /^error USAGE: --after must be a whole number ≥ 0 \(got "/m);
       assert.equal(result.stdout, '');
     }
   });

@@ -2,7 +2,8 @@
 // pass/fail list with a fix for each failure; exits 1 when any check fails.
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
-import { CliError, EXIT, type ExitCode } from '../exit-codes.ts';
+import { CliError, type ExitCode } from '../exit-codes.ts';
+import { parseNumberOption } from '../number-options.ts';
 import { type CheckStatus, type DoctorReport, runDoctor } from '../ops/doctor-checks.ts';
 
 /** Exit status of `maos doctor` when at least one check failed (warnings still exit 0). */
@@ -76,10 +77,5 @@ export function renderDoctorReport(report: DoctorReport): string {
 
 /** A non-negative number flag; a typo is a usage error, not a silent fallback to the default. */
 function parsePositive(raw: string | undefined, fallback: number, flag: string): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(value) || value < 0) {
-    throw new CliError('USAGE', `${flag} must be a number ≥ 0 (got "${raw}")`, EXIT.USAGE);
-  }
-  return value;
+  return raw === undefined ? fallback : parseNumberOption(flag, raw, { min: 0 });
 }

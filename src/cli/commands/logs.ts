@@ -8,6 +8,7 @@ import { type ActionFactory, addCommonOptions, type CliContext } from '../contex
 import { createLogPrinter } from '../event-printer.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession, readAllEvents } from '../follow.ts';
+import { parseIntegerOption } from '../number-options.ts';
 import { indexTaskNames } from '../output.ts';
 import {
   DEFAULT_RETRY_FOR_MS,
@@ -54,10 +55,7 @@ Examples:
 /** Parses --tail; undefined when absent. */
 function parseTail(options: LogsOptions, command: Command): number | undefined {
   if (options.tail === undefined) return undefined;
-  const count = Number(options.tail);
-  if (!/^\d+$/.test(options.tail) || !Number.isSafeInteger(count)) {
-    throw new CliError('USAGE', '--tail must be a non-negative integer', EXIT.USAGE);
-  }
+  const count = parseIntegerOption('--tail', options.tail, { min: 0 });
   if (command.getOptionValueSource('after') === 'cli') {
     throw new CliError('USAGE', '--tail and --after cannot be combined', EXIT.USAGE);
   }
@@ -104,11 +102,8 @@ async function showLogs(ctx: CliContext, command: Command): Promise<number> {
 async function printLogs(ctx: CliContext, command: Command): Promise<number> {
   const id = command.processedArgs[0] as string;
   const options = command.opts<LogsOptions>();
-  // Digits only, as --tail: Number() takes '' (an unset variable: the whole log), 1e3 and 0x10.
-  let afterSeq = Number(options.after);
-  if (!/^\d+$/.test(options.after ?? '') || !Number.isSafeInteger(afterSeq)) {
-    throw new CliError('USAGE', '--after must be a non-negative integer', EXIT.USAGE);
-  }
+  // Digits only: Number() takes '' (an unset variable: the whole log), 1e3 and 0x10.
+  let afterSeq = parseIntegerOption('--after', options.after ?? '', { min: 0 });
   const tail = parseTail(options, command);
   const retryForMs = parseRetryFor(options.retryFor);
   const { out } = ctx;

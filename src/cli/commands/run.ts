@@ -18,6 +18,7 @@ import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated 
 import { createEventPrinter } from '../event-printer.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { type FollowOptions, followSession } from '../follow.ts';
+import { parseIntegerOption, parseNumberOption } from '../number-options.ts';
 import { formatSessionSummary, formatTaskTable, indexTaskNames, plural } from '../output.ts';
 import {
   DEFAULT_RETRY_FOR_MS,
@@ -399,23 +400,12 @@ export function buildBudget(
 ): Record<string, number> | undefined {
   const budget: Record<string, number> = {};
   const limits = [
-    ['--max-tokens', options.maxTokens, 'maxTokens', true],
-    ['--max-cost', options.maxCost, 'maxCostUsd', false],
-    ['--deadline', options.deadline, 'deadlineSeconds', true],
+    ['--max-tokens', options.maxTokens, 'maxTokens', parseIntegerOption],
+    ['--max-cost', options.maxCost, 'maxCostUsd', parseNumberOption],
+    ['--deadline', options.deadline, 'deadlineSeconds', parseIntegerOption],
   ] as const;
-  for (const [flag, text, key, whole] of limits) {
-    if (text === undefined) continue;
-    const value = Number(text);
-    const valid =
-      text.trim() !== '' && Number.isFinite(value) && value > 0 && (!whole || Number.isInteger(value));
-    if (!valid) {
-      throw new CliError(
-        'USAGE',
-        `${flag} must be a ${whole ? 'whole number' : 'number'} greater than 0 (got "${text}")`,
-        EXIT.USAGE,
-      );
-    }
-    budget[key] = value;
+  for (const [flag, text, key, parse] of limits) {
+    if (text !== undefined) budget[key] = parse(flag, text, { min: 0, aboveMin: true });
   }
   return Object.keys(budget).length > 0 ? budget : undefined;
 }

@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import { startServer, waitForShutdownSignal } from '../../main.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
-import { CliError, EXIT } from '../exit-codes.ts';
+import { EXIT } from '../exit-codes.ts';
+import { parseIntegerOption } from '../number-options.ts';
 
 interface ServeOptions {
   config?: string;
@@ -30,15 +31,7 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
   if (options.host !== undefined) overrides.host = options.host;
   // Checked here, naming the flag: passed on as text, `-1` or `1.5` read as "expected number, received string".
   if (options.port !== undefined) {
-    const port = Number(options.port);
-    if (!/^\d+$/.test(options.port.trim()) || port > 65535) {
-      throw new CliError(
-        'USAGE',
-        `--port must be a whole number from 0 to 65535 (got "${options.port}")`,
-        EXIT.USAGE,
-      );
-    }
-    overrides.port = port;
+    overrides.port = parseIntegerOption('--port', options.port, { min: 0, max: 65535 });
   }
   if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
   const server = await startServer({ configPath: options.config, overrides });

@@ -3,13 +3,14 @@ import type { Command } from 'commander';
 import { SESSION_STATUSES } from '../../domain/types.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { parseIntegerOption } from '../number-options.ts';
 import { formatSessionDetail, formatSessionTable } from '../output.ts';
 import { buildBudget, checkIdempotencyKey } from './run.ts';
 
 interface ListOptions {
   status?: string;
   retryOf?: string;
-  limit?: string;
+  limit: string;
   cursor?: string;
 }
 
@@ -59,10 +60,7 @@ async function listSessions(ctx: CliContext, command: Command): Promise<number> 
   if (options.status !== undefined && !(SESSION_STATUSES as readonly string[]).includes(options.status)) {
     throw new CliError('USAGE', `--status must be one of ${SESSION_STATUSES.join(', ')}`, EXIT.USAGE);
   }
-  const limit = Number(options.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-    throw new CliError('USAGE', '--limit must be an integer from 1 to 1000', EXIT.USAGE);
-  }
+  const limit = parseIntegerOption('--limit', options.limit, { min: 1, max: 1000 });
   const page = await ctx.client().listSessions({
     status: options.status,
     retryOf: options.retryOf,

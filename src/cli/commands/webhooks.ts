@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { WEBHOOK_EVENTS } from '../../webhooks/webhook-tables.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { parseIntegerOption } from '../number-options.ts';
 import { formatTable, formatTime, paintStatus, truncate } from '../output.ts';
 
 interface CreateOptions {
@@ -158,10 +159,7 @@ async function rotateWebhookSecret(ctx: CliContext, command: Command): Promise<n
 async function listDeliveries(ctx: CliContext, command: Command): Promise<number> {
   const id = command.processedArgs[0] as string;
   const options = command.opts<DeliveriesOptions>();
-  const limit = Number(options.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-    throw new CliError('USAGE', '--limit must be an integer from 1 to 1000', EXIT.USAGE);
-  }
+  const limit = parseIntegerOption('--limit', options.limit, { min: 1, max: 1000 });
   const page = await ctx.client().listWebhookDeliveries(id, {
     limit,
     ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
