@@ -16,12 +16,13 @@ import {
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, ConsoleSpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { OtelEnv } from '../config/otel-env.ts';
 import type { Config } from '../config/schema.ts';
 import { createNodeProxyAgent } from '../security/egress-proxy.ts';
+import { StderrSpanExporter } from './stderr-span-exporter.ts';
 
 /** Instrumentation scope name of every MAOS span. */
 export const TRACER_NAME = 'maos';
@@ -97,7 +98,7 @@ function createExportProcessor(
   egressProxy: Config['egress']['proxy'] | undefined,
 ): { processor: SpanProcessor; agent?: Agent } {
   if (otel.tracesExporter === 'console') {
-    return { processor: new BatchSpanProcessor(new ConsoleSpanExporter()) };
+    return { processor: new BatchSpanProcessor(new StderrSpanExporter()) };
   }
   // The exporter sends with node:http, not fetch: a node agent through the proxy, chosen once for
   // its one endpoint (keep-alive, as the exporter's own agent has it).

@@ -23,7 +23,10 @@ const REQUESTS = [
 ];
 
 /** Runs `maos mcp --mode embedded` with `logging`, sends the requests, and returns both streams. */
-async function runEmbedded(logging: Record<string, unknown>): Promise<{ stdout: string; stderr: string }> {
+async function runEmbedded(
+  logging: Record<string, unknown>,
+  env: Record<string, string> = {},
+): Promise<{ stdout: string; stderr: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-logging-'));
   try {
     const configPath = join(dataDir, 'maos.json');
@@ -31,7 +34,7 @@ async function runEmbedded(logging: Record<string, unknown>): Promise<{ stdout: 
     const child = spawn(
       process.execPath,
       [MAOS_BIN, 'mcp', '--mode', 'embedded', '--config', configPath, '--data-dir', dataDir],
-      { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' }, stdio: 'pipe' },
+      { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: 'pipe' },
     );
     const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     let stdout = '';
@@ -83,4 +86,20 @@ test('maos mcp --mode embedded logs like the server', { timeout: 90_000 }, async
     assert.match(stderr, /INFO.*migrations/);
     assert.doesNotMatch(stderr, /"log\.level"/);
   });
+
+  await t.test(
+    'OTEL_TRACES_EXPORTER=console prints spans on stderr, one JSON line each, never on stdout',
+    async () => {
+      const { stdout, stderr } = await runEmbedded({ format: 'json' }, { OTEL_TRACES_EXPORTER: 'console' });
+      assertOnlyProtocol(stdout);
+      const spans = stderr
+        .split('\n')
+        .filter((line) => line.startsWith('{') && line.includes('"traceId"'))
+        .map((line) => JSON.parse(line));
+      assert.ok(
+        spans.some((span) => span.name === 'tools/call list_roles' && /^[0-9a-f]{32}$/.test(span.traceId)),
+        stderr,
+      );
+    },
+  );
 });
