@@ -6,7 +6,7 @@ import { request } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { describeKeys } from '../count-phrases.js';
 import { disableWhileRunning, field, formatTime, h, replaceChildren } from '../dom.js';
-import { confirmInline } from '../inline-confirm.js';
+import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
@@ -31,6 +31,9 @@ export function renderKeys(root) {
   // Focusable from script: after a revoke the focus goes to it (the row's question is redrawn away).
   const notice = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
   const created = h('div', { id: 'key-created', attrs: { 'aria-live': 'polite' } });
+  // Says why a question open on a row was closed by a redraw (its row gone or its action no longer
+  // offered); focusable from script: it takes the focus when the question had it.
+  const questionNote = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
   const content = h('div');
 
   function showDenied(error) {
@@ -50,7 +53,11 @@ export function renderKeys(root) {
   const keys = latestRead({
     read: (signal) => request('/v1/admin/keys', { signal }),
     show(result) {
-      replaceChildren(body, ...result.items.map(keyRow));
+      redrawRows(body, result.items.map(keyRow), {
+        key: (row) => row.dataset.keyId,
+        note: questionNote,
+        closed: (label) => `“${label}” was closed: that key is revoked or gone meanwhile.`,
+      });
       const active = result.items.filter((key) => !key.revokedAt).length;
       info.textContent = describeKeys(result.items.length, active);
     },
@@ -187,6 +194,7 @@ export function renderKeys(root) {
     errors,
     notice,
     h('h2', {}, 'Keys of your tenant'),
+    questionNote,
     h(
       'div',
       { className: 'table-wrap' },

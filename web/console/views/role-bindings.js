@@ -5,7 +5,7 @@
 import { request } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { disableWhileRunning, field, formatTime, h, replaceChildren } from '../dom.js';
-import { confirmInline } from '../inline-confirm.js';
+import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
@@ -21,6 +21,9 @@ export function renderRoleBindings(container, failView) {
   // question is redrawn away).
   const errors = h('div', { tabIndex: -1 });
   const notice = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
+  // Says why a question open on a row was closed by a redraw (its row gone or its action no longer
+  // offered); focusable from script: it takes the focus when the question had it.
+  const questionNote = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
 
   /** A 403 goes to the view; any other error is shown here, by the form and the list it concerns. */
   function fail(error, context) {
@@ -31,7 +34,11 @@ export function renderRoleBindings(container, failView) {
   const bindings = latestRead({
     read: (signal) => request('/v1/admin/role-bindings', { signal }),
     show(result) {
-      replaceChildren(body, ...result.items.map(bindingRow));
+      redrawRows(body, result.items.map(bindingRow), {
+        key: (row) => JSON.stringify([row.dataset.principal, row.dataset.role]),
+        note: questionNote,
+        closed: (label) => `“${label}” was closed: that role was revoked meanwhile.`,
+      });
       info.textContent =
         result.items.length === 0
           ? 'No roles granted: every principal has what its credentials carry.'
@@ -154,6 +161,7 @@ export function renderRoleBindings(container, failView) {
     form,
     errors,
     notice,
+    questionNote,
     h(
       'div',
       { className: 'table-wrap' },

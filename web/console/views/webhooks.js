@@ -13,7 +13,7 @@ import {
   keepPagerFocus,
   replaceChildren,
 } from '../dom.js';
-import { confirmInline } from '../inline-confirm.js';
+import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
 import { renderProblem, showFormMistake } from '../problem.js';
@@ -81,6 +81,9 @@ export function renderWebhooks(root) {
   const errors = h('div', { tabIndex: -1 });
   const formErrors = h('div', { id: 'webhook-form-errors' });
   const notice = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
+  // Says why a question open on a row was closed by a redraw (its row gone or its action no longer
+  // offered); focusable from script: it takes the focus when the question had it.
+  const questionNote = h('p', { className: 'notice', tabIndex: -1, attrs: { role: 'status' } });
   const secretCard = h('div', { id: 'webhook-secret', attrs: { 'aria-live': 'polite' } });
   const deliveries = h('section', {
     id: 'webhook-deliveries',
@@ -108,7 +111,11 @@ export function renderWebhooks(root) {
   const subscriptions = latestRead({
     read: (signal) => request('/v1/webhooks', { signal }),
     show(result) {
-      replaceChildren(body, ...result.items.map(webhookRow));
+      redrawRows(body, result.items.map(webhookRow), {
+        key: (row) => row.dataset.webhookId,
+        note: questionNote,
+        closed: (label) => `“${label}” was closed: that subscription was deleted meanwhile.`,
+      });
       const disabled = result.items.filter((webhook) => webhook.disabledAt).length;
       info.textContent =
         result.items.length === 0
@@ -502,6 +509,7 @@ export function renderWebhooks(root) {
     errors,
     notice,
     h('h2', {}, 'Subscriptions of your tenant'),
+    questionNote,
     h(
       'div',
       { className: 'table-wrap' },
