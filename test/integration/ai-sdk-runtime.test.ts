@@ -461,6 +461,37 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     assert.equal(setup.primary.requests.length, 3);
   });
 
+  test('a cached answer is not counted in flight: a budget at its cap sees nothing spent', async () => {
+    const cache = createMemoryResponseCache();
+    const client = makeClient(setup, {
+      cache,
+      llm: { roles: { architect: { provider: 'main', temperature: 0 } } },
+    });
+    setup.primary.enqueue({ text: 'c'.repeat(8_000) });
+    await runAsTenant('t1', () => makeRuntime(client).run(makeTask(), makeContext().ctx));
+    const seen: Usage[] = [];
+    // A session (or tenant) with nothing left: any spend at all is over.
+    const atCap = createAiSdkRuntime({
+      client,
+      resolveRole: (_tenant, name) => findBuiltInRole(name),
+      dependencyOutputChars: 2000,
+      flushBytes: 1024,
+      checkBudget: (_task, partial) => {
+        seen.push(partial);
+        return partial.inputTokens + partial.outputTokens > 0 ? 'token budget exceeded' : null;
+      },
+    });
+    const { ctx, chunks } = makeContext();
+    const replayed = await runAsTenant('t1', () => atCap.run(makeTask(), ctx));
+    assert.equal(replayed.output, 'c'.repeat(8_000));
+    assert.equal(chunks.join(''), 'c'.repeat(8_000));
+    assert.equal(setup.primary.requests.length, 1, 'the second run came from the cache');
+    assert.ok(seen.length > 0, 'the budget was checked');
+    // What the guard counts in flight for the task (its session's and tenant's other agents see it).
+    for (const partial of seen) assert.equal(partial.inputTokens + partial.outputTokens, 0);
+    assert.deepEqual(replayed.usage, { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 });
+  });
+
   test('an unknown role fails with INVALID_ROLE before any call', async () => {
     const error = await makeRuntime(makeClient(setup))
       .run(makeTask({ role: 'wizard' }), makeContext().ctx)

@@ -118,6 +118,17 @@ export function withResponseCache(
   return (provider, modelId) => cacheModel(getModel(provider, modelId), provider, modelId);
 }
 
+/** The answer streams replayed from the cache (isCachedAnswer). */
+const replayed = new WeakSet<ReadableStream<LanguageModelV4StreamPart>>();
+
+/**
+ * Whether a model call's stream is a cached answer being replayed: it costs nothing, so the runtime
+ * counts no estimate for it while it streams (a budget or quota near its cap must not stop it).
+ */
+export function isCachedAnswer(stream: ReadableStream<LanguageModelV4StreamPart>): boolean {
+  return replayed.has(stream);
+}
+
 /** Counts a model call in the attempt's tally, when the attempt keeps one. */
 function count(fromCache: boolean): void {
   const tally = tallies.getStore();
@@ -192,7 +203,11 @@ function createCachingModel(
       const hit = slot ? await lookup(slot) : undefined;
       count(hit !== undefined);
       if (!slot) return model.doStream(call);
-      if (hit) return { stream: replayStream(hit) };
+      if (hit) {
+        const stream = replayStream(hit);
+        replayed.add(stream);
+        return { stream };
+      }
       const result = await model.doStream(call);
       return { ...result, stream: result.stream.pipeThrough(recordStream((answer) => store(slot, answer))) };
     },

@@ -146,8 +146,8 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                     spent.streamed(chunk.length);
                     push(chunk);
                   },
-                  onCallStart(chars) {
-                    spent.callStarted(chars);
+                  onCallStart(chars, fromCache) {
+                    spent.callStarted(chars, fromCache);
                   },
                   onStepUsage(tokens) {
                     spent.callFinished(tokens);
@@ -214,7 +214,7 @@ async function streamAnswer(input: {
   target: CallTarget;
   signal: AbortSignal;
   push(text: string): void;
-  onCallStart(promptChars: number): void;
+  onCallStart(promptChars: number, fromCache: boolean): void;
   onStepUsage(usage: TokenCounts): void;
   observer: ModelCallObserver | undefined;
   logger: Logger;

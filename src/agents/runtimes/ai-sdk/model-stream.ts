@@ -19,6 +19,7 @@ import type { TokenCounts } from '../../../domain/budget.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import { reportedTokens } from '../../providers/pricing.ts';
 import { StreamInterruptedError } from '../../providers/provider-errors.ts';
+import { isCachedAnswer } from '../../providers/response-cache-model.ts';
 import { isToolsUnsupported } from './tools-unsupported.ts';
 
 export interface ModelStreamInput {
@@ -35,9 +36,10 @@ export interface ModelStreamInput {
   push(text: string): void;
   /**
    * A model call got its answer stream: `promptChars` is the size of the prompt it sent (system
-   * prompt and messages, with the earlier rounds' tool calls and results), for estimates.
+   * prompt and messages, with the earlier rounds' tool calls and results), for estimates;
+   * `fromCache` when the response cache answers it (no provider call, nothing spent).
    */
-  onCallStart?(promptChars: number): void;
+  onCallStart?(promptChars: number, fromCache: boolean): void;
   /** The provider's warnings about the request (unsupported settings), when it has any. */
   warn?(warnings: readonly unknown[]): void;
   /**
@@ -140,7 +142,7 @@ async function streamStep(
   observer?.callStarted(step);
   try {
     const { stream } = await model.doStream(options);
-    input.onCallStart?.(sizeOfPrompt(options.prompt));
+    input.onCallStart?.(sizeOfPrompt(options.prompt), isCachedAnswer(stream));
     const reader = stream.getReader();
     try {
       for (;;) {

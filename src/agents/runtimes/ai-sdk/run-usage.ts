@@ -16,9 +16,10 @@ export interface RunUsageMeter {
   /**
    * A model call of the attempt got its answer stream; `promptChars` is the size of the prompt it
    * sent (a later round of a tool loop holds the earlier rounds and the tool results), for its input
-   * estimate. Without it, a call is estimated on the run's first prompt.
+   * estimate. Without it, a call is estimated on the run's first prompt. `fromCache`: the response
+   * cache answers it, so it costs nothing and counts no estimate while it streams.
    */
-  callStarted(promptChars: number): void;
+  callStarted(promptChars: number, fromCache?: boolean): void;
   /** Characters of answer text streamed by the model call in progress. */
   streamed(chars: number): void;
   /**
@@ -45,6 +46,8 @@ export function createRunUsageMeter(firstPromptChars: number): RunUsageMeter {
   let price: PriceConfig | undefined;
   // The prompt of the model call in progress (or the last one).
   let promptChars = firstPromptChars;
+  // The call in progress replays a cached answer: what it streams is not spent.
+  let cached = false;
   let attempt: TokenCounts = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0 };
   // Characters the call in progress streamed since the last finished call of the attempt.
   let unreported = 0;
@@ -52,15 +55,17 @@ export function createRunUsageMeter(firstPromptChars: number): RunUsageMeter {
     startAttempt(attemptPrice) {
       price = attemptPrice;
       promptChars = firstPromptChars;
+      cached = false;
     },
-    callStarted(chars) {
+    callStarted(chars, fromCache = false) {
       promptChars = chars;
+      cached = fromCache;
     },
     streamed(chars) {
-      unreported += chars;
+      if (!cached) unreported += chars;
     },
     callFinished(tokens) {
-      const counts = tokens ?? estimateStreamingUsage(promptChars, unreported);
+      const counts = tokens ?? (cached ? ZERO_USAGE : estimateStreamingUsage(promptChars, unreported));
       attempt.inputTokens += counts.inputTokens;
       attempt.outputTokens += counts.outputTokens;
       attempt.cacheReadTokens += tokens?.cacheReadTokens ?? 0;
