@@ -1,11 +1,12 @@
 // The orchestrator's final answer (planner.ts `synthesize`): one streamed call through the LLM
 // client's retries and fallbacks, each attempt metered, so that one cut off mid-stream is charged
 // what it streamed under its own model, and the answer's usage is every attempt's.
-import { streamText } from 'ai';
+import { type LanguageModel, streamText } from 'ai';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
 import { recordFailedAttemptSpend } from '../agents/providers/model-spend.ts';
 import { toTokenCounts } from '../agents/providers/pricing.ts';
 import { StreamInterruptedError } from '../agents/providers/provider-errors.ts';
+import { isCachedAnswer } from '../agents/providers/response-cache-model.ts';
 import { createRunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
 import type { Usage } from '../domain/types.ts';
 import type { SynthesisRequest } from './planner.ts';
@@ -45,12 +46,14 @@ export async function streamSynthesis(
 ): Promise<{ result: string; usage: Usage }> {
   const signal = request.signal ?? new AbortController().signal;
   const { system, prompt } = synthesisPrompt(outputChars, request);
-  const spent = request.meter ?? createRunUsageMeter(system.length + prompt.length);
+  const promptChars = system.length + prompt.length;
+  const spent = request.meter ?? createRunUsageMeter(promptChars);
   const { value } = await client.call(route, signal, async ({ model, target, signal: callSignal }) => {
     spent.startAttempt(target.price);
     try {
       const stream = streamText({
-        model,
+        // A cached answer being replayed is not spent: the meter counts nothing for it.
+        model: onModelCall(model, (fromCache) => spent.callStarted(promptChars, fromCache)),
         instructions: system,
         prompt,
         maxOutputTokens: target.maxOutputTokens,
@@ -84,4 +87,21 @@ export async function streamSynthesis(
   });
   // Every attempt's spend: the one that answered and those cut off before it.
   return { result: value.text, usage: spent.total() };
+}
+
+/** `model`, telling `started` whether each of its streamed calls is answered from the response cache. */
+function onModelCall(model: LanguageModel, started: (fromCache: boolean) => void): LanguageModel {
+  if (typeof model === 'string' || model.specificationVersion !== 'v4') return model;
+  return {
+    specificationVersion: model.specificationVersion,
+    provider: model.provider,
+    modelId: model.modelId,
+    supportedUrls: model.supportedUrls,
+    doGenerate: (options) => model.doGenerate(options),
+    async doStream(options) {
+      const result = await model.doStream(options);
+      started(isCachedAnswer(result.stream));
+      return result;
+    },
+  };
 }

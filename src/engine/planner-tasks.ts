@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely';
 import { createRunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
 import type { AgentRuntime, RuntimeContext } from '../agents/runtimes/runtime.ts';
-import { type BudgetCheckResult, createStreamingBudgetStop } from '../domain/budget.ts';
+import { type BudgetCheckResult, toStopError } from '../domain/budget.ts';
 import type { PlanBody, Usage } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
@@ -305,18 +305,17 @@ export async function runSynthesisTask(
   });
   // Over the synthesis's attempts, each priced at its own model (see run-usage.ts).
   const spent = createRunUsageMeter(promptChars);
-  const stop = createStreamingBudgetStop(
-    promptChars,
-    (partial) => {
-      // What is spent so far goes on record: a server killed mid-synthesis still charges it.
-      ctx.reportSpend?.(spent.snapshot());
-      return budget?.check(ref, partial);
-    },
-    spent.costOf,
-  );
+  // Checked on what is spent so far: earlier attempts, and the one streaming at its estimate (none
+  // for a cached answer being replayed).
+  const stop = new AbortController();
   const emitOutput = (chunk: string) => {
     ctx.emitOutput('text', chunk);
-    stop.addOutput(chunk.length);
+    if (stop.signal.aborted) return;
+    const usage = spent.snapshot();
+    // What is spent so far goes on record: a server killed mid-synthesis still charges it.
+    ctx.reportSpend?.(usage);
+    const overrun = budget?.check(ref, usage);
+    if (overrun) stop.abort(toStopError(overrun, usage));
   };
   try {
     const { result, usage } = await planner.synthesize({

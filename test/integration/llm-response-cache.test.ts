@@ -84,3 +84,38 @@ test('response cache with tools offered (default agent messaging)', { timeout: 6
   assert.equal(rows.length, 5);
   assert.ok(rows.every((row) => row.provider === 'local' && row.hits === 1));
 });
+
+test('a session whose budget is all but spent runs from the cache: replayed answers count nothing in flight', {
+  timeout: 60_000,
+}, async (t) => {
+  const { llm, server } = await startLlmAppStack(t, {
+    handler: answerScoutWriter,
+    provider: { cache: true },
+    llm: {
+      roles: {
+        orchestrator: { provider: 'local', temperature: 0 },
+        researcher: { provider: 'local', temperature: 0 },
+        documenter: { provider: 'local', temperature: 0 },
+      },
+    },
+  });
+  async function runSession(budget?: Record<string, number>) {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Research and write', ...(budget ? { budget } : {}) },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    return waitForSession<{ status: string; error: string | null; usage: { inputTokens: number } }>(
+      server.url,
+      created.body.id,
+    );
+  }
+  const first = await runSession();
+  assert.equal(first.status, 'completed', first.error ?? '');
+  const requests = llm.requests.length;
+  // One token: any estimate of a call in flight (agents' answers, the synthesis) would cross it.
+  const second = await runSession({ maxTokens: 1 });
+  assert.equal(second.status, 'completed', second.error ?? '');
+  assert.equal(llm.requests.length, requests, 'every call came from the cache');
+  assert.equal(second.usage.inputTokens, 0);
+});
