@@ -105,35 +105,3 @@ export function estimateStreamingUsage(
   };
   return { ...tokens, costUsd: costOf?.(tokens) ?? 0 };
 }
-
-/** Stops one streaming call once its session's budget (or the tenant's daily quota) is crossed. */
-export interface StreamingBudgetStop {
-  /** Aborted with the check's error (the estimated usage in its details) at the first overrun. */
-  readonly signal: AbortSignal;
-  /** Counts streamed output and checks the estimated usage so far; a no-op once stopped. */
-  addOutput(chars: number): void;
-}
-
-/**
- * A budget stop for one streaming call (the LLM runtime's agents and the orchestrator's synthesis):
- * `check` gets the call's estimated usage, priced with `costOf` (see estimateStreamingUsage), and
- * returns the overrun reason, or null.
- */
-export function createStreamingBudgetStop(
-  promptChars: number,
-  check: (partialUsage: Usage) => BudgetCheckResult | undefined,
-  costOf?: (tokens: TokenCounts) => number,
-): StreamingBudgetStop {
-  const stop = new AbortController();
-  let streamedChars = 0;
-  return {
-    signal: stop.signal,
-    addOutput(chars) {
-      if (stop.signal.aborted) return;
-      streamedChars += chars;
-      const partial = estimateStreamingUsage(promptChars, streamedChars, costOf);
-      const overrun = check(partial);
-      if (overrun) stop.abort(toStopError(overrun, partial));
-    },
-  };
-}
