@@ -303,7 +303,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       // here: the entry is the later run's then, and its lease must go on being renewed.
       if (active.get(task.taskId) === run) active.delete(task.taskId);
       const reason = run.reason;
-      if (reason !== null) {
+      // A run that answered although the shutdown stopped it (its answer came as the grace ran
+      // out) has done its work: it is finished, not given back to run a second time.
+      if (reason !== null && !(reason === 'shutdown' && outcome.ok)) {
         // Its slot is free too: a run stopped for its session, its lease or the shutdown ends as
         // cancelled, or as one that will run again.
         reportFinished(reason === 'cancel' || reason === 'abandon' ? 'cancelled' : 'ready');

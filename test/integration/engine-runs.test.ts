@@ -268,6 +268,34 @@ describe('graceful stop', { timeout: 30_000 }, () => {
     }
   });
 
+  test('a run that answers just as the grace period ends is finished, not given back to run again', async () => {
+    // The answer arrives after the abort (a command that exited as the grace ran out, a model
+    // answer in flight): the work is done, so the task succeeds instead of running a second time.
+    const late: AgentRuntime = {
+      kind: 'fake',
+      run: (_task, ctx) =>
+        new Promise((resolve) => {
+          ctx.signal.addEventListener('abort', () => setImmediate(() => resolve({ output: 'done anyway' })));
+        }),
+    };
+    const h = await createHarness({ llm: late, concurrency: 1 });
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective: 'late answer',
+      agents: [{ name: 'l', role: 'engineer', task: 'answer' }],
+    });
+    await waitFor(async () => {
+      const detail = await h.engine.service.getSession(ACTOR, session.id);
+      return detail.tasks[0]!.status === 'running' ? true : undefined;
+    });
+    await h.engine.stop({ graceMs: 10 });
+    const detail = await h.engine.service.getSession(ACTOR, session.id);
+    assert.equal(detail.status, 'completed');
+    assert.equal(detail.result, 'done anyway');
+    assert.equal(detail.tasks[0]!.status, 'succeeded');
+    assert.equal(detail.tasks[0]!.attempts, 1);
+    await h.close();
+  });
+
   test('a runtime that ignores abort does not block stop; its lease is released', async () => {
     const deaf: AgentRuntime = { kind: 'fake', run: () => new Promise(() => undefined) };
     const h = await createHarness({ llm: deaf, concurrency: 1 });
