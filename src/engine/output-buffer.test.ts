@@ -170,6 +170,19 @@ describe('output buffer', () => {
     assert.match(lines.at(-1)!.line, /output truncated/);
   });
 
+  test('the cap notice goes on a line of its own when the cap falls within an unfinished line', () => {
+    const buffer = createOutputBuffer();
+    buffer.push('stdout', 'a\n'.repeat(MAX_LINES_PER_RUN - 1));
+    buffer.push('stdout', 'progress 10%');
+    buffer.startInterval();
+    const taken = buffer.take(false);
+    buffer.push('stdout', ' 20%\ndone\n');
+    taken.push(...buffer.take(true));
+    const notice = `[maos: output truncated after ${MAX_LINES_PER_RUN} lines]`;
+    assert.equal(rebuild(taken), `${'a\n'.repeat(MAX_LINES_PER_RUN - 1)}progress 10%\n${notice}\n`);
+    assert.deepEqual(buffer.openStreams(), []);
+  });
+
   test('a long line cut where an emoji straddles the limit keeps no half of it', () => {
     const buffer = createOutputBuffer();
     buffer.push('stdout', `${'x'.repeat(MAX_LINE_CHARS - 1)}😀 and more\n`);

@@ -60,7 +60,8 @@ export function createOutputBuffer(): OutputBuffer {
     if (emitted >= MAX_LINES_PER_RUN) {
       if (!truncatedNoticeGiven) {
         truncatedNoticeGiven = true;
-        open.delete(entry.stream);
+        // On a line of its own: after a partial piece it would read as the end of that line.
+        if (open.delete(entry.stream)) lines.push({ stream: entry.stream, line: '' });
         lines.push({
           stream: entry.stream,
           line: `[maos: output truncated after ${MAX_LINES_PER_RUN} lines]`,
