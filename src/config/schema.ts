@@ -224,7 +224,7 @@ const configShape = z.strictObject({
         .positive()
         .default(15)
         .describe(
-          "Interval of SSE keep-alive comments (proxies drop idle streams), also of the re-check of open streams' credentials (a key revoked elsewhere ends its streams within it). @defaultValue 15",
+          "Interval of SSE keep-alive comments (proxies drop idle streams), also of the re-check of open streams' credentials (a key revoked or a role binding removed elsewhere ends the streams concerned within it). @defaultValue 15",
         ),
       maxSseStreamsPerTenant: z
         .number()

@@ -132,3 +132,40 @@ test('a re-check sweep reads one credential at a time, so it cannot take the who
     await t.cleanup();
   }
 });
+
+test('a re-check ends the leases whose permission the principal no longer holds, and only those', async () => {
+  const t = await createTestSecurityDb();
+  const authenticator = createAuthenticator({ auth, db: t.db });
+  const watch = createCredentialWatch({ authenticator, recheckIntervalMs: 20 });
+  try {
+    const { key } = await createApiKey(t.db, {
+      tenantId: 'acme',
+      name: 'k',
+      roles: ['viewer'],
+      createdBy: 't',
+    });
+    const source = { authorization: `Bearer ${key}` };
+    const principal = await authenticator.authenticate(source);
+    // As if the principal had held audit:read when the stream opened: the re-check reads its roles.
+    const [reading, auditing, plain] = [
+      watch.watch(source, principal, 'sessions:read'),
+      watch.watch(source, principal, 'audit:read'),
+      watch.watch(source, principal),
+    ];
+    await new Promise((resolve) => auditing.signal.addEventListener('abort', resolve, { once: true }));
+    assert.equal(reading.signal.aborted, false);
+    assert.equal(plain.signal.aborted, false);
+    assert.equal(watch.size(), 1);
+    reading.release();
+    plain.release();
+    assert.equal(watch.size(), 0);
+
+    // Every lease ended that way: the credential is no longer watched.
+    const only = watch.watch(source, principal, 'metrics:read');
+    await new Promise((resolve) => only.signal.addEventListener('abort', resolve, { once: true }));
+    assert.equal(watch.size(), 0);
+  } finally {
+    watch.close();
+    await t.cleanup();
+  }
+});

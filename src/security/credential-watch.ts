@@ -1,10 +1,13 @@
 // Ends long-lived responses (event streams) when the credential they were opened with stops being
-// valid: at its expiry (an API key's `expiresAt`, an OIDC token's `exp`), at once after a revocation
-// in this process, and within one re-check interval after one elsewhere (another replica, the CLI).
+// valid, or its principal no longer holds the permission the stream needs (a role binding removed):
+// at its expiry (an API key's `expiresAt`, an OIDC token's `exp`), at once after a revocation in
+// this process, and within one re-check interval after one elsewhere (another replica, the CLI).
 import { AppError } from '../errors/app-error.ts';
 import { onApiKeyRevoked } from './api-keys.ts';
 import type { Authenticator, CredentialSource } from './authenticate.ts';
 import { type Principal, readAuthFailure } from './principal.ts';
+import { hasPermission, type Permission } from './rbac.ts';
+import { onRoleBindingRevoked } from './role-bindings.ts';
 
 /** What a watcher of one response holds: the signal that ends it, and how to stop watching. */
 export interface CredentialLease {
@@ -14,8 +17,11 @@ export interface CredentialLease {
 }
 
 export interface CredentialWatch {
-  /** Watches the credential of a request authenticated as `principal`. */
-  watch(source: CredentialSource, principal: Principal): CredentialLease;
+  /**
+   * Watches the credential of a request authenticated as `principal`; with `permission`, the lease
+   * also ends once the principal no longer holds it (its roles read again at each re-check).
+   */
+  watch(source: CredentialSource, principal: Principal, permission?: Permission): CredentialLease;
   /** Credentials watched (distinct ones), for tests. */
   size(): number;
   close(): void;
@@ -24,8 +30,9 @@ export interface CredentialWatch {
 export interface CredentialWatchOptions {
   authenticator: Pick<Authenticator, 'authenticate'>;
   /**
-   * How often every watched credential is verified again against the store, uncached: what ends a
-   * stream whose key was revoked by another process. The event streams' keep-alive interval.
+   * How often every watched credential is verified again against the store, uncached (the key and
+   * the principal's role bindings): what ends a stream whose key was revoked, or whose principal lost
+   * its permission, in another process. The event streams' keep-alive interval.
    */
   recheckIntervalMs: number;
   /** Called when a re-check fails for another reason than a refused credential (kept open). */
@@ -38,7 +45,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 interface Watched {
   source: CredentialSource;
   principal: Principal;
-  leases: Set<AbortController>;
+  /** Each lease, with the permission it needs (none: the credential alone). */
+  leases: Map<AbortController, Permission | undefined>;
   expiryTimer: NodeJS.Timeout | undefined;
   checking: boolean;
 }
@@ -56,9 +64,19 @@ export function createCredentialWatch(options: CredentialWatchOptions): Credenti
   function end(key: string, entry: Watched): void {
     if (watched.get(key) === entry) watched.delete(key);
     clearTimeout(entry.expiryTimer);
-    for (const lease of entry.leases) lease.abort();
+    for (const lease of entry.leases.keys()) lease.abort();
     entry.leases.clear();
     stopIntervalIfIdle();
+  }
+
+  /** Ends the leases whose permission `principal` (as just read again) no longer holds. */
+  function endUnpermitted(key: string, entry: Watched, principal: Principal): void {
+    for (const [lease, permission] of entry.leases) {
+      if (permission === undefined || hasPermission(principal.roles, permission)) continue;
+      entry.leases.delete(lease);
+      lease.abort();
+    }
+    if (entry.leases.size === 0) end(key, entry);
   }
 
   function stopIntervalIfIdle(): void {
@@ -74,7 +92,7 @@ export function createCredentialWatch(options: CredentialWatchOptions): Credenti
       const principal = await options.authenticator.authenticate(entry.source, { fresh: true });
       if (principal.id !== entry.principal.id || principal.tenantId !== entry.principal.tenantId) {
         end(key, entry);
-      }
+      } else endUnpermitted(key, entry, principal);
     } catch (error) {
       // Refused (revoked, expired, unknown): ended. An outage (503) refuses nothing: kept open.
       if (error instanceof AppError && readAuthFailure(error) !== null) end(key, entry);
@@ -105,17 +123,18 @@ export function createCredentialWatch(options: CredentialWatchOptions): Credenti
   }
   const recheckAll = (): void => void sweep();
 
-  const unsubscribe = onApiKeyRevoked(recheckAll);
+  const unsubscribeKeys = onApiKeyRevoked(recheckAll);
+  const unsubscribeBindings = onRoleBindingRevoked(recheckAll);
 
   return {
-    watch(source, principal) {
+    watch(source, principal, permission) {
       const key = credentialKey(source);
       let entry = watched.get(key);
       if (entry === undefined) {
         const created: Watched = {
           source: { ...source },
           principal,
-          leases: new Set(),
+          leases: new Map(),
           expiryTimer: undefined,
           checking: false,
         };
@@ -135,7 +154,7 @@ export function createCredentialWatch(options: CredentialWatchOptions): Credenti
         interval.unref();
       }
       const lease = new AbortController();
-      entry.leases.add(lease);
+      entry.leases.set(lease, permission);
       const owner = entry;
       return {
         signal: lease.signal,
@@ -151,7 +170,8 @@ export function createCredentialWatch(options: CredentialWatchOptions): Credenti
     },
     size: () => watched.size,
     close() {
-      unsubscribe();
+      unsubscribeKeys();
+      unsubscribeBindings();
       clearInterval(interval);
       interval = undefined;
       for (const entry of watched.values()) clearTimeout(entry.expiryTimer);

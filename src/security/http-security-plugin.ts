@@ -138,7 +138,15 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       const principal = await authenticator.authenticate(source);
       state.principal = principal;
       if (principal.authMethod !== 'none') {
-        setCredentialWatcher(request, () => credentials.watch(source, principal));
+        // A stream also ends once its principal loses the permission of its route (a binding removed).
+        const permission = request.routeOptions.config?.permission;
+        setCredentialWatcher(request, () =>
+          credentials.watch(
+            source,
+            principal,
+            permission !== undefined && isPermission(permission) ? permission : undefined,
+          ),
+        );
       }
       return { tenantId: principal.tenantId, principalId: principal.id };
     } catch (error) {

@@ -113,6 +113,17 @@ export async function grantRole(
   return { binding: toBinding(row), created: Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0 };
 }
 
+const revocationListeners = new Set<() => void>();
+
+/**
+ * Calls `listener` after each binding this process revokes, until the returned function is called:
+ * open streams of the principal re-check at once whether it still holds their permission.
+ */
+export function onRoleBindingRevoked(listener: () => void): () => void {
+  revocationListeners.add(listener);
+  return () => revocationListeners.delete(listener);
+}
+
 /** Revokes `role` from `principal` in `tenantId`; NOT_FOUND when it was not bound. */
 export async function revokeRole(
   db: SecurityDb,
@@ -129,4 +140,5 @@ export async function revokeRole(
       details: { principal: input.principal, role: input.role },
     });
   }
+  for (const listener of revocationListeners) listener();
 }
