@@ -12,7 +12,7 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
@@ -61,6 +61,7 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   if (existsSync(targetPath)) {
     throw new AppError('CONFLICT', `${targetPath} already exists; choose a new file name`);
   }
+  refuseFileAsDirectory(targetPath);
   if (!existsSync(dirname(targetPath))) {
     throw new AppError('NOT_FOUND', `Directory ${dirname(targetPath)} does not exist`);
   }
@@ -175,6 +176,23 @@ export function readFileSizes(path: string): Record<string, number> {
     if (existsSync(file)) sizes[basename(file)] = statSync(file).size;
   }
   return sizes;
+}
+
+/**
+ * VALIDATION_FAILED when the nearest existing folder on the way to `path` is a file: a path typed
+ * wrong (or a `dataDir` that names a file), which would otherwise fail deep inside (ENOTDIR, EEXIST)
+ * as an internal error. A folder still missing is the caller's to create or report.
+ */
+export function refuseFileAsDirectory(path: string): void {
+  for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
+    if (existsSync(dir)) {
+      if (!statSync(dir).isDirectory()) {
+        throw new AppError('VALIDATION_FAILED', `${dir} is not a directory; ${path} cannot be written there`);
+      }
+      return;
+    }
+    if (dirname(dir) === dir) return;
+  }
 }
 
 export interface ReplaceOptions {

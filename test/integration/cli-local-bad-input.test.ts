@@ -246,6 +246,17 @@ describe('maos serve', () => {
   });
 });
 
+describe('maos backup', () => {
+  test('a backup file in a "folder" that is a file is refused as bad input (exit 2), not an internal error', async () => {
+    const file = join(dir, 'not-a-folder');
+    writeFileSync(file, 'x');
+    const result = await runMaos(['backup', '--config', config, join(file, 'maos.db')]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^error VALIDATION_FAILED: .*not-a-folder is not a directory/m);
+    assert.ok(!existsSync(`${join(file, 'maos.db')}.partial`));
+  });
+});
+
 describe('maos restore', () => {
   test('a folder given as the backup file is refused as bad input (exit 2), not a database failure', async () => {
     const result = await runMaos(['restore', '--config', config, dir, '--force']);
