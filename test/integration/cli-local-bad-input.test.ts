@@ -263,6 +263,22 @@ describe('maos restore', () => {
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /^error VALIDATION_FAILED: .+ is not a file; name the backup file/m);
   });
+
+  test('a data directory that is a file (or under one) is refused as bad input (exit 2), before anything is written', async () => {
+    const backup = join(dir, 'restore-source.db');
+    const made = await runMaos(['backup', '--config', config, backup]);
+    assert.equal(made.code, 0, made.stderr);
+    const file = join(dir, 'data-dir-file');
+    writeFileSync(file, 'x');
+    for (const dataDir of [file, join(file, 'sub')]) {
+      const target = join(dir, `restore-${dataDir === file ? 'file' : 'under'}.json`);
+      writeFileSync(target, JSON.stringify({ dataDir, logLevel: 'silent' }));
+      const result = await runMaos(['restore', '--config', target, backup]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /^error VALIDATION_FAILED: .*data-dir-file is not a directory/m);
+      assert.equal(readFileSync(file, 'utf8'), 'x');
+    }
+  });
 });
 
 describe('maos support-bundle', () => {

@@ -7,7 +7,12 @@ import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { resolveCheckpointDir } from '../../security/create-security.ts';
-import { inspectSqliteFile, isDatabaseInUse, replaceDatabaseFile } from '../../store/backup.ts';
+import {
+  inspectSqliteFile,
+  isDatabaseInUse,
+  refuseFileAsDirectory,
+  replaceDatabaseFile,
+} from '../../store/backup.ts';
 import { claimServerLock, type ServerLockClaim } from '../../store/server-lock.ts';
 import { CliError } from '../exit-codes.ts';
 import { probeUrl } from '../ops/doctor-remote.ts';
@@ -77,6 +82,8 @@ export async function restoreBackup(
   options: { force: boolean },
 ): Promise<RestoreReport> {
   const target = resolveBackupSource(config, 'restore');
+  // A dataDir (or sqlite: path) through a file: bad configuration, not a failure of the restore.
+  refuseFileAsDirectory(target);
   if (!existsSync(backupPath)) throw new AppError('NOT_FOUND', `Backup file ${backupPath} does not exist`);
   // SQLite cannot open a folder either: that would read as a database failure (exit 7), not a typo.
   if (!statSync(backupPath).isFile()) {
