@@ -1,5 +1,6 @@
 // HTTP client of the `maos` CLI for the REST API: JSON calls with problem+json errors mapped to
 // CliError (client-errors.ts), and an SSE event reader that the follower (follow.ts) reconnects.
+import { context, propagation } from '@opentelemetry/api';
 import type { CreateRoleInput } from '../agents/roles/role-service.ts';
 import type { CreateSessionInput, RetrySessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
@@ -81,6 +82,9 @@ export function createApiClient(options: ApiClientOptions) {
   function headers(extra: Record<string, string> = {}): Record<string, string> {
     const out: Record<string, string> = { accept: 'application/json', ...extra };
     if (options.token) out.authorization = `Bearer ${options.token}`;
+    // The active span's traceparent, so the server joins its trace (`maos mcp` in remote mode with
+    // OTEL_* set); a no-op where this process traces nothing.
+    propagation.inject(context.active(), out);
     return out;
   }
 

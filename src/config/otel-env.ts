@@ -18,6 +18,13 @@ export interface OtelEnv {
   captureMessageContent: boolean;
 }
 
+/** True when the OTEL_* variables ask for trace export: an exporter other than `none`, or an OTLP endpoint. */
+export function isTracingConfigured(otel: OtelEnv): boolean {
+  if (otel.sdkDisabled) return false;
+  if (otel.tracesExporter !== undefined) return otel.tracesExporter !== 'none';
+  return otel.tracesEndpoint !== undefined;
+}
+
 /** Reads the OTEL_* variables; empty values count as unset. */
 export function readOtelEnv(env: NodeJS.ProcessEnv = process.env): OtelEnv {
   const tracesEndpoint =

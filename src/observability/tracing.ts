@@ -19,7 +19,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import type { OtelEnv } from '../config/otel-env.ts';
+import { isTracingConfigured, type OtelEnv } from '../config/otel-env.ts';
 import type { Config } from '../config/schema.ts';
 import { createNodeProxyAgent } from '../security/egress-proxy.ts';
 import { StderrSpanExporter } from './stderr-span-exporter.ts';
@@ -47,12 +47,8 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
-/** True when the OTEL_* variables ask for trace export: an exporter other than `none`, or an OTLP endpoint. */
-export function isTracingConfigured(otel: OtelEnv): boolean {
-  if (otel.sdkDisabled) return false;
-  if (otel.tracesExporter !== undefined) return otel.tracesExporter !== 'none';
-  return otel.tracesEndpoint !== undefined;
-}
+// In otel-env.ts, so that callers can check it without loading the SDK (`maos mcp` remote mode).
+export { isTracingConfigured };
 
 /**
  * Starts tracing when configured and registers the provider globally (AsyncLocalStorage context

@@ -3,10 +3,12 @@
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
+import { readOtelEnv } from '../../config/otel-env.ts';
 import type { Actor } from '../../engine/session-service.ts';
 import { createRemoteSessionService } from '../../mcp/remote-service.ts';
 import { startStdioServer } from '../../mcp/stdio.ts';
 import { createLogger } from '../../observability/logger.ts';
+import { startMcpProxyTelemetry } from '../../observability/mcp-proxy-telemetry.ts';
 import { INTERNAL_PRINCIPALS } from '../../security/principal.ts';
 import { VERSION } from '../../version.ts';
 import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
@@ -76,8 +78,18 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
       server,
       ...(credential === undefined ? {} : { token: credential }),
     });
-    const running = await startStdioServer({ ...backend, actor: EMBEDDED_ACTOR });
-    await waitForEnd(running);
+    // OTEL_* of this process: a span per request, and its traceparent on the REST calls.
+    const tracing = await startMcpProxyTelemetry({ otel: readOtelEnv(), serviceVersion: VERSION });
+    try {
+      const running = await startStdioServer({
+        ...backend,
+        actor: EMBEDDED_ACTOR,
+        ...(tracing.telemetry === undefined ? {} : { telemetry: tracing.telemetry }),
+      });
+      await waitForEnd(running);
+    } finally {
+      await tracing.shutdown();
+    }
     return EXIT.OK;
   }
   // Loaded on demand: the composition root pulls in the whole server, which remote mode never needs.
