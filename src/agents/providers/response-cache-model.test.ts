@@ -8,7 +8,10 @@ import type {
   LanguageModelV4FinishReason,
   LanguageModelV4StreamPart,
 } from '@ai-sdk/provider';
+import { tool } from 'ai';
+import { z } from 'zod';
 import { providersConfigSchema } from '../../config/llm-schema.ts';
+import { streamModelCall } from '../runtimes/ai-sdk/model-stream.ts';
 import { createMemoryResponseCache, type ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { createCacheModel, withResponseCache } from './response-cache-model.ts';
 import { runAsTenant } from './tenant-models.ts';
@@ -19,7 +22,7 @@ const USAGE = {
 };
 const STOP: LanguageModelV4FinishReason = { unified: 'stop', raw: 'stop' };
 
-function fakeModel(answer: () => LanguageModelV4StreamPart[]) {
+function fakeModel(answer: (call: LanguageModelV4CallOptions) => LanguageModelV4StreamPart[]) {
   const calls: LanguageModelV4CallOptions[] = [];
   const model: LanguageModelV4 = {
     specificationVersion: 'v4',
@@ -37,7 +40,7 @@ function fakeModel(answer: () => LanguageModelV4StreamPart[]) {
     },
     async doStream(options) {
       calls.push(options);
-      const parts = answer();
+      const parts = answer(options);
       return {
         stream: new ReadableStream({
           start(controller) {
@@ -61,7 +64,7 @@ const textAnswer = (text: string): LanguageModelV4StreamPart[] => [
 ];
 
 function setup(
-  answer: () => LanguageModelV4StreamPart[] = () => textAnswer('hello'),
+  answer: (call: LanguageModelV4CallOptions) => LanguageModelV4StreamPart[] = () => textAnswer('hello'),
   cache: ResponseCache = createMemoryResponseCache(),
   cacheOn = true,
 ) {
@@ -239,5 +242,92 @@ describe('response cache at the model call', () => {
     assert.equal(calls.length, 1);
     assert.equal(errors.length, 2, 'the read and the write');
     assert.deepEqual(lookups, []);
+  });
+
+  test("a replay stops at the call's abort: the next read fails with its reason, nothing after it comes", async () => {
+    const { model, calls } = setup(() => [
+      ...textAnswer('hello').slice(0, -1),
+      { type: 'tool-call', toolCallId: 'c1', toolName: 'send_message', input: '{"to":"w"}' },
+      { type: 'finish', usage: USAGE, finishReason: { unified: 'tool-calls', raw: 'tool_calls' } },
+    ]);
+    await runAsTenant('t1', () => readAll(model, request()));
+    // With a reason (the runtime's budget stop) and without one (the signal's own AbortError).
+    for (const reason of [new Error('budget stop'), undefined]) {
+      const stop = new AbortController();
+      const { stream } = await runAsTenant('t1', () => model.doStream(request({ abortSignal: stop.signal })));
+      const reader = stream.getReader();
+      const first = await reader.read();
+      assert.equal(first.value?.type, 'stream-start');
+      stop.abort(reason);
+      await assert.rejects(reader.read(), (error) => error === stop.signal.reason);
+      await assert.rejects(reader.read(), (error) => error === stop.signal.reason, 'and stays failed');
+    }
+    assert.equal(calls.length, 1, 'the provider was asked only to fill the cache');
+  });
+
+  test('a call stopped before the cache answers is not replayed: it throws the reason, as a fetch does', async () => {
+    const { model, calls, lookups } = setup();
+    await runAsTenant('t1', () => readAll(model, request()));
+    await runAsTenant('t1', () => model.doGenerate(request({ maxOutputTokens: 7 })));
+    const stop = new AbortController();
+    stop.abort(new Error('cancelled'));
+    await assert.rejects(
+      runAsTenant('t1', async () => model.doStream(request({ abortSignal: stop.signal }))),
+      (error) => error === stop.signal.reason,
+    );
+    await assert.rejects(
+      runAsTenant('t1', async () =>
+        model.doGenerate(request({ maxOutputTokens: 7, abortSignal: stop.signal })),
+      ),
+      (error) => error === stop.signal.reason,
+    );
+    assert.deepEqual(lookups, [false, false, true, true], 'found, and not replayed');
+    assert.equal(calls.length, 2);
+  });
+
+  test('a budget stop at a replayed text holds back the tool call after it: the tool does not run', async () => {
+    // Step 1 says something and calls the tool; step 2 (with the tool's result) answers.
+    const { model } = setup((call) =>
+      call.prompt.some((message) => message.role === 'tool')
+        ? textAnswer('done')
+        : [
+            ...textAnswer('sending').slice(0, -1),
+            { type: 'tool-call', toolCallId: 'c1', toolName: 'note', input: '{"text":"hi"}' },
+            { type: 'finish', usage: USAGE, finishReason: { unified: 'tool-calls', raw: 'tool_calls' } },
+          ],
+    );
+    const notes: string[] = [];
+    const tools = {
+      note: tool({
+        description: 'Keep a note.',
+        inputSchema: z.object({ text: z.string() }),
+        execute: async ({ text }) => {
+          notes.push(text);
+          return 'noted';
+        },
+      }),
+    };
+    const run = (signal: AbortSignal, push: (text: string) => void) =>
+      runAsTenant('t1', () =>
+        streamModelCall({
+          model,
+          system: 'You keep notes.',
+          messages: [{ role: 'user', content: 'note hi' }],
+          tools,
+          maxSteps: 4,
+          maxOutputTokens: 100,
+          temperature: 0,
+          signal,
+          push,
+          onStepUsage: () => {},
+        }),
+      );
+    assert.equal(await run(new AbortController().signal, () => {}), 'sendingdone');
+    assert.deepEqual(notes, ['hi'], 'both steps are cached now');
+    // The runtime's budget check runs as the text is pushed, and stops the run there.
+    const budgetStop = new AbortController();
+    const stopped = run(budgetStop.signal, () => budgetStop.abort(new Error('budget exceeded')));
+    await assert.rejects(stopped, (error) => error === budgetStop.signal.reason);
+    assert.deepEqual(notes, ['hi'], 'the replayed tool call was not run again');
   });
 });

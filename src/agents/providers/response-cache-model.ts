@@ -192,7 +192,11 @@ function createCachingModel(
       const hit = slot ? await lookup(slot) : undefined;
       count(hit !== undefined);
       if (!slot) return model.doGenerate(call);
-      if (hit) return replayGenerate(hit);
+      if (hit) {
+        // Stopped while the store was asked: thrown as a provider's fetch throws it (the reason).
+        call.abortSignal?.throwIfAborted();
+        return replayGenerate(hit);
+      }
       const result = await model.doGenerate(call);
       const answer = toCachedAnswer(result.content, result.finishReason, result.structuredOutputText);
       if (answer) await store(slot, answer);
@@ -204,7 +208,8 @@ function createCachingModel(
       count(hit !== undefined);
       if (!slot) return model.doStream(call);
       if (hit) {
-        const stream = replayStream(hit);
+        call.abortSignal?.throwIfAborted();
+        const stream = replayStream(hit, call.abortSignal);
         replayed.add(stream);
         return { stream };
       }
@@ -281,8 +286,17 @@ function replayGenerate(answer: CachedAnswer): LanguageModelV4GenerateResult {
   };
 }
 
-/** The cached answer as a provider stream: each text whole in one delta, tool calls as tool calls. */
-function replayStream(answer: CachedAnswer): ReadableStream<LanguageModelV4StreamPart> {
+/**
+ * The cached answer as a provider stream: each text whole in one delta, tool calls as tool calls.
+ * Like a provider's stream it stops when the call's signal aborts: the next read fails with the
+ * signal's reason and no further part (e.g. a tool call the caller would run) comes out. Parts are
+ * handed out one per read (no queue ahead of the reader), so an abort while the caller handles one
+ * part (a budget stop at a flush, a cancel) holds back all the rest.
+ */
+function replayStream(
+  answer: CachedAnswer,
+  signal: AbortSignal | undefined,
+): ReadableStream<LanguageModelV4StreamPart> {
   const parts: LanguageModelV4StreamPart[] = [{ type: 'stream-start', warnings: [] }];
   answer.content.forEach((part, index) => {
     const id = String(index);
@@ -304,12 +318,30 @@ function replayStream(answer: CachedAnswer): ReadableStream<LanguageModelV4Strea
     }
   });
   parts.push({ type: 'finish', usage: ZERO_USAGE, finishReason: answer.finishReason });
-  return new ReadableStream({
-    start(controller) {
-      for (const part of parts) controller.enqueue(part);
-      controller.close();
+  let next = 0;
+  let onAbort: (() => void) | undefined;
+  const stopListening = () => {
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  };
+  return new ReadableStream(
+    {
+      start(controller) {
+        if (!signal) return;
+        onAbort = () => controller.error(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      },
+      pull(controller) {
+        const part = parts[next++];
+        if (part) controller.enqueue(part);
+        if (next >= parts.length) {
+          stopListening();
+          controller.close();
+        }
+      },
+      cancel: stopListening,
     },
-  });
+    { highWaterMark: 0 },
+  );
 }
 
 /**
