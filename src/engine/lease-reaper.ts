@@ -23,6 +23,11 @@ export interface ReaperDeps {
   now: () => number;
   /** Called when retried tasks became ready (wake idle slots). */
   onReadied(): void;
+  /**
+   * Called for a session a pass ended (the lost run's spend put it over its budget): its open tasks
+   * were cancelled, so this process's runs of them stop now, not at their next lease renewal.
+   */
+  onSessionEnded?(sessionId: string): void;
 }
 
 /** Runs one pass; never throws (a failed pass is logged and the next one tries again). */
@@ -48,7 +53,10 @@ export async function reapExpiredLeases(deps: ReaperDeps): Promise<void> {
       if (!effects.applied) continue;
       notifyObserver(deps.observer, 'leaseExpired');
       if (effects.retried) notifyObserver(deps.observer, 'taskRetried');
-      if (effects.sessionFinished) notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
+      if (effects.sessionFinished) {
+        deps.onSessionEnded?.(row.session_id);
+        notifyObserver(deps.observer, 'sessionFinished', effects.sessionFinished);
+      }
       // The lost run's recorded spend, charged now, can put its session over its budget.
       if (effects.budgetStop) notifyObserver(deps.observer, 'budgetExceeded', effects.budgetStop);
       readied += effects.readied;

@@ -354,6 +354,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     void promise.finally(() => inflight.delete(promise));
   }
 
+  function abortSession(sessionId: string): void {
+    for (const run of active.values()) if (run.claim.sessionId === sessionId) abort(run, 'cancel');
+    // Runs whose slots are reserved have not started yet: some may be of this session.
+    if (reserved > 0) stoppedBeforeLaunch.add(sessionId);
+    else stoppedBeforeLaunch.clear();
+  }
+
   function heartbeat(): void {
     if (active.size === 0) return;
     const runs = [...active.values()];
@@ -368,7 +375,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   function reap(): void {
     if (stopping) return;
-    void reapExpiredLeases({ ...deps, now, onReadied: wake });
+    void reapExpiredLeases({ ...deps, now, onReadied: wake, onSessionEnded: abortSession });
   }
 
   return {
@@ -407,12 +414,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       await deps.queue.drain();
     },
-    abortSession(sessionId) {
-      for (const run of active.values()) if (run.claim.sessionId === sessionId) abort(run, 'cancel');
-      // Runs whose slots are reserved have not started yet: some may be of this session.
-      if (reserved > 0) stoppedBeforeLaunch.add(sessionId);
-      else stoppedBeforeLaunch.clear();
-    },
+    abortSession,
     wake,
     activeCount: () => active.size,
     lastBeatAt: () => lastBeatAt,

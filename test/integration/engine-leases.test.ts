@@ -239,6 +239,54 @@ describe('leases', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a lost lease whose recorded spend fails its session stops the other runs of that session here at once', async () => {
+    // The run of `b` goes on in this process; the run of the other task was lost with its worker.
+    const stopped: string[] = [];
+    const waiting: AgentRuntime = {
+      kind: 'fake',
+      run: (_task, ctx) =>
+        new Promise((_resolve, reject) => {
+          ctx.signal.addEventListener('abort', () => {
+            stopped.push((ctx.signal.reason as Error).message);
+            reject(ctx.signal.reason);
+          });
+        }),
+    };
+    const h = await createHarness({ llm: waiting, start: false, leaseSeconds: 3, concurrency: 2 });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [
+          { name: 'a', role: 'engineer', task: 't' },
+          { name: 'b', role: 'engineer', task: 't' },
+        ],
+        budget: { maxTokens: 100 },
+      });
+      const [lost] = await h.engine.queue.run((trx) =>
+        claimReadyTasks(trx, 'sqlite', { owner: 'ghost', limit: 1, leaseMs: 60_000, now: Date.now() }),
+      );
+      assert.ok(lost);
+      const claim = { taskId: lost.id, attempt: 1, owner: 'ghost' };
+      assert.ok(await recordUnsettledUsage(h.handle.db, claim, { ...zero, inputTokens: 1500 }, Date.now()));
+      h.engine.start();
+      await waitFor(async () => {
+        const detail = await h.engine.service.getSession(ACTOR, session.id);
+        return detail.tasks.some((task) => task.status === 'running') ? true : undefined;
+      });
+      // The ghost's lease runs out: the reaper charges its 1,500 tokens, over the session's 100.
+      await h.engine.queue.run((trx) =>
+        trx.updateTable('tasks').set({ lease_expires_at: 0 }).where('id', '=', lost.id).execute(),
+      );
+      const detail = await h.waitForSession(session.id);
+      assert.match(detail.error ?? '', /^BUDGET_EXCEEDED/);
+      await waitFor(() => (stopped.length > 0 ? true : undefined));
+      // Stopped for its session by the reaper's pass, not later, when its lease renewal found it gone.
+      assert.deepEqual(stopped, ['task stopped: cancel']);
+    } finally {
+      await h.close();
+    }
+  });
+
   test('a completion for a lease no longer held is rejected and never applied twice', async () => {
     const h = await createHarness({ llm: instant, start: false });
     try {
