@@ -293,7 +293,8 @@ export function keepOwner(path: string, ownerOf: string): void {
 
 function openSqlite(path: string, options: { readonly: boolean }): SqliteDatabase.Database {
   try {
-    return new SqliteDatabase(path, { readonly: options.readonly, fileMustExist: true });
+    // Absolute: the driver trims the name, so ` backup.db` would open `backup.db` (see copyDatabase).
+    return new SqliteDatabase(resolve(path), { readonly: options.readonly, fileMustExist: true });
   } catch (error) {
     throw new AppError('STORE_UNAVAILABLE', `Cannot open ${path} as a SQLite database`, { cause: error });
   }
@@ -312,8 +313,10 @@ async function copyDatabase(
   path: string,
 ): Promise<number> {
   closeSync(openSync(path, 'wx', 0o600));
-  // A page count far above any real database: the whole copy happens in one backup step.
-  const { totalPages } = await source.backup(path, { progress: () => 2_147_483_647 });
+  // The driver trims the name it copies to: ` maos.db.partial` (a relative name that begins with a
+  // space) would be copied to another file, and the one created here stay empty. An absolute path
+  // begins with `/` and ends with the name's `.partial` / `.restoring`: nothing to trim.
+  const { totalPages } = await source.backup(resolve(path), { progress: () => 2_147_483_647 });
   if (totalPages === 0) {
     throw new AppError(
       'STORE_UNAVAILABLE',

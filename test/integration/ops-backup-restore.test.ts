@@ -1,7 +1,7 @@
 // `maos backup` / `maos restore` against real SQLite files: a backup taken while another process
 // keeps committing is consistent, restores into a new data dir, and restore refuses what it must.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -179,6 +179,30 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     const restored = await runCli(['restore', file, '-c', writeConfig(dir, join(dir, 'from-shelf'))]);
     assert.equal(restored.code, 0, restored.stderr);
     assert.deepEqual(readdirSync(shelf), ['self-contained.db'], 'no -wal/-shm left beside the backup');
+  });
+
+  test('a relative backup name that begins with a space is written under that name, whole and owner-only', () => {
+    const shelf = join(dir, 'spaced');
+    mkdirSync(shelf);
+    // The SQLite driver trims the file name it copies to: the copy went to `maos.db.partial`
+    // (umask mode), and ` maos.db` was left empty, reported as a finished backup.
+    const result = spawnSync(process.execPath, [CLI, 'backup', ' maos.db', '-c', liveConfig], {
+      cwd: shelf,
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(readdirSync(shelf), [' maos.db']);
+    const file = join(shelf, ' maos.db');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.ok(countRows(file, 'sessions') >= sessionsBeforeBackup);
+    assert.equal(countRows(file, 'audit_log'), AUDIT_RECORDS);
+    const restored = spawnSync(
+      process.execPath,
+      [CLI, 'restore', ' maos.db', '-c', writeConfig(dir, join(dir, 'from-spaced'))],
+      { cwd: shelf, encoding: 'utf8' },
+    );
+    assert.equal(restored.status, 0, restored.stderr);
+    assert.equal(countRows(join(dir, 'from-spaced', 'maos.db'), 'audit_log'), AUDIT_RECORDS);
   });
 
   test('the backup is owner-only while it is written, not only once it is done', async () => {
