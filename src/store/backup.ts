@@ -58,6 +58,9 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   if (!existsSync(sourcePath)) {
     throw new AppError('NOT_FOUND', `No database at ${sourcePath}; check dataDir / store.url`);
   }
+  if (targetPath === '') {
+    throw new AppError('VALIDATION_FAILED', 'the backup file name is empty; name a file to create');
+  }
   if (existsSync(targetPath)) {
     throw new AppError('CONFLICT', `${targetPath} already exists; choose a new file name`);
   }

@@ -255,6 +255,12 @@ describe('maos backup', () => {
     assert.match(result.stderr, /^error VALIDATION_FAILED: .*not-a-folder is not a directory/m);
     assert.ok(!existsSync(`${join(file, 'maos.db')}.partial`));
   });
+
+  test('an empty backup file name is refused as bad input (exit 2), not a failed backup', async () => {
+    const result = await runMaos(['backup', '--config', config, '']);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^error VALIDATION_FAILED: the backup file name is empty/m);
+  });
 });
 
 describe('maos restore', () => {
