@@ -61,6 +61,8 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   if (targetPath === '') {
     throw new AppError('VALIDATION_FAILED', 'the backup file name is empty; name a file to create');
   }
+  // Such a copy could be written, but `maos restore` could not open it by its name (openSqlite).
+  refuseTrailingWhitespace(targetPath);
   if (existsSync(targetPath)) {
     throw new AppError('CONFLICT', `${targetPath} already exists; choose a new file name`);
   }
@@ -294,7 +296,21 @@ export function keepOwner(path: string, ownerOf: string): void {
   chownSync(path, owner.uid, owner.gid);
 }
 
+/**
+ * The SQLite driver trims the names it opens: no path makes it open a file whose name ends in
+ * whitespace, and it would open the file without it instead (another backup, say).
+ */
+function refuseTrailingWhitespace(path: string): void {
+  if (/\s$/.test(path)) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `${path} ends in whitespace, which SQLite cannot open by name; use a name without it (rename the file)`,
+    );
+  }
+}
+
 function openSqlite(path: string, options: { readonly: boolean }): SqliteDatabase.Database {
+  refuseTrailingWhitespace(path);
   try {
     // Absolute: the driver trims the name, so ` backup.db` would open `backup.db` (see copyDatabase).
     return new SqliteDatabase(resolve(path), { readonly: options.readonly, fileMustExist: true });

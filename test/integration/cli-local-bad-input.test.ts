@@ -256,6 +256,14 @@ describe('maos backup', () => {
     assert.ok(!existsSync(`${join(file, 'maos.db')}.partial`));
   });
 
+  test('a backup file name that ends in a space is refused: no restore could open it by that name', async () => {
+    const file = join(dir, 'trailing.db ');
+    const result = await runMaos(['backup', '--config', config, file]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^error VALIDATION_FAILED: .*trailing\.db {2}ends in whitespace/m);
+    assert.ok(!existsSync(file) && !existsSync(`${file}.partial`));
+  });
+
   test('an empty backup file name is refused as bad input (exit 2), not a failed backup', async () => {
     const result = await runMaos(['backup', '--config', config, '']);
     assert.equal(result.code, 2, result.stderr);
@@ -268,6 +276,19 @@ describe('maos restore', () => {
     const result = await runMaos(['restore', '--config', config, dir, '--force']);
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /^error VALIDATION_FAILED: .+ is not a file; name the backup file/m);
+  });
+
+  test('a backup file name that ends in a space is refused, not read as the file without the space', async () => {
+    const plain = join(dir, 'twin.db');
+    const made = await runMaos(['backup', '--config', config, plain]);
+    assert.equal(made.code, 0, made.stderr);
+    writeFileSync(`${plain} `, readFileSync(plain));
+    const target = join(dir, 'twin-restore.json');
+    writeFileSync(target, JSON.stringify({ dataDir: join(dir, 'twin-data'), logLevel: 'silent' }));
+    const result = await runMaos(['restore', '--config', target, `${plain} `]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^error VALIDATION_FAILED: .*twin\.db {2}ends in whitespace/m);
+    assert.ok(!existsSync(join(dir, 'twin-data', 'maos.db')));
   });
 
   test('a data directory that is a file (or under one) is refused as bad input (exit 2), before anything is written', async () => {
