@@ -36,6 +36,13 @@ const runtime = createCommandRuntime({
     missing: runner(['/nonexistent/program']),
     slow: runner(['sh', '-c', 'sleep 30'], { timeoutSeconds: 1 }),
     tree: runner(['sh', '-c', 'sleep 30 & echo "child $!"; wait']),
+    // Exits at once, while a process of another session keeps its stdout open for a while (the
+    // program waits until that process is in its own session: the group is killed at its exit).
+    'exit-then-close': runner([
+      'sh',
+      '-c',
+      'setsid sh -c \'touch "$0"; exec sleep 3\' "$HOME/in-own-session" & while [ ! -e "$HOME/in-own-session" ]; do sleep 0.01; done; echo done',
+    ]),
     // Past the kept tails (64 Ki and 4 Ki UTF-16 units), each cut falling inside an emoji.
     emoji: runner([process.execPath, '-e', "process.stdout.write('😀'.repeat(40000) + '.')"]),
     'emoji-fail': runner([
@@ -133,6 +140,18 @@ describe('command runtime', { timeout: 30_000 }, () => {
     controller.abort(new AppError('TIMEOUT', 'cancelled'));
     await assert.rejects(running, /cancelled/);
     assert.equal(await waitUntilGone(pid), true, 'the grandchild was killed');
+  });
+
+  test('an abort after the program exited, before its pipes closed, leaves its exit code standing', async () => {
+    const controller = new AbortController();
+    const { ctx } = context(controller.signal);
+    const record = join(dir, 'runs', 'task-1-1.json');
+    const running = runtime.run(task('exit-then-close'), ctx);
+    assert.ok(existsSync(record));
+    // The record is forgotten when the program exits; its pipes stay open until the sleep ends.
+    await waitFor(() => !existsSync(record), 10_000, 'the program to exit');
+    controller.abort(new AppError('TIMEOUT', 'shutdown'));
+    assert.deepEqual(await running, { output: 'done' });
   });
 
   test('a running command is recorded under <dataDir>/runs, and forgotten when it ends', async () => {

@@ -146,11 +146,15 @@ function runCommand(
     let stdoutTail = '';
     let stderrTail = '';
     let stopped: 'timeout' | 'abort' | null = null;
+    let exited = false;
     let killTimer: NodeJS.Timeout | undefined;
     let settled = false;
 
     const stop = (why: 'timeout' | 'abort'): void => {
-      if (stopped) return;
+      // A program that has exited is not stopped: its exit code stands, even if an abort (a
+      // shutdown's grace period ending) comes before its pipes close. Reported as stopped, a
+      // successful run would be given back and run a second time.
+      if (stopped || exited) return;
       stopped = why;
       signalGroup(child, 'SIGTERM');
       killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), KILL_GRACE_MS);
@@ -204,6 +208,7 @@ function runCommand(
       });
     });
     child.on('exit', () => {
+      exited = true;
       // Leftover processes of the group must not outlive the task (nor keep its pipes open).
       signalGroup(child, 'SIGKILL');
       forgetRun();
