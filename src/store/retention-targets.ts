@@ -246,14 +246,23 @@ function addRows(into: DeletedRows, more: DeletedRows): DeletedRows {
  */
 export const DELETED_SESSIONS_KEPT_DAYS = 30;
 
-/** Ids of sessions deleted more than DELETED_SESSIONS_KEPT_DAYS ago; always on. */
+/**
+ * Ids of sessions deleted more than DELETED_SESSIONS_KEPT_DAYS ago; always on. A session whose
+ * deletion was cut short (its row is still there) keeps its mark: it stays refused a retry, and its
+ * workspace removed, until a new deletion finishes it.
+ */
 const deletedSessionsTarget: RetentionTarget = {
   table: 'deleted_sessions',
   async deleteBatch(db, now, limit) {
     const ids = db
-      .selectFrom('deleted_sessions')
-      .select('id')
-      .where('deleted_at', '<', now - DELETED_SESSIONS_KEPT_DAYS * DAY_MS)
+      .selectFrom('deleted_sessions as d')
+      .select('d.id')
+      .where('d.deleted_at', '<', now - DELETED_SESSIONS_KEPT_DAYS * DAY_MS)
+      .where((eb) =>
+        eb.not(
+          eb.exists(eb.selectFrom('sessions as s').select(eb.lit(1).as('one')).whereRef('s.id', '=', 'd.id')),
+        ),
+      )
       .limit(limit);
     return countDeleted(await db.deleteFrom('deleted_sessions').where('id', 'in', ids).executeTakeFirst());
   },

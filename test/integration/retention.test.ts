@@ -297,6 +297,41 @@ for (const backend of STORE_BACKENDS) {
       assert.equal((await countBy(a.db, 'events'))['kept-forever'], undefined);
     });
 
+    test('the deletion mark of a session whose deletion was cut short stays until the session is gone', async () => {
+      const off = { ...retention, ...TABLE_TTLS_OFF };
+      const [a] = store.handles as [DatabaseHandle];
+      // Its deletion began 40 days ago (the first batch records it) and stopped there: the session
+      // must still be refused a retry and its workspace removed, as long as any of it is left.
+      await seedSession(a.db, {
+        id: 'delete-cut-short',
+        status: 'completed',
+        finishedDaysAgo: 50,
+        lifecycleEvents: 1,
+        outputEvents: 0,
+        messages: 0,
+        artifacts: 0,
+      });
+      await a.db
+        .insertInto('deleted_sessions')
+        .values([
+          { id: 'delete-cut-short', tenant_id: TENANT, deleted_at: NOW - 40 * DAY },
+          { id: 'deleted-long-ago', tenant_id: TENANT, deleted_at: NOW - 40 * DAY },
+        ])
+        .execute();
+      const targets = buildRetentionTargets(off, { postgres: backend.name === 'postgres' });
+      const result = await runRetentionPass(a.db, targets, { batchSize: retention.batchSize, now: NOW });
+      assert.equal(result.deleted.deleted_sessions, 1);
+      const marks = await a.db
+        .selectFrom('deleted_sessions')
+        .select('id')
+        .where('id', 'in', ['delete-cut-short', 'deleted-long-ago'])
+        .execute();
+      assert.deepEqual(
+        marks.map((row) => row.id),
+        ['delete-cut-short'],
+      );
+    });
+
     if (backend.name === 'postgres') {
       test('single-flight: while another session holds the retention lock a pass skips', async () => {
         const [a] = store.handles as [DatabaseHandle];
