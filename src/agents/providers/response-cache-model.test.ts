@@ -322,7 +322,7 @@ describe('response cache at the model call', () => {
           onStepUsage: () => {},
         }),
       );
-    assert.equal(await run(new AbortController().signal, () => {}), 'sendingdone');
+    assert.equal(await run(new AbortController().signal, () => {}), 'sending\n\ndone');
     assert.deepEqual(notes, ['hi'], 'both steps are cached now');
     // The runtime's budget check runs as the text is pushed, and stops the run there.
     const budgetStop = new AbortController();

@@ -90,6 +90,7 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
     const last = step >= input.maxSteps;
     const { stepText, calls } = await streamStep(
       step,
+      paragraphBreak(text),
       model,
       {
         prompt,
@@ -100,7 +101,7 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
       },
       input,
     );
-    text += stepText;
+    if (stepText) text += paragraphBreak(text) + stepText;
     if (calls.length === 0 || !input.tools || last) return text;
     const toolSet = input.tools;
     const results = await Promise.all(calls.map((call) => runToolCall(toolSet, call, input.signal)));
@@ -123,11 +124,23 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
 }
 
 /**
+ * What goes before the text of a model call that follows a tool round trip: its own paragraph, or
+ * it would run on from the text written before the tool call (a `## Summary` heading would no longer
+ * begin a line).
+ */
+function paragraphBreak(textSoFar: string): string {
+  if (textSoFar === '' || textSoFar.endsWith('\n\n')) return '';
+  return textSoFar.endsWith('\n') ? '\n' : '\n\n';
+}
+
+/**
  * One model call: its text, its tool calls; its usage goes to `input.onStepUsage`, and the call as
- * a whole (from the request to the stream's end, or its failure) to `input.observer`.
+ * a whole (from the request to the stream's end, or its failure) to `input.observer`. `lead` is
+ * streamed before its first text (paragraphBreak), not part of its text.
  */
 async function streamStep(
   step: number,
+  lead: string,
   model: LanguageModelV4,
   options: LanguageModelV4CallOptions,
   input: ModelStreamInput,
@@ -149,8 +162,9 @@ async function streamStep(
         const { done, value: part } = await reader.read();
         if (done) break;
         if (part.type === 'text-delta') {
+          if (part.delta === '') continue;
+          input.push(stepText === '' ? lead + part.delta : part.delta);
           stepText += part.delta;
-          input.push(part.delta);
         } else if (part.type === 'tool-call') {
           if (!part.providerExecuted) calls.push(part);
         } else if (part.type === 'finish') {

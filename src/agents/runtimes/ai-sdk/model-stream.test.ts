@@ -1,0 +1,54 @@
+// The agent's tool loop against the scripted LLM server (both wire formats): the text of a model
+// call that follows a tool round trip starts a paragraph of its own in the answer, as it does in
+// the streamed output, instead of running on from the text written before the tool call.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { tool } from 'ai';
+import { z } from 'zod';
+import { type ScriptedLlmServer, startLlmServer } from '../../../../test/fixtures/llm-server.ts';
+import { providersConfigSchema } from '../../../config/llm-schema.ts';
+import { createLanguageModel } from '../../providers/create-model.ts';
+import { streamModelCall } from './model-stream.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+describe('agent tool loop', () => {
+  let server: ScriptedLlmServer;
+  before(async () => {
+    server = await startLlmServer();
+  });
+  after(() => server.close());
+
+  for (const type of ['openai', 'anthropic'] as const) {
+    test(`text after a tool round trip starts a new paragraph (${type})`, async () => {
+      const providers = providersConfigSchema.parse({
+        main: { type, model: 'm', apiKey: 'k', baseURL: server.openaiBaseURL },
+      });
+      server.enqueue(
+        { text: 'I will tell the reviewer.', toolCalls: [{ name: 'note', input: { text: 'hi' } }] },
+        { text: '## Summary\nDone.' },
+      );
+      const pushed: string[] = [];
+      const text = await streamModelCall({
+        model: createLanguageModel('main', providers.main!, 'm'),
+        system: 'You are an engineer.',
+        messages: [{ role: 'user', content: 'Work.' }],
+        tools: {
+          note: tool({
+            description: 'Leave a note.',
+            inputSchema: z.object({ text: z.string() }),
+            execute: async () => 'noted',
+          }),
+        },
+        maxSteps: 8,
+        maxOutputTokens: 100,
+        temperature: undefined,
+        signal: new AbortController().signal,
+        push: (chunk) => pushed.push(chunk),
+        onStepUsage: () => undefined,
+      });
+      assert.equal(text, 'I will tell the reviewer.\n\n## Summary\nDone.');
+      assert.equal(pushed.join(''), text, 'the streamed output is the answer');
+    });
+  }
+});
