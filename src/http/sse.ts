@@ -1,7 +1,7 @@
 // Server-Sent Events on a hijacked Fastify reply: frame formatting (CR/LF rejected in `id`/`event`),
 // keep-alive comments on an unref'd timer, backpressure, and closing on disconnect or shutdown.
 import { once } from 'node:events';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 
 export interface SseFrame {
   id?: string;
@@ -88,12 +88,22 @@ export function formatSseFrame(frame: SseFrame): string {
   return `${out}\n`;
 }
 
+// Set per request by a layer that adds its response headers in onSend (security headers, CORS,
+// rate limits), a hook a hijacked reply never runs: it adds them before the stream opens.
+const streamHeaderHooks = new WeakMap<FastifyRequest, () => void>();
+
+/** How the response headers `request` would get in onSend are added to a stream opened for it. */
+export function setStreamHeaderHook(request: FastifyRequest, addHeaders: () => void): void {
+  streamHeaderHooks.set(request, addHeaders);
+}
+
 /** Takes over the reply and opens an SSE stream on it. */
 export function openSseStream(reply: FastifyReply, options: SseStreamOptions): SseStream {
   const raw = reply.raw;
   const controller = new AbortController();
   let closed = false;
-  // Headers set by hooks so far (request id, rate-limit state) go out with the stream.
+  streamHeaderHooks.get(reply.request)?.();
+  // Headers set by hooks so far (request id, security, CORS, rate limits) go out with the stream.
   const hookHeaders = Object.fromEntries(
     Object.entries(reply.getHeaders()).filter(
       (entry): entry is [string, string | number | string[]] => entry[1] !== undefined,

@@ -6,6 +6,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Actor } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import { setCredentialWatcher } from '../http/plugins/authenticate.ts';
+import { setStreamHeaderHook } from '../http/sse.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AuditLog } from './audit/audit-log.ts';
 import type { AuditEventInput } from './audit/audit-record.ts';
@@ -314,6 +315,8 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         return answerPreflight(request, reply, cors);
       }
       await checkAccess(request, reply);
+      // An event stream skips onSend, where these headers are added to every other answer.
+      setStreamHeaderHook(request, () => addResponseHeaders(request, reply));
       return undefined;
     });
     const addResponseHeaders = (request: FastifyRequest, reply: FastifyReply): void => {

@@ -89,3 +89,39 @@ test('a stream its client closes is logged and counted like any answered request
     1,
   );
 });
+
+test('a stream carries the headers every answer gets: security headers, CORS, rate limits', async (t) => {
+  const origin = 'https://console.example.com';
+  const server = await startTestServer({
+    config: { cors: { allowedOrigins: [origin] }, rateLimit: { enabled: true } },
+  });
+  t.after(() => server.close());
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'short', agents: [{ name: 'a', role: 'qa', task: 'a', runner: 'ok' }] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const url = `${server.url}/v1/sessions/${created.body.id}/events`;
+  const page = await fetch(url, { headers: { origin } });
+  await page.text();
+  const stream = await fetch(url, { headers: { origin, accept: 'text/event-stream' } });
+  await stream.text();
+  assert.equal(stream.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  // A browser on an allowed origin may read the stream only with these.
+  assert.equal(stream.headers.get('access-control-allow-origin'), origin);
+  for (const name of [
+    'access-control-expose-headers',
+    'vary',
+    'content-security-policy',
+    'x-content-type-options',
+    'referrer-policy',
+    'x-frame-options',
+    'strict-transport-security',
+    'ratelimit',
+    'ratelimit-policy',
+  ]) {
+    assert.ok(page.headers.has(name), `the JSON page has ${name}`);
+    assert.ok(stream.headers.has(name), `the stream has ${name}`);
+  }
+  assert.equal(stream.headers.get('cache-control'), 'no-cache, no-transform');
+});
