@@ -45,3 +45,26 @@ test('a per-call timeout longer than a timer holds (~24.8 days) is refused, nami
   assert.match(refused.error?.issues[0]?.message ?? '', /at most 2147483 \(about 24\.8 days/);
   assert.equal(parse(MAX_TIMER_SECONDS).success, true);
 });
+
+test('a base URL with a user name or password is refused without quoting it', () => {
+  for (const baseURL of ['http://user:s3cret@127.0.0.1:11434/v1', 'https://s3cret@gateway.example/v1']) {
+    const parsed = providersConfigSchema.safeParse({
+      main: { type: 'openai-compatible', model: 'm', baseURL },
+    });
+    assert.equal(parsed.success, false, baseURL);
+    const issues = parsed.error?.issues ?? [];
+    assert.deepEqual(
+      issues.map((issue) => issue.path.join('.')),
+      ['main.baseURL'],
+    );
+    assert.match(issues[0]?.message ?? '', /must not contain a user name or password/);
+    assert.ok(!JSON.stringify(issues).includes('s3cret'), JSON.stringify(issues));
+  }
+  // An @ in the path or query is no user name.
+  assert.equal(
+    providersConfigSchema.safeParse({
+      main: { type: 'openai-compatible', model: 'm', baseURL: 'http://127.0.0.1:11434/v1/@team?by=a@b' },
+    }).success,
+    true,
+  );
+});

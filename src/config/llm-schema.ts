@@ -101,6 +101,15 @@ const providerSchema = z
     if (provider.type === 'openai-compatible' && provider.baseURL === undefined) {
       ctx.addIssue({ code: 'custom', path: ['baseURL'], message: 'required for type openai-compatible' });
     }
+    // fetch refuses such a URL on every call, and its error quotes it, password and all.
+    if (provider.baseURL !== undefined && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(provider.baseURL)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['baseURL'],
+        message:
+          'must not contain a user name or password (the HTTP client refuses such a URL): send credentials in headers, e.g. Authorization',
+      });
+    }
   })
   .describe('A named LLM provider.');
 

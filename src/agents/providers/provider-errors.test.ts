@@ -51,6 +51,17 @@ describe('classifyProviderError', () => {
     assert.match(failure.detail, /a request header has an invalid value/);
   });
 
+  test('a base URL with a password the HTTP client refuses is named without quoting it', async () => {
+    const thrown = await fetch('http://user:s3cret@127.0.0.1:9/v1/chat/completions').catch(
+      (error: unknown) => error,
+    );
+    assert.ok(thrown instanceof TypeError && thrown.message.includes('s3cret'));
+    const failure = classifyProviderError(thrown);
+    assert.equal(failure.retryable, false);
+    assert.ok(!failure.detail.includes('s3cret'), failure.detail);
+    assert.match(failure.detail, /the base URL holds a user name or password/);
+  });
+
   test('maps statuses to kinds and retryability', () => {
     const cases: Array<[number | undefined, string, boolean]> = [
       [401, 'auth', false],

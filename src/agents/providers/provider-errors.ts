@@ -182,6 +182,14 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
   if (reported) return reported;
   const code = findNetworkCode(error);
   if (code) return { kind: 'network', retryable: true, detail: code };
+  // The HTTP client refused a URL with a user name or password: its message quotes the URL.
+  if (error instanceof TypeError && /URL that includes credentials/i.test(error.message)) {
+    return {
+      kind: 'other',
+      retryable: false,
+      detail: 'the base URL holds a user name or password, which the HTTP client does not send',
+    };
+  }
   // The HTTP client refused a header before sending: its message quotes the value, often the key.
   if (error instanceof TypeError && /invalid header value/i.test(error.message)) {
     return {
