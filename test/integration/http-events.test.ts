@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { scrapeSample } from '../fixtures/metrics-scrape.ts';
-import { readAllEvents, requestJson, startTestServer } from '../fixtures/server.ts';
+import { readAllEvents, requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 import { readSseFrames } from '../fixtures/sse.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
@@ -124,4 +124,34 @@ test('a stream carries the headers every answer gets: security headers, CORS, ra
     assert.ok(stream.headers.has(name), `the stream has ${name}`);
   }
   assert.equal(stream.headers.get('cache-control'), 'no-cache, no-transform');
+});
+
+test('Accept chooses between the stream and a JSON page by its q-values', async (t) => {
+  const server = await startTestServer();
+  t.after(() => server.close());
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'short', agents: [{ name: 'a', role: 'qa', task: 'a', runner: 'ok' }] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  await waitForSession(server.url, created.body.id);
+  const url = `${server.url}/v1/sessions/${created.body.id}/events`;
+  const answers: Record<string, string> = {
+    'text/event-stream': 'text/event-stream; charset=utf-8',
+    'Text/Event-Stream; q=0.5': 'text/event-stream; charset=utf-8',
+    'application/json, text/event-stream': 'text/event-stream; charset=utf-8',
+    // q=0 is "not acceptable" (RFC 9110): never a stream.
+    'text/event-stream;q=0, application/json': 'application/json; charset=utf-8',
+    'text/event-stream; q=0.0': 'application/json; charset=utf-8',
+    'application/json, text/event-stream;q=0.1': 'application/json; charset=utf-8',
+    'application/json;q=0.5, text/event-stream': 'text/event-stream; charset=utf-8',
+    'text/event-streams': 'application/json; charset=utf-8',
+    '*/*': 'application/json; charset=utf-8',
+  };
+  for (const [accept, contentType] of Object.entries(answers)) {
+    const response = await fetch(url, { headers: { accept } });
+    await response.text();
+    assert.equal(response.status, 200, accept);
+    assert.equal(response.headers.get('content-type'), contentType, accept);
+  }
 });

@@ -219,8 +219,23 @@ function toBackwardPage(events: SessionEvent[], before: number | null, limit: nu
   };
 }
 
+/**
+ * Whether `Accept` asks for the stream: `text/event-stream` listed with a q-value above 0 ("not
+ * acceptable", RFC 9110) and not below that of `application/json` (a tie streams).
+ */
 function acceptsEventStream(accept: string | undefined): boolean {
-  return accept?.toLowerCase().includes('text/event-stream') ?? false;
+  if (accept === undefined) return false;
+  let stream = 0;
+  let json = 0;
+  for (const range of accept.toLowerCase().split(',')) {
+    const [type = '', ...params] = range.split(';').map((part) => part.trim());
+    const qParam = params.find((param) => /^q\s*=/.test(param));
+    const q = qParam === undefined ? 1 : Number(qParam.slice(qParam.indexOf('=') + 1).trim());
+    if (!Number.isFinite(q)) continue;
+    if (type === 'text/event-stream') stream = Math.max(stream, q);
+    else if (type === 'application/json') json = Math.max(json, q);
+  }
+  return stream > 0 && stream >= json;
 }
 
 /** Sends events after `afterSeq` until the final event, a disconnect or shutdown. */
