@@ -35,6 +35,11 @@ export interface AttemptContext {
   signal: AbortSignal;
   /** 1-based, across all providers of the chain. */
   attempt: number;
+  /**
+   * Another model call of the attempt starts (an agent's tool loop): the per-call timeout counts
+   * afresh from now, so each model call has the whole of it.
+   */
+  nextCall(): void;
 }
 
 export interface LlmCallResult<T> {
@@ -302,8 +307,14 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     // At most ~24.8 days (config/timer-limits.ts): a longer timer would fire at once.
     const timeoutMs = (providers[target.provider]?.timeoutSeconds ?? 300) * 1000;
     const timer = new AbortController();
-    const handle = setTimeout(() => timer.abort(new ProviderTimeoutError(timeoutMs)), timeoutMs);
-    handle.unref();
+    let handle: NodeJS.Timeout | undefined;
+    const armTimeout = () => {
+      if (timer.signal.aborted) return;
+      clearTimeout(handle);
+      handle = setTimeout(() => timer.abort(new ProviderTimeoutError(timeoutMs)), timeoutMs);
+      handle.unref();
+    };
+    armTimeout();
     const callSignal = AbortSignal.any([signal, timer.signal]);
     const tally: ModelCallTally = { fromCache: 0, toProvider: 0 };
     // What the run streams from now until this attempt ends is spent on this model.
@@ -316,6 +327,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
             target,
             signal: callSignal,
             attempt,
+            nextCall: armTimeout,
           }),
         );
       const value = options.telemetry

@@ -126,7 +126,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         const result = await options.client.call(
           task.role,
           runSignal,
-          async ({ model, target, signal, attempt }): Promise<CallOutcome> => {
+          async ({ model, target, signal, attempt, nextCall }): Promise<CallOutcome> => {
             // First, before any await: the client's telemetry offers the attempt only until then.
             const observer = telemetry?.claimAttempt(attempt, spent.costOf);
             if (attempt > 1 && emittedAny)
@@ -142,6 +142,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                   tools: withTools,
                   target,
                   signal,
+                  nextCall,
                   push(chunk) {
                     spent.streamed(chunk.length);
                     push(chunk);
@@ -174,6 +175,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                 { provider: target.provider, model: target.model },
                 'model does not support tools; retrying without them',
               );
+              nextCall();
               return await stream(undefined);
             }
           },
@@ -213,6 +215,7 @@ async function streamAnswer(input: {
   tools: ToolSet | undefined;
   target: CallTarget;
   signal: AbortSignal;
+  nextCall(): void;
   push(text: string): void;
   onCallStart(promptChars: number, fromCache: boolean): void;
   onStepUsage(usage: TokenCounts): void;
@@ -229,6 +232,7 @@ async function streamAnswer(input: {
     maxOutputTokens: target.maxOutputTokens,
     temperature: target.temperature,
     signal: input.signal,
+    nextCall: input.nextCall,
     push: input.push,
     onCallStart: input.onCallStart,
     onStepUsage: input.onStepUsage,

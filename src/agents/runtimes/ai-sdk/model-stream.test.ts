@@ -1,13 +1,15 @@
 // The agent's tool loop against the scripted LLM server (both wire formats): the text of a model
 // call that follows a tool round trip starts a paragraph of its own in the answer, as it does in
-// the streamed output, instead of running on from the text written before the tool call.
+// the streamed output, instead of running on from the text written before the tool call; and each
+// model call of the loop has the provider's whole per-call timeout, not a share of it.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { tool } from 'ai';
 import { z } from 'zod';
 import { type ScriptedLlmServer, startLlmServer } from '../../../../test/fixtures/llm-server.ts';
-import { providersConfigSchema } from '../../../config/llm-schema.ts';
+import { llmConfigSchema, providersConfigSchema } from '../../../config/llm-schema.ts';
 import { createLanguageModel } from '../../providers/create-model.ts';
+import { createLlmClient } from '../../providers/llm-client.ts';
 import { streamModelCall } from './model-stream.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
@@ -51,4 +53,50 @@ describe('agent tool loop', () => {
       assert.equal(pushed.join(''), text, 'the streamed output is the answer');
     });
   }
+
+  test('each model call of the tool loop has the whole per-call timeout', async () => {
+    // Three calls of ~0.7 s each: together longer than the 1.5 s timeout, each well within it.
+    const client = createLlmClient({
+      providers: providersConfigSchema.parse({
+        main: { type: 'openai', model: 'm', apiKey: 'k', baseURL: server.openaiBaseURL, timeoutSeconds: 1.5 },
+      }),
+      llm: llmConfigSchema.parse({ retry: { maxAttempts: 1 } }),
+    });
+    server.enqueue(
+      { delayMs: 700, toolCalls: [{ name: 'note', input: { text: 'a' } }] },
+      { delayMs: 700, toolCalls: [{ name: 'note', input: { text: 'b' } }] },
+      { delayMs: 700, text: 'Done.' },
+    );
+    const notes: string[] = [];
+    const { value, attempts } = await client.call(
+      'engineer',
+      new AbortController().signal,
+      ({ model, signal, nextCall }) =>
+        streamModelCall({
+          model,
+          system: 'You keep notes.',
+          messages: [{ role: 'user', content: 'Work.' }],
+          tools: {
+            note: tool({
+              description: 'Leave a note.',
+              inputSchema: z.object({ text: z.string() }),
+              execute: async ({ text }) => {
+                notes.push(text);
+                return 'noted';
+              },
+            }),
+          },
+          maxSteps: 8,
+          maxOutputTokens: 100,
+          temperature: undefined,
+          signal,
+          push: () => undefined,
+          nextCall,
+          onStepUsage: () => undefined,
+        }),
+    );
+    assert.equal(value, 'Done.');
+    assert.equal(attempts, 1);
+    assert.deepEqual(notes, ['a', 'b']);
+  });
 });

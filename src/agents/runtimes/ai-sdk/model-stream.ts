@@ -34,6 +34,8 @@ export interface ModelStreamInput {
   signal: AbortSignal;
   /** Each text delta, as it arrives. */
   push(text: string): void;
+  /** A model call after the first starts (the tool loop's next step): for its per-call timeout. */
+  nextCall?(): void;
   /**
    * A model call got its answer stream: `promptChars` is the size of the prompt it sent (system
    * prompt and messages, with the earlier rounds' tool calls and results), for estimates;
@@ -88,6 +90,7 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
     // refuses those without tool definitions) but forbids using them: a model that would go on
     // calling tools must answer now, else the task would end with no answer at all.
     const last = step >= input.maxSteps;
+    if (step > 1) input.nextCall?.();
     const { stepText, calls } = await streamStep(
       step,
       paragraphBreak(text),
