@@ -7,7 +7,13 @@ export const idSchema = z
   .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a UUID')
   .describe('Resource id (UUID).');
 
-export const sessionIdParamsSchema = z.strictObject({ id: idSchema.describe('Session id.') });
+/**
+ * An id as the server wrote it: UUIDs are case-insensitive (RFC 9562) and stored in lower case, so
+ * one sent in upper case names the same resource instead of an unknown one.
+ */
+export const storedIdSchema = idSchema.transform((id) => id.toLowerCase());
+
+export const sessionIdParamsSchema = z.strictObject({ id: storedIdSchema.describe('Session id.') });
 
 /**
  * An integer query parameter: a string of decimal digits (optionally negative, so that `-1` is

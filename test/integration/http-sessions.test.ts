@@ -179,6 +179,39 @@ describe('sessions over HTTP with the real engine', () => {
     assert.match(String(other.headers.get('content-type')), /^application\/problem\+json/);
   });
 
+  test('a session id written in upper case names the same session (UUIDs are case-insensitive)', async () => {
+    const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'case', agents: [{ role: 'qa', task: 't', runner: 'fail' }] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    const upper = id.toUpperCase();
+    assert.notEqual(upper, id);
+    await waitForSession(server.url, id);
+    const shown = await requestJson<Session>(`${server.url}/v1/sessions/${upper}`);
+    assert.equal(shown.status, 200, JSON.stringify(shown.body));
+    assert.equal(shown.body.id, id, 'answered with the id as the server wrote it');
+    for (const path of ['events', 'plans']) {
+      const read = await requestJson(`${server.url}/v1/sessions/${upper}/${path}`);
+      assert.equal(read.status, 200, `${path}: ${JSON.stringify(read.body)}`);
+    }
+    const retried = await requestJson<Session & { retryOf: string }>(
+      `${server.url}/v1/sessions/${upper}/retry`,
+      { method: 'POST' },
+    );
+    assert.equal(retried.status, 201, JSON.stringify(retried.body));
+    assert.equal(retried.body.retryOf, id);
+    const retries = await requestJson<{ items: Session[] }>(`${server.url}/v1/sessions?retryOf=${upper}`);
+    assert.deepEqual(
+      retries.body.items.map((s) => s.id),
+      [retried.body.id],
+    );
+    await waitForSession(server.url, retried.body.id);
+    const deleted = await requestJson(`${server.url}/v1/sessions/${upper}`, { method: 'DELETE' });
+    assert.equal(deleted.status, 204, JSON.stringify(deleted.body));
+  });
+
   test('GET /v1/sessions pages through every session exactly once', async () => {
     const local = await startTestServer({ config: { workers: { concurrency: 0 } } });
     try {

@@ -11,7 +11,7 @@ import {
 import { SESSION_STATUSES } from '../../domain/types.ts';
 import type { SessionService } from '../../engine/session-service.ts';
 import { sessionDetailSchema, sessionPageSchema, toSessionDto, toSessionSummaryDto } from '../dto.ts';
-import { createLimitSchema, cursorSchema, idSchema, sessionIdParamsSchema } from '../params.ts';
+import { createLimitSchema, cursorSchema, sessionIdParamsSchema, storedIdSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface SessionRoutesOptions {
@@ -75,7 +75,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
         tags: ['sessions'],
         querystring: z.strictObject({
           status: z.enum(SESSION_STATUSES).optional().describe('Only sessions in this status.'),
-          retryOf: idSchema.optional().describe('Only the retries of this session (their `retryOf`).'),
+          retryOf: storedIdSchema.optional().describe('Only the retries of this session (their `retryOf`).'),
           limit: createLimitSchema(maxPageSize, Math.min(DEFAULT_PAGE_SIZE, maxPageSize)),
           cursor: cursorSchema.optional(),
         }),
