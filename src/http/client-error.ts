@@ -5,8 +5,14 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AppError } from '../errors/app-error.ts';
+import { SECURITY_HEADERS } from '../security/security-headers.ts';
 import { REQUEST_ID_HEADER } from './plugins/request-id.ts';
 import { createProblem, PROBLEM_CONTENT_TYPE, type Problem } from './problem.ts';
+
+// The security headers every other answer carries (added there by a hook, which never runs here).
+const SECURITY_HEADER_LINES = Object.entries(SECURITY_HEADERS)
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join('');
 
 /** The AppError for a parser error code (llhttp's `HPE_*`, Node's `ERR_HTTP_*`). */
 function toAppError(code: string | undefined): AppError {
@@ -38,6 +44,7 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
       `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       `${REQUEST_ID_HEADER}: ${requestId}\r\n` +
+      SECURITY_HEADER_LINES +
       'Connection: close\r\n\r\n' +
       body,
   );
