@@ -50,6 +50,13 @@ export function resolveSqlitePath(config: StoreConfig): string {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (path === '') throw new AppError('CONFIG_INVALID', 'store.url `sqlite:` needs a file path');
+    // The SQLite driver trims the name it opens: `x.db ` would open (or create) `x.db`, another file.
+    if (/\s$/.test(path)) {
+      throw new AppError(
+        'CONFIG_INVALID',
+        `store.url names a SQLite file ending in whitespace (${JSON.stringify(path)}), which SQLite cannot open by that name`,
+      );
+    }
     return resolve(path);
   }
   if (url.startsWith('postgres:') || url.startsWith('postgresql:')) {

@@ -370,6 +370,7 @@ describe('maos store copy', { timeout: 240_000 }, () => {
       [['--to', `sqlite:${join(sourceDir, 'maos.db')}`], /--to names the configured database itself/],
       [['--to', 'sqlite:x.db', '--to-file', join(dir, 'url.txt')], /not both/],
       [['--to-file', join(dir, 'missing.txt')], /cannot read --to-file .*missing\.txt \(ENOENT\)/],
+      [['--to', `sqlite:${join(dir, 'trailing.db ')}`], /ending in whitespace/],
     ];
     for (const [args, message] of cases) {
       const result = await copyStore(sourceConfig, args);
