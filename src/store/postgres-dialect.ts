@@ -92,6 +92,8 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
     application_name: options.applicationName ?? SERVER_APPLICATION_NAME,
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
+    // Before the client is handed out, so no query of its user runs beside this one.
+    onConnect: learnBackendPid,
     Client: createWatchedClientClass({
       url: options.url,
       checkAfterMs: options.stalledQueryCheckMs,
@@ -106,7 +108,6 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
   // (STORE_UNAVAILABLE) and the pool discards the broken client on release.
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
-    learnBackendPid(client);
   });
   const db = new Kysely<Database>({
     dialect: createUnavailableMappingDialect(new PostgresDialect({ pool })),

@@ -38,12 +38,17 @@ type SessionStates = Map<number, { active: boolean; quietMs: number }> | null | 
  */
 const backendPids = new WeakMap<pg.Client, number>();
 
-/** Asks a new connection for its server process id (queued before any query of its user). */
-export function learnBackendPid(client: pg.Client): void {
-  client.query<{ pid: number }>('select pg_backend_pid() as pid').then(
+/**
+ * Asks a new connection for its server process id. Awaited by the pool before it hands the client
+ * out (its `onConnect`): a query sent while this one runs would be a second query in flight on one
+ * client, which pg deprecates (and pg 9 refuses). Never rejects: a failed connection is reported by
+ * its user's own query.
+ */
+export function learnBackendPid(client: pg.ClientBase): Promise<void> {
+  return client.query<{ pid: number }>('select pg_backend_pid() as pid').then(
     (result) => {
       const pid = result.rows[0]?.pid;
-      if (typeof pid === 'number') backendPids.set(client, pid);
+      if (typeof pid === 'number') backendPids.set(client as pg.Client, pid);
     },
     // The connection failed: its own query reports that.
     () => undefined,
