@@ -141,8 +141,9 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         'status' | 'next_attempt_at' | 'last_status' | 'last_error' | 'delivered_at' | 'attempts'
       >
     >,
+    on: WebhooksDb = db,
   ): Promise<boolean> {
-    const result = await db
+    const result = await on
       .updateTable('webhook_deliveries')
       .set({ ...update, lease_owner: null })
       .where('id', '=', delivery.id)
@@ -186,56 +187,55 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
 
   /**
    * Disables the subscription (unless already disabled) and fails its pending deliveries with
-   * "subscription disabled"; warns and counts once, on the replica whose update did it.
+   * "subscription disabled", in the caller's transaction; true when this update did it.
    */
   async function disable(
+    trx: WebhooksDb,
     delivery: ClaimedDelivery,
-    reason: DisableReason,
     text: string,
     minFailures: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const at = now();
-    const disabled = await db.transaction().execute(async (trx) => {
-      const updated = await trx
-        .updateTable('webhooks')
-        .set({ disabled_at: at, disabled_reason: text })
-        .where('id', '=', delivery.webhook_id)
-        .where('disabled_at', 'is', null)
-        .where('consecutive_failures', '>=', minFailures)
-        .executeTakeFirst();
-      if (Number(updated.numUpdatedRows) === 0) return false;
-      await trx
-        .updateTable('webhook_deliveries')
-        .set({ status: 'failed', next_attempt_at: at, last_error: DISABLED_ERROR })
-        .where('webhook_id', '=', delivery.webhook_id)
-        .where('status', '=', 'pending')
-        .where('id', '!=', delivery.id)
-        .execute();
-      return true;
-    });
-    if (!disabled) return;
-    options.observer?.disabled?.(reason);
-    logger.warn(
-      { webhookId: delivery.webhook_id, tenantId: delivery.tenant_id, reason: text },
-      'webhook subscription disabled; re-enable it with POST /v1/webhooks/{id}/enable',
-    );
+    const updated = await trx
+      .updateTable('webhooks')
+      .set({ disabled_at: at, disabled_reason: text })
+      .where('id', '=', delivery.webhook_id)
+      .where('disabled_at', 'is', null)
+      .where('consecutive_failures', '>=', minFailures)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 0) return false;
+    await trx
+      .updateTable('webhook_deliveries')
+      .set({ status: 'failed', next_attempt_at: at, last_error: DISABLED_ERROR })
+      .where('webhook_id', '=', delivery.webhook_id)
+      .where('status', '=', 'pending')
+      .where('id', '!=', delivery.id)
+      .execute();
+    return true;
   }
 
-  /** Counts a delivery that failed for good; disables the subscription at the configured count. */
-  async function countFailure(delivery: ClaimedDelivery, status: number | null): Promise<void> {
+  /**
+   * Counts a delivery that failed for good (in the transaction that records it); disables the
+   * subscription at a 410 Gone or at the configured count. Returns the text of a disabling it did.
+   */
+  async function countFailure(
+    trx: WebhooksDb,
+    delivery: ClaimedDelivery,
+    status: number | null,
+  ): Promise<{ reason: DisableReason; text: string } | null> {
     if (status === 410) {
-      await disable(delivery, 'gone', 'the receiver answered 410 Gone', 0);
-      return;
+      const text = 'the receiver answered 410 Gone';
+      return (await disable(trx, delivery, text, 0)) ? { reason: 'gone', text } : null;
     }
-    await db
+    await trx
       .updateTable('webhooks')
       .set((eb) => ({ consecutive_failures: eb('consecutive_failures', '+', 1) }))
       .where('id', '=', delivery.webhook_id)
       .execute();
     const limit = config.disableAfterFailedDeliveries;
-    if (limit > 0) {
-      await disable(delivery, 'failures', `${limit} deliveries in a row failed`, limit);
-    }
+    if (limit === 0) return null;
+    const text = `${limit} deliveries in a row failed`;
+    return (await disable(trx, delivery, text, limit)) ? { reason: 'failures', text } : null;
   }
 
   async function send(delivery: ClaimedDelivery): Promise<void> {
@@ -325,14 +325,18 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     // 410 Gone: the receiver says the endpoint is gone for good, so retrying only adds load, and the
     // subscription is disabled (a tenant admin re-enables or deletes it).
     if (delivery.attempts >= config.maxAttempts || status === 410) {
-      const recorded = await record(delivery, {
-        status: 'failed',
-        next_attempt_at: at,
-        last_status: status,
-        last_error: lastError,
+      // Recorded and counted (the subscription disabled) at once: a replica that saw the delivery
+      // settled but its subscription still enabled would send the next one (to a 410 Gone receiver).
+      const outcome = await db.transaction().execute(async (trx) => {
+        const recorded = await record(
+          delivery,
+          { status: 'failed', next_attempt_at: at, last_status: status, last_error: lastError },
+          trx,
+        );
+        // Counted (and the subscription disabled) only by the attempt that holds the delivery.
+        return recorded ? { disabled: await countFailure(trx, delivery, status) } : null;
       });
-      // Counted (and the subscription disabled) only by the attempt that holds the delivery.
-      if (!recorded) return;
+      if (outcome === null) return;
       options.observer?.attempted(delivery.event, 'failed', seconds);
       logger.warn(
         {
@@ -343,7 +347,13 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         },
         'webhook delivery failed for good',
       );
-      await countFailure(delivery, status);
+      if (outcome.disabled === null) return;
+      // Warned and counted once, by the replica whose update disabled it.
+      options.observer?.disabled?.(outcome.disabled.reason);
+      logger.warn(
+        { webhookId: delivery.webhook_id, tenantId: delivery.tenant_id, reason: outcome.disabled.text },
+        'webhook subscription disabled; re-enable it with POST /v1/webhooks/{id}/enable',
+      );
       return;
     }
     const wait = Math.min(
