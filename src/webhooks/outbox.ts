@@ -15,6 +15,9 @@ import type { WebhookEvent, WebhooksDb } from './webhook-tables.ts';
 /** Channel the delivery worker listens on (PostgreSQL: announced at commit to every replica). */
 export const WEBHOOK_CHANNEL = 'webhooks:pending';
 
+// Deliveries per INSERT: 10 values each, far below SQLite's 32766 bound values per statement.
+const INSERT_CHUNK = 500;
+
 /** How much of a session's result, error and objective a payload carries (the body stays small). */
 export const PAYLOAD_TEXT_LIMIT = 1000;
 
@@ -152,7 +155,14 @@ export async function enqueueWebhookDeliveries(
     }
   }
   if (rows.length === 0) return 0;
-  await db.insertInto('webhook_deliveries').values(rows).execute();
+  // Sessions finishing together (every slot's finish in one transaction) times a tenant's
+  // subscriptions can exceed what one statement may bind (SQLite 32766 values, PostgreSQL 65535).
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await db
+      .insertInto('webhook_deliveries')
+      .values(rows.slice(i, i + INSERT_CHUNK))
+      .execute();
+  }
   if (isPostgres(trx)) await notifyAtCommit(trx, WEBHOOK_CHANNEL);
   announceEnqueued();
   return rows.length;
