@@ -1,12 +1,18 @@
 // The orchestrator's final answer (planner.ts `synthesize`): one streamed call through the LLM
 // client's retries and fallbacks, each attempt metered, so that one cut off mid-stream is charged
 // what it streamed under its own model, and the answer's usage is every attempt's.
-import { type LanguageModel, streamText } from 'ai';
+import { type FinishReason, type LanguageModel, streamText } from 'ai';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
 import { recordFailedAttemptSpend } from '../agents/providers/model-spend.ts';
 import { toTokenCounts } from '../agents/providers/pricing.ts';
 import { StreamInterruptedError } from '../agents/providers/provider-errors.ts';
 import { isCachedAnswer } from '../agents/providers/response-cache-model.ts';
+import {
+  asRefusal,
+  finishNotice,
+  paragraphBreak,
+  throwIfRefused,
+} from '../agents/runtimes/ai-sdk/finish-reason.ts';
 import { createRunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
 import type { Usage } from '../domain/types.ts';
 import type { SynthesisRequest } from './planner.ts';
@@ -48,7 +54,7 @@ export async function streamSynthesis(
   const { system, prompt } = synthesisPrompt(outputChars, request);
   const promptChars = system.length + prompt.length;
   const spent = request.meter ?? createRunUsageMeter(promptChars);
-  const { value } = await client.call(route, signal, async ({ model, target, signal: callSignal }) => {
+  const answer = client.call(route, signal, async ({ model, target, signal: callSignal }) => {
     spent.startAttempt(target.price);
     try {
       const stream = streamText({
@@ -63,6 +69,7 @@ export async function streamSynthesis(
         onError: () => {},
       });
       let text = '';
+      let finish: { unified: FinishReason; raw: string | undefined } | undefined;
       for await (const part of stream.fullStream) {
         if (part.type === 'text-delta') {
           text += part.text;
@@ -70,20 +77,33 @@ export async function streamSynthesis(
           request.emitOutput?.(part.text);
         } else if (part.type === 'error') {
           throw part.error;
-        } else if (part.type === 'finish' && part.finishReason === 'interrupted') {
+        } else if (part.type === 'finish') {
           // The stream ended without the provider's end of the answer: retried, not the result.
-          throw new StreamInterruptedError();
+          if (part.finishReason === 'interrupted') throw new StreamInterruptedError();
+          finish = { unified: part.finishReason, raw: part.rawFinishReason };
         }
       }
       const usage = await stream.usage;
       const reported = usage.inputTokens !== undefined || usage.outputTokens !== undefined;
       spent.callFinished(reported ? toTokenCounts(usage) : undefined);
+      // Refused with no text: fails (PROVIDER_REFUSED); cut short: ends with a notice, as an agent's.
+      if (finish) throwIfRefused(finish.unified, finish.raw, text);
+      const notice = finish && finishNotice(finish.unified, finish.raw, target.maxOutputTokens);
+      if (notice) {
+        const ending = paragraphBreak(text) + notice;
+        request.emitOutput?.(ending);
+        text += ending;
+      }
       return { text, usage: spent.endAttempt() };
     } catch (error) {
       // Paid for though it did not answer (a fallback may): charged under this attempt's model.
       recordFailedAttemptSpend(target, spent.endAttempt());
       throw error;
     }
+  });
+  // The client names the provider in a PROVIDER_ERROR around a refusal: PROVIDER_REFUSED again.
+  const { value } = await answer.catch((error: unknown) => {
+    throw asRefusal(error);
   });
   // Every attempt's spend: the one that answered and those cut off before it.
   return { result: value.text, usage: spent.total() };

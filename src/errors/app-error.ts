@@ -68,6 +68,9 @@ export const ERROR_CODES = {
   RUNNER_FAILED: { status: 500, category: 'upstream', title: 'Runner failed' },
   PROVIDER_ERROR: { status: 502, category: 'upstream', title: 'LLM provider error' },
   PROVIDER_UNAVAILABLE: { status: 503, category: 'upstream', title: 'LLM provider unavailable' },
+  // The model refused, or the provider's content filter stopped, an answer before any text: the
+  // request's content is the cause, not the provider's health (not retried, no fallback).
+  PROVIDER_REFUSED: { status: 422, category: 'user', title: 'LLM provider refused the answer' },
   TIMEOUT: { status: 504, category: 'upstream', title: 'Timed out' },
   SERVER_UNREACHABLE: { status: 502, category: 'upstream', title: 'MAOS server unreachable' },
   INTERNAL: { status: 500, category: 'system', title: 'Internal error' },

@@ -14,6 +14,7 @@ import type { RoleDefinition } from '../../roles/role.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import type { InboxMessage } from './agent-memory.ts';
 import { type AgentTurn, buildAgentMessages } from './build-prompt.ts';
+import { asRefusal } from './finish-reason.ts';
 import { type ModelCallObserver, streamModelCall } from './model-stream.ts';
 import { createOutputCoalescer } from './output-coalescer.ts';
 import { createRunUsageMeter } from './run-usage.ts';
@@ -147,6 +148,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                     spent.streamed(chunk.length);
                     push(chunk);
                   },
+                  pushNotice: push,
                   onCallStart(chars, fromCache) {
                     spent.callStarted(chars, fromCache);
                   },
@@ -195,7 +197,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         };
       } catch (error) {
         ctx.reportFailedRunUsage?.(spent.total());
-        throw error;
+        throw asRefusal(error);
       } finally {
         coalescer.close();
         options.releaseBudget?.(task);
@@ -217,6 +219,7 @@ async function streamAnswer(input: {
   signal: AbortSignal;
   nextCall(): void;
   push(text: string): void;
+  pushNotice(text: string): void;
   onCallStart(promptChars: number, fromCache: boolean): void;
   onStepUsage(usage: TokenCounts): void;
   observer: ModelCallObserver | undefined;
@@ -234,6 +237,7 @@ async function streamAnswer(input: {
     signal: input.signal,
     nextCall: input.nextCall,
     push: input.push,
+    pushNotice: input.pushNotice,
     onCallStart: input.onCallStart,
     onStepUsage: input.onStepUsage,
     observer: input.observer,

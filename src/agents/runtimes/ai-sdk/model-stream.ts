@@ -7,6 +7,7 @@
 import type {
   LanguageModelV4,
   LanguageModelV4CallOptions,
+  LanguageModelV4FinishReason,
   LanguageModelV4FunctionTool,
   LanguageModelV4Message,
   LanguageModelV4ToolCall,
@@ -20,6 +21,7 @@ import { AppError } from '../../../errors/app-error.ts';
 import { reportedTokens } from '../../providers/pricing.ts';
 import { StreamInterruptedError } from '../../providers/provider-errors.ts';
 import { isCachedAnswer } from '../../providers/response-cache-model.ts';
+import { finishNotice, paragraphBreak, throwIfRefused } from './finish-reason.ts';
 import { isToolsUnsupported } from './tools-unsupported.ts';
 
 export interface ModelStreamInput {
@@ -34,6 +36,11 @@ export interface ModelStreamInput {
   signal: AbortSignal;
   /** Each text delta, as it arrives. */
   push(text: string): void;
+  /**
+   * The notice line that ends an answer the provider cut short (finish-reason.ts), not the model's
+   * text: not charged as streamed output. `push` when absent.
+   */
+  pushNotice?(text: string): void;
   /** A model call after the first starts (the tool loop's next step): for its per-call timeout. */
   nextCall?(): void;
   /**
@@ -91,7 +98,7 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
     // calling tools must answer now, else the task would end with no answer at all.
     const last = step >= input.maxSteps;
     if (step > 1) input.nextCall?.();
-    const { stepText, calls } = await streamStep(
+    const { stepText, calls, finish } = await streamStep(
       step,
       paragraphBreak(text),
       model,
@@ -105,7 +112,7 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
       input,
     );
     if (stepText) text += paragraphBreak(text) + stepText;
-    if (calls.length === 0 || !input.tools || last) return text;
+    if (calls.length === 0 || !input.tools || last) return endAnswer(text, finish, input);
     const toolSet = input.tools;
     const results = await Promise.all(calls.map((call) => runToolCall(toolSet, call, input.signal)));
     prompt.push(
@@ -127,13 +134,21 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
 }
 
 /**
- * What goes before the text of a model call that follows a tool round trip: its own paragraph, or
- * it would run on from the text written before the tool call (a `## Summary` heading would no longer
- * begin a line).
+ * The answer as the last model call ended it: PROVIDER_REFUSED when refused with no text at all,
+ * with a notice line when the provider cut it short (finish-reason.ts).
  */
-function paragraphBreak(textSoFar: string): string {
-  if (textSoFar === '' || textSoFar.endsWith('\n\n')) return '';
-  return textSoFar.endsWith('\n') ? '\n' : '\n\n';
+function endAnswer(
+  text: string,
+  finish: LanguageModelV4FinishReason | undefined,
+  input: ModelStreamInput,
+): string {
+  if (!finish) return text;
+  throwIfRefused(finish.unified, finish.raw, text);
+  const notice = finishNotice(finish.unified, finish.raw, input.maxOutputTokens);
+  if (!notice) return text;
+  const ending = paragraphBreak(text) + notice;
+  (input.pushNotice ?? input.push)(ending);
+  return text + ending;
 }
 
 /**
@@ -147,12 +162,17 @@ async function streamStep(
   model: LanguageModelV4,
   options: LanguageModelV4CallOptions,
   input: ModelStreamInput,
-): Promise<{ stepText: string; calls: LanguageModelV4ToolCall[] }> {
+): Promise<{
+  stepText: string;
+  calls: LanguageModelV4ToolCall[];
+  finish: LanguageModelV4FinishReason | undefined;
+}> {
   let stepText = '';
   const calls: LanguageModelV4ToolCall[] = [];
   const { observer } = input;
   let usage: TokenCounts | undefined;
   let finishReason: string | undefined;
+  let finish: LanguageModelV4FinishReason | undefined;
   let responseModel: string | undefined;
   let responseId: string | undefined;
   observer?.callStarted(step);
@@ -174,6 +194,7 @@ async function streamStep(
           // The stream ended without the provider's end of the answer: what came is not all of it.
           if (part.finishReason.unified === 'interrupted') throw new StreamInterruptedError();
           usage = toTokenCounts(part.usage);
+          finish = part.finishReason;
           finishReason = part.finishReason.raw ?? part.finishReason.unified;
           input.onStepUsage(usage);
         } else if (part.type === 'response-metadata') {
@@ -196,7 +217,7 @@ async function streamStep(
     throw failure;
   }
   observer?.callFinished(usage, finishReason, responseModel, responseId);
-  return { stepText, calls };
+  return { stepText, calls, finish };
 }
 
 /** Characters of a prompt as the runtime sizes its first one: the system text and the messages' JSON. */
