@@ -36,7 +36,7 @@ export const webhooksConfigSchema = z
       .max(60)
       .default(WEBHOOK_DEFAULTS.timeoutSeconds)
       .describe(
-        'How long one delivery attempt may take (connect, send, answer); longer counts as a failed attempt. @defaultValue 10',
+        'How long one delivery attempt may take (name lookup, connect, send, answer); longer counts as a failed attempt. @defaultValue 10',
       ),
     maxAttempts: z
       .number()

@@ -11,6 +11,7 @@ import {
   fetchPublicUrl,
   isAllowedAddress,
   isInternalAddress,
+  postToPublicUrl,
 } from './ssrf-guard.ts';
 
 const refused = (e: unknown) => e instanceof AppError && e.code === 'VALIDATION_FAILED';
@@ -267,6 +268,14 @@ describe('SSRF guard', () => {
     } finally {
       server.close();
     }
+  });
+
+  test("a POST's timeout also bounds the name's lookup: a resolver that never answers times the call out", async () => {
+    const never = { resolve: () => new Promise<string[]>(() => {}) };
+    await assert.rejects(
+      postToPublicUrl('https://slow-dns.example/hook', { headers: {}, body: '{}', timeoutMs: 50 }, never),
+      (e: unknown) => (e as Error).name === 'TimeoutError',
+    );
   });
 
   test('allowed networks are validated as CIDR when the config loads', () => {

@@ -303,12 +303,15 @@ export async function postToPublicUrl(
   init: { headers: Record<string, string>; body: string; timeoutMs: number },
   policy: SsrfPolicy = {},
 ): Promise<Response> {
-  const parsed = await assertPublicUrl(url, policy);
+  // One deadline for the name's check and the request: a slow resolver must not stretch an attempt
+  // past its bound (a webhook attempt outliving its lease is sent again by another claim).
+  const signal = AbortSignal.timeout(init.timeoutMs);
+  const parsed = await untilAborted(assertPublicUrl(url, policy), signal);
   let response: Response;
   try {
     response = await fetchChecked(
       parsed,
-      { method: 'POST', headers: init.headers, body: init.body, signal: AbortSignal.timeout(init.timeoutMs) },
+      { method: 'POST', headers: init.headers, body: init.body, signal },
       policy,
     );
   } catch (error) {
@@ -317,4 +320,17 @@ export async function postToPublicUrl(
   }
   await response.body?.cancel().catch(() => {});
   return response;
+}
+
+/**
+ * `work`, or the signal's reason once it aborts first. A name lookup cannot be cancelled (it runs on
+ * the thread pool): its result is dropped.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
