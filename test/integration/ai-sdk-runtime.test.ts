@@ -753,7 +753,7 @@ describe('ai-sdk runtime with models that reject tools', () => {
         }),
       });
       const result = await runtime.run(makeTask(), makeContext().ctx);
-      assert.equal(result.output, 'Let me note that.Noted.');
+      assert.equal(result.output, 'Let me note that.\n\nNoted.');
       assert.deepEqual(received, ['first'], 'only the valid call ran');
       assert.deepEqual(
         { inputTokens: result.usage?.inputTokens, outputTokens: result.usage?.outputTokens },
