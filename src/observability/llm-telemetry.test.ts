@@ -1,9 +1,17 @@
 // A model call through the telemetry adapter yields a chat span and the GenAI metrics; a failure
 // yields error_type on both, classified from the provider failure.
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { pino } from 'pino';
 import { useInMemoryTracing } from '../../test/fixtures/in-memory-tracing.ts';
+import { type ScriptedLlmServer, startLlmServer } from '../../test/fixtures/llm-server.ts';
+import { createLlmClient } from '../agents/providers/llm-client.ts';
+import { findBuiltInRole } from '../agents/roles/catalogue.ts';
+import { createAiSdkRuntime } from '../agents/runtimes/ai-sdk/ai-sdk-runtime.ts';
+import { llmConfigSchema, providersConfigSchema } from '../config/llm-schema.ts';
+import { ORCHESTRATOR_ROUTE } from '../engine/planner.ts';
+import { streamSynthesis } from '../engine/planner-synthesis.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createGenAiTracer } from './genai-spans.ts';
 import { createLlmTelemetry, toProviderErrorType } from './llm-telemetry.ts';
@@ -233,5 +241,89 @@ describe('LLM telemetry', () => {
     const ended = spans.find((span) => span.name === 'invoke_agent engineer');
     assert.equal(ended?.attributes['gen_ai.provider.name'], 'openai');
     assert.equal(ended?.attributes['gen_ai.request.model'], 'gpt-x');
+  });
+});
+
+// A refusal or content filter with no text (PROVIDER_REFUSED) is the provider's content filter, not
+// a server error nor an unknown failure: in a real run, synthesis (one model call) and an agent.
+describe('LLM telemetry of an answer the provider refused', () => {
+  let server: ScriptedLlmServer;
+  before(async () => {
+    server = await startLlmServer();
+  });
+  after(() => server.close());
+
+  function stack() {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const telemetry = createLlmTelemetry({
+      metrics,
+      genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
+    });
+    const client = createLlmClient({
+      providers: providersConfigSchema.parse({
+        main: { type: 'openai', model: 'm', apiKey: 'k', baseURL: server.openaiBaseURL },
+      }),
+      llm: llmConfigSchema.parse({ defaultProvider: 'main' }),
+      logger: pino({ level: 'silent' }),
+      telemetry,
+    });
+    return { metrics, telemetry, client };
+  }
+
+  test('the synthesis refused with no text counts as content_filter', async () => {
+    const { metrics, client } = stack();
+    server.enqueue({ text: '', refused: true });
+    await assert.rejects(
+      streamSynthesis(client, ORCHESTRATOR_ROUTE, 2000, {
+        tenantId: 'default',
+        objective: 'Ship it',
+        outputs: [{ name: 'impl', role: 'engineer', status: 'succeeded', output: 'done' }],
+      }),
+      { code: 'PROVIDER_REFUSED' },
+    );
+    exporter.reset();
+    const text = await metrics.render();
+    assert.match(
+      text,
+      /gen_ai_client_operation_duration_seconds_count\{[^}]*gen_ai_provider_name="main"[^}]*error_type="content_filter"\} 1/,
+    );
+    assert.match(text, /maos_llm_provider_errors_total\{provider="main",error_type="content_filter"\} 1/);
+    assert.doesNotMatch(text, /error_type="(_OTHER|server_error)"/);
+  });
+
+  test('an agent answer refused with no text counts as content_filter', async () => {
+    const { metrics, telemetry, client } = stack();
+    server.enqueue({ text: '', refused: true });
+    const runtime = createAiSdkRuntime({
+      client,
+      resolveRole: (_tenant, name) => findBuiltInRole(name),
+      dependencyOutputChars: 2000,
+      agentTelemetry: () => telemetry.agentScope(),
+    });
+    const logger = pino({ level: 'silent' });
+    await assert.rejects(
+      runtime.run(
+        {
+          sessionId: 's1',
+          tenantId: 't1',
+          objective: 'Build a blog API',
+          taskId: 'task-1',
+          name: 'design',
+          role: 'architect',
+          instructions: 'Design the API',
+          runner: null,
+          agentId: 'a1',
+          attempt: 1,
+          dependencies: [],
+          kind: 'agent',
+        },
+        { signal: new AbortController().signal, logger, emitOutput: () => undefined },
+      ),
+      { code: 'PROVIDER_REFUSED' },
+    );
+    exporter.reset();
+    const text = await metrics.render();
+    assert.match(text, /maos_llm_provider_errors_total\{provider="main",error_type="content_filter"\} 1/);
+    assert.doesNotMatch(text, /error_type="(_OTHER|server_error)"/);
   });
 });

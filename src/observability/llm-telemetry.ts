@@ -103,6 +103,9 @@ const ERROR_TYPE_BY_KIND: Record<string, (typeof PROVIDER_ERROR_TYPES)[number]> 
   RATE_LIMITED: 'rate_limited',
   PROVIDER_UNAVAILABLE: 'server_error',
   PROVIDER_ERROR: 'server_error',
+  // A refusal or content filter with no text (agents/runtimes/ai-sdk/finish-reason.ts); the attempt
+  // sees it before the LLM client wraps it in PROVIDER_ERROR.
+  PROVIDER_REFUSED: 'content_filter',
   AbortError: 'cancelled',
   TimeoutError: 'timeout',
   ProviderTimeoutError: 'timeout',
