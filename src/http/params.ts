@@ -28,9 +28,18 @@ function queryInteger(schema: z.ZodNumber) {
   );
 }
 
-/** Page size: at least 1; values above the server's maxPageSize are lowered to it. */
+/**
+ * Page size: at least 1; values above the server's maxPageSize are lowered to it, however many
+ * digits they have (as the API reference says). Only the digits are read: a sign, space, hex,
+ * exponent or fraction is refused as for any other integer parameter.
+ */
 export function createLimitSchema(maxPageSize: number, defaultLimit: number) {
-  return queryInteger(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER))
+  return z
+    .preprocess(
+      (value) =>
+        typeof value === 'string' && /^\d+$/.test(value) ? Math.min(Number(value), maxPageSize) : value,
+      queryInteger(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)),
+    )
     .optional()
     .transform((value) => Math.min(value ?? defaultLimit, maxPageSize))
     .describe(`Page size, 1 to ${maxPageSize} (larger values are lowered to ${maxPageSize}).`);

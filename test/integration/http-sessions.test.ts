@@ -247,4 +247,41 @@ describe('sessions over HTTP with the real engine', () => {
       await local.close();
     }
   });
+
+  test('a limit of any number of digits above http.maxPageSize is lowered to it on every page route', async () => {
+    const local = await startTestServer({
+      config: { workers: { concurrency: 0 }, http: { maxPageSize: 2 } },
+    });
+    try {
+      let id = '';
+      for (let i = 0; i < 3; i++) {
+        const created = await requestJson<Session>(`${local.url}/v1/sessions`, {
+          method: 'POST',
+          body: { objective: `s${i}`, agents: [{ role: 'qa', task: 't', runner: 'ok' }] },
+        });
+        assert.equal(created.status, 201);
+        id = created.body.id;
+      }
+      const huge = '9'.repeat(30);
+      const sessions = await requestJson<{ items: Session[] }>(`${local.url}/v1/sessions?limit=${huge}`);
+      assert.equal(sessions.status, 200, JSON.stringify(sessions.body));
+      assert.equal(sessions.body.items.length, 2);
+      for (const path of [
+        `/v1/sessions/${id}/events?limit=${huge}`,
+        `/v1/sessions/${id}/events?order=desc&limit=${huge}`,
+        `/v1/audit?limit=${huge}`,
+      ]) {
+        const page = await requestJson<{ items: unknown[] }>(`${local.url}${path}`);
+        assert.equal(page.status, 200, `${path}: ${JSON.stringify(page.body)}`);
+        assert.ok(page.body.items.length <= 2, path);
+      }
+      for (const value of [`-${huge}`, `${huge}x`, `0x${huge}`]) {
+        const refused = await requestJson<{ code: string }>(`${local.url}/v1/sessions?limit=${value}`);
+        assert.equal(refused.status, 400, value);
+        assert.equal(refused.body.code, 'VALIDATION_FAILED');
+      }
+    } finally {
+      await local.close();
+    }
+  });
 });
