@@ -423,6 +423,62 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(payload.data.status, 'cancelled');
   });
 
+  await t.test(
+    'a webhook or delivery id in upper case names the same one (UUIDs are case-insensitive)',
+    async (t) => {
+      const receiver = await startWebhookReceiver();
+      t.after(() => receiver.close());
+      const admin = await keyFor('upper');
+      const created = await call<Created>(admin, 'POST', '/v1/webhooks', {
+        url: receiver.url,
+        events: ['session.completed'],
+      });
+      assert.equal(created.status, 201);
+      const id = created.body.id;
+      const upper = id.toUpperCase();
+      assert.notEqual(upper, id);
+      for (const objective of ['one', 'two']) {
+        const sessionId = await submit(admin, {
+          objective,
+          agents: [{ role: 'qa', task: 'x', runner: 'ok' }],
+        });
+        await waitForSession(server.url, sessionId, undefined, 30_000, { authorization: `Bearer ${admin}` });
+      }
+      await waitFor(() => receiver.received[1], 15_000, 'both deliveries');
+      type Page = { items: WebhookDelivery[]; nextCursor: string | null };
+      // A limit of any number of digits above the maximum is lowered to it, not refused.
+      const all = await call<Page>(admin, 'GET', `/v1/webhooks/${upper}/deliveries?limit=${'9'.repeat(30)}`);
+      assert.equal(all.status, 200, JSON.stringify(all.body));
+      assert.equal(all.body.items.length, 2);
+      const first = await call<Page>(admin, 'GET', `/v1/webhooks/${upper}/deliveries?limit=1`);
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      assert.deepEqual(
+        first.body.items.map((d) => d.id),
+        [all.body.items[0]?.id],
+      );
+      const cursor = String(first.body.nextCursor).toUpperCase();
+      const second = await call<Page>(
+        admin,
+        'GET',
+        `/v1/webhooks/${upper}/deliveries?limit=1&cursor=${cursor}`,
+      );
+      assert.equal(second.status, 200, JSON.stringify(second.body));
+      assert.deepEqual(
+        second.body.items.map((d) => d.id),
+        [all.body.items[1]?.id],
+        'the page after that delivery',
+      );
+      const enabled = await call<Webhook>(admin, 'POST', `/v1/webhooks/${upper}/enable`);
+      assert.equal(enabled.status, 200, JSON.stringify(enabled.body));
+      assert.equal(enabled.body.id, id, 'answered with the id as the server wrote it');
+      const rotated = await call<{ id: string }>(admin, 'POST', `/v1/webhooks/${upper}/rotate-secret`);
+      assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+      assert.equal(rotated.body.id, id);
+      assert.equal((await call(admin, 'DELETE', `/v1/webhooks/${upper}`)).status, 204);
+      assert.deepEqual((await call<{ items: Webhook[] }>(admin, 'GET', '/v1/webhooks')).body.items, []);
+    },
+  );
+
   await t.test('a rotated secret: both sign the next delivery during the grace, shown once', async (t) => {
     const receiver = await startWebhookReceiver();
     t.after(() => receiver.close());

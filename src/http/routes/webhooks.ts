@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AppError } from '../../errors/app-error.ts';
 import type { WebhookService } from '../../webhooks/webhook-service.ts';
 import { WEBHOOK_EVENTS } from '../../webhooks/webhook-tables.ts';
-import { createLimitSchema, cursorSchema, idSchema } from '../params.ts';
+import { createLimitSchema, cursorSchema, idSchema, storedIdSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface WebhookRoutesOptions {
@@ -84,7 +84,7 @@ const deliverySchema = z
   })
   .meta({ id: 'WebhookDelivery' });
 
-const webhookParams = z.strictObject({ id: idSchema.describe('Webhook id.') });
+const webhookParams = z.strictObject({ id: storedIdSchema.describe('Webhook id.') });
 
 /** Creates the plugin with the webhook routes. */
 export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): FastifyPluginAsync {
@@ -237,7 +237,8 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
         }
         return webhooks.listDeliveries(request.actor.tenantId, request.params.id, {
           limit,
-          ...(cursor === undefined ? {} : { before: cursor }),
+          // A delivery id, stored in lower case like every id (UUIDs are case-insensitive).
+          ...(cursor === undefined ? {} : { before: cursor.toLowerCase() }),
         });
       },
     );
