@@ -70,12 +70,15 @@ function decode(part: string): string {
   }
 }
 
-/** Parses a MAOS resource URI; throws NOT_FOUND for anything else. */
+/**
+ * Parses a MAOS resource URI; throws NOT_FOUND for anything else. The session id comes back in
+ * lower case, as the server writes ids (UUIDs are case-insensitive); the URI itself is kept as sent.
+ */
 export function parseResourceUri(uri: string): ResourceTarget {
   if (uri === ROLES_URI) return { kind: 'roles' };
   const match = /^maos:\/\/sessions\/([^/]+)(?:\/agents\/([^/]+)\/output)?$/.exec(uri);
   if (match?.[1] === undefined) throw new AppError('NOT_FOUND', `Unknown resource ${uri}`);
-  const sessionId = decode(match[1]);
+  const sessionId = decode(match[1]).toLowerCase();
   if (match[2] === undefined) return { kind: 'session', sessionId };
   return { kind: 'output', sessionId, agent: decode(match[2]) };
 }

@@ -10,7 +10,7 @@ import {
   sendMessageOutputSchema,
   sessionStatusOutputSchema,
 } from './tool-output-schemas.ts';
-import { runTool, sessionIdSchema, TOOL_SPECS } from './tool-runner.ts';
+import { runTool, sessionIdSchema, TOOL_SPECS, withStoredSessionId } from './tool-runner.ts';
 import type { ToolDependencies } from './tools.ts';
 
 /** What an approval answers: the plan version started, its ready tasks, and the task names it rewrote. */
@@ -78,12 +78,14 @@ export function registerSteeringTools(
       outputSchema: approvePlanOutputSchema,
       annotations: { title: 'Approve a session plan', destructiveHint: false, openWorldHint: false },
     },
-    (args, extra) =>
-      runTool(deps, TOOL_SPECS.approve_plan, args.session_id, async (caller) => {
+    (given, extra) => {
+      const args = withStoredSessionId(given);
+      return runTool(deps, TOOL_SPECS.approve_plan, args.session_id, async (caller) => {
         const approved = await steering.approvePlan(caller.actor, args.session_id, args.plan);
         const detail = await deps.service.getSession(caller.actor, args.session_id);
         return { ...approved, ...toSessionStatus(detail) };
-      })(extra),
+      })(extra);
+    },
   );
 
   server.registerTool(
@@ -96,11 +98,13 @@ export function registerSteeringTools(
       outputSchema: sessionStatusOutputSchema,
       annotations: { title: 'Reject a session plan', destructiveHint: true, openWorldHint: false },
     },
-    (args, extra) =>
-      runTool(deps, TOOL_SPECS.reject_plan, args.session_id, async (caller) => {
+    (given, extra) => {
+      const args = withStoredSessionId(given);
+      return runTool(deps, TOOL_SPECS.reject_plan, args.session_id, async (caller) => {
         await steering.rejectPlan(caller.actor, args.session_id, args.reason);
         return toSessionStatus(await deps.service.getSession(caller.actor, args.session_id));
-      })(extra),
+      })(extra);
+    },
   );
 
   server.registerTool(
@@ -113,14 +117,16 @@ export function registerSteeringTools(
       outputSchema: sendMessageOutputSchema,
       annotations: { title: 'Steer a MAOS session', destructiveHint: false, openWorldHint: false },
     },
-    (args, extra) =>
-      runTool(deps, TOOL_SPECS.send_message, args.session_id, async (caller) => {
+    (given, extra) => {
+      const args = withStoredSessionId(given);
+      return runTool(deps, TOOL_SPECS.send_message, args.session_id, async (caller) => {
         const stored = await steering.sendMessage(caller.actor, args.session_id, args.message);
         return {
           sessionId: args.session_id,
           messageId: stored.id,
           createdAt: new Date(stored.createdAt).toISOString(),
         };
-      })(extra),
+      })(extra);
+    },
   );
 }

@@ -16,6 +16,16 @@ export interface ToolRunnerDependencies {
 /** Session ids are UUIDs, checked as over REST: anything else is rejected before a lookup. */
 export const sessionIdSchema = idSchema.describe('Session id (UUID), as returned by `orchestrate`.');
 
+/**
+ * The arguments with `session_id` in lower case, as the server writes ids: UUIDs are
+ * case-insensitive (RFC 9562), so one sent in upper case names the same session. Lowered in each
+ * handler rather than by a transform in sessionIdSchema, so the input schemas `tools/list`
+ * publishes stay plain JSON Schema strings.
+ */
+export function withStoredSessionId<T extends { session_id: string }>(args: T): T {
+  return { ...args, session_id: args.session_id.toLowerCase() };
+}
+
 export interface ToolSpec {
   name: string;
   permission: Permission;
@@ -53,9 +63,9 @@ export function refuseToolCall(
   const spec = Object.hasOwn(TOOL_SPECS, name) ? TOOL_SPECS[name as keyof typeof TOOL_SPECS] : undefined;
   if (spec === undefined) return Promise.resolve(toToolError(error, deps.logger));
   const sessionId = sessionIdSchema.safeParse((args as { session_id?: unknown } | undefined)?.session_id);
-  return runTool(deps, spec, sessionId.success ? sessionId.data : undefined, () => Promise.reject(error))(
-    extra,
-  );
+  return runTool(deps, spec, sessionId.success ? sessionId.data.toLowerCase() : undefined, () =>
+    Promise.reject(error),
+  )(extra);
 }
 
 /**

@@ -20,7 +20,7 @@ import {
   orchestrateOutputSchema,
   sessionStatusOutputSchema,
 } from './tool-output-schemas.ts';
-import { runTool, sessionIdSchema, TOOL_SPECS } from './tool-runner.ts';
+import { runTool, sessionIdSchema, TOOL_SPECS, withStoredSessionId } from './tool-runner.ts';
 import { waitForSession } from './wait-for-session.ts';
 
 export interface ToolDependencies {
@@ -167,15 +167,17 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
       outputSchema: sessionStatusOutputSchema,
       annotations: { title: 'Show a MAOS session', readOnlyHint: true, openWorldHint: false },
     },
-    (args, extra) =>
-      runTool(deps, TOOL_SPECS.session_status, args.session_id, async (caller) => {
+    (given, extra) => {
+      const args = withStoredSessionId(given);
+      return runTool(deps, TOOL_SPECS.session_status, args.session_id, async (caller) => {
         const detail = await service.getSession(caller.actor, args.session_id);
         const events =
           args.recent_events === undefined || args.recent_events === 0
             ? undefined
             : await listRecentEvents(service, caller.actor, detail.id, args.recent_events);
         return toSessionStatus(detail, events);
-      })(extra),
+      })(extra);
+    },
   );
 
   server.registerTool(
@@ -218,10 +220,12 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
         openWorldHint: false,
       },
     },
-    (args, extra) =>
-      runTool(deps, TOOL_SPECS.cancel_session, args.session_id, async (caller) => {
+    (given, extra) => {
+      const args = withStoredSessionId(given);
+      return runTool(deps, TOOL_SPECS.cancel_session, args.session_id, async (caller) => {
         return toSessionStatus(await service.cancelSession(caller.actor, args.session_id));
-      })(extra),
+      })(extra);
+    },
   );
 
   server.registerTool(
@@ -238,8 +242,9 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
         openWorldHint: true,
       },
     },
-    (args, extra) =>
-      runTool(deps, TOOL_SPECS.retry_session, args.session_id, async (caller) => {
+    (given, extra) => {
+      const args = withStoredSessionId(given);
+      return runTool(deps, TOOL_SPECS.retry_session, args.session_id, async (caller) => {
         const input = {
           ...(args.budget === undefined ? {} : { budget: args.budget }),
           ...(args.rerun === undefined ? {} : { rerun: args.rerun }),
@@ -251,7 +256,8 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
           args.idempotency_key,
         );
         return { created: retried.created, ...toSessionStatus(retried.session) };
-      })(extra),
+      })(extra);
+    },
   );
 
   if (deps.steering) registerSteeringTools(server, deps, deps.steering);
