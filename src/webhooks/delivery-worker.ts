@@ -304,21 +304,33 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     }
     const at = now();
     if (error === null) {
-      const recorded = await record(delivery, {
-        status: 'delivered',
-        delivered_at: at,
-        last_status: status,
-        last_error: null,
-      });
-      if (!recorded) return;
-      // Counted before the reset below, whose failure (logged by the pass) must not lose the sample.
-      options.observer?.attempted(delivery.event, 'delivered', seconds);
-      await db
-        .updateTable('webhooks')
-        .set({ consecutive_failures: 0 })
-        .where('id', '=', delivery.webhook_id)
-        .where('consecutive_failures', '>', 0)
-        .execute();
+      // Recorded and the failures in a row reset at once: a replica that saw the delivery settled
+      // before the reset would send the next one, and a failure of that one for good would be
+      // counted against the count about to be reset (and could disable the subscription).
+      let recorded: boolean;
+      try {
+        recorded = await db.transaction().execute(async (trx) => {
+          const held = await record(
+            delivery,
+            { status: 'delivered', delivered_at: at, last_status: status, last_error: null },
+            trx,
+          );
+          if (!held) return false;
+          await trx
+            .updateTable('webhooks')
+            .set({ consecutive_failures: 0 })
+            .where('id', '=', delivery.webhook_id)
+            .where('consecutive_failures', '>', 0)
+            .execute();
+          return true;
+        });
+      } catch (thrown) {
+        // The receiver has it, though not recorded (sent again once the lease runs out): still a
+        // delivered attempt for the metric. The pass logs the failure.
+        options.observer?.attempted(delivery.event, 'delivered', seconds);
+        throw thrown;
+      }
+      if (recorded) options.observer?.attempted(delivery.event, 'delivered', seconds);
       return;
     }
     const lastError = headOf(error, ERROR_TEXT_LIMIT);
