@@ -51,11 +51,16 @@ export function errorTypeOf(
  */
 export interface ModelCallTelemetry {
   callStarted(step: number): void;
+  /**
+   * The call answered. `refusal`: its answer fails the attempt (refused with no text): the span keeps
+   * the finish reason and usage but is failed with the error type, which the duration sample carries.
+   */
   callFinished(
     usage: TokenUsage | undefined,
     finishReason: string | undefined,
     responseModel: string | undefined,
     responseId: string | undefined,
+    refusal?: unknown,
   ): void;
   callFailed(error: unknown): void;
   /** The model refused the tools offered (the attempt retries without them): span only, no samples. */
@@ -133,8 +138,12 @@ export class AttemptModelCalls implements ModelCallTelemetry {
     finishReason: string | undefined,
     responseModel: string | undefined,
     responseId: string | undefined,
+    refusal?: unknown,
   ): void {
     const durationSeconds = (this.#deps.now() - this.#started) / 1000;
+    const errorType =
+      refusal === undefined ? undefined : errorTypeOf(this.#of.target, refusal, this.#deps.classify);
+    this.lastCallFailed = errorType !== undefined;
     const span = this.#span;
     if (span) {
       this.#span = undefined;
@@ -146,6 +155,10 @@ export class AttemptModelCalls implements ModelCallTelemetry {
         outputTokens: usage?.outputTokens,
         cacheReadTokens: usage?.cacheReadTokens,
       });
+      if (errorType !== undefined) {
+        markSpanFailed(span, refusal);
+        span.setAttribute('error.type', errorType);
+      }
       span.end();
     }
     if (this.#fromCache) return;
@@ -154,6 +167,7 @@ export class AttemptModelCalls implements ModelCallTelemetry {
       inputTokens: usage?.inputTokens,
       outputTokens: usage?.outputTokens,
       costUsd: usage ? this.#of.costOf(usage) : undefined,
+      errorType,
     });
   }
 

@@ -301,28 +301,44 @@ describe('LLM telemetry of an answer the provider refused', () => {
       agentTelemetry: () => telemetry.agentScope(),
     });
     const logger = pino({ level: 'silent' });
+    // Under an agent span, so that the model call has its chat span.
+    const agent = traces.tracing.tracer.startSpan('invoke_agent design');
     await assert.rejects(
-      runtime.run(
-        {
-          sessionId: 's1',
-          tenantId: 't1',
-          objective: 'Build a blog API',
-          taskId: 'task-1',
-          name: 'design',
-          role: 'architect',
-          instructions: 'Design the API',
-          runner: null,
-          agentId: 'a1',
-          attempt: 1,
-          dependencies: [],
-          kind: 'agent',
-        },
-        { signal: new AbortController().signal, logger, emitOutput: () => undefined },
+      context.with(trace.setSpan(context.active(), agent), () =>
+        runtime.run(
+          {
+            sessionId: 's1',
+            tenantId: 't1',
+            objective: 'Build a blog API',
+            taskId: 'task-1',
+            name: 'design',
+            role: 'architect',
+            instructions: 'Design the API',
+            runner: null,
+            agentId: 'a1',
+            attempt: 1,
+            dependencies: [],
+            kind: 'agent',
+          },
+          { signal: new AbortController().signal, logger, emitOutput: () => undefined },
+        ),
       ),
       { code: 'PROVIDER_REFUSED' },
     );
+    agent.end();
+    // The model call that answered the refusal is the failed call, as the synthesis's is: its span
+    // keeps the finish reason, and its duration sample carries the error type.
+    const chat = exporter.getFinishedSpans().find((span) => span.name === 'chat m');
+    assert.equal(chat?.status.code, SpanStatusCode.ERROR);
+    assert.equal(chat?.attributes['error.type'], 'content_filter');
+    assert.deepEqual(chat?.attributes['gen_ai.response.finish_reasons'], ['content_filter']);
     exporter.reset();
     const text = await metrics.render();
+    assert.match(
+      text,
+      /gen_ai_client_operation_duration_seconds_count\{[^}]*gen_ai_provider_name="main"[^}]*error_type="content_filter"\} 1/,
+    );
+    assert.doesNotMatch(text, /gen_ai_client_operation_duration_seconds_count\{(?![^}]*error_type)[^}]*\}/);
     assert.match(text, /maos_llm_provider_errors_total\{provider="main",error_type="content_filter"\} 1/);
     assert.doesNotMatch(text, /error_type="(_OTHER|server_error)"/);
   });

@@ -67,12 +67,17 @@ export interface ModelStreamInput {
 export interface ModelCallObserver {
   /** A model call starts: `step` is its 1-based number in the attempt's tool loop. */
   callStarted(step: number): void;
-  /** It answered: the usage, finish reason, model and response id its provider reported, if any. */
+  /**
+   * It answered: the usage, finish reason, model and response id its provider reported, if any.
+   * `refusal`: its answer fails the attempt (refused with no text, PROVIDER_REFUSED), so the call
+   * is recorded as failed with it, as the orchestrator's synthesis is.
+   */
   callFinished(
     usage: TokenCounts | undefined,
     finishReason: string | undefined,
     responseModel: string | undefined,
     responseId: string | undefined,
+    refusal?: unknown,
   ): void;
   /** It failed (provider error, stream error, or stopped by the attempt's signal). */
   callFailed(error: unknown): void;
@@ -99,8 +104,9 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
     const last = step >= input.maxSteps;
     if (step > 1) input.nextCall?.();
     const { stepText, calls, finish } = await streamStep(
+      text,
+      last,
       step,
-      paragraphBreak(text),
       model,
       {
         prompt,
@@ -112,8 +118,8 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
       input,
     );
     if (stepText) text += paragraphBreak(text) + stepText;
-    if (calls.length === 0 || !input.tools || last) return endAnswer(text, finish, input);
     const toolSet = input.tools;
+    if (!toolSet || endsAnswer(calls, input, last)) return endAnswer(text, finish, input);
     const results = await Promise.all(calls.map((call) => runToolCall(toolSet, call, input.signal)));
     prompt.push(
       {
@@ -133,9 +139,32 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
   }
 }
 
+/** Whether a model call that asked for `calls` ends the answer: no tool round trip follows it. */
+function endsAnswer(
+  calls: readonly LanguageModelV4ToolCall[],
+  input: ModelStreamInput,
+  last: boolean,
+): boolean {
+  return calls.length === 0 || !input.tools || last;
+}
+
 /**
- * The answer as the last model call ended it: PROVIDER_REFUSED when refused with no text at all,
- * with a notice line when the provider cut it short (finish-reason.ts).
+ * PROVIDER_REFUSED when the model call that ends the answer was refused and the answer has no text
+ * at all (finish-reason.ts), else undefined.
+ */
+function refusalOf(finish: LanguageModelV4FinishReason | undefined, answer: string): unknown {
+  if (!finish) return undefined;
+  try {
+    throwIfRefused(finish.unified, finish.raw, answer);
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+/**
+ * The answer as the last model call ended it (its refusal already thrown by streamStep), with a
+ * notice line when the provider cut it short (finish-reason.ts).
  */
 function endAnswer(
   text: string,
@@ -143,7 +172,6 @@ function endAnswer(
   input: ModelStreamInput,
 ): string {
   if (!finish) return text;
-  throwIfRefused(finish.unified, finish.raw, text);
   const notice = finishNotice(finish.unified, finish.raw, input.maxOutputTokens);
   if (!notice) return text;
   const ending = paragraphBreak(text) + notice;
@@ -153,12 +181,15 @@ function endAnswer(
 
 /**
  * One model call: its text, its tool calls; its usage goes to `input.onStepUsage`, and the call as
- * a whole (from the request to the stream's end, or its failure) to `input.observer`. `lead` is
- * streamed before its first text (paragraphBreak), not part of its text.
+ * a whole (from the request to the stream's end, or its failure) to `input.observer`. `textSoFar`
+ * is the answer's text before it: a paragraph break is streamed before its first text. Throws
+ * PROVIDER_REFUSED when it ends an answer that was refused with no text, after recording the call
+ * as failed with it.
  */
 async function streamStep(
+  textSoFar: string,
+  last: boolean,
   step: number,
-  lead: string,
   model: LanguageModelV4,
   options: LanguageModelV4CallOptions,
   input: ModelStreamInput,
@@ -175,6 +206,7 @@ async function streamStep(
   let finish: LanguageModelV4FinishReason | undefined;
   let responseModel: string | undefined;
   let responseId: string | undefined;
+  const lead = paragraphBreak(textSoFar);
   observer?.callStarted(step);
   try {
     const { stream } = await model.doStream(options);
@@ -216,7 +248,11 @@ async function streamStep(
     else observer?.callFailed(failure);
     throw failure;
   }
-  observer?.callFinished(usage, finishReason, responseModel, responseId);
+  const refusal = endsAnswer(calls, input, last)
+    ? refusalOf(finish, textSoFar + paragraphBreak(textSoFar) + stepText)
+    : undefined;
+  observer?.callFinished(usage, finishReason, responseModel, responseId, refusal);
+  if (refusal !== undefined) throw refusal;
   return { stepText, calls, finish };
 }
 
