@@ -82,8 +82,8 @@ export function createApiClient(options: ApiClientOptions) {
   function headers(extra: Record<string, string> = {}): Record<string, string> {
     const out: Record<string, string> = { accept: 'application/json', ...extra };
     if (options.token) out.authorization = `Bearer ${options.token}`;
-    // The active span's traceparent, so the server joins its trace (`maos mcp` in remote mode with
-    // OTEL_* set); a no-op where this process traces nothing.
+    // The active trace context, so the server joins its trace (`maos mcp` in remote mode: its span
+    // with OTEL_* set, else the client's `_meta` context); a no-op where nothing set one up.
     propagation.inject(context.active(), out);
     return out;
   }

@@ -220,3 +220,71 @@ test('without OTEL_* the proxy sends no trace context of its own', { timeout: 90
   assert.ok(last);
   assert.equal(last.parentSpanContext, undefined);
 });
+
+test('without OTEL_* the proxy passes the client trace context of params._meta on unchanged', {
+  timeout: 90_000,
+}, async () => {
+  const before = received.length;
+  const seen = new Set(exporter.getFinishedSpans());
+  const tracestate = 'vendor=abc,other@t=1';
+  await runRemote(
+    [
+      ...INITIALIZE,
+      {
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'list_roles', arguments: {}, _meta: { traceparent: TRACEPARENT, tracestate } },
+      },
+    ],
+    2,
+    {},
+  );
+  assert.equal(received.length, before, 'nothing exported: the proxy makes no span of its own');
+  const requests = exporter
+    .getFinishedSpans()
+    .filter((span) => !seen.has(span) && span.name === 'GET /v1/roles');
+  assert.equal(requests.length, 1);
+  const [request] = requests;
+  assert.equal(request?.spanContext().traceId, CLIENT_TRACE);
+  assert.equal(request?.parentSpanContext?.spanId, CLIENT_SPAN);
+  assert.equal(request?.parentSpanContext?.traceState?.serialize(), tracestate);
+});
+
+test('without OTEL_* a trace context that is not W3C version 00 is dropped', {
+  timeout: 90_000,
+}, async () => {
+  const seen = new Set(exporter.getFinishedSpans());
+  // The server itself would accept these (a later version, an unpadded value), the proxy does not
+  // forward them; the last one would make the REST call fail as a header.
+  const invalid = [
+    `01-${CLIENT_TRACE}-${CLIENT_SPAN}-01`,
+    `00-${'0'.repeat(32)}-${CLIENT_SPAN}-01`,
+    `00-${CLIENT_TRACE}-${'0'.repeat(16)}-01`,
+    `00-${CLIENT_TRACE.toUpperCase()}-${CLIENT_SPAN}-01`,
+    ` ${TRACEPARENT}`,
+    `${TRACEPARENT}\r\nx-injected: 1`,
+  ];
+  const answers = await runRemote(
+    [
+      ...INITIALIZE,
+      ...invalid.map((traceparent, index) => ({
+        id: index + 2,
+        method: 'tools/call',
+        params: { name: 'list_roles', arguments: {}, _meta: { traceparent, tracestate: 'vendor=abc' } },
+      })),
+    ],
+    invalid.length + 1,
+    {},
+  );
+  for (let id = 2; id <= invalid.length + 1; id++) {
+    assert.equal((answers.get(id)?.result as { isError?: boolean } | undefined)?.isError, undefined, `${id}`);
+  }
+  const requests = exporter
+    .getFinishedSpans()
+    .filter((span) => !seen.has(span) && span.name === 'GET /v1/roles');
+  assert.equal(requests.length, invalid.length);
+  for (const request of requests) {
+    assert.equal(request.parentSpanContext, undefined);
+    assert.notEqual(request.spanContext().traceId, CLIENT_TRACE);
+  }
+});

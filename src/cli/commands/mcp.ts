@@ -78,13 +78,14 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
       server,
       ...(credential === undefined ? {} : { token: credential }),
     });
-    // OTEL_* of this process: a span per request, and its traceparent on the REST calls.
+    // OTEL_* of this process: a span per request, and its traceparent on the REST calls; without
+    // them, the client's own trace context passed on to the REST calls.
     const tracing = await startMcpProxyTelemetry({ otel: readOtelEnv(), serviceVersion: VERSION });
     try {
       const running = await startStdioServer({
         ...backend,
         actor: EMBEDDED_ACTOR,
-        ...(tracing.telemetry === undefined ? {} : { telemetry: tracing.telemetry }),
+        telemetry: tracing.telemetry,
       });
       await waitForEnd(running);
     } finally {
