@@ -105,7 +105,16 @@ describe('security CLI on a data directory', { timeout: 60_000 }, () => {
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /active/);
     assert.ok(!list.stdout.includes(info.key.slice(18)));
-    const revoked = await runCli(['keys', 'revoke', info.id, '--tenant', 'acme', '-c', configFile]);
+    // Sent in upper case: ids are stored in lower case, and the case sent names the same key.
+    const revoked = await runCli([
+      'keys',
+      'revoke',
+      info.id.toUpperCase(),
+      '--tenant',
+      'acme',
+      '-c',
+      configFile,
+    ]);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.match((await runCli(['keys', 'list', '--tenant', 'acme', '-c', configFile])).stdout, /revoked/);
     assert.equal((await runCli(['keys', 'revoke', info.id, '--tenant', 'other', '-c', configFile])).code, 4);

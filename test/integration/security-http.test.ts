@@ -255,6 +255,33 @@ describe('HTTP security layer', { timeout: 120_000 }, () => {
     assert.equal(badRole.statusCode, 400);
   });
 
+  test('key administration: a key id or prefix sent in upper case revokes the same key', async () => {
+    // Ids and prefixes are stored in lower case (UUID, hex): the case sent must not make it a 404.
+    const make = async (name: string) => {
+      const made = await call({
+        method: 'POST',
+        url: '/v1/admin/keys',
+        key: keys.admin,
+        payload: { name, roles: ['viewer'] },
+      });
+      assert.equal(made.statusCode, 201, made.body);
+      return made.json() as { key: string; id: string; prefix: string };
+    };
+    const byId = await make('upper-id');
+    // A prefix with letters, so that its case matters (a prefix of digits only is rare).
+    let byPrefix = await make('upper-prefix');
+    while (!/[a-f]/.test(byPrefix.prefix)) byPrefix = await make('upper-prefix');
+    for (const [made, sent] of [
+      [byId, byId.id.toUpperCase()],
+      [byPrefix, byPrefix.prefix.toUpperCase()],
+    ] as const) {
+      const revoked = await call({ method: 'DELETE', url: `/v1/admin/keys/${sent}`, key: keys.admin });
+      assert.equal(revoked.statusCode, 200, revoked.body);
+      assert.equal((revoked.json() as { id: string }).id, made.id);
+      assert.equal((await call({ method: 'GET', url: '/v1/roles', key: made.key })).statusCode, 401);
+    }
+  });
+
   test('audit trail: state changes and denials are recorded, tenant-scoped, and the chain verifies', async () => {
     await call({ method: 'POST', url: '/v1/sessions', key: keys.viewer, payload: validSession });
     const made = await call({

@@ -182,7 +182,8 @@ async function runList(ctx: CliContext, command: Command): Promise<number> {
 
 async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
   const options = readKeyOptions(command);
-  const id = (command.args[0] as string).trim();
+  // Ids (UUIDs) and prefixes (hex) are stored in lower case: the case typed names the same key.
+  const id = (command.args[0] as string).trim().toLowerCase();
   if (id === '') throw new CliError('USAGE', 'the key id or prefix must not be empty', EXIT.USAGE);
   const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }), {
     mustExist: true,

@@ -105,10 +105,13 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
         description: 'Revokes the key (by id or prefix) at once; idempotent.',
         tags: ['admin'],
         params: z.strictObject({
+          // Ids (UUIDs) and prefixes (hex) are stored in lower case: one sent in upper case names
+          // the same key instead of an unknown one.
           id: z
             .string()
             .regex(/^[0-9a-zA-Z-]{1,64}$/)
-            .describe('Key id or prefix.'),
+            .transform((id) => id.toLowerCase())
+            .describe('Key id or prefix, in upper or lower case.'),
         }),
         response: { 200: apiKeySchema, ...problemResponses(400, 401, 403, 404, 429) },
       },
