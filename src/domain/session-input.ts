@@ -4,7 +4,6 @@ import { budgetSchema } from './budget.ts';
 import { trimmedText } from './trimmed-text.ts';
 import { STRATEGIES } from './types.ts';
 
-/** A task (agent) name of a session, as a caller or a person editing a plan may write it. */
 /**
  * An Idempotency-Key (REST header, MCP `idempotency_key`, `--idempotency-key`): opaque to the server,
  * 1-255 printable ASCII characters without spaces, which keeps it safe to store and log.
@@ -12,6 +11,7 @@ import { STRATEGIES } from './types.ts';
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7E]{1,255}$/;
 export const IDEMPOTENCY_KEY_RULE = 'must be 1-255 printable ASCII characters without spaces';
 
+/** A task (agent) name of a session, as a caller or a person editing a plan may write it. */
 export const TASK_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:#-]{0,63}$/;
 
 const nameSchema = z
