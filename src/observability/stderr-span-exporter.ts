@@ -4,23 +4,10 @@
 import { type ExportResult, ExportResultCode, hrTimeToMicroseconds } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 
-/** Where the lines go (tests pass their own). */
-export type LineWriter = (line: string) => void;
-
-const writeToStderr: LineWriter = (line) => {
-  process.stderr.write(line);
-};
-
 export class StderrSpanExporter implements SpanExporter {
-  readonly #write: LineWriter;
-
-  constructor(write: LineWriter = writeToStderr) {
-    this.#write = write;
-  }
-
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     try {
-      for (const span of spans) this.#write(`${JSON.stringify(spanRecord(span))}\n`);
+      for (const span of spans) process.stderr.write(`${JSON.stringify(spanRecord(span))}\n`);
       done({ code: ExportResultCode.SUCCESS });
     } catch (error) {
       done({ code: ExportResultCode.FAILED, error: error as Error });
