@@ -73,20 +73,10 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
           `Runner '${runnerName ?? ''}' is not declared in the server config`,
         );
       }
-      const homesDir = options.homesDir ?? runnerHomesDir(options.dataDir);
+      const homesDir = options.homesDir ?? taskHomesDir(options.dataDir);
       return runCommand(runnerName, runner, task, ctx, { dataDir: options.dataDir, homesDir, inherited });
     },
   };
-}
-
-/**
- * The directory of the tasks' HOMEs: in the data directory, which is writable where the root file
- * system is not, on disk (a tmpfs /tmp would hold package caches in memory) and not mounted noexec
- * (as Docker mounts `--tmpfs`), so tools may run what they install under HOME.
- */
-export function runnerHomesDir(dataDir: string): string {
-  // The start-up sweep (run-records.ts) looks for stray HOMEs there.
-  return taskHomesDir(dataDir);
 }
 
 /**

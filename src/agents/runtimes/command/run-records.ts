@@ -24,7 +24,12 @@ function runsDir(dataDir: string): string {
   return join(resolve(dataDir), 'runs');
 }
 
-/** Where the command runtime makes the tasks' HOMEs. */
+/**
+ * Where the command runtime makes the tasks' HOMEs (and the start-up sweep looks for stray ones): in
+ * the data directory, which is writable where the root file system is not, on disk (a tmpfs /tmp
+ * would hold package caches in memory) and not mounted noexec (as Docker mounts `--tmpfs`), so tools
+ * may run what they install under HOME.
+ */
 export function taskHomesDir(dataDir: string): string {
   return join(resolve(dataDir), 'homes');
 }
