@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AppError } from '../../errors/app-error.ts';
 import type { WebhookService } from '../../webhooks/webhook-service.ts';
 import { WEBHOOK_EVENTS } from '../../webhooks/webhook-tables.ts';
-import { createLimitSchema, cursorSchema, idSchema, storedIdSchema } from '../params.ts';
+import { createLimitSchema, cursorSchema, storedIdSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface WebhookRoutesOptions {
@@ -232,13 +232,14 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
       },
       async (request) => {
         const { limit, cursor } = request.query;
-        if (cursor !== undefined && !idSchema.safeParse(cursor).success) {
+        // A delivery id, read as stored (lower case) like every id parameter.
+        const before = cursor === undefined ? undefined : storedIdSchema.safeParse(cursor);
+        if (before?.success === false) {
           throw new AppError('INVALID_CURSOR', 'The cursor is not one returned by this endpoint.');
         }
         return webhooks.listDeliveries(request.actor.tenantId, request.params.id, {
           limit,
-          // A delivery id, stored in lower case like every id (UUIDs are case-insensitive).
-          ...(cursor === undefined ? {} : { before: cursor.toLowerCase() }),
+          ...(before === undefined ? {} : { before: before.data }),
         });
       },
     );
