@@ -47,7 +47,12 @@ test('a per-call timeout longer than a timer holds (~24.8 days) is refused, nami
 });
 
 test('a base URL with a user name or password is refused without quoting it', () => {
-  for (const baseURL of ['http://user:s3cret@127.0.0.1:11434/v1', 'https://s3cret@gateway.example/v1']) {
+  for (const baseURL of [
+    'http://user:s3cret@127.0.0.1:11434/v1',
+    'https://s3cret@gateway.example/v1',
+    // Without the slashes, as the URL parser (and so fetch) still reads it.
+    'http:user:s3cret@127.0.0.1:11434/v1',
+  ]) {
     const parsed = providersConfigSchema.safeParse({
       main: { type: 'openai-compatible', model: 'm', baseURL },
     });
@@ -60,11 +65,12 @@ test('a base URL with a user name or password is refused without quoting it', ()
     assert.match(issues[0]?.message ?? '', /must not contain a user name or password/);
     assert.ok(!JSON.stringify(issues).includes('s3cret'), JSON.stringify(issues));
   }
-  // An @ in the path or query is no user name.
-  assert.equal(
-    providersConfigSchema.safeParse({
-      main: { type: 'openai-compatible', model: 'm', baseURL: 'http://127.0.0.1:11434/v1/@team?by=a@b' },
-    }).success,
-    true,
-  );
+  // An @ in the path or query (a backslash starts the path) is no user name.
+  for (const baseURL of ['http://127.0.0.1:11434/v1/@team?by=a@b', 'http://127.0.0.1:11434\\@team/v1']) {
+    assert.equal(
+      providersConfigSchema.safeParse({ main: { type: 'openai-compatible', model: 'm', baseURL } }).success,
+      true,
+      baseURL,
+    );
+  }
 });

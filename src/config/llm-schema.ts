@@ -102,7 +102,8 @@ const providerSchema = z
       ctx.addIssue({ code: 'custom', path: ['baseURL'], message: 'required for type openai-compatible' });
     }
     // fetch refuses such a URL on every call, and its error quotes it, password and all.
-    if (provider.baseURL !== undefined && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(provider.baseURL)) {
+    const url = provider.baseURL === undefined ? null : URL.parse(provider.baseURL);
+    if (url !== null && (url.username !== '' || url.password !== '')) {
       ctx.addIssue({
         code: 'custom',
         path: ['baseURL'],
