@@ -10,17 +10,11 @@ import Database from 'better-sqlite3';
 import Fastify, { type FastifyPluginAsync } from 'fastify';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import { useInMemoryTracing } from '../../test/fixtures/in-memory-tracing.ts';
-import { readOtelEnv } from '../config/otel-env.ts';
+import { isTracingConfigured, readOtelEnv } from '../config/otel-env.ts';
 import { createQuerySpanLogger } from './db-tracing.ts';
 import { createGenAiTracer } from './genai-spans.ts';
 import { createHttpTracingPlugin } from './http-tracing-plugin.ts';
-import {
-  isTracingConfigured,
-  restoreTraceContext,
-  serializeTraceContext,
-  startTracing,
-  withSpan,
-} from './tracing.ts';
+import { restoreTraceContext, serializeTraceContext, startTracing, withSpan } from './tracing.ts';
 
 const traces = useInMemoryTracing();
 const { exporter } = traces;

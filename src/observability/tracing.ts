@@ -47,9 +47,6 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
-// In otel-env.ts, so that callers can check it without loading the SDK (`maos mcp` remote mode).
-export { isTracingConfigured };
-
 /**
  * Starts tracing when configured and registers the provider globally (AsyncLocalStorage context
  * manager, W3C propagator), so spans started anywhere nest under the active one. Sampling follows

@@ -19,7 +19,8 @@ const STDERR_TAIL_CHARS = 4 * 1024;
 /** Between SIGTERM and SIGKILL: enough for a well-behaved process to clean up. */
 const KILL_GRACE_MS = 2000;
 /** Variables passed through from the server's environment; everything else (keys!) stays out. */
-const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME', 'SHELL'];
+// Not HOME: every task gets its own (or the one its runner's `env` names), never the server's.
+const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME', 'SHELL'];
 
 export interface CommandRuntimeOptions {
   runners: Readonly<Record<string, RunnerConfig>>;
@@ -34,7 +35,7 @@ export interface CommandRuntimeOptions {
   homesDir?: string;
 }
 
-/** Picks the variables runners inherit (PATH, HOME, locale…) from an environment. */
+/** Picks the variables runners inherit (PATH, locale…) from an environment. */
 export function pickInheritedEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
   const picked: Record<string, string> = {};
   for (const name of INHERITED_ENV) {
