@@ -31,14 +31,20 @@ function queryInteger(schema: z.ZodNumber) {
 /**
  * Page size: at least 1; values above the server's maxPageSize are lowered to it, however many
  * digits they have (as the API reference says). Only the digits are read: a sign, space, hex,
- * exponent or fraction is refused as for any other integer parameter.
+ * exponent or fraction is refused as for any other integer parameter. The published schema is an
+ * integer from 1 with no maximum (`.int()` would publish 2^53, which the server does not hold to).
  */
 export function createLimitSchema(maxPageSize: number, defaultLimit: number) {
+  const pageSize = z
+    .number()
+    .min(1)
+    .refine(Number.isInteger, 'expected an integer')
+    .meta({ type: 'integer' });
   return z
     .preprocess(
       (value) =>
         typeof value === 'string' && /^\d+$/.test(value) ? Math.min(Number(value), maxPageSize) : value,
-      queryInteger(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)),
+      queryInteger(pageSize),
     )
     .optional()
     .transform((value) => Math.min(value ?? defaultLimit, maxPageSize))

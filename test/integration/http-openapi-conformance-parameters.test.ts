@@ -42,6 +42,9 @@ for (const store of CONFORMANCE_STORES) {
       expectStatus(await api.call('GET', `/v1/sessions?limit=${value}`), 400, 'VALIDATION_FAILED');
     expectStatus(await api.call('GET', '/v1/sessions?limit=1&limit=2'), 400, 'VALIDATION_FAILED');
     expectStatus(await api.call('GET', '/v1/sessions?limit=2'), 200);
+    // A limit above the maximum page size is lowered to it, however many digits: the document allows it.
+    for (const value of ['101', '9007199254740993', '9'.repeat(30)])
+      expectStatus(await api.call('GET', `/v1/sessions?limit=${value}`), 200);
     const events = `/v1/sessions/${id}/events`;
     for (const query of ['after=', 'after=-1', 'after=x', 'limit=0x10', 'order=sideways'])
       expectStatus(await api.call('GET', `${events}?${query}`), 400, 'VALIDATION_FAILED');
