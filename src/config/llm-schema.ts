@@ -43,7 +43,7 @@ const providerSchema = z
       .url()
       .optional()
       .describe(
-        'API base URL including the version path (e.g. `http://localhost:11434/v1`). Required for `openai-compatible`.',
+        'API base URL including the version path (e.g. `http://localhost:11434/v1`); a query string (`?api-version=…`) is kept and sent with every request, after the endpoint path. Required for `openai-compatible`.',
       ),
     headers: z
       .record(z.string(), z.string().regex(HEADER_VALUE_PATTERN, HEADER_VALUE_MESSAGE))

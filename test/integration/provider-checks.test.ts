@@ -34,4 +34,28 @@ describe('checkProviders', () => {
     assert.match(results[1]?.fix ?? '', /providers\.claude\.apiKey/);
     assert.match(results[2]?.message ?? '', /not reachable/);
   });
+
+  test('a base URL with a query string: the model list is asked for with it, the messages leave it out', async () => {
+    const providers = providersConfigSchema.parse({
+      azure: {
+        type: 'openai',
+        baseURL: `${server.url}/openai/deployments/d1?api-version=2024-10-21&key=gw-secret`,
+        model: 'm',
+        apiKey: 'right',
+      },
+    });
+    const asked: string[] = [];
+    const [result] = await checkProviders(providers, {
+      timeoutMs: 2000,
+      fetch: (input, init) => {
+        asked.push(String(input));
+        return fetch(input, init);
+      },
+    });
+    assert.deepEqual(asked, [
+      `${server.url}/openai/deployments/d1/models?api-version=2024-10-21&key=gw-secret`,
+    ]);
+    assert.equal(result?.status, 'pass', result?.message);
+    assert.equal(result?.message, `${server.url}/openai/deployments/d1 reachable, key accepted (model m)`);
+  });
 });

@@ -6,6 +6,7 @@ import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts
 import { fetchFailureCode } from '../../errors/fetch-failure.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { EgressProxyError } from '../../security/egress-proxy.ts';
+import { addBaseQuery, splitBaseURL } from './base-url.ts';
 
 /** Default base URLs of the hosted APIs (the SDK's own defaults). */
 const DEFAULT_BASE_URLS: Record<ProviderConfig['type'], string | undefined> = {
@@ -53,11 +54,13 @@ async function probeModelList(
   provider: ProviderConfig,
   options: CheckProvidersOptions & { signal?: AbortSignal },
 ): Promise<ModelListProbe> {
-  const base = (provider.baseURL ?? DEFAULT_BASE_URLS[provider.type] ?? '').replace(/\/+$/, '');
+  // The base URL's query (`?api-version=…`) goes after the path, as on model calls (base-url.ts);
+  // it is left out of the messages, as it may hold a key (`?key=…`).
+  const { base, query } = splitBaseURL(provider.baseURL ?? DEFAULT_BASE_URLS[provider.type] ?? '');
   const doFetch = options.fetch ?? fetch;
   const timeout = AbortSignal.timeout(options.timeoutMs ?? 5000);
   try {
-    const response = await doFetch(`${base}/models`, {
+    const response = await doFetch(addBaseQuery(`${base}/models`, query), {
       headers: authHeaders(provider),
       signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
     });

@@ -6,6 +6,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import type { LanguageModel } from 'ai';
 import type { ProviderConfig } from '../../config/llm-schema.ts';
+import { splitBaseURL, withBaseQuery } from './base-url.ts';
 import { DEFAULT_MAX_RESPONSE_BYTES, limitResponseBytes } from './response-size-limit.ts';
 
 /**
@@ -20,15 +21,24 @@ export function createLanguageModel(
   /** Replaces `fetch` for this model's HTTP calls (e.g. the SSRF-guarded one for tenant URLs). */
   fetchImpl?: typeof fetch,
 ): LanguageModel {
+  // The packages append each path to the base URL as text: a query of its own (`?api-version=…`)
+  // goes on every request instead (base-url.ts).
+  const { base: baseURL, query } =
+    provider.baseURL === undefined
+      ? { base: undefined, query: new URLSearchParams() }
+      : splitBaseURL(provider.baseURL);
   // Every call's response is bounded in size (response-size-limit.ts), the operator's URLs included.
   const transport = {
-    fetch: limitResponseBytes(provider.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, fetchImpl),
+    fetch: withBaseQuery(
+      query,
+      limitResponseBytes(provider.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, fetchImpl),
+    ),
   };
   switch (provider.type) {
     case 'anthropic':
       return createAnthropic({
         apiKey: provider.apiKey ?? '',
-        baseURL: provider.baseURL,
+        baseURL,
         headers: provider.headers,
         ...transport,
         name: `${name}.messages`,
@@ -38,7 +48,7 @@ export function createLanguageModel(
       // also speaks, so one code path (and one test fixture) covers all of them.
       return createOpenAI({
         apiKey: provider.apiKey ?? '',
-        baseURL: provider.baseURL,
+        baseURL,
         headers: provider.headers,
         ...transport,
         name,
@@ -46,7 +56,7 @@ export function createLanguageModel(
     case 'openai-compatible':
       return createOpenAICompatible({
         name,
-        baseURL: provider.baseURL ?? '',
+        baseURL: baseURL ?? '',
         apiKey: provider.apiKey,
         headers: provider.headers,
         ...transport,
