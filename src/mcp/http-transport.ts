@@ -36,6 +36,7 @@ import type { SessionSteering } from './steering-tools.ts';
 import { CANCELLED_STREAM_END, type StreamEventLog, type StreamOwner } from './stream-event-log.ts';
 import { createFollowStream, STANDALONE_STREAM_ID } from './stream-follower.ts';
 import { openAtOnce } from './stream-opening.ts';
+import { permissionsOfToolCalls } from './tool-runner.ts';
 
 export interface McpHttpPluginOptions {
   service: SessionService;
@@ -122,11 +123,16 @@ function toWebRequest(request: FastifyRequest): Request {
 
 /**
  * An event stream's body that ends (cleanly, as the SDK's own end would) once the credential of its
- * request is revoked or expires, then calls `onEnded`; `source` is then cancelled, and so is it when
- * the client leaves.
+ * request is revoked or expires, or its principal loses the route's permission or one of
+ * `permissions`, then calls `onEnded`; `source` is then cancelled, and so is it when the client leaves.
  */
-function endWhenCredentialEnds(reply: FastifyReply, source: Readable, onEnded = (): void => {}): Readable {
-  const ended = watchRequestCredential(reply.request, reply);
+function endWhenCredentialEnds(
+  reply: FastifyReply,
+  source: Readable,
+  permissions: readonly Permission[] = [],
+  onEnded = (): void => {},
+): Readable {
+  const ended = watchRequestCredential(reply.request, reply, permissions);
   if (ended === undefined) return source;
   const body = new PassThrough();
   source.pipe(body);
@@ -275,7 +281,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     if (response.headers.get('content-type')?.startsWith('text/event-stream') === true) {
       // A key's principal never signs in again once its key is revoked or expired: its session goes
       // too, with its resource subscriptions. A token's user may renew it and go on with the session.
-      body = endWhenCredentialEnds(reply, body, () => {
+      // A tool call's stream also needs the tool's own permission, as the call itself did.
+      const permissions = reply.request.method === 'POST' ? permissionsOfToolCalls(reply.request.body) : [];
+      body = endWhenCredentialEnds(reply, body, permissions, () => {
         if (entry.owner.principalId.startsWith(INTERNAL_PRINCIPALS.apiKeyPrefix)) void closeEntry(entry);
       });
       entry.openStreams += 1;

@@ -47,6 +47,23 @@ export const TOOL_SPECS = {
 } as const satisfies Record<string, ToolSpec>;
 
 /**
+ * The permissions of the MAOS tools that `body` (a JSON-RPC message, or a batch of them) calls,
+ * each once: what the stream carrying their results needs besides the /mcp route's own. Other
+ * methods and unknown tools need none.
+ */
+export function permissionsOfToolCalls(body: unknown): Permission[] {
+  const permissions = new Set<Permission>();
+  for (const message of Array.isArray(body) ? body : [body]) {
+    const call = message as { method?: unknown; params?: { name?: unknown } } | null;
+    if (call?.method !== 'tools/call' || typeof call.params?.name !== 'string') continue;
+    if (Object.hasOwn(TOOL_SPECS, call.params.name)) {
+      permissions.add(TOOL_SPECS[call.params.name as keyof typeof TOOL_SPECS].permission);
+    }
+  }
+  return [...permissions];
+}
+
+/**
  * A call of tool `name` refused before its body runs (arguments that do not match its schema),
  * answered as runTool answers a body that fails: the caller's permission is checked first, as REST
  * checks a route's before reading the body (a caller without it is told PERMISSION_DENIED, not what

@@ -148,8 +148,8 @@ test('a re-check ends the leases whose permission the principal no longer holds,
     const principal = await authenticator.authenticate(source);
     // As if the principal had held audit:read when the stream opened: the re-check reads its roles.
     const [reading, auditing, plain] = [
-      watch.watch(source, principal, 'sessions:read'),
-      watch.watch(source, principal, 'audit:read'),
+      watch.watch(source, principal, ['sessions:read']),
+      watch.watch(source, principal, ['sessions:read', 'audit:read']),
       watch.watch(source, principal),
     ];
     await new Promise((resolve) => auditing.signal.addEventListener('abort', resolve, { once: true }));
@@ -161,7 +161,7 @@ test('a re-check ends the leases whose permission the principal no longer holds,
     assert.equal(watch.size(), 0);
 
     // Every lease ended that way: the credential is no longer watched.
-    const only = watch.watch(source, principal, 'metrics:read');
+    const only = watch.watch(source, principal, ['metrics:read']);
     await new Promise((resolve) => only.signal.addEventListener('abort', resolve, { once: true }));
     assert.equal(watch.size(), 0);
   } finally {

@@ -18,10 +18,10 @@ export interface CredentialLease {
 
 export interface CredentialWatch {
   /**
-   * Watches the credential of a request authenticated as `principal`; with `permission`, the lease
-   * also ends once the principal no longer holds it (its roles read again at each re-check).
+   * Watches the credential of a request authenticated as `principal`; the lease also ends once the
+   * principal no longer holds one of `permissions` (its roles read again at each re-check).
    */
-  watch(source: CredentialSource, principal: Principal, permission?: Permission): CredentialLease;
+  watch(source: CredentialSource, principal: Principal, permissions?: readonly Permission[]): CredentialLease;
   /** Credentials watched (distinct ones), for tests. */
   size(): number;
   close(): void;
@@ -45,8 +45,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 interface Watched {
   source: CredentialSource;
   principal: Principal;
-  /** Each lease, with the permission it needs (none: the credential alone). */
-  leases: Map<AbortController, Permission | undefined>;
+  /** Each lease, with the permissions it needs (none: the credential alone). */
+  leases: Map<AbortController, readonly Permission[]>;
   expiryTimer: NodeJS.Timeout | undefined;
   checking: boolean;
 }
@@ -69,10 +69,10 @@ export function createCredentialWatch(options: CredentialWatchOptions): Credenti
     stopIntervalIfIdle();
   }
 
-  /** Ends the leases whose permission `principal` (as just read again) no longer holds. */
+  /** Ends the leases one of whose permissions `principal` (as just read again) no longer holds. */
   function endUnpermitted(key: string, entry: Watched, principal: Principal): void {
-    for (const [lease, permission] of entry.leases) {
-      if (permission === undefined || hasPermission(principal.roles, permission)) continue;
+    for (const [lease, permissions] of entry.leases) {
+      if (permissions.every((permission) => hasPermission(principal.roles, permission))) continue;
       entry.leases.delete(lease);
       lease.abort();
     }
@@ -127,7 +127,7 @@ export function createCredentialWatch(options: CredentialWatchOptions): Credenti
   const unsubscribeBindings = onRoleBindingRevoked(recheckAll);
 
   return {
-    watch(source, principal, permission) {
+    watch(source, principal, permissions = []) {
       const key = credentialKey(source);
       let entry = watched.get(key);
       if (entry === undefined) {
@@ -154,7 +154,7 @@ export function createCredentialWatch(options: CredentialWatchOptions): Credenti
         interval.unref();
       }
       const lease = new AbortController();
-      entry.leases.set(lease, permission);
+      entry.leases.set(lease, permissions);
       const owner = entry;
       return {
         signal: lease.signal,

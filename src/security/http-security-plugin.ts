@@ -139,14 +139,12 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       const principal = await authenticator.authenticate(source);
       state.principal = principal;
       if (principal.authMethod !== 'none') {
-        // A stream also ends once its principal loses the permission of its route (a binding removed).
+        // A stream also ends once its principal loses the permission of its route (a binding
+        // removed), or one the handler names for what it streams (an MCP tool's own).
         const permission = request.routeOptions.config?.permission;
-        setCredentialWatcher(request, () =>
-          credentials.watch(
-            source,
-            principal,
-            permission !== undefined && isPermission(permission) ? permission : undefined,
-          ),
+        const routePermissions = permission !== undefined && isPermission(permission) ? [permission] : [];
+        setCredentialWatcher(request, (permissions = []) =>
+          credentials.watch(source, principal, [...routePermissions, ...permissions]),
         );
       }
       return { tenantId: principal.tenantId, principalId: principal.id };

@@ -1,5 +1,6 @@
 // A role binding removed ends the open streams of a principal that held the stream's permission
-// (`sessions:read`) only through it: the REST event stream and the MCP GET stream. Removed through
+// (`sessions:read`) only through it: the REST event stream and the MCP GET stream; and an MCP tool
+// call's stream whose tool's own permission (`sessions:create` for orchestrate) it gave. Removed through
 // the API on the same server: at once; by another process or on another replica (PostgreSQL, two
 // replicas on one database): at the next re-check (the streams' keep-alive). Reconnects get 403.
 import assert from 'node:assert/strict';
@@ -8,7 +9,7 @@ import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { grantRole } from '../../src/security/role-bindings.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { initializeMcp } from '../fixtures/mcp-wire.ts';
+import { initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
 import { startTestOidcProvider, TEST_AUDIENCE, type TestOidcProvider } from '../fixtures/oidc-provider.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 import { startTestServer, type TestServer } from '../fixtures/server.ts';
@@ -132,6 +133,74 @@ describe('SQLite: a removed role binding ends the streams it allowed', { timeout
       // What `maos access revoke` does from its own process: this server is not told.
       await db.deleteFrom('role_bindings').where('principal_id', '=', principal).execute();
     });
+  });
+});
+
+describe('SQLite: a removed role binding ends the tool calls it allowed', { timeout: 120_000 }, () => {
+  let idp: TestOidcProvider;
+  before(async () => {
+    idp = await startTestOidcProvider();
+  });
+  after(() => idp?.close());
+
+  test("an MCP tool call's stream ends once its caller loses the tool's permission", async (t) => {
+    const server = await startTestServer({ config: configFor(idp, 3600) });
+    t.after(() => server.close());
+    const db = server.app.database.db as unknown as SecurityDb;
+    const subject = `tool-caller-${Date.now()}`;
+    const admin = (
+      await createApiKey(db, {
+        tenantId: 'acme',
+        name: `admin-${subject}`,
+        roles: ['admin'],
+        createdBy: 'test',
+      })
+    ).key;
+    // A viewer (sessions:read: the /mcp route's permission) who may start sessions as a developer.
+    await grantRole(db, { tenantId: 'acme', principal: subject, role: 'viewer', createdBy: 'test' });
+    await grantRole(db, { tenantId: 'acme', principal: subject, role: 'developer', createdBy: 'test' });
+    const asUser = { authorization: `Bearer ${await idp.getToken({ subject })}` };
+    const { sessionId, negotiated } = await initializeMcp(server.url, LATEST_PROTOCOL_VERSION, asUser);
+    const headers = { ...asUser, 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+    // No workers: the session never finishes, so the call waits (and its stream stays open) for an hour.
+    const call = await postMcp(
+      server.url,
+      {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: {
+          name: 'orchestrate',
+          arguments: {
+            objective: 'x',
+            agents: [{ role: 'qa', task: 't', runner: 'ok' }],
+            wait_seconds: 3600,
+          },
+        },
+      },
+      headers,
+      AbortSignal.timeout(60_000),
+    );
+    assert.equal(call.status, 200);
+    const ended = readToEnd(call.body);
+    // orchestrate needs sessions:create, which only the developer binding gave; sessions:read stays.
+    const removed = await fetch(
+      `${server.url}/v1/admin/role-bindings/${encodeURIComponent(subject)}/developer`,
+      {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${admin}` },
+      },
+    );
+    assert.equal(removed.status, 204, await removed.text());
+    await ended;
+    // The MCP session still serves what the viewer may do.
+    const roles = await postMcp(
+      server.url,
+      { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'list_roles', arguments: {} } },
+      headers,
+    );
+    const [answer] = messagesOf(await readFrames(roles, () => false));
+    assert.ok(answer?.result, 'list_roles still answers');
   });
 });
 

@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Actor } from '../../engine/session-service.ts';
 import { INTERNAL_PRINCIPALS } from '../../security/principal.ts';
+import type { Permission } from '../../security/rbac.ts';
 
 /** Resolves the caller of a request or throws UNAUTHENTICATED / INVALID_TOKEN. */
 export type Authenticator = (request: FastifyRequest) => Promise<Actor>;
@@ -20,9 +21,13 @@ export function createNoAuthAuthenticator(actor: Actor = ANONYMOUS_ACTOR): Authe
 
 /**
  * Starts watching the credential a request was authenticated with: the signal aborts when it is no
- * longer accepted (revoked, expired); `release` stops watching.
+ * longer accepted (revoked, expired), or its principal loses its route's permission or one of
+ * `permissions`; `release` stops watching.
  */
-export type CredentialWatcher = () => { signal: AbortSignal; release(): void };
+export type CredentialWatcher = (permissions?: readonly Permission[]) => {
+  signal: AbortSignal;
+  release(): void;
+};
 
 // Set by the security layer for each request it authenticated with a credential that can lapse.
 const credentialWatchers = new WeakMap<FastifyRequest, CredentialWatcher>();
@@ -34,17 +39,19 @@ export function setCredentialWatcher(request: FastifyRequest, watcher: Credentia
 
 /**
  * For a long-lived response (an event stream): a signal that aborts once the credential `request`
- * was authenticated with is revoked or expires, so the response ends and the client's reconnect
- * is refused. Watching stops when the response closes. Undefined when nothing can lapse (auth mode
- * `none`, no security layer).
+ * was authenticated with is revoked or expires, or its principal loses the route's permission or
+ * one of `permissions` (what the response carries needs), so the response ends and the client's
+ * reconnect is refused. Watching stops when the response closes. Undefined when nothing can lapse
+ * (auth mode `none`, no security layer).
  */
 export function watchRequestCredential(
   request: FastifyRequest,
   reply: FastifyReply,
+  permissions: readonly Permission[] = [],
 ): AbortSignal | undefined {
   const watcher = credentialWatchers.get(request);
   if (watcher === undefined) return undefined;
-  const { signal, release } = watcher();
+  const { signal, release } = watcher(permissions);
   if (reply.raw.closed) release();
   else reply.raw.once('close', release);
   return signal;
