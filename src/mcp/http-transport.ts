@@ -33,7 +33,12 @@ import { assertOriginAllowed } from './request-guard.ts';
 import { endAfterResponse } from './resumed-stream.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
-import { CANCELLED_STREAM_END, type StreamEventLog, type StreamOwner } from './stream-event-log.ts';
+import {
+  CANCELLED_STREAM_END,
+  type SessionEventStore,
+  type StreamEventLog,
+  type StreamOwner,
+} from './stream-event-log.ts';
 import { createFollowStream, STANDALONE_STREAM_ID } from './stream-follower.ts';
 import { openAtOnce } from './stream-opening.ts';
 import { permissionsOfToolCalls } from './tool-runner.ts';
@@ -76,6 +81,8 @@ interface McpSessionEntry {
   releaseSlot: ReleaseSlot;
   /** Requests in flight; set once the MCP server is connected. */
   requests?: RequestTracker;
+  /** The session's durable stream log; absent when streams cannot be resumed. */
+  eventStore?: SessionEventStore;
 }
 
 /** Path of the endpoint; MCP clients are configured with `<base URL>/mcp`. */
@@ -246,6 +253,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       lastSeenAt: Date.now(),
       openStreams: 0,
       releaseSlot,
+      ...(eventStore ? { eventStore } : {}),
     };
     // Every way a session ends (DELETE, idle sweep, rejected initialize, shutdown) closes its transport.
     entry.transport.onclose = () => {
@@ -381,9 +389,16 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     // A resumed request stream with nothing more to come (answered, or cancelled: no response) is
     // served from the log and ends there; the SDK would keep it open for a response.
     let resumedStreamId: string | undefined;
-    if (sessionId !== undefined && request.method === 'GET' && lastEventId !== undefined && streamEvents) {
+    if (
+      sessionId !== undefined &&
+      request.method === 'GET' &&
+      lastEventId !== undefined &&
+      streamEvents &&
+      entry.eventStore
+    ) {
       const owner = streamOwnerOf(request, sessionId);
-      resumedStreamId = await streamEvents.findStream(owner, lastEventId);
+      // The session's own store: the SDK's lookups of this resume reuse the answer.
+      resumedStreamId = await entry.eventStore.findStream(lastEventId);
       if (
         resumedStreamId !== undefined &&
         resumedStreamId !== STANDALONE_STREAM_ID &&

@@ -66,6 +66,36 @@ describe('durable MCP stream event log', () => {
     assert.deepEqual((await replay(reader, first)).ns, [2, 3]);
   });
 
+  test("a resume reads its event's stream once: the SDK's lookup and replay reuse the session's answer", async () => {
+    let streamLookups = 0;
+    // Counts the queries that select stream_id alone (the stream lookup); the replay's pages select more.
+    const counted = db.withPlugin({
+      transformQuery(args) {
+        const node = args.node as {
+          kind: string;
+          selections?: Array<{ selection?: { column?: { column?: { name?: string } } } }>;
+        };
+        const names = node.selections?.map((selection) => selection.selection?.column?.column?.name);
+        if (node.kind === 'SelectQueryNode' && names?.length === 1 && names[0] === 'stream_id')
+          streamLookups += 1;
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    });
+    const owner = { ...ALICE, mcpSessionId: 'mcp-resume-once' };
+    const store = createStreamEventLog(counted).forSession(owner);
+    const first = await store.storeEvent('s3', note(1));
+    await store.storeEvent('s3', note(2));
+    // As the HTTP plugin, then the SDK's replayEvents, ask for it.
+    assert.equal(await store.findStream(first), 's3');
+    assert.equal(await store.getStreamIdForEventId?.(first), 's3');
+    assert.deepEqual((await replay(store, first)).ns, [2]);
+    assert.equal(streamLookups, 1);
+    // The next resume from the same id reads it again (its row may have been pruned meanwhile).
+    assert.equal(await store.getStreamIdForEventId?.(first), 's3');
+    assert.equal(streamLookups, 2);
+  });
+
   test("another tenant, principal or MCP session cannot resolve or replay a stream's events", async () => {
     const log = createStreamEventLog(db);
     const id = await log.forSession(ALICE).storeEvent('s2', note(1));

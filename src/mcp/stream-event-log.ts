@@ -60,9 +60,19 @@ export interface StreamEventLogOptions {
   whenDurable?: () => Promise<void> | undefined;
 }
 
+/** The SDK EventStore of one MCP session, with the lookup a resume of one of its streams starts with. */
+export interface SessionEventStore extends EventStore {
+  /**
+   * The stream of `eventId`, as `StreamEventLog.findStream` reads it for this session. The answer
+   * also serves the SDK's own lookups of the same id that follow (getStreamIdForEventId, then the
+   * replay), so a resume reads it from the database once instead of three times.
+   */
+  findStream(eventId: EventId): Promise<StreamId | undefined>;
+}
+
 export interface StreamEventLog {
   /** The SDK EventStore of one MCP session. Writes are serialised, so ids follow send order. */
-  forSession(owner: StreamOwner): EventStore;
+  forSession(owner: StreamOwner): SessionEventStore;
   /** The stream of `eventId` if it belongs to `owner`; undefined when unknown, pruned or someone else's. */
   findStream(owner: StreamOwner, eventId: EventId): Promise<StreamId | undefined>;
   /** The event `eventId` of `owner`; undefined when unknown, pruned or someone else's. */
@@ -151,11 +161,21 @@ export function createStreamEventLog(
     }));
   }
 
-  function forSession(owner: StreamOwner): EventStore {
+  function forSession(owner: StreamOwner): SessionEventStore {
     // One writer per MCP session (the process holding its transport). Chaining its inserts means
     // each commits before the next starts, so a reader's `id > cursor` never skips a late commit.
     let tail: Promise<unknown> = Promise.resolve();
+    /** The last stream found by `findStream`, until the replay of a resume from it has used it. */
+    let found: { eventId: EventId; streamId: StreamId } | undefined;
+    /** The SDK's lookup: the answer `findStream` just read for the same id, else the database's. */
+    const streamOf = (eventId: EventId): Promise<StreamId | undefined> =>
+      found?.eventId === eventId ? Promise.resolve(found.streamId) : findStream(owner, eventId);
     return {
+      async findStream(eventId) {
+        const streamId = await findStream(owner, eventId);
+        found = streamId === undefined ? undefined : { eventId, streamId };
+        return streamId;
+      },
       storeEvent(streamId, message) {
         const insert = async (into: Kysely<McpStreamEventsDb>) => {
           const row = await into
@@ -187,9 +207,11 @@ export function createStreamEventLog(
             return `unstored-${randomUUID()}`;
           });
       },
-      getStreamIdForEventId: (eventId) => findStream(owner, eventId),
+      getStreamIdForEventId: streamOf,
       async replayEventsAfter(lastEventId, { send }) {
-        const streamId = await findStream(owner, lastEventId);
+        const streamId = await streamOf(lastEventId);
+        // Used: a later resume from the same id reads its stream again (the row may be pruned by then).
+        if (found?.eventId === lastEventId) found = undefined;
         // The SDK asks getStreamIdForEventId first and answers 400 itself; this guards direct use.
         if (streamId === undefined) return '';
         let cursor = lastEventId;
