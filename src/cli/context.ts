@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { ClientEnv } from '../config/client-env.ts';
 import { type ApiClient, createApiClient } from './client.ts';
 import { readStoredToken } from './commands/login.ts';
+import { maosCommand } from './invocation.ts';
 import { createOutput, type Output } from './output.ts';
 
 /** Default server: the local `maos serve` with its default host and port. */
@@ -33,6 +34,8 @@ export interface CliContext {
   server: string;
   /** The credentials file given (`--credentials`, else MAOS_CREDENTIALS); undefined: the default. */
   credentialsPath: string | undefined;
+  /** `maos` as the user started it, for commands printed for them to run (invocation.ts). */
+  maos: string;
   /**
    * A signal aborted by the first Ctrl-C (SIGINT); the handler is installed on first call and
    * removed when the command ends.
@@ -59,6 +62,7 @@ export function createContext(command: Command, io: CliIo): CliContext {
     out,
     server,
     credentialsPath,
+    maos: maosCommand(io.env, process.argv[1]),
     client: () => {
       client ??= createApiClient({ server, token });
       return client;

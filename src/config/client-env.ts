@@ -44,6 +44,13 @@ export interface ClientEnv {
    * anyway (store/data-dir-owner.ts refuses otherwise). For one invocation, never in a config file.
    */
   allowRoot?: boolean;
+  /**
+   * The project npm ran `maos` in (`npm_config_local_prefix`), when under `npx` / `npm exec`
+   * (`npm_command=exec`): commands printed for the user say `npx --prefix <it> maos`.
+   */
+  npmExecProject?: string;
+  /** `PATH`: whether the `maos` that runs is the one a shell finds by that name. */
+  path?: string;
 }
 
 /** Reads the CLI's environment variables; empty values count as unset. */
@@ -55,6 +62,8 @@ export function readClientEnv(env: NodeJS.ProcessEnv = process.env): ClientEnv {
     credentialsPath: nonEmpty(env.MAOS_CREDENTIALS),
     noColor: nonEmpty(env.NO_COLOR) !== undefined,
     allowRoot: /^(1|true)$/i.test(env.MAOS_ALLOW_ROOT?.trim() ?? ''),
+    npmExecProject: env.npm_command === 'exec' ? nonEmpty(env.npm_config_local_prefix) : undefined,
+    path: env.PATH,
   };
 }
 

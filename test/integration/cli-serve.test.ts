@@ -2,12 +2,15 @@
 // gracefully (exit 0) however soon it comes; `--json`, before or after the command, makes the banner
 // one JSON line.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { type CliResult, runMaos } from '../fixtures/cli.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 
 interface ServeBanner {
   url: string;
@@ -59,6 +62,23 @@ function serveUntilAnnounced(
     ...(cwd === undefined ? {} : { cwd }),
     ...(env === undefined ? {} : { env }),
     ...(stream === 'stdout' ? { onStdout: watch } : { onStderr: watch }),
+  });
+}
+
+/** Runs `line` with sh in `cwd`, with the node running the tests first on PATH and no MAOS_* variable. */
+function runInShell(line: string, cwd: string): Promise<CliResult> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env))
+    if (value !== undefined && !key.startsWith('MAOS_')) env[key] = value;
+  env.PATH = `${dirname(process.execPath)}${delimiter}${env.PATH ?? ''}`;
+  return new Promise((resolve) => {
+    execFile('sh', ['-c', line], { cwd, env, timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({
+        code: error === null ? 0 : typeof error.code === 'number' ? error.code : null,
+        stdout,
+        stderr,
+      }),
+    );
   });
 }
 
@@ -124,20 +144,19 @@ describe('maos serve', { timeout: 300_000 }, () => {
     const fresh = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr', dir);
     assert.equal(fresh.code, 0, fresh.stderr);
     assert.match(fresh.stderr, /auth mode: {6}apikey\n/);
-    const command = /^ {4}MAOS_DATA_DIR=(\S+) maos (keys create .*)$/m.exec(fresh.stderr);
+    // maos as it was started here: node and the script, absolute (not a `maos` the shell may not know).
+    const command = /^ {4}(MAOS_DATA_DIR=(\S+) node (\S+) (keys create .*))$/m.exec(fresh.stderr);
     assert.ok(command, `no key command in:\n${fresh.stderr}`);
-    assert.equal(command[1], join(dir, '.maos'));
+    assert.equal(command[2], join(dir, '.maos'));
+    assert.equal(command[3], BIN);
     assert.equal(
-      command[2],
+      command[4],
       `keys create --role admin --tenant default --name first-admin --config ${config}`,
     );
 
-    // The command as printed, run in another directory, creates the key on this server's database:
-    // the note names it, and the next start is quiet.
-    const created = await runMaos((command[2] as string).split(' '), {
-      env: { MAOS_DATA_DIR: command[1] as string },
-      cwd: elsewhere,
-    });
+    // The command as printed, run by a shell in another directory, creates the key on this server's
+    // database: the note names it, and the next start is quiet.
+    const created = await runInShell(command[1] as string, elsewhere);
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /^maos_/);
     assert.ok(
@@ -166,12 +185,35 @@ describe('maos serve', { timeout: 300_000 }, () => {
       { MAOS_CONFIG: 'env.json' },
     );
     assert.equal(fresh.code, 0, fresh.stderr);
-    const command = /^ {4}MAOS_DATA_DIR=(\S+) maos (keys create .*)$/m.exec(fresh.stderr);
+    const command = /^ {4}MAOS_DATA_DIR=(\S+) node \S+ (keys create .*)$/m.exec(fresh.stderr);
     assert.ok(command, `no key command in:\n${fresh.stderr}`);
     assert.equal(command[1], join(dir, 'env-data'));
     assert.equal(
       command[2],
       `keys create --role admin --tenant default --name first-admin --config ${join(dir, 'env.json')}`,
+    );
+  });
+
+  test('started by npx or npm exec, the first-key command is npx on the project, from any directory', async (t) => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'keys.json'), JSON.stringify({ logLevel: 'warn', dataDir: 'data' }));
+    // What npm exec (npx) sets for the commands it runs.
+    const npx = { npm_command: 'exec', npm_config_local_prefix: join(dir, 'project') };
+    const args = ['serve', '--config', join(dir, 'keys.json'), '--port', '0'];
+    const fresh = await serveUntilAnnounced(
+      args,
+      (stderr) => /API docs:.*\n/.test(stderr),
+      'stderr',
+      dir,
+      npx,
+    );
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.ok(
+      fresh.stderr.includes(
+        `    MAOS_DATA_DIR=${join(dir, 'data')} npx --prefix ${join(dir, 'project')} maos keys create --role admin`,
+      ),
+      fresh.stderr,
     );
   });
 

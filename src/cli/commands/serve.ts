@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { startServer, waitForShutdownSignal } from '../../main.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
+import { shellWord } from '../invocation.ts';
 import { parseIntegerOption } from '../number-options.ts';
 
 interface ServeOptions {
@@ -50,7 +51,7 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     // A fresh install accepts no request until its first key exists: say how, under the auth mode.
     if (await server.app.security.firstKeyMissing().catch(() => false)) {
       out.note(`  no API key yet: create the first admin key (printed once) in another terminal with`);
-      out.note(`    ${firstKeyCommand(server.configFile, server.dataDir)}`);
+      out.note(`    ${firstKeyCommand(ctx.maos, server.configFile, server.dataDir)}`);
     }
     out.note(`  API docs:       ${server.url}/docs`);
   }
@@ -63,11 +64,9 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
  * run: the resolved data directory (a relative `dataDir` of the config would otherwise count from
  * the other terminal's directory) and the config file the server read, `--config` or MAOS_CONFIG
  * (the other terminal may not have that variable, and the config may name another store), both
- * absolute.
+ * absolute; `maos` as the user started it (`npx`, `node bin/maos.js` …).
  */
-function firstKeyCommand(configFile: string | undefined, dataDir: string): string {
-  const quote = (value: string) =>
-    /^[\w./:@=-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
-  const config = configFile === undefined ? '' : ` --config ${quote(configFile)}`;
-  return `MAOS_DATA_DIR=${quote(dataDir)} maos keys create --role admin --tenant default --name first-admin${config}`;
+function firstKeyCommand(maos: string, configFile: string | undefined, dataDir: string): string {
+  const config = configFile === undefined ? '' : ` --config ${shellWord(configFile)}`;
+  return `MAOS_DATA_DIR=${shellWord(dataDir)} ${maos} keys create --role admin --tenant default --name first-admin${config}`;
 }
