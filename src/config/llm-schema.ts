@@ -59,7 +59,19 @@ const providerSchema = z
       .positive()
       .default(300)
       .describe(
-        'Per-call limit; a call still running is aborted and retried as a timeout. @defaultValue 300',
+        'How long each model call waits for its answer to start (the first streamed chunk; a call that is not streamed, for its whole answer); then it is aborted and retried as a timeout. @defaultValue 300',
+      ),
+    idleTimeoutSeconds: timerSeconds()
+      .positive()
+      .optional()
+      .describe(
+        'Longest pause in an answer that streams: no chunk for this long aborts the call, retried as a timeout. A steady answer is not cut however long it takes (maxCallSeconds bounds it). Unset = `timeoutSeconds`.',
+      ),
+    maxCallSeconds: timerSeconds()
+      .positive()
+      .optional()
+      .describe(
+        "Longest a model call may take in all, streaming included, so that a server trickling an answer without end is cut (a timeout, retried); keep it above the time your longest answers take (maxOutputTokens at the model's speed). Unset = 3600, or `timeoutSeconds` when that is longer.",
       ),
     maxConcurrency: z
       .number()

@@ -6,6 +6,7 @@ import type { LlmConfig, PriceConfig, ProvidersConfig } from '../../config/llm-s
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { type Bulkhead, createBulkhead } from './bulkhead.ts';
+import { runWithCallTimer, startCallTimer } from './call-timer.ts';
 import { type CircuitBreaker, type CircuitState, createCircuitBreakerSet } from './circuit-breaker.ts';
 import { createModelCache } from './create-model.ts';
 import { recordModelSpend, startModelAttempt } from './model-spend.ts';
@@ -13,11 +14,17 @@ import {
   type ClassifiedFailure,
   classifyProviderError,
   type FailureSite,
-  ProviderTimeoutError,
   toProviderAppError,
 } from './provider-errors.ts';
 import { countModelCalls, type ModelCallTally } from './response-cache-model.ts';
 import { callWithRetry, type RetryHooks } from './retry.ts';
+
+/**
+ * The default bound of a whole model call (`maxCallSeconds`). Why an hour: an answer streams at tens
+ * of tokens per second, so even 32k tokens on a slow local model fit, while a server that trickles
+ * bytes without end does not hold a bulkhead slot and the task for ever.
+ */
+const DEFAULT_MAX_CALL_SECONDS = 3600;
 
 /** The provider and model one attempt runs against. */
 export interface CallTarget {
@@ -36,8 +43,8 @@ export interface AttemptContext {
   /** 1-based, across all providers of the chain. */
   attempt: number;
   /**
-   * Another model call of the attempt starts (an agent's tool loop): the per-call timeout counts
-   * afresh from now, so each model call has the whole of it.
+   * Another model call of the attempt starts (an agent's tool loop): the per-call limits count
+   * afresh from now (call-timer.ts), so each model call has the whole of them.
    */
   nextCall(): void;
 }
@@ -304,31 +311,31 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
       breaker.releaseTrial(permit);
       throw error;
     }
-    // At most ~24.8 days (config/timer-limits.ts): a longer timer would fire at once.
-    const timeoutMs = (providers[target.provider]?.timeoutSeconds ?? 300) * 1000;
-    const timer = new AbortController();
-    let handle: NodeJS.Timeout | undefined;
-    const armTimeout = () => {
-      if (timer.signal.aborted) return;
-      clearTimeout(handle);
-      handle = setTimeout(() => timer.abort(new ProviderTimeoutError(timeoutMs)), timeoutMs);
-      handle.unref();
-    };
-    armTimeout();
+    // Each at most ~24.8 days (config/timer-limits.ts): a longer timer would fire at once.
+    const limits = providers[target.provider];
+    const startSeconds = limits?.timeoutSeconds ?? 300;
+    const timer = startCallTimer({
+      startMs: startSeconds * 1000,
+      idleMs: (limits?.idleTimeoutSeconds ?? startSeconds) * 1000,
+      totalMs: (limits?.maxCallSeconds ?? Math.max(DEFAULT_MAX_CALL_SECONDS, startSeconds)) * 1000,
+    });
     const callSignal = AbortSignal.any([signal, timer.signal]);
     const tally: ModelCallTally = { fromCache: 0, toProvider: 0 };
     // What the run streams from now until this attempt ends is spent on this model.
     startModelAttempt(target);
     try {
+      // The responses its model calls fetch tell the timer when each chunk came (call-timer.ts).
       const runAttempt = () =>
-        countModelCalls(tally, () =>
-          run({
-            model: getModel(target.provider, target.model, lookup),
-            target,
-            signal: callSignal,
-            attempt,
-            nextCall: armTimeout,
-          }),
+        runWithCallTimer(timer, () =>
+          countModelCalls(tally, () =>
+            run({
+              model: getModel(target.provider, target.model, lookup),
+              target,
+              signal: callSignal,
+              attempt,
+              nextCall: timer.startCall,
+            }),
+          ),
         );
       const value = options.telemetry
         ? await options.telemetry.observeCall(
@@ -365,7 +372,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
       else breaker.releaseTrial(permit);
       throw error;
     } finally {
-      clearTimeout(handle);
+      timer.stop();
       release();
     }
   }

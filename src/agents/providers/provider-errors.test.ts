@@ -3,12 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { APICallError } from 'ai';
-import {
-  classifyProviderError,
-  ProviderTimeoutError,
-  parseRetryAfter,
-  toProviderAppError,
-} from './provider-errors.ts';
+import { ProviderTimeoutError } from './call-timer.ts';
+import { classifyProviderError, parseRetryAfter, toProviderAppError } from './provider-errors.ts';
 
 function httpError(statusCode: number | undefined, message = 'boom'): APICallError {
   return new APICallError({ message, url: 'http://x', requestBodyValues: { secret: 'prompt' }, statusCode });

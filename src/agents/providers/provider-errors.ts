@@ -4,6 +4,7 @@
 import { APICallError, InvalidResponseDataError } from 'ai';
 import { headOf } from '../../domain/text-cut.ts';
 import { AppError, coerceError } from '../../errors/app-error.ts';
+import { ProviderTimeoutError } from './call-timer.ts';
 import { ResponseTooLargeError } from './response-size-limit.ts';
 
 /**
@@ -47,16 +48,6 @@ export interface ClassifiedFailure {
   retryAfterMs?: number;
   /** The provider's own explanation, shortened. */
   detail: string;
-}
-
-/** Raised by our own per-call timer; distinguishable from a caller's abort. */
-export class ProviderTimeoutError extends Error {
-  readonly timeoutMs: number;
-  constructor(timeoutMs: number) {
-    super(`no answer within ${Math.round(timeoutMs / 1000)} s`);
-    this.name = 'ProviderTimeoutError';
-    this.timeoutMs = timeoutMs;
-  }
 }
 
 /**

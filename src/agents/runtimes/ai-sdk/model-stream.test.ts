@@ -1,13 +1,15 @@
 // The agent's tool loop against the scripted LLM server (both wire formats): the text of a model
 // call that follows a tool round trip starts a paragraph of its own in the answer, as it does in
-// the streamed output, instead of running on from the text written before the tool call; and each
-// model call of the loop has the provider's whole per-call timeout, not a share of it.
+// the streamed output, instead of running on from the text written before the tool call; each
+// model call of the loop has the provider's whole per-call timeout, not a share of it; and an answer
+// that streams steadily is not cut by that timeout, while one that stalls or never ends is.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { tool } from 'ai';
 import { z } from 'zod';
 import { type ScriptedLlmServer, startLlmServer } from '../../../../test/fixtures/llm-server.ts';
 import { llmConfigSchema, providersConfigSchema } from '../../../config/llm-schema.ts';
+import { AppError } from '../../../errors/app-error.ts';
 import { createLanguageModel } from '../../providers/create-model.ts';
 import { createLlmClient } from '../../providers/llm-client.ts';
 import { streamModelCall } from './model-stream.ts';
@@ -98,5 +100,68 @@ describe('agent tool loop', () => {
     assert.equal(value, 'Done.');
     assert.equal(attempts, 1);
     assert.deepEqual(notes, ['a', 'b']);
+  });
+
+  /** A client of one openai provider with `limits`, trying each call `maxAttempts` times. */
+  function clientWith(limits: Record<string, number>, maxAttempts = 1) {
+    return createLlmClient({
+      providers: providersConfigSchema.parse({
+        main: { type: 'openai', model: 'm', apiKey: 'k', baseURL: server.openaiBaseURL, ...limits },
+      }),
+      llm: llmConfigSchema.parse({ retry: { maxAttempts, baseDelayMs: 10 } }),
+    });
+  }
+
+  /** One answer without tools through `client`: its text and the attempts it took. */
+  function answer(client: ReturnType<typeof createLlmClient>) {
+    return client.call('engineer', new AbortController().signal, ({ model, signal, nextCall }) =>
+      streamModelCall({
+        model,
+        system: 'You write.',
+        messages: [{ role: 'user', content: 'Write.' }],
+        tools: undefined,
+        maxSteps: 1,
+        maxOutputTokens: 1000,
+        temperature: undefined,
+        signal,
+        push: () => undefined,
+        nextCall,
+        onStepUsage: () => undefined,
+      }),
+    );
+  }
+
+  // ~2.5 s in all, a chunk every 80 ms: longer than a 1 s limit, no pause near it.
+  const steady = { text: 'word '.repeat(30), chunkSize: 5, chunkDelayMs: 80 };
+
+  test('an answer that streams steadily for longer than timeoutSeconds is not cut', async () => {
+    server.enqueue(steady);
+    const { value, attempts } = await answer(clientWith({ timeoutSeconds: 1 }));
+    assert.equal(value, steady.text);
+    assert.equal(attempts, 1);
+  });
+
+  test('an answer that stalls mid-stream is cut after idleTimeoutSeconds and retried', async () => {
+    server.enqueue({ text: 'word '.repeat(30), chunkSize: 5, stallAfterFrames: 3 }, { text: 'Done.' });
+    const { value, attempts } = await answer(clientWith({ timeoutSeconds: 60, idleTimeoutSeconds: 0.5 }, 2));
+    assert.equal(value, 'Done.');
+    assert.equal(attempts, 2);
+    server.enqueue({ text: 'word '.repeat(30), chunkSize: 5, stallAfterFrames: 3 });
+    const error = await answer(clientWith({ timeoutSeconds: 60, idleTimeoutSeconds: 0.5 })).catch(
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof AppError);
+    assert.equal(error.code, 'TIMEOUT');
+    assert.match(error.message, /the answer stalled: nothing came for 0\.5 s while it streamed/);
+  });
+
+  test('maxCallSeconds bounds an answer however steadily it streams', async () => {
+    server.enqueue(steady);
+    const error = await answer(clientWith({ timeoutSeconds: 60, maxCallSeconds: 1 })).catch(
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof AppError);
+    assert.equal(error.code, 'TIMEOUT');
+    assert.match(error.message, /the answer took longer than 1 s/);
   });
 });
