@@ -262,6 +262,23 @@ for (const helm of helms) {
       assertRejected(['--set', 'config.store.url=postgres://maos:pw@db/maos'], /password in a ConfigMap/);
       assertRejected(['--set', 'config.metrics.port=9100'], /service\.metricsPort/);
       assertRejected(['--set', 'config.tls.certFile=/run/tls/crt'], /set tls\.secretName/);
+      // Secrets in config would sit in the ConfigMap: each message names the variable to set instead.
+      assertRejected(
+        ['--set-string', 'config.audit.signingKey=pem'],
+        /config\.audit\.signingKey is a secret .*set MAOS_AUDIT__SIGNING_KEY in secretEnv or existingSecret/,
+      );
+      assertRejected(
+        ['--set-string', 'config.providers.openai.apiKey=sk-1'],
+        /set MAOS_PROVIDERS__OPENAI__API_KEY in secretEnv/,
+      );
+      assertRejected(
+        ['--set-string', 'config.providers.gw.headers.X-Team=t'],
+        /every value of a provider's headers .*set MAOS_PROVIDERS__GW__HEADERS__X_TEAM in secretEnv/,
+      );
+      assertRejected(
+        ['--set-string', 'config.egress.proxy.url=http://u:pw@proxy.corp:3128'],
+        /config\.egress\.proxy\.url holds a password/,
+      );
       assertRejected(['--set', 'tls.secretName=Maos_TLS'], /secretName/);
       // Audit checkpoint volume: a typo, one the replicas cannot all mount, two directory settings.
       assertRejected(['--set', 'auditCheckpoints.persistence.enable=true'], /enable/);
@@ -390,6 +407,16 @@ for (const helm of helms) {
         { ...POSTGRES, auditCheckpoints: { persistence: { enabled: true, storageClass: 'nfs' } } },
         { auditCheckpoints: { persistence: { enabled: true, existingClaim: 'audit-ckpt' } } },
         { ingress: { enabled: true }, config: { http: { bodyLimitBytes: 26214400 } } },
+        // No secrets: files named by *_FILE keys, numbers under token-like names, a proxy without a password.
+        {
+          config: {
+            audit: { signingKey_FILE: '/run/secrets/maos/audit-key' },
+            providers: { gw: { headers: { Authorization_FILE: '/run/secrets/maos/gw' } } },
+            runners: { npm: { command: ['npm', 'test'], env: { NPM_TOKEN_FILE: '/run/secrets/maos/npm' } } },
+            llm: { budgets: { default: { maxTokens: 100000 } } },
+            egress: { proxy: { url: 'http://proxy.corp:3128' } },
+          },
+        },
         {
           ingress: { enabled: true, annotations: { 'nginx.ingress.kubernetes.io/proxy-body-size': '0' } },
           config: { http: { trustedProxies: ['10.0.0.0/8'] } },

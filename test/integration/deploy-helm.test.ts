@@ -3,6 +3,7 @@
 // hold: probes, non-root read-only pods, one replica on SQLite, migration hook, SSE ingress.
 // The real `helm` binary checks the chart in deploy-helm-cli.test.ts.
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { describe, test } from 'node:test';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load.ts';
-import { configSchema } from '../../src/config/schema.ts';
+import { configSchema, SECRET_KEY_PATTERN } from '../../src/config/schema.ts';
 import { assertConfigUsable } from '../../src/security/config-preflight.ts';
 import { TemplateSet } from '../fixtures/go-template.ts';
 import { mergeValues, renderChart } from '../fixtures/helm-chart.ts';
@@ -726,6 +727,139 @@ describe('Helm chart', () => {
     assert.ok(render({ ...POSTGRES, config: { store: { url_FILE: '/run/secrets/maos/db-url' } } }));
   });
 
+  test('config refuses every secret MAOS reads; the variable the message names sets it from the Secret', () => {
+    // The config file is a ConfigMap: anyone who may read ConfigMaps in the namespace (the `view`
+    // role) would read these. Each case: config with the secret, and the key path the secret sits at.
+    const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' });
+    const cases: Array<{ config: Doc; path: string[]; message: RegExp }> = [
+      {
+        config: { audit: { signingKey: String(pem) } },
+        path: ['audit', 'signingKey'],
+        message: /is a secret/,
+      },
+      {
+        config: { providers: { openai: { type: 'openai', model: 'gpt-4o', apiKey: 'sk-test-1234' } } },
+        path: ['providers', 'openai', 'apiKey'],
+        message: /is a secret/,
+      },
+      {
+        config: {
+          providers: {
+            gw: {
+              type: 'openai-compatible',
+              model: 'm',
+              baseURL: 'https://llm.internal/v1',
+              headers: { Authorization: 'Bearer t' },
+            },
+          },
+        },
+        path: ['providers', 'gw', 'headers', 'Authorization'],
+        message: /every value of a provider's headers and of a runner's env/,
+      },
+      {
+        config: { runners: { npm: { command: ['npm', 'publish'], env: { NPM_TOKEN: 'npm_abc' } } } },
+        path: ['runners', 'npm', 'env', 'NPM_TOKEN'],
+        message: /every value of a provider's headers and of a runner's env/,
+      },
+      {
+        config: { egress: { proxy: { url: 'http://maos:pw@proxy.corp:3128' } } },
+        path: ['egress', 'proxy', 'url'],
+        message: /holds a password/,
+      },
+      {
+        config: { secrets: { kekRing: `k1:${Buffer.alloc(32, 7).toString('base64')}` } },
+        path: ['secrets', 'kekRing'],
+        message: /is a secret/,
+      },
+    ];
+    // The chart names secrets by the server's own pattern (SECRET_KEY_PATTERN), not a copy that drifts.
+    const helpers = readFileSync(join(CHART, 'templates/_helpers.tpl'), 'utf8');
+    assert.ok(
+      helpers.includes(`regexMatch "(?i)${SECRET_KEY_PATTERN.source}" .key`),
+      'the same secret-key pattern',
+    );
+    const valueAt = (tree: unknown, path: string[]): unknown =>
+      path.reduce<unknown>((node, key) => {
+        const map = (node ?? {}) as Record<string, unknown>;
+        // Header names ignore case (MAOS_…__HEADERS__AUTHORIZATION sets AUTHORIZATION).
+        const found = Object.keys(map).find((k) => k === key || k.toLowerCase() === key.toLowerCase());
+        return found === undefined ? undefined : map[found];
+      }, tree);
+    const withoutLeaf = (tree: Doc, path: string[]): Doc => {
+      const [head, ...rest] = path as [string, ...string[]];
+      if (rest.length === 0) {
+        const { [head]: _, ...others } = tree;
+        return others;
+      }
+      return { ...tree, [head]: withoutLeaf(tree[head] as Doc, rest) };
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'maos-chart-secrets-'));
+    try {
+      for (const { config, path, message } of cases) {
+        const where = `config.${path.join('.')}`;
+        let refusal = '';
+        assert.throws(
+          () => renderChart(CHART, { config }),
+          (error: Error) => {
+            refusal = error.message;
+            return true;
+          },
+          `${where} is refused`,
+        );
+        assert.match(refusal, message);
+        assert.ok(refusal.startsWith(`${where} `), refusal);
+        assert.match(refusal, /chart's ConfigMap/);
+        assert.ok(refusal.includes(`or ${where}_FILE to a file mounted with extraVolumes`), refusal);
+        const variable = /set (MAOS_\S+) in secretEnv or existingSecret/.exec(refusal)?.[1];
+        assert.ok(variable, refusal);
+        // The advice works: the variable in secretEnv, the rest in config, read by the real loader.
+        const { byKind } = render({
+          config: withoutLeaf(config, path),
+          secretEnv: { [variable]: valueAt(config, path) },
+        });
+        const configPath = join(dir, 'config.yaml');
+        writeFileSync(configPath, String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+        const env = Object.fromEntries(
+          at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0.env').map(
+            (e: { name: string; value: string }) => [e.name, e.value],
+          ),
+        );
+        const loaded = loadConfig({
+          configPath,
+          env: { ...env, ...at(one(byKind, 'Secret'), 'stringData'), MAOS_DATA_DIR: dir },
+        });
+        assert.equal(valueAt(loaded, path), valueAt(config, path), `${variable} sets ${where}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // Not secrets: files named by *_FILE keys, numbers under token-like names, URLs without a password.
+    const allowed: Doc = {
+      audit: { signingKey_FILE: '/run/secrets/maos/audit-key' },
+      providers: {
+        gw: {
+          type: 'openai-compatible',
+          baseURL: 'https://llm.internal/v1?api-version=2024-06-01',
+          headers: { Authorization_FILE: '/run/secrets/maos/gw-auth' },
+        },
+      },
+      runners: { npm: { command: ['npm', 'test'], env: { NPM_TOKEN_FILE: '/run/secrets/maos/npm' } } },
+      llm: { budgets: { default: { maxTokens: 100000 } } },
+      rateLimit: { maxDailyTokensPerTenant: 500000 },
+      webhooks: { secretRotationGraceSeconds: 600 },
+      egress: { proxy: { url: 'http://proxy.corp:3128' } },
+      secrets: { kekRing_FILE: '/run/secrets/maos/kek' },
+    };
+    const file = parseYaml(
+      String(at(one(render({ config: allowed }).byKind, 'ConfigMap'), 'data')['config.yaml']),
+    );
+    const { auth: _, ...rendered } = file;
+    assert.deepEqual(
+      rendered,
+      mergeValues(parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')).config, allowed),
+    );
+  });
+
   test('bad values fail the render with a clear message', () => {
     assert.throws(() => renderChart(CHART, { database: { mode: 'postgres' } }), /database\.postgres\.url/);
     assert.throws(() => renderChart(CHART, { database: { mode: 'mysql' } }), /sqlite or postgres/);
@@ -976,6 +1110,20 @@ describe('Go template interpreter used to render the chart', () => {
     );
     assert.equal(renderOne('{{ $n := 1 }}{{ if true }}{{ $n := 2 }}{{ $n }}{{ end }}{{ $n }}', {}), '21');
     assert.equal(renderOne('{{ define "n" }}[{{ . }}]{{ end }}{{ include "n" "v" }}', {}), '[v]');
+    // Sprig's regex functions take RE2 patterns and `${1}` in replacements.
+    assert.equal(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Go's group reference, not a JS template
+      renderOne('{{ regexReplaceAll "([a-z])([A-Z])" "apiKeyRing" "${1}_${2}" }}', {}),
+      'api_Key_Ring',
+    );
+    assert.equal(
+      renderOne('{{ regexMatch "(?i)key" "API_KEY" }}|{{ hasSuffix "_FILE" "a_FILE" }}', {}),
+      'true|true',
+    );
+    assert.equal(
+      renderOne('{{ kindIs "map" .m }}{{ kindIs "slice" .m }}{{ typeIs "string" .n }}', { m: {}, n: 1 }),
+      'truefalsefalse',
+    );
   });
 
   test('fails loudly on what Helm would fail on, and on syntax outside the supported subset', () => {

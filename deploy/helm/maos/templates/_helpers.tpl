@@ -111,14 +111,53 @@ HTTP
 {{- end -}}
 
 {{/*
+Fails when a value of `config` is a secret: the config file is a ConfigMap, which everyone who may
+read ConfigMaps in the namespace reads (the built-in `view` role may). Secret is what `maos config
+print` redacts: a string under a key named like one (apiKey, signingKey, kekRing, *secret*,
+*password*, *token*…), every value of a provider's `headers` and of a runner's `env`, and a URL with
+a password. `*_FILE` keys name files and pass. The message names the MAOS_* variable that sets the
+value from secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" "key" ""
+"value" .Values.config "inSecretMap" false).
+*/}}
+{{- define "maos.refuseSecretsInConfig" -}}
+{{- if kindIs "map" .value -}}
+{{- range $key, $child := .value -}}
+{{- if not (hasSuffix "_FILE" $key) -}}
+{{- /* The variable's word for the key: a runner's env keeps its name, a header `-` as `_`. */ -}}
+{{- $word := upper (regexReplaceAll "([a-z0-9])([A-Z])" $key "${1}_${2}") -}}
+{{- if eq $.key "env" }}{{ $word = $key }}{{ end -}}
+{{- if eq $.key "headers" }}{{ $word = upper (replace "-" "_" $key) }}{{ end -}}
+{{- $env := ternary (printf "MAOS_%s" $word) (printf "%s__%s" $.env $word) (eq $.env "") -}}
+{{- include "maos.refuseSecretsInConfig" (dict "path" (printf "%s.%s" $.path $key) "env" $env "key" $key "value" $child "inSecretMap" (or $.inSecretMap (has $key (list "headers" "env")))) -}}
+{{- end -}}
+{{- end -}}
+{{- else if kindIs "slice" .value -}}
+{{- range $i, $item := .value -}}
+{{- include "maos.refuseSecretsInConfig" (dict "path" (printf "%s[%d]" $.path $i) "env" $.env "key" $.key "value" $item "inSecretMap" $.inSecretMap) -}}
+{{- end -}}
+{{- /* typeIs, not kindIs: helm 3 reads a --set number as a json.Number, whose kind is string. */ -}}
+{{- else if and (typeIs "string" .value) .value -}}
+{{- $hint := printf "would be stored in the chart's ConfigMap, which anyone who may read ConfigMaps in the namespace can read: set %s in secretEnv or existingSecret instead, or %s_FILE to a file mounted with extraVolumes" .env .path -}}
+{{- if .inSecretMap -}}
+{{- fail (printf "%s is a secret (MAOS treats every value of a provider's headers and of a runner's env as one) and %s" .path $hint) -}}
+{{- else if regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" .key -}}
+{{- fail (printf "%s is a secret and %s" .path $hint) -}}
+{{- else if regexMatch `//[^:/@\s]+:[^@\s]+@` .value -}}
+{{- fail (printf "%s holds a password (user:password@ in the URL) and %s" .path $hint) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Non-empty when the pods get an audit signing key from the values: in existingSecret (assumed), in
 secretEnv, or as a file named by config.audit.signingKey_FILE or a MAOS_AUDIT__SIGNING_KEY_FILE
-variable (secretEnv, extraEnv). Without one each pod generates its own.
+variable (secretEnv, extraEnv). Without one each pod generates its own. (config.audit.signingKey
+itself is refused: maos.refuseSecretsInConfig.)
 */}}
 {{- define "maos.auditKeyConfigured" -}}
 {{- $audit := default (dict) (index .Values.config "audit") -}}
 {{- $names := list "MAOS_AUDIT__SIGNING_KEY" "MAOS_AUDIT__SIGNING_KEY_FILE" -}}
-{{- if or .Values.existingSecret (hasKey $audit "signingKey") (hasKey $audit "signingKey_FILE") -}}
+{{- if or .Values.existingSecret (hasKey $audit "signingKey_FILE") -}}
 true
 {{- end -}}
 {{- range $names -}}
