@@ -14,6 +14,7 @@ interface JsonSchema {
   items?: JsonSchema;
   anyOf?: JsonSchema[];
   minimum?: number;
+  exclusiveMinimum?: number;
   maximum?: number;
 }
 
@@ -34,6 +35,18 @@ function bound(value: number | undefined): number | undefined {
   return value === undefined || Math.abs(value) >= Number.MAX_SAFE_INTEGER ? undefined : value;
 }
 
+/**
+ * The lowest value: `minimum`, else `exclusiveMinimum` (zod's `.positive()` is `exclusiveMinimum: 0`),
+ * the next integer for an integer key and `>x` for a number.
+ */
+function lowerBound(schema: JsonSchema): string | undefined {
+  const min = bound(schema.minimum);
+  if (min !== undefined) return String(min);
+  const above = bound(schema.exclusiveMinimum);
+  if (above === undefined) return undefined;
+  return schema.type === 'integer' ? String(Math.floor(above) + 1) : `>${above}`;
+}
+
 function describe(schema: JsonSchema): string {
   return (schema.description ?? '').replace(/\s*@defaultValue.*$/, '').replace(/\|/g, '\\|');
 }
@@ -47,7 +60,7 @@ function rows(schema: JsonSchema, prefix: string, out: string[]): void {
       .map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase())
       .join('__')}`;
     const fallback = child.default === undefined || isSection ? '' : `\`${JSON.stringify(child.default)}\``;
-    const min = bound(child.minimum);
+    const min = lowerBound(child);
     const max = bound(child.maximum);
     const range = min !== undefined || max !== undefined ? ` (${min ?? '…'}–${max ?? '…'})` : '';
     if (!isSection) {

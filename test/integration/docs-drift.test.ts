@@ -122,6 +122,45 @@ test('every variable in docs/configuration.md sets the key it is listed for', ()
   }
 });
 
+test('the range of each numeric key in docs/configuration.md is the one the schema holds it to', () => {
+  // The problems CONFIG_INVALID names for `key` when only it is set to `value`.
+  const problemsOf = (key: string, value: number): string[] => {
+    const overrides: Record<string, unknown> = {};
+    const parts = key.split('.');
+    let node = overrides;
+    for (const part of parts.slice(0, -1)) node = node[part] = {} as Record<string, unknown>;
+    node[parts.at(-1) as string] = value;
+    try {
+      loadConfig({ env: {}, overrides });
+      return [];
+    } catch (error) {
+      const details = (error as { details?: unknown }).details;
+      return (Array.isArray(details) ? (details as string[]) : []).filter((p) => p.startsWith(`${key}:`));
+    }
+  };
+  const wrong: string[] = [];
+  // A key without a range says it takes any number.
+  const rows = [
+    ...read('docs/configuration.md').matchAll(/^\| `([^`<]+)` \| (integer|number)(?: \(([^)]*)\))? \|/gm),
+  ];
+  assert.ok(rows.length > 20, 'the reference lists numeric keys');
+  for (const [, key, type, range = '…–…'] of rows) {
+    const [low = ''] = range.split('–');
+    const below = low === '…' ? -1_000_000 : low.startsWith('>') ? Number(low.slice(1)) : Number(low) - 1;
+    const lowest = low === '…' ? undefined : low.startsWith('>') ? below + 0.5 : Number(low);
+    if (low === '…') {
+      if (problemsOf(key as string, below).length > 0)
+        wrong.push(`${key} (${type} ${range}) refuses ${below}`);
+    } else {
+      if (problemsOf(key as string, below).length === 0)
+        wrong.push(`${key} (${type} ${range}) takes ${below}`);
+      if (problemsOf(key as string, lowest as number).length > 0)
+        wrong.push(`${key} (${type} ${range}) refuses ${lowest}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
+
 test('links between the docs resolve to files and headings', () => {
   const broken: string[] = [];
   for (const file of markdownFiles()) {
