@@ -344,6 +344,50 @@ describe('Terraform module evaluated by terraform', () => {
     assert.equal(accepted.status, 0, accepted.output);
   });
 
+  test('config holding a secret fails the plan, as the chart refuses it', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    // Each as HCL for -var, and as the chart value it becomes (the chart refuses it too, at apply).
+    const refused: Array<[string, Doc, RegExp]> = [
+      ['{audit = {signingKey = "pem"}}', { audit: { signingKey: 'pem' } }, /config holds a secret/],
+      [
+        '{providers = {openai = {type = "openai", apiKey = "sk-1"}}}',
+        { providers: { openai: { type: 'openai', apiKey: 'sk-1' } } },
+        /config holds a secret/,
+      ],
+      ['{secrets = {kekRing = "k1:abc"}}', { secrets: { kekRing: 'k1:abc' } }, /config holds a secret/],
+      [
+        '{providers = {gw = {headers = {Authorization = "Bearer t"}}}}',
+        { providers: { gw: { headers: { Authorization: 'Bearer t' } } } },
+        /config holds a provider's headers or a runner's env/,
+      ],
+      [
+        '{runners = {npm = {command = ["npm"], env = {NPM_TOKEN = "t"}}}}',
+        { runners: { npm: { command: ['npm'], env: { NPM_TOKEN: 't' } } } },
+        /config holds a provider's headers or a runner's env/,
+      ],
+      [
+        '{egress = {proxy = {url = "http://maos:pw@proxy.corp:3128"}}}',
+        { egress: { proxy: { url: 'http://maos:pw@proxy.corp:3128' } } },
+        /config holds a URL with a password/,
+      ],
+    ];
+    for (const [hcl, config, message] of refused) {
+      const { status, output } = planModuleVariables({ config: hcl });
+      assert.notEqual(status, 0, hcl);
+      assert.match(output, message, hcl);
+      assert.throws(() => renderChart(CHART, { config }), /ConfigMap/, `the chart refuses ${hcl} too`);
+    }
+    const accepted = planModuleVariables({
+      config:
+        '{audit = {signingKey_FILE = "/run/secrets/maos/audit-key"}, llm = {budgets = {default = {maxTokens = 1000}}}, ' +
+        'runners = {npm = {command = ["npm", "test"], env = {NPM_TOKEN_FILE = "/run/secrets/maos/npm"}}}, ' +
+        'egress = {proxy = {url = "http://proxy.corp:3128"}}, webhooks = {secretRotationGraceSeconds = 600}}',
+    });
+    assert.equal(accepted.status, 0, accepted.output);
+  });
+
   test("postgres mode without a shared audit signing key warns, as the chart's install notes do", {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,

@@ -82,11 +82,12 @@ locals {
 # The chart only warns in its install notes, which Terraform does not show: warn at plan and apply.
 check "audit_signing_key" {
   assert {
-    # The key in the Secret, or a file every pod mounts (extra_values) named by audit.signingKey_FILE.
+    # The key in the Secret, or a file every pod mounts (extra_values) named by audit.signingKey_FILE
+    # (config.audit.signingKey itself is refused: var.config holds no secrets).
     condition = (
       var.database_mode != "postgres" || var.existing_secret_name != null ||
       nonsensitive(length(setintersection(keys(var.secret_env), ["MAOS_AUDIT__SIGNING_KEY", "MAOS_AUDIT__SIGNING_KEY_FILE"])) > 0) ||
-      try(var.config.audit.signingKey_FILE, null) != null || try(var.config.audit.signingKey, null) != null
+      try(var.config.audit.signingKey_FILE, null) != null
     )
     error_message = "postgres mode without MAOS_AUDIT__SIGNING_KEY in secret_env: every pod signs audit checkpoints with its own generated key. Set one shared key (an Ed25519 PKCS#8 PEM)."
   }

@@ -189,9 +189,31 @@ variable "audit_checkpoints_persistence" {
 }
 
 variable "config" {
-  description = "MAOS configuration (non-secret) merged into the chart's config file, as a map."
+  description = "MAOS configuration merged into the chart's config file (a ConfigMap), as a map. No secrets: put them in secret_env as MAOS_* variables (e.g. MAOS_PROVIDERS__OPENAI__API_KEY), or name a mounted file with the key's *_FILE variant."
   type        = any
   default     = {}
+  # What `maos config print` redacts, as the chart refuses it (at apply, after a plan that showed it):
+  # a string under a key named like a secret, any value of a provider's headers or a runner's env, a
+  # URL with a password. Read off the JSON text: Terraform cannot walk a nested value of any type.
+  validation {
+    condition = length([
+      for match in regexall("\"([^\"]*)\":\"[^\"]", jsonencode(var.config)) : match[0]
+      if can(regex("(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)", match[0])) && !endswith(match[0], "_FILE")
+    ]) == 0
+    error_message = "config holds a secret (apiKey, audit.signingKey, secrets.kekRing or another key named like a secret), which would be stored in the chart's ConfigMap: set it in secret_env as its MAOS_* variable (e.g. MAOS_AUDIT__SIGNING_KEY), or set the key's *_FILE variant to a file mounted through extra_values."
+  }
+  validation {
+    condition = length(flatten([
+      for entries in regexall("\"(?:headers|env)\":\\{([^{}]*)\\}", jsonencode(var.config)) : [
+        for match in regexall("\"([^\"]*)\":\"", entries[0]) : match[0] if !endswith(match[0], "_FILE")
+      ]
+    ])) == 0
+    error_message = "config holds a provider's headers or a runner's env, whose every value MAOS treats as a secret and which would be stored in the chart's ConfigMap: set them in secret_env (e.g. MAOS_PROVIDERS__GW__HEADERS__AUTHORIZATION, MAOS_RUNNERS__NPM__ENV__NPM_TOKEN), or use <NAME>_FILE entries naming files mounted through extra_values."
+  }
+  validation {
+    condition     = !can(regex("//[^:/@\\s\"]+:[^@\\s\"]+@", jsonencode(var.config)))
+    error_message = "config holds a URL with a password (user:password@), which would be stored in the chart's ConfigMap: set it in secret_env as its MAOS_* variable (database_url for the database), or set the key's *_FILE variant to a file mounted through extra_values."
+  }
 }
 
 variable "extra_values" {
