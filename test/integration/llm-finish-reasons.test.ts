@@ -1,7 +1,8 @@
 // An answer the provider stops itself, in both wire formats: a refusal or content filter with no
 // text fails the task (agent or synthesis) with PROVIDER_REFUSED, not retried and not sent to the
-// fallback; an answer cut at the output token limit completes, but its output and result end with a
-// notice saying so, and the model call's span keeps the provider's finish reason.
+// fallback; an answer cut at the output token limit, or ended with a finish reason outside the
+// provider's API, completes, but its output and result end with a notice saying so (none for a
+// known name of a normal end), and the model call's span keeps the provider's finish reason.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { pino } from 'pino';
@@ -115,6 +116,37 @@ describe('answers the provider stops (refusal, content filter, token limit)', ()
       assert.equal(usage?.inputTokens, 40);
       assert.equal(usage?.outputTokens, 50);
       assert.equal(primary.requests.length, 1);
+    });
+
+    test(`an agent answer ended with an unrecognised finish reason completes with a notice (${type})`, async () => {
+      primary.enqueue({ text: 'Step one is', finishReason: 'abort' });
+      const { result, chunks } = runAgent(type);
+      const { output } = await result;
+      assert.equal(
+        output,
+        'Step one is\n\n[maos: the answer may be incomplete: the provider ended it with an unrecognised finish reason (abort)]',
+      );
+      assert.equal(chunks.join(''), output, 'the streamed output ends with the notice too');
+      assert.equal(primary.requests.length, 1, 'not retried');
+      assert.equal(backup.requests.length, 0, 'not sent to the fallback');
+    });
+
+    test(`a finish reason outside the API that names a normal end adds no notice (${type})`, async () => {
+      primary.enqueue(
+        { text: 'All done.', finishReason: 'eos_token' },
+        { text: 'Done too.', finishReason: 'STOP' },
+      );
+      assert.equal((await runAgent(type).result).output, 'All done.');
+      assert.equal((await runAgent(type).result).output, 'Done too.');
+    });
+
+    test(`the synthesis ended with an unrecognised finish reason ends with the notice (${type})`, async () => {
+      primary.enqueue({ text: 'Shipped: the', finishReason: 'insufficient_system_resource' });
+      const { result } = await streamSynthesis(makeClient(type), ORCHESTRATOR_ROUTE, 2000, synthesisRequest);
+      assert.equal(
+        result,
+        'Shipped: the\n\n[maos: the answer may be incomplete: the provider ended it with an unrecognised finish reason (insufficient_system_resource)]',
+      );
     });
 
     test(`an agent answer filtered after some text completes with a notice (${type})`, async () => {

@@ -1,6 +1,7 @@
 // What an answer the provider stopped itself becomes (its finish reason), the same for an agent's
 // answer (model-stream.ts) and the orchestrator's synthesis (engine/planner-synthesis.ts): a
-// refusal or content filter with no text fails the task, a cut answer ends with a notice line.
+// refusal or content filter with no text fails the task, a cut answer (or one ended for a reason
+// outside the provider's API) ends with a notice line.
 import type { LanguageModelV4FinishReason } from '@ai-sdk/provider';
 import { AppError } from '../../../errors/app-error.ts';
 
@@ -29,9 +30,20 @@ export function asRefusal(error: unknown): unknown {
 }
 
 /**
+ * Finish reasons the provider packages report as `other` (any name outside the API they speak)
+ * that mean a normal end where they are used: Text Generation Inference's `eos_token` and
+ * `stop_sequence`, an upper-case `STOP`, Anthropic's `end_turn` passed on by a gateway. Compared in
+ * lower case.
+ */
+const NORMAL_ENDS = new Set(['stop', 'eos', 'eos_token', 'stop_sequence', 'end_turn']);
+
+/**
  * The line that ends an answer the provider cut short, so that neither the output nor the result
- * passes for a whole answer; undefined for one it finished (`stop`, `tool-calls`) and for `other`,
- * which some OpenAI-compatible servers report for answers they did finish.
+ * passes for a whole answer; undefined for one it finished (`stop`, `tool-calls`). `other` is any
+ * finish reason outside the provider's API (OpenAI-compatible servers' `abort` or
+ * `insufficient_system_resource`, a new Anthropic stop reason, or none at all): such an answer may
+ * well be incomplete, so it gets a line too, unless the reason is a known name of a normal end
+ * (NORMAL_ENDS). Neither failed nor retried: what came is kept, the reader is told.
  */
 export function finishNotice(
   unified: UnifiedFinishReason,
@@ -44,6 +56,8 @@ export function finishNotice(
     return `[maos: the provider stopped the answer (content filter, finish reason: ${raw ?? unified})]`;
   if (unified === 'error')
     return `[maos: the provider stopped the answer (error, finish reason: ${raw ?? unified})]`;
+  if (unified === 'other' && !NORMAL_ENDS.has(raw?.toLowerCase() ?? ''))
+    return `[maos: the answer may be incomplete: the provider ended it with an unrecognised finish reason (${raw ?? 'none given'})]`;
   return undefined;
 }
 
