@@ -388,6 +388,23 @@ describe('Terraform module evaluated by terraform', () => {
     assert.equal(accepted.status, 0, accepted.output);
   });
 
+  test("extra_values setting secretEnv or database.postgres.url (ignored next to the module's Secret) fails the plan", {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    // The module hands the chart its own Secret (existingSecret): the chart ignores these two.
+    for (const values of [
+      'secretEnv: {MAOS_AUDIT__SIGNING_KEY: pem}',
+      'database: {postgres: {url: "postgres://m:pw@db/m"}}',
+    ]) {
+      const { status, output } = planModuleVariables({ extra_values: JSON.stringify([values]) });
+      assert.notEqual(status, 0, values);
+      assert.match(output, /extra_values must not set secretEnv or database\.postgres\.url/, values);
+    }
+    const labels = planModuleVariables({ extra_values: JSON.stringify(['podLabels: {team: a}']) });
+    assert.equal(labels.status, 0, labels.output);
+  });
+
   test("postgres mode without a shared audit signing key warns, as the chart's install notes do", {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,

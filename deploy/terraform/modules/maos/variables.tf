@@ -217,7 +217,15 @@ variable "config" {
 }
 
 variable "extra_values" {
-  description = "Further chart values (YAML strings), applied after the module's own."
+  description = "Further chart values (YAML strings), applied after the module's own. Not for secrets: use secret_env and database_url."
   type        = list(string)
   default     = []
+  # The module gives the chart its own Secret (existingSecret), so the chart ignores its secretEnv and
+  # database.postgres.url: set there, a secret would be shown in plans, stored in the release, unused.
+  validation {
+    condition = alltrue([
+      for text in var.extra_values : !can(yamldecode(text).secretEnv) && !can(yamldecode(text).database.postgres.url)
+    ])
+    error_message = "extra_values must not set secretEnv or database.postgres.url: the chart ignores them next to the module's Secret (existingSecret). Use secret_env and database_url, which reach the pods through that Secret."
+  }
 }
