@@ -9,6 +9,12 @@ import { createLlmStack } from './agents/providers/create-llm-stack.ts';
 import { BUILT_IN_ROLES, findBuiltInRole } from './agents/roles/catalogue.ts';
 import type { RoleDefinition } from './agents/roles/role.ts';
 import { createCommandRuntime } from './agents/runtimes/command/command-runtime.ts';
+import {
+  claimReplicaDir,
+  holdsLiveLease,
+  type ReplicaDir,
+  sweepGoneReplicaDirs,
+} from './agents/runtimes/command/replica-dirs.ts';
 import { killOrphanedRuns } from './agents/runtimes/command/run-records.ts';
 import {
   createSessionWorkspaceRemover,
@@ -154,6 +160,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
   });
   let database: DatabaseHandle;
   let serverLock: ServerLock | undefined;
+  // PostgreSQL: this replica's directory for its runners' HOMEs and run records (replica-dirs.ts).
+  let replicaDir: ReplicaDir | undefined;
   try {
     // Run as root on the service user's data directory: refused before the lock, run records, keys
     // or checkpoints would be written there as root's.
@@ -174,6 +182,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
   try {
     // SQLite: one server per database file; a second `maos serve` on it is refused here.
     if (database.dialect === 'sqlite') serverLock = acquireServerLock(database.location);
+    else replicaDir = await claimReplicaDir(config.dataDir);
   } catch (error) {
     await database.close();
     await telemetry.shutdown();
@@ -239,6 +248,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       createCommandRuntime({
         runners: config.runners,
         dataDir: config.dataDir,
+        ...(replicaDir ? { replicaDir: replicaDir.path } : {}),
         baseEnv: readRunnerBaseEnv(),
       }),
     );
@@ -266,6 +276,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       notifier: wakeNotifier,
       logger,
       runtimes,
+      // The replica directory's lock names it: sweeps ask the store for its leases.
+      ...(replicaDir ? { workerId: replicaDir.workerId } : {}),
       observer: engineObserver,
       // One trace per session (stored with it) and a span per task attempt, only when tracing is on.
       ...(telemetry.tracing.enabled ? { genAi: telemetry.genAi } : {}),
@@ -424,11 +436,21 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         security.start();
         await notifier?.start();
         // Runners a previous server on this data directory left running (it died without stopping
-        // them) go before the engine re-runs their tasks: a command never runs twice at once. SQLite
-        // only, where the server lock makes this process the directory's one server; cluster
-        // replicas may share a volume, and another's runs are not orphans.
+        // them) go before the engine re-runs their tasks: a command never runs twice at once. On
+        // SQLite the server lock makes this process the directory's one server; cluster replicas may
+        // share a volume, so each sweeps only the directories of replicas that are gone.
         const orphans = serverLock ? killOrphanedRuns(config.dataDir) : 0;
         if (orphans > 0) logger.warn({ orphans }, 'stopped runner processes a previous server left running');
+        if (replicaDir) {
+          const swept = await sweepGoneReplicaDirs(config.dataDir, replicaDir.path, {
+            holdsLease: (workerId) => holdsLiveLease(database.db, workerId),
+          });
+          if (swept.removed > 0)
+            logger.warn(
+              { replicas: swept.removed, orphans: swept.killed },
+              'removed the runner HOMEs and run records of replicas that are gone',
+            );
+        }
         engine.start();
         // Every replica sends webhook deliveries; leases keep two from sending the same one.
         deliveryWorker = startDeliveryWorker({
@@ -491,6 +513,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           await egress.close();
           await database.close();
           serverLock?.release();
+          replicaDir?.release();
           await telemetry.shutdown();
         })();
         return stopping;
@@ -500,6 +523,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     await egress.close();
     await database.close();
     serverLock?.release();
+    replicaDir?.release();
     await telemetry.shutdown();
     throw error;
   }

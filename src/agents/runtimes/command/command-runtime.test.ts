@@ -227,6 +227,29 @@ describe('command runtime', { timeout: 30_000 }, () => {
     await assert.rejects(nowhere.run(task('tool'), context().ctx), /could not start: cannot create its HOME/);
   });
 
+  test('with a replica directory (PostgreSQL), HOMEs and run records go in it; the workspace stays in the data directory', async () => {
+    const replicaDir = mkdtempSync(join(dir, 'replica-'));
+    const replica = createCommandRuntime({
+      dataDir: dir,
+      replicaDir,
+      // Recorded just after its start: it waits for its record (`<replicaDir>/runs`, beside homes/).
+      runners: {
+        where: runner([
+          'sh',
+          '-c',
+          'echo "$HOME"; pwd; until [ -e "$HOME/../../runs/task-r-1.json" ]; do sleep 0.02; done; echo recorded',
+        ]),
+      },
+    });
+    const { output } = await replica.run({ ...task('where'), taskId: 'task-r' }, context().ctx);
+    const [home, cwd, recorded] = output.split('\n');
+    assert.ok(home?.startsWith(join(replicaDir, 'homes', 'maos-home-')), home);
+    assert.equal(cwd, join(dir, 'workspaces', task('where').sessionId));
+    assert.equal(recorded, 'recorded');
+    assert.deepEqual(readdirSync(join(replicaDir, 'homes')), []);
+    assert.deepEqual(readdirSync(join(replicaDir, 'runs')), []);
+  });
+
   test('pickInheritedEnv keeps only the allow-listed variables', () => {
     assert.deepEqual(pickInheritedEnv({ PATH: '/bin', OPENAI_API_KEY: 'k', HOME: '/h' }), { PATH: '/bin' });
   });

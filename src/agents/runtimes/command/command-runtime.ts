@@ -29,8 +29,14 @@ export interface CommandRuntimeOptions {
   /** The server's environment: only INHERITED_ENV names are passed to runners. */
   baseEnv?: Readonly<Record<string, string | undefined>>;
   /**
+   * Holds the tasks' HOMEs (`homes/`) and the records of running runners (`runs/`, run-records.ts):
+   * on PostgreSQL the replica's own directory (replica-dirs.ts), since replicas may share a data
+   * directory. @defaultValue `dataDir`
+   */
+  replicaDir?: string;
+  /**
    * Where each task gets a HOME of its own (`maos-home-*`, removed when the task ends), unless its
-   * runner's `env` sets HOME. @defaultValue `<dataDir>/homes`
+   * runner's `env` sets HOME. @defaultValue `<replicaDir>/homes`
    */
   homesDir?: string;
 }
@@ -74,8 +80,14 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
           `Runner '${runnerName ?? ''}' is not declared in the server config`,
         );
       }
-      const homesDir = options.homesDir ?? taskHomesDir(options.dataDir);
-      return runCommand(runnerName, runner, task, ctx, { dataDir: options.dataDir, homesDir, inherited });
+      const replicaDir = options.replicaDir ?? options.dataDir;
+      const homesDir = options.homesDir ?? taskHomesDir(replicaDir);
+      return runCommand(runnerName, runner, task, ctx, {
+        dataDir: options.dataDir,
+        replicaDir,
+        homesDir,
+        inherited,
+      });
     },
   };
 }
@@ -103,9 +115,9 @@ function runCommand(
   runner: RunnerConfig,
   task: RuntimeTask,
   ctx: RuntimeContext,
-  where: { dataDir: string; homesDir: string; inherited: Record<string, string> },
+  where: { dataDir: string; replicaDir: string; homesDir: string; inherited: Record<string, string> },
 ): Promise<RuntimeResult> {
-  const { dataDir, homesDir, inherited } = where;
+  const { dataDir, replicaDir, homesDir, inherited } = where;
   const cwd = runner.cwd ? resolve(runner.cwd) : sessionWorkspaceDir(dataDir, task.sessionId);
   if (!runner.cwd) mkdirSync(cwd, { recursive: true });
   const env: Record<string, string> = {
@@ -133,7 +145,7 @@ function runCommand(
     const forgetRun =
       child.pid === undefined
         ? () => {}
-        : recordRun(dataDir, `${task.taskId}-${task.attempt}`, child.pid, home);
+        : recordRun(replicaDir, `${task.taskId}-${task.attempt}`, child.pid, home);
     let stdoutTail = '';
     let stderrTail = '';
     let stopped: 'timeout' | 'abort' | null = null;

@@ -1,0 +1,105 @@
+// Replicas sharing a data directory on one PostgreSQL database: one is killed (SIGKILL) while its
+// runner runs. A replica started afterwards kills that orphaned runner and removes its HOME, while
+// the runner of a live replica on the same data directory goes on with its HOME untouched.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { holdsLiveLease } from '../../src/agents/runtimes/command/replica-dirs.ts';
+import { isAlive, waitUntilGone } from '../fixtures/processes.ts';
+import { useReplicaSuite } from '../fixtures/replica-suite.ts';
+import { killServeChildren, startServeChild, writeServeConfig } from '../fixtures/serve-child.ts';
+import { readAllEvents, requestJson } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+
+interface EventDto {
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+// Prints its pid and HOME, then sleeps in that process for longer than the test.
+const RUNNERS = { home: { command: ['sh', '-c', 'echo "pid=$$ home=$HOME"; exec sleep 120'] } };
+
+async function submit(url: string): Promise<string> {
+  const created = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'replica dirs', agents: [{ name: 'a', role: 'engineer', task: 't', runner: 'home' }] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return created.body.id;
+}
+
+/** The pid and HOME the session's runner printed. */
+function runOf(url: string, sessionId: string): Promise<{ pid: number; home: string }> {
+  return waitFor(
+    async () => {
+      for (const event of await readAllEvents<EventDto>(url, sessionId)) {
+        const match = /pid=(\d+) home=(\S+)/.exec(String(event.data.line ?? ''));
+        if (event.type === 'task.output' && match) return { pid: Number(match[1]), home: match[2]! };
+      }
+      return undefined;
+    },
+    60_000,
+    `the runner of ${sessionId}`,
+  );
+}
+
+describe('cluster: a killed replica leaves no runner or HOME behind', { timeout: 240_000 }, () => {
+  const suite = useReplicaSuite();
+
+  test("the next replica to start removes the killed one's leftovers, never a live one's", async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'maos-shared-'));
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+    const config = (concurrency: number) => ({
+      store: { url: suite.database.url, poolSize: 4 },
+      // Long leases: no replica takes over the killed one's task during the test.
+      tasks: { leaseSeconds: 300, maxAttempts: 2 },
+      workers: { concurrency, pollIntervalMs: 200 },
+      runners: RUNNERS,
+    });
+    // The replica to be killed: one slot, busy with its task, so the next session runs elsewhere.
+    const configPath = writeServeConfig(dataDir, { ...config(1), logLevel: 'silent' });
+    const doomed = await startServeChild(configPath);
+    t.after(() => killServeChildren([doomed.child]));
+    const first = await submit(doomed.url);
+    const orphan = await runOf(doomed.url, first);
+
+    const live = await suite.start({ dataDir, config: config(1) });
+    const second = await submit(live.url);
+    const running = await runOf(live.url, second);
+    t.after(() => {
+      for (const { pid } of [orphan, running]) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    });
+    assert.notEqual(orphan.home, running.home);
+
+    doomed.child.kill('SIGKILL');
+    await waitFor(() => doomed.child.exitCode !== null || doomed.child.signalCode !== null);
+    assert.equal(isAlive(orphan.pid), true, 'a runner outlives its killed server');
+    assert.equal(existsSync(orphan.home), true);
+
+    // A replica (re)started on the data directory sweeps before its engine starts.
+    await suite.start({ dataDir, config: config(1) });
+    assert.equal(await waitUntilGone(orphan.pid), true, "the killed replica's runner was not stopped");
+    assert.equal(existsSync(orphan.home), false, "the killed replica's HOME was not removed");
+    assert.equal(isAlive(running.pid), true, "the live replica's runner was stopped");
+    assert.equal(existsSync(running.home), true, "the live replica's HOME was removed");
+
+    // The lease a sweep asks about for a replica of another machine is the one its engine holds:
+    // the worker id its directory's lock records (host:pid:<the directory's last 12 characters>).
+    const { db } = live.app.database;
+    const task = await db
+      .selectFrom('tasks')
+      .select(['id', 'lease_owner'])
+      .where('session_id', '=', second)
+      .executeTakeFirstOrThrow();
+    const owner = String(task.lease_owner);
+    const names = readdirSync(join(dataDir, 'replicas'));
+    assert.equal(names.filter((name) => owner.endsWith(`:${name.slice(-12)}`)).length, 1, owner);
+    assert.equal(await holdsLiveLease(db, owner), true);
+    assert.equal(await holdsLiveLease(db, 'another-host:1:000000000000'), false);
+    await db.updateTable('tasks').set({ lease_expires_at: 1 }).where('id', '=', task.id).execute();
+    assert.equal(await holdsLiveLease(db, owner), false, 'an expired lease is no sign of life');
+  });
+});
