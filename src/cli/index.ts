@@ -1,12 +1,16 @@
 // Entry point of the `maos` command (bin/maos.js imports this module): runs the CLI on
 // process.argv and exits with its code.
 import { readClientEnv } from '../config/client-env.ts';
+import { EXIT } from './exit-codes.ts';
 import { runCli } from './program.ts';
 
-// `maos … | head` closes stdout early: that is not an error worth a stack trace.
+// `maos … | head` closes stdout early: that is not an error worth a stack trace. Another failure to
+// write stdout (a full disk under `maos audit export > file`) ends the command as a system error
+// (exit 7) in one line, not with a stack trace and exit 1, which scripts read as a failed session.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw error;
+  process.stderr.write(`error INTERNAL: cannot write to stdout (${error.code ?? error.message})\n`);
+  process.exit(EXIT.SERVER);
 });
 
 const code = await runCli(process.argv.slice(2), {

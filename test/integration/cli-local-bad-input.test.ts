@@ -1,12 +1,25 @@
 // Local commands (`maos keys`, `maos audit`) given bad arguments: one `error CODE: message` line and
 // exit 2, never an INTERNAL error (exit 7) from a file or parser, nor a key stored for no tenant.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { runMaos } from '../fixtures/cli.ts';
 
+const BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'maos-cli-bad-input-'));
 const config = join(dir, 'maos.json');
 
@@ -34,6 +47,40 @@ describe('maos audit', () => {
     assertUsage(missing, /cannot write --output .*x\.jsonl \(ENOENT\)/);
     const folder = await runMaos(['audit', 'export', '--config', config, '-o', dir]);
     assertUsage(folder, /cannot write --output .* \(EISDIR\)/);
+  });
+
+  test('export onto a full disk, through stdout or --output: exit 7 in one line, no stack trace', async (t) => {
+    if (!existsSync('/dev/full')) return t.skip('no /dev/full here');
+    const created = await runMaos([
+      'keys',
+      'create',
+      '--config',
+      config,
+      '--role',
+      'admin',
+      '--tenant',
+      't1',
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const full = openSync('/dev/full', 'w');
+    t.after(() => closeSync(full));
+    const child = spawn(process.execPath, [BIN, 'audit', 'export', '--config', config], {
+      stdio: ['ignore', full, 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const [code] = (await once(child, 'close')) as [number | null];
+    for (const result of [
+      { code, stderr },
+      await runMaos(['audit', 'export', '--config', config, '-o', '/dev/full']),
+    ]) {
+      assert.equal(result.code, 7, result.stderr);
+      assert.match(result.stderr, /^error INTERNAL: .*ENOSPC/);
+      assert.equal(result.stderr.split('\n').filter((line) => line.startsWith('error ')).length, 1);
+      assert.doesNotMatch(result.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
+    }
   });
 
   test('verify --export of a file that is not a JSONL export, or of a folder: exit 2', async () => {
