@@ -68,7 +68,7 @@ describe('maos audit', () => {
       stdio: ['ignore', full, 'pipe'],
     });
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
     });
     const [code] = (await once(child, 'close')) as [number | null];
