@@ -279,6 +279,10 @@ for (const helm of helms) {
         ['--set-string', 'config.egress.proxy.url=http://u:pw@proxy.corp:3128'],
         /config\.egress\.proxy\.url holds a password/,
       );
+      assertRejected(
+        ['--set-json', 'extraEnv=[{"name":"MAOS_PROVIDERS__OPENAI__API_KEY","value":"sk-1"}]'],
+        /extraEnv MAOS_PROVIDERS__OPENAI__API_KEY holds a secret as a plain value/,
+      );
       assertRejected(['--set', 'tls.secretName=Maos_TLS'], /secretName/);
       // Audit checkpoint volume: a typo, one the replicas cannot all mount, two directory settings.
       assertRejected(['--set', 'auditCheckpoints.persistence.enable=true'], /enable/);
@@ -416,6 +420,14 @@ for (const helm of helms) {
             llm: { budgets: { default: { maxTokens: 100000 } } },
             egress: { proxy: { url: 'http://proxy.corp:3128' } },
           },
+          extraEnv: [
+            {
+              name: 'MAOS_PROVIDERS__OPENAI__API_KEY',
+              valueFrom: { secretKeyRef: { name: 'k', key: 'openai' } },
+            },
+            { name: 'MAOS_LLM__BUDGETS__DEFAULT__MAX_TOKENS', value: '100000' },
+            { name: 'MAOS_AUDIT__SIGNING_KEY_FILE', value: '/run/secrets/maos/audit-key' },
+          ],
         },
         {
           ingress: { enabled: true, annotations: { 'nginx.ingress.kubernetes.io/proxy-body-size': '0' } },

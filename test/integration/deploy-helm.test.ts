@@ -860,6 +860,49 @@ describe('Helm chart', () => {
     );
   });
 
+  test('extraEnv refuses a secret as a plain value (part of the Deployment), not one from a Secret', () => {
+    const refused: Array<[string, string]> = [
+      ['MAOS_PROVIDERS__OPENAI__API_KEY', 'sk-test-1234'],
+      ['MAOS_AUDIT__SIGNING_KEY', '-----BEGIN PRIVATE KEY-----\nMC4C\n-----END PRIVATE KEY-----'],
+      ['MAOS_SECRETS__KEK_RING', 'k1:abc'],
+      ['MAOS_RUNNERS__NPM__ENV__NPM_TOKEN', 'npm_abc'],
+      ['MAOS_RUNNERS__NPM__ENV', '{"NPM_TOKEN":"npm_abc"}'],
+      ['MAOS_PROVIDERS__GW__HEADERS__AUTHORIZATION', 'Bearer t'],
+      ['MAOS_STORE__URL', 'postgres://maos:pw@db:5432/maos'],
+      ['MAOS_EGRESS__PROXY__URL', 'http://maos:pw@proxy.corp:3128'],
+      ['OTEL_EXPORTER_OTLP_HEADERS', 'x-honeycomb-team=abc'],
+    ];
+    for (const [name, value] of refused) {
+      assert.throws(
+        () => renderChart(CHART, { ...POSTGRES, extraEnv: [{ name, value }] }),
+        new RegExp(
+          `extraEnv ${name} holds a secret as a plain value, which would be stored in the Deployment`,
+        ),
+        name,
+      );
+    }
+    // Not secrets: from a Secret, files, numbers under token-like names, URLs without a password.
+    const extraEnv = [
+      {
+        name: 'MAOS_PROVIDERS__OPENAI__API_KEY',
+        valueFrom: { secretKeyRef: { name: 'llm-keys', key: 'openai' } },
+      },
+      { name: 'MAOS_AUDIT__SIGNING_KEY_FILE', value: '/run/secrets/maos/audit-key' },
+      { name: 'MAOS_LLM__BUDGETS__DEFAULT__MAX_TOKENS', value: '100000' },
+      { name: 'MAOS_WEBHOOKS__SECRET_ROTATION_GRACE_SECONDS', value: '600' },
+      { name: 'MAOS_EGRESS__PROXY__URL', value: 'http://proxy.corp:3128' },
+      { name: 'MAOS_LOG_LEVEL', value: 'debug' },
+      { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel-collector:4318' },
+    ];
+    const { byKind } = render({ ...POSTGRES, extraEnv });
+    const env = at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0.env') as Doc[];
+    for (const entry of extraEnv)
+      assert.deepEqual(
+        env.find((e) => e.name === entry.name),
+        entry,
+      );
+  });
+
   test('bad values fail the render with a clear message', () => {
     assert.throws(() => renderChart(CHART, { database: { mode: 'postgres' } }), /database\.postgres\.url/);
     assert.throws(() => renderChart(CHART, { database: { mode: 'mysql' } }), /sqlite or postgres/);
