@@ -2,6 +2,8 @@
 // On notifications/cancelled the SDK stops the handler and drops its result, so no response is
 // sent, as MCP asks. But a request's SSE stream only ends with its response: without one it stayed
 // open, and a resume of it (Last-Event-ID) waited for a response that never comes.
+// Also tells the durable log which streams carry a batch, and when a batch is answered: a resume
+// of such a stream ends after its last response, not its first.
 import type { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 
 /** Requests in flight (and cancelled streams) remembered per MCP session; beyond this the oldest are forgotten. */
@@ -36,9 +38,9 @@ function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
 export interface RequestTracker {
   /**
    * True when nothing more will be sent on request stream `streamId`: none of its requests waits
-   * for its response any more (answered or cancelled). False when unsure.
+   * for its response any more (answered or cancelled). Undefined when unsure.
    */
-  isStreamOver(streamId: string): boolean;
+  isStreamOver(streamId: string): boolean | undefined;
   /** Ends `streamId` again if its requests were cancelled: a resume has just registered it anew. */
   endIfCancelled(streamId: string): void;
 }
@@ -46,6 +48,13 @@ export interface RequestTracker {
 export interface TrackRequestsOptions {
   /** Told once the stream of cancelled requests was ended, for the durable log to record it. */
   onStreamCancelled?: (streamId: string) => void;
+  /**
+   * Told when a stream carries several requests (a JSON-RPC batch), before the first of them is
+   * handled, so it is recorded before any of their messages.
+   */
+  onBatchStream?: (streamId: string) => void;
+  /** Told once every request of a batch stream was answered (none cancelled), after the last answer. */
+  onBatchAnswered?: (streamId: string) => void;
 }
 
 /**
@@ -61,6 +70,17 @@ export function trackRequests(
   const pending = new Map<RequestId, true>();
   /** Streams with a cancelled request, and that request (the SDK closes a stream by request id). */
   const cancelledOn = new Map<string, RequestId>();
+  /** Streams that carry a batch. */
+  const batches = new Map<string, true>();
+
+  /** Whether `streamId` carries several requests; the SDK maps all of a POST's before handling one. */
+  function carriesBatch(streamId: string): boolean {
+    const mapping = (transport as unknown as { _requestToStreamMapping?: unknown })._requestToStreamMapping;
+    if (!(mapping instanceof Map)) return false;
+    let requests = 0;
+    for (const mapped of mapping.values()) if (mapped === streamId) requests += 1;
+    return requests > 1;
+  }
 
   function awaitsResponse(streamId: string): boolean {
     for (const id of pending.keys()) {
@@ -78,7 +98,14 @@ export function trackRequests(
   transport.onmessage = (message, extra) => {
     const incoming = message as { id?: unknown; method?: unknown; params?: { requestId?: unknown } };
     const id = requestIdOf(incoming.id);
-    if (id !== undefined && typeof incoming.method === 'string') remember(pending, id, true);
+    if (id !== undefined && typeof incoming.method === 'string') {
+      remember(pending, id, true);
+      const streamId = streamOfRequest(transport, id);
+      if (streamId !== undefined && !batches.has(streamId) && carriesBatch(streamId)) {
+        remember(batches, streamId, true);
+        options.onBatchStream?.(streamId);
+      }
+    }
     deliver?.(message, extra);
     if (incoming.method !== 'notifications/cancelled') return;
     const cancelled = requestIdOf(incoming.params?.requestId);
@@ -104,19 +131,21 @@ export function trackRequests(
     // Read before sending: the SDK forgets the correlation once the stream's responses are all sent.
     const streamId = streamOfRequest(transport, id);
     return send(message, sendOptions).then(() => {
+      if (streamId === undefined || !(cancelledOn.has(streamId) || batches.has(streamId))) return;
+      if (awaitsResponse(streamId)) return;
+      const batch = batches.delete(streamId);
+      const cancelled = cancelledOn.get(streamId);
       // The last answer of a batch whose other requests were cancelled: the SDK still waits for
       // their responses, so the stream is ended here.
-      const cancelled = streamId === undefined ? undefined : cancelledOn.get(streamId);
-      if (streamId !== undefined && cancelled !== undefined && !awaitsResponse(streamId)) {
-        endCancelled(streamId, cancelled);
-      }
+      if (cancelled !== undefined) endCancelled(streamId, cancelled);
+      else if (batch) options.onBatchAnswered?.(streamId);
     });
   };
 
   return {
     isStreamOver(streamId) {
       // Without the SDK's correlation nothing is known: the stream may still get its response.
-      if (!(Reflect.get(transport, '_requestToStreamMapping') instanceof Map)) return false;
+      if (!(Reflect.get(transport, '_requestToStreamMapping') instanceof Map)) return undefined;
       return !awaitsResponse(streamId);
     },
     endIfCancelled(streamId) {

@@ -34,6 +34,8 @@ import { endAfterResponse } from './resumed-stream.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
 import {
+  ANSWERED_STREAM_END,
+  BATCH_STREAM_START,
   CANCELLED_STREAM_END,
   type SessionEventStore,
   type StreamEventLog,
@@ -266,6 +268,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     // records the end for resumes on other replicas (and after a restart).
     entry.requests = trackRequests(entry.transport, {
       onStreamCancelled: (streamId) => void eventStore?.storeEvent(streamId, CANCELLED_STREAM_END),
+      // A batch's stream ends at its last response: the log marks where a resume of it ends.
+      onBatchStream: (streamId) => void eventStore?.storeEvent(streamId, BATCH_STREAM_START),
+      onBatchAnswered: (streamId) => void eventStore?.storeEvent(streamId, ANSWERED_STREAM_END),
     });
     return entry;
   }
@@ -421,10 +426,13 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     if (fresh && entry.transport.sessionId === undefined) await closeEntry(entry);
     // Its request was cancelled while the SDK replayed it: the SDK registered it anew, end it again.
     if (resumedStreamId !== undefined) entry.requests?.endIfCancelled(resumedStreamId);
-    // A resumed request stream ends after its response, also one the SDK replayed from the log.
+    // A resumed request stream ends after its response, also one the SDK replayed from the log
+    // (a batch's: after the last of them).
     if (request.method === 'GET' && lastEventId !== undefined && response.body !== null) {
       const { status, headers } = response;
-      response = new Response(endAfterResponse(response.body), { status, headers });
+      const streamId = resumedStreamId;
+      const isOver = () => streamId === undefined || (entry.requests?.isStreamOver(streamId) ?? true);
+      response = new Response(endAfterResponse(response.body, isOver), { status, headers });
     }
     if (
       response.body !== null &&

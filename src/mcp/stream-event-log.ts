@@ -19,8 +19,8 @@ interface McpStreamEventsTable {
   mcp_session_id: string;
   stream_id: string;
   /**
-   * The JSON-RPC message as JSON; `{}` for the SDK's priming event, `{"end":"cancelled"}` after the
-   * last message of a stream whose requests were cancelled.
+   * The JSON-RPC message as JSON; `{}` for the SDK's priming event, or one of the markers below
+   * (no `jsonrpc`, never sent): `{"batch":true}`, `{"end":"cancelled"}`, `{"end":"answered"}`.
    */
   message: string;
   created_at: number;
@@ -77,6 +77,11 @@ export interface StreamEventLog {
   findStream(owner: StreamOwner, eventId: EventId): Promise<StreamId | undefined>;
   /** The event `eventId` of `owner`; undefined when unknown, pruned or someone else's. */
   readEvent(owner: StreamOwner, eventId: EventId): Promise<StoredStreamEvent | undefined>;
+  /**
+   * Whether `owner`'s stream carries a batch (its BATCH_STREAM_START marker is stored). False also
+   * once the per-stream limit pruned the marker: a resume of it then ends at its first response.
+   */
+  isBatchStream(owner: StreamOwner, streamId: StreamId): Promise<boolean>;
   /** Up to `limit` events of `owner`'s stream after `afterId`, oldest first. */
   readAfter(
     owner: StreamOwner,
@@ -96,20 +101,41 @@ function parseEventId(eventId: EventId): number | undefined {
   return EVENT_ID_PATTERN.test(eventId) ? Number(eventId) : undefined;
 }
 
-/** The SDK stores `{}` as the priming event of a stream; it carries an id but is no message. */
-export function isPrimingMessage(message: JSONRPCMessage): boolean {
-  return Object.keys(message).length === 0;
-}
-
 /**
  * Stored on a request stream whose requests were cancelled: MCP sends no response to a cancelled
  * request, so this marks the end a resume would otherwise wait for. It is never sent to a client.
  */
 export const CANCELLED_STREAM_END = { end: 'cancelled' } as unknown as JSONRPCMessage;
 
-/** Whether `message` is the CANCELLED_STREAM_END marker (no JSON-RPC message has no `jsonrpc`). */
-export function isCancelledStreamEnd(message: JSONRPCMessage): boolean {
-  return !('jsonrpc' in message) && (message as { end?: unknown }).end === 'cancelled';
+/**
+ * Stored after the last response of a batch stream (below): the end a resume waits for there, as
+ * the first response ends a stream of one request. It is never sent to a client.
+ */
+export const ANSWERED_STREAM_END = { end: 'answered' } as unknown as JSONRPCMessage;
+
+/**
+ * Stored on a stream that carries several requests (a JSON-RPC batch, protocol 2025-03-26) before
+ * any of them is answered: a resume of it ends at its end marker, not at its first response. It is
+ * never sent to a client.
+ */
+export const BATCH_STREAM_START = { batch: true } as unknown as JSONRPCMessage;
+
+/**
+ * Whether `message` was sent to the client: a JSON-RPC message, not one of the markers above nor
+ * the priming event (the SDK stores `{}` for it: it carries an id but is no message).
+ */
+export function isSentMessage(message: JSONRPCMessage): boolean {
+  return 'jsonrpc' in message;
+}
+
+/** Whether `message` is the CANCELLED_STREAM_END or ANSWERED_STREAM_END marker. */
+export function isStreamEnd(message: JSONRPCMessage): boolean {
+  const end = (message as { end?: unknown }).end;
+  return !isSentMessage(message) && (end === 'cancelled' || end === 'answered');
+}
+
+function isBatchStreamStart(message: JSONRPCMessage): boolean {
+  return !isSentMessage(message) && (message as { batch?: unknown }).batch === true;
 }
 
 /** Creates the log over `db` (which must have migration 0006 applied). */
@@ -159,6 +185,12 @@ export function createStreamEventLog(
       streamId,
       message: JSON.parse(row.message) as JSONRPCMessage,
     }));
+  }
+
+  async function isBatchStream(owner: StreamOwner, streamId: StreamId): Promise<boolean> {
+    // The marker comes first, or right after the priming event.
+    const first = await readAfter(owner, streamId, '0', 2);
+    return first.some((event) => isBatchStreamStart(event.message));
   }
 
   function forSession(owner: StreamOwner): SessionEventStore {
@@ -218,9 +250,7 @@ export function createStreamEventLog(
         for (;;) {
           const page = await readAfter(owner, streamId, cursor, REPLAY_PAGE);
           for (const event of page) {
-            if (!isPrimingMessage(event.message) && !isCancelledStreamEnd(event.message)) {
-              await send(event.id, event.message);
-            }
+            if (isSentMessage(event.message)) await send(event.id, event.message);
           }
           if (page.length < REPLAY_PAGE) return streamId;
           cursor = page[page.length - 1]!.id;
@@ -229,7 +259,7 @@ export function createStreamEventLog(
     };
   }
 
-  return { forSession, findStream, readEvent, readAfter };
+  return { forSession, findStream, readEvent, isBatchStream, readAfter };
 }
 
 export interface StreamEventsRetention {

@@ -10,6 +10,8 @@ import { configSchema } from '../config/schema.ts';
 import { createDatabase, type DatabaseHandle } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import {
+  ANSWERED_STREAM_END,
+  BATCH_STREAM_START,
   CANCELLED_STREAM_END,
   createStreamEventLog,
   type McpStreamEventsDb,
@@ -133,6 +135,32 @@ describe('following a stored MCP stream', () => {
       await readAll(follow({ owner, streamId: 't', afterEventId: progress, untilLogEnd: true })),
       [],
     );
+  });
+
+  test("a batch's stream ends at its end marker, after every response, also resumed from one", {
+    timeout: 30_000,
+  }, async () => {
+    const owner = { ...OWNER, mcpSessionId: 'batch' };
+    const store = log.forSession(owner);
+    await store.storeEvent('s', BATCH_STREAM_START);
+    const first = await store.storeEvent('s', { jsonrpc: '2.0', id: 1, result: {} });
+    const reading = readAll(follow({ owner, afterEventId: '0' }));
+    const fromFirst = readAll(follow({ owner, afterEventId: first }));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const second = await store.storeEvent('s', { jsonrpc: '2.0', id: 2, result: {} });
+    await store.storeEvent('s', ANSWERED_STREAM_END);
+    // Before: ended at the first response (resumed from it: at once).
+    assert.deepEqual(
+      (await reading).map((frame) => frame.id),
+      [first, second],
+    );
+    assert.deepEqual(
+      (await fromFirst).map((frame) => frame.id),
+      [second],
+    );
+    const replayed: string[] = [];
+    await store.replayEventsAfter(first, { send: async (id) => void replayed.push(id) });
+    assert.deepEqual(replayed, [second]);
   });
 
   test('a message that cannot be stored still gets an id, which resolves to nothing', async () => {

@@ -1,14 +1,10 @@
 // Resumes an MCP SSE stream whose MCP session lives in another process (another replica, or this
 // one before a restart): replays the stored messages after Last-Event-ID from the durable log,
-// then follows the log until the stream's response arrives, the client leaves or it goes idle.
+// then follows the log until the stream's end (its response; a batch's end marker after all of
+// them), the client leaves or it goes idle.
 // Also serves a resumed stream that is over (answered or cancelled) on the process holding it.
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import {
-  isCancelledStreamEnd,
-  isPrimingMessage,
-  type StreamEventLog,
-  type StreamOwner,
-} from './stream-event-log.ts';
+import { isSentMessage, isStreamEnd, type StreamEventLog, type StreamOwner } from './stream-event-log.ts';
 
 export interface FollowStreamOptions {
   log: StreamEventLog;
@@ -38,7 +34,10 @@ export const STANDALONE_STREAM_ID = '_GET_stream';
 /** Messages read per query while catching up. */
 const FOLLOW_PAGE = 100;
 
-/** A response ends a request stream (protocol 2025-06-18 and later carry one request per POST). */
+/**
+ * A response ends a request stream of one request (protocol 2025-06-18 and later carry one per
+ * POST); a batch's (2025-03-26) ends at its end marker.
+ */
 export function isResponse(message: JSONRPCMessage): boolean {
   return 'id' in message && ('result' in message || 'error' in message) && !('method' in message);
 }
@@ -73,11 +72,19 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
     }
   }
 
-  /** Whether `message` is the last one of the stream: its response, or its cancellation marker. */
-  function endsStream(message: JSONRPCMessage): boolean {
-    return (
-      options.streamId !== STANDALONE_STREAM_ID && (isResponse(message) || isCancelledStreamEnd(message))
-    );
+  /** Whether the stream carries a batch: read once, when its first response is met. */
+  let batch: Promise<boolean> | undefined;
+
+  /**
+   * Whether `message` is the last one of the stream: its end marker (cancelled: no response will
+   * come; a batch answered), or the response of a stream of one request.
+   */
+  async function endsStream(message: JSONRPCMessage): Promise<boolean> {
+    if (options.streamId === STANDALONE_STREAM_ID) return false;
+    if (isStreamEnd(message)) return true;
+    if (!isResponse(message)) return false;
+    batch ??= options.log.isBatchStream(options.owner, options.streamId);
+    return !(await batch);
   }
 
   async function follow(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
@@ -86,19 +93,18 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
     // Resumed from the last message itself (a client that got an error response resumes after it):
     // nothing comes after it.
     const resumedFrom = await options.log.readEvent(options.owner, cursor);
-    if (resumedFrom !== undefined && endsStream(resumedFrom.message)) return;
+    if (resumedFrom !== undefined && (await endsStream(resumedFrom.message))) return;
     while (!stop.signal.aborted) {
       const page = await options.log.readAfter(options.owner, options.streamId, cursor, FOLLOW_PAGE);
       if (stop.signal.aborted) return;
       for (const event of page) {
         cursor = event.id;
-        if (isPrimingMessage(event.message)) continue;
-        // Cancelled: no response will come, the stream ends here.
-        if (isCancelledStreamEnd(event.message)) return;
-        controller.enqueue(
-          encoder.encode(`event: message\nid: ${event.id}\ndata: ${JSON.stringify(event.message)}\n\n`),
-        );
-        if (endsStream(event.message)) return;
+        if (isSentMessage(event.message)) {
+          controller.enqueue(
+            encoder.encode(`event: message\nid: ${event.id}\ndata: ${JSON.stringify(event.message)}\n\n`),
+          );
+        }
+        if (await endsStream(event.message)) return;
       }
       if (options.untilLogEnd === true && page.length < FOLLOW_PAGE) return;
       if (page.length > 0) lastActivity = Date.now();

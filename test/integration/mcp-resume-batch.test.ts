@@ -1,0 +1,135 @@
+// A JSON-RPC batch (protocol 2025-03-26) is answered on one SSE stream. A resume of that stream
+// (GET + Last-Event-ID) must deliver every response of the batch still to come, then end: on the
+// process holding the MCP session (live, or once all are stored) and on another instance that
+// only reads the durable log. Before, each of them ended at the first response it met.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Kysely } from 'kysely';
+import type { McpStreamEventsDb } from '../../src/mcp/stream-event-log.ts';
+import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { type Frame, initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+
+/** An `orchestrate` call that waits `seconds` on a task that runs 30 s, then answers `running`. */
+function waitingCall(id: number, seconds: number, progressToken?: string) {
+  return {
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: {
+      name: 'orchestrate',
+      ...(progressToken === undefined ? {} : { _meta: { progressToken } }),
+      arguments: {
+        objective: `batch call ${id}`,
+        agents: [{ name: 'long', role: 'tester', task: 'sleep', runner: 'sleep' }],
+        wait_seconds: seconds,
+      },
+    },
+  };
+}
+
+const LIST_ROLES = {
+  jsonrpc: '2.0',
+  id: 11,
+  method: 'tools/call',
+  params: { name: 'list_roles', arguments: {} },
+};
+
+async function openBatchSession(url: string): Promise<Record<string, string>> {
+  const { sessionId, negotiated } = await initializeMcp(url, '2025-03-26');
+  assert.equal(negotiated, '2025-03-26');
+  return { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+}
+
+/** POSTs `batch`, reads up to its first frame with an event id, then drops the connection. */
+async function startAndDrop(url: string, headers: Record<string, string>, batch: unknown[]): Promise<Frame> {
+  const dropped = new AbortController();
+  const call = await postMcp(url, batch, headers, dropped.signal);
+  assert.equal(call.status, 200);
+  const [first] = await readFrames(call, (frame) => frame.id !== undefined);
+  dropped.abort();
+  assert.ok(first?.id, 'a first message with an event id');
+  return first;
+}
+
+/** Waits until the response to request `id` is stored on `server`'s log. */
+async function untilStored(server: McpTestServer, id: number): Promise<void> {
+  const db = server.app.database.db as unknown as Kysely<McpStreamEventsDb>;
+  for (;;) {
+    const rows = await db.selectFrom('mcp_stream_events').select('message').execute();
+    if (rows.some((row) => row.message.includes('"result"') && row.message.includes(`"id":${id}`))) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Resumes from `lastEventId`; returns the ids of the responses the stream carried until it ended. */
+async function resumedResponses(url: string, headers: Record<string, string>, lastEventId: string) {
+  const resume = () =>
+    fetch(`${url}/mcp`, {
+      headers: { ...headers, accept: 'text/event-stream', 'last-event-id': lastEventId },
+      // A stream that does not end aborts the read and fails the test.
+      signal: AbortSignal.timeout(20_000),
+    });
+  let resumed = await resume();
+  // 409 while the holding process has not yet noticed the dropped connection (it does so asynchronously).
+  for (let attempt = 0; attempt < 50 && resumed.status === 409; attempt++) {
+    await resumed.body?.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    resumed = await resume();
+  }
+  assert.equal(resumed.status, 200);
+  return messagesOf(await readFrames(resumed, () => false))
+    .filter((message) => message.method === undefined)
+    .map((message) => message.id);
+}
+
+test('a batch stream resumed once all is stored, on the process holding it: the rest of its responses', {
+  timeout: 60_000,
+}, async (t) => {
+  const server = await startMcpTestServer();
+  t.after(() => server.close());
+  const headers = await openBatchSession(server.url);
+  const first = await startAndDrop(server.url, headers, [LIST_ROLES, waitingCall(12, 1)]);
+  assert.equal(messagesOf([first])[0]?.id, 11);
+  await untilStored(server, 12);
+  // Before: resumed from a response, the stream ended at once, without the second one.
+  assert.deepEqual(await resumedResponses(server.url, headers, first.id ?? ''), [12]);
+});
+
+test('a batch stream resumed while it runs, on the process holding it: every response, then its end', {
+  timeout: 60_000,
+}, async (t) => {
+  const server = await startMcpTestServer();
+  t.after(() => server.close());
+  const headers = await openBatchSession(server.url);
+  // The first message is call 21's progress notification, sent before either call answers.
+  const first = await startAndDrop(server.url, headers, [waitingCall(21, 1, 'batch'), waitingCall(22, 2)]);
+  assert.equal(messagesOf([first])[0]?.method, 'notifications/progress');
+  // Before: the stream ended after call 21's response.
+  assert.deepEqual((await resumedResponses(server.url, headers, first.id ?? '')).sort(), [21, 22]);
+});
+
+test('a batch stream resumed on another instance: the rest of its responses, then its end', {
+  timeout: 60_000,
+}, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-batch-restart-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  // The instance holding the MCP session stops; the client resumes on a new one (same database).
+  const config = { store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' } };
+  const first = await startMcpTestServer({ config });
+  let headers: Record<string, string>;
+  let resumeFrom: Frame;
+  try {
+    headers = await openBatchSession(first.url);
+    resumeFrom = await startAndDrop(first.url, headers, [LIST_ROLES, waitingCall(12, 1)]);
+    await untilStored(first, 12);
+  } finally {
+    await first.close();
+  }
+  const second = await startMcpTestServer({ config });
+  t.after(() => second.close());
+  // Before: the follower ended at once (resumed from a response), without the second one.
+  assert.deepEqual(await resumedResponses(second.url, headers, resumeFrom.id ?? ''), [12]);
+});
