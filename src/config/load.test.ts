@@ -133,6 +133,33 @@ describe('loadConfig', () => {
     assert.equal(config.store.url, 'sqlite:/tmp/x.db');
   });
 
+  test('*_FILE reads any value as its MAOS_* variable would: JSON for numbers, booleans and lists, text for text', () => {
+    const port = write('port.txt', '8080\n');
+    const proxies = write('proxies.txt', '["10.0.0.0/8"]\n');
+    const yes = write('yes.txt', 'true');
+    const config = loadConfig({
+      env: {
+        MAOS_PORT_FILE: port,
+        MAOS_HTTP__TRUSTED_PROXIES_FILE: proxies,
+        MAOS_METRICS__PUBLIC_FILE: yes,
+        MAOS_AUTH__OIDC__DEFAULT_TENANT_FILE: port,
+        MAOS_AUTH__OIDC__ISSUER: 'https://idp.example.com',
+        MAOS_AUTH__OIDC__AUDIENCE: 'maos',
+      },
+    });
+    assert.equal(config.port, 8080);
+    assert.deepEqual(config.http.trustedProxies, ['10.0.0.0/8']);
+    assert.equal(config.metrics.public, true);
+    // A key that takes text keeps the file's text, digits and all (as every secret does).
+    assert.equal(config.auth.oidc?.defaultTenant, '8080');
+    const secret = write('digits.txt', '12345\n');
+    const file = write(
+      'digits.yaml',
+      `providers:\n  oa:\n    type: openai\n    model: m\n    apiKey_FILE: ${secret}\n`,
+    );
+    assert.equal(loadConfig({ configPath: file, env: {} }).providers.oa?.apiKey, '12345');
+  });
+
   test('*_FILE and the plain value together is an error; a missing file too', () => {
     const secret = write('u.txt', 'x');
     const both = problemsOf(() =>

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES, RUNNER_ENV_NAMES } from './client-env.ts';
 import { type Config, configSchema } from './schema.ts';
-import { configPathOfEnvWords, isTextPath } from './schema-paths.ts';
+import { configPathOfEnvWords, isConfigPath, isTextPath } from './schema-paths.ts';
 
 export interface LoadConfigOptions {
   /** Path of a YAML or JSON config file (`--config`); `MAOS_CONFIG` is used when absent. */
@@ -44,7 +44,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   const envNames = new Map<string, string>();
   const fromEnv = readEnv(env, problems, envNames);
   const merged = deepMerge(deepMerge(fromFile, fromEnv), options.overrides ?? {});
-  const resolved = resolveFileReferences(merged, '', problems);
+  const resolved = resolveFileReferences(merged, '', [], problems);
   const parsed = configSchema.safeParse(resolved);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -159,21 +159,31 @@ function parseEnvValue(raw: string): unknown {
   return raw;
 }
 
-/** Replaces every `key_FILE: path` with `key: <file contents, trailing newline trimmed>`. */
-function resolveFileReferences(value: unknown, at: string, problems: string[]): unknown {
+/**
+ * Replaces every `key_FILE: path` with `key: <file contents, trailing newline trimmed>`, read as a
+ * `MAOS_*` value is: as JSON for a key that takes a number, a boolean or a list (`port_FILE`), as
+ * written for a key that takes text (every secret).
+ */
+function resolveFileReferences(
+  value: unknown,
+  at: string,
+  path: readonly string[],
+  problems: string[],
+): unknown {
   if (Array.isArray(value))
-    return value.map((item, i) => resolveFileReferences(item, `${at}[${i}]`, problems));
+    return value.map((item, i) => resolveFileReferences(item, `${at}[${i}]`, [...path, `[${i}]`], problems));
   if (!isTree(value)) return value;
   const out: Tree = {};
   for (const [key, child] of Object.entries(value)) {
     if (!key.endsWith('_FILE')) {
-      out[key] = resolveFileReferences(child, at ? `${at}.${key}` : key, problems);
+      out[key] = resolveFileReferences(child, at ? `${at}.${key}` : key, [...path, key], problems);
     }
   }
   for (const [key, child] of Object.entries(value)) {
     if (!key.endsWith('_FILE')) continue;
     const target = key.slice(0, -'_FILE'.length);
     const where = at ? `${at}.${target}` : target;
+    const targetPath = [...path, target];
     if (value[target] !== undefined) {
       problems.push(`${where}: set both directly and through ${key}; use one`);
       continue;
@@ -197,7 +207,7 @@ function resolveFileReferences(value: unknown, at: string, problems: string[]): 
       problems.push(`${where}_FILE: ${child} is empty`);
       continue;
     }
-    out[target] = text;
+    out[target] = isConfigPath(targetPath) && !isTextPath(targetPath) ? parseEnvValue(text) : text;
   }
   return out;
 }
