@@ -160,6 +160,14 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ configPath: file, env: {} }).providers.oa?.apiKey, '12345');
   });
 
+  test('a value read through a MAOS_*_FILE variable that the schema refuses names that variable', () => {
+    const word = write('word.txt', 'eighty\n');
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ env: { MAOS_PORT_FILE: word } })),
+      ['port: Invalid input: expected number, received string (from the environment: MAOS_PORT_FILE)'],
+    );
+  });
+
   test('*_FILE and the plain value together is an error; a missing file too', () => {
     const secret = write('u.txt', 'x');
     const both = problemsOf(() =>

@@ -127,11 +127,12 @@ function isKubernetesServiceLink(name: string, value: string): boolean {
 
 /**
  * The `MAOS_*` variable that set the value at `path`, or a map or object holding it (JSON in one
- * variable); undefined when the environment did not set it.
+ * variable), directly or through its `_FILE` form; undefined when the environment did not set it.
  */
 function envNameOf(path: ReadonlyArray<PropertyKey>, names: ReadonlyMap<string, string>): string | undefined {
   for (let length = path.length; length > 0; length--) {
-    const name = names.get(path.slice(0, length).map(String).join('.'));
+    const key = path.slice(0, length).map(String).join('.');
+    const name = names.get(key) ?? names.get(`${key}_FILE`);
     if (name !== undefined) return name;
   }
   return undefined;
