@@ -141,19 +141,17 @@ function endWhenCredentialEnds(
   permissions: readonly Permission[] = [],
   onEnded = (): void => {},
 ): Readable {
-  const ended = watchRequestCredential(reply.request, reply, permissions);
-  if (ended === undefined) return source;
   const body = new PassThrough();
-  source.pipe(body);
   const end = (): void => {
     source.unpipe(body);
     body.end();
     onEnded();
   };
-  if (ended.aborted) end();
-  else ended.addEventListener('abort', end, { once: true });
+  const stopWatching = watchRequestCredential(reply.request, reply, end, permissions);
+  if (stopWatching === undefined) return source;
+  source.pipe(body);
   body.once('close', () => {
-    ended.removeEventListener('abort', end);
+    stopWatching();
     source.destroy();
   });
   return body;

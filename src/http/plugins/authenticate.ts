@@ -38,23 +38,37 @@ export function setCredentialWatcher(request: FastifyRequest, watcher: Credentia
 }
 
 /**
- * For a long-lived response (an event stream): a signal that aborts once the credential `request`
- * was authenticated with is revoked or expires, or its principal loses the route's permission or
- * one of `permissions` (what the response carries needs), so the response ends and the client's
- * reconnect is refused. Watching stops when the response closes. Undefined when nothing can lapse
- * (auth mode `none`, no security layer).
+ * For a long-lived response (an event stream): calls `onEnded` once the credential `request` was
+ * authenticated with is revoked or expires, or its principal loses the route's permission or one
+ * of `permissions` (what the response carries needs), so that the response ends and the client's
+ * reconnect is refused. `onEnded` runs at most once and never synchronously (a credential that has
+ * already lapsed ends the response from a microtask, after its caller has wired it). Watching stops
+ * with the returned function or when the response closes. Undefined when nothing can lapse (auth
+ * mode `none`, no security layer).
  */
 export function watchRequestCredential(
   request: FastifyRequest,
   reply: FastifyReply,
+  onEnded: () => void,
   permissions: readonly Permission[] = [],
-): AbortSignal | undefined {
+): (() => void) | undefined {
   const watcher = credentialWatchers.get(request);
   if (watcher === undefined) return undefined;
   const { signal, release } = watcher(permissions);
-  if (reply.raw.closed) release();
-  else reply.raw.once('close', release);
-  return signal;
+  let watching = true;
+  const end = (): void => {
+    if (watching) onEnded();
+  };
+  const stop = (): void => {
+    watching = false;
+    signal.removeEventListener('abort', end);
+    release();
+  };
+  if (signal.aborted) queueMicrotask(end);
+  else signal.addEventListener('abort', end, { once: true });
+  if (reply.raw.closed) stop();
+  else reply.raw.once('close', stop);
+  return stop;
 }
 
 /** Registers the `authenticate` hook; public routes (config.public) skip it. */

@@ -153,13 +153,10 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
       options.streams.add(stream, owners);
       // A credential revoked or expired while streamed ends the stream (not the session's events
       // alone): the client's reconnect is then refused with 401.
-      const credentialEnded = watchRequestCredential(request, reply);
-      const endForCredential = (): void => {
+      const stopWatching = watchRequestCredential(request, reply, () => {
         request.log.info({ sessionId: id }, 'event stream ended: its credential was revoked or expired');
         stream.close();
-      };
-      if (credentialEnded?.aborted === true) endForCredential();
-      else credentialEnded?.addEventListener('abort', endForCredential, { once: true });
+      });
       try {
         await pumpEvents(service, request.actor, id, after, stream, options.onEventsSent);
       } catch (error) {
@@ -168,7 +165,7 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
           request.log.info({ sessionId: id }, 'event stream ended: the session was deleted');
         } else request.log.warn({ err: error, sessionId: id }, 'event stream ended with an error');
       } finally {
-        credentialEnded?.removeEventListener('abort', endForCredential);
+        stopWatching?.();
         options.streams.delete(stream);
         stream.close();
       }
