@@ -392,4 +392,21 @@ describe('redactConfig', () => {
       'sk-XAPIKEY',
     ]);
   });
+
+  test('hides a URL password as the database driver reads it: up to the last @, with no user, or after a user with @', () => {
+    for (const [url, printed, secret] of [
+      [
+        'postgres://maos:s3cr@t!x@db.example:5432/maos',
+        'postgres://maos:[REDACTED]@db.example:5432/maos',
+        's3cr@t!x',
+      ],
+      ['postgres://:onlypw@db/maos', 'postgres://:[REDACTED]@db/maos', 'onlypw'],
+      ['postgres://me@corp:pw1234@db/x', 'postgres://me@corp:[REDACTED]@db/x', 'pw1234'],
+      ['postgres://u:p%40ssword@db/x', 'postgres://u:[REDACTED]@db/x', 'p@ssword'],
+    ] as const) {
+      const config = { store: { url } };
+      assert.equal((redactConfig(config) as typeof config).store.url, printed);
+      assert.ok(collectSecretValues(config).includes(secret), `${secret} is scrubbed from logs`);
+    }
+  });
 });

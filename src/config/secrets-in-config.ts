@@ -13,6 +13,8 @@ const SECRET_MAPS = new Set(['headers', 'env']);
 
 /** `scheme://user:password@host`: the password may hold any character but `@` and spaces. */
 const URL_PASSWORD = /(\/\/[^:/@\s]+:)([^@\s]+)@/;
+/** The scheme and authority of a URL: up to the first `/`, `\\`, `?`, `#` or space. */
+const URL_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\/([^/\\?#\s]*)/i;
 /** A query parameter's value in a URL (`?key=…`, `&token=…`). */
 const URL_QUERY_VALUE = /([?&][^=&#\s]+=)([^&#\s]*)/g;
 const LOOKS_LIKE_URL = /^[a-z][a-z0-9+.-]*:\/\//i;
@@ -24,11 +26,39 @@ interface Found {
   parts: string[];
 }
 
+/**
+ * Where a URL's password is as a URL parser (and the PostgreSQL driver) reads it: the userinfo runs
+ * to the LAST `@` of the authority and the password from its first `:`, so `u:p@ss@db` has the
+ * password `p@ss`, `:pw@db` (no user) `pw` and `me@corp:pw@db` `pw`, which URL_PASSWORD misses.
+ */
+function authorityPassword(text: string): { start: number; end: number } | undefined {
+  const match = URL_AUTHORITY.exec(text);
+  if (!match) return undefined;
+  const authority = match[1] as string;
+  const offset = match[0].length - authority.length;
+  const at = authority.lastIndexOf('@');
+  const colon = authority.indexOf(':');
+  if (at < 0 || colon < 0 || colon > at || colon + 1 === at) return undefined;
+  return { start: offset + colon + 1, end: offset + at };
+}
+
 function classify(text: string, key: string, inSecretMap: boolean): Found {
   if (inSecretMap || SECRET_KEY_PATTERN.test(key)) return { whole: true, parts: [] };
   const parts: string[] = [];
   const password = URL_PASSWORD.exec(text)?.[2];
   if (password) parts.push(password);
+  const inAuthority = authorityPassword(text);
+  if (inAuthority) {
+    const raw = text.slice(inAuthority.start, inAuthority.end);
+    // Percent-encoded in the URL (`p%40ss`), the driver sends it decoded (`p@ss`): logs may hold either.
+    let decoded = raw;
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      // not valid percent-encoding: the driver uses it as written
+    }
+    for (const form of [raw, decoded]) if (!parts.includes(form)) parts.push(form);
+  }
   if (LOOKS_LIKE_URL.test(text)) {
     for (const match of text.matchAll(URL_QUERY_VALUE)) if (match[2]) parts.push(match[2]);
   }
@@ -58,7 +88,11 @@ export function redactConfig(config: unknown): unknown {
   return walk(config, (text, found) => {
     if (found.whole) return REDACTED;
     if (found.parts.length === 0) return text;
-    let redacted = text.replace(URL_PASSWORD, `$1${REDACTED}@`);
+    const inAuthority = authorityPassword(text);
+    let redacted = inAuthority
+      ? `${text.slice(0, inAuthority.start)}${REDACTED}${text.slice(inAuthority.end)}`
+      : text;
+    redacted = redacted.replace(URL_PASSWORD, `$1${REDACTED}@`);
     if (LOOKS_LIKE_URL.test(redacted)) redacted = redacted.replace(URL_QUERY_VALUE, `$1${REDACTED}`);
     return redacted;
   });
