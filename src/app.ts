@@ -13,7 +13,7 @@ import {
   claimReplicaDir,
   holdsLiveLease,
   type ReplicaDir,
-  sweepGoneReplicaDirs,
+  startReplicaDirSweeper,
 } from './agents/runtimes/command/replica-dirs.ts';
 import { killOrphanedRuns } from './agents/runtimes/command/run-records.ts';
 import {
@@ -77,6 +77,7 @@ import { createTenantProviderCredentialsFromConfig } from './security/tenant-pro
 import { createTlsServing, type TlsReloadOutcome } from './security/tls-reload.ts';
 import { createDatabase, type DatabaseHandle, refuseRootInDataDir } from './store/db.ts';
 import { migrateToLatest } from './store/migrate.ts';
+import type { PeriodicJob } from './store/periodic-job.ts';
 import { createClusterNotifier } from './store/pg-notifier.ts';
 import { type RetentionJob, startRetentionJob } from './store/retention.ts';
 import { acquireServerLock, type ServerLock } from './store/server-lock.ts';
@@ -402,6 +403,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     let metricsListener: MetricsListener | undefined;
     let retention: RetentionJob | undefined;
     let workspaceSweeper: WorkspaceSweeper | undefined;
+    let replicaSweeper: PeriodicJob<unknown> | undefined;
     let deliveryWorker: DeliveryWorker | undefined;
     let providerKeyCheck: ProviderKeyCheck | undefined;
     let stopping: Promise<void> | undefined;
@@ -442,14 +444,15 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         const orphans = serverLock ? killOrphanedRuns(config.dataDir) : 0;
         if (orphans > 0) logger.warn({ orphans }, 'stopped runner processes a previous server left running');
         if (replicaDir) {
-          const swept = await sweepGoneReplicaDirs(config.dataDir, replicaDir.path, {
+          replicaSweeper = startReplicaDirSweeper({
+            dataDir: config.dataDir,
+            ownPath: replicaDir.path,
             holdsLease: (workerId) => holdsLiveLease(database.db, workerId),
+            // A gone replica's runners are killed about when its leases expire and its tasks run again.
+            intervalMs: config.tasks.leaseSeconds * 1000,
+            logger,
           });
-          if (swept.removed > 0)
-            logger.warn(
-              { replicas: swept.removed, orphans: swept.killed },
-              'removed the runner HOMEs and run records of replicas that are gone',
-            );
+          await replicaSweeper.runOnce();
         }
         engine.start();
         // Every replica sends webhook deliveries; leases keep two from sending the same one.
@@ -507,6 +510,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           await deliveryWorker?.stop();
           await retention?.stop();
           await workspaceSweeper?.stop();
+          await replicaSweeper?.stop();
           await notifier?.close();
           await metricsListener?.close();
           await security.close();

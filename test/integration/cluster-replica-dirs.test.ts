@@ -103,3 +103,47 @@ describe('cluster: a killed replica leaves no runner or HOME behind', { timeout:
     assert.equal(await holdsLiveLease(db, owner), false, 'an expired lease is no sign of life');
   });
 });
+
+describe('cluster: a live replica sweeps a killed one without a restart', { timeout: 240_000 }, () => {
+  const suite = useReplicaSuite();
+
+  test("once a lease after the kill, the killed replica's runner and HOME are gone", async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'maos-shared-'));
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+    // Leases of 2 s: the live replica sweeps every 2 s, and runs the killed one's task again.
+    const config = {
+      store: { url: suite.database.url, poolSize: 4 },
+      tasks: { leaseSeconds: 2, maxAttempts: 3 },
+      workers: { concurrency: 1, pollIntervalMs: 200 },
+      runners: RUNNERS,
+    };
+    const doomed = await startServeChild(writeServeConfig(dataDir, { ...config, logLevel: 'silent' }));
+    t.after(() => killServeChildren([doomed.child]));
+    const sessionId = await submit(doomed.url);
+    const orphan = await runOf(doomed.url, sessionId);
+    t.after(() => {
+      if (isAlive(orphan.pid)) process.kill(orphan.pid, 'SIGKILL');
+    });
+    // Started while the other lives: its start sweep leaves the other's directory alone.
+    const live = await suite.start({ dataDir, config });
+    assert.equal(isAlive(orphan.pid), true);
+    assert.equal(existsSync(orphan.home), true);
+
+    doomed.child.kill('SIGKILL');
+    assert.equal(
+      await waitUntilGone(orphan.pid, 60_000),
+      true,
+      "the killed replica's runner was not stopped",
+    );
+    await waitFor(() => !existsSync(orphan.home), 10_000, "the killed replica's HOME to go");
+    // The task runs again on the live replica, in a HOME of its own.
+    const names = readdirSync(join(dataDir, 'replicas'));
+    assert.equal(names.length, 1, names.join(', '));
+    const again = await waitFor(async () => {
+      const events = await readAllEvents<EventDto>(live.url, sessionId);
+      const homes = events.flatMap((event) => /home=(\S+)/.exec(String(event.data.line ?? ''))?.[1] ?? []);
+      return homes.find((home) => home !== orphan.home);
+    }, 30_000);
+    assert.ok(again.startsWith(join(dataDir, 'replicas', names[0]!, 'homes')), again);
+  });
+});

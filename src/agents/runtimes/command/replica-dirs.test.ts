@@ -4,12 +4,13 @@
 // is swept only when the store holds no lease of its.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { isAlive, spawnDetachedGroup, waitUntilGone } from '../../../../test/fixtures/processes.ts';
+import type { AppError } from '../../../errors/app-error.ts';
 import { claimReplicaDir, sweepGoneReplicaDirs } from './replica-dirs.ts';
 import { recordRun, taskHomesDir } from './run-records.ts';
 
@@ -105,6 +106,8 @@ test('replicas in one process: a held directory stays; a stopped one is removed,
   const second = await claimReplicaDir(dataDir);
   t.after(() => second.release());
   assert.notEqual(first.workerId, second.workerId);
+  // Twice: closing the probe's connection must not drop the lock this process holds on the file.
+  assert.equal((await sweepGoneReplicaDirs(dataDir, second.path, noLease)).removed, 0);
   assert.equal((await sweepGoneReplicaDirs(dataDir, second.path, noLease)).removed, 0);
   assert.equal(existsSync(first.path), true);
 
@@ -169,5 +172,22 @@ test('a directory without a written lock (a replica starting) or with a foreign 
   assert.deepEqual(await sweepGoneReplicaDirs(join(dataDir, 'none'), own.path, noLease), {
     removed: 0,
     killed: 0,
+  });
+});
+
+test('a missing data directory is created as the store creates it; one that cannot be written stops the start', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'maos-replicas-'));
+  t.after(() => rmSync(parent, { recursive: true, force: true }));
+  const dataDir = join(parent, 'data');
+  const own = await claimReplicaDir(dataDir);
+  t.after(() => own.release());
+  // At most 0750 (the umask may take more away), and the replica's own for its user only.
+  assert.equal(statSync(dataDir).mode & 0o777 & ~0o750, 0);
+  assert.equal(statSync(join(dataDir, 'replicas')).mode & 0o777 & ~0o750, 0);
+  assert.equal(statSync(own.path).mode & 0o077, 0);
+  await assert.rejects(claimReplicaDir('/dev/null/data'), (error: AppError) => {
+    assert.equal(error.code, 'STORE_UNAVAILABLE');
+    assert.match(error.message, /Cannot create the replica directory \/dev\/null\/data\/replicas\//);
+    return true;
   });
 });

@@ -1,18 +1,20 @@
 // PostgreSQL mode: replicas may share a data directory, so each keeps its runners' HOMEs and run
 // records (run-records.ts) in a directory of its own, `<dataDir>/replicas/<id>/`, and holds a lock on
 // `replica.lock` in it for its whole life (an exclusive SQLite lock, as store/server-lock.ts takes:
-// the operating system drops it when the process ends, however it ends). At start a replica removes
-// the directories of replicas that are gone, after killing their runners still running; the
-// directory of a live replica is never touched.
+// the operating system drops it when the process ends, however it ends). At start, and then about
+// once a lease, a replica removes the directories of replicas that are gone, after killing their
+// runners still running; the directory of a live replica is never touched.
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import type { Kysely } from 'kysely';
-import { AppError } from '../../../errors/app-error.ts';
+import { AppError, coerceError } from '../../../errors/app-error.ts';
+import type { Logger } from '../../../observability/logger.ts';
 import { newId } from '../../../store/ids.ts';
 import { leaseNow } from '../../../store/lease-clock.ts';
+import { type PeriodicJob, startPeriodicJob } from '../../../store/periodic-job.ts';
 import { killOrphanedRuns } from './run-records.ts';
 
 const LOCK_FILE = 'replica.lock';
@@ -172,6 +174,35 @@ export async function sweepGoneReplicaDirs(
     }
   }
   return sweep;
+}
+
+/**
+ * Sweeps (sweepGoneReplicaDirs) when `runOnce()` is called, at start before the engine, and every
+ * `intervalMs` after: a replica that died is swept without waiting for another to start, its
+ * orphaned runners killed about when its tasks' leases expire and other replicas run them again.
+ */
+export function startReplicaDirSweeper(
+  options: SweepOptions & { dataDir: string; ownPath: string; intervalMs: number; logger: Logger },
+): PeriodicJob<ReplicaSweep> {
+  return startPeriodicJob<ReplicaSweep>({
+    async run() {
+      const sweep = await sweepGoneReplicaDirs(options.dataDir, options.ownPath, options);
+      if (sweep.removed > 0) {
+        options.logger.warn(
+          { replicas: sweep.removed, orphans: sweep.killed },
+          'removed the runner HOMEs and run records of replicas that are gone',
+        );
+      }
+      return sweep;
+    },
+    intervalMs: options.intervalMs,
+    onResult: () => {},
+    onError: (error) =>
+      options.logger.warn(
+        { err: coerceError(error) },
+        'replica directory sweep failed; retrying next interval',
+      ),
+  });
 }
 
 /**
