@@ -94,6 +94,8 @@ test("a live replica's directory survives another's sweep; once its process is g
   await other.kill();
   assert.deepEqual(await sweepGoneReplicaDirs(dataDir, own.path, { holdsLease }), { removed: 1, killed: 1 });
   assert.equal(await waitUntilGone(orphan.pid), true, "the gone replica's runner was killed");
+  assert.equal(existsSync(home), false);
+  assert.equal(existsSync(stray), false, 'a HOME its runner had left unrecorded goes too');
   assert.equal(existsSync(other.path), false);
   assert.equal(existsSync(own.path), true);
   assert.deepEqual(asked, [], 'a replica of this machine is judged by its lock alone');
