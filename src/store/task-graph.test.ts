@@ -10,6 +10,7 @@ import { newSessionRow, newTaskRow } from './rows.ts';
 import type { Database, SessionsTable, TasksTable } from './schema.ts';
 import { insertSession } from './session-store.ts';
 import { loadSessionGraphs } from './task-graph.ts';
+import { insertTaskDependencies } from './task-store.ts';
 
 const TENANT = 'graph-tenant';
 
@@ -93,5 +94,52 @@ describe('loadSessionGraphs', () => {
     assert.deepEqual(summary(both, 's1'), expected);
     assert.deepEqual(summary(both, 's2'), expected);
     assert.equal((await loadSessionGraphs(handle.db, [])).size, 0);
+  });
+
+  test("a session's edges are read again only when its tasks change", async () => {
+    // A second connection to the same file whose statements are recorded.
+    const statements: string[] = [];
+    const counted = createDatabase(
+      { dataDir: dir, store: { busyTimeoutMs: 1000, synchronous: 'normal' } },
+      {
+        querySpanLogger: () => (event) => {
+          if (event.level === 'query') statements.push(event.query.sql);
+        },
+      },
+    );
+    try {
+      const read = async () => {
+        statements.length = 0;
+        const graph = summary(await loadSessionGraphs(counted.db, ['s2']), 's2');
+        return { graph, edgeReads: statements.filter((text) => text.includes('task_dependencies')).length };
+      };
+      const diamond = ['a:succeeded:', 'b:running:a', 'c:ready:a', 'd:pending:b+c'];
+      assert.deepEqual(await read(), { graph: diamond, edgeReads: 1 });
+      // A step changes states, not tasks: the edges come from memory.
+      await handle.db.updateTable('tasks').set({ status: 'succeeded' }).where('id', '=', 's2-b').execute();
+      const stepped = ['a:succeeded:', 'b:succeeded:a', 'c:ready:a', 'd:pending:b+c'];
+      assert.deepEqual(await read(), { graph: stepped, edgeReads: 0 });
+
+      // A task added with its dependencies (a new phase): read again.
+      await handle.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('tasks')
+          .values(taskRow('s2', 'e', 4, 'pending'))
+          .execute();
+        const idByName = new Map(['a', 'b', 'c', 'd'].map((name) => [name, `s2-${name}`]));
+        await insertTaskDependencies(trx, { id: 's2', tenantId: TENANT }, 's2-e', ['c', 'd'], idByName);
+      });
+      assert.deepEqual(await read(), { graph: [...stepped, 'e:pending:c+d'], edgeReads: 1 });
+      assert.deepEqual(await read(), { graph: [...stepped, 'e:pending:c+d'], edgeReads: 0 });
+
+      // A pending task replaced (an edited plan): its edges go with it.
+      await handle.db.deleteFrom('tasks').where('id', '=', 's2-d').execute();
+      assert.deepEqual(await read(), {
+        graph: ['a:succeeded:', 'b:succeeded:a', 'c:ready:a', 'e:pending:c'],
+        edgeReads: 1,
+      });
+    } finally {
+      await counted.close();
+    }
   });
 });

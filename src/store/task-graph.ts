@@ -1,6 +1,6 @@
 // Reading a session's task graph: states and dependencies for advancing it, outputs when it ends,
 // and the outputs of a task's dependencies for its run. Hot per agent step, so the one-session
-// and one-task cases are precompiled.
+// and one-task cases are precompiled, and a session's dependency edges are kept between its steps.
 import type { Kysely } from 'kysely';
 import type { DependencyOutput } from '../agents/runtimes/runtime.ts';
 import type { AdvanceTask } from '../domain/advance.ts';
@@ -70,7 +70,7 @@ export async function loadSessionGraphs(
   // Edges by id; the names come from the rows just read (a task depends on tasks of its session).
   const edges =
     ids.length === 1
-      ? (await selectDependencyEdges(trx, ids[0]!)).rows
+      ? await loadEdgesOfOne(trx, ids[0]!, rows)
       : await dependencyEdges(trx).where('session_id', 'in', ids).execute();
   const deps = groupDependencyNames(namedDependencies(rows, edges));
   for (const row of rows) {
@@ -89,10 +89,56 @@ export async function loadSessionGraphs(
 }
 
 /** The dependency edges of one session by task id (names come from the graph's own rows). */
-const selectDependencyEdges = precompileQuery<Database, { task_id: string; depends_on_task_id: string }>(
-  1,
-  (db, [sessionId]) => dependencyEdges(db).where('session_id', '=', sessionId as string),
+const selectDependencyEdges = precompileQuery<Database, DependencyEdge>(1, (db, [sessionId]) =>
+  dependencyEdges(db).where('session_id', '=', sessionId as string),
 );
+
+interface DependencyEdge {
+  task_id: string;
+  depends_on_task_id: string;
+}
+
+/**
+ * Sessions whose edges are kept, per database. Why this many: a step reads one session's graph;
+ * the sessions a server advances at once are far fewer, and an entry is a few dozen strings.
+ */
+const EDGE_CACHE_SESSIONS = 1024;
+
+/** Per database (its dialect adapter, shared by its transactions): session id → its tasks and edges. */
+const edgeCaches = new WeakMap<object, Map<string, { taskIds: string[]; edges: DependencyEdge[] }>>();
+
+/**
+ * The edges of one session, read again only when its tasks are not the ones `rows` (just read in
+ * the same transaction) lists. A session's edges are written only with a task of their own: each
+ * edge is inserted with its dependant, a new task (store/session-store.ts, task-store.ts
+ * insertTaskDependencies), and deleted with one of its two tasks; task ids are never reused. So
+ * the same task ids mean the same edges, on every replica, and each agent step saves a read.
+ */
+async function loadEdgesOfOne(
+  trx: Kysely<Database>,
+  sessionId: string,
+  rows: readonly { id: string }[],
+): Promise<DependencyEdge[]> {
+  const adapter = trx.getExecutor().adapter;
+  let cache = edgeCaches.get(adapter);
+  if (!cache) {
+    cache = new Map();
+    edgeCaches.set(adapter, cache);
+  }
+  const cached = cache.get(sessionId);
+  if (cached && sameIds(cached.taskIds, rows)) return cached.edges;
+  const edges = (await selectDependencyEdges(trx, sessionId)).rows;
+  cache.delete(sessionId);
+  if (cache.size >= EDGE_CACHE_SESSIONS) cache.delete(cache.keys().next().value!);
+  cache.set(sessionId, { taskIds: rows.map((row) => row.id), edges });
+  return edges;
+}
+
+function sameIds(ids: readonly string[], rows: readonly { id: string }[]): boolean {
+  if (ids.length !== rows.length) return false;
+  for (let i = 0; i < ids.length; i++) if (ids[i] !== rows[i]!.id) return false;
+  return true;
+}
 
 /** Edges by id as (task id, name of the task it depends on), without joining the tasks again. */
 function namedDependencies(

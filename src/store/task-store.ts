@@ -293,7 +293,9 @@ export async function completeClaimedTasks(
 
 /**
  * Stores that `taskId` depends on the named tasks of its session (names without a task id are
- * skipped): for tasks added to a running session (a new phase, an edited plan).
+ * skipped): for tasks added to a running session (a new phase, an edited plan). `taskId` is a task
+ * inserted in the same transaction: a session's edges change only with its tasks, which the
+ * per-step graph read relies on (task-graph.ts, loadEdgesOfOne).
  */
 export async function insertTaskDependencies(
   trx: Kysely<Database>,
