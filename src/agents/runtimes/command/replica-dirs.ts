@@ -66,8 +66,9 @@ function replicasDir(dataDir: string): string {
 }
 
 /**
- * Identifies the running kernel: the same on every container of a machine, new at each boot. Two
- * processes with the same boot id see each other's locks and process ids; '' where it is unknown.
+ * Identifies the running kernel: the same in every container of a machine, new at each boot. Two
+ * processes with the same boot id see each other's file locks, and a recorded process start time
+ * means the same to both; '' where it is unknown.
  */
 function readBootId(): string {
   try {
@@ -102,7 +103,11 @@ export async function claimReplicaDir(dataDir: string): Promise<ReplicaDir> {
     lock.exec('commit');
   } catch (error) {
     lock?.close();
-    rmSync(path, { recursive: true, force: true });
+    try {
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      // Not even that can be written: the error below says why.
+    }
     throw new AppError(
       'STORE_UNAVAILABLE',
       `Cannot create the replica directory ${path}: ${(error as Error).message} (the data directory must be writable by the user running MAOS)`,
@@ -118,7 +123,7 @@ export async function claimReplicaDir(dataDir: string): Promise<ReplicaDir> {
       try {
         if (!hasRunRecords(path)) rmSync(path, { recursive: true, force: true, maxRetries: 3 });
       } catch {
-        // Cannot be removed (permissions): the next replica to start removes it.
+        // Cannot be removed (permissions): another replica's sweep tries again once the lock is free.
       }
       held.close();
     },
