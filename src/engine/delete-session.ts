@@ -34,7 +34,7 @@ async function deleteStep(
   sessionId: string,
   limit: number,
 ): Promise<StepResult> {
-  const row = await lockSessionForDeletion(trx, sessionId);
+  const row = await lockSessionForDeletion(trx, sessionId, tenantId);
   if (!row || row.tenantId !== tenantId) return 'gone';
   if (!isTerminalSessionStatus(row.status as SessionStatus)) {
     throw new AppError(

@@ -55,7 +55,7 @@ interface SessionRef {
  * under READ COMMITTED and both went ahead (a rejected session started, two `session.finished`).
  */
 async function loadAwaiting(trx: Kysely<Database>, session: SessionRef) {
-  await lockSessions(trx, [session.id]);
+  await lockSessions(trx, [session.id], session.tenantId);
   const row = await getSessionRow(trx, session.tenantId, session.id);
   if (row.status !== 'awaiting_approval') {
     throw new AppError('INVALID_STATE', `The session is ${row.status}, not awaiting approval`, {

@@ -41,7 +41,7 @@ export async function addSteeringMessage(
     // synthesis then reads it) or, waiting here, finds the synthesis running and is refused. Without
     // it a message read as "synthesis not started" could commit after the synthesis had read the
     // messages, accepted and never read.
-    await lockSessions(trx, [sessionId]);
+    await lockSessions(trx, [sessionId], tenantId);
     const session = await trx
       .selectFrom('sessions')
       .select('status')

@@ -405,7 +405,7 @@ async function cancelInTransaction(
   sessionId: string,
   now: number,
 ): Promise<boolean> {
-  await lockSessions(trx, [sessionId]);
+  await lockSessions(trx, [sessionId], tenantId);
   const row = await getSessionRow(trx, tenantId, sessionId);
   const from = row.status as SessionStatus;
   if (from === 'cancelled') return false;

@@ -44,7 +44,7 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
         // role deleted in between (allowed while the plan waits) passed the check, and the session
         // started with tasks that fail with an unknown role. deleteRole locks the sessions with
         // unfinished tasks of the role, so on PostgreSQL the two go one after the other.
-        await lockSessions(trx, [sessionId]);
+        await lockSessions(trx, [sessionId], actor.tenantId);
         const rules = await options.planRules(actor.tenantId, trx);
         const approved = await approvePlan(
           trx,

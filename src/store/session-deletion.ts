@@ -134,18 +134,21 @@ async function recordDeletedSession(db: AnyDb, sessionId: string, now: number): 
 
 /**
  * Locks the session row until the transaction ends and returns its tenant and status, or undefined
- * when there is no such session. PostgreSQL: `FOR UPDATE`, the lock its DELETE takes anyway, taken
- * first as every writer of a session locks its row before its children (no lock cycle); it also
- * keeps new child rows out meanwhile. SQLite: its write transactions are serialised already.
+ * when there is no such session (of `tenantId`, when given: another tenant's is not locked).
+ * PostgreSQL: `FOR UPDATE`, the lock its DELETE takes anyway, taken first as every writer of a
+ * session locks its row before its children (no lock cycle); it also keeps new child rows out
+ * meanwhile. SQLite: its write transactions are serialised already.
  */
 export async function lockSessionForDeletion(
   trx: AnyDb,
   sessionId: string,
+  tenantId?: string,
 ): Promise<{ tenantId: string; status: string; finishedAt: number | null } | undefined> {
-  const query = trx
+  let query = trx
     .selectFrom('sessions')
     .select(['tenant_id', 'status', 'finished_at'])
     .where('id', '=', sessionId);
+  if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
   const row = await (isPostgres(trx) ? query.forUpdate() : query).executeTakeFirst();
   if (!row) return undefined;
   return {

@@ -10,7 +10,9 @@ import type { Database } from './schema.ts';
 
 /**
  * Locks the sessions' rows until the transaction ends, in id order (a fixed order keeps two
- * replicas locking overlapping sets from deadlocking). No-op on SQLite.
+ * replicas locking overlapping sets from deadlocking). No-op on SQLite. With `tenantId` (a request
+ * naming the session), only that tenant's rows: another tenant's session is not locked, so its
+ * request neither waits for nor holds up the session it then gets 404 for.
  *
  * `FOR NO KEY UPDATE`, the lock an UPDATE of a non-key column takes, not `FOR UPDATE`: it excludes
  * the other lockers and writers of the row just the same, but not the `FOR KEY SHARE` locks that
@@ -19,11 +21,16 @@ import type { Database } from './schema.ts';
  * such a key-share lock on a session the other was locking deadlocked, one second each (measured
  * with bench/cluster.ts and the server's deadlock log).
  */
-export async function lockSessions(trx: Kysely<Database>, sessionIds: Iterable<string>): Promise<void> {
+export async function lockSessions(
+  trx: Kysely<Database>,
+  sessionIds: Iterable<string>,
+  tenantId?: string,
+): Promise<void> {
   if (!isPostgres(trx)) return;
   const ids = [...new Set(sessionIds)].sort();
   if (ids.length === 0) return;
-  await sql`select id from sessions where id in (${sql.join(ids)}) order by id for no key update`.execute(
+  const ofTenant = tenantId === undefined ? sql`` : sql` and tenant_id = ${tenantId}`;
+  await sql`select id from sessions where id in (${sql.join(ids)})${ofTenant} order by id for no key update`.execute(
     trx,
   );
 }
