@@ -12,6 +12,7 @@ import type { StoredTraceContext } from '../observability/tracing.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { createFlushClock } from './flush-clock.ts';
 import { createOutputBuffer } from './output-buffer.ts';
+import { createRunLogger } from './run-logger.ts';
 import type { Claim, RunOutcome } from './task-outcome.ts';
 import { recordRunProgress } from './task-output.ts';
 
@@ -83,7 +84,7 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
   // Whether this run's flush waits for the clock's next tick.
   let waiting = false;
   const writes: Array<Promise<void>> = [];
-  const logger = input.logger.child({
+  const logger = createRunLogger(input.logger, {
     tenantId: claim.tenantId,
     sessionId: claim.sessionId,
     taskId: claim.taskId,
