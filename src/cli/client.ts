@@ -421,7 +421,8 @@ async function* watchActivity(
   }
 }
 
-function normaliseBaseUrl(server: string): URL {
+/** The server's base URL; not a URL, or not http(s), is a usage error (INVALID_SERVER_URL, exit 2). */
+export function normaliseBaseUrl(server: string): URL {
   let url: URL;
   try {
     url = new URL(server);

@@ -41,6 +41,21 @@ function assertUsage(result: { code: number | null; stderr: string }, message: R
   assert.doesNotMatch(result.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
 }
 
+describe('maos doctor', () => {
+  test('a --server or MAOS_SERVER that is no http(s) URL is a usage error (exit 2), before any check', async () => {
+    for (const [args, env] of [
+      [['--server', 'foo'], {}],
+      [['--server', 'ftp://127.0.0.1:7070'], {}],
+      [[], { MAOS_SERVER: 'localhost:7070' }],
+    ] as const) {
+      const result = await runMaos(['doctor', '--config', config, ...args], { env });
+      assert.equal(result.code, 2, result.stdout + result.stderr);
+      assert.match(result.stderr, /^error INVALID_SERVER_URL: /m);
+      assert.equal(result.stdout, '', 'no check ran');
+    }
+  });
+});
+
 describe('maos audit', () => {
   test('export to a folder that does not exist, or onto a folder: exit 2 naming --output', async () => {
     const missing = await runMaos(['audit', 'export', '--config', config, '-o', join(dir, 'no', 'x.jsonl')]);

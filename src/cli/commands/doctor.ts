@@ -2,6 +2,7 @@
 // pass/fail list with a fix for each failure; exits 1 when any check fails.
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
+import { normaliseBaseUrl } from '../client.ts';
 import { CliError, type ExitCode } from '../exit-codes.ts';
 import { parseNumberOption } from '../number-options.ts';
 import { type CheckStatus, type DoctorReport, runDoctor } from '../ops/doctor-checks.ts';
@@ -40,9 +41,13 @@ export function registerDoctorCommand(program: Command): void {
     .action(async (flags: DoctorFlags, command: Command) => {
       const globals = command.optsWithGlobals() as DoctorFlags;
       const clientEnv = readClientEnv();
+      const server = flags.server ?? globals.server ?? clientEnv.server;
+      // A server that is no http(s) URL is a bad option (exit 2), as for every command that talks to
+      // one, not a warning that it is unreachable under "All checks passed".
+      if (server !== undefined) normaliseBaseUrl(server);
       const report = await runDoctor({
         configPath: flags.config ?? globals.config ?? clientEnv.configPath,
-        server: flags.server ?? globals.server ?? clientEnv.server,
+        server,
         minFreeBytes: parsePositive(flags.minFreeMb, 512, '--min-free-mb') * 1024 * 1024,
         maxClockSkewSeconds: parsePositive(flags.maxClockSkew, 30, '--max-clock-skew'),
       });
