@@ -326,6 +326,32 @@ test('the exit-code table of docs/user-guide.md lists every exit code of the CLI
   );
 });
 
+test('the table of `maos doctor` in docs/operations.md lists every check the doctor prints', () => {
+  // Check names are literals in the doctor's sources (`name: 'data-dir'`, `name = 'server-readiness'`,
+  // `provider:${name}`); the skip line of no providers at all is the `provider:<name>` row.
+  const printed = new Set<string>();
+  for (const path of [
+    ...readdirSync(join(ROOT, 'src/cli/ops'))
+      .filter((name) => name.startsWith('doctor') && !name.endsWith('.test.ts'))
+      .map((name) => `src/cli/ops/${name}`),
+    'src/agents/providers/check-providers.ts',
+  ]) {
+    for (const m of read(path).matchAll(/\bname(?::| =) ['`]([a-z-]+(?::\$\{name\})?)['`]/g))
+      printed.add(
+        (m[1] as string).replace(/\$\{name\}$/, '<name>').replace(/^providers$/, 'provider:<name>'),
+      );
+  }
+  assert.ok(printed.has('data-dir') && printed.has('provider:<name>'), 'check names found');
+  const guide = read('docs/operations.md');
+  const section = guide.slice(guide.indexOf('## 7. `maos doctor`'), guide.indexOf('## 8.'));
+  const rows = new Set([...section.matchAll(/^\| `([^`]+)` +\|/gm)].map((m) => m[1] as string));
+  assert.deepEqual(
+    [...printed].filter((name) => !rows.has(name)),
+    [],
+    'checks missing from the table of docs/operations.md §7',
+  );
+});
+
 test('maos_* metrics named in the docs are defined', () => {
   // `maos_wake` is the PostgreSQL notification channel, `maos_target` the target label of MAOS's
   // scrape configs: not metrics.
