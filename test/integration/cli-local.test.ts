@@ -1,7 +1,7 @@
 // The `maos` CLI as a child process for what needs no server: usage errors, an unreachable server,
 // `config check|print` and `migrate`, with their exit codes.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -121,6 +121,12 @@ describe('maos CLI without a server', () => {
     assert.match(lines[1] ?? '', /'review-model' \(provider cloud\).*maxCostUsd budgets do not limit them/);
     const json = await runMaos(['config', 'check', '--config', file, '--json']);
     assert.equal((JSON.parse(json.stdout) as { warnings: string[] }).warnings.length, 2);
+    // The user guide names the warnings of the JSON answer.
+    const guide = readFileSync(new URL('../../docs/user-guide.md', import.meta.url), 'utf8');
+    assert.ok(
+      guide.includes('`--json` prints `{"ok": true, "warnings": [...]}`'),
+      'the guide shows the warnings',
+    );
 
     // A price of 0 (a free local model) is a price.
     const zero = '{ inputPerMTok: 0, outputPerMTok: 0 }';
