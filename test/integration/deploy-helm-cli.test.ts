@@ -22,6 +22,7 @@ import {
   one,
   POSTGRES,
   POSTGRES_FULL,
+  serverConfigMap,
 } from '../fixtures/helm-manifests.ts';
 
 const INSTALL_HINT =
@@ -160,7 +161,7 @@ for (const helm of helms) {
       const data = pod.volumes.find((v: Doc) => v.name === 'data');
       assert.equal(data.persistentVolumeClaim.claimName, at(pvc, 'metadata.name'));
       assert.deepEqual(Object.keys(at(one(byKind, 'Secret'), 'stringData') ?? {}), []);
-      const config = parseYaml(String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+      const config = parseYaml(String(at(serverConfigMap(byKind), 'data')['config.yaml']));
       assert.equal(config.auth.mode, 'apikey');
       for (const doc of [...byKind.values()].flat()) {
         assert.equal(at(doc, 'metadata.labels')['app.kubernetes.io/managed-by'], 'Helm');
@@ -202,7 +203,7 @@ for (const helm of helms) {
       const egress = at(one(byKind, 'NetworkPolicy'), 'spec.egress.1.ports').map((p: Doc) => p.port);
       assert.ok(egress.includes(5432) && egress.includes(443));
       // The config file plus the chart's environment is a configuration MAOS accepts, with OIDC on.
-      const file = parseYaml(String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+      const file = parseYaml(String(at(serverConfigMap(byKind), 'data')['config.yaml']));
       const vars = Object.fromEntries(
         at(pod, 'containers.0.env').map((e: { name: string; value: string }) => [e.name, e.value]),
       );

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { freePort } from '../fixtures/free-port.ts';
 import { renderChart } from '../fixtures/helm-chart.ts';
-import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
+import { at, CHART, type Doc, groupByKind, one, serverConfigMap } from '../fixtures/helm-manifests.ts';
 import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -170,7 +170,7 @@ for (const mode of MODES) {
       dataVolume = mounts.get('/data') as string;
       const configMount = (container.volumeMounts as Doc[]).find((m) => m.name === 'config') as Doc;
       for (const [key, text] of Object.entries(
-        at(one(byKind, 'ConfigMap'), 'data') as Record<string, string>,
+        at(serverConfigMap(byKind), 'data') as Record<string, string>,
       )) {
         writeFileSync(join(mounts.get(String(configMount.mountPath)) as string, key), text);
       }

@@ -25,6 +25,7 @@ import {
   one,
   POSTGRES,
   POSTGRES_FULL,
+  serverConfigMap,
 } from '../fixtures/helm-manifests.ts';
 import { requireBinary, runPromtool } from '../helpers/promtool.ts';
 
@@ -134,7 +135,7 @@ describe('Helm chart', () => {
         'writable /tmp and /data on a read-only root',
       );
       // The config file plus the chart's environment must be a valid MAOS configuration.
-      const configMap = one(byKind, 'ConfigMap');
+      const configMap = serverConfigMap(byKind);
       const file = parseYaml(String(at(configMap, 'data')['config.yaml']));
       const env = Object.fromEntries(
         server.env.map((e: { name: string; value: string }) => [e.name, e.value]),
@@ -184,6 +185,20 @@ describe('Helm chart', () => {
       at(job, 'spec.template.spec.containers.0.envFrom.0.secretRef.name'),
       at(jobSecret, 'metadata.name'),
     );
+    // ... and a hook copy of the server's config file (the ConfigMap does not exist yet at install).
+    const jobConfig = (byKind.get('ConfigMap') ?? []).find(
+      (c) => at(c, 'metadata.annotations')?.['helm.sh/hook'],
+    );
+    assert.ok(jobConfig, 'a hook ConfigMap exists before the Job runs');
+    assert.ok(
+      Number(at(jobConfig, 'metadata.annotations')['helm.sh/hook-weight']) <
+        Number(hooks['helm.sh/hook-weight']),
+    );
+    assert.equal(at(jobConfig, 'data')['config.yaml'], at(serverConfigMap(byKind), 'data')['config.yaml']);
+    const jobVolume = (at(job, 'spec.template.spec.volumes') as Doc[]).find(
+      (v) => at(v, 'configMap.name') === at(jobConfig, 'metadata.name'),
+    );
+    assert.ok(jobVolume, 'the Job mounts it');
     const ingress = at(one(byKind, 'Ingress'), 'metadata.annotations');
     assert.equal(ingress['nginx.ingress.kubernetes.io/proxy-buffering'], 'off');
     assert.equal(ingress['nginx.ingress.kubernetes.io/proxy-read-timeout'], '3600');
@@ -205,7 +220,7 @@ describe('Helm chart', () => {
       .flatMap((g: { rules: Doc[] }) => g.rules.filter((r) => r.alert).map((r) => r.alert))
       .sort();
     assert.deepEqual(alerts, shippedAlerts);
-    const config = parseYaml(String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+    const config = parseYaml(String(at(serverConfigMap(byKind), 'data')['config.yaml']));
     assert.equal(config.auth.oidc.issuer, 'https://idp.example.com/realms/main');
   });
 
@@ -722,7 +737,7 @@ describe('Helm chart', () => {
         metrics: { collectDefaults: false },
       },
     });
-    const file = parseYaml(String(at(one(allowed.byKind, 'ConfigMap'), 'data')['config.yaml']));
+    const file = parseYaml(String(at(serverConfigMap(allowed.byKind), 'data')['config.yaml']));
     assert.equal(file.store.url, 'sqlite:/data/other.db');
     assert.ok(render({ ...POSTGRES, config: { store: { url_FILE: '/run/secrets/maos/db-url' } } }));
   });
@@ -818,7 +833,7 @@ describe('Helm chart', () => {
           secretEnv: { [variable]: valueAt(config, path) },
         });
         const configPath = join(dir, 'config.yaml');
-        writeFileSync(configPath, String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+        writeFileSync(configPath, String(at(serverConfigMap(byKind), 'data')['config.yaml']));
         const env = Object.fromEntries(
           at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0.env').map(
             (e: { name: string; value: string }) => [e.name, e.value],
@@ -851,7 +866,7 @@ describe('Helm chart', () => {
       secrets: { kekRing_FILE: '/run/secrets/maos/kek' },
     };
     const file = parseYaml(
-      String(at(one(render({ config: allowed }).byKind, 'ConfigMap'), 'data')['config.yaml']),
+      String(at(serverConfigMap(render({ config: allowed }).byKind), 'data')['config.yaml']),
     );
     const { auth: _, ...rendered } = file;
     assert.deepEqual(
@@ -921,7 +936,7 @@ describe('Helm chart', () => {
     try {
       const { byKind } = render({ auth: ENTRA_LIKE_AUTH });
       const configPath = join(dir, 'config.yaml');
-      writeFileSync(configPath, String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+      writeFileSync(configPath, String(at(serverConfigMap(byKind), 'data')['config.yaml']));
       const env = Object.fromEntries(
         at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0.env').map(
           (e: { name: string; value: string }) => [e.name, e.value],
@@ -978,7 +993,8 @@ describe('Helm chart', () => {
       assert.ok(notes.includes(`migrations ran in the ${job} Job`), notes);
       assert.match(job, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?-migrate$/);
       for (const kind of ['Service', 'Deployment', 'ConfigMap']) {
-        const name = String(at(one(byKind, kind), 'metadata.name'));
+        const doc = kind === 'ConfigMap' ? serverConfigMap(byKind) : one(byKind, kind);
+        const name = String(at(doc, 'metadata.name'));
         assert.ok(name.length <= 63 && job.startsWith(name.slice(0, 55).replace(/-$/, '')), name);
       }
     }
@@ -988,7 +1004,7 @@ describe('Helm chart', () => {
   test('auth.oidc.console renders only with a client id, as a config MAOS accepts', () => {
     const oidc = { issuer: 'https://idp.example.com', audience: 'maos-api' };
     const configOf = (values: Doc) =>
-      parseYaml(String(at(one(render(values).byKind, 'ConfigMap'), 'data')['config.yaml']));
+      parseYaml(String(at(serverConfigMap(render(values).byKind), 'data')['config.yaml']));
     assert.equal(configOf({ auth: { mode: 'oidc', oidc } }).auth.oidc.console, undefined);
     const file = configOf({
       auth: {

@@ -26,7 +26,15 @@ import { installedHelms } from '../../scripts/install-helm.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { assertConfigUsable } from '../../src/security/config-preflight.ts';
 import { renderChart } from '../fixtures/helm-chart.ts';
-import { assertValidManifest, at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
+import {
+  assertValidManifest,
+  at,
+  CHART,
+  type Doc,
+  groupByKind,
+  one,
+  serverConfigMap,
+} from '../fixtures/helm-manifests.ts';
 import { createSelfSignedCert } from '../fixtures/tls-cert.ts';
 
 type Block = Record<string, unknown>;
@@ -576,7 +584,7 @@ describe('Terraform module evaluated by terraform', () => {
       const dir = mkdtempSync(join(tmpdir(), 'maos-tf-config-'));
       try {
         const configPath = join(dir, 'config.yaml');
-        writeFileSync(configPath, String(at(one(byKind, 'ConfigMap'), 'data')['config.yaml']));
+        writeFileSync(configPath, String(at(serverConfigMap(byKind), 'data')['config.yaml']));
         const env = Object.fromEntries(
           at(one(byKind, 'Deployment'), 'spec.template.spec.containers.0.env').map(
             (e: { name: string; value: string }) => [e.name, e.value],

@@ -111,6 +111,52 @@ HTTP
 {{- end -}}
 
 {{/*
+The MAOS config file: .Values.config plus the auth section built from .Values.auth. The server's
+ConfigMap and the migration Job's hook copy of it (the Job runs before the ConfigMap exists).
+*/}}
+{{- define "maos.configFile" -}}
+{{- with .Values.config }}{{ toYaml . }}{{ "\n" }}{{ end -}}
+auth:
+  mode: {{ .Values.auth.mode }}
+  {{- if .Values.auth.oidc.issuer }}
+  oidc:
+    issuer: {{ .Values.auth.oidc.issuer | quote }}
+    {{- with .Values.auth.oidc.audience }}
+    audience: {{ . | quote }}
+    {{- end }}
+    rolesClaim: {{ .Values.auth.oidc.rolesClaim | quote }}
+    tenantClaim: {{ .Values.auth.oidc.tenantClaim | quote }}
+    {{- with .Values.auth.oidc.roleMapping }}
+    roleMapping: {{ . | toJson }}
+    {{- end }}
+    {{- with .Values.auth.oidc.defaultTenant }}
+    defaultTenant: {{ . | quote }}
+    {{- end }}
+    {{- with .Values.auth.oidc.principalClaim }}
+    principalClaim: {{ . | quote }}
+    {{- end }}
+    {{- with .Values.auth.oidc.requiredClaims }}
+    requiredClaims: {{ . | toJson }}
+    {{- end }}
+    {{- with .Values.auth.oidc.algorithms }}
+    algorithms: {{ . | toJson }}
+    {{- end }}
+    {{- if .Values.auth.oidc.console.clientId }}
+    console:
+      clientId: {{ .Values.auth.oidc.console.clientId | quote }}
+      scopes: {{ .Values.auth.oidc.console.scopes | toJson }}
+      audienceParameter: {{ .Values.auth.oidc.console.audienceParameter | quote }}
+      {{- with .Values.auth.oidc.console.tokenEndpointOrigin }}
+      tokenEndpointOrigin: {{ . | quote }}
+      {{- end }}
+      {{- with .Values.auth.oidc.console.displayName }}
+      displayName: {{ . | quote }}
+      {{- end }}
+    {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{/*
 Fails when a value of `config` is a secret: the config file is a ConfigMap, which everyone who may
 read ConfigMaps in the namespace reads (the built-in `view` role may). Secret is what `maos config
 print` redacts: a string under a key named like one (apiKey, signingKey, kekRing, *secret*,

@@ -1,0 +1,149 @@
+// The chart's migration steps run as the kubelet runs them (without a cluster): the SQLite init
+// container and the PostgreSQL pre-install/pre-upgrade Job start `maos migrate` with the container's
+// environment (env, envFrom, secretKeyRef) and volumes, so they must load the configuration the server
+// loads. A secret the config needs (a provider's API key) given through extraEnv or existingSecret,
+// beside the provider in `config`, must not stop them with CONFIG_INVALID.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { renderChart } from '../fixtures/helm-chart.ts';
+import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A provider whose API key must come from the environment (the chart refuses it in config). */
+const OPENAI_CONFIG = { providers: { openai: { type: 'openai', model: 'gpt-4o' } } };
+const KEY_FROM_SECRET = {
+  name: 'MAOS_PROVIDERS__OPENAI__API_KEY',
+  valueFrom: { secretKeyRef: { name: 'llm-keys', key: 'openai' } },
+};
+
+type Secrets = Record<string, Record<string, string>>;
+
+/**
+ * Runs `node bin/maos.js <args>` of `container` as the kubelet would: envFrom Secrets, then env (plain
+ * values and secretKeyRef), the ConfigMap, Secret and emptyDir/PVC volumes it mounts as directories
+ * of `dir`, and every path under a mount point mapped to that directory.
+ */
+function runContainer(
+  container: Doc,
+  pod: Doc,
+  manifests: Doc[],
+  secrets: Secrets,
+  dir: string,
+): { status: number | null; stdout: string; stderr: string } {
+  const allSecrets: Secrets = { ...secrets };
+  for (const doc of manifests.filter((d) => d.kind === 'Secret')) {
+    allSecrets[at(doc, 'metadata.name')] = { ...(doc.stringData as Record<string, string>) };
+  }
+  const mounts = new Map<string, string>();
+  for (const mount of (container.volumeMounts ?? []) as Doc[]) {
+    const local = join(dir, String(mount.name));
+    mkdirSync(local, { recursive: true });
+    mounts.set(String(mount.mountPath), local);
+    const volume = (pod.volumes as Doc[]).find((v) => v.name === mount.name) as Doc;
+    assert.ok(volume, `the pod has the volume ${mount.name}`);
+    const configMap = at(volume, 'configMap.name');
+    const secret = at(volume, 'secret.secretName');
+    const files: Record<string, string> = configMap
+      ? at(
+          manifests.find((d) => d.kind === 'ConfigMap' && at(d, 'metadata.name') === configMap) ??
+            assert.fail(`no ConfigMap ${configMap} in the release`),
+          'data',
+        )
+      : secret
+        ? (allSecrets[secret] ?? assert.fail(`no Secret ${secret}`))
+        : {};
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(local, name), text);
+  }
+  const toLocal = (value: string) => {
+    for (const [mountPath, local] of mounts) {
+      if (value === mountPath || value.startsWith(`${mountPath}/`))
+        return local + value.slice(mountPath.length);
+    }
+    return value;
+  };
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir };
+  for (const from of (container.envFrom ?? []) as Doc[]) {
+    const secret = allSecrets[at(from, 'secretRef.name')];
+    assert.ok(secret, `envFrom names the Secret ${at(from, 'secretRef.name')}`);
+    Object.assign(env, secret);
+  }
+  for (const variable of (container.env ?? []) as Doc[]) {
+    const ref = at(variable, 'valueFrom.secretKeyRef');
+    const value = ref ? allSecrets[ref.name]?.[ref.key] : at(variable, 'value');
+    assert.ok(value !== undefined, `${variable.name}: the kubelet would refuse to start the container`);
+    env[String(variable.name)] = toLocal(String(value));
+  }
+  const result = spawnSync(process.execPath, ['bin/maos.js', ...(container.args as string[])], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe("the chart's migration steps load the server's configuration", () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-chart-migrate-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('SQLite init container: a secret the config needs, from extraEnv (secretKeyRef)', () => {
+    const { manifests } = renderChart(CHART, { config: OPENAI_CONFIG, extraEnv: [KEY_FROM_SECRET] });
+    const docs = manifests.map((m) => m.doc);
+    const pod = at(one(groupByKind(docs), 'Deployment'), 'spec.template.spec');
+    const init = pod.initContainers[0];
+    const work = join(dir, 'sqlite');
+    const result = runContainer(init, pod, docs, { 'llm-keys': { openai: 'sk-test' } }, work);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /applied/);
+  });
+
+  describe('PostgreSQL hook Job', () => {
+    let database: TestDatabase | undefined;
+    before(async () => {
+      database = await createTestDatabase({ empty: true });
+    });
+    after(async () => {
+      await database?.drop();
+    });
+
+    const runJob = (values: Doc, secrets: Secrets, name: string) => {
+      const docs = renderChart(CHART, values).manifests.map((m) => m.doc);
+      const pod = at(one(groupByKind(docs), 'Job'), 'spec.template.spec');
+      return runContainer(pod.containers[0], pod, docs, secrets, join(dir, name));
+    };
+
+    test('existingSecret holding the database URL and the API key of a provider in config', () => {
+      const url = database?.url as string;
+      const result = runJob(
+        { database: { mode: 'postgres' }, existingSecret: 'maos-env', config: OPENAI_CONFIG },
+        { 'maos-env': { MAOS_STORE__URL: url, MAOS_PROVIDERS__OPENAI__API_KEY: 'sk-test' } },
+        'existing-secret',
+      );
+      assert.equal(result.status, 0, result.stderr);
+    });
+
+    test('the chart Secret with the database URL, the API key from extraEnv (secretKeyRef)', () => {
+      const url = database?.url as string;
+      const result = runJob(
+        {
+          database: { mode: 'postgres', postgres: { url } },
+          config: OPENAI_CONFIG,
+          extraEnv: [KEY_FROM_SECRET],
+        },
+        { 'llm-keys': { openai: 'sk-test' } },
+        'chart-secret',
+      );
+      assert.equal(result.status, 0, result.stderr);
+    });
+  });
+});
