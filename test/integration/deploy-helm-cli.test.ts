@@ -259,6 +259,10 @@ for (const helm of helms) {
       );
       // The chart's own checks: PostgreSQL without a database URL, a cluster older than supported.
       assertRejected(['--set', 'database.mode=postgres'], /database\.postgres\.url \(or existingSecret/);
+      assertRejected(
+        ['-f', valuesFile({ ...POSTGRES, secretEnv: { MAOS_STORE__URL: 'postgres://maos:other@db/maos' } })],
+        /secretEnv\.MAOS_STORE__URL: in postgres mode the database URL is database\.postgres\.url/,
+      );
       assertRejected(['--kube-version', '1.26.0'], /kubeVersion/);
       assertRejected(['--set', 'config.store.url=postgres://maos:pw@db/maos'], /password in a ConfigMap/);
       assertRejected(['--set', 'config.metrics.port=9100'], /service\.metricsPort/);

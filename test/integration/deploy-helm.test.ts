@@ -920,6 +920,13 @@ describe('Helm chart', () => {
 
   test('bad values fail the render with a clear message', () => {
     assert.throws(() => renderChart(CHART, { database: { mode: 'postgres' } }), /database\.postgres\.url/);
+    // A second database URL in the chart's Secret: the key twice, or a URL file beside the URL.
+    for (const name of ['MAOS_STORE__URL', 'MAOS_STORE__URL_FILE']) {
+      assert.throws(
+        () => renderChart(CHART, { ...POSTGRES, secretEnv: { [name]: 'postgres://maos:other@db/maos' } }),
+        new RegExp(`secretEnv\\.${name}: in postgres mode the database URL is database\\.postgres\\.url`),
+      );
+    }
     assert.throws(() => renderChart(CHART, { database: { mode: 'mysql' } }), /sqlite or postgres/);
     assert.throws(
       () => renderChart(CHART, { auth: { mode: 'oidc' } }),
