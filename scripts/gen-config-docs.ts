@@ -60,9 +60,12 @@ function rows(schema: JsonSchema, prefix: string, out: string[]): void {
       .map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase())
       .join('__')}`;
     const fallback = child.default === undefined || isSection ? '' : `\`${JSON.stringify(child.default)}\``;
-    const min = lowerBound(child);
-    const max = bound(child.maximum);
-    const range = min !== undefined || max !== undefined ? ` (${min ?? '…'}–${max ?? '…'})` : '';
+    // A list of numbers states the range of each entry.
+    const bounded = child.type === 'array' && child.items ? child.items : child;
+    const min = lowerBound(bounded);
+    const max = bound(bounded.maximum);
+    const each = bounded === child ? '' : 'each ';
+    const range = min !== undefined || max !== undefined ? ` (${each}${min ?? '…'}–${max ?? '…'})` : '';
     if (!isSection) {
       out.push(
         `| \`${path}\` | ${typeOf(child)}${range} | ${fallback} | \`${envName}\` | ${describe(child)} |`,

@@ -123,8 +123,8 @@ test('every variable in docs/configuration.md sets the key it is listed for', ()
 });
 
 test('the range of each numeric key in docs/configuration.md is the one the schema holds it to', () => {
-  // The problems CONFIG_INVALID names for `key` when only it is set to `value`.
-  const problemsOf = (key: string, value: number): string[] => {
+  // The problems CONFIG_INVALID names for `key` (or an entry of it) when only it is set to `value`.
+  const problemsOf = (key: string, value: number | number[]): string[] => {
     const overrides: Record<string, unknown> = {};
     const parts = key.split('.');
     let node = overrides;
@@ -135,27 +135,36 @@ test('the range of each numeric key in docs/configuration.md is the one the sche
       return [];
     } catch (error) {
       const details = (error as { details?: unknown }).details;
-      return (Array.isArray(details) ? (details as string[]) : []).filter((p) => p.startsWith(`${key}:`));
+      return (Array.isArray(details) ? (details as string[]) : []).filter(
+        (p) => p.startsWith(`${key}:`) || p.startsWith(`${key}.`),
+      );
     }
   };
   const wrong: string[] = [];
-  // A key without a range says it takes any number.
+  // A key without a range says it takes any number; a list's range is that of each entry.
   const rows = [
-    ...read('docs/configuration.md').matchAll(/^\| `([^`<]+)` \| (integer|number)(?: \(([^)]*)\))? \|/gm),
+    ...read('docs/configuration.md').matchAll(
+      /^\| `([^`<]+)` \| (integer|number)(\[\])?(?: \((?:each )?([^)]*)\))? \|/gm,
+    ),
   ];
   assert.ok(rows.length > 20, 'the reference lists numeric keys');
-  for (const [, key, type, range = '…–…'] of rows) {
-    const [low = ''] = range.split('–');
-    const below = low === '…' ? -1_000_000 : low.startsWith('>') ? Number(low.slice(1)) : Number(low) - 1;
-    const lowest = low === '…' ? undefined : low.startsWith('>') ? below + 0.5 : Number(low);
+  for (const [, key, type, list, range = '…–…'] of rows) {
+    const [low = '', high = ''] = range.split('–');
+    const step = type === 'integer' ? 1 : 0.5;
+    const probe = (value: number) => problemsOf(key as string, list ? [value] : value).length === 0;
+    const says = `${key} (${type}${list ?? ''} ${range})`;
     if (low === '…') {
-      if (problemsOf(key as string, below).length > 0)
-        wrong.push(`${key} (${type} ${range}) refuses ${below}`);
+      if (!probe(-1_000_000)) wrong.push(`${says} refuses -1000000`);
+    } else if (low.startsWith('>')) {
+      if (probe(Number(low.slice(1)))) wrong.push(`${says} takes ${low.slice(1)}`);
+      if (!probe(Number(low.slice(1)) + step)) wrong.push(`${says} refuses ${Number(low.slice(1)) + step}`);
     } else {
-      if (problemsOf(key as string, below).length === 0)
-        wrong.push(`${key} (${type} ${range}) takes ${below}`);
-      if (problemsOf(key as string, lowest as number).length > 0)
-        wrong.push(`${key} (${type} ${range}) refuses ${lowest}`);
+      if (probe(Number(low) - step)) wrong.push(`${says} takes ${Number(low) - step}`);
+      if (!probe(Number(low))) wrong.push(`${says} refuses ${low}`);
+    }
+    if (high !== '…') {
+      if (!probe(Number(high))) wrong.push(`${says} refuses ${high}`);
+      if (probe(Number(high) + step)) wrong.push(`${says} takes ${Number(high) + step}`);
     }
   }
   assert.deepEqual(wrong, []);
