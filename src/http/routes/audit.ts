@@ -113,12 +113,15 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       schema: {
         operationId: 'getAuditCheckpoint',
         summary: 'Latest signed checkpoint',
-        description: 'The latest C2SP signed checkpoint of the whole log and the key that verifies it.',
+        description:
+          'The latest C2SP signed checkpoint of the whole log that the server’s current key signed, and that key.',
         tags: ['audit'],
         response: {
           200: z
             .object({ size: z.number().int(), note: z.string().nullable(), verifierKey: z.string() })
-            .describe('The latest checkpoint (size 0, note null before the first) and its verifier key.'),
+            .describe(
+              'The latest checkpoint of the current key (size 0, note null before its first) and its verifier key.',
+            ),
           ...problemResponses(401, 403, 429),
         },
       },

@@ -24,6 +24,7 @@ import {
   formatVerifierKey,
   generateSigningKeyPem,
   loadCheckpointSigner,
+  openCheckpoint,
   parseVerifierKey,
 } from './checkpoint.ts';
 import { formatExportLine, type VerifyReport, verifyAuditEntries } from './verify.ts';
@@ -499,6 +500,43 @@ describe('checkpoints after a restart', () => {
     assert.equal(result.firstBrokenIndex, 2);
     assert.equal(result.checkpointSize, 8);
     assert.doesNotMatch(result.problems.join('\n'), /checkpoint of size 8 does not match/);
+  });
+
+  test('after a key rotation the latest checkpoint is the newest one the new key signed, never one it does not verify', async () => {
+    // GET /v1/audit/checkpoint answers it with the current verifier key: an auditor (or the console)
+    // must be able to check the one with the other.
+    const oldSigner = loadCheckpointSigner('maos.test/audit', generateSigningKeyPem());
+    const first = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer: oldSigner });
+    await fill(first, 0, 4);
+    await first.close();
+    const rotated = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+    assert.equal(await rotated.latestCheckpoint(), null, 'the new key has signed nothing yet');
+    await fill(rotated, 4, 6);
+    await rotated.writeCheckpoint();
+    const latest = await rotated.latestCheckpoint();
+    assert.equal(latest?.size, 6);
+    assert.equal(openCheckpoint(latest?.note ?? '', verifier).size, 6);
+    // A process still on the old key (another replica mid-rollout) answers the old key's newest one.
+    assert.equal((await first.latestCheckpoint())?.size, 4);
+  });
+
+  test("a key's newest checkpoint is found behind more than a page of another key's", async () => {
+    const other = loadCheckpointSigner('maos.test/audit', generateSigningKeyPem());
+    const log = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+    const otherLog = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer: other });
+    await fill(log, 0, 5);
+    await log.writeCheckpoint();
+    assert.equal((await log.latestCheckpoint())?.size, 5);
+    for (let i = 5; i < 135; i += 1) {
+      await otherLog.append(event(i));
+      await otherLog.writeCheckpoint();
+    }
+    const fresh = createAuditLog({ db: t.db, origin: 'maos.test/audit', signer });
+    assert.equal((await fresh.latestCheckpoint())?.size, 5);
+    assert.equal((await log.latestCheckpoint())?.size, 5);
+    await fill(log, 135, 136);
+    await log.writeCheckpoint();
+    assert.equal((await log.latestCheckpoint())?.size, 136);
   });
 
   test('every checkpoint stores the tree state it was computed from', async () => {

@@ -26,6 +26,8 @@ import { hashLeaf, MerkleFrontier } from './merkle.ts';
 // seq primary key re-reads the chain head and retries this many times.
 const APPEND_ATTEMPTS = 8;
 const CHECKPOINT_BATCH = 1000;
+/** Checkpoint notes read at a time when looking for the newest one this key signed. */
+const CHECKPOINT_SCAN_BATCH = 100;
 // Largest number of records written in one transaction (keeps statements well under SQLite's
 // bound-parameter limit: 9 columns × 500 rows).
 const MAX_BATCH = 500;
@@ -82,7 +84,10 @@ export interface AuditLog {
   list(query: AuditListQuery): Promise<AuditPage>;
   /** Signs and stores a checkpoint over the whole log; null when no signer or nothing new. */
   writeCheckpoint(): Promise<WrittenCheckpoint | null>;
-  /** Latest stored checkpoint note, if any. */
+  /**
+   * The newest stored checkpoint this log's signer signed (the one its verifier key verifies), if
+   * any; without a signer, the newest stored one.
+   */
   latestCheckpoint(): Promise<WrittenCheckpoint | null>;
   /** Writes a checkpoint every `intervalMs` (timer does not keep the process alive). */
   startCheckpointTimer(intervalMs: number): void;
@@ -242,7 +247,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     };
   }
 
-  async function latestCheckpoint(): Promise<WrittenCheckpoint | null> {
+  /** The newest stored checkpoint, whichever key signed it: a new one must be larger. */
+  async function newestStoredCheckpoint(): Promise<WrittenCheckpoint | null> {
     const row = await db
       .selectFrom('audit_checkpoints')
       .select(['size', 'note'])
@@ -250,6 +256,45 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       .limit(1)
       .executeTakeFirst();
     return row ? { size: Number(row.size), note: row.note } : null;
+  }
+
+  // The newest checkpoint this process's key signed. After a key rotation the newest stored ones are
+  // the old key's until the log grows, and the verifier key shown beside the checkpoint would not
+  // verify them. Checkpoints are append-only with growing sizes, so each row is looked at once.
+  let ownLatest: WrittenCheckpoint | null = null;
+  let ownScannedUpTo = -1;
+
+  async function latestCheckpoint(): Promise<WrittenCheckpoint | null> {
+    const signer = options.signer;
+    if (!signer) return newestStoredCheckpoint();
+    const verifier = { name: signer.name, publicKey: signer.publicKey };
+    let below: number | undefined;
+    let newestSeen: number | undefined;
+    for (;;) {
+      let q = db
+        .selectFrom('audit_checkpoints')
+        .select(['size', 'note'])
+        .where('size', '>', ownScannedUpTo)
+        .orderBy('size', 'desc')
+        .limit(CHECKPOINT_SCAN_BATCH);
+      if (below !== undefined) q = q.where('size', '<', below);
+      const rows = await q.execute();
+      newestSeen ??= rows[0] === undefined ? undefined : Number(rows[0].size);
+      const own = rows.find((row) => {
+        try {
+          return openCheckpoint(row.note, verifier).size === Number(row.size);
+        } catch {
+          return false;
+        }
+      });
+      if (own && (ownLatest === null || Number(own.size) > ownLatest.size))
+        ownLatest = { size: Number(own.size), note: own.note };
+      const last = rows[rows.length - 1];
+      if (own || last === undefined || rows.length < CHECKPOINT_SCAN_BATCH) break;
+      below = Number(last.size);
+    }
+    if (newestSeen !== undefined && newestSeen > ownScannedUpTo) ownScannedUpTo = newestSeen;
+    return ownLatest;
   }
 
   // The tree head is kept in memory and extended with new records only, so a checkpoint costs
@@ -327,7 +372,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     const signer = options.signer;
     if (!signer) return null;
     return serializeCheckpoint(async () => {
-      const previous = await latestCheckpoint();
+      const previous = await newestStoredCheckpoint();
       const head = await computeTreeHead(signer);
       if (head.size === 0 || (previous && previous.size >= head.size)) return null;
       const note = signCheckpoint({ origin: options.origin, ...head }, signer);
