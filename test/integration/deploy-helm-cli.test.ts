@@ -285,6 +285,10 @@ for (const helm of helms) {
         /config\.egress\.proxy\.url holds a password/,
       );
       assertRejected(
+        ['--set-json', 'extraEnv=[{"name":"MAOS_PORT","value":"8080"}]'],
+        /extraEnv MAOS_PORT is set by the chart, and a second entry would win over it: set service\.targetPort instead/,
+      );
+      assertRejected(
         ['--set-json', 'extraEnv=[{"name":"MAOS_PROVIDERS__OPENAI__API_KEY","value":"sk-1"}]'],
         /extraEnv MAOS_PROVIDERS__OPENAI__API_KEY holds a secret as a plain value/,
       );

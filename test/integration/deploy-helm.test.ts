@@ -875,7 +875,7 @@ describe('Helm chart', () => {
     );
   });
 
-  test('extraEnv refuses a secret as a plain value (part of the Deployment), not one from a Secret', () => {
+  test('extraEnv refuses a secret as a plain value (part of the Deployment) and the variables the chart sets', () => {
     const refused: Array<[string, string]> = [
       ['MAOS_PROVIDERS__OPENAI__API_KEY', 'sk-test-1234'],
       ['MAOS_AUDIT__SIGNING_KEY', '-----BEGIN PRIVATE KEY-----\nMC4C\n-----END PRIVATE KEY-----'],
@@ -892,6 +892,22 @@ describe('Helm chart', () => {
         () => renderChart(CHART, { ...POSTGRES, extraEnv: [{ name, value }] }),
         new RegExp(
           `extraEnv ${name} holds a secret as a plain value, which would be stored in the Deployment`,
+        ),
+        name,
+      );
+    }
+    // Variables the chart sets: a second entry would win over the port the probes and Service use.
+    for (const [name, advice] of [
+      ['MAOS_PORT', /set service\.targetPort instead/],
+      ['MAOS_METRICS__PORT', /set service\.metricsPort instead/],
+      ['MAOS_DATA_DIR', /the data volume is mounted there/],
+      ['MAOS_HOST', /every interface/],
+      ['MAOS_CONFIG', /set config instead/],
+    ] as const) {
+      assert.throws(
+        () => renderChart(CHART, { extraEnv: [{ name, value: '8080' }] }),
+        new RegExp(
+          `extraEnv ${name} is set by the chart, and a second entry would win over it: .*${advice.source}`,
         ),
         name,
       );
