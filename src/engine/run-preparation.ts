@@ -20,6 +20,15 @@ const selectRunSession = precompileQuery<Database, Pick<SessionsTable, (typeof R
       .where('id', '=', sessionId as string),
 );
 
+/**
+ * What a run needs of its session besides the task: the objective and the stored trace context,
+ * neither of which changes once the session is stored.
+ */
+export interface RunSession {
+  objective: string;
+  trace: StoredTraceContext | undefined;
+}
+
 /** A claimed task with what its run needs, before the run starts. */
 export interface PreparedRun {
   task: RuntimeTask;
@@ -31,31 +40,43 @@ export interface PreparedRun {
 /**
  * What a run needs besides the task row: its session's objective and trace, dependency outputs.
  * `knownDependencies`: rows whose dependency outputs the caller already holds (a hand-off whose
- * dependencies all finished in the same transaction); only the others are read.
+ * dependencies all finished in the same transaction); only the others are read. `knownSessions`:
+ * sessions whose RunSession the caller holds (the hand-off's, from the runs that just finished);
+ * only the others are read.
  */
 export async function prepareRuns(
   trx: Kysely<Database>,
   rows: readonly TasksTable[],
   knownDependencies?: ReadonlyMap<string, DependencyOutput[]>,
+  knownSessions?: ReadonlyMap<string, RunSession>,
 ): Promise<PreparedRun[]> {
-  const sessionIds = [...new Set(rows.map((row) => row.session_id))];
-  const sessions =
-    sessionIds.length === 1
-      ? (await selectRunSession(trx, sessionIds[0]!)).rows
-      : await trx.selectFrom('sessions').select(RUN_SESSION_COLUMNS).where('id', 'in', sessionIds).execute();
-  const objectives = new Map(sessions.map((session) => [session.id, session.objective]));
-  const traces = new Map(sessions.map((session) => [session.id, toStoredTrace(session)]));
+  const sessions = new Map<string, RunSession>();
+  const unknown: string[] = [];
+  for (const id of new Set(rows.map((row) => row.session_id))) {
+    const known = knownSessions?.get(id);
+    if (known) sessions.set(id, known);
+    else unknown.push(id);
+  }
+  const read =
+    unknown.length === 0
+      ? []
+      : unknown.length === 1
+        ? (await selectRunSession(trx, unknown[0]!)).rows
+        : await trx.selectFrom('sessions').select(RUN_SESSION_COLUMNS).where('id', 'in', unknown).execute();
+  for (const session of read) {
+    sessions.set(session.id, { objective: session.objective, trace: toStoredTrace(session) });
+  }
   const outputs = await loadDependencyOutputs(
     trx,
     rows.filter((row) => !knownDependencies?.has(row.id)).map((row) => row.id),
   );
   return rows.map((row) => ({
     readyAt: Number(row.ready_at ?? row.created_at),
-    trace: traces.get(row.session_id),
+    trace: sessions.get(row.session_id)?.trace,
     task: {
       sessionId: row.session_id,
       tenantId: row.tenant_id,
-      objective: objectives.get(row.session_id) ?? '',
+      objective: sessions.get(row.session_id)?.objective ?? '',
       taskId: row.id,
       name: row.name,
       role: row.role,

@@ -19,7 +19,7 @@ import { outputsFinishedHere } from './hand-off-outputs.ts';
 import { renewLeases } from './lease-heartbeat.ts';
 import { reapExpiredLeases } from './lease-reaper.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
-import { type PreparedRun, prepareRuns } from './run-preparation.ts';
+import { type PreparedRun, prepareRuns, type RunSession } from './run-preparation.ts';
 import { settleWithin } from './settle-within.ts';
 import { endStoppedRun, releaseIgnoredRuns, type StopReason } from './stopped-run.ts';
 import {
@@ -40,6 +40,8 @@ const ABORT_WAIT_MS = 5000;
 interface FinishItem {
   claim: Claim;
   outcome: RunOutcome;
+  /** The run's session as the run had it: what a task of it handed off here needs, unread. */
+  session: RunSession;
   handedOff?: PreparedRun[];
 }
 
@@ -141,7 +143,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         const effects = await finishTasks(trx, items, now(), deps.continueSession, handOff);
         if (taken.length > 0) {
           const known = outputsFinishedHere(items, takenDependencies);
-          items[0]!.handedOff = await prepareRuns(trx, taken, known);
+          const sessions = new Map(items.map((item) => [item.claim.sessionId, item.session]));
+          items[0]!.handedOff = await prepareRuns(trx, taken, known, sessions);
         }
         return effects.map((effect) => ({ effects: effect, tick }));
       } catch (error) {
@@ -314,7 +317,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         if (reason !== 'shutdown') wake();
         return;
       }
-      const item: FinishItem = { claim, outcome };
+      const item: FinishItem = { claim, outcome, session: { objective: task.objective, trace } };
       const finishing = finish(item);
       // The slot is free now: a claim queued here shares the transaction with this finish. With
       // the hand-off (SQLite) the finish starts what it readies itself; a claim is then only

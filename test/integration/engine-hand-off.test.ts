@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { AgentRuntime, DependencyOutput } from '../../src/agents/runtimes/runtime.ts';
+import { prepareRuns } from '../../src/engine/run-preparation.ts';
+import { createDatabase } from '../../src/store/db.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 
 describe('hand-off of readied tasks to the finishing process', { timeout: 60_000 }, () => {
@@ -53,10 +55,12 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
 
   test('a handed-off task sees the outputs of its dependencies in plan order, whether they finished in its batch or earlier', async () => {
     const seen = new Map<string, DependencyOutput[]>();
+    const objectives = new Set<string>();
     const llm: AgentRuntime = {
       kind: 'fake-llm',
       async run(task) {
         seen.set(task.name, task.dependencies);
+        objectives.add(task.objective);
         // `slow` finishes well after `fast`, so `both` is readied by a batch holding only `slow`.
         if (task.name === 'slow') await new Promise((resolve) => setTimeout(resolve, 50));
         return { output: `output of ${task.name} (${task.role})` };
@@ -91,6 +95,45 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
     assert.deepEqual(seen.get('fast'), expected(['second'], ['engineer']));
     // Join: one dependency finished earlier (read from the store), one in the starting batch.
     assert.deepEqual(seen.get('both'), expected(['slow', 'fast'], ['researcher', 'qa']));
+    // Claimed (first) or handed off (the others): every run has its session's objective.
+    assert.deepEqual([...objectives], ['dependency outputs']);
+  });
+
+  test("a hand-off takes its session's objective and trace from the runs that finished, unread", async () => {
+    const h = await createHarness({ start: false, llm: { kind: 'idle', run: async () => ({ output: '' }) } });
+    harnesses.push(h);
+    // A second connection to the same file whose statements are recorded.
+    const statements: string[] = [];
+    const counted = createDatabase(
+      { dataDir: h.dir, store: { synchronous: 'normal', busyTimeoutMs: 1000 } },
+      {
+        querySpanLogger: () => (event) => {
+          if (event.level === 'query') statements.push(event.query.sql);
+        },
+      },
+    );
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'the session objective',
+        agents: [{ name: 'a', role: 'engineer', task: 'work' }],
+      });
+      const rows = await counted.db
+        .selectFrom('tasks')
+        .selectAll()
+        .where('session_id', '=', session.id)
+        .execute();
+      const sessionReads = () => statements.filter((text) => text.includes('from "sessions"')).length;
+      statements.length = 0;
+      const read = await prepareRuns(counted.db, rows);
+      assert.equal(sessionReads(), 1);
+      assert.equal(read[0]?.task.objective, 'the session objective');
+      statements.length = 0;
+      const known = new Map([[session.id, { objective: read[0]!.task.objective, trace: read[0]!.trace }]]);
+      assert.deepEqual(await prepareRuns(counted.db, rows, undefined, known), read);
+      assert.equal(sessionReads(), 0);
+    } finally {
+      await counted.close();
+    }
   });
 
   test('a cancel committed in the batch of the finish that starts the next step keeps that step from running', async () => {
