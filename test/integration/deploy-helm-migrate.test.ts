@@ -132,6 +132,20 @@ describe("the chart's migration steps load the server's configuration", () => {
       assert.equal(result.status, 0, result.stderr);
     });
 
+    test('the chart Secret with the database URL and the API key (secretEnv)', () => {
+      const url = database?.url as string;
+      const result = runJob(
+        {
+          database: { mode: 'postgres', postgres: { url } },
+          config: OPENAI_CONFIG,
+          secretEnv: { MAOS_PROVIDERS__OPENAI__API_KEY: 'sk-test' },
+        },
+        {},
+        'secret-env',
+      );
+      assert.equal(result.status, 0, result.stderr);
+    });
+
     test('the chart Secret with the database URL, the API key from extraEnv (secretKeyRef)', () => {
       const url = database?.url as string;
       const result = runJob(
