@@ -361,6 +361,67 @@ test('the table of `maos doctor` in docs/operations.md lists every check the doc
   );
 });
 
+test('alerts named in the docs are shipped, and each has its runbook', () => {
+  const alerts = new Set(
+    [...read('deploy/prometheus/rules/maos-alerts.yml').matchAll(/^\s*- alert: (\w+)/gm)].map(
+      (m) => m[1] as string,
+    ),
+  );
+  const runbooks = readdirSync(join(ROOT, 'docs/runbooks')).map((name) => name.replace(/\.md$/, ''));
+  assert.deepEqual(
+    runbooks.filter((name) => !alerts.has(name)),
+    [],
+    'runbooks of no alert',
+  );
+  assert.deepEqual(
+    [...alerts].filter((name) => !runbooks.includes(name)),
+    [],
+    'alerts without a runbook',
+  );
+  const unknown: string[] = [];
+  for (const file of markdownFiles()) {
+    // `MaosApi{Availability,Latency}FastBurn` and `MaosApi*` name several.
+    for (const match of read(file).matchAll(/\bMaos[A-Z]\w*(?![\w{*])/g))
+      if (!alerts.has(match[0])) unknown.push(`${file}: ${match[0]}`);
+  }
+  assert.deepEqual([...new Set(unknown)], []);
+});
+
+test('repository files and folders named in the docs exist', () => {
+  // `deploy/helm/maos/examples/values-canary.yaml`, `bench/store-copy.ts`, `test/e2e/console-*.test.ts`
+  // (a `*` in the last part matches any file of that folder). `deploy/maos` alone is kubectl's
+  // Deployment of a release, not a folder.
+  const missing: string[] = [];
+  let checked = 0;
+  for (const file of markdownFiles()) {
+    for (const match of read(file).matchAll(
+      /(?<![\w/.:-])((?:bench|bin|deploy|docs|scripts|src|test|web)\/[\w./*-]*[\w/*])/g,
+    )) {
+      const path = match[1] as string;
+      if (/^deploy\/[\w-]+$/.test(path)) continue;
+      checked += 1;
+      if (!path.includes('*')) {
+        if (!existsSync(join(ROOT, path))) missing.push(`${file}: ${path}`);
+        continue;
+      }
+      const folder = dirname(path);
+      const pattern = new RegExp(
+        `^${path
+          .slice(folder.length + 1)
+          .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')}$`,
+      );
+      if (
+        !existsSync(join(ROOT, folder)) ||
+        !readdirSync(join(ROOT, folder)).some((name) => pattern.test(name))
+      )
+        missing.push(`${file}: ${path}`);
+    }
+  }
+  assert.ok(checked > 50, `checked ${checked} paths`);
+  assert.deepEqual(missing, []);
+});
+
 test('maos_* metrics named in the docs are defined', () => {
   // `maos_wake` is the PostgreSQL notification channel, `maos_target` the target label of MAOS's
   // scrape configs: not metrics.
@@ -443,7 +504,9 @@ function cliExamples(): Array<{ file: string; line: string; inline?: boolean }> 
         .replace(/^\$ /, '')
         .replace(/\s#\s.*$/, '')
         .replace(/\$\((?!\s*(?:npx\s+)?maos\b)[^)]*\)/g, 'X');
+      // `node bin/maos.js …` wherever it stands (`kubectl exec deploy/maos -- node bin/maos.js doctor`).
       const match =
+        /(?:^|\s)node\s+\S*bin\/maos\.js\s+(.*)$/.exec(line.trim()) ??
         /(?:^|[|;]\s*|&&\s*|\$\(|\b(?:then|if)\s+)(?:[A-Z_]+=\S+\s+)*(?:npx\s+)?maos\s+(.*)$/.exec(
           line.trim(),
         );
@@ -455,7 +518,9 @@ function cliExamples(): Array<{ file: string; line: string; inline?: boolean }> 
     // Commands named in the text (`maos keys create --role admin`, `maos logs -f`): their commands and
     // options must exist, their arguments may be left out. Elided ones (`maos run …`) are sketches.
     for (const span of codeSpans(withoutCodeBlocks(read(file)))) {
-      const inline = /^(?:[A-Z_]+=\S+\s+)*(?:npx\s+)?maos\s+(.*)$/.exec(span.trim());
+      const inline = /^(?:[A-Z_]+=\S+\s+)*(?:(?:npx\s+)?maos|node\s+\S*bin\/maos\.js)\s+(.*)$/.exec(
+        span.trim(),
+      );
       if (inline && !/…|\.\.\.|[|[]|\/--|<[^>]*\s[^>]*>/.test(inline[1] as string))
         examples.push({ file, line: inline[1] as string, inline: true });
     }
