@@ -29,6 +29,9 @@ export async function openLocalSecurityStore(
 ): Promise<LocalSecurityStore> {
   // Keys and checkpoints written as root into the service user's data directory: refused.
   refuseRootInDataDir(config, [resolveCheckpointDir(config)]);
+  // A configured signing key that cannot sign is refused before the data directory and database
+  // are created or migrated, as `maos serve` refuses it; a generated one is made (or read) after.
+  const configuredSigner = config.audit.signingKey ? loadAuditSigner(config) : undefined;
   const handle = createDatabase(config, { mustExist: options.mustExist });
   try {
     await migrateToLatest(handle.db);
@@ -36,7 +39,7 @@ export async function openLocalSecurityStore(
     const auditLog = createAuditLog({
       db,
       origin: config.audit.origin,
-      signer: loadAuditSigner(config),
+      signer: configuredSigner ?? loadAuditSigner(config),
       checkpointDir: resolveCheckpointDir(config),
     });
     return {

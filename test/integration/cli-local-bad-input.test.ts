@@ -41,21 +41,6 @@ function assertUsage(result: { code: number | null; stderr: string }, message: R
   assert.doesNotMatch(result.stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
 }
 
-describe('maos doctor', () => {
-  test('a --server or MAOS_SERVER that is no http(s) URL is a usage error (exit 2), before any check', async () => {
-    for (const [args, env] of [
-      [['--server', 'foo'], {}],
-      [['--server', 'ftp://127.0.0.1:7070'], {}],
-      [[], { MAOS_SERVER: 'localhost:7070' }],
-    ] as const) {
-      const result = await runMaos(['doctor', '--config', config, ...args], { env });
-      assert.equal(result.code, 2, result.stdout + result.stderr);
-      assert.match(result.stderr, /^error INVALID_SERVER_URL: /m);
-      assert.equal(result.stdout, '', 'no check ran');
-    }
-  });
-});
-
 describe('maos audit', () => {
   test('export to a folder that does not exist, or onto a folder: exit 2 naming --output', async () => {
     const missing = await runMaos(['audit', 'export', '--config', config, '-o', join(dir, 'no', 'x.jsonl')]);
@@ -153,6 +138,23 @@ describe('maos audit', () => {
 });
 
 describe('maos keys', () => {
+  test('create with an audit.signingKey that is no Ed25519 PEM key: exit 2, and no data directory or database made', async () => {
+    const fresh = join(dir, 'fresh-data');
+    const badKey = join(dir, 'bad-key.json');
+    writeFileSync(
+      badKey,
+      JSON.stringify({ dataDir: fresh, logLevel: 'silent', audit: { signingKey: 'garbage' } }),
+    );
+    const result = await runMaos(['keys', 'create', '--config', badKey, '--role', 'admin']);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /^error CONFIG_INVALID: audit\.signingKey is not a readable PEM private key/m,
+    );
+    assert.equal(result.stdout, '', 'no key printed');
+    assert.equal(existsSync(fresh), false, 'nothing created');
+  });
+
   test('an empty --tenant is refused before any key is stored', async () => {
     const created = await runMaos(['keys', 'create', '--config', config, '--role', 'viewer', '--tenant', '']);
     assertUsage(created, /--tenant must not be empty/);
@@ -284,6 +286,19 @@ describe('maos keys', () => {
 });
 
 describe('maos doctor', () => {
+  test('a --server or MAOS_SERVER that is no http(s) URL is a usage error (exit 2), before any check', async () => {
+    for (const [args, env] of [
+      [['--server', 'foo'], {}],
+      [['--server', 'ftp://127.0.0.1:7070'], {}],
+      [[], { MAOS_SERVER: 'localhost:7070' }],
+    ] as const) {
+      const result = await runMaos(['doctor', '--config', config, ...args], { env });
+      assert.equal(result.code, 2, result.stdout + result.stderr);
+      assert.match(result.stderr, /^error INVALID_SERVER_URL: /m);
+      assert.equal(result.stdout, '', 'no check ran');
+    }
+  });
+
   test('a flag value that is not a number is a usage error, not silently the default', async () => {
     for (const args of [
       ['--min-free-mb', 'lots'],
