@@ -859,7 +859,11 @@ describe('Helm chart', () => {
         },
       },
       runners: { npm: { command: ['npm', 'test'], env: { NPM_TOKEN_FILE: '/run/secrets/maos/npm' } } },
-      llm: { budgets: { default: { maxTokens: 100000 } } },
+      // A tenant id is a name, whatever it says.
+      llm: {
+        budgets: { default: { maxTokens: 100000 } },
+        approval: { tenants: { 'token-team': 'required' } },
+      },
       rateLimit: { maxDailyTokensPerTenant: 500000 },
       webhooks: { secretRotationGraceSeconds: 600 },
       egress: { proxy: { url: 'http://proxy.corp:3128' } },

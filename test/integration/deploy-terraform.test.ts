@@ -389,7 +389,8 @@ describe('Terraform module evaluated by terraform', () => {
     }
     const accepted = planModuleVariables({
       config:
-        '{audit = {signingKey_FILE = "/run/secrets/maos/audit-key"}, llm = {budgets = {default = {maxTokens = 1000}}}, ' +
+        '{audit = {signingKey_FILE = "/run/secrets/maos/audit-key"}, ' +
+        'llm = {budgets = {default = {maxTokens = 1000}}, approval = {tenants = {"token-team" = "required"}}}, ' +
         'runners = {npm = {command = ["npm", "test"], env = {NPM_TOKEN_FILE = "/run/secrets/maos/npm"}}}, ' +
         'egress = {proxy = {url = "http://proxy.corp:3128"}}, webhooks = {secretRotationGraceSeconds = 600}}',
     });

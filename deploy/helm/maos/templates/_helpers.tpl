@@ -161,7 +161,8 @@ Fails when a value of `config` is a secret: the config file is a ConfigMap, whic
 read ConfigMaps in the namespace reads (the built-in `view` role may). Secret is what `maos config
 print` redacts: a string under a key named like one (apiKey, signingKey, kekRing, *secret*,
 *password*, *token*…), every value of a provider's `headers` and of a runner's `env`, and a URL with
-a password. `*_FILE` keys name files and pass. The message names the MAOS_* variable that sets the
+a password. `*_FILE` keys name files and pass, and so do `required` and `none`: the values of
+llm.approval.tenants, whose keys are tenant ids (`token-team`). The message names the MAOS_* variable that sets the
 value from secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" "key" ""
 "value" .Values.config "inSecretMap" false).
 */}}
@@ -186,7 +187,7 @@ value from secretEnv or existingSecret instead. Called with (dict "path" "config
 {{- $hint := printf "would be stored in the chart's ConfigMap, which anyone who may read ConfigMaps in the namespace can read: set %s in secretEnv or existingSecret instead, or %s_FILE to a file mounted with extraVolumes" .env .path -}}
 {{- if .inSecretMap -}}
 {{- fail (printf "%s is a secret (MAOS treats every value of a provider's headers and of a runner's env as one) and %s" .path $hint) -}}
-{{- else if regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" .key -}}
+{{- else if and (regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" .key) (not (has .value (list "required" "none"))) -}}
 {{- fail (printf "%s is a secret and %s" .path $hint) -}}
 {{- else if regexMatch `//[^:/@\s]+:[^@\s]+@` .value -}}
 {{- fail (printf "%s holds a password (user:password@ in the URL) and %s" .path $hint) -}}

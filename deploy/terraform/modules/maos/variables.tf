@@ -195,10 +195,11 @@ variable "config" {
   # What `maos config print` redacts, as the chart refuses it (at apply, after a plan that showed it):
   # a string under a key named like a secret, any value of a provider's headers or a runner's env, a
   # URL with a password. Read off the JSON text: Terraform cannot walk a nested value of any type.
+  # `required` and `none` pass: the values of llm.approval.tenants, keyed by tenant ids (token-team).
   validation {
     condition = length([
-      for match in regexall("\"([^\"]*)\":\"[^\"]", jsonencode(var.config)) : match[0]
-      if can(regex("(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)", match[0])) && !endswith(match[0], "_FILE")
+      for match in regexall("\"([^\"]*)\":\"([^\"]*)\"", jsonencode(var.config)) : match[0]
+      if can(regex("(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)", match[0])) && !endswith(match[0], "_FILE") && !contains(["", "required", "none"], match[1])
     ]) == 0
     error_message = "config holds a secret (apiKey, audit.signingKey, secrets.kekRing or another key named like a secret), which would be stored in the chart's ConfigMap: set it in secret_env as its MAOS_* variable (e.g. MAOS_AUDIT__SIGNING_KEY), or set the key's *_FILE variant to a file mounted through extra_values."
   }
