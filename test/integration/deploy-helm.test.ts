@@ -925,6 +925,7 @@ describe('Helm chart', () => {
       { name: 'MAOS_AUDIT__SIGNING_KEY_FILE', value: '/run/secrets/maos/audit-key' },
       { name: 'MAOS_LLM__BUDGETS__DEFAULT__MAX_TOKENS', value: '100000' },
       { name: 'MAOS_WEBHOOKS__SECRET_ROTATION_GRACE_SECONDS', value: '600' },
+      { name: 'MAOS_LLM__APPROVAL__TENANTS__TOKEN_TEAM', value: 'required' },
       { name: 'MAOS_EGRESS__PROXY__URL', value: 'http://proxy.corp:3128' },
       { name: 'MAOS_LOG_LEVEL', value: 'debug' },
       { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel-collector:4318' },

@@ -199,14 +199,15 @@ value from secretEnv or existingSecret instead. Called with (dict "path" "config
 Fails when an extraEnv entry gives a secret as a plain `value`: it would be part of the Deployment,
 which everyone who may read Deployments or Pods in the namespace reads. Secret by the rule of
 maos.refuseSecretsInConfig, applied to the MAOS_* variable's last word (`…__API_KEY`), unless the
-value reads as a number, boolean or JSON, as the server reads it; any value of a runner's env or a
+value reads as a number, boolean or JSON, as the server reads it, or is `required` or `none` (see
+above); any value of a runner's env or a
 provider's headers; a URL with a password; and the OTLP exporter's headers (API keys of tracing
 vendors). `*_FILE` variables name files and pass. Called with an extraEnv entry.
 */}}
 {{- define "maos.refuseSecretInExtraEnv" -}}
 {{- if and (typeIs "string" .value) .value (not (hasSuffix "_FILE" .name)) -}}
 {{- $word := replace "_" "" (regexReplaceAll "^.*__" .name "") -}}
-{{- $maos := and (hasPrefix "MAOS_" .name) (or (regexMatch "__(ENV|HEADERS)(__|$)" .name) (and (regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" $word) (not (regexMatch `^\s*(-?[0-9]+(\.[0-9]+)?|true|false|null|\[.*\]|\{.*\})\s*$` .value)))) -}}
+{{- $maos := and (hasPrefix "MAOS_" .name) (or (regexMatch "__(ENV|HEADERS)(__|$)" .name) (and (regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" $word) (not (regexMatch `^\s*(-?[0-9]+(\.[0-9]+)?|true|false|null|\[.*\]|\{.*\}|required|none)\s*$` .value)))) -}}
 {{- if or $maos (regexMatch `//[^:/@\s]+:[^@\s]+@` .value) (regexMatch "^OTEL_EXPORTER_OTLP(_TRACES)?_HEADERS$" .name) -}}
 {{- fail (printf "extraEnv %s holds a secret as a plain value, which would be stored in the Deployment, readable by anyone who may read Deployments or Pods in the namespace: set it in secretEnv or existingSecret instead, or take it from a Secret with valueFrom.secretKeyRef" .name) -}}
 {{- end -}}
