@@ -9,6 +9,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -42,6 +43,21 @@ function assertUsage(result: { code: number | null; stderr: string }, message: R
 }
 
 describe('maos audit', () => {
+  test('verify without --key where the installation has no audit key generates none: the chain is checked, the checkpoints are not', async () => {
+    const copied = join(dir, 'copied-data');
+    mkdirSync(copied);
+    const backup = await runMaos(['backup', '--config', config, join(copied, 'maos.db')]);
+    assert.equal(backup.code, 0, backup.stderr);
+    const copiedConfig = join(dir, 'copied.json');
+    writeFileSync(copiedConfig, JSON.stringify({ dataDir: copied, logLevel: 'silent' }));
+    const result = await runMaos(['audit', 'verify', '--config', copiedConfig]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^checkpoint {3}not checked \(no verifier key\)$/m);
+    assert.doesNotMatch(result.stdout, /rejected/);
+    assert.match(result.stderr, /no --key given and this installation has no audit key/);
+    assert.deepEqual(readdirSync(copied), ['maos.db'], 'no key written');
+  });
+
   test('export to a folder that does not exist, or onto a folder: exit 2 naming --output', async () => {
     const missing = await runMaos(['audit', 'export', '--config', config, '-o', join(dir, 'no', 'x.jsonl')]);
     assertUsage(missing, /cannot write --output .*x\.jsonl \(ENOENT\)/);

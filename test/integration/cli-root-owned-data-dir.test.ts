@@ -279,12 +279,10 @@ describe('an existing database of another user, run as root', {
     // As after an upgrade from a build without audit keys: the log is there, no key beside it.
     rmSync(join(dataDir, 'keys'), { recursive: true });
     const before = owners(dataDir);
+    // Verifying only reads: it checks the chain and says the checkpoints went unchecked.
     const result = runAs(0, ['audit', 'verify', '--config', config]);
-    assert.equal(result.status, 7, result.stderr);
-    assert.match(
-      result.stderr,
-      new RegExp(`DATA_DIR_OWNER_MISMATCH: Refusing to use ${dataDir}/keys as root: ${dataDir} belongs`),
-    );
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stderr, /this installation has no audit key/);
     assert.deepEqual(owners(dataDir), before);
   });
 

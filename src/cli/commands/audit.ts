@@ -3,7 +3,7 @@
 
 import { once } from 'node:events';
 import { createWriteStream, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
@@ -16,16 +16,17 @@ import {
 import {
   type CheckpointVerifier,
   formatVerifierKey,
+  loadCheckpointSigner,
   parseVerifierKey,
 } from '../../security/audit/checkpoint.ts';
 import { type AuditEntry, formatExportLine, verifyAuditEntries } from '../../security/audit/verify.ts';
 import {
+  AUDIT_KEY_FILE,
   AUDIT_VERIFIER_FILE,
   loadAuditSigner,
   resolveCheckpointDir,
 } from '../../security/create-security.ts';
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
-import { refuseRootOnForeignFiles } from '../../store/data-dir-owner.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 
@@ -74,8 +75,10 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
   const store = options.export ? undefined : await openReadOnly(config);
   let report: Awaited<ReturnType<typeof verifyAuditEntries>>;
   let source: string;
+  let checked = true;
   try {
     const verifier = resolveVerifier(ctx, config, options);
+    checked = verifier !== null;
     const notes: string[] = [];
     for (const file of options.checkpoint ?? []) notes.push(readText(file));
     // A directory named on the command line must be there: read as "no checkpoints", a typo would
@@ -101,9 +104,9 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
     out.line(`source       ${source}`);
     out.line(`records      ${report.size}`);
     out.line(
-      `checkpoint   ${report.checkpointSize === null ? 'none verified' : `size ${report.checkpointSize}`}`,
+      `checkpoint   ${checked ? (report.checkpointSize === null ? 'none verified' : `size ${report.checkpointSize}`) : 'not checked (no verifier key)'}`,
     );
-    if (report.rejectedCheckpoints > 0)
+    if (checked && report.rejectedCheckpoints > 0)
       out.line(`rejected     ${report.rejectedCheckpoints} checkpoint(s) with a bad or foreign signature`);
     if (report.ok) out.line(out.paint.green('OK: the audit log is intact'));
     else {
@@ -114,22 +117,34 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
   return report.ok ? EXIT.OK : EXIT.SESSION_FAILED;
 }
 
+/**
+ * The key that checks the checkpoints: --key or --key-file, else this installation's (its
+ * audit.signingKey, or the key the server generated in `<dataDir>/keys/`). Verifying only reads:
+ * without any, none is generated (it could not have signed a checkpoint); null, and the
+ * checkpoints are not checked.
+ */
 function resolveVerifier(
   ctx: CliContext,
   config: Readonly<Config>,
   options: VerifyOptions,
-): CheckpointVerifier {
+): CheckpointVerifier | null {
   if (options.key) return parseVerifierKey(options.key);
   if (options.keyFile) return parseVerifierKey(readText(options.keyFile));
-  const local = join(resolve(config.dataDir), 'keys', AUDIT_VERIFIER_FILE);
+  const keys = join(resolve(config.dataDir), 'keys');
+  const verifierFile = join(keys, AUDIT_VERIFIER_FILE);
+  const keyFile = join(keys, AUDIT_KEY_FILE);
+  if (!config.audit.signingKey && !existsSync(verifierFile) && !existsSync(keyFile)) {
+    ctx.out.note(
+      `warning: no --key given and this installation has no audit key (none in ${keys}): the signed checkpoints are not checked, so a cut tail goes unnoticed; pass --key`,
+    );
+    return null;
+  }
   ctx.out.note(
     'warning: no --key given; using the key of this installation, which an attacker with the same access could replace',
   );
-  if (existsSync(local) && !config.audit.signingKey) return parseVerifierKey(readText(local));
-  // Without audit.signingKey this generates the installation's key: not as root into the keys
-  // directory of another user, whose server could then no longer read it.
-  if (!config.audit.signingKey) refuseRootOnForeignFiles({ directories: [dirname(local)] });
-  return parseVerifierKey(formatVerifierKey(loadAuditSigner(config)));
+  if (config.audit.signingKey) return parseVerifierKey(formatVerifierKey(loadAuditSigner(config)));
+  if (existsSync(verifierFile)) return parseVerifierKey(readText(verifierFile));
+  return parseVerifierKey(formatVerifierKey(loadCheckpointSigner(config.audit.origin, readText(keyFile))));
 }
 
 /**
