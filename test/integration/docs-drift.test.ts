@@ -422,21 +422,42 @@ test('repository files and folders named in the docs exist', () => {
   assert.deepEqual(missing, []);
 });
 
-test('maos_* metrics named in the docs are defined', () => {
+test("maos_* metrics in the docs' queries (code blocks too) exist with the labels and values they match", () => {
+  // Labels the scrape adds (and `le` of histograms) are not the metric's own.
+  const scrapeLabels = new Set(['job', 'namespace', 'instance', 'pod', 'service', 'le', 'maos_target']);
   // `maos_wake` is the PostgreSQL notification channel, `maos_target` the target label of MAOS's
-  // scrape configs: not metrics.
-  const notMetrics = new Set(['maos_wake', 'maos_target']);
-  const unknown: string[] = [];
+  // scrape configs, `maos_mcp` the HAProxy backend of the cluster guide's example: not metrics.
+  const notMetrics = new Set(['maos_wake', 'maos_target', 'maos_mcp']);
+  const problems: string[] = [];
+  let matchers = 0;
   for (const file of markdownFiles()) {
-    for (const span of codeSpans(read(file))) {
-      for (const match of span.matchAll(/\bmaos_[a-z0-9_]*[a-z0-9](?![<\w])/g)) {
-        const name = match[0].replace(/_(bucket|sum|count)$/, '');
-        if (notMetrics.has(name)) continue;
-        if (!(name in METRIC_LABELS) && !(match[0] in METRIC_LABELS)) unknown.push(`${file}: ${match[0]}`);
+    for (const match of read(file).matchAll(/\b(maos_[a-z0-9_]*[a-z0-9])(?![<\w])(?:\{([^}]*)\})?/g)) {
+      const raw = match[1] as string;
+      const name = raw.replace(/_(bucket|sum|count)$/, '');
+      if (notMetrics.has(name)) continue;
+      const labels =
+        (METRIC_LABELS as Record<string, Record<string, unknown>>)[name] ??
+        (METRIC_LABELS as Record<string, Record<string, unknown>>)[raw];
+      if (!labels) {
+        problems.push(`${file}: ${raw} is no metric`);
+        continue;
+      }
+      for (const [, label = '', op, value = ''] of (match[2] ?? '').matchAll(
+        /(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g,
+      )) {
+        if (scrapeLabels.has(label)) continue;
+        matchers += 1;
+        const rule = labels[label];
+        if (rule === undefined) problems.push(`${file}: ${raw} has no label ${label}`);
+        else if (Array.isArray(rule) && (op === '=' || op === '=~'))
+          for (const alternative of op === '=' ? [value] : value.split('|'))
+            if (!/[.*+?()[\]\\]/.test(alternative) && !rule.includes(alternative))
+              problems.push(`${file}: ${raw}{${label}="${alternative}"} is never reported`);
       }
     }
   }
-  assert.deepEqual([...new Set(unknown)], []);
+  assert.ok(matchers > 10, `checked ${matchers} label matchers`);
+  assert.deepEqual([...new Set(problems)], []);
 });
 
 /** `key_FILE: path` becomes `key: <placeholder>`: the docs point at secret files of the reader's machine. */
