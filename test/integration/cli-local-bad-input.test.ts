@@ -55,6 +55,8 @@ describe('maos audit', () => {
     assert.match(result.stdout, /^checkpoint {3}not checked \(no verifier key\)$/m);
     assert.doesNotMatch(result.stdout, /rejected/);
     assert.match(result.stderr, /no --key given and this installation has no audit key/);
+    const json = await runMaos(['audit', 'verify', '--config', copiedConfig, '--json']);
+    assert.equal((JSON.parse(json.stdout) as { checkpointsChecked: boolean }).checkpointsChecked, false);
     assert.deepEqual(readdirSync(copied), ['maos.db'], 'no key written');
   });
 

@@ -99,7 +99,7 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
     await store?.close();
   }
   const { out } = ctx;
-  if (out.json) out.printJson({ source, ...report });
+  if (out.json) out.printJson({ source, ...report, checkpointsChecked: checked });
   else {
     out.line(`source       ${source}`);
     out.line(`records      ${report.size}`);
