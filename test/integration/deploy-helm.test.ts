@@ -781,6 +781,17 @@ describe('Helm chart', () => {
         path: ['egress', 'proxy', 'url'],
         message: /holds a password/,
       },
+      // The password as a URL parser reads it: no user name, or an @ in the user name.
+      {
+        config: { egress: { proxy: { url: 'http://:pw@proxy.corp:3128' } } },
+        path: ['egress', 'proxy', 'url'],
+        message: /holds a password/,
+      },
+      {
+        config: { egress: { proxy: { url: 'http://me@corp:pw@proxy.corp:3128' } } },
+        path: ['egress', 'proxy', 'url'],
+        message: /holds a password/,
+      },
       {
         config: { secrets: { kekRing: `k1:${Buffer.alloc(32, 7).toString('base64')}` } },
         path: ['secrets', 'kekRing'],
@@ -889,6 +900,7 @@ describe('Helm chart', () => {
       ['MAOS_PROVIDERS__GW__HEADERS__AUTHORIZATION', 'Bearer t'],
       ['MAOS_STORE__URL', 'postgres://maos:pw@db:5432/maos'],
       ['MAOS_EGRESS__PROXY__URL', 'http://maos:pw@proxy.corp:3128'],
+      ['MAOS_EGRESS__PROXY__URL', 'http://me@corp:pw@proxy.corp:3128'],
       ['OTEL_EXPORTER_OTLP_HEADERS', 'x-honeycomb-team=abc'],
     ];
     for (const [name, value] of refused) {

@@ -380,6 +380,16 @@ describe('Terraform module evaluated by terraform', () => {
         { egress: { proxy: { url: 'http://maos:pw@proxy.corp:3128' } } },
         /config holds a URL with a password/,
       ],
+      [
+        '{egress = {proxy = {url = "http://:pw@proxy.corp:3128"}}}',
+        { egress: { proxy: { url: 'http://:pw@proxy.corp:3128' } } },
+        /config holds a URL with a password/,
+      ],
+      [
+        '{egress = {proxy = {url = "http://me@corp:pw@proxy.corp:3128"}}}',
+        { egress: { proxy: { url: 'http://me@corp:pw@proxy.corp:3128' } } },
+        /config holds a URL with a password/,
+      ],
     ];
     for (const [hcl, config, message] of refused) {
       const { status, output } = planModuleVariables({ config: hcl });

@@ -161,7 +161,7 @@ Fails when a value of `config` is a secret: the config file is a ConfigMap, whic
 read ConfigMaps in the namespace reads (the built-in `view` role may). Secret is what `maos config
 print` redacts: a string under a key named like one (apiKey, signingKey, kekRing, *secret*,
 *password*, *token*…), every value of a provider's `headers` and of a runner's `env`, and a URL with
-a password. `*_FILE` keys name files and pass, and so do `required` and `none`: the values of
+a password (as a URL parser reads it: up to the last `@`, also without a user name). `*_FILE` keys name files and pass, and so do `required` and `none`: the values of
 llm.approval.tenants, whose keys are tenant ids (`token-team`). The message names the MAOS_* variable that sets the
 value from secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" "key" ""
 "value" .Values.config "inSecretMap" false).
@@ -189,7 +189,7 @@ value from secretEnv or existingSecret instead. Called with (dict "path" "config
 {{- fail (printf "%s is a secret (MAOS treats every value of a provider's headers and of a runner's env as one) and %s" .path $hint) -}}
 {{- else if and (regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" .key) (not (has .value (list "required" "none"))) -}}
 {{- fail (printf "%s is a secret and %s" .path $hint) -}}
-{{- else if regexMatch `//[^:/@\s]+:[^@\s]+@` .value -}}
+{{- else if or (regexMatch `//[^:/@\s]+:[^@\s]+@` .value) (regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^/\\?#\s:]*:[^/\\?#\s]+@` .value) -}}
 {{- fail (printf "%s holds a password (user:password@ in the URL) and %s" .path $hint) -}}
 {{- end -}}
 {{- end -}}
@@ -208,7 +208,7 @@ vendors). `*_FILE` variables name files and pass. Called with an extraEnv entry.
 {{- if and (typeIs "string" .value) .value (not (hasSuffix "_FILE" .name)) -}}
 {{- $word := replace "_" "" (regexReplaceAll "^.*__" .name "") -}}
 {{- $maos := and (hasPrefix "MAOS_" .name) (or (regexMatch "__(ENV|HEADERS)(__|$)" .name) (and (regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" $word) (not (regexMatch `^\s*(-?[0-9]+(\.[0-9]+)?|true|false|null|\[.*\]|\{.*\}|required|none)\s*$` .value)))) -}}
-{{- if or $maos (regexMatch `//[^:/@\s]+:[^@\s]+@` .value) (regexMatch "^OTEL_EXPORTER_OTLP(_TRACES)?_HEADERS$" .name) -}}
+{{- if or $maos (regexMatch `//[^:/@\s]+:[^@\s]+@` .value) (regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^/\\?#\s:]*:[^/\\?#\s]+@` .value) (regexMatch "^OTEL_EXPORTER_OTLP(_TRACES)?_HEADERS$" .name) -}}
 {{- fail (printf "extraEnv %s holds a secret as a plain value, which would be stored in the Deployment, readable by anyone who may read Deployments or Pods in the namespace: set it in secretEnv or existingSecret instead, or take it from a Secret with valueFrom.secretKeyRef" .name) -}}
 {{- end -}}
 {{- end -}}

@@ -212,7 +212,9 @@ variable "config" {
     error_message = "config holds a provider's headers or a runner's env, whose every value MAOS treats as a secret and which would be stored in the chart's ConfigMap: set them in secret_env (e.g. MAOS_PROVIDERS__GW__HEADERS__AUTHORIZATION, MAOS_RUNNERS__NPM__ENV__NPM_TOKEN), or use <NAME>_FILE entries naming files mounted through extra_values."
   }
   validation {
-    condition     = !can(regex("//[^:/@\\s\"]+:[^@\\s\"]+@", jsonencode(var.config)))
+    # user:password@ anywhere, and as a URL parser reads a value that is a URL: the password runs to
+    # the last @ of the authority, also without a user name (postgres://:pw@db, me@corp:pw@db).
+    condition     = !can(regex("//[^:/@\\s\"]+:[^@\\s\"]+@", jsonencode(var.config))) && !can(regex("(?i)\"[a-z][a-z0-9+.-]*://[^/\\\\?#\\s:\"]*:[^/\\\\?#\\s\"]+@", jsonencode(var.config)))
     error_message = "config holds a URL with a password (user:password@), which would be stored in the chart's ConfigMap: set it in secret_env as its MAOS_* variable (database_url for the database), or set the key's *_FILE variant to a file mounted through extra_values."
   }
 }
