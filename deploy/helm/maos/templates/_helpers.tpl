@@ -161,10 +161,11 @@ Fails when a value of `config` is a secret: the config file is a ConfigMap, whic
 read ConfigMaps in the namespace reads (the built-in `view` role may). Secret is what `maos config
 print` redacts: a string under a key named like one (apiKey, signingKey, kekRing, *secret*,
 *password*, *token*…), every value of a provider's `headers` and of a runner's `env`, and a URL with
-a password (as a URL parser reads it: up to the last `@`, also without a user name). `*_FILE` keys name files and pass, and so do `required` and `none`: the values of
-llm.approval.tenants, whose keys are tenant ids (`token-team`). The message names the MAOS_* variable that sets the
-value from secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" "key" ""
-"value" .Values.config "inSecretMap" false).
+a password (as a URL parser reads it: up to the last `@`, also without a user name). `*_FILE` keys
+name files and pass, and so do `required` and `none`: the values of llm.approval.tenants, whose
+keys are tenant ids (`token-team`). The message names the MAOS_* variable that sets the value from
+secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" "key" "" "value"
+.Values.config "inSecretMap" false).
 */}}
 {{- define "maos.refuseSecretsInConfig" -}}
 {{- if kindIs "map" .value -}}
@@ -200,9 +201,9 @@ Fails when an extraEnv entry gives a secret as a plain `value`: it would be part
 which everyone who may read Deployments or Pods in the namespace reads. Secret by the rule of
 maos.refuseSecretsInConfig, applied to the MAOS_* variable's last word (`…__API_KEY`), unless the
 value reads as a number, boolean or JSON, as the server reads it, or is `required` or `none` (see
-above); any value of a runner's env or a
-provider's headers; a URL with a password; and the OTLP exporter's headers (API keys of tracing
-vendors). `*_FILE` variables name files and pass. Called with an extraEnv entry.
+above); any value of a runner's env or a provider's headers; a URL with a password; and the OTLP
+exporter's headers (API keys of tracing vendors). `*_FILE` variables name files and pass. Called
+with an extraEnv entry.
 */}}
 {{- define "maos.refuseSecretInExtraEnv" -}}
 {{- if and (typeIs "string" .value) .value (not (hasSuffix "_FILE" .name)) -}}
