@@ -305,4 +305,52 @@ describe('exit codes', () => {
       'END-OF-RESULT',
     ]);
   });
+
+  test("text others wrote reaches the terminal without its control sequences; a runner's colours pass", () => {
+    const hostile = 'ok\u001b]0;pwned\u0007\u001b[2J\u009b31m\u202eevil';
+    const message = formatEvent(
+      event('agent.message', { from: 'a', to: 'b', text: hostile }),
+      new Map(),
+      plain,
+    );
+    const status = formatEvent(
+      event('task.status', { name: 't', to: 'failed', reason: hostile }),
+      new Map(),
+      plain,
+    );
+    const output = formatEvent(
+      event('task.output', { name: 't', line: `\u001b[32mgreen\u001b[0m ${hostile}` }),
+      new Map(),
+      plain,
+    );
+    for (const text of [message, status, output]) {
+      assert.ok(text?.includes('ok\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\u202eevil'), text);
+      for (const raw of ['\u0007', '\u009b', '\u202e', '\u001b]', '\u001b[2J'])
+        assert.ok(!text?.includes(raw), `${JSON.stringify(raw)} in ${text}`);
+    }
+    assert.ok(output?.includes('\u001b[32mgreen\u001b[0m'), 'colour sequences of output lines pass');
+    const detail = formatSessionDetail(
+      {
+        id: 's1',
+        objective: `objective ${hostile}`,
+        status: 'failed',
+        strategy: 'pipeline',
+        createdAt: '2026-01-01T00:00:00.000Z',
+        startedAt: null,
+        finishedAt: null,
+        error: hostile,
+        result: `line 1\n${hostile}`,
+        tasks: [],
+        agents: [],
+        usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 },
+      } as unknown as Parameters<typeof formatSessionDetail>[0],
+      plain,
+    );
+    for (const raw of ['\u0007', '\u001b', '\u009b', '\u202e'])
+      assert.ok(!detail.join('\n').includes(raw), `${JSON.stringify(raw)} in ${detail.join('\n')}`);
+    assert.deepEqual(detail.slice(detail.indexOf('Result') + 1), [
+      'line 1',
+      'ok\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\u202eevil',
+    ]);
+  });
 });

@@ -133,9 +133,30 @@ export function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
-/** Cuts text to one line of at most `max` characters. */
+/**
+ * Control characters (C0 ones but tab and line feed, DEL, C1) and bidirectional overrides, or a
+ * colour sequence (SGR, `ESC [ … m`): in text that others wrote (an objective, an error, a model's
+ * message, a runner's output) ESC or a C1 CSI would start a terminal escape sequence (clear the
+ * screen, move the cursor, set the title), an override reorder what is shown.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is matched
+const UNPRINTABLE = /(\u001b\[[0-9;]*m)|[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * `text` with its control characters shown as `\xNN` / `\uNNNN` instead of sent to the terminal;
+ * `keepColors`: colour sequences (which only change colours) pass, as a runner's coloured output.
+ */
+export function showControls(text: string, keepColors = false): string {
+  return text.replace(UNPRINTABLE, (match: string, color: string | undefined) => {
+    if (color !== undefined) return keepColors ? color : `\\x1b${color.slice(1)}`;
+    const code = match.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
+  });
+}
+
+/** Cuts text to one line of at most `max` characters, control characters shown as escapes. */
 export function truncate(text: string, max: number): string {
-  const oneLine = text.replace(/\s+/g, ' ').trim();
+  const oneLine = showControls(text.replace(/\s+/g, ' ').trim());
   return oneLine.length <= max ? oneLine : `${headOf(oneLine, max - 1)}…`;
 }
 
@@ -172,14 +193,15 @@ export function formatSessionDetail(session: SessionDto, paint: Painter): string
   ];
   if (session.retryOf) lines.push(`Retry of  ${session.retryOf}`);
   lines.push(...formatSessionControls(session));
-  if (session.error) lines.push(`Error     ${paint.red(session.error)}`);
+  if (session.error) lines.push(`Error     ${paint.red(showControls(session.error))}`);
   const tasks = formatTaskTable(session.tasks, paint);
   if (tasks.length > 0) lines.push('', paint.bold('Tasks'), ...tasks);
   const agents = formatAgentTable(session);
   if (agents.length > 0) lines.push('', paint.bold('Usage by agent'), ...agents);
   // The result is what the session was for (the synthesis of an orchestrated one): shown whole,
   // last, where a terminal leaves it in view.
-  if (session.result) lines.push('', paint.bold('Result'), ...session.result.replace(/\n+$/, '').split('\n'));
+  if (session.result)
+    lines.push('', paint.bold('Result'), ...showControls(session.result.replace(/\n+$/, '')).split('\n'));
   return lines;
 }
 
@@ -260,7 +282,7 @@ export function formatSessionSummary(session: SessionDto, paint: Painter): strin
   const tasks = session.tasks ?? [];
   const ok = tasks.filter((t) => t.status === 'succeeded').length;
   const took = formatDuration(session.startedAt ?? session.createdAt, session.finishedAt);
-  const why = session.error ? ` — ${session.error}` : '';
+  const why = session.error ? ` — ${showControls(session.error)}` : '';
   return `session ${session.id} ${paintStatus(session.status, paint)}: ${ok}/${tasks.length} tasks succeeded in ${took}${why}`;
 }
 
@@ -296,7 +318,7 @@ export function formatEvent(
       const attempt =
         typeof data.attempt === 'number' && data.attempt > 1 ? ` (attempt ${data.attempt})` : '';
       const reason = pickString(data, ['reason']);
-      return `${marker} ${name}: ${paintStatus(to, paint)}${attempt}${reason ? ` — ${reason}` : ''}`;
+      return `${marker} ${name}: ${paintStatus(to, paint)}${attempt}${reason ? ` — ${showControls(reason)}` : ''}`;
     }
     case 'task.result': {
       // The failing task.status line already carries the error, and the summary table repeats it.
@@ -324,7 +346,7 @@ export function formatEvent(
       if (!verbose) return undefined;
       const error = pickString(data, ['error']);
       const status = pickString(data, ['status']) ?? '?';
-      return `${marker} session finished: ${paintStatus(status, paint)}${error ? ` — ${error}` : ''}`;
+      return `${marker} session finished: ${paintStatus(status, paint)}${error ? ` — ${showControls(error)}` : ''}`;
     }
     default:
       return verbose ? `${marker} ${event.type} ${JSON.stringify(data)}` : undefined;
@@ -341,6 +363,6 @@ function pickString(data: Record<string, unknown>, keys: readonly string[]): str
 
 /** The text of a `task.output` event's line, without its line break; stderr in yellow. */
 export function formatOutputBody(data: Record<string, unknown>, paint: Painter): string {
-  const line = (pickString(data, ['line']) ?? '').replace(/\r?\n$/, '');
+  const line = showControls((pickString(data, ['line']) ?? '').replace(/\r?\n$/, ''), true);
   return data.stream === 'stderr' ? paint.yellow(line) : line;
 }
