@@ -18,7 +18,8 @@ test('maos roles create, list, use and delete a custom role', { timeout: 60_000 
   const file = join(dir, 'compliance.md');
   await writeFile(
     file,
-    'You review work for GDPR compliance: list each personal-data flow and its legal basis.\n',
+    // The second line holds a terminal escape (set the title): shown, never sent to the terminal.
+    'You review work for GDPR compliance: list each personal-data flow and its legal basis.\nTitle: \u001b]0;owned\u0007\n',
   );
   const create = [
     'roles',
@@ -37,7 +38,7 @@ test('maos roles create, list, use and delete a custom role', { timeout: 60_000 
   assert.equal(shown.code, 0, shown.stderr);
   assert.equal(
     shown.stdout,
-    'compliance_officer (custom): Checks designs and code against our data-protection rules.\ncapabilities: GDPR\n\nYou review work for GDPR compliance: list each personal-data flow and its legal basis.\n',
+    'compliance_officer (custom): Checks designs and code against our data-protection rules.\ncapabilities: GDPR\n\nYou review work for GDPR compliance: list each personal-data flow and its legal basis.\nTitle: \\x1b]0;owned\\x07\n',
   );
   const builtIn = await runMaos(['roles', 'show', 'architect', '--json'], { env });
   assert.equal(builtIn.code, 0, builtIn.stderr);

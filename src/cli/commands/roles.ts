@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { formatTable, truncate } from '../output.ts';
+import { formatTable, showControls, truncate } from '../output.ts';
 
 interface CreateOptions {
   description: string;
@@ -72,10 +72,11 @@ async function showRole(ctx: CliContext, command: Command): Promise<number> {
     out.printJson(role);
     return EXIT.OK;
   }
-  out.line(`${role.name} (${role.builtIn ? 'built-in' : 'custom'}): ${role.description}`);
-  if (role.capabilities.length > 0) out.line(`capabilities: ${role.capabilities.join(', ')}`);
+  // A custom role's texts are another user's: their control characters are shown, not sent.
+  out.line(`${role.name} (${role.builtIn ? 'built-in' : 'custom'}): ${showControls(role.description)}`);
+  if (role.capabilities.length > 0) out.line(`capabilities: ${showControls(role.capabilities.join(', '))}`);
   out.line('');
-  for (const line of role.instructions.trimEnd().split('\n')) out.line(line);
+  for (const line of showControls(role.instructions.trimEnd()).split('\n')) out.line(line);
   return EXIT.OK;
 }
 
