@@ -1,12 +1,15 @@
 // Opens the data directory's database for the local security commands (`maos keys`, `maos audit`):
 // migrations applied, the audit log with its signer, and an actor that names the local operator.
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { createDatabase, type DatabaseHandle, refuseRootInDataDir } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { type AuditLog, createAuditLog } from './audit/audit-log.ts';
 import type { AuditActor } from './audit/audit-record.ts';
-import { loadAuditSigner, resolveCheckpointDir } from './create-security.ts';
+import { type CheckpointSigner, openCheckpoint } from './audit/checkpoint.ts';
+import { AUDIT_KEY_FILE, loadAuditSigner, resolveCheckpointDir } from './create-security.ts';
 import { INTERNAL_PRINCIPALS } from './principal.ts';
 import type { SecurityDb } from './security-tables.ts';
 
@@ -39,7 +42,7 @@ export async function openLocalSecurityStore(
     const auditLog = createAuditLog({
       db,
       origin: config.audit.origin,
-      signer: configuredSigner ?? loadAuditSigner(config),
+      signer: await chooseLocalSigner(db, config, configuredSigner),
       checkpointDir: resolveCheckpointDir(config),
     });
     return {
@@ -57,6 +60,37 @@ export async function openLocalSecurityStore(
   } catch (error) {
     await handle.close();
     throw error;
+  }
+}
+
+/**
+ * The key a local command signs its checkpoint with: the configured one or the one the server
+ * generated in `<dataDir>/keys/`, but only when the log's newest checkpoint is that key's (or there
+ * is none). Else the server signs with a key this shell lacks (from an environment variable, or a
+ * new one after a rotation): a checkpoint of another key, made or generated here, would be rejected
+ * by every verifier of the server's key and read as tampering. No checkpoint then; the server's
+ * next one covers this command's records.
+ */
+async function chooseLocalSigner(
+  db: SecurityDb,
+  config: Readonly<Config>,
+  configured: CheckpointSigner | undefined,
+): Promise<CheckpointSigner | null> {
+  const newest = await db
+    .selectFrom('audit_checkpoints')
+    .select('note')
+    .orderBy('size', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  const generated = join(resolve(config.dataDir), 'keys', AUDIT_KEY_FILE);
+  if (newest && !configured && !existsSync(generated)) return null;
+  const signer = configured ?? loadAuditSigner(config);
+  if (!newest) return signer;
+  try {
+    openCheckpoint(newest.note, { name: signer.name, publicKey: signer.publicKey });
+    return signer;
+  } catch {
+    return null;
   }
 }
 
