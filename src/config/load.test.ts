@@ -182,7 +182,9 @@ describe('loadConfig', () => {
     for (const text of ['', '\n', '  \r\n']) {
       const empty = write('empty-url.txt', text);
       const problems = problemsOf(() => loadConfig({ env: { MAOS_STORE__URL_FILE: empty } }));
-      assert.deepEqual(problems, [`store.url_FILE: ${empty} is empty`]);
+      assert.deepEqual(problems, [
+        `store.url_FILE: ${empty} is empty (from the environment: MAOS_STORE__URL_FILE)`,
+      ]);
     }
     const emptyKey = write('empty-key.txt', '\n');
     const file = write(
@@ -193,6 +195,31 @@ describe('loadConfig', () => {
     assert.equal(
       problemsOf(() => loadConfig({ configPath: file, env: {} }))[0],
       `providers.oa.apiKey_FILE: ${emptyKey} is empty`,
+    );
+  });
+
+  test('an empty *_FILE path is refused naming its variable, not read as the file "" (ENOENT)', () => {
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ env: { MAOS_SECRETS__KEK_RING_FILE: '' } })),
+      [
+        'secrets.kekRing_FILE: is empty, not a file path; remove it to leave kekRing unset (from the environment: MAOS_SECRETS__KEK_RING_FILE)',
+      ],
+    );
+    const file = write(
+      'empty-path.yaml',
+      "providers:\n  oa:\n    type: openai\n    model: gpt-4o\n    apiKey_FILE: ' '\n",
+    );
+    assert.equal(
+      problemsOf(() => loadConfig({ configPath: file, env: {} }))[0],
+      'providers.oa.apiKey_FILE: is empty, not a file path; remove it to leave apiKey unset',
+    );
+  });
+
+  test('an empty MAOS_* variable is a value, not unset: it does not remove the key the file sets', () => {
+    const file = write('port-1000.yaml', 'port: 1000\n');
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ configPath: file, env: { MAOS_PORT: '' } })),
+      ['port: Invalid input: expected number, received string (from the environment: MAOS_PORT)'],
     );
   });
 

@@ -44,7 +44,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   const envNames = new Map<string, string>();
   const fromEnv = readEnv(env, problems, envNames);
   const merged = deepMerge(deepMerge(fromFile, fromEnv), options.overrides ?? {});
-  const resolved = resolveFileReferences(merged, '', [], problems);
+  const resolved = resolveFileReferences(merged, '', [], { problems, envNames });
   const parsed = configSchema.safeParse(resolved);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -169,15 +169,15 @@ function resolveFileReferences(
   value: unknown,
   at: string,
   path: readonly string[],
-  problems: string[],
+  context: { problems: string[]; envNames: ReadonlyMap<string, string> },
 ): unknown {
   if (Array.isArray(value))
-    return value.map((item, i) => resolveFileReferences(item, `${at}[${i}]`, [...path, `[${i}]`], problems));
+    return value.map((item, i) => resolveFileReferences(item, `${at}[${i}]`, [...path, `[${i}]`], context));
   if (!isTree(value)) return value;
   const out: Tree = {};
   for (const [key, child] of Object.entries(value)) {
     if (!key.endsWith('_FILE')) {
-      out[key] = resolveFileReferences(child, at ? `${at}.${key}` : key, [...path, key], problems);
+      out[key] = resolveFileReferences(child, at ? `${at}.${key}` : key, [...path, key], context);
     }
   }
   for (const [key, child] of Object.entries(value)) {
@@ -185,27 +185,34 @@ function resolveFileReferences(
     const target = key.slice(0, -'_FILE'.length);
     const where = at ? `${at}.${target}` : target;
     const targetPath = [...path, target];
+    const name = envNameOf([...path, key], context.envNames);
+    const from = name === undefined ? '' : ` (from the environment: ${name})`;
+    const problem = (text: string) => context.problems.push(`${where}_FILE: ${text}${from}`);
     if (value[target] !== undefined) {
-      problems.push(`${where}: set both directly and through ${key}; use one`);
+      context.problems.push(`${where}: set both directly and through ${key}; use one`);
       continue;
     }
     if (typeof child !== 'string') {
-      problems.push(`${where}_FILE: must be a file path`);
+      problem('must be a file path');
+      continue;
+    }
+    // An empty path (`MAOS_SECRETS__KEK_RING_FILE=`) is no file to read; as for any key, empty is
+    // not unset (see store.url), so it is refused by name rather than read as `cannot read  (ENOENT)`.
+    if (child.trim() === '') {
+      problem(`is empty, not a file path; remove it to leave ${target} unset`);
       continue;
     }
     let text: string;
     try {
       text = withoutBom(readFileSync(child, 'utf8')).replace(/\r?\n$/, '');
     } catch (error) {
-      problems.push(
-        `${where}_FILE: cannot read ${child} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-      );
+      problem(`cannot read ${child} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
       continue;
     }
     // An empty file is a secret not filled in, not a value: read as '', an empty store.url would
     // quietly mean the SQLite file in the data directory instead of the PostgreSQL database meant.
     if (text.trim() === '') {
-      problems.push(`${where}_FILE: ${child} is empty`);
+      problem(`${child} is empty`);
       continue;
     }
     out[target] = isConfigPath(targetPath) && !isTextPath(targetPath) ? parseEnvValue(text) : text;
