@@ -1,0 +1,370 @@
+// The examples of the API docs against a real server, as an integrator copies them: every curl
+// example of the guides names a documented operation with declared parameters and headers, and a
+// body its schema accepts; the answers docs/api.md shows after them, and its JSON blocks, fit the
+// schemas of the document served at /openapi.json (`…` and `<…>` stand for what was left out); and
+// the webhook verification sample of docs/api.md verifies a real delivery.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { generateKekEntry } from '../../src/security/secrets.ts';
+import { fetchOpenApiDocument } from '../fixtures/openapi-conformance.ts';
+import type { OpenApiDocument, ParameterObject } from '../fixtures/openapi-recorder.ts';
+import { escapePointer } from '../fixtures/openapi-request-check.ts';
+import { requestJson, startTestServer } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+import { startWebhookReceiver } from '../fixtures/webhook-receiver.ts';
+
+// ajv-formats is CommonJS: under Node's ESM loader its default export is the module object.
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ??
+  addFormatsModule) as unknown as (ajv: Ajv2020) => Ajv2020;
+
+const DOC_ID = 'https://maos.invalid/openapi.json';
+/** The guides whose curl examples are checked (the README's quick start included). */
+const GUIDES = [
+  'README.md',
+  'docs/api.md',
+  'docs/llm-providers.md',
+  'docs/user-guide.md',
+  'docs/security.md',
+];
+/** Headers OpenAPI describes elsewhere (security schemes, media types), not as parameters. */
+const NON_PARAMETER_HEADERS = new Set(['authorization', 'content-type', 'accept', 'x-api-key']);
+/** What stands for a left-out value in an example: `…` anywhere in it, or a whole `<ID>`. */
+const PLACEHOLDER = /…|^<[^>]+>$|^\$[A-Z_]+$/;
+
+const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+
+interface CurlExample {
+  where: string;
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: string[];
+  body: string | undefined;
+  /** The answer shown in the comment right after it (`# → 201 {…}`, `# {…}`), if any. */
+  answer: { status: number | undefined; json: string } | undefined;
+}
+
+/** Each curl command of a Markdown text (with its continuation lines) and the answer shown after it. */
+function curlExamples(file: string): CurlExample[] {
+  const lines = read(file).split('\n');
+  const examples: CurlExample[] = [];
+  for (let index = 0; index < lines.length; index++) {
+    if (!/^\s*(\$ )?curl\b/.test(lines[index] ?? '')) continue;
+    const first = index;
+    let command = lines[index] ?? '';
+    while (
+      (command.trimEnd().endsWith('\\') || command.split("'").length % 2 === 0) &&
+      index + 1 < lines.length
+    )
+      command += `\n${lines[++index]}`;
+    // The URL called, not one in the body (a webhook's `url`).
+    const url = command.match(/(?:https?:\/\/|localhost:)[^\s'"]+/g)?.find((u) => u.includes('/v1/'));
+    if (url === undefined) continue;
+    const parsed = new URL(url.startsWith('http') ? url : `http://${url}`);
+    const body = /(?:-d|--data(?:-raw)?)\s+'([^']*)'/.exec(command)?.[1];
+    const method = /-X\s+([A-Z]+)/.exec(command)?.[1] ?? (body === undefined ? 'GET' : 'POST');
+    const headers = [...command.matchAll(/-H\s+(['"])([^'"]+)\1/g)].map((match) => match[2] ?? '');
+    // The answer: comment lines right after the command, `# `, an optional `→ ` and status, then JSON.
+    let answer: CurlExample['answer'];
+    const comment = /^\s*# (?:→ )?(?:(\d{3}) )?(\{.*)$/.exec(lines[index + 1] ?? '');
+    if (comment) {
+      let json = comment[2] ?? '';
+      while (/^\s*# {2,}/.test(lines[index + 2] ?? ''))
+        json += (lines[++index + 1] ?? '').replace(/^\s*#\s+/, '');
+      answer = { status: comment[1] === undefined ? undefined : Number(comment[1]), json };
+    }
+    examples.push({
+      where: `${file}:${first + 1}`,
+      method,
+      path: decodeURI(parsed.pathname),
+      query: parsed.searchParams,
+      headers,
+      body,
+      answer,
+    });
+  }
+  return examples;
+}
+
+/**
+ * Reads an example's JSON with `…` where something was left out: a bare `…` among an object's
+ * members becomes the member `"…": "…"`, one in a value's place the value `"…"`, so the example
+ * parses and a check can tell what was left out from what is wrong.
+ */
+function parseElided(text: string): unknown {
+  let out = '';
+  let inString = false;
+  const stack: string[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i] as string;
+    if (inString) {
+      out += char;
+      if (char === '\\') out += text[++i] ?? '';
+      else if (char === '"') inString = false;
+      continue;
+    }
+    if (char === '"') inString = true;
+    else if (char === '{' || char === '[') stack.push(char);
+    else if (char === '}' || char === ']') stack.pop();
+    if (char !== '…') {
+      out += char;
+      continue;
+    }
+    const before = out.trimEnd().at(-1);
+    out += stack.at(-1) === '{' && (before === '{' || before === ',') ? '"…": "…"' : '"…"';
+  }
+  return JSON.parse(out);
+}
+
+function valueAt(value: unknown, pointer: string): unknown {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((token) => token.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .reduce<unknown>((node, token) => (node as Record<string, unknown> | undefined)?.[token], value);
+}
+
+/**
+ * The schema errors an example really has: none for a placeholder value, for members left out of
+ * an object that shows it left some out (`…`), or for all of them when the example shows `partial`
+ * members only.
+ */
+function realErrors(errors: ErrorObject[], example: unknown, partial: boolean): ErrorObject[] {
+  const leftOut = (error: ErrorObject) => {
+    const value = valueAt(example, error.instancePath);
+    if (typeof value === 'string' && PLACEHOLDER.test(value)) return true;
+    if (error.keyword === 'required')
+      return partial || (typeof value === 'object' && value !== null && '…' in value);
+    return error.keyword === 'additionalProperties' && error.params.additionalProperty === '…';
+  };
+  const kept = errors.filter((error) => !['anyOf', 'oneOf'].includes(error.keyword) && !leftOut(error));
+  // A union is wrong only when something under it is (each branch's own errors are listed too).
+  return [
+    ...kept,
+    ...errors.filter(
+      (error) =>
+        ['anyOf', 'oneOf'].includes(error.keyword) &&
+        kept.some((other) => other.instancePath.startsWith(error.instancePath)) &&
+        !errors.some(
+          (other) => other !== error && other.instancePath === error.instancePath && !leftOut(other),
+        ),
+    ),
+  ];
+}
+
+function compileSchemas(doc: OpenApiDocument) {
+  const ajv = new Ajv2020({ strict: false, allErrors: true, validateSchema: false });
+  addFormats(ajv);
+  ajv.addSchema(doc as object, DOC_ID);
+  return (pointer: string, value: unknown, partial = false): string | null => {
+    const validate = ajv.compile({ $ref: `${DOC_ID}#${pointer}` });
+    if (validate(value)) return null;
+    const errors = realErrors(validate.errors ?? [], value, partial);
+    return errors.length === 0 ? null : ajv.errorsText(errors);
+  };
+}
+
+/** The documented path template `path` (with `$ID`, `<id>` or `0193…` for an id) falls under. */
+function templateOf(doc: OpenApiDocument, path: string): string | undefined {
+  const segments = path.split('/');
+  return (
+    Object.keys(doc.paths).find((template) => {
+      const parts = template.split('/');
+      return (
+        parts.length === segments.length &&
+        parts.every((part, i) => part === segments[i] || (part.startsWith('{') && (segments[i] ?? '') !== ''))
+      );
+    }) ?? undefined
+  );
+}
+
+/** The document a default server serves (the server is closed when the test ends). */
+async function servedDocument(t: { after(fn: () => Promise<void>): void }): Promise<OpenApiDocument> {
+  const server = await startTestServer();
+  t.after(() => server.close());
+  return fetchOpenApiDocument(server.url);
+}
+
+test('curl examples of the guides name documented operations, parameters, headers and bodies', async (t) => {
+  const doc = await servedDocument(t);
+  const check = compileSchemas(doc);
+  const examples = GUIDES.flatMap(curlExamples);
+  assert.ok(examples.length >= 20, `found ${examples.length} examples`);
+  assert.ok(examples.filter((example) => example.body !== undefined).length >= 8);
+  const problems: string[] = [];
+  for (const example of examples) {
+    const template = templateOf(doc, example.path);
+    const operation =
+      template === undefined ? undefined : doc.paths[template]?.[example.method.toLowerCase()];
+    if (template === undefined || operation === undefined) {
+      problems.push(`${example.where}: ${example.method} ${example.path} is not in the document`);
+      continue;
+    }
+    const base = ['', 'paths', template, example.method.toLowerCase()].map(escapePointer).join('/');
+    const declared: ParameterObject[] = [
+      ...((doc.paths[template] as { parameters?: ParameterObject[] }).parameters ?? []),
+      ...(operation.parameters ?? []),
+    ];
+    for (const [name, text] of example.query) {
+      const index = (operation.parameters ?? []).findIndex((p) => p.in === 'query' && p.name === name);
+      if (index < 0) {
+        problems.push(`${example.where}: query parameter ${name} is not declared`);
+        continue;
+      }
+      if (PLACEHOLDER.test(text)) continue;
+      const value = /^-?\d+$/.test(text) ? Number(text) : text;
+      const invalid = check(`${base}/parameters/${index}/schema`, value);
+      if (invalid) problems.push(`${example.where}: ${name}=${text}: ${invalid}`);
+    }
+    for (const header of example.headers) {
+      const name = header.split(':')[0]?.trim().toLowerCase() ?? '';
+      if (NON_PARAMETER_HEADERS.has(name)) continue;
+      if (!declared.some((p) => p.in === 'header' && p.name.toLowerCase() === name))
+        problems.push(`${example.where}: header ${name} is not declared`);
+    }
+    const media = (operation as { requestBody?: { content?: Record<string, unknown> } }).requestBody
+      ?.content?.['application/json'];
+    if (example.body !== undefined) {
+      if (media === undefined) {
+        problems.push(`${example.where}: ${example.method} ${template} takes no body`);
+        continue;
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(example.body);
+      } catch (error) {
+        problems.push(`${example.where}: the body is not JSON: ${(error as Error).message}`);
+        continue;
+      }
+      const invalid = check(`${base}/requestBody/content/application~1json/schema`, body);
+      if (invalid) problems.push(`${example.where}: body: ${invalid}`);
+    }
+    if (example.answer !== undefined) {
+      const responses = operation.responses ?? {};
+      const status =
+        example.answer.status ?? Number(['200', '201', '202'].find((code) => responses[code] !== undefined));
+      if (!responses[String(status)]) {
+        problems.push(
+          `${example.where}: status ${status} is not documented for ${example.method} ${template}`,
+        );
+        continue;
+      }
+      let answer: unknown;
+      try {
+        answer = parseElided(example.answer.json);
+      } catch (error) {
+        problems.push(`${example.where}: the answer is not JSON: ${(error as Error).message}`);
+        continue;
+      }
+      const invalid = check(`${base}/responses/${status}/content/application~1json/schema`, answer);
+      if (invalid) problems.push(`${example.where}: answer ${status}: ${invalid}`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+/** Where each JSON block of docs/api.md belongs in the document, told by a text it holds. */
+const API_JSON_BLOCKS: Array<{ holds: string; pointer: string; partial?: boolean }> = [
+  { holds: '"urn:maos:error:VALIDATION_FAILED"', pointer: '/components/schemas/Problem' },
+  {
+    // The settings of a session, shown without the rest of it.
+    holds: '"pendingPhase": 0',
+    pointer: '/paths/~1v1~1sessions~1{id}/get/responses/200/content/application~1json/schema',
+    partial: true,
+  },
+  {
+    holds: '"nextBefore": 810',
+    pointer: '/paths/~1v1~1sessions~1{id}~1events/get/responses/200/content/application~1json/schema',
+  },
+  {
+    holds: '"type": "session.completed"',
+    pointer: '/webhooks/session.completed/post/requestBody/content/application~1json/schema',
+  },
+];
+
+test('the JSON blocks and event stream frame of docs/api.md fit the served schemas', async (t) => {
+  const doc = await servedDocument(t);
+  const check = compileSchemas(doc);
+  const text = read('docs/api.md');
+  const blocks = [...text.matchAll(/^```json\n([\s\S]*?)^```$/gm)].map((match) => match[1] ?? '');
+  const problems: string[] = [];
+  for (const block of blocks) {
+    const place = API_JSON_BLOCKS.find((entry) => block.includes(entry.holds));
+    if (!place) {
+      problems.push(`no schema named for the block ${block.slice(0, 60)}`);
+      continue;
+    }
+    const invalid = check(place.pointer, parseElided(block), place.partial);
+    if (invalid) problems.push(`${place.holds}: ${invalid}`);
+  }
+  // The frame of the event stream: `data` is an event as the JSON pages list it.
+  const frame = /^id: (\d+)\nevent: ([\w.]+)\ndata: (\{.*\})$/m.exec(text);
+  assert.ok(frame, 'the event stream frame');
+  const event = parseElided(frame[3] ?? '') as { seq: number; type: string };
+  assert.equal(String(event.seq), frame[1]);
+  assert.equal(event.type, frame[2]);
+  const invalid = check(
+    '/paths/~1v1~1sessions~1{id}~1events/get/responses/200/content/application~1json/schema',
+    { items: [event], nextAfter: event.seq },
+  );
+  if (invalid) problems.push(`event stream frame: ${invalid}`);
+  assert.equal(blocks.length, API_JSON_BLOCKS.length, 'every JSON block is checked');
+  assert.deepEqual(problems, []);
+});
+
+test("docs/api.md's webhook verification sample verifies a real delivery, and refuses a changed one", async (t) => {
+  const sample = /```js\n([\s\S]*?function verifyMaosWebhook[\s\S]*?)```/.exec(read('docs/api.md'))?.[1];
+  assert.ok(sample, 'the verification sample');
+  const { verifyMaosWebhook } = (await import(
+    `data:text/javascript,${encodeURIComponent(`${sample}\nexport { verifyMaosWebhook };`)}`
+  )) as {
+    verifyMaosWebhook: (secret: string, headers: Record<string, unknown>, rawBody: string) => boolean;
+  };
+  const server = await startTestServer({
+    config: {
+      secrets: { kekRing: generateKekEntry('k1') },
+      ssrf: { allowedHosts: ['127.0.0.1'] },
+      webhooks: { pollIntervalMs: 50 },
+    },
+  });
+  t.after(() => server.close());
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  const created = await requestJson<{ id: string; secret: string }>(`${server.url}/v1/webhooks`, {
+    method: 'POST',
+    body: { url: receiver.url, events: ['session.completed'] },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const submit = async (objective: string) => {
+    const answer = await requestJson(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective, agents: [{ role: 'qa', task: 'x', runner: 'ok' }] },
+    });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+  };
+  // Text beyond ASCII: the signature covers the body's bytes as sent.
+  await submit('Prüfe die Änderung ✓ 🚀');
+  const first = await waitFor(() => receiver.received[0], 15_000, 'the delivery');
+  assert.equal(verifyMaosWebhook(created.body.secret, first.headers, first.body), true);
+  assert.equal(verifyMaosWebhook(created.body.secret, first.headers, first.body.replace('✓', 'x')), false);
+  const old = { ...first.headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) - 3600) };
+  assert.equal(verifyMaosWebhook(created.body.secret, old, first.body), false);
+
+  // After a rotation, the delivery verifies with either secret, as the docs tell receivers.
+  const rotated = await requestJson<{ secret: string }>(
+    `${server.url}/v1/webhooks/${created.body.id}/rotate-secret`,
+    { method: 'POST' },
+  );
+  assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+  await submit('After the rotation');
+  const second = await waitFor(() => receiver.received[1], 15_000, 'the delivery after the rotation');
+  assert.equal(verifyMaosWebhook(rotated.body.secret, second.headers, second.body), true);
+  assert.equal(verifyMaosWebhook(created.body.secret, second.headers, second.body), true);
+  assert.equal(
+    verifyMaosWebhook(`whsec_${Buffer.alloc(32).toString('base64')}`, second.headers, second.body),
+    false,
+  );
+});
