@@ -69,7 +69,7 @@ function setup(
   cacheOn = true,
 ) {
   const providers = providersConfigSchema.parse({
-    p: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', cache: cacheOn },
+    p: { type: 'openai-compatible', baseURL: 'http://llm.invalid/v1', model: 'm', cache: cacheOn },
   });
   const fake = fakeModel(answer);
   const lookups: boolean[] = [];
@@ -116,7 +116,7 @@ describe('response cache at the model call', () => {
 
   test("a tenant's own base URL is part of the key", async () => {
     const providers = providersConfigSchema.parse({
-      p: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', cache: true },
+      p: { type: 'openai-compatible', baseURL: 'http://llm.invalid/v1', model: 'm', cache: true },
     });
     const cacheModel = createCacheModel({ providers, cache: createMemoryResponseCache() });
     // One model object per endpoint, as tenant-models.ts builds them.
@@ -134,6 +134,35 @@ describe('response cache at the model call', () => {
     assert.equal(tenantB.calls.length, 1, 'another endpoint: asked');
     assert.equal(textOf(await read(server)), 'server');
     assert.equal(server.calls.length, 1, "the server's endpoint: its own entry");
+  });
+
+  test("the operator's base URL, protocol, headers and structured-output mode are part of the key, its credentials are not", async () => {
+    const cache = createMemoryResponseCache();
+    const base = { type: 'openai-compatible', baseURL: 'http://a.example/v1', model: 'm', cache: true };
+    // One process's configuration after another's, sharing the store's entries.
+    const ask = async (config: Record<string, unknown>) => {
+      const fake = fakeModel(() => textAnswer('answer'));
+      const providers = providersConfigSchema.parse({ p: { ...base, ...config } });
+      const model = createCacheModel({ providers, cache })(fake.model, 'p', 'm') as LanguageModelV4;
+      await runAsTenant('t1', () => readAll(model, request()));
+      return fake.calls.length;
+    };
+    assert.equal(await ask({}), 1, 'first: asked');
+    assert.equal(await ask({}), 0, 'same configuration: served from the cache');
+    assert.equal(
+      await ask({ headers: { Authorization: 'Bearer rotated' } }),
+      0,
+      'a credential header: still served',
+    );
+    assert.equal(await ask({ baseURL: 'http://b.example/v1' }), 1, 'another server: asked');
+    assert.equal(
+      await ask({ baseURL: 'http://a.example/v1?api-version=2' }),
+      1,
+      'another API version: asked',
+    );
+    assert.equal(await ask({ headers: { 'anthropic-beta': 'x' } }), 1, 'another header: asked');
+    assert.equal(await ask({ structuredOutputs: false }), 1, 'JSON mode instead of a schema: asked');
+    assert.equal(await ask({ type: 'openai', apiKey: 'k' }), 1, 'another protocol: asked');
   });
 
   test('doGenerate (structured output) is cached too', async () => {

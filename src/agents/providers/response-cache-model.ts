@@ -22,7 +22,7 @@ import type {
   LanguageModelV4Usage,
 } from '@ai-sdk/provider';
 import type { LanguageModel } from 'ai';
-import type { ProvidersConfig } from '../../config/llm-schema.ts';
+import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
 import { computeCacheKey, type ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { readCurrentTenant } from './tenant-models.ts';
 
@@ -145,15 +145,16 @@ function createCachingModel(
   options: ResponseCacheModelOptions,
 ): LanguageModelV4 {
   const { cache } = options;
+  const wire = wireOf(options.providers[provider], endpoint);
 
   /** The tenant and key of a cacheable call; none for the others. */
   function cacheSlot(call: LanguageModelV4CallOptions): { tenantId: string; key: string } | undefined {
     if (call.temperature !== 0) return undefined;
     // Entries are per tenant; a call outside any tenant's work is never cached. A tenant's own key
-    // is not in the key (the same model answers alike), the base URL it stored is.
+    // is not in the key (the same model answers alike), the base URL it stored is (wireOf).
     const tenantId = readCurrentTenant();
     if (tenantId === undefined) return undefined;
-    const request = endpoint === undefined ? answerShaping(call) : { ...answerShaping(call), endpoint };
+    const request = { ...answerShaping(call), wire };
     return { tenantId, key: computeCacheKey({ tenantId, provider, model: modelId, request }) };
   }
 
@@ -240,6 +241,37 @@ function answerShaping(call: LanguageModelV4CallOptions): Record<string, unknown
     tools: call.tools,
     toolChoice: call.toolChoice,
     providerOptions: call.providerOptions,
+  };
+}
+
+/** Headers that carry a credential: like the API key, not part of the key (the same model answers alike). */
+const CREDENTIAL_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'x-api-key',
+  'api-key',
+  'cookie',
+]);
+
+/**
+ * What of the provider's configuration goes into every request: the wire protocol, the base URL (the
+ * tenant's own, `endpoint`, or the operator's, a query such as `api-version` included), the extra
+ * headers (a beta or version header) but those carrying a credential, and whether structured output
+ * is sent as a JSON schema. Another value is another server or another request, so it starts
+ * afresh; a rotated key or gateway secret does not.
+ */
+function wireOf(config: ProviderConfig | undefined, endpoint: string | undefined): Record<string, unknown> {
+  if (config === undefined) return { endpoint };
+  // A tenant's own base URL gets none of the operator's headers (tenant-models.ts).
+  const headers = endpoint === undefined ? config.headers : {};
+  return {
+    type: config.type,
+    baseURL: endpoint ?? config.baseURL,
+    headers: Object.entries(headers ?? {})
+      .map(([name, value]) => [name.toLowerCase(), value] as const)
+      .filter(([name]) => !CREDENTIAL_HEADERS.has(name))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    structuredOutputs: config.type === 'openai-compatible' ? config.structuredOutputs : undefined,
   };
 }
 
