@@ -178,6 +178,28 @@ describe('loadConfig', () => {
     assert.ok(missing[0]?.includes('cannot read'));
   });
 
+  test('a key and its _FILE form are one setting: the later source wins; in one source both are an error', () => {
+    const fileUrl = write('url-file.txt', 'postgres://from-file-secret/maos\n');
+    const envUrl = write('url-env.txt', 'postgres://from-env-secret/maos\n');
+    const plain = write('plain-url.yaml', 'store:\n  url: postgres://from-config/maos\n');
+    const viaFile = write('file-url.yaml', `store:\n  url_FILE: ${fileUrl}\n`);
+    const urlOf = (configPath: string, env: NodeJS.ProcessEnv) => loadConfig({ configPath, env }).store.url;
+    assert.equal(urlOf(plain, { MAOS_STORE__URL_FILE: envUrl }), 'postgres://from-env-secret/maos');
+    assert.equal(urlOf(viaFile, { MAOS_STORE__URL: 'postgres://from-env/maos' }), 'postgres://from-env/maos');
+    assert.equal(urlOf(viaFile, { MAOS_STORE__URL_FILE: envUrl }), 'postgres://from-env-secret/maos');
+    // A file the environment replaces is not read: a missing one is no error.
+    const gone = write('gone-url.yaml', `store:\n  url_FILE: ${join(dir, 'no-such-secret')}\n`);
+    assert.equal(urlOf(gone, { MAOS_STORE__URL: 'postgres://from-env/maos' }), 'postgres://from-env/maos');
+    // Flags win over both forms of the environment.
+    const port = write('port-7.txt', '7\n');
+    assert.equal(loadConfig({ env: { MAOS_PORT_FILE: port }, overrides: { port: 9 } }).port, 9);
+    const both = write('both-url.yaml', `store:\n  url: postgres://a/maos\n  url_FILE: ${fileUrl}\n`);
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ configPath: both, env: {} })),
+      ['store.url: set both directly and through url_FILE; use one'],
+    );
+  });
+
   test('an empty *_FILE is an error naming the file, not an empty value (a store.url of SQLite)', () => {
     for (const text of ['', '\n', '  \r\n']) {
       const empty = write('empty-url.txt', text);

@@ -1,5 +1,6 @@
-// Resolves the configuration from its sources (file < MAOS_* env < flags), reads `*_FILE`
-// secrets, validates once and freezes. The only place in MAOS that reads process.env.
+// Resolves the configuration from its sources (file < MAOS_* env < flags; a key's `_FILE` form
+// counts as the key), reads `*_FILE` secrets, validates once and freezes. The only place in MAOS
+// that reads process.env.
 import { readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -242,10 +243,17 @@ function setPath(tree: Tree, path: string[], value: unknown): void {
   node[path[path.length - 1] as string] = value;
 }
 
+/**
+ * `over` (a later source) on top of `base`. A key and its `_FILE` form are one setting: either in
+ * `over` replaces both in `base` (`MAOS_STORE__URL_FILE` wins over the file's `store.url` as
+ * `MAOS_STORE__URL` does); both in one source stay, for resolveFileReferences to refuse.
+ */
 function deepMerge(base: Tree, over: Tree): Tree {
   const out: Tree = { ...base };
   for (const [key, value] of Object.entries(over)) {
     if (value === undefined) continue;
+    const other = key.endsWith('_FILE') ? key.slice(0, -'_FILE'.length) : `${key}_FILE`;
+    if (over[other] === undefined) delete out[other];
     const current = out[key];
     out[key] = isTree(current) && isTree(value) ? deepMerge(current, value) : value;
   }
