@@ -187,7 +187,12 @@ export function encodeCursor(position: CursorPosition): string {
   return Buffer.from(JSON.stringify([position.createdAt, position.id])).toString('base64url');
 }
 
-/** Parses a cursor; INVALID_CURSOR when it was not produced by encodeCursor. */
+const STORED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Parses a cursor; INVALID_CURSOR when it was not produced by encodeCursor: also one with a
+ * character added or changed that base64 decoding would let pass (it must encode back to itself).
+ */
 export function decodeCursor(cursor: string): CursorPosition {
   try {
     if (!/^[A-Za-z0-9_-]{1,512}$/.test(cursor)) throw new Error('shape');
@@ -197,9 +202,10 @@ export function decodeCursor(cursor: string): CursorPosition {
       value.length === 2 &&
       Number.isSafeInteger(value[0]) &&
       typeof value[1] === 'string' &&
-      value[1].length <= 64
+      STORED_ID.test(value[1])
     ) {
-      return { createdAt: value[0] as number, id: value[1] };
+      const position = { createdAt: value[0] as number, id: value[1] };
+      if (encodeCursor(position) === cursor) return position;
     }
   } catch {
     // Falls through to the error below.

@@ -156,7 +156,12 @@ describe('session service', { timeout: 60_000 }, () => {
     assert.equal(running.items.length, all.items.length);
     const completed = await h.engine.service.listSessions(ACTOR, { limit: 100, status: 'completed' });
     assert.equal(completed.items.length, 0);
-    for (const bad of ['garbage!', 'eyJ4IjoxfQ', Buffer.from('[1,2]').toString('base64url')]) {
+    // A cursor that was changed: a character added (base64 decoding would drop it), or an id put in.
+    const { nextCursor: given } = await h.engine.service.listSessions(ACTOR, { limit: 2 });
+    assert.ok(given);
+    const [createdAt] = JSON.parse(Buffer.from(given, 'base64url').toString('utf8')) as [number, string];
+    const changed = [`${given}A`, Buffer.from(JSON.stringify([createdAt, 'zzz'])).toString('base64url')];
+    for (const bad of ['garbage!', 'eyJ4IjoxfQ', Buffer.from('[1,2]').toString('base64url'), ...changed]) {
       await assert.rejects(
         h.engine.service.listSessions(ACTOR, { limit: 2, cursor: bad }),
         isCode('INVALID_CURSOR'),
