@@ -2,7 +2,9 @@
 // not what it holds (it is a secret); a per-call timeout no timer can hold is refused too.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { AppError } from '../errors/app-error.ts';
 import { providersConfigSchema } from './llm-schema.ts';
+import { loadConfig } from './load.ts';
 import { MAX_TIMER_SECONDS } from './timer-limits.ts';
 
 test('an API key or extra header with a line break or control character is refused without quoting it', () => {
@@ -67,6 +69,51 @@ test('a base URL with a user name or password is refused without quoting it', ()
   }
   // An @ in the path or query (a backslash starts the path) is no user name.
   for (const baseURL of ['http://127.0.0.1:11434/v1/@team?by=a@b', 'http://127.0.0.1:11434\\@team/v1']) {
+    assert.equal(
+      providersConfigSchema.safeParse({ main: { type: 'openai-compatible', model: 'm', baseURL } }).success,
+      true,
+      baseURL,
+    );
+  }
+});
+
+test('a base URL on a port fetch refuses for every request is refused at start, naming provider, key and port', () => {
+  for (const [baseURL, port] of [
+    ['http://127.0.0.1:6000/v1', '6000'],
+    ['https://llm.example.com:6667/v1?api-version=1', '6667'],
+    ['http://localhost:10080', '10080'],
+  ] as const) {
+    const parsed = providersConfigSchema.safeParse({
+      main: { type: 'openai-compatible', model: 'm', baseURL },
+    });
+    assert.equal(parsed.success, false, baseURL);
+    const issues = parsed.error?.issues ?? [];
+    assert.deepEqual(
+      issues.map((issue) => issue.path.join('.')),
+      ['main.baseURL'],
+    );
+    assert.match(issues[0]?.message ?? '', new RegExp(`port ${port} is one the HTTP client .* refuses`));
+  }
+  // Set from the environment, as an operator would: `maos serve` and `maos config check` stop.
+  assert.throws(
+    () =>
+      loadConfig({
+        env: {
+          MAOS_PROVIDERS__LOCAL__TYPE: 'openai-compatible',
+          MAOS_PROVIDERS__LOCAL__MODEL: 'm',
+          MAOS_PROVIDERS__LOCAL__BASE_URL: 'http://127.0.0.1:6665/v1',
+        },
+      }),
+    (error: unknown) =>
+      error instanceof AppError &&
+      error.code === 'CONFIG_INVALID' &&
+      /providers\.local\.baseURL: port 6665 is one the HTTP client/.test(error.message),
+  );
+  for (const baseURL of [
+    'http://127.0.0.1:11434/v1',
+    'http://127.0.0.1:6001/v1',
+    'https://api.example.com/v1',
+  ]) {
     assert.equal(
       providersConfigSchema.safeParse({ main: { type: 'openai-compatible', model: 'm', baseURL } }).success,
       true,

@@ -2,6 +2,7 @@
 // Cross-references (role → provider names) are checked by agents/providers/validate-llm-config.ts.
 import { z } from 'zod';
 import { budgetSchema } from '../domain/budget.ts';
+import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import { timerMs, timerSeconds } from './timer-limits.ts';
 
 const providerNameSchema = z
@@ -43,7 +44,7 @@ const providerSchema = z
       .url()
       .optional()
       .describe(
-        'API base URL including the version path (e.g. `http://localhost:11434/v1`); a query string (`?api-version=…`) is kept and sent with every request, after the endpoint path. Required for `openai-compatible`.',
+        'API base URL including the version path (e.g. `http://localhost:11434/v1`); a query string (`?api-version=…`) is kept and sent with every request, after the endpoint path. Not on a port fetch refuses (6000, 6665–6669, 10080 and the other WHATWG bad ports). Required for `openai-compatible`.',
       ),
     headers: z
       .record(z.string(), z.string().regex(HEADER_VALUE_PATTERN, HEADER_VALUE_MESSAGE))
@@ -122,6 +123,11 @@ const providerSchema = z
         message:
           'must not contain a user name or password (the HTTP client refuses such a URL): send credentials in headers, e.g. Authorization',
       });
+    }
+    // fetch fails every call to such a port with a bare `fetch failed`, whatever listens there.
+    const port = url === null ? undefined : fetchBlockedPort(url);
+    if (port !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['baseURL'], message: blockedPortReason(port) });
     }
   })
   .describe('A named LLM provider.');

@@ -377,7 +377,7 @@ describe('loadConfig', () => {
       env: {
         MAOS_PROVIDERS__GW__TYPE: 'openai-compatible',
         MAOS_PROVIDERS__GW__MODEL: 'm',
-        MAOS_PROVIDERS__GW__BASE_URL: 'http://127.0.0.1:9/v1',
+        MAOS_PROVIDERS__GW__BASE_URL: 'http://llm.invalid/v1',
         MAOS_PROVIDERS__GW__HEADERS__AUTHORIZATION_FILE: secret,
         MAOS_PROVIDERS__GW__HEADERS__X_TEAM: 'core',
         MAOS_RUNNERS__UNIT_TESTS__COMMAND: '["npm","test"]',

@@ -3,6 +3,7 @@
 // them back (the LLM runtime); no API returns the key.
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
+import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import { createSecretStore, type SecretStore } from './secret-store.ts';
 import { parseKekRing } from './secrets.ts';
 import type { SecurityDb } from './security-tables.ts';
@@ -116,6 +117,14 @@ export function createTenantProviderCredentials(
           throw new AppError(
             'VALIDATION_FAILED',
             `baseURL can only be set for openai-compatible providers ('${provider}' is ${type})`,
+          );
+        }
+        // fetch would fail every call to it with a bare `fetch failed`, whatever listens there.
+        const port = fetchBlockedPort(input.baseURL);
+        if (port !== undefined) {
+          throw new AppError(
+            'VALIDATION_FAILED',
+            `baseURL of provider '${provider}': ${blockedPortReason(port)}`,
           );
         }
         baseURL = (await assertPublicUrl(input.baseURL, ssrf)).toString().replace(/\/$/, '');

@@ -101,7 +101,7 @@ describe('maos CLI without a server', () => {
         `dataDir: ${JSON.stringify(join(dir, 'data'))}`,
         'providers:',
         '  cloud: { type: openai, apiKey: k, model: big-model }',
-        '  local: { type: openai-compatible, baseURL: "http://127.0.0.1:9/v1", model: small-model }',
+        '  local: { type: openai-compatible, baseURL: "http://llm.invalid/v1", model: small-model }',
         'llm:',
         '  roles:',
         '    reviewer: { provider: cloud, model: review-model }',

@@ -321,7 +321,7 @@ test('the tenant default approval applies to sessions that do not set it; "none"
   const strict = await startTestServer({
     config: {
       providers: {
-        local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
+        local: { type: 'openai-compatible', baseURL: 'http://llm.invalid/v1', model: 'm', apiKey: 'k' },
       },
       llm: { approval: { default: 'required' } },
     },

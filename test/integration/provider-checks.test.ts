@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { checkProviders } from '../../src/agents/providers/check-providers.ts';
 import { providersConfigSchema } from '../../src/config/llm-schema.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 
 describe('checkProviders', () => {
@@ -19,7 +20,8 @@ describe('checkProviders', () => {
     const providers = providersConfigSchema.parse({
       good: { type: 'openai-compatible', baseURL: server.openaiBaseURL, model: 'm', apiKey: 'right' },
       claude: { type: 'anthropic', baseURL: server.anthropicBaseURL, model: 'c', apiKey: 'wrong' },
-      down: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm' },
+      // Nothing listens on a port just let go: the connection is refused.
+      down: { type: 'openai-compatible', baseURL: `http://127.0.0.1:${await freePort()}/v1`, model: 'm' },
     });
     const results = await checkProviders(providers, { timeoutMs: 2000 });
     assert.deepEqual(
@@ -32,7 +34,21 @@ describe('checkProviders', () => {
     );
     assert.match(results[1]?.message ?? '', /rejected the API key \(HTTP 401\)/);
     assert.match(results[1]?.fix ?? '', /providers\.claude\.apiKey/);
-    assert.match(results[2]?.message ?? '', /not reachable/);
+    assert.match(results[2]?.message ?? '', /not reachable \(ECONNREFUSED\)/);
+  });
+
+  test('a base URL on a port fetch refuses (past the config check) is said as such, not as "TypeError"', async () => {
+    const parsed = providersConfigSchema.parse({
+      local: { type: 'openai-compatible', baseURL: server.openaiBaseURL, model: 'm', apiKey: 'right' },
+    });
+    const local = { ...parsed.local!, baseURL: 'http://127.0.0.1:6666/v1' };
+    const [result] = await checkProviders({ local }, { timeoutMs: 2000 });
+    assert.equal(result?.status, 'fail');
+    assert.equal(
+      result?.message,
+      'http://127.0.0.1:6666/v1 is not reachable: port 6666 is one the HTTP client (Node\'s fetch) refuses for every request, as browsers do (a "bad port" of the fetch standard); use another port',
+    );
+    assert.match(result?.fix ?? '', /providers\.local\.baseURL/);
   });
 
   test('a base URL with a query string: the model list is asked for with it, the messages leave it out', async () => {

@@ -12,6 +12,7 @@ import { type TestContext, test } from 'node:test';
 import { type App, createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { startLlmServer } from '../fixtures/llm-server.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -105,8 +106,8 @@ test('good keys and unreachable providers log no warning', async (t) => {
   t.after(() => llm.close());
   const { lines } = await startApp(t, {
     good: { type: 'openai-compatible', baseURL: llm.openaiBaseURL, model: 'm', apiKey: 'right-key' },
-    // Port 9 (discard) has no listener on loopback: the connection is refused.
-    down: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm' },
+    // Nothing listens on a port just let go: the connection is refused.
+    down: { type: 'openai-compatible', baseURL: `http://127.0.0.1:${await freePort()}/v1`, model: 'm' },
   });
   const finished = await keyCheckFinished(lines);
   assert.equal(finished.rejected, 0);
@@ -171,8 +172,8 @@ test('llm.checkKeysAtStart: false turns the check off', async (t) => {
 
 test('each model the routes can call without a price is one warning at start; priced ones none', async (t) => {
   const providers = {
-    cloud: { type: 'openai', baseURL: 'http://127.0.0.1:9/v1', model: 'big', apiKey: 'k' },
-    local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'small' },
+    cloud: { type: 'openai', baseURL: 'http://llm.invalid/v1', model: 'big', apiKey: 'k' },
+    local: { type: 'openai-compatible', baseURL: 'http://llm.invalid/v1', model: 'small' },
   };
   const unpriced = (lines: LogLine[]) =>
     llmWarnings(lines)

@@ -20,7 +20,7 @@ describe('tenants named like Object.prototype members', { timeout: 60_000 }, () 
         // Sessions are only submitted: nothing runs, so the provider is never called.
         workers: { concurrency: 0 },
         providers: {
-          local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
+          local: { type: 'openai-compatible', baseURL: 'http://llm.invalid/v1', model: 'm', apiKey: 'k' },
         },
         llm: {
           budgets: { default: { maxTokens: 1000 }, tenants: { acme: { maxTokens: 500 } } },

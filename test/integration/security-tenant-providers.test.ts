@@ -311,6 +311,27 @@ describe('tenant provider credentials', () => {
     assert.deepEqual(stored, [], 'nothing was stored');
     assert.ok(!h.log.text().includes(TENANT_KEY));
   });
+
+  test('a tenant base URL on a port fetch refuses for every request is refused, naming provider, key and port', async () => {
+    const response = await h.call<{ code: string; detail: string }>(
+      acme,
+      'PUT',
+      '/v1/providers/local/credentials',
+      { apiKey: TENANT_KEY, baseURL: 'https://llm.example.com:6667/v1' },
+    );
+    assert.equal(response.status, 400);
+    assert.equal(response.body.code, 'VALIDATION_FAILED');
+    assert.match(
+      response.body.detail,
+      /^baseURL of provider 'local': port 6667 is one the HTTP client \(Node's fetch\) refuses for every request/,
+    );
+    const stored = await h.db
+      .selectFrom('tenant_secrets')
+      .select('name')
+      .where('name', '=', 'provider:local')
+      .execute();
+    assert.deepEqual(stored, [], 'nothing was stored');
+  });
 });
 
 test('an operator allow-list lets a tenant base URL reach an internal host; the tenant URL and key are used', async (t) => {

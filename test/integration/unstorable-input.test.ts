@@ -28,7 +28,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
             : { synchronous: 'normal' },
           // Custom roles need a provider; nothing here calls it.
           providers: {
-            local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKey: 'k' },
+            local: { type: 'openai-compatible', baseURL: 'http://llm.invalid/v1', model: 'm', apiKey: 'k' },
           },
         },
       });

@@ -3,7 +3,12 @@
 // `maos doctor` prints every result; `maos serve` logs only rejected keys, in the background.
 
 import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
-import { fetchFailureCode } from '../../errors/fetch-failure.ts';
+import {
+  blockedPortReason,
+  fetchBlockedPort,
+  fetchFailureCode,
+  isBlockedPortFailure,
+} from '../../errors/fetch-failure.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { EgressProxyError } from '../../security/egress-proxy.ts';
 import { addBaseQuery, splitBaseURL } from './base-url.ts';
@@ -47,7 +52,7 @@ function authHeaders(provider: ProviderConfig): Record<string, string> {
  */
 type ModelListProbe = { base: string } & (
   | { status: number }
-  | { unreachable: string; proxyFailure?: string }
+  | { unreachable: string; proxyFailure?: string; blockedPort?: number }
 );
 
 async function probeModelList(
@@ -68,10 +73,15 @@ async function probeModelList(
     return { base, status: response.status };
   } catch (error) {
     const cause = (error as { cause?: unknown }).cause;
+    // fetch refused the port itself (config checks refuse such a base URL, but say why if one gets here).
+    const blockedPort = isBlockedPortFailure(error) ? fetchBlockedPort(base) : undefined;
     return {
       base,
-      unreachable: fetchFailureCode(error) ?? (error as Error).name,
+      unreachable: isBlockedPortFailure(error)
+        ? 'bad port'
+        : (fetchFailureCode(error) ?? (error as Error).name),
       ...(cause instanceof EgressProxyError ? { proxyFailure: cause.message } : {}),
+      ...(blockedPort !== undefined ? { blockedPort } : {}),
     };
   }
 }
@@ -95,6 +105,14 @@ async function checkOne(
       status: 'fail',
       message: `${base} is not reachable: ${probe.proxyFailure}`,
       fix: `Check egress.proxy.url and that the proxy runs and lets MAOS reach ${host}; a host MAOS can reach directly goes in egress.proxy.noProxy.`,
+    };
+  }
+  if ('unreachable' in probe && probe.blockedPort !== undefined) {
+    return {
+      name: `provider:${name}`,
+      status: 'fail',
+      message: `${base} is not reachable: ${blockedPortReason(probe.blockedPort)}`,
+      fix: `Serve the model on another port and change providers.${name}.baseURL to it.`,
     };
   }
   if ('unreachable' in probe) {

@@ -2,8 +2,10 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { APICallError } from 'ai';
+import { APICallError, generateText } from 'ai';
+import { providersConfigSchema } from '../../config/llm-schema.ts';
 import { ProviderTimeoutError } from './call-timer.ts';
+import { createLanguageModel } from './create-model.ts';
 import { classifyProviderError, parseRetryAfter, toProviderAppError } from './provider-errors.ts';
 
 function httpError(statusCode: number | undefined, message = 'boom'): APICallError {
@@ -56,6 +58,31 @@ describe('classifyProviderError', () => {
     assert.equal(failure.retryable, false);
     assert.ok(!failure.detail.includes('s3cret'), failure.detail);
     assert.match(failure.detail, /the base URL holds a user name or password/);
+  });
+
+  test('a base URL on a port fetch refuses for every request is said as such and not retried', async () => {
+    const provider = providersConfigSchema.parse({
+      local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:11434/v1', model: 'm', apiKey: 'k' },
+    }).local!;
+    // Past the config check (which refuses it), as a stored or redirected URL could be.
+    const model = createLanguageModel(
+      'local',
+      { ...provider, baseURL: 'http://127.0.0.1:6000/v1?key=s3cret' },
+      'm',
+    );
+    const thrown = await generateText({ model, prompt: 'Hi.', maxRetries: 0 }).catch(
+      (error: unknown) => error,
+    );
+    const failure = classifyProviderError(thrown);
+    assert.equal(failure.retryable, false);
+    assert.equal(
+      failure.detail,
+      'http://127.0.0.1:6000: port 6000 is one the HTTP client (Node\'s fetch) refuses for every request, as browsers do (a "bad port" of the fetch standard); use another port',
+    );
+    assert.match(
+      toProviderAppError(failure, { provider: 'local', model: 'm', attempts: 1 }).message,
+      /^provider 'local' \(model m\) failed: http:\/\/127\.0\.0\.1:6000: port 6000 is one/,
+    );
   });
 
   test('maps statuses to kinds and retryability', () => {

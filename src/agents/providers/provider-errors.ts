@@ -4,6 +4,7 @@
 import { APICallError, InvalidResponseDataError } from 'ai';
 import { headOf } from '../../domain/text-cut.ts';
 import { AppError, coerceError } from '../../errors/app-error.ts';
+import { blockedPortReason, fetchBlockedPort, isBlockedPortFailure } from '../../errors/fetch-failure.ts';
 import { ProviderTimeoutError } from './call-timer.ts';
 import { ResponseTooLargeError } from './response-size-limit.ts';
 
@@ -146,6 +147,19 @@ function classifyStreamError(error: unknown): ClassifiedFailure | undefined {
   };
 }
 
+function blockedPortFailure(error: unknown): ClassifiedFailure {
+  const url = APICallError.isInstance(error) ? URL.parse(error.url) : null;
+  const port = url === null ? undefined : fetchBlockedPort(url);
+  return {
+    kind: 'other',
+    retryable: false,
+    detail:
+      url !== null && port !== undefined
+        ? `${url.origin}: ${blockedPortReason(port)}`
+        : 'the HTTP client refused the port of the URL for every request (a "bad port" of the fetch standard); use another port',
+  };
+}
+
 /** Decides whether a failed call may be retried and what the provider said. */
 export function classifyProviderError(error: unknown): ClassifiedFailure {
   const tooLarge = findTooLarge(error);
@@ -155,6 +169,9 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
   if (error instanceof StreamInterruptedError || isUnfinishedStream(error)) {
     return { kind: 'network', retryable: true, detail: new StreamInterruptedError().message };
   }
+  // fetch refused the port itself, before any connection (the config refuses such a base URL, but a
+  // redirect or a stored URL may still lead there): it will refuse it on every attempt.
+  if (isBlockedPortFailure(error)) return blockedPortFailure(error);
   if (APICallError.isInstance(error)) {
     const status = error.statusCode;
     // No status: the connection failed. A 2xx status: the response broke off mid-stream.

@@ -9,7 +9,7 @@ import { validateLlmConfig } from './validate-llm-config.ts';
 
 describe('validateLlmConfig', () => {
   const providers = providersConfigSchema.parse({
-    local: { type: 'openai-compatible', baseURL: 'http://127.0.0.1:1/v1', model: 'm' },
+    local: { type: 'openai-compatible', baseURL: 'http://llm.invalid/v1', model: 'm' },
   });
 
   test('accepts routes to configured providers', () => {
