@@ -368,3 +368,29 @@ test("docs/api.md's webhook verification sample verifies a real delivery, and re
     false,
   );
 });
+
+test("the routes table of docs/api.md names each route's success statuses besides 200, and only statuses it has", async (t) => {
+  const doc = await servedDocument(t);
+  const problems: string[] = [];
+  let rows = 0;
+  for (const line of read('docs/api.md').split('\n')) {
+    // A row of one route: `| `METHOD /path` | permission | what it does |`.
+    const row = /^\| `(GET|POST|PUT|DELETE) (\/v1\/[^`\s]*)` \|[^|]*\|(.*)\|$/.exec(line);
+    if (!row) continue;
+    const [, method = '', path = '', text = ''] = row;
+    const responses = doc.paths[path]?.[method.toLowerCase()]?.responses;
+    if (!responses) {
+      problems.push(`${method} ${path} is not in the document`);
+      continue;
+    }
+    rows++;
+    const named = new Set([...text.matchAll(/`(\d{3})\b/g)].map((match) => match[1]));
+    for (const status of named)
+      if (status && !responses[status]) problems.push(`${method} ${path}: ${status} is not documented`);
+    for (const status of Object.keys(responses))
+      if (/^2\d\d$/.test(status) && status !== '200' && !named.has(status))
+        problems.push(`${method} ${path}: the row does not say it answers ${status}`);
+  }
+  assert.ok(rows >= 25, `${rows} rows`);
+  assert.deepEqual(problems, []);
+});
