@@ -49,6 +49,27 @@ describe('summariseThread', () => {
     );
   });
 
+  test('sessions older than those given (not read) are counted with the ones dropped', () => {
+    const sessions = [1, 2].map((createdAt) => ({
+      objective: `Objective ${createdAt}`,
+      status: 'completed',
+      result: null,
+      createdAt,
+    }));
+    assert.match(
+      summariseThread(sessions, 6000, 3),
+      /^\(3 older session\(s\) omitted\)\n- Earlier objective \(completed\): Objective 1\n/,
+    );
+    const long = sessions.map((session) => ({
+      ...session,
+      objective: `${session.objective} ${'x'.repeat(300)}`,
+    }));
+    assert.match(
+      summariseThread(long, 450, 3),
+      /^\(4 older session\(s\) omitted\)\n- Earlier objective \(completed\): Objective 2 x+$/,
+    );
+  });
+
   test('a session still going is shown as not finished, without a result', () => {
     const text = summariseThread([
       { objective: 'Build the API', status: 'running', result: null, createdAt: 1 },

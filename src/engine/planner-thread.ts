@@ -32,6 +32,8 @@ export const DEFAULT_THREAD_SUMMARY_CHARS = 6000;
 export function summariseThread(
   sessions: readonly ThreadSession[],
   maxChars = DEFAULT_THREAD_SUMMARY_CHARS,
+  /** Sessions older than all of `sessions` that were not read: omitted too. */
+  olderNotRead = 0,
 ): string {
   const newestFirst = [...sessions].sort((a, b) => b.createdAt - a.createdAt);
   const kept: string[] = [];
@@ -61,6 +63,7 @@ export function summariseThread(
     used += entry.length + 1;
   }
   const lines = kept.reverse();
+  dropped += olderNotRead;
   if (dropped > 0) lines.unshift(`(${dropped} older session(s) omitted)`);
   return lines.join('\n');
 }

@@ -2,7 +2,7 @@
 // bounded summary the orchestrator gets when it plans a follow-up session.
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.ts';
-import { summariseThread } from './planner-thread.ts';
+import { DEFAULT_THREAD_SUMMARY_CHARS, summariseThread } from './planner-thread.ts';
 
 /**
  * The thread summary for a session's planning and phase gates: the sessions of its thread submitted
@@ -73,6 +73,17 @@ export async function loadThreadSummary(
   }
   const rows = await query.execute();
   if (rows.length === 0) return undefined;
+  // Older sessions than those read are omitted too: counted, so the summary says so.
+  let notRead = 0;
+  if (rows.length === MAX_THREAD_SESSIONS) {
+    const { total } = await query
+      .clearSelect()
+      .clearOrderBy()
+      .clearLimit()
+      .select((eb) => eb.fn.countAll<number | string>().as('total'))
+      .executeTakeFirstOrThrow();
+    notRead = Number(total) - rows.length;
+  }
   return summariseThread(
     rows.map((row) => ({
       objective: row.objective,
@@ -80,5 +91,7 @@ export async function loadThreadSummary(
       result: row.result ?? (row.error ? `(error) ${row.error}` : null),
       createdAt: Number(row.created_at),
     })),
+    DEFAULT_THREAD_SUMMARY_CHARS,
+    notRead,
   );
 }
