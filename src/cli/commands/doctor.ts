@@ -32,7 +32,7 @@ export function registerDoctorCommand(program: Command): void {
     )
     .option(
       '--min-free-mb <n>',
-      'fail when a file system MAOS writes to has less free space (MiB) than this',
+      'fail when a file system MAOS writes to has less free space (MiB) than this (one holding only the audit checkpoint directory: 30 days of checkpoint files, if less)',
       '512',
     )
     .option('--max-clock-skew <seconds>', 'fail when the clock differs more than this', '30')

@@ -38,7 +38,10 @@ export interface DoctorOptions {
   env?: NodeJS.ProcessEnv;
   /** Base URL of a running MAOS server: its `Date` header is a clock reference. */
   server?: string;
-  /** Free space below this fails the disk check. @defaultValue 512 MiB */
+  /**
+   * Free space below this fails the disk check (a file system holding only the audit checkpoint
+   * directory needs less: checkpointMinFreeBytes). @defaultValue 512 MiB
+   */
   minFreeBytes?: number;
   /** Clock difference above this fails (JWT validation tolerates 30 s). @defaultValue 30 */
   maxClockSkewSeconds?: number;
@@ -48,6 +51,21 @@ export interface DoctorOptions {
 
 // Below this the database cannot checkpoint its WAL or run a backup next to itself.
 const DEFAULT_MIN_FREE_BYTES = 512 * 1024 * 1024;
+
+// A checkpoint file is a signed note of a few hundred bytes, written at most once per
+// audit.checkpointIntervalSeconds and never removed; on disk each takes one block (4 KiB on ext4,
+// XFS and most network volumes). Thirty days of them is generous headroom: an operator who sees
+// the check fail has a month to grow a volume that small files fill this slowly.
+const CHECKPOINT_FILE_BYTES = 4096;
+const CHECKPOINT_HEADROOM_SECONDS = 30 * 24 * 3600;
+
+/**
+ * The free space the audit checkpoint directory needs on a file system of its own: 30 days of
+ * checkpoint files at `intervalSeconds`, one 4 KiB block each (33.8 MiB at the default 300 s).
+ */
+export function checkpointMinFreeBytes(intervalSeconds: number): number {
+  return Math.ceil(CHECKPOINT_HEADROOM_SECONDS / intervalSeconds) * CHECKPOINT_FILE_BYTES;
+}
 
 /** Runs every check in order; later checks are skipped when what they need failed. */
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
@@ -168,6 +186,11 @@ export interface WritableLocation {
   label: string;
   /** Absolute path (it may not exist yet). */
   path: string;
+  /**
+   * The free space this location needs, when less than the doctor's minimum (the checkpoint
+   * directory's small files); a file system holding it and others needs the largest of theirs.
+   */
+  minFreeBytes?: number;
 }
 
 /**
@@ -180,7 +203,11 @@ export function findWritableLocations(config: Readonly<Config>): WritableLocatio
   const sqlitePath = findSqlitePath(config);
   if (sqlitePath !== undefined) locations.push({ label: 'SQLite database', path: dirname(sqlitePath) });
   locations.push({ label: 'session workspaces', path: workspacesDir(config.dataDir) });
-  locations.push({ label: 'audit checkpoints', path: resolveCheckpointDir(config) });
+  locations.push({
+    label: 'audit checkpoints',
+    path: resolveCheckpointDir(config),
+    minFreeBytes: checkpointMinFreeBytes(config.audit.checkpointIntervalSeconds),
+  });
   for (const [name, runner] of Object.entries(config.runners ?? {})) {
     if (runner.cwd) locations.push({ label: `runner ${name}`, path: resolve(runner.cwd) });
   }
@@ -189,13 +216,18 @@ export function findWritableLocations(config: Readonly<Config>): WritableLocatio
 
 /**
  * Free space (statfs) of each file system holding one of `locations`, one check per file system,
- * in the order of the first location on it (the data directory's first). The message names the
+ * in the order of the first location on it (the data directory's first), against `minFreeBytes`
+ * or, when every location on it needs less, the largest of theirs. The message names the
  * locations on it outside the first one's directory.
  */
 export function checkDiskSpace(locations: WritableLocation[], minFreeBytes: number): CheckResult[] {
-  const groups = new Map<string, { at: string; first: WritableLocation; others: WritableLocation[] }>();
+  const groups = new Map<
+    string,
+    { at: string; first: WritableLocation; others: WritableLocation[]; needs: number }
+  >();
   const results: CheckResult[] = [];
   for (const location of locations) {
+    const needs = Math.min(location.minFreeBytes ?? minFreeBytes, minFreeBytes);
     const at = nearestExisting(location.path);
     let device: string;
     try {
@@ -205,15 +237,18 @@ export function checkDiskSpace(locations: WritableLocation[], minFreeBytes: numb
       continue;
     }
     const group = groups.get(device);
-    if (!group) groups.set(device, { at, first: location, others: [] });
-    else if (!isInside(location.path, group.first.path)) group.others.push(location);
+    if (!group) groups.set(device, { at, first: location, others: [], needs });
+    else {
+      group.needs = Math.max(group.needs, needs);
+      if (!isInside(location.path, group.first.path)) group.others.push(location);
+    }
   }
-  for (const { at, first, others } of groups.values()) {
+  for (const { at, first, others, needs } of groups.values()) {
     const notes = first === locations[0] ? [] : [first.label];
     if (others.length > 0) notes.push(`also ${others.map((o) => `${o.label} ${o.path}`).join(', ')}`);
     const where = `at ${first.path}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`;
     try {
-      results.push(diskSpaceResult(statfsSync(at), where, minFreeBytes));
+      results.push(diskSpaceResult(statfsSync(at), where, needs));
     } catch (error) {
       results.push(diskSpaceFailure(first, at, error));
     }
