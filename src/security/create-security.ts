@@ -160,11 +160,16 @@ async function hasApiKey(db: SecurityDb): Promise<boolean> {
   return (await db.selectFrom('api_keys').select('id').limit(1).executeTakeFirst()) !== undefined;
 }
 
-/** On a fresh install (no API key at all), tells the operator how to create the first admin key. */
+/**
+ * On a fresh install (no API key at all), tells the operator how to create the first admin key.
+ * The server does not know how `maos` is run here (`npx --prefix …`, `node bin/maos.js`, a container
+ * entrypoint), so the hint names the command the server was started with, not a bare `maos` that
+ * may not be on the PATH; `maos serve` prints the full command (cli/invocation.ts).
+ */
 function logFirstStartHint(config: Pick<Config, 'dataDir'>, logger: Logger): void {
   logger.warn(
     { dataDir: resolve(config.dataDir) },
-    `No API key exists yet. Create the first admin key on this host: maos keys create --role admin --tenant default (with the same config/data directory as the server). There is no default password.`,
+    'No API key exists yet. Create the first admin key on this host: run the command this server was started with, with `keys create --role admin --tenant default` in place of `serve` (and the same config file and data directory). There is no default password.',
   );
 }
 
