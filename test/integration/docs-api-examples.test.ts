@@ -352,6 +352,12 @@ test("docs/api.md's webhook verification sample verifies a real delivery, and re
   assert.equal(verifyMaosWebhook(created.body.secret, first.headers, first.body.replace('✓', 'x')), false);
   const old = { ...first.headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) - 3600) };
   assert.equal(verifyMaosWebhook(created.body.secret, old, first.body), false);
+  // A request that is no delivery (a scanner, a health check) is refused, not answered with a crash.
+  const { 'webhook-signature': _, ...unsigned } = first.headers;
+  assert.equal(verifyMaosWebhook(created.body.secret, unsigned, first.body), false);
+  assert.equal(verifyMaosWebhook(created.body.secret, {}, first.body), false);
+  const undated = { ...first.headers, 'webhook-timestamp': 'soon' };
+  assert.equal(verifyMaosWebhook(created.body.secret, undated, first.body), false);
 
   // After a rotation, the delivery verifies with either secret, as the docs tell receivers.
   const rotated = await requestJson<{ secret: string }>(
