@@ -285,7 +285,7 @@ const API_JSON_BLOCKS: Array<{ holds: string; pointer: string; partial?: boolean
   },
 ];
 
-test('the JSON blocks and event stream frame of docs/api.md fit the served schemas', async (t) => {
+test('the JSON blocks and event stream frame of docs/api.md, and the audit record of docs/security.md, fit the served schemas', async (t) => {
   const doc = await servedDocument(t);
   const check = compileSchemas(doc);
   const text = read('docs/api.md');
@@ -312,6 +312,11 @@ test('the JSON blocks and event stream frame of docs/api.md fit the served schem
   );
   if (invalid) problems.push(`event stream frame: ${invalid}`);
   assert.equal(blocks.length, API_JSON_BLOCKS.length, 'every JSON block is checked');
+  // The audit record the security guide shows, as GET /v1/audit lists it.
+  const record = /^```json\n(\{"seq"[\s\S]*?)^```$/m.exec(read('docs/security.md'))?.[1];
+  assert.ok(record, 'the audit record of docs/security.md');
+  const invalidRecord = check('/components/schemas/AuditRecord', parseElided(record));
+  if (invalidRecord) problems.push(`docs/security.md audit record: ${invalidRecord}`);
   assert.deepEqual(problems, []);
 });
 
