@@ -255,6 +255,24 @@ describe('response cache at the model call', () => {
     }
   });
 
+  test("a server's own name for a normal end (TGI's eos_token) is kept, an unknown one is not", async () => {
+    const endingWith = (raw: string) => () => [
+      ...textAnswer('done').slice(0, -1),
+      { type: 'finish' as const, usage: USAGE, finishReason: { unified: 'other' as const, raw } },
+    ];
+    for (const [raw, asked] of [
+      ['eos_token', 1],
+      ['END_TURN', 1],
+      ['abort', 2],
+    ] as const) {
+      const { model, calls } = setup(endingWith(raw));
+      await runAsTenant('t1', () => readAll(model, request()));
+      const second = await runAsTenant('t1', () => readAll(model, request()));
+      assert.equal(calls.length, asked, raw);
+      assert.equal(textOf(second), 'done');
+    }
+  });
+
   test('a failing cache is reported and the call goes to the provider', async () => {
     const broken: ResponseCache = {
       get: async () => {

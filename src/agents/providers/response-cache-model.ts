@@ -23,6 +23,7 @@ import type {
 } from '@ai-sdk/provider';
 import type { LanguageModel } from 'ai';
 import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
+import { isNormalOtherEnd } from '../runtimes/ai-sdk/finish-reason.ts';
 import { computeCacheKey, type ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { readCurrentTenant } from './tenant-models.ts';
 
@@ -81,9 +82,15 @@ export type CacheModel = (
 
 /**
  * Only answers that ended normally are kept: an error, an interruption or an unknown stop would
- * be replayed as if the model had meant it.
+ * be replayed as if the model had meant it. A server's own name for a normal end (`other` with
+ * TGI's `eos_token`, a gateway's `end_turn`) is one, as the runtime reads it (finish-reason.ts).
  */
 const CACHEABLE_FINISH = new Set(['stop', 'length', 'tool-calls']);
+
+function isCacheableFinish(finishReason: LanguageModelV4FinishReason): boolean {
+  if (CACHEABLE_FINISH.has(finishReason.unified)) return true;
+  return finishReason.unified === 'other' && isNormalOtherEnd(finishReason.raw);
+}
 
 /** A served answer cost nothing: no tokens, so no price (pricing.ts). */
 const ZERO_USAGE: LanguageModelV4Usage = {
@@ -281,7 +288,7 @@ function toCachedAnswer(
   finishReason: LanguageModelV4FinishReason,
   structuredOutputText: string | undefined,
 ): CachedAnswer | undefined {
-  if (!CACHEABLE_FINISH.has(finishReason.unified)) return undefined;
+  if (!isCacheableFinish(finishReason)) return undefined;
   const parts: CachedPart[] = [];
   for (const part of content) {
     if (part.type === 'text' || part.type === 'reasoning') parts.push(part);

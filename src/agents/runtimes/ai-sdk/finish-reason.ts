@@ -37,6 +37,11 @@ export function asRefusal(error: unknown): unknown {
  */
 const NORMAL_ENDS = new Set(['stop', 'eos', 'eos_token', 'stop_sequence', 'end_turn']);
 
+/** Whether `other` with this raw finish reason is a normal end (NORMAL_ENDS), as finishNotice reads it. */
+export function isNormalOtherEnd(raw: string | undefined): boolean {
+  return NORMAL_ENDS.has(raw?.toLowerCase() ?? '');
+}
+
 /**
  * The line that ends an answer the provider cut short, so that neither the output nor the result
  * passes for a whole answer; undefined for one it finished (`stop`, `tool-calls`). `other` is any
@@ -56,7 +61,7 @@ export function finishNotice(
     return `[maos: the provider stopped the answer (content filter, finish reason: ${raw ?? unified})]`;
   if (unified === 'error')
     return `[maos: the provider stopped the answer (error, finish reason: ${raw ?? unified})]`;
-  if (unified === 'other' && !NORMAL_ENDS.has(raw?.toLowerCase() ?? ''))
+  if (unified === 'other' && !isNormalOtherEnd(raw))
     return `[maos: the answer may be incomplete: the provider ended it with an unrecognised finish reason (${raw ?? 'none given'})]`;
   return undefined;
 }
