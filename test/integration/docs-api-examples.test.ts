@@ -1,18 +1,20 @@
 // The examples of the API docs against a real server, as an integrator copies them: every curl
 // example of the guides names a documented operation with declared parameters and headers, and a
 // body its schema accepts; the answers docs/api.md shows after them, and its JSON blocks, fit the
-// schemas of the document served at /openapi.json (`…` and `<…>` stand for what was left out); and
-// the webhook verification sample of docs/api.md verifies a real delivery.
+// schemas of the document served at /openapi.json (`…` and `<…>` stand for what was left out); the
+// webhook verification sample of docs/api.md verifies a real delivery; and the worked example of
+// docs/mcp.md runs as written with the MCP SDK client.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { generateKekEntry } from '../../src/security/secrets.ts';
+import { connectHttpClient, startMcpTestServer } from '../fixtures/mcp-server.ts';
 import { fetchOpenApiDocument } from '../fixtures/openapi-conformance.ts';
 import type { OpenApiDocument, ParameterObject } from '../fixtures/openapi-recorder.ts';
 import { escapePointer } from '../fixtures/openapi-request-check.ts';
-import { requestJson, startTestServer } from '../fixtures/server.ts';
+import { requestJson, startTestServer, TEST_RUNNERS } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { startWebhookReceiver } from '../fixtures/webhook-receiver.ts';
 
@@ -404,4 +406,78 @@ test("the routes table of docs/api.md names each route's success statuses beside
   }
   assert.ok(rows >= 25, `${rows} rows`);
   assert.deepEqual(problems, []);
+});
+
+test("docs/mcp.md's worked example runs as written, and a tool error reads as its Errors section shows", async (t) => {
+  const text = read('docs/mcp.md');
+  const example = text.slice(text.indexOf('## Worked example'), text.indexOf('## Troubleshooting'));
+  const argumentsBlock = /```json\n([\s\S]*?)```/.exec(example)?.[1];
+  assert.ok(argumentsBlock, 'the orchestrate arguments');
+  const args = JSON.parse(argumentsBlock.replace(/^ {3}/gm, '')) as { agents: Array<{ runner: string }> };
+  // The operator declared the runners the example names (`lint`, `test`).
+  const runners = Object.fromEntries(
+    args.agents.map(({ runner }) => [runner, { command: ['sh', '-c', `echo "${runner} passed"`] }]),
+  );
+  const server = await startMcpTestServer({ config: { runners: { ...TEST_RUNNERS, ...runners } } });
+  t.after(() => server.close());
+  const { client, close } = await connectHttpClient(server.url);
+  t.after(close);
+
+  const roles = await client.callTool({ name: 'list_roles', arguments: {} });
+  const names = (roles.structuredContent as { roles: Array<{ name: string }> }).roles.map(
+    (role) => role.name,
+  );
+  for (const shown of example.matchAll(/\{"name": "([a-z_]+)", …\}/g))
+    assert.ok(names.includes(shown[1] ?? ''), shown[1]);
+
+  const started = await client.callTool({ name: 'orchestrate', arguments: args });
+  assert.equal(started.isError, undefined, JSON.stringify(started.content));
+  const session = started.structuredContent as {
+    created: boolean;
+    sessionId: string;
+    done: boolean;
+    progress: { total: number };
+    tasks: Array<{ name: string; outputUri: string }>;
+  };
+  assert.equal(session.created, true);
+  assert.equal(session.progress.total, args.agents.length);
+  const outputUri = (name: string) => `maos://sessions/${session.sessionId}/agents/${name}/output`;
+  assert.deepEqual(
+    session.tasks.map((task) => task.outputUri),
+    session.tasks.map((task) => outputUri(task.name)),
+  );
+  await client.subscribeResource({ uri: `maos://sessions/${session.sessionId}` });
+  const finished = await waitFor(
+    async () => {
+      const status = await client.callTool({
+        name: 'session_status',
+        arguments: { session_id: session.sessionId },
+      });
+      const view = status.structuredContent as {
+        status: string;
+        done: boolean;
+        tasks: Array<{ status: string; resultPreview?: unknown }>;
+      };
+      return view.done ? view : undefined;
+    },
+    20_000,
+    'the session to finish',
+  );
+  assert.equal(finished.status, 'completed');
+  for (const task of finished.tasks) {
+    assert.equal(task.status, 'succeeded');
+    assert.equal(typeof task.resultPreview, 'string');
+  }
+  const output = await client.readResource({ uri: outputUri('tests') });
+  assert.match(String((output.contents[0] as { text?: string }).text), /test passed/);
+
+  // The Errors section: `isError` and one text block `CODE: message`.
+  const missing = '0199aaaa-0000-7000-8000-000000000000';
+  const refused = await client.callTool({ name: 'session_status', arguments: { session_id: missing } });
+  assert.equal(refused.isError, true);
+  assert.equal(refused.structuredContent, undefined);
+  assert.deepEqual(refused.content, [
+    { type: 'text', text: `SESSION_NOT_FOUND: Session ${missing} not found` },
+  ]);
+  assert.match(text, /"text": "SESSION_NOT_FOUND: Session 0199… not found"/);
 });
