@@ -3,7 +3,8 @@
 // sent, as MCP asks. But a request's SSE stream only ends with its response: without one it stayed
 // open, and a resume of it (Last-Event-ID) waited for a response that never comes.
 // Also tells the durable log which streams carry a batch, and when a batch is answered: a resume
-// of such a stream ends after its last response, not its first.
+// of such a stream ends after its last response, not its first. A request counts as answered once
+// its response is stored in the log, not when it is handed over: a resume meanwhile waits for it.
 import type { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 
 /** Requests in flight (and cancelled streams) remembered per MCP session; beyond this the oldest are forgotten. */
@@ -68,6 +69,12 @@ export function trackRequests(
 ): RequestTracker {
   /** Requests received and not yet answered or cancelled, oldest first. */
   const pending = new Map<RequestId, true>();
+  /**
+   * Requests whose response is being sent: no longer cancellable, but the SDK stores the response
+   * in the log before it writes it, and a resume in between must wait for it rather than be served
+   * from a log that does not hold it yet. Each leaves once its send is done.
+   */
+  const answering = new Set<RequestId>();
   /** Streams with a cancelled request, and that request (the SDK closes a stream by request id). */
   const cancelledOn = new Map<string, RequestId>();
   /** Streams that carry a batch. */
@@ -83,7 +90,7 @@ export function trackRequests(
   }
 
   function awaitsResponse(streamId: string): boolean {
-    for (const id of pending.keys()) {
+    for (const id of [...pending.keys(), ...answering]) {
       if (streamOfRequest(transport, id) === streamId) return true;
     }
     return false;
@@ -128,9 +135,11 @@ export function trackRequests(
       return send(message, sendOptions);
     }
     pending.delete(id);
+    answering.add(id);
     // Read before sending: the SDK forgets the correlation once the stream's responses are all sent.
     const streamId = streamOfRequest(transport, id);
-    return send(message, sendOptions).then(() => {
+    const sent = send(message, sendOptions).finally(() => answering.delete(id));
+    return sent.then(() => {
       if (streamId === undefined || !(cancelledOn.has(streamId) || batches.has(streamId))) return;
       if (awaitsResponse(streamId)) return;
       const batch = batches.delete(streamId);
