@@ -6,6 +6,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyPluginAsync,
+  type FastifySchemaCompiler,
   type FastifyServerFactory,
   LogController,
   type RouteOptions,
@@ -146,7 +147,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   // (HTTPS), which kept Node's 5 s: a load balancer reusing a connection for up to 60 s (AWS ALB's
   // default) then meets one the server has just closed, and answers 502.
   app.server.keepAliveTimeout = app.initialConfig.keepAliveTimeout ?? 72_000;
-  app.setValidatorCompiler(refuseUnstorableText(validatorCompiler));
+  app.setValidatorCompiler(explainMissingBody(refuseUnstorableText(validatorCompiler)));
   app.setSerializerCompiler(withSessionDetailSerializer(serializerCompiler));
   registerJsonParser(app);
   recordRoutes(app);
@@ -201,6 +202,24 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
   });
   await app.ready();
   return app;
+}
+
+/**
+ * A route that needs a body and got none (nothing sent, or an empty JSON body) says so, instead of
+ * the schema's "expected object, received null" about a value the client never sent.
+ */
+function explainMissingBody<T>(compiler: FastifySchemaCompiler<T>): FastifySchemaCompiler<T> {
+  return (route) => {
+    const validate = compiler(route);
+    if (route.httpPart !== 'body') return validate;
+    return (data: unknown) => {
+      const result = validate(data);
+      // Fastify hands a missing body over as null (as a body of `null`, which is no object either).
+      if (data != null || typeof result !== 'object' || !('error' in result) || !result.error) return result;
+      const message = 'a JSON body is required, and the request has none';
+      return { error: [{ keyword: 'required', instancePath: '', schemaPath: '', params: {}, message }] };
+    };
+  };
 }
 
 /**

@@ -441,6 +441,28 @@ describe('malformed requests against the real server', () => {
     assert.equal(withBom.status, 201, JSON.stringify(withBom.body));
   });
 
+  test('a route that needs a body and gets none says so, with or without a JSON content type', async () => {
+    const session = '0190a0a0-0000-7000-8000-000000000001';
+    for (const [path, headers] of [
+      ['/v1/sessions', { 'content-type': 'application/json' }],
+      ['/v1/sessions', {}],
+      [`/v1/sessions/${session}/reject`, { 'content-type': 'application/json' }],
+    ] as const) {
+      const response = await fetch(`${server.url}${path}`, { method: 'POST', headers });
+      const body = (await response.json()) as { code?: string; detail?: string; details?: unknown };
+      assert.equal(response.status, 400, JSON.stringify(body));
+      assert.equal(body.code, 'VALIDATION_FAILED');
+      assert.equal(
+        body.detail,
+        'Invalid body. body: a JSON body is required, and the request has none',
+        path,
+      );
+      assert.deepEqual(body.details, [
+        { location: 'body', path: '/', message: 'a JSON body is required, and the request has none' },
+      ]);
+    }
+  });
+
   test('a compressed body (Content-Encoding) is 415, whether or not it really is compressed', async () => {
     const body = JSON.stringify({ objective: 'x', agents: [agent] });
     for (const [name, bytes] of [
