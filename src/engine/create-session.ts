@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { describeMissingRoles, findMissingRoles } from '../agents/roles/role-locks.ts';
+import type { Budget } from '../domain/budget.ts';
 import { type NewEvent, type SessionCreatedData, taskReadyEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
@@ -36,6 +37,8 @@ export interface NewSessionSpec {
   awaitApproval?: boolean;
   /** Stored in `session_settings` when any is set (the engine reads the budget at each task finish). */
   settings?: SessionSettings;
+  /** The budget the submission gave itself, before the tenant's default was merged in (for a retry). */
+  requestedBudget?: Budget;
   runtimeOf(runner: string | undefined): string;
   /** W3C context of the session's workflow span (tracing on): its tasks continue this trace. */
   traceContext?: StoredTraceContext;
@@ -224,11 +227,15 @@ export async function assertTaskRolesExist(
   });
 }
 
-/** Stores a session's settings; none when every one is the default (no row is read as defaults). */
+/**
+ * Stores a session's settings; none when every one is the default (no row is read as defaults).
+ * `requestedBudget`: the budget the session gave itself, kept for its retries (null: none).
+ */
 export async function insertSessionSettings(
   trx: Kysely<Database>,
   session: { id: string; tenantId: string },
   settings: SessionSettings,
+  requestedBudget: Budget | null,
   now: number,
 ): Promise<void> {
   if (settings.approval === 'none' && settings.budget === null && settings.threadId === null) return;
@@ -239,6 +246,7 @@ export async function insertSessionSettings(
       tenant_id: session.tenantId,
       approval: settings.approval,
       budget: settings.budget === null ? null : JSON.stringify(settings.budget),
+      requested_budget: requestedBudget === null ? null : JSON.stringify(requestedBudget),
       thread_id: settings.threadId,
       created_at: now,
     })
@@ -354,7 +362,7 @@ export async function storeNewSession(
   await insertEventRows(trx, { id: sessionId, tenantId: spec.tenantId }, 1, events, now);
   const settings = spec.settings;
   const owner = { id: sessionId, tenantId: spec.tenantId };
-  if (settings) await insertSessionSettings(trx, owner, settings, now);
+  if (settings) await insertSessionSettings(trx, owner, settings, spec.requestedBudget ?? null, now);
   if (idempotency) await insertIdempotencyKey(trx, owner, idempotency, now);
   // The caller gets the detail from the rows just written, sparing a read of what it wrote.
   const detail: SessionDetail = {

@@ -6,6 +6,7 @@
 // sessions.ts), so a retry whose tasks all succeeded goes straight on to its next phase gate,
 // synthesis or completion.
 import type { Kysely } from 'kysely';
+import type { Budget } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { SessionSettings, SessionStatus } from '../domain/types.ts';
@@ -30,7 +31,7 @@ import {
   insertIdempotencyKey,
   insertSessionSettings,
 } from './create-session.ts';
-import { loadSessionSettings } from './session-settings.ts';
+import { loadRequestedBudget, loadSessionSettings } from './session-settings.ts';
 
 /** Statuses a session can be retried from: it ended without completing. */
 const RETRYABLE: readonly SessionStatus[] = ['failed', 'cancelled'];
@@ -42,8 +43,14 @@ export interface SessionRetrySpec {
   /** Id of the new session. */
   sessionId: string;
   maxAttempts: number;
-  /** The new session's settings from the original's; `budget` replaced when the caller gave one. */
-  settingsOf(original: SessionSettings): SessionSettings;
+  /**
+   * The new session's settings from the original's (`requestedBudget`: the budget the original gave
+   * itself, null for none), with the budget it asks for itself, kept for a retry of the retry.
+   */
+  settingsOf(
+    original: SessionSettings,
+    requestedBudget: Budget | null,
+  ): { settings: SessionSettings; requestedBudget: Budget | null };
   /**
    * Refuses (throws) when a task to run again could not run on this server: its runner is no longer
    * declared, or it needs an LLM provider (or the orchestrator) that is not configured.
@@ -208,7 +215,11 @@ export async function storeSessionRetry(
     carried: new Set(carried.map((t) => t.id)),
   });
   await insertEventRows(trx, owner, 1, events, now);
-  await insertSessionSettings(trx, owner, spec.settingsOf(await loadSessionSettings(trx, original.id)), now);
+  const settings = spec.settingsOf(
+    await loadSessionSettings(trx, original.id),
+    await loadRequestedBudget(trx, original.id),
+  );
+  await insertSessionSettings(trx, owner, settings.settings, settings.requestedBudget, now);
   if (idempotency) await insertIdempotencyKey(trx, owner, idempotency, now);
   // The tasks whose dependencies all succeeded become ready, or, when nothing is left to run, the
   // session goes on (phase gate, synthesis) or ends, exactly as after its last task's finish.

@@ -242,6 +242,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
                 budget: Object.keys(budget).length > 0 ? budget : null,
                 threadId: input.thread_id ?? null,
               },
+              ...(input.budget ? { requestedBudget: input.budget } : {}),
               runtimeOf: (runner) => (runner === undefined ? 'llm' : 'command'),
               ...(traceContext ? { traceContext } : {}),
               ...(admitSession ? { admit: (trx) => admitSession(trx, actor.tenantId) } : {}),
@@ -292,11 +293,16 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
               originalId,
               sessionId,
               maxAttempts: deps.maxAttempts,
-              settingsOf: (settings) => {
-                // Capped by the tenant's budget as it is now, as a submit is: one set or tightened
-                // since the original was submitted applies to its retry too.
-                const budget = mergeBudgets(input.budget ?? settings.budget ?? undefined, defaults?.budget);
-                return { ...settings, budget: Object.keys(budget).length > 0 ? budget : null };
+              settingsOf: (settings, requestedBudget) => {
+                // The session's own budget (the retry's, or the one the original asked for), capped
+                // by the tenant's budget as it is now, as a submit is: one set, tightened or loosened
+                // since the original was submitted applies to its retry.
+                const own = input.budget ?? requestedBudget ?? null;
+                const budget = mergeBudgets(own ?? undefined, defaults?.budget);
+                return {
+                  settings: { ...settings, budget: Object.keys(budget).length > 0 ? budget : null },
+                  requestedBudget: own,
+                };
               },
               checkRunnable,
               ...(input.rerun ? { rerun: input.rerun } : {}),

@@ -28,6 +28,19 @@ export async function loadSessionSettings(db: Kysely<Database>, sessionId: strin
   });
 }
 
+/**
+ * The budget a session gave itself (before its tenant's default was merged in), or null when it gave
+ * none; a retry caps it by the tenant's budget again. Not cached: only a retry reads it.
+ */
+export async function loadRequestedBudget(db: Kysely<Database>, sessionId: string): Promise<Budget | null> {
+  const row = await db
+    .selectFrom('session_settings')
+    .select('requested_budget')
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
+  return row?.requested_budget ? (JSON.parse(row.requested_budget) as Budget) : null;
+}
+
 /** Sessions whose settings are kept; a few hundred bytes each. */
 const DEFAULT_CAPACITY = 10_000;
 

@@ -155,8 +155,13 @@ export interface SessionSettingsTable {
   tenant_id: string;
   /** `required` | `none`. */
   approval: string;
-  /** JSON Budget, or null. */
+  /** JSON Budget, or null: the effective one (the session's merged with its tenant's default). */
   budget: string | null;
+  /**
+   * JSON Budget the session asked for itself (migration 0023), or null when it gave none; a retry
+   * caps it by the tenant's budget again. Sessions stored before 0023 have their effective budget.
+   */
+  requested_budget: string | null;
   thread_id: string | null;
   created_at: number;
 }

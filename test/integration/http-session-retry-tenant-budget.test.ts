@@ -1,7 +1,7 @@
-// POST /v1/sessions/:id/retry after the operator set or tightened the tenant's budget (a restart with
-// `llm.budgets`): the retry is capped by the tenant's budget as it is now, with or without a budget
-// of its own, as a submit is; a session submitted before the change does not carry a looser budget,
-// or none, into its retry.
+// POST /v1/sessions/:id/retry after the operator set, tightened or loosened the tenant's budget (a
+// restart with `llm.budgets`): the retry is capped by the tenant's budget as it is now, with or
+// without a budget of its own, as a submit is; a session submitted before the change carries neither
+// a looser budget, or none, nor the tenant's stricter cap of then into its retry.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,5 +71,33 @@ describe('a retry under a tenant budget set since its original', { timeout: 60_0
     assert.equal(tightened.budget?.deadlineSeconds, 60, 'its other limits stay');
     const own = await retry(looser, { budget: { maxTokens: 400 } });
     assert.equal(own.budget?.maxTokens, 400, 'a tighter budget of the retry’s own applies');
+  });
+
+  test('a tenant budget loosened since the original applies to its retry; its own limits stay', async () => {
+    await server?.close();
+    const runners = { runners: TEST_RUNNERS };
+    server = await startTestServer({
+      dataDir,
+      config: { ...runners, llm: { budgets: { default: { maxTokens: 1000 } } } },
+    });
+    const unbudgeted = await failedSession();
+    const ownLooser = await failedSession({ maxTokens: 5000 });
+    const ownStricter = await failedSession({ maxTokens: 500, deadlineSeconds: 60 });
+    await server.close();
+    server = undefined;
+
+    server = await startTestServer({
+      dataDir,
+      config: { ...runners, llm: { budgets: { default: { maxTokens: 50_000 } } } },
+    });
+    const fresh = await retry(unbudgeted);
+    assert.equal(fresh.budget?.maxTokens, 50_000, 'the tenant’s budget of now, not the stricter one of then');
+    const own = await retry(ownLooser);
+    assert.equal(own.budget?.maxTokens, 5000, 'the original’s own limit, capped then, applies as asked');
+    const stricter = await retry(ownStricter);
+    assert.deepEqual([stricter.budget?.maxTokens, stricter.budget?.deadlineSeconds], [500, 60]);
+    assert.equal((await waitForSession<Session>(server.url, own.id)).status, 'failed');
+    const again = await retry(own.id);
+    assert.equal(again.budget?.maxTokens, 5000, 'a retry of the retry keeps the own budget');
   });
 });

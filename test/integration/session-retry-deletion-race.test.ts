@@ -22,7 +22,7 @@ function retrySpec(originalId: string): SessionRetrySpec {
     originalId,
     sessionId: newId(),
     maxAttempts: 2,
-    settingsOf: (settings) => settings,
+    settingsOf: (settings, requestedBudget) => ({ settings, requestedBudget }),
     checkRunnable: () => {},
   };
 }

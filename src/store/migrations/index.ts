@@ -22,6 +22,7 @@ import * as webhookAutoDisable from './0019-webhook-auto-disable.ts';
 import * as sessionRetry from './0020-session-retry.ts';
 import * as taskClaimedTenantIndex from './0021-task-claimed-tenant-index.ts';
 import * as auditCheckpointTree from './0022-audit-checkpoint-tree.ts';
+import * as sessionRequestedBudget from './0023-session-requested-budget.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -52,4 +53,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0020_session_retry', migration: sessionRetry },
   { name: '0021_task_claimed_tenant_index', migration: taskClaimedTenantIndex },
   { name: '0022_audit_checkpoint_tree', migration: auditCheckpointTree },
+  { name: '0023_session_requested_budget', migration: sessionRequestedBudget },
 ];
