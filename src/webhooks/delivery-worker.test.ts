@@ -4,7 +4,8 @@
 // disabling the subscription and failing its pending deliveries unsent; an attempt that outlived its
 // lease recording nothing, a Retry-After under a second not retrying at once, and a replica without
 // a keyring leaving the deliveries to one with it; plain http to a host no longer trusted sending nothing;
-// a signing secret whose key left the keyring failing with the message the docs name; a delivered
+// a signing secret whose key left the keyring failing with the message the docs name; a URL on a
+// port fetch refuses failing at its first attempt with the reason; a delivered
 // attempt counted although the reset of its failures in a row fails (and then not recorded either),
 // and only HTTP requests timed.
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { sql } from 'kysely';
+import { freePort } from '../../test/fixtures/free-port.ts';
 import { captureLog } from '../../test/fixtures/log-capture.ts';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
 import {
@@ -354,12 +356,14 @@ test('a previous secret past its grace is forgotten by the sweep even without de
         .orderBy('name' as never)
         .execute()
     ).map((row) => (row as { name: string }).name);
+  // Nothing is delivered: any port fetch does not refuse will do.
+  const port = await freePort();
   const first = await service.create(DEFAULT_TENANT_ID, 'admin', {
-    url: 'http://127.0.0.1:9/a',
+    url: `http://127.0.0.1:${port}/a`,
     events: ['session.completed'],
   });
   const second = await service.create(DEFAULT_TENANT_ID, 'admin', {
-    url: 'http://127.0.0.1:9/b',
+    url: `http://127.0.0.1:${port}/b`,
     events: ['session.completed'],
   });
   await service.rotateSecret(DEFAULT_TENANT_ID, first.id);
@@ -731,6 +735,41 @@ test('plain http to a host the operator no longer trusts gets nothing, though it
   assert.equal(receiver.received.length, 0, 'nothing sent in clear text');
   assert.equal(row.status, 'failed');
   assert.match(String(row.last_error), /must use https/);
+});
+
+test('a subscription on a port fetch refuses fails its delivery at the first attempt, saying why', async (t) => {
+  const store = await webhookStore(t);
+  const now = Date.now();
+  // Stored before such URLs were refused at creation: fetch refuses port 6000 for every request.
+  await store.subscribe('w1', 'http://127.0.0.1:6000/hooks', now);
+  await store.enqueue('d1', 'w1', now);
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config: { ...store.config.webhooks, maxAttempts: 5, retryDelaysSeconds: [0.05] },
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+  });
+  t.after(() => worker.stop());
+  const row = await waitFor(
+    async () => {
+      const row = await store.status('d1');
+      return row.last_error !== null && row;
+    },
+    10_000,
+    'the delivery attempt',
+  );
+  assert.match(
+    String(row.last_error),
+    /^http:\/\/127\.0\.0\.1:6000: port 6000 is one the HTTP client \(Node's fetch\) refuses for every request/,
+  );
+  assert.equal(row.status, 'failed', 'not retried: fetch refuses the port on every attempt');
+  const attempts = await store.db
+    .selectFrom('webhook_deliveries')
+    .select('attempts')
+    .where('id', '=', 'd1')
+    .executeTakeFirstOrThrow();
+  assert.equal(Number(attempts.attempts), 1);
 });
 
 test('a signing secret whose key left the keyring fails the attempt with the message the runbook names', async (t) => {

@@ -11,7 +11,12 @@ import type { Config } from '../config/schema.ts';
 import { headOf } from '../domain/text-cut.ts';
 import type { Notifier } from '../engine/notifier.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
-import { fetchFailureCode } from '../errors/fetch-failure.ts';
+import {
+  blockedPortReason,
+  fetchBlockedPort,
+  fetchFailureCode,
+  isBlockedPortFailure,
+} from '../errors/fetch-failure.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createSecretStore } from '../security/secret-store.ts';
 import { parseKekRing } from '../security/secrets.ts';
@@ -260,6 +265,8 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     let status: number | null = null;
     let error: string | null = null;
     let retryAfterMs: number | null = null;
+    // An attempt no later one can do better: it fails the delivery at once.
+    let hopeless = false;
     try {
       const signing = await signingSecrets(delivery);
       // No secret stored (or, thrown above, its key left the keyring); rotating the secret repairs both.
@@ -295,12 +302,18 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       // The code (ECONNREFUSED, ENOTFOUND, CERT_HAS_EXPIRED …) says what to fix; fetch's own
       // message is "fetch failed" for all of them. The SSRF guard's refusal has no code.
       const code = fetchFailureCode(thrown);
+      // fetch refused the port itself, as it will on every attempt (creation refuses such a URL,
+      // but one stored before may still be there): said why, instead of "fetch failed".
+      const blockedPort = isBlockedPortFailure(thrown) ? fetchBlockedPort(delivery.url) : undefined;
+      hopeless = blockedPort !== undefined;
       error =
-        (thrown as Error).name === 'TimeoutError'
-          ? `no answer within ${config.timeoutSeconds} s`
-          : code
-            ? `${coerceError(thrown).message}: ${code}`
-            : coerceError(thrown).message;
+        blockedPort !== undefined
+          ? `${new URL(delivery.url).origin}: ${blockedPortReason(blockedPort)}`
+          : (thrown as Error).name === 'TimeoutError'
+            ? `no answer within ${config.timeoutSeconds} s`
+            : code
+              ? `${coerceError(thrown).message}: ${code}`
+              : coerceError(thrown).message;
     }
     const at = now();
     if (error === null) {
@@ -336,7 +349,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     const lastError = headOf(error, ERROR_TEXT_LIMIT);
     // 410 Gone: the receiver says the endpoint is gone for good, so retrying only adds load, and the
     // subscription is disabled (a tenant admin re-enables or deletes it).
-    if (delivery.attempts >= config.maxAttempts || status === 410) {
+    if (delivery.attempts >= config.maxAttempts || status === 410 || hopeless) {
       // Recorded and counted (the subscription disabled) at once: a replica that saw the delivery
       // settled but its subscription still enabled would send the next one (to a 410 Gone receiver).
       const outcome = await db.transaction().execute(async (trx) => {

@@ -4,6 +4,7 @@
 // delivery (delivery-worker.ts).
 import { sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
+import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import { createSecretStore, type SecretStore } from '../security/secret-store.ts';
 import { parseKekRing } from '../security/secrets.ts';
 import type { SecurityDb } from '../security/security-tables.ts';
@@ -37,6 +38,17 @@ export function assertWebhookScheme(url: URL, ssrf: SsrfPolicy): void {
       'VALIDATION_FAILED',
       'Webhook URLs must use https (http only for a host listed in ssrf.allowedHosts)',
     );
+  }
+}
+
+/**
+ * fetch refuses some ports for every request (the fetch standard's "bad ports": 6000, 10080 …),
+ * whatever listens there: every delivery to such a URL would fail, so it is refused at creation.
+ */
+export function assertWebhookPort(url: URL): void {
+  const port = fetchBlockedPort(url);
+  if (port !== undefined) {
+    throw new AppError('VALIDATION_FAILED', `Webhook url: ${blockedPortReason(port)}`);
   }
 }
 
@@ -159,6 +171,7 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
       const keyring = requireRing();
       const parsed = await assertPublicUrl(input.url, ssrf);
       assertWebhookScheme(parsed, ssrf);
+      assertWebhookPort(parsed);
       const url = parsed.toString();
       const events = [...new Set(input.events)];
       const id = newId();

@@ -12,7 +12,11 @@ import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { signIn } from '../fixtures/admin-console.ts';
 import { launchTestBrowser } from '../fixtures/browser.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+// Webhook URLs nothing answers (and no delivery is due): a port just let go, not one fetch refuses.
+const NOWHERE = `http://127.0.0.1:${await freePort()}`;
 
 const cleanups: Array<() => unknown> = [];
 const t = { after: (fn: () => unknown) => cleanups.push(fn) };
@@ -155,8 +159,8 @@ describe('console: an open question across a redraw of its list', { timeout: 180
       assert.equal(created.status, 201, JSON.stringify(created.body));
       return created.body.id;
     };
-    const doomed = 'http://127.0.0.1:9/doomed';
-    const other = 'http://127.0.0.1:9/other';
+    const doomed = `${NOWHERE}/doomed`;
+    const other = `${NOWHERE}/other`;
     const doomedId = await subscribe(doomed);
     await subscribe(other);
     await page.goto(`${server.url}/console/#/webhooks`);

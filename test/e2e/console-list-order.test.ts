@@ -12,7 +12,11 @@ import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { EXPECTED_REFUSAL, signIn } from '../fixtures/admin-console.ts';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+
+// Webhook URLs nothing answers (and no delivery is due): a port just let go, not one fetch refuses.
+const NOWHERE = `http://127.0.0.1:${await freePort()}`;
 
 const TENANT = 'list-order';
 
@@ -122,7 +126,7 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
     const subscribed = await requestJson(`${server.url}/v1/webhooks`, {
       method: 'POST',
       headers: asAdmin(),
-      body: { url: 'http://127.0.0.1:9/old', events: ['session.completed'] },
+      body: { url: `${NOWHERE}/old`, events: ['session.completed'] },
     });
     assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
     const browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
@@ -274,10 +278,10 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
 
   test('webhooks: create, then delete before the list read after the create is answered', async () => {
     await page.getByRole('link', { name: 'Webhooks' }).click();
-    const old = 'http://127.0.0.1:9/old';
+    const old = `${NOWHERE}/old`;
     await page.getByRole('button', { name: `Delete ${old}` }).waitFor();
     const held = await holdNextRead(page, '/v1/webhooks');
-    await page.getByLabel('URL', { exact: true }).fill('http://127.0.0.1:9/new');
+    await page.getByLabel('URL', { exact: true }).fill(`${NOWHERE}/new`);
     await page.getByRole('button', { name: 'Create subscription' }).click();
     await held.answered;
     await page.getByRole('button', { name: `Delete ${old}` }).click();
@@ -292,20 +296,20 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
       'the deleted subscription does not come back',
     );
     assert.deepEqual(await page.locator('#webhooks-body tr code').first().allTextContents(), [
-      'http://127.0.0.1:9/new',
+      `${NOWHERE}/new`,
     ]);
     assert.equal(await page.locator('#webhooks-body tr').count(), 1);
 
     // A rotated secret's Done puts the focus back on the row's Rotate secret (drawn anew meanwhile).
     await page.getByRole('button', { name: 'Done' }).click();
-    const rotate = page.getByRole('button', { name: 'Rotate the secret of http://127.0.0.1:9/new' });
+    const rotate = page.getByRole('button', { name: `Rotate the secret of ${NOWHERE}/new` });
     await rotate.click();
     await page.getByRole('button', { name: 'Confirm rotate' }).click();
     await page.getByLabel('Signing secret').waitFor();
     await page.getByRole('button', { name: 'Done' }).click();
     assert.equal(
       await page.evaluate(() => document.activeElement?.getAttribute('aria-label')),
-      'Rotate the secret of http://127.0.0.1:9/new',
+      `Rotate the secret of ${NOWHERE}/new`,
     );
     assert.deepEqual(problems.messages, []);
   });

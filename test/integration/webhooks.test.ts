@@ -599,6 +599,20 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(clear.status, 400);
     assert.match(clear.body.detail, /must use https \(http only for a host listed in ssrf\.allowedHosts\)/);
 
+    // A port fetch refuses for every request (a WHATWG "bad port"): no delivery could ever go out.
+    for (const [url, port] of [
+      ['https://hooks.example.com:6000/maos', 6000],
+      ['http://127.0.0.1:10080/hook', 10080],
+    ] as const) {
+      const blocked = await call<{ code: string; detail: string }>(admin, 'POST', '/v1/webhooks', {
+        url,
+        events: ['session.completed'],
+      });
+      assert.equal(blocked.status, 400, url);
+      assert.equal(blocked.body.code, 'VALIDATION_FAILED');
+      assert.match(blocked.body.detail, new RegExp(`^Webhook url: port ${port} is one the HTTP client`));
+    }
+
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const created = await call<Created>(admin, 'POST', '/v1/webhooks', body);

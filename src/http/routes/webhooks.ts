@@ -103,7 +103,12 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
             'Deliveries are POSTed as JSON, signed in the Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`, `webhook-signature`), and retried with backoff until a 2xx answer. The URL must not point to an internal network unless the operator allows it. Needs `secrets.kekRing` on the server (409 otherwise).',
           tags: ['webhooks'],
           body: z.strictObject({
-            url: z.string().max(2048).describe('HTTPS URL that receives the deliveries.'),
+            url: z
+              .string()
+              .max(2048)
+              .describe(
+                'HTTPS URL that receives the deliveries; not on a port fetch refuses (6000, 10080 and the other WHATWG bad ports).',
+              ),
             events: z
               .array(eventSchema)
               .min(1)
