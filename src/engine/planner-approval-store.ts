@@ -22,6 +22,8 @@ import {
 import type { OrchestratedPlanBody } from './planner-continuation.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 import type { ExistingAgent, GeneratedTask } from './planner-validate.ts';
+import { formatOverrun } from './session-budget.ts';
+import { failPastDeadline, findPassedDeadline } from './session-deadlines.ts';
 
 export interface ApprovalOptions {
   /** The edited plan from the request body; absent = approve the plan as it is. */
@@ -41,6 +43,12 @@ export interface ApprovalResult {
    * "Design-API"); empty when none was (or the plan was approved as it is).
    */
   renamedTasks: Record<string, string>;
+  /**
+   * Set when the session's deadline had passed before the approval (the sweep had not ended it yet):
+   * the session was ended as the sweep ends it (its events appended already, `events` empty) and did
+   * not start; the session's error (`BUDGET_EXCEEDED: deadline exceeded: …`).
+   */
+  expired?: string;
 }
 
 interface SessionRef {
@@ -139,6 +147,19 @@ export async function approvePlan(
   now: number,
 ): Promise<ApprovalResult> {
   const row = await loadAwaiting(trx, session);
+  // An approval in the moment between the deadline and the sweep (it runs every second) must not
+  // start a session its budget already ended: it ends it as the sweep would, edited plan or not.
+  const passed = await findPassedDeadline(trx, { id: session.id, createdAt: Number(row.created_at) }, now);
+  if (passed !== null) {
+    await failPastDeadline(trx, session, passed, now);
+    return {
+      readied: 0,
+      events: [],
+      planVersion: row.plan_version,
+      renamedTasks: {},
+      expired: formatOverrun({ code: 'BUDGET_EXCEEDED', reason: passed }),
+    };
+  }
   let tasks = await loadTasks(trx, session.id);
   let planVersion = row.plan_version;
   let renamedTasks: Record<string, string> = {};

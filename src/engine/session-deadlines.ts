@@ -67,32 +67,69 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
     batch.map((row) => row.id),
   );
   for (const row of batch) {
-    // Re-read under the lock: another transaction may have finished it since the scan.
-    const session = await trx
-      .selectFrom('sessions')
-      .select(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
-      .where('id', '=', row.id)
-      .executeTakeFirst();
-    if (!session || isTerminalSessionStatus(session.status as SessionStatus)) continue;
-    const usage = toUsage(session);
-    const error = formatOverrun({ code: 'BUDGET_EXCEEDED', reason: row.reason });
-    const from = session.status as SessionStatus;
-    const to = transitionSession(from, 'fail');
-    const events: NewEvent[] = [];
-    addUsage(usage, await cancelOpenTasks(trx, row.id, error, now, events));
-    await trx
-      .updateTable('sessions')
-      .set({ status: to, error, result: null, finished_at: now, updated_at: now })
-      .where('id', '=', row.id)
-      .execute();
-    events.push(
-      { type: 'session.status', data: { from, to } },
-      { type: 'session.finished', data: { status: 'failed', error, result: null, usage } },
-    );
-    await appendEvents(trx, { id: row.id, tenantId: row.tenant_id }, events, now);
-    expired.push({ id: row.id, tenantId: row.tenant_id });
+    if (await failPastDeadline(trx, { id: row.id, tenantId: row.tenant_id }, row.reason, now)) {
+      expired.push({ id: row.id, tenantId: row.tenant_id });
+    }
   }
   return expired;
+}
+
+/**
+ * Why the session's deadline has passed at `now` (the reason `findBudgetOverrun` gives), or null:
+ * not passed, or no deadline. Reads the session's stored budget; the caller holds the session lock.
+ */
+export async function findPassedDeadline(
+  trx: Kysely<Database>,
+  session: { id: string; createdAt: number },
+  now: number,
+): Promise<string | null> {
+  const row = await trx
+    .selectFrom('session_settings')
+    .select('budget')
+    .where('session_id', '=', session.id)
+    .executeTakeFirst();
+  if (!row?.budget) return null;
+  const { deadlineSeconds } = JSON.parse(row.budget) as Budget;
+  if (deadlineSeconds === undefined) return null;
+  return findBudgetOverrun({ deadlineSeconds }, zeroUsage(), session.createdAt, now);
+}
+
+/**
+ * Ends an unfinished session whose deadline has passed as the sweep does (the caller holds its
+ * lock): open tasks cancelled, status `failed` with `BUDGET_EXCEEDED: <reason>`, and the
+ * `session.status` and `session.finished` (with usage) events appended. False when it had already
+ * finished. Also used by an approval that comes after the deadline, before the sweep saw it.
+ */
+export async function failPastDeadline(
+  trx: Kysely<Database>,
+  session: { id: string; tenantId: string },
+  reason: string,
+  now: number,
+): Promise<boolean> {
+  // Re-read under the lock: another transaction may have finished it since the caller looked.
+  const row = await trx
+    .selectFrom('sessions')
+    .select(['status', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
+    .where('id', '=', session.id)
+    .executeTakeFirst();
+  if (!row || isTerminalSessionStatus(row.status as SessionStatus)) return false;
+  const usage = toUsage(row);
+  const error = formatOverrun({ code: 'BUDGET_EXCEEDED', reason });
+  const from = row.status as SessionStatus;
+  const to = transitionSession(from, 'fail');
+  const events: NewEvent[] = [];
+  addUsage(usage, await cancelOpenTasks(trx, session.id, error, now, events));
+  await trx
+    .updateTable('sessions')
+    .set({ status: to, error, result: null, finished_at: now, updated_at: now })
+    .where('id', '=', session.id)
+    .execute();
+  events.push(
+    { type: 'session.status', data: { from, to } },
+    { type: 'session.finished', data: { status: 'failed', error, result: null, usage } },
+  );
+  await appendEvents(trx, session, events, now);
+  return true;
 }
 
 export interface DeadlineSweeperDeps {

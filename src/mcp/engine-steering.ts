@@ -12,6 +12,7 @@ import type { EditedPlanRules } from '../engine/planner-approval.ts';
 import { approvePlan, rejectPlan } from '../engine/planner-approval-store.ts';
 import { addSteeringMessage } from '../engine/planner-steering.ts';
 import type { CheckTenantDailyTokens } from '../engine/tenant-usage-days.ts';
+import { AppError } from '../errors/app-error.ts';
 import { appendEvents } from '../store/event-store.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
@@ -31,11 +32,14 @@ export interface EngineSteeringOptions {
   checkTenantDailyTokens?: CheckTenantDailyTokens;
   /** The engine's observer: a rejected plan ends its session (maos_sessions_finished_total). */
   observer?: EngineObserver;
+  /** The clock (tests: an approval after the deadline, before the sweep); `Date.now` by default. */
+  now?: () => number;
 }
 
 /** Builds the steering operations (MCP tools and REST routes). */
 export function createEngineSteering(options: EngineSteeringOptions): SessionSteering {
   const { db } = options;
+  const now = options.now ?? Date.now;
   return {
     async approvePlan(actor, sessionId, editedPlan) {
       const session = { id: sessionId, tenantId: actor.tenantId };
@@ -50,19 +54,30 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
           trx,
           session,
           { editedPlan, rules, maxAttempts: options.maxAttempts },
-          Date.now(),
+          now(),
         );
-        await appendEvents(trx, session, approved.events, Date.now());
+        await appendEvents(trx, session, approved.events, now());
         return approved;
       });
       options.onChanged?.(sessionId);
+      if (result.expired !== undefined) {
+        // Ended as the deadline sweep ends a session; answered as an approval of a session that has
+        // already failed is, with why it failed.
+        notifyObserver(options.observer, 'sessionFinished', 'failed');
+        notifyObserver(options.observer, 'budgetExceeded', 'session');
+        throw new AppError(
+          'INVALID_STATE',
+          `The session's deadline passed before the approval: it failed with ${result.expired}`,
+          { details: { status: 'failed', code: 'BUDGET_EXCEEDED', error: result.expired } },
+        );
+      }
       return { planVersion: result.planVersion, readied: result.readied, renamedTasks: result.renamedTasks };
     },
     async rejectPlan(actor, sessionId, reason) {
       const session = { id: sessionId, tenantId: actor.tenantId };
       await db.transaction().execute(async (trx) => {
-        const rejected = await rejectPlan(trx, session, reason, Date.now());
-        await appendEvents(trx, session, rejected.events, Date.now());
+        const rejected = await rejectPlan(trx, session, reason, now());
+        await appendEvents(trx, session, rejected.events, now());
       });
       notifyObserver(options.observer, 'sessionFinished', 'failed');
       options.onChanged?.(sessionId);
