@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
+import { freePort } from '../../test/fixtures/free-port.ts';
 import { migrateToLatest } from '../store/migrate.ts';
+import { createPostgresDatabase } from '../store/postgres-dialect.ts';
 import { createReadinessChecks, runReadinessChecks } from './health.ts';
 
 function openDb(dir: string): Kysely<Record<string, never>> {
@@ -111,6 +113,22 @@ describe('readiness checks', () => {
     // The answer of the public /readyz: no user, host or path of the database.
     assert.deepEqual(report.checks.database, { ok: false, detail: 'unreachable (28P01)' });
     assert.match(report.checks.migrations?.detail ?? '', /database unreachable/);
+  });
+
+  test('an unreachable PostgreSQL is named by the driver code, not by the STORE_UNAVAILABLE wrapping it', async () => {
+    // A port nothing listens on: the connection is refused.
+    const handle = createPostgresDatabase({
+      url: `postgres://maos:secret@127.0.0.1:${await freePort()}/maos`,
+      poolSize: 1,
+      connectTimeoutMs: 2000,
+      stalledQueryCheckMs: 30_000,
+    });
+    try {
+      const report = await runReadinessChecks({ db: handle.db });
+      assert.deepEqual(report.checks.database, { ok: false, detail: 'unreachable (ECONNREFUSED)' });
+    } finally {
+      await handle.close();
+    }
   });
 
   test('a hung database times out instead of hanging the probe', async () => {

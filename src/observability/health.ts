@@ -94,11 +94,19 @@ async function checkMigrations(db: Kysely<any>): Promise<CheckResult> {
 /**
  * What a failed check tells of its error: its code (ECONNREFUSED, ENOTFOUND, 28P01, SQLITE_CANTOPEN
  * …) or its kind, never its message, which can name database hosts, users or paths to whoever asks
- * the public /readyz. The server's own log and `maos doctor` on the host say more.
+ * the public /readyz. The server's own log and `maos doctor` on the host say more. The code is the
+ * innermost one of the `cause` chain: the store wraps a refused connection (ECONNREFUSED) or a
+ * server that is starting up (57P03) in STORE_UNAVAILABLE, which would tell the operator nothing.
  */
 function failureCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[A-Za-z0-9_]{1,40}$/.test(code) ? code : coerceError(error).name;
+  let found: string | undefined;
+  let current: unknown = error;
+  for (let depth = 0; depth < 10 && current !== null && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Za-z0-9_]{1,40}$/.test(code)) found = code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return found ?? coerceError(error).name;
 }
 
 function checkWorker(worker: WorkerLiveness, now: number): CheckResult {
