@@ -2,6 +2,7 @@
 // `rateLimit`, `secrets` in configSchema). Runtime checks (e.g. `none` only on loopback) live in
 // security/auth-config.ts.
 import { z } from 'zod';
+import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import { parseCidr } from '../security/cidr.ts';
 import { timerMs, timerSeconds } from './timer-limits.ts';
 
@@ -62,8 +63,15 @@ const oidcSchema = z
   .strictObject({
     issuer: z
       .url()
+      // fetch would refuse discovery there on every request, whatever listens (a WHATWG bad port).
+      .superRefine((value, ctx) => {
+        const port = fetchBlockedPort(value);
+        if (port !== undefined) ctx.addIssue({ code: 'custom', message: blockedPortReason(port) });
+      })
       .optional()
-      .describe('Issuer URL; its discovery document (`/.well-known/openid-configuration`) gives the JWKS.'),
+      .describe(
+        'Issuer URL; its discovery document (`/.well-known/openid-configuration`) gives the JWKS. Not on a port fetch refuses (6000, 6665–6669, 10080 and the other WHATWG bad ports).',
+      ),
     audience: z
       .string()
       .min(1)

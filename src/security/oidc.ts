@@ -4,6 +4,7 @@ import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JWTPayload, jw
 import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
+import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import { authFailure, type Principal, reservedPrincipalName } from './principal.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 
@@ -209,6 +210,15 @@ async function discover(
     throw new AppError(
       'AUTH_PROVIDER_UNAVAILABLE',
       'The identity provider discovery document does not match auth.oidc.issuer',
+    );
+  }
+  // fetch would refuse every key fetch there with a bare "fetch failed" (a WHATWG bad port): said
+  // here, where the operator reading the error can tell it is the IdP's published URL.
+  const jwksPort = fetchBlockedPort(doc.jwks_uri);
+  if (jwksPort !== undefined) {
+    throw new AppError(
+      'AUTH_PROVIDER_UNAVAILABLE',
+      `The identity provider's jwks_uri ${new URL(doc.jwks_uri).origin}: ${blockedPortReason(jwksPort)}`,
     );
   }
   return { issuer: doc.issuer, jwks_uri: doc.jwks_uri };

@@ -13,6 +13,7 @@ import type { Security } from '../../src/security/create-security.ts';
 import { BUILT_IN_ROLES, hasPermission, isPermission, type Permission } from '../../src/security/rbac.ts';
 import { SECURITY_HEADERS } from '../../src/security/security-headers.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../../src/security/test-support.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { startTestOidcProvider, TEST_AUDIENCE, type TestOidcProvider } from '../fixtures/oidc-provider.ts';
 import { buildSecurityTestApp, type RouteInfo } from '../fixtures/security-app.ts';
 
@@ -352,7 +353,7 @@ describe('HTTP rate limits', { timeout: 60_000 }, () => {
           anonymous: { points: 2, windowSeconds: 60 },
         },
       },
-      'http://127.0.0.1:9',
+      `http://127.0.0.1:${await freePort()}`,
       { offsetMs: 0 },
     );
     try {
@@ -406,11 +407,11 @@ describe('HTTP rate limits', { timeout: 60_000 }, () => {
 
   test('an unreachable identity provider is 503 on every request, not charged as failed logins', async () => {
     const t = await createTestSecurityDb();
-    // Port 9 (discard): nothing listens, so discovery fails at once.
+    // A port just let go: nothing listens, so discovery fails at once.
     const { app, security } = await buildApp(
       t,
       { rateLimit: { anonymous: { points: 2, windowSeconds: 60 } } },
-      'http://127.0.0.1:9',
+      `http://127.0.0.1:${await freePort()}`,
       { offsetMs: 0 },
     );
     try {

@@ -11,6 +11,7 @@ import { type AuthConfig, createAuthenticator } from '../../src/security/authent
 import { createOidcVerifier, DISCOVERY_RETRY_MS } from '../../src/security/oidc.ts';
 import { formatBearerChallenge, readAuthFailure } from '../../src/security/principal.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../../src/security/test-support.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import {
   CLIENT_ID,
   OTHER_AUDIENCE,
@@ -438,8 +439,30 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a discovery naming a key set on a port fetch refuses says so, not that the keys cannot be fetched', async () => {
+    const idpServer = createServer((_request, response) => {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ issuer, jwks_uri: 'http://127.0.0.1:6000/jwks' }));
+    });
+    await new Promise<void>((resolve) => idpServer.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(idpServer.address() as AddressInfo).port}`;
+    try {
+      await assert.rejects(
+        createOidcVerifier(authConfig(issuer).oidc).verify('a.b.c'),
+        (e: unknown) =>
+          e instanceof AppError &&
+          e.code === 'AUTH_PROVIDER_UNAVAILABLE' &&
+          /jwks_uri http:\/\/127\.0\.0\.1:6000: port 6000 is one the HTTP client/.test(e.message),
+      );
+    } finally {
+      idpServer.close();
+    }
+  });
+
   test('an unreachable provider is 503 AUTH_PROVIDER_UNAVAILABLE, not a token error', async () => {
-    const verifier = createOidcVerifier(authConfig('http://127.0.0.1:9/', { httpTimeoutMs: 2000 }).oidc);
+    // A port just let go: nothing answers there.
+    const issuer = `http://127.0.0.1:${await freePort()}/`;
+    const verifier = createOidcVerifier(authConfig(issuer, { httpTimeoutMs: 2000 }).oidc);
     await assert.rejects(
       verifier.verify('a.b.c'),
       (e: unknown) => e instanceof AppError && e.code === 'AUTH_PROVIDER_UNAVAILABLE',

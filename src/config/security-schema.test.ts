@@ -1,0 +1,37 @@
+// The OIDC issuer is fetched (discovery, then its keys): one on a port fetch refuses for every
+// request (a WHATWG "bad port") could never be reached, so the configuration is refused at start.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AppError } from '../errors/app-error.ts';
+import { loadConfig } from './load.ts';
+
+test('an OIDC issuer on a port fetch refuses is refused at start, naming the key and the port', () => {
+  for (const [issuer, port] of [
+    ['http://127.0.0.1:6000/realms/maos', 6000],
+    ['https://login.example.com:10080', 10080],
+  ] as const) {
+    assert.throws(
+      () =>
+        loadConfig({
+          env: {
+            MAOS_AUTH__MODE: 'oidc',
+            MAOS_AUTH__OIDC__ISSUER: issuer,
+            MAOS_AUTH__OIDC__AUDIENCE: 'https://maos.example.com',
+          },
+        }),
+      (error: unknown) =>
+        error instanceof AppError &&
+        error.code === 'CONFIG_INVALID' &&
+        new RegExp(`auth\\.oidc\\.issuer: port ${port} is one the HTTP client`).test(error.message),
+      issuer,
+    );
+  }
+  const config = loadConfig({
+    env: {
+      MAOS_AUTH__MODE: 'oidc',
+      MAOS_AUTH__OIDC__ISSUER: 'https://login.example.com:8443/realms/maos',
+      MAOS_AUTH__OIDC__AUDIENCE: 'https://maos.example.com',
+    },
+  });
+  assert.equal(config.auth.oidc.issuer, 'https://login.example.com:8443/realms/maos');
+});
