@@ -4,6 +4,7 @@ import { context, propagation } from '@opentelemetry/api';
 import type { CreateRoleInput } from '../agents/roles/role-service.ts';
 import type { CreateSessionInput, RetrySessionInput } from '../domain/session-input.ts';
 import type { SessionStatus } from '../domain/types.ts';
+import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import type { EventDto, RoleDetailDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
 import type { CallerDto } from '../http/routes/me.ts';
 import type { TenantQuotasDto } from '../http/routes/quotas.ts';
@@ -421,7 +422,10 @@ async function* watchActivity(
   }
 }
 
-/** The server's base URL; not a URL, or not http(s), is a usage error (INVALID_SERVER_URL, exit 2). */
+/**
+ * The server's base URL; not a URL, not http(s), or on a port fetch refuses for every request (a
+ * WHATWG "bad port", e.g. 6000) is a usage error (INVALID_SERVER_URL, exit 2).
+ */
 export function normaliseBaseUrl(server: string): URL {
   let url: URL;
   try {
@@ -431,6 +435,11 @@ export function normaliseBaseUrl(server: string): URL {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new CliError('INVALID_SERVER_URL', `server URL must be http or https: ${server}`, EXIT.USAGE);
+  }
+  // No request to it could ever go out: said before any, not as a server that is down.
+  const port = fetchBlockedPort(url);
+  if (port !== undefined) {
+    throw new CliError('INVALID_SERVER_URL', `server URL ${server}: ${blockedPortReason(port)}`, EXIT.USAGE);
   }
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   return url;

@@ -361,12 +361,23 @@ describe('one-shot commands fail at once with one line and the documented exit c
     assert.deepEqual(server.requests, []);
   });
 
-  test('a port HTTP clients refuse to use is reported as such, not as a server that is down', async () => {
-    const result = await maos('http://127.0.0.1:6000', ['logs', SESSION, '-f']);
-    assert.equal(result.code, 3, result.stderr);
-    assertOneErrorLine(result.stderr, 'UNREACHABLE');
-    assert.match(result.stderr, /port 6000 is a blocked port/);
-    assert.doesNotMatch(result.stderr, /retrying|maos serve` running/, 'never retried');
+  test('a server URL on a port HTTP clients refuse to use is a usage error (exit 2), not a server that is down', async () => {
+    const credentials = join(tmpdir(), 'maos-cli-unavailable-no-credentials.json');
+    for (const [args, env, port] of [
+      [['--server', 'http://127.0.0.1:6000', 'logs', SESSION, '-f'], {}, 6000],
+      [['sessions', 'list'], { MAOS_SERVER: 'https://maos.example.com:10080' }, 10080],
+      [['login', '--server', 'http://127.0.0.1:6665', '--token', 't'], {}, 6665],
+      [['mcp', '--server', 'http://127.0.0.1:6000'], {}, 6000],
+      [['mcp'], { MAOS_SERVER: 'http://127.0.0.1:6667/maos' }, 6667],
+      [['doctor', '--server', 'http://127.0.0.1:6000'], {}, 6000],
+    ] as const) {
+      const result = await runMaos([...args], { env: { MAOS_CREDENTIALS: credentials, ...env } });
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assertOneErrorLine(result.stderr, 'INVALID_SERVER_URL');
+      assert.match(result.stderr, new RegExp(`port ${port} is one the HTTP client .* refuses`));
+      assert.doesNotMatch(result.stderr, /retrying|maos serve` running/, 'never retried');
+      assert.equal(result.stdout, '');
+    }
   });
 });
 

@@ -24,6 +24,7 @@ import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
 import { openSqlite } from '../../src/security/test-support.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
+import { freePort } from '../fixtures/free-port.ts';
 
 interface CliResult {
   code: number;
@@ -243,7 +244,7 @@ describe('maos login', { timeout: 60_000 }, () => {
       const unreachable = await runCli([
         'login',
         '--server',
-        'http://127.0.0.1:9',
+        `http://127.0.0.1:${await freePort()}`,
         '--token',
         key,
         '--credentials',

@@ -112,8 +112,8 @@ test('an --idempotency-key the server would not take is a usage error before any
           done();
         },
       }),
-      // Nothing listens there: a request would end in exit 3, not 2.
-      env: { noColor: true, server: 'http://127.0.0.1:9' },
+      // No such host: a request would end in exit 3, not 2.
+      env: { noColor: true, server: 'http://maos.invalid:7070' },
     };
     assert.equal(await runCli(args, io), 2, `${args.join(' ')}: ${stderr}`);
     assert.match(
