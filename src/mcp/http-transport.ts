@@ -44,6 +44,7 @@ import {
 import { createFollowStream, STANDALONE_STREAM_ID } from './stream-follower.ts';
 import { openAtOnce } from './stream-opening.ts';
 import { permissionsOfToolCalls } from './tool-runner.ts';
+import { readWithinUnreadLimit } from './unread-stream-limit.ts';
 
 export interface McpHttpPluginOptions {
   service: SessionService;
@@ -288,8 +289,12 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       reply.header(name, value);
     });
     if (response.body === null) return reply.send();
-    let body = Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
-    if (response.headers.get('content-type')?.startsWith('text/event-stream') === true) {
+    const eventStream = response.headers.get('content-type')?.startsWith('text/event-stream') === true;
+    // An event stream's messages wait for its client in bounded memory (a client that does not read).
+    let body = eventStream
+      ? readWithinUnreadLimit(response.body)
+      : Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
+    if (eventStream) {
       // A key's principal never signs in again once its key is revoked or expired: its session goes
       // too, with its resource subscriptions. A token's user may renew it and go on with the session.
       // A tool call's stream also needs the tool's own permission, as the call itself did.
@@ -357,7 +362,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     reply.header('cache-control', 'no-cache, no-transform');
     reply.header('x-accel-buffering', 'no');
     reply.header('mcp-session-id', owner.mcpSessionId);
-    const stream = endWhenCredentialEnds(reply, Readable.fromWeb(body as NodeReadableStream<Uint8Array>));
+    const stream = endWhenCredentialEnds(reply, readWithinUnreadLimit(body));
     stream.once('close', releaseFollow);
     return reply.send(stream);
   }
