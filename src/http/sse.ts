@@ -122,7 +122,11 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
   });
   raw.flushHeaders();
 
-  const keepAlive = setInterval(() => stream.comment('keep-alive'), options.keepAliveMs);
+  // Only on a stream with nothing waiting to be sent: one whose client stopped reading would
+  // otherwise queue a comment per interval behind its unsent events for as long as it stays open.
+  const keepAlive = setInterval(() => {
+    if (raw.writableLength === 0) stream.comment('keep-alive');
+  }, options.keepAliveMs);
   keepAlive.unref();
 
   const socket = raw.socket;
