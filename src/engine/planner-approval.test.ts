@@ -544,8 +544,44 @@ describe('diffPlans', () => {
           ],
         },
       ],
+      phases: { added: [{ index: 1, name: 'q' }], removed: [], renamed: [] },
     });
     assert.deepEqual(diffPlans(before, before), { added: [], removed: [], changed: [] });
+  });
+
+  test('a phase renamed, added or removed is listed by position, with no task change', () => {
+    const tasks = (names: string[]) =>
+      names.map((name) => ({ name, role: 'qa', instructions: name.toUpperCase(), dependsOn: [] }));
+    const before: PlanBody = {
+      phases: [
+        { name: 'draft', tasks: tasks(['a']) },
+        { name: 'review', tasks: tasks(['b']) },
+      ],
+    };
+    const renamed: PlanBody = {
+      phases: [
+        { name: 'design', tasks: tasks(['a']) },
+        { name: 'review', tasks: tasks(['b']) },
+      ],
+    };
+    assert.deepEqual(diffPlans(before, renamed), {
+      added: [],
+      removed: [],
+      changed: [],
+      phases: { added: [], removed: [], renamed: [{ index: 0, before: 'draft', after: 'design' }] },
+    });
+    assert.equal(isSamePlan(before, renamed), false);
+    const longer: PlanBody = { phases: [...before.phases, { name: 'ship', tasks: [] }] };
+    assert.deepEqual(diffPlans(before, longer).phases, {
+      added: [{ index: 2, name: 'ship' }],
+      removed: [],
+      renamed: [],
+    });
+    assert.deepEqual(diffPlans(longer, before).phases, {
+      added: [],
+      removed: [{ index: 2, name: 'ship' }],
+      renamed: [],
+    });
   });
 
   test('a task given to another existing agent is a change of its agent', () => {

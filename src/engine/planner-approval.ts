@@ -346,11 +346,43 @@ export interface TaskChange {
   after: unknown;
 }
 
+/** A phase of a plan version, by its position (tasks' `phase` changes count positions too). */
+export interface PhaseRef {
+  index: number;
+  name: string;
+}
+
+/** What changed in the phases between two plan versions, position by position. */
+export interface PhaseDiff {
+  /** Phases past the end of the previous version. */
+  added: PhaseRef[];
+  /** Phases of the previous version past the end of the new one. */
+  removed: PhaseRef[];
+  /** Phases at the same position with another name. */
+  renamed: Array<{ index: number; before: string; after: string }>;
+}
+
 /** What changed between two plan versions, by task name. */
 export interface PlanDiff {
   added: string[];
   removed: string[];
   changed: Array<{ name: string; changes: TaskChange[] }>;
+  /** Set only when a phase was added, removed or renamed (a diff without it has the same phases). */
+  phases?: PhaseDiff;
+}
+
+/** The phase changes between two versions, or null when both have the same phases (by name, in order). */
+function diffPhases(before: PlanBody, after: PlanBody): PhaseDiff | null {
+  const diff: PhaseDiff = { added: [], removed: [], renamed: [] };
+  const length = Math.max(before.phases.length, after.phases.length);
+  for (let index = 0; index < length; index++) {
+    const was = before.phases[index]?.name;
+    const now = after.phases[index]?.name;
+    if (was === undefined) diff.added.push({ index, name: now as string });
+    else if (now === undefined) diff.removed.push({ index, name: was });
+    else if (was !== now) diff.renamed.push({ index, before: was, after: now });
+  }
+  return diff.added.length + diff.removed.length + diff.renamed.length > 0 ? diff : null;
 }
 
 function describeTaskChanges(before: GeneratedTask, after: GeneratedTask): TaskChange[] {
@@ -368,7 +400,10 @@ function describeTaskChanges(before: GeneratedTask, after: GeneratedTask): TaskC
   return changes;
 }
 
-/** Compares two plan versions task by task (name is the identity). */
+/**
+ * Compares two plan versions task by task (name is the identity) and phase by phase (position is
+ * the identity: a phase renamed, added at the end or removed from it).
+ */
 export function diffPlans(before: PlanBody, after: PlanBody): PlanDiff {
   const index = (plan: PlanBody) =>
     new Map(
@@ -391,6 +426,8 @@ export function diffPlans(before: PlanBody, after: PlanBody): PlanDiff {
       changes.push({ field: 'phase', before: was.phaseIndex, after: now.phaseIndex });
     if (changes.length > 0) diff.changed.push({ name, changes });
   }
+  const phases = diffPhases(before, after);
+  if (phases) diff.phases = phases;
   return diff;
 }
 
@@ -400,8 +437,11 @@ export function diffPlans(before: PlanBody, after: PlanBody): PlanDiff {
  * or a task its dependencies, does not count, as in the diff.
  */
 export function isSamePlan(before: PlanBody, after: PlanBody): boolean {
-  if (before.phases.length !== after.phases.length) return false;
-  if (before.phases.some((phase, index) => phase.name !== after.phases[index]?.name)) return false;
   const diff = diffPlans(before, after);
-  return diff.added.length === 0 && diff.removed.length === 0 && diff.changed.length === 0;
+  return (
+    diff.phases === undefined &&
+    diff.added.length === 0 &&
+    diff.removed.length === 0 &&
+    diff.changed.length === 0
+  );
 }

@@ -165,6 +165,7 @@ describe('console: one session', { timeout: 180_000 }, () => {
     await page.getByText('The edited plan is not valid JSON').waitFor();
 
     edited.phases[0].tasks[1].depends_on = ['research'];
+    edited.phases[0].name = 'survey';
     await editor.fill(JSON.stringify(edited, null, 2));
     await page.getByRole('button', { name: 'Approve edited plan' }).click();
     await page.getByText('Approved the edited plan: version 2').waitFor();
@@ -202,6 +203,7 @@ describe('console: one session', { timeout: 180_000 }, () => {
     const diff = (await latest.textContent()) ?? '';
     assert.match(diff, /\+ added summary/);
     assert.match(diff, /~ research: instructions: "Work on research" → "Survey three sources"/);
+    assert.match(diff, /~ phase 0 renamed "main" → "survey"/);
     assert.equal(await page.locator('#plan-versions details[data-version="1"]').count(), 1);
     // Each version lists its tasks with what they are to do.
     assert.deepEqual(await latest.locator('.plan-instructions').allTextContents(), [

@@ -87,6 +87,34 @@ describe('plan versions', { timeout: 30_000 }, () => {
     assert.equal(detail.plan?.phases[0]?.tasks[1]?.name, 'docs');
   });
 
+  test('an edit that only renames a phase is listed as a phase change', async () => {
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective: 'o',
+      strategy: 'pipeline',
+      agents: [{ name: 'build', role: 'engineer', task: 'Build', runner: 'ok' }],
+    });
+    const waiting = await h.engine.service.getSession(ACTOR, session.id);
+    const phase = waiting.plan!.phases[0]!;
+    const renamed = { phases: [{ ...phase, name: `${phase.name}-renamed` }] };
+    const version = await h.handle.db
+      .transaction()
+      .execute((trx) => storePlanVersion(trx, ACTOR.tenantId, session.id, renamed, Date.now()));
+    assert.equal(version, 2);
+    const response = await app.inject({ method: 'GET', url: `/v1/sessions/${session.id}/plans` });
+    assert.equal(response.statusCode, 200, response.body);
+    const items = (response.json() as { items: Array<{ version: number; diff: unknown }> }).items;
+    assert.deepEqual(items[1]?.diff, {
+      added: [],
+      removed: [],
+      changed: [],
+      phases: {
+        added: [],
+        removed: [],
+        renamed: [{ index: 0, before: phase.name, after: `${phase.name}-renamed` }],
+      },
+    });
+  });
+
   test("another tenant's or an unknown session is 404", async () => {
     const response = await app.inject({
       method: 'GET',

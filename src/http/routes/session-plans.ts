@@ -16,6 +16,16 @@ const taskChangeSchema = z.object({
   after: z.unknown(),
 });
 
+const phaseRefSchema = z.object({ index: z.number().int(), name: z.string() });
+
+const phaseDiffSchema = z.object({
+  added: z.array(phaseRefSchema).describe('Phases past the end of the previous version.'),
+  removed: z.array(phaseRefSchema).describe('Phases of the previous version past the end of this one.'),
+  renamed: z
+    .array(z.object({ index: z.number().int(), before: z.string(), after: z.string() }))
+    .describe('Phases at the same position with another name.'),
+});
+
 const planVersionSchema = z
   .object({
     version: z.number().int(),
@@ -26,9 +36,16 @@ const planVersionSchema = z
         added: z.array(z.string()),
         removed: z.array(z.string()),
         changed: z.array(z.object({ name: z.string(), changes: z.array(taskChangeSchema) })),
+        phases: phaseDiffSchema
+          .optional()
+          .describe(
+            'Phase changes by position: present only when a phase was added, removed or renamed (an edit that only renames a phase has no task change).',
+          ),
       })
       .nullable()
-      .describe('Changes against the previous version, by task name; null for version 1.'),
+      .describe(
+        'Changes against the previous version, by task name (and `phases` when the phases changed); null for version 1.',
+      ),
   })
   .meta({ id: 'PlanVersion' });
 

@@ -17,6 +17,16 @@ function renderDiff(diff) {
     ...diff.changed.map((task) =>
       h('li', {}, `~ ${task.name}: ${task.changes.map(describeChange).join('; ')}`),
     ),
+    // Phases by position; absent from the diff when they did not change.
+    ...(diff.phases?.added ?? []).map((phase) =>
+      h('li', { className: 'diff-added' }, `+ added phase ${phase.index} "${phase.name}"`),
+    ),
+    ...(diff.phases?.removed ?? []).map((phase) =>
+      h('li', { className: 'diff-removed' }, `− removed phase ${phase.index} "${phase.name}"`),
+    ),
+    ...(diff.phases?.renamed ?? []).map((phase) =>
+      h('li', {}, `~ phase ${phase.index} renamed "${phase.before}" → "${phase.after}"`),
+    ),
   ];
   return items.length === 0
     ? h('p', { className: 'muted' }, 'No change.')
