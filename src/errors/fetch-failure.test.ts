@@ -1,9 +1,16 @@
 // The ports fetch refuses for every request: the list kept here is the HTTP client's own (undici's,
-// and the global fetch refuses each of them), so a URL refused at start is one fetch would refuse.
+// and the global fetch refuses each of them), so a URL refused at start is one fetch would refuse;
+// and a failure on one reads as why, not as "fetch failed".
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
-import { FETCH_BLOCKED_PORTS, fetchBlockedPort, isBlockedPortFailure } from './fetch-failure.ts';
+import { freePort } from '../../test/fixtures/free-port.ts';
+import {
+  describeFetchFailure,
+  FETCH_BLOCKED_PORTS,
+  fetchBlockedPort,
+  isBlockedPortFailure,
+} from './fetch-failure.ts';
 
 describe('ports fetch refuses', () => {
   test('the list is undici’s', () => {
@@ -41,5 +48,28 @@ describe('ports fetch refuses', () => {
     assert.equal(fetchBlockedPort('http://localhost/v1'), undefined);
     assert.equal(fetchBlockedPort('ws://localhost:6000/v1'), undefined);
     assert.equal(fetchBlockedPort('not a url'), undefined);
+  });
+
+  test('describeFetchFailure says why fetch refused a port, naming it when given the URL', async () => {
+    const url = 'http://127.0.0.1:6000/metrics';
+    const refused = await fetch(url).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.match(
+      describeFetchFailure(refused, url),
+      /^port 6000 is one the HTTP client \(Node's fetch\) refuses for every request/,
+    );
+    assert.match(
+      describeFetchFailure(refused),
+      /^a port the HTTP client \(Node's fetch\) refuses for every request/,
+    );
+    // Any other failure keeps its code: a port just let go refuses the connection.
+    const closed = `http://127.0.0.1:${await freePort()}/metrics`;
+    const down = await fetch(closed).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.equal(describeFetchFailure(down, closed), 'ECONNREFUSED');
   });
 });

@@ -11,10 +11,17 @@ export function fetchFailureCode(error: unknown): string | undefined {
 
 /**
  * A short reason for a failed fetch: the cause's code when there is one (`ECONNREFUSED`,
- * `CERT_HAS_EXPIRED`), `timeout` for an aborted timeout signal, else the error's message.
+ * `CERT_HAS_EXPIRED`), `timeout` for an aborted timeout signal, why fetch refused the port of `url`
+ * (a blocked port, whose error says only "fetch failed"), else the error's message.
  */
-export function describeFetchFailure(error: unknown): string {
+export function describeFetchFailure(error: unknown, url?: string | URL): string {
   if ((error as Error | undefined)?.name === 'TimeoutError') return 'timeout';
+  if (isBlockedPortFailure(error)) {
+    const port = url === undefined ? undefined : fetchBlockedPort(url);
+    return port === undefined
+      ? 'a port the HTTP client (Node\'s fetch) refuses for every request, as browsers do (a "bad port" of the fetch standard); use another port'
+      : blockedPortReason(port);
+  }
   return fetchFailureCode(error) ?? (error as Error | undefined)?.message ?? String(error);
 }
 

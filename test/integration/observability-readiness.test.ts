@@ -154,6 +154,13 @@ describe('maos doctor --server readiness line', () => {
       const down = await checkServerReadiness('http://127.0.0.1:1', 5000);
       assert.equal(down.status, 'warn');
       assert.match(down.message, /unreachable/);
+      // A server on a port fetch refuses (it listens, but no HTTP client may ask it): said why.
+      const blocked = await checkServerReadiness('http://127.0.0.1:6000', 5000);
+      assert.equal(blocked.status, 'warn');
+      assert.match(
+        blocked.message,
+        /^http:\/\/127\.0\.0\.1:6000\/readyz unreachable: port 6000 is one the HTTP client .* refuses/,
+      );
     } finally {
       await new Promise((resolve) => fake.close(resolve));
     }

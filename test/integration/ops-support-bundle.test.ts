@@ -283,6 +283,25 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
     assert.ok(notes.includes(`logs: cannot read ${dir} (EISDIR)`), notes.join('\n'));
   });
 
+  test('a metrics listener on a port fetch refuses is a note saying why, not "fetch failed"', async () => {
+    writeFileSync(
+      join(dir, 'blocked.yaml'),
+      `dataDir: ${join(dir, 'data')}\nhost: 127.0.0.1\nmetrics:\n  port: 6000\n`,
+    );
+    const result = await run(
+      ['support-bundle', '--json', '-o', join(dir, 'blocked.tar.gz'), '-c', join(dir, 'blocked.yaml')],
+      dir,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const notes = (JSON.parse(result.stdout) as { notes: string[] }).notes;
+    assert.ok(
+      notes.includes(
+        `metrics: http://127.0.0.1:6000/metrics unreachable (port 6000 is one the HTTP client (Node's fetch) refuses for every request, as browsers do (a "bad port" of the fetch standard); use another port)`,
+      ),
+      notes.join('\n'),
+    );
+  });
+
   test('still writes a bundle when the config is invalid and nothing is reachable', async () => {
     writeFileSync(join(dir, 'bad.yaml'), 'port: nope\n');
     const result = await run(['support-bundle', '-c', join(dir, 'bad.yaml')], dir);

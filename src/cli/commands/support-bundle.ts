@@ -241,7 +241,7 @@ async function fetchMetrics(
     if (!response.ok) return { reason: `${url} answered HTTP ${response.status}` };
     return { text: await response.text() };
   } catch (error) {
-    return { reason: `${url} unreachable (${describeFetchFailure(error)})` };
+    return { reason: `${url} unreachable (${describeFetchFailure(error, url)})` };
   }
 }
 

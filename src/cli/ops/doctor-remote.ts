@@ -57,7 +57,7 @@ export async function probeUrl(
     const reason =
       (error as Error).name === 'TimeoutError'
         ? `timeout after ${timeoutMs} ms`
-        : describeFetchFailure(error);
+        : describeFetchFailure(error, url);
     return { ok: false, error: reason, localDate: new Date() };
   }
 }
