@@ -354,12 +354,13 @@ describe('maos doctor', { timeout: 400_000 }, () => {
 describe('doctor OIDC and provider probes', { timeout: 240_000 }, () => {
   let idp: { server: Server; base: string };
   let claimedIssuer = '';
+  let claimedJwks = '';
 
   before(async () => {
     idp = await startServer((req, res, base) => {
       if (req.url === '/.well-known/openid-configuration') {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ issuer: claimedIssuer || base, jwks_uri: `${base}/jwks` }));
+        res.end(JSON.stringify({ issuer: claimedIssuer || base, jwks_uri: claimedJwks || `${base}/jwks` }));
       } else if (req.url === '/jwks') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":[]}');
       } else {
@@ -451,5 +452,19 @@ describe('doctor OIDC and provider probes', { timeout: 240_000 }, () => {
     assert.equal(unreachable.result.status, 'fail');
     assert.match(unreachable.result.message, /ECONNREFUSED/);
     assert.ok(unreachable.result.fix);
+  });
+
+  test('a JWKS on a port fetch refuses fails saying why', async () => {
+    claimedJwks = 'http://127.0.0.1:6000/jwks';
+    try {
+      const { result } = await checkOidc(idp.base, OIDC_CHECK_TIMEOUT_MS);
+      assert.equal(result.status, 'fail');
+      assert.match(
+        result.message,
+        /^JWKS at http:\/\/127\.0\.0\.1:6000\/jwks unreachable \(port 6000 is one the HTTP client .* refuses/,
+      );
+    } finally {
+      claimedJwks = '';
+    }
   });
 });

@@ -450,8 +450,14 @@ export async function checkOidc(
   }
   const jwks = await probeUrl(document.jwks_uri, timeoutMs, true, fetchImpl);
   if (!jwks.ok || jwks.status !== 200) {
+    const why = jwks.ok ? `HTTP ${jwks.status}` : jwks.error;
     return {
-      result: { name: 'oidc', status: 'fail', message: `JWKS at ${document.jwks_uri} unreachable`, fix },
+      result: {
+        name: 'oidc',
+        status: 'fail',
+        message: `JWKS at ${document.jwks_uri} unreachable (${why})`,
+        fix,
+      },
       reference,
     };
   }
