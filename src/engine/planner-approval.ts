@@ -75,6 +75,8 @@ export const editedPlanSchema = z.strictObject({
       }),
     )
     .min(1)
+    // Not llm.planner.maxPhases: that bounds the phase gates the orchestrator adds by itself, and a
+    // person approving the plan decides its phases; 20 is the most that setting can be.
     .max(20),
 });
 
