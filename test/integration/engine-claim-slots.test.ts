@@ -195,6 +195,9 @@ describe('claimed tasks never outnumber the worker slots', { timeout: 90_000 }, 
     const other = new pg.Client({ connectionString: database.url });
     await other.connect();
     try {
+      // The deadlock is found by whichever waiter's deadlock_timeout (1 s) runs out first; on a
+      // loaded machine that could be this session. A longer timeout here leaves it to the claim.
+      await other.query("set deadlock_timeout = '60s'");
       await other.query('begin');
       await other.query(
         `insert into events (session_id, seq, tenant_id, type, data, created_at) values ($1, $2, 'default', 'test.block', '{}', 0)`,
