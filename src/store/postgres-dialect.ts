@@ -21,6 +21,7 @@ import {
 } from './postgres-query-watchdog.ts';
 import type { Database } from './schema.ts';
 import { withStorableParameters } from './storable-text.ts';
+import { describeStoreFailure } from './store-failure.ts';
 
 /** OIDs of the PostgreSQL types parsed to numbers: int8 (bigint) and count(*) results. */
 const INT8_OID = 20;
@@ -164,9 +165,20 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/**
+ * `error` as the caller should see it: STORE_UNAVAILABLE (503) when the database cannot be reached,
+ * or when the server refused for a condition of its own (too many connections, out of disk or memory,
+ * read-only) that a retry later can get past; anything else (a bad query, a constraint) unchanged.
+ */
 function toUnavailable(error: unknown): unknown {
-  if (!isConnectionError(error)) return error;
-  return new AppError('STORE_UNAVAILABLE', 'The database cannot be reached', { cause: error });
+  if (isConnectionError(error)) {
+    return new AppError('STORE_UNAVAILABLE', 'The database cannot be reached', { cause: error });
+  }
+  const reason = describeStoreFailure(error);
+  if (reason === undefined) return error;
+  return new AppError('STORE_UNAVAILABLE', `The database cannot serve the request: ${reason}`, {
+    cause: error,
+  });
 }
 
 /** The driver's connection, with unreachable-database errors mapped and bound text made storable. */
