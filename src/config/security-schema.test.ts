@@ -35,3 +35,30 @@ test('an OIDC issuer on a port fetch refuses is refused at start, naming the key
   });
   assert.equal(config.auth.oidc.issuer, 'https://login.example.com:8443/realms/maos');
 });
+
+test('a console token endpoint origin on a port browsers refuse is refused at start, naming the key and the port', () => {
+  const env = (tokenEndpointOrigin: string) => ({
+    MAOS_AUTH__MODE: 'oidc',
+    MAOS_AUTH__OIDC__ISSUER: 'https://login.example.com/realms/maos',
+    MAOS_AUTH__OIDC__AUDIENCE: 'https://maos.example.com',
+    MAOS_AUTH__OIDC__CONSOLE__CLIENT_ID: 'maos-console',
+    MAOS_AUTH__OIDC__CONSOLE__TOKEN_ENDPOINT_ORIGIN: tokenEndpointOrigin,
+  });
+  for (const [origin, port] of [
+    ['https://login.example.net:6667', 6667],
+    ['http://localhost:10080', 10080],
+  ] as const) {
+    assert.throws(
+      () => loadConfig({ env: env(origin) }),
+      (error: unknown) =>
+        error instanceof AppError &&
+        error.code === 'CONFIG_INVALID' &&
+        new RegExp(`auth\\.oidc\\.console\\.tokenEndpointOrigin: port ${port} is one browsers refuse`).test(
+          error.message,
+        ),
+      origin,
+    );
+  }
+  const config = loadConfig({ env: env('https://login.example.net:8443') });
+  assert.equal(config.auth.oidc.console?.tokenEndpointOrigin, 'https://login.example.net:8443');
+});

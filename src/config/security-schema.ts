@@ -52,9 +52,19 @@ const oidcConsoleSchema = z
         CONSOLE_ORIGIN_PATTERN,
         'must be an origin: https://host[:port] (http:// only for localhost, 127.0.0.1 or [::1]), without path, query, wildcard or quotes',
       )
+      // The browser fetches the token endpoint: on a WHATWG bad port it refuses every request.
+      .superRefine((value, ctx) => {
+        const port = fetchBlockedPort(value);
+        if (port !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `port ${port} is one browsers refuse for every request (a "bad port" of the fetch standard), so the console could not reach the token endpoint; use another port`,
+          });
+        }
+      })
       .optional()
       .describe(
-        'Origin of the IdP token endpoint when it is not the issuer origin (e.g. `https://login.example.net`; `http://` only on loopback): the console CSP then allows browser fetches to it too, and the console accepts a token endpoint there. Unset = the token endpoint must be on the issuer origin.',
+        'Origin of the IdP token endpoint when it is not the issuer origin (e.g. `https://login.example.net`; `http://` only on loopback): the console CSP then allows browser fetches to it too, and the console accepts a token endpoint there. Not on a port browsers refuse (6000, 6665–6669, 10080 and the other WHATWG bad ports). Unset = the token endpoint must be on the issuer origin.',
       ),
   })
   .describe('Browser sign-in of the web console with the IdP (authorization code flow with PKCE).');

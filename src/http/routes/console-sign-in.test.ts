@@ -98,7 +98,7 @@ describe('console OIDC sign-in settings', () => {
     for (const good of [
       'https://login.example.net:8443',
       'http://localhost:9000',
-      'http://127.0.0.1:1',
+      'http://127.0.0.1:2',
       'https://[2001:db8::1]',
     ]) {
       assert.ok(
