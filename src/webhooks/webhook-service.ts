@@ -29,14 +29,14 @@ export function previousWebhookSecretName(webhookId: string): string {
 
 /**
  * Deliveries carry the objective and an excerpt of the result: never in clear text over the
- * internet. Plain http only to a host the operator trusts (ssrf.allowedHosts, private networks),
+ * internet. Plain http only to a host the operator trusts (ssrf.allowedHosts; any with allowPrivateNetworks),
  * checked when a subscription is created and again before every delivery (the trust may be gone).
  */
 export function assertWebhookScheme(url: URL, ssrf: SsrfPolicy): void {
   if (url.protocol !== 'https:' && !isTrustedHost(url, ssrf)) {
     throw new AppError(
       'VALIDATION_FAILED',
-      'Webhook URLs must use https (http only for a host listed in ssrf.allowedHosts)',
+      'Webhook URLs must use https (http only to a host listed in ssrf.allowedHosts, or to any host when ssrf.allowPrivateNetworks is true)',
     );
   }
 }

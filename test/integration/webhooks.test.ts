@@ -597,7 +597,11 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
       events: ['session.completed'],
     });
     assert.equal(clear.status, 400);
-    assert.match(clear.body.detail, /must use https \(http only for a host listed in ssrf\.allowedHosts\)/);
+    // Both settings that allow http are named (allowPrivateNetworks allows it to any host).
+    assert.match(
+      clear.body.detail,
+      /must use https \(http only to a host listed in ssrf\.allowedHosts, or to any host when ssrf\.allowPrivateNetworks is true\)/,
+    );
 
     // A port fetch refuses for every request (a WHATWG "bad port"): no delivery could ever go out.
     for (const [url, port] of [
