@@ -172,7 +172,11 @@ export function isConnectionError(error: unknown): boolean {
  */
 function toUnavailable(error: unknown): unknown {
   if (isConnectionError(error)) {
-    return new AppError('STORE_UNAVAILABLE', 'The database cannot be reached', { cause: error });
+    // The code (ECONNREFUSED, ENOTFOUND, 57P03 …) tells an operator why; the driver's message could
+    // name the database host, which a client must not see.
+    const code = String((error as { code?: unknown }).code ?? '');
+    const why = /^[A-Za-z0-9_]{1,40}$/.test(code) ? ` (${code})` : '';
+    return new AppError('STORE_UNAVAILABLE', `The database cannot be reached${why}`, { cause: error });
   }
   const reason = describeStoreFailure(error);
   if (reason === undefined) return error;
