@@ -316,6 +316,78 @@ test('docs/api.md names every error code the source raises, with its status in t
     assert.equal(Number(status), ERROR_CODES[code as keyof typeof ERROR_CODES]?.status, `status of ${code}`);
 });
 
+test('every page under docs/ is reached by links from the README (a folder link opens its README.md)', () => {
+  // GitHub shows a folder's README.md under its listing: a link to a folder with one reaches that
+  // index, and only the pages it links; a folder without one shows every file (docs/runbooks/).
+  const isMarkdown = (path: string): boolean => path.endsWith('.md') && statSync(path).isFile();
+  const reached = new Set<string>();
+  const queue = [join(ROOT, 'README.md')];
+  while (queue.length > 0) {
+    const file = queue.shift() as string;
+    if (reached.has(file)) continue;
+    reached.add(file);
+    for (const match of withoutCodeBlocks(readFileSync(file, 'utf8')).matchAll(/\]\(([^)\s]+)\)/g)) {
+      const href = match[1] as string;
+      const target = href.split('#')[0] as string;
+      if (/^[a-z][a-z0-9+.-]*:/i.test(href) || target === '') continue;
+      const path = resolve(dirname(file), target);
+      if (!path.startsWith(ROOT) || !existsSync(path)) continue;
+      if (!statSync(path).isDirectory()) {
+        if (isMarkdown(path)) queue.push(path);
+      } else if (existsSync(join(path, 'README.md'))) queue.push(join(path, 'README.md'));
+      else
+        queue.push(
+          ...readdirSync(path)
+            .map((name) => join(path, name))
+            .filter(isMarkdown),
+        );
+    }
+  }
+  const pages = markdownFiles().filter((file) => file.startsWith('docs/'));
+  assert.ok(pages.length > 30, `found ${pages.length} pages`);
+  assert.deepEqual(
+    pages.filter((file) => !reached.has(join(ROOT, file))),
+    [],
+    'pages no link from README.md leads to',
+  );
+});
+
+test('docs/adr/README.md lists every ADR with its title and status, numbered without gaps or repeats', () => {
+  const records = readdirSync(join(ROOT, 'docs/adr'))
+    .filter((name) => name !== 'README.md')
+    .sort()
+    .map((name) => {
+      const text = read(`docs/adr/${name}`);
+      return {
+        name,
+        number: /^(\d{4})-[a-z0-9-]+\.md$/.exec(name)?.[1],
+        heading: /^# ADR (\d{4}): (.+)$/m.exec(text),
+        status: /^Status: (.+)$/m.exec(text)?.[1],
+      };
+    });
+  assert.ok(records.length >= 12, `found ${records.length} ADRs`);
+  const problems: string[] = [];
+  records.forEach(({ name, number, heading, status }, index) => {
+    const expected = String(index + 1).padStart(4, '0');
+    if (number === undefined) problems.push(`${name}: not named NNNN-title.md`);
+    else if (number !== expected) problems.push(`${name}: number ${number} where ${expected} comes next`);
+    if (heading?.[1] !== number) problems.push(`${name}: heading "# ADR ${number}: <title>" missing`);
+    if (status === undefined) problems.push(`${name}: no "Status:" line`);
+  });
+  const rows = [...read('docs/adr/README.md').matchAll(/^\| \[(\d{4})\]\(([^)]+)\) \| (.+?) \| (.+?) \|$/gm)];
+  assert.deepEqual(
+    rows.map(([, number, file, title, status]) => ({ number, file, title, status })),
+    records.map(({ name, number, heading, status }) => ({
+      number,
+      file: name,
+      title: heading?.[2],
+      status: status?.toLowerCase(),
+    })),
+    'the rows of docs/adr/README.md, in order',
+  );
+  assert.deepEqual(problems, []);
+});
+
 test('docs/index.md links every guide, and docs/observability.md names every shipped alert', () => {
   const index = read('docs/index.md');
   const pages = readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md') && name !== 'index.md');
