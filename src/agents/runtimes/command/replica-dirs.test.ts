@@ -4,7 +4,17 @@
 // is swept only when the store holds no lease of its.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -57,13 +67,22 @@ function leaveRun(replicaPath: string, pid: number): { home: string; stray: stri
   return { home, stray };
 }
 
-/** A gone replica's directory as one on another machine (another boot id) left it. */
-function writeGoneReplica(dataDir: string, name: string, workerId: string): string {
+/**
+ * A gone replica's directory as one on another machine (another boot id) left it, or one of this
+ * machine in another pid namespace (another container) when `pidNamespace` is given.
+ */
+function writeGoneReplica(dataDir: string, name: string, workerId: string, pidNamespace?: string): string {
   const path = join(dataDir, 'replicas', name);
   mkdirSync(path, { recursive: true });
   const lock = new SqliteDatabase(join(path, 'replica.lock'));
-  lock.exec('create table holder (worker_id text not null, boot_id text not null, pid integer not null)');
-  lock.prepare('insert into holder values (?, ?, ?)').run(workerId, 'another-machine', 1);
+  lock.exec(
+    'create table holder (worker_id text not null, boot_id text not null, pid_ns text not null, pid integer not null)',
+  );
+  const bootId =
+    pidNamespace === undefined
+      ? 'another-machine'
+      : readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  lock.prepare('insert into holder values (?, ?, ?, ?)').run(workerId, bootId, pidNamespace ?? '', 1);
   lock.close();
   return path;
 }
@@ -148,6 +167,27 @@ test("another machine's gone replica is removed only without a live lease, its p
     'a replica holding a lease may be alive on a file system without shared locks',
   );
 
+  assert.deepEqual(await sweepGoneReplicaDirs(dataDir, own.path, noLease), { removed: 1, killed: 0 });
+  assert.equal(existsSync(path), false);
+  assert.equal(isAlive(bystander.pid), true);
+});
+
+test("a gone replica of another container on this machine: its pids are another namespace's, no process here is killed", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-replicas-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const own = await claimReplicaDir(dataDir);
+  t.after(() => own.release());
+  assert.match(readlinkSync('/proc/self/ns/pid'), /^pid:\[\d+\]$/);
+  const path = writeGoneReplica(dataDir, 'container-b', 'pod-b:1:abc', 'pid:[1]');
+  // Its runner's pid and start time recorded as a process of ours has them (as the same pid started
+  // in the same clock tick in both containers would): the number names another process here.
+  const bystander = spawnDetachedGroup('exec sleep 30');
+  t.after(bystander.kill);
+  leaveRun(path, bystander.pid);
+
+  const leased = { holdsLease: async (workerId: string) => workerId === 'pod-b:1:abc' };
+  assert.deepEqual(await sweepGoneReplicaDirs(dataDir, own.path, leased), { removed: 0, killed: 0 });
+  assert.equal(existsSync(path), true, 'its runners are out of reach: the lease says whether they may run');
   assert.deepEqual(await sweepGoneReplicaDirs(dataDir, own.path, noLease), { removed: 1, killed: 0 });
   assert.equal(existsSync(path), false);
   assert.equal(isAlive(bystander.pid), true);

@@ -3,8 +3,9 @@
 // `replica.lock` in it for its whole life (an exclusive SQLite lock, as store/server-lock.ts takes:
 // the operating system drops it when the process ends, however it ends). At start, and then about
 // once a lease, a replica removes the directories of replicas that are gone, after killing their
-// runners still running; the directory of a live replica is never touched.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+// runners still running where their pids name them (same machine, same pid namespace); the directory
+// of a live replica is never touched.
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -42,6 +43,8 @@ interface Holder {
   worker_id: string;
   /** /proc/sys/kernel/random/boot_id of the holder's machine ('' where it cannot be read). */
   boot_id: string;
+  /** The holder's pid namespace (/proc/self/ns/pid: its container); '' where unknown. */
+  pid_ns?: string;
 }
 
 /** What a sweep removed. */
@@ -55,8 +58,9 @@ export interface ReplicaSweep {
 export interface SweepOptions {
   /**
    * Whether the store holds an unexpired task lease of `workerId`. Asked only of a replica that ran on
-   * another machine (or one whose boot id is unknown): its lock is then only as good as the shared
-   * file system's locking, and a replica with a running task always holds a lease.
+   * another machine or in another container (or one whose boot id is unknown): its lock is then only
+   * as good as the shared file system's locking, or its runners are out of reach, and a replica with a
+   * running task always holds a lease.
    */
   holdsLease(workerId: string): Promise<boolean>;
 }
@@ -73,6 +77,18 @@ function replicasDir(dataDir: string): string {
 function readBootId(): string {
   try {
     return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Identifies the processes a pid names: a container has a pid namespace of its own, in which the
+ * same number is another process than in this one; '' where it is unknown.
+ */
+function readPidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
   } catch {
     return '';
   }
@@ -96,10 +112,12 @@ export async function claimReplicaDir(dataDir: string): Promise<ReplicaDir> {
     // Exclusive locking mode keeps the lock after the write that takes it, until the file closes.
     lock.pragma('locking_mode = EXCLUSIVE');
     lock.exec('begin exclusive');
-    lock.exec('create table holder (worker_id text not null, boot_id text not null, pid integer not null)');
+    lock.exec(
+      'create table holder (worker_id text not null, boot_id text not null, pid_ns text not null, pid integer not null)',
+    );
     lock
-      .prepare('insert into holder (worker_id, boot_id, pid) values (?, ?, ?)')
-      .run(workerId, readBootId(), process.pid);
+      .prepare('insert into holder (worker_id, boot_id, pid_ns, pid) values (?, ?, ?, ?)')
+      .run(workerId, readBootId(), readPidNamespace(), process.pid);
     lock.exec('commit');
   } catch (error) {
     lock?.close();
@@ -158,6 +176,7 @@ export async function sweepGoneReplicaDirs(
     return { removed: 0, killed: 0 };
   }
   const bootId = readBootId();
+  const pidNamespace = readPidNamespace();
   const sweep: ReplicaSweep = { removed: 0, killed: 0 };
   for (const name of names) {
     const path = join(root, name);
@@ -165,11 +184,19 @@ export async function sweepGoneReplicaDirs(
     const lock = lockIfGone(path);
     if (!lock) continue;
     try {
-      const sameMachine = bootId !== '' && lock.holder.boot_id === bootId;
-      if (!sameMachine && (await options.holdsLease(lock.holder.worker_id))) continue;
+      // Its recorded pids name its runners only here, in the pid namespace it ran in (another
+      // container of this machine numbers its processes anew: the same pid, even started in the same
+      // clock tick, is another process).
+      const sameProcesses =
+        bootId !== '' &&
+        lock.holder.boot_id === bootId &&
+        pidNamespace !== '' &&
+        lock.holder.pid_ns === pidNamespace;
+      if (!sameProcesses && (await options.holdsLease(lock.holder.worker_id))) continue;
       // Still holding the lock, so that a replica sweeping at the same time skips it. On another
-      // machine its runners are out of reach (and ended with it, or with that machine's boot).
-      if (sameMachine) sweep.killed += killOrphanedRuns(path);
+      // machine or in another container its runners are out of reach (and ended with it, or with
+      // that machine's boot or that container).
+      if (sameProcesses) sweep.killed += killOrphanedRuns(path);
       rmSync(path, { recursive: true, force: true, maxRetries: 3 });
       sweep.removed += 1;
     } catch {
@@ -220,7 +247,8 @@ function lockIfGone(path: string): { holder: Holder; release(): void } | undefin
     lock = new SqliteDatabase(join(path, LOCK_FILE), { fileMustExist: true });
     lock.pragma('busy_timeout = 0');
     lock.exec('begin exclusive');
-    const holder = lock.prepare('select worker_id, boot_id from holder').get() as Holder | undefined;
+    // `*`: a lock file written before pid_ns was recorded has no such column (its holder's unknown).
+    const holder = lock.prepare('select * from holder').get() as Holder | undefined;
     if (holder === undefined) throw new Error('no holder');
     const held = lock;
     return {
