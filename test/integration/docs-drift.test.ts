@@ -388,6 +388,53 @@ test('docs/adr/README.md lists every ADR with its title and status, numbered wit
   assert.deepEqual(problems, []);
 });
 
+test("the README's layout describes every folder of the checkout and of src/, and names only what exists", () => {
+  // The block under `## Layout`: `name/   what it holds`, children indented by two spaces under their
+  // folder; `main.ts, app.ts` names several, `web/console/` a folder below another.
+  const readme = read('README.md');
+  const section = readme.slice(readme.indexOf('## Layout'));
+  const block = /^```\n([\s\S]*?)^```/m.exec(section)?.[1] ?? '';
+  const described = new Map<string, string>();
+  const folders: Array<{ indent: number; path: string }> = [];
+  for (const line of block.split('\n').filter((text) => text.trim() !== '')) {
+    const indent = line.length - line.trimStart().length;
+    const [names = '', description = ''] = line.trim().split(/\s{2,}/);
+    while (folders.length > 0 && (folders.at(-1) as { indent: number }).indent >= indent) folders.pop();
+    const parent = folders.at(-1)?.path ?? '';
+    for (const name of names.split(', ')) {
+      const path = `${parent}${name}`;
+      described.set(path, description);
+      if (name.endsWith('/')) folders.push({ indent, path });
+    }
+  }
+  assert.ok(described.size > 20, `found ${described.size} entries`);
+  const problems: string[] = [];
+  const isParent = (path: string): boolean =>
+    [...described.keys()].some((other) => other !== path && other.startsWith(path));
+  for (const [path, description] of described) {
+    if (!existsSync(join(ROOT, path))) problems.push(`${path}: no such file or folder`);
+    if (description === '' && !isParent(path)) problems.push(`${path}: no description`);
+  }
+  // Every folder of the checkout, and every entry of a folder whose contents the layout lists.
+  const source = (name: string): boolean =>
+    !name.startsWith('.') &&
+    name !== 'node_modules' &&
+    !/\.test\.ts$|test-support\.ts$/.test(name) &&
+    (!name.includes('.') || /\.[jt]s$/.test(name));
+  const topFolders = readdirSync(ROOT, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && source(entry.name))
+    .map((entry) => `${entry.name}/`);
+  for (const folder of topFolders)
+    if (!described.has(folder) && !isParent(folder)) problems.push(`${folder}: not described`);
+  for (const folder of [...described.keys()].filter((path) => path.endsWith('/') && isParent(path))) {
+    for (const entry of readdirSync(join(ROOT, folder), { withFileTypes: true })) {
+      const path = `${folder}${entry.name}${entry.isDirectory() ? '/' : ''}`;
+      if (source(entry.name) && !described.has(path)) problems.push(`${path}: not described`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
 test('docs/index.md links every guide, and docs/observability.md names every shipped alert', () => {
   const index = read('docs/index.md');
   const pages = readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md') && name !== 'index.md');
