@@ -3,7 +3,8 @@
 // postmaster, while clients keep submitting. While it is down requests get 503 STORE_UNAVAILABLE
 // (problem+json) and /readyz fails; afterwards the same process serves again without a restart:
 // every acknowledged session is there and completes, each session's events are numbered without
-// gaps, the audit chain verifies, and the process never exited.
+// gaps, each one's session.completed webhook arrives, the audit chain verifies, and the process
+// never exited.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
+import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import {
@@ -21,6 +23,7 @@ import {
 import { startServeChild, waitForExit, writeServeConfig } from '../fixtures/serve-child.ts';
 import { readAllEvents, requestJson, waitForSession } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 
 describe('PostgreSQL stopped and started again under a running replica', { timeout: 300_000 }, () => {
   let database: RestartablePostgres;
@@ -28,12 +31,17 @@ describe('PostgreSQL stopped and started again under a running replica', { timeo
   let child: ChildProcess;
   let url: string;
   let output = '';
+  let receiver: WebhookReceiver;
   before(async () => {
     database = await startRestartablePostgres();
+    receiver = await startWebhookReceiver();
     dataDir = mkdtempSync(join(tmpdir(), 'maos-pg-outage-'));
     const config = writeServeConfig(dataDir, {
       store: { url: database.url, poolSize: 4, connectTimeoutMs: 1000 },
       workers: { concurrency: 2, pollIntervalMs: 200 },
+      secrets: { kekRing: generateKekEntry('k1') },
+      ssrf: { allowedHosts: ['127.0.0.1'] },
+      webhooks: { pollIntervalMs: 200 },
       runners: { short: { command: ['sh', '-c', 'sleep 0.2; echo "done $MAOS_TASK"'] } },
     });
     ({ child, url } = await startServeChild(config));
@@ -48,6 +56,7 @@ describe('PostgreSQL stopped and started again under a running replica', { timeo
     child?.kill('SIGTERM');
     if (child) await waitForExit(child);
     await database?.close();
+    await receiver?.close();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -63,7 +72,12 @@ describe('PostgreSQL stopped and started again under a running replica', { timeo
       },
     });
 
-  test('503 while down, the same process serves again after each restart and loses no acknowledged write', async () => {
+  test('503 while down, the same process serves again after each restart and loses no acknowledged write', async (t) => {
+    const webhook = await requestJson(`${url}/v1/webhooks`, {
+      method: 'POST',
+      body: { url: receiver.url, events: ['session.completed'] },
+    });
+    assert.equal(webhook.status, 201, JSON.stringify(webhook.body));
     const acknowledged: string[] = [];
     const unexpected: string[] = [];
     for (const mode of ['fast', 'immediate', 'kill'] as StopMode[]) {
@@ -78,7 +92,12 @@ describe('PostgreSQL stopped and started again under a running replica', { timeo
           }
         }
       })();
-      await waitFor(() => acknowledged.length > 0, 30_000, 'a session accepted');
+      const atStart = acknowledged.length;
+      await waitFor(
+        () => acknowledged.length >= atStart + 3,
+        30_000,
+        `${mode}: sessions accepted before the stop`,
+      );
       await database.stop(mode);
 
       const list = await requestJson<{ code: string }>(`${url}/v1/sessions`);
@@ -107,6 +126,7 @@ describe('PostgreSQL stopped and started again under a running replica', { timeo
       await submitter;
     }
 
+    t.diagnostic(`sessions acknowledged across the three restarts: ${acknowledged.length}`);
     assert.deepEqual(unexpected, [], 'every refused submit was 503 STORE_UNAVAILABLE');
     for (const id of acknowledged) {
       const session = await waitForSession<{ status: string }>(url, id, undefined, 120_000);
@@ -118,6 +138,11 @@ describe('PostgreSQL stopped and started again under a running replica', { timeo
         `events of ${id} numbered without gaps`,
       );
     }
+    await waitFor(
+      () => acknowledged.every((id) => receiver.received.some((delivery) => delivery.body.includes(id))),
+      120_000,
+      'a session.completed webhook for every acknowledged session',
+    );
     assert.equal(child.exitCode, null, output);
     assert.equal(child.signalCode, null, output);
     assert.doesNotMatch(output, /unhandled|uncaught/i);
