@@ -27,7 +27,7 @@ import { shellWords } from '../fixtures/shell-words.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
 
-/** README.md, every Markdown file under docs/ and the READMEs under deploy/, relative to the checkout. */
+/** README.md, every Markdown file under docs/, the READMEs under deploy/ and bench/README.md, relative to the checkout. */
 function markdownFiles(): string[] {
   const files = ['README.md'];
   const walk = (dir: string, wanted: (name: string) => boolean): void => {
@@ -39,6 +39,7 @@ function markdownFiles(): string[] {
   };
   walk('docs', (name) => name.endsWith('.md'));
   walk('deploy', (name) => name === 'README.md');
+  files.push('bench/README.md');
   return files;
 }
 
@@ -187,17 +188,24 @@ test('links between the docs resolve to files and headings', () => {
   assert.deepEqual(broken, []);
 });
 
-test('a page with a contents list lists every one of its sections', () => {
-  const missing: string[] = [];
+test('a page with a contents list lists every one of its sections, in order, by their headings', () => {
+  let pages = 0;
   for (const file of markdownFiles()) {
     const text = withoutCodeBlocks(read(file));
     const intro = text.slice(0, Math.max(text.search(/^## /m), 0));
-    const contents = new Set([...intro.matchAll(/^- \[[^\]]+\]\(#([^)]+)\)/gm)].map((m) => m[1] as string));
-    if (contents.size === 0) continue;
-    for (const [, section] of text.matchAll(/^## (.+)$/gm))
-      if (!contents.has(anchorOf(section as string))) missing.push(`${file}: ${section}`);
+    const contents = [...intro.matchAll(/^- \[([^\]]+)\]\(#([^)]+)\)/gm)].map(([, label, anchor]) => ({
+      label,
+      anchor,
+    }));
+    if (contents.length === 0) continue;
+    pages += 1;
+    const sections = [...text.matchAll(/^## (.+)$/gm)].map(([, heading]) => ({
+      label: heading,
+      anchor: anchorOf(heading as string),
+    }));
+    assert.deepEqual(contents, sections, `the contents list of ${file}`);
   }
-  assert.deepEqual(missing, []);
+  assert.ok(pages >= 2, `found ${pages} contents lists`);
 });
 
 test("config keys named in the docs exist in the config schema (or the Helm chart's values)", () => {
