@@ -60,7 +60,7 @@ export const webhooksConfigSchema = z
       .max(60_000)
       .default(WEBHOOK_DEFAULTS.pollIntervalMs)
       .describe(
-        'How often each replica looks for due deliveries (retries, wake-ups it missed); a delivery enqueued on this replica, or announced by PostgreSQL at commit, is sent at once. @defaultValue 5000',
+        'How often each replica looks for due deliveries it was not told of (wake-ups it missed, the lease of a replica that stopped); a delivery enqueued on this replica, or announced by PostgreSQL at commit, is sent at once, and a retry when it falls due (a timer, not rounded up to this interval). @defaultValue 5000',
       ),
     concurrency: z
       .number()

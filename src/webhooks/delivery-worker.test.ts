@@ -267,6 +267,37 @@ test('a retry that falls due while a receiver hangs is sent at the next poll', a
   assert.deepEqual(await store.status('d-stuck'), { status: 'pending', last_error: null }, 'still in flight');
 });
 
+test('retries due before the next poll go out when due, not at the poll', async (t) => {
+  const store = await webhookStore(t);
+  const early = await startWebhookReceiver();
+  t.after(() => early.close());
+  early.answer([500, 204]);
+  const late = await startWebhookReceiver();
+  t.after(() => late.close());
+  // Retry-After: 1 makes this retry fall due after the other one, which the retry timer holds first.
+  late.answer([503, 204], { 'retry-after': '1' });
+  const now = Date.now();
+  await store.subscribe('w-early', early.url, now);
+  await store.subscribe('w-late', late.url, now);
+  await store.enqueue('d-early', 'w-early', now);
+  await store.enqueue('d-late', 'w-late', now);
+  const worker = startDeliveryWorker({
+    db: store.db,
+    // No poll comes during the test: the first one is a minute away.
+    config: { ...store.config.webhooks, pollIntervalMs: 60_000, retryDelaysSeconds: [0.05] },
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+    random: () => 0.5,
+  });
+  t.after(() => worker.stop());
+  for (const id of ['d-early', 'd-late']) {
+    await waitFor(async () => (await store.status(id)).status === 'delivered', 10_000, id);
+  }
+  assert.equal(early.received.length, 2);
+  assert.equal(late.received.length, 2);
+});
+
 test('after a rotation both secrets sign until the grace ends, then the new one alone and the old one is forgotten', async (t) => {
   const store = await webhookStore(t);
   const receiver = await startWebhookReceiver();

@@ -129,6 +129,10 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   let running: Promise<number> | null = null;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
+  // One timer for the earliest retry known to fall due before the next poll, so that a retry delay
+  // shorter than the poll interval is kept, not rounded up to it (a pass then claims it as a poll would).
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retryAt = Number.POSITIVE_INFINITY;
 
   const claim = (limit: number) => claimDueDeliveries(db, { owner, at: now(), leaseMs, limit });
 
@@ -389,6 +393,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     );
     if (!(await record(delivery, { next_attempt_at: at + wait, last_status: status, last_error: lastError })))
       return;
+    armRetry(at + wait);
     options.observer?.attempted(delivery.event, 'retried', seconds);
     logger.info(
       {
@@ -399,6 +404,34 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       },
       'webhook delivery attempt failed; retrying later',
     );
+  }
+
+  /**
+   * Runs a pass at `dueAt` when that is before the next poll could and before the retry timer
+   * would: a pass claims what is due then, whichever replica scheduled it (the claim is atomic).
+   */
+  function armRetry(dueAt: number): void {
+    const delay = dueAt - now();
+    if (stopped || delay <= 0 || delay >= config.pollIntervalMs || dueAt >= retryAt) return;
+    clearTimeout(retryTimer);
+    retryAt = dueAt;
+    retryTimer = setTimeout(() => {
+      retryAt = Number.POSITIVE_INFINITY;
+      void runOnce();
+    }, delay);
+    retryTimer.unref();
+  }
+
+  /** Arms the retry timer for the first pending delivery that is not due yet (one indexed read). */
+  async function armNextRetry(): Promise<void> {
+    const next = await db
+      .selectFrom('webhook_deliveries')
+      .select((eb) => eb.fn.min('next_attempt_at').as('at'))
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '>', now())
+      .where('lease_owner', 'is', null)
+      .executeTakeFirst();
+    if (next?.at != null) armRetry(Number(next.at));
   }
 
   let lastSweep = Number.NEGATIVE_INFINITY;
@@ -472,8 +505,12 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
           // More may be due (a claim takes one delivery per subscription): claim again.
           if (claimed.length > 0) continue;
         }
-        // None due and none in flight: the next wake-up or poll starts another pass.
-        if (active.size === 0) return sent;
+        // None due and none in flight: the next wake-up, poll or due retry starts another pass. A
+        // failed read leaves the retries to the poll.
+        if (active.size === 0) {
+          if (!stopped) await armNextRetry().catch(() => {});
+          return sent;
+        }
         // A wake-up during the claim may announce what its snapshot missed: claim again first.
         if (again && !stopped && active.size < batchSize) continue;
         // Until a send finishes (its slot is free, its subscription's next delivery may be due) or
@@ -536,6 +573,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      clearTimeout(retryTimer);
       offLocal();
       offChannel?.();
       await running;
