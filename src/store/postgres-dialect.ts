@@ -245,8 +245,16 @@ class UnavailableMappingDriver implements Driver {
       throw toUnavailable(error);
     }
   }
-  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.#inner.rollbackTransaction(this.#unwrap(connection));
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.#inner.rollbackTransaction(this.#unwrap(connection));
+    } catch (error) {
+      // The connection died under the transaction (server restart, backend terminated): the server
+      // has discarded the transaction with it, and the pool drops the client. Kysely would throw this
+      // error in place of the one that made it roll back (a raw driver error: 500 instead of 503).
+      if (isConnectionError(error)) return;
+      throw toUnavailable(error);
+    }
   }
   releaseConnection(connection: DatabaseConnection): Promise<void> {
     return this.#inner.releaseConnection(this.#unwrap(connection));
