@@ -797,6 +797,29 @@ describe('Helm chart', () => {
         path: ['secrets', 'kekRing'],
         message: /is a secret/,
       },
+      // A key in the base URL's query (a gateway's ?key=, Azure's api-key=), sent with every request.
+      {
+        config: {
+          providers: {
+            gw: { type: 'openai-compatible', model: 'm', baseURL: 'https://gw.example/v1?key=AIzaSy-test' },
+          },
+        },
+        path: ['providers', 'gw', 'baseURL'],
+        message: /holds a secret in its query/,
+      },
+      {
+        config: {
+          providers: {
+            az: {
+              type: 'openai-compatible',
+              model: 'm',
+              baseURL: 'https://az.example/openai?api-version=2024-06-01&API-KEY=abc123',
+            },
+          },
+        },
+        path: ['providers', 'az', 'baseURL'],
+        message: /holds a secret in its query/,
+      },
     ];
     // The chart names secrets by the server's own pattern (SECRET_KEY_PATTERN), not a copy that drifts.
     const helpers = readFileSync(join(CHART, 'templates/_helpers.tpl'), 'utf8');
@@ -901,6 +924,7 @@ describe('Helm chart', () => {
       ['MAOS_STORE__URL', 'postgres://maos:pw@db:5432/maos'],
       ['MAOS_EGRESS__PROXY__URL', 'http://maos:pw@proxy.corp:3128'],
       ['MAOS_EGRESS__PROXY__URL', 'http://me@corp:pw@proxy.corp:3128'],
+      ['MAOS_PROVIDERS__GW__BASE_URL', 'https://gw.example/v1?api-version=1&key=AIzaSy-test'],
       ['OTEL_EXPORTER_OTLP_HEADERS', 'x-honeycomb-team=abc'],
     ];
     for (const [name, value] of refused) {
@@ -939,6 +963,7 @@ describe('Helm chart', () => {
       { name: 'MAOS_WEBHOOKS__SECRET_ROTATION_GRACE_SECONDS', value: '600' },
       { name: 'MAOS_LLM__APPROVAL__TENANTS__TOKEN_TEAM', value: 'required' },
       { name: 'MAOS_EGRESS__PROXY__URL', value: 'http://proxy.corp:3128' },
+      { name: 'MAOS_PROVIDERS__AZ__BASE_URL', value: 'https://az.example/openai?api-version=2024-06-01' },
       { name: 'MAOS_LOG_LEVEL', value: 'debug' },
       { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel-collector:4318' },
     ];

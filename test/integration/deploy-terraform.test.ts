@@ -390,6 +390,16 @@ describe('Terraform module evaluated by terraform', () => {
         { egress: { proxy: { url: 'http://me@corp:pw@proxy.corp:3128' } } },
         /config holds a URL with a password/,
       ],
+      [
+        '{providers = {gw = {baseURL = "https://gw.example/v1?key=AIza-test"}}}',
+        { providers: { gw: { baseURL: 'https://gw.example/v1?key=AIza-test' } } },
+        /config holds a URL with a secret in its query/,
+      ],
+      [
+        '{providers = {az = {baseURL = "https://az.example/openai?api-version=1&API-KEY=abc"}}}',
+        { providers: { az: { baseURL: 'https://az.example/openai?api-version=1&API-KEY=abc' } } },
+        /config holds a URL with a secret in its query/,
+      ],
     ];
     for (const [hcl, config, message] of refused) {
       const { status, output } = planModuleVariables({ config: hcl });
@@ -402,7 +412,8 @@ describe('Terraform module evaluated by terraform', () => {
         '{audit = {signingKey_FILE = "/run/secrets/maos/audit-key"}, ' +
         'llm = {budgets = {default = {maxTokens = 1000}}, approval = {tenants = {"token-team" = "required"}}}, ' +
         'runners = {npm = {command = ["npm", "test"], env = {NPM_TOKEN_FILE = "/run/secrets/maos/npm"}}}, ' +
-        'egress = {proxy = {url = "http://proxy.corp:3128"}}, webhooks = {secretRotationGraceSeconds = 600}}',
+        'egress = {proxy = {url = "http://proxy.corp:3128"}}, webhooks = {secretRotationGraceSeconds = 600}, ' +
+        'providers = {az = {baseURL = "https://az.example/openai?api-version=2024-06-01&deployment=d"}}}',
     });
     assert.equal(accepted.status, 0, accepted.output);
   });

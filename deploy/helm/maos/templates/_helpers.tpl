@@ -160,10 +160,11 @@ auth:
 Fails when a value of `config` is a secret: the config file is a ConfigMap, which everyone who may
 read ConfigMaps in the namespace reads (the built-in `view` role may). Secret is what `maos config
 print` redacts: a string under a key named like one (apiKey, signingKey, kekRing, *secret*,
-*password*, *token*…), every value of a provider's `headers` and of a runner's `env`, and a URL with
-a password (as a URL parser reads it: up to the last `@`, also without a user name). `*_FILE` keys
-name files and pass, and so do `required` and `none`: the values of llm.approval.tenants, whose
-keys are tenant ids (`token-team`). The message names the MAOS_* variable that sets the value from
+*password*, *token*…), every value of a provider's `headers` and of a runner's `env`, a URL with
+a password (as a URL parser reads it: up to the last `@`, also without a user name), and a URL with
+a query parameter named like a secret (maos.urlQuerySecret; print redacts every query value).
+`*_FILE` keys name files and pass, and so do `required` and `none`: the values of
+llm.approval.tenants, whose keys are tenant ids (`token-team`). The message names the MAOS_* variable that sets the value from
 secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" "key" "" "value"
 .Values.config "inSecretMap" false).
 */}}
@@ -192,7 +193,20 @@ secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" 
 {{- fail (printf "%s is a secret and %s" .path $hint) -}}
 {{- else if or (regexMatch `//[^:/@\s]+:[^@\s]+@` .value) (regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^/\\?#\s:]*:[^/\\?#\s]+@` .value) -}}
 {{- fail (printf "%s holds a password (user:password@ in the URL) and %s" .path $hint) -}}
+{{- else if include "maos.urlQuerySecret" .value -}}
+{{- fail (printf "%s holds a secret in its query (?key=, ?api-key=, ?token= …), sent with every request, and %s" .path $hint) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Non-empty when the string is a URL whose query has a parameter named like a secret (by the pattern of
+maos.refuseSecretsInConfig, `api-key`, `key` or `sig`): a gateway's `?key=…`, Azure's `api-key=…`,
+a signed URL's `sig=…`. Other parameters (`?api-version=…`) pass.
+*/}}
+{{- define "maos.urlQuerySecret" -}}
+{{- if regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^?#\s]*\?([^#\s]*&)?([^=&#\s]*(secret|password|passphrase|token|apikey|api_key|api-key|privatekey|signingkey|kek)[^=&#\s]*|key|sig)=[^&#\s]` . -}}
+true
 {{- end -}}
 {{- end -}}
 
@@ -201,7 +215,8 @@ Fails when an extraEnv entry gives a secret as a plain `value`: it would be part
 which everyone who may read Deployments or Pods in the namespace reads. Secret by the rule of
 maos.refuseSecretsInConfig, applied to the MAOS_* variable's last word (`…__API_KEY`), unless the
 value reads as a number, boolean or JSON, as the server reads it, or is `required` or `none` (see
-above); any value of a runner's env or a provider's headers; a URL with a password; and the OTLP
+above); any value of a runner's env or a provider's headers; a URL with a password or with a secret
+in its query (maos.urlQuerySecret); and the OTLP
 exporter's headers (API keys of tracing vendors). `*_FILE` variables name files and pass. Called
 with an extraEnv entry.
 */}}
@@ -209,7 +224,7 @@ with an extraEnv entry.
 {{- if and (typeIs "string" .value) .value (not (hasSuffix "_FILE" .name)) -}}
 {{- $word := replace "_" "" (regexReplaceAll "^.*__" .name "") -}}
 {{- $maos := and (hasPrefix "MAOS_" .name) (or (regexMatch "__(ENV|HEADERS)(__|$)" .name) (and (regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" $word) (not (regexMatch `^\s*(-?[0-9]+(\.[0-9]+)?|true|false|null|\[.*\]|\{.*\}|required|none)\s*$` .value)))) -}}
-{{- if or $maos (regexMatch `//[^:/@\s]+:[^@\s]+@` .value) (regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^/\\?#\s:]*:[^/\\?#\s]+@` .value) (regexMatch "^OTEL_EXPORTER_OTLP(_TRACES)?_HEADERS$" .name) -}}
+{{- if or $maos (regexMatch `//[^:/@\s]+:[^@\s]+@` .value) (regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^/\\?#\s:]*:[^/\\?#\s]+@` .value) (include "maos.urlQuerySecret" .value) (regexMatch "^OTEL_EXPORTER_OTLP(_TRACES)?_HEADERS$" .name) -}}
 {{- fail (printf "extraEnv %s holds a secret as a plain value, which would be stored in the Deployment, readable by anyone who may read Deployments or Pods in the namespace: set it in secretEnv or existingSecret instead, or take it from a Secret with valueFrom.secretKeyRef" .name) -}}
 {{- end -}}
 {{- end -}}

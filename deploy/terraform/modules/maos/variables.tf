@@ -194,7 +194,8 @@ variable "config" {
   default     = {}
   # What `maos config print` redacts, as the chart refuses it (at apply, after a plan that showed it):
   # a string under a key named like a secret, any value of a provider's headers or a runner's env, a
-  # URL with a password. Read off the JSON text: Terraform cannot walk a nested value of any type.
+  # URL with a password or a secret in its query. Read off the JSON text: Terraform cannot walk a
+  # nested value of any type.
   # `required` and `none` pass: the values of llm.approval.tenants, keyed by tenant ids (token-team).
   validation {
     condition = length([
@@ -216,6 +217,12 @@ variable "config" {
     # the last @ of the authority, also without a user name (postgres://:pw@db, me@corp:pw@db).
     condition     = !can(regex("//[^:/@\\s\"]+:[^@\\s\"]+@", jsonencode(var.config))) && !can(regex("(?i)\"[a-z][a-z0-9+.-]*://[^/\\\\?#\\s:\"]*:[^/\\\\?#\\s\"]+@", jsonencode(var.config)))
     error_message = "config holds a URL with a password (user:password@), which would be stored in the chart's ConfigMap: set it in secret_env as its MAOS_* variable (database_url for the database), or set the key's *_FILE variant to a file mounted through extra_values."
+  }
+  validation {
+    # A URL whose query has a parameter named like a secret, `api-key`, `key` or `sig` (a gateway's
+    # ?key=, Azure's api-key=); ?api-version= passes. jsonencode writes & as \u0026.
+    condition     = !can(regex("(?i)\"[a-z][a-z0-9+.-]*://[^?#\\s\"]*\\?([^#\\s\"]*(&|\\\\u0026))?([^=&#\\s\"\\\\]*(secret|password|passphrase|token|apikey|api_key|api-key|privatekey|signingkey|kek)[^=&#\\s\"\\\\]*|key|sig)=[^&#\\s\"\\\\]", jsonencode(var.config)))
+    error_message = "config holds a URL with a secret in its query (?key=, ?api-key=, ?token= …), which would be stored in the chart's ConfigMap: set it in secret_env as its MAOS_* variable (e.g. MAOS_PROVIDERS__GW__BASE_URL), or set the key's *_FILE variant to a file mounted through extra_values."
   }
 }
 
