@@ -17,6 +17,7 @@ import { lockSessions } from '../store/session-locks.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { cancelOpenTasks, zeroUsage } from './advance-sessions.ts';
 import { formatOverrun } from './session-budget.ts';
+import { loadSessionSettings } from './session-settings.ts';
 
 /** Statuses in which a session's clock runs: every unfinished one. */
 const OPEN_STATUSES: SessionStatus[] = ['pending', 'planning', 'awaiting_approval', 'running', 'paused'];
@@ -83,13 +84,7 @@ export async function findPassedDeadline(
   session: { id: string; createdAt: number },
   now: number,
 ): Promise<string | null> {
-  const row = await trx
-    .selectFrom('session_settings')
-    .select('budget')
-    .where('session_id', '=', session.id)
-    .executeTakeFirst();
-  if (!row?.budget) return null;
-  const { deadlineSeconds } = JSON.parse(row.budget) as Budget;
+  const deadlineSeconds = (await loadSessionSettings(trx, session.id)).budget?.deadlineSeconds;
   if (deadlineSeconds === undefined) return null;
   return findBudgetOverrun({ deadlineSeconds }, zeroUsage(), session.createdAt, now);
 }
