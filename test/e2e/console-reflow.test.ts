@@ -1,0 +1,98 @@
+// The console at 320 px (WCAG 1.4.10 reflow: 320 CSS px, as a 1280 px window zoomed to 400 %), in real
+// Chromium against the real server: no view scrolls sideways, also with long unbroken text (an
+// objective, a key's name) in it. Tables become labelled lines at this width (narrow-tables.css).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { EXPECTED_REFUSAL, signIn, startAdminConsole } from '../fixtures/admin-console.ts';
+import type { PageProblems } from '../fixtures/browser.ts';
+import { requestJson, waitForSession } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+const cleanups: Array<() => unknown> = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+
+/** The page's width and the elements of <main> drawn past its right edge (a table's hidden header aside). */
+function overflow(page: Page): Promise<{ width: number; scrollWidth: number; past: string[] }> {
+  return page.evaluate(() => {
+    const past: string[] = [];
+    for (const element of document.querySelectorAll('main *')) {
+      if (element.closest('thead') || (element as HTMLElement).offsetParent === null) continue;
+      const box = element.getBoundingClientRect();
+      if (box.right > window.innerWidth + 0.5) {
+        past.push(
+          `${element.tagName.toLowerCase()}${element.id ? `#${element.id}` : ''} ends at ${box.right}`,
+        );
+      }
+    }
+    return { width: window.innerWidth, scrollWidth: document.documentElement.scrollWidth, past };
+  });
+}
+
+describe('console at 320 px', { timeout: 180_000 }, () => {
+  let page: Page;
+  let url: string;
+  let sessionId: string;
+  let problems: PageProblems;
+
+  before(async () => {
+    const admin = await startAdminConsole(t);
+    url = admin.server.url;
+    const created = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
+      method: 'POST',
+      headers: admin.asAdmin(),
+      body: { objective: `reflow-${'x'.repeat(400)}`, approval: 'required' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    sessionId = created.body.id;
+    await waitForSession(
+      url,
+      sessionId,
+      (s: { status: string }) => s.status === 'awaiting_approval',
+      60_000,
+      admin.asAdmin(),
+    );
+    const key = await requestJson(`${url}/v1/admin/keys`, {
+      method: 'POST',
+      headers: admin.asAdmin(),
+      body: { name: `key-${'k'.repeat(150)}`, roles: ['viewer'] },
+    });
+    assert.equal(key.status, 201, JSON.stringify(key.body));
+    page = await admin.openPage();
+    await page.setViewportSize({ width: 320, height: 800 });
+    await signIn(page, url, admin.admin.key);
+    problems = admin.problems;
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  const views: Array<[string, () => string, string]> = [
+    ['the sessions list', () => '#/sessions', '#sessions-body tr'],
+    ['a session awaiting approval', () => `#/sessions/${sessionId}`, '#approval-title'],
+    ['usage', () => '#/usage', '#usage-body tr'],
+    ['the audit log', () => '#/audit', 'main h1'],
+    ['API keys', () => '#/keys', '#keys-body tr'],
+    ['webhooks', () => '#/webhooks', '#webhook-create-title'],
+  ];
+  for (const [name, hash, ready] of views) {
+    test(`${name}: nothing past the right edge`, async () => {
+      await page.goto(`${url}/console/${hash()}`);
+      await page.locator(ready).first().waitFor();
+      const drawn = await overflow(page);
+      assert.deepEqual(drawn.past, [], `${name} draws past ${drawn.width} px`);
+      assert.ok(
+        drawn.scrollWidth <= drawn.width,
+        `${name} scrolls sideways: ${drawn.scrollWidth} > ${drawn.width}`,
+      );
+    });
+  }
+
+  test('no errors in the page', () => {
+    assert.deepEqual(
+      problems.messages.filter((line) => !EXPECTED_REFUSAL.test(line)),
+      [],
+    );
+  });
+});
