@@ -13,6 +13,7 @@ import {
   readlinkSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -191,6 +192,27 @@ test("a gone replica of another container on this machine: its pids are another 
   assert.deepEqual(await sweepGoneReplicaDirs(dataDir, own.path, noLease), { removed: 1, killed: 0 });
   assert.equal(existsSync(path), false);
   assert.equal(isAlive(bystander.pid), true);
+});
+
+test('a symbolic link under replicas/ is not followed: the directory it names keeps its HOMEs, runs and processes', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-replicas-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const own = await claimReplicaDir(dataDir);
+  t.after(() => own.release());
+  // A gone replica's directory as this machine leaves it, but outside the replicas directory.
+  const elsewhere = await claimReplicaDir(join(dataDir, 'elsewhere'));
+  const orphan = spawnDetachedGroup('exec sleep 30');
+  t.after(orphan.kill);
+  const { home, stray } = leaveRun(elsewhere.path, orphan.pid);
+  elsewhere.release();
+  symlinkSync(elsewhere.path, join(dataDir, 'replicas', 'link'));
+
+  assert.deepEqual(await sweepGoneReplicaDirs(dataDir, own.path, noLease), { removed: 0, killed: 0 });
+  assert.equal(existsSync(home), true);
+  assert.equal(existsSync(stray), true);
+  assert.equal(readdirSync(join(elsewhere.path, 'runs')).length, 1);
+  assert.equal(isAlive(orphan.pid), true);
+  assert.equal(existsSync(join(dataDir, 'replicas', 'link')), true, 'not ours to remove either');
 });
 
 test('a directory without a written lock (a replica starting) or with a foreign file is left alone', async (t) => {

@@ -5,7 +5,7 @@
 // once a lease, a replica removes the directories of replicas that are gone, after killing their
 // runners still running where their pids name them (same machine, same pid namespace); the directory
 // of a live replica is never touched.
-import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -161,7 +161,7 @@ function hasRunRecords(path: string): boolean {
  * directory whose lock can be taken (its process has ended) and, when that process ran on another
  * machine, whose worker holds no lease in the store. The runners a gone replica of this machine left
  * running are killed first (run-records.ts). A directory without a written lock file (a replica
- * starting) or whose lock is held is left alone.
+ * starting) or whose lock is held is left alone, and so is a symbolic link.
  */
 export async function sweepGoneReplicaDirs(
   dataDir: string,
@@ -180,7 +180,7 @@ export async function sweepGoneReplicaDirs(
   const sweep: ReplicaSweep = { removed: 0, killed: 0 };
   for (const name of names) {
     const path = join(root, name);
-    if (path === resolve(ownPath)) continue;
+    if (path === resolve(ownPath) || !isRealDirectory(path)) continue;
     const lock = lockIfGone(path);
     if (!lock) continue;
     try {
@@ -206,6 +206,18 @@ export async function sweepGoneReplicaDirs(
     }
   }
   return sweep;
+}
+
+/**
+ * Whether `path` is a directory itself, not a symbolic link: a replica makes its directory, so a link
+ * is none of theirs, and the HOMEs, run records and processes of wherever it points are not swept.
+ */
+function isRealDirectory(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /**
