@@ -329,6 +329,14 @@ describe('exit codes', () => {
         assert.ok(!text?.includes(raw), `${JSON.stringify(raw)} in ${text}`);
     }
     assert.ok(output?.includes('\u001b[32mgreen\u001b[0m'), 'colour sequences of output lines pass');
+    // A colour (or concealed text, SGR 8) left on by a line ends with it: the lines after it, the
+    // session's status and summary among them, are not hidden or recoloured.
+    for (const line of ['fake: all good\u001b[8m', 'x\u001b[30;40m']) {
+      const shown = formatEvent(event('task.output', { name: 't', line }), new Map(), plain) ?? '';
+      assert.ok(shown.endsWith('\u001b[0m'), JSON.stringify(shown));
+    }
+    const uncoloured = formatEvent(event('task.output', { name: 't', line: 'plain' }), new Map(), plain);
+    assert.equal(uncoloured, '[t] plain', 'a line without colours is printed as it is');
     const detail = formatSessionDetail(
       {
         id: 's1',

@@ -361,8 +361,14 @@ function pickString(data: Record<string, unknown>, keys: readonly string[]): str
   return undefined;
 }
 
-/** The text of a `task.output` event's line, without its line break; stderr in yellow. */
+/**
+ * The text of a `task.output` event's line, without its line break; stderr in yellow. A line with
+ * colours ends with a reset: one it left on (or concealed text, SGR 8) would colour or hide the lines
+ * after it, the session's status and summary among them.
+ */
 export function formatOutputBody(data: Record<string, unknown>, paint: Painter): string {
-  const line = showControls((pickString(data, ['line']) ?? '').replace(/\r?\n$/, ''), true);
+  let line = showControls((pickString(data, ['line']) ?? '').replace(/\r?\n$/, ''), true);
+  // Every ESC left after showControls starts a colour sequence it kept.
+  if (line.includes('\u001b')) line += '\u001b[0m';
   return data.stream === 'stderr' ? paint.yellow(line) : line;
 }
