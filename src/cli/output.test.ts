@@ -337,6 +337,10 @@ describe('exit codes', () => {
     }
     const uncoloured = formatEvent(event('task.output', { name: 't', line: 'plain' }), new Map(), plain);
     assert.equal(uncoloured, '[t] plain', 'a line without colours is printed as it is');
+    // An event type of a newer server, shown as JSON: which escapes C0 controls but not C1 or bidi.
+    const unknown = formatEvent(event('plan.proposed', { text: hostile }), new Map(), plain, true);
+    for (const raw of ['\u0007', '\u001b', '\u009b', '\u202e'])
+      assert.ok(!unknown?.includes(raw), `${JSON.stringify(raw)} in ${unknown}`);
     const detail = formatSessionDetail(
       {
         id: 's1',

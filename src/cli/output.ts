@@ -349,7 +349,10 @@ export function formatEvent(
       return `${marker} session finished: ${paintStatus(status, paint)}${error ? ` — ${showControls(error)}` : ''}`;
     }
     default:
-      return verbose ? `${marker} ${event.type} ${JSON.stringify(data)}` : undefined;
+      // JSON escapes C0 controls only: C1 ones and bidi overrides would reach the terminal.
+      return verbose
+        ? `${marker} ${showControls(event.type)} ${showControls(JSON.stringify(data))}`
+        : undefined;
   }
 }
 
