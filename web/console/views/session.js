@@ -149,7 +149,20 @@ export function renderSession(root, id) {
    */
   async function showRetries() {
     retries = await readRetries(id);
-    if (!closed && shown) replaceChildren(facts, renderFacts(shown, retries));
+    if (!closed && shown) drawFacts();
+  }
+
+  /**
+   * Draws the facts of the session shown; a link in them with the focus (Retry of, Retried as) keeps
+   * it. Why: they are drawn again with each burst of events, and a removed element loses the focus
+   * to the start of the page, from where Tab would start over.
+   */
+  function drawFacts() {
+    const active = document.activeElement;
+    const focusedLink =
+      active instanceof HTMLAnchorElement && facts.contains(active) ? active.getAttribute('href') : null;
+    replaceChildren(facts, renderFacts(shown, retries));
+    if (focusedLink) facts.querySelector(`a[href="${CSS.escape(focusedLink)}"]`)?.focus();
   }
 
   async function refresh() {
@@ -163,7 +176,7 @@ export function renderSession(root, id) {
       replaceChildren(errors);
       title.textContent = session.objective || 'Session';
       setPageTitle(title.textContent);
-      replaceChildren(facts, renderFacts(session, retries));
+      drawFacts();
       if (first && ENDED.has(session.status)) showRetries();
       replaceChildren(tasks, renderTasks(session.tasks));
       replaceChildren(agents, renderAgents(session.agents));
