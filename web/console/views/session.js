@@ -5,7 +5,7 @@ import { api } from '../api.js';
 import { formatTime, formatUsage, h, replaceChildren, setPageTitle, shorten } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { followSessionEvents } from '../sse.js';
-import { statusBadge } from '../statuses.js';
+import { statusBadge, statusLabel } from '../statuses.js';
 import { createLiveEvents } from './live-events.js';
 import { createPlanVersions } from './plan-versions.js';
 import { createSessionActions } from './session-actions.js';
@@ -121,6 +121,12 @@ export function renderSession(root, id) {
   const title = h('h1', {}, 'Session');
   const facts = h('div', {}, h('p', { className: 'loading' }, 'Loading…'));
   const errors = h('div');
+  /**
+   * Says a new status when the session's changes (not as the page opens). Why: the badge is drawn
+   * again silently with the facts, so a screen reader user would not hear a plan become ready for
+   * approval or the session end. Out of sight: the badge shows it.
+   */
+  const statusNote = h('p', { id: 'status-note', className: 'visually-hidden', attrs: { role: 'status' } });
   /** Why the stream is reconnecting, when the server refused it (a 429 at the cap of open streams). */
   const streamProblem = h('div', { id: 'stream-problem' });
   const tasks = h('div', { id: 'tasks' });
@@ -172,6 +178,8 @@ export function renderSession(root, id) {
       if (closed || read < readShown) return;
       readShown = read;
       const first = shown === null;
+      if (!first && session.status !== shown.status)
+        statusNote.textContent = `Status: ${statusLabel(session.status)}.`;
       shown = session;
       replaceChildren(errors);
       title.textContent = session.objective || 'Session';
@@ -226,6 +234,7 @@ export function renderSession(root, id) {
     root,
     h('p', {}, h('a', { href: '#/sessions' }, '← Sessions')),
     title,
+    statusNote,
     errors,
     facts,
     result.element,
