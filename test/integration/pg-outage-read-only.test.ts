@@ -1,0 +1,85 @@
+// A failover that leaves the replicas on a read-only server (a hot standby, or a primary demoted
+// before the address moved; simulated with default_transaction_read_only): reads are served, and
+// every kind of write, in the write queue or in a transaction of its own, gets 503
+// STORE_UNAVAILABLE naming the reason instead of 500; once writes are accepted again, so are requests.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { generateKekEntry } from '../../src/security/secrets.ts';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+
+describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
+  let database: TestDatabase;
+  let server: TestServer;
+  let admin: pg.Client;
+  before(async () => {
+    database = await createTestDatabase();
+    server = await startTestServer({
+      config: {
+        store: { url: database.url, poolSize: 4 },
+        secrets: { kekRing: generateKekEntry('k1') },
+        ssrf: { allowedHosts: ['127.0.0.1'] },
+      },
+    });
+    admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+  });
+  after(async () => {
+    await server?.close();
+    await admin?.end();
+    await database?.drop();
+  });
+
+  const submit = () =>
+    requestJson<{ id: string; code?: string; detail?: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'standby', agents: [{ name: 'a', role: 'engineer', task: 't', runner: 'ok' }] },
+    });
+  const createWebhook = () =>
+    requestJson<{ code?: string; detail?: string }>(`${server.url}/v1/webhooks`, {
+      method: 'POST',
+      body: { url: 'http://127.0.0.1:8099/hook', events: ['session.completed'] },
+    });
+
+  /** New sessions of the database start read-only; the replica's open ones are ended. */
+  async function setReadOnly(on: boolean): Promise<void> {
+    const name = new URL(database.url).pathname.slice(1);
+    await admin.query(`alter database ${name} set default_transaction_read_only = ${on ? 'on' : 'off'}`);
+    await admin.query(
+      'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+      [name],
+    );
+  }
+
+  test('writes get 503 STORE_UNAVAILABLE, reads are served, and writes work again afterwards', async () => {
+    const earlier = await submit();
+    assert.equal(earlier.status, 201, JSON.stringify(earlier.body));
+    await waitForSession(server.url, earlier.body.id);
+
+    await setReadOnly(true);
+    // Requests right after the terminations may still meet a connection being closed (503 too).
+    for (const write of [submit, createWebhook]) {
+      await waitFor(async () => {
+        const answer = await write();
+        assert.equal(answer.status, 503, JSON.stringify(answer.body));
+        assert.equal(answer.body.code, 'STORE_UNAVAILABLE');
+        return /accepts only reads/.test(String(answer.body.detail));
+      }, 30_000);
+    }
+    const read = await requestJson(`${server.url}/v1/sessions/${earlier.body.id}`);
+    assert.equal(read.status, 200, JSON.stringify(read.body));
+
+    await setReadOnly(false);
+    const accepted = await waitFor(async () => {
+      const answer = await submit();
+      return answer.status === 201 ? answer : undefined;
+    }, 30_000);
+    assert.equal(
+      (await waitForSession<{ status: string }>(server.url, accepted.body.id)).status,
+      'completed',
+    );
+    assert.equal((await createWebhook()).status, 201);
+  });
+});
