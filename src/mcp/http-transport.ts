@@ -151,6 +151,9 @@ function endWhenCredentialEnds(
   const stopWatching = watchRequestCredential(reply.request, reply, end, permissions);
   if (stopWatching === undefined) return source;
   source.pipe(body);
+  // A pipe does not pass errors on: a source dropped for its client (unread-stream-limit.ts) must
+  // end the response, and with it the connection.
+  source.once('error', (error) => body.destroy(error));
   body.once('close', () => {
     stopWatching();
     source.destroy();
@@ -173,6 +176,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const logger = options.logger ?? (app.log as unknown as Logger);
   const listRoles = options.listRoles ?? (async () => [...BUILT_IN_ROLES]);
   const sessions = new Map<string, McpSessionEntry>();
+  // A client with more than the read-ahead waiting that takes none of it for four keep-alive
+  // intervals is gone or not reading: its stream is dropped (it may resume with Last-Event-ID).
+  const unreadLimit = { stallMs: 4 * config.http.sseKeepAliveSeconds * 1000 };
   const perTenant = { max: config.mcp.maxSessionsPerTenant, setting: 'mcp.maxSessionsPerTenant' };
   const perPrincipal = { max: config.mcp.maxSessionsPerPrincipal, setting: 'mcp.maxSessionsPerPrincipal' };
   const sessionSlots = createCapacitySlots({
@@ -292,7 +298,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     const eventStream = response.headers.get('content-type')?.startsWith('text/event-stream') === true;
     // An event stream's messages wait for its client in bounded memory (a client that does not read).
     let body = eventStream
-      ? readWithinUnreadLimit(response.body)
+      ? readWithinUnreadLimit(response.body, unreadLimit)
       : Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
     if (eventStream) {
       // A key's principal never signs in again once its key is revoked or expired: its session goes
@@ -362,7 +368,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     reply.header('cache-control', 'no-cache, no-transform');
     reply.header('x-accel-buffering', 'no');
     reply.header('mcp-session-id', owner.mcpSessionId);
-    const stream = endWhenCredentialEnds(reply, readWithinUnreadLimit(body));
+    const stream = endWhenCredentialEnds(reply, readWithinUnreadLimit(body, unreadLimit));
     stream.once('close', releaseFollow);
     return reply.send(stream);
   }
