@@ -4,7 +4,7 @@
 import { api, readSignInMethod, storeToken } from '../api.js';
 import { field, h, replaceChildren, setPageTitle } from '../dom.js';
 import { beginSignIn, loadSignInOptions, providerName } from '../oidc.js';
-import { renderProblem } from '../problem.js';
+import { renderProblem, showFormMistake } from '../problem.js';
 
 /** Fetched once per page load: the server's sign-in options do not change while it runs. */
 let signInOptions = null;
@@ -69,7 +69,11 @@ export function renderSignIn(root, { error, onSignedIn }) {
         submit: async (event) => {
           event.preventDefault();
           const value = token.value.trim();
-          if (!value) return;
+          // Spaces pass the field's `required`: said here, not sent.
+          if (!value) {
+            showFormMistake(errors, 'Signing in', 'Paste an API key or access token.', token);
+            return;
+          }
           submit.disabled = true;
           storeToken(value);
           try {
