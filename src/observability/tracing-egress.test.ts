@@ -1,5 +1,5 @@
 // The OTLP trace exporter and `egress.proxy`: spans reach a collector through a real forward proxy
-// (proxy-chain), and go direct to a loopback collector.
+// (proxy-chain), and go direct to a loopback collector, on any port (fetch's bad ports included).
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -53,6 +53,30 @@ describe('OTLP export and the egress proxy', () => {
     await exportOneSpan(`http://otel.test:${port}/v1/traces`);
     assert.deepEqual(received, [`POST otel.test:${port} /v1/traces`]);
     assert.deepEqual(proxy.seen, [{ hostname: 'otel.test', port, isHttp: true, username: 'maos' }]);
+  });
+
+  test('a collector on a port fetch refuses is reached: the exporter sends with node:http, not fetch', async (t) => {
+    // Port 6679 is one of the fetch standard's bad ports, which only fetch refuses.
+    const badPortCollector = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received.push(`${req.method} ${req.headers.host} ${req.url}`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        badPortCollector.once('error', reject);
+        badPortCollector.listen(6679, '127.0.0.1', resolve);
+      });
+    } catch {
+      t.skip('port 6679 is in use on this machine');
+      return;
+    }
+    t.after(() => badPortCollector.close());
+    received.length = 0;
+    await exportOneSpan('http://127.0.0.1:6679/v1/traces');
+    assert.deepEqual(received, ['POST 127.0.0.1:6679 /v1/traces']);
   });
 
   test('a loopback collector is reached directly', async () => {

@@ -2,7 +2,12 @@
 // through it, its credentials, SSRF refusals before it is asked, and clear errors when it fails.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
+import {
+  type AddressInfo,
+  connect as connectTcp,
+  createServer as createTcpServer,
+  type Socket,
+} from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { type ForwardProxy, startForwardProxy } from '../../test/fixtures/forward-proxy.ts';
@@ -140,6 +145,44 @@ describe('egress proxy', () => {
       const loopback = await egress.fetch(`http://127.0.0.1:${port}/direct`);
       assert.equal(await loopback.text(), 'hello /direct');
       assert.deepEqual(proxy.seen, [], 'noProxy and loopback destinations did not reach the proxy');
+    } finally {
+      await egress.close();
+    }
+  });
+
+  test("a proxy on a port fetch refuses for destinations is accepted and reached: the check is the destination's", async (t) => {
+    // Port 6566 is one of the fetch standard's bad ports: a relay there forwards to the proxy.
+    const sockets = new Set<Socket>();
+    const relay = createTcpServer((socket: Socket) => {
+      const upstream = connectTcp(proxy.port, '127.0.0.1');
+      sockets.add(socket).add(upstream);
+      socket.pipe(upstream).pipe(socket);
+      const close = () => {
+        socket.destroy();
+        upstream.destroy();
+      };
+      socket.on('error', close);
+      upstream.on('error', close);
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        relay.once('error', reject);
+        relay.listen(6566, '127.0.0.1', resolve);
+      });
+    } catch {
+      t.skip('port 6566 is in use on this machine');
+      return;
+    }
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      relay.close();
+    });
+    const egress = egressFor(proxy.urlWithCredentials.replace(`:${proxy.port}`, ':6566'));
+    try {
+      proxy.seen.length = 0;
+      const response = await egress.fetch(`http://llm.test:${port}/v1/models`);
+      assert.equal(await response.text(), 'hello /v1/models');
+      assert.deepEqual(proxy.seen, [{ hostname: 'llm.test', port, isHttp: true, username: 'maos' }]);
     } finally {
       await egress.close();
     }
