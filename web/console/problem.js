@@ -74,3 +74,24 @@ export function renderProblem(error, context) {
       : null,
   );
 }
+
+/** What a shown problem says, without its request id and retry time (which differ each time). */
+function problemWords(element) {
+  return ['.problem-title', '.problem-code', '.problem-status', '.problem-detail', '.problem-issues']
+    .map((selector) => element.querySelector(selector)?.textContent ?? '')
+    .join('\n');
+}
+
+/**
+ * Shows `error` in `output` as renderProblem does, but as an alert only when it is news: the same
+ * problem shown there already (a background refresh failing again while the server is down) is
+ * written again without role=alert. Why: an alert is announced each time one is put in the page,
+ * so a screen reader would repeat it with every failed refresh.
+ * @param {HTMLElement} output @param {unknown} error @param {string} context
+ */
+export function showRepeatedProblem(output, error, context) {
+  const next = renderProblem(error, context);
+  const shown = output.querySelector(':scope > .problem');
+  if (shown && problemWords(shown) === problemWords(next)) next.removeAttribute('role');
+  replaceChildren(output, next);
+}

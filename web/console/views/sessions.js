@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { countOf, field, formatUsage, h, keepPagerFocus, replaceChildren } from '../dom.js';
 import { pollWhileVisible } from '../poll.js';
-import { renderProblem } from '../problem.js';
+import { renderProblem, showRepeatedProblem } from '../problem.js';
 import { createNewSessionForm } from './new-session.js';
 import { syncRows } from './row-sync.js';
 import { sessionRow, statusSelect } from './session-cells.js';
@@ -101,7 +101,9 @@ export function renderSessions(root) {
       return changed || moved ? 'changed' : 'unchanged';
     } catch (error) {
       if (controller.signal.aborted) return 'skipped';
-      replaceChildren(errors, renderProblem(error, 'Listing sessions'));
+      // A background refresh failing as the last one did is not announced again.
+      if (quiet) showRepeatedProblem(errors, error, 'Listing sessions');
+      else replaceChildren(errors, renderProblem(error, 'Listing sessions'));
       // A 429 or 503 says when to ask again; the background refresh waits that long.
       return { outcome: 'failed', retryAfterMs: error?.retryAfterMs ?? null };
     } finally {
