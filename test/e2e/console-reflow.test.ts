@@ -1,6 +1,7 @@
 // The console at 320 px (WCAG 1.4.10 reflow: 320 CSS px, as a 1280 px window zoomed to 400 %), in real
 // Chromium against the real server: no view scrolls sideways, also with long unbroken text (an
-// objective, a key's name) in it. Tables become labelled lines at this width (narrow-tables.css).
+// objective, a key's name) in it, also in a question naming the key (at 1024 px too). Tables
+// become labelled lines at this width (narrow-tables.css).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -86,6 +87,26 @@ describe('console at 320 px', { timeout: 180_000 }, () => {
         drawn.scrollWidth <= drawn.width,
         `${name} scrolls sideways: ${drawn.scrollWidth} > ${drawn.width}`,
       );
+    });
+  }
+
+  // Wider than a phone the keys are a table again, in a box that scrolls sideways when it must.
+  for (const width of [320, 1024]) {
+    test(`a Revoke question naming a long key stays inside the keys table at ${width} px`, async () => {
+      await page.setViewportSize({ width, height: 800 });
+      await page.goto(`${url}/console/#/keys`);
+      await page.locator('#keys-body tr').first().waitFor();
+      await page.getByRole('button', { name: /^Revoke key-k/ }).click();
+      const group = page.getByRole('group', { name: /^Revoke key-k/ });
+      await group.waitFor();
+      const drawn = await group.evaluate((element) => {
+        const wrap = element.closest('.table-wrap') as HTMLElement;
+        return { box: wrap.clientWidth, table: wrap.scrollWidth, page: document.documentElement.scrollWidth };
+      });
+      await page.keyboard.press('Escape');
+      await page.setViewportSize({ width: 320, height: 800 });
+      assert.ok(drawn.table <= drawn.box, `the keys table is ${drawn.table} px wide in ${drawn.box} px`);
+      assert.ok(drawn.page <= width, `the page is ${drawn.page} px wide`);
     });
   }
 
