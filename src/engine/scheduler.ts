@@ -35,6 +35,8 @@ import { describeRuntime, runClaimedTask } from './task-runner.ts';
 
 /** How long aborted runs get to wind down at stop before their leases are released regardless. */
 const ABORT_WAIT_MS = 5000;
+/** Longest pause between claim rounds while the database cannot be reached (doubling from the poll interval). */
+const MAX_CLAIM_BACKOFF_MS = 5000;
 
 /** One run's finish; the batch's operation attaches the tasks it handed to this process to the first. */
 interface FinishItem {
@@ -115,6 +117,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   // a stop committed in the batch that started them is acknowledged before launch() runs, and
   // those runs must not start after it (the stop cancelled their tasks; nothing ran to charge).
   const stoppedBeforeLaunch = new Set<string>();
+  // The database cannot be reached (claims fail with STORE_UNAVAILABLE): claim rounds back off, and
+  // the outage is logged once when it starts and once when it ends, not at every poll.
+  let claimOutage: { since: number; failed: number; pauseMs: number; resumeAt: number } | null = null;
   const freeSlots = () => deps.concurrency - active.size - reserved;
   // Finishes of all slots coalesce into one operation per write batch.
   const finish = createCoalescer(
@@ -190,6 +195,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       wantClaim = true;
       return;
     }
+    if (claimOutage && now() < claimOutage.resumeAt) {
+      // Backing off: the loop is alive, it waits for the database.
+      lastBeatAt = now();
+      return;
+    }
     claiming = true;
     wantClaim = false;
     let reservedHere = 0;
@@ -225,6 +235,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       }, ENGINE_PROGRESS)
       .then(async (claimed) => {
         reservedHere = 0;
+        if (claimOutage) {
+          deps.logger.info(
+            { failedClaims: claimOutage.failed, outageMs: now() - claimOutage.since },
+            'claiming tasks works again: the database can be reached',
+          );
+          claimOutage = null;
+        }
         await launch(claimed);
         // Slots ran out before the ready queue did: more tasks may be waiting for a slot.
         backlog = claimed.length === limit;
@@ -232,7 +249,24 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       })
       .catch((error: unknown) => {
         reserved -= reservedHere;
-        deps.logger.error({ err: coerceError(error) }, 'claiming tasks failed');
+        const err = coerceError(error);
+        if (!(error instanceof AppError && error.code === 'STORE_UNAVAILABLE')) {
+          deps.logger.error({ err }, 'claiming tasks failed');
+          return;
+        }
+        if (claimOutage) {
+          // Logged when it started; counted for the line that says it ended.
+          claimOutage.failed++;
+          claimOutage.pauseMs = Math.min(claimOutage.pauseMs * 2, MAX_CLAIM_BACKOFF_MS);
+        } else {
+          deps.logger.error(
+            { err },
+            'claiming tasks failed: the database cannot be reached; retrying with back-off, logged again when it works',
+          );
+          const pauseMs = Math.min(deps.pollIntervalMs, MAX_CLAIM_BACKOFF_MS);
+          claimOutage = { since: now(), failed: 1, pauseMs, resumeAt: 0 };
+        }
+        claimOutage.resumeAt = now() + claimOutage.pauseMs;
       })
       .finally(() => {
         claiming = false;
