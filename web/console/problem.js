@@ -87,11 +87,12 @@ function problemWords(element) {
  * problem shown there already (a background refresh failing again while the server is down) is
  * written again without role=alert. Why: an alert is announced each time one is put in the page,
  * so a screen reader would repeat it with every failed refresh.
- * @param {HTMLElement} output @param {unknown} error @param {string} context
+ * `more` follows it in `output` (a line saying what the page does next).
+ * @param {HTMLElement} output @param {unknown} error @param {string} context @param {...Node} more
  */
-export function showRepeatedProblem(output, error, context) {
+export function showRepeatedProblem(output, error, context, ...more) {
   const next = renderProblem(error, context);
   const shown = output.querySelector(':scope > .problem');
   if (shown && problemWords(shown) === problemWords(next)) next.removeAttribute('role');
-  replaceChildren(output, next);
+  replaceChildren(output, next, ...more);
 }

@@ -3,7 +3,7 @@
 // offers and the plan versions.
 import { api } from '../api.js';
 import { formatTime, formatUsage, h, replaceChildren, setPageTitle, shorten } from '../dom.js';
-import { renderProblem } from '../problem.js';
+import { renderProblem, showRepeatedProblem } from '../problem.js';
 import { followSessionEvents } from '../sse.js';
 import { statusBadge, statusLabel } from '../statuses.js';
 import { createLiveEvents } from './live-events.js';
@@ -273,11 +273,13 @@ export function renderSession(root, id) {
           streamOpened = true;
         } else if (state === 'reconnecting') {
           live.setState('reconnecting…');
-          // The server's answer (not a dropped connection): what it said, until the stream opens.
+          // The server's answer (not a dropped connection): what it said, until the stream opens;
+          // announced once, not again with each refused try.
           if (error?.problem) {
-            replaceChildren(
+            showRepeatedProblem(
               streamProblem,
-              renderProblem(error, 'Following the events'),
+              error,
+              'Following the events',
               h('p', { className: 'muted' }, 'The page tries again by itself.'),
             );
           }
