@@ -102,9 +102,18 @@ function renderAccount() {
   const who = caller
     ? `${caller.principal} · tenant ${caller.tenantId} · ${caller.roles.length > 0 ? caller.roles.join(', ') : 'no roles'}`
     : null;
+  const state = h('span', { id: 'account-state', ...(who ? { title: who } : {}) }, accountState());
+  // Who, also without a mouse to hover: "Signed in" opens (Enter, a tap) to say it.
   replaceChildren(
     account,
-    h('span', { id: 'account-state', ...(who ? { title: who } : {}) }, accountState()),
+    who
+      ? h(
+          'details',
+          { className: 'account-who' },
+          h('summary', {}, state),
+          h('p', { id: 'account-who' }, who),
+        )
+      : state,
     signOut,
   );
 }
