@@ -821,12 +821,15 @@ describe('Helm chart', () => {
         message: /holds a secret in its query/,
       },
     ];
-    // The chart names secrets by the server's own pattern (SECRET_KEY_PATTERN), not a copy that drifts.
+    // The chart names secrets by the server's own pattern (SECRET_KEY_PATTERN), not a copy that drifts:
+    // in config keys and in the last word of an extraEnv variable.
     const helpers = readFileSync(join(CHART, 'templates/_helpers.tpl'), 'utf8');
-    assert.ok(
-      helpers.includes(`regexMatch "(?i)${SECRET_KEY_PATTERN.source}" .key`),
-      'the same secret-key pattern',
-    );
+    for (const subject of ['.key', '$word']) {
+      assert.ok(
+        helpers.includes(`regexMatch "(?i)${SECRET_KEY_PATTERN.source}" ${subject}`),
+        `the same secret-key pattern for ${subject}`,
+      );
+    }
     const valueAt = (tree: unknown, path: string[]): unknown =>
       path.reduce<unknown>((node, key) => {
         const map = (node ?? {}) as Record<string, unknown>;
