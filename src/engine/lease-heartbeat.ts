@@ -7,14 +7,15 @@ import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import type { Claim } from './task-outcome.ts';
 
 /**
- * Extends the leases of `claims` by `leaseMs`; resolves to the claims whose lease is gone (never
- * rejects: a failed heartbeat is logged and the next one tries again, within the lease's margin).
+ * Extends the leases of `claims` by `leaseMs`; resolves to the claims whose lease is gone, or to null
+ * when the heartbeat failed (never rejects: it is logged and the next one tries again, within the
+ * lease's margin).
  */
 export async function renewLeases(
   deps: { queue: WriteQueue; logger: Logger; workerId: string; leaseMs: number },
   claims: readonly Claim[],
   now: number,
-): Promise<Set<Claim>> {
+): Promise<Set<Claim> | null> {
   try {
     const held = await deps.queue.run(
       (trx) =>
@@ -30,6 +31,6 @@ export async function renewLeases(
     return new Set(claims.filter((claim) => held.get(claim.taskId) !== claim.attempt));
   } catch (error) {
     deps.logger.warn({ err: coerceError(error) }, 'heartbeat failed');
-    return new Set();
+    return null;
   }
 }

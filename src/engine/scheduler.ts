@@ -25,16 +25,21 @@ import { endStoppedRun, releaseIgnoredRuns, type StopReason } from './stopped-ru
 import {
   appendStartEvents,
   type ContinueSession,
+  findFinishedRuns,
   finishTasks,
   type HandOff,
   markTasksRunning,
   releaseTask,
 } from './task-ops.ts';
-import { type Claim, claimOf, type RunOutcome } from './task-outcome.ts';
+import { type Claim, claimOf, type FinishEffects, type RunOutcome } from './task-outcome.ts';
 import { describeRuntime, runClaimedTask } from './task-runner.ts';
 
 /** How long aborted runs get to wind down at stop before their leases are released regardless. */
 const ABORT_WAIT_MS = 5000;
+/** A finish that failed because the database could not be reached is tried again after this, doubling… */
+const FINISH_RETRY_FIRST_MS = 250;
+/** …up to this, for as long as the run's lease holds (see finishHeld). */
+const FINISH_RETRY_MAX_MS = 4000;
 /** Longest pause between claim rounds while the database cannot be reached (doubling from the poll interval). */
 const MAX_CLAIM_BACKOFF_MS = 5000;
 
@@ -45,12 +50,24 @@ interface FinishItem {
   /** The run's session as the run had it: what a task of it handed off here needs, unread. */
   session: RunSession;
   handedOff?: PreparedRun[];
+  /** When the finish leased the tasks handed off (its transaction's clock). */
+  handedOffAt?: number;
+  /**
+   * An earlier try of this finish failed without an answer from the database: its commit may have
+   * happened all the same, so the task may hold this run's outcome already.
+   */
+  retried?: true;
 }
 
 interface ActiveRun {
   claim: Claim;
   controller: AbortController;
   reason: StopReason | null;
+  /**
+   * Local time by which the lease as last stored has surely run out (claimed or renewed at a local
+   * time no later than the database's, for `leaseMs`).
+   */
+  leaseUntil: number;
 }
 
 export interface SchedulerDeps {
@@ -89,6 +106,13 @@ export interface Scheduler {
    * undefined before start. Readiness fails when it is too old (observability/health.ts).
    */
   lastBeatAt(): number | undefined;
+}
+
+/** What a finish found already stored reports (the session-level effects went with the first try). */
+const ALREADY_APPLIED: FinishEffects = { applied: true, readied: 0, sessionFinished: null };
+
+function isStoreUnavailable(error: unknown): boolean {
+  return error instanceof AppError && error.code === 'STORE_UNAVAILABLE';
 }
 
 export function createScheduler(deps: SchedulerDeps): Scheduler {
@@ -145,11 +169,25 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
             }
           : undefined;
       try {
-        const effects = await finishTasks(trx, items, now(), deps.continueSession, handOff);
+        // A finish tried again may have committed the first time: the task shows this run's outcome
+        // at its attempt then, and is not finished twice (nor its usage charged again as unapplied).
+        const done = await findFinishedRuns(
+          trx,
+          items.filter((item) => item.retried),
+        );
+        const pending = done.size === 0 ? items : items.filter((item) => !done.has(item));
+        const at = now();
+        const applied =
+          pending.length === 0 ? [] : await finishTasks(trx, pending, at, deps.continueSession, handOff);
+        const effects =
+          done.size === 0
+            ? applied
+            : items.map((item) => (done.has(item) ? ALREADY_APPLIED : applied[pending.indexOf(item)]!));
         if (taken.length > 0) {
           const known = outputsFinishedHere(items, takenDependencies);
           const sessions = new Map(items.map((item) => [item.claim.sessionId, item.session]));
           items[0]!.handedOff = await prepareRuns(trx, taken, known, sessions);
+          items[0]!.handedOffAt = at;
         }
         return effects.map((effect) => ({ effects: effect, tick }));
       } catch (error) {
@@ -178,6 +216,15 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (!ownReadySeen) wake();
   }
 
+  /**
+   * Whether the run's lease is still held, with a margin (a finish is tried again only then: after
+   * it the lease reaper may have given the task to another attempt).
+   */
+  function finishHeld(leaseUntil: number, pauseMs: number): boolean {
+    const margin = Math.max(FINISH_RETRY_FIRST_MS, Math.floor(deps.leaseMs / 10));
+    return !stopping && now() + pauseMs < leaseUntil - margin;
+  }
+
   function abort(run: ActiveRun, reason: StopReason): void {
     if (run.reason !== null) return;
     run.reason = reason;
@@ -204,6 +251,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     wantClaim = false;
     let reservedHere = 0;
     let limit = 0;
+    let leasedAt = 0;
     const claimDone = deps.queue
       .run(async (trx) => {
         // PostgreSQL runs the op again after a deadlock or serialization failure: the attempt
@@ -211,6 +259,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         reserved -= reservedHere;
         reservedHere = 0;
         lastClaimTick = ++opTick;
+        leasedAt = now();
         // Counted now, not when queued: a finish earlier in this batch may have taken slots.
         limit = freeSlots();
         if (limit <= 0) return [];
@@ -242,7 +291,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           );
           claimOutage = null;
         }
-        await launch(claimed);
+        await launch(claimed, leasedAt);
         // Slots ran out before the ready queue did: more tasks may be waiting for a slot.
         backlog = claimed.length === limit;
         if (limit > 0 && claimed.length === limit) wantClaim = true;
@@ -278,11 +327,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   }
 
   /** Starts claimed runs (their slots were reserved); while stopping, hands the tasks back instead. */
-  async function launch(runs: readonly PreparedRun[]): Promise<void> {
+  async function launch(runs: readonly PreparedRun[], leasedAt: number): Promise<void> {
     reserved -= runs.length;
     if (!stopping) {
       for (const { task, readyAt, trace } of runs) {
-        if (!stoppedBeforeLaunch.has(task.sessionId)) startRun(task, readyAt, trace);
+        if (!stoppedBeforeLaunch.has(task.sessionId)) startRun(task, readyAt, trace, leasedAt);
       }
       if (reserved === 0) stoppedBeforeLaunch.clear();
       return;
@@ -296,9 +345,19 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     );
   }
 
-  function startRun(task: RuntimeTask, readyAt: number, trace: StoredTraceContext | undefined): void {
+  function startRun(
+    task: RuntimeTask,
+    readyAt: number,
+    trace: StoredTraceContext | undefined,
+    leasedAt: number,
+  ): void {
     const claim = claimOf(task, deps.workerId);
-    const run: ActiveRun = { claim, controller: new AbortController(), reason: null };
+    const run: ActiveRun = {
+      claim,
+      controller: new AbortController(),
+      reason: null,
+      leaseUntil: leasedAt + deps.leaseMs,
+    };
     // A run of an earlier attempt still going here lost its lease (a stall longer than the lease):
     // stopped, so the task never runs twice at once in one process.
     const earlier = active.get(task.taskId);
@@ -352,21 +411,31 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         return;
       }
       const item: FinishItem = { claim, outcome, session: { objective: task.objective, trace } };
-      const finishing = finish(item);
+      let finishing = finish(item);
       // The slot is free now: a claim queued here shares the transaction with this finish. With
       // the hand-off (SQLite) the finish starts what it readies itself; a claim is then only
       // needed for tasks that waited for a slot.
       if (deps.dialect !== 'sqlite' || backlog) wake();
       let finished: Awaited<typeof finishing>;
-      try {
-        finished = await finishing;
-      } catch (error) {
-        // Nothing of the batch committed: the tasks handed to this process were not started either.
-        reserved -= item.handedOff?.length ?? 0;
-        throw error;
+      // The database could not be reached: the finish is tried again (the result of a paid run is
+      // not thrown away) for as long as the lease holds; after that the task runs again.
+      for (let pauseMs = FINISH_RETRY_FIRST_MS; ; pauseMs = Math.min(pauseMs * 2, FINISH_RETRY_MAX_MS)) {
+        try {
+          finished = await finishing;
+          break;
+        } catch (error) {
+          // The tasks handed to this process by the batch were not started (nor are they, when its
+          // commit happened although its answer was lost: their leases expire and they run again).
+          reserved -= item.handedOff?.length ?? 0;
+          delete item.handedOff;
+          if (!isStoreUnavailable(error) || !finishHeld(run.leaseUntil, pauseMs)) throw error;
+          item.retried = true;
+          await new Promise((resolve) => setTimeout(resolve, pauseMs));
+          finishing = finish(item);
+        }
       }
       const { effects, tick } = finished;
-      if (item.handedOff) await launch(item.handedOff);
+      if (item.handedOff) await launch(item.handedOff, item.handedOffAt ?? now());
       reportFinished(effects.applied ? (outcome.ok ? 'succeeded' : 'failed') : 'cancelled');
       if (!effects.applied) {
         deps.logger.warn({ taskId: claim.taskId }, 'completion rejected: the lease is no longer held');
@@ -401,12 +470,17 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   function heartbeat(): void {
     if (active.size === 0) return;
     const runs = [...active.values()];
+    const at = now();
     void renewLeases(
       deps,
       runs.map((run) => run.claim),
-      now(),
+      at,
     ).then((lost) => {
-      for (const run of runs) if (lost.has(run.claim)) abort(run, 'lease_lost');
+      if (lost === null) return;
+      for (const run of runs) {
+        if (lost.has(run.claim)) abort(run, 'lease_lost');
+        else run.leaseUntil = Math.max(run.leaseUntil, at + deps.leaseMs);
+      }
     });
   }
 

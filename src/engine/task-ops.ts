@@ -187,6 +187,40 @@ export async function finishTasks(
 }
 
 /**
+ * The runs among `items` whose finish is stored already: the task ended at the run's attempt with the
+ * run's own result or error, and no lease (a later claim would show another attempt). For a finish
+ * tried again after its first try failed without an answer from the database, whose commit may have
+ * happened all the same: applying it again would charge the run's usage a second time as unapplied.
+ */
+export async function findFinishedRuns<T extends { claim: Claim; outcome: RunOutcome }>(
+  trx: Kysely<Database>,
+  items: readonly T[],
+): Promise<Set<T>> {
+  if (items.length === 0) return new Set();
+  const rows = await trx
+    .selectFrom('tasks')
+    .select(['id', 'attempts', 'status', 'result', 'error', 'lease_owner'])
+    .where(
+      'id',
+      'in',
+      items.map((item) => item.claim.taskId),
+    )
+    .execute();
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  const done = new Set<T>();
+  for (const item of items) {
+    const row = byId.get(item.claim.taskId);
+    if (!row || Number(row.attempts) !== item.claim.attempt || row.lease_owner !== null) continue;
+    const { outcome } = item;
+    const stored = outcome.ok
+      ? row.status === 'succeeded' && row.result === outcome.output
+      : row.status === 'failed' && row.error === outcome.error;
+    if (stored) done.add(item);
+  }
+  return done;
+}
+
+/**
  * Adds what a run spent to its task (whatever its state now) and session: for a run whose claim no
  * longer held when it ended (cancelled, lease lost, given back at shutdown). Once per run.
  */

@@ -1,12 +1,19 @@
-// The engine while PostgreSQL is stopped and started again: the worker loop backs off its claims and
-// logs the outage once when it starts and once when it ends, not at every poll.
+// The engine while PostgreSQL is stopped and started again: a task that ends during the outage keeps
+// its result (its finish is tried again while its lease holds) instead of running a second time, and
+// the worker loop backs off its claims and logs the outage once when it starts and once when it ends.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { type KyselyPlugin, RawNode } from 'kysely';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
+import { findFinishedRuns, finishTask, markTasksRunning } from '../../src/engine/task-ops.ts';
+import { claimOf, type RunOutcome } from '../../src/engine/task-outcome.ts';
+import { AppError } from '../../src/errors/app-error.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { claimReadyTasks } from '../../src/store/task-store.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 import { type RestartablePostgres, startRestartablePostgres } from '../fixtures/restartable-postgres.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 interface LogLine {
   'log.level': string;
@@ -80,6 +87,166 @@ describe('the engine during a PostgreSQL outage', { timeout: 120_000 }, () => {
       assert.equal(recovered.length, 1, JSON.stringify(lines));
       assert.equal(recovered[0]!['log.level'], 'info');
       assert.ok(recovered[0]!.failedClaims! > 1, JSON.stringify(recovered[0]));
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('a task that ends while the database is down keeps its result: one attempt, one run', async () => {
+    let runs = 0;
+    let answer: (() => void) | undefined;
+    const gated: AgentRuntime = {
+      kind: 'fake',
+      async run(task) {
+        // The first run answers while the database is down; a second one (the bug) at once.
+        if (++runs === 1) {
+          await new Promise<void>((resolve) => {
+            answer = resolve;
+          });
+        }
+        return { output: `done ${task.name} attempt ${task.attempt}`, usage: { inputTokens: 7 } };
+      },
+    };
+    // Without the retry the finish is lost and the task runs again once this lease expires.
+    const h = await createHarness({
+      storeUrl: database.url,
+      llm: gated,
+      leaseSeconds: 10,
+      pollIntervalMs: 50,
+    });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'finish in an outage',
+        agents: [{ name: 'only', role: 'engineer', task: 't' }],
+      });
+      await waitFor(() => answer !== undefined, 30_000, 'the task runs');
+      await database.stop('fast');
+      answer!();
+      // Its finish fails at least once before the database is back.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await database.start();
+      const done = await h.waitForSession(session.id, 60_000);
+      assert.equal(done.status, 'completed');
+      assert.equal(runs, 1);
+      assert.equal(done.tasks[0]!.attempts, 1);
+      assert.equal(done.tasks[0]!.result, 'done only attempt 1');
+      assert.equal(done.usage.inputTokens, 7, 'charged once');
+      const results = (await h.allEvents(session.id)).filter((event) => event.type === 'task.result');
+      assert.equal(results.length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('a finish tried again after a commit whose answer was lost finds it stored and applies nothing twice', async () => {
+    const h = await createHarness({ storeUrl: database.url, llm: instant, start: false });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'lost commit answer',
+        agents: [{ name: 'only', role: 'engineer', task: 't' }],
+      });
+      const [row] = await h.engine.queue.run((trx) =>
+        claimReadyTasks(trx, 'postgres', {
+          owner: 'w1',
+          limit: 1,
+          leaseMs: 60_000,
+          now: Date.now(),
+          start: true,
+        }),
+      );
+      const claim = claimOf(
+        {
+          taskId: row!.id,
+          sessionId: session.id,
+          tenantId: row!.tenant_id,
+          name: row!.name,
+          attempt: Number(row!.attempts),
+        },
+        'w1',
+      );
+      const usage = { inputTokens: 5, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
+      const outcome: RunOutcome = { ok: true, output: 'the answer', usage };
+      const other: RunOutcome = { ok: true, output: 'another answer', usage };
+      const before = await h.engine.queue.run((trx) => findFinishedRuns(trx, [{ claim, outcome }]));
+      assert.equal(before.size, 0, 'not finished yet');
+      await h.engine.queue.run((trx) => markTasksRunning(trx, [claim], Date.now()));
+      // The first try committed; its answer was lost.
+      const first = await h.engine.queue.run((trx) => finishTask(trx, claim, outcome, Date.now()));
+      assert.equal(first.applied, true);
+      const items = [
+        { claim, outcome },
+        { claim, outcome: other },
+        { claim: { ...claim, attempt: claim.attempt + 1 }, outcome },
+      ];
+      const found = await h.engine.queue.run((trx) => findFinishedRuns(trx, items));
+      assert.deepEqual(
+        items.map((item) => found.has(item)),
+        [true, false, false],
+      );
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('a finish whose COMMIT answer is lost is tried again, finds itself stored and charges nothing twice', async () => {
+    // The COMMIT reaches PostgreSQL and commits, but its answer is replaced by a lost connection.
+    let armed = false;
+    let lostAnswers = 0;
+    const commits = new WeakSet<object>();
+    const loseCommitAnswer: KyselyPlugin = {
+      transformQuery({ node, queryId }) {
+        if (armed && RawNode.is(node) && node.sqlFragments.join('').trim() === 'commit') {
+          armed = false;
+          commits.add(queryId);
+        }
+        return node;
+      },
+      async transformResult({ result, queryId }) {
+        if (!commits.has(queryId)) return result;
+        lostAnswers++;
+        throw new AppError('STORE_UNAVAILABLE', 'The database cannot be reached (ECONNRESET)');
+      },
+    };
+    let answer: (() => void) | undefined;
+    const gated: AgentRuntime = {
+      kind: 'fake',
+      async run(task) {
+        await new Promise<void>((resolve) => {
+          answer = resolve;
+        });
+        return { output: `done ${task.name} attempt ${task.attempt}`, usage: { inputTokens: 7 } };
+      },
+    };
+    const finished: string[] = [];
+    // No claim poll and no heartbeat between the answer and the finish: its COMMIT is the next one.
+    const h = await createHarness({
+      storeUrl: database.url,
+      llm: gated,
+      pollIntervalMs: 60_000,
+      leaseSeconds: 60,
+      engineDb: (db) => db.withPlugin(loseCommitAnswer),
+      observer: { taskFinished: ({ status }) => finished.push(status) },
+    });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'lost commit answer',
+        agents: [{ name: 'only', role: 'engineer', task: 't' }],
+      });
+      await waitFor(() => answer !== undefined, 30_000, 'the task runs');
+      armed = true;
+      answer!();
+      // The run is reported finished once its finish was tried again (the task shows completed before).
+      await waitFor(() => finished.length > 0, 30_000, 'the run reported finished');
+      assert.equal(lostAnswers, 1, 'the finish lost the answer to its COMMIT');
+      assert.deepEqual(finished, ['succeeded'], 'applied once, not rejected as a lost lease');
+      const done = await h.waitForSession(session.id, 30_000);
+      assert.equal(done.status, 'completed');
+      assert.equal(done.tasks[0]!.attempts, 1);
+      assert.equal(done.tasks[0]!.result, 'done only attempt 1');
+      assert.equal(done.tasks[0]!.usage.inputTokens, 7, 'the task is charged once');
+      assert.equal(done.usage.inputTokens, 7, 'the session is charged once');
+      const results = (await h.allEvents(session.id)).filter((event) => event.type === 'task.result');
+      assert.equal(results.length, 1);
     } finally {
       await h.close();
     }
