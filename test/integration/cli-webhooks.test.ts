@@ -126,16 +126,22 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
   const first = await submit('first');
   const second = await submit('second');
   const deliveriesUrl = `${server.url}/v1/webhooks/${webhookId}/deliveries`;
+  // The two sessions run side by side and may finish in either order: the API's newest-first page
+  // says which delivery is the newer, and the CLI must list them the same way.
+  let newestFirst: string[] = [];
   await waitFor(
     async () => {
       const page = await requestJson<{ items: WebhookDelivery[] }>(deliveriesUrl, {
         headers: { authorization: `Bearer ${admin}` },
       });
+      newestFirst = page.body.items.map((d) => d.sessionId);
       return page.body.items.length === 2 && page.body.items.every((d) => d.status === 'failed');
     },
     20_000,
     'both deliveries failed',
   );
+  assert.deepEqual([...newestFirst].sort(), [first, second].sort());
+  const [newer, older] = newestFirst as [string, string];
   assert.equal(receiver.received.length, 4);
   for (const delivery of receiver.received)
     assert.ok(verifyDelivery(secret, delivery), 'the printed secret signs');
@@ -150,11 +156,11 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
   // Newest first.
   assert.match(
     rows[1] as string,
-    new RegExp(`\\s+session\\.completed\\s+${second}\\s+failed\\s+2\\s+500\\s+-\\s+HTTP 500$`),
+    new RegExp(`\\s+session\\.completed\\s+${newer}\\s+failed\\s+2\\s+500\\s+-\\s+HTTP 500$`),
   );
   assert.match(
     rows[2] as string,
-    new RegExp(`\\s+session\\.completed\\s+${first}\\s+failed\\s+2\\s+500\\s+-\\s+HTTP 500$`),
+    new RegExp(`\\s+session\\.completed\\s+${older}\\s+failed\\s+2\\s+500\\s+-\\s+HTTP 500$`),
   );
   assert.equal(rows.length, 3, shown.stdout);
 
@@ -163,17 +169,17 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
   assert.equal(paged.code, 0, paged.stderr);
   const more = /^more: maos (webhooks deliveries .+)$/m.exec(paged.stdout)?.[1] as string;
   assert.ok(more, paged.stdout);
-  assert.match(paged.stdout, new RegExp(second));
+  assert.match(paged.stdout, new RegExp(newer));
   const next = await runMaos(more.split(' '), { env });
   assert.equal(next.code, 0, next.stderr);
-  assert.match(next.stdout, new RegExp(first));
+  assert.match(next.stdout, new RegExp(older));
   assert.doesNotMatch(next.stdout, /^more:/m);
   const pageJson = JSON.parse(
     (await runMaos(['webhooks', 'deliveries', webhookId, '--limit', '1', '--json'], { env })).stdout,
   ) as { items: WebhookDelivery[]; nextCursor: string | null };
   assert.deepEqual(
     pageJson.items.map((d) => [d.sessionId, d.status, d.attempts, d.lastStatus, d.lastError]),
-    [[second, 'failed', 2, 500, 'HTTP 500']],
+    [[newer, 'failed', 2, 500, 'HTTP 500']],
   );
   assert.ok(pageJson.nextCursor);
 
