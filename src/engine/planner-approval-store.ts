@@ -334,8 +334,14 @@ export async function rejectPlan(
   session: SessionRef,
   reason: string,
   now: number,
-): Promise<{ events: NewEvent[] }> {
+): Promise<{ events: NewEvent[]; expired?: string }> {
   const row = await loadAwaiting(trx, session);
+  // As for an approval: after the deadline the session ends as the sweep would end it, not as rejected.
+  const passed = await findPassedDeadline(trx, { id: session.id, createdAt: Number(row.created_at) }, now);
+  if (passed !== null) {
+    await failPastDeadline(trx, session, passed, now);
+    return { events: [], expired: formatOverrun({ code: 'BUDGET_EXCEEDED', reason: passed }) };
+  }
   const error = `Plan rejected: ${reason.trim() || 'no reason given'}`;
   const tasks = await loadTasks(trx, session.id);
   const waiting = tasks.filter((t) => t.status === 'pending' || t.status === 'ready');

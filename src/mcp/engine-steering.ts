@@ -75,12 +75,22 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
     },
     async rejectPlan(actor, sessionId, reason) {
       const session = { id: sessionId, tenantId: actor.tenantId };
-      await db.transaction().execute(async (trx) => {
+      const result = await db.transaction().execute(async (trx) => {
         const rejected = await rejectPlan(trx, session, reason, now());
         await appendEvents(trx, session, rejected.events, now());
+        return rejected;
       });
       notifyObserver(options.observer, 'sessionFinished', 'failed');
       options.onChanged?.(sessionId);
+      if (result.expired !== undefined) {
+        // Ended by its deadline, as an approval then is: answered as the approval would be.
+        notifyObserver(options.observer, 'budgetExceeded', 'session');
+        throw new AppError(
+          'INVALID_STATE',
+          `The session's deadline passed before the reject: it failed with ${result.expired}`,
+          { details: { status: 'failed', code: 'BUDGET_EXCEEDED', error: result.expired } },
+        );
+      }
     },
     async sendMessage(actor, sessionId, message) {
       const stored = await addSteeringMessage(

@@ -1,4 +1,4 @@
-// An approval (as planned or edited) that comes after the session's deadline, in the moment before
+// An approval (as planned or edited) or a reject that comes after the session's deadline, in the moment before
 // the deadline sweep ends the session: it does not start the session but ends it as the sweep does
 // (failed, BUDGET_EXCEEDED, open tasks cancelled, `session.finished` with usage) and is answered
 // 409 INVALID_STATE naming why, on both stores.
@@ -144,6 +144,36 @@ for (const backend of STORE_BACKENDS) {
         versions.map((v) => v.version),
         [1],
       );
+    });
+
+    test('a reject too: the session fails as the sweep would, not as rejected', async () => {
+      const sessionId = await awaiting();
+      await assert.rejects(
+        steeringAt(CREATED + 61_000).rejectPlan(ACTOR, sessionId, 'not now'),
+        (error: unknown) => {
+          assert.ok(error instanceof AppError, String(error));
+          assert.equal(error.code, 'INVALID_STATE');
+          assert.match(error.message, /deadline passed before the reject/);
+          assert.deepEqual(error.details, {
+            status: 'failed',
+            code: 'BUDGET_EXCEEDED',
+            error: 'BUDGET_EXCEEDED: deadline exceeded: 61 s of 60 s',
+          });
+          return true;
+        },
+      );
+      await assertEndedBySweep(sessionId);
+    });
+
+    test('a reject before the deadline ends the session as rejected', async () => {
+      const sessionId = await awaiting();
+      await steeringAt(CREATED + 59_000).rejectPlan(ACTOR, sessionId, 'not now');
+      const session = await handle.db
+        .selectFrom('sessions')
+        .select(['status', 'error'])
+        .where('id', '=', sessionId)
+        .executeTakeFirstOrThrow();
+      assert.deepEqual(session, { status: 'failed', error: 'Plan rejected: not now' });
     });
 
     test('an approval before the deadline starts the session', async () => {
