@@ -1,10 +1,19 @@
 // The scheduler's heartbeat: one write renews the leases of all of this process's running tasks,
 // and tells which claims no longer hold (the lease expired in a stall and another attempt took over).
-import { coerceError } from '../errors/app-error.ts';
+import { AppError, coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { extendLeases } from '../store/task-store.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import type { Claim } from './task-outcome.ts';
+
+/**
+ * The heartbeats' outage, kept by the scheduler across beats: while the database cannot be reached
+ * (STORE_UNAVAILABLE) it is logged once when it starts and once when a heartbeat works again, not at
+ * every beat. Heartbeats run only while this process runs tasks: the second line waits for one.
+ */
+export interface HeartbeatOutage {
+  current: { since: number; failed: number } | null;
+}
 
 /**
  * Extends the leases of `claims` by `leaseMs`; resolves to the claims whose lease is gone, or to null
@@ -12,10 +21,11 @@ import type { Claim } from './task-outcome.ts';
  * lease's margin).
  */
 export async function renewLeases(
-  deps: { queue: WriteQueue; logger: Logger; workerId: string; leaseMs: number },
+  deps: { queue: WriteQueue; logger: Logger; workerId: string; leaseMs: number; outage?: HeartbeatOutage },
   claims: readonly Claim[],
   now: number,
 ): Promise<Set<Claim> | null> {
+  const { outage } = deps;
   try {
     const held = await deps.queue.run(
       (trx) =>
@@ -28,9 +38,28 @@ export async function renewLeases(
         ),
       ENGINE_PROGRESS,
     );
+    if (outage?.current) {
+      deps.logger.info(
+        { failedHeartbeats: outage.current.failed, outageMs: now - outage.current.since },
+        'heartbeats work again: the database can be reached',
+      );
+      outage.current = null;
+    }
     return new Set(claims.filter((claim) => held.get(claim.taskId) !== claim.attempt));
   } catch (error) {
-    deps.logger.warn({ err: coerceError(error) }, 'heartbeat failed');
+    const err = coerceError(error);
+    if (!outage || !(error instanceof AppError && error.code === 'STORE_UNAVAILABLE')) {
+      deps.logger.warn({ err }, 'heartbeat failed');
+    } else if (outage.current) {
+      // Logged when it started; counted for the line that says it ended.
+      outage.current.failed++;
+    } else {
+      deps.logger.error(
+        { err },
+        'heartbeat failed: the database cannot be reached; running tasks may lose their leases, logged again when heartbeats work',
+      );
+      outage.current = { since: now, failed: 1 };
+    }
     return null;
   }
 }

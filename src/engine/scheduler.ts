@@ -16,7 +16,7 @@ import { claimReadyTasks } from '../store/task-store.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import { outputsFinishedHere } from './hand-off-outputs.ts';
-import { renewLeases } from './lease-heartbeat.ts';
+import { type HeartbeatOutage, renewLeases } from './lease-heartbeat.ts';
 import { reapExpiredLeases } from './lease-reaper.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import { type PreparedRun, prepareRuns, type RunSession } from './run-preparation.ts';
@@ -144,6 +144,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   // The database cannot be reached (claims fail with STORE_UNAVAILABLE): claim rounds back off, and
   // the outage is logged once when it starts and once when it ends, not at every poll.
   let claimOutage: { since: number; failed: number; pauseMs: number; resumeAt: number } | null = null;
+  // Heartbeats keep beating through an outage (leases must be renewed as soon as it ends); only their log is kept short.
+  const heartbeatOutage: HeartbeatOutage = { current: null };
   const freeSlots = () => deps.concurrency - active.size - reserved;
   // Finishes of all slots coalesce into one operation per write batch.
   const finish = createCoalescer(
@@ -472,7 +474,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     const runs = [...active.values()];
     const at = now();
     void renewLeases(
-      deps,
+      { ...deps, outage: heartbeatOutage },
       runs.map((run) => run.claim),
       at,
     ).then((lost) => {

@@ -1,6 +1,7 @@
 // The engine while PostgreSQL is stopped and started again: a task that ends during the outage keeps
 // its result (its finish is tried again while its lease holds) instead of running a second time, and
-// the worker loop backs off its claims and logs the outage once when it starts and once when it ends.
+// the worker loop backs off its claims, and claims and lease heartbeats log the outage once when it
+// starts and once when it ends.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -19,6 +20,7 @@ interface LogLine {
   'log.level': string;
   message: string;
   failedClaims?: number;
+  failedHeartbeats?: number;
 }
 
 /** A JSON logger whose lines the test reads back. */
@@ -88,6 +90,56 @@ describe('the engine during a PostgreSQL outage', { timeout: 120_000 }, () => {
       assert.equal(recovered[0]!['log.level'], 'info');
       assert.ok(recovered[0]!.failedClaims! > 1, JSON.stringify(recovered[0]));
     } finally {
+      await h.close();
+    }
+  });
+
+  test('heartbeats while the database is down: one error line when it starts, one info line when it ends', async () => {
+    const { lines, logger } = capturedLogger();
+    let release: (() => void) | undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let running = false;
+    const gated: AgentRuntime = {
+      kind: 'fake',
+      async run(task) {
+        running = true;
+        await released;
+        return { output: `done ${task.name}`, usage: { inputTokens: 1 } };
+      },
+    };
+    // A heartbeat every second while the task runs.
+    const h = await createHarness({ storeUrl: database.url, llm: gated, leaseSeconds: 3, logger });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'heartbeats in an outage',
+        agents: [{ name: 'only', role: 'engineer', task: 't' }],
+      });
+      await waitFor(() => running, 30_000, 'the task runs');
+      await database.stop('fast');
+      // Without the change every heartbeat of these (some three) logs a warning.
+      await new Promise((resolve) => setTimeout(resolve, 3500));
+      const failures = () => lines.filter((line) => line.message.startsWith('heartbeat failed'));
+      const shown = () =>
+        failures()
+          .map((line) => `${line['log.level']} ${line.message}`)
+          .join('\n');
+      assert.equal(failures().length, 1, shown());
+      assert.equal(failures()[0]!['log.level'], 'error');
+      assert.match(failures()[0]!.message, /the database cannot be reached/);
+
+      await database.start();
+      const recovered = () => lines.filter((line) => line.message.startsWith('heartbeats work again'));
+      await waitFor(() => recovered().length > 0, 30_000, 'a heartbeat works again');
+      assert.equal(failures().length, 1, shown());
+      assert.equal(recovered().length, 1, JSON.stringify(lines));
+      assert.equal(recovered()[0]!['log.level'], 'info');
+      assert.ok(recovered()[0]!.failedHeartbeats! > 1, JSON.stringify(recovered()[0]));
+      release!();
+      assert.equal((await h.waitForSession(session.id, 30_000)).status, 'completed');
+    } finally {
+      release!();
       await h.close();
     }
   });
