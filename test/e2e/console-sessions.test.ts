@@ -86,7 +86,7 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     await page.getByRole('link', { name: 'listed 21', exact: true }).waitFor();
     const rows = page.locator('#sessions-body tr');
     assert.equal(await rows.count(), 20);
-    assert.match((await rows.first().textContent()) ?? '', /Running.*0 tokens · \$0\.0000/);
+    assert.match((await rows.first().textContent()) ?? '', /Running.*0 tokens · \$0\.00(?!\d)/);
     // The status in words, the raw value as the badge's title.
     assert.equal(await rows.first().locator('.badge').getAttribute('title'), 'running');
     assert.doesNotMatch((await rows.first().textContent()) ?? '', /running/);

@@ -117,12 +117,13 @@ describe('console: usage per model', { timeout: 180_000 }, () => {
       session.body.agents.map((agent) => [
         agent.name,
         agent.role,
-        `${(agent.usage.inputTokens + agent.usage.outputTokens).toLocaleString('en-US')} tokens · $${agent.usage.costUsd.toFixed(4)}`,
+        `${(agent.usage.inputTokens + agent.usage.outputTokens).toLocaleString('en-US')} tokens · ${agent.role === 'researcher' ? '$0.00878' : '$0.00'}`,
       ]),
     );
-    // 1,200 in + 345 out at $3 and $15 per million: $0.0088, served by the scripted model.
+    // 1,200 in + 345 out at $3 and $15 per million: $0.008775, below $1 in three significant
+    // digits, served by the scripted model.
     const research = page.locator('#tasks-table tr[data-task="research"] .model-usage');
-    assert.deepEqual(await research.allTextContents(), ['local/m: 1,545 tokens · $0.0088']);
+    assert.deepEqual(await research.allTextContents(), ['local/m: 1,545 tokens · $0.00878']);
     assert.equal(await page.locator('#tasks-table tr[data-task="build"] .model-usage').count(), 0);
     assert.deepEqual(problems.messages, []);
   });

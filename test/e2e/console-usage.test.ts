@@ -4,6 +4,7 @@
 // quotas table shows GET /v1/quotas.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
 import {
   type AdminConsole,
   EXPECTED_REFUSAL,
@@ -15,6 +16,14 @@ import {
 import { requestJson } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+/** `value` in US dollars as the page's shared formatter writes it. */
+function formatUsd(page: Page, value: number): Promise<string> {
+  return page.evaluate(async (amount) => {
+    const dom = await import(`${location.origin}/console/dom.js`);
+    return dom.formatUsd(amount) as string;
+  }, value);
+}
 
 const cleanups: Array<() => unknown> = [];
 const t = { after: (fn: () => unknown) => cleanups.push(fn) };
@@ -70,12 +79,13 @@ describe('console: usage', { timeout: 240_000 }, () => {
     const totals = await rowCells(page, '#usage-totals');
     assert.equal(totals[0], 'Total (3 sessions)');
     assert.equal(totals[1], sum.inputTokens.toLocaleString('en-US'));
-    assert.equal(totals[4], `$${(sum.costMicroUsd / 1e6).toFixed(6)}`);
+    // Amounts as the console writes each one (console-amounts tests how).
+    assert.equal(totals[4], await formatUsd(page, sum.costMicroUsd / 1e6));
     // Each row shows its session's own numbers.
     for (const session of listed.body.items) {
       const cells = await rowCells(page, `#usage-body tr[data-session-id="${session.id}"]`);
       assert.equal(cells[3], session.usage.inputTokens.toLocaleString('en-US'));
-      assert.equal(cells[6], `$${session.usage.costUsd.toFixed(6)}`);
+      assert.equal(cells[6], await formatUsd(page, session.usage.costUsd));
     }
     assert.match((await page.locator('#usage-range').textContent()) ?? '', /all the sessions of your tenant/);
     assert.equal(await page.getByRole('button', { name: 'Load more' }).isDisabled(), true);
@@ -118,7 +128,7 @@ describe('console: usage', { timeout: 240_000 }, () => {
         /^Nothing was charged to your tenant from 2020-01-01 to 2020-01-31 \(UTC days, both included\); no session was created in those days\.$/,
       )
       .waitFor();
-    assert.deepEqual(await rowCells(page, '#usage-period-totals'), ['0', '0', '0', '0', '0', '$0.000000']);
+    assert.deepEqual(await rowCells(page, '#usage-period-totals'), ['0', '0', '0', '0', '0', '$0.00']);
     await page.getByLabel('To').fill('2019-12-31');
     await page.getByRole('button', { name: 'Show usage' }).click();
     const refused = page.getByRole('alert');

@@ -120,11 +120,39 @@ export function formatTime(iso) {
   return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
 }
 
+/** Dollars from $1 up (and nothing spent): cents, grouped as the browser's locale groups. */
+const WHOLE_DOLLARS = new Intl.NumberFormat(undefined, {
+  style: 'currency',
+  currency: 'USD',
+  minimumFractionDigits: 2,
+  maximumFractionDigits: 2,
+});
+/**
+ * Below $1, three significant digits (at least two): an LLM call costs fractions of a cent, which
+ * cents would show as $0.00. Why not more: three tell amounts apart; the API gives the exact value.
+ */
+const CENTS_AND_LESS = new Intl.NumberFormat(undefined, {
+  style: 'currency',
+  currency: 'USD',
+  minimumSignificantDigits: 2,
+  maximumSignificantDigits: 3,
+});
+
+/**
+ * An amount in US dollars as the whole console shows one: "$1,234.57", "$0.50", "$0.00878",
+ * "$0.00", in the browser locale's way ("1.234,57 $" in German).
+ */
+export function formatUsd(value) {
+  const amount = Number(value ?? 0);
+  // Why 0.995: from there three significant digits would round up to "$1.00" anyway.
+  return (amount === 0 || Math.abs(amount) >= 0.995 ? WHOLE_DOLLARS : CENTS_AND_LESS).format(amount);
+}
+
 /** "1,234 tokens · $0.0123" from a usage object. */
 export function formatUsage(usage) {
   if (!usage) return '—';
   const tokens = (usage.inputTokens ?? 0) + (usage.outputTokens ?? 0);
-  return `${tokens.toLocaleString()} tokens · $${Number(usage.costUsd ?? 0).toFixed(4)}`;
+  return `${tokens.toLocaleString()} tokens · ${formatUsd(usage.costUsd)}`;
 }
 
 /** "1 session", "2 sessions": `count` with the noun in the number it takes. */

@@ -2,7 +2,7 @@
 // with their usage, live agent output and events (SSE over fetch), the result, the actions the API
 // offers and the plan versions.
 import { api } from '../api.js';
-import { formatTime, formatUsage, h, replaceChildren, setPageTitle, shorten } from '../dom.js';
+import { formatTime, formatUsage, formatUsd, h, replaceChildren, setPageTitle, shorten } from '../dom.js';
 import { renderProblem, showRepeatedProblem } from '../problem.js';
 import { followSessionEvents } from '../sse.js';
 import { statusBadge, statusLabel } from '../statuses.js';
@@ -35,7 +35,8 @@ function describeBudget(budget, deadline) {
   const limits = [];
   if (budget.maxTokens !== null)
     limits.push(`${budget.usedTokens.toLocaleString()} / ${budget.maxTokens.toLocaleString()} tokens`);
-  if (budget.maxCostUsd !== null) limits.push(`$${budget.usedCostUsd.toFixed(4)} / $${budget.maxCostUsd}`);
+  if (budget.maxCostUsd !== null)
+    limits.push(`${formatUsd(budget.usedCostUsd)} / ${formatUsd(budget.maxCostUsd)}`);
   if (budget.deadlineSeconds !== null) {
     // When it passes, not only how long it is: it counts from submission, approval wait included.
     limits.push(`deadline ${budget.deadlineSeconds} s${deadline ? ` (at ${formatTime(deadline)})` : ''}`);

@@ -7,7 +7,7 @@
 // tenant's quotas from GET /v1/quotas: what is used of each now, the limit and when it resets.
 import { api } from '../api.js';
 import { describePeriod, describeRange } from '../count-phrases.js';
-import { countOf, field, formatTime, h, keepPagerFocus, replaceChildren } from '../dom.js';
+import { countOf, field, formatTime, formatUsd, h, keepPagerFocus, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
 import { sessionRow, statusSelect } from './session-cells.js';
 
@@ -39,10 +39,6 @@ function formatCount(value) {
   return Number(value ?? 0).toLocaleString();
 }
 
-function formatCost(value) {
-  return `$${Number(value ?? 0).toFixed(6)}`;
-}
-
 /** A number cell: the formatted text, the exact value in data-value. */
 function numberCell(value, text) {
   return h('td', { className: 'num', dataset: { value: String(value) } }, text);
@@ -65,7 +61,7 @@ function usageCells(usage) {
     numberCell(usage.inputTokens, formatCount(usage.inputTokens)),
     numberCell(usage.outputTokens, formatCount(usage.outputTokens)),
     numberCell(usage.cacheReadTokens, formatCount(usage.cacheReadTokens)),
-    numberCell(usage.costUsd, formatCost(usage.costUsd)),
+    numberCell(usage.costUsd, formatUsd(usage.costUsd)),
   ];
 }
 
@@ -135,7 +131,7 @@ function quotaRow(name, quota, resets) {
 function describeDefaults({ approval, budget }) {
   const limits = [
     budget?.maxTokens !== undefined ? `${formatCount(budget.maxTokens)} tokens` : null,
-    budget?.maxCostUsd !== undefined ? `$${budget.maxCostUsd}` : null,
+    budget?.maxCostUsd !== undefined ? formatUsd(budget.maxCostUsd) : null,
     budget?.deadlineSeconds !== undefined ? `a ${budget.deadlineSeconds} s deadline` : null,
   ].filter((part) => part !== null);
   return `New sessions ${approval === 'required' ? 'wait for plan approval' : 'start without plan approval'} unless they say otherwise, with ${limits.length === 0 ? 'no default budget' : `a default budget of ${limits.join(', ')} (a session may tighten it)`}.`;
