@@ -4,6 +4,7 @@
 // accepted and then never read.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
@@ -17,7 +18,12 @@ interface SessionView {
 const ROUNDS = 8;
 const POSTERS = 6;
 /** Per round; their text stays far below the prompt's steering bound (12,000 characters, 200 messages). */
-const MAX_MESSAGES = 120;
+const MAX_MESSAGES = 180;
+/**
+ * Once the agent may answer, each poster waits this long between posts, so that the posts still run
+ * when the synthesis starts on a loaded machine (unpaced, all of them could be spent before it).
+ */
+const PACE_AFTER_RELEASE_MS = 20;
 
 for (const store of ['sqlite', 'postgres'] as const) {
   describe(`steering racing the synthesis start (${store})`, { timeout: 240_000 }, () => {
@@ -66,6 +72,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
             if (reply.status === 202) {
               accepted.push(text);
               if (accepted.length === POSTERS * 2) release();
+              if (accepted.length >= POSTERS * 2) await delay(PACE_AFTER_RELEASE_MS);
               continue;
             }
             assert.equal(reply.status, 409, JSON.stringify(reply.body));
