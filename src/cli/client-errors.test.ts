@@ -1,5 +1,6 @@
 // How failures of fetch map to CLI errors: which ones a follower may retry, and the wording of
-// those it must not (an unknown host, a blocked port, a request fetch refused to build).
+// those it must not (an unknown host, a request fetch refused to build). A port fetch refuses
+// for every request never gets here: normaliseBaseUrl (client.ts) refuses it before any request.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { toConnectionError, UnreachableError } from './client-errors.ts';

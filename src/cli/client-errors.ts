@@ -57,23 +57,12 @@ export class UnreachableError extends CliError {
 }
 
 export function toConnectionError(error: unknown, baseUrl: URL): CliError {
-  const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+  const cause = (error as { cause?: { code?: string } } | undefined)?.cause;
   const code = cause?.code ?? (error as { code?: string } | undefined)?.code;
   const name = (error as Error | undefined)?.name;
   const where = baseUrl.href.replace(/\/$/, '');
   if (name === 'TimeoutError') {
     return new UnreachableError('TIMEOUT', `MAOS at ${where} did not answer in time`, false);
-  }
-  if (cause?.message === 'bad port') {
-    // fetch refuses ports browsers block (e.g. 6000, 6665): no server there is reachable from
-    // here, now or later, so it is said as such and never retried.
-    return new CliError(
-      'UNREACHABLE',
-      `cannot reach MAOS at ${where}: port ${baseUrl.port} is a blocked port for HTTP clients; run the server on another port`,
-      EXIT.UNREACHABLE,
-      [],
-      { retryable: false },
-    );
   }
   if (error instanceof TypeError && cause === undefined) {
     // fetch refused to build the request (e.g. an invalid header): nothing to do with the network.
