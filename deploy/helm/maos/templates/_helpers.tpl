@@ -189,9 +189,9 @@ secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" 
 {{- $hint := printf "would be stored in the chart's ConfigMap, which anyone who may read ConfigMaps in the namespace can read: set %s in secretEnv or existingSecret instead, or %s_FILE to a file mounted with extraVolumes" .env .path -}}
 {{- if .inSecretMap -}}
 {{- fail (printf "%s is a secret (MAOS treats every value of a provider's headers and of a runner's env as one) and %s" .path $hint) -}}
-{{- else if and (regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" .key) (not (has .value (list "required" "none"))) -}}
+{{- else if and (regexMatch (printf "(?i)%s" (include "maos.secretKeyPattern" .)) .key) (not (has .value (list "required" "none"))) -}}
 {{- fail (printf "%s is a secret and %s" .path $hint) -}}
-{{- else if or (regexMatch `//[^:/@\s]+:[^@\s]+@` .value) (regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^/\\?#\s:]*:[^/\\?#\s]+@` .value) -}}
+{{- else if include "maos.urlPassword" .value -}}
 {{- fail (printf "%s holds a password (user:password@ in the URL) and %s" .path $hint) -}}
 {{- else if include "maos.urlQuerySecret" .value -}}
 {{- fail (printf "%s holds a secret in its query (?key=, ?api-key=, ?token= …), sent with every request, and %s" .path $hint) -}}
@@ -200,12 +200,31 @@ secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" 
 {{- end -}}
 
 {{/*
-Non-empty when the string is a URL whose query has a parameter named like a secret (by the pattern of
-maos.refuseSecretsInConfig, `api-key`, `key` or `sig`): a gateway's `?key=…`, Azure's `api-key=…`,
+Names like a secret (matched case-insensitively): the server's SECRET_KEY_PATTERN
+(src/config/schema.ts). The one copy of it in the chart, for config keys, extraEnv variables and
+URL query parameters.
+*/}}
+{{- define "maos.secretKeyPattern" -}}
+(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)
+{{- end -}}
+
+{{/*
+Non-empty when the string holds a URL password: user:password@ anywhere, and as a URL parser reads
+a URL (the userinfo runs to the last `@` of the authority, also without a user name).
+*/}}
+{{- define "maos.urlPassword" -}}
+{{- if or (regexMatch `//[^:/@\s]+:[^@\s]+@` .) (regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^/\\?#\s:]*:[^/\\?#\s]+@` .) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+Non-empty when the string is a URL whose query has a parameter named like a secret (by
+maos.secretKeyPattern, `api-key`, `key` or `sig`): a gateway's `?key=…`, Azure's `api-key=…`,
 a signed URL's `sig=…`. Other parameters (`?api-version=…`) pass.
 */}}
 {{- define "maos.urlQuerySecret" -}}
-{{- if regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^?#\s]*\?([^#\s]*&)?([^=&#\s]*(secret|password|passphrase|token|apikey|api_key|api-key|privatekey|signingkey|kek)[^=&#\s]*|key|sig)=[^&#\s]` . -}}
+{{- if regexMatch (printf `(?i)^[a-z][a-z0-9+.-]*://[^?#\s]*\?([^#\s]*&)?([^=&#\s]*(%s|api-key)[^=&#\s]*|key|sig)=[^&#\s]` (include "maos.secretKeyPattern" .)) . -}}
 true
 {{- end -}}
 {{- end -}}
@@ -223,8 +242,8 @@ with an extraEnv entry.
 {{- define "maos.refuseSecretInExtraEnv" -}}
 {{- if and (typeIs "string" .value) .value (not (hasSuffix "_FILE" .name)) -}}
 {{- $word := replace "_" "" (regexReplaceAll "^.*__" .name "") -}}
-{{- $maos := and (hasPrefix "MAOS_" .name) (or (regexMatch "__(ENV|HEADERS)(__|$)" .name) (and (regexMatch "(?i)(secret|password|passphrase|token|apikey|api_key|privatekey|signingkey|kek)" $word) (not (regexMatch `^\s*(-?[0-9]+(\.[0-9]+)?|true|false|null|\[.*\]|\{.*\}|required|none)\s*$` .value)))) -}}
-{{- if or $maos (regexMatch `//[^:/@\s]+:[^@\s]+@` .value) (regexMatch `(?i)^[a-z][a-z0-9+.-]*://[^/\\?#\s:]*:[^/\\?#\s]+@` .value) (include "maos.urlQuerySecret" .value) (regexMatch "^OTEL_EXPORTER_OTLP(_TRACES)?_HEADERS$" .name) -}}
+{{- $maos := and (hasPrefix "MAOS_" .name) (or (regexMatch "__(ENV|HEADERS)(__|$)" .name) (and (regexMatch (printf "(?i)%s" (include "maos.secretKeyPattern" .)) $word) (not (regexMatch `^\s*(-?[0-9]+(\.[0-9]+)?|true|false|null|\[.*\]|\{.*\}|required|none)\s*$` .value)))) -}}
+{{- if or $maos (include "maos.urlPassword" .value) (include "maos.urlQuerySecret" .value) (regexMatch "^OTEL_EXPORTER_OTLP(_TRACES)?_HEADERS$" .name) -}}
 {{- fail (printf "extraEnv %s holds a secret as a plain value, which would be stored in the Deployment, readable by anyone who may read Deployments or Pods in the namespace: set it in secretEnv or existingSecret instead, or take it from a Secret with valueFrom.secretKeyRef" .name) -}}
 {{- end -}}
 {{- end -}}
