@@ -1,27 +1,21 @@
 // The scheduler's heartbeat: one write renews the leases of all of this process's running tasks,
 // and tells which claims no longer hold (the lease expired in a stall and another attempt took over).
-import { AppError, coerceError } from '../errors/app-error.ts';
+import { coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { extendLeases } from '../store/task-store.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
+import { isStoreUnavailable, noteOutageEnd, noteOutageFailure, type StoreOutage } from './store-outage.ts';
 import type { Claim } from './task-outcome.ts';
-
-/**
- * The heartbeats' outage, kept by the scheduler across beats: while the database cannot be reached
- * (STORE_UNAVAILABLE) it is logged once when it starts and once when a heartbeat works again, not at
- * every beat. Heartbeats run only while this process runs tasks: the second line waits for one.
- */
-export interface HeartbeatOutage {
-  current: { since: number; failed: number } | null;
-}
 
 /**
  * Extends the leases of `claims` by `leaseMs`; resolves to the claims whose lease is gone, or to null
  * when the heartbeat failed (never rejects: it is logged and the next one tries again, within the
- * lease's margin).
+ * lease's margin). `outage`, kept by the scheduler across beats: while the database cannot be reached
+ * it is logged once when it starts and once when a heartbeat works again, not at every beat.
+ * Heartbeats run only while this process runs tasks: the second line waits for one.
  */
 export async function renewLeases(
-  deps: { queue: WriteQueue; logger: Logger; workerId: string; leaseMs: number; outage?: HeartbeatOutage },
+  deps: { queue: WriteQueue; logger: Logger; workerId: string; leaseMs: number; outage?: StoreOutage },
   claims: readonly Claim[],
   now: number,
 ): Promise<Set<Claim> | null> {
@@ -38,27 +32,28 @@ export async function renewLeases(
         ),
       ENGINE_PROGRESS,
     );
-    if (outage?.current) {
-      deps.logger.info(
-        { failedHeartbeats: outage.current.failed, outageMs: now - outage.current.since },
+    if (outage) {
+      noteOutageEnd(
+        outage,
+        deps.logger,
+        'failedHeartbeats',
         'heartbeats work again: the database can be reached',
+        now,
       );
-      outage.current = null;
     }
     return new Set(claims.filter((claim) => held.get(claim.taskId) !== claim.attempt));
   } catch (error) {
     const err = coerceError(error);
-    if (!outage || !(error instanceof AppError && error.code === 'STORE_UNAVAILABLE')) {
+    if (!outage || !isStoreUnavailable(error)) {
       deps.logger.warn({ err }, 'heartbeat failed');
-    } else if (outage.current) {
-      // Logged when it started; counted for the line that says it ended.
-      outage.current.failed++;
     } else {
-      deps.logger.error(
+      noteOutageFailure(
+        outage,
+        deps.logger,
         { err },
         'heartbeat failed: the database cannot be reached; running tasks may lose their leases, logged again when heartbeats work',
+        now,
       );
-      outage.current = { since: now, failed: 1 };
     }
     return null;
   }

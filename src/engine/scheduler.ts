@@ -16,12 +16,13 @@ import { claimReadyTasks } from '../store/task-store.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import { outputsFinishedHere } from './hand-off-outputs.ts';
-import { type HeartbeatOutage, renewLeases } from './lease-heartbeat.ts';
+import { renewLeases } from './lease-heartbeat.ts';
 import { reapExpiredLeases } from './lease-reaper.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import { type PreparedRun, prepareRuns, type RunSession } from './run-preparation.ts';
 import { settleWithin } from './settle-within.ts';
 import { endStoppedRun, releaseIgnoredRuns, type StopReason } from './stopped-run.ts';
+import { isStoreUnavailable, noteOutageEnd, noteOutageFailure, type StoreOutage } from './store-outage.ts';
 import {
   appendStartEvents,
   type ContinueSession,
@@ -111,10 +112,6 @@ export interface Scheduler {
 /** What a finish found already stored reports (the session-level effects went with the first try). */
 const ALREADY_APPLIED: FinishEffects = { applied: true, readied: 0, sessionFinished: null };
 
-function isStoreUnavailable(error: unknown): boolean {
-  return error instanceof AppError && error.code === 'STORE_UNAVAILABLE';
-}
-
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   const now = deps.now ?? Date.now;
   const active = new Map<string, ActiveRun>();
@@ -143,9 +140,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const stoppedBeforeLaunch = new Set<string>();
   // The database cannot be reached (claims fail with STORE_UNAVAILABLE): claim rounds back off, and
   // the outage is logged once when it starts and once when it ends, not at every poll.
-  let claimOutage: { since: number; failed: number; pauseMs: number; resumeAt: number } | null = null;
+  const claimOutage: StoreOutage = { current: null };
+  let claimResumeAt = 0;
   // Heartbeats keep beating through an outage (leases must be renewed as soon as it ends); only their log is kept short.
-  const heartbeatOutage: HeartbeatOutage = { current: null };
+  const heartbeatOutage: StoreOutage = { current: null };
   const freeSlots = () => deps.concurrency - active.size - reserved;
   // Finishes of all slots coalesce into one operation per write batch.
   const finish = createCoalescer(
@@ -244,7 +242,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       wantClaim = true;
       return;
     }
-    if (claimOutage && now() < claimOutage.resumeAt) {
+    if (claimOutage.current && now() < claimResumeAt) {
       // Backing off: the loop is alive, it waits for the database.
       lastBeatAt = now();
       return;
@@ -286,13 +284,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       }, ENGINE_PROGRESS)
       .then(async (claimed) => {
         reservedHere = 0;
-        if (claimOutage) {
-          deps.logger.info(
-            { failedClaims: claimOutage.failed, outageMs: now() - claimOutage.since },
-            'claiming tasks works again: the database can be reached',
-          );
-          claimOutage = null;
-        }
+        noteOutageEnd(
+          claimOutage,
+          deps.logger,
+          'failedClaims',
+          'claiming tasks works again: the database can be reached',
+          now(),
+        );
         await launch(claimed, leasedAt);
         // Slots ran out before the ready queue did: more tasks may be waiting for a slot.
         backlog = claimed.length === limit;
@@ -301,23 +299,20 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       .catch((error: unknown) => {
         reserved -= reservedHere;
         const err = coerceError(error);
-        if (!(error instanceof AppError && error.code === 'STORE_UNAVAILABLE')) {
+        if (!isStoreUnavailable(error)) {
           deps.logger.error({ err }, 'claiming tasks failed');
           return;
         }
-        if (claimOutage) {
-          // Logged when it started; counted for the line that says it ended.
-          claimOutage.failed++;
-          claimOutage.pauseMs = Math.min(claimOutage.pauseMs * 2, MAX_CLAIM_BACKOFF_MS);
-        } else {
-          deps.logger.error(
-            { err },
-            'claiming tasks failed: the database cannot be reached; retrying with back-off, logged again when it works',
-          );
-          const pauseMs = Math.min(deps.pollIntervalMs, MAX_CLAIM_BACKOFF_MS);
-          claimOutage = { since: now(), failed: 1, pauseMs, resumeAt: 0 };
-        }
-        claimOutage.resumeAt = now() + claimOutage.pauseMs;
+        noteOutageFailure(
+          claimOutage,
+          deps.logger,
+          { err },
+          'claiming tasks failed: the database cannot be reached; retrying with back-off, logged again when it works',
+          now(),
+        );
+        // The poll interval, doubling with each failed claim.
+        const failed = claimOutage.current?.failed ?? 1;
+        claimResumeAt = now() + Math.min(deps.pollIntervalMs * 2 ** (failed - 1), MAX_CLAIM_BACKOFF_MS);
       })
       .finally(() => {
         claiming = false;
