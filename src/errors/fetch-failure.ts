@@ -17,10 +17,7 @@ export function fetchFailureCode(error: unknown): string | undefined {
 export function describeFetchFailure(error: unknown, url?: string | URL): string {
   if ((error as Error | undefined)?.name === 'TimeoutError') return 'timeout';
   if (isBlockedPortFailure(error)) {
-    const port = url === undefined ? undefined : fetchBlockedPort(url);
-    return port === undefined
-      ? 'a port the HTTP client (Node\'s fetch) refuses for every request, as browsers do (a "bad port" of the fetch standard); use another port'
-      : blockedPortReason(port);
+    return blockedPortReason(url === undefined ? undefined : fetchBlockedPort(url));
   }
   return fetchFailureCode(error) ?? (error as Error | undefined)?.message ?? String(error);
 }
@@ -45,9 +42,9 @@ export function fetchBlockedPort(url: string | URL): number | undefined {
   return FETCH_BLOCKED_PORTS.has(Number(parsed.port)) ? Number(parsed.port) : undefined;
 }
 
-/** Why fetch refuses `port`, for messages: what the operator reads and what to do. */
-export function blockedPortReason(port: number): string {
-  return `port ${port} is one the HTTP client (Node's fetch) refuses for every request, as browsers do (a "bad port" of the fetch standard); use another port`;
+/** Why fetch refuses `port` (or a port, not known), for messages: what the operator reads and what to do. */
+export function blockedPortReason(port?: number): string {
+  return `${port === undefined ? 'a port' : `port ${port} is one`} the HTTP client (Node's fetch) refuses for every request, as browsers do (a "bad port" of the fetch standard); use another port`;
 }
 
 /** Whether `error` (or one of its causes) is fetch refusing a blocked port (see FETCH_BLOCKED_PORTS). */
