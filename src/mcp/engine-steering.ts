@@ -36,6 +36,15 @@ export interface EngineSteeringOptions {
   now?: () => number;
 }
 
+/** A plan approved or rejected after its session's deadline: the session failed with `expired`. */
+function deadlinePassed(what: 'approval' | 'reject', expired: string): AppError {
+  return new AppError(
+    'INVALID_STATE',
+    `The session's deadline passed before the ${what}: it failed with ${expired}`,
+    { details: { status: 'failed', code: 'BUDGET_EXCEEDED', error: expired } },
+  );
+}
+
 /** Builds the steering operations (MCP tools and REST routes). */
 export function createEngineSteering(options: EngineSteeringOptions): SessionSteering {
   const { db } = options;
@@ -65,11 +74,7 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
         // already failed is, with why it failed.
         notifyObserver(options.observer, 'sessionFinished', 'failed');
         notifyObserver(options.observer, 'budgetExceeded', 'session');
-        throw new AppError(
-          'INVALID_STATE',
-          `The session's deadline passed before the approval: it failed with ${result.expired}`,
-          { details: { status: 'failed', code: 'BUDGET_EXCEEDED', error: result.expired } },
-        );
+        throw deadlinePassed('approval', result.expired);
       }
       return { planVersion: result.planVersion, readied: result.readied, renamedTasks: result.renamedTasks };
     },
@@ -85,11 +90,7 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
       if (result.expired !== undefined) {
         // Ended by its deadline, as an approval then is: answered as the approval would be.
         notifyObserver(options.observer, 'budgetExceeded', 'session');
-        throw new AppError(
-          'INVALID_STATE',
-          `The session's deadline passed before the reject: it failed with ${result.expired}`,
-          { details: { status: 'failed', code: 'BUDGET_EXCEEDED', error: result.expired } },
-        );
+        throw deadlinePassed('reject', result.expired);
       }
     },
     async sendMessage(actor, sessionId, message) {
