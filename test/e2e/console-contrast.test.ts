@@ -6,9 +6,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { EXPECTED_REFUSAL, signIn, startAdminConsole } from '../fixtures/admin-console.ts';
+import {
+  CONSOLE_VIEWS,
+  EXPECTED_REFUSAL,
+  sessionAwaitingApproval,
+  signIn,
+  startAdminConsole,
+} from '../fixtures/admin-console.ts';
 import type { PageProblems } from '../fixtures/browser.ts';
-import { requestJson, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -89,20 +94,7 @@ describe('console colour contrast', { timeout: 180_000 }, () => {
     url = admin.server.url;
     key = admin.admin.key;
     problems = admin.problems;
-    const created = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
-      method: 'POST',
-      headers: admin.asAdmin(),
-      body: { objective: 'contrast', approval: 'required' },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    sessionId = created.body.id;
-    await waitForSession(
-      url,
-      sessionId,
-      (s: { status: string }) => s.status === 'awaiting_approval',
-      60_000,
-      admin.asAdmin(),
-    );
+    sessionId = await sessionAwaitingApproval(admin, 'contrast');
     page = await admin.openPage();
     await page.setViewportSize({ width: 1024, height: 900 });
   });
@@ -118,18 +110,10 @@ describe('console colour contrast', { timeout: 180_000 }, () => {
     assert.deepEqual(await lowContrast(page), []);
   });
 
-  const views: Array<[string, () => string, string]> = [
-    ['the sessions list', () => '#/sessions', '#sessions-body tr'],
-    ['a session awaiting approval', () => `#/sessions/${sessionId}`, '#approval-title'],
-    ['usage', () => '#/usage', '#usage-body tr'],
-    ['the audit log', () => '#/audit', 'main h1'],
-    ['API keys', () => '#/keys', '#keys-body tr'],
-    ['webhooks', () => '#/webhooks', '#webhook-create-title'],
-  ];
-  for (const [name, hash, ready] of views) {
+  for (const [name, hash, ready] of CONSOLE_VIEWS) {
     test(name, async () => {
       if (!(await page.getByRole('button', { name: 'Sign out' }).isVisible())) await signIn(page, url, key);
-      await page.goto(`${url}/console/${hash()}`);
+      await page.goto(`${url}/console/${hash(sessionId)}`);
       await page.locator(ready).first().waitFor();
       assert.deepEqual(await lowContrast(page), []);
     });

@@ -5,9 +5,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { EXPECTED_REFUSAL, signIn, startAdminConsole } from '../fixtures/admin-console.ts';
+import {
+  CONSOLE_VIEWS,
+  EXPECTED_REFUSAL,
+  sessionAwaitingApproval,
+  signIn,
+  startAdminConsole,
+} from '../fixtures/admin-console.ts';
 import type { PageProblems } from '../fixtures/browser.ts';
-import { requestJson, waitForSession } from '../fixtures/server.ts';
+import { requestJson } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -40,20 +46,7 @@ describe('console at 320 px', { timeout: 180_000 }, () => {
   before(async () => {
     const admin = await startAdminConsole(t);
     url = admin.server.url;
-    const created = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
-      method: 'POST',
-      headers: admin.asAdmin(),
-      body: { objective: `reflow-${'x'.repeat(400)}`, approval: 'required' },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    sessionId = created.body.id;
-    await waitForSession(
-      url,
-      sessionId,
-      (s: { status: string }) => s.status === 'awaiting_approval',
-      60_000,
-      admin.asAdmin(),
-    );
+    sessionId = await sessionAwaitingApproval(admin, `reflow-${'x'.repeat(400)}`);
     const key = await requestJson(`${url}/v1/admin/keys`, {
       method: 'POST',
       headers: admin.asAdmin(),
@@ -69,17 +62,9 @@ describe('console at 320 px', { timeout: 180_000 }, () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  const views: Array<[string, () => string, string]> = [
-    ['the sessions list', () => '#/sessions', '#sessions-body tr'],
-    ['a session awaiting approval', () => `#/sessions/${sessionId}`, '#approval-title'],
-    ['usage', () => '#/usage', '#usage-body tr'],
-    ['the audit log', () => '#/audit', 'main h1'],
-    ['API keys', () => '#/keys', '#keys-body tr'],
-    ['webhooks', () => '#/webhooks', '#webhook-create-title'],
-  ];
-  for (const [name, hash, ready] of views) {
+  for (const [name, hash, ready] of CONSOLE_VIEWS) {
     test(`${name}: nothing past the right edge`, async () => {
-      await page.goto(`${url}/console/${hash()}`);
+      await page.goto(`${url}/console/${hash(sessionId)}`);
       await page.locator(ready).first().waitFor();
       const drawn = await overflow(page);
       assert.deepEqual(drawn.past, [], `${name} draws past ${drawn.width} px`);
