@@ -24,6 +24,7 @@ import { parse } from '@cdktf/hcl2json';
 import { parse as parseYaml } from 'yaml';
 import { installedHelms } from '../../scripts/install-helm.ts';
 import { loadConfig } from '../../src/config/load.ts';
+import { SECRET_KEY_PATTERN } from '../../src/config/schema.ts';
 import { assertConfigUsable } from '../../src/security/config-preflight.ts';
 import { renderChart } from '../fixtures/helm-chart.ts';
 import {
@@ -165,6 +166,16 @@ describe('Terraform', () => {
       compared++;
     }
     assert.ok(compared >= 2, 'database_mode and auth_mode are compared');
+  });
+
+  test("module: var.config names secrets by the server's pattern (SECRET_KEY_PATTERN), not a copy that drifts", () => {
+    const text = readFileSync(join(MODULE, 'variables.tf'), 'utf8');
+    // In the key check as it is; in the URL-query check with Azure's `api-key` beside `api_key`.
+    assert.ok(text.includes(`regex("(?i)${SECRET_KEY_PATTERN.source}", match[0])`), 'the key check');
+    assert.ok(
+      text.includes(SECRET_KEY_PATTERN.source.replace('api_key|', 'api_key|api-key|')),
+      'the query check',
+    );
   });
 
   test('module: audit_checkpoints_persistence allows the access modes and sizes the chart schema allows', async () => {
