@@ -134,7 +134,13 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   let retryTimer: NodeJS.Timeout | undefined;
   let retryAt = Number.POSITIVE_INFINITY;
 
-  const claim = (limit: number) => claimDueDeliveries(db, { owner, at: now(), leaseMs, limit });
+  // The time of the last claim: a retry that fell due after it was not seen by it, whatever the
+  // clock says by the time the pass ends (see armNextRetry).
+  let lastClaimAt = now();
+  const claim = (limit: number) => {
+    lastClaimAt = now();
+    return claimDueDeliveries(db, { owner, at: lastClaimAt, leaseMs, limit });
+  };
 
   /**
    * Records an attempt's outcome if this worker still holds the delivery by this claim (as the engine
@@ -411,8 +417,9 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
    * would: a pass claims what is due then, whichever replica scheduled it (the claim is atomic).
    */
   function armRetry(dueAt: number): void {
-    const delay = dueAt - now();
-    if (stopped || delay <= 0 || delay >= config.pollIntervalMs || dueAt >= retryAt) return;
+    // Already due (it fell due while the pass ended): a pass at once.
+    const delay = Math.max(0, dueAt - now());
+    if (stopped || delay >= config.pollIntervalMs || dueAt >= retryAt) return;
     clearTimeout(retryTimer);
     retryAt = dueAt;
     retryTimer = setTimeout(() => {
@@ -422,13 +429,17 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     retryTimer.unref();
   }
 
-  /** Arms the retry timer for the first pending delivery that is not due yet (one indexed read). */
+  /**
+   * Arms the retry timer for the first pending delivery the last claim did not find due (one indexed
+   * read). One that fell due since that claim gets a pass at once; the claim of that pass moves
+   * `lastClaimAt` past it, so one its subscription's delivery in flight holds back is not read again.
+   */
   async function armNextRetry(): Promise<void> {
     const next = await db
       .selectFrom('webhook_deliveries')
       .select((eb) => eb.fn.min('next_attempt_at').as('at'))
       .where('status', '=', 'pending')
-      .where('next_attempt_at', '>', now())
+      .where('next_attempt_at', '>', lastClaimAt)
       .where('lease_owner', 'is', null)
       .executeTakeFirst();
     if (next?.at != null) armRetry(Number(next.at));
