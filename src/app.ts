@@ -442,7 +442,10 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         // SQLite the server lock makes this process the directory's one server; cluster replicas may
         // share a volume, so each sweeps only the directories of replicas that are gone.
         const orphans = serverLock ? killOrphanedRuns(config.dataDir) : 0;
-        if (orphans > 0) logger.warn({ orphans }, 'stopped runner processes a previous server left running');
+        if (orphans > 0) {
+          logger.warn({ orphans }, 'stopped runner processes a previous server left running');
+          metrics.recordOrphanedRunnersKilled(orphans);
+        }
         if (replicaDir) {
           replicaSweeper = startReplicaDirSweeper({
             dataDir: config.dataDir,
@@ -451,6 +454,10 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             // A gone replica's runners are killed about when its leases expire and its tasks run again.
             intervalMs: config.tasks.leaseSeconds * 1000,
             logger,
+            onSwept: (sweep) => {
+              metrics.recordReplicaDirectoriesRemoved(sweep.removed);
+              metrics.recordOrphanedRunnersKilled(sweep.killed);
+            },
           });
           await replicaSweeper.runOnce();
         }

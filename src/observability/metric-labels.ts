@@ -193,6 +193,8 @@ export const METRIC_LABELS = {
   maos_audit_write_failures_total: {},
   maos_retention_deleted_rows_total: { table: RETENTION_TABLES },
   maos_workspaces_removed_total: {},
+  maos_orphaned_runners_killed_total: {},
+  maos_replica_directories_removed_total: {},
   maos_webhook_deliveries_total: { event: WEBHOOK_EVENTS, outcome: WEBHOOK_OUTCOMES },
   maos_webhook_delivery_duration_seconds: {},
   maos_webhook_deliveries_pending: {},

@@ -90,6 +90,13 @@ export interface Metrics extends LlmMetrics {
   /** Workspace directories of deleted sessions removed from this replica's data directory. */
   recordWorkspacesRemoved(count: number): void;
   /**
+   * Runner process groups a server or replica that is gone left running, killed by this process (at
+   * start on SQLite, by the replica directory sweep on PostgreSQL).
+   */
+  recordOrphanedRunnersKilled(count: number): void;
+  /** Directories of gone replicas removed from `<dataDir>/replicas` (PostgreSQL mode). */
+  recordReplicaDirectoriesRemoved(count: number): void;
+  /**
    * One webhook delivery attempt: its event, what became of it, how long its HTTP request took
    * (null when it sent nothing: counted, not timed).
    */
@@ -288,6 +295,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Workspace directories of deleted sessions removed from this replica’s data directory.',
     registers,
   });
+  const orphanedRunnersKilled = new Counter({
+    name: 'maos_orphaned_runners_killed_total',
+    help: 'Runner process groups left running by a server or replica that is gone, killed by this process.',
+    registers,
+  });
+  const replicaDirectoriesRemoved = new Counter({
+    name: 'maos_replica_directories_removed_total',
+    help: 'Directories of gone replicas (their runner HOMEs and run records) removed from the data directory.',
+    registers,
+  });
   const webhookAttempts = new Counter({
     name: 'maos_webhook_deliveries_total',
     help: 'Webhook delivery attempts by event and outcome (delivered, retried later, failed for good).',
@@ -407,6 +424,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordRetentionDeleted: (table, count) =>
       inc(retentionDeleted, labels('maos_retention_deleted_rows_total', { table }), count),
     recordWorkspacesRemoved: (count) => inc(workspacesRemoved, {}, count),
+    recordOrphanedRunnersKilled: (count) => inc(orphanedRunnersKilled, {}, count),
+    recordReplicaDirectoriesRemoved: (count) => inc(replicaDirectoriesRemoved, {}, count),
     recordWebhookAttempt(event, outcome, seconds) {
       inc(webhookAttempts, labels('maos_webhook_deliveries_total', { event, outcome }));
       if (seconds !== null) observe(webhookDuration, {}, seconds);

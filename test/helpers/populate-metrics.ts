@@ -79,6 +79,8 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordAuditRecordWritten('success');
   metrics.recordRetentionDeleted('events', 1000);
   metrics.recordWorkspacesRemoved(2);
+  metrics.recordOrphanedRunnersKilled(1);
+  metrics.recordReplicaDirectoriesRemoved(1);
   metrics.setTlsCertificateExpiry(new Date('2027-01-01T00:00:00Z'));
   metrics.recordTlsReloadFailure();
   metrics.recordWebhookAttempt('session.completed', 'delivered', 0.08);

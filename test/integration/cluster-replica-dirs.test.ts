@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { holdsLiveLease } from '../../src/agents/runtimes/command/replica-dirs.ts';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { isAlive, waitUntilGone } from '../fixtures/processes.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 import { killServeChildren, startServeChild, writeServeConfig } from '../fixtures/serve-child.ts';
@@ -80,11 +81,15 @@ describe('cluster: a killed replica leaves no runner or HOME behind', { timeout:
     assert.equal(existsSync(orphan.home), true);
 
     // A replica (re)started on the data directory sweeps before its engine starts.
-    await suite.start({ dataDir, config: config(1) });
+    const next = await suite.start({ dataDir, config: config(1) });
     assert.equal(await waitUntilGone(orphan.pid), true, "the killed replica's runner was not stopped");
     assert.equal(existsSync(orphan.home), false, "the killed replica's HOME was not removed");
     assert.equal(isAlive(running.pid), true, "the live replica's runner was stopped");
     assert.equal(existsSync(running.home), true, "the live replica's HOME was removed");
+    // Counted by the replica that swept, for an operator to see how often replicas die mid-run.
+    assert.equal(await scrapeSample(next.url, 'maos_orphaned_runners_killed_total'), 1);
+    assert.equal(await scrapeSample(next.url, 'maos_replica_directories_removed_total'), 1);
+    assert.equal(await scrapeSample(live.url, 'maos_replica_directories_removed_total'), 0);
 
     // The lease a sweep asks about for a replica of another machine is the one its engine holds:
     // the worker id its directory's lock records (host:pid:<the directory's last 12 characters>).
@@ -136,6 +141,8 @@ describe('cluster: a live replica sweeps a killed one without a restart', { time
       "the killed replica's runner was not stopped",
     );
     await waitFor(() => !existsSync(orphan.home), 10_000, "the killed replica's HOME to go");
+    assert.equal(await scrapeSample(live.url, 'maos_orphaned_runners_killed_total'), 1);
+    assert.equal(await scrapeSample(live.url, 'maos_replica_directories_removed_total'), 1);
     // The task runs again on the live replica, in a HOME of its own.
     const names = readdirSync(join(dataDir, 'replicas'));
     assert.equal(names.length, 1, names.join(', '));

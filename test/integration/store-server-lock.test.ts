@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { recordRun } from '../../src/agents/runtimes/command/run-records.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { runMaos } from '../fixtures/cli.ts';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { spawnDetachedGroup, waitUntilGone } from '../fixtures/processes.ts';
 import { startTestServer } from '../fixtures/server.ts';
 
@@ -58,4 +59,5 @@ test('a server starting on a data directory stops the runner processes a dead se
   t.after(() => server.close());
   assert.equal(await waitUntilGone(orphan.pid), true, 'the orphaned runner was stopped at start');
   assert.equal(existsSync(stray), false, 'the stray HOME was removed at start');
+  assert.equal(await scrapeSample(server.url, 'maos_orphaned_runners_killed_total'), 1);
 });

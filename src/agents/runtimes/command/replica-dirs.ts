@@ -226,7 +226,14 @@ function isRealDirectory(path: string): boolean {
  * orphaned runners killed about when its tasks' leases expire and other replicas run them again.
  */
 export function startReplicaDirSweeper(
-  options: SweepOptions & { dataDir: string; ownPath: string; intervalMs: number; logger: Logger },
+  options: SweepOptions & {
+    dataDir: string;
+    ownPath: string;
+    intervalMs: number;
+    logger: Logger;
+    /** Told what each sweep removed and killed (the metrics count it). */
+    onSwept?: (sweep: ReplicaSweep) => void;
+  },
 ): PeriodicJob<ReplicaSweep> {
   return startPeriodicJob<ReplicaSweep>({
     async run() {
@@ -237,6 +244,7 @@ export function startReplicaDirSweeper(
           'removed the runner HOMEs and run records of replicas that are gone',
         );
       }
+      options.onSwept?.(sweep);
       return sweep;
     },
     intervalMs: options.intervalMs,
