@@ -21,6 +21,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createSecurity } from '../../src/security/create-security.ts';
 import { createSecretStore } from '../../src/security/secret-store.ts';
 import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
+import { createSecurityRoutesPlugin } from '../../src/security/security-routes-plugin.ts';
 import { openSqlite } from '../../src/security/test-support.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
@@ -196,6 +197,99 @@ describe('security CLI on a data directory', { timeout: 60_000 }, () => {
     const result = await runCli(['audit', 'verify', '-c', configFile, '--key', vkey]);
     assert.equal(result.code, 1);
     assert.match(result.stdout, /truncated tail/);
+  });
+});
+
+describe('audit records of a tenant', { timeout: 60_000 }, () => {
+  test("the API listing and `maos audit export --tenant` pick the same records: the actor's tenant, else the target's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-audit-tenant-'));
+    const config = configSchema.parse({ dataDir: dir, auth: { mode: 'apikey' } });
+    const handle = createDatabase(config);
+    await migrateToLatest(handle.db);
+    const logger = createLogger({ level: 'silent' });
+    const security = createSecurity({ config, db: handle.db as never, logger });
+    const app = await buildHttpServer({
+      config,
+      service: createFakeSessionService(),
+      logger,
+      readiness: async () => ({}),
+      listRoles: () => [],
+      authenticate: security.http.authenticate,
+      plugins: [
+        security.http.plugin,
+        createSecurityRoutesPlugin({
+          db: handle.db as never,
+          security,
+          maxPageSize: config.http.maxPageSize,
+        }),
+      ],
+    });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const configFile = join(dir, 'maos.json');
+      writeFileSync(configFile, JSON.stringify({ dataDir: dir }));
+      // Recorded with the local operator of tenant acme as the actor.
+      const key = JSON.parse(
+        (await runCli(['keys', 'create', '--role', 'admin', '--tenant', 'acme', '-c', configFile, '--json']))
+          .stdout,
+      ).key as string;
+      const system = {
+        type: 'system',
+        id: 'maos:system',
+        ip: null,
+        user_agent: null,
+        auth_method: null,
+      } as const;
+      const target = (tenant: string | null) => ({ type: 'session', id: 's1', tenant });
+      // No actor tenant: the target's. An actor tenant: that one, whatever the target's.
+      await security.auditLog.append({
+        action: 'sessions:purge',
+        actor: { ...system, tenant: null },
+        target: target('acme'),
+        outcome: 'success',
+      });
+      await security.auditLog.append({
+        action: 'sessions:purge',
+        actor: { ...system, tenant: 'other' },
+        target: target('acme'),
+        outcome: 'success',
+      });
+      await security.auditLog.append({
+        action: 'sessions:purge',
+        actor: { ...system, tenant: null },
+        target: target(null),
+        outcome: 'success',
+      });
+      await security.auditLog.append({
+        action: 'sessions:purge',
+        actor: { ...system, tenant: null },
+        target: target('other'),
+        outcome: 'success',
+      });
+
+      const response = await fetch(`${url}/v1/audit?limit=100`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      assert.equal(response.status, 200);
+      const listed = ((await response.json()) as { items: Array<{ seq: number }> }).items.map(
+        (item) => item.seq,
+      );
+      // The key creation (seq 0) and the record that names no actor tenant but acme's session.
+      assert.deepEqual(listed, [0, 1]);
+
+      const exported = await runCli(['audit', 'export', '--tenant', 'acme', '-c', configFile]);
+      assert.equal(exported.code, 0, exported.stderr);
+      const seqs = exported.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { seq: number }).seq);
+      assert.deepEqual(seqs, listed);
+    } finally {
+      await app.close();
+      await security.close();
+      await handle.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

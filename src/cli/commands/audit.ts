@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
+import { type AuditRecord, auditRecordTenant } from '../../security/audit/audit-record.ts';
 import {
   readCheckpointDir,
   readDatabaseCheckpoints,
@@ -63,7 +64,10 @@ export function registerAuditCommand(program: Command, act: ActionFactory): void
     .description('write the audit log as JSON lines (one record per line, with its chain hashes)')
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
     .option('-o, --output <file>', 'write to a file instead of stdout')
-    .option('--tenant <id>', 'only records of this tenant (such an export cannot be chain-verified)')
+    .option(
+      '--tenant <id>',
+      "only records of this tenant: its actor's, else its target's, as the API lists them (such an export cannot be chain-verified)",
+    )
     .action(act(runExport));
 }
 
@@ -197,12 +201,10 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
   let count = 0;
   try {
     for await (const entry of readDatabaseEntries(store.db)) {
-      const line = formatExportLine(entry);
-      if (
-        options.tenant &&
-        (JSON.parse(line) as { actor?: { tenant?: string } }).actor?.tenant !== options.tenant
-      )
+      // The API's rule for a tenant's records: the actor's tenant, else the target's.
+      if (options.tenant && auditRecordTenant(JSON.parse(entry.event) as AuditRecord) !== options.tenant)
         continue;
+      const line = formatExportLine(entry);
       if (stream) {
         if (!stream.write(`${line}\n`)) await once(stream, 'drain');
       } else ctx.out.line(line);
