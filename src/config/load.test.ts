@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { AppError } from '../errors/app-error.ts';
-import { loadConfig } from './load.ts';
+import { loadConfig, storeEnvVariables } from './load.ts';
 import { collectSecretValues, redactConfig } from './secrets-in-config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'maos-config-'));
@@ -387,6 +387,46 @@ describe('loadConfig', () => {
     });
     assert.deepEqual(config.providers.gw?.headers, { AUTHORIZATION: 'Bearer s3cret', 'X-TEAM': 'core' });
     assert.deepEqual(config.runners.unit_tests?.env, { NODE_ENV: 'test', NPM_TOKEN: 'tok' });
+  });
+});
+
+describe('storeEnvVariables', () => {
+  test('the store and audit variables only, sorted, each marked secret when it is or holds one', () => {
+    const variables = storeEnvVariables({
+      MAOS_STORE__URL: 'postgres://maos:pw@db:5432/maos',
+      MAOS_STORE__POOL_SIZE: '20',
+      MAOS_AUDIT__SIGNING_KEY: '-----BEGIN PRIVATE KEY-----',
+      MAOS_AUDIT__CHECKPOINT_DIR: 'checkpoints',
+      // A path, not the secret, although its key is named like one.
+      MAOS_SECRETS__KEK_RING_FILE: '/run/secrets/kek',
+      MAOS_AUDIT__SIGNING_KEY_FILE: '/run/secrets/audit.pem',
+      // Other sections, client variables and a Service's link are not the store's.
+      MAOS_PORT: '8080',
+      MAOS_TOKEN: 't',
+      MAOS_STORE_SERVICE_HOST: '10.0.0.7',
+      PATH: '/bin',
+    });
+    assert.deepEqual(
+      variables.map(({ name, path, secret }) => ({ name, path: path.join('.'), secret })),
+      [
+        { name: 'MAOS_AUDIT__CHECKPOINT_DIR', path: 'audit.checkpointDir', secret: false },
+        { name: 'MAOS_AUDIT__SIGNING_KEY', path: 'audit.signingKey', secret: true },
+        { name: 'MAOS_AUDIT__SIGNING_KEY_FILE', path: 'audit.signingKey_FILE', secret: false },
+        { name: 'MAOS_STORE__POOL_SIZE', path: 'store.poolSize', secret: false },
+        { name: 'MAOS_STORE__URL', path: 'store.url', secret: true },
+      ],
+    );
+    // A URL without a password is no secret; a whole section in one variable is judged by its keys.
+    assert.deepEqual(
+      storeEnvVariables({
+        MAOS_STORE__URL: 'postgres://db:5432/maos',
+        MAOS_AUDIT: '{"signingKey":"-----BEGIN PRIVATE KEY-----"}',
+      }).map(({ name, secret }) => ({ name, secret })),
+      [
+        { name: 'MAOS_AUDIT', secret: true },
+        { name: 'MAOS_STORE__URL', secret: false },
+      ],
+    );
   });
 });
 

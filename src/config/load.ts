@@ -8,6 +8,7 @@ import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES, RUNNER_ENV_NAMES } from './client-env.ts';
 import { type Config, configSchema } from './schema.ts';
 import { configPathOfEnvWords, isConfigPath, isTextPath } from './schema-paths.ts';
+import { collectSecretValues } from './secrets-in-config.ts';
 
 export interface LoadConfigOptions {
   /** Path of a YAML or JSON config file (`--config`); `MAOS_CONFIG` is used when absent. */
@@ -90,6 +91,42 @@ function readConfigFile(path: string, problems: string[]): Tree {
     problems.push(`config file ${path}: ${(error as Error).message.split('\n')[0]}`);
     return {};
   }
+}
+
+/** A `MAOS_*` variable of the environment that sets a configuration key. */
+export interface ConfigEnvVariable {
+  name: string;
+  /** The key path it sets: `MAOS_STORE__URL_FILE` → `['store', 'url_FILE']`. */
+  path: string[];
+  value: string;
+  /** The value is a secret (or holds one, as a URL's password): say the name, never the value. */
+  secret: boolean;
+}
+
+/**
+ * Sections whose keys say which database and which audit signing key a process uses: what a local
+ * command (`maos keys create`) must share with a server to act on its store. `dataDir` is not
+ * among them: the commands printed for it say the resolved directory.
+ */
+const STORE_SECTIONS: ReadonlySet<string> = new Set(['store', 'audit']);
+
+/**
+ * The `MAOS_*` variables of `env` that set the store or audit keys (`MAOS_STORE__URL`,
+ * `MAOS_AUDIT__SIGNING_KEY_FILE` …), by name: another shell lacks them, so a command printed for
+ * it must carry them. A `_FILE` variable's value is a path, never secret.
+ */
+export function storeEnvVariables(env: NodeJS.ProcessEnv = process.env): ConfigEnvVariable[] {
+  const out: ConfigEnvVariable[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || isKubernetesServiceLink(name, value)) continue;
+    const path = configPathOfEnvName(name);
+    if (path === undefined || !STORE_SECTIONS.has(path[0] as string)) continue;
+    const key = path[path.length - 1] as string;
+    const parsed = isTextPath(path) ? value : parseEnvValue(value);
+    const secret = !key.endsWith('_FILE') && collectSecretValues({ [key]: parsed }, 1).length > 0;
+    out.push({ name, path, value, secret });
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /**

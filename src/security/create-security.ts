@@ -2,6 +2,7 @@
 // its checkpoint signing key, and the HTTP hooks. app.ts wires the result; nothing here listens.
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { storeEnvVariables } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { writeFileDurablySync } from '../store/durable-file.ts';
@@ -164,12 +165,16 @@ async function hasApiKey(db: SecurityDb): Promise<boolean> {
  * On a fresh install (no API key at all), tells the operator how to create the first admin key.
  * The server does not know how `maos` is run here (`npx --prefix …`, `node bin/maos.js`, a container
  * entrypoint), so the hint names the command the server was started with, not a bare `maos` that
- * may not be on the PATH; `maos serve` prints the full command (cli/invocation.ts).
+ * may not be on the PATH; `maos serve` prints the full command (cli/invocation.ts). The store and
+ * audit variables of the server's environment are named (never their values): a shell without
+ * them would create the key on another database.
  */
 function logFirstStartHint(config: Pick<Config, 'dataDir'>, logger: Logger): void {
+  const variables = storeEnvVariables().map((variable) => variable.name);
+  const same = variables.length > 0 ? `, with ${variables.join(', ')} set as for this server` : '';
   logger.warn(
-    { dataDir: resolve(config.dataDir) },
-    'No API key exists yet. Create the first admin key on this host: run the command this server was started with, with `keys create --role admin --tenant default` in place of `serve` (and the same config file and data directory). There is no default password.',
+    { dataDir: resolve(config.dataDir), ...(variables.length > 0 ? { variables } : {}) },
+    `No API key exists yet. Create the first admin key on this host: run the command this server was started with, with \`keys create --role admin --tenant default\` in place of \`serve\` (and the same config file and data directory${same}). There is no default password.`,
   );
 }
 

@@ -8,6 +8,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { generateSigningKeyPem } from '../../src/security/audit/checkpoint.ts';
 import { type CliResult, runMaos } from '../fixtures/cli.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
@@ -65,11 +66,15 @@ function serveUntilAnnounced(
   });
 }
 
-/** Runs `line` with sh in `cwd`, with the node running the tests first on PATH and no MAOS_* variable. */
-function runInShell(line: string, cwd: string): Promise<CliResult> {
+/**
+ * Runs `line` with sh in `cwd`, with the node running the tests first on PATH and no MAOS_* variable
+ * but those of `extra`.
+ */
+function runInShell(line: string, cwd: string, extra: Record<string, string> = {}): Promise<CliResult> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env))
     if (value !== undefined && !key.startsWith('MAOS_')) env[key] = value;
+  Object.assign(env, extra);
   env.PATH = `${dirname(process.execPath)}${delimiter}${env.PATH ?? ''}`;
   return new Promise((resolve) => {
     execFile('sh', ['-c', line], { cwd, env, timeout: 60_000 }, (error, stdout, stderr) =>
@@ -192,6 +197,89 @@ describe('maos serve', { timeout: 300_000 }, () => {
       command[2],
       `keys create --role admin --tenant default --name first-admin --config ${join(dir, 'env.json')}`,
     );
+  });
+
+  test('the first-key command carries the store and audit key the server took from its environment, paths made absolute', async (t) => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const elsewhere = join(dir, 'elsewhere');
+    mkdirSync(elsewhere);
+    mkdirSync(join(dir, 'db'));
+    writeFileSync(join(dir, 'audit.pem'), generateSigningKeyPem());
+    writeFileSync(join(dir, 'keys.json'), JSON.stringify({ logLevel: 'warn' }));
+    // Relative, as the server's working directory reads them; none of them is in the other shell.
+    const env = {
+      MAOS_STORE__URL: 'sqlite:db/shared.db',
+      MAOS_AUDIT__SIGNING_KEY_FILE: 'audit.pem',
+      MAOS_AUDIT__ORIGIN: 'example.test/audit',
+    };
+    const args = ['serve', '--config', join(dir, 'keys.json'), '--port', '0'];
+    const announced = (stderr: string) => /API docs:.*\n/.test(stderr);
+    const fresh = await serveUntilAnnounced(args, announced, 'stderr', dir, env);
+    assert.equal(fresh.code, 0, fresh.stderr);
+    const command = /^ {4}(MAOS_DATA_DIR=\S+ .*keys create .*)$/m.exec(fresh.stderr);
+    assert.ok(command, `no key command in:\n${fresh.stderr}`);
+    assert.match(
+      command[1] as string,
+      new RegExp(
+        `^MAOS_DATA_DIR=\\S+ MAOS_AUDIT__ORIGIN=example\\.test/audit MAOS_AUDIT__SIGNING_KEY_FILE=${join(dir, 'audit.pem')} MAOS_STORE__URL=sqlite:${join(dir, 'db', 'shared.db')} node `,
+      ),
+    );
+    assert.doesNotMatch(fresh.stderr, /values not shown/, 'no secret value was given by the environment');
+    // The server's log line names them too (a container's log has no banner).
+    const hint = fresh.stdout.split('\n').find((line) => line.includes('No API key exists yet'));
+    assert.ok(hint, fresh.stdout);
+    assert.ok(
+      hint.includes(
+        'with MAOS_AUDIT__ORIGIN, MAOS_AUDIT__SIGNING_KEY_FILE, MAOS_STORE__URL set as for this server',
+      ),
+      hint,
+    );
+
+    const created = await runInShell(command[1] as string, elsewhere);
+    assert.equal(created.code, 0, created.stderr);
+    assert.ok(created.stderr.includes(`stored in ${join(dir, 'db', 'shared.db')} (`), created.stderr);
+    assert.equal(existsSync(join(elsewhere, '.maos', 'maos.db')), false);
+    const again = await serveUntilAnnounced(args, announced, 'stderr', dir, env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /no API key yet/);
+  });
+
+  test('a secret the server took from its environment is named in the first-key command, never printed', async (t) => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const elsewhere = join(dir, 'elsewhere');
+    mkdirSync(elsewhere);
+    writeFileSync(join(dir, 'keys.json'), JSON.stringify({ logLevel: 'warn', dataDir: 'data' }));
+    const pem = generateSigningKeyPem();
+    const secretLine = pem.split('\n')[1] as string;
+    const args = ['serve', '--config', join(dir, 'keys.json'), '--port', '0'];
+    const fresh = await serveUntilAnnounced(args, (stderr) => /API docs:.*\n/.test(stderr), 'stderr', dir, {
+      MAOS_AUDIT__SIGNING_KEY: pem,
+    });
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.ok(
+      !fresh.stderr.includes(secretLine) && !fresh.stdout.includes(secretLine),
+      'the key was printed',
+    );
+    const command =
+      /^ {4}(MAOS_DATA_DIR=\S+ MAOS_AUDIT__SIGNING_KEY="\$MAOS_AUDIT__SIGNING_KEY" .*keys create .*)$/m.exec(
+        fresh.stderr,
+      );
+    assert.ok(command, `no key command naming the variable in:\n${fresh.stderr}`);
+    assert.match(
+      fresh.stderr,
+      /\(with MAOS_AUDIT__SIGNING_KEY set in that shell as for this server; values not shown\)/,
+    );
+
+    // Pasted into a shell without it: refused, naming the variable, nothing created.
+    const without = await runInShell(command[1] as string, elsewhere);
+    assert.equal(without.code, 2, without.stderr);
+    assert.match(without.stderr, /audit\.signingKey: .*\(from the environment: MAOS_AUDIT__SIGNING_KEY\)/);
+    // With it: the key is made on the server's database, signed as the server signs.
+    const created = await runInShell(command[1] as string, elsewhere, { MAOS_AUDIT__SIGNING_KEY: pem });
+    assert.equal(created.code, 0, created.stderr);
+    assert.ok(created.stderr.includes(`stored in ${join(dir, 'data', 'maos.db')} (`), created.stderr);
   });
 
   test('started by npx or npm exec, the first-key command is npx on the project, from any directory', async (t) => {

@@ -1,7 +1,10 @@
 // `maos serve`: runs the server (API, engine and workers) in this process until SIGTERM/SIGINT,
 // after printing the URL, the data directory and the auth mode it started with.
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { type ConfigEnvVariable, storeEnvVariables } from '../../config/load.ts';
 import { startServer, waitForShutdownSignal } from '../../main.ts';
+import { resolveSqlitePath } from '../../store/db.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import { shellWord } from '../invocation.ts';
@@ -51,7 +54,12 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     // A fresh install accepts no request until its first key exists: say how, under the auth mode.
     if (await server.app.security.firstKeyMissing().catch(() => false)) {
       out.note(`  no API key yet: create the first admin key (printed once) in another terminal with`);
-      out.note(`    ${firstKeyCommand(ctx.maos, server.configFile, server.dataDir)}`);
+      const variables = storeEnvVariables();
+      out.note(`    ${firstKeyCommand(ctx.maos, server.configFile, server.dataDir, variables)}`);
+      const secrets = secretVariableNames(variables);
+      if (secrets.length > 0) {
+        out.note(`    (with ${secrets.join(', ')} set in that shell as for this server; values not shown)`);
+      }
     }
     out.note(`  API docs:       ${server.url}/docs`);
   }
@@ -62,11 +70,43 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
 /**
  * `maos keys create` for the first admin key, on the database this server uses, wherever it is
  * run: the resolved data directory (a relative `dataDir` of the config would otherwise count from
- * the other terminal's directory) and the config file the server read, `--config` or MAOS_CONFIG
+ * the other terminal's directory), the config file the server read, `--config` or MAOS_CONFIG
  * (the other terminal may not have that variable, and the config may name another store), both
- * absolute; `maos` as the user started it (`npx`, `node bin/maos.js` …).
+ * absolute, and the store and audit variables of the server's environment (`MAOS_STORE__URL`,
+ * `MAOS_AUDIT__SIGNING_KEY_FILE` …): paths made absolute, a secret as `"$NAME"`, never its value;
+ * `maos` as the user started it (`npx`, `node bin/maos.js` …).
  */
-function firstKeyCommand(maos: string, configFile: string | undefined, dataDir: string): string {
+export function firstKeyCommand(
+  maos: string,
+  configFile: string | undefined,
+  dataDir: string,
+  variables: readonly ConfigEnvVariable[] = [],
+): string {
   const config = configFile === undefined ? '' : ` --config ${shellWord(configFile)}`;
-  return `MAOS_DATA_DIR=${shellWord(dataDir)} ${maos} keys create --role admin --tenant default --name first-admin${config}`;
+  const env = [`MAOS_DATA_DIR=${shellWord(dataDir)}`, ...variables.map(envAssignment)].join(' ');
+  return `${env} ${maos} keys create --role admin --tenant default --name first-admin${config}`;
+}
+
+/** The variables `firstKeyCommand` names instead of printing their values. */
+export function secretVariableNames(variables: readonly ConfigEnvVariable[]): string[] {
+  return variables.filter((variable) => variable.secret).map((variable) => variable.name);
+}
+
+function envAssignment(variable: ConfigEnvVariable): string {
+  if (variable.secret) return `${variable.name}="$${variable.name}"`;
+  return `${variable.name}=${shellWord(absoluteValue(variable))}`;
+}
+
+/**
+ * The value as the server read it, from any directory: a `_FILE` path, `audit.checkpointDir` and a
+ * `sqlite:` file are read relative to the server's working directory.
+ */
+function absoluteValue({ path, value }: ConfigEnvVariable): string {
+  const key = path.join('.');
+  if (value.trim() === '') return value;
+  if (key.endsWith('_FILE') || key === 'audit.checkpointDir') return resolve(value);
+  if (key === 'store.url' && value.startsWith('sqlite:')) {
+    return `sqlite:${resolveSqlitePath({ dataDir: '.', store: { url: value, synchronous: 'full', busyTimeoutMs: 0 } })}`;
+  }
+  return value;
 }
