@@ -81,6 +81,7 @@ import type { PeriodicJob } from './store/periodic-job.ts';
 import { createClusterNotifier } from './store/pg-notifier.ts';
 import { type RetentionJob, startRetentionJob } from './store/retention.ts';
 import { acquireServerLock, type ServerLock } from './store/server-lock.ts';
+import { waitForDatabase } from './store/wait-for-database.ts';
 import { VERSION } from './version.ts';
 import { webhookDeliveriesTarget } from './webhooks/delivery-retention.ts';
 import { type DeliveryWorker, startDeliveryWorker } from './webhooks/delivery-worker.ts';
@@ -193,7 +194,13 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
   // Outbound calls (providers, tenant base URLs, webhooks, OIDC) through `egress.proxy`, if set.
   const egress = createEgress(config);
   try {
-    const applied = await migrateToLatest(database.db);
+    // The first use of the database: PostgreSQL not reachable yet (started beside this replica) is
+    // waited for, up to store.startupWaitMs; nothing listens meanwhile.
+    const reached = await waitForDatabase(database, config, () => migrateToLatest(database.db), {
+      onWaiting: (line, reason) => logger.warn({ reason, database: database.location }, line),
+    });
+    if (reached.attempts > 1) logger.info({ attempts: reached.attempts }, 'the database is reachable');
+    const applied = reached.value;
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
 
     const security = createSecurity({

@@ -28,6 +28,9 @@ export const CONFIG_DEFAULTS = {
   // Long enough that a busy server answers most checks with "still working"; short enough that a
   // failover or a firewall dropping a connection costs a request tens of seconds, not 15 minutes.
   storeStalledQueryCheckMs: 30_000,
+  // A database started beside the app (Kubernetes, docker-compose) usually accepts connections within
+  // tens of seconds; a minute rides that out, and a database still missing after it is worth an exit.
+  storeStartupWaitMs: 60_000,
   maxSseStreamsPerTenant: 100,
   // As many as one MCP connection may subscribe to (each a stream in stdio remote mode), half the tenant cap.
   maxSseStreamsPerPrincipal: 50,
@@ -139,6 +142,13 @@ const configShape = z.strictObject({
         .describe(
           'PostgreSQL only: how long a query waits for its answer before the replica asks the server, over a new connection, whether it still works on it (then again at this interval). A query whose server session is gone or idle, or whose server cannot be reached within connectTimeoutMs (network lost without a reset: firewall, failover), fails with STORE_UNAVAILABLE and its connection is closed; long statements and lock waits run on. @defaultValue 30000',
         ),
+      startupWaitMs: timerMs()
+        .int()
+        .min(0)
+        .default(CONFIG_DEFAULTS.storeStartupWaitMs)
+        .describe(
+          'PostgreSQL only: how long `maos serve` and `maos migrate` keep trying to reach the database at start (connection refused, host name not found yet, `the database system is starting up`, too many clients), with back-off from 0.25 s doubling to 5 s, before they exit with STORE_UNAVAILABLE; a wrong password or a missing database fails at once. The server listens only once the database answers. 0 = fail at the first error. @defaultValue 60000',
+        ),
     })
     .default({
       synchronous: 'full',
@@ -146,6 +156,7 @@ const configShape = z.strictObject({
       poolSize: CONFIG_DEFAULTS.storePoolSize,
       connectTimeoutMs: CONFIG_DEFAULTS.storeConnectTimeoutMs,
       stalledQueryCheckMs: CONFIG_DEFAULTS.storeStalledQueryCheckMs,
+      startupWaitMs: CONFIG_DEFAULTS.storeStartupWaitMs,
     })
     .describe('Database settings.'),
   workers: z

@@ -36,9 +36,9 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-type PoolKeys = 'poolSize' | 'connectTimeoutMs' | 'stalledQueryCheckMs';
+type PoolKeys = 'poolSize' | 'connectTimeoutMs' | 'stalledQueryCheckMs' | 'startupWaitMs';
 
-/** The config the store reads; the PostgreSQL pool settings fall back to their defaults when absent. */
+/** The config the store reads; the PostgreSQL settings fall back to their defaults when absent. */
 export type StoreConfig = Pick<Config, 'dataDir'> & {
   store: Omit<Config['store'], PoolKeys> & Partial<Pick<Config['store'], PoolKeys>>;
 };

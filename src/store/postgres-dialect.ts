@@ -149,7 +149,10 @@ const NETWORK_CODES = new Set([
   'ETIMEDOUT',
   'EPIPE',
   'EHOSTUNREACH',
+  'ENETUNREACH',
   'ENOTFOUND',
+  // The resolver did not answer (DNS down or overloaded): the name may resolve on the next try.
+  'EAI_AGAIN',
 ]);
 
 /**

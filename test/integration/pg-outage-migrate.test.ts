@@ -28,7 +28,8 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'maos-pg-migrate-'));
   writeFileSync(
     join(dir, 'config.json'),
-    JSON.stringify({ dataDir: dir, store: { url: database.url, connectTimeoutMs: 1000 } }),
+    // No start-up wait (pg-outage-start.test.ts covers it): the stopped database fails the run at once.
+    JSON.stringify({ dataDir: dir, store: { url: database.url, connectTimeoutMs: 1000, startupWaitMs: 0 } }),
   );
 });
 after(async () => {

@@ -1,41 +1,215 @@
-// A replica started while its PostgreSQL is down does not wait for it: `maos serve` (like `maos
-// migrate`) exits 7 at once with STORE_UNAVAILABLE and the driver's code (ECONNREFUSED), so the
-// operator sees why; its supervisor (systemd, Kubernetes) starts it again.
+// A replica (`maos serve`) or the migration Job (`maos migrate`) started before its PostgreSQL waits
+// for it (store.startupWaitMs), logging one line per kind of failure, and comes up once the database
+// answers; after the bound it exits 7 with STORE_UNAVAILABLE and the driver's code. A wrong password
+// or a missing database is no reason to wait: it fails at once, saying so.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { MIGRATIONS } from '../../src/store/migrations/index.ts';
 import { freePort } from '../fixtures/free-port.ts';
-import { writeServeConfig } from '../fixtures/serve-child.ts';
+import { withDatabase } from '../fixtures/postgres.ts';
+import { type RestartablePostgres, startRestartablePostgres } from '../fixtures/restartable-postgres.ts';
+import { spawnServeChild, waitForExit, writeServeConfig } from '../fixtures/serve-child.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-test('maos serve and maos migrate on an unreachable PostgreSQL exit 7 naming the refused connection', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'maos-pg-down-'));
-  try {
-    // A port nothing listens on: PostgreSQL is down.
-    const config = writeServeConfig(dataDir, {
-      store: { url: `postgres://maos:secret@127.0.0.1:${await freePort()}/maos`, connectTimeoutMs: 2000 },
-    });
-    for (const command of ['serve', 'migrate']) {
-      const run = spawnSync(process.execPath, ['bin/maos.js', command, '--config', config], {
-        cwd: ROOT,
-        env: { PATH: process.env.PATH, HOME: process.env.HOME },
-        encoding: 'utf8',
-        timeout: 60_000,
-      });
-      assert.equal(run.status, 7, `${command}: ${run.stdout}${run.stderr}`);
-      assert.match(
-        run.stderr,
-        /error STORE_UNAVAILABLE: The database cannot be reached \(ECONNREFUSED\)/,
-        `${command}: ${run.stderr}`,
-      );
-      assert.doesNotMatch(run.stdout + run.stderr, /secret/, 'the password is never shown');
+/** The line logged (serve) or printed (migrate) when a kind of failure starts to be waited out. */
+const WAITING = /the database cannot be reached yet \(connect ECONNREFUSED [^)]*\); trying again for up to/g;
+
+function countWaiting(output: string): number {
+  return output.match(WAITING)?.length ?? 0;
+}
+
+interface Run {
+  child: ChildProcess;
+  /** stdout and stderr so far. */
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+function runMaos(args: string[]): Run {
+  const child = spawn(process.execPath, ['bin/maos.js', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output += chunk.toString();
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+/** `url` with another password. */
+function withPassword(url: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.password = password;
+  return parsed.toString();
+}
+
+describe('start before PostgreSQL accepts connections', { timeout: 240_000 }, () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'maos-pg-start-'));
+  });
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  test('serve and migrate give up after store.startupWaitMs: exit 7, STORE_UNAVAILABLE naming the code', async () => {
+    // A port nothing listens on: PostgreSQL never comes. A tiny bound, so that the test is short.
+    const url = `postgres://maos:secret@127.0.0.1:${await freePort()}/maos`;
+    for (const startupWaitMs of [300, 0]) {
+      const config = writeServeConfig(dataDir, { store: { url, connectTimeoutMs: 2000, startupWaitMs } });
+      for (const command of ['serve', 'migrate']) {
+        const run = runMaos([command, '--config', config]);
+        const code = await run.exited;
+        const output = run.output();
+        assert.equal(code, 7, `${command}: ${output}`);
+        assert.match(
+          output,
+          /error STORE_UNAVAILABLE: The database cannot be reached \(ECONNREFUSED\)/,
+          `${command}: ${output}`,
+        );
+        if (startupWaitMs > 0) {
+          // Tried more than once, told once (one line per kind of failure, not per attempt).
+          assert.match(
+            output,
+            /; gave up after [2-9]\d* attempts over [\d.]+ s \(store\.startupWaitMs\)/,
+            output,
+          );
+          assert.equal(countWaiting(output), 1, `${command}: ${output}`);
+        } else {
+          assert.doesNotMatch(output, /gave up|cannot be reached yet/, `${command}: ${output}`);
+        }
+        assert.doesNotMatch(output, /secret/, 'the password is never shown');
+        assert.doesNotMatch(output, /\n\s+at /, 'no stack trace');
+      }
     }
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true });
-  }
+  });
+
+  test('a host name that does not resolve (yet) is waited for as well', async () => {
+    // `.invalid` never resolves: NXDOMAIN (ENOTFOUND), or EAI_AGAIN where no resolver answers.
+    const url = 'postgres://maos:secret@maos-db.invalid:5432/maos';
+    const config = writeServeConfig(dataDir, { store: { url, startupWaitMs: 300 } });
+    const run = runMaos(['migrate', '--config', config]);
+    const code = await run.exited;
+    const output = run.output();
+    assert.equal(code, 7, output);
+    assert.match(
+      output,
+      /the database cannot be reached yet \(getaddrinfo (ENOTFOUND|EAI_AGAIN) maos-db\.invalid\); trying again/,
+      output,
+    );
+    assert.match(
+      output,
+      /error STORE_UNAVAILABLE: The database cannot be reached \((ENOTFOUND|EAI_AGAIN)\); gave up after/,
+      output,
+    );
+  });
+
+  describe('with a PostgreSQL that starts later', () => {
+    let database: RestartablePostgres;
+    before(async () => {
+      database = await startRestartablePostgres();
+      const admin = new pg.Client({ connectionString: database.adminUrl });
+      await admin.connect();
+      await admin.query('create database fresh');
+      await admin.end();
+    });
+    after(async () => {
+      await database?.close();
+    });
+
+    test('a wrong password or a missing database fails at once, with the server\u2019s reason', async () => {
+      const cases = [
+        {
+          url: withPassword(database.url, 'wrong-password'),
+          reason:
+            /The database refused the connection: password authentication failed for user "postgres" \(28P01\)/,
+        },
+        {
+          url: withDatabase(database.url, 'missing'),
+          reason: /The database refused the connection: database "missing" does not exist \(3D000\)/,
+        },
+      ];
+      for (const { url, reason } of cases) {
+        // The default bound (a minute): none of it is spent on these.
+        const config = writeServeConfig(dataDir, { store: { url } });
+        for (const command of ['serve', 'migrate']) {
+          const run = runMaos([command, '--config', config]);
+          const code = await run.exited;
+          const output = run.output();
+          assert.equal(code, 7, `${command}: ${output}`);
+          assert.match(
+            output,
+            new RegExp(`error STORE_UNAVAILABLE: ${reason.source}`),
+            `${command}: ${output}`,
+          );
+          assert.doesNotMatch(output, /cannot be reached yet|gave up/, `${command}: ${output}`);
+          assert.doesNotMatch(output, /wrong-password/, 'the password is never shown');
+        }
+      }
+    });
+
+    test('maos serve waits, then serves once PostgreSQL accepts connections', async () => {
+      await database.stop('fast');
+      const config = writeServeConfig(dataDir, {
+        logLevel: 'info',
+        store: { url: database.url, connectTimeoutMs: 2000 },
+      });
+      const { child, listening } = spawnServeChild(config);
+      let output = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      try {
+        await waitFor(() => countWaiting(output) > 0, 60_000, 'the waiting line of maos serve');
+        await database.start();
+        const url = await listening;
+        const ready = await fetch(`${url}/readyz`);
+        assert.equal(ready.status, 200, await ready.text());
+        assert.match(output, /"message":"the database is reachable"/, output);
+        assert.equal(countWaiting(output), 1, output);
+      } finally {
+        child.kill('SIGTERM');
+        await waitForExit(child);
+      }
+    });
+
+    test('maos migrate waits, then applies every migration once PostgreSQL accepts connections', async () => {
+      await database.stop('fast');
+      const config = writeServeConfig(dataDir, {
+        store: { url: withDatabase(database.url, 'fresh'), connectTimeoutMs: 2000 },
+      });
+      const run = runMaos(['migrate', '--config', config]);
+      try {
+        await waitFor(() => countWaiting(run.output()) > 0, 60_000, 'the waiting line of maos migrate');
+        await database.start();
+        const code = await run.exited;
+        assert.equal(code, 0, run.output());
+        assert.equal(countWaiting(run.output()), 1, run.output());
+      } finally {
+        run.child.kill('SIGKILL');
+      }
+      const check = new pg.Client({ connectionString: withDatabase(database.url, 'fresh') });
+      await check.connect();
+      try {
+        const applied = await check.query('select name from kysely_migration order by name');
+        assert.deepEqual(
+          applied.rows.map((row) => row.name),
+          MIGRATIONS.map((entry) => entry.name),
+        );
+      } finally {
+        await check.end();
+      }
+    });
+  });
 });

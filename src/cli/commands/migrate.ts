@@ -8,6 +8,7 @@ import { createDatabase, openSqliteReadOnly, resolveSqlitePath } from '../../sto
 import { getMigrationStatus, type MigrationStatus, migrateToLatest } from '../../store/migrate.ts';
 import { MIGRATIONS } from '../../store/migrations/index.ts';
 import { isPostgresUrl } from '../../store/postgres-dialect.ts';
+import { waitForDatabase } from '../../store/wait-for-database.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import { type Output, plural } from '../output.ts';
@@ -33,7 +34,10 @@ async function runMigrate(ctx: CliContext, command: Command): Promise<number> {
   if (options.status) return showStatus(out, config);
   const handle = createDatabase(config);
   try {
-    const applied = await migrateToLatest(handle.db);
+    // A migration Job started beside its PostgreSQL waits for it, as `maos serve` does.
+    const { value: applied } = await waitForDatabase(handle, config, () => migrateToLatest(handle.db), {
+      onWaiting: (line) => out.note(line),
+    });
     if (out.json) out.printJson({ database: handle.location, applied });
     else {
       out.line(`database  ${handle.location}`);
