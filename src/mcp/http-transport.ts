@@ -37,11 +37,14 @@ import {
   ANSWERED_STREAM_END,
   BATCH_STREAM_START,
   CANCELLED_STREAM_END,
+  type FoundStream,
+  openStreamsNeeding,
   type SessionEventStore,
+  STANDALONE_STREAM_ID,
   type StreamEventLog,
   type StreamOwner,
 } from './stream-event-log.ts';
-import { createFollowStream, STANDALONE_STREAM_ID } from './stream-follower.ts';
+import { createFollowStream } from './stream-follower.ts';
 import { openAtOnce } from './stream-opening.ts';
 import { permissionsOfToolCalls } from './tool-runner.ts';
 import { readWithinUnreadLimit } from './unread-stream-limit.ts';
@@ -288,8 +291,24 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     }
   }
 
-  /** Sends the SDK's Response through Fastify, so hooks (logging, metrics, audit) see it. */
-  function sendResponse(reply: FastifyReply, entry: McpSessionEntry, response: Response): FastifyReply {
+  /**
+   * Refuses (PERMISSION_DENIED) a resume of `stream` by a caller who lacks a permission it was opened
+   * with: a tool call's stream carries that tool's results, which the caller may no longer see.
+   */
+  function authorizeResume(request: FastifyRequest, stream: FoundStream): void {
+    for (const permission of stream.requires) options.authorize?.(request, permission);
+  }
+
+  /**
+   * Sends the SDK's Response through Fastify, so hooks (logging, metrics, audit) see it. An event
+   * stream ends once its caller loses the route's permission or one of `permissions` (what it carries needs).
+   */
+  function sendResponse(
+    reply: FastifyReply,
+    entry: McpSessionEntry,
+    response: Response,
+    permissions: readonly Permission[],
+  ): FastifyReply {
     reply.code(response.status);
     response.headers.forEach((value, name) => {
       reply.header(name, value);
@@ -303,8 +322,6 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     if (eventStream) {
       // A key's principal never signs in again once its key is revoked or expired: its session goes
       // too, with its resource subscriptions. A token's user may renew it and go on with the session.
-      // A tool call's stream also needs the tool's own permission, as the call itself did.
-      const permissions = reply.request.method === 'POST' ? permissionsOfToolCalls(reply.request.body) : [];
       body = endWhenCredentialEnds(reply, body, permissions, () => {
         if (entry.owner.principalId.startsWith(INTERNAL_PRINCIPALS.apiKeyPrefix)) void closeEntry(entry);
       });
@@ -329,21 +346,22 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   ): Promise<FastifyReply | undefined> {
     if (streamEvents === undefined || request.method !== 'GET') return undefined;
     const owner = streamOwnerOf(request, mcpSessionId);
-    const streamId = await streamEvents.findStream(owner, lastEventId);
-    if (streamId === undefined) return undefined;
-    return resumeFromLog(request, reply, streamEvents, owner, streamId, lastEventId, false);
+    const stream = await streamEvents.findStream(owner, lastEventId);
+    if (stream === undefined) return undefined;
+    authorizeResume(request, stream);
+    return resumeFromLog(request, reply, streamEvents, owner, stream, lastEventId, false);
   }
 
   /**
-   * Serves stream `streamId` of `owner` from the log after `lastEventId`: followed until its end
-   * or, with `untilLogEnd` (nothing more will be stored on it), only what is stored.
+   * Serves `stream` of `owner` from the log after `lastEventId`: followed until its end or, with
+   * `untilLogEnd` (nothing more will be stored on it), only what is stored.
    */
   function resumeFromLog(
     request: FastifyRequest,
     reply: FastifyReply,
     log: StreamEventLog,
     owner: StreamOwner,
-    streamId: string,
+    stream: FoundStream,
     lastEventId: string,
     untilLogEnd: boolean,
   ): FastifyReply {
@@ -354,7 +372,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     const body = createFollowStream({
       log,
       owner,
-      streamId,
+      streamId: stream.streamId,
       afterEventId: lastEventId,
       untilLogEnd,
       pollMs: FOLLOW_POLL_MS,
@@ -368,9 +386,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     reply.header('cache-control', 'no-cache, no-transform');
     reply.header('x-accel-buffering', 'no');
     reply.header('mcp-session-id', owner.mcpSessionId);
-    const stream = endWhenCredentialEnds(reply, readWithinUnreadLimit(body, unreadLimit));
-    stream.once('close', releaseFollow);
-    return reply.send(stream);
+    const sent = endWhenCredentialEnds(reply, readWithinUnreadLimit(body, unreadLimit), stream.requires);
+    sent.once('close', releaseFollow);
+    return reply.send(sent);
   }
 
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -402,7 +420,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     entry.lastSeenAt = Date.now();
     // A resumed request stream with nothing more to come (answered, or cancelled: no response) is
     // served from the log and ends there; the SDK would keep it open for a response.
-    let resumedStreamId: string | undefined;
+    let resumed: FoundStream | undefined;
     if (
       sessionId !== undefined &&
       request.method === 'GET' &&
@@ -412,21 +430,29 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     ) {
       const owner = streamOwnerOf(request, sessionId);
       // The session's own store: the SDK's lookups of this resume reuse the answer.
-      resumedStreamId = await entry.eventStore.findStream(lastEventId);
+      resumed = await entry.eventStore.findStream(lastEventId);
+      if (resumed !== undefined) authorizeResume(request, resumed);
       if (
-        resumedStreamId !== undefined &&
-        resumedStreamId !== STANDALONE_STREAM_ID &&
-        entry.requests?.isStreamOver(resumedStreamId) === true
+        resumed !== undefined &&
+        resumed.streamId !== STANDALONE_STREAM_ID &&
+        entry.requests?.isStreamOver(resumed.streamId) === true
       ) {
-        return resumeFromLog(request, reply, streamEvents, owner, resumedStreamId, lastEventId, true);
+        return resumeFromLog(request, reply, streamEvents, owner, resumed, lastEventId, true);
       }
     }
+    const resumedStreamId = resumed?.streamId;
+    // A tool call's stream needs the tool's own permission, as the call itself did: while it is
+    // open, and stored with it for a resume (on any replica) to check.
+    const permissions =
+      request.method === 'POST' ? permissionsOfToolCalls(request.body) : (resumed?.requires ?? []);
     let response: Response;
     try {
-      response = await entry.transport.handleRequest(toWebRequest(request), {
-        parsedBody: request.body,
-        authInfo: toAuthInfo(callerFor(request)),
-      });
+      response = await openStreamsNeeding(permissions, () =>
+        entry.transport.handleRequest(toWebRequest(request), {
+          parsedBody: request.body,
+          authInfo: toAuthInfo(callerFor(request)),
+        }),
+      );
     } catch (error) {
       if (fresh) await closeEntry(entry);
       throw error;
@@ -450,7 +476,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       const { status, headers } = response;
       response = new Response(openAtOnce(response.body), { status, headers });
     }
-    return sendResponse(reply, entry, response);
+    return sendResponse(reply, entry, response, permissions);
   }
 
   const issuer = readOidcIssuer(config.auth);

@@ -12,6 +12,8 @@ import {
   createStreamEventLog,
   createStreamEventsRetentionTarget,
   type McpStreamEventsDb,
+  openStreamsNeeding,
+  STANDALONE_STREAM_ID,
   type StreamOwner,
 } from './stream-event-log.ts';
 
@@ -68,7 +70,8 @@ describe('durable MCP stream event log', () => {
 
   test("a resume reads its event's stream once: the SDK's lookup and replay reuse the session's answer", async () => {
     let streamLookups = 0;
-    // Counts the queries that select stream_id alone (the stream lookup); the replay's pages select more.
+    // Counts the stream lookups (the only queries that read a stream's requirement); the replay's
+    // pages select other columns.
     const counted = db.withPlugin({
       transformQuery(args) {
         const node = args.node as {
@@ -76,7 +79,7 @@ describe('durable MCP stream event log', () => {
           selections?: Array<{ selection?: { column?: { column?: { name?: string } } } }>;
         };
         const names = node.selections?.map((selection) => selection.selection?.column?.column?.name);
-        if (node.kind === 'SelectQueryNode' && names?.length === 1 && names[0] === 'stream_id')
+        if (node.kind === 'SelectQueryNode' && names?.includes('required_permissions') === true)
           streamLookups += 1;
         return args.node;
       },
@@ -87,7 +90,7 @@ describe('durable MCP stream event log', () => {
     const first = await store.storeEvent('s3', note(1));
     await store.storeEvent('s3', note(2));
     // As the HTTP plugin, then the SDK's replayEvents, ask for it.
-    assert.equal(await store.findStream(first), 's3');
+    assert.equal((await store.findStream(first))?.streamId, 's3');
     assert.equal(await store.getStreamIdForEventId?.(first), 's3');
     assert.deepEqual((await replay(store, first)).ns, [2]);
     assert.equal(streamLookups, 1);
@@ -109,10 +112,39 @@ describe('durable MCP stream event log', () => {
       assert.equal(await log.forSession(stranger).getStreamIdForEventId?.(id), undefined);
       assert.deepEqual(await replay(log.forSession(stranger), id), { stream: '', ids: [], ns: [] });
     }
-    assert.equal(await log.findStream(ALICE, id), 's2');
+    assert.deepEqual(await log.findStream(ALICE, id), { streamId: 's2', requires: [] });
     for (const bad of ['', 'abc', '0', '-1', '1e3', '99999999999999999999']) {
       assert.equal(await log.findStream(ALICE, bad), undefined, bad);
     }
+  });
+
+  test("every row of a stream records what the POST that opened it needs; the standalone stream's nothing", async () => {
+    const owner = { ...ALICE, mcpSessionId: 'mcp-requires' };
+    const store = createStreamEventLog(db).forSession(owner);
+    const priming = await openStreamsNeeding(['sessions:create', 'roles:read'], () =>
+      store.storeEvent('call', {} as JSONRPCMessage),
+    );
+    // Stored from another request's context (a cancel marker comes with its notification's POST):
+    // the stream keeps what its first message fixed.
+    const later = await openStreamsNeeding([], () => store.storeEvent('call', note(1)));
+    const read = await openStreamsNeeding([], () => store.storeEvent('read', note(2)));
+    const outside = await store.storeEvent('other', note(3));
+    // A notification on the standalone stream sent while a tool call runs needs nothing more.
+    const standalone = await openStreamsNeeding(['sessions:approve'], () =>
+      store.storeEvent(STANDALONE_STREAM_ID, note(4)),
+    );
+    // Another replica reads it from the rows.
+    const reader = createStreamEventLog(db);
+    const call = { streamId: 'call', requires: ['roles:read', 'sessions:create'] };
+    assert.deepEqual(await reader.findStream(owner, priming), call);
+    assert.deepEqual(await reader.findStream(owner, later), call);
+    assert.deepEqual(await reader.forSession(owner).findStream(later), call);
+    assert.deepEqual(await reader.findStream(owner, read), { streamId: 'read', requires: [] });
+    assert.deepEqual(await reader.findStream(owner, outside), { streamId: 'other', requires: [] });
+    assert.deepEqual(await reader.findStream(owner, standalone), {
+      streamId: STANDALONE_STREAM_ID,
+      requires: [],
+    });
   });
 
   test('the retention target deletes rows past the age limit and beyond the per-stream limit, newest kept, in bounded batches', async () => {

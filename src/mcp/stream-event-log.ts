@@ -1,7 +1,10 @@
 // Durable log of the messages MCP Streamable HTTP sends on SSE streams (table mcp_stream_events):
 // the SDK's EventStore for each MCP session, reads for replay on any replica, and the retention
 // target the store's retention job prunes the table with (age and per-stream count).
+// Each row also records what its stream needs to be received (the permissions of the tools its POST
+// called), so a resume on any replica is checked against them, not only against the /mcp route's.
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type {
   EventId,
@@ -10,6 +13,7 @@ import type {
 } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { type Generated, type Kysely, sql } from 'kysely';
+import type { Permission } from '../security/rbac.ts';
 import type { RetentionTarget } from '../store/retention-targets.ts';
 
 interface McpStreamEventsTable {
@@ -24,6 +28,11 @@ interface McpStreamEventsTable {
    */
   message: string;
   created_at: number;
+  /**
+   * Permissions, space-separated, a client needs besides the /mcp route's to receive the stream:
+   * the same on every row of a stream (migration 0024; '' on rows stored before it).
+   */
+  required_permissions: Generated<string>;
 }
 
 /** The part of the schema this module uses (migration 0006_mcp_stream_events). */
@@ -36,6 +45,13 @@ export interface StreamOwner {
   tenantId: string;
   principalId: string;
   mcpSessionId: string;
+}
+
+/** The stream an event id belongs to, and what receiving that stream needs. */
+export interface FoundStream {
+  streamId: StreamId;
+  /** Permissions the caller needs besides the /mcp route's (the tools its POST called). */
+  requires: Permission[];
 }
 
 export interface StoredStreamEvent {
@@ -67,14 +83,14 @@ export interface SessionEventStore extends EventStore {
    * also serves the SDK's own lookups of the same id that follow (getStreamIdForEventId, then the
    * replay), so a resume reads it from the database once instead of three times.
    */
-  findStream(eventId: EventId): Promise<StreamId | undefined>;
+  findStream(eventId: EventId): Promise<FoundStream | undefined>;
 }
 
 export interface StreamEventLog {
   /** The SDK EventStore of one MCP session. Writes are serialised, so ids follow send order. */
   forSession(owner: StreamOwner): SessionEventStore;
   /** The stream of `eventId` if it belongs to `owner`; undefined when unknown, pruned or someone else's. */
-  findStream(owner: StreamOwner, eventId: EventId): Promise<StreamId | undefined>;
+  findStream(owner: StreamOwner, eventId: EventId): Promise<FoundStream | undefined>;
   /** The event `eventId` of `owner`; undefined when unknown, pruned or someone else's. */
   readEvent(owner: StreamOwner, eventId: EventId): Promise<StoredStreamEvent | undefined>;
   /**
@@ -89,6 +105,33 @@ export interface StreamEventLog {
     afterId: EventId,
     limit: number,
   ): Promise<StoredStreamEvent[]>;
+}
+
+/** Id of the SDK's standalone (GET) stream: it has no final response, it only idles out. */
+export const STANDALONE_STREAM_ID = '_GET_stream';
+
+/** Streams whose requirement a session's store remembers; beyond this the oldest are forgotten. */
+const MAX_REMEMBERED_STREAMS = 1000;
+
+/** The permissions the streams opened in the current async context need (see openStreamsNeeding). */
+const openingRequirement = new AsyncLocalStorage<readonly Permission[]>();
+
+/**
+ * Runs `open` (the SDK's handling of one POST) so that the request streams it opens are stored as
+ * needing `permissions`: every message the SDK stores for that POST (its priming event, then what
+ * the tools send) is stored from within it. A stream's first stored message fixes its requirement.
+ */
+export function openStreamsNeeding<T>(permissions: readonly Permission[], open: () => T): T {
+  return openingRequirement.run(permissions, open);
+}
+
+function encodePermissions(permissions: readonly Permission[]): string {
+  return [...new Set(permissions)].sort().join(' ');
+}
+
+function decodePermissions(stored: string): Permission[] {
+  // Kept as stored, also one this build does not know (a newer replica's): it then grants nothing.
+  return stored.split(' ').filter((permission) => permission !== '') as Permission[];
 }
 
 /** Event ids are the row ids in decimal; anything else cannot be one of ours. */
@@ -151,11 +194,15 @@ export function createStreamEventLog(
       .where('principal_id', '=', owner.principalId);
   }
 
-  async function findStream(owner: StreamOwner, eventId: EventId): Promise<StreamId | undefined> {
+  async function findStream(owner: StreamOwner, eventId: EventId): Promise<FoundStream | undefined> {
     const id = parseEventId(eventId);
     if (id === undefined) return undefined;
-    const row = await ownedBy(owner).select('stream_id').where('id', '=', id).executeTakeFirst();
-    return row?.stream_id;
+    const row = await ownedBy(owner)
+      .select(['stream_id', 'required_permissions'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    return { streamId: row.stream_id, requires: decodePermissions(row.required_permissions) };
   }
 
   async function readEvent(owner: StreamOwner, eventId: EventId): Promise<StoredStreamEvent | undefined> {
@@ -200,15 +247,32 @@ export function createStreamEventLog(
     /** The last stream found by `findStream`, until the replay of a resume from it has used it. */
     let found: { eventId: EventId; streamId: StreamId } | undefined;
     /** The SDK's lookup: the answer `findStream` just read for the same id, else the database's. */
-    const streamOf = (eventId: EventId): Promise<StreamId | undefined> =>
-      found?.eventId === eventId ? Promise.resolve(found.streamId) : findStream(owner, eventId);
+    const streamOf = async (eventId: EventId): Promise<StreamId | undefined> =>
+      found?.eventId === eventId ? found.streamId : (await findStream(owner, eventId))?.streamId;
+    /** Each stream's requirement, fixed by its first stored message (later ones may come from elsewhere). */
+    const requirements = new Map<StreamId, string>();
+    function requirementOf(streamId: StreamId): string {
+      let required = requirements.get(streamId);
+      if (required === undefined) {
+        // The standalone stream carries what the session's subscriptions see (the route's permission
+        // covers it), whichever request's context its first notification is sent from.
+        required =
+          streamId === STANDALONE_STREAM_ID ? '' : encodePermissions(openingRequirement.getStore() ?? []);
+        if (requirements.size >= MAX_REMEMBERED_STREAMS) {
+          requirements.delete(requirements.keys().next().value as StreamId);
+        }
+        requirements.set(streamId, required);
+      }
+      return required;
+    }
     return {
       async findStream(eventId) {
-        const streamId = await findStream(owner, eventId);
-        found = streamId === undefined ? undefined : { eventId, streamId };
-        return streamId;
+        const stream = await findStream(owner, eventId);
+        found = stream === undefined ? undefined : { eventId, streamId: stream.streamId };
+        return stream;
       },
       storeEvent(streamId, message) {
+        const requiredPermissions = requirementOf(streamId);
         const insert = async (into: Kysely<McpStreamEventsDb>) => {
           const row = await into
             .insertInto('mcp_stream_events')
@@ -219,6 +283,7 @@ export function createStreamEventLog(
               stream_id: streamId,
               message: JSON.stringify(message),
               created_at: Date.now(),
+              required_permissions: requiredPermissions,
             })
             .returning('id')
             .executeTakeFirstOrThrow();

@@ -4,7 +4,13 @@
 // them), the client leaves or it goes idle.
 // Also serves a resumed stream that is over (answered or cancelled) on the process holding it.
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { isSentMessage, isStreamEnd, type StreamEventLog, type StreamOwner } from './stream-event-log.ts';
+import {
+  isSentMessage,
+  isStreamEnd,
+  STANDALONE_STREAM_ID,
+  type StreamEventLog,
+  type StreamOwner,
+} from './stream-event-log.ts';
 
 export interface FollowStreamOptions {
   log: StreamEventLog;
@@ -27,9 +33,6 @@ export interface FollowStreamOptions {
   signal: AbortSignal;
   onError?: (error: unknown) => void;
 }
-
-/** Id of the SDK's standalone (GET) stream: it has no final response, it only idles out. */
-export const STANDALONE_STREAM_ID = '_GET_stream';
 
 /** Messages read per query while catching up. */
 const FOLLOW_PAGE = 100;

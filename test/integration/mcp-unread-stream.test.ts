@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { STANDALONE_STREAM_ID } from '../../src/mcp/stream-follower.ts';
+import { STANDALONE_STREAM_ID } from '../../src/mcp/stream-event-log.ts';
 import { startMcpTestServer } from '../fixtures/mcp-server.ts';
 import { initializeMcp, readFrames } from '../fixtures/mcp-wire.ts';
 import { waitFor } from '../fixtures/wait-for.ts';

@@ -1,0 +1,236 @@
+// A resumed MCP tool-call stream (GET + Last-Event-ID) carries that tool's results, so it needs the
+// tool's own permission, as the call and its open stream do, not only the /mcp route's
+// (`sessions:read`): a caller who lost it is refused (403) on the process holding the MCP session,
+// on another replica (PostgreSQL) and on a new instance after a restart (SQLite), and a resumed
+// stream ends once its caller loses it. The permission is stored with the stream's messages.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import { grantRole } from '../../src/security/role-bindings.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { initializeMcp, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { startTestOidcProvider, TEST_AUDIENCE, type TestOidcProvider } from '../fixtures/oidc-provider.ts';
+import { useReplicaSuite } from '../fixtures/replica-suite.ts';
+import { startTestServer, type TestServer } from '../fixtures/server.ts';
+
+/** Reads a stream to its end; rejects if it is still open after `limitMs` (a hang, not a timing). */
+async function readToEnd(body: ReadableStream<Uint8Array> | null, limitMs = 30_000): Promise<void> {
+  assert.ok(body);
+  const reader = body.getReader();
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    void reader.cancel();
+  }, limitMs);
+  try {
+    while (!(await reader.read()).done) {}
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.equal(hung, false, 'the stream did not end');
+}
+
+function configFor(idp: TestOidcProvider, keepAliveSeconds: number): Record<string, unknown> {
+  return {
+    auth: { mode: 'both', oidc: { issuer: idp.issuer, audience: TEST_AUDIENCE, defaultTenant: 'acme' } },
+    // No workers: a session never finishes, so an orchestrate call waits and its stream stays open.
+    workers: { concurrency: 0 },
+    http: { sseKeepAliveSeconds: keepAliveSeconds },
+  };
+}
+
+let subjects = 0;
+
+interface Caller {
+  subject: string;
+  /** An admin key of the caller's tenant, to remove its role bindings through the API. */
+  admin: string;
+  /** The caller's MCP session headers (token, session id, protocol version). */
+  headers: Record<string, string>;
+}
+
+/**
+ * An OIDC subject that is a viewer (`sessions:read`: the /mcp route's permission) and a developer
+ * (`sessions:create`: orchestrate's) through role bindings, with an MCP session on `server`.
+ */
+async function callerOn(idp: TestOidcProvider, server: TestServer): Promise<Caller> {
+  subjects += 1;
+  const subject = `resume-caller-${subjects}-${Date.now()}`;
+  const db = server.app.database.db as unknown as SecurityDb;
+  const admin = (
+    await createApiKey(db, {
+      tenantId: 'acme',
+      name: `admin-${subject}`,
+      roles: ['admin'],
+      createdBy: 'test',
+    })
+  ).key;
+  await grantRole(db, { tenantId: 'acme', principal: subject, role: 'viewer', createdBy: 'test' });
+  await grantRole(db, { tenantId: 'acme', principal: subject, role: 'developer', createdBy: 'test' });
+  const auth = { authorization: `Bearer ${await idp.getToken({ subject })}` };
+  const { sessionId, negotiated } = await initializeMcp(server.url, LATEST_PROTOCOL_VERSION, auth);
+  return {
+    subject,
+    admin,
+    headers: { ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated },
+  };
+}
+
+/** Starts an orchestrate call that waits an hour, reads its priming event, drops the connection. */
+async function startCallAndDrop(server: TestServer, caller: Caller): Promise<string> {
+  const dropped = new AbortController();
+  const call = await postMcp(
+    server.url,
+    {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: {
+        name: 'orchestrate',
+        arguments: {
+          objective: 'x',
+          agents: [{ role: 'qa', task: 't', runner: 'ok' }],
+          wait_seconds: 3600,
+        },
+      },
+    },
+    caller.headers,
+    dropped.signal,
+  );
+  assert.equal(call.status, 200);
+  const [priming] = await readFrames(call, (frame) => frame.id !== undefined);
+  dropped.abort();
+  assert.ok(priming?.id, 'the call stream sent its priming event');
+  return priming.id;
+}
+
+/** Resumes from `lastEventId` on `server`, again while it answers 409 (the drop not noticed yet). */
+async function resume(server: TestServer, caller: Caller, lastEventId: string): Promise<Response> {
+  const attempt = () =>
+    fetch(`${server.url}/mcp`, {
+      headers: { ...caller.headers, accept: 'text/event-stream', 'last-event-id': lastEventId },
+      signal: AbortSignal.timeout(60_000),
+    });
+  let response = await attempt();
+  for (let tries = 0; tries < 50 && response.status === 409; tries++) {
+    await response.body?.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    response = await attempt();
+  }
+  return response;
+}
+
+async function assertRefused(response: Response): Promise<void> {
+  assert.equal(response.status, 403);
+  const problem = (await response.json()) as { code?: string; detail?: string };
+  assert.equal(problem.code, 'PERMISSION_DENIED');
+  assert.match(problem.detail ?? '', /sessions:create/);
+}
+
+/** Removes the caller's developer binding (orchestrate's permission) through `server`'s API. */
+async function removeDeveloper(server: TestServer, caller: Caller): Promise<void> {
+  const removed = await fetch(
+    `${server.url}/v1/admin/role-bindings/${encodeURIComponent(caller.subject)}/developer`,
+    { method: 'DELETE', headers: { authorization: `Bearer ${caller.admin}` } },
+  );
+  assert.equal(removed.status, 204, await removed.text());
+}
+
+/** What `maos access revoke` does from its own process: no server is told, each re-checks. */
+async function deleteDeveloperRow(server: TestServer, caller: Caller): Promise<void> {
+  await (server.app.database.db as unknown as SecurityDb)
+    .deleteFrom('role_bindings')
+    .where('principal_id', '=', caller.subject)
+    .where('role', '=', 'developer')
+    .execute();
+}
+
+describe('SQLite: a resumed tool-call stream needs the tool permission', { timeout: 120_000 }, () => {
+  let idp: TestOidcProvider;
+  before(async () => {
+    idp = await startTestOidcProvider();
+  });
+  after(() => idp?.close());
+
+  test('on the process holding the MCP session: refused once the caller lost it', async (t) => {
+    const server = await startTestServer({ config: configFor(idp, 3600) });
+    t.after(() => server.close());
+    const caller = await callerOn(idp, server);
+    const lastEventId = await startCallAndDrop(server, caller);
+    await removeDeveloper(server, caller);
+    // Before: 200, and the rest of the orchestrate call's stream, on `sessions:read` alone.
+    await assertRefused(await resume(server, caller, lastEventId));
+  });
+
+  test('on the process holding the MCP session: a resumed stream ends once the caller loses it', async (t) => {
+    const server = await startTestServer({ config: configFor(idp, 3600) });
+    t.after(() => server.close());
+    const caller = await callerOn(idp, server);
+    const lastEventId = await startCallAndDrop(server, caller);
+    const resumed = await resume(server, caller, lastEventId);
+    assert.equal(resumed.status, 200);
+    const ended = readToEnd(resumed.body);
+    await removeDeveloper(server, caller);
+    // Before: the resumed stream stayed open for the hour the call waits.
+    await ended;
+    await assertRefused(await resume(server, caller, lastEventId));
+  });
+
+  test('on a new instance after a restart (same file): refused once the caller lost it', async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-resume-permission-'));
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+    const config = {
+      ...configFor(idp, 3600),
+      store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' },
+    };
+    const first = await startTestServer({ config });
+    let caller: Caller;
+    let lastEventId: string;
+    try {
+      caller = await callerOn(idp, first);
+      lastEventId = await startCallAndDrop(first, caller);
+      await deleteDeveloperRow(first, caller);
+    } finally {
+      await first.close();
+    }
+    const second = await startTestServer({ config });
+    t.after(() => second.close());
+    // Before: 200 from the log on `sessions:read` alone.
+    await assertRefused(await resume(second, caller, lastEventId));
+  });
+});
+
+describe('cluster: a tool-call stream resumed on another replica', { timeout: 120_000 }, () => {
+  const suite = useReplicaSuite();
+  let idp: TestOidcProvider;
+  before(async () => {
+    idp = await startTestOidcProvider();
+  });
+  after(() => idp?.close());
+
+  test('is refused once the caller lost the tool permission, and ends when it is lost', async () => {
+    const config = { ...configFor(idp, 0.2), store: { url: suite.database.url, poolSize: 3 } };
+    const a = await suite.start({ config });
+    const b = await suite.start({ config });
+
+    // Followed from the log on b while a runs the call; ends at b's re-check once the binding goes
+    // (removed in the database, as by another process: b is not told).
+    const caller = await callerOn(idp, a);
+    const lastEventId = await startCallAndDrop(a, caller);
+    const resumed = await resume(b, caller, lastEventId);
+    assert.equal(resumed.status, 200);
+    const ended = readToEnd(resumed.body);
+    await deleteDeveloperRow(a, caller);
+    await ended;
+
+    // A resume on b after the loss is refused.
+    const later = await callerOn(idp, a);
+    const laterEventId = await startCallAndDrop(a, later);
+    await deleteDeveloperRow(a, later);
+    await assertRefused(await resume(b, later, laterEventId));
+  });
+});
