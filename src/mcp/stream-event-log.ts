@@ -94,8 +94,8 @@ export interface StreamEventLog {
   /** The event `eventId` of `owner`; undefined when unknown, pruned or someone else's. */
   readEvent(owner: StreamOwner, eventId: EventId): Promise<StoredStreamEvent | undefined>;
   /**
-   * Whether `owner`'s stream carries a batch (its BATCH_STREAM_START marker is stored). False also
-   * once the per-stream limit pruned the marker: a resume of it then ends at its first response.
+   * Whether `owner`'s stream carries a batch (its BATCH_STREAM_START marker is stored; retention
+   * keeps it as long as any other message of the stream).
    */
   isBatchStream(owner: StreamOwner, streamId: StreamId): Promise<boolean>;
   /** Up to `limit` events of `owner`'s stream after `afterId`, oldest first. */
@@ -162,6 +162,9 @@ export const ANSWERED_STREAM_END = { end: 'answered' } as unknown as JSONRPCMess
  * never sent to a client.
  */
 export const BATCH_STREAM_START = { batch: true } as unknown as JSONRPCMessage;
+
+/** BATCH_STREAM_START as stored. */
+const STORED_BATCH_START = JSON.stringify(BATCH_STREAM_START);
 
 /**
  * Whether `message` was sent to the client: a JSON-RPC message, not one of the markers above nor
@@ -337,7 +340,9 @@ export interface StreamEventsRetention {
 /**
  * The `mcp_stream_events` target of the retention job (store/retention.ts), which runs it
  * single-flight across replicas and in bounded batches: each call deletes at most `limit` rows,
- * aged ones first, then those past the per-stream limit.
+ * aged ones first, then those past the per-stream limit. A batch stream's BATCH_STREAM_START marker
+ * (its oldest row) is pruned with the last other row of its stream, not before: without it a
+ * resume of the batch on another replica would end at its first response.
  */
 export function createStreamEventsRetentionTarget(settings: StreamEventsRetention): RetentionTarget {
   return {
@@ -350,17 +355,35 @@ export function createStreamEventsRetentionTarget(settings: StreamEventsRetentio
           'id',
           'in',
           db
-            .selectFrom('mcp_stream_events')
-            .select('id')
-            .where('created_at', '<', now - settings.retentionMs)
+            .selectFrom('mcp_stream_events as aged')
+            .select('aged.id')
+            .where('aged.created_at', '<', now - settings.retentionMs)
+            // A batch's marker once no other row of its stream is left (a later batch or pass).
+            .where((eb) =>
+              eb.or([
+                eb('aged.message', '<>', STORED_BATCH_START),
+                eb.not(
+                  eb.exists(
+                    eb
+                      .selectFrom('mcp_stream_events as rest')
+                      .select('rest.id')
+                      .whereRef('rest.mcp_session_id', '=', 'aged.mcp_session_id')
+                      .whereRef('rest.stream_id', '=', 'aged.stream_id')
+                      .whereRef('rest.id', '<>', 'aged.id'),
+                  ),
+                ),
+              ]),
+            )
             .limit(limit),
         )
         .executeTakeFirst();
       const deleted = Number(aged.numDeletedRows);
       if (deleted >= limit) return deleted;
       // Row numbers per stream, newest first: everything past the limit goes (SQLite and PostgreSQL).
+      // Batch markers are neither counted nor deleted here: they go by age, with their stream.
       const ranked = db
         .selectFrom('mcp_stream_events')
+        .where('message', '<>', STORED_BATCH_START)
         .select([
           'id',
           sql<number>`row_number() over (partition by mcp_session_id, stream_id order by id desc)`.as(

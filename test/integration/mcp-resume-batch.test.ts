@@ -1,16 +1,22 @@
 // A JSON-RPC batch (protocol 2025-03-26) is answered on one SSE stream. A resume of that stream
 // (GET + Last-Event-ID) must deliver every response of the batch still to come, then end: on the
 // process holding the MCP session (live, or once all are stored) and on another instance that
-// only reads the durable log. Before, each of them ended at the first response it met.
+// only reads the durable log. Before, each of them ended at the first response it met; and on
+// another instance also once the replay buffer's per-stream limit had pruned the batch's marker.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
-import type { McpStreamEventsDb } from '../../src/mcp/stream-event-log.ts';
+import {
+  ANSWERED_STREAM_END,
+  createStreamEventsRetentionTarget,
+  type McpStreamEventsDb,
+} from '../../src/mcp/stream-event-log.ts';
 import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
 import { type Frame, initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 
 /** An `orchestrate` call that waits `seconds` on a task that runs 30 s, then answers `running`. */
 function waitingCall(id: number, seconds: number, progressToken?: string) {
@@ -132,4 +138,79 @@ test('a batch stream resumed on another instance: the rest of its responses, the
   t.after(() => second.close());
   // Before: the follower ended at once (resumed from a response), without the second one.
   assert.deepEqual(await resumedResponses(second.url, headers, resumeFrom.id ?? ''), [12]);
+});
+
+/**
+ * The per-stream limit of the replay buffer: [LIST_ROLES, waitingCall(12, 1)] stores its marker,
+ * two responses and its end marker, so the limit's pass leaves response 11, the event to resume from.
+ */
+const SMALL_BUFFER = 3;
+
+/**
+ * Runs the batch on `holding`, waits until all of it is stored, prunes the replay buffer as the
+ * retention job does, then resumes from the first response on `resuming` (which does not hold the
+ * MCP session): it must still carry the batch's second response.
+ */
+async function resumeAfterPrune(
+  holding: McpTestServer,
+  resuming: () => Promise<McpTestServer>,
+): Promise<unknown[]> {
+  const headers = await openBatchSession(holding.url);
+  const first = await startAndDrop(holding.url, headers, [LIST_ROLES, waitingCall(12, 1)]);
+  const db = holding.app.database.db as unknown as Kysely<McpStreamEventsDb>;
+  const end = JSON.stringify(ANSWERED_STREAM_END);
+  while (
+    (await db.selectFrom('mcp_stream_events').select('id').where('message', '=', end).execute()).length === 0
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const target = createStreamEventsRetentionTarget({ retentionMs: 600_000, perStreamLimit: SMALL_BUFFER });
+  while ((await target.deleteBatch(db, Date.now(), 100)) > 0) {}
+  const server = await resuming();
+  return resumedResponses(server.url, headers, first.id ?? '');
+}
+
+test('a batch stream resumed on another instance after the replay buffer was pruned: the rest of its responses', {
+  timeout: 60_000,
+}, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-batch-pruned-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const config = {
+    store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' },
+    mcp: { replayBufferSize: SMALL_BUFFER },
+  };
+  const first = await startMcpTestServer({ config });
+  let stopped = false;
+  t.after(async () => {
+    if (!stopped) await first.close();
+  });
+  const responses = await resumeAfterPrune(first, async () => {
+    // The instance holding the MCP session stops; the client resumes on a new one.
+    await first.close();
+    stopped = true;
+    const second = await startMcpTestServer({ config });
+    t.after(() => second.close());
+    return second;
+  });
+  // Before: the pass pruned the batch's marker (the oldest row), and the stream ended at once.
+  assert.deepEqual(responses, [12]);
+});
+
+describe('two replicas on one PostgreSQL database', { timeout: 90_000 }, () => {
+  const suite = useReplicaSuite();
+
+  test('a batch stream resumed on the other replica after the replay buffer was pruned: the rest of its responses', async () => {
+    const config = {
+      store: { url: suite.database.url, synchronous: 'normal', poolSize: 3 },
+      mcp: { replayBufferSize: SMALL_BUFFER },
+    };
+    const holding = await startMcpTestServer({ config });
+    const other = await startMcpTestServer({ config });
+    try {
+      // Before: the pass pruned the batch's marker, and the other replica ended the stream at once.
+      assert.deepEqual(await resumeAfterPrune(holding, async () => other), [12]);
+    } finally {
+      await Promise.allSettled([holding.close(), other.close()]);
+    }
+  });
 });

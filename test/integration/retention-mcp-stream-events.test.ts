@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Kysely, sql } from 'kysely';
-import { createStreamEventsRetentionTarget } from '../../src/mcp/stream-event-log.ts';
+import { BATCH_STREAM_START, createStreamEventsRetentionTarget } from '../../src/mcp/stream-event-log.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { LOCK_KEYS } from '../../src/store/advisory-lock.ts';
 import type { DatabaseHandle } from '../../src/store/db.ts';
@@ -107,6 +107,45 @@ for (const backend of STORE_BACKENDS) {
       } finally {
         await Promise.all(jobs.map((job) => job.stop()));
       }
+    });
+
+    test("a batch stream's marker stays while any other row of its stream does, then goes by age", async () => {
+      const [a] = store.handles as [DatabaseHandle];
+      const db = a.db as unknown as AnyDb;
+      await sql`delete from mcp_stream_events`.execute(db);
+      const now = Date.now();
+      const aged = now - RETENTION_MS - 60_000;
+      const row = (message: string, createdAt: number) => ({
+        tenant_id: 'default',
+        principal_id: 'p',
+        mcp_session_id: 'batching',
+        stream_id: 'batch',
+        message,
+        created_at: createdAt,
+      });
+      const marker = JSON.stringify(BATCH_STREAM_START);
+      // The marker first, as stored, then more responses than the per-stream limit; the oldest aged.
+      const rows = [row(marker, aged), row('{"n":0}', aged)];
+      for (let n = 1; n <= PER_STREAM + 2; n++) rows.push(row(`{"n":${n}}`, now - 1000));
+      await db.insertInto('mcp_stream_events').values(rows).execute();
+      const target = createStreamEventsRetentionTarget({
+        retentionMs: RETENTION_MS,
+        perStreamLimit: PER_STREAM,
+      });
+      const prune = async (at: number) => {
+        while ((await target.deleteBatch(db, at, 3)) > 0) {}
+      };
+      const left = async () =>
+        (await db.selectFrom('mcp_stream_events').select('message').orderBy('id').execute()).map(
+          (r) => r.message as string,
+        );
+      await prune(now);
+      // Before: the marker went first, by age and as the oldest past the limit, and a resume of the
+      // batch on another replica ended at its first response.
+      assert.deepEqual(await left(), [marker, ...[3, 4, 5, 6].map((n) => `{"n":${n}}`)]);
+      // Once the rest has aged out too, the marker goes with it.
+      await prune(now + RETENTION_MS + 60_000);
+      assert.deepEqual(await left(), []);
     });
 
     if (backend.name === 'postgres') {
