@@ -982,12 +982,76 @@ describe('Helm chart', () => {
       );
   });
 
+  test('a *_FILE key or variable must be an absolute path: the secret itself given there is refused, not echoed', () => {
+    const secret = 'sk-live-0123456789abcdef';
+    const pem = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA\n-----END PRIVATE KEY-----';
+    const refused: Array<[Doc, string, string]> = [
+      [
+        { config: { providers: { openai: { type: 'openai', model: 'gpt-4o', apiKey_FILE: secret } } } },
+        'config.providers.openai.apiKey_FILE',
+        secret,
+      ],
+      [
+        { config: { providers: { gw: { headers: { Authorization_FILE: `Bearer ${secret}` } } } } },
+        'config.providers.gw.headers.Authorization_FILE',
+        secret,
+      ],
+      // A relative path is read from the server's working directory, not the mounted volume.
+      [{ config: { audit: { signingKey_FILE: 'audit-key' } } }, 'config.audit.signingKey_FILE', 'audit-key'],
+      [{ config: { secrets: { kekRing_FILE: '' } } }, 'config.secrets.kekRing_FILE', ''],
+      [
+        { extraEnv: [{ name: 'MAOS_PROVIDERS__OPENAI__API_KEY_FILE', value: secret }] },
+        'extraEnv MAOS_PROVIDERS__OPENAI__API_KEY_FILE',
+        secret,
+      ],
+      [
+        { secretEnv: { MAOS_AUDIT__SIGNING_KEY_FILE: pem } },
+        'secretEnv.MAOS_AUDIT__SIGNING_KEY_FILE',
+        'MC4CAQAwBQYDK2VwBCIEIA',
+      ],
+    ];
+    for (const [values, where, shown] of refused) {
+      assert.throws(
+        () => renderChart(CHART, values),
+        (error: Error) => {
+          assert.match(
+            error.message,
+            new RegExp(`${where.replaceAll('.', '\\.')} must be the absolute path of a mounted file`),
+          );
+          if (shown !== '')
+            assert.ok(!error.message.includes(shown), `the value is echoed: ${error.message}`);
+          return true;
+        },
+        where,
+      );
+    }
+    // Absolute paths pass, and so does a *_FILE variable taken from a Secret or a ConfigMap.
+    const accepted = render({
+      config: {
+        audit: { signingKey_FILE: '/run/secrets/maos/audit-key' },
+        providers: { gw: { headers: { Authorization_FILE: '/run/secrets/maos/gw-auth' } } },
+      },
+      secretEnv: { MAOS_SECRETS__KEK_RING_FILE: '/run/secrets/maos/kek' },
+      extraEnv: [
+        { name: 'MAOS_PROVIDERS__OPENAI__API_KEY_FILE', value: '/run/secrets/maos/openai' },
+        {
+          name: 'MAOS_PROVIDERS__GW__API_KEY_FILE',
+          valueFrom: { configMapKeyRef: { name: 'maos-paths', key: 'gw' } },
+        },
+      ],
+    });
+    assert.ok(accepted.byKind.get('Deployment'));
+  });
+
   test('bad values fail the render with a clear message', () => {
     assert.throws(() => renderChart(CHART, { database: { mode: 'postgres' } }), /database\.postgres\.url/);
     // A second database URL in the chart's Secret: the key twice, or a URL file beside the URL.
     for (const name of ['MAOS_STORE__URL', 'MAOS_STORE__URL_FILE']) {
       assert.throws(
-        () => renderChart(CHART, { ...POSTGRES, secretEnv: { [name]: 'postgres://maos:other@db/maos' } }),
+        () => {
+          const value = name.endsWith('_FILE') ? '/run/secrets/maos/db-url' : 'postgres://maos:other@db/maos';
+          return renderChart(CHART, { ...POSTGRES, secretEnv: { [name]: value } });
+        },
         new RegExp(`secretEnv\\.${name}: in postgres mode the database URL is database\\.postgres\\.url`),
       );
     }

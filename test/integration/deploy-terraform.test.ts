@@ -429,6 +429,45 @@ describe('Terraform module evaluated by terraform', () => {
     assert.equal(accepted.status, 0, accepted.output);
   });
 
+  test('a *_FILE key of config or secret_env that is not an absolute path fails the plan, as the chart refuses it', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    const secret = 'sk-live-0123456789abcdef';
+    const refused: Array<[Record<string, string>, RegExp]> = [
+      [
+        { config: `{providers = {openai = {type = "openai", apiKey_FILE = "${secret}"}}}` },
+        /config holds a \*_FILE key whose value is not an absolute path/,
+      ],
+      [
+        { config: `{providers = {gw = {headers = {Authorization_FILE = "Bearer ${secret}"}}}}` },
+        /config holds a \*_FILE key whose value is not an absolute path/,
+      ],
+      [{ config: '{audit = {signingKey_FILE = "audit-key"}}' }, /config holds a \*_FILE key whose value/],
+      [
+        { config: '{audit = {checkpointIntervalSeconds_FILE = 300}}' },
+        /config holds a \*_FILE key whose value/,
+      ],
+      [
+        { secret_env: `{MAOS_PROVIDERS__OPENAI__API_KEY_FILE = "${secret}"}` },
+        /secret_env holds a MAOS_\*_FILE variable whose value is not an absolute path/,
+      ],
+    ];
+    for (const [vars, message] of refused) {
+      const { status, output } = planModuleVariables(vars);
+      const shown = JSON.stringify(vars);
+      assert.notEqual(status, 0, shown);
+      assert.match(output, message, shown);
+      assert.ok(!output.includes(secret), `the value is shown: ${output}`);
+    }
+    const accepted = planModuleVariables({
+      config: '{providers = {gw = {headers = {Authorization_FILE = "/run/secrets/maos/gw-auth"}}}}',
+      secret_env:
+        '{MAOS_AUDIT__SIGNING_KEY_FILE = "/run/secrets/maos/audit-key", MAOS_AUDIT__SIGNING_KEY_X = "k"}',
+    });
+    assert.equal(accepted.status, 0, accepted.output);
+  });
+
   test("extra_values setting secretEnv or database.postgres.url (ignored next to the module's Secret) fails the plan", {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,

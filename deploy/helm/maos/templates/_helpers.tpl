@@ -163,7 +163,8 @@ print` redacts: a string under a key named like one (apiKey, signingKey, kekRing
 *password*, *token*…), every value of a provider's `headers` and of a runner's `env`, a URL with
 a password (as a URL parser reads it: up to the last `@`, also without a user name), and a URL with
 a query parameter named like a secret (maos.urlQuerySecret; print redacts every query value).
-`*_FILE` keys name files and pass, and so do `required` and `none`: the values of
+`*_FILE` keys name files and pass when they are absolute paths (maos.refuseFileKeyNotPath), and so
+do `required` and `none`: the values of
 llm.approval.tenants, whose keys are tenant ids (`token-team`). The message names the MAOS_* variable that sets the value from
 secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" "key" "" "value"
 .Values.config "inSecretMap" false).
@@ -171,7 +172,9 @@ secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" 
 {{- define "maos.refuseSecretsInConfig" -}}
 {{- if kindIs "map" .value -}}
 {{- range $key, $child := .value -}}
-{{- if not (hasSuffix "_FILE" $key) -}}
+{{- if hasSuffix "_FILE" $key -}}
+{{- include "maos.refuseFileKeyNotPath" (dict "where" (printf "%s.%s" $.path $key) "value" $child) -}}
+{{- else -}}
 {{- /* The variable's word for the key: a runner's env keeps its name, a header `-` as `_`. */ -}}
 {{- $word := upper (regexReplaceAll "([a-z0-9])([A-Z])" $key "${1}_${2}") -}}
 {{- if eq $.key "env" }}{{ $word = $key }}{{ end -}}
@@ -196,6 +199,20 @@ secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" 
 {{- else if include "maos.urlQuerySecret" .value -}}
 {{- fail (printf "%s holds a secret in its query (?key=, ?api-key=, ?token= …), sent with every request, and %s" .path $hint) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Fails when a `*_FILE` config key or MAOS_* variable is not an absolute path. The server reads the
+file it names, so a value that is not a path is most likely the secret itself, put where a path
+goes: it would pass the secret checks above (a `*_FILE` value names a file) and sit in the
+ConfigMap or the Deployment, and the server would name it in its `cannot read` error. A relative
+path would be read from the server's working directory, not a mounted volume. The message does not
+repeat the value. Called with (dict "where" "config.audit.signingKey_FILE" "value" <the value>).
+*/}}
+{{- define "maos.refuseFileKeyNotPath" -}}
+{{- if not (and (typeIs "string" .value) (hasPrefix "/" .value)) -}}
+{{- fail (printf "%s must be the absolute path of a mounted file (extraVolumes, e.g. /run/secrets/maos/<name>), not the secret itself (not shown here): set the secret in secretEnv or existingSecret under the variable without _FILE instead" .where) -}}
 {{- end -}}
 {{- end -}}
 
@@ -236,10 +253,13 @@ maos.refuseSecretsInConfig, applied to the MAOS_* variable's last word (`…__AP
 value reads as a number, boolean or JSON, as the server reads it, or is `required` or `none` (see
 above); any value of a runner's env or a provider's headers; a URL with a password or with a secret
 in its query (maos.urlQuerySecret); and the OTLP
-exporter's headers (API keys of tracing vendors). `*_FILE` variables name files and pass. Called
-with an extraEnv entry.
+exporter's headers (API keys of tracing vendors). `*_FILE` variables name files and pass when a
+`value` of theirs is an absolute path (maos.refuseFileKeyNotPath). Called with an extraEnv entry.
 */}}
 {{- define "maos.refuseSecretInExtraEnv" -}}
+{{- if and (hasPrefix "MAOS_" .name) (hasSuffix "_FILE" .name) (hasKey . "value") -}}
+{{- include "maos.refuseFileKeyNotPath" (dict "where" (printf "extraEnv %s" .name) "value" .value) -}}
+{{- end -}}
 {{- if and (typeIs "string" .value) .value (not (hasSuffix "_FILE" .name)) -}}
 {{- $word := replace "_" "" (regexReplaceAll "^.*__" .name "") -}}
 {{- $maos := and (hasPrefix "MAOS_" .name) (or (regexMatch "__(ENV|HEADERS)(__|$)" .name) (and (regexMatch (printf "(?i)%s" (include "maos.secretKeyPattern" .)) $word) (not (regexMatch `^\s*(-?[0-9]+(\.[0-9]+)?|true|false|null|\[.*\]|\{.*\}|required|none)\s*$` .value)))) -}}

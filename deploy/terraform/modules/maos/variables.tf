@@ -71,6 +71,14 @@ variable "secret_env" {
   type        = map(string)
   default     = {}
   sensitive   = true
+  # A MAOS_*_FILE variable names a mounted file: any other value, most likely the secret itself, the
+  # server would name in its "cannot read" error. A relative path is read from its working directory.
+  validation {
+    condition = alltrue([
+      for name, value in var.secret_env : startswith(value, "/") if startswith(name, "MAOS_") && endswith(name, "_FILE")
+    ])
+    error_message = "secret_env holds a MAOS_*_FILE variable whose value is not an absolute path (not shown here): set it to the absolute path of a file mounted through extra_values (e.g. /run/secrets/maos/<name>), or set the secret under the variable without _FILE."
+  }
 }
 
 variable "replicas" {
@@ -223,6 +231,15 @@ variable "config" {
     # ?key=, Azure's api-key=); ?api-version= passes. jsonencode writes & as \u0026.
     condition     = !can(regex("(?i)\"[a-z][a-z0-9+.-]*://[^?#\\s\"]*\\?([^#\\s\"]*(&|\\\\u0026))?([^=&#\\s\"\\\\]*(secret|password|passphrase|token|apikey|api_key|api-key|privatekey|signingkey|kek)[^=&#\\s\"\\\\]*|key|sig)=[^&#\\s\"\\\\]", jsonencode(var.config)))
     error_message = "config holds a URL with a secret in its query (?key=, ?api-key=, ?token= …), which would be stored in the chart's ConfigMap: set it in secret_env as its MAOS_* variable (e.g. MAOS_PROVIDERS__GW__BASE_URL), or set the key's *_FILE variant to a file mounted through extra_values."
+  }
+  validation {
+    # A *_FILE key names a mounted file by its absolute path (a string starting with /): anything else,
+    # most likely the secret itself put where its file goes, passes the checks above and would be
+    # stored in the ConfigMap. The chart refuses it too (maos.refuseFileKeyNotPath).
+    condition = length([
+      for match in regexall("\"[^\"]*_FILE\":(.)(.)", jsonencode(var.config)) : match if match[0] != "\"" || match[1] != "/"
+    ]) == 0
+    error_message = "config holds a *_FILE key whose value is not an absolute path, which would be stored in the chart's ConfigMap: set it to the absolute path of a file mounted through extra_values (e.g. /run/secrets/maos/<name>), or set the secret in secret_env as its MAOS_* variable."
   }
 }
 
