@@ -159,6 +159,33 @@ describe('start before PostgreSQL accepts connections', { timeout: 240_000 }, ()
       }
     });
 
+    test('too many clients (53300) is waited out as well', async () => {
+      // A connection limit binds ordinary roles only (superusers are exempt): the run connects as one
+      // that owns its database, with no connection allowed until the limit is lifted.
+      const admin = new pg.Client({ connectionString: database.adminUrl });
+      await admin.connect();
+      try {
+        await admin.query(`create role maos_limited login password 'limited' connection limit 0`);
+        await admin.query('create database limited owner maos_limited');
+        const url = new URL(withDatabase(database.adminUrl, 'limited'));
+        url.username = 'maos_limited';
+        url.password = 'limited';
+        const config = writeServeConfig(dataDir, { store: { url: url.toString() } });
+        const run = runMaos(['migrate', '--config', config]);
+        try {
+          const line =
+            /the database cannot be reached yet \(53300: too many connections for role "maos_limited"\); trying again/;
+          await waitFor(() => line.test(run.output()), 60_000, 'the waiting line naming 53300');
+          await admin.query('alter role maos_limited connection limit -1');
+          assert.equal(await run.exited, 0, run.output());
+        } finally {
+          run.child.kill('SIGKILL');
+        }
+      } finally {
+        await admin.end();
+      }
+    });
+
     test('maos serve waits, then serves once PostgreSQL accepts connections', async () => {
       await database.stop('fast');
       const config = writeServeConfig(dataDir, {
