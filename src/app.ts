@@ -353,6 +353,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         problemSent: (code) => metrics.recordError(code),
         sseConnection: (delta) => metrics.trackSseConnection(delta),
         sseEventsSent: (count) => metrics.recordSseEventsSent(count),
+        sseStreamDropped: () => metrics.recordSseStreamDropped(),
         sseStreamRefused: () => metrics.recordRateLimitRejection('streams'),
       },
       plugins: [

@@ -199,6 +199,7 @@ export async function buildHttpServer(options: BuildHttpServerOptions): Promise<
       config.http.maxSseStreamsPerPrincipal ?? CONFIG_DEFAULTS.maxSseStreamsPerPrincipal,
     onEventsSent: (count) => notifyObserver(options.observer, 'sseEventsSent', count),
     onStreamRefused: () => notifyObserver(options.observer, 'sseStreamRefused'),
+    onStreamStalled: () => notifyObserver(options.observer, 'sseStreamDropped'),
   });
   await app.ready();
   return app;

@@ -25,6 +25,8 @@ export interface HttpObserver {
   sseEventsSent?(count: number): void;
   /** An SSE stream was refused by the per-tenant or per-principal stream cap (429). */
   sseStreamRefused?(): void;
+  /** An SSE stream's connection was dropped: its client took nothing of what waited for it. */
+  sseStreamDropped?(): void;
 }
 
 declare module 'fastify' {

@@ -76,6 +76,7 @@ export interface Metrics extends LlmMetrics {
   setWorkerSlots(busy: number, total: number): void;
   trackSseConnection(delta: 1 | -1): void;
   recordSseEventsSent(count?: number): void;
+  recordSseStreamDropped(): void;
   recordMcpRequest(method: string, outcome: 'success' | 'error'): void;
   /** mcp.server.operation.duration: one sample per MCP request answered (or abandoned). */
   recordMcpOperation(operation: McpOperationRecord): void;
@@ -232,6 +233,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const sseEvents = new Counter({
     name: 'maos_sse_events_sent_total',
     help: 'Events written to server-sent event streams.',
+    registers,
+  });
+  const sseDropped = new Counter({
+    name: 'maos_sse_streams_dropped_total',
+    help: 'Server-sent event streams whose connection was dropped because the client took nothing of what waited for it.',
     registers,
   });
   const mcpRequests = new Counter({
@@ -398,6 +404,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     ...llm,
     trackSseConnection: (delta) => sseConnections.inc(delta),
     recordSseEventsSent: (count = 1) => sseEvents.inc(count),
+    recordSseStreamDropped: () => sseDropped.inc(),
     recordMcpRequest: (method, outcome) =>
       inc(mcpRequests, labels('maos_mcp_requests_total', { mcp_method_name: method, outcome })),
     recordMcpOperation: (operation) =>

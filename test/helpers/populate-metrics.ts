@@ -54,6 +54,7 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordCacheResult('anthropic', 'miss');
   metrics.trackSseConnection(1);
   metrics.recordSseEventsSent(4);
+  metrics.recordSseStreamDropped();
   metrics.recordMcpRequest('tools/call', 'success');
   metrics.recordMcpRequest('tools/evil', 'error');
   metrics.recordMcpOperation({

@@ -14,7 +14,7 @@ import { watchRequestCredential } from '../plugins/authenticate.ts';
 import type { ValidationIssue } from '../plugins/error-handler.ts';
 import { REQUEST_ID_HEADER } from '../plugins/request-id.ts';
 import { problemResponses } from '../problem.ts';
-import { openSseStream, type SseRegistry, type SseStream } from '../sse.ts';
+import { openSseStream, type SseRegistry, type SseStream, STALLED_CLIENT_INTERVALS } from '../sse.ts';
 
 export interface SessionEventRoutesOptions {
   service: SessionService;
@@ -29,6 +29,8 @@ export interface SessionEventRoutesOptions {
   onEventsSent?: (count: number) => void;
   /** Called when a stream is refused by one of the caps above (metrics). */
   onStreamRefused?: () => void;
+  /** Called when a stream is dropped because its client stopped taking what is sent (metrics). */
+  onStreamStalled?: () => void;
 }
 
 /**
@@ -149,6 +151,13 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
       const stream = openSseStream(reply, {
         keepAliveMs: options.keepAliveSeconds * 1000,
         headers: { [REQUEST_ID_HEADER]: String(request.id) },
+        onClientStalled: (unsentBytes) => {
+          options.onStreamStalled?.();
+          request.log.info(
+            { sessionId: id, unsentBytes },
+            `event stream dropped: its client took nothing for ${STALLED_CLIENT_INTERVALS} keep-alive intervals (it may resume with Last-Event-ID)`,
+          );
+        },
       });
       options.streams.add(stream, owners);
       // A credential revoked or expired while streamed ends the stream (not the session's events
