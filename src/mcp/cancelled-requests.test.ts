@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -17,6 +18,7 @@ import { buildHttpServer } from '../http/server.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createDatabase, type DatabaseHandle } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
+import { trackRequests } from './cancelled-requests.ts';
 import { createMcpHttpPlugin } from './http-transport.ts';
 import { createStreamEventLog, type McpStreamEventsDb, type StreamEventLog } from './stream-event-log.ts';
 
@@ -141,4 +143,12 @@ test('a stream resumed while its response is being stored ends with that respons
     messages.map((message) => [message.id, message.result]),
     [[2, {}]],
   );
+});
+
+test('the installed MCP SDK keeps the request-to-stream correlation the tracker reads', () => {
+  // No public accessor exists for it: an SDK upgrade that moves it fails here by name, not only
+  // through resumes and cancelled batches that no longer end where they should.
+  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => 'guard' });
+  // Without it the tracker is unsure (undefined); with it, a stream with no request in flight is over.
+  assert.equal(trackRequests(transport).isStreamOver('any-stream'), true);
 });

@@ -17,17 +17,26 @@ function requestIdOf(value: unknown): RequestId | undefined {
 }
 
 /**
- * The SSE stream the SDK transport sends `id`'s messages on: its own request-to-stream correlation,
- * which it keeps until the request's response is sent and has no accessor for. Undefined when the
- * SDK keeps it elsewhere (another version): streams are then still ended, resumes are not told.
+ * The SDK transport's own request-to-stream correlation (request id → the SSE stream its messages
+ * go on), which it keeps until the stream's responses are all sent. The SDK (1.32.2) has no public
+ * accessor for it: a request handler gets a closeSSEStream callback, the transport closes a stream
+ * by request id, and the event store is told stream ids only, never which request a message is for.
+ * Undefined when the SDK keeps it elsewhere (another version): cancelled streams are then still
+ * ended, but resumes and the log are not told (cancelled-requests.test.ts checks it is there).
  */
+function requestStreams(
+  transport: WebStandardStreamableHTTPServerTransport,
+): Map<unknown, unknown> | undefined {
+  const mapping: unknown = Reflect.get(transport, '_requestToStreamMapping');
+  return mapping instanceof Map ? mapping : undefined;
+}
+
+/** The SSE stream the SDK transport sends `id`'s messages on (see requestStreams). */
 function streamOfRequest(
   transport: WebStandardStreamableHTTPServerTransport,
   id: RequestId,
 ): string | undefined {
-  const mapping = (transport as unknown as { _requestToStreamMapping?: unknown })._requestToStreamMapping;
-  if (!(mapping instanceof Map)) return undefined;
-  const streamId: unknown = mapping.get(id);
+  const streamId = requestStreams(transport)?.get(id);
   return typeof streamId === 'string' ? streamId : undefined;
 }
 
@@ -82,8 +91,8 @@ export function trackRequests(
 
   /** Whether `streamId` carries several requests; the SDK maps all of a POST's before handling one. */
   function carriesBatch(streamId: string): boolean {
-    const mapping = (transport as unknown as { _requestToStreamMapping?: unknown })._requestToStreamMapping;
-    if (!(mapping instanceof Map)) return false;
+    const mapping = requestStreams(transport);
+    if (mapping === undefined) return false;
     let requests = 0;
     for (const mapped of mapping.values()) if (mapped === streamId) requests += 1;
     return requests > 1;
@@ -154,7 +163,7 @@ export function trackRequests(
   return {
     isStreamOver(streamId) {
       // Without the SDK's correlation nothing is known: the stream may still get its response.
-      if (!(Reflect.get(transport, '_requestToStreamMapping') instanceof Map)) return undefined;
+      if (requestStreams(transport) === undefined) return undefined;
       return !awaitsResponse(streamId);
     },
     endIfCancelled(streamId) {
