@@ -25,6 +25,7 @@ export const RUNNER_ENV_NAMES = [
   'MAOS_ROLE',
   'MAOS_OBJECTIVE',
   'MAOS_ATTEMPT',
+  'MAOS_RUN_ID',
 ] as const;
 
 /** What the CLI takes from its environment; flags override these. */

@@ -20,8 +20,13 @@ interface EventDto {
   data: Record<string, unknown>;
 }
 
-// Prints its pid and HOME, then sleeps in that process for longer than the test.
-const RUNNERS = { home: { command: ['sh', '-c', 'echo "pid=$$ home=$HOME"; exec sleep 120'] } };
+// Starts a process in a session of its own (as a daemon does: out of the runner's group), prints
+// its pid and its own pid and HOME, then sleeps in that process for longer than the test.
+const RUNNERS = {
+  home: {
+    command: ['sh', '-c', 'setsid sleep 120 & echo "pid=$$ home=$HOME escaped=$!"; exec sleep 120'],
+  },
+};
 
 async function submit(url: string): Promise<string> {
   const created = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
@@ -32,13 +37,14 @@ async function submit(url: string): Promise<string> {
   return created.body.id;
 }
 
-/** The pid and HOME the session's runner printed. */
-function runOf(url: string, sessionId: string): Promise<{ pid: number; home: string }> {
+/** The pid and HOME the session's runner printed, and the pid of the process that left its group. */
+function runOf(url: string, sessionId: string): Promise<{ pid: number; home: string; escaped: number }> {
   return waitFor(
     async () => {
       for (const event of await readAllEvents<EventDto>(url, sessionId)) {
-        const match = /pid=(\d+) home=(\S+)/.exec(String(event.data.line ?? ''));
-        if (event.type === 'task.output' && match) return { pid: Number(match[1]), home: match[2]! };
+        const match = /pid=(\d+) home=(\S+) escaped=(\d+)/.exec(String(event.data.line ?? ''));
+        if (event.type === 'task.output' && match)
+          return { pid: Number(match[1]), home: match[2]!, escaped: Number(match[3]) };
       }
       return undefined;
     },
@@ -71,7 +77,8 @@ describe('cluster: a killed replica leaves no runner or HOME behind', { timeout:
     const second = await submit(live.url);
     const running = await runOf(live.url, second);
     t.after(() => {
-      for (const { pid } of [orphan, running]) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      for (const { pid, escaped } of [orphan, running])
+        for (const each of [pid, escaped]) if (isAlive(each)) process.kill(each, 'SIGKILL');
     });
     assert.notEqual(orphan.home, running.home);
 
@@ -83,8 +90,14 @@ describe('cluster: a killed replica leaves no runner or HOME behind', { timeout:
     // A replica (re)started on the data directory sweeps before its engine starts.
     const next = await suite.start({ dataDir, config: config(1) });
     assert.equal(await waitUntilGone(orphan.pid), true, "the killed replica's runner was not stopped");
+    assert.equal(
+      await waitUntilGone(orphan.escaped),
+      true,
+      "the killed replica's runner's daemon was not stopped",
+    );
     assert.equal(existsSync(orphan.home), false, "the killed replica's HOME was not removed");
     assert.equal(isAlive(running.pid), true, "the live replica's runner was stopped");
+    assert.equal(isAlive(running.escaped), true, "the live replica's runner's daemon was stopped");
     assert.equal(existsSync(running.home), true, "the live replica's HOME was removed");
     // Counted by the replica that swept, for an operator to see how often replicas die mid-run.
     assert.equal(await scrapeSample(next.url, 'maos_orphaned_runners_killed_total'), 1);
@@ -127,7 +140,7 @@ describe('cluster: a live replica sweeps a killed one without a restart', { time
     const sessionId = await submit(doomed.url);
     const orphan = await runOf(doomed.url, sessionId);
     t.after(() => {
-      if (isAlive(orphan.pid)) process.kill(orphan.pid, 'SIGKILL');
+      for (const each of [orphan.pid, orphan.escaped]) if (isAlive(each)) process.kill(each, 'SIGKILL');
     });
     // Started while the other lives: its start sweep leaves the other's directory alone.
     const live = await suite.start({ dataDir, config });
@@ -140,6 +153,11 @@ describe('cluster: a live replica sweeps a killed one without a restart', { time
       true,
       "the killed replica's runner was not stopped",
     );
+    assert.equal(
+      await waitUntilGone(orphan.escaped),
+      true,
+      "the killed replica's runner's daemon was not stopped",
+    );
     await waitFor(() => !existsSync(orphan.home), 10_000, "the killed replica's HOME to go");
     assert.equal(await scrapeSample(live.url, 'maos_orphaned_runners_killed_total'), 1);
     assert.equal(await scrapeSample(live.url, 'maos_replica_directories_removed_total'), 1);
@@ -147,10 +165,15 @@ describe('cluster: a live replica sweeps a killed one without a restart', { time
     const names = readdirSync(join(dataDir, 'replicas'));
     assert.equal(names.length, 1, names.join(', '));
     const again = await waitFor(async () => {
-      const events = await readAllEvents<EventDto>(live.url, sessionId);
-      const homes = events.flatMap((event) => /home=(\S+)/.exec(String(event.data.line ?? ''))?.[1] ?? []);
-      return homes.find((home) => home !== orphan.home);
+      for (const event of await readAllEvents<EventDto>(live.url, sessionId)) {
+        const match = /home=(\S+) escaped=(\d+)/.exec(String(event.data.line ?? ''));
+        if (match && match[1] !== orphan.home) return { home: match[1]!, escaped: Number(match[2]) };
+      }
+      return undefined;
     }, 30_000);
-    assert.ok(again.startsWith(join(dataDir, 'replicas', names[0]!, 'homes')), again);
+    t.after(() => {
+      if (isAlive(again.escaped)) process.kill(again.escaped, 'SIGKILL');
+    });
+    assert.ok(again.home.startsWith(join(dataDir, 'replicas', names[0]!, 'homes')), again.home);
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -36,6 +36,7 @@ const runtime = createCommandRuntime({
     missing: runner(['/nonexistent/program']),
     slow: runner(['sh', '-c', 'sleep 30'], { timeoutSeconds: 1 }),
     tree: runner(['sh', '-c', 'sleep 30 & echo "child $!"; wait']),
+    'run-id': runner(['sh', '-c', 'echo "run $MAOS_RUN_ID"; exec sleep 30']),
     // Exits at once, while a process of another session keeps its stdout open for a while (the
     // program waits until that process is in its own session: the group is killed at its exit).
     'exit-then-close': runner([
@@ -164,6 +165,28 @@ describe('command runtime', { timeout: 30_000 }, () => {
     controller.abort(new Error('stop'));
     await assert.rejects(running);
     assert.deepEqual(readdirSync(runs), []);
+  });
+
+  test('each run gets a MAOS_RUN_ID of its own, which its run record names', async () => {
+    const seen: string[] = [];
+    for (let run = 0; run < 2; run += 1) {
+      const controller = new AbortController();
+      const { ctx, output } = context(controller.signal);
+      const running = runtime.run(task('run-id'), ctx);
+      const id = await waitFor(
+        () => /run (\S+)\n/.exec(output.map(([, chunk]) => chunk).join(''))?.[1],
+        10_000,
+        'the run id',
+      );
+      const record = JSON.parse(readFileSync(join(dir, 'runs', 'task-1-1.json'), 'utf8')) as {
+        runId?: string;
+      };
+      assert.equal(record.runId, id);
+      seen.push(id);
+      controller.abort(new Error('stop'));
+      await assert.rejects(running);
+    }
+    assert.notEqual(seen[0], seen[1], 'a task run again under the same attempt gets another id');
   });
 
   test("each task runs with a writable HOME of its own, not the server's, removed when it ends", async () => {

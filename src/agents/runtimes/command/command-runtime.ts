@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { RunnerConfig } from '../../../config/schema.ts';
 import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
+import { newId } from '../../../store/ids.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import { recordRun, taskHomesDir } from './run-records.ts';
 import { sessionWorkspaceDir } from './session-workspaces.ts';
@@ -120,6 +121,9 @@ function runCommand(
   const { dataDir, replicaDir, homesDir, inherited } = where;
   const cwd = runner.cwd ? resolve(runner.cwd) : sessionWorkspaceDir(dataDir, task.sessionId);
   if (!runner.cwd) mkdirSync(cwd, { recursive: true });
+  // Of this run alone (a task given back runs again under the same attempt): every process the
+  // runner starts inherits it, so the next start finds those a crash left, in its group or not.
+  const runId = newId();
   const env: Record<string, string> = {
     ...inherited,
     ...runner.env,
@@ -130,6 +134,7 @@ function runCommand(
     MAOS_ROLE: task.role,
     MAOS_OBJECTIVE: task.objective,
     MAOS_ATTEMPT: String(task.attempt),
+    MAOS_RUN_ID: runId,
   };
   return new Promise<RuntimeResult>((resolvePromise, rejectPromise) => {
     if (ctx.signal.aborted) {
@@ -145,7 +150,7 @@ function runCommand(
     const forgetRun =
       child.pid === undefined
         ? () => {}
-        : recordRun(replicaDir, `${task.taskId}-${task.attempt}`, child.pid, home);
+        : recordRun(replicaDir, `${task.taskId}-${task.attempt}`, child.pid, home, runId);
     let stdoutTail = '';
     let stderrTail = '';
     let stopped: 'timeout' | 'abort' | null = null;

@@ -1,12 +1,50 @@
 // Orphaned runner processes: a recorded process group that is still alive is killed at the next
 // start; a record whose process is gone, or whose pid now belongs to another process, kills nothing.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { isAlive, spawnDetachedGroup, waitUntilGone } from '../../../../test/fixtures/processes.ts';
+import { waitFor } from '../../../../test/fixtures/wait-for.ts';
+import { newId } from '../../../store/ids.ts';
 import { killOrphanedRuns, recordRun, removeUnrecordedHomes, taskHomesDir } from './run-records.ts';
+
+/**
+ * Starts `sh -c script` as a runner starts (its own group, with MAOS_RUN_ID=runId); the script
+ * prints the pid of a process it started. Returns the runner's pid, that pid, and the runner's exit.
+ */
+async function startRun(
+  t: TestContext,
+  script: string,
+  runId: string,
+): Promise<{ pid: number; started: number; exited: Promise<void> }> {
+  const child = spawn('sh', ['-c', script], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, MAOS_RUN_ID: runId },
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const line = await new Promise<string>((resolve) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve(out.trim());
+    });
+  });
+  const started = Number(line);
+  t.after(() => {
+    for (const pid of [child.pid as number, started]) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  return { pid: child.pid as number, started, exited };
+}
+
+/** The process group of `pid` (/proc/<pid>/stat). */
+function groupOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
 
 test('a recorded group still running is killed at the next start; stale records kill nothing', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-runs-'));
@@ -84,4 +122,42 @@ test('HOMEs under <dataDir>/homes that no run record names go at the next start;
   // No homes directory (no runner ran yet): nothing to do.
   rmSync(homes, { recursive: true });
   assert.equal(removeUnrecordedHomes(dataDir), 0);
+});
+
+test('a runner that died after its server: the processes it left in its group are killed at the next start', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-runs-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const runId = newId();
+  const run = await startRun(t, 'sleep 30 & echo $!; exec sleep 30', runId);
+  recordRun(dataDir, 'task-1-1', run.pid, undefined, runId);
+  // The server is gone; then the runner dies too (alone), and its child stays in the runner's group.
+  process.kill(run.pid, 'SIGKILL');
+  await run.exited;
+  assert.equal(isAlive(run.pid), false);
+  assert.equal(groupOf(run.started), run.pid);
+
+  assert.equal(killOrphanedRuns(dataDir), 1);
+  assert.equal(await waitUntilGone(run.started), true, "the runner's child was left running");
+});
+
+test("a process that left the runner's group (setsid) is killed with the run; other runs' processes stay", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-runs-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const runId = newId();
+  const run = await startRun(t, 'setsid sleep 30 & echo $!; exec sleep 30', runId);
+  await waitFor(() => groupOf(run.started) === run.started, 5000, 'the child in a session of its own');
+  recordRun(dataDir, 'task-1-1', run.pid, undefined, runId);
+  // Another run (a live one, or one whose record is elsewhere), with a session of its own too.
+  const other = await startRun(t, 'setsid sleep 30 & echo $!; exec sleep 30', newId());
+  await waitFor(() => groupOf(other.started) === other.started, 5000, 'the other child in its session');
+
+  assert.equal(killOrphanedRuns(dataDir), 1);
+  assert.equal(await waitUntilGone(run.pid), true, 'the runner was left running');
+  assert.equal(
+    await waitUntilGone(run.started),
+    true,
+    'the process in a session of its own was left running',
+  );
+  assert.equal(isAlive(other.pid), true);
+  assert.equal(isAlive(other.started), true);
 });

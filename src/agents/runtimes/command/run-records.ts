@@ -5,9 +5,12 @@
 // the engine re-runs their tasks, so no command runs twice at once. A record also holds the process
 // start time (Linux /proc), so a recycled pid is never mistaken for the orphan, and the run's own
 // HOME, removed with the record (a crashed server never removed it). HOMEs no record names (the
-// server died after forgetting the run, before removing its HOME) are removed at start too.
+// server died after forgetting the run, before removing its HOME) are removed at start too. The
+// run's id, which every process of the run inherits as MAOS_RUN_ID, finds the processes that left
+// the group (setsid) or outlived the runner itself (child-process-groups.ts).
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
+import { findRunProcessGroups, readProcessStat } from './child-process-groups.ts';
 
 interface RunRecord {
   pid: number;
@@ -15,7 +18,17 @@ interface RunRecord {
   startTime: string | null;
   /** The run's HOME (`maos-home-*`, command-runtime.ts), when it got one. */
   home?: string;
+  /** The run's MAOS_RUN_ID (records of older versions have none). */
+  runId?: string;
 }
+
+/** A run id as the command runtime makes them (store/ids.ts); anything else is never looked for. */
+const RUN_ID_PATTERN = /^[0-9A-Za-z_-]{8,64}$/;
+/**
+ * Looks for a run's processes this many times: one that left the group may start another session
+ * between a look and the kill; a third look that still finds some gives up until the next sweep.
+ */
+const RUN_PROCESS_LOOKS = 3;
 
 /** Only a directory named as the command runtime names task HOMEs is ever removed from a record. */
 const TASK_HOME_PREFIX = 'maos-home-';
@@ -36,23 +49,30 @@ export function taskHomesDir(dataDir: string): string {
 
 /** The start time of process `pid` (Linux), or null when it cannot be read (gone, or no /proc). */
 function readStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from its closing one.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
+  return readProcessStat(pid)?.startTime || null;
 }
 
-/** Records the process group `pid` of a run (and its HOME); returns the function that forgets it. */
-export function recordRun(dataDir: string, runId: string, pid: number, home?: string): () => void {
+/**
+ * Records the process group `pid` of a run (and its HOME, and the MAOS_RUN_ID its processes carry)
+ * as `<dataDir>/runs/<name>.json`; returns the function that forgets it.
+ */
+export function recordRun(
+  dataDir: string,
+  name: string,
+  pid: number,
+  home?: string,
+  runId?: string,
+): () => void {
   const dir = runsDir(dataDir);
-  const file = join(dir, `${runId}.json`);
+  const file = join(dir, `${name}.json`);
   try {
     mkdirSync(dir, { recursive: true });
-    const record: RunRecord = { pid, startTime: readStartTime(pid), ...(home === undefined ? {} : { home }) };
+    const record: RunRecord = {
+      pid,
+      startTime: readStartTime(pid),
+      ...(home === undefined ? {} : { home }),
+      ...(runId === undefined ? {} : { runId }),
+    };
     writeFileSync(file, JSON.stringify(record));
   } catch {
     // Best effort: a run without a record is only unprotected against a later crash.
@@ -62,8 +82,8 @@ export function recordRun(dataDir: string, runId: string, pid: number, home?: st
 }
 
 /**
- * Kills the process groups of runs a previous server left behind and removes their HOMEs; returns
- * how many were alive.
+ * Kills the processes of runs a previous server left behind and removes their HOMEs; returns how
+ * many runs still had processes.
  */
 export function killOrphanedRuns(dataDir: string): number {
   const dir = runsDir(dataDir);
@@ -77,21 +97,59 @@ export function killOrphanedRuns(dataDir: string): number {
   for (const name of names) {
     const file = join(dir, name);
     try {
-      const record = JSON.parse(readFileSync(file, 'utf8')) as RunRecord;
-      const now = readStartTime(record.pid);
-      // Alive and the same process (where /proc tells): its whole group goes.
-      if (now !== null && record.startTime !== null && now === record.startTime) {
-        process.kill(-record.pid, 'SIGKILL');
-        killed += 1;
-      }
+      if (killRun(JSON.parse(readFileSync(file, 'utf8')) as RunRecord)) killed += 1;
     } catch {
-      // Gone already, unreadable or not ours: nothing to stop.
+      // Unreadable or not ours: nothing to stop.
     }
     removeTaskHome(file);
     rmSync(file, { force: true });
   }
   removeUnrecordedHomes(dataDir);
   return killed;
+}
+
+/**
+ * Kills (SIGKILL) what is left of a recorded run: the runner's group while the runner lives (the same
+ * process: start time checked, so a recycled pid is left alone), then killRunLeftovers. Returns
+ * whether anything was signalled.
+ */
+function killRun(record: RunRecord): boolean {
+  const now = readStartTime(record.pid);
+  const runner = now !== null && record.startTime !== null && now === record.startTime;
+  const group = runner && killGroups([record.pid]);
+  const leftovers = typeof record.runId === 'string' && killRunLeftovers(record.runId, record.startTime);
+  return group || leftovers;
+}
+
+/**
+ * Kills (SIGKILL) the groups of the processes that carry run `runId`'s MAOS_RUN_ID and started no
+ * earlier than its runner (`startTime`): those that left the runner's group (setsid) or stayed in
+ * it after the runner ended (child-process-groups.ts). Returns whether it found any.
+ */
+export function killRunLeftovers(runId: string, startTime: string | null): boolean {
+  if (!RUN_ID_PATTERN.test(runId) || startTime === null) return false;
+  let found = false;
+  for (let look = 0; look < RUN_PROCESS_LOOKS; look += 1) {
+    const groups = findRunProcessGroups(runId, startTime);
+    if (groups.length === 0) break;
+    found = true;
+    killGroups(groups);
+  }
+  return found;
+}
+
+/** SIGKILLs each process group; returns whether any was still there. */
+function killGroups(groups: readonly number[]): boolean {
+  let signalled = false;
+  for (const group of groups) {
+    try {
+      process.kill(-group, 'SIGKILL');
+      signalled = true;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return signalled;
 }
 
 /**
