@@ -90,6 +90,16 @@ function isKeyRejected(status: number): boolean {
   return status === 401 || status === 403;
 }
 
+/**
+ * Where the provider's credentials are: its API key; else its `headers` (Azure OpenAI's `api-key`,
+ * a gateway's token), which a server that refuses the request rejected rather than "got no key";
+ * else none (Ollama and vLLM usually need none, so an openai-compatible provider may have none).
+ */
+function credentialsOf(provider: ProviderConfig): 'apiKey' | 'headers' | 'none' {
+  if (provider.apiKey !== undefined) return 'apiKey';
+  return Object.keys(provider.headers ?? {}).length > 0 ? 'headers' : 'none';
+}
+
 async function checkOne(
   name: string,
   provider: ProviderConfig,
@@ -125,25 +135,34 @@ async function checkOne(
     };
   }
   const { status } = probe;
-  // Ollama and vLLM usually need no key, so an openai-compatible provider may have none.
-  const keyed = provider.apiKey !== undefined;
+  const credentials = credentialsOf(provider);
   if (isKeyRejected(status)) {
+    const keyFix = `Set a valid key in providers.${name}.apiKey (or apiKey_FILE / MAOS_PROVIDERS__${name.toUpperCase().replace(/-/g, '_')}__API_KEY).`;
     return {
       name: `provider:${name}`,
       status: 'fail',
-      message: keyed
-        ? `${base} rejected the API key (HTTP ${status})`
-        : `${base} wants an API key and none is configured (HTTP ${status})`,
-      fix: `Set a valid key in providers.${name}.apiKey (or apiKey_FILE / MAOS_PROVIDERS__${name.toUpperCase().replace(/-/g, '_')}__API_KEY).`,
+      message:
+        credentials === 'apiKey'
+          ? `${base} rejected the API key (HTTP ${status})`
+          : credentials === 'headers'
+            ? `${base} rejected the credentials in providers.${name}.headers (HTTP ${status})`
+            : `${base} wants an API key and none is configured (HTTP ${status})`,
+      fix:
+        credentials === 'headers'
+          ? `Check the credential in providers.${name}.headers (e.g. Azure OpenAI's api-key), or set providers.${name}.apiKey if the server wants a Bearer token.`
+          : keyFix,
     };
   }
   if (status >= 200 && status < 300) {
     return {
       name: `provider:${name}`,
       status: 'pass',
-      message: keyed
-        ? `${base} reachable, key accepted (model ${provider.model})`
-        : `${base} reachable, no API key needed (model ${provider.model})`,
+      message:
+        credentials === 'apiKey'
+          ? `${base} reachable, key accepted (model ${provider.model})`
+          : credentials === 'headers'
+            ? `${base} reachable, accepted with providers.${name}.headers (model ${provider.model})`
+            : `${base} reachable, no API key needed (model ${provider.model})`,
     };
   }
   // Some OpenAI-compatible servers have no model list; reachability is still worth knowing.
@@ -187,8 +206,18 @@ export function startProviderKeyCheck(
     if (!('status' in probe) || !isKeyRejected(probe.status)) return false;
     const reason = `${probe.base}/models answered HTTP ${probe.status}`;
     // An openai-compatible provider may be configured without a key (Ollama, vLLM): a server that
-    // wants one did not reject a key, it got none.
-    if (provider.apiKey === undefined) {
+    // wants one did not reject a key, it got none, unless the credential is in its headers.
+    const credentials = credentialsOf(provider);
+    if (credentials === 'headers') {
+      logger.warn(
+        {
+          provider: name,
+          reason,
+          fix: `check the credential in providers.${name}.headers, or set providers.${name}.apiKey`,
+        },
+        'LLM provider rejected the credentials in its configured headers; calls with them will fail until they are fixed',
+      );
+    } else if (credentials === 'none') {
       logger.warn(
         { provider: name, reason, fix: `set a key in providers.${name}.apiKey (or apiKey_FILE)` },
         'LLM provider requires an API key and none is configured; calls to it will fail until one is set',
