@@ -57,7 +57,11 @@ interface Caller {
  * An OIDC subject that is a viewer (`sessions:read`: the /mcp route's permission) and a developer
  * (`sessions:create`: orchestrate's) through role bindings, with an MCP session on `server`.
  */
-async function callerOn(idp: TestOidcProvider, server: TestServer): Promise<Caller> {
+async function callerOn(
+  idp: TestOidcProvider,
+  server: TestServer,
+  protocol = LATEST_PROTOCOL_VERSION,
+): Promise<Caller> {
   subjects += 1;
   const subject = `resume-caller-${subjects}-${Date.now()}`;
   const db = server.app.database.db as unknown as SecurityDb;
@@ -72,7 +76,7 @@ async function callerOn(idp: TestOidcProvider, server: TestServer): Promise<Call
   await grantRole(db, { tenantId: 'acme', principal: subject, role: 'viewer', createdBy: 'test' });
   await grantRole(db, { tenantId: 'acme', principal: subject, role: 'developer', createdBy: 'test' });
   const auth = { authorization: `Bearer ${await idp.getToken({ subject })}` };
-  const { sessionId, negotiated } = await initializeMcp(server.url, LATEST_PROTOCOL_VERSION, auth);
+  const { sessionId, negotiated } = await initializeMcp(server.url, protocol, auth);
   return {
     subject,
     admin,
@@ -80,7 +84,10 @@ async function callerOn(idp: TestOidcProvider, server: TestServer): Promise<Call
   };
 }
 
-/** Starts an orchestrate call that waits an hour, reads its priming event, drops the connection. */
+/**
+ * Starts an orchestrate call that waits an hour, reads its first message with an event id (the
+ * priming event; before 2025-11-25, a progress notification), drops the connection.
+ */
 async function startCallAndDrop(server: TestServer, caller: Caller): Promise<string> {
   const dropped = new AbortController();
   const call = await postMcp(
@@ -91,6 +98,7 @@ async function startCallAndDrop(server: TestServer, caller: Caller): Promise<str
       method: 'tools/call',
       params: {
         name: 'orchestrate',
+        _meta: { progressToken: 'resume' },
         arguments: {
           objective: 'x',
           agents: [{ role: 'qa', task: 't', runner: 'ok' }],
@@ -102,10 +110,11 @@ async function startCallAndDrop(server: TestServer, caller: Caller): Promise<str
     dropped.signal,
   );
   assert.equal(call.status, 200);
-  const [priming] = await readFrames(call, (frame) => frame.id !== undefined);
+  const frames = await readFrames(call, (frame) => frame.id !== undefined);
   dropped.abort();
-  assert.ok(priming?.id, 'the call stream sent its priming event');
-  return priming.id;
+  const lastEventId = frames.at(-1)?.id;
+  assert.ok(lastEventId, 'the call stream sent an event id');
+  return lastEventId;
 }
 
 /** Resumes from `lastEventId` on `server`, again while it answers 409 (the drop not noticed yet). */
@@ -163,6 +172,16 @@ describe('SQLite: a resumed tool-call stream needs the tool permission', { timeo
     const lastEventId = await startCallAndDrop(server, caller);
     await removeDeveloper(server, caller);
     // Before: 200, and the rest of the orchestrate call's stream, on `sessions:read` alone.
+    await assertRefused(await resume(server, caller, lastEventId));
+  });
+
+  test('a client on protocol 2025-03-26 (no priming event): refused once the caller lost it', async (t) => {
+    // Progress every 0.2 s: the first message with an event id is the call's own.
+    const server = await startTestServer({ config: configFor(idp, 0.2) });
+    t.after(() => server.close());
+    const caller = await callerOn(idp, server, '2025-03-26');
+    const lastEventId = await startCallAndDrop(server, caller);
+    await removeDeveloper(server, caller);
     await assertRefused(await resume(server, caller, lastEventId));
   });
 
