@@ -167,7 +167,7 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
       clearInterval(watch);
       options.onClientStalled?.(unsentBytes);
       // 'close' follows, which closes the stream (its sender stops waiting for 'drain').
-      socket?.destroy();
+      socket.destroy();
     }
   };
   const watch = setInterval(tick, options.keepAliveMs);
