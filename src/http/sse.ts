@@ -29,8 +29,8 @@ export interface SseStreamOptions {
  * bounds what waits in memory (the next event is read only once the socket took the last), but a
  * client that keeps its connection open and stops reading would otherwise hold its stream, one of
  * its tenant's capped slots, and those bytes until it disconnects. It resumes with Last-Event-ID.
- * Progress is a write the socket has handed on to the kernel, so a client that reads slowly but
- * steadily (one frame per interval will do) is never dropped.
+ * Progress is any write the socket has handed on to the kernel (which takes more once the client
+ * has read some of what it holds), so a client that reads slowly but steadily is never dropped.
  */
 export const STALLED_CLIENT_INTERVALS = 4;
 
