@@ -38,12 +38,17 @@ const runtime = createCommandRuntime({
     tree: runner(['sh', '-c', 'sleep 30 & echo "child $!"; wait']),
     'run-id': runner(['sh', '-c', 'echo "run $MAOS_RUN_ID"; exec sleep 30']),
     // Exits at once, while a process of another session keeps its stdout open for a while (the
-    // program waits until that process is in its own session: the group is killed at its exit).
+    // program waits until that process is in its own session: the group is killed at its exit; the
+    // process does not carry MAOS_RUN_ID, so it is not killed with the run).
     'exit-then-close': runner([
       'sh',
       '-c',
-      'setsid sh -c \'touch "$0"; exec sleep 3\' "$HOME/in-own-session" & while [ ! -e "$HOME/in-own-session" ]; do sleep 0.01; done; echo done',
+      'env -u MAOS_RUN_ID setsid sh -c \'touch "$0"; exec sleep 3\' "$HOME/in-own-session" & while [ ! -e "$HOME/in-own-session" ]; do sleep 0.01; done; echo done',
     ]),
+    // Start a daemon (a session of its own, out of the runner's group) and exit: one with its output
+    // elsewhere, one that holds the run's stdout open.
+    daemon: runner(['sh', '-c', 'setsid sleep 60 >/dev/null 2>&1 & echo "child $!"']),
+    'daemon-on-stdout': runner(['sh', '-c', 'setsid sleep 60 & echo "child $!"']),
     // Past the kept tails (64 Ki and 4 Ki UTF-16 units), each cut falling inside an emoji.
     emoji: runner([process.execPath, '-e', "process.stdout.write('😀'.repeat(40000) + '.')"]),
     'emoji-fail': runner([
@@ -141,6 +146,17 @@ describe('command runtime', { timeout: 30_000 }, () => {
     controller.abort(new AppError('TIMEOUT', 'cancelled'));
     await assert.rejects(running, /cancelled/);
     assert.equal(await waitUntilGone(pid), true, 'the grandchild was killed');
+  });
+
+  test("a daemon the runner started (setsid) ends with the run, also one holding the run's stdout", async (t) => {
+    for (const name of ['daemon', 'daemon-on-stdout']) {
+      const { output } = await runtime.run(task(name), context().ctx);
+      const pid = Number(/child (\d+)/.exec(output)?.[1]);
+      t.after(() => {
+        if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      });
+      assert.equal(await waitUntilGone(pid), true, `the daemon of ${name} outlived its run`);
+    }
   });
 
   test('an abort after the program exited, before its pipes closed, leaves its exit code standing', async () => {

@@ -10,7 +10,8 @@ import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import { newId } from '../../../store/ids.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
-import { recordRun, taskHomesDir } from './run-records.ts';
+import { readProcessStat } from './child-process-groups.ts';
+import { killRunLeftovers, recordRun, taskHomesDir } from './run-records.ts';
 import { sessionWorkspaceDir } from './session-workspaces.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
@@ -146,6 +147,8 @@ function runCommand(
     if (home !== undefined) env.HOME = home;
     const [program, ...args] = runner.command as [string, ...string[]];
     const child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Read while it surely runs: the run's processes started no earlier (killRunLeftovers).
+    const startTime = child.pid === undefined ? null : (readProcessStat(child.pid)?.startTime ?? null);
     // Recorded while it runs: should the server die without stopping it, the next start kills it.
     const forgetRun =
       child.pid === undefined
@@ -217,8 +220,11 @@ function runCommand(
     });
     child.on('exit', () => {
       exited = true;
-      // Leftover processes of the group must not outlive the task (nor keep its pipes open).
+      // Leftover processes of the group must not outlive the task (nor keep its pipes open, which
+      // would hold the run past its timeout), and neither must those that left the group (setsid)
+      // but carry the run's id.
       signalGroup(child, 'SIGKILL');
+      killRunLeftovers(runId, startTime);
       forgetRun();
     });
     child.on('close', (code, signal) => {
