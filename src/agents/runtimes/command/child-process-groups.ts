@@ -5,6 +5,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /** The variable the command runtime gives every run, with an id of that run alone. */
 const RUN_ID_VARIABLE = 'MAOS_RUN_ID';
+/** A run id as the command runtime makes them (store/ids.ts); anything else is never looked for. */
+const RUN_ID_PATTERN = /^[0-9A-Za-z_-]{8,64}$/;
+/**
+ * Looks for a run's processes this many times: one that left the group may start another session
+ * between a look and the kill; a third look that still finds some gives up until the next sweep.
+ */
+const RUN_PROCESS_LOOKS = 3;
 
 /** What /proc/<pid>/stat tells of a process. */
 interface ProcessStat {
@@ -46,22 +53,62 @@ function listPids(): number[] {
 
 /**
  * Kills (SIGKILL) the whole process group of every direct child of `parentPid` that leads its own
- * group, i.e. every detached runner, and returns how many it killed. Reads Linux's /proc; where
- * there is none, kills nothing (the next start on SQLite still stops recorded orphans).
+ * group, i.e. every detached runner, and what its run started outside that group (the processes
+ * that carry its MAOS_RUN_ID: killRunLeftovers); returns how many runners it killed. Reads Linux's
+ * /proc; where there is none, kills nothing (the next start on SQLite still stops recorded orphans).
  */
 export function killChildProcessGroups(parentPid: number = process.pid): number {
   let killed = 0;
   for (const pid of listPids()) {
     const stat = readProcessStat(pid);
     if (stat === undefined || stat.ppid !== parentPid || stat.pgrp !== pid || stat.state === 'Z') continue;
-    try {
-      process.kill(-pid, 'SIGKILL');
-      killed += 1;
-    } catch {
-      // Already gone.
-    }
+    const runId = readRunId(pid);
+    if (killGroups([pid])) killed += 1;
+    if (runId !== undefined) killRunLeftovers(runId, stat.startTime);
   }
   return killed;
+}
+
+/** The MAOS_RUN_ID in the environment of process `pid`, if it has one. */
+function readRunId(pid: number): string | undefined {
+  try {
+    const prefix = `${RUN_ID_VARIABLE}=`;
+    const entries = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+    return entries.find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGKILLs each process group; returns whether any was still there. */
+export function killGroups(groups: readonly number[]): boolean {
+  let signalled = false;
+  for (const group of groups) {
+    try {
+      process.kill(-group, 'SIGKILL');
+      signalled = true;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return signalled;
+}
+
+/**
+ * Kills (SIGKILL) the groups of the processes that carry run `runId`'s MAOS_RUN_ID and started no
+ * earlier than its runner (`startTime`): those that left the runner's group (setsid) or stayed in
+ * it after the runner ended (findRunProcessGroups). Returns whether it found any.
+ */
+export function killRunLeftovers(runId: string, startTime: string | null): boolean {
+  if (!RUN_ID_PATTERN.test(runId) || startTime === null) return false;
+  let found = false;
+  for (let look = 0; look < RUN_PROCESS_LOOKS; look += 1) {
+    const groups = findRunProcessGroups(runId, startTime);
+    if (groups.length === 0) break;
+    found = true;
+    killGroups(groups);
+  }
+  return found;
 }
 
 /**

@@ -10,8 +10,8 @@ import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import { newId } from '../../../store/ids.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
-import { readProcessStat } from './child-process-groups.ts';
-import { killRunLeftovers, recordRun, taskHomesDir } from './run-records.ts';
+import { killRunLeftovers, readProcessStat } from './child-process-groups.ts';
+import { recordRun, taskHomesDir } from './run-records.ts';
 import { sessionWorkspaceDir } from './session-workspaces.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */

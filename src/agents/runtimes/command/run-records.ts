@@ -10,7 +10,7 @@
 // the group (setsid) or outlived the runner itself (child-process-groups.ts).
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import { findRunProcessGroups, readProcessStat } from './child-process-groups.ts';
+import { killGroups, killRunLeftovers, readProcessStat } from './child-process-groups.ts';
 
 interface RunRecord {
   pid: number;
@@ -21,14 +21,6 @@ interface RunRecord {
   /** The run's MAOS_RUN_ID (records of older versions have none). */
   runId?: string;
 }
-
-/** A run id as the command runtime makes them (store/ids.ts); anything else is never looked for. */
-const RUN_ID_PATTERN = /^[0-9A-Za-z_-]{8,64}$/;
-/**
- * Looks for a run's processes this many times: one that left the group may start another session
- * between a look and the kill; a third look that still finds some gives up until the next sweep.
- */
-const RUN_PROCESS_LOOKS = 3;
 
 /** Only a directory named as the command runtime names task HOMEs is ever removed from a record. */
 const TASK_HOME_PREFIX = 'maos-home-';
@@ -119,37 +111,6 @@ function killRun(record: RunRecord): boolean {
   const group = runner && killGroups([record.pid]);
   const leftovers = typeof record.runId === 'string' && killRunLeftovers(record.runId, record.startTime);
   return group || leftovers;
-}
-
-/**
- * Kills (SIGKILL) the groups of the processes that carry run `runId`'s MAOS_RUN_ID and started no
- * earlier than its runner (`startTime`): those that left the runner's group (setsid) or stayed in
- * it after the runner ended (child-process-groups.ts). Returns whether it found any.
- */
-export function killRunLeftovers(runId: string, startTime: string | null): boolean {
-  if (!RUN_ID_PATTERN.test(runId) || startTime === null) return false;
-  let found = false;
-  for (let look = 0; look < RUN_PROCESS_LOOKS; look += 1) {
-    const groups = findRunProcessGroups(runId, startTime);
-    if (groups.length === 0) break;
-    found = true;
-    killGroups(groups);
-  }
-  return found;
-}
-
-/** SIGKILLs each process group; returns whether any was still there. */
-function killGroups(groups: readonly number[]): boolean {
-  let signalled = false;
-  for (const group of groups) {
-    try {
-      process.kill(-group, 'SIGKILL');
-      signalled = true;
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return signalled;
 }
 
 /**
