@@ -178,6 +178,33 @@ describe('loadConfig', () => {
     assert.ok(missing[0]?.includes('cannot read'));
   });
 
+  test('an unreadable *_FILE names its path only when it is an absolute one, never the secret put there', () => {
+    const missing = join(dir, 'no-such-url');
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ env: { MAOS_STORE__URL_FILE: missing } })),
+      [`store.url_FILE: cannot read ${missing} (ENOENT) (from the environment: MAOS_STORE__URL_FILE)`],
+    );
+    // The secret itself where its file goes (a URL, a PEM key, an API key): not a path, not echoed.
+    for (const secret of [
+      'postgres://maos:s3cret-pw@db/maos',
+      '-----BEGIN PRIVATE KEY-----\nMC4CAQ\n',
+      'sk-live-s3cret',
+    ]) {
+      const problems = problemsOf(() => loadConfig({ env: { MAOS_STORE__URL_FILE: secret } }));
+      assert.deepEqual(problems, [
+        'store.url_FILE: is not an absolute path and cannot be read (ENOENT); a _FILE setting names a file holding the secret, not the secret (value not shown) (from the environment: MAOS_STORE__URL_FILE)',
+      ]);
+      assert.ok(!problems.join('\n').includes('s3cret') && !problems.join('\n').includes('MC4CAQ'));
+    }
+    const file = write(
+      'secret-in-file-key.yaml',
+      'providers:\n  oa:\n    type: openai\n    model: m\n    apiKey_FILE: sk-live-s3cret\n',
+    );
+    const problems = problemsOf(() => loadConfig({ configPath: file, env: {} }));
+    assert.match(problems[0] as string, /^providers\.oa\.apiKey_FILE: is not an absolute path/);
+    assert.ok(!problems.join('\n').includes('s3cret'));
+  });
+
   test('a key and its _FILE form are one setting: the later source wins; in one source both are an error', () => {
     const fileUrl = write('url-file.txt', 'postgres://from-file-secret/maos\n');
     const envUrl = write('url-env.txt', 'postgres://from-env-secret/maos\n');

@@ -2,7 +2,7 @@
 // counts as the key), reads `*_FILE` secrets, validates once and freezes. The only place in MAOS
 // that reads process.env.
 import { readFileSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
+import { extname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES, RUNNER_ENV_NAMES } from './client-env.ts';
@@ -244,7 +244,14 @@ function resolveFileReferences(
     try {
       text = withoutBom(readFileSync(child, 'utf8')).replace(/\r?\n$/, '');
     } catch (error) {
-      problem(`cannot read ${child} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      // A value that is not an absolute path may be the secret itself put where its file goes (a
+      // URL, a key): not repeated, as the message lands in the log. An absolute path is shown.
+      problem(
+        isAbsolute(child)
+          ? `cannot read ${child} (${code})`
+          : `is not an absolute path and cannot be read (${code}); a _FILE setting names a file holding the secret, not the secret (value not shown)`,
+      );
       continue;
     }
     // An empty file is a secret not filled in, not a value: read as '', an empty store.url would
