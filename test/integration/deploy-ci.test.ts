@@ -13,7 +13,7 @@ interface Step {
 }
 interface Workflow {
   on: Record<string, unknown>;
-  jobs: Record<string, { steps: Step[]; 'runs-on': string; 'timeout-minutes'?: number }>;
+  jobs: Record<string, { steps: Step[]; 'runs-on': string; 'timeout-minutes'?: number; if?: string }>;
 }
 
 const ci = parseYaml(readFileSync('.github/workflows/ci.yml', 'utf8')) as Workflow;
@@ -62,6 +62,26 @@ describe('CI workflows', () => {
     assert.equal(build?.with?.push, false, 'CI builds but never pushes');
     assert.match(commands, /helm lint deploy\/helm\/maos/);
     assert.match(commands, /terraform -chdir=deploy\/terraform\/examples\/basic validate/);
+  });
+
+  test('ci.yml runs the dependency audit on a schedule, every month at least, and only the audit', () => {
+    // Advisories are published against versions already released: a month without a push must
+    // not mean a month without a scan.
+    const schedules = (ci.on.schedule ?? []) as { cron: string }[];
+    assert.ok(schedules.length > 0, 'ci.yml has a schedule trigger');
+    for (const { cron } of schedules) {
+      const fields = cron.trim().split(/\s+/);
+      assert.equal(fields.length, 5, `cron "${cron}" has five fields`);
+      assert.equal(fields[3], '*', `cron "${cron}" runs every month`);
+    }
+    const audit = ci.jobs.audit;
+    assert.ok(audit, 'ci.yml has an audit job');
+    assert.equal(audit.if, undefined, 'the audit job runs on every trigger');
+    assert.match(runs({ on: {}, jobs: { audit } }).join('\n'), /npm audit --omit=dev --audit-level=high/);
+    for (const [name, job] of Object.entries(ci.jobs)) {
+      if (name !== 'audit')
+        assert.match(job.if ?? '', /github\.event_name != 'schedule'/, `${name} skips scheduled runs`);
+    }
   });
 
   test('every action is pinned to a version and every job has a timeout', () => {
