@@ -2,13 +2,14 @@
 // runner runs. A replica started afterwards kills that orphaned runner and removes its HOME, while
 // the runner of a live replica on the same data directory goes on with its HOME untouched.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { holdsLiveLease } from '../../src/agents/runtimes/command/replica-dirs.ts';
+import { recordRun } from '../../src/agents/runtimes/command/run-records.ts';
 import { scrapeSample } from '../fixtures/metrics-scrape.ts';
-import { isAlive, waitUntilGone } from '../fixtures/processes.ts';
+import { isAlive, spawnDetachedGroup, waitUntilGone } from '../fixtures/processes.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 import { killServeChildren, startServeChild, writeServeConfig } from '../fixtures/serve-child.ts';
 import { readAllEvents, requestJson } from '../fixtures/server.ts';
@@ -66,6 +67,13 @@ describe('cluster: a killed replica leaves no runner or HOME behind', { timeout:
       workers: { concurrency, pollIntervalMs: 200 },
       runners: RUNNERS,
     });
+    // What a replica of a version before replica directories writes: a HOME and a record of its
+    // live runner straight under the data directory, with no lock to tell whether it still runs.
+    const legacyRunner = spawnDetachedGroup('exec sleep 120');
+    t.after(legacyRunner.kill);
+    const legacyHome = join(dataDir, 'homes', 'maos-home-Old123');
+    mkdirSync(legacyHome, { recursive: true });
+    recordRun(dataDir, 'task-old-1', legacyRunner.pid, legacyHome);
     // The replica to be killed: one slot, busy with its task, so the next session runs elsewhere.
     const configPath = writeServeConfig(dataDir, { ...config(1), logLevel: 'silent' });
     const doomed = await startServeChild(configPath);
@@ -103,6 +111,10 @@ describe('cluster: a killed replica leaves no runner or HOME behind', { timeout:
     assert.equal(await scrapeSample(next.url, 'maos_orphaned_runners_killed_total'), 1);
     assert.equal(await scrapeSample(next.url, 'maos_replica_directories_removed_total'), 1);
     assert.equal(await scrapeSample(live.url, 'maos_replica_directories_removed_total'), 0);
+    // An older version's HOME and run record are never swept in PostgreSQL mode (ADR 0012).
+    assert.equal(isAlive(legacyRunner.pid), true, "an older version's runner was stopped");
+    assert.equal(existsSync(legacyHome), true, "an older version's HOME was removed");
+    assert.equal(existsSync(join(dataDir, 'runs', 'task-old-1.json')), true);
 
     // The lease a sweep asks about for a replica of another machine is the one its engine holds:
     // the worker id its directory's lock records (host:pid:<the directory's last 12 characters>).
