@@ -91,7 +91,7 @@ export interface Metrics extends LlmMetrics {
   /** Workspace directories of deleted sessions removed from this replica's data directory. */
   recordWorkspacesRemoved(count: number): void;
   /**
-   * Runner process groups a server or replica that is gone left running, killed by this process (at
+   * Runs whose processes a server or replica that is gone left running, killed by this process (at
    * start on SQLite, by the replica directory sweep on PostgreSQL).
    */
   recordOrphanedRunnersKilled(count: number): void;
@@ -303,7 +303,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const orphanedRunnersKilled = new Counter({
     name: 'maos_orphaned_runners_killed_total',
-    help: 'Runner process groups left running by a server or replica that is gone, killed by this process.',
+    help: 'Runs whose processes a server or replica that is gone left running, killed by this process.',
     registers,
   });
   const replicaDirectoriesRemoved = new Counter({
