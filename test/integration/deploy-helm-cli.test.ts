@@ -22,7 +22,9 @@ import {
   one,
   POSTGRES,
   POSTGRES_FULL,
+  renderedDashboards,
   serverConfigMap,
+  shippedDashboards,
 } from '../fixtures/helm-manifests.ts';
 
 const INSTALL_HINT =
@@ -373,7 +375,7 @@ for (const helm of helms) {
       });
     }
 
-    test('the packaged chart carries the Prometheus rules behind the rules/ link', () => {
+    test('the packaged chart carries the Prometheus rules and Grafana dashboards behind their links', () => {
       const pack = run(['package', CHART, '--destination', work]);
       assert.equal(pack.status, 0, pack.stderr);
       const archive = join(work, readdirSync(work).find((f) => f.endsWith('.tgz')) as string);
@@ -382,6 +384,7 @@ for (const helm of helms) {
         String(a.name).localeCompare(String(b.name)),
       );
       assert.deepEqual(groups, shippedRuleGroups());
+      assert.deepEqual(renderedDashboards(byKind), shippedDashboards());
     });
 
     test('the test renderer produces exactly the manifests helm renders', () => {

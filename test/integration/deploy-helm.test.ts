@@ -25,7 +25,9 @@ import {
   one,
   POSTGRES,
   POSTGRES_FULL,
+  renderedDashboards,
   serverConfigMap,
+  shippedDashboards,
 } from '../fixtures/helm-manifests.ts';
 import { requireBinary, runPromtool } from '../helpers/promtool.ts';
 
@@ -222,6 +224,39 @@ describe('Helm chart', () => {
     assert.deepEqual(alerts, shippedAlerts);
     const config = parseYaml(String(at(serverConfigMap(byKind), 'data')['config.yaml']));
     assert.equal(config.auth.oidc.issuer, 'https://idp.example.com/realms/main');
+  });
+
+  test('metrics.grafanaDashboards: one ConfigMap for the Grafana sidecar with every shipped dashboard, unchanged', () => {
+    const shipped = shippedDashboards();
+    assert.ok(Object.keys(shipped).length > 0);
+    for (const values of [{}, POSTGRES]) {
+      const off = render(values).byKind;
+      assert.equal(
+        (off.get('ConfigMap') ?? []).filter((d) => at(d, 'metadata.labels')?.grafana_dashboard).length,
+        0,
+      );
+      const { byKind } = render({
+        ...values,
+        metrics: { grafanaDashboards: { enabled: true, annotations: { grafana_folder: 'MAOS' } } },
+      });
+      const configMap = (byKind.get('ConfigMap') ?? []).find(
+        (doc) => at(doc, 'metadata.labels')?.grafana_dashboard === '1',
+      );
+      assert.ok(configMap, 'labelled grafana_dashboard: "1", which the Grafana chart’s sidecar loads');
+      assert.equal(at(configMap, 'metadata.annotations')?.grafana_folder, 'MAOS');
+      assert.deepEqual(renderedDashboards(byKind), shipped);
+      assert.ok(serverConfigMap(byKind), 'the server’s own ConfigMap is still the one the pods mount');
+    }
+    const relabelled = render({
+      metrics: {
+        grafanaDashboards: { enabled: true, labels: { grafana_dashboard: null, dashboards: 'maos' } },
+      },
+    }).byKind;
+    const relabelledMap = (relabelled.get('ConfigMap') ?? []).find(
+      (doc) => at(doc, 'metadata.labels')?.dashboards === 'maos',
+    );
+    assert.ok(relabelledMap, 'the sidecar label is configurable');
+    assert.equal(at(relabelledMap, 'metadata.labels').grafana_dashboard, undefined);
   });
 
   test('PodDisruptionBudget only above minAvailable replicas: a budget nothing can meet blocks drains', () => {
