@@ -174,9 +174,29 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
   }
 
   function authorizeRequest(request: FastifyRequest, permission: Permission): void {
-    const principal = states.get(request)?.principal;
-    if (!principal) throw new AppError('UNAUTHENTICATED', 'authentication required');
-    authorize(principal, permission);
+    const state = states.get(request);
+    const principal = state?.principal;
+    if (!state || !principal) throw new AppError('UNAUTHENTICATED', 'authentication required');
+    try {
+      authorize(principal, permission);
+    } catch (error) {
+      // Refused as a whole (an MCP resume that needs a tool's permission: 403), the request's audit
+      // record and challenge name this permission, not the route's it had.
+      noteMissingPermission(state, principal, permission);
+      throw error;
+    }
+  }
+
+  /** The audit reason and the 403 challenge (RFC 6750 `insufficient_scope`) of a missing permission. */
+  function noteMissingPermission(state: RequestState, principal: Principal, permission: Permission): void {
+    state.denial = `missing permission ${permission}`;
+    const scope = principal.authMethod === 'oidc' ? options.scopeFor?.(permission) : null;
+    state.challenge = formatBearerChallenge(
+      realm,
+      'insufficient_scope',
+      `requires ${permission}`,
+      scope ? { scope } : {},
+    );
   }
 
   async function checkAccess(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -200,15 +220,8 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     try {
       authorize(principal, permission);
     } catch (error) {
-      state.denial = `missing permission ${permission}`;
+      noteMissingPermission(state, principal, permission);
       metrics?.recordAuthFailure?.('permission_denied');
-      const scope = principal.authMethod === 'oidc' ? options.scopeFor?.(permission) : null;
-      state.challenge = formatBearerChallenge(
-        realm,
-        'insufficient_scope',
-        `requires ${permission}`,
-        scope ? { scope } : {},
-      );
       throw error;
     }
     // The submit only: a steering message (same permission) is checked by the engine, against the

@@ -2,7 +2,8 @@
 // tool's own permission, as the call and its open stream do, not only the /mcp route's
 // (`sessions:read`): a caller who lost it is refused (403) on the process holding the MCP session,
 // on another replica (PostgreSQL) and on a new instance after a restart (SQLite), and a resumed
-// stream ends once its caller loses it. The permission is stored with the stream's messages.
+// stream ends once its caller loses it. The permission is stored with the stream's messages; the
+// refusal's challenge and audit record name it.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -135,9 +136,26 @@ async function resume(server: TestServer, caller: Caller, lastEventId: string): 
 
 async function assertRefused(response: Response): Promise<void> {
   assert.equal(response.status, 403);
+  // RFC 6750: the challenge names what is missing, the tool's permission, not the route's.
+  assert.match(response.headers.get('www-authenticate') ?? '', /error="insufficient_scope".*sessions:create/);
   const problem = (await response.json()) as { code?: string; detail?: string };
   assert.equal(problem.code, 'PERMISSION_DENIED');
   assert.match(problem.detail ?? '', /sessions:create/);
+}
+
+/**
+ * The outcome and reason of each audit record of `caller`'s GET /mcp requests (action
+ * `sessions:read`, the route's permission), read through `server`'s API.
+ */
+async function resumeAuditOf(server: TestServer, caller: Caller): Promise<Array<[string, string | null]>> {
+  const response = await fetch(`${server.url}/v1/audit?action=sessions:read&limit=100`, {
+    headers: { authorization: `Bearer ${caller.admin}` },
+  });
+  assert.equal(response.status, 200);
+  const { items } = (await response.json()) as {
+    items: Array<{ actor: { id: string | null }; outcome: string; reason: string | null }>;
+  };
+  return items.filter((record) => record.actor.id === caller.subject).map((r) => [r.outcome, r.reason]);
 }
 
 /** Removes the caller's developer binding (orchestrate's permission) through `server`'s API. */
@@ -173,6 +191,10 @@ describe('SQLite: a resumed tool-call stream needs the tool permission', { timeo
     await removeDeveloper(server, caller);
     // Before: 200, and the rest of the orchestrate call's stream, on `sessions:read` alone.
     await assertRefused(await resume(server, caller, lastEventId));
+    // The refusal is audited naming the permission that was missing (before: reason `HTTP 403`).
+    assert.deepEqual(await resumeAuditOf(server, caller), [
+      ['failure', 'missing permission sessions:create'],
+    ]);
   });
 
   test('a client on protocol 2025-03-26 (no priming event): refused once the caller lost it', async (t) => {
@@ -251,5 +273,6 @@ describe('cluster: a tool-call stream resumed on another replica', { timeout: 12
     const laterEventId = await startCallAndDrop(a, later);
     await deleteDeveloperRow(a, later);
     await assertRefused(await resume(b, later, laterEventId));
+    assert.deepEqual(await resumeAuditOf(b, later), [['failure', 'missing permission sessions:create']]);
   });
 });
