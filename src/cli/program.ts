@@ -37,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<Registrar>> = {
   config: async () => (await import('./commands/config.ts')).registerConfigCommands,
   keys: async () => (await import('./commands/keys.ts')).registerKeysCommand,
   access: async () => (await import('./commands/access.ts')).registerAccessCommand,
+  tenants: async () => (await import('./commands/tenants.ts')).registerTenantsCommand,
   audit: async () => (await import('./commands/audit.ts')).registerAuditCommand,
   secrets: async () => (await import('./commands/secrets.ts')).registerSecretsCommand,
   doctor: async () => (await import('./commands/doctor.ts')).registerDoctorCommand,
