@@ -5,7 +5,9 @@
 // shared machine; a few hundred pairs side by side resolve them. Run it against its own tree first
 // (`node bench/orchestrator-ab.ts .`) to see the spread of a difference of nothing.
 //   git worktree add ../maos-before <commit>   # with node_modules: npm ci there, or a symlink
-//   node bench/orchestrator-ab.ts ../maos-before [pairs=300] [--llm]
+//   node bench/orchestrator-ab.ts ../maos-before [pairs=300] [--llm [--frames=N]]
+// `--frames=N`: every answer streamed as N network chunks (bench/llm-provider-process.ts) instead of
+// one, for a change to what each chunk costs; both checkouts need that option of the benchmark.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,11 +17,17 @@ import * as here from './orchestrator-maos.ts';
 const positional = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
 const otherTree = positional[0];
 if (!otherTree) {
-  console.error('usage: node bench/orchestrator-ab.ts <other checkout> [pairs=300] [--llm]');
+  console.error('usage: node bench/orchestrator-ab.ts <other checkout> [pairs=300] [--llm [--frames=N]]');
   process.exit(2);
 }
 const PAIRS = Number(positional[1] ?? 300);
 const MODE = process.argv.includes('--llm') ? 'llm' : 'noop';
+const framesArgument = process.argv.find((arg) => arg.startsWith('--frames='));
+const FRAMES = framesArgument === undefined ? 1 : Number(framesArgument.slice('--frames='.length));
+if (!Number.isInteger(FRAMES) || FRAMES < 1 || (FRAMES > 1 && MODE !== 'llm')) {
+  console.error('--frames=N takes a positive integer and goes with --llm (answers of LLM agents)');
+  process.exit(2);
+}
 const WARM_UP_PAIRS = 5;
 
 type MaosModule = typeof here;
@@ -56,16 +64,21 @@ async function runPair(first: Side, second: Side, record: boolean): Promise<void
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'maos-bench-ab-'));
-  const loadBefore = loadavg();
   const otherPath = resolve(otherTree!);
   const other = (await import(
     pathToFileURL(join(otherPath, 'bench/orchestrator-maos.ts')).href
   )) as MaosModule;
+  // An older checkout's prepareMaos ignores the option: its answers would come in one chunk.
+  if (FRAMES > 1 && !(other as { STREAMED_ANSWERS?: boolean }).STREAMED_ANSWERS) {
+    console.error(`${otherPath}: its bench/orchestrator-maos.ts cannot stream answers (--frames)`);
+    process.exit(2);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'maos-bench-ab-'));
+  const loadBefore = loadavg();
   const side = async (name: string, module: MaosModule): Promise<Side> => ({
     name,
     module,
-    contender: await module.prepareMaos(join(dir, name), MODE),
+    contender: await module.prepareMaos(join(dir, name), MODE, { frames: FRAMES }),
     cpu: { seq: [], fan: [] },
     overhead: { seq: [], fan: [] },
   });
@@ -84,7 +97,8 @@ async function main(): Promise<void> {
   const loadAfter = loadavg();
   const us = (value: number) => `${Math.round(value).toLocaleString('en-US')} µs`;
   console.log(
-    `MAOS ${MODE === 'llm' ? 'with LLM agents' : 'engine alone'}, this tree against ${otherPath}, ${PAIRS} pairs ` +
+    `MAOS ${MODE === 'llm' ? `with LLM agents${FRAMES > 1 ? ` (answers in ${FRAMES} chunks)` : ''}` : 'engine alone'}, ` +
+      `this tree against ${otherPath}, ${PAIRS} pairs ` +
       `(load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ` +
       `${loadAfter.map((x) => x.toFixed(2)).join(' ')} after)\n`,
   );

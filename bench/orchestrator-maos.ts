@@ -43,18 +43,28 @@ export function median(values: number[]): number {
  * The scripted LLM server in its own process (bench/llm-provider-process.ts), as a real provider is
  * remote: its work never runs on MAOS's event loop between steps.
  */
-async function startProviderProcess(): Promise<{ openaiBaseURL: string; close(): Promise<void> }> {
+async function startProviderProcess(
+  frames: number,
+): Promise<{ openaiBaseURL: string; close(): Promise<void> }> {
   const script = fileURLToPath(new URL('./llm-provider-process.ts', import.meta.url));
-  const provider = await startJsonLineProcess(script, [], 'the scripted LLM server');
+  const provider = await startJsonLineProcess(script, [String(frames)], 'the scripted LLM server');
   const { openaiBaseURL } = provider.ready as { openaiBaseURL: string };
   return { openaiBaseURL, close: provider.stop };
 }
 
+/** prepareMaos takes `options.frames` (bench/orchestrator-ab.ts checks the other checkout's). */
+export const STREAMED_ANSWERS = true;
+
 /**
  * MAOS. `llm`: LLM agents through the AI SDK against the scripted server; overhead = wall − provider
  * time on the critical path. `noop`: steps that do nothing (as the peers run), overhead = wall.
+ * `frames`: each answer streamed as that many network chunks (bench/llm-provider-process.ts).
  */
-export async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Contender> {
+export async function prepareMaos(
+  dir: string,
+  mode: 'llm' | 'noop',
+  options: { frames?: number } = {},
+): Promise<Contender> {
   const handle = createDatabase({ dataDir: dir, store: { synchronous: 'full', busyTimeoutMs: 5000 } });
   await migrateToLatest(handle.db);
   const logger = createLogger({ level: 'silent' });
@@ -75,7 +85,7 @@ export async function prepareMaos(dir: string, mode: 'llm' | 'noop'): Promise<Co
   const runtimes = createRuntimeRegistry();
   let server: { close(): Promise<void> } | null = null;
   if (mode === 'llm') {
-    const llmServer = await startProviderProcess();
+    const llmServer = await startProviderProcess(options.frames ?? 1);
     server = llmServer;
     const stack = createLlmStack({
       config: {
