@@ -10,7 +10,7 @@ import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import { newId } from '../../../store/ids.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
-import { killRunLeftovers, readProcessStat } from './child-process-groups.ts';
+import { killRunLeftoversInBackground, readProcessStat } from './child-process-groups.ts';
 import { recordRun, taskHomesDir } from './run-records.ts';
 import { sessionWorkspaceDir } from './session-workspaces.ts';
 
@@ -147,7 +147,7 @@ function runCommand(
     if (home !== undefined) env.HOME = home;
     const [program, ...args] = runner.command as [string, ...string[]];
     const child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    // Read while it surely runs: the run's processes started no earlier (killRunLeftovers).
+    // Read while it surely runs: the run's processes started no earlier (killRunLeftoversInBackground).
     const startTime = child.pid === undefined ? null : (readProcessStat(child.pid)?.startTime ?? null);
     // Recorded while it runs: should the server die without stopping it, the next start kills it.
     const forgetRun =
@@ -160,6 +160,9 @@ function runCommand(
     let exited = false;
     let killTimer: NodeJS.Timeout | undefined;
     let settled = false;
+    // The kill of what the run left at its exit (killRunLeftoversInBackground); settled before the
+    // run is, so no process of a finished run is left and its HOME is removed after them.
+    let leftoversKilled: Promise<unknown> = Promise.resolve();
 
     const stop = (why: 'timeout' | 'abort'): void => {
       // A program that has exited is not stopped: its exit code stands, even if an abort (a
@@ -199,12 +202,13 @@ function runCommand(
         }
       };
       if (home === undefined) {
-        settle();
+        void leftoversKilled.finally(settle);
         return;
       }
       // The task's HOME goes with it (caches can be large); the group is dead, `rm` retries a few
       // times should an escaped process still add files.
-      rm(home, { recursive: true, force: true, maxRetries: 3 })
+      void leftoversKilled
+        .then(() => rm(home, { recursive: true, force: true, maxRetries: 3 }))
         .catch((error: unknown) => {
           ctx.logger.warn({ err: error, home }, 'could not remove the HOME of a finished runner');
         })
@@ -224,8 +228,8 @@ function runCommand(
       // would hold the run past its timeout), and neither must those that left the group (setsid)
       // but carry the run's id.
       signalGroup(child, 'SIGKILL');
-      killRunLeftovers(runId, startTime);
-      forgetRun();
+      // Its record goes once they are dead: a crash before that leaves them to the next sweep.
+      leftoversKilled = killRunLeftoversInBackground(runId, startTime).finally(forgetRun);
     });
     child.on('close', (code, signal) => {
       if (killTimer) clearTimeout(killTimer);
