@@ -316,6 +316,40 @@ for (const helm of helms) {
         ['--set', 'config.shutdown.graceSeconds=120'],
         /terminationGracePeriodSeconds \(45\) must be at least/,
       );
+      // A replica restarted, or the migration Job ended, while it still waits for PostgreSQL: the
+      // wait as a --set number, a values file's number and an extraEnv string.
+      const postgres = [
+        '--set',
+        'database.mode=postgres',
+        '--set',
+        'database.postgres.url=postgres://db/maos',
+      ];
+      assertRejected(
+        [...postgres, '--set', 'config.store.startupWaitMs=400000'],
+        /probes\.startup gives a pod 300 s to start .*the 400000 ms .*at least 81/,
+      );
+      assertRejected(
+        ['-f', valuesFile({ ...POSTGRES, config: { store: { startupWaitMs: 400000 } } })],
+        /probes\.startup gives a pod 300 s to start/,
+      );
+      assertRejected(
+        [
+          ...postgres,
+          '--set-json',
+          'extraEnv=[{"name":"MAOS_STORE__STARTUP_WAIT_MS","value":"700000"}]',
+          '--set',
+          'probes.startup.failureThreshold=200',
+        ],
+        /migration\.activeDeadlineSeconds \(600\) is not more than the 700000 ms .*\(extraEnv MAOS_STORE__STARTUP_WAIT_MS\)/,
+      );
+      template(
+        CHART,
+        ...postgres,
+        '--set',
+        'config.store.startupWaitMs=400000',
+        '--set',
+        'probes.startup.failureThreshold=81',
+      );
     });
 
     test('pods roll when the config file or the chart Secret changes', () => {

@@ -755,6 +755,84 @@ describe('Helm chart', () => {
     assert.equal(at(one(fits.byKind, 'Deployment'), 'spec.template.spec.terminationGracePeriodSeconds'), 135);
   });
 
+  test('PostgreSQL mode: a startup probe or migration deadline not longer than the database wait at start is refused', () => {
+    const withWait = (values: Doc) => mergeValues(POSTGRES, values);
+    // 400 s of waiting against the probe's 60 × 5 s: restarted while it waits, and the message says so.
+    assert.throws(
+      () => renderChart(CHART, withWait({ config: { store: { startupWaitMs: 400_000 } } })),
+      new RegExp(
+        'probes\\.startup gives a pod 300 s to start \\(failureThreshold 60 × periodSeconds 5\\), not more than ' +
+          'the 400000 ms it may wait for PostgreSQL before it listens \\(config\\.store\\.startupWaitMs\\)' +
+          '.*Raise probes\\.startup\\.failureThreshold to at least 81',
+      ),
+    );
+    // Equal is not enough: the pod still has to migrate and listen after the wait.
+    assert.throws(
+      () =>
+        renderChart(
+          CHART,
+          withWait({
+            config: { store: { startupWaitMs: 400_000 } },
+            probes: { startup: { failureThreshold: 80 } },
+          }),
+        ),
+      /probes\.startup gives a pod 400 s to start/,
+    );
+    // The server's default wait (60 s) against a probe shortened to 50 s.
+    assert.throws(
+      () => renderChart(CHART, withWait({ probes: { startup: { failureThreshold: 10 } } })),
+      /not more than the 60000 ms .*\(config\.store\.startupWaitMs, the server's default\)/,
+    );
+    // The variable the pods get wins over the config file, an extraEnv value over secretEnv's.
+    assert.throws(
+      () => renderChart(CHART, withWait({ secretEnv: { MAOS_STORE__STARTUP_WAIT_MS: '400000' } })),
+      /the 400000 ms .*\(secretEnv\.MAOS_STORE__STARTUP_WAIT_MS\)/,
+    );
+    assert.throws(
+      () =>
+        renderChart(
+          CHART,
+          withWait({
+            config: { store: { startupWaitMs: 1000 } },
+            secretEnv: { MAOS_STORE__STARTUP_WAIT_MS: '1000' },
+            extraEnv: [{ name: 'MAOS_STORE__STARTUP_WAIT_MS', value: '450000' }],
+          }),
+        ),
+      /the 450000 ms .*\(extraEnv MAOS_STORE__STARTUP_WAIT_MS\).*at least 91/,
+    );
+    // The migration Job waits as long: its deadline must be longer too.
+    assert.throws(
+      () =>
+        renderChart(
+          CHART,
+          withWait({
+            config: { store: { startupWaitMs: 700_000 } },
+            probes: { startup: { failureThreshold: 200 } },
+          }),
+        ),
+      /migration\.activeDeadlineSeconds \(600\) is not more than the 700000 ms maos migrate may wait for PostgreSQL \(config\.store\.startupWaitMs\).*above 700/,
+    );
+    // Budgets above the wait render, with the probe as set.
+    const fits = render(
+      withWait({
+        config: { store: { startupWaitMs: 700_000 } },
+        probes: { startup: { failureThreshold: 141 } },
+        migration: { activeDeadlineSeconds: 900 },
+      }),
+    );
+    assert.equal(
+      at(one(fits.byKind, 'Deployment'), 'spec.template.spec.containers.0.startupProbe.failureThreshold'),
+      141,
+    );
+    // SQLite mode does not wait for a database: no budget to check.
+    assert.doesNotThrow(() =>
+      renderChart(CHART, {
+        config: { store: { startupWaitMs: 700_000 } },
+        probes: { startup: { failureThreshold: 1 } },
+      }),
+    );
+  });
+
   test('config refuses a database URL (a password in a ConfigMap) and the metrics listener the chart sets', () => {
     assert.throws(
       () => renderChart(CHART, { config: { store: { url: 'postgres://maos:pw@db/maos' } } }),

@@ -303,6 +303,34 @@ true
 {{- end -}}
 {{- end -}}
 
+{{/*
+Fails, in PostgreSQL mode, when a start could outlast what Kubernetes gives it: `maos serve` and
+`maos migrate` wait up to store.startupWaitMs for the database before they listen or migrate (the
+server's default: 60 s), so the startup probe (failureThreshold × periodSeconds) and the migration
+Job's activeDeadlineSeconds must be longer, or the pod is restarted, the Job ended, while it still
+waits. The wait is read where the pods get it: an extraEnv value (env wins over envFrom), secretEnv,
+config.store.startupWaitMs (one in existingSecret is not visible here).
+*/}}
+{{- define "maos.refuseStartShorterThanDatabaseWait" -}}
+{{- if include "maos.isPostgres" . -}}
+{{- $store := default (dict) (index .Values.config "store") -}}
+{{- $wait := 60000 -}}
+{{- $from := "config.store.startupWaitMs, the server's default" -}}
+{{- if hasKey $store "startupWaitMs" }}{{ $wait = int $store.startupWaitMs }}{{ $from = "config.store.startupWaitMs" }}{{ end -}}
+{{- if hasKey .Values.secretEnv "MAOS_STORE__STARTUP_WAIT_MS" }}{{ $wait = int (get .Values.secretEnv "MAOS_STORE__STARTUP_WAIT_MS") }}{{ $from = "secretEnv.MAOS_STORE__STARTUP_WAIT_MS" }}{{ end -}}
+{{- range .Values.extraEnv -}}
+{{- if and (eq .name "MAOS_STORE__STARTUP_WAIT_MS") (hasKey . "value") }}{{ $wait = int .value }}{{ $from = "extraEnv MAOS_STORE__STARTUP_WAIT_MS" }}{{ end -}}
+{{- end -}}
+{{- $probe := .Values.probes.startup -}}
+{{- if le (mul (int $probe.failureThreshold) (int $probe.periodSeconds) 1000) $wait -}}
+{{- fail (printf "probes.startup gives a pod %d s to start (failureThreshold %d × periodSeconds %d), not more than the %d ms it may wait for PostgreSQL before it listens (%s): the kubelet would restart it while it still waits. Raise probes.startup.failureThreshold to at least %d, or lower the wait" (mul (int $probe.failureThreshold) (int $probe.periodSeconds)) (int $probe.failureThreshold) (int $probe.periodSeconds) $wait $from (add (div $wait (mul (int $probe.periodSeconds) 1000)) 1)) -}}
+{{- end -}}
+{{- if and .Values.migration.enabled (le (mul (int .Values.migration.activeDeadlineSeconds) 1000) $wait) -}}
+{{- fail (printf "migration.activeDeadlineSeconds (%d) is not more than the %d ms maos migrate may wait for PostgreSQL (%s): the Job would be ended (DeadlineExceeded) while it still waits. Raise migration.activeDeadlineSeconds above %d, or lower the wait" (int .Values.migration.activeDeadlineSeconds) $wait $from (div $wait 1000)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The PVC of the audit checkpoint files (auditCheckpoints.persistence). */}}
 {{- define "maos.auditCheckpointsClaim" -}}
 {{- default (printf "%s-audit-checkpoints" (include "maos.fullname" .)) .Values.auditCheckpoints.persistence.existingClaim -}}
