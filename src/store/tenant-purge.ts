@@ -5,7 +5,7 @@
 // removes their workspaces), then its own rows in bounded batches, the tenant row last. Each step
 // commits on its own and deletes only what is left: a run cut short leaves a state a second run
 // finishes. The audit log (a hash chain) and the ids of deleted sessions are kept on purpose.
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import {
   type DeletedRows,
@@ -77,6 +77,9 @@ export type TenantRows = Partial<Record<string, number>>;
  * beside a live server never stalls its writes.
  */
 export const PURGE_ROWS_PER_STEP = 1000;
+
+/** Keys of a composite primary key matched per delete (see deleteTenantBatch). */
+const KEYS_PER_OR = 100;
 
 /** Finished sessions looked up per query; each is then deleted in its own steps. */
 const SESSIONS_PER_LOOKUP = 100;
@@ -220,9 +223,9 @@ export async function purgeTenant(
   for (const table of TENANT_TABLES) {
     if (table.scope !== 'session' && table.scope !== 'tenant') continue;
     for (;;) {
-      const n = await deleteTenantBatch(db, table, tenantId, limit);
+      const { found, deleted: n } = await deleteTenantBatch(db, table, tenantId, limit);
       if (n > 0) add({ [table.name]: n });
-      if (n < limit) break;
+      if (found < limit) break;
     }
   }
 
@@ -302,20 +305,22 @@ async function deleteFinishedSessions(
 /**
  * Deletes up to `limit` rows of the tenant from `table`: all of its rows for a tenant table; for a
  * session table only rows whose session is gone (a session's own rows go with it, never while it
- * may still be running).
+ * may still be running). The rows are found by a read first and deleted by their keys: several of
+ * these tables have no index on `tenant_id`, and a delete that scanned them would hold SQLite's
+ * write lock (and a live server's writes) for the whole scan; a read does not.
  */
 async function deleteTenantBatch(
   db: AnyDb,
   table: TenantTable,
   tenantId: string,
   limit: number,
-): Promise<number> {
-  let keys = db
+): Promise<{ found: number; deleted: number }> {
+  let query = db
     .selectFrom(`${table.name} as r`)
     .select(table.key.map((column) => `r.${column}`))
     .where('r.tenant_id', '=', tenantId);
   if (table.scope === 'session') {
-    keys = keys.where((eb) =>
+    query = query.where((eb) =>
       eb.not(
         eb.exists(
           eb.selectFrom('sessions as s').select(eb.lit(1).as('one')).whereRef('s.id', '=', 'r.session_id'),
@@ -323,11 +328,28 @@ async function deleteTenantBatch(
       ),
     );
   }
-  const columns = sql.join(table.key.map((column) => sql.ref(column)));
-  const result = await db
-    .deleteFrom(table.name)
-    .where('tenant_id', '=', tenantId)
-    .where(sql<boolean>`(${columns}) in (${keys.limit(limit)})`)
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
+  const keys = await query.limit(limit).execute();
+  let deleted = 0;
+  const [first, ...others] = table.key as [string, ...string[]];
+  // A composite key is matched by `(a = ? and b = ?) or …`, in chunks: SQLite's parser refuses an
+  // expression more than 1000 terms deep.
+  const chunk = others.length === 0 ? limit : KEYS_PER_OR;
+  for (let start = 0; start < keys.length; start += chunk) {
+    const some = keys.slice(start, start + chunk);
+    const result = await db
+      .deleteFrom(table.name)
+      .where('tenant_id', '=', tenantId)
+      .where((eb) =>
+        others.length === 0
+          ? eb(
+              first,
+              'in',
+              some.map((key) => key[first]),
+            )
+          : eb.or(some.map((key) => eb.and(table.key.map((column) => eb(column, '=', key[column]))))),
+      )
+      .executeTakeFirst();
+    deleted += Number(result.numDeletedRows);
+  }
+  return { found: keys.length, deleted };
 }

@@ -75,7 +75,7 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
     await withStore(configFile, async (db) => {
       acme = (await seedTenantRows(db, 'acme')).sessionIds;
       globex = (await seedTenantRows(db, 'globex')).sessionIds;
-      await seedTenantRows(db, 'umbrella');
+      await seedTenantRows(db, 'umbrella', { cacheEntries: 1250 });
     });
     for (const id of [...acme, ...globex]) {
       mkdirSync(join(dataDir, 'workspaces', id, 'src'), { recursive: true });
@@ -246,7 +246,7 @@ describe('maos tenants purge on PostgreSQL', { timeout: 240_000 }, () => {
 
   test('--yes erases the tenant and nothing of another', async () => {
     await withStore(configFile, async (db) => {
-      await seedTenantRows(db, 'acme', { events: 30 });
+      await seedTenantRows(db, 'acme', { events: 30, cacheEntries: 1250 });
       await seedTenantRows(db, 'globex');
     });
     const others = await withStore(configFile, (db) => readRowsNotOf(db, 'acme'));
@@ -254,6 +254,7 @@ describe('maos tenants purge on PostgreSQL', { timeout: 240_000 }, () => {
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as { deleted: Record<string, number>; apiKeysRevoked: number };
     assert.equal(report.deleted.events, 32);
+    assert.equal(report.deleted.llm_response_cache, 1250, 'in two batches, each in chunks');
     assert.equal(report.apiKeysRevoked, 2);
     const counts = await withStore(configFile, (db) => countTenantRows(db, 'acme'));
     for (const table of PURGED) assert.equal(counts[table], 0, `${table} has no acme rows left`);

@@ -90,7 +90,7 @@ for (const backend of STORE_BACKENDS) {
     });
 
     test("all of the tenant's rows go, in bounded steps; another tenant's stay as they were", async () => {
-      await seedTenantRows(db, 'acme', { events: 25 });
+      await seedTenantRows(db, 'acme', { events: 25, usageDays: 9, cacheEntries: 7 });
       await seedTenantRows(db, 'globex');
       for (const tenant of ['acme', 'globex']) {
         const counts = await countTenantRows(db, tenant);
