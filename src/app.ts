@@ -391,6 +391,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             whenDurable: () => engine.queue.whenDurable(),
           }),
           onRequest: (method, outcome) => metrics.recordMcpRequest(method, outcome),
+          onStreamDropped: () => metrics.recordMcpStreamDropped(),
           telemetry: telemetry.mcpServer('tcp'),
           logger,
         }),

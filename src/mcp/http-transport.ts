@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import { watchRequestCredential } from '../http/plugins/authenticate.ts';
+import { STALLED_CLIENT_INTERVALS } from '../http/sse.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
 import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
@@ -47,7 +48,7 @@ import {
 import { createFollowStream } from './stream-follower.ts';
 import { openAtOnce } from './stream-opening.ts';
 import { permissionsOfToolCalls } from './tool-runner.ts';
-import { readWithinUnreadLimit } from './unread-stream-limit.ts';
+import { dropWhenClientStalls, readWithinUnreadLimit } from './unread-stream-limit.ts';
 
 export interface McpHttpPluginOptions {
   service: SessionService;
@@ -74,6 +75,8 @@ export interface McpHttpPluginOptions {
   onRequest?: McpRequestRecorder;
   /** A span and an mcp.server.operation.duration sample per request (`tcp`); absent = none. */
   telemetry?: McpTelemetry;
+  /** Called when an event stream is dropped because its client stopped reading (metrics). */
+  onStreamDropped?: () => void;
 }
 
 interface McpSessionEntry {
@@ -154,8 +157,8 @@ function endWhenCredentialEnds(
   const stopWatching = watchRequestCredential(reply.request, reply, end, permissions);
   if (stopWatching === undefined) return source;
   source.pipe(body);
-  // A pipe does not pass errors on: a source dropped for its client (unread-stream-limit.ts) must
-  // end the response, and with it the connection.
+  // A pipe does not pass errors on: a source that failed (unread-stream-limit.ts destroys it with
+  // the error) must end the response, and with it the connection.
   source.once('error', (error) => body.destroy(error));
   body.once('close', () => {
     stopWatching();
@@ -179,9 +182,6 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const logger = options.logger ?? (app.log as unknown as Logger);
   const listRoles = options.listRoles ?? (async () => [...BUILT_IN_ROLES]);
   const sessions = new Map<string, McpSessionEntry>();
-  // A client with more than the read-ahead waiting that takes none of it for four keep-alive
-  // intervals is gone or not reading: its stream is dropped (it may resume with Last-Event-ID).
-  const unreadLimit = { stallMs: 4 * config.http.sseKeepAliveSeconds * 1000 };
   const perTenant = { max: config.mcp.maxSessionsPerTenant, setting: 'mcp.maxSessionsPerTenant' };
   const perPrincipal = { max: config.mcp.maxSessionsPerPrincipal, setting: 'mcp.maxSessionsPerPrincipal' };
   const sessionSlots = createCapacitySlots({
@@ -283,6 +283,24 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     return entry;
   }
 
+  /**
+   * Drops the connection of an event stream of `mcpSessionId` whose client takes nothing of what
+   * waits for it for four keep-alive intervals, as a REST event stream's (dropWhenClientStalls):
+   * its stream is closed, so its MCP session can idle out. It may resume with Last-Event-ID.
+   */
+  function dropWhenStalled(reply: FastifyReply, mcpSessionId: string | undefined): void {
+    dropWhenClientStalls(reply.raw, {
+      intervalMs: config.http.sseKeepAliveSeconds * 1000,
+      onStalled: (unsentBytes) => {
+        options.onStreamDropped?.();
+        reply.request.log.info(
+          { mcpSessionId, unsentBytes },
+          `MCP event stream dropped: its client took nothing for ${STALLED_CLIENT_INTERVALS} keep-alive intervals (it may resume with Last-Event-ID)`,
+        );
+      },
+    });
+  }
+
   async function closeEntry(entry: McpSessionEntry): Promise<void> {
     try {
       await entry.mcp.server.close();
@@ -317,9 +335,10 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     const eventStream = response.headers.get('content-type')?.startsWith('text/event-stream') === true;
     // An event stream's messages wait for its client in bounded memory (a client that does not read).
     let body = eventStream
-      ? readWithinUnreadLimit(response.body, unreadLimit)
+      ? readWithinUnreadLimit(response.body)
       : Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
     if (eventStream) {
+      dropWhenStalled(reply, entry.transport.sessionId);
       // A key's principal never signs in again once its key is revoked or expired: its session goes
       // too, with its resource subscriptions. A token's user may renew it and go on with the session.
       body = endWhenCredentialEnds(reply, body, permissions, () => {
@@ -386,8 +405,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     reply.header('cache-control', 'no-cache, no-transform');
     reply.header('x-accel-buffering', 'no');
     reply.header('mcp-session-id', owner.mcpSessionId);
-    const sent = endWhenCredentialEnds(reply, readWithinUnreadLimit(body, unreadLimit), stream.requires);
+    const sent = endWhenCredentialEnds(reply, readWithinUnreadLimit(body), stream.requires);
     sent.once('close', releaseFollow);
+    dropWhenStalled(reply, owner.mcpSessionId);
     return reply.send(sent);
   }
 

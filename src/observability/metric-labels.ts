@@ -178,6 +178,7 @@ export const METRIC_LABELS = {
   maos_sse_connections: {},
   maos_sse_events_sent_total: {},
   maos_sse_streams_dropped_total: {},
+  maos_mcp_streams_dropped_total: {},
   maos_mcp_requests_total: { mcp_method_name: MCP_METHODS, outcome: MCP_OUTCOMES },
   mcp_server_operation_duration_seconds: {
     mcp_method_name: MCP_METHODS,

@@ -77,6 +77,7 @@ export interface Metrics extends LlmMetrics {
   trackSseConnection(delta: 1 | -1): void;
   recordSseEventsSent(count?: number): void;
   recordSseStreamDropped(): void;
+  recordMcpStreamDropped(): void;
   recordMcpRequest(method: string, outcome: 'success' | 'error'): void;
   /** mcp.server.operation.duration: one sample per MCP request answered (or abandoned). */
   recordMcpOperation(operation: McpOperationRecord): void;
@@ -238,6 +239,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const sseDropped = new Counter({
     name: 'maos_sse_streams_dropped_total',
     help: 'Server-sent event streams whose connection was dropped because the client took nothing of what waited for it.',
+    registers,
+  });
+  const mcpStreamsDropped = new Counter({
+    name: 'maos_mcp_streams_dropped_total',
+    help: 'MCP event streams whose connection was dropped because the client took nothing of what waited for it.',
     registers,
   });
   const mcpRequests = new Counter({
@@ -405,6 +411,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     trackSseConnection: (delta) => sseConnections.inc(delta),
     recordSseEventsSent: (count = 1) => sseEvents.inc(count),
     recordSseStreamDropped: () => sseDropped.inc(),
+    recordMcpStreamDropped: () => mcpStreamsDropped.inc(),
     recordMcpRequest: (method, outcome) =>
       inc(mcpRequests, labels('maos_mcp_requests_total', { mcp_method_name: method, outcome })),
     recordMcpOperation: (operation) =>

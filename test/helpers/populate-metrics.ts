@@ -55,6 +55,7 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.trackSseConnection(1);
   metrics.recordSseEventsSent(4);
   metrics.recordSseStreamDropped();
+  metrics.recordMcpStreamDropped();
   metrics.recordMcpRequest('tools/call', 'success');
   metrics.recordMcpRequest('tools/evil', 'error');
   metrics.recordMcpOperation({

@@ -1,6 +1,7 @@
 // A client that resumes an MCP stream and then reads nothing: the server replays the stored
-// messages into the stream without waiting, and must not hold all of them for that client. Past
-// the unread limit (8 MiB) the connection is closed; a client that reads gets every message.
+// messages into the stream without waiting, and must not hold all of them for that client. It
+// reads at most 8 MiB ahead, and closes the connection once the client took nothing for four
+// keep-alive intervals; a client that reads gets every message.
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';

@@ -1,0 +1,270 @@
+// An MCP event stream whose client stops reading with far less than the 8 MiB read-ahead waiting
+// for it, against the real server (SQLite): as a REST event stream, its connection is dropped once
+// the client took nothing for four keep-alive intervals, which lets its idle MCP session (and its
+// capacity slot) go, logs one line and counts it; the client resumes with Last-Event-ID. A client
+// that reads in small steps with pauses, over many such intervals, is never dropped.
+import assert from 'node:assert/strict';
+import { type ClientRequest, get, type IncomingMessage } from 'node:http';
+import { connect, createServer, type Socket } from 'node:net';
+import { type TestContext, test } from 'node:test';
+import type { Kysely } from 'kysely';
+import { createSseParser, type SseFrame } from '../../src/cli/sse-reader.ts';
+import { STANDALONE_STREAM_ID } from '../../src/mcp/stream-event-log.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
+import { initializeMcp, initializeRequest, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
+import { startTestServer, type TestServer } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+
+interface StreamEventsDb {
+  mcp_stream_events: {
+    id: import('kysely').Generated<number>;
+    tenant_id: string;
+    principal_id: string;
+    mcp_session_id: string;
+    stream_id: string;
+    message: string;
+    created_at: number;
+  };
+}
+
+const MIB = 1024 * 1024;
+const TEXT = 'x'.repeat(MIB);
+const DROPPED = 'maos_mcp_streams_dropped_total';
+
+/**
+ * Bytes the kernel takes on a loopback connection whose client reads nothing, before a write has to
+ * wait in the sending process: what such a client takes without the server seeing it stop.
+ */
+async function kernelHoldsForPausedClient(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const client = connect(port, '127.0.0.1');
+  client.pause();
+  const socket = await accepted;
+  const chunk = Buffer.alloc(64 * 1024);
+  let written = 0;
+  while (socket.writableLength === 0) {
+    socket.write(chunk);
+    written += chunk.length;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  const held = written - socket.writableLength;
+  socket.destroy();
+  client.destroy();
+  server.close();
+  return held;
+}
+
+interface Stack {
+  server: TestServer;
+  lines: Array<Record<string, unknown>>;
+  sessionId: string;
+  negotiated: string;
+  /** Event id of the empty message the stored ones follow: where a client resumes. */
+  from: string;
+  /** Stores `count` notifications of 1 MiB on the session's standalone stream. */
+  store(count: number): Promise<void>;
+  /** The server's side of the connection whose client port is `port`. */
+  serverSocketOf(port: number): Promise<Socket>;
+}
+
+/**
+ * A server with keep-alives every `keepAliveSeconds` (a client that takes nothing for four of them
+ * is dropped) whose callers may hold one MCP session each, idle after 1 s, and such a session.
+ */
+async function startStack(t: TestContext, keepAliveSeconds: number): Promise<Stack> {
+  const { destination, lines } = captureLog();
+  const server = await startTestServer({
+    config: {
+      logLevel: 'info',
+      http: { sseKeepAliveSeconds: keepAliveSeconds },
+      mcp: { maxSessionsPerPrincipal: 1, sessionIdleSeconds: 1 },
+    },
+    logDestination: destination,
+  });
+  t.after(() => server.close());
+  const serverSockets: Socket[] = [];
+  server.app.http.server.on('connection', (socket: Socket) => serverSockets.push(socket));
+  const { sessionId, negotiated } = await initializeMcp(server.url, '2025-11-25');
+  // Messages stored on the session's standalone stream while no client was connected, as its
+  // notifications are; the SDK replays them to a client that resumes the stream.
+  const db = server.app.database.db as unknown as Kysely<StreamEventsDb>;
+  const owner = await db
+    .selectFrom('mcp_stream_events')
+    .select(['tenant_id', 'principal_id', 'mcp_session_id'])
+    .where('mcp_session_id', '=', sessionId)
+    .executeTakeFirstOrThrow();
+  const insert = (message: unknown) =>
+    db
+      .insertInto('mcp_stream_events')
+      .values({
+        ...owner,
+        stream_id: STANDALONE_STREAM_ID,
+        message: JSON.stringify(message),
+        created_at: Date.now(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+  const from = String((await insert({})).id);
+  return {
+    server,
+    lines,
+    sessionId,
+    negotiated,
+    from,
+    async store(count) {
+      for (let i = 0; i < count; i += 1) {
+        await insert({
+          jsonrpc: '2.0',
+          method: 'notifications/message',
+          params: { level: 'info', data: `${i} ${TEXT}` },
+        });
+      }
+    },
+    serverSocketOf: (port) =>
+      waitFor(() => serverSockets.find((socket) => socket.remotePort === port), 10_000, 'the connection'),
+  };
+}
+
+interface OpenedStream {
+  request: ClientRequest;
+  response: IncomingMessage;
+  /** The client's port: identifies the connection on the server. */
+  port: number;
+}
+
+/** Resumes the session's standalone stream after `stack.from` and pauses it at once: it reads nothing. */
+function openPausedStream(stack: Stack): Promise<OpenedStream> {
+  return new Promise((resolve, reject) => {
+    const request = get(`${stack.server.url}/mcp`, {
+      agent: false,
+      headers: {
+        accept: 'text/event-stream',
+        'mcp-session-id': stack.sessionId,
+        'mcp-protocol-version': stack.negotiated,
+        'last-event-id': stack.from,
+      },
+    });
+    request.once('error', reject);
+    request.once('response', (response) => {
+      response.pause();
+      response.on('error', () => {});
+      resolve({ request, response, port: request.socket?.localPort ?? 0 });
+    });
+  });
+}
+
+/** The stored notifications among `frames`, by their number. */
+function storedIn(frames: readonly SseFrame[]): number[] {
+  return frames
+    .filter((frame) => frame.data.includes(TEXT))
+    .map((frame) => Number(/"data":"(\d+) /.exec(frame.data)?.[1]));
+}
+
+test('an MCP client that stops reading with little unread is dropped, lets its session go, and resumes', {
+  timeout: 120_000,
+}, async (t) => {
+  const stack = await startStack(t, 0.25);
+  // More than the kernel takes for a client that reads nothing, and far less than the 8 MiB read
+  // ahead: what is left waits in the server, below the read-ahead limit.
+  const stored = Math.ceil((await kernelHoldsForPausedClient()) / MIB) + 3;
+  await stack.store(stored);
+  const stalled = await openPausedStream(stack);
+  t.after(() => stalled.request.destroy());
+  const streamSocket = await stack.serverSocketOf(stalled.port);
+  await waitFor(() => streamSocket.writableLength > 0, 30_000, 'bytes the client did not take on the socket');
+
+  // Before the fix the stream stayed open, and with it the session: its caller (one session at
+  // most) could never initialize another.
+  await waitFor(
+    () => streamSocket.destroyed,
+    60_000,
+    'the server to drop the connection of a client that does not read',
+  );
+  const droppedLines = () =>
+    stack.lines.filter((line) => String(line.message).startsWith('MCP event stream dropped'));
+  await waitFor(() => droppedLines().length > 0, 10_000, 'the log line');
+  const [dropped, ...more] = droppedLines();
+  assert.equal(more.length, 0, 'one line');
+  assert.equal(dropped?.mcpSessionId, stack.sessionId);
+  assert.ok(Number(dropped?.unsentBytes) > 0, 'the line says what was left unsent');
+  assert.equal(await scrapeSample(stack.server.url, DROPPED), 1);
+  await waitFor(
+    async () => {
+      const next = await postMcp(stack.server.url, initializeRequest('next', '2025-11-25'));
+      await next.body?.cancel();
+      return next.status === 200;
+    },
+    30_000,
+    'the idle session to go and its slot with it',
+  );
+
+  // What reached the client before the drop, then the rest when it resumes after the last it got.
+  const parser = createSseParser();
+  const received: SseFrame[] = [];
+  stalled.response.setEncoding('utf8');
+  stalled.response.on('data', (text: string) => received.push(...parser.push(text)));
+  stalled.response.resume();
+  await new Promise((resolve) => stalled.response.once('close', resolve));
+  const got = storedIn(received);
+  assert.ok(got.length < stored, `${got.length} of ${stored} messages reached the client`);
+  const lastId = received.filter((frame) => frame.id !== undefined).at(-1)?.id ?? stack.from;
+  const resumed = await fetch(`${stack.server.url}/mcp`, {
+    headers: {
+      accept: 'text/event-stream',
+      'mcp-session-id': stack.sessionId,
+      'mcp-protocol-version': stack.negotiated,
+      'last-event-id': lastId,
+    },
+    signal: AbortSignal.timeout(60_000),
+  });
+  assert.equal(resumed.status, 200);
+  const rest: number[] = [];
+  await readFrames(resumed, (frame) => {
+    if (frame.data.includes(TEXT)) rest.push(Number(/"data":"(\d+) /.exec(frame.data)?.[1]));
+    return rest.at(-1) === stored - 1;
+  });
+  assert.deepEqual(
+    [...got, ...rest],
+    Array.from({ length: stored }, (_, i) => i),
+  );
+});
+
+test('an MCP client that reads in small steps with pauses is not dropped, however long it takes', {
+  timeout: 120_000,
+}, async (t) => {
+  // The kernel takes more for a client only once it read about a third of what the kernel holds
+  // (over a megabyte): four intervals of 2 s leave a reader in small steps time for that.
+  const stack = await startStack(t, 2);
+  const stored = 16;
+  await stack.store(stored);
+  const stream = await openPausedStream(stack);
+  t.after(() => stream.request.destroy());
+  // Lets the server's buffers fill before the first read: the reader starts behind.
+  const streamSocket = await stack.serverSocketOf(stream.port);
+  await waitFor(() => streamSocket.writableLength > 0, 30_000, 'unsent messages on the socket');
+
+  // A chunk of at most 64 KiB, then a pause: the 16 MiB take the reader many keep-alive intervals.
+  const parser = createSseParser();
+  const frames: SseFrame[] = [];
+  stream.response.setEncoding('utf8');
+  await new Promise<void>((resolve, reject) => {
+    stream.response.on('data', (text: string) => {
+      frames.push(...parser.push(text));
+      if (storedIn(frames).length === stored) resolve();
+      stream.response.pause();
+      setTimeout(() => stream.response.resume(), 5);
+    });
+    stream.response.once('close', () => reject(new Error('the stream was cut')));
+    stream.response.resume();
+  });
+  assert.deepEqual(
+    storedIn(frames),
+    Array.from({ length: stored }, (_, i) => i),
+  );
+  assert.equal(streamSocket.destroyed, false);
+  assert.equal(await scrapeSample(stack.server.url, DROPPED), 0);
+});
