@@ -235,7 +235,7 @@ const configShape = z.strictObject({
         .positive()
         .default(15)
         .describe(
-          "Interval of SSE keep-alive comments (proxies drop idle streams), also of the re-check of open streams' credentials (a key revoked or a role binding removed elsewhere ends the streams concerned within it). @defaultValue 15",
+          "Interval of SSE keep-alive comments (proxies drop idle streams), also of the re-check of open streams' credentials (a key revoked or a role binding removed elsewhere ends the streams concerned within it); a client of an event stream (REST or MCP) that takes nothing of what waits for it for four intervals is disconnected. @defaultValue 15",
         ),
       maxSseStreamsPerTenant: z
         .number()
