@@ -1,6 +1,7 @@
 // One authentication path for REST, SSE and MCP: reads the credential (Bearer header or X-API-Key),
 // verifies it as an API key or an OIDC token per `auth.mode`, and adds stored role bindings.
 import { isIP } from 'node:net';
+import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -12,7 +13,7 @@ import { createOidcVerifier, type OidcVerifier } from './oidc.ts';
 import { authFailure, INTERNAL_PRINCIPALS, type Principal } from './principal.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 import type { SecurityDb, SecurityTables } from './security-tables.ts';
-import { createTenantProvisioner } from './tenant-provisioning.ts';
+import { createTenantProvisioner, type TenantTables } from './tenant-provisioning.ts';
 
 export type AuthConfig = z.infer<typeof authConfigSchema>;
 
@@ -69,15 +70,19 @@ export function isLoopbackHost(host: string): boolean {
   return isIP(bare) === 4 && bare.startsWith('127.');
 }
 
-// Runs on every authenticated request: compiled once (store/compiled-query.ts).
-const selectRoleBindings = precompileQuery<SecurityTables, { role: string }>(
+// Runs on every authenticated request: compiled once (store/compiled-query.ts). The principal's
+// role bindings and whether its tenant row exists, in one read: no row means no tenant row (one row
+// with a null role: the tenant, no binding).
+const selectTenantBindings = precompileQuery<SecurityTables & TenantTables, { role: string | null }>(
   2,
   (db, [tenantId, principalId]) =>
     db
-      .selectFrom('role_bindings')
-      .select('role')
-      .where('tenant_id', '=', tenantId as string)
-      .where('principal_id', '=', principalId as string),
+      .selectFrom('tenants as t')
+      .leftJoin('role_bindings as b', (join) =>
+        join.onRef('b.tenant_id', '=', 't.id').on('b.principal_id', '=', principalId as string),
+      )
+      .select('b.role')
+      .where('t.id', '=', tenantId as string),
 );
 
 /** Creates the authenticator for the configured mode. */
@@ -94,12 +99,18 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   const keyCache = options.apiKeyCache ?? createApiKeyCache();
 
   async function addBindings(principal: Principal): Promise<Principal> {
-    // A verified principal may be the first of its tenant (a new OIDC tenant claim, a key created for
-    // a new tenant): everything it creates references the tenant row.
-    await tenants.ensure(principal.tenantId);
-    const { rows } = await selectRoleBindings(db, principal.tenantId, principal.id);
+    const tenantDb = db as unknown as Kysely<SecurityTables & TenantTables>;
+    let { rows } = await selectTenantBindings(tenantDb, principal.tenantId, principal.id);
+    if (rows.length === 0) {
+      // No tenant row: a verified principal may be the first of its tenant (a new OIDC tenant claim,
+      // a key created for a new tenant), or its tenant was purged since (`maos tenants purge`), by
+      // whichever process. Everything it creates references the tenant row. Bindings have no
+      // foreign key, so those stored without the row are read again with it.
+      await tenants.create(principal.tenantId);
+      ({ rows } = await selectTenantBindings(tenantDb, principal.tenantId, principal.id));
+    }
     const roles = new Set<RoleName>(principal.roles);
-    for (const { role } of rows) if (isRoleName(role)) roles.add(role);
+    for (const { role } of rows) if (role !== null && isRoleName(role)) roles.add(role);
     return { ...principal, roles: [...roles] };
   }
 

@@ -1,17 +1,31 @@
 // Tenants come into being when a verified principal first acts for them (an OIDC tenant claim, an API
 // key created for a tenant): the tenant row that every tenant-owned table references is created then.
+// Nothing is remembered in the process: a tenant erased meanwhile (`maos tenants purge`, run by another
+// process) is created afresh by its next request, on every replica, instead of failing its writes.
 import type { Kysely } from 'kysely';
+import { precompileQuery } from '../store/compiled-query.ts';
+import type { TenantsTable } from '../store/schema.ts';
 
-interface TenantsTable {
-  id: string;
-  name: string;
-  created_at: number;
+/** The tenants table, for queries of the security area that read or create tenant rows. */
+export interface TenantTables {
+  tenants: TenantsTable;
 }
 
-/** Makes sure a tenant row exists; remembers the tenants it has seen so the common case costs nothing. */
+/** Creates tenant rows on first use. */
 export interface TenantProvisioner {
+  /** Makes sure the tenant row exists: a read by primary key, and the insert only when it is missing. */
   ensure(tenantId: string): Promise<void>;
+  /** Creates the tenant row unless it exists. */
+  create(tenantId: string): Promise<void>;
 }
+
+// Runs on every request in auth mode `none`: compiled once (store/compiled-query.ts).
+const selectTenant = precompileQuery<TenantTables, { id: string }>(1, (db, [tenantId]) =>
+  db
+    .selectFrom('tenants')
+    .select('id')
+    .where('id', '=', tenantId as string),
+);
 
 /**
  * Creates tenant rows on first use. The insert ignores a conflict, so concurrent first requests (or
@@ -22,17 +36,21 @@ export function createTenantProvisioner(
   db: Kysely<any>,
   now: () => number = Date.now,
 ): TenantProvisioner {
-  const tenants = db as unknown as Kysely<{ tenants: TenantsTable }>;
-  const known = new Set<string>();
+  const tenants = db as unknown as Kysely<TenantTables>;
+  async function create(tenantId: string): Promise<void> {
+    await tenants
+      .insertInto('tenants')
+      .values({ id: tenantId, name: tenantId, created_at: now() })
+      .onConflict((conflict) => conflict.column('id').doNothing())
+      .execute();
+  }
   return {
     async ensure(tenantId) {
-      if (known.has(tenantId)) return;
-      await tenants
-        .insertInto('tenants')
-        .values({ id: tenantId, name: tenantId, created_at: now() })
-        .onConflict((conflict) => conflict.column('id').doNothing())
-        .execute();
-      known.add(tenantId);
+      // A read, not the insert each time: on SQLite an insert takes the write lock even when it
+      // conflicts, so every request would queue behind the writers.
+      const { rows } = await selectTenant(tenants, tenantId);
+      if (rows.length === 0) await create(tenantId);
     },
+    create,
   };
 }
