@@ -81,6 +81,11 @@ interface RequestState {
   repeatedRateLimit?: boolean;
   /** Its audit record was written (or attempted) before the response was sent. */
   audited?: boolean;
+  /**
+   * A permission refused inside the route (authorizeRequest), not counted yet: counted as
+   * `permission_denied` only if the request is answered 403 for it (see onSend).
+   */
+  deniedInRoute?: boolean;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -183,6 +188,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       // Refused as a whole (an MCP resume that needs a tool's permission: 403), the request's audit
       // record and challenge name this permission, not the route's it had.
       noteMissingPermission(state, principal, permission);
+      state.deniedInRoute = true;
       throw error;
     }
   }
@@ -370,6 +376,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         done(error as Error);
         return;
       }
+      countRouteDenial(request, reply);
       // Once per request: an error in a later onSend hook sends an error reply through here again.
       if (states.get(request)?.audited === true) return done(null, payload);
       const rpc = auditCallOf(request, reply);
@@ -398,6 +405,18 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       writeAudit(request, reply, rpc).then(() => done(), done);
     });
   };
+
+  /**
+   * Counts a permission refused inside the route once the request is answered 403 for it (an MCP
+   * resume), as a refused route is counted. A tool call refused inside a POST is answered 200 with a
+   * tool error: the request was served, so it is not an authorization failure of the request.
+   */
+  function countRouteDenial(request: FastifyRequest, reply: FastifyReply): void {
+    const state = states.get(request);
+    if (state?.deniedInRoute !== true || reply.statusCode !== 403) return;
+    state.deniedInRoute = false;
+    metrics?.recordAuthFailure?.('permission_denied');
+  }
 
   /**
    * Whether a request gets an audit record: undefined when not, else the JSON-RPC call it carried

@@ -3,7 +3,8 @@
 // (`sessions:read`): a caller who lost it is refused (403) on the process holding the MCP session,
 // on another replica (PostgreSQL) and on a new instance after a restart (SQLite), and a resumed
 // stream ends once its caller loses it. The permission is stored with the stream's messages; the
-// refusal's challenge and audit record name it.
+// refusal's challenge and audit record name it, and it is counted in maos_auth_failures_total
+// (reason permission_denied) as a refused route is, unlike a tool call refused with a tool error.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,8 @@ import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { grantRole } from '../../src/security/role-bindings.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { initializeMcp, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { startTestOidcProvider, TEST_AUDIENCE, type TestOidcProvider } from '../fixtures/oidc-provider.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 import { startTestServer, type TestServer } from '../fixtures/server.ts';
@@ -85,31 +87,40 @@ async function callerOn(
   };
 }
 
+/** maos_auth_failures_total{reason="permission_denied"} of `server`, read with the caller's admin key. */
+async function permissionDenials(server: TestServer, caller: Caller): Promise<number> {
+  const response = await fetch(`${server.url}/metrics`, {
+    headers: { authorization: `Bearer ${caller.admin}` },
+  });
+  assert.equal(response.status, 200);
+  return sampleOf(await response.text(), 'maos_auth_failures_total{reason="permission_denied"}') ?? 0;
+}
+
+/** An orchestrate tool call (needs `sessions:create`) that waits an hour for its session. */
+function orchestrateCall(id: number) {
+  return {
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: {
+      name: 'orchestrate',
+      _meta: { progressToken: 'resume' },
+      arguments: {
+        objective: 'x',
+        agents: [{ role: 'qa', task: 't', runner: 'ok' }],
+        wait_seconds: 3600,
+      },
+    },
+  };
+}
+
 /**
  * Starts an orchestrate call that waits an hour, reads its first message with an event id (the
  * priming event; before 2025-11-25, a progress notification), drops the connection.
  */
 async function startCallAndDrop(server: TestServer, caller: Caller): Promise<string> {
   const dropped = new AbortController();
-  const call = await postMcp(
-    server.url,
-    {
-      jsonrpc: '2.0',
-      id: 2,
-      method: 'tools/call',
-      params: {
-        name: 'orchestrate',
-        _meta: { progressToken: 'resume' },
-        arguments: {
-          objective: 'x',
-          agents: [{ role: 'qa', task: 't', runner: 'ok' }],
-          wait_seconds: 3600,
-        },
-      },
-    },
-    caller.headers,
-    dropped.signal,
-  );
+  const call = await postMcp(server.url, orchestrateCall(2), caller.headers, dropped.signal);
   assert.equal(call.status, 200);
   const frames = await readFrames(call, (frame) => frame.id !== undefined);
   dropped.abort();
@@ -195,6 +206,29 @@ describe('SQLite: a resumed tool-call stream needs the tool permission', { timeo
     assert.deepEqual(await resumeAuditOf(server, caller), [
       ['failure', 'missing permission sessions:create'],
     ]);
+  });
+
+  test('a refused resume is counted as permission_denied; a refused tool call (200) is not', async (t) => {
+    const server = await startTestServer({ config: configFor(idp, 3600) });
+    t.after(() => server.close());
+    const caller = await callerOn(idp, server);
+    const lastEventId = await startCallAndDrop(server, caller);
+    await removeDeveloper(server, caller);
+    const before = await permissionDenials(server, caller);
+    // Before: the 403 was not counted.
+    await assertRefused(await resume(server, caller, lastEventId));
+    assert.equal(await permissionDenials(server, caller), before + 1);
+
+    // The same permission missing for a tool call: answered 200 with a tool error, not counted.
+    const call = await postMcp(server.url, orchestrateCall(3), caller.headers);
+    assert.equal(call.status, 200);
+    const [answer] = messagesOf(await readFrames(call, (frame) => frame.data.includes('"result"')));
+    assert.equal(
+      (answer?.result as { isError?: boolean } | undefined)?.isError,
+      true,
+      JSON.stringify(answer),
+    );
+    assert.equal(await permissionDenials(server, caller), before + 1);
   });
 
   test('a client on protocol 2025-03-26 (no priming event): refused once the caller lost it', async (t) => {
