@@ -5,9 +5,10 @@
 // since the first batch; at the end, the least-squares slope over the later half. Bounded caches
 // (bench/README.md lists them) show as growth until they are full.
 //   node bench/memory-soak.ts [batches=6] [sessionsPerBatch=220] [--max-seconds=900] [--concurrency=16]
-//                             [--snapshots=DIR] [--postgres]
+//                             [--snapshots=DIR] [--postgres] [--tracing]
 // `--postgres`: the server in cluster mode on a fresh PostgreSQL database (`DATABASE_URL`'s server,
 // else an embedded one), so LISTEN/NOTIFY, the shared rate limits and the replica directory run too.
+// `--tracing`: tracing on, every span made and dropped (spans of HTTP, queries, agents, model calls).
 // Each batch runs, `--concurrency` at a time (16), sessions of eleven kinds in turn: command agents
 // (their event stream followed to the end), LLM agents with a budget, an orchestrated session steered
 // while it runs, a command session whose event stream is dropped mid-way and which is then
@@ -117,6 +118,7 @@ async function runServer(
   openaiBaseURL: string,
   webhookHost: string,
   storeUrl: string | undefined,
+  tracing: boolean,
 ): Promise<void> {
   const { createApp } = await import('../src/app.ts');
   const { loadConfig } = await import('../src/config/load.ts');
@@ -170,7 +172,21 @@ async function runServer(
       },
     },
   });
-  const app = await createApp(config, { logger: createLogger({ level: 'silent' }) });
+  // --tracing: every span is made (HTTP, database, agent and model calls, MCP) and then dropped.
+  const spanProcessors = tracing
+    ? [
+        {
+          onStart: () => {},
+          onEnd: () => {},
+          forceFlush: async () => {},
+          shutdown: async () => {},
+        },
+      ]
+    : undefined;
+  const app = await createApp(config, {
+    logger: createLogger({ level: 'silent' }),
+    ...(spanProcessors ? { spanProcessors } : {}),
+  });
   const url = await app.start();
   const db = app.database.db as unknown as Parameters<typeof createApiKey>[0];
   const keys: string[] = [];
@@ -630,7 +646,13 @@ async function main(): Promise<void> {
   const { openaiBaseURL } = provider.ready as { openaiBaseURL: string };
   const server = await startJsonLineProcess(
     SCRIPT,
-    ['--server', openaiBaseURL, '127.0.0.1', ...(database ? [database.url] : [])],
+    [
+      '--server',
+      openaiBaseURL,
+      '127.0.0.1',
+      database?.url ?? '',
+      ...(args.includes('--tracing') ? ['--tracing'] : []),
+    ],
     'the MAOS server',
   );
   const driver = new Driver(server.ready as Stack);
@@ -640,7 +662,7 @@ async function main(): Promise<void> {
   const startedAt = Date.now();
   const loadAtStart = loadavg()[0]!.toFixed(2);
   console.log(
-    `memory soak: ${batches} batches of ${perBatch} sessions, ${concurrency} at a time (server in its own process, ${database ? 'PostgreSQL' : 'SQLite'})`,
+    `memory soak: ${batches} batches of ${perBatch} sessions, ${concurrency} at a time (server in its own process, ${database ? 'PostgreSQL' : 'SQLite'}${args.includes('--tracing') ? ', tracing on' : ''})`,
   );
   let baseline: { heapUsed: number; sessions: number } | undefined;
   // (sessions, heap after GC) per batch, for the least-squares slope printed at the end.
@@ -718,5 +740,5 @@ else if (args[0] === '--server') {
     const child = spawn(process.execPath, ['--expose-gc', SCRIPT, ...args], { stdio: 'inherit' });
     child.on('exit', (code) => process.exit(code ?? 1));
     process.on('SIGTERM', () => child.kill('SIGTERM'));
-  } else await runServer(args[1]!, args[2]!, args[3]);
+  } else await runServer(args[1]!, args[2]!, args[3] || undefined, args.includes('--tracing'));
 } else await main();
