@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { canonicalize } from './canonical-json.ts';
 import {
   computeRoot,
+  consistencyProofRanges,
   createConsistencyProof,
   createInclusionProof,
   EMPTY_ROOT,
+  hashChildren,
   hashLeaf,
+  hashLeafText,
+  inclusionProofRanges,
   MerkleFrontier,
+  rootFromInclusionProof,
+  rootsFromConsistencyProof,
   verifyConsistencyProof,
   verifyInclusionProof,
 } from './merkle.ts';
@@ -45,6 +52,30 @@ describe('RFC 6962 Merkle tree', () => {
     }
   });
 
+  test('a text leaf is the leaf of its UTF-8 bytes; children of any length hash as defined', () => {
+    for (const text of ['', 'x', '{"a":"naïve 😀 €"}', 'lone \ud800 surrogate', '\u0000nul']) {
+      assert.deepEqual(hashLeafText(text), hashLeaf(Buffer.from(text, 'utf8')), JSON.stringify(text));
+    }
+    // Each call hashes its own children (the input buffer is reused between calls).
+    const [a, b, c] = CT_LEAVES as [Buffer, Buffer, Buffer];
+    const ab = hashChildren(a, b);
+    assert.deepEqual(
+      hashChildren(b, c),
+      createHash('sha256')
+        .update(Buffer.from([1]))
+        .update(b)
+        .update(c)
+        .digest(),
+    );
+    assert.equal(ab.toString('hex'), CT_ROOTS[1]);
+    assert.deepEqual(
+      hashChildren(Buffer.from('ab'), Buffer.from('c')),
+      createHash('sha256')
+        .update(Buffer.from([1, 0x61, 0x62, 0x63]))
+        .digest(),
+    );
+  });
+
   test('known-answer inclusion proof of leaf 0 in the 8-leaf tree', () => {
     const proof = createInclusionProof(CT_LEAVES, 0).map((b) => b.toString('hex'));
     assert.deepEqual(proof, [
@@ -52,6 +83,139 @@ describe('RFC 6962 Merkle tree', () => {
       '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e',
       '6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4',
     ]);
+  });
+
+  // Certificate Transparency's reference audit paths and consistency proofs over the leaves above.
+  const CT_INCLUSION: [index: number, size: number, proof: string[]][] = [
+    [0, 1, []],
+    [
+      5,
+      8,
+      [
+        'bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b',
+        'ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0',
+        'd37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7',
+      ],
+    ],
+    [2, 3, ['fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125']],
+    [
+      1,
+      5,
+      [
+        '6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d',
+        '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e',
+        'bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b',
+      ],
+    ],
+  ];
+  const CT_CONSISTENCY: [from: number, to: number, proof: string[]][] = [
+    [1, 1, []],
+    [
+      1,
+      8,
+      [
+        '96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7',
+        '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e',
+        '6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4',
+      ],
+    ],
+    [
+      6,
+      8,
+      [
+        '0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a',
+        'ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0',
+        'd37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7',
+      ],
+    ],
+    [
+      2,
+      5,
+      [
+        '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e',
+        'bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b',
+      ],
+    ],
+    [
+      2,
+      8,
+      [
+        '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e',
+        '6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4',
+      ],
+    ],
+  ];
+
+  test('known-answer audit paths and consistency proofs, and they verify against the known roots', () => {
+    const root = (size: number) => Buffer.from(CT_ROOTS[size - 1] as string, 'hex');
+    for (const [index, size, expected] of CT_INCLUSION) {
+      const proof = createInclusionProof(CT_LEAVES.slice(0, size), index);
+      assert.deepEqual(
+        proof.map((b) => b.toString('hex')),
+        expected,
+        `path of ${index} in ${size}`,
+      );
+      assert.ok(verifyInclusionProof(CT_LEAVES[index] as Buffer, index, size, proof, root(size)));
+    }
+    for (const [from, to, expected] of CT_CONSISTENCY) {
+      const proof = createConsistencyProof(CT_LEAVES.slice(0, to), from);
+      assert.deepEqual(
+        proof.map((b) => b.toString('hex')),
+        expected,
+        `proof ${from} → ${to}`,
+      );
+      assert.ok(verifyConsistencyProof(from, to, proof, root(from), root(to)));
+    }
+  });
+
+  test('proof ranges do not overlap, so one pass over the leaves computes every node', () => {
+    const covered = (ranges: { start: number; end: number }[], size: number) => {
+      const hits = new Array<number>(size).fill(0);
+      for (const { start, end } of ranges) {
+        assert.ok(start < end, 'a range holds a leaf');
+        for (let i = start; i < end; i += 1) hits[i] = (hits[i] as number) + 1;
+      }
+      return hits;
+    };
+    for (let size = 1; size <= 40; size += 1) {
+      for (let index = 0; index < size; index += 1) {
+        const hits = covered(inclusionProofRanges(index, size), size);
+        // Every leaf but the proved one is in exactly one range.
+        assert.deepEqual(
+          hits,
+          hits.map((_, i) => (i === index ? 0 : 1)),
+          `${index}/${size}`,
+        );
+      }
+      for (let from = 1; from <= size; from += 1) {
+        const hits = covered(consistencyProofRanges(from, size), size);
+        assert.ok(
+          hits.every((n) => n <= 1),
+          `${from} → ${size}`,
+        );
+      }
+    }
+    assert.throws(() => inclusionProofRanges(3, 3), RangeError);
+    assert.throws(() => inclusionProofRanges(-1, 3), RangeError);
+    assert.throws(() => consistencyProofRanges(0, 3), RangeError);
+    assert.throws(() => consistencyProofRanges(4, 3), RangeError);
+  });
+
+  test('the roots a proof leads to; a proof of the wrong length leads nowhere', () => {
+    const leaves = Array.from({ length: 11 }, (_, i) => hashLeaf(Uint8Array.of(i)));
+    const proof = createInclusionProof(leaves, 6);
+    assert.deepEqual(rootFromInclusionProof(leaves[6] as Buffer, 6, 11, proof), computeRoot(leaves));
+    assert.equal(rootFromInclusionProof(leaves[6] as Buffer, 6, 11, proof.slice(1)), null);
+    assert.equal(rootFromInclusionProof(leaves[6] as Buffer, 6, 11, [...proof, EMPTY_ROOT]), null);
+    assert.equal(rootFromInclusionProof(leaves[6] as Buffer, 11, 11, proof), null);
+    const consistency = createConsistencyProof(leaves, 5);
+    assert.deepEqual(rootsFromConsistencyProof(5, 11, consistency, EMPTY_ROOT), {
+      oldRoot: computeRoot(leaves.slice(0, 5)),
+      newRoot: computeRoot(leaves),
+    });
+    assert.equal(rootsFromConsistencyProof(5, 11, consistency.slice(1), EMPTY_ROOT), null);
+    assert.equal(rootsFromConsistencyProof(5, 11, [...consistency, EMPTY_ROOT], EMPTY_ROOT), null);
+    assert.equal(rootsFromConsistencyProof(0, 11, consistency, EMPTY_ROOT), null);
   });
 
   test('incremental frontier agrees with the recursive definition at every size', () => {
