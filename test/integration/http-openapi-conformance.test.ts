@@ -452,7 +452,7 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('DELETE', webhookPath), 204);
   expectStatus(await api.call('DELETE', webhookPath), 404, 'NOT_FOUND');
 
-  // Audit: both orders, a cursor, a cursor of the other order, the checkpoint.
+  // Audit: both orders, a cursor, a cursor of the other order, the checkpoint, proofs.
   const audit = await api.call('GET', '/v1/audit?limit=2');
   expectStatus(audit, 200);
   const auditCursor = (audit.body as { nextCursor: string | null }).nextCursor;
@@ -465,6 +465,14 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', `/v1/audit?cursor=${descCursor}`), 400, 'INVALID_CURSOR');
   expectStatus(await api.call('GET', '/v1/audit?order=sideways'), 400, 'VALIDATION_FAILED');
   expectStatus(await api.call('GET', '/v1/audit/checkpoint'), 200);
+  expectStatus(await api.call('GET', '/v1/audit/proof/inclusion?index=1&size=3'), 200);
+  const indexInTree = { ruleBeyondSchema: '`index` below `size`' };
+  const inclusionBeyond = await api.call('GET', '/v1/audit/proof/inclusion?index=3&size=3', indexInTree);
+  expectStatus(inclusionBeyond, 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('GET', '/v1/audit/proof/consistency?from=2&to=3'), 200);
+  const fromBeforeTo = { ruleBeyondSchema: '`from` at most `to`' };
+  const reversedSizes = await api.call('GET', '/v1/audit/proof/consistency?from=4&to=3', fromBeforeTo);
+  expectStatus(reversedSizes, 400, 'VALIDATION_FAILED');
   expectStatus(await api.call('GET', '/v1/audit', asViewer), 403, 'PERMISSION_DENIED');
 
   // Anonymous callers over their limit: 429 RATE_LIMITED with Retry-After.

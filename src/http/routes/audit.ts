@@ -1,10 +1,12 @@
-// /v1/audit: the caller's tenant's audit records (filter, cursor) and the latest signed checkpoint.
+// /v1/audit: the caller's tenant's audit records (filter, cursor), the latest signed checkpoint, and
+// RFC 6962 inclusion and consistency proofs that tie records and checkpoints together.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors/app-error.ts';
 import type { AuditLog } from '../../security/audit/audit-log.ts';
-import { createLimitSchema, cursorSchema } from '../params.ts';
+import { createLimitSchema, cursorSchema, seqSchema } from '../params.ts';
+import type { ValidationIssue } from '../plugins/error-handler.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface AuditRoutesOptions {
@@ -37,6 +39,57 @@ const auditRecordSchema = z
     trace_id: z.string().nullable(),
   })
   .meta({ id: 'AuditRecord' });
+
+/** An audit record as GET /v1/audit lists it. */
+export type AuditRecordDto = z.infer<typeof auditRecordSchema>;
+
+const checkpointSchema = z
+  .object({ size: z.number().int(), note: z.string().nullable(), verifierKey: z.string() })
+  .describe(
+    'The latest checkpoint of the current key (size 0, note null before its first) and its verifier key.',
+  );
+
+/** The answer of GET /v1/audit/checkpoint. */
+export type AuditCheckpointDto = z.infer<typeof checkpointSchema>;
+
+const hashSchema = z.string().describe('A SHA-256 hash, base64 (as the checkpoint writes its root).');
+
+const inclusionProofSchema = z
+  .object({
+    index: z.number().int().describe('Position of the record in the log: its `seq`.'),
+    size: z.number().int().describe('Records in the tree the proof is for (a checkpoint’s size).'),
+    leafHash: hashSchema.describe('SHA-256(0x00 ‖ the record’s RFC 8785 canonical JSON), base64.'),
+    rootHash: hashSchema.describe(
+      'Root of the first `size` records as the server holds them now: verify the proof against the signed checkpoint’s root, not this one.',
+    ),
+    proof: z.array(hashSchema).describe('The audit path, nearest the leaf first (RFC 9162 §2.1.3).'),
+  })
+  .meta({ id: 'AuditInclusionProof' })
+  .describe('The record at `index` is in the tree of the first `size` records.');
+
+/** The answer of GET /v1/audit/proof/inclusion. */
+export type AuditInclusionProofDto = z.infer<typeof inclusionProofSchema>;
+
+const consistencyProofSchema = z
+  .object({
+    from: z.number().int().describe('Size of the older tree.'),
+    to: z.number().int().describe('Size of the newer tree.'),
+    fromRoot: hashSchema.describe('Root of the first `from` records as the server holds them now.'),
+    toRoot: hashSchema.describe('Root of the first `to` records as the server holds them now.'),
+    proof: z.array(hashSchema).describe('The consistency proof (RFC 9162 §2.1.4).'),
+  })
+  .meta({ id: 'AuditConsistencyProof' })
+  .describe('The first `from` records are unchanged at the start of the first `to`.');
+
+/** The answer of GET /v1/audit/proof/consistency. */
+export type AuditConsistencyProofDto = z.infer<typeof consistencyProofSchema>;
+
+function invalidQuery(parameter: string, message: string): AppError {
+  const issue: ValidationIssue = { location: 'querystring', path: `/${parameter}`, message };
+  return new AppError('VALIDATION_FAILED', `Invalid querystring. ${parameter}: ${message}`, {
+    details: [issue],
+  });
+}
 
 // Ascending cursors stay the bare seq (what clients already hold); descending ones carry a `d`
 // prefix, so a cursor is never silently read in the other order.
@@ -117,11 +170,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
           'The latest C2SP signed checkpoint of the whole log that the server’s current key signed, and that key.',
         tags: ['audit'],
         response: {
-          200: z
-            .object({ size: z.number().int(), note: z.string().nullable(), verifierKey: z.string() })
-            .describe(
-              'The latest checkpoint of the current key (size 0, note null before its first) and its verifier key.',
-            ),
+          200: checkpointSchema,
           ...problemResponses(401, 403, 429),
         },
       },
@@ -129,6 +178,97 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     async () => {
       const latest = await options.auditLog.latestCheckpoint();
       return { size: latest?.size ?? 0, note: latest?.note ?? null, verifierKey: options.verifierKey };
+    },
+  );
+
+  /** A tree size given, else the latest checkpoint's; checked against the log's records. */
+  async function resolveTreeSize(parameter: string, given: number | undefined): Promise<number> {
+    const size = given ?? (await options.auditLog.latestCheckpoint())?.size;
+    if (size === undefined) {
+      throw invalidQuery(parameter, 'required while the server has signed no checkpoint yet');
+    }
+    const logSize = await options.auditLog.size();
+    if (size > logSize) {
+      throw invalidQuery(parameter, `${size} is beyond the log, which holds ${logSize} records`);
+    }
+    return size;
+  }
+
+  const proofCost =
+    ' Computed from the first records of the whole log (every tenant’s): about a second per 200,000 records.';
+
+  typed.get(
+    '/v1/audit/proof/inclusion',
+    {
+      config: { permission: 'audit:read' },
+      schema: {
+        operationId: 'getAuditInclusionProof',
+        summary: 'Inclusion proof of a record',
+        description: `The RFC 6962 audit path of the record at position \`index\` (its \`seq\`) in the tree of the first \`size\` records (default: the latest checkpoint's size). Hash the record's canonical JSON as the leaf, follow the path and compare with the signed checkpoint's root.${proofCost}`,
+        tags: ['audit'],
+        querystring: z.strictObject({
+          index: seqSchema.describe('Position of the record: its `seq`. Less than `size`.'),
+          size: seqSchema
+            .optional()
+            .describe('Tree size, at most the records in the log (default: the latest checkpoint’s size).'),
+        }),
+        response: {
+          200: inclusionProofSchema,
+          ...problemResponses(400, 401, 403, 409, 429),
+        },
+      },
+    },
+    async (request) => {
+      const size = await resolveTreeSize('size', request.query.size);
+      const { index } = request.query;
+      if (index >= size) throw invalidQuery('index', `must be less than size (${size})`);
+      const proof = await options.auditLog.inclusionProof(index, size);
+      return {
+        index,
+        size,
+        leafHash: proof.leafHash.toString('base64'),
+        rootHash: proof.rootHash.toString('base64'),
+        proof: proof.proof.map((hash) => hash.toString('base64')),
+      };
+    },
+  );
+
+  typed.get(
+    '/v1/audit/proof/consistency',
+    {
+      config: { permission: 'audit:read' },
+      schema: {
+        operationId: 'getAuditConsistencyProof',
+        summary: 'Consistency proof between two tree sizes',
+        description: `The RFC 6962 consistency proof that the tree of the first \`from\` records is the start of the tree of the first \`to\` (default: the latest checkpoint's size): verify it with the two signed checkpoints' roots to know the log was only appended to in between.${proofCost}`,
+        tags: ['audit'],
+        querystring: z.strictObject({
+          from: seqSchema.describe('Size of the older tree (an older checkpoint’s), at least 1.'),
+          to: seqSchema
+            .optional()
+            .describe(
+              'Size of the newer tree, at most the records in the log (default: the latest checkpoint’s size).',
+            ),
+        }),
+        response: {
+          200: consistencyProofSchema,
+          ...problemResponses(400, 401, 403, 409, 429),
+        },
+      },
+    },
+    async (request) => {
+      const { from } = request.query;
+      if (from < 1) throw invalidQuery('from', 'must be at least 1');
+      const to = await resolveTreeSize('to', request.query.to);
+      if (from > to) throw invalidQuery('from', `must not be greater than to (${to})`);
+      const proof = await options.auditLog.consistencyProof(from, to);
+      return {
+        from,
+        to,
+        fromRoot: proof.fromRoot.toString('base64'),
+        toRoot: proof.toRoot.toString('base64'),
+        proof: proof.proof.map((hash) => hash.toString('base64')),
+      };
     },
   );
 }

@@ -10,6 +10,13 @@ import { writeFileDurablySync } from '../../store/durable-file.ts';
 import { newId } from '../../store/ids.ts';
 import type { SecurityDb } from '../security-tables.ts';
 import {
+  type AuditConsistencyProof,
+  type AuditInclusionProof,
+  readAuditLogSize,
+  readConsistencyProof,
+  readInclusionProof,
+} from './audit-proof.ts';
+import {
   type AuditEventInput,
   type AuditRecord,
   buildAuditRecord,
@@ -89,6 +96,12 @@ export interface AuditLog {
    * any; without a signer, the newest stored one.
    */
   latestCheckpoint(): Promise<WrittenCheckpoint | null>;
+  /** Records in the log now: the largest tree size a proof can be asked for. */
+  size(): Promise<number>;
+  /** RFC 6962 inclusion proof of the record at `index` in the tree of the first `size` records. */
+  inclusionProof(index: number, size: number): Promise<AuditInclusionProof>;
+  /** RFC 6962 consistency proof between the trees of the first `from` and the first `to` records. */
+  consistencyProof(from: number, to: number): Promise<AuditConsistencyProof>;
   /** Writes a checkpoint every `intervalMs` (timer does not keep the process alive). */
   startCheckpointTimer(intervalMs: number): void;
   /** Stops the timer, waits for pending appends and writes a final checkpoint. */
@@ -407,6 +420,9 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     list,
     writeCheckpoint,
     latestCheckpoint,
+    size: () => readAuditLogSize(db),
+    inclusionProof: (index, size) => readInclusionProof(db, index, size),
+    consistencyProof: (from, to) => readConsistencyProof(db, from, to),
     startCheckpointTimer(intervalMs) {
       if (timer || !options.signer) return;
       timer = setInterval(() => {
