@@ -6,6 +6,12 @@ import type { CreateSessionInput, RetrySessionInput } from '../domain/session-in
 import type { SessionStatus } from '../domain/types.ts';
 import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import type { EventDto, RoleDetailDto, RoleDto, SessionDto, SessionSummaryDto } from '../http/dto.ts';
+import type {
+  AuditCheckpointDto,
+  AuditConsistencyProofDto,
+  AuditInclusionProofDto,
+  AuditRecordDto,
+} from '../http/routes/audit.ts';
 import type { CallerDto } from '../http/routes/me.ts';
 import type { TenantQuotasDto } from '../http/routes/quotas.ts';
 import type { UsageReportDto } from '../http/routes/usage.ts';
@@ -317,6 +323,31 @@ export function createApiClient(options: ApiClientOptions) {
     /** `GET /v1/me`: who the server takes the credentials for (principal, tenant, roles, permissions). */
     async whoami(): Promise<CallerDto> {
       return requestJson<CallerDto>('GET', 'v1/me');
+    },
+
+    /** `GET /v1/audit` (one page, oldest first): the tenant's audit records after seq `after`. */
+    async listAuditRecords(query: { after?: number; limit: number }): Promise<AuditRecordDto[]> {
+      const params = new URLSearchParams({ limit: String(query.limit) });
+      if (query.after !== undefined) params.set('cursor', String(query.after));
+      return (await requestJson<{ items?: AuditRecordDto[] }>('GET', `v1/audit?${params}`)).items ?? [];
+    },
+
+    /** `GET /v1/audit/checkpoint`: the latest signed checkpoint and the server's verifier key. */
+    async auditCheckpoint(): Promise<AuditCheckpointDto> {
+      return requestJson<AuditCheckpointDto>('GET', 'v1/audit/checkpoint');
+    },
+
+    /** `GET /v1/audit/proof/inclusion`: the audit path of record `index` in the first `size`. */
+    async auditInclusionProof(index: number, size: number): Promise<AuditInclusionProofDto> {
+      return requestJson<AuditInclusionProofDto>(
+        'GET',
+        `v1/audit/proof/inclusion?index=${index}&size=${size}`,
+      );
+    },
+
+    /** `GET /v1/audit/proof/consistency`: that the first `from` records start the first `to`. */
+    async auditConsistencyProof(from: number, to: number): Promise<AuditConsistencyProofDto> {
+      return requestJson<AuditConsistencyProofDto>('GET', `v1/audit/proof/consistency?from=${from}&to=${to}`);
     },
 
     /** `GET /v1/quotas`: the tenant's quotas, what it uses of them now, and its session defaults. */

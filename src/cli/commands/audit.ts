@@ -1,5 +1,6 @@
 // `maos audit verify|export`: offline checks and SIEM export of the tamper-evident audit log,
-// on the data directory's database or on a JSONL export, against signed checkpoints.
+// on the data directory's database or on a JSONL export, against signed checkpoints; `prove`
+// (audit-prove.ts) checks a server's log from outside.
 
 import { once } from 'node:events';
 import { createWriteStream, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
@@ -30,6 +31,7 @@ import {
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { registerAuditProveCommand } from './audit-prove.ts';
 
 interface VerifyOptions {
   config?: string;
@@ -50,7 +52,9 @@ interface ExportOptions {
 export function registerAuditCommand(program: Command, act: ActionFactory): void {
   const audit = program
     .command('audit')
-    .description('verify and export the tamper-evident audit log (local)');
+    .description(
+      "verify and export the tamper-evident audit log (local); prove a server's log against its signed checkpoints",
+    );
   addCommonOptions(audit.command('verify'), false)
     .description('re-compute the hash chain and tree heads; report the first broken record (exit 1)')
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
@@ -69,6 +73,7 @@ export function registerAuditCommand(program: Command, act: ActionFactory): void
       "only records of this tenant: its actor's, else its target's, as the API lists them (such an export cannot be chain-verified)",
     )
     .action(act(runExport));
+  registerAuditProveCommand(audit, act);
 }
 
 async function runVerify(ctx: CliContext, command: Command): Promise<number> {

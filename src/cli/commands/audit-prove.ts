@@ -1,0 +1,234 @@
+// `maos audit prove`: checks a server's audit log from outside, with the signer's public key only:
+// that records are in the tree its latest checkpoint signed (inclusion proofs), and that a saved
+// older checkpoint is the start of it (a consistency proof), so nothing signed was changed or cut.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { AuditRecord } from '../../security/audit/audit-record.ts';
+import {
+  type Checkpoint,
+  type CheckpointVerifier,
+  openCheckpoint,
+  parseVerifierKey,
+} from '../../security/audit/checkpoint.ts';
+import {
+  type ConsistencyProofAnswer,
+  checkConsistency,
+  checkRecordInclusion,
+  type ProofProblem,
+} from '../../security/audit/proof-check.ts';
+import { ApiProblemError } from '../client.ts';
+import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+import { parseIntegerOption } from '../number-options.ts';
+
+interface ProveOptions {
+  seq?: string[];
+  record?: string[];
+  since?: string;
+  saveCheckpoint?: string;
+  key?: string;
+  keyFile?: string;
+}
+
+interface Finding {
+  check: string;
+  problem: ProofProblem;
+}
+
+/** Registers `maos audit prove` on the `maos audit` command. */
+export function registerAuditProveCommand(audit: Command, act: ActionFactory): void {
+  addCommonOptions(audit.command('prove'), true)
+    .description(
+      "check the server's log against its latest signed checkpoint: records in it, a saved checkpoint the start of it (exit 1 otherwise)",
+    )
+    .option(
+      '--seq <n>',
+      'a record of your tenant, by seq: fetch it and prove it is in the log (repeatable)',
+      collectRepeated,
+    )
+    .option(
+      '--record <file>',
+      'a record saved earlier (JSON, as listed or exported): prove the log still holds it (repeatable)',
+      collectRepeated,
+    )
+    .option('--since <file>', 'a checkpoint saved earlier: prove the log only grew since it')
+    .option(
+      '--save-checkpoint <file>',
+      'when every check passes, save the latest checkpoint there (for --since)',
+    )
+    .option(
+      '--key <vkey>',
+      'verifier key <name>+<hash>+<key> of the checkpoint signer (this or --key-file is required)',
+    )
+    .option('--key-file <file>', 'file holding the verifier key')
+    .action(act(runProve));
+}
+
+async function runProve(ctx: CliContext, command: Command): Promise<number> {
+  const options = command.opts<ProveOptions>();
+  const verifier = readVerifier(options);
+  const seqs = (options.seq ?? []).map((text) =>
+    parseIntegerOption('--seq', text, { min: 0, max: Number.MAX_SAFE_INTEGER }),
+  );
+  const saved = (options.record ?? []).map(readRecordFile);
+  const older = options.since === undefined ? null : readText(options.since);
+  if (seqs.length === 0 && saved.length === 0 && older === null) {
+    throw new CliError('USAGE', 'name what to prove: --seq, --record or --since', EXIT.USAGE);
+  }
+  const client = ctx.client();
+  const latest = await client.auditCheckpoint();
+  if (latest.note === null) {
+    throw new CliError(
+      'INVALID_STATE',
+      'the server has signed no checkpoint with its current key yet: nothing can be proved before its first (audit.checkpointIntervalSeconds)',
+      EXIT.CONFLICT,
+    );
+  }
+  const checkpoint = openSigned(latest.note, verifier, 'the latest checkpoint of the server');
+  const findings: Finding[] = [];
+
+  const records = [...saved];
+  for (const seq of seqs) records.push(await fetchRecord(ctx, seq));
+  const unsigned = records.find((record) => record.seq >= checkpoint.size);
+  if (unsigned) {
+    throw new CliError(
+      'INVALID_STATE',
+      `record ${unsigned.seq} is newer than the latest checkpoint (${checkpoint.size} records): prove it after the next one (audit.checkpointIntervalSeconds)`,
+      EXIT.CONFLICT,
+    );
+  }
+  for (const record of records) {
+    const check = `record ${record.seq}`;
+    const answer = await askServer(() => client.auditInclusionProof(record.seq, checkpoint.size));
+    findings.push({
+      check,
+      problem: typeof answer === 'string' ? answer : checkRecordInclusion(record, checkpoint, answer),
+    });
+  }
+
+  if (older !== null) {
+    const previous = openSigned(older, verifier, `--since ${options.since}`);
+    let answer: ConsistencyProofAnswer | string | null = null;
+    if (previous.size <= checkpoint.size && previous.origin === checkpoint.origin) {
+      answer = await askServer(() => client.auditConsistencyProof(previous.size, checkpoint.size));
+    }
+    findings.push({
+      check: `since ${previous.size} records`,
+      problem: typeof answer === 'string' ? answer : checkConsistency(previous, checkpoint, answer),
+    });
+  }
+
+  const ok = findings.every((finding) => finding.problem === null);
+  if (ok && options.saveCheckpoint !== undefined) writeFileSync(resolve(options.saveCheckpoint), latest.note);
+  report(ctx, checkpoint, findings, ok);
+  return ok ? EXIT.OK : EXIT.SESSION_FAILED;
+}
+
+function report(ctx: CliContext, checkpoint: Checkpoint, findings: Finding[], ok: boolean): void {
+  const { out } = ctx;
+  if (out.json) {
+    out.printJson({
+      ok,
+      checkpoint: {
+        origin: checkpoint.origin,
+        size: checkpoint.size,
+        root: checkpoint.root.toString('base64'),
+      },
+      checks: findings.map(({ check, problem }) => ({ check, ok: problem === null, problem })),
+    });
+    return;
+  }
+  out.line(`checkpoint   ${checkpoint.size} records of ${checkpoint.origin}, signature verified`);
+  for (const { check, problem } of findings) {
+    out.line(
+      problem === null
+        ? `${out.paint.green('ok')}       ${check}`
+        : `${out.paint.red('FAILED')}   ${check}: ${problem}`,
+    );
+  }
+  out.line(
+    ok
+      ? out.paint.green('OK: the log holds what was signed')
+      : out.paint.red('FAILED: the log does not hold what was signed'),
+  );
+}
+
+/**
+ * The server's answer, or what it said when it cannot prove a size it signed (records missing, a
+ * size beyond the log): a finding about the log, not a usage error.
+ */
+async function askServer<T>(call: () => Promise<T>): Promise<T | string> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof ApiProblemError && (error.status === 400 || error.status === 409)) {
+      return `the server cannot prove it: ${error.message}`;
+    }
+    throw error;
+  }
+}
+
+/** The tenant's record with `seq`, as GET /v1/audit lists it. */
+async function fetchRecord(ctx: CliContext, seq: number): Promise<AuditRecord> {
+  const [record] = await ctx.client().listAuditRecords({ ...(seq > 0 ? { after: seq - 1 } : {}), limit: 1 });
+  if (record?.seq !== seq) {
+    throw new CliError(
+      'NOT_FOUND',
+      `no record with seq ${seq} among your tenant's audit records`,
+      EXIT.NOT_FOUND,
+    );
+  }
+  return record as AuditRecord;
+}
+
+function readVerifier(options: ProveOptions): CheckpointVerifier {
+  if (options.key !== undefined) return parseVerifierKey(options.key);
+  if (options.keyFile !== undefined) return parseVerifierKey(readText(options.keyFile));
+  // The server's own key (GET /v1/audit/checkpoint shows it) would only prove the server agrees
+  // with itself: the key must come from elsewhere.
+  throw new CliError(
+    'USAGE',
+    "--key or --key-file is required: the checkpoint signer's verifier key, obtained apart from this server",
+    EXIT.USAGE,
+  );
+}
+
+function openSigned(note: string, verifier: CheckpointVerifier, what: string): Checkpoint {
+  try {
+    return openCheckpoint(note, verifier);
+  } catch (error) {
+    throw new CliError(
+      'CHECKPOINT_INVALID',
+      `${what} does not verify with key ${verifier.name}: ${(error as Error).message}`,
+      EXIT.SESSION_FAILED,
+    );
+  }
+}
+
+/** A record saved as GET /v1/audit lists it or as an export line (its chain hashes are left out). */
+function readRecordFile(file: string): AuditRecord {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readText(file));
+  } catch (error) {
+    throw new CliError('USAGE', `--record ${file} is not JSON: ${(error as Error).message}`, EXIT.USAGE);
+  }
+  if (
+    parsed === null ||
+    typeof parsed !== 'object' ||
+    !Number.isSafeInteger((parsed as { seq?: unknown }).seq)
+  ) {
+    throw new CliError('USAGE', `--record ${file} is not an audit record (no integer seq)`, EXIT.USAGE);
+  }
+  const { prev_hash: _prev, hash: _hash, ...record } = parsed as Record<string, unknown>;
+  return record as unknown as AuditRecord;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    throw new CliError('NOT_FOUND', `cannot read ${file}`, EXIT.NOT_FOUND);
+  }
+}
