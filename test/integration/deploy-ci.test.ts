@@ -13,6 +13,7 @@ interface Step {
 }
 interface Workflow {
   on: Record<string, unknown>;
+  concurrency?: { group: string; 'cancel-in-progress'?: boolean };
   jobs: Record<string, { steps: Step[]; 'runs-on': string; 'timeout-minutes'?: number; if?: string }>;
 }
 
@@ -82,6 +83,13 @@ describe('CI workflows', () => {
       if (name !== 'audit')
         assert.match(job.if ?? '', /github\.event_name != 'schedule'/, `${name} skips scheduled runs`);
     }
+    // The scheduled run is of the default branch: sharing a push's concurrency group, one would
+    // cancel the other (cancel-in-progress).
+    const groupOf = (event: string) =>
+      (ci.concurrency?.group ?? '').replace(/\$\{\{\s*github\.(\w+)\s*\}\}/g, (_, key: string) =>
+        key === 'event_name' ? event : key === 'ref' ? 'refs/heads/main' : `<${key}>`,
+      );
+    assert.notEqual(groupOf('schedule'), groupOf('push'), 'a scheduled run and a push to main share a group');
   });
 
   test('every action is pinned to a version and every job has a timeout', () => {
