@@ -118,6 +118,15 @@ export async function readTenantInventory(db: AnyDb, tenantId: string): Promise<
     );
     if (n > 0) rows[table.name] = n;
   }
+  return {
+    rows,
+    kept: await readKeptRows(db, tenantId),
+    unfinished: await readUnfinishedSessions(db, tenantId),
+  };
+}
+
+/** Counts the tenant's rows in the tables that keep them (TENANT_TABLES_KEPT). */
+export async function readKeptRows(db: AnyDb, tenantId: string): Promise<TenantRows> {
   const kept: TenantRows = {};
   for (const name of Object.keys(TENANT_TABLES_KEPT)) {
     const n = countOf(
@@ -129,7 +138,7 @@ export async function readTenantInventory(db: AnyDb, tenantId: string): Promise<
     );
     if (n > 0) kept[name] = n;
   }
-  return { rows, kept, unfinished: await readUnfinishedSessions(db, tenantId) };
+  return kept;
 }
 
 /** The tenant's sessions that have not finished (none: it may be purged). */

@@ -150,6 +150,8 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
       result.stdout,
       new RegExp(`erased tenant acme: \\d+ row\\(s\\) in ${PURGED.length} table\\(s\\), 2 workspace\\(s\\)`),
     );
+    // What stays: the tenant's audit record and the purge's, and the ids of its 2 sessions.
+    assert.match(result.stderr, /kept: 2 audit_log, 3 deleted_sessions \(the audit log is never erased/);
     const counts = await withStore(configFile, (db) => countTenantRows(db, 'acme'));
     for (const table of PURGED) assert.equal(counts[table], 0, `${table} has no acme rows left`);
     assert.deepEqual(await withStore(configFile, (db) => readRowsNotOf(db, 'acme')), others);

@@ -16,6 +16,7 @@ import { createLogger } from '../../observability/logger.ts';
 import { localOperatorActor, openLocalSecurityStore } from '../../security/local-store.ts';
 import {
   purgeTenant,
+  readKeptRows,
   readTenantInventory,
   TENANT_TABLES,
   TENANT_TABLES_KEPT,
@@ -142,7 +143,8 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
       outcome: 'success',
       reason: `erased ${describeRows(deleted)}; ${removed} workspace(s) removed here`,
     });
-    const { kept } = await readTenantInventory(db, tenant);
+    // Only what stays: the purged tables were counted before (some have no index on tenant_id).
+    const kept = await readKeptRows(db, tenant);
     if (out.json) {
       out.printJson({ tenant, deleted, apiKeysRevoked: revoked.apiKeys, workspacesRemoved: removed, kept });
       return EXIT.OK;
