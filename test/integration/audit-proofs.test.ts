@@ -16,7 +16,12 @@ import {
   loadCheckpointSigner,
   openCheckpoint,
 } from '../../src/security/audit/checkpoint.ts';
-import { hashLeaf, verifyConsistencyProof, verifyInclusionProof } from '../../src/security/audit/merkle.ts';
+import {
+  computeRoot,
+  hashLeaf,
+  verifyConsistencyProof,
+  verifyInclusionProof,
+} from '../../src/security/audit/merkle.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { STORE_BACKENDS, type StoreBackend } from '../fixtures/store-backends.ts';
 
@@ -133,6 +138,39 @@ for (const backend of STORE_BACKENDS) {
             );
           }
         }
+      }
+    });
+
+    test('a log longer than one read batch (2,000 records): proofs across the batch boundaries', async () => {
+      const opened = await backend.open(1);
+      const db = opened.handles[0]?.db as unknown as SecurityDb;
+      const log = createAuditLog({ db, origin: 'maos.test/audit' });
+      try {
+        const size = 4500;
+        for (let i = 0; i < size; i += 500) {
+          await Promise.all(Array.from({ length: 500 }, (_, j) => log.append(event(i + j))));
+        }
+        const leaves = await storedLeaves(db);
+        assert.equal(leaves.length, size);
+        const root = (n: number) => computeRoot(leaves.slice(0, n));
+        for (const index of [0, 1999, 2000, 2001, 4000, 4499]) {
+          const proof = await log.inclusionProof(index, size);
+          assert.deepEqual(proof.leafHash, leaves[index], `leaf ${index}`);
+          assert.ok(verifyInclusionProof(proof.leafHash, index, size, proof.proof, root(size)), `${index}`);
+        }
+        for (const [from, to] of [
+          [1999, 4500],
+          [2000, 4001],
+          [2048, 4096],
+          [3, 2001],
+        ] as const) {
+          const proof = await log.consistencyProof(from, to);
+          assert.deepEqual([proof.fromRoot, proof.toRoot], [root(from), root(to)], `${from} → ${to}`);
+          assert.ok(verifyConsistencyProof(from, to, proof.proof, root(from), root(to)), `${from} → ${to}`);
+        }
+      } finally {
+        await log.close();
+        await opened.dispose();
       }
     });
   });
