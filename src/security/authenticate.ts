@@ -103,9 +103,9 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     let { rows } = await selectTenantBindings(tenantDb, principal.tenantId, principal.id);
     if (rows.length === 0) {
       // No tenant row: a verified principal may be the first of its tenant (a new OIDC tenant claim,
-      // a key created for a new tenant), or its tenant was purged since (`maos tenants purge`), by
-      // whichever process. Everything it creates references the tenant row. Bindings have no
-      // foreign key, so those stored without the row are read again with it.
+      // a key created for a new tenant), or its row was deleted since (by hand, or by a `maos
+      // tenants purge` of a version that deleted it). Everything it creates references the tenant
+      // row. Bindings have no foreign key, so those stored without the row are read again with it.
       await tenants.create(principal.tenantId);
       ({ rows } = await selectTenantBindings(tenantDb, principal.tenantId, principal.id));
     }

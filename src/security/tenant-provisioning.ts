@@ -1,7 +1,8 @@
 // Tenants come into being when a verified principal first acts for them (an OIDC tenant claim, an API
 // key created for a tenant): the tenant row that every tenant-owned table references is created then.
-// Nothing is remembered in the process: a tenant erased meanwhile (`maos tenants purge`, run by another
-// process) is created afresh by its next request, on every replica, instead of failing its writes.
+// Nothing is remembered in the process: a tenant row deleted meanwhile by another process (by hand;
+// `maos tenants purge` keeps it) is created afresh by its next request, on every replica, instead of
+// failing its writes.
 import type { Kysely } from 'kysely';
 import { precompileQuery } from '../store/compiled-query.ts';
 import type { TenantsTable } from '../store/schema.ts';

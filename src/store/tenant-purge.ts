@@ -2,9 +2,11 @@
 // table that holds tenant data. Its API keys are revoked first (a crash then leaves them unusable),
 // its sessions deleted one by one with the session deletion (session-deletion.ts: outputs in bounded
 // batches, the rest of each in one transaction, recorded in `deleted_sessions` so every replica
-// removes their workspaces), then its own rows in bounded batches, the tenant row last. Each step
-// commits on its own and deletes only what is left: a run cut short leaves a state a second run
-// finishes. The audit log (a hash chain) and the ids of deleted sessions are kept on purpose.
+// removes their workspaces), then its own rows in bounded batches. Each step commits on its own and
+// deletes only what is left: a run cut short leaves a state a second run finishes. Kept on purpose:
+// the audit log (a hash chain), the ids of deleted sessions, and the `tenants` row (id, created_at,
+// its name set to the id): deleting it would make the database check every table that references
+// it, most with no index on tenant_id, in full under the write lock (foreign-key-indexes.test.ts).
 import type { Kysely } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import {
@@ -25,10 +27,9 @@ export interface TenantTable {
   key: readonly string[];
   /**
    * `session`: rows of a session, deleted with it; any left whose session is gone are swept by
-   * tenant. `tenant`: the tenant's own rows, deleted by tenant. `sessions`, `tenants`: the rows
-   * themselves (the tenant row is keyed by `id`, not `tenant_id`).
+   * tenant. `tenant`: the tenant's own rows, deleted by tenant. `sessions`: the sessions themselves.
    */
-  scope: 'session' | 'tenant' | 'sessions' | 'tenants';
+  scope: 'session' | 'tenant' | 'sessions';
 }
 
 /**
@@ -57,11 +58,15 @@ export const TENANT_TABLES: readonly TenantTable[] = [
   { name: 'role_bindings', key: ['tenant_id', 'principal_id', 'role'], scope: 'tenant' },
   { name: 'api_keys', key: ['id'], scope: 'tenant' },
   { name: 'tenant_usage_days', key: ['tenant_id', 'day'], scope: 'tenant' },
-  { name: 'tenants', key: ['id'], scope: 'tenants' },
 ];
 
-/** Tables with a `tenant_id` column whose rows of the tenant stay, and why (docs/security.md). */
+/**
+ * Tables whose rows of the tenant stay, and why (docs/security.md): those with a `tenant_id` column,
+ * and the tenant row itself (keyed by `id`).
+ */
 export const TENANT_TABLES_KEPT: Readonly<Record<string, string>> = {
+  tenants:
+    'the tenant row (id, created_at; its name is set to the id): deleting it would check every table referencing it in full',
   audit_log:
     'the tamper-evident audit log: one hash chain over every tenant, never pruned; the purge adds its own record',
   deleted_sessions:
@@ -99,6 +104,13 @@ export interface TenantInventory {
   rows: TenantRows;
   kept: TenantRows;
   unfinished: UnfinishedSessions;
+  /** The tenant row's name when it is not the tenant id (the purge sets it to the id). */
+  name?: string;
+}
+
+/** The column naming the tenant of a row of `table`. */
+function tenantColumn(table: string): string {
+  return table === 'tenants' ? 'id' : 'tenant_id';
 }
 
 function countOf(row: { n?: unknown } | undefined): number {
@@ -113,15 +125,17 @@ export async function readTenantInventory(db: AnyDb, tenantId: string): Promise<
       await db
         .selectFrom(table.name)
         .select((eb) => eb.fn.countAll().as('n'))
-        .where(table.scope === 'tenants' ? 'id' : 'tenant_id', '=', tenantId)
+        .where('tenant_id', '=', tenantId)
         .executeTakeFirst(),
     );
     if (n > 0) rows[table.name] = n;
   }
+  const tenant = await db.selectFrom('tenants').select('name').where('id', '=', tenantId).executeTakeFirst();
   return {
     rows,
     kept: await readKeptRows(db, tenantId),
     unfinished: await readUnfinishedSessions(db, tenantId),
+    ...(tenant && tenant.name !== tenantId ? { name: tenant.name as string } : {}),
   };
 }
 
@@ -133,7 +147,7 @@ export async function readKeptRows(db: AnyDb, tenantId: string): Promise<TenantR
       await db
         .selectFrom(name)
         .select((eb) => eb.fn.countAll().as('n'))
-        .where('tenant_id', '=', tenantId)
+        .where(tenantColumn(name), '=', tenantId)
         .executeTakeFirst(),
     );
     if (n > 0) kept[name] = n;
@@ -191,16 +205,18 @@ export interface PurgeTenantOptions {
   deleted?: TenantRows;
   /** API keys revoked (before they are deleted) are counted here. */
   revoked?: { apiKeys: number };
+  /** Set when the tenant row's name (not the id) was set to the id. */
+  renamed?: { tenant: boolean };
   now?: () => number;
 }
 
 /**
  * Erases the tenant: refuses (INVALID_STATE, nothing changed) while it has sessions that have not
  * finished, else revokes its API keys, deletes its sessions (session-deletion.ts) and every other
- * row of it, the tenant row last, and returns the rows deleted per table. Safe to run again after
- * an interruption; a tenant with no rows left is a no-op. A session submitted meanwhile (a request
- * with a key a server still had cached, an OIDC user) stops it before the tenant row with
- * INVALID_STATE, everything else of the tenant gone.
+ * row of it but the tenant row, whose name it sets to the id, and returns the rows deleted per
+ * table. Safe to run again after an interruption; a tenant with no rows left is a no-op. A session
+ * submitted meanwhile (a request with a key a server still had cached, an OIDC user) stops it at the
+ * end with INVALID_STATE, everything else of the tenant gone.
  */
 export async function purgeTenant(
   db: AnyDb,
@@ -238,8 +254,12 @@ export async function purgeTenant(
     }
   }
 
-  // Last, in one transaction: the tenant row, once it has no session left. What was written for it
-  // since its table was emptied (a charge of a run that was still stopping) goes with it.
+  // Last, in one transaction: no session came meanwhile, and the tenant row keeps nothing but its id.
+  // No table is emptied here by tenant_id: with the row kept, nothing needs them all empty at one
+  // instant, and such a delete on a table without a tenant_id index (mcp_stream_events) would read
+  // all of it under the write lock. A row written after its table's last batch (a charge of a run
+  // still stopping, an MCP stream of a user still let in) is as possible as one written after the
+  // purge: cut the tenant's access first; a second run erases it.
   await inWriteTransaction(db, async (trx) => {
     const meanwhile = await readUnfinishedSessions(trx, tenantId);
     if (meanwhile.count > 0) throw unfinishedError(tenantId, meanwhile, true);
@@ -257,18 +277,15 @@ export async function purgeTenant(
         { details: { tenant: tenantId, sessions: finished } },
       );
     }
-    const rows: TenantRows = {};
-    for (const table of TENANT_TABLES) {
-      if (table.scope !== 'tenant') continue;
-      const n = Number(
-        (await trx.deleteFrom(table.name).where('tenant_id', '=', tenantId).executeTakeFirst())
-          .numDeletedRows,
-      );
-      if (n > 0) rows[table.name] = n;
-    }
-    const tenantRow = await trx.deleteFrom('tenants').where('id', '=', tenantId).executeTakeFirst();
-    if (tenantRow.numDeletedRows > 0n) rows.tenants = Number(tenantRow.numDeletedRows);
-    add(rows);
+    // MAOS provisions a tenant with its id as name, but the default tenant's migration wrote
+    // `Default`, and a store copied or written by hand may hold any name.
+    const renamed = await trx
+      .updateTable('tenants')
+      .set({ name: tenantId })
+      .where('id', '=', tenantId)
+      .where('name', '<>', tenantId)
+      .executeTakeFirst();
+    if (options.renamed && renamed.numUpdatedRows > 0n) options.renamed.tenant = true;
   });
   return deleted;
 }

@@ -1,8 +1,8 @@
 // `maos tenants purge` on a data directory (SQLite) and on PostgreSQL: the dry run lists what would
 // go and changes nothing; without --yes it asks on a terminal (a real pseudo-terminal through
 // util-linux `script`) and refuses when stdin is none; with --yes it erases the tenant, removes its
-// session workspaces here and writes one audit record (the chain still verifies); unfinished
-// sessions refuse it; another tenant keeps everything.
+// session workspaces here and writes one audit record (the chain still verifies), keeping the
+// tenant row with only its id; unfinished sessions refuse it; another tenant keeps everything.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,7 +75,7 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
     await withStore(configFile, async (db) => {
       acme = (await seedTenantRows(db, 'acme')).sessionIds;
       globex = (await seedTenantRows(db, 'globex')).sessionIds;
-      await seedTenantRows(db, 'umbrella', { cacheEntries: 1250 });
+      await seedTenantRows(db, 'umbrella', { cacheEntries: 1250, name: 'Umbrella Corporation' });
     });
     for (const id of [...acme, ...globex]) {
       mkdirSync(join(dataDir, 'workspaces', id, 'src'), { recursive: true });
@@ -93,12 +93,23 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
     assert.match(result.stdout, /^events +7$/m);
     assert.match(result.stdout, /^api_keys +2$/m);
     assert.match(result.stdout, /^workspaces \(this data directory\) +2$/m);
-    assert.match(result.stderr, /kept: 1 audit_log, 1 deleted_sessions/);
+    assert.match(
+      result.stderr,
+      /kept: 1 tenants, 1 audit_log, 1 deleted_sessions \(the tenant row keeps only/,
+    );
+    assert.doesNotMatch(result.stdout, /^tenants /m, 'the tenant row is not in the list of what goes');
     assert.match(result.stderr, /dry run: nothing erased/);
     const json = await runMaos(['tenants', 'purge', 'acme', '--dry-run', '--json', '-c', configFile]);
-    const report = JSON.parse(json.stdout) as { rows: Record<string, number>; workspaces: number };
+    const report = JSON.parse(json.stdout) as {
+      rows: Record<string, number>;
+      workspaces: number;
+      tenantName: string | null;
+      kept: Record<string, number>;
+    };
     assert.deepEqual(Object.keys(report.rows).sort(), [...PURGED].sort());
     assert.equal(report.workspaces, 2);
+    assert.equal(report.tenantName, null, 'its name is its id: nothing to erase there');
+    assert.equal(report.kept.tenants, 1);
     assert.deepEqual(await withStore(configFile, (db) => readRowsNotOf(db, 'nobody')), before);
   });
 
@@ -151,7 +162,10 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
       new RegExp(`erased tenant acme: \\d+ row\\(s\\) in ${PURGED.length} table\\(s\\), 2 workspace\\(s\\)`),
     );
     // What stays: the tenant's audit record and the purge's, and the ids of its 2 sessions.
-    assert.match(result.stderr, /kept: 2 audit_log, 3 deleted_sessions \(the audit log is never erased/);
+    assert.match(
+      result.stderr,
+      /kept: 1 tenants, 2 audit_log, 3 deleted_sessions \(the tenant row keeps only the id and creation time; the audit log is never erased/,
+    );
     const counts = await withStore(configFile, (db) => countTenantRows(db, 'acme'));
     for (const table of PURGED) assert.equal(counts[table], 0, `${table} has no acme rows left`);
     assert.deepEqual(await withStore(configFile, (db) => readRowsNotOf(db, 'acme')), others);
@@ -179,7 +193,7 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
     assert.deepEqual(purge.target, { type: 'tenant', id: 'acme', tenant: 'acme' });
     assert.match(
       purge.reason,
-      /^erased 2 sessions, 7 events, .*2 api_keys, 1 tenant_usage_days, 1 tenants; 2 workspace\(s\) removed here$/,
+      /^erased 2 sessions, 7 events, .*2 api_keys, 1 tenant_usage_days; 2 workspace\(s\) removed here$/,
     );
     const verified = await runMaos(['audit', 'verify', '--json', '-c', configFile]);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
@@ -190,6 +204,9 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
   });
 
   test('a purge stopped by a database error is audited as such, and a second run finishes it', async () => {
+    const dry = await runMaos(['tenants', 'purge', 'umbrella', '--dry-run', '-c', configFile]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /^and the tenant row's name "Umbrella Corporation" \(set to the id\)$/m);
     // Custom roles are erased after the sessions: the failure stops the purge midway.
     await withStore(configFile, (db) =>
       sql`create trigger test_refuse_delete before delete on custom_roles begin select raise(abort, 'disk went away'); end`.execute(
@@ -224,7 +241,13 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
     );
     assert.match(
       purges[1]!.reason,
-      /^erased 1 custom_roles, 1 role_bindings, 2 api_keys, 1 tenant_usage_days, 1 tenants; 0 workspace\(s\) removed here$/,
+      /^erased 1 custom_roles, 1 role_bindings, 2 api_keys, 1 tenant_usage_days; 0 workspace\(s\) removed here; tenant name set to its id$/,
+    );
+    assert.deepEqual(
+      await withStore(configFile, (db) =>
+        db.selectFrom('tenants').select(['id', 'name']).where('id', '=', 'umbrella').execute(),
+      ),
+      [{ id: 'umbrella', name: 'umbrella' }],
     );
     const verified = await runMaos(['audit', 'verify', '--json', '-c', configFile]);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
@@ -254,8 +277,16 @@ describe('maos tenants purge on PostgreSQL', { timeout: 240_000 }, () => {
     const others = await withStore(configFile, (db) => readRowsNotOf(db, 'acme'));
     const result = await runMaos(['tenants', 'purge', 'acme', '--yes', '--json', '-c', configFile]);
     assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as { deleted: Record<string, number>; apiKeysRevoked: number };
+    const report = JSON.parse(result.stdout) as {
+      deleted: Record<string, number>;
+      apiKeysRevoked: number;
+      tenantNameReset: boolean;
+      kept: Record<string, number>;
+    };
     assert.equal(report.deleted.events, 32);
+    assert.equal(report.deleted.tenants, undefined);
+    assert.equal(report.tenantNameReset, false);
+    assert.equal(report.kept.tenants, 1, 'the tenant row is kept');
     assert.equal(report.deleted.llm_response_cache, 1250, 'in two batches, each in chunks');
     assert.equal(report.apiKeysRevoked, 2);
     const counts = await withStore(configFile, (db) => countTenantRows(db, 'acme'));

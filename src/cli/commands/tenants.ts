@@ -1,7 +1,8 @@
-// `maos tenants purge <tenant>`: erases every row of a tenant (offboarding, erasure requests) locally
-// on the data directory, as `maos keys` works (no server needed): lists what goes, asks on a
-// terminal unless --yes, refuses while the tenant has unfinished sessions, and writes one audit
-// record. The store side is store/tenant-purge.ts; this removes the tenant's session workspaces too.
+// `maos tenants purge <tenant>`: erases every row of a tenant (offboarding, erasure requests) but its
+// audit records and its `tenants` row (the id), locally on the data directory, as `maos keys` works
+// (no server needed): lists what goes, asks on a terminal unless --yes, refuses while the tenant has
+// unfinished sessions, and writes one audit record. The store side is store/tenant-purge.ts; this
+// removes the tenant's session workspaces too.
 import { readdir } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
@@ -42,7 +43,7 @@ export function registerTenantsCommand(program: Command, act: ActionFactory): vo
   addCommonOptions(tenants.command('purge'), false)
     .description(
       'erase every row of a tenant: sessions with their outputs, keys, roles, bindings, webhooks, secrets, ' +
-        'usage; refused while it has unfinished sessions. The audit log is kept',
+        'usage; refused while it has unfinished sessions. The audit log and the tenant id are kept',
     )
     .argument('<tenant>', 'the tenant id')
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
@@ -80,7 +81,9 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
     const inventory = await readTenantInventory(db, tenant);
     const workspaces = await findTenantWorkspaces(db, config.dataDir, tenant);
     const { out } = ctx;
-    const nothing = Object.keys(inventory.rows).length === 0 && workspaces.length === 0;
+    // The tenant row stays (its id): only a name other than the id is left to erase from it.
+    const nothing =
+      Object.keys(inventory.rows).length === 0 && workspaces.length === 0 && inventory.name === undefined;
     if (nothing) {
       throw new CliError(
         'NOT_FOUND',
@@ -95,6 +98,7 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
           dryRun: true,
           rows: inventory.rows,
           workspaces: workspaces.length,
+          tenantName: inventory.name ?? null,
           ...rest(inventory),
         });
       } else {
@@ -116,10 +120,11 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
     }
     const deleted: TenantRows = {};
     const revoked = { apiKeys: 0 };
+    const renamed = { tenant: false };
     const actor = localOperatorActor(null);
     const target = { type: 'tenant', id: tenant, tenant };
     try {
-      await purgeTenant(db, tenant, { deleted, revoked });
+      await purgeTenant(db, tenant, { deleted, revoked, renamed });
     } catch (error) {
       // Something was erased before the failure: that is recorded too.
       if (Object.keys(deleted).length > 0 || revoked.apiKeys > 0) {
@@ -141,12 +146,21 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
       actor,
       target,
       outcome: 'success',
-      reason: `erased ${describeRows(deleted)}; ${removed} workspace(s) removed here`,
+      reason:
+        `erased ${describeRows(deleted) || 'no rows'}; ${removed} workspace(s) removed here` +
+        (renamed.tenant ? '; tenant name set to its id' : ''),
     });
     // Only what stays: the purged tables were counted before (some have no index on tenant_id).
     const kept = await readKeptRows(db, tenant);
     if (out.json) {
-      out.printJson({ tenant, deleted, apiKeysRevoked: revoked.apiKeys, workspacesRemoved: removed, kept });
+      out.printJson({
+        tenant,
+        deleted,
+        apiKeysRevoked: revoked.apiKeys,
+        workspacesRemoved: removed,
+        tenantNameReset: renamed.tenant,
+        kept,
+      });
       return EXIT.OK;
     }
     const total = Object.values(deleted).reduce((sum: number, n) => sum + (n ?? 0), 0);
@@ -154,7 +168,7 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
       `erased tenant ${tenant}: ${total} row(s) in ${Object.keys(deleted).length} table(s), ${removed} workspace(s)`,
     );
     out.note(
-      `kept: ${describeRows(kept)} (the audit log is never erased; deleted session ids go after 30 days). ` +
+      `kept: ${describeRows(kept)} (${KEPT_NOTE}). ` +
         'Other replicas remove their workspaces of these sessions at their next sweep.',
     );
     return EXIT.OK;
@@ -162,6 +176,10 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
     await store.close();
   }
 }
+
+/** Why the kept rows stay, after their counts. */
+const KEPT_NOTE =
+  'the tenant row keeps only the id and creation time; the audit log is never erased; deleted session ids go after 30 days';
 
 /** The JSON fields besides the rows: what stays and what blocks the purge. */
 function rest(inventory: TenantInventory) {
@@ -206,8 +224,11 @@ function printInventory(
   rows.push(['workspaces (this data directory)', String(workspaces)]);
   out.line(`tenant ${tenant}: ${verb}`);
   for (const line of formatTable(['TABLE', 'ROWS'], rows, out.paint)) out.line(line);
+  if (inventory.name !== undefined) {
+    out.line(`and the tenant row's name ${JSON.stringify(inventory.name)} (set to the id)`);
+  }
   const kept = describeRows(inventory.kept);
-  if (kept) out.note(`kept: ${kept} (the audit log is never erased; deleted session ids go after 30 days)`);
+  if (kept) out.note(`kept: ${kept} (${KEPT_NOTE})`);
 }
 
 /** Asks one question on the terminal; an empty answer when input ends first. */
