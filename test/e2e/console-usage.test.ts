@@ -14,6 +14,7 @@ import {
   type Usage,
 } from '../fixtures/admin-console.ts';
 import { requestJson } from '../fixtures/server.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -203,15 +204,24 @@ describe('console: usage', { timeout: 240_000 }, () => {
   });
 
   test('quotas: what the tenant uses of each, its limit, what is left and its session defaults', async () => {
+    type Quotas = {
+      concurrentSessions: { limit: number | null; used: number };
+      dailyTokens: { limit: number | null; used: number; resetsAt: string };
+    };
+    // Every session ran to the end (the 98 fillers of the test above may still be finishing): none
+    // unfinished; their tokens were all charged today.
+    const quotas = await waitFor(
+      async () => {
+        const read = await requestJson<Quotas>(`${stack.server.url}/v1/quotas`, { headers: stack.asAdmin() });
+        return read.body.concurrentSessions.used === 0 && read;
+      },
+      30_000,
+      'every session to finish',
+    );
     const page = await stack.openPage();
     await signIn(page, stack.server.url, stack.viewer, '#/usage');
     await page.getByRole('heading', { name: 'Quotas', exact: true }).waitFor();
     await page.locator('#quotas-body tr').nth(1).waitFor();
-    const quotas = await requestJson<{
-      concurrentSessions: { limit: number | null; used: number };
-      dailyTokens: { limit: number | null; used: number; resetsAt: string };
-    }>(`${stack.server.url}/v1/quotas`, { headers: stack.asAdmin() });
-    // The three sessions ran to the end: none unfinished; their tokens were all charged today.
     assert.deepEqual(quotas.body.concurrentSessions, { limit: 100, used: 0 });
     assert.ok(quotas.body.dailyTokens.used > 0);
     assert.equal(quotas.body.dailyTokens.limit, null);
