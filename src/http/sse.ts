@@ -3,6 +3,7 @@
 // dropping a client that stopped taking what is sent.
 import { once } from 'node:events';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { dropWhenClientStalls, STALLED_CLIENT_INTERVALS } from './stalled-client.ts';
 
 export interface SseFrame {
   id?: string;
@@ -18,21 +19,11 @@ export interface SseStreamOptions {
   headers?: Record<string, string>;
   /**
    * Called once when the stream's connection is dropped because its client took nothing of what
-   * waits for it for `STALLED_CLIENT_INTERVALS` keep-alive intervals, with the bytes left unsent.
+   * waits for it for `STALLED_CLIENT_INTERVALS` keep-alive intervals (stalled-client.ts), with the
+   * bytes left unsent.
    */
   onClientStalled?: (unsentBytes: number) => void;
 }
-
-/**
- * Keep-alive intervals (one minute at the default 15 s, as for MCP streams) in which a client with
- * bytes waiting for it takes none of them before its connection is dropped. Backpressure already
- * bounds what waits in memory (the next event is read only once the socket took the last), but a
- * client that keeps its connection open and stops reading would otherwise hold its stream, one of
- * its tenant's capped slots, and those bytes until it disconnects. It resumes with Last-Event-ID.
- * Progress is any write the socket has handed on to the kernel (which takes more once the client
- * has read some of what it holds), so a client that reads slowly but steadily is never dropped.
- */
-export const STALLED_CLIENT_INTERVALS = 4;
 
 /** An open event stream. `signal` aborts when the client leaves or the server shuts down. */
 export interface SseStream {
@@ -140,41 +131,19 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
   raw.flushHeaders();
 
   const socket = raw.socket;
-  // Writes the socket has handed on to the kernel (their callbacks ran): the client's progress.
-  let flushedWrites = 0;
-  const flushed = (): void => {
-    flushedWrites += 1;
-  };
-  let flushedAtLastTick = 0;
-  let quietTicks = 0;
   let dropReason: string | undefined;
   // Each interval: a keep-alive on a stream with nothing waiting to be sent (one whose client
   // stopped reading would otherwise queue a comment per interval behind its unsent events), else a
-  // look at whether the client took anything since the last one. It runs on after close() until
-  // the response has gone out, so a client that never takes the stream's last bytes is dropped too.
-  const tick = (): void => {
-    if (socket === null || socket.destroyed) {
-      clearInterval(watch);
-    } else if (raw.writableLength === 0) {
-      quietTicks = 0;
-      stream.comment('keep-alive');
-    } else if (flushedWrites !== flushedAtLastTick) {
-      flushedAtLastTick = flushedWrites;
-      quietTicks = 0;
-    } else if (++quietTicks >= STALLED_CLIENT_INTERVALS) {
-      const unsentBytes = raw.writableLength;
+  // look at whether the client took anything since the last one, as for MCP streams.
+  dropWhenClientStalls(raw, {
+    intervalMs: options.keepAliveMs,
+    onIdle: () => stream.comment('keep-alive'),
+    onStalled: (unsentBytes) => {
       dropReason = `the client took none of the ${unsentBytes} bytes waiting on its event stream for ${STALLED_CLIENT_INTERVALS} keep-alive intervals`;
-      clearInterval(watch);
       options.onClientStalled?.(unsentBytes);
       // 'close' follows, which closes the stream (its sender stops waiting for 'drain').
-      socket.destroy();
-    }
-  };
-  const watch = setInterval(tick, options.keepAliveMs);
-  watch.unref();
-  const stopWatching = (): void => clearInterval(watch);
-  raw.once('finish', stopWatching);
-  raw.once('close', stopWatching);
+    },
+  });
 
   const close = (closeOptions: { dropConnection?: boolean } = {}): void => {
     if (closed) return;
@@ -208,7 +177,7 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
     },
     async send(frame) {
       if (closed) return;
-      if (raw.write(formatSseFrame(frame), flushed)) return;
+      if (raw.write(formatSseFrame(frame))) return;
       try {
         await once(raw, 'drain', { signal: controller.signal });
       } catch {
@@ -217,7 +186,7 @@ export function openSseStream(reply: FastifyReply, options: SseStreamOptions): S
     },
     comment(text) {
       if (closed) return;
-      raw.write(`: ${text.replace(/[\r\n]+/g, ' ')}\n\n`, flushed);
+      raw.write(`: ${text.replace(/[\r\n]+/g, ' ')}\n\n`);
     },
     close,
   };

@@ -15,7 +15,7 @@ import type { Config } from '../config/schema.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import { watchRequestCredential } from '../http/plugins/authenticate.ts';
-import { STALLED_CLIENT_INTERVALS } from '../http/sse.ts';
+import { dropWhenClientStalls, STALLED_CLIENT_INTERVALS } from '../http/stalled-client.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { McpRequestRecorder } from '../observability/mcp-request-metrics.ts';
 import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
@@ -48,7 +48,7 @@ import {
 import { createFollowStream } from './stream-follower.ts';
 import { openAtOnce } from './stream-opening.ts';
 import { permissionsOfToolCalls } from './tool-runner.ts';
-import { dropWhenClientStalls, readWithinUnreadLimit } from './unread-stream-limit.ts';
+import { readWithinUnreadLimit } from './unread-stream-limit.ts';
 
 export interface McpHttpPluginOptions {
   service: SessionService;
@@ -285,8 +285,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
 
   /**
    * Drops the connection of an event stream of `mcpSessionId` whose client takes nothing of what
-   * waits for it for four keep-alive intervals, as a REST event stream's (dropWhenClientStalls):
-   * its stream is closed, so its MCP session can idle out. It may resume with Last-Event-ID.
+   * waits for it for four keep-alive intervals, by the rule REST event streams follow too
+   * (dropWhenClientStalls): Fastify then destroys the body, which cancels its source, and the stream
+   * is closed, so its MCP session can idle out. It may resume with Last-Event-ID.
    */
   function dropWhenStalled(reply: FastifyReply, mcpSessionId: string | undefined): void {
     dropWhenClientStalls(reply.raw, {

@@ -14,7 +14,8 @@ import { watchRequestCredential } from '../plugins/authenticate.ts';
 import type { ValidationIssue } from '../plugins/error-handler.ts';
 import { REQUEST_ID_HEADER } from '../plugins/request-id.ts';
 import { problemResponses } from '../problem.ts';
-import { openSseStream, type SseRegistry, type SseStream, STALLED_CLIENT_INTERVALS } from '../sse.ts';
+import { openSseStream, type SseRegistry, type SseStream } from '../sse.ts';
+import { STALLED_CLIENT_INTERVALS } from '../stalled-client.ts';
 
 export interface SessionEventRoutesOptions {
   service: SessionService;
