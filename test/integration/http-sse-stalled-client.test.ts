@@ -1,17 +1,20 @@
 // A REST event stream whose client stops reading, against the real server (SQLite): the server
 // drops the connection once the client took nothing for four keep-alive intervals, which frees the
 // caller's stream slot, logs one line and counts it; resuming with Last-Event-ID then loses nothing.
-// A client that reads in small steps with pauses, over many such intervals, is never dropped.
+// A client that reads in steps, each just enough for the kernel to take more from the server, with
+// a pause after each, is never dropped however many intervals its reading spans.
 import assert from 'node:assert/strict';
 import { type ClientRequest, get, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { createSseParser, type SseFrame } from '../../src/cli/sse-reader.ts';
 import type { NewEvent } from '../../src/domain/events.ts';
+import { STALLED_CLIENT_INTERVALS } from '../../src/http/stalled-client.ts';
 import { appendEvents } from '../../src/store/event-store.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import { readInSteps } from '../fixtures/stepped-reader.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 /** 200 events of 200 KB: 40 MB, far more than the kernel's buffers of a loopback connection hold. */
@@ -28,13 +31,16 @@ interface Stack {
 }
 
 /**
- * A server whose callers may hold one stream each, with keep-alives every 250 ms (a client that
- * takes nothing for four of them is dropped), and a running session with a long log.
+ * A server whose callers may hold one stream each, with keep-alives every `keepAliveSeconds` (a
+ * client that takes nothing for four of them is dropped), and a running session with a long log.
  */
-async function startStack(t: TestContext): Promise<Stack> {
+async function startStack(t: TestContext, keepAliveSeconds: number): Promise<Stack> {
   const { destination, lines } = captureLog();
   const server = await startTestServer({
-    config: { logLevel: 'info', http: { sseKeepAliveSeconds: 0.25, maxSseStreamsPerPrincipal: 1 } },
+    config: {
+      logLevel: 'info',
+      http: { sseKeepAliveSeconds: keepAliveSeconds, maxSseStreamsPerPrincipal: 1 },
+    },
     logDestination: destination,
   });
   t.after(() => server.close());
@@ -92,22 +98,13 @@ function openPausedStream(url: string, headers: Record<string, string> = {}): Pr
   });
 }
 
-/**
- * Reads the frames of a stream until it ends or is cut (whole frames only), resuming its response
- * every `pauseMs` ms after each chunk read (0: reads as fast as it comes).
- */
-function readFrames(response: IncomingMessage, pauseMs = 0): Promise<SseFrame[]> {
+/** Reads the frames of a stream until it ends or is cut (whole frames only). */
+function readFrames(response: IncomingMessage): Promise<SseFrame[]> {
   const parser = createSseParser();
   const frames: SseFrame[] = [];
   response.setEncoding('utf8');
   return new Promise((resolve) => {
-    response.on('data', (text: string) => {
-      frames.push(...parser.push(text));
-      if (pauseMs > 0) {
-        response.pause();
-        setTimeout(() => response.resume(), pauseMs);
-      }
-    });
+    response.on('data', (text: string) => frames.push(...parser.push(text)));
     response.once('close', () => resolve(frames));
     response.resume();
   });
@@ -123,7 +120,7 @@ function assertConsecutive(frames: readonly SseFrame[], from: number): void {
 test('a client that stops reading is dropped, frees its stream slot, and resumes without a gap', {
   timeout: 120_000,
 }, async (t) => {
-  const stack = await startStack(t);
+  const stack = await startStack(t, 0.25);
   const stalled = await openPausedStream(stack.eventsUrl);
   t.after(() => stalled.request.destroy());
   const streamSocket = await stack.serverSocketOf(stalled.port);
@@ -161,10 +158,13 @@ test('a client that stops reading is dropped, frees its stream slot, and resumes
   assert.equal(rest.at(-1)?.event, 'session.finished');
 });
 
-test('a client that reads in small steps with pauses is not dropped, however long it takes', {
+test('a client that reads in steps with pauses is not dropped, however many intervals it takes', {
   timeout: 120_000,
 }, async (t) => {
-  const stack = await startStack(t);
+  // Intervals of 0.5 s: a step of the reader (over a megabyte, read without a pause) fits in one
+  // many times over, also on a loaded machine.
+  const intervalMs = 500;
+  const stack = await startStack(t, intervalMs / 1000);
   await requestJson(`${stack.server.url}/v1/sessions/${stack.sessionId}/cancel`, { method: 'POST' });
   await waitForSession(stack.server.url, stack.sessionId);
   const stream = await openPausedStream(stack.eventsUrl);
@@ -172,16 +172,19 @@ test('a client that reads in small steps with pauses is not dropped, however lon
   // Lets the server's buffers fill before the first read: the reader starts behind.
   const streamSocket = await stack.serverSocketOf(stream.port);
   await waitFor(() => streamSocket.writableLength > 0, 30_000, 'unsent events on the socket');
-  let ended = false;
-  stream.response.once('end', () => {
-    ended = true;
-  });
 
-  // A chunk of at most 64 KiB, then a pause: a few MB between two keep-alives, while the 40 MB
-  // take the reader many keep-alive intervals.
-  const frames = await readFrames(stream.response, 5);
-  assert.equal(ended, true, 'the stream ended, it was not cut');
+  // Half an interval's pause after each step: the 40 MB take the reader many steps.
+  const pauseMs = intervalMs / 2;
+  const read = await readInSteps(stream.response, streamSocket, { pauseMs });
+  assert.equal(stream.response.complete, true, 'the stream ended, it was not cut');
+  const frames = createSseParser().push(read.body.toString('utf8'));
   assertConsecutive(frames, 1);
   assert.equal(frames.at(-1)?.event, 'session.finished');
   assert.equal(await scrapeSample(stack.server.url, 'maos_sse_streams_dropped_total'), 0);
+  // Bytes waited for the reader throughout its pauses, longer together than the stall limit: a rule
+  // that did not see its progress would have dropped it.
+  assert.ok(
+    read.pauses * pauseMs > STALLED_CLIENT_INTERVALS * intervalMs,
+    `${read.pauses} pauses of half an interval`,
+  );
 });

@@ -2,18 +2,21 @@
 // for it, against the real server (SQLite): as a REST event stream, its connection is dropped once
 // the client took nothing for four keep-alive intervals, which lets its idle MCP session (and its
 // capacity slot) go, logs one line and counts it; the client resumes with Last-Event-ID. A client
-// that reads in small steps with pauses, over many such intervals, is never dropped.
+// that reads in steps, each just enough for the kernel to take more from the server, with a pause
+// after each, is never dropped however many intervals its reading spans.
 import assert from 'node:assert/strict';
 import { type ClientRequest, get, type IncomingMessage } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import type { Kysely } from 'kysely';
 import { createSseParser, type SseFrame } from '../../src/cli/sse-reader.ts';
+import { STALLED_CLIENT_INTERVALS } from '../../src/http/stalled-client.ts';
 import { STANDALONE_STREAM_ID } from '../../src/mcp/stream-event-log.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { initializeMcp, initializeRequest, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
 import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { startTestServer, type TestServer } from '../fixtures/server.ts';
+import { readInSteps } from '../fixtures/stepped-reader.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
 interface StreamEventsDb {
@@ -233,13 +236,14 @@ test('an MCP client that stops reading with little unread is dropped, lets its s
   );
 });
 
-test('an MCP client that reads in small steps with pauses is not dropped, however long it takes', {
+test('an MCP client that reads in steps with pauses is not dropped, however many intervals it takes', {
   timeout: 120_000,
 }, async (t) => {
-  // The kernel takes more for a client only once it read about a third of what the kernel holds
-  // (over a megabyte): four intervals of 2 s leave a reader in small steps time for that.
-  const stack = await startStack(t, 2);
-  const stored = 16;
+  // Intervals of 0.5 s: a step of the reader (over a megabyte, read without a pause) fits in one
+  // many times over, also on a loaded machine.
+  const intervalMs = 500;
+  const stack = await startStack(t, intervalMs / 1000);
+  const stored = 40;
   await stack.store(stored);
   const stream = await openPausedStream(stack);
   t.after(() => stream.request.destroy());
@@ -247,24 +251,27 @@ test('an MCP client that reads in small steps with pauses is not dropped, howeve
   const streamSocket = await stack.serverSocketOf(stream.port);
   await waitFor(() => streamSocket.writableLength > 0, 30_000, 'unsent messages on the socket');
 
-  // A chunk of at most 64 KiB, then a pause: the 16 MiB take the reader many keep-alive intervals.
-  const parser = createSseParser();
-  const frames: SseFrame[] = [];
-  stream.response.setEncoding('utf8');
-  await new Promise<void>((resolve, reject) => {
-    stream.response.on('data', (text: string) => {
-      frames.push(...parser.push(text));
-      if (storedIn(frames).length === stored) resolve();
-      stream.response.pause();
-      setTimeout(() => stream.response.resume(), 5);
-    });
-    stream.response.once('close', () => reject(new Error('the stream was cut')));
-    stream.response.resume();
+  // Half an interval's pause after each step, until the last stored message: the 40 MiB take the
+  // reader many steps. The stream stays open after them.
+  const pauseMs = intervalMs / 2;
+  let lastBegun = false;
+  const read = await readInSteps(stream.response, streamSocket, {
+    pauseMs,
+    until: (text) => {
+      lastBegun ||= text.includes(`"data":"${stored - 1} `);
+      return lastBegun && text.endsWith('\n\n');
+    },
   });
+  assert.equal(read.closed, false, 'the stream was not cut');
   assert.deepEqual(
-    storedIn(frames),
+    storedIn(createSseParser().push(read.body.toString('utf8'))),
     Array.from({ length: stored }, (_, i) => i),
   );
-  assert.equal(streamSocket.destroyed, false);
   assert.equal(await scrapeSample(stack.server.url, DROPPED), 0);
+  // Bytes waited for the reader throughout its pauses, longer together than the stall limit: a rule
+  // that did not see its progress would have dropped it.
+  assert.ok(
+    read.pauses * pauseMs > STALLED_CLIENT_INTERVALS * intervalMs,
+    `${read.pauses} pauses of half an interval`,
+  );
 });
