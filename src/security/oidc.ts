@@ -314,13 +314,14 @@ export function mapClaims(payload: JWTPayload, config: OidcConfig): Principal {
     if (mapped) for (const role of mapped) roles.add(role);
     else if (isRoleName(name)) roles.add(name);
   }
-  const clientId = typeof payload.client_id === 'string' ? payload.client_id : null;
+  const clientIdClaim = typeof payload.client_id === 'string' ? payload.client_id : null;
   return {
-    type: clientId !== null && clientId === id ? 'service' : 'user',
+    type: clientIdClaim !== null && clientIdClaim === id ? 'service' : 'user',
     id,
     tenantId: tenant,
     roles: [...roles],
     authMethod: 'oidc',
-    clientId,
+    // RFC 9068 names the client in `client_id`; Keycloak's and Entra ID's tokens carry `azp` instead.
+    clientId: clientIdClaim ?? (typeof payload.azp === 'string' ? payload.azp : null),
   };
 }
