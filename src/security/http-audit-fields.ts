@@ -4,12 +4,13 @@ import type { FastifyRequest } from 'fastify';
 import type { AuditActor } from './audit/audit-record.ts';
 import type { Principal } from './principal.ts';
 
-/** The audit-record actor of a request: its principal (anonymous without one), IP and user agent. */
+/** The audit-record actor of a request: its principal (anonymous without one), client, IP and user agent. */
 export function describeAuditActor(request: FastifyRequest, principal: Principal | undefined): AuditActor {
   return {
     type: principal?.type ?? 'anonymous',
     id: principal?.id ?? null,
     tenant: principal?.tenantId ?? null,
+    client_id: principal?.clientId ?? null,
     // Undefined once the client's socket has closed (a record written after a long MCP wait).
     ip: request.ip ?? null,
     user_agent: String(request.headers['user-agent'] ?? '').slice(0, 256) || null,

@@ -129,6 +129,7 @@ export function localOperatorActor(tenant: string | null): AuditActor {
     type: 'system',
     id: `${INTERNAL_PRINCIPALS.cliPrefix}${name}`,
     tenant,
+    client_id: null,
     ip: null,
     user_agent: 'maos-cli',
     auth_method: 'local',

@@ -25,7 +25,13 @@ const auditRecordSchema = z
     actor: z.object({
       type: z.string(),
       id: z.string().nullable(),
-      tenant: z.string().nullable(),
+      tenant: z.string().nullable().describe('The actor’s tenant: the organisation (`org_id` elsewhere).'),
+      client_id: z
+        .string()
+        .nullable()
+        .describe(
+          'The OAuth client that obtained the token (its `client_id`, else `azp`, claim), or the API key id; null without one, and in records written before clients were recorded.',
+        ),
       ip: z.string().nullable(),
       user_agent: z.string().nullable(),
       auth_method: z.string().nullable(),
@@ -37,6 +43,16 @@ const auditRecordSchema = z
     reason: z.string().nullable(),
     request_id: z.string().nullable(),
     trace_id: z.string().nullable(),
+    observer: z
+      .object({
+        service: z.string().describe('Always `maos`.'),
+        version: z.string().describe('The version of MAOS that wrote the record.'),
+        node: z
+          .string()
+          .describe('Host name of the process (a replica’s pod name; `service.node.name` in its logs).'),
+      })
+      .nullable()
+      .describe('The process that wrote the record; null in records written before observers were recorded.'),
   })
   .meta({ id: 'AuditRecord' });
 

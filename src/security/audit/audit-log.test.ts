@@ -1,17 +1,22 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { SelectQueryNode, sql } from 'kysely';
 import { captureLog } from '../../../test/fixtures/log-capture.ts';
 import { createLogger } from '../../observability/logger.ts';
+import { VERSION } from '../../version.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../test-support.ts';
 import { type AuditLog, checkpointFileName, createAuditLog } from './audit-log.ts';
 import {
   type AuditEventInput,
+  type AuditRecord,
   buildAuditRecord,
   computeChainHash,
   GENESIS_HASH,
+  indexedColumnsOf,
+  localAuditObserver,
   serializeAuditRecord,
 } from './audit-record.ts';
 import {
@@ -20,6 +25,7 @@ import {
   readDatabaseEntries,
   readExportEntries,
 } from './audit-source.ts';
+import { canonicalize } from './canonical-json.ts';
 import {
   formatVerifierKey,
   generateSigningKeyPem,
@@ -27,7 +33,17 @@ import {
   openCheckpoint,
   parseVerifierKey,
 } from './checkpoint.ts';
-import { formatExportLine, type VerifyReport, verifyAuditEntries } from './verify.ts';
+import { hashLeafText } from './merkle.ts';
+import { candidateLeafHashes, checkRecordInclusion } from './proof-check.ts';
+import { formatExportLine, parseExportLine, type VerifyReport, verifyAuditEntries } from './verify.ts';
+
+const b64 = (hash: Buffer) => hash.toString('base64');
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
 
 const signer = loadCheckpointSigner('maos.test/audit', generateSigningKeyPem());
 const verifier = parseVerifierKey(formatVerifierKey(signer));
@@ -57,8 +73,9 @@ describe('audit chain known answer', () => {
         action: 'sessions:create',
         actor: {
           type: 'service',
-          id: 'svc-1',
+          id: 'key:0190a111-0000-7000-8000-000000000000',
           tenant: 'acme',
+          client_id: '0190a111-0000-7000-8000-000000000000',
           ip: '127.0.0.1',
           user_agent: 'curl/8',
           auth_method: 'apikey',
@@ -67,17 +84,22 @@ describe('audit chain known answer', () => {
         outcome: 'success',
         request_id: 'req-1',
       },
-      { seq: 0, id: '0190a000-0000-7000-8000-000000000000', time: '2026-01-01T00:00:00.000Z' },
+      {
+        seq: 0,
+        id: '0190a000-0000-7000-8000-000000000000',
+        time: '2026-01-01T00:00:00.000Z',
+        observer: { service: 'maos', version: '1.2.3', node: 'maos-0' },
+      },
     );
     const text = serializeAuditRecord(record);
     assert.equal(
       text,
-      '{"action":"sessions:create","actor":{"auth_method":"apikey","id":"svc-1","ip":"127.0.0.1","tenant":"acme","type":"service","user_agent":"curl/8"},"id":"0190a000-0000-7000-8000-000000000000","outcome":"success","reason":null,"request_id":"req-1","seq":0,"target":{"id":"s-1","tenant":"acme","type":"session"},"time":"2026-01-01T00:00:00.000Z","trace_id":null}',
+      '{"action":"sessions:create","actor":{"auth_method":"apikey","client_id":"0190a111-0000-7000-8000-000000000000","id":"key:0190a111-0000-7000-8000-000000000000","ip":"127.0.0.1","tenant":"acme","type":"service","user_agent":"curl/8"},"id":"0190a000-0000-7000-8000-000000000000","observer":{"node":"maos-0","service":"maos","version":"1.2.3"},"outcome":"success","reason":null,"request_id":"req-1","seq":0,"target":{"id":"s-1","tenant":"acme","type":"session"},"time":"2026-01-01T00:00:00.000Z","trace_id":null}',
     );
     // Digest computed with `sha256sum` over the same bytes.
     assert.equal(
       computeChainHash(GENESIS_HASH, text),
-      '8eda87a7b6687afab8f47ffdd3611fa34fdc8a6befe0cde1911dfb6f0cd72bb6',
+      'efd214cebaf6a07ad9d58fd97d8a963a0a08b6866aeca13a1a2a5ff3adc78866',
     );
   });
 });
@@ -312,7 +334,7 @@ describe('audit log on SQLite', () => {
     const { ip: _dropped, ...withoutIp } = event(2).actor;
     const old = buildAuditRecord(
       { ...event(2), actor: withoutIp as never },
-      { seq: 1, id: 'old', time: 'x' },
+      { seq: 1, id: 'old', time: 'x', observer: localAuditObserver() },
     );
     const text = JSON.stringify({ ...old, actor: withoutIp });
     await sql`insert into audit_log (seq, id, time, tenant_id, action, outcome, event, prev_hash, hash)
@@ -321,6 +343,83 @@ describe('audit log on SQLite', () => {
     assert.deepEqual(
       listed.items.map((record) => record.actor.ip),
       [null, null],
+    );
+  });
+
+  test('a new record names its observer and client; one stored without them still verifies, lists them as null and proves', async () => {
+    // A record as an earlier version stored it: no actor.client_id, no observer (a valid chain link).
+    const { observer: _none, ...oldShape } = buildAuditRecord(event(0), {
+      seq: 0,
+      id: '0190a000-0000-7000-8000-0000000000aa',
+      time: '2026-01-01T00:00:00.000Z',
+      observer: localAuditObserver(),
+    });
+    const { client_id: _noClient, ...oldActor } = oldShape.actor;
+    const oldRecord = { ...oldShape, actor: oldActor };
+    const oldText = canonicalize(oldRecord);
+    await t.db
+      .insertInto('audit_log')
+      .values({
+        seq: 0,
+        id: oldRecord.id,
+        time: oldRecord.time,
+        ...indexedColumnsOf(oldShape),
+        event: oldText,
+        prev_hash: GENESIS_HASH,
+        hash: computeChainHash(GENESIS_HASH, oldText),
+      })
+      .execute();
+    const appended = await log.append({ ...event(1), actor: { ...event(1).actor, client_id: 'cli-app' } });
+    await log.append(event(2));
+    assert.deepEqual(appended.observer, { service: 'maos', version: VERSION, node: hostname() });
+    const [stored0, stored1, stored2] = await t.db
+      .selectFrom('audit_log')
+      .select('event')
+      .orderBy('seq')
+      .execute();
+    assert.equal(stored0?.event, oldText, 'the old record is kept as written');
+    const written = JSON.parse(stored1?.event ?? '') as AuditRecord;
+    assert.equal(written.actor.client_id, 'cli-app');
+    assert.deepEqual(written.observer, appended.observer);
+    assert.equal((JSON.parse(stored2?.event ?? '') as AuditRecord).actor.client_id, null);
+
+    const checkpoint = await log.writeCheckpoint();
+    assert.equal(checkpoint?.size, 3);
+    assert.deepEqual((await verifyDb()).problems, []);
+    const exported = (await collect(readDatabaseEntries(t.db))).map((entry) => formatExportLine(entry));
+    assert.equal(
+      parseExportLine(exported[0] as string).event,
+      oldText,
+      'an export line keeps the stored text',
+    );
+    const fromExport = await verifyAuditEntries(exported.map(parseExportLine), {
+      checkpoints: [checkpoint?.note ?? ''],
+      verifier,
+    });
+    assert.deepEqual(
+      { ok: fromExport.ok, checkpoint: fromExport.checkpointSize },
+      { ok: true, checkpoint: 3 },
+    );
+
+    const listed = (await log.list({ tenantId: 'acme', limit: 10 })).items;
+    assert.deepEqual(
+      listed.map((record) => [record.actor.client_id, record.observer?.service ?? null]),
+      [
+        [null, null],
+        ['cli-app', 'maos'],
+        [null, 'maos'],
+      ],
+    );
+    const signed = openCheckpoint(checkpoint?.note ?? '', verifier);
+    for (const record of listed) {
+      const proof = await log.inclusionProof(record.seq, signed.size);
+      const answer = { ...proof, leafHash: b64(proof.leafHash), proof: proof.proof.map(b64) };
+      assert.equal(checkRecordInclusion(record, signed, answer), null, `record ${record.seq}`);
+    }
+    // As listed, the old record is not its stored text: only the shape without the nulls is.
+    assert.notEqual(canonicalize(listed[0]), oldText);
+    assert.ok(
+      candidateLeafHashes(listed[0] as AuditRecord).some((hash) => hash.equals(hashLeafText(oldText))),
     );
   });
 

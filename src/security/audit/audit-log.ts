@@ -18,12 +18,14 @@ import {
 } from './audit-proof.ts';
 import {
   type AuditEventInput,
+  type AuditObserver,
   type AuditRecord,
   buildAuditRecord,
   completeActor,
   computeChainHash,
   GENESIS_HASH,
   indexedColumnsOf,
+  localAuditObserver,
   serializeAuditRecord,
 } from './audit-record.ts';
 import { type Checkpoint, type CheckpointSigner, openCheckpoint, signCheckpoint } from './checkpoint.ts';
@@ -59,6 +61,8 @@ export interface AuditLogOptions {
   now?: () => Date;
   /** Records that may wait to be written before further ones are refused (default 10,000). */
   maxPending?: number;
+  /** The `observer` of the records written. @defaultValue service `maos`, this version, the host name */
+  observer?: AuditObserver;
 }
 
 export interface AuditListQuery {
@@ -112,6 +116,7 @@ export interface AuditLog {
 export function createAuditLog(options: AuditLogOptions): AuditLog {
   const { db } = options;
   const now = options.now ?? (() => new Date());
+  const observer = options.observer ?? localAuditObserver();
   let queue: Promise<unknown> = Promise.resolve();
   let timer: NodeJS.Timeout | null = null;
 
@@ -161,7 +166,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     let prevHash = head?.hash ?? GENESIS_HASH;
     const records: AuditRecord[] = [];
     const rows = inputs.map((input) => {
-      const record = buildAuditRecord(input, { seq, id: newId(), time: now().toISOString() });
+      const record = buildAuditRecord(input, { seq, id: newId(), time: now().toISOString(), observer });
       const event = serializeAuditRecord(record);
       const hash = computeChainHash(prevHash, event);
       const row = {
@@ -251,10 +256,11 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     const page = rows.slice(0, query.limit);
     const last = page[page.length - 1];
     return {
-      // Records stored before every actor field was written out read back complete.
+      // Records stored before every actor field (or the observer) was written out read back
+      // complete, the missing fields null.
       items: page.map((row) => {
         const record = JSON.parse(row.event) as AuditRecord;
-        return { ...record, actor: completeActor(record.actor) };
+        return { ...record, actor: completeActor(record.actor), observer: record.observer ?? null };
       }),
       nextCursor: rows.length > query.limit && last ? String(last.seq) : null,
     };

@@ -1,7 +1,9 @@
 // The audit record: who did what to which resource, with what outcome; and the hash-chain step
 // h_i = SHA-256(h_{i-1} ‖ JCS(record)) that links each record to the one before.
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { toStorableText } from '../../store/storable-text.ts';
+import { VERSION } from '../../version.ts';
 import { canonicalize } from './canonical-json.ts';
 
 /** The hash before the first record: 32 zero bytes, hex. */
@@ -9,14 +11,29 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 export type AuditOutcome = 'success' | 'failure' | 'unknown';
 
-/** Who acted. `auth_method` says how they proved it. */
+/**
+ * Who acted. `tenant` is the organisation (other schemas' `org_id`); `client_id` the OAuth client
+ * that obtained an OIDC token (its `client_id`, else `azp`, claim) or the API key's id, as
+ * `GET /v1/me` shows it; `auth_method` says how they proved it.
+ */
 export interface AuditActor {
   type: 'user' | 'service' | 'anonymous' | 'system';
   id: string | null;
   tenant: string | null;
+  client_id: string | null;
   ip: string | null;
   user_agent: string | null;
   auth_method: 'oidc' | 'apikey' | 'none' | 'local' | null;
+}
+
+/** An actor as a writer supplies it: `client_id` may be left out (null). */
+export type AuditActorInput = Omit<AuditActor, 'client_id'> & { client_id?: string | null };
+
+/** The MAOS process that wrote a record (CADF's observer). */
+export interface AuditObserver {
+  service: string;
+  version: string;
+  node: string;
 }
 
 /** What was acted on. */
@@ -28,9 +45,9 @@ export interface AuditTarget {
 
 /** What a caller supplies; id, seq and time are assigned by the log. */
 export interface AuditEventInput {
-  /** `resource.verb` or the permission checked, e.g. `sessions:create`, `auth.login`. */
+  /** The permission checked, or a name of that form, e.g. `sessions:create`, `tenants:purge`. */
   action: string;
-  actor: AuditActor;
+  actor: AuditActorInput;
   target?: AuditTarget | null;
   outcome: AuditOutcome;
   reason?: string | null;
@@ -50,6 +67,8 @@ export interface AuditRecord {
   reason: string | null;
   request_id: string | null;
   trace_id: string | null;
+  /** Null only for a record written before observers were recorded (it has none stored). */
+  observer: AuditObserver | null;
 }
 
 /** The chain hash of a record given the previous hash (both hex). */
@@ -64,21 +83,30 @@ export function computeChainHash(prevHash: string, canonicalEvent: string): stri
  * Every actor field present, null when unknown: an undefined one (the IP of a request whose socket
  * had closed) would be left out of the stored JSON, which readers expect complete.
  */
-export function completeActor(actor: AuditActor): AuditActor {
+export function completeActor(actor: AuditActorInput): AuditActor {
   return {
     type: actor.type,
     id: actor.id ?? null,
     tenant: actor.tenant ?? null,
+    client_id: actor.client_id ?? null,
     ip: actor.ip ?? null,
     user_agent: actor.user_agent ?? null,
     auth_method: actor.auth_method ?? null,
   };
 }
 
+/**
+ * This process as the observer of what it records: service `maos`, its version, and the host name
+ * (a replica's pod name under Kubernetes), the `service.node.name` of its log lines.
+ */
+export function localAuditObserver(): AuditObserver {
+  return { service: 'maos', version: VERSION, node: hostname() };
+}
+
 /** Builds the stored record from the input and the log-assigned fields. */
 export function buildAuditRecord(
   input: AuditEventInput,
-  assigned: { seq: number; id: string; time: string },
+  assigned: { seq: number; id: string; time: string; observer: AuditObserver },
 ): AuditRecord {
   return {
     seq: assigned.seq,
@@ -91,6 +119,7 @@ export function buildAuditRecord(
     reason: input.reason ?? null,
     request_id: input.request_id ?? null,
     trace_id: input.trace_id ?? null,
+    observer: assigned.observer,
   };
 }
 

@@ -23,7 +23,12 @@ function record(seq: number): AuditRecord {
       target: { type: 'session', id: `s-${seq}`, tenant: 'acme' },
       outcome: 'success',
     },
-    { seq, id: `0190a0a0-0000-7000-8000-${String(seq).padStart(12, '0')}`, time: '2026-01-01T00:00:00.000Z' },
+    {
+      seq,
+      id: `0190a0a0-0000-7000-8000-${String(seq).padStart(12, '0')}`,
+      time: '2026-01-01T00:00:00.000Z',
+      observer: { service: 'maos', version: '1.0.0', node: 'maos-0' },
+    },
   );
 }
 
@@ -92,8 +97,24 @@ describe('checking a record against a signed checkpoint', () => {
     const stored = hashLeaf(Buffer.from(canonicalize({ ...listed, actor: storedActor }), 'utf8'));
     const candidates = candidateLeafHashes(listed);
     assert.ok(candidates.some((hash) => hash.equals(stored)));
-    // Every combination of the three null actor fields (id, tenant and auth_method are set).
-    assert.equal(candidates.length, 4);
+    // Every combination of the four null actor fields (client_id, ip, user_agent; id, tenant and
+    // auth_method are set); the observer is set, so it was stored.
+    assert.equal(candidates.length, 8);
+  });
+
+  test('a record stored before client_id and observer existed matches as the API lists it (nulls)', () => {
+    const { observer: _observer, ...written } = record(0);
+    const { client_id: _client, ...storedActor } = written.actor;
+    const stored = hashLeaf(Buffer.from(canonicalize({ ...written, actor: storedActor }), 'utf8'));
+    const listed: AuditRecord = { ...written, observer: null };
+    const candidates = candidateLeafHashes(listed);
+    assert.ok(candidates.some((hash) => hash.equals(stored)));
+    assert.equal(candidates.length, 16, 'each combination of the null fields, with and without the observer');
+    // A new record's observer and client are in its hash: listed without them it does not match.
+    const current = record(0);
+    const currentLeaf = hashLeaf(Buffer.from(serializeAuditRecord(current), 'utf8'));
+    assert.ok(candidateLeafHashes(current).some((hash) => hash.equals(currentLeaf)));
+    assert.ok(!candidateLeafHashes({ ...current, observer: null }).some((hash) => hash.equals(currentLeaf)));
   });
 });
 

@@ -26,25 +26,29 @@ export interface ConsistencyProofAnswer {
 /** The outcome of one check: null when it holds, else what was found. */
 export type ProofProblem = string | null;
 
-const ACTOR_FIELDS = ['id', 'tenant', 'ip', 'user_agent', 'auth_method'] as const;
+const ACTOR_FIELDS = ['id', 'tenant', 'client_id', 'ip', 'user_agent', 'auth_method'] as const;
 
 /**
  * The leaf hashes `record` may have been stored with: its canonical JSON, and, for a record written
- * before every actor field was stored (an unknown one was left out; the API lists it as null), the
- * same without each combination of its null actor fields.
+ * before every field was stored (an unknown actor field was left out; `client_id` and `observer`
+ * did not exist yet; the API lists each as null), the same without each combination of its null
+ * actor fields and a null observer. The stored JSON is hashed as it was written, so such a record
+ * verifies and proves as it always did.
  */
 export function candidateLeafHashes(record: AuditRecord): Buffer[] {
   const leaf = (value: unknown) => hashLeafText(canonicalize(value));
-  const hashes = [leaf(record)];
+  const { observer, ...withoutObserver } = record;
+  const shapes: object[] = observer === null ? [record, withoutObserver] : [record];
   const actor = record.actor as unknown as Record<string, unknown> | null;
-  if (actor === null || typeof actor !== 'object') return hashes;
-  const nulls = ACTOR_FIELDS.filter((field) => actor[field] === null);
-  for (let mask = 1; mask < 2 ** nulls.length; mask += 1) {
+  const nulls =
+    actor !== null && typeof actor === 'object' ? ACTOR_FIELDS.filter((field) => actor[field] === null) : [];
+  const hashes: Buffer[] = [];
+  for (let mask = 0; mask < 2 ** nulls.length; mask += 1) {
     const trimmed = { ...actor };
     nulls.forEach((field, bit) => {
       if (mask & (1 << bit)) delete trimmed[field];
     });
-    hashes.push(leaf({ ...record, actor: trimmed }));
+    for (const shape of shapes) hashes.push(leaf(mask === 0 ? shape : { ...shape, actor: trimmed }));
   }
   return hashes;
 }
