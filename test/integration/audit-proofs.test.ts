@@ -237,4 +237,24 @@ describe('audit proofs after the stored log was changed (SQLite, raw SQL)', { ti
       await signedLog.dispose();
     }
   });
+
+  test('a record deleted below the size is refused while later records exist, not replaced by one beyond it', async () => {
+    const signedLog = await createSignedLog(sqlite);
+    try {
+      const { db, log } = signedLog;
+      await sql`DROP TRIGGER audit_log_no_delete`.execute(db);
+      await sql`DELETE FROM audit_log WHERE seq = 5`.execute(db);
+      // The log goes on past the size asked for: record 10 must not stand in for the missing 5.
+      assert.equal(await log.size(), SIZE);
+      const refusal = (error: unknown) => {
+        assert.ok(error instanceof AppError && error.code === 'CONFLICT', String(error));
+        assert.match((error as Error).message, /holds 9 records below seq 10/);
+        return true;
+      };
+      await assert.rejects(log.inclusionProof(0, 10), refusal);
+      await assert.rejects(log.consistencyProof(3, 10), refusal);
+    } finally {
+      await signedLog.dispose();
+    }
+  });
 });

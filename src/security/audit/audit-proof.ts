@@ -120,7 +120,8 @@ async function computeRangeRoots(
 }
 
 /**
- * The leaf hashes of the first `size` records in seq order (fewer when rows are missing). On
+ * The leaf hashes of the records below seq `size` in seq order (fewer when rows are missing: never
+ * a record at or beyond `size` in place of a missing one, whatever was appended since). On
  * PostgreSQL the database hashes each record (32 bytes per row cross the wire instead of the record);
  * SQLite has no SHA-256, so the records are read and hashed here.
  */
@@ -134,6 +135,7 @@ async function* readLeafHashes(db: SecurityDb, size: number): AsyncGenerator<Buf
       .selectFrom('audit_log')
       .select('seq')
       .where('seq', '>', after)
+      .where('seq', '<', size)
       .orderBy('seq', 'asc')
       .limit(limit);
     const rows = isPostgres(db)
