@@ -5,7 +5,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors/app-error.ts';
 import type { AuditLog } from '../../security/audit/audit-log.ts';
-import { createLimitSchema, cursorSchema, seqSchema } from '../params.ts';
+import { createLimitSchema, cursorSchema, seqSchema, storedIdSchema } from '../params.ts';
 import type { ValidationIssue } from '../plugins/error-handler.ts';
 import { problemResponses } from '../problem.ts';
 
@@ -140,6 +140,11 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
           'Records of the caller’s tenant, cursor-paginated: oldest first by default, newest first with `order=desc` (its cursor pages further back). A cursor only continues the order it came from.',
         tags: ['audit'],
         querystring: z.strictObject({
+          id: storedIdSchema
+            .optional()
+            .describe(
+              'Only the record with this id (a UUID, any case): one item, or none when the tenant has no such record.',
+            ),
           action: z.string().max(200).optional(),
           outcome: z.enum(['success', 'failure', 'unknown']).optional(),
           order: z
@@ -158,12 +163,13 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       },
     },
     async (request) => {
-      const { action, outcome, order, limit, cursor } = request.query;
+      const { id, action, outcome, order, limit, cursor } = request.query;
       const seq = cursor === undefined ? undefined : readCursor(cursor, order);
       const page = await options.auditLog.list({
         tenantId: request.actor.tenantId,
         limit,
         order,
+        ...(id ? { id } : {}),
         ...(action ? { action } : {}),
         ...(outcome ? { outcome } : {}),
         ...(seq === undefined ? {} : order === 'desc' ? { beforeSeq: seq } : { afterSeq: seq }),

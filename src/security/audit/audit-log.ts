@@ -67,6 +67,8 @@ export interface AuditLogOptions {
 
 export interface AuditListQuery {
   tenantId?: string;
+  /** Only the record with this id (the unique index on `id` finds it). */
+  id?: string;
   action?: string;
   outcome?: string;
   /** Only records with seq greater than this (the ascending cursor). */
@@ -248,6 +250,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       .select(['seq', 'event'])
       .orderBy('seq', query.order === 'desc' ? 'desc' : 'asc');
     if (query.tenantId !== undefined) q = q.where('tenant_id', '=', query.tenantId);
+    if (query.id !== undefined) q = q.where('id', '=', query.id);
     if (query.action !== undefined) q = q.where('action', '=', query.action);
     if (query.outcome !== undefined) q = q.where('outcome', '=', query.outcome);
     if (query.afterSeq !== undefined) q = q.where('seq', '>', query.afterSeq);
