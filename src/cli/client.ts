@@ -325,10 +325,11 @@ export function createApiClient(options: ApiClientOptions) {
       return requestJson<CallerDto>('GET', 'v1/me');
     },
 
-    /** `GET /v1/audit` (one page, oldest first): the tenant's audit records after seq `after`. */
-    async listAuditRecords(query: { after?: number; limit: number }): Promise<AuditRecordDto[]> {
+    /** `GET /v1/audit` (one page, oldest first): the tenant's records after seq `after` (or the one with `id`). */
+    async listAuditRecords(query: { after?: number; id?: string; limit: number }): Promise<AuditRecordDto[]> {
       const params = new URLSearchParams({ limit: String(query.limit) });
       if (query.after !== undefined) params.set('cursor', String(query.after));
+      if (query.id !== undefined) params.set('id', query.id);
       return (await requestJson<{ items?: AuditRecordDto[] }>('GET', `v1/audit?${params}`)).items ?? [];
     },
 

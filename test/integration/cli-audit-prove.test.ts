@@ -1,8 +1,8 @@
-// `maos audit prove` against a real server (SQLite): a record of the tenant, by seq or saved to a
+// `maos audit prove` against a real server (SQLite): a record of the tenant, by seq, by id or saved to a
 // file, is proved to be in the latest signed checkpoint, and a saved older checkpoint to be its
 // start (exit 0, the checkpoint saved for next time); after a raw SQL edit or a cut tail the same
-// commands exit 1 naming what they found. Usage: a key is required, a record not the tenant's or
-// not signed yet is refused.
+// commands exit 1 naming what they found. Usage: a key is required, a record (by seq or id) not the
+// tenant's or not signed yet is refused, an id that is not a UUID too.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,6 +103,14 @@ test('maos audit prove: records and a saved checkpoint against the latest, and w
     [true, true],
   );
 
+  // By id, as listed or exported (any case): the same record, the same proof.
+  const byId = records.find((record) => record.seq === own[2]) as AuditRecordDto;
+  const provedById = await prove('--key', key, '--id', byId.id.toUpperCase(), '--json');
+  assert.equal(provedById.code, 0, provedById.stderr);
+  assert.deepEqual((JSON.parse(provedById.stdout) as ProveJson).checks, [
+    { check: `record ${byId.seq}`, ok: true, problem: null },
+  ]);
+
   // Usage and refusals.
   const noKey = await prove('--seq', String(own[0]));
   assert.equal(noKey.code, 2, noKey.stderr);
@@ -111,6 +119,15 @@ test('maos audit prove: records and a saved checkpoint against the latest, and w
   const foreign = await prove('--key', key, '--seq', '1');
   assert.equal(foreign.code, 4, foreign.stderr);
   assert.match(foreign.stderr, /no record with seq 1 among your tenant's audit records/);
+  const foreignId = (await log.list({ tenantId: 'other', limit: 1 })).items[0]?.id as string;
+  for (const id of [foreignId, '01900000-0000-7000-8000-000000000000']) {
+    const unknown = await prove('--key', key, '--id', id);
+    assert.equal(unknown.code, 4, unknown.stderr);
+    assert.match(unknown.stderr, new RegExp(`no record with id ${id} among your tenant's audit records`));
+  }
+  const badId = await prove('--key', key, '--id', String(own[0]));
+  assert.equal(badId.code, 2, badId.stderr);
+  assert.match(badId.stderr, /--id "\d+" is not a record id \(a UUID\)/);
   await log.append(event(10));
   const newest = Math.max(
     ...(

@@ -24,6 +24,7 @@ import { parseIntegerOption } from '../number-options.ts';
 
 interface ProveOptions {
   seq?: string[];
+  id?: string[];
   record?: string[];
   since?: string;
   saveCheckpoint?: string;
@@ -45,6 +46,11 @@ export function registerAuditProveCommand(audit: Command, act: ActionFactory): v
     .option(
       '--seq <n>',
       'a record of your tenant, by seq: fetch it and prove it is in the log (repeatable)',
+      collectRepeated,
+    )
+    .option(
+      '--id <uuid>',
+      'a record of your tenant, by id (as listed or exported): fetch it and prove it is in the log (repeatable)',
       collectRepeated,
     )
     .option(
@@ -71,10 +77,11 @@ async function runProve(ctx: CliContext, command: Command): Promise<number> {
   const seqs = (options.seq ?? []).map((text) =>
     parseIntegerOption('--seq', text, { min: 0, max: Number.MAX_SAFE_INTEGER }),
   );
+  const ids = (options.id ?? []).map(parseRecordId);
   const saved = (options.record ?? []).map(readRecordFile);
   const older = options.since === undefined ? null : readText(options.since);
-  if (seqs.length === 0 && saved.length === 0 && older === null) {
-    throw new CliError('USAGE', 'name what to prove: --seq, --record or --since', EXIT.USAGE);
+  if (seqs.length === 0 && ids.length === 0 && saved.length === 0 && older === null) {
+    throw new CliError('USAGE', 'name what to prove: --seq, --id, --record or --since', EXIT.USAGE);
   }
   const client = ctx.client();
   const latest = await client.auditCheckpoint();
@@ -90,6 +97,7 @@ async function runProve(ctx: CliContext, command: Command): Promise<number> {
 
   const records = [...saved];
   for (const seq of seqs) records.push(await fetchRecord(ctx, seq));
+  for (const id of ids) records.push(await fetchRecordById(ctx, id));
   const unsigned = records.find((record) => record.seq >= checkpoint.size);
   if (unsigned) {
     throw new CliError(
@@ -176,6 +184,31 @@ async function fetchRecord(ctx: CliContext, seq: number): Promise<AuditRecord> {
     throw new CliError(
       'NOT_FOUND',
       `no record with seq ${seq} among your tenant's audit records`,
+      EXIT.NOT_FOUND,
+    );
+  }
+  return record as AuditRecord;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A record id as the server wrote it (UUIDs are case-insensitive; it stores them in lower case). */
+function parseRecordId(text: string): string {
+  const id = text.trim().toLowerCase();
+  if (!UUID.test(id)) {
+    throw new CliError('USAGE', `--id ${JSON.stringify(text)} is not a record id (a UUID)`, EXIT.USAGE);
+  }
+  return id;
+}
+
+/** The tenant's record with `id`, as GET /v1/audit?id= lists it. */
+async function fetchRecordById(ctx: CliContext, id: string): Promise<AuditRecord> {
+  const [record] = await ctx.client().listAuditRecords({ id, limit: 1 });
+  // Checked, not trusted: a record under another id would prove nothing about this one.
+  if (record?.id !== id) {
+    throw new CliError(
+      'NOT_FOUND',
+      `no record with id ${id} among your tenant's audit records`,
       EXIT.NOT_FOUND,
     );
   }
