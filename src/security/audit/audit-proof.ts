@@ -10,6 +10,7 @@ import {
   EMPTY_ROOT,
   hashLeafText,
   inclusionProofRanges,
+  isPowerOfTwo,
   type LeafRange,
   MerkleFrontier,
   rootFromInclusionProof,
@@ -74,7 +75,7 @@ export async function readConsistencyProof(
   const ranges = consistencyProofRanges(from, to);
   // The proof leaves the old root out when it is a node of the new tree (a power-of-two size, or the
   // same size); it is computed in the same pass, over leaves no other range covers.
-  const oldRootAlone = from === to || (from & (from - 1)) === 0;
+  const oldRootAlone = from === to || isPowerOfTwo(from);
   const { roots } = await computeRangeRoots(
     db,
     to,

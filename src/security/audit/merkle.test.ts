@@ -12,6 +12,7 @@ import {
   hashLeaf,
   hashLeafText,
   inclusionProofRanges,
+  isPowerOfTwo,
   MerkleFrontier,
   rootFromInclusionProof,
   rootsFromConsistencyProof,
@@ -288,6 +289,36 @@ describe('RFC 6962 Merkle tree', () => {
         if (m < n) assert.ok(!verifyConsistencyProof(m, n, proof, computeRoot(forked), newRoot));
       }
     }
+  });
+
+  test('proofs hold in trees of more than 2^31 leaves (sizes are not cut to 32 bits)', () => {
+    // A tree of one repeated leaf: the root of a run depends only on its length, so the nodes of a
+    // proof in a tree of billions of leaves can be computed from the ranges.
+    const leaf = hashLeaf(Buffer.from('x'));
+    const roots = new Map<number, Buffer>([[1, leaf]]);
+    const mth = (n: number): Buffer => {
+      let root = roots.get(n);
+      if (!root) {
+        let k = 1;
+        while (k * 2 < n) k *= 2;
+        root = hashChildren(mth(k), mth(n - k));
+        roots.set(n, root);
+      }
+      return root;
+    };
+    const node = ({ start, end }: { start: number; end: number }) => mth(end - start);
+    for (const [from, to] of [
+      [2 ** 32 + 1, 2 ** 32 + 3],
+      [2 ** 31, 2 ** 31 + 5],
+      [2 ** 33, 2 ** 34 + 1],
+      [2 ** 52 + 1, 2 ** 52 + 2],
+    ] as const) {
+      const proof = consistencyProofRanges(from, to).map(node);
+      assert.ok(verifyConsistencyProof(from, to, proof, mth(from), mth(to)), `${from} → ${to}`);
+      const path = inclusionProofRanges(from, to).map(node);
+      assert.ok(verifyInclusionProof(leaf, from, to, path, mth(to)), `${from} in ${to}`);
+    }
+    assert.ok(isPowerOfTwo(2 ** 40) && !isPowerOfTwo(2 ** 32 + 1) && !isPowerOfTwo(0));
   });
 });
 

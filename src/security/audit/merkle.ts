@@ -70,8 +70,7 @@ export class MerkleFrontier {
     const frontier = new MerkleFrontier();
     let previous = Number.POSITIVE_INFINITY;
     for (const { size, hash } of subtrees) {
-      const powerOfTwo = Number.isSafeInteger(size) && size > 0 && 2 ** Math.round(Math.log2(size)) === size;
-      if (!powerOfTwo || size >= previous || hash.length !== 32) return null;
+      if (!isPowerOfTwo(size) || size >= previous || hash.length !== 32) return null;
       frontier.stack.push({ size, hash: Buffer.from(hash) });
       frontier.count += size;
       previous = size;
@@ -291,6 +290,7 @@ export function verifyConsistencyProof(
   return roots.oldRoot.equals(oldRoot) && roots.newRoot.equals(newRoot);
 }
 
-function isPowerOfTwo(n: number): boolean {
-  return n > 0 && (n & (n - 1)) === 0;
+/** Whether `n` is 1, 2, 4, …: computed on numbers, not with bitwise operators, which cut to 32 bits. */
+export function isPowerOfTwo(n: number): boolean {
+  return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }
