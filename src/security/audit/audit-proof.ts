@@ -114,7 +114,7 @@ async function computeRangeRoots(
   if (position < size) {
     throw new AppError(
       'CONFLICT',
-      `The audit log holds ${position} records below seq ${size}, not ${size}: records are missing (run maos audit verify).`,
+      `The audit log holds ${position} of the ${size} records with seq 0 to ${size - 1}: records are missing (run maos audit verify).`,
     );
   }
   return { roots: frontiers.map((frontier) => frontier.root()), leaf };
