@@ -4,13 +4,14 @@
 // session workspaces here and writes one audit record (the chain still verifies), keeping the
 // tenant row with only its id; unfinished sessions refuse it; another tenant keeps everything.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Kysely, sql } from 'kysely';
+import pg from 'pg';
 import { loadConfig } from '../../src/config/load.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
@@ -19,6 +20,7 @@ import { runMaos } from '../fixtures/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 import { seedSessionRows } from '../fixtures/session-rows.ts';
 import { countTenantRows, readRowsNotOf, seedTenantRows } from '../fixtures/tenant-rows.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: reads tables of several areas' schemas
 type AnyDb = Kysely<any>;
@@ -161,10 +163,10 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
       result.stdout,
       new RegExp(`erased tenant acme: \\d+ row\\(s\\) in ${PURGED.length} table\\(s\\), 2 workspace\\(s\\)`),
     );
-    // What stays: the tenant's audit record and the purge's, and the ids of its 2 sessions.
+    // What stays: the tenant's audit record and the purge's two, and the ids of its 2 sessions.
     assert.match(
       result.stderr,
-      /kept: 1 tenants, 2 audit_log, 3 deleted_sessions \(the tenant row keeps only the id and creation time; the audit log is never erased/,
+      /kept: 1 tenants, 3 audit_log, 3 deleted_sessions \(the tenant row keeps only the id and creation time; the audit log is never erased/,
     );
     const counts = await withStore(configFile, (db) => countTenantRows(db, 'acme'));
     for (const table of PURGED) assert.equal(counts[table], 0, `${table} has no acme rows left`);
@@ -185,7 +187,15 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
       actor: { id: string; auth_method: string };
       target: unknown;
     };
-    assert.equal(records.length, 2, 'the tenant’s records stay, with the purge’s');
+    assert.equal(records.length, 3, 'the tenant’s records stay, with the purge’s');
+    // Written before anything was erased, with what was about to go.
+    const started = records.at(-2) as { action: string; outcome: string; reason: string };
+    assert.equal(started.action, 'tenants:purge');
+    assert.equal(started.outcome, 'unknown');
+    assert.match(
+      started.reason,
+      /^started: erasing 2 sessions, 7 events, .*2 api_keys, 1 tenant_usage_days; 2 workspace\(s\) here$/,
+    );
     assert.equal(purge.action, 'tenants:purge');
     assert.equal(purge.outcome, 'success');
     assert.match(purge.actor.id, /^cli:/);
@@ -233,14 +243,15 @@ describe('maos tenants purge', { timeout: 240_000 }, () => {
       .filter((record) => record.action === 'tenants:purge');
     assert.deepEqual(
       purges.map((record) => record.outcome),
-      ['failure', 'success'],
+      ['unknown', 'failure', 'unknown', 'success'],
     );
+    assert.match(purges[0]!.reason, /^started: erasing 2 sessions, .*; tenant name to be set to its id$/);
     assert.match(
-      purges[0]!.reason,
+      purges[1]!.reason,
       /^stopped after erasing 2 sessions, .* \(2 API key\(s\) revoked\): .*disk went away/,
     );
     assert.match(
-      purges[1]!.reason,
+      purges[3]!.reason,
       /^erased 1 custom_roles, 1 role_bindings, 2 api_keys, 1 tenant_usage_days; 0 workspace\(s\) removed here; tenant name set to its id$/,
     );
     assert.deepEqual(
@@ -292,5 +303,58 @@ describe('maos tenants purge on PostgreSQL', { timeout: 240_000 }, () => {
     const counts = await withStore(configFile, (db) => countTenantRows(db, 'acme'));
     for (const table of PURGED) assert.equal(counts[table], 0, `${table} has no acme rows left`);
     assert.deepEqual(await withStore(configFile, (db) => readRowsNotOf(db, 'acme')), others);
+  });
+
+  test('a purge killed midway has left its first audit record; a second run finishes and records it', async () => {
+    await withStore(configFile, (db) => seedTenantRows(db, 'initech'));
+    // The purge stops at the first session it locks, after it revoked the keys: killed there, it
+    // writes nothing more.
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`select id from sessions where tenant_id = 'initech' for update`);
+      const child = spawn(process.execPath, [BIN, 'tenants', 'purge', 'initech', '--yes', '-c', configFile], {
+        stdio: 'ignore',
+      });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      // Asked outside the holder's transaction, which sees one snapshot of the activity.
+      await waitFor(
+        () =>
+          withStore(configFile, async (db) => {
+            const { rows } = await sql`select 1 from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'`.execute(db);
+            return rows.length > 0;
+          }),
+        60_000,
+        'the purge waiting for a session it deletes',
+      );
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      await holder.query('rollback');
+      await holder.end();
+    }
+    const purges = async () => {
+      const exported = await runMaos(['audit', 'export', '--tenant', 'initech', '-c', configFile]);
+      return exported.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { action: string; outcome: string; reason: string })
+        .filter((record) => record.action === 'tenants:purge');
+    };
+    const killed = await purges();
+    assert.deepEqual(
+      killed.map((record) => record.outcome),
+      ['unknown'],
+    );
+    assert.match(killed[0]!.reason, /^started: erasing 2 sessions, .*; 0 workspace\(s\) here$/);
+
+    const finished = await runMaos(['tenants', 'purge', 'initech', '--yes', '-c', configFile]);
+    assert.equal(finished.code, 0, finished.stderr);
+    assert.deepEqual(
+      (await purges()).map((record) => record.outcome),
+      ['unknown', 'unknown', 'success'],
+    );
   });
 });

@@ -1,8 +1,8 @@
 // `maos tenants purge <tenant>`: erases every row of a tenant (offboarding, erasure requests) but its
 // audit records and its `tenants` row (the id), locally on the data directory, as `maos keys` works
 // (no server needed): lists what goes, asks on a terminal unless --yes, refuses while the tenant has
-// unfinished sessions, and writes one audit record. The store side is store/tenant-purge.ts; this
-// removes the tenant's session workspaces too.
+// unfinished sessions, and writes an audit record before it erases anything and one after. The
+// store side is store/tenant-purge.ts; this removes the tenant's session workspaces too.
 import { readdir } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
@@ -123,21 +123,29 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
     const renamed = { tenant: false };
     const actor = localOperatorActor(null);
     const target = { type: 'tenant', id: tenant, tenant };
+    // Recorded before anything is erased (nothing is, if this fails): a purge killed midway (SIGKILL,
+    // a crash, the machine lost) writes no record at its end, and a second run finds only the rest.
+    await store.auditLog.append({
+      action: 'tenants:purge',
+      actor,
+      target,
+      outcome: 'unknown',
+      reason:
+        `started: erasing ${describeRows(inventory.rows) || 'no rows'}; ${workspaces.length} workspace(s) here` +
+        (inventory.name === undefined ? '' : '; tenant name to be set to its id'),
+    });
     try {
       await purgeTenant(db, tenant, { deleted, revoked, renamed });
     } catch (error) {
-      // Something was erased before the failure: that is recorded too.
-      if (Object.keys(deleted).length > 0 || revoked.apiKeys > 0) {
-        await store.auditLog
-          .append({
-            action: 'tenants:purge',
-            actor,
-            target,
-            outcome: 'failure',
-            reason: `stopped after erasing ${describeRows(deleted) || 'nothing'} (${revoked.apiKeys} API key(s) revoked): ${(error as Error).message}`,
-          })
-          .catch(() => undefined);
-      }
+      await store.auditLog
+        .append({
+          action: 'tenants:purge',
+          actor,
+          target,
+          outcome: 'failure',
+          reason: `stopped after erasing ${describeRows(deleted) || 'nothing'} (${revoked.apiKeys} API key(s) revoked): ${(error as Error).message}`,
+        })
+        .catch(() => undefined);
       throw error;
     }
     const removed = await removeWorkspaces(config.dataDir, workspaces);
