@@ -345,13 +345,18 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       body = endWhenCredentialEnds(reply, body, permissions, () => {
         if (entry.owner.principalId.startsWith(INTERNAL_PRINCIPALS.apiKeyPrefix)) void closeEntry(entry);
       });
-      entry.openStreams += 1;
-      body.once('close', () => {
-        entry.openStreams -= 1;
-        entry.lastSeenAt = Date.now();
-      });
+      countOpenStream(entry, body);
     }
     return reply.send(body);
+  }
+
+  /** Keeps `entry` from idling out while `body`, one of its event streams, is open. */
+  function countOpenStream(entry: McpSessionEntry, body: Readable): void {
+    entry.openStreams += 1;
+    body.once('close', () => {
+      entry.openStreams -= 1;
+      entry.lastSeenAt = Date.now();
+    });
   }
 
   /**
@@ -369,12 +374,13 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     const stream = await streamEvents.findStream(owner, lastEventId);
     if (stream === undefined) return undefined;
     authorizeResume(request, stream);
-    return resumeFromLog(request, reply, streamEvents, owner, stream, lastEventId, false);
+    return resumeFromLog(request, reply, streamEvents, owner, stream, lastEventId);
   }
 
   /**
-   * Serves `stream` of `owner` from the log after `lastEventId`: followed until its end or, with
-   * `untilLogEnd` (nothing more will be stored on it), only what is stored.
+   * Serves `stream` of `owner` from the log after `lastEventId`: followed until its end or, for a
+   * stream of `entry` (held here, and nothing more will be stored on it), only what is stored,
+   * counted as an open stream of `entry` meanwhile.
    */
   function resumeFromLog(
     request: FastifyRequest,
@@ -383,7 +389,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     owner: StreamOwner,
     stream: FoundStream,
     lastEventId: string,
-    untilLogEnd: boolean,
+    entry?: McpSessionEntry,
   ): FastifyReply {
     if (request.headers.accept?.includes('text/event-stream') !== true) {
       throw new AppError('VALIDATION_FAILED', 'Resuming a stream needs `Accept: text/event-stream`');
@@ -394,7 +400,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       owner,
       streamId: stream.streamId,
       afterEventId: lastEventId,
-      untilLogEnd,
+      untilLogEnd: entry !== undefined,
       pollMs: FOLLOW_POLL_MS,
       idleMs: config.mcp.sessionIdleSeconds * 1000,
       keepAliveMs: config.http.sseKeepAliveSeconds * 1000,
@@ -408,6 +414,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     reply.header('mcp-session-id', owner.mcpSessionId);
     const sent = endWhenCredentialEnds(reply, readWithinUnreadLimit(body), stream.requires);
     sent.once('close', releaseFollow);
+    if (entry !== undefined) countOpenStream(entry, sent);
     dropWhenStalled(reply, owner.mcpSessionId);
     return reply.send(sent);
   }
@@ -458,7 +465,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         resumed.streamId !== STANDALONE_STREAM_ID &&
         entry.requests?.isStreamOver(resumed.streamId) === true
       ) {
-        return resumeFromLog(request, reply, streamEvents, owner, resumed, lastEventId, true);
+        return resumeFromLog(request, reply, streamEvents, owner, resumed, lastEventId, entry);
       }
     }
     const resumedStreamId = resumed?.streamId;

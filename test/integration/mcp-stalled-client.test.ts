@@ -5,6 +5,7 @@
 // that reads in steps, each just enough for the kernel to take more from the server, with a pause
 // after each, is never dropped however many intervals its reading spans.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { type ClientRequest, get, type IncomingMessage } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
@@ -70,22 +71,29 @@ interface Stack {
   from: string;
   /** Stores `count` notifications of 1 MiB on the session's standalone stream. */
   store(count: number): Promise<void>;
+  /** Stores `message` on the session's stream `streamId`; returns its event id. */
+  insert(message: unknown, streamId: string): Promise<string>;
   /** The server's side of the connection whose client port is `port`. */
   serverSocketOf(port: number): Promise<Socket>;
 }
 
 /**
  * A server with keep-alives every `keepAliveSeconds` (a client that takes nothing for four of them
- * is dropped) whose callers may hold one MCP session each, idle after `idleSeconds`, and such a
- * session.
+ * is dropped) whose callers may hold `sessions` MCP sessions each, idle after `idleSeconds`, and
+ * such a session.
  */
-async function startStack(t: TestContext, keepAliveSeconds: number, idleSeconds = 1): Promise<Stack> {
+async function startStack(
+  t: TestContext,
+  keepAliveSeconds: number,
+  idleSeconds = 1,
+  sessions = 1,
+): Promise<Stack> {
   const { destination, lines } = captureLog();
   const server = await startTestServer({
     config: {
       logLevel: 'info',
       http: { sseKeepAliveSeconds: keepAliveSeconds },
-      mcp: { maxSessionsPerPrincipal: 1, sessionIdleSeconds: idleSeconds },
+      mcp: { maxSessionsPerPrincipal: sessions, sessionIdleSeconds: idleSeconds },
     },
     logDestination: destination,
   });
@@ -101,12 +109,12 @@ async function startStack(t: TestContext, keepAliveSeconds: number, idleSeconds 
     .select(['tenant_id', 'principal_id', 'mcp_session_id'])
     .where('mcp_session_id', '=', sessionId)
     .executeTakeFirstOrThrow();
-  const insert = (message: unknown) =>
+  const insert = (message: unknown, streamId = STANDALONE_STREAM_ID) =>
     db
       .insertInto('mcp_stream_events')
       .values({
         ...owner,
-        stream_id: STANDALONE_STREAM_ID,
+        stream_id: streamId,
         message: JSON.stringify(message),
         created_at: Date.now(),
       })
@@ -128,6 +136,7 @@ async function startStack(t: TestContext, keepAliveSeconds: number, idleSeconds 
         });
       }
     },
+    insert: async (message, streamId) => String((await insert(message, streamId)).id),
     serverSocketOf: (port) =>
       waitFor(() => serverSockets.find((socket) => socket.remotePort === port), 10_000, 'the connection'),
   };
@@ -140,8 +149,8 @@ interface OpenedStream {
   port: number;
 }
 
-/** Resumes the session's standalone stream after `stack.from` and pauses it at once: it reads nothing. */
-function openPausedStream(stack: Stack): Promise<OpenedStream> {
+/** Resumes a stream of the session after `from` and pauses it at once: it reads nothing. */
+function openPausedStream(stack: Stack, from = stack.from): Promise<OpenedStream> {
   return new Promise((resolve, reject) => {
     const request = get(`${stack.server.url}/mcp`, {
       agent: false,
@@ -149,7 +158,7 @@ function openPausedStream(stack: Stack): Promise<OpenedStream> {
         accept: 'text/event-stream',
         'mcp-session-id': stack.sessionId,
         'mcp-protocol-version': stack.negotiated,
-        'last-event-id': stack.from,
+        'last-event-id': from,
       },
     });
     request.once('error', reject);
@@ -277,4 +286,58 @@ test('an MCP client that reads in steps with pauses is not dropped, however many
     read.pauses * pauseMs > STALLED_CLIENT_INTERVALS * intervalMs,
     `${read.pauses} pauses of half an interval`,
   );
+});
+
+test('an MCP session is kept while a client reads an answered stream it resumed, however long it takes', {
+  timeout: 120_000,
+}, async (t) => {
+  // Keep-alives every minute: the paused client is not dropped within the test.
+  const stack = await startStack(t, 60, 3, 2);
+  /** A request on `sessionId` (which it keeps from idling out); its status. */
+  const ping = async (sessionId: string): Promise<number> => {
+    const answer = await postMcp(
+      stack.server.url,
+      { jsonrpc: '2.0', id: 1, method: 'ping' },
+      { 'mcp-session-id': sessionId, 'mcp-protocol-version': stack.negotiated },
+    );
+    await answer.body?.cancel();
+    return answer.status;
+  };
+  // A tool call's stream whose response was stored while its client was away, with more before it
+  // than the kernel takes for a client that reads nothing: the resume, served from the log by the
+  // process holding the session, stays open while the client does not read.
+  const streamId = randomUUID();
+  const from = await stack.insert({}, streamId);
+  const stored = Math.ceil((await kernelHoldsForPausedClient()) / MIB) + 3;
+  for (let i = 0; i < stored; i += 1) {
+    await stack.insert(
+      { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `${i} ${TEXT}` } },
+      streamId,
+    );
+    // Storing is slow on a loaded machine: the session must still be held here when it resumes.
+    assert.equal(await ping(stack.sessionId), 200);
+  }
+  await stack.insert({ jsonrpc: '2.0', id: 7, result: { content: [] } }, streamId);
+  const resumed = await openPausedStream(stack, from);
+  t.after(() => resumed.request.destroy());
+  assert.equal(resumed.response.statusCode, 200);
+  const streamSocket = await stack.serverSocketOf(resumed.port);
+  await waitFor(() => streamSocket.writableLength > 0, 30_000, 'bytes the client did not take on the socket');
+
+  // The caller's other session (two at most), last seen after the resume: once it idled out and
+  // its slot is free, the sweep that closed it found the first one idle as long, and kept it only
+  // for its open stream.
+  await initializeMcp(stack.server.url, '2025-11-25');
+  await waitFor(
+    async () => {
+      const next = await postMcp(stack.server.url, initializeRequest('next', '2025-11-25'));
+      await next.body?.cancel();
+      return next.status === 200;
+    },
+    30_000,
+    'the other session to idle out',
+  );
+  assert.equal(streamSocket.destroyed, false, 'the client still holds its stream');
+  // Before, the session was closed under the open stream: its client's next request got 404.
+  assert.equal(await ping(stack.sessionId), 200);
 });
