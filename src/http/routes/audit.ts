@@ -1,6 +1,6 @@
 // /v1/audit: the caller's tenant's audit records (filter, cursor), the latest signed checkpoint, and
 // RFC 6962 inclusion and consistency proofs that tie records and checkpoints together.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors/app-error.ts';
@@ -217,7 +217,19 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
   }
 
   const proofCost =
-    ' Computed from the first records of the whole log (every tenant’s): about a second per 200,000 records.';
+    ' Computed from the first records of the whole log (every tenant’s): about a second per 200,000 records. A server computes one proof at a time, the others waiting their turn; one asked while four are computed or waiting gets 429 RESOURCE_LIMIT_EXCEEDED with Retry-After.';
+
+  /** A proof (computed in turn, audit-proof.ts createProofQueue); refused with Retry-After when too many wait. */
+  async function inTurn<T>(reply: FastifyReply, compute: () => Promise<T>): Promise<T> {
+    try {
+      return await compute();
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'RESOURCE_LIMIT_EXCEEDED') {
+        reply.header('retry-after', '1');
+      }
+      throw error;
+    }
+  }
 
   typed.get(
     '/v1/audit/proof/inclusion',
@@ -240,11 +252,11 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const size = await resolveTreeSize('size', request.query.size);
       const { index } = request.query;
       if (index >= size) throw invalidQuery('index', `must be less than size (${size})`);
-      const proof = await options.auditLog.inclusionProof(index, size);
+      const proof = await inTurn(reply, () => options.auditLog.inclusionProof(index, size));
       return {
         index,
         size,
@@ -278,12 +290,12 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { from } = request.query;
       if (from < 1) throw invalidQuery('from', 'must be at least 1');
       const to = await resolveTreeSize('to', request.query.to);
       if (from > to) throw invalidQuery('from', `must not be greater than to (${to})`);
-      const proof = await options.auditLog.consistencyProof(from, to);
+      const proof = await inTurn(reply, () => options.auditLog.consistencyProof(from, to));
       return {
         from,
         to,

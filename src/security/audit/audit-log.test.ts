@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { SelectQueryNode, sql } from 'kysely';
 import { captureLog } from '../../../test/fixtures/log-capture.ts';
+import { type AppError, ERROR_CODES } from '../../errors/app-error.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { VERSION } from '../../version.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../test-support.ts';
 import { type AuditLog, checkpointFileName, createAuditLog } from './audit-log.ts';
+import { MAX_PENDING_PROOFS } from './audit-proof.ts';
 import {
   type AuditEventInput,
   type AuditRecord,
@@ -421,6 +423,26 @@ describe('audit log on SQLite', () => {
     assert.ok(
       candidateLeafHashes(listed[0] as AuditRecord).some((hash) => hash.equals(hashLeafText(oldText))),
     );
+  });
+
+  test('proofs wait their turn; one that finds MAX_PENDING_PROOFS pending is refused with 429', async () => {
+    await fill(8);
+    const asked = Array.from({ length: MAX_PENDING_PROOFS + 2 }, (_, i) =>
+      i % 2 === 0 ? log.inclusionProof(i, 8) : log.consistencyProof(i, 8),
+    );
+    const answers = await Promise.allSettled(asked);
+    const refused = answers.flatMap((answer) =>
+      answer.status === 'rejected' ? [(answer.reason as AppError).code] : [],
+    );
+    assert.deepEqual(refused, ['RESOURCE_LIMIT_EXCEEDED', 'RESOURCE_LIMIT_EXCEEDED']);
+    assert.equal(ERROR_CODES.RESOURCE_LIMIT_EXCEEDED.status, 429);
+    assert.deepEqual(
+      answers.slice(0, MAX_PENDING_PROOFS).map((answer) => answer.status),
+      Array(MAX_PENDING_PROOFS).fill('fulfilled'),
+    );
+    // Once they are done, the next is taken again; a failed one frees its place too.
+    await assert.rejects(log.inclusionProof(0, 9), (error: AppError) => error.code === 'CONFLICT');
+    assert.equal((await log.inclusionProof(7, 8)).index, 7);
   });
 
   test('a checkpoint file of the same size but another tree head is kept, not overwritten', async () => {

@@ -12,6 +12,7 @@ import type { SecurityDb } from '../security-tables.ts';
 import {
   type AuditConsistencyProof,
   type AuditInclusionProof,
+  createProofQueue,
   readAuditLogSize,
   readConsistencyProof,
   readInclusionProof,
@@ -104,9 +105,12 @@ export interface AuditLog {
   latestCheckpoint(): Promise<WrittenCheckpoint | null>;
   /** Records in the log now: the largest tree size a proof can be asked for. */
   size(): Promise<number>;
-  /** RFC 6962 inclusion proof of the record at `index` in the tree of the first `size` records. */
+  /**
+   * RFC 6962 inclusion proof of the record at `index` in the tree of the first `size` records.
+   * Proofs are computed one at a time (createProofQueue: RESOURCE_LIMIT_EXCEEDED when too many wait).
+   */
   inclusionProof(index: number, size: number): Promise<AuditInclusionProof>;
-  /** RFC 6962 consistency proof between the trees of the first `from` and the first `to` records. */
+  /** RFC 6962 consistency proof between the first `from` and the first `to` records (one at a time). */
   consistencyProof(from: number, to: number): Promise<AuditConsistencyProof>;
   /** Writes a checkpoint every `intervalMs` (timer does not keep the process alive). */
   startCheckpointTimer(intervalMs: number): void;
@@ -119,6 +123,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   const { db } = options;
   const now = options.now ?? (() => new Date());
   const observer = options.observer ?? localAuditObserver();
+  const proofInTurn = createProofQueue();
   let queue: Promise<unknown> = Promise.resolve();
   let timer: NodeJS.Timeout | null = null;
 
@@ -430,8 +435,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     writeCheckpoint,
     latestCheckpoint,
     size: () => readAuditLogSize(db),
-    inclusionProof: (index, size) => readInclusionProof(db, index, size),
-    consistencyProof: (from, to) => readConsistencyProof(db, from, to),
+    inclusionProof: (index, size) => proofInTurn(() => readInclusionProof(db, index, size)),
+    consistencyProof: (from, to) => proofInTurn(() => readConsistencyProof(db, from, to)),
     startCheckpointTimer(intervalMs) {
       if (timer || !options.signer) return;
       timer = setInterval(() => {

@@ -22,6 +22,37 @@ import {
 // its hashing, about a second at 200,000 records) would hold every other request that long.
 const LEAF_BATCH = 2000;
 
+/**
+ * Proofs of one process computed or waiting at once (one computed at a time, the others in order);
+ * more are refused with 429 RESOURCE_LIMIT_EXCEEDED. A proof reads and hashes the log from its first
+ * record (about a second per 200,000), and any auditor of any tenant may ask for one: without a
+ * bound, concurrent requests, each within its caller's rate limit, would each take that much CPU
+ * (and, on PostgreSQL, database) time at once.
+ */
+export const MAX_PENDING_PROOFS = 4;
+
+/** Runs proof computations one at a time, refusing one that finds MAX_PENDING_PROOFS pending. */
+export function createProofQueue(maxPending = MAX_PENDING_PROOFS) {
+  let tail: Promise<unknown> = Promise.resolve();
+  let pending = 0;
+  return async function inTurn<T>(compute: () => Promise<T>): Promise<T> {
+    if (pending >= maxPending) {
+      throw new AppError(
+        'RESOURCE_LIMIT_EXCEEDED',
+        `${pending} audit proofs are being computed or waiting on this server, the most it takes at once: try again shortly`,
+      );
+    }
+    pending += 1;
+    const result = tail.then(compute);
+    tail = result.catch(() => undefined);
+    try {
+      return await result;
+    } finally {
+      pending -= 1;
+    }
+  };
+}
+
 /** The audit path of one record, and the tree head it leads to. */
 export interface AuditInclusionProof {
   index: number;
