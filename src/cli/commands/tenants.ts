@@ -27,6 +27,7 @@ import {
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable } from '../output.ts';
+import { registerTenantsExportCommand } from './tenants-export.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: reads tables of several areas' schemas
 type AnyDb = Kysely<any>;
@@ -39,7 +40,9 @@ interface PurgeOptions {
 
 /** Registers `maos tenants`. */
 export function registerTenantsCommand(program: Command, act: ActionFactory): void {
-  const tenants = program.command('tenants').description('erase a tenant (local, on the data directory)');
+  const tenants = program
+    .command('tenants')
+    .description('export or erase a tenant (local, on the data directory)');
   addCommonOptions(tenants.command('purge'), false)
     .description(
       'erase every row of a tenant: sessions with their outputs, keys, roles, bindings, webhooks, secrets, ' +
@@ -50,6 +53,7 @@ export function registerTenantsCommand(program: Command, act: ActionFactory): vo
     .option('--dry-run', 'list what would be erased (rows per table) and change nothing')
     .option('--yes', 'do not ask for confirmation (required when stdin is not a terminal)')
     .action(act(runPurge));
+  registerTenantsExportCommand(tenants, act);
 }
 
 /** The tenant argument, checked as `maos keys --tenant` checks it. */

@@ -1,5 +1,6 @@
-// A minimal ustar (POSIX tar) writer for the support bundle: regular files only, gzip-compressed
-// with node:zlib. Enough for text files of any size; no dependency needed.
+// A minimal ustar (POSIX tar) writer: regular files only. The support bundle builds a gzip-compressed
+// archive in memory (createTarGz); the tenant export streams a plain one to a file, writing each
+// entry's header once its size is known (tarHeader, tarPadding, TAR_END). No dependency needed.
 import { gzipSync } from 'node:zlib';
 
 export interface TarEntry {
@@ -11,23 +12,31 @@ export interface TarEntry {
   mtime?: Date;
 }
 
-const BLOCK = 512;
+/** Size of a tar block: a header is one, an entry's content is padded to whole ones. */
+export const TAR_BLOCK = 512;
+const BLOCK = TAR_BLOCK;
+
+/** The end of an archive: two zero blocks. */
+export const TAR_END: Buffer = Buffer.alloc(TAR_BLOCK * 2);
 
 /** Builds a .tar.gz holding `entries` in order. */
 export function createTarGz(entries: readonly TarEntry[]): Buffer {
   const blocks: Buffer[] = [];
   for (const entry of entries) {
     const data = typeof entry.content === 'string' ? Buffer.from(entry.content, 'utf8') : entry.content;
-    blocks.push(createHeader(entry, data.length), data);
-    const padding = (BLOCK - (data.length % BLOCK)) % BLOCK;
-    if (padding > 0) blocks.push(Buffer.alloc(padding));
+    blocks.push(tarHeader(entry, data.length), data, tarPadding(data.length));
   }
-  // The archive ends with two zero blocks.
-  blocks.push(Buffer.alloc(BLOCK * 2));
+  blocks.push(TAR_END);
   return gzipSync(Buffer.concat(blocks));
 }
 
-function createHeader(entry: TarEntry, size: number): Buffer {
+/** Zero bytes that fill an entry of `size` bytes up to a whole block (none when it fills one). */
+export function tarPadding(size: number): Buffer {
+  return Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK);
+}
+
+/** The header block of an entry of `size` bytes (a regular file). */
+export function tarHeader(entry: Omit<TarEntry, 'content'>, size: number): Buffer {
   const { name, prefix } = splitName(entry.name);
   const header = Buffer.alloc(BLOCK);
   header.write(name, 0, 100, 'utf8');

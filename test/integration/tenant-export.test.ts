@@ -1,0 +1,436 @@
+// `maos tenants export` on a data directory (SQLite) and on PostgreSQL: the tar (extracted with the
+// system tar) holds one NDJSON file per table with exactly the tenant's rows, read in pages, its
+// audit records and a manifest whose counts and sha256 match; no secret (API key, its hash, an
+// encrypted credential) is in it; every column that may hold a secret is decided (a new one fails);
+// an unknown tenant, an existing file and an unwritable directory are refused with clear errors.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type CompiledQuery, type Kysely, type KyselyPlugin, sql } from 'kysely';
+import { loadConfig } from '../../src/config/load.ts';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { createDatabase } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+import {
+  columnDecision,
+  EXPORT_TABLES,
+  readTenantRows,
+  SECRET_COLUMNS,
+  TENANT_EXPORT_FORMAT_VERSION,
+} from '../../src/store/tenant-export.ts';
+import { VERSION } from '../../src/version.ts';
+import { runMaos } from '../fixtures/cli.ts';
+import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+import { seedSessionRows } from '../fixtures/session-rows.ts';
+import { ALL_TENANT_TABLES, countTenantRows, seedTenantRows } from '../fixtures/tenant-rows.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: reads tables of several areas' schemas
+type AnyDb = Kysely<any>;
+type Row = Record<string, unknown>;
+
+async function withStore<T>(configFile: string, fn: (db: AnyDb) => Promise<T>): Promise<T> {
+  const handle = createDatabase(loadConfig({ configPath: configFile }));
+  try {
+    await migrateToLatest(handle.db);
+    return await fn(handle.db as AnyDb);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Every column of every exported table, from the database's catalogue. */
+async function exportedColumns(db: AnyDb, postgres: boolean): Promise<Array<[string, string]>> {
+  const columns: Array<[string, string]> = [];
+  for (const { name } of EXPORT_TABLES) {
+    const { rows } = postgres
+      ? await sql<{ name: string }>`select column_name as name from information_schema.columns
+          where table_schema = current_schema() and table_name = ${name}`.execute(db)
+      : await sql<{ name: string }>`select name from pragma_table_info(${name})`.execute(db);
+    assert.ok(rows.length > 0, `${name} has columns`);
+    for (const row of rows) columns.push([name, row.name]);
+  }
+  return columns;
+}
+
+/** Columns that may hold a secret and that nobody decided on. */
+function undecided(columns: Array<[string, string]>): string[] {
+  return columns
+    .filter(([table, column]) => columnDecision(table, column) === 'undecided')
+    .map((c) => c.join('.'));
+}
+
+/** The rows the export must hold for `tenant`, from the store (secret columns left out). */
+async function expectedRows(db: AnyDb, tenant: string): Promise<Record<string, Row[]>> {
+  const rows: Record<string, Row[]> = {};
+  for (const table of EXPORT_TABLES) {
+    rows[table.name] = [];
+    for await (const page of readTenantRows(db, table, tenant, 1_000_000)) rows[table.name]!.push(...page);
+  }
+  return rows;
+}
+
+function sorted(rows: Row[]): string[] {
+  return rows.map((row) => JSON.stringify(row, Object.keys(row).sort())).sort();
+}
+
+/** Extracts the tar with the system tar; the files it holds by name. */
+function extract(archive: string): Map<string, Buffer> {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-tenant-export-x-'));
+  try {
+    const result = spawnSync('tar', ['-xf', archive], { cwd: dir, encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    return new Map(readdirSync(dir).map((name) => [name, readFileSync(join(dir, name))]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface Manifest {
+  format: string;
+  formatVersion: number;
+  maosVersion: string;
+  tenant: string;
+  createdAt: string;
+  omittedColumns: Record<string, string[]>;
+  files: Array<{ name: string; rows: number; bytes: number; sha256: string }>;
+}
+
+/** Runs the export of acme against `configFile` and checks the archive against the store. */
+async function checkExport(configFile: string, dir: string, postgres: boolean): Promise<void> {
+  const secrets = await withStore(configFile, async (db) => {
+    const { key } = await createApiKey(db as unknown as SecurityDb, {
+      tenantId: 'acme',
+      name: 'export-probe',
+      roles: ['admin'],
+      createdBy: 'cli:test',
+    });
+    const hashes = (
+      await db.selectFrom('api_keys').select('hash').where('tenant_id', '=', 'acme').execute()
+    ).map((row) => row.hash as string);
+    const ciphertexts = (
+      await db.selectFrom('tenant_secrets').select('ciphertext').where('tenant_id', '=', 'acme').execute()
+    ).map((row) => row.ciphertext as string);
+    return [key, ...hashes, ...ciphertexts];
+  });
+  assert.ok(secrets.length >= 6);
+  const output = join(dir, 'acme.tar');
+  const result = await runMaos(['tenants', 'export', 'acme', '--output', output, '--json', '-c', configFile]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(statSync(output).mode & 0o777, 0o600);
+  assert.deepEqual(
+    readdirSync(dir).filter((name) => name.endsWith('.tmp')),
+    [],
+    'no temporary file left',
+  );
+
+  const archive = readFileSync(output);
+  for (const secret of secrets) {
+    assert.equal(archive.includes(secret), false, `the archive holds no secret (${secret.slice(0, 12)}…)`);
+  }
+  const files = extract(output);
+  const names = EXPORT_TABLES.map((table) => `${table.name}.ndjson`);
+  assert.deepEqual([...files.keys()].sort(), [...names, 'manifest.json'].sort());
+  assert.deepEqual(
+    EXPORT_TABLES.map((table) => table.name).sort(),
+    [...ALL_TENANT_TABLES].sort(),
+    'every table the purge erases or keeps',
+  );
+
+  const manifest = JSON.parse(files.get('manifest.json')!.toString('utf8')) as Manifest;
+  assert.equal(manifest.format, 'maos-tenant-export');
+  assert.equal(manifest.formatVersion, TENANT_EXPORT_FORMAT_VERSION);
+  assert.equal(manifest.maosVersion, VERSION);
+  assert.equal(manifest.tenant, 'acme');
+  assert.ok(Date.parse(manifest.createdAt) > 0);
+  assert.deepEqual(manifest.omittedColumns, SECRET_COLUMNS);
+  assert.deepEqual(
+    manifest.files.map((file) => file.name),
+    names,
+  );
+  const expected = await withStore(configFile, (db) => expectedRows(db, 'acme'));
+  const counts = await withStore(configFile, (db) => countTenantRows(db, 'acme'));
+  for (const entry of manifest.files) {
+    const content = files.get(entry.name)!;
+    assert.equal(entry.bytes, content.length, `${entry.name}: size`);
+    assert.equal(entry.sha256, createHash('sha256').update(content).digest('hex'), `${entry.name}: sha256`);
+    const lines = content.toString('utf8').split('\n').filter(Boolean);
+    assert.equal(entry.rows, lines.length, `${entry.name}: rows`);
+    const table = entry.name.replace(/\.ndjson$/, '');
+    const rows = lines.map((line) => JSON.parse(line) as Row);
+    // The audit log gains the export's own record after the archive is written.
+    if (table !== 'audit_log') assert.equal(rows.length, counts[table], `${table}: every row of acme`);
+    assert.ok(rows.length > 0, `${table} has rows of acme`);
+    if (table === 'audit_log') {
+      assert.deepEqual(sorted(rows), sorted(expected[table]!.slice(0, rows.length)));
+      for (const record of rows) {
+        const actor = record.actor as { tenant?: string } | null;
+        const target = record.target as { tenant?: string } | null;
+        assert.equal(actor?.tenant ?? target?.tenant, 'acme', 'a record of acme (actor, else target)');
+        assert.equal(typeof record.hash, 'string');
+      }
+      continue;
+    }
+    assert.deepEqual(sorted(rows), sorted(expected[table]!), `${table}: exactly acme's rows`);
+    const column = table === 'tenants' ? 'id' : 'tenant_id';
+    for (const row of rows) assert.equal(row[column], 'acme', `${table}: no row of another tenant`);
+    for (const secret of SECRET_COLUMNS[table] ?? []) {
+      for (const row of rows) assert.equal(Object.hasOwn(row, secret), false, `${table}.${secret} left out`);
+    }
+  }
+  const report = JSON.parse(result.stdout) as { rows: number; files: Array<{ name: string }> };
+  assert.equal(report.files.length, names.length + 1);
+
+  // The audit record of the export, under the tenant.
+  const audit = await runMaos(['audit', 'export', '--tenant', 'acme', '-c', configFile]);
+  const exports = audit.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { action: string; outcome: string; reason: string })
+    .filter((record) => record.action === 'tenants:export');
+  assert.equal(exports.length, 1);
+  assert.equal(exports[0]!.outcome, 'success');
+  assert.match(
+    exports[0]!.reason,
+    /^exported \d+ row\(s\) in \d+ file\(s\) to .*acme\.tar \(manifest sha256 [0-9a-f]{64}\)$/,
+  );
+  void postgres;
+}
+
+describe('maos tenants export: SQLite', { timeout: 240_000 }, () => {
+  let dir: string;
+  let configFile: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-tenant-export-'));
+    configFile = join(dir, 'maos.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({ dataDir: join(dir, 'data'), store: { synchronous: 'normal' } }),
+    );
+    await withStore(configFile, async (db) => {
+      // More rows than a page (EXPORT_ROWS_PER_READ) in the events, cache and usage tables.
+      await seedTenantRows(db, 'acme', {
+        events: 1210,
+        cacheEntries: 1210,
+        usageDays: 3,
+        name: 'Acme Corp.',
+      });
+      await seedTenantRows(db, 'globex', { events: 40, cacheEntries: 30 });
+      // A running session is exported as it is.
+      await seedSessionRows(db, {
+        id: 'acme-running',
+        tenantId: 'acme',
+        status: 'running',
+        finishedAt: null,
+        events: 3,
+      });
+    });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('every column that may hold a secret is decided; a new one fails this test', async () => {
+    const columns = await withStore(configFile, (db) => exportedColumns(db, false));
+    assert.deepEqual(undecided(columns), []);
+    // A signing secret added to a table in a later migration, not yet decided on: caught.
+    assert.deepEqual(undecided([...columns, ['webhooks', 'signing_secret']]), ['webhooks.signing_secret']);
+    for (const [table, secret] of Object.entries(SECRET_COLUMNS)) {
+      for (const column of secret) {
+        assert.ok(
+          columns.some(([t, c]) => t === table && c === column),
+          `${table}.${column} is a column`,
+        );
+      }
+    }
+  });
+
+  test("the archive holds exactly acme's rows, no secret, a manifest that matches", async () => {
+    await checkExport(configFile, mkdtempSync(join(dir, 'out-')), false);
+  });
+
+  test('no page reads a table in full: each starts after the last key read', async () => {
+    const statements: CompiledQuery[] = [];
+    await withStore(configFile, async (db) => {
+      const recorder: KyselyPlugin = {
+        transformQuery: ({ node, queryId }) => {
+          statements.push(db.getExecutor().compileQuery(node, queryId));
+          return node;
+        },
+        transformResult: async ({ result }) => result,
+      };
+      const recording = db.withPlugin(recorder);
+      for (const table of EXPORT_TABLES) {
+        for await (const _ of readTenantRows(recording, table, 'acme', 2)) {
+          // Pages of two rows: the second page and on have a lower bound.
+        }
+      }
+      const scans: string[] = [];
+      for (const statement of statements) {
+        const plan = await db.executeQuery<{ detail: string }>({
+          ...statement,
+          sql: `explain query plan ${statement.sql}`,
+        });
+        // The first page of a table without a tenant index walks its primary key until it has its
+        // rows, as the purge's reads do; every later one starts where the previous one ended.
+        const bounded = statement.sql.includes(') > (');
+        for (const { detail } of plan.rows) {
+          if (bounded && /^SCAN /.test(detail)) scans.push(`${detail}: ${statement.sql}`);
+        }
+      }
+      const bounded = statements.filter((statement) => statement.sql.includes(') > ('));
+      assert.ok(bounded.length > EXPORT_TABLES.length, `${bounded.length} bounded pages`);
+      assert.deepEqual(scans, []);
+    });
+  });
+
+  test('a column that may hold a secret and is undecided stops the export, no file written', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'maos-tenant-export-secret-'));
+    try {
+      const config = join(scratch, 'maos.json');
+      writeFileSync(
+        config,
+        JSON.stringify({ dataDir: join(scratch, 'data'), store: { synchronous: 'normal' } }),
+      );
+      await withStore(config, async (db) => {
+        await seedTenantRows(db, 'acme');
+        await sql`alter table webhooks add column signing_secret text`.execute(db);
+        await sql`update webhooks set signing_secret = 'whsec_plain'`.execute(db);
+      });
+      const output = join(scratch, 'acme.tar');
+      const result = await runMaos(['tenants', 'export', 'acme', '-o', output, '-c', config]);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /webhooks\.signing_secret may hold a secret/);
+      assert.deepEqual(
+        readdirSync(scratch).filter((name) => name.includes('acme.tar')),
+        [],
+      );
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
+  test('bad input: an unknown tenant, an existing file (unless --force), an unwritable directory', async () => {
+    const out = mkdtempSync(join(dir, 'bad-'));
+    const unknown = await runMaos([
+      'tenants',
+      'export',
+      'nobody',
+      '-o',
+      join(out, 'x.tar'),
+      '-c',
+      configFile,
+    ]);
+    assert.equal(unknown.code, 4, unknown.stderr);
+    assert.match(unknown.stderr, /no tenant nobody in .*: nothing to export/);
+    assert.deepEqual(readdirSync(out), [], 'nothing written');
+
+    const existing = join(out, 'existing.tar');
+    writeFileSync(existing, 'keep me');
+    const refused = await runMaos(['tenants', 'export', 'acme', '-o', existing, '-c', configFile]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /--output .*existing\.tar exists: choose another file, or replace it with --force/,
+    );
+    assert.equal(readFileSync(existing, 'utf8'), 'keep me');
+    const forced = await runMaos(['tenants', 'export', 'acme', '-o', existing, '--force', '-c', configFile]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.ok(extract(existing).has('manifest.json'));
+
+    const locked = join(out, 'locked');
+    mkdirSync(locked);
+    chmodSync(locked, 0o500);
+    try {
+      const denied = await runMaos([
+        'tenants',
+        'export',
+        'acme',
+        '-o',
+        join(locked, 'a.tar'),
+        '-c',
+        configFile,
+      ]);
+      if (process.getuid?.() === 0) {
+        // root writes anywhere: nothing to refuse.
+        assert.equal(denied.code, 0, denied.stderr);
+      } else {
+        assert.equal(denied.code, 2, denied.stderr);
+        assert.match(denied.stderr, /cannot write --output .*a\.tar \(EACCES in .*locked\)/);
+      }
+    } finally {
+      chmodSync(locked, 0o700);
+    }
+    const missing = await runMaos([
+      'tenants',
+      'export',
+      'acme',
+      '-o',
+      join(out, 'no', 'dir', 'a.tar'),
+      '-c',
+      configFile,
+    ]);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /cannot write --output .*a\.tar \(ENOENT in /);
+    const noOutput = await runMaos(['tenants', 'export', 'acme', '-c', configFile]);
+    assert.equal(noOutput.code, 2);
+    assert.match(noOutput.stderr, /--output <file>/);
+  });
+});
+
+describe('maos tenants export: PostgreSQL', { timeout: 240_000 }, () => {
+  let dir: string;
+  let database: TestDatabase;
+  let configFile: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'maos-tenant-export-pg-'));
+    database = await createTestDatabase();
+    configFile = join(dir, 'maos.json');
+    writeFileSync(configFile, JSON.stringify({ dataDir: join(dir, 'data'), store: { url: database.url } }));
+    await withStore(configFile, async (db) => {
+      await seedTenantRows(db, 'acme', {
+        events: 1210,
+        cacheEntries: 1210,
+        usageDays: 3,
+        name: 'Acme Corp.',
+      });
+      await seedTenantRows(db, 'globex', { events: 40, cacheEntries: 30 });
+      await seedSessionRows(db, {
+        id: 'acme-running',
+        tenantId: 'acme',
+        status: 'running',
+        finishedAt: null,
+        events: 3,
+      });
+    });
+  });
+  after(async () => {
+    await database?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('every column that may hold a secret is decided', async () => {
+    assert.deepEqual(undecided(await withStore(configFile, (db) => exportedColumns(db, true))), []);
+  });
+
+  test("the archive holds exactly acme's rows, no secret, a manifest that matches", async () => {
+    await checkExport(configFile, mkdtempSync(join(dir, 'out-')), true);
+  });
+
+  test('an unknown tenant: exit 4', async () => {
+    const result = await runMaos(['tenants', 'export', 'nobody', '-o', join(dir, 'x.tar'), '-c', configFile]);
+    assert.equal(result.code, 4, result.stderr);
+    assert.match(result.stderr, /no tenant nobody in /);
+  });
+});
