@@ -98,12 +98,17 @@ export interface StreamEventLog {
    * keeps it as long as any other message of the stream).
    */
   isBatchStream(owner: StreamOwner, streamId: StreamId): Promise<boolean>;
-  /** Up to `limit` events of `owner`'s stream after `afterId`, oldest first. */
+  /**
+   * Up to `limit` events of `owner`'s stream after `afterId`, oldest first; with `maxBytes`, only as
+   * many as fit in that many bytes of stored JSON (always at least one), so a page of large messages
+   * is never read at once.
+   */
   readAfter(
     owner: StreamOwner,
     streamId: StreamId,
     afterId: EventId,
     limit: number,
+    maxBytes?: number,
   ): Promise<StoredStreamEvent[]>;
 }
 
@@ -221,15 +226,30 @@ export function createStreamEventLog(
     streamId: StreamId,
     afterId: EventId,
     limit: number,
+    maxBytes?: number,
   ): Promise<StoredStreamEvent[]> {
     const after = parseEventId(afterId) ?? 0;
-    const rows = await ownedBy(owner)
-      .select(['id', 'message'])
-      .where('stream_id', '=', streamId)
-      .where('id', '>', after)
-      .orderBy('id')
-      .limit(limit)
-      .execute();
+    const following = () => ownedBy(owner).where('stream_id', '=', streamId).where('id', '>', after);
+    let last: number | undefined;
+    if (maxBytes !== undefined) {
+      // The sizes first, then only the messages that fit: rows of a stream commit in id order (one
+      // writer per session), so none can appear below `last` in between.
+      const sizes = await following()
+        .select(['id', sql<number>`octet_length(message)`.as('bytes')])
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+      let total = 0;
+      for (const row of sizes) {
+        total += Number(row.bytes);
+        if (last !== undefined && total > maxBytes) break;
+        last = Number(row.id);
+      }
+      if (last === undefined) return [];
+    }
+    let query = following().select(['id', 'message']);
+    if (last !== undefined) query = query.where('id', '<=', last);
+    const rows = await query.orderBy('id').limit(limit).execute();
     return rows.map((row) => ({
       id: String(row.id),
       streamId,

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Kysely } from 'kysely';
-import { readSseFrames } from '../cli/sse-reader.ts';
+import { waitFor } from '../../test/fixtures/wait-for.ts';
+import { createSseParser, readSseFrames } from '../cli/sse-reader.ts';
 import { configSchema } from '../config/schema.ts';
 import { createDatabase, type DatabaseHandle } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
@@ -17,7 +20,8 @@ import {
   type McpStreamEventsDb,
   type StreamEventLog,
 } from './stream-event-log.ts';
-import { createFollowStream, type FollowStreamOptions } from './stream-follower.ts';
+import { createFollowStream, FOLLOW_PAGE_BYTES, type FollowStreamOptions } from './stream-follower.ts';
+import { readWithinUnreadLimit } from './unread-stream-limit.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'maos-mcp-follow-'));
 let handle: DatabaseHandle;
@@ -161,6 +165,62 @@ describe('following a stored MCP stream', () => {
     const replayed: string[] = [];
     await store.replayEventsAfter(first, { send: async (id) => void replayed.push(id) });
     assert.deepEqual(replayed, [second]);
+  });
+
+  test('a paused client holds the read-ahead and about a page, not the whole stored stream; it then gets it all in order', {
+    timeout: 60_000,
+  }, async () => {
+    const owner = { ...OWNER, mcpSessionId: 'large' };
+    const store = log.forSession(owner);
+    const big = (n: number): JSONRPCMessage => ({
+      jsonrpc: '2.0',
+      method: 'notifications/message',
+      params: { level: 'info', data: `${n}:${'x'.repeat(256 * 1024)}` },
+    });
+    const stored: string[] = [];
+    for (let n = 0; n < 40; n += 1) stored.push(await store.storeEvent('s', big(n)));
+    stored.push(await store.storeEvent('s', { jsonrpc: '2.0', id: 1, result: {} }));
+    // Bytes of stored messages the follower read from the log (the real log, counted).
+    let readBytes = 0;
+    const counted: StreamEventLog = {
+      ...log,
+      async readAfter(...args) {
+        const page = await log.readAfter(...args);
+        for (const event of page) readBytes += JSON.stringify(event.message).length;
+        return page;
+      },
+    };
+    const readAhead = 2 * 1024 * 1024;
+    const body = readWithinUnreadLimit(follow({ log: counted, owner, afterEventId: '0' }), {
+      maxUnreadBytes: readAhead,
+    });
+    // A client that takes nothing until released.
+    let release: (() => void) | undefined;
+    const paused = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const parser = createSseParser();
+    const decoder = new TextDecoder();
+    const received: Array<string | undefined> = [];
+    const client = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _encoding, done) {
+        for (const frame of parser.push(decoder.decode(chunk, { stream: true }))) {
+          if (frame.data !== '') received.push(frame.id);
+        }
+        void paused.then(() => setImmediate(done));
+      },
+    });
+    body.pipe(client);
+    await waitFor(() => readBytes >= readAhead, 10_000, 'the read-ahead to fill');
+    // The log is read on only as the client takes some: give it every chance to.
+    for (let i = 0; i < 50; i += 1) await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Before: all 40 messages (over 10 MiB) were read at once.
+    assert.ok(readBytes <= readAhead + 2 * FOLLOW_PAGE_BYTES, `${readBytes} bytes were read from the log`);
+    release?.();
+    await once(client, 'finish');
+    assert.deepEqual(received, stored);
   });
 
   test('a message that cannot be stored still gets an id, which resolves to nothing', async () => {

@@ -38,6 +38,14 @@ export interface FollowStreamOptions {
 const FOLLOW_PAGE = 100;
 
 /**
+ * Stored bytes read per query at most (a single larger message is read alone). The next page is
+ * read only once the client's connection has taken what the last one left waiting beyond the
+ * stream's read-ahead (src/mcp/unread-stream-limit.ts): a resumed stream holds that read-ahead and
+ * about one page, however much is stored for it.
+ */
+export const FOLLOW_PAGE_BYTES = 1024 * 1024;
+
+/**
  * A response ends a request stream of one request (protocol 2025-06-18 and later carry one per
  * POST); a batch's (2025-03-26) ends at its end marker.
  */
@@ -90,54 +98,85 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
     return !(await batch);
   }
 
-  async function follow(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-    let cursor = options.afterEventId;
-    let lastActivity = Date.now();
-    // Resumed from the last message itself (a client that got an error response resumes after it):
-    // nothing comes after it.
-    const resumedFrom = await options.log.readEvent(options.owner, cursor);
-    if (resumedFrom !== undefined && (await endsStream(resumedFrom.message))) return;
+  let cursor = options.afterEventId;
+  let lastActivity = Date.now();
+  let started = false;
+
+  /**
+   * Reads the log until it has handed on at least one message, waiting for new ones while there are
+   * none; resolves to true once the stream is over (its end, idle, shutdown, or the client left).
+   */
+  async function readNext(controller: ReadableStreamDefaultController<Uint8Array>): Promise<boolean> {
+    if (!started) {
+      started = true;
+      // Resumed from the last message itself (a client that got an error response resumes after
+      // it): nothing comes after it.
+      const resumedFrom = await options.log.readEvent(options.owner, cursor);
+      if (resumedFrom !== undefined && (await endsStream(resumedFrom.message))) return true;
+    }
     while (!stop.signal.aborted) {
-      const page = await options.log.readAfter(options.owner, options.streamId, cursor, FOLLOW_PAGE);
-      if (stop.signal.aborted) return;
+      const page = await options.log.readAfter(
+        options.owner,
+        options.streamId,
+        cursor,
+        FOLLOW_PAGE,
+        FOLLOW_PAGE_BYTES,
+      );
+      if (page.length === 0) {
+        if (options.untilLogEnd === true || Date.now() - lastActivity >= options.idleMs) return true;
+        await sleep(options.pollMs, stop.signal);
+        continue;
+      }
+      lastActivity = Date.now();
+      let handedOn = false;
       for (const event of page) {
+        if (stop.signal.aborted) return true;
         cursor = event.id;
         if (isSentMessage(event.message)) {
           controller.enqueue(
             encoder.encode(`event: message\nid: ${event.id}\ndata: ${JSON.stringify(event.message)}\n\n`),
           );
+          handedOn = true;
         }
-        if (await endsStream(event.message)) return;
+        if (await endsStream(event.message)) return true;
       }
-      if (options.untilLogEnd === true && page.length < FOLLOW_PAGE) return;
-      if (page.length > 0) lastActivity = Date.now();
-      else if (Date.now() - lastActivity >= options.idleMs) return;
-      if (page.length < FOLLOW_PAGE) await sleep(options.pollMs, stop.signal);
+      if (handedOn) return false;
     }
+    return true;
   }
 
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      // A comment first, so the response headers go out at once even when nothing is pending.
-      controller.enqueue(encoder.encode(': resumed\n\n'));
-      if (options.keepAliveMs > 0) {
-        keepAlive = setInterval(() => {
-          try {
-            controller.enqueue(encoder.encode(': keepalive\n\n'));
-          } catch {
-            clearInterval(keepAlive);
-          }
-        }, options.keepAliveMs);
-        keepAlive.unref();
-      }
-      follow(controller)
-        .catch((error: unknown) => options.onError?.(error))
-        .finally(() => finish(controller));
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        // A comment first, so the response headers go out at once even when nothing is pending.
+        controller.enqueue(encoder.encode(': resumed\n\n'));
+        if (options.keepAliveMs > 0) {
+          keepAlive = setInterval(() => {
+            try {
+              controller.enqueue(encoder.encode(': keepalive\n\n'));
+            } catch {
+              clearInterval(keepAlive);
+            }
+          }, options.keepAliveMs);
+          keepAlive.unref();
+        }
+      },
+      // Called only when the reader wants more and nothing waits (high-water mark 0): the client's
+      // pace, through the read-ahead, drives the next read of the log.
+      async pull(controller) {
+        try {
+          if (await readNext(controller)) finish(controller);
+        } catch (error) {
+          if (!stop.signal.aborted) options.onError?.(error);
+          finish(controller);
+        }
+      },
+      cancel() {
+        stop.abort();
+        clearInterval(keepAlive);
+        options.signal.removeEventListener('abort', abortOnShutdown);
+      },
     },
-    cancel() {
-      stop.abort();
-      clearInterval(keepAlive);
-      options.signal.removeEventListener('abort', abortOnShutdown);
-    },
-  });
+    { highWaterMark: 0 },
+  );
 }
