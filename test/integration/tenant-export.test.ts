@@ -35,6 +35,7 @@ import {
 import { VERSION } from '../../src/version.ts';
 import { runMaos } from '../fixtures/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+import { requestJson, startTestServer } from '../fixtures/server.ts';
 import { seedSessionRows } from '../fixtures/session-rows.ts';
 import { ALL_TENANT_TABLES, countTenantRows, seedTenantRows } from '../fixtures/tenant-rows.ts';
 
@@ -432,5 +433,55 @@ describe('maos tenants export: PostgreSQL', { timeout: 240_000 }, () => {
     const result = await runMaos(['tenants', 'export', 'nobody', '-o', join(dir, 'x.tar'), '-c', configFile]);
     assert.equal(result.code, 4, result.stderr);
     assert.match(result.stderr, /no tenant nobody in /);
+  });
+});
+
+describe('maos tenants export beside a running server (SQLite)', { timeout: 120_000 }, () => {
+  test('exports while the server serves; a session not finished is exported as it is', async () => {
+    // No worker: the session does not finish, and the export reads it as it is.
+    const server = await startTestServer({ config: { workers: { concurrency: 0 } } });
+    const dir = mkdtempSync(join(tmpdir(), 'maos-tenant-export-live-'));
+    try {
+      const me = await requestJson<{ tenantId: string }>(`${server.url}/v1/me`);
+      const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+        method: 'POST',
+        body: {
+          objective: 'Say hello',
+          agents: [{ name: 'hello', role: 'engineer', task: 'say hello', runner: 'ok' }],
+        },
+      });
+      assert.equal(created.status, 201);
+      const configFile = join(dir, 'maos.json');
+      writeFileSync(
+        configFile,
+        JSON.stringify({ dataDir: server.dataDir, store: { synchronous: 'normal' } }),
+      );
+      const output = join(dir, 'live.tar');
+      const result = await runMaos(['tenants', 'export', me.body.tenantId, '-o', output, '-c', configFile]);
+      assert.equal(result.code, 0, result.stderr);
+      const sessions = extract(output)
+        .get('sessions.ndjson')!
+        .toString('utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { id: string; status: string });
+      assert.deepEqual(
+        sessions.map((session) => session.id),
+        [created.body.id],
+      );
+      assert.ok(['pending', 'planning', 'running'].includes(sessions[0]!.status), sessions[0]!.status);
+      // The server goes on writing.
+      const again = await requestJson(`${server.url}/v1/sessions`, {
+        method: 'POST',
+        body: {
+          objective: 'Say hello again',
+          agents: [{ name: 'hello', role: 'engineer', task: 'say hello', runner: 'ok' }],
+        },
+      });
+      assert.equal(again.status, 201);
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
