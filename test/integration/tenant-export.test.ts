@@ -384,6 +384,18 @@ describe('maos tenants export: SQLite', { timeout: 240_000 }, () => {
     ]);
     assert.equal(missing.code, 2, missing.stderr);
     assert.match(missing.stderr, /cannot write --output .*a\.tar \(ENOENT in /);
+    // A path under a file: unwritable for root too.
+    const underFile = await runMaos([
+      'tenants',
+      'export',
+      'acme',
+      '-o',
+      join(existing, 'a.tar'),
+      '-c',
+      configFile,
+    ]);
+    assert.equal(underFile.code, 2, underFile.stderr);
+    assert.match(underFile.stderr, /cannot write --output .*existing\.tar\/a\.tar \(ENOTDIR in /);
     const noOutput = await runMaos(['tenants', 'export', 'acme', '-c', configFile]);
     assert.equal(noOutput.code, 2);
     assert.match(noOutput.stderr, /--output <file>/);
