@@ -61,6 +61,7 @@ function holdingLog(log: StreamEventLog, current: () => HeldResponse | undefined
         findStream: (eventId) => store.findStream(eventId),
         getStreamIdForEventId: (eventId) => store.getStreamIdForEventId!(eventId),
         replayEventsAfter: (eventId, options) => store.replayEventsAfter(eventId, options),
+        replayFromLog: (eventId) => store.replayFromLog(eventId),
         async storeEvent(streamId: string, message: JSONRPCMessage) {
           const held = current();
           const answer = message as { id?: unknown; result?: unknown; error?: unknown };

@@ -31,7 +31,7 @@ import {
   readOidcIssuer,
 } from './protected-resource.ts';
 import { assertOriginAllowed } from './request-guard.ts';
-import { endAfterResponse } from './resumed-stream.ts';
+import { endAfterResponse, storedThenLive } from './resumed-stream.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
 import {
@@ -468,6 +468,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         return resumeFromLog(request, reply, streamEvents, owner, resumed, lastEventId, entry);
       }
     }
+    // What is stored of a live stream it resumes comes from the log at the client's pace (below):
+    // the SDK's own replay would write all of it before the client could read any.
+    if (resumed !== undefined) entry.eventStore?.replayFromLog(lastEventId);
     const resumedStreamId = resumed?.streamId;
     // A tool call's stream needs the tool's own permission, as the call itself did: while it is
     // open, and stored with it for a resume (on any replica) to check.
@@ -484,13 +487,40 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     } catch (error) {
       if (fresh) await closeEntry(entry);
       throw error;
+    } finally {
+      if (resumed !== undefined) entry.eventStore?.replayFromLog(undefined);
     }
     // A rejected initialize leaves an unregistered transport behind: release it (and its slot).
     if (fresh && entry.transport.sessionId === undefined) await closeEntry(entry);
     // Its request was cancelled while the SDK replayed it: the SDK registered it anew, end it again.
     if (resumedStreamId !== undefined) entry.requests?.endIfCancelled(resumedStreamId);
-    // A resumed request stream ends after its response, also one the SDK replayed from the log
-    // (a batch's: after the last of them).
+    if (
+      resumed !== undefined &&
+      streamEvents !== undefined &&
+      sessionId !== undefined &&
+      lastEventId !== undefined &&
+      response.status === 200 &&
+      response.body !== null &&
+      response.headers.get('content-type')?.startsWith('text/event-stream') === true
+    ) {
+      const stored = createFollowStream({
+        log: streamEvents,
+        owner: streamOwnerOf(request, sessionId),
+        streamId: resumed.streamId,
+        afterEventId: lastEventId,
+        untilLogEnd: true,
+        pollMs: FOLLOW_POLL_MS,
+        idleMs: config.mcp.sessionIdleSeconds * 1000,
+        // The SDK's stream, which follows, keeps the connection alive.
+        keepAliveMs: 0,
+        signal: shutdown.signal,
+        onError: (error) => logger.warn({ err: error }, 'resuming an MCP stream from the log failed'),
+      });
+      const { status, headers } = response;
+      response = new Response(storedThenLive(stored, response.body), { status, headers });
+    }
+    // A resumed request stream ends after its response, also one replayed from the log (a
+    // batch's: after the last of them).
     if (request.method === 'GET' && lastEventId !== undefined && response.body !== null) {
       const { status, headers } = response;
       const streamId = resumedStreamId;

@@ -84,6 +84,12 @@ export interface SessionEventStore extends EventStore {
    * replay), so a resume reads it from the database once instead of three times.
    */
   findStream(eventId: EventId): Promise<FoundStream | undefined>;
+  /**
+   * Makes the SDK's next replay from `eventId` only name its stream and send nothing (undefined:
+   * none): the SDK writes a replay into its stream all at once, before the client can read any of
+   * it, so the transport serves what is stored from the log at the client's pace instead.
+   */
+  replayFromLog(eventId: EventId | undefined): void;
 }
 
 export interface StreamEventLog {
@@ -272,6 +278,8 @@ export function createStreamEventLog(
     /** The SDK's lookup: the answer `findStream` just read for the same id, else the database's. */
     const streamOf = async (eventId: EventId): Promise<StreamId | undefined> =>
       found?.eventId === eventId ? found.streamId : (await findStream(owner, eventId))?.streamId;
+    /** The resume whose replay the transport serves from the log (replayFromLog). */
+    let servedFromLog: EventId | undefined;
     /** Each stream's requirement, fixed by its first stored message (later ones may come from elsewhere). */
     const requirements = new Map<StreamId, string>();
     function requirementOf(streamId: StreamId): string {
@@ -293,6 +301,9 @@ export function createStreamEventLog(
         const stream = await findStream(owner, eventId);
         found = stream === undefined ? undefined : { eventId, streamId: stream.streamId };
         return stream;
+      },
+      replayFromLog(eventId) {
+        servedFromLog = eventId;
       },
       storeEvent(streamId, message) {
         const requiredPermissions = requirementOf(streamId);
@@ -334,6 +345,10 @@ export function createStreamEventLog(
         if (found?.eventId === lastEventId) found = undefined;
         // The SDK asks getStreamIdForEventId first and answers 400 itself; this guards direct use.
         if (streamId === undefined) return '';
+        if (servedFromLog === lastEventId) {
+          servedFromLog = undefined;
+          return streamId;
+        }
         let cursor = lastEventId;
         for (;;) {
           const page = await readAfter(owner, streamId, cursor, REPLAY_PAGE);

@@ -1,7 +1,8 @@
 // The body of an MCP event stream with a bound on what its client has not read yet. The SDK writes
-// every message of a stream (notifications, keep-alives, responses, a replay) into its web stream
-// without waiting for the client; piped as it is, a client that keeps the connection open but never
-// reads would have the server queue all of that in memory. (Such a client's connection is dropped
+// every message of a stream (notifications, keep-alives, responses) into its web stream without
+// waiting for the client; piped as it is, a client that keeps the connection open but never reads
+// would have the server queue all of that in memory. A resumed stream's stored messages are read
+// from the log only as this body asks for them (stream-follower.ts). (Such a client's connection is dropped
 // by the rule both kinds of event stream share, src/http/stalled-client.ts.)
 
 import { PassThrough, type Readable } from 'node:stream';

@@ -1,5 +1,5 @@
-// A client that resumes an MCP stream and then reads nothing: the server replays the stored
-// messages into the stream without waiting, and must not hold all of them for that client. It
+// A client that resumes an MCP stream and then reads nothing: the server must not hold all of its
+// stored messages for that client (src/mcp/resumed-stream.test.ts counts what it reads). It
 // reads at most 8 MiB ahead, and closes the connection once the client took nothing for four
 // keep-alive intervals; a client that reads gets every message.
 import assert from 'node:assert/strict';
