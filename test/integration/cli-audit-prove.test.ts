@@ -174,3 +174,60 @@ test('maos audit prove: records and a saved checkpoint against the latest, and w
   const cutReport = JSON.parse(cut.stdout) as ProveJson;
   assert.match(String(cutReport.checks[0]?.problem), /the server cannot prove it: .*beyond the log/);
 });
+
+test('maos audit prove --since across a signing key change: the saved checkpoint verifies with --since-key', {
+  timeout: 120_000,
+}, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-audit-prove-rotation-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'data');
+  const config = (pem: string) => ({
+    auth: { mode: 'apikey' },
+    workers: { concurrency: 0 },
+    audit: { signingKey: pem },
+  });
+  // Signed with the first key, saved by the auditor.
+  const first = await startTestServer({ config: config(generateSigningKeyPem()), dataDir });
+  const db = first.app.database.db as unknown as SecurityDb;
+  const token = (
+    await createApiKey(db, { tenantId: 'acme', name: 'auditor', roles: ['auditor'], createdBy: 'test' })
+  ).key;
+  const headers = { authorization: `Bearer ${token}` };
+  for (let i = 0; i < 4; i++) await first.app.security.auditLog.append(event(i));
+  assert.ok(await first.app.security.auditLog.writeCheckpoint());
+  const before = (await requestJson<AuditCheckpointDto>(`${first.url}/v1/audit/checkpoint`, { headers }))
+    .body;
+  const olderFile = join(dir, 'seen.txt');
+  writeFileSync(olderFile, before.note as string);
+  await first.close();
+
+  // The key is changed; the log goes on and the new key signs it.
+  const second = await startTestServer({ config: config(generateSigningKeyPem()), dataDir });
+  t.after(() => second.close());
+  for (let i = 4; i < 9; i++) await second.app.security.auditLog.append(event(i));
+  assert.ok(await second.app.security.auditLog.writeCheckpoint());
+  const after = (await requestJson<AuditCheckpointDto>(`${second.url}/v1/audit/checkpoint`, { headers }))
+    .body;
+  assert.notEqual(after.verifierKey, before.verifierKey);
+
+  const prove = (...args: string[]) =>
+    runMaos(['audit', 'prove', '--key', after.verifierKey, '--since', olderFile, ...args], {
+      env: { MAOS_SERVER: second.url, MAOS_TOKEN: token },
+    });
+  const withoutOldKey = await prove();
+  assert.equal(withoutOldKey.code, 1, withoutOldKey.stderr);
+  assert.match(withoutOldKey.stderr, /--since .* does not verify with key .*: .*--since-key/);
+  const proved = await prove('--since-key', before.verifierKey);
+  assert.equal(proved.code, 0, proved.stderr + proved.stdout);
+  assert.match(proved.stdout, /ok +since 4 records/);
+  const keyFile = join(dir, 'old-key.txt');
+  writeFileSync(keyFile, `${before.verifierKey}\n`);
+  assert.equal((await prove('--since-key-file', keyFile)).code, 0);
+  // Only the saved checkpoint takes the old key: the latest must verify with --key.
+  const swapped = await runMaos(
+    ['audit', 'prove', '--key', before.verifierKey, '--since', olderFile, '--since-key', before.verifierKey],
+    { env: { MAOS_SERVER: second.url, MAOS_TOKEN: token } },
+  );
+  assert.equal(swapped.code, 1, swapped.stderr);
+  assert.match(swapped.stderr, /the latest checkpoint of the server does not verify/);
+});

@@ -30,6 +30,8 @@ interface ProveOptions {
   saveCheckpoint?: string;
   key?: string;
   keyFile?: string;
+  sinceKey?: string;
+  sinceKeyFile?: string;
 }
 
 interface Finding {
@@ -68,6 +70,11 @@ export function registerAuditProveCommand(audit: Command, act: ActionFactory): v
       'verifier key <name>+<hash>+<key> of the checkpoint signer (this or --key-file is required)',
     )
     .option('--key-file <file>', 'file holding the verifier key')
+    .option(
+      '--since-key <vkey>',
+      'verifier key of the --since checkpoint when an earlier signing key signed it (default: --key)',
+    )
+    .option('--since-key-file <file>', 'file holding the --since-key')
     .action(act(runProve));
 }
 
@@ -116,7 +123,16 @@ async function runProve(ctx: CliContext, command: Command): Promise<number> {
   }
 
   if (older !== null) {
-    const previous = openSigned(older, verifier, `--since ${options.since}`);
+    // Signed before a change of the signing key: it verifies only with the key of that time.
+    const sinceVerifier = readSinceVerifier(options);
+    const previous = openSigned(
+      older,
+      sinceVerifier ?? verifier,
+      `--since ${options.since}`,
+      sinceVerifier === null
+        ? ' (signed before a change of the signing key? give that key with --since-key)'
+        : '',
+    );
     let answer: ConsistencyProofAnswer | string | null = null;
     if (previous.size <= checkpoint.size && previous.origin === checkpoint.origin) {
       answer = await askServer(() => client.auditConsistencyProof(previous.size, checkpoint.size));
@@ -227,13 +243,20 @@ function readVerifier(options: ProveOptions): CheckpointVerifier {
   );
 }
 
-function openSigned(note: string, verifier: CheckpointVerifier, what: string): Checkpoint {
+/** The verifier key of the --since checkpoint when it is not --key's, else null. */
+function readSinceVerifier(options: ProveOptions): CheckpointVerifier | null {
+  if (options.sinceKey !== undefined) return parseVerifierKey(options.sinceKey);
+  if (options.sinceKeyFile !== undefined) return parseVerifierKey(readText(options.sinceKeyFile));
+  return null;
+}
+
+function openSigned(note: string, verifier: CheckpointVerifier, what: string, hint = ''): Checkpoint {
   try {
     return openCheckpoint(note, verifier);
   } catch (error) {
     throw new CliError(
       'CHECKPOINT_INVALID',
-      `${what} does not verify with key ${verifier.name}: ${(error as Error).message}`,
+      `${what} does not verify with key ${verifier.name}: ${(error as Error).message}${hint}`,
       EXIT.SESSION_FAILED,
     );
   }
