@@ -515,6 +515,8 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         keepAliveMs: 0,
         signal: shutdown.signal,
         onError: (error) => logger.warn({ err: error }, 'resuming an MCP stream from the log failed'),
+        // Not an end: the live messages must not follow a gap.
+        failOnError: true,
       });
       const { status, headers } = response;
       response = new Response(storedThenLive(stored, response.body), { status, headers });

@@ -27,7 +27,7 @@ import {
   STANDALONE_STREAM_ID,
   type StreamEventLog,
 } from './stream-event-log.ts';
-import { FOLLOW_PAGE_BYTES } from './stream-follower.ts';
+import { createFollowStream, FOLLOW_PAGE_BYTES } from './stream-follower.ts';
 import { MAX_UNREAD_STREAM_BYTES } from './unread-stream-limit.ts';
 
 const MIB = 1024 * 1024;
@@ -201,4 +201,60 @@ test('a message both read from the log and sent live while the resume was regist
     frames.filter((each) => each.data !== '').map((each) => each.id),
     ['5', '6', 'unstored-1', '7'],
   );
+});
+
+test('a live stream whose stored part cannot be read from the log fails, rather than go on live past what it missed', async () => {
+  const owner = { tenantId: 'acme', principalId: 'alice', mcpSessionId: 'unreadable' };
+  const log = createStreamEventLog(handle.db as unknown as Kysely<McpStreamEventsDb>);
+  const store = log.forSession(owner);
+  const note = (n: number) => ({ jsonrpc: '2.0' as const, method: 'notifications/message', params: { n } });
+  const from = await store.storeEvent('s', {} as never);
+  const first = await store.storeEvent('s', note(1));
+  await store.storeEvent('s', note(2));
+  // The log answers one message, then fails (a lost database connection).
+  let reads = 0;
+  const failing: StreamEventLog = {
+    ...log,
+    async readAfter(...args) {
+      reads += 1;
+      if (reads > 1) throw new Error('the database is gone');
+      return (await log.readAfter(...args)).slice(0, 1);
+    },
+  };
+  const stored = createFollowStream({
+    log: failing,
+    owner,
+    streamId: 's',
+    afterEventId: from,
+    untilLogEnd: true,
+    pollMs: 10,
+    idleMs: 60_000,
+    keepAliveMs: 0,
+    signal: new AbortController().signal,
+    failOnError: true,
+  });
+  let liveCancelled = false;
+  const live = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode('event: message\nid: 999999\ndata: {"n":3}\n\n'));
+    },
+    cancel() {
+      liveCancelled = true;
+    },
+  });
+  const reader = storedThenLive(stored, live).getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  await assert.rejects(async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      text += decoder.decode(value);
+      if (text.includes('999999')) return;
+    }
+  }, /the database is gone/);
+  assert.match(text, new RegExp(`id: ${first}\n`));
+  // Before: the stored part ended as if all was read, and the live message followed the gap.
+  assert.doesNotMatch(text, /999999/);
+  assert.equal(liveCancelled, true);
 });

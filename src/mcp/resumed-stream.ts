@@ -81,7 +81,16 @@ export function storedThenLive(
       async pull(controller) {
         for (;;) {
           const reader = replaying ? storedReader : liveReader;
-          const { value, done } = await reader.read();
+          let read: ReadableStreamReadResult<Uint8Array>;
+          try {
+            read = await reader.read();
+          } catch (error) {
+            // The log could not be read: end the connection (the client resumes from what it got),
+            // and release the SDK's stream, which would otherwise stay registered for nobody.
+            await liveReader.cancel(error).catch(() => {});
+            throw error;
+          }
+          const { value, done } = read;
           if (done) {
             if (!replaying) {
               controller.close();

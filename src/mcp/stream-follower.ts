@@ -32,6 +32,11 @@ export interface FollowStreamOptions {
   /** Aborted when the server shuts down. */
   signal: AbortSignal;
   onError?: (error: unknown) => void;
+  /**
+   * A failed read of the log errors the stream instead of ending it: for a caller that goes on
+   * after it (storedThenLive), an end would skip what was not read.
+   */
+  failOnError?: boolean;
 }
 
 /** Messages read per query while catching up. */
@@ -168,7 +173,10 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
           if (await readNext(controller)) finish(controller);
         } catch (error) {
           if (!stop.signal.aborted) options.onError?.(error);
-          finish(controller);
+          if (options.failOnError !== true || stop.signal.aborted) return finish(controller);
+          clearInterval(keepAlive);
+          options.signal.removeEventListener('abort', abortOnShutdown);
+          controller.error(error);
         }
       },
       cancel() {
