@@ -198,6 +198,20 @@ describe('maos keys', () => {
     assertUsage(listed, /must not start or end with spaces/);
   });
 
+  test('tenants purge and export refuse an empty or padded tenant before the store is opened', async () => {
+    for (const command of [
+      ['tenants', 'purge', '--yes'],
+      ['tenants', 'export', '--output', join(dir, 'never.tar')],
+    ]) {
+      assertUsage(await runMaos([...command, '--config', config, ' ']), /the tenant must not be empty/);
+      assertUsage(
+        await runMaos([...command, '--config', config, 'default ']),
+        /the tenant "default " must not start or end with spaces/,
+      );
+    }
+    assert.equal(existsSync(join(dir, 'never.tar')), false, 'nothing written');
+  });
+
   test('a --name with control characters, blank or too long is refused (exit 2), as the API refuses it', async () => {
     const cases: Array<[string, RegExp]> = [
       ['deploy\nbot', /--name must not contain control characters/],

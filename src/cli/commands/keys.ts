@@ -14,6 +14,7 @@ import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable } from '../output.ts';
+import { checkedTenant } from '../tenant-argument.ts';
 
 interface KeyOptions {
   config?: string;
@@ -84,10 +85,7 @@ function isCalendarDate(value: string): boolean {
  */
 function readKeyOptions(command: Command): KeyOptions {
   const options = command.opts<KeyOptions>();
-  if (options.tenant.trim() === '') throw new CliError('USAGE', '--tenant must not be empty', EXIT.USAGE);
-  if (options.tenant.trim() !== options.tenant) {
-    throw new CliError('USAGE', `--tenant "${options.tenant}" must not start or end with spaces`, EXIT.USAGE);
-  }
+  checkedTenant(options.tenant, '--tenant');
   return options;
 }
 

@@ -24,6 +24,7 @@ import { VERSION } from '../../version.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { TAR_BLOCK, TAR_END, tarHeader, tarPadding } from '../ops/tar-writer.ts';
+import { checkedTenant } from '../tenant-argument.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: reads tables of several areas' schemas
 type AnyDb = Kysely<any>;
@@ -63,17 +64,8 @@ export function registerTenantsExportCommand(tenants: Command, act: ActionFactor
     .action(act(runExport));
 }
 
-function readTenant(command: Command): string {
-  const tenant = command.args[0] as string;
-  if (tenant.trim() === '') throw new CliError('USAGE', 'the tenant must not be empty', EXIT.USAGE);
-  if (tenant.trim() !== tenant) {
-    throw new CliError('USAGE', `the tenant "${tenant}" must not start or end with spaces`, EXIT.USAGE);
-  }
-  return tenant;
-}
-
 async function runExport(ctx: CliContext, command: Command): Promise<number> {
-  const tenant = readTenant(command);
+  const tenant = checkedTenant(command.args[0] as string, 'the tenant');
   const options = command.opts<ExportOptions>();
   const output = resolve(options.output);
   // Refused before the database is opened: an export never replaces a file unasked.

@@ -27,6 +27,7 @@ import {
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable } from '../output.ts';
+import { checkedTenant } from '../tenant-argument.ts';
 import { registerTenantsExportCommand } from './tenants-export.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: reads tables of several areas' schemas
@@ -56,18 +57,8 @@ export function registerTenantsCommand(program: Command, act: ActionFactory): vo
   registerTenantsExportCommand(tenants, act);
 }
 
-/** The tenant argument, checked as `maos keys --tenant` checks it. */
-function readTenant(command: Command): string {
-  const tenant = command.args[0] as string;
-  if (tenant.trim() === '') throw new CliError('USAGE', 'the tenant must not be empty', EXIT.USAGE);
-  if (tenant.trim() !== tenant) {
-    throw new CliError('USAGE', `the tenant "${tenant}" must not start or end with spaces`, EXIT.USAGE);
-  }
-  return tenant;
-}
-
 async function runPurge(ctx: CliContext, command: Command): Promise<number> {
-  const tenant = readTenant(command);
+  const tenant = checkedTenant(command.args[0] as string, 'the tenant');
   const options = command.opts<PurgeOptions>();
   const interactive = process.stdin.isTTY === true;
   // Refused before the database is opened: a script must say --yes for an erasure.
