@@ -15,11 +15,10 @@ import type { Claim } from './task-outcome.ts';
  * Heartbeats run only while this process runs tasks: the second line waits for one.
  */
 export async function renewLeases(
-  deps: { queue: WriteQueue; logger: Logger; workerId: string; leaseMs: number; outage?: StoreOutage },
+  deps: { queue: WriteQueue; logger: Logger; workerId: string; leaseMs: number; outage: StoreOutage },
   claims: readonly Claim[],
   now: number,
 ): Promise<Set<Claim> | null> {
-  const { outage } = deps;
   try {
     const held = await deps.queue.run(
       (trx) =>
@@ -32,29 +31,27 @@ export async function renewLeases(
         ),
       ENGINE_PROGRESS,
     );
-    if (outage) {
-      noteOutageEnd(
-        outage,
-        deps.logger,
-        'failedHeartbeats',
-        'heartbeats work again: the database can be reached',
-        now,
-      );
-    }
+    noteOutageEnd(
+      deps.outage,
+      deps.logger,
+      'failedHeartbeats',
+      'heartbeats work again: the database can be reached',
+      now,
+    );
     return new Set(claims.filter((claim) => held.get(claim.taskId) !== claim.attempt));
   } catch (error) {
     const err = coerceError(error);
-    if (!outage || !isStoreUnavailable(error)) {
+    if (!isStoreUnavailable(error)) {
       deps.logger.warn({ err }, 'heartbeat failed');
-    } else {
-      noteOutageFailure(
-        outage,
-        deps.logger,
-        { err },
-        'heartbeat failed: the database cannot be reached; running tasks may lose their leases, logged again when heartbeats work',
-        now,
-      );
+      return null;
     }
+    noteOutageFailure(
+      deps.outage,
+      deps.logger,
+      { err },
+      'heartbeat failed: the database cannot be reached; running tasks may lose their leases, logged again when heartbeats work',
+      now,
+    );
     return null;
   }
 }
