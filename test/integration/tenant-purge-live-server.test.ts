@@ -1,6 +1,7 @@
 // A tenant purged (store/tenant-purge.ts) while a server runs, on SQLite and PostgreSQL: a user of
 // that tenant who still gets in (an OIDC token its identity provider still issues) starts afresh on
-// the tenant row the purge kept: its next session is created (201). The same holds for the tenant of
+// the tenant row the purge kept, or on a new one if the row was deleted all the same (by hand, or by
+// an older version's purge): its next session is created (201). The same holds for the tenant of
 // auth mode none, and role bindings stored without a tenant row (a tenant purged by a version that
 // deleted the row, or granted ahead) apply on its first request, which creates the row.
 import assert from 'node:assert/strict';
@@ -62,6 +63,9 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       assert.equal(me.status, 200, JSON.stringify(me.body));
       const deleted = await purgeTenant(server.app.database.db, 'acme');
       assert.equal(deleted.tenants, undefined, 'the tenant row is kept');
+      // A row gone all the same (deleted by hand, or by an older version's purge) is created again:
+      // the server keeps no memory of the tenants it has seen.
+      await server.app.database.db.deleteFrom('tenants').where('id', '=', 'acme').execute();
 
       const created = await submit(token);
       assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -109,6 +113,8 @@ describe('the tenant of auth mode none purged under a running server', { timeout
     assert.equal((await purgeTenant(server.app.database.db, 'default', { renamed })).tenants, undefined);
     // Its migration named it `Default`: the purge leaves nothing but the id.
     assert.equal(renamed.tenant, true);
+    // Deleted all the same (by hand): the next request creates it again.
+    await server.app.database.db.deleteFrom('tenants').where('id', '=', 'default').execute();
     const created = await requestJson(`${server.url}/v1/sessions`, { method: 'POST', body: SESSION });
     assert.equal(created.status, 201, JSON.stringify(created.body));
   });
