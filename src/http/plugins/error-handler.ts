@@ -18,6 +18,17 @@ export interface ValidationIssue {
 }
 
 /**
+ * A request a route refuses for one parameter its schema cannot express (`path` a JSON pointer into
+ * `location`), worded as a schema refusal is: `Invalid querystring. size: <message>`.
+ */
+export function invalidRequestPart(location: string, path: string, message: string): AppError {
+  const issue: ValidationIssue = { location, path, message };
+  return new AppError('VALIDATION_FAILED', `Invalid ${location}. ${path.slice(1)}: ${message}`, {
+    details: [issue],
+  });
+}
+
+/**
  * Where server.ts routes a request whose path does not percent-decode; no route has it, and the
  * not-found handler answers it 400 VALIDATION_FAILED.
  */

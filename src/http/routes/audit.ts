@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { AppError } from '../../errors/app-error.ts';
 import type { AuditLog } from '../../security/audit/audit-log.ts';
 import { createLimitSchema, cursorSchema, seqSchema, storedIdSchema } from '../params.ts';
-import type { ValidationIssue } from '../plugins/error-handler.ts';
+import { invalidRequestPart } from '../plugins/error-handler.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface AuditRoutesOptions {
@@ -101,10 +101,7 @@ const consistencyProofSchema = z
 export type AuditConsistencyProofDto = z.infer<typeof consistencyProofSchema>;
 
 function invalidQuery(parameter: string, message: string): AppError {
-  const issue: ValidationIssue = { location: 'querystring', path: `/${parameter}`, message };
-  return new AppError('VALIDATION_FAILED', `Invalid querystring. ${parameter}: ${message}`, {
-    details: [issue],
-  });
+  return invalidRequestPart('querystring', `/${parameter}`, message);
 }
 
 // Ascending cursors stay the bare seq (what clients already hold); descending ones carry a `d`

@@ -11,7 +11,7 @@ import { AppError } from '../../errors/app-error.ts';
 import { eventPageSchema, toEventDto } from '../dto.ts';
 import { createLimitSchema, seqSchema, sessionIdParamsSchema } from '../params.ts';
 import { watchRequestCredential } from '../plugins/authenticate.ts';
-import type { ValidationIssue } from '../plugins/error-handler.ts';
+import { invalidRequestPart } from '../plugins/error-handler.ts';
 import { REQUEST_ID_HEADER } from '../plugins/request-id.ts';
 import { problemResponses } from '../problem.ts';
 import { openSseStream, type SseRegistry, type SseStream } from '../sse.ts';
@@ -191,10 +191,7 @@ function assertBackwardRead(
   streaming: boolean,
 ): void {
   const fail = (location: string, path: string, message: string): never => {
-    const issue: ValidationIssue = { location, path, message };
-    throw new AppError('VALIDATION_FAILED', `Invalid ${location}. ${path.slice(1)}: ${message}`, {
-      details: [issue],
-    });
+    throw invalidRequestPart(location, path, message);
   };
   if (query.order !== 'desc') {
     fail('querystring', '/before', 'only with order=desc (events are then returned newest first)');
