@@ -205,6 +205,27 @@ describe('loadConfig', () => {
     assert.ok(!problems.join('\n').includes('s3cret'));
   });
 
+  test('an unreadable absolute *_FILE outside an existing directory is not echoed: it may be a secret starting with /', () => {
+    const variable = '(from the environment: MAOS_SECRETS__KEK_RING_FILE)';
+    const problemFor = (value: string) =>
+      problemsOf(() => loadConfig({ env: { MAOS_SECRETS__KEK_RING_FILE: value } }));
+    // Base64 keys that start with `/`: one with another `/` (its "directory" does not exist) and one
+    // without (its directory would be `/`).
+    for (const secret of ['/s3cretQ2xv9Lr0yZ+a1b2/c3d4e5f6g7h8==', '/s3cretQ2xv9Lr0yZ+a1b2c3d4e5f6g7h8==']) {
+      const problems = problemFor(secret);
+      assert.deepEqual(problems, [
+        `secrets.kekRing_FILE: cannot read it (ENOENT): no directory of it exists below /; a _FILE setting names a file holding the secret, not the secret (value not shown, ${secret.length} characters) ${variable}`,
+      ]);
+      assert.ok(!problems.join('\n').includes('s3cret'));
+    }
+    // A real path whose directory is missing (a secret volume not mounted): the part that exists is
+    // named, for the operator to see where the path leaves the file system.
+    const unmounted = join(dir, 'not-mounted', 'kek-ring');
+    assert.deepEqual(problemFor(unmounted), [
+      `secrets.kekRing_FILE: cannot read it (ENOENT): no directory of it exists below ${dir}; a _FILE setting names a file holding the secret, not the secret (value not shown, ${unmounted.length} characters) ${variable}`,
+    ]);
+  });
+
   test('a key and its _FILE form are one setting: the later source wins; in one source both are an error', () => {
     const fileUrl = write('url-file.txt', 'postgres://from-file-secret/maos\n');
     const envUrl = write('url-env.txt', 'postgres://from-env-secret/maos\n');

@@ -1,8 +1,8 @@
 // Resolves the configuration from its sources (file < MAOS_* env < flags; a key's `_FILE` form
 // counts as the key), reads `*_FILE` secrets, validates once and freezes. The only place in MAOS
 // that reads process.env.
-import { readFileSync } from 'node:fs';
-import { extname, isAbsolute, resolve } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES, RUNNER_ENV_NAMES } from './client-env.ts';
@@ -246,10 +246,10 @@ function resolveFileReferences(
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
       // A value that is not an absolute path may be the secret itself put where its file goes (a
-      // URL, a key): not repeated, as the message lands in the log. An absolute path is shown.
+      // URL, a key): not repeated, as the message lands in the log.
       problem(
         isAbsolute(child)
-          ? `cannot read ${child} (${code})`
+          ? unreadableAbsolutePath(child, code)
           : `is not an absolute path and cannot be read (${code}); a _FILE setting names a file holding the secret, not the secret (value not shown)`,
       );
       continue;
@@ -263,6 +263,29 @@ function resolveFileReferences(
     out[target] = isConfigPath(targetPath) && !isTextPath(targetPath) ? parseEnvValue(text) : text;
   }
   return out;
+}
+
+/**
+ * Why the absolute `_FILE` value `path` cannot be read, naming it only when it is plainly a path: its
+ * directory exists and is not `/`. A secret that starts with `/` (half of the base64 keys that do
+ * have no other `/`) put where its file goes would otherwise be printed to the log: for it, and for
+ * a path whose directory is missing (a secret not mounted), only the deepest directory of it that
+ * exists is named, with its length.
+ */
+function unreadableAbsolutePath(path: string, code: string): string {
+  const parent = dirname(path);
+  if (parent !== dirname(parent) && isDirectory(parent)) return `cannot read ${path} (${code})`;
+  let existing = parent;
+  while (existing !== dirname(existing) && !isDirectory(existing)) existing = dirname(existing);
+  return `cannot read it (${code}): no directory of it exists below ${existing}; a _FILE setting names a file holding the secret, not the secret (value not shown, ${path.length} characters)`;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /**
