@@ -45,7 +45,7 @@ import {
   type StreamEventLog,
   type StreamOwner,
 } from './stream-event-log.ts';
-import { createFollowStream } from './stream-follower.ts';
+import { createFollowStream, type FollowStreamOptions } from './stream-follower.ts';
 import { openAtOnce } from './stream-opening.ts';
 import { permissionsOfToolCalls } from './tool-runner.ts';
 import { readWithinUnreadLimit } from './unread-stream-limit.ts';
@@ -360,6 +360,30 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   }
 
   /**
+   * The messages of `streamId` of `owner` after `afterEventId` as read from `log` (createFollowStream):
+   * polled every FOLLOW_POLL_MS, idle after `mcp.sessionIdleSeconds`, ended at shutdown.
+   */
+  function followLog(
+    log: StreamEventLog,
+    owner: StreamOwner,
+    streamId: string,
+    afterEventId: string,
+    how: Pick<FollowStreamOptions, 'untilLogEnd' | 'keepAliveMs' | 'failOnError'>,
+  ): ReadableStream<Uint8Array> {
+    return createFollowStream({
+      log,
+      owner,
+      streamId,
+      afterEventId,
+      pollMs: FOLLOW_POLL_MS,
+      idleMs: config.mcp.sessionIdleSeconds * 1000,
+      signal: shutdown.signal,
+      onError: (error) => logger.warn({ err: error }, 'resuming an MCP stream from the log failed'),
+      ...how,
+    });
+  }
+
+  /**
    * Resumes a stream of an MCP session this process does not hold (another replica's, or one from
    * before a restart) from the durable log. Only the session's own tenant and principal get it.
    */
@@ -395,17 +419,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       throw new AppError('VALIDATION_FAILED', 'Resuming a stream needs `Accept: text/event-stream`');
     }
     const releaseFollow = followSlots.reserve(owner.tenantId, owner.principalId);
-    const body = createFollowStream({
-      log,
-      owner,
-      streamId: stream.streamId,
-      afterEventId: lastEventId,
+    const body = followLog(log, owner, stream.streamId, lastEventId, {
       untilLogEnd: entry !== undefined,
-      pollMs: FOLLOW_POLL_MS,
-      idleMs: config.mcp.sessionIdleSeconds * 1000,
       keepAliveMs: config.http.sseKeepAliveSeconds * 1000,
-      signal: shutdown.signal,
-      onError: (error) => logger.warn({ err: error }, 'resuming an MCP stream from the log failed'),
     });
     reply.code(200);
     reply.header('content-type', 'text/event-stream');
@@ -503,21 +519,19 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       response.body !== null &&
       response.headers.get('content-type')?.startsWith('text/event-stream') === true
     ) {
-      const stored = createFollowStream({
-        log: streamEvents,
-        owner: streamOwnerOf(request, sessionId),
-        streamId: resumed.streamId,
-        afterEventId: lastEventId,
-        untilLogEnd: true,
-        pollMs: FOLLOW_POLL_MS,
-        idleMs: config.mcp.sessionIdleSeconds * 1000,
-        // The SDK's stream, which follows, keeps the connection alive.
-        keepAliveMs: 0,
-        signal: shutdown.signal,
-        onError: (error) => logger.warn({ err: error }, 'resuming an MCP stream from the log failed'),
-        // Not an end: the live messages must not follow a gap.
-        failOnError: true,
-      });
+      const stored = followLog(
+        streamEvents,
+        streamOwnerOf(request, sessionId),
+        resumed.streamId,
+        lastEventId,
+        {
+          untilLogEnd: true,
+          // The SDK's stream, which follows, keeps the connection alive.
+          keepAliveMs: 0,
+          // Not an end: the live messages must not follow a gap.
+          failOnError: true,
+        },
+      );
       const { status, headers } = response;
       response = new Response(storedThenLive(stored, response.body), { status, headers });
     }
