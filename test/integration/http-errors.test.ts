@@ -44,6 +44,15 @@ const CASES: Case[] = [
     code: 'VALIDATION_FAILED',
   },
   {
+    // Like POST and DELETE, a PUT that declares no body takes none (the binding is in the path).
+    name: 'a body on a role binding, which takes none',
+    method: 'PUT',
+    path: '/v1/admin/role-bindings/alice/viewer',
+    body: { force: true },
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  },
+  {
     name: 'unknown field',
     method: 'POST',
     path: '/v1/sessions',
