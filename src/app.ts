@@ -1,7 +1,7 @@
 // Composition root: opens the store, applies migrations, builds security, metrics, the LLM stack,
 // the engine and the HTTP server (REST, SSE, MCP) and wires them together. Wiring only; every
 // behaviour lives in the modules it imports.
-import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Kysely } from 'kysely';
 import { type ProviderKeyCheck, startProviderKeyCheck } from './agents/providers/check-providers.ts';

@@ -16,6 +16,21 @@ export interface OtelEnv {
   resourceAttributes: Record<string, string>;
   /** `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`: record prompts and completions. */
   captureMessageContent: boolean;
+  /** `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`; default `parentbased_always_on`. */
+  tracesSampler: TracesSampler;
+}
+
+/**
+ * A sampler of the OpenTelemetry specification: `always_on`, `always_off`, `traceidratio` and their
+ * `parentbased_` variants. Other names (`xray`, `jaeger_remote`, typos) fall back to the default.
+ */
+export interface TracesSampler {
+  /** The decision for spans without a parent, or for all spans when not parent-based. */
+  root: 'always_on' | 'always_off' | 'traceidratio';
+  /** Spans with a parent follow its sampled flag. */
+  parentBased: boolean;
+  /** `traceidratio`: the share of traces kept, 0 to 1 (`OTEL_TRACES_SAMPLER_ARG`, default 1). */
+  ratio: number;
 }
 
 /** True when the OTEL_* variables ask for trace export: an exporter other than `none`, or an OTLP endpoint. */
@@ -38,6 +53,23 @@ export function readOtelEnv(env: NodeJS.ProcessEnv = process.env): OtelEnv {
     resourceAttributes: parseResourceAttributes(nonEmpty(env.OTEL_RESOURCE_ATTRIBUTES)),
     captureMessageContent:
       nonEmpty(env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)?.toLowerCase() === 'true',
+    tracesSampler: parseTracesSampler(
+      nonEmpty(env.OTEL_TRACES_SAMPLER)?.toLowerCase(),
+      nonEmpty(env.OTEL_TRACES_SAMPLER_ARG),
+    ),
+  };
+}
+
+const SAMPLER_ROOTS: ReadonlySet<string> = new Set(['always_on', 'always_off', 'traceidratio']);
+
+function parseTracesSampler(name: string | undefined, arg: string | undefined): TracesSampler {
+  const root = name?.replace(/^parentbased_/, '');
+  const known = root !== undefined && SAMPLER_ROOTS.has(root);
+  const ratio = Number(arg);
+  return {
+    root: known ? (root as TracesSampler['root']) : 'always_on',
+    parentBased: !known || root !== name,
+    ratio: ratio >= 0 && ratio <= 1 ? ratio : 1,
   };
 }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import Fastify from 'fastify';
 import { readOtelEnv } from '../config/otel-env.ts';
 import { createLogger, type LoggerOptions, shouldLogPretty } from './logger.ts';
@@ -17,7 +17,7 @@ before(() => {
     serviceName: 'maos',
     serviceVersion: '1.2.3',
     otel: readOtelEnv({}),
-    spanProcessors: [new SimpleSpanProcessor(new InMemorySpanExporter())],
+    spanProcessors: [new SimpleSpanProcessor({ exporter: new InMemorySpanExporter() })],
   });
 });
 after(() => tracing.shutdown());

@@ -2,7 +2,7 @@
 // exporter writes to stdout, which is where the server's ECS log lines go and, under `maos mcp`, the
 // MCP protocol itself: a span printed there breaks a log shipper's parsing or the client's session.
 import { type ExportResult, ExportResultCode, hrTimeToMicroseconds } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 
 export class StderrSpanExporter implements SpanExporter {
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {

@@ -2,7 +2,7 @@
 // LLM calls produce nested spans, and message content follows the opt-in setting.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import Fastify from 'fastify';
 import { readOtelEnv } from '../config/otel-env.ts';
 import { createMetrics } from './metrics.ts';
@@ -32,7 +32,7 @@ test('an LLM call inside an HTTP request nests its chat span under the server sp
     metrics,
     serviceVersion: '1.2.3',
     otel: readOtelEnv({}),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [new SimpleSpanProcessor({ exporter })],
   });
   const app = Fastify();
   Object.defineProperty(telemetry.httpPlugin, Symbol.for('skip-override'), { value: true });

@@ -6,6 +6,7 @@ import type { Agent } from 'node:http';
 import {
   type Context,
   context,
+  propagation,
   type Span,
   SpanStatusCode,
   type TextMapGetter,
@@ -13,13 +14,22 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type Sampler,
+  type SpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import { isTracingConfigured, type OtelEnv } from '../config/otel-env.ts';
+import { isTracingConfigured, type OtelEnv, type TracesSampler } from '../config/otel-env.ts';
 import type { Config } from '../config/schema.ts';
 import { createNodeProxyAgent } from '../security/egress-proxy.ts';
 import { StderrSpanExporter } from './stderr-span-exporter.ts';
@@ -61,7 +71,8 @@ export function startTracing(options: TracingOptions): Tracing {
   if (processors.length === 0) {
     return { enabled: false, tracer: trace.getTracer(TRACER_NAME), shutdown: async () => {} };
   }
-  const provider = new NodeTracerProvider({
+  const provider = new TracerProvider({
+    sampler: createSampler(options.otel.tracesSampler),
     resource: resourceFromAttributes({
       ...options.otel.resourceAttributes,
       [ATTR_SERVICE_NAME]: options.otel.serviceName ?? options.serviceName,
@@ -70,7 +81,7 @@ export function startTracing(options: TracingOptions): Tracing {
     }),
     spanProcessors: processors,
   });
-  provider.register();
+  registerGlobally(provider);
   return {
     enabled: true,
     tracer: provider.getTracer(TRACER_NAME, options.serviceVersion),
@@ -83,6 +94,29 @@ export function startTracing(options: TracingOptions): Tracing {
   };
 }
 
+/**
+ * What the SDK's `register()` did before the SDK stopped providing it: the provider, an
+ * AsyncLocalStorage context manager and the W3C trace-context and baggage propagators, globally.
+ */
+function registerGlobally(provider: TracerProvider): void {
+  trace.setGlobalTracerProvider(provider);
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(
+    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+  );
+}
+
+/** The sampler OTEL_TRACES_SAMPLER names (the SDK no longer reads the variable itself). */
+function createSampler(sampler: TracesSampler): Sampler {
+  const root =
+    sampler.root === 'always_on'
+      ? new AlwaysOnSampler()
+      : sampler.root === 'always_off'
+        ? new AlwaysOffSampler()
+        : new TraceIdRatioBasedSampler(sampler.ratio);
+  return sampler.parentBased ? new ParentBasedSampler({ root }) : root;
+}
+
 /** The exporter's URL when OTEL_* names none (the OTLP/HTTP default, on loopback: never proxied). */
 const DEFAULT_TRACES_ENDPOINT = 'http://localhost:4318/v1/traces';
 
@@ -91,7 +125,7 @@ function createExportProcessor(
   egressProxy: Config['egress']['proxy'] | undefined,
 ): { processor: SpanProcessor; agent?: Agent } {
   if (otel.tracesExporter === 'console') {
-    return { processor: new BatchSpanProcessor(new StderrSpanExporter()) };
+    return { processor: new BatchSpanProcessor({ exporter: new StderrSpanExporter() }) };
   }
   // The exporter sends with node:http, not fetch: a node agent through the proxy, chosen once for
   // its one endpoint (keep-alive, as the exporter's own agent has it).
@@ -105,7 +139,7 @@ function createExportProcessor(
     ...(otel.tracesEndpoint ? { url: otel.tracesEndpoint } : {}),
     ...(agent ? { httpAgentOptions: () => agent } : {}),
   });
-  return { processor: new BatchSpanProcessor(exporter), ...(agent ? { agent } : {}) };
+  return { processor: new BatchSpanProcessor({ exporter }), ...(agent ? { agent } : {}) };
 }
 
 /**

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
@@ -44,7 +44,7 @@ let receiver: Server;
 let receiverUrl: string;
 
 before(async () => {
-  server = await startTestServer({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  server = await startTestServer({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
   receiver = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type CallToolResult, LATEST_PROTOCOL_VERSION, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { z } from 'zod';
 import { BUILT_IN_ROLES } from '../../src/agents/roles/catalogue.ts';
 import { startStdioServer } from '../../src/mcp/stdio.ts';
@@ -38,7 +38,7 @@ let mcp: ConnectedClient;
 before(async () => {
   // A provider (never called) makes the server offer the steering tools too.
   server = await startTestServer({
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [new SimpleSpanProcessor({ exporter })],
     config: UNUSED_PROVIDER_CONFIG,
   });
   mcp = await connectHttpClient(server.url);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createFakeSessionService } from '../../src/http/fake-session-service.test-support.ts';
@@ -52,7 +52,7 @@ describe('server spans of refused requests', () => {
         shutdown: { graceSeconds: 1 },
       },
     });
-    const app = await createApp(config, { logger, spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const app = await createApp(config, { logger, spanProcessors: [new SimpleSpanProcessor({ exporter })] });
     try {
       const response = await app.http.inject({
         method: 'GET',

@@ -5,7 +5,7 @@
 // the agents' model calls (tool loop) and the planner's and synthesis's single calls.
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { sql } from 'kysely';
 import { startLlmServer } from '../fixtures/llm-server.ts';
 import { answerScoutWriter } from '../fixtures/scout-writer.ts';
@@ -51,7 +51,7 @@ async function startCachedStack(t: TestContext) {
         },
       },
     },
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [new SimpleSpanProcessor({ exporter })],
   });
   t.after(() => server.close());
   return { llm, server, exporter };

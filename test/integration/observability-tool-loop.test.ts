@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, type TestContext, test } from 'node:test';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
 import { runScoutThenWriter } from '../fixtures/scout-writer.ts';
@@ -41,7 +41,7 @@ async function runToolLoop(
 ): Promise<{ spans: ReadableSpan[]; metrics: string; scoutCalls: number }> {
   const exporter = new InMemorySpanExporter();
   const { llm, server } = await startLlmAppStack(t, {
-    ...(options.traced === false ? {} : { spanProcessors: [new SimpleSpanProcessor(exporter)] }),
+    ...(options.traced === false ? {} : { spanProcessors: [new SimpleSpanProcessor({ exporter })] }),
     llm: { agentMessaging: true, ...options.llm },
   });
   let failNext = options.failFirstScoutCall === true;

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
@@ -18,7 +18,7 @@ test('PostgreSQL queries of a request become db spans with db.system.name=postgr
   const database = await createTestDatabase();
   const exporter = new KeepingSpanExporter();
   const server = await startTestServer({
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [new SimpleSpanProcessor({ exporter })],
     config: { store: { url: database.url }, workers: { concurrency: 0 } },
   }).catch(async (error: unknown) => {
     await database.drop();
@@ -56,7 +56,7 @@ test('replicas share one trace per session: tasks claimed by another replica con
       get spans() {
         return exporter.getFinishedSpans();
       },
-      processor: new SimpleSpanProcessor(exporter),
+      processor: new SimpleSpanProcessor({ exporter }),
     };
   };
   const api = collect();

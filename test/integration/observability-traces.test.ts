@@ -11,7 +11,7 @@ import {
   type ReadableSpan,
   SimpleSpanProcessor,
   type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+} from '@opentelemetry/sdk-trace';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import type { ScriptedReply } from '../fixtures/llm-server.ts';
 import { runScoutThenWriter } from '../fixtures/scout-writer.ts';
@@ -38,7 +38,7 @@ function traced(): { readonly spans: ReadableSpan[]; spanProcessors: SpanProcess
     get spans() {
       return exporter.getFinishedSpans();
     },
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [new SimpleSpanProcessor({ exporter })],
   };
 }
 
