@@ -50,6 +50,16 @@ export interface AuditCheckpointsTable {
   tree: string | null;
 }
 
+/** The stored root of a complete, aligned block of audit records (migration 0026, audit-subtrees.ts). */
+export interface AuditSubtreesTable {
+  /** Seq of the block's first record: a multiple of `leaves`. */
+  first_seq: number;
+  /** Records in the block (a power of two). */
+  leaves: number;
+  /** RFC 6962 root of the records `first_seq` to `first_seq + leaves - 1`, base64. */
+  root: string;
+}
+
 export interface TenantSecretsTable {
   tenant_id: string;
   name: string;
@@ -66,6 +76,7 @@ export interface SecurityTables {
   role_bindings: RoleBindingsTable;
   audit_log: AuditLogTable;
   audit_checkpoints: AuditCheckpointsTable;
+  audit_subtrees: AuditSubtreesTable;
   tenant_secrets: TenantSecretsTable;
 }
 

@@ -60,6 +60,8 @@ export const SKIPPED_TABLES: Readonly<Record<string, string>> = {
   mcp_stream_events:
     'replay buffers of open MCP streams, which end with the server that served them; clients reconnect',
   rate_limits: 'rate-limit counters of the current window (PostgreSQL only)',
+  audit_subtrees:
+    'stored hashes of blocks of audit records, for proofs: computed again from the records when a proof needs them',
 };
 
 /** What was copied: rows per table (in copy order) and the audit log's last record. */

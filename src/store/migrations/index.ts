@@ -24,6 +24,7 @@ import * as taskClaimedTenantIndex from './0021-task-claimed-tenant-index.ts';
 import * as auditCheckpointTree from './0022-audit-checkpoint-tree.ts';
 import * as sessionRequestedBudget from './0023-session-requested-budget.ts';
 import * as mcpStreamRequiredPermissions from './0024-mcp-stream-required-permissions.ts';
+import * as auditSubtrees from './0026-audit-subtrees.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -56,4 +57,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0022_audit_checkpoint_tree', migration: auditCheckpointTree },
   { name: '0023_session_requested_budget', migration: sessionRequestedBudget },
   { name: '0024_mcp_stream_required_permissions', migration: mcpStreamRequiredPermissions },
+  { name: '0026_audit_subtrees', migration: auditSubtrees },
 ];
