@@ -17,6 +17,7 @@ import {
   at,
   CHART,
   type Doc,
+  documentedAlertChanges,
   ENTRA_LIKE_AUTH,
   groupByKind,
   one,
@@ -295,6 +296,38 @@ for (const helm of helms) {
         /extraEnv MAOS_PROVIDERS__OPENAI__API_KEY holds a secret as a plain value/,
       );
       assertRejected(['--set', 'tls.secretName=Maos_TLS'], /secretName/);
+      // Alert changes: a typo in an alert's name or an override's field would leave the alert as
+      // shipped (the field is checked by the schema and, with it skipped, by the template).
+      const rules = ['--set', 'metrics.prometheusRule.enabled=true', '--set'];
+      assertRejected(
+        [...rules, 'metrics.prometheusRule.disabled.MaosInstanceDwon=true'],
+        /metrics\.prometheusRule\.disabled\.MaosInstanceDwon: the chart has no alert of that name \(its alerts: .*MaosInstanceDown,/,
+      );
+      assertRejected(
+        [...rules, 'metrics.prometheusRule.overrides.MaosInstanceDwon.for=5m'],
+        /metrics\.prometheusRule\.overrides\.MaosInstanceDwon: the chart has no alert of that name/,
+      );
+      assertRejected(
+        [...rules, 'metrics.prometheusRule.overrides.MaosNotReady.severity=warning'],
+        /severity/,
+      );
+      assertRejected(
+        [
+          '--skip-schema-validation',
+          ...rules,
+          'metrics.prometheusRule.overrides.MaosNotReady.severity=warning',
+        ],
+        /metrics\.prometheusRule\.overrides\.MaosNotReady\.severity: an override sets only expr, for, labels, annotations/,
+      );
+      assertRejected(
+        [...rules, 'metrics.prometheusRule.overrides.MaosNotReady.for=5min'],
+        /MaosNotReady[./]for/,
+      );
+      assertRejected(
+        [...rules, 'metrics.prometheusRule.disabled.MaosNotReady=yes'],
+        /disabled[./]MaosNotReady/,
+      );
+      assertRejected([...rules, 'metrics.prometheusRule.additionalRuleLabels.team-x=a'], /team-x/);
       // Audit checkpoint volume: a typo, one the replicas cannot all mount, two directory settings.
       assertRejected(['--set', 'auditCheckpoints.persistence.enable=true'], /enable/);
       assertRejected(
@@ -441,6 +474,25 @@ for (const helm of helms) {
           networkPolicy: { apiFrom: [{ podSelector: { matchLabels: { app: 'gw' } } }] },
         },
         { ...POSTGRES, keda: { enabled: true, trigger: 'postgresql' } },
+        {
+          metrics: {
+            prometheusRule: {
+              enabled: true,
+              disabled: { MaosQueueBacklogGrowing: true, MaosTaskLeasesExpiring: true, MaosNotReady: false },
+              overrides: {
+                MaosDataDirSpaceLow: {
+                  expr: 'maos_data_dir_free_bytes / maos_data_dir_capacity_bytes < 0.15',
+                  for: '5m',
+                  labels: { severity: 'warning', team: 'storage' },
+                  annotations: { summary: 'Less than 15 % disk space left on {{ $labels.instance }}' },
+                },
+                MaosAuditWriteFailures: { for: '1m' },
+              },
+              additionalRuleLabels: { team: 'platform' },
+            },
+          },
+        },
+        documentedAlertChanges(),
         { ...POSTGRES, replicaCount: 1, podDisruptionBudget: { minAvailable: '50%' } },
         { auth: ENTRA_LIKE_AUTH },
         {

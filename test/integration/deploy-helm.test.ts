@@ -20,6 +20,7 @@ import {
   at,
   CHART,
   type Doc,
+  documentedAlertChanges,
   ENTRA_LIKE_AUTH,
   groupByKind,
   one,
@@ -396,6 +397,160 @@ describe('Helm chart', () => {
     assert.match(notes, /maos_target="server"/);
     assert.doesNotMatch(render({}).notes, /ServiceMonitor/);
   });
+
+  test(
+    'metrics.prometheusRule: alerts left out, changed and labelled by values; promtool runs the unit tests on the render',
+    requireBinary(),
+    () => {
+      const shippedGroups = readdirSync('deploy/prometheus/rules')
+        .filter((f) => f.endsWith('.yml'))
+        .flatMap((f) => parseYaml(readFileSync(join('deploy/prometheus/rules', f), 'utf8')).groups as Doc[]);
+      const shippedAlerts = new Map(
+        shippedGroups.flatMap((g) =>
+          (g.rules as Doc[]).filter((r) => r.alert).map((r) => [String(r.alert), r]),
+        ),
+      );
+      const spaceLow = shippedAlerts.get('MaosDataDirSpaceLow') as Doc;
+      // As the docs tell an operator: copy the shipped expression, change the threshold.
+      const expr = String(spaceLow.expr).replace('< 0.1', '< 0.15');
+      assert.notEqual(expr, spaceLow.expr);
+      const changes = {
+        disabled: { MaosQueueBacklogGrowing: true, MaosTaskLeasesExpiring: true, MaosNotReady: false },
+        overrides: {
+          MaosDataDirSpaceLow: {
+            expr,
+            for: '5m',
+            labels: { severity: 'warning', team: 'storage' },
+            annotations: { summary: 'Less than 15 % disk space left on {{ $labels.instance }}' },
+          },
+        },
+        additionalRuleLabels: { team: 'platform' },
+      };
+      const groupsOf = (values: Doc): Doc[] =>
+        at(
+          one(render({ metrics: { prometheusRule: { enabled: true, ...values } } }).byKind, 'PrometheusRule'),
+          'spec.groups',
+        );
+      const changed = groupsOf(changes);
+      const rendered = new Map(
+        changed.flatMap((g) => (g.rules as Doc[]).filter((r) => r.alert).map((r) => [String(r.alert), r])),
+      );
+      // Left out: the alerts, and the group they leave empty; `false` keeps one.
+      assert.equal(rendered.has('MaosQueueBacklogGrowing'), false);
+      assert.equal(rendered.has('MaosTaskLeasesExpiring'), false);
+      assert.equal(
+        changed.find((g) => g.name === 'maos-engine-alerts'),
+        undefined,
+        'no empty group',
+      );
+      assert.ok(rendered.has('MaosNotReady'));
+      assert.equal(rendered.size, shippedAlerts.size - 2);
+      // Overridden: expr and for replaced, labels and annotations merged, its own labels first.
+      assert.deepEqual(rendered.get('MaosDataDirSpaceLow'), {
+        ...spaceLow,
+        expr,
+        for: '5m',
+        labels: { severity: 'warning', team: 'storage' },
+        annotations: {
+          ...(spaceLow.annotations as Doc),
+          ...changes.overrides.MaosDataDirSpaceLow.annotations,
+        },
+      });
+      // Every other alert: the shipped rule plus the team label; recording rules unchanged.
+      for (const [name, rule] of rendered) {
+        if (name === 'MaosDataDirSpaceLow') continue;
+        const shipped = shippedAlerts.get(name) as Doc;
+        assert.deepEqual(
+          rule,
+          { ...shipped, labels: { ...(shipped.labels as Doc), team: 'platform' } },
+          name,
+        );
+      }
+      const recordings = (groups: Doc[]) => groups.filter((g) => (g.rules as Doc[]).every((r) => r.record));
+      assert.deepEqual(recordings(changed), recordings(shippedGroups));
+
+      // Two cases of the shipped unit tests on the rules as a release renders them: as shipped, and
+      // with the changes, where the first fires (after the new `for`, with the new labels) and the
+      // second no longer does.
+      const unitTests = parseYaml(readFileSync('deploy/prometheus/tests/alerts.test.yml', 'utf8'));
+      const shippedCase = (name: string): Doc => {
+        const found = (unitTests.tests as Doc[]).find((t) => t.name === name);
+        assert.ok(found, `deploy/prometheus/tests/alerts.test.yml has "${name}"`);
+        return found;
+      };
+      const spaceLowCase = shippedCase('MaosDataDirSpaceLow: 12 % free stays silent');
+      const backlogCase = shippedCase(
+        'MaosQueueBacklogGrowing: a backlog growing by one task a minute fires',
+      );
+      const dir = mkdtempSync(join(tmpdir(), 'maos-chart-rules-'));
+      try {
+        /** Runs the cases on the groups as a rule file; promtool must accept the file and pass them. */
+        const runCases = (groups: Doc[], tests: Doc[], name: string) => {
+          const rules = join(dir, `${name}.yml`);
+          writeFileSync(rules, JSON.stringify({ groups }));
+          const check = runPromtool(['check', 'rules', rules]);
+          assert.equal(check.status, 0, `${name}: ${check.stdout}${check.stderr}`);
+          const present = new Set(groups.map((g) => g.name));
+          const file = join(dir, `${name}.test.yml`);
+          const order = (unitTests.group_eval_order as string[]).filter((g) => present.has(g));
+          writeFileSync(
+            file,
+            JSON.stringify({
+              rule_files: [rules],
+              evaluation_interval: unitTests.evaluation_interval,
+              group_eval_order: order,
+              tests,
+            }),
+          );
+          const result = runPromtool(['test', 'rules', file]);
+          assert.equal(result.status, 0, `${name}:\n${result.stdout}${result.stderr}`);
+        };
+        runCases(groupsOf({}), [spaceLowCase, backlogCase], 'as-shipped');
+        // The example the docs give renders rules promtool accepts.
+        const documented = documentedAlertChanges();
+        const documentedGroups = groupsOf(at(documented, 'metrics.prometheusRule'));
+        const documentedAlerts = documentedGroups.flatMap((g) => (g.rules as Doc[]).filter((r) => r.alert));
+        assert.ok(documentedAlerts.every((r) => at(r, 'labels.team') === 'platform'));
+        runCases(documentedGroups, [], 'documented');
+        const description = String(at(spaceLow, 'annotations.description')).replaceAll(
+          '{{ $labels.instance }}',
+          'a:9464',
+        );
+        runCases(
+          changed,
+          [
+            {
+              ...spaceLowCase,
+              alert_rule_test: [
+                { eval_time: '4m', alertname: 'MaosDataDirSpaceLow', exp_alerts: [] },
+                {
+                  eval_time: '6m',
+                  alertname: 'MaosDataDirSpaceLow',
+                  exp_alerts: [
+                    {
+                      exp_labels: { job: 'maos', instance: 'a:9464', severity: 'warning', team: 'storage' },
+                      exp_annotations: {
+                        summary: 'Less than 15 % disk space left on a:9464',
+                        description,
+                        runbook_url: 'docs/runbooks/MaosDataDirSpaceLow.md',
+                      },
+                    },
+                  ],
+                },
+              ],
+            },
+            {
+              ...backlogCase,
+              alert_rule_test: (backlogCase.alert_rule_test as Doc[]).map((t) => ({ ...t, exp_alerts: [] })),
+            },
+          ],
+          'changed',
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   test('tls.secretName: the server serves HTTPS from the Secret, and probes, Service and Ingress say so', () => {
     const plain = render({ ...POSTGRES_FULL, ingress: { enabled: true } });
@@ -1169,6 +1324,26 @@ describe('Helm chart', () => {
       );
     }
     assert.throws(() => renderChart(CHART, { database: { mode: 'mysql' } }), /sqlite or postgres/);
+    // A typo in an alert's name or an override's field would leave the alert as shipped.
+    const rules = (prometheusRule: Doc) => ({
+      metrics: { prometheusRule: { enabled: true, ...prometheusRule } },
+    });
+    assert.throws(
+      () => renderChart(CHART, rules({ disabled: { MaosInstanceDwon: true } })),
+      /metrics\.prometheusRule\.disabled\.MaosInstanceDwon: the chart has no alert of that name \(its alerts: MaosApiAvailabilityBudgetBurn, .*MaosInstanceDown,/,
+    );
+    assert.throws(
+      () =>
+        renderChart(
+          CHART,
+          rules({ overrides: { MaosNotReady: { for: '5m' }, maosNotReady: { for: '5m' } } }),
+        ),
+      /metrics\.prometheusRule\.overrides\.maosNotReady: the chart has no alert of that name/,
+    );
+    assert.throws(
+      () => renderChart(CHART, rules({ overrides: { MaosNotReady: { severity: 'warning' } } })),
+      /metrics\.prometheusRule\.overrides\.MaosNotReady\.severity: an override sets only expr, for, labels, annotations/,
+    );
     assert.throws(
       () => renderChart(CHART, { auth: { mode: 'oidc' } }),
       /auth\.oidc\.issuer and auth\.oidc\.audience/,
@@ -1430,6 +1605,16 @@ describe('Go template interpreter used to render the chart', () => {
     assert.equal(
       renderOne('{{ kindIs "map" .m }}{{ kindIs "slice" .m }}{{ typeIs "string" .n }}', { m: {}, n: 1 }),
       'truefalsefalse',
+    );
+    // Sprig's set writes into the map itself; append returns a new list; keys come unordered, so
+    // sortAlpha; join leaves nil items out.
+    assert.equal(
+      renderOne(
+        '{{ $m := dict }}{{ $_ := set $m "b" 1 }}{{ $_ := set $m "a" 2 }}{{ $l := list "x" }}' +
+          '{{ $k := append $l nil }}{{ keys $m | sortAlpha | join "," }}|{{ $m.a }}|{{ len $l }}|{{ join "-" $k }}',
+        {},
+      ),
+      'a,b|2|1|x',
     );
   });
 
