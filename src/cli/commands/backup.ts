@@ -17,7 +17,7 @@ interface BackupFlags {
 export function registerBackupCommand(program: Command): void {
   program
     .command('backup')
-    .description('Write a consistent copy of the SQLite database to <file> (safe while serving)')
+    .description('write a consistent copy of the SQLite database to <file> (safe while serving)')
     .argument('<file>', 'backup file to create (must not exist)')
     .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
     .option('--json', 'print the result as JSON')

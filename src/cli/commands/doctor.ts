@@ -24,7 +24,7 @@ interface DoctorFlags {
 export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
-    .description('Check config, data dir, free space, database, migrations, providers, OIDC and clock')
+    .description('check config, data dir, free space, database, migrations, providers, OIDC and clock')
     .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
     .option(
       '--server <url>',

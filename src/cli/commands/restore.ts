@@ -51,7 +51,7 @@ export interface RestoreReport {
 export function registerRestoreCommand(program: Command): void {
   program
     .command('restore')
-    .description('Replace the SQLite database with a backup made by `maos backup` (server must be stopped)')
+    .description('replace the SQLite database with a backup made by `maos backup` (server must be stopped)')
     .argument('<file>', 'backup file')
     .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
     .option('--force', 'replace an existing database (it is kept as <db>.pre-restore-<time>)')

@@ -68,7 +68,7 @@ export function registerSupportBundleCommand(program: Command, act: ActionFactor
     .option('--credentials <file>', CREDENTIALS_OPTION_HELP)
     .option('--json', 'machine-readable output')
     .description(
-      'Write a .tar.gz with version, redacted config, doctor report, logs, metrics and database stats',
+      'write a .tar.gz with version, redacted config, doctor report, logs, metrics and database stats',
     )
     .option('-o, --output <file>', 'archive to write (default: maos-support-<time>.tar.gz)')
     .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
