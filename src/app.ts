@@ -114,6 +114,11 @@ export interface AppDeps {
   plugins?: FastifyPluginAsync[];
   /** Test seam: span processors (e.g. an in-memory exporter); tracing is then on regardless of OTEL_*. */
   spanProcessors?: SpanProcessor[];
+  /**
+   * Aborted (a signal while `maos serve` starts): the wait for the database ends at once and
+   * createApp fails with the signal's reason, having removed what it created.
+   */
+  signal?: AbortSignal;
 }
 
 export interface App {
@@ -198,6 +203,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     // waited for, up to store.startupWaitMs; nothing listens meanwhile.
     const reached = await waitForDatabase(database, config, () => migrateToLatest(database.db), {
       onWaiting: (line, reason) => logger.warn({ reason, database: database.location }, line),
+      ...(deps.signal ? { signal: deps.signal } : {}),
     });
     if (reached.attempts > 1) logger.info({ attempts: reached.attempts }, 'the database is reachable');
     const applied = reached.value;
@@ -540,10 +546,12 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       },
     };
   } catch (error) {
+    // Nothing ran in the replica directory yet: removed first, before closing the pool waits for an
+    // attempt to connect (up to store.connectTimeoutMs) or a migration under way.
+    replicaDir?.release();
     await egress.close();
     await database.close();
     serverLock?.release();
-    replicaDir?.release();
     await telemetry.shutdown();
     throw error;
   }

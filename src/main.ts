@@ -8,6 +8,7 @@ import { killChildProcessGroups } from './agents/runtimes/command/child-process-
 import { type App, type AuthMode, createApp } from './app.ts';
 import { EXIT } from './cli/exit-codes.ts';
 import { loadConfig, resolveConfigFile } from './config/load.ts';
+import { AppError } from './errors/app-error.ts';
 import { assertListenAddressesUsable, describeListenError } from './http/listen-addresses.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { VERSION } from './version.ts';
@@ -19,6 +20,13 @@ export interface StartServerOptions {
   overrides?: Record<string, unknown>;
   /** Where log lines go; stdout by default. */
   logDestination?: NodeJS.WritableStream;
+  /**
+   * Aborted while the server starts (with the signal's name as its reason): the start ends at once,
+   * the wait for the database included; what it created goes (the replica directory, the server
+   * lock), a server already listening is stopped gracefully, and startServer rejects with
+   * SHUTTING_DOWN.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunningServer {
@@ -52,8 +60,20 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     destination: options.logDestination,
   });
   await assertListenAddressesUsable(config);
-  const app = await createApp(config, { logger });
-  const url = await startOrStop(app);
+  const { signal } = options;
+  let app: App;
+  let url: string;
+  try {
+    app = await createApp(config, { logger, ...(signal ? { signal } : {}) });
+    url = await startOrStop(app);
+  } catch (error) {
+    throw signal?.aborted ? stoppedWhileStarting(signal, logger) : error;
+  }
+  if (signal?.aborted) {
+    // The signal came after the wait for the database, while the rest started.
+    await app.stop();
+    throw stoppedWhileStarting(signal, logger);
+  }
   logger.info({ url, dataDir: resolve(config.dataDir), authMode: app.authMode }, 'server started');
   return {
     url,
@@ -65,6 +85,44 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     logger,
     stop: () => app.stop(),
   };
+}
+
+function stoppedWhileStarting(signal: AbortSignal, logger: Logger): AppError {
+  logger.info({ signal: String(signal.reason) }, 'stopped before the server started');
+  return new AppError('SHUTTING_DOWN', `stopped by ${String(signal.reason)} before the server started`);
+}
+
+/**
+ * startServer with SIGTERM and SIGINT handled while it starts, which takes up to
+ * store.startupWaitMs when PostgreSQL is not up yet: the first signal ends the start at once,
+ * removing what it created, and resolves undefined (stopped as asked: the caller exits 0, as after a
+ * graceful stop); a second exits at once with 130. Once the server listens, the caller hands the
+ * signals to waitForShutdownSignal in the same tick, so none goes unhandled.
+ */
+export async function startServerUnlessStopped(
+  options: Omit<StartServerOptions, 'signal'> = {},
+): Promise<RunningServer | undefined> {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) {
+      // As in waitForShutdownSignal; the engine may have started its first runners.
+      killChildProcessGroups();
+      process.stderr.write(`second ${signal} while starting: exiting without waiting\n`);
+      process.exit(130);
+    }
+    controller.abort(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    return await startServer({ ...options, signal: controller.signal });
+  } catch (error) {
+    if (controller.signal.aborted) return undefined;
+    throw error;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
 }
 
 /**
@@ -132,8 +190,10 @@ if (import.meta.main) {
     );
     process.exit(EXIT.USAGE);
   }
-  const server = await startServer();
-  process.stderr.write(`MAOS ${VERSION} listening on ${server.url}\n`);
-  await waitForShutdownSignal(server);
+  const server = await startServerUnlessStopped();
+  if (server) {
+    process.stderr.write(`MAOS ${VERSION} listening on ${server.url}\n`);
+    await waitForShutdownSignal(server);
+  }
   process.exitCode = 0;
 }

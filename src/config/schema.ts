@@ -147,7 +147,7 @@ const configShape = z.strictObject({
         .min(0)
         .default(CONFIG_DEFAULTS.storeStartupWaitMs)
         .describe(
-          'PostgreSQL only: how long `maos serve` and `maos migrate` keep trying to reach the database at start (connection refused, host name not found yet, `the database system is starting up`, too many clients), with back-off from 0.25 s doubling to 5 s, before they exit with STORE_UNAVAILABLE; a wrong password or a missing database fails at once. The server listens only once the database answers. 0 = fail at the first error. @defaultValue 60000',
+          'PostgreSQL only: how long `maos serve` and `maos migrate` keep trying to reach the database at start (connection refused, host name not found yet, `the database system is starting up`, too many clients), with back-off from 0.25 s doubling to 5 s, before they exit with STORE_UNAVAILABLE; a wrong password or a missing database fails at once. The server listens only once the database answers; SIGTERM or SIGINT ends its wait at once (exit 0). 0 = fail at the first error. @defaultValue 60000',
         ),
     })
     .default({

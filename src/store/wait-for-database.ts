@@ -26,6 +26,12 @@ export interface WaitForDatabaseOptions {
    * what failed and how long the wait lasts at most. Never with the URL or its password.
    */
   onWaiting?: (line: string, reason: string) => void;
+  /**
+   * Ends the wait at once when aborted (`maos serve` stopped by a signal while it starts): the
+   * attempt under way is no longer waited for, nor the pause before the next; the signal's reason is
+   * thrown.
+   */
+  signal?: AbortSignal;
 }
 
 export interface DatabaseReached<T> {
@@ -53,10 +59,13 @@ export async function waitForDatabase<T>(
     database.dialect === 'postgres' ? (config.store.startupWaitMs ?? CONFIG_DEFAULTS.storeStartupWaitMs) : 0;
   const reported = new Set<string>();
   let firstFailureAt: number | undefined;
+  const { signal } = options;
   for (let attempts = 1; ; attempts++) {
+    signal?.throwIfAborted();
     try {
-      return { value: await firstUse(), attempts };
+      return { value: await untilAborted(firstUse(), signal), attempts };
     } catch (error) {
+      if (signal?.aborted) throw signal.reason;
       const reason = healableReason(error);
       if (reason === undefined) throw asRefusal(error);
       firstFailureAt ??= Date.now();
@@ -71,9 +80,36 @@ export async function waitForDatabase<T>(
       }
       // "Equal jitter": replicas started together do not knock at the same moments.
       const backoff = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** (attempts - 1));
-      await sleepFor(Math.min(left, Math.round(backoff / 2 + Math.random() * (backoff / 2))));
+      const pause = Math.min(left, Math.round(backoff / 2 + Math.random() * (backoff / 2)));
+      // Aborted, the timer is cleared: it would keep the stopping process alive until it fired.
+      await sleepFor(pause, undefined, signal ? { signal } : {}).catch((aborted: unknown) => {
+        throw signal?.aborted ? signal.reason : aborted;
+      });
     }
   }
+}
+
+/**
+ * `promise`, or the signal's reason as soon as it aborts. `promise` runs on (an attempt to connect
+ * cannot be called off: closing the pool waits for its end), and a failure of it after that is
+ * dropped.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** The errors behind `error` (its `cause` chain), itself first. */

@@ -1,10 +1,12 @@
 // A replica (`maos serve`) or the migration Job (`maos migrate`) started before its PostgreSQL waits
 // for it (store.startupWaitMs), logging one line per kind of failure, and comes up once the database
 // answers; after the bound it exits 7 with STORE_UNAVAILABLE and the driver's code. A wrong password
-// or a missing database is no reason to wait: it fails at once, saying so.
+// or a missing database is no reason to wait: it fails at once, saying so. A SIGTERM or SIGINT
+// during the wait stops `maos serve` at once (exit 0), without leaving its replica directory.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -47,6 +49,15 @@ function runMaos(args: string[]): Run {
   child.stderr.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output: () => output, exited };
+}
+
+/** The replica directories under `<dir>/replicas` (none when it does not exist). */
+function replicaDirs(dir: string): string[] {
+  try {
+    return readdirSync(join(dir, 'replicas'));
+  } catch {
+    return [];
+  }
 }
 
 /** `url` with another password. */
@@ -92,6 +103,58 @@ describe('start before PostgreSQL accepts connections', { timeout: 240_000 }, ()
         assert.doesNotMatch(output, /secret/, 'the password is never shown');
         assert.doesNotMatch(output, /\n\s+at /, 'no stack trace');
       }
+    }
+  });
+
+  test('SIGTERM or SIGINT while serve waits for the database stops it at once: exit 0, its replica directory removed', async () => {
+    const url = `postgres://maos:secret@127.0.0.1:${await freePort()}/maos`;
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const dir = mkdtempSync(join(dataDir, 'signal-'));
+      // A wait far longer than the test may take: only the signal can end it in time.
+      const config = writeServeConfig(dir, {
+        logLevel: 'info',
+        store: { url, connectTimeoutMs: 2000, startupWaitMs: 3_600_000 },
+      });
+      const run = runMaos(['serve', '--config', config]);
+      try {
+        await waitFor(() => countWaiting(run.output()) > 0, 60_000, 'the waiting line of maos serve');
+        assert.equal(replicaDirs(dir).length, 1, 'the replica made its directory before the wait');
+        run.child.kill(signal);
+        assert.equal(await run.exited, 0, run.output());
+      } finally {
+        run.child.kill('SIGKILL');
+      }
+      assert.deepEqual(replicaDirs(dir), [], 'no replica directory left behind');
+      assert.match(
+        run.output(),
+        new RegExp(`"signal":"${signal}","message":"stopped before the server started"`),
+      );
+      assert.doesNotMatch(run.output(), /gave up|listening on|\n\s+at /, run.output());
+    }
+  });
+
+  test('a signal during an attempt to connect removes the replica directory at once; a second exits 130', async () => {
+    // A server that accepts connections and never answers: the attempt lasts store.connectTimeoutMs.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const dir = mkdtempSync(join(dataDir, 'silent-'));
+    const config = writeServeConfig(dir, {
+      store: { url: `postgres://maos:secret@127.0.0.1:${port}/maos`, connectTimeoutMs: 3_600_000 },
+    });
+    const run = runMaos(['serve', '--config', config]);
+    try {
+      await waitFor(() => replicaDirs(dir).length > 0, 60_000, 'the replica directory');
+      run.child.kill('SIGTERM');
+      await waitFor(() => replicaDirs(dir).length === 0, 60_000, 'the replica directory to go');
+      // Closing the pool still waits for the attempt (store.connectTimeoutMs); an operator who will
+      // not wait signals again.
+      run.child.kill('SIGTERM');
+      assert.equal(await run.exited, 130, run.output());
+      assert.match(run.output(), /second SIGTERM while starting: exiting without waiting/);
+    } finally {
+      run.child.kill('SIGKILL');
+      silent.close();
     }
   });
 

@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigEnvVariable, storeEnvVariables } from '../../config/load.ts';
-import { startServer, waitForShutdownSignal } from '../../main.ts';
+import { startServerUnlessStopped, waitForShutdownSignal } from '../../main.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -38,7 +38,9 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     overrides.port = parseIntegerOption('--port', options.port, { min: 0, max: 65535 });
   }
   if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
-  const server = await startServer({ configPath: options.config, overrides });
+  // A signal while it starts (waiting for PostgreSQL, say) stops it there: nothing to serve.
+  const server = await startServerUnlessStopped({ configPath: options.config, overrides });
+  if (server === undefined) return EXIT.OK;
   // Listen for SIGTERM/SIGINT before announcing the server: a supervisor may stop it as soon as the
   // banner appears, and a signal without a handler would kill it without a graceful shutdown.
   const stopped = waitForShutdownSignal(server);
