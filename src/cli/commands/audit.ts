@@ -15,6 +15,7 @@ import {
   readDatabaseEntries,
   readExportEntries,
 } from '../../security/audit/audit-source.ts';
+import { readAllSubtreeRoots } from '../../security/audit/audit-subtrees.ts';
 import {
   type CheckpointVerifier,
   formatVerifierKey,
@@ -102,7 +103,11 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
     } else {
       source = store.location;
       notes.push(...(await readDatabaseCheckpoints(store.db)));
-      report = await verifyAuditEntries(readDatabaseEntries(store.db), { checkpoints: notes, verifier });
+      report = await verifyAuditEntries(readDatabaseEntries(store.db), {
+        checkpoints: notes,
+        verifier,
+        subtreeRoots: await readAllSubtreeRoots(store.db),
+      });
     }
   } finally {
     await store?.close();

@@ -1,11 +1,14 @@
-// Inclusion and consistency proofs (RFC 6962 §2.1.1–2.1.2) over the audit log as stored: the leaves
-// are the stored records in seq order, read once per proof, keeping only the nodes the proof needs.
+// Inclusion and consistency proofs (RFC 6962 §2.1.1–2.1.2) over the audit log as stored: the
+// roots of complete blocks of records come from `audit_subtrees` (audit-subtrees.ts), stored the
+// first time a proof needs them; only the records of the blocks around the proved positions are read.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { AppError } from '../../errors/app-error.ts';
 import { isPostgres } from '../../store/advisory-lock.ts';
 import type { SecurityDb } from '../security-tables.ts';
+import { readSubtreeRoots, SUBTREE_LEAVES, storeSubtreeRoots } from './audit-subtrees.ts';
 import {
+  computeRoot,
   consistencyProofRanges,
   EMPTY_ROOT,
   hashLeafText,
@@ -17,17 +20,12 @@ import {
   rootsFromConsistencyProof,
 } from './merkle.ts';
 
-// Rows read per statement. Each batch is hashed before the next is read, and the event loop gets a
-// turn in between: better-sqlite3 answers synchronously, so one statement over the whole log (and
-// its hashing, about a second at 200,000 records) would hold every other request that long.
-const LEAF_BATCH = 2000;
-
 /**
  * Proofs of one process computed or waiting at once (one computed at a time, the others in order);
- * more are refused with 429 RESOURCE_LIMIT_EXCEEDED. A proof reads and hashes the log from its first
- * record (about a second per 200,000), and any auditor of any tenant may ask for one: without a
- * bound, concurrent requests, each within its caller's rate limit, would each take that much CPU
- * (and, on PostgreSQL, database) time at once.
+ * more are refused with 429 RESOURCE_LIMIT_EXCEEDED. A proof over blocks not stored yet reads and
+ * hashes their records (the first one after a start of a large log: about a second per 200,000),
+ * and any auditor of any tenant may ask for one: without a bound, concurrent requests, each within
+ * its caller's rate limit, would each take that much CPU (and database) time at once.
  */
 export const MAX_PENDING_PROOFS = 4;
 
@@ -53,13 +51,23 @@ export function createProofQueue(maxPending = MAX_PENDING_PROOFS) {
   };
 }
 
+/** What a proof read, for benchmarks and tests (each field is added to). */
+export interface ProofReadCounts {
+  /** Audit records read (hashed here, or by PostgreSQL). */
+  records: number;
+  /** Stored block roots read (audit_subtrees rows). */
+  storedRoots: number;
+  /** Block roots computed from their records and stored. */
+  rootsStored: number;
+}
+
 /** The audit path of one record, and the tree head it leads to. */
 export interface AuditInclusionProof {
   index: number;
   size: number;
   /** RFC 6962 leaf hash of the record at `index`: SHA-256(0x00 ‖ its canonical JSON). */
   leafHash: Buffer;
-  /** Root of the first `size` records as stored now (what the proof leads to). */
+  /** Root of the first `size` records as computed now, from stored block roots and records (what the proof leads to). */
   rootHash: Buffer;
   proof: Buffer[];
 }
@@ -89,9 +97,10 @@ export async function readInclusionProof(
   db: SecurityDb,
   index: number,
   size: number,
+  counts?: ProofReadCounts,
 ): Promise<AuditInclusionProof> {
   const ranges = inclusionProofRanges(index, size);
-  const { roots, leaf } = await computeRangeRoots(db, size, ranges, index);
+  const { roots, leaf } = await computeRangeRoots(db, size, ranges, index, counts);
   const rootHash = rootFromInclusionProof(leaf, index, size, roots);
   if (!rootHash) throw new Error('inclusion proof of the wrong length');
   return { index, size, leafHash: leaf, rootHash, proof: roots };
@@ -102,16 +111,18 @@ export async function readConsistencyProof(
   db: SecurityDb,
   from: number,
   to: number,
+  counts?: ProofReadCounts,
 ): Promise<AuditConsistencyProof> {
   const ranges = consistencyProofRanges(from, to);
   // The proof leaves the old root out when it is a node of the new tree (a power-of-two size, or the
-  // same size); it is computed in the same pass, over leaves no other range covers.
+  // same size); it is computed with the others.
   const oldRootAlone = from === to || isPowerOfTwo(from);
   const { roots } = await computeRangeRoots(
     db,
     to,
     oldRootAlone ? [...ranges, { start: 0, end: from }] : ranges,
     null,
+    counts,
   );
   const proof = oldRootAlone ? roots.slice(0, -1) : roots;
   const seed = oldRootAlone ? (roots[roots.length - 1] as Buffer) : EMPTY_ROOT;
@@ -121,68 +132,107 @@ export async function readConsistencyProof(
 }
 
 /**
- * One pass over the first `size` leaves: the root of each of `ranges` (which must not overlap), in
- * their order, and the hash of leaf `leafIndex`.
+ * The root of each of `ranges` (nodes of the tree of the first `size` leaves), in their order, and
+ * the hash of leaf `leafIndex`. A range of a block or more starts on a block boundary (every node
+ * starts at a multiple of its size rounded up to a power of two): its complete blocks come from
+ * their stored roots, or are computed from their records and stored; the leaves of any other range
+ * lie within one block, and those blocks are read whole. So a proof reads a few stored roots per
+ * thousand records and the records of at most two or three blocks, once the blocks are stored.
  */
 async function computeRangeRoots(
   db: SecurityDb,
   size: number,
   ranges: readonly LeafRange[],
   leafIndex: number | null,
+  counts?: ProofReadCounts,
 ): Promise<{ roots: Buffer[]; leaf: Buffer }> {
-  const order = ranges.map((range, i) => ({ ...range, i })).sort((a, b) => a.start - b.start);
-  const frontiers = ranges.map(() => new MerkleFrontier());
-  let leaf: Buffer = EMPTY_ROOT;
-  let next = 0;
-  let position = 0;
-  for await (const hash of readLeafHashes(db, size)) {
-    while (next < order.length && (order[next] as LeafRange).end <= position) next += 1;
-    const range = order[next];
-    if (range && range.start <= position) (frontiers[range.i] as MerkleFrontier).append(hash);
-    if (position === leafIndex) leaf = hash;
-    position += 1;
+  const B = SUBTREE_LEAVES;
+  const usesBlocks = (range: LeafRange) => range.end - range.start >= B && range.start % B === 0;
+  const rootBlocks = new Set<number>();
+  const leafBlocks = new Set<number>();
+  for (const range of ranges) {
+    let leavesFrom = range.start;
+    if (usesBlocks(range)) {
+      leavesFrom = Math.floor(range.end / B) * B;
+      for (let block = range.start / B; block < leavesFrom / B; block++) rootBlocks.add(block);
+    }
+    for (let block = Math.floor(leavesFrom / B); block * B < range.end; block++) leafBlocks.add(block);
   }
-  if (position < size) {
-    throw new AppError(
-      'CONFLICT',
-      `The audit log holds ${position} of the ${size} records with seq 0 to ${size - 1}: records are missing (run maos audit verify).`,
-    );
+  if (leafIndex !== null) leafBlocks.add(Math.floor(leafIndex / B));
+  const complete = (block: number) => (block + 1) * B <= size;
+
+  const stored = await readSubtreeRoots(
+    db,
+    [...new Set([...rootBlocks, ...leafBlocks])].filter(complete).sort((a, b) => a - b),
+  );
+  if (counts) counts.storedRoots += stored.size;
+  const blockRoots = new Map(stored);
+  const blockLeaves = new Map<number, Buffer[]>();
+  const computed = new Map<number, Buffer>();
+  const toRead = [...new Set([...leafBlocks, ...[...rootBlocks].filter((block) => !stored.has(block))])];
+  for (const block of toRead.sort((a, b) => a - b)) {
+    const first = block * B;
+    const end = Math.min(first + B, size);
+    const leaves = await readLeafHashes(db, first, end);
+    if (counts) counts.records += leaves.length;
+    if (leaves.length < end - first) {
+      throw new AppError(
+        'CONFLICT',
+        `The audit log holds ${leaves.length} of the ${end - first} records with seq ${first} to ${end - 1}: records are missing (run maos audit verify).`,
+      );
+    }
+    if (leafBlocks.has(block)) blockLeaves.set(block, leaves);
+    if (complete(block)) {
+      const root = computeRoot(leaves);
+      const kept = stored.get(block);
+      if (kept && !kept.equals(root)) {
+        throw new AppError(
+          'CONFLICT',
+          `The stored hash of the audit records with seq ${first} to ${end - 1} does not match them: one of those records, or the stored hash, was changed after the hash was stored (run maos audit verify).`,
+        );
+      }
+      if (!kept) computed.set(block, root);
+      blockRoots.set(block, root);
+    }
+    await yieldToEventLoop();
   }
-  return { roots: frontiers.map((frontier) => frontier.root()), leaf };
+  if (computed.size > 0) {
+    await storeSubtreeRoots(db, computed);
+    if (counts) counts.rootsStored += computed.size;
+  }
+
+  const leafAt = (index: number) => (blockLeaves.get(Math.floor(index / B)) as Buffer[])[index % B] as Buffer;
+  const roots = ranges.map((range) => {
+    const frontier = new MerkleFrontier();
+    let leavesFrom = range.start;
+    if (usesBlocks(range)) {
+      leavesFrom = Math.floor(range.end / B) * B;
+      for (let block = range.start / B; block < leavesFrom / B; block++) {
+        frontier.appendSubtree(B, blockRoots.get(block) as Buffer);
+      }
+    }
+    for (let index = leavesFrom; index < range.end; index++) frontier.append(leafAt(index));
+    return frontier.root();
+  });
+  return { roots, leaf: leafIndex === null ? EMPTY_ROOT : leafAt(leafIndex) };
 }
 
 /**
- * The leaf hashes of the records below seq `size` in seq order (fewer when rows are missing: never
- * a record at or beyond `size` in place of a missing one, whatever was appended since). On
- * PostgreSQL the database hashes each record (32 bytes per row cross the wire instead of the record);
- * SQLite has no SHA-256, so the records are read and hashed here.
+ * The leaf hashes of the records with seq `first` to `end - 1` in seq order (fewer when rows are
+ * missing). On PostgreSQL the database hashes each record (32 bytes per row cross the wire instead
+ * of the record); SQLite has no SHA-256, so the records are read and hashed here.
  */
-async function* readLeafHashes(db: SecurityDb, size: number): AsyncGenerator<Buffer> {
-  let read = 0;
-  // From seq 0, as the checkpoint writer reads the log (audit-log.ts, computeTreeHead).
-  let after = -1;
-  while (read < size) {
-    const limit = Math.min(LEAF_BATCH, size - read);
-    const query = db
-      .selectFrom('audit_log')
-      .select('seq')
-      .where('seq', '>', after)
-      .where('seq', '<', size)
-      .orderBy('seq', 'asc')
-      .limit(limit);
-    const rows = isPostgres(db)
-      ? await query
-          .select(sql<Buffer>`sha256(decode('00', 'hex') || convert_to(event, 'UTF8'))`.as('leaf'))
-          .execute()
-      : (await query.select('event').execute()).map((row) => ({
-          seq: row.seq,
-          leaf: hashLeafText(row.event),
-        }));
-    for (const row of rows) yield row.leaf;
-    read += rows.length;
-    const last = rows[rows.length - 1];
-    if (rows.length < limit || !last) return;
-    after = Number(last.seq);
-    await yieldToEventLoop();
+async function readLeafHashes(db: SecurityDb, first: number, end: number): Promise<Buffer[]> {
+  const query = db
+    .selectFrom('audit_log')
+    .where('seq', '>=', first)
+    .where('seq', '<', end)
+    .orderBy('seq', 'asc');
+  if (isPostgres(db)) {
+    const rows = await query
+      .select(sql<Buffer>`sha256(decode('00', 'hex') || convert_to(event, 'UTF8'))`.as('leaf'))
+      .execute();
+    return rows.map((row) => row.leaf);
   }
+  return (await query.select('event').execute()).map((row) => hashLeafText(row.event));
 }

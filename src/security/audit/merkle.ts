@@ -46,7 +46,23 @@ export class MerkleFrontier {
   }
 
   append(leafHash: Buffer): void {
-    let node = { size: 1, hash: leafHash };
+    this.push(1, leafHash);
+  }
+
+  /**
+   * Appends the root of a perfect subtree of `size` leaves in place of the leaves: the same tree as
+   * appending them one by one. Only where such a subtree can start: `size` a power of two and the
+   * leaves so far a multiple of it (RangeError otherwise).
+   */
+  appendSubtree(size: number, root: Buffer): void {
+    if (!isPowerOfTwo(size) || this.count % size !== 0) {
+      throw new RangeError(`a subtree of ${size} leaves cannot follow ${this.count}`);
+    }
+    this.push(size, root);
+  }
+
+  private push(size: number, hash: Buffer): void {
+    let node = { size, hash };
     let top = this.stack[this.stack.length - 1];
     while (top && top.size === node.size) {
       this.stack.pop();
@@ -54,7 +70,7 @@ export class MerkleFrontier {
       top = this.stack[this.stack.length - 1];
     }
     this.stack.push(node);
-    this.count += 1;
+    this.count += size;
   }
 
   /** The roots of the perfect subtrees, largest first: all it takes to go on appending later. */

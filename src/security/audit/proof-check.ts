@@ -17,7 +17,10 @@ export interface InclusionProofAnswer {
 export interface ConsistencyProofAnswer {
   from: number;
   to: number;
-  /** The roots of both sizes as the server computes them from the records it holds now. */
+  /**
+   * The roots of both sizes as the server computes them now: from the records it holds, the
+   * complete blocks of them through the roots it stored for proofs.
+   */
   fromRoot: string;
   toRoot: string;
   proof: readonly string[];
@@ -102,7 +105,9 @@ export function checkConsistency(
     return `the first ${older.size} records are not the ones signed before: the log was rewritten between the checkpoints of ${older.size} and ${newer.size} records`;
   }
   // The proof holds few nodes over the older tree (none when its size is a power of two): a record
-  // changed after both were signed shows in the roots the server computes from what it holds now.
+  // changed after both were signed shows in the roots the server computes now, unless its block's
+  // root was stored before the change (then its own inclusion proof fails, and `maos audit verify`
+  // names it).
   if (!older.root.equals(roots[0] as Buffer) || !newer.root.equals(roots[1] as Buffer)) {
     return `the log no longer holds what was signed: its first ${older.size} or ${newer.size} records were changed after they were signed`;
   }

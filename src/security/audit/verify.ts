@@ -2,6 +2,7 @@
 // and compares them with signed checkpoints. Reports the first broken index and a cut tail.
 
 import { type AuditRecord, computeChainHash, GENESIS_HASH, indexedColumnsOf } from './audit-record.ts';
+import { SUBTREE_LEAVES } from './audit-subtrees.ts';
 import { canonicalize } from './canonical-json.ts';
 import { type Checkpoint, type CheckpointVerifier, openCheckpoint } from './checkpoint.ts';
 import { hashLeaf, MerkleFrontier } from './merkle.ts';
@@ -21,6 +22,11 @@ export interface VerifyOptions {
   checkpoints?: readonly string[];
   /** Key to check checkpoint signatures; without it checkpoints cannot be trusted and are skipped. */
   verifier?: CheckpointVerifier | null;
+  /**
+   * The block roots stored for proofs (audit-subtrees.ts, readAllSubtreeRoots), by the seq of the
+   * block's first record: each is compared with the root of its records as read.
+   */
+  subtreeRoots?: ReadonlyMap<number, Buffer>;
 }
 
 export interface VerifyReport {
@@ -55,6 +61,8 @@ export async function verifyAuditEntries(
   let nextCheckpoint = 0;
   let lastGoodCheckpointSize = 0;
   const frontier = new MerkleFrontier();
+  const subtreeRoots = options.subtreeRoots ?? new Map<number, Buffer>();
+  let block = new MerkleFrontier();
   let expectedPrev = GENESIS_HASH;
   let index = 0;
   // After a gap, expect seqs relative to the last one seen so one deletion is one finding.
@@ -67,7 +75,21 @@ export async function verifyAuditEntries(
     checkEntry(entry, index, expectedPrev, flag);
     // Continue from the stored hash so one damaged record yields one finding, not a cascade.
     expectedPrev = entry.hash;
-    frontier.append(hashLeaf(Buffer.from(entry.event, 'utf8')));
+    const leaf = hashLeaf(Buffer.from(entry.event, 'utf8'));
+    frontier.append(leaf);
+    if (subtreeRoots.size > 0) {
+      block.append(leaf);
+      if (block.size === SUBTREE_LEAVES) {
+        checkSubtreeRoot(
+          subtreeRoots.get(index + 1 - SUBTREE_LEAVES),
+          block.root(),
+          index,
+          firstBroken,
+          flag,
+        );
+        block = new MerkleFrontier();
+      }
+    }
     index += 1;
     while (nextCheckpoint < checkpoints.length && checkpoints[nextCheckpoint]?.size === index) {
       const checkpoint = checkpoints[nextCheckpoint] as Checkpoint;
@@ -85,6 +107,14 @@ export async function verifyAuditEntries(
         );
       }
       nextCheckpoint += 1;
+    }
+  }
+  for (const first of subtreeRoots.keys()) {
+    if (first + SUBTREE_LEAVES > index) {
+      flag(
+        index,
+        `a hash of records ${first}..${first + SUBTREE_LEAVES - 1} is stored for proofs, but the log ends at ${index} records (records removed, or the hash row added)`,
+      );
     }
   }
   const largest = checkpoints[checkpoints.length - 1];
@@ -149,6 +179,28 @@ function checkEntry(
       flag(index, `record ${index}: its ${edited.join(', ')} column(s) do not match the record (edited)`);
     }
   }
+}
+
+/**
+ * Compares the stored root of the block ending at `last` with the root of its records as read. A
+ * finding inside the block already explains a difference; otherwise the stored hash was changed
+ * (proofs over the block then fail against the signed roots; its rows can be deleted: they are
+ * computed again from the records).
+ */
+function checkSubtreeRoot(
+  stored: Buffer | undefined,
+  computed: Buffer,
+  last: number,
+  firstBroken: number | null,
+  flag: (index: number, problem: string) => void,
+): void {
+  if (!stored || stored.equals(computed)) return;
+  const first = last + 1 - SUBTREE_LEAVES;
+  const explained = firstBroken !== null && firstBroken >= first && firstBroken <= last;
+  flag(
+    explained ? (firstBroken as number) : first,
+    `the hash of records ${first}..${last} stored for proofs (audit_subtrees) does not match them: ${explained ? 'stored before a record in it was changed' : 'the stored hash was changed'}`,
+  );
 }
 
 function openCheckpoints(options: VerifyOptions): { checkpoints: Checkpoint[]; rejected: number } {

@@ -1,0 +1,305 @@
+// The stored block roots behind the audit proofs (security/audit/audit-subtrees.ts, audit-proof.ts),
+// on SQLite and PostgreSQL (PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts):
+// proofs are those of the whole log computed in memory, at and around the block boundaries, with no
+// block stored yet and with all stored; once stored, a proof reads the records of at most two blocks;
+// two replicas storing the same block keep one row; the appends store none. After a record or a
+// stored root was changed (SQLite, raw SQL), the proofs and `verify` show it.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { AppError } from '../../src/errors/app-error.ts';
+import { type AuditLog, createAuditLog } from '../../src/security/audit/audit-log.ts';
+import {
+  type ProofReadCounts,
+  readConsistencyProof,
+  readInclusionProof,
+} from '../../src/security/audit/audit-proof.ts';
+import type { AuditEventInput } from '../../src/security/audit/audit-record.ts';
+import { readDatabaseEntries } from '../../src/security/audit/audit-source.ts';
+import {
+  readAllSubtreeRoots,
+  readSubtreeRoots,
+  SUBTREE_LEAVES,
+  storeSubtreeRoots,
+} from '../../src/security/audit/audit-subtrees.ts';
+import {
+  generateSigningKeyPem,
+  loadCheckpointSigner,
+  openCheckpoint,
+} from '../../src/security/audit/checkpoint.ts';
+import {
+  computeRoot,
+  createConsistencyProof,
+  createInclusionProof,
+  hashLeaf,
+  verifyInclusionProof,
+} from '../../src/security/audit/merkle.ts';
+import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { STORE_BACKENDS, type StoreBackend, useStoreHandles } from '../fixtures/store-backends.ts';
+
+const B = SUBTREE_LEAVES;
+/** Four complete blocks and three records of a fifth. */
+const SIZE = 4 * B + 3;
+const signer = loadCheckpointSigner('maos.test/audit', generateSigningKeyPem());
+
+function event(i: number): AuditEventInput {
+  return {
+    action: 'sessions:create',
+    actor: {
+      type: 'service',
+      id: `key-${i}`,
+      tenant: 'acme',
+      ip: null,
+      user_agent: 'naïve',
+      auth_method: 'apikey',
+    },
+    target: { type: 'session', id: `s-${i}`, tenant: 'acme' },
+    outcome: 'success',
+  };
+}
+
+async function fill(log: AuditLog, size: number): Promise<void> {
+  for (let i = 0; i < size; i += 500) {
+    await Promise.all(Array.from({ length: Math.min(500, size - i) }, (_, j) => log.append(event(i + j))));
+  }
+}
+
+async function storedLeaves(db: SecurityDb): Promise<Buffer[]> {
+  const rows = await db.selectFrom('audit_log').select('event').orderBy('seq').execute();
+  return rows.map((row) => hashLeaf(Buffer.from(row.event, 'utf8')));
+}
+
+async function storedRows(db: SecurityDb): Promise<{ first_seq: number; leaves: number; root: string }[]> {
+  const rows = await db.selectFrom('audit_subtrees').selectAll().orderBy('first_seq').execute();
+  return rows.map((row) => ({ ...row, first_seq: Number(row.first_seq), leaves: Number(row.leaves) }));
+}
+
+const clearStored = (db: SecurityDb) => db.deleteFrom('audit_subtrees').execute();
+
+/** Sizes and positions at and around the block boundaries. */
+const SIZES = [B - 1, B, B + 1, 2 * B - 1, 2 * B, 2 * B + 1, 3 * B, SIZE];
+const near = (size: number) =>
+  [
+    ...new Set([0, 1, B - 2, B - 1, B, B + 1, 2 * B - 1, 2 * B, 2 * B + 1, 3 * B + 7, size - 2, size - 1]),
+  ].filter((n) => n >= 0 && n < size);
+
+for (const backend of STORE_BACKENDS) {
+  describe(`stored block roots behind the audit proofs (${backend.name})`, { timeout: 180_000 }, () => {
+    let db: SecurityDb;
+    let log: AuditLog | undefined;
+    let leaves: Buffer[];
+    // Registered first, so it runs before the handles close (its closing checkpoint writes).
+    after(() => log?.close());
+    const store = useStoreHandles(backend, 2);
+    before(async () => {
+      db = store.handles[0]?.db as unknown as SecurityDb;
+      const opened = createAuditLog({ db, origin: 'maos.test/audit', signer });
+      log = opened;
+      await fill(opened, SIZE);
+      assert.ok(await opened.writeCheckpoint());
+      leaves = await storedLeaves(db);
+      assert.equal(leaves.length, SIZE);
+    });
+
+    test('appending records and signing checkpoints store no block root', async () => {
+      assert.deepEqual(await storedRows(db), []);
+      await (log as AuditLog).inclusionProof(3, SIZE);
+      const rows = await storedRows(db);
+      assert.equal(rows.length, 4);
+      await fill(log as AuditLog, B + 1);
+      await (log as AuditLog).writeCheckpoint();
+      assert.deepEqual(await storedRows(db), rows);
+    });
+
+    const everyProof = async (check: (counts: ProofReadCounts, what: string) => void, fresh: boolean) => {
+      for (const size of SIZES) {
+        const tree = leaves.slice(0, size);
+        for (const index of near(size)) {
+          if (fresh) await clearStored(db);
+          const counts: ProofReadCounts = { records: 0, storedRoots: 0, rootsStored: 0 };
+          const proof = await readInclusionProof(db, index, size, counts);
+          const what = `${index} in ${size}`;
+          assert.deepEqual(proof.proof, createInclusionProof(tree, index), what);
+          assert.deepEqual(proof.leafHash, leaves[index], what);
+          assert.deepEqual(proof.rootHash, computeRoot(tree), what);
+          check(counts, what);
+        }
+        for (const from of near(size + 1).filter((n) => n >= 1)) {
+          if (fresh) await clearStored(db);
+          const counts: ProofReadCounts = { records: 0, storedRoots: 0, rootsStored: 0 };
+          const proof = await readConsistencyProof(db, from, size, counts);
+          const what = `${from} → ${size}`;
+          assert.deepEqual(proof.proof, createConsistencyProof(tree, from), what);
+          assert.deepEqual(
+            [proof.fromRoot, proof.toRoot],
+            [computeRoot(leaves.slice(0, from)), computeRoot(tree)],
+          );
+          check(counts, what);
+        }
+      }
+    };
+
+    test('with no block stored, each proof is the one computed from all the leaves, and stores its blocks', async () => {
+      await everyProof((counts, what) => {
+        assert.equal(counts.storedRoots, 0, what);
+        assert.ok(counts.records <= SIZE, what);
+      }, true);
+      // The last one (SIZE → SIZE) needed every complete block.
+      assert.deepEqual(
+        (await storedRows(db)).map((row) => [row.first_seq, row.leaves, row.root]),
+        [0, 1, 2, 3].map((block) => [
+          block * B,
+          B,
+          computeRoot(leaves.slice(block * B, (block + 1) * B)).toString('base64'),
+        ]),
+      );
+    });
+
+    test('with every block stored, the same proofs read the records of at most two blocks', async () => {
+      await readConsistencyProof(db, 1, SIZE);
+      assert.equal((await storedRows(db)).length, 4);
+      await everyProof((counts, what) => {
+        assert.equal(counts.rootsStored, 0, what);
+        assert.ok(counts.records <= 2 * B, `${what}: ${counts.records} records read`);
+      }, false);
+      // The three records of the last block and four block roots, not 4,099 records.
+      const counts: ProofReadCounts = { records: 0, storedRoots: 0, rootsStored: 0 };
+      await readInclusionProof(db, SIZE - 1, SIZE, counts);
+      assert.deepEqual(counts, { records: 3, storedRoots: 4, rootsStored: 0 });
+    });
+
+    test('two replicas computing the same blocks at once both answer, and one row per block is kept', async () => {
+      const other = store.handles[1]?.db as unknown as SecurityDb;
+      await clearStored(db);
+      const proofs = await Promise.all([
+        readInclusionProof(db, 5, SIZE),
+        readInclusionProof(other, 5, SIZE),
+        readConsistencyProof(other, 3, SIZE),
+        readConsistencyProof(db, 3, SIZE),
+      ]);
+      assert.deepEqual(proofs[0], proofs[1]);
+      assert.deepEqual(proofs[2], proofs[3]);
+      const rows = await storedRows(db);
+      assert.deepEqual(
+        rows.map((row) => row.first_seq),
+        [0, B, 2 * B, 3 * B],
+      );
+      // Storing a block stored already is no conflict; the row stays as it was.
+      const block2 = computeRoot(leaves.slice(2 * B, 3 * B));
+      await storeSubtreeRoots(other, new Map([[2, block2]]));
+      await storeSubtreeRoots(db, new Map([[2, Buffer.alloc(32)]]));
+      assert.deepEqual(await storedRows(db), rows);
+      assert.deepEqual(await readSubtreeRoots(other, [2, 4]), new Map([[2, block2]]));
+    });
+  });
+}
+
+const sqlite = STORE_BACKENDS.find((backend) => backend.name === 'sqlite') as StoreBackend;
+
+describe('stored block roots after raw SQL edits (SQLite)', { timeout: 120_000 }, () => {
+  /** A log of SIZE records, signed, with every block stored. */
+  async function signedLog() {
+    const opened = await sqlite.open(1);
+    const db = opened.handles[0]?.db as unknown as SecurityDb;
+    const log = createAuditLog({ db, origin: 'maos.test/audit', signer });
+    await fill(log, SIZE);
+    const written = await log.writeCheckpoint();
+    assert.ok(written);
+    await log.consistencyProof(1, SIZE);
+    assert.equal((await storedRows(db)).length, 4);
+    return {
+      db,
+      log,
+      signed: openCheckpoint(written.note, signer),
+      verify: async () =>
+        verifyAuditEntries(readDatabaseEntries(db), { subtreeRoots: await readAllSubtreeRoots(db) }),
+      async dispose() {
+        await log.close();
+        await opened.dispose();
+      },
+    };
+  }
+  const refusedAs = (pattern: RegExp) => (error: unknown) => {
+    assert.ok(error instanceof AppError && error.code === 'CONFLICT', String(error));
+    assert.match(error.message, pattern);
+    return true;
+  };
+
+  test('a record changed after its block was stored: its proof is refused, verify names it', async () => {
+    const t = await signedLog();
+    try {
+      await sql`DROP TRIGGER audit_log_no_update`.execute(t.db);
+      await sql`UPDATE audit_log SET event = replace(event, 'key-', 'key-X') WHERE seq = ${B + 5}`.execute(
+        t.db,
+      );
+      await assert.rejects(
+        t.log.inclusionProof(B + 5, SIZE),
+        refusedAs(/stored hash of the audit records with seq 1024 to 2047 does not match them/),
+      );
+      // A record of another block: its path takes the stored root, which is what was signed.
+      const proof = await t.log.inclusionProof(5, SIZE);
+      assert.ok(verifyInclusionProof(proof.leafHash, 5, SIZE, proof.proof, t.signed.root));
+      const report = await t.verify();
+      assert.equal(report.ok, false);
+      assert.equal(report.firstBrokenIndex, B + 5);
+      assert.ok(
+        report.problems.includes(
+          'the hash of records 1024..2047 stored for proofs (audit_subtrees) does not match them: stored before a record in it was changed',
+        ),
+        report.problems.join('\n'),
+      );
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  test('a stored root changed: proofs over it fail against the signed root, verify names it; deleted, it is computed again', async () => {
+    const t = await signedLog();
+    try {
+      assert.equal((await t.verify()).ok, true);
+      const other = computeRoot([hashLeaf(Buffer.from('forged'))]).toString('base64');
+      await sql`UPDATE audit_subtrees SET root = ${other} WHERE first_seq = ${2 * B}`.execute(t.db);
+      const over = await t.log.inclusionProof(5, SIZE);
+      assert.ok(!verifyInclusionProof(over.leafHash, 5, SIZE, over.proof, t.signed.root));
+      await assert.rejects(
+        t.log.inclusionProof(2 * B + 1, SIZE),
+        refusedAs(/stored hash of the audit records with seq 2048 to 3071 does not match them/),
+      );
+      const report = await t.verify();
+      assert.deepEqual([report.ok, report.firstBrokenIndex], [false, 2 * B]);
+      assert.match(
+        report.problems[0] ?? '',
+        /records 2048\.\.3071 .* does not match them: the stored hash was changed/,
+      );
+      // Not a hash at all: as if none were stored (computed from the records, the row left alone).
+      await sql`UPDATE audit_subtrees SET root = 'garbage' WHERE first_seq = ${2 * B}`.execute(t.db);
+      const again = await t.log.inclusionProof(5, SIZE);
+      assert.ok(verifyInclusionProof(again.leafHash, 5, SIZE, again.proof, t.signed.root));
+      await clearStored(t.db);
+      const fresh = await t.log.inclusionProof(5, SIZE);
+      assert.ok(verifyInclusionProof(fresh.leafHash, 5, SIZE, fresh.proof, t.signed.root));
+      assert.equal((await t.verify()).ok, true);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  test('a log cut below a stored block shows in verify', async () => {
+    const t = await signedLog();
+    try {
+      await sql`DROP TRIGGER audit_log_no_delete`.execute(t.db);
+      await sql`DELETE FROM audit_log WHERE seq >= ${3 * B + 10}`.execute(t.db);
+      const report = await t.verify();
+      assert.equal(report.ok, false);
+      assert.ok(
+        report.problems.includes(
+          `a hash of records 3072..4095 is stored for proofs, but the log ends at ${3 * B + 10} records (records removed, or the hash row added)`,
+        ),
+        report.problems.join('\n'),
+      );
+    } finally {
+      await t.dispose();
+    }
+  });
+});
