@@ -5,6 +5,7 @@
 // parameters are 400 VALIDATION_FAILED naming the parameter; audit:read is required.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import pg from 'pg';
 import type {
   AuditCheckpointDto,
   AuditConsistencyProofDto,
@@ -171,3 +172,75 @@ for (const store of CONFORMANCE_STORES) {
     }
   });
 }
+
+// PostgreSQL only: a lock on audit_subtrees, taken from another connection, holds a proof inside its
+// computation (it reads the stored block roots) for as long as the test needs, which SQLite, answering
+// synchronously, cannot do.
+test('one tenant’s auditors hold at most one place in the proof queue: 429 for its next, the other tenant is answered', {
+  timeout: 120_000,
+}, async (t) => {
+  const database = await createConformanceStore('postgres');
+  const server = await startTestServer({
+    config: { ...database.config, auth: { mode: 'apikey' }, workers: { concurrency: 0 } },
+  });
+  const locker = new pg.Client({ connectionString: (database.config.store as { url: string }).url });
+  t.after(async () => {
+    await locker.end().catch(() => undefined);
+    await server.close();
+    await database.drop();
+  });
+  const db = server.app.database.db as unknown as SecurityDb;
+  await db
+    .insertInto('tenants' as never)
+    .values({ id: 'other', name: 'other', created_at: 0 } as never)
+    .onConflict((conflict) => conflict.doNothing())
+    .execute();
+  const auditorOf = async (tenantId: string) => ({
+    authorization: `Bearer ${(await createApiKey(db, { tenantId, name: `k-${tenantId}`, roles: ['auditor'], createdBy: 'test' })).key}`,
+  });
+  const acme = await auditorOf('acme');
+  const other = await auditorOf('other');
+  const log = server.app.security.auditLog;
+  // More than a block: a proof reads stored block roots.
+  for (let i = 0; i < 1100; i += 100) {
+    await Promise.all(Array.from({ length: 100 }, (_, j) => log.append(event(i + j))));
+  }
+  const ask = <T>(headers: Record<string, string>, index: number) =>
+    requestJson<T>(`${server.url}/v1/audit/proof/inclusion?index=${index}&size=1100`, { headers });
+
+  await locker.connect();
+  await locker.query('begin');
+  await locker.query('lock table audit_subtrees in access exclusive mode');
+  const first = ask<AuditInclusionProofDto>(acme, 1);
+  // Until acme's proof waits for the lock: it holds its tenant's place (and the one computed).
+  for (;;) {
+    const { rows } = await locker.query<{ n: number }>(
+      `select count(*)::int as n from pg_locks where relation = 'audit_subtrees'::regclass and not granted`,
+    );
+    if ((rows[0]?.n ?? 0) > 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const refused = await ask<Problem>(acme, 2);
+  assert.equal(refused.status, 429, JSON.stringify(refused.body));
+  assert.equal(refused.body.code, 'RESOURCE_LIMIT_EXCEEDED');
+  assert.match(
+    refused.body.detail,
+    /^Your tenant has an audit proof being computed or waiting on this server/,
+  );
+  assert.equal(refused.headers.get('retry-after'), '1');
+  // The other tenant's auditor is taken: its proof waits its turn behind acme's.
+  const second = ask<AuditInclusionProofDto>(other, 3);
+  // Time for it to reach the queue (nothing outside shows that it has) while acme's is held.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await locker.query('commit');
+  const answers = await Promise.all([first, second]);
+  assert.deepEqual(
+    answers.map((answer) => [answer.status, answer.body.index]),
+    [
+      [200, 1],
+      [200, 3],
+    ],
+  );
+  // Answered: acme's auditors may ask again.
+  assert.equal((await ask<AuditInclusionProofDto>(acme, 2)).status, 200);
+});

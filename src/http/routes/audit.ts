@@ -76,7 +76,7 @@ const inclusionProofSchema = z
     size: z.number().int().describe('Records in the tree the proof is for (a checkpoint’s size).'),
     leafHash: hashSchema.describe('SHA-256(0x00 ‖ the record’s RFC 8785 canonical JSON), base64.'),
     rootHash: hashSchema.describe(
-      'Root of the first `size` records as the server holds them now: verify the proof against the signed checkpoint’s root, not this one.',
+      'Root of the first `size` records as the server computes it now (from the stored roots of their complete blocks of 1,024 and the other records): verify the proof against the signed checkpoint’s root, not this one.',
     ),
     proof: z.array(hashSchema).describe('The audit path, nearest the leaf first (RFC 9162 §2.1.3).'),
   })
@@ -90,8 +90,12 @@ const consistencyProofSchema = z
   .object({
     from: z.number().int().describe('Size of the older tree.'),
     to: z.number().int().describe('Size of the newer tree.'),
-    fromRoot: hashSchema.describe('Root of the first `from` records as the server holds them now.'),
-    toRoot: hashSchema.describe('Root of the first `to` records as the server holds them now.'),
+    fromRoot: hashSchema.describe(
+      'Root of the first `from` records as the server computes it now (as `rootHash`).',
+    ),
+    toRoot: hashSchema.describe(
+      'Root of the first `to` records as the server computes it now (as `rootHash`).',
+    ),
     proof: z.array(hashSchema).describe('The consistency proof (RFC 9162 §2.1.4).'),
   })
   .meta({ id: 'AuditConsistencyProof' })
@@ -214,9 +218,12 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
   }
 
   const proofCost =
-    ' Computed from the first records of the whole log (every tenant’s): about a second per 200,000 records. A server computes one proof at a time, the others waiting their turn; one asked while four are computed or waiting gets 429 RESOURCE_LIMIT_EXCEEDED with Retry-After.';
+    ' Computed from the stored roots of complete blocks of 1,024 records (every tenant’s) and the records of at most two blocks; a block not stored yet is computed from its records once (about a second per 200,000). A server computes one proof at a time, the others waiting their turn; one asked while four are computed or waiting, or while one of the caller’s tenant is, gets 429 RESOURCE_LIMIT_EXCEEDED with Retry-After.';
 
-  /** A proof (computed in turn, audit-proof.ts createProofQueue); refused with Retry-After when too many wait. */
+  /**
+   * A proof (computed in turn, audit-proof.ts createProofQueue); refused with Retry-After when too
+   * many wait, or one of the caller's tenant does.
+   */
   async function inTurn<T>(reply: FastifyReply, compute: () => Promise<T>): Promise<T> {
     try {
       return await compute();
@@ -253,7 +260,9 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       const size = await resolveTreeSize('size', request.query.size);
       const { index } = request.query;
       if (index >= size) throw invalidQuery('index', `must be less than size (${size})`);
-      const proof = await inTurn(reply, () => options.auditLog.inclusionProof(index, size));
+      const proof = await inTurn(reply, () =>
+        options.auditLog.inclusionProof(index, size, request.actor.tenantId),
+      );
       return {
         index,
         size,
@@ -292,7 +301,9 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       if (from < 1) throw invalidQuery('from', 'must be at least 1');
       const to = await resolveTreeSize('to', request.query.to);
       if (from > to) throw invalidQuery('from', `must not be greater than to (${to})`);
-      const proof = await inTurn(reply, () => options.auditLog.consistencyProof(from, to));
+      const proof = await inTurn(reply, () =>
+        options.auditLog.consistencyProof(from, to, request.actor.tenantId),
+      );
       return {
         from,
         to,

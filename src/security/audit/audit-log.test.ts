@@ -10,7 +10,7 @@ import { createLogger } from '../../observability/logger.ts';
 import { VERSION } from '../../version.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../test-support.ts';
 import { type AuditLog, checkpointFileName, createAuditLog } from './audit-log.ts';
-import { MAX_PENDING_PROOFS } from './audit-proof.ts';
+import { MAX_PENDING_PROOFS, MAX_PENDING_PROOFS_PER_TENANT } from './audit-proof.ts';
 import {
   type AuditEventInput,
   type AuditRecord,
@@ -427,8 +427,9 @@ describe('audit log on SQLite', () => {
 
   test('proofs wait their turn; one that finds MAX_PENDING_PROOFS pending is refused with 429', async () => {
     await fill(8);
+    // Each of another tenant: one tenant may have only one pending (the next test).
     const asked = Array.from({ length: MAX_PENDING_PROOFS + 2 }, (_, i) =>
-      i % 2 === 0 ? log.inclusionProof(i, 8) : log.consistencyProof(i, 8),
+      i % 2 === 0 ? log.inclusionProof(i, 8, `tenant-${i}`) : log.consistencyProof(i, 8, `tenant-${i}`),
     );
     const answers = await Promise.allSettled(asked);
     const refused = answers.flatMap((answer) =>
@@ -443,6 +444,40 @@ describe('audit log on SQLite', () => {
     // Once they are done, the next is taken again; a failed one frees its place too.
     await assert.rejects(log.inclusionProof(0, 9), (error: AppError) => error.code === 'CONFLICT');
     assert.equal((await log.inclusionProof(7, 8)).index, 7);
+  });
+
+  test('one tenant has at most MAX_PENDING_PROOFS_PER_TENANT pending: another tenant still gets its turn', async () => {
+    await fill(8);
+    assert.equal(MAX_PENDING_PROOFS_PER_TENANT, 1);
+    const refusedFor = (answer: PromiseSettledResult<unknown>) =>
+      answer.status === 'rejected' ? (answer.reason as AppError) : null;
+    // Asked at once: acme's second and third wait behind its first, so are refused; other's is taken.
+    const answers = await Promise.allSettled([
+      log.inclusionProof(1, 8, 'acme'),
+      log.consistencyProof(3, 8, 'acme'),
+      log.inclusionProof(2, 8, 'acme'),
+      log.inclusionProof(5, 8, 'other'),
+      // Callers without a tenant (the platform) count as one tenant of their own.
+      log.inclusionProof(6, 8),
+      log.consistencyProof(2, 8),
+    ]);
+    assert.deepEqual(
+      answers.map((answer) => refusedFor(answer)?.code ?? answer.status),
+      [
+        'fulfilled',
+        'RESOURCE_LIMIT_EXCEEDED',
+        'RESOURCE_LIMIT_EXCEEDED',
+        'fulfilled',
+        'fulfilled',
+        'RESOURCE_LIMIT_EXCEEDED',
+      ],
+    );
+    assert.match(
+      (refusedFor(answers[1] as PromiseSettledResult<unknown>) as AppError).message,
+      /^Your tenant has an audit proof being computed or waiting on this server, the most one tenant may/,
+    );
+    // Answered: acme asks again, and gets its proof.
+    assert.equal((await log.inclusionProof(3, 8, 'acme')).index, 3);
   });
 
   test('a checkpoint file of the same size but another tree head is kept, not overwritten', async () => {

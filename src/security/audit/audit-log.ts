@@ -13,6 +13,7 @@ import {
   type AuditConsistencyProof,
   type AuditInclusionProof,
   createProofQueue,
+  type ProofRequester,
   readAuditLogSize,
   readConsistencyProof,
   readInclusionProof,
@@ -107,11 +108,12 @@ export interface AuditLog {
   size(): Promise<number>;
   /**
    * RFC 6962 inclusion proof of the record at `index` in the tree of the first `size` records.
-   * Proofs are computed one at a time (createProofQueue: RESOURCE_LIMIT_EXCEEDED when too many wait).
+   * Proofs are computed one at a time (createProofQueue: RESOURCE_LIMIT_EXCEEDED when too many
+   * wait, or one of `requester`'s, the tenant asking, does; without one, the platform's).
    */
-  inclusionProof(index: number, size: number): Promise<AuditInclusionProof>;
-  /** RFC 6962 consistency proof between the first `from` and the first `to` records (one at a time). */
-  consistencyProof(from: number, to: number): Promise<AuditConsistencyProof>;
+  inclusionProof(index: number, size: number, requester?: ProofRequester): Promise<AuditInclusionProof>;
+  /** RFC 6962 consistency proof between the first `from` and the first `to` records (in turn, as above). */
+  consistencyProof(from: number, to: number, requester?: ProofRequester): Promise<AuditConsistencyProof>;
   /** Writes a checkpoint every `intervalMs` (timer does not keep the process alive). */
   startCheckpointTimer(intervalMs: number): void;
   /** Stops the timer, waits for pending appends and writes a final checkpoint. */
@@ -435,8 +437,10 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     writeCheckpoint,
     latestCheckpoint,
     size: () => readAuditLogSize(db),
-    inclusionProof: (index, size) => proofInTurn(() => readInclusionProof(db, index, size)),
-    consistencyProof: (from, to) => proofInTurn(() => readConsistencyProof(db, from, to)),
+    inclusionProof: (index, size, requester = null) =>
+      proofInTurn(requester, () => readInclusionProof(db, index, size)),
+    consistencyProof: (from, to, requester = null) =>
+      proofInTurn(requester, () => readConsistencyProof(db, from, to)),
     startCheckpointTimer(intervalMs) {
       if (timer || !options.signer) return;
       timer = setInterval(() => {

@@ -29,11 +29,34 @@ import {
  */
 export const MAX_PENDING_PROOFS = 4;
 
-/** Runs proof computations one at a time, refusing one that finds MAX_PENDING_PROOFS pending. */
-export function createProofQueue(maxPending = MAX_PENDING_PROOFS) {
+/**
+ * Proofs of one tenant computed or waiting at once: its auditors cannot hold the places of the
+ * others (and one auditor checks one proof after another anyway).
+ */
+export const MAX_PENDING_PROOFS_PER_TENANT = 1;
+
+/** Who asked for a proof: a tenant's id; callers without one (the platform) count as one tenant. */
+export type ProofRequester = string | null;
+
+/**
+ * Runs proof computations one at a time, refusing one that finds MAX_PENDING_PROOFS pending, or
+ * MAX_PENDING_PROOFS_PER_TENANT of its requester's.
+ */
+export function createProofQueue(
+  maxPending = MAX_PENDING_PROOFS,
+  maxPerTenant = MAX_PENDING_PROOFS_PER_TENANT,
+) {
   let tail: Promise<unknown> = Promise.resolve();
   let pending = 0;
-  return async function inTurn<T>(compute: () => Promise<T>): Promise<T> {
+  const pendingOf = new Map<ProofRequester, number>();
+  return async function inTurn<T>(requester: ProofRequester, compute: () => Promise<T>): Promise<T> {
+    const own = pendingOf.get(requester) ?? 0;
+    if (own >= maxPerTenant) {
+      throw new AppError(
+        'RESOURCE_LIMIT_EXCEEDED',
+        `Your tenant has ${own === 1 ? 'an audit proof' : `${own} audit proofs`} being computed or waiting on this server, the most one tenant may: ask for the next one when it is answered`,
+      );
+    }
     if (pending >= maxPending) {
       throw new AppError(
         'RESOURCE_LIMIT_EXCEEDED',
@@ -41,12 +64,16 @@ export function createProofQueue(maxPending = MAX_PENDING_PROOFS) {
       );
     }
     pending += 1;
+    pendingOf.set(requester, own + 1);
     const result = tail.then(compute);
     tail = result.catch(() => undefined);
     try {
       return await result;
     } finally {
       pending -= 1;
+      const left = (pendingOf.get(requester) ?? 1) - 1;
+      if (left > 0) pendingOf.set(requester, left);
+      else pendingOf.delete(requester);
     }
   };
 }
