@@ -18,10 +18,12 @@ import { configSchema } from '../../src/config/schema.ts';
 import { createFakeSessionService } from '../../src/http/fake-session-service.test-support.ts';
 import { buildHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { createAuditLog } from '../../src/security/audit/audit-log.ts';
 import { createSecurity } from '../../src/security/create-security.ts';
 import { createSecretStore } from '../../src/security/secret-store.ts';
 import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
 import { createSecurityRoutesPlugin } from '../../src/security/security-routes-plugin.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { openSqlite } from '../../src/security/test-support.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
@@ -399,6 +401,62 @@ describe('maos secrets rewrap', { timeout: 60_000 }, () => {
       writeFileSync(noRing, JSON.stringify({ dataDir: dir }));
       assert.equal((await runCli(['secrets', 'rewrap', '-c', noRing])).code, 2);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('maos audit verify and the block roots stored for the proofs', { timeout: 60_000 }, () => {
+  test('a stored root changed fails verify, naming its block; a database from before the table verifies', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-cli-subtrees-'));
+    const configFile = join(dir, 'maos.json');
+    writeFileSync(configFile, JSON.stringify({ dataDir: join(dir, 'data') }));
+    const handle = createDatabase(configSchema.parse({ dataDir: join(dir, 'data') }));
+    const db = handle.db as unknown as SecurityDb;
+    try {
+      await migrateToLatest(handle.db);
+      const log = createAuditLog({ db, origin: 'maos.local/audit' });
+      for (let i = 0; i < 1030; i += 103) {
+        await Promise.all(
+          Array.from({ length: 103 }, (_, j) =>
+            log.append({
+              action: 'probe',
+              actor: {
+                type: 'service',
+                id: `k-${i + j}`,
+                tenant: 'acme',
+                ip: null,
+                user_agent: null,
+                auth_method: 'apikey',
+              },
+              outcome: 'success',
+            }),
+          ),
+        );
+      }
+      // Stores the root of records 0..1023.
+      await log.inclusionProof(3, 1030);
+      await log.close();
+      const verify = async () => {
+        const result = await runCli(['audit', 'verify', '-c', configFile, '--json']);
+        return {
+          code: result.code,
+          report: JSON.parse(result.stdout) as { ok: boolean; problems: string[] },
+        };
+      };
+      assert.deepEqual([(await verify()).code, (await verify()).report.ok], [0, true]);
+
+      await sql`UPDATE audit_subtrees SET root = ${Buffer.alloc(32, 7).toString('base64')}`.execute(db);
+      const changed = await verify();
+      assert.equal(changed.code, 1);
+      assert.deepEqual(changed.report.problems, [
+        'the hash of records 0..1023 stored for proofs (audit_subtrees) does not match them: the stored hash was changed',
+      ]);
+
+      await sql`DROP TABLE audit_subtrees`.execute(db);
+      assert.equal((await verify()).code, 0);
+    } finally {
+      await handle.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
