@@ -1,9 +1,9 @@
-// What an audit proof costs the server (GET /v1/audit/proof/*): each one reads the first `size`
-// records of the log. Builds a log of N records (the real audit log, records of the size the HTTP
-// layer writes), then times an inclusion and a consistency proof over all of it as the routes make
-// them (src/security/audit/audit-proof.ts: one pass in batches, PostgreSQL hashing the leaves), next
-// to the plain way (every record read in one statement, hashed, the proof built from the array), and
-// the longest the event loop was held during each.
+// What an audit proof costs the server (GET /v1/audit/proof/*). Builds a log of N/2 and then N records
+// (the real audit log, records of the size the HTTP layer writes) and at each size times, with the
+// records each reads: the full read (every record in one statement, hashed, the proof built from the
+// array: what every proof cost before block roots were stored), an inclusion proof as served when no
+// block root is stored yet (it computes and stores them), and inclusion and consistency proofs once
+// they are stored; and the longest the event loop was held during each.
 //   node bench/audit-proof.ts [records=200000] [--sqlite-only]
 // Uses DATABASE_URL (an admin URL) when set; otherwise starts an embedded PostgreSQL (fsync off).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +12,11 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { configSchema } from '../src/config/schema.ts';
 import { type AuditLog, createAuditLog } from '../src/security/audit/audit-log.ts';
+import {
+  type ProofReadCounts,
+  readConsistencyProof,
+  readInclusionProof,
+} from '../src/security/audit/audit-proof.ts';
 import { createInclusionProof, hashLeaf } from '../src/security/audit/merkle.ts';
 import type { SecurityDb } from '../src/security/security-tables.ts';
 import { createDatabase, type DatabaseHandle } from '../src/store/db.ts';
@@ -22,11 +27,11 @@ const RECORDS = Number(process.argv.find((arg) => /^\d+$/.test(arg)) ?? 200_000)
 const SQLITE_ONLY = process.argv.includes('--sqlite-only');
 const REPEATS = 3;
 
-/** A record like one of a request with an API key (about 450 bytes of canonical JSON). */
-async function fill(log: AuditLog): Promise<void> {
+/** Appends records `from` to `to - 1`, each like one of a request with an API key (about 450 bytes of canonical JSON). */
+async function fill(log: AuditLog, from: number, to: number): Promise<void> {
   const burst = 2000;
-  for (let i = 0; i < RECORDS; i += burst) {
-    const count = Math.min(burst, RECORDS - i);
+  for (let i = from; i < to; i += burst) {
+    const count = Math.min(burst, to - i);
     await Promise.all(
       Array.from({ length: count }, (_, j) =>
         log.append({
@@ -49,17 +54,29 @@ async function fill(log: AuditLog): Promise<void> {
   }
 }
 
-/** Median time and the longest event-loop delay of REPEATS runs of `work`. */
-async function measure(work: () => Promise<unknown>): Promise<{ ms: number; stallMs: number }> {
+interface Figures {
+  ms: number;
+  stallMs: number;
+  counts: ProofReadCounts;
+}
+
+/** Median time, the longest event-loop delay and what the last run read, of REPEATS runs of `work`. */
+async function measure(
+  work: (counts: ProofReadCounts) => Promise<unknown>,
+  setUp: () => Promise<unknown> = async () => undefined,
+): Promise<Figures> {
   const times: number[] = [];
   let stall = 0;
+  let counts: ProofReadCounts = { records: 0, storedRoots: 0, rootsStored: 0 };
   for (let i = 0; i < REPEATS; i++) {
+    await setUp();
+    counts = { records: 0, storedRoots: 0, rootsStored: 0 };
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
     // The monitor records from its second tick on: let it tick before the work starts.
     await new Promise((resolve) => setTimeout(resolve, 25));
     const start = performance.now();
-    await work();
+    await work(counts);
     times.push(performance.now() - start);
     // Let the monitor see the end of the last synchronous stretch.
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -67,36 +84,56 @@ async function measure(work: () => Promise<unknown>): Promise<{ ms: number; stal
     stall = Math.max(stall, delay.max / 1e6);
   }
   times.sort((a, b) => a - b);
-  return { ms: times[Math.floor(times.length / 2)] as number, stallMs: stall };
+  return { ms: times[Math.floor(times.length / 2)] as number, stallMs: stall, counts };
 }
 
-/** The plain way: every record in one statement, hashed, the proof built from the array. */
-async function plainInclusionProof(db: SecurityDb, index: number): Promise<Buffer[]> {
-  const rows = await db.selectFrom('audit_log').select('event').orderBy('seq').execute();
+/** The full read: every record in one statement, hashed, the proof built from the array. */
+async function plainInclusionProof(db: SecurityDb, index: number, size: number, counts: ProofReadCounts) {
+  const rows = await db
+    .selectFrom('audit_log')
+    .select('event')
+    .where('seq', '<', size)
+    .orderBy('seq')
+    .execute();
+  counts.records += rows.length;
   const leaves = rows.map((row) => hashLeaf(Buffer.from(row.event, 'utf8')));
   return createInclusionProof(leaves, index);
+}
+
+async function measureAt(db: SecurityDb, size: number): Promise<void> {
+  const index = Math.floor(size / 3);
+  const clear = () => db.deleteFrom('audit_subtrees').execute();
+  const rows: [string, Figures][] = [
+    [
+      'full read, proof from the array',
+      await measure((counts) => plainInclusionProof(db, index, size, counts)),
+    ],
+    [
+      'inclusion, no block stored yet',
+      await measure((counts) => readInclusionProof(db, index, size, counts), clear),
+    ],
+    ['inclusion, blocks stored', await measure((counts) => readInclusionProof(db, index, size, counts))],
+    ['consistency, blocks stored', await measure((counts) => readConsistencyProof(db, index, size, counts))],
+  ];
+  console.log(`  ${size} records:`);
+  for (const [what, { ms, stallMs, counts }] of rows) {
+    console.log(
+      `    ${what.padEnd(34)} ${ms.toFixed(1).padStart(8)} ms  ${String(counts.records).padStart(7)} records ${String(counts.storedRoots).padStart(4)} stored roots read ${String(counts.rootsStored).padStart(4)} stored   event loop held up to ${stallMs.toFixed(0)} ms`,
+    );
+  }
 }
 
 async function run(name: string, handle: DatabaseHandle): Promise<void> {
   await migrateToLatest(handle.db);
   const db = handle.db as unknown as SecurityDb;
   const log = createAuditLog({ db, origin: 'bench/audit' });
+  const half = Math.floor(RECORDS / 2);
   const filling = performance.now();
-  await fill(log);
-  console.log(
-    `${name}: ${RECORDS} records written in ${((performance.now() - filling) / 1000).toFixed(1)} s`,
-  );
-  const index = Math.floor(RECORDS / 3);
-  const rows: [string, { ms: number; stallMs: number }][] = [
-    ['plain: one statement, proof from the array', await measure(() => plainInclusionProof(db, index))],
-    ['inclusion proof as served', await measure(() => log.inclusionProof(index, RECORDS))],
-    ['consistency proof as served', await measure(() => log.consistencyProof(index, RECORDS))],
-  ];
-  for (const [what, { ms, stallMs }] of rows) {
-    console.log(
-      `  ${what.padEnd(44)} ${ms.toFixed(0).padStart(6)} ms   event loop held up to ${stallMs.toFixed(0)} ms`,
-    );
-  }
+  await fill(log, 0, half);
+  console.log(`${name}: ${half} records written in ${((performance.now() - filling) / 1000).toFixed(1)} s`);
+  await measureAt(db, half);
+  await fill(log, half, RECORDS);
+  await measureAt(db, RECORDS);
   await log.close();
 }
 
