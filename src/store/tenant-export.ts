@@ -60,11 +60,25 @@ export function columnDecision(table: string, column: string): 'export' | 'secre
     : 'undecided';
 }
 
-/** A table of the export: its primary key (pages are read in its order) and its tenant column. */
+/**
+ * A table of the export: its tenant column and the order its rows are read in, a page at a time,
+ * each page starting after the last row of the one before (`tenant = ? and (order) > (last row)`).
+ * The order's columns are unique together and never null.
+ */
 export interface ExportTable {
   name: string;
-  key: readonly string[];
   tenantColumn: string;
+  order: readonly string[];
+  /**
+   * Whether an index leads with the tenant column, then the order's columns: a page is then one
+   * range of it, the page's rows and no others, already in order. Else the order is the primary key,
+   * and the pages walk it across every tenant: the table is read once in all, never per page, and
+   * never sorted. These are the tables of sessions' output (events above all), which have no index
+   * by tenant: one would cost every write of theirs for the sake of a rare export. An index that
+   * leads with the tenant but gives no unique order is the one case to avoid: the planner reads a
+   * page through it and sorts all of the tenant's rows for every page (tenant-export.test.ts fails).
+   */
+  byTenant: boolean;
 }
 
 /** Primary keys of the tables whose rows the purge keeps (TENANT_TABLES_KEPT). */
@@ -75,19 +89,47 @@ const KEPT_TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
 };
 
 /**
+ * Tables with an index by tenant that gives a unique order, other than a primary key led by the
+ * tenant: the index's columns after the tenant.
+ */
+const TENANT_INDEX_ORDERS: Readonly<Record<string, readonly string[]>> = {
+  // sessions_tenant_created
+  sessions: ['created_at', 'id'],
+  // session_settings_tenant (migration 0028)
+  session_settings: ['session_id'],
+  // webhooks_tenant
+  webhooks: ['created_at', 'id'],
+  // api_keys_tenant_idx
+  api_keys: ['id'],
+  // audit_log_tenant_idx
+  audit_log: ['seq'],
+};
+
+/** The table's export: by a tenant index if it has one (see ExportTable), else by its primary key. */
+function exportTable(name: string, tenantColumn: string, key: readonly string[]): ExportTable {
+  const order = TENANT_INDEX_ORDERS[name];
+  if (order) return { name, tenantColumn, order, byTenant: true };
+  // A primary key led by the tenant (or the tenant row's own): its other columns.
+  if (key[0] === tenantColumn) {
+    return { name, tenantColumn, order: key.length > 1 ? key.slice(1) : key, byTenant: true };
+  }
+  return { name, tenantColumn, order: key, byTenant: false };
+}
+
+/**
  * Every table of the export, one file each: the tenant row, the tables the purge erases (in its
  * order), then what it keeps (the tenant's audit records: the actor's tenant, else the target's, as
  * `tenant_id` stores it, auditRecordTenant).
  */
 export const EXPORT_TABLES: readonly ExportTable[] = [
-  { name: 'tenants', key: ['id'], tenantColumn: 'id' },
-  ...TENANT_TABLES.map((table) => ({ name: table.name, key: table.key, tenantColumn: 'tenant_id' })),
+  exportTable('tenants', 'id', ['id']),
+  ...TENANT_TABLES.map((table) => exportTable(table.name, 'tenant_id', table.key)),
   ...Object.keys(TENANT_TABLES_KEPT)
     .filter((name) => name !== 'tenants')
     .map((name) => {
       const key = KEPT_TABLE_KEYS[name];
       if (!key) throw new Error(`tenant-export.ts: no primary key given for the kept table ${name}`);
-      return { name, key, tenantColumn: 'tenant_id' };
+      return exportTable(name, 'tenant_id', key);
     }),
 ];
 
@@ -118,9 +160,9 @@ function exportedRow(table: string, row: Row): Row {
 }
 
 /**
- * The tenant's rows of `table`, page by page (at most `limit` rows each) in primary key order, each
- * page starting after the last key read: a table without an index on its tenant column is then
- * read once in all, by its primary key, never in full per page, and never under a write lock.
+ * The tenant's rows of `table`, page by page (at most `limit` rows each) in its order (ExportTable),
+ * each page starting after the last row read: every row once, none read again, never under a write
+ * lock. Holds one page at a time.
  */
 export async function* readTenantRows(
   db: AnyDb,
@@ -128,18 +170,17 @@ export async function* readTenantRows(
   tenantId: string,
   limit: number = EXPORT_ROWS_PER_READ,
 ): AsyncGenerator<Row[]> {
+  const columns = sql.join(table.order.map((column) => sql.ref(column)));
   let after: Row | undefined;
   for (;;) {
     let query = db.selectFrom(table.name).selectAll().where(table.tenantColumn, '=', tenantId);
     if (after) {
       const last = after;
       query = query.where(
-        sql<boolean>`(${sql.join(table.key.map((column) => sql.ref(column)))}) > (${sql.join(
-          table.key.map((column) => last[column]),
-        )})`,
+        sql<boolean>`(${columns}) > (${sql.join(table.order.map((column) => last[column]))})`,
       );
     }
-    for (const column of table.key) query = query.orderBy(column);
+    for (const column of table.order) query = query.orderBy(column);
     const rows = (await query.limit(limit).execute()) as Row[];
     if (rows.length > 0) yield rows.map((row) => exportedRow(table.name, row));
     if (rows.length < limit) return;

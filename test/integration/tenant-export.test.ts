@@ -28,6 +28,7 @@ import { migrateToLatest } from '../../src/store/migrate.ts';
 import {
   columnDecision,
   EXPORT_TABLES,
+  type ExportTable,
   readTenantRows,
   SECRET_COLUMNS,
   TENANT_EXPORT_FORMAT_VERSION,
@@ -210,7 +211,134 @@ async function checkExport(configFile: string, dir: string): Promise<void> {
   );
 }
 
-/** Tenant acme, to export, and globex, whose rows must stay out. */
+/** The tenant whose rows share the first column of their table's order (checkPagesWithTies). */
+const TIES = 'ties';
+
+/**
+ * Rows of TIES that share the first column of their table's order, more of them than pages of two
+ * hold: seven sessions created in the same millisecond (with their events, plans and task
+ * dependencies: several rows per session), five webhooks created at once, five roles of one
+ * principal.
+ */
+async function seedTies(db: AnyDb): Promise<void> {
+  const finishedAt = Date.UTC(2026, 0, 1);
+  await db.insertInto('tenants').values({ id: TIES, name: TIES, created_at: finishedAt }).execute();
+  // Ids out of the order they are written in.
+  for (const n of [4, 1, 6, 0, 3, 5, 2]) {
+    await seedSessionRows(db, {
+      id: `ties-${n}`,
+      tenantId: TIES,
+      status: 'completed',
+      finishedAt,
+      events: 3,
+    });
+  }
+  await db
+    .insertInto('webhooks')
+    .values(
+      [3, 0, 4, 1, 2].map((n) => ({
+        id: `ties-webhook-${n}`,
+        tenant_id: TIES,
+        url: 'https://hooks.example.com/maos',
+        events: '["session.completed"]',
+        created_at: finishedAt,
+        created_by: 'key:x',
+      })),
+    )
+    .execute();
+  await db
+    .insertInto('role_bindings')
+    .values(
+      ['viewer', 'operator', 'auditor', 'admin', 'approver'].map((role) => ({
+        tenant_id: TIES,
+        principal_id: 'bob@example.com',
+        role,
+        created_at: new Date(finishedAt).toISOString(),
+        created_by: 'key:x',
+      })),
+    )
+    .execute();
+}
+
+/**
+ * TIES's rows of every table read in pages of two: each row once, the same rows in the same order as
+ * in one read, as many as the table holds; the tied rows span several pages.
+ */
+async function checkPagesWithTies(db: AnyDb): Promise<void> {
+  const counts = await countTenantRows(db, TIES);
+  const pagesOf: Record<string, Row[][]> = {};
+  for (const table of EXPORT_TABLES) {
+    const pages: Row[][] = [];
+    for await (const page of readTenantRows(db, table, TIES, 2)) pages.push(page);
+    const rows = pages.flat();
+    const once: Row[] = [];
+    for await (const page of readTenantRows(db, table, TIES, 1_000_000)) once.push(...page);
+    const lines = rows.map((row) => JSON.stringify(row));
+    assert.equal(new Set(lines).size, lines.length, `${table.name}: no row twice`);
+    assert.deepEqual(rows, once, `${table.name}: the rows of one read, in its order`);
+    assert.equal(rows.length, counts[table.name], `${table.name}: every row of ${TIES}`);
+    pagesOf[table.name] = pages;
+  }
+  const tied = (table: string, column: string, rows: number) => {
+    const pages = pagesOf[table]!;
+    const values = new Set(pages.flat().map((row) => row[column]));
+    assert.equal(values.size, 1, `${table}: one ${column} for all`);
+    assert.equal(pages.flat().length, rows, `${table}: ${rows} rows`);
+    assert.ok(pages.length >= 3, `${table}: ${pages.length} pages`);
+  };
+  tied('sessions', 'created_at', 7);
+  tied('webhooks', 'created_at', 5);
+  tied('role_bindings', 'principal_id', 5);
+  // Three events per session: pages end inside a session.
+  assert.equal(pagesOf.events!.flat().length, 21);
+}
+
+/**
+ * Exported tables with an index (not partial) led by their tenant column, from the catalogue. A
+ * planner reads a page through it, so the page must be a range of it (ExportTable.byTenant), else it
+ * reads all of the tenant's rows to sort them.
+ */
+async function tenantIndexedTables(db: AnyDb, postgres: boolean): Promise<string[]> {
+  const indexed: string[] = [];
+  for (const table of EXPORT_TABLES) {
+    const { rows } = postgres
+      ? await sql<{ first: string }>`
+          select a.attname as first from pg_index i
+          join pg_class t on t.oid = i.indrelid
+          join pg_namespace n on n.oid = t.relnamespace
+          join pg_attribute a on a.attrelid = t.oid and a.attnum = i.indkey[0]
+          where n.nspname = current_schema() and t.relname = ${table.name} and i.indpred is null`.execute(db)
+      : await sql<{ first: string }>`
+          select (select ii.name from pragma_index_info(il.name) as ii where ii.seqno = 0) as first
+          from pragma_index_list(${table.name}) as il where il.partial = 0`.execute(db);
+    if (rows.some((row) => row.first === table.tenantColumn)) indexed.push(table.name);
+  }
+  return indexed;
+}
+
+/** The statements of reading acme's rows of every table in pages of two, with their tables. */
+async function recordPages(
+  configFile: string,
+): Promise<Array<{ table: ExportTable; statement: CompiledQuery }>> {
+  return withStore(configFile, async (db) => {
+    const statements: Array<{ table: ExportTable; statement: CompiledQuery }> = [];
+    for (const table of EXPORT_TABLES) {
+      const recorder: KyselyPlugin = {
+        transformQuery: ({ node, queryId }) => {
+          statements.push({ table, statement: db.getExecutor().compileQuery(node, queryId) });
+          return node;
+        },
+        transformResult: async ({ result }) => result,
+      };
+      for await (const _ of readTenantRows(db.withPlugin(recorder), table, 'acme', 2)) {
+        // Pages of two rows: the second page and on start after the last row read.
+      }
+    }
+    return statements;
+  });
+}
+
+/** Tenant acme, to export, and globex, whose rows must stay out; and TIES (seedTies). */
 async function seedTwoTenants(db: AnyDb): Promise<void> {
   // More rows than a page (EXPORT_ROWS_PER_READ) in the events, cache and usage tables.
   await seedTenantRows(db, 'acme', { events: 1210, cacheEntries: 1210, usageDays: 3, name: 'Acme Corp.' });
@@ -223,6 +351,7 @@ async function seedTwoTenants(db: AnyDb): Promise<void> {
     finishedAt: null,
     events: 3,
   });
+  await seedTies(db);
 }
 
 describe('maos tenants export: SQLite', { timeout: 240_000 }, () => {
@@ -258,38 +387,65 @@ describe('maos tenants export: SQLite', { timeout: 240_000 }, () => {
     await checkExport(configFile, mkdtempSync(join(dir, 'out-')));
   });
 
-  test('no page reads a table in full: each starts after the last key read', async () => {
-    const statements: CompiledQuery[] = [];
+  test('no page reads a table in full or sorts it: each is one range of an index, after the last row read', async () => {
+    const statements = await recordPages(configFile);
     await withStore(configFile, async (db) => {
-      const recorder: KyselyPlugin = {
-        transformQuery: ({ node, queryId }) => {
-          statements.push(db.getExecutor().compileQuery(node, queryId));
-          return node;
-        },
-        transformResult: async ({ result }) => result,
-      };
-      const recording = db.withPlugin(recorder);
-      for (const table of EXPORT_TABLES) {
-        for await (const _ of readTenantRows(recording, table, 'acme', 2)) {
-          // Pages of two rows: the second page and on have a lower bound.
-        }
-      }
-      const scans: string[] = [];
-      for (const statement of statements) {
+      const indexed = await tenantIndexedTables(db, false);
+      assert.deepEqual(
+        EXPORT_TABLES.filter((table) => table.byTenant).map((table) => table.name),
+        indexed,
+        'the tables read by a tenant index are those that have one',
+      );
+      const problems: string[] = [];
+      for (const { table, statement } of statements) {
         const plan = await db.executeQuery<{ detail: string }>({
           ...statement,
           sql: `explain query plan ${statement.sql}`,
         });
-        // The first page of a table without a tenant index walks its primary key until it has its
-        // rows, as the purge's reads do; every later one starts where the previous one ended.
+        const details = plan.rows.map((row) => row.detail);
+        // Sorting the page's rows means reading all of the tenant's (or the table's) first.
+        if (details.some((detail) => detail.includes('TEMP B-TREE'))) {
+          problems.push(`${table.name} sorts: ${details.join('; ')}`);
+        }
         const bounded = statement.sql.includes(') > (');
-        for (const { detail } of plan.rows) {
-          if (bounded && /^SCAN /.test(detail)) scans.push(`${detail}: ${statement.sql}`);
+        if (!bounded) continue;
+        if (indexed.includes(table.name)) {
+          // The tenant and the row after the last one read, both in the index's range.
+          const range = new RegExp(
+            `^SEARCH ${table.name} USING (COVERING )?INDEX \\S+ \\(${table.tenantColumn}=\\? AND `,
+          );
+          if (!details.some((detail) => range.test(detail))) {
+            problems.push(`${table.name} is no range of a tenant index: ${details.join('; ')}`);
+          }
+        } else if (details.some((detail) => /^SCAN /.test(detail))) {
+          // The first page of a table without a tenant index walks its primary key until it has its
+          // rows, as the purge's reads do; every later one starts where the previous one ended.
+          problems.push(`${table.name} scans: ${details.join('; ')}`);
         }
       }
-      const bounded = statements.filter((statement) => statement.sql.includes(') > ('));
+      const bounded = statements.filter(({ statement }) => statement.sql.includes(') > ('));
       assert.ok(bounded.length > EXPORT_TABLES.length, `${bounded.length} bounded pages`);
-      assert.deepEqual(scans, []);
+      assert.deepEqual(problems, []);
+    });
+  });
+
+  test('pages cross rows that share the first column of their order: each row once', async () => {
+    await withStore(configFile, (db) => checkPagesWithTies(db));
+  });
+
+  test("the columns of every table's order are never null (a null would end its pages early)", async () => {
+    await withStore(configFile, async (db) => {
+      const nullable: string[] = [];
+      for (const table of EXPORT_TABLES) {
+        const { rows } = await sql<{ name: string; notnull: number; pk: number }>`
+          select name, "notnull", pk from pragma_table_info(${table.name})`.execute(db);
+        for (const column of table.order) {
+          const info = rows.find((row) => row.name === column);
+          // A primary key column: not null on PostgreSQL, and every writer sets it on SQLite.
+          if (info?.notnull !== 1 && !(info && info.pk > 0)) nullable.push(`${table.name}.${column}`);
+        }
+      }
+      assert.deepEqual(nullable, []);
     });
   });
 
@@ -421,6 +577,43 @@ describe('maos tenants export: PostgreSQL', { timeout: 240_000 }, () => {
 
   test("the archive holds exactly acme's rows, no secret, a manifest that matches", async () => {
     await checkExport(configFile, mkdtempSync(join(dir, 'out-')));
+  });
+
+  test('every page is one range of an index, none sorted (planned with sequential scans and sorts turned off)', async () => {
+    const statements = await recordPages(configFile);
+    await withStore(configFile, (db) =>
+      db.connection().execute(async (connection) => {
+        // The test's tables are small enough for a sequential scan to win; turned off, a plan still
+        // sorts or scans only when no index gives the page in its order.
+        await sql`set enable_seqscan = off`.execute(connection);
+        await sql`set enable_sort = off`.execute(connection);
+        const indexed = await tenantIndexedTables(connection, true);
+        assert.deepEqual(
+          EXPORT_TABLES.filter((table) => table.byTenant).map((table) => table.name),
+          indexed,
+          'the tables read by a tenant index are those that have one',
+        );
+        const problems: string[] = [];
+        for (const { table, statement } of statements) {
+          const plan = await connection.executeQuery<{ 'QUERY PLAN': string }>({
+            ...statement,
+            sql: `explain ${statement.sql}`,
+          });
+          const text = plan.rows.map((row) => row['QUERY PLAN']).join('\n');
+          if (/Sort|Seq Scan/.test(text)) problems.push(`${table.name}: ${text}`);
+          if (!indexed.includes(table.name) || !statement.sql.includes(') > (')) continue;
+          const condition = /Index Cond: (.*)/.exec(text)?.[1] ?? '';
+          if (!condition.includes(`${table.tenantColumn} = `) || !condition.includes(' > ')) {
+            problems.push(`${table.name} is no range of a tenant index: ${text}`);
+          }
+        }
+        assert.deepEqual(problems, []);
+      }),
+    );
+  });
+
+  test('pages cross rows that share the first column of their order: each row once', async () => {
+    await withStore(configFile, (db) => checkPagesWithTies(db));
   });
 
   test('an unknown tenant: exit 4', async () => {

@@ -25,6 +25,7 @@ import * as auditCheckpointTree from './0022-audit-checkpoint-tree.ts';
 import * as sessionRequestedBudget from './0023-session-requested-budget.ts';
 import * as mcpStreamRequiredPermissions from './0024-mcp-stream-required-permissions.ts';
 import * as auditSubtrees from './0026-audit-subtrees.ts';
+import * as tenantExportIndexes from './0028-tenant-export-indexes.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -58,4 +59,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0023_session_requested_budget', migration: sessionRequestedBudget },
   { name: '0024_mcp_stream_required_permissions', migration: mcpStreamRequiredPermissions },
   { name: '0026_audit_subtrees', migration: auditSubtrees },
+  { name: '0028_tenant_export_indexes', migration: tenantExportIndexes },
 ];
