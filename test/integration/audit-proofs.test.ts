@@ -141,7 +141,7 @@ for (const backend of STORE_BACKENDS) {
       }
     });
 
-    test('a log longer than one read batch (2,000 records): proofs across the batch boundaries', async () => {
+    test('a log of several blocks of stored roots: proofs across the block and old read-batch boundaries', async () => {
       const opened = await backend.open(1);
       const db = opened.handles[0]?.db as unknown as SecurityDb;
       const log = createAuditLog({ db, origin: 'maos.test/audit' });
