@@ -285,19 +285,24 @@ describe('stored block roots after raw SQL edits (SQLite)', { timeout: 120_000 }
     }
   });
 
-  test('a log cut below a stored block shows in verify', async () => {
+  test('a record deleted from a stored block, and the log cut below one, show in verify', async () => {
     const t = await signedLog();
     try {
       await sql`DROP TRIGGER audit_log_no_delete`.execute(t.db);
+      await sql`DELETE FROM audit_log WHERE seq = ${B + 5}`.execute(t.db);
       await sql`DELETE FROM audit_log WHERE seq >= ${3 * B + 10}`.execute(t.db);
-      const report = await t.verify();
-      assert.equal(report.ok, false);
-      assert.ok(
-        report.problems.includes(
-          `a hash of records 3072..4095 is stored for proofs, but the log ends at ${3 * B + 10} records (records removed, or the hash row added)`,
-        ),
-        report.problems.join('\n'),
+      await assert.rejects(
+        t.log.inclusionProof(B + 6, 3 * B),
+        refusedAs(/holds 1023 of the 1024 records with seq 1024 to 2047: records are missing/),
       );
+      const report = await t.verify();
+      assert.deepEqual([report.ok, report.firstBrokenIndex], [false, B + 5]);
+      // The gap is one finding: the blocks after it are still compared by seq, and match.
+      assert.deepEqual(report.problems, [
+        `position ${B + 5} holds seq ${B + 6} (record inserted, deleted or reordered)`,
+        `record at ${B + 5} does not link to the record before it (chain broken)`,
+        `a hash of records 3072..4095 is stored for proofs, but the log ends at ${3 * B + 10} records (records removed, or the hash row added)`,
+      ]);
     } finally {
       await t.dispose();
     }
