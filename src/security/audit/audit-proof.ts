@@ -163,8 +163,9 @@ export async function readConsistencyProof(
  * the hash of leaf `leafIndex`. A range of a block or more starts on a block boundary (every node
  * starts at a multiple of its size rounded up to a power of two): its complete blocks come from
  * their stored roots, or are computed from their records and stored; the leaves of any other range
- * lie within one block, and those blocks are read whole. So a proof reads a few stored roots per
- * thousand records and the records of at most two or three blocks, once the blocks are stored.
+ * lie within one block, and those blocks are read whole (and compared with their stored roots). So
+ * a proof reads one stored root per 1,024 records and the records of at most two blocks: the one
+ * around the proved position, and the last, incomplete one.
  */
 async function computeRangeRoots(
   db: SecurityDb,
