@@ -1,7 +1,8 @@
 // API input holding text the store could not keep as sent — U+0000 (NUL), which PostgreSQL's
 // text cannot hold, or an unpaired surrogate — is refused with 400 VALIDATION_FAILED naming it, and
-// nothing is written, the same on SQLite and PostgreSQL (it was a 500 on PostgreSQL). Names hold no
-// control character at all. PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts.
+// nothing is written, the same on SQLite and PostgreSQL (it was a 500 on PostgreSQL), as the OpenAPI
+// document says on every 400. Names hold no control character at all. PostgreSQL needs
+// --test-global-setup=test/fixtures/postgres-global-setup.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
@@ -45,6 +46,19 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal(answer.body.code, 'VALIDATION_FAILED');
       return answer.body.details;
     }
+
+    test('the OpenAPI document states the rule on every 400 of the API', async () => {
+      const doc = await requestJson<{
+        paths: Record<string, Record<string, { responses: Record<string, { description: string }> }>>;
+      }>(`${server.url}/openapi.json`);
+      for (const [path, item] of Object.entries(doc.body.paths)) {
+        if (!path.startsWith('/v1/')) continue;
+        for (const [method, operation] of Object.entries(item)) {
+          const description = operation.responses['400']?.description ?? '';
+          assert.match(description, /text holding U\+0000 or an unpaired surrogate/, `${method} ${path}`);
+        }
+      }
+    });
 
     test('API input holding NUL or an unpaired surrogate is refused, and nothing is written', async () => {
       const agents = [{ role: 'qa', task: 'say hi', runner: 'ok' }];
