@@ -24,6 +24,7 @@ import type { Permission } from '../security/rbac.ts';
 import { type McpCaller, resolveCallerFromAuthInfo, type ToolCallRecord, toAuthInfo } from './caller.ts';
 import { type RequestTracker, trackRequests } from './cancelled-requests.ts';
 import { createCapacitySlots, type ReleaseSlot } from './capacity-slots.ts';
+import { type LiveWithinLimitOptions, liveWithinLimit } from './live-stream-limit.ts';
 import {
   buildMcpResourceMetadata,
   createChallengeHook,
@@ -31,7 +32,7 @@ import {
   readOidcIssuer,
 } from './protected-resource.ts';
 import { assertOriginAllowed } from './request-guard.ts';
-import { endAfterResponse, storedThenLive } from './resumed-stream.ts';
+import { endAfterResponse } from './resumed-stream.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
 import {
@@ -384,6 +385,34 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   }
 
   /**
+   * How a live stream of `entry` (`streamId`, when known; else the stream of the event it reads
+   * after) is read from the log when its client falls behind; none without a log.
+   */
+  function readLogOf(
+    request: FastifyRequest,
+    entry: McpSessionEntry,
+    mcpSessionId: string,
+    streamId: string | undefined,
+  ): Pick<LiveWithinLimitOptions, 'readLog'> {
+    const log = streamEvents;
+    if (log === undefined || entry.eventStore === undefined) return {};
+    const owner = streamOwnerOf(request, mcpSessionId);
+    return {
+      readLog: async (afterEventId) => {
+        const stream = streamId ?? (await log.findStream(owner, afterEventId))?.streamId;
+        if (stream === undefined) throw new Error(`MCP event ${afterEventId} is no longer in the log`);
+        return followLog(log, owner, stream, afterEventId, {
+          untilLogEnd: true,
+          // The SDK's stream, read all the while, keeps the connection alive.
+          keepAliveMs: 0,
+          // Not an end: the live messages must not follow a gap.
+          failOnError: true,
+        });
+      },
+    };
+  }
+
+  /**
    * Resumes a stream of an MCP session this process does not hold (another replica's, or one from
    * before a restart) from the durable log. Only the session's own tenant and principal get it.
    */
@@ -510,30 +539,35 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     if (fresh && entry.transport.sessionId === undefined) await closeEntry(entry);
     // Its request was cancelled while the SDK replayed it: the SDK registered it anew, end it again.
     if (resumedStreamId !== undefined) entry.requests?.endIfCancelled(resumedStreamId);
+    // What waits for the client of a live stream is bounded: past it the stream is read from the log
+    // at the client's pace (a resume's stored part always is: the SDK's replay would write all of it
+    // before the client could read any).
+    const mcpSessionId = entry.transport.sessionId;
     if (
-      resumed !== undefined &&
-      streamEvents !== undefined &&
-      sessionId !== undefined &&
-      lastEventId !== undefined &&
+      mcpSessionId !== undefined &&
       response.status === 200 &&
       response.body !== null &&
       response.headers.get('content-type')?.startsWith('text/event-stream') === true
     ) {
-      const stored = followLog(
-        streamEvents,
-        streamOwnerOf(request, sessionId),
-        resumed.streamId,
-        lastEventId,
-        {
-          untilLogEnd: true,
-          // The SDK's stream, which follows, keeps the connection alive.
-          keepAliveMs: 0,
-          // Not an end: the live messages must not follow a gap.
-          failOnError: true,
-        },
-      );
+      const knownStreamId =
+        request.method !== 'GET'
+          ? undefined
+          : lastEventId === undefined
+            ? STANDALONE_STREAM_ID
+            : resumedStreamId;
       const { status, headers } = response;
-      response = new Response(storedThenLive(stored, response.body), { status, headers });
+      const body = liveWithinLimit(response.body, {
+        ...readLogOf(request, entry, mcpSessionId, knownStreamId),
+        ...(resumed !== undefined && lastEventId !== undefined ? { resumeAfter: lastEventId } : {}),
+        onDropped: (heldBytes) => {
+          options.onStreamDropped?.();
+          request.log.info(
+            { mcpSessionId, heldBytes },
+            'MCP event stream dropped: its client fell behind the live messages and the stream cannot be read from the log (it may resume with Last-Event-ID)',
+          );
+        },
+      });
+      response = new Response(body, { status, headers });
     }
     // A resumed request stream ends after its response, also one replayed from the log (a
     // batch's: after the last of them).

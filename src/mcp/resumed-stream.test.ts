@@ -20,7 +20,7 @@ import { createLogger } from '../observability/logger.ts';
 import { createDatabase, type DatabaseHandle } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { createMcpHttpPlugin } from './http-transport.ts';
-import { storedThenLive } from './resumed-stream.ts';
+import { liveWithinLimit } from './live-stream-limit.ts';
 import {
   createStreamEventLog,
   type McpStreamEventsDb,
@@ -195,7 +195,7 @@ test('a message both read from the log and sent live while the resume was regist
     });
   const stored = streamOf([encoder.encode(': resumed\n\n'), frame('5'), frame('6')]);
   const live = streamOf([frame('6'), encoder.encode(': keepalive\n\n'), frame('unstored-1'), frame('7')]);
-  const response = new Response(storedThenLive(stored, live));
+  const response = new Response(liveWithinLimit(live, { resumeAfter: '4', readLog: async () => stored }));
   const frames = await readFrames(response, () => false);
   assert.deepEqual(
     frames.filter((each) => each.data !== '').map((each) => each.id),
@@ -242,7 +242,7 @@ test('a live stream whose stored part cannot be read from the log fails, rather 
       liveCancelled = true;
     },
   });
-  const reader = storedThenLive(stored, live).getReader();
+  const reader = liveWithinLimit(live, { resumeAfter: from, readLog: async () => stored }).getReader();
   const decoder = new TextDecoder();
   let text = '';
   await assert.rejects(async () => {

@@ -34,7 +34,7 @@ export interface FollowStreamOptions {
   onError?: (error: unknown) => void;
   /**
    * A failed read of the log errors the stream instead of ending it: for a caller that goes on
-   * after it (storedThenLive), an end would skip what was not read.
+   * after it (liveWithinLimit), an end would skip what was not read.
    */
   failOnError?: boolean;
 }

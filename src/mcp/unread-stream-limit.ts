@@ -2,7 +2,8 @@
 // every message of a stream (notifications, keep-alives, responses) into its web stream without
 // waiting for the client; piped as it is, a client that keeps the connection open but never reads
 // would have the server queue all of that in memory. A resumed stream's stored messages are read
-// from the log only as this body asks for them (stream-follower.ts). (Such a client's connection is dropped
+// from the log only as this body asks for them (stream-follower.ts), and live ones beyond the
+// read-ahead wait within a bound too (live-stream-limit.ts). (Such a client's connection is dropped
 // by the rule both kinds of event stream share, src/http/stalled-client.ts.)
 
 import { PassThrough, type Readable } from 'node:stream';
@@ -75,8 +76,12 @@ export function readWithinUnreadLimit(
       }
     }
   };
-  pump().catch((error: unknown) => {
+  const fail = (error: unknown): void => {
     body.destroy(error instanceof Error ? error : new Error(String(error)));
-  });
+  };
+  pump().catch(fail);
+  // A source that fails while the pump waits for the client (live-stream-limit.ts drops a client
+  // that fell behind) ends the body at once.
+  reader.closed.catch(fail);
   return body;
 }
