@@ -241,6 +241,25 @@ describe('RFC 6962 Merkle tree', () => {
     }
   });
 
+  test('a subtree appended by its root is the same tree as its leaves appended; only where one can start', () => {
+    const leaves = Array.from({ length: 29 }, (_, i) => hashLeaf(Buffer.from(`leaf ${i}`)));
+    for (const size of [1, 2, 4, 8]) {
+      for (let before = 0; before + size <= 20; before += size) {
+        const frontier = new MerkleFrontier();
+        for (const leaf of leaves.slice(0, before)) frontier.append(leaf);
+        frontier.appendSubtree(size, computeRoot(leaves.slice(before, before + size)));
+        for (const leaf of leaves.slice(before + size)) frontier.append(leaf);
+        assert.equal(frontier.size, leaves.length);
+        assert.deepEqual(frontier.root(), computeRoot(leaves), `${size} after ${before}`);
+      }
+    }
+    const frontier = new MerkleFrontier();
+    for (const leaf of leaves.slice(0, 6)) frontier.append(leaf);
+    assert.throws(() => frontier.appendSubtree(4, EMPTY_ROOT), /a subtree of 4 leaves cannot follow 6/);
+    assert.throws(() => frontier.appendSubtree(3, EMPTY_ROOT), RangeError);
+    assert.equal(frontier.size, 6);
+  });
+
   test('subtrees that cannot be a frontier are refused', () => {
     const hash = hashLeaf(Buffer.from('x'));
     assert.equal(MerkleFrontier.fromSubtrees([{ size: 3, hash }]), null);
