@@ -43,7 +43,7 @@ const FRAME_ID = /^(?:event: [^\n]*\n)?id: ([1-9][0-9]*)\n/;
  * SDK's writeSSEEvent and priming event, createFollowStream) with its `id:` line first or after
  * `event:`. Undefined for comments and for messages the store could not keep (`unstored-…`).
  */
-export function storedIdOf(chunk: Uint8Array, decoder: TextDecoder): number | undefined {
+function storedIdOf(chunk: Uint8Array, decoder: TextDecoder): number | undefined {
   const match = FRAME_ID.exec(decoder.decode(chunk.subarray(0, 64)));
   return match === null ? undefined : Number(match[1]);
 }
