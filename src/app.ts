@@ -162,6 +162,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
   const telemetry = createTelemetry({
     config,
     metrics,
+    logger,
     serviceVersion: VERSION,
     spanProcessors: deps.spanProcessors,
   });

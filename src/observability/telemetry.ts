@@ -9,6 +9,7 @@ import { createQuerySpanLogger } from './db-tracing.ts';
 import { createGenAiTracer, type GenAiTracer } from './genai-spans.ts';
 import { createHttpTracingPlugin } from './http-tracing-plugin.ts';
 import { createLlmTelemetry, type LlmTelemetry } from './llm-telemetry.ts';
+import type { Logger } from './logger.ts';
 import { createMcpTelemetry, type McpNetworkTransport, type McpTelemetry } from './mcp-telemetry.ts';
 import type { Metrics } from './metrics.ts';
 import { startTracing, type Tracing, type TracingOptions } from './tracing.ts';
@@ -20,6 +21,8 @@ export interface TelemetryOptions {
   serviceVersion: string;
   /** OTEL_* settings; read from the environment when absent. */
   otel?: OtelEnv;
+  /** Logs a warning (component `tracing`) per OTEL_* value ignored; without it they go to stderr. */
+  logger?: Logger;
   /** Test seam, see TracingOptions.spanProcessors. */
   spanProcessors?: TracingOptions['spanProcessors'];
 }
@@ -48,6 +51,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     environment: options.config.logging.environment,
     otel,
     spanProcessors: options.spanProcessors,
+    ...(options.logger ? { onWarning: warnTo(options.logger) } : {}),
     ...(options.config.egress ? { egressProxy: options.config.egress.proxy } : {}),
   });
   const genAi = createGenAiTracer({
@@ -64,4 +68,9 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     querySpanLogger: (system) => createQuerySpanLogger({ tracer: tracing.tracer, system }),
     shutdown: () => tracing.shutdown(),
   };
+}
+
+function warnTo(logger: Logger): (message: string) => void {
+  const tracingLogger = logger.child({ component: 'tracing' });
+  return (message) => tracingLogger.warn(message);
 }

@@ -24,12 +24,18 @@ import {
   BatchSpanProcessor,
   ParentBasedSampler,
   type Sampler,
+  type SpanExporter,
   type SpanProcessor,
   TraceIdRatioBasedSampler,
   TracerProvider,
 } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import { isTracingConfigured, type OtelEnv, type TracesSampler } from '../config/otel-env.ts';
+import {
+  type BatchSpanProcessorSettings,
+  isTracingConfigured,
+  type OtelEnv,
+  type TracesSampler,
+} from '../config/otel-env.ts';
 import type { Config } from '../config/schema.ts';
 import { createNodeProxyAgent } from '../security/egress-proxy.ts';
 import { StderrSpanExporter } from './stderr-span-exporter.ts';
@@ -47,6 +53,11 @@ export interface TracingOptions {
   spanProcessors?: SpanProcessor[];
   /** `egress.proxy`: the OTLP exporter reaches its endpoint through it, as other outbound calls do. */
   egressProxy?: Config['egress']['proxy'];
+  /**
+   * Told each OTEL_* value that was ignored (`otel.warnings`) when tracing starts; default: a
+   * `maos: warning:` line on stderr (the `maos mcp` proxy has no logger, and its stdout is the protocol).
+   */
+  onWarning?: (message: string) => void;
 }
 
 export interface Tracing {
@@ -60,7 +71,8 @@ export interface Tracing {
 /**
  * Starts tracing when configured and registers the provider globally (AsyncLocalStorage context
  * manager, W3C propagator), so spans started anywhere nest under the active one. Sampling follows
- * OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on).
+ * OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on), span limits
+ * the OTEL_SPAN_* / OTEL_ATTRIBUTE_* limits, and the exporter's batching OTEL_BSP_*.
  */
 export function startTracing(options: TracingOptions): Tracing {
   const exporting =
@@ -71,8 +83,11 @@ export function startTracing(options: TracingOptions): Tracing {
   if (processors.length === 0) {
     return { enabled: false, tracer: trace.getTracer(TRACER_NAME), shutdown: async () => {} };
   }
+  const warn = options.onWarning ?? ((message) => process.stderr.write(`maos: warning: ${message}\n`));
+  for (const message of options.otel.warnings) warn(message);
   const provider = new TracerProvider({
     sampler: createSampler(options.otel.tracesSampler),
+    spanLimits: options.otel.spanLimits,
     resource: resourceFromAttributes({
       ...options.otel.resourceAttributes,
       [ATTR_SERVICE_NAME]: options.otel.serviceName ?? options.serviceName,
@@ -125,7 +140,7 @@ function createExportProcessor(
   egressProxy: Config['egress']['proxy'] | undefined,
 ): { processor: SpanProcessor; agent?: Agent } {
   if (otel.tracesExporter === 'console') {
-    return { processor: new BatchSpanProcessor({ exporter: new StderrSpanExporter() }) };
+    return { processor: createBatchSpanProcessor(new StderrSpanExporter(), otel.batchSpanProcessor) };
   }
   // The exporter sends with node:http, not fetch: a node agent through the proxy, chosen once for
   // its one endpoint (keep-alive, as the exporter's own agent has it).
@@ -139,7 +154,18 @@ function createExportProcessor(
     ...(otel.tracesEndpoint ? { url: otel.tracesEndpoint } : {}),
     ...(agent ? { httpAgentOptions: () => agent } : {}),
   });
-  return { processor: new BatchSpanProcessor({ exporter }), ...(agent ? { agent } : {}) };
+  return {
+    processor: createBatchSpanProcessor(exporter, otel.batchSpanProcessor),
+    ...(agent ? { agent } : {}),
+  };
+}
+
+/** The SDK's batch span processor around `exporter`, with the OTEL_BSP_* settings that are set. */
+export function createBatchSpanProcessor(
+  exporter: SpanExporter,
+  settings: BatchSpanProcessorSettings,
+): SpanProcessor {
+  return new BatchSpanProcessor({ exporter, ...settings });
 }
 
 /**
