@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { trace } from '@opentelemetry/api';
 import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
 import {
   InMemorySpanExporter,
@@ -254,6 +255,27 @@ describe('OTEL_BSP_* on the OTLP exporter, to a receiver on 127.0.0.1', () => {
       ['a'],
       ['b'],
     ]);
+  });
+});
+
+describe('shutdown with a collector that cannot be reached', () => {
+  test('resolves, says the last spans were lost, and leaves no tracer registered', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const warnings: string[] = [];
+    const tracing = startTracing({
+      serviceName: 'maos',
+      serviceVersion: 'test',
+      otel: readOtelEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${port}/v1/traces` }),
+      onWarning: (message) => warnings.push(message),
+    });
+    tracing.tracer.startSpan('lost').end();
+    await tracing.shutdown();
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', /^the last spans could not be exported at shutdown: /);
+    assert.equal(trace.getTracer('maos').startSpan('after').isRecording(), false);
   });
 });
 
