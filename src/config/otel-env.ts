@@ -7,7 +7,7 @@
 export interface OtelEnv {
   /** `OTEL_SDK_DISABLED=true` turns all telemetry off. */
   sdkDisabled: boolean;
-  /** `OTEL_TRACES_EXPORTER`: `otlp`, `console` or `none` (comma lists use the first value). */
+  /** `OTEL_TRACES_EXPORTER`: `otlp`, `console` or `none` (comma lists use the first value; others: `otlp`). */
   tracesExporter?: string;
   /** `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or, with `/v1/traces` appended, `OTEL_EXPORTER_OTLP_ENDPOINT`. */
   tracesEndpoint?: string;
@@ -24,8 +24,8 @@ export interface OtelEnv {
   /** `OTEL_SPAN_*`, `OTEL_EVENT_*`, `OTEL_LINK_*` and `OTEL_ATTRIBUTE_*` limits; unset: the SDK's defaults. */
   spanLimits: SpanLimitSettings;
   /**
-   * One message per value set but unusable (not a number, out of range, an unsupported sampler).
-   * Each such value is ignored, as if unset, as the OpenTelemetry specification asks.
+   * One message per value set but unusable (not a number, out of range, an unsupported sampler or
+   * exporter, a boolean neither true nor false). Each is ignored, as the OpenTelemetry specification asks.
    */
   warnings: string[];
 }
@@ -88,13 +88,12 @@ export function readOtelEnv(env: NodeJS.ProcessEnv = process.env): OtelEnv {
     appendTracesPath(nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT));
   const warnings: string[] = [];
   return {
-    sdkDisabled: nonEmpty(env.OTEL_SDK_DISABLED)?.toLowerCase() === 'true',
-    tracesExporter: nonEmpty(env.OTEL_TRACES_EXPORTER)?.split(',')[0]?.trim().toLowerCase(),
+    sdkDisabled: readBoolean(env, 'OTEL_SDK_DISABLED', warnings),
+    tracesExporter: readTracesExporter(nonEmpty(env.OTEL_TRACES_EXPORTER), warnings),
     tracesEndpoint,
     serviceName: nonEmpty(env.OTEL_SERVICE_NAME),
     resourceAttributes: parseResourceAttributes(nonEmpty(env.OTEL_RESOURCE_ATTRIBUTES)),
-    captureMessageContent:
-      nonEmpty(env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)?.toLowerCase() === 'true',
+    captureMessageContent: readBoolean(env, 'OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT', warnings),
     tracesSampler: parseTracesSampler(
       nonEmpty(env.OTEL_TRACES_SAMPLER)?.toLowerCase(),
       nonEmpty(env.OTEL_TRACES_SAMPLER_ARG),
@@ -104,6 +103,37 @@ export function readOtelEnv(env: NodeJS.ProcessEnv = process.env): OtelEnv {
     spanLimits: readSpanLimitSettings(env, warnings),
     warnings,
   };
+}
+
+/** `true` or `false` in any case; anything else is false, with a warning, as the specification asks. */
+function readBoolean(env: NodeJS.ProcessEnv, name: string, warnings: string[]): boolean {
+  const raw = nonEmpty(env[name]);
+  const value = raw?.toLowerCase();
+  if (raw !== undefined && value !== 'true' && value !== 'false') {
+    warnings.push(`${name}=${JSON.stringify(raw)} is neither true nor false: false applies`);
+  }
+  return value === 'true';
+}
+
+const TRACES_EXPORTERS: ReadonlySet<string> = new Set(['otlp', 'console', 'none']);
+
+/**
+ * The first exporter of the list: MAOS sends spans to one. One it does not have (`zipkin`, a typo)
+ * is the specification's default, `otlp`, with a warning; so is every exporter listed after the first.
+ */
+function readTracesExporter(raw: string | undefined, warnings: string[]): string | undefined {
+  if (raw === undefined) return undefined;
+  const [first = '', ...rest] = raw.split(',').map((name) => name.trim().toLowerCase());
+  if (rest.length > 0) {
+    warnings.push(
+      `OTEL_TRACES_EXPORTER=${JSON.stringify(raw)} lists more than one exporter: only the first, ${JSON.stringify(first)}, is used`,
+    );
+  }
+  if (TRACES_EXPORTERS.has(first)) return first;
+  warnings.push(
+    `OTEL_TRACES_EXPORTER=${JSON.stringify(raw)} is not an exporter MAOS has (otlp, console, none): otlp applies`,
+  );
+  return 'otlp';
 }
 
 const SAMPLER_ROOTS: ReadonlySet<string> = new Set(['always_on', 'always_off', 'traceidratio']);

@@ -1,6 +1,7 @@
 // The batch span processor (OTEL_BSP_*) and span limit (OTEL_SPAN_*, OTEL_EVENT_*, OTEL_LINK_*,
 // OTEL_ATTRIBUTE_*) variables: read in src/config, handed to the SDK by startTracing, since the
-// trace SDK 3 reads no environment variable itself; an unusable value is ignored with a warning.
+// trace SDK 3 reads no environment variable itself; an unusable value of these or of the other
+// OTEL_* variables MAOS reads is ignored with a warning.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -134,6 +135,37 @@ describe('reading OTEL_BSP_* and the span limits', () => {
       readOtelEnv({ OTEL_TRACES_SAMPLER: 'always_on', OTEL_TRACES_SAMPLER_ARG: 'x' }).warnings,
       [],
     );
+  });
+
+  test('an exporter MAOS does not have is otlp, a boolean neither true nor false is false; both warned about', () => {
+    const zipkin = readOtelEnv({ OTEL_TRACES_EXPORTER: 'Zipkin' });
+    assert.equal(zipkin.tracesExporter, 'otlp');
+    assert.deepEqual(zipkin.warnings, [
+      'OTEL_TRACES_EXPORTER="Zipkin" is not an exporter MAOS has (otlp, console, none): otlp applies',
+    ]);
+    const two = readOtelEnv({ OTEL_TRACES_EXPORTER: 'console, otlp' });
+    assert.equal(two.tracesExporter, 'console');
+    assert.deepEqual(two.warnings, [
+      'OTEL_TRACES_EXPORTER="console, otlp" lists more than one exporter: only the first, "console", is used',
+    ]);
+    const yes = readOtelEnv({
+      OTEL_SDK_DISABLED: '1',
+      OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: 'yes',
+    });
+    assert.equal(yes.sdkDisabled, false);
+    assert.equal(yes.captureMessageContent, false);
+    assert.deepEqual(yes.warnings, [
+      'OTEL_SDK_DISABLED="1" is neither true nor false: false applies',
+      'OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="yes" is neither true nor false: false applies',
+    ]);
+    const fine = readOtelEnv({
+      OTEL_TRACES_EXPORTER: 'NONE',
+      OTEL_SDK_DISABLED: 'False',
+      OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: 'TRUE',
+    });
+    assert.equal(fine.tracesExporter, 'none');
+    assert.equal(fine.captureMessageContent, true);
+    assert.deepEqual(fine.warnings, []);
   });
 });
 
