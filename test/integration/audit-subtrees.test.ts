@@ -254,6 +254,33 @@ describe('stored block roots after raw SQL edits (SQLite)', { timeout: 120_000 }
     }
   });
 
+  test('records changed in two stored blocks: verify says of each block that a record in it was changed', async () => {
+    const t = await signedLog();
+    try {
+      await sql`DROP TRIGGER audit_log_no_update`.execute(t.db);
+      for (const seq of [5, B + 5]) {
+        await sql`UPDATE audit_log SET event = replace(event, 'key-', 'key-X') WHERE seq = ${seq}`.execute(
+          t.db,
+        );
+      }
+      const report = await t.verify();
+      assert.deepEqual([report.ok, report.firstBrokenIndex], [false, 5]);
+      for (const [first, last] of [
+        [0, B - 1],
+        [B, 2 * B - 1],
+      ]) {
+        assert.ok(
+          report.problems.includes(
+            `the hash of records ${first}..${last} stored for proofs (audit_subtrees) does not match them: stored before a record in it was changed`,
+          ),
+          report.problems.join('\n'),
+        );
+      }
+    } finally {
+      await t.dispose();
+    }
+  });
+
   test('a stored root changed: proofs over it fail against the signed root, verify names it; deleted, it is computed again', async () => {
     const t = await signedLog();
     try {

@@ -52,8 +52,11 @@ export async function verifyAuditEntries(
 ): Promise<VerifyReport> {
   const problems: string[] = [];
   let firstBroken: number | null = null;
+  // The position of the latest finding: one inside a block explains a stored root it no longer matches.
+  let lastBroken = -1;
   const flag = (index: number, problem: string) => {
     if (firstBroken === null || index < firstBroken) firstBroken = index;
+    lastBroken = Math.max(lastBroken, index);
     if (problems.length < MAX_PROBLEMS) problems.push(problem);
   };
 
@@ -90,7 +93,7 @@ export async function verifyAuditEntries(
       block.append(leaf);
       // A block with a record missing or out of place is not compared: the seq finding explains it.
       if (seq === blockFirst + SUBTREE_LEAVES - 1 && block.size === SUBTREE_LEAVES) {
-        checkSubtreeRoot(subtreeRoots.get(blockFirst), block.root(), seq, firstBroken, flag);
+        checkSubtreeRoot(subtreeRoots.get(blockFirst), block.root(), seq, index, lastBroken, flag);
       }
     }
     index += 1;
@@ -185,23 +188,24 @@ function checkEntry(
 }
 
 /**
- * Compares the stored root of the block ending at `last` with the root of its records as read. A
- * finding inside the block already explains a difference; otherwise the stored hash was changed
- * (proofs over the block then fail against the signed roots; its rows can be deleted: they are
- * computed again from the records).
+ * Compares the stored root of the block ending at seq `last` (read at position `index`) with the
+ * root of its records as read. A finding inside the block (`lastBroken` among its positions)
+ * already explains a difference; otherwise the stored hash was changed (proofs over the block then
+ * fail against the signed roots; its rows can be deleted: they are computed again from the records).
  */
 function checkSubtreeRoot(
   stored: Buffer | undefined,
   computed: Buffer,
   last: number,
-  firstBroken: number | null,
+  index: number,
+  lastBroken: number,
   flag: (index: number, problem: string) => void,
 ): void {
   if (!stored || stored.equals(computed)) return;
   const first = last + 1 - SUBTREE_LEAVES;
-  const explained = firstBroken !== null && firstBroken >= first && firstBroken <= last;
+  const explained = lastBroken > index - SUBTREE_LEAVES;
   flag(
-    explained ? (firstBroken as number) : first,
+    explained ? lastBroken : index + 1 - SUBTREE_LEAVES,
     `the hash of records ${first}..${last} stored for proofs (audit_subtrees) does not match them: ${explained ? 'stored before a record in it was changed' : 'the stored hash was changed'}`,
   );
 }
