@@ -457,7 +457,7 @@ describe('audit log on SQLite', () => {
       log.consistencyProof(3, 8, 'acme'),
       log.inclusionProof(2, 8, 'acme'),
       log.inclusionProof(5, 8, 'other'),
-      // Callers without a tenant (the platform) count as one tenant of their own.
+      // Callers that name no tenant share one place, as a tenant of their own.
       log.inclusionProof(6, 8),
       log.consistencyProof(2, 8),
     ]);

@@ -109,7 +109,7 @@ export interface AuditLog {
   /**
    * RFC 6962 inclusion proof of the record at `index` in the tree of the first `size` records.
    * Proofs are computed one at a time (createProofQueue: RESOURCE_LIMIT_EXCEEDED when too many
-   * wait, or one of `requester`'s, the tenant asking, does; without one, the platform's).
+   * wait, or one of `requester`'s, the tenant asking, does; callers that name none share one place).
    */
   inclusionProof(index: number, size: number, requester?: ProofRequester): Promise<AuditInclusionProof>;
   /** RFC 6962 consistency proof between the first `from` and the first `to` records (in turn, as above). */

@@ -35,7 +35,7 @@ export const MAX_PENDING_PROOFS = 4;
  */
 export const MAX_PENDING_PROOFS_PER_TENANT = 1;
 
-/** Who asked for a proof: a tenant's id; callers without one (the platform) count as one tenant. */
+/** Who asked for a proof: the caller's tenant id (every HTTP caller has one); null ones share a place. */
 export type ProofRequester = string | null;
 
 /**
