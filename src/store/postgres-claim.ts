@@ -10,33 +10,111 @@ import type { Database, TasksTable } from './schema.ts';
 import type { ClaimRequest } from './task-store.ts';
 
 /**
- * Claims up to `limit` ready tasks, oldest ready first: ready → leased, attempts + 1. Tasks whose
- * session row is locked at this moment (another replica finishing or cancelling in it) are left for
- * the next claim; the session rows of the claimed tasks stay locked until the claim commits, so the
- * claim's own event appends do not wait either.
+ * Claims up to `limit` ready tasks, fairly between tenants and oldest ready first within one (the
+ * order of claimReadyTasks, docs/adr/0013-fair-claims-between-tenants.md): ready → leased, attempts
+ * + 1. Tasks whose session row is locked at this moment (another replica finishing or cancelling in
+ * it) are left for the next claim; the session rows of the claimed tasks stay locked until the
+ * claim commits, so the claim's own event appends do not wait either.
  *
- * The tasks are picked in a MATERIALIZED CTE, evaluated once. As `UPDATE … WHERE id IN (SELECT …
- * LIMIT n FOR … SKIP LOCKED)` the planner may run the subquery on the inner side of a nested loop,
- * once per row of the outer scan; each run skips the rows this statement has already updated and
- * locks the next n, so one claim could take every ready task, far more than the worker's free
- * slots (its scheduler then ran them all at once).
+ * One statement when one tenant has all the ready tasks (or none are ready), the common case: it
+ * claims that tenant's oldest, and reports whether several tenants have ready tasks; only then does
+ * the fair claim below run, which costs PostgreSQL about twice the planning.
+ *
+ * The CTEs are MATERIALIZED, evaluated once. As `UPDATE … WHERE id IN (SELECT … LIMIT n FOR …
+ * SKIP LOCKED)` the planner may run the subquery on the inner side of a nested loop, once per row
+ * of the outer scan; each run skips the rows this statement has already updated and locks the next
+ * n, so one claim could take every ready task, far more than the worker's free slots (its
+ * scheduler then ran them all at once).
  */
 export async function claimReadyTasksPostgres(
   trx: Kysely<Database>,
   request: ClaimRequest,
 ): Promise<TasksTable[]> {
-  const { rows } = await sql<TasksTable>`
-    with picked as materialized (
+  // The lowest and highest tenant id with ready tasks: the two ends of tasks_ready_tenant.
+  const { rows } = await sql<TasksTable & { several_tenants: boolean }>`
+    with bounds as materialized (
+      select min(tenant_id) as lo, max(tenant_id) as hi from tasks where status = 'ready'
+    ),
+    picked as materialized (
       select t.id from tasks t join sessions s on s.id = t.session_id
-      where t.status = 'ready'
+      where t.status = 'ready' and t.tenant_id = (select lo from bounds where lo = hi)
       order by t.ready_at
       limit ${request.limit}
       for no key update of t, s skip locked
+    ),
+    claimed as (
+      update tasks set ${claimedColumns(trx, request)}
+      from picked
+      where tasks.id = picked.id
+      returning tasks.*
     )
-    update tasks set
-      status = 'leased', lease_owner = ${request.owner},
-      lease_expires_at = ${leaseDeadline(trx, request.now, request.leaseMs)}, attempts = attempts + 1,
-      updated_at = ${request.now}
+    select claimed.*, bounds.lo is distinct from bounds.hi as several_tenants
+    from bounds left join claimed on true`.execute(trx);
+  if (rows[0]?.several_tenants) return claimFairly(trx, request);
+  return rows.filter((row) => row.id !== null).map(({ several_tenants: _, ...task }) => task);
+}
+
+/** What a claim sets on the tasks it takes. */
+function claimedColumns(trx: Kysely<Database>, request: ClaimRequest) {
+  return sql`
+    status = 'leased', lease_owner = ${request.owner},
+    lease_expires_at = ${leaseDeadline(trx, request.now, request.leaseMs)}, attempts = attempts + 1,
+    updated_at = ${request.now}`;
+}
+
+/**
+ * The claim when several tenants have ready tasks, in two steps, as `FOR … SKIP LOCKED` cannot go
+ * with the window function that ranks: `shares` reads, without locks, how many of the slots each
+ * tenant gets (its `limit` oldest ready tasks ranked running + 1, running + 2, … where running
+ * counts its tasks claimed now on every replica, the lowest `limit` ranks taken); `picked` then
+ * locks each tenant's share of its oldest ready tasks, skipping those locked. Replicas claiming at
+ * the same moment compute the same shares, and each takes the next unlocked tasks of a tenant, as
+ * the claim oldest-first across tenants did. The tenants with ready tasks are found by stepping
+ * through tasks_ready_tenant from one tenant id to the next, so the claim reads about `limit` rows
+ * per such tenant, never the whole queue. (`picked` repeats the limit its shares add up to: with
+ * its estimate the planner updates the tasks by key instead of hashing the whole table.)
+ */
+async function claimFairly(trx: Kysely<Database>, request: ClaimRequest): Promise<TasksTable[]> {
+  const { rows } = await sql<TasksTable>`
+    with recursive ready_tenants(tenant_id) as (
+      (select tenant_id from tasks where status = 'ready' order by tenant_id limit 1)
+      union all
+      select (
+        select t.tenant_id from tasks t where t.status = 'ready' and t.tenant_id > r.tenant_id
+        order by t.tenant_id limit 1
+      )
+      from ready_tenants r where r.tenant_id is not null
+    ),
+    shares as materialized (
+      select top.tenant_id, count(*) as share from (
+        select r.tenant_id from ready_tenants r
+        cross join lateral (
+          select count(*) as running from tasks l
+          where l.status in ('leased', 'running') and l.tenant_id = r.tenant_id
+        ) claimed
+        cross join lateral (
+          select oldest.ready_at, row_number() over (order by oldest.ready_at) as position from (
+            select t.ready_at from tasks t where t.status = 'ready' and t.tenant_id = r.tenant_id
+            order by t.ready_at limit ${request.limit}
+          ) oldest
+        ) c
+        where r.tenant_id is not null
+        order by claimed.running + c.position, c.ready_at
+        limit ${request.limit}
+      ) top
+      group by top.tenant_id
+    ),
+    picked as materialized (
+      select p.id from shares cross join lateral (
+        select t.id from tasks t join sessions s on s.id = t.session_id
+        where t.status = 'ready' and t.tenant_id = shares.tenant_id
+        order by t.ready_at
+        limit shares.share
+        for no key update of t, s skip locked
+      ) p
+      limit ${request.limit}
+    )
+    update tasks set ${claimedColumns(trx, request)}
     from picked
     where tasks.id = picked.id
     returning tasks.*`.execute(trx);

@@ -30,10 +30,50 @@ const STARTED_STATUS = transitionTask(
 );
 
 /**
- * Claims up to `limit` ready tasks (oldest ready first): ready → leased, attempts + 1. With
- * `start`, SQLite goes straight on to running in the same UPDATE (one writer: the claim and the
- * start share a transaction anyway); the rows' status tells the caller whether it still has to
- * start them. The caller writes the start events.
+ * The lowest and highest tenant id with ready tasks (null: none), from the ends of the partial index
+ * tasks_ready_tenant: equal when one tenant has all the ready tasks, the common case, claimed oldest
+ * first without ranking tenants.
+ */
+const readyTenantRange = precompileQuery<Database, { lo: string | null; hi: string | null }>(0, (db) => ({
+  compile: () =>
+    sql<{ lo: string | null; hi: string | null }>`select
+      (select min(tenant_id) from tasks where status = 'ready') as lo,
+      (select max(tenant_id) from tasks where status = 'ready') as hi`.compile(db),
+}));
+
+/**
+ * SQLite's fair pick of `limit` ready tasks among several tenants (see claimReadyTasks): each
+ * tenant with ready tasks (found by stepping through tasks_ready_tenant from one tenant id to the
+ * next), its `limit` oldest ranked running + 1, running + 2, … where running counts its tasks
+ * claimed now (tasks_claimed_tenant), the lowest ranks first, the older task on a tie.
+ */
+function fairPick(limit: number) {
+  return sql<string>`(
+    with recursive ready_tenants(tenant_id) as (
+      select min(tenant_id) from tasks where status = 'ready'
+      union all
+      select (select min(t.tenant_id) from tasks t where t.status = 'ready' and t.tenant_id > r.tenant_id)
+      from ready_tenants r where r.tenant_id is not null
+    ),
+    ranked as (
+      select c.id, c.ready_at,
+        (select count(*) from tasks l where l.status in ('leased', 'running') and l.tenant_id = r.tenant_id)
+          + row_number() over (partition by r.tenant_id order by c.ready_at) as rank
+      from ready_tenants r join tasks c on c.rowid in (
+        select t.rowid from tasks t where t.status = 'ready' and t.tenant_id = r.tenant_id
+        order by t.ready_at limit ${limit})
+    )
+    select id from ranked order by rank, ready_at limit ${limit})`;
+}
+
+/**
+ * Claims up to `limit` ready tasks, fairly between tenants and oldest ready first within one (see
+ * docs/adr/0013-fair-claims-between-tenants.md): ready → leased, attempts + 1. Each slot goes to
+ * the tenant with the fewest tasks claimed now (on every replica) plus those this claim has given
+ * it so far; with one tenant ready, that is simply its oldest ready tasks. With `start`, SQLite goes
+ * straight on to running in the same UPDATE (one writer: the claim and the start share a
+ * transaction anyway); the rows' status tells the caller whether it still has to start them. The
+ * caller writes the start events.
  */
 export async function claimReadyTasks(
   trx: Kysely<Database>,
@@ -42,14 +82,21 @@ export async function claimReadyTasks(
 ): Promise<TasksTable[]> {
   // PostgreSQL: a claim that never waits for a lock (see postgres-claim.ts).
   if (dialect === 'postgres') return claimReadyTasksPostgres(trx, request);
-  const candidates = trx
-    .selectFrom('tasks')
-    .select('id')
-    // A literal, not a bound parameter: only then can SQLite use the partial index tasks_ready_queue
-    // (WHERE status = 'ready'); with `status = ?` every claim scanned the whole tasks table.
-    .where('status', '=', sql.lit('ready'))
-    .orderBy('ready_at')
-    .limit(request.limit);
+  const { lo, hi } = (await readyTenantRange(trx)).rows[0] ?? { lo: null, hi: null };
+  if (lo === null) return [];
+  const candidates =
+    lo === hi
+      ? trx
+          .selectFrom('tasks')
+          .select('id')
+          // A literal, not a bound parameter: only then can SQLite use the partial index
+          // tasks_ready_tenant (WHERE status = 'ready'); with `status = ?` every claim scanned the
+          // whole tasks table.
+          .where('status', '=', sql.lit('ready'))
+          .where('tenant_id', '=', lo)
+          .orderBy('ready_at')
+          .limit(request.limit)
+      : fairPick(request.limit);
   // SQLite serialises writers (the write queue holds the lock), so it needs no row locks.
   return trx
     .updateTable('tasks')
@@ -81,6 +128,14 @@ const startReadiedTask = precompileQuery<Database, TasksTable>(4, (db, [owner, e
     })
     .where('id', '=', taskId as string)
     .where('status', '=', sql.lit('pending'))
+    // Fair between tenants (claimReadyTasks): while a task of another tenant waits in the ready
+    // queue, the slot goes to the claim, which ranks the tenants. Two ranges of tasks_ready_tenant.
+    .where(
+      sql<boolean>`not exists (select 1 from tasks w where w.status = 'ready' and w.tenant_id < tasks.tenant_id)`,
+    )
+    .where(
+      sql<boolean>`not exists (select 1 from tasks w where w.status = 'ready' and w.tenant_id > tasks.tenant_id)`,
+    )
     .returningAll(),
 );
 
@@ -89,7 +144,9 @@ const startReadiedTask = precompileQuery<Database, TasksTable>(4, (db, [owner, e
  * running in one UPDATE each, attempts + 1, lease from now): the finishing transaction's hand-off
  * of a chain's next step to the slot that just became free (engine/advance-sessions.ts). SQLite
  * only (in process: a precompiled UPDATE by id per task costs no round trip). Returns the rows
- * started, in the order given; a task no longer pending is skipped.
+ * started, in the order given; a task no longer pending is skipped, and so is every task while
+ * tasks of another tenant wait in the ready queue (the caller makes it ready: the next claim
+ * decides, fairly between tenants, which runs first).
  */
 export async function startReadiedTasks(
   trx: Kysely<Database>,

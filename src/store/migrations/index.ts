@@ -26,6 +26,7 @@ import * as sessionRequestedBudget from './0023-session-requested-budget.ts';
 import * as mcpStreamRequiredPermissions from './0024-mcp-stream-required-permissions.ts';
 import * as auditSubtrees from './0026-audit-subtrees.ts';
 import * as tenantExportIndexes from './0028-tenant-export-indexes.ts';
+import * as taskReadyTenantIndex from './0029-task-ready-tenant-index.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -60,4 +61,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0024_mcp_stream_required_permissions', migration: mcpStreamRequiredPermissions },
   { name: '0026_audit_subtrees', migration: auditSubtrees },
   { name: '0028_tenant_export_indexes', migration: tenantExportIndexes },
+  { name: '0029_task_ready_tenant_index', migration: taskReadyTenantIndex },
 ];

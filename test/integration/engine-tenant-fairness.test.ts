@@ -1,0 +1,246 @@
+// Claims are fair between tenants (docs/adr/0013-fair-claims-between-tenants.md): a tenant whose
+// ready tasks outnumber the worker slots does not keep another tenant's task waiting behind all of
+// them. The freed slot goes to the tenant with the fewest tasks claimed now, on every replica; with
+// one tenant ready a claim still takes every free slot, oldest ready first. SQLite (where the finish
+// of a chain's step would otherwise hand the next step to its own slot) and PostgreSQL, one engine
+// and two on one database.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import pg from 'pg';
+import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
+import { isTerminalSessionStatus } from '../../src/domain/session-state.ts';
+import type { Actor } from '../../src/engine/session-service.ts';
+import { claimReadyTasks } from '../../src/store/task-store.ts';
+import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
+import { createTestDatabase } from '../fixtures/postgres.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+
+const QUIET: Actor = { tenantId: 'quiet', principalId: 'test' };
+const OTHER: Actor = { tenantId: 'other', principalId: 'test' };
+
+/** Runs that go on until released one by one (or all at once with `releaseAll`), in start order. */
+function heldRuntime() {
+  const started: Array<{ taskId: string; tenantId: string; name: string }> = [];
+  const held = new Map<string, () => void>();
+  let holding = true;
+  const runtime: AgentRuntime = {
+    kind: 'llm',
+    async run(task, ctx) {
+      started.push({ taskId: task.taskId, tenantId: task.tenantId, name: task.name });
+      if (holding) {
+        await new Promise<void>((resolve, reject) => {
+          held.set(task.taskId, resolve);
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
+        });
+      }
+      return { output: task.name };
+    },
+  };
+  return {
+    runtime,
+    started,
+    release(taskId: string) {
+      const resolve = held.get(taskId);
+      assert.ok(resolve, `task ${taskId} is not held`);
+      held.delete(taskId);
+      resolve();
+    },
+    releaseAll() {
+      holding = false;
+      for (const resolve of held.values()) resolve();
+      held.clear();
+    },
+  };
+}
+
+async function addTenants(harness: Harness): Promise<void> {
+  for (const id of [QUIET.tenantId, OTHER.tenantId]) {
+    await harness.handle.db
+      .insertInto('tenants')
+      .values({ id, name: id, created_at: 0 } as never)
+      .execute();
+  }
+}
+
+/** Ready tasks of a tenant now. */
+async function readyOf(harness: Harness, tenantId: string): Promise<number> {
+  const row = await harness.handle.db
+    .selectFrom('tasks')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('status', '=', 'ready')
+    .where('tenant_id', '=', tenantId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+type Shape = 'parallel tasks' | 'chains';
+
+/**
+ * The default tenant fills every slot and has more ready tasks besides (independent tasks, or the
+ * first steps of chains whose next steps a finish would hand to its own slot); the quiet tenant
+ * then submits one task. When one slot frees, that task is the next to start.
+ */
+async function checkQuietTenantNext(
+  engines: Harness[],
+  held: ReturnType<typeof heldRuntime>,
+  shape: Shape,
+  slots: number,
+): Promise<void> {
+  const [first] = engines as [Harness];
+  await addTenants(first);
+  const sessions: string[] = [];
+  for (let i = 0; i < slots + 2; i++) {
+    const agents =
+      shape === 'chains'
+        ? [
+            { name: 'first', role: 'engineer', task: 'step 1' },
+            { name: 'second', role: 'engineer', task: 'step 2', depends_on: ['first'] },
+          ]
+        : [{ name: 'only', role: 'engineer', task: 'work' }];
+    const { session } = await first.engine.service.createSession(ACTOR, { objective: `busy ${i}`, agents });
+    sessions.push(session.id);
+  }
+  for (const engine of engines) engine.engine.start();
+  await waitFor(() => held.started.length === slots, 20_000, 'every slot running a task of the busy tenant');
+  const { session: quiet } = await first.engine.service.createSession(QUIET, {
+    objective: 'one task',
+    agents: [{ name: 'quiet', role: 'engineer', task: 'work' }],
+  });
+  assert.equal(await readyOf(first, ACTOR.tenantId), 2, 'the busy tenant has two tasks waiting');
+  held.release(held.started[0]!.taskId);
+  await waitFor(() => held.started.length > slots, 20_000, 'a task started on the freed slot');
+  assert.deepEqual(
+    { tenant: held.started[slots]!.tenantId, name: held.started[slots]!.name },
+    { tenant: QUIET.tenantId, name: 'quiet' },
+    `the quiet tenant's task runs next, before the ${shape} the busy tenant has waiting`,
+  );
+  assert.equal(await readyOf(first, ACTOR.tenantId), shape === 'chains' ? 3 : 2, 'still waiting');
+  held.releaseAll();
+  for (const [actor, id] of [...sessions.map((id) => [ACTOR, id] as const), [QUIET, quiet.id] as const]) {
+    const done = await waitFor(
+      async () => {
+        const detail = await first.engine.service.getSession(actor, id);
+        return isTerminalSessionStatus(detail.status) && detail;
+      },
+      30_000,
+      `session ${id} finished`,
+    );
+    assert.equal(done.status, 'completed', done.error ?? '');
+  }
+}
+
+describe('fair claims between tenants', { timeout: 180_000 }, () => {
+  for (const shape of ['parallel tasks', 'chains'] as const) {
+    test(`SQLite: a quiet tenant's task takes the next free slot (busy tenant's ${shape})`, async (t) => {
+      const held = heldRuntime();
+      const harness = await createHarness({ llm: held.runtime, concurrency: 2, start: false });
+      t.after(() => harness.close());
+      await checkQuietTenantNext([harness], held, shape, 2);
+    });
+
+    test(`PostgreSQL, two engines: a quiet tenant's task takes the next free slot (busy tenant's ${shape})`, async (t) => {
+      const database = await createTestDatabase();
+      t.after(() => database.drop());
+      const held = heldRuntime();
+      const engines: Harness[] = [];
+      for (const workerId of ['left', 'right']) {
+        const harness = await createHarness({
+          llm: held.runtime,
+          concurrency: 1,
+          start: false,
+          workerId,
+          storeUrl: database.url,
+        });
+        t.after(() => harness.close());
+        engines.push(harness);
+      }
+      await checkQuietTenantNext(engines, held, shape, 2);
+    });
+  }
+
+  for (const store of ['SQLite', 'PostgreSQL', 'PostgreSQL with nested-loop plans only'] as const) {
+    test(`${store}: one claim shares its slots by the tasks each tenant has claimed`, async (t) => {
+      const database = store === 'SQLite' ? undefined : await createTestDatabase();
+      if (database) t.after(() => database.drop());
+      if (database && store !== 'PostgreSQL') {
+        // Plans PostgreSQL is free to choose, forced for every connection of the engine: nested
+        // loops only, which would run an unmaterialized locking subquery once per outer row.
+        const admin = new pg.Client({ connectionString: database.url });
+        await admin.connect();
+        try {
+          const name = new URL(database.url).pathname.slice(1);
+          for (const setting of ['hashjoin', 'hashagg', 'material', 'mergejoin', 'sort']) {
+            await admin.query(`alter database ${name} set enable_${setting} = off`);
+          }
+        } finally {
+          await admin.end();
+        }
+      }
+      const harness = await createHarness({
+        llm: heldRuntime().runtime,
+        concurrency: 0,
+        start: false,
+        ...(database ? { storeUrl: database.url } : {}),
+      });
+      t.after(() => harness.close());
+      await addTenants(harness);
+      const { db, dialect } = harness.handle;
+      const submit = async (actor: Actor, tasks: number) => {
+        const agents = Array.from({ length: tasks }, (_, i) => ({
+          name: `t${i}`,
+          role: 'engineer',
+          task: 'x',
+        }));
+        await harness.engine.service.createSession(actor, { objective: actor.tenantId, agents });
+      };
+      await submit(ACTOR, 6);
+      await submit(QUIET, 6);
+      await submit(OTHER, 1);
+      // Ready in this order, one task after the other: the default tenant's tasks are the oldest,
+      // and each tenant's in plan order (t0 first).
+      for (const [offset, tenant] of ['default', 'quiet', 'other'].entries()) {
+        for (let i = 0; i < 6; i++) {
+          await db
+            .updateTable('tasks')
+            .set({ ready_at: 1_000 * (offset + 1) + i })
+            .where('tenant_id', '=', tenant)
+            .where('name', '=', `t${i}`)
+            .execute();
+        }
+      }
+      let round = 0;
+      /** Claims `limit` tasks as owner `round-N` and returns how many each tenant got. */
+      const claim = async (limit: number) => {
+        const owner = `round-${++round}`;
+        const rows = await claimReadyTasks(db, dialect, { owner, limit, leaseMs: 60_000, now: Date.now() });
+        assert.ok(rows.every((row) => row.lease_owner === owner));
+        const got: Record<string, number> = {};
+        for (const row of rows) got[row.tenant_id] = (got[row.tenant_id] ?? 0) + 1;
+        return got;
+      };
+      // Nothing claimed yet: one task of each tenant in turn, the oldest tenant's first.
+      assert.deepEqual(await claim(4), { default: 2, quiet: 1, other: 1 });
+      // Claimed now: default 2, quiet 1, other 1 (and nothing more ready): quiet catches up first.
+      assert.deepEqual(await claim(3), { default: 1, quiet: 2 });
+      // Within a tenant oldest first.
+      const quietClaimed = await db
+        .selectFrom('tasks')
+        .select('name')
+        .where('tenant_id', '=', 'quiet')
+        .where('lease_owner', 'is not', null)
+        .orderBy('name')
+        .execute();
+      assert.deepEqual(
+        quietClaimed.map((row) => row.name),
+        ['t0', 't1', 't2'],
+      );
+      // Work-conserving: a claim takes every ready task it has slots for…
+      assert.deepEqual(await claim(10), { default: 3, quiet: 3 });
+      assert.deepEqual(await claim(3), {});
+      // …also when one tenant alone has ready tasks.
+      await submit(OTHER, 3);
+      assert.deepEqual(await claim(2), { other: 2 });
+      assert.deepEqual(await claim(2), { other: 1 });
+    });
+  }
+});
