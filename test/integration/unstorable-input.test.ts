@@ -60,6 +60,16 @@ for (const store of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    test('a body nested deeper than 100 levels is refused as such, however deep', async () => {
+      const agents = [{ role: 'qa', task: 'say hi', runner: 'ok' }];
+      const deep = 100_000;
+      const body = `{"objective":"ok","agents":${JSON.stringify(agents)},"metadata":{"a":${'['.repeat(deep)}${']'.repeat(deep)}}}`;
+      const [issue] = (await refused('POST', '/v1/sessions', body)) ?? [];
+      assert.equal(issue?.message, 'nests arrays and objects more than 100 levels deep');
+      // The body is level 1, so the array at metadata.a is level 3: 98 more make 101.
+      assert.equal(issue?.path, `/metadata/a${'/0'.repeat(98)}`);
+    });
+
     test('API input holding NUL or an unpaired surrogate is refused, and nothing is written', async () => {
       const agents = [{ role: 'qa', task: 'say hi', runner: 'ok' }];
       const listed = async () =>

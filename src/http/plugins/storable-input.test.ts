@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { findUnstorableText } from './storable-input.ts';
+import { findUnstorableText, MAX_NESTING_DEPTH } from './storable-input.ts';
 
 const NUL_MESSAGE = 'must not contain the character U+0000 (NUL)';
 
@@ -19,4 +19,18 @@ test('a key holding NUL is named at the object that has it', () => {
     path: '/meta',
     message: `has a key that ${NUL_MESSAGE}`,
   });
+});
+
+test('a value nested deeper than the limit is named where it goes too deep, however deep it is', () => {
+  const nest = (levels: number): unknown => {
+    let value: unknown = 'leaf';
+    for (let i = 0; i < levels; i++) value = i % 2 === 0 ? [value] : { k: value };
+    return value;
+  };
+  assert.equal(findUnstorableText(nest(MAX_NESTING_DEPTH)), undefined);
+  const tooDeep = findUnstorableText(nest(MAX_NESTING_DEPTH + 1));
+  assert.equal(tooDeep?.message, 'nests arrays and objects more than 100 levels deep');
+  assert.equal(tooDeep?.path.split('/').length, MAX_NESTING_DEPTH + 1);
+  // Far past what a recursive walk survives (it threw RangeError: Maximum call stack size exceeded).
+  assert.equal(findUnstorableText(nest(200_000))?.message, tooDeep?.message);
 });

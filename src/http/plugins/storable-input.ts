@@ -2,7 +2,9 @@
 // or key) of the body, query or path holding U+0000 (NUL), which PostgreSQL's text cannot hold, or
 // an unpaired surrogate (`"\ud800"` in JSON), which no database stores as sent. 400
 // VALIDATION_FAILED on SQLite and PostgreSQL alike, rather than a 500 or a silently altered value.
-// MCP tool arguments get the same check (mcp/tool-input-errors.ts).
+// So is a value nested deeper than MAX_NESTING_DEPTH, which no input needs and on which a recursive
+// walk (this one first) overflows the stack. MCP tool arguments get the same check
+// (mcp/tool-input-errors.ts).
 import type { FastifySchemaCompiler } from 'fastify';
 
 /** Where a string cannot be stored as sent, and why. */
@@ -12,7 +14,15 @@ export interface UnstorableText {
   message: string;
 }
 
+/**
+ * Deepest nesting of arrays and objects a request part may have. Plans, metadata and tool arguments
+ * nest a few levels; a body of 100,000 `[` (200 KB) overflowed the stack of the walk below, and was
+ * refused only by accident, as "malformed".
+ */
+export const MAX_NESTING_DEPTH = 100;
+
 const NUL_MESSAGE = 'must not contain the character U+0000 (NUL)';
+const NESTING_MESSAGE = `nests arrays and objects more than ${MAX_NESTING_DEPTH} levels deep`;
 const SURROGATE_MESSAGE = 'must be well-formed Unicode (it holds an unpaired surrogate)';
 
 function problemOf(text: string): string | undefined {
@@ -25,16 +35,20 @@ function escapePointer(key: string): string {
   return key.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
-/** The first string of `value` (walked depth first, keys before their values) that cannot be stored. */
-export function findUnstorableText(value: unknown, path = ''): UnstorableText | undefined {
+/**
+ * The first string of `value` (walked depth first, keys before their values) that cannot be stored,
+ * or the first array or object nested deeper than MAX_NESTING_DEPTH (`depth` is that of `value`).
+ */
+export function findUnstorableText(value: unknown, path = '', depth = 0): UnstorableText | undefined {
   if (typeof value === 'string') {
     const message = problemOf(value);
     return message ? { path: path || '/', message } : undefined;
   }
   if (value === null || typeof value !== 'object') return undefined;
+  if (depth >= MAX_NESTING_DEPTH) return { path: path || '/', message: NESTING_MESSAGE };
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = findUnstorableText(value[i], `${path}/${i}`);
+      const found = findUnstorableText(value[i], `${path}/${i}`, depth + 1);
       if (found) return found;
     }
     return undefined;
@@ -43,7 +57,7 @@ export function findUnstorableText(value: unknown, path = ''): UnstorableText | 
     // A key holding NUL cannot be escaped into a readable pointer: the problem is named at its object.
     const keyMessage = problemOf(key);
     if (keyMessage) return { path: path || '/', message: `has a key that ${keyMessage}` };
-    const found = findUnstorableText(child, `${path}/${escapePointer(key)}`);
+    const found = findUnstorableText(child, `${path}/${escapePointer(key)}`, depth + 1);
     if (found) return found;
   }
   return undefined;
