@@ -50,7 +50,7 @@ export interface AuditCheckpointsTable {
   tree: string | null;
 }
 
-/** The stored root of a complete, aligned block of audit records (migration 0026, audit-subtrees.ts). */
+/** The stored root of a complete, aligned block of audit records (migration 0025, audit-subtrees.ts). */
 export interface AuditSubtreesTable {
   /** Seq of the block's first record: a multiple of `leaves`. */
   first_seq: number;

@@ -95,7 +95,7 @@ const KEPT_TABLE_KEYS: Readonly<Record<string, readonly string[]>> = {
 const TENANT_INDEX_ORDERS: Readonly<Record<string, readonly string[]>> = {
   // sessions_tenant_created
   sessions: ['created_at', 'id'],
-  // session_settings_tenant (migration 0028)
+  // session_settings_tenant (migration 0026)
   session_settings: ['session_id'],
   // webhooks_tenant
   webhooks: ['created_at', 'id'],

@@ -1,5 +1,5 @@
 // Stored roots of complete, aligned blocks of SUBTREE_LEAVES audit records (`audit_subtrees`,
-// migration 0026): a proof takes a block's root from here instead of reading and hashing its records.
+// migration 0025): a proof takes a block's root from here instead of reading and hashing its records.
 // A row is written when a proof first needs its block (audit-proof.ts), never by the appends.
 import type { SecurityDb } from '../security-tables.ts';
 
@@ -63,7 +63,7 @@ export async function storeSubtreeRoots(db: SecurityDb, roots: ReadonlyMap<numbe
 
 /**
  * Every stored block root, by the seq of the block's first record (for `maos audit verify`); none in
- * a database from before migration 0026 (verify reads a database as it finds it).
+ * a database from before migration 0025 (verify reads a database as it finds it).
  */
 export async function readAllSubtreeRoots(db: SecurityDb): Promise<Map<number, Buffer>> {
   try {

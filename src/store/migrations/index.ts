@@ -24,9 +24,9 @@ import * as taskClaimedTenantIndex from './0021-task-claimed-tenant-index.ts';
 import * as auditCheckpointTree from './0022-audit-checkpoint-tree.ts';
 import * as sessionRequestedBudget from './0023-session-requested-budget.ts';
 import * as mcpStreamRequiredPermissions from './0024-mcp-stream-required-permissions.ts';
-import * as auditSubtrees from './0026-audit-subtrees.ts';
-import * as tenantExportIndexes from './0028-tenant-export-indexes.ts';
-import * as taskReadyTenantIndex from './0029-task-ready-tenant-index.ts';
+import * as auditSubtrees from './0025-audit-subtrees.ts';
+import * as tenantExportIndexes from './0026-tenant-export-indexes.ts';
+import * as taskReadyTenantIndex from './0027-task-ready-tenant-index.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -59,7 +59,7 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0022_audit_checkpoint_tree', migration: auditCheckpointTree },
   { name: '0023_session_requested_budget', migration: sessionRequestedBudget },
   { name: '0024_mcp_stream_required_permissions', migration: mcpStreamRequiredPermissions },
-  { name: '0026_audit_subtrees', migration: auditSubtrees },
-  { name: '0028_tenant_export_indexes', migration: tenantExportIndexes },
-  { name: '0029_task_ready_tenant_index', migration: taskReadyTenantIndex },
+  { name: '0025_audit_subtrees', migration: auditSubtrees },
+  { name: '0026_tenant_export_indexes', migration: tenantExportIndexes },
+  { name: '0027_task_ready_tenant_index', migration: taskReadyTenantIndex },
 ];

@@ -1,4 +1,4 @@
-// Migration 0029_task_ready_tenant_index: the ready queue indexed by tenant, then ready time, in
+// Migration 0027_task_ready_tenant_index: the ready queue indexed by tenant, then ready time, in
 // place of the index by ready time alone. Claims are fair between tenants (docs/adr/0013): they
 // find the tenants with ready tasks (a walk of this index from one tenant id to the next), take each
 // one's oldest ready tasks (one range of it), and claim oldest first straight from it when a single

@@ -1,4 +1,4 @@
-// Migration 0028_tenant_export_indexes: `maos tenants export` reads a tenant's rows of a table a page
+// Migration 0026_tenant_export_indexes: `maos tenants export` reads a tenant's rows of a table a page
 // at a time, each page after the last row of the one before (store/tenant-export.ts). With an index
 // led by the tenant and followed by the columns the pages are read in, a page is one range of it;
 // without, each page read every row of the tenant again and sorted them, so the export of a tenant

@@ -1,4 +1,4 @@
-// Migration 0026_audit_subtrees: stored RFC 6962 roots of complete, aligned blocks of audit records
+// Migration 0025_audit_subtrees: stored RFC 6962 roots of complete, aligned blocks of audit records
 // (security/audit/audit-subtrees.ts), so an inclusion or consistency proof reads a few of them and
 // the records of at most a few blocks instead of the whole log. Rows are written when a proof first
 // needs a block, never by the appends; each is computed from records that no longer change, so
