@@ -10,7 +10,7 @@ import type { WebStandardStreamableHTTPServerTransport } from '@modelcontextprot
 /** Requests in flight (and cancelled streams) remembered per MCP session; beyond this the oldest are forgotten. */
 const MAX_REMEMBERED = 1000;
 
-type RequestId = string | number;
+export type RequestId = string | number;
 
 function requestIdOf(value: unknown): RequestId | undefined {
   return typeof value === 'string' || typeof value === 'number' ? value : undefined;
@@ -53,6 +53,11 @@ export interface RequestTracker {
   isStreamOver(streamId: string): boolean | undefined;
   /** Ends `streamId` again if its requests were cancelled: a resume has just registered it anew. */
   endIfCancelled(streamId: string): void;
+  /**
+   * The SSE stream request `id`'s messages go on, as the SDK mapped it when the request came in
+   * (also once it is answered and the SDK forgot it). Undefined when unknown.
+   */
+  streamOf(id: RequestId): string | undefined;
 }
 
 export interface TrackRequestsOptions {
@@ -88,6 +93,8 @@ export function trackRequests(
   const cancelledOn = new Map<string, RequestId>();
   /** Streams that carry a batch. */
   const batches = new Map<string, true>();
+  /** Each request's stream, as mapped when it came in (a client may reuse an id later: the last). */
+  const streamsOfRequests = new Map<RequestId, string>();
 
   /** Whether `streamId` carries several requests; the SDK maps all of a POST's before handling one. */
   function carriesBatch(streamId: string): boolean {
@@ -117,6 +124,8 @@ export function trackRequests(
     if (id !== undefined && typeof incoming.method === 'string') {
       remember(pending, id, true);
       const streamId = streamOfRequest(transport, id);
+      streamsOfRequests.delete(id);
+      if (streamId !== undefined) remember(streamsOfRequests, id, streamId);
       if (streamId !== undefined && !batches.has(streamId) && carriesBatch(streamId)) {
         remember(batches, streamId, true);
         options.onBatchStream?.(streamId);
@@ -169,6 +178,9 @@ export function trackRequests(
     endIfCancelled(streamId) {
       const cancelled = cancelledOn.get(streamId);
       if (cancelled !== undefined && !awaitsResponse(streamId)) transport.closeSSEStream(cancelled);
+    },
+    streamOf(id) {
+      return streamsOfRequests.get(id);
     },
   };
 }

@@ -46,7 +46,7 @@ import {
   type StreamEventLog,
   type StreamOwner,
 } from './stream-event-log.ts';
-import { createFollowStream, type FollowStreamOptions } from './stream-follower.ts';
+import { createFollowStream, type FollowStreamOptions, PrunedMessagesError } from './stream-follower.ts';
 import { openAtOnce } from './stream-opening.ts';
 import { permissionsOfToolCalls } from './tool-runner.ts';
 import { readWithinUnreadLimit } from './unread-stream-limit.ts';
@@ -369,7 +369,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     owner: StreamOwner,
     streamId: string,
     afterEventId: string,
-    how: Pick<FollowStreamOptions, 'untilLogEnd' | 'keepAliveMs' | 'failOnError'>,
+    how: Pick<FollowStreamOptions, 'untilLogEnd' | 'keepAliveMs' | 'failOnError' | 'gapless'>,
   ): ReadableStream<Uint8Array> {
     return createFollowStream({
       log,
@@ -379,14 +379,19 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       pollMs: FOLLOW_POLL_MS,
       idleMs: config.mcp.sessionIdleSeconds * 1000,
       signal: shutdown.signal,
-      onError: (error) => logger.warn({ err: error }, 'resuming an MCP stream from the log failed'),
+      onError: (error) => {
+        // Not a failure of the log: the client fell further behind than it keeps (logged as a drop).
+        if (error instanceof PrunedMessagesError) return;
+        logger.warn({ err: error }, 'resuming an MCP stream from the log failed');
+      },
       ...how,
     });
   }
 
   /**
-   * How a live stream of `entry` (`streamId`, when known; else the stream of the event it reads
-   * after) is read from the log when its client falls behind; none without a log.
+   * How live stream `streamId` of `entry` is read from the log when its client falls behind; none
+   * without a log, or when its id is unknown. Known from the start, not looked up by the last
+   * message the client got: that one may be pruned by then while the ones it lacks are not.
    */
   function readLogOf(
     request: FastifyRequest,
@@ -395,21 +400,29 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     streamId: string | undefined,
   ): Pick<LiveWithinLimitOptions, 'readLog'> {
     const log = streamEvents;
-    if (log === undefined || entry.eventStore === undefined) return {};
+    if (log === undefined || entry.eventStore === undefined || streamId === undefined) return {};
     const owner = streamOwnerOf(request, mcpSessionId);
     return {
-      readLog: async (afterEventId) => {
-        const stream = streamId ?? (await log.findStream(owner, afterEventId))?.streamId;
-        if (stream === undefined) throw new Error(`MCP event ${afterEventId} is no longer in the log`);
-        return followLog(log, owner, stream, afterEventId, {
+      readLog: async (afterEventId, firstEventId) =>
+        followLog(log, owner, streamId, afterEventId, {
           untilLogEnd: true,
           // The SDK's stream, read all the while, keeps the connection alive.
           keepAliveMs: 0,
-          // Not an end: the live messages must not follow a gap.
+          // Not an end: the live messages must not follow a gap, nor skip what was pruned.
           failOnError: true,
-        });
-      },
+          gapless: firstEventId === undefined ? {} : { firstEventId },
+        }),
     };
+  }
+
+  /** The SSE stream the SDK answers POST `body` on (its requests share one), once it handled them. */
+  function streamOfPost(entry: McpSessionEntry, body: unknown): string | undefined {
+    for (const message of Array.isArray(body) ? body : [body]) {
+      const { id, method } = (message ?? {}) as { id?: unknown; method?: unknown };
+      if (typeof method !== 'string' || (typeof id !== 'string' && typeof id !== 'number')) continue;
+      return entry.requests?.streamOf(id);
+    }
+    return undefined;
   }
 
   /**
@@ -551,7 +564,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     ) {
       const knownStreamId =
         request.method !== 'GET'
-          ? undefined
+          ? streamOfPost(entry, request.body)
           : lastEventId === undefined
             ? STANDALONE_STREAM_ID
             : resumedStreamId;
@@ -564,6 +577,13 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
           request.log.info(
             { mcpSessionId, heldBytes },
             'MCP event stream dropped: its client fell behind the live messages and the stream cannot be read from the log (it may resume with Last-Event-ID)',
+          );
+        },
+        onPruned: () => {
+          options.onStreamDropped?.();
+          request.log.info(
+            { mcpSessionId, streamId: knownStreamId },
+            'MCP event stream dropped: its client fell further behind than the log keeps (mcp.replayBufferSize), and messages it lacks were pruned (its resume is refused)',
           );
         },
       });

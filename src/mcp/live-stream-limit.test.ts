@@ -4,12 +4,14 @@
 // them waits beyond the read-ahead; past that the client gets them from the log (real SQLite) at
 // its own pace, each once and in order, then live again. A stream without a log is dropped instead.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
-import { after, before, test } from 'node:test';
+import { after, before, type TestContext, test } from 'node:test';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { Kysely } from 'kysely';
@@ -27,6 +29,7 @@ import { createMcpHttpPlugin } from './http-transport.ts';
 import { type LiveWithinLimitOptions, liveWithinLimit, MAX_HELD_LIVE_BYTES } from './live-stream-limit.ts';
 import {
   createStreamEventLog,
+  createStreamEventsRetentionTarget,
   type McpStreamEventsDb,
   STANDALONE_STREAM_ID,
   type StreamEventLog,
@@ -294,4 +297,205 @@ test('over /mcp, the answers of a batch its client does not read yet are read fr
     calls.map((call) => call.id),
     'every answer once',
   );
+});
+
+/** Instructions of a role: each answer of list_roles carries them twice, about 10 MiB. */
+const LARGE = 'x'.repeat(5 * MIB);
+
+interface PausedBatch {
+  sessionId: string;
+  /** Lets the next call of the batch answer and waits until its answer is stored. */
+  answerNext: () => Promise<void>;
+  /** The batch's response, not read yet. */
+  answer: IncomingMessage;
+  /** Streams dropped (maos_mcp_streams_dropped_total). */
+  drops: () => number;
+  url: string;
+  negotiated: string;
+}
+
+/**
+ * A batch of `calls` list_roles calls over /mcp (protocol 2025-03-26) whose client reads nothing,
+ * and whose calls answer one at a time as the test says: the first with about 10 MiB, which fills
+ * the read-ahead (8 MiB) alone; the others with about 1 MiB. The second is taken on by the stream's
+ * opening (stream-opening.ts reads one message ahead), the third is held for the client, the
+ * fourth makes the stream read on from the log after the second. The batch goes over a Unix
+ * socket, whose buffers hold a few hundred KiB (a TCP connection's on loopback may hold megabytes).
+ */
+async function pausedBatch(t: TestContext, calls: number): Promise<PausedBatch> {
+  const role = { name: 'big', description: 'd', capabilities: [], instructions: LARGE, builtIn: false };
+  const smaller = { ...role, instructions: TEXT.slice(MIB / 2) };
+  const config = loadConfig({ env: {}, overrides: { host: '127.0.0.1', dataDir: dir } });
+  const gates: Array<() => void> = [];
+  const opened = Array.from({ length: calls }, () => new Promise<void>((resolve) => gates.push(resolve)));
+  let called = 0;
+  let dropped = 0;
+  const service = createFakeSessionService();
+  const app = await buildHttpServer({
+    config,
+    service,
+    logger: createLogger({ level: 'silent' }),
+    readiness: async () => ({}),
+    listRoles: () => [],
+    authenticate: async () => ({ tenantId: 'acme', principalId: 'alice' }),
+    plugins: [
+      createMcpHttpPlugin({
+        service,
+        config,
+        streamEvents: log,
+        onStreamDropped: () => {
+          dropped += 1;
+        },
+        listRoles: async () => {
+          const call = called++;
+          await opened[call];
+          return [call === 0 ? role : smaller];
+        },
+      }),
+    ],
+  });
+  t.after(() => app.close());
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const socketPath = join(dir, `mcp-${randomUUID()}.sock`);
+  const unix = createServer((socket) => app.server.emit('connection', socket));
+  await new Promise<void>((resolve) => unix.listen(socketPath, resolve));
+  t.after(() => new Promise<void>((resolve) => unix.close(() => resolve())));
+  const { sessionId, negotiated } = await initializeMcp(url, '2025-03-26');
+  const batch = Array.from({ length: calls }, (_, i) => ({
+    jsonrpc: '2.0',
+    id: i + 1,
+    method: 'tools/call',
+    params: { name: 'list_roles', arguments: { include_instructions: true } },
+  }));
+  const answer = await new Promise<IncomingMessage>((resolve, reject) => {
+    const sent = request({
+      socketPath,
+      path: '/mcp',
+      method: 'POST',
+      agent: false,
+      headers: {
+        host: '127.0.0.1',
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': negotiated,
+      },
+    });
+    sent.once('error', reject);
+    sent.once('response', (response) => {
+      response.pause();
+      resolve(response);
+    });
+    sent.end(JSON.stringify(batch));
+  });
+  t.after(() => answer.destroy());
+  assert.equal(answer.statusCode, 200);
+  let answered = 0;
+  let newest = 0;
+  return {
+    sessionId,
+    url,
+    negotiated,
+    answer,
+    drops: () => dropped,
+    async answerNext() {
+      gates[answered]?.();
+      answered += 1;
+      // Counted by id: the log may have been pruned meanwhile.
+      await waitFor(
+        async () => {
+          const last = Number((await storedAnswers(sessionId)).at(-1) ?? 0);
+          if (last <= newest) return false;
+          newest = last;
+          return true;
+        },
+        60_000,
+        `answer ${answered} to be stored`,
+      );
+    },
+  };
+}
+
+/** The stored event ids of the answers of `sessionId`'s tool calls, oldest first. */
+async function storedAnswers(sessionId: string): Promise<string[]> {
+  const rows = await (handle.db as unknown as Kysely<McpStreamEventsDb>)
+    .selectFrom('mcp_stream_events')
+    .select('id')
+    .where('mcp_session_id', '=', sessionId)
+    .where('message', 'like', '%"result":{"content"%')
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => String(row.id));
+}
+
+/** Keeps the newest message of each stream, as the retention job does with `mcp.replayBufferSize: 1`. */
+async function pruneToNewest(): Promise<void> {
+  const target = createStreamEventsRetentionTarget({ retentionMs: 3_600_000, perStreamLimit: 1 });
+  await target.deleteBatch(handle.db, Date.now(), 10_000);
+}
+
+/** Reads `answer` to its end (or until its connection fails): the event ids of the answers, and how it ended. */
+async function readAnswers(answer: IncomingMessage): Promise<{ ids: string[]; failed: boolean }> {
+  const ids: string[] = [];
+  const parser = createSseParser();
+  answer.setEncoding('utf8');
+  answer.resume();
+  try {
+    for await (const text of answer) {
+      for (const frame of parser.push(text as string)) {
+        if (frame.data.includes('"result":{"content"') && frame.id !== undefined) ids.push(frame.id);
+      }
+    }
+    return { ids, failed: !answer.complete };
+  } catch {
+    return { ids, failed: true };
+  }
+}
+
+test('over /mcp, a request stream goes on from the log when the last message its client got was pruned but none it lacks', {
+  timeout: 180_000,
+}, async (t) => {
+  const batch = await pausedBatch(t, 5);
+  for (let i = 0; i < 3; i += 1) await batch.answerNext();
+  // The client got the first two answers (read ahead for it), the third waits for it. The log keeps
+  // only the third now: the last message the client got is gone, none it lacks is.
+  const third = (await storedAnswers(batch.sessionId))[2];
+  await pruneToNewest();
+  assert.deepEqual(await storedAnswers(batch.sessionId), [third], 'the first two answers were pruned');
+  // The fourth makes the stream read on from the log after the second. Before, the stream was
+  // looked up by the second answer: not found, the connection ended (and its resume was refused).
+  await batch.answerNext();
+  await batch.answerNext();
+  const { ids, failed } = await readAnswers(batch.answer);
+  assert.equal(failed, false, 'the stream ends after its last answer');
+  assert.equal(ids.length, 5, 'every answer once');
+  assert.deepEqual(ids.slice(2), await storedAnswers(batch.sessionId));
+  assert.equal(batch.drops(), 0);
+});
+
+test('over /mcp, a request stream whose client lacks a pruned message ends, counted, and is not resumed past it', {
+  timeout: 180_000,
+}, async (t) => {
+  const batch = await pausedBatch(t, 5);
+  for (let i = 0; i < 4; i += 1) await batch.answerNext();
+  // The stream reads on from the log after the second answer; the third, which the client lacks,
+  // is pruned before it reads it. Before, the stream went on without it.
+  await pruneToNewest();
+  await batch.answerNext();
+  const { ids, failed } = await readAnswers(batch.answer);
+  // The first answer reached it; the second, read ahead of it, went with the connection.
+  assert.equal(ids.length, 1, 'only the answer the client took');
+  assert.equal(failed, true, 'the connection ends without the last answers');
+  assert.equal(batch.drops(), 1);
+  // Its resume from the last one it got is refused: that one is gone too.
+  const resumed = await fetch(`${batch.url}/mcp`, {
+    headers: {
+      accept: 'text/event-stream',
+      'mcp-session-id': batch.sessionId,
+      'mcp-protocol-version': batch.negotiated,
+      'last-event-id': ids.at(-1) ?? '',
+    },
+  });
+  assert.equal(resumed.status, 400);
+  await resumed.body?.cancel();
 });

@@ -7,9 +7,13 @@
 // and the client gets the stream's messages from the durable log instead (the SDK stores each
 // before it sends it), after the last one it got and at its own pace, as a REST event stream reads
 // its events; caught up with the log, it is fed live again. A stream that has no log to read from
-// is dropped instead (the connection ends, as for a stalled client).
+// is dropped instead (the connection ends, as for a stalled client), and so is one whose client
+// lacks messages the log pruned meanwhile (it fell further behind than the log keeps): the stream
+// does not go on past them.
 // A resume on the process holding the MCP session starts from the log: what was stored after its
 // Last-Event-ID, then live.
+
+import { PrunedMessagesError } from './stream-follower.ts';
 
 /**
  * Live bytes held for a client that takes no more (its read-ahead is full) before the stream reads
@@ -20,10 +24,11 @@ export const MAX_HELD_LIVE_BYTES = 1024 * 1024;
 export interface LiveWithinLimitOptions {
   /**
    * The stream's stored messages after `afterEventId`, read from the log as the reader asks, up to
-   * what is stored, and failing (not ending) when the log cannot be read (createFollowStream with
-   * `untilLogEnd` and `failOnError`). Absent: the stream has no log.
+   * what is stored, and failing (not ending) when the log cannot be read or lacks messages the
+   * reader has not got: `firstEventId`, when given, is the first of them (createFollowStream with
+   * `untilLogEnd`, `failOnError` and `gapless`). Absent: the stream has no log.
    */
-  readLog?: (afterEventId: string) => Promise<ReadableStream<Uint8Array>>;
+  readLog?: (afterEventId: string, firstEventId?: string) => Promise<ReadableStream<Uint8Array>>;
   /** A resume's Last-Event-ID: the messages stored after it come from the log first, then live. */
   resumeAfter?: string;
   /** @defaultValue MAX_HELD_LIVE_BYTES */
@@ -34,6 +39,11 @@ export interface LiveWithinLimitOptions {
    * its connection; the client may resume with Last-Event-ID.
    */
   onDropped?: (heldBytes: number) => void;
+  /**
+   * Called when messages the reader lacks were pruned from the log before it read them
+   * (PrunedMessagesError): the stream then fails, which ends its connection.
+   */
+  onPruned?: () => void;
 }
 
 const FRAME_ID = /^(?:event: [^\n]*\n)?id: ([1-9][0-9]*)\n/;
@@ -73,6 +83,8 @@ export function liveWithinLimit(
   let fromLog: Promise<ReadableStreamDefaultReader<Uint8Array>> | undefined;
   /** Live chunks were let go while reading the log: it is read again before going live. */
   let letGo = false;
+  /** The first stored message let go that the reader has not got yet, by id. */
+  let owed: number | undefined;
   /** Set when the client fell behind with no log to read from. */
   let dropped: Error | undefined;
   /** Wakes a reader waiting for live chunks. */
@@ -80,6 +92,15 @@ export function liveWithinLimit(
   let output: ReadableStreamDefaultController<Uint8Array> | undefined;
 
   function letGoOfHeld(): void {
+    if (owed === undefined) {
+      for (const chunk of held) {
+        const id = storedIdOf(chunk, decoder);
+        if (id !== undefined && id > lastId) {
+          owed = id;
+          break;
+        }
+      }
+    }
     held = [];
     heldBytes = 0;
   }
@@ -88,7 +109,10 @@ export function liveWithinLimit(
     // What is held now was stored before the log is read: the read carries it.
     letGoOfHeld();
     letGo = false;
-    fromLog = readLog(after).then((stream) => stream.getReader());
+    // The read must start with the first one let go (it fails if that was pruned meanwhile).
+    const first = owed === undefined ? undefined : String(owed);
+    owed = undefined;
+    fromLog = readLog(after, first).then((stream) => stream.getReader());
     // Failures surface when the reader reads it.
     fromLog.catch(() => {});
   }
@@ -143,6 +167,7 @@ export function liveWithinLimit(
       if (id <= lastId) return false;
       lastId = id;
       cursor = String(id);
+      if (owed !== undefined && id >= owed) owed = undefined;
     }
     controller.enqueue(chunk);
     return true;
@@ -161,8 +186,10 @@ export function liveWithinLimit(
             try {
               read = await (await fromLog).read();
             } catch (error) {
-              // The log could not be read: end the connection (the client resumes from what it
-              // got), and release the SDK's stream, which would otherwise stay registered for nobody.
+              // The log could not be read, or lacks what the client has not got: end the connection
+              // (the client resumes from what it got, refused when that was pruned), and release the
+              // SDK's stream, which would otherwise stay registered for nobody.
+              if (error instanceof PrunedMessagesError) options.onPruned?.();
               await liveReader.cancel(error).catch(() => {});
               throw error;
             }

@@ -20,7 +20,12 @@ import {
   type McpStreamEventsDb,
   type StreamEventLog,
 } from './stream-event-log.ts';
-import { createFollowStream, FOLLOW_PAGE_BYTES, type FollowStreamOptions } from './stream-follower.ts';
+import {
+  createFollowStream,
+  FOLLOW_PAGE_BYTES,
+  type FollowStreamOptions,
+  PrunedMessagesError,
+} from './stream-follower.ts';
 import { readWithinUnreadLimit } from './unread-stream-limit.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'maos-mcp-follow-'));
@@ -238,5 +243,65 @@ describe('following a stored MCP stream', () => {
     assert.equal(await store.getStreamIdForEventId?.(id), undefined);
     // Later writes are not blocked by the failed one.
     assert.match(await store.storeEvent('s', note(2)), /^unstored-/);
+  });
+  test('gapless, a read of the log fails rather than go on past messages pruned before it read them', async () => {
+    const owner = { ...OWNER, mcpSessionId: 'gapless' };
+    const store = log.forSession(owner);
+    const ids: string[] = [];
+    for (let n = 0; n < 150; n += 1) ids.push(await store.storeEvent('s', note(n)));
+    const db = handle.db as unknown as Kysely<McpStreamEventsDb>;
+    /** Deletes the stream's messages up to `id`, as the retention job deletes the oldest. */
+    const pruneTo = (id: string | undefined) =>
+      db
+        .deleteFrom('mcp_stream_events')
+        .where('mcp_session_id', '=', 'gapless')
+        .where('id', '<=', Number(id))
+        .execute();
+    const read = (overrides: Partial<FollowStreamOptions>) =>
+      follow({ owner, untilLogEnd: true, failOnError: true, ...overrides }).getReader();
+    /** Reads `reader` to its end: the progress numbers read, and the error it failed with. */
+    async function drain(reader: ReadableStreamDefaultReader<Uint8Array>) {
+      const parser = createSseParser();
+      const decoder = new TextDecoder();
+      const got: number[] = [];
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return { got };
+          for (const frame of parser.push(decoder.decode(value))) {
+            got.push((JSON.parse(frame.data) as { params: { progress: number } }).params.progress);
+          }
+          // The first page (100 messages) was read: the next ones are pruned up to the 120th.
+          if (got.at(-1) === 100) await pruneTo(ids[119]);
+        }
+      } catch (error) {
+        return { got, error };
+      }
+    }
+    // Its first message is there, and its first page is whole; the next one would lack 101 to 119.
+    const pages = await drain(read({ afterEventId: ids[0], gapless: { firstEventId: ids[1] } }));
+    assert.deepEqual(
+      pages.got,
+      Array.from({ length: 100 }, (_, i) => i + 1),
+    );
+    assert.ok(pages.error instanceof PrunedMessagesError, String(pages.error));
+    // Without gapless it goes on past them (a resume from a stored id on another replica).
+    const skipping = await readAll(follow({ owner, afterEventId: ids[0] ?? '', untilLogEnd: true }));
+    assert.equal(skipping.length, 30);
+    // The first message the reader lacks is gone: nothing is handed on.
+    const first = await drain(read({ afterEventId: ids[0], gapless: { firstEventId: ids[1] } }));
+    assert.deepEqual(first.got, []);
+    assert.ok(first.error instanceof PrunedMessagesError);
+    // The message it reads after is gone (no first one named): the same.
+    const after = await drain(read({ afterEventId: ids[100], gapless: {} }));
+    assert.deepEqual(after.got, []);
+    assert.ok(after.error instanceof PrunedMessagesError);
+    // Still stored: all that follows it.
+    const rest = await drain(read({ afterEventId: ids[120], gapless: { firstEventId: ids[121] } }));
+    assert.deepEqual(
+      rest.got,
+      Array.from({ length: 29 }, (_, i) => i + 121),
+    );
+    assert.equal(rest.error, undefined);
   });
 });

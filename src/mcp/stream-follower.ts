@@ -37,6 +37,23 @@ export interface FollowStreamOptions {
    * after it (liveWithinLimit), an end would skip what was not read.
    */
   failOnError?: boolean;
+  /**
+   * Fail with PrunedMessagesError instead of skipping messages the log pruned before they were
+   * read (a stream's oldest go first): the first message read must be `firstEventId` when given
+   * (the first one the reader lacks), else `afterEventId` must still be stored after the first
+   * read; after that, the last message read must still be stored after each read of the next ones.
+   */
+  gapless?: { firstEventId?: string };
+}
+
+/** Messages a reader of the log lacks were pruned from it before it could read them. */
+export class PrunedMessagesError extends Error {
+  constructor(streamId: string, afterEventId: string) {
+    super(
+      `messages of MCP stream ${streamId} after event ${afterEventId} were pruned from the log before they were read`,
+    );
+    this.name = 'PrunedMessagesError';
+  }
 }
 
 /** Messages read per query while catching up. */
@@ -106,6 +123,36 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
   let cursor = options.afterEventId;
   let lastActivity = Date.now();
   let started = false;
+  /** gapless: the first message still to be read, by id. */
+  let expected = options.gapless?.firstEventId;
+  /** gapless: a stored message that must still be stored after the next read (none for '0'). */
+  let anchor = options.gapless !== undefined && expected === undefined ? options.afterEventId : undefined;
+
+  /**
+   * gapless: fails when `page`, read after `cursor`, may lack pruned messages. The log prunes a
+   * stream oldest first: while the anchor is still stored, nothing after it was pruned.
+   */
+  async function checkNoGap(page: readonly { id: string; message: JSONRPCMessage }[]): Promise<void> {
+    if (options.gapless === undefined) return;
+    const from = cursor;
+    if (expected !== undefined) {
+      const wanted = Number(expected);
+      const next = page.find((event) => Number(event.id) >= wanted);
+      // Ended without it, or read past it: it was pruned.
+      if (next === undefined ? page.length === 0 : Number(next.id) !== wanted) {
+        throw new PrunedMessagesError(options.streamId, from);
+      }
+      if (next === undefined) return;
+      expected = undefined;
+    } else if (anchor !== undefined && anchor !== '0') {
+      if ((await options.log.findStream(options.owner, anchor)) === undefined) {
+        throw new PrunedMessagesError(options.streamId, from);
+      }
+    }
+    // Markers (a batch's start is kept longer than its stream's messages) are no anchor.
+    const lastSent = page.findLast((event) => isSentMessage(event.message));
+    if (lastSent !== undefined) anchor = lastSent.id;
+  }
 
   /**
    * Reads the log until it has handed on at least one message, waiting for new ones while there are
@@ -127,6 +174,7 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
         FOLLOW_PAGE,
         FOLLOW_PAGE_BYTES,
       );
+      await checkNoGap(page);
       if (page.length === 0) {
         if (options.untilLogEnd === true || Date.now() - lastActivity >= options.idleMs) return true;
         await sleep(options.pollMs, stop.signal);
