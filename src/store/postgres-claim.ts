@@ -73,9 +73,19 @@ function claimedColumns(trx: Kysely<Database>, request: ClaimRequest) {
  * through tasks_ready_tenant from one tenant id to the next, so the claim reads about `limit` rows
  * per such tenant, never the whole queue. (`picked` repeats the limit its shares add up to: with
  * its estimate the planner updates the tasks by key instead of hashing the whole table.)
+ *
+ * A tenant's share comes up short when another replica has just locked or claimed its last ready
+ * tasks (or their sessions' rows are locked): its whole ready queue was tried, nothing of it can be
+ * taken now. Then the claim ranks again at once, once, for the slots left, without the tenants that
+ * came up short, so those slots go to the other tenants' ready tasks instead of waiting for the next
+ * wake-up. The second round sees this claim's tasks as claimed, so it shares fairly as well.
  */
-async function claimFairly(trx: Kysely<Database>, request: ClaimRequest): Promise<TasksTable[]> {
-  const { rows } = await sql<TasksTable>`
+async function claimFairly(
+  trx: Kysely<Database>,
+  request: ClaimRequest,
+  exhausted: readonly string[] = [],
+): Promise<TasksTable[]> {
+  const { rows } = await sql<TasksTable & { short_tenants: string[] | null }>`
     with recursive ready_tenants(tenant_id) as (
       (select tenant_id from tasks where status = 'ready' order by tenant_id limit 1)
       union all
@@ -99,6 +109,7 @@ async function claimFairly(trx: Kysely<Database>, request: ClaimRequest): Promis
           ) oldest
         ) c
         where r.tenant_id is not null
+          ${exhausted.length > 0 ? sql`and r.tenant_id <> all(${[...exhausted]}::text[])` : sql``}
         order by claimed.running + c.position, c.ready_at
         limit ${request.limit}
       ) top
@@ -113,10 +124,23 @@ async function claimFairly(trx: Kysely<Database>, request: ClaimRequest): Promis
         for no key update of t, s skip locked
       ) p
       limit ${request.limit}
+    ),
+    claimed as (
+      update tasks set ${claimedColumns(trx, request)}
+      from picked
+      where tasks.id = picked.id
+      returning tasks.*
+    ),
+    short as (
+      select array_agg(shares.tenant_id) as tenants from shares
+      where shares.share > (select count(*) from claimed where claimed.tenant_id = shares.tenant_id)
     )
-    update tasks set ${claimedColumns(trx, request)}
-    from picked
-    where tasks.id = picked.id
-    returning tasks.*`.execute(trx);
-  return rows;
+    select claimed.*, short.tenants as short_tenants
+    from short left join claimed on true`.execute(trx);
+  const tasks = rows.filter((row) => row.id !== null).map(({ short_tenants: _, ...task }) => task);
+  const short = rows[0]?.short_tenants ?? [];
+  // One more round at most: the second one's own shortfall waits for the next wake-up.
+  if (short.length === 0 || tasks.length >= request.limit || exhausted.length > 0) return tasks;
+  const more = await claimFairly(trx, { ...request, limit: request.limit - tasks.length }, short);
+  return [...tasks, ...more];
 }

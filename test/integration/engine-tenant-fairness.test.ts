@@ -5,7 +5,7 @@
 // of a chain's step would otherwise hand the next step to its own slot) and PostgreSQL, one engine
 // and two on one database.
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import pg from 'pg';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import { isTerminalSessionStatus } from '../../src/domain/session-state.ts';
@@ -160,64 +160,8 @@ describe('fair claims between tenants', { timeout: 180_000 }, () => {
 
   for (const store of ['SQLite', 'PostgreSQL', 'PostgreSQL with nested-loop plans only'] as const) {
     test(`${store}: one claim shares its slots by the tasks each tenant has claimed`, async (t) => {
-      const database = store === 'SQLite' ? undefined : await createTestDatabase();
-      if (database) t.after(() => database.drop());
-      if (database && store !== 'PostgreSQL') {
-        // Plans PostgreSQL is free to choose, forced for every connection of the engine: nested
-        // loops only, which would run an unmaterialized locking subquery once per outer row.
-        const admin = new pg.Client({ connectionString: database.url });
-        await admin.connect();
-        try {
-          const name = new URL(database.url).pathname.slice(1);
-          for (const setting of ['hashjoin', 'hashagg', 'material', 'mergejoin', 'sort']) {
-            await admin.query(`alter database ${name} set enable_${setting} = off`);
-          }
-        } finally {
-          await admin.end();
-        }
-      }
-      const harness = await createHarness({
-        llm: heldRuntime().runtime,
-        concurrency: 0,
-        start: false,
-        ...(database ? { storeUrl: database.url } : {}),
-      });
-      t.after(() => harness.close());
-      await addTenants(harness);
-      const { db, dialect } = harness.handle;
-      const submit = async (actor: Actor, tasks: number) => {
-        const agents = Array.from({ length: tasks }, (_, i) => ({
-          name: `t${i}`,
-          role: 'engineer',
-          task: 'x',
-        }));
-        await harness.engine.service.createSession(actor, { objective: actor.tenantId, agents });
-      };
-      await submit(ACTOR, 6);
-      await submit(QUIET, 6);
-      await submit(OTHER, 1);
-      // Ready in this order, one task after the other: the default tenant's tasks are the oldest,
-      // and each tenant's in plan order (t0 first).
-      for (const [offset, tenant] of ['default', 'quiet', 'other'].entries()) {
-        for (let i = 0; i < 6; i++) {
-          await db
-            .updateTable('tasks')
-            .set({ ready_at: 1_000 * (offset + 1) + i })
-            .where('tenant_id', '=', tenant)
-            .where('name', '=', `t${i}`)
-            .execute();
-        }
-      }
-      let round = 0;
-      /** Claims `limit` tasks as owner `round-N` and returns how many each tenant got. */
-      const claim = async (limit: number) => {
-        const owner = `round-${++round}`;
-        const rows = await claimReadyTasks(db, dialect, { owner, limit, leaseMs: 60_000, now: Date.now() });
-        assert.ok(rows.every((row) => row.lease_owner === owner));
-        const got: Record<string, number> = {};
-        for (const row of rows) got[row.tenant_id] = (got[row.tenant_id] ?? 0) + 1;
-        return got;
-      };
+      const { harness, claim } = await claimBench(t, store);
+      const { db } = harness.handle;
       // Nothing claimed yet: one task of each tenant in turn, the oldest tenant's first.
       assert.deepEqual(await claim(4), { default: 2, quiet: 1, other: 1 });
       // Claimed now: default 2, quiet 1, other 1 (and nothing more ready): quiet catches up first.
@@ -238,9 +182,111 @@ describe('fair claims between tenants', { timeout: 180_000 }, () => {
       assert.deepEqual(await claim(10), { default: 3, quiet: 3 });
       assert.deepEqual(await claim(3), {});
       // …also when one tenant alone has ready tasks.
-      await submit(OTHER, 3);
+      await submit(harness, OTHER, 3);
       assert.deepEqual(await claim(2), { other: 2 });
       assert.deepEqual(await claim(2), { other: 1 });
     });
   }
+
+  for (const store of ['PostgreSQL', 'PostgreSQL with nested-loop plans only'] as const) {
+    test(`${store}: a tenant's share that another replica holds locked goes to the other tenants`, async (t) => {
+      const { harness, database, claim } = await claimBench(t, store);
+      await submit(harness, OTHER, 2); // other: three ready, these two the newest
+      // Another replica's claim, not committed yet, holds every ready task of the default tenant
+      // (the oldest tenant's).
+      const replica = new pg.Client({ connectionString: database!.url });
+      await replica.connect();
+      try {
+        await replica.query('begin');
+        const locked = await replica.query(
+          "select id from tasks where tenant_id = 'default' and status = 'ready' for no key update",
+        );
+        assert.equal(locked.rowCount, 6);
+        // Shares with nothing claimed: default 2, quiet 1, other 1. Default's two find all its ready
+        // tasks locked; those slots go to the others, shared by what each has claimed (one each, not
+        // the older quiet's two).
+        assert.deepEqual(await claim(4), { quiet: 2, other: 2 });
+        assert.deepEqual(await claim(4), { quiet: 3, other: 1 });
+        assert.deepEqual(await claim(4), { quiet: 1 });
+        assert.deepEqual(await claim(4), {});
+        // The other replica lets go: default, with nothing claimed, gets the slots.
+        await replica.query('rollback');
+      } finally {
+        await replica.end();
+      }
+      assert.deepEqual(await claim(2), { default: 2 });
+      const claimed = await harness.handle.db
+        .selectFrom('tasks')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('status', '=', 'leased')
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(claimed.n), 11);
+    });
+  }
 });
+
+/** Submits one session of `tasks` independent tasks (t0, t1, …) for `actor`. */
+async function submit(harness: Harness, actor: Actor, tasks: number): Promise<void> {
+  const agents = Array.from({ length: tasks }, (_, i) => ({ name: `t${i}`, role: 'engineer', task: 'x' }));
+  await harness.engine.service.createSession(actor, { objective: actor.tenantId, agents });
+}
+
+/**
+ * An engine that claims nothing itself (no slots) on `store`, with ready tasks: six of the default
+ * tenant (the oldest), then six of quiet, then one of other, each tenant's in plan order (t0 first);
+ * `claim(limit)` claims as the next owner `round-N` and returns how many each tenant got.
+ */
+async function claimBench(
+  t: TestContext,
+  store: 'SQLite' | 'PostgreSQL' | 'PostgreSQL with nested-loop plans only',
+) {
+  const database = store === 'SQLite' ? undefined : await createTestDatabase();
+  if (database) t.after(() => database.drop());
+  if (database && store !== 'PostgreSQL') {
+    // Plans PostgreSQL is free to choose, forced for every connection of the engine: nested
+    // loops only, which would run an unmaterialized locking subquery once per outer row.
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      const name = new URL(database.url).pathname.slice(1);
+      for (const setting of ['hashjoin', 'hashagg', 'material', 'mergejoin', 'sort']) {
+        await admin.query(`alter database ${name} set enable_${setting} = off`);
+      }
+    } finally {
+      await admin.end();
+    }
+  }
+  const harness = await createHarness({
+    llm: heldRuntime().runtime,
+    concurrency: 0,
+    start: false,
+    ...(database ? { storeUrl: database.url } : {}),
+  });
+  t.after(() => harness.close());
+  await addTenants(harness);
+  const { db, dialect } = harness.handle;
+  await submit(harness, ACTOR, 6);
+  await submit(harness, QUIET, 6);
+  await submit(harness, OTHER, 1);
+  // Ready in this order, one task after the other.
+  for (const [offset, tenant] of ['default', 'quiet', 'other'].entries()) {
+    for (let i = 0; i < 6; i++) {
+      await db
+        .updateTable('tasks')
+        .set({ ready_at: 1_000 * (offset + 1) + i })
+        .where('tenant_id', '=', tenant)
+        .where('name', '=', `t${i}`)
+        .execute();
+    }
+  }
+  let round = 0;
+  const claim = async (limit: number) => {
+    const owner = `round-${++round}`;
+    const rows = await claimReadyTasks(db, dialect, { owner, limit, leaseMs: 60_000, now: Date.now() });
+    assert.ok(rows.every((row) => row.lease_owner === owner));
+    const got: Record<string, number> = {};
+    for (const row of rows) got[row.tenant_id] = (got[row.tenant_id] ?? 0) + 1;
+    return got;
+  };
+  return { harness, database, claim };
+}
