@@ -190,7 +190,39 @@ for (const backend of STORE_BACKENDS) {
       await storeSubtreeRoots(other, new Map([[2, block2]]));
       await storeSubtreeRoots(db, new Map([[2, Buffer.alloc(32)]]));
       assert.deepEqual(await storedRows(db), rows);
-      assert.deepEqual(await readSubtreeRoots(other, [2, 4]), new Map([[2, block2]]));
+      assert.deepEqual((await readSubtreeRoots(other, SIZE)).get(2), block2);
+    });
+
+    test('the stored roots a proof reads are those of the complete blocks below its size, in one range', async () => {
+      await readConsistencyProof(db, 1, SIZE);
+      const roots = await readSubtreeRoots(db, SIZE);
+      assert.deepEqual([...roots.keys()], [0, 1, 2, 3]);
+      for (const [block, root] of roots)
+        assert.deepEqual(root, computeRoot(leaves.slice(block * B, (block + 1) * B)));
+      for (const [size, blocks] of [
+        [0, []],
+        [B - 1, []],
+        [B, [0]],
+        [3 * B - 1, [0, 1]],
+        [3 * B, [0, 1, 2]],
+        [3 * B + 1, [0, 1, 2]],
+      ] as const) {
+        assert.deepEqual([...(await readSubtreeRoots(db, size)).keys()], blocks, `size ${size}`);
+      }
+      // A row whose first record does not start a block is no block's root: not read, not counted.
+      await db
+        .insertInto('audit_subtrees')
+        .values({ first_seq: 5, leaves: B, root: roots.get(0)?.toString('base64') as string })
+        .execute();
+      try {
+        assert.deepEqual([...(await readSubtreeRoots(db, SIZE)).keys()], [0, 1, 2, 3]);
+        const counts: ProofReadCounts = { records: 0, storedRoots: 0, rootsStored: 0 };
+        const proof = await readInclusionProof(db, 7, SIZE, counts);
+        assert.deepEqual(proof.proof, createInclusionProof(leaves, 7));
+        assert.deepEqual(counts, { records: B + 3, storedRoots: 4, rootsStored: 0 });
+      } finally {
+        await db.deleteFrom('audit_subtrees').where('first_seq', '=', 5).execute();
+      }
     });
   });
 }

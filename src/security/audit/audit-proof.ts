@@ -189,10 +189,8 @@ async function computeRangeRoots(
   if (leafIndex !== null) leafBlocks.add(Math.floor(leafIndex / B));
   const complete = (block: number) => (block + 1) * B <= size;
 
-  const stored = await readSubtreeRoots(
-    db,
-    [...new Set([...rootBlocks, ...leafBlocks])].filter(complete).sort((a, b) => a - b),
-  );
+  // The ranges and the proved leaf cover the first `size` records: every complete block is needed.
+  const stored = await readSubtreeRoots(db, size);
   if (counts) counts.storedRoots += stored.size;
   const blockRoots = new Map(stored);
   const blockLeaves = new Map<number, Buffer[]>();

@@ -17,27 +17,25 @@ export const SUBTREE_LEAVES = 1024;
 const ROWS_PER_STATEMENT = 500;
 
 /**
- * The stored roots of those of `blocks` that have one, by block (block b holds the records from seq
- * b·SUBTREE_LEAVES on).
+ * The stored roots of the complete blocks of the first `size` records, by block (block b holds the
+ * records from seq b·SUBTREE_LEAVES on): every proof over `size` records needs each of them, its
+ * own root or the records behind it. One range of the primary key, about size / SUBTREE_LEAVES rows.
  */
-export async function readSubtreeRoots(
-  db: SecurityDb,
-  blocks: readonly number[],
-): Promise<Map<number, Buffer>> {
+export async function readSubtreeRoots(db: SecurityDb, size: number): Promise<Map<number, Buffer>> {
+  const rows = await db
+    .selectFrom('audit_subtrees')
+    .select(['first_seq', 'root'])
+    .where('leaves', '=', SUBTREE_LEAVES)
+    .where('first_seq', '<', Math.floor(size / SUBTREE_LEAVES) * SUBTREE_LEAVES)
+    .orderBy('first_seq')
+    .execute();
   const roots = new Map<number, Buffer>();
-  for (let i = 0; i < blocks.length; i += ROWS_PER_STATEMENT) {
-    const firstSeqs = blocks.slice(i, i + ROWS_PER_STATEMENT).map((block) => block * SUBTREE_LEAVES);
-    const rows = await db
-      .selectFrom('audit_subtrees')
-      .select(['first_seq', 'root'])
-      .where('leaves', '=', SUBTREE_LEAVES)
-      .where('first_seq', 'in', firstSeqs)
-      .execute();
-    for (const row of rows) {
-      const root = Buffer.from(row.root, 'base64');
-      // Not a SHA-256 hash: no root at all (computed from the records again); verify reports it.
-      if (root.length === 32) roots.set(Number(row.first_seq) / SUBTREE_LEAVES, root);
-    }
+  for (const row of rows) {
+    const first = Number(row.first_seq);
+    const root = Buffer.from(row.root, 'base64');
+    // Not a block's first record, or not a SHA-256 hash: no root at all (the block is computed from
+    // its records again); verify reports it.
+    if (first % SUBTREE_LEAVES === 0 && root.length === 32) roots.set(first / SUBTREE_LEAVES, root);
   }
   return roots;
 }
