@@ -60,6 +60,14 @@ describe('maos audit', () => {
     assert.deepEqual(readdirSync(copied), ['maos.db'], 'no key written');
   });
 
+  test("verify with an empty --key (a key file that was not found) is refused, not run with this installation's key", async () => {
+    for (const key of ['', ' ']) {
+      const result = await runMaos(['audit', 'verify', '--config', config, '--key', key]);
+      assertUsage(result, /--key is empty/);
+      assert.doesNotMatch(result.stdout, /intact/);
+    }
+  });
+
   test('export to a folder that does not exist, or onto a folder: exit 2 naming --output', async () => {
     const missing = await runMaos(['audit', 'export', '--config', config, '-o', join(dir, 'no', 'x.jsonl')]);
     assertUsage(missing, /cannot write --output .*x\.jsonl \(ENOENT\)/);

@@ -142,8 +142,18 @@ function resolveVerifier(
   config: Readonly<Config>,
   options: VerifyOptions,
 ): CheckpointVerifier | null {
-  if (options.key) return parseVerifierKey(options.key);
-  if (options.keyFile) return parseVerifierKey(readText(options.keyFile));
+  if (options.key !== undefined) {
+    // An empty one (`--key "$(cat file)"` with the file missing) must not fall back to this installation's key.
+    if (options.key.trim() === '') {
+      throw new CliError(
+        'USAGE',
+        '--key is empty: give the verifier key <name>+<hash>+<key>, or --key-file',
+        EXIT.USAGE,
+      );
+    }
+    return parseVerifierKey(options.key);
+  }
+  if (options.keyFile !== undefined) return parseVerifierKey(readText(options.keyFile));
   const keys = join(resolve(config.dataDir), 'keys');
   const verifierFile = join(keys, AUDIT_VERIFIER_FILE);
   const keyFile = join(keys, AUDIT_KEY_FILE);
