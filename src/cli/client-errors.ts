@@ -174,13 +174,21 @@ export function explainOlderServer(error: unknown): unknown {
 
 /**
  * A 401 to a command that sent no token: the server wants credentials, and the message says where
- * the CLI takes them from.
+ * the CLI takes them from; when `maos login` stored tokens for other servers only, it names them
+ * (a login to one server, then a command that went to the default one).
  */
-export function explainMissingToken(error: CliError): CliError {
+export function explainMissingToken(
+  error: CliError,
+  storedForOtherServers: readonly string[] = [],
+): CliError {
   if (!(error instanceof ApiProblemError) || error.status !== 401) return error;
+  const elsewhere =
+    storedForOtherServers.length > 0
+      ? `; \`maos login\` stored tokens for ${storedForOtherServers.join(', ')} only: name that server with --server or MAOS_SERVER`
+      : '';
   return new ApiProblemError(
     error.code,
-    `${error.message}: no token was given — pass --token, set MAOS_TOKEN or store one with \`maos login\` (an admin creates API keys with \`maos keys create\`)`,
+    `${error.message}: no token was given — pass --token, set MAOS_TOKEN or store one with \`maos login\` (an admin creates API keys with \`maos keys create\`)${elsewhere}`,
     error.exitCode,
     error.details,
     {

@@ -38,6 +38,8 @@ export interface ApiClientOptions {
   server: string;
   /** Bearer token; sent as `Authorization: Bearer <token>` when set. */
   token?: string;
+  /** Servers `maos login` stored a token for, this one not among them: named when a 401 comes. */
+  storedForOtherServers?: readonly string[];
   /** Limit for one non-streaming request. @defaultValue 30000 */
   requestTimeoutMs?: number;
 }
@@ -83,7 +85,7 @@ export function createApiClient(options: ApiClientOptions) {
   /** The error of a non-2xx answer, with how to give a token when none was sent and a 401 came. */
   function answerError(response: Response, text: string): CliError {
     const error = toProblemError(response, text);
-    return options.token ? error : explainMissingToken(error);
+    return options.token ? error : explainMissingToken(error, options.storedForOtherServers);
   }
 
   function headers(extra: Record<string, string> = {}): Record<string, string> {

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import type { ClientEnv } from '../config/client-env.ts';
 import { type ApiClient, createApiClient } from './client.ts';
-import { readStoredToken } from './commands/login.ts';
+import { otherStoredServers, readStoredToken } from './commands/login.ts';
 import { maosCommand } from './invocation.ts';
 import { createOutput, type Output } from './output.ts';
 
@@ -64,7 +64,11 @@ export function createContext(command: Command, io: CliIo): CliContext {
     credentialsPath,
     maos: maosCommand(io.env, process.argv[1]),
     client: () => {
-      client ??= createApiClient({ server, token });
+      client ??= createApiClient({
+        server,
+        token,
+        storedForOtherServers: token === undefined ? otherStoredServers(server, credentialsPath) : [],
+      });
       return client;
     },
     interruptSignal: () => {

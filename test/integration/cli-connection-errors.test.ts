@@ -2,7 +2,7 @@
 // credentials: no token for a server that wants one, https:// for a plain HTTP server, a server
 // certificate this machine does not trust, an address that redirects elsewhere. Real servers, the real `maos` binary.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,22 @@ test('a server that wants credentials and none given: exit 5 saying where a toke
     none.stderr,
     /^error UNAUTHENTICATED: .*no token was given — pass --token, set MAOS_TOKEN or store one with `maos login` \(an admin creates API keys with `maos keys create`\)\n/,
   );
+
+  // Logged in to another server only (then a command went to this one): the message names it.
+  const elsewhere = join(dir, 'elsewhere.json');
+  writeFileSync(
+    elsewhere,
+    JSON.stringify({
+      servers: { 'http://127.0.0.1:7091': { token: 'maos_x', savedAt: new Date().toISOString() } },
+    }),
+  );
+  const other = await runMaos(['sessions', 'list', '--server', server.url, '--credentials', elsewhere]);
+  assert.equal(other.code, 5, other.stderr);
+  assert.match(
+    other.stderr,
+    /no token was given — .*; `maos login` stored tokens for http:\/\/127\.0\.0\.1:7091 only: name that server with --server or MAOS_SERVER\n/,
+  );
+  assert.doesNotMatch(none.stderr, /stored tokens for/);
 
   // A token that was given but is wrong is a different mistake: no advice to give one.
   const wrong = await runMaos([

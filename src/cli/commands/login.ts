@@ -119,6 +119,19 @@ export function readStoredToken(server: string, path = defaultCredentialsPath())
   }
 }
 
+/**
+ * The servers other than `server` that `maos login` stored a token for, to name when a command
+ * sent none to `server`; none from a file that cannot be read.
+ */
+export function otherStoredServers(server: string, path = defaultCredentialsPath()): string[] {
+  try {
+    const key = serverKey(server);
+    return Object.keys(readCredentials(path).servers).filter((stored) => stored !== key);
+  } catch {
+    return [];
+  }
+}
+
 /** Registers `maos login` and `maos logout`. */
 export function registerLoginCommand(program: Command, act: ActionFactory): void {
   // --credentials comes with the common options: the file written here is the one commands read.
