@@ -2,6 +2,7 @@
 // on SQLite and PostgreSQL (PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts):
 // proofs are those of the whole log computed in memory, at and around the block boundaries, with no
 // block stored yet and with all stored; once stored, a proof reads the records of at most two blocks;
+// a first proof that fails part way has stored the blocks it finished, a batch at a time;
 // two replicas storing the same block keep one row; the appends store none. After a record or a
 // stored root was changed (SQLite, raw SQL), the proofs and `verify` show it.
 import assert from 'node:assert/strict';
@@ -11,8 +12,10 @@ import { AppError } from '../../src/errors/app-error.ts';
 import { type AuditLog, createAuditLog } from '../../src/security/audit/audit-log.ts';
 import {
   type ProofReadCounts,
+  readAuditLogSize,
   readConsistencyProof,
   readInclusionProof,
+  STORE_EVERY_BLOCKS,
 } from '../../src/security/audit/audit-proof.ts';
 import type { AuditEventInput } from '../../src/security/audit/audit-record.ts';
 import { readDatabaseEntries } from '../../src/security/audit/audit-source.ts';
@@ -223,6 +226,43 @@ for (const backend of STORE_BACKENDS) {
       } finally {
         await db.deleteFrom('audit_subtrees').where('first_seq', '=', 5).execute();
       }
+    });
+
+    test('a first proof that fails part way has stored the roots of the blocks it finished, a batch at a time', async () => {
+      // Twenty complete blocks, and a proof over 22: it fails at block 20 (no records), after storing
+      // a batch; nothing would be kept if the roots were stored only at the end.
+      const blocks = 20;
+      await fill(log as AuditLog, blocks * B - (await readAuditLogSize(db)));
+      const all = await storedLeaves(db);
+      assert.equal(all.length, blocks * B);
+      const blockRoot = (block: number) =>
+        computeRoot(all.slice(block * B, (block + 1) * B)).toString('base64');
+      await clearStored(db);
+      const counts: ProofReadCounts = { records: 0, storedRoots: 0, rootsStored: 0 };
+      await assert.rejects(readInclusionProof(db, 0, (blocks + 2) * B, counts), (error: unknown) => {
+        assert.ok(error instanceof AppError && error.code === 'CONFLICT', String(error));
+        assert.match(
+          error.message,
+          /holds 0 of the 1024 records with seq 20480 to 21503: records are missing/,
+        );
+        return true;
+      });
+      const kept = Array.from({ length: STORE_EVERY_BLOCKS }, (_, block) => block);
+      assert.deepEqual(counts, { records: blocks * B, storedRoots: 0, rootsStored: kept.length });
+      assert.deepEqual(
+        (await storedRows(db)).map((row) => [row.first_seq, row.leaves, row.root]),
+        kept.map((block) => [block * B, B, blockRoot(block)]),
+      );
+      // The next proof reads the records of the other blocks only, and stores them.
+      const next: ProofReadCounts = { records: 0, storedRoots: 0, rootsStored: 0 };
+      const proof = await readInclusionProof(db, blocks * B - 1, blocks * B, next);
+      assert.deepEqual(proof.rootHash, computeRoot(all));
+      assert.deepEqual(next, {
+        records: (blocks - kept.length) * B,
+        storedRoots: kept.length,
+        rootsStored: blocks - kept.length,
+      });
+      await clearStored(db);
     });
   });
 }

@@ -78,6 +78,15 @@ export function createProofQueue(
   };
 }
 
+/**
+ * Block roots a proof computed are stored this many at a time as it goes (16,384 records, about a
+ * tenth of a second of reading and hashing), the rest when it is done: a first proof over a large log
+ * that stops part way (records missing further on, the server stopping) keeps nearly all it computed.
+ * One insert per block would be a commit per 1,024 records: a sixth or more of the time of such a
+ * proof on PostgreSQL.
+ */
+export const STORE_EVERY_BLOCKS = 16;
+
 /** What a proof read, for benchmarks and tests (each field is added to). */
 export interface ProofReadCounts {
   /** Audit records read (hashed here, or by PostgreSQL). */
@@ -195,6 +204,12 @@ async function computeRangeRoots(
   const blockRoots = new Map(stored);
   const blockLeaves = new Map<number, Buffer[]>();
   const computed = new Map<number, Buffer>();
+  const storeComputed = async () => {
+    if (computed.size === 0) return;
+    await storeSubtreeRoots(db, computed);
+    if (counts) counts.rootsStored += computed.size;
+    computed.clear();
+  };
   const toRead = [...new Set([...leafBlocks, ...[...rootBlocks].filter((block) => !stored.has(block))])];
   for (const block of toRead.sort((a, b) => a - b)) {
     const first = block * B;
@@ -220,12 +235,10 @@ async function computeRangeRoots(
       if (!kept) computed.set(block, root);
       blockRoots.set(block, root);
     }
+    if (computed.size >= STORE_EVERY_BLOCKS) await storeComputed();
     await yieldToEventLoop();
   }
-  if (computed.size > 0) {
-    await storeSubtreeRoots(db, computed);
-    if (counts) counts.rootsStored += computed.size;
-  }
+  await storeComputed();
 
   const leafAt = (index: number) => (blockLeaves.get(Math.floor(index / B)) as Buffer[])[index % B] as Buffer;
   const roots = ranges.map((range) => {
