@@ -370,6 +370,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     streamId: string,
     afterEventId: string,
     how: Pick<FollowStreamOptions, 'untilLogEnd' | 'keepAliveMs' | 'failOnError' | 'gapless'>,
+    onPruned?: () => void,
   ): ReadableStream<Uint8Array> {
     return createFollowStream({
       log,
@@ -381,7 +382,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       signal: shutdown.signal,
       onError: (error) => {
         // Not a failure of the log: the client fell further behind than it keeps (logged as a drop).
-        if (error instanceof PrunedMessagesError) return;
+        if (error instanceof PrunedMessagesError) return onPruned?.();
         logger.warn({ err: error }, 'resuming an MCP stream from the log failed');
       },
       ...how,
@@ -446,7 +447,8 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   /**
    * Serves `stream` of `owner` from the log after `lastEventId`: followed until its end or, for a
    * stream of `entry` (held here, and nothing more will be stored on it), only what is stored,
-   * counted as an open stream of `entry` meanwhile.
+   * counted as an open stream of `entry` meanwhile. Its connection ends (a drop) when the log pruned
+   * messages after `lastEventId` before the client got them.
    */
   function resumeFromLog(
     request: FastifyRequest,
@@ -461,10 +463,28 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       throw new AppError('VALIDATION_FAILED', 'Resuming a stream needs `Accept: text/event-stream`');
     }
     const releaseFollow = followSlots.reserve(owner.tenantId, owner.principalId);
-    const body = followLog(log, owner, stream.streamId, lastEventId, {
-      untilLogEnd: entry !== undefined,
-      keepAliveMs: config.http.sseKeepAliveSeconds * 1000,
-    });
+    const { streamId } = stream;
+    const body = followLog(
+      log,
+      owner,
+      streamId,
+      lastEventId,
+      {
+        untilLogEnd: entry !== undefined,
+        keepAliveMs: config.http.sseKeepAliveSeconds * 1000,
+        // As a live stream read from the log: never on past messages pruned before the client got
+        // them, and an end would look like the stream's own (the client resumes after a failure).
+        gapless: {},
+        failOnError: true,
+      },
+      () => {
+        options.onStreamDropped?.();
+        request.log.info(
+          { mcpSessionId: owner.mcpSessionId, streamId },
+          'MCP event stream dropped: its client fell further behind than the log keeps (mcp.replayBufferSize), and messages it lacks were pruned (its resume is refused)',
+        );
+      },
+    );
     reply.code(200);
     reply.header('content-type', 'text/event-stream');
     reply.header('cache-control', 'no-cache, no-transform');

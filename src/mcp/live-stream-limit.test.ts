@@ -3,6 +3,8 @@
 // used to wait in the SDK's queue without bound. Read at once instead, at most about a megabyte of
 // them waits beyond the read-ahead; past that the client gets them from the log (real SQLite) at
 // its own pace, each once and in order, then live again. A stream without a log is dropped instead.
+// A stream read from the log, also one resumed on a replica that does not hold its session, ends
+// rather than go on past messages the log pruned before its client got them.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import type { Kysely } from 'kysely';
 import { initializeMcp } from '../../test/fixtures/mcp-wire.ts';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
+import type { RoleDefinition } from '../agents/roles/role.ts';
 import { createSseParser, type SseFrame } from '../cli/sse-reader.ts';
 import { loadConfig } from '../config/load.ts';
 import { configSchema } from '../config/schema.ts';
@@ -35,7 +38,7 @@ import {
   type StreamEventLog,
   type StreamOwner,
 } from './stream-event-log.ts';
-import { createFollowStream } from './stream-follower.ts';
+import { createFollowStream, PrunedMessagesError } from './stream-follower.ts';
 import { MAX_UNREAD_STREAM_BYTES, readWithinUnreadLimit } from './unread-stream-limit.ts';
 
 const MIB = 1024 * 1024;
@@ -115,7 +118,7 @@ async function openLiveSession(name: string, withLog = true): Promise<LiveSessio
 
 /** The stream's messages after an id, as the MCP transport reads them from the log. */
 function readLogOf(owner: StreamOwner): NonNullable<LiveWithinLimitOptions['readLog']> {
-  return async (afterEventId) =>
+  return async (afterEventId, firstEventId) =>
     createFollowStream({
       log,
       owner,
@@ -127,6 +130,7 @@ function readLogOf(owner: StreamOwner): NonNullable<LiveWithinLimitOptions['read
       keepAliveMs: 0,
       signal: new AbortController().signal,
       failOnError: true,
+      gapless: firstEventId === undefined ? {} : { firstEventId },
     });
 }
 
@@ -428,9 +432,9 @@ async function storedAnswers(sessionId: string): Promise<string[]> {
   return rows.map((row) => String(row.id));
 }
 
-/** Keeps the newest message of each stream, as the retention job does with `mcp.replayBufferSize: 1`. */
-async function pruneToNewest(): Promise<void> {
-  const target = createStreamEventsRetentionTarget({ retentionMs: 3_600_000, perStreamLimit: 1 });
+/** Keeps the newest messages of each stream, as the retention job does with `mcp.replayBufferSize: kept`. */
+async function pruneToNewest(kept = 1): Promise<void> {
+  const target = createStreamEventsRetentionTarget({ retentionMs: 3_600_000, perStreamLimit: kept });
   await target.deleteBatch(handle.db, Date.now(), 10_000);
 }
 
@@ -498,4 +502,163 @@ test('over /mcp, a request stream whose client lacks a pruned message ends, coun
   });
   assert.equal(resumed.status, 400);
   await resumed.body?.cancel();
+});
+
+test('a client of the standalone stream that lacks messages the log pruned meanwhile gets none past them: its stream fails, counted once', {
+  timeout: 120_000,
+}, async () => {
+  const session = await openLiveSession('standalone-pruned');
+  let pruned = 0;
+  const body = readWithinUnreadLimit(
+    liveWithinLimit(session.live, {
+      readLog: readLogOf(session.owner),
+      onPruned: () => {
+        pruned += 1;
+      },
+    }),
+  );
+  // The client reads nothing while its session sends five times the read-ahead: past it and the
+  // held megabyte, the later ones are let go; then the log keeps the newest one only.
+  await sendMany(session.mcp);
+  await pruneToNewest();
+  const received: number[] = [];
+  const parser = createSseParser();
+  body.setEncoding('utf8');
+  let failure: unknown;
+  try {
+    for await (const text of body) {
+      for (const frame of parser.push(text as string)) {
+        const n = /"data":"(\d+) /.exec(frame.data)?.[1];
+        if (n !== undefined) received.push(Number(n));
+      }
+      if (received.at(-1) === SENT - 1) break;
+    }
+  } catch (error) {
+    failure = error;
+  }
+  // What was read ahead for it, then nothing: without gapless it went on with the newest one.
+  assert.ok(failure instanceof PrunedMessagesError, String(failure));
+  assert.ok(received.length > 0 && received.length < SENT - 1, `${received.length} received`);
+  assert.deepEqual(
+    received,
+    Array.from({ length: received.length }, (_, i) => i),
+  );
+  assert.equal(pruned, 1);
+  await session.mcp.close();
+});
+
+/** A server on the shared log, as one replica of a cluster, also listening on a Unix socket (see pausedBatch). */
+async function startReplica(
+  t: TestContext,
+  options: { listRoles?: () => Promise<RoleDefinition[]> } = {},
+): Promise<{ url: string; socketPath: string; drops: () => number }> {
+  const config = loadConfig({ env: {}, overrides: { host: '127.0.0.1', dataDir: dir } });
+  const service = createFakeSessionService();
+  let dropped = 0;
+  const app = await buildHttpServer({
+    config,
+    service,
+    logger: createLogger({ level: 'silent' }),
+    readiness: async () => ({}),
+    listRoles: () => [],
+    authenticate: async () => ({ tenantId: 'acme', principalId: 'alice' }),
+    plugins: [
+      createMcpHttpPlugin({
+        service,
+        config,
+        streamEvents: log,
+        onStreamDropped: () => {
+          dropped += 1;
+        },
+        ...options,
+      }),
+    ],
+  });
+  t.after(() => app.close());
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const socketPath = join(dir, `mcp-${randomUUID()}.sock`);
+  const unix = createServer((socket) => app.server.emit('connection', socket));
+  await new Promise<void>((resolve) => unix.listen(socketPath, resolve));
+  t.after(() => new Promise<void>((resolve) => unix.close(() => resolve())));
+  return { url, socketPath, drops: () => dropped };
+}
+
+/** A GET of /mcp over `socketPath` (a resume) whose response is not read yet. */
+async function getPaused(
+  t: TestContext,
+  socketPath: string,
+  headers: Record<string, string>,
+): Promise<IncomingMessage> {
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    const sent = request({
+      socketPath,
+      path: '/mcp',
+      agent: false,
+      headers: { host: '127.0.0.1', ...headers },
+    });
+    sent.once('error', reject);
+    sent.once('response', (answer) => {
+      answer.pause();
+      resolve(answer);
+    });
+    sent.end();
+  });
+  t.after(() => response.destroy());
+  return response;
+}
+
+test('resumed on a replica that does not hold its session, a stream whose client lacks a message the log pruned ends, counted, and is not resumed past it', {
+  timeout: 180_000,
+}, async (t) => {
+  const role = { name: 'big', description: 'd', capabilities: [], instructions: LARGE, builtIn: false };
+  const holding = await startReplica(t, { listRoles: async () => [role] });
+  const other = await startReplica(t);
+  const { sessionId, negotiated } = await initializeMcp(holding.url, '2025-03-26');
+  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+  // A batch of four calls, answered with about 10 MiB each, read whole on the replica holding the session.
+  const calls = Array.from({ length: 4 }, (_, i) => ({
+    jsonrpc: '2.0',
+    id: i + 1,
+    method: 'tools/call',
+    params: { name: 'list_roles', arguments: { include_instructions: true } },
+  }));
+  const posted = await fetch(`${holding.url}/mcp`, {
+    method: 'POST',
+    headers: {
+      ...headers,
+      accept: 'application/json, text/event-stream',
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify(calls),
+  });
+  const answered = createSseParser()
+    .push(await posted.text())
+    .filter((frame) => frame.data.includes('"result":{"content"'))
+    .map((frame) => frame.id);
+  assert.equal(answered.length, 4);
+  const [first, second, , last] = answered;
+  // Its client resumes it on the other replica after the first answer, and reads nothing: that
+  // replica reads the second from the log, which fills the read-ahead alone.
+  const resumed = await getPaused(t, other.socketPath, {
+    ...headers,
+    accept: 'text/event-stream',
+    'last-event-id': first ?? '',
+  });
+  assert.equal(resumed.statusCode, 200);
+  await waitFor(() => resumed.readableLength > 1024, 60_000, 'the second answer to reach the client');
+  // The log keeps the last answer of the stream only (and its end): the third, which the client
+  // lacks, is pruned before it reads it. Before, the resumed stream went on without it.
+  await pruneToNewest(2);
+  assert.deepEqual(await storedAnswers(sessionId), [last]);
+  const { ids, failed } = await readAnswers(resumed);
+  assert.deepEqual(ids, [second], 'none past the pruned one');
+  assert.equal(failed, true, 'the connection ends without the last answers');
+  assert.equal(other.drops(), 1);
+  assert.equal(holding.drops(), 0);
+  // Its resume from the last one it got is refused: that one is gone too.
+  const again = await fetch(`${other.url}/mcp`, {
+    headers: { ...headers, accept: 'text/event-stream', 'last-event-id': second ?? '' },
+  });
+  assert.equal(again.status, 404);
+  await again.body?.cancel();
 });

@@ -285,7 +285,7 @@ describe('following a stored MCP stream', () => {
       Array.from({ length: 100 }, (_, i) => i + 1),
     );
     assert.ok(pages.error instanceof PrunedMessagesError, String(pages.error));
-    // Without gapless it goes on past them (a resume from a stored id on another replica).
+    // Without gapless it goes on past them.
     const skipping = await readAll(follow({ owner, afterEventId: ids[0] ?? '', untilLogEnd: true }));
     assert.equal(skipping.length, 30);
     // The first message the reader lacks is gone: nothing is handed on.
@@ -303,5 +303,55 @@ describe('following a stored MCP stream', () => {
       Array.from({ length: 29 }, (_, i) => i + 121),
     );
     assert.equal(rest.error, undefined);
+  });
+  test('gapless, a quiet stream whose last message read was pruned by age goes on with the next one', async () => {
+    const owner = { ...OWNER, mcpSessionId: 'gapless-quiet' };
+    const store = log.forSession(owner);
+    const first = await store.storeEvent('s', note(1));
+    let reads = 0;
+    const counting: StreamEventLog = {
+      ...log,
+      async readAfter(...args) {
+        reads += 1;
+        return log.readAfter(...args);
+      },
+    };
+    // Followed as a resume on a replica that does not hold the session: until the stream's end.
+    const reader = follow({
+      log: counting,
+      owner,
+      afterEventId: '0',
+      gapless: {},
+      failOnError: true,
+    }).getReader();
+    const decoder = new TextDecoder();
+    const parser = createSseParser();
+    /** The progress numbers of the next data frames read. */
+    async function next(): Promise<number[]> {
+      for (;;) {
+        const { value, done } = await reader.read();
+        assert.equal(done, false);
+        const frames = parser.push(decoder.decode(value)).filter((frame) => frame.data !== '');
+        if (frames.length > 0) {
+          return frames.map(
+            (frame) => (JSON.parse(frame.data) as { params: { progress: number } }).params.progress,
+          );
+        }
+      }
+    }
+    assert.deepEqual(await next(), [1]);
+    const reading = next();
+    // At the log's end, polling (it found its last message stored there).
+    const readsThen = reads;
+    await waitFor(() => reads >= readsThen + 3, 10_000, 'the follower to poll the log');
+    // The retention job deletes it by age, nothing after it being stored yet. Before, the next
+    // read found it gone and failed the stream, though nothing was missed.
+    await (handle.db as unknown as Kysely<McpStreamEventsDb>)
+      .deleteFrom('mcp_stream_events')
+      .where('id', '=', Number(first))
+      .execute();
+    await store.storeEvent('s', note(2));
+    assert.deepEqual(await reading, [2]);
+    await reader.cancel();
   });
 });

@@ -41,7 +41,8 @@ export interface FollowStreamOptions {
    * Fail with PrunedMessagesError instead of skipping messages the log pruned before they were
    * read (a stream's oldest go first): the first message read must be `firstEventId` when given
    * (the first one the reader lacks), else `afterEventId` must still be stored after the first
-   * read; after that, the last message read must still be stored after each read of the next ones.
+   * read; after that, the last message read must still be stored after each read of the next ones
+   * (once found stored at the log's end, not while it polls there: it may age out meanwhile).
    */
   gapless?: { firstEventId?: string };
 }
@@ -127,6 +128,8 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
   let expected = options.gapless?.firstEventId;
   /** gapless: a stored message that must still be stored after the next read (none for '0'). */
   let anchor = options.gapless !== undefined && expected === undefined ? options.afterEventId : undefined;
+  /** gapless: the anchor was found stored at the log's end, and every read since found nothing. */
+  let idleAtEnd = false;
 
   /**
    * gapless: fails when `page`, read after `cursor`, may lack pruned messages. The log prunes a
@@ -144,11 +147,18 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
       }
       if (next === undefined) return;
       expected = undefined;
+    } else if (idleAtEnd) {
+      // Read every pollMs since the anchor was last found stored, finding nothing after it: what
+      // this read finds was stored since the last one, and none of it was pruned meanwhile (unless
+      // more than the log keeps per stream came within one poll and the retention job ran then).
+      // Not checked: a quiet stream's anchor ages out (mcp.replayRetentionSeconds) though nothing
+      // after it was missed, which must not end the stream.
     } else if (anchor !== undefined && anchor !== '0') {
       if ((await options.log.findStream(options.owner, anchor)) === undefined) {
         throw new PrunedMessagesError(options.streamId, from);
       }
     }
+    idleAtEnd = page.length === 0;
     // Markers (a batch's start is kept longer than its stream's messages) are no anchor.
     const lastSent = page.findLast((event) => isSentMessage(event.message));
     if (lastSent !== undefined) anchor = lastSent.id;
