@@ -444,6 +444,15 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     return resumeFromLog(request, reply, streamEvents, owner, stream, lastEventId);
   }
 
+  /** Counts and logs a stream ended because the log pruned messages its client had not got. */
+  function droppedForPrunedMessages(request: FastifyRequest, mcpSessionId: string, streamId?: string): void {
+    options.onStreamDropped?.();
+    request.log.info(
+      { mcpSessionId, streamId },
+      'MCP event stream dropped: its client fell further behind than the log keeps (mcp.replayBufferSize), and messages it lacks were pruned (its resume is refused)',
+    );
+  }
+
   /**
    * Serves `stream` of `owner` from the log after `lastEventId`: followed until its end or, for a
    * stream of `entry` (held here, and nothing more will be stored on it), only what is stored,
@@ -477,13 +486,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         gapless: {},
         failOnError: true,
       },
-      () => {
-        options.onStreamDropped?.();
-        request.log.info(
-          { mcpSessionId: owner.mcpSessionId, streamId },
-          'MCP event stream dropped: its client fell further behind than the log keeps (mcp.replayBufferSize), and messages it lacks were pruned (its resume is refused)',
-        );
-      },
+      () => droppedForPrunedMessages(request, owner.mcpSessionId, streamId),
     );
     reply.code(200);
     reply.header('content-type', 'text/event-stream');
@@ -599,13 +602,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
             'MCP event stream dropped: its client fell behind the live messages and the stream cannot be read from the log (it may resume with Last-Event-ID)',
           );
         },
-        onPruned: () => {
-          options.onStreamDropped?.();
-          request.log.info(
-            { mcpSessionId, streamId: knownStreamId },
-            'MCP event stream dropped: its client fell further behind than the log keeps (mcp.replayBufferSize), and messages it lacks were pruned (its resume is refused)',
-          );
-        },
+        onPruned: () => droppedForPrunedMessages(request, mcpSessionId, knownStreamId),
       });
       response = new Response(body, { status, headers });
     }
