@@ -13,7 +13,7 @@ export interface OtelEnv {
   tracesEndpoint?: string;
   /** `OTEL_SERVICE_NAME`. */
   serviceName?: string;
-  /** `OTEL_RESOURCE_ATTRIBUTES` as key/value pairs. */
+  /** `OTEL_RESOURCE_ATTRIBUTES` as key/value pairs; none when one pair is malformed (with a warning). */
   resourceAttributes: Record<string, string>;
   /** `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`: record prompts and completions. */
   captureMessageContent: boolean;
@@ -25,7 +25,8 @@ export interface OtelEnv {
   spanLimits: SpanLimitSettings;
   /**
    * One message per value set but unusable (not a number, out of range, an unsupported sampler or
-   * exporter, a boolean neither true nor false). Each is ignored, as the OpenTelemetry specification asks.
+   * exporter, a boolean neither true nor false, resource attributes that do not parse). Each is
+   * ignored, as the OpenTelemetry specification asks.
    */
   warnings: string[];
 }
@@ -92,7 +93,7 @@ export function readOtelEnv(env: NodeJS.ProcessEnv = process.env): OtelEnv {
     tracesExporter: readTracesExporter(nonEmpty(env.OTEL_TRACES_EXPORTER), warnings),
     tracesEndpoint,
     serviceName: nonEmpty(env.OTEL_SERVICE_NAME),
-    resourceAttributes: parseResourceAttributes(nonEmpty(env.OTEL_RESOURCE_ATTRIBUTES)),
+    resourceAttributes: parseResourceAttributes(nonEmpty(env.OTEL_RESOURCE_ATTRIBUTES), warnings),
     captureMessageContent: readBoolean(env, 'OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT', warnings),
     tracesSampler: parseTracesSampler(
       nonEmpty(env.OTEL_TRACES_SAMPLER)?.toLowerCase(),
@@ -245,18 +246,33 @@ function appendTracesPath(base: string | undefined): string | undefined {
   return `${base.replace(/\/+$/, '')}/v1/traces`;
 }
 
-/** `k1=v1,k2=v2` with percent-encoded values (W3C Baggage octets), as the OTel spec defines it. */
-function parseResourceAttributes(raw: string | undefined): Record<string, string> {
+/**
+ * `k1=v1,k2=v2` with percent-encoded values (W3C Baggage octets), as the OTel spec defines it. A
+ * member that is not `key=value` or a value that does not decode makes the whole variable unusable:
+ * the specification asks to discard it then, with an error, rather than keep the other pairs.
+ * Blank members (`a=1,,b=2`, a trailing comma) carry nothing and are passed over.
+ */
+function parseResourceAttributes(raw: string | undefined, warnings: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   if (raw === undefined) return out;
-  for (const pair of raw.split(',')) {
+  for (const member of raw.split(',')) {
+    const pair = member.trim();
+    if (pair === '') continue;
     const index = pair.indexOf('=');
-    if (index <= 0) continue;
     const key = pair.slice(0, index).trim();
+    if (index < 0 || key === '') {
+      warnings.push(
+        `OTEL_RESOURCE_ATTRIBUTES has ${JSON.stringify(pair)}, which is not key=value: the whole variable is ignored`,
+      );
+      return {};
+    }
     try {
       out[key] = decodeURIComponent(pair.slice(index + 1).trim());
     } catch {
-      out[key] = pair.slice(index + 1).trim();
+      warnings.push(
+        `OTEL_RESOURCE_ATTRIBUTES has ${JSON.stringify(pair)}, whose value is not validly percent-encoded: the whole variable is ignored`,
+      );
+      return {};
     }
   }
   return out;

@@ -167,6 +167,27 @@ describe('reading OTEL_BSP_* and the span limits', () => {
     assert.equal(fine.captureMessageContent, true);
     assert.deepEqual(fine.warnings, []);
   });
+
+  test('OTEL_RESOURCE_ATTRIBUTES with a malformed pair is ignored as a whole, with a warning', () => {
+    const fine = readOtelEnv({ OTEL_RESOURCE_ATTRIBUTES: ' a = 1 ,, b=x%20y=z, ' });
+    assert.deepEqual(fine.resourceAttributes, { a: '1', b: 'x y=z' });
+    assert.deepEqual(fine.warnings, []);
+    const noValue = readOtelEnv({ OTEL_RESOURCE_ATTRIBUTES: 'a=1,team,b=2' });
+    assert.deepEqual(noValue.resourceAttributes, {});
+    assert.deepEqual(noValue.warnings, [
+      'OTEL_RESOURCE_ATTRIBUTES has "team", which is not key=value: the whole variable is ignored',
+    ]);
+    const noKey = readOtelEnv({ OTEL_RESOURCE_ATTRIBUTES: 'a=1, =2' });
+    assert.deepEqual(noKey.resourceAttributes, {});
+    assert.deepEqual(noKey.warnings, [
+      'OTEL_RESOURCE_ATTRIBUTES has "=2", which is not key=value: the whole variable is ignored',
+    ]);
+    const badEncoding = readOtelEnv({ OTEL_RESOURCE_ATTRIBUTES: 'a=1,b=100%' });
+    assert.deepEqual(badEncoding.resourceAttributes, {});
+    assert.deepEqual(badEncoding.warnings, [
+      'OTEL_RESOURCE_ATTRIBUTES has "b=100%", whose value is not validly percent-encoded: the whole variable is ignored',
+    ]);
+  });
 });
 
 describe('span limits on exported spans', () => {
