@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import { z } from 'zod';
 import { captureLog } from '../../test/fixtures/log-capture.ts';
 import { sendDuringShutdown } from '../../test/fixtures/request-during-shutdown.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
@@ -413,6 +414,46 @@ describe('http server', () => {
       assert.equal(line.requestId, 'r-log-1');
     } finally {
       await logged.close();
+    }
+  });
+
+  test('a validator that throws (a server bug, not bad input) is 500 INTERNAL, logged as an error', async () => {
+    const { destination, lines } = captureLog();
+    // A schema whose check itself fails: the request is not at fault, the server is.
+    const brokenBody = z.object({ name: z.string() }).refine(() => {
+      throw new Error('validator bug');
+    });
+    const broken = await buildHttpServer({
+      config: { http: { bodyLimitBytes: 4096, maxPageSize: 5, sseKeepAliveSeconds: 15 } },
+      service: createFakeSessionService(),
+      logger: createLogger({ level: 'debug', format: 'json', destination }),
+      readiness: async () => ({}),
+      listRoles: () => ROLES,
+      plugins: [
+        async (instance) => {
+          instance.post('/test/broken-validator', { schema: { body: brokenBody } }, async () => ({}));
+        },
+      ],
+    });
+    try {
+      const response = await broken.inject({
+        method: 'POST',
+        url: '/test/broken-validator',
+        payload: { name: 'x' },
+      });
+      const body = assertProblem(response, 500, 'INTERNAL');
+      assert.doesNotMatch(JSON.stringify(body), /validator bug/);
+      // Bad input on the same route is still the client's 400.
+      const bad = await broken.inject({ method: 'POST', url: '/test/broken-validator', payload: {} });
+      assertProblem(bad, 400, 'VALIDATION_FAILED');
+      await new Promise((resolve) => setImmediate(resolve));
+      const failed = lines.filter((entry) => entry.message === 'request failed');
+      assert.equal(failed.length, 1, JSON.stringify(lines));
+      assert.equal(failed[0]?.code, 'INTERNAL');
+      assert.equal(failed[0]?.['log.level'], 'error');
+      assert.match(JSON.stringify(failed[0]?.error), /validator bug/);
+    } finally {
+      await broken.close();
     }
   });
 

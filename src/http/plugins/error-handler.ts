@@ -42,7 +42,6 @@ const FASTIFY_CLIENT_ERRORS: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'VALIDATION_FAILED',
   FST_ERR_CTP_INVALID_JSON_BODY: 'VALIDATION_FAILED',
   FST_ERR_BAD_URL: 'VALIDATION_FAILED',
-  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
 };
 
 /** Maps anything a handler or Fastify threw to the AppError that is sent to the client. */
@@ -61,6 +60,11 @@ export function toHttpAppError(error: unknown): AppError {
     return new AppError('VALIDATION_FAILED', `Invalid ${location}. ${summary}`.trim(), {
       details: issues,
     });
+  }
+  // Fastify tags what a validator threw (or rejected with) FST_ERR_VALIDATION too, but without the
+  // `validation` list a real refusal carries: that is a fault of the server's schema, not of the request.
+  if (fastifyError?.code === 'FST_ERR_VALIDATION') {
+    return new AppError('INTERNAL', 'An internal error occurred.', { cause: error });
   }
   const mapped = fastifyError?.code ? FASTIFY_CLIENT_ERRORS[fastifyError.code] : undefined;
   if (mapped) return new AppError(mapped, describeFastifyError(fastifyError?.code ?? ''));
