@@ -4,7 +4,7 @@
 // created_at) beside two other tenants of N/2 sessions each, then reads acme's rows, writing them as
 // the export does (NDJSON, sha256), page by page:
 //   - before: the query shape of the previous release (every table in its primary key's order) on
-//     the schema before migration 0028_tenant_export_indexes,
+//     the schema before migration 0026_tenant_export_indexes,
 //   - after: the export's reads (store/tenant-export.ts) once that migration is applied,
 // each in a child process of its own (time per table, peak RSS), then runs the real command
 // (`maos tenants export`, the tar with its manifest) in another, and once more with the JavaScript
@@ -29,7 +29,7 @@ import { createTestDatabase, type TestDatabase } from '../test/fixtures/postgres
 // biome-ignore lint/suspicious/noExplicitAny: seeds and reads tables of several areas' schemas
 type AnyDb = Kysely<any>;
 
-const MIGRATION = '0028_tenant_export_indexes';
+const MIGRATION = '0026_tenant_export_indexes';
 const TENANT = 'acme';
 /** The V8 old space the command runs with once more: enough for it whatever the tenant's size. */
 const HEAP_CAP_MIB = 32;
@@ -214,10 +214,9 @@ async function main(): Promise<void> {
     );
     const handle = createDatabase(loadConfig({ configPath: configFile }));
     const db = handle.db as AnyDb;
-    await migrateToLatest(
-      db,
-      MIGRATIONS.filter((migration) => migration.name < MIGRATION),
-    );
+    const at = MIGRATIONS.findIndex((migration) => migration.name === MIGRATION);
+    if (at === -1) throw new Error(`no migration ${MIGRATION}: the baseline would be the schema after it`);
+    await migrateToLatest(db, MIGRATIONS.slice(0, at));
     let started = performance.now();
     await seedTenant(db, TENANT, sessions, events);
     await seedTenant(db, 'globex', Math.floor(sessions / 2), events);

@@ -22,6 +22,7 @@ import { isConfigPath } from '../../src/config/schema-paths.ts';
 import { ERROR_CODES } from '../../src/errors/app-error.ts';
 import { METRIC_LABELS } from '../../src/observability/metric-labels.ts';
 import { assertAuthConfigAllowed } from '../../src/security/authenticate.ts';
+import { MIGRATIONS } from '../../src/store/migrations/index.ts';
 import { shellWords } from '../fixtures/shell-words.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -564,6 +565,32 @@ test('repository files and folders named in the docs exist', () => {
   }
   assert.ok(checked > 50, `checked ${checked} paths`);
   assert.deepEqual(missing, []);
+});
+
+test('migrations named in the docs and the bench scripts exist, by number and by name', () => {
+  // `migration 0026`, migration `0013_tenant_usage_days`; a bench script's before/after baseline
+  // is the schema up to a migration it names ('0026_tenant_export_indexes').
+  const names = new Set(MIGRATIONS.map((migration) => migration.name));
+  const numbers = new Set(MIGRATIONS.map((migration) => migration.name.slice(0, 4)));
+  const benchScripts = readdirSync(join(ROOT, 'bench'))
+    .filter((name) => name.endsWith('.ts'))
+    .map((name) => `bench/${name}`);
+  const unknown: string[] = [];
+  let checked = 0;
+  for (const file of [...markdownFiles(), ...benchScripts]) {
+    const text = read(file);
+    const named = [
+      ...text.matchAll(/\bmigrations? `?(\d{4})(_[a-z0-9_]+)?/gi),
+      ...(file.endsWith('.ts') ? text.matchAll(/'(\d{4})(_[a-z0-9_]+)'/g) : []),
+    ];
+    for (const [, number, rest] of named) {
+      checked += 1;
+      const known = rest === undefined ? numbers.has(number as string) : names.has(`${number}${rest}`);
+      if (!known) unknown.push(`${file}: ${number}${rest ?? ''}`);
+    }
+  }
+  assert.ok(checked > 10, `checked ${checked} migrations`);
+  assert.deepEqual([...new Set(unknown)], []);
 });
 
 test("maos_* metrics in the docs' queries (code blocks too) exist with the labels and values they match", () => {
