@@ -10,7 +10,7 @@ import type { WebStandardStreamableHTTPServerTransport } from '@modelcontextprot
 /** Requests in flight (and cancelled streams) remembered per MCP session; beyond this the oldest are forgotten. */
 const MAX_REMEMBERED = 1000;
 
-export type RequestId = string | number;
+type RequestId = string | number;
 
 function requestIdOf(value: unknown): RequestId | undefined {
   return typeof value === 'string' || typeof value === 'number' ? value : undefined;
