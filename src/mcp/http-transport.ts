@@ -76,7 +76,10 @@ export interface McpHttpPluginOptions {
   onRequest?: McpRequestRecorder;
   /** A span and an mcp.server.operation.duration sample per request (`tcp`); absent = none. */
   telemetry?: McpTelemetry;
-  /** Called when an event stream is dropped because its client stopped reading (metrics). */
+  /**
+   * Called when an event stream is dropped (metrics): its client stopped reading, fell behind a
+   * stream that cannot be read from the log, or lacks messages the log pruned.
+   */
   onStreamDropped?: () => void;
 }
 
@@ -599,7 +602,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
           options.onStreamDropped?.();
           request.log.info(
             { mcpSessionId, heldBytes },
-            'MCP event stream dropped: its client fell behind the live messages and the stream cannot be read from the log (it may resume with Last-Event-ID)',
+            'MCP event stream dropped: its client fell behind the live messages and the stream cannot be read from the log',
           );
         },
         onPruned: () => droppedForPrunedMessages(request, mcpSessionId, knownStreamId),

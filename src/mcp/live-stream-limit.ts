@@ -36,7 +36,7 @@ export interface LiveWithinLimitOptions {
   /**
    * Called, with the live bytes let go, when the client fell behind on a stream that cannot be read
    * from the log (no log, or nothing with an id handed on yet): the stream then fails, which ends
-   * its connection; the client may resume with Last-Event-ID.
+   * its connection.
    */
   onDropped?: (heldBytes: number) => void;
   /**

@@ -243,7 +243,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const mcpStreamsDropped = new Counter({
     name: 'maos_mcp_streams_dropped_total',
-    help: 'MCP event streams whose connection was dropped because the client took nothing of what waited for it, or fell behind a stream that cannot be read from the log.',
+    help: 'MCP event streams whose connection was dropped because the client took nothing of what waited for it, fell behind a stream that cannot be read from the log, or lacked messages the log pruned before it got them.',
     registers,
   });
   const mcpRequests = new Counter({
