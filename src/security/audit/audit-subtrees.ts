@@ -33,8 +33,8 @@ export async function readSubtreeRoots(db: SecurityDb, size: number): Promise<Ma
   for (const row of rows) {
     const first = Number(row.first_seq);
     const root = Buffer.from(row.root, 'base64');
-    // Not a block's first record, or not a SHA-256 hash: no root at all (the block is computed from
-    // its records again); verify reports it.
+    // Not a block's first record (no proof reads it), or not a SHA-256 hash (the block is computed
+    // from its records again; verify reports it): no root at all.
     if (first % SUBTREE_LEAVES === 0 && root.length === 32) roots.set(first / SUBTREE_LEAVES, root);
   }
   return roots;
