@@ -13,18 +13,12 @@ import { createApiKey } from '../../src/security/api-keys.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { type RawAnswer, sendRaw } from '../fixtures/bad-input.ts';
-import {
-  type Base,
-  brief,
-  buildRequest,
-  type FuzzRequest,
-  mutationOf,
-  templatePattern,
-} from '../fixtures/bad-request.ts';
+import { type Base, brief, buildRequest, type FuzzRequest, mutationOf } from '../fixtures/bad-request.ts';
 import { readCopiedTables } from '../fixtures/copied-tables.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { fetchOpenApiDocument } from '../fixtures/openapi-conformance.ts';
 import {
+  compileTemplate,
   createOpenApiRecorder,
   type OpenApiDocument,
   type ParameterObject,
@@ -363,7 +357,7 @@ async function runFuzz(t: TestContext): Promise<void> {
     const flat = Object.fromEntries(
       Object.entries(request.headers).map(([name, value]) => [name, [value].flat().join(', ')]),
     );
-    const documented = templatePattern(template).test(request.path.split('?')[0] ?? '');
+    const documented = compileTemplate(template).test(request.path.split('?')[0] ?? '');
     let recorded: ReturnType<typeof api.record> | undefined;
     const detail =
       answer.status === 400 ? String((JSON.parse(answer.text) as { detail?: unknown }).detail) : '';
