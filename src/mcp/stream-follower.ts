@@ -2,7 +2,9 @@
 // one before a restart): replays the stored messages after Last-Event-ID from the durable log,
 // then follows the log until the stream's end (its response; a batch's end marker after all of
 // them), the client leaves or it goes idle.
-// Also serves a resumed stream that is over (answered or cancelled) on the process holding it.
+// Also serves, on the process holding the session, a resumed stream that is over (answered or
+// cancelled), and the stored part of a live stream its client reads at its own pace
+// (live-stream-limit.ts).
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import {
   isSentMessage,
@@ -23,8 +25,9 @@ export interface FollowStreamOptions {
   /** The follow ends after this long without a new message (the client may resume again). */
   idleMs: number;
   /**
-   * Nothing more will be stored on the stream (its requests were answered or cancelled): end once
-   * what is stored has been replayed, without waiting for more.
+   * End once what is stored has been replayed, without waiting for more: nothing more will be
+   * stored on the stream (its requests were answered or cancelled), or the caller goes on with the
+   * live messages (liveWithinLimit).
    */
   untilLogEnd?: boolean;
   /** SSE comment interval that keeps proxies from closing a quiet stream; 0 = none. */
