@@ -18,11 +18,11 @@ import {
 } from '../../src/security/audit/checkpoint.ts';
 import {
   computeRoot,
-  hashLeaf,
   verifyConsistencyProof,
   verifyInclusionProof,
 } from '../../src/security/audit/merkle.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { storedLeaves } from '../fixtures/audit-records.ts';
 import { STORE_BACKENDS, type StoreBackend } from '../fixtures/store-backends.ts';
 
 const signer = loadCheckpointSigner('maos.test/audit', generateSigningKeyPem());
@@ -79,11 +79,6 @@ async function createSignedLog(backend: StoreBackend): Promise<SignedLog> {
 }
 
 const rootAt = (log: SignedLog, size: number) => (log.signed.get(size) as Checkpoint).root;
-
-async function storedLeaves(db: SecurityDb): Promise<Buffer[]> {
-  const rows = await db.selectFrom('audit_log').select('event').orderBy('seq').execute();
-  return rows.map((row) => hashLeaf(Buffer.from(row.event, 'utf8')));
-}
 
 for (const backend of STORE_BACKENDS) {
   describe(`audit proofs over the stored log (${backend.name})`, { timeout: 120_000 }, () => {

@@ -39,6 +39,7 @@ import {
 } from '../../src/security/audit/merkle.ts';
 import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { storedLeaves } from '../fixtures/audit-records.ts';
 import { STORE_BACKENDS, type StoreBackend, useStoreHandles } from '../fixtures/store-backends.ts';
 
 const B = SUBTREE_LEAVES;
@@ -66,11 +67,6 @@ async function fill(log: AuditLog, size: number): Promise<void> {
   for (let i = 0; i < size; i += 500) {
     await Promise.all(Array.from({ length: Math.min(500, size - i) }, (_, j) => log.append(event(i + j))));
   }
-}
-
-async function storedLeaves(db: SecurityDb): Promise<Buffer[]> {
-  const rows = await db.selectFrom('audit_log').select('event').orderBy('seq').execute();
-  return rows.map((row) => hashLeaf(Buffer.from(row.event, 'utf8')));
 }
 
 async function storedRows(db: SecurityDb): Promise<{ first_seq: number; leaves: number; root: string }[]> {

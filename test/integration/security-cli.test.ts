@@ -27,6 +27,7 @@ import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { openSqlite } from '../../src/security/test-support.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
+import { serviceAuditEvent } from '../fixtures/audit-records.ts';
 import { freePort } from '../fixtures/free-port.ts';
 
 interface CliResult {
@@ -417,22 +418,7 @@ describe('maos audit verify and the block roots stored for the proofs', { timeou
       await migrateToLatest(handle.db);
       const log = createAuditLog({ db, origin: 'maos.local/audit' });
       for (let i = 0; i < 1030; i += 103) {
-        await Promise.all(
-          Array.from({ length: 103 }, (_, j) =>
-            log.append({
-              action: 'probe',
-              actor: {
-                type: 'service',
-                id: `k-${i + j}`,
-                tenant: 'acme',
-                ip: null,
-                user_agent: null,
-                auth_method: 'apikey',
-              },
-              outcome: 'success',
-            }),
-          ),
-        );
+        await Promise.all(Array.from({ length: 103 }, (_, j) => log.append(serviceAuditEvent(i + j))));
       }
       // Stores the root of records 0..1023.
       await log.inclusionProof(3, 1030);
