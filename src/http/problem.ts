@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { headOf } from '../domain/text-cut.ts';
 import { type AppError, ERROR_CODES } from '../errors/app-error.ts';
+import { MAX_NESTING_DEPTH } from './plugins/storable-input.ts';
 
 /**
  * Bounds of one problem document: a request near the body limit can hold thousands of mistakes
@@ -68,7 +69,7 @@ export function createProblem(error: AppError, instance?: string, requestId?: st
 
 /** What each error status means to a client, for the response descriptions of OpenAPI. */
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
-  400: 'The request is invalid (body, parameters, an undeclared query parameter, a credential sent twice, text holding U+0000 or an unpaired surrogate).',
+  400: `The request is invalid (body, parameters, an undeclared query parameter, a credential sent twice, text holding U+0000 or an unpaired surrogate, arrays and objects nested more than ${MAX_NESTING_DEPTH} levels deep).`,
   401: 'No valid credentials.',
   403: 'The credentials lack the permission this operation needs.',
   404: 'The resource does not exist (or belongs to another tenant).',
