@@ -9,6 +9,9 @@ import { leaseDeadline } from './lease-clock.ts';
 import type { Database, TasksTable } from './schema.ts';
 import type { ClaimRequest } from './task-store.ts';
 
+/** The last tenant this process's previous fair claim ranked: the next window starts after it. */
+let tenantCursor = '';
+
 /**
  * Claims up to `limit` ready tasks, fairly between tenants and oldest ready first within one (the
  * order of claimReadyTasks, docs/adr/0013-fair-claims-between-tenants.md): ready → leased, attempts
@@ -29,6 +32,7 @@ import type { ClaimRequest } from './task-store.ts';
 export async function claimReadyTasksPostgres(
   trx: Kysely<Database>,
   request: ClaimRequest,
+  window: number,
 ): Promise<TasksTable[]> {
   // The lowest and highest tenant id with ready tasks: the two ends of tasks_ready_tenant.
   const { rows } = await sql<TasksTable & { several_tenants: boolean }>`
@@ -50,7 +54,12 @@ export async function claimReadyTasksPostgres(
     )
     select claimed.*, bounds.lo is distinct from bounds.hi as several_tenants
     from bounds left join claimed on true`.execute(trx);
-  if (rows[0]?.several_tenants) return claimFairly(trx, request);
+  if (rows[0]?.several_tenants) {
+    const start = tenantCursor;
+    const { tasks, last } = await claimFairly(trx, request, start, window);
+    tenantCursor = last ?? tenantCursor;
+    return tasks;
+  }
   return rows.filter((row) => row.id !== null).map(({ several_tenants: _, ...task }) => task);
 }
 
@@ -70,30 +79,57 @@ function claimedColumns(trx: Kysely<Database>, request: ClaimRequest) {
  * locks each tenant's share of its oldest ready tasks, skipping those locked. Replicas claiming at
  * the same moment compute the same shares, and each takes the next unlocked tasks of a tenant, as
  * the claim oldest-first across tenants did. The tenants with ready tasks are found by stepping
- * through tasks_ready_tenant from one tenant id to the next, so the claim reads about `limit` rows
- * per such tenant, never the whole queue. (`picked` repeats the limit its shares add up to: with
- * its estimate the planner updates the tasks by key instead of hashing the whole table.)
+ * through tasks_ready_tenant from one tenant id to the next, at most `window` of them after
+ * `cursor` (wrapping around to the lowest id; TENANT_WINDOW in task-store.ts), so the claim reads
+ * about `limit` rows per tenant of the window, never the whole queue nor every tenant; it returns
+ * the last tenant of the window, where the next claim's starts. (`picked` repeats the limit its
+ * shares add up to: with its estimate the planner updates the tasks by key instead of hashing the
+ * whole table.)
  *
  * A tenant's share comes up short when another replica has just locked or claimed its last ready
  * tasks (or their sessions' rows are locked): its whole ready queue was tried, nothing of it can be
  * taken now. Then the claim ranks again at once, once, for the slots left, without the tenants that
  * came up short, so those slots go to the other tenants' ready tasks instead of waiting for the next
- * wake-up. The second round sees this claim's tasks as claimed, so it shares fairly as well.
+ * wake-up. The second round sees this claim's tasks as claimed, so it shares fairly as well; its
+ * window starts at the same cursor and reaches as many tenants further as came up short.
  */
 async function claimFairly(
   trx: Kysely<Database>,
   request: ClaimRequest,
+  cursor: string,
+  window: number,
   exhausted: readonly string[] = [],
-): Promise<TasksTable[]> {
-  const { rows } = await sql<TasksTable & { short_tenants: string[] | null }>`
-    with recursive ready_tenants(tenant_id) as (
-      (select tenant_id from tasks where status = 'ready' order by tenant_id limit 1)
+): Promise<{ tasks: TasksTable[]; last: string | null }> {
+  // The window may pass over the tenants that came up short (filtered out below), so a second round
+  // still ranks up to `window` others.
+  const size = window + exhausted.length;
+  const { rows } = await sql<TasksTable & { short_tenants: string[] | null; last_tenant: string | null }>`
+    with recursive after_cursor(tenant_id, n) as (
+      (select tenant_id, 1 from tasks where status = 'ready' and tenant_id > ${cursor} order by tenant_id limit 1)
       union all
       select (
-        select t.tenant_id from tasks t where t.status = 'ready' and t.tenant_id > r.tenant_id
+        select t.tenant_id from tasks t where t.status = 'ready' and t.tenant_id > a.tenant_id
         order by t.tenant_id limit 1
+      ), a.n + 1
+      from after_cursor a where a.tenant_id is not null and a.n < ${size}
+    ),
+    from_start(tenant_id, n) as (
+      (
+        select tenant_id, (select count(tenant_id) from after_cursor) + 1 from tasks
+        where status = 'ready' and tenant_id <= ${cursor} order by tenant_id limit 1
       )
-      from ready_tenants r where r.tenant_id is not null
+      union all
+      select (
+        select t.tenant_id from tasks t
+        where t.status = 'ready' and t.tenant_id > b.tenant_id and t.tenant_id <= ${cursor}
+        order by t.tenant_id limit 1
+      ), b.n + 1
+      from from_start b where b.tenant_id is not null and b.n < ${size}
+    ),
+    ready_tenants as materialized (
+      select tenant_id, n from after_cursor where tenant_id is not null
+      union all
+      select tenant_id, n from from_start where tenant_id is not null and n <= ${size}
     ),
     shares as materialized (
       select top.tenant_id, count(*) as share from (
@@ -135,12 +171,22 @@ async function claimFairly(
       select array_agg(shares.tenant_id) as tenants from shares
       where shares.share > (select count(*) from claimed where claimed.tenant_id = shares.tenant_id)
     )
-    select claimed.*, short.tenants as short_tenants
+    select claimed.*, short.tenants as short_tenants,
+      (select tenant_id from ready_tenants order by n desc limit 1) as last_tenant
     from short left join claimed on true`.execute(trx);
-  const tasks = rows.filter((row) => row.id !== null).map(({ short_tenants: _, ...task }) => task);
+  const tasks = rows
+    .filter((row) => row.id !== null)
+    .map(({ short_tenants: _, last_tenant: __, ...task }) => task);
   const short = rows[0]?.short_tenants ?? [];
+  const last = rows[0]?.last_tenant ?? null;
   // One more round at most: the second one's own shortfall waits for the next wake-up.
-  if (short.length === 0 || tasks.length >= request.limit || exhausted.length > 0) return tasks;
-  const more = await claimFairly(trx, { ...request, limit: request.limit - tasks.length }, short);
-  return [...tasks, ...more];
+  if (short.length === 0 || tasks.length >= request.limit || exhausted.length > 0) return { tasks, last };
+  const more = await claimFairly(
+    trx,
+    { ...request, limit: request.limit - tasks.length },
+    cursor,
+    window,
+    short,
+  );
+  return { tasks: [...tasks, ...more.tasks], last };
 }

@@ -18,6 +18,8 @@ export interface ClaimRequest {
   limit: number;
   leaseMs: number;
   now: number;
+  /** How many tenants with ready tasks a claim ranks at most (TENANT_WINDOW; raised to `limit`). */
+  tenantWindow?: number;
 }
 
 /**
@@ -42,19 +44,54 @@ const readyTenantRange = precompileQuery<Database, { lo: string | null; hi: stri
 }));
 
 /**
- * SQLite's fair pick of `limit` ready tasks among several tenants (see claimReadyTasks): each
- * tenant with ready tasks (found by stepping through tasks_ready_tenant from one tenant id to the
- * next), its `limit` oldest ranked running + 1, running + 2, … where running counts its tasks
- * claimed now (tasks_claimed_tenant), the lowest ranks first, the older task on a tie.
+ * How many tenants with ready tasks one claim ranks at most (see
+ * docs/adr/0013-fair-claims-between-tenants.md): with more, each claim ranks the next window of
+ * them in tenant id order, after the last one the previous claim of this process ranked, wrapping
+ * around, so the claim's cost does not grow with their number. Never fewer than the claim's slots,
+ * so a claim still fills every slot (each tenant in the window has a ready task).
  */
-function fairPick(limit: number) {
-  return sql<string>`(
-    with recursive ready_tenants(tenant_id) as (
-      select min(tenant_id) from tasks where status = 'ready'
+export const TENANT_WINDOW = 64;
+
+/** The last tenant this process's previous fair claim ranked (SQLite): the next window starts after it. */
+let tenantCursor = '';
+
+/**
+ * The tenant ids with ready tasks in this claim's window, in window order: up to `size` of them
+ * after `cursor` in tenant id order, then from the lowest id on (up to `cursor`) if the window is
+ * not full yet. Each is one step through tasks_ready_tenant from one tenant id to the next.
+ */
+function tenantWindow(trx: Kysely<Database>, cursor: string, size: number) {
+  return sql<{ tenant_id: string; n: number }>`
+    with recursive after_cursor(tenant_id, n) as (
+      select min(tenant_id), 1 from tasks where status = 'ready' and tenant_id > ${cursor}
       union all
-      select (select min(t.tenant_id) from tasks t where t.status = 'ready' and t.tenant_id > r.tenant_id)
-      from ready_tenants r where r.tenant_id is not null
+      select (select min(t.tenant_id) from tasks t where t.status = 'ready' and t.tenant_id > a.tenant_id), a.n + 1
+      from after_cursor a where a.tenant_id is not null and a.n < ${size}
     ),
+    from_start(tenant_id, n) as (
+      select min(tenant_id), (select count(tenant_id) from after_cursor) + 1
+      from tasks where status = 'ready' and tenant_id <= ${cursor}
+      union all
+      select (
+        select min(t.tenant_id) from tasks t
+        where t.status = 'ready' and t.tenant_id > b.tenant_id and t.tenant_id <= ${cursor}
+      ), b.n + 1
+      from from_start b where b.tenant_id is not null and b.n < ${size}
+    )
+    select tenant_id, n from after_cursor where tenant_id is not null
+    union all
+    select tenant_id, n from from_start where tenant_id is not null and n <= ${size}
+    order by n`.execute(trx);
+}
+
+/**
+ * SQLite's fair pick of `limit` ready tasks among the tenants of the window (see claimReadyTasks):
+ * each one's `limit` oldest ready tasks ranked running + 1, running + 2, … where running counts its
+ * tasks claimed now (tasks_claimed_tenant), the lowest ranks first, the older task on a tie.
+ */
+function fairPick(limit: number, tenants: readonly string[]) {
+  return sql<string>`(
+    with ready_tenants(tenant_id) as (values ${sql.join(tenants.map((id) => sql`(${id})`))}),
     ranked as (
       select c.id, c.ready_at,
         (select count(*) from tasks l where l.status in ('leased', 'running') and l.tenant_id = r.tenant_id)
@@ -70,10 +107,11 @@ function fairPick(limit: number) {
  * Claims up to `limit` ready tasks, fairly between tenants and oldest ready first within one (see
  * docs/adr/0013-fair-claims-between-tenants.md): ready → leased, attempts + 1. Each slot goes to
  * the tenant with the fewest tasks claimed now (on every replica) plus those this claim has given
- * it so far; with one tenant ready, that is simply its oldest ready tasks. With `start`, SQLite goes
- * straight on to running in the same UPDATE (one writer: the claim and the start share a
- * transaction anyway); the rows' status tells the caller whether it still has to start them. The
- * caller writes the start events.
+ * it so far; with one tenant ready, that is simply its oldest ready tasks. With more tenants ready
+ * than the window (TENANT_WINDOW), the claim ranks only the window's, the next ones at each claim.
+ * With `start`, SQLite goes straight on to running in the same UPDATE (one writer: the claim and
+ * the start share a transaction anyway); the rows' status tells the caller whether it still has to
+ * start them. The caller writes the start events.
  */
 export async function claimReadyTasks(
   trx: Kysely<Database>,
@@ -81,9 +119,16 @@ export async function claimReadyTasks(
   request: ClaimRequest & { start?: boolean },
 ): Promise<TasksTable[]> {
   // PostgreSQL: a claim that never waits for a lock (see postgres-claim.ts).
-  if (dialect === 'postgres') return claimReadyTasksPostgres(trx, request);
+  const window = Math.max(request.tenantWindow ?? TENANT_WINDOW, request.limit);
+  if (dialect === 'postgres') return claimReadyTasksPostgres(trx, request, window);
   const { lo, hi } = (await readyTenantRange(trx)).rows[0] ?? { lo: null, hi: null };
   if (lo === null) return [];
+  let tenants: string[] = [];
+  if (lo !== hi) {
+    tenants = (await tenantWindow(trx, tenantCursor, window)).rows.map((row) => row.tenant_id);
+    tenantCursor = tenants.at(-1) ?? tenantCursor;
+    if (tenants.length === 0) return [];
+  }
   const candidates =
     lo === hi
       ? trx
@@ -96,7 +141,7 @@ export async function claimReadyTasks(
           .where('tenant_id', '=', lo)
           .orderBy('ready_at')
           .limit(request.limit)
-      : fairPick(request.limit);
+      : fairPick(request.limit, tenants);
   // SQLite serialises writers (the write queue holds the lock), so it needs no row locks.
   return trx
     .updateTable('tasks')

@@ -188,6 +188,56 @@ describe('fair claims between tenants', { timeout: 180_000 }, () => {
     });
   }
 
+  for (const store of ['SQLite', 'PostgreSQL', 'PostgreSQL with nested-loop plans only'] as const) {
+    test(`${store}: with more tenants ready than the window, a claim ranks the next window of them`, async (t) => {
+      const { harness } = await claimHarness(t, store);
+      const { tenants, claim, run } = await tenTenants(harness);
+      // A claim of 4 with a window of 4: the first task of each of 4 consecutive tenants, not the
+      // 4 oldest tasks (w0, w5, w1, w6).
+      const first = await claim(4);
+      const start = Array.from(tenants.keys()).find((s) => run(s, 4).join() === first.join());
+      assert.notEqual(
+        start,
+        undefined,
+        `consecutive tenants, got ${first.map((i) => tenants[i]).join(', ')}`,
+      );
+      // The next claims go on from where it stopped: every tenant within ceil(10 / 4) claims (the
+      // third window wraps around to two tenants that already have a task running, ranked after
+      // the two that have none but still given the slots left).
+      assert.deepEqual(await claim(4), run(start! + 4, 4));
+      assert.deepEqual(await claim(4), run(start! + 8, 4));
+      // The window is never narrower than the claim: 8 slots, 8 tenants' tasks left, all taken.
+      assert.deepEqual(await claim(8), run(start! + 2, 8));
+      assert.deepEqual(await claim(8), []);
+    });
+  }
+
+  for (const store of ['PostgreSQL', 'PostgreSQL with nested-loop plans only'] as const) {
+    test(`${store}: a window's tenant that another replica holds locked leaves its slot to the next tenant`, async (t) => {
+      const { harness, database } = await claimHarness(t, store);
+      const { tenants, claim, run } = await tenTenants(harness);
+      const first = await claim(4);
+      const start = Array.from(tenants.keys()).find((s) => run(s, 4).join() === first.join())!;
+      // The next window is start + 4 … start + 7; another replica holds the last one's tasks locked.
+      const locked = tenants[(start + 7) % tenants.length]!;
+      const replica = new pg.Client({ connectionString: database!.url });
+      await replica.connect();
+      try {
+        await replica.query('begin');
+        await replica.query('select id from tasks where tenant_id = $1 for no key update', [locked]);
+        // Its slot goes to the tenant after the window, which has nothing claimed, not to a second
+        // task of a tenant in it.
+        assert.deepEqual(
+          await claim(4),
+          [...run(start + 4, 3), (start + 8) % tenants.length].sort((a, b) => a - b),
+        );
+        await replica.query('rollback');
+      } finally {
+        await replica.end();
+      }
+    });
+  }
+
   for (const store of ['PostgreSQL', 'PostgreSQL with nested-loop plans only'] as const) {
     test(`${store}: a tenant's share that another replica holds locked goes to the other tenants`, async (t) => {
       const { harness, database, claim } = await claimBench(t, store);
@@ -240,29 +290,7 @@ async function claimBench(
   t: TestContext,
   store: 'SQLite' | 'PostgreSQL' | 'PostgreSQL with nested-loop plans only',
 ) {
-  const database = store === 'SQLite' ? undefined : await createTestDatabase();
-  if (database) t.after(() => database.drop());
-  if (database && store !== 'PostgreSQL') {
-    // Plans PostgreSQL is free to choose, forced for every connection of the engine: nested
-    // loops only, which would run an unmaterialized locking subquery once per outer row.
-    const admin = new pg.Client({ connectionString: database.url });
-    await admin.connect();
-    try {
-      const name = new URL(database.url).pathname.slice(1);
-      for (const setting of ['hashjoin', 'hashagg', 'material', 'mergejoin', 'sort']) {
-        await admin.query(`alter database ${name} set enable_${setting} = off`);
-      }
-    } finally {
-      await admin.end();
-    }
-  }
-  const harness = await createHarness({
-    llm: heldRuntime().runtime,
-    concurrency: 0,
-    start: false,
-    ...(database ? { storeUrl: database.url } : {}),
-  });
-  t.after(() => harness.close());
+  const { harness, database } = await claimHarness(t, store);
   await addTenants(harness);
   const { db, dialect } = harness.handle;
   await submit(harness, ACTOR, 6);
@@ -289,4 +317,80 @@ async function claimBench(
     return got;
   };
   return { harness, database, claim };
+}
+
+/** An engine that claims nothing itself (no slots) on `store`, and no tasks yet. */
+async function claimHarness(
+  t: TestContext,
+  store: 'SQLite' | 'PostgreSQL' | 'PostgreSQL with nested-loop plans only',
+) {
+  const database = store === 'SQLite' ? undefined : await createTestDatabase();
+  if (database) t.after(() => database.drop());
+  if (database && store !== 'PostgreSQL') {
+    // Plans PostgreSQL is free to choose, forced for every connection of the engine: nested
+    // loops only, which would run an unmaterialized locking subquery once per outer row.
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      const name = new URL(database.url).pathname.slice(1);
+      for (const setting of ['hashjoin', 'hashagg', 'material', 'mergejoin', 'sort']) {
+        await admin.query(`alter database ${name} set enable_${setting} = off`);
+      }
+    } finally {
+      await admin.end();
+    }
+  }
+  const harness = await createHarness({
+    llm: heldRuntime().runtime,
+    concurrency: 0,
+    start: false,
+    ...(database ? { storeUrl: database.url } : {}),
+  });
+  t.after(() => harness.close());
+  return { harness, database };
+}
+
+/**
+ * Ten tenants w0…w9 with two ready tasks each, on an engine of claimHarness; `claim(limit)` claims
+ * with a window of 4 tenants and returns the numbers of the tenants of the tasks it took.
+ */
+async function tenTenants(harness: Harness) {
+  const { db, dialect } = harness.handle;
+  // Ten tenants w0…w9, two ready tasks each; their first tasks ready in an order that scatters
+  // them, so the claim of the oldest across all tenants would take tenants far apart.
+  const tenants = Array.from({ length: 10 }, (_, i) => `w${i}`);
+  const order = [0, 5, 1, 6, 2, 7, 3, 8, 4, 9];
+  for (const [i, id] of tenants.entries()) {
+    await db
+      .insertInto('tenants')
+      .values({ id, name: id, created_at: 0 } as never)
+      .execute();
+    await submit(harness, { tenantId: id, principalId: 'test' }, 2);
+    for (const [task, readyAt] of [
+      ['t0', 1_000 + order.indexOf(i)],
+      ['t1', 2_000 + i],
+    ] as const) {
+      await db
+        .updateTable('tasks')
+        .set({ ready_at: readyAt })
+        .where('tenant_id', '=', id)
+        .where('name', '=', task)
+        .execute();
+    }
+  }
+  let round = 0;
+  const claim = async (limit: number) => {
+    const rows = await claimReadyTasks(db, dialect, {
+      owner: `window-${++round}`,
+      limit,
+      leaseMs: 60_000,
+      now: Date.now(),
+      tenantWindow: 4,
+    });
+    return rows.map((row) => tenants.indexOf(row.tenant_id)).sort((a, b) => a - b);
+  };
+  /** The tenants `start`, `start + 1`, … in tenant id order, wrapping around. */
+  const run = (start: number, length: number) =>
+    Array.from({ length }, (_, i) => (start + i) % tenants.length).sort((a, b) => a - b);
+  return { tenants, claim, run };
 }
