@@ -281,7 +281,8 @@ function readRecordFile(file: string): AuditRecord {
   return record as unknown as AuditRecord;
 }
 
-function readText(file: string): string {
+/** The text of a file an option names (a key, a checkpoint, a record); NOT_FOUND when unreadable. */
+export function readText(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch {

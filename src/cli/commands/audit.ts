@@ -3,7 +3,7 @@
 // (audit-prove.ts) checks a server's log from outside.
 
 import { once } from 'node:events';
-import { createWriteStream, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, openSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
@@ -32,7 +32,7 @@ import {
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { registerAuditProveCommand } from './audit-prove.ts';
+import { readText, registerAuditProveCommand } from './audit-prove.ts';
 
 interface VerifyOptions {
   config?: string;
@@ -268,13 +268,5 @@ function assertReadableDir(dir: string): void {
       throw new CliError('NOT_FOUND', `no such checkpoint directory: ${resolve(dir)}`, EXIT.NOT_FOUND);
     }
     throw new CliError('USAGE', `cannot read --checkpoint-dir ${resolve(dir)} (${code})`, EXIT.USAGE);
-  }
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    throw new CliError('NOT_FOUND', `cannot read ${file}`, EXIT.NOT_FOUND);
   }
 }
