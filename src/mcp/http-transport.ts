@@ -554,7 +554,10 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     }
     // What is stored of a live stream it resumes comes from the log at the client's pace (below):
     // the SDK's own replay would write all of it before the client could read any.
-    if (resumed !== undefined) entry.eventStore?.replayFromLog(lastEventId);
+    const stopServingFromLog =
+      resumed !== undefined && lastEventId !== undefined
+        ? entry.eventStore?.replayFromLog(lastEventId)
+        : undefined;
     const resumedStreamId = resumed?.streamId;
     // A tool call's stream needs the tool's own permission, as the call itself did: while it is
     // open, and stored with it for a resume (on any replica) to check.
@@ -572,7 +575,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       if (fresh) await closeEntry(entry);
       throw error;
     } finally {
-      if (resumed !== undefined) entry.eventStore?.replayFromLog(undefined);
+      stopServingFromLog?.();
     }
     // A rejected initialize leaves an unregistered transport behind: release it (and its slot).
     if (fresh && entry.transport.sessionId === undefined) await closeEntry(entry);

@@ -99,6 +99,26 @@ describe('durable MCP stream event log', () => {
     assert.equal(streamLookups, 2);
   });
 
+  test('resumes of one session served from the log at once each get a replay that sends nothing, until released', async () => {
+    const store = createStreamEventLog(db).forSession({ ...ALICE, mcpSessionId: 'mcp-served' });
+    const first = await store.storeEvent('s5', note(1));
+    const second = await store.storeEvent('s6', note(2));
+    await store.storeEvent('s5', note(3));
+    await store.storeEvent('s6', note(4));
+    // Two resumes wait for their replay at once, the second from the same id as a third.
+    const releaseFirst = store.replayFromLog(first);
+    const releaseSecond = store.replayFromLog(second);
+    const releaseThird = store.replayFromLog(second);
+    assert.deepEqual(await replay(store, first), { stream: 's5', ids: [], ns: [] });
+    releaseSecond();
+    assert.deepEqual(await replay(store, second), { stream: 's6', ids: [], ns: [] });
+    releaseFirst();
+    releaseThird();
+    // Released: the SDK's own replay sends what is stored again.
+    assert.deepEqual((await replay(store, first)).ns, [3]);
+    assert.deepEqual((await replay(store, second)).ns, [4]);
+  });
+
   test("another tenant, principal or MCP session cannot resolve or replay a stream's events", async () => {
     const log = createStreamEventLog(db);
     const id = await log.forSession(ALICE).storeEvent('s2', note(1));

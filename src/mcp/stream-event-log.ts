@@ -85,11 +85,12 @@ export interface SessionEventStore extends EventStore {
    */
   findStream(eventId: EventId): Promise<FoundStream | undefined>;
   /**
-   * Makes the SDK's next replay from `eventId` only name its stream and send nothing (undefined:
-   * none): the SDK writes a replay into its stream all at once, before the client can read any of
-   * it, so the transport serves what is stored from the log at the client's pace instead.
+   * Makes the SDK's replays from `eventId` only name their stream and send nothing, until the
+   * returned function is called: the SDK writes a replay into its stream all at once, before the
+   * client can read any of it, so the transport serves what is stored from the log at the client's
+   * pace instead. Several resumes of a session may wait for their replays at once.
    */
-  replayFromLog(eventId: EventId | undefined): void;
+  replayFromLog(eventId: EventId): () => void;
 }
 
 export interface StreamEventLog {
@@ -278,8 +279,8 @@ export function createStreamEventLog(
     /** The SDK's lookup: the answer `findStream` just read for the same id, else the database's. */
     const streamOf = async (eventId: EventId): Promise<StreamId | undefined> =>
       found?.eventId === eventId ? found.streamId : (await findStream(owner, eventId))?.streamId;
-    /** The resume whose replay the transport serves from the log (replayFromLog). */
-    let servedFromLog: EventId | undefined;
+    /** Resumes whose replay the transport serves from the log (replayFromLog), by id: how many. */
+    const servedFromLog = new Map<EventId, number>();
     /** Each stream's requirement, fixed by its first stored message (later ones may come from elsewhere). */
     const requirements = new Map<StreamId, string>();
     function requirementOf(streamId: StreamId): string {
@@ -303,7 +304,15 @@ export function createStreamEventLog(
         return stream;
       },
       replayFromLog(eventId) {
-        servedFromLog = eventId;
+        servedFromLog.set(eventId, (servedFromLog.get(eventId) ?? 0) + 1);
+        let released = false;
+        return () => {
+          if (released) return;
+          released = true;
+          const left = (servedFromLog.get(eventId) ?? 1) - 1;
+          if (left > 0) servedFromLog.set(eventId, left);
+          else servedFromLog.delete(eventId);
+        };
       },
       storeEvent(streamId, message) {
         const requiredPermissions = requirementOf(streamId);
@@ -345,10 +354,7 @@ export function createStreamEventLog(
         if (found?.eventId === lastEventId) found = undefined;
         // The SDK asks getStreamIdForEventId first and answers 400 itself; this guards direct use.
         if (streamId === undefined) return '';
-        if (servedFromLog === lastEventId) {
-          servedFromLog = undefined;
-          return streamId;
-        }
+        if (servedFromLog.has(lastEventId)) return streamId;
         let cursor = lastEventId;
         for (;;) {
           const page = await readAfter(owner, streamId, cursor, REPLAY_PAGE);
