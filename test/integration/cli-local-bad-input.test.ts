@@ -289,8 +289,9 @@ describe('maos keys', () => {
   test('an --expires that is neither an RFC 3339 time nor a duration is refused, not read as a date', async () => {
     // Were taken: a time without offset (as local time), `2030` (as a year); `5` (days meant, read
     // as 2001-05-01) was refused as a time in the past.
-    // And a day its month does not have, which Date.parse rolls over into the next month.
-    for (const expires of ['2030-01-01T00:00:00', '2030', '5', '2030-02-30', '2030-04-31T12:00:00Z']) {
+    // And a day its month does not have, which Date.parse rolls over into the next month. And an
+    // empty one (`--expires "$TTL"` with TTL unset), which made a key that never expires.
+    for (const expires of ['2030-01-01T00:00:00', '2030', '5', '2030-02-30', '2030-04-31T12:00:00Z', '']) {
       const result = await runMaos([
         'keys',
         'create',
@@ -304,7 +305,7 @@ describe('maos keys', () => {
       assert.equal(result.code, 2, `--expires ${expires}: ${result.stdout}${result.stderr}`);
       assert.match(
         result.stderr,
-        /^error VALIDATION_FAILED: --expires: ".+" is neither an RFC 3339 time .* nor a duration/m,
+        /^error VALIDATION_FAILED: --expires(: ".+" is neither an RFC 3339 time .* nor a duration| is empty: )/m,
       );
     }
     const listed = await runMaos(['keys', 'list', '--config', config, '--json']);

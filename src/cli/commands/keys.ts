@@ -55,6 +55,13 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+
 /** `90d`, `12h`, `30m` → a time that far from `now`; RFC 3339 times pass through. */
 export function parseExpiry(value: string, now = new Date()): string {
   const trimmed = value.trim();
+  if (trimmed === '') {
+    throw new CliError(
+      'VALIDATION_FAILED',
+      '--expires is empty: give an RFC 3339 time (2027-01-31T12:00:00Z) or a duration like 90d, or leave it out for a key that does not expire',
+      EXIT.USAGE,
+    );
+  }
   const match = /^(\d{1,6})([dhm])$/.exec(trimmed);
   if (match) {
     const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[match[2] as 'd' | 'h' | 'm'];
@@ -103,7 +110,8 @@ async function runCreate(ctx: CliContext, command: Command): Promise<number> {
   // Checked before the database is opened, as the API checks its request body.
   const nameProblem = keyNameProblem(name);
   if (nameProblem) throw new CliError('VALIDATION_FAILED', `--name ${nameProblem}`, EXIT.USAGE);
-  const expiresAt = options.expires ? parseExpiry(options.expires) : null;
+  // An empty --expires (an unset variable) is refused by parseExpiry, not read as "never expires".
+  const expiresAt = options.expires === undefined ? null : parseExpiry(options.expires);
   // The first key of a new data directory is made before its first start (docs/security.md).
   const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }), {
     mustExist: false,
