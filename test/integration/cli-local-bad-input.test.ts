@@ -220,6 +220,25 @@ describe('maos keys', () => {
     assert.equal(existsSync(join(dir, 'never.tar')), false, 'nothing written');
   });
 
+  test('tenants export onto a folder is refused before anything is exported, with --force too', async () => {
+    const folder = join(dir, 'export-folder');
+    mkdirSync(folder);
+    for (const force of [[], ['--force']]) {
+      const result = await runMaos([
+        'tenants',
+        'export',
+        'default',
+        '--config',
+        config,
+        '--output',
+        folder,
+        ...force,
+      ]);
+      assertUsage(result, /--output .*export-folder is a folder: name the tar file to write/);
+    }
+    assert.deepEqual(readdirSync(folder), [], 'nothing written into it');
+  });
+
   test('a --name with control characters, blank or too long is refused (exit 2), as the API refuses it', async () => {
     const cases: Array<[string, RegExp]> = [
       ['deploy\nbot', /--name must not contain control characters/],

@@ -5,7 +5,7 @@
 // file beside the output (mode 0600) and moved into place when complete; an audit record
 // `tenants:export` says who exported what.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, renameSync, unlinkSync } from 'node:fs';
+import { existsSync, linkSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -68,7 +68,12 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
   const tenant = checkedTenant(command.args[0] as string, 'the tenant');
   const options = command.opts<ExportOptions>();
   const output = resolve(options.output);
-  // Refused before the database is opened: an export never replaces a file unasked.
+  // Refused before the database is opened: a folder (`-o .`, or `-o ""`) can hold no archive, and
+  // was found out only at the end, when the finished export could not be moved onto it.
+  if (existsSync(output) && statSync(output).isDirectory()) {
+    throw new CliError('USAGE', `--output ${output} is a folder: name the tar file to write`, EXIT.USAGE);
+  }
+  // An export never replaces a file unasked.
   if (existsSync(output) && !options.force) {
     throw new CliError(
       'USAGE',
