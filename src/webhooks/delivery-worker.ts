@@ -22,6 +22,7 @@ import { createSecretStore } from '../security/secret-store.ts';
 import { parseKekRing } from '../security/secrets.ts';
 import type { SecurityDb } from '../security/security-tables.ts';
 import { postToPublicUrl, type SsrfPolicy } from '../security/ssrf-guard.ts';
+import { isPostgres } from '../store/advisory-lock.ts';
 import { VERSION } from '../version.ts';
 import { type ClaimedDelivery, claimDueDeliveries } from './delivery-claim.ts';
 import { onDeliveriesEnqueued, WEBHOOK_CHANNEL } from './outbox.ts';
@@ -201,6 +202,17 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   }
 
   /**
+   * PostgreSQL: locks the subscription's row first in a transaction that records an outcome and then
+   * updates that row, in the order the delete of a subscription takes them (its row, then its
+   * deliveries). The delivery's row first, the two would each wait for the other until PostgreSQL
+   * failed one of them (a deadlock, after a second): the delete answered 500, or the outcome was lost.
+   */
+  async function lockSubscription(trx: WebhooksDb, delivery: ClaimedDelivery): Promise<void> {
+    if (!isPostgres(trx)) return;
+    await trx.selectFrom('webhooks').select('id').where('id', '=', delivery.webhook_id).forUpdate().execute();
+  }
+
+  /**
    * Disables the subscription (unless already disabled) and fails its pending deliveries with
    * "subscription disabled", in the caller's transaction; true when this update did it.
    */
@@ -333,6 +345,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       let recorded: boolean;
       try {
         recorded = await db.transaction().execute(async (trx) => {
+          await lockSubscription(trx, delivery);
           const held = await record(
             delivery,
             { status: 'delivered', delivered_at: at, last_status: status, last_error: null },
@@ -363,6 +376,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       // Recorded and counted (the subscription disabled) at once: a replica that saw the delivery
       // settled but its subscription still enabled would send the next one (to a 410 Gone receiver).
       const outcome = await db.transaction().execute(async (trx) => {
+        await lockSubscription(trx, delivery);
         const recorded = await record(
           delivery,
           { status: 'failed', next_attempt_at: at, last_status: status, last_error: lastError },

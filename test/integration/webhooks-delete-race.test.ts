@@ -1,0 +1,134 @@
+// DELETE /v1/webhooks/{id} on PostgreSQL while the delivery worker records an attempt of that
+// subscription: the delete locks the subscription's row, then its deliveries; the worker's
+// transaction locked the attempt's delivery, then the subscription's row (to count the failure or
+// reset the count), so each waited for the other until PostgreSQL broke the deadlock after a second
+// by failing the delete (a 500). The worker is held right after it wrote the outcome, before its
+// commit, and the delete starts then: it must wait for that commit and succeed.
+import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { test } from 'node:test';
+import { configSchema } from '../../src/config/schema.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createSecretStore } from '../../src/security/secret-store.ts';
+import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { createDatabase } from '../../src/store/db.ts';
+import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
+import { startDeliveryWorker } from '../../src/webhooks/delivery-worker.ts';
+import { generateWebhookSecret } from '../../src/webhooks/signature.ts';
+import { createWebhookService, webhookSecretName } from '../../src/webhooks/webhook-service.ts';
+import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
+import { pauseAfterQuery, waitForLockWaiter } from '../fixtures/pause-query.ts';
+import { createTestDatabase } from '../fixtures/postgres.ts';
+import { startWebhookReceiver } from '../fixtures/webhook-receiver.ts';
+
+const cases = [
+  // A receiver that fails: the delivery fails for good (one attempt) and counts as a failure.
+  { name: 'a delivery failing for good', answer: 500, failures: 0, recorded: 'HTTP 500' },
+  // A receiver that recovers: the delivery arrives and resets the failures in a row.
+  { name: 'a delivery arriving after failures', answer: 204, failures: 3, recorded: 'delivered' },
+];
+
+for (const scenario of cases) {
+  test(`deleting a subscription while ${scenario.name} is recorded: no deadlock`, {
+    timeout: 60_000,
+  }, async (t) => {
+    const database = await createTestDatabase();
+    t.after(() => database.drop());
+    const config = configSchema.parse({
+      dataDir: tmpdir(),
+      store: { url: database.url, poolSize: 3 },
+      webhooks: { pollIntervalMs: 60_000, maxAttempts: 1 },
+    });
+    // The worker's connections and the API's.
+    const handles = [createDatabase(config), createDatabase(config)];
+    t.after(() => Promise.all(handles.map((handle) => handle.close())));
+    const [worker, api] = handles.map((handle) => handle.db as unknown as WebhooksDb) as [
+      WebhooksDb,
+      WebhooksDb,
+    ];
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    receiver.answer([scenario.answer]);
+    const kekRing = generateKekEntry('k1');
+    const now = Date.now();
+    await api
+      .insertInto('webhooks')
+      .values({
+        id: 'w1',
+        tenant_id: DEFAULT_TENANT_ID,
+        url: receiver.url,
+        events: '["session.completed"]',
+        created_at: now,
+        created_by: 'admin',
+        consecutive_failures: scenario.failures,
+      })
+      .execute();
+    await createSecretStore(api as unknown as SecurityDb, parseKekRing(kekRing)).put(
+      DEFAULT_TENANT_ID,
+      webhookSecretName('w1'),
+      generateWebhookSecret(),
+    );
+    await api
+      .insertInto('webhook_deliveries')
+      .values({
+        id: 'd1',
+        tenant_id: DEFAULT_TENANT_ID,
+        webhook_id: 'w1',
+        event: 'session.completed',
+        session_id: 's1',
+        payload: '{"id":"d1"}',
+        status: 'pending',
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+      })
+      .execute();
+
+    // Held once the attempt's outcome is written (its delivery's row locked), before the commit.
+    const pause = pauseAfterQuery(
+      (node) =>
+        node.includes('"UpdateQueryNode"') &&
+        node.includes('"webhook_deliveries"') &&
+        node.includes(`"${scenario.recorded}"`),
+    );
+    const log = captureLog();
+    const deliveries = startDeliveryWorker({
+      db: worker.withPlugin(pause.plugin),
+      config: config.webhooks,
+      kekRing,
+      ssrf: { allowedHosts: ['127.0.0.1'] },
+      logger: createLogger({ level: 'info', destination: log.destination }),
+    });
+    const service = createWebhookService({
+      db: api,
+      kekRing,
+      ssrf: { allowedHosts: ['127.0.0.1'] },
+      maxPerTenant: 20,
+      secretRotationGraceSeconds: 0,
+    });
+    let deleted: Promise<unknown> = Promise.resolve();
+    try {
+      await pause.reached;
+      deleted = service.delete(DEFAULT_TENANT_ID, 'w1').then(
+        () => 'deleted',
+        (error: unknown) => error,
+      );
+      // The delete waits for a lock the held worker has (its delivery's row, or the subscription's).
+      await waitForLockWaiter(api);
+    } finally {
+      pause.release();
+    }
+    assert.equal(await deleted, 'deleted', 'the delete succeeds');
+    await deliveries.stop();
+    assert.equal(receiver.received.length, 1);
+    assert.deepEqual(
+      log.lines.filter((line) => String(line.message).includes('not recorded')),
+      [],
+      'the worker recorded the outcome',
+    );
+    assert.deepEqual(await api.selectFrom('webhooks').select('id').execute(), []);
+    assert.deepEqual(await api.selectFrom('webhook_deliveries').select('id').execute(), []);
+  });
+}
