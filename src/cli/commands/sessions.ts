@@ -60,6 +60,15 @@ async function listSessions(ctx: CliContext, command: Command): Promise<number> 
   if (options.status !== undefined && !(SESSION_STATUSES as readonly string[]).includes(options.status)) {
     throw new CliError('USAGE', `--status must be one of ${SESSION_STATUSES.join(', ')}`, EXIT.USAGE);
   }
+  // Empty (an unset variable): sent as no filter or cursor, the first page of every session came back.
+  for (const [flag, value] of [
+    ['--cursor', options.cursor],
+    ['--retry-of', options.retryOf],
+  ] as const) {
+    if (value !== undefined && value.trim() === '') {
+      throw new CliError('USAGE', `${flag} must not be empty`, EXIT.USAGE);
+    }
+  }
   const limit = parseIntegerOption('--limit', options.limit, { min: 1, max: 1000 });
   const page = await ctx.client().listSessions({
     status: options.status,

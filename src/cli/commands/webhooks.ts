@@ -159,6 +159,10 @@ async function rotateWebhookSecret(ctx: CliContext, command: Command): Promise<n
 async function listDeliveries(ctx: CliContext, command: Command): Promise<number> {
   const id = command.processedArgs[0] as string;
   const options = command.opts<DeliveriesOptions>();
+  // Empty (an unset variable): sent as no cursor, the first page came back again.
+  if (options.cursor !== undefined && options.cursor.trim() === '') {
+    throw new CliError('USAGE', '--cursor must not be empty', EXIT.USAGE);
+  }
   const limit = parseIntegerOption('--limit', options.limit, { min: 1, max: 1000 });
   const page = await ctx.client().listWebhookDeliveries(id, {
     limit,
