@@ -33,6 +33,11 @@ interface McpStreamEventsTable {
    * the same on every row of a stream (migration 0024; '' on rows stored before it).
    */
   required_permissions: Generated<string>;
+  /**
+   * The message's position in its stream: 1, 2, 3, … with no holes as stored, so a reader sees
+   * messages pruned before it read them as a gap (migration 0028; null on rows stored before it).
+   */
+  stream_seq: Generated<number | null>;
 }
 
 /** The part of the schema this module uses (migration 0006_mcp_stream_events). */
@@ -58,6 +63,11 @@ export interface StoredStreamEvent {
   id: EventId;
   streamId: StreamId;
   message: JSONRPCMessage;
+  /**
+   * Its position in its stream (`stream_seq`): the next message stored on the stream has the next
+   * one. Absent on rows stored before migration 0028 (or by an older replica).
+   */
+  seq?: number;
 }
 
 export interface StreamEventLogOptions {
@@ -122,7 +132,10 @@ export interface StreamEventLog {
 /** Id of the SDK's standalone (GET) stream: it has no final response, it only idles out. */
 export const STANDALONE_STREAM_ID = '_GET_stream';
 
-/** Streams whose requirement a session's store remembers; beyond this the oldest are forgotten. */
+/**
+ * Streams whose requirement and position a session's store remembers; beyond this the oldest are
+ * forgotten (a forgotten stream's numbering starts again at 1, which readers take as no gap).
+ */
 const MAX_REMEMBERED_STREAMS = 1000;
 
 /** The permissions the streams opened in the current async context need (see openStreamsNeeding). */
@@ -154,6 +167,11 @@ const REPLAY_PAGE = 200;
 
 function parseEventId(eventId: EventId): number | undefined {
   return EVENT_ID_PATTERN.test(eventId) ? Number(eventId) : undefined;
+}
+
+/** A row's `stream_seq` as the `seq` of a StoredStreamEvent (none when stored without one). */
+function seqOf(stored: number | string | null): { seq?: number } {
+  return stored === null ? {} : { seq: Number(stored) };
 }
 
 /**
@@ -223,9 +241,17 @@ export function createStreamEventLog(
   async function readEvent(owner: StreamOwner, eventId: EventId): Promise<StoredStreamEvent | undefined> {
     const id = parseEventId(eventId);
     if (id === undefined) return undefined;
-    const row = await ownedBy(owner).select(['stream_id', 'message']).where('id', '=', id).executeTakeFirst();
+    const row = await ownedBy(owner)
+      .select(['stream_id', 'message', 'stream_seq'])
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (row === undefined) return undefined;
-    return { id: eventId, streamId: row.stream_id, message: JSON.parse(row.message) as JSONRPCMessage };
+    return {
+      id: eventId,
+      streamId: row.stream_id,
+      message: JSON.parse(row.message) as JSONRPCMessage,
+      ...seqOf(row.stream_seq),
+    };
   }
 
   async function readAfter(
@@ -254,13 +280,14 @@ export function createStreamEventLog(
       }
       if (last === undefined) return [];
     }
-    let query = following().select(['id', 'message']);
+    let query = following().select(['id', 'message', 'stream_seq']);
     if (last !== undefined) query = query.where('id', '<=', last);
     const rows = await query.orderBy('id').limit(limit).execute();
     return rows.map((row) => ({
       id: String(row.id),
       streamId,
       message: JSON.parse(row.message) as JSONRPCMessage,
+      ...seqOf(row.stream_seq),
     }));
   }
 
@@ -283,6 +310,27 @@ export function createStreamEventLog(
     const servedFromLog = new Map<EventId, number>();
     /** Each stream's requirement, fixed by its first stored message (later ones may come from elsewhere). */
     const requirements = new Map<StreamId, string>();
+    /**
+     * Each stream's position: the `stream_seq` of its last stored message. Advanced only once a
+     * message is committed (inserts run one after another), so the stored numbers have no holes.
+     * The standalone stream's is kept apart: it lives as long as the session and must not be forgotten.
+     */
+    const positions = new Map<StreamId, number>();
+    let standalonePosition = 0;
+    function positionOf(streamId: StreamId): number {
+      return streamId === STANDALONE_STREAM_ID ? standalonePosition : (positions.get(streamId) ?? 0);
+    }
+    function advance(streamId: StreamId, seq: number): void {
+      if (streamId === STANDALONE_STREAM_ID) {
+        standalonePosition = seq;
+        return;
+      }
+      // The most recently written last: the one forgotten is the one written longest ago.
+      positions.delete(streamId);
+      if (positions.size >= MAX_REMEMBERED_STREAMS)
+        positions.delete(positions.keys().next().value as StreamId);
+      positions.set(streamId, seq);
+    }
     function requirementOf(streamId: StreamId): string {
       let required = requirements.get(streamId);
       if (required === undefined) {
@@ -316,7 +364,7 @@ export function createStreamEventLog(
       },
       storeEvent(streamId, message) {
         const requiredPermissions = requirementOf(streamId);
-        const insert = async (into: Kysely<McpStreamEventsDb>) => {
+        const insert = (seq: number) => async (into: Kysely<McpStreamEventsDb>) => {
           const row = await into
             .insertInto('mcp_stream_events')
             .values({
@@ -327,13 +375,22 @@ export function createStreamEventLog(
               message: JSON.stringify(message),
               created_at: Date.now(),
               required_permissions: requiredPermissions,
+              stream_seq: seq,
             })
             .returning('id')
             .executeTakeFirstOrThrow();
           return Number(row.id);
         };
         // Chained on the commit only: the next message's insert need not wait for this flush.
-        const committed = tail.then(() => (options.runInsert ? options.runInsert(insert) : insert(db)));
+        const committed = tail.then(async () => {
+          // Numbered here, once the previous insert has committed or failed. A message that could
+          // not be stored takes no number: it was never in the log (and is reported below), and a
+          // hole for it would end every resume of the stream there.
+          const seq = positionOf(streamId) + 1;
+          const id = await (options.runInsert ? options.runInsert(insert(seq)) : insert(seq)(db));
+          advance(streamId, seq);
+          return id;
+        });
         tail = committed.catch(() => {});
         return committed
           .then(async (id) => {

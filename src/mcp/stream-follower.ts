@@ -10,6 +10,7 @@ import {
   isSentMessage,
   isStreamEnd,
   STANDALONE_STREAM_ID,
+  type StoredStreamEvent,
   type StreamEventLog,
   type StreamOwner,
 } from './stream-event-log.ts';
@@ -42,10 +43,12 @@ export interface FollowStreamOptions {
   failOnError?: boolean;
   /**
    * Fail with PrunedMessagesError instead of skipping messages the log pruned before they were
-   * read (a stream's oldest go first): the first message read must be `firstEventId` when given
-   * (the first one the reader lacks), else `afterEventId` must still be stored after the first
-   * read; after that, the last message read must still be stored after each read of the next ones
-   * (once found stored at the log's end, not while it polls there: it may age out meanwhile).
+   * read: the first message read must be `firstEventId` when given (the first one the reader
+   * lacks); every message read must then have the position in its stream (`seq`) right after the
+   * one read before it, starting from `afterEventId`'s. For messages stored without a position
+   * (before migration 0028), as the log prunes a stream's oldest first: `afterEventId` must still be
+   * stored after the first read, then the last message read after each read of the next ones (once
+   * found stored at the log's end, not while it polls there: it may age out meanwhile).
    */
   gapless?: { firstEventId?: string };
 }
@@ -133,33 +136,55 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
   let anchor = options.gapless !== undefined && expected === undefined ? options.afterEventId : undefined;
   /** gapless: the anchor was found stored at the log's end, and every read since found nothing. */
   let idleAtEnd = false;
+  /** gapless: the position in the stream of the message at `cursor`, when stored with one. */
+  let cursorSeq: number | undefined;
 
   /**
-   * gapless: fails when `page`, read after `cursor`, may lack pruned messages. The log prunes a
-   * stream oldest first: while the anchor is still stored, nothing after it was pruned.
+   * gapless: fails when `page`, read after `cursor`, lacks pruned messages. Messages stored with
+   * their position show it as a gap in the numbers, however fast they were stored and pruned. For
+   * those stored without one, the log prunes a stream oldest first: while the anchor is still
+   * stored, nothing after it was pruned.
    */
-  async function checkNoGap(page: readonly { id: string; message: JSONRPCMessage }[]): Promise<void> {
+  async function checkNoGap(page: readonly StoredStreamEvent[]): Promise<void> {
     if (options.gapless === undefined) return;
     const from = cursor;
+    /** Where the page's numbering must follow on from `cursorSeq`. */
+    let numberedFrom = 0;
     if (expected !== undefined) {
       const wanted = Number(expected);
-      const next = page.find((event) => Number(event.id) >= wanted);
+      const next = page.findIndex((event) => Number(event.id) >= wanted);
       // Ended without it, or read past it: it was pruned.
-      if (next === undefined ? page.length === 0 : Number(next.id) !== wanted) {
+      if (next === -1 ? page.length === 0 : Number(page[next]!.id) !== wanted) {
         throw new PrunedMessagesError(options.streamId, from);
       }
-      if (next === undefined) return;
+      if (next === -1) return;
       expected = undefined;
+      // The reader has what comes before the expected one: its numbering starts there.
+      cursorSeq = undefined;
+      numberedFrom = next;
+    } else if (page.length > 0 && cursorSeq !== undefined && page[0]!.seq !== undefined) {
+      // Numbered: checked below, also at the log's end, where a quiet stream's anchor may age out
+      // (mcp.replayRetentionSeconds) though nothing after it was missed.
     } else if (idleAtEnd) {
-      // Read every pollMs since the anchor was last found stored, finding nothing after it: what
-      // this read finds was stored since the last one, and none of it was pruned meanwhile (unless
-      // more than the log keeps per stream came within one poll and the retention job ran then).
-      // Not checked: a quiet stream's anchor ages out (mcp.replayRetentionSeconds) though nothing
-      // after it was missed, which must not end the stream.
+      // Not numbered (stored before migration 0028). Read every pollMs since the anchor was last
+      // found stored, finding nothing after it: what this read finds was stored since the last
+      // one, and none of it was pruned meanwhile (unless more than the log keeps per stream came
+      // within one poll and the retention job ran then). Not checked: a quiet stream's anchor ages
+      // out though nothing after it was missed, which must not end the stream.
     } else if (anchor !== undefined && anchor !== '0') {
       if ((await options.log.findStream(options.owner, anchor)) === undefined) {
         throw new PrunedMessagesError(options.streamId, from);
       }
+    }
+    for (let i = numberedFrom; i < page.length; i += 1) {
+      const { seq } = page[i]!;
+      // A position further on than the next one: what lies between was pruned before it was read.
+      // One not further on (a stream whose numbering started again: see MAX_REMEMBERED_STREAMS in
+      // stream-event-log.ts) shows no gap.
+      if (seq !== undefined && cursorSeq !== undefined && seq > cursorSeq + 1) {
+        throw new PrunedMessagesError(options.streamId, i === 0 ? from : page[i - 1]!.id);
+      }
+      cursorSeq = seq;
     }
     idleAtEnd = page.length === 0;
     // Markers (a batch's start is kept longer than its stream's messages) are no anchor.
@@ -178,6 +203,9 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
       // it): nothing comes after it.
       const resumedFrom = await options.log.readEvent(options.owner, cursor);
       if (resumedFrom !== undefined && (await endsStream(resumedFrom.message))) return true;
+      // gapless: the next message read must have the next position (unknown when `cursor` is gone
+      // already: the anchor check then fails the first read).
+      if (expected === undefined) cursorSeq = resumedFrom?.seq;
     }
     while (!stop.signal.aborted) {
       const page = await options.log.readAfter(

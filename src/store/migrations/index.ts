@@ -27,6 +27,7 @@ import * as mcpStreamRequiredPermissions from './0024-mcp-stream-required-permis
 import * as auditSubtrees from './0025-audit-subtrees.ts';
 import * as tenantExportIndexes from './0026-tenant-export-indexes.ts';
 import * as taskReadyTenantIndex from './0027-task-ready-tenant-index.ts';
+import * as mcpStreamEventPositions from './0028-mcp-stream-event-positions.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -62,4 +63,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0025_audit_subtrees', migration: auditSubtrees },
   { name: '0026_tenant_export_indexes', migration: tenantExportIndexes },
   { name: '0027_task_ready_tenant_index', migration: taskReadyTenantIndex },
+  { name: '0028_mcp_stream_event_positions', migration: mcpStreamEventPositions },
 ];
