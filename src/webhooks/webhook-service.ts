@@ -242,7 +242,9 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
           .selectFrom('webhooks')
           .select(['id', 'url', 'events', 'created_at', 'disabled_at', 'disabled_reason'])
           .where('id', '=', id)
-          .executeTakeFirstOrThrow();
+          .executeTakeFirst();
+        // PostgreSQL: deleted by a transaction whose lock on the row the update waited for.
+        if (!row) throw new AppError('NOT_FOUND', 'No such webhook in this tenant');
         return toWebhook(row);
       });
     },

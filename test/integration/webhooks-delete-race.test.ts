@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { test } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
+import { AppError } from '../../src/errors/app-error.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createSecretStore } from '../../src/security/secret-store.ts';
 import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
@@ -132,3 +133,68 @@ for (const scenario of cases) {
     assert.deepEqual(await api.selectFrom('webhook_deliveries').select('id').execute(), []);
   });
 }
+
+// POST /v1/webhooks/{id}/enable while the subscription is being deleted: the enable found it, then
+// waited for its row, which the delete removed; it answered 500 (no row to answer) instead of 404.
+test('enabling a subscription deleted meanwhile is a 404, not a 500', { timeout: 60_000 }, async (t) => {
+  const database = await createTestDatabase();
+  t.after(() => database.drop());
+  const config = configSchema.parse({ dataDir: tmpdir(), store: { url: database.url, poolSize: 3 } });
+  const handles = [createDatabase(config), createDatabase(config)];
+  t.after(() => Promise.all(handles.map((handle) => handle.close())));
+  const [api, deleter] = handles.map((handle) => handle.db as unknown as WebhooksDb) as [
+    WebhooksDb,
+    WebhooksDb,
+  ];
+  const now = Date.now();
+  await api
+    .insertInto('webhooks')
+    .values({
+      id: 'w1',
+      tenant_id: DEFAULT_TENANT_ID,
+      url: 'https://hooks.example.com/maos',
+      events: '["session.completed"]',
+      created_at: now,
+      created_by: 'admin',
+      disabled_at: now,
+      disabled_reason: 'the receiver answered 410 Gone',
+    })
+    .execute();
+  const service = createWebhookService({
+    db: api,
+    kekRing: generateKekEntry('k1'),
+    ssrf: {},
+    maxPerTenant: 20,
+    secretRotationGraceSeconds: 0,
+  });
+  let commit = () => {};
+  const committed = new Promise<void>((resolve) => {
+    commit = resolve;
+  });
+  let removed = () => {};
+  const rowRemoved = new Promise<void>((resolve) => {
+    removed = resolve;
+  });
+  // The delete's transaction, its row removed but not committed yet.
+  const deleting = deleter.transaction().execute(async (trx) => {
+    await trx.deleteFrom('webhooks').where('id', '=', 'w1').execute();
+    removed();
+    await committed;
+  });
+  let enabled: Promise<unknown> = Promise.resolve();
+  try {
+    await rowRemoved;
+    enabled = service.enable(DEFAULT_TENANT_ID, 'w1').then(
+      (webhook) => webhook,
+      (error: unknown) => error,
+    );
+    // The enable waits for the row the delete holds.
+    await waitForLockWaiter(api);
+  } finally {
+    commit();
+    await deleting;
+  }
+  const outcome = await enabled;
+  assert.ok(outcome instanceof AppError, `an AppError, not ${String(outcome)}`);
+  assert.equal(outcome.code, 'NOT_FOUND');
+});
