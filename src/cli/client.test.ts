@@ -31,3 +31,37 @@ test('a server that does not know order=desc is named as older than the client',
     return true;
   });
 });
+
+test('an id or role name `.` or `..` is a usage error, never a request to the path it resolves to', async (t) => {
+  const paths: string[] = [];
+  const server = createServer((request, response) => {
+    paths.push(`${request.method} ${request.url}`);
+    response.writeHead(404, { 'content-type': 'application/problem+json' }).end('{}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const client = createApiClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+  // fetch resolves these segments: `sessions delete ..` was a DELETE of /v1/, answered
+  // "No route for DELETE /v1/." (exit 4), and `sessions cancel .` a POST to /v1/sessions/cancel.
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    ['session', () => client.getSession('.')],
+    ['session', () => client.cancelSession('..')],
+    ['session', () => client.deleteSession('..')],
+    ['session', () => client.approveSession('.')],
+    ['session', () => client.listEvents('..', 0)],
+    ['webhook', () => client.deleteWebhook('..')],
+    ['webhook', () => client.listWebhookDeliveries('.')],
+    ['role', () => client.getRole('..')],
+    ['role', () => client.deleteRole('.')],
+  ];
+  for (const [what, call] of calls) {
+    await assert.rejects(call(), (error: unknown) => {
+      assert.ok(error instanceof CliError);
+      assert.equal(error.code, 'USAGE');
+      assert.equal(error.exitCode, 2);
+      assert.match(error.message, new RegExp(`^the ${what} (id|name) "\\.\\.?" is not valid$`));
+      return true;
+    });
+  }
+  assert.deepEqual(paths, []);
+});

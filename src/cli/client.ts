@@ -278,7 +278,7 @@ export function createApiClient(options: ApiClientOptions) {
     /** `GET /v1/roles/{name}`: one role with its system prompt. */
     async getRole(name: string): Promise<RoleDetailDto> {
       if (name.trim() === '') throw new CliError('USAGE', 'the role name must not be empty', EXIT.USAGE);
-      return requestJson<RoleDetailDto>('GET', `v1/roles/${encodeURIComponent(name)}`);
+      return requestJson<RoleDetailDto>('GET', `v1/roles/${encodeSegment(name, 'role name')}`);
     },
 
     /** `POST /v1/roles`: a custom role of the caller's tenant. */
@@ -289,7 +289,7 @@ export function createApiClient(options: ApiClientOptions) {
     /** `DELETE /v1/roles/:name`: removes a custom role of the caller's tenant. */
     async deleteRole(name: string): Promise<void> {
       if (name.trim() === '') throw new CliError('USAGE', 'the role name must not be empty', EXIT.USAGE);
-      await requestJson('DELETE', `v1/roles/${encodeURIComponent(name)}`);
+      await requestJson('DELETE', `v1/roles/${encodeSegment(name, 'role name')}`);
     },
 
     /** `GET /v1/usage?from=&to=[&groupBy=]`: the tenant's usage over [from, to) (see docs/api.md). */
@@ -479,10 +479,21 @@ export function normaliseBaseUrl(server: string): URL {
   return url;
 }
 
-/** An id as one path segment; an empty one would address the collection instead. */
+/**
+ * An id as one path segment; an empty one would address the collection instead, and `.` or `..`
+ * (which encodeURIComponent leaves as they are) a path fetch resolves: another route, or none.
+ */
 function encodeId(id: string, what = 'session'): string {
   if (id.trim() === '') throw new CliError('USAGE', `the ${what} id must not be empty`, EXIT.USAGE);
-  return encodeURIComponent(id);
+  return encodeSegment(id, `${what} id`);
+}
+
+/** `value` as one path segment; `.` and `..` name none (see encodeId). */
+function encodeSegment(value: string, what: string): string {
+  if (value === '.' || value === '..') {
+    throw new CliError('USAGE', `the ${what} "${value}" is not valid`, EXIT.USAGE);
+  }
+  return encodeURIComponent(value);
 }
 
 /**
