@@ -43,9 +43,16 @@ export function assertWebhookScheme(url: URL, ssrf: SsrfPolicy): void {
 
 /**
  * fetch refuses some ports for every request (the fetch standard's "bad ports": 6000, 10080 …),
- * whatever listens there: every delivery to such a URL would fail, so it is refused at creation.
+ * whatever listens there, and nothing can listen on port 0: every delivery to such a URL would fail,
+ * so it is refused at creation.
  */
 export function assertWebhookPort(url: URL): void {
+  if (url.port === '0') {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      'Webhook url: port 0 is no port a receiver can listen on (every connection to it is refused); use another port',
+    );
+  }
   const port = fetchBlockedPort(url);
   if (port !== undefined) {
     throw new AppError('VALIDATION_FAILED', `Webhook url: ${blockedPortReason(port)}`);

@@ -616,6 +616,16 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
       assert.equal(blocked.body.code, 'VALIDATION_FAILED');
       assert.match(blocked.body.detail, new RegExp(`^Webhook url: port ${port} is one the HTTP client`));
     }
+    // Port 0: no receiver can listen there, every connection is refused.
+    for (const url of ['https://hooks.example.com:0/maos', 'http://127.0.0.1:00/hook']) {
+      const none = await call<{ code: string; detail: string }>(admin, 'POST', '/v1/webhooks', {
+        url,
+        events: ['session.completed'],
+      });
+      assert.equal(none.status, 400, url);
+      assert.equal(none.body.code, 'VALIDATION_FAILED');
+      assert.match(none.body.detail, /^Webhook url: port 0 is no port a receiver can listen on/);
+    }
 
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {

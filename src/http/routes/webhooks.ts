@@ -107,7 +107,7 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
               .string()
               .max(2048)
               .describe(
-                'HTTPS URL that receives the deliveries; not on a port fetch refuses (6000, 10080 and the other WHATWG bad ports).',
+                'HTTPS URL that receives the deliveries; not on port 0 nor on a port fetch refuses (6000, 10080 and the other WHATWG bad ports).',
               ),
             events: z
               .array(eventSchema)
