@@ -9,7 +9,7 @@ import {
   createContext,
   DEFAULT_SERVER,
 } from './context.ts';
-import { EXIT, toCliError } from './exit-codes.ts';
+import { CliError, EXIT, toCliError } from './exit-codes.ts';
 import { createOutput } from './output.ts';
 
 type Registrar = (program: Command, act: ActionFactory) => void;
@@ -84,6 +84,14 @@ export async function createProgram(io: CliIo, act: ActionFactory, only?: string
     .configureOutput({
       writeOut: (text) => void io.stdout.write(text),
       writeErr: (text) => void io.stderr.write(text),
+    })
+    // Every local command's --config: an empty one (`-c "$CONFIG"` with CONFIG unset) read as no
+    // file at all, MAOS_CONFIG ignored too, so the command ran on the defaults and ./.maos.
+    .hook('preAction', (_program, command) => {
+      const config = command.opts<{ config?: unknown }>().config;
+      if (typeof config === 'string' && config.trim() === '') {
+        throw new CliError('USAGE', '--config must not be empty', EXIT.USAGE);
+      }
     });
   const names = only === null ? [] : only ? [only] : Object.keys(COMMANDS);
   const loaded = await Promise.allSettled(

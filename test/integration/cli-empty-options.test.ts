@@ -2,8 +2,11 @@
 // naming it (exit 2) before any request: read as absent, it answered something else than was asked
 // (the first page of every session instead of a retry's) with exit 0.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { before, test } from 'node:test';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
 
 const WEBHOOK = '0190a0a0-0000-7000-8000-000000000abc';
@@ -18,8 +21,20 @@ before(async () => {
   server = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 1}`;
 });
 
-async function assertRefused(args: string[], message: string): Promise<void> {
-  const result = await runMaos(args, { env: { MAOS_SERVER: server, NO_COLOR: '1' } });
+/** The working directory of every run: a command that ran on the defaults would leave `.maos` here. */
+const cwd = mkdtempSync(join(tmpdir(), 'maos-cli-empty-'));
+after(() => rmSync(cwd, { recursive: true, force: true }));
+
+async function assertRefused(
+  args: string[],
+  message: string,
+  env: Record<string, string> = {},
+): Promise<void> {
+  const result = await runMaos(args, {
+    env: { MAOS_SERVER: server, NO_COLOR: '1', ...env },
+    cwd,
+    timeoutMs: 20_000,
+  });
   const line = args.join(' ');
   assert.equal(result.code, 2, `${line}: ${result.stdout}${result.stderr}`);
   assert.equal(result.stderr.trim(), `error USAGE: ${message}`, line);
@@ -32,4 +47,25 @@ test('an empty --cursor or --retry-of is refused, not read as no filter or the f
     await assertRefused(['sessions', 'list', '--retry-of', value], '--retry-of must not be empty');
     await assertRefused(['webhooks', 'deliveries', WEBHOOK, '--cursor', value], '--cursor must not be empty');
   }
+});
+
+test('an empty --config is refused, not a run on the defaults (MAOS_CONFIG ignored too)', async () => {
+  for (const args of [
+    ['config', 'check'],
+    ['config', 'print'],
+    ['migrate', '--status'],
+    ['keys', 'list'],
+    ['audit', 'export'],
+    ['tenants', 'purge', 'acme', '--dry-run'],
+    ['backup', 'never.db'],
+    ['serve', '--port', '0'],
+    ['mcp', '--mode', 'embedded'],
+  ]) {
+    for (const flag of ['--config', '-c']) {
+      await assertRefused([...args, flag, ''], '--config must not be empty', {
+        MAOS_CONFIG: join(cwd, 'maos.yaml'),
+      });
+    }
+  }
+  assert.deepEqual(readdirSync(cwd), [], 'nothing made in the working directory');
 });
