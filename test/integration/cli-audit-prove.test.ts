@@ -128,6 +128,13 @@ test('maos audit prove: records and a saved checkpoint against the latest, and w
   const badId = await prove('--key', key, '--id', String(own[0]));
   assert.equal(badId.code, 2, badId.stderr);
   assert.match(badId.stderr, /--id "\d+" is not a record id \(a UUID\)/);
+  // A --save-checkpoint that cannot be written: a usage error before the server is asked, not an
+  // INTERNAL error (exit 7) once the proofs have passed.
+  for (const target of [join(dir, 'missing', 'latest.txt'), dir]) {
+    const unwritable = await prove('--key', key, '--seq', String(own[0]), '--save-checkpoint', target);
+    assert.equal(unwritable.code, 2, unwritable.stderr);
+    assert.match(unwritable.stderr, /^error USAGE: cannot write --save-checkpoint .+ \((ENOENT|EISDIR)/m);
+  }
   await log.append(event(10));
   const newest = Math.max(
     ...(

@@ -1,8 +1,8 @@
 // `maos audit prove`: checks a server's audit log from outside, with the signer's public key only:
 // that records are in the tree its latest checkpoint signed (inclusion proofs), and that a saved
 // older checkpoint is the start of it (a consistency proof), so nothing signed was changed or cut.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { AuditRecord } from '../../security/audit/audit-record.ts';
 import {
@@ -90,6 +90,7 @@ async function runProve(ctx: CliContext, command: Command): Promise<number> {
   if (seqs.length === 0 && ids.length === 0 && saved.length === 0 && older === null) {
     throw new CliError('USAGE', 'name what to prove: --seq, --id, --record or --since', EXIT.USAGE);
   }
+  if (options.saveCheckpoint !== undefined) checkWritable(options.saveCheckpoint);
   const client = ctx.client();
   const latest = await client.auditCheckpoint();
   if (latest.note === null) {
@@ -144,7 +145,7 @@ async function runProve(ctx: CliContext, command: Command): Promise<number> {
   }
 
   const ok = findings.every((finding) => finding.problem === null);
-  if (ok && options.saveCheckpoint !== undefined) writeFileSync(resolve(options.saveCheckpoint), latest.note);
+  if (ok && options.saveCheckpoint !== undefined) saveCheckpoint(options.saveCheckpoint, latest.note);
   report(ctx, checkpoint, findings, ok);
   return ok ? EXIT.OK : EXIT.SESSION_FAILED;
 }
@@ -279,6 +280,40 @@ function readRecordFile(file: string): AuditRecord {
   }
   const { prev_hash: _prev, hash: _hash, ...record } = parsed as Record<string, unknown>;
   return record as unknown as AuditRecord;
+}
+
+/**
+ * Refuses a --save-checkpoint that cannot be written (a missing folder, a folder), before the server
+ * is asked: found out when saving, it ended the command as an INTERNAL error after the proofs.
+ * Nothing is written here: the file is saved only when every check passes.
+ */
+function checkWritable(file: string): void {
+  const path = resolve(file);
+  let problem: string | undefined;
+  if (existsSync(path) && statSync(path).isDirectory()) problem = 'EISDIR: it is a folder';
+  else if (!existsSync(dirname(path))) problem = `ENOENT: no folder ${dirname(path)}`;
+  else if (!statSync(dirname(path)).isDirectory()) problem = `ENOTDIR: ${dirname(path)} is not a folder`;
+  if (problem !== undefined) {
+    throw new CliError('USAGE', `cannot write --save-checkpoint ${path} (${problem})`, EXIT.USAGE);
+  }
+}
+
+/**
+ * Writes the checkpoint to --save-checkpoint; a failure is said in one line: no permission as a
+ * usage error, a full or failing disk as a system error (exit 7).
+ */
+function saveCheckpoint(file: string, note: string): void {
+  const path = resolve(file);
+  try {
+    writeFileSync(path, note);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const message = `cannot write --save-checkpoint ${path} (${code ?? (error as Error).message})`;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO') {
+      throw new CliError('INTERNAL', message, EXIT.SERVER);
+    }
+    throw new CliError('USAGE', message, EXIT.USAGE);
+  }
 }
 
 /** The text of a file an option names (a key, a checkpoint, a record); NOT_FOUND when unreadable. */
