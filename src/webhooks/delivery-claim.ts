@@ -12,7 +12,6 @@ export type ClaimedDelivery = Pick<
   'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts'
 > & {
   url: string | null;
-  previous_secret_expires_at: number | string | null;
   disabled_at: number | string | null;
 };
 
@@ -85,7 +84,7 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
   if (claimed.length === 0) return [];
   const subscriptions = await db
     .selectFrom('webhooks')
-    .select(['id', 'url', 'previous_secret_expires_at', 'disabled_at'])
+    .select(['id', 'url', 'disabled_at'])
     .where('id', 'in', [...new Set(claimed.map((row) => row.webhook_id))])
     .execute();
   const byId = new Map(subscriptions.map((row) => [row.id, row]));
@@ -95,7 +94,6 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
       ...row,
       attempts: Number(row.attempts),
       url: subscription?.url ?? null,
-      previous_secret_expires_at: subscription?.previous_secret_expires_at ?? null,
       disabled_at: subscription?.disabled_at ?? null,
     };
   });

@@ -191,7 +191,14 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       });
     const current = await read(webhookSecretName(delivery.webhook_id));
     if (current === null) return null;
-    const expiresAt = delivery.previous_secret_expires_at;
+    // The grace read after the current secret, not at the claim: a rotation committed in between
+    // made `current` the new secret, and the one the receiver may still use is the previous one now.
+    const subscription = await db
+      .selectFrom('webhooks')
+      .select('previous_secret_expires_at')
+      .where('id', '=', delivery.webhook_id)
+      .executeTakeFirst();
+    const expiresAt = subscription?.previous_secret_expires_at ?? null;
     if (expiresAt === null) return [current];
     if (Number(expiresAt) > now()) {
       const previous = await read(previousWebhookSecretName(delivery.webhook_id));

@@ -94,7 +94,6 @@ for (const backend of STORE_BACKENDS) {
           payload: '{"id":"w1-a"}',
           attempts: 1,
           url: 'https://receiver.example/w1',
-          previous_secret_expires_at: null,
           disabled_at: null,
         },
       );
