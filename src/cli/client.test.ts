@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { createApiClient } from './client.ts';
+import { createApiClient, normaliseBaseUrl } from './client.ts';
 import { CliError } from './exit-codes.ts';
 
 test('a server that does not know order=desc is named as older than the client', async (t) => {
@@ -64,4 +64,23 @@ test('an id or role name `.` or `..` is a usage error, never a request to the pa
     });
   }
   assert.deepEqual(paths, []);
+});
+
+test('a server URL with a user name or password is refused before any request, without echoing them', () => {
+  for (const server of ['http://deploy:s3cret@127.0.0.1:7070', 'https://s3cret@maos.example.com/maos']) {
+    assert.throws(
+      () => normaliseBaseUrl(server),
+      (error: unknown) => {
+        assert.ok(error instanceof CliError);
+        assert.equal(error.code, 'INVALID_SERVER_URL');
+        assert.equal(error.exitCode, 2);
+        assert.match(
+          error.message,
+          /must not hold a user name or password: give the credential with --token/,
+        );
+        assert.doesNotMatch(error.message, /s3cret/);
+        return true;
+      },
+    );
+  }
 });

@@ -457,8 +457,9 @@ async function* watchActivity(
 }
 
 /**
- * The server's base URL; not a URL, not http(s), or on a port fetch refuses for every request (a
- * WHATWG "bad port", e.g. 6000) is a usage error (INVALID_SERVER_URL, exit 2).
+ * The server's base URL; not a URL, not http(s), with a user name or password, or on a port fetch
+ * refuses for every request (a WHATWG "bad port", e.g. 6000) is a usage error (INVALID_SERVER_URL,
+ * exit 2).
  */
 export function normaliseBaseUrl(server: string): URL {
   let url: URL;
@@ -469,6 +470,16 @@ export function normaliseBaseUrl(server: string): URL {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new CliError('INVALID_SERVER_URL', `server URL must be http or https: ${server}`, EXIT.USAGE);
+  }
+  // fetch refuses such a URL for every request, and its error repeated the password: said here, without it.
+  if (url.username !== '' || url.password !== '') {
+    url.username = '';
+    url.password = '';
+    throw new CliError(
+      'INVALID_SERVER_URL',
+      `server URL ${url.origin}${url.pathname === '/' ? '' : url.pathname} must not hold a user name or password: give the credential with --token, MAOS_TOKEN or \`maos login\``,
+      EXIT.USAGE,
+    );
   }
   // No request to it could ever go out: said before any, not as a server that is down.
   const port = fetchBlockedPort(url);
