@@ -452,4 +452,20 @@ describe('maos support-bundle', () => {
     const folder = await runMaos(['support-bundle', '--config', config, '-o', dir]);
     assertUsage(folder, /cannot write --output .* \(EISDIR/);
   });
+
+  test('a --server or MAOS_SERVER that is no usable http(s) URL is a usage error, as for doctor: not a note in the bundle', async () => {
+    const output = join(dir, 'server-bundle.tar.gz');
+    for (const [args, env] of [
+      [['--server', 'ftp://127.0.0.1:7070'], {}],
+      [[], { MAOS_SERVER: 'localhost:7070' }],
+      // Its password went into the bundle's notes, for support to read.
+      [['--server', 'http://deploy:s3cret@127.0.0.1:7070'], {}],
+    ] as const) {
+      const result = await runMaos(['support-bundle', '--config', config, '-o', output, ...args], { env });
+      assert.equal(result.code, 2, result.stdout + result.stderr);
+      assert.match(result.stderr, /^error INVALID_SERVER_URL: /m);
+      assert.doesNotMatch(result.stderr, /s3cret/);
+      assert.equal(existsSync(output), false, 'no bundle written');
+    }
+  });
 });

@@ -22,6 +22,7 @@ import { describeFetchFailure } from '../../errors/fetch-failure.ts';
 import { collectDatabaseStats } from '../../store/backup.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { VERSION } from '../../version.ts';
+import { normaliseBaseUrl } from '../client.ts';
 import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { runDoctor } from '../ops/doctor-checks.ts';
@@ -106,9 +107,13 @@ async function runSupportBundle(ctx: CliContext, command: Command): Promise<numb
   const output = flags.output ?? `maos-support-${stamp(now)}.tar.gz`;
   // Checked before the (slow) collection: a bad path is a usage error, not a crash at the end.
   checkOutputPath(output);
+  // A server that is no usable http(s) URL is a bad option (exit 2) as for `maos doctor`, not a note
+  // in the bundle (which repeated a password in the URL for support to read).
+  const server = flags.server ?? clientEnv.server;
+  if (server !== undefined) normaliseBaseUrl(server);
   const { archive, files, notes } = await createSupportBundle({
     configPath: flags.config ?? clientEnv.configPath,
-    server: flags.server ?? clientEnv.server,
+    server,
     token: (server) => flags.token ?? clientEnv.token ?? readStoredToken(server, ctx.credentialsPath),
     logFile: flags.logFile,
     now,
