@@ -506,6 +506,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             targets: [
               createStreamEventsRetentionTarget({
                 retentionMs: config.mcp.replayRetentionSeconds * 1000,
+                // A session's activity on another replica keeps it open until it is idle this long.
+                activityRetentionMs: config.mcp.sessionIdleSeconds * 1000,
                 perStreamLimit: config.mcp.replayBufferSize,
               }),
             ],

@@ -113,6 +113,15 @@ const MAX_SWEEP_INTERVAL_MS = 60_000;
  */
 const FOLLOW_POLL_MS = 250;
 
+/**
+ * How often a replica following a stream of an MCP session held elsewhere notes in the log that
+ * the session is in use (while one of its streams is followed there): a quarter of
+ * `mcp.sessionIdleSeconds`, between 1 and 15 s, so the holder always finds a recent note.
+ */
+function activityIntervalMs(idleMs: number): number {
+  return Math.min(15_000, Math.max(1000, Math.round(idleMs / 4)));
+}
+
 function readLastEventId(request: FastifyRequest): string | undefined {
   const value = request.headers['last-event-id'];
   return typeof value === 'string' && value !== '' ? value : undefined;
@@ -204,6 +213,12 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const streamEvents = config.mcp.replayBufferSize > 0 ? options.streamEvents : undefined;
   /** Ends resumed streams that follow the log when the server shuts down. */
   const shutdown = new AbortController();
+  const idleMs = config.mcp.sessionIdleSeconds * 1000;
+  /**
+   * MCP sessions held elsewhere with a stream followed here, by owner: how many streams, and the
+   * timer that notes the session's activity in the log meanwhile.
+   */
+  const followedSessions = new Map<string, { streams: number; timer: NodeJS.Timeout }>();
   const policy = {
     allowedOrigins: config.mcp.allowedOrigins,
     allowedHosts: config.mcp.allowedHosts,
@@ -354,6 +369,42 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     return reply.send(body);
   }
 
+  /**
+   * Keeps `owner`'s MCP session, held by another replica, from idling out there while `body`, a
+   * stream of it followed here, is open: notes its activity in the log when the first of its
+   * streams opens here, then every activityIntervalMs, and when the last one closes (as the holder
+   * counts the close of a stream of its own). A failed note is logged; the next one may succeed.
+   */
+  function keepActiveElsewhere(log: StreamEventLog, owner: StreamOwner, body: Readable): void {
+    const key = `${owner.tenantId}\n${owner.principalId}\n${owner.mcpSessionId}`;
+    const record = (): void => {
+      log.recordActivity(owner, Date.now()).catch((error: unknown) => {
+        logger.warn(
+          { err: error, mcpSessionId: owner.mcpSessionId },
+          'noting the activity of an MCP session held by another replica failed',
+        );
+      });
+    };
+    let followed = followedSessions.get(key);
+    if (followed === undefined) {
+      record();
+      const timer = setInterval(record, activityIntervalMs(idleMs));
+      timer.unref();
+      followed = { streams: 0, timer };
+      followedSessions.set(key, followed);
+    }
+    const counted = followed;
+    counted.streams += 1;
+    body.once('close', () => {
+      counted.streams -= 1;
+      if (counted.streams > 0) return;
+      clearInterval(counted.timer);
+      followedSessions.delete(key);
+      // Not at shutdown: the holder then counts from the last note.
+      if (!shutdown.signal.aborted) record();
+    });
+  }
+
   /** Keeps `entry` from idling out while `body`, one of its event streams, is open. */
   function countOpenStream(entry: McpSessionEntry, body: Readable): void {
     entry.openStreams += 1;
@@ -499,6 +550,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     const sent = endWhenCredentialEnds(reply, readWithinUnreadLimit(body), stream.requires);
     sent.once('close', releaseFollow);
     if (entry !== undefined) countOpenStream(entry, sent);
+    else keepActiveElsewhere(log, owner, sent);
     dropWhenStalled(reply, owner.mcpSessionId);
     return reply.send(sent);
   }
@@ -656,13 +708,49 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   app.get(MCP_PATH, routeOptions, handle);
   app.delete(MCP_PATH, routeOptions, handle);
 
-  const idleMs = config.mcp.sessionIdleSeconds * 1000;
+  /**
+   * Closes the sessions idle for `mcp.sessionIdleSeconds`: no request and no open stream here, and
+   * none of their streams followed on another replica meanwhile (that replica notes it in the log:
+   * keepActiveElsewhere). Sessions whose activity cannot be read stay open until the next sweep.
+   */
+  async function closeIdleSessions(): Promise<void> {
+    const cutoff = Date.now() - idleMs;
+    const idle = [...sessions.entries()].filter(
+      ([, entry]) => entry.openStreams === 0 && entry.lastSeenAt < cutoff,
+    );
+    if (idle.length === 0) return;
+    let elsewhere = new Map<string, number>();
+    if (streamEvents !== undefined) {
+      try {
+        elsewhere = await streamEvents.lastActivity(
+          idle.map(([mcpSessionId, entry]) => ({
+            tenantId: entry.owner.tenantId,
+            principalId: entry.owner.principalId,
+            mcpSessionId,
+          })),
+        );
+      } catch (error) {
+        logger.warn({ err: error }, 'reading the activity of idle MCP sessions on other replicas failed');
+        return;
+      }
+    }
+    for (const [mcpSessionId, entry] of idle) {
+      const activeElsewhere = elsewhere.get(mcpSessionId);
+      if (activeElsewhere !== undefined) entry.lastSeenAt = Math.max(entry.lastSeenAt, activeElsewhere);
+      // Still idle, also after the read (a request or a stream may have come meanwhile).
+      if (sessions.get(mcpSessionId) === entry && entry.openStreams === 0 && entry.lastSeenAt < cutoff) {
+        void closeEntry(entry);
+      }
+    }
+  }
+  let sweeping = false;
   const sweep = setInterval(
     () => {
-      const cutoff = Date.now() - idleMs;
-      for (const entry of sessions.values()) {
-        if (entry.openStreams === 0 && entry.lastSeenAt < cutoff) void closeEntry(entry);
-      }
+      if (sweeping) return;
+      sweeping = true;
+      void closeIdleSessions().finally(() => {
+        sweeping = false;
+      });
     },
     Math.min(MAX_SWEEP_INTERVAL_MS, idleMs),
   );
@@ -675,6 +763,8 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   app.addHook('preClose', async () => {
     clearInterval(sweep);
     shutdown.abort();
+    for (const followed of followedSessions.values()) clearInterval(followed.timer);
+    followedSessions.clear();
     await Promise.all([...sessions.values()].map(closeEntry));
     sessions.clear();
   });

@@ -13,6 +13,7 @@ import {
   createStreamEventsRetentionTarget,
   type McpStreamEventsDb,
   openStreamsNeeding,
+  SESSION_ACTIVITY_STREAM_ID,
   STANDALONE_STREAM_ID,
   type StreamOwner,
 } from './stream-event-log.ts';
@@ -165,6 +166,50 @@ describe('durable MCP stream event log', () => {
       streamId: STANDALONE_STREAM_ID,
       requires: [],
     });
+  });
+
+  test("a session's activity noted by other replicas: its latest, for its own owner only, never a stream to resume; kept for its own TTL", async () => {
+    const owner = { ...ALICE, mcpSessionId: 'mcp-active' };
+    const log = createStreamEventLog(db);
+    const start = Date.now();
+    await log.recordActivity(owner, start - 5000);
+    // Noted again: the row is updated, not added to.
+    await log.recordActivity(owner, start);
+    const rows = await db
+      .selectFrom('mcp_stream_events')
+      .select(['id', 'created_at'])
+      .where('mcp_session_id', '=', owner.mcpSessionId)
+      .execute();
+    assert.equal(rows.length, 1);
+    const stranger = { ...owner, principalId: 'mallory' };
+    const quiet = { ...ALICE, mcpSessionId: 'mcp-quiet' };
+    assert.deepEqual(await log.lastActivity([owner, quiet]), new Map([[owner.mcpSessionId, start]]));
+    assert.deepEqual(await log.lastActivity([stranger]), new Map());
+    // Its id is no event id: nothing to resume from it.
+    const activityId = String(rows[0]!.id);
+    assert.equal(await log.findStream(owner, activityId), undefined);
+    assert.equal(await log.readEvent(owner, activityId), undefined);
+    // Kept past the replay TTL, not counted against the per-stream limit; gone after its own TTL.
+    const target = createStreamEventsRetentionTarget({
+      retentionMs: 1000,
+      activityRetentionMs: 60_000,
+      perStreamLimit: 1,
+    });
+    while ((await target.deleteBatch(db, start + 30_000, 10)) > 0) {}
+    assert.deepEqual(await log.lastActivity([owner]), new Map([[owner.mcpSessionId, start]]));
+    while ((await target.deleteBatch(db, start + 61_000, 10)) > 0) {}
+    assert.deepEqual(await log.lastActivity([owner]), new Map());
+    assert.equal(
+      (
+        await db
+          .selectFrom('mcp_stream_events')
+          .select('id')
+          .where('stream_id', '=', SESSION_ACTIVITY_STREAM_ID)
+          .where('mcp_session_id', '=', owner.mcpSessionId)
+          .execute()
+      ).length,
+      0,
+    );
   });
 
   test('the retention target deletes rows past the age limit and beyond the per-stream limit, newest kept, in bounded batches', async () => {

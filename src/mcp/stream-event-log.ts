@@ -3,6 +3,9 @@
 // target the store's retention job prunes the table with (age and per-stream count).
 // Each row also records what its stream needs to be received (the permissions of the tools its POST
 // called), so a resume on any replica is checked against them, not only against the /mcp route's.
+// A replica that follows a stream of an MCP session held by another one also notes there, on a
+// stream of its own (SESSION_ACTIVITY_STREAM_ID), when the session was last in use, so the holder
+// does not close it as idle meanwhile.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
@@ -74,9 +77,10 @@ export interface StreamEventLogOptions {
   /** Told when a message could not be stored (it is still sent, but cannot be resumed from). */
   onStoreError?: (error: unknown) => void;
   /**
-   * Runs the insert of a message (default: directly on `db`, each answered once on disk). The server
-   * passes the engine's write queue: inserts then commit grouped with other writes and are
-   * acknowledged before their flush (store/write-queue.ts, deferred durability).
+   * Runs a write of the log: the insert of a message, or a session's activity (default: directly
+   * on `db`, each answered once on disk). The server passes the engine's write queue: writes then
+   * commit grouped with other writes and are acknowledged before their flush (store/write-queue.ts,
+   * deferred durability).
    */
   runInsert?: (insert: (db: Kysely<McpStreamEventsDb>) => Promise<number>) => Promise<number>;
   /**
@@ -106,6 +110,16 @@ export interface SessionEventStore extends EventStore {
 export interface StreamEventLog {
   /** The SDK EventStore of one MCP session. Writes are serialised, so ids follow send order. */
   forSession(owner: StreamOwner): SessionEventStore;
+  /**
+   * Notes that `owner`'s MCP session was in use at `at` (ms) on a replica that does not hold it: a
+   * stream of it is followed there. One row per session (two if replicas race to create it).
+   */
+  recordActivity(owner: StreamOwner, at: number): Promise<void>;
+  /**
+   * The latest activity recordActivity noted for each of `owners` that has one (ms, by MCP session
+   * id); only rows of the session's own tenant and principal count.
+   */
+  lastActivity(owners: readonly StreamOwner[]): Promise<Map<string, number>>;
   /** The stream of `eventId` if it belongs to `owner`; undefined when unknown, pruned or someone else's. */
   findStream(owner: StreamOwner, eventId: EventId): Promise<FoundStream | undefined>;
   /** The event `eventId` of `owner`; undefined when unknown, pruned or someone else's. */
@@ -131,6 +145,19 @@ export interface StreamEventLog {
 
 /** Id of the SDK's standalone (GET) stream: it has no final response, it only idles out. */
 export const STANDALONE_STREAM_ID = '_GET_stream';
+
+/**
+ * The stream a session's activity on other replicas is noted on (recordActivity): its rows carry
+ * SESSION_ACTIVITY, never a message, and no event id of it can be resumed from. The SDK names its
+ * streams by UUID or STANDALONE_STREAM_ID, never so.
+ */
+export const SESSION_ACTIVITY_STREAM_ID = '_session_activity';
+
+/** The message of a session-activity row; its time is `created_at`, updated in place. */
+const SESSION_ACTIVITY = JSON.stringify({ activity: true });
+
+/** Sessions whose activity one query reads at most (bound parameters stay far below any limit). */
+const ACTIVITY_QUERY_CHUNK = 500;
 
 /**
  * Streams whose requirement and position a session's store remembers; beyond this the oldest are
@@ -233,6 +260,7 @@ export function createStreamEventLog(
     const row = await ownedBy(owner)
       .select(['stream_id', 'required_permissions'])
       .where('id', '=', id)
+      .where('stream_id', '<>', SESSION_ACTIVITY_STREAM_ID)
       .executeTakeFirst();
     if (row === undefined) return undefined;
     return { streamId: row.stream_id, requires: decodePermissions(row.required_permissions) };
@@ -244,6 +272,7 @@ export function createStreamEventLog(
     const row = await ownedBy(owner)
       .select(['stream_id', 'message', 'stream_seq'])
       .where('id', '=', id)
+      .where('stream_id', '<>', SESSION_ACTIVITY_STREAM_ID)
       .executeTakeFirst();
     if (row === undefined) return undefined;
     return {
@@ -425,12 +454,70 @@ export function createStreamEventLog(
     };
   }
 
-  return { forSession, findStream, readEvent, isBatchStream, readAfter };
+  async function recordActivity(owner: StreamOwner, at: number): Promise<void> {
+    const write = async (into: Kysely<McpStreamEventsDb>): Promise<number> => {
+      const updated = await into
+        .updateTable('mcp_stream_events')
+        .set({ created_at: at })
+        .where('mcp_session_id', '=', owner.mcpSessionId)
+        .where('tenant_id', '=', owner.tenantId)
+        .where('principal_id', '=', owner.principalId)
+        .where('stream_id', '=', SESSION_ACTIVITY_STREAM_ID)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) > 0) return 0;
+      await into
+        .insertInto('mcp_stream_events')
+        .values({
+          tenant_id: owner.tenantId,
+          principal_id: owner.principalId,
+          mcp_session_id: owner.mcpSessionId,
+          stream_id: SESSION_ACTIVITY_STREAM_ID,
+          message: SESSION_ACTIVITY,
+          created_at: at,
+        })
+        .execute();
+      return 1;
+    };
+    await (options.runInsert ? options.runInsert(write) : write(db));
+  }
+
+  async function lastActivity(owners: readonly StreamOwner[]): Promise<Map<string, number>> {
+    const latest = new Map<string, number>();
+    for (let start = 0; start < owners.length; start += ACTIVITY_QUERY_CHUNK) {
+      const chunk = owners.slice(start, start + ACTIVITY_QUERY_CHUNK);
+      const rows = await db
+        .selectFrom('mcp_stream_events')
+        .select(['mcp_session_id', 'tenant_id', 'principal_id', 'created_at'])
+        .where(
+          'mcp_session_id',
+          'in',
+          chunk.map((owner) => owner.mcpSessionId),
+        )
+        .where('stream_id', '=', SESSION_ACTIVITY_STREAM_ID)
+        .execute();
+      const byId = new Map(chunk.map((owner) => [owner.mcpSessionId, owner]));
+      for (const row of rows) {
+        const owner = byId.get(row.mcp_session_id);
+        if (owner?.tenantId !== row.tenant_id || owner.principalId !== row.principal_id) continue;
+        const at = Number(row.created_at);
+        if (at > (latest.get(row.mcp_session_id) ?? Number.NEGATIVE_INFINITY))
+          latest.set(row.mcp_session_id, at);
+      }
+    }
+    return latest;
+  }
+
+  return { forSession, findStream, readEvent, isBatchStream, readAfter, recordActivity, lastActivity };
 }
 
 export interface StreamEventsRetention {
   /** Rows older than this are deleted (`mcp.replayRetentionSeconds`). */
   retentionMs: number;
+  /**
+   * Session-activity rows (recordActivity) older than this are deleted instead
+   * (`mcp.sessionIdleSeconds`: until then they keep the session open); default `retentionMs`.
+   */
+  activityRetentionMs?: number;
   /** Newest rows kept per stream; older ones are deleted (`mcp.replayBufferSize`). */
   perStreamLimit: number;
 }
@@ -440,13 +527,15 @@ export interface StreamEventsRetention {
  * single-flight across replicas and in bounded batches: each call deletes at most `limit` rows,
  * aged ones first, then those past the per-stream limit. A batch stream's BATCH_STREAM_START marker
  * (its oldest row) is pruned with the last other row of its stream, not before: without it a
- * resume of the batch on another replica would end at its first response.
+ * resume of the batch on another replica would end at its first response. A session's activity
+ * rows go by `activityRetentionMs` alone.
  */
 export function createStreamEventsRetentionTarget(settings: StreamEventsRetention): RetentionTarget {
   return {
     table: 'mcp_stream_events',
     async deleteBatch(anyDb, now, limit) {
       const db = anyDb as Kysely<McpStreamEventsDb>;
+      const activityRetentionMs = settings.activityRetentionMs ?? settings.retentionMs;
       const aged = await db
         .deleteFrom('mcp_stream_events')
         .where(
@@ -455,7 +544,20 @@ export function createStreamEventsRetentionTarget(settings: StreamEventsRetentio
           db
             .selectFrom('mcp_stream_events as aged')
             .select('aged.id')
-            .where('aged.created_at', '<', now - settings.retentionMs)
+            .where('aged.created_at', '<', now - Math.min(settings.retentionMs, activityRetentionMs))
+            // Messages and markers by the replay TTL, a session's activity by its own.
+            .where((eb) =>
+              eb.or([
+                eb.and([
+                  eb('aged.stream_id', '<>', SESSION_ACTIVITY_STREAM_ID),
+                  eb('aged.created_at', '<', now - settings.retentionMs),
+                ]),
+                eb.and([
+                  eb('aged.stream_id', '=', SESSION_ACTIVITY_STREAM_ID),
+                  eb('aged.created_at', '<', now - activityRetentionMs),
+                ]),
+              ]),
+            )
             // A batch's marker once no other row of its stream is left (a later batch or pass).
             .where((eb) =>
               eb.or([
@@ -478,10 +580,12 @@ export function createStreamEventsRetentionTarget(settings: StreamEventsRetentio
       const deleted = Number(aged.numDeletedRows);
       if (deleted >= limit) return deleted;
       // Row numbers per stream, newest first: everything past the limit goes (SQLite and PostgreSQL).
-      // Batch markers are neither counted nor deleted here: they go by age, with their stream.
+      // Batch markers are neither counted nor deleted here: they go by age, with their stream; nor
+      // are a session's activity rows (by age alone).
       const ranked = db
         .selectFrom('mcp_stream_events')
         .where('message', '<>', STORED_BATCH_START)
+        .where('stream_id', '<>', SESSION_ACTIVITY_STREAM_ID)
         .select([
           'id',
           sql<number>`row_number() over (partition by mcp_session_id, stream_id order by id desc)`.as(
