@@ -68,6 +68,7 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
     throw new CliError('USAGE', `--mode must be auto, remote or embedded, not ${options.mode}`, EXIT.USAGE);
   }
   const remote = options.mode === 'remote' || (options.mode === 'auto' && server !== undefined);
+  refuseOtherModeOptions(options, remote, options.server !== undefined ? '--server' : 'MAOS_SERVER');
   if (remote) {
     if (server === undefined) {
       throw new CliError('USAGE', '--mode remote needs --server or MAOS_SERVER', EXIT.USAGE);
@@ -125,6 +126,44 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
     await app.stop();
   }
   return EXIT.OK;
+}
+
+/**
+ * An option given on the command line for the mode not taken is refused: ignored, `--data-dir` in
+ * auto mode with MAOS_SERVER set ran against that server instead, and `--server` with
+ * `--mode embedded` on the local data directory.
+ */
+function refuseOtherModeOptions(options: McpOptions, remote: boolean, serverSource: string): void {
+  const given = (names: Array<[keyof McpOptions, string]>) =>
+    names.find(([key]) => options[key] !== undefined)?.[1];
+  if (remote) {
+    const local = given([
+      ['dataDir', '--data-dir'],
+      ['config', '--config'],
+    ]);
+    if (local === undefined) return;
+    throw new CliError(
+      'USAGE',
+      options.mode === 'remote'
+        ? `${local} is for embedded mode, not --mode remote`
+        : `${local} is for embedded mode, but ${serverSource} selects remote mode: pass --mode embedded, or leave ${local} out`,
+      EXIT.USAGE,
+    );
+  }
+  const server = given([
+    ['server', '--server'],
+    ['token', '--token'],
+    ['credentials', '--credentials'],
+  ]);
+  if (server !== undefined) {
+    throw new CliError(
+      'USAGE',
+      options.mode === 'embedded'
+        ? `${server} is for remote mode, not --mode embedded`
+        : `${server} is for remote mode, but no server URL is given (--server or MAOS_SERVER): auto mode runs embedded`,
+      EXIT.USAGE,
+    );
+  }
 }
 
 /** Resolves when the client closes stdin, or on SIGINT/SIGTERM (the client stopping us). */
