@@ -116,6 +116,23 @@ test('maos audit prove: records and a saved checkpoint against the latest, and w
   assert.equal(noKey.code, 2, noKey.stderr);
   assert.match(noKey.stderr, /--key or --key-file is required/);
   assert.equal((await prove('--key', key)).code, 2);
+  // Two keys named: one of them was silently not used.
+  const keyFile = join(dir, 'verifier.txt');
+  writeFileSync(keyFile, key);
+  for (const [flag, file] of [
+    ['--key', '--key-file'],
+    ['--since-key', '--since-key-file'],
+  ] as const) {
+    const both = await prove('--key', key, '--seq', String(own[0]), flag, key, file, keyFile);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(both.stderr, new RegExp(`^error USAGE: ${flag} and ${file} cannot be combined`, 'm'));
+  }
+  const sinceKeyAlone = await prove('--key', key, '--seq', String(own[0]), '--since-key', key);
+  assert.equal(sinceKeyAlone.code, 2, sinceKeyAlone.stderr);
+  assert.match(
+    sinceKeyAlone.stderr,
+    /^error USAGE: --since-key is the key of the --since checkpoint: give --since too/m,
+  );
   const foreign = await prove('--key', key, '--seq', '1');
   assert.equal(foreign.code, 4, foreign.stderr);
   assert.match(foreign.stderr, /no record with seq 1 among your tenant's audit records/);

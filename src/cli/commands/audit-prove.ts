@@ -80,6 +80,7 @@ export function registerAuditProveCommand(audit: Command, act: ActionFactory): v
 
 async function runProve(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<ProveOptions>();
+  refuseConflicts(options);
   const verifier = readVerifier(options);
   const seqs = (options.seq ?? []).map((text) =>
     parseIntegerOption('--seq', text, { min: 0, max: Number.MAX_SAFE_INTEGER }),
@@ -230,6 +231,25 @@ async function fetchRecordById(ctx: CliContext, id: string): Promise<AuditRecord
     );
   }
   return record as AuditRecord;
+}
+
+/**
+ * A key given both ways, or a --since key without --since: one of them went unused without a word,
+ * and the proof checked with a key other than the one the user meant.
+ */
+function refuseConflicts(options: ProveOptions): void {
+  for (const [key, file, flags] of [
+    [options.key, options.keyFile, '--key and --key-file'],
+    [options.sinceKey, options.sinceKeyFile, '--since-key and --since-key-file'],
+  ] as const) {
+    if (key !== undefined && file !== undefined) {
+      throw new CliError('USAGE', `${flags} cannot be combined: give the verifier key one way`, EXIT.USAGE);
+    }
+  }
+  if (options.since === undefined && (options.sinceKey ?? options.sinceKeyFile) !== undefined) {
+    const flag = options.sinceKey !== undefined ? '--since-key' : '--since-key-file';
+    throw new CliError('USAGE', `${flag} is the key of the --since checkpoint: give --since too`, EXIT.USAGE);
+  }
 }
 
 function readVerifier(options: ProveOptions): CheckpointVerifier {
