@@ -5,6 +5,7 @@ import { createInterface, type Interface } from 'node:readline/promises';
 import type { SessionDto, TaskDto } from '../http/dto.ts';
 import type { CliContext } from './context.ts';
 import { CliError } from './exit-codes.ts';
+import { showControls } from './output.ts';
 import { interruptedError } from './retry.ts';
 
 export type ApprovalDecision = 'approved' | 'rejected' | 'later';
@@ -34,7 +35,7 @@ function describeWaiting(session: SessionDto): { phase: number; name: string; ta
   const number = Number.isFinite(phase) ? phase : 0;
   return {
     phase: number,
-    name: session.plan?.phases[number]?.name ?? '',
+    name: showControls(session.plan?.phases[number]?.name ?? ''),
     tasks: pending.filter((task) => task.phase >= number),
   };
 }
@@ -47,13 +48,13 @@ export function describeTasks(session: SessionDto, tasks: TaskDto[]): string[] {
     const indent = phases.length > 1 ? '    ' : '  ';
     if (phases.length > 1) {
       const name = session.plan?.phases[phase]?.name;
-      lines.push(`  phase ${phase}${name ? ` (${name})` : ''}:`);
+      lines.push(`  phase ${phase}${name ? ` (${showControls(name)})` : ''}:`);
     }
     for (const task of tasks.filter((candidate) => candidate.phase === phase)) {
       const after = task.dependsOn.length > 0 ? ` (after ${task.dependsOn.join(', ')})` : '';
-      lines.push(
-        `${indent}${task.name} [${task.role}]${after}: ${task.instructions.split('\n')[0]?.slice(0, 120)}`,
-      );
+      // Instructions and phase names come from a model or another user's edit: escapes, not sent.
+      const instructions = showControls(task.instructions.split('\n')[0]?.slice(0, 120) ?? '');
+      lines.push(`${indent}${task.name} [${task.role}]${after}: ${instructions}`);
     }
   }
   return lines;
