@@ -21,6 +21,7 @@ async function startApp(append: AuditLog['append'], auditWaitMs: number) {
     rateLimiter: {
       consume: async () => ({ allowed: true, headers: {} }) as never,
       isExhausted: async () => false,
+      chargeMark: () => 0,
     },
     auditLog: { append } as unknown as AuditLog,
     realm: 'maos',

@@ -125,34 +125,22 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
 
   async function authenticate(request: FastifyRequest): Promise<Actor> {
     const state = stateOf(request);
+    const guarded = authenticator.mode !== 'none';
     // An address out of failed logins is refused before its credential is looked at, valid or not:
     // verifying it would cost a key lookup or a signature check per request, and answering a good
     // guess differently from a bad one would leave guessing unlimited. The refusal is charged (and
-    // so audited once per window) like one after a failed login.
-    if (authenticator.mode !== 'none' && (await rateLimiter.isExhausted(request.ip))) {
-      const decision = await rateLimiter.consume({ ip: request.ip });
-      if (!decision.allowed) {
-        state.rateLimitHeaders = decision.headers;
-        throw rateLimited(state, decision, 'Too many failed authentication attempts; retry later');
-      }
-    }
+    // so audited once per window) like one after a failed login. On PostgreSQL the shared counter is
+    // read only for addresses this replica charged in the last window; why the limit still holds
+    // (one more guess per other replica and window at most) is argued at createChargedNetworks.
+    const mark = guarded ? rateLimiter.chargeMark(request.ip) : 0;
+    if (guarded && (await rateLimiter.isExhausted(request.ip))) await refuseExhausted(request, state);
+    const source = {
+      authorization: headerAsSent(request, 'authorization'),
+      'x-api-key': headerAsSent(request, 'x-api-key'),
+    };
+    let principal: Principal;
     try {
-      const source = {
-        authorization: headerAsSent(request, 'authorization'),
-        'x-api-key': headerAsSent(request, 'x-api-key'),
-      };
-      const principal = await authenticator.authenticate(source);
-      state.principal = principal;
-      if (principal.authMethod !== 'none') {
-        // A stream also ends once its principal loses the permission of its route (a binding
-        // removed), or one the handler names for what it streams (an MCP tool's own).
-        const permission = request.routeOptions.config?.permission;
-        const routePermissions = permission !== undefined && isPermission(permission) ? [permission] : [];
-        setCredentialWatcher(request, (permissions = []) =>
-          credentials.watch(source, principal, [...routePermissions, ...permissions]),
-        );
-      }
-      return { tenantId: principal.tenantId, principalId: principal.id };
+      principal = await authenticator.authenticate(source);
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       const failure = readAuthFailure(error);
@@ -175,6 +163,36 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
         throw rateLimited(state, decision, 'Too many failed authentication attempts; retry later');
       }
       throw error;
+    }
+    // A failure of the same address was charged here while this credential was checked (guesses
+    // sent together): the credential is accepted only once the counter says the address may still
+    // try, as if the failure had come first.
+    if (
+      guarded &&
+      rateLimiter.chargeMark(request.ip) !== mark &&
+      (await rateLimiter.isExhausted(request.ip))
+    ) {
+      await refuseExhausted(request, state);
+    }
+    state.principal = principal;
+    if (principal.authMethod !== 'none') {
+      // A stream also ends once its principal loses the permission of its route (a binding
+      // removed), or one the handler names for what it streams (an MCP tool's own).
+      const permission = request.routeOptions.config?.permission;
+      const routePermissions = permission !== undefined && isPermission(permission) ? [permission] : [];
+      setCredentialWatcher(request, (permissions = []) =>
+        credentials.watch(source, principal, [...routePermissions, ...permissions]),
+      );
+    }
+    return { tenantId: principal.tenantId, principalId: principal.id };
+  }
+
+  /** Charges a request of an address found out of failed logins; throws its 429 when refused. */
+  async function refuseExhausted(request: FastifyRequest, state: RequestState): Promise<void> {
+    const decision = await rateLimiter.consume({ ip: request.ip });
+    if (!decision.allowed) {
+      state.rateLimitHeaders = decision.headers;
+      throw rateLimited(state, decision, 'Too many failed authentication attempts; retry later');
     }
   }
 

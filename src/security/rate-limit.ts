@@ -13,6 +13,13 @@ import { createWindowCounters } from './window-counters.ts';
 
 export type RateLimitConfig = z.infer<typeof rateLimitConfigSchema>;
 
+/**
+ * Most networks the memory of charged networks holds (createChargedNetworks): about 170 bytes
+ * each (IPv6 /64 keys), 1.7 MB in all. Past it, every request is pre-checked until the networks
+ * pushed out would have expired.
+ */
+export const MAX_CHARGED_NETWORKS = 10_000;
+
 /** The table the shared counters live in (created by migration 0008, never by the library). */
 export const RATE_LIMIT_TABLE = 'rate_limits';
 
@@ -55,9 +62,17 @@ export interface RateLimiter {
   /**
    * True when the unauthenticated counter of `ip` has no request left in its window, charging
    * nothing: checked before a credential is verified, so an address over its failed-login limit
-   * costs no key lookup or signature check. Never true when the shared store cannot be read.
+   * costs no key lookup or signature check. Never true when the shared store cannot be read. On the
+   * shared store only networks this process has charged in the last window are read (see
+   * createChargedNetworks); any other answers false at once.
    */
   isExhausted(ip: string): Promise<boolean>;
+  /**
+   * A number that changes whenever this process charges the unauthenticated counter of `ip`'s
+   * network (a failed login or a refusal): taken before a credential is verified and compared
+   * after, it tells whether a failure of the same network was charged meanwhile.
+   */
+  chargeMark(ip: string): number;
 }
 
 export interface RateLimiterOptions {
@@ -66,6 +81,8 @@ export interface RateLimiterOptions {
    * table. Absent (SQLite): per-process memory counters.
    */
   pool?: pg.Pool;
+  /** Most networks remembered as charged (for tests). @defaultValue MAX_CHARGED_NETWORKS */
+  maxChargedNetworks?: number;
   /**
    * Called when the shared store fails (database unreachable). The request is then charged to a
    * per-process memory counter with the same limits instead of failing.
@@ -152,6 +169,10 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
   const principal = make('principal', config.principal);
   const tenant = make('tenant', config.tenant);
   const anonymous = make('anonymous', config.anonymous);
+  const charged = createChargedNetworks(
+    config.anonymous.windowSeconds * 1000,
+    options.maxChargedNetworks ?? MAX_CHARGED_NETWORKS,
+  );
   // RateLimit-Policy depends only on which policies apply: built once per combination.
   const policyHeaders = new Map<string, string>();
   const policyHeaderOf = (policies: readonly Policy[]): string => {
@@ -197,9 +218,13 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
   return {
     async isExhausted(ip) {
       if (!config.enabled) return false;
-      const consumed = await anonymous.peek(counterKey([clientNetwork(ip)]));
+      const key = counterKey([clientNetwork(ip)]);
+      // Memory counters are read at no cost, and hold every charge there is.
+      if (options.pool && !charged.suspects(key, Date.now())) return false;
+      const consumed = await anonymous.peek(key);
       return consumed >= anonymous.limit.points;
     },
+    chargeMark: (ip) => (config.enabled ? charged.mark(counterKey([clientNetwork(ip)])) : 0),
     async consume(subject) {
       if (!config.enabled) return { allowed: true, retryAfterSeconds: 0, headers: {}, policies: [] };
       const policies: Policy[] = [];
@@ -213,17 +238,88 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
         keys.push(counterKey([subject.tenantId ?? '', subject.principalId]));
       }
       if (policies.length === 0) {
+        const key = counterKey([clientNetwork(subject.ip ?? 'unknown')]);
         policies.push(anonymous);
-        keys.push(counterKey([clientNetwork(subject.ip ?? 'unknown')]));
+        keys.push(key);
+        // Noted before the charge is answered: a request of the same network whose credential is
+        // being checked meanwhile sees the mark change (see chargeMark).
+        charged.note(key, Date.now());
       }
-      const charged = policies.map((policy, index) => policy.charge(keys[index] as string));
+      const charges = policies.map((policy, index) => policy.charge(keys[index] as string));
       // Memory counters answer at once; the shared store's charges run concurrently (a round trip
       // to PostgreSQL each).
-      const outcomes = charged.some((outcome) => outcome instanceof Promise)
-        ? await Promise.all(charged)
-        : (charged as Charged[]);
+      const outcomes = charges.some((outcome) => outcome instanceof Promise)
+        ? await Promise.all(charges)
+        : (charges as Charged[]);
       return decide(policies, outcomes);
     },
+  };
+}
+
+/** The networks this process charged to the unauthenticated counter in the last window. */
+interface ChargedNetworks {
+  /** Remembers a charge of `key` at `nowMs` (a failed login here, or a refusal). */
+  note(key: string, nowMs: number): void;
+  /** Whether `key`'s shared counter must be read before a credential of it is verified. */
+  suspects(key: string, nowMs: number): boolean;
+  /** Changes with every note of `key`, and when the memory drops it early (see chargeMark). */
+  mark(key: string): number;
+}
+
+/**
+ * What lets an authenticated request skip the read of the shared `rate_limits` table before its
+ * credential is checked (a round trip to PostgreSQL per request, for addresses that never failed a
+ * login): the counter is read only for networks this process charged (a failed login, or a refusal)
+ * within the last window, since only those can be exhausted as far as it knows.
+ *
+ * Why the limit still holds: on the replica where the failures happen, every failure is noted here,
+ * so once its network's counter is exhausted each further request is refused unchecked, as before.
+ * A network exhausted on other replicas only is not read here until it is charged here: its first
+ * credential is verified, then (a wrong one) charged, refused and noted, and from then until a
+ * window after it, pre-checked. Each other replica thus verifies at most one credential per window
+ * from a network already exhausted elsewhere (a note lasts a full window, longer than the counter's
+ * window that held it): for guesses sent one after the other, `points + replicas - 1` per window
+ * instead of `points`. Guesses sent to such a replica at once are checked together, but one accepted
+ * is let through only if no failure of its network was charged here while it was checked
+ * (chargeMark; the HTTP layer reads the counter otherwise), so a burst gains only the guesses
+ * verified before its first wrong one.
+ * A success never clears a note: a caller holding a valid key of its own could otherwise clear it
+ * before each guess.
+ *
+ * Memory: at most `max` networks (IPv4 addresses or IPv6 /64s, the counters' keys), the least
+ * recently charged dropped first; notes older than a window are dropped as new ones come. A network
+ * dropped while still in its window would lose its pre-check, so until its note would have ended
+ * every network is read (as before this memory existed): spraying failed logins from more networks
+ * than `max` costs reads, never the limit.
+ */
+export function createChargedNetworks(windowMs: number, max: number): ChargedNetworks {
+  // Insertion order is the order of the last charge; with one window length, also of expiry.
+  const notes = new Map<string, { seq: number; expiresAtMs: number }>();
+  let seq = 0;
+  let dropped = 0;
+  let readAllUntilMs = 0;
+  return {
+    note(key, nowMs) {
+      notes.delete(key);
+      notes.set(key, { seq: ++seq, expiresAtMs: nowMs + windowMs });
+      for (const [oldest, note] of notes) {
+        const expired = note.expiresAtMs <= nowMs;
+        if (!expired && notes.size <= max) break;
+        notes.delete(oldest);
+        if (!expired) {
+          dropped += 1;
+          readAllUntilMs = Math.max(readAllUntilMs, note.expiresAtMs);
+        }
+      }
+    },
+    suspects(key, nowMs) {
+      if (nowMs < readAllUntilMs) return true;
+      const note = notes.get(key);
+      return note !== undefined && note.expiresAtMs > nowMs;
+    },
+    // Absent: minus the drops so far, so a network noted and dropped between two marks still
+    // changes its mark (notes are numbered from 1).
+    mark: (key) => notes.get(key)?.seq ?? -dropped,
   };
 }
 
