@@ -2,15 +2,13 @@
 // "SHOULD NOT"), its SSE stream ends, a resume of that stream (Last-Event-ID) ends at once instead
 // of waiting for a response that never comes, and the MCP session keeps answering.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { readSseFrames } from '../../src/cli/sse-reader.ts';
-import { startMcpTestServer } from '../fixtures/mcp-server.ts';
-import { type Frame, initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { type Frame, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { openMcpSession, resumeStream, sqliteFileConfig } from '../helpers/mcp-streams.ts';
 
 /** Arguments of an `orchestrate` that waits up to `seconds` on a task that runs 30 s. */
 function longWait(objective: string, seconds = 30) {
@@ -130,17 +128,9 @@ test('an SDK client cancels a long tool call: no response, its stream and the re
   const headers = {
     'mcp-session-id': transport.sessionId ?? '',
     'mcp-protocol-version': transport.protocolVersion ?? '',
-    accept: 'text/event-stream',
-    'last-event-id': priming.id,
   };
-  let again: Response | undefined;
-  for (let attempt = 0; attempt < 50; attempt++) {
-    again = await fetch(`${server.url}/mcp`, { headers, signal: AbortSignal.timeout(15_000) });
-    if (again.status !== 429) break;
-    await again.body?.cancel();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  assert.equal(again?.status, 200);
+  const again = await resumeStream(server.url, headers, priming.id, { timeoutMs: 15_000, retryWhile: [429] });
+  assert.equal(again.status, 200);
   assert.deepEqual(messagesOf(await readFrames(again, () => false)), []);
 
   // The MCP session still answers, and the cancelled call's MAOS session can be stopped.
@@ -148,104 +138,99 @@ test('an SDK client cancels a long tool call: no response, its stream and the re
   assert.notEqual(roles.isError, true);
 });
 
-test('a cancelled call of a client without resumption ends its stream without a response', {
-  timeout: 60_000,
-}, async (t) => {
-  const server = await startMcpTestServer();
-  t.after(() => server.close());
-  // 2025-06-18: no priming event, so the client cannot resume; the stream must still end.
-  const { sessionId, negotiated } = await initializeMcp(server.url, '2025-06-18');
-  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
-  const call = await postMcp(
-    server.url,
-    {
-      jsonrpc: '2.0',
-      id: 7,
-      method: 'tools/call',
-      params: { name: 'orchestrate', arguments: longWait('a long wait, cancelled') },
-    },
-    headers,
-    AbortSignal.timeout(20_000),
-  );
-  assert.equal(call.status, 200);
-  const cancel = await postMcp(
-    server.url,
-    { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7, reason: 'user' } },
-    headers,
-  );
-  assert.equal(cancel.status, 202);
-  // Before: a JSON-RPC error -32800 came first; without the end, this read ran into the 20 s abort.
-  assert.deepEqual(messagesOf(await readFrames(call, () => false)), []);
-  // A cancel of a request that is over (or unknown) changes nothing.
-  const again = await postMcp(
-    server.url,
-    { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7 } },
-    headers,
-  );
-  assert.equal(again.status, 202);
-  const status = await postMcp(
-    server.url,
-    { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'list_roles', arguments: {} } },
-    headers,
-  );
-  const [answer] = messagesOf(await readFrames(status, () => false));
-  assert.equal(answer?.id, 8);
-  assert.ok(answer?.result, 'the MCP session still answers');
-});
+describe('cancelled on the wire', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  before(async () => {
+    server = await startMcpTestServer();
+  });
+  after(() => server?.close());
 
-test('a batch stream with a cancelled request ends after the answers of the others', {
-  timeout: 60_000,
-}, async (t) => {
-  const server = await startMcpTestServer();
-  t.after(() => server.close());
-  // 2025-03-26 allows JSON-RPC batches: both requests are answered on one stream.
-  const { sessionId, negotiated } = await initializeMcp(server.url, '2025-03-26');
-  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
-  const call = await postMcp(
-    server.url,
-    [
+  test('a cancelled call of a client without resumption ends its stream without a response', async () => {
+    // 2025-06-18: no priming event, so the client cannot resume; the stream must still end.
+    const { headers } = await openMcpSession(server.url, '2025-06-18');
+    const call = await postMcp(
+      server.url,
       {
         jsonrpc: '2.0',
-        id: 5,
+        id: 7,
         method: 'tools/call',
-        params: { name: 'orchestrate', arguments: longWait('cancelled in a batch') },
+        params: { name: 'orchestrate', arguments: longWait('a long wait, cancelled') },
       },
-      {
-        jsonrpc: '2.0',
-        id: 6,
-        method: 'tools/call',
-        params: { name: 'orchestrate', arguments: longWait('answered in a batch', 1) },
-      },
-    ],
-    headers,
-    AbortSignal.timeout(20_000),
-  );
-  assert.equal(call.status, 200);
-  const cancel = await postMcp(
-    server.url,
-    { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 5 } },
-    headers,
-  );
-  assert.equal(cancel.status, 202);
-  // The other request's answer still arrives on the stream, which then ends.
-  const messages = messagesOf(await readFrames(call, () => false));
-  assert.deepEqual(
-    messages.map((message) => message.id),
-    [6],
-  );
-  assert.ok(messages[0]?.result);
+      headers,
+      AbortSignal.timeout(20_000),
+    );
+    assert.equal(call.status, 200);
+    const cancel = await postMcp(
+      server.url,
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7, reason: 'user' } },
+      headers,
+    );
+    assert.equal(cancel.status, 202);
+    // Before: a JSON-RPC error -32800 came first; without the end, this read ran into the 20 s abort.
+    assert.deepEqual(messagesOf(await readFrames(call, () => false)), []);
+    // A cancel of a request that is over (or unknown) changes nothing.
+    const again = await postMcp(
+      server.url,
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7 } },
+      headers,
+    );
+    assert.equal(again.status, 202);
+    const status = await postMcp(
+      server.url,
+      { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'list_roles', arguments: {} } },
+      headers,
+    );
+    const [answer] = messagesOf(await readFrames(status, () => false));
+    assert.equal(answer?.id, 8);
+    assert.ok(answer?.result, 'the MCP session still answers');
+  });
+
+  test('a batch stream with a cancelled request ends after the answers of the others', async () => {
+    // 2025-03-26 allows JSON-RPC batches: both requests are answered on one stream.
+    const { headers } = await openMcpSession(server.url, '2025-03-26');
+    const call = await postMcp(
+      server.url,
+      [
+        {
+          jsonrpc: '2.0',
+          id: 5,
+          method: 'tools/call',
+          params: { name: 'orchestrate', arguments: longWait('cancelled in a batch') },
+        },
+        {
+          jsonrpc: '2.0',
+          id: 6,
+          method: 'tools/call',
+          params: { name: 'orchestrate', arguments: longWait('answered in a batch', 1) },
+        },
+      ],
+      headers,
+      AbortSignal.timeout(20_000),
+    );
+    assert.equal(call.status, 200);
+    const cancel = await postMcp(
+      server.url,
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 5 } },
+      headers,
+    );
+    assert.equal(cancel.status, 202);
+    // The other request's answer still arrives on the stream, which then ends.
+    const messages = messagesOf(await readFrames(call, () => false));
+    assert.deepEqual(
+      messages.map((message) => message.id),
+      [6],
+    );
+    assert.ok(messages[0]?.result);
+  });
 });
 
 test('a cancelled stream resumed on another instance ends at once there too', {
   timeout: 60_000,
 }, async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-cancel-restart-'));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   // The instance holding the MCP session stops; the client resumes on a new one (same database).
-  const config = { store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' } };
+  const config = sqliteFileConfig('maos-mcp-cancel-restart');
   const first = await startMcpTestServer({ config });
-  const { sessionId, negotiated } = await initializeMcp(first.url, '2025-11-25');
-  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+  const { headers } = await openMcpSession(first.url, '2025-11-25');
   let primingId: string | undefined;
   try {
     const call = await postMcp(
@@ -273,11 +258,8 @@ test('a cancelled stream resumed on another instance ends at once there too', {
   assert.ok(primingId, 'a priming event id');
   const second = await startMcpTestServer({ config });
   t.after(() => second.close());
-  const resumed = await fetch(`${second.url}/mcp`, {
-    headers: { ...headers, accept: 'text/event-stream', 'last-event-id': primingId },
-    // Before, the stream was followed until mcp.sessionIdleSeconds without a message (30 min).
-    signal: AbortSignal.timeout(20_000),
-  });
+  // Before, the stream was followed until mcp.sessionIdleSeconds without a message (30 min).
+  const resumed = await resumeStream(second.url, headers, primingId, { timeoutMs: 20_000 });
   assert.equal(resumed.status, 200);
   assert.deepEqual(messagesOf(await readFrames(resumed, () => false)), []);
 });

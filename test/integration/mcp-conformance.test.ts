@@ -10,6 +10,8 @@ import {
   postMcp as post,
   readFrames,
 } from '../fixtures/mcp-wire.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+import { openMcpSession, resumeStream } from '../helpers/mcp-streams.ts';
 
 describe('MCP wire conformance', { timeout: 120_000 }, () => {
   let server: McpTestServer;
@@ -24,8 +26,7 @@ describe('MCP wire conformance', { timeout: 120_000 }, () => {
   });
 
   test('a dropped tool-call stream is resumed with Last-Event-ID, progress and result included', async () => {
-    const { sessionId } = await initialize(server.url, LATEST_PROTOCOL_VERSION);
-    const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION };
+    const { headers } = await openMcpSession(server.url);
     const controller = new AbortController();
     const call = await post(
       server.url,
@@ -57,21 +58,10 @@ describe('MCP wire conformance', { timeout: 120_000 }, () => {
     controller.abort();
 
     // The server notices the disconnect asynchronously; until then the stream counts as open (409).
-    let resumed: Response | undefined;
-    for (let attempt = 0; attempt < 50; attempt += 1) {
-      const response = await fetch(`${server.url}/mcp`, {
-        method: 'GET',
-        headers: { accept: 'text/event-stream', 'last-event-id': priming.id, ...headers },
-        signal: AbortSignal.timeout(30_000),
-      });
-      if (response.status !== 409) {
-        resumed = response;
-        break;
-      }
-      await response.body?.cancel();
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    assert.ok(resumed, 'the stream could be resumed');
+    const resumed = await resumeStream(server.url, headers, priming.id, {
+      timeoutMs: 30_000,
+      retryWhile: [409],
+    });
     assert.equal(resumed.status, 200);
     const messages = messagesOf(await readFrames(resumed, (f) => f.data.includes('"id":42')));
     const progress = messages.filter((m) => m.method === 'notifications/progress');
@@ -104,11 +94,12 @@ describe('MCP wire conformance', { timeout: 120_000 }, () => {
   });
 
   test('an idle MCP session is closed and its id then answers 404', async () => {
-    const { sessionId } = await initialize(server.url, LATEST_PROTOCOL_VERSION).catch(async () => {
-      // The previous test filled the table; idle expiry frees it within a few seconds.
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
-      return initialize(server.url, LATEST_PROTOCOL_VERSION);
-    });
+    // The previous test filled the table; idle expiry frees it within a few seconds.
+    const { sessionId } = await waitFor(
+      () => initialize(server.url, LATEST_PROTOCOL_VERSION).catch(() => undefined),
+      10_000,
+      'a free place for a new MCP session',
+    );
     // Each probe is activity; the gap between probes (3 s) exceeds idle time (1 s) plus one sweep (1 s).
     let status = 0;
     for (let attempt = 0; attempt < 5 && status !== 404; attempt += 1) {

@@ -4,19 +4,19 @@
 // only reads the durable log. Before, each of them ended at the first response it met; and on
 // another instance also once the replay buffer's per-stream limit had pruned the batch's marker.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, test } from 'node:test';
-import type { Kysely } from 'kysely';
-import {
-  ANSWERED_STREAM_END,
-  createStreamEventsRetentionTarget,
-  type McpStreamEventsDb,
-} from '../../src/mcp/stream-event-log.ts';
+import { after, before, describe, test } from 'node:test';
+import { ANSWERED_STREAM_END, createStreamEventsRetentionTarget } from '../../src/mcp/stream-event-log.ts';
 import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
-import { type Frame, initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
-import { useReplicaSuite } from '../fixtures/replica-suite.ts';
+import { type Frame, messagesOf, readFrames } from '../fixtures/mcp-wire.ts';
+import {
+  openMcpSession,
+  postAndDrop,
+  resumeStream,
+  sqliteFileConfig,
+  streamEventsOf,
+  untilResponseStored,
+  useMcpReplicas,
+} from '../helpers/mcp-streams.ts';
 
 /** An `orchestrate` call that waits `seconds` on a task that runs 30 s, then answers `running`. */
 function waitingCall(id: number, seconds: number, progressToken?: string) {
@@ -44,93 +44,69 @@ const LIST_ROLES = {
 };
 
 async function openBatchSession(url: string): Promise<Record<string, string>> {
-  const { sessionId, negotiated } = await initializeMcp(url, '2025-03-26');
+  const { negotiated, headers } = await openMcpSession(url, '2025-03-26');
   assert.equal(negotiated, '2025-03-26');
-  return { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+  return headers;
 }
 
 /** POSTs `batch`, reads up to its first frame with an event id, then drops the connection. */
 async function startAndDrop(url: string, headers: Record<string, string>, batch: unknown[]): Promise<Frame> {
-  const dropped = new AbortController();
-  const call = await postMcp(url, batch, headers, dropped.signal);
-  assert.equal(call.status, 200);
-  const [first] = await readFrames(call, (frame) => frame.id !== undefined);
-  dropped.abort();
-  assert.ok(first?.id, 'a first message with an event id');
-  return first;
-}
-
-/** Waits until the response to request `id` is stored on `server`'s log. */
-async function untilStored(server: McpTestServer, id: number): Promise<void> {
-  const db = server.app.database.db as unknown as Kysely<McpStreamEventsDb>;
-  for (;;) {
-    const rows = await db.selectFrom('mcp_stream_events').select('message').execute();
-    if (rows.some((row) => row.message.includes('"result"') && row.message.includes(`"id":${id}`))) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const frames = await postAndDrop(url, batch, headers, (frame) => frame.id !== undefined);
+  return frames.at(-1) as Frame;
 }
 
 /** Resumes from `lastEventId`; returns the ids of the responses the stream carried until it ended. */
 async function resumedResponses(url: string, headers: Record<string, string>, lastEventId: string) {
-  const resume = () =>
-    fetch(`${url}/mcp`, {
-      headers: { ...headers, accept: 'text/event-stream', 'last-event-id': lastEventId },
-      // A stream that does not end aborts the read and fails the test.
-      signal: AbortSignal.timeout(20_000),
-    });
-  let resumed = await resume();
-  // 409 while the holding process has not yet noticed the dropped connection (it does so asynchronously).
-  for (let attempt = 0; attempt < 50 && resumed.status === 409; attempt++) {
-    await resumed.body?.cancel();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    resumed = await resume();
-  }
+  const resumed = await resumeStream(url, headers, lastEventId, {
+    // A stream that does not end aborts the read and fails the test.
+    timeoutMs: 20_000,
+    // 409 while the holding process has not yet noticed the dropped connection (it does so asynchronously).
+    retryWhile: [409],
+  });
   assert.equal(resumed.status, 200);
   return messagesOf(await readFrames(resumed, () => false))
     .filter((message) => message.method === undefined)
     .map((message) => message.id);
 }
 
-test('a batch stream resumed once all is stored, on the process holding it: the rest of its responses', {
-  timeout: 60_000,
-}, async (t) => {
-  const server = await startMcpTestServer();
-  t.after(() => server.close());
-  const headers = await openBatchSession(server.url);
-  const first = await startAndDrop(server.url, headers, [LIST_ROLES, waitingCall(12, 1)]);
-  assert.equal(messagesOf([first])[0]?.id, 11);
-  await untilStored(server, 12);
-  // Before: resumed from a response, the stream ended at once, without the second one.
-  assert.deepEqual(await resumedResponses(server.url, headers, first.id ?? ''), [12]);
-});
+describe('on the process holding the MCP session', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  before(async () => {
+    server = await startMcpTestServer();
+  });
+  after(() => server?.close());
 
-test('a batch stream resumed while it runs, on the process holding it: every response, then its end', {
-  timeout: 60_000,
-}, async (t) => {
-  const server = await startMcpTestServer();
-  t.after(() => server.close());
-  const headers = await openBatchSession(server.url);
-  // The first message is call 21's progress notification, sent before either call answers.
-  const first = await startAndDrop(server.url, headers, [waitingCall(21, 1, 'batch'), waitingCall(22, 2)]);
-  assert.equal(messagesOf([first])[0]?.method, 'notifications/progress');
-  // Before: the stream ended after call 21's response.
-  assert.deepEqual((await resumedResponses(server.url, headers, first.id ?? '')).sort(), [21, 22]);
+  test('a batch stream resumed once all is stored: the rest of its responses', async () => {
+    const headers = await openBatchSession(server.url);
+    const first = await startAndDrop(server.url, headers, [LIST_ROLES, waitingCall(12, 1)]);
+    assert.equal(messagesOf([first])[0]?.id, 11);
+    await untilResponseStored(server, 12, headers['mcp-session-id']);
+    // Before: resumed from a response, the stream ended at once, without the second one.
+    assert.deepEqual(await resumedResponses(server.url, headers, first.id ?? ''), [12]);
+  });
+
+  test('a batch stream resumed while it runs: every response, then its end', async () => {
+    const headers = await openBatchSession(server.url);
+    // The first message is call 21's progress notification, sent before either call answers.
+    const first = await startAndDrop(server.url, headers, [waitingCall(21, 1, 'batch'), waitingCall(22, 2)]);
+    assert.equal(messagesOf([first])[0]?.method, 'notifications/progress');
+    // Before: the stream ended after call 21's response.
+    assert.deepEqual((await resumedResponses(server.url, headers, first.id ?? '')).sort(), [21, 22]);
+  });
 });
 
 test('a batch stream resumed on another instance: the rest of its responses, then its end', {
   timeout: 60_000,
 }, async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-batch-restart-'));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   // The instance holding the MCP session stops; the client resumes on a new one (same database).
-  const config = { store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' } };
+  const config = sqliteFileConfig('maos-mcp-batch-restart');
   const first = await startMcpTestServer({ config });
   let headers: Record<string, string>;
   let resumeFrom: Frame;
   try {
     headers = await openBatchSession(first.url);
     resumeFrom = await startAndDrop(first.url, headers, [LIST_ROLES, waitingCall(12, 1)]);
-    await untilStored(first, 12);
+    await untilResponseStored(first, 12, headers['mcp-session-id']);
   } finally {
     await first.close();
   }
@@ -157,7 +133,7 @@ async function resumeAfterPrune(
 ): Promise<unknown[]> {
   const headers = await openBatchSession(holding.url);
   const first = await startAndDrop(holding.url, headers, [LIST_ROLES, waitingCall(12, 1)]);
-  const db = holding.app.database.db as unknown as Kysely<McpStreamEventsDb>;
+  const db = streamEventsOf(holding);
   const end = JSON.stringify(ANSWERED_STREAM_END);
   while (
     (await db.selectFrom('mcp_stream_events').select('id').where('message', '=', end).execute()).length === 0
@@ -173,12 +149,7 @@ async function resumeAfterPrune(
 test('a batch stream resumed on another instance after the replay buffer was pruned: the rest of its responses', {
   timeout: 60_000,
 }, async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-batch-pruned-'));
-  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  const config = {
-    store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' },
-    mcp: { replayBufferSize: SMALL_BUFFER },
-  };
+  const config = sqliteFileConfig('maos-mcp-batch-pruned', { mcp: { replayBufferSize: SMALL_BUFFER } });
   const first = await startMcpTestServer({ config });
   let stopped = false;
   t.after(async () => {
@@ -197,20 +168,12 @@ test('a batch stream resumed on another instance after the replay buffer was pru
 });
 
 describe('two replicas on one PostgreSQL database', { timeout: 90_000 }, () => {
-  const suite = useReplicaSuite();
+  const config = { mcp: { replayBufferSize: SMALL_BUFFER } };
+  const replicas = useMcpReplicas({ config }, { config });
 
   test('a batch stream resumed on the other replica after the replay buffer was pruned: the rest of its responses', async () => {
-    const config = {
-      store: { url: suite.database.url, synchronous: 'normal', poolSize: 3 },
-      mcp: { replayBufferSize: SMALL_BUFFER },
-    };
-    const holding = await startMcpTestServer({ config });
-    const other = await startMcpTestServer({ config });
-    try {
-      // Before: the pass pruned the batch's marker, and the other replica ended the stream at once.
-      assert.deepEqual(await resumeAfterPrune(holding, async () => other), [12]);
-    } finally {
-      await Promise.allSettled([holding.close(), other.close()]);
-    }
+    const [holding, other] = replicas.servers as [McpTestServer, McpTestServer];
+    // Before: the pass pruned the batch's marker, and the other replica ended the stream at once.
+    assert.deepEqual(await resumeAfterPrune(holding, async () => other), [12]);
   });
 });

@@ -3,16 +3,19 @@
 // new instance on the same SQLite file after the first stopped. The resumed stream must carry
 // exactly the stored messages after Last-Event-ID, and only for the stream's own tenant and principal.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-import type { Kysely } from 'kysely';
-import type { McpStreamEventsDb } from '../../src/mcp/stream-event-log.ts';
 import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
-import { type Frame, initializeMcp, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
-import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+import { type Frame, readFrames } from '../fixtures/mcp-wire.ts';
+import {
+  openMcpSession,
+  postAndDrop,
+  resumeStream,
+  sqliteFileConfig,
+  streamEventsOf,
+  untilResponseStored,
+  useMcpReplicas,
+} from '../helpers/mcp-streams.ts';
 
 const CALL_ID = 42;
 
@@ -44,7 +47,7 @@ function isCallResponse(frame: Frame): boolean {
 
 /** Stored messages of the stream after `afterId`, as the wire shows them (priming event left out). */
 async function storedAfter(server: McpTestServer, afterId: string): Promise<Frame[]> {
-  const db = server.app.database.db as unknown as Kysely<McpStreamEventsDb>;
+  const db = streamEventsOf(server);
   const anchor = await db
     .selectFrom('mcp_stream_events')
     .select(['mcp_session_id', 'stream_id'])
@@ -66,15 +69,11 @@ async function startAndDrop(
   server: McpTestServer,
   headers: Record<string, string>,
 ): Promise<{ lastEventId: string; seen: Frame[] }> {
-  const controller = new AbortController();
-  const call = await postMcp(server.url, ORCHESTRATE, headers, controller.signal);
-  assert.equal(call.status, 200);
-  const seen = await readFrames(call, (frame) => frame.data.includes('notifications/progress'));
-  controller.abort();
-  const lastEventId = seen.at(-1)?.id;
-  assert.ok(lastEventId, 'the dropped stream delivered event ids');
+  const seen = await postAndDrop(server.url, ORCHESTRATE, headers, (frame) =>
+    frame.data.includes('notifications/progress'),
+  );
   assert.ok(!seen.some(isCallResponse), 'dropped before the result');
-  return { lastEventId, seen };
+  return { lastEventId: seen.at(-1)?.id ?? '', seen };
 }
 
 /** An MCP session on `server` for a new developer key of tenant acme, and the headers that use it. */
@@ -82,34 +81,16 @@ async function openSession(
   server: McpTestServer,
 ): Promise<{ sessionId: string; headers: Record<string, string> }> {
   const key = await server.createKey('acme', ['developer']);
-  const auth = { authorization: `Bearer ${key}` };
-  const { sessionId } = await initializeMcp(server.url, LATEST_PROTOCOL_VERSION, auth);
-  const headers = { ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION };
-  return { sessionId, headers };
-}
-
-function resume(url: string, headers: Record<string, string>, lastEventId: string): Promise<Response> {
-  return fetch(`${url}/mcp`, {
-    method: 'GET',
-    headers: { accept: 'text/event-stream', 'last-event-id': lastEventId, ...headers },
-    signal: AbortSignal.timeout(60_000),
-  });
+  return openMcpSession(server.url, LATEST_PROTOCOL_VERSION, { authorization: `Bearer ${key}` });
 }
 
 describe('MCP stream resumption on another server instance', { timeout: 180_000 }, () => {
   describe('two replicas on one PostgreSQL database', () => {
-    let database: TestDatabase;
+    const replicas = useMcpReplicas({ secure: true }, { secure: true, config: { mcp: { maxSessions: 2 } } });
     let first: McpTestServer;
     let second: McpTestServer;
-    before(async () => {
-      database = await createTestDatabase();
-      const config = { store: { url: database.url, synchronous: 'normal', poolSize: 5 } };
-      first = await startMcpTestServer({ secure: true, config });
-      second = await startMcpTestServer({ secure: true, config: { ...config, mcp: { maxSessions: 2 } } });
-    });
-    after(async () => {
-      await Promise.allSettled([first?.close(), second?.close()]);
-      await database?.drop();
+    before(() => {
+      [first, second] = replicas.servers as [McpTestServer, McpTestServer];
     });
 
     test('a stream dropped on one replica resumes on the other with exactly the missed messages', async () => {
@@ -122,7 +103,7 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
         await first.createKey('globex', ['developer']),
         await first.createKey('acme', ['developer']),
       ]) {
-        const stranger = await resume(
+        const stranger = await resumeStream(
           second.url,
           { ...headers, authorization: `Bearer ${strangerKey}` },
           lastEventId,
@@ -133,7 +114,7 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
 
       // The second replica does not hold the MCP session; it follows the stream from the database
       // while the first replica keeps running the tool call and storing its messages.
-      const resumed = await resume(second.url, headers, lastEventId);
+      const resumed = await resumeStream(second.url, headers, lastEventId);
       assert.equal(resumed.status, 200);
       assert.equal(resumed.headers.get('mcp-session-id'), sessionId);
       const frames = await readFrames(resumed, isCallResponse);
@@ -159,50 +140,37 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
       // Three tool calls that keep running, each dropped right after its priming event.
       const lastEventIds: string[] = [];
       for (let i = 0; i < 3; i++) {
-        const controller = new AbortController();
-        const call = await postMcp(
-          first.url,
-          {
-            ...ORCHESTRATE,
-            id: 100 + i,
-            params: {
-              name: 'orchestrate',
-              arguments: {
-                objective: `long ${i}`,
-                agents: [{ name: 'wait', role: 'tester', task: 'wait', runner: 'sleep' }],
-                wait_seconds: 60,
-              },
+        const call = {
+          ...ORCHESTRATE,
+          id: 100 + i,
+          params: {
+            name: 'orchestrate',
+            arguments: {
+              objective: `long ${i}`,
+              agents: [{ name: 'wait', role: 'tester', task: 'wait', runner: 'sleep' }],
+              wait_seconds: 60,
             },
           },
-          headers,
-          controller.signal,
-        );
-        const [priming] = await readFrames(call, () => true);
-        controller.abort();
-        assert.ok(priming?.id);
-        lastEventIds.push(priming.id);
+        };
+        const [priming] = await postAndDrop(first.url, call, headers, () => true);
+        lastEventIds.push(priming?.id ?? '');
       }
       const open = [
-        await resume(second.url, headers, lastEventIds[0]!),
-        await resume(second.url, headers, lastEventIds[1]!),
+        await resumeStream(second.url, headers, lastEventIds[0]!),
+        await resumeStream(second.url, headers, lastEventIds[1]!),
       ];
       assert.deepEqual(
         open.map((response) => response.status),
         [200, 200],
       );
-      const refused = await resume(second.url, headers, lastEventIds[2]!);
+      const refused = await resumeStream(second.url, headers, lastEventIds[2]!);
       assert.equal(refused.status, 429);
       assert.equal(((await refused.json()) as { code: string }).code, 'RESOURCE_LIMIT_EXCEEDED');
       // Closing one frees its place (the server notices the disconnect asynchronously).
       await open[0]!.body?.cancel();
-      let status = 0;
-      for (let attempt = 0; attempt < 50 && status !== 200; attempt++) {
-        const response = await resume(second.url, headers, lastEventIds[2]!);
-        status = response.status;
-        await response.body?.cancel();
-        if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.equal(status, 200);
+      const freed = await resumeStream(second.url, headers, lastEventIds[2]!, { retryWhile: [429] });
+      assert.equal(freed.status, 200);
+      await freed.body?.cancel();
       await open[1]!.body?.cancel();
     });
 
@@ -210,7 +178,7 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
       const key = await first.createKey('acme', ['developer']);
       const headers = { authorization: `Bearer ${key}`, 'mcp-session-id': 'not-a-session' };
       for (const lastEventId of ['1', 'garbage']) {
-        const response = await resume(second.url, headers, lastEventId);
+        const response = await resumeStream(second.url, headers, lastEventId);
         assert.equal(response.status, 404);
         assert.equal(((await response.json()) as { code: string }).code, 'NOT_FOUND');
       }
@@ -218,26 +186,17 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
   });
 
   describe('one SQLite file, the first instance stopped before the client resumes', () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-restart-'));
-    after(() => rmSync(dataDir, { recursive: true, force: true }));
-
     test('the new instance replays the messages stored by the old one', async () => {
-      const config = { store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' } };
+      const config = sqliteFileConfig('maos-mcp-restart');
       const first = await startMcpTestServer({ config });
       let stored: Frame[];
       let resumeWith: { headers: Record<string, string>; lastEventId: string };
       try {
-        const { sessionId } = await initializeMcp(first.url, LATEST_PROTOCOL_VERSION);
-        const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION };
+        const { sessionId, headers } = await openMcpSession(first.url);
         const { lastEventId } = await startAndDrop(first, headers);
         // Let the first instance finish the call (its result is stored), then stop it.
-        const deadline = Date.now() + 60_000;
-        for (;;) {
-          stored = await storedAfter(first, lastEventId);
-          if (stored.some(isCallResponse)) break;
-          assert.ok(Date.now() < deadline, 'the tool call finished on the first instance');
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
+        await untilResponseStored(first, CALL_ID, sessionId);
+        stored = await storedAfter(first, lastEventId);
         resumeWith = { headers, lastEventId };
       } finally {
         await first.close();
@@ -245,7 +204,7 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
 
       const second = await startMcpTestServer({ config });
       try {
-        const resumed = await resume(second.url, resumeWith.headers, resumeWith.lastEventId);
+        const resumed = await resumeStream(second.url, resumeWith.headers, resumeWith.lastEventId);
         assert.equal(resumed.status, 200);
         const frames = await readFrames(resumed, isCallResponse);
         assert.deepEqual(

@@ -6,19 +6,17 @@
 // refusal's challenge and audit record name it, and it is counted in maos_auth_failures_total
 // (reason permission_denied) as a refused route is, unlike a tool call refused with a tool error.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { grantRole } from '../../src/security/role-bindings.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
 import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { startTestOidcProvider, TEST_AUDIENCE, type TestOidcProvider } from '../fixtures/oidc-provider.ts';
 import { useReplicaSuite } from '../fixtures/replica-suite.ts';
 import { startTestServer, type TestServer } from '../fixtures/server.ts';
+import { openMcpSession, postAndDrop, resumeStream, sqliteFileConfig } from '../helpers/mcp-streams.ts';
 
 /** Reads a stream to its end; rejects if it is still open after `limitMs` (a hang, not a timing). */
 async function readToEnd(body: ReadableStream<Uint8Array> | null, limitMs = 30_000): Promise<void> {
@@ -79,12 +77,8 @@ async function callerOn(
   await grantRole(db, { tenantId: 'acme', principal: subject, role: 'viewer', createdBy: 'test' });
   await grantRole(db, { tenantId: 'acme', principal: subject, role: 'developer', createdBy: 'test' });
   const auth = { authorization: `Bearer ${await idp.getToken({ subject })}` };
-  const { sessionId, negotiated } = await initializeMcp(server.url, protocol, auth);
-  return {
-    subject,
-    admin,
-    headers: { ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated },
-  };
+  const { headers } = await openMcpSession(server.url, protocol, auth);
+  return { subject, admin, headers };
 }
 
 /** maos_auth_failures_total{reason="permission_denied"} of `server`, read with the caller's admin key. */
@@ -119,30 +113,18 @@ function orchestrateCall(id: number) {
  * priming event; before 2025-11-25, a progress notification), drops the connection.
  */
 async function startCallAndDrop(server: TestServer, caller: Caller): Promise<string> {
-  const dropped = new AbortController();
-  const call = await postMcp(server.url, orchestrateCall(2), caller.headers, dropped.signal);
-  assert.equal(call.status, 200);
-  const frames = await readFrames(call, (frame) => frame.id !== undefined);
-  dropped.abort();
-  const lastEventId = frames.at(-1)?.id;
-  assert.ok(lastEventId, 'the call stream sent an event id');
-  return lastEventId;
+  const frames = await postAndDrop(
+    server.url,
+    orchestrateCall(2),
+    caller.headers,
+    (frame) => frame.id !== undefined,
+  );
+  return frames.at(-1)?.id ?? '';
 }
 
 /** Resumes from `lastEventId` on `server`, again while it answers 409 (the drop not noticed yet). */
-async function resume(server: TestServer, caller: Caller, lastEventId: string): Promise<Response> {
-  const attempt = () =>
-    fetch(`${server.url}/mcp`, {
-      headers: { ...caller.headers, accept: 'text/event-stream', 'last-event-id': lastEventId },
-      signal: AbortSignal.timeout(60_000),
-    });
-  let response = await attempt();
-  for (let tries = 0; tries < 50 && response.status === 409; tries++) {
-    await response.body?.cancel();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    response = await attempt();
-  }
-  return response;
+function resume(server: TestServer, caller: Caller, lastEventId: string): Promise<Response> {
+  return resumeStream(server.url, caller.headers, lastEventId, { retryWhile: [409] });
 }
 
 async function assertRefused(response: Response): Promise<void> {
@@ -189,14 +171,18 @@ async function deleteDeveloperRow(server: TestServer, caller: Caller): Promise<v
 
 describe('SQLite: a resumed tool-call stream needs the tool permission', { timeout: 120_000 }, () => {
   let idp: TestOidcProvider;
+  /** Keep-alives (and re-checks of open streams) every hour; each test has callers of its own. */
+  let server: TestServer;
   before(async () => {
     idp = await startTestOidcProvider();
+    server = await startTestServer({ config: configFor(idp, 3600) });
   });
-  after(() => idp?.close());
+  after(async () => {
+    await server?.close();
+    await idp?.close();
+  });
 
-  test('on the process holding the MCP session: refused once the caller lost it', async (t) => {
-    const server = await startTestServer({ config: configFor(idp, 3600) });
-    t.after(() => server.close());
+  test('on the process holding the MCP session: refused once the caller lost it', async () => {
     const caller = await callerOn(idp, server);
     const lastEventId = await startCallAndDrop(server, caller);
     await removeDeveloper(server, caller);
@@ -208,9 +194,7 @@ describe('SQLite: a resumed tool-call stream needs the tool permission', { timeo
     ]);
   });
 
-  test('a refused resume is counted as permission_denied; a refused tool call (200) is not', async (t) => {
-    const server = await startTestServer({ config: configFor(idp, 3600) });
-    t.after(() => server.close());
+  test('a refused resume is counted as permission_denied; a refused tool call (200) is not', async () => {
     const caller = await callerOn(idp, server);
     const lastEventId = await startCallAndDrop(server, caller);
     await removeDeveloper(server, caller);
@@ -241,9 +225,7 @@ describe('SQLite: a resumed tool-call stream needs the tool permission', { timeo
     await assertRefused(await resume(server, caller, lastEventId));
   });
 
-  test('on the process holding the MCP session: a resumed stream ends once the caller loses it', async (t) => {
-    const server = await startTestServer({ config: configFor(idp, 3600) });
-    t.after(() => server.close());
+  test('on the process holding the MCP session: a resumed stream ends once the caller loses it', async () => {
     const caller = await callerOn(idp, server);
     const lastEventId = await startCallAndDrop(server, caller);
     const resumed = await resume(server, caller, lastEventId);
@@ -256,12 +238,7 @@ describe('SQLite: a resumed tool-call stream needs the tool permission', { timeo
   });
 
   test('on a new instance after a restart (same file): refused once the caller lost it', async (t) => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-resume-permission-'));
-    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-    const config = {
-      ...configFor(idp, 3600),
-      store: { url: `sqlite:${join(dataDir, 'maos.db')}`, synchronous: 'normal' },
-    };
+    const config = sqliteFileConfig('maos-mcp-resume-permission', configFor(idp, 3600));
     const first = await startTestServer({ config });
     let caller: Caller;
     let lastEventId: string;

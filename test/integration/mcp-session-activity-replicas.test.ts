@@ -4,14 +4,18 @@
 // must not close it as idle then, and must close it once that stream ends and the idle time passes.
 // Two in-process servers on one PostgreSQL database.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-import type { Kysely } from 'kysely';
+import { describe, test } from 'node:test';
 import { readSseFrames } from '../../src/cli/sse-reader.ts';
-import { type McpStreamEventsDb, SESSION_ACTIVITY_STREAM_ID } from '../../src/mcp/stream-event-log.ts';
-import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
-import { initializeMcp, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
-import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
+import { SESSION_ACTIVITY_STREAM_ID } from '../../src/mcp/stream-event-log.ts';
+import type { McpTestServer } from '../fixtures/mcp-server.ts';
+import { postMcp } from '../fixtures/mcp-wire.ts';
+import {
+  openMcpSession,
+  postAndDrop,
+  resumeStream,
+  streamEventsOf,
+  useMcpReplicas,
+} from '../helpers/mcp-streams.ts';
 
 const IDLE_SECONDS = 2;
 
@@ -44,39 +48,23 @@ async function holds(server: McpTestServer, headers: Record<string, string>): Pr
 }
 
 describe('MCP session activity on another replica', { timeout: 120_000 }, () => {
-  let database: TestDatabase;
-  let holder: McpTestServer;
-  let follower: McpTestServer;
-  before(async () => {
-    database = await createTestDatabase();
-    const config = {
-      store: { url: database.url, synchronous: 'normal', poolSize: 5 },
-      mcp: { sessionIdleSeconds: IDLE_SECONDS },
-      // Progress every half second while the call waits: the followed stream never idles out.
-      http: { sseKeepAliveSeconds: 0.5 },
-    };
-    [holder, follower] = await Promise.all([startMcpTestServer({ config }), startMcpTestServer({ config })]);
-  });
-  after(async () => {
-    await Promise.allSettled([holder?.close(), follower?.close()]);
-    await database?.drop();
-  });
+  const config = {
+    mcp: { sessionIdleSeconds: IDLE_SECONDS },
+    // Progress every half second while the call waits: the followed stream never idles out.
+    http: { sseKeepAliveSeconds: 0.5 },
+  };
+  const replicas = useMcpReplicas({ config }, { config });
 
   test('a stream followed on another replica keeps the session open on its holder, until it ends', async () => {
-    const { sessionId } = await initializeMcp(holder.url, LATEST_PROTOCOL_VERSION);
-    const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION };
-    const dropped = new AbortController();
-    const call = await postMcp(holder.url, LONG_CALL, headers, dropped.signal);
-    assert.equal(call.status, 200);
-    const seen = await readFrames(call, (frame) => frame.data.includes('notifications/progress'));
-    dropped.abort();
-    const lastEventId = seen.at(-1)?.id;
-    assert.ok(lastEventId);
+    const [holder, follower] = replicas.servers as [McpTestServer, McpTestServer];
+    const { sessionId, headers } = await openMcpSession(holder.url);
+    const seen = await postAndDrop(holder.url, LONG_CALL, headers, (frame) =>
+      frame.data.includes('notifications/progress'),
+    );
 
     // The client goes on on the other replica: no request and no stream on the holder any more.
     const leave = new AbortController();
-    const resumed = await fetch(`${follower.url}/mcp`, {
-      headers: { accept: 'text/event-stream', 'last-event-id': lastEventId, ...headers },
+    const resumed = await resumeStream(follower.url, headers, seen.at(-1)?.id ?? '', {
       signal: leave.signal,
     });
     assert.equal(resumed.status, 200);
@@ -90,15 +78,15 @@ describe('MCP session activity on another replica', { timeout: 120_000 }, () => 
         // The client left (below).
       }
     })();
-    // Several idle periods, each swept by the holder (every IDLE_SECONDS), while progress keeps
-    // arriving on the followed stream. Before: the holder closed the session after the first.
-    await sleep(3 * IDLE_SECONDS * 1000);
+    // The idle time, then a sweep of the holder (every IDLE_SECONDS), and a margin, while progress
+    // keeps arriving on the followed stream. Before: the holder closed the session at that sweep.
+    await sleep(2 * IDLE_SECONDS * 1000 + 1000);
     assert.ok(progress >= 2, `${progress} progress notifications arrived on the followed stream`);
     assert.equal(await holds(holder, headers), true, 'the holder kept the session');
 
     // The client leaves the followed stream: the session idles out on its holder as after a stream
     // of its own closed.
-    const db = holder.app.database.db as unknown as Kysely<McpStreamEventsDb>;
+    const db = streamEventsOf(holder);
     const noted = async () =>
       Number(
         (
@@ -112,7 +100,7 @@ describe('MCP session activity on another replica', { timeout: 120_000 }, () => 
       );
     leave.abort();
     await reading;
-    await sleep(3 * IDLE_SECONDS * 1000);
+    await sleep(2 * IDLE_SECONDS * 1000 + 1000);
     assert.ok(
       (await noted()) < Date.now() - IDLE_SECONDS * 1000,
       'the other replica stopped noting activity once the stream ended',

@@ -9,28 +9,15 @@ import { randomUUID } from 'node:crypto';
 import { type ClientRequest, get, type IncomingMessage } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
-import type { Kysely } from 'kysely';
 import { createSseParser, type SseFrame } from '../../src/cli/sse-reader.ts';
 import { STALLED_CLIENT_INTERVALS } from '../../src/http/stalled-client.ts';
-import { STANDALONE_STREAM_ID } from '../../src/mcp/stream-event-log.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { initializeMcp, initializeRequest, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
 import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { startTestServer, type TestServer } from '../fixtures/server.ts';
 import { readInSteps } from '../fixtures/stepped-reader.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-
-interface StreamEventsDb {
-  mcp_stream_events: {
-    id: import('kysely').Generated<number>;
-    tenant_id: string;
-    principal_id: string;
-    mcp_session_id: string;
-    stream_id: string;
-    message: string;
-    created_at: number;
-  };
-}
+import { resumeStream, sessionStreamWriter } from '../helpers/mcp-streams.ts';
 
 const MIB = 1024 * 1024;
 const TEXT = 'x'.repeat(MIB);
@@ -109,23 +96,7 @@ async function startStack(
   const { sessionId, negotiated } = await initializeMcp(server.url, '2025-11-25');
   // Messages stored on the session's standalone stream while no client was connected, as its
   // notifications are; the SDK replays them to a client that resumes the stream.
-  const db = server.app.database.db as unknown as Kysely<StreamEventsDb>;
-  const owner = await db
-    .selectFrom('mcp_stream_events')
-    .select(['tenant_id', 'principal_id', 'mcp_session_id'])
-    .where('mcp_session_id', '=', sessionId)
-    .executeTakeFirstOrThrow();
-  const insert = (message: unknown, streamId = STANDALONE_STREAM_ID) =>
-    db
-      .insertInto('mcp_stream_events')
-      .values({
-        ...owner,
-        stream_id: streamId,
-        message: JSON.stringify(message),
-        created_at: Date.now(),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+  const insert = await sessionStreamWriter(server, sessionId);
   const ping = async (): Promise<number> => {
     const answer = await postMcp(
       server.url,
@@ -135,7 +106,7 @@ async function startStack(
     await answer.body?.cancel();
     return answer.status;
   };
-  const from = String((await insert({})).id);
+  const from = await insert({});
   return {
     server,
     lines,
@@ -152,7 +123,7 @@ async function startStack(
         assert.equal(await ping(), 200, 'the session is still held');
       }
     },
-    insert: async (message, streamId) => String((await insert(message, streamId)).id),
+    insert,
     ping,
     serverSocketOf: (port) =>
       waitFor(() => serverSockets.find((socket) => socket.remotePort === port), 10_000, 'the connection'),
@@ -242,15 +213,11 @@ test('an MCP client that stops reading with little unread is dropped, lets its s
   const got = storedIn(received);
   assert.ok(got.length < stored, `${got.length} of ${stored} messages reached the client`);
   const lastId = received.filter((frame) => frame.id !== undefined).at(-1)?.id ?? stack.from;
-  const resumed = await fetch(`${stack.server.url}/mcp`, {
-    headers: {
-      accept: 'text/event-stream',
-      'mcp-session-id': stack.sessionId,
-      'mcp-protocol-version': stack.negotiated,
-      'last-event-id': lastId,
-    },
-    signal: AbortSignal.timeout(60_000),
-  });
+  const resumed = await resumeStream(
+    stack.server.url,
+    { 'mcp-session-id': stack.sessionId, 'mcp-protocol-version': stack.negotiated },
+    lastId,
+  );
   assert.equal(resumed.status, 200);
   const rest: number[] = [];
   await readFrames(resumed, (frame) => {

@@ -5,22 +5,10 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { STANDALONE_STREAM_ID } from '../../src/mcp/stream-event-log.ts';
 import { startMcpTestServer } from '../fixtures/mcp-server.ts';
-import { initializeMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { readFrames } from '../fixtures/mcp-wire.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-
-interface StreamEventsDb {
-  mcp_stream_events: {
-    id: import('kysely').Generated<number>;
-    tenant_id: string;
-    principal_id: string;
-    mcp_session_id: string;
-    stream_id: string;
-    message: string;
-    created_at: number;
-  };
-}
+import { openMcpSession, resumeStream, sessionStreamWriter } from '../helpers/mcp-streams.ts';
 
 /** 40 stored notifications of 1 MiB each: five times the limit, more than loopback buffers hold. */
 const STORED = 40;
@@ -32,29 +20,12 @@ test('a resumed MCP stream whose client does not read is closed instead of held 
   // Keep-alives every 250 ms: a client that takes nothing for four of them (1 s) is cut off.
   const server = await startMcpTestServer({ config: { http: { sseKeepAliveSeconds: 0.25 } } });
   t.after(() => server.close());
-  const { sessionId, negotiated } = await initializeMcp(server.url, '2025-11-25');
-  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+  const { sessionId, negotiated, headers } = await openMcpSession(server.url, '2025-11-25');
 
   // Messages stored on the session's standalone stream while no client was connected, as its
   // notifications are; the first (empty, as the SDK's priming event) is where the client resumes.
-  const db = server.app.database.db as unknown as import('kysely').Kysely<StreamEventsDb>;
-  const owner = await db
-    .selectFrom('mcp_stream_events')
-    .select(['tenant_id', 'principal_id', 'mcp_session_id'])
-    .where('mcp_session_id', '=', sessionId)
-    .executeTakeFirstOrThrow();
-  const store = (message: unknown) =>
-    db
-      .insertInto('mcp_stream_events')
-      .values({
-        ...owner,
-        stream_id: STANDALONE_STREAM_ID,
-        message: JSON.stringify(message),
-        created_at: Date.now(),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-  const from = String((await store({})).id);
+  const store = await sessionStreamWriter(server, sessionId);
+  const from = await store({});
   for (let i = 0; i < STORED; i += 1) {
     await store({
       jsonrpc: '2.0',
@@ -98,10 +69,7 @@ test('a resumed MCP stream whose client does not read is closed instead of held 
   );
 
   // A client that reads gets every stored message.
-  const resumed = await fetch(`${server.url}/mcp`, {
-    headers: { ...headers, accept: 'text/event-stream', 'last-event-id': from },
-    signal: AbortSignal.timeout(60_000),
-  });
+  const resumed = await resumeStream(server.url, headers, from);
   assert.equal(resumed.status, 200);
   let received = 0;
   await readFrames(resumed, (frame) => {
