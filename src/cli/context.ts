@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import type { ClientEnv } from '../config/client-env.ts';
 import { type ApiClient, createApiClient } from './client.ts';
-import { otherStoredServers, readStoredToken } from './commands/login.ts';
+import { readStoredCredentials } from './commands/login.ts';
 import { maosCommand } from './invocation.ts';
 import { createOutput, type Output } from './output.ts';
 
@@ -52,9 +52,8 @@ export function createContext(command: Command, io: CliIo): CliContext {
   const color = !json && io.stdout.isTTY === true && !io.env.noColor;
   const out = createOutput({ json, color, stdout: io.stdout, stderr: io.stderr });
   const server = globals.server ?? io.env.server ?? DEFAULT_SERVER;
-  // A token stored by `maos login` for this server is the last resort.
   const credentialsPath = globals.credentials ?? io.env.credentialsPath;
-  const token = globals.token ?? io.env.token ?? readStoredToken(server, credentialsPath);
+  const given = globals.token ?? io.env.token;
   let client: ApiClient | undefined;
   let controller: AbortController | undefined;
   const onSigint = () => controller?.abort();
@@ -64,10 +63,14 @@ export function createContext(command: Command, io: CliIo): CliContext {
     credentialsPath,
     maos: maosCommand(io.env, process.argv[1]),
     client: () => {
-      client ??= createApiClient({
+      if (client) return client;
+      // A token stored by `maos login` for this server is the last resort; the file is read once,
+      // and only by a command that talks to the server.
+      const stored = given === undefined ? readStoredCredentials(server, credentialsPath) : undefined;
+      client = createApiClient({
         server,
-        token,
-        storedForOtherServers: token === undefined ? otherStoredServers(server, credentialsPath) : [],
+        token: given ?? stored?.token,
+        storedForOtherServers: stored?.otherServers ?? [],
       });
       return client;
     },

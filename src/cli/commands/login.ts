@@ -107,29 +107,41 @@ function writeCredentials(path: string, content: CredentialsFile): void {
   }
 }
 
+/** What `maos login` stored, as a command sent without --token or MAOS_TOKEN uses it. */
+export interface StoredCredentials {
+  /** The token stored for the server, if any. */
+  token: string | undefined;
+  /**
+   * Without one: the other servers a token is stored for, named when the server refuses the
+   * command for want of a token.
+   */
+  otherServers: string[];
+}
+
+/**
+ * The token stored by `maos login` for `server` and, when there is none, the servers that have one,
+ * from one reading of the credentials file; nothing from a file that cannot be read.
+ */
+export function readStoredCredentials(server: string, path = defaultCredentialsPath()): StoredCredentials {
+  try {
+    const { servers } = readCredentials(path);
+    const key = serverKey(server);
+    const token = servers[key]?.token;
+    return {
+      token,
+      otherServers: token === undefined ? Object.keys(servers).filter((stored) => stored !== key) : [],
+    };
+  } catch {
+    return { token: undefined, otherServers: [] };
+  }
+}
+
 /**
  * The token stored by `maos login` for `server`, if any (used when neither --token nor MAOS_TOKEN is
  * set); none from a file that cannot be read.
  */
 export function readStoredToken(server: string, path = defaultCredentialsPath()): string | undefined {
-  try {
-    return readCredentials(path).servers[serverKey(server)]?.token;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The servers other than `server` that `maos login` stored a token for, to name when a command
- * sent none to `server`; none from a file that cannot be read.
- */
-export function otherStoredServers(server: string, path = defaultCredentialsPath()): string[] {
-  try {
-    const key = serverKey(server);
-    return Object.keys(readCredentials(path).servers).filter((stored) => stored !== key);
-  } catch {
-    return [];
-  }
+  return readStoredCredentials(server, path).token;
 }
 
 /** Registers `maos login` and `maos logout`. */
