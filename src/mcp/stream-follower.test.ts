@@ -304,6 +304,48 @@ describe('following a stored MCP stream', () => {
     );
     assert.equal(rest.error, undefined);
   });
+  test('gapless, a message missing between two stored ones fails the read, whatever the reader started from', async () => {
+    const owner = { ...OWNER, mcpSessionId: 'gapless-hole' };
+    const store = log.forSession(owner);
+    const ids: string[] = [];
+    for (let n = 1; n <= 6; n += 1) ids.push(await store.storeEvent('s', note(n)));
+    // A retention batch deletes overflowing rows in no particular order: one in the middle went.
+    await (handle.db as unknown as Kysely<McpStreamEventsDb>)
+      .deleteFrom('mcp_stream_events')
+      .where('id', '=', Number(ids[3]))
+      .execute();
+    // Before: from the stream's start (no message to anchor on) it went on past the hole.
+    const reader = follow({ owner, afterEventId: '0', untilLogEnd: true, gapless: {}, failOnError: true });
+    const frames: string[] = [];
+    const parser = createSseParser();
+    const decoder = new TextDecoder();
+    let failure: unknown;
+    try {
+      for await (const chunk of reader as unknown as AsyncIterable<Uint8Array>) {
+        for (const frame of parser.push(decoder.decode(chunk)))
+          if (frame.id !== undefined) frames.push(frame.id);
+      }
+    } catch (error) {
+      failure = error;
+    }
+    assert.ok(failure instanceof PrunedMessagesError, String(failure));
+    // Read in one page: none of it is handed on (the client resumes from the last one it got).
+    assert.deepEqual(frames, []);
+  });
+
+  test('gapless, numbering that starts again (a stream its writer forgot) is no gap', async () => {
+    const owner = { ...OWNER, mcpSessionId: 'gapless-renumbered' };
+    const first = await log.forSession(owner).storeEvent('s', note(1));
+    await log.forSession(owner).storeEvent('s', note(2));
+    // A second writer (as one that forgot the stream) numbers from 1 again.
+    const again = await log.forSession(owner).storeEvent('s', note(3));
+    const frames = await readAll(
+      follow({ owner, afterEventId: first, untilLogEnd: true, gapless: {}, failOnError: true }),
+    );
+    assert.equal(frames.at(-1)?.id, again);
+    assert.equal(frames.length, 2);
+  });
+
   test('gapless, a quiet stream whose last message read was pruned by age goes on with the next one', async () => {
     const owner = { ...OWNER, mcpSessionId: 'gapless-quiet' };
     const store = log.forSession(owner);
