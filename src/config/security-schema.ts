@@ -222,8 +222,14 @@ export const auditConfigSchema = z
       .describe(
         'Directory that receives a copy of every checkpoint, outside the database. @defaultValue <dataDir>/audit-checkpoints',
       ),
+    observerNode: z
+      .enum(['pseudonym', 'hostname', 'omit'])
+      .default('pseudonym')
+      .describe(
+        "What new records' `observer.node` says, which every tenant's auditors read in their records: `pseudonym` (`pseudonym:<16 hex>`, an HMAC of the host name keyed from the signing key; `maos audit node-pseudonym` maps it back), `hostname` (the host or pod name) or `omit` (null). Stored records keep what they were written with. @defaultValue pseudonym",
+      ),
   })
-  .default({ origin: 'maos.local/audit', checkpointIntervalSeconds: 300 })
+  .default({ origin: 'maos.local/audit', checkpointIntervalSeconds: 300, observerNode: 'pseudonym' })
   .describe('Tamper-evident audit log.');
 
 const limitSchema = z.strictObject({

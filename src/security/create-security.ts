@@ -1,6 +1,7 @@
 // Builds the security layer from the configuration: authenticator, rate limiter, audit log with
 // its checkpoint signing key, and the HTTP hooks. app.ts wires the result; nothing here listens.
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { storeEnvVariables } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -15,6 +16,7 @@ import {
   loadCheckpointSigner,
 } from './audit/checkpoint.ts';
 import { countAuditWrites } from './audit/counted-audit-log.ts';
+import { observerNodeOf } from './audit/observer-node.ts';
 import { type Authenticator, assertAuthConfigAllowed, createAuthenticator } from './authenticate.ts';
 import { createHttpSecurity, type HttpSecurity, type SecurityMetrics } from './http-security-plugin.ts';
 import type { OidcVerifier } from './oidc.ts';
@@ -81,6 +83,7 @@ export function createSecurity(options: CreateSecurityOptions): Security {
       signer,
       checkpointDir: resolveCheckpointDir(config),
       logger,
+      observerNode: config.audit.observerNode,
     }),
     options.metrics,
   );
@@ -131,6 +134,7 @@ export function createSecurity(options: CreateSecurityOptions): Security {
     firstKeyMissing,
     start() {
       auditLog.startCheckpointTimer(config.audit.checkpointIntervalSeconds * 1000);
+      logObserverNode(config, signer, logger);
       firstKeyMissing().then(
         (missing) => {
           if (missing) logFirstStartHint(config, logger);
@@ -154,6 +158,21 @@ function throttledWarning(logger: Logger, message: string): (error: unknown) => 
     lastAt = now;
     logger.warn({ err: error }, message);
   };
+}
+
+/**
+ * Tells the operator (logs go to the operator only) what this replica's audit records name it: with
+ * `audit.observerNode: pseudonym`, the log line is where a pseudonym meets its host name.
+ */
+function logObserverNode(config: Pick<Config, 'audit'>, signer: CheckpointSigner, logger: Logger): void {
+  const host = hostname();
+  const node = observerNodeOf(config.audit.observerNode, signer.privateKey, host);
+  logger.info(
+    { host, auditObserverNode: node, observerNodeMode: config.audit.observerNode },
+    node === null
+      ? 'audit records name no node (audit.observerNode: omit)'
+      : `audit records name this node ${node}`,
+  );
 }
 
 /** Whether any API key exists (revoked and expired ones count: the install is not fresh). */

@@ -44,6 +44,8 @@ export async function openLocalSecurityStore(
       origin: config.audit.origin,
       signer: await chooseLocalSigner(db, config, configuredSigner),
       checkpointDir: resolveCheckpointDir(config),
+      // Keyed with the signer above: without the server's key, this command's records name no node.
+      observerNode: config.audit.observerNode,
     });
     return {
       handle,

@@ -13,12 +13,13 @@ import {
   computeChainHash,
   GENESIS_HASH,
   indexedColumnsOf,
-  localAuditObserver,
 } from '../../src/security/audit/audit-record.ts';
 import { readDatabaseEntries } from '../../src/security/audit/audit-source.ts';
 import { canonicalize } from '../../src/security/audit/canonical-json.ts';
 import { parseVerifierKey } from '../../src/security/audit/checkpoint.ts';
+import { nodePseudonym } from '../../src/security/audit/observer-node.ts';
 import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
+import { loadAuditSigner } from '../../src/security/create-security.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { VERSION } from '../../src/version.ts';
 import { runMaos } from '../fixtures/cli.ts';
@@ -73,7 +74,7 @@ for (const store of CONFORMANCE_STORES) {
         seq: oldSeq,
         id: '0190a000-0000-7000-8000-0000000000aa',
         time: '2026-01-01T00:00:00.000Z',
-        observer: localAuditObserver(),
+        observer: { service: 'maos', version: VERSION, node: 'maos-0' },
       },
     );
     const { client_id: _client, ...oldActor } = written.actor;
@@ -112,7 +113,12 @@ for (const store of CONFORMANCE_STORES) {
     assert.ok(denial, JSON.stringify(items));
     assert.equal(denial.actor.id, `key:${viewer.info.id}`);
     assert.equal(denial.actor.client_id, viewer.info.id, 'an API key is its own client');
-    assert.deepEqual(denial.observer, { service: 'maos', version: VERSION, node: hostname() });
+    // The default names the node by a pseudonym (test/integration/audit-observer-node.test.ts).
+    assert.deepEqual(denial.observer, {
+      service: 'maos',
+      version: VERSION,
+      node: nodePseudonym(hostname(), loadAuditSigner(server.app.config).privateKey),
+    });
     const old = items.find((record) => record.seq === oldSeq);
     assert.deepEqual(
       [old?.actor.client_id, old?.observer],

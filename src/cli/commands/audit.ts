@@ -32,6 +32,7 @@ import {
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { registerAuditNodePseudonymCommand } from './audit-node-pseudonym.ts';
 import { readText, registerAuditProveCommand } from './audit-prove.ts';
 
 interface VerifyOptions {
@@ -75,6 +76,7 @@ export function registerAuditCommand(program: Command, act: ActionFactory): void
     )
     .action(act(runExport));
   registerAuditProveCommand(audit, act);
+  registerAuditNodePseudonymCommand(audit, act);
 }
 
 async function runVerify(ctx: CliContext, command: Command): Promise<number> {

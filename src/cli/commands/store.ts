@@ -344,6 +344,7 @@ async function recordCopy(
     // directory would sign a record the source never had, and the source may be kept running (or
     // returned to) with a chain of its own.
     checkpointDir: null,
+    observerNode: config.audit.observerNode,
   });
   try {
     await auditLog.append({

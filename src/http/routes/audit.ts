@@ -49,7 +49,10 @@ const auditRecordSchema = z
         version: z.string().describe('The version of MAOS that wrote the record.'),
         node: z
           .string()
-          .describe('Host name of the process (a replica’s pod name; `service.node.name` in its logs).'),
+          .nullable()
+          .describe(
+            'The node that wrote it, as `audit.observerNode` was then: `pseudonym:<16 hex>` (the default: a keyed pseudonym of the host name that only the operator maps back), the host name (a replica’s pod name), or null.',
+          ),
       })
       .nullable()
       .describe('The process that wrote the record; null in records written before observers were recorded.'),

@@ -18,7 +18,6 @@ import {
   computeChainHash,
   GENESIS_HASH,
   indexedColumnsOf,
-  localAuditObserver,
   serializeAuditRecord,
 } from './audit-record.ts';
 import {
@@ -36,6 +35,7 @@ import {
   parseVerifierKey,
 } from './checkpoint.ts';
 import { hashLeafText } from './merkle.ts';
+import { nodePseudonym } from './observer-node.ts';
 import { candidateLeafHashes, checkRecordInclusion } from './proof-check.ts';
 import { formatExportLine, parseExportLine, type VerifyReport, verifyAuditEntries } from './verify.ts';
 
@@ -336,7 +336,7 @@ describe('audit log on SQLite', () => {
     const { ip: _dropped, ...withoutIp } = event(2).actor;
     const old = buildAuditRecord(
       { ...event(2), actor: withoutIp as never },
-      { seq: 1, id: 'old', time: 'x', observer: localAuditObserver() },
+      { seq: 1, id: 'old', time: 'x', observer: { service: 'maos', version: VERSION, node: 'maos-0' } },
     );
     const text = JSON.stringify({ ...old, actor: withoutIp });
     await sql`insert into audit_log (seq, id, time, tenant_id, action, outcome, event, prev_hash, hash)
@@ -354,7 +354,7 @@ describe('audit log on SQLite', () => {
       seq: 0,
       id: '0190a000-0000-7000-8000-0000000000aa',
       time: '2026-01-01T00:00:00.000Z',
-      observer: localAuditObserver(),
+      observer: { service: 'maos', version: VERSION, node: 'maos-0' },
     });
     const { client_id: _noClient, ...oldActor } = oldShape.actor;
     const oldRecord = { ...oldShape, actor: oldActor };
@@ -373,7 +373,12 @@ describe('audit log on SQLite', () => {
       .execute();
     const appended = await log.append({ ...event(1), actor: { ...event(1).actor, client_id: 'cli-app' } });
     await log.append(event(2));
-    assert.deepEqual(appended.observer, { service: 'maos', version: VERSION, node: hostname() });
+    // By default the node is named by its pseudonym under the log's signing key, not by its host name.
+    assert.deepEqual(appended.observer, {
+      service: 'maos',
+      version: VERSION,
+      node: nodePseudonym(hostname(), signer.privateKey),
+    });
     const [stored0, stored1, stored2] = await t.db
       .selectFrom('audit_log')
       .select('event')

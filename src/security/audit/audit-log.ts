@@ -20,18 +20,17 @@ import {
 } from './audit-proof.ts';
 import {
   type AuditEventInput,
-  type AuditObserver,
   type AuditRecord,
   buildAuditRecord,
   completeActor,
   computeChainHash,
   GENESIS_HASH,
   indexedColumnsOf,
-  localAuditObserver,
   serializeAuditRecord,
 } from './audit-record.ts';
 import { type Checkpoint, type CheckpointSigner, openCheckpoint, signCheckpoint } from './checkpoint.ts';
 import { hashLeaf, MerkleFrontier } from './merkle.ts';
+import { DEFAULT_OBSERVER_NODE_MODE, localAuditObserver, type ObserverNodeMode } from './observer-node.ts';
 
 // Another process (e.g. the CLI) may append at the same moment; the loser of the race on the
 // seq primary key re-reads the chain head and retries this many times.
@@ -63,8 +62,11 @@ export interface AuditLogOptions {
   now?: () => Date;
   /** Records that may wait to be written before further ones are refused (default 10,000). */
   maxPending?: number;
-  /** The `observer` of the records written. @defaultValue service `maos`, this version, the host name */
-  observer?: AuditObserver;
+  /**
+   * What the records' `observer.node` says (`audit.observerNode`); a pseudonym is keyed with
+   * `signer`, and without one the node is null. @defaultValue pseudonym
+   */
+  observerNode?: ObserverNodeMode;
 }
 
 export interface AuditListQuery {
@@ -124,7 +126,10 @@ export interface AuditLog {
 export function createAuditLog(options: AuditLogOptions): AuditLog {
   const { db } = options;
   const now = options.now ?? (() => new Date());
-  const observer = options.observer ?? localAuditObserver();
+  const observer = localAuditObserver(
+    options.observerNode ?? DEFAULT_OBSERVER_NODE_MODE,
+    options.signer?.privateKey ?? null,
+  );
   const proofInTurn = createProofQueue();
   let queue: Promise<unknown> = Promise.resolve();
   let timer: NodeJS.Timeout | null = null;

@@ -1,9 +1,7 @@
 // The audit record: who did what to which resource, with what outcome; and the hash-chain step
 // h_i = SHA-256(h_{i-1} ‖ JCS(record)) that links each record to the one before.
 import { createHash } from 'node:crypto';
-import { hostname } from 'node:os';
 import { toStorableText } from '../../store/storable-text.ts';
-import { VERSION } from '../../version.ts';
 import { canonicalize } from './canonical-json.ts';
 
 /** The hash before the first record: 32 zero bytes, hex. */
@@ -33,7 +31,11 @@ export type AuditActorInput = Omit<AuditActor, 'client_id'> & { client_id?: stri
 export interface AuditObserver {
   service: string;
   version: string;
-  node: string;
+  /**
+   * Its host name, a pseudonym of it (`pseudonym:…`), or null, as `audit.observerNode` was when the
+   * record was written (observer-node.ts).
+   */
+  node: string | null;
 }
 
 /** What was acted on. */
@@ -93,14 +95,6 @@ export function completeActor(actor: AuditActorInput): AuditActor {
     user_agent: actor.user_agent ?? null,
     auth_method: actor.auth_method ?? null,
   };
-}
-
-/**
- * This process as the observer of what it records: service `maos`, its version, and the host name
- * (a replica's pod name under Kubernetes), the `service.node.name` of its log lines.
- */
-export function localAuditObserver(): AuditObserver {
-  return { service: 'maos', version: VERSION, node: hostname() };
 }
 
 /** Builds the stored record from the input and the log-assigned fields. */
