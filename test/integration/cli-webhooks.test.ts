@@ -174,6 +174,17 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
   assert.equal(next.code, 0, next.stderr);
   assert.match(next.stdout, new RegExp(older));
   assert.doesNotMatch(next.stdout, /^more:/m);
+  // A server given on the command line is kept in that command, as `sessions list` keeps it: else
+  // the next page was asked of MAOS_SERVER or the default server.
+  const onServer = await runMaos(
+    ['webhooks', 'deliveries', webhookId, '--limit', '1', '--server', server.url],
+    { env: { MAOS_TOKEN: admin, NO_COLOR: '1' } },
+  );
+  const moreOnServer = /^more: maos (webhooks deliveries .+)$/m.exec(onServer.stdout)?.[1] as string;
+  assert.match(moreOnServer, /^webhooks deliveries \S+ --server \S+ --limit 1 --cursor \S+$/);
+  const nextOnServer = await runMaos(moreOnServer.split(' '), { env: { MAOS_TOKEN: admin, NO_COLOR: '1' } });
+  assert.equal(nextOnServer.code, 0, nextOnServer.stderr);
+  assert.match(nextOnServer.stdout, new RegExp(older));
   const pageJson = JSON.parse(
     (await runMaos(['webhooks', 'deliveries', webhookId, '--limit', '1', '--json'], { env })).stdout,
   ) as { items: WebhookDelivery[]; nextCursor: string | null };
