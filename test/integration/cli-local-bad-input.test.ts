@@ -147,6 +147,17 @@ describe('maos audit', () => {
     }
   });
 
+  test('verify --export or export --output given empty is refused, not the database verified or the records on stdout', async () => {
+    for (const value of ['', ' ']) {
+      const verified = await runMaos(['audit', 'verify', '--config', config, '--export', value]);
+      assertUsage(verified, /--export must not be empty/);
+      assert.doesNotMatch(verified.stdout, /intact/);
+      const exported = await runMaos(['audit', 'export', '--config', config, '-o', value]);
+      assertUsage(exported, /--output must not be empty/);
+      assert.equal(exported.stdout, '', 'no records on stdout');
+    }
+  });
+
   test('a real export still verifies (exit 0)', async () => {
     const file = join(dir, 'good.jsonl');
     const exported = await runMaos(['audit', 'export', '--config', config, '-o', file]);

@@ -81,6 +81,8 @@ export function registerAuditCommand(program: Command, act: ActionFactory): void
 
 async function runVerify(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<VerifyOptions>();
+  // Empty (an unset variable): read as absent, the database was verified instead of the export.
+  refuseEmpty('--export', options.export);
   const config = loadConfig({ configPath: options.config });
   // The database before the verifier: on a data directory without a database (a mistyped one),
   // resolving the verifier would create the installation's signing key there first.
@@ -211,6 +213,8 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
   if (options.tenant !== undefined && options.tenant.trim() === '') {
     throw new CliError('USAGE', '--tenant must not be empty', EXIT.USAGE);
   }
+  // Empty: read as absent, the records went to stdout and no file was written.
+  refuseEmpty('--output', options.output);
   const store = await openReadOnly(loadConfig({ configPath: options.config }));
   let fd: number | undefined;
   try {
@@ -259,6 +263,13 @@ async function openReadOnly(config: Readonly<Config>) {
     );
   }
   return store;
+}
+
+/** A file option given an empty value is a usage error, not the option left out. */
+function refuseEmpty(flag: string, value: string | undefined): void {
+  if (value !== undefined && value.trim() === '') {
+    throw new CliError('USAGE', `${flag} must not be empty`, EXIT.USAGE);
+  }
 }
 
 function assertReadableDir(dir: string): void {
