@@ -158,6 +158,11 @@ describe('maos audit', () => {
     }
   });
 
+  test('export --tenant padded with spaces is refused, not an empty export of a tenant that reads the same', async () => {
+    const exported = await runMaos(['audit', 'export', '--config', config, '--tenant', ' default']);
+    assertUsage(exported, /--tenant " default" must not start or end with spaces/);
+  });
+
   test('a real export still verifies (exit 0)', async () => {
     const file = join(dir, 'good.jsonl');
     const exported = await runMaos(['audit', 'export', '--config', config, '-o', file]);

@@ -32,6 +32,7 @@ import {
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { checkedTenant } from '../tenant-argument.ts';
 import { registerAuditNodePseudonymCommand } from './audit-node-pseudonym.ts';
 import { readText, registerAuditProveCommand } from './audit-prove.ts';
 
@@ -209,10 +210,9 @@ function openOutput(path: string): number {
 
 async function runExport(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<ExportOptions>();
-  // An empty value (an unset variable) would filter nothing: every tenant's records in the export.
-  if (options.tenant !== undefined && options.tenant.trim() === '') {
-    throw new CliError('USAGE', '--tenant must not be empty', EXIT.USAGE);
-  }
+  // An empty value (an unset variable) would filter nothing: every tenant's records in the export;
+  // a padded one (` acme`) matched no record, an empty export of a tenant that reads like `acme`.
+  if (options.tenant !== undefined) checkedTenant(options.tenant, '--tenant');
   // Empty: read as absent, the records went to stdout and no file was written.
   refuseEmpty('--output', options.output);
   const store = await openReadOnly(loadConfig({ configPath: options.config }));
