@@ -163,6 +163,22 @@ describe('maos audit', () => {
     assertUsage(exported, /--tenant " default" must not start or end with spaces/);
   });
 
+  test('verify with both --key and --key-file is refused: one of them went unused', async () => {
+    const keyFile = join(dir, 'verifier-key.txt');
+    writeFileSync(keyFile, 'maos.local/audit+00000000+AAAA\n');
+    const result = await runMaos([
+      'audit',
+      'verify',
+      '--config',
+      config,
+      '--key',
+      'maos.local/audit+00000000+AAAA',
+      '--key-file',
+      keyFile,
+    ]);
+    assertUsage(result, /--key and --key-file cannot be combined/);
+  });
+
   test('a real export still verifies (exit 0)', async () => {
     const file = join(dir, 'good.jsonl');
     const exported = await runMaos(['audit', 'export', '--config', config, '-o', file]);

@@ -84,6 +84,13 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<VerifyOptions>();
   // Empty (an unset variable): read as absent, the database was verified instead of the export.
   refuseEmpty('--export', options.export);
+  if (options.key !== undefined && options.keyFile !== undefined) {
+    throw new CliError(
+      'USAGE',
+      '--key and --key-file cannot be combined: give the verifier key one way',
+      EXIT.USAGE,
+    );
+  }
   const config = loadConfig({ configPath: options.config });
   // The database before the verifier: on a data directory without a database (a mistyped one),
   // resolving the verifier would create the installation's signing key there first.
