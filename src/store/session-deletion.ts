@@ -107,11 +107,38 @@ export async function deleteSessionRecord(
   const deleted: DeletedRows = {};
   await recordDeletedSession(db, sessionId, now);
   for (const table of SESSION_TABLES) {
+    if (table === 'webhook_deliveries') await lockDeliverySubscriptions(db, sessionId);
     const column = table === 'sessions' ? 'id' : 'session_id';
     const n = countDeleted(await db.deleteFrom(table).where(column, '=', sessionId).executeTakeFirst());
     if (n > 0) deleted[table] = n;
   }
   return deleted;
+}
+
+/**
+ * PostgreSQL: locks the rows of the subscriptions the session's deliveries go to (ids in order)
+ * before its deliveries are deleted, as every transaction that writes both takes them: the delivery
+ * worker recording an attempt (the subscription's row, then its deliveries, all its pending ones
+ * when it disables the subscription) and DELETE /v1/webhooks/{id}. Taking the deliveries first, this
+ * deletion could hold one the worker was about to fail while waiting for the one the worker held,
+ * until PostgreSQL failed one of them (a deadlock, after a second). `FOR KEY SHARE`, the weakest
+ * lock: it waits for the worker's and a subscription delete's (which lock the row for update) but
+ * not for another session's deletion (the same lock) nor for a plain update of the row (an enable).
+ * SQLite: its write transactions are serialised already.
+ */
+async function lockDeliverySubscriptions(db: AnyDb, sessionId: string): Promise<void> {
+  if (!isPostgres(db)) return;
+  await db
+    .selectFrom('webhooks')
+    .select('id')
+    .where(
+      'id',
+      'in',
+      db.selectFrom('webhook_deliveries').select('webhook_id').where('session_id', '=', sessionId),
+    )
+    .orderBy('id')
+    .forKeyShare()
+    .execute();
 }
 
 /**
