@@ -168,11 +168,43 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       .where('attempts', '=', delivery.attempts)
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) > 0) return true;
+    const fields = { webhookId: delivery.webhook_id, deliveryId: delivery.id, attempts: delivery.attempts };
+    const deletedWith = await deletedMeanwhile(delivery, on);
+    if (deletedWith !== null) {
+      logger.info(
+        fields,
+        `webhook delivery attempt ended after its ${deletedWith} was deleted; nothing to record`,
+      );
+      return false;
+    }
     logger.info(
-      { webhookId: delivery.webhook_id, deliveryId: delivery.id, attempts: delivery.attempts },
+      fields,
       'webhook delivery attempt ended after its lease ran out; its outcome is not recorded',
     );
     return false;
+  }
+
+  /**
+   * Why a delivery whose outcome found no row to record to is gone, if it is: its subscription was
+   * deleted (with its deliveries), or else its session was (DELETE /v1/sessions/{id}, the retention
+   * job, a tenant purge). Null: the delivery is still there (claimed again after its lease ran out).
+   */
+  async function deletedMeanwhile(
+    delivery: ClaimedDelivery,
+    on: WebhooksDb,
+  ): Promise<'subscription' | 'session' | null> {
+    const row = await on
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('id', '=', delivery.id)
+      .executeTakeFirst();
+    if (row) return null;
+    const subscription = await on
+      .selectFrom('webhooks')
+      .select('id')
+      .where('id', '=', delivery.webhook_id)
+      .executeTakeFirst();
+    return subscription ? 'session' : 'subscription';
   }
 
   /**

@@ -8,6 +8,8 @@
 // late; the retention job, which does not, failed its batch). The deletion locks the subscriptions
 // of its deliveries before them now, as the worker and DELETE /v1/webhooks/{id} do: it waits for the
 // worker's commit, and no step of it fails.
+// And a delivery deleted while it was being sent (its session or its subscription deleted): the
+// worker logs that, not that the attempt's lease ran out.
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { type TestContext, test } from 'node:test';
@@ -28,6 +30,7 @@ import { captureLog } from '../fixtures/log-capture.ts';
 import { pauseAfterQuery, waitForLockWaiter } from '../fixtures/pause-query.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 import { seedSessionRows } from '../fixtures/session-rows.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 
 /**
@@ -199,5 +202,50 @@ for (const scenario of disablings) {
       "the session's deliveries are gone",
     );
     assert.deepEqual(await store.api.selectFrom('sessions').select('id').execute(), []);
+  });
+}
+
+const deletions = [
+  {
+    what: 'session',
+    remove: (store: Awaited<ReturnType<typeof setUp>>) => store.deleteSession(),
+    message: 'webhook delivery attempt ended after its session was deleted; nothing to record',
+  },
+  {
+    what: 'subscription',
+    remove: (store: Awaited<ReturnType<typeof setUp>>) =>
+      store.service.delete(DEFAULT_TENANT_ID, 'w1').then(() => 'deleted'),
+    message: 'webhook delivery attempt ended after its subscription was deleted; nothing to record',
+  },
+];
+
+for (const deletion of deletions) {
+  test(`a delivery whose ${deletion.what} is deleted while it is sent: logged as deleted, not as a lease that ran out`, {
+    timeout: 60_000,
+  }, async (t) => {
+    const receiver = await startWebhookReceiver();
+    t.after(() => receiver.close());
+    receiver.hang();
+    const store = await setUp(t, receiver, { maxAttempts: 5 });
+    await store.enqueue('d-due', store.now);
+    const deliveries = store.startWorker(store.worker);
+    await waitFor(() => receiver.received.length === 1, 10_000, 'the attempt');
+    assert.equal(await deletion.remove(store), 'deleted');
+    assert.ok(receiver.release(204));
+    const ended = await waitFor(
+      () => store.log.lines.find((line) => String(line.message).startsWith('webhook delivery attempt')),
+      10_000,
+      'the attempt ended',
+    );
+    await deliveries.stop();
+    assert.deepEqual(
+      [ended.message, ended.deliveryId, ended['log.level']],
+      [deletion.message, 'd-due', 'info'],
+    );
+    assert.equal(ended.webhookId, 'w1');
+    assert.deepEqual(
+      await store.api.selectFrom('webhook_deliveries').select('id').where('id', '=', 'd-due').execute(),
+      [],
+    );
   });
 }
