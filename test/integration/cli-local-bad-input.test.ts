@@ -447,6 +447,12 @@ describe('maos restore', () => {
     assert.match(result.stderr, /^error VALIDATION_FAILED: .+ is not a file; name the backup file/m);
   });
 
+  test('an empty backup file name is refused as bad input (exit 2), not a file that does not exist', async () => {
+    const result = await runMaos(['restore', '--config', config, '']);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^error VALIDATION_FAILED: the backup file name is empty/m);
+  });
+
   test('a backup file name that ends in a space is refused, not read as the file without the space', async () => {
     const plain = join(dir, 'twin.db');
     const made = await runMaos(['backup', '--config', config, plain]);

@@ -84,6 +84,13 @@ export async function restoreBackup(
   const target = resolveBackupSource(config, 'restore');
   // A dataDir (or sqlite: path) through a file: bad configuration, not a failure of the restore.
   refuseFileAsDirectory(target);
+  // Empty (an unset variable): bad input, as for `maos backup`, not a file that went missing.
+  if (backupPath.trim() === '') {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      'the backup file name is empty; name the file `maos backup` wrote',
+    );
+  }
   if (!existsSync(backupPath)) throw new AppError('NOT_FOUND', `Backup file ${backupPath} does not exist`);
   // SQLite cannot open a folder either: that would read as a database failure (exit 7), not a typo.
   if (!statSync(backupPath).isFile()) {
