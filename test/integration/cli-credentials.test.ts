@@ -185,6 +185,46 @@ describe('maos --credentials', { timeout: 120_000 }, () => {
     assert.deepEqual(readdirSync(limited), ['credentials.json']);
   });
 
+  test("logins and logouts run at once each keep the others' servers: none is lost", async (t) => {
+    // Slow to answer, so that every login has read the file before any writes it back.
+    const slow = createServer((request, response) => {
+      setTimeout(() => {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ items: [] }));
+      }, 300);
+      request.resume();
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise((resolve) => slow.close(resolve)));
+    const address = slow.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    // One server under four base paths: four entries of the file.
+    const servers = ['a', 'b', 'c', 'd'].map((path) => `http://127.0.0.1:${address.port}/${path}`);
+    const file = join(dir, 'parallel', 'credentials.json');
+    const logins = await Promise.all(
+      servers.map((server, i) =>
+        runMaos(['login', '--server', server, '--credentials', file], {
+          env: { HOME: home },
+          input: `token-${i}\n`,
+        }),
+      ),
+    );
+    for (const login of logins) assert.equal(login.code, 0, login.stderr);
+    servers.forEach((server, i) => {
+      assert.equal(readStoredToken(server, file), `token-${i}`, `the token of ${server}`);
+    });
+    const logouts = await Promise.all(
+      servers
+        .slice(0, 3)
+        .map((server) =>
+          runMaos(['logout', '--server', server, '--credentials', file], { env: { HOME: home } }),
+        ),
+    );
+    for (const logout of logouts) assert.equal(logout.code, 0, logout.stderr);
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(file, 'utf8')).servers), [servers[3]]);
+    assert.deepEqual(readdirSync(join(dir, 'parallel')), ['credentials.json'], 'no lock left behind');
+  });
+
   test('a symlinked credentials file stays a link: its target is replaced', async () => {
     const linked = join(dir, 'linked');
     mkdirSync(linked);

@@ -1,8 +1,8 @@
 // `maos login` / `maos logout`: check a token or API key against `--server` and store it (0600)
 // for later commands, so scripts need neither --token nor MAOS_TOKEN after logging in.
-import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileDurablySync } from '../../store/durable-file.ts';
 import { syncDirectorySync } from '../../store/sync-directory.ts';
@@ -118,6 +118,71 @@ export interface StoredCredentials {
   otherServers: string[];
 }
 
+/** A lock left by a login that died this long ago is taken over. */
+const STALE_LOCK_MS = 30_000;
+/** How long a login waits for another one to finish with the file. */
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * Reads the credentials file afresh, applies `change` and writes it back when `change` says so,
+ * under a lock file beside it (`<file>.lock`): two `maos login` at once (parallel CI jobs, two
+ * terminals) each wrote back what it had read before asking its server, and the later one dropped
+ * the token the other had just stored.
+ */
+async function updateCredentials(path: string, change: (content: CredentialsFile) => boolean): Promise<void> {
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw unwritable(path, error);
+  }
+  const lock = `${resolve(path)}.lock`;
+  await acquireLock(path, lock);
+  try {
+    const content = readCredentials(path);
+    if (change(content)) writeCredentials(path, content);
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+async function acquireLock(path: string, lock: string): Promise<void> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx', 0o600));
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(path, error);
+    }
+    let age = 0;
+    try {
+      age = Date.now() - statSync(lock).mtimeMs;
+    } catch {
+      continue; // Released meanwhile: try again at once.
+    }
+    if (age > STALE_LOCK_MS) {
+      rmSync(lock, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new CliError(
+        'CONFLICT',
+        `another maos login or logout is updating the credentials file ${path} (lock ${lock}); try again, or delete the lock if none runs`,
+        EXIT.CONFLICT,
+      );
+    }
+    await new Promise((resume) => setTimeout(resume, 25));
+  }
+}
+
+function unwritable(path: string, error: unknown): CliError {
+  return new CliError(
+    'VALIDATION_FAILED',
+    `cannot write the credentials file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); it was left unchanged`,
+    EXIT.USAGE,
+  );
+}
+
 /**
  * The token stored by `maos login` for `server` and, when there is none, the servers that have one,
  * from one reading of the credentials file; nothing from a file that cannot be read.
@@ -175,12 +240,14 @@ async function runLogin(ctx: CliContext, command: Command): Promise<number> {
     );
   }
   // Before the server is asked: a file that cannot be updated fails the login either way.
-  const content = readCredentials(path);
+  readCredentials(path);
   const status = await checkCredential(server, token);
   // A server with auth mode `none` takes any token: say that this one proved nothing.
   const open = status === 200 && (await answersWithoutCredential(server));
-  content.servers[serverKey(server)] = { token, savedAt: new Date().toISOString() };
-  writeCredentials(path, content);
+  await updateCredentials(path, (content) => {
+    content.servers[serverKey(server)] = { token, savedAt: new Date().toISOString() };
+    return true;
+  });
   if (ctx.out.json) {
     ctx.out.printJson({ server: serverKey(server), stored: path, status, credentialsRequired: !open });
   } else {
@@ -239,10 +306,12 @@ async function runLogout(ctx: CliContext, command: Command): Promise<number> {
   const options = command.optsWithGlobals<LoginOptions>();
   const server = serverKey(options.server ?? ctx.server ?? DEFAULT_SERVER);
   const path = ctx.credentialsPath ?? defaultCredentialsPath();
-  const content = readCredentials(path);
-  const existed = server in content.servers;
-  delete content.servers[server];
-  if (existed) writeCredentials(path, content);
+  let existed = false;
+  await updateCredentials(path, (content) => {
+    existed = server in content.servers;
+    delete content.servers[server];
+    return existed;
+  });
   if (ctx.out.json) ctx.out.printJson({ server, removed: existed });
   else ctx.out.line(existed ? `logged out of ${server}` : `no stored credential for ${server}`);
   return EXIT.OK;
