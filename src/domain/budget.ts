@@ -5,6 +5,12 @@ import { z } from 'zod';
 import { AppError } from '../errors/app-error.ts';
 import type { Usage } from './types.ts';
 
+/**
+ * The longest deadline, ten years: the deadline is shown as a date (submission + deadlineSeconds),
+ * and a longer one could be past the last date JavaScript can hold, failing every read of the session.
+ */
+export const MAX_DEADLINE_SECONDS = 315_360_000;
+
 /** `budget` of a session submission (and of a tenant default). Every limit is optional. */
 export const budgetSchema = z
   .strictObject({
@@ -14,8 +20,11 @@ export const budgetSchema = z
       .number()
       .int()
       .positive()
+      .max(MAX_DEADLINE_SECONDS)
       .optional()
-      .describe('Wall-clock limit from the session submission (time waiting for approval counts).'),
+      .describe(
+        'Wall-clock limit from the session submission (time waiting for approval counts); at most ten years.',
+      ),
   })
   .describe('Limits that end the session `failed` with BUDGET_EXCEEDED when crossed.');
 

@@ -6,12 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { MAX_DEADLINE_SECONDS } from '../../src/domain/budget.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { type ScriptedLlmServer, startLlmServer } from '../fixtures/llm-server.ts';
 import { readAllEvents, requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
   id: string;
+  createdAt: string;
   status: string;
   error: string | null;
   usage: { inputTokens: number; costUsd: number };
@@ -104,6 +106,45 @@ describe('session deadlines', { timeout: 90_000 }, () => {
       15_000,
     );
     assert.equal(stopped.status, 'failed');
+  });
+
+  test('a deadline too far to be shown as a date is refused, and nothing is stored', async (t) => {
+    const server = await startTestServer({ config: { providers } });
+    t.after(() => server.close());
+    // Submission + 9e15 s is past the last date JavaScript holds: stored, every read of the session
+    // (its `deadline`) failed with 500, the submit's answer first.
+    const refused = await requestJson<{ code: string; detail: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'Forever',
+        agents: [{ name: 'first', role: 'qa', task: 'say hi', runner: 'echo' }],
+        budget: { deadlineSeconds: 9_000_000_000_000_000 },
+      },
+    });
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.equal(refused.body.code, 'VALIDATION_FAILED');
+    assert.match(refused.body.detail, /deadlineSeconds/);
+    const listed = await requestJson<{ items: unknown[] }>(`${server.url}/v1/sessions`);
+    assert.deepEqual(listed.body.items, []);
+    // The longest deadline taken is shown as its date, as is a retry's new one.
+    const longest = await submit(server.url, {
+      objective: 'Ten years',
+      agents: [{ name: 'first', role: 'qa', task: 'say hi', runner: 'echo' }],
+      budget: { deadlineSeconds: MAX_DEADLINE_SECONDS },
+    });
+    const shown = await requestJson<{ deadline: string }>(`${server.url}/v1/sessions/${longest.id}`);
+    assert.equal(shown.status, 200, JSON.stringify(shown.body));
+    assert.equal(
+      Date.parse(shown.body.deadline),
+      Date.parse(longest.createdAt) + MAX_DEADLINE_SECONDS * 1000,
+    );
+    await waitForSession<SessionView>(server.url, longest.id);
+    const retry = await requestJson<{ code: string }>(`${server.url}/v1/sessions/${longest.id}/retry`, {
+      method: 'POST',
+      body: { rerun: ['first'], budget: { deadlineSeconds: MAX_DEADLINE_SECONDS + 1 } },
+    });
+    assert.equal(retry.status, 400, JSON.stringify(retry.body));
+    assert.equal(retry.body.code, 'VALIDATION_FAILED');
   });
 
   test('a restarted server expires a session whose deadline passed while it was down', async () => {
