@@ -69,3 +69,9 @@ test('an empty --config is refused, not a run on the defaults (MAOS_CONFIG ignor
   }
   assert.deepEqual(readdirSync(cwd), [], 'nothing made in the working directory');
 });
+
+test('login and logout refuse an empty --credentials: no file named "" to store the token in', async () => {
+  await assertRefused(['login', '--credentials', '', '--token', 'maos_x'], '--credentials must not be empty');
+  await assertRefused(['logout', '--credentials', ' '], '--credentials must not be empty');
+  assert.deepEqual(readdirSync(cwd), [], 'nothing made in the working directory');
+});

@@ -226,10 +226,18 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').trim();
 }
 
+/** The credentials file login and logout write; an empty --credentials names none. */
+function credentialsFile(ctx: CliContext): string {
+  if (ctx.credentialsPath !== undefined && ctx.credentialsPath.trim() === '') {
+    throw new CliError('USAGE', '--credentials must not be empty', EXIT.USAGE);
+  }
+  return ctx.credentialsPath ?? defaultCredentialsPath();
+}
+
 async function runLogin(ctx: CliContext, command: Command): Promise<number> {
   const options = command.optsWithGlobals<LoginOptions>();
   const server = options.server ?? ctx.server ?? DEFAULT_SERVER;
-  const path = ctx.credentialsPath ?? defaultCredentialsPath();
+  const path = credentialsFile(ctx);
   // Prefer stdin over a flag: flags end up in shell history and process listings.
   const token = options.token ?? (process.stdin.isTTY ? '' : await readStdin());
   if (!token) {
@@ -305,7 +313,7 @@ async function answersWithoutCredential(server: string): Promise<boolean> {
 async function runLogout(ctx: CliContext, command: Command): Promise<number> {
   const options = command.optsWithGlobals<LoginOptions>();
   const server = serverKey(options.server ?? ctx.server ?? DEFAULT_SERVER);
-  const path = ctx.credentialsPath ?? defaultCredentialsPath();
+  const path = credentialsFile(ctx);
   let existed = false;
   await updateCredentials(path, (content) => {
     existed = server in content.servers;
