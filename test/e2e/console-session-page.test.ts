@@ -1,10 +1,11 @@
 // A session's page beyond the approval flow, in real Chromium against the real server and a
 // scripted LLM: the facts (when the deadline passes, the thread, an error's code), a long result in
 // full with Copy result, and a session without approval (no approval panel; an empty message is
-// said, not sent).
+// said, not sent; the message field takes as many characters as the API does).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
+import { MAX_STEERING_MESSAGE_CHARS } from '../../src/engine/planner-steering.ts';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
 import { openSession, waitForStatus } from '../fixtures/console-session-page.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
@@ -129,6 +130,35 @@ describe('console: a session page', { timeout: 180_000 }, () => {
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'steer-message');
     const events = await readAllEvents<{ seq: number; type: string }>(server.url, created.body.id);
     assert.equal(events.filter((event) => event.type === 'user.message').length, 0, 'nothing sent');
+    await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, { method: 'POST' });
+    await waitForStatus(page, 'cancelled');
+  });
+  test('a message as long as the API takes is sent; the field takes no more than that', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Steer me at length' },
+    });
+    assert.equal(created.status, 201);
+    await openSession(page, server.url, created.body.id);
+    await waitForStatus(page, 'running');
+    // Typed (or pasted) past the characters POST /messages takes: the field stops at them,
+    // as the objective's stops at the 20,000 of POST /sessions, instead of a 400 after sending.
+    await page.getByLabel('Message to the orchestrator').focus();
+    await page.keyboard.insertText('m'.repeat(MAX_STEERING_MESSAGE_CHARS + 100));
+    assert.equal(
+      (await page.getByLabel('Message to the orchestrator').inputValue()).length,
+      MAX_STEERING_MESSAGE_CHARS,
+    );
+    await page.getByRole('button', { name: 'Send message' }).click();
+    await page.locator('#steer-output').getByText('Message sent').waitFor();
+    const events = await readAllEvents<{ seq: number; type: string; data: { text: string } }>(
+      server.url,
+      created.body.id,
+    );
+    assert.deepEqual(
+      events.filter((event) => event.type === 'user.message').map((event) => event.data.text.length),
+      [MAX_STEERING_MESSAGE_CHARS],
+    );
     await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, { method: 'POST' });
     await waitForStatus(page, 'cancelled');
   });

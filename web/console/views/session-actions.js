@@ -93,7 +93,8 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
   const reject = h('button', { type: 'button', className: 'danger', disabled: true }, 'Reject plan');
   const approvalNote = h('p', { className: 'muted' });
 
-  const message = h('textarea', { id: 'steer-message', maxLength: 8000, disabled: true });
+  // As many characters as POST /messages takes (MAX_STEERING_MESSAGE_CHARS): more would only be refused.
+  const message = h('textarea', { id: 'steer-message', maxLength: 4000, disabled: true });
   const send = h('button', { type: 'button', disabled: true }, 'Send message');
   const steerOutput = h('div', { id: 'steer-output', tabIndex: -1 });
 
