@@ -12,7 +12,7 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
@@ -60,6 +60,14 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   }
   if (targetPath === '') {
     throw new AppError('VALIDATION_FAILED', 'the backup file name is empty; name a file to create');
+  }
+  // A folder's name (`backups/`): `<name>.partial` would be a file inside it, and the failure an
+  // ENOENT / ENOTDIR from the file system (exit 7) instead of a name to correct.
+  if (targetPath.endsWith('/') || targetPath.endsWith(sep)) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `${targetPath} ends in a slash, which names a folder; name the backup file to create`,
+    );
   }
   // Such a copy could be written, but `maos restore` could not open it by its name (openSqlite).
   refuseTrailingWhitespace(targetPath);

@@ -286,6 +286,19 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     assert.match(result.stderr, /CONFLICT: .*already exists/);
   });
 
+  test('a backup name ending in a slash names a folder: refused as bad input (exit 2), whatever is there', async () => {
+    const file = join(dir, 'slash-file.db');
+    writeFileSync(file, 'not a backup');
+    for (const target of [`${join(dir, 'no-such-folder')}/`, `${file}/`]) {
+      const result = await runCli(['backup', `${target}`, '-c', liveConfig]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /^error VALIDATION_FAILED: .+ ends in a slash/m);
+      assert.doesNotMatch(result.stderr, /INTERNAL|ENOENT|ENOTDIR/);
+    }
+    assert.equal(readFileSync(file, 'utf8'), 'not a backup');
+    assert.ok(!existsSync(join(dir, 'no-such-folder')));
+  });
+
   test('restore into a new data dir, then refuse to overwrite it without --force', async () => {
     const dataDir = join(dir, 'restored');
     const config = writeConfig(dir, dataDir);
