@@ -71,7 +71,8 @@ export function createNewSessionForm({ onCreated }) {
             const session = await api.createSession(body, idempotencyKey);
             form.reset();
             idempotencyKey = crypto.randomUUID();
-            onCreated(session);
+            // Answered after the person went to another page: they stay there (the list shows it).
+            if (form.isConnected) onCreated(session);
           } catch (error) {
             replaceChildren(errors, renderProblem(error, 'Creating the session'));
           } finally {

@@ -213,17 +213,20 @@ export function renderSession(root, id) {
 
   const retry = createSessionRetry({
     id,
-    // Retried: on to the new session's page, which names this one as its original.
+    // Retried: on to the new session's page, which names this one as its original; not when the
+    // answer came after the person went to another page, which stays.
     onRetried: (session) => {
-      location.hash = `#/sessions/${session.id}`;
+      if (!closed) location.hash = `#/sessions/${session.id}`;
     },
   });
   const actions = createSessionActions({
     id,
     onChanged: refresh,
     cards: [retry.element],
-    // Deleted: back to the list, which says so (the list no longer has it).
+    // Deleted: back to the list, which says so (the list no longer has it); not when the answer
+    // came after the person went to another page, which stays.
     onDeleted: (session) => {
+      if (closed) return;
       const objective = session?.objective ?? '';
       const name = shorten(objective, 80);
       noteOnSessionsList(`Session ${name ? `“${name}” ` : ''}(${id}) deleted.`);
