@@ -201,6 +201,15 @@ async function submitAndFollow(
   const printer = createEventPrinter(out, taskNames);
   // Plans already shown, by version and phase: an event replayed after a reconnect asks nothing twice.
   const shownPlans = new Set<string>();
+  // The session as an event shows it, read through an outage as the follower's own requests are:
+  // a failed read failed the event, and the follower went on after it (the plan neither shown nor
+  // asked about, the session left waiting for approval until its deadline).
+  const readSession = () =>
+    retryWhileUnavailable(() => client.getSession(session.id), {
+      retryForMs,
+      signal,
+      onRetry: (retry, error, delayMs) => out.note(describeRetry(error, retry, delayMs, retryForMs)),
+    });
   let final: SessionDto;
   try {
     final = await followSession(client, session.id, {
@@ -212,7 +221,7 @@ async function submitAndFollow(
         if (event.type !== 'session.status') return;
         // The orchestrator's plan, once made, when no approval shows it: what will run, up front.
         if (!out.json && data.from === 'planning' && data.to === 'running') {
-          const planned = await client.getSession(session.id);
+          const planned = await readSession();
           const tasks = planned.tasks.filter((task) => task.role !== 'orchestrator');
           for (const task of planned.tasks) taskNames.set(task.id, task.name);
           printer.end();
@@ -223,7 +232,7 @@ async function submitAndFollow(
         // planning) or an adaptive phase gate's next phase. Shown and asked about in the order of
         // the events, so the tasks it starts come after the answer.
         if (data.to === 'awaiting_approval') {
-          const waiting = await client.getSession(session.id);
+          const waiting = await readSession();
           for (const task of waiting.tasks) taskNames.set(task.id, task.name);
           printer.end();
           const plan = `${waiting.planVersion}:${waiting.approval?.pendingPhase ?? ''}`;

@@ -1,0 +1,63 @@
+// `maos run --follow` at a plan waiting for approval while the server is briefly unavailable: the
+// session read that shows the plan (and asks about it) rides out a 503, as the follower's own
+// requests do. It used to fail that one event: the follower reconnected after it, the plan was never
+// shown nor asked about, and the session waited until its deadline ended it.
+import assert from 'node:assert/strict';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+
+test('run --follow --ask asks about a waiting plan although reading it first got a 503', {
+  timeout: 60_000,
+}, async (t) => {
+  const { server } = await startLlmAppStack(t);
+  // A proxy that answers the first read of a session (not its event stream) with 503, as a load
+  // balancer does while a replica restarts; everything else goes through.
+  let refused = 0;
+  const proxy = createServer((req, res) => {
+    const path = req.url ?? '/';
+    if (req.method === 'GET' && /^\/v1\/sessions\/[0-9a-f-]{36}$/.test(path) && refused === 0) {
+      refused += 1;
+      req.resume();
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('restarting');
+      return;
+    }
+    const upstream = request(
+      new URL(path, server.url),
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => proxy.close(resolve)));
+  const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+
+  const result = await runMaos(
+    [
+      'run',
+      'Asked through a restart',
+      '--agent',
+      'first=qa:say hi:echo',
+      '--require-approval',
+      '--ask',
+      '--follow',
+      // Before the fix the plan was never asked about: the deadline ends the session instead.
+      '--deadline',
+      '10',
+    ],
+    { env: { MAOS_SERVER: url }, input: 'y\n' },
+  );
+  assert.equal(refused, 1, 'the session read was refused once');
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /waiting for plan approval; planned tasks:\n {2}first \[qa\]: say hi\n/);
+  assert.match(result.stdout, /\napproved \(plan version 1\)\n/);
+  assert.match(result.stdout, /session \S+ completed: 1\/1 tasks succeeded/);
+  assert.match(result.stderr, /HTTP_503: HTTP 503 Service Unavailable .*retrying in/);
+});
