@@ -475,6 +475,46 @@ describe('validateEditedPlan', () => {
     );
   });
 
+  test('a plan whose tasks wait for more than 100 tasks, phase barrier included, can be sent back as read', () => {
+    // 100 tasks in the first phase (llm.planner.maxTasksPerPhase at its most): the second phase's
+    // `report`, after `collect` of its own phase, also waits for all 100 (the phase barrier), so the
+    // plan shows 101 dependencies for it. Sent back as read, unchanged or with one instruction
+    // edited (at a phase gate the earlier phases must be resent as they ran), it was refused as a
+    // list of more than 100 dependencies.
+    const wide = { ...rules, maxTasksPerPhase: 100 };
+    const built = validateEditedPlan(
+      {
+        phases: [
+          {
+            name: 'fan-out',
+            tasks: Array.from({ length: 100 }, (_, i) => ({
+              name: `part-${i}`,
+              role: 'qa',
+              instructions: 'check a part',
+              runner: 'tests',
+            })),
+          },
+          {
+            name: 'fan-in',
+            tasks: [
+              { name: 'collect', role: 'qa', instructions: 'collect', runner: 'tests' },
+              { name: 'report', role: 'qa', instructions: 'report', runner: 'tests', dependsOn: ['collect'] },
+            ],
+          },
+        ],
+      },
+      wide,
+    );
+    assert.equal(taskOf(built, 1, 1).dependsOn.length, 101);
+    const waiting = { tasks: new Map(), agents: [], waitingPlan: built };
+    assert.equal(checkEditedPlan(built, wide, waiting).unchanged, true);
+    const edited = structuredClone(built);
+    edited.phases[1]!.tasks[0]!.instructions = 'collect every part';
+    const changed = checkEditedPlan(edited, wide, waiting);
+    assert.equal(changed.unchanged, false);
+    assert.equal(taskOf(changed.plan, 1, 1).dependsOn.length, 101);
+  });
+
   test("a phase's allowance is the one of the waiting plan's phase at its position, whatever its name", () => {
     const phase = (name: string, prefix: string, count: number) => ({
       name,

@@ -19,7 +19,15 @@ import {
 // The name form (planner-names.ts EDITED_TASK_NAMES) is checked after the parse: a name written
 // with spaces ("Design API") is read as "Design-API", in the dependencies and `agent` too.
 const taskNameSchema = z.string().min(1).max(200);
-const dependenciesSchema = z.array(taskNameSchema).max(100);
+
+/** Most phases of an edited plan, and most tasks in one of its phases. */
+const MAX_EDITED_PHASES = 20;
+const MAX_EDITED_TASKS_PER_PHASE = 200;
+
+// A task may wait for every other task of the plan: the plan as read shows the phase barrier among
+// its dependencies (each task waits for the last tasks of the phase before), so a bound below the
+// plan's size would refuse a plan sent back as it was read.
+const dependenciesSchema = z.array(taskNameSchema).max(MAX_EDITED_PHASES * MAX_EDITED_TASKS_PER_PHASE);
 
 /** True when both lists name the same tasks (order and repeats aside). */
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
@@ -71,13 +79,13 @@ export const editedPlanSchema = z.strictObject({
               ),
           )
           .min(1)
-          .max(200),
+          .max(MAX_EDITED_TASKS_PER_PHASE),
       }),
     )
     .min(1)
     // Not llm.planner.maxPhases: that bounds the phase gates the orchestrator adds by itself, and a
     // person approving the plan decides its phases; 20 is the most that setting can be.
-    .max(20),
+    .max(MAX_EDITED_PHASES),
 });
 
 type ParsedTask = z.infer<typeof editedPlanSchema>['phases'][number]['tasks'][number];

@@ -314,3 +314,70 @@ test('an edit at a phase gate keeps the agent a task reuses: same agent, history
   assert.ok(sketchAgentId, 'sketch has an agent');
   assert.equal(tasks2.get('refine')?.agentId, sketchAgentId);
 });
+
+test('at a phase gate, a plan whose task waits for more than 100 tasks is approved as read', async (t) => {
+  // llm.planner.maxTasksPerPhase at its most: the first approval fans out to 100 runner tasks and
+  // fans in after them; the fan-in's second task then shows 101 dependencies (its own phase's first
+  // task and the phase barrier). At the next gate the earlier phases are resent as they ran: the
+  // plan as GET /v1/sessions/:id shows it was refused as a list of more than 100 dependencies.
+  const { llm, server } = await startLlmAppStack(t, {
+    llm: { planner: { maxTasksPerPhase: 100 } },
+    config: { workers: { concurrency: 8, pollIntervalMs: 200 } },
+  });
+  let gates = 0;
+  llm.setHandler((request) => {
+    if (llmRequestKind(request) === 'plan') return onePhasePlan;
+    if (llmRequestKind(request) !== 'gate') return answerAgent(request);
+    gates += 1;
+    return gates === 1
+      ? {
+          object: {
+            decision: 'continue',
+            reason: 'Write it up.',
+            next_phase: { name: 'write-up', tasks: [plannedTask('summary', 'documenter')] },
+          },
+        }
+      : { object: { decision: 'complete', reason: 'Done.', next_phase: null } };
+  });
+  const id = await createAwaiting(server.url, { objective: 'Check every part', strategy: 'adaptive' });
+  const fanOut = Array.from({ length: 100 }, (_, i) => ({
+    name: `part-${i}`,
+    role: 'qa',
+    instructions: 'Check a part',
+    runner: 'ok',
+  }));
+  const first = await requestJson(`${server.url}/v1/sessions/${id}/approve`, {
+    method: 'POST',
+    body: {
+      plan: {
+        phases: [
+          { name: 'fan-out', tasks: fanOut },
+          {
+            name: 'fan-in',
+            tasks: [
+              { name: 'collect', role: 'qa', instructions: 'Collect', runner: 'ok' },
+              { name: 'report', role: 'qa', instructions: 'Report', runner: 'ok', dependsOn: ['collect'] },
+            ],
+          },
+        ],
+      },
+    },
+  });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  const atGate = await waitForSession<SessionView & { plan: { phases: unknown[] } }>(
+    server.url,
+    id,
+    (s) => s.status !== 'running',
+    60_000,
+  );
+  assert.equal(atGate.status, 'awaiting_approval', atGate.error ?? '');
+  assert.equal(atGate.tasks.find((task) => task.name === 'report')?.dependsOn.length, 101);
+  const asRead = await requestJson<{ planVersion: number; readied: number }>(
+    `${server.url}/v1/sessions/${id}/approve`,
+    { method: 'POST', body: { plan: atGate.plan } },
+  );
+  assert.equal(asRead.status, 200, JSON.stringify(asRead.body));
+  assert.deepEqual(asRead.body, { planVersion: 3, readied: 1, renamedTasks: {} });
+  const done = await waitForSession<SessionView>(server.url, id, undefined, 30_000);
+  assert.equal(done.status, 'completed', done.error ?? '');
+});
