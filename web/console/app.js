@@ -86,6 +86,55 @@ async function showCaller() {
   if (read === null || !signedIn) return;
   caller = read;
   renderAccount();
+  restoreDrafts();
+}
+
+/**
+ * Text typed into the page and not sent yet (a new session's objective, a message to steer, a
+ * reason …), kept when the sign-in ends by itself (a token refused, expired or not renewed) and put
+ * back once the tenant it was typed for is signed in again, on the same page. Why: the sign-in form
+ * takes the page's place, and what was typed would go with it; an API key refused for good comes
+ * back as another key, an IdP sign-in as a round trip through the IdP (hence this tab's
+ * sessionStorage). Not kept at Sign out, nor put back for another tenant.
+ */
+const DRAFTS_KEY = 'maos.console.drafts';
+/** The input types whose value is typed text; a checkbox or a date is quickly chosen again. */
+const DRAFT_INPUT_TYPES = new Set(['text', 'number', 'url', 'search', 'email']);
+
+function keepDrafts() {
+  sessionStorage.removeItem(DRAFTS_KEY);
+  if (caller === null) return;
+  const fields = {};
+  for (const control of main.querySelectorAll('textarea[id], input[id]')) {
+    if (control instanceof HTMLInputElement && !DRAFT_INPUT_TYPES.has(control.type)) continue;
+    if (control.value.trim() !== '' && control.value !== control.defaultValue)
+      fields[control.id] = control.value;
+  }
+  if (Object.keys(fields).length === 0) return;
+  const drafts = { tenantId: caller.tenantId, hash: location.hash, fields };
+  sessionStorage.setItem(DRAFTS_KEY, JSON.stringify(drafts));
+}
+
+/** Puts the drafts kept back into the empty fields of the same ids, when tenant and page match. */
+function restoreDrafts() {
+  const text = sessionStorage.getItem(DRAFTS_KEY);
+  if (text === null) return;
+  sessionStorage.removeItem(DRAFTS_KEY);
+  let drafts = null;
+  try {
+    drafts = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if (drafts?.tenantId !== caller?.tenantId || drafts?.hash !== location.hash) return;
+  for (const [id, value] of Object.entries(drafts.fields ?? {})) {
+    const control = document.getElementById(id);
+    const typed = control instanceof HTMLTextAreaElement || control instanceof HTMLInputElement;
+    if (!typed || !main.contains(control) || typeof value !== 'string' || control.value !== '') continue;
+    control.value = value;
+    // As if typed: a form that tracks edits (a new idempotency key, an edited plan) sees it.
+    control.dispatchEvent(new Event('input', { bubbles: true }));
+  }
 }
 
 function renderAccount() {
@@ -146,6 +195,7 @@ function accountState() {
  * back to the console's sign-in form.
  */
 function signOutOfTab() {
+  sessionStorage.removeItem(DRAFTS_KEY);
   const viaIdp = readToken() !== null && readSignInMethod() === 'oidc';
   const idpSignOut = takeIdpSignOutUrl();
   if (viaIdp && idpSignOut) {
@@ -207,9 +257,12 @@ function focusHeading() {
 }
 
 // A 401 while signed in (token expired, key revoked) returns to the sign-in form with the server's
-// message; before that, the start and the sign-in form handle their own 401s.
+// message, keeping what was typed and not sent; before that, the start and the sign-in form handle
+// their own 401s.
 setUnauthorizedHandler((error) => {
-  if (signedIn) signOutAndShowForm(error);
+  if (!signedIn) return;
+  keepDrafts();
+  signOutAndShowForm(error);
 });
 window.addEventListener('hashchange', () => route());
 // The skip link moves the focus to the content; following its href (#main) would change the route.

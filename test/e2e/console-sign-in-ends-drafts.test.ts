@@ -1,0 +1,189 @@
+// What was typed and not sent when the sign-in ends by itself (the key revoked: the next call is
+// answered 401), in real Chromium against the real server (auth mode apikey) and a scripted LLM:
+// the sign-in form takes the page's place, and once the tenant is signed in again the page comes
+// back with the text in its fields: a new session's objective and budget, a message to steer. Not
+// for another tenant's sign-in, and not after Sign out.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { createApiKey } from '../../src/security/api-keys.ts';
+import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { EXPECTED_REFUSAL } from '../fixtures/admin-console.ts';
+import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { waitForStatus } from '../fixtures/console-session-page.ts';
+import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+import { requestJson, type TestServer } from '../fixtures/server.ts';
+
+(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
+
+const cleanups: Array<() => unknown> = [];
+const t = { after: (fn: () => unknown) => cleanups.push(fn) };
+const TENANT = 'drafts';
+
+let releaseBlocked: () => void = () => {};
+const blocked = new Promise<void>((resolve) => {
+  releaseBlocked = resolve;
+});
+
+describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000 }, () => {
+  let server: TestServer;
+  let page: Page;
+  let problems: PageProblems;
+  let admin: string;
+  /** A new operator key of `tenant`: its secret and id. */
+  let operatorKey: (tenant?: string) => Promise<{ key: string; id: string }>;
+
+  before(async () => {
+    const stack = await startLlmAppStack(t, { config: { auth: { mode: 'apikey' } } });
+    server = stack.server;
+    stack.llm.setHandler(async (request) => {
+      if (llmRequestKind(request) === 'plan') {
+        return {
+          object: {
+            rationale: 'r',
+            phases: [{ name: 'main', tasks: [plannedTask('blocked', 'researcher')] }],
+          },
+        };
+      }
+      await blocked;
+      return { text: 'done' };
+    });
+    const db = server.app.database.db as unknown as SecurityDb;
+    admin = (await createApiKey(db, { tenantId: TENANT, name: 'admin', roles: ['admin'], createdBy: 'test' }))
+      .key;
+    let made = 0;
+    operatorKey = async (tenant = TENANT) => {
+      made += 1;
+      const created = await createApiKey(db, {
+        tenantId: tenant,
+        name: `op-${made}`,
+        roles: ['operator'],
+        createdBy: 'test',
+      });
+      return { key: created.key, id: created.info.id };
+    };
+    const browser = await launchTestBrowser(t);
+    ({ page, problems } = await browser.openPage());
+  });
+  after(async () => {
+    releaseBlocked();
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  async function signIn(key: string): Promise<void> {
+    await page.getByLabel('API key or access token').fill(key);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.locator('#account-state').waitFor();
+  }
+  /** Revokes `id` (as the admin): the next call of the page with it is answered 401. */
+  async function revoke(id: string): Promise<void> {
+    const revoked = await requestJson(`${server.url}/v1/admin/keys/${id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    assert.equal(revoked.status, 200);
+  }
+  /** Waits until the page read who signed in (GET /v1/me), after which the drafts are back. */
+  async function callerRead(): Promise<void> {
+    await page.locator('#account-who').waitFor({ state: 'attached' });
+  }
+
+  test('the objective and budget of a new session come back for another key of the tenant', async () => {
+    const first = await operatorKey();
+    await page.goto(`${server.url}/console/`);
+    await signIn(first.key);
+    await callerRead();
+    await page.getByLabel('Objective').fill('Survey the market\nwith care');
+    await page.getByLabel('Max tokens').fill('5000');
+    await revoke(first.id);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByText('API key revoked').waitFor();
+
+    await signIn((await operatorKey()).key);
+    await callerRead();
+    assert.equal(await page.getByLabel('Objective').inputValue(), 'Survey the market\nwith care');
+    assert.equal(await page.getByLabel('Max tokens').inputValue(), '5000');
+    // Sent as typed: one session with that objective and budget.
+    await page.getByRole('button', { name: 'Create session' }).click();
+    await page.waitForURL(/#\/sessions\/[0-9a-f-]{36}$/);
+    const id = page.url().split('/').at(-1) as string;
+    const session = await requestJson<{ objective: string; budget: { maxTokens: number } }>(
+      `${server.url}/v1/sessions/${id}`,
+      { headers: { authorization: `Bearer ${admin}` } },
+    );
+    assert.equal(session.body.objective, 'Survey the market\nwith care');
+    assert.equal(session.body.budget.maxTokens, 5000);
+    await requestJson(`${server.url}/v1/sessions/${id}/cancel`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+    });
+  });
+
+  test('a message to steer, refused with the key, comes back on the session page', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: { objective: 'Steer me later' },
+    });
+    assert.equal(created.status, 201);
+    const key = await operatorKey();
+    await page.evaluate(() => sessionStorage.clear());
+    await page.goto(`${server.url}/console/#/sessions/${created.body.id}`);
+    await page.reload();
+    await signIn(key.key);
+    await callerRead();
+    await waitForStatus(page, 'running');
+    await page.getByLabel('Message to the orchestrator').fill('Focus on the second source');
+    await revoke(key.id);
+    // Sent with the revoked key (unless the page's stream was refused first): the sign-in form.
+    await page.evaluate(() => {
+      const send = [...document.querySelectorAll('button')].find((b) => b.textContent === 'Send message');
+      send?.click();
+    });
+    await page.getByText('API key revoked').waitFor();
+
+    await signIn((await operatorKey()).key);
+    await callerRead();
+    await waitForStatus(page, 'running');
+    assert.equal(
+      await page.getByLabel('Message to the orchestrator').inputValue(),
+      'Focus on the second source',
+    );
+    await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+    });
+  });
+
+  test("another tenant's sign-in does not get them, nor a sign-in after Sign out", async () => {
+    await page.evaluate(() => sessionStorage.clear());
+    await page.goto(`${server.url}/console/#/sessions`);
+    await page.reload();
+    const first = await operatorKey();
+    await signIn(first.key);
+    await callerRead();
+    await page.getByLabel('Objective').fill('Only for this tenant');
+    await revoke(first.id);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByText('API key revoked').waitFor();
+    await signIn((await operatorKey('another-tenant')).key);
+    await callerRead();
+    assert.equal(await page.getByLabel('Objective').inputValue(), '');
+
+    await page.getByLabel('Objective').fill('Typed before signing out');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn((await operatorKey('another-tenant')).key);
+    await callerRead();
+    assert.equal(await page.getByLabel('Objective').inputValue(), '');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('maos.console.drafts')), null);
+  });
+
+  test('no errors or warnings in the page but the refusals', () => {
+    assert.deepEqual(
+      problems.messages.filter((line) => !EXPECTED_REFUSAL.test(line)),
+      [],
+    );
+  });
+});
