@@ -5,16 +5,21 @@
 import assert from 'node:assert/strict';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
 
-test('run --follow --ask asks about a waiting plan although reading it first got a 503', {
-  timeout: 60_000,
-}, async (t) => {
-  const { server } = await startLlmAppStack(t);
-  // A proxy that answers the first read of a session (not its event stream) with 503, as a load
-  // balancer does while a replica restarts; everything else goes through.
+/**
+ * A proxy in front of `upstream` that answers the first read of a session (not its event stream)
+ * with 503, as a load balancer does while a replica restarts; everything else goes through.
+ */
+async function refuseFirstSessionRead(
+  t: TestContext,
+  upstream: string,
+): Promise<{ url: string; refused: () => number }> {
   let refused = 0;
   const proxy = createServer((req, res) => {
     const path = req.url ?? '/';
@@ -24,20 +29,27 @@ test('run --follow --ask asks about a waiting plan although reading it first got
       res.writeHead(503, { 'content-type': 'text/plain' }).end('restarting');
       return;
     }
-    const upstream = request(
-      new URL(path, server.url),
+    const forwarded = request(
+      new URL(path, upstream),
       { method: req.method, headers: req.headers },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
       },
     );
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    forwarded.on('error', () => res.destroy());
+    req.pipe(forwarded);
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise((resolve) => proxy.close(resolve)));
-  const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  return { url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, refused: () => refused };
+}
+
+test('run --follow --ask asks about a waiting plan although reading it first got a 503', {
+  timeout: 60_000,
+}, async (t) => {
+  const { server } = await startLlmAppStack(t);
+  const { url, refused } = await refuseFirstSessionRead(t, server.url);
 
   const result = await runMaos(
     [
@@ -54,10 +66,38 @@ test('run --follow --ask asks about a waiting plan although reading it first got
     ],
     { env: { MAOS_SERVER: url }, input: 'y\n' },
   );
-  assert.equal(refused, 1, 'the session read was refused once');
+  assert.equal(refused(), 1, 'the session read was refused once');
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /waiting for plan approval; planned tasks:\n {2}first \[qa\]: say hi\n/);
   assert.match(result.stdout, /\napproved \(plan version 1\)\n/);
   assert.match(result.stdout, /session \S+ completed: 1\/1 tasks succeeded/);
+  assert.match(result.stderr, /HTTP_503: HTTP 503 Service Unavailable .*retrying in/);
+});
+
+/** The orchestrator plans one task; its agent answers. */
+function answer(request: RecordedLlmRequest): ScriptedReply {
+  if (llmRequestKind(request) === 'plan') {
+    return {
+      object: { rationale: 'r', phases: [{ name: 'design', tasks: [plannedTask('design', 'architect')] }] },
+    };
+  }
+  return { text: 'done' };
+}
+
+test("run --require-approval waits for the orchestrator's plan through a 503, then shows it", {
+  timeout: 60_000,
+}, async (t) => {
+  const { server } = await startLlmAppStack(t, { handler: answer });
+  const { url, refused } = await refuseFirstSessionRead(t, server.url);
+  const result = await runMaos(['run', 'Planned through a restart', '--require-approval'], {
+    env: { MAOS_SERVER: url },
+  });
+  assert.equal(refused(), 1, 'the session read was refused once');
+  // It failed with the 503 (exit 7) once the plan was made, though the session waited for approval.
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    /waiting for plan approval; planned tasks:\n {2}design \[architect\]: Work on design\n/,
+  );
   assert.match(result.stderr, /HTTP_503: HTTP 503 Service Unavailable .*retrying in/);
 });

@@ -357,7 +357,19 @@ async function waitWhilePlanning(
   } catch (error) {
     // Stopping the stream mid-read may end it with an abort error: the session is read again.
     if (!interrupt.aborted && !planned.signal.aborted) throw error;
-    if (!interrupt.aborted) return client.getSession(session.id);
+    // Read through an outage as the wait itself is: the session waits for approval by now, and a
+    // 503 here ended the command (exit 7) with the plan unshown.
+    if (!interrupt.aborted) {
+      try {
+        return await retryWhileUnavailable(() => client.getSession(session.id), {
+          retryForMs,
+          signal: interrupt,
+          onRetry: (retry, error, delayMs) => out.note(describeRetry(error, retry, delayMs, retryForMs)),
+        });
+      } catch (readError) {
+        if (!interrupt.aborted) throw readError;
+      }
+    }
   }
   out.note(
     `stopped waiting; session ${session.id} keeps planning (show it: maos sessions show ${session.id})`,
