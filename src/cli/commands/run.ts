@@ -86,7 +86,7 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
     .option('--idempotency-key <key>', 'retry-safe submit: the same key and request return the same session')
     .option(
       '--retry-for <seconds>',
-      'with --follow: how long to keep retrying a server that is unavailable (refused, 502/503/504) before giving up; 0 = at once',
+      'with --follow, or while --require-approval waits for the plan: how long to keep retrying a server that is unavailable (refused, 502/503/504) before giving up; 0 = at once',
       String(DEFAULT_RETRY_FOR_MS / 1000),
     )
     .addHelpText(
