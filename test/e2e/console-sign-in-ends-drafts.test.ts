@@ -1,8 +1,8 @@
 // What was typed and not sent when the sign-in ends by itself (the key revoked: the next call is
 // answered 401), in real Chromium against the real server (auth mode apikey) and a scripted LLM:
 // the sign-in form takes the page's place, and once the tenant is signed in again the page comes
-// back with the text in its fields: a new session's objective and budget, a message to steer. Not
-// for another tenant's sign-in, and not after Sign out.
+// back with the text in its fields: a new session's objective and budget, a message to steer, a
+// key's name (never a secret shown once). Not for another tenant's sign-in, and not after Sign out.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -178,6 +178,40 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), '');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('maos.console.drafts')), null);
+  });
+
+  test('a secret shown once is not kept with them: only the text typed is', async () => {
+    await page.evaluate(() => sessionStorage.clear());
+    await page.goto(`${server.url}/console/#/keys`);
+    await page.reload();
+    const db = server.app.database.db as unknown as SecurityDb;
+    const keyAdmin = await createApiKey(db, {
+      tenantId: TENANT,
+      name: 'key-admin',
+      roles: ['admin'],
+      createdBy: 'test',
+    });
+    await signIn(keyAdmin.key);
+    await callerRead();
+    await page.getByLabel('Name', { exact: true }).fill('ci-runner');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const secret = await page.locator('#key-secret').inputValue();
+    assert.match(secret, /^maos_/);
+    await page.getByLabel('Name', { exact: true }).fill('second key');
+    await revoke(keyAdmin.info.id);
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByText('API key revoked').waitFor();
+    const kept = (await page.evaluate(() => sessionStorage.getItem('maos.console.drafts'))) ?? '';
+    assert.ok(!kept.includes(secret), 'the secret is not in the tab storage');
+    assert.deepEqual(JSON.parse(kept).fields, { 'key-name': 'second key' });
+
+    await signIn(
+      (await createApiKey(db, { tenantId: TENANT, name: 'admin-2', roles: ['admin'], createdBy: 'test' }))
+        .key,
+    );
+    await callerRead();
+    assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'second key');
+    assert.equal(await page.locator('#key-secret').count(), 0);
   });
 
   test('no errors or warnings in the page but the refusals', () => {

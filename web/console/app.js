@@ -107,6 +107,8 @@ function keepDrafts() {
   const fields = {};
   for (const control of main.querySelectorAll('textarea[id], input[id]')) {
     if (control instanceof HTMLInputElement && !DRAFT_INPUT_TYPES.has(control.type)) continue;
+    // Read-only: not typed, but a secret shown once (a new key, a signing secret), never kept.
+    if (control.readOnly) continue;
     if (control.value.trim() !== '' && control.value !== control.defaultValue)
       fields[control.id] = control.value;
   }
