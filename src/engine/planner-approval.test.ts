@@ -515,6 +515,51 @@ describe('validateEditedPlan', () => {
     assert.equal(taskOf(changed.plan, 1, 1).dependsOn.length, 101);
   });
 
+  test('a plan has at most 20 phases, or as many as the waiting plan has', () => {
+    // One runner task per phase (no agent counts against the per-role cap).
+    const phases = (count: number) => ({
+      phases: Array.from({ length: count }, (_, i) => ({
+        name: `step-${i}`,
+        tasks: [{ name: `step-${i}`, role: 'qa', instructions: `do step ${i}`, runner: 'tests' }],
+      })),
+    });
+    assert.equal(validateEditedPlan(phases(20), rules).phases.length, 20);
+    assert.match(
+      failure(() => validateEditedPlan(phases(21), rules)).message,
+      /the plan has 21 phases; at most 20 are allowed$/,
+    );
+    // The orchestrator's first plan of a non-adaptive session has no phase limit: one of 25 phases
+    // sent back as read was refused, unchanged or with one instruction edited.
+    const waiting: PlanBody = {
+      phases: Array.from({ length: 25 }, (_, i) => ({
+        name: `step-${i}`,
+        tasks: [
+          {
+            name: `step-${i}`,
+            role: 'qa',
+            instructions: `do step ${i}`,
+            dependsOn: i === 0 ? [] : [`step-${i - 1}`],
+            runner: 'tests',
+          },
+        ],
+      })),
+    };
+    const waitingSession = { tasks: new Map(), agents: [], waitingPlan: waiting };
+    assert.equal(checkEditedPlan(waiting, rules, waitingSession).unchanged, true);
+    const edited = structuredClone(waiting);
+    edited.phases[3]!.tasks[0]!.instructions = 'do step 3 twice';
+    assert.equal(checkEditedPlan(edited, rules, waitingSession).unchanged, false);
+    const grown = structuredClone(waiting);
+    grown.phases.push({
+      name: 'one-more',
+      tasks: [{ name: 'one-more', role: 'qa', instructions: 'more', dependsOn: [], runner: 'tests' }],
+    });
+    assert.match(
+      failure(() => checkEditedPlan(grown, rules, waitingSession)).message,
+      /the plan has 26 phases; at most 25 are allowed \(as many as the waiting plan has\)/,
+    );
+  });
+
   test("a phase's allowance is the one of the waiting plan's phase at its position, whatever its name", () => {
     const phase = (name: string, prefix: string, count: number) => ({
       name,

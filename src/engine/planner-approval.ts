@@ -20,14 +20,21 @@ import {
 // with spaces ("Design API") is read as "Design-API", in the dependencies and `agent` too.
 const taskNameSchema = z.string().min(1).max(200);
 
-/** Most phases of an edited plan, and most tasks in one of its phases. */
+/**
+ * Most phases of an edited plan: not llm.planner.maxPhases, which bounds the phase gates the
+ * orchestrator adds by itself (a person approving the plan decides its phases); 20 is the most that
+ * setting can be. A waiting plan with more (the orchestrator's first plan of a non-adaptive session
+ * has no phase limit) may keep as many (checkEditedPlan), so it can be sent back as read.
+ */
 const MAX_EDITED_PHASES = 20;
+/** Most phases an edited plan is read with at all, and most tasks in one of its phases. */
+const MAX_PHASES_READ = 200;
 const MAX_EDITED_TASKS_PER_PHASE = 200;
 
 // A task may wait for every other task of the plan: the plan as read shows the phase barrier among
 // its dependencies (each task waits for the last tasks of the phase before), so a bound below the
 // plan's size would refuse a plan sent back as it was read.
-const dependenciesSchema = z.array(taskNameSchema).max(MAX_EDITED_PHASES * MAX_EDITED_TASKS_PER_PHASE);
+const dependenciesSchema = z.array(taskNameSchema).max(MAX_PHASES_READ * MAX_EDITED_TASKS_PER_PHASE);
 
 /** True when both lists name the same tasks (order and repeats aside). */
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
@@ -83,9 +90,8 @@ export const editedPlanSchema = z.strictObject({
       }),
     )
     .min(1)
-    // Not llm.planner.maxPhases: that bounds the phase gates the orchestrator adds by itself, and a
-    // person approving the plan decides its phases; 20 is the most that setting can be.
-    .max(MAX_EDITED_PHASES),
+    // MAX_EDITED_PHASES is checked with the plan's other problems: a waiting plan may have more.
+    .max(MAX_PHASES_READ),
 });
 
 type ParsedTask = z.infer<typeof editedPlanSchema>['phases'][number]['tasks'][number];
@@ -196,6 +202,18 @@ function limitsForEdit(rules: EditedPlanRules, session: EditedPlanSession): Plan
     agentsPerRoleAccepted: perRole,
     tasksPerPhaseAccepted: waiting.phases.map((phase) => phase.tasks.length),
   };
+}
+
+/**
+ * At most MAX_EDITED_PHASES phases, or as many as the plan waiting for approval has when it has
+ * more (as for tasks per phase and agents per role: an edit keeps the size the plan was made with).
+ */
+function checkPhaseCount(phases: number, session: EditedPlanSession): string[] {
+  const waiting = session.waitingPlan?.phases.length ?? 0;
+  const cap = Math.max(MAX_EDITED_PHASES, waiting);
+  if (phases <= cap) return [];
+  const accepted = cap > MAX_EDITED_PHASES ? ' (as many as the waiting plan has)' : '';
+  return [`the plan has ${phases} phases; at most ${cap} are allowed${accepted}`];
 }
 
 /** Problems only an edited plan can have: runners, and tasks that already started. */
@@ -333,6 +351,7 @@ export function checkEditedPlan(
     body.phases.flatMap((phase) => phase.tasks.map((task) => [task.name, task as GeneratedTask] as const)),
   );
   const errors = [
+    ...checkPhaseCount(editedPhases.length, session),
     ...(checked.ok ? [] : checked.errors),
     ...checkEdit(
       editedPhases.flatMap((phase) => phase.tasks),

@@ -381,3 +381,66 @@ test('at a phase gate, a plan whose task waits for more than 100 tasks is approv
   const done = await waitForSession<SessionView>(server.url, id, undefined, 30_000);
   assert.equal(done.status, 'completed', done.error ?? '');
 });
+
+test("the orchestrator's plan of more than 20 phases can be sent back as read, and edited", async (t) => {
+  // A non-adaptive session's first plan has no phase limit (llm.planner.maxPhases bounds the phase
+  // gates of an adaptive one); an edit had at most 20, so this plan, read and sent back unchanged or
+  // with one instruction reworded, was refused.
+  const { llm, server } = await startLlmAppStack(t, { llm: { planner: { maxAgentsPerRole: 25 } } });
+  const steps = Array.from({ length: 25 }, (_, i) => ({
+    name: `step-${i}`,
+    tasks: [plannedTask(`step-${i}`, 'researcher')],
+  }));
+  llm.setHandler((request) =>
+    llmRequestKind(request) === 'plan' ? { object: { rationale: 'r', phases: steps } } : answerAgent(request),
+  );
+  const id = await createAwaiting(server.url);
+  const waiting = await requestJson<{ plan: { phases: Array<{ tasks: Array<{ instructions: string }> }> } }>(
+    `${server.url}/v1/sessions/${id}`,
+  );
+  assert.equal(waiting.body.plan.phases.length, 25);
+  const edited = structuredClone(waiting.body.plan);
+  edited.phases[24]!.tasks[0]!.instructions = 'Sum it all up';
+  // As many phases as the waiting plan has, not more.
+  const grown = {
+    phases: [
+      ...edited.phases,
+      { name: 'extra', tasks: [{ name: 'extra', role: 'qa', instructions: 'One more' }] },
+    ],
+  };
+  const tooMany = await requestJson<{ code: string; detail: string }>(
+    `${server.url}/v1/sessions/${id}/approve`,
+    {
+      method: 'POST',
+      body: { plan: grown },
+    },
+  );
+  assert.equal(tooMany.status, 400, JSON.stringify(tooMany.body));
+  assert.equal(tooMany.body.code, 'INVALID_PLAN');
+  assert.match(
+    tooMany.body.detail,
+    /the plan has 26 phases; at most 25 are allowed \(as many as the waiting plan has\)$/,
+  );
+  await assertStillWaiting(server.url, id);
+  const approved = await requestJson<{ planVersion: number; readied: number }>(
+    `${server.url}/v1/sessions/${id}/approve`,
+    { method: 'POST', body: { plan: edited } },
+  );
+  assert.equal(approved.status, 200, JSON.stringify(approved.body));
+  assert.deepEqual(approved.body, { planVersion: 2, readied: 1, renamedTasks: {} });
+  const plans = await requestJson<{ items: Array<{ diff: unknown }> }>(
+    `${server.url}/v1/sessions/${id}/plans`,
+  );
+  assert.deepEqual(plans.body.items[1]?.diff, {
+    added: [],
+    removed: [],
+    changed: [
+      {
+        name: 'step-24',
+        changes: [{ field: 'instructions', before: 'Work on step-24', after: 'Sum it all up' }],
+      },
+    ],
+  });
+  const cancelled = await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
+  assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+});

@@ -66,7 +66,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         operationId: 'approvePlan',
         summary: 'Approve the plan',
         description:
-          'Starts a session waiting for approval, as planned or with an edited plan (checked and built like a generated one: at most llm.planner.maxTasksPerPhase tasks per phase and 20 phases (llm.planner.maxPhases bounds only the phase gates the orchestrator adds itself), dependencies only on the same or earlier phases, each phase waiting for the one before; stored as a new plan version, see GET /v1/sessions/:id/plans). The plan is written as GET /v1/sessions/:id shows it, so the plan read there can be edited and sent back; an edited plan that changes nothing is a plain approval (no new version).',
+          'Starts a session waiting for approval, as planned or with an edited plan (checked and built like a generated one: at most llm.planner.maxTasksPerPhase tasks per phase and 20 phases, or as many as the waiting plan has (llm.planner.maxPhases bounds only the phase gates the orchestrator adds itself), dependencies only on the same or earlier phases, each phase waiting for the one before; stored as a new plan version, see GET /v1/sessions/:id/plans). The plan is written as GET /v1/sessions/:id shows it, so the plan read there can be edited and sent back; an edited plan that changes nothing is a plain approval (no new version).',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         body: z
