@@ -19,6 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { restoreBackup } from '../../src/cli/commands/restore.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import { createAuditLog } from '../../src/security/audit/audit-log.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { backupSqliteDatabase, replaceDatabaseFile } from '../../src/store/backup.ts';
@@ -432,7 +434,11 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
       holder.exec('commit');
       holder.close();
     }
-    assert.deepEqual(readdirSync(dataDir), ['maos.db'], 'no staging copy left, nothing moved aside');
+    assert.deepEqual(
+      readdirSync(dataDir).filter((name) => name !== 'maos.db.server-lock'),
+      ['maos.db'],
+      'no staging copy left, nothing moved aside',
+    );
     assert.deepEqual(readFileSync(database), before, 'the database is not replaced by an empty one');
   });
 
@@ -507,6 +513,34 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     assert.equal(afterStop.code, 0, afterStop.stderr);
     // The restore held the lock only while it replaced the file: a server can take it again.
     acquireServerLock(join(dataDir, 'maos.db')).release();
+  });
+
+  test('restore into a data directory no server has run on yet holds the server lock: a server started meanwhile is refused', async () => {
+    // No lock file yet (a new machine, a drill): one used to be neither created nor held, so a server
+    // started during the copy ran on a database of its own, which the restore then moved aside as
+    // the "previous" one (without --force) while that server went on writing to it.
+    const dataDir = join(dir, 'fresh-lock');
+    const config = loadConfig({ configPath: writeConfig(dir, dataDir) });
+    const database = join(dataDir, 'maos.db');
+    const restoring = restoreBackup(config, backupFile, { force: false });
+    while (!existsSync(join(dataDir, '.maos.db.restoring'))) await new Promise(setImmediate);
+    let serverLock: { release(): void } | undefined;
+    try {
+      assert.throws(
+        () => {
+          serverLock = acquireServerLock(database);
+        },
+        (error: { code?: string }) => error.code === 'CONFLICT',
+        'a server starting while the restore copies is refused',
+      );
+    } finally {
+      serverLock?.release();
+    }
+    const report = await restoring;
+    assert.equal(report.previous, undefined);
+    assert.equal(countRows(database, 'sessions'), countRows(backupFile, 'sessions'));
+    // Held only for the restore: a server starts afterwards.
+    acquireServerLock(database).release();
   });
 
   test('restore into a fresh data directory while another server answers on the configured port (a drill on the production host)', async () => {

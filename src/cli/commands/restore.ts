@@ -1,6 +1,7 @@
 // `maos restore <file>`: checks a backup (integrity, schema version), refuses to replace an existing
 // database without --force or one a running server uses (its server lock), installs it, and verifies the result.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
@@ -10,6 +11,7 @@ import { resolveCheckpointDir } from '../../security/create-security.ts';
 import {
   inspectSqliteFile,
   isDatabaseInUse,
+  keepOwner,
   refuseFileAsDirectory,
   replaceDatabaseFile,
 } from '../../store/backup.ts';
@@ -165,7 +167,15 @@ export async function restoreBackup(
  * during a drill into a fresh data directory) is another data directory's server.
  */
 async function claimDatabase(config: Readonly<Config>, target: string): Promise<ServerLockClaim> {
-  const claim = claimServerLock(target);
+  // No lock file: no server has run here yet (a new machine, a drill), but one may start while the
+  // backup is copied in, and would run on a database the restore then moves aside under it. The
+  // lock file is created, as `maos serve` creates it, and held; run as root, it gets the owner of
+  // the data directory, so that the service user's server can take it afterwards.
+  const lockFile = `${target}.server-lock`;
+  const creates = !existsSync(lockFile);
+  if (creates) mkdirSync(dirname(target), { recursive: true, mode: 0o750 });
+  const claim = claimServerLock(target, { create: true });
+  if (creates && claim.state === 'free') keepOwner(lockFile, dirname(target));
   if (claim.state === 'held') {
     throw new AppError(
       'CONFLICT',
