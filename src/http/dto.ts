@@ -344,6 +344,18 @@ function buildSessionDto(session: SessionDetail): SessionDto {
   };
 }
 
+/** The last instant a four-digit RFC 3339 year can name. */
+const LAST_RFC3339_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/**
+ * A session's deadline as a timestamp. Sessions stored before deadlines were bounded (ten years)
+ * may carry one past the last date a timestamp can hold (which made every read of them fail): such
+ * a deadline never passes, and shows as the last instant a timestamp names.
+ */
+function deadlineIso(createdAt: number, deadlineSeconds: number): string {
+  return toIso(Math.min(createdAt + deadlineSeconds * 1000, LAST_RFC3339_MS));
+}
+
 /** The approval, budget, deadline and thread fields of the session document (stored values only). */
 function toSessionControlDto(session: SessionDetail): z.infer<typeof sessionControlSchema> {
   const settings = session.settings;
@@ -370,7 +382,7 @@ function toSessionControlDto(session: SessionDetail): z.infer<typeof sessionCont
           },
     // The deadline counts from submission (engine/session-deadlines.ts).
     deadline:
-      budget?.deadlineSeconds === undefined ? null : toIso(session.createdAt + budget.deadlineSeconds * 1000),
+      budget?.deadlineSeconds === undefined ? null : deadlineIso(session.createdAt, budget.deadlineSeconds),
     threadId: settings?.threadId ?? null,
   };
 }

@@ -136,4 +136,16 @@ describe('session detail serializer on frozen documents', () => {
     assert.equal(serialize(fresh), reference(fresh));
     assert.match(serialize(fresh), /"result":"other"/);
   });
+
+  test('a stored deadline past the last date a timestamp holds reads as the last instant, not a failure', () => {
+    // Stored before budgets bounded deadlineSeconds to ten years.
+    const detail = {
+      ...session([task('a', [])]),
+      settings: { approval: 'none', budget: { deadlineSeconds: Number.MAX_SAFE_INTEGER } },
+    } as SessionDetail;
+    const dto = toSessionDto(detail);
+    assert.equal(dto.deadline, '9999-12-31T23:59:59.999Z');
+    assert.equal(dto.budget?.deadlineSeconds, Number.MAX_SAFE_INTEGER);
+    assert.equal(createSessionDetailSerializer('GET', '/v1/sessions/:id')(dto), reference(dto));
+  });
 });
