@@ -178,6 +178,13 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     await page.locator('#retry-output .problem').filter({ hasText: 'whole number' }).waitFor();
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'retry-max-tokens');
     assert.equal(retries.length, 0, 'nothing was sent');
+    // One token is said as one, not as "1 tokens" (Escape: not sent).
+    await budget.fill('1');
+    await retry.click();
+    assert.match((await question.textContent()) ?? '', /It gets a budget of 1 token\. This session/);
+    await page.keyboard.press('Escape');
+    await question.waitFor({ state: 'detached' });
+    assert.equal(retries.length, 0, 'nothing was sent');
     // One the API refuses (0 tokens) is shown as its refusal; Retry stays offered.
     await budget.fill('0');
     await retry.click();

@@ -88,8 +88,7 @@ function retryBody(session, maxTokens, picked) {
 /** The hint under the budget field: what an empty one means, and which other limits stay. */
 function budgetHint(session) {
   const budget = session?.budget;
-  const original =
-    budget?.maxTokens == null ? 'no token limit' : `${budget.maxTokens.toLocaleString()} tokens`;
+  const original = budget?.maxTokens == null ? 'no token limit' : countOf(budget.maxTokens, 'token');
   const others = [
     budget?.maxCostUsd != null ? 'cost limit' : null,
     budget?.deadlineSeconds != null ? 'deadline' : null,
@@ -181,7 +180,7 @@ export function createSessionRetry({ id, onRetried }) {
     const tokens = maxTokens.value === '' ? null : Number(maxTokens.value);
     // A value the API refuses (0, 1.5) is sent as typed: its 400 names the field and the rule.
     const body = retryBody(session, tokens, picked);
-    const budgetPart = tokens === null ? '' : ` It gets a budget of ${tokens.toLocaleString()} tokens.`;
+    const budgetPart = tokens === null ? '' : ` It gets a budget of ${countOf(tokens, 'token')}.`;
     confirmInline({
       cell: output,
       opener: retry,
