@@ -74,6 +74,10 @@ async function runCopy(ctx: CliContext, command: Command): Promise<number> {
   // into the data directory, as `maos keys` does: as root, refused on another user's directory.
   refuseRootInDataDir(config);
   if (options.dryRun) return planCopy(ctx, config, targetConfig);
+  // Before anything is written: a key that cannot be generated into the data directory (or read)
+  // failed the command only after the copy was committed, the target filled but without its record
+  // of the copy, and refused by the next run as holding data.
+  const signer = loadAuditSigner(config);
   const locks: ServerLock[] = [];
   let source: { db: DatabaseHandle['db']; location: string; close(): Promise<void> } | undefined;
   let target: DatabaseHandle | undefined;
@@ -99,7 +103,7 @@ async function runCopy(ctx: CliContext, command: Command): Promise<number> {
         if (!out.json) out.line(`${out.paint.green('copied')}  ${name.padEnd(NAME_WIDTH)} ${rows}`);
       },
     });
-    await recordCopy(config, target, source.location, report);
+    await recordCopy(config, signer, target, source.location, report);
     const audit = await verifyAuditEntries(readDatabaseEntries(target.db as unknown as SecurityDb));
     printReport(ctx, source.location, target.location, report, audit);
     return EXIT.OK;
@@ -332,6 +336,7 @@ async function refuseUnmigratedSource(source: { db: DatabaseHandle['db']; locati
  */
 async function recordCopy(
   config: Config,
+  signer: ReturnType<typeof loadAuditSigner>,
   target: DatabaseHandle,
   sourceLocation: string,
   report: StoreCopyReport,
@@ -339,7 +344,7 @@ async function recordCopy(
   const auditLog = createAuditLog({
     db: target.db as unknown as SecurityDb,
     origin: config.audit.origin,
-    signer: loadAuditSigner(config),
+    signer,
     // The checkpoint goes into the target's own table only: a file in the shared checkpoint
     // directory would sign a record the source never had, and the source may be kept running (or
     // returned to) with a chain of its own.
