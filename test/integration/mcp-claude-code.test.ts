@@ -21,10 +21,13 @@ interface RunResult {
   error?: Error;
 }
 
-/** Runs `claude <args>` with its own HOME (no user settings, no login) in `cwd`. */
-function runClaude(args: string[], home: string, timeoutMs: number): Promise<RunResult> {
+/**
+ * Runs `command args` with its own HOME (no user settings, no login) in `cwd`: `npx -y` with the
+ * pinned package, or the `claude` it installed (npx costs about two seconds a call).
+ */
+function run(command: string, args: string[], home: string, timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn('npx', ['-y', CLAUDE_CODE, ...args], {
+    const child = spawn(command, args, {
       cwd: home,
       env: {
         ...process.env,
@@ -51,7 +54,12 @@ function runClaude(args: string[], home: string, timeoutMs: number): Promise<Run
   });
 }
 
-describe('Claude Code connects to /mcp', { timeout: FETCH_TIMEOUT_MS + 6 * CALL_TIMEOUT_MS }, () => {
+// The tests (and the two clients of the second) are independent, each with its own HOME: they run
+// at the same time.
+describe('Claude Code connects to /mcp', {
+  timeout: FETCH_TIMEOUT_MS + 6 * CALL_TIMEOUT_MS,
+  concurrency: true,
+}, () => {
   let open: McpTestServer;
   let secure: McpTestServer;
   const homes: string[] = [];
@@ -62,14 +70,25 @@ describe('Claude Code connects to /mcp', { timeout: FETCH_TIMEOUT_MS + 6 * CALL_
     return home;
   };
 
+  /** `claude` as npx installed it (set by the probe). */
+  let claude = '';
+  const runClaude = (args: string[], home: string, timeoutMs: number) => run(claude, args, home, timeoutMs);
+
   before(async () => {
-    const probe = await runClaude(['--version'], newHome(), FETCH_TIMEOUT_MS);
-    if (probe.code !== 0) {
+    // The probe runs Claude Code through npx and names the `claude` npx installed for the calls below.
+    const probe = await run(
+      'npx',
+      ['-y', `--package=${CLAUDE_CODE}`, '-c', 'claude --version && command -v claude'],
+      newHome(),
+      FETCH_TIMEOUT_MS,
+    );
+    const installed = probe.output.match(/^\S*\/claude$/m)?.[0];
+    if (probe.code !== 0 || !/Claude Code/.test(probe.output) || !installed) {
       unavailable = `npx could not fetch ${CLAUDE_CODE}: ${probe.error?.message ?? probe.output.trim().split('\n').slice(-3).join(' | ')}`;
       return;
     }
-    open = await startMcpTestServer();
-    secure = await startMcpTestServer({ secure: true });
+    claude = installed;
+    [open, secure] = await Promise.all([startMcpTestServer(), startMcpTestServer({ secure: true })]);
   });
   after(async () => {
     await open?.close();
@@ -94,34 +113,38 @@ describe('Claude Code connects to /mcp', { timeout: FETCH_TIMEOUT_MS + 6 * CALL_
   test('with credentials required: Connected with the Authorization header, not without', async (t) => {
     if (unavailable) return t.skip(unavailable);
     const key = await secure.createKey('default', ['developer']);
-    const withKey = newHome();
-    await runClaude(
-      [
-        'mcp',
-        'add',
-        '--transport',
-        'http',
-        'maos',
-        `${secure.url}/mcp`,
-        '--header',
-        `Authorization: Bearer ${key}`,
-      ],
-      withKey,
-      CALL_TIMEOUT_MS,
-    );
-    assert.match(
-      (await runClaude(['mcp', 'list'], withKey, CALL_TIMEOUT_MS)).output,
-      /maos: .* - ✔ Connected/,
-    );
-
-    const withoutKey = newHome();
-    await runClaude(
-      ['mcp', 'add', '--transport', 'http', 'maos', `${secure.url}/mcp`],
-      withoutKey,
-      CALL_TIMEOUT_MS,
-    );
-    const listed = await runClaude(['mcp', 'list'], withoutKey, CALL_TIMEOUT_MS);
-    assert.match(listed.output, /maos: /);
-    assert.doesNotMatch(listed.output, /✔ Connected/);
+    const withKey = async () => {
+      const home = newHome();
+      await runClaude(
+        [
+          'mcp',
+          'add',
+          '--transport',
+          'http',
+          'maos',
+          `${secure.url}/mcp`,
+          '--header',
+          `Authorization: Bearer ${key}`,
+        ],
+        home,
+        CALL_TIMEOUT_MS,
+      );
+      assert.match(
+        (await runClaude(['mcp', 'list'], home, CALL_TIMEOUT_MS)).output,
+        /maos: .* - ✔ Connected/,
+      );
+    };
+    const withoutKey = async () => {
+      const home = newHome();
+      await runClaude(
+        ['mcp', 'add', '--transport', 'http', 'maos', `${secure.url}/mcp`],
+        home,
+        CALL_TIMEOUT_MS,
+      );
+      const listed = await runClaude(['mcp', 'list'], home, CALL_TIMEOUT_MS);
+      assert.match(listed.output, /maos: /);
+      assert.doesNotMatch(listed.output, /✔ Connected/);
+    };
+    await Promise.all([withKey(), withoutKey()]);
   });
 });
