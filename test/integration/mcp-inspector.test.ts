@@ -21,9 +21,10 @@ interface RunResult {
   error?: Error;
 }
 
-function runNpx(args: string[], cwd: string, timeoutMs: number): Promise<RunResult> {
+/** Runs `command args` in `cwd`: `npx -y` with the pinned package, or the CLI it installed. */
+function run(command: string, args: string[], cwd: string, timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn('npx', ['-y', INSPECTOR, ...args], {
+    const child = spawn(command, args, {
       cwd,
       env: { ...process.env, npm_config_update_notifier: 'false', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -49,19 +50,34 @@ function parseFirstJson(stdout: string): Record<string, unknown> {
   return JSON.parse(end === -1 ? stdout : stdout.slice(0, end + 2)) as Record<string, unknown>;
 }
 
-describe('MCP Inspector CLI against /mcp', { timeout: FETCH_TIMEOUT_MS + 3 * CALL_TIMEOUT_MS }, () => {
+// The tests are independent reads of one server: they run at the same time.
+describe('MCP Inspector CLI against /mcp', {
+  timeout: FETCH_TIMEOUT_MS + 3 * CALL_TIMEOUT_MS,
+  concurrency: true,
+}, () => {
   let server: McpTestServer;
   let cwd: string;
   let unavailable: string | undefined;
+  /** The Inspector CLI as npx installed it (set by the probe); npx costs about two seconds a call. */
+  let inspector = '';
+  const runNpx = (args: string[], dir: string, timeoutMs: number) => run(inspector, args, dir, timeoutMs);
 
   before(async () => {
     // An empty directory: npx must not resolve anything from this project's package.json.
     cwd = mkdtempSync(join(tmpdir(), 'maos-inspector-'));
-    const probe = await runNpx(['--version'], cwd, FETCH_TIMEOUT_MS);
-    if (probe.code !== 0) {
+    // The probe runs the Inspector through npx and names the CLI npx installed for the calls below.
+    const probe = await run(
+      'npx',
+      ['-y', `--package=${INSPECTOR}`, '-c', 'inspector --version && command -v inspector'],
+      cwd,
+      FETCH_TIMEOUT_MS,
+    );
+    const installed = probe.stdout.match(/^\S*\/inspector$/m)?.[0];
+    if (probe.code !== 0 || !installed) {
       unavailable = `npx could not fetch ${INSPECTOR}: ${probe.error?.message ?? probe.stderr.trim().split('\n').slice(-3).join(' | ')}`;
       return;
     }
+    inspector = installed;
     server = await startMcpTestServer();
   });
   after(async () => {
