@@ -45,6 +45,18 @@ describe('readSseFrames', () => {
     assert.equal(frames[0]?.data, 'é');
   });
 
+  test('frames pushed a character at a time, or in uneven pieces, parse as when pushed whole', () => {
+    const text = `id: 1\r\ndata: ${'a'.repeat(300)}\r\ndata: b\r\r: note\n\nevent: e\ndata: c\n\rdata: d\r\n\r\n`;
+    const whole = createSseParser().push(text);
+    assert.equal(whole.length, 3);
+    for (const size of [1, 2, 7, 64]) {
+      const parser = createSseParser();
+      const frames = [];
+      for (let i = 0; i < text.length; i += size) frames.push(...parser.push(text.slice(i, i + size)));
+      assert.deepEqual(frames, whole, `pieces of ${size}`);
+    }
+  });
+
   test('the parser emits nothing until the blank line', () => {
     const parser = createSseParser();
     assert.deepEqual(parser.push('id: 1\ndata: a\n'), []);

@@ -24,7 +24,10 @@ export async function* readSseFrames(body: AsyncIterable<Uint8Array>): AsyncGene
 
 /** An incremental SSE parser: push text, get the frames that became complete. */
 export function createSseParser(): { push(text: string): SseFrame[] } {
+  // The text of the line not ended yet; each character is looked at once, so a long line (a
+  // message of megabytes) arriving in many chunks costs its length, not its length times the chunks.
   let buffer = '';
+  let scanned = 0;
   let lastId: string | undefined;
   let event = '';
   let data: string[] = [];
@@ -52,7 +55,7 @@ export function createSseParser(): { push(text: string): SseFrame[] } {
       const out: SseFrame[] = [];
       buffer += text;
       let start = 0;
-      for (let i = 0; i < buffer.length; i++) {
+      for (let i = scanned; i < buffer.length; i++) {
         const ch = buffer[i];
         if (ch === '\n' && pendingCr) {
           // The LF of a CRLF pair: the line already ended at the CR.
@@ -68,6 +71,7 @@ export function createSseParser(): { push(text: string): SseFrame[] } {
         }
       }
       buffer = buffer.slice(start);
+      scanned = buffer.length;
       return out;
     },
   };
