@@ -102,8 +102,15 @@ async function migrateSqlite(
 ): Promise<MigrationResultSet> {
   const results: MigrationResult[] = [];
   for (const name of pending) {
-    const outcome = await db.connection().execute(async (conn) => {
+    const outcome = await db.connection().execute(async (conn): Promise<MigrationResultSet> => {
       await sql`begin immediate`.execute(conn);
+      // Another process (a server starting, another CLI command) may have applied it while this one
+      // waited for the write lock: "migrating to" a migration the database is already past would
+      // migrate down to it, undoing (dropping) what that process applied.
+      if ((await readAppliedNames(conn)).includes(name)) {
+        await sql`commit`.execute(conn);
+        return { results: [] };
+      }
       let step: MigrationResultSet;
       try {
         step = await createMigrator(conn, migrations).migrateTo(name);

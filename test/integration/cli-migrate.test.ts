@@ -108,3 +108,27 @@ test('migrate --status reads an existing database with its WAL and leaves both u
   assert.ok(before[0]?.equals(after[0] ?? Buffer.alloc(0)), 'maos.db unchanged');
   assert.ok(before[1]?.equals(after[1] ?? Buffer.alloc(0)), 'maos.db-wal unchanged (not checkpointed)');
 });
+
+test('several migrate runs at once on a new SQLite database apply each migration once, none undone', async (t) => {
+  // Each run lists what is pending, then applies it one migration at a time, each waiting for the
+  // write lock. A run that waited while another applied the same ones used to "migrate to" a
+  // migration already behind the database: Kysely migrated down to it, undoing (dropping) what the
+  // other run had just applied, and then up again; a run in between met a half-undone schema.
+  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-migrate-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'maos.yaml');
+  writeFileSync(file, `dataDir: ${JSON.stringify(join(dir, 'data'))}\n`);
+  const runs = await Promise.all(
+    Array.from({ length: 4 }, () => runMaos(['migrate', '--json', '--config', file])),
+  );
+  const applied: string[] = [];
+  for (const run of runs) {
+    assert.equal(run.code, 0, run.stderr);
+    applied.push(...(JSON.parse(run.stdout) as { applied: string[] }).applied);
+  }
+  const status = JSON.parse(
+    (await runMaos(['migrate', '--status', '--json', '--config', file])).stdout,
+  ) as StatusJson;
+  assert.equal(status.current, true);
+  assert.deepEqual(applied.sort(), status.applied, 'every migration applied by exactly one run, none undone');
+});
