@@ -96,7 +96,8 @@ function listenersCollide(config: ListenConfig): AppError {
 export function describeListenError(error: unknown, config: ListenConfig, address?: ListenAddress): unknown {
   const failed = error as (NodeJS.ErrnoException & { port?: number }) | null;
   const code = failed?.code;
-  if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') return error;
+  const unresolved = code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+  if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL' && !unresolved) return error;
   const addresses = listenAddresses(config);
   const api = addresses.at(-1) as ListenAddress;
   const metrics = addresses.length === 2 ? addresses[0] : undefined;
@@ -115,6 +116,18 @@ export function describeListenError(error: unknown, config: ListenConfig, addres
       'PORT_NOT_PERMITTED',
       `${where}: not permitted for this user (EACCES); ports below 1024 need root or CAP_NET_BIND_SERVICE`,
       { cause: error },
+    );
+  }
+  if (unresolved) {
+    // A host name that resolves to nothing (a typo, an address like 999.1.1.1 read as a name) is
+    // the setting's to fix; EAI_AGAIN (no answer from DNS now) is named, for the rare name that would.
+    const reason = code === 'ENOTFOUND' ? 'resolves to no address' : 'could not be resolved now';
+    return new AppError(
+      'CONFIG_INVALID',
+      `${where}: the host name ${reason} (${code}); use an address of this machine`,
+      {
+        cause: error,
+      },
     );
   }
   // The host names no address of this machine: the setting is wrong here, not the environment.

@@ -332,4 +332,31 @@ describe('maos serve', { timeout: 300_000 }, () => {
     );
     assert.equal(existsSync(join(dir, 'data')), false);
   });
+
+  test('a host name that resolves to no address is CONFIG_INVALID (exit 2), not an internal error', async (t) => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-cli-serve-')));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    // `.invalid` (RFC 6761) never resolves; 999.1.1.1 is no IPv4 address, so it is looked up as a name.
+    for (const host of ['maos-no-such-host.invalid', '999.1.1.1']) {
+      const config = join(dir, `${host}.json`);
+      writeFileSync(config, JSON.stringify({ auth: { mode: 'apikey' }, logLevel: 'warn', host }));
+      const result = await runMaos([
+        'serve',
+        '--config',
+        config,
+        '--port',
+        '0',
+        '--data-dir',
+        join(dir, 'data'),
+      ]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `error CONFIG_INVALID: Cannot listen on ${host.replaceAll('.', '\\.')}:0 for the API \\(setting \`port\`\\): the host name (resolves to no address \\(ENOTFOUND\\)|could not be resolved now \\(EAI_AGAIN\\))`,
+        ),
+      );
+      assert.doesNotMatch(result.stderr, /INTERNAL/);
+    }
+  });
 });
