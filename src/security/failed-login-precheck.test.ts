@@ -32,24 +32,45 @@ const limits: RateLimitConfig = {
   maxDailyTokensPerTenant: 0,
 };
 
-/** A pool that counts the reads (`SELECT`) of unauthenticated counters it is asked to make. */
-function countingPool(url: string) {
+/**
+ * A pool that counts the reads (`SELECT`) of unauthenticated counters it is asked to make. With
+ * `holdCharges`, it sends the charge (upsert) of an unauthenticated counter only once a read of that
+ * counter has been answered, or 200 ms after it was asked (the time only ends the wait when no read
+ * comes; it decides no outcome): a read that does not wait for the charge then overtakes it.
+ */
+function countingPool(url: string, holdCharges = false) {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   const reads: string[] = [];
+  const heldCharges: string[] = [];
+  const readAnswered = new Map<string, () => void>();
   const query = pool.query.bind(pool) as (config: pg.QueryConfig) => Promise<unknown>;
   (pool as unknown as { query: typeof query }).query = (config) => {
     const key = config.values?.[0];
-    if (/^\s*SELECT/i.test(config.text) && typeof key === 'string' && key.startsWith('maos-anonymous:')) {
+    if (typeof key !== 'string' || !key.startsWith('maos-anonymous:')) return query(config);
+    if (/^\s*SELECT/i.test(config.text)) {
       reads.push(key);
+      return query(config).finally(() => readAnswered.get(key)?.());
     }
-    return query(config);
+    if (!holdCharges) return query(config);
+    heldCharges.push(key);
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 200);
+      readAnswered.set(key, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    }).then(() => query(config));
   };
-  return { pool, reads };
+  return { pool, reads, heldCharges };
 }
 
 /** A replica's HTTP layer: its own limiter (and memory) on its own pool of the shared database. */
-async function startReplica(url: string, security: Security, options: { holdKey?: Promise<void> } = {}) {
-  const { pool, reads } = countingPool(url);
+async function startReplica(
+  url: string,
+  security: Security,
+  options: { holdKey?: Promise<void>; holdCharges?: boolean } = {},
+) {
+  const { pool, reads, heldCharges } = countingPool(url, options.holdCharges);
   const checked: string[] = [];
   const authenticator: Authenticator = {
     mode: security.authenticator.mode,
@@ -91,6 +112,8 @@ async function startReplica(url: string, security: Security, options: { holdKey?
     checked,
     /** Keys of the unauthenticated counters read so far. */
     reads,
+    /** Keys of the unauthenticated counters whose charge was held (holdCharges). */
+    heldCharges,
     async close() {
       http.close();
       await app.close();
@@ -184,6 +207,30 @@ describe('failed-login pre-check on PostgreSQL', { timeout: 60_000 }, () => {
     const wrong = await b.call(ip, WRONG_KEY);
     release();
     assert.deepEqual([wrong, await valid], [429, 429]);
+  });
+
+  test('a failure whose charge is still on its way to the database is counted before a key checked meanwhile is accepted', async () => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const a = await replica();
+    const b = await replica({ holdKey: held, holdCharges: true });
+    const ip = '192.0.2.5';
+    // One failed login on A: one guess left (points 2).
+    assert.equal(await a.call(ip, WRONG_KEY), 401);
+    // On B the valid key is verified and held; the last guess fails meanwhile, and its charge (the
+    // one that uses the budget up) is noted on B but not yet counted in the database.
+    let answered = false;
+    const valid = b.call(ip, key).finally(() => {
+      answered = true;
+    });
+    while (b.checked.length === 0 && !answered) await new Promise((resolve) => setImmediate(resolve));
+    const wrong = b.call(ip, WRONG_KEY);
+    while (b.heldCharges.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    release();
+    // As if the failure had come first: the key is refused, not accepted on a read taken before it.
+    assert.deepEqual([await wrong, await valid], [401, 429]);
   });
 
   test('every address of an IPv6 /64 shares the memory of its failures', async () => {

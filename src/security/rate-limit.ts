@@ -64,7 +64,8 @@ export interface RateLimiter {
    * nothing: checked before a credential is verified, so an address over its failed-login limit
    * costs no key lookup or signature check. Never true when the shared store cannot be read. On the
    * shared store only networks this process has charged in the last window are read (see
-   * createChargedNetworks); any other answers false at once.
+   * createChargedNetworks); any other answers false at once. The read waits for this process's
+   * charges of the network still in flight, so a failure it charged is counted.
    */
   isExhausted(ip: string): Promise<boolean>;
   /**
@@ -173,6 +174,22 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
     config.anonymous.windowSeconds * 1000,
     options.maxChargedNetworks ?? MAX_CHARGED_NETWORKS,
   );
+  // The unauthenticated charges of this process still on their way to the shared store, settled or
+  // not, per counter key: a read of the counter waits for them, or it could answer before a failure
+  // this process already charged (and noted) is counted.
+  const pendingCharges = new Map<string, Promise<void>>();
+  const trackCharge = (key: string, charge: Promise<unknown>): void => {
+    const settled = charge.then(
+      () => {},
+      () => {},
+    );
+    const before = pendingCharges.get(key);
+    const all = before ? Promise.all([before, settled]).then(() => {}) : settled;
+    pendingCharges.set(key, all);
+    all.then(() => {
+      if (pendingCharges.get(key) === all) pendingCharges.delete(key);
+    });
+  };
   // RateLimit-Policy depends only on which policies apply: built once per combination.
   const policyHeaders = new Map<string, string>();
   const policyHeaderOf = (policies: readonly Policy[]): string => {
@@ -221,6 +238,8 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
       const key = counterKey([clientNetwork(ip)]);
       // Memory counters are read at no cost, and hold every charge there is.
       if (options.pool && !charged.suspects(key, Date.now())) return false;
+      const pending = pendingCharges.get(key);
+      if (pending) await pending;
       const consumed = await anonymous.peek(key);
       return consumed >= anonymous.limit.points;
     },
@@ -246,6 +265,8 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
         charged.note(key, Date.now());
       }
       const charges = policies.map((policy, index) => policy.charge(keys[index] as string));
+      const anonymousCharge = policies[0] === anonymous ? charges[0] : undefined;
+      if (anonymousCharge instanceof Promise) trackCharge(keys[0] as string, anonymousCharge);
       // Memory counters answer at once; the shared store's charges run concurrently (a round trip
       // to PostgreSQL each).
       const outcomes = charges.some((outcome) => outcome instanceof Promise)
