@@ -92,6 +92,12 @@ export async function createProgram(io: CliIo, act: ActionFactory, only?: string
       if (typeof config === 'string' && config.trim() === '') {
         throw new CliError('USAGE', '--config must not be empty', EXIT.USAGE);
       }
+      // Likewise an empty --credentials: a command reading its token from there ran without one
+      // (the file named '' cannot be read), and login or logout had no file to write.
+      const credentials = command.optsWithGlobals<{ credentials?: unknown }>().credentials;
+      if (typeof credentials === 'string' && credentials.trim() === '') {
+        throw new CliError('USAGE', '--credentials must not be empty', EXIT.USAGE);
+      }
     });
   const names = only === null ? [] : only ? [only] : Object.keys(COMMANDS);
   const loaded = await Promise.allSettled(

@@ -70,8 +70,11 @@ test('an empty --config is refused, not a run on the defaults (MAOS_CONFIG ignor
   assert.deepEqual(readdirSync(cwd), [], 'nothing made in the working directory');
 });
 
-test('login and logout refuse an empty --credentials: no file named "" to store the token in', async () => {
+test('an empty --credentials is refused: no file named "" to store the token in or read it from', async () => {
   await assertRefused(['login', '--credentials', '', '--token', 'maos_x'], '--credentials must not be empty');
   await assertRefused(['logout', '--credentials', ' '], '--credentials must not be empty');
+  // Commands that read the token stored there: not a request without one (a 401, or exit 3 here).
+  await assertRefused(['sessions', 'list', '--credentials', ''], '--credentials must not be empty');
+  await assertRefused(['--credentials', ' ', 'sessions', 'show', WEBHOOK], '--credentials must not be empty');
   assert.deepEqual(readdirSync(cwd), [], 'nothing made in the working directory');
 });

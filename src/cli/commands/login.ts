@@ -226,11 +226,8 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').trim();
 }
 
-/** The credentials file login and logout write; an empty --credentials names none. */
+/** The credentials file login and logout write (an empty --credentials is refused before: program.ts). */
 function credentialsFile(ctx: CliContext): string {
-  if (ctx.credentialsPath !== undefined && ctx.credentialsPath.trim() === '') {
-    throw new CliError('USAGE', '--credentials must not be empty', EXIT.USAGE);
-  }
   return ctx.credentialsPath ?? defaultCredentialsPath();
 }
 
