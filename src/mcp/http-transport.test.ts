@@ -9,7 +9,7 @@ import { loadConfig } from '../config/load.ts';
 import { createFakeSessionService } from '../http/fake-session-service.test-support.ts';
 import { buildHttpServer } from '../http/server.ts';
 import { createLogger } from '../observability/logger.ts';
-import { createMcpHttpPlugin } from './http-transport.ts';
+import { activityIntervalMs, createMcpHttpPlugin } from './http-transport.ts';
 
 /** Holds every caller until `size` have arrived, then lets them all go in the same turn. */
 function createGate(size: number): () => Promise<void> {
@@ -123,5 +123,20 @@ describe('MCP session caps under concurrent initializes', () => {
       assert.equal(refused?.status, 429);
       assert.deepEqual(refused?.problem?.details, { setting: 'mcp.maxSessionsPerTenant', limit: 3 });
     });
+  });
+});
+
+describe('activity notes of a session followed on another replica', () => {
+  test('come often enough that the holder never finds the last one as old as its idle time, also for 1 s', () => {
+    // The holder closes a session idle for mcp.sessionIdleSeconds: the last note it reads is at most
+    // one interval (and a write) old, so the interval must leave most of the idle time to spare.
+    for (const idleSeconds of [1, 2, 3, 4, 10, 60, 1800, 86_400]) {
+      const idleMs = idleSeconds * 1000;
+      const interval = activityIntervalMs(idleMs);
+      assert.ok(interval > 0, `${idleSeconds} s: ${interval} ms`);
+      assert.ok(interval <= idleMs / 4, `${idleSeconds} s: a note every ${interval} ms`);
+      assert.ok(interval <= 15_000, `${idleSeconds} s: a note every ${interval} ms`);
+    }
+    assert.equal(activityIntervalMs(1800_000), 15_000);
   });
 });

@@ -116,10 +116,11 @@ const FOLLOW_POLL_MS = 250;
 /**
  * How often a replica following a stream of an MCP session held elsewhere notes in the log that
  * the session is in use (while one of its streams is followed there): a quarter of
- * `mcp.sessionIdleSeconds`, between 1 and 15 s, so the holder always finds a recent note.
+ * `mcp.sessionIdleSeconds`, at most 15 s, so the holder always finds a note far younger than the
+ * idle time (no floor: with a 1 s idle time a note every second would be as old as that at times).
  */
-function activityIntervalMs(idleMs: number): number {
-  return Math.min(15_000, Math.max(1000, Math.round(idleMs / 4)));
+export function activityIntervalMs(idleMs: number): number {
+  return Math.min(15_000, Math.round(idleMs / 4));
 }
 
 function readLastEventId(request: FastifyRequest): string | undefined {
