@@ -242,6 +242,41 @@ describe('maos --credentials', { timeout: 120_000 }, () => {
     assert.deepEqual(readdirSync(linked).sort(), ['credentials.json', 'real.json']);
   });
 
+  test('a login through a symlink takes turns with one naming its target: neither token is lost', async () => {
+    const linked = join(dir, 'linked-lock');
+    mkdirSync(linked);
+    const target = join(linked, 'real.json');
+    writeFileSync(target, '{"servers": {}}\n', { mode: 0o600 });
+    const link = join(linked, 'credentials.json');
+    symlinkSync(target, link);
+    // Another login naming the target holds its lock: it read the file, and writes it back later.
+    const lock = `${target}.lock`;
+    writeFileSync(lock, '');
+    const readByOther = JSON.parse(readFileSync(target, 'utf8'));
+    roles.seen.length = 0;
+    let exited = false;
+    const login = runMaos(['login', '--server', roles.url, '--credentials', link], {
+      env: { HOME: home },
+      input: `${TOKEN}\n`,
+    }).finally(() => {
+      exited = true;
+    });
+    // Past the login's question to the server, give it time to write (a login that does not wait for
+    // the lock ends meanwhile), then the other login writes back what it read and lets go.
+    while (roles.seen.length === 0 && !exited) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let waited = 0; waited < 2000 && !exited; waited += 10) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    readByOther.servers['https://other.example'] = { token: 'other', savedAt: new Date().toISOString() };
+    writeFileSync(target, `${JSON.stringify(readByOther)}\n`);
+    rmSync(lock);
+    const result = await login;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(readStoredToken('https://other.example', target), 'other');
+    assert.equal(readStoredToken(roles.url, target), TOKEN, "the login's token is kept");
+    assert.deepEqual(readdirSync(linked).sort(), ['credentials.json', 'real.json']);
+  });
+
   test('maos mcp in remote mode sends the token stored in the file', async (t) => {
     const transport = new StdioClientTransport({
       command: process.execPath,

@@ -81,12 +81,7 @@ function readCredentials(path: string): CredentialsFile {
  */
 function writeCredentials(path: string, content: CredentialsFile): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  let target = path;
-  try {
-    target = realpathSync(path);
-  } catch {
-    // No file yet: it is created at `path`.
-  }
+  const target = fileWritten(path);
   try {
     writeFileDurablySync(target, `${JSON.stringify(content, null, 2)}\n`, { syncDirectory: false });
   } catch (error) {
@@ -104,6 +99,16 @@ function writeCredentials(path: string, content: CredentialsFile): void {
       `the credentials file ${path} was written, but its directory could not be flushed to disk (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
       EXIT.USAGE,
     );
+  }
+}
+
+/** The file a write of the credentials file `path` replaces: a symlink's target, else `path` itself. */
+function fileWritten(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    // No file yet: it is created at `path`.
+    return resolve(path);
   }
 }
 
@@ -135,7 +140,9 @@ async function updateCredentials(path: string, change: (content: CredentialsFile
   } catch (error) {
     throw unwritable(path, error);
   }
-  const lock = `${resolve(path)}.lock`;
+  // Beside the file written (a symlink's target), so a login through the link and one naming the
+  // target take turns too.
+  const lock = `${fileWritten(path)}.lock`;
   await acquireLock(path, lock);
   try {
     const content = readCredentials(path);
