@@ -69,6 +69,46 @@ function scrapeValue(scrape: string, name: string): number {
   return match ? Number(match[1]) : Number.NaN;
 }
 
+/**
+ * The server of the test "sweeps … every retention interval", started with the file: its first
+ * sweep runs 10 s after start (the shortest interval the schema allows), and the tests before it
+ * run meanwhile instead of that test waiting the 10 s out alone.
+ */
+async function startSweptServer() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-workspaces-'));
+  // A session deleted on another replica (its id recorded), one deleted 40 days ago (its id
+  // forgotten, the workspace untouched since), and one this database never had, created now.
+  const deletedId = newId();
+  const orphan = makeWorkspace(workspacesDir(dataDir), deletedId);
+  const longAgo = Date.now() - 40 * DAY;
+  const forgotten = ageTree(makeWorkspace(workspacesDir(dataDir), newId(longAgo)), longAgo);
+  const unknown = makeWorkspace(workspacesDir(dataDir), newId());
+  const server = await startTestServer({ dataDir, config: { retention: { intervalSeconds: 10 } } });
+  const close = async () => {
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  await server.app.database.db
+    .insertInto('deleted_sessions')
+    .values({ id: deletedId, tenant_id: 'default', deleted_at: Date.now() })
+    .execute()
+    .catch(async (error: unknown) => {
+      await close();
+      throw error;
+    });
+  return { server, orphan, forgotten, unknown, close };
+}
+
+let sweptServer: ReturnType<typeof startSweptServer>;
+before(() => {
+  sweptServer = startSweptServer();
+  // A failed start fails the test that awaits it, not the file at an arbitrary point.
+  sweptServer.catch(() => {});
+});
+after(async () => {
+  await (await sweptServer?.catch(() => undefined))?.close();
+});
+
 for (const backend of STORE_BACKENDS) {
   describe(`workspace sweeper: ${backend.name}`, { timeout: 120_000 }, () => {
     let handle: DatabaseHandle;
@@ -309,25 +349,8 @@ describe('workspaces on the server', { timeout: 120_000 }, () => {
     assert.equal(scrapeValue(after, 'maos_workspaces_removed_total'), 1);
   });
 
-  test('the server sweeps workspaces of sessions deleted elsewhere, every retention interval', async (t) => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'maos-workspaces-'));
-    // A session deleted on another replica (its id recorded), one deleted 40 days ago (its id
-    // forgotten, the workspace untouched since), and one this database never had, created now.
-    const deletedId = newId();
-    const orphan = makeWorkspace(workspacesDir(dataDir), deletedId);
-    const longAgo = Date.now() - 40 * DAY;
-    const forgotten = ageTree(makeWorkspace(workspacesDir(dataDir), newId(longAgo)), longAgo);
-    const unknown = makeWorkspace(workspacesDir(dataDir), newId());
-    // The shortest interval the schema allows: the first sweep runs 10 s after start.
-    const server = await startTestServer({ dataDir, config: { retention: { intervalSeconds: 10 } } });
-    t.after(async () => {
-      await server.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    });
-    await server.app.database.db
-      .insertInto('deleted_sessions')
-      .values({ id: deletedId, tenant_id: 'default', deleted_at: Date.now() })
-      .execute();
+  test('the server sweeps workspaces of sessions deleted elsewhere, every retention interval', async () => {
+    const { server, orphan, forgotten, unknown } = await sweptServer;
     const deadline = Date.now() + 40_000;
     while (existsSync(orphan) || existsSync(forgotten)) {
       assert.ok(Date.now() < deadline, 'the workspace sweeper did not run');
