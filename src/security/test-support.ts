@@ -1,6 +1,6 @@
 // Test support for the security module: a real SQLite database in a temp dir with every migration
 // applied (as in production). Used by tests only.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -16,12 +16,35 @@ export interface TestSecurityDb {
   cleanup(): Promise<void>;
 }
 
-/** Opens a fresh migrated SQLite file in a new temp dir. */
+let template: Promise<string> | undefined;
+
+/**
+ * A SQLite file with every migration applied, made once per test process (migrating costs far more
+ * than copying the file) and removed when the process exits.
+ */
+function migratedTemplate(): Promise<string> {
+  template ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-sec-template-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'maos.db');
+    const db = openSqlite(file);
+    try {
+      await migrateToLatest(db);
+    } finally {
+      await db.destroy();
+    }
+    return file;
+  })();
+  return template;
+}
+
+/** Opens a fresh migrated SQLite file in a new temp dir (a copy of a migrated template). */
 export async function createTestSecurityDb(): Promise<TestSecurityDb> {
+  const migrated = await migratedTemplate();
   const dir = mkdtempSync(join(tmpdir(), 'maos-sec-'));
   const file = join(dir, 'maos.db');
+  copyFileSync(migrated, file);
   const db = openSqlite(file);
-  await migrateToLatest(db);
   return {
     db,
     dir,
