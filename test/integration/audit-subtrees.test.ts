@@ -6,8 +6,12 @@
 // two replicas storing the same block keep one row; the appends store none. After a record or a
 // stored root was changed (SQLite, raw SQL), the proofs and `verify` show it.
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
+import { configSchema } from '../../src/config/schema.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { type AuditLog, createAuditLog } from '../../src/security/audit/audit-log.ts';
 import {
@@ -39,8 +43,10 @@ import {
 } from '../../src/security/audit/merkle.ts';
 import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
+import { createDatabase } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
 import { storedLeaves } from '../fixtures/audit-records.ts';
-import { STORE_BACKENDS, type StoreBackend, useStoreHandles } from '../fixtures/store-backends.ts';
+import { STORE_BACKENDS, useStoreHandles } from '../fixtures/store-backends.ts';
 
 const B = SUBTREE_LEAVES;
 /** Four complete blocks and three records of a fifth. */
@@ -111,6 +117,15 @@ for (const backend of STORE_BACKENDS) {
       assert.deepEqual(await storedRows(db), rows);
     });
 
+    // The expected proofs and roots, computed from `leaves` (which the tests below do not change)
+    // once each: both runs of everyProof compare with the same ones.
+    const expected = new Map<string, Buffer | Buffer[]>();
+    const once = <T extends Buffer | Buffer[]>(key: string, compute: () => T): T => {
+      if (!expected.has(key)) expected.set(key, compute());
+      return expected.get(key) as T;
+    };
+    const rootOf = (size: number) => once(`root ${size}`, () => computeRoot(leaves.slice(0, size)));
+
     const everyProof = async (check: (counts: ProofReadCounts, what: string) => void, fresh: boolean) => {
       for (const size of SIZES) {
         const tree = leaves.slice(0, size);
@@ -119,9 +134,13 @@ for (const backend of STORE_BACKENDS) {
           const counts: ProofReadCounts = { records: 0, storedRoots: 0, rootsStored: 0 };
           const proof = await readInclusionProof(db, index, size, counts);
           const what = `${index} in ${size}`;
-          assert.deepEqual(proof.proof, createInclusionProof(tree, index), what);
+          assert.deepEqual(
+            proof.proof,
+            once(`inclusion ${index} ${size}`, () => createInclusionProof(tree, index)),
+            what,
+          );
           assert.deepEqual(proof.leafHash, leaves[index], what);
-          assert.deepEqual(proof.rootHash, computeRoot(tree), what);
+          assert.deepEqual(proof.rootHash, rootOf(size), what);
           check(counts, what);
         }
         for (const from of near(size + 1).filter((n) => n >= 1)) {
@@ -129,11 +148,12 @@ for (const backend of STORE_BACKENDS) {
           const counts: ProofReadCounts = { records: 0, storedRoots: 0, rootsStored: 0 };
           const proof = await readConsistencyProof(db, from, size, counts);
           const what = `${from} → ${size}`;
-          assert.deepEqual(proof.proof, createConsistencyProof(tree, from), what);
           assert.deepEqual(
-            [proof.fromRoot, proof.toRoot],
-            [computeRoot(leaves.slice(0, from)), computeRoot(tree)],
+            proof.proof,
+            once(`consistency ${from} ${size}`, () => createConsistencyProof(tree, from)),
+            what,
           );
+          assert.deepEqual([proof.fromRoot, proof.toRoot], [rootOf(from), rootOf(size)]);
           check(counts, what);
         }
       }
@@ -263,28 +283,51 @@ for (const backend of STORE_BACKENDS) {
   });
 }
 
-const sqlite = STORE_BACKENDS.find((backend) => backend.name === 'sqlite') as StoreBackend;
+const sqliteConfig = (dataDir: string) => configSchema.parse({ dataDir, store: { synchronous: 'normal' } });
 
 describe('stored block roots after raw SQL edits (SQLite)', { timeout: 120_000 }, () => {
-  /** A log of SIZE records, signed, with every block stored. */
+  // A log of SIZE records, signed, with every block stored: written once, and each test edits a
+  // copy of that database file of its own.
+  let templateDir = '';
+  let signedNote = '';
+  before(async () => {
+    templateDir = mkdtempSync(join(tmpdir(), 'maos-audit-subtrees-'));
+    const handle = createDatabase(sqliteConfig(templateDir));
+    try {
+      await migrateToLatest(handle.db);
+      const db = handle.db as unknown as SecurityDb;
+      const log = createAuditLog({ db, origin: 'maos.test/audit', signer });
+      await fill(log, SIZE);
+      const written = await log.writeCheckpoint();
+      assert.ok(written);
+      signedNote = written.note;
+      await log.consistencyProof(1, SIZE);
+      assert.equal((await storedRows(db)).length, 4);
+      await log.close();
+    } finally {
+      await handle.close();
+    }
+  });
+  after(() => rmSync(templateDir, { recursive: true, force: true }));
+
   async function signedLog() {
-    const opened = await sqlite.open(1);
-    const db = opened.handles[0]?.db as unknown as SecurityDb;
+    const dir = mkdtempSync(join(tmpdir(), 'maos-audit-subtrees-'));
+    copyFileSync(join(templateDir, 'maos.db'), join(dir, 'maos.db'));
+    const handle = createDatabase(sqliteConfig(dir));
+    await migrateToLatest(handle.db);
+    const db = handle.db as unknown as SecurityDb;
     const log = createAuditLog({ db, origin: 'maos.test/audit', signer });
-    await fill(log, SIZE);
-    const written = await log.writeCheckpoint();
-    assert.ok(written);
-    await log.consistencyProof(1, SIZE);
     assert.equal((await storedRows(db)).length, 4);
     return {
       db,
       log,
-      signed: openCheckpoint(written.note, signer),
+      signed: openCheckpoint(signedNote, signer),
       verify: async () =>
         verifyAuditEntries(readDatabaseEntries(db), { subtreeRoots: await readAllSubtreeRoots(db) }),
       async dispose() {
         await log.close();
-        await opened.dispose();
+        await handle.close();
+        rmSync(dir, { recursive: true, force: true });
       },
     };
   }
