@@ -301,6 +301,32 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     assert.ok(!existsSync(join(dir, 'no-such-folder')));
   });
 
+  test('a data directory the restore cannot write to is named as such (exit 7), not an INTERNAL error', async (t) => {
+    // An immutable folder: not even root writes into it (as a read-only volume refuses everyone).
+    const backup = join(dir, 'for-immutable.db');
+    assert.equal((await runCli(['backup', backup, '-c', liveConfig])).code, 0);
+    const locked = join(dir, 'immutable');
+    mkdirSync(locked);
+    if (spawnSync('chattr', ['+i', locked]).status !== 0) {
+      t.skip('needs chattr +i (root, a file system with attributes)');
+      return;
+    }
+    try {
+      for (const dataDir of [locked, join(locked, 'data')]) {
+        const result = await runCli(['restore', backup, '-c', writeConfig(dir, dataDir)]);
+        assert.equal(result.code, 7, result.stderr);
+        assert.match(
+          result.stderr,
+          /^error STORE_UNAVAILABLE: Cannot write the restored database into .*immutable(\/data)? \(EPERM\)/m,
+        );
+        assert.doesNotMatch(result.stderr, /INTERNAL/);
+      }
+    } finally {
+      spawnSync('chattr', ['-i', locked]);
+    }
+    assert.deepEqual(readdirSync(locked), []);
+  });
+
   test('restore into a new data dir, then refuse to overwrite it without --force', async () => {
     const dataDir = join(dir, 'restored');
     const config = writeConfig(dir, dataDir);

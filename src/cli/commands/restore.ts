@@ -1,6 +1,6 @@
 // `maos restore <file>`: checks a backup (integrity, schema version), refuses to replace an existing
 // database without --force or one a running server uses (its server lock), installs it, and verifies the result.
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
@@ -133,7 +133,11 @@ export async function restoreBackup(
         `${target} already exists; pass --force to replace it (the current database is kept beside it)`,
       );
     }
-    ({ previous, strayFiles } = await replaceDatabaseFile(backupPath, target, { keepPrevious: true }));
+    ({ previous, strayFiles } = await replaceDatabaseFile(backupPath, target, {
+      keepPrevious: true,
+    }).catch((error: unknown) => {
+      throw asDataDirectoryFailure(error, dirname(target));
+    }));
   } finally {
     if (claim.state === 'free') claim.lock?.release();
   }
@@ -173,7 +177,13 @@ async function claimDatabase(config: Readonly<Config>, target: string): Promise<
   // the data directory, so that the service user's server can take it afterwards.
   const lockFile = `${target}.server-lock`;
   const creates = !existsSync(lockFile);
-  if (creates) mkdirSync(dirname(target), { recursive: true, mode: 0o750 });
+  if (creates) {
+    try {
+      mkdirSync(dirname(target), { recursive: true, mode: 0o750 });
+    } catch (error) {
+      throw asDataDirectoryFailure(error, dirname(target));
+    }
+  }
   const claim = claimServerLock(target, { create: true });
   if (creates && claim.state === 'free') keepOwner(lockFile, dirname(target));
   if (claim.state === 'held') {
@@ -191,6 +201,33 @@ async function claimDatabase(config: Readonly<Config>, target: string): Promise<
     );
   }
   return claim;
+}
+
+/**
+ * A file-system refusal to write into the data directory (read-only, permissions) as what it is, not
+ * an INTERNAL error. A recursive mkdir on a read-only file system says ENOENT: the reason given is
+ * then the nearest existing folder's, found by asking whether it is writable.
+ */
+function asDataDirectoryFailure(error: unknown, dir: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (error instanceof AppError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return error;
+  let reason = code;
+  for (let at = dir; code === 'ENOENT'; at = dirname(at)) {
+    if (existsSync(at)) {
+      try {
+        accessSync(at, constants.W_OK);
+      } catch (denied) {
+        reason = `${(denied as NodeJS.ErrnoException).code ?? code} at ${at}`;
+      }
+      break;
+    }
+    if (dirname(at) === at) break;
+  }
+  return new AppError(
+    'STORE_UNAVAILABLE',
+    `Cannot write the restored database into ${dir} (${reason}): the folder must be writable by the user running the restore`,
+    { cause: error },
+  );
 }
 
 /** The URL of a server answering /healthz at the configured address, if any (loopback probe). */
