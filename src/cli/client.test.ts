@@ -84,3 +84,24 @@ test('a server URL with a user name or password is refused before any request, w
     );
   }
 });
+
+test('a server URL refused for its scheme or its syntax is named without its user name or password', () => {
+  for (const [server, shown] of [
+    ['ftp://deploy:s3cret@files.example.com/maos', 'ftp://files.example.com/maos'],
+    ['http://deploy:s3cret@127.0.0.1:99999', 'http://127.0.0.1:99999'],
+    ['https://deploy:s3cret@[::1/maos', 'https://[::1/maos'],
+    ['ftp:deploy:s3cret@files.example.com', 'ftp:files.example.com'],
+  ] as const) {
+    assert.throws(
+      () => normaliseBaseUrl(server),
+      (error: unknown) => {
+        assert.ok(error instanceof CliError);
+        assert.equal(error.code, 'INVALID_SERVER_URL');
+        assert.equal(error.exitCode, 2);
+        assert.ok(error.message.endsWith(`: ${shown}`), error.message);
+        assert.doesNotMatch(error.message, /s3cret|deploy/);
+        return true;
+      },
+    );
+  }
+});

@@ -466,10 +466,18 @@ export function normaliseBaseUrl(server: string): URL {
   try {
     url = new URL(server);
   } catch {
-    throw new CliError('INVALID_SERVER_URL', `not a valid server URL: ${server}`, EXIT.USAGE);
+    throw new CliError(
+      'INVALID_SERVER_URL',
+      `not a valid server URL: ${withoutUserInfo(server)}`,
+      EXIT.USAGE,
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new CliError('INVALID_SERVER_URL', `server URL must be http or https: ${server}`, EXIT.USAGE);
+    throw new CliError(
+      'INVALID_SERVER_URL',
+      `server URL must be http or https: ${withoutUserInfo(server)}`,
+      EXIT.USAGE,
+    );
   }
   // fetch refuses such a URL for every request, and its error repeated the password: said here, without it.
   if (url.username !== '' || url.password !== '') {
@@ -488,6 +496,14 @@ export function normaliseBaseUrl(server: string): URL {
   }
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   return url;
+}
+
+/**
+ * `server` as given, without a user name or password before its host: a URL refused for its scheme
+ * or its syntax is named without them, as one that holds them is.
+ */
+function withoutUserInfo(server: string): string {
+  return server.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/*)[^/?#]*@/, '$1');
 }
 
 /**
