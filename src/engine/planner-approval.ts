@@ -27,14 +27,13 @@ const taskNameSchema = z.string().min(1).max(200);
  * has no phase limit) may keep as many (checkEditedPlan), so it can be sent back as read.
  */
 const MAX_EDITED_PHASES = 20;
-/** Most phases an edited plan is read with at all, and most tasks in one of its phases. */
-const MAX_PHASES_READ = 200;
+/** Most tasks in one phase of an edited plan. */
 const MAX_EDITED_TASKS_PER_PHASE = 200;
 
-// A task may wait for every other task of the plan: the plan as read shows the phase barrier among
-// its dependencies (each task waits for the last tasks of the phase before), so a bound below the
-// plan's size would refuse a plan sent back as it was read.
-const dependenciesSchema = z.array(taskNameSchema).max(MAX_PHASES_READ * MAX_EDITED_TASKS_PER_PHASE);
+// The plan as read shows the phase barrier among a task's dependencies (each task waits for the
+// last tasks of the phase before), so a bound below what a waiting plan shows would refuse a plan
+// sent back as it was read; 40,000 is far above that (the tasks of two phases).
+const dependenciesSchema = z.array(taskNameSchema).max(200 * MAX_EDITED_TASKS_PER_PHASE);
 
 /** True when both lists name the same tasks (order and repeats aside). */
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
@@ -89,9 +88,10 @@ export const editedPlanSchema = z.strictObject({
           .max(MAX_EDITED_TASKS_PER_PHASE),
       }),
     )
-    .min(1)
-    // MAX_EDITED_PHASES is checked with the plan's other problems: a waiting plan may have more.
-    .max(MAX_PHASES_READ),
+    // No bound here: MAX_EDITED_PHASES is checked with the plan's other problems, as a waiting plan
+    // may have more, and the orchestrator's first plan of a non-adaptive session has no phase limit
+    // at all (a fixed bound would refuse one larger sent back as read). The body limit bounds it.
+    .min(1),
 });
 
 type ParsedTask = z.infer<typeof editedPlanSchema>['phases'][number]['tasks'][number];
