@@ -11,7 +11,8 @@ import { createTestSecurityDb } from './test-support.ts';
 const auth = authConfigSchema.parse({ mode: 'apikey' });
 
 test('a store that cannot be read keeps streams open; the refusal once it answers ends them', async () => {
-  const t = await createTestSecurityDb();
+  // A short busy timeout: the re-check during the outage fails after it, not after the driver's 5 s.
+  const t = await createTestSecurityDb({ busyTimeoutMs: 200 });
   const errors: unknown[] = [];
   let onError = (): void => {};
   const authenticator = createAuthenticator({ auth, db: t.db });

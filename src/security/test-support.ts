@@ -38,13 +38,19 @@ function migratedTemplate(): Promise<string> {
   return template;
 }
 
-/** Opens a fresh migrated SQLite file in a new temp dir (a copy of a migrated template). */
-export async function createTestSecurityDb(): Promise<TestSecurityDb> {
+/**
+ * Opens a fresh migrated SQLite file in a new temp dir (a copy of a migrated template).
+ * `busyTimeoutMs`: how long a statement waits for another connection's lock (better-sqlite3's
+ * 5 s when absent).
+ */
+export async function createTestSecurityDb(
+  options: { busyTimeoutMs?: number } = {},
+): Promise<TestSecurityDb> {
   const migrated = await migratedTemplate();
   const dir = mkdtempSync(join(tmpdir(), 'maos-sec-'));
   const file = join(dir, 'maos.db');
   copyFileSync(migrated, file);
-  const db = openSqlite(file);
+  const db = openSqlite(file, options.busyTimeoutMs);
   return {
     db,
     dir,
@@ -57,6 +63,7 @@ export async function createTestSecurityDb(): Promise<TestSecurityDb> {
 }
 
 /** Opens a SQLite file as a Kysely instance with the security tables. */
-export function openSqlite(file: string): SecurityDb {
-  return new Kysely({ dialect: new SqliteDialect({ database: new Database(file) }) });
+export function openSqlite(file: string, busyTimeoutMs?: number): SecurityDb {
+  const database = new Database(file, busyTimeoutMs === undefined ? {} : { timeout: busyTimeoutMs });
+  return new Kysely({ dialect: new SqliteDialect({ database }) });
 }
