@@ -4,7 +4,8 @@
 // audit log whose chain verifies. A copy that cannot be done is refused before anything is written,
 // and a copy that fails midway leaves the target without data.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -390,6 +391,29 @@ describe('maos store copy', { timeout: 240_000 }, () => {
       /dry run: \d+ rows in \d+ tables would be copied after \d+ migration\(s\) of the target; nothing was written/,
     );
     assert.equal(existsSync(join(dir, 'planned')), false);
+  });
+
+  test('a dry run into a folder the copy could not create its SQLite target in fails as the copy would', async (t) => {
+    // An immutable folder: not even root writes into it (as a read-only volume refuses everyone).
+    const locked = join(dir, 'immutable');
+    mkdirSync(locked);
+    if (spawnSync('chattr', ['+i', locked]).status !== 0) {
+      t.skip('needs chattr +i (root, a file system with attributes)');
+      return;
+    }
+    try {
+      for (const target of [join(locked, 'maos.db'), join(locked, 'sub', 'maos.db')]) {
+        const planned = await copyStore(sourceConfig, ['--to', `sqlite:${target}`, '--dry-run']);
+        assert.equal(planned.code, 7, planned.stdout);
+        assert.match(
+          planned.stderr,
+          /error STORE_UNAVAILABLE: The target database .+ cannot be created: .*immutable is not writable \(EPERM\)/,
+        );
+        assert.doesNotMatch(planned.stdout, /would be copied/);
+      }
+    } finally {
+      spawnSync('chattr', ['-i', locked]);
+    }
   });
 
   test('the target URL can come from a file', async () => {

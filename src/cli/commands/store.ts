@@ -2,8 +2,8 @@
 // embedded SQLite file to PostgreSQL when one machine is no longer enough (store/store-copy.ts). The
 // configured database is the source; it is only read. On SQLite the server lock is held meanwhile,
 // so no server can write to the source (or the target) while the copy runs.
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { sql } from 'kysely';
 import { loadConfig } from '../../config/load.ts';
@@ -129,6 +129,9 @@ async function planCopy(ctx: CliContext, config: Config, targetConfig: Config): 
     if (isPostgresUrl(config.store.url)) await refuseRunningReplicas(source, 'source');
     target = openTargetForReading(targetConfig, locks);
     let location = isPostgresUrl(targetConfig.store.url) ? '' : resolveSqlitePath(targetConfig);
+    // A SQLite file the copy would create: its folder must take it, or the dry run passes a copy
+    // that then fails to open its target.
+    if (!target && location !== '') refuseUnwritableFolder(location);
     let pending = MIGRATIONS.length;
     if (target) {
       location = target.location;
@@ -179,6 +182,20 @@ async function planCopy(ctx: CliContext, config: Config, targetConfig: Config): 
 function openPostgresForReading(config: Config) {
   const handle = createDatabase(config, { readsDatabaseOnly: true, applicationName: COPY_APPLICATION_NAME });
   return { db: handle.db, location: handle.location, close: () => handle.close() };
+}
+
+/** STORE_UNAVAILABLE when the nearest existing folder on the way to `path` cannot be written to. */
+function refuseUnwritableFolder(path: string): void {
+  let folder = dirname(path);
+  while (!existsSync(folder) && dirname(folder) !== folder) folder = dirname(folder);
+  try {
+    accessSync(folder, constants.W_OK);
+  } catch (error) {
+    throw new AppError(
+      'STORE_UNAVAILABLE',
+      `The target database ${path} cannot be created: ${folder} is not writable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
+  }
 }
 
 /** The target for `--dry-run`: read only; undefined for a SQLite file that does not exist yet. */
