@@ -1,10 +1,24 @@
 // How the user started `maos`, for the commands the CLI prints for them to run in another terminal.
 import { basename, delimiter, dirname, isAbsolute, sep } from 'node:path';
+import type { Command } from 'commander';
 import type { ClientEnv } from '../config/client-env.ts';
 
 /** A word for a POSIX shell: as it is when plain, else single-quoted. */
 export function shellWord(value: string): string {
   return /^[\w./:@=-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * The `--server` and `--credentials` given on the command line, as flags of a command printed for
+ * the user to run next (a next page) on the same server. A `--token` is not repeated: it would end
+ * up in the terminal's scrollback; the printed command then needs it again, or MAOS_TOKEN.
+ */
+export function connectionFlags(command: Command): string {
+  const { server, credentials } = command.optsWithGlobals<{ server?: string; credentials?: string }>();
+  return (
+    (server === undefined ? '' : ` --server ${shellWord(server)}`) +
+    (credentials === undefined ? '' : ` --credentials ${shellWord(credentials)}`)
+  );
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { SESSION_STATUSES } from '../../domain/types.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { connectionFlags, shellWord } from '../invocation.ts';
 import { parseIntegerOption } from '../number-options.ts';
 import { formatSessionDetail, formatSessionTable } from '../output.ts';
 import { buildBudget, checkIdempotencyKey } from './run.ts';
@@ -84,35 +85,22 @@ async function listSessions(ctx: CliContext, command: Command): Promise<number> 
   if (page.items.length === 0) out.line('no sessions');
   else for (const line of formatSessionTable(page.items, out.paint)) out.line(line);
   if (page.nextCursor) {
-    const connection = command.optsWithGlobals<{ server?: string; credentials?: string }>();
-    out.line(out.paint.dim(`more: ${nextPageCommand(options, limit, page.nextCursor, connection)}`));
+    out.line(
+      out.paint.dim(`more: ${nextPageCommand(options, limit, page.nextCursor, connectionFlags(command))}`),
+    );
   }
   return EXIT.OK;
 }
 
 /**
  * The command for the next page: the cursor only continues the same filter and page size, on the
- * same server. A `--token` given on the command line is not repeated (it would end up in the
- * terminal's scrollback); the printed command then needs it again, or MAOS_TOKEN.
+ * same server (`connection`: connectionFlags).
  */
-function nextPageCommand(
-  options: ListOptions,
-  limit: number,
-  cursor: string,
-  connection: { server?: string; credentials?: string },
-): string {
-  const server = connection.server === undefined ? '' : ` --server ${shellWord(connection.server)}`;
-  const credentials =
-    connection.credentials === undefined ? '' : ` --credentials ${shellWord(connection.credentials)}`;
+function nextPageCommand(options: ListOptions, limit: number, cursor: string, connection: string): string {
   const status = options.status === undefined ? '' : ` --status ${options.status}`;
   const retryOf = options.retryOf === undefined ? '' : ` --retry-of ${shellWord(options.retryOf)}`;
   const size = limit === 20 ? '' : ` --limit ${limit}`;
-  return `maos sessions list${server}${credentials}${status}${retryOf}${size} --cursor ${cursor}`;
-}
-
-/** `value` as one word for a POSIX shell: quoted when it holds anything but safe characters. */
-function shellWord(value: string): string {
-  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+  return `maos sessions list${connection}${status}${retryOf}${size} --cursor ${cursor}`;
 }
 
 async function showSession(ctx: CliContext, command: Command): Promise<number> {

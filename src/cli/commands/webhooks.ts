@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { WEBHOOK_EVENTS } from '../../webhooks/webhook-tables.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { shellWord } from '../invocation.ts';
+import { connectionFlags, shellWord } from '../invocation.ts';
 import { parseIntegerOption } from '../number-options.ts';
 import { formatTable, formatTime, paintStatus, truncate } from '../output.ts';
 
@@ -199,15 +199,10 @@ async function listDeliveries(ctx: CliContext, command: Command): Promise<number
     for (const line of formatTable(headers, rows, out.paint)) out.line(line);
   }
   if (page.nextCursor) {
-    // On the same server, as `sessions list` prints it (a --token is not repeated into scrollback).
-    const connection = command.optsWithGlobals<{ server?: string; credentials?: string }>();
-    const server = connection.server === undefined ? '' : ` --server ${shellWord(connection.server)}`;
-    const credentials =
-      connection.credentials === undefined ? '' : ` --credentials ${shellWord(connection.credentials)}`;
     const size = limit === DEFAULT_LIMIT ? '' : ` --limit ${limit}`;
     out.line(
       out.paint.dim(
-        `more: maos webhooks deliveries ${shellWord(id)}${server}${credentials}${size} --cursor ${page.nextCursor}`,
+        `more: maos webhooks deliveries ${shellWord(id)}${connectionFlags(command)}${size} --cursor ${page.nextCursor}`,
       ),
     );
   }
