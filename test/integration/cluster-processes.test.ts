@@ -155,12 +155,14 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
 
   after(async () => {
     await proxy?.close();
-    for (const replica of replicas) {
-      replica.child.kill('SIGTERM');
-      const timer = setTimeout(() => replica.child.kill('SIGKILL'), 10_000);
-      await replica.exited;
-      clearTimeout(timer);
-    }
+    await Promise.all(
+      replicas.map(async (replica) => {
+        replica.child.kill('SIGTERM');
+        const timer = setTimeout(() => replica.child.kill('SIGKILL'), 10_000);
+        await replica.exited;
+        clearTimeout(timer);
+      }),
+    );
     await database?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -191,7 +193,7 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
     // Kill replica 1 once the cluster is busy, then bring it back on a new port.
     await waitFor(async () => {
       const page = await requestJson<{ items: Array<{ status: string }> }>(
-        `${proxy.url}/v1/sessions?status=completed&limit=100`,
+        `${proxy.url}/v1/sessions?status=completed&limit=5`,
       );
       return page.body.items.length >= 5 ? true : undefined;
     }, 120_000);
@@ -222,8 +224,30 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
     proxy.setUpstreams(replicas.map((replica) => replica.url));
 
     mark('replica 1 restarted');
+    // The backlog is awaited with one count on the database (not by polling each session through
+    // the proxy); then every session is checked through the proxy, by a few clients at once.
+    const backlog = createDatabase({
+      dataDir: dir,
+      store: { url: database.url, synchronous: 'full', busyTimeoutMs: 5000 },
+    });
+    try {
+      await waitFor(
+        async () => {
+          const { rows } = await sql<{ open: number | string }>`
+            select count(*) as open from sessions
+            where status not in ('completed', 'failed', 'cancelled')`.execute(backlog.db);
+          return Number(rows[0]?.open ?? 1) === 0 ? true : undefined;
+        },
+        300_000,
+        'every session to end',
+      );
+    } finally {
+      await backlog.close();
+    }
+    mark('every session ended');
     let leaseExpiries = 0;
-    for (const id of ids) {
+    let nextCheck = 0;
+    const check = async (id: string) => {
       const done = await waitFor(async () => {
         const detail = await requestJson<{ status: string; error: string | null; tasks: unknown[] }>(
           `${proxy.url}/v1/sessions/${id}`,
@@ -244,7 +268,11 @@ describe('cluster: three maos serve processes, one killed with SIGKILL mid-run',
       assert.equal(results.length, done.tasks.length, `${id}: one completion per task`);
       assert.equal(new Set(results.map((event) => event.data.taskId)).size, done.tasks.length);
       assert.equal(events.filter((event) => event.type === 'session.finished').length, 1);
-    }
+    };
+    const checker = async () => {
+      for (let i = nextCheck++; i < SESSIONS; i = nextCheck++) await check(ids[i]!);
+    };
+    await Promise.all(Array.from({ length: SUBMITTERS }, checker));
 
     mark('every session completed and checked');
     let reconnects = 0;
