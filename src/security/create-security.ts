@@ -216,9 +216,16 @@ export function loadAuditSigner(
   const keyFile = join(dir, AUDIT_KEY_FILE);
   if (!existsSync(keyFile)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // Durably: an empty or cut key file after a power cut would stop every later start.
-    writeFileDurablySync(keyFile, generateSigningKeyPem(), { exclusive: true });
-    chmodSync(keyFile, 0o600);
+    try {
+      // Durably: an empty or cut key file after a power cut would stop every later start. Linked
+      // into place whole, so another process never reads a part of it.
+      writeFileDurablySync(keyFile, generateSigningKeyPem(), { exclusive: true });
+      chmodSync(keyFile, 0o600);
+    } catch (error) {
+      // Another process (a second `maos keys create`, a server starting while `maos migrate` runs)
+      // created the key between the check and the write: use that one, as a later start would.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
   }
   const signer = loadCheckpointSigner(config.audit.origin, readFileSync(keyFile, 'utf8'));
   // Written when missing or changed only: a read-only data directory must not stop a restart.
