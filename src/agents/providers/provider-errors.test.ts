@@ -32,6 +32,21 @@ describe('parseRetryAfter', () => {
     const now = Date.parse('2026-01-01T00:00:00Z');
     assert.equal(parseRetryAfter({ 'retry-after': 'Thursday, 01-Jan-26 00:00:07 GMT' }, now), 7000);
   });
+
+  test('a retry-after-ms that is not a number of milliseconds is ignored, not read as 0 or hex', () => {
+    // Number('') is 0 and Number('0x10') 16: such a header would retry at once (or after 16 ms)
+    // and hide the Retry-After next to it.
+    for (const value of ['', '  ', '0x10', '1e3', '-5', 'soon']) {
+      assert.equal(
+        parseRetryAfter({ 'retry-after-ms': value, 'retry-after': '3' }),
+        3000,
+        JSON.stringify(value),
+      );
+      assert.equal(parseRetryAfter({ 'retry-after-ms': value }), undefined, JSON.stringify(value));
+    }
+    assert.equal(parseRetryAfter({ 'retry-after-ms': ' 1500 ' }), 1500);
+    assert.equal(parseRetryAfter({ 'retry-after-ms': '0' }), 0);
+  });
 });
 
 describe('classifyProviderError', () => {

@@ -76,8 +76,10 @@ export function parseRetryAfter(
 ): number | undefined {
   if (!headers) return undefined;
   const lower = Object.fromEntries(Object.entries(headers).map(([key, value]) => [key.toLowerCase(), value]));
-  const ms = Number(lower['retry-after-ms']);
-  if (lower['retry-after-ms'] !== undefined && Number.isFinite(ms) && ms >= 0) return ms;
+  // Digits only, as for Retry-After: Number() reads '' and '  ' as 0 and '0x10' as 16, which would
+  // retry at once and hide the Retry-After next to it.
+  const ms = lower['retry-after-ms']?.trim();
+  if (ms !== undefined && /^\d+(\.\d+)?$/.test(ms)) return Number(ms);
   const raw = lower['retry-after']?.trim();
   if (!raw) return undefined;
   if (/^\d+(\.\d+)?$/.test(raw)) return Number(raw) * 1000;
