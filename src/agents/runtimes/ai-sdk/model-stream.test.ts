@@ -131,6 +131,23 @@ describe('agent tool loop', () => {
     );
   }
 
+  test('an Anthropic stream that ends before its first text, without its end, is retried, not an empty answer', async () => {
+    // Cut after 0, 1 and 2 frames (nothing; message_start; content_block_start): the provider package
+    // then reports no finish at all, unlike a stream cut after some text (`interrupted`).
+    const client = createLlmClient({
+      providers: providersConfigSchema.parse({
+        main: { type: 'anthropic', model: 'm', apiKey: 'k', baseURL: server.anthropicBaseURL },
+      }),
+      llm: llmConfigSchema.parse({ retry: { maxAttempts: 2, baseDelayMs: 10 } }),
+    });
+    for (const frames of [0, 1, 2]) {
+      server.enqueue({ text: 'Not this.', endAfterFrames: frames }, { text: 'Whole answer.' });
+      const { value, attempts } = await answer(client);
+      assert.equal(value, 'Whole answer.', `cut after ${frames} frames`);
+      assert.equal(attempts, 2, `cut after ${frames} frames`);
+    }
+  });
+
   // ~2.5 s in all, a chunk every 80 ms: longer than a 1 s limit, no pause near it.
   const steady = { text: 'word '.repeat(30), chunkSize: 5, chunkDelayMs: 80 };
 

@@ -241,6 +241,9 @@ async function streamStep(
     } finally {
       reader.releaseLock();
     }
+    // Ended with no finish at all: Anthropic's package reports none when the stream stops before
+    // the first text (an empty body, or only message_start): not an empty answer, a cut one.
+    if (!finish) throw new StreamInterruptedError();
   } catch (error) {
     // Stopped by the caller (cancel, budget, per-call timeout): its reason, not the fetch's abort.
     const failure = input.signal.aborted ? input.signal.reason : error;
