@@ -169,11 +169,41 @@ export function isConnectionError(error: unknown): boolean {
 }
 
 /**
- * `error` as the caller should see it: STORE_UNAVAILABLE (503) when the database cannot be reached,
+ * SQLSTATEs of a server that refuses the connection itself, in words that name no user, database or
+ * host (the server's own message does; it stays on the error's cause, for the log). Class 28:
+ * invalid authorization; 3D000: the database does not exist.
+ */
+const REFUSALS: Record<string, string> = {
+  '28P01': 'password authentication failed',
+  '28000': 'the role does not exist or pg_hba.conf does not let it connect',
+  '3D000': 'the database does not exist',
+};
+
+/**
+ * A connection the server refused (wrong password, unknown role, no pg_hba.conf entry, missing
+ * database) as STORE_UNAVAILABLE with its SQLSTATE, in every command alike (`maos store copy`,
+ * `maos migrate --status`, `maos tenants export` …), not an internal error; undefined for any other
+ * error.
+ */
+export function refusalOf(error: unknown): AppError | undefined {
+  if (!(error instanceof Error) || error instanceof AppError) return undefined;
+  const code = String((error as { code?: unknown }).code ?? '');
+  if (!/^(28[0-9A-Z]{3}|3D000)$/.test(code)) return undefined;
+  const reason = REFUSALS[code] ?? 'the server refused the login';
+  return new AppError('STORE_UNAVAILABLE', `The database refused the connection: ${reason} (${code})`, {
+    cause: error,
+  });
+}
+
+/**
+ * `error` as the caller should see it: STORE_UNAVAILABLE (503) when the database cannot be reached
+ * or refuses the connection,
  * or when the server refused for a condition of its own (too many connections, out of disk or memory,
  * read-only) that a retry later can get past; anything else (a bad query, a constraint) unchanged.
  */
 function toUnavailable(error: unknown): unknown {
+  const refusal = refusalOf(error);
+  if (refusal !== undefined) return refusal;
   if (isConnectionError(error)) {
     // The code (ECONNREFUSED, ENOTFOUND, 57P03 …) tells an operator why; the driver's message could
     // name the database host, which a client must not see.

@@ -154,10 +154,15 @@ function describe(error: unknown, reason: string): string {
   return message.includes(reason) ? message : `${reason}: ${message}`;
 }
 
-/** A refusal no wait heals as STORE_UNAVAILABLE with the server's reason (it names no password). */
+/**
+ * A refusal no wait heals as STORE_UNAVAILABLE with the server's own reason (it names no password;
+ * it may name the user, the database or the host, which the operator starting the server needs):
+ * also when the driver mapped it to STORE_UNAVAILABLE in words that name none of them.
+ */
 function asRefusal(error: unknown): unknown {
-  const refusal = causes(error).find((each) => REFUSAL.test(codeOf(each)));
-  if (refusal === undefined || error instanceof AppError) return error;
+  const refusal = causes(error).find((each) => !(each instanceof AppError) && REFUSAL.test(codeOf(each)));
+  if (refusal === undefined) return error;
+  if (error instanceof AppError && error.code !== 'STORE_UNAVAILABLE') return error;
   return new AppError(
     'STORE_UNAVAILABLE',
     `The database refused the connection: ${(refusal as Error).message} (${codeOf(refusal)})`,
