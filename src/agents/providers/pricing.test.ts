@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { addUsage } from '../../domain/types.ts';
-import { computeCostUsd, toTokenCounts, toUsage } from './pricing.ts';
+import { computeCostUsd, MAX_REPORTED_TOKENS, reportedTokens, toTokenCounts, toUsage } from './pricing.ts';
 
 describe('pricing', () => {
   test('prices uncached input, cached input and output separately', () => {
@@ -69,6 +69,23 @@ describe('pricing', () => {
       outputTokens: 7,
       cacheReadTokens: 0,
     });
+  });
+
+  test('a reported token count beyond any model call is capped, so it stays a bigint and sums stay exact', () => {
+    // 1e20 is past PostgreSQL's bigint (about 9.2e18) and past JavaScript's exact integers, so a
+    // server that reports it (a tenant's own base URL) would make the task's finish fail.
+    const counts = toTokenCounts({ inputTokens: 1e20, outputTokens: Number.MAX_VALUE } as never);
+    assert.deepEqual(counts, {
+      inputTokens: MAX_REPORTED_TOKENS,
+      outputTokens: MAX_REPORTED_TOKENS,
+      cacheReadTokens: 0,
+    });
+    assert.ok(
+      Number.isSafeInteger(MAX_REPORTED_TOKENS * 1_000_000),
+      'a million such calls still sum exactly',
+    );
+    assert.equal(reportedTokens(MAX_REPORTED_TOKENS - 0.5), MAX_REPORTED_TOKENS);
+    assert.equal(reportedTokens(2_000_000), 2_000_000);
   });
 
   test('toUsage tolerates missing fields and addUsage sums', () => {

@@ -27,14 +27,22 @@ export function computeCostUsd(usage: Omit<Usage, 'costUsd'>, price: PriceConfig
 }
 
 /**
- * A token count as a provider reported it, as a whole number of tokens: a fraction rounded up, and
- * anything negative or not a finite number as 0. Counts are stored in integer (bigint) columns and
- * added to the tenant's daily tokens: from an OpenAI-compatible server or a proxy that reports
- * `10.5`, the finish failed on PostgreSQL (and the session could not be read on SQLite), and a
- * negative count lowered what the tenant's daily quota counts.
+ * The most tokens one model call is taken to have read or written: far beyond any model's context,
+ * small enough that a million calls still sum to an exact integer within a bigint column.
+ */
+export const MAX_REPORTED_TOKENS = 1_000_000_000;
+
+/**
+ * A token count as a provider reported it, as a whole number of tokens: a fraction rounded up,
+ * anything negative or not a finite number as 0, and anything above MAX_REPORTED_TOKENS as that.
+ * Counts are stored in integer (bigint) columns and added to the tenant's daily tokens: from an
+ * OpenAI-compatible server or a proxy that reports `10.5`, the finish failed on PostgreSQL (and the
+ * session could not be read on SQLite), a negative count lowered what the tenant's daily quota
+ * counts, and one such as 1e20 is past a bigint.
  */
 export function reportedTokens(count: number | undefined): number {
-  return typeof count === 'number' && Number.isFinite(count) && count > 0 ? Math.ceil(count) : 0;
+  if (typeof count !== 'number' || !Number.isFinite(count) || count <= 0) return 0;
+  return Math.min(Math.ceil(count), MAX_REPORTED_TOKENS);
 }
 
 /** The SDK's usage (fields may be missing) as token counts. */
