@@ -44,6 +44,11 @@ export interface CallTimer {
   signal: AbortSignal;
   /** A model call starts (the attempt's first, or the tool loop's next): every limit counts afresh. */
   startCall(): void;
+  /**
+   * The model call in progress ended and the attempt works on its own (an agent's tool run) until
+   * the next startCall: no limit runs meanwhile.
+   */
+  pause(): void;
   /** A chunk of the call's response body arrived. */
   chunk(): void;
   /** The attempt ended: no limit runs any more. */
@@ -56,6 +61,7 @@ export function startCallTimer(limits: CallLimits): CallTimer {
   let callStart = 0;
   let lastChunk = 0;
   let streaming = false;
+  let paused = false;
   let handle: NodeJS.Timeout | undefined;
 
   /** The limit that runs out first, and when (on the performance.now() clock). */
@@ -87,12 +93,17 @@ export function startCallTimer(limits: CallLimits): CallTimer {
       if (controller.signal.aborted) return;
       callStart = performance.now();
       streaming = false;
+      paused = false;
       schedule();
+    },
+    pause() {
+      paused = true;
+      clearTimeout(handle);
     },
     chunk() {
       if (controller.signal.aborted) return;
       lastChunk = performance.now();
-      if (streaming) return;
+      if (streaming || paused) return;
       // The answer started: from now on, the pause limit (often shorter) applies.
       streaming = true;
       schedule();

@@ -47,6 +47,11 @@ export interface AttemptContext {
    * afresh from now (call-timer.ts), so each model call has the whole of them.
    */
   nextCall(): void;
+  /**
+   * The model call in progress ended and the attempt runs its tools until nextCall: the per-call
+   * limits bound the provider's answers, not that time.
+   */
+  betweenCalls(): void;
 }
 
 export interface LlmCallResult<T> {
@@ -334,6 +339,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
               signal: callSignal,
               attempt,
               nextCall: timer.startCall,
+              betweenCalls: timer.pause,
             }),
           ),
         );

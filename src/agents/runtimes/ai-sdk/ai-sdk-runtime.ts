@@ -127,7 +127,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         const result = await options.client.call(
           task.role,
           runSignal,
-          async ({ model, target, signal, attempt, nextCall }): Promise<CallOutcome> => {
+          async ({ model, target, signal, attempt, nextCall, betweenCalls }): Promise<CallOutcome> => {
             // First, before any await: the client's telemetry offers the attempt only until then.
             const observer = telemetry?.claimAttempt(attempt, spent.costOf);
             if (attempt > 1 && emittedAny)
@@ -144,6 +144,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                   target,
                   signal,
                   nextCall,
+                  betweenCalls,
                   push(chunk) {
                     spent.streamed(chunk.length);
                     push(chunk);
@@ -218,6 +219,7 @@ async function streamAnswer(input: {
   target: CallTarget;
   signal: AbortSignal;
   nextCall(): void;
+  betweenCalls(): void;
   push(text: string): void;
   pushNotice(text: string): void;
   onCallStart(promptChars: number, fromCache: boolean): void;
@@ -236,6 +238,7 @@ async function streamAnswer(input: {
     temperature: target.temperature,
     signal: input.signal,
     nextCall: input.nextCall,
+    betweenCalls: input.betweenCalls,
     push: input.push,
     pushNotice: input.pushNotice,
     onCallStart: input.onCallStart,

@@ -5,6 +5,7 @@
 // that streams steadily is not cut by that timeout, while one that stalls or never ends is.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tool } from 'ai';
 import { z } from 'zod';
 import { type ScriptedLlmServer, startLlmServer } from '../../../../test/fixtures/llm-server.ts';
@@ -146,6 +147,45 @@ describe('agent tool loop', () => {
       assert.equal(value, 'Whole answer.', `cut after ${frames} frames`);
       assert.equal(attempts, 2, `cut after ${frames} frames`);
     }
+  });
+
+  test('a tool that runs longer than the time limits does not time the attempt out', async () => {
+    // The limits bound the provider's answers; the tool run between two model calls is none of them.
+    const client = clientWith({ timeoutSeconds: 0.4, idleTimeoutSeconds: 0.4 }, 2);
+    server.enqueue({ toolCalls: [{ name: 'note', input: { text: 'a' } }] }, { text: 'Done.' });
+    const notes: string[] = [];
+    const { value, attempts } = await client.call(
+      'engineer',
+      new AbortController().signal,
+      ({ model, signal, nextCall, betweenCalls }) =>
+        streamModelCall({
+          model,
+          system: 'You keep notes.',
+          messages: [{ role: 'user', content: 'Work.' }],
+          tools: {
+            note: tool({
+              description: 'Leave a note.',
+              inputSchema: z.object({ text: z.string() }),
+              execute: async ({ text }) => {
+                await sleep(1000);
+                notes.push(text);
+                return 'noted';
+              },
+            }),
+          },
+          maxSteps: 8,
+          maxOutputTokens: 100,
+          temperature: undefined,
+          signal,
+          push: () => undefined,
+          nextCall,
+          betweenCalls,
+          onStepUsage: () => undefined,
+        }),
+    );
+    assert.equal(value, 'Done.');
+    assert.equal(attempts, 1);
+    assert.deepEqual(notes, ['a'], 'the tool ran once, not again in a retry');
   });
 
   // ~2.5 s in all, a chunk every 80 ms: longer than a 1 s limit, no pause near it.

@@ -43,6 +43,8 @@ export interface ModelStreamInput {
   pushNotice?(text: string): void;
   /** A model call after the first starts (the tool loop's next step): for its per-call timeout. */
   nextCall?(): void;
+  /** A model call ended and the tools it asked for run now, until nextCall: for the per-call timeout. */
+  betweenCalls?(): void;
   /**
    * A model call got its answer stream: `promptChars` is the size of the prompt it sent (system
    * prompt and messages, with the earlier rounds' tool calls and results), for estimates;
@@ -120,6 +122,7 @@ export async function streamModelCall(input: ModelStreamInput): Promise<string> 
     if (stepText) text += paragraphBreak(text) + stepText;
     const toolSet = input.tools;
     if (!toolSet || endsAnswer(calls, input, last)) return endAnswer(text, finish, input);
+    input.betweenCalls?.();
     const results = await Promise.all(calls.map((call) => runToolCall(toolSet, call, input.signal)));
     prompt.push(
       {
