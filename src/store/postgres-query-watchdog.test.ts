@@ -35,7 +35,7 @@ describe('PostgreSQL queries on a silently lost network', { timeout: 60_000 }, (
         busyTimeoutMs: 5000,
         poolSize: 2,
         connectTimeoutMs: 500,
-        stalledQueryCheckMs: 200,
+        stalledQueryCheckMs: 100,
       },
     });
     // A connection made before the loss, as a running replica has.
