@@ -2,7 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { APICallError, generateText } from 'ai';
+import { APICallError, generateText, streamText } from 'ai';
+import { startLlmServer } from '../../../test/fixtures/llm-server.ts';
 import { providersConfigSchema } from '../../config/llm-schema.ts';
 import { ProviderTimeoutError } from './call-timer.ts';
 import { createLanguageModel } from './create-model.ts';
@@ -160,5 +161,32 @@ describe('toProviderAppError', () => {
     const failure = classifyProviderError(httpError(400, `line one\n${'x'.repeat(2000)}`));
     assert.ok(failure.detail.length <= 401);
     assert.doesNotMatch(failure.detail, /\n/);
+  });
+});
+
+describe('a stream that ends without a finish', () => {
+  test('streamText reports it as no output; judged as a stream cut off (retried), not a failed request', async () => {
+    // An Anthropic stream cut after message_start: the provider package reports no finish, and
+    // streamText (the orchestrator's synthesis) ends with NoOutputGeneratedError.
+    const server = await startLlmServer();
+    try {
+      const providers = providersConfigSchema.parse({
+        main: { type: 'anthropic', model: 'm', apiKey: 'k', baseURL: server.anthropicBaseURL },
+      });
+      server.enqueue({ text: 'Not this.', endAfterFrames: 1 });
+      const stream = streamText({
+        model: createLanguageModel('main', providers.main!, 'm'),
+        prompt: 'q',
+        maxRetries: 0,
+      });
+      let error: unknown;
+      for await (const part of stream.fullStream) if (part.type === 'error') error = part.error;
+      assert.ok(error !== undefined, 'the stream reports an error');
+      const failure = classifyProviderError(error);
+      assert.equal(failure.kind, 'network');
+      assert.equal(failure.retryable, true);
+    } finally {
+      await server.close();
+    }
   });
 });

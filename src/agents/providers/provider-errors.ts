@@ -1,7 +1,7 @@
 // Classifies what a provider call threw (retryable or not, Retry-After) and turns it into an
 // AppError whose message a user can act on: which provider, what HTTP status, what to check.
 
-import { APICallError, InvalidResponseDataError } from 'ai';
+import { APICallError, InvalidResponseDataError, NoOutputGeneratedError } from 'ai';
 import { headOf } from '../../domain/text-cut.ts';
 import { AppError, coerceError } from '../../errors/app-error.ts';
 import { blockedPortReason, fetchBlockedPort, isBlockedPortFailure } from '../../errors/fetch-failure.ts';
@@ -62,10 +62,14 @@ export class StreamInterruptedError extends Error {
   }
 }
 
-/** The same, as the openai-compatible provider reports it (the others report an `interrupted` finish). */
+/** The same, as the openai-compatible provider reports it (the others report an `interrupted` finish, or none). */
 function isUnfinishedStream(error: unknown): boolean {
   return (
-    InvalidResponseDataError.isInstance(error) && /stream ended without a finish reason/i.test(error.message)
+    (InvalidResponseDataError.isInstance(error) &&
+      /stream ended without a finish reason/i.test(error.message)) ||
+    // streamText's, when the provider package reported no finish at all (Anthropic's, for a stream
+    // cut before its first text).
+    (NoOutputGeneratedError.isInstance(error) && /stream ended without a finish chunk/i.test(error.message))
   );
 }
 
