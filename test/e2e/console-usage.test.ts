@@ -80,7 +80,7 @@ describe('console: usage', { timeout: 240_000 }, () => {
     const totals = await rowCells(page, '#usage-totals');
     assert.equal(totals[0], 'Total (3 sessions)');
     assert.equal(totals[1], sum.inputTokens.toLocaleString('en-US'));
-    // Amounts as the console writes each one (console-amounts tests how).
+    // Amounts as the console writes each one (console-usage-amounts.test.ts tests how).
     assert.equal(totals[4], await formatUsd(page, sum.costMicroUsd / 1e6));
     // Each row shows its session's own numbers.
     for (const session of listed.body.items) {
