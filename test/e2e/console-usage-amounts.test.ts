@@ -79,7 +79,7 @@ describe('console: dollar amounts', { timeout: 180_000 }, () => {
       row: '$1,200.01',
       period: '$1,200.01',
     });
-    // Nothing spent (the runner task's agent) is in cents too; below $1 see the usage per model below.
+    // Nothing spent (the runner task's agent) is in cents too; amounts under $1: see the usage per model group further down.
     await page.goto(`${server.url}/console/#/sessions/${id}`);
     await page.locator('#agents-table tr[data-agent="build"]').waitFor();
     assert.equal(
