@@ -22,6 +22,43 @@ const rules: EditedPlanRules = {
   maxTasksPerPhase: 12,
 };
 
+/**
+ * A waiting plan of `count` one-task phases is taken back unchanged and with its last task's
+ * instructions edited, and refused with one phase more than it has.
+ */
+function assertSentBackAsRead(count: number): void {
+  const waiting: PlanBody = {
+    phases: Array.from({ length: count }, (_, i) => ({
+      name: `step-${i}`,
+      tasks: [
+        {
+          name: `step-${i}`,
+          role: 'qa',
+          instructions: `do step ${i}`,
+          dependsOn: i === 0 ? [] : [`step-${i - 1}`],
+          runner: 'tests',
+        },
+      ],
+    })),
+  };
+  const waitingSession = { tasks: new Map(), agents: [], waitingPlan: waiting };
+  assert.equal(checkEditedPlan(waiting, rules, waitingSession).unchanged, true);
+  const edited = structuredClone(waiting);
+  edited.phases[count - 1]!.tasks[0]!.instructions = 'do the last step twice';
+  assert.equal(checkEditedPlan(edited, rules, waitingSession).unchanged, false);
+  const grown = structuredClone(waiting);
+  grown.phases.push({
+    name: 'one-more',
+    tasks: [{ name: 'one-more', role: 'qa', instructions: 'more', dependsOn: [], runner: 'tests' }],
+  });
+  assert.match(
+    failure(() => checkEditedPlan(grown, rules, waitingSession)).message,
+    new RegExp(
+      `the plan has ${count + 1} phases; at most ${count} are allowed \\(as many as the waiting plan has\\)`,
+    ),
+  );
+}
+
 function failure(fn: () => unknown): AppError {
   try {
     fn();
@@ -530,68 +567,14 @@ describe('validateEditedPlan', () => {
     );
     // The orchestrator's first plan of a non-adaptive session has no phase limit: one of 25 phases
     // sent back as read was refused, unchanged or with one instruction edited.
-    const waiting: PlanBody = {
-      phases: Array.from({ length: 25 }, (_, i) => ({
-        name: `step-${i}`,
-        tasks: [
-          {
-            name: `step-${i}`,
-            role: 'qa',
-            instructions: `do step ${i}`,
-            dependsOn: i === 0 ? [] : [`step-${i - 1}`],
-            runner: 'tests',
-          },
-        ],
-      })),
-    };
-    const waitingSession = { tasks: new Map(), agents: [], waitingPlan: waiting };
-    assert.equal(checkEditedPlan(waiting, rules, waitingSession).unchanged, true);
-    const edited = structuredClone(waiting);
-    edited.phases[3]!.tasks[0]!.instructions = 'do step 3 twice';
-    assert.equal(checkEditedPlan(edited, rules, waitingSession).unchanged, false);
-    const grown = structuredClone(waiting);
-    grown.phases.push({
-      name: 'one-more',
-      tasks: [{ name: 'one-more', role: 'qa', instructions: 'more', dependsOn: [], runner: 'tests' }],
-    });
-    assert.match(
-      failure(() => checkEditedPlan(grown, rules, waitingSession)).message,
-      /the plan has 26 phases; at most 25 are allowed \(as many as the waiting plan has\)/,
-    );
+    assertSentBackAsRead(25);
   });
 
   test('a waiting plan of more than 200 phases can be sent back as read, and not grown', () => {
     // The orchestrator's first plan of a non-adaptive session has no phase limit at all, so no
     // fixed bound on the phases read can be above every waiting plan's: 201 were refused by the
     // parse (plan.phases: too big), before the waiting plan's size was looked at.
-    const waiting: PlanBody = {
-      phases: Array.from({ length: 201 }, (_, i) => ({
-        name: `step-${i}`,
-        tasks: [
-          {
-            name: `step-${i}`,
-            role: 'qa',
-            instructions: `do step ${i}`,
-            dependsOn: i === 0 ? [] : [`step-${i - 1}`],
-            runner: 'tests',
-          },
-        ],
-      })),
-    };
-    const waitingSession = { tasks: new Map(), agents: [], waitingPlan: waiting };
-    assert.equal(checkEditedPlan(waiting, rules, waitingSession).unchanged, true);
-    const edited = structuredClone(waiting);
-    edited.phases[200]!.tasks[0]!.instructions = 'do the last step twice';
-    assert.equal(checkEditedPlan(edited, rules, waitingSession).unchanged, false);
-    const grown = structuredClone(waiting);
-    grown.phases.push({
-      name: 'one-more',
-      tasks: [{ name: 'one-more', role: 'qa', instructions: 'more', dependsOn: [], runner: 'tests' }],
-    });
-    assert.match(
-      failure(() => checkEditedPlan(grown, rules, waitingSession)).message,
-      /the plan has 202 phases; at most 201 are allowed \(as many as the waiting plan has\)/,
-    );
+    assertSentBackAsRead(201);
   });
 
   test("a phase's allowance is the one of the waiting plan's phase at its position, whatever its name", () => {
