@@ -11,26 +11,20 @@
 // And a delivery deleted while it was being sent (its session or its subscription deleted): the
 // worker logs that, not that the attempt's lease ran out.
 import assert from 'node:assert/strict';
-import { tmpdir } from 'node:os';
 import { type TestContext, test } from 'node:test';
-import { configSchema } from '../../src/config/schema.ts';
 import { deleteFinishedSession } from '../../src/engine/delete-session.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { createSecretStore } from '../../src/security/secret-store.ts';
-import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
-import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { createDatabase } from '../../src/store/db.ts';
+import type { DatabaseHandle } from '../../src/store/db.ts';
 import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
 import { createWriteQueue, type WriteQueue } from '../../src/store/write-queue.ts';
 import { startDeliveryWorker } from '../../src/webhooks/delivery-worker.ts';
-import { generateWebhookSecret } from '../../src/webhooks/signature.ts';
-import { createWebhookService, webhookSecretName } from '../../src/webhooks/webhook-service.ts';
+import { createWebhookService } from '../../src/webhooks/webhook-service.ts';
 import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { pauseAfterQuery, waitForLockWaiter } from '../fixtures/pause-query.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
 import { seedSessionRows } from '../fixtures/session-rows.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
+import { createWebhookRace } from '../fixtures/webhook-race.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 
 /**
@@ -38,17 +32,9 @@ import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-
  * subscription `w1` to `receiver`; the worker's and the API's handles on it.
  */
 async function setUp(t: TestContext, receiver: WebhookReceiver, webhooks: Record<string, unknown>) {
-  const database = await createTestDatabase();
-  t.after(() => database.drop());
-  const config = configSchema.parse({
-    dataDir: tmpdir(),
-    store: { url: database.url, poolSize: 3 },
-    webhooks: { pollIntervalMs: 60_000, ...webhooks },
-  });
-  const handles = [createDatabase(config), createDatabase(config)];
-  t.after(() => Promise.all(handles.map((handle) => handle.close())));
-  const [workerHandle, apiHandle] = handles as [(typeof handles)[0], (typeof handles)[0]];
-  const api = apiHandle.db as unknown as WebhooksDb;
+  const { config, handles, dbs, kekRing, now } = await createWebhookRace(t, { webhooks, receiver });
+  const [workerHandle, apiHandle] = handles as [DatabaseHandle, DatabaseHandle];
+  const api = dbs[1] as WebhooksDb;
   const writeQueue = createWriteQueue({ db: apiHandle.db, dialect: apiHandle.dialect });
   t.after(() => writeQueue.close());
   // What the deletion's steps threw: the write queue runs a step again after a deadlock, so the
@@ -66,25 +52,7 @@ async function setUp(t: TestContext, receiver: WebhookReceiver, webhooks: Record
         }
       }, options),
   };
-  const kekRing = generateKekEntry('k1');
-  const now = Date.now();
   await seedSessionRows(apiHandle.db, { id: 's1', status: 'completed', finishedAt: now - 1000 });
-  await api
-    .insertInto('webhooks')
-    .values({
-      id: 'w1',
-      tenant_id: DEFAULT_TENANT_ID,
-      url: receiver.url,
-      events: '["session.completed"]',
-      created_at: now,
-      created_by: 'admin',
-    })
-    .execute();
-  await createSecretStore(api as unknown as SecurityDb, parseKekRing(kekRing)).put(
-    DEFAULT_TENANT_ID,
-    webhookSecretName('w1'),
-    generateWebhookSecret(),
-  );
   const enqueue = (id: string, due: number) =>
     api
       .insertInto('webhook_deliveries')

@@ -5,24 +5,17 @@
 // by failing the delete (a 500). The worker is held right after it wrote the outcome, before its
 // commit, and the delete starts then: it must wait for that commit and succeed.
 import assert from 'node:assert/strict';
-import { tmpdir } from 'node:os';
 import { test } from 'node:test';
-import { configSchema } from '../../src/config/schema.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { createSecretStore } from '../../src/security/secret-store.ts';
-import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
-import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { createDatabase } from '../../src/store/db.ts';
+import { generateKekEntry } from '../../src/security/secrets.ts';
 import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
 import { startDeliveryWorker } from '../../src/webhooks/delivery-worker.ts';
-import { generateWebhookSecret } from '../../src/webhooks/signature.ts';
-import { createWebhookService, webhookSecretName } from '../../src/webhooks/webhook-service.ts';
+import { createWebhookService } from '../../src/webhooks/webhook-service.ts';
 import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { pauseAfterQuery, waitForLockWaiter } from '../fixtures/pause-query.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
-import { startWebhookReceiver } from '../fixtures/webhook-receiver.ts';
+import { createRaceDatabase, createWebhookRace } from '../fixtures/webhook-race.ts';
 
 const cases = [
   // A receiver that fails: the delivery fails for good (one attempt) and counts as a failure.
@@ -35,42 +28,13 @@ for (const scenario of cases) {
   test(`deleting a subscription while ${scenario.name} is recorded: no deadlock`, {
     timeout: 60_000,
   }, async (t) => {
-    const database = await createTestDatabase();
-    t.after(() => database.drop());
-    const config = configSchema.parse({
-      dataDir: tmpdir(),
-      store: { url: database.url, poolSize: 3 },
-      webhooks: { pollIntervalMs: 60_000, maxAttempts: 1 },
+    const { config, dbs, receiver, kekRing, now } = await createWebhookRace(t, {
+      webhooks: { maxAttempts: 1 },
+      consecutiveFailures: scenario.failures,
+      answers: [scenario.answer],
     });
     // The worker's connections and the API's.
-    const handles = [createDatabase(config), createDatabase(config)];
-    t.after(() => Promise.all(handles.map((handle) => handle.close())));
-    const [worker, api] = handles.map((handle) => handle.db as unknown as WebhooksDb) as [
-      WebhooksDb,
-      WebhooksDb,
-    ];
-    const receiver = await startWebhookReceiver();
-    t.after(() => receiver.close());
-    receiver.answer([scenario.answer]);
-    const kekRing = generateKekEntry('k1');
-    const now = Date.now();
-    await api
-      .insertInto('webhooks')
-      .values({
-        id: 'w1',
-        tenant_id: DEFAULT_TENANT_ID,
-        url: receiver.url,
-        events: '["session.completed"]',
-        created_at: now,
-        created_by: 'admin',
-        consecutive_failures: scenario.failures,
-      })
-      .execute();
-    await createSecretStore(api as unknown as SecurityDb, parseKekRing(kekRing)).put(
-      DEFAULT_TENANT_ID,
-      webhookSecretName('w1'),
-      generateWebhookSecret(),
-    );
+    const [worker, api] = dbs as [WebhooksDb, WebhooksDb];
     await api
       .insertInto('webhook_deliveries')
       .values({
@@ -137,15 +101,8 @@ for (const scenario of cases) {
 // POST /v1/webhooks/{id}/enable while the subscription is being deleted: the enable found it, then
 // waited for its row, which the delete removed; it answered 500 (no row to answer) instead of 404.
 test('enabling a subscription deleted meanwhile is a 404, not a 500', { timeout: 60_000 }, async (t) => {
-  const database = await createTestDatabase();
-  t.after(() => database.drop());
-  const config = configSchema.parse({ dataDir: tmpdir(), store: { url: database.url, poolSize: 3 } });
-  const handles = [createDatabase(config), createDatabase(config)];
-  t.after(() => Promise.all(handles.map((handle) => handle.close())));
-  const [api, deleter] = handles.map((handle) => handle.db as unknown as WebhooksDb) as [
-    WebhooksDb,
-    WebhooksDb,
-  ];
+  const { dbs } = await createRaceDatabase(t);
+  const [api, deleter] = dbs as [WebhooksDb, WebhooksDb];
   const now = Date.now();
   await api
     .insertInto('webhooks')

@@ -4,67 +4,30 @@
 // the count about to be reset (here: disabling a subscription whose last delivery arrived). The
 // reset is held back by a lock its statement waits for, as a busy database would.
 import assert from 'node:assert/strict';
-import { tmpdir } from 'node:os';
 import { test } from 'node:test';
 import { sql } from 'kysely';
-import { configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { createSecretStore } from '../../src/security/secret-store.ts';
-import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
-import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { createDatabase } from '../../src/store/db.ts';
 import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
 import { startDeliveryWorker } from '../../src/webhooks/delivery-worker.ts';
-import { generateWebhookSecret } from '../../src/webhooks/signature.ts';
-import { webhookSecretName } from '../../src/webhooks/webhook-service.ts';
 import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWebhookReceiver } from '../fixtures/webhook-receiver.ts';
+import { createWebhookRace } from '../fixtures/webhook-race.ts';
 
 const RESET_LOCK = 4242;
 
 test('a delivered delivery: its failures in a row are reset before another replica can send the next', {
   timeout: 60_000,
 }, async (t) => {
-  const database = await createTestDatabase();
-  t.after(() => database.drop());
-  const config = configSchema.parse({
-    dataDir: tmpdir(),
-    store: { url: database.url, poolSize: 3 },
-    webhooks: { pollIntervalMs: 60_000, maxAttempts: 1, disableAfterFailedDeliveries: 2 },
+  const { config, dbs, receiver, kekRing, now } = await createWebhookRace(t, {
+    webhooks: { maxAttempts: 1, disableAfterFailedDeliveries: 2 },
+    // Two replicas and a third connection that holds the lock the reset waits for.
+    connections: 3,
+    seedOn: 0,
+    consecutiveFailures: 1,
+    // d1 arrives; d2 fails for good (one attempt).
+    answers: [200, 500],
   });
-  // Two replicas and a third connection that holds the lock the reset waits for.
-  const handles = [createDatabase(config), createDatabase(config), createDatabase(config)];
-  t.after(() => Promise.all(handles.map((handle) => handle.close())));
-  const [a, b, locker] = handles.map((handle) => handle.db as unknown as WebhooksDb) as [
-    WebhooksDb,
-    WebhooksDb,
-    WebhooksDb,
-  ];
-  const receiver = await startWebhookReceiver();
-  t.after(() => receiver.close());
-  // d1 arrives; d2 fails for good (one attempt).
-  receiver.answer([200, 500]);
-  const kekRing = generateKekEntry('k1');
-  const now = Date.now();
-  await a
-    .insertInto('webhooks')
-    .values({
-      id: 'w1',
-      tenant_id: DEFAULT_TENANT_ID,
-      url: receiver.url,
-      events: '["session.completed"]',
-      created_at: now,
-      created_by: 'admin',
-      consecutive_failures: 1,
-    })
-    .execute();
-  await createSecretStore(a as unknown as SecurityDb, parseKekRing(kekRing)).put(
-    DEFAULT_TENANT_ID,
-    webhookSecretName('w1'),
-    generateWebhookSecret(),
-  );
+  const [a, b, locker] = dbs as [WebhooksDb, WebhooksDb, WebhooksDb];
   for (const [id, at] of [
     ['d1', now - 1],
     ['d2', now],

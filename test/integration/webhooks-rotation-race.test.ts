@@ -5,62 +5,30 @@
 // signature alone, which a receiver that has not switched yet refuses. The worker is held after the
 // claim read the subscription (PostgreSQL), the rotation committed then.
 import assert from 'node:assert/strict';
-import { tmpdir } from 'node:os';
 import { test } from 'node:test';
-import { configSchema } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { createSecretStore } from '../../src/security/secret-store.ts';
-import { generateKekEntry, parseKekRing } from '../../src/security/secrets.ts';
-import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { createDatabase } from '../../src/store/db.ts';
 import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
 import { startDeliveryWorker } from '../../src/webhooks/delivery-worker.ts';
-import { generateWebhookSecret } from '../../src/webhooks/signature.ts';
-import { createWebhookService, webhookSecretName } from '../../src/webhooks/webhook-service.ts';
+import { createWebhookService } from '../../src/webhooks/webhook-service.ts';
 import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { pauseAfterQuery } from '../fixtures/pause-query.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { startWebhookReceiver, verifyDelivery } from '../fixtures/webhook-receiver.ts';
+import { createWebhookRace } from '../fixtures/webhook-race.ts';
+import { verifyDelivery } from '../fixtures/webhook-receiver.ts';
 
 test('a rotation committed while a delivery is sent: it is signed with the previous secret too', {
   timeout: 60_000,
 }, async (t) => {
-  const database = await createTestDatabase();
-  t.after(() => database.drop());
-  const config = configSchema.parse({
-    dataDir: tmpdir(),
-    store: { url: database.url, poolSize: 3 },
-    webhooks: { pollIntervalMs: 60_000, secretRotationGraceSeconds: 3600 },
-  });
+  const {
+    config,
+    dbs,
+    receiver,
+    kekRing,
+    now,
+    secret: previous,
+  } = await createWebhookRace(t, { webhooks: { secretRotationGraceSeconds: 3600 } });
   // The worker's connections and the API's.
-  const handles = [createDatabase(config), createDatabase(config)];
-  t.after(() => Promise.all(handles.map((handle) => handle.close())));
-  const [worker, api] = handles.map((handle) => handle.db as unknown as WebhooksDb) as [
-    WebhooksDb,
-    WebhooksDb,
-  ];
-  const receiver = await startWebhookReceiver();
-  t.after(() => receiver.close());
-  const kekRing = generateKekEntry('k1');
-  const now = Date.now();
-  await api
-    .insertInto('webhooks')
-    .values({
-      id: 'w1',
-      tenant_id: DEFAULT_TENANT_ID,
-      url: receiver.url,
-      events: '["session.completed"]',
-      created_at: now,
-      created_by: 'admin',
-    })
-    .execute();
-  const previous = generateWebhookSecret();
-  await createSecretStore(api as unknown as SecurityDb, parseKekRing(kekRing)).put(
-    DEFAULT_TENANT_ID,
-    webhookSecretName('w1'),
-    previous,
-  );
+  const [worker, api] = dbs as [WebhooksDb, WebhooksDb];
   await api
     .insertInto('webhook_deliveries')
     .values({
