@@ -77,11 +77,15 @@ describe('console: deleting a session', { timeout: 180_000 }, () => {
     stack.llm.setHandler(async (request) => {
       const kind = llmRequestKind(request);
       const hold = request.promptText.includes('Hold me');
+      // "Spend one token": the plan is free and the agent's answer costs exactly one token.
+      const one = request.promptText.includes('Spend one token');
       if (kind === 'plan') {
         const task = plannedTask(hold ? 'blocked' : 'work', 'researcher');
-        return { object: { rationale: 'r', phases: [{ name: 'main', tasks: [task] }] } };
+        const usage = one ? { usage: { inputTokens: 0, outputTokens: 0 } } : {};
+        return { object: { rationale: 'r', phases: [{ name: 'main', tasks: [task] }] }, ...usage };
       }
       if (hold) await blocked;
+      if (one) return { text: 'agent output', usage: { inputTokens: 1, outputTokens: 0 } };
       return { text: 'agent output' };
     });
     const db = server.app.database.db as unknown as SecurityDb;
@@ -278,6 +282,25 @@ describe('console: deleting a session', { timeout: 180_000 }, () => {
     assert.match(text, /gone already/);
     assert.equal(await page.getByRole('button', { name: 'Delete session' }).count(), 0);
     assert.match(page.url(), new RegExp(`#/sessions/${id}$`), 'the page stays to say so');
+  });
+
+  test('one token is said as "1 token" in the budget and usage facts', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: as(admin),
+      body: {
+        objective: 'Spend one token',
+        budget: { maxTokens: 1 },
+        agents: [{ role: 'researcher', task: 'look around' }],
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    // Whether the one token used ends it as completed or over budget does not matter here.
+    await waitForSession(server.url, created.body.id, undefined, 60_000, as(admin));
+    await openAs(admin, created.body.id);
+    const factOf = (term: string) => page.locator('#session-facts dt', { hasText: term }).locator('+ dd');
+    assert.equal(await factOf('Budget').textContent(), '1 / 1 token');
+    assert.match((await factOf('Usage').textContent()) ?? '', /^1 token · /);
   });
 
   test('no errors or warnings in the page', () => {

@@ -152,7 +152,7 @@ export function formatUsd(value) {
 export function formatUsage(usage) {
   if (!usage) return '—';
   const tokens = (usage.inputTokens ?? 0) + (usage.outputTokens ?? 0);
-  return `${tokens.toLocaleString()} tokens · ${formatUsd(usage.costUsd)}`;
+  return `${countOf(tokens, 'token')} · ${formatUsd(usage.costUsd)}`;
 }
 
 /** "1 session", "2 sessions": `count` with the noun in the number it takes. */

@@ -2,7 +2,16 @@
 // with their usage, live agent output and events (SSE over fetch), the result, the actions the API
 // offers and the plan versions.
 import { api } from '../api.js';
-import { formatTime, formatUsage, formatUsd, h, replaceChildren, setPageTitle, shorten } from '../dom.js';
+import {
+  countOf,
+  formatTime,
+  formatUsage,
+  formatUsd,
+  h,
+  replaceChildren,
+  setPageTitle,
+  shorten,
+} from '../dom.js';
 import { renderProblem, showRepeatedProblem } from '../problem.js';
 import { followSessionEvents } from '../sse.js';
 import { statusBadge, statusLabel } from '../statuses.js';
@@ -34,7 +43,7 @@ function describeBudget(budget, deadline) {
   if (!budget) return 'none';
   const limits = [];
   if (budget.maxTokens !== null)
-    limits.push(`${budget.usedTokens.toLocaleString()} / ${budget.maxTokens.toLocaleString()} tokens`);
+    limits.push(`${budget.usedTokens.toLocaleString()} / ${countOf(budget.maxTokens, 'token')}`);
   if (budget.maxCostUsd !== null)
     limits.push(`${formatUsd(budget.usedCostUsd)} / ${formatUsd(budget.maxCostUsd)}`);
   if (budget.deadlineSeconds !== null) {

@@ -130,7 +130,7 @@ function quotaRow(name, quota, resets) {
 /** The session defaults of the tenant as a sentence. */
 function describeDefaults({ approval, budget }) {
   const limits = [
-    budget?.maxTokens !== undefined ? `${formatCount(budget.maxTokens)} tokens` : null,
+    budget?.maxTokens !== undefined ? countOf(Number(budget.maxTokens), 'token') : null,
     budget?.maxCostUsd !== undefined ? formatUsd(budget.maxCostUsd) : null,
     budget?.deadlineSeconds !== undefined ? `a ${budget.deadlineSeconds} s deadline` : null,
   ].filter((part) => part !== null);
