@@ -577,6 +577,47 @@ describe('validateEditedPlan', () => {
     assertSentBackAsRead(201);
   });
 
+  test("a waiting task's instructions longer than 20,000 characters (its deliverables folded in) can be sent back, and not grown", () => {
+    // A generated task's instructions (up to 8,000 characters) carry the deliverables the
+    // orchestrator listed, at any length: the parse refused such a plan sent back as read.
+    const long = `${'build it '.repeat(2_000)}\n\nDeliverables:\n${'- a part\n'.repeat(1_000)}`.trim();
+    assert.ok(long.length > 20_000);
+    const waiting: PlanBody = {
+      phases: [
+        {
+          name: 'build',
+          tasks: [{ name: 'build', role: 'qa', instructions: long, dependsOn: [], runner: 'tests' }],
+        },
+      ],
+    };
+    const waitingSession = { tasks: new Map(), agents: [], waitingPlan: waiting };
+    assert.equal(checkEditedPlan(waiting, rules, waitingSession).unchanged, true);
+    const edited = structuredClone(waiting);
+    edited.phases[0]!.tasks[0]!.instructions = long.replace('build it', 'make it!');
+    assert.equal(checkEditedPlan(edited, rules, waitingSession).unchanged, false);
+    const grown = structuredClone(waiting);
+    grown.phases[0]!.tasks[0]!.instructions = `${long}x`;
+    assert.match(
+      failure(() => checkEditedPlan(grown, rules, waitingSession)).message,
+      new RegExp(
+        `task "build": its instructions have ${long.length + 1} characters; at most ${long.length} are allowed \\(as many as the waiting task has\\)`,
+      ),
+    );
+    // A task of another name is held to 20,000.
+    const added = structuredClone(waiting);
+    added.phases[0]!.tasks.push({
+      name: 'other',
+      role: 'qa',
+      instructions: 'x'.repeat(20_001),
+      dependsOn: [],
+      runner: 'tests',
+    });
+    assert.match(
+      failure(() => checkEditedPlan(added, rules, waitingSession)).message,
+      /task "other": its instructions have 20001 characters; at most 20000 are allowed(;|$)/,
+    );
+  });
+
   test("a phase's allowance is the one of the waiting plan's phase at its position, whatever its name", () => {
     const phase = (name: string, prefix: string, count: number) => ({
       name,

@@ -29,6 +29,14 @@ const taskNameSchema = z.string().min(1).max(200);
 const MAX_EDITED_PHASES = 20;
 /** Most tasks in one phase of an edited plan. */
 const MAX_EDITED_TASKS_PER_PHASE = 200;
+/**
+ * Most characters of an edited task's instructions, or as many as the waiting plan's task of that
+ * name has (checkInstructionLengths): a generated task's instructions carry its deliverables too,
+ * which the orchestrator may list at any length, so the plan as read can exceed it.
+ */
+const MAX_EDITED_INSTRUCTIONS = 20_000;
+/** Most characters of instructions read at all (the request body limit bounds them anyway). */
+const MAX_INSTRUCTIONS_READ = 1_000_000;
 
 // The plan as read shows the phase barrier among a task's dependencies (each task waits for the
 // last tasks of the phase before), so a bound below what a waiting plan shows would refuse a plan
@@ -55,7 +63,9 @@ export const editedPlanSchema = z.strictObject({
                 name: taskNameSchema,
                 // Checked against the catalogue with the plan's other problems (toTaskToCheck).
                 role: z.string().trim().min(1).max(64),
-                instructions: z.string().min(1).max(20_000),
+                // MAX_EDITED_INSTRUCTIONS is checked with the plan's other problems: a waiting
+                // task may have more.
+                instructions: z.string().min(1).max(MAX_INSTRUCTIONS_READ),
                 // `dependsOn` as GET /v1/sessions/:id and /plans show it, so a plan read there can be
                 // edited and sent back; `depends_on` (the planner's spelling) is still read.
                 dependsOn: dependenciesSchema
@@ -216,6 +226,30 @@ function checkPhaseCount(phases: number, session: EditedPlanSession): string[] {
   return [`the plan has ${phases} phases; at most ${cap} are allowed${accepted}`];
 }
 
+/**
+ * At most MAX_EDITED_INSTRUCTIONS characters of instructions per task, or as many as the session's
+ * task of the same name has when it has more (the waiting plan's, with the deliverables the
+ * orchestrator listed folded in), so a plan can be sent back as read and edited within that size.
+ */
+function checkInstructionLengths(edited: readonly EditedTask[], session: EditedPlanSession): string[] {
+  const longest = new Map<string, number>();
+  const waitingTasks = session.waitingPlan?.phases.flatMap((phase) => phase.tasks) ?? [];
+  for (const task of [...waitingTasks, ...session.tasks.values()]) {
+    longest.set(task.name, Math.max(longest.get(task.name) ?? 0, task.instructions.length));
+  }
+  const errors: string[] = [];
+  for (const task of edited) {
+    const kept = longest.get(task.name) ?? 0;
+    const cap = Math.max(MAX_EDITED_INSTRUCTIONS, kept);
+    if (task.instructions.length <= cap) continue;
+    const accepted = cap > MAX_EDITED_INSTRUCTIONS ? ' (as many as the waiting task has)' : '';
+    errors.push(
+      `task "${task.name}": its instructions have ${task.instructions.length} characters; at most ${cap} are allowed${accepted}`,
+    );
+  }
+  return errors;
+}
+
 /** Problems only an edited plan can have: runners, and tasks that already started. */
 function checkEdit(
   edited: readonly EditedTask[],
@@ -352,6 +386,10 @@ export function checkEditedPlan(
   );
   const errors = [
     ...checkPhaseCount(editedPhases.length, session),
+    ...checkInstructionLengths(
+      editedPhases.flatMap((phase) => phase.tasks),
+      session,
+    ),
     ...(checked.ok ? [] : checked.errors),
     ...checkEdit(
       editedPhases.flatMap((phase) => phase.tasks),
