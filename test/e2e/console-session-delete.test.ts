@@ -3,7 +3,8 @@
 // the list, which says so; keeping it (button or Escape) sends nothing; a developer, who lacks
 // sessions:delete, gets the 403 with what it takes and is not offered the action again until the
 // next sign-in; a running session offers Cancel, not Delete; one deleted elsewhere meanwhile is said
-// to be gone.
+// to be gone. Also: one token is said "1 token" in the session's facts, and a right-to-left override in
+// an objective cannot reorder the tab title or the note around it.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -130,7 +131,7 @@ describe('console: deleting a session', { timeout: 180_000 }, () => {
     await page.waitForURL(/#\/sessions$/);
     const note = page.locator('#sessions-note');
     await note.filter({ hasText: 'deleted' }).waitFor();
-    assert.equal(await note.textContent(), `Session “Erase this survey” (${id}) deleted.`);
+    assert.equal(await note.textContent(), `Session “\u2068Erase this survey\u2069” (${id}) deleted.`);
     assert.equal(await note.getAttribute('role'), 'status');
     assert.equal(await focused(), 'Sessions', 'the focus is on the list’s heading');
     assert.equal(
@@ -301,6 +302,22 @@ describe('console: deleting a session', { timeout: 180_000 }, () => {
     const factOf = (term: string) => page.locator('#session-facts dt', { hasText: term }).locator('+ dd');
     assert.equal(await factOf('Budget').textContent(), '1 / 1 token');
     assert.match((await factOf('Usage').textContent()) ?? '', /^1 token · /);
+  });
+
+  test('a right-to-left override in the objective stays inside it in the tab title and the note', async () => {
+    // U+202E reverses what follows it up to the end of its paragraph unless an isolate ends it.
+    const objective = 'Survey \u202Eevil';
+    const id = await finishedSession(objective);
+    await openAs(admin, id);
+    await waitForStatus(page, 'completed');
+    assert.equal(await page.title(), `\u2068${objective}\u2069 · MAOS console`);
+
+    await page.getByRole('button', { name: 'Delete session' }).click();
+    await page.getByRole('button', { name: 'Yes, delete session' }).click();
+    await page.waitForURL(/#\/sessions$/);
+    const note = page.locator('#sessions-note');
+    await note.filter({ hasText: 'deleted' }).waitFor();
+    assert.equal(await note.textContent(), `Session “\u2068${objective}\u2069” (${id}) deleted.`);
   });
 
   test('no errors or warnings in the page', () => {

@@ -377,7 +377,7 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     // Loaded afresh (the goto above only changed the hash of the open page).
     await other.page.reload();
     await other.page.getByRole('heading', { name: 'Skip to me' }).waitFor();
-    assert.equal(await other.page.title(), 'Skip to me · MAOS console');
+    assert.equal(await other.page.title(), '\u2068Skip to me\u2069 · MAOS console');
     await other.page.keyboard.press('Tab');
     assert.equal(await other.page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
     await other.page.keyboard.press('Enter');

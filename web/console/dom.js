@@ -182,8 +182,21 @@ export function shorten(text, max) {
   return `${text.slice(0, end)}…`;
 }
 
-/** The tab's title for the page shown (`name · MAOS console`), so tabs and history tell pages apart. */
-export function setPageTitle(name) {
+/**
+ * `text` between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE, for user text placed inside a
+ * sentence of the console or the tab's title: a right-to-left override (U+202E) or right-to-left
+ * letters in it then stay inside it instead of reordering the console's own words around it.
+ */
+export function isolate(text) {
+  return `\u2068${text}\u2069`;
+}
+
+/**
+ * The tab's title for the page shown (`name · MAOS console`), so tabs and history tell pages apart.
+ * `userText`: the name comes from a user (a session's objective), so it is isolated.
+ */
+export function setPageTitle(name, userText = false) {
   const short = shorten(name, MAX_TITLE_CHARS);
-  document.title = short ? `${short} · MAOS console` : 'MAOS console';
+  if (!short) document.title = 'MAOS console';
+  else document.title = `${userText ? isolate(short) : short} · MAOS console`;
 }

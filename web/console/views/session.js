@@ -8,6 +8,7 @@ import {
   formatUsage,
   formatUsd,
   h,
+  isolate,
   replaceChildren,
   setPageTitle,
   shorten,
@@ -193,7 +194,7 @@ export function renderSession(root, id) {
       shown = session;
       replaceChildren(errors);
       title.textContent = session.objective || 'Session';
-      setPageTitle(title.textContent);
+      setPageTitle(title.textContent, Boolean(session.objective));
       drawFacts();
       if (first && ENDED.has(session.status)) showRetries();
       replaceChildren(tasks, renderTasks(session.tasks));
@@ -238,7 +239,7 @@ export function renderSession(root, id) {
       if (closed) return;
       const objective = session?.objective ?? '';
       const name = shorten(objective, 80);
-      noteOnSessionsList(`Session ${name ? `“${name}” ` : ''}(${id}) deleted.`);
+      noteOnSessionsList(`Session ${name ? `“${isolate(name)}” ` : ''}(${id}) deleted.`);
       location.hash = '#/sessions';
     },
   });
