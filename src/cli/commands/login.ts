@@ -80,16 +80,12 @@ function readCredentials(path: string): CredentialsFile {
  * previous file, every server's token in it, as it was. A symlinked file is replaced at its target.
  */
 function writeCredentials(path: string, content: CredentialsFile): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // Its folder was made by updateCredentials, the only caller.
   const target = fileWritten(path);
   try {
     writeFileDurablySync(target, `${JSON.stringify(content, null, 2)}\n`, { syncDirectory: false });
   } catch (error) {
-    throw new CliError(
-      'VALIDATION_FAILED',
-      `cannot write the credentials file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); it was left unchanged`,
-      EXIT.USAGE,
-    );
+    throw unwritable(path, error);
   }
   try {
     syncDirectorySync(dirname(target));
