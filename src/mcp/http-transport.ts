@@ -433,7 +433,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       streamId,
       afterEventId,
       pollMs: FOLLOW_POLL_MS,
-      idleMs: config.mcp.sessionIdleSeconds * 1000,
+      idleMs,
       signal: shutdown.signal,
       onError: (error) => {
         // Not a failure of the log: the client fell further behind than it keeps (logged as a drop).
