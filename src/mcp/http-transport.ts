@@ -504,7 +504,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     options.onStreamDropped?.();
     request.log.info(
       { mcpSessionId, streamId },
-      'MCP event stream dropped: its client fell further behind than the log keeps (mcp.replayBufferSize), and messages it lacks were pruned (its resume is refused)',
+      'MCP event stream dropped: its client fell further behind than the log keeps (mcp.replayBufferSize, mcp.replayRetentionSeconds), and messages it lacks were pruned (its resume is refused)',
     );
   }
 
