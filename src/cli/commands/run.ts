@@ -201,15 +201,10 @@ async function submitAndFollow(
   const printer = createEventPrinter(out, taskNames);
   // Plans already shown, by version and phase: an event replayed after a reconnect asks nothing twice.
   const shownPlans = new Set<string>();
-  // The session as an event shows it, read through an outage as the follower's own requests are:
-  // a failed read failed the event, and the follower went on after it (the plan neither shown nor
-  // asked about, the session left waiting for approval until its deadline).
-  const readSession = () =>
-    retryWhileUnavailable(() => client.getSession(session.id), {
-      retryForMs,
-      signal,
-      onRetry: (retry, error, delayMs) => out.note(describeRetry(error, retry, delayMs, retryForMs)),
-    });
+  // The session as an event shows it, read through an outage: a failed read failed the event, and
+  // the follower went on after it (the plan neither shown nor asked about, the session left waiting
+  // for approval until its deadline).
+  const readSession = () => readSessionThroughOutage(ctx, session.id, retryForMs);
   let final: SessionDto;
   try {
     final = await followSession(client, session.id, {
@@ -328,6 +323,18 @@ function printEnded(ctx: CliContext, final: SessionDto): number {
 }
 
 /**
+ * The session read again, through an outage as the follower's own requests are (up to `--retry-for`,
+ * each retry noted on stderr); Ctrl-C ends it as INTERRUPTED.
+ */
+function readSessionThroughOutage(ctx: CliContext, id: string, retryForMs: number): Promise<SessionDto> {
+  return retryWhileUnavailable(() => ctx.client().getSession(id), {
+    retryForMs,
+    signal: ctx.interruptSignal(),
+    onRetry: (retry, error, delayMs) => ctx.out.note(describeRetry(error, retry, delayMs, retryForMs)),
+  });
+}
+
+/**
  * Waits until the session has left `planning` (the orchestrator's plan task ran) and returns it;
  * undefined when the person pressed Ctrl-C (the session goes on). Follows the session's events, so
  * the `session.status` change out of `planning` ends the wait as it happens (a change that came
@@ -361,11 +368,7 @@ async function waitWhilePlanning(
     // 503 here ended the command (exit 7) with the plan unshown.
     if (!interrupt.aborted) {
       try {
-        return await retryWhileUnavailable(() => client.getSession(session.id), {
-          retryForMs,
-          signal: interrupt,
-          onRetry: (retry, error, delayMs) => out.note(describeRetry(error, retry, delayMs, retryForMs)),
-        });
+        return await readSessionThroughOutage(ctx, session.id, retryForMs);
       } catch (readError) {
         if (!interrupt.aborted) throw readError;
       }
