@@ -24,7 +24,7 @@ import { captureLog } from '../fixtures/log-capture.ts';
 import { pauseAfterQuery, waitForLockWaiter } from '../fixtures/pause-query.ts';
 import { seedSessionRows } from '../fixtures/session-rows.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { createWebhookRace } from '../fixtures/webhook-race.ts';
+import { createWebhookRace, insertPendingDelivery } from '../fixtures/webhook-race.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 
 /**
@@ -53,22 +53,7 @@ async function setUp(t: TestContext, receiver: WebhookReceiver, webhooks: Record
       }, options),
   };
   await seedSessionRows(apiHandle.db, { id: 's1', status: 'completed', finishedAt: now - 1000 });
-  const enqueue = (id: string, due: number) =>
-    api
-      .insertInto('webhook_deliveries')
-      .values({
-        id,
-        tenant_id: DEFAULT_TENANT_ID,
-        webhook_id: 'w1',
-        event: 'session.completed',
-        session_id: 's1',
-        payload: `{"id":"${id}"}`,
-        status: 'pending',
-        attempts: 0,
-        next_attempt_at: due,
-        created_at: now,
-      })
-      .execute();
+  const enqueue = (id: string, due: number) => insertPendingDelivery(api, { id, due, createdAt: now });
   const log = captureLog();
   const startWorker = (db: WebhooksDb) => {
     const worker = startDeliveryWorker({

@@ -15,7 +15,7 @@ import { createWebhookService } from '../../src/webhooks/webhook-service.ts';
 import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { pauseAfterQuery, waitForLockWaiter } from '../fixtures/pause-query.ts';
-import { createRaceDatabase, createWebhookRace } from '../fixtures/webhook-race.ts';
+import { createRaceDatabase, createWebhookRace, insertPendingDelivery } from '../fixtures/webhook-race.ts';
 
 const cases = [
   // A receiver that fails: the delivery fails for good (one attempt) and counts as a failure.
@@ -35,21 +35,7 @@ for (const scenario of cases) {
     });
     // The worker's connections and the API's.
     const [worker, api] = dbs as [WebhooksDb, WebhooksDb];
-    await api
-      .insertInto('webhook_deliveries')
-      .values({
-        id: 'd1',
-        tenant_id: DEFAULT_TENANT_ID,
-        webhook_id: 'w1',
-        event: 'session.completed',
-        session_id: 's1',
-        payload: '{"id":"d1"}',
-        status: 'pending',
-        attempts: 0,
-        next_attempt_at: now,
-        created_at: now,
-      })
-      .execute();
+    await insertPendingDelivery(api, { id: 'd1', due: now });
 
     // Held once the attempt's outcome is written (its delivery's row locked), before the commit.
     const pause = pauseAfterQuery(

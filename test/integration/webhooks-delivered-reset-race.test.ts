@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sql } from 'kysely';
 import { createLogger } from '../../src/observability/logger.ts';
-import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
 import { startDeliveryWorker } from '../../src/webhooks/delivery-worker.ts';
 import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { createWebhookRace } from '../fixtures/webhook-race.ts';
+import { createWebhookRace, insertPendingDelivery } from '../fixtures/webhook-race.ts';
 
 const RESET_LOCK = 4242;
 
@@ -32,21 +31,7 @@ test('a delivered delivery: its failures in a row are reset before another repli
     ['d1', now - 1],
     ['d2', now],
   ] as const) {
-    await a
-      .insertInto('webhook_deliveries')
-      .values({
-        id,
-        tenant_id: DEFAULT_TENANT_ID,
-        webhook_id: 'w1',
-        event: 'session.completed',
-        session_id: 's1',
-        payload: `{"id":"${id}"}`,
-        status: 'pending',
-        attempts: 0,
-        next_attempt_at: at,
-        created_at: at,
-      })
-      .execute();
+    await insertPendingDelivery(a, { id, due: at });
   }
   // The reset (the only update of the subscription that compares its count with '>') waits for the
   // lock before it touches the row; the failure count and the disabling do not.

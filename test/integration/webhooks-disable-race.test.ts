@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sql } from 'kysely';
 import { createLogger } from '../../src/observability/logger.ts';
-import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
 import { startDeliveryWorker } from '../../src/webhooks/delivery-worker.ts';
 import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { createWebhookRace } from '../fixtures/webhook-race.ts';
+import { createWebhookRace, insertPendingDelivery } from '../fixtures/webhook-race.ts';
 
 test('a 410 Gone: another replica sends the subscription nothing more, even before it is disabled', {
   timeout: 60_000,
@@ -28,21 +27,7 @@ test('a 410 Gone: another replica sends the subscription nothing more, even befo
     ['d1', now - 1],
     ['d2', now],
   ] as const) {
-    await a
-      .insertInto('webhook_deliveries')
-      .values({
-        id,
-        tenant_id: DEFAULT_TENANT_ID,
-        webhook_id: 'w-gone',
-        event: 'session.completed',
-        session_id: 's1',
-        payload: `{"id":"${id}"}`,
-        status: 'pending',
-        attempts: 0,
-        next_attempt_at: at,
-        created_at: at,
-      })
-      .execute();
+    await insertPendingDelivery(a, { id, due: at, webhookId: 'w-gone' });
   }
 
   let release = () => {};

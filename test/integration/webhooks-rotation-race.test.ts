@@ -13,7 +13,7 @@ import { createWebhookService } from '../../src/webhooks/webhook-service.ts';
 import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { pauseAfterQuery } from '../fixtures/pause-query.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
-import { createWebhookRace } from '../fixtures/webhook-race.ts';
+import { createWebhookRace, insertPendingDelivery } from '../fixtures/webhook-race.ts';
 import { verifyDelivery } from '../fixtures/webhook-receiver.ts';
 
 test('a rotation committed while a delivery is sent: it is signed with the previous secret too', {
@@ -29,21 +29,7 @@ test('a rotation committed while a delivery is sent: it is signed with the previ
   } = await createWebhookRace(t, { webhooks: { secretRotationGraceSeconds: 3600 } });
   // The worker's connections and the API's.
   const [worker, api] = dbs as [WebhooksDb, WebhooksDb];
-  await api
-    .insertInto('webhook_deliveries')
-    .values({
-      id: 'd1',
-      tenant_id: DEFAULT_TENANT_ID,
-      webhook_id: 'w1',
-      event: 'session.completed',
-      session_id: 's1',
-      payload: '{"id":"d1"}',
-      status: 'pending',
-      attempts: 0,
-      next_attempt_at: now,
-      created_at: now,
-    })
-    .execute();
+  await insertPendingDelivery(api, { id: 'd1', due: now });
 
   // Held once the claim has read its deliveries' subscriptions (their URLs).
   const pause = pauseAfterQuery(
