@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { ClientEnv } from '../config/client-env.ts';
 import { type ApiClient, createApiClient } from './client.ts';
 import { readStoredCredentials } from './commands/login.ts';
+import { CliError, EXIT } from './exit-codes.ts';
 import { maosCommand } from './invocation.ts';
 import { createOutput, type Output } from './output.ts';
 
@@ -98,6 +99,16 @@ export const collectRepeated = (value: string, previous: string[] | undefined): 
   ...(previous ?? []),
   value,
 ];
+
+/**
+ * An option given an empty value (`--cursor "$UNSET"`) is a usage error, not the option left out:
+ * read as absent, it silently did something else (the first page again, every tenant, stdout).
+ */
+export function refuseEmptyOption(flag: string, value: string | undefined): void {
+  if (value !== undefined && value.trim() === '') {
+    throw new CliError('USAGE', `${flag} must not be empty`, EXIT.USAGE);
+  }
+}
 
 /** Help of `--credentials`, on the root program and on every command that talks to the server. */
 export const CREDENTIALS_OPTION_HELP =

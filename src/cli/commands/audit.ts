@@ -30,7 +30,13 @@ import {
   resolveCheckpointDir,
 } from '../../security/create-security.ts';
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
-import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
+import {
+  type ActionFactory,
+  addCommonOptions,
+  type CliContext,
+  collectRepeated,
+  refuseEmptyOption,
+} from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { checkedTenant } from '../tenant-argument.ts';
 import { registerAuditNodePseudonymCommand } from './audit-node-pseudonym.ts';
@@ -83,7 +89,7 @@ export function registerAuditCommand(program: Command, act: ActionFactory): void
 async function runVerify(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<VerifyOptions>();
   // Empty (an unset variable): read as absent, the database was verified instead of the export.
-  refuseEmpty('--export', options.export);
+  refuseEmptyOption('--export', options.export);
   if (options.key !== undefined && options.keyFile !== undefined) {
     throw new CliError(
       'USAGE',
@@ -221,7 +227,7 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
   // a padded one (` acme`) matched no record, an empty export of a tenant that reads like `acme`.
   if (options.tenant !== undefined) checkedTenant(options.tenant, '--tenant');
   // Empty: read as absent, the records went to stdout and no file was written.
-  refuseEmpty('--output', options.output);
+  refuseEmptyOption('--output', options.output);
   const store = await openReadOnly(loadConfig({ configPath: options.config }));
   let fd: number | undefined;
   try {
@@ -270,13 +276,6 @@ async function openReadOnly(config: Readonly<Config>) {
     );
   }
   return store;
-}
-
-/** A file option given an empty value is a usage error, not the option left out. */
-function refuseEmpty(flag: string, value: string | undefined): void {
-  if (value !== undefined && value.trim() === '') {
-    throw new CliError('USAGE', `${flag} must not be empty`, EXIT.USAGE);
-  }
 }
 
 function assertReadableDir(dir: string): void {

@@ -1,7 +1,13 @@
 // `maos sessions list|show|cancel|retry|delete`: read, cancel, retry and delete sessions on the server.
 import type { Command } from 'commander';
 import { SESSION_STATUSES } from '../../domain/types.ts';
-import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
+import {
+  type ActionFactory,
+  addCommonOptions,
+  type CliContext,
+  collectRepeated,
+  refuseEmptyOption,
+} from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { connectionFlags, shellWord } from '../invocation.ts';
 import { parseIntegerOption } from '../number-options.ts';
@@ -62,14 +68,8 @@ async function listSessions(ctx: CliContext, command: Command): Promise<number> 
     throw new CliError('USAGE', `--status must be one of ${SESSION_STATUSES.join(', ')}`, EXIT.USAGE);
   }
   // Empty (an unset variable): sent as no filter or cursor, the first page of every session came back.
-  for (const [flag, value] of [
-    ['--cursor', options.cursor],
-    ['--retry-of', options.retryOf],
-  ] as const) {
-    if (value !== undefined && value.trim() === '') {
-      throw new CliError('USAGE', `${flag} must not be empty`, EXIT.USAGE);
-    }
-  }
+  refuseEmptyOption('--cursor', options.cursor);
+  refuseEmptyOption('--retry-of', options.retryOf);
   const limit = parseIntegerOption('--limit', options.limit, { min: 1, max: 1000 });
   const page = await ctx.client().listSessions({
     status: options.status,

@@ -4,7 +4,13 @@
 // shows it again.
 import type { Command } from 'commander';
 import { WEBHOOK_EVENTS } from '../../webhooks/webhook-tables.ts';
-import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
+import {
+  type ActionFactory,
+  addCommonOptions,
+  type CliContext,
+  collectRepeated,
+  refuseEmptyOption,
+} from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { connectionFlags, shellWord } from '../invocation.ts';
 import { parseIntegerOption } from '../number-options.ts';
@@ -161,9 +167,7 @@ async function listDeliveries(ctx: CliContext, command: Command): Promise<number
   const id = command.processedArgs[0] as string;
   const options = command.opts<DeliveriesOptions>();
   // Empty (an unset variable): sent as no cursor, the first page came back again.
-  if (options.cursor !== undefined && options.cursor.trim() === '') {
-    throw new CliError('USAGE', '--cursor must not be empty', EXIT.USAGE);
-  }
+  refuseEmptyOption('--cursor', options.cursor);
   const limit = parseIntegerOption('--limit', options.limit, { min: 1, max: 1000 });
   const page = await ctx.client().listWebhookDeliveries(id, {
     limit,
