@@ -53,7 +53,8 @@ function refuse(action: string, path: string, what: string): void {
 }
 
 /** `path` itself, or its nearest parent that exists. */
-function nearestExisting(path: string): string {
+/** `path` itself when it exists, else its nearest existing parent folder (the root at worst). */
+export function nearestExisting(path: string): string {
   let at = path;
   while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
   return at;

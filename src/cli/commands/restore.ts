@@ -15,6 +15,7 @@ import {
   refuseFileAsDirectory,
   replaceDatabaseFile,
 } from '../../store/backup.ts';
+import { nearestExisting } from '../../store/data-dir-owner.ts';
 import { claimServerLock, type ServerLockClaim } from '../../store/server-lock.ts';
 import { CliError } from '../exit-codes.ts';
 import { probeUrl } from '../ops/doctor-remote.ts';
@@ -212,16 +213,13 @@ function asDataDirectoryFailure(error: unknown, dir: string): unknown {
   const code = (error as NodeJS.ErrnoException).code;
   if (error instanceof AppError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return error;
   let reason = code;
-  for (let at = dir; code === 'ENOENT'; at = dirname(at)) {
-    if (existsSync(at)) {
-      try {
-        accessSync(at, constants.W_OK);
-      } catch (denied) {
-        reason = `${(denied as NodeJS.ErrnoException).code ?? code} at ${at}`;
-      }
-      break;
+  if (code === 'ENOENT') {
+    const at = nearestExisting(dir);
+    try {
+      accessSync(at, constants.W_OK);
+    } catch (denied) {
+      reason = `${(denied as NodeJS.ErrnoException).code ?? code} at ${at}`;
     }
-    if (dirname(at) === at) break;
   }
   return new AppError(
     'STORE_UNAVAILABLE',

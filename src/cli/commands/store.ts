@@ -15,6 +15,7 @@ import { verifyAuditEntries } from '../../security/audit/verify.ts';
 import { loadAuditSigner } from '../../security/create-security.ts';
 import { localOperatorActor } from '../../security/local-store.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
+import { nearestExisting } from '../../store/data-dir-owner.ts';
 import {
   createDatabase,
   type DatabaseHandle,
@@ -186,8 +187,7 @@ function openPostgresForReading(config: Config) {
 
 /** STORE_UNAVAILABLE when the nearest existing folder on the way to `path` cannot be written to. */
 function refuseUnwritableFolder(path: string): void {
-  let folder = dirname(path);
-  while (!existsSync(folder) && dirname(folder) !== folder) folder = dirname(folder);
+  const folder = nearestExisting(dirname(path));
   try {
     accessSync(folder, constants.W_OK);
   } catch (error) {

@@ -10,6 +10,7 @@ import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { resolveCheckpointDir } from '../../security/create-security.ts';
 import { createEgress } from '../../security/egress-proxy.ts';
+import { nearestExisting } from '../../store/data-dir-owner.ts';
 import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus } from '../../store/migrate.ts';
 import { findLoosePermissions } from './doctor-permissions.ts';
@@ -502,12 +503,6 @@ export async function checkClock(
     };
   }
   return { name: 'clock', status: 'pass', message };
-}
-
-function nearestExisting(path: string): string {
-  let current = path;
-  while (!existsSync(current) && dirname(current) !== current) current = dirname(current);
-  return current;
 }
 
 /** 1536 → "1.5 KiB". */
