@@ -52,4 +52,34 @@ describe('tenant secret store', () => {
     assert.ok(acme);
     assert.equal(await store3.delete('beta', 'openai'), true);
   });
+
+  for (const writer of ['new', 'old'] as const) {
+    test(`a value stored during a re-wrap (${writer} keyring) is kept, not replaced by the re-wrapped old one`, async () => {
+      // `maos secrets rewrap` runs while the servers do: a tenant stores a new key (or rotates a
+      // webhook secret) between the re-wrap's read of the rows and its write of one of them, on a
+      // server restarted with the new keyring or one not yet restarted.
+      const k1 = generateKekEntry('k1');
+      const k2 = generateKekEntry('k2');
+      const ring = parseKekRing(`${k2},${k1}`);
+      await createSecretStore(t.db, parseKekRing(k1)).put('race', 'openai', 'sk-old');
+      const server = createSecretStore(t.db, writer === 'new' ? ring : parseKekRing(k1));
+      let armed = true;
+      const racing = t.db.withPlugin({
+        transformQuery: (args) => args.node,
+        async transformResult(args) {
+          // After the re-wrap's SELECT of the rows still on an old KEK, before its UPDATE.
+          if (armed && args.result.rows.length > 0) {
+            armed = false;
+            await server.put('race', 'openai', 'sk-new');
+          }
+          return args.result;
+        },
+      });
+      await createSecretStore(racing, ring).rewrapAll();
+      assert.equal(armed, false);
+      // Readable with the new KEK alone: the value stored meanwhile was re-wrapped too.
+      assert.equal(await createSecretStore(t.db, parseKekRing(k2)).get('race', 'openai'), 'sk-new');
+      await server.delete('race', 'openai');
+    });
+  }
 });

@@ -7,6 +7,12 @@ import type { SecurityDb } from './security-tables.ts';
 /** Kind of secret; part of the AAD so a value cannot be replayed as another kind. */
 const SECRET_TYPE = 'tenant_secret';
 
+/**
+ * Passes of a re-wrap over rows still on an old KEK: another one only when a row changed under the
+ * previous pass (stored again by a server), which a pass or two settles.
+ */
+const MAX_REWRAP_PASSES = 5;
+
 export interface SecretStore {
   /** Stores (or replaces) a tenant's secret. */
   put(tenantId: string, name: string, value: string): Promise<void>;
@@ -70,21 +76,32 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
       return Number(result.numDeletedRows) > 0;
     },
     async rewrapAll() {
-      const rows = await db
-        .selectFrom('tenant_secrets')
-        .select(['tenant_id', 'name', 'ciphertext'])
-        .where('kek_id', '!=', ring.activeId)
-        .execute();
-      for (const row of rows) {
-        const ciphertext = rewrapSecret(ring, row.ciphertext, context(row.tenant_id, row.name));
-        await db
-          .updateTable('tenant_secrets')
-          .set({ ciphertext, kek_id: readEnvelopeKekId(ciphertext), updated_at: now().toISOString() })
-          .where('tenant_id', '=', row.tenant_id)
-          .where('name', '=', row.name)
+      // Each row is written only if it still holds the value read (a compare-and-set): a value a
+      // server stores meanwhile (a tenant's new key, a webhook secret's rotation) is never replaced
+      // by the re-wrapped old one. Rows changed under the re-wrap are read again in another pass.
+      let rewrapped = 0;
+      for (let pass = 0; pass < MAX_REWRAP_PASSES; pass += 1) {
+        const rows = await db
+          .selectFrom('tenant_secrets')
+          .select(['tenant_id', 'name', 'ciphertext'])
+          .where('kek_id', '!=', ring.activeId)
           .execute();
+        let changedMeanwhile = false;
+        for (const row of rows) {
+          const ciphertext = rewrapSecret(ring, row.ciphertext, context(row.tenant_id, row.name));
+          const result = await db
+            .updateTable('tenant_secrets')
+            .set({ ciphertext, kek_id: readEnvelopeKekId(ciphertext), updated_at: now().toISOString() })
+            .where('tenant_id', '=', row.tenant_id)
+            .where('name', '=', row.name)
+            .where('ciphertext', '=', row.ciphertext)
+            .executeTakeFirst();
+          if (Number(result.numUpdatedRows) > 0) rewrapped += 1;
+          else changedMeanwhile = true;
+        }
+        if (!changedMeanwhile) break;
       }
-      return rows.length;
+      return rewrapped;
     },
   };
 }
