@@ -6,7 +6,7 @@ import type { SessionDto, TaskDto } from '../http/dto.ts';
 import type { CliContext } from './context.ts';
 import { CliError } from './exit-codes.ts';
 import { showControls } from './output.ts';
-import { interruptedError } from './retry.ts';
+import { describeRetry, interruptedError, retryWhileUnavailable } from './retry.ts';
 
 export type ApprovalDecision = 'approved' | 'rejected' | 'later';
 
@@ -21,6 +21,12 @@ export interface ApprovalPrompterOptions {
   /** Ask on stdin; otherwise only print how to approve or reject. */
   interactive: boolean;
   input?: NodeJS.ReadableStream;
+  /**
+   * How long the approve or reject request of an answer is retried while the server is unavailable
+   * (refused or reset, 502/503/504; retry.ts), so a typed answer is not lost to a restart. 0: the
+   * first such failure ends the command. @defaultValue 0
+   */
+  retryForMs?: number;
 }
 
 /**
@@ -65,6 +71,7 @@ export function createApprovalPrompter(ctx: CliContext, options: ApprovalPrompte
   const { out } = ctx;
   // In --json mode stdout carries only JSON: the explanation goes to stderr.
   const say = (text: string) => (out.json ? out.note(text) : out.line(text));
+  const retryForMs = options.retryForMs ?? 0;
   let reader: Interface | undefined;
   let lines: AsyncIterator<string> | undefined;
 
@@ -115,22 +122,37 @@ export function createApprovalPrompter(ctx: CliContext, options: ApprovalPrompte
       )
         ?.trim()
         .toLowerCase();
+      // Retried attempts of this answer: a later INVALID_STATE may then be an earlier attempt's doing.
+      let retried = false;
+      const send = <T>(call: () => Promise<T>) =>
+        retryWhileUnavailable(call, {
+          retryForMs,
+          signal: ctx.interruptSignal(),
+          onRetry: (retry, error, delayMs) => {
+            retried = true;
+            out.note(describeRetry(error, retry, delayMs, retryForMs));
+          },
+        });
       try {
         if (answer === 'y' || answer === 'yes') {
-          const result = await ctx.client().approveSession(session.id);
+          const result = await send(() => ctx.client().approveSession(session.id));
           say(`approved (plan version ${result.planVersion})`);
           return 'approved';
         }
         if (answer === 'n' || answer === 'no') {
           const reason = (await ask('Reason for rejecting:'))?.trim() || 'rejected from maos run';
-          await ctx.client().rejectSession(session.id, reason);
+          await send(() => ctx.client().rejectSession(session.id, reason));
           say(`session ${session.id} rejected: ${reason}`);
           return 'rejected';
         }
       } catch (error) {
         // Someone else decided first (another terminal, the API): report it and carry on following.
         if (!(error instanceof CliError && error.code === 'INVALID_STATE')) throw error;
-        say(`not decided here: ${error.message}`);
+        // A failed attempt (a reset connection, a 504) may have been decided by the server already.
+        const maybe = retried
+          ? ' (an earlier attempt of this answer may have been taken before the failure)'
+          : '';
+        say(`not decided here: ${error.message}${maybe}`);
         return 'later';
       }
       say(

@@ -1,7 +1,8 @@
 // `maos run --follow` at a plan waiting for approval while the server is briefly unavailable: the
 // session read that shows the plan (and asks about it) rides out a 503, as the follower's own
 // requests do. It used to fail that one event: the follower reconnected after it, the plan was never
-// shown nor asked about, and the session waited until its deadline ended it.
+// shown nor asked about, and the session waited until its deadline ended it. Likewise the approve or
+// reject request of a typed answer: a 503 on it ended the command and the answer was lost.
 import assert from 'node:assert/strict';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,17 +14,18 @@ import type { RecordedLlmRequest, ScriptedReply } from '../fixtures/llm-server.t
 import { plannedTask } from '../fixtures/planned-task.ts';
 
 /**
- * A proxy in front of `upstream` that answers the first read of a session (not its event stream)
- * with 503, as a load balancer does while a replica restarts; everything else goes through.
+ * A proxy in front of `upstream` that answers the first request `matches` picks with 503, as a load
+ * balancer does while a replica restarts; everything else goes through.
  */
-async function refuseFirstSessionRead(
+async function refuseFirst(
   t: TestContext,
   upstream: string,
+  matches: (method: string, path: string) => boolean,
 ): Promise<{ url: string; refused: () => number }> {
   let refused = 0;
   const proxy = createServer((req, res) => {
     const path = req.url ?? '/';
-    if (req.method === 'GET' && /^\/v1\/sessions\/[0-9a-f-]{36}$/.test(path) && refused === 0) {
+    if (matches(req.method ?? 'GET', path) && refused === 0) {
       refused += 1;
       req.resume();
       res.writeHead(503, { 'content-type': 'text/plain' }).end('restarting');
@@ -43,6 +45,15 @@ async function refuseFirstSessionRead(
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise((resolve) => proxy.close(resolve)));
   return { url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, refused: () => refused };
+}
+
+/** The first read of a session (not its event stream) is refused. */
+function refuseFirstSessionRead(t: TestContext, upstream: string) {
+  return refuseFirst(
+    t,
+    upstream,
+    (method, path) => method === 'GET' && /^\/v1\/sessions\/[0-9a-f-]{36}$/.test(path),
+  );
 }
 
 test('run --follow --ask asks about a waiting plan although reading it first got a 503', {
@@ -72,6 +83,72 @@ test('run --follow --ask asks about a waiting plan although reading it first got
   assert.match(result.stdout, /\napproved \(plan version 1\)\n/);
   assert.match(result.stdout, /session \S+ completed: 1\/1 tasks succeeded/);
   assert.match(result.stderr, /HTTP_503: HTTP 503 Service Unavailable .*retrying in/);
+});
+
+test('run --follow --ask: a "y" whose approve request meets a 503 is sent again, not lost', {
+  timeout: 60_000,
+}, async (t) => {
+  const { server } = await startLlmAppStack(t);
+  const { url, refused } = await refuseFirst(
+    t,
+    server.url,
+    (method, path) => method === 'POST' && path.endsWith('/approve'),
+  );
+  const result = await runMaos(
+    [
+      'run',
+      'Approved through a restart',
+      '--agent',
+      'first=qa:say hi:echo',
+      '--require-approval',
+      '--ask',
+      '--follow',
+      // Before the fix the 503 ended the command (exit 7) and the plan waited until this deadline.
+      '--deadline',
+      '20',
+    ],
+    { env: { MAOS_SERVER: url }, input: 'y\n' },
+  );
+  assert.equal(refused(), 1, 'the approve request was refused once');
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /\napproved \(plan version 1\)\n/);
+  assert.match(result.stdout, /session \S+ completed: 1\/1 tasks succeeded/);
+  assert.match(result.stderr, /HTTP_503: HTTP 503 Service Unavailable .*retrying in/);
+});
+
+test('run --follow --ask: an "n" whose reject request meets a 503 is sent again, with its reason', {
+  timeout: 60_000,
+}, async (t) => {
+  const { server } = await startLlmAppStack(t);
+  const { url, refused } = await refuseFirst(
+    t,
+    server.url,
+    (method, path) => method === 'POST' && path.endsWith('/reject'),
+  );
+  const result = await runMaos(
+    [
+      'run',
+      'Rejected through a restart',
+      '--agent',
+      'first=qa:say hi:echo',
+      '--require-approval',
+      '--ask',
+      '--follow',
+      '--deadline',
+      '20',
+    ],
+    { env: { MAOS_SERVER: url }, input: 'n\nwrong scope\n' },
+  );
+  assert.equal(refused(), 1, 'the reject request was refused once');
+  // A rejected plan ends the command with exit 1 (the session failed), not 7 (the 503).
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stdout, /session \S+ rejected: wrong scope\n/);
+  assert.match(result.stderr, /HTTP_503: HTTP 503 Service Unavailable .*retrying in/);
+  const id = /session (\S+) rejected/.exec(result.stdout)?.[1] ?? '';
+  const shown = await runMaos(['sessions', 'show', id, '--json'], { env: { MAOS_SERVER: server.url } });
+  const session = JSON.parse(shown.stdout) as { status: string; error?: { message?: string } };
+  assert.equal(session.status, 'failed');
+  assert.match(JSON.stringify(session), /wrong scope/);
 });
 
 /** The orchestrator plans one task; its agent answers. */

@@ -86,7 +86,7 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
     .option('--idempotency-key <key>', 'retry-safe submit: the same key and request return the same session')
     .option(
       '--retry-for <seconds>',
-      'with --follow, or while --require-approval waits for the plan: how long to keep retrying a server that is unavailable (refused, 502/503/504) before giving up; 0 = at once',
+      'with --follow, while --require-approval waits for the plan, and for the approve/reject of an answer typed at its question: how long to keep retrying a server that is unavailable (refused, 502/503/504) before giving up; 0 = at once',
       String(DEFAULT_RETRY_FOR_MS / 1000),
     )
     .addHelpText(
@@ -121,6 +121,8 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
   // Questions need a person: a terminal on stdin (or --ask for piped answers), never with --json.
   const approvals = createApprovalPrompter(ctx, {
     interactive: !out.json && (options.ask === true || process.stdin.isTTY === true),
+    // The answer typed is sent through an outage as the follower's requests are (--retry-for).
+    retryForMs,
   });
   try {
     return await submitAndFollow(ctx, options, session, approvals, retryForMs);
