@@ -14,9 +14,11 @@ import { labelTablesIn } from './cell-labels.js';
 import { h, replaceChildren, setPageTitle } from './dom.js';
 import { hideSection, markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
+import { clearPageNotices } from './page-notice.js';
 import { renderProblem } from './problem.js';
 import { renderAudit } from './views/audit.js';
 import { renderKeys } from './views/keys.js';
+import { forgetRefusedDraft } from './views/new-session.js';
 import { renderSession } from './views/session.js';
 import { forgetDeleteRefusal } from './views/session-actions.js';
 import { forgetSessionsListPlace, renderSessions } from './views/sessions.js';
@@ -216,6 +218,9 @@ function signOutAndShowForm(error) {
   signedIn = false;
   caller = null;
   forgetCaller();
+  // What a page-wide notice says (a create refused) and the draft it kept belong to this sign-in.
+  clearPageNotices();
+  forgetRefusedDraft();
   renderAccount();
   showView(() => renderSignIn(main, { error, onSignedIn }));
 }

@@ -1,7 +1,8 @@
 // The "new session" form: objective, strategy, approval and an optional budget, posted to
 // POST /v1/sessions with an Idempotency-Key so a double submit creates one session.
 import { api } from '../api.js';
-import { disableWhileRunning, field, h, replaceChildren } from '../dom.js';
+import { disableWhileRunning, field, h, isolate, replaceChildren, shorten } from '../dom.js';
+import { showPageNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 /** Strategies the orchestrator plans itself (parallel/sequential need agents listed by the caller). */
@@ -9,6 +10,22 @@ const STRATEGIES = ['pipeline', 'adaptive'];
 
 function numberInput(id, step) {
   return h('input', { id, name: id, type: 'number', min: '1', step, inputMode: 'decimal' });
+}
+
+/**
+ * What was typed in a form whose create was refused after the person left its page (went elsewhere
+ * while it was sent): put back in the next new-session form shown, with the same idempotency key
+ * (sent again unchanged, it is the same session should the first try have been stored after all).
+ * Null when there is none.
+ * @type {null | {values: Record<string, string | boolean>, idempotencyKey: string}}
+ */
+let refusedDraft = null;
+/** Puts `refusedDraft` into the form shown now, when that form is still as it was drawn. */
+let offerRefusedDraft = () => {};
+
+/** Forgets the draft of a refused create: a new sign-in (maybe another tenant) starts afresh. */
+export function forgetRefusedDraft() {
+  refusedDraft = null;
 }
 
 /**
@@ -36,6 +53,20 @@ export function createNewSessionForm({ onCreated }) {
   const errors = h('div', { attrs: { 'aria-live': 'polite' } });
   // One key per filled-in form: a retried submit of the same form is the same session.
   let idempotencyKey = crypto.randomUUID();
+  /** The controls whose values a refused create keeps (by id), and each one's value property. */
+  const kept = [
+    [objective, 'value'],
+    [strategy, 'value'],
+    [approval, 'checked'],
+    [maxTokens, 'value'],
+    [maxCost, 'value'],
+    [deadline, 'value'],
+  ];
+  /** Whether nothing was typed or chosen in this form yet. */
+  const untouched = () =>
+    strategy.selectedIndex === 0 &&
+    !approval.checked &&
+    [objective, maxTokens, maxCost, deadline].every((control) => control.value === '');
 
   const form = h(
     'form',
@@ -75,6 +106,16 @@ export function createNewSessionForm({ onCreated }) {
             if (form.isConnected) onCreated(session);
           } catch (error) {
             replaceChildren(errors, renderProblem(error, 'Creating the session'));
+            // The person went to another page meanwhile: the refusal would be told to nobody. A 401
+            // is said by the sign-in form that took the page's place.
+            if (!form.isConnected && error?.status !== 401) {
+              reportRefusedAway(
+                body.objective,
+                error,
+                Object.fromEntries(kept.map(([control, property]) => [control.id, control[property]])),
+                idempotencyKey,
+              );
+            }
           } finally {
             enable();
           }
@@ -100,5 +141,41 @@ export function createNewSessionForm({ onCreated }) {
     h('div', {}, submit),
     errors,
   );
+
+  /** Fills the form with the refused draft when nothing was typed in it yet; true when it did. */
+  const fillWithRefusedDraft = () => {
+    if (refusedDraft === null || !untouched()) return false;
+    for (const [control, property] of kept) {
+      const value = refusedDraft.values[control.id];
+      if (value !== undefined) control[property] = value;
+    }
+    idempotencyKey = refusedDraft.idempotencyKey;
+    refusedDraft = null;
+    return true;
+  };
+  fillWithRefusedDraft();
+  offerRefusedDraft = () => form.isConnected && fillWithRefusedDraft();
   return form;
+}
+
+/**
+ * Says on whatever page is open that the create of `objective` was refused, with the server's
+ * problem, and keeps what was typed for the next new-session form (the one shown now when the
+ * person is back on the sessions page with nothing typed in it).
+ */
+function reportRefusedAway(objective, error, values, idempotencyKey) {
+  refusedDraft = { values, idempotencyKey };
+  const back = offerRefusedDraft();
+  showPageNotice(
+    `The session “${isolate(shorten(objective, 80))}” was not created.`,
+    renderProblem(error, 'Creating the session'),
+    h(
+      'p',
+      {},
+      back
+        ? 'What you typed is back in the New session form, to fix and send again.'
+        : 'What you typed is kept in the New session form, to fix and send again: ',
+      back ? null : h('a', { href: '#/sessions' }, 'Back to the form'),
+    ),
+  );
 }
