@@ -263,6 +263,19 @@ describe('audit log on SQLite', () => {
     assert.equal(unsigned.ok, true);
   });
 
+  test('a record deleted inside a checkpointed log is not reported as a cut tail', async () => {
+    await fill(10);
+    await log.writeCheckpoint();
+    await dropTriggers();
+    await sql`DELETE FROM audit_log WHERE seq = 3`.execute(t.db);
+    const report = await verifyDb();
+    const problems = report.problems.join('\n');
+    assert.equal(report.firstBrokenIndex, 3, problems);
+    // Record 9, the last one, is there: only record 3 is missing, and the findings say so.
+    assert.doesNotMatch(problems, /truncated tail|records 9\.\.9 are missing/);
+    assert.match(problems, /holds 9 records, 1 fewer than the signed checkpoint of size 10/);
+  });
+
   test('a history rewritten with a recomputed chain fails the checkpoint', async () => {
     await fill(8);
     await log.writeCheckpoint();

@@ -124,10 +124,17 @@ export async function verifyAuditEntries(
     }
   }
   const largest = checkpoints[checkpoints.length - 1];
-  if (largest && largest.size > index) {
+  if (largest && largest.size > seqEnd) {
     flag(
       index,
-      `log ends at ${index} records but a signed checkpoint covers ${largest.size}: records ${index}..${largest.size - 1} are missing (truncated tail)`,
+      `log ends at ${index} records but a signed checkpoint covers ${largest.size}: records ${seqEnd}..${largest.size - 1} are missing (truncated tail)`,
+    );
+  } else if (largest && largest.size > index) {
+    // The last signed record is there: the records missing are inside the log (the seq findings
+    // above name where), not cut from its end.
+    flag(
+      index,
+      `the log holds ${index} records, ${largest.size - index} fewer than the signed checkpoint of size ${largest.size} covers, though its last seq is ${seqEnd - 1}: records were deleted inside it`,
     );
   }
   if (index === 0 && !largest) problems.push('log is empty');
