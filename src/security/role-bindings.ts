@@ -83,6 +83,9 @@ export async function listRoleBindings(
   return rows.filter((row) => isRoleName(row.role)).map(toBinding);
 }
 
+// Why 3: a second turn already needs a revocation between two statements of this grant.
+const MAX_GRANT_ATTEMPTS = 3;
+
 /**
  * Grants `role` to `principal` in `tenantId`; idempotent. Returns the binding and whether this call
  * created it (false: it existed, and keeps its first creation time and author).
@@ -92,25 +95,37 @@ export async function grantRole(
   input: { tenantId: string; principal: string; role: RoleName; createdBy: string; now?: Date },
 ): Promise<{ binding: RoleBinding; created: boolean }> {
   assertBindablePrincipal(input.principal);
-  const inserted = await db
-    .insertInto('role_bindings')
-    .values({
-      tenant_id: input.tenantId,
-      principal_id: input.principal,
-      role: input.role,
-      created_at: (input.now ?? new Date()).toISOString(),
-      created_by: input.createdBy,
-    })
-    .onConflict((conflict) => conflict.columns(['tenant_id', 'principal_id', 'role']).doNothing())
-    .executeTakeFirst();
-  const row = await db
-    .selectFrom('role_bindings')
-    .select(['principal_id', 'role', 'created_at', 'created_by'])
-    .where('tenant_id', '=', input.tenantId)
-    .where('principal_id', '=', input.principal)
-    .where('role', '=', input.role)
-    .executeTakeFirstOrThrow();
-  return { binding: toBinding(row), created: Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0 };
+  const columns = ['principal_id', 'role', 'created_at', 'created_by'] as const;
+  // A revocation may delete the binding between the insert that finds it and the read of it: the
+  // grant then goes after that revocation and inserts again. Each turn needs a concurrent
+  // revocation of this very binding; the bound only keeps a loop of those finite.
+  for (let attempt = 0; attempt < MAX_GRANT_ATTEMPTS; attempt++) {
+    const inserted = await db
+      .insertInto('role_bindings')
+      .values({
+        tenant_id: input.tenantId,
+        principal_id: input.principal,
+        role: input.role,
+        created_at: (input.now ?? new Date()).toISOString(),
+        created_by: input.createdBy,
+      })
+      .onConflict((conflict) => conflict.columns(['tenant_id', 'principal_id', 'role']).doNothing())
+      .returning(columns)
+      .executeTakeFirst();
+    if (inserted) return { binding: toBinding(inserted), created: true };
+    const existing = await db
+      .selectFrom('role_bindings')
+      .select(columns)
+      .where('tenant_id', '=', input.tenantId)
+      .where('principal_id', '=', input.principal)
+      .where('role', '=', input.role)
+      .executeTakeFirst();
+    if (existing) return { binding: toBinding(existing), created: false };
+  }
+  throw new AppError(
+    'CONFLICT',
+    `The binding of '${input.principal}' to role ${input.role} is being revoked concurrently; retry`,
+  );
 }
 
 const revocationListeners = new Set<() => void>();

@@ -135,7 +135,8 @@ export function registerAdminRoleBindingRoutes(
           response: {
             200: roleBindingSchema.describe('The role was already granted.'),
             201: roleBindingSchema.describe('The role is granted.'),
-            ...problemResponses(400, 401, 403, 429),
+            // 409: revoked again and again while the grant ran (role-bindings.ts grantRole).
+            ...problemResponses(400, 401, 403, 409, 429),
           },
         },
       },
