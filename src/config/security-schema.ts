@@ -325,10 +325,23 @@ export const ssrfConfigSchema = z
 export const corsConfigSchema = z
   .strictObject({
     allowedOrigins: z
-      .array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be an origin like https://console.example.com'))
+      .array(
+        z
+          .string()
+          .regex(/^https?:\/\/[^/\s]+$/, 'must be an origin like https://console.example.com')
+          .refine((value) => !value.includes('*'), {
+            error: 'wildcards are not supported: list each origin (https://console.example.com)',
+          })
+          .refine((value) => URL.canParse(value), {
+            error: 'must be an origin like https://console.example.com',
+          })
+          // As a browser sends it in `Origin` (host in lower case and punycode, no default port),
+          // so that the exact match below finds `https://Console.example.com:443` as well.
+          .overwrite((value) => (URL.canParse(value) ? new URL(value).origin : value)),
+      )
       .default([])
       .describe(
-        'Browser origins allowed to call the API cross-origin (exact match, e.g. `https://console.example.com`). Empty = same-origin only. @defaultValue []',
+        'Browser origins allowed to call the API cross-origin (exact match, e.g. `https://console.example.com`; compared as browsers send them: host in lower case, default port dropped; no wildcards). Empty = same-origin only. @defaultValue []',
       ),
     maxAgeSeconds: z
       .number()

@@ -1,0 +1,45 @@
+// The CORS allow-list as configured and as matched against the Origin header browsers send.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { FastifyRequest } from 'fastify';
+import { loadConfig } from '../config/load.ts';
+import { AppError } from '../errors/app-error.ts';
+import { matchAllowedOrigin } from './cors.ts';
+
+const withOrigin = (origin: string) => ({ headers: { origin } }) as unknown as FastifyRequest;
+
+test('an allowed origin written with capitals, its default port or a non-ASCII host matches what browsers send', () => {
+  const cors = loadConfig({
+    env: {},
+    overrides: {
+      cors: {
+        allowedOrigins: [
+          'https://Console.Example.com',
+          'http://app.example.com:80',
+          'https://bücher.example:443',
+        ],
+      },
+    },
+  }).cors;
+  // Browsers serialise the Origin header: lower-case host, punycode, no default port.
+  for (const origin of [
+    'https://console.example.com',
+    'http://app.example.com',
+    'https://xn--bcher-kva.example',
+  ]) {
+    assert.equal(matchAllowedOrigin(withOrigin(origin), cors), origin);
+  }
+  for (const origin of ['https://console.example.com:8443', 'http://console.example.com', 'null']) {
+    assert.equal(matchAllowedOrigin(withOrigin(origin), cors), null);
+  }
+});
+
+test('a wildcard origin, which could never match, is a config error', () => {
+  assert.throws(
+    () => loadConfig({ env: {}, overrides: { cors: { allowedOrigins: ['https://*.example.com'] } } }),
+    (error: unknown) =>
+      error instanceof AppError &&
+      error.code === 'CONFIG_INVALID' &&
+      /wildcards are not supported/.test(error.message),
+  );
+});
