@@ -336,7 +336,7 @@ export const corsConfigSchema = z
             error: 'must be an origin like https://console.example.com',
           })
           // As a browser sends it in `Origin` (host in lower case and punycode, no default port),
-          // so that the exact match below finds `https://Console.example.com:443` as well.
+          // so that the exact match (security/cors.ts) finds `https://Console.example.com:443` too.
           .overwrite((value) => (URL.canParse(value) ? new URL(value).origin : value)),
       )
       .default([])
