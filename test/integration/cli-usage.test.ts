@@ -74,6 +74,26 @@ describe('maos usage', { timeout: 120_000 }, () => {
     assert.match(result.stdout, /^\(total\)\s+1\s+2\s+1000\s+100\s+0\s+\$2\.000000$/m);
   });
 
+  test('a range starting after 00:00 UTC: the header names the whole days counted, not the range asked', async () => {
+    // Noon of the day before: that day's 00:00 is outside the range, so totals count from today on.
+    const yesterday = utcDay(Date.parse(`${today}T00:00:00Z`) - 86_400_000);
+    const result = await runMaos(['usage', '--from', `${yesterday}T12:00:00Z`, '--to', tomorrow], { env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stdout.split('\n')[0],
+      `charged on the UTC days from ${today}T00:00:00.000Z to ${tomorrow}T00:00:00.000Z (excluded); sessions created on them`,
+    );
+    assert.match(result.stdout, /^\(total\)\s+1\s+2\s+1000\s+100\s+0\s+\$2\.000000$/m);
+    assert.equal(
+      result.stderr.trim(),
+      `note: totals and days count whole UTC days, those whose 00:00 is in ${yesterday}T12:00:00.000Z to ${tomorrow}T00:00:00.000Z (excluded)`,
+    );
+    // A range of whole days says nothing more.
+    const whole = await runMaos(['usage', '--from', today, '--to', tomorrow], { env });
+    assert.equal(whole.code, 0, whole.stderr);
+    assert.equal(whole.stderr, '');
+  });
+
   test('--json prints the API answer; without --from/--to the range is this UTC month', async () => {
     const monthOf = (now: Date) => [
       new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString(),

@@ -8,6 +8,7 @@ import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable } from '../output.ts';
 
 const GROUPINGS = ['day', 'role', 'model'] as const;
+const DAY_MS = 86_400_000;
 
 interface UsageOptions {
   from?: string;
@@ -52,6 +53,12 @@ function thisMonth(now: Date): { from: string; to: string } {
   return { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
 }
 
+/** `instant` itself when it is 00:00 UTC, else the next 00:00 UTC (RFC 3339, as the API writes it). */
+function nextUtcDayStart(instant: string): string {
+  const ms = Date.parse(instant);
+  return new Date(Math.ceil(ms / DAY_MS) * DAY_MS).toISOString();
+}
+
 async function showUsage(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<UsageOptions>();
   const groupBy = options.groupBy;
@@ -70,11 +77,19 @@ async function showUsage(ctx: CliContext, command: Command): Promise<number> {
     return EXIT.OK;
   }
   // Totals and days: spend by the day it was charged; roles and models: by the sessions created.
-  out.line(
-    groupBy === 'role' || groupBy === 'model'
-      ? `sessions created from ${report.from} to ${report.to} (excluded)`
-      : `charged on the UTC days from ${report.from} to ${report.to} (excluded); sessions created on them`,
-  );
+  if (groupBy === 'role' || groupBy === 'model') {
+    out.line(`sessions created from ${report.from} to ${report.to} (excluded)`);
+  } else {
+    // The days counted, not the range asked: a range that starts or ends after 00:00 UTC counts
+    // the days from its next 00:00 on (GET /v1/usage), so its first hours are not in the figures.
+    const days = { from: nextUtcDayStart(report.from), to: nextUtcDayStart(report.to) };
+    out.line(`charged on the UTC days from ${days.from} to ${days.to} (excluded); sessions created on them`);
+    if (days.from !== report.from || days.to !== report.to) {
+      out.note(
+        `note: totals and days count whole UTC days, those whose 00:00 is in ${report.from} to ${report.to} (excluded)`,
+      );
+    }
+  }
   const figures = (row: UsageReportDto['totals']) => [
     String(row.sessions),
     String(row.tasks),
