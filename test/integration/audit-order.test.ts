@@ -148,4 +148,14 @@ describe('GET /v1/audit order over HTTP', { timeout: 60_000 }, () => {
     const badOrder = await requestJson<{ code: string }>(`${server.url}/v1/audit?order=newest`);
     assert.equal(badOrder.body.code, 'VALIDATION_FAILED');
   });
+
+  test('an empty action filter is refused, not read as no filter (every record)', async () => {
+    // `?action=$ACTION` with the variable unset: as `?outcome=` and `?id=` are, a 400 naming it.
+    const empty = await requestJson<{ code: string; detail: string; items?: unknown[] }>(
+      `${server.url}/v1/audit?action=`,
+    );
+    assert.equal(empty.status, 400, JSON.stringify(empty.body));
+    assert.equal(empty.body.code, 'VALIDATION_FAILED');
+    assert.match(empty.body.detail, /action/);
+  });
 });

@@ -149,7 +149,8 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
             .describe(
               'Only the record with this id (a UUID, any case): one item, or none when the tenant has no such record.',
             ),
-          action: z.string().max(200).optional(),
+          // Empty (an unset shell variable) is refused: read as no filter, it listed every record.
+          action: z.string().min(1).max(200).optional(),
           outcome: z.enum(['success', 'failure', 'unknown']).optional(),
           order: z
             .enum(['asc', 'desc'])
