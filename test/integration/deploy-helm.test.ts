@@ -722,8 +722,27 @@ describe('Helm chart', () => {
       () => render({ ...POSTGRES, autoscaling: { enabled: true }, replicaCount: 1, auditCheckpoints: rwo }),
       /needs ReadWriteMany/,
     );
+    // Also at one replica: the rolling update starts the new pod (maxSurge, maxUnavailable 0) while
+    // the old one holds the volume, maybe on another node, where ReadWriteOnce cannot attach it.
+    const single = render({
+      ...POSTGRES,
+      replicaCount: 1,
+      auditCheckpoints: { persistence: { enabled: true } },
+    });
+    const rollout = at(one(single.byKind, 'Deployment'), 'spec.strategy');
+    assert.equal(rollout.type, 'RollingUpdate');
+    assert.equal(rollout.rollingUpdate.maxUnavailable, 0);
+    assert.throws(
+      () => render({ ...POSTGRES, replicaCount: 1, auditCheckpoints: rwo }),
+      /needs ReadWriteMany in PostgreSQL mode: every pod mounts the checkpoint volume, also the old and the new pod of a rolling update/,
+    );
+    // With a claim of the operator's own, its access modes are the operator's to choose.
     assert.ok(
-      render({ ...POSTGRES, replicaCount: 1, auditCheckpoints: rwo }).byKind.has('PersistentVolumeClaim'),
+      render({
+        ...POSTGRES,
+        replicaCount: 1,
+        auditCheckpoints: { persistence: { ...rwo.persistence, existingClaim: 'audit-ckpt' } },
+      }).byKind.has('Deployment'),
     );
     assert.throws(
       () => render({ ...persistent, config: { audit: { checkpointDir: '/elsewhere' } } }),

@@ -174,7 +174,7 @@ variable "tls_secret" {
 }
 
 variable "audit_checkpoints_persistence" {
-  description = "A volume of its own for the audit checkpoint files (the chart's auditCheckpoints.persistence): enabled, existing_claim (a PVC every replica can mount), or size, storage_class and access_modes of the PVC the chart creates (ReadWriteMany when postgres mode runs more than one replica)."
+  description = "A volume of its own for the audit checkpoint files (the chart's auditCheckpoints.persistence): enabled, existing_claim (a PVC every replica can mount), or size, storage_class and access_modes of the PVC the chart creates (ReadWriteMany in postgres mode, also at one replica: a rolling update mounts it in the old and the new pod at once)."
   type = object({
     enabled        = bool
     existing_claim = optional(string, "")
