@@ -11,6 +11,13 @@ const REDACTED = '[REDACTED]';
  */
 const SECRET_MAPS = new Set(['headers', 'env']);
 
+/**
+ * Keys whose name matches SECRET_KEY_PATTERN but whose value is public: the IdP's token endpoint
+ * origin (served to every browser in `/console/sign-in.json`). Hiding it would also scrub the IdP's
+ * address from every log line a support bundle collects.
+ */
+const PUBLIC_KEYS = new Set(['tokenEndpointOrigin']);
+
 /** `scheme://user:password@host`: the password may hold any character but `@` and spaces. */
 const URL_PASSWORD = /(\/\/[^:/@\s]+:)([^@\s]+)@/;
 /** The scheme and authority of a URL: up to the first `/`, `\\`, `?`, `#` or space. */
@@ -43,7 +50,8 @@ function authorityPassword(text: string): { start: number; end: number } | undef
 }
 
 function classify(text: string, key: string, inSecretMap: boolean): Found {
-  if (inSecretMap || SECRET_KEY_PATTERN.test(key)) return { whole: true, parts: [] };
+  if (inSecretMap || (SECRET_KEY_PATTERN.test(key) && !PUBLIC_KEYS.has(key)))
+    return { whole: true, parts: [] };
   const parts: string[] = [];
   const password = URL_PASSWORD.exec(text)?.[2];
   if (password) parts.push(password);
