@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import {
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -12,6 +13,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -275,6 +277,33 @@ describe('maos --credentials', { timeout: 120_000 }, () => {
     assert.equal(readStoredToken('https://other.example', target), 'other');
     assert.equal(readStoredToken(roles.url, target), TOKEN, "the login's token is kept");
     assert.deepEqual(readdirSync(linked).sort(), ['credentials.json', 'real.json']);
+  });
+
+  test('a login waits for a held lock and exits 6 (CONFLICT) after 10 s; a stale lock is taken over', async () => {
+    const locked = join(dir, 'held-lock');
+    mkdirSync(locked);
+    const file = join(locked, 'credentials.json');
+    writeFileSync(file, '{"servers": {}}\n', { mode: 0o600 });
+    // Another login holds the lock (made just now): this one gives up and changes nothing.
+    writeFileSync(`${file}.lock`, '');
+    const waited = await runMaos(['login', '--server', roles.url, '--credentials', file], {
+      env: { HOME: home },
+      input: `${TOKEN}\n`,
+    });
+    assert.equal(waited.code, 6, waited.stderr);
+    assert.match(waited.stderr, /CONFLICT: another maos login or logout is updating the credentials file/);
+    assert.equal(readStoredToken(roles.url, file), undefined);
+    assert.equal(existsSync(`${file}.lock`), true, "the holder's lock stays");
+    // Left by a login that died a minute ago: taken over.
+    const then = new Date(Date.now() - 60_000);
+    utimesSync(`${file}.lock`, then, then);
+    const login = await runMaos(['login', '--server', roles.url, '--credentials', file], {
+      env: { HOME: home },
+      input: `${TOKEN}\n`,
+    });
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal(readStoredToken(roles.url, file), TOKEN);
+    assert.deepEqual(readdirSync(locked), ['credentials.json'], 'no lock left behind');
   });
 
   test('maos mcp in remote mode sends the token stored in the file', async (t) => {

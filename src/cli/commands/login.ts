@@ -1,6 +1,6 @@
 // `maos login` / `maos logout`: check a token or API key against `--server` and store it (0600)
 // for later commands, so scripts need neither --token nor MAOS_TOKEN after logging in.
-import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -9,6 +9,7 @@ import { syncDirectorySync } from '../../store/sync-directory.ts';
 import { ApiProblemError, createApiClient } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, DEFAULT_SERVER } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { acquireFileLock, type FileLock, FileLockTimeoutError } from '../file-lock.ts';
 
 interface LoginOptions {
   server?: string;
@@ -119,7 +120,10 @@ export interface StoredCredentials {
   otherServers: string[];
 }
 
-/** A lock left by a login that died this long ago is taken over. */
+/**
+ * A lock left by a login that died this long ago is taken over (by one waiting login only:
+ * file-lock.ts). A login holds it for milliseconds, so 30 s means its holder is gone.
+ */
 const STALE_LOCK_MS = 30_000;
 /** How long a login waits for another one to finish with the file. */
 const LOCK_WAIT_MS = 10_000;
@@ -139,42 +143,22 @@ async function updateCredentials(path: string, change: (content: CredentialsFile
   // Beside the file written (a symlink's target), so a login through the link and one naming the
   // target take turns too.
   const lock = `${fileWritten(path)}.lock`;
-  await acquireLock(path, lock);
+  let held: FileLock;
+  try {
+    held = await acquireFileLock(lock, { staleMs: STALE_LOCK_MS, waitMs: LOCK_WAIT_MS });
+  } catch (error) {
+    if (!(error instanceof FileLockTimeoutError)) throw unwritable(path, error);
+    throw new CliError(
+      'CONFLICT',
+      `another maos login or logout is updating the credentials file ${path} (lock ${lock}); try again, or delete the lock if none runs`,
+      EXIT.CONFLICT,
+    );
+  }
   try {
     const content = readCredentials(path);
     if (change(content)) writeCredentials(path, content);
   } finally {
-    rmSync(lock, { force: true });
-  }
-}
-
-async function acquireLock(path: string, lock: string): Promise<void> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    try {
-      closeSync(openSync(lock, 'wx', 0o600));
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(path, error);
-    }
-    let age = 0;
-    try {
-      age = Date.now() - statSync(lock).mtimeMs;
-    } catch {
-      continue; // Released meanwhile: try again at once.
-    }
-    if (age > STALE_LOCK_MS) {
-      rmSync(lock, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline) {
-      throw new CliError(
-        'CONFLICT',
-        `another maos login or logout is updating the credentials file ${path} (lock ${lock}); try again, or delete the lock if none runs`,
-        EXIT.CONFLICT,
-      );
-    }
-    await new Promise((resume) => setTimeout(resume, 25));
+    held.release();
   }
 }
 
