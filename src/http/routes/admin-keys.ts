@@ -31,6 +31,16 @@ const createdKeySchema = apiKeySchema
   .extend({ key: z.string().describe('The key. Shown only in this response; store it now.') })
   .meta({ id: 'CreatedApiKey' });
 
+// The id of the key each revocation found, for its audit record: a key named by its prefix is
+// recorded under its id, as its creation (and the CLI's revocation) is.
+const revokedKeyIds = new WeakMap<object, string>();
+
+/** The revocation's audit target: the key found, else the id or prefix asked for. */
+function revokedKeyId(request: { params: unknown }): string | null {
+  const asked = (request.params as { id?: unknown } | undefined)?.id;
+  return revokedKeyIds.get(request) ?? (typeof asked === 'string' ? asked : null);
+}
+
 function toDto(info: ApiKeyInfo) {
   const { tenantId: _tenant, ...rest } = info;
   return rest;
@@ -98,7 +108,10 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
   typed.delete(
     '/v1/admin/keys/:id',
     {
-      config: { permission: 'keys:manage' },
+      config: {
+        permission: 'keys:manage',
+        audit: { action: 'keys:manage', targetType: 'keys', targetId: revokedKeyId },
+      },
       schema: {
         operationId: 'revokeApiKey',
         summary: 'Revoke an API key',
@@ -116,6 +129,10 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
         response: { 200: apiKeySchema, ...problemResponses(400, 401, 403, 404, 429) },
       },
     },
-    async (request) => toDto(await revokeApiKey(db, request.actor.tenantId, request.params.id)),
+    async (request) => {
+      const revoked = await revokeApiKey(db, request.actor.tenantId, request.params.id);
+      revokedKeyIds.set(request, revoked.id);
+      return toDto(revoked);
+    },
   );
 }
