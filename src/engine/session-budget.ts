@@ -217,7 +217,13 @@ export function createBudgetGuard(
   /** The session budget's overrun reason, or null. */
   function checkSession(task: GuardedTask, partialUsage: Usage): string | null {
     const entry = cache.get(task.sessionId);
-    if (!entry) return null;
+    if (!entry) {
+      // Swept while this run was silent for ten minutes (a model thinking before it answers, a
+      // long tool call), or the read at its start failed: read it again, so the next flush checks
+      // the budget instead of none until the run ends. Sessions known without one are not read.
+      if (!unbudgetedSessions.has(task.sessionId)) void refresh(task.sessionId);
+      return null;
+    }
     if (now() - entry.loadedAt > refreshMs) void refresh(task.sessionId);
     let running = streaming.get(task.sessionId);
     if (!running) {

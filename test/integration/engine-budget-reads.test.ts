@@ -105,6 +105,31 @@ describe('budget reads at task finishes', { timeout: 60_000 }, () => {
     assert.equal(guard.check(task, { ...zeroUsage(), inputTokens: 500 }), null);
   });
 
+  test('a run silent for longer than the sweep (a model thinking) is still held to its budget when it streams', async () => {
+    let clock = 5_000_000;
+    const guard = createBudgetGuard(counted.db, { now: () => clock });
+    const sessionId = (
+      await h.engine.service.createSession(ACTOR, {
+        objective: 'thinking',
+        agents,
+        budget: { maxTokens: 100 },
+      })
+    ).session.id;
+    const task = { tenantId: ACTOR.tenantId, sessionId, taskId: 'thinker' };
+    await guard.prepare(task);
+    // Eleven minutes without a flush; another agent's start sweeps the guard's idle entries.
+    clock += 11 * 60_000;
+    await guard.prepare({ tenantId: ACTOR.tenantId, sessionId: 'another-session', taskId: 'starting' });
+    // The answer then streams far over the budget: stopped at a flush, as soon as the budget is read again.
+    let overrun = guard.check(task, { ...zeroUsage(), outputTokens: 500 });
+    for (let flush = 0; overrun === null && flush < 200; flush++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      overrun = guard.check(task, { ...zeroUsage(), outputTokens: 500 });
+    }
+    assert.match(String(overrun ?? ''), /token budget exceeded: 500 of 100/);
+    guard.release(task);
+  });
+
   test('the guard adds up what the running tasks of a session have streamed, until each run ends', async () => {
     const guard = createBudgetGuard(counted.db);
     const budgeted = async () =>
