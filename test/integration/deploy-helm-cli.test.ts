@@ -254,6 +254,8 @@ for (const helm of helms) {
         );
       }
       assertRejected(['--set-json', 'extraVolumeMounts=[{"name":"files"}]'], /mountPath/);
+      // The API and the metrics listener on one port: a server that refuses to start.
+      assertRejected(['--set', 'service.metricsPort=7070'], /service\.metricsPort \(7070\) is the API's/);
       assertRejected(['--set', 'ingress.canary.weight=150'], /weight/);
       assertRejected(['--set', 'config.auth.mode=none'], /config/);
       assertRejected(

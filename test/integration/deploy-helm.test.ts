@@ -12,7 +12,9 @@ import { Pod } from 'kubernetes-models/v1/Pod';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load.ts';
 import { configSchema, SECRET_KEY_PATTERN } from '../../src/config/schema.ts';
+import { assertListenAddressesUsable } from '../../src/http/listen-addresses.ts';
 import { assertConfigUsable } from '../../src/security/config-preflight.ts';
+import { freePort } from '../fixtures/free-port.ts';
 import { TemplateSet } from '../fixtures/go-template.ts';
 import { mergeValues, renderChart } from '../fixtures/helm-chart.ts';
 import {
@@ -927,6 +929,35 @@ describe('Helm chart', () => {
       terminationGracePeriodSeconds: 135,
     });
     assert.equal(at(one(fits.byKind, 'Deployment'), 'spec.template.spec.terminationGracePeriodSeconds'), 135);
+  });
+
+  test('the metrics port may not be the API port: a pod MAOS refuses to start, or a Service with one port twice', async () => {
+    const port = await freePort('0.0.0.0');
+    const metricsPort = await freePort('0.0.0.0');
+    // The listeners the chart gives the server container (its plain values; not the config file).
+    const podEnv = (values: Doc) =>
+      Object.fromEntries(
+        (at(one(render(values).byKind, 'Deployment'), 'spec.template.spec.containers.0.env') as Doc[])
+          .filter((e) => 'value' in e && e.name !== 'MAOS_CONFIG')
+          .map((e) => [e.name, e.value]),
+      );
+    const env = podEnv({ service: { targetPort: port, metricsPort } });
+    await assertListenAddressesUsable(loadConfig({ env }));
+    // With both on one port, as the chart rendered it before, the server would refuse to start.
+    await assert.rejects(
+      assertListenAddressesUsable(loadConfig({ env: { ...env, MAOS_METRICS__PORT: String(port) } })),
+      (error: Error & { code?: string }) => error.code === 'CONFIG_INVALID',
+    );
+    assert.throws(
+      () => renderChart(CHART, { service: { targetPort: port, metricsPort: port } }),
+      new RegExp(`service\\.metricsPort \\(${port}\\) is the API's container port service\\.targetPort`),
+    );
+    assert.throws(
+      () => renderChart(CHART, { service: { port: 9464 } }),
+      /service\.metricsPort \(9464\) is also the Service's API port service\.port/,
+    );
+    // The Service's API port may be the container's (7070 both), as long as metrics differ.
+    assert.ok(render({ service: { port: 7070 } }).byKind.has('Service'));
   });
 
   test('PostgreSQL mode: a startup probe or migration deadline not longer than the database wait at start is refused', () => {
