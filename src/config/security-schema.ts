@@ -1,6 +1,7 @@
 // Configuration of authentication, the audit log, rate limits and secrets at rest (`auth`, `audit`,
 // `rateLimit`, `secrets` in configSchema). Runtime checks (e.g. `none` only on loopback) live in
 // security/auth-config.ts.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import { parseCidr } from '../security/cidr.ts';
@@ -291,6 +292,21 @@ export const secretsConfigSchema = z
   .default({})
   .describe('Encryption of tenant secrets at rest (AES-256-GCM envelope).');
 
+/**
+ * A host of `ssrf.allowedHosts` as the guard compares it with a URL's host (security/ssrf-guard.ts,
+ * isTrustedHost): in the URL parser's form (punycode, IPv4 in dotted decimal, IPv6 compressed and
+ * without brackets), so `[FD00:0::1]` matches `http://[fd00::1]/`. Undefined for what no URL's host
+ * can be: a port, scheme, path or user (`ollama.internal:11434` would never match), a zone id.
+ */
+function canonicalHost(value: string): string | undefined {
+  const bare = value.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(bare) === 6) {
+    return URL.canParse(`http://[${bare}]/`) ? new URL(`http://[${bare}]/`).hostname.slice(1, -1) : undefined;
+  }
+  if (/[:/@?#\\\s[\]]/.test(bare) || !URL.canParse(`http://${bare}/`)) return undefined;
+  return new URL(`http://${bare}/`).hostname;
+}
+
 export const ssrfConfigSchema = z
   .strictObject({
     allowPrivateNetworks: z
@@ -300,10 +316,20 @@ export const ssrfConfigSchema = z
         'Let tenants point provider base URLs at loopback, link-local (incl. 169.254.169.254), RFC 1918 and other internal ranges. @defaultValue false',
       ),
     allowedHosts: z
-      .array(z.string().min(1).toLowerCase())
+      .array(
+        z
+          .string()
+          .min(1)
+          .toLowerCase()
+          .refine((value) => canonicalHost(value) !== undefined, {
+            error: (issue) =>
+              `${JSON.stringify(issue.input)} is not a host name or IP address (no scheme, port or path: ollama.internal, 10.0.0.5, fd00::1)`,
+          })
+          .overwrite((value) => canonicalHost(value) ?? value),
+      )
       .default([])
       .describe(
-        'Host names or IP addresses tenants may use even when internal (exact match, e.g. `ollama.internal`); calls to them skip the address checks. @defaultValue []',
+        'Host names or IP addresses tenants may use even when internal (exact match, e.g. `ollama.internal`, `fd00::1`; no scheme or port: any port of the host is allowed); calls to them skip the address checks. @defaultValue []',
       ),
     allowedNetworks: z
       .array(

@@ -278,6 +278,40 @@ describe('SSRF guard', () => {
     );
   });
 
+  test('allowed hosts are compared in the form URLs have; one no URL host can match is a config error', async () => {
+    const { ssrf } = loadConfig({
+      env: {},
+      overrides: { ssrf: { allowedHosts: ['[FD00:0::1]', 'Ollama.Internal', 'bücher.example', '10.1'] } },
+    });
+    assert.deepEqual(ssrf.allowedHosts, ['fd00::1', 'ollama.internal', 'xn--bcher-kva.example', '10.0.0.1']);
+    for (const url of [
+      'http://[fd00::1]:11434/v1',
+      'http://ollama.internal:11434/v1',
+      'http://bücher.example/v1',
+      'http://10.0.0.1/v1',
+    ]) {
+      assert.equal(
+        (await assertPublicUrl(url, { ...ssrf, resolve: async () => ['10.0.0.9'] })).href,
+        new URL(url).href,
+      );
+    }
+    for (const entry of [
+      'ollama.internal:11434',
+      'http://ollama.internal',
+      'ollama.internal/v1',
+      'fe80::1%eth0',
+    ]) {
+      assert.throws(
+        () => loadConfig({ env: {}, overrides: { ssrf: { allowedHosts: [entry] } } }),
+        (e: unknown) =>
+          e instanceof AppError &&
+          e.code === 'CONFIG_INVALID' &&
+          e.message.includes(`${JSON.stringify(entry)} is not a host name or IP address`),
+        entry,
+      );
+    }
+  });
+
   test('allowed networks are validated as CIDR when the config loads', () => {
     assert.deepEqual(parseCidr('10.20.0.0/16'), { address: '10.20.0.0', prefix: 16, family: 'ipv4' });
     assert.deepEqual(parseCidr('FD00:1::/64'), { address: 'fd00:1::', prefix: 64, family: 'ipv6' });
