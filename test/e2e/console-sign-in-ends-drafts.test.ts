@@ -1,8 +1,8 @@
 // What was typed and not sent when the sign-in ends by itself (the key revoked: the next call is
 // answered 401), in real Chromium against the real server (auth mode apikey) and a scripted LLM:
 // the sign-in form takes the page's place, and once the tenant is signed in again the page comes
-// back with the text in its fields: a new session's objective and budget, a message to steer, a
-// key's name (never a secret shown once). Not for another tenant's sign-in, and not after Sign out.
+// back with the text in its fields: a new session's objective and budget, a message to steer, an
+// edited plan, a key's name (never a secret shown once). Not for another tenant's sign-in, and not after Sign out.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -155,6 +155,90 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
       method: 'POST',
       headers: { authorization: `Bearer ${admin}` },
     });
+  });
+
+  test('an edited plan, refused with the key, comes back in the approval editor (the plan as read is no draft)', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: { objective: 'Edit my plan', approval: 'required' },
+    });
+    assert.equal(created.status, 201);
+    const id = created.body.id;
+    const key = await operatorKey();
+    await page.goto(`${server.url}/console/`);
+    await page.evaluate(() => sessionStorage.clear());
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    await page.reload();
+    await signIn(key.key);
+    await callerRead();
+    await waitForStatus(page, 'awaiting_approval');
+    const editor = page.getByLabel('Edited plan (JSON)');
+    await page.waitForFunction(() => {
+      const text = (document.getElementById('plan-editor') as HTMLTextAreaElement | null)?.value ?? '';
+      return text.includes('Work on blocked');
+    });
+    const edited = (await editor.inputValue()).replace('Work on blocked', 'Work on the edited task');
+    await editor.fill(edited);
+    await revoke(key.id);
+    await page.evaluate(() => {
+      const approve = [...document.querySelectorAll('button')].find(
+        (b) => b.textContent === 'Approve edited plan',
+      );
+      approve?.click();
+    });
+    await page.getByText('API key revoked').waitFor();
+    const kept = JSON.parse(
+      (await page.evaluate(() => sessionStorage.getItem('maos.console.drafts'))) ?? '{}',
+    );
+    assert.deepEqual(Object.keys(kept.fields ?? {}), ['plan-editor']);
+
+    await signIn((await operatorKey()).key);
+    await callerRead();
+    await waitForStatus(page, 'awaiting_approval');
+    await page.waitForFunction(
+      () => (document.getElementById('plan-editor') as HTMLTextAreaElement | null)?.value,
+    );
+    assert.equal(await editor.inputValue(), edited);
+    // Sent as edited.
+    await page.getByRole('button', { name: 'Approve edited plan' }).click();
+    await page.getByText('Approved the edited plan').waitFor();
+    const plan = await requestJson<{ plan: { phases: Array<{ tasks: Array<{ instructions: string }> }> } }>(
+      `${server.url}/v1/sessions/${id}`,
+      { headers: { authorization: `Bearer ${admin}` } },
+    );
+    assert.equal(plan.body.plan.phases[0]?.tasks[0]?.instructions, 'Work on the edited task');
+
+    // The plan as read, not edited, is not kept at the next end of the sign-in.
+    const second = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: { objective: 'Leave my plan', approval: 'required' },
+    });
+    const other = await operatorKey();
+    await page.evaluate(() => sessionStorage.clear());
+    await page.goto(`${server.url}/console/#/sessions/${second.body.id}`);
+    await page.reload();
+    await signIn(other.key);
+    await callerRead();
+    await waitForStatus(page, 'awaiting_approval');
+    await page.getByLabel('Message to the orchestrator').fill('typed');
+    await revoke(other.id);
+    await page.evaluate(() => {
+      const send = [...document.querySelectorAll('button')].find((b) => b.textContent === 'Send message');
+      send?.click();
+    });
+    await page.getByText('API key revoked').waitFor();
+    const keptNow = JSON.parse(
+      (await page.evaluate(() => sessionStorage.getItem('maos.console.drafts'))) ?? '{}',
+    );
+    assert.deepEqual(keptNow.fields, { 'steer-message': 'typed' });
+    for (const session of [id, second.body.id]) {
+      await requestJson(`${server.url}/v1/sessions/${session}/cancel`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}` },
+      });
+    }
   });
 
   test("another tenant's sign-in does not get them, nor a sign-in after Sign out", async () => {

@@ -12,6 +12,7 @@ import {
 import { forgetCaller, readCaller } from './caller.js';
 import { labelTablesIn } from './cell-labels.js';
 import { h, replaceChildren, setPageTitle } from './dom.js';
+import { forgetDrafts, keepDrafts, restoreDrafts } from './drafts.js';
 import { hideSection, markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
 import { clearPageNotices } from './page-notice.js';
@@ -88,57 +89,7 @@ async function showCaller() {
   if (read === null || !signedIn) return;
   caller = read;
   renderAccount();
-  restoreDrafts();
-}
-
-/**
- * Text typed into the page and not sent yet (a new session's objective, a message to steer, a
- * reason …), kept when the sign-in ends by itself (a token refused, expired or not renewed) and put
- * back once the tenant it was typed for is signed in again, on the same page. Why: the sign-in form
- * takes the page's place, and what was typed would go with it; an API key refused for good comes
- * back as another key, an IdP sign-in as a round trip through the IdP (hence this tab's
- * sessionStorage). Not kept at Sign out, nor put back for another tenant.
- */
-const DRAFTS_KEY = 'maos.console.drafts';
-/** The input types whose value is typed text; a checkbox or a date is quickly chosen again. */
-const DRAFT_INPUT_TYPES = new Set(['text', 'number', 'url', 'search', 'email']);
-
-function keepDrafts() {
-  sessionStorage.removeItem(DRAFTS_KEY);
-  if (caller === null) return;
-  const fields = {};
-  for (const control of main.querySelectorAll('textarea[id], input[id]')) {
-    if (control instanceof HTMLInputElement && !DRAFT_INPUT_TYPES.has(control.type)) continue;
-    // Read-only: not typed, but a secret shown once (a new key, a signing secret), never kept.
-    if (control.readOnly) continue;
-    if (control.value.trim() !== '' && control.value !== control.defaultValue)
-      fields[control.id] = control.value;
-  }
-  if (Object.keys(fields).length === 0) return;
-  const drafts = { tenantId: caller.tenantId, hash: location.hash, fields };
-  sessionStorage.setItem(DRAFTS_KEY, JSON.stringify(drafts));
-}
-
-/** Puts the drafts kept back into the empty fields of the same ids, when tenant and page match. */
-function restoreDrafts() {
-  const text = sessionStorage.getItem(DRAFTS_KEY);
-  if (text === null) return;
-  sessionStorage.removeItem(DRAFTS_KEY);
-  let drafts = null;
-  try {
-    drafts = JSON.parse(text);
-  } catch {
-    return;
-  }
-  if (drafts?.tenantId !== caller?.tenantId || drafts?.hash !== location.hash) return;
-  for (const [id, value] of Object.entries(drafts.fields ?? {})) {
-    const control = document.getElementById(id);
-    const typed = control instanceof HTMLTextAreaElement || control instanceof HTMLInputElement;
-    if (!typed || !main.contains(control) || typeof value !== 'string' || control.value !== '') continue;
-    control.value = value;
-    // As if typed: a form that tracks edits (a new idempotency key, an edited plan) sees it.
-    control.dispatchEvent(new Event('input', { bubbles: true }));
-  }
+  restoreDrafts(main, caller.tenantId);
 }
 
 function renderAccount() {
@@ -199,7 +150,7 @@ function accountState() {
  * back to the console's sign-in form.
  */
 function signOutOfTab() {
-  sessionStorage.removeItem(DRAFTS_KEY);
+  forgetDrafts();
   const viaIdp = readToken() !== null && readSignInMethod() === 'oidc';
   const idpSignOut = takeIdpSignOutUrl();
   if (viaIdp && idpSignOut) {
@@ -268,7 +219,9 @@ function focusHeading() {
 // their own 401s.
 setUnauthorizedHandler((error) => {
   if (!signedIn) return;
-  keepDrafts();
+  // The caller not read: the tenant the text was typed for is not known, so it is not kept.
+  if (caller !== null) keepDrafts(main, caller.tenantId);
+  else forgetDrafts();
   signOutAndShowForm(error);
 });
 window.addEventListener('hashchange', () => route());

@@ -4,6 +4,7 @@
 // problem code.
 import { api } from '../api.js';
 import { countOf, field, h, replaceChildren } from '../dom.js';
+import { takeDraft } from '../drafts.js';
 import { confirmInline } from '../inline-confirm.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
@@ -329,9 +330,19 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
       ? `The plan (phase ${(next.approval.pendingPhase ?? 0) + 1}) waits for your approval.`
       : 'No plan is waiting for approval.';
     const key = `${next.planVersion}:${next.approval?.pendingPhase}`;
+    // What an edit is typed against: a draft kept at a sign-in's end comes back only onto this plan.
+    planText.dataset.draftOf = key;
     if (waiting && (!planEdited || key !== planKey)) {
-      planText.value = JSON.stringify(toEditablePlan(next.plan), null, 2);
+      const text = JSON.stringify(toEditablePlan(next.plan), null, 2);
+      // Its default too: the plan as read is no draft of the person's (drafts.js keeps only edits).
+      planText.defaultValue = text;
+      planText.value = text;
       planEdited = false;
+      const draft = takeDraft(planText);
+      if (draft !== null) {
+        planText.value = draft;
+        planEdited = true;
+      }
     }
     planKey = key;
   }

@@ -1,0 +1,89 @@
+// Text typed into the page and not sent yet (a new session's objective, a message to steer, an
+// edited plan, a reason …), kept when the sign-in ends by itself (a token refused, expired or not
+// renewed) and put back once the tenant it was typed for is signed in again, on the same page. Why:
+// the sign-in form takes the page's place, and what was typed would go with it; an API key refused
+// for good comes back as another key, an IdP sign-in as a round trip through the IdP (hence this
+// tab's sessionStorage). Not kept at Sign out, nor put back for another tenant.
+//
+// A field filled from what the page reads (the plan editor: the session's plan) says what its text
+// was typed against in `data-draft-of` (the plan's version): its draft is put back only into the
+// field showing that again, and only while the field still holds what was read (its value is its
+// defaultValue). Read after the drafts were put back, the field takes its draft with takeDraft().
+
+const DRAFTS_KEY = 'maos.console.drafts';
+/** The input types whose value is typed text; a checkbox or a date is quickly chosen again. */
+const DRAFT_INPUT_TYPES = new Set(['text', 'number', 'url', 'search', 'email']);
+
+/** Drafts of fields not filled yet when the drafts were put back: id → {value, of}. */
+const waiting = new Map();
+
+/** Forgets the drafts kept (Sign out, or a new page shown). */
+export function forgetDrafts() {
+  sessionStorage.removeItem(DRAFTS_KEY);
+  waiting.clear();
+}
+
+/** Keeps the typed text of the fields in `root` for `tenantId` on the page of the location's hash. */
+export function keepDrafts(root, tenantId) {
+  forgetDrafts();
+  const fields = {};
+  const of = {};
+  for (const control of root.querySelectorAll('textarea[id], input[id]')) {
+    if (control instanceof HTMLInputElement && !DRAFT_INPUT_TYPES.has(control.type)) continue;
+    // Read-only: not typed, but a secret shown once (a new key, a signing secret), never kept.
+    if (control.readOnly) continue;
+    if (control.value.trim() === '' || control.value === control.defaultValue) continue;
+    fields[control.id] = control.value;
+    if (control.dataset.draftOf !== undefined) of[control.id] = control.dataset.draftOf;
+  }
+  if (Object.keys(fields).length === 0) return;
+  sessionStorage.setItem(DRAFTS_KEY, JSON.stringify({ tenantId, hash: location.hash, fields, of }));
+}
+
+/**
+ * Puts the drafts kept back into the fields of the same ids in `root`, when tenant and page match:
+ * into an empty field, or one filled from a read still holding what it read of the same thing.
+ */
+export function restoreDrafts(root, tenantId) {
+  const text = sessionStorage.getItem(DRAFTS_KEY);
+  if (text === null) return;
+  sessionStorage.removeItem(DRAFTS_KEY);
+  let drafts = null;
+  try {
+    drafts = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if (drafts?.tenantId !== tenantId || drafts?.hash !== location.hash) return;
+  for (const [id, value] of Object.entries(drafts.fields ?? {})) {
+    if (typeof value !== 'string') continue;
+    const of = drafts.of?.[id];
+    const control = document.getElementById(id);
+    const typed = control instanceof HTMLTextAreaElement || control instanceof HTMLInputElement;
+    if (!typed || !root.contains(control)) {
+      if (typeof of === 'string') waiting.set(id, { value, of });
+      continue;
+    }
+    if (typeof of === 'string') {
+      // Not read yet: the field takes it once it is.
+      if (control.dataset.draftOf === undefined) waiting.set(id, { value, of });
+      if (control.dataset.draftOf !== of || control.value !== control.defaultValue) continue;
+    } else if (control.value !== '') continue;
+    control.value = value;
+    // As if typed: a form that tracks edits (a new idempotency key, an edited plan) sees it.
+    control.dispatchEvent(new Event('input', { bubbles: true }));
+  }
+}
+
+/**
+ * The draft kept for `control` (by its id), when it was typed against what the field shows now
+ * (its `data-draft-of`); null otherwise. Taken once.
+ * @param {HTMLTextAreaElement | HTMLInputElement} control
+ * @returns {string | null}
+ */
+export function takeDraft(control) {
+  const draft = waiting.get(control.id);
+  if (!draft) return null;
+  waiting.delete(control.id);
+  return draft.of === control.dataset.draftOf ? draft.value : null;
+}
