@@ -39,7 +39,7 @@ export interface TenantProviderCredentials {
   get(tenantId: string, provider: string): Promise<TenantProviderCredential | null>;
   /** Every configured provider with whether the tenant has a credential for it. */
   list(tenantId: string): Promise<ProviderCredentialSummary[]>;
-  /** Removes the tenant's credential; NOT_FOUND when there is none. */
+  /** Removes the tenant's credential (also of a provider no longer configured); NOT_FOUND when there is none. */
   delete(tenantId: string, provider: string): Promise<void>;
   /** The SSRF policy for tenant-set base URLs (also applied on every call the runtime makes). */
   readonly ssrf: SsrfPolicy;
@@ -158,9 +158,11 @@ export function createTenantProviderCredentials(
         .sort((a, b) => a.name.localeCompare(b.name));
     },
     async delete(tenantId, provider) {
-      providerType(provider);
+      // Also for a provider the operator has since removed from the config: the tenant's key stays
+      // stored (and would be used again under that name) until its owner removes it.
       const removed = store ? await store.delete(tenantId, `${NAME_PREFIX}${provider}`) : false;
       if (!removed) {
+        providerType(provider);
         throw new AppError('NOT_FOUND', `No tenant credential is stored for provider '${provider}'`);
       }
     },
