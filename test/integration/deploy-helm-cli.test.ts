@@ -256,6 +256,11 @@ for (const helm of helms) {
       assertRejected(['--set-json', 'extraVolumeMounts=[{"name":"files"}]'], /mountPath/);
       // The API and the metrics listener on one port: a server that refuses to start.
       assertRejected(['--set', 'service.metricsPort=7070'], /service\.metricsPort \(7070\) is the API's/);
+      // No metrics listener while the ServiceMonitor scrapes it.
+      assertRejected(
+        ['--set', 'config.metrics.enabled=false', '--set', 'metrics.serviceMonitor.enabled=true'],
+        /config\.metrics\.enabled is false, so nothing serves the metrics port, yet metrics\.serviceMonitor/,
+      );
       assertRejected(['--set', 'ingress.canary.weight=150'], /weight/);
       assertRejected(['--set', 'config.auth.mode=none'], /config/);
       assertRejected(

@@ -12,7 +12,7 @@ import { Pod } from 'kubernetes-models/v1/Pod';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load.ts';
 import { configSchema, SECRET_KEY_PATTERN } from '../../src/config/schema.ts';
-import { assertListenAddressesUsable } from '../../src/http/listen-addresses.ts';
+import { assertListenAddressesUsable, listenAddresses } from '../../src/http/listen-addresses.ts';
 import { assertConfigUsable } from '../../src/security/config-preflight.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { TemplateSet } from '../fixtures/go-template.ts';
@@ -1058,6 +1058,46 @@ describe('Helm chart', () => {
     const file = parseYaml(String(at(serverConfigMap(allowed.byKind), 'data')['config.yaml']));
     assert.equal(file.store.url, 'sqlite:/data/other.db');
     assert.ok(render({ ...POSTGRES, config: { store: { url_FILE: '/run/secrets/maos/db-url' } } }));
+  });
+
+  test('config.metrics.enabled false is refused while a ServiceMonitor, the alert rules or KEDA read the metrics port', () => {
+    const off = { config: { metrics: { enabled: false } } };
+    // The server then opens no metrics listener at all, whatever port the chart gives it.
+    const env = Object.fromEntries(
+      (at(one(render(off).byKind, 'Deployment'), 'spec.template.spec.containers.0.env') as Doc[])
+        .filter((e) => 'value' in e && e.name !== 'MAOS_CONFIG')
+        .map((e) => [e.name, e.value]),
+    );
+    const config = loadConfig({ env: { ...env, MAOS_METRICS__ENABLED: 'false' } });
+    assert.deepEqual(
+      listenAddresses(config).map((a) => a.listener),
+      ['the API'],
+    );
+    // Nothing reads the port: no metrics is the operator's choice.
+    assert.ok(render(off).byKind.has('Deployment'));
+    assert.ok(render(mergeValues(POSTGRES, { ...off, keda: { enabled: true, trigger: 'postgresql' } })));
+    for (const [values, reader] of [
+      [
+        { metrics: { serviceMonitor: { enabled: true } } },
+        /metrics\.serviceMonitor\.enabled \(every scrape would fail\)/,
+      ],
+      [
+        { metrics: { prometheusRule: { enabled: true } } },
+        /metrics\.prometheusRule\.enabled \(MaosInstancesAbsent would fire\)/,
+      ],
+      [
+        mergeValues(POSTGRES, { keda: { enabled: true } }),
+        /keda\.trigger prometheus \(no maos_tasks series to scale on\)/,
+      ],
+    ] as const) {
+      assert.throws(
+        () => renderChart(CHART, mergeValues(values as Doc, off)),
+        new RegExp(
+          `config\\.metrics\\.enabled is false, so nothing serves the metrics port, yet ${reader.source}`,
+        ),
+      );
+      assert.ok(render(values as Doc).byKind.has('Deployment'));
+    }
   });
 
   test('config refuses every secret MAOS reads; the variable the message names sets it from the Secret', () => {
