@@ -213,6 +213,31 @@ describe('maos keys', () => {
     assert.equal(existsSync(fresh), false, 'nothing created');
   });
 
+  test('create with an unknown --role or an --expires not in the future: exit 2, and no data directory or database made', async () => {
+    const fresh = join(dir, 'fresh-typo-data');
+    const freshConfig = join(dir, 'fresh-typo.json');
+    writeFileSync(freshConfig, JSON.stringify({ dataDir: fresh, logLevel: 'silent' }));
+    const cases: Array<[string[], RegExp]> = [
+      [['--role', 'admn'], /^error VALIDATION_FAILED: Unknown role\(s\): admn$/m],
+      [['--role', 'admin', '--role', 'nope'], /^error VALIDATION_FAILED: Unknown role\(s\): nope$/m],
+      [
+        ['--role', 'admin', '--expires', '0d'],
+        /^error VALIDATION_FAILED: --expires .*must be in the future/m,
+      ],
+      [
+        ['--role', 'admin', '--expires', '2020-01-01'],
+        /^error VALIDATION_FAILED: --expires .*must be in the future/m,
+      ],
+    ];
+    for (const [options, message] of cases) {
+      const result = await runMaos(['keys', 'create', '--config', freshConfig, ...options]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, message);
+      assert.equal(result.stdout, '', 'no key printed');
+      assert.equal(existsSync(fresh), false, `nothing created for ${options.join(' ')}`);
+    }
+  });
+
   test('an empty --tenant is refused before any key is stored', async () => {
     const created = await runMaos(['keys', 'create', '--config', config, '--role', 'viewer', '--tenant', '']);
     assertUsage(created, /--tenant must not be empty/);

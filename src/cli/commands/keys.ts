@@ -10,7 +10,7 @@ import {
   revokeApiKey,
 } from '../../security/api-keys.ts';
 import { localOperatorActor, openLocalSecurityStore } from '../../security/local-store.ts';
-import { BUILT_IN_ROLES } from '../../security/rbac.ts';
+import { BUILT_IN_ROLES, isRoleName } from '../../security/rbac.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable } from '../output.ts';
@@ -106,12 +106,24 @@ async function runCreate(ctx: CliContext, command: Command): Promise<number> {
       EXIT.USAGE,
     );
   }
+  // Checked before the database is opened, as the API checks its request body: a typo must not
+  // create a data directory and database (of a path maybe also mistyped) before it is refused.
+  const unknown = roles.filter((role) => !isRoleName(role));
+  if (unknown.length > 0) {
+    throw new CliError('VALIDATION_FAILED', `Unknown role(s): ${unknown.join(', ')}`, EXIT.USAGE);
+  }
   const name = options.name ?? 'cli';
-  // Checked before the database is opened, as the API checks its request body.
   const nameProblem = keyNameProblem(name);
   if (nameProblem) throw new CliError('VALIDATION_FAILED', `--name ${nameProblem}`, EXIT.USAGE);
   // An empty --expires (an unset variable) is refused by parseExpiry, not read as "never expires".
   const expiresAt = options.expires === undefined ? null : parseExpiry(options.expires);
+  if (expiresAt !== null && Date.parse(expiresAt) <= Date.now()) {
+    throw new CliError(
+      'VALIDATION_FAILED',
+      `--expires "${options.expires}" must be in the future (it is ${new Date(Date.parse(expiresAt)).toISOString()})`,
+      EXIT.USAGE,
+    );
+  }
   // The first key of a new data directory is made before its first start (docs/security.md).
   const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }), {
     mustExist: false,
