@@ -149,7 +149,8 @@ const GEN_AI_LABELS = {
 /** Every metric MAOS defines, with its labels and their allowed values. The single source of truth. */
 export const METRIC_LABELS = {
   maos_build_info: {
-    version: { pattern: /^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, maxDistinct: 1 },
+    // A semantic version: pre-release (`-rc.1`) and build metadata (`+build.5`), each optional.
+    version: { pattern: /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/, maxDistinct: 1 },
     revision: { pattern: /^([0-9a-f]{7,40}|unknown)$/, maxDistinct: 1 },
   },
   http_request_duration_seconds: {

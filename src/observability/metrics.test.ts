@@ -162,6 +162,16 @@ describe('metrics registry', () => {
     });
   });
 
+  test('maos_build_info carries any semantic version, pre-release and build metadata included', async () => {
+    for (const version of ['1.2.3', '1.2.3-rc.1', '1.2.3+build.5', '1.2.3-rc.1+build.5']) {
+      const text = await createMetrics({ version, revision: 'abc1234', collectDefaults: false }).render();
+      assert.ok(
+        text.includes(`maos_build_info{version="${version}",revision="abc1234"} 1`),
+        `version ${version} is its own label value`,
+      );
+    }
+  });
+
   test('the response cache counter is not described as a provider prompt cache', async () => {
     // Prompt caching is the provider's own (gen_ai.usage.cache_read.input_tokens); this counter
     // counts MAOS's response cache, whose hits never reach the provider.
