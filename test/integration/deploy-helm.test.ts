@@ -1651,6 +1651,48 @@ test('documented PostgreSQL installs and upgrades wait for the migration Job as 
   }
 });
 
+test('the documented rollback stops every replica also when KEDA scales them (kubectl scale does not hold)', () => {
+  // The cluster values of the docs: KEDA owns the replica count, at least minReplicaCount of them.
+  const values = parseYaml(readFileSync(join(CHART, 'examples/values-postgres.yaml'), 'utf8')) as Doc;
+  const byKind = groupByKind(renderChart(CHART, values, { name: 'maos' }).manifests.map((m) => m.doc));
+  const scaled = one(byKind, 'ScaledObject');
+  const deployment = one(byKind, 'Deployment');
+  assert.equal(at(scaled, 'spec.scaleTargetRef.name'), at(deployment, 'metadata.name'));
+  assert.ok(at(scaled, 'spec.minReplicaCount') >= 1, 'KEDA scales a Deployment below its floor back up');
+  assert.equal(at(deployment, 'spec.replicas'), undefined, 'the Deployment leaves the count to KEDA');
+  // Every section that stops the cluster's replicas for a restore also pauses the ScaledObject, and
+  // resumes it afterwards.
+  const guide = readFileSync('docs/operations.md', 'utf8');
+  /** From the heading's line to the next heading (a `# ` line in a code block is a comment). */
+  const section = (heading: string, after = 0) => {
+    const start = guide.indexOf(`\n${heading}\n`, after);
+    assert.ok(start >= 0, heading);
+    const end = guide.slice(start + heading.length + 2).search(/\n#{2,3} /);
+    return guide.slice(start, end < 0 ? undefined : start + heading.length + 2 + end);
+  };
+  const name = String(at(scaled, 'metadata.name'));
+  const backups = guide.indexOf('\n## 6. Backup and disaster recovery\n');
+  for (const [heading, after] of [
+    ['## 5. Upgrade and rollback', 0],
+    ['### PostgreSQL', backups],
+  ] as const) {
+    const text = section(heading, after);
+    assert.match(text, /every replica/, heading);
+    if (heading.startsWith('## ')) {
+      assert.ok(
+        text.includes(`kubectl annotate scaledobject ${name} autoscaling.keda.sh/paused-replicas=0`),
+        `${heading}: pauses the ScaledObject at 0`,
+      );
+      assert.ok(
+        text.includes(`kubectl annotate scaledobject ${name} autoscaling.keda.sh/paused-replicas-`),
+        `${heading}: resumes it`,
+      );
+    } else {
+      assert.match(text, /every replica stopped; with KEDA pause its ScaledObject, §5/, heading);
+    }
+  }
+});
+
 describe('Go template interpreter used to render the chart', () => {
   const renderOne = (source: string, dot: unknown) => {
     const set = new TemplateSet();
