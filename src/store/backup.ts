@@ -6,6 +6,7 @@ import {
   closeSync,
   existsSync,
   fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
   renameSync,
@@ -17,6 +18,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import { getMigrationStatus, type MigrationStatus } from './migrate.ts';
+import { ownedTempPath, removeStaleOwnedTemps } from './owned-temp-files.ts';
 
 /** Files SQLite keeps beside a database in WAL mode; they belong to that database. */
 const SIDE_FILE_SUFFIXES = ['-wal', '-shm', '-journal'] as const;
@@ -52,7 +54,8 @@ export interface DatabaseStats {
 /**
  * Copies a live SQLite database to `targetPath` with the online backup API. The copy is taken in
  * one step, i.e. from one read snapshot: in WAL mode that never blocks writers, and it cannot be
- * restarted by their commits. Writes to `<target>.partial`, fsyncs, then renames into place.
+ * restarted by their commits. Writes to a copy of its own beside the target
+ * (`<target>.partial-<pid>-<random>-<host>`), fsyncs, then moves it into place.
  */
 export async function backupSqliteDatabase(sourcePath: string, targetPath: string): Promise<BackupResult> {
   if (!existsSync(sourcePath)) {
@@ -78,8 +81,11 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   if (!existsSync(dirname(targetPath))) {
     throw new AppError('NOT_FOUND', `Directory ${dirname(targetPath)} does not exist`);
   }
-  const partial = `${targetPath}.partial`;
-  rmSync(partial, { force: true });
+  // This run's own copy: two backups to one file at once each removed the other's `<file>.partial`
+  // as they started, and both failed (or one moved the other's unfinished copy into place). Copies
+  // left by backups of this file that were killed (their process gone) are removed first.
+  removeStaleOwnedTemps(targetPath, PARTIAL_NAMING);
+  const partial = ownedTempPath(targetPath, PARTIAL_NAMING);
   const source = openSqlite(sourcePath, { readonly: true });
   try {
     // The whole database (API key hashes, sealed tenant secrets, every session's output) in one
@@ -87,7 +93,7 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
     const pages = await copyDatabase(source, sourcePath, partial);
     useRollbackJournal(partial);
     syncFile(partial);
-    renameSync(partial, targetPath);
+    placeNewFile(partial, targetPath);
     syncDirectory(dirname(targetPath));
     return { path: targetPath, bytes: statSync(targetPath).size, pages };
   } catch (error) {
@@ -99,6 +105,27 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   } finally {
     source.close();
   }
+}
+
+/** The copy a backup writes before it is complete: `<file>.partial-<pid>-<random>-<host>`. */
+const PARTIAL_NAMING = { tag: 'partial' } as const;
+
+/**
+ * Moves the finished copy `partial` to `targetPath`, never over a file that appeared there meanwhile
+ * (another backup to the same name that finished first): CONFLICT then, as at the start. A hard link
+ * fails when the name exists; where the file system has none, a rename after a check.
+ */
+function placeNewFile(partial: string, targetPath: string): void {
+  try {
+    linkSync(partial, targetPath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST' || existsSync(targetPath)) {
+      throw new AppError('CONFLICT', `${targetPath} already exists; choose a new file name`);
+    }
+    renameSync(partial, targetPath);
+    return;
+  }
+  rmSync(partial, { force: true });
 }
 
 /** Runs `PRAGMA integrity_check` and reads the migration status of a database file, read-only. */
@@ -340,9 +367,9 @@ async function copyDatabase(
   path: string,
 ): Promise<number> {
   closeSync(openSync(path, 'wx', 0o600));
-  // The driver trims the name it copies to: ` maos.db.partial` (a relative name that begins with a
+  // The driver trims the name it copies to: ` maos.db.partial-…` (a relative name that begins with a
   // space) would be copied to another file, and the one created here stay empty. An absolute path
-  // begins with `/` and ends with the name's `.partial` / `.restoring`: nothing to trim.
+  // begins with `/` and ends with the `.partial-…` host name or `.restoring`: nothing to trim.
   const { totalPages } = await source.backup(resolve(path), { progress: () => 2_147_483_647 });
   if (totalPages === 0) {
     throw new AppError(

@@ -15,8 +15,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { hostname, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { restoreBackup } from '../../src/cli/commands/restore.ts';
@@ -210,12 +210,17 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
   test('the backup is owner-only while it is written, not only once it is done', async () => {
     const shelf = join(dir, 'partial-shelf');
     mkdirSync(shelf);
-    const partial = join(shelf, 'copy.db.partial');
     // The copy runs in steps scheduled with setImmediate: a check queued alike sees the file between them.
     const modes = new Set<number>();
     let done = false;
     const look = () => {
-      if (existsSync(partial)) modes.add(statSync(partial).mode & 0o777);
+      if (done) return;
+      // The copy (`copy.db.partial-<pid>-<random>-<host>`), not SQLite's journal beside it.
+      for (const name of readdirSync(shelf)) {
+        if (/^copy\.db\.partial-\d+-[0-9a-f]{12}-.+(?<!-journal)$/.test(name)) {
+          modes.add(statSync(join(shelf, name)).mode & 0o777);
+        }
+      }
       if (!done) setImmediate(look);
     };
     setImmediate(look);
@@ -280,6 +285,73 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     const restore = await runCli(['restore', backupFile, '-c', config]);
     assert.equal(restore.code, 6, restore.stderr);
     assert.match(restore.stderr, /INVALID_STATE: store\.url is PostgreSQL: restore it with `pg_restore/);
+  });
+
+  test('two backups to one file at once: one writes it whole, the other is refused, neither breaks the other', async () => {
+    const shelf = join(dir, 'twice-shelf');
+    mkdirSync(shelf);
+    const target = join(shelf, 'twice.db');
+    const before = { sessions: countRows(liveDb, 'sessions'), probe: countRows(liveDb, 'backup_probe') };
+    // Both used `<file>.partial`: each removed the other's copy as it started, and the one that
+    // finished first moved the other's unfinished copy into place (or failed on its vanished file).
+    const outcomes = await Promise.allSettled([
+      backupSqliteDatabase(liveDb, target),
+      backupSqliteDatabase(liveDb, target),
+    ]);
+    const written = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+    const refused = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason] : []));
+    assert.equal(written.length, 1, JSON.stringify(refused.map((error) => String(error))));
+    assert.equal(refused.length, 1);
+    assert.match(String(refused[0]), /twice\.db already exists; choose a new file name/);
+    assert.equal((refused[0] as { code?: string }).code, 'CONFLICT');
+    assert.deepEqual(readdirSync(shelf), ['twice.db'], 'no temporary copy left behind');
+    const copy = new Database(target, { readonly: true });
+    try {
+      assert.deepEqual(copy.pragma('integrity_check'), [{ integrity_check: 'ok' }]);
+      assert.equal(
+        (copy.prepare('select count(*) as n from backup_probe').get() as { n: number }).n,
+        before.probe,
+      );
+    } finally {
+      copy.close();
+    }
+    assert.deepEqual(
+      { sessions: countRows(liveDb, 'sessions'), probe: countRows(liveDb, 'backup_probe') },
+      before,
+      'the source database is untouched',
+    );
+  });
+
+  test('a backup removes the copy a killed backup of the same file left, and no other file beside it', async () => {
+    const shelf = join(dir, 'killed-shelf');
+    mkdirSync(shelf);
+    const target = join(shelf, 'nightly.db');
+    // A backup killed with -9 (its process is gone: a child that has exited) left its copy.
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    });
+    const left = join(
+      shelf,
+      `nightly.db.partial-${gone.stdout}-0123456789ab-${hostname().replace(/[^A-Za-z0-9.-]/g, '_')}`,
+    );
+    writeFileSync(left, 'half a copy', { mode: 0o600 });
+    // Not its own to remove: a running process's copy, another host's, another output's, an odd name.
+    const running = left.replace(`-${gone.stdout}-`, `-${process.pid}-`);
+    const otherHost = left.replace(/-[^-]+$/, '-another-host.example');
+    const others = [
+      running,
+      otherHost,
+      join(shelf, 'weekly.db.partial-1-0123456789ab-x'),
+      join(shelf, 'nightly.db.partial'),
+    ];
+    for (const file of others) writeFileSync(file, 'keep');
+    const result = await backupSqliteDatabase(liveDb, target);
+    assert.equal(result.path, target);
+    assert.ok(!existsSync(left), "the killed backup's copy is removed");
+    assert.deepEqual(
+      readdirSync(shelf).sort(),
+      [...others.map((file) => basename(file)), 'nightly.db'].sort(),
+    );
   });
 
   test('backup refuses to overwrite an existing file', async () => {
