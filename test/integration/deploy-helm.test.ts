@@ -306,6 +306,27 @@ describe('Helm chart', () => {
     }
   });
 
+  test('autoscaling bounds: a floor above the ceiling is refused, which Kubernetes and KEDA refuse', () => {
+    // The HPA and the ScaledObject validate against their schemas either way: only the bounds fail.
+    const hpa = (minReplicas: number, maxReplicas: number) =>
+      render({ ...POSTGRES, autoscaling: { enabled: true, minReplicas, maxReplicas } });
+    const keda = (minReplicaCount: number, maxReplicaCount: number) =>
+      render({ ...POSTGRES, keda: { enabled: true, minReplicaCount, maxReplicaCount } });
+    assert.equal(at(one(hpa(3, 3).byKind, 'HorizontalPodAutoscaler'), 'spec.maxReplicas'), 3);
+    assert.equal(at(one(keda(3, 3).byKind, 'ScaledObject'), 'spec.maxReplicaCount'), 3);
+    assert.throws(() => hpa(5, 3), /autoscaling\.minReplicas \(5\) is above autoscaling\.maxReplicas \(3\)/);
+    assert.throws(() => keda(5, 3), /keda\.minReplicaCount \(5\) is above keda\.maxReplicaCount \(3\)/);
+    // Left unused (SQLite mode, or the HPA beside KEDA), the bounds are not checked.
+    assert.ok(render({ autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 3 } }));
+    assert.ok(
+      render({
+        ...POSTGRES,
+        keda: { enabled: true },
+        autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 3 },
+      }),
+    );
+  });
+
   test('the KEDA Prometheus query reads the queue depth of this release only', requireBinary(), () => {
     const values = { ...POSTGRES, keda: { enabled: true }, metrics: { serviceMonitor: { enabled: true } } };
     const { manifests, notes } = renderChart(CHART, values, { name: 'maos', namespace: 'prod' });
