@@ -21,22 +21,29 @@ export interface RoleBinding {
 // client ids and URLs used as subjects, without letting a caller store arbitrary blobs.
 export const MAX_PRINCIPAL_LENGTH = 512;
 
+// C0 and C1 controls (U+009B starts a terminal escape as ESC [ does) and the bidirectional
+// overrides and isolates, which print a principal in `maos access list` in another order than it is
+// stored, so that it passes for another: as key names (domain/trimmed-text.ts). An OIDC subject is
+// ASCII (OpenID Connect Core §2).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const UNBINDABLE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
 /**
  * Throws VALIDATION_FAILED unless `principal` can hold a binding: not empty, not padded, no control
- * characters, and not an id MAOS gives its own callers (`key:…`, `local`, …), whose roles come from
- * elsewhere and which an identity from an IdP must never share (principal.ts).
+ * characters or bidirectional overrides, and not an id MAOS gives its own callers (`key:…`,
+ * `local`, …), whose roles come from elsewhere and which an identity from an IdP must never share
+ * (principal.ts).
  */
 export function assertBindablePrincipal(principal: string): void {
   if (
     principal.length === 0 ||
     principal.length > MAX_PRINCIPAL_LENGTH ||
     principal.trim() !== principal ||
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-    /[\u0000-\u001f\u007f]/.test(principal)
+    UNBINDABLE_CHARACTERS.test(principal)
   ) {
     throw new AppError(
       'VALIDATION_FAILED',
-      `The principal must be 1 to ${MAX_PRINCIPAL_LENGTH} characters without surrounding spaces or control characters`,
+      `The principal must be 1 to ${MAX_PRINCIPAL_LENGTH} characters without surrounding spaces, control characters or bidirectional overrides`,
     );
   }
   const reserved = reservedPrincipalName(principal);

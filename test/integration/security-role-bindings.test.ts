@@ -145,6 +145,12 @@ describe('role bindings', { timeout: 60_000 }, () => {
       'Local',
       ' alice',
       'cli:root',
+      // C1 controls and bidirectional overrides, which `maos access list` would print as a
+      // terminal escape or in another order than stored.
+      'red\u009b31mbob',
+      'next\u0085line',
+      '\u202eecila',
+      'a\u2066b',
     ]) {
       const answer = await requestJson<{ code: string }>(bindingUrl(principal, 'admin'), {
         method: 'PUT',
@@ -276,6 +282,23 @@ describe('role bindings', { timeout: 60_000 }, () => {
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /^PRINCIPAL\s+ROLE\s+GRANTED\s+BY/m);
     assert.match(listed.stdout, new RegExp(`^bob\\s+developer\\s+.+\\s+key:${adminId}$`, 'm'));
+    // A binding stored before such principals were refused: listed with its characters escaped.
+    const db = server.app.database.db as unknown as SecurityDb;
+    await db
+      .insertInto('role_bindings')
+      .values({
+        tenant_id: 'acme',
+        principal_id: 'eve\u009b2J\u202eelo',
+        role: 'viewer',
+        created_at: new Date().toISOString(),
+        created_by: 'old\u001b[31mversion',
+      })
+      .execute();
+    const escaped = await runMaos(['access', 'list'], { env });
+    assert.equal(escaped.code, 0, escaped.stderr);
+    assert.match(escaped.stdout, /^eve\\x9b2J\\u202eelo\s+viewer\s+.+\s+old\\x1b\[31mversion$/m);
+    for (const raw of ['\u001b', '\u009b', '\u202e']) assert.ok(!escaped.stdout.includes(raw), 'sent raw');
+    await db.deleteFrom('role_bindings').where('principal_id', '=', 'eve\u009b2J\u202eelo').execute();
     const typo = await runMaos(['access', 'grant', 'bob', 'developper'], { env });
     assert.equal(typo.code, 2);
     assert.match(typo.stderr, /unknown role 'developper'/);

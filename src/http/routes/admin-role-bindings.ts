@@ -36,7 +36,7 @@ const bindingParams = z.strictObject({
     .min(1)
     .max(MAX_PRINCIPAL_LENGTH)
     .describe(
-      'The principal id (URL-encoded), without surrounding spaces or control characters; ids MAOS gives its own callers (`key:…`, `cli:…`, `local`, `local-mcp`, `anonymous`) are refused.',
+      'The principal id (URL-encoded), without surrounding spaces, control characters or bidirectional overrides; ids MAOS gives its own callers (`key:…`, `cli:…`, `local`, `local-mcp`, `anonymous`) are refused.',
     ),
   role: z.enum(BUILT_IN_ROLES),
 });
