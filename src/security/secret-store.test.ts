@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { AppError } from '../errors/app-error.ts';
 import { createSecretStore } from './secret-store.ts';
 import { generateKekEntry, parseKekRing } from './secrets.ts';
 import { createTestSecurityDb, type TestSecurityDb } from './test-support.ts';
@@ -51,6 +52,24 @@ describe('tenant secret store', () => {
     await assert.rejects(store3.get('beta', 'openai'), /cannot be decrypted/);
     assert.ok(acme);
     assert.equal(await store3.delete('beta', 'openai'), true);
+  });
+
+  test('one value a re-wrap cannot read does not keep the others on the old KEK; the error names it', async () => {
+    const k0 = generateKekEntry('k0');
+    const k1 = generateKekEntry('k1');
+    const k2 = generateKekEntry('k2');
+    // Read first: a value wrapped with a KEK no longer in the ring (k0 was retired too early).
+    await createSecretStore(t.db, parseKekRing(k0)).put('orphan', 'provider:gw', 'sk-lost');
+    await createSecretStore(t.db, parseKekRing(k1)).put('kept', 'provider:gw', 'sk-kept');
+    await assert.rejects(createSecretStore(t.db, parseKekRing(`${k2},${k1}`)).rewrapAll(), (e: unknown) => {
+      assert.ok(e instanceof AppError && e.code === 'SECRET_UNREADABLE');
+      assert.match(e.message, /re-wrapped 1 stored secret\(s\); 1 cannot be read/);
+      assert.match(e.message, /tenant orphan, provider:gw: KEK k0 is not in the keyring/);
+      assert.ok(!e.message.includes('sk-'));
+      return true;
+    });
+    assert.equal(await createSecretStore(t.db, parseKekRing(k2)).get('kept', 'provider:gw'), 'sk-kept');
+    await t.db.deleteFrom('tenant_secrets').where('tenant_id', 'in', ['orphan', 'kept']).execute();
   });
 
   for (const writer of ['new', 'old'] as const) {

@@ -1,6 +1,7 @@
 // Tenant secrets (e.g. provider API keys) stored encrypted in `tenant_secrets`. Values go in and
 // are read back only by server code; no API returns them. Rotation re-wraps every stored value.
 
+import { AppError } from '../errors/app-error.ts';
 import { decryptSecret, encryptSecret, type KekRing, readEnvelopeKekId, rewrapSecret } from './secrets.ts';
 import type { SecurityDb } from './security-tables.ts';
 
@@ -13,6 +14,9 @@ const SECRET_TYPE = 'tenant_secret';
  */
 const MAX_REWRAP_PASSES = 5;
 
+/** Unreadable secrets a re-wrap's error names (tenant and name, never the value); the rest are counted. */
+const MAX_NAMED_UNREADABLE = 20;
+
 export interface SecretStore {
   /** Stores (or replaces) a tenant's secret. */
   put(tenantId: string, name: string, value: string): Promise<void>;
@@ -21,7 +25,10 @@ export interface SecretStore {
   /** Names only, never values. */
   listNames(tenantId: string): Promise<string[]>;
   delete(tenantId: string, name: string): Promise<boolean>;
-  /** Re-wraps every value not yet under the active KEK; returns how many changed. */
+  /**
+   * Re-wraps every value not yet under the active KEK; returns how many changed. Throws
+   * SECRET_UNREADABLE naming the values it could not read, after re-wrapping all the others.
+   */
   rewrapAll(): Promise<number>;
 }
 
@@ -79,7 +86,10 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
       // Each row is written only if it still holds the value read (a compare-and-set): a value a
       // server stores meanwhile (a tenant's new key, a webhook secret's rotation) is never replaced
       // by the re-wrapped old one. Rows changed under the re-wrap are read again in another pass.
+      // A row that cannot be read (its KEK already gone) is skipped, not the end of the run: the
+      // others still move to the active KEK, and the error names the ones left.
       let rewrapped = 0;
+      const unreadable = new Map<string, string>();
       for (let pass = 0; pass < MAX_REWRAP_PASSES; pass += 1) {
         const rows = await db
           .selectFrom('tenant_secrets')
@@ -88,7 +98,16 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
           .execute();
         let changedMeanwhile = false;
         for (const row of rows) {
-          const ciphertext = rewrapSecret(ring, row.ciphertext, context(row.tenant_id, row.name));
+          const where = `tenant ${row.tenant_id}, ${row.name}`;
+          let ciphertext: string;
+          try {
+            ciphertext = rewrapSecret(ring, row.ciphertext, context(row.tenant_id, row.name));
+          } catch (error) {
+            if (!(error instanceof AppError) || error.code !== 'SECRET_UNREADABLE') throw error;
+            unreadable.set(where, error.message.replace(/^Stored secret cannot be decrypted: /, ''));
+            continue;
+          }
+          unreadable.delete(where);
           const result = await db
             .updateTable('tenant_secrets')
             .set({ ciphertext, kek_id: readEnvelopeKekId(ciphertext), updated_at: now().toISOString() })
@@ -100,6 +119,16 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
           else changedMeanwhile = true;
         }
         if (!changedMeanwhile) break;
+      }
+      if (unreadable.size > 0) {
+        const named = [...unreadable]
+          .slice(0, MAX_NAMED_UNREADABLE)
+          .map(([where, reason]) => `${where}: ${reason}`);
+        const more = unreadable.size > named.length ? `; and ${unreadable.size - named.length} more` : '';
+        throw new AppError(
+          'SECRET_UNREADABLE',
+          `re-wrapped ${rewrapped} stored secret(s); ${unreadable.size} cannot be read with secrets.kekRing and stay as they are: ${named.join('; ')}${more}`,
+        );
       }
       return rewrapped;
     },

@@ -398,6 +398,24 @@ describe('maos secrets rewrap', { timeout: 60_000 }, () => {
       const stale = await runCli(['secrets', 'rewrap', '-c', configOld]);
       assert.equal(stale.code, 7);
       assert.match(stale.stderr, /KEK k2 is not in the keyring/);
+      // It names the secret it could not read (tenant and name, never the value), and is audited.
+      assert.match(stale.stderr, /tenant acme, openai: KEK k2 is not in the keyring/);
+      assert.ok(!stale.stderr.includes('sk-1'));
+      const audited = createDatabase(configSchema.parse({ dataDir: dir }));
+      try {
+        const events = (
+          await (audited.db as unknown as SecurityDb)
+            .selectFrom('audit_log')
+            .select('event')
+            .orderBy('seq')
+            .execute()
+        ).map((row) => JSON.parse(row.event) as { action: string; outcome: string; reason: string | null });
+        const last = events.filter((event) => event.action === 'secrets:rewrap').at(-1);
+        assert.equal(last?.outcome, 'failure');
+        assert.match(last?.reason ?? '', /tenant acme, openai: KEK k2 is not in the keyring/);
+      } finally {
+        await audited.close();
+      }
       const noRing = join(dir, 'none.json');
       writeFileSync(noRing, JSON.stringify({ dataDir: dir }));
       assert.equal((await runCli(['secrets', 'rewrap', '-c', noRing])).code, 2);

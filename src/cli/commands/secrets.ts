@@ -34,7 +34,22 @@ async function runRewrap(ctx: CliContext, command: Command): Promise<number> {
   // On a data directory without a database "re-wrapped 0 secrets" would read as "old KEKs can go".
   const store = await openLocalSecurityStore(config, { mustExist: true });
   try {
-    const count = await createSecretStore(store.db, ring).rewrapAll();
+    let count: number;
+    try {
+      count = await createSecretStore(store.db, ring).rewrapAll();
+    } catch (error) {
+      // Values it could read were re-wrapped all the same: the run changed data, so it is audited.
+      await store.auditLog
+        .append({
+          action: 'secrets:rewrap',
+          actor: localOperatorActor(null),
+          target: { type: 'kek', id: ring.activeId, tenant: null },
+          outcome: 'failure',
+          reason: (error as Error).message,
+        })
+        .catch(() => undefined);
+      throw error;
+    }
     await store.auditLog.append({
       action: 'secrets:rewrap',
       actor: localOperatorActor(null),
