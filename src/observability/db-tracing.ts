@@ -17,12 +17,15 @@ const TARGET = /\b(?:from|into|update)\s+"?([A-Za-z_][A-Za-z0-9_]*)"?/i;
 /**
  * A Kysely `log` function that records one span per query: name `{operation} {table}`,
  * `db.query.text` (parameterised SQL: values are never recorded), error status on failure.
- * Queries outside any active span are not traced (they would each start a lone trace).
+ * Queries outside any active span are not traced (they would each start a lone trace), nor those
+ * whose active span has ended (or is not sampled): work that outlived what started it, such as the
+ * engine's worker loop, which a request wakes and which goes on in that request's context, claiming
+ * and finishing other sessions' tasks long after the request was answered.
  */
 export function createQuerySpanLogger(options: QuerySpanOptions): (event: LogEvent) => void {
   return (event) => {
     options.next?.(event);
-    if (trace.getSpan(context.active()) === undefined) return;
+    if (trace.getSpan(context.active())?.isRecording() !== true) return;
     const sql = event.query.sql;
     const operation = (STATEMENT.exec(sql)?.[1] ?? 'query').toUpperCase();
     const table = TARGET.exec(sql)?.[1];

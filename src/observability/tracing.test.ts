@@ -265,4 +265,30 @@ describe('HTTP and database spans', () => {
       await db.destroy();
     }
   });
+
+  test('queries run after their span ended are not traced (work a request woke, e.g. a claim)', async () => {
+    // The engine's worker loop, woken by a request, keeps running in that request's context after
+    // the request ended: its queries (other sessions' tasks among them) must not join its trace.
+    const db = new Kysely<Record<string, never>>({
+      dialect: new SqliteDialect({ database: new Database(':memory:') }),
+      log: createQuerySpanLogger({ tracer: traces.tracing.tracer, system: 'sqlite' }),
+    });
+    try {
+      await sql`create table notes (id integer primary key, body text)`.execute(db);
+      const request = traces.tracing.tracer.startSpan('POST /v1/sessions');
+      const woken = trace.setSpan(context.active(), request);
+      await context.with(woken, () => sql`select * from notes where id = 1`.execute(db));
+      request.end();
+      await context.with(woken, () => sql`update notes set body = 'x'`.execute(db));
+      const spans = finished();
+      assert.equal(byName(spans, 'SELECT notes').parentSpanContext?.spanId, request.spanContext().spanId);
+      assert.deepEqual(
+        spans.filter((span) => span.name === 'UPDATE notes').map((span) => span.name),
+        [],
+        'no span under a request that has ended',
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
 });
