@@ -75,7 +75,8 @@ describe('console: who is signed in, from the keyboard', { timeout: 120_000 }, (
     await who.waitFor();
     assert.match(
       (await who.textContent()) ?? '',
-      new RegExp(`^key:[\\w-]+ · tenant ${ADMIN_TENANT} · viewer$`),
+      // Each name isolated, so a right-to-left one cannot reorder the line around it.
+      new RegExp(`^\u2068key:[\\w-]+\u2069 · tenant \u2068${ADMIN_TENANT}\u2069 · \u2068viewer\u2069$`),
     );
     assert.equal(await page.locator('#account-state').textContent(), 'Signed in');
     assert.deepEqual(

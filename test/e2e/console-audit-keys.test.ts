@@ -164,7 +164,7 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     assert.equal(await page.getByRole('link', { name: 'Usage', exact: true }).isVisible(), true);
     assert.match(
       (await page.locator('#account-state').getAttribute('title')) ?? '',
-      /^key:[\w-]+ · tenant [\w-]+ · viewer$/,
+      /^\u2068key:[\w-]+\u2069 · tenant \u2068[\w-]+\u2069 · \u2068viewer\u2069$/,
     );
     // The admin is offered every section.
     const admin = await stack.openPage();
@@ -208,7 +208,7 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
       assert.equal((await late).status(), 200);
       // Whatever the late answer's handling does, it has happened once the page has run its tasks.
       await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 0)));
-      assert.match((await page.locator('#account-state').getAttribute('title')) ?? '', / · viewer$/);
+      assert.match((await page.locator('#account-state').getAttribute('title')) ?? '', / · \u2068viewer\u2069$/);
       assert.equal(await page.getByRole('link', { name: 'API keys', exact: true }).isHidden(), true);
     } finally {
       await page.unroute(isMe);
@@ -290,6 +290,8 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await secretField.waitFor();
     const secret = await secretField.inputValue();
     assert.match(secret, /^maos_/);
+    // The name isolated in the sentence: a right-to-left one cannot reorder the words around it.
+    await page.getByText('Key “\u2068ci <bot>\u2069” created. Store it now').waitFor();
     await page.getByRole('button', { name: 'Copy key' }).click();
     await page.getByText('Copied.').waitFor();
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
@@ -337,9 +339,11 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     );
     await page.getByRole('button', { name: 'Revoke ci <bot>' }).click();
     await page.getByRole('button', { name: 'Confirm revoke' }).click();
-    await page.getByText('Key ci <bot> revoked.').waitFor();
+    await page.getByText('Key \u2068ci <bot>\u2069 revoked.').waitFor();
     // The question went with its row (the list is read again): the focus is on the notice, not lost.
-    await page.waitForFunction(() => document.activeElement?.textContent === 'Key ci <bot> revoked.');
+    await page.waitForFunction(
+      () => document.activeElement?.textContent === 'Key \u2068ci <bot>\u2069 revoked.',
+    );
     await page.waitForFunction(
       (id) => /revoked/.test(document.querySelector(`#keys-body tr[data-key-id="${id}"]`)?.textContent ?? ''),
       made?.id,
@@ -375,7 +379,7 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await page.getByLabel('Principal').fill('auth0|carol@example.com');
     await page.getByLabel('Role', { exact: true }).selectOption('operator');
     await page.getByRole('button', { name: 'Grant role' }).click();
-    await page.getByText('Granted operator to auth0|carol@example.com').waitFor();
+    await page.getByText('Granted \u2068operator\u2069 to \u2068auth0|carol@example.com\u2069').waitFor();
     // The button was disabled while the grant was sent: the focus is back on it, not lost.
     await page.waitForFunction(() => document.activeElement?.textContent === 'Grant role');
     const row = page.locator('#bindings-body tr[data-principal="auth0|carol@example.com"]');
@@ -408,9 +412,11 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await page.keyboard.press('Escape');
     await row.getByRole('button', { name: 'Revoke operator of auth0|carol@example.com' }).click();
     await row.getByRole('button', { name: 'Confirm revoke' }).click();
-    await page.getByText('Revoked operator of auth0|carol@example.com.').waitFor();
+    await page.getByText('Revoked \u2068operator\u2069 of \u2068auth0|carol@example.com\u2069.').waitFor();
     await page.waitForFunction(
-      () => document.activeElement?.textContent === 'Revoked operator of auth0|carol@example.com.',
+      () =>
+        document.activeElement?.textContent ===
+        'Revoked \u2068operator\u2069 of \u2068auth0|carol@example.com\u2069.',
     );
     assert.equal(await page.locator('#bindings-body tr').count(), 0);
 
@@ -418,7 +424,7 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     await page.getByLabel('Principal').fill('..');
     await page.getByLabel('Role', { exact: true }).selectOption('viewer');
     await page.getByRole('button', { name: 'Grant role' }).click();
-    await page.getByText('Granted viewer to ..: it holds it').waitFor();
+    await page.getByText('Granted \u2068viewer\u2069 to \u2068..\u2069: it holds it').waitFor();
     const dots = page.locator('#bindings-body tr[data-principal=".."]');
     await dots.getByRole('button', { name: 'Revoke viewer of ..' }).click();
     // The question names the group and describes it (read by a screen reader with the focus).
@@ -426,10 +432,10 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     const describedBy = await ask.getAttribute('aria-describedby');
     assert.equal(
       await page.locator(`[id="${describedBy}"]`).textContent(),
-      'Revoke viewer of ..? It keeps what its credentials carry.',
+      'Revoke \u2068viewer\u2069 of \u2068..\u2069? It keeps what its credentials carry.',
     );
     await dots.getByRole('button', { name: 'Confirm revoke' }).click();
-    await page.getByText('Revoked viewer of ...').waitFor();
+    await page.getByText('Revoked \u2068viewer\u2069 of \u2068..\u2069.').waitFor();
     assert.equal(await page.locator('#bindings-body tr').count(), 0);
   });
 

@@ -379,7 +379,7 @@ describe('console: an open question across a redraw of its list', { timeout: 180
 
     await hold.release();
     await question.waitFor({ state: 'detached' });
-    const reason = `“Revoke ${target.name}?” was closed: that key is revoked or gone meanwhile.`;
+    const reason = `“\u2068Revoke ${target.name}?\u2069” was closed: that key is revoked or gone meanwhile.`;
     await page.getByText(reason).waitFor();
     assert.equal(await activeText(), reason);
   });
@@ -442,7 +442,7 @@ describe('console: an open question across a redraw of its list', { timeout: 180
     assert.ok(deleted.status < 300, String(deleted.status));
     await hold.release();
     await page.locator(`tr[data-webhook-id="${doomedId}"]`).waitFor({ state: 'detached' });
-    const reason = `“Delete ${doomed}?” was closed: that subscription was deleted meanwhile.`;
+    const reason = `“\u2068Delete ${doomed}?\u2069” was closed: that subscription was deleted meanwhile.`;
     await page.getByText(reason).waitFor();
     assert.equal(await activeText(), reason);
   });

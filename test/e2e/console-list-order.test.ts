@@ -148,7 +148,7 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
     await held.answered;
     await page.getByRole('button', { name: 'Revoke old-key' }).click();
     await page.getByRole('button', { name: 'Confirm revoke' }).click();
-    await page.getByText('Key old-key revoked.').waitFor();
+    await page.getByText('Key \u2068old-key\u2069 revoked.').waitFor();
     const oldKeyState = () => {
       const row = [...document.querySelectorAll('#keys-body tr')].find(
         (candidate) => candidate.querySelector('td')?.textContent === 'old-key',
@@ -183,7 +183,7 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
       .getByRole('group', { name: 'Revoke viewer of alice?' })
       .getByRole('button', { name: 'Confirm revoke' })
       .click();
-    await page.getByText('Revoked viewer of alice.').waitFor();
+    await page.getByText('Revoked \u2068viewer\u2069 of \u2068alice\u2069.').waitFor();
     held.release();
     assert.equal(
       await held.outcome(() => document.querySelector('#bindings-body tr[data-principal="alice"]') !== null),
@@ -286,7 +286,7 @@ describe('console: a list read twice shows the newest read', { timeout: 120_000 
     await held.answered;
     await page.getByRole('button', { name: `Delete ${old}` }).click();
     await page.getByRole('button', { name: 'Confirm delete' }).click();
-    await page.getByText(`Subscription to ${old} deleted.`).waitFor();
+    await page.getByText(`Subscription to \u2068${old}\u2069 deleted.`).waitFor();
     held.release();
     assert.equal(
       await held.outcome(

@@ -485,7 +485,7 @@ describe('console: retrying a session', { timeout: 180_000 }, () => {
     assert.equal(
       await question.locator('span').first().textContent(),
       'Retry this session? Its 2 succeeded tasks are kept with their results (not run or charged ' +
-        'again); 3 other tasks run again (picked: draft, and 2 succeeded tasks depending on it). This ' +
+        'again); 3 other tasks run again (picked: \u2068draft\u2069, and 2 succeeded tasks depending on it). This ' +
         'session stays as it ended.',
     );
     assert.equal(await fitsWidth(), true, 'the picks and the question fit at phone width');

@@ -253,7 +253,7 @@ describe('console: webhooks', { timeout: 120_000 }, () => {
     );
 
     await page.getByRole('button', { name: `Deliveries of ${receiver.url}` }).click();
-    await page.getByRole('heading', { name: `Deliveries of ${receiver.url}` }).waitFor();
+    await page.getByRole('heading', { name: `Deliveries of \u2068${receiver.url}\u2069` }).waitFor();
     await page.getByText('Page 1: 1 delivery, newest first (no older deliveries).').waitFor();
     const cells = (await page.locator('#deliveries-body tr').first().locator('td').allTextContents()).map(
       (text) => text.trim(),
@@ -329,7 +329,7 @@ describe('console: webhooks', { timeout: 120_000 }, () => {
 
     receiver.answer([204]);
     await page.getByRole('button', { name: `Enable ${receiver.url}` }).click();
-    await page.getByText(`Subscription to ${receiver.url} enabled`).waitFor();
+    await page.getByText(`Subscription to \u2068${receiver.url}\u2069 enabled`).waitFor();
     // The focus, on Enable as its row was drawn anew without it, is on the message saying so.
     assert.match(
       (await page.evaluate(() => document.activeElement?.textContent)) ?? '',
@@ -362,11 +362,12 @@ describe('console: webhooks', { timeout: 120_000 }, () => {
 
     await remove.click();
     await page.getByRole('button', { name: 'Confirm delete' }).click();
-    await page.getByText(`Subscription to ${receiver.url} deleted.`).waitFor();
+    await page.getByText(`Subscription to \u2068${receiver.url}\u2069 deleted.`).waitFor();
     // The question went with its row: the focus is on the notice, not lost to the start of the page.
     await page.waitForFunction(
       (text) => document.activeElement?.textContent === text,
-      `Subscription to ${receiver.url} deleted.`,
+      // The URL isolated: the sentence keeps its order whatever the URL holds.
+      `Subscription to \u2068${receiver.url}\u2069 deleted.`,
     );
     await page.getByText('No subscriptions yet.').waitFor();
     assert.equal(await row().count(), 0);

@@ -11,7 +11,7 @@ import {
 } from './api.js';
 import { forgetCaller, readCaller } from './caller.js';
 import { labelTablesIn } from './cell-labels.js';
-import { h, replaceChildren, setPageTitle } from './dom.js';
+import { h, isolate, replaceChildren, setPageTitle } from './dom.js';
 import { forgetDrafts, keepDrafts, restoreDrafts } from './drafts.js';
 import { hideSection, markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
@@ -104,7 +104,7 @@ function renderAccount() {
     ? h('button', { type: 'button', className: 'secondary', on: { click: () => signOutOfTab() } }, 'Sign out')
     : null;
   const who = caller
-    ? `${caller.principal} · tenant ${caller.tenantId} · ${caller.roles.length > 0 ? caller.roles.join(', ') : 'no roles'}`
+    ? `${isolate(caller.principal)} · tenant ${isolate(caller.tenantId)} · ${caller.roles.length > 0 ? caller.roles.map(isolate).join(', ') : 'no roles'}`
     : null;
   const state = h('span', { id: 'account-state', ...(who ? { title: who } : {}) }, accountState());
   // Who, also without a mouse to hover: "Signed in" opens (Enter, a tap) to say it.

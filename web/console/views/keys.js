@@ -5,7 +5,7 @@
 import { request } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { describeKeys } from '../count-phrases.js';
-import { disableWhileRunning, field, formatTime, h, replaceChildren } from '../dom.js';
+import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } from '../dom.js';
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
@@ -56,7 +56,7 @@ export function renderKeys(root) {
       redrawRows(body, result.items.map(keyRow), {
         key: (row) => row.dataset.keyId,
         note: questionNote,
-        closed: (label) => `“${label}” was closed: that key is revoked or gone meanwhile.`,
+        closed: (label) => `“${isolate(label)}” was closed: that key is revoked or gone meanwhile.`,
       });
       const active = result.items.filter((key) => !key.revokedAt).length;
       info.textContent = describeKeys(result.items.length, active);
@@ -98,7 +98,7 @@ export function renderKeys(root) {
     confirmInline({
       cell,
       opener: revoke,
-      question: `Revoke ${key.name}? Callers using it are refused at once.`,
+      question: `Revoke ${isolate(key.name)}? Callers using it are refused at once.`,
       label: `Revoke ${key.name}?`,
       yes: 'Confirm revoke',
       no: 'Keep key',
@@ -110,7 +110,7 @@ export function renderKeys(root) {
         try {
           await request(`/v1/admin/keys/${encodeURIComponent(key.id)}`, { method: 'DELETE' });
           await load();
-          notice.textContent = `Key ${key.name} revoked.`;
+          notice.textContent = `Key ${isolate(key.name)} revoked.`;
           return true;
         } catch (error) {
           fail(error, 'Revoking the key');
@@ -125,7 +125,7 @@ export function renderKeys(root) {
     showSecretOnce(created, {
       id: 'key-secret',
       value: key.key,
-      title: `Key “${key.name}” created. Store it now: it is shown only this once.`,
+      title: `Key “${isolate(key.name)}” created. Store it now: it is shown only this once.`,
       label: 'New API key',
       noun: 'key',
       after: () => submit,

@@ -4,7 +4,7 @@
 // Same permission as API keys (keys:manage): the keys view handles a 403.
 import { request } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
-import { disableWhileRunning, field, formatTime, h, replaceChildren } from '../dom.js';
+import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } from '../dom.js';
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { renderProblem, showFormMistake } from '../problem.js';
@@ -37,7 +37,7 @@ export function renderRoleBindings(container, failView) {
       redrawRows(body, result.items.map(bindingRow), {
         key: (row) => JSON.stringify([row.dataset.principal, row.dataset.role]),
         note: questionNote,
-        closed: (label) => `“${label}” was closed: that role was revoked meanwhile.`,
+        closed: (label) => `“${isolate(label)}” was closed: that role was revoked meanwhile.`,
       });
       info.textContent =
         result.items.length === 0
@@ -52,6 +52,9 @@ export function renderRoleBindings(container, failView) {
   // resolves `.` and `..`, also written `%2e`).
   const bindingPath = ({ principal, role }) =>
     `/v1/admin/role-bindings?${new URLSearchParams({ principal, role })}`;
+
+  /** "operator of <principal>" in a sentence: both isolated, as either may be any text. */
+  const shownLabel = (binding) => `${isolate(binding.role)} of ${isolate(binding.principal)}`;
 
   function bindingRow(binding) {
     const actions = h('td', {});
@@ -78,7 +81,7 @@ export function renderRoleBindings(container, failView) {
     confirmInline({
       cell,
       opener: revoke,
-      question: `Revoke ${label}? It keeps what its credentials carry.`,
+      question: `Revoke ${shownLabel(binding)}? It keeps what its credentials carry.`,
       label: `Revoke ${label}?`,
       yes: 'Confirm revoke',
       no: 'Keep role',
@@ -90,7 +93,7 @@ export function renderRoleBindings(container, failView) {
         try {
           await request(bindingPath(binding), { method: 'DELETE' });
           await load();
-          notice.textContent = `Revoked ${label}.`;
+          notice.textContent = `Revoked ${shownLabel(binding)}.`;
           return true;
         } catch (error) {
           fail(error, 'Revoking the role');
@@ -141,7 +144,7 @@ export function renderRoleBindings(container, failView) {
       await request(bindingPath(binding), { method: 'PUT' });
       form.reset();
       await load();
-      notice.textContent = `Granted ${binding.role} to ${binding.principal}: it holds it from its next request.`;
+      notice.textContent = `Granted ${isolate(binding.role)} to ${isolate(binding.principal)}: it holds it from its next request.`;
     } catch (error) {
       // The server's reason (a reserved id, an id with spaces around it) is shown by the form.
       fail(error, 'Granting the role');

@@ -4,7 +4,7 @@
 // session's page. Offered only to a caller holding sessions:create (GET /v1/me).
 import { api } from '../api.js';
 import { callerMay } from '../caller.js';
-import { countOf, field, h, replaceChildren } from '../dom.js';
+import { countOf, field, h, isolate, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { RETRYABLE } from './session-retries.js';
@@ -59,7 +59,7 @@ function describeTasks(tasks, picked) {
   const pickedPart =
     picked.length === 0
       ? ''
-      : ` (picked: ${picked.join(', ')}${redone === 0 ? '' : `, and ${countOf(redone, 'succeeded task')} depending on ${picked.length === 1 ? 'it' : 'them'}`})`;
+      : ` (picked: ${picked.map(isolate).join(', ')}${redone === 0 ? '' : `, and ${countOf(redone, 'succeeded task')} depending on ${picked.length === 1 ? 'it' : 'them'}`})`;
   if (kept === 0) {
     if (picked.length > 0) return `All its tasks run again${pickedPart}.`;
     return again === 1

@@ -10,6 +10,7 @@ import {
   field,
   formatTime,
   h,
+  isolate,
   keepPagerFocus,
   replaceChildren,
 } from '../dom.js';
@@ -114,7 +115,7 @@ export function renderWebhooks(root) {
       redrawRows(body, result.items.map(webhookRow), {
         key: (row) => row.dataset.webhookId,
         note: questionNote,
-        closed: (label) => `“${label}” was closed: that subscription was deleted meanwhile.`,
+        closed: (label) => `“${isolate(label)}” was closed: that subscription was deleted meanwhile.`,
       });
       const disabled = result.items.filter((webhook) => webhook.disabledAt).length;
       info.textContent =
@@ -167,7 +168,7 @@ export function renderWebhooks(root) {
         cell: actions,
         opener: rotate,
         restore: buttons,
-        question: `Rotate the signing secret of ${webhook.url}? The new one is shown once; the previous one keeps signing for the grace period the server sets (a rotation within it revokes the one before at once).`,
+        question: `Rotate the signing secret of ${isolate(webhook.url)}? The new one is shown once; the previous one keeps signing for the grace period the server sets (a rotation within it revokes the one before at once).`,
         label: `Rotate the secret of ${webhook.url}?`,
         yes: 'Confirm rotate',
         no: 'Keep secret',
@@ -185,7 +186,7 @@ export function renderWebhooks(root) {
         cell: actions,
         opener: remove,
         restore: buttons,
-        question: `Delete the subscription to ${webhook.url}? Its secret and deliveries go with it; pending deliveries are not sent.`,
+        question: `Delete the subscription to ${isolate(webhook.url)}? Its secret and deliveries go with it; pending deliveries are not sent.`,
         label: `Delete ${webhook.url}?`,
         yes: 'Confirm delete',
         no: 'Keep subscription',
@@ -229,7 +230,7 @@ export function renderWebhooks(root) {
       return false;
     }
     await load();
-    notice.textContent = `Subscription to ${webhook.url} deleted.`;
+    notice.textContent = `Subscription to ${isolate(webhook.url)} deleted.`;
     return true;
   }
 
@@ -254,7 +255,7 @@ export function renderWebhooks(root) {
       ? `The previous secret keeps signing deliveries, beside the new one, until ${formatTime(rotated.previousSecretExpiresAt)} (the server's grace period): switch your receiver to the new one before then.`
       : 'The previous secret stopped signing at once (the server keeps no grace period): switch your receiver to the new one now.';
     showSecret({
-      title: `New signing secret of ${webhook.url}. Store it now: it is shown only this once and cannot be read again.`,
+      title: `New signing secret of ${isolate(webhook.url)}. Store it now: it is shown only this once and cannot be read again.`,
       secret: rotated.secret,
       extra: previous,
       // The row's Rotate secret (the list is drawn anew meanwhile), or the list's message.
@@ -275,7 +276,7 @@ export function renderWebhooks(root) {
     try {
       await request(webhookPath(webhook.id, '/enable'), { method: 'POST' });
       await load();
-      notice.textContent = `Subscription to ${webhook.url} enabled: the next event is delivered again (deliveries failed while it was disabled are not sent again).`;
+      notice.textContent = `Subscription to ${isolate(webhook.url)} enabled: the next event is delivered again (deliveries failed while it was disabled are not sent again).`;
     } catch (error) {
       fail(error, 'Enabling the subscription');
       outcome = errors;
@@ -357,7 +358,7 @@ export function renderWebhooks(root) {
 
   function openDeliveries(webhook) {
     shown = { webhook, cursor: null, page: 1, nextCursor: null };
-    deliveriesTitle.textContent = `Deliveries of ${webhook.url}`;
+    deliveriesTitle.textContent = `Deliveries of ${isolate(webhook.url)}`;
     replaceChildren(deliveriesBody);
     deliveriesInfo.textContent = 'Loading…';
     deliveries.hidden = false;
@@ -478,7 +479,7 @@ export function renderWebhooks(root) {
       form.reset();
       resetEvents();
       showSecret({
-        title: `Subscription to ${created.url} created. Store its signing secret now: it is shown only this once and cannot be read again.`,
+        title: `Subscription to ${isolate(created.url)} created. Store its signing secret now: it is shown only this once and cannot be read again.`,
         secret: created.secret,
         after: () => submit,
       });
