@@ -308,7 +308,9 @@ export const llmConfigSchema = z
         tenants: z
           .record(z.string().min(1).max(128), budgetSchema)
           .default({})
-          .describe('Budget per tenant id, instead of `default`.'),
+          .describe(
+            'Budget per tenant id, instead of `default`. A tenant id `__proto__` is refused at start (it cannot be kept as a key).',
+          ),
       })
       .default({ tenants: {} })
       .describe(
@@ -323,7 +325,9 @@ export const llmConfigSchema = z
         tenants: z
           .record(z.string().min(1).max(128), z.enum(['required', 'none']))
           .default({})
-          .describe('Plan approval default per tenant id, instead of `default`.'),
+          .describe(
+            'Plan approval default per tenant id, instead of `default`. A tenant id `__proto__` is refused at start (it cannot be kept as a key).',
+          ),
       })
       .default({ default: 'none', tenants: {} })
       .describe('Tenant defaults for plan approval (human in the loop).'),
@@ -415,7 +419,7 @@ export function findUnpricedModels(providers: ProvidersConfig, llm: LlmConfig): 
     if (model !== undefined && !callable.has(model)) callable.set(model, route.provider);
   }
   return [...callable]
-    .filter(([model]) => llm.prices[model] === undefined)
+    .filter(([model]) => priceOf(llm.prices, model) === undefined)
     .map(([model, provider]) => ({
       provider,
       model,
@@ -423,4 +427,13 @@ export function findUnpricedModels(providers: ProvidersConfig, llm: LlmConfig): 
         `llm.prices has no entry for model '${model}' (provider ${provider}): its calls count as $0, ` +
         'so usage shows no cost for them and maxCostUsd budgets do not limit them (add an entry, 0 for a free model)',
     }));
+}
+
+/**
+ * The configured price of `model`, if any. Own keys only: a model id such as `constructor` or
+ * `toString` would otherwise read a member of Object.prototype, a function that prices every call
+ * at NaN (which no `maxCostUsd` budget ever stops) and passes for a listed price.
+ */
+export function priceOf(prices: LlmConfig['prices'], model: string): PriceConfig | undefined {
+  return Object.hasOwn(prices, model) ? prices[model] : undefined;
 }

@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { createSessionDefaults } from '../engine/session-defaults.ts';
 import { AppError } from '../errors/app-error.ts';
+import { findUnpricedModels } from './llm-schema.ts';
 import { loadConfig, storeEnvVariables } from './load.ts';
 import { collectSecretValues, redactConfig } from './secrets-in-config.ts';
 
@@ -545,5 +547,97 @@ describe('redactConfig', () => {
       assert.equal((redactConfig(config) as typeof config).store.url, printed);
       assert.ok(collectSecretValues(config).includes(secret), `${secret} is scrubbed from logs`);
     }
+  });
+});
+
+// A tenant (or IdP group, or model) named `__proto__` lost its entry without a word: JSON and YAML
+// keep the key, zod's records drop it, and `maos config check` said ok while that tenant's sessions
+// ran without the required approval and budget. Names of other Object.prototype members are kept.
+describe('keys named like members of Object.prototype', () => {
+  test('a __proto__ key is refused wherever it is and whichever source sets it, naming its path', () => {
+    const json = write(
+      'proto.json',
+      '{"llm":{"approval":{"tenants":{"__proto__":"required","acme":"none"}},' +
+        '"budgets":{"tenants":{"__proto__":{"maxCostUsd":1}}}},' +
+        '"auth":{"mode":"oidc","oidc":{"issuer":"https://idp.example","audience":"maos",' +
+        '"roleMapping":{"__proto__":["admin"]}}}}',
+    );
+    const fromJson = problemsOf(() => loadConfig({ configPath: json, env: {} }));
+    for (const path of ['llm.approval.tenants', 'llm.budgets.tenants', 'auth.oidc.roleMapping']) {
+      assert.ok(
+        fromJson.some((p) => p.startsWith(`${path}.__proto__: a key named "__proto__" is not supported`)),
+        `${path}: ${fromJson.join(' | ')}`,
+      );
+    }
+    assert.equal(fromJson.length, 3, fromJson.join(' | '));
+
+    const yaml = write('proto.yaml', 'llm:\n  approval:\n    tenants:\n      __proto__: required\n');
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ configPath: yaml, env: {} })).map((p) => p.split(':')[0]),
+      ['llm.approval.tenants.__proto__'],
+    );
+
+    const fromEnv = problemsOf(() =>
+      loadConfig({ env: { MAOS_LLM__BUDGETS__TENANTS: '{"__proto__":{"maxCostUsd":1}}' } }),
+    );
+    assert.equal(fromEnv.length, 1, fromEnv.join(' | '));
+    assert.match(
+      fromEnv[0] ?? '',
+      /^llm\.budgets\.tenants\.__proto__: .*\(from the environment: MAOS_LLM__BUDGETS__TENANTS\)$/,
+    );
+
+    // In an object of the schema too: it used to become the object's prototype, whose keys were then
+    // reported as if written there.
+    const asPrototype = problemsOf(() => loadConfig({ env: { MAOS_LLM: '{"__proto__":{"x":1}}' } }));
+    assert.deepEqual(
+      asPrototype.map((p) => p.split(':')[0]),
+      ['llm.__proto__'],
+    );
+    const viaFlags = problemsOf(() =>
+      loadConfig({ env: {}, overrides: JSON.parse('{"llm":{"approval":{"tenants":{"__proto__":"none"}}}}') }),
+    );
+    assert.deepEqual(
+      viaFlags.map((p) => p.split(':')[0]),
+      ['llm.approval.tenants.__proto__'],
+    );
+  });
+
+  test('tenants named constructor, toString or hasOwnProperty keep their own entries, and only them', () => {
+    const path = write(
+      'members.yaml',
+      [
+        'llm:',
+        '  approval:',
+        '    default: none',
+        '    tenants: { constructor: required, toString: required }',
+        '  budgets:',
+        '    default: { maxCostUsd: 5 }',
+        '    tenants: { constructor: { maxCostUsd: 1 }, valueOf: { maxTokens: 1000 } }',
+        '',
+      ].join('\n'),
+    );
+    const config = loadConfig({ configPath: path, env: {} });
+    const defaultsOf = createSessionDefaults(config.llm);
+    assert.deepEqual(defaultsOf('constructor'), { approval: 'required', budget: { maxCostUsd: 1 } });
+    assert.deepEqual(defaultsOf('toString'), { approval: 'required', budget: { maxCostUsd: 5 } });
+    assert.deepEqual(defaultsOf('valueOf'), { approval: 'none', budget: { maxTokens: 1000 } });
+    assert.deepEqual(defaultsOf('hasOwnProperty'), { approval: 'none', budget: { maxCostUsd: 5 } });
+    assert.deepEqual(defaultsOf('__proto__'), { approval: 'none', budget: { maxCostUsd: 5 } });
+  });
+
+  test('a model named constructor or toString without a price is reported as unpriced', () => {
+    const config = loadConfig({
+      env: {},
+      overrides: {
+        providers: {
+          local: { type: 'openai-compatible', model: 'constructor', baseURL: 'http://127.0.0.1:11434/v1' },
+          other: { type: 'openai-compatible', model: 'toString', baseURL: 'http://127.0.0.1:11434/v1' },
+        },
+      },
+    });
+    assert.deepEqual(
+      findUnpricedModels(config.providers, config.llm).map((u) => u.model),
+      ['constructor', 'toString'],
+    );
   });
 });

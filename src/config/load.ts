@@ -42,10 +42,20 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   const env = options.env ?? process.env;
   const problems: string[] = [];
   const configPath = options.configPath ?? env.MAOS_CONFIG;
-  const fromFile = configPath ? readConfigFile(configPath, problems) : {};
   const envNames = new Map<string, string>();
-  const fromEnv = readEnv(env, problems, envNames);
-  const merged = deepMerge(deepMerge(fromFile, fromEnv), options.overrides ?? {});
+  const reportProtoKey = (path: readonly string[]) => {
+    const name = envNameOf([...path, '__proto__'], envNames);
+    const from = name === undefined ? '' : ` (from the environment: ${name})`;
+    problems.push(`${[...path, '__proto__'].join('.')}: ${PROTO_KEY_PROBLEM}${from}`);
+  };
+  const fromFile = withoutProtoKeys(
+    configPath ? readConfigFile(configPath, problems) : {},
+    [],
+    reportProtoKey,
+  );
+  const fromEnv = withoutProtoKeys(readEnv(env, problems, envNames), [], reportProtoKey);
+  const overrides = withoutProtoKeys(options.overrides ?? {}, [], reportProtoKey);
+  const merged = deepMerge(deepMerge(fromFile, fromEnv), overrides);
   const resolved = resolveFileReferences(merged, '', [], { problems, envNames });
   const parsed = configSchema.safeParse(resolved);
   if (!parsed.success) {
@@ -67,6 +77,34 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
     });
   }
   return deepFreeze(parsed.data);
+}
+
+/**
+ * Why no key may be named `__proto__`. JSON and YAML keep such a key, but every later step drops it
+ * without a word (an assignment sets the object's prototype instead; zod's records and objects skip
+ * it), so `llm.approval.tenants.__proto__: required` was accepted and never applied: that tenant's
+ * sessions ran without the approval or budget meant for them. Refused rather than kept: every copy
+ * of the configuration (merges, redaction, `maos config print`) would have to take care of it.
+ */
+const PROTO_KEY_PROBLEM =
+  'a key named "__proto__" is not supported (it would be dropped and its entry never apply); a tenant, IdP group or other name "__proto__" cannot have an entry of its own';
+
+/** `tree` without its `__proto__` keys at any depth, each reported with its path. */
+function withoutProtoKeys<T>(
+  value: T,
+  path: readonly string[],
+  report: (path: readonly string[]) => void,
+): T {
+  if (Array.isArray(value)) {
+    return value.map((item, i) => withoutProtoKeys(item, [...path, String(i)], report)) as T;
+  }
+  if (!isTree(value)) return value;
+  const out: Tree = {};
+  for (const [key, child] of Object.entries(value)) {
+    if (key === '__proto__') report(path);
+    else out[key] = withoutProtoKeys(child, [...path, key], report);
+  }
+  return out as T;
 }
 
 function readConfigFile(path: string, problems: string[]): Tree {
@@ -226,7 +264,8 @@ function resolveFileReferences(
     const name = envNameOf([...path, key], context.envNames);
     const from = name === undefined ? '' : ` (from the environment: ${name})`;
     const problem = (text: string) => context.problems.push(`${where}_FILE: ${text}${from}`);
-    if (value[target] !== undefined) {
+    // Own keys only: a map's key `constructor_FILE` (a tenant's entry) has no `constructor` beside it.
+    if (Object.hasOwn(value, target) && value[target] !== undefined) {
       context.problems.push(`${where}: set both directly and through ${key}; use one`);
       continue;
     }
@@ -320,8 +359,8 @@ function deepMerge(base: Tree, over: Tree): Tree {
   for (const [key, value] of Object.entries(over)) {
     if (value === undefined) continue;
     const other = key.endsWith('_FILE') ? key.slice(0, -'_FILE'.length) : `${key}_FILE`;
-    if (over[other] === undefined) delete out[other];
-    const current = out[key];
+    if (!Object.hasOwn(over, other) || over[other] === undefined) delete out[other];
+    const current = Object.hasOwn(out, key) ? out[key] : undefined;
     out[key] = isTree(current) && isTree(value) ? deepMerge(current, value) : value;
   }
   return out;

@@ -142,7 +142,7 @@ const oidcSchema = z
       .record(z.string(), z.array(z.enum(BUILT_IN_ROLE_NAMES)))
       .default({})
       .describe(
-        'IdP role/group name → MAOS roles (e.g. `{"maos-admins": ["admin"]}`). Built-in role names map to themselves.',
+        'IdP role/group name → MAOS roles (e.g. `{"maos-admins": ["admin"]}`). Built-in role names map to themselves. A name `__proto__` is refused at start (it cannot be kept as a key).',
       ),
     jwksCooldownMs: z
       .number()

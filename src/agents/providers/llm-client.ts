@@ -2,7 +2,7 @@
 // (fallbacks), circuit breaker and bulkhead per provider, retries with backoff, per-call timeout.
 
 import type { LanguageModel } from 'ai';
-import type { LlmConfig, PriceConfig, ProvidersConfig } from '../../config/llm-schema.ts';
+import { type LlmConfig, type PriceConfig, type ProvidersConfig, priceOf } from '../../config/llm-schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { type Bulkhead, createBulkhead } from './bulkhead.ts';
@@ -259,7 +259,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
       model: modelId,
       temperature,
       maxOutputTokens: provider.maxOutputTokens,
-      price: llm.prices[modelId],
+      price: priceOf(llm.prices, modelId),
     };
   }
 
