@@ -73,6 +73,32 @@ describe('api keys', () => {
     assert.equal(again.revokedAt, revoked.revokedAt);
   });
 
+  test('two revocations at once keep the first revocation time, and both answer it', async () => {
+    const { info } = await createApiKey(t.db, {
+      tenantId: 't1',
+      name: 'twice',
+      roles: ['viewer'],
+      createdBy: 'a',
+    });
+    const first = new Date('2026-03-01T10:00:00.000Z');
+    const second = new Date('2026-03-01T10:00:05.000Z');
+    // Both read the key unrevoked before either writes (the API and the CLI, or two replicas).
+    const answers = await Promise.all([
+      revokeApiKey(t.db, 't1', info.id, first),
+      revokeApiKey(t.db, 't1', info.prefix, second),
+    ]);
+    const stored = await t.db
+      .selectFrom('api_keys')
+      .select('revoked_at')
+      .where('id', '=', info.id)
+      .executeTakeFirstOrThrow();
+    assert.equal(stored.revoked_at, first.toISOString());
+    assert.deepEqual(
+      answers.map((answer) => answer.revokedAt),
+      [first.toISOString(), first.toISOString()],
+    );
+  });
+
   test('expiry is enforced', async () => {
     const now = new Date('2030-01-01T00:00:00Z');
     const { key } = await createApiKey(

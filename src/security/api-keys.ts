@@ -136,8 +136,19 @@ export async function revokeApiKey(
     .executeTakeFirst();
   if (!row) throw new AppError('NOT_FOUND', 'API key not found');
   if (row.revoked_at === null) {
-    row.revoked_at = now.toISOString();
-    await db.updateTable('api_keys').set({ revoked_at: row.revoked_at }).where('id', '=', row.id).execute();
+    // Only a key still unrevoked: of two revocations that both read it so (the API and the CLI, two
+    // replicas), the second keeps the first's time instead of moving it, and answers that time.
+    const updated = await db
+      .updateTable('api_keys')
+      .set({ revoked_at: now.toISOString() })
+      .where('id', '=', row.id)
+      .where('revoked_at', 'is', null)
+      .returning('revoked_at')
+      .executeTakeFirst();
+    const current =
+      updated ??
+      (await db.selectFrom('api_keys').select('revoked_at').where('id', '=', row.id).executeTakeFirst());
+    row.revoked_at = current?.revoked_at ?? now.toISOString();
   }
   // After the write: a verification that read the row before it started with the old epoch.
   revocationEpoch++;
