@@ -5,7 +5,7 @@
 // on PostgreSQL a pass is single-flight through the retention advisory lock.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Kysely, sql } from 'kysely';
+import { CompiledQuery, type Kysely, type KyselyPlugin, SelectQueryNode, sql } from 'kysely';
 import { createLogger } from '../../src/observability/logger.ts';
 import { METRIC_LABELS } from '../../src/observability/metric-labels.ts';
 import { LOCK_KEYS } from '../../src/store/advisory-lock.ts';
@@ -13,6 +13,7 @@ import type { DatabaseHandle } from '../../src/store/db.ts';
 import { runRetentionPass, startRetentionJob } from '../../src/store/retention.ts';
 import {
   buildRetentionTargets,
+  RESCAN_ALL_MS,
   RETENTION_TABLES,
   type RetentionTable,
 } from '../../src/store/retention-targets.ts';
@@ -369,6 +370,87 @@ for (const backend of STORE_BACKENDS) {
         assert.deepEqual(
           counters.rows.map((row) => row.key),
           ['maos-tenant:live'],
+        );
+      });
+    }
+
+    test('a pass goes on from where the last one found nothing left; a day later it looks at every old session again', async () => {
+      const [a] = store.handles as [DatabaseHandle];
+      await seedSession(a.db, {
+        id: 'brought-back',
+        status: 'completed',
+        finishedDaysAgo: 200,
+        lifecycleEvents: 2,
+        outputEvents: 0,
+        messages: 0,
+        artifacts: 0,
+      });
+      const targets = buildRetentionTargets(retentionConfig({ ...TABLE_TTLS_OFF, eventsDays: 90 }), {
+        postgres: backend.name === 'postgres',
+      });
+      await runRetentionPass(a.db, targets, { batchSize: 25, now: NOW });
+      assert.equal((await countBy(a.db, 'events'))['brought-back'], undefined);
+      // Its events back, as a database restored from a backup while the server ran would bring them.
+      await a.db
+        .insertInto('events')
+        .values(
+          [1, 2].map((seq) => ({
+            session_id: 'brought-back',
+            seq,
+            tenant_id: TENANT,
+            type: 'task.status',
+            data: '{}',
+            created_at: NOW - 300 * DAY,
+          })),
+        )
+        .execute();
+      // An hour later only the sessions finished since the last pass are looked at.
+      await runRetentionPass(a.db, targets, { batchSize: 25, now: NOW + 3_600_000 });
+      assert.equal((await countBy(a.db, 'events'))['brought-back'], 2);
+      const dayLater = await runRetentionPass(a.db, targets, { batchSize: 25, now: NOW + RESCAN_ALL_MS });
+      assert.deepEqual(dayLater, { skipped: false, deleted: { events: 2 } });
+      assert.equal((await countBy(a.db, 'events'))['brought-back'], undefined);
+    });
+
+    if (backend.name === 'sqlite') {
+      test('finished sessions are found through sessions_finished_at, never by reading every finished session', async () => {
+        const [a] = store.handles as [DatabaseHandle];
+        const selects: Parameters<KyselyPlugin['transformQuery']>[0][] = [];
+        const watched = a.db.withPlugin({
+          transformQuery(args) {
+            if (SelectQueryNode.is(args.node)) selects.push(args);
+            return args.node;
+          },
+          transformResult: async ({ result }) => result,
+        });
+        // The plans of the statements the pass ran, one line each.
+        const plans = async (): Promise<string[]> => {
+          const lines: string[] = [];
+          for (const { node, queryId } of selects.splice(0)) {
+            const compiled = watched.getExecutor().compileQuery(node, queryId);
+            const plan = await a.db.executeQuery<{ detail: string }>(
+              CompiledQuery.raw(`explain query plan ${compiled.sql}`, [...compiled.parameters]),
+            );
+            lines.push(plan.rows.map((row) => row.detail).join('; '));
+          }
+          return lines;
+        };
+        const targets = buildRetentionTargets(retentionConfig({ sessionsDays: 365 }), { postgres: false });
+        await runRetentionPass(watched, targets, { batchSize: 25, now: NOW });
+        const first = (await plans()).join('\n');
+        // Every session ever finished through `sessions_status` (and all of them sorted, for the
+        // whole-sessions target), on every batch: what a pass cost grew with the sessions kept.
+        assert.doesNotMatch(first, /sessions_status|TEMP B-TREE/);
+        assert.match(first, /USING INDEX sessions_finished_at \(finished_at<\?\)/);
+        // The next pass: from where the first found nothing left (outputs, artifacts, events, messages).
+        await runRetentionPass(watched, targets, { batchSize: 25, now: NOW + 3_600_000 });
+        const next = await plans();
+        assert.doesNotMatch(next.join('\n'), /sessions_status|TEMP B-TREE/);
+        assert.equal(
+          next.filter((line) => /sessions_finished_at \(finished_at>\? AND finished_at<\?\)/.test(line))
+            .length,
+          4,
+          next.join('\n'),
         );
       });
     }
