@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -44,6 +44,42 @@ describe('optional TLS', { skip: skipWithoutOpenssl }, () => {
       () => loadTlsCredentials({ certFile: join(dir, 'garbage.pem'), keyFile }),
       invalid(/not a matching/),
     );
+  });
+
+  test('a pair that does not load says why: swapped files, an encrypted key, a key of another certificate', () => {
+    const encrypted = join(dir, 'encrypted.pem');
+    execFileSync(
+      'openssl',
+      ['pkey', '-in', keyFile, '-aes256', '-passout', 'pass:secret', '-out', encrypted],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const otherKey = join(dir, 'other-rsa.pem');
+    execFileSync(
+      'openssl',
+      ['genpkey', '-algorithm', 'rsa', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const cases: [{ certFile: string; keyFile: string }, RegExp][] = [
+      [{ certFile: keyFile, keyFile: certFile }, /tls\.certFile holds no PEM certificate/],
+      [{ certFile, keyFile: certFile }, /tls\.keyFile holds no PEM private key/],
+      [{ certFile, keyFile: encrypted }, /tls\.keyFile holds an encrypted key, and MAOS takes no passphrase/],
+      [
+        { certFile, keyFile: otherKey },
+        /the key in tls\.keyFile does not belong to the certificate in tls\.certFile/,
+      ],
+    ];
+    for (const [files, reason] of cases) {
+      assert.throws(() => loadTlsCredentials(files), invalid(/not a matching PEM certificate and key: /));
+      assert.throws(() => loadTlsCredentials(files), invalid(reason), String(reason));
+    }
+    // One file holding both the certificate and its key is still a pair.
+    const combined = join(dir, 'combined.pem');
+    writeFileSync(combined, `${readFileSync(certFile, 'utf8')}${readFileSync(keyFile, 'utf8')}`);
+    assert.ok(loadTlsCredentials({ certFile: combined, keyFile: combined }));
   });
 
   test('Fastify served through the factory speaks HTTPS with the certificate', async () => {

@@ -1,6 +1,6 @@
 // Optional HTTPS: loads `tls.certFile`/`tls.keyFile`, checks that they form a usable pair, and
 // gives Fastify a server factory that serves TLS 1.2+ only.
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createServer, type Server as HttpsServer } from 'node:https';
@@ -37,25 +37,46 @@ export function loadTlsCredentials(tls: TlsFiles): TlsCredentials | null {
   return credentials;
 }
 
+/** PEM blocks of a passphrase-protected key: PKCS#8 and the traditional (OpenSSL) form. */
+const ENCRYPTED_KEY = /-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m;
+
 /**
  * Throws CONFIG_INVALID unless `credentials` are a PEM certificate (chain) and the private key that
- * belongs to it, i.e. a pair a TLS server can serve.
+ * belongs to it, i.e. a pair a TLS server can serve. The message says which file is wrong and how
+ * (a start prints the message only, not its cause).
  */
 export function assertTlsPair(credentials: TlsCredentials): void {
+  const refuse = (reason: string, cause?: unknown) =>
+    new AppError(
+      'CONFIG_INVALID',
+      `tls.certFile/tls.keyFile are not a matching PEM certificate and key: ${reason}`,
+      { cause },
+    );
+  let fromCert: Buffer;
+  try {
+    fromCert = new X509Certificate(credentials.cert).publicKey.export({ type: 'spki', format: 'der' });
+  } catch (error) {
+    throw refuse('tls.certFile holds no PEM certificate', error);
+  }
+  if (ENCRYPTED_KEY.test(credentials.key)) {
+    throw refuse(
+      'tls.keyFile holds an encrypted key, and MAOS takes no passphrase: give it the key decrypted (openssl pkey -in <key> -out <decrypted key>)',
+    );
+  }
+  let fromKey: Buffer;
+  try {
+    fromKey = createPublicKey(createPrivateKey(credentials.key)).export({ type: 'spki', format: 'der' });
+  } catch (error) {
+    throw refuse('tls.keyFile holds no PEM private key', error);
+  }
+  // OpenSSL only notices a mismatch between keys of the same type; compare the public keys.
+  if (!fromCert.equals(fromKey)) {
+    throw refuse('the key in tls.keyFile does not belong to the certificate in tls.certFile');
+  }
   try {
     createSecureContext(credentials);
-    // OpenSSL only notices a mismatch between keys of the same type; compare the public keys.
-    const fromCert = new X509Certificate(credentials.cert).publicKey.export({ type: 'spki', format: 'der' });
-    const fromKey = createPublicKey(credentials.key).export({ type: 'spki', format: 'der' });
-    if (!fromCert.equals(fromKey)) throw new Error('key does not belong to the certificate');
   } catch (error) {
-    throw new AppError(
-      'CONFIG_INVALID',
-      'tls.certFile/tls.keyFile are not a matching PEM certificate and key',
-      {
-        cause: error,
-      },
-    );
+    throw refuse(`OpenSSL refuses them (${(error as Error).message})`, error);
   }
 }
 
