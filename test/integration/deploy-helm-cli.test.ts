@@ -481,6 +481,8 @@ for (const helm of helms) {
           networkPolicy: { apiFrom: [{ podSelector: { matchLabels: { app: 'gw' } } }] },
         },
         { ...POSTGRES, keda: { enabled: true, trigger: 'postgresql' } },
+        // The metrics port on a ClusterIP Service of its own beside a LoadBalancer.
+        { ...POSTGRES_FULL, service: { type: 'LoadBalancer' }, keda: { enabled: true } },
         {
           metrics: {
             prometheusRule: {

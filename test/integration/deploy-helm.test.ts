@@ -373,6 +373,71 @@ describe('Helm chart', () => {
     assert.match(render({ ...POSTGRES, keda: { enabled: true } }).notes, /set keda\.prometheus\.query/);
   });
 
+  test('a NodePort or LoadBalancer Service carries the API port only: the metrics port answers without credentials', () => {
+    // The separate metrics listener serves /metrics to anyone who reaches it (no metrics:read).
+    const env = Object.fromEntries(
+      (at(one(render({}).byKind, 'Deployment'), 'spec.template.spec.containers.0.env') as Doc[])
+        .filter((e) => 'value' in e && e.name !== 'MAOS_CONFIG')
+        .map((e) => [e.name, e.value]),
+    );
+    assert.deepEqual(
+      listenAddresses(loadConfig({ env })).map((a) => [a.listener, a.port]),
+      [
+        ['metrics', 9464],
+        ['the API', 7070],
+      ],
+    );
+    const cluster = { ...POSTGRES, keda: { enabled: true }, metrics: { serviceMonitor: { enabled: true } } };
+    for (const type of ['NodePort', 'LoadBalancer']) {
+      const { byKind, notes } = render({ ...cluster, service: { type } });
+      const services = byKind.get('Service') ?? [];
+      assert.equal(services.length, 2);
+      const exposed = services.filter((s) => at(s, 'spec.type') === type);
+      assert.deepEqual(
+        exposed.map((s) => [at(s, 'metadata.name'), at(s, 'spec.ports').map((p: Doc) => p.name)]),
+        [['maos', ['http']]],
+        `${type}: the API port only`,
+      );
+      const metrics = services.find((s) => at(s, 'metadata.name') === 'maos-metrics') as Doc;
+      assert.equal(at(metrics, 'spec.type'), 'ClusterIP');
+      assert.deepEqual(
+        at(metrics, 'spec.ports').map((p: Doc) => [p.name, p.port, p.targetPort]),
+        [['metrics', 9464, 'metrics']],
+      );
+      assert.deepEqual(at(metrics, 'spec.selector'), at(exposed[0] as Doc, 'spec.selector'));
+      // The ServiceMonitor selects it (a port named metrics on a Service with its labels), and the
+      // series get its name as `service`, which the KEDA query selects.
+      const monitor = one(byKind, 'ServiceMonitor');
+      for (const [label, value] of Object.entries(at(monitor, 'spec.selector.matchLabels'))) {
+        assert.equal(at(metrics, 'metadata.labels')[label], value);
+      }
+      assert.equal(at(monitor, 'spec.endpoints.0.port'), 'metrics');
+      assert.match(
+        at(one(byKind, 'ScaledObject'), 'spec.triggers.0.metadata.query'),
+        /service="maos-metrics"/,
+      );
+      // The Service's API port may be the metrics port number now: two Services.
+      assert.ok(render({ service: { type, port: 9464 } }));
+      for (const doc of [...services, monitor]) assertValidManifest(doc, type);
+      assert.doesNotMatch(notes, /KEDA reads/);
+    }
+    assert.match(
+      render({ ...POSTGRES, keda: { enabled: true }, service: { type: 'LoadBalancer' } }).notes,
+      /service="maos-metrics"/,
+    );
+    // A ClusterIP Service keeps both ports (and the `service` label the series always had).
+    const plain = one(render(cluster).byKind, 'Service');
+    assert.deepEqual(
+      at(plain, 'spec.ports').map((p: Doc) => p.name),
+      ['http', 'metrics'],
+    );
+    // The longest names keep the metrics Service a valid Service name (63 characters).
+    const long = render({ fullnameOverride: 'm'.repeat(63), service: { type: 'LoadBalancer' } }).byKind;
+    for (const service of long.get('Service') ?? []) {
+      assert.ok(String(at(service, 'metadata.name')).length <= 63, at(service, 'metadata.name'));
+    }
+  });
+
   test('NOTES tell how to create the first admin key (API key modes) and where the console is', () => {
     const firstKey =
       /kubectl exec deploy\/maos -- node bin\/maos\.js keys create --role admin --tenant default/;

@@ -96,6 +96,20 @@ HTTP
 {{- end -}}
 {{- end -}}
 
+{{/*
+The Service the metrics port is on, and so the `service` label prometheus-operator gives the scraped
+series: the API's Service when it is a ClusterIP, else one of its own. The metrics listener answers
+without credentials (metrics.public or not), so it is never put on a NodePort or a LoadBalancer,
+which would serve it outside the cluster. 63 characters at most, as a Service name.
+*/}}
+{{- define "maos.metricsServiceName" -}}
+{{- if eq .Values.service.type "ClusterIP" -}}
+{{- include "maos.fullname" . -}}
+{{- else -}}
+{{- printf "%s-metrics" (include "maos.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Name of the Secret the pods read environment variables from. */}}
 {{- define "maos.secretName" -}}
 {{- default (include "maos.fullname" .) .Values.existingSecret -}}
