@@ -95,6 +95,30 @@ test('maos roles create: bad input exits 2 with every problem, before or from th
   );
   assert.equal(missingFile.code, 2, missingFile.stderr);
   assert.match(missingFile.stderr, /cannot read --instructions-file \/nonexistent\/p\.md/);
+  // A prompt saved in Latin-1 (`é` as the byte 0xE9): refused, not created with `�` in its place.
+  const dir = await mkdtemp(join(tmpdir(), 'maos-cli-roles-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const latin1 = join(dir, 'poet.md');
+  await writeFile(latin1, Buffer.from('Écris des poèmes sur le travail accompli.', 'latin1'));
+  const notUtf8 = await runMaos(
+    [
+      'roles',
+      'create',
+      'poet',
+      '--description',
+      'Writes poems about the work.',
+      '--instructions-file',
+      latin1,
+    ],
+    { env },
+  );
+  assert.equal(notUtf8.code, 2, notUtf8.stderr);
+  assert.match(notUtf8.stderr, /^error USAGE: --instructions-file .*poet\.md is not UTF-8 text/m);
+  const roles = await runMaos(['roles', '--json'], { env });
+  assert.ok(
+    !(JSON.parse(roles.stdout) as { name: string }[]).some((role) => role.name === 'poet'),
+    'not created',
+  );
   const invalid = await runMaos(
     ['roles', 'create', 'Poet', '--description', 'short', '--instructions', 'tiny'],
     {

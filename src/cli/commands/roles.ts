@@ -91,12 +91,24 @@ async function readInstructions(options: CreateOptions): Promise<string> {
   }
   if (options.instructions !== undefined) return options.instructions;
   const path = options.instructionsFile as string;
+  let bytes: Buffer;
   try {
-    return await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     throw new CliError(
       'USAGE',
       `cannot read --instructions-file ${path}: ${(error as Error).message}`,
+      EXIT.USAGE,
+    );
+  }
+  try {
+    // Strict: a prompt saved in another encoding (Latin-1 `é`) is refused, as the API refuses such a
+    // body, instead of created with `�` in place of each such character.
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new CliError(
+      'USAGE',
+      `--instructions-file ${path} is not UTF-8 text: save it as UTF-8 and run the command again`,
       EXIT.USAGE,
     );
   }
