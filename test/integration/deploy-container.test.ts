@@ -392,6 +392,31 @@ describe('compose stack', () => {
     assert.equal(services.maos?.read_only, true);
   });
 
+  test('published ports listen on loopback only: Prometheus, Jaeger and a default-password Grafana answer anyone', () => {
+    // The lifecycle API lets whoever reaches Prometheus stop it (POST /-/quit).
+    assert.ok(((services.prometheus?.command ?? []) as string[]).includes('--web.enable-lifecycle'));
+    assert.match(
+      String(
+        (services.grafana?.environment as Record<string, string> | undefined)?.GF_SECURITY_ADMIN_PASSWORD,
+      ),
+      /:-/,
+    );
+    const published = Object.entries(services).flatMap(([name, service]) =>
+      ((service.ports as string[] | undefined) ?? []).map((port) => ({ name, port: String(port) })),
+    );
+    assert.deepEqual(published.map((p) => p.name).sort(), ['grafana', 'jaeger', 'maos', 'prometheus']);
+    for (const { name, port } of published) {
+      // host address : host port : container port (a port without an address binds every interface).
+      assert.match(port, /^127\.0\.0\.1:\d+:\d+$/, `${name} publishes ${port} on every interface`);
+    }
+    // The README's URLs are the loopback ones.
+    for (const [, host] of readFileSync('deploy/compose/README.md', 'utf8').matchAll(
+      /https?:\/\/([^/:\s|]+)/g,
+    )) {
+      assert.equal(host, '127.0.0.1');
+    }
+  });
+
   test('passwords come from the environment, not from the file', () => {
     const text = readFileSync(composePath, 'utf8');
     for (const match of text.matchAll(/^\s*([A-Z_]*PASSWORD[A-Z_]*):\s*(.+)$/gm)) {
