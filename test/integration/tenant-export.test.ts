@@ -4,8 +4,9 @@
 // encrypted credential) is in it; every column that may hold a secret is decided (a new one fails);
 // an unknown tenant, an existing file and an unwritable directory are refused with clear errors.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import {
   chmodSync,
   mkdirSync,
@@ -14,11 +15,13 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  watch,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { type CompiledQuery, type Kysely, type KyselyPlugin, sql } from 'kysely';
 import { loadConfig } from '../../src/config/load.ts';
 import { createApiKey } from '../../src/security/api-keys.ts';
@@ -553,7 +556,70 @@ describe('maos tenants export: SQLite', { timeout: 240_000 }, () => {
     assert.equal(noOutput.code, 2);
     assert.match(noOutput.stderr, /--output <file>/);
   });
+
+  test('an export killed with -9 leaves its temporary file; the next export to that file removes it', async () => {
+    const out = mkdtempSync(join(dir, 'killed-'));
+    const output = join(out, 'acme.tar');
+    let left: string | undefined;
+    // The kill comes as the file appears; an export that finished first is run again.
+    for (let attempt = 0; attempt < 5 && left === undefined; attempt++) {
+      left = await exportKilledMidway(configFile, output);
+    }
+    assert.ok(left, 'an export was killed while it wrote its temporary file');
+    assert.match(left, /^\.acme\.tar\.export-\d+-[0-9a-f]{12}-.+\.tmp$/);
+    assert.equal(statSync(join(out, left)).mode & 0o777, 0o600);
+    // Not this run's to remove: a running export's file, and one of an older version (no process id).
+    const running = left.replace(/-\d+-/, `-${process.pid}-`);
+    const older = '.acme.tar.0123456789ab.tmp';
+    for (const name of [running, older]) writeFileSync(join(out, name), 'keep', { mode: 0o600 });
+    const next = await runMaos(['tenants', 'export', 'acme', '-o', output, '-c', configFile]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(
+      next.stderr,
+      new RegExp(
+        `removed .*${left.replaceAll('.', '\\.')}, left by an export to .*acme\\.tar that did not finish`,
+      ),
+    );
+    assert.ok(extract(output).has('manifest.json'));
+    assert.deepEqual(readdirSync(out).sort(), [older, running, 'acme.tar'].sort());
+  });
 });
+
+const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
+
+/**
+ * Runs `maos tenants export acme -o <output>` and kills it with SIGKILL as soon as its temporary file
+ * appears beside the output; returns that file's name, or undefined when the export finished first.
+ */
+async function exportKilledMidway(configFile: string, output: string): Promise<string | undefined> {
+  const folder = dirname(output);
+  const temporary = () => readdirSync(folder).find((name) => name.startsWith(`.${basename(output)}.`));
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('MAOS_')));
+  const child = spawn(
+    process.execPath,
+    [MAOS_BIN, 'tenants', 'export', 'acme', '-o', output, '-c', configFile],
+    {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const watcher = watch(folder, () => {
+    if (temporary() !== undefined) child.kill('SIGKILL');
+  });
+  try {
+    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+    if (signal === 'SIGKILL') return temporary();
+    assert.equal(code, 0, stderr);
+    rmSync(output);
+    return undefined;
+  } finally {
+    watcher.close();
+  }
+}
 
 describe('maos tenants export: PostgreSQL', { timeout: 240_000 }, () => {
   let dir: string;

@@ -2,16 +2,17 @@
 // (offboarding, GDPR art. 20), locally on the data directory as `maos tenants purge` works. A plain
 // tar of one NDJSON file per table (store/tenant-export.ts: the purge's tables, no secrets), the
 // tenant's audit records and a manifest.json (counts and sha256 per file), streamed to a temporary
-// file beside the output (mode 0600) and moved into place when complete; an audit record
-// `tenants:export` says who exported what.
-import { createHash, randomBytes } from 'node:crypto';
+// file beside the output (mode 0600; one a killed export left is removed by the next) and moved
+// into place when complete; an audit record `tenants:export` says who exported what.
+import { createHash } from 'node:crypto';
 import { existsSync, linkSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { loadConfig } from '../../config/load.ts';
 import { localOperatorActor, openLocalSecurityStore } from '../../security/local-store.ts';
+import { ownedTempPath, removeStaleOwnedTemps } from '../../store/owned-temp-files.ts';
 import { syncDirectorySync } from '../../store/sync-directory.ts';
 import {
   EXPORT_TABLES,
@@ -49,6 +50,13 @@ const MAX_ENTRY_BYTES = 8 ** 11 - 1;
 
 /** Bytes gathered before a write to the file. */
 const WRITE_CHUNK = 1 << 20;
+
+/**
+ * The archive while it is written: hidden, and named for this process and host
+ * (`.<output name>.export-<pid>-<random>-<host>.tmp`), so a later export can tell one a killed
+ * export left from one a running export writes.
+ */
+const TEMPORARY_NAMING = { prefix: '.', tag: 'export', suffix: '.tmp' } as const;
 
 /** Registers `maos tenants export` on the `maos tenants` command. */
 export function registerTenantsExportCommand(tenants: Command, act: ActionFactory): void {
@@ -94,6 +102,11 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
     }
     const actor = localOperatorActor(null);
     const target = { type: 'tenant', id: tenant, tenant };
+    // Archives of exports to this file that were killed (`kill -9`) hold the tenant's data: gone
+    // with their process, they are removed (those of running exports, other hosts or users stay).
+    for (const left of removeStaleOwnedTemps(output, TEMPORARY_NAMING)) {
+      ctx.out.note(`removed ${left}, left by an export to ${output} that did not finish`);
+    }
     let files: ExportedFile[];
     try {
       files = await writeExport(db, tenant, output, options.force === true);
@@ -145,7 +158,7 @@ async function writeExport(
   output: string,
   force: boolean,
 ): Promise<ExportedFile[]> {
-  const temporary = join(dirname(output), `.${basename(output)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temporary = ownedTempPath(output, TEMPORARY_NAMING);
   let file: FileHandle;
   try {
     file = await open(temporary, 'wx', 0o600);
