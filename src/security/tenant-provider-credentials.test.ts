@@ -50,3 +50,28 @@ test('a tenant removes its stored key even after the operator removed the provid
     (e: unknown) => e instanceof AppError && e.code === 'NOT_FOUND',
   );
 });
+
+test("without secrets.kekRing a stored credential fails the tenant's calls instead of falling back to the server's key", async () => {
+  const providers = { gw: { type: 'openai-compatible' } };
+  const withRing = createTenantProviderCredentials({
+    db: t.db,
+    kekRing: generateKekEntry('k1'),
+    providers,
+    ssrf: {},
+  });
+  await withRing.put('ringless', 'gw', { apiKey: 'sk-ringless-gw' });
+  // Restarted without the keyring: the tenant's key (and base URL: its own model server) cannot be
+  // read. Its calls must not go silently to the operator's provider on the operator's account.
+  const withoutRing = createTenantProviderCredentials({ db: t.db, kekRing: undefined, providers, ssrf: {} });
+  await assert.rejects(
+    withoutRing.get('ringless', 'gw'),
+    (e: unknown) =>
+      e instanceof AppError && e.code === 'SECRET_UNREADABLE' && /secrets\.kekRing/.test(e.message),
+  );
+  assert.equal(await withoutRing.get('no-credential', 'gw'), null);
+  assert.equal((await withoutRing.list('ringless'))[0]?.tenantCredential, true);
+  // Its owner can still remove it (no decryption needed), and calls then use the server's key.
+  await withoutRing.delete('ringless', 'gw');
+  assert.equal(await withoutRing.get('ringless', 'gw'), null);
+  assert.equal((await withoutRing.list('ringless'))[0]?.tenantCredential, false);
+});

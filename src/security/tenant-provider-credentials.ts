@@ -134,7 +134,17 @@ export function createTenantProviderCredentials(
       return { baseURL, updatedAt: (await readUpdatedAt(tenantId, provider)) ?? '' };
     },
     async get(tenantId, provider) {
-      if (!store || providers[provider] === undefined) return null;
+      if (providers[provider] === undefined) return null;
+      if (!store) {
+        // A credential stored while the server had a keyring: falling back to the server's key
+        // would send the tenant's calls (meant for its own account, maybe its own model server)
+        // to the operator's provider. They fail instead, as with a KEK missing from the ring.
+        if ((await readUpdatedAt(tenantId, provider)) === null) return null;
+        throw new AppError(
+          'SECRET_UNREADABLE',
+          `Stored secret cannot be decrypted: the tenant's credential for provider '${provider}' is stored, and this server has no secrets.kekRing`,
+        );
+      }
       const text = await store.get(tenantId, `${NAME_PREFIX}${provider}`);
       if (text === null) return null;
       const value = JSON.parse(text) as StoredValue;
@@ -160,7 +170,17 @@ export function createTenantProviderCredentials(
     async delete(tenantId, provider) {
       // Also for a provider the operator has since removed from the config: the tenant's key stays
       // stored (and would be used again under that name) until its owner removes it.
-      const removed = store ? await store.delete(tenantId, `${NAME_PREFIX}${provider}`) : false;
+      // Also without a keyring: removing needs no decryption.
+      const removed =
+        Number(
+          (
+            await db
+              .deleteFrom('tenant_secrets')
+              .where('tenant_id', '=', tenantId)
+              .where('name', '=', `${NAME_PREFIX}${provider}`)
+              .executeTakeFirst()
+          ).numDeletedRows,
+        ) > 0;
       if (!removed) {
         providerType(provider);
         throw new AppError('NOT_FOUND', `No tenant credential is stored for provider '${provider}'`);
