@@ -446,4 +446,52 @@ describe('console: an open question across a redraw of its list', { timeout: 180
     await page.getByText(reason).waitFor();
     assert.equal(await activeText(), reason);
   });
+
+  test('a new key or signing secret answered after the person left its page is shown on the page they went to', async () => {
+    await page.goto(`${server.url}/console/#/keys`);
+    await page.getByLabel('Name', { exact: true }).fill('made-while-away');
+    let hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/admin/keys');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await hold.held;
+    await page.getByRole('link', { name: 'Sessions', exact: true }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await hold.releaseAndSettle();
+    const notice = page.locator('#page-notices .page-notice');
+    await notice.getByText('Key “\u2068made-while-away\u2069” created.').waitFor();
+    const key = await notice.getByLabel('New API key').inputValue();
+    assert.match(key, /^maos_/);
+    const works = await requestJson(`${server.url}/v1/sessions`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    assert.equal(works.status, 200, 'the key shown is the one created');
+    // It does not take the focus from the page the person is on.
+    assert.equal(await page.evaluate(() => document.activeElement?.closest('#page-notices') ?? null), null);
+    await notice.getByRole('button', { name: 'Done' }).click();
+    assert.equal(await page.locator('#page-notices .page-notice').count(), 0);
+    assert.equal((await page.content()).includes(key), false, 'Done forgets it');
+
+    // A rotated signing secret: without it the receiver fails once the previous one stops signing.
+    const url = `${NOWHERE}/rotated-away`;
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/webhooks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: { url, events: ['session.completed'] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByRole('button', { name: `Rotate the secret of ${url}` }).click();
+    hold = await holdRequests(
+      page,
+      (method, path) => method === 'POST' && path === `/v1/webhooks/${created.body.id}/rotate-secret`,
+    );
+    await page.getByRole('button', { name: 'Confirm rotate' }).click();
+    await hold.held;
+    await page.getByRole('link', { name: 'API keys', exact: true }).click();
+    await page.getByRole('heading', { name: 'API keys', exact: true }).waitFor();
+    await hold.releaseAndSettle();
+    await notice.getByText(`New signing secret of \u2068${url}\u2069.`).waitFor();
+    assert.match(await notice.getByLabel('Signing secret').inputValue(), /^whsec_/);
+    await notice.getByRole('button', { name: 'Done' }).click();
+    assert.equal(await page.locator('#page-notices .page-notice').count(), 0);
+  });
 });

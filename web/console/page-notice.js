@@ -2,6 +2,7 @@
 // went to another (a session create refused meanwhile). Shown above whatever page is open, until
 // dismissed, as the page the action belonged to is gone with the place it would have said it.
 import { h } from './dom.js';
+import { showSecretOnce } from './secret-once.js';
 
 /** The notices' place in index.html, between the header and the page (null in a page without it). */
 function noticesElement() {
@@ -32,6 +33,33 @@ export function showPageNotice(title, ...children) {
   });
   container.append(notice);
   return notice;
+}
+
+/** Numbers the secrets' fields, unique in the page (the page they came from may show one too). */
+let secrets = 0;
+
+/**
+ * Shows a secret the API gives only once (a new key, a signing secret) whose answer came after the
+ * person left the page that asked for it: in a page-wide notice, as that page would have shown it
+ * (`secret` as showSecretOnce takes it), without taking the focus. Done removes the notice; a
+ * sign-in that ends removes it too (clearPageNotices), so the secret is not kept.
+ * @param {{ id: string, value: string, title: string, label: string, noun: string, hint?: string,
+ *   extra?: string }} secret
+ */
+export function showSecretNotice(secret) {
+  const container = noticesElement();
+  if (!container) return;
+  const notice = h('section', { className: 'page-notice', attrs: { 'aria-label': 'Notice' } });
+  container.append(notice);
+  showSecretOnce(notice, {
+    ...secret,
+    id: `page-${secret.id}-${++secrets}`,
+    focus: false,
+    after: () => {
+      notice.remove();
+      return document.getElementById('main');
+    },
+  });
 }
 
 /** Removes every page-wide notice (a sign-in ends: what they said belongs to it). */

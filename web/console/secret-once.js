@@ -8,14 +8,15 @@ import { field, h, replaceChildren } from './dom.js';
  * field (`id`, labelled `label`, with an optional `hint`), "Copy <noun>", Done and a status line.
  * Copy writes the clipboard; where that is refused the field is selected for the keyboard instead.
  * Done empties `container` and puts the focus on `after()` (what the secret came from, e.g. the
- * form's button); the caller empties it too when its view is left.
+ * form's button); the caller empties it too when its view is left. `focus`: false to leave the
+ * focus where it is (the person is busy on another page).
  * @param {HTMLElement} container
  * @param {{ id: string, value: string, title: string, label: string, noun: string, hint?: string,
- *   extra?: string, after?: () => HTMLElement | null | undefined }} secret
+ *   extra?: string, after?: () => HTMLElement | null | undefined, focus?: boolean }} secret
  */
 export function showSecretOnce(
   container,
-  { id, value, title, label, noun, hint, extra, after = () => null },
+  { id, value, title, label, noun, hint, extra, after = () => null, focus = true },
 ) {
   const input = h('input', {
     id,
@@ -54,6 +55,7 @@ export function showSecretOnce(
       h('div', { className: 'row' }, copy, done, status),
     ),
   );
+  if (!focus) return;
   input.focus();
   input.select();
 }

@@ -9,6 +9,7 @@ import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } f
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
+import { showSecretNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
 import { renderRoleBindings } from './role-bindings.js';
@@ -25,6 +26,8 @@ function keyState(key) {
 
 /** Renders the view into `root`; returns its teardown. */
 export function renderKeys(root) {
+  /** Whether the view was left: a key created after it is shown in a page-wide notice. */
+  let left = false;
   const body = h('tbody', { id: 'keys-body' });
   const info = h('p', { className: 'muted', attrs: { 'aria-live': 'polite' } });
   const errors = h('div');
@@ -122,14 +125,16 @@ export function renderKeys(root) {
 
   /** The new key, shown once: a read-only field, a copy button and Done, which forgets it. */
   function showCreatedKey(key) {
-    showSecretOnce(created, {
+    const secret = {
       id: 'key-secret',
       value: key.key,
       title: `Key “${isolate(key.name)}” created. Store it now: it is shown only this once.`,
       label: 'New API key',
       noun: 'key',
-      after: () => submit,
-    });
+    };
+    // Answered after the person went to another page: shown there, or it would be lost for good.
+    if (left) showSecretNotice(secret);
+    else showSecretOnce(created, { ...secret, after: () => submit });
   }
 
   const name = h('input', { id: 'key-name', name: 'name', type: 'text', required: true, maxLength: 200 });
@@ -176,7 +181,7 @@ export function renderKeys(root) {
       form.reset();
       roleBoxes[0].checked = true;
       showCreatedKey(key);
-      await load();
+      if (!left) await load();
     } catch (error) {
       fail(error, 'Creating the key');
     } finally {
@@ -222,6 +227,7 @@ export function renderKeys(root) {
   load();
   roleBindings.load();
   return () => {
+    left = true;
     keys.stop();
     roleBindings.leave();
     // The secret is not kept once the view is left.

@@ -17,6 +17,7 @@ import {
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
+import { showSecretNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
 import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_LABELS, WEBHOOK_EVENTS } from '../webhook-events.js';
@@ -250,7 +251,6 @@ export function renderWebhooks(root) {
       await load();
       return true;
     }
-    if (left) return true;
     const previous = rotated.previousSecretExpiresAt
       ? `The previous secret keeps signing deliveries, beside the new one, until ${formatTime(rotated.previousSecretExpiresAt)} (the server's grace period): switch your receiver to the new one before then.`
       : 'The previous secret stopped signing at once (the server keeps no grace period): switch your receiver to the new one now.';
@@ -264,7 +264,7 @@ export function renderWebhooks(root) {
           `tr[data-webhook-id="${CSS.escape(webhook.id)}"] button[aria-label^="Rotate the secret"]`,
         ) ?? notice,
     });
-    await load();
+    if (!left) await load();
     return true;
   }
 
@@ -295,7 +295,7 @@ export function renderWebhooks(root) {
    * puts the focus on `after()`.
    */
   function showSecret({ title, secret, extra, after }) {
-    showSecretOnce(secretCard, {
+    const shown = {
       id: 'webhook-secret-value',
       value: secret,
       title,
@@ -303,8 +303,11 @@ export function renderWebhooks(root) {
       label: 'Signing secret',
       hint: 'Receivers verify each delivery’s webhook-signature header with it.',
       noun: 'secret',
-      after,
-    });
+    };
+    // Answered after the person went to another page: shown there, or it would be lost for good
+    // (a rotated one: the previous secret stops signing at the end of the grace period).
+    if (left) showSecretNotice(shown);
+    else showSecretOnce(secretCard, { ...shown, after });
   }
 
   // Deliveries of one subscription, newest first; Older deliveries follows the API's cursor.
@@ -475,7 +478,6 @@ export function renderWebhooks(root) {
     submit.disabled = true;
     try {
       const created = await request('/v1/webhooks', { method: 'POST', body: { url: target, events } });
-      if (left) return;
       form.reset();
       resetEvents();
       showSecret({
@@ -483,7 +485,7 @@ export function renderWebhooks(root) {
         secret: created.secret,
         after: () => submit,
       });
-      await load();
+      if (!left) await load();
     } catch (error) {
       fail(error, 'Creating the subscription', formErrors);
       if (error?.status !== 403) url.focus();
