@@ -256,6 +256,11 @@ for (const helm of helms) {
       assertRejected(['--set-json', 'extraVolumeMounts=[{"name":"files"}]'], /mountPath/);
       // The API and the metrics listener on one port: a server that refuses to start.
       assertRejected(['--set', 'service.metricsPort=7070'], /service\.metricsPort \(7070\) is the API's/);
+      // An Ingress without a host: no rules, and no address for the install notes to print.
+      assertRejected(
+        ['--set', 'ingress.enabled=true', '--set-json', 'ingress.hosts=[]'],
+        /ingress[./]hosts'?:? (Array must have at least 1 items|minItems)/,
+      );
       // No metrics listener while the ServiceMonitor scrapes it.
       assertRejected(
         ['--set', 'config.metrics.enabled=false', '--set', 'metrics.serviceMonitor.enabled=true'],
