@@ -142,6 +142,13 @@ test('maos audit prove: records and a saved checkpoint against the latest, and w
     assert.equal(unknown.code, 4, unknown.stderr);
     assert.match(unknown.stderr, new RegExp(`no record with id ${id} among your tenant's audit records`));
   }
+  // A saved record with a negative seq: the file is not a record (exit 2), not a log that fails its
+  // proof (exit 1, "the log does not hold what was signed").
+  const negative = join(dir, 'negative.json');
+  writeFileSync(negative, JSON.stringify({ ...records[1], seq: -1 }));
+  const notARecord = await prove('--key', key, '--record', negative);
+  assert.equal(notARecord.code, 2, notARecord.stderr + notARecord.stdout);
+  assert.match(notARecord.stderr, /--record .+negative\.json is not an audit record/);
   const badId = await prove('--key', key, '--id', String(own[0]));
   assert.equal(badId.code, 2, badId.stderr);
   assert.match(badId.stderr, /--id "\d+" is not a record id \(a UUID\)/);

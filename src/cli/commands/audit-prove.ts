@@ -291,12 +291,15 @@ function readRecordFile(file: string): AuditRecord {
   } catch (error) {
     throw new CliError('USAGE', `--record ${file} is not JSON: ${(error as Error).message}`, EXIT.USAGE);
   }
-  if (
-    parsed === null ||
-    typeof parsed !== 'object' ||
-    !Number.isSafeInteger((parsed as { seq?: unknown }).seq)
-  ) {
-    throw new CliError('USAGE', `--record ${file} is not an audit record (no integer seq)`, EXIT.USAGE);
+  // A negative seq is no position in the log: asked for its proof, the server refused the index and
+  // the record was reported as a log that no longer holds what was signed.
+  const seq = parsed === null || typeof parsed !== 'object' ? undefined : (parsed as { seq?: unknown }).seq;
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0) {
+    throw new CliError(
+      'USAGE',
+      `--record ${file} is not an audit record (no seq: a whole number from 0)`,
+      EXIT.USAGE,
+    );
   }
   const { prev_hash: _prev, hash: _hash, ...record } = parsed as Record<string, unknown>;
   return record as unknown as AuditRecord;
