@@ -54,6 +54,22 @@ describe('tenant secret store', () => {
     assert.equal(await store3.delete('beta', 'openai'), true);
   });
 
+  test("a re-wrap keeps a value's updated_at: the tenant stored nothing (GET /v1/providers shows it)", async () => {
+    const k1 = generateKekEntry('k1');
+    const k2 = generateKekEntry('k2');
+    const stored = new Date('2026-01-02T03:04:05.000Z');
+    await createSecretStore(t.db, parseKekRing(k1), () => stored).put('dated', 'provider:gw', 'sk-dated');
+    const later = () => new Date('2026-06-01T00:00:00.000Z');
+    assert.equal(await createSecretStore(t.db, parseKekRing(`${k2},${k1}`), later).rewrapAll(), 1);
+    const row = await t.db
+      .selectFrom('tenant_secrets')
+      .select(['kek_id', 'updated_at'])
+      .where('tenant_id', '=', 'dated')
+      .executeTakeFirstOrThrow();
+    assert.deepEqual(row, { kek_id: 'k2', updated_at: stored.toISOString() });
+    await t.db.deleteFrom('tenant_secrets').where('tenant_id', '=', 'dated').execute();
+  });
+
   test('one value a re-wrap cannot read does not keep the others on the old KEK; the error names it', async () => {
     const k0 = generateKekEntry('k0');
     const k1 = generateKekEntry('k1');

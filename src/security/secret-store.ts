@@ -110,7 +110,8 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
           unreadable.delete(where);
           const result = await db
             .updateTable('tenant_secrets')
-            .set({ ciphertext, kek_id: readEnvelopeKekId(ciphertext), updated_at: now().toISOString() })
+            // The value is unchanged: updated_at (when it was last stored) stays.
+            .set({ ciphertext, kek_id: readEnvelopeKekId(ciphertext) })
             .where('tenant_id', '=', row.tenant_id)
             .where('name', '=', row.name)
             .where('ciphertext', '=', row.ciphertext)
