@@ -261,6 +261,9 @@ for (const helm of helms) {
         ['--set', 'ingress.enabled=true', '--set-json', 'ingress.hosts=[]'],
         /ingress[./]hosts'?:? (Array must have at least 1 items|minItems)/,
       );
+      // A budget Kubernetes cannot read.
+      assertRejected(['--set-string', 'podDisruptionBudget.minAvailable=half'], /minAvailable/);
+      assertRejected(['--set-string', 'podDisruptionBudget.minAvailable=150%'], /minAvailable/);
       // No metrics listener while the ServiceMonitor scrapes it.
       assertRejected(
         ['--set', 'config.metrics.enabled=false', '--set', 'metrics.serviceMonitor.enabled=true'],
@@ -486,6 +489,9 @@ for (const helm of helms) {
           networkPolicy: { apiFrom: [{ podSelector: { matchLabels: { app: 'gw' } } }] },
         },
         { ...POSTGRES, keda: { enabled: true, trigger: 'postgresql' } },
+        // A budget in percent, counted at the floor as Kubernetes rounds it: kept, then left out.
+        { ...POSTGRES, replicaCount: 3, podDisruptionBudget: { minAvailable: '66%' } },
+        { ...POSTGRES, replicaCount: 2, podDisruptionBudget: { minAvailable: '51%' } },
         // The metrics port on a ClusterIP Service of its own beside a LoadBalancer.
         { ...POSTGRES_FULL, service: { type: 'LoadBalancer' }, keda: { enabled: true } },
         {

@@ -270,6 +270,10 @@ describe('Helm chart', () => {
       { keda: { enabled: true } },
       { autoscaling: { enabled: true, minReplicas: 1 } },
       { replicaCount: 3, podDisruptionBudget: { minAvailable: 3 } },
+      // A percentage counts as Kubernetes rounds it, up: 50% of one pod, 51% of two, all of three.
+      { replicaCount: 1, podDisruptionBudget: { minAvailable: '50%' } },
+      { replicaCount: 2, podDisruptionBudget: { minAvailable: '51%' } },
+      { keda: { enabled: true, minReplicaCount: 3 }, podDisruptionBudget: { minAvailable: '100%' } },
     ]) {
       const { byKind, notes } = pdbOf(values);
       assert.equal(byKind.has('PodDisruptionBudget'), false, JSON.stringify(values));
@@ -279,7 +283,8 @@ describe('Helm chart', () => {
       {},
       { keda: { enabled: true, minReplicaCount: 2 } },
       { autoscaling: { enabled: true } },
-      { replicaCount: 1, podDisruptionBudget: { minAvailable: '50%' } },
+      { replicaCount: 2, podDisruptionBudget: { minAvailable: '50%' } },
+      { autoscaling: { enabled: true, minReplicas: 3 }, podDisruptionBudget: { minAvailable: '66%' } },
     ]) {
       const { byKind, notes } = pdbOf(values);
       assert.ok(byKind.has('PodDisruptionBudget'), JSON.stringify(values));

@@ -69,12 +69,17 @@ true
 {{/*
 "true" when the PodDisruptionBudget is rendered: PostgreSQL mode, enabled, and more replicas than
 minAvailable at the floor. With minAvailable at or above the replica floor no pod may ever be
-evicted, so a node drain (cluster upgrade) would wait forever; a percentage is taken as it is.
+evicted, so a node drain (cluster upgrade) would wait forever. A percentage counts as the pods it
+makes at the floor, rounded up as Kubernetes rounds it (50% of 1 pod is 1).
 */}}
 {{- define "maos.pdbEnabled" -}}
 {{- if and (include "maos.isPostgres" .) .Values.podDisruptionBudget.enabled -}}
+{{- $floor := int (include "maos.minReplicas" .) -}}
 {{- $min := .Values.podDisruptionBudget.minAvailable -}}
-{{- if or (contains "%" (toString $min)) (gt (int (include "maos.minReplicas" .)) (int $min)) -}}
+{{- if contains "%" (toString $min) -}}
+{{- $min = div (add (mul (int (trimSuffix "%" (toString $min))) $floor) 99) 100 -}}
+{{- end -}}
+{{- if gt $floor (int $min) -}}
 true
 {{- end -}}
 {{- end -}}
