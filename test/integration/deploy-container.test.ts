@@ -101,6 +101,12 @@ describe('Dockerfile', () => {
     const user = runtime.filter((i) => i.keyword === 'USER').at(-1);
     assert.ok(user, 'USER is set in the runtime stage');
     assert.doesNotMatch(user.args, /^(root|0)(:|$)/);
+    // By number: the kubelet refuses to start a runAsNonRoot container without runAsUser whose image
+    // user is a name ("image has non-numeric user, cannot verify user is non-root"). It is the node
+    // image's `node` (1000:1000), who owns /data, and the chart's pod user.
+    assert.match(user.args, /^[1-9]\d*:[1-9]\d*$/);
+    const pod = parseYaml(readFileSync('deploy/helm/maos/values.yaml', 'utf8')).podSecurityContext;
+    assert.equal(user.args, `${pod.runAsUser}:${pod.runAsGroup}`);
     const entrypoint = runtime.find((i) => i.keyword === 'ENTRYPOINT');
     assert.ok(entrypoint);
     const argv = execForm(entrypoint.args);
