@@ -204,6 +204,14 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     await page.getByText('No sessions.').waitFor();
   });
 
+  test('a key pasted with its "Bearer " scheme (copied from a header or a curl line) signs in', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await signIn(page, `  Bearer ${key}\n`);
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('maos.console.token')), key);
+  });
+
   test('the list pages with the cursor and filters by status', async () => {
     // 21 running sessions (no workers: they stay so) (one more than a page) and nothing else.
     for (let i = 1; i <= 21; i += 1) {

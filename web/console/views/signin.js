@@ -6,6 +6,9 @@ import { field, h, replaceChildren, setPageTitle } from '../dom.js';
 import { beginSignIn, loadSignInOptions, providerName } from '../oidc.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
+/** "Bearer " (any case, optionally after "Authorization:") before a pasted token. */
+const BEARER_SCHEME = /^(?:authorization:\s*)?bearer\s+/i;
+
 /** Fetched once per page load: the server's sign-in options do not change while it runs. */
 let signInOptions = null;
 
@@ -68,7 +71,9 @@ export function renderSignIn(root, { error, onSignedIn }) {
       on: {
         submit: async (event) => {
           event.preventDefault();
-          const value = token.value.trim();
+          // Pasted with its scheme (copied from an Authorization header or a curl line): the
+          // token is what follows it; sent as is, the server would refuse "Bearer Bearer …".
+          const value = token.value.trim().replace(BEARER_SCHEME, '');
           // Spaces pass the field's `required`: said here, not sent.
           if (!value) {
             showFormMistake(errors, 'Signing in', 'Paste an API key or access token.', token);
