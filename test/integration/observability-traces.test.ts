@@ -76,6 +76,52 @@ describe('database spans', () => {
       await server.close();
     }
   });
+
+  test("the worker loop a request woke adds no query to that request's trace after it ended", async () => {
+    // One slot: session B's task waits until session A's is done, and is then claimed by the loop
+    // that A's request woke (it ran on in that request's context). B's claim and finish, and A's
+    // own finish, were spans under A's request, which had long been answered.
+    const collected = traced();
+    const server = await startTestServer({
+      spanProcessors: collected.spanProcessors,
+      config: { workers: { concurrency: 1 } },
+    });
+    try {
+      const submit = (objective: string, runner: string) =>
+        requestJson<Session>(`${server.url}/v1/sessions`, {
+          method: 'POST',
+          body: { objective, agents: [{ name: 'a', role: 'qa', task: 'x', runner }] },
+        });
+      const first = await submit('first', 'slow');
+      const second = await submit('second', 'ok');
+      assert.equal(first.status, 201);
+      assert.equal(second.status, 201);
+      for (const created of [first, second]) {
+        const session = await waitForSession<Session>(server.url, created.body.id);
+        assert.equal(session.status, 'completed');
+      }
+      const spans = [...collected.spans];
+      const agentOf = (sessionId: string) =>
+        spans.find(
+          (span) =>
+            span.name === 'invoke_agent qa' && span.attributes['gen_ai.conversation.id'] === sessionId,
+        );
+      const traceOfFirst = agentOf(first.body.id)?.spanContext().traceId;
+      assert.ok(traceOfFirst, 'the first session has its agent span');
+      assert.notEqual(agentOf(second.body.id)?.spanContext().traceId, traceOfFirst);
+      // Claims and finishes are updates of tasks: in A's trace at most A's own claim, made while its
+      // request was being answered.
+      const taskUpdates = spans.filter(
+        (span) => span.spanContext().traceId === traceOfFirst && span.name === 'UPDATE tasks',
+      );
+      assert.ok(
+        taskUpdates.length <= 1,
+        `task updates in the first session's trace: ${taskUpdates.map((span) => String(span.attributes['db.query.text']).slice(0, 60)).join(' | ')}`,
+      );
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 interface SessionWithTasks extends Session {
