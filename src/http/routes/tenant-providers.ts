@@ -106,7 +106,8 @@ export function createTenantProviderRoutesPlugin(options: TenantProviderRoutesOp
         schema: {
           operationId: 'deleteProviderCredential',
           summary: 'Remove the tenant’s credential for a provider',
-          description: 'Calls use the server’s key again. Answers the provider as it now stands.',
+          description:
+            'Calls use the server’s key again. Also removes the credential of a provider the server no longer configures (then answered with an empty `type`). Answers the provider as it now stands.',
           tags: ['providers'],
           params: nameParams,
           response: { 200: providerSchema, ...problemResponses(400, 401, 403, 404, 429) },
