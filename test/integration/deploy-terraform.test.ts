@@ -485,6 +485,29 @@ describe('Terraform module evaluated by terraform', () => {
     assert.equal(labels.status, 0, labels.output);
   });
 
+  test('extra_values letting the migration Job run as long as the release waits for it fails the plan', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    // helm_release gives up (and rolls back, atomic) after its timeout; the Job would go on.
+    const main = readFileSync(join(MODULE, 'main.tf'), 'utf8');
+    const timeout = Number(/^\s*timeout\s*=\s*(\d+)$/m.exec(main)?.[1]);
+    assert.match(main, /^\s*atomic\s*=\s*true$/m);
+    const chartDeadline = parseYaml(readFileSync('deploy/helm/maos/values.yaml', 'utf8')).migration
+      .activeDeadlineSeconds;
+    assert.ok(chartDeadline < timeout, 'the chart default fits');
+    const plan = (seconds: number) =>
+      planModuleVariables({
+        extra_values: JSON.stringify([`migration: {activeDeadlineSeconds: ${seconds}}`]),
+      });
+    const refused = plan(timeout);
+    assert.notEqual(refused.status, 0, refused.output);
+    assert.match(refused.output, /migration\.activeDeadlineSeconds to 900 or more, the release's timeout/);
+    assert.ok(refused.output.includes(`to ${timeout} or more`), 'the message names the timeout');
+    const accepted = plan(timeout - 1);
+    assert.equal(accepted.status, 0, accepted.output);
+  });
+
   test("postgres mode without a shared audit signing key warns, as the chart's install notes do", {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,

@@ -255,4 +255,12 @@ variable "extra_values" {
     ])
     error_message = "extra_values must not set secretEnv or database.postgres.url: the chart ignores them next to the module's Secret (existingSecret). Use secret_env and database_url, which reach the pods through that Secret."
   }
+  # helm_release waits 900 s (its timeout) for the pre-install/pre-upgrade migration Job, then rolls
+  # the release back (atomic) while a Job allowed to run longer goes on migrating the database.
+  validation {
+    condition = alltrue([
+      for text in var.extra_values : try(tonumber(yamldecode(text).migration.activeDeadlineSeconds), 0) < 900
+    ])
+    error_message = "extra_values sets migration.activeDeadlineSeconds to 900 or more, the release's timeout: helm would give up on the migration Job and roll the release back while the Job goes on migrating the database. Keep it below 900."
+  }
 }
