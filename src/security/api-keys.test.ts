@@ -99,6 +99,25 @@ describe('api keys', () => {
     );
   });
 
+  test('an expiry past year 9999 in UTC is refused: it has no RFC 3339 form to list it in', async () => {
+    // Year 9999 in its offset, year 10000 in UTC: stored, it was listed as `+010000-01-01T…`.
+    for (const expiresAt of ['9999-12-31T23:59:59-23:59', '+010000-01-01T00:00:00Z']) {
+      await assert.rejects(
+        createApiKey(t.db, { tenantId: 't1', name: 'far', roles: ['viewer'], createdBy: 'a', expiresAt }),
+        (e: unknown) =>
+          e instanceof AppError && e.code === 'VALIDATION_FAILED' && /year 9999/.test(e.message),
+      );
+    }
+    const last = await createApiKey(t.db, {
+      tenantId: 't1',
+      name: 'far',
+      roles: ['viewer'],
+      createdBy: 'a',
+      expiresAt: '9999-12-31T23:59:59.999Z',
+    });
+    assert.equal(last.info.expiresAt, '9999-12-31T23:59:59.999Z');
+  });
+
   test('expiry is enforced', async () => {
     const now = new Date('2030-01-01T00:00:00Z');
     const { key } = await createApiKey(

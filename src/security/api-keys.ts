@@ -228,9 +228,19 @@ function validateRoles(roles: readonly string[]): RoleName[] {
   return [...new Set(roles as RoleName[])];
 }
 
+// The last instant with an RFC 3339 form in UTC: a later one is written `+010000-…`, which
+// clients reading the key list as RFC 3339 (its documented format) cannot parse.
+const LAST_RFC3339_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
 function normaliseTime(value: string, field: string): string {
   const ms = Date.parse(value);
   if (Number.isNaN(ms)) throw new AppError('VALIDATION_FAILED', `${field} is not a valid time`);
+  if (ms > LAST_RFC3339_MS) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `${field} must be at most 9999-12-31T23:59:59.999Z (year 9999 in UTC)`,
+    );
+  }
   return new Date(ms).toISOString();
 }
 
