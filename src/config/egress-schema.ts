@@ -31,8 +31,24 @@ const proxyUrlSchema = z.string().superRefine((value, context) => {
       code: 'custom',
       message: 'must name the proxy only (scheme, credentials, host, port)',
     });
+  } else if (!isPercentDecodable(url.username) || !isPercentDecodable(url.password)) {
+    // The proxy client decodes them: a bare `%` would fail every start with `URI malformed`.
+    context.addIssue({
+      code: 'custom',
+      message:
+        'the user name or password is not valid percent-encoding (value not shown): write a % in it as %25, and @ : / as %40 %3A %2F',
+    });
   }
 });
+
+function isPercentDecodable(text: string): boolean {
+  try {
+    decodeURIComponent(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const egressConfigSchema = z
   .strictObject({

@@ -412,4 +412,28 @@ describe('egress proxy', () => {
     });
     assert.deepEqual(listed.egress.proxy.noProxy, ['.corp.example', '10.0.0.0/8', '[fd00::1]', '192.0.2.7']);
   });
+
+  test('a proxy password with a bare % is a config error naming the fix, not a crash at start', async () => {
+    // The proxy client decodes the user name and password: `%zz` is no percent-encoding, and failed
+    // `maos serve` with `INTERNAL: URI malformed` while `maos config check` said ok.
+    for (const url of ['http://maos:50%off-s3cret@proxy.corp:3128', 'http://ma%os:pw@proxy.corp:3128']) {
+      assert.throws(
+        () => loadConfig({ env: { MAOS_EGRESS__PROXY__URL: url } }),
+        (e: unknown) =>
+          e instanceof AppError &&
+          e.code === 'CONFIG_INVALID' &&
+          /egress\.proxy\.url: .*percent-encod.*%25/.test(e.message) &&
+          !e.message.includes('s3cret') &&
+          !e.message.includes(url),
+        url,
+      );
+    }
+    // Written as %25 it is the password `50%off-s3cret`, and the proxy starts.
+    const config = loadConfig({
+      env: { MAOS_EGRESS__PROXY__URL: 'http://maos:50%25off-s3cret@proxy.corp:3128' },
+    });
+    const proxy = createEgressProxy(config.egress.proxy);
+    assert.ok(proxy);
+    await proxy.close();
+  });
 });
