@@ -178,6 +178,47 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     await page.getByLabel('Deadline (seconds)').fill('');
   });
 
+  test('a message to steer refused after the person went to Usage: a notice there says so; the message waits in its field', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      // Waits for approval: open, so a message is taken, until it is cancelled below.
+      body: { objective: 'Steered \u202Ewhile away', approval: 'required' },
+    });
+    assert.equal(created.status, 201);
+    const id = created.body.id;
+    await openSession(page, server.url, id);
+    await waitForStatus(page, 'awaiting_approval');
+    const text = 'Mind the second source';
+    await page.getByLabel('Message to the orchestrator').fill(text);
+    const hold = await holdRequests(
+      page,
+      (method, path) => method === 'POST' && path === `/v1/sessions/${id}/messages`,
+    );
+    await page.getByRole('button', { name: 'Send message' }).click();
+    await hold.held;
+    await page.getByRole('link', { name: 'Usage', exact: true }).click();
+    await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
+    // Ended meanwhile (elsewhere): the message held back is refused.
+    const cancelled = await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
+    assert.ok(cancelled.status < 300, String(cancelled.status));
+    await hold.releaseAndSettle();
+    assert.equal(await page.evaluate(() => location.hash), '#/usage');
+    const notice = page.locator('#page-notices .page-notice');
+    await notice.waitFor();
+    const said = (await notice.textContent()) ?? '';
+    assert.ok(
+      said.startsWith('Session “\u2068Steered \u202Ewhile away\u2069”: sending the message failed.'),
+      said,
+    );
+    assert.match(said, /HTTP 409/);
+    assert.match(said, /Your message is back in its field/);
+    await notice.getByRole('link', { name: 'Open the session' }).click();
+    await waitForStatus(page, 'cancelled');
+    assert.equal(await page.getByLabel('Message to the orchestrator').inputValue(), text);
+    await notice.getByRole('button', { name: 'Dismiss' }).click();
+    assert.equal(await page.locator('#page-notices .page-notice').count(), 0);
+  });
+
   test('a deletion answered after the person opened another session: they stay on it; it is deleted', async () => {
     const create = async (objective: string) => {
       const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
@@ -241,8 +282,8 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
   });
 
   test('no errors or warnings in the page', () => {
-    // Chromium logs the refused creates the tests provoke.
-    const refused = /Failed to load resource: the server responded with a status of 400/;
+    // Chromium logs the refused create and message the tests provoke.
+    const refused = /Failed to load resource: the server responded with a status of (400|409)/;
     assert.deepEqual(
       problems.messages.filter((line) => !refused.test(line)),
       [],

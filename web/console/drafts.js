@@ -76,14 +76,25 @@ export function restoreDrafts(root, tenantId) {
 }
 
 /**
+ * Keeps the text of `control` for the next field of its id and `data-draft-of` shown, which takes
+ * it with takeDraft(): what was sent from a page the person left meanwhile and was refused (a
+ * message to steer, an edited plan). Forgotten when the sign-in ends.
+ * @param {HTMLTextAreaElement | HTMLInputElement} control
+ */
+export function keepDraftFor(control) {
+  if (control.value.trim() === '' || control.dataset.draftOf === undefined) return;
+  waiting.set(control.id, { value: control.value, of: control.dataset.draftOf });
+}
+
+/**
  * The draft kept for `control` (by its id), when it was typed against what the field shows now
- * (its `data-draft-of`); null otherwise. Taken once.
+ * (its `data-draft-of`); null otherwise. Taken once (one typed against something else stays).
  * @param {HTMLTextAreaElement | HTMLInputElement} control
  * @returns {string | null}
  */
 export function takeDraft(control) {
   const draft = waiting.get(control.id);
-  if (!draft) return null;
+  if (!draft || draft.of !== control.dataset.draftOf) return null;
   waiting.delete(control.id);
-  return draft.of === control.dataset.draftOf ? draft.value : null;
+  return draft.value;
 }

@@ -1,7 +1,8 @@
 // Page-wide notices: what an action started on one page says when it is answered after the person
 // went to another (a session create refused meanwhile). Shown above whatever page is open, until
 // dismissed, as the page the action belonged to is gone with the place it would have said it.
-import { h } from './dom.js';
+import { h, isolate, shorten } from './dom.js';
+import { renderProblem } from './problem.js';
 import { showSecretOnce } from './secret-once.js';
 
 /** The notices' place in index.html, between the header and the page (null in a page without it). */
@@ -33,6 +34,25 @@ export function showPageNotice(title, ...children) {
   });
   container.append(notice);
   return notice;
+}
+
+/**
+ * Says on the page open now that an action started on the page of session `sessionId` (whose
+ * objective is `objective`), `context` as renderProblem takes it ("Sending the message"), failed
+ * after the person left that page, with the problem, `more` (what became of what was typed) and a
+ * link back. A 401 says nothing here: the sign-in form that took the page's place says it.
+ * @param {{ context: string, objective: string, sessionId: string, error: unknown,
+ *   more?: Array<Node | string | null> }} options
+ */
+export function showSessionActionFailed({ context, objective, sessionId, error, more = [] }) {
+  if (/** @type {{status?: number}} */ (error)?.status === 401) return;
+  const name = objective ? `“${isolate(shorten(objective, 80))}”` : sessionId;
+  showPageNotice(
+    `Session ${name}: ${context.charAt(0).toLowerCase()}${context.slice(1)} failed.`,
+    renderProblem(error, context),
+    ...more,
+    h('p', {}, h('a', { href: `#/sessions/${sessionId}` }, 'Open the session')),
+  );
 }
 
 /** Numbers the secrets' fields, unique in the page (the page they came from may show one too). */

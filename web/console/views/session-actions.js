@@ -4,8 +4,9 @@
 // problem code.
 import { api } from '../api.js';
 import { countOf, field, h, replaceChildren } from '../dom.js';
-import { takeDraft } from '../drafts.js';
+import { keepDraftFor, takeDraft } from '../drafts.js';
 import { confirmInline } from '../inline-confirm.js';
+import { showSessionActionFailed } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
@@ -49,9 +50,10 @@ export function toEditablePlan(plan) {
 /**
  * Runs `action` with `button` disabled; shows a notice or the problem in `output`, then `onChanged`.
  * The button's enabled state is restored by the next `update` from the refreshed session. Returns
- * whether the API accepted it.
+ * whether the API accepted it. A problem answered after the person left the page goes to
+ * `failedAway(error)` (said on the page open now).
  */
-async function runAction(button, output, context, action, notice, onChanged) {
+async function runAction(button, output, context, action, notice, onChanged, failedAway) {
   button.disabled = true;
   replaceChildren(output);
   let ok = false;
@@ -61,6 +63,7 @@ async function runAction(button, output, context, action, notice, onChanged) {
     ok = true;
   } catch (error) {
     replaceChildren(output, renderProblem(error, context));
+    if (!output.isConnected) failedAway(error);
   } finally {
     await onChanged();
   }
@@ -98,6 +101,30 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
   const message = h('textarea', { id: 'steer-message', maxLength: 4000, disabled: true });
   const send = h('button', { type: 'button', disabled: true }, 'Send message');
   const steerOutput = h('div', { id: 'steer-output', tabIndex: -1 });
+  // What the text is typed for (drafts.js): this session; the plan's, its version (update()).
+  message.dataset.draftOf = id;
+  reason.dataset.draftOf = id;
+  // Sent from this page once, refused after the person had left it: back in its field.
+  for (const control of [message, reason]) control.value = takeDraft(control) ?? '';
+
+  /**
+   * What an action answered after the person left this page calls with its problem: the page open
+   * now says it (showSessionActionFailed), and the text sent (`field`: the message, the reason,
+   * the edited plan) waits for this page in its field (`fieldNote` says so).
+   */
+  const failedAway =
+    (context, field = null, fieldNote = '') =>
+    (error) => {
+      if (error?.status === 401) return;
+      if (field) keepDraftFor(field);
+      showSessionActionFailed({
+        context,
+        objective: session?.objective ?? '',
+        sessionId: id,
+        error,
+        more: field?.value.trim() ? [h('p', {}, fieldNote)] : [],
+      });
+    };
 
   const cancel = h('button', { type: 'button', className: 'danger', disabled: true }, 'Cancel session');
   // Focusable from script: once cancelling is answered, the focus goes to what came of it.
@@ -156,6 +183,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
         () => api.approve(id),
         (result) => `Approved: plan version ${result.planVersion}, ${countOf(result.readied, 'task')} ready.`,
         onChanged,
+        failedAway('Approving the plan'),
       ),
     ),
   );
@@ -183,6 +211,11 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
         (result) =>
           `Approved the edited plan: version ${result.planVersion}, ${countOf(result.readied, 'task')} ready.`,
         onChanged,
+        failedAway(
+          'Approving the edited plan',
+          planText,
+          'Your edited plan is back in the editor on the session’s page, while the same plan waits for approval.',
+        ),
       );
       // A refused edit stays in the editor to be fixed.
       if (approved) planEdited = false;
@@ -202,6 +235,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
         () => api.reject(id, reason.value.trim()),
         () => 'Rejected: the session ends as failed.',
         onChanged,
+        failedAway('Rejecting the plan', reason, 'Your reason is back in its field on the session’s page.'),
       );
     }),
   );
@@ -223,6 +257,11 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
         },
         () => 'Message sent: the orchestrator reads it at the next phase gate or the final synthesis.',
         onChanged,
+        failedAway(
+          'Sending the message',
+          message,
+          'Your message is back in its field on the session’s page.',
+        ),
       );
     }),
   );
@@ -249,6 +288,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
             () => api.cancel(id),
             () => 'Cancelled.',
             onChanged,
+            failedAway('Cancelling the session'),
           ),
         )();
         return true;
@@ -294,6 +334,16 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
       renderProblem(failure, 'Deleting the session'),
       advice ? h('p', {}, advice) : null,
     );
+    // Answered after the person left the page: said on the page open now.
+    if (!deleteOutput.isConnected && failure.status !== 401) {
+      showSessionActionFailed({
+        context: 'Deleting the session',
+        objective: session?.objective ?? '',
+        sessionId: id,
+        error: failure,
+        more: advice ? [h('p', {}, advice)] : [],
+      });
+    }
     // Refused for good: no longer offered from the moment the refusal shows, not only once the
     // session has been read again; the focus goes to the reason with it, not lost with the button.
     if (deleteRefused || gone) {
@@ -331,7 +381,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
       : 'No plan is waiting for approval.';
     const key = `${next.planVersion}:${next.approval?.pendingPhase}`;
     // What an edit is typed against: a draft kept at a sign-in's end comes back only onto this plan.
-    planText.dataset.draftOf = key;
+    planText.dataset.draftOf = `${id}:${key}`;
     if (waiting && (!planEdited || key !== planKey)) {
       const text = JSON.stringify(toEditablePlan(next.plan), null, 2);
       // Its default too: the plan as read is no draft of the person's (drafts.js keeps only edits).

@@ -6,6 +6,7 @@ import { api } from '../api.js';
 import { callerMay } from '../caller.js';
 import { countOf, field, h, isolate, replaceChildren } from '../dom.js';
 import { confirmInline } from '../inline-confirm.js';
+import { showSessionActionFailed } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { RETRYABLE } from './session-retries.js';
 
@@ -216,6 +217,16 @@ export function createSessionRetry({ id, onRetried }) {
       renderProblem(failure, 'Retrying the session'),
       advice ? h('p', {}, advice) : null,
     );
+    // Answered after the person left the page: said on the page open now.
+    if (!output.isConnected && failure.status !== 401) {
+      showSessionActionFailed({
+        context: 'Retrying the session',
+        objective: session?.objective ?? '',
+        sessionId: id,
+        error: failure,
+        more: advice ? [h('p', {}, advice)] : [],
+      });
+    }
     retry.disabled = false;
     if (session) update(session);
     if (offer.hidden) output.focus();
