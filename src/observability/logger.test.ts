@@ -69,6 +69,38 @@ describe('logger', () => {
     assert.match(ecsError.stack_trace ?? '', /TypeError: bad input/);
   });
 
+  test('a plain value under an ECS object field is moved, so Elasticsearch does not refuse the line', async () => {
+    // ECS maps host, url, error, source … as objects (every line has host.hostname, access lines
+    // url.path): a line with `host: "127.0.0.1"` is a mapping conflict, and the document is dropped.
+    const { logger, lines } = capture();
+    logger.warn({ host: '127.0.0.1' }, 'auth.mode is "none"');
+    logger.info({ url: 'http://127.0.0.1:7070', dataDir: '/d' }, 'server started');
+    logger.warn({ error: 'HTTP 503', attempts: 2 }, 'webhook delivery attempt failed');
+    logger.warn({ err: new Error('statfs failed'), source: 'dataDir' }, 'metrics source failed');
+    logger.info({ event: ['a'], user: { id: 'u1' }, 'url.path': '/v1' }, 'structured');
+    const [host, url, error, source, structured] = await lines();
+    const OBJECTS = ['host', 'url', 'error', 'source', 'event', 'user', 'service', 'log', 'http'];
+    for (const line of [host, url, error, source, structured]) {
+      for (const key of OBJECTS) {
+        const value = line?.[key];
+        assert.ok(
+          value === undefined || (typeof value === 'object' && value !== null && !Array.isArray(value)),
+          `${key} of "${line?.message}" is an object or absent: ${JSON.stringify(value)}`,
+        );
+      }
+    }
+    assert.equal(host?.['labels.host'], '127.0.0.1');
+    assert.equal(url?.['url.full'], 'http://127.0.0.1:7070');
+    assert.equal(url?.dataDir, '/d');
+    assert.equal(error?.['error.message'], 'HTTP 503');
+    assert.equal(error?.attempts, 2);
+    assert.equal(source?.['labels.source'], 'dataDir');
+    assert.equal((source?.error as { message?: string } | undefined)?.message, 'statfs failed');
+    assert.deepEqual(structured?.['labels.event'], ['a']);
+    assert.deepEqual(structured?.user, { id: 'u1' });
+    assert.equal(structured?.['url.path'], '/v1');
+  });
+
   test("an error's causes are in its stack trace, a cycle of causes ends", async () => {
     const { logger, lines } = capture();
     const driver = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });

@@ -123,7 +123,10 @@ export function createLogger(options: LoggerOptions): Logger {
     'log.logger': loggerName(serviceName, logger),
     ...traceFields(),
   });
-  return pino({ ...withCauseStacks(format), level: options.level, redact, mixin }, destination);
+  return pino(
+    { ...withEcsObjectFields(withCauseStacks(format)), level: options.level, redact, mixin },
+    destination,
+  );
 }
 
 /** Causes a logged error's stack trace follows: enough for a wrapped driver error, bounded for cycles. */
@@ -153,6 +156,88 @@ function withCauseStacks(format: EcsPinoOptions): EcsPinoOptions {
       },
     },
   };
+}
+
+/**
+ * The top-level field sets of ECS 8.10 (the `ecs.version` of every line): objects in the ECS
+ * mapping. Elasticsearch refuses a line that gives one of them a plain value (`host: "127.0.0.1"`
+ * next to the `host.hostname` of every line, `error: "HTTP 503"`) as a mapping conflict: it is lost.
+ */
+const ECS_FIELD_SETS = new Set([
+  'agent',
+  'client',
+  'cloud',
+  'container',
+  'data_stream',
+  'destination',
+  'device',
+  'dll',
+  'dns',
+  'ecs',
+  'email',
+  'error',
+  'event',
+  'faas',
+  'file',
+  'group',
+  'host',
+  'http',
+  'labels',
+  'log',
+  'network',
+  'observer',
+  'orchestrator',
+  'organization',
+  'package',
+  'process',
+  'registry',
+  'related',
+  'rule',
+  'server',
+  'service',
+  'source',
+  'span',
+  'threat',
+  'tls',
+  'trace',
+  'transaction',
+  'url',
+  'user',
+  'user_agent',
+  'vulnerability',
+]);
+
+/** Where a plain value of a field set goes: the ECS field it stands for, else a custom label. */
+const PLAIN_VALUE_FIELDS: Readonly<Record<string, string>> = { error: 'error.message', url: 'url.full' };
+
+/**
+ * The ECS format with a plain value (string, number, array …) given to an ECS field set moved to
+ * the field it stands for (`error` → `error.message`, `url` → `url.full`) or to `labels.<name>`, so
+ * that every line can be indexed whatever field names its call site chose.
+ */
+function withEcsObjectFields(format: EcsPinoOptions): EcsPinoOptions {
+  const formatLog = format.formatters?.log;
+  if (!formatLog) return format;
+  return {
+    ...format,
+    formatters: {
+      ...format.formatters,
+      log(object) {
+        const fields = formatLog(object);
+        for (const [name, value] of Object.entries(fields)) {
+          if (!ECS_FIELD_SETS.has(name) || isPlainObject(value)) continue;
+          delete fields[name];
+          const target = (typeof value === 'string' && PLAIN_VALUE_FIELDS[name]) || `labels.${name}`;
+          if (!(target in fields)) fields[target] = value;
+        }
+        return fields;
+      },
+    },
+  };
+}
+
+function isPlainObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The error's stack followed by those of its causes. */
