@@ -43,3 +43,33 @@ test('a wildcard origin, which could never match, is a config error', () => {
       /wildcards are not supported/.test(error.message),
   );
 });
+
+test('a preflight allows the trace context headers the server continues (traceparent, tracestate)', async () => {
+  const { default: Fastify } = await import('fastify');
+  const { answerPreflight, isPreflight } = await import('./cors.ts');
+  const options = { allowedOrigins: ['https://console.example.com'], maxAgeSeconds: 600 };
+  const app = Fastify();
+  app.addHook('onRequest', async (request, reply) =>
+    isPreflight(request) ? answerPreflight(request, reply, options) : undefined,
+  );
+  try {
+    // What a browser with OpenTelemetry's fetch instrumentation asks for on a traced call.
+    const requested = ['authorization', 'content-type', 'traceparent', 'tracestate'];
+    const response = await app.inject({
+      method: 'OPTIONS',
+      url: '/v1/sessions',
+      headers: {
+        origin: 'https://console.example.com',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': requested.join(','),
+      },
+    });
+    assert.equal(response.statusCode, 204);
+    const allowed = String(response.headers['access-control-allow-headers'])
+      .split(',')
+      .map((name) => name.trim());
+    for (const name of requested) assert.ok(allowed.includes(name), `${name} is allowed`);
+  } finally {
+    await app.close();
+  }
+});

@@ -9,8 +9,10 @@ export interface CorsOptions {
 
 const ALLOWED_METHODS = 'GET, POST, PUT, PATCH, DELETE';
 // The MCP headers: a browser MCP client (an origin in mcp.allowedOrigins too) sends them on /mcp.
+// The W3C trace context: the server's spans continue a caller's traceparent, and a browser client
+// instrumented to send it would otherwise have every call refused at the preflight.
 const ALLOWED_HEADERS =
-  'authorization, content-type, idempotency-key, last-event-id, mcp-protocol-version, mcp-session-id, x-api-key, x-request-id';
+  'authorization, content-type, idempotency-key, last-event-id, mcp-protocol-version, mcp-session-id, traceparent, tracestate, x-api-key, x-request-id';
 /**
  * Response headers a browser client needs to read (rate limits, ids, auth challenges, an audit
  * record not stored, the MCP session id that every request after `initialize` must send).
