@@ -4,7 +4,7 @@
 import { type FinishReason, type LanguageModel, streamText } from 'ai';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
 import { recordFailedAttemptSpend } from '../agents/providers/model-spend.ts';
-import { toTokenCounts } from '../agents/providers/pricing.ts';
+import { toReportedCounts } from '../agents/providers/pricing.ts';
 import { StreamInterruptedError } from '../agents/providers/provider-errors.ts';
 import { isCachedAnswer } from '../agents/providers/response-cache-model.ts';
 import {
@@ -84,8 +84,8 @@ export async function streamSynthesis(
         }
       }
       const usage = await stream.usage;
-      const reported = usage.inputTokens !== undefined || usage.outputTokens !== undefined;
-      spent.callFinished(reported ? toTokenCounts(usage) : undefined);
+      // A count left out (or both) is charged at its estimate (run-usage.ts).
+      spent.callFinished(toReportedCounts(usage));
       // Refused with no text: fails (PROVIDER_REFUSED); cut short: ends with a notice, as an agent's.
       if (finish) throwIfRefused(finish.unified, finish.raw, text);
       const notice = finish && finishNotice(finish.unified, finish.raw, target.maxOutputTokens);

@@ -5,7 +5,7 @@
 import { generateText, type LanguageModelUsage, type ModelMessage, NoObjectGeneratedError, Output } from 'ai';
 import type { z } from 'zod';
 import type { LlmClient } from '../agents/providers/llm-client.ts';
-import { priceUsage, toUsage } from '../agents/providers/pricing.ts';
+import { priceUsage, toReportedCounts, withEstimates } from '../agents/providers/pricing.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { RunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
 import type { LlmConfig, PriceConfig } from '../config/llm-schema.ts';
@@ -134,9 +134,10 @@ function describeSchemaFailure(text: string | undefined, schema: z.ZodType): str
 }
 
 /**
- * What a planning round is charged: the usage its provider reported or, when it reported none (an
- * OpenAI-compatible server that leaves `usage` out), the estimate a streamed call without usage is
- * charged (run-usage.ts): the prompt and the answer at 4 characters per token, priced.
+ * What a planning round is charged: the usage its provider reported or, for a count it left out
+ * (all of `usage`, from an OpenAI-compatible server that leaves it out of its answer, or only the
+ * input tokens), the estimate a streamed call without usage is charged (run-usage.ts): the prompt
+ * and the answer at 4 characters per token, priced.
  */
 function roundUsage(
   usage: LanguageModelUsage | undefined,
@@ -144,13 +145,12 @@ function roundUsage(
   messages: readonly ModelMessage[],
   answer: string,
 ): Usage {
-  if (usage?.inputTokens !== undefined || usage?.outputTokens !== undefined) return toUsage(usage, price);
   const promptChars = messages.reduce(
     (sum, message) => sum + (typeof message.content === 'string' ? message.content.length : 0),
     ORCHESTRATOR_SYSTEM_PROMPT.length,
   );
-  const { costUsd: _unpriced, ...tokens } = estimateStreamingUsage(promptChars, answer.length);
-  return priceUsage(tokens, price);
+  const { costUsd: _unpriced, ...estimate } = estimateStreamingUsage(promptChars, answer.length);
+  return priceUsage(withEstimates(toReportedCounts(usage), estimate), price);
 }
 
 function describeIssues(issues: z.ZodError['issues']): string[] {

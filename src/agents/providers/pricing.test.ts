@@ -3,7 +3,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { addUsage } from '../../domain/types.ts';
-import { computeCostUsd, MAX_REPORTED_TOKENS, reportedTokens, toTokenCounts, toUsage } from './pricing.ts';
+import {
+  computeCostUsd,
+  MAX_REPORTED_TOKENS,
+  priceUsage,
+  reportedTokens,
+  toReportedCounts,
+  withEstimates,
+} from './pricing.ts';
+
+const ZERO_COUNTS = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0 };
 
 describe('pricing', () => {
   test('prices uncached input, cached input and output separately', () => {
@@ -57,14 +66,14 @@ describe('pricing', () => {
   test('reported token counts are taken as whole, non-negative numbers', () => {
     // Stored in bigint columns on PostgreSQL; a negative one would lower the tenant's daily tokens.
     assert.deepEqual(
-      toTokenCounts({
+      toReportedCounts({
         inputTokens: 10.5,
         outputTokens: -3,
         inputTokenDetails: { cacheReadTokens: Number.NaN },
       } as never),
       { inputTokens: 11, outputTokens: 0, cacheReadTokens: 0 },
     );
-    assert.deepEqual(toTokenCounts({ inputTokens: Number.POSITIVE_INFINITY, outputTokens: 7 } as never), {
+    assert.deepEqual(toReportedCounts({ inputTokens: Number.POSITIVE_INFINITY, outputTokens: 7 } as never), {
       inputTokens: 0,
       outputTokens: 7,
       cacheReadTokens: 0,
@@ -74,7 +83,7 @@ describe('pricing', () => {
   test('a reported token count beyond any model call is capped, so it stays a bigint and sums stay exact', () => {
     // 1e20 is past PostgreSQL's bigint (about 9.2e18) and past JavaScript's exact integers, so a
     // server that reports it (a tenant's own base URL) would make the task's finish fail.
-    const counts = toTokenCounts({ inputTokens: 1e20, outputTokens: Number.MAX_VALUE } as never);
+    const counts = toReportedCounts({ inputTokens: 1e20, outputTokens: Number.MAX_VALUE } as never);
     assert.deepEqual(counts, {
       inputTokens: MAX_REPORTED_TOKENS,
       outputTokens: MAX_REPORTED_TOKENS,
@@ -88,8 +97,49 @@ describe('pricing', () => {
     assert.equal(reportedTokens(2_000_000), 2_000_000);
   });
 
-  test('toUsage tolerates missing fields and addUsage sums', () => {
-    const usage = toUsage(undefined, undefined);
+  test('a count the provider left out is no count: charged at its estimate, not as 0', () => {
+    const estimate = { inputTokens: 250, outputTokens: 40, cacheReadTokens: 0 };
+    // The OpenAI(-compatible) packages turn `usage: {"completion_tokens": 12}` into 0 input tokens;
+    // the provider's own usage object (raw) shows there was no count.
+    const outputOnly = toReportedCounts({
+      inputTokens: 0,
+      outputTokens: 12,
+      inputTokenDetails: { cacheReadTokens: 0 },
+      raw: { completion_tokens: 12 },
+    } as never);
+    assert.deepEqual(outputOnly, { inputTokens: undefined, outputTokens: 12, cacheReadTokens: 0 });
+    assert.deepEqual(withEstimates(outputOnly, estimate), {
+      inputTokens: 250,
+      outputTokens: 12,
+      cacheReadTokens: 0,
+    });
+    const inputOnly = toReportedCounts({
+      inputTokens: 90,
+      outputTokens: 0,
+      raw: { prompt_tokens: 90 },
+    } as never);
+    assert.deepEqual(withEstimates(inputOnly, estimate), {
+      inputTokens: 90,
+      outputTokens: 40,
+      cacheReadTokens: 0,
+    });
+    // A count of 0 the provider did report stays 0 (Anthropic's names, or no raw object at all).
+    const zero = toReportedCounts({
+      inputTokens: 0,
+      outputTokens: 5,
+      raw: { input_tokens: 0, output_tokens: 5 },
+    } as never);
+    assert.deepEqual(withEstimates(zero, estimate), { inputTokens: 0, outputTokens: 5, cacheReadTokens: 0 });
+    const noRaw = toReportedCounts({ inputTokens: 0, outputTokens: 5 } as never);
+    assert.deepEqual(withEstimates(noRaw, estimate), { inputTokens: 0, outputTokens: 5, cacheReadTokens: 0 });
+    // Neither count: all estimated, as before.
+    assert.equal(toReportedCounts({ inputTokens: undefined, outputTokens: undefined } as never), undefined);
+    assert.equal(toReportedCounts({ inputTokens: 3, outputTokens: 4, raw: {} } as never), undefined);
+    assert.deepEqual(withEstimates(undefined, estimate), estimate);
+  });
+
+  test('priceUsage prices counts and addUsage sums', () => {
+    const usage = priceUsage(withEstimates(toReportedCounts(undefined), ZERO_COUNTS), undefined);
     assert.deepEqual(usage, { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 });
     const sum = { inputTokens: 1, outputTokens: 2, cacheReadTokens: 3, costUsd: 0.1 };
     addUsage(sum, { inputTokens: 1, outputTokens: 2, cacheReadTokens: 3, costUsd: 0.2 });

@@ -45,18 +45,77 @@ export function reportedTokens(count: number | undefined): number {
   return Math.min(Math.ceil(count), MAX_REPORTED_TOKENS);
 }
 
-/** The SDK's usage (fields may be missing) as token counts. */
-export function toTokenCounts(usage: LanguageModelUsage | undefined): Omit<Usage, 'costUsd'> {
-  return {
-    inputTokens: reportedTokens(usage?.inputTokens),
-    outputTokens: reportedTokens(usage?.outputTokens),
-    cacheReadTokens: reportedTokens(usage?.inputTokenDetails?.cacheReadTokens),
-  };
+/**
+ * Token counts as a provider reported them, whole and non-negative (reportedTokens); a count it left
+ * out is undefined, never 0: it is charged at its estimate instead (withEstimates).
+ */
+export interface ReportedTokenCounts {
+  inputTokens: number | undefined;
+  outputTokens: number | undefined;
+  cacheReadTokens: number;
 }
 
-/** Converts the SDK's usage (fields may be missing) into MAOS usage with cost. */
-export function toUsage(usage: LanguageModelUsage | undefined, price: PriceConfig | undefined): Usage {
-  return priceUsage(toTokenCounts(usage), price);
+/** The names of the input and output counts in the providers' own usage objects (OpenAI, Anthropic). */
+const RAW_INPUT_NAMES = ['prompt_tokens', 'input_tokens'] as const;
+const RAW_OUTPUT_NAMES = ['completion_tokens', 'output_tokens'] as const;
+
+/**
+ * Whether the provider's own usage object names a count. The OpenAI and OpenAI-compatible packages
+ * report a count the server left out (`usage: {"completion_tokens": 12}`) as 0: only the provider's
+ * own object tells a count of 0 from no count. Without that object the figures are taken as given.
+ */
+function rawNames(raw: unknown, names: readonly string[]): boolean {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return true;
+  return names.some((name) => typeof (raw as Record<string, unknown>)[name] === 'number');
+}
+
+/**
+ * The counts a provider reported for one model call, from its figures and its own usage object
+ * (`raw`); undefined when it reported neither the input nor the output count.
+ */
+export function reportedCounts(figures: {
+  input: number | undefined;
+  output: number | undefined;
+  cacheRead: number | undefined;
+  raw?: unknown;
+}): ReportedTokenCounts | undefined {
+  const input =
+    figures.input !== undefined && rawNames(figures.raw, RAW_INPUT_NAMES)
+      ? reportedTokens(figures.input)
+      : undefined;
+  const output =
+    figures.output !== undefined && rawNames(figures.raw, RAW_OUTPUT_NAMES)
+      ? reportedTokens(figures.output)
+      : undefined;
+  if (input === undefined && output === undefined) return undefined;
+  return { inputTokens: input, outputTokens: output, cacheReadTokens: reportedTokens(figures.cacheRead) };
+}
+
+/** The SDK's usage of a call (planning rounds, the synthesis) as the counts its provider reported. */
+export function toReportedCounts(usage: LanguageModelUsage | undefined): ReportedTokenCounts | undefined {
+  return reportedCounts({
+    input: usage?.inputTokens,
+    output: usage?.outputTokens,
+    cacheRead: usage?.inputTokenDetails?.cacheReadTokens,
+    raw: usage?.raw,
+  });
+}
+
+/**
+ * What a call is charged: the counts its provider reported and, for a count it left out (or both),
+ * `estimate`'s (4 characters per token of the prompt sent and the answer received, as a call cut
+ * off is charged). A provider that reports output tokens but no input tokens was charged 0 input:
+ * budgets and daily token quotas then never saw the prompts, usually the larger part of a call.
+ */
+export function withEstimates(
+  reported: ReportedTokenCounts | undefined,
+  estimate: Omit<Usage, 'costUsd'>,
+): Omit<Usage, 'costUsd'> {
+  return {
+    inputTokens: reported?.inputTokens ?? estimate.inputTokens,
+    outputTokens: reported?.outputTokens ?? estimate.outputTokens,
+    cacheReadTokens: reported?.cacheReadTokens ?? 0,
+  };
 }
 
 /** Token counts as the provider reported them, with their cost. */

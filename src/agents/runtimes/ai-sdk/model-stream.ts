@@ -18,7 +18,7 @@ import type {
 import { asSchema, type LanguageModel, type ModelMessage, type ToolSet } from 'ai';
 import type { TokenCounts } from '../../../domain/budget.ts';
 import { AppError } from '../../../errors/app-error.ts';
-import { reportedTokens } from '../../providers/pricing.ts';
+import { type ReportedTokenCounts, reportedCounts } from '../../providers/pricing.ts';
 import { StreamInterruptedError } from '../../providers/provider-errors.ts';
 import { isCachedAnswer } from '../../providers/response-cache-model.ts';
 import { finishNotice, paragraphBreak, throwIfRefused } from './finish-reason.ts';
@@ -55,9 +55,10 @@ export interface ModelStreamInput {
   warn?(warnings: readonly unknown[]): void;
   /**
    * Each model call's usage as its provider reported it, when the call finishes; undefined when it
-   * reported none (a server that ignores `stream_options.include_usage`).
+   * reported none (a server that ignores `stream_options.include_usage`), and a count undefined
+   * when it left that one out (output tokens but no input tokens).
    */
-  onStepUsage(usage: TokenCounts | undefined): void;
+  onStepUsage(usage: ReportedTokenCounts | undefined): void;
   /** Telemetry of each model call (span, duration and token samples); none when not observed. */
   observer?: ModelCallObserver;
 }
@@ -228,10 +229,11 @@ async function streamStep(
         } else if (part.type === 'finish') {
           // The stream ended without the provider's end of the answer: what came is not all of it.
           if (part.finishReason.unified === 'interrupted') throw new StreamInterruptedError();
-          usage = toTokenCounts(part.usage);
+          const reported = toReportedCounts(part.usage);
+          usage = toTelemetryCounts(reported);
           finish = part.finishReason;
           finishReason = part.finishReason.raw ?? part.finishReason.unified;
-          input.onStepUsage(usage);
+          input.onStepUsage(reported);
         } else if (part.type === 'response-metadata') {
           responseModel = part.modelId;
           responseId = part.id;
@@ -269,12 +271,23 @@ function sizeOfPrompt(prompt: readonly LanguageModelV4Message[]): number {
   return systemChars + JSON.stringify(system?.role === 'system' ? messages : prompt).length;
 }
 
-function toTokenCounts(step: LanguageModelV4Usage): TokenCounts | undefined {
-  if (step.inputTokens.total === undefined && step.outputTokens.total === undefined) return undefined;
+/** The counts a model call's provider reported (a count it left out is undefined). */
+function toReportedCounts(step: LanguageModelV4Usage): ReportedTokenCounts | undefined {
+  return reportedCounts({
+    input: step.inputTokens.total,
+    output: step.outputTokens.total,
+    cacheRead: step.inputTokens.cacheRead,
+    raw: step.raw,
+  });
+}
+
+/** Telemetry's figures of a call: as reported, a count left out as 0 (no sample is an estimate). */
+function toTelemetryCounts(reported: ReportedTokenCounts | undefined): TokenCounts | undefined {
+  if (!reported) return undefined;
   return {
-    inputTokens: reportedTokens(step.inputTokens.total),
-    outputTokens: reportedTokens(step.outputTokens.total),
-    cacheReadTokens: reportedTokens(step.inputTokens.cacheRead),
+    inputTokens: reported.inputTokens ?? 0,
+    outputTokens: reported.outputTokens ?? 0,
+    cacheReadTokens: reported.cacheReadTokens,
   };
 }
 

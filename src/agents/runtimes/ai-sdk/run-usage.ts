@@ -8,7 +8,12 @@
 import type { PriceConfig } from '../../../config/llm-schema.ts';
 import { estimateStreamingUsage, type TokenCounts } from '../../../domain/budget.ts';
 import { addUsage, type Usage, ZERO_USAGE } from '../../../domain/types.ts';
-import { computeCostUsd, priceUsage } from '../../providers/pricing.ts';
+import {
+  computeCostUsd,
+  priceUsage,
+  type ReportedTokenCounts,
+  withEstimates,
+} from '../../providers/pricing.ts';
 
 export interface RunUsageMeter {
   /** An attempt starts on a model with this price (undefined: not in the price table). */
@@ -25,8 +30,10 @@ export interface RunUsageMeter {
   /**
    * A model call of the attempt finished with the usage its provider reported; undefined when it
    * reported none, and the call is charged its estimate (else budgets would never see its tokens).
+   * A count it left out (input tokens but no output tokens, or the reverse) is charged at its
+   * estimate too, the other as reported.
    */
-  callFinished(tokens: TokenCounts | undefined): void;
+  callFinished(tokens: ReportedTokenCounts | undefined): void;
   /**
    * The attempt ended: its usage is settled (a call in progress is charged its estimate) and
    * returned, priced.
@@ -65,10 +72,14 @@ export function createRunUsageMeter(firstPromptChars: number): RunUsageMeter {
       if (!cached) unreported += chars;
     },
     callFinished(tokens) {
-      const counts = tokens ?? (cached ? ZERO_USAGE : estimateStreamingUsage(promptChars, unreported));
+      // A count the provider left out (or both) is charged at its estimate; a cached answer costs nothing.
+      const counts = withEstimates(
+        tokens,
+        cached ? ZERO_USAGE : estimateStreamingUsage(promptChars, unreported),
+      );
       attempt.inputTokens += counts.inputTokens;
       attempt.outputTokens += counts.outputTokens;
-      attempt.cacheReadTokens += tokens?.cacheReadTokens ?? 0;
+      attempt.cacheReadTokens += counts.cacheReadTokens;
       unreported = 0;
     },
     endAttempt() {
