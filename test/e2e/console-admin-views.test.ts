@@ -274,6 +274,26 @@ describe('console at 320 px', { timeout: 180_000 }, () => {
     });
   }
 
+  test('the notice naming a long key once it is revoked stays inside 320 px', async () => {
+    await page.setViewportSize({ width: 320, height: 800 });
+    await page.goto(`${url}/console/#/keys`);
+    await page.getByRole('button', { name: /^Revoke key-k/ }).click();
+    await page.getByRole('button', { name: 'Confirm revoke' }).click();
+    await page.getByText(/^Key \u2068key-k+\u2069 revoked\.$/).waitFor();
+    const drawn = await overflow(page);
+    assert.deepEqual(drawn.past, [], `the keys view draws past ${drawn.width} px`);
+    assert.ok(drawn.scrollWidth <= drawn.width, `the page scrolls sideways: ${drawn.scrollWidth} px`);
+
+    // The card of a new key names it too.
+    await page.getByLabel('Name', { exact: true }).fill(`key-${'n'.repeat(150)}`);
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByLabel('New API key').waitFor();
+    const card = await overflow(page);
+    await page.getByRole('button', { name: 'Done' }).click();
+    assert.deepEqual(card.past, [], `the new key's card draws past ${card.width} px`);
+    assert.ok(card.scrollWidth <= card.width, `the page scrolls sideways: ${card.scrollWidth} px`);
+  });
+
   test('no errors in the page', () => {
     assert.deepEqual(
       problems.messages.filter((line) => !EXPECTED_REFUSAL.test(line)),
